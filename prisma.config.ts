@@ -1,0 +1,20 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import { defineConfig } from 'prisma/config';
+
+// Prisma's native engines cannot be downloaded everywhere (firewalls, offline
+// machines), so migrations run through the WebAssembly schema engine and pg.
+const connectionString = process.env.DATABASE_URL;
+// The CLI needs the schema's env("DATABASE_URL") to resolve even for
+// `prisma generate`, which never connects; otherwise it falls back to
+// downloading a native engine.
+if (!connectionString) process.env.DATABASE_URL = 'postgresql://unset@localhost/unset';
+
+export default defineConfig({
+  schema: 'prisma/schema.prisma',
+  migrations: { path: 'prisma/migrations' },
+  experimental: { adapter: true },
+  engine: 'js',
+  // `migrate diff` builds the adapter without connecting; commands that do
+  // connect are run through src/cli/migrate.cli.ts, which requires the URL.
+  adapter: async () => new PrismaPg({ connectionString: process.env.DATABASE_URL }),
+});

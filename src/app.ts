@@ -1,0 +1,58 @@
+import path from 'node:path';
+import express from 'express';
+import helmet from 'helmet';
+import type { AppConfig } from './config/config.js';
+import type { Database } from './db/database.js';
+import { errorHandler, notFoundHandler } from './http/error-handler.js';
+import { requestContext } from './http/request-context.js';
+import { healthRoutes } from './modules/health/health.routes.js';
+import type { Logger } from './shared/logger.js';
+
+export const VIEWS_DIR = path.resolve(import.meta.dirname, '../views');
+export const PUBLIC_DIR = path.resolve(import.meta.dirname, '../public');
+
+export interface AppDeps {
+  config: AppConfig;
+  db: Database;
+  logger: Logger;
+}
+
+/** Builds the Express app from its dependencies; it does not listen (server.ts does, tests use supertest). */
+export function createApp(deps: AppDeps): express.Express {
+  const { config, db, logger } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy);
+  app.set('view engine', 'ejs');
+  app.set('views', VIEWS_DIR);
+  app.locals.appName = 'HPC Billing';
+  app.locals.currency = config.currency;
+
+  app.use(requestContext(logger));
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: true,
+        directives: {
+          'default-src': ["'self'"],
+          'script-src': ["'self'"],
+          'style-src': ["'self'"],
+          'img-src': ["'self'", 'data:'],
+          'frame-ancestors': ["'none'"],
+          'form-action': ["'self'"],
+          'upgrade-insecure-requests': config.isProduction ? [] : null,
+        },
+      },
+      referrerPolicy: { policy: 'same-origin' },
+      strictTransportSecurity: config.isProduction,
+    }),
+  );
+  app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.isProduction ? '1d' : 0, index: false }));
+
+  app.use(healthRoutes({ pool: db.pool, readyTimeoutMs: config.readyTimeoutMs }));
+  app.get('/', (_req, res) => res.render('home', { title: 'HPC Billing' }));
+
+  app.use(notFoundHandler);
+  app.use(errorHandler(logger));
+  return app;
+}

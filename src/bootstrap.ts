@@ -1,0 +1,41 @@
+import type { AppConfig } from './config/config.js';
+import { openDatabase } from './db/database.js';
+import { startEmbeddedPostgres } from './db/embedded-postgres.js';
+import { applyMigrations } from './db/migrations.js';
+import { seedDemoIfEmpty } from './modules/demo/demo.service.js';
+import type { Logger } from './shared/logger.js';
+
+export interface PreparedDatabase {
+  databaseUrl: string;
+  isEmbedded: boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * Gets a database ready before any worker serves: the configured one, or an embedded
+ * PostgreSQL under DATA_DIR; migrated; seeded with the demo when that applies.
+ */
+export async function prepareDatabase(config: AppConfig, logger: Logger): Promise<PreparedDatabase> {
+  const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir, logger);
+  const databaseUrl = config.databaseUrl ?? (embedded?.url as string);
+  try {
+    await applyMigrations(databaseUrl, logger);
+    if (config.shouldSeedDemo) {
+      const db = openDatabase(databaseUrl, { poolMax: 2, logger });
+      try {
+        await seedDemoIfEmpty(db.prisma, {
+          dataDir: config.dataDir,
+          currency: config.currency,
+          timeZone: config.timeZone,
+          logger,
+        });
+      } finally {
+        await db.close();
+      }
+    }
+  } catch (error) {
+    await embedded?.stop();
+    throw error;
+  }
+  return { databaseUrl, isEmbedded: Boolean(embedded), stop: async () => embedded?.stop() };
+}

@@ -1,0 +1,19 @@
+import { ConfigError, loadConfig } from '../config/config.js';
+import { applyMigrations } from '../db/migrations.js';
+import { createLogger } from '../shared/logger.js';
+
+/** `npm run db:migrate`: applies pending migrations to DATABASE_URL. */
+async function main() {
+  const config = loadConfig();
+  if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to run migrations']);
+  const logger = createLogger(config.logLevel);
+  const applied = await applyMigrations(config.databaseUrl, logger);
+  console.log(
+    applied.length === 0 ? 'Database is up to date.' : `Applied ${applied.length} migration(s): ${applied.join(', ')}`,
+  );
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,31 @@
+import { ConfigError, loadConfig } from '../config/config.js';
+import { openDatabase } from '../db/database.js';
+import { seedDemoIfEmpty } from '../modules/demo/demo.service.js';
+import { createLogger } from '../shared/logger.js';
+
+/** `npm run db:seed`: the demo data into an empty DATABASE_URL (refused in production). */
+async function main() {
+  const config = loadConfig();
+  if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to seed']);
+  if (config.isProduction) throw new ConfigError(['APP_ENV: demo data is never seeded in production']);
+  const logger = createLogger(config.logLevel);
+  const db = openDatabase(config.databaseUrl, { poolMax: 2, logger });
+  try {
+    const result = await seedDemoIfEmpty(db.prisma, {
+      dataDir: config.dataDir,
+      currency: config.currency,
+      timeZone: config.timeZone,
+      logger,
+    });
+    console.log(
+      result.isSeeded ? `Seeded ${result.jobCount} demo jobs.` : 'The database already has users; nothing seeded.',
+    );
+  } finally {
+    await db.close();
+  }
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

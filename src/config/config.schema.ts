@@ -1,0 +1,98 @@
+import { z } from 'zod';
+
+const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
+const FALSE_WORDS = new Set(['0', 'false', 'no', 'off', '']);
+
+/** An environment flag: 1/true/yes/on or 0/false/no/off, nothing else. */
+export const zFlag = (fallback: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined) return fallback;
+      const word = value.trim().toLowerCase();
+      if (TRUE_WORDS.has(word)) return true;
+      if (FALSE_WORDS.has(word)) return false;
+      ctx.addIssue({ code: 'custom', message: `expected 1/0, true/false, yes/no or on/off, got "${value}"` });
+      return z.NEVER;
+    });
+
+const zInt = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const isTimeZone = (zone: string) => {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const isCurrency = (code: string) => Intl.supportedValuesOf('currency').includes(code);
+
+/**
+ * Express's `trust proxy`: off by default so X-Forwarded-For cannot be forged;
+ * a hop count, or a comma list of addresses, CIDRs and names (loopback, uniquelocal).
+ */
+const zTrustProxy = z
+  .string()
+  .optional()
+  .transform((value, ctx): boolean | number | string[] => {
+    const text = (value ?? 'false').trim();
+    if (text === '' || text === 'false' || text === '0') return false;
+    if (text === 'true') return true;
+    if (/^\d+$/.test(text)) return Number(text);
+    const entries = text.split(',').map((entry) => entry.trim());
+    const isValidEntry = (entry: string) =>
+      /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry) || /^(loopback|linklocal|uniquelocal)$/.test(entry);
+    const invalid = entries.filter((entry) => !isValidEntry(entry));
+    if (invalid.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `not an address, CIDR or loopback/linklocal/uniquelocal: ${invalid.join(', ')}`,
+      });
+      return z.NEVER;
+    }
+    return entries;
+  });
+
+export const ZEnv = z
+  .object({
+    APP_ENV: z.enum(['development', 'production']).default('development'),
+    PORT: zInt(8000, 0, 65535),
+    HOST: z.string().min(1).optional(),
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    DB_POOL_MAX: zInt(10, 1, 200),
+    DATA_DIR: z.string().min(1).default('.data'),
+    SESSION_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    APP_TZ: z.string().default('UTC').refine(isTimeZone, 'not an IANA time zone (e.g. Asia/Bangkok)'),
+    CURRENCY: z.string().default('THB').refine(isCurrency, 'not an ISO 4217 currency code (e.g. THB, EUR)'),
+    METRICS_ENABLED: zFlag(true),
+    METRICS_PROCESS: zFlag(false),
+    METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    TRUST_PROXY: zTrustProxy,
+    WEB_CONCURRENCY: zInt(1, 1, 64),
+    SHUTDOWN_TIMEOUT_MS: zInt(10_000, 100, 600_000),
+    READY_TIMEOUT_MS: zInt(1_000, 50, 60_000),
+    DEMO_SEED: zFlag(true),
+  })
+  .superRefine((env, ctx) => {
+    if (env.APP_ENV !== 'production') return;
+    if (!env.SESSION_SECRET) {
+      ctx.addIssue({ code: 'custom', path: ['SESSION_SECRET'], message: 'is required when APP_ENV=production' });
+    }
+    if (!env.DATABASE_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DATABASE_URL'],
+        message: 'is required when APP_ENV=production (the embedded database is for demos)',
+      });
+    }
+  });
+
+export type TEnv = z.infer<typeof ZEnv>;

@@ -1,0 +1,56 @@
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import { AppError, isUniqueViolation, NotFoundError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+
+/** Browsers ask for HTML explicitly; API clients, curl and fetch get JSON. */
+export function wantsHtml(req: Request): boolean {
+  const accept = req.get('accept') ?? '';
+  return accept.includes('text/html') && !req.is('application/json');
+}
+
+export const notFoundHandler: RequestHandler = (_req, _res, next) => next(new NotFoundError('Page not found.'));
+
+interface BodyParserError {
+  type?: string;
+  status?: number;
+  expose?: boolean;
+}
+
+/** Maps anything thrown into a status and a message safe to show. */
+function describe(error: unknown): { status: number; message: string; isExpected: boolean } {
+  if (error instanceof AppError) return { status: error.status, message: error.message, isExpected: true };
+  if (isUniqueViolation(error)) {
+    return { status: 409, message: 'This conflicts with something that already exists.', isExpected: true };
+  }
+  const httpError = error as BodyParserError;
+  if (httpError?.expose && typeof httpError.status === 'number' && httpError.status >= 400 && httpError.status < 500) {
+    const message =
+      httpError.type === 'entity.too.large'
+        ? 'The request body is too large.'
+        : httpError.type === 'entity.parse.failed'
+          ? 'The request body is not valid JSON.'
+          : 'The request could not be read.';
+    return { status: httpError.status, message, isExpected: true };
+  }
+  return { status: 500, message: 'Something went wrong on our side.', isExpected: false };
+}
+
+/** The one error path: an HTML page or `{error, code}` JSON; unknown errors are logged with the request id. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error, req, res, next) => {
+    const { status, message, isExpected } = describe(error);
+    if (!isExpected) logger.error({ err: error, reqId: req.id, method: req.method, path: req.path }, 'unhandled error');
+    if (res.headersSent) {
+      // A streamed response failed midway: all we can do is cut it off.
+      next(error);
+      return;
+    }
+    const body = { error: message, code: status, ...(isExpected ? {} : { requestId: req.id }) };
+    res.status(status);
+    if (wantsHtml(req)) {
+      res.render('error', { title: `Error ${status}`, status, message, requestId: isExpected ? undefined : req.id });
+    } else {
+      res.json(body);
+    }
+  };
+}

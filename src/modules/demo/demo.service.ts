@@ -1,0 +1,72 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Db } from '../../db/database.js';
+import type { Logger } from '../../shared/logger.js';
+import { hashPassword } from '../users/password.js';
+import * as demoRepository from './demo.repository.js';
+import { DEMO_RESEARCHERS, generateDemoJobs, renderSacctFile } from './demo-jobs.js';
+
+export const DEMO_LOGINS = [
+  { username: 'admin', password: 'admin', role: 'admin' as const },
+  { username: 'alice', password: 'alice', role: 'user' as const },
+  { username: 'bob', password: 'bob', role: 'user' as const },
+];
+
+const DEMO_TIERS: demoRepository.DemoTier[] = [
+  { name: 'mu', description: 'University members', isDefault: true, rates: { cpu: '0.50', gpu: '12.00', mem: '0.05' } },
+  {
+    name: 'gov',
+    description: 'Government agencies',
+    isDefault: false,
+    rates: { cpu: '0.80', gpu: '18.00', mem: '0.08' },
+  },
+  { name: 'private', description: 'Companies', isDefault: false, rates: { cpu: '1.50', gpu: '35.00', mem: '0.15' } },
+];
+
+export const DEMO_JOB_COUNT = 3000;
+
+export interface DemoSeedResult {
+  isSeeded: boolean;
+  sacctFile?: string;
+  jobCount?: number;
+}
+
+/** Path of the generated sacct file the demo's file source reads. */
+export function demoSacctFilePath(dataDir: string): string {
+  return path.join(dataDir, 'demo', 'sacct-demo.psv');
+}
+
+/**
+ * Fills an empty database with the demo: three tiers, the demo logins and a few dozen
+ * researchers (password = username), and a few thousand jobs, also written as an
+ * sacct file. Does nothing when any user exists, so a second start keeps its data.
+ */
+export async function seedDemoIfEmpty(
+  db: Db,
+  options: { dataDir: string; currency: string; timeZone: string; now?: Date; logger: Logger },
+): Promise<DemoSeedResult> {
+  if ((await db.user.count()) > 0) return { isSeeded: false };
+  const now = options.now ?? new Date();
+  const jobs = generateDemoJobs({ count: DEMO_JOB_COUNT, now, days: 90 });
+  const researchers = DEMO_RESEARCHERS.filter((name) => !DEMO_LOGINS.some((login) => login.username === name));
+  const users: demoRepository.DemoUser[] = [];
+  for (const login of DEMO_LOGINS)
+    users.push({ username: login.username, passwordHash: await hashPassword(login.password), role: login.role });
+  for (const username of researchers)
+    users.push({ username, passwordHash: await hashPassword(username), role: 'user' });
+
+  const sacctFile = demoSacctFilePath(options.dataDir);
+  await mkdir(path.dirname(sacctFile), { recursive: true });
+  await writeFile(sacctFile, renderSacctFile(jobs, options.timeZone));
+
+  const result = await demoRepository.withEmptyDatabase(db, async (tx) => {
+    await demoRepository.insertTiers(tx, DEMO_TIERS, options.currency, new Date('2020-01-01T00:00:00Z'));
+    await demoRepository.insertUsers(tx, users);
+    await demoRepository.insertTierOverride(tx, 'bob', 'gov');
+    await demoRepository.insertJobs(tx, jobs);
+    return { isSeeded: true, sacctFile, jobCount: jobs.length };
+  });
+  if (!result) return { isSeeded: false };
+  options.logger.info({ users: users.length, jobs: jobs.length, sacctFile }, 'demo data seeded');
+  return result;
+}

@@ -1,0 +1,26 @@
+import { Router } from 'express';
+import type pg from 'pg';
+import { checkReadiness, type Readiness } from './health.service.js';
+
+export interface HealthRoutesOptions {
+  pool: pg.Pool;
+  readyTimeoutMs: number;
+  /** Told what each readiness check saw (the hpc_ready gauge). */
+  onReadiness?: (readiness: Readiness) => void;
+}
+
+/** Liveness and readiness for orchestrators and load balancers. */
+export function healthRoutes({ pool, readyTimeoutMs, onReadiness }: HealthRoutesOptions): Router {
+  const router = Router();
+  router.get('/healthz', (_req, res) => {
+    res.set('Cache-Control', 'no-store').json({ status: 'ok' });
+  });
+  router.get('/readyz', async (_req, res) => {
+    const readiness = await checkReadiness(pool, readyTimeoutMs);
+    onReadiness?.(readiness);
+    res.set('Cache-Control', 'no-store');
+    if (readiness.isReady) res.json({ status: 'ok' });
+    else res.status(503).json({ status: 'error', error: readiness.error });
+  });
+  return router;
+}

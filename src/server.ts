@@ -1,0 +1,118 @@
+import cluster from 'node:cluster';
+import { createApp } from './app.js';
+import { prepareDatabase } from './bootstrap.js';
+import { type AppConfig, ConfigError, loadConfig } from './config/config.js';
+import { openDatabase } from './db/database.js';
+import { closeGracefully, listen } from './http/lifecycle.js';
+import { DEMO_LOGINS } from './modules/demo/demo.service.js';
+import { createLogger, type Logger } from './shared/logger.js';
+
+function readConfigOrExit(): AppConfig {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+}
+
+/** One worker: opens its pool, serves, and on SIGTERM/SIGINT drains and closes. */
+async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger): Promise<() => Promise<void>> {
+  const db = openDatabase(databaseUrl, { poolMax: config.dbPoolMax, logger });
+  const app = createApp({ config, db, logger });
+  const server = await listen(app, config.port, config.host);
+  return async () => {
+    const isClean = await closeGracefully(server, config.shutdownTimeoutMs);
+    if (!isClean) logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; open connections were cut');
+    await db.close();
+  };
+}
+
+function announce(config: AppConfig, isEmbedded: boolean) {
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  const lines = [`HPC Billing is listening on http://${host}:${config.port}`];
+  if (isEmbedded) lines.push(`  database: embedded PostgreSQL under ${config.dataDir}`);
+  if (config.shouldSeedDemo) {
+    lines.push(`  demo logins: ${DEMO_LOGINS.map((login) => `${login.username}/${login.password}`).join(', ')}`);
+  }
+  console.log(lines.join('\n'));
+}
+
+/** Runs `stop` once on the first SIGTERM or SIGINT, then exits. */
+function onShutdownSignal(logger: Logger, stop: () => Promise<void>) {
+  let isStopping = false;
+  const handle = (signal: string) => {
+    if (isStopping) return;
+    isStopping = true;
+    logger.info({ signal }, 'shutting down');
+    stop()
+      .then(() => process.exit(0))
+      .catch((error) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => handle('SIGTERM'));
+  process.on('SIGINT', () => handle('SIGINT'));
+}
+
+async function main() {
+  const config = readConfigOrExit();
+  const logger = createLogger(config.logLevel);
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
+
+  if (cluster.isWorker) {
+    // The primary prepared the database and passed its URL in DATABASE_URL.
+    const stop = await runWorker(config, config.databaseUrl as string, logger);
+    onShutdownSignal(logger, stop);
+    process.on('disconnect', () => void stop().then(() => process.exit(0)));
+    return;
+  }
+
+  const database = await prepareDatabase(config, logger);
+  if (config.webConcurrency === 1) {
+    const stopWorker = await runWorker(config, database.databaseUrl, logger);
+    announce(config, database.isEmbedded);
+    onShutdownSignal(logger, async () => {
+      await stopWorker();
+      await database.stop();
+    });
+    return;
+  }
+
+  let isStopping = false;
+  const fork = () => cluster.fork({ DATABASE_URL: database.databaseUrl });
+  for (let index = 0; index < config.webConcurrency; index++) fork();
+  let listening = 0;
+  cluster.on('listening', () => {
+    listening += 1;
+    if (listening === config.webConcurrency) announce(config, database.isEmbedded);
+  });
+  cluster.on('exit', (worker, code, signal) => {
+    if (isStopping) return;
+    logger.error({ workerPid: worker.process.pid, code, signal }, 'worker died; starting another');
+    fork();
+  });
+  onShutdownSignal(logger, async () => {
+    isStopping = true;
+    const workers = Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined);
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            worker.once('exit', () => resolve());
+            worker.process.kill('SIGTERM');
+          }),
+      ),
+    );
+    await database.stop();
+  });
+}
+
+main().catch((error) => {
+  console.error('HPC Billing failed to start:', error instanceof Error ? error.message : error);
+  process.exit(1);
+});

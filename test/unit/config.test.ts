@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('starts with no configuration at all, on the demo defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      env: 'development',
+      port: 8000,
+      host: '127.0.0.1',
+      databaseUrl: undefined,
+      timeZone: 'UTC',
+      currency: 'THB',
+      metrics: { isEnabled: true, hasProcessMetrics: false },
+      logLevel: 'info',
+      trustProxy: false,
+      webConcurrency: 1,
+      shouldSeedDemo: true,
+    });
+  });
+
+  it('lists every bad value at once, each with its variable name', () => {
+    const problems = problemsOf({
+      PORT: 'eighty',
+      APP_TZ: 'Mars/Olympus',
+      CURRENCY: 'XYZ1',
+      METRICS_ENABLED: 'maybe',
+      WEB_CONCURRENCY: '0',
+      DATABASE_URL: 'mysql://localhost/x',
+      LOG_LEVEL: 'loud',
+    });
+    const variables = problems.map((problem) => problem.split(':')[0]);
+    expect(variables.sort()).toEqual(
+      ['APP_TZ', 'CURRENCY', 'DATABASE_URL', 'LOG_LEVEL', 'METRICS_ENABLED', 'PORT', 'WEB_CONCURRENCY'].sort(),
+    );
+    expect(problems.find((problem) => problem.startsWith('APP_TZ'))).toContain('IANA time zone');
+    expect(problems.find((problem) => problem.startsWith('METRICS_ENABLED'))).toContain('"maybe"');
+  });
+
+  it('requires a session secret and a real database in production, and never seeds the demo there', () => {
+    expect(problemsOf({ APP_ENV: 'production' })).toEqual([
+      expect.stringMatching(/^SESSION_SECRET: is required when APP_ENV=production/),
+      expect.stringMatching(/^DATABASE_URL: is required when APP_ENV=production/),
+    ]);
+    const config = loadConfig({
+      APP_ENV: 'production',
+      SESSION_SECRET: 'x'.repeat(40),
+      DATABASE_URL: 'postgresql://db/billing',
+      DEMO_SEED: '1',
+    });
+    expect(config.shouldSeedDemo).toBe(false);
+    expect(config.host).toBe('0.0.0.0');
+  });
+
+  it('refuses a short session secret', () => {
+    expect(problemsOf({ SESSION_SECRET: 'short' })).toEqual(['SESSION_SECRET: must be at least 32 characters']);
+  });
+
+  it.each([
+    ['false', false],
+    ['true', true],
+    ['2', 2],
+    ['loopback', ['loopback']],
+    ['10.0.0.0/8, 127.0.0.1', ['10.0.0.0/8', '127.0.0.1']],
+  ])('reads TRUST_PROXY=%s', (value, expected) => {
+    expect(loadConfig({ TRUST_PROXY: value }).trustProxy).toEqual(expected);
+  });
+
+  it('refuses a TRUST_PROXY entry that is not an address or a known name', () => {
+    expect(problemsOf({ TRUST_PROXY: 'loopback,evil.example' })).toEqual([
+      'TRUST_PROXY: not an address, CIDR or loopback/linklocal/uniquelocal: evil.example',
+    ]);
+  });
+
+  it.each([
+    ['0', false],
+    ['off', false],
+    ['yes', true],
+    ['ON', true],
+  ])('reads METRICS_ENABLED=%s as %s', (value, expected) => {
+    expect(loadConfig({ METRICS_ENABLED: value }).metrics.isEnabled).toBe(expected);
+  });
+});
