@@ -6,6 +6,7 @@ import type { Database } from './db/database.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { requestContext } from './http/request-context.js';
 import { healthRoutes } from './modules/health/health.routes.js';
+import type { Metrics } from './modules/metrics/metrics.js';
 import type { Logger } from './shared/logger.js';
 
 export const VIEWS_DIR = path.resolve(import.meta.dirname, '../views');
@@ -15,6 +16,9 @@ export interface AppDeps {
   config: AppConfig;
   db: Database;
   logger: Logger;
+  metrics: Metrics;
+  /** The time source; tests pass a controllable one. */
+  now?: () => Date;
 }
 
 /** Builds the Express app from its dependencies; it does not listen (server.ts does, tests use supertest). */
@@ -49,7 +53,13 @@ export function createApp(deps: AppDeps): express.Express {
   );
   app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.isProduction ? '1d' : 0, index: false }));
 
-  app.use(healthRoutes({ pool: db.pool, readyTimeoutMs: config.readyTimeoutMs }));
+  app.use(
+    healthRoutes({
+      pool: db.pool,
+      readyTimeoutMs: config.readyTimeoutMs,
+      onReadiness: (readiness) => deps.metrics.ready.set(readiness.isReady ? 1 : 0),
+    }),
+  );
   app.get('/', (_req, res) => res.render('home', { title: 'HPC Billing' }));
 
   app.use(notFoundHandler);

@@ -5,6 +5,7 @@ import { type AppConfig, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { closeGracefully, listen } from './http/lifecycle.js';
 import { DEMO_LOGINS } from './modules/demo/demo.service.js';
+import { createMetrics } from './modules/metrics/metrics.js';
 import { createLogger, type Logger } from './shared/logger.js';
 
 function readConfigOrExit(): AppConfig {
@@ -22,7 +23,7 @@ function readConfigOrExit(): AppConfig {
 /** One worker: opens its pool, serves, and on SIGTERM/SIGINT drains and closes. */
 async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger): Promise<() => Promise<void>> {
   const db = openDatabase(databaseUrl, { poolMax: config.dbPoolMax, logger });
-  const app = createApp({ config, db, logger });
+  const app = createApp({ config, db, logger, metrics: createMetrics() });
   const server = await listen(app, config.port, config.host);
   return async () => {
     const isClean = await closeGracefully(server, config.shutdownTimeoutMs);
