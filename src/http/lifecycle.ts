@@ -24,19 +24,22 @@ export function listen(handler: RequestListener, port: number, host: string): Pr
 export function closeGracefully(server: http.Server, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     let isDone = false;
-    const timer = setTimeout(() => {
+    // A keep-alive socket whose request just finished would otherwise hold
+    // close() open until the client's idle timeout; sweep idle ones until done.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    const finish = (isClean: boolean) => {
       if (isDone) return;
       isDone = true;
+      clearInterval(sweep);
+      clearTimeout(timer);
+      resolve(isClean);
+    };
+    const timer = setTimeout(() => {
       server.closeAllConnections();
-      resolve(false);
+      finish(false);
     }, timeoutMs);
     timer.unref();
-    server.close(() => {
-      if (isDone) return;
-      isDone = true;
-      clearTimeout(timer);
-      resolve(true);
-    });
+    server.close(() => finish(true));
     server.closeIdleConnections();
   });
 }

@@ -1,0 +1,113 @@
+import express from 'express';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VIEWS_DIR } from '../../src/app.js';
+import { errorHandler, notFoundHandler } from '../../src/http/error-handler.js';
+import { requestContext } from '../../src/http/request-context.js';
+import { ConflictError, NotFoundError } from '../../src/shared/errors.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+/** A small app with routes that fail in each way, behind the app's real error path. */
+function buildFailingApp() {
+  const app = express();
+  app.set('view engine', 'ejs');
+  app.set('views', VIEWS_DIR);
+  app.locals.appName = 'HPC Billing';
+  app.locals.currency = 'THB';
+  app.use(requestContext(createLogger('silent')));
+  app.use(express.json({ limit: '1kb' }));
+  app.get('/conflict', () => {
+    throw new ConflictError('This receipt was already paid.');
+  });
+  app.get('/missing', async () => {
+    throw new NotFoundError('No such receipt.');
+  });
+  app.get('/crash', async () => {
+    throw new Error('secret internal detail');
+  });
+  app.get('/duplicate-user', async () => {
+    await db.prisma.user.create({ data: { username: 'twice', passwordHash: 'x' } });
+    await db.prisma.user.create({ data: { username: 'twice', passwordHash: 'x' } });
+  });
+  app.post('/echo', (req, res) => res.json(req.body));
+  app.use(notFoundHandler);
+  app.use(errorHandler(createLogger('silent')));
+  return app;
+}
+
+describe('the one error path', () => {
+  const app = buildFailingApp();
+
+  it('answers JSON {error, code} to API clients', async () => {
+    const response = await request(app).get('/conflict').expect(409);
+    expect(response.body).toEqual({ error: 'This receipt was already paid.', code: 409 });
+  });
+
+  it('renders an HTML page for browsers', async () => {
+    const response = await request(app).get('/missing').set('Accept', 'text/html').expect(404);
+    expect(response.headers['content-type']).toMatch(/text\/html/);
+    expect(response.text).toContain('No such receipt.');
+    expect(response.text).toContain('<h1>404</h1>');
+  });
+
+  it('hides unknown errors behind a generic 500 that carries the request id', async () => {
+    const response = await request(app).get('/crash').set('X-Request-Id', 'trace-me-123').expect(500);
+    expect(response.body).toEqual({ error: 'Something went wrong on our side.', code: 500, requestId: 'trace-me-123' });
+    expect(JSON.stringify(response.body)).not.toContain('secret internal detail');
+    const page = await request(app).get('/crash').set('Accept', 'text/html').expect(500);
+    expect(page.text).toContain(page.headers['x-request-id']);
+  });
+
+  it('maps a real Postgres unique violation (Prisma P2002) to 409', async () => {
+    const response = await request(app).get('/duplicate-user').expect(409);
+    expect(response.body.code).toBe(409);
+    expect(await db.prisma.user.count({ where: { username: 'twice' } })).toBe(1);
+  });
+
+  it('answers malformed and oversized JSON with 400 and 413, not 500', async () => {
+    const malformed = await request(app)
+      .post('/echo')
+      .set('Content-Type', 'application/json')
+      .send('{"a":')
+      .expect(400);
+    expect(malformed.body).toEqual({ error: 'The request body is not valid JSON.', code: 400 });
+    const large = await request(app)
+      .post('/echo')
+      .send({ blob: 'x'.repeat(5000) })
+      .expect(413);
+    expect(large.body.code).toBe(413);
+  });
+
+  it('keeps serving after a request failed', async () => {
+    await request(app).get('/crash').expect(500);
+    await request(app).post('/echo').send({ ok: true }).expect(200, { ok: true });
+  });
+
+  it('answers unknown paths of the real app with 404 in both forms', async () => {
+    const realApp = buildTestApp(db);
+    expect((await request(realApp).get('/no/such/page').expect(404)).body).toEqual({
+      error: 'Page not found.',
+      code: 404,
+    });
+    const page = await request(realApp).get('/no/such/page').set('Accept', 'text/html').expect(404);
+    expect(page.text).toContain('Page not found.');
+  });
+});
+
+describe('security headers', () => {
+  it('sends a strict CSP, no framing and a same-origin referrer policy', async () => {
+    const response = await request(buildTestApp(db)).get('/').set('Accept', 'text/html').expect(200);
+    expect(response.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(response.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(response.headers['referrer-policy']).toBe('same-origin');
+    expect(response.headers['x-powered-by']).toBeUndefined();
+  });
+});

@@ -1,0 +1,58 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { spawnServer } from '../support/spawn-server.js';
+
+// Starts the real server with no DATABASE_URL, as `npm start` on a fresh machine.
+describe('zero-configuration start', () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  it('starts an embedded Postgres, seeds the demo once, serves pages, and stops cleanly', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hpc-billing-zero-config-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const port = await findFreePort();
+    const env = { DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'info' };
+
+    const first = await spawnServer(env);
+    cleanups.push(() => first.stop());
+    expect(first.output()).toContain(`HPC Billing is listening on http://127.0.0.1:${port}`);
+    expect(first.output()).toContain('demo logins: admin/admin, alice/alice, bob/bob');
+    expect(first.output()).toContain('demo data seeded');
+
+    const home = await fetch(`http://127.0.0.1:${port}/`, { headers: { Accept: 'text/html' } });
+    expect(home.status).toBe(200);
+    expect(await home.text()).toContain('What your jobs cost');
+    expect(await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()).toEqual({ status: 'ok' });
+    const css = await fetch(`http://127.0.0.1:${port}/static/css/app.css`);
+    expect(css.status).toBe(200);
+
+    expect(await first.stop()).toBe(0);
+    expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
+    expect(existsSync(path.join(dataDir, 'demo', 'sacct-demo.psv'))).toBe(true);
+
+    const second = await spawnServer(env);
+    cleanups.push(() => second.stop());
+    expect(second.output()).not.toContain('creating the embedded PostgreSQL cluster');
+    expect(second.output()).not.toContain('demo data seeded');
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    expect(await second.stop()).toBe(0);
+  }, 180_000);
+
+  it('refuses to start with a readable list when the configuration is bad', async () => {
+    const bad = spawnServer({ PORT: 'eighty', APP_TZ: 'Nowhere/Town' }, 30_000);
+    const error = await bad.then(
+      () => new Error('started'),
+      (failure: Error) => failure,
+    );
+    expect(error.message).toContain('exited with 78');
+    expect(error.message).toContain('Invalid configuration:');
+    expect(error.message).toContain('PORT:');
+    expect(error.message).toContain('APP_TZ: not an IANA time zone');
+  });
+});
