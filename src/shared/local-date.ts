@@ -1,0 +1,74 @@
+import { z } from 'zod';
+
+/** A calendar date `YYYY-MM-DD` that exists (no 2026-02-30). */
+export const ZLocalDate = z
+  .string()
+  .trim()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date as YYYY-MM-DD')
+  .refine((text) => {
+    const date = new Date(`${text}T00:00:00Z`);
+    return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === text;
+  }, 'is not a real calendar date');
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  let formatter = formatters.get(timeZone);
+  if (!formatter) {
+    formatter = new Intl.DateTimeFormat('en-CA', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hourCycle: 'h23',
+    });
+    formatters.set(timeZone, formatter);
+  }
+  return formatter;
+}
+
+function localParts(date: Date, timeZone: string): Record<string, number> {
+  const parts: Record<string, number> = {};
+  for (const part of formatterFor(timeZone).formatToParts(date)) {
+    if (part.type !== 'literal') parts[part.type] = Number(part.value);
+  }
+  return parts;
+}
+
+/** How far the zone's wall clock is ahead of UTC at that instant, in ms. */
+function offsetAt(utcMs: number, timeZone: string): number {
+  const p = localParts(new Date(utcMs), timeZone);
+  const asUtc = Date.UTC(p.year ?? 1970, (p.month ?? 1) - 1, p.day ?? 1, p.hour ?? 0, p.minute ?? 0, p.second ?? 0);
+  return asUtc - Math.floor(utcMs / 1000) * 1000;
+}
+
+/** The instant a local calendar day starts in `timeZone` (DST-aware). */
+export function startOfLocalDay(localDate: string, timeZone: string): Date {
+  const [year, month, day] = localDate.split('-').map(Number);
+  const wallClock = Date.UTC(year ?? 1970, (month ?? 1) - 1, day ?? 1);
+  const first = wallClock - offsetAt(wallClock, timeZone);
+  const second = wallClock - offsetAt(first, timeZone);
+  return new Date(second);
+}
+
+/** The instant the next local day starts: the exclusive end of `localDate`. */
+export function endOfLocalDay(localDate: string, timeZone: string): Date {
+  const next = new Date(`${localDate}T00:00:00Z`);
+  next.setUTCDate(next.getUTCDate() + 1);
+  return startOfLocalDay(next.toISOString().slice(0, 10), timeZone);
+}
+
+/** The local calendar date of an instant, `YYYY-MM-DD`. */
+export function toLocalDate(instant: Date, timeZone: string): string {
+  const p = localParts(instant, timeZone);
+  return `${p.year}-${String(p.month).padStart(2, '0')}-${String(p.day).padStart(2, '0')}`;
+}
+
+/** `YYYY-MM-DD HH:MM` in the zone, for pages. */
+export function formatLocalDateTime(instant: Date, timeZone: string): string {
+  const p = localParts(instant, timeZone);
+  const pad = (value: number | undefined) => String(value ?? 0).padStart(2, '0');
+  return `${p.year}-${pad(p.month)}-${pad(p.day)} ${pad(p.hour)}:${pad(p.minute)}`;
+}

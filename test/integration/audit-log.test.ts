@@ -1,0 +1,120 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordAudit, verifyAuditChain } from '../../src/modules/audit/audit.service.js';
+import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { buildUser } from '../support/factories.js';
+import { signInAs } from '../support/sign-in.js';
+import { buildTestApp, metricValue } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+const context = { actor: 'tester', ip: '127.0.0.1', userAgent: 'vitest' };
+
+describe('the audit chain', () => {
+  it('keeps one chain under 50 concurrent appends', async () => {
+    await Promise.all(
+      Array.from({ length: 50 }, (_, index) =>
+        recordAudit(db.prisma, {
+          ...context,
+          action: 'test.concurrent',
+          status: 'ok',
+          details: { index, nested: { b: 2, a: 1 } },
+        }),
+      ),
+    );
+    const entries = await db.prisma.auditLog.findMany({ orderBy: { id: 'asc' } });
+    expect(entries).toHaveLength(50);
+    expect(new Set(entries.map((entry) => entry.prevHash)).size).toBe(50);
+    for (let index = 1; index < entries.length; index++) {
+      expect(entries[index]?.prevHash).toBe(entries[index - 1]?.hash);
+    }
+    expect(await verifyAuditChain(db.prisma)).toEqual({ isIntact: true, count: 50 });
+  });
+
+  it("finds a row edited behind the trigger's back, and reports it on /admin/audit/verify", async () => {
+    await buildUser(db.prisma, { username: 'auditor', role: 'admin', password: 'auditor-password' });
+    const app = buildTestApp(db);
+    const agent = await signInAs(app, 'auditor', 'auditor-password');
+    const ok = await agent.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
+    expect(ok.body.status).toBe('ok');
+
+    const victim = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'test.concurrent' },
+      orderBy: { id: 'asc' },
+      skip: 10,
+    });
+    const client = await db.pool.connect();
+    try {
+      // A superuser can switch triggers off for a session: exactly the tampering the chain must reveal.
+      await client.query("SET session_replication_role = 'replica'");
+      await client.query(`UPDATE audit_log SET actor = 'mallory' WHERE id = $1`, [victim.id]);
+      await client.query("SET session_replication_role = 'origin'");
+    } finally {
+      client.release();
+    }
+    const verdict = await verifyAuditChain(db.prisma);
+    expect(verdict).toMatchObject({ isIntact: false, brokenAt: victim.id });
+
+    const broken = await agent.get('/admin/audit/verify').set('Accept', 'application/json').expect(409);
+    expect(broken.body).toMatchObject({ status: 'broken', brokenAt: String(victim.id) });
+    const page = await agent.get('/admin/audit/verify').set('Accept', 'text/html').expect(409);
+    expect(page.text).toContain(`Broken at entry #${victim.id}`);
+  });
+});
+
+describe('the audit pages', () => {
+  it('lists entries newest first, filtered by actor, action and date', async () => {
+    const app = buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' } });
+    await buildUser(db.prisma, { username: 'pager', role: 'admin', password: 'pager-password' });
+    const agent = await signInAs(app, 'pager', 'pager-password');
+    await recordAudit(
+      db.prisma,
+      { ...context, actor: 'filterme', action: 'user.create', status: 'ok' },
+      new Date('2026-03-01T18:00:00Z'),
+    );
+    await recordAudit(
+      db.prisma,
+      { ...context, actor: 'filterme', action: 'user.disable', status: 'ok' },
+      new Date('2026-03-05T03:00:00Z'),
+    );
+
+    const byActor = await agent.get('/admin/audit?actor=filterme').set('Accept', 'text/html').expect(200);
+    expect(byActor.text.indexOf('<td>user.disable</td>')).toBeGreaterThan(0);
+    expect(byActor.text.indexOf('<td>user.disable</td>')).toBeLessThan(byActor.text.indexOf('<td>user.create</td>'));
+    const byAction = await agent
+      .get('/admin/audit?actor=filterme&action=user.create')
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(byAction.text).not.toContain('<td>user.disable</td>');
+    // 18:00 UTC on 1 March is 2 March in Bangkok.
+    const byDate = await agent
+      .get('/admin/audit?actor=filterme&from=2026-03-02&to=2026-03-02')
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(byDate.text).toContain('<td>user.create</td>');
+    expect(byDate.text).not.toContain('<td>user.disable</td>');
+    const bad = await agent.get('/admin/audit?from=2026-02-30').set('Accept', 'application/json').expect(400);
+    expect(bad.body.error).toContain('from: ');
+  });
+
+  it('streams the whole log as CSV and counts the download', async () => {
+    const metrics = createMetrics();
+    const app = buildTestApp(db, { metrics });
+    await buildUser(db.prisma, { username: 'exporter', role: 'admin', password: 'exporter-password' });
+    const agent = await signInAs(app, 'exporter', 'exporter-password');
+    const total = await db.prisma.auditLog.count();
+    const csv = await agent.get('/admin/audit.csv').expect(200);
+    expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
+    expect(csv.headers['content-disposition']).toBe('attachment; filename="audit-log.csv"');
+    const lines = csv.text.trimEnd().split('\n');
+    expect(lines[0]).toBe('id,ts,actor,ip,user_agent,action,target,status,details,prev_hash,hash');
+    expect(lines.length - 1).toBeGreaterThanOrEqual(total);
+    expect(await metricValue(metrics, 'csv_download_total', { kind: 'audit' })).toBe(1);
+    await request(app).get('/admin/audit.csv').expect(302);
+  });
+});

@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { endOfLocalDay, startOfLocalDay, toLocalDate, ZLocalDate } from '../../src/shared/local-date.js';
+
+describe('local days', () => {
+  it.each([
+    ['2026-03-10', 'UTC', '2026-03-10T00:00:00.000Z'],
+    ['2026-03-10', 'Asia/Bangkok', '2026-03-09T17:00:00.000Z'],
+    ['2026-03-29', 'Europe/Berlin', '2026-03-28T23:00:00.000Z'],
+    ['2026-03-30', 'Europe/Berlin', '2026-03-29T22:00:00.000Z'],
+    ['2026-11-01', 'America/New_York', '2026-11-01T04:00:00.000Z'],
+  ])('%s in %s starts at %s', (date, zone, iso) => {
+    expect(startOfLocalDay(date, zone).toISOString()).toBe(iso);
+  });
+
+  it('ends a day when the next one starts, across a DST change (23-hour day)', () => {
+    const start = startOfLocalDay('2026-03-29', 'Europe/Berlin');
+    const end = endOfLocalDay('2026-03-29', 'Europe/Berlin');
+    expect((end.getTime() - start.getTime()) / 3_600_000).toBe(23);
+  });
+
+  it('names the local date of an instant', () => {
+    expect(toLocalDate(new Date('2026-03-09T17:30:00Z'), 'Asia/Bangkok')).toBe('2026-03-10');
+    expect(toLocalDate(new Date('2026-03-09T17:30:00Z'), 'UTC')).toBe('2026-03-09');
+  });
+
+  it.each(['2026-02-30', '2026-13-01', '26-01-01', 'yesterday', ''])('refuses %j as a date', (text) => {
+    expect(ZLocalDate.safeParse(text).success).toBe(false);
+  });
+});
