@@ -3,10 +3,18 @@ import express from 'express';
 import helmet from 'helmet';
 import type { AppConfig } from './config/config.js';
 import type { Database } from './db/database.js';
+import { createCsrfProtection } from './http/csrf.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { requestContext } from './http/request-context.js';
+import { createSessionMiddleware, enforceSessionLifetime, exposeFlash } from './http/session.js';
+import { adminRoutes } from './modules/admin/admin.routes.js';
+import { auditRoutes } from './modules/audit/audit.routes.js';
+import { createGuards } from './modules/auth/auth.guards.js';
+import { authRoutes } from './modules/auth/auth.routes.js';
+import { createPassport } from './modules/auth/passport.js';
 import { healthRoutes } from './modules/health/health.routes.js';
 import type { Metrics } from './modules/metrics/metrics.js';
+import { usersRoutes } from './modules/users/users.routes.js';
 import type { Logger } from './shared/logger.js';
 
 export const VIEWS_DIR = path.resolve(import.meta.dirname, '../views');
@@ -23,7 +31,8 @@ export interface AppDeps {
 
 /** Builds the Express app from its dependencies; it does not listen (server.ts does, tests use supertest). */
 export function createApp(deps: AppDeps): express.Express {
-  const { config, db, logger } = deps;
+  const { config, db, logger, metrics } = deps;
+  const now = deps.now ?? (() => new Date());
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
@@ -60,7 +69,54 @@ export function createApp(deps: AppDeps): express.Express {
       onReadiness: (readiness) => deps.metrics.ready.set(readiness.isReady ? 1 : 0),
     }),
   );
-  app.get('/', (_req, res) => res.render('home', { title: 'HPC Billing' }));
+
+  // Everything below is session-backed: signed in via passport, CSRF-checked.
+  const sessionSettings = {
+    secret: config.sessionSecret,
+    isSecureCookie: config.isProduction,
+    idleSec: config.auth.sessionIdleSec,
+    absoluteSec: config.auth.sessionAbsoluteSec,
+    now,
+  };
+  const passport = createPassport({ db: db.prisma, metrics, lockout: config.auth, now });
+  app.use(createSessionMiddleware(db.pool, sessionSettings));
+  app.use(enforceSessionLifetime(sessionSettings));
+  app.use(passport.session());
+  app.use(express.urlencoded({ extended: false, limit: '100kb' }));
+  app.use(express.json({ limit: '100kb' }));
+  app.use(createCsrfProtection());
+  app.use(exposeFlash);
+  app.use((req, res, next) => {
+    res.locals.currentUser = req.user;
+    res.locals.csrfToken = req.csrfToken();
+    next();
+  });
+
+  const guards = createGuards({ db: db.prisma, metrics });
+  app.get('/', (req, res) => {
+    if (req.user) return res.redirect(302, req.user.role === 'admin' ? '/admin' : '/me');
+    res.render('home', { title: 'HPC Billing' });
+  });
+  app.use(authRoutes({ db: db.prisma, passport, now }));
+  app.use(usersRoutes({ db: db.prisma, guards }));
+  app.use(auditRoutes({ db: db.prisma, guards, metrics, timeZone: config.timeZone }));
+  app.use(
+    adminRoutes({
+      guards,
+      sections: [
+        {
+          href: '/admin/users',
+          title: 'Users',
+          description: 'Create users, reset passwords, change roles, disable accounts.',
+        },
+        {
+          href: '/admin/audit',
+          title: 'Audit log',
+          description: 'Every sign-in and change, hash-chained; verify and export.',
+        },
+      ],
+    }),
+  );
 
   app.use(notFoundHandler);
   app.use(errorHandler(logger));

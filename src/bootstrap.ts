@@ -3,6 +3,7 @@ import { openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { applyMigrations } from './db/migrations.js';
 import { seedDemoIfEmpty } from './modules/demo/demo.service.js';
+import { ensureBootstrapAdmin } from './modules/users/users.service.js';
 import type { Logger } from './shared/logger.js';
 
 export interface PreparedDatabase {
@@ -20,18 +21,18 @@ export async function prepareDatabase(config: AppConfig, logger: Logger): Promis
   const databaseUrl = config.databaseUrl ?? (embedded?.url as string);
   try {
     await applyMigrations(databaseUrl, logger);
-    if (config.shouldSeedDemo) {
-      const db = openDatabase(databaseUrl, { poolMax: 2, logger });
-      try {
-        await seedDemoIfEmpty(db.prisma, {
-          dataDir: config.dataDir,
-          currency: config.currency,
-          timeZone: config.timeZone,
-          logger,
-        });
-      } finally {
-        await db.close();
+    const db = openDatabase(databaseUrl, { poolMax: 2, logger });
+    try {
+      if (config.shouldSeedDemo) {
+        const { dataDir, currency, timeZone } = config;
+        await seedDemoIfEmpty(db.prisma, { dataDir, currency, timeZone, logger });
       }
+      const admin = config.auth.bootstrapAdmin;
+      if (admin && (await ensureBootstrapAdmin(db.prisma, admin.username, admin.password))) {
+        logger.info({ username: admin.username }, 'created the admin from ADMIN_USERNAME');
+      }
+    } finally {
+      await db.close();
     }
   } catch (error) {
     await embedded?.stop();

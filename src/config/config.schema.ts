@@ -80,8 +80,28 @@ export const ZEnv = z
     SHUTDOWN_TIMEOUT_MS: zInt(10_000, 100, 600_000),
     READY_TIMEOUT_MS: zInt(1_000, 50, 60_000),
     DEMO_SEED: zFlag(true),
+    AUTH_MAX_FAILS: zInt(5, 1, 1000),
+    AUTH_WINDOW_SEC: zInt(60, 1, 86_400),
+    AUTH_LOCK_SEC: zInt(300, 1, 86_400),
+    AUTH_USER_MAX_FAILS: zInt(20, 1, 10_000),
+    AUTH_USER_WINDOW_SEC: zInt(900, 1, 86_400),
+    AUTH_USER_LOCK_SEC: zInt(900, 1, 86_400),
+    SESSION_IDLE_SEC: zInt(3600, 60, 30 * 86_400),
+    SESSION_ABSOLUTE_SEC: zInt(43_200, 300, 90 * 86_400),
+    ADMIN_USERNAME: z
+      .string()
+      .regex(/^[a-z_][a-z0-9._-]{0,63}$/, 'must be a lowercase login name')
+      .optional(),
+    ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
   })
   .superRefine((env, ctx) => {
+    if (Boolean(env.ADMIN_USERNAME) !== Boolean(env.ADMIN_PASSWORD)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ADMIN_PASSWORD'],
+        message: 'ADMIN_USERNAME and ADMIN_PASSWORD go together',
+      });
+    }
     if (env.APP_ENV !== 'production') return;
     if (!env.SESSION_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_SECRET'], message: 'is required when APP_ENV=production' });

@@ -22,6 +22,14 @@ export interface AppConfig {
   readyTimeoutMs: number;
   /** Seed demo users and jobs into an empty database; never in production. */
   shouldSeedDemo: boolean;
+  auth: {
+    perAddress: { maxFailures: number; windowSec: number; lockSec: number };
+    perUser: { maxFailures: number; windowSec: number; lockSec: number };
+    sessionIdleSec: number;
+    sessionAbsoluteSec: number;
+    /** Created at start-up when no user of that name exists. */
+    bootstrapAdmin: { username: string; password: string } | undefined;
+  };
 }
 
 export class ConfigError extends Error {
@@ -63,5 +71,19 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     readyTimeoutMs: env.READY_TIMEOUT_MS,
     shouldSeedDemo: env.DEMO_SEED && !isProduction,
+    auth: {
+      perAddress: { maxFailures: env.AUTH_MAX_FAILS, windowSec: env.AUTH_WINDOW_SEC, lockSec: env.AUTH_LOCK_SEC },
+      perUser: {
+        maxFailures: env.AUTH_USER_MAX_FAILS,
+        windowSec: env.AUTH_USER_WINDOW_SEC,
+        lockSec: env.AUTH_USER_LOCK_SEC,
+      },
+      sessionIdleSec: env.SESSION_IDLE_SEC,
+      sessionAbsoluteSec: env.SESSION_ABSOLUTE_SEC,
+      bootstrapAdmin:
+        env.ADMIN_USERNAME && env.ADMIN_PASSWORD
+          ? { username: env.ADMIN_USERNAME, password: env.ADMIN_PASSWORD }
+          : undefined,
+    },
   };
 }

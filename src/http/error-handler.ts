@@ -1,11 +1,18 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { AppError, isUniqueViolation, NotFoundError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { isCsrfError } from './csrf.js';
 
 /** Browsers ask for HTML explicitly; API clients, curl and fetch get JSON. */
 export function wantsHtml(req: Request): boolean {
   const accept = req.get('accept') ?? '';
   return accept.includes('text/html') && !req.is('application/json');
+}
+
+/** A client that asked for JSON: guards answer it with a status instead of a redirect. */
+export function prefersJson(req: Request): boolean {
+  const accept = req.get('accept') ?? '';
+  return Boolean(req.is('application/json')) || (accept.includes('application/json') && !accept.includes('text/html'));
 }
 
 export const notFoundHandler: RequestHandler = (_req, _res, next) => next(new NotFoundError('Page not found.'));
@@ -19,6 +26,13 @@ interface BodyParserError {
 /** Maps anything thrown into a status and a message safe to show. */
 function describe(error: unknown): { status: number; message: string; isExpected: boolean } {
   if (error instanceof AppError) return { status: error.status, message: error.message, isExpected: true };
+  if (isCsrfError(error)) {
+    return {
+      status: 403,
+      message: 'The security token of this form is missing or has expired. Reload the page and try again.',
+      isExpected: true,
+    };
+  }
   if (isUniqueViolation(error)) {
     return { status: 409, message: 'This conflicts with something that already exists.', isExpected: true };
   }

@@ -2,7 +2,7 @@ import type express from 'express';
 import { createApp } from '../../src/app.js';
 import { type AppConfig, loadConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
-import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../src/shared/logger.js';
 
 /** Configuration as a test would set the environment; DATABASE_URL comes from the test database. */
@@ -10,8 +10,38 @@ export function buildTestConfig(databaseUrl: string, env: Record<string, string>
   return loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent', DEMO_SEED: '0', ...env });
 }
 
+export interface TestAppOptions {
+  env?: Record<string, string>;
+  /** A controllable clock for lockout and session-lifetime tests. */
+  now?: () => Date;
+  metrics?: Metrics;
+}
+
 /** The real app over a test database, as supertest drives it. */
-export function buildTestApp(db: Database & { url: string }, env: Record<string, string> = {}): express.Express {
-  const config = buildTestConfig(db.url, env);
-  return createApp({ config, db, logger: createLogger('silent'), metrics: createMetrics() });
+export function buildTestApp(db: Database & { url: string }, options: TestAppOptions = {}): express.Express {
+  const config = buildTestConfig(db.url, options.env);
+  return createApp({
+    config,
+    db,
+    logger: createLogger('silent'),
+    metrics: options.metrics ?? createMetrics(),
+    now: options.now,
+  });
+}
+
+/** The value of one series of a metric, 0 when it has none. */
+export async function metricValue(
+  metrics: Metrics,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const metric = metrics.registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  const { values } = await metric.get();
+  const match = values.find((value) =>
+    Object.entries(labels).every(
+      ([key, expected]) => String((value.labels as Record<string, unknown>)[key]) === expected,
+    ),
+  );
+  return match?.value ?? 0;
 }

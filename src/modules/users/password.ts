@@ -1,23 +1,71 @@
+import { pbkdf2, scrypt, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
 import { hash, verify } from '@node-rs/argon2';
 
+const pbkdf2Async = promisify(pbkdf2);
+const scryptAsync = promisify(scrypt) as (
+  password: string,
+  salt: string,
+  keylen: number,
+  options: object,
+) => Promise<Buffer>;
+
 // OWASP's argon2id baseline (19 MiB, t=2, p=1): about 14 ms a verify on a 2-core machine.
+const MEMORY_COST = 19_456;
+const TIME_COST = 2;
 const ARGON2_OPTIONS = {
-  algorithm: 2 /* Algorithm.Argon2id, an ambient const enum */,
-  memoryCost: 19_456,
-  timeCost: 2,
+  algorithm: 2 /* Algorithm.Argon2id: an ambient const enum, unusable under isolatedModules */,
+  memoryCost: MEMORY_COST,
+  timeCost: TIME_COST,
   parallelism: 1,
 } as const;
 
-/** Hashes a password with argon2id. */
+/** Hashes a password with argon2id at the current parameters. */
 export function hashPassword(password: string): Promise<string> {
   return hash(password, ARGON2_OPTIONS);
 }
 
-/** True when the password matches an argon2 hash; a malformed hash never matches. */
-export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+/**
+ * True when the password matches the stored hash. Besides argon2 it reads the hashes of
+ * the Flask/werkzeug system centres migrate from (`pbkdf2:sha256:N$salt$hex`,
+ * `scrypt:N:r:p$salt$hex`), so imported users can sign in and be upgraded.
+ * A malformed hash never matches.
+ */
+export async function verifyPassword(storedHash: string, password: string): Promise<boolean> {
   try {
-    return await verify(passwordHash, password);
+    if (storedHash.startsWith('$argon2')) return await verify(storedHash, password);
+    if (storedHash.startsWith('pbkdf2:') || storedHash.startsWith('scrypt:'))
+      return await verifyWerkzeug(storedHash, password);
+    return false;
   } catch {
     return false;
   }
+}
+
+/** True when a hash should be replaced by a fresh argon2id one after a successful sign-in. */
+export function needsRehash(storedHash: string): boolean {
+  const match = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=\d+\$/.exec(storedHash);
+  if (!match) return true;
+  return Number(match[1]) < MEMORY_COST || Number(match[2]) < TIME_COST;
+}
+
+async function verifyWerkzeug(storedHash: string, password: string): Promise<boolean> {
+  const [method, salt, expectedHex] = storedHash.split('$');
+  if (!method || salt === undefined || !expectedHex || !/^[0-9a-f]+$/.test(expectedHex)) return false;
+  const expected = Buffer.from(expectedHex, 'hex');
+  const [kind, ...params] = method.split(':');
+  let actual: Buffer;
+  if (kind === 'pbkdf2') {
+    const digest = params[0] ?? 'sha256';
+    const iterations = Number(params[1] ?? 600_000);
+    if (!['sha256', 'sha512', 'sha1'].includes(digest) || !Number.isInteger(iterations) || iterations < 1) return false;
+    actual = await pbkdf2Async(password, salt, iterations, expected.length, digest);
+  } else if (kind === 'scrypt') {
+    const [n, r, p] = params.map(Number);
+    if (!n || !r || !p) return false;
+    actual = await scryptAsync(password, salt, expected.length, { N: n, r, p, maxmem: 132 * n * r * p });
+  } else {
+    return false;
+  }
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
 }

@@ -1,0 +1,93 @@
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { openDatabase } from '../db/database.js';
+import { ZNewPassword, ZRole, ZUsername } from '../modules/users/users.schema.js';
+import * as usersService from '../modules/users/users.service.js';
+import { AppError } from '../shared/errors.js';
+import { createLogger } from '../shared/logger.js';
+
+const USAGE = `Usage:
+  npm run user:create -- --username NAME [--role admin|user] [--password-stdin]
+  npm run user:passwd -- --username NAME [--password-stdin]
+  npm run user:disable -- --username NAME [--enable]
+
+Without --password-stdin you are asked for a password on a terminal (empty: generate one);
+with no terminal a password is generated and printed once.`;
+
+const CLI_CONTEXT = { actor: 'cli', ip: null, userAgent: 'user.cli' };
+
+async function readPassword(isFromStdin: boolean): Promise<string | undefined> {
+  if (!isFromStdin && !process.stdin.isTTY) return undefined;
+  const lines = createInterface({
+    input: process.stdin,
+    output: isFromStdin ? undefined : process.stdout,
+    terminal: !isFromStdin,
+  });
+  if (!isFromStdin) {
+    process.stdout.write('Password (empty: generate one): ');
+    // Keep what is typed off the screen.
+    (lines as unknown as { _writeToOutput: (text: string) => void })._writeToOutput = () => undefined;
+  }
+  const password = await new Promise<string>((resolve) => lines.once('line', resolve).once('close', () => resolve('')));
+  lines.close();
+  if (!isFromStdin) process.stdout.write('\n');
+  if (!password) return undefined;
+  const checked = ZNewPassword.safeParse(password);
+  if (!checked.success) throw new ConfigError([`password: ${checked.error.issues[0]?.message}`]);
+  return password;
+}
+
+async function main() {
+  const [command, ...rest] = process.argv.slice(2);
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      username: { type: 'string' },
+      role: { type: 'string', default: 'user' },
+      'password-stdin': { type: 'boolean', default: false },
+      enable: { type: 'boolean', default: false },
+    },
+  });
+  const username = ZUsername.safeParse(values.username ?? '');
+  if (!command || !['create', 'passwd', 'disable'].includes(command) || !username.success) {
+    console.error(username.success ? USAGE : `--username ${username.error.issues[0]?.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  const config = loadConfig();
+  if (!config.databaseUrl)
+    throw new ConfigError(['DATABASE_URL: is required (the user tools work on a configured database)']);
+  const db = openDatabase(config.databaseUrl, { poolMax: 2, logger: createLogger('warn') });
+  try {
+    if (command === 'create') {
+      const role = ZRole.parse(values.role);
+      const password = await readPassword(values['password-stdin'] ?? false);
+      const { generatedPassword } = await usersService.createUser(
+        db.prisma,
+        { username: username.data, role, password },
+        CLI_CONTEXT,
+      );
+      console.log(`Created ${role} ${username.data}.${generatedPassword ? ` Password: ${generatedPassword}` : ''}`);
+    } else {
+      const user = (await usersService.listUsers(db.prisma)).find((candidate) => candidate.username === username.data);
+      if (!user) throw new AppError(404, `No user named ${username.data}.`);
+      if (command === 'passwd') {
+        const password = await readPassword(values['password-stdin'] ?? false);
+        const { generatedPassword } = await usersService.resetPassword(db.prisma, user.id, password, CLI_CONTEXT);
+        console.log(
+          `Password of ${user.username} changed.${generatedPassword ? ` New password: ${generatedPassword}` : ''}`,
+        );
+      } else {
+        await usersService.setDisabled(db.prisma, user.id, !values.enable, CLI_CONTEXT);
+        console.log(`${user.username} is ${values.enable ? 'enabled' : 'disabled'}.`);
+      }
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,41 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Db } from '../../db/database.js';
+import { auditContextOf } from '../../http/audit-context.js';
+import { prefersJson } from '../../http/error-handler.js';
+import { ForbiddenError, UnauthorizedError } from '../../shared/errors.js';
+import { recordAudit } from '../audit/audit.service.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { toSafeNextPath } from './auth.service.js';
+
+export interface Guards {
+  /** Signed-in users only; visitors go to /login?next=... (API clients get 401). */
+  requireUser: RequestHandler;
+  /** Admins only; other users are sent to /me, counted and audited (API clients get 403). */
+  requireAdmin: RequestHandler;
+}
+
+function sendToLogin(req: Request, res: Response, next: NextFunction) {
+  if (req.method !== 'GET' || prefersJson(req)) return next(new UnauthorizedError());
+  const nextPath = toSafeNextPath(req.originalUrl);
+  res.redirect(302, nextPath ? `/login?next=${encodeURIComponent(nextPath)}` : '/login');
+}
+
+export function createGuards(deps: { db: Db; metrics: Metrics }): Guards {
+  return {
+    requireUser: (req, res, next) => (req.user ? next() : sendToLogin(req, res, next)),
+    requireAdmin: async (req, res, next) => {
+      if (!req.user) return sendToLogin(req, res, next);
+      if (req.user.role === 'admin') return next();
+      deps.metrics.authForbiddenRedirect.inc();
+      await recordAudit(deps.db, {
+        ...auditContextOf(req),
+        action: 'admin.forbidden',
+        target: req.path,
+        status: 'denied',
+        details: { method: req.method },
+      });
+      if (req.method !== 'GET' || prefersJson(req)) return next(new ForbiddenError('Only admins can do this.'));
+      res.redirect(302, '/me');
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { type Request, type Response, Router } from 'express';
+import type { Db } from '../../db/database.js';
+import { auditContextOf } from '../../http/audit-context.js';
+import { SESSION_COOKIE } from '../../http/session.js';
+import { recordSignOut, type SessionUser, type SignInResult, toSafeNextPath } from './auth.service.js';
+import type { createPassport } from './passport.js';
+
+const FAILED_MESSAGE = 'Wrong username or password.';
+
+function homeOf(user: SessionUser): string {
+  return user.role === 'admin' ? '/admin' : '/me';
+}
+
+/** "4 min 05 s" */
+function formatRemaining(until: Date, now: Date): string {
+  const seconds = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
+  const minutes = Math.floor(seconds / 60);
+  return minutes > 0 ? `${minutes} min ${String(seconds % 60).padStart(2, '0')} s` : `${seconds} s`;
+}
+
+function renderLogin(req: Request, res: Response, view: { error?: string; username?: string }) {
+  res.set('Cache-Control', 'no-store');
+  res.render('auth/login', {
+    title: 'Sign in',
+    error: view.error,
+    username: view.username ?? '',
+    next: toSafeNextPath(req.body?.next ?? req.query.next) ?? '',
+  });
+}
+
+export function authRoutes(deps: { db: Db; passport: ReturnType<typeof createPassport>; now: () => Date }): Router {
+  const router = Router();
+
+  router.get('/login', (req, res) => {
+    if (req.user) return res.redirect(302, toSafeNextPath(req.query.next) ?? homeOf(req.user));
+    renderLogin(req, res, {});
+  });
+
+  router.post('/login', (req, res, next) => {
+    const username = typeof req.body?.username === 'string' ? req.body.username.slice(0, 64) : '';
+    deps.passport.authenticate('local', (error: unknown, user: SessionUser | false, info?: SignInResult) => {
+      if (error) return next(error);
+      if (!user) {
+        const message =
+          info?.outcome === 'locked'
+            ? `Too many failed sign-ins. Try again in ${formatRemaining(info.lockedUntil, deps.now())}.`
+            : FAILED_MESSAGE;
+        return renderLogin(req, res, { error: message, username });
+      }
+      const nextPath = toSafeNextPath(req.body?.next ?? req.query.next);
+      // Passport regenerates the session id here, so a planted id is useless (fixation).
+      req.logIn(user, (loginError) => {
+        if (loginError) return next(loginError);
+        const now = deps.now().getTime();
+        req.session.signedInAt = now;
+        req.session.lastSeenAt = now;
+        res.redirect(302, nextPath ?? homeOf(user));
+      });
+    })(req, res, next);
+  });
+
+  router.post('/logout', async (req, res, next) => {
+    if (req.user) await recordSignOut(deps.db, auditContextOf(req));
+    req.logout((logoutError) => {
+      if (logoutError) return next(logoutError);
+      req.session.destroy((destroyError) => {
+        if (destroyError) return next(destroyError);
+        res.clearCookie(SESSION_COOKIE);
+        res.redirect(302, '/login');
+      });
+    });
+  });
+
+  return router;
+}

@@ -1,0 +1,130 @@
+import { randomBytes } from 'node:crypto';
+import type { Db } from '../../db/database.js';
+import { type AuditContext, recordAudit } from '../audit/audit.service.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { hashPassword, needsRehash, verifyPassword } from '../users/password.js';
+import * as usersRepository from '../users/users.repository.js';
+import * as throttleRepository from './auth-throttle.repository.js';
+
+export interface SessionUser {
+  id: number;
+  username: string;
+  role: 'admin' | 'user';
+}
+
+export interface LockoutSettings {
+  /** Per (username, client address). */
+  perAddress: throttleRepository.ThrottleRule;
+  /** Per username across all addresses: slows a distributed guesser. */
+  perUser: throttleRepository.ThrottleRule;
+}
+
+export type SignInResult =
+  | { outcome: 'ok'; user: SessionUser }
+  | { outcome: 'failed' }
+  | { outcome: 'locked'; lockedUntil: Date };
+
+export interface AuthServiceDeps {
+  db: Db;
+  metrics: Metrics;
+  lockout: LockoutSettings;
+  now: () => Date;
+}
+
+// The row of auth_throttle that counts a username's failures from every address.
+const ALL_ADDRESSES = '*';
+
+let dummyHash: Promise<string> | undefined;
+/** A real argon2id hash to verify against when the username is unknown, so both cost the same. */
+function getDummyHash(): Promise<string> {
+  dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
+  return dummyHash;
+}
+
+/**
+ * Checks a sign-in attempt: lockouts first (even the right password is refused while
+ * locked), then the password, always at the cost of one argon2 verify. Every outcome is
+ * counted and audited; the caller shows one neutral message for every failure.
+ */
+export async function signIn(
+  deps: AuthServiceDeps,
+  attempt: { username: string; password: string; ip: string; userAgent: string | null },
+): Promise<SignInResult> {
+  const { db, metrics } = deps;
+  const now = deps.now();
+  const username = attempt.username.trim().toLowerCase().slice(0, 64);
+  const addresses = [attempt.ip, ALL_ADDRESSES];
+  const audit: AuditContext = { actor: username || '(empty)', ip: attempt.ip, userAgent: attempt.userAgent };
+
+  const endedLocks = await throttleRepository.clearExpiredLocks(db, username, addresses, now);
+  if (endedLocks > 0) metrics.authLockoutEnd.inc(endedLocks);
+  const lockedUntil = await throttleRepository.findActiveLock(db, username, addresses, now);
+  if (lockedUntil) {
+    metrics.authLoginFailure.inc({ reason: 'locked' });
+    metrics.authLockoutActive.inc();
+    await recordAudit(db, { ...audit, action: 'login.failure', status: 'denied', details: { reason: 'locked' } }, now);
+    return { outcome: 'locked', lockedUntil };
+  }
+
+  const credentials = await usersRepository.findCredentials(db, username);
+  const isPasswordRight = await verifyPassword(credentials?.passwordHash ?? (await getDummyHash()), attempt.password);
+  if (!credentials || !isPasswordRight || credentials.isDisabled) {
+    const reason = credentials && isPasswordRight ? 'disabled' : 'bad_credentials';
+    const perAddress = await throttleRepository.recordFailure(db, username, attempt.ip, deps.lockout.perAddress, now);
+    const perUser = await throttleRepository.recordFailure(db, username, ALL_ADDRESSES, deps.lockout.perUser, now);
+    metrics.authLoginFailure.inc({ reason });
+    await recordAudit(db, { ...audit, action: 'login.failure', status: 'failed', details: { reason } }, now);
+    const startedLocks = [perAddress.hasJustLocked && 'address', perUser.hasJustLocked && 'user'].filter(Boolean);
+    if (startedLocks.length > 0) {
+      metrics.authLockoutStart.inc();
+      const until = [perAddress.lockedUntil, perUser.lockedUntil].filter((date): date is Date => date !== null);
+      const latest = new Date(Math.max(...until.map((date) => date.getTime())));
+      await recordAudit(
+        db,
+        {
+          ...audit,
+          action: 'login.lockout_start',
+          status: 'denied',
+          details: { scope: startedLocks, until: latest.toISOString() },
+        },
+        now,
+      );
+      metrics.authLockoutActive.inc();
+      return { outcome: 'locked', lockedUntil: latest };
+    }
+    return { outcome: 'failed' };
+  }
+
+  await throttleRepository.reset(db, username);
+  if (needsRehash(credentials.passwordHash)) {
+    await usersRepository.updatePasswordHash(db, credentials.id, await hashPassword(attempt.password));
+  }
+  metrics.authLoginSuccess.inc();
+  await recordAudit(db, { ...audit, action: 'login.success', status: 'ok' }, now);
+  return { outcome: 'ok', user: { id: credentials.id, username: credentials.username, role: credentials.role } };
+}
+
+/** The user behind a session, or null when they were removed or disabled since. */
+export async function findSessionUser(db: Db, id: number): Promise<SessionUser | null> {
+  const user = await usersRepository.findById(db, id);
+  if (!user || user.isDisabled) return null;
+  return { id: user.id, username: user.username, role: user.role };
+}
+
+export async function recordSignOut(db: Db, context: AuditContext) {
+  await recordAudit(db, { ...context, action: 'logout', status: 'ok' });
+}
+
+/** A `next` path that stays on this site, or undefined. */
+export function toSafeNextPath(next: unknown): string | undefined {
+  if (typeof next !== 'string' || !next.startsWith('/') || next.startsWith('//') || next.includes('\\'))
+    return undefined;
+  try {
+    const base = 'http://local.invalid';
+    const url = new URL(next, base);
+    if (url.origin !== base) return undefined;
+    return `${url.pathname}${url.search}`;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,31 @@
+import { Passport } from 'passport';
+import { Strategy as LocalStrategy } from 'passport-local';
+import { type AuthServiceDeps, findSessionUser, type SessionUser, signIn } from './auth.service.js';
+
+declare global {
+  namespace Express {
+    interface User extends SessionUser {}
+  }
+}
+
+/** A Passport of the app's own (no global singleton): local strategy, user id in the session. */
+export function createPassport(deps: AuthServiceDeps): InstanceType<typeof Passport> {
+  const passport = new Passport();
+  passport.use(
+    new LocalStrategy({ passReqToCallback: true }, (req, username, password, done) => {
+      signIn(deps, { username, password, ip: req.ip ?? 'unknown', userAgent: req.get('user-agent') ?? null })
+        .then((result) =>
+          result.outcome === 'ok' ? done(null, result.user) : done(null, false, { message: result.outcome, ...result }),
+        )
+        .catch(done);
+    }),
+  );
+  passport.serializeUser((user, done) => done(null, user.id));
+  // Read on every request so a disabled user's session stops working at once.
+  passport.deserializeUser((id: number, done) => {
+    findSessionUser(deps.db, id)
+      .then((user) => done(null, user ?? false))
+      .catch(done);
+  });
+  return passport;
+}

@@ -1,0 +1,58 @@
+import type { Prisma } from '@prisma/client';
+import type { Db } from '../../db/database.js';
+
+type Client = Db | Prisma.TransactionClient;
+
+export interface UserRecord {
+  id: number;
+  username: string;
+  role: 'admin' | 'user';
+  isDisabled: boolean;
+  createdAt: Date;
+}
+
+const SELECT_USER = { id: true, username: true, role: true, isDisabled: true, createdAt: true } as const;
+
+export function findById(db: Client, id: number): Promise<UserRecord | null> {
+  return db.user.findUnique({ where: { id }, select: SELECT_USER });
+}
+
+export function findByUsername(db: Client, username: string): Promise<UserRecord | null> {
+  return db.user.findUnique({ where: { username }, select: SELECT_USER });
+}
+
+export function findCredentials(db: Client, username: string) {
+  return db.user.findUnique({ where: { username }, select: { ...SELECT_USER, passwordHash: true } });
+}
+
+export function listAll(db: Client): Promise<UserRecord[]> {
+  return db.user.findMany({ select: SELECT_USER, orderBy: { username: 'asc' } });
+}
+
+export function insert(
+  db: Client,
+  data: { username: string; passwordHash: string; role: 'admin' | 'user' },
+): Promise<UserRecord> {
+  return db.user.create({ data: { ...data, passwordChangedAt: new Date() }, select: SELECT_USER });
+}
+
+export function updatePasswordHash(db: Client, id: number, passwordHash: string) {
+  return db.user.update({ where: { id }, data: { passwordHash, passwordChangedAt: new Date() }, select: SELECT_USER });
+}
+
+export function updateRole(db: Client, id: number, role: 'admin' | 'user') {
+  return db.user.update({ where: { id }, data: { role }, select: SELECT_USER });
+}
+
+export function updateDisabled(db: Client, id: number, isDisabled: boolean) {
+  return db.user.update({ where: { id }, data: { isDisabled }, select: SELECT_USER });
+}
+
+export function countActiveAdmins(db: Client): Promise<number> {
+  return db.user.count({ where: { role: 'admin', isDisabled: false } });
+}
+
+/** Ends every session of a user (the session table is connect-pg-simple's). */
+export function deleteSessionsOf(db: Client, userId: number) {
+  return db.$executeRaw`DELETE FROM "session" WHERE sess -> 'passport' ->> 'user' = ${String(userId)}`;
+}

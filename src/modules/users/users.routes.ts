@@ -1,0 +1,105 @@
+import { Router } from 'express';
+import type { Db } from '../../db/database.js';
+import { auditContextOf } from '../../http/audit-context.js';
+import { parseInput } from '../../http/validate.js';
+import { AppError } from '../../shared/errors.js';
+import type { Guards } from '../auth/auth.guards.js';
+import {
+  ZChangeOwnPasswordForm,
+  ZChangeRoleForm,
+  ZCreateUserForm,
+  ZResetPasswordForm,
+  ZUserIdParam,
+} from './users.schema.js';
+import * as usersService from './users.service.js';
+
+/** Admin user management (/admin/users) and the signed-in user's own account page (/account). */
+export function usersRoutes(deps: { db: Db; guards: Guards }): Router {
+  const { db, guards } = deps;
+  const router = Router();
+
+  router.get('/account', guards.requireUser, (_req, res) => {
+    res.render('users/account', { title: 'Your account' });
+  });
+
+  router.post('/account/password', guards.requireUser, async (req, res) => {
+    try {
+      const form = parseInput(ZChangeOwnPasswordForm, req.body);
+      await usersService.changeOwnPassword(
+        db,
+        req.user?.id as number,
+        form.current,
+        form.password,
+        auditContextOf(req),
+      );
+      req.session.flash = { type: 'success', message: 'Your password was changed.' };
+    } catch (error) {
+      if (!(error instanceof AppError) || error.status !== 400) throw error;
+      req.session.flash = { type: 'error', message: error.message };
+    }
+    res.redirect(303, '/account');
+  });
+
+  router.get('/admin/users', guards.requireAdmin, async (_req, res) => {
+    res.render('users/admin-users', { title: 'Users', users: await usersService.listUsers(db) });
+  });
+
+  router.post('/admin/users', guards.requireAdmin, async (req, res) => {
+    const form = parseInput(ZCreateUserForm, req.body);
+    const { user, generatedPassword } = await usersService.createUser(
+      db,
+      { username: form.username, role: form.role, password: form.password || undefined },
+      auditContextOf(req),
+    );
+    req.session.flash = {
+      type: 'success',
+      message: generatedPassword
+        ? `Created ${user.username}. Their password is ${generatedPassword} — it is shown only once.`
+        : `Created ${user.username}.`,
+    };
+    res.redirect(303, '/admin/users');
+  });
+
+  router.post('/admin/users/:id/password', guards.requireAdmin, async (req, res) => {
+    const { id } = parseInput(ZUserIdParam, req.params);
+    const form = parseInput(ZResetPasswordForm, req.body);
+    const { user, generatedPassword } = await usersService.resetPassword(
+      db,
+      id,
+      form.password || undefined,
+      auditContextOf(req),
+    );
+    req.session.flash = {
+      type: 'success',
+      message: generatedPassword
+        ? `New password for ${user.username}: ${generatedPassword} — it is shown only once.`
+        : `Password of ${user.username} changed.`,
+    };
+    res.redirect(303, '/admin/users');
+  });
+
+  router.post('/admin/users/:id/role', guards.requireAdmin, async (req, res) => {
+    const { id } = parseInput(ZUserIdParam, req.params);
+    const { role } = parseInput(ZChangeRoleForm, req.body);
+    const user = await usersService.changeRole(db, id, role, auditContextOf(req));
+    req.session.flash = {
+      type: 'success',
+      message: `${user.username} is now ${role === 'admin' ? 'an admin' : 'a user'}.`,
+    };
+    res.redirect(303, '/admin/users');
+  });
+
+  for (const [action, isDisabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
+    router.post(`/admin/users/:id/${action}`, guards.requireAdmin, async (req, res) => {
+      const { id } = parseInput(ZUserIdParam, req.params);
+      const user = await usersService.setDisabled(db, id, isDisabled, auditContextOf(req));
+      req.session.flash = { type: 'success', message: `${user.username} is ${isDisabled ? 'disabled' : 'enabled'}.` };
+      res.redirect(303, '/admin/users');
+    });
+  }
+
+  return router;
+}

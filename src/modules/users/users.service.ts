@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import type { Db } from '../../db/database.js';
+import { BadRequestError, ConflictError, NotFoundError } from '../../shared/errors.js';
+import { type AuditContext, appendAudit } from '../audit/audit.service.js';
+import { hashPassword, verifyPassword } from './password.js';
+import * as usersRepository from './users.repository.js';
+
+export type { UserRecord } from './users.repository.js';
+
+/** A password a person can type from the screen once: 16 URL-safe characters. */
+export function generatePassword(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+export function listUsers(db: Db) {
+  return usersRepository.listAll(db);
+}
+
+/** Creates a user; returns the password too when it was generated. */
+export async function createUser(
+  db: Db,
+  input: { username: string; role: 'admin' | 'user'; password?: string },
+  context: AuditContext,
+): Promise<{ user: usersRepository.UserRecord; generatedPassword?: string }> {
+  const generatedPassword = input.password ? undefined : generatePassword();
+  const passwordHash = await hashPassword(input.password || (generatedPassword as string));
+  const user = await db.$transaction(async (tx) => {
+    if (await usersRepository.findByUsername(tx, input.username)) {
+      throw new ConflictError(`A user named "${input.username}" already exists.`);
+    }
+    const created = await usersRepository.insert(tx, { username: input.username, passwordHash, role: input.role });
+    await appendAudit(tx, {
+      ...context,
+      action: 'user.create',
+      target: input.username,
+      status: 'ok',
+      details: { role: input.role },
+    });
+    return created;
+  });
+  return { user, generatedPassword };
+}
+
+async function requireUser(db: Db, id: number) {
+  const user = await usersRepository.findById(db, id);
+  if (!user) throw new NotFoundError('No such user.');
+  return user;
+}
+
+/** Sets a new password (generated when none is given) and ends the user's sessions. */
+export async function resetPassword(db: Db, id: number, password: string | undefined, context: AuditContext) {
+  const user = await requireUser(db, id);
+  const generatedPassword = password ? undefined : generatePassword();
+  const passwordHash = await hashPassword(password || (generatedPassword as string));
+  await db.$transaction(async (tx) => {
+    await usersRepository.updatePasswordHash(tx, id, passwordHash);
+    await usersRepository.deleteSessionsOf(tx, id);
+    await appendAudit(tx, { ...context, action: 'user.password_reset', target: user.username, status: 'ok' });
+  });
+  return { user, generatedPassword };
+}
+
+/** The signed-in user changes their own password after proving the current one. */
+export async function changeOwnPassword(db: Db, userId: number, current: string, next: string, context: AuditContext) {
+  const user = await requireUser(db, userId);
+  const credentials = await usersRepository.findCredentials(db, user.username);
+  if (!credentials || !(await verifyPassword(credentials.passwordHash, current))) {
+    throw new BadRequestError('The current password is not right.');
+  }
+  const passwordHash = await hashPassword(next);
+  await db.$transaction(async (tx) => {
+    await usersRepository.updatePasswordHash(tx, userId, passwordHash);
+    await appendAudit(tx, { ...context, action: 'user.password_change', target: user.username, status: 'ok' });
+  });
+}
+
+async function assertNotLastAdmin(
+  tx: Parameters<Parameters<Db['$transaction']>[0]>[0],
+  user: usersRepository.UserRecord,
+) {
+  if (user.role === 'admin' && !user.isDisabled && (await usersRepository.countActiveAdmins(tx)) <= 1) {
+    throw new ConflictError('This is the last active admin; make another admin first.');
+  }
+}
+
+export async function changeRole(db: Db, id: number, role: 'admin' | 'user', context: AuditContext) {
+  const user = await requireUser(db, id);
+  if (user.role === role) return user;
+  return db.$transaction(async (tx) => {
+    if (role === 'user') await assertNotLastAdmin(tx, user);
+    const updated = await usersRepository.updateRole(tx, id, role);
+    await appendAudit(tx, {
+      ...context,
+      action: 'user.role_change',
+      target: user.username,
+      status: 'ok',
+      details: { from: user.role, to: role },
+    });
+    return updated;
+  });
+}
+
+/** Disabling also ends every session the user has. */
+export async function setDisabled(db: Db, id: number, isDisabled: boolean, context: AuditContext) {
+  const user = await requireUser(db, id);
+  if (user.isDisabled === isDisabled) return user;
+  return db.$transaction(async (tx) => {
+    if (isDisabled) {
+      await assertNotLastAdmin(tx, user);
+      await usersRepository.deleteSessionsOf(tx, id);
+    }
+    const updated = await usersRepository.updateDisabled(tx, id, isDisabled);
+    await appendAudit(tx, {
+      ...context,
+      action: isDisabled ? 'user.disable' : 'user.enable',
+      target: user.username,
+      status: 'ok',
+    });
+    return updated;
+  });
+}
+
+/** Creates or promotes the bootstrap admin from ADMIN_USERNAME/ADMIN_PASSWORD when it does not exist yet. */
+export async function ensureBootstrapAdmin(db: Db, username: string, password: string): Promise<boolean> {
+  if (await usersRepository.findByUsername(db, username)) return false;
+  await createUser(db, { username, role: 'admin', password }, { actor: 'system', ip: null, userAgent: null });
+  return true;
+}

@@ -1,0 +1,294 @@
+import { pbkdf2Sync } from 'node:crypto';
+import request from 'supertest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
+import { buildUser } from '../support/factories.js';
+import { csrfTokenIn, csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
+import { buildTestApp, metricValue } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+const sessionCookie = (response: request.Response) =>
+  ([] as string[])
+    .concat(response.headers['set-cookie'] ?? [])
+    .find((cookie) => cookie.startsWith('hb.sid='))
+    ?.split(';')[0];
+
+describe('the sign-in form', () => {
+  it('carries the CSRF token in exactly the field load scripts extract', async () => {
+    const page = await request(buildTestApp(db)).get('/login').set('Accept', 'text/html').expect(200);
+    expect(page.text).toMatch(/<input type="hidden" name="csrf_token" value="[A-Za-z0-9_-]{20,}">/);
+    expect(page.headers['cache-control']).toBe('no-store');
+  });
+});
+
+describe('signing in', () => {
+  const app = () => buildTestApp(db);
+
+  it('sends users to /me and admins to /admin, with a new session id (no fixation)', async () => {
+    const alice = await buildUser(db.prisma, { username: 'alice' });
+    await buildUser(db.prisma, { username: 'root', role: 'admin', password: 'root-password' });
+    const agent = request.agent(app());
+    const form = await agent.get('/login').set('Accept', 'text/html');
+    const before = sessionCookie(form);
+    expect(before).toBeDefined();
+    const { response } = await postLogin(app(), 'alice', alice.password, { agent });
+    expect(response.status).toBe(302);
+    expect(response.headers.location).toBe('/me');
+    const after = sessionCookie(response);
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+    expect(response.headers['set-cookie']?.[0]).toMatch(/HttpOnly/);
+    expect(response.headers['set-cookie']?.[0]).toMatch(/SameSite=Lax/);
+
+    const admin = await postLogin(app(), 'root', 'root-password');
+    expect(admin.response.headers.location).toBe('/admin');
+  });
+
+  it('gives one neutral message for an unknown user, a wrong password and a disabled account', async () => {
+    await buildUser(db.prisma, { username: 'neutral', password: 'right-password' });
+    await buildUser(db.prisma, { username: 'sleeping', password: 'right-password', isDisabled: true });
+    const unknown = await postLogin(app(), 'nobody-here', 'whatever');
+    const wrong = await postLogin(app(), 'neutral', 'wrong-password');
+    const disabled = await postLogin(app(), 'sleeping', 'right-password');
+    for (const { response } of [unknown, wrong, disabled]) {
+      expect(response.status).toBe(200);
+      expect(response.text).toContain('Wrong username or password.');
+      expect(response.text).not.toMatch(/no such user|unknown user|disabled/i);
+    }
+  });
+
+  it('follows a safe local next path and ignores every off-site one', async () => {
+    await buildUser(db.prisma, { username: 'nexter', password: 'nexter-password' });
+    const local = await postLogin(app(), 'nexter', 'nexter-password', { next: '/account?tab=1' });
+    expect(local.response.headers.location).toBe('/account?tab=1');
+    for (const next of [
+      '//evil.example/x',
+      'https://evil.example/',
+      '/\\evil.example',
+      'javascript:alert(1)',
+      '/%2F%2Fevil',
+    ]) {
+      const { response } = await postLogin(app(), 'nexter', 'nexter-password', { next });
+      expect(response.status).toBe(302);
+      expect(['/me', '/%2F%2Fevil']).toContain(response.headers.location);
+      expect(response.headers.location).not.toMatch(/^\/\/|^https?:|evil\.example/);
+    }
+  });
+
+  it('upgrades a hash from the old werkzeug system to argon2id on the next sign-in', async () => {
+    const salt = 'abcdefgh';
+    const legacy = `pbkdf2:sha256:1000$${salt}$${pbkdf2Sync('old-password', salt, 1000, 32, 'sha256').toString('hex')}`;
+    await db.prisma.user.create({ data: { username: 'legacy', passwordHash: legacy } });
+    await signInAs(app(), 'legacy', 'old-password');
+    const stored = await db.prisma.user.findUniqueOrThrow({ where: { username: 'legacy' } });
+    expect(stored.passwordHash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+    await signInAs(app(), 'legacy', 'old-password');
+  });
+
+  it('signs out on POST /logout and the old session stops working', async () => {
+    const user = await buildUser(db.prisma, { username: 'leaver' });
+    const agent = await signInAs(app(), 'leaver', user.password);
+    await agent.get('/account').set('Accept', 'text/html').expect(200);
+    const token = await csrfTokenOf(agent);
+    await agent.post('/logout').type('form').send({ csrf_token: token }).expect(302).expect('Location', '/login');
+    await agent.get('/account').set('Accept', 'text/html').expect(302).expect('Location', '/login?next=%2Faccount');
+  });
+
+  it('stops a disabled user at once, even mid-session', async () => {
+    const user = await buildUser(db.prisma, { username: 'tobedisabled' });
+    const agent = await signInAs(app(), 'tobedisabled', user.password);
+    await agent.get('/account').set('Accept', 'text/html').expect(200);
+    await db.prisma.user.update({ where: { username: 'tobedisabled' }, data: { isDisabled: true } });
+    await agent.get('/account').set('Accept', 'text/html').expect(302);
+  });
+});
+
+describe('session lifetimes', () => {
+  it('ends a session after the idle limit and after the absolute limit', async () => {
+    let clock = new Date('2026-06-01T08:00:00Z');
+    const app = buildTestApp(db, { now: () => clock, env: { SESSION_IDLE_SEC: '600', SESSION_ABSOLUTE_SEC: '3600' } });
+    const user = await buildUser(db.prisma, { username: 'idler' });
+    const agent = await signInAs(app, 'idler', user.password);
+    clock = new Date(clock.getTime() + 590_000);
+    await agent.get('/account').set('Accept', 'text/html').expect(200);
+    clock = new Date(clock.getTime() + 590_000); // 590 s after the last request: still inside 10 min
+    await agent.get('/account').set('Accept', 'text/html').expect(200);
+    clock = new Date(clock.getTime() + 601_000);
+    await agent.get('/account').set('Accept', 'text/html').expect(302);
+
+    const steady = await signInAs(app, 'idler', user.password);
+    for (let minute = 0; minute < 6; minute++) {
+      clock = new Date(clock.getTime() + 590_000);
+      await steady.get('/account').set('Accept', 'text/html').expect(200);
+    }
+    clock = new Date(clock.getTime() + 590_000); // past an hour since sign-in
+    await steady.get('/account').set('Accept', 'text/html').expect(302);
+  });
+});
+
+describe('lockout', () => {
+  let clock: Date;
+  let metrics: Metrics;
+  beforeEach(() => {
+    clock = new Date('2026-06-01T08:00:00Z');
+    metrics = createMetrics();
+  });
+  const lockoutApp = (env: Record<string, string> = {}) =>
+    buildTestApp(db, { now: () => clock, metrics, env: { TRUST_PROXY: 'loopback', ...env } });
+
+  it('locks a username and address after 5 failures in 60 s, refuses even the right password, then lets it in', async () => {
+    const user = await buildUser(db.prisma, { username: 'target' });
+    const app = lockoutApp();
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      const { response } = await postLogin(app, 'target', 'guess', { ip: '198.51.100.7' });
+      expect(response.text).toContain('Wrong username or password.');
+    }
+    const fifth = await postLogin(app, 'target', 'guess', { ip: '198.51.100.7' });
+    expect(fifth.response.text).toContain('Too many failed sign-ins. Try again in 5 min 00 s.');
+
+    clock = new Date(clock.getTime() + 120_000);
+    const locked = await postLogin(app, 'target', user.password, { ip: '198.51.100.7' });
+    expect(locked.response.status).toBe(200);
+    expect(locked.response.text).toContain('Try again in 3 min 00 s.');
+    // Another address is not locked by the per-address rule.
+    const elsewhere = await postLogin(app, 'target', user.password, { ip: '203.0.113.9' });
+    expect(elsewhere.response.status).toBe(302);
+
+    clock = new Date(clock.getTime() + 181_000);
+    const afterLock = await postLogin(app, 'target', user.password, { ip: '198.51.100.7' });
+    expect(afterLock.response.status).toBe(302);
+
+    expect(await metricValue(metrics, 'auth_lockout_start_total')).toBe(1);
+    expect(await metricValue(metrics, 'auth_lockout_active_total')).toBe(2);
+    expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'bad_credentials' })).toBe(5);
+    expect(await metricValue(metrics, 'auth_login_success_total')).toBe(2);
+    const starts = await db.prisma.auditLog.count({ where: { action: 'login.lockout_start', actor: 'target' } });
+    expect(starts).toBe(1);
+  });
+
+  it('forgets failures older than the window, and a success resets the count', async () => {
+    const user = await buildUser(db.prisma, { username: 'slowguess' });
+    const app = lockoutApp();
+    for (let attempt = 0; attempt < 4; attempt++) await postLogin(app, 'slowguess', 'nope', { ip: '198.51.100.8' });
+    clock = new Date(clock.getTime() + 61_000);
+    for (let attempt = 0; attempt < 4; attempt++) await postLogin(app, 'slowguess', 'nope', { ip: '198.51.100.8' });
+    await signInAs(app, 'slowguess', user.password);
+    for (let attempt = 0; attempt < 4; attempt++) await postLogin(app, 'slowguess', 'nope', { ip: '198.51.100.8' });
+    const { response } = await postLogin(app, 'slowguess', user.password, { ip: '198.51.100.8' });
+    expect(response.status).toBe(302);
+  });
+
+  it('locks a username across all addresses at the slower per-user threshold', async () => {
+    const user = await buildUser(db.prisma, { username: 'distributed' });
+    const app = lockoutApp({ AUTH_USER_MAX_FAILS: '6', AUTH_USER_WINDOW_SEC: '900', AUTH_USER_LOCK_SEC: '900' });
+    for (let attempt = 0; attempt < 6; attempt++) {
+      await postLogin(app, 'distributed', 'guess', { ip: `192.0.2.${attempt + 1}` });
+    }
+    const fresh = await postLogin(app, 'distributed', user.password, { ip: '192.0.2.200' });
+    expect(fresh.response.status).toBe(200);
+    expect(fresh.response.text).toContain('Try again in 15 min 00 s.');
+  });
+
+  it('ignores X-Forwarded-For unless TRUST_PROXY trusts the sender', async () => {
+    await buildUser(db.prisma, { username: 'spoofer' });
+    const app = lockoutApp({ TRUST_PROXY: 'false' });
+    for (let attempt = 0; attempt < 5; attempt++) await postLogin(app, 'spoofer', 'guess', { ip: `10.9.9.${attempt}` });
+    const rows = await db.prisma.authThrottle.findMany({ where: { username: 'spoofer', NOT: { ip: '*' } } });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.failureCount).toBe(5);
+  });
+
+  it('counts 50 concurrent wrong passwords exactly', async () => {
+    await buildUser(db.prisma, { username: 'hammered' });
+    const app = lockoutApp({ AUTH_MAX_FAILS: '1000', AUTH_USER_MAX_FAILS: '1000' });
+    const form = await request.agent(app).get('/login');
+    const agents = await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        const agent = request.agent(app);
+        const page = await agent.get('/login').set('Accept', 'text/html');
+        return { agent, token: csrfTokenIn(page.text) };
+      }),
+    );
+    expect(form.status).toBe(200);
+    const responses = await Promise.all(
+      agents.map(({ agent, token }) =>
+        agent
+          .post('/login')
+          .set('X-Forwarded-For', '198.51.100.50')
+          .type('form')
+          .send({ username: 'hammered', password: 'wrong', csrf_token: token }),
+      ),
+    );
+    expect(responses.every((response) => response.status === 200)).toBe(true);
+    const perAddress = await db.prisma.authThrottle.findUniqueOrThrow({
+      where: { username_ip: { username: 'hammered', ip: '198.51.100.50' } },
+    });
+    const perUser = await db.prisma.authThrottle.findUniqueOrThrow({
+      where: { username_ip: { username: 'hammered', ip: '*' } },
+    });
+    expect(perAddress.failureCount).toBe(50);
+    expect(perUser.failureCount).toBe(50);
+    expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'bad_credentials' })).toBe(50);
+  });
+});
+
+describe('CSRF', () => {
+  it('refuses a form POST with a missing or wrong token, and accepts the right one', async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'csrfuser' });
+    const agent = await signInAs(app, 'csrfuser', user.password);
+    const missing = await agent.post('/logout').set('Accept', 'text/html').type('form').send({});
+    expect(missing.status).toBe(403);
+    expect(missing.text).toContain('security token');
+    await agent.post('/logout').type('form').send({ csrf_token: 'forged-token' }).expect(403);
+    await agent.get('/account').set('Accept', 'text/html').expect(200);
+    await agent
+      .post('/logout')
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(302);
+  });
+
+  it('takes the token from X-CSRFToken or X-CSRF-Token on a JSON POST, and answers JSON 403 without it', async () => {
+    const app = buildTestApp(db);
+    await buildUser(db.prisma, { username: 'jsonadmin', role: 'admin', password: 'jsonadmin-password' });
+    const agent = await signInAs(app, 'jsonadmin', 'jsonadmin-password');
+    const denied = await agent.post('/admin/users').send({ username: 'viajson' });
+    expect(denied.status).toBe(403);
+    expect(denied.body).toEqual({ error: expect.stringContaining('security token'), code: 403 });
+    expect(await db.prisma.user.count({ where: { username: 'viajson' } })).toBe(0);
+
+    const token = await csrfTokenOf(agent);
+    await agent.post('/admin/users').set('X-CSRFToken', token).send({ username: 'viajson' }).expect(303);
+    await agent.post('/admin/users').set('X-CSRF-Token', token).send({ username: 'viajson2' }).expect(303);
+    expect(await db.prisma.user.count({ where: { username: { in: ['viajson', 'viajson2'] } } })).toBe(2);
+  });
+});
+
+describe('roles', () => {
+  it('sends visitors to sign in, non-admins to /me (counted, audited), and answers API clients with 401/403', async () => {
+    const metrics = createMetrics();
+    const app = buildTestApp(db, { metrics });
+    await request(app).get('/admin').set('Accept', 'text/html').expect(302).expect('Location', '/login?next=%2Fadmin');
+    await request(app).get('/admin/users').set('Accept', 'application/json').expect(401);
+
+    const user = await buildUser(db.prisma, { username: 'curious' });
+    const agent = await signInAs(app, 'curious', user.password);
+    await agent.get('/admin/users').set('Accept', 'text/html').expect(302).expect('Location', '/me');
+    const json = await agent.get('/admin/users').set('Accept', 'application/json').expect(403);
+    expect(json.body).toEqual({ error: 'Only admins can do this.', code: 403 });
+    expect(await metricValue(metrics, 'auth_forbidden_redirect_total')).toBe(2);
+    expect(await db.prisma.auditLog.count({ where: { actor: 'curious', action: 'admin.forbidden' } })).toBe(2);
+
+    await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
+    const admin = await signInAs(app, 'boss', 'boss-password');
+    const page = await admin.get('/admin').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('Audit log');
+  });
+});

@@ -1,0 +1,82 @@
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepareDatabase } from '../../src/bootstrap.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { PROJECT_ROOT } from '../support/spawn-server.js';
+import { signInAs } from '../support/sign-in.js';
+import { buildTestApp, buildTestConfig } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+function runUserCli(args: string[], stdin: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/user.cli.ts', ...args], {
+      cwd: PROJECT_ROOT,
+      env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, LOG_LEVEL: 'warn' },
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.stdin.end(stdin);
+    child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
+describe('npm run user:*', () => {
+  it('creates an admin from a password on stdin, changes it, and disables the account', async () => {
+    const created = await runUserCli(['create', '--username', 'opsadmin', '--role', 'admin', '--password-stdin'], 'first-password\n');
+    expect(created).toEqual({ code: 0, output: 'Created admin opsadmin.\n' });
+    const app = buildTestApp(db);
+    await signInAs(app, 'opsadmin', 'first-password');
+
+    const changed = await runUserCli(['passwd', '--username', 'opsadmin', '--password-stdin'], 'second-password\n');
+    expect(changed.code).toBe(0);
+    await signInAs(app, 'opsadmin', 'second-password');
+
+    await runUserCli(['create', '--username', 'spare', '--role', 'admin', '--password-stdin'], 'spare-password\n');
+    const disabled = await runUserCli(['disable', '--username', 'opsadmin'], '');
+    expect(disabled).toEqual({ code: 0, output: 'opsadmin is disabled.\n' });
+    const actions = await db.prisma.auditLog.findMany({ where: { actor: 'cli' }, orderBy: { id: 'asc' }, select: { action: true, target: true } });
+    expect(actions).toEqual([
+      { action: 'user.create', target: 'opsadmin' },
+      { action: 'user.password_reset', target: 'opsadmin' },
+      { action: 'user.create', target: 'spare' },
+      { action: 'user.disable', target: 'opsadmin' },
+    ]);
+  }, 60_000);
+
+  it('generates a password when there is no terminal, and refuses bad input clearly', async () => {
+    const generated = await runUserCli(['create', '--username', 'scripted'], '');
+    expect(generated.output).toMatch(/^Created user scripted\. Password: [A-Za-z0-9_-]{16}\n$/);
+    const badName = await runUserCli(['create', '--username', 'Bad Name'], '');
+    expect(badName.code).toBe(2);
+    expect(badName.output).toContain('--username must start with a lowercase letter');
+    const shortPassword = await runUserCli(['create', '--username', 'shorty', '--password-stdin'], 'abc\n');
+    expect(shortPassword.code).toBe(1);
+    expect(shortPassword.output).toContain('password: must be at least 8 characters');
+    const missing = await runUserCli(['passwd', '--username', 'ghost', '--password-stdin'], 'whatever-123\n');
+    expect(missing).toEqual({ code: 1, output: 'No user named ghost.\n' });
+    expect(await db.prisma.user.count({ where: { username: { in: ['shorty', 'ghost'] } } })).toBe(0);
+  }, 60_000);
+});
+
+describe('ADMIN_USERNAME / ADMIN_PASSWORD', () => {
+  it('creates the first admin at start-up once, and leaves it alone afterwards', async () => {
+    const env = { APP_ENV: 'production', SESSION_SECRET: 'x'.repeat(40), ADMIN_USERNAME: 'bootadmin', ADMIN_PASSWORD: 'bootstrap-password' };
+    const config = buildTestConfig(db.url, env);
+    await (await prepareDatabase(config, createLogger('silent'))).stop();
+    await (await prepareDatabase(config, createLogger('silent'))).stop();
+    expect(await db.prisma.user.count({ where: { username: 'bootadmin', role: 'admin' } })).toBe(1);
+    expect(await db.prisma.slurmJob.count()).toBe(0);
+    await signInAs(buildTestApp(db), 'bootadmin', 'bootstrap-password');
+  });
+});

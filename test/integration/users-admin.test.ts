@@ -1,0 +1,204 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildUser } from '../support/factories.js';
+import { csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+async function adminAgent() {
+  const app = buildTestApp(db);
+  if (!(await db.prisma.user.findUnique({ where: { username: 'chief' } }))) {
+    await buildUser(db.prisma, { username: 'chief', role: 'admin', password: 'chief-password' });
+  }
+  return { app, agent: await signInAs(app, 'chief', 'chief-password') };
+}
+
+const flashOf = (html: string) => /<div class="alert (\w+)" role="status">([^<]*)<\/div>/.exec(html)?.slice(1, 3);
+
+describe('admin user management', () => {
+  it('creates a user with a generated password shown once, who can then sign in', async () => {
+    const { app, agent } = await adminAgent();
+    await agent
+      .post('/admin/users')
+      .type('form')
+      .send({ username: 'newbie', role: 'user', csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    const page = await agent.get('/admin/users').set('Accept', 'text/html').expect(200);
+    const [type, message] = flashOf(page.text) ?? [];
+    expect(type).toBe('success');
+    const password = /Their password is (\S+) /.exec(message ?? '')?.[1] as string;
+    expect(password).toHaveLength(16);
+    const again = await agent.get('/admin/users').set('Accept', 'text/html');
+    expect(again.text).not.toContain(password);
+    await signInAs(app, 'newbie', password);
+    const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'user.create', target: 'newbie' } });
+    expect(audit).toMatchObject({ actor: 'chief', status: 'ok' });
+  });
+
+  it('refuses a bad or duplicate username with a clear error and creates nothing', async () => {
+    const { agent } = await adminAgent();
+    const before = await db.prisma.user.count();
+    const bad = await agent
+      .post('/admin/users')
+      .set('Accept', 'application/json')
+      .send({ username: 'Robert); DROP', password: 'long-enough' })
+      .set('X-CSRFToken', await csrfTokenOf(agent));
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/^username: must start with a lowercase letter/);
+    const short = await agent
+      .post('/admin/users')
+      .set('Accept', 'application/json')
+      .send({ username: 'shorty', password: 'short' })
+      .set('X-CSRFToken', await csrfTokenOf(agent));
+    expect(short.body).toEqual({ error: 'password: must be at least 8 characters', code: 400 });
+    const duplicate = await agent
+      .post('/admin/users')
+      .set('Accept', 'application/json')
+      .send({ username: 'chief' })
+      .set('X-CSRFToken', await csrfTokenOf(agent));
+    expect(duplicate.status).toBe(409);
+    expect(duplicate.body.error).toBe('A user named "chief" already exists.');
+    expect(await db.prisma.user.count()).toBe(before);
+  });
+
+  it('disables a user (ending their sessions), re-enables them, and audits both', async () => {
+    const { app, agent } = await adminAgent();
+    const target = await buildUser(db.prisma, { username: 'offboarded' });
+    const theirs = await signInAs(app, 'offboarded', target.password);
+    await agent
+      .post(`/admin/users/${target.id}/disable`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    await theirs.get('/account').set('Accept', 'text/html').expect(302);
+    expect((await postLogin(app, 'offboarded', target.password)).response.status).toBe(200);
+    const sessions = await db.pool.query(
+      `SELECT count(*)::int AS n FROM session WHERE sess -> 'passport' ->> 'user' = $1`,
+      [String(target.id)],
+    );
+    expect(sessions.rows[0].n).toBe(0);
+    await agent
+      .post(`/admin/users/${target.id}/enable`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    await signInAs(app, 'offboarded', target.password);
+    const actions = await db.prisma.auditLog.findMany({
+      where: { target: 'offboarded' },
+      orderBy: { id: 'asc' },
+      select: { action: true },
+    });
+    expect(actions.map((entry) => entry.action)).toEqual(['user.disable', 'user.enable']);
+  });
+
+  it('resets a password and changes a role, audited; the last admin cannot be demoted or disabled', async () => {
+    const { app, agent } = await adminAgent();
+    const target = await buildUser(db.prisma, { username: 'promoted' });
+    await agent
+      .post(`/admin/users/${target.id}/password`)
+      .type('form')
+      .send({ password: 'brand-new-pass', csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    await signInAs(app, 'promoted', 'brand-new-pass');
+    await agent
+      .post(`/admin/users/${target.id}/role`)
+      .type('form')
+      .send({ role: 'admin', csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { id: target.id } })).role).toBe('admin');
+    await agent
+      .post(`/admin/users/${target.id}/role`)
+      .type('form')
+      .send({ role: 'user', csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+
+    const chief = await db.prisma.user.findUniqueOrThrow({ where: { username: 'chief' } });
+    await db.prisma.user.updateMany({ where: { role: 'admin', NOT: { id: chief.id } }, data: { role: 'user' } });
+    const demote = await agent
+      .post(`/admin/users/${chief.id}/role`)
+      .set('Accept', 'application/json')
+      .send({ role: 'user' })
+      .set('X-CSRFToken', await csrfTokenOf(agent));
+    expect(demote.status).toBe(409);
+    expect(demote.body.error).toContain('last active admin');
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { id: chief.id } })).role).toBe('admin');
+    const actions = await db.prisma.auditLog.findMany({
+      where: { target: 'promoted' },
+      orderBy: { id: 'asc' },
+      select: { action: true },
+    });
+    expect(actions.map((entry) => entry.action)).toEqual([
+      'user.password_reset',
+      'user.role_change',
+      'user.role_change',
+    ]);
+  });
+
+  it('answers an unknown user id with 404 and a non-numeric one with 400', async () => {
+    const { agent } = await adminAgent();
+    const token = await csrfTokenOf(agent);
+    await agent
+      .post('/admin/users/999999/disable')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({})
+      .expect(404);
+    await agent
+      .post('/admin/users/abc/disable')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({})
+      .expect(400);
+  });
+});
+
+describe('your own account', () => {
+  it('changes your password only with the current one', async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'selfservice' });
+    const agent = await signInAs(app, 'selfservice', user.password);
+    await agent
+      .post('/account/password')
+      .type('form')
+      .send({
+        current: 'wrong',
+        password: 'new-password-1',
+        confirm: 'new-password-1',
+        csrf_token: await csrfTokenOf(agent),
+      })
+      .expect(303);
+    expect(flashOf((await agent.get('/account').set('Accept', 'text/html')).text)).toEqual([
+      'error',
+      'The current password is not right.',
+    ]);
+    await agent
+      .post('/account/password')
+      .type('form')
+      .send({
+        current: user.password,
+        password: 'new-password-1',
+        confirm: 'different-1',
+        csrf_token: await csrfTokenOf(agent),
+      })
+      .expect(303);
+    expect(flashOf((await agent.get('/account').set('Accept', 'text/html')).text)?.[1]).toBe(
+      'confirm: does not match the new password',
+    );
+    await agent
+      .post('/account/password')
+      .type('form')
+      .send({
+        current: user.password,
+        password: 'new-password-1',
+        confirm: 'new-password-1',
+        csrf_token: await csrfTokenOf(agent),
+      })
+      .expect(303);
+    await signInAs(app, 'selfservice', 'new-password-1');
+  });
+});

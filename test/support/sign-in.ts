@@ -1,0 +1,45 @@
+import type express from 'express';
+import request from 'supertest';
+import { expect } from 'vitest';
+
+const CSRF_FIELD = /<input type="hidden" name="csrf_token" value="([^"]+)">/;
+
+/** The CSRF token on a page, read the way load scripts and curl recipes read it. */
+export function csrfTokenIn(html: string): string {
+  const match = CSRF_FIELD.exec(html);
+  if (!match?.[1]) throw new Error('no csrf_token field on the page');
+  return match[1];
+}
+
+export type Agent = ReturnType<typeof request.agent>;
+
+/** GET /login, then POST it; returns the agent (cookies kept) and the response. */
+export async function postLogin(
+  app: express.Express,
+  username: string,
+  password: string,
+  options: { agent?: Agent; next?: string; ip?: string } = {},
+) {
+  const agent = options.agent ?? request.agent(app);
+  const form = await agent.get('/login').set('Accept', 'text/html');
+  const response = await agent
+    .post('/login')
+    .set('Accept', 'text/html')
+    .set(options.ip ? { 'X-Forwarded-For': options.ip } : {})
+    .type('form')
+    .send({ username, password, csrf_token: csrfTokenIn(form.text), ...(options.next ? { next: options.next } : {}) });
+  return { agent, response };
+}
+
+/** A signed-in agent; fails the test when sign-in does not redirect. */
+export async function signInAs(app: express.Express, username: string, password: string): Promise<Agent> {
+  const { agent, response } = await postLogin(app, username, password);
+  expect(response.status, `sign-in of ${username}: ${response.text.slice(0, 300)}`).toBe(302);
+  return agent;
+}
+
+/** A fresh CSRF token for a signed-in agent. */
+export async function csrfTokenOf(agent: Agent, path = '/account'): Promise<string> {
+  const page = await agent.get(path).set('Accept', 'text/html');
+  return csrfTokenIn(page.text);
+}
