@@ -8,9 +8,10 @@ import { requestContext } from './http/request-context.js';
 import { healthRoutes } from './modules/health/health.routes.js';
 import type { Metrics } from './modules/metrics/metrics.js';
 import type { Logger } from './shared/logger.js';
+import { PROJECT_ROOT } from './shared/paths.js';
 
-export const VIEWS_DIR = path.resolve(import.meta.dirname, '../views');
-export const PUBLIC_DIR = path.resolve(import.meta.dirname, '../public');
+export const VIEWS_DIR = path.join(PROJECT_ROOT, 'views');
+export const PUBLIC_DIR = path.join(PROJECT_ROOT, 'public');
 
 export interface AppDeps {
   config: AppConfig;
