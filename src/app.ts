@@ -4,9 +4,12 @@ import helmet from 'helmet';
 import type { AppConfig } from './config/config.js';
 import type { Database } from './db/database.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
+import { httpMetrics } from './http/http-metrics.js';
 import { requestContext } from './http/request-context.js';
 import { healthRoutes } from './modules/health/health.routes.js';
+import { checkReadiness } from './modules/health/health.service.js';
 import type { Metrics } from './modules/metrics/metrics.js';
+import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import type { Logger } from './shared/logger.js';
 import { PROJECT_ROOT } from './shared/paths.js';
 
@@ -20,6 +23,11 @@ export interface AppDeps {
   metrics: Metrics;
   /** The time source; tests pass a controllable one. */
   now?: () => Date;
+  /**
+   * What GET /metrics answers: by default this process's registry; a cluster worker
+   * passes one that asks the primary for the sum over workers.
+   */
+  scrapeMetrics?: () => Promise<string>;
 }
 
 /** Builds the Express app from its dependencies; it does not listen (server.ts does, tests use supertest). */
@@ -34,6 +42,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.locals.currency = config.currency;
 
   app.use(requestContext(logger));
+  app.use(httpMetrics(deps.metrics));
+  deps.metrics.observeDbPool(db.pool);
+  deps.metrics.observeReadiness(async () => (await checkReadiness(db.pool, config.readyTimeoutMs)).isReady);
   app.use(
     helmet({
       contentSecurityPolicy: {
@@ -62,6 +73,10 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
   app.get('/', (_req, res) => res.render('home', { title: 'HPC Billing' }));
+  if (config.metrics.isEnabled) {
+    const scrape = deps.scrapeMetrics ?? (() => deps.metrics.registry.metrics());
+    app.use(metricsRoutes({ scrape, token: config.metrics.token }));
+  }
 
   app.use(notFoundHandler);
   app.use(errorHandler(logger));

@@ -13,5 +13,6 @@ export function buildTestConfig(databaseUrl: string, env: Record<string, string>
 /** The real app over a test database, as supertest drives it. */
 export function buildTestApp(db: Database & { url: string }, env: Record<string, string> = {}): express.Express {
   const config = buildTestConfig(db.url, env);
-  return createApp({ config, db, logger: createLogger('silent'), metrics: createMetrics() });
+  const metrics = createMetrics({ hasProcessMetrics: config.metrics.hasProcessMetrics });
+  return createApp({ config, db, logger: createLogger('silent'), metrics });
 }
