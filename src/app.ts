@@ -5,6 +5,7 @@ import type { AppConfig } from './config/config.js';
 import type { Database } from './db/database.js';
 import { createCsrfProtection } from './http/csrf.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
+import { httpMetrics } from './http/http-metrics.js';
 import { requestContext } from './http/request-context.js';
 import { createSessionMiddleware, enforceSessionLifetime, exposeFlash } from './http/session.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
@@ -13,12 +14,15 @@ import { createGuards } from './modules/auth/auth.guards.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
 import { createPassport } from './modules/auth/passport.js';
 import { healthRoutes } from './modules/health/health.routes.js';
+import { checkReadiness } from './modules/health/health.service.js';
 import type { Metrics } from './modules/metrics/metrics.js';
+import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { usersRoutes } from './modules/users/users.routes.js';
 import type { Logger } from './shared/logger.js';
+import { PROJECT_ROOT } from './shared/paths.js';
 
-export const VIEWS_DIR = path.resolve(import.meta.dirname, '../views');
-export const PUBLIC_DIR = path.resolve(import.meta.dirname, '../public');
+export const VIEWS_DIR = path.join(PROJECT_ROOT, 'views');
+export const PUBLIC_DIR = path.join(PROJECT_ROOT, 'public');
 
 export interface AppDeps {
   config: AppConfig;
@@ -27,6 +31,11 @@ export interface AppDeps {
   metrics: Metrics;
   /** The time source; tests pass a controllable one. */
   now?: () => Date;
+  /**
+   * What GET /metrics answers: by default this process's registry; a cluster worker
+   * passes one that asks the primary for the sum over workers.
+   */
+  scrapeMetrics?: () => Promise<string>;
 }
 
 /** Builds the Express app from its dependencies; it does not listen (server.ts does, tests use supertest). */
@@ -42,6 +51,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.locals.currency = config.currency;
 
   app.use(requestContext(logger));
+  app.use(httpMetrics(deps.metrics));
+  deps.metrics.observeDbPool(db.pool);
+  deps.metrics.observeReadiness(async () => (await checkReadiness(db.pool, config.readyTimeoutMs)).isReady);
   app.use(
     helmet({
       contentSecurityPolicy: {
@@ -69,6 +81,10 @@ export function createApp(deps: AppDeps): express.Express {
       onReadiness: (readiness) => deps.metrics.ready.set(readiness.isReady ? 1 : 0),
     }),
   );
+  if (config.metrics.isEnabled) {
+    const scrape = deps.scrapeMetrics ?? (() => deps.metrics.registry.metrics());
+    app.use(metricsRoutes({ scrape, token: config.metrics.token }));
+  }
 
   // Everything below is session-backed: signed in via passport, CSRF-checked.
   const sessionSettings = {
@@ -99,7 +115,15 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.use(authRoutes({ db: db.prisma, passport, now }));
   app.use(usersRoutes({ db: db.prisma, guards }));
-  app.use(auditRoutes({ db: db.prisma, guards, metrics, timeZone: config.timeZone }));
+  app.use(
+    auditRoutes({
+      db: db.prisma,
+      guards,
+      metrics,
+      timeZone: config.timeZone,
+      onChainVerified: (isIntact) => metrics.auditChainOk.set(isIntact ? 1 : 0),
+    }),
+  );
   app.use(
     adminRoutes({
       guards,

@@ -6,6 +6,7 @@ import { openDatabase } from './db/database.js';
 import { closeGracefully, listen } from './http/lifecycle.js';
 import { DEMO_LOGINS } from './modules/demo/demo.service.js';
 import { createMetrics } from './modules/metrics/metrics.js';
+import { joinClusterMetrics, serveClusterMetrics } from './modules/metrics/metrics-cluster.js';
 import { createLogger, type Logger } from './shared/logger.js';
 
 function readConfigOrExit(): AppConfig {
@@ -23,7 +24,10 @@ function readConfigOrExit(): AppConfig {
 /** One worker: opens its pool, serves, and on SIGTERM/SIGINT drains and closes. */
 async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger): Promise<() => Promise<void>> {
   const db = openDatabase(databaseUrl, { poolMax: config.dbPoolMax, logger });
-  const app = createApp({ config, db, logger, metrics: createMetrics() });
+  const metrics = createMetrics({ hasProcessMetrics: config.metrics.hasProcessMetrics });
+  // A worker's own registry holds only the requests it served; the primary sums them.
+  const scrapeMetrics = cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined;
+  const app = createApp({ config, db, logger, metrics, scrapeMetrics });
   const server = await listen(app, config.port, config.host);
   return async () => {
     const isClean = await closeGracefully(server, config.shutdownTimeoutMs);
@@ -85,6 +89,7 @@ async function main() {
   }
 
   let isStopping = false;
+  serveClusterMetrics(logger);
   const fork = () => cluster.fork({ DATABASE_URL: database.databaseUrl });
   for (let index = 0; index < config.webConcurrency; index++) fork();
   let listening = 0;

@@ -3,8 +3,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../shared/logger.js';
+import { PROJECT_ROOT } from '../shared/paths.js';
 
-export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../prisma/migrations');
+export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'prisma', 'migrations');
 
 // Any constant works; it only has to be the same for every process.
 const MIGRATION_LOCK_KEY = 727_450_113;

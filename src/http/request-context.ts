@@ -12,16 +12,46 @@ declare global {
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+const ROUTE_TEMPLATE = Symbol('routeTemplate');
+
+type TrackedRequest = Request & { [ROUTE_TEMPLATE]?: string };
+
+/**
+ * Records the route template at the moment Express picks the route. By the time the
+ * response finishes, an error that left a nested router has already reset
+ * `req.baseUrl` (to undefined at the top), which would turn `/me/receipts/:id`
+ * into `undefined/receipts/:id`. Idempotent; the first middleware should call it.
+ */
+export function trackRouteTemplate(req: Request): void {
+  if (Object.hasOwn(req, ROUTE_TEMPLATE)) return;
+  const tracked = req as TrackedRequest;
+  let route: unknown = tracked.route;
+  tracked[ROUTE_TEMPLATE] = undefined;
+  Object.defineProperty(req, 'route', {
+    configurable: true,
+    enumerable: true,
+    get: () => route,
+    set(value: { path?: unknown } | undefined) {
+      route = value;
+      const routePath = typeof value?.path === 'string' ? value.path : String(value?.path);
+      tracked[ROUTE_TEMPLATE] = value ? `${req.baseUrl ?? ''}${routePath}` || '/' : undefined;
+    },
+  });
+}
+
 /** Route template for logs and metrics, never the raw path: `/me/receipts/:id`, or `unmatched`. */
 export function routeTemplateOf(req: Request): string {
+  const recorded = (req as TrackedRequest)[ROUTE_TEMPLATE];
+  if (recorded !== undefined) return recorded;
   if (!req.route) return 'unmatched';
   const routePath = typeof req.route.path === 'string' ? req.route.path : String(req.route.path);
-  return `${req.baseUrl}${routePath}` || '/';
+  return `${req.baseUrl ?? ''}${routePath}` || '/';
 }
 
 /** Gives each request an id (a caller's X-Request-Id when it is safe) and logs one line when it ends. */
 export function requestContext(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
+    trackRouteTemplate(req);
     const incoming = req.get('x-request-id');
     req.id = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
     res.setHeader('X-Request-Id', req.id);

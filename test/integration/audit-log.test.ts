@@ -38,7 +38,8 @@ describe('the audit chain', () => {
 
   it("finds a row edited behind the trigger's back, and reports it on /admin/audit/verify", async () => {
     await buildUser(db.prisma, { username: 'auditor', role: 'admin', password: 'auditor-password' });
-    const app = buildTestApp(db);
+    const metrics = createMetrics();
+    const app = buildTestApp(db, { metrics });
     const agent = await signInAs(app, 'auditor', 'auditor-password');
     const ok = await agent.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
     expect(ok.body.status).toBe('ok');
@@ -64,6 +65,7 @@ describe('the audit chain', () => {
     expect(broken.body).toMatchObject({ status: 'broken', brokenAt: String(victim.id) });
     const page = await agent.get('/admin/audit/verify').set('Accept', 'text/html').expect(409);
     expect(page.text).toContain(`Broken at entry #${victim.id}`);
+    expect(await metricValue(metrics, 'audit_chain_ok')).toBe(0);
   });
 });
 

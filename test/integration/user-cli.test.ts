@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareDatabase } from '../../src/bootstrap.js';
 import { createLogger } from '../../src/shared/logger.js';
-import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { signInAs } from '../support/sign-in.js';
+import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp, buildTestConfig } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -33,7 +33,10 @@ function runUserCli(args: string[], stdin: string): Promise<{ code: number | nul
 
 describe('npm run user:*', () => {
   it('creates an admin from a password on stdin, changes it, and disables the account', async () => {
-    const created = await runUserCli(['create', '--username', 'opsadmin', '--role', 'admin', '--password-stdin'], 'first-password\n');
+    const created = await runUserCli(
+      ['create', '--username', 'opsadmin', '--role', 'admin', '--password-stdin'],
+      'first-password\n',
+    );
     expect(created).toEqual({ code: 0, output: 'Created admin opsadmin.\n' });
     const app = buildTestApp(db);
     await signInAs(app, 'opsadmin', 'first-password');
@@ -45,7 +48,11 @@ describe('npm run user:*', () => {
     await runUserCli(['create', '--username', 'spare', '--role', 'admin', '--password-stdin'], 'spare-password\n');
     const disabled = await runUserCli(['disable', '--username', 'opsadmin'], '');
     expect(disabled).toEqual({ code: 0, output: 'opsadmin is disabled.\n' });
-    const actions = await db.prisma.auditLog.findMany({ where: { actor: 'cli' }, orderBy: { id: 'asc' }, select: { action: true, target: true } });
+    const actions = await db.prisma.auditLog.findMany({
+      where: { actor: 'cli' },
+      orderBy: { id: 'asc' },
+      select: { action: true, target: true },
+    });
     expect(actions).toEqual([
       { action: 'user.create', target: 'opsadmin' },
       { action: 'user.password_reset', target: 'opsadmin' },
@@ -71,7 +78,12 @@ describe('npm run user:*', () => {
 
 describe('ADMIN_USERNAME / ADMIN_PASSWORD', () => {
   it('creates the first admin at start-up once, and leaves it alone afterwards', async () => {
-    const env = { APP_ENV: 'production', SESSION_SECRET: 'x'.repeat(40), ADMIN_USERNAME: 'bootadmin', ADMIN_PASSWORD: 'bootstrap-password' };
+    const env = {
+      APP_ENV: 'production',
+      SESSION_SECRET: 'x'.repeat(40),
+      ADMIN_USERNAME: 'bootadmin',
+      ADMIN_PASSWORD: 'bootstrap-password',
+    };
     const config = buildTestConfig(db.url, env);
     await (await prepareDatabase(config, createLogger('silent'))).stop();
     await (await prepareDatabase(config, createLogger('silent'))).stop();

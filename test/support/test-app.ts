@@ -24,7 +24,7 @@ export function buildTestApp(db: Database & { url: string }, options: TestAppOpt
     config,
     db,
     logger: createLogger('silent'),
-    metrics: options.metrics ?? createMetrics(),
+    metrics: options.metrics ?? createMetrics({ hasProcessMetrics: config.metrics.hasProcessMetrics }),
     now: options.now,
   });
 }

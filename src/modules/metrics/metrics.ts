@@ -1,12 +1,29 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** What the pool gauges read at scrape time; a pg.Pool has these. */
+export interface PoolStats {
+  totalCount: number;
+  idleCount: number;
+  waitingCount: number;
+}
+
+export interface MetricsOptions {
+  /** Node's process metrics (CPU, memory, event loop lag), off unless METRICS_PROCESS=1. */
+  hasProcessMetrics?: boolean;
+}
 
 /**
  * Every metric the app exports, on a registry of its own. Names, types and labels are
  * a contract with the dashboards and alert rules in grafana/ and prometheus/.
+ *
+ * With several workers the primary sums each worker's values (prom-client's
+ * AggregatorRegistry); gauges that must not be summed say how they combine in `aggregator`.
  */
-export function createMetrics() {
+export function createMetrics(options: MetricsOptions = {}) {
   const registry = new Registry();
   const registers = [registry];
+  let pool: PoolStats | undefined;
+  let probeReadiness: (() => Promise<boolean>) | undefined;
 
   const metrics = {
     registry,
@@ -67,14 +84,49 @@ export function createMetrics() {
       labelNames: ['provider', 'event', 'outcome'] as const,
       registers,
     }),
+    // Before hpc_ready: its scrape-time probe borrows a connection, and the pool
+    // gauges, collected in registration order, should not count that one as busy.
+    dbPoolConnections: new Gauge({
+      name: 'db_pool_connections',
+      help: 'Open connections in the database pool (idle and in use).',
+      registers,
+      collect() {
+        if (pool) this.set(pool.totalCount);
+      },
+    }),
+    dbPoolIdleConnections: new Gauge({
+      name: 'db_pool_idle_connections',
+      help: 'Open database connections not in use.',
+      registers,
+      collect() {
+        if (pool) this.set(pool.idleCount);
+      },
+    }),
+    dbPoolWaitingRequests: new Gauge({
+      name: 'db_pool_waiting_requests',
+      help: 'Queries waiting for a free database connection; above 0 for long means DB_POOL_MAX is too low.',
+      registers,
+      collect() {
+        if (pool) this.set(pool.waitingCount);
+      },
+    }),
     ready: new Gauge({
       name: 'hpc_ready',
       help: '1 when the last readiness check saw the database, else 0.',
+      // The app is ready only when every worker reaches the database.
+      aggregator: 'min',
       registers,
+      async collect() {
+        // Refreshed at each scrape too: nothing may be calling /readyz, and a value
+        // frozen at start-up would keep AppNotReady firing (or silent) forever.
+        if (probeReadiness) this.set((await probeReadiness()) ? 1 : 0);
+      },
     }),
     ingestLastSuccess: new Gauge({
       name: 'slurm_ingest_last_success_timestamp_seconds',
       help: 'When the last successful ingestion run finished (Unix seconds).',
+      // Only the ingestion leader sets it; the others report 0.
+      aggregator: 'max',
       registers,
     }),
     ingestRuns: new Counter({
@@ -95,6 +147,12 @@ export function createMetrics() {
       buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers,
     }),
+    auditChainOk: new Gauge({
+      name: 'audit_chain_ok',
+      help: '1 when the last verification of the audit log hash chain passed, 0 when it found a break.',
+      aggregator: 'min',
+      registers,
+    }),
   };
 
   // Series the dashboards and alerts query exist at 0 before the first event,
@@ -106,7 +164,21 @@ export function createMetrics() {
   for (const kind of ['admin_paid', 'my_usage', 'user_usage', 'audit']) metrics.csvDownloads.inc({ kind }, 0);
   metrics.webhookEvents.inc({ provider: 'dummy', event: 'payment.succeeded', outcome: 'ok' }, 0);
   metrics.ready.set(0);
-  return metrics;
+  // Nothing is known to be broken until a verification says so.
+  metrics.auditChainOk.set(1);
+  if (options.hasProcessMetrics) collectDefaultMetrics({ register: registry });
+
+  return {
+    ...metrics,
+    /** Points the pool gauges at the pool they describe; read at each scrape. */
+    observeDbPool(target: PoolStats) {
+      pool = target;
+    },
+    /** Runs this readiness check at each scrape to refresh hpc_ready. */
+    observeReadiness(probe: () => Promise<boolean>) {
+      probeReadiness = probe;
+    },
+  };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1
+# HPC Billing: build with the dev toolchain, run on a slim image with production dependencies only.
+#   docker build -t hpc-billing .
+#   docker run --rm -e DATABASE_URL=... hpc-billing node dist/src/cli/migrate.cli.js   # migrations, one-shot
+#   docker run -d -p 8000:8000 -e DATABASE_URL=... -e SESSION_SECRET=... hpc-billing
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+# Dependencies first, so source edits do not invalidate the npm ci layer.
+# The postinstall script runs `prisma generate`, which needs the schema and prisma.config.ts.
+COPY package.json package-lock.json prisma.config.ts ./
+COPY prisma ./prisma
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build \
+  && npm prune --omit=dev
+
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    APP_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8000
+WORKDIR /app
+# Paths are resolved from the folder holding package.json: views/, public/ and
+# prisma/migrations/ must sit next to it, and dist/ holds the compiled src/.
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY prisma ./prisma
+COPY views ./views
+COPY public ./public
+# The image's built-in unprivileged user; the app writes nothing to disk in production.
+USER node
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "dist/src/server.js"]

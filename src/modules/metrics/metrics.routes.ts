@@ -1,0 +1,42 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Router } from 'express';
+import { UnauthorizedError } from '../../shared/errors.js';
+
+/** The Prometheus text exposition format, whatever the registry itself announces. */
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export interface MetricsRoutesOptions {
+  /** The exposition text: this process's registry, or the sum over cluster workers. */
+  scrape: () => Promise<string>;
+  /** When set, scrapes must send `Authorization: Bearer <token>`. */
+  token: string | undefined;
+}
+
+// Hashing first gives both sides the same length, so the comparison time says
+// nothing about the token's length or its first differing byte.
+function isSameSecret(given: string, expected: string): boolean {
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+function bearerTokenOf(header: string | undefined): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  return match?.[1];
+}
+
+/** `GET /metrics` for Prometheus; mount it only when METRICS_ENABLED is on. */
+export function metricsRoutes({ scrape, token }: MetricsRoutesOptions): Router {
+  const router = Router();
+  router.get('/metrics', async (req, res) => {
+    if (token !== undefined) {
+      const given = bearerTokenOf(req.get('authorization'));
+      if (given === undefined || !isSameSecret(given, token)) {
+        res.set('WWW-Authenticate', 'Bearer realm="metrics"');
+        throw new UnauthorizedError('A valid metrics token is required.');
+      }
+    }
+    const text = await scrape();
+    res.set('Content-Type', METRICS_CONTENT_TYPE).set('Cache-Control', 'no-store').send(text);
+  });
+  return router;
+}

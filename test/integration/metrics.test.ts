@@ -1,0 +1,103 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { METRICS_CONTENT_TYPE } from '../../src/modules/metrics/metrics.routes.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+/** The value of one exposed sample, e.g. `http_requests_total{method="GET",...}`; undefined when absent. */
+function sampleOf(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('GET /metrics', () => {
+  it('answers in the Prometheus text format with the pre-warmed series the dashboards query', async () => {
+    const response = await request(buildTestApp(db)).get('/metrics').expect(200);
+    expect(response.headers['content-type']).toBe(METRICS_CONTENT_TYPE);
+    for (const series of [
+      'auth_login_failure_total{reason="bad_credentials"}',
+      'billing_receipt_created_total{scope="user"}',
+      'billing_receipt_created_total{scope="admin"}',
+      'billing_receipt_marked_paid_total{actor_type="admin"}',
+      'csv_download_total{kind="admin_paid"}',
+      'csv_download_total{kind="my_usage"}',
+      'csv_download_total{kind="user_usage"}',
+      'csv_download_total{kind="audit"}',
+      'payments_webhook_events_total{provider="dummy",event="payment.succeeded",outcome="ok"}',
+    ]) {
+      expect(sampleOf(response.text, series), series).toBe(0);
+    }
+    expect(sampleOf(response.text, 'audit_chain_ok')).toBe(1);
+  });
+
+  it('refreshes hpc_ready and the pool gauges at scrape time, without anyone calling /readyz', async () => {
+    const text = (await request(buildTestApp(db)).get('/metrics').expect(200)).text;
+    expect(sampleOf(text, 'hpc_ready')).toBe(1);
+    expect(sampleOf(text, 'db_pool_connections')).toBeGreaterThanOrEqual(1);
+    expect(sampleOf(text, 'db_pool_idle_connections')).toBeGreaterThanOrEqual(0);
+    expect(sampleOf(text, 'db_pool_waiting_requests')).toBe(0);
+  });
+
+  it('labels requests by route template, puts every unknown path under one value, and does not count itself', async () => {
+    const app = buildTestApp(db);
+    await request(app).get('/healthz').expect(200);
+    await request(app).get('/healthz').expect(200);
+    await request(app).get('/wp-admin/setup-config.php').expect(404);
+    await request(app).get('/random-8f3a2c').expect(404);
+    await request(app).get('/metrics').expect(200);
+    const text = (await request(app).get('/metrics').expect(200)).text;
+
+    expect(sampleOf(text, 'http_requests_total{method="GET",endpoint="/healthz",status="200"}')).toBe(2);
+    expect(sampleOf(text, 'http_requests_total{method="GET",endpoint="unmatched",status="404"}')).toBe(2);
+    expect(sampleOf(text, 'http_request_duration_seconds_count{endpoint="/healthz",method="GET"}')).toBe(2);
+    expect(sampleOf(text, 'http_request_duration_seconds_bucket{le="+Inf",endpoint="/healthz",method="GET"}')).toBe(2);
+    expect(text).not.toContain('wp-admin');
+    expect(text).not.toContain('random-8f3a2c');
+    expect(text).not.toContain('endpoint="/metrics"');
+  });
+
+  it('leaves out Node process metrics unless METRICS_PROCESS is on', async () => {
+    const plain = (await request(buildTestApp(db)).get('/metrics').expect(200)).text;
+    expect(plain).not.toContain('process_cpu_user_seconds_total');
+    const withProcess = buildTestApp(db, { env: { METRICS_PROCESS: '1' } });
+    expect((await request(withProcess).get('/metrics').expect(200)).text).toContain('process_cpu_user_seconds_total');
+  });
+
+  it('does not exist when METRICS_ENABLED is off', async () => {
+    const app = buildTestApp(db, { env: { METRICS_ENABLED: '0' } });
+    const response = await request(app).get('/metrics').expect(404);
+    expect(response.text).not.toContain('http_requests_total');
+  });
+
+  describe('with METRICS_TOKEN', () => {
+    const token = 'scrape-token-0123456789abcdef';
+    const app = () => buildTestApp(db, { env: { METRICS_TOKEN: token } });
+
+    it('refuses a scrape without the bearer token', async () => {
+      const response = await request(app()).get('/metrics').expect(401);
+      expect(response.headers['www-authenticate']).toMatch(/^Bearer/);
+      expect(response.body).toEqual({ error: 'A valid metrics token is required.', code: 401 });
+    });
+
+    it.each([
+      ['a wrong token', `Bearer ${token.slice(0, -1)}x`],
+      ['a longer token', `Bearer ${token}0`],
+      ['another scheme', `Basic ${token}`],
+      ['an empty bearer', 'Bearer '],
+    ])('refuses %s', async (_case, header) => {
+      const response = await request(app()).get('/metrics').set('Authorization', header).expect(401);
+      expect(response.text).not.toContain('http_requests_total');
+    });
+
+    it('serves the scrape with the right token', async () => {
+      const response = await request(app()).get('/metrics').set('Authorization', `Bearer ${token}`).expect(200);
+      expect(response.text).toContain('http_requests_total');
+    });
+  });
+});

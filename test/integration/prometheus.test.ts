@@ -1,0 +1,197 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { closeGracefully, listen } from '../../src/http/lifecycle.js';
+import { PROJECT_ROOT } from '../../src/shared/paths.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+const PROMETHEUS = '/usr/bin/prometheus';
+const hasPrometheus = existsSync(PROMETHEUS);
+if (!hasPrometheus) {
+  console.warn(
+    `prometheus.test.ts skipped: ${PROMETHEUS} is absent. Install it with \`apt-get install -y prometheus\` (CI does).`,
+  );
+}
+
+interface QueryResult {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+interface DashboardPanel {
+  title: string;
+  targets?: { expr: string }[];
+}
+
+const dashboard = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'grafana/dashboards/hpc-billing.json'), 'utf8')) as {
+  panels: DashboardPanel[];
+};
+
+/** A dashboard query as Grafana would send it, with its interval variables filled in. */
+function dashboardQueries(title: string): string[] {
+  const panel = dashboard.panels.find((candidate) => candidate.title === title);
+  if (!panel?.targets) throw new Error(`no panel "${title}" in the dashboard`);
+  return panel.targets.map((target) => withGrafanaVariables(target.expr));
+}
+
+function withGrafanaVariables(expression: string): string {
+  return expression.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '1m');
+}
+
+async function waitFor<T>(what: string, attempt: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await attempt().catch(() => undefined);
+    if (result !== undefined) return result;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+describe.skipIf(!hasPrometheus)('the real Prometheus scraping the app', () => {
+  let db: TestDatabase;
+  let appServer: http.Server;
+  let prometheus: ChildProcess;
+  let prometheusUrl: string;
+  let workDir: string;
+  let traffic: NodeJS.Timeout;
+  let prometheusLog = '';
+
+  async function query(expression: string): Promise<QueryResult[]> {
+    const response = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(expression)}`);
+    const body = (await response.json()) as { status: string; error?: string; data: { result: QueryResult[] } };
+    if (body.status !== 'success') throw new Error(`query failed: ${expression}: ${body.error}`);
+    return body.data.result;
+  }
+
+  /** Waits until the query returns at least one series (rate() needs two scrapes). */
+  function seriesOf(expression: string): Promise<QueryResult[]> {
+    return waitFor(`series for ${expression}\n${prometheusLog}`, async () => {
+      const result = await query(expression);
+      return result.length > 0 ? result : undefined;
+    });
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    appServer = await listen(buildTestApp(db), 0, '127.0.0.1');
+    const appPort = (appServer.address() as AddressInfo).port;
+    const appUrl = `http://127.0.0.1:${appPort}`;
+    // Some traffic for the request metrics, including a 404 for an unmatched path.
+    traffic = setInterval(() => {
+      void fetch(`${appUrl}/healthz`).catch(() => undefined);
+      void fetch(`${appUrl}/no-such-page`).catch(() => undefined);
+    }, 200);
+
+    workDir = await mkdtemp(path.join(os.tmpdir(), 'hpc-billing-prometheus-'));
+    const configFile = path.join(workDir, 'prometheus.yml');
+    await writeFile(
+      configFile,
+      [
+        'global:',
+        '  scrape_interval: 1s',
+        '  evaluation_interval: 1s',
+        'rule_files:',
+        `  - ${JSON.stringify(path.join(PROJECT_ROOT, 'prometheus/alerts.yml'))}`,
+        'scrape_configs:',
+        '  - job_name: hpc-billing',
+        '    static_configs:',
+        `      - targets: ['127.0.0.1:${appPort}']`,
+        '',
+      ].join('\n'),
+    );
+    const prometheusPort = await findFreePort();
+    prometheusUrl = `http://127.0.0.1:${prometheusPort}`;
+    prometheus = spawn(
+      PROMETHEUS,
+      [
+        `--config.file=${configFile}`,
+        `--storage.tsdb.path=${path.join(workDir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${prometheusPort}`,
+        '--log.level=warn',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    prometheus.stdout?.on('data', (chunk: Buffer) => {
+      prometheusLog += chunk.toString();
+    });
+    prometheus.stderr?.on('data', (chunk: Buffer) => {
+      prometheusLog += chunk.toString();
+    });
+    await waitFor('Prometheus to be ready', async () => {
+      const response = await fetch(`${prometheusUrl}/-/ready`);
+      return response.ok ? true : undefined;
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    clearInterval(traffic);
+    if (prometheus && prometheus.exitCode === null) {
+      const exited = new Promise((resolve) => prometheus.once('exit', resolve));
+      prometheus.kill('SIGTERM');
+      await exited;
+    }
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+    if (appServer) await closeGracefully(appServer, 1_000);
+    await db?.drop();
+  }, 30_000);
+
+  it('scrapes the app: up is 1', async () => {
+    const [up] = await waitFor('up == 1', async () => {
+      const result = await query('up{job="hpc-billing"}');
+      return result[0]?.value[1] === '1' ? result : undefined;
+    });
+    expect(up?.value[1]).toBe('1');
+  }, 40_000);
+
+  it('answers the dashboard latency query (histogram_quantile over the duration buckets)', async () => {
+    for (const expression of dashboardQueries('Latency p50 / p95 / p99')) {
+      const [series] = await seriesOf(expression);
+      // /healthz answers in well under the top bucket.
+      expect(Number(series?.value[1])).toBeGreaterThan(0);
+      expect(Number(series?.value[1])).toBeLessThanOrEqual(5);
+    }
+    const slowest = await seriesOf(dashboardQueries('Top 5 slow endpoints by p95')[0] as string);
+    expect(slowest.map((series) => series.metric.endpoint)).toEqual(expect.arrayContaining(['/healthz']));
+  }, 40_000);
+
+  it('answers the dashboard login-failure query with the pre-warmed reason', async () => {
+    const [failures] = dashboardQueries('Login failures and lockouts');
+    const result = await seriesOf(failures as string);
+    expect(result).toEqual([{ metric: { reason: 'bad_credentials' }, value: [expect.any(Number), '0'] }]);
+  }, 40_000);
+
+  it('answers the dashboard webhook query with the pre-warmed combination', async () => {
+    const [webhooks] = dashboardQueries('Webhook events');
+    const result = await seriesOf(webhooks as string);
+    expect(result.map((series) => series.metric)).toEqual([
+      { provider: 'dummy', event: 'payment.succeeded', outcome: 'ok' },
+    ]);
+  }, 40_000);
+
+  it('evaluates every dashboard query without an error', async () => {
+    for (const panel of dashboard.panels) {
+      for (const target of panel.targets ?? []) await query(withGrafanaVariables(target.expr));
+    }
+  });
+
+  it('loads and evaluates every alert rule without an error', async () => {
+    const rules = await waitFor('every rule to be evaluated', async () => {
+      const response = await fetch(`${prometheusUrl}/api/v1/rules`);
+      const body = (await response.json()) as {
+        data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
+      };
+      const all = body.data.groups.flatMap((group) => group.rules);
+      return all.length > 0 && all.every((rule) => rule.health !== 'unknown') ? all : undefined;
+    });
+    expect(rules.filter((rule) => rule.health !== 'ok')).toEqual([]);
+    expect(rules.map((rule) => rule.name)).toEqual(expect.arrayContaining(['HighErrorRate', 'AuditChainBroken']));
+  }, 40_000);
+});

@@ -1,0 +1,105 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { PROJECT_ROOT } from '../../src/shared/paths.js';
+import { metricNamesIn } from '../support/promql.js';
+
+// Series Prometheus adds itself to every target.
+const PROMETHEUS_SERIES = new Set(['up', 'scrape_duration_seconds', 'scrape_samples_scraped']);
+
+/** Every sample name the app exposes: histograms expose _bucket, _sum and _count. */
+async function exposedNames(): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (const metric of await createMetrics().registry.getMetricsAsJSON()) {
+    names.add(metric.name);
+    if (String(metric.type) === 'histogram')
+      for (const suffix of ['_bucket', '_sum', '_count']) names.add(metric.name + suffix);
+  }
+  return names;
+}
+
+interface DashboardPanel {
+  title: string;
+  targets?: { expr: string }[];
+}
+
+function readDashboard(): { panels: DashboardPanel[] } {
+  return JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'grafana/dashboards/hpc-billing.json'), 'utf8'));
+}
+
+function readAlertRules(): { alert: string; expr: string }[] {
+  const file = parse(readFileSync(path.join(PROJECT_ROOT, 'prometheus/alerts.yml'), 'utf8')) as {
+    groups: { rules: { alert: string; expr: string }[] }[];
+  };
+  return file.groups.flatMap((group) => group.rules);
+}
+
+describe('metricNamesIn', () => {
+  it.each([
+    ['sum by (method, status) (rate(http_requests_total[$__rate_interval]))', ['http_requests_total']],
+    [
+      'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{job="x",le!="0.5"}[5m])))',
+      ['http_request_duration_seconds_bucket'],
+    ],
+    [
+      'time() - max(slurm_ingest_last_success_timestamp_seconds) > 900',
+      ['slurm_ingest_last_success_timestamp_seconds'],
+    ],
+    ['a_total / ignoring(status) group_left b_total or on() vector(0)', ['a_total', 'b_total']],
+    ['up{job="hpc-billing"} == 0 unless foo offset 5m', ['up', 'foo']],
+  ])('reads the metric names of %s', (expression, names) => {
+    expect(metricNamesIn(expression).sort()).toEqual([...names].sort());
+  });
+});
+
+describe('the Grafana dashboard and the code agree', () => {
+  it('queries only metrics the app exposes', async () => {
+    const exposed = await exposedNames();
+    const expressions = readDashboard().panels.flatMap((panel) => (panel.targets ?? []).map((target) => target.expr));
+    expect(expressions.length).toBeGreaterThan(10);
+    const unknown = expressions.flatMap(metricNamesIn).filter((name) => !exposed.has(name));
+    expect(unknown).toEqual([]);
+  });
+
+  it('has the panels the operations guide promises', () => {
+    const titles = readDashboard().panels.map((panel) => panel.title);
+    expect(titles).toEqual(
+      expect.arrayContaining([
+        'Requests by method and status',
+        '5xx ratio',
+        'Latency p50 / p95 / p99',
+        'Top 5 slow endpoints by p95',
+        'Login failures and lockouts',
+        'Receipts created and marked paid',
+        'CSV downloads',
+        'Webhook events',
+        'Ingestion freshness',
+      ]),
+    );
+  });
+});
+
+describe('the alert rules and the code agree', () => {
+  it('read only metrics the app exposes (or Prometheus adds)', async () => {
+    const exposed = await exposedNames();
+    const unknown = readAlertRules()
+      .flatMap((rule) => metricNamesIn(rule.expr))
+      .filter((name) => !exposed.has(name) && !PROMETHEUS_SERIES.has(name));
+    expect(unknown).toEqual([]);
+  });
+
+  it('include every alert the operations guide describes', () => {
+    expect(readAlertRules().map((rule) => rule.alert)).toEqual(
+      expect.arrayContaining([
+        'HighErrorRate',
+        'HighLatencyP95',
+        'NoWebhooks',
+        'AppNotReady',
+        'IngestionStale',
+        'AuditChainBroken',
+      ]),
+    );
+  });
+});
