@@ -1,0 +1,54 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { AppError } from '../../shared/errors.js';
+
+/** What every provider's webhook boils down to. */
+export interface PaymentEvent {
+  /** The provider's id of this delivery's event (deduplication key). */
+  id: string;
+  /** Normalized: payment.succeeded | payment.failed | payment.canceled, or the provider's own type. */
+  type: string;
+  /** The provider's id of the payment (what startCheckout returned), when the event is about one. */
+  externalPaymentId: string | null;
+  amountMinor: bigint | null;
+  currency: string | null;
+  /** The body exactly as received, for the record. */
+  raw: string;
+}
+
+export const KNOWN_EVENT_TYPES = ['payment.succeeded', 'payment.failed', 'payment.canceled'] as const;
+
+export interface CheckoutRequest {
+  paymentId: number;
+  receiptId: number;
+  amountMinor: bigint;
+  currency: string;
+  idempotencyKey: string;
+  description: string;
+  successUrl: string;
+  cancelUrl: string;
+}
+
+export interface Checkout {
+  externalPaymentId: string;
+  checkoutUrl: string;
+}
+
+/** A payment provider: starts hosted checkouts and turns signed webhook deliveries into events. */
+export interface PaymentProvider {
+  name: string;
+  startCheckout(request: CheckoutRequest): Promise<Checkout>;
+  /** Verifies the signature over the raw body; throws WebhookSignatureError when it does not hold. */
+  parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent>;
+}
+
+export class WebhookSignatureError extends AppError {
+  constructor(reason: string) {
+    super(400, `Webhook rejected: ${reason}.`);
+  }
+}
+
+export class PaymentProviderError extends AppError {
+  constructor(message: string) {
+    super(502, message);
+  }
+}

@@ -1,0 +1,97 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import Stripe from 'stripe';
+import type { Checkout, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
+import { PaymentProviderError, WebhookSignatureError } from './payment-provider.js';
+
+export interface StripeOptions {
+  secretKey: string;
+  webhookSecret: string;
+  /** Seconds a signed delivery stays valid (replay window). */
+  toleranceSec: number;
+  /** Only for tests and egress proxies: where the Stripe API is. */
+  apiUrl?: string;
+}
+
+function clientOptions(options: StripeOptions): Stripe.StripeConfig {
+  if (!options.apiUrl) return { maxNetworkRetries: 2, timeout: 15_000 };
+  const url = new URL(options.apiUrl);
+  return {
+    host: url.hostname,
+    port: url.port || (url.protocol === 'https:' ? 443 : 80),
+    protocol: url.protocol === 'http:' ? 'http' : 'https',
+    maxNetworkRetries: 0,
+    timeout: 5_000,
+  };
+}
+
+/** Maps Stripe's Checkout Session events onto ours; anything else keeps its Stripe type (ignored). */
+function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
+  const base = { id: event.id, raw };
+  if (event.type.startsWith('checkout.session.')) {
+    const session = event.data.object as Stripe.Checkout.Session;
+    const money = {
+      externalPaymentId: session.id,
+      amountMinor: session.amount_total === null ? null : BigInt(session.amount_total),
+      currency: session.currency ? session.currency.toUpperCase() : null,
+    };
+    if (
+      (event.type === 'checkout.session.completed' && session.payment_status === 'paid') ||
+      event.type === 'checkout.session.async_payment_succeeded'
+    ) {
+      return { ...base, ...money, type: 'payment.succeeded' };
+    }
+    if (event.type === 'checkout.session.async_payment_failed') return { ...base, ...money, type: 'payment.failed' };
+    if (event.type === 'checkout.session.expired') return { ...base, ...money, type: 'payment.canceled' };
+    return { ...base, ...money, type: event.type };
+  }
+  return { ...base, type: event.type, externalPaymentId: null, amountMinor: null, currency: null };
+}
+
+/** Stripe Checkout through the official SDK; webhooks verified with its own signature check. */
+export function createStripeProvider(options: StripeOptions): PaymentProvider {
+  const stripe = new Stripe(options.secretKey, clientOptions(options));
+  return {
+    name: 'stripe',
+    async startCheckout(request: CheckoutRequest): Promise<Checkout> {
+      try {
+        const session = await stripe.checkout.sessions.create(
+          {
+            mode: 'payment',
+            client_reference_id: String(request.receiptId),
+            metadata: { receipt_id: String(request.receiptId), payment_id: String(request.paymentId) },
+            line_items: [
+              {
+                quantity: 1,
+                price_data: {
+                  currency: request.currency.toLowerCase(),
+                  unit_amount: Number(request.amountMinor),
+                  product_data: { name: request.description },
+                },
+              },
+            ],
+            success_url: request.successUrl,
+            cancel_url: request.cancelUrl,
+          },
+          // A retried click reuses the same Checkout Session instead of opening a second one.
+          { idempotencyKey: request.idempotencyKey },
+        );
+        if (!session.url) throw new PaymentProviderError('Stripe returned a Checkout Session without a URL.');
+        return { externalPaymentId: session.id, checkoutUrl: session.url };
+      } catch (error) {
+        if (error instanceof PaymentProviderError) throw error;
+        const message = error instanceof Stripe.errors.StripeError ? error.message : (error as Error).message;
+        throw new PaymentProviderError(`Stripe could not start the checkout: ${message}`);
+      }
+    },
+    async parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent> {
+      const signature = headers['stripe-signature'];
+      if (typeof signature !== 'string') throw new WebhookSignatureError('missing Stripe-Signature');
+      try {
+        const event = stripe.webhooks.constructEvent(rawBody, signature, options.webhookSecret, options.toleranceSec);
+        return toPaymentEvent(event, rawBody.toString('utf8'));
+      } catch (error) {
+        throw new WebhookSignatureError((error as Error).message.split('\n')[0]?.replace(/\.$/, '') ?? 'bad signature');
+      }
+    },
+  };
+}

@@ -1,0 +1,162 @@
+import Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDummyProvider, signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
+import { PaymentProviderError, WebhookSignatureError } from '../../src/modules/payments/payment-provider.js';
+import { createStripeProvider } from '../../src/modules/payments/stripe.provider.js';
+import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
+
+const SECRET_KEY = 'sk_test_fake_key_for_tests';
+const WEBHOOK_SECRET = 'whsec_test_secret_for_tests';
+const signer = new Stripe(SECRET_KEY);
+
+const checkoutRequest = {
+  paymentId: 7,
+  receiptId: 42,
+  amountMinor: 123_456n,
+  currency: 'THB',
+  idempotencyKey: 'receipt-42-attempt-1',
+  description: 'Receipt #42',
+  successUrl: 'http://localhost:8000/payments/thanks?rid=42',
+  cancelUrl: 'http://localhost:8000/me/receipts/42',
+};
+
+describe('stripe provider', () => {
+  let fake: FakeStripe;
+  beforeAll(async () => {
+    fake = await startFakeStripe(SECRET_KEY);
+  });
+  afterAll(() => fake?.close());
+  const provider = () =>
+    createStripeProvider({ secretKey: SECRET_KEY, webhookSecret: WEBHOOK_SECRET, toleranceSec: 300, apiUrl: fake.url });
+
+  it('opens a Checkout Session with the amount, currency and receipt id, idempotently', async () => {
+    const first = await provider().startCheckout(checkoutRequest);
+    expect(first.checkoutUrl).toBe(`https://checkout.stripe.com/c/pay/${first.externalPaymentId}`);
+    const sent = fake.requests.at(-1);
+    expect(sent?.idempotencyKey).toBe('receipt-42-attempt-1');
+    expect(sent?.form.get('line_items[0][price_data][unit_amount]')).toBe('123456');
+    expect(sent?.form.get('line_items[0][price_data][currency]')).toBe('thb');
+    expect(sent?.form.get('metadata[receipt_id]')).toBe('42');
+    expect(sent?.form.get('mode')).toBe('payment');
+    const again = await provider().startCheckout(checkoutRequest);
+    expect(again.externalPaymentId).toBe(first.externalPaymentId);
+  });
+
+  it('turns a Stripe error into a clear provider error', async () => {
+    fake.failNext(500, 'Something went wrong on Stripe');
+    await expect(provider().startCheckout({ ...checkoutRequest, idempotencyKey: 'other' })).rejects.toThrow(
+      PaymentProviderError,
+    );
+    const badKey = createStripeProvider({
+      secretKey: 'sk_test_wrong',
+      webhookSecret: WEBHOOK_SECRET,
+      toleranceSec: 300,
+      apiUrl: fake.url,
+    });
+    await expect(badKey.startCheckout(checkoutRequest)).rejects.toThrow(/Invalid API Key/);
+  });
+
+  it('verifies deliveries signed by the stripe package and normalizes them', async () => {
+    const payload = JSON.stringify(
+      buildStripeEvent(
+        'checkout.session.completed',
+        { id: 'cs_test_paid', amount_total: 5000, currency: 'thb', payment_status: 'paid' },
+        'evt_1',
+      ),
+    );
+    const header = signer.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET });
+    const event = await provider().parseWebhook(Buffer.from(payload), { 'stripe-signature': header });
+    expect(event).toMatchObject({
+      id: 'evt_1',
+      type: 'payment.succeeded',
+      externalPaymentId: 'cs_test_paid',
+      amountMinor: 5000n,
+      currency: 'THB',
+    });
+
+    const expired = JSON.stringify(buildStripeEvent('checkout.session.expired', { id: 'cs_test_gone' }, 'evt_2'));
+    const expiredEvent = await provider().parseWebhook(Buffer.from(expired), {
+      'stripe-signature': signer.webhooks.generateTestHeaderString({ payload: expired, secret: WEBHOOK_SECRET }),
+    });
+    expect(expiredEvent.type).toBe('payment.canceled');
+
+    const other = JSON.stringify({
+      ...buildStripeEvent('customer.created', {}, 'evt_3'),
+      data: { object: { id: 'cus_1' } },
+    });
+    const otherEvent = await provider().parseWebhook(Buffer.from(other), {
+      'stripe-signature': signer.webhooks.generateTestHeaderString({ payload: other, secret: WEBHOOK_SECRET }),
+    });
+    expect(otherEvent).toMatchObject({ type: 'customer.created', externalPaymentId: null });
+  });
+
+  it('rejects a tampered body, a wrong secret, a stale timestamp and a missing header', async () => {
+    const payload = JSON.stringify(
+      buildStripeEvent('checkout.session.completed', { id: 'cs_test_x', payment_status: 'paid' }),
+    );
+    const header = signer.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET });
+    const tampered = payload.replace('"amount_total":2000', '"amount_total":1');
+    expect(tampered).not.toBe(payload);
+    await expect(provider().parseWebhook(Buffer.from(tampered), { 'stripe-signature': header })).rejects.toThrow(
+      WebhookSignatureError,
+    );
+    const wrongSecret = signer.webhooks.generateTestHeaderString({ payload, secret: 'whsec_other' });
+    await expect(provider().parseWebhook(Buffer.from(payload), { 'stripe-signature': wrongSecret })).rejects.toThrow(
+      WebhookSignatureError,
+    );
+    const stale = signer.webhooks.generateTestHeaderString({
+      payload,
+      secret: WEBHOOK_SECRET,
+      timestamp: Math.floor(Date.now() / 1000) - 3600,
+    });
+    await expect(provider().parseWebhook(Buffer.from(payload), { 'stripe-signature': stale })).rejects.toThrow(
+      /Timestamp outside the tolerance zone/,
+    );
+    await expect(provider().parseWebhook(Buffer.from(payload), {})).rejects.toThrow(/missing Stripe-Signature/);
+  });
+});
+
+describe('dummy provider', () => {
+  const provider = createDummyProvider({ webhookSecret: 'dummy-secret', baseUrl: 'http://localhost:8000' });
+  const body = JSON.stringify({
+    event_id: 'ev1',
+    event_type: 'payment.succeeded',
+    external_payment_id: 'dummy_1_x',
+    amount_cents: 2500,
+    currency: 'thb',
+  });
+
+  it('points checkout at the local page and accepts a correctly signed delivery', async () => {
+    const checkout = await provider.startCheckout(checkoutRequest);
+    expect(checkout.checkoutUrl).toBe(`http://localhost:8000/payments/dummy/checkout/${checkout.externalPaymentId}`);
+    const event = await provider.parseWebhook(Buffer.from(body), {
+      'x-dummy-signature': signDummyWebhook(body, 'dummy-secret'),
+    });
+    expect(event).toMatchObject({
+      id: 'ev1',
+      type: 'payment.succeeded',
+      externalPaymentId: 'dummy_1_x',
+      amountMinor: 2500n,
+      currency: 'THB',
+    });
+  });
+
+  it.each([
+    ['no signature', {}],
+    ['a malformed signature', { 'x-dummy-signature': 'abc' }],
+    ['another secret', { 'x-dummy-signature': signDummyWebhook(body, 'not-the-secret') }],
+    [
+      'an uppercase signature of the right value',
+      { 'x-dummy-signature': signDummyWebhook(body, 'dummy-secret').toUpperCase() },
+    ],
+  ])('rejects %s', async (_label, headers) => {
+    await expect(provider.parseWebhook(Buffer.from(body), headers)).rejects.toThrow(WebhookSignatureError);
+  });
+
+  it('rejects a signed body without the event fields', async () => {
+    const partial = JSON.stringify({ event_id: 'ev2' });
+    await expect(
+      provider.parseWebhook(Buffer.from(partial), { 'x-dummy-signature': signDummyWebhook(partial, 'dummy-secret') }),
+    ).rejects.toThrow(/dummy event fields/);
+  });
+});

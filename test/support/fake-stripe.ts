@@ -1,0 +1,109 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+
+const SESSION_FIXTURE = JSON.parse(
+  readFileSync(path.resolve(import.meta.dirname, '../fixtures/stripe/checkout-session.json'), 'utf8'),
+) as Record<string, unknown>;
+
+export interface FakeStripe {
+  url: string;
+  requests: Array<{ path: string; form: URLSearchParams; idempotencyKey: string | undefined }>;
+  /** Makes the next create answer with this status and Stripe error body. */
+  failNext(status: number, message: string): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A local stand-in for api.stripe.com's Checkout Sessions endpoint: answers with the documented
+ * Checkout Session object, filled in from the request, and replays the same session for a
+ * repeated Idempotency-Key, as Stripe does.
+ */
+export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
+  const requests: FakeStripe['requests'] = [];
+  const byIdempotencyKey = new Map<string, string>();
+  let failure: { status: number; message: string } | undefined;
+  let counter = 0;
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => {
+      body += chunk;
+    });
+    req.on('end', () => {
+      const send = (status: number, payload: unknown) => {
+        res.writeHead(status, { 'Content-Type': 'application/json', 'Request-Id': `req_fake_${++counter}` });
+        res.end(JSON.stringify(payload));
+      };
+      if (req.headers.authorization !== `Bearer ${secretKey}`) {
+        return send(401, { error: { type: 'invalid_request_error', message: 'Invalid API Key provided.' } });
+      }
+      if (req.method !== 'POST' || req.url !== '/v1/checkout/sessions') {
+        return send(404, {
+          error: { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${req.url}).` },
+        });
+      }
+      const form = new URLSearchParams(body);
+      const idempotencyKey = req.headers['idempotency-key'] as string | undefined;
+      requests.push({ path: req.url, form, idempotencyKey });
+      if (failure) {
+        const { status, message } = failure;
+        failure = undefined;
+        return send(status, { error: { type: status >= 500 ? 'api_error' : 'invalid_request_error', message } });
+      }
+      const replay = idempotencyKey ? byIdempotencyKey.get(idempotencyKey) : undefined;
+      if (replay) {
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Idempotent-Replayed': 'true' });
+        return res.end(replay);
+      }
+      const id = `cs_test_fake${String(++counter).padStart(6, '0')}`;
+      const amount = Number(form.get('line_items[0][price_data][unit_amount]'));
+      const metadata: Record<string, string> = {};
+      for (const [key, value] of form) {
+        const match = /^metadata\[(.+)\]$/.exec(key);
+        if (match?.[1]) metadata[match[1]] = value;
+      }
+      const session = {
+        ...SESSION_FIXTURE,
+        id,
+        amount_subtotal: amount,
+        amount_total: amount,
+        currency: form.get('line_items[0][price_data][currency]'),
+        client_reference_id: form.get('client_reference_id'),
+        metadata,
+        success_url: form.get('success_url'),
+        cancel_url: form.get('cancel_url'),
+        url: `https://checkout.stripe.com/c/pay/${id}`,
+      };
+      const text = JSON.stringify(session);
+      if (idempotencyKey) byIdempotencyKey.set(idempotencyKey, text);
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(text);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    failNext(status, message) {
+      failure = { status, message };
+    },
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A Stripe event around a Checkout Session, as Stripe posts it to a webhook endpoint. */
+export function buildStripeEvent(type: string, session: Record<string, unknown>, id = `evt_test_${Date.now()}`) {
+  return {
+    id,
+    object: 'event',
+    api_version: '2026-10-28.endive',
+    created: Math.floor(Date.now() / 1000),
+    data: { object: { ...SESSION_FIXTURE, ...session } },
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    type,
+  };
+}
