@@ -25,7 +25,7 @@ export async function prepareDatabase(config: AppConfig, logger: Logger): Promis
     try {
       if (config.shouldSeedDemo) {
         const { dataDir, currency, timeZone } = config;
-        await seedDemoIfEmpty(db.prisma, { dataDir, currency, timeZone, logger });
+        await seedDemoIfEmpty(db, { dataDir, currency, timeZone, logger });
       }
       const admin = config.auth.bootstrapAdmin;
       if (admin && (await ensureBootstrapAdmin(db.prisma, admin.username, admin.password))) {

@@ -5,6 +5,8 @@ import { type AppConfig, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { closeGracefully, listen } from './http/lifecycle.js';
 import { DEMO_LOGINS } from './modules/demo/demo.service.js';
+import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
+import { startIngestionScheduler } from './modules/ingestion/ingestion.scheduler.js';
 import { createMetrics } from './modules/metrics/metrics.js';
 import { joinClusterMetrics, serveClusterMetrics } from './modules/metrics/metrics-cluster.js';
 import { createLogger, type Logger } from './shared/logger.js';
@@ -29,8 +31,16 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
   const scrapeMetrics = cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined;
   const app = createApp({ config, db, logger, metrics, scrapeMetrics });
   const server = await listen(app, config.port, config.host);
+  // Every worker schedules; the advisory lock lets one run at a time through.
+  const stopIngestion = config.ingestion.isEnabled
+    ? startIngestionScheduler({
+        service: buildIngestionService({ config, db, logger, metrics }),
+        intervalSec: config.ingestion.intervalSec,
+        logger,
+      })
+    : async () => undefined;
   return async () => {
-    const isClean = await closeGracefully(server, config.shutdownTimeoutMs);
+    const [isClean] = await Promise.all([closeGracefully(server, config.shutdownTimeoutMs), stopIngestion()]);
     if (!isClean) logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; open connections were cut');
     await db.close();
   };

@@ -11,7 +11,7 @@ async function main() {
   const logger = createLogger(config.logLevel);
   const db = openDatabase(config.databaseUrl, { poolMax: 2, logger });
   try {
-    const result = await seedDemoIfEmpty(db.prisma, {
+    const result = await seedDemoIfEmpty(db, {
       dataDir: config.dataDir,
       currency: config.currency,
       timeZone: config.timeZone,

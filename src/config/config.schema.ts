@@ -93,6 +93,33 @@ export const ZEnv = z
       .regex(/^[a-z_][a-z0-9._-]{0,63}$/, 'must be a lowercase login name')
       .optional(),
     ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
+    SLURMRESTD_URL: z
+      .string()
+      .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
+      .optional(),
+    SLURMRESTD_USER: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'not a user name')
+      .optional(),
+    SLURMRESTD_TOKEN: z.string().min(1).optional(),
+    SLURMRESTD_TOKEN_FILE: z.string().min(1).optional(),
+    SLURMRESTD_API_VERSION: z
+      .string()
+      .regex(/^(auto|v0\.0\.(3[6-9]|4[0-2]))$/, 'must be auto or one of v0.0.36 ... v0.0.42')
+      .optional(),
+    SLURMRESTD_CA_FILE: z.string().min(1).optional(),
+    SLURMRESTD_TIMEOUT_MS: zInt(30_000, 100, 600_000),
+    SLURM_CLUSTER: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'not a cluster name')
+      .optional(),
+    SACCT_PATH: z.string().min(1).optional(),
+    SACCT_TIMEOUT_MS: zInt(120_000, 100, 3_600_000),
+    FALLBACK_CSV: z.string().min(1).optional(),
+    INGEST_ENABLED: zFlag(true),
+    INGEST_INTERVAL_SEC: zInt(60, 5, 86_400),
+    INGEST_OVERLAP_SEC: zInt(900, 0, 30 * 86_400),
+    INGEST_LOOKBACK_DAYS: zInt(7, 1, 3650),
   })
   .superRefine((env, ctx) => {
     if (Boolean(env.ADMIN_USERNAME) !== Boolean(env.ADMIN_PASSWORD)) {
@@ -101,6 +128,18 @@ export const ZEnv = z
         path: ['ADMIN_PASSWORD'],
         message: 'ADMIN_USERNAME and ADMIN_PASSWORD go together',
       });
+    }
+    if (env.SLURMRESTD_URL) {
+      if (!env.SLURMRESTD_USER) {
+        ctx.addIssue({ code: 'custom', path: ['SLURMRESTD_USER'], message: 'is required with SLURMRESTD_URL' });
+      }
+      if (!env.SLURMRESTD_TOKEN && !env.SLURMRESTD_TOKEN_FILE) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['SLURMRESTD_TOKEN'],
+          message: 'SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE is required with SLURMRESTD_URL',
+        });
+      }
     }
     if (env.APP_ENV !== 'production') return;
     if (!env.SESSION_SECRET) {

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { demoSacctFilePath } from '../modules/demo/demo-jobs.js';
 import { type TEnv, ZEnv } from './config.schema.js';
 
 /** Settings the rest of the code reads; built once from the environment at start-up. */
@@ -30,6 +31,32 @@ export interface AppConfig {
     /** Created at start-up when no user of that name exists. */
     bootstrapAdmin: { username: string; password: string } | undefined;
   };
+  ingestion: IngestionConfig;
+}
+
+/** Where Slurm accounting comes from and how often; see docs/ingestion.md. */
+export interface IngestionConfig {
+  isEnabled: boolean;
+  intervalSec: number;
+  overlapSec: number;
+  lookbackSec: number;
+  /** The cluster name for records without one; also `sacct --clusters` when set explicitly. */
+  cluster: string | undefined;
+  slurmrestd:
+    | {
+        url: string;
+        user: string;
+        token: string | undefined;
+        tokenFile: string | undefined;
+        /** Undefined: ask the server's OpenAPI document. */
+        apiVersion: string | undefined;
+        caFile: string | undefined;
+        timeoutMs: number;
+      }
+    | undefined;
+  sacct: { path: string; timeoutMs: number } | undefined;
+  /** An sacct --parsable2 file with a header row; in development with the demo, the demo's file. */
+  fallbackCsv: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -85,5 +112,31 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
           ? { username: env.ADMIN_USERNAME, password: env.ADMIN_PASSWORD }
           : undefined,
     },
+    ingestion: readIngestionConfig(env, isProduction),
+  };
+}
+
+function readIngestionConfig(env: TEnv, isProduction: boolean): IngestionConfig {
+  const dataDir = path.resolve(env.DATA_DIR);
+  const isDemo = env.DEMO_SEED && !isProduction;
+  return {
+    isEnabled: env.INGEST_ENABLED,
+    intervalSec: env.INGEST_INTERVAL_SEC,
+    overlapSec: env.INGEST_OVERLAP_SEC,
+    lookbackSec: env.INGEST_LOOKBACK_DAYS * 86_400,
+    cluster: env.SLURM_CLUSTER,
+    slurmrestd: env.SLURMRESTD_URL
+      ? {
+          url: env.SLURMRESTD_URL,
+          user: env.SLURMRESTD_USER as string,
+          token: env.SLURMRESTD_TOKEN,
+          tokenFile: env.SLURMRESTD_TOKEN_FILE ? path.resolve(env.SLURMRESTD_TOKEN_FILE) : undefined,
+          apiVersion: env.SLURMRESTD_API_VERSION === 'auto' ? undefined : env.SLURMRESTD_API_VERSION,
+          caFile: env.SLURMRESTD_CA_FILE ? path.resolve(env.SLURMRESTD_CA_FILE) : undefined,
+          timeoutMs: env.SLURMRESTD_TIMEOUT_MS,
+        }
+      : undefined,
+    sacct: env.SACCT_PATH ? { path: env.SACCT_PATH, timeoutMs: env.SACCT_TIMEOUT_MS } : undefined,
+    fallbackCsv: env.FALLBACK_CSV ? path.resolve(env.FALLBACK_CSV) : isDemo ? demoSacctFilePath(dataDir) : undefined,
   };
 }

@@ -4,6 +4,8 @@
  * columns `../shared/slurm/capture.sh` asks a real Slurm for).
  */
 
+import path from 'node:path';
+
 export interface DemoStep {
   /** `batch`, `extern` or an srun step number. */
   stepId: string;
@@ -37,6 +39,11 @@ export interface DemoJob {
 }
 
 export const DEMO_CLUSTER = 'demo';
+
+/** Path of the generated sacct file the demo's file source reads (pure, so config can use it). */
+export function demoSacctFilePath(dataDir: string): string {
+  return path.join(dataDir, 'demo', 'sacct-demo.psv');
+}
 
 const GIVEN_NAMES = [
   'carol',

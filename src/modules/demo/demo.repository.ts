@@ -1,6 +1,5 @@
 import { Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
-import { DEMO_CLUSTER, type DemoJob } from './demo-jobs.js';
 
 type Tx = Prisma.TransactionClient;
 
@@ -61,56 +60,4 @@ export async function insertUsers(tx: Tx, users: DemoUser[]) {
 export async function insertTierOverride(tx: Tx, username: string, tierName: string) {
   const tier = await tx.pricingTier.findUniqueOrThrow({ where: { name: tierName }, select: { id: true } });
   await tx.tierOverride.create({ data: { username, tierId: tier.id, createdBy: 'demo-seed' } });
-}
-
-function toJobRow(job: DemoJob): Prisma.SlurmJobCreateManyInput {
-  const totalCpuSec = job.steps.reduce((sum, step) => sum + step.totalCpuSec, 0);
-  const stepMemGbHours = job.steps.reduce(
-    (sum, step) => sum + (step.aveRssKb / 1024 / 1024) * (step.elapsedSec / 3600),
-    0,
-  );
-  const tres = `billing=${job.allocCpus},cpu=${job.allocCpus}${job.allocGpus > 0 ? `,gres/gpu=${job.allocGpus}` : ''},mem=${job.allocMemMb}M,node=${job.allocNodes}`;
-  return {
-    cluster: DEMO_CLUSTER,
-    jobId: String(job.jobId),
-    jobKey: String(job.jobId),
-    name: job.name,
-    user: job.user,
-    account: job.account,
-    partition: job.partition,
-    qos: job.qos,
-    state: job.state,
-    isTerminal: true,
-    exitCode: job.exitCode,
-    submitAt: job.submit,
-    startAt: job.start,
-    endAt: job.end,
-    elapsedSec: job.elapsedSec,
-    timelimitSec: job.timelimitMin * 60,
-    allocCpus: job.allocCpus,
-    allocMemMb: job.allocMemMb,
-    allocGpus: job.allocGpus,
-    allocNodes: job.allocNodes,
-    allocBilling: job.allocCpus,
-    reqCpus: job.allocCpus,
-    reqMemMb: job.allocMemMb,
-    reqGpus: job.allocGpus,
-    allocTres: tres,
-    reqTres: tres,
-    cpuTimeSec: BigInt(job.elapsedSec * job.allocCpus),
-    totalCpuSec: new Prisma.Decimal(totalCpuSec.toFixed(3)),
-    stepMemGbHours: new Prisma.Decimal(stepMemGbHours.toFixed(6)),
-    maxRssBytes: BigInt(Math.max(...job.steps.map((step) => step.maxRssKb)) * 1024),
-    stepCount: job.steps.length,
-    steps: job.steps.map((step) => ({ ...step })),
-    nodeList: job.nodeList,
-    source: 'demo',
-  };
-}
-
-export async function insertJobs(tx: Tx, jobs: DemoJob[]) {
-  const batchSize = 1000;
-  for (let index = 0; index < jobs.length; index += batchSize) {
-    await tx.slurmJob.createMany({ data: jobs.slice(index, index + batchSize).map(toJobRow) });
-  }
 }

@@ -1,10 +1,15 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Db } from '../../db/database.js';
+import type { Database } from '../../db/database.js';
 import type { Logger } from '../../shared/logger.js';
+import { createIngestionService, type RunSummary } from '../ingestion/ingestion.service.js';
+import { createSacctFileSource } from '../ingestion/sacct-file.source.js';
+import { createMetrics } from '../metrics/metrics.js';
 import { hashPassword } from '../users/password.js';
 import * as demoRepository from './demo.repository.js';
-import { DEMO_RESEARCHERS, generateDemoJobs, renderSacctFile } from './demo-jobs.js';
+import { DEMO_CLUSTER, DEMO_RESEARCHERS, demoSacctFilePath, generateDemoJobs, renderSacctFile } from './demo-jobs.js';
+
+export { demoSacctFilePath };
 
 export const DEMO_LOGINS = [
   { username: 'admin', password: 'admin', role: 'admin' as const },
@@ -31,20 +36,17 @@ export interface DemoSeedResult {
   jobCount?: number;
 }
 
-/** Path of the generated sacct file the demo's file source reads. */
-export function demoSacctFilePath(dataDir: string): string {
-  return path.join(dataDir, 'demo', 'sacct-demo.psv');
-}
-
 /**
  * Fills an empty database with the demo: three tiers, the demo logins and a few dozen
- * researchers (password = username), and a few thousand jobs, also written as an
- * sacct file. Does nothing when any user exists, so a second start keeps its data.
+ * researchers (password = username), and a few thousand jobs written as an sacct file
+ * and ingested through the file source, as a real cluster's export would be.
+ * Does nothing when any user exists, so a second start keeps its data.
  */
 export async function seedDemoIfEmpty(
-  db: Db,
+  database: Database,
   options: { dataDir: string; currency: string; timeZone: string; now?: Date; logger: Logger },
 ): Promise<DemoSeedResult> {
+  const db = database.prisma;
   if ((await db.user.count()) > 0) return { isSeeded: false };
   const now = options.now ?? new Date();
   const jobs = generateDemoJobs({ count: DEMO_JOB_COUNT, now, days: 90 });
@@ -63,10 +65,41 @@ export async function seedDemoIfEmpty(
     await demoRepository.insertTiers(tx, DEMO_TIERS, options.currency, new Date('2020-01-01T00:00:00Z'));
     await demoRepository.insertUsers(tx, users);
     await demoRepository.insertTierOverride(tx, 'bob', 'gov');
-    await demoRepository.insertJobs(tx, jobs);
     return { isSeeded: true, sacctFile, jobCount: jobs.length };
   });
   if (!result) return { isSeeded: false };
-  options.logger.info({ users: users.length, jobs: jobs.length, sacctFile }, 'demo data seeded');
-  return result;
+  const run = await ingestDemoFile(database, sacctFile, now, options);
+  options.logger.info({ users: users.length, jobs: run.seen, runId: run.runId, sacctFile }, 'demo data seeded');
+  return { ...result, jobCount: run.seen };
+}
+
+const SEED_LOCK_WAIT_MS = 60_000;
+
+/** Ingests the whole demo file (window: the epoch to now) through the file source. */
+async function ingestDemoFile(
+  database: Database,
+  sacctFile: string,
+  now: Date,
+  options: { timeZone: string; logger: Logger },
+): Promise<RunSummary> {
+  const service = createIngestionService({
+    db: database,
+    sources: [createSacctFileSource({ path: sacctFile, timeZone: options.timeZone, defaultCluster: DEMO_CLUSTER })],
+    unconfigured: {},
+    logger: options.logger,
+    metrics: createMetrics(),
+    overlapSec: 0,
+    initialLookbackSec: 0,
+  });
+  const deadline = Date.now() + SEED_LOCK_WAIT_MS;
+  for (;;) {
+    // Another replica's scheduled run may hold the ingestion lock for a moment.
+    const result = await service.runOnce({ trigger: 'seed', window: { start: new Date(0), end: now } });
+    if (result.status === 'finished') {
+      if (result.run.outcome === 'failed') throw new Error(`the demo jobs could not be ingested: ${result.run.error}`);
+      return result.run;
+    }
+    if (Date.now() > deadline) throw new Error('the demo jobs could not be ingested: the ingestion lock stayed busy');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }

@@ -1,0 +1,67 @@
+import type { AppConfig } from '../../config/config.js';
+import type { Database } from '../../db/database.js';
+import type { Logger } from '../../shared/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { createIngestionService, type IngestionService } from './ingestion.service.js';
+import type { JobSource } from './job-source.js';
+import { createSacctSource } from './sacct.source.js';
+import { createSacctFileSource } from './sacct-file.source.js';
+import { createSlurmRestSource } from './slurm-rest.source.js';
+
+// Records without a cluster (rare: files without a Cluster column) get this name.
+const FALLBACK_CLUSTER_NAME = 'default';
+
+/** The configured sources in order slurmrestd -> sacct -> file, and why the others are absent. */
+export function buildSources(config: AppConfig): { sources: JobSource[]; unconfigured: Record<string, string> } {
+  const ingestion = config.ingestion;
+  const defaultCluster = ingestion.cluster ?? FALLBACK_CLUSTER_NAME;
+  const sources: JobSource[] = [];
+  const unconfigured: Record<string, string> = {};
+  if (ingestion.slurmrestd) {
+    sources.push(
+      createSlurmRestSource({
+        ...ingestion.slurmrestd,
+        timeZone: config.timeZone,
+        defaultCluster,
+        maxAttempts: 3,
+        retryBaseMs: 500,
+      }),
+    );
+  } else unconfigured.slurmrestd = 'not configured (SLURMRESTD_URL unset)';
+  if (ingestion.sacct) {
+    sources.push(
+      createSacctSource({
+        sacctPath: ingestion.sacct.path,
+        timeoutMs: ingestion.sacct.timeoutMs,
+        timeZone: config.timeZone,
+        cluster: ingestion.cluster,
+        defaultCluster,
+      }),
+    );
+  } else unconfigured.sacct = 'not configured (SACCT_PATH unset)';
+  if (ingestion.fallbackCsv) {
+    sources.push(createSacctFileSource({ path: ingestion.fallbackCsv, timeZone: config.timeZone, defaultCluster }));
+  } else unconfigured.file = 'not configured (FALLBACK_CSV unset)';
+  return { sources, unconfigured };
+}
+
+/** The ingestion service wired from configuration. */
+export function buildIngestionService(deps: {
+  config: AppConfig;
+  db: Database;
+  logger: Logger;
+  metrics: Metrics;
+  now?: () => Date;
+}): IngestionService {
+  const { sources, unconfigured } = buildSources(deps.config);
+  return createIngestionService({
+    db: deps.db,
+    sources,
+    unconfigured,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    overlapSec: deps.config.ingestion.overlapSec,
+    initialLookbackSec: deps.config.ingestion.lookbackSec,
+    now: deps.now,
+  });
+}

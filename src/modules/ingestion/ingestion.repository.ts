@@ -1,0 +1,241 @@
+import type { Prisma } from '@prisma/client';
+import type pg from 'pg';
+import type { Db } from '../../db/database.js';
+import type { NormalizedJob } from './slurm-job.model.js';
+
+// Any constant works; it only has to differ from the demo seed's (727_450_114).
+const INGEST_LOCK_KEY = 727_450_115;
+
+export interface UpsertCounts {
+  inserted: number;
+  updated: number;
+  unchanged: number;
+}
+
+// Column -> how one batch passes it: a Postgres array type and a reader from the job.
+const COLUMNS: [column: string, arrayType: string, read: (job: NormalizedJob) => unknown][] = [
+  ['cluster', 'varchar[]', (job) => job.cluster],
+  ['job_id', 'varchar[]', (job) => job.jobId],
+  ['job_key', 'varchar[]', (job) => job.jobKey],
+  ['array_job_id', 'varchar[]', (job) => job.arrayJobId],
+  ['array_task_id', 'varchar[]', (job) => job.arrayTaskId],
+  ['name', 'varchar[]', (job) => job.name.slice(0, 256)],
+  ['"user"', 'varchar[]', (job) => job.user],
+  ['account', 'varchar[]', (job) => job.account],
+  ['partition', 'varchar[]', (job) => job.partition],
+  ['qos', 'varchar[]', (job) => job.qos],
+  ['state', 'varchar[]', (job) => job.state],
+  ['is_terminal', 'boolean[]', (job) => job.isTerminal],
+  ['exit_code', 'varchar[]', (job) => job.exitCode],
+  ['submit_at', 'timestamptz[]', (job) => job.submitAt?.toISOString() ?? null],
+  ['start_at', 'timestamptz[]', (job) => job.startAt?.toISOString() ?? null],
+  ['end_at', 'timestamptz[]', (job) => job.endAt?.toISOString() ?? null],
+  ['elapsed_sec', 'int[]', (job) => job.elapsedSec],
+  ['timelimit_sec', 'int[]', (job) => job.timelimitSec],
+  ['alloc_cpus', 'int[]', (job) => job.allocCpus],
+  ['alloc_mem_mb', 'numeric[]', (job) => job.allocMemMb.toFixed(3)],
+  ['alloc_gpus', 'int[]', (job) => job.allocGpus],
+  ['alloc_nodes', 'int[]', (job) => job.allocNodes],
+  ['alloc_billing', 'numeric[]', (job) => job.allocBilling?.toFixed(4) ?? null],
+  ['req_cpus', 'int[]', (job) => job.reqCpus],
+  ['req_mem_mb', 'numeric[]', (job) => job.reqMemMb.toFixed(3)],
+  ['req_gpus', 'int[]', (job) => job.reqGpus],
+  ['alloc_tres', 'text[]', (job) => job.allocTres],
+  ['req_tres', 'text[]', (job) => job.reqTres],
+  ['cpu_time_sec', 'bigint[]', (job) => (job.cpuTimeSec === null ? null : Math.round(job.cpuTimeSec).toString())],
+  ['total_cpu_sec', 'numeric[]', (job) => job.totalCpuSec?.toFixed(3) ?? null],
+  ['step_mem_gb_hours', 'numeric[]', (job) => job.stepMemGbHours?.toFixed(6) ?? null],
+  ['max_rss_bytes', 'bigint[]', (job) => (job.maxRssBytes === null ? null : Math.round(job.maxRssBytes).toString())],
+  ['energy_joules', 'bigint[]', (job) => (job.energyJoules === null ? null : Math.round(job.energyJoules).toString())],
+  ['step_count', 'int[]', (job) => job.stepCount],
+  ['steps', 'jsonb[]', (job) => JSON.stringify(job.steps)],
+  ['node_list', 'text[]', (job) => job.nodeList],
+];
+
+const COLUMN_NAMES = COLUMNS.map(([column]) => column);
+const UNNEST_ARGS = COLUMNS.map(([, arrayType], index) => `$${index + 1}::${arrayType}`).join(', ');
+const ALIASES = COLUMNS.map((_, index) => `c${index}`);
+const SOURCE_PARAM = `$${COLUMNS.length + 1}`;
+// Only the data columns decide "changed": re-reading the same job from another source is not a change.
+const COMPARED = COLUMN_NAMES.filter((column) => column !== 'cluster' && column !== 'job_id');
+
+const UPSERT_SQL = `
+INSERT INTO slurm_jobs (${COLUMN_NAMES.join(', ')}, source)
+SELECT ${ALIASES.join(', ')}, ${SOURCE_PARAM}::varchar FROM unnest(${UNNEST_ARGS}) AS u(${ALIASES.join(', ')})
+ON CONFLICT (cluster, job_id) DO UPDATE SET
+  ${COMPARED.map((column) => `${column} = EXCLUDED.${column}`).join(',\n  ')},
+  source = EXCLUDED.source,
+  updated_at = now()
+WHERE (${COMPARED.map((column) => `slurm_jobs.${column}`).join(', ')})
+  IS DISTINCT FROM (${COMPARED.map((column) => `EXCLUDED.${column}`).join(', ')})
+RETURNING (xmax = 0) AS is_inserted`;
+
+/**
+ * Upserts one batch by (cluster, job_id) in a single statement (atomic on its own: a batch
+ * is written whole or not at all). Rows whose data did not change are left untouched.
+ */
+export async function upsertJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string): Promise<UpsertCounts> {
+  if (jobs.length === 0) return { inserted: 0, updated: 0, unchanged: 0 };
+  // Postgres refuses to update one row twice in a statement: the last record of a job wins.
+  const unique = new Map<string, NormalizedJob>();
+  for (const job of jobs) unique.set(`${job.cluster}\u0000${job.jobId}`, job);
+  const rows = [...unique.values()];
+  const params: unknown[] = COLUMNS.map(([, , read]) => rows.map(read));
+  params.push(source);
+  const result = await pool.query<{ is_inserted: boolean }>(UPSERT_SQL, params);
+  const inserted = result.rows.filter((row) => row.is_inserted).length;
+  const updated = result.rows.length - inserted;
+  return { inserted, updated, unchanged: jobs.length - inserted - updated };
+}
+
+/**
+ * Takes the cluster-wide ingestion lock on a dedicated connection, or returns undefined
+ * when another process holds it. The returned function releases it.
+ */
+export async function tryAcquireIngestLock(pool: pg.Pool): Promise<(() => Promise<void>) | undefined> {
+  const client = await pool.connect();
+  try {
+    const result = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
+      INGEST_LOCK_KEY,
+    ]);
+    if (!result.rows[0]?.locked) {
+      client.release();
+      return undefined;
+    }
+  } catch (error) {
+    client.release(error as Error);
+    throw error;
+  }
+  return async () => {
+    try {
+      await client.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK_KEY]);
+      client.release();
+    } catch (error) {
+      // Destroying the connection releases a session lock too.
+      client.release(error as Error);
+    }
+  };
+}
+
+export interface RunRecord {
+  id: number;
+  trigger: string;
+  source: string | null;
+  sourceNotes: Record<string, string> | null;
+  windowStart: Date;
+  windowEnd: Date;
+  seen: number;
+  inserted: number;
+  updated: number;
+  skipped: number;
+  outcome: 'running' | 'success' | 'partial' | 'failed';
+  error: string | null;
+  startedAt: Date;
+  finishedAt: Date | null;
+  durationMs: number | null;
+}
+
+const RUN_SELECT = {
+  id: true,
+  trigger: true,
+  source: true,
+  sourceNotes: true,
+  windowStart: true,
+  windowEnd: true,
+  seen: true,
+  inserted: true,
+  updated: true,
+  skipped: true,
+  outcome: true,
+  error: true,
+  startedAt: true,
+  finishedAt: true,
+  durationMs: true,
+} as const;
+
+function toRunRecord(row: Prisma.IngestionRunGetPayload<{ select: typeof RUN_SELECT }>): RunRecord {
+  return { ...row, sourceNotes: (row.sourceNotes as Record<string, string> | null) ?? null };
+}
+
+/** Records a run as started. */
+export async function createRun(db: Db, input: { trigger: string; window: { start: Date; end: Date } }) {
+  const row = await db.ingestionRun.create({
+    data: { trigger: input.trigger, windowStart: input.window.start, windowEnd: input.window.end },
+    select: { id: true },
+  });
+  return row.id;
+}
+
+/** Records how a run ended. */
+export async function finishRun(
+  db: Db,
+  id: number,
+  result: {
+    source: string | null;
+    sourceNotes: Record<string, string>;
+    seen: number;
+    inserted: number;
+    updated: number;
+    skipped: number;
+    outcome: 'success' | 'partial' | 'failed';
+    error: string | null;
+    finishedAt: Date;
+    durationMs: number;
+  },
+) {
+  await db.ingestionRun.update({ where: { id }, data: result });
+}
+
+/** Runs left `running` by a process that died; only called while holding the ingest lock. */
+export async function failAbandonedRuns(db: Db, now: Date): Promise<number> {
+  const result = await db.ingestionRun.updateMany({
+    where: { outcome: 'running' },
+    data: { outcome: 'failed', error: 'interrupted: the process stopped before the run finished', finishedAt: now },
+  });
+  return result.count;
+}
+
+/** The end of the newest window a run completed: everything before it has been read. */
+export async function findHighWaterMark(db: Db): Promise<Date | null> {
+  const row = await db.ingestionRun.findFirst({
+    where: { outcome: { in: ['success', 'partial'] } },
+    orderBy: { windowEnd: 'desc' },
+    select: { windowEnd: true },
+  });
+  return row?.windowEnd ?? null;
+}
+
+/** The newest completed run that read from `source`. */
+export async function findLastCompletedRun(db: Db, source: string): Promise<RunRecord | null> {
+  const row = await db.ingestionRun.findFirst({
+    where: { outcome: { in: ['success', 'partial'] }, source },
+    orderBy: { id: 'desc' },
+    select: RUN_SELECT,
+  });
+  return row ? toRunRecord(row) : null;
+}
+
+/** The most recent runs, newest first. */
+export async function listRecentRuns(db: Db, limit: number): Promise<RunRecord[]> {
+  const rows = await db.ingestionRun.findMany({ orderBy: { id: 'desc' }, take: limit, select: RUN_SELECT });
+  return rows.map(toRunRecord);
+}
+
+/** Whether a completed backfill run already read all of [start, end] (the backfill CLI skips it). */
+export async function isBackfillWindowDone(db: Db, window: { start: Date; end: Date }): Promise<boolean> {
+  const row = await db.ingestionRun.findFirst({
+    where: {
+      trigger: 'backfill',
+      outcome: { in: ['success', 'partial'] },
+      windowStart: { lte: window.start },
+      windowEnd: { gte: window.end },
+    },
+    select: { id: true },
+  });
+  return row !== null;
+}
+
+/** Counts stored jobs (admin page). */
+export async function countJobs(db: Db): Promise<number> {
+  return db.slurmJob.count();
+}

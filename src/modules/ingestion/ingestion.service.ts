@@ -1,0 +1,240 @@
+import type { Database } from '../../db/database.js';
+import type { Logger } from '../../shared/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import * as ingestionRepository from './ingestion.repository.js';
+import { type IngestWindow, type JobSource, SourceConfigError } from './job-source.js';
+import type { NormalizedJob } from './slurm-job.model.js';
+
+export type TTrigger = 'schedule' | 'manual' | 'backfill' | 'seed';
+
+export interface IngestionDeps {
+  db: Database;
+  /** In order of preference; only configured ones. */
+  sources: JobSource[];
+  /** Why each unconfigured source is not in `sources` (recorded on every run). */
+  unconfigured: Record<string, string>;
+  logger: Logger;
+  metrics: Metrics;
+  /** Re-read this much before the high-water mark: late accounting updates land there. */
+  overlapSec: number;
+  /** The first run (no high-water mark yet) looks this far back. */
+  initialLookbackSec: number;
+  batchSize?: number;
+  now?: () => Date;
+}
+
+export interface RunSummary {
+  runId: number;
+  source: string | null;
+  window: IngestWindow;
+  seen: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  skipped: number;
+  outcome: 'success' | 'partial' | 'failed';
+  error: string | null;
+  durationMs: number;
+  sourceNotes: Record<string, string>;
+}
+
+export type RunResult = { status: 'finished'; run: RunSummary } | { status: 'skipped'; reason: 'locked' };
+
+const DEFAULT_BATCH_SIZE = 2000;
+const MAX_LOGGED_SKIPS = 50;
+
+interface SourceCounts {
+  seen: number;
+  skipped: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+}
+
+/** Ingestion runs: one at a time cluster-wide, sources tried in order, writes batched. */
+export function createIngestionService(deps: IngestionDeps) {
+  const now = deps.now ?? (() => new Date());
+  const batchSize = deps.batchSize ?? DEFAULT_BATCH_SIZE;
+  const { db, logger, metrics } = deps;
+
+  async function defaultWindow(): Promise<IngestWindow> {
+    const end = now();
+    const highWater = await ingestionRepository.findHighWaterMark(db.prisma);
+    const start = highWater
+      ? new Date(Math.min(highWater.getTime(), end.getTime()) - deps.overlapSec * 1000)
+      : new Date(end.getTime() - deps.initialLookbackSec * 1000);
+    return { start, end };
+  }
+
+  /** Reads one source for the window and writes what it yields; throws when the source fails. */
+  async function ingestFrom(source: JobSource, window: IngestWindow, counts: SourceCounts, user?: string) {
+    let batch: NormalizedJob[] = [];
+    let pending: Promise<void> | undefined;
+    // One batch is written while the next is parsed; batches never overlap, so order is kept.
+    const write = async (jobs: NormalizedJob[]) => {
+      const result = await ingestionRepository.upsertJobs(db.pool, jobs, source.name);
+      counts.inserted += result.inserted;
+      counts.updated += result.updated;
+      counts.unchanged += result.unchanged;
+    };
+    const flush = async () => {
+      const jobs = batch;
+      batch = [];
+      if (pending) await pending;
+      pending = undefined;
+      if (jobs.length === 0) return;
+      pending = write(jobs);
+      // Awaited later; this only keeps a failure from being reported as unhandled meanwhile.
+      pending.catch(() => undefined);
+    };
+    try {
+      for await (const item of source.read(window, user === undefined ? undefined : { user })) {
+        if (item.kind === 'skip') {
+          counts.skipped += 1;
+          if (counts.skipped <= MAX_LOGGED_SKIPS) {
+            logger.warn(
+              { source: source.name, line: item.line, jobId: item.jobId, reason: item.reason },
+              'skipped a malformed record',
+            );
+          }
+          continue;
+        }
+        counts.seen += 1;
+        batch.push(item.job);
+        if (batch.length >= batchSize) await flush();
+      }
+      await flush();
+    } finally {
+      // Let an in-flight batch finish (or fail) before the run is recorded.
+      if (pending) await pending;
+    }
+    if (counts.skipped > MAX_LOGGED_SKIPS) {
+      logger.warn({ source: source.name, skipped: counts.skipped }, 'more malformed records were skipped than logged');
+    }
+  }
+
+  /** A file source that has not changed since a completed run that covered this window has nothing new. */
+  async function isUnchangedFile(
+    source: JobSource,
+    window: IngestWindow,
+  ): Promise<{ fingerprint?: string; runId?: number }> {
+    if (!source.fingerprint) return {};
+    const fingerprint = await source.fingerprint();
+    const last = await ingestionRepository.findLastCompletedRun(db.prisma, source.name);
+    if (last && last.sourceNotes?.fileFingerprint === fingerprint && last.windowStart <= window.start) {
+      return { fingerprint, runId: last.id };
+    }
+    return { fingerprint };
+  }
+
+  async function runLocked(trigger: TTrigger, window: IngestWindow, user: string | undefined): Promise<RunSummary> {
+    const startedAt = Date.now();
+    const runId = await ingestionRepository.createRun(db.prisma, { trigger, window });
+    const notes: Record<string, string> = { ...deps.unconfigured };
+    const totals = { inserted: 0, updated: 0, unchanged: 0 };
+    let answered: { source: string; counts: SourceCounts } | undefined;
+    let lastError: string | null = null;
+    for (const source of deps.sources) {
+      const counts: SourceCounts = { seen: 0, skipped: 0, inserted: 0, updated: 0, unchanged: 0 };
+      try {
+        const unchanged = await isUnchangedFile(source, window);
+        if (unchanged.fingerprint) notes.fileFingerprint = unchanged.fingerprint;
+        if (unchanged.runId !== undefined) {
+          notes[source.name] = `answered: file unchanged since run #${unchanged.runId}, nothing new`;
+        } else {
+          await ingestFrom(source, window, counts, user);
+          notes[source.name] = 'answered';
+        }
+        answered = { source: source.name, counts };
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        const kind = error instanceof SourceConfigError ? 'configuration error' : 'failed';
+        notes[source.name] = `${kind}: ${message}`;
+        lastError = `${source.name}: ${message}`;
+        logger.warn({ source: source.name, err: message, runId }, `ingestion source ${kind}`);
+      } finally {
+        totals.inserted += counts.inserted;
+        totals.updated += counts.updated;
+        totals.unchanged += counts.unchanged;
+      }
+      if (answered) break;
+    }
+    if (!answered) delete notes.fileFingerprint;
+    if (deps.sources.length === 0) lastError = 'no source is configured (SLURMRESTD_URL, SACCT_PATH, FALLBACK_CSV)';
+    const outcome: RunSummary['outcome'] = !answered ? 'failed' : answered.counts.skipped > 0 ? 'partial' : 'success';
+    const durationMs = Date.now() - startedAt;
+    const summary: RunSummary = {
+      runId,
+      source: answered?.source ?? null,
+      window,
+      seen: answered?.counts.seen ?? 0,
+      inserted: totals.inserted,
+      updated: totals.updated,
+      unchanged: totals.unchanged,
+      skipped: answered?.counts.skipped ?? 0,
+      outcome,
+      error: answered ? null : lastError,
+      durationMs,
+      sourceNotes: notes,
+    };
+    await ingestionRepository.finishRun(db.prisma, runId, {
+      source: summary.source,
+      sourceNotes: notes,
+      seen: summary.seen,
+      inserted: summary.inserted,
+      updated: summary.updated,
+      skipped: summary.skipped,
+      outcome,
+      error: summary.error,
+      finishedAt: new Date(),
+      durationMs,
+    });
+    metrics.ingestRuns.inc({ source: summary.source ?? 'none', outcome });
+    metrics.ingestJobs.inc({ result: 'inserted' }, summary.inserted);
+    metrics.ingestJobs.inc({ result: 'updated' }, summary.updated);
+    metrics.ingestJobs.inc({ result: 'unchanged' }, summary.unchanged);
+    metrics.ingestJobs.inc({ result: 'skipped' }, summary.skipped);
+    metrics.ingestDuration.observe(durationMs / 1000);
+    if (outcome !== 'failed') metrics.ingestLastSuccess.set(Date.now() / 1000);
+    const log = outcome === 'failed' ? logger.error.bind(logger) : logger.info.bind(logger);
+    log(
+      {
+        runId,
+        trigger,
+        source: summary.source,
+        window: { start: window.start.toISOString(), end: window.end.toISOString() },
+        seen: summary.seen,
+        inserted: summary.inserted,
+        updated: summary.updated,
+        unchanged: summary.unchanged,
+        skipped: summary.skipped,
+        durationMs,
+        error: summary.error,
+      },
+      `ingestion run ${outcome}`,
+    );
+    return summary;
+  }
+
+  return {
+    /**
+     * One ingestion run over `window` (default: [high-water mark - overlap, now]); skipped when
+     * another process holds the lock. Never throws for source failures: they are recorded.
+     */
+    async runOnce(input: { trigger: TTrigger; window?: IngestWindow; user?: string }): Promise<RunResult> {
+      const release = await ingestionRepository.tryAcquireIngestLock(db.pool);
+      if (!release) return { status: 'skipped', reason: 'locked' };
+      try {
+        const abandoned = await ingestionRepository.failAbandonedRuns(db.prisma, now());
+        if (abandoned > 0) logger.warn({ abandoned }, 'marked runs left running by a stopped process as failed');
+        const window = input.window ?? (await defaultWindow());
+        if (!(window.start < window.end)) throw new RangeError('the ingestion window must start before it ends');
+        return { status: 'finished', run: await runLocked(input.trigger, window, input.user) };
+      } finally {
+        await release();
+      }
+    },
+  };
+}
+
+export type IngestionService = ReturnType<typeof createIngestionService>;

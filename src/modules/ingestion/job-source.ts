@@ -1,0 +1,62 @@
+import type { SourceItem } from './slurm-job.model.js';
+
+/** A half-open accounting window [start, end] in UTC. */
+export interface IngestWindow {
+  start: Date;
+  end: Date;
+}
+
+export type TSourceName = 'slurmrestd' | 'sacct' | 'file';
+
+export interface ReadOptions {
+  /** Only this user's jobs (validated); all users when unset. */
+  user?: string;
+}
+
+/**
+ * Where jobs come from. Every source streams normalized records for a window, so the
+ * service can write them in batches without holding a whole window in memory.
+ */
+export interface JobSource {
+  readonly name: TSourceName;
+  read(window: IngestWindow, options?: ReadOptions): AsyncIterable<SourceItem>;
+  /** For file sources: changes whenever the file does, so an unchanged file can be skipped. */
+  fingerprint?(): Promise<string>;
+}
+
+/** The source is set up wrongly (bad token, 401/403, missing file or binary): retrying will not help. */
+export class SourceConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SourceConfigError';
+  }
+}
+
+/** The source did not answer usably this time (timeout, 5xx, non-zero exit, malformed output). */
+export class SourceUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SourceUnavailableError';
+  }
+}
+
+const USERNAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+
+/** A Slurm/POSIX user name safe to hand to sacct; throws otherwise. */
+export function validateUsername(user: string): string {
+  if (!USERNAME.test(user)) throw new SourceConfigError(`not a valid user name: "${user.slice(0, 70)}"`);
+  return user;
+}
+
+/**
+ * Whether a job belongs to a window: ended inside it, or (not ended yet) started or was
+ * submitted before its end. Terminal jobs match the way `sacct -S -E --state=<terminal>` does.
+ */
+export function isInWindow(
+  job: { startAt: Date | null; submitAt: Date | null; endAt: Date | null },
+  window: IngestWindow,
+): boolean {
+  if (job.endAt) return job.endAt >= window.start && job.endAt <= window.end;
+  const began = job.startAt ?? job.submitAt;
+  return began === null || began <= window.end;
+}

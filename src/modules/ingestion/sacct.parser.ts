@@ -1,0 +1,283 @@
+import { foldSteps, type NormalizedJob, type NormalizedStep, parseJobId, type SourceItem } from './slurm-job.model.js';
+import {
+  createLocalTimeConverter,
+  isTerminalState,
+  normalizeState,
+  parseCount,
+  parseDurationSec,
+  parseFiniteDurationSec,
+  parseMemory,
+  parseMemoryBytes,
+  parseTimelimitRawSec,
+  parseTres,
+  SlurmParseError,
+  summarizeTres,
+} from './slurm-time.parser.js';
+
+/**
+ * The columns the sacct source asks for, in this order. The parser reads columns by
+ * header name, so files with other column sets (the demo's, a site's export) work too.
+ */
+export const SACCT_FORMAT = [
+  'JobID',
+  'JobIDRaw',
+  'Cluster',
+  'User',
+  'JobName',
+  'Account',
+  'Partition',
+  'QOS',
+  'State',
+  'ExitCode',
+  'Submit',
+  'Start',
+  'End',
+  'Elapsed',
+  'ElapsedRaw',
+  'TotalCPU',
+  'CPUTimeRAW',
+  'ReqTRES',
+  'AllocTRES',
+  'ReqCPUS',
+  'AllocCPUS',
+  'ReqMem',
+  'AveRSS',
+  'MaxRSS',
+  'ConsumedEnergyRaw',
+  'NodeList',
+  'AllocNodes',
+  'TimelimitRaw',
+] as const;
+
+export interface SacctParserOptions {
+  /** The zone sacct printed its timestamps in (the cluster's local time, APP_TZ). */
+  timeZone: string;
+  /** Used when the output has no Cluster column. */
+  defaultCluster: string;
+}
+
+interface OpenJob {
+  job: NormalizedJob;
+  steps: NormalizedStep[];
+  line: number;
+  /** Set when one of the job's step rows was malformed: the whole job is skipped. */
+  poison: { line: number; reason: string } | null;
+}
+
+/** Thrown by a parser asked to read a file without the columns it cannot do without. */
+export class SacctHeaderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SacctHeaderError';
+  }
+}
+
+/**
+ * A streaming parser for `sacct --parsable2` output with a header row. Feed it lines in
+ * order; it yields a job once the next job starts (sacct prints a job, then its steps),
+ * with the steps folded in. Malformed rows become `skip` items and never throw.
+ */
+export class SacctParser {
+  private columns: Map<string, number> | null = null;
+  private columnCount = 0;
+  private open: OpenJob | null = null;
+  private readonly toUtc: (text: string) => Date | null;
+
+  constructor(private readonly options: SacctParserOptions) {
+    this.toUtc = createLocalTimeConverter(options.timeZone);
+  }
+
+  /** Parses one line (without its newline); `lineNumber` is 1-based and reported in skips. */
+  pushLine(line: string, lineNumber: number): SourceItem[] {
+    const text = line.endsWith('\r') ? line.slice(0, -1) : line;
+    if (this.columns === null) {
+      this.readHeader(text);
+      return [];
+    }
+    if (text.trim() === '') return [];
+    const fields = text.split('|');
+    if (fields.length !== this.columnCount) {
+      return this.skipLine(
+        lineNumber,
+        fields[0] ?? null,
+        `expected ${this.columnCount} fields, found ${fields.length}`,
+      );
+    }
+    const idText = this.field(fields, 'JobID');
+    const id = parseJobId(idText);
+    if (!id) return this.skipLine(lineNumber, idText, `not a Slurm job id: "${idText.slice(0, 40)}"`);
+
+    if (id.stepId !== null) {
+      const open = this.open;
+      if (!open || open.job.jobKey !== id.jobKey) {
+        return this.skipLine(lineNumber, idText, `step ${idText} without its job row before it`);
+      }
+      if (open.poison) return [];
+      try {
+        open.steps.push(this.readStep(fields, id.stepId));
+      } catch (error) {
+        open.poison = { line: lineNumber, reason: `step ${idText}: ${describe(error)}` };
+      }
+      return [];
+    }
+
+    const items = this.flush();
+    try {
+      const job = this.readJob(fields, id);
+      this.open = { job, steps: [], line: lineNumber, poison: null };
+    } catch (error) {
+      items.push({ kind: 'skip', line: lineNumber, jobId: idText, reason: describe(error) });
+      // Its step rows that follow are skipped with it, as orphans.
+      this.open = null;
+    }
+    return items;
+  }
+
+  /** Call at the end of input: yields the last open job. */
+  end(): SourceItem[] {
+    if (this.columns === null) throw new SacctHeaderError('the sacct output is empty (no header row)');
+    return this.flush();
+  }
+
+  private readHeader(text: string) {
+    const names = text.split('|').map((name) => name.trim());
+    const columns = new Map<string, number>();
+    names.forEach((name, index) => {
+      columns.set(name, index);
+    });
+    for (const required of ['JobID', 'State', 'User']) {
+      if (!columns.has(required)) {
+        throw new SacctHeaderError(
+          `the sacct output has no ${required} column; the first line must be the header (sacct --parsable2 without --noheader)`,
+        );
+      }
+    }
+    this.columns = columns;
+    this.columnCount = names.length;
+  }
+
+  private flush(): SourceItem[] {
+    const open = this.open;
+    this.open = null;
+    if (!open) return [];
+    if (open.poison) {
+      return [{ kind: 'skip', line: open.poison.line, jobId: open.job.jobId, reason: open.poison.reason }];
+    }
+    return [{ kind: 'job', job: foldSteps(open.job, open.steps) }];
+  }
+
+  private skipLine(line: number, jobId: string | null, reason: string): SourceItem[] {
+    return [{ kind: 'skip', line, jobId, reason }];
+  }
+
+  private field(fields: string[], name: string): string {
+    const index = this.columns?.get(name);
+    return index === undefined ? '' : (fields[index] ?? '');
+  }
+
+  private has(name: string): boolean {
+    return this.columns?.has(name) ?? false;
+  }
+
+  private readJob(fields: string[], id: NonNullable<ReturnType<typeof parseJobId>>): NormalizedJob {
+    const user = this.field(fields, 'User').trim();
+    if (user === '') throw new SlurmParseError('job row without a user');
+    const state = normalizeState(this.field(fields, 'State'));
+    if (state === '') throw new SlurmParseError('job row without a state');
+    const rawId = this.field(fields, 'JobIDRaw').trim();
+    if (rawId !== '' && !/^\d+$/.test(rawId)) throw new SlurmParseError(`JobIDRaw is not a number: "${rawId}"`);
+    const alloc = summarizeTres(parseTres(this.field(fields, 'AllocTRES')));
+    const req = summarizeTres(parseTres(this.field(fields, 'ReqTRES')));
+    const elapsed = this.has('ElapsedRaw')
+      ? parseCount(this.field(fields, 'ElapsedRaw'))
+      : parseFiniteDurationSec(this.field(fields, 'Elapsed'));
+    const endAt = this.toUtc(this.field(fields, 'End'));
+    const reqMem = this.has('ReqMem') ? parseMemory(this.field(fields, 'ReqMem'), 'M') : null;
+    const allocCpus = alloc.cpus || (parseCount(this.field(fields, 'AllocCPUS')) ?? 0);
+    const allocNodes = alloc.nodes || (parseCount(this.field(fields, 'AllocNodes')) ?? 0);
+    const reqCpus = req.cpus || (parseCount(this.field(fields, 'ReqCPUS')) ?? 0);
+    let reqMemMb = req.memMb;
+    if (reqMemMb === 0 && reqMem) {
+      // Old per-CPU/per-node ReqMem (`4000Mc`) is scaled to the whole job.
+      const factor = reqMem.per === 'cpu' ? Math.max(reqCpus, 1) : reqMem.per === 'node' ? Math.max(allocNodes, 1) : 1;
+      reqMemMb = (reqMem.bytes * factor) / 1024 ** 2;
+    }
+    const timelimit = this.has('TimelimitRaw')
+      ? parseTimelimitRawSec(this.field(fields, 'TimelimitRaw'))
+      : parseDurationSec(this.field(fields, 'Timelimit'));
+    const totalCpu = parseFiniteDurationSec(this.field(fields, 'TotalCPU'));
+    const nodeList = this.field(fields, 'NodeList').trim();
+    const cluster = this.field(fields, 'Cluster').trim() || this.options.defaultCluster;
+    return {
+      cluster,
+      jobId: rawId || id.jobKey,
+      jobKey: id.jobKey,
+      arrayJobId: id.arrayJobId,
+      arrayTaskId: id.arrayTaskId,
+      name: this.field(fields, 'JobName'),
+      user,
+      account: this.field(fields, 'Account').trim(),
+      partition: this.field(fields, 'Partition').trim(),
+      qos: this.field(fields, 'QOS').trim(),
+      state,
+      isTerminal: isTerminalState(state) && endAt !== null,
+      exitCode: this.field(fields, 'ExitCode').trim() || null,
+      submitAt: this.toUtc(this.field(fields, 'Submit')),
+      startAt: this.toUtc(this.field(fields, 'Start')),
+      endAt,
+      elapsedSec: elapsed ?? 0,
+      timelimitSec: timelimit === Number.POSITIVE_INFINITY ? null : timelimit,
+      allocCpus,
+      allocMemMb: alloc.memMb,
+      allocGpus: alloc.gpus,
+      allocNodes,
+      allocBilling: alloc.billing,
+      reqCpus,
+      reqMemMb,
+      reqGpus: req.gpus,
+      allocTres: this.field(fields, 'AllocTRES').trim(),
+      reqTres: this.field(fields, 'ReqTRES').trim(),
+      cpuTimeSec: this.has('CPUTimeRAW') ? parseCount(this.field(fields, 'CPUTimeRAW')) : null,
+      totalCpuSec: totalCpu,
+      stepMemGbHours: null,
+      maxRssBytes: null,
+      energyJoules: this.has('ConsumedEnergyRaw') ? parseCount(this.field(fields, 'ConsumedEnergyRaw')) : null,
+      stepCount: 0,
+      steps: [],
+      nodeList: nodeList === 'None assigned' ? '' : nodeList,
+    };
+  }
+
+  private readStep(fields: string[], stepId: string): NormalizedStep {
+    const elapsed = this.has('ElapsedRaw')
+      ? parseCount(this.field(fields, 'ElapsedRaw'))
+      : parseFiniteDurationSec(this.field(fields, 'Elapsed'));
+    return {
+      id: stepId,
+      name: this.field(fields, 'JobName'),
+      state: normalizeState(this.field(fields, 'State')),
+      elapsedSec: elapsed ?? 0,
+      totalCpuSec: parseFiniteDurationSec(this.field(fields, 'TotalCPU')) ?? 0,
+      aveRssBytes: parseMemoryBytes(this.field(fields, 'AveRSS')),
+      maxRssBytes: parseMemoryBytes(this.field(fields, 'MaxRSS')),
+      energyJoules: this.has('ConsumedEnergyRaw') ? parseCount(this.field(fields, 'ConsumedEnergyRaw')) : null,
+    };
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Parses a whole sacct text at once (tests, small files). */
+export function parseSacctText(text: string, options: SacctParserOptions): SourceItem[] {
+  const parser = new SacctParser(options);
+  const items: SourceItem[] = [];
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  lines.forEach((line, index) => {
+    items.push(...parser.pushLine(line, index + 1));
+  });
+  items.push(...parser.end());
+  return items;
+}

@@ -1,0 +1,133 @@
+/**
+ * The one job model every source produces, mapped 1:1 onto the `slurm_jobs` table.
+ * Sums over steps are computed here so sacct and slurmrestd records agree by construction.
+ */
+
+export interface NormalizedStep {
+  /** `batch`, `extern`, `interactive` or an srun step number, without the job part. */
+  id: string;
+  name: string;
+  state: string;
+  elapsedSec: number;
+  /** User + system CPU time of the step (sacct TotalCPU). */
+  totalCpuSec: number;
+  aveRssBytes: number | null;
+  maxRssBytes: number | null;
+  energyJoules: number | null;
+}
+
+export interface NormalizedJob {
+  cluster: string;
+  /** JobIDRaw: unique per cluster, also for array tasks and heterogeneous components. */
+  jobId: string;
+  /** The parent display id without step suffix: `123`, `123_4`, `123+0`. */
+  jobKey: string;
+  arrayJobId: string | null;
+  arrayTaskId: string | null;
+  name: string;
+  user: string;
+  account: string;
+  partition: string;
+  qos: string;
+  state: string;
+  isTerminal: boolean;
+  exitCode: string | null;
+  submitAt: Date | null;
+  startAt: Date | null;
+  endAt: Date | null;
+  elapsedSec: number;
+  timelimitSec: number | null;
+  allocCpus: number;
+  allocMemMb: number;
+  allocGpus: number;
+  allocNodes: number;
+  allocBilling: number | null;
+  reqCpus: number;
+  reqMemMb: number;
+  reqGpus: number;
+  allocTres: string;
+  reqTres: string;
+  /** CPUTimeRAW: allocated CPUs x elapsed seconds. */
+  cpuTimeSec: number | null;
+  totalCpuSec: number | null;
+  stepMemGbHours: number | null;
+  maxRssBytes: number | null;
+  energyJoules: number | null;
+  stepCount: number;
+  steps: NormalizedStep[];
+  nodeList: string;
+}
+
+/** What a source yields: a job, or a record it had to skip (with where and why). */
+export type SourceItem =
+  | { kind: 'job'; job: NormalizedJob }
+  | { kind: 'skip'; line: number; jobId: string | null; reason: string };
+
+const GIB = 1024 ** 3;
+
+/**
+ * Fills the step sums of a job from its steps: total CPU, AveRSS GB x elapsed hours,
+ * peak RSS and energy. A job without steps keeps what its own row said.
+ */
+export function foldSteps(job: NormalizedJob, steps: NormalizedStep[]): NormalizedJob {
+  if (steps.length === 0) return job;
+  let totalCpuSec = 0;
+  let memGbHours = 0;
+  let maxRss: number | null = null;
+  let energy: number | null = null;
+  for (const step of steps) {
+    totalCpuSec += step.totalCpuSec;
+    if (step.aveRssBytes !== null) memGbHours += (step.aveRssBytes / GIB) * (step.elapsedSec / 3600);
+    if (step.maxRssBytes !== null) maxRss = Math.max(maxRss ?? 0, step.maxRssBytes);
+    if (step.energyJoules !== null) energy = (energy ?? 0) + step.energyJoules;
+  }
+  return {
+    ...job,
+    totalCpuSec: roundTo(totalCpuSec, 3),
+    stepMemGbHours: roundTo(memGbHours, 6),
+    maxRssBytes: maxRss,
+    energyJoules: job.energyJoules ?? energy,
+    stepCount: steps.length,
+    steps,
+  };
+}
+
+/** Rounds half away from zero to `digits` decimals (what numeric(18,digits) stores). */
+export function roundTo(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+export interface JobKeyParts {
+  /** The parent display id: `123`, `123_4`, `123+0`. */
+  jobKey: string;
+  /** `batch`, `0`, ... when the id names a step, else null. */
+  stepId: string | null;
+  arrayJobId: string | null;
+  arrayTaskId: string | null;
+  hetJobId: string | null;
+  hetOffset: string | null;
+}
+
+const JOB_ID = /^(\d+)(?:_(\d+|\[[^\]]*\]))?(?:\+(\d+))?(?:\.([A-Za-z0-9_-]+))?$/;
+
+/**
+ * Splits a Slurm display id: `123`, `123.batch`, `123.0`, `123_4`, `123_4.extern`,
+ * `123_[1-3]` (pending array), `123+0`, `123+1.0`. Returns null for anything else.
+ */
+export function parseJobId(text: string): JobKeyParts | null {
+  const match = JOB_ID.exec(text.trim());
+  if (!match) return null;
+  const [, base, arrayTask, hetOffset, step] = match as unknown as [string, string, string?, string?, string?];
+  let jobKey = base;
+  if (arrayTask !== undefined) jobKey += `_${arrayTask}`;
+  if (hetOffset !== undefined) jobKey += `+${hetOffset}`;
+  return {
+    jobKey,
+    stepId: step ?? null,
+    arrayJobId: arrayTask !== undefined ? base : null,
+    arrayTaskId: arrayTask ?? null,
+    hetJobId: hetOffset !== undefined ? base : null,
+    hetOffset: hetOffset ?? null,
+  };
+}

@@ -1,0 +1,342 @@
+import { foldSteps, type NormalizedJob, type NormalizedStep, roundTo, type SourceItem } from './slurm-job.model.js';
+import { isTerminalState, normalizeState, SlurmParseError } from './slurm-time.parser.js';
+
+/** The slurmdbd API versions this parser reads: Slurm 22.05 (36-38) and 23.02-24.11 (39-42). */
+export const SUPPORTED_API_VERSIONS = ['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.39', 'v0.0.40', 'v0.0.41', 'v0.0.42'];
+
+export type TApiVersion = (typeof SUPPORTED_API_VERSIONS)[number];
+
+export interface SlurmRestParseOptions {
+  version: string;
+  /** Used when a record has no cluster. */
+  defaultCluster: string;
+}
+
+export interface SlurmRestError {
+  errorNumber: number | null;
+  error: string;
+  description: string;
+  source: string;
+}
+
+export interface SlurmRestJobsResponse {
+  items: SourceItem[];
+  errors: SlurmRestError[];
+  warnings: string[];
+}
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * A number as any API version prints it: a plain number, null, or (v0.0.39+) the
+ * `{set, infinite, number}` no-value struct. Unset gives null, infinite gives Infinity.
+ */
+export function readNoValNumber(value: unknown): number | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new SlurmParseError(`not a finite number: ${value}`);
+    return value;
+  }
+  if (isObject(value)) {
+    if (value.infinite === true) return Number.POSITIVE_INFINITY;
+    if (value.set === false) return null;
+    return readNoValNumber(value.number);
+  }
+  throw new SlurmParseError(`expected a number, got ${JSON.stringify(value).slice(0, 40)}`);
+}
+
+function readString(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return String(value);
+  throw new SlurmParseError(`expected a string, got ${JSON.stringify(value).slice(0, 40)}`);
+}
+
+/** A state as `"COMPLETED"` (v0.0.36-38) or `["COMPLETED"]` (v0.0.39+, flags may follow). */
+function readState(value: unknown): string {
+  const first = Array.isArray(value) ? value[0] : value;
+  return normalizeState(readString(first));
+}
+
+/** An epoch-seconds timestamp; 0 and unset mean "not yet" (RUNNING has end 0, PENDING start 0). */
+function readEpoch(value: unknown): Date | null {
+  const seconds = readNoValNumber(value);
+  if (seconds === null || seconds <= 0 || seconds === Number.POSITIVE_INFINITY) return null;
+  return new Date(seconds * 1000);
+}
+
+/**
+ * `{seconds, microseconds}` in seconds, cut to milliseconds as sacct prints TotalCPU, so both
+ * sources sum to the same figure. Slurm 22.05 does not normalise microseconds (1554372 us is seen).
+ */
+function readCpuTime(value: unknown): number {
+  if (!isObject(value)) return 0;
+  const micros = (readNoValNumber(value.seconds) ?? 0) * 1e6 + (readNoValNumber(value.microseconds) ?? 0);
+  return Math.floor(Math.round(micros) / 1000) / 1000;
+}
+
+interface TresEntry {
+  type: string;
+  name: string;
+  count: number | null;
+}
+
+function readTresList(value: unknown): TresEntry[] {
+  if (value === null || value === undefined) return [];
+  if (!Array.isArray(value)) throw new SlurmParseError('a TRES list is not an array');
+  return value.map((entry) => {
+    if (!isObject(entry)) throw new SlurmParseError('a TRES entry is not an object');
+    return { type: readString(entry.type), name: readString(entry.name), count: readNoValNumber(entry.count) };
+  });
+}
+
+function tresKey(entry: TresEntry): string {
+  return entry.name ? `${entry.type}/${entry.name}` : entry.type;
+}
+
+/** sacct prints memory TRES in the largest unit that divides it (600M, 1G); do the same. */
+function formatTresMemMb(megabytes: number): string {
+  const units = ['M', 'G', 'T', 'P'];
+  let value = megabytes;
+  let unit = 0;
+  while (unit < units.length - 1 && value >= 1024 && value % 1024 === 0) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value}${units[unit]}`;
+}
+
+/** A TRES list as sacct prints AllocTRES/ReqTRES: `billing=1,cpu=1,gres/gpu=1,mem=200M,node=1`. */
+function formatTres(entries: TresEntry[]): string {
+  return (
+    entries
+      .filter((entry) => entry.count !== null && entry.type !== 'energy')
+      .map(
+        (entry) => `${tresKey(entry)}=${entry.type === 'mem' ? formatTresMemMb(entry.count as number) : entry.count}`,
+      )
+      // sacct sorts the printed pairs as strings, so `gres/gpu:fake=1` comes before `gres/gpu=1`.
+      .sort()
+      .join(',')
+  );
+}
+
+function summarize(entries: TresEntry[]) {
+  const count = (type: string) => entries.find((entry) => entry.type === type && !entry.name)?.count ?? null;
+  const gpuEntries = entries.filter((entry) => entry.type === 'gres');
+  const untyped = gpuEntries.find((entry) => entry.name === 'gpu');
+  const gpus = untyped
+    ? (untyped.count ?? 0)
+    : gpuEntries.filter((entry) => entry.name.startsWith('gpu:')).reduce((sum, entry) => sum + (entry.count ?? 0), 0);
+  return {
+    cpus: count('cpu') ?? 0,
+    memMb: count('mem') ?? 0,
+    nodes: count('node') ?? 0,
+    billing: count('billing'),
+    gpus,
+  };
+}
+
+function memFrom(list: unknown): number | null {
+  const entry = readTresList(list).find((candidate) => candidate.type === 'mem');
+  return entry?.count ?? null;
+}
+
+/** `"batch"`, `0`, or (v0.0.39+) `"123.batch"` / `"123+0.0"`: the part after the job. */
+function readStepId(value: unknown): string {
+  const text = readString(value);
+  const dot = text.indexOf('.');
+  return dot >= 0 ? text.slice(dot + 1) : text;
+}
+
+function readStep(step: unknown): NormalizedStep {
+  if (!isObject(step)) throw new SlurmParseError('a step is not an object');
+  const time = isObject(step.time) ? step.time : {};
+  const info = isObject(step.step) ? step.step : {};
+  const tres = isObject(step.tres) ? step.tres : {};
+  // steps[].tres.requested.* is TRESUsageIn* (AveRSS/MaxRSS), in bytes.
+  const usage = isObject(tres.requested) ? tres.requested : {};
+  const statistics = isObject(step.statistics) ? step.statistics : {};
+  const energy = isObject(statistics.energy) ? readNoValNumber(statistics.energy.consumed) : null;
+  const id = readStepId(info.id);
+  if (id === '') throw new SlurmParseError('a step without an id');
+  return {
+    id,
+    name: readString(info.name),
+    state: readState(step.state),
+    elapsedSec: readNoValNumber(time.elapsed) ?? 0,
+    totalCpuSec: readCpuTime(time.total),
+    aveRssBytes: memFrom(usage.average),
+    maxRssBytes: memFrom(usage.max),
+    energyJoules: energy === Number.POSITIVE_INFINITY ? null : energy,
+  };
+}
+
+/** Exit code as sacct prints it (`1:0`); only v0.0.39+ report it reliably (22.05 says SUCCESS for FAILED jobs). */
+function readExitCode(value: unknown, isLegacy: boolean): string | null {
+  if (isLegacy || !isObject(value)) return null;
+  const code = readNoValNumber(value.return_code);
+  const signal = isObject(value.signal) ? readNoValNumber(value.signal.id) : 0;
+  if (code === null || code === Number.POSITIVE_INFINITY) return null;
+  return `${code}:${signal === null || signal === Number.POSITIVE_INFINITY ? 0 : signal}`;
+}
+
+function versionNumber(version: string): number {
+  const match = /^v0\.0\.(\d+)$/.exec(version);
+  if (!match) throw new SlurmParseError(`not a slurmrestd API version: ${version}`);
+  return Number(match[1]);
+}
+
+/** Normalizes one slurmdbd job record of any supported API version. */
+export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOptions): NormalizedJob {
+  if (!isObject(record)) throw new SlurmParseError('a job record is not an object');
+  const minor = versionNumber(options.version);
+  const isLegacy = minor <= 38;
+  const jobIdNumber = readNoValNumber(record.job_id);
+  if (jobIdNumber === null || !Number.isInteger(jobIdNumber) || jobIdNumber <= 0) {
+    throw new SlurmParseError(`job_id is not a positive integer: ${JSON.stringify(record.job_id)}`);
+  }
+  const jobId = String(jobIdNumber);
+  const user = readString(record.user) || (isObject(record.association) ? readString(record.association.user) : '');
+  if (user === '') throw new SlurmParseError(`job ${jobId} has no user`);
+  const time = isObject(record.time) ? record.time : {};
+  const array = isObject(record.array) ? record.array : {};
+  const het = isObject(record.het) ? record.het : {};
+  const state = readState(isObject(record.state) ? record.state.current : record.state);
+  if (state === '') throw new SlurmParseError(`job ${jobId} has no state`);
+
+  const arrayJob = readNoValNumber(array.job_id);
+  const arrayTask = readNoValNumber(array.task_id);
+  const hetJob = readNoValNumber(het.job_id);
+  const hetOffset = readNoValNumber(het.job_offset);
+  const isArrayTask = arrayJob !== null && arrayJob > 0 && arrayTask !== null && Number.isFinite(arrayTask);
+  const isHetComponent = hetJob !== null && hetJob > 0 && hetOffset !== null && Number.isFinite(hetOffset);
+  let jobKey = jobId;
+  if (isArrayTask) jobKey = `${arrayJob}_${arrayTask}`;
+  else if (isHetComponent) jobKey = `${hetJob}+${hetOffset}`;
+
+  const elapsedSec = readNoValNumber(time.elapsed) ?? 0;
+  const endAt = readEpoch(time.end);
+  const rawSteps = Array.isArray(record.steps) ? record.steps : [];
+  const steps = rawSteps.map(readStep);
+  let startAt = readEpoch(time.start);
+  if (minor <= 37) {
+    // dbv0.0.36/37 in Slurm 22.05 report the eligible time as `start` (seen in the captures);
+    // the real start is end - elapsed, or the first step's start while still running.
+    const suspended = readNoValNumber(time.suspended) ?? 0;
+    if (endAt) startAt = new Date(endAt.getTime() - (elapsedSec + suspended) * 1000);
+    else {
+      const stepStarts = rawSteps
+        .map((step) => (isObject(step) && isObject(step.time) ? readNoValNumber(step.time.start) : null))
+        .filter((start): start is number => start !== null && start > 0 && Number.isFinite(start));
+      if (stepStarts.length > 0) startAt = new Date(Math.min(...stepStarts) * 1000);
+    }
+  }
+  const limit = readNoValNumber(time.limit);
+  const tres = isObject(record.tres) ? record.tres : {};
+  const allocatedList = readTresList(tres.allocated);
+  const requestedList = readTresList(tres.requested);
+  const alloc = summarize(allocatedList);
+  const req = summarize(requestedList);
+  const energyEntry = allocatedList.find((entry) => entry.type === 'energy');
+  const nodes = readString(record.nodes);
+  const job: NormalizedJob = {
+    cluster: readString(record.cluster) || options.defaultCluster,
+    jobId,
+    jobKey,
+    arrayJobId: isArrayTask ? String(arrayJob) : null,
+    arrayTaskId: isArrayTask ? String(arrayTask) : null,
+    name: readString(record.name),
+    user,
+    account: readString(record.account) || (isObject(record.association) ? readString(record.association.account) : ''),
+    partition: readString(record.partition),
+    qos: readString(record.qos),
+    state,
+    isTerminal: isTerminalState(state) && endAt !== null,
+    exitCode: readExitCode(record.exit_code, isLegacy),
+    submitAt: readEpoch(time.submission),
+    startAt,
+    endAt,
+    elapsedSec,
+    timelimitSec: limit === null || limit === Number.POSITIVE_INFINITY ? null : limit * 60,
+    allocCpus: alloc.cpus,
+    allocMemMb: alloc.memMb,
+    allocGpus: alloc.gpus,
+    allocNodes: alloc.nodes || (readNoValNumber(record.allocation_nodes) ?? 0),
+    allocBilling: alloc.billing,
+    reqCpus: req.cpus,
+    reqMemMb: req.memMb,
+    reqGpus: req.gpus,
+    allocTres: formatTres(allocatedList),
+    reqTres: formatTres(requestedList),
+    cpuTimeSec: alloc.cpus * elapsedSec,
+    // Job-level time.total is 0 in slurmdbd; the steps carry the CPU time (folded below).
+    totalCpuSec: roundTo(readCpuTime(time.total), 3),
+    stepMemGbHours: null,
+    maxRssBytes: null,
+    energyJoules: energyEntry?.count ?? null,
+    stepCount: 0,
+    steps: [],
+    nodeList: nodes === 'None assigned' ? '' : nodes,
+  };
+  return foldSteps(job, steps);
+}
+
+function readErrors(value: unknown): SlurmRestError[] {
+  if (!Array.isArray(value)) return [];
+  return value.map((entry) => {
+    const item = isObject(entry) ? entry : {};
+    const number =
+      typeof item.error_number === 'number'
+        ? item.error_number
+        : typeof item.error_code === 'number'
+          ? item.error_code
+          : null;
+    return {
+      errorNumber: number,
+      error: typeof item.error === 'string' ? item.error : '',
+      description: typeof item.description === 'string' ? item.description : '',
+      source: typeof item.source === 'string' ? item.source : '',
+    };
+  });
+}
+
+/**
+ * Reads a `/slurmdb/v0.0.NN/jobs` body: jobs normalized (a bad record becomes a `skip`
+ * with its index), plus the `errors` and `warnings` arrays, which callers must check:
+ * Slurm 22.05 answers a bad token with HTTP 200, an error and no jobs.
+ */
+export function parseSlurmRestJobsResponse(body: unknown, options: SlurmRestParseOptions): SlurmRestJobsResponse {
+  if (!isObject(body)) throw new SlurmParseError('the response is not a JSON object');
+  const errors = readErrors(body.errors);
+  const warnings = Array.isArray(body.warnings)
+    ? body.warnings.map((warning) => (isObject(warning) ? readString(warning.description) : String(warning)))
+    : [];
+  if (body.jobs !== undefined && !Array.isArray(body.jobs)) throw new SlurmParseError('`jobs` is not an array');
+  const jobs = (body.jobs ?? []) as unknown[];
+  const items: SourceItem[] = jobs.map((record, index) => {
+    try {
+      return { kind: 'job', job: parseSlurmRestJob(record, options) };
+    } catch (error) {
+      const jobId = isObject(record) && record.job_id !== undefined ? String(record.job_id) : null;
+      return {
+        kind: 'skip',
+        line: index + 1,
+        jobId,
+        reason: error instanceof Error ? error.message : String(error),
+      };
+    }
+  });
+  return { items, errors, warnings };
+}
+
+/** Slurm's "Protocol authentication error" and friends: a configuration problem, not a transient one. */
+export function isAuthenticationError(error: SlurmRestError): boolean {
+  return (
+    error.errorNumber === 1007 ||
+    error.errorNumber === 1005 ||
+    /authenticat|unauthori[sz]ed|invalid token|permission denied/i.test(`${error.error} ${error.description}`)
+  );
+}

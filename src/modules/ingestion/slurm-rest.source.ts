@@ -1,0 +1,225 @@
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import {
+  type IngestWindow,
+  type JobSource,
+  type ReadOptions,
+  SourceConfigError,
+  SourceUnavailableError,
+} from './job-source.js';
+import type { SourceItem } from './slurm-job.model.js';
+import { isAuthenticationError, parseSlurmRestJobsResponse, SUPPORTED_API_VERSIONS } from './slurm-rest.parser.js';
+import { formatLocalTimestamp } from './slurm-time.parser.js';
+
+export interface SlurmRestSourceOptions {
+  url: string;
+  user: string;
+  /** The JWT itself, or a file holding it (re-read on every request, so rotation needs no restart). */
+  token: string | undefined;
+  tokenFile: string | undefined;
+  /** `v0.0.38` etc., or undefined to ask the server's OpenAPI document. */
+  apiVersion: string | undefined;
+  /** PEM bundle trusted for https:// URLs (a site CA). */
+  caFile: string | undefined;
+  timeZone: string;
+  defaultCluster: string;
+  timeoutMs: number;
+  /** Attempts for timeouts, connection errors and 5xx; 4xx are not retried. */
+  maxAttempts: number;
+  retryBaseMs: number;
+  /** The largest body accepted, so a runaway answer cannot exhaust memory. */
+  maxBodyBytes?: number;
+}
+
+interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
+class RetryableError extends Error {}
+
+/** The slurmdbd jobs endpoint of slurmrestd, for API versions v0.0.36 to v0.0.42. */
+export function createSlurmRestSource(
+  options: SlurmRestSourceOptions,
+): JobSource & { detectVersion(): Promise<string> } {
+  let detectedVersion: string | undefined = options.apiVersion;
+  let caPromise: Promise<Buffer | undefined> | undefined;
+  const ca = () => {
+    caPromise ??= options.caFile
+      ? readFile(options.caFile).catch((error: NodeJS.ErrnoException) => {
+          caPromise = undefined;
+          throw new SourceConfigError(`SLURMRESTD_CA_FILE ${options.caFile} cannot be read (${error.code ?? 'error'})`);
+        })
+      : Promise.resolve(undefined);
+    return caPromise;
+  };
+
+  const token = async (): Promise<string> => {
+    if (options.token) return options.token;
+    if (!options.tokenFile) throw new SourceConfigError('set SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE');
+    try {
+      const text = (await readFile(options.tokenFile, 'utf8')).trim();
+      // token.env style files hold `SLURM_JWT=...`; plain files hold the token alone.
+      const assignment = /^(?:export\s+)?SLURM_JWT=(.+)$/m.exec(text);
+      const value = (assignment?.[1] ?? text).trim().replace(/^["']|["']$/g, '');
+      if (!value) throw new SourceConfigError(`SLURMRESTD_TOKEN_FILE ${options.tokenFile} is empty`);
+      return value;
+    } catch (error) {
+      if (error instanceof SourceConfigError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new SourceConfigError(`SLURMRESTD_TOKEN_FILE ${options.tokenFile} cannot be read (${code ?? 'error'})`);
+    }
+  };
+
+  const get = async (path: string): Promise<unknown> => {
+    const headers = {
+      'X-SLURM-USER-NAME': options.user,
+      'X-SLURM-USER-TOKEN': await token(),
+      Accept: 'application/json',
+    };
+    const target = new URL(path, options.url.endsWith('/') ? options.url : `${options.url}/`);
+    let lastError: Error | undefined;
+    for (let attempt = 1; attempt <= options.maxAttempts; attempt++) {
+      try {
+        const answer = await request(target, headers, await ca(), options);
+        if (answer.status === 401 || answer.status === 403) {
+          throw new SourceConfigError(
+            `slurmrestd refused the credentials (HTTP ${answer.status}); check SLURMRESTD_USER and the token`,
+          );
+        }
+        if (answer.status >= 500 || answer.status === 429) {
+          throw new RetryableError(`slurmrestd answered HTTP ${answer.status}: ${summarize(answer.body)}`);
+        }
+        if (answer.status !== 200) {
+          throw new SourceUnavailableError(`slurmrestd answered HTTP ${answer.status}: ${summarize(answer.body)}`);
+        }
+        try {
+          return JSON.parse(answer.body);
+        } catch {
+          throw new SourceUnavailableError(`slurmrestd answered malformed JSON (${answer.body.length} bytes)`);
+        }
+      } catch (error) {
+        if (!(error instanceof RetryableError)) throw error;
+        lastError = error;
+        if (attempt < options.maxAttempts) await delay(options.retryBaseMs * 2 ** (attempt - 1));
+      }
+    }
+    throw new SourceUnavailableError(
+      `${lastError?.message ?? 'slurmrestd failed'} (after ${options.maxAttempts} attempts)`,
+    );
+  };
+
+  const detectVersion = async (): Promise<string> => {
+    if (detectedVersion) return detectedVersion;
+    const document = await get('openapi/v3');
+    const paths =
+      typeof document === 'object' && document !== null
+        ? Object.keys((document as { paths?: object }).paths ?? {})
+        : [];
+    const offered = new Set(
+      paths
+        .map((path) => /^\/slurmdb\/(v0\.0\.\d+)\/jobs\/?$/.exec(path)?.[1])
+        .filter((version) => version !== undefined),
+    );
+    const best = [...SUPPORTED_API_VERSIONS].reverse().find((version) => offered.has(version));
+    if (!best) {
+      throw new SourceConfigError(
+        `slurmrestd offers no supported slurmdb jobs API (offered: ${[...offered].join(', ') || 'none'}); is openapi/dbv0.0.3x or slurmdbd loaded?`,
+      );
+    }
+    detectedVersion = best;
+    return best;
+  };
+
+  return {
+    name: 'slurmrestd',
+    detectVersion,
+    async *read(window: IngestWindow, readOptions?: ReadOptions): AsyncGenerator<SourceItem> {
+      const version = await detectVersion();
+      // slurmrestd parses times in the cluster's zone and refuses raw ':' (HTTP 400) and epoch seconds (22.05).
+      const query = `start_time=${encodeURIComponent(formatLocalTimestamp(window.start, options.timeZone))}&end_time=${encodeURIComponent(formatLocalTimestamp(window.end, options.timeZone))}`;
+      const body = await get(`slurmdb/${version}/jobs?${query}`);
+      const response = parseSlurmRestJobsResponse(body, { version, defaultCluster: options.defaultCluster });
+      const authError = response.errors.find(isAuthenticationError);
+      if (authError) {
+        throw new SourceConfigError(
+          `slurmrestd rejected the token (error ${authError.errorNumber ?? '?'}: ${authError.description || authError.error}); check SLURMRESTD_USER and the token`,
+        );
+      }
+      if (response.errors.length > 0) {
+        const first = response.errors[0];
+        throw new SourceUnavailableError(
+          `slurmrestd reported ${response.errors.length} error(s): ${first?.errorNumber ?? ''} ${first?.description || first?.error || ''}`.trim(),
+        );
+      }
+      for (const item of response.items) {
+        // 22.05 has no user filter on /slurmdb/.../jobs: filter here.
+        if (readOptions?.user !== undefined && item.kind === 'job' && item.job.user !== readOptions.user) continue;
+        yield item;
+      }
+    },
+  };
+}
+
+function summarize(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { errors?: { description?: string; error?: string }[] };
+    const first = parsed.errors?.[0];
+    if (first) return (first.description || first.error || '').slice(0, 200);
+  } catch {
+    // Not JSON: show the start of the text.
+  }
+  return body.slice(0, 200).replace(/\s+/g, ' ');
+}
+
+function delay(ms: number) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function request(
+  url: URL,
+  headers: Record<string, string>,
+  ca: Buffer | undefined,
+  options: SlurmRestSourceOptions,
+): Promise<HttpAnswer> {
+  const maxBody = options.maxBodyBytes ?? 512 * 1024 * 1024;
+  return new Promise((resolve, reject) => {
+    const transport = url.protocol === 'https:' ? https : http;
+    const req = transport.request(url, { method: 'GET', headers, ...(ca ? { ca } : {}) }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > maxBody) {
+          req.destroy(
+            new SourceUnavailableError(`slurmrestd answer larger than ${maxBody} bytes; use a smaller window`),
+          );
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', (error) => reject(new RetryableError(`slurmrestd connection failed: ${error.message}`)));
+    });
+    // One deadline for the whole exchange: a server that trickles bytes must not hold a run forever.
+    const timer = setTimeout(() => {
+      req.destroy(new RetryableError(`slurmrestd did not answer within ${options.timeoutMs} ms`));
+    }, options.timeoutMs);
+    req.on('close', () => clearTimeout(timer));
+    req.on('error', (error) => {
+      clearTimeout(timer);
+      if (error instanceof RetryableError || error instanceof SourceUnavailableError) reject(error);
+      else if (
+        /certificate|self[- ]signed|CERT_|unable to verify/i.test(
+          `${error.message} ${(error as NodeJS.ErrnoException).code ?? ''}`,
+        )
+      ) {
+        reject(
+          new SourceConfigError(`TLS to slurmrestd failed (${error.message}); set SLURMRESTD_CA_FILE to the site CA`),
+        );
+      } else reject(new RetryableError(`slurmrestd connection failed: ${error.message}`));
+    });
+    req.end();
+  });
+}

@@ -1,0 +1,271 @@
+/**
+ * Pure parsers for the ways Slurm prints durations, timestamps, memory sizes and
+ * TRES lists. No I/O; every function returns `null` for "no value" rather than throwing,
+ * and throws SlurmParseError only for text that is present but not Slurm's.
+ */
+
+export class SlurmParseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SlurmParseError';
+  }
+}
+
+// Words Slurm prints where a value is missing or not applicable.
+const NO_VALUE_WORDS = new Set(['', 'unknown', 'invalid', 'none', 'n/a', 'partition_limit']);
+
+const DURATION = /^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)(?:\.(\d{1,6}))?$/;
+
+/**
+ * A duration in seconds from `D-HH:MM:SS`, `HH:MM:SS`, `MM:SS` or `MM:SS.mmm` (TotalCPU
+ * under an hour), also `D-HH:MM:SS.mmm`. `Unknown`, `INVALID` and empty give null;
+ * `UNLIMITED` gives Infinity so a caller can tell it from "missing".
+ */
+export function parseDurationSec(text: string): number | null {
+  const trimmed = text.trim();
+  const word = trimmed.toLowerCase();
+  if (NO_VALUE_WORDS.has(word)) return null;
+  if (word === 'unlimited' || word === 'infinite') return Number.POSITIVE_INFINITY;
+  const match = DURATION.exec(trimmed);
+  if (!match) {
+    // `D-HH` is a valid Slurm input format (time limits), never output; accept it too.
+    const dayHours = /^(\d+)-(\d+)$/.exec(trimmed);
+    if (dayHours) return Number(dayHours[1]) * 86_400 + Number(dayHours[2]) * 3600;
+    throw new SlurmParseError(`not a Slurm duration: "${truncate(trimmed)}"`);
+  }
+  const [, days, first, second, third, fraction] = match;
+  if (days !== undefined && first === undefined) {
+    // `D-HH:MM` (a time-limit input format): after a day part, two groups are hours and minutes.
+    if (fraction !== undefined || Number(third) > 59) {
+      throw new SlurmParseError(`not a Slurm duration: "${truncate(trimmed)}"`);
+    }
+    return Number(days) * 86_400 + Number(second) * 3600 + Number(third) * 60;
+  }
+  // With two colon groups the first is hours; with one (`MM:SS`) there are no hours.
+  const hours = first === undefined ? 0 : Number(first);
+  const minutes = Number(second);
+  const seconds = Number(third);
+  if (first !== undefined && (minutes > 59 || seconds > 59)) {
+    throw new SlurmParseError(`minutes or seconds out of range: "${truncate(trimmed)}"`);
+  }
+  const millis = fraction === undefined ? 0 : Number(`0.${fraction}`);
+  return (Number(days ?? 0) * 24 + hours) * 3600 + minutes * 60 + seconds + millis;
+}
+
+/** Like parseDurationSec but refuses UNLIMITED: for values that are always finite (Elapsed, TotalCPU). */
+export function parseFiniteDurationSec(text: string): number | null {
+  const seconds = parseDurationSec(text);
+  if (seconds === Number.POSITIVE_INFINITY) throw new SlurmParseError(`unexpected UNLIMITED duration`);
+  return seconds;
+}
+
+/** TimelimitRaw (minutes) as seconds; UNLIMITED, Partition_Limit and empty give null. */
+export function parseTimelimitRawSec(text: string): number | null {
+  const trimmed = text.trim();
+  const word = trimmed.toLowerCase();
+  if (NO_VALUE_WORDS.has(word) || word === 'unlimited') return null;
+  if (!/^\d+$/.test(trimmed)) throw new SlurmParseError(`not a time limit in minutes: "${truncate(trimmed)}"`);
+  return Number(trimmed) * 60;
+}
+
+/** A non-negative integer column (ElapsedRaw, CPUTimeRAW, AllocNodes...); empty gives null. */
+export function parseCount(text: string): number | null {
+  const trimmed = text.trim();
+  if (NO_VALUE_WORDS.has(trimmed.toLowerCase())) return null;
+  if (!/^\d+$/.test(trimmed)) throw new SlurmParseError(`not a count: "${truncate(trimmed)}"`);
+  return Number(trimmed);
+}
+
+const UNIT_BYTES: Record<string, number> = {
+  '': 1,
+  K: 1024,
+  M: 1024 ** 2,
+  G: 1024 ** 3,
+  T: 1024 ** 4,
+  P: 1024 ** 5,
+};
+
+const MEMORY = /^(\d+(?:\.\d+)?)([KMGTP]?)([nc]?)$/i;
+
+export interface MemoryAmount {
+  bytes: number;
+  /** Old Slurm (< 21.08) suffixed ReqMem with `n` (per node) or `c` (per CPU). */
+  per: 'node' | 'cpu' | undefined;
+}
+
+/**
+ * Memory as sacct prints it: `3380K`, `200M`, `1.50G`, `0`, or with a per-node `n` /
+ * per-CPU `c` suffix (`4000Mc`). A bare number is in bytes for RSS columns; callers
+ * that know better pass `bareUnit`.
+ */
+export function parseMemory(text: string, bareUnit: 'B' | 'K' | 'M' = 'B'): MemoryAmount | null {
+  const trimmed = text.trim();
+  if (NO_VALUE_WORDS.has(trimmed.toLowerCase())) return null;
+  const match = MEMORY.exec(trimmed);
+  if (!match) throw new SlurmParseError(`not a memory size: "${truncate(trimmed)}"`);
+  const [, amount, unitText, perText] = match;
+  const unit = (unitText ?? '').toUpperCase() || (bareUnit === 'B' ? '' : bareUnit);
+  const bytes = Math.round(Number(amount) * (UNIT_BYTES[unit] as number));
+  const perLetter = (perText ?? '').toLowerCase();
+  return { bytes, per: perLetter === 'n' ? 'node' : perLetter === 'c' ? 'cpu' : undefined };
+}
+
+/** Memory in bytes, or null; see parseMemory. */
+export function parseMemoryBytes(text: string, bareUnit: 'B' | 'K' | 'M' = 'B'): number | null {
+  return parseMemory(text, bareUnit)?.bytes ?? null;
+}
+
+export type TresMap = Map<string, string>;
+
+/** `billing=1,cpu=1,gres/gpu=1,mem=200M,node=1` as a map; empty text gives an empty map. */
+export function parseTres(text: string): TresMap {
+  const map: TresMap = new Map();
+  const trimmed = text.trim();
+  if (trimmed === '') return map;
+  for (const pair of trimmed.split(',')) {
+    const equals = pair.indexOf('=');
+    if (equals <= 0) throw new SlurmParseError(`not a TRES list: "${truncate(trimmed)}"`);
+    map.set(pair.slice(0, equals), pair.slice(equals + 1));
+  }
+  return map;
+}
+
+export interface TresTotals {
+  cpus: number;
+  memMb: number;
+  gpus: number;
+  nodes: number;
+  billing: number | null;
+  energyJoules: number | null;
+}
+
+/**
+ * The billable totals of a TRES map. GPUs count the untyped `gres/gpu` when present, else
+ * the sum of typed `gres/gpu:<type>` entries (Slurm lists both for typed GRES).
+ */
+export function summarizeTres(tres: TresMap): TresTotals {
+  const number = (key: string) => {
+    const value = tres.get(key);
+    if (value === undefined || value === '') return null;
+    const parsed = Number(value);
+    if (!Number.isFinite(parsed) || parsed < 0) throw new SlurmParseError(`TRES ${key} is not a number: "${value}"`);
+    return parsed;
+  };
+  let gpus = number('gres/gpu');
+  if (gpus === null) {
+    let typed = 0;
+    for (const [key, value] of tres) {
+      if (key.startsWith('gres/gpu:')) typed += Number(value) || 0;
+    }
+    gpus = typed;
+  }
+  const mem = tres.get('mem');
+  return {
+    cpus: number('cpu') ?? 0,
+    // A TRES mem without a unit is in megabytes.
+    memMb: mem === undefined ? 0 : (parseMemoryBytes(mem, 'M') ?? 0) / 1024 ** 2,
+    gpus,
+    nodes: number('node') ?? 0,
+    billing: number('billing'),
+    energyJoules: number('energy'),
+  };
+}
+
+const LOCAL_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})$/;
+
+/**
+ * Converts wall-clock times of one IANA zone to UTC. sacct prints timestamps in the
+ * cluster's local time without an offset; offsets are cached per hour, so a million
+ * rows cost a handful of Intl calls.
+ */
+export function createLocalTimeConverter(timeZone: string): (text: string) => Date | null {
+  const isUtc = timeZone === 'UTC' || timeZone === 'Etc/UTC';
+  const formatter = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+    second: 'numeric',
+  });
+  const offsetCache = new Map<number, number>();
+  // Offset (local - UTC, ms) in effect at a UTC instant.
+  const offsetAt = (utcMs: number): number => {
+    const hour = Math.floor(utcMs / 3_600_000);
+    const cached = offsetCache.get(hour);
+    if (cached !== undefined) return cached;
+    const parts = formatter.formatToParts(new Date(hour * 3_600_000));
+    const get = (type: string) => Number(parts.find((part) => part.type === type)?.value);
+    const local = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
+    const offset = local - hour * 3_600_000;
+    if (offsetCache.size > 100_000) offsetCache.clear();
+    offsetCache.set(hour, offset);
+    return offset;
+  };
+  return (text: string) => {
+    const trimmed = text.trim();
+    if (NO_VALUE_WORDS.has(trimmed.toLowerCase())) return null;
+    const match = LOCAL_TIMESTAMP.exec(trimmed);
+    if (!match) throw new SlurmParseError(`not a Slurm timestamp: "${truncate(trimmed)}"`);
+    const [, year, month, day, hour, minute, second] = match.map(Number) as number[];
+    const naive = Date.UTC(year as number, (month as number) - 1, day as number, hour, minute, second);
+    const check = new Date(naive);
+    if (check.getUTCDate() !== day || check.getUTCMonth() !== (month as number) - 1) {
+      throw new SlurmParseError(`not a calendar date: "${trimmed}"`);
+    }
+    if (isUtc) return check;
+    // Two passes settle the offset across DST changes; in the skipped hour the later offset wins.
+    const firstGuess = naive - offsetAt(naive);
+    const utc = naive - offsetAt(firstGuess);
+    return new Date(utc);
+  };
+}
+
+/** Formats a UTC instant as the zone's wall-clock time, as sacct -S/-E and slurmrestd expect. */
+export function formatLocalTimestamp(date: Date, timeZone: string): string {
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hourCycle: 'h23',
+  }).formatToParts(date);
+  const part = (type: string) => parts.find((entry) => entry.type === type)?.value ?? '00';
+  return `${part('year')}-${part('month')}-${part('day')}T${part('hour')}:${part('minute')}:${part('second')}`;
+}
+
+// Billing only ever charges jobs in one of these: they will not change again.
+const TERMINAL_STATES = new Set([
+  'BOOT_FAIL',
+  'CANCELLED',
+  'COMPLETED',
+  'DEADLINE',
+  'FAILED',
+  'NODE_FAIL',
+  'OUT_OF_MEMORY',
+  'PREEMPTED',
+  'TIMEOUT',
+]);
+
+/** `CANCELLED by 1002` -> `CANCELLED`; upper-case, first word only. */
+export function normalizeState(text: string): string {
+  const word = text.trim().split(/\s+/)[0] ?? '';
+  return word.toUpperCase();
+}
+
+/** Whether a normalized state is final (billable once the job has an end time). */
+export function isTerminalState(state: string): boolean {
+  return TERMINAL_STATES.has(state);
+}
+
+/** The sacct `--state` list that selects only terminal jobs. */
+export const SACCT_TERMINAL_STATE_LIST = 'BF,CA,CD,DL,F,NF,OOM,PR,TO';
+
+function truncate(text: string): string {
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
