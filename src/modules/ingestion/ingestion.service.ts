@@ -3,7 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import * as ingestionRepository from './ingestion.repository.js';
 import { type IngestWindow, type JobSource, SourceConfigError } from './job-source.js';
-import type { NormalizedJob } from './slurm-job.model.js';
+import { findStorageProblem, type NormalizedJob } from './slurm-job.model.js';
 
 export type TTrigger = 'schedule' | 'manual' | 'backfill' | 'seed';
 
@@ -95,6 +95,17 @@ export function createIngestionService(deps: IngestionDeps) {
             logger.warn(
               { source: source.name, line: item.line, jobId: item.jobId, reason: item.reason },
               'skipped a malformed record',
+            );
+          }
+          continue;
+        }
+        const problem = findStorageProblem(item.job);
+        if (problem) {
+          counts.skipped += 1;
+          if (counts.skipped <= MAX_LOGGED_SKIPS) {
+            logger.warn(
+              { source: source.name, line: item.line, jobId: item.job.jobId, reason: problem },
+              'skipped a record that cannot be stored',
             );
           }
           continue;

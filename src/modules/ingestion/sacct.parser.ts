@@ -163,7 +163,7 @@ export class SacctParser {
     if (open.poison) {
       return [{ kind: 'skip', line: open.poison.line, jobId: open.job.jobId, reason: open.poison.reason }];
     }
-    return [{ kind: 'job', job: foldSteps(open.job, open.steps) }];
+    return [{ kind: 'job', job: foldSteps(open.job, open.steps), line: open.line }];
   }
 
   private skipLine(line: number, jobId: string | null, reason: string): SourceItem[] {
@@ -193,9 +193,12 @@ export class SacctParser {
       : parseFiniteDurationSec(this.field(fields, 'Elapsed'));
     const endAt = this.toUtc(this.field(fields, 'End'));
     const reqMem = this.has('ReqMem') ? parseMemory(this.field(fields, 'ReqMem'), 'M') : null;
-    const allocCpus = alloc.cpus || (parseCount(this.field(fields, 'AllocCPUS')) ?? 0);
-    const allocNodes = alloc.nodes || (parseCount(this.field(fields, 'AllocNodes')) ?? 0);
-    const reqCpus = req.cpus || (parseCount(this.field(fields, 'ReqCPUS')) ?? 0);
+    // AllocCPUS is only a fallback: sacct prints the requested count there for pending jobs.
+    const hasAllocTres = this.has('AllocTRES');
+    const allocCpus = hasAllocTres ? alloc.cpus : (parseCount(this.field(fields, 'AllocCPUS')) ?? 0);
+    const allocNodes =
+      hasAllocTres && alloc.nodes > 0 ? alloc.nodes : (parseCount(this.field(fields, 'AllocNodes')) ?? 0);
+    const reqCpus = this.has('ReqTRES') ? req.cpus : (parseCount(this.field(fields, 'ReqCPUS')) ?? 0);
     let reqMemMb = req.memMb;
     if (reqMemMb === 0 && reqMem) {
       // Old per-CPU/per-node ReqMem (`4000Mc`) is scaled to the whole job.

@@ -60,7 +60,7 @@ export interface NormalizedJob {
 
 /** What a source yields: a job, or a record it had to skip (with where and why). */
 export type SourceItem =
-  | { kind: 'job'; job: NormalizedJob }
+  | { kind: 'job'; job: NormalizedJob; line: number }
   | { kind: 'skip'; line: number; jobId: string | null; reason: string };
 
 const GIB = 1024 ** 3;
@@ -130,4 +130,65 @@ export function parseJobId(text: string): JobKeyParts | null {
     hetJobId: hetOffset !== undefined ? base : null,
     hetOffset: hetOffset ?? null,
   };
+}
+
+const INT32_MAX = 2_147_483_647;
+// numeric(18, 3) holds 15 digits before the point.
+const NUMERIC_MAX = 1e15;
+const TEXT_LIMITS: [keyof NormalizedJob, number][] = [
+  ['cluster', 64],
+  ['jobId', 32],
+  ['jobKey', 48],
+  ['arrayJobId', 32],
+  ['arrayTaskId', 32],
+  ['user', 64],
+  ['account', 64],
+  ['partition', 64],
+  ['qos', 64],
+  ['state', 32],
+  ['exitCode', 16],
+];
+const INT_FIELDS: (keyof NormalizedJob)[] = [
+  'elapsedSec',
+  'timelimitSec',
+  'allocCpus',
+  'allocGpus',
+  'allocNodes',
+  'reqCpus',
+  'reqGpus',
+  'stepCount',
+];
+const NUMBER_FIELDS: (keyof NormalizedJob)[] = [
+  'allocMemMb',
+  'reqMemMb',
+  'allocBilling',
+  'cpuTimeSec',
+  'totalCpuSec',
+  'stepMemGbHours',
+  'maxRssBytes',
+  'energyJoules',
+];
+
+/**
+ * Why a job cannot be stored as is (a value too long or too large for its column), or
+ * null. Checked before a batch is written, so one bad record never fails a whole batch.
+ */
+export function findStorageProblem(job: NormalizedJob): string | null {
+  for (const [field, limit] of TEXT_LIMITS) {
+    const value = job[field];
+    if (typeof value === 'string' && value.length > limit) return `${field} is longer than ${limit} characters`;
+  }
+  for (const field of INT_FIELDS) {
+    const value = job[field];
+    if (value !== null && (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > INT32_MAX)) {
+      return `${field} is not a whole number between 0 and ${INT32_MAX}: ${value}`;
+    }
+  }
+  for (const field of NUMBER_FIELDS) {
+    const value = job[field];
+    if (value !== null && (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value >= NUMERIC_MAX)) {
+      return `${field} is out of range: ${value}`;
+    }
+  }
+  return null;
 }

@@ -65,7 +65,20 @@ function readState(value: unknown): string {
 function readEpoch(value: unknown): Date | null {
   const seconds = readNoValNumber(value);
   if (seconds === null || seconds <= 0 || seconds === Number.POSITIVE_INFINITY) return null;
+  if (seconds > MAX_EPOCH_SECONDS) throw new SlurmParseError(`timestamp out of range: ${seconds}`);
   return new Date(seconds * 1000);
+}
+
+// 9999-12-31T23:59:59Z: anything later is not a time Slurm could have recorded.
+const MAX_EPOCH_SECONDS = 253_402_300_799;
+
+/** A count or duration that cannot be negative (elapsed seconds, TRES counts). */
+function readNonNegative(value: unknown, what: string): number | null {
+  const number = readNoValNumber(value);
+  if (number !== null && (number < 0 || number > Number.MAX_SAFE_INTEGER)) {
+    throw new SlurmParseError(`${what} is not a non-negative number: ${number}`);
+  }
+  return number;
 }
 
 /**
@@ -74,7 +87,9 @@ function readEpoch(value: unknown): Date | null {
  */
 function readCpuTime(value: unknown): number {
   if (!isObject(value)) return 0;
-  const micros = (readNoValNumber(value.seconds) ?? 0) * 1e6 + (readNoValNumber(value.microseconds) ?? 0);
+  const micros =
+    (readNonNegative(value.seconds, 'CPU seconds') ?? 0) * 1e6 +
+    (readNonNegative(value.microseconds, 'CPU microseconds') ?? 0);
   return Math.floor(Math.round(micros) / 1000) / 1000;
 }
 
@@ -89,7 +104,8 @@ function readTresList(value: unknown): TresEntry[] {
   if (!Array.isArray(value)) throw new SlurmParseError('a TRES list is not an array');
   return value.map((entry) => {
     if (!isObject(entry)) throw new SlurmParseError('a TRES entry is not an object');
-    return { type: readString(entry.type), name: readString(entry.name), count: readNoValNumber(entry.count) };
+    const type = readString(entry.type);
+    return { type, name: readString(entry.name), count: readNonNegative(entry.count, `TRES ${type}`) };
   });
 }
 
@@ -166,7 +182,7 @@ function readStep(step: unknown): NormalizedStep {
     id,
     name: readString(info.name),
     state: readState(step.state),
-    elapsedSec: readNoValNumber(time.elapsed) ?? 0,
+    elapsedSec: readNonNegative(time.elapsed, 'step elapsed') ?? 0,
     totalCpuSec: readCpuTime(time.total),
     aveRssBytes: memFrom(usage.average),
     maxRssBytes: memFrom(usage.max),
@@ -194,7 +210,8 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
   if (!isObject(record)) throw new SlurmParseError('a job record is not an object');
   const minor = versionNumber(options.version);
   const isLegacy = minor <= 38;
-  const jobIdNumber = readNoValNumber(record.job_id);
+  const jobIdNumber =
+    typeof record.job_id === 'number' || isObject(record.job_id) ? readNoValNumber(record.job_id) : null;
   if (jobIdNumber === null || !Number.isInteger(jobIdNumber) || jobIdNumber <= 0) {
     throw new SlurmParseError(`job_id is not a positive integer: ${JSON.stringify(record.job_id)}`);
   }
@@ -217,7 +234,7 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
   if (isArrayTask) jobKey = `${arrayJob}_${arrayTask}`;
   else if (isHetComponent) jobKey = `${hetJob}+${hetOffset}`;
 
-  const elapsedSec = readNoValNumber(time.elapsed) ?? 0;
+  const elapsedSec = readNonNegative(time.elapsed, 'elapsed') ?? 0;
   const endAt = readEpoch(time.end);
   const rawSteps = Array.isArray(record.steps) ? record.steps : [];
   const steps = rawSteps.map(readStep);
@@ -318,7 +335,7 @@ export function parseSlurmRestJobsResponse(body: unknown, options: SlurmRestPars
   const jobs = (body.jobs ?? []) as unknown[];
   const items: SourceItem[] = jobs.map((record, index) => {
     try {
-      return { kind: 'job', job: parseSlurmRestJob(record, options) };
+      return { kind: 'job', job: parseSlurmRestJob(record, options), line: index + 1 };
     } catch (error) {
       const jobId = isObject(record) && record.job_id !== undefined ? String(record.job_id) : null;
       return {

@@ -1,0 +1,268 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SourceConfigError, SourceUnavailableError } from '../../../src/modules/ingestion/job-source.js';
+import type { SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
+import {
+  createSlurmRestSource,
+  type SlurmRestSourceOptions,
+} from '../../../src/modules/ingestion/slurm-rest.source.js';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm');
+const fixture = (name: string) => readFileSync(path.join(FIXTURES, name), 'utf8');
+const WINDOW = { start: new Date('2026-11-23T15:40:43Z'), end: new Date('2026-11-23T15:47:01Z') };
+
+interface Exchange {
+  status: number;
+  body: string;
+  delayMs?: number;
+}
+
+/** A local slurmrestd stand-in replaying recorded answers; `plan` decides the answer per request. */
+function createReplayServer() {
+  const requests: { url: string; headers: http.IncomingHttpHeaders }[] = [];
+  let plan: (url: string, count: number) => Exchange = () => ({ status: 404, body: '{}' });
+  const handler: http.RequestListener = (req, res) => {
+    requests.push({ url: req.url ?? '', headers: req.headers });
+    const answer = plan(req.url ?? '', requests.length);
+    const send = () => {
+      res.writeHead(answer.status, { 'content-type': 'application/json' });
+      res.end(answer.body);
+    };
+    if (answer.delayMs) setTimeout(send, answer.delayMs).unref();
+    else send();
+  };
+  return {
+    requests,
+    handler,
+    setPlan(next: typeof plan) {
+      plan = next;
+      requests.length = 0;
+    },
+  };
+}
+
+function replay(url: string): Exchange {
+  if (url.startsWith('/openapi/v3')) return { status: 200, body: fixture('22.05/openapi-v3-paths.json') };
+  const match = /^\/slurmdb\/(v0\.0\.\d+)\/jobs\?/.exec(url);
+  if (!match) return { status: 404, body: '{"errors":[{"description":"Unable to find path"}]}' };
+  const version = match[1] as string;
+  const file =
+    Number(version.slice(5)) >= 40 ? `schema/${version}-jobs.json` : `22.05/final/rest-db${version}-jobs.json`;
+  return { status: 200, body: fixture(file) };
+}
+
+async function collect(iterable: AsyncIterable<SourceItem>): Promise<SourceItem[]> {
+  const items: SourceItem[] = [];
+  for await (const item of iterable) items.push(item);
+  return items;
+}
+
+const replayServer = createReplayServer();
+let server: http.Server;
+let baseUrl: string;
+
+const sourceOptions = (overrides: Partial<SlurmRestSourceOptions> = {}): SlurmRestSourceOptions => ({
+  url: baseUrl,
+  user: 'billing',
+  token: 'token-from-config',
+  tokenFile: undefined,
+  apiVersion: 'v0.0.38',
+  caFile: undefined,
+  timeZone: 'UTC',
+  defaultCluster: 'lab',
+  timeoutMs: 2000,
+  maxAttempts: 3,
+  retryBaseMs: 10,
+  ...overrides,
+});
+
+beforeAll(async () => {
+  server = http.createServer(replayServer.handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+describe('slurmrestd source against a replay of real answers', () => {
+  it.each(['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.40', 'v0.0.41', 'v0.0.42'])(
+    '%s: asks the accounting endpoint with encoded local times and the auth headers',
+    async (version) => {
+      replayServer.setPlan(replay);
+      const items = await collect(createSlurmRestSource(sourceOptions({ apiVersion: version })).read(WINDOW));
+      expect(items.length).toBeGreaterThanOrEqual(5);
+      expect(items.every((item) => item.kind === 'job')).toBe(true);
+      const [request] = replayServer.requests;
+      expect(request?.url).toBe(
+        `/slurmdb/${version}/jobs?start_time=2026-11-23T15%3A40%3A43&end_time=2026-11-23T15%3A47%3A01`,
+      );
+      expect(request?.headers['x-slurm-user-name']).toBe('billing');
+      expect(request?.headers['x-slurm-user-token']).toBe('token-from-config');
+    },
+  );
+
+  it('finds the newest supported version in the OpenAPI document when none is configured', async () => {
+    replayServer.setPlan(replay);
+    const source = createSlurmRestSource(sourceOptions({ apiVersion: undefined }));
+    await collect(source.read(WINDOW));
+    expect(replayServer.requests.map((request) => request.url.split('?')[0])).toEqual([
+      '/openapi/v3',
+      '/slurmdb/v0.0.38/jobs',
+    ]);
+  });
+
+  it('filters one user locally (22.05 has no user filter on this endpoint)', async () => {
+    replayServer.setPlan(replay);
+    const items = await collect(createSlurmRestSource(sourceOptions()).read(WINDOW, { user: 'alice' }));
+    expect(items.map((item) => item.kind === 'job' && item.job.user)).toEqual(expect.arrayContaining(['alice']));
+    expect(items.every((item) => item.kind === 'job' && item.job.user === 'alice')).toBe(true);
+  });
+
+  it('reads the token from a token.env-style file on every request', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'slurm-token-'));
+    const tokenFile = path.join(dir, 'token.env');
+    writeFileSync(tokenFile, 'SLURM_REST_URL=http://x\nSLURM_USER_NAME=billing\nSLURM_JWT=abc.def.ghi\n');
+    replayServer.setPlan(replay);
+    const source = createSlurmRestSource(sourceOptions({ token: undefined, tokenFile }));
+    await collect(source.read(WINDOW));
+    writeFileSync(tokenFile, 'rotated.token\n');
+    await collect(source.read(WINDOW));
+    expect(replayServer.requests.map((request) => request.headers['x-slurm-user-token'])).toEqual([
+      'abc.def.ghi',
+      'rotated.token',
+    ]);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('turns HTTP 401 into a configuration error without retrying', async () => {
+    replayServer.setPlan(() => ({ status: 401, body: 'Authentication failure' }));
+    await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(
+      new SourceConfigError('slurmrestd refused the credentials (HTTP 401); check SLURMRESTD_USER and the token'),
+    );
+    expect(replayServer.requests).toHaveLength(1);
+  });
+
+  it('turns the HTTP-200 "Protocol authentication error" answer into a configuration error', async () => {
+    replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+    await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(
+      /rejected the token \(error 1007: Protocol authentication error\)/,
+    );
+  });
+
+  it('retries a 500 with backoff and succeeds when the server recovers', async () => {
+    replayServer.setPlan((url, count) =>
+      count < 3 ? { status: 500, body: '{"errors":[{"description":"Unable to parse time format"}]}' } : replay(url),
+    );
+    const items = await collect(createSlurmRestSource(sourceOptions()).read(WINDOW));
+    expect(items.length).toBe(12);
+    expect(replayServer.requests).toHaveLength(3);
+  });
+
+  it('gives up after the bounded attempts with the server error in the message', async () => {
+    replayServer.setPlan(() => ({ status: 500, body: '{"errors":[{"description":"Unable to parse time format"}]}' }));
+    const error = await collect(createSlurmRestSource(sourceOptions()).read(WINDOW)).catch((caught) => caught);
+    expect(error).toBeInstanceOf(SourceUnavailableError);
+    expect(error.message).toBe('slurmrestd answered HTTP 500: Unable to parse time format (after 3 attempts)');
+    expect(replayServer.requests).toHaveLength(3);
+  });
+
+  it('times out a slow answer', async () => {
+    replayServer.setPlan((url) => ({ ...replay(url), delayMs: 1000 }));
+    const source = createSlurmRestSource(sourceOptions({ timeoutMs: 100, maxAttempts: 2 }));
+    await expect(collect(source.read(WINDOW))).rejects.toThrow(/did not answer within 100 ms \(after 2 attempts\)/);
+  });
+
+  it('refuses malformed JSON', async () => {
+    replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/final/rest-dbv0.0.38-jobs.json').slice(0, 5000) }));
+    await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(
+      new SourceUnavailableError('slurmrestd answered malformed JSON (5000 bytes)'),
+    );
+  });
+
+  it('says which versions the server offers when none is supported', async () => {
+    replayServer.setPlan(() => ({ status: 200, body: JSON.stringify({ paths: { '/slurmdb/v0.0.35/jobs': {} } }) }));
+    await expect(collect(createSlurmRestSource(sourceOptions({ apiVersion: undefined })).read(WINDOW))).rejects.toThrow(
+      /offers no supported slurmdb jobs API \(offered: v0.0.35\)/,
+    );
+  });
+});
+
+describe('slurmrestd over HTTPS with a site CA', () => {
+  let dir: string;
+  let tlsServer: https.Server;
+  let tlsUrl: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'slurm-tls-'));
+    const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+    run([
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=Test Site CA',
+    ]);
+    run([
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.csr',
+      '-subj',
+      '/CN=localhost',
+    ]);
+    writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+    run([
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'server.pem',
+      '-days',
+      '2',
+      '-extfile',
+      'ext.cnf',
+    ]);
+    tlsServer = https.createServer(
+      { key: readFileSync(path.join(dir, 'server.key')), cert: readFileSync(path.join(dir, 'server.pem')) },
+      replayServer.handler,
+    );
+    await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+    tlsUrl = `https://127.0.0.1:${(tlsServer.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => tlsServer?.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('trusts the server with SLURMRESTD_CA_FILE and refuses it (as a configuration error) without', async () => {
+    replayServer.setPlan(replay);
+    const trusted = createSlurmRestSource(sourceOptions({ url: tlsUrl, caFile: path.join(dir, 'ca.pem') }));
+    expect(await collect(trusted.read(WINDOW))).toHaveLength(12);
+    const untrusted = createSlurmRestSource(sourceOptions({ url: tlsUrl }));
+    await expect(collect(untrusted.read(WINDOW))).rejects.toThrow(SourceConfigError);
+    await expect(collect(untrusted.read(WINDOW))).rejects.toThrow(/SLURMRESTD_CA_FILE/);
+  });
+});

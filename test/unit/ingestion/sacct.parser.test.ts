@@ -1,0 +1,152 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseSacctText, SacctHeaderError } from '../../../src/modules/ingestion/sacct.parser.js';
+import type { NormalizedJob, SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05');
+const read = (name: string) => readFileSync(path.join(FIXTURES, name), 'utf8');
+const options = { timeZone: 'UTC', defaultCluster: 'fallback' };
+
+function jobsOf(items: SourceItem[]): Map<string, NormalizedJob> {
+  return new Map(items.flatMap((item) => (item.kind === 'job' ? [[item.job.jobKey, item.job] as const] : [])));
+}
+
+describe('sacct --parsable2 from a real Slurm 22.05 (final/sacct-steps-extra.psv)', () => {
+  const items = parseSacctText(read('final/sacct-steps-extra.psv'), options);
+  const jobs = jobsOf(items);
+
+  it('yields one record per allocation, steps folded in, nothing skipped', () => {
+    expect(items.every((item) => item.kind === 'job')).toBe(true);
+    expect([...jobs.keys()]).toEqual(['1', '2', '3', '4', '5', '7', '9', '6_1', '6_2', '6_3', '12', '13']);
+  });
+
+  it.each([
+    // key, jobId, user, state, elapsed, cpus, memMb, gpus, steps, totalCpuSec, maxRss
+    ['1', '1', 'alice', 'COMPLETED', 20, 1, 200, 0, 1, 0.003, 3380 * 1024],
+    ['2', '2', 'alice', 'COMPLETED', 16, 2, 600, 0, 4, 5.693, 158_612 * 1024],
+    ['3', '3', 'bob', 'FAILED', 3, 1, 100, 0, 1, 0.003, null],
+    ['4', '4', 'alice', 'COMPLETED', 12, 2, 1024, 0, 1, 10.268, 7716 * 1024],
+    ['5', '5', 'bob', 'COMPLETED', 10, 1, 256, 1, 1, 0.003, 3284 * 1024],
+    ['7', '7', 'bob', 'CANCELLED', 9, 1, 100, 0, 1, 0.002, 3216 * 1024],
+    ['9', '9', 'alice', 'TIMEOUT', 87, 1, 100, 0, 1, 0.002, 3064 * 1024],
+    ['6_1', '10', 'bob', 'COMPLETED', 5, 1, 100, 0, 1, 0.004, 3216 * 1024],
+    ['6_3', '6', 'bob', 'COMPLETED', 5, 1, 100, 0, 1, 0.004, 3188 * 1024],
+    ['13', '13', 'bob', 'COMPLETED', 60, 2, 500, 0, 1, 0.003, 3260 * 1024],
+  ])(
+    'job %s: raw id %s, %s, %s, %is on %i CPUs',
+    (key, jobId, user, state, elapsed, cpus, memMb, gpus, steps, cpu, rss) => {
+      const job = jobs.get(key);
+      expect(job).toMatchObject({
+        jobId,
+        user,
+        state,
+        elapsedSec: elapsed,
+        allocCpus: cpus,
+        allocMemMb: memMb,
+        allocGpus: gpus,
+        stepCount: steps,
+        totalCpuSec: cpu,
+        maxRssBytes: rss,
+        cluster: 'lab',
+        isTerminal: true,
+      });
+    },
+  );
+
+  it('keeps the array task identity and the billing TRES', () => {
+    expect(jobs.get('6_1')).toMatchObject({ arrayJobId: '6', arrayTaskId: '1', jobId: '10' });
+    expect(jobs.get('5')).toMatchObject({ allocBilling: 3, reqGpus: 1, account: 'chemistry' });
+    expect(jobs.get('1')).toMatchObject({ arrayJobId: null, arrayTaskId: null, timelimitSec: null });
+    expect(jobs.get('9')?.timelimitSec).toBe(60);
+    expect(jobs.get('3')?.timelimitSec).toBe(525_600 * 60);
+  });
+
+  it('reads times as UTC instants and CPUTimeRAW', () => {
+    expect(jobs.get('2')).toMatchObject({
+      submitAt: new Date('2026-11-23T15:40:43Z'),
+      startAt: new Date('2026-11-23T15:41:04Z'),
+      endAt: new Date('2026-11-23T15:41:20Z'),
+      cpuTimeSec: 32,
+      exitCode: '0:0',
+    });
+    expect(jobs.get('3')?.exitCode).toBe('1:0');
+  });
+
+  it('sums AveRSS GB x step hours over the steps', () => {
+    const expected = [12_284, 0, 6238, 158_612].reduce(
+      (sum, kb, index) => sum + (((kb * 1024) / 1024 ** 3) * ([16, 0, 6, 10][index] as number)) / 3600,
+      0,
+    );
+    expect(jobs.get('2')?.stepMemGbHours).toBeCloseTo(expected, 6);
+    expect(jobs.get('2')?.steps.map((step) => step.id)).toEqual(['batch', '0', '1', '2']);
+  });
+
+  it('reads the same jobs from the narrower column set and from -X (no steps)', () => {
+    const narrow = jobsOf(parseSacctText(read('final/sacct-steps.psv'), options));
+    // Without JobIDRaw an array task is known by its display id only.
+    expect(narrow.get('6_1')).toMatchObject({ jobId: '6_1', cluster: 'fallback', totalCpuSec: 0.004 });
+    const allocations = jobsOf(parseSacctText(read('final/sacct-X.psv'), options));
+    expect(allocations.size).toBe(12);
+    // sacct -X prints TotalCPU 00:00:00 for every job: CPU time lives on the steps.
+    expect(allocations.get('2')).toMatchObject({ stepCount: 0, totalCpuSec: 0 });
+  });
+});
+
+describe('sacct output taken while jobs were running (live/)', () => {
+  const jobs = jobsOf(parseSacctText(read('live/sacct-steps-extra.psv'), options));
+
+  it('keeps a running job as not terminal, with no end', () => {
+    expect(jobs.get('12')).toMatchObject({ state: 'RUNNING', isTerminal: false, endAt: null });
+  });
+
+  it('keeps a pending job with no start', () => {
+    expect(jobs.get('13')).toMatchObject({ state: 'PENDING', isTerminal: false, startAt: null, allocCpus: 0 });
+  });
+});
+
+describe('malformed sacct lines', () => {
+  const header = 'JobID|JobIDRaw|User|State|Elapsed|TotalCPU|AllocTRES|AveRSS|MaxRSS|Start|End';
+  const good = '7|7|ann|COMPLETED|00:01:00|00:30.000|cpu=1,mem=1G,node=1|||2025-01-01T00:00:00|2025-01-01T00:01:00';
+  const goodStep =
+    '7.batch|7.batch||COMPLETED|00:01:00|00:30.000|cpu=1|1024K|2048K|2025-01-01T00:00:00|2025-01-01T00:01:00';
+
+  it.each([
+    ['too few fields', '8|8|ann|COMPLETED', /expected 11 fields, found 4/],
+    [
+      'a bad job id',
+      'x8|8|ann|COMPLETED|00:01:00|00:30.000|cpu=1|||2025-01-01T00:00:00|2025-01-01T00:01:00',
+      /not a Slurm job id/,
+    ],
+    [
+      'a bad duration',
+      '8|8|ann|COMPLETED|1:2:3:4|00:30.000|cpu=1|||2025-01-01T00:00:00|2025-01-01T00:01:00',
+      /duration/,
+    ],
+    ['a bad timestamp', '8|8|ann|COMPLETED|00:01:00|00:30.000|cpu=1|||2025-01-01T00:00:00|yesterday', /timestamp/],
+    ['no user', '8|8||COMPLETED|00:01:00|00:30.000|cpu=1|||2025-01-01T00:00:00|2025-01-01T00:01:00', /without a user/],
+    [
+      'an orphan step',
+      '9.batch|9.batch||COMPLETED|00:01:00|00:30.000|cpu=1|||2025-01-01T00:00:00|2025-01-01T00:01:00',
+      /without its job row/,
+    ],
+  ])('skips a line with %s, with its line number, and keeps the rest', (_label, line, reason) => {
+    const items = parseSacctText([header, good, goodStep, line, good.replaceAll('7', '5')].join('\n'), options);
+    const skips = items.filter((item) => item.kind === 'skip');
+    expect(skips).toEqual([expect.objectContaining({ line: 4, reason: expect.stringMatching(reason) })]);
+    expect(jobsOf(items).size).toBe(2);
+  });
+
+  it('skips a whole job when one of its steps is malformed (its sums would be wrong)', () => {
+    const badStep = goodStep.replace('1024K', '12Q');
+    const items = parseSacctText([header, good, badStep, goodStep.replace('batch', '0')].join('\n'), options);
+    expect(items).toEqual([
+      { kind: 'skip', line: 3, jobId: '7', reason: expect.stringMatching(/step 7.batch: not a memory size/) },
+    ]);
+  });
+
+  it('refuses output without a header row or a needed column', () => {
+    expect(() => parseSacctText(good, options)).toThrow(SacctHeaderError);
+    expect(() => parseSacctText('', options)).toThrow(SacctHeaderError);
+  });
+});

@@ -1,0 +1,162 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseSacctText } from '../../../src/modules/ingestion/sacct.parser.js';
+import type { NormalizedJob, SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
+import {
+  isAuthenticationError,
+  parseSlurmRestJobsResponse,
+  readNoValNumber,
+} from '../../../src/modules/ingestion/slurm-rest.parser.js';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm');
+const readJson = (name: string): unknown => JSON.parse(readFileSync(path.join(FIXTURES, name), 'utf8'));
+const options = (version: string) => ({ version, defaultCluster: 'fallback' });
+
+function jobsOf(items: SourceItem[]): Map<string, NormalizedJob> {
+  return new Map(items.flatMap((item) => (item.kind === 'job' ? [[item.job.jobKey, item.job] as const] : [])));
+}
+
+// The figures billing uses; sacct and every API version must agree on them.
+const billable = (job: NormalizedJob) => ({
+  jobId: job.jobId,
+  jobKey: job.jobKey,
+  user: job.user,
+  account: job.account,
+  state: job.state,
+  isTerminal: job.isTerminal,
+  startAt: job.startAt?.toISOString(),
+  endAt: job.endAt?.toISOString(),
+  elapsedSec: job.elapsedSec,
+  allocCpus: job.allocCpus,
+  allocMemMb: job.allocMemMb,
+  allocGpus: job.allocGpus,
+  allocBilling: job.allocBilling,
+  totalCpuSec: job.totalCpuSec,
+  stepCount: job.stepCount,
+  maxRssBytes: job.maxRssBytes,
+});
+
+const sacctJobs = jobsOf(
+  parseSacctText(readFileSync(path.join(FIXTURES, '22.05/final/sacct-steps-extra.psv'), 'utf8'), {
+    timeZone: 'UTC',
+    defaultCluster: 'lab',
+  }),
+);
+
+describe('slurmdbd jobs from a real Slurm 22.05 (v0.0.36-v0.0.38)', () => {
+  it.each(['v0.0.36', 'v0.0.37', 'v0.0.38'])('%s gives the same billable figures as sacct for every job', (version) => {
+    const response = parseSlurmRestJobsResponse(readJson(`22.05/final/rest-db${version}-jobs.json`), options(version));
+    expect(response.errors).toEqual([]);
+    const jobs = jobsOf(response.items);
+    expect([...jobs.keys()].sort()).toEqual([...sacctJobs.keys()].sort());
+    for (const [key, job] of jobs) expect(billable(job), key).toEqual(billable(sacctJobs.get(key) as NormalizedJob));
+  });
+
+  it.each(['v0.0.36', 'v0.0.37'])(
+    '%s: the start time is rebuilt (22.05 reports the eligible time there)',
+    (version) => {
+      const jobs = jobsOf(
+        parseSlurmRestJobsResponse(readJson(`22.05/final/rest-db${version}-jobs.json`), options(version)).items,
+      );
+      expect(jobs.get('2')?.startAt).toEqual(new Date('2026-11-23T15:41:04Z'));
+    },
+  );
+
+  it('renders TRES like sacct and does not trust the 22.05 exit code', () => {
+    const jobs = jobsOf(
+      parseSlurmRestJobsResponse(readJson('22.05/final/rest-dbv0.0.38-jobs.json'), options('v0.0.38')).items,
+    );
+    expect(jobs.get('5')?.allocTres).toBe('billing=3,cpu=1,gres/gpu:fake=1,gres/gpu=1,mem=256M,node=1');
+    expect(jobs.get('4')?.allocTres).toBe(sacctJobs.get('4')?.allocTres);
+    // sacct says 1:0 for the failed job; dbv0.0.38 claims SUCCESS/0, so no exit code is stored.
+    expect(jobs.get('3')).toMatchObject({ state: 'FAILED', exitCode: null });
+    expect(jobs.get('2')?.steps.map((step) => step.id)).toEqual(['batch', 0, 1, 2].map(String));
+  });
+
+  it.each(['v0.0.36', 'v0.0.37', 'v0.0.38'])('%s while jobs ran: RUNNING has no end, PENDING no start', (version) => {
+    const jobs = jobsOf(
+      parseSlurmRestJobsResponse(readJson(`22.05/live/rest-db${version}-jobs.json`), options(version)).items,
+    );
+    expect(jobs.get('12')).toMatchObject({ state: 'RUNNING', isTerminal: false, endAt: null });
+    expect(jobs.get('12')?.startAt).toEqual(new Date('2026-11-23T15:43:36Z'));
+    expect(jobs.get('13')).toMatchObject({ state: 'PENDING', isTerminal: false, endAt: null, allocCpus: 0 });
+  });
+
+  it('reads a never-started job (start null, nothing allocated)', () => {
+    const jobs = jobsOf(
+      parseSlurmRestJobsResponse(readJson('22.05/final/rest-dbv0.0.38-job-8.json'), options('v0.0.38')).items,
+    );
+    expect(jobs.get('8')).toMatchObject({
+      state: 'CANCELLED',
+      startAt: null,
+      allocCpus: 0,
+      elapsedSec: 0,
+      nodeList: '',
+    });
+  });
+
+  it('hands back the errors array of an HTTP-200 authentication failure', () => {
+    const response = parseSlurmRestJobsResponse(readJson('22.05/rest-dbv0.0.38-auth-error.json'), options('v0.0.38'));
+    expect(response.items).toEqual([]);
+    expect(response.errors.map(isAuthenticationError)).toEqual([true]);
+  });
+});
+
+describe('job records for v0.0.40-v0.0.42 built from the published OpenAPI schema', () => {
+  it.each(['v0.0.40', 'v0.0.41', 'v0.0.42'])('%s normalizes to the same figures as sacct', (version) => {
+    const response = parseSlurmRestJobsResponse(readJson(`schema/${version}-jobs.json`), options(version));
+    const jobs = jobsOf(response.items);
+    expect([...jobs.keys()].sort()).toEqual(['2', '3', '5', '6_1', '6_3']);
+    for (const [key, job] of jobs) expect(billable(job), key).toEqual(billable(sacctJobs.get(key) as NormalizedJob));
+  });
+
+  it('reads exit codes, `{set, infinite, number}` limits and `job.step` ids', () => {
+    const jobs = jobsOf(parseSlurmRestJobsResponse(readJson('schema/v0.0.42-jobs.json'), options('v0.0.42')).items);
+    expect(jobs.get('3')).toMatchObject({ exitCode: '1:0', timelimitSec: 525_600 * 60 });
+    expect(jobs.get('2')).toMatchObject({ exitCode: '0:0', timelimitSec: null });
+    expect(jobs.get('2')?.steps.map((step) => step.id)).toEqual(['batch', '0', '1', '2']);
+  });
+
+  it('keys heterogeneous components as 123+N and reads unset numbers', () => {
+    const body = readJson('schema/v0.0.40-jobs.json') as { jobs: Record<string, unknown>[] };
+    const component = structuredClone(body.jobs[0]) as Record<string, unknown>;
+    component.job_id = 101;
+    component.het = { job_id: 100, job_offset: { set: true, infinite: false, number: 1 } };
+    const jobs = jobsOf(parseSlurmRestJobsResponse({ jobs: [component] }, options('v0.0.40')).items);
+    expect(jobs.get('100+1')).toMatchObject({ jobId: '101', arrayJobId: null });
+  });
+});
+
+describe('readNoValNumber', () => {
+  it.each([
+    [5, 5],
+    [null, null],
+    [undefined, null],
+    [{ set: true, infinite: false, number: 7 }, 7],
+    [{ set: false, infinite: false, number: 0 }, null],
+    [{ set: true, infinite: true, number: 0 }, Number.POSITIVE_INFINITY],
+  ])('reads %j as %s', (value, expected) => {
+    expect(readNoValNumber(value)).toBe(expected);
+  });
+
+  it.each([['5'], [{ number: 'x' }], [Number.NaN]])('refuses %j', (value) => {
+    expect(() => readNoValNumber(value)).toThrow();
+  });
+});
+
+describe('malformed records', () => {
+  it('skips a bad record with its position and keeps the others', () => {
+    const body = readJson('22.05/final/rest-dbv0.0.38-jobs.json') as { jobs: Record<string, unknown>[] };
+    const jobs = body.jobs.slice(0, 3).map((job) => structuredClone(job));
+    (jobs[1] as Record<string, unknown>).job_id = 'two';
+    (jobs[2] as Record<string, unknown>).time = { elapsed: 'long' };
+    const response = parseSlurmRestJobsResponse({ jobs }, options('v0.0.38'));
+    expect(response.items.map((item) => item.kind)).toEqual(['job', 'skip', 'skip']);
+    expect(response.items[1]).toMatchObject({ line: 2, jobId: 'two', reason: expect.stringMatching(/job_id/) });
+  });
+
+  it.each([[null], ['text'], [{ jobs: {} }]])('refuses a body that is not a jobs response: %j', (body) => {
+    expect(() => parseSlurmRestJobsResponse(body, options('v0.0.38'))).toThrow();
+  });
+});

@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import {
+  createLocalTimeConverter,
+  formatLocalTimestamp,
+  normalizeState,
+  parseDurationSec,
+  parseMemory,
+  parseTimelimitRawSec,
+  parseTres,
+  SlurmParseError,
+  summarizeTres,
+} from '../../../src/modules/ingestion/slurm-time.parser.js';
+
+describe('parseDurationSec', () => {
+  it.each([
+    ['00:00:20', 20],
+    ['1-02:00:00', 26 * 3600],
+    ['12-00:00:01', 12 * 86_400 + 1],
+    ['00:30:00', 1800],
+    ['05:00.500', 300.5],
+    ['00:05.694', 5.694],
+    ['00:00.003', 0.003],
+    ['59:59', 3599],
+    ['100:00:00', 360_000],
+    ['1-00:00:00.250', 86_400.25],
+    ['2-12', 2 * 86_400 + 12 * 3600],
+    ['2-12:30', 2 * 86_400 + 12 * 3600 + 30 * 60],
+  ])('parses %s as %f seconds', (text, seconds) => {
+    expect(parseDurationSec(text)).toBeCloseTo(seconds, 6);
+  });
+
+  it.each(['', 'Unknown', 'INVALID', 'None', '  '])('reads "%s" as no value', (text) => {
+    expect(parseDurationSec(text)).toBeNull();
+  });
+
+  it('reads UNLIMITED as Infinity, apart from missing', () => {
+    expect(parseDurationSec('UNLIMITED')).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it.each(['abc', '1:2:3:4', '00:61:00', '-5', '12', '1-', '00:00:60'])('refuses "%s"', (text) => {
+    expect(() => parseDurationSec(text)).toThrow(SlurmParseError);
+  });
+});
+
+describe('parseTimelimitRawSec', () => {
+  it.each([
+    ['1', 60],
+    ['525600', 525_600 * 60],
+    ['UNLIMITED', null],
+    ['Partition_Limit', null],
+    ['', null],
+  ])('reads %s', (text, seconds) => {
+    expect(parseTimelimitRawSec(text)).toBe(seconds);
+  });
+});
+
+describe('parseMemory', () => {
+  it.each([
+    ['3380K', 3380 * 1024, undefined],
+    ['200M', 200 * 1024 ** 2, undefined],
+    ['1G', 1024 ** 3, undefined],
+    ['1.50G', 1.5 * 1024 ** 3, undefined],
+    ['2T', 2 * 1024 ** 4, undefined],
+    ['0', 0, undefined],
+    ['512', 512, undefined],
+    ['4000Mc', 4000 * 1024 ** 2, 'cpu'],
+    ['16Gn', 16 * 1024 ** 3, 'node'],
+  ])('reads %s', (text, bytes, per) => {
+    expect(parseMemory(text)).toEqual({ bytes, per });
+  });
+
+  it('reads a bare number in the unit the column uses', () => {
+    expect(parseMemory('600', 'M')?.bytes).toBe(600 * 1024 ** 2);
+  });
+
+  it.each(['', 'Unknown'])('reads "%s" as no value', (text) => {
+    expect(parseMemory(text)).toBeNull();
+  });
+
+  it.each(['12Q', 'K', '1,5G', '-1M'])('refuses "%s"', (text) => {
+    expect(() => parseMemory(text)).toThrow(SlurmParseError);
+  });
+});
+
+describe('TRES', () => {
+  it('sums typed GPUs only when the untyped count is missing', () => {
+    expect(summarizeTres(parseTres('billing=3,cpu=1,gres/gpu:fake=1,gres/gpu=1,mem=256M,node=1'))).toEqual({
+      cpus: 1,
+      memMb: 256,
+      gpus: 1,
+      nodes: 1,
+      billing: 3,
+      energyJoules: null,
+    });
+    expect(summarizeTres(parseTres('cpu=8,gres/gpu:a100=2,gres/gpu:v100=1,mem=1G')).gpus).toBe(3);
+  });
+
+  it('reads memory units and a missing list', () => {
+    expect(summarizeTres(parseTres('cpu=2,mem=1.50G,node=1')).memMb).toBe(1536);
+    expect(summarizeTres(parseTres(''))).toMatchObject({ cpus: 0, memMb: 0, gpus: 0, billing: null });
+  });
+
+  it.each(['cpu', 'cpu=x', '=1'])('refuses "%s"', (text) => {
+    expect(() => summarizeTres(parseTres(text))).toThrow(SlurmParseError);
+  });
+});
+
+describe('local timestamps', () => {
+  it('reads UTC as is', () => {
+    expect(createLocalTimeConverter('UTC')('2026-11-23T15:41:03')?.toISOString()).toBe('2026-11-23T15:41:03.000Z');
+  });
+
+  it.each([
+    ['Asia/Bangkok', '2025-03-01T07:00:00', '2025-03-01T00:00:00.000Z'],
+    ['Europe/Berlin', '2025-01-15T12:00:00', '2025-01-15T11:00:00.000Z'],
+    ['Europe/Berlin', '2025-07-15T12:00:00', '2025-07-15T10:00:00.000Z'],
+    // The hour that repeats when summer time ends is ambiguous in sacct's output: the later reading is taken.
+    ['Europe/Berlin', '2025-10-26T02:30:00', '2025-10-26T01:30:00.000Z'],
+    ['America/New_York', '2025-03-09T01:59:59', '2025-03-09T06:59:59.000Z'],
+    ['America/New_York', '2025-03-09T03:00:00', '2025-03-09T07:00:00.000Z'],
+  ])('converts %s wall clock %s to %s', (zone, text, iso) => {
+    expect(createLocalTimeConverter(zone)(text)?.toISOString()).toBe(iso);
+  });
+
+  it('round-trips with formatLocalTimestamp', () => {
+    const instant = new Date('2025-06-30T23:59:59Z');
+    for (const zone of ['UTC', 'Asia/Bangkok', 'America/Los_Angeles']) {
+      expect(createLocalTimeConverter(zone)(formatLocalTimestamp(instant, zone))).toEqual(instant);
+    }
+  });
+
+  it.each(['Unknown', 'None', ''])('reads "%s" as no time', (text) => {
+    expect(createLocalTimeConverter('UTC')(text)).toBeNull();
+  });
+
+  it.each(['2026-02-30T00:00:00', '2026-11-23 15:41:03', '1795448463', '2026-11-23T25:00:00'])(
+    'refuses "%s"',
+    (text) => {
+      expect(() => createLocalTimeConverter('UTC')(text)).toThrow(SlurmParseError);
+    },
+  );
+});
+
+describe('normalizeState', () => {
+  it.each([
+    ['CANCELLED by 1002', 'CANCELLED'],
+    ['COMPLETED', 'COMPLETED'],
+    ['running', 'RUNNING'],
+    ['OUT_OF_MEMORY', 'OUT_OF_MEMORY'],
+  ])('reads %s as %s', (text, state) => {
+    expect(normalizeState(text)).toBe(state);
+  });
+});
