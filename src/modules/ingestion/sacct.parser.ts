@@ -81,6 +81,8 @@ export class SacctParser {
   private columns: Map<string, number> | null = null;
   private columnCount = 0;
   private open: OpenJob | null = null;
+  /** The key of a job whose row was skipped: its step rows go with it, uncounted. */
+  private skippedKey: string | null = null;
   private readonly toUtc: (text: string) => Date | null;
 
   constructor(private readonly options: SacctParserOptions) {
@@ -108,6 +110,7 @@ export class SacctParser {
     if (!id) return this.skipLine(lineNumber, idText, `not a Slurm job id: "${idText.slice(0, 40)}"`);
 
     if (id.stepId !== null) {
+      if (this.open === null && this.skippedKey === id.jobKey) return [];
       const open = this.open;
       if (!open || open.job.jobKey !== id.jobKey) {
         return this.skipLine(lineNumber, idText, `step ${idText} without its job row before it`);
@@ -122,13 +125,14 @@ export class SacctParser {
     }
 
     const items = this.flush();
+    this.skippedKey = null;
     try {
       const job = this.readJob(fields, id);
       this.open = { job, steps: [], line: lineNumber, poison: null };
     } catch (error) {
       items.push({ kind: 'skip', line: lineNumber, jobId: idText, reason: describe(error) });
-      // Its step rows that follow are skipped with it, as orphans.
       this.open = null;
+      this.skippedKey = id.jobKey;
     }
     return items;
   }

@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_JOB_COUNT, seedDemoIfEmpty } from '../../../src/modules/demo/demo.service.js';
+import { generateDemoJobs } from '../../../src/modules/demo/demo-jobs.js';
+import { createLogger } from '../../../src/shared/logger.js';
+import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
+
+let db: TestDatabase;
+let dataDir: string;
+const NOW = new Date('2026-11-23T12:00:00Z');
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dataDir = mkdtempSync(path.join(os.tmpdir(), 'demo-seed-'));
+});
+afterAll(async () => {
+  await db?.drop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('demo seed through the file source', () => {
+  it('ingests the generated sacct file once, with the steps summed, and a second seed does nothing', async () => {
+    const options = { dataDir, currency: 'THB', timeZone: 'Asia/Bangkok', now: NOW, logger: createLogger('silent') };
+    const result = await seedDemoIfEmpty(db, options);
+    expect(result).toMatchObject({ isSeeded: true, jobCount: DEMO_JOB_COUNT });
+    expect(await db.prisma.slurmJob.count()).toBe(DEMO_JOB_COUNT);
+    const run = await db.prisma.ingestionRun.findFirstOrThrow();
+    expect(run).toMatchObject({
+      trigger: 'seed',
+      source: 'file',
+      outcome: 'success',
+      inserted: DEMO_JOB_COUNT,
+      skipped: 0,
+    });
+
+    // The stored figures are what the generator meant, read back through sacct's formats and time zone.
+    const generated = generateDemoJobs({ count: DEMO_JOB_COUNT, now: NOW, days: 90 });
+    const sample = generated.find((job) => job.steps.length > 3) ?? (generated[0] as (typeof generated)[number]);
+    const stored = await db.prisma.slurmJob.findUniqueOrThrow({
+      where: { cluster_jobId: { cluster: 'demo', jobId: String(sample.jobId) } },
+    });
+    const cpu = sample.steps.reduce((sum, step) => sum + step.totalCpuSec, 0);
+    expect(Number(stored.totalCpuSec)).toBeCloseTo(cpu, 3);
+    expect(stored).toMatchObject({
+      endAt: sample.end,
+      startAt: sample.start,
+      allocCpus: sample.allocCpus,
+      stepCount: sample.steps.length,
+    });
+
+    expect(await seedDemoIfEmpty(db, options)).toEqual({ isSeeded: false });
+    expect(await db.prisma.slurmJob.count()).toBe(DEMO_JOB_COUNT);
+  });
+});

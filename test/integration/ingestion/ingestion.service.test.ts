@@ -1,0 +1,250 @@
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startIngestionScheduler } from '../../../src/modules/ingestion/ingestion.scheduler.js';
+import { createIngestionService, type IngestionDeps } from '../../../src/modules/ingestion/ingestion.service.js';
+import { type JobSource, SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
+import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
+import { createMetrics, type Metrics } from '../../../src/modules/metrics/metrics.js';
+import { createLogger } from '../../../src/shared/logger.js';
+import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
+
+const CAPTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05');
+const WINDOW = { start: new Date('2026-11-23T15:00:00Z'), end: new Date('2026-11-23T16:00:00Z') };
+const NOW = new Date('2026-11-23T16:00:00Z');
+
+let db: TestDatabase;
+let dir: string;
+let metrics: Metrics;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = mkdtempSync(path.join(os.tmpdir(), 'ingest-service-'));
+});
+afterAll(async () => {
+  await db?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+beforeEach(async () => {
+  await db.pool.query('TRUNCATE slurm_jobs, ingestion_runs RESTART IDENTITY');
+  metrics = createMetrics();
+});
+
+/** A file source over a copy of a capture, so a test can change the file under it. */
+function fileSource(captureName: string, fileName = 'sacct.psv'): { source: JobSource; file: string } {
+  const file = path.join(dir, fileName);
+  copyFileSync(path.join(CAPTURES, captureName), file);
+  return { source: createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' }), file };
+}
+
+function service(sources: JobSource[], overrides: Partial<IngestionDeps> = {}) {
+  return createIngestionService({
+    db,
+    sources,
+    unconfigured: { slurmrestd: 'not configured (SLURMRESTD_URL unset)' },
+    logger: createLogger('silent'),
+    metrics,
+    overlapSec: 600,
+    initialLookbackSec: 86_400,
+    batchSize: 5,
+    now: () => NOW,
+    ...overrides,
+  });
+}
+
+async function finishedRun(promise: ReturnType<ReturnType<typeof service>['runOnce']>) {
+  const result = await promise;
+  if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
+  return result.run;
+}
+
+const jobRow = async (jobId: string) =>
+  (
+    await db.pool.query(
+      'SELECT job_key, state, is_terminal, end_at, total_cpu_sec::text, elapsed_sec, source FROM slurm_jobs WHERE cluster = $1 AND job_id = $2',
+      ['lab', jobId],
+    )
+  ).rows[0];
+
+describe('ingestion runs through the file source', () => {
+  it('stores every job of a real sacct capture once, and a re-run changes nothing', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    const first = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(first).toMatchObject({ outcome: 'success', source: 'file', seen: 12, inserted: 12, updated: 0, skipped: 0 });
+    expect(await jobRow('10')).toMatchObject({ job_key: '6_1', state: 'COMPLETED', total_cpu_sec: '0.004' });
+    expect(await jobRow('2')).toMatchObject({ total_cpu_sec: '5.693', elapsed_sec: 16, source: 'file' });
+
+    // Touch the file so the unchanged-file shortcut does not apply: every record is read again.
+    writeFileSync(path.join(dir, 'sacct.psv'), readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv')));
+    const second = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(second).toMatchObject({ outcome: 'success', seen: 12, inserted: 0, updated: 0, unchanged: 12 });
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM slurm_jobs')).rows[0].n).toBe(12);
+  });
+
+  it('updates a job seen running when it is later seen completed', async () => {
+    const live = fileSource('live/sacct-steps-extra.psv', 'live.psv');
+    await finishedRun(service([live.source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(await jobRow('12')).toMatchObject({ state: 'RUNNING', is_terminal: false, end_at: null });
+    expect(await jobRow('13')).toMatchObject({ state: 'PENDING', is_terminal: false });
+
+    const final = fileSource('final/sacct-steps-extra.psv', 'final.psv');
+    const run = await finishedRun(service([final.source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ inserted: 0, updated: 2, unchanged: 10 });
+    expect(await jobRow('12')).toMatchObject({
+      state: 'CANCELLED',
+      is_terminal: true,
+      end_at: new Date('2026-11-23T15:44:58Z'),
+    });
+    expect(await jobRow('13')).toMatchObject({ state: 'COMPLETED', is_terminal: true, elapsed_sec: 60 });
+  });
+
+  it('skips a malformed record with its line, stores the rest and calls the run partial', async () => {
+    const file = path.join(dir, 'damaged.psv');
+    const lines = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').split('\n');
+    lines[3] = lines[3]?.replace('|16|00:05.694|', '|x16|00:05.694|') ?? '';
+    writeFileSync(file, lines.join('\n'));
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'partial', seen: 11, inserted: 11, skipped: 1 });
+    expect(await jobRow('2')).toBeUndefined();
+    const stored = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: run.runId } });
+    expect(stored).toMatchObject({ outcome: 'partial', skipped: 1, seen: 11, inserted: 11, source: 'file' });
+  });
+
+  it('skips an unchanged file when a completed run already covered the window', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    const later = { start: new Date('2026-11-23T15:30:00Z'), end: NOW };
+    const run = await finishedRun(service([source]).runOnce({ trigger: 'schedule', window: later }));
+    expect(run).toMatchObject({ outcome: 'success', seen: 0, inserted: 0 });
+    expect(run.sourceNotes.file).toMatch(/^answered: file unchanged since run #1/);
+  });
+
+  it('uses [high-water mark - overlap, now] when no window is given', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    const first = await finishedRun(service([source]).runOnce({ trigger: 'schedule' }));
+    expect(first.window).toEqual({ start: new Date(NOW.getTime() - 86_400_000), end: NOW });
+    const second = await finishedRun(service([source]).runOnce({ trigger: 'schedule' }));
+    expect(second.window).toEqual({ start: new Date(NOW.getTime() - 600_000), end: NOW });
+  });
+});
+
+describe('sources in order, and failures', () => {
+  const failing = (name: 'slurmrestd' | 'sacct', error: Error): JobSource => ({
+    name,
+    // biome-ignore lint/correctness/useYield: a source that fails before yielding anything
+    async *read() {
+      throw error;
+    },
+  });
+
+  it('falls back to the next source and records why the first did not answer', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    const run = await finishedRun(
+      service([failing('sacct', new SourceConfigError('SACCT_PATH /x cannot be run (ENOENT)')), source]).runOnce({
+        trigger: 'manual',
+        window: WINDOW,
+      }),
+    );
+    expect(run).toMatchObject({ outcome: 'success', source: 'file', inserted: 12 });
+    expect(run.sourceNotes).toMatchObject({
+      slurmrestd: 'not configured (SLURMRESTD_URL unset)',
+      sacct: 'configuration error: SACCT_PATH /x cannot be run (ENOENT)',
+      file: 'answered',
+    });
+  });
+
+  it('records a failed run when every source fails and leaves stored jobs alone', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    const run = await finishedRun(
+      service([failing('sacct', new Error('sacct exited with 1'))]).runOnce({ trigger: 'manual', window: WINDOW }),
+    );
+    expect(run).toMatchObject({ outcome: 'failed', source: null, error: 'sacct: sacct exited with 1' });
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM slurm_jobs')).rows[0].n).toBe(12);
+    expect(await metrics.registry.getSingleMetricAsString('slurm_ingest_runs_total')).toContain(
+      'slurm_ingest_runs_total{source="none",outcome="failed"} 1',
+    );
+  });
+
+  it('counts runs and jobs in the metrics', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('slurm_ingest_runs_total{source="file",outcome="success"} 1');
+    expect(text).toContain('slurm_ingest_jobs_total{result="inserted"} 12');
+    expect(text).toContain('slurm_ingest_duration_seconds_count 1');
+    expect(text).toMatch(/slurm_ingest_last_success_timestamp_seconds \d{10}/);
+  });
+});
+
+describe('one run at a time', () => {
+  it('a second concurrent run skips while the first holds the lock', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let entered!: () => void;
+    const isInside = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    const { source: file } = fileSource('final/sacct-steps-extra.psv');
+    const slow: JobSource = {
+      name: 'sacct',
+      async *read(window) {
+        entered();
+        await gate;
+        yield* file.read(window);
+      },
+    };
+    const first = service([slow]).runOnce({ trigger: 'schedule', window: WINDOW });
+    await isInside;
+    // Another process (its own pool) tries meanwhile.
+    const other = await createTestDatabaseClone();
+    const second = await createIngestionService({
+      db: other,
+      sources: [file],
+      unconfigured: {},
+      logger: createLogger('silent'),
+      metrics: createMetrics(),
+      overlapSec: 0,
+      initialLookbackSec: 60,
+    }).runOnce({ trigger: 'schedule', window: WINDOW });
+    expect(second).toEqual({ status: 'skipped', reason: 'locked' });
+    release();
+    expect((await first).status).toBe('finished');
+    await other.close();
+    const runs = await db.prisma.ingestionRun.findMany();
+    expect(runs).toHaveLength(1);
+  });
+
+  it('marks a run left running by a dead process as failed on the next run', async () => {
+    await db.prisma.ingestionRun.create({
+      data: { trigger: 'schedule', windowStart: WINDOW.start, windowEnd: WINDOW.end },
+    });
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    const abandoned = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: 1 } });
+    expect(abandoned).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/^interrupted/) });
+  });
+
+  it('the scheduler runs on its interval and stops cleanly', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    const stop = startIngestionScheduler({
+      service: service([source]),
+      intervalSec: 3600,
+      logger: createLogger('silent'),
+      initialDelayMs: 0,
+    });
+    await expect.poll(async () => db.prisma.ingestionRun.count({ where: { outcome: 'success' } })).toBe(1);
+    await stop();
+    expect(await db.prisma.ingestionRun.count({ where: { trigger: 'schedule' } })).toBe(1);
+  });
+});
+
+/** A second pool on the same database, as another worker or replica would have. */
+async function createTestDatabaseClone() {
+  const { openDatabase } = await import('../../../src/db/database.js');
+  return openDatabase(db.url, { poolMax: 2, logger: createLogger('silent') });
+}
