@@ -124,18 +124,24 @@ export function createIngestionService(deps: IngestionDeps) {
     }
   }
 
-  /** A file source that has not changed since a completed run that covered this window has nothing new. */
+  /**
+   * A file that has not changed since a completed run needs no reading when that run's
+   * window started no later than this one and ended after the file was written (so no
+   * record in the file can end after it) or covers this window entirely.
+   */
   async function isUnchangedFile(
     source: JobSource,
     window: IngestWindow,
   ): Promise<{ fingerprint?: string; runId?: number }> {
     if (!source.fingerprint) return {};
-    const fingerprint = await source.fingerprint();
+    const { value, modifiedAt } = await source.fingerprint();
     const last = await ingestionRepository.findLastCompletedRun(db.prisma, source.name);
-    if (last && last.sourceNotes?.fileFingerprint === fingerprint && last.windowStart <= window.start) {
-      return { fingerprint, runId: last.id };
-    }
-    return { fingerprint };
+    const isCovered =
+      last !== null &&
+      last.sourceNotes?.fileFingerprint === value &&
+      last.windowStart <= window.start &&
+      (last.windowEnd >= window.end || last.windowEnd >= modifiedAt);
+    return isCovered ? { fingerprint: value, runId: last.id } : { fingerprint: value };
   }
 
   async function runLocked(trigger: TTrigger, window: IngestWindow, user: string | undefined): Promise<RunSummary> {

@@ -21,7 +21,7 @@ export interface JobSource {
   readonly name: TSourceName;
   read(window: IngestWindow, options?: ReadOptions): AsyncIterable<SourceItem>;
   /** For file sources: changes whenever the file does, so an unchanged file can be skipped. */
-  fingerprint?(): Promise<string>;
+  fingerprint?(): Promise<{ value: string; modifiedAt: Date }>;
 }
 
 /** The source is set up wrongly (bad token, 401/403, missing file or binary): retrying will not help. */

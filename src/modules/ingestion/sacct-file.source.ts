@@ -20,7 +20,7 @@ export function createSacctFileSource(options: SacctFileSourceOptions): JobSourc
     name: 'file',
     async fingerprint() {
       const info = await statOrConfigError(options.path);
-      return `${info.size}:${Math.floor(info.mtimeMs)}`;
+      return { value: `${info.size}:${Math.floor(info.mtimeMs)}`, modifiedAt: info.mtime };
     },
     read(window: IngestWindow, readOptions?: ReadOptions) {
       return readSacctFile(options, window, readOptions);

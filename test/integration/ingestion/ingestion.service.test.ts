@@ -121,6 +121,19 @@ describe('ingestion runs through the file source', () => {
     expect(run.sourceNotes.file).toMatch(/^answered: file unchanged since run #1/);
   });
 
+  it('still reads an unchanged file for a later window the previous run did not cover (backfill days)', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    const dayBefore = { start: new Date('2026-11-22T00:00:00Z'), end: new Date('2026-11-23T00:00:00Z') };
+    const day = { start: new Date('2026-11-23T00:00:00Z'), end: new Date('2026-11-24T00:00:00Z') };
+    expect(await finishedRun(service([source]).runOnce({ trigger: 'backfill', window: dayBefore }))).toMatchObject({
+      seen: 0,
+    });
+    expect(await finishedRun(service([source]).runOnce({ trigger: 'backfill', window: day }))).toMatchObject({
+      seen: 12,
+      inserted: 12,
+    });
+  });
+
   it('uses [high-water mark - overlap, now] when no window is given', async () => {
     const { source } = fileSource('final/sacct-steps-extra.psv');
     const first = await finishedRun(service([source]).runOnce({ trigger: 'schedule' }));

@@ -1,0 +1,116 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { openDatabase } from '../db/database.js';
+import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
+import * as ingestionRepository from '../modules/ingestion/ingestion.repository.js';
+import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser.js';
+import { createMetrics } from '../modules/metrics/metrics.js';
+import { createLogger } from '../shared/logger.js';
+
+const USAGE = `Usage: npm run ingest -- --from 2025-01-01 --to 2025-03-31 [--force]
+  Reads Slurm accounting day by day (days in APP_TZ, both ends included) into the database.
+  Days a previous backfill already finished are skipped unless --force is given; stopping
+  (Ctrl-C) finishes the current day first, so the command can simply be run again.`;
+
+const ZDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be YYYY-MM-DD');
+const ZArgs = z
+  .object({ from: ZDate, to: ZDate, force: z.boolean().default(false) })
+  .refine((args) => args.from <= args.to, '--from must not be after --to');
+
+function nextDay(date: string): string {
+  const next = new Date(`${date}T00:00:00Z`);
+  next.setUTCDate(next.getUTCDate() + 1);
+  return next.toISOString().slice(0, 10);
+}
+
+function progressBar(done: number, total: number): string {
+  const width = 24;
+  const filled = Math.round((done / total) * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total}`;
+}
+
+/** `npm run ingest`: a backfill over whole days, one ingestion run per day. */
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      from: { type: 'string' },
+      to: { type: 'string' },
+      force: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const parsed = ZArgs.safeParse(values);
+  if (!parsed.success) {
+    console.error(
+      `${parsed.error.issues.map((issue) => `${issue.path.join('.') || 'arguments'}: ${issue.message}`).join('\n')}\n\n${USAGE}`,
+    );
+    process.exit(64); // EX_USAGE
+  }
+  const args = parsed.data;
+  const config = loadConfig();
+  if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required for a backfill']);
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const db = openDatabase(config.databaseUrl, { poolMax: 4, logger });
+  const service = buildIngestionService({ config, db, logger, metrics: createMetrics() });
+  const toUtc = createLocalTimeConverter(config.timeZone);
+
+  const days: string[] = [];
+  for (let day = args.from; day <= args.to; day = nextDay(day)) days.push(day);
+  let isStopping = false;
+  process.on('SIGINT', () => {
+    if (isStopping) process.exit(130);
+    isStopping = true;
+    process.stderr.write('\nStopping after the current day (Ctrl-C again to stop now).\n');
+  });
+
+  const totals = { days: 0, skippedDays: 0, failedDays: 0, seen: 0, inserted: 0, updated: 0, skipped: 0 };
+  const started = Date.now();
+  try {
+    for (const [index, day] of days.entries()) {
+      if (isStopping) break;
+      const window = { start: toUtc(`${day}T00:00:00`) as Date, end: toUtc(`${nextDay(day)}T00:00:00`) as Date };
+      if (!args.force && (await ingestionRepository.isBackfillWindowDone(db.prisma, window))) {
+        totals.skippedDays += 1;
+        process.stderr.write(`\r${progressBar(index + 1, days.length)} ${day} already done          `);
+        continue;
+      }
+      let result = await service.runOnce({ trigger: 'backfill', window });
+      // The scheduler of a running server may hold the lock for a moment: wait for it.
+      while (result.status === 'skipped' && !isStopping) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        result = await service.runOnce({ trigger: 'backfill', window });
+      }
+      if (result.status !== 'finished') break;
+      const run = result.run;
+      totals.days += 1;
+      if (run.outcome === 'failed') totals.failedDays += 1;
+      totals.seen += run.seen;
+      totals.inserted += run.inserted;
+      totals.updated += run.updated;
+      totals.skipped += run.skipped;
+      process.stderr.write(
+        `\r${progressBar(index + 1, days.length)} ${day} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped`,
+      );
+      if (run.outcome === 'failed') process.stderr.write(`\n  ${day}: ${run.error}\n`);
+    }
+  } finally {
+    await db.close();
+  }
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(
+    `\nBackfill ${args.from} .. ${args.to}: ${totals.days} day(s) read, ${totals.skippedDays} already done, ${totals.failedDays} failed; ` +
+      `${totals.seen} jobs seen, ${totals.inserted} new, ${totals.updated} updated, ${totals.skipped} malformed skipped, in ${seconds} s.` +
+      (isStopping ? ' Stopped early: run the same command again to continue.' : ''),
+  );
+  if (totals.failedDays > 0) process.exitCode = 1;
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(error instanceof ConfigError ? 78 : 1);
+});
