@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { type IngestWindow, isInWindow, type JobSource, type ReadOptions, SourceConfigError } from './job-source.js';
+import { readLineChunks } from './line-reader.js';
 import { SacctParser } from './sacct.parser.js';
 import type { SourceItem } from './slurm-job.model.js';
 
@@ -44,20 +44,20 @@ async function* readSacctFile(
 ): AsyncGenerator<SourceItem> {
   await statOrConfigError(options.path);
   const parser = new SacctParser({ timeZone: options.timeZone, defaultCluster: options.defaultCluster });
-  const input = createReadStream(options.path, { encoding: 'utf8', highWaterMark: 1 << 20 });
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  const input = createReadStream(options.path, { highWaterMark: 1 << 20 });
   const keep = (item: SourceItem) =>
     item.kind === 'skip' ||
     (isInWindow(item.job, window) && (readOptions?.user === undefined || item.job.user === readOptions.user));
   let lineNumber = 0;
   try {
-    for await (const line of lines) {
-      lineNumber += 1;
-      for (const item of parser.pushLine(line, lineNumber)) if (keep(item)) yield item;
+    for await (const lines of readLineChunks(input)) {
+      for (const line of lines) {
+        lineNumber += 1;
+        for (const item of parser.pushLine(line, lineNumber)) if (keep(item)) yield item;
+      }
     }
     for (const item of parser.end()) if (keep(item)) yield item;
   } finally {
-    lines.close();
     input.destroy();
   }
 }

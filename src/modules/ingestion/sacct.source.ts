@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import {
   type IngestWindow,
   type JobSource,
@@ -8,6 +7,7 @@ import {
   SourceUnavailableError,
   validateUsername,
 } from './job-source.js';
+import { readLineChunks } from './line-reader.js';
 import { SACCT_FORMAT, SacctParser } from './sacct.parser.js';
 import type { SourceItem } from './slurm-job.model.js';
 import { formatLocalTimestamp, SACCT_TERMINAL_STATE_LIST } from './slurm-time.parser.js';
@@ -69,12 +69,13 @@ async function* runSacct(
     child.once('close', (code, signal) => resolve({ code, signal }));
   });
   const parser = new SacctParser({ timeZone: options.timeZone, defaultCluster: options.defaultCluster });
-  const lines = createInterface({ input: child.stdout, crlfDelay: Number.POSITIVE_INFINITY });
   let lineNumber = 0;
   try {
-    for await (const line of lines) {
-      lineNumber += 1;
-      yield* parser.pushLine(line, lineNumber);
+    for await (const lines of readLineChunks(child.stdout)) {
+      for (const line of lines) {
+        lineNumber += 1;
+        yield* parser.pushLine(line, lineNumber);
+      }
     }
     const result = await exited;
     if (result.error) {
@@ -94,7 +95,6 @@ async function* runSacct(
     yield* parser.end();
   } finally {
     clearTimeout(timer);
-    lines.close();
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 }
