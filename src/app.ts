@@ -15,6 +15,8 @@ import { authRoutes } from './modules/auth/auth.routes.js';
 import { createPassport } from './modules/auth/passport.js';
 import { healthRoutes } from './modules/health/health.routes.js';
 import { checkReadiness } from './modules/health/health.service.js';
+import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
+import { ingestionRoutes } from './modules/ingestion/ingestion.routes.js';
 import type { Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { usersRoutes } from './modules/users/users.routes.js';
@@ -125,6 +127,15 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
   app.use(
+    ingestionRoutes({
+      db,
+      guards,
+      service: buildIngestionService({ config, db, logger, metrics, now }),
+      timeZone: config.timeZone,
+      now,
+    }),
+  );
+  app.use(
     adminRoutes({
       guards,
       sections: [
@@ -137,6 +148,11 @@ export function createApp(deps: AppDeps): express.Express {
           href: '/admin/audit',
           title: 'Audit log',
           description: 'Every sign-in and change, hash-chained; verify and export.',
+        },
+        {
+          href: '/admin/ingestion',
+          title: 'Ingestion',
+          description: 'Slurm accounting runs, data freshness, and a run now button.',
         },
       ],
     }),

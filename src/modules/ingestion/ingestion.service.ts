@@ -255,3 +255,26 @@ export function createIngestionService(deps: IngestionDeps) {
 }
 
 export type IngestionService = ReturnType<typeof createIngestionService>;
+
+export interface IngestionOverview {
+  runs: ingestionRepository.RunRecord[];
+  /** End of the newest completed run's window: the data is complete up to here. */
+  dataThrough: Date | null;
+  /** now - dataThrough, in seconds; null before the first completed run. */
+  freshnessSec: number | null;
+  isRunning: boolean;
+}
+
+/** What /admin/ingestion shows: recent runs and how fresh the stored data is. */
+export async function getIngestionOverview(db: Database, now: Date, limit = 25): Promise<IngestionOverview> {
+  const [runs, dataThrough] = await Promise.all([
+    ingestionRepository.listRecentRuns(db.prisma, limit),
+    ingestionRepository.findHighWaterMark(db.prisma),
+  ]);
+  return {
+    runs,
+    dataThrough,
+    freshnessSec: dataThrough ? Math.max(0, Math.round((now.getTime() - dataThrough.getTime()) / 1000)) : null,
+    isRunning: runs.some((run) => run.outcome === 'running'),
+  };
+}

@@ -75,7 +75,12 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
       timeout: 240_000,
     });
     if (started.status !== 0) {
-      labError = `the lab did not start: ${(started.stderr || started.stdout).trim().split('\n').slice(-3).join(' / ')}`;
+      const otherMariadb = spawnSync('pgrep', ['-x', 'mariadbd'], { encoding: 'utf8' }).stdout.trim();
+      labError = `the lab did not start: ${(started.stderr || started.stdout).trim().split('\n').slice(-3).join(' / ')}${
+        otherMariadb
+          ? ` (a mariadbd the lab did not start is running, pid ${otherMariadb}: start-stop-daemon refuses a second one)`
+          : ''
+      }`;
       console.warn(`Real Slurm ingestion test skipped: ${labError}`);
       return;
     }
@@ -142,7 +147,8 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
 
   afterAll(async () => {
     await db?.drop();
-    if (!wasRunning && !labError) spawnSync('bash', [path.join(SLURM_DIR, 'stop-slurm-lab.sh')], { timeout: 120_000 });
+    // Stop what this test started, also after a half-finished start.
+    if (!wasRunning) spawnSync('bash', [path.join(SLURM_DIR, 'stop-slurm-lab.sh')], { timeout: 120_000 });
   }, 180_000);
 
   it('finds the same jobs with the same hours through slurmrestd and through sacct, and stores them', async (context) => {

@@ -1,0 +1,91 @@
+import { Router } from 'express';
+import type { Database } from '../../db/database.js';
+import { auditContextOf } from '../../http/audit-context.js';
+import { formatLocalDateTime } from '../../shared/local-date.js';
+import { recordAudit } from '../audit/audit.service.js';
+import type { Guards } from '../auth/auth.guards.js';
+import { getIngestionOverview, type IngestionService } from './ingestion.service.js';
+
+export interface IngestionRoutesDeps {
+  db: Database;
+  guards: Guards;
+  service: IngestionService;
+  timeZone: string;
+  now: () => Date;
+}
+
+/** "5 min", "3 h 20 min", "2 d 4 h": how old the data is, for people. */
+export function formatAge(seconds: number): string {
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h ${minutes % 60} min`;
+  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+}
+
+/** /admin/ingestion: recent runs, data freshness, and "run now" (CSRF-checked globally, audited). */
+export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
+  const { db, guards, timeZone } = deps;
+  const router = Router();
+
+  router.get('/admin/ingestion', guards.requireAdmin, async (_req, res) => {
+    const overview = await getIngestionOverview(db, deps.now());
+    const when = (date: Date | null) => (date ? formatLocalDateTime(date, timeZone) : '');
+    res.render('ingestion/admin-ingestion', {
+      title: 'Ingestion',
+      timeZone,
+      isRunning: overview.isRunning,
+      dataThrough: when(overview.dataThrough),
+      freshness: overview.freshnessSec === null ? null : formatAge(overview.freshnessSec),
+      runs: overview.runs.map((run) => ({
+        ...run,
+        startedText: when(run.startedAt),
+        windowText: `${when(run.windowStart)} .. ${when(run.windowEnd)}`,
+        notesText: Object.entries(run.sourceNotes ?? {})
+          .filter(([key]) => key !== 'fileFingerprint')
+          .map(([key, value]) => `${key}: ${value}`)
+          .join('; '),
+      })),
+    });
+  });
+
+  router.post('/admin/ingestion/run', guards.requireAdmin, async (req, res) => {
+    const result = await deps.service.runOnce({ trigger: 'manual' });
+    const context = auditContextOf(req);
+    if (result.status === 'skipped') {
+      await recordAudit(db.prisma, {
+        ...context,
+        action: 'ingestion.run_now',
+        status: 'failed',
+        details: { reason: 'another run was in progress' },
+      });
+      req.session.flash = { type: 'warning', message: 'A run is already in progress; it was not started twice.' };
+    } else {
+      const { run } = result;
+      await recordAudit(db.prisma, {
+        ...context,
+        action: 'ingestion.run_now',
+        target: `ingestion_run:${run.runId}`,
+        status: run.outcome === 'failed' ? 'failed' : 'ok',
+        details: {
+          outcome: run.outcome,
+          source: run.source,
+          seen: run.seen,
+          inserted: run.inserted,
+          updated: run.updated,
+        },
+      });
+      req.session.flash =
+        run.outcome === 'failed'
+          ? { type: 'error', message: `The run failed: ${run.error ?? 'no source answered'}` }
+          : {
+              type: run.outcome === 'partial' ? 'warning' : 'success',
+              message: `Run #${run.runId} via ${run.source}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped.`,
+            };
+    }
+    res.redirect(303, '/admin/ingestion');
+  });
+
+  return router;
+}

@@ -1,0 +1,72 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMetrics } from '../../../src/modules/metrics/metrics.js';
+import { buildUser } from '../../support/factories.js';
+import { csrfTokenIn, signInAs } from '../../support/sign-in.js';
+import { buildTestApp } from '../../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
+
+const CAPTURE = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
+// The capture's jobs ended 2026-11-23 15:41-15:46 UTC; the clock sits just after.
+const NOW = new Date('2026-11-23T16:00:00Z');
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+function app() {
+  return buildTestApp(db, {
+    env: { FALLBACK_CSV: CAPTURE, INGEST_LOOKBACK_DAYS: '1', APP_TZ: 'UTC' },
+    now: () => NOW,
+    metrics: createMetrics(),
+  });
+}
+
+describe('/admin/ingestion', () => {
+  it('an admin sees no data yet, runs ingestion now (audited), then sees the run and the freshness', async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const agent = await signInAs(app(), admin.username, admin.password);
+    const empty = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    expect(empty.text).toContain('No ingestion run has completed yet');
+
+    await agent
+      .post('/admin/ingestion/run')
+      .type('form')
+      .send({ csrf_token: csrfTokenIn(empty.text) })
+      .expect(303)
+      .expect('Location', '/admin/ingestion');
+    const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    expect(page.text).toMatch(/Run #1 via file: 12 jobs, 12 new, 0 updated, 0 skipped/);
+    expect(page.text).toContain(
+      'Data complete through <strong>2026-11-23 16:00</strong> (UTC), <strong>0 s</strong> ago',
+    );
+    expect(page.text).toMatch(/<td>manual<\/td>\s*<td>file<\/td>/);
+    expect(await db.prisma.slurmJob.count()).toBe(12);
+    const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'ingestion.run_now' } });
+    expect(audit).toMatchObject({ actor: admin.username, status: 'ok', target: 'ingestion_run:1' });
+  });
+
+  it('refuses "run now" without a CSRF token, and runs nothing', async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const agent = await signInAs(app(), admin.username, admin.password);
+    const before = await db.prisma.ingestionRun.count();
+    await agent.post('/admin/ingestion/run').type('form').send({}).expect(403);
+    expect(await db.prisma.ingestionRun.count()).toBe(before);
+  });
+
+  it('keeps non-admins out', async () => {
+    const user = await buildUser(db.prisma);
+    const agent = await signInAs(app(), user.username, user.password);
+    await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(302).expect('Location', '/me');
+    const before = await db.prisma.ingestionRun.count();
+    const form = await agent.get('/me').set('Accept', 'text/html');
+    await agent
+      .post('/admin/ingestion/run')
+      .type('form')
+      .send({ csrf_token: csrfTokenIn(form.text) })
+      .expect(403);
+    expect(await db.prisma.ingestionRun.count()).toBe(before);
+  });
+});
