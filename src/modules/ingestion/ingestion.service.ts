@@ -41,6 +41,7 @@ export interface RunSummary {
 export type RunResult = { status: 'finished'; run: RunSummary } | { status: 'skipped'; reason: 'locked' };
 
 const DEFAULT_BATCH_SIZE = 2000;
+const WRITERS = 2;
 const MAX_LOGGED_SKIPS = 50;
 
 interface SourceCounts {
@@ -69,23 +70,33 @@ export function createIngestionService(deps: IngestionDeps) {
   /** Reads one source for the window and writes what it yields; throws when the source fails. */
   async function ingestFrom(source: JobSource, window: IngestWindow, counts: SourceCounts, user?: string) {
     let batch: NormalizedJob[] = [];
-    let pending: Promise<void> | undefined;
-    // One batch is written while the next is parsed; batches never overlap, so order is kept.
+    // Up to WRITERS batches are written at once (Postgres then uses more than one core) while
+    // the next is parsed. A batch sharing a job with one in flight waits for it, so the last
+    // record of a job always wins and two statements never lock the same rows.
+    const inFlight: { keys: Set<string>; done: Promise<void> }[] = [];
     const write = async (jobs: NormalizedJob[]) => {
       const result = await ingestionRepository.upsertJobs(db.pool, jobs, source.name);
       counts.inserted += result.inserted;
       counts.updated += result.updated;
       counts.unchanged += result.unchanged;
     };
+    const settle = async (entry: (typeof inFlight)[number]) => {
+      inFlight.splice(inFlight.indexOf(entry), 1);
+      await entry.done;
+    };
     const flush = async () => {
       const jobs = batch;
       batch = [];
-      if (pending) await pending;
-      pending = undefined;
       if (jobs.length === 0) return;
-      pending = write(jobs);
-      // Awaited later; this only keeps a failure from being reported as unhandled meanwhile.
-      pending.catch(() => undefined);
+      const keys = new Set(jobs.map((job) => `${job.cluster}\u0000${job.jobId}`));
+      for (const entry of [...inFlight]) {
+        if ([...keys].some((key) => entry.keys.has(key))) await settle(entry);
+      }
+      while (inFlight.length >= WRITERS) await settle(inFlight[0] as (typeof inFlight)[number]);
+      const done = write(jobs);
+      // Awaited in settle(); this only keeps a failure from being reported as unhandled meanwhile.
+      done.catch(() => undefined);
+      inFlight.push({ keys, done });
     };
     try {
       for await (const item of source.read(window, user === undefined ? undefined : { user })) {
@@ -116,8 +127,11 @@ export function createIngestionService(deps: IngestionDeps) {
       }
       await flush();
     } finally {
-      // Let an in-flight batch finish (or fail) before the run is recorded.
-      if (pending) await pending;
+      // Let in-flight batches finish (or fail) before the run is recorded; the first failure is thrown.
+      const results = await Promise.allSettled(inFlight.map((entry) => entry.done));
+      inFlight.length = 0;
+      const failure = results.find((result) => result.status === 'rejected');
+      if (failure) throw failure.reason;
     }
     if (counts.skipped > MAX_LOGGED_SKIPS) {
       logger.warn({ source: source.name, skipped: counts.skipped }, 'more malformed records were skipped than logged');

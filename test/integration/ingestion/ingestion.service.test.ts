@@ -112,6 +112,21 @@ describe('ingestion runs through the file source', () => {
     expect(stored).toMatchObject({ outcome: 'partial', skipped: 1, seen: 11, inserted: 11, source: 'file' });
   });
 
+  it('when a job appears twice in one read, in batches written concurrently, the later record wins', async () => {
+    const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
+    const row = (id: number, state: string, end: string) =>
+      `${id}|${id}|lab|ann|${state}|60|2026-11-23T15:10:00|${end}|cpu=1,mem=1G,node=1`;
+    const lines = [header, row(1, 'RUNNING', 'Unknown')];
+    for (let id = 2; id <= 12; id++) lines.push(row(id, 'COMPLETED', '2026-11-23T15:11:00'));
+    lines.push(row(1, 'COMPLETED', '2026-11-23T15:11:00'));
+    const file = path.join(dir, 'twice.psv');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'success', seen: 13, inserted: 12, updated: 1 });
+    expect(await jobRow('1')).toMatchObject({ state: 'COMPLETED', is_terminal: true });
+  });
+
   it('skips an unchanged file when a completed run already covered the window', async () => {
     const { source } = fileSource('final/sacct-steps-extra.psv');
     await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
