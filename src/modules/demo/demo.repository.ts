@@ -1,6 +1,6 @@
 import { Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
-import { DEMO_CLUSTER, type DemoJob } from './demo-jobs.js';
+import { DEMO_CLUSTER, type DemoJob, summarizeJob } from './demo-jobs.js';
 
 type Tx = Prisma.TransactionClient;
 
@@ -64,12 +64,7 @@ export async function insertTierOverride(tx: Tx, username: string, tierName: str
 }
 
 function toJobRow(job: DemoJob): Prisma.SlurmJobCreateManyInput {
-  const totalCpuSec = job.steps.reduce((sum, step) => sum + step.totalCpuSec, 0);
-  const stepMemGbHours = job.steps.reduce(
-    (sum, step) => sum + (step.aveRssKb / 1024 / 1024) * (step.elapsedSec / 3600),
-    0,
-  );
-  const tres = `billing=${job.allocCpus},cpu=${job.allocCpus}${job.allocGpus > 0 ? `,gres/gpu=${job.allocGpus}` : ''},mem=${job.allocMemMb}M,node=${job.allocNodes}`;
+  const { totalCpuSec, stepMemGbHours, maxRssBytes, tres } = summarizeJob(job);
   return {
     cluster: DEMO_CLUSTER,
     jobId: String(job.jobId),
@@ -100,7 +95,7 @@ function toJobRow(job: DemoJob): Prisma.SlurmJobCreateManyInput {
     cpuTimeSec: BigInt(job.elapsedSec * job.allocCpus),
     totalCpuSec: new Prisma.Decimal(totalCpuSec.toFixed(3)),
     stepMemGbHours: new Prisma.Decimal(stepMemGbHours.toFixed(6)),
-    maxRssBytes: BigInt(Math.max(...job.steps.map((step) => step.maxRssKb)) * 1024),
+    maxRssBytes: BigInt(maxRssBytes),
     stepCount: job.steps.length,
     steps: job.steps.map((step) => ({ ...step })),
     nodeList: job.nodeList,
