@@ -101,6 +101,15 @@ function readClockTicksPerSecond(): number {
   return Number.isFinite(ticks) && ticks > 0 ? ticks : 100;
 }
 
+/** primary: the process started; worker: a node child; helper: anything else (tsx's esbuild). */
+export type ProcessRole = 'primary' | 'worker' | 'helper';
+
+function roleOf(pid: number, rootPid: number): ProcessRole {
+  if (pid === rootPid) return 'primary';
+  const command = readText(`/proc/${pid}/cmdline`)?.split('\0')[0] ?? '';
+  return command.endsWith('node') || command === process.execPath ? 'worker' : 'helper';
+}
+
 export interface ProcessSample {
   atMs: number;
   pid: number;
@@ -113,7 +122,7 @@ export interface ServerUsage {
   /** CPU used by all server processes over the window; 100 = one core busy. */
   cpuPercent: number;
   /** Per process: RSS at the start (idle before the load), the peak, and at the end. */
-  processes: { pid: number; role: 'primary' | 'worker'; rssStartMb: number; rssMaxMb: number; rssEndMb: number }[];
+  processes: { pid: number; role: ProcessRole; rssStartMb: number; rssMaxMb: number; rssEndMb: number }[];
   rssStartTotalMb: number;
   rssEndTotalMb: number;
   /** Total RSS every sample, for soak growth. */
@@ -127,6 +136,7 @@ export class ServerSampler {
   private readonly ticksPerSecond = readClockTicksPerSecond();
   private startedAt = 0;
   private pids: number[] = [];
+  private loadStartMs = 0;
 
   constructor(
     private readonly rootPid: number,
@@ -139,6 +149,12 @@ export class ServerSampler {
     this.sample();
     this.timer = setInterval(() => this.sample(), this.intervalMs);
     this.timer.unref();
+  }
+
+  /** CPU is counted from here: setup (sign-ins) before it does not inflate the figure. */
+  markLoadStart(): void {
+    this.sample();
+    this.loadStartMs = Date.now() - this.startedAt;
   }
 
   stop(): ServerUsage {
@@ -163,16 +179,17 @@ export class ServerSampler {
       const own = this.samples.filter((sample) => sample.pid === pid);
       const first = own[0];
       const last = own.at(-1);
-      if (!first || !last) return [];
+      const loadFirst = own.find((sample) => sample.atMs >= this.loadStartMs) ?? first;
+      if (!first || !last || !loadFirst) return [];
       return [
         {
           pid,
-          role: pid === this.rootPid ? ('primary' as const) : ('worker' as const),
+          role: roleOf(pid, this.rootPid),
           rssStartMb: megabytes(first.rssBytes),
           rssMaxMb: megabytes(Math.max(...own.map((sample) => sample.rssBytes))),
           rssEndMb: megabytes(last.rssBytes),
-          cpuTicks: last.cpuTicks - first.cpuTicks,
-          spanMs: last.atMs - first.atMs,
+          cpuTicks: last.cpuTicks - loadFirst.cpuTicks,
+          spanMs: last.atMs - loadFirst.atMs,
         },
       ];
     });
