@@ -17,8 +17,10 @@ export function isLoopbackHost(hostname: string): boolean {
   if (net.isIPv4(host)) return host.startsWith('127.');
   if (net.isIPv6(host)) {
     if (host === '::1' || host === '0:0:0:0:0:0:0:1') return true;
+    // IPv4-mapped 127.x.x.x, dotted or as the URL parser normalizes it (::ffff:7f00:1).
     const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(host);
-    return Boolean(mapped?.[1]?.startsWith('127.'));
+    if (mapped) return Boolean(mapped[1]?.startsWith('127.'));
+    return /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host);
   }
   return false;
 }
