@@ -1,12 +1,7 @@
-import { createHmac } from 'node:crypto';
+import { DUMMY_SIGNATURE_HEADER, signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
 
-/** The header the dummy payment provider signs its webhooks in. */
-export const DUMMY_SIGNATURE_HEADER = 'X-Dummy-Signature';
-
-/** Lowercase hex HMAC-SHA256 of the exact raw body under the webhook secret. */
-export function signDummyWebhook(rawBody: string | Buffer, secret: string): string {
-  return createHmac('sha256', secret).update(rawBody).digest('hex');
-}
+// The app's own signer, so the harness signs exactly as the provider verifies.
+export { DUMMY_SIGNATURE_HEADER, signDummyWebhook };
 
 export interface DummyPaymentEvent {
   event_id: string;
