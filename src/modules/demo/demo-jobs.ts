@@ -81,11 +81,12 @@ const GIVEN_NAMES = [
 /** alice and bob (the demo logins) plus thirty more researchers. */
 export const DEMO_RESEARCHERS = ['alice', 'bob', ...GIVEN_NAMES];
 
-const ACCOUNTS = ['physics', 'chemistry', 'biology', 'climate', 'materials'];
+/** The research accounts jobs are charged to. */
+export const JOB_ACCOUNTS = ['physics', 'chemistry', 'biology', 'climate', 'materials'];
 const JOB_NAMES = ['md-run', 'train', 'postproc', 'sweep', 'assemble', 'qe-scf', 'cfd', 'render', 'align', 'sim'];
 
-/** A small deterministic PRNG (mulberry32) so every demo database is the same. */
-function createRandom(seed: number): () => number {
+/** A small deterministic PRNG (mulberry32) so every generated database is the same. */
+export function createRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -93,6 +94,104 @@ function createRandom(seed: number): () => number {
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+export interface JobShape {
+  jobId: number;
+  user: string;
+  /** Called where the account is drawn, so the random sequence stays stable. */
+  accountOf: (user: string, pick: <T>(items: readonly T[]) => T) => string;
+  /** Jobs end between `now - spanMs` and `now`. */
+  now: Date;
+  spanMs: number;
+}
+
+/**
+ * One finished job with its batch, extern and srun steps, drawn from `random`: about
+ * 20% on GPUs, mostly COMPLETED with FAILED, CANCELLED, TIMEOUT and OUT_OF_MEMORY.
+ * Shared by the demo seed and the benchmark data generator.
+ */
+export function generateJob(random: () => number, shape: JobShape): DemoJob {
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+  const { user } = shape;
+  const isGpu = random() < 0.2;
+  const allocCpus = pick([1, 2, 4, 8, 16, 32]);
+  const allocNodes = allocCpus >= 32 && random() < 0.5 ? 2 : 1;
+  const allocGpus = isGpu ? pick([1, 2, 4]) : 0;
+  const timelimitMin = pick([30, 60, 240, 720, 1440]);
+  const roll = random();
+  const state: DemoJob['state'] =
+    roll < 0.8
+      ? 'COMPLETED'
+      : roll < 0.9
+        ? 'FAILED'
+        : roll < 0.96
+          ? 'CANCELLED'
+          : roll < 0.99
+            ? 'TIMEOUT'
+            : 'OUT_OF_MEMORY';
+  const elapsedSec =
+    state === 'TIMEOUT' ? timelimitMin * 60 : Math.max(5, Math.floor(random() * random() * timelimitMin * 60));
+  const end = new Date(shape.now.getTime() - Math.floor(random() * shape.spanMs));
+  end.setUTCMilliseconds(0);
+  const start = new Date(end.getTime() - elapsedSec * 1000);
+  const submit = new Date(start.getTime() - Math.floor(random() * 3600) * 1000);
+  const efficiency = 0.3 + random() * 0.7;
+  const allocMemMb = allocCpus * pick([1024, 2048, 4096]);
+  const batchCpu = Math.min(elapsedSec, 2 + random() * 10);
+  const steps: DemoStep[] = [
+    {
+      stepId: 'batch',
+      name: 'batch',
+      elapsedSec,
+      totalCpuSec: round3(batchCpu),
+      aveRssKb: 4000 + Math.floor(random() * 20_000),
+      maxRssKb: 0,
+    },
+    { stepId: 'extern', name: 'extern', elapsedSec, totalCpuSec: 0, aveRssKb: 0, maxRssKb: 0 },
+  ];
+  const srunSteps = random() < 0.6 ? 1 + Math.floor(random() * 3) : 0;
+  let offset = 0;
+  for (let step = 0; step < srunSteps; step++) {
+    const stepElapsed = Math.max(1, Math.floor((elapsedSec - offset) / (srunSteps - step)));
+    offset += stepElapsed;
+    const rssKb = Math.floor(allocMemMb * 1024 * (0.1 + random() * 0.8));
+    steps.push({
+      stepId: String(step),
+      name: pick(['python', 'mpirun', 'bash', 'julia']),
+      elapsedSec: stepElapsed,
+      totalCpuSec: round3(stepElapsed * allocCpus * efficiency),
+      aveRssKb: rssKb,
+      maxRssKb: Math.floor(rssKb * (1 + random() * 0.3)),
+    });
+  }
+  for (const step of steps) step.maxRssKb = Math.max(step.maxRssKb, step.aveRssKb);
+  return {
+    jobId: shape.jobId,
+    user,
+    account: shape.accountOf(user, pick),
+    partition: isGpu ? 'gpu' : pick(['compute', 'compute', 'long']),
+    qos: pick(['normal', 'normal', 'high']),
+    name: pick(JOB_NAMES),
+    state,
+    exitCode: state === 'COMPLETED' ? '0:0' : state === 'FAILED' ? '1:0' : state === 'CANCELLED' ? '0:15' : '0:0',
+    submit,
+    start,
+    end,
+    elapsedSec,
+    allocCpus,
+    allocMemMb,
+    allocGpus,
+    allocNodes,
+    nodeList:
+      allocNodes === 2
+        ? 'cn[01-02]'
+        : isGpu
+          ? `gpu0${1 + Math.floor(random() * 4)}`
+          : `cn0${1 + Math.floor(random() * 8)}`,
+    timelimitMin,
+    steps,
   };
 }
 
@@ -104,86 +203,38 @@ export function generateDemoJobs(options: { count: number; now: Date; days: numb
   const jobs: DemoJob[] = [];
   for (let index = 0; index < options.count; index++) {
     const user = index % 7 === 0 ? 'alice' : index % 11 === 0 ? 'bob' : pick(DEMO_RESEARCHERS);
-    const isGpu = random() < 0.2;
-    const allocCpus = pick([1, 2, 4, 8, 16, 32]);
-    const allocNodes = allocCpus >= 32 && random() < 0.5 ? 2 : 1;
-    const allocGpus = isGpu ? pick([1, 2, 4]) : 0;
-    const timelimitMin = pick([30, 60, 240, 720, 1440]);
-    const roll = random();
-    const state: DemoJob['state'] =
-      roll < 0.8
-        ? 'COMPLETED'
-        : roll < 0.9
-          ? 'FAILED'
-          : roll < 0.96
-            ? 'CANCELLED'
-            : roll < 0.99
-              ? 'TIMEOUT'
-              : 'OUT_OF_MEMORY';
-    const elapsedSec =
-      state === 'TIMEOUT' ? timelimitMin * 60 : Math.max(5, Math.floor(random() * random() * timelimitMin * 60));
-    const end = new Date(options.now.getTime() - Math.floor(random() * spanMs));
-    end.setUTCMilliseconds(0);
-    const start = new Date(end.getTime() - elapsedSec * 1000);
-    const submit = new Date(start.getTime() - Math.floor(random() * 3600) * 1000);
-    const efficiency = 0.3 + random() * 0.7;
-    const allocMemMb = allocCpus * pick([1024, 2048, 4096]);
-    const batchCpu = Math.min(elapsedSec, 2 + random() * 10);
-    const steps: DemoStep[] = [
-      {
-        stepId: 'batch',
-        name: 'batch',
-        elapsedSec,
-        totalCpuSec: round3(batchCpu),
-        aveRssKb: 4000 + Math.floor(random() * 20_000),
-        maxRssKb: 0,
-      },
-      { stepId: 'extern', name: 'extern', elapsedSec, totalCpuSec: 0, aveRssKb: 0, maxRssKb: 0 },
-    ];
-    const srunSteps = random() < 0.6 ? 1 + Math.floor(random() * 3) : 0;
-    let offset = 0;
-    for (let step = 0; step < srunSteps; step++) {
-      const stepElapsed = Math.max(1, Math.floor((elapsedSec - offset) / (srunSteps - step)));
-      offset += stepElapsed;
-      const rssKb = Math.floor(allocMemMb * 1024 * (0.1 + random() * 0.8));
-      steps.push({
-        stepId: String(step),
-        name: pick(['python', 'mpirun', 'bash', 'julia']),
-        elapsedSec: stepElapsed,
-        totalCpuSec: round3(stepElapsed * allocCpus * efficiency),
-        aveRssKb: rssKb,
-        maxRssKb: Math.floor(rssKb * (1 + random() * 0.3)),
-      });
-    }
-    for (const step of steps) step.maxRssKb = Math.max(step.maxRssKb, step.aveRssKb);
-    jobs.push({
-      jobId: 1000 + index,
-      user,
-      account: user === 'alice' ? 'physics' : user === 'bob' ? 'chemistry' : pick(ACCOUNTS),
-      partition: isGpu ? 'gpu' : pick(['compute', 'compute', 'long']),
-      qos: pick(['normal', 'normal', 'high']),
-      name: pick(JOB_NAMES),
-      state,
-      exitCode: state === 'COMPLETED' ? '0:0' : state === 'FAILED' ? '1:0' : state === 'CANCELLED' ? '0:15' : '0:0',
-      submit,
-      start,
-      end,
-      elapsedSec,
-      allocCpus,
-      allocMemMb,
-      allocGpus,
-      allocNodes,
-      nodeList:
-        allocNodes === 2
-          ? 'cn[01-02]'
-          : isGpu
-            ? `gpu0${1 + Math.floor(random() * 4)}`
-            : `cn0${1 + Math.floor(random() * 8)}`,
-      timelimitMin,
-      steps,
-    });
+    jobs.push(
+      generateJob(random, {
+        jobId: 1000 + index,
+        user,
+        accountOf: (name, pickFrom) =>
+          name === 'alice' ? 'physics' : name === 'bob' ? 'chemistry' : pickFrom(JOB_ACCOUNTS),
+        now: options.now,
+        spanMs,
+      }),
+    );
   }
   return jobs.sort((a, b) => a.end.getTime() - b.end.getTime());
+}
+
+/** The sums a slurm_jobs row stores besides the steps: used CPU, memory GB-hours, peak RSS, TRES text. */
+export function summarizeJob(job: DemoJob): {
+  totalCpuSec: number;
+  stepMemGbHours: number;
+  maxRssBytes: number;
+  tres: string;
+} {
+  let totalCpuSec = 0;
+  let stepMemGbHours = 0;
+  let maxRssKb = 0;
+  for (const step of job.steps) {
+    totalCpuSec += step.totalCpuSec;
+    stepMemGbHours += (step.aveRssKb / 1024 / 1024) * (step.elapsedSec / 3600);
+    maxRssKb = Math.max(maxRssKb, step.maxRssKb);
+  }
+  const gres = job.allocGpus > 0 ? `,gres/gpu=${job.allocGpus}` : '';
+  const tres = `billing=${job.allocCpus},cpu=${job.allocCpus}${gres},mem=${job.allocMemMb}M,node=${job.allocNodes}`;
+  return { totalCpuSec, stepMemGbHours, maxRssBytes: maxRssKb * 1024, tres };
 }
 
 function round3(value: number): number {

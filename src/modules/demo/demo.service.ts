@@ -17,7 +17,8 @@ export const DEMO_LOGINS = [
   { username: 'bob', password: 'bob', role: 'user' as const },
 ];
 
-const DEMO_TIERS: demoRepository.DemoTier[] = [
+/** The three pricing tiers of the demo: university members (default), government, private. */
+export const DEMO_TIERS: demoRepository.DemoTier[] = [
   { name: 'mu', description: 'University members', isDefault: true, rates: { cpu: '0.50', gpu: '12.00', mem: '0.05' } },
   {
     name: 'gov',

@@ -1,0 +1,93 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { request } from 'undici';
+import { findFreePort } from '../../src/db/embedded-postgres.js';
+
+export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..');
+
+export interface AppServer {
+  baseUrl: string;
+  pid: number;
+  /** SIGTERM, then SIGKILL after 15 s; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export interface AppServerOptions {
+  databaseUrl: string;
+  webConcurrency: number;
+  webhookSecret: string;
+  /** Extra variables (`--server-env KEY=VALUE`), e.g. what a new feature requires. */
+  extraEnv?: Record<string, string>;
+  readyTimeoutMs?: number;
+}
+
+async function isReady(baseUrl: string): Promise<boolean> {
+  try {
+    const response = await request(`${baseUrl}/readyz`, { headersTimeout: 2000, bodyTimeout: 2000 });
+    await response.body.dump();
+    return response.statusCode === 200;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts the app as production runs it (APP_ENV=production, one worker per core,
+ * LOG_LEVEL=warn) on a free loopback port and waits until /readyz answers 200.
+ * TRUST_PROXY=loopback lets the harness say it is behind TLS (X-Forwarded-Proto), so
+ * the Secure session cookie is issued as it is behind the real proxy.
+ */
+export async function startAppServer(options: AppServerOptions): Promise<AppServer> {
+  const port = await findFreePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: PROJECT_ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      APP_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATABASE_URL: options.databaseUrl,
+      SESSION_SECRET: randomBytes(32).toString('hex'),
+      WEB_CONCURRENCY: String(options.webConcurrency),
+      LOG_LEVEL: 'warn',
+      TRUST_PROXY: 'loopback',
+      PAYMENT_WEBHOOK_SECRET: options.webhookSecret,
+      ...options.extraEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      exitCode = code;
+      resolve(code);
+    }),
+  );
+  const stop = async () => {
+    if (exitCode !== undefined) return exitCode;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  };
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 90_000);
+  while (!(await isReady(baseUrl))) {
+    if (exitCode !== undefined) throw new Error(`the app exited with ${exitCode} before it was ready:\n${output}`);
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the app was not ready within ${options.readyTimeoutMs ?? 90_000} ms:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return { baseUrl, pid: child.pid as number, stop };
+}

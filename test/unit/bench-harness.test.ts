@@ -1,0 +1,258 @@
+import { describe, expect, it } from 'vitest';
+import { benchUserFor, benchUsername } from '../../bench/lib/bench-users.js';
+import { parseServerEnv, parseThinkMs } from '../../bench/lib/cli-options.js';
+import { CookieJar } from '../../bench/lib/cookie-jar.js';
+import { toCopyField, toCopyLine } from '../../bench/lib/copy-text.js';
+import { readCsrfToken } from '../../bench/lib/html-token.js';
+import { describeStatus } from '../../bench/lib/http-session.js';
+import { LatencyRecorder, nearestRankPercentile } from '../../bench/lib/latency-recorder.js';
+import { assertLoopbackUrl, isLoopbackHost, NotLoopbackError } from '../../bench/lib/loopback-guard.js';
+import { findListeningInode, parseProcStat, parseVmRssBytes } from '../../bench/lib/proc-sampler.js';
+import { computeRssGrowthPercent } from '../../bench/lib/rss-growth.js';
+import { pickTwoWeekWindow } from '../../bench/lib/scenarios.js';
+import { buildSignedDummyEvent, signDummyWebhook } from '../../bench/lib/webhook-signature.js';
+
+describe('percentiles', () => {
+  const oneToHundred = Array.from({ length: 100 }, (_, index) => index + 1);
+  it.each([
+    [50, 50],
+    [95, 95],
+    [99, 99],
+    [100, 100],
+    [0, 1],
+  ])('p%i of 1..100 is %i (nearest rank)', (p, value) => {
+    expect(nearestRankPercentile(oneToHundred, p)).toBe(value);
+  });
+
+  it.each([
+    [[7], 50, 7],
+    [[1, 2, 3, 4], 50, 2],
+    [[1, 2, 3, 4], 51, 3],
+    [[10, 20], 99, 20],
+    [[], 95, 0],
+  ])('p of %j at %i is %i', (values, p, expected) => {
+    expect(nearestRankPercentile(values, p)).toBe(expected);
+  });
+
+  it('summarizes unsorted samples exactly, with max and mean', () => {
+    const recorder = new LatencyRecorder();
+    for (const value of [5, 1, 4, 2, 3]) recorder.record(value);
+    expect(recorder.summarize()).toEqual({ count: 5, p50: 3, p95: 5, p99: 5, max: 5, mean: 3 });
+  });
+
+  it('stays within its capacity past it, keeping count and max exact', () => {
+    const recorder = new LatencyRecorder(1000);
+    for (let index = 1; index <= 100_000; index++) recorder.record(index % 1000);
+    recorder.record(5000);
+    const summary = recorder.summarize();
+    expect(summary.count).toBe(100_001);
+    expect(summary.max).toBe(5000);
+    // The reservoir is a uniform sample: its median lands near the true one (~500).
+    expect(summary.p50).toBeGreaterThan(400);
+    expect(summary.p50).toBeLessThan(600);
+  });
+});
+
+describe('cookie jar', () => {
+  it('keeps the session cookie despite Secure and sends it back', () => {
+    const jar = new CookieJar();
+    jar.storeFrom([
+      'hb.sid=s%3Aabc.def; Path=/; Expires=Wed, 01 Jan 2099 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax',
+    ]);
+    expect(jar.get('hb.sid')).toBe('s%3Aabc.def');
+    expect(jar.header()).toBe('hb.sid=s%3Aabc.def');
+  });
+
+  it('replaces a cookie of the same name and joins several', () => {
+    const jar = new CookieJar();
+    jar.storeFrom('hb.sid=one; Path=/');
+    jar.storeFrom(['hb.sid=two; Path=/', 'theme=dark']);
+    expect(jar.header()).toBe('hb.sid=two; theme=dark');
+  });
+
+  it.each([['hb.sid=; Max-Age=0'], ['hb.sid=gone; Expires=Thu, 01 Jan 1970 00:00:00 GMT']])(
+    'drops a cookie the server expires: %s',
+    (line) => {
+      const jar = new CookieJar();
+      jar.storeFrom('hb.sid=abc');
+      jar.storeFrom(line);
+      expect(jar.get('hb.sid')).toBeUndefined();
+      expect(jar.header()).toBeUndefined();
+    },
+  );
+
+  it('ignores a malformed Set-Cookie and no header at all', () => {
+    const jar = new CookieJar();
+    jar.storeFrom(['novalue', '=nameless']);
+    jar.storeFrom(undefined);
+    expect(jar.header()).toBeUndefined();
+  });
+});
+
+describe('loopback guard', () => {
+  it.each([
+    'http://127.0.0.1:8000',
+    'http://127.1.2.3/',
+    'http://localhost:3000',
+    'https://LOCALHOST',
+    'http://[::1]:8000',
+    'http://[::ffff:127.0.0.1]:80',
+  ])('accepts %s', (url) => {
+    expect(assertLoopbackUrl(url).href).toContain(new URL(url).host);
+  });
+
+  it.each([
+    ['http://10.0.0.5:8000', '10.0.0.5 is not a loopback address'],
+    ['http://example.org', 'example.org is not a loopback address'],
+    ['http://128.0.0.1', 'is not a loopback address'],
+    ['http://localhost.example.org', 'is not a loopback address'],
+    ['http://[2001:db8::1]', 'is not a loopback address'],
+    ['ftp://127.0.0.1', 'not http or https'],
+    ['not a url', 'not a URL'],
+  ])('refuses %s with a clear error', (url, reason) => {
+    expect(() => assertLoopbackUrl(url)).toThrow(NotLoopbackError);
+    expect(() => assertLoopbackUrl(url)).toThrow(reason);
+  });
+
+  it('reads hosts without brackets too', () => {
+    expect(isLoopbackHost('::1')).toBe(true);
+    expect(isLoopbackHost('0.0.0.0')).toBe(false);
+  });
+});
+
+describe('dummy webhook signature', () => {
+  it('is the lowercase hex HMAC-SHA256 of the raw body (RFC 4231 test case 2)', () => {
+    expect(signDummyWebhook('what do ya want for nothing?', 'Jefe')).toBe(
+      '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
+    );
+  });
+
+  it('signs exactly the body it sends', () => {
+    const { body, signature } = buildSignedDummyEvent(
+      {
+        event_id: 'evt_1',
+        event_type: 'payment.succeeded',
+        external_payment_id: 'pay_1',
+        amount_cents: 1250,
+        currency: 'THB',
+      },
+      'secret',
+    );
+    expect(JSON.parse(body)).toEqual({
+      event_id: 'evt_1',
+      event_type: 'payment.succeeded',
+      external_payment_id: 'pay_1',
+      amount_cents: 1250,
+      currency: 'THB',
+    });
+    expect(signature).toBe(signDummyWebhook(body, 'secret'));
+    expect(signature).toMatch(/^[0-9a-f]{64}$/);
+    expect(signDummyWebhook(`${body} `, 'secret')).not.toBe(signature);
+  });
+});
+
+describe('pages and requests', () => {
+  it('reads the csrf_token hidden field as the app renders it', () => {
+    const html =
+      '<form method="post"><input type="hidden" name="csrf_token" value="Zx9-_a1"><input name="username"></form>';
+    expect(readCsrfToken(html)).toBe('Zx9-_a1');
+    expect(readCsrfToken('<input value="v2" name="csrf_token" type="hidden">')).toBe('v2');
+    expect(readCsrfToken('<p>no form</p>')).toBeUndefined();
+  });
+
+  it('says a 404 means the route is missing from the build', () => {
+    expect(describeStatus('GET /formula', 404)).toBe(
+      'GET /formula: 404 Not Found: the route does not exist on this build',
+    );
+    expect(describeStatus('GET /me', 500)).toBe('GET /me: unexpected HTTP 500');
+  });
+
+  it('picks a 14-day window inside the last year', () => {
+    const now = new Date('2026-11-23T12:00:00Z');
+    let seed = 0;
+    const random = () => (seed++ % 10) / 10;
+    for (let draw = 0; draw < 20; draw++) {
+      const { start, end } = pickTwoWeekWindow(now, random);
+      const days = (Date.parse(end) - Date.parse(start)) / 86_400_000;
+      expect(days).toBe(13);
+      expect(Date.parse(start)).toBeGreaterThanOrEqual(now.getTime() - 366 * 86_400_000);
+      expect(Date.parse(end)).toBeLessThanOrEqual(now.getTime());
+    }
+  });
+
+  it('gives concurrent virtual users different bench users', () => {
+    expect(benchUsername(7)).toBe('bench007');
+    expect(benchUsername(1000)).toBe('bench1000');
+    const inUse = new Set(Array.from({ length: 20 }, (_, vu) => benchUserFor(vu, 3, 20, 500)));
+    expect(inUse.size).toBe(20);
+    expect(benchUserFor(0, 25, 20, 500)).toBe('bench001');
+  });
+});
+
+describe('command line', () => {
+  it.each([
+    ['0', [0, 0]],
+    ['1000', [0, 1000]],
+    ['200-1000', [200, 1000]],
+  ])('--think-ms %s is %j', (text, range) => {
+    expect(parseThinkMs(text)).toEqual(range);
+  });
+
+  it.each(['-5', '1000-200', 'abc', '1.5'])('refuses --think-ms %s', (text) => {
+    expect(() => parseThinkMs(text)).toThrow('--think-ms');
+  });
+
+  it('reads --server-env pairs and refuses one without =', () => {
+    expect(parseServerEnv(['A=1', 'B=x=y'])).toEqual({ A: '1', B: 'x=y' });
+    expect(() => parseServerEnv(['NOVALUE'])).toThrow('KEY=VALUE');
+  });
+});
+
+describe('/proc parsing', () => {
+  it('reads ppid and CPU ticks even when the command name has spaces and parentheses', () => {
+    const stat = '4242 (node (worker) x) S 4200 4242 4200 0 -1 4194560 100 0 0 0 150 25 0 0 20 0 11 0 1000 123 456';
+    expect(parseProcStat(stat)).toEqual({ ppid: 4200, cpuTicks: 175 });
+  });
+
+  it('reads VmRSS in bytes', () => {
+    expect(parseVmRssBytes('Name:\tnode\nVmPeak:\t  999 kB\nVmRSS:\t  123456 kB\n')).toBe(123_456 * 1024);
+    expect(parseVmRssBytes('Name:\tzombie\n')).toBe(0);
+  });
+
+  it('finds the inode of the socket listening on a port', () => {
+    const table = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 55555 1 0',
+      '   1: 0100007F:1F40 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 66666 1 0',
+    ].join('\n');
+    expect(findListeningInode(table, 8000)).toBe('55555');
+    expect(findListeningInode(table, 8001)).toBeUndefined();
+  });
+
+  it('measures soak growth from the end of the warm-up', () => {
+    const timeline = [
+      { atSec: 0, totalMb: 100 },
+      { atSec: 60, totalMb: 200 },
+      { atSec: 600, totalMb: 210 },
+    ];
+    expect(computeRssGrowthPercent(timeline, 60)).toBe(5);
+    expect(computeRssGrowthPercent(timeline.slice(0, 1), 0)).toBe(0);
+  });
+});
+
+describe('COPY text format', () => {
+  it.each([
+    [null, '\\N'],
+    [true, 't'],
+    [false, 'f'],
+    [12.5, '12.5'],
+    ['a\tb\nc\\d\re', 'a\\tb\\nc\\\\d\\re'],
+    [new Date('2026-01-02T03:04:05.000Z'), '2026-01-02T03:04:05.000Z'],
+  ])('writes %j as %s', (value, text) => {
+    expect(toCopyField(value)).toBe(text);
+  });
+
+  it('joins a row with tabs and ends it with a newline', () => {
+    expect(toCopyLine(['a', null, 3])).toBe('a\t\\N\t3\n');
+  });
+});
