@@ -87,11 +87,68 @@ export function jobRow(spec: JobSpec): Prisma.SlurmJobCreateManyInput {
   };
 }
 
-/** Inserts jobs (in batches) and returns their Slurm job ids. */
-export async function buildJobs(db: Database, specs: JobSpec[]): Promise<string[]> {
+const JOB_COLUMNS = [
+  'cluster',
+  'job_id',
+  'job_key',
+  'name',
+  'user',
+  'account',
+  'partition',
+  'state',
+  'is_terminal',
+  'start_at',
+  'end_at',
+  'elapsed_sec',
+  'alloc_cpus',
+  'alloc_mem_mb',
+  'alloc_gpus',
+  'req_gpus',
+  'cpu_time_sec',
+  'total_cpu_sec',
+  'step_mem_gb_hours',
+  'source',
+] as const;
+
+function toColumns(row: Prisma.SlurmJobCreateManyInput): Record<(typeof JOB_COLUMNS)[number], unknown> {
+  const text = (value: unknown) => (value === null || value === undefined ? null : String(value));
+  return {
+    cluster: row.cluster,
+    job_id: row.jobId,
+    job_key: row.jobKey,
+    name: row.name,
+    user: row.user,
+    account: row.account,
+    partition: row.partition,
+    state: row.state,
+    is_terminal: row.isTerminal,
+    start_at: row.startAt ? new Date(row.startAt).toISOString() : null,
+    end_at: row.endAt ? new Date(row.endAt).toISOString() : null,
+    elapsed_sec: row.elapsedSec,
+    alloc_cpus: row.allocCpus,
+    alloc_mem_mb: text(row.allocMemMb),
+    alloc_gpus: row.allocGpus,
+    req_gpus: row.reqGpus,
+    cpu_time_sec: text(row.cpuTimeSec),
+    total_cpu_sec: text(row.totalCpuSec),
+    step_mem_gb_hours: text(row.stepMemGbHours),
+    source: row.source,
+  };
+}
+
+/**
+ * Inserts jobs and returns their Slurm job ids. One json_populate_recordset INSERT per
+ * 10,000 rows: Prisma's createMany through the adapter takes about 1 ms a job.
+ */
+export async function buildJobs(db: Pick<Database, 'pool'>, specs: JobSpec[]): Promise<string[]> {
   const rows = specs.map(jobRow);
-  for (let index = 0; index < rows.length; index += 2000) {
-    await db.prisma.slurmJob.createMany({ data: rows.slice(index, index + 2000) });
+  const columns = JOB_COLUMNS.map((column) => `"${column}"`).join(', ');
+  for (let index = 0; index < rows.length; index += 10_000) {
+    const batch = rows.slice(index, index + 10_000).map(toColumns);
+    await db.pool.query(
+      `INSERT INTO slurm_jobs (${columns}) SELECT ${columns} FROM json_populate_recordset(null::slurm_jobs, $1)`,
+      [JSON.stringify(batch)],
+    );
   }
   return rows.map((row) => row.jobId);
 }

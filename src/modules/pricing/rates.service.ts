@@ -8,6 +8,15 @@ import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.
 import type { TSetOverride, TSetRates } from './pricing.schema.js';
 import * as ratesRepository from './rates.repository.js';
 
+/** One user's rates as the usage queries bind them. */
+export interface RateTableRow {
+  username: string;
+  tier: string;
+  cpu: Prisma.Decimal;
+  gpu: Prisma.Decimal;
+  mem: Prisma.Decimal;
+}
+
 /** A tier as the cache holds it: the rate in force now, and the whole history for the admin page. */
 export interface TierView {
   id: number;
@@ -177,6 +186,19 @@ export function createRatesService(deps: RatesServiceDeps) {
     return new Map(usernames.map((username) => [username, tierOf(snapshot, username, overrides.get(username))]));
   }
 
+  /** Per-user rates for SQL estimates: the given users, or every known user when omitted. */
+  async function getRateTable(usernames?: string[]): Promise<RateTableRow[]> {
+    const names = usernames ?? (await ratesRepository.listKnownUsernames(db));
+    const tiers = await getUserTiers(names);
+    return [...tiers].map(([username, tier]) => ({
+      username,
+      tier: tier.tier,
+      cpu: tier.rates.cpu,
+      gpu: tier.rates.gpu,
+      mem: tier.rates.mem,
+    }));
+  }
+
   /**
    * The tier and rates a receipt locks in, read inside its transaction from the
    * database rather than the cache, so a receipt never uses rates a second stale.
@@ -290,6 +312,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     getFormula,
     getUserTier,
     getUserTiers,
+    getRateTable,
     getUserTierForBilling,
     setRates,
     listUserTiers,
