@@ -54,10 +54,3 @@ const ZUsername = z
 /** The tier overrides form: choosing the natural tier removes the override. */
 export const ZSetOverride = z.object({ username: ZUsername, tier: ZTierName });
 export type TSetOverride = z.infer<typeof ZSetOverride>;
-
-/** "cpu: must be 0 or more" for the first problem of a failed parse, naming the field. */
-export function describeFirstIssue(error: z.ZodError): { field: string; message: string } {
-  const issue = error.issues[0];
-  const field = issue?.path.join('.') || 'body';
-  return { field, message: `${field}: ${issue?.message ?? 'is invalid'}` };
-}

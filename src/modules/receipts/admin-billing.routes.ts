@@ -1,0 +1,109 @@
+import express from 'express';
+import { sendCsv } from '../../http/csv-response.js';
+import { actorOf, type Guards, parseInput } from '../../http/route-helpers.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { linkTo } from '../usage/usage.routes.js';
+import { ZWindowQuery } from '../usage/usage.schema.js';
+import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
+import {
+  PAYMENT_METHODS,
+  ZCreateReceipt,
+  ZMarkPaid,
+  ZReceiptFilter,
+  ZReceiptId,
+  ZVoidReceipt,
+} from './receipts.schema.js';
+import type { ReceiptsService } from './receipts.service.js';
+
+/** Admin billing: receipts across users, mark paid, void, month-end run, paid CSV. */
+export function adminBillingRoutes(deps: {
+  receipts: ReceiptsService;
+  usage: UsageService;
+  metrics: Pick<Metrics, 'csvDownloads'>;
+  guards: Guards;
+}) {
+  const { receipts, usage, metrics, guards } = deps;
+  const router = express.Router();
+
+  router.get('/admin/receipts', guards.requireAdmin, async (req, res) => {
+    const filter = parseInput(ZReceiptFilter, req.query);
+    const result = await receipts.listForAdmin(filter);
+    const raw = req.query as Record<string, string | undefined>;
+    const monthEnd = raw.month_end_count
+      ? { count: raw.month_end_count, totals: raw.month_end_totals ?? '', before: raw.month_end_before ?? '' }
+      : undefined;
+    res.render('admin/billing', {
+      title: 'Billing',
+      result,
+      filter,
+      monthEnd,
+      link: (changes: Record<string, unknown>) =>
+        linkTo(
+          '/admin/receipts',
+          { status: filter.status, user: filter.user, start: filter.start, end: filter.end },
+          changes,
+        ),
+    });
+  });
+
+  router.get('/admin/receipts/:id', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZReceiptId, req.params.id);
+    const { receipt, items } = await receipts.getById(id);
+    res.render('receipts/show', {
+      title: `Receipt #${receipt.id}`,
+      receipt,
+      items,
+      isAdminView: true,
+      paymentMethods: PAYMENT_METHODS,
+    });
+  });
+
+  router.post('/admin/receipts/:id/paid', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZReceiptId, req.params.id);
+    const input = parseInput(ZMarkPaid, req.body);
+    const result = await receipts.markPaid(actorOf(req), id, input);
+    if (req.is('application/json')) res.json({ ok: true, receipt: result });
+    else res.redirect(303, `/admin/receipts/${id}`);
+  });
+
+  router.post('/admin/receipts/:id/void', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZReceiptId, req.params.id);
+    const input = parseInput(ZVoidReceipt, req.body);
+    const result = await receipts.voidReceipt(actorOf(req), id, input);
+    if (req.is('application/json')) res.json({ ok: true, receipt: result });
+    else res.redirect(303, `/admin/receipts/${id}`);
+  });
+
+  router.post('/admin/month-end', guards.requireAdmin, async (req, res) => {
+    const input = parseInput(ZCreateReceipt, req.body);
+    const result = await receipts.runMonthEnd(actorOf(req), input.before);
+    const totals = result.totals.map((total) => `${total.total.toFixed()} ${total.currency}`).join(', ') || '0';
+    if (req.is('application/json')) {
+      res.json({
+        ok: true,
+        before: result.before,
+        receiptCount: result.receiptCount,
+        totals: result.totals.map((total) => ({ currency: total.currency, total: total.total.toFixed() })),
+        skipped: result.skipped,
+      });
+      return;
+    }
+    res.redirect(
+      303,
+      linkTo(
+        '/admin/receipts',
+        {},
+        { month_end_count: result.receiptCount, month_end_totals: totals, month_end_before: result.before },
+      ),
+    );
+  });
+
+  router.get('/admin/paid.csv', guards.requireAdmin, async (req, res) => {
+    const query = parseInput(ZWindowQuery, req.query);
+    const { window, rows } = await usage.streamPaidCsv(query);
+    metrics.csvDownloads.inc({ kind: 'admin_paid' });
+    await sendCsv(res, `paid-${window.start}-${window.end}.csv`, PAID_CSV_COLUMNS, rows);
+  });
+
+  return router;
+}
