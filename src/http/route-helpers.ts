@@ -1,31 +1,11 @@
-import type { Request, RequestHandler } from 'express';
+import type { Request } from 'express';
 import type { z } from 'zod';
-import type { Actor } from '../shared/audit-port.js';
 import { BadRequestError, UnauthorizedError } from '../shared/errors.js';
 
-/** The signed-in user as the auth module puts it on the request. */
-export interface SessionUser {
-  id: number;
-  username: string;
-  role: 'admin' | 'user';
-}
-
-/** The auth module's middlewares; passed in so these routes do not depend on how sign-in works. */
-export interface Guards {
-  requireUser: RequestHandler;
-  requireAdmin: RequestHandler;
-}
-
 /** The signed-in user; the guard ran before, so a missing one is a 401, not a crash. */
-export function sessionUserOf(req: Request): SessionUser {
-  const user = (req as Request & { user?: Partial<SessionUser> }).user;
-  if (!user || typeof user.username !== 'string') throw new UnauthorizedError();
-  return user as SessionUser;
-}
-
-/** Who is acting, for the audit log. */
-export function actorOf(req: Request): Actor {
-  return { username: sessionUserOf(req).username, ip: req.ip, userAgent: req.get('user-agent')?.slice(0, 512) };
+export function sessionUserOf(req: Request): Express.User {
+  if (!req.user) throw new UnauthorizedError();
+  return req.user;
 }
 
 /** Parses input with a zod schema; the first problem becomes a 400 naming the field. */

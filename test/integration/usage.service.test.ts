@@ -7,9 +7,12 @@ import { createReceiptsService } from '../../src/modules/receipts/receipts.servi
 import { findJobsPage } from '../../src/modules/usage/usage.repository.js';
 import { createUsageService } from '../../src/modules/usage/usage.service.js';
 import { BadRequestError } from '../../src/shared/errors.js';
-import { buildJobs, buildTiers, type JobSpec, recordingAudit } from '../support/billing-factories.js';
+import { buildJobs, buildTiers, type JobSpec } from '../support/billing-factories.js';
 import { buildTestConfig } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+const as = (username: string) => ({ actor: username, ip: '127.0.0.1', userAgent: 'test' });
+const ADMIN = as('admin');
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -23,10 +26,9 @@ const NOW = new Date('2025-09-20T05:00:00Z');
 
 function buildServices(env: Record<string, string> = {}) {
   const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok', ...env });
-  const appendAudit = recordingAudit();
   const now = () => NOW;
-  const rates = createRatesService({ db, config, appendAudit, now });
-  const receipts = createReceiptsService({ db, config, rates, metrics: createMetrics(), appendAudit, now });
+  const rates = createRatesService({ db, config, now });
+  const receipts = createReceiptsService({ db, config, rates, metrics: createMetrics(), now });
   const usage = createUsageService({ db, config, rates, now });
   return { rates, receipts, usage };
 }
@@ -122,7 +124,7 @@ describe('usage of one user', () => {
       { user: 'alice', end: '2025-09-13T17:00:00Z', totalCpuSec: '3600', allocMemMb: 0 },
       { user: 'alice', end: '2025-09-12T10:00:00Z' },
     ]);
-    await receipts.createForUser({ username: 'alice' }, '2025-09-13');
+    await receipts.createForUser({ username: 'alice' }, '2025-09-13', as('alice'));
     await buildJobs(db, [{ user: 'bob', end: '2025-09-15T00:00:00Z' }]);
 
     const page = await usage.getUserUsage('alice', { view: 'detail', sort: 'end', dir: 'desc', page: 1 });
@@ -199,7 +201,7 @@ describe('usage of one user', () => {
       { user: 'alice', end: '2025-09-15T00:00:00Z' },
       { user: 'alice', end: '2025-09-19T00:00:00Z' },
     ]);
-    const receipt = await receipts.createForUser({ username: 'alice' }, '2025-09-15');
+    const receipt = await receipts.createForUser({ username: 'alice' }, '2025-09-15', as('alice'));
     const page = await usage.getUserUsage('alice', { view: 'billed', sort: 'end', dir: 'desc', page: 1 });
     if (page.view !== 'billed') throw new Error('expected the billed view');
     expect(page.rows.map((row) => [row.receiptId, row.jobId])).toEqual([[receipt.id, jobId]]);

@@ -1,6 +1,5 @@
 import { Prisma } from '@prisma/client';
 import type { Database } from '../../src/db/database.js';
-import type { AppendAudit, AuditEntry } from '../../src/shared/audit-port.js';
 
 /** The demo's three tiers with one rate each, effective long ago. */
 export async function buildTiers(
@@ -151,16 +150,4 @@ export async function buildJobs(db: Pick<Database, 'pool'>, specs: JobSpec[]): P
     );
   }
   return rows.map((row) => row.jobId);
-}
-
-/** An audit appender that keeps entries in memory (and checks it runs inside a transaction). */
-export function recordingAudit(): AppendAudit & { entries: AuditEntry[] } {
-  const entries: AuditEntry[] = [];
-  const append = (async (tx: Prisma.TransactionClient, entry: AuditEntry) => {
-    // A real write through the caller's transaction client, so a call outside one fails loudly.
-    await tx.$queryRaw`SELECT 1`;
-    entries.push(entry);
-  }) as AppendAudit & { entries: AuditEntry[] };
-  append.entries = entries;
-  return append;
 }

@@ -1,7 +1,9 @@
 import express, { type Request } from 'express';
+import { auditContextOf } from '../../http/audit-context.js';
 import { wantsHtml } from '../../http/error-handler.js';
-import { actorOf, type Guards, parseInput } from '../../http/route-helpers.js';
+import { parseInput } from '../../http/route-helpers.js';
 import { AppError } from '../../shared/errors.js';
+import type { Guards } from '../auth/auth.guards.js';
 import { ZFormulaQuery, ZSetOverride, ZSetRates } from './pricing.schema.js';
 import type { RatesService } from './rates.service.js';
 
@@ -43,7 +45,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
 
   router.post('/formula', guards.requireAdmin, async (req, res) => {
     const input = parseInput(ZSetRates, req.body);
-    const updated = await rates.setRates(actorOf(req), input);
+    const updated = await rates.setRates(auditContextOf(req), input);
     res.json({ ok: true, updated });
   });
 
@@ -59,7 +61,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
   router.post('/admin/rates', guards.requireAdmin, async (req, res) => {
     try {
       const input = parseInput(ZSetRates, req.body);
-      await rates.setRates(actorOf(req), input);
+      await rates.setRates(auditContextOf(req), input);
       res.redirect(303, `/admin/rates?updated=${encodeURIComponent(input.type)}`);
     } catch (error) {
       // A form gets its page back with the problem on it; API clients get JSON from the error handler.
@@ -81,7 +83,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
   router.post('/admin/tiers', guards.requireAdmin, async (req, res) => {
     try {
       const input = parseInput(ZSetOverride, req.body);
-      await rates.setOverride(actorOf(req), input);
+      await rates.setOverride(auditContextOf(req), input);
       res.redirect(
         303,
         `/admin/tiers?updated=${encodeURIComponent(input.username)}#user-${encodeURIComponent(input.username)}`,

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
-import { type Actor, type AppendAudit, auditEntry } from '../../shared/audit-port.js';
 import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
+import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.js';
 import type { TSetOverride, TSetRates } from './pricing.schema.js';
 import * as ratesRepository from './rates.repository.js';
@@ -50,7 +50,6 @@ export interface UserTier extends EffectiveTier {
 export interface RatesServiceDeps {
   db: Database;
   config: Pick<AppConfig, 'currency' | 'pricing'>;
-  appendAudit: AppendAudit;
   now?: () => Date;
 }
 
@@ -108,7 +107,7 @@ function buildSnapshot(tiers: ratesRepository.TierWithRates[], nowMs: number): R
  * hold a dedicated connection per worker for a table that changes a few times a year.
  */
 export function createRatesService(deps: RatesServiceDeps) {
-  const { config, appendAudit } = deps;
+  const { config } = deps;
   const db = deps.db.prisma;
   const now = deps.now ?? (() => new Date());
   let cached: { snapshot: RatesSnapshot; version: string; checkedAtMs: number } | undefined;
@@ -209,7 +208,7 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /** Sets new rates for a tier from now on (a new row; history is kept); audited in the same transaction. */
-  async function setRates(actor: Actor, input: TSetRates) {
+  async function setRates(actor: AuditContext, input: TSetRates) {
     const effectiveFrom = now();
     try {
       const result = await db.$transaction(async (tx) => {
@@ -223,7 +222,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           mem: input.mem,
           currency: config.currency,
           effectiveFrom,
-          createdBy: actor.username,
+          createdBy: actor.actor,
         });
         const updated = {
           type: input.type,
@@ -233,21 +232,19 @@ export function createRatesService(deps: RatesServiceDeps) {
           currency: config.currency,
           effectiveFrom: effectiveFrom.toISOString(),
         };
-        await appendAudit(
-          tx,
-          auditEntry(actor, {
-            action: 'pricing.rates.set',
-            target: `tier:${input.type}`,
-            status: 'ok',
-            details: {
-              rateId: rate.id,
-              previous: previous
-                ? { cpu: previous.cpu.toFixed(), gpu: previous.gpu.toFixed(), mem: previous.mem.toFixed() }
-                : null,
-              next: { cpu: input.cpu.toFixed(), gpu: input.gpu.toFixed(), mem: input.mem.toFixed() },
-            },
-          }),
-        );
+        await appendAudit(tx, {
+          ...actor,
+          action: 'pricing.rates.set',
+          target: `tier:${input.type}`,
+          status: 'ok',
+          details: {
+            rateId: rate.id,
+            previous: previous
+              ? { cpu: previous.cpu.toFixed(), gpu: previous.gpu.toFixed(), mem: previous.mem.toFixed() }
+              : null,
+            next: { cpu: input.cpu.toFixed(), gpu: input.gpu.toFixed(), mem: input.mem.toFixed() },
+          },
+        });
         return updated;
       });
       return result;
@@ -275,7 +272,7 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /** Moves a user to a tier; choosing the natural tier removes the override. Audited. */
-  async function setOverride(actor: Actor, input: TSetOverride) {
+  async function setOverride(actor: AuditContext, input: TSetOverride) {
     const snapshot = await getSnapshot();
     const tier = snapshot.tiers.get(input.tier);
     if (!tier || !snapshot.knownTiers.has(input.tier)) {
@@ -292,17 +289,15 @@ export function createRatesService(deps: RatesServiceDeps) {
         : await ratesRepository.upsertOverride(tx, {
             username: input.username,
             tierId: tier.id,
-            createdBy: actor.username,
+            createdBy: actor.actor,
           });
-      await appendAudit(
-        tx,
-        auditEntry(actor, {
-          action: isRemoval ? 'pricing.override.remove' : 'pricing.override.set',
-          target: `user:${input.username}`,
-          status: 'ok',
-          details: { previous: previous ?? null, next: isRemoval ? null : input.tier, naturalTier: natural },
-        }),
-      );
+      await appendAudit(tx, {
+        ...actor,
+        action: isRemoval ? 'pricing.override.remove' : 'pricing.override.set',
+        target: `user:${input.username}`,
+        status: 'ok',
+        details: { previous: previous ?? null, next: isRemoval ? null : input.tier, naturalTier: natural },
+      });
       return { username: input.username, override: isRemoval ? undefined : input.tier, effectiveTier: input.tier };
     });
   }

@@ -1,6 +1,8 @@
 import express from 'express';
+import { auditContextOf } from '../../http/audit-context.js';
 import { sendCsv } from '../../http/csv-response.js';
-import { actorOf, type Guards, parseInput } from '../../http/route-helpers.js';
+import { parseInput } from '../../http/route-helpers.js';
+import type { Guards } from '../auth/auth.guards.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { linkTo } from '../usage/usage.routes.js';
 import { ZWindowQuery } from '../usage/usage.schema.js';
@@ -28,15 +30,10 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/receipts', guards.requireAdmin, async (req, res) => {
     const filter = parseInput(ZReceiptFilter, req.query);
     const result = await receipts.listForAdmin(filter);
-    const raw = req.query as Record<string, string | undefined>;
-    const monthEnd = raw.month_end_count
-      ? { count: raw.month_end_count, totals: raw.month_end_totals ?? '', before: raw.month_end_before ?? '' }
-      : undefined;
     res.render('admin/billing', {
       title: 'Billing',
       result,
       filter,
-      monthEnd,
       link: (changes: Record<string, unknown>) =>
         linkTo(
           '/admin/receipts',
@@ -61,7 +58,7 @@ export function adminBillingRoutes(deps: {
   router.post('/admin/receipts/:id/paid', guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id);
     const input = parseInput(ZMarkPaid, req.body);
-    const result = await receipts.markPaid(actorOf(req), id, input);
+    const result = await receipts.markPaid(auditContextOf(req), id, input);
     if (req.is('application/json')) res.json({ ok: true, receipt: result });
     else res.redirect(303, `/admin/receipts/${id}`);
   });
@@ -69,14 +66,14 @@ export function adminBillingRoutes(deps: {
   router.post('/admin/receipts/:id/void', guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id);
     const input = parseInput(ZVoidReceipt, req.body);
-    const result = await receipts.voidReceipt(actorOf(req), id, input);
+    const result = await receipts.voidReceipt(auditContextOf(req), id, input);
     if (req.is('application/json')) res.json({ ok: true, receipt: result });
     else res.redirect(303, `/admin/receipts/${id}`);
   });
 
   router.post('/admin/month-end', guards.requireAdmin, async (req, res) => {
     const input = parseInput(ZCreateReceipt, req.body);
-    const result = await receipts.runMonthEnd(actorOf(req), input.before);
+    const result = await receipts.runMonthEnd(auditContextOf(req), input.before);
     const totals = result.totals.map((total) => `${total.total.toFixed()} ${total.currency}`).join(', ') || '0';
     if (req.is('application/json')) {
       res.json({
@@ -88,14 +85,11 @@ export function adminBillingRoutes(deps: {
       });
       return;
     }
-    res.redirect(
-      303,
-      linkTo(
-        '/admin/receipts',
-        {},
-        { month_end_count: result.receiptCount, month_end_totals: totals, month_end_before: result.before },
-      ),
-    );
+    req.session.flash = {
+      type: 'success',
+      message: `Month-end run up to ${result.before}: ${result.receiptCount} receipt${result.receiptCount === 1 ? '' : 's'} created, total ${totals}.${result.skipped.length > 0 ? ` ${result.skipped.length} user(s) skipped (billed meanwhile).` : ''}`,
+    };
+    res.redirect(303, '/admin/receipts');
   });
 
   router.get('/admin/paid.csv', guards.requireAdmin, async (req, res) => {

@@ -1,5 +1,7 @@
 import express from 'express';
-import { actorOf, type Guards, parseInput, sessionUserOf } from '../../http/route-helpers.js';
+import { auditContextOf } from '../../http/audit-context.js';
+import { parseInput, sessionUserOf } from '../../http/route-helpers.js';
+import type { Guards } from '../auth/auth.guards.js';
 import { ZCreateReceipt, ZReceiptId } from './receipts.schema.js';
 import type { ReceiptsService } from './receipts.service.js';
 
@@ -10,7 +12,7 @@ export function receiptsRoutes(deps: { receipts: ReceiptsService; guards: Guards
 
   router.post('/me/receipt', guards.requireUser, async (req, res) => {
     const input = parseInput(ZCreateReceipt, req.body);
-    const receipt = await receipts.createForUser(sessionUserOf(req), input.before, actorOf(req));
+    const receipt = await receipts.createForUser(sessionUserOf(req), input.before, auditContextOf(req));
     res.redirect(303, `/me/receipts/${receipt.id}`);
   });
 

@@ -1,11 +1,7 @@
 import { z } from 'zod';
-import { isLocalDate } from '../../shared/local-date.js';
+import { ZLocalDate } from '../../shared/local-date.js';
 
-/** A calendar date `YYYY-MM-DD` (in APP_TZ when it is turned into instants). */
-export const ZLocalDate = z
-  .string({ error: 'is required (YYYY-MM-DD)' })
-  .trim()
-  .refine(isLocalDate, 'must be a real date written YYYY-MM-DD');
+export { ZLocalDate };
 
 /** POST /me/receipt and the month-end run. */
 export const ZCreateReceipt = z.object({ before: ZLocalDate });

@@ -1,9 +1,9 @@
 import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
-import { type Actor, type AppendAudit, auditEntry } from '../../shared/audit-port.js';
 import { AppError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
-import { endOfLocalDayExclusive, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
+import { endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
+import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { priceJob, sumCosts } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
@@ -24,7 +24,6 @@ export interface ReceiptsServiceDeps {
   config: Pick<AppConfig, 'timeZone' | 'pricing'>;
   rates: RatesService;
   metrics: Pick<Metrics, 'receiptCreated' | 'receiptMarkedPaid' | 'receiptVoided'>;
-  appendAudit: AppendAudit;
   now?: () => Date;
 }
 
@@ -32,7 +31,7 @@ const PAGE_SIZE = 25;
 
 /** Receipts: creation (user and month-end), payment marking and voiding; each change is one transaction. */
 export function createReceiptsService(deps: ReceiptsServiceDeps) {
-  const { config, rates, metrics, appendAudit } = deps;
+  const { config, rates, metrics } = deps;
   const db = deps.db.prisma;
   const now = deps.now ?? (() => new Date());
 
@@ -50,8 +49,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * of local day `before`, in one transaction. A racing request that billed some of
    * the same jobs first makes this one fail whole on the unique job-key index.
    */
-  async function createReceipt(username: string, before: string, scope: 'user' | 'admin', actor: Actor) {
-    const cutoff = endOfLocalDayExclusive(before, config.timeZone);
+  async function createReceipt(username: string, before: string, scope: 'user' | 'admin', actor: AuditContext) {
+    const cutoff = endOfLocalDay(before, config.timeZone);
     const lockedAt = now();
     try {
       const receipt = await db.$transaction(
@@ -99,19 +98,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               },
               ratesLockedAt: lockedAt,
               scope,
-              createdBy: actor.username,
+              createdBy: actor.actor,
             },
             items,
           );
-          await appendAudit(
-            tx,
-            auditEntry(actor, {
-              action: 'receipt.create',
-              target: `receipt:${created.id}`,
-              status: 'ok',
-              details: { username, before, scope, items: items.length, total: total.toFixed(), tier: tier.tier },
-            }),
-          );
+          await appendAudit(tx, {
+            ...actor,
+            action: 'receipt.create',
+            target: `receipt:${created.id}`,
+            status: 'ok',
+            details: { username, before, scope, items: items.length, total: total.toFixed(), tier: tier.tier },
+          });
           return { id: created.id, username, total, currency: tier.rates.currency, itemCount: items.length };
         },
         // A month of a busy user's jobs is thousands of rows; the default 5 s is for small writes.
@@ -132,7 +129,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /** A receipt for the signed-in user's own unbilled jobs up to the end of local day `before`. */
-  async function createForUser(user: { username: string }, before: string, actor: Actor = user) {
+  async function createForUser(user: { username: string }, before: string, actor: AuditContext) {
     assertNotFuture(before);
     return createReceipt(user.username, before, 'user', actor);
   }
@@ -142,9 +139,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * is their own transaction, so one user's conflict does not undo the others, and a
    * second run finds nothing left and creates nothing.
    */
-  async function runMonthEnd(actor: Actor, before: string) {
+  async function runMonthEnd(actor: AuditContext, before: string) {
     assertNotFuture(before);
-    const cutoff = endOfLocalDayExclusive(before, config.timeZone);
+    const cutoff = endOfLocalDay(before, config.timeZone);
     const usernames = await receiptsRepository.findUsersWithUnbilledJobs(db, cutoff);
     const created: { id: number; username: string; total: Prisma.Decimal; currency: string }[] = [];
     const skipped: { username: string; reason: string }[] = [];
@@ -180,7 +177,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /** pending -> paid, with method and reference; anything else is a 409. Audited. */
-  async function markPaid(actor: Actor, id: number, input: MarkPaidInput) {
+  async function markPaid(actor: AuditContext, id: number, input: MarkPaidInput) {
     const paidAt = now();
     const result = await db.$transaction(async (tx) => {
       const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending'], {
@@ -193,15 +190,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         const receipt = await requireReceipt(tx, id);
         throw new ConflictError(`Receipt #${id} is ${receipt.status}; only a pending receipt can be marked paid.`);
       }
-      await appendAudit(
-        tx,
-        auditEntry(actor, {
-          action: 'receipt.mark_paid',
-          target: `receipt:${id}`,
-          status: 'ok',
-          details: { method: input.method, txRef: input.tx_ref ?? null },
-        }),
-      );
+      await appendAudit(tx, {
+        ...actor,
+        action: 'receipt.mark_paid',
+        target: `receipt:${id}`,
+        status: 'ok',
+        details: { method: input.method, txRef: input.tx_ref ?? null },
+      });
       return { id, status: 'paid' as const, paidAt };
     });
     metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
@@ -209,7 +204,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /** pending or paid -> void, with a reason; its jobs become billable again. Audited. */
-  async function voidReceipt(actor: Actor, id: number, input: TVoidReceipt) {
+  async function voidReceipt(actor: AuditContext, id: number, input: TVoidReceipt) {
     const voidedAt = now();
     const result = await db.$transaction(async (tx) => {
       const before = await requireReceipt(tx, id);
@@ -217,19 +212,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         status: 'void',
         voidReason: input.reason,
         voidedAt,
-        voidedBy: actor.username,
+        voidedBy: actor.actor,
       });
       if (!isMoved) throw new ConflictError(`Receipt #${id} is already void.`);
       const releasedJobs = await receiptsRepository.voidItems(tx, id);
-      await appendAudit(
-        tx,
-        auditEntry(actor, {
-          action: 'receipt.void',
-          target: `receipt:${id}`,
-          status: 'ok',
-          details: { reason: input.reason, previousStatus: before.status, releasedJobs },
-        }),
-      );
+      await appendAudit(tx, {
+        ...actor,
+        action: 'receipt.void',
+        target: `receipt:${id}`,
+        status: 'ok',
+        details: { reason: input.reason, previousStatus: before.status, releasedJobs },
+      });
       return { id, status: 'void' as const, previousStatus: before.status, releasedJobs };
     });
     metrics.receiptVoided.inc();
@@ -266,7 +259,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       status: filter.status,
       username: filter.user || undefined,
       createdFrom: filter.start ? startOfLocalDay(filter.start, config.timeZone) : undefined,
-      createdBefore: filter.end ? endOfLocalDayExclusive(filter.end, config.timeZone) : undefined,
+      createdBefore: filter.end ? endOfLocalDay(filter.end, config.timeZone) : undefined,
     };
     const [{ rows, count }, totals] = await Promise.all([
       receiptsRepository.listReceipts(db, repoFilter, { offset: (filter.page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),

@@ -1,7 +1,8 @@
 import express from 'express';
 import { sendCsv } from '../../http/csv-response.js';
-import { type Guards, parseInput, sessionUserOf } from '../../http/route-helpers.js';
+import { parseInput, sessionUserOf } from '../../http/route-helpers.js';
 import { AppError } from '../../shared/errors.js';
+import type { Guards } from '../auth/auth.guards.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { linkTo } from './usage.routes.js';
 import { ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';

@@ -1,8 +1,9 @@
 import express from 'express';
 import { sendCsv } from '../../http/csv-response.js';
-import { type Guards, parseInput, sessionUserOf } from '../../http/route-helpers.js';
+import { parseInput, sessionUserOf } from '../../http/route-helpers.js';
 import { AppError } from '../../shared/errors.js';
 import { toLocalDate } from '../../shared/local-date.js';
+import type { Guards } from '../auth/auth.guards.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { ZUsageQuery, ZWindowQuery } from './usage.schema.js';
 import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';

@@ -2,13 +2,7 @@ import type { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { BadRequestError } from '../../shared/errors.js';
-import {
-  addLocalDays,
-  daysBetween,
-  endOfLocalDayExclusive,
-  startOfLocalDay,
-  toLocalDate,
-} from '../../shared/local-date.js';
+import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
@@ -100,7 +94,7 @@ export function createUsageService(deps: UsageServiceDeps) {
       start,
       end,
       from: startOfLocalDay(start, config.timeZone),
-      before: endOfLocalDayExclusive(end, config.timeZone),
+      before: endOfLocalDay(end, config.timeZone),
     };
   }
 
