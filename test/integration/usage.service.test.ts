@@ -12,7 +12,6 @@ import { buildTestConfig } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 const as = (username: string) => ({ actor: username, ip: '127.0.0.1', userAgent: 'test' });
-const ADMIN = as('admin');
 
 let db: TestDatabase;
 beforeAll(async () => {

@@ -2,7 +2,7 @@ import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { parseInput, sessionUserOf } from '../../http/route-helpers.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { ZCreateReceipt, ZReceiptId } from './receipts.schema.js';
+import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
 import type { ReceiptsService } from './receipts.service.js';
 
 /** A researcher's receipts: create one, list them, open one (printable). */
@@ -17,7 +17,7 @@ export function receiptsRoutes(deps: { receipts: ReceiptsService; guards: Guards
   });
 
   router.get('/me/receipts', guards.requireUser, async (req, res) => {
-    const page = parseInput(ZReceiptId.default(1), req.query.page);
+    const { page } = parseInput(ZPageQuery, req.query);
     const list = await receipts.listForUser(sessionUserOf(req).username, page);
     res.render('receipts/list', { title: 'My receipts', list });
   });

@@ -46,3 +46,6 @@ export const ZReceiptFilter = z.object({
   page: z.coerce.number().int().min(1).max(100_000).default(1),
 });
 export type TReceiptFilter = z.infer<typeof ZReceiptFilter>;
+
+/** ?page= of a listing. */
+export const ZPageQuery = z.object({ page: z.coerce.number().int().min(1).max(100_000).default(1) });
