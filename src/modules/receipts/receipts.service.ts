@@ -5,7 +5,7 @@ import { AppError, ConflictError, isUniqueViolation, NotFoundError } from '../..
 import { endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { priceJob, sumCosts } from '../pricing/pricing.js';
+import { createJobPricer, sumCosts } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from './receipts.repository.js';
 import type { TMarkPaid, TReceiptFilter, TVoidReceipt } from './receipts.schema.js';
@@ -58,8 +58,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           const jobs = await receiptsRepository.findUnbilledJobs(tx, username, cutoff);
           if (jobs.length === 0) throw new NothingToBillError(before);
           const tier = await rates.getUserTierForBilling(tx, username, lockedAt);
+          const price = createJobPricer(tier.rates, config.pricing.cpuBasis);
           const items = jobs.map((job) => {
-            const priced = priceJob(job, tier.rates, config.pricing.cpuBasis);
+            const priced = price(job);
             return {
               slurmJobId: job.id,
               cluster: job.cluster,
@@ -72,14 +73,15 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
             };
           });
           const total = sumCosts(items.map((item) => item.cost));
-          let earliestEnd = jobs[0]?.endAt ?? cutoff;
+          // Same-format UTC ISO strings sort like the instants they name.
+          let earliestEnd = jobs[0]?.endAt ?? cutoff.toISOString();
           for (const job of jobs) if (job.endAt < earliestEnd) earliestEnd = job.endAt;
           const created = await receiptsRepository.insertReceiptWithItems(
             tx,
             {
               username,
               billedThrough: new Date(`${before}T00:00:00Z`),
-              windowStart: earliestEnd,
+              windowStart: new Date(earliestEnd),
               windowEnd: cutoff,
               total,
               currency: tier.rates.currency,
