@@ -12,7 +12,7 @@ export async function sendCsv(
   res: Response,
   filename: string,
   columns: readonly string[],
-  rows: AsyncIterable<Record<string, unknown>> | Iterable<Record<string, unknown>>,
+  rows: AsyncIterable<unknown> | Iterable<unknown>,
 ): Promise<void> {
   res.status(200);
   res.setHeader('Content-Type', 'text/csv; charset=utf-8');

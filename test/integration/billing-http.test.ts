@@ -182,7 +182,7 @@ describe('/me', () => {
     );
     const lines = response.text.trim().split('\n');
     expect(lines[0]).toBe(
-      'job_id,cluster,name,user,account,partition,state,start,end,elapsed_sec,cpu_hours,gpu_hours,mem_gb_hours,tier,cost,currency,receipt_id,receipt_status',
+      'job_id,cluster,name,user,account,partition,state,start,end,elapsed_sec,cpu_hours,gpu_hours,mem_gb_hours,tier,cost,receipt_id,receipt_status',
     );
     expect(lines).toHaveLength(2);
     expect(lines[1]).toContain('8001,test,"md, ""quoted""",alice');

@@ -180,12 +180,38 @@ export async function findBilledPage(
   return { rows, count: Number(counted[0]?.count ?? 0) };
 }
 
-/** A CSV row as PostgreSQL formats it: no Decimal or Date objects on the hot path. */
-export type CsvJobRow = Record<string, string | number | null>;
+/** Columns of a CSV row, in the order streamPricedJobs returns them. */
+export const CSV_JOB_COLUMNS = [
+  'job_id',
+  'cluster',
+  'name',
+  'user',
+  'account',
+  'partition',
+  'state',
+  'start',
+  'end',
+  'elapsed_sec',
+  'cpu_hours',
+  'gpu_hours',
+  'mem_gb_hours',
+  'tier',
+  'cost',
+  'receipt_id',
+  'receipt_status',
+] as const;
+
+/** A CSV row as PostgreSQL formats it, in CSV_JOB_COLUMNS order: no Decimal or Date objects on the hot path. */
+export type CsvJobRow = (string | number | null)[];
 
 /**
- * Every job in the window in (end_at, id) order, fetched in keyset batches of
- * `batchSize` over the pool, so memory stays flat however many rows there are.
+ * Every job in the window in (end_at, id) order, read through a server-side cursor in
+ * batches of `batchSize` on one pooled connection, so memory stays flat however many
+ * rows there are. A cursor runs the plan once (an index scan on (user, end_at)); keyset
+ * batches made PostgreSQL re-plan and re-sort the rest of the window for every batch.
+ * Rows come as arrays (no per-row object), and the next batch is already being fetched
+ * while the caller writes the current one. Stopping early (a client that hangs up)
+ * closes the cursor and returns the connection.
  */
 export async function* streamPricedJobs(
   database: Database,
@@ -193,33 +219,41 @@ export async function* streamPricedJobs(
   pricing: PricingContext,
   batchSize: number,
 ): AsyncGenerator<CsvJobRow[]> {
-  let after: { endAt: string; id: string } | undefined;
-  for (;;) {
-    const keyset = after
-      ? Prisma.sql`AND (j.end_at, j.id) > (${after.endAt}::timestamptz, ${after.id}::bigint)`
-      : Prisma.empty;
-    const query = Prisma.sql`
-      WITH r AS (${rateTableSql(pricing.rates)})
-      SELECT j.id::text AS id, j.end_at::text AS end_key,
-             j.cluster, j.job_id, j.name, j."user", j.account, j.partition, j.state,
-             to_char(j.start_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS start,
-             to_char(j.end_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "end",
-             j.elapsed_sec, ${cpuHoursSql(pricing.basis)}::text AS cpu_hours, ${GPU_HOURS_SQL}::text AS gpu_hours,
-             ${MEM_GB_HOURS_SQL}::text AS mem_gb_hours, coalesce(rc.tier_name, r.tier) AS tier,
-             coalesce(ri.cost, ${costSql(pricing.basis, pricing.minorDigits)})::text AS cost,
-             ri.receipt_id, rc.status::text AS receipt_status
-        FROM slurm_jobs j
-        LEFT JOIN r ON r.username = j."user"
-        LEFT JOIN receipt_items ri ON ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
-        LEFT JOIN receipts rc ON rc.id = ri.receipt_id
-       WHERE ${whereOf(filter)} ${keyset}
-       ORDER BY j.end_at, j.id
-       LIMIT ${batchSize}`;
-    const result = await database.pool.query<CsvJobRow & { id: string; end_key: string }>(query.text, query.values);
-    if (result.rows.length === 0) return;
-    const last = result.rows[result.rows.length - 1];
-    if (last) after = { endAt: last.end_key, id: last.id };
-    yield result.rows;
-    if (result.rows.length < batchSize) return;
+  const query = Prisma.sql`
+    DECLARE usage_csv NO SCROLL CURSOR FOR
+    WITH r AS (${rateTableSql(pricing.rates)})
+    SELECT j.job_id, j.cluster, j.name, j."user", j.account, j.partition, j.state,
+           to_char(j.start_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+           to_char(j.end_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+           j.elapsed_sec, ${cpuHoursSql(pricing.basis)}::text, ${GPU_HOURS_SQL}::text,
+           ${MEM_GB_HOURS_SQL}::text, coalesce(rc.tier_name, r.tier),
+           coalesce(ri.cost, ${costSql(pricing.basis, pricing.minorDigits)})::text,
+           ri.receipt_id, rc.status::text
+      FROM slurm_jobs j
+      LEFT JOIN r ON r.username = j."user"
+      LEFT JOIN receipt_items ri ON ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
+      LEFT JOIN receipts rc ON rc.id = ri.receipt_id
+     WHERE ${whereOf(filter)}
+     ORDER BY j.end_at, j.id`;
+  const client = await database.pool.connect();
+  let isClean = false;
+  try {
+    await client.query('BEGIN READ ONLY');
+    await client.query(query.text, query.values);
+    const fetchBatch = (): Promise<{ rows: CsvJobRow[] }> =>
+      client.query<CsvJobRow>({ text: `FETCH ${Math.trunc(batchSize)} FROM usage_csv`, rowMode: 'array' });
+    let pending: Promise<{ rows: CsvJobRow[] }> | undefined = fetchBatch();
+    while (pending) {
+      const { rows }: { rows: CsvJobRow[] } = await pending;
+      pending = rows.length === batchSize ? fetchBatch() : undefined;
+      // A consumer that stops early must not leave an unawaited rejection behind.
+      pending?.catch(() => undefined);
+      if (rows.length > 0) yield rows;
+    }
+    await client.query('COMMIT');
+    isClean = true;
+  } finally {
+    if (!isClean) await client.query('ROLLBACK').catch(() => undefined);
+    client.release();
   }
 }
