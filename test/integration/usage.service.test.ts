@@ -190,8 +190,13 @@ describe('usage of one user', () => {
     ]);
     expect(page.totals.jobs).toBe(3);
     expect(page.charts).toHaveLength(3);
-    expect(page.charts[0]).toMatch(/^<svg [^>]*role="img"/);
-    expect(page.charts.join('')).not.toMatch(/<script|style=/);
+    expect(page.charts.map((chart) => chart.title)).toEqual([
+      'CPU core-hours per day',
+      'GPU-hours per day',
+      'Memory GB-hours per day',
+    ]);
+    expect(page.charts[0]?.svg).toMatch(/^<svg [^>]*role="img"/);
+    expect(page.charts.map((chart) => chart.svg).join('')).not.toMatch(/<script|style=/);
   });
 
   it('lists billed jobs with their receipt', async () => {

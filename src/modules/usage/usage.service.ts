@@ -126,24 +126,24 @@ export function createUsageService(deps: UsageServiceDeps) {
       );
       const label = (day: string) => day.slice(5);
       const charts = [
-        renderBarChart({
+        {
           title: 'CPU core-hours per day',
           unit: 'core-h',
           bars: days.map((day) => ({ label: label(day.day), value: day.cpuHours })),
-        }),
-        renderBarChart({
+        },
+        {
           title: 'GPU-hours per day',
           unit: 'GPU-h',
           color: '#067647',
           bars: days.map((day) => ({ label: label(day.day), value: day.gpuHours })),
-        }),
-        renderBarChart({
+        },
+        {
           title: 'Memory GB-hours per day',
           unit: 'GB-h',
           color: '#b54708',
           bars: days.map((day) => ({ label: label(day.day), value: day.memGbHours })),
-        }),
-      ];
+        },
+      ].map((chart) => ({ title: chart.title, svg: renderBarChart(chart) }));
       return { ...base, view: 'aggregate' as const, days, totals, charts };
     }
 
