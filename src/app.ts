@@ -8,6 +8,7 @@ import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { httpMetrics } from './http/http-metrics.js';
 import { requestContext } from './http/request-context.js';
 import { createSessionMiddleware, enforceSessionLifetime, exposeFlash } from './http/session.js';
+import { createViewFormatters } from './http/view-format.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
 import { createGuards } from './modules/auth/auth.guards.js';
@@ -19,6 +20,14 @@ import { buildIngestionService } from './modules/ingestion/ingestion.factory.js'
 import { ingestionRoutes } from './modules/ingestion/ingestion.routes.js';
 import type { Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
+import { formulaRoutes, pricingAdminRoutes } from './modules/pricing/pricing.routes.js';
+import { createRatesService } from './modules/pricing/rates.service.js';
+import { adminBillingRoutes } from './modules/receipts/admin-billing.routes.js';
+import { receiptsRoutes } from './modules/receipts/receipts.routes.js';
+import { createReceiptsService } from './modules/receipts/receipts.service.js';
+import { adminUsageRoutes } from './modules/usage/admin-usage.routes.js';
+import { usageRoutes } from './modules/usage/usage.routes.js';
+import { createUsageService } from './modules/usage/usage.service.js';
 import { usersRoutes } from './modules/users/users.routes.js';
 import type { Logger } from './shared/logger.js';
 import { PROJECT_ROOT } from './shared/paths.js';
@@ -51,6 +60,11 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('views', VIEWS_DIR);
   app.locals.appName = 'HPC Billing';
   app.locals.currency = config.currency;
+  app.locals.fmt = createViewFormatters(config);
+
+  const rates = createRatesService({ db, config, now });
+  const receipts = createReceiptsService({ db, config, rates, metrics, now });
+  const usage = createUsageService({ db, config, rates, now });
 
   app.use(requestContext(logger));
   app.use(httpMetrics(deps.metrics));
@@ -87,6 +101,9 @@ export function createApp(deps: AppDeps): express.Express {
     const scrape = deps.scrapeMetrics ?? (() => deps.metrics.registry.metrics());
     app.use(metricsRoutes({ scrape, token: config.metrics.token }));
   }
+
+  // Public and polled thousands of times a second: before sessions, so it never reads the session store.
+  app.use(formulaRoutes({ rates }));
 
   // Everything below is session-backed: signed in via passport, CSRF-checked.
   const sessionSettings = {
@@ -126,6 +143,11 @@ export function createApp(deps: AppDeps): express.Express {
       onChainVerified: (isIntact) => metrics.auditChainOk.set(isIntact ? 1 : 0),
     }),
   );
+  app.use(pricingAdminRoutes({ rates, guards }));
+  app.use(usageRoutes({ usage, metrics, guards, timeZone: config.timeZone, now }));
+  app.use(receiptsRoutes({ receipts, guards }));
+  app.use(adminUsageRoutes({ usage, metrics, guards }));
+  app.use(adminBillingRoutes({ receipts, usage, metrics, guards }));
   app.use(
     ingestionRoutes({
       db,
@@ -139,6 +161,22 @@ export function createApp(deps: AppDeps): express.Express {
     adminRoutes({
       guards,
       sections: [
+        {
+          href: '/admin/usage',
+          title: 'Usage',
+          description: "Everyone's usage by user, account, partition and window; CSV exports.",
+        },
+        {
+          href: '/admin/receipts',
+          title: 'Billing',
+          description: 'Receipts by status, user and date; mark paid, void, month-end run, paid CSV.',
+        },
+        { href: '/admin/rates', title: 'Rates', description: 'Per-tier rates with their history; set new rates.' },
+        {
+          href: '/admin/tiers',
+          title: 'Tier overrides',
+          description: "Each user's natural and effective tier; move a user to another tier.",
+        },
         {
           href: '/admin/users',
           title: 'Users',

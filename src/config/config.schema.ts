@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseTierRules } from '../modules/pricing/pricing.js';
 
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off', '']);
@@ -56,6 +57,15 @@ const zTrustProxy = z
     }
     return entries;
   });
+
+/**
+ * Usernames with a `gov` prefix are government staff, `ext`/`ind` prefixes are
+ * companies; everyone else gets the default tier (docs/pricing.md).
+ */
+export const DEFAULT_TIER_RULES = JSON.stringify([
+  { pattern: '^gov[-_.]', tier: 'gov' },
+  { pattern: '^(ext|ind)[-_.]', tier: 'private' },
+]);
 
 export const ZEnv = z
   .object({
@@ -120,6 +130,19 @@ export const ZEnv = z
     INGEST_INTERVAL_SEC: zInt(60, 5, 86_400),
     INGEST_OVERLAP_SEC: zInt(900, 0, 30 * 86_400),
     INGEST_LOOKBACK_DAYS: zInt(7, 1, 3650),
+    PRICING_CPU_BASIS: z.enum(['used', 'allocated']).default('used'),
+    PRICING_TIER_RULES: z
+      .string()
+      .default(DEFAULT_TIER_RULES)
+      .transform((text, ctx) => {
+        try {
+          return parseTierRules(text);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
+    PRICING_CACHE_CHECK_MS: zInt(1_000, 0, 60_000),
   })
   .superRefine((env, ctx) => {
     if (Boolean(env.ADMIN_USERNAME) !== Boolean(env.ADMIN_PASSWORD)) {

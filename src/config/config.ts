@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { demoSacctFilePath } from '../modules/demo/demo-jobs.js';
+import type { CpuBasis, TierRule } from '../modules/pricing/pricing.js';
 import { type TEnv, ZEnv } from './config.schema.js';
 
 /** Settings the rest of the code reads; built once from the environment at start-up. */
@@ -30,6 +31,13 @@ export interface AppConfig {
     sessionAbsoluteSec: number;
     /** Created at start-up when no user of that name exists. */
     bootstrapAdmin: { username: string; password: string } | undefined;
+  };
+  pricing: {
+    cpuBasis: CpuBasis;
+    /** Ordered username rules; the first match gives the natural tier. */
+    tierRules: TierRule[];
+    /** How often a worker asks the database whether rates changed (0: on every read). */
+    cacheCheckMs: number;
   };
   ingestion: IngestionConfig;
 }
@@ -111,6 +119,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
         env.ADMIN_USERNAME && env.ADMIN_PASSWORD
           ? { username: env.ADMIN_USERNAME, password: env.ADMIN_PASSWORD }
           : undefined,
+    },
+    pricing: {
+      cpuBasis: env.PRICING_CPU_BASIS,
+      tierRules: env.PRICING_TIER_RULES,
+      cacheCheckMs: env.PRICING_CACHE_CHECK_MS,
     },
     ingestion: readIngestionConfig(env, isProduction),
   };

@@ -55,10 +55,40 @@ export class ServiceUnavailableError extends AppError {
   }
 }
 
-/** Prisma's "unique constraint failed", whichever engine or adapter raised it. */
+/**
+ * Prisma's "unique constraint failed", whichever engine or adapter raised it. A raw
+ * query ($queryRaw/$executeRaw) through the pg adapter fails with P2010 and carries
+ * the driver's error under meta.driverAdapterError.cause (originalCode 23505).
+ */
 export function isUniqueViolation(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return false;
-  const candidate = error as { code?: unknown; cause?: unknown };
-  if (candidate.code === 'P2002' || candidate.code === '23505') return true;
-  return candidate.cause !== undefined && candidate.cause !== error && isUniqueViolation(candidate.cause);
+  return uniqueViolationOf(error) !== undefined;
+}
+
+/** The violated index name when `error` is a unique violation ('' when unknown), else undefined. */
+export function uniqueViolationOf(error: unknown, depth = 0): string | undefined {
+  if (typeof error !== 'object' || error === null || depth > 5) return undefined;
+  const candidate = error as {
+    code?: unknown;
+    originalCode?: unknown;
+    kind?: unknown;
+    constraint?: { index?: unknown; fields?: unknown };
+    meta?: { target?: unknown; driverAdapterError?: unknown };
+    cause?: unknown;
+  };
+  const isUnique =
+    candidate.code === 'P2002' ||
+    candidate.code === '23505' ||
+    candidate.originalCode === '23505' ||
+    candidate.kind === 'UniqueConstraintViolation';
+  if (isUnique) {
+    const index = candidate.constraint?.index ?? candidate.meta?.target;
+    const nested = uniqueViolationOf(candidate.meta?.driverAdapterError ?? candidate.cause, depth + 1);
+    return typeof index === 'string' ? index : (nested ?? '');
+  }
+  for (const inner of [candidate.meta?.driverAdapterError, candidate.cause]) {
+    if (inner === undefined || inner === error) continue;
+    const found = uniqueViolationOf(inner, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }

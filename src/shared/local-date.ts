@@ -72,3 +72,20 @@ export function formatLocalDateTime(instant: Date, timeZone: string): string {
   const pad = (value: number | undefined) => String(value ?? 0).padStart(2, '0');
   return `${p.year}-${pad(p.month)}-${pad(p.day)} ${pad(p.hour)}:${pad(p.minute)}`;
 }
+
+/** True for a real calendar date written `YYYY-MM-DD` (2025-02-30 is not one). */
+export function isLocalDate(text: string): boolean {
+  return ZLocalDate.safeParse(text).success;
+}
+
+/** The local date `days` after (or before, when negative) the given one. */
+export function addLocalDays(localDate: string, days: number): string {
+  const shifted = new Date(`${localDate}T00:00:00Z`);
+  shifted.setUTCDate(shifted.getUTCDate() + days);
+  return shifted.toISOString().slice(0, 10);
+}
+
+/** Whole days from `from` to `to` (both local dates); negative when `to` is earlier. */
+export function daysBetween(from: string, to: string): number {
+  return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000);
+}

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { endOfLocalDay, startOfLocalDay, toLocalDate, ZLocalDate } from '../../src/shared/local-date.js';
+import {
+  addLocalDays,
+  daysBetween,
+  endOfLocalDay,
+  isLocalDate,
+  startOfLocalDay,
+  toLocalDate,
+  ZLocalDate,
+} from '../../src/shared/local-date.js';
 
 describe('local days', () => {
   it.each([
@@ -25,5 +33,27 @@ describe('local days', () => {
 
   it.each(['2026-02-30', '2026-13-01', '26-01-01', 'yesterday', ''])('refuses %j as a date', (text) => {
     expect(ZLocalDate.safeParse(text).success).toBe(false);
+  });
+});
+
+describe('local date arithmetic', () => {
+  it.each([
+    ['2025-09-10', true],
+    ['2024-02-29', true],
+    ['2025-02-29', false],
+    ['2025-9-1', false],
+  ])('%s is a local date: %s', (text, expected) => {
+    expect(isLocalDate(text)).toBe(expected);
+  });
+
+  it('adds days across months and years, and counts them', () => {
+    expect(addLocalDays('2025-02-27', 3)).toBe('2025-03-02');
+    expect(addLocalDays('2025-01-01', -1)).toBe('2024-12-31');
+    expect(daysBetween('2025-09-01', '2025-09-08')).toBe(7);
+    expect(daysBetween('2025-09-08', '2025-09-01')).toBe(-7);
+  });
+
+  it('a Bangkok day ends at 17:00 UTC', () => {
+    expect(endOfLocalDay('2025-09-10', 'Asia/Bangkok').toISOString()).toBe('2025-09-10T17:00:00.000Z');
   });
 });

@@ -98,6 +98,7 @@ export function createIngestionService(deps: IngestionDeps) {
       done.catch(() => undefined);
       inFlight.push({ keys, done });
     };
+    let readFailure: { error: unknown } | undefined;
     try {
       for await (const item of source.read(window, user === undefined ? undefined : { user })) {
         if (item.kind === 'skip') {
@@ -126,13 +127,15 @@ export function createIngestionService(deps: IngestionDeps) {
         if (batch.length >= batchSize) await flush();
       }
       await flush();
-    } finally {
-      // Let in-flight batches finish (or fail) before the run is recorded; the first failure is thrown.
-      const results = await Promise.allSettled(inFlight.map((entry) => entry.done));
-      inFlight.length = 0;
-      const failure = results.find((result) => result.status === 'rejected');
-      if (failure) throw failure.reason;
+    } catch (error) {
+      readFailure = { error };
     }
+    // Let in-flight batches finish (or fail) before the run is recorded; the first failure is thrown.
+    const results = await Promise.allSettled(inFlight.map((entry) => entry.done));
+    inFlight.length = 0;
+    if (readFailure) throw readFailure.error;
+    const failure = results.find((result) => result.status === 'rejected');
+    if (failure) throw failure.reason;
     if (counts.skipped > MAX_LOGGED_SKIPS) {
       logger.warn({ source: source.name, skipped: counts.skipped }, 'more malformed records were skipped than logged');
     }

@@ -1,0 +1,186 @@
+import { Prisma } from '@prisma/client';
+import type { Db } from '../../db/database.js';
+
+type Client = Db | Prisma.TransactionClient;
+
+export interface RateRow {
+  id: number;
+  tierId: number;
+  cpu: Prisma.Decimal;
+  gpu: Prisma.Decimal;
+  mem: Prisma.Decimal;
+  currency: string;
+  effectiveFrom: Date;
+  createdBy: string | null;
+  createdAt: Date;
+}
+
+export interface TierWithRates {
+  id: number;
+  name: string;
+  description: string;
+  isDefault: boolean;
+  /** Oldest first. */
+  rates: RateRow[];
+}
+
+/** A number that changes whenever a tier or a rate row is added (rows are never updated). */
+export async function readRatesVersion(db: Client): Promise<string> {
+  const rows = await db.$queryRaw<{ version: string }[]>`
+    SELECT (SELECT coalesce(max(id), 0) FROM pricing_rates)::text || '.' ||
+           (SELECT coalesce(max(id), 0) FROM pricing_tiers)::text AS version`;
+  return rows[0]?.version ?? '0.0';
+}
+
+/** Every tier with its whole rate history, oldest rate first. */
+export async function listTiersWithRates(db: Client): Promise<TierWithRates[]> {
+  const tiers = await db.pricingTier.findMany({
+    orderBy: { id: 'asc' },
+    select: {
+      id: true,
+      name: true,
+      description: true,
+      isDefault: true,
+      rates: { orderBy: [{ effectiveFrom: 'asc' }, { id: 'asc' }] },
+    },
+  });
+  return tiers.map((tier) => ({
+    id: tier.id,
+    name: tier.name,
+    description: tier.description,
+    isDefault: tier.isDefault,
+    rates: tier.rates.map((rate) => ({
+      id: rate.id,
+      tierId: rate.tierId,
+      cpu: rate.cpuPerHour,
+      gpu: rate.gpuPerHour,
+      mem: rate.memPerHour,
+      currency: rate.currency,
+      effectiveFrom: rate.effectiveFrom,
+      createdBy: rate.createdBy,
+      createdAt: rate.createdAt,
+    })),
+  }));
+}
+
+/** The tier's id, locked against a concurrent rate change so two edits serialise. */
+export async function lockTierByName(tx: Prisma.TransactionClient, name: string): Promise<number | undefined> {
+  const rows = await tx.$queryRaw<{ id: number }[]>`SELECT id FROM pricing_tiers WHERE name = ${name} FOR UPDATE`;
+  return rows[0]?.id;
+}
+
+/** The rate in force for a tier at an instant (the latest effective_from not after it). */
+export async function findRateInForce(
+  tx: Client,
+  tierId: number,
+  at: Date,
+): Promise<Omit<RateRow, 'createdAt' | 'createdBy'> | undefined> {
+  const rate = await tx.pricingRate.findFirst({
+    where: { tierId, effectiveFrom: { lte: at } },
+    orderBy: [{ effectiveFrom: 'desc' }, { id: 'desc' }],
+  });
+  if (!rate) return undefined;
+  return {
+    id: rate.id,
+    tierId: rate.tierId,
+    cpu: rate.cpuPerHour,
+    gpu: rate.gpuPerHour,
+    mem: rate.memPerHour,
+    currency: rate.currency,
+    effectiveFrom: rate.effectiveFrom,
+  };
+}
+
+/** Adds a rate row; earlier rows stay, so receipts and history keep pointing at what they used. */
+export async function insertRate(
+  tx: Prisma.TransactionClient,
+  rate: {
+    tierId: number;
+    cpu: Prisma.Decimal;
+    gpu: Prisma.Decimal;
+    mem: Prisma.Decimal;
+    currency: string;
+    effectiveFrom: Date;
+    createdBy: string;
+  },
+): Promise<{ id: number }> {
+  return tx.pricingRate.create({
+    data: {
+      tierId: rate.tierId,
+      cpuPerHour: rate.cpu,
+      gpuPerHour: rate.gpu,
+      memPerHour: rate.mem,
+      currency: rate.currency,
+      effectiveFrom: rate.effectiveFrom,
+      createdBy: rate.createdBy,
+    },
+    select: { id: true },
+  });
+}
+
+/** The tier name a user was moved to by hand, if any. */
+export async function findOverride(db: Client, username: string): Promise<string | undefined> {
+  const row = await db.tierOverride.findUnique({ where: { username }, select: { tier: { select: { name: true } } } });
+  return row?.tier.name;
+}
+
+/** Overrides for the given users (all when omitted), as username -> tier name. */
+export async function listOverrides(db: Client, usernames?: string[]): Promise<Map<string, string>> {
+  const rows = await db.tierOverride.findMany({
+    where: usernames ? { username: { in: usernames } } : undefined,
+    select: { username: true, tier: { select: { name: true } } },
+  });
+  return new Map(rows.map((row) => [row.username, row.tier.name]));
+}
+
+export interface OverrideRow {
+  username: string;
+  tierName: string;
+  createdBy: string | null;
+  createdAt: Date;
+}
+
+/** Sets or replaces a user's override; returns the previous tier name, if any. */
+export async function upsertOverride(
+  tx: Prisma.TransactionClient,
+  input: { username: string; tierId: number; createdBy: string },
+): Promise<string | undefined> {
+  const previous = await findOverride(tx, input.username);
+  await tx.tierOverride.upsert({
+    where: { username: input.username },
+    create: { username: input.username, tierId: input.tierId, createdBy: input.createdBy },
+    update: { tierId: input.tierId, createdBy: input.createdBy, createdAt: new Date() },
+  });
+  return previous;
+}
+
+/** Removes a user's override; returns the tier name it had, if any. */
+export async function deleteOverride(tx: Prisma.TransactionClient, username: string): Promise<string | undefined> {
+  const previous = await findOverride(tx, username);
+  await tx.tierOverride.deleteMany({ where: { username } });
+  return previous;
+}
+
+/** Every username the system knows: accounts and job owners (a skip scan over the (user, end_at) index). */
+export async function listKnownUsernames(db: Client): Promise<string[]> {
+  const rows = await db.$queryRaw<{ username: string }[]>(Prisma.sql`
+    WITH RECURSIVE job_users AS (
+      (SELECT "user" FROM slurm_jobs ORDER BY "user" LIMIT 1)
+      UNION ALL
+      SELECT (SELECT j."user" FROM slurm_jobs j WHERE j."user" > job_users."user" ORDER BY j."user" LIMIT 1)
+      FROM job_users WHERE job_users."user" IS NOT NULL
+    )
+    SELECT "user" AS username FROM job_users WHERE "user" IS NOT NULL
+    UNION
+    SELECT username FROM users
+    ORDER BY username`);
+  return rows.map((row) => row.username);
+}
+
+/** Whether a username is an account or owns jobs. */
+export async function isKnownUsername(db: Client, username: string): Promise<boolean> {
+  const rows = await db.$queryRaw<{ known: boolean }[]>`
+    SELECT EXISTS (SELECT 1 FROM users WHERE username = ${username})
+        OR EXISTS (SELECT 1 FROM slurm_jobs WHERE "user" = ${username}) AS known`;
+  return rows[0]?.known === true;
+}

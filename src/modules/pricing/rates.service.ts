@@ -1,0 +1,319 @@
+import { createHash } from 'node:crypto';
+import type { Prisma } from '@prisma/client';
+import type { AppConfig } from '../../config/config.js';
+import type { Database } from '../../db/database.js';
+import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
+import { type AuditContext, appendAudit } from '../audit/audit.service.js';
+import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.js';
+import type { TSetOverride, TSetRates } from './pricing.schema.js';
+import * as ratesRepository from './rates.repository.js';
+
+/** One user's rates as the usage queries bind them. */
+export interface RateTableRow {
+  username: string;
+  tier: string;
+  cpu: Prisma.Decimal;
+  gpu: Prisma.Decimal;
+  mem: Prisma.Decimal;
+}
+
+/** A tier as the cache holds it: the rate in force now, and the whole history for the admin page. */
+export interface TierView {
+  id: number;
+  name: string;
+  description: string;
+  isDefault: boolean;
+  current: (Rates & { id: number; effectiveFrom: Date }) | undefined;
+  history: ratesRepository.RateRow[];
+}
+
+/** The public `/formula` answer of one tier, serialised once per rate change. */
+export interface FormulaDocument {
+  body: string;
+  etag: string;
+}
+
+export interface RatesSnapshot {
+  tiers: Map<string, TierView>;
+  knownTiers: ReadonlySet<string>;
+  defaultTier: string;
+  formulas: Map<string, FormulaDocument>;
+  /** When a rate with a later effective_from takes over (ms since epoch); Infinity when none is scheduled. */
+  validUntilMs: number;
+}
+
+export interface UserTier extends EffectiveTier {
+  override: string | undefined;
+  rates: Rates & { id: number; effectiveFrom: Date };
+}
+
+export interface RatesServiceDeps {
+  db: Database;
+  config: Pick<AppConfig, 'currency' | 'pricing'>;
+  now?: () => Date;
+}
+
+/** Strong ETag over the exact bytes served, so it changes exactly when the answer does. */
+function strongEtagOf(body: string): string {
+  return `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`;
+}
+
+function buildSnapshot(tiers: ratesRepository.TierWithRates[], nowMs: number): RatesSnapshot {
+  const views = new Map<string, TierView>();
+  const formulas = new Map<string, FormulaDocument>();
+  let validUntilMs = Number.POSITIVE_INFINITY;
+  for (const tier of tiers) {
+    const inForce = tier.rates.filter((rate) => rate.effectiveFrom.getTime() <= nowMs).at(-1);
+    for (const rate of tier.rates) {
+      const from = rate.effectiveFrom.getTime();
+      if (from > nowMs) validUntilMs = Math.min(validUntilMs, from);
+    }
+    const current = inForce
+      ? {
+          id: inForce.id,
+          cpu: inForce.cpu,
+          gpu: inForce.gpu,
+          mem: inForce.mem,
+          currency: inForce.currency,
+          effectiveFrom: inForce.effectiveFrom,
+        }
+      : undefined;
+    views.set(tier.name, { ...tier, current, history: tier.rates });
+    if (current) {
+      const body = JSON.stringify({
+        type: tier.name,
+        unit: 'per-hour',
+        rates: { cpu: Number(current.cpu), gpu: Number(current.gpu), mem: Number(current.mem) },
+        currency: current.currency,
+      });
+      formulas.set(tier.name, { body, etag: strongEtagOf(body) });
+    }
+  }
+  // A tier with no rate in force cannot price anything, so it is not offered.
+  const knownTiers = new Set([...views.values()].filter((tier) => tier.current).map((tier) => tier.name));
+  const defaultTier =
+    [...views.values()].find((tier) => tier.isDefault && tier.current)?.name ?? [...knownTiers][0] ?? '';
+  return { tiers: views, knownTiers, defaultTier, formulas, validUntilMs };
+}
+
+/**
+ * Tiers and rates, cached per process. `/formula` must answer thousands of times a
+ * second without touching the database, so a worker serves its snapshot and asks
+ * the database at most once per PRICING_CACHE_CHECK_MS whether anything changed:
+ * one tiny `max(id)` query (rate rows are only ever inserted), and a full reload
+ * only when that version moved. The worker that made a change drops its cache at
+ * once; the others follow within one check interval. A TTL alone would reload the
+ * whole history on a timer and still be stale for a full TTL; LISTEN/NOTIFY would
+ * hold a dedicated connection per worker for a table that changes a few times a year.
+ */
+export function createRatesService(deps: RatesServiceDeps) {
+  const { config } = deps;
+  const db = deps.db.prisma;
+  const now = deps.now ?? (() => new Date());
+  let cached: { snapshot: RatesSnapshot; version: string; checkedAtMs: number } | undefined;
+  let inflight: Promise<RatesSnapshot> | undefined;
+  // Bumped by invalidate(): a reload that started before a change must not be kept.
+  let generation = 0;
+
+  async function reload(): Promise<RatesSnapshot> {
+    const startedGeneration = generation;
+    const version = await ratesRepository.readRatesVersion(db);
+    const nowMs = now().getTime();
+    if (cached && cached.version === version && nowMs < cached.snapshot.validUntilMs) {
+      cached.checkedAtMs = nowMs;
+      return cached.snapshot;
+    }
+    const snapshot = buildSnapshot(await ratesRepository.listTiersWithRates(db), nowMs);
+    if (startedGeneration === generation) cached = { snapshot, version, checkedAtMs: nowMs };
+    return snapshot;
+  }
+
+  /** Tiers and rates in force, from the cache when it is fresh. */
+  async function getSnapshot(): Promise<RatesSnapshot> {
+    const nowMs = now().getTime();
+    if (cached && nowMs - cached.checkedAtMs < config.pricing.cacheCheckMs && nowMs < cached.snapshot.validUntilMs) {
+      return cached.snapshot;
+    }
+    // Requests arriving while a check runs share it instead of each asking the database.
+    inflight ??= reload().finally(() => {
+      inflight = undefined;
+    });
+    return inflight;
+  }
+
+  function invalidate() {
+    generation += 1;
+    cached = undefined;
+    inflight = undefined;
+  }
+
+  /** The public formula document of a tier (the default tier when none is named); unknown tier -> 400. */
+  async function getFormula(tierName: string | undefined): Promise<FormulaDocument & { tier: string }> {
+    const snapshot = await getSnapshot();
+    const tier = tierName ?? snapshot.defaultTier;
+    const formula = snapshot.formulas.get(tier);
+    if (!formula) {
+      throw new BadRequestError(`Unknown tier "${tier}". Known tiers: ${[...snapshot.knownTiers].join(', ')}.`, {
+        knownTiers: [...snapshot.knownTiers],
+      });
+    }
+    return { ...formula, tier };
+  }
+
+  function tierOf(snapshot: RatesSnapshot, username: string, override: string | undefined): UserTier {
+    const effective = resolveEffectiveTier({
+      username,
+      override,
+      rules: config.pricing.tierRules,
+      knownTiers: snapshot.knownTiers,
+      defaultTier: snapshot.defaultTier,
+    });
+    const rates = snapshot.tiers.get(effective.tier)?.current;
+    if (!rates) throw new NotFoundError('No pricing tier has rates yet; an administrator must set them.');
+    return { ...effective, override, rates };
+  }
+
+  /** A user's effective tier and the rates in force for it now. */
+  async function getUserTier(username: string): Promise<UserTier> {
+    const [snapshot, override] = await Promise.all([getSnapshot(), ratesRepository.findOverride(db, username)]);
+    return tierOf(snapshot, username, override);
+  }
+
+  /** Effective tiers of many users at once (one query for their overrides). */
+  async function getUserTiers(usernames: string[]): Promise<Map<string, UserTier>> {
+    const [snapshot, overrides] = await Promise.all([getSnapshot(), ratesRepository.listOverrides(db, usernames)]);
+    return new Map(usernames.map((username) => [username, tierOf(snapshot, username, overrides.get(username))]));
+  }
+
+  /** Per-user rates for SQL estimates: the given users, or every known user when omitted. */
+  async function getRateTable(usernames?: string[]): Promise<RateTableRow[]> {
+    const names = usernames ?? (await ratesRepository.listKnownUsernames(db));
+    const tiers = await getUserTiers(names);
+    return [...tiers].map(([username, tier]) => ({
+      username,
+      tier: tier.tier,
+      cpu: tier.rates.cpu,
+      gpu: tier.rates.gpu,
+      mem: tier.rates.mem,
+    }));
+  }
+
+  /**
+   * The tier and rates a receipt locks in, read inside its transaction from the
+   * database rather than the cache, so a receipt never uses rates a second stale.
+   */
+  async function getUserTierForBilling(tx: Prisma.TransactionClient, username: string, at: Date): Promise<UserTier> {
+    const snapshot = buildSnapshot(await ratesRepository.listTiersWithRates(tx), at.getTime());
+    return tierOf(snapshot, username, await ratesRepository.findOverride(tx, username));
+  }
+
+  /** Sets new rates for a tier from now on (a new row; history is kept); audited in the same transaction. */
+  async function setRates(actor: AuditContext, input: TSetRates) {
+    const effectiveFrom = now();
+    try {
+      const result = await db.$transaction(async (tx) => {
+        const tierId = await ratesRepository.lockTierByName(tx, input.type);
+        if (tierId === undefined) throw new BadRequestError(`type: unknown tier "${input.type}".`, { field: 'type' });
+        const previous = await ratesRepository.findRateInForce(tx, tierId, effectiveFrom);
+        const rate = await ratesRepository.insertRate(tx, {
+          tierId,
+          cpu: input.cpu,
+          gpu: input.gpu,
+          mem: input.mem,
+          currency: config.currency,
+          effectiveFrom,
+          createdBy: actor.actor,
+        });
+        const updated = {
+          type: input.type,
+          cpu: Number(input.cpu),
+          gpu: Number(input.gpu),
+          mem: Number(input.mem),
+          currency: config.currency,
+          effectiveFrom: effectiveFrom.toISOString(),
+        };
+        await appendAudit(tx, {
+          ...actor,
+          action: 'pricing.rates.set',
+          target: `tier:${input.type}`,
+          status: 'ok',
+          details: {
+            rateId: rate.id,
+            previous: previous
+              ? { cpu: previous.cpu.toFixed(), gpu: previous.gpu.toFixed(), mem: previous.mem.toFixed() }
+              : null,
+            next: { cpu: input.cpu.toFixed(), gpu: input.gpu.toFixed(), mem: input.mem.toFixed() },
+          },
+        });
+        return updated;
+      });
+      return result;
+    } catch (error) {
+      if (isUniqueViolation(error)) {
+        throw new ConflictError('These rates were changed at the same moment by someone else; try again.');
+      }
+      throw error;
+    } finally {
+      invalidate();
+    }
+  }
+
+  /** Every known user with natural, override and effective tier, for the overrides page. */
+  async function listUserTiers() {
+    const [snapshot, usernames, overrides] = await Promise.all([
+      getSnapshot(),
+      ratesRepository.listKnownUsernames(db),
+      ratesRepository.listOverrides(db),
+    ]);
+    return usernames.map((username) => {
+      const tier = tierOf(snapshot, username, overrides.get(username));
+      return { username, naturalTier: tier.naturalTier, override: tier.override, effectiveTier: tier.tier };
+    });
+  }
+
+  /** Moves a user to a tier; choosing the natural tier removes the override. Audited. */
+  async function setOverride(actor: AuditContext, input: TSetOverride) {
+    const snapshot = await getSnapshot();
+    const tier = snapshot.tiers.get(input.tier);
+    if (!tier || !snapshot.knownTiers.has(input.tier)) {
+      throw new BadRequestError(`tier: unknown tier "${input.tier}".`, { field: 'tier' });
+    }
+    if (!(await ratesRepository.isKnownUsername(db, input.username))) {
+      throw new NotFoundError(`No user or job owner is called "${input.username}".`);
+    }
+    const natural = tierOf(snapshot, input.username, undefined).naturalTier;
+    const isRemoval = input.tier === natural;
+    return db.$transaction(async (tx) => {
+      const previous = isRemoval
+        ? await ratesRepository.deleteOverride(tx, input.username)
+        : await ratesRepository.upsertOverride(tx, {
+            username: input.username,
+            tierId: tier.id,
+            createdBy: actor.actor,
+          });
+      await appendAudit(tx, {
+        ...actor,
+        action: isRemoval ? 'pricing.override.remove' : 'pricing.override.set',
+        target: `user:${input.username}`,
+        status: 'ok',
+        details: { previous: previous ?? null, next: isRemoval ? null : input.tier, naturalTier: natural },
+      });
+      return { username: input.username, override: isRemoval ? undefined : input.tier, effectiveTier: input.tier };
+    });
+  }
+
+  return {
+    getSnapshot,
+    getFormula,
+    getUserTier,
+    getUserTiers,
+    getRateTable,
+    getUserTierForBilling,
+    setRates,
+    listUserTiers,
+    setOverride,
+    invalidate,
+  };
+}
+
+export type RatesService = ReturnType<typeof createRatesService>;

@@ -1,0 +1,103 @@
+import express from 'express';
+import { auditContextOf } from '../../http/audit-context.js';
+import { sendCsv } from '../../http/csv-response.js';
+import { parseInput } from '../../http/route-helpers.js';
+import type { Guards } from '../auth/auth.guards.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { linkTo } from '../usage/usage.routes.js';
+import { ZWindowQuery } from '../usage/usage.schema.js';
+import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
+import {
+  PAYMENT_METHODS,
+  ZCreateReceipt,
+  ZMarkPaid,
+  ZReceiptFilter,
+  ZReceiptId,
+  ZVoidReceipt,
+} from './receipts.schema.js';
+import type { ReceiptsService } from './receipts.service.js';
+
+/** Admin billing: receipts across users, mark paid, void, month-end run, paid CSV. */
+export function adminBillingRoutes(deps: {
+  receipts: ReceiptsService;
+  usage: UsageService;
+  metrics: Pick<Metrics, 'csvDownloads'>;
+  guards: Guards;
+}) {
+  const { receipts, usage, metrics, guards } = deps;
+  const router = express.Router();
+
+  router.get('/admin/receipts', guards.requireAdmin, async (req, res) => {
+    const filter = parseInput(ZReceiptFilter, req.query);
+    const result = await receipts.listForAdmin(filter);
+    res.render('admin/billing', {
+      title: 'Billing',
+      result,
+      filter,
+      link: (changes: Record<string, unknown>) =>
+        linkTo(
+          '/admin/receipts',
+          { status: filter.status, user: filter.user, start: filter.start, end: filter.end },
+          changes,
+        ),
+    });
+  });
+
+  router.get('/admin/receipts/:id', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZReceiptId, req.params.id);
+    const { receipt, items } = await receipts.getById(id);
+    res.render('receipts/show', {
+      title: `Receipt #${receipt.id}`,
+      receipt,
+      items,
+      isAdminView: true,
+      paymentMethods: PAYMENT_METHODS,
+    });
+  });
+
+  router.post('/admin/receipts/:id/paid', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZReceiptId, req.params.id);
+    const input = parseInput(ZMarkPaid, req.body);
+    const result = await receipts.markPaid(auditContextOf(req), id, input);
+    if (req.is('application/json')) res.json({ ok: true, receipt: result });
+    else res.redirect(303, `/admin/receipts/${id}`);
+  });
+
+  router.post('/admin/receipts/:id/void', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZReceiptId, req.params.id);
+    const input = parseInput(ZVoidReceipt, req.body);
+    const result = await receipts.voidReceipt(auditContextOf(req), id, input);
+    if (req.is('application/json')) res.json({ ok: true, receipt: result });
+    else res.redirect(303, `/admin/receipts/${id}`);
+  });
+
+  router.post('/admin/month-end', guards.requireAdmin, async (req, res) => {
+    const input = parseInput(ZCreateReceipt, req.body);
+    const result = await receipts.runMonthEnd(auditContextOf(req), input.before);
+    const totals = result.totals.map((total) => `${total.total.toFixed()} ${total.currency}`).join(', ') || '0';
+    if (req.is('application/json')) {
+      res.json({
+        ok: true,
+        before: result.before,
+        receiptCount: result.receiptCount,
+        totals: result.totals.map((total) => ({ currency: total.currency, total: total.total.toFixed() })),
+        skipped: result.skipped,
+      });
+      return;
+    }
+    req.session.flash = {
+      type: 'success',
+      message: `Month-end run up to ${result.before}: ${result.receiptCount} receipt${result.receiptCount === 1 ? '' : 's'} created, total ${totals}.${result.skipped.length > 0 ? ` ${result.skipped.length} user(s) skipped (billed meanwhile).` : ''}`,
+    };
+    res.redirect(303, '/admin/receipts');
+  });
+
+  router.get('/admin/paid.csv', guards.requireAdmin, async (req, res) => {
+    const query = parseInput(ZWindowQuery, req.query);
+    const { window, rows } = await usage.streamPaidCsv(query);
+    metrics.csvDownloads.inc({ kind: 'admin_paid' });
+    await sendCsv(res, `paid-${window.start}-${window.end}.csv`, PAID_CSV_COLUMNS, rows);
+  });
+
+  return router;
+}

@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { ZLocalDate } from '../../shared/local-date.js';
+
+export { ZLocalDate };
+
+/** POST /me/receipt and the month-end run. */
+export const ZCreateReceipt = z.object({ before: ZLocalDate });
+export type TCreateReceipt = z.infer<typeof ZCreateReceipt>;
+
+export const PAYMENT_METHODS = ['bank_transfer', 'cash', 'cheque', 'card', 'internal_transfer', 'other'] as const;
+
+/** POST /admin/receipts/:id/paid. */
+export const ZMarkPaid = z.object({
+  method: z.enum(PAYMENT_METHODS, { error: `must be one of ${PAYMENT_METHODS.join(', ')}` }),
+  tx_ref: z
+    .string()
+    .trim()
+    .max(128, 'must be at most 128 characters')
+    .optional()
+    .transform((value) => (value ? value : undefined)),
+});
+export type TMarkPaid = z.infer<typeof ZMarkPaid>;
+
+/** POST /admin/receipts/:id/void. */
+export const ZVoidReceipt = z.object({
+  reason: z
+    .string({ error: 'is required' })
+    .trim()
+    .min(3, 'is required (say why the receipt is void)')
+    .max(500, 'must be at most 500 characters'),
+});
+export type TVoidReceipt = z.infer<typeof ZVoidReceipt>;
+
+/** A receipt id in a path. */
+export const ZReceiptId = z.coerce.number().int().positive().max(2_147_483_647);
+
+/** Admin billing list filters. */
+export const ZReceiptFilter = z.object({
+  status: z
+    .enum(['pending', 'paid', 'void'])
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  user: z.string().trim().max(64).optional(),
+  start: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
+  end: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
+  page: z.coerce.number().int().min(1).max(100_000).default(1),
+});
+export type TReceiptFilter = z.infer<typeof ZReceiptFilter>;
+
+/** ?page= of a listing. */
+export const ZPageQuery = z.object({ page: z.coerce.number().int().min(1).max(100_000).default(1) });

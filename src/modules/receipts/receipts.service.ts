@@ -1,0 +1,276 @@
+import { Prisma } from '@prisma/client';
+import type { AppConfig } from '../../config/config.js';
+import type { Database } from '../../db/database.js';
+import { AppError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
+import { endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
+import { type AuditContext, appendAudit } from '../audit/audit.service.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { createJobPricer, sumCosts } from '../pricing/pricing.js';
+import type { RatesService } from '../pricing/rates.service.js';
+import * as receiptsRepository from './receipts.repository.js';
+import type { TMarkPaid, TReceiptFilter, TVoidReceipt } from './receipts.schema.js';
+
+type MarkPaidInput = Pick<TMarkPaid, 'method'> & { tx_ref?: string | undefined };
+
+/** Asked for a receipt with no finished, unbilled job in its window: no empty receipt is made. */
+export class NothingToBillError extends AppError {
+  constructor(readonly before: string) {
+    super(422, `Nothing to bill: no finished, unbilled jobs ended on or before ${before}.`, { before });
+  }
+}
+
+export interface ReceiptsServiceDeps {
+  db: Database;
+  config: Pick<AppConfig, 'timeZone' | 'pricing'>;
+  rates: RatesService;
+  metrics: Pick<Metrics, 'receiptCreated' | 'receiptMarkedPaid' | 'receiptVoided'>;
+  now?: () => Date;
+}
+
+const PAGE_SIZE = 25;
+
+/** Receipts: creation (user and month-end), payment marking and voiding; each change is one transaction. */
+export function createReceiptsService(deps: ReceiptsServiceDeps) {
+  const { config, rates, metrics } = deps;
+  const db = deps.db.prisma;
+  const now = deps.now ?? (() => new Date());
+
+  function assertNotFuture(before: string) {
+    const today = toLocalDate(now(), config.timeZone);
+    if (before > today) {
+      throw new AppError(400, `before: ${before} is in the future; the latest day you can bill is ${today}.`, {
+        field: 'before',
+      });
+    }
+  }
+
+  /**
+   * Bills every finished, unbilled job of `username` that ended on or before the end
+   * of local day `before`, in one transaction. A racing request that billed some of
+   * the same jobs first makes this one fail whole on the unique job-key index.
+   */
+  async function createReceipt(username: string, before: string, scope: 'user' | 'admin', actor: AuditContext) {
+    const cutoff = endOfLocalDay(before, config.timeZone);
+    const lockedAt = now();
+    try {
+      const receipt = await db.$transaction(
+        async (tx) => {
+          const jobs = await receiptsRepository.findUnbilledJobs(tx, username, cutoff);
+          if (jobs.length === 0) throw new NothingToBillError(before);
+          const tier = await rates.getUserTierForBilling(tx, username, lockedAt);
+          const price = createJobPricer(tier.rates, config.pricing.cpuBasis);
+          const items = jobs.map((job) => {
+            const priced = price(job);
+            return {
+              slurmJobId: job.id,
+              cluster: job.cluster,
+              jobKey: job.jobKey,
+              displayJobId: job.jobId,
+              cpuHours: priced.cpuHours,
+              gpuHours: priced.gpuHours,
+              memGbHours: priced.memGbHours,
+              cost: priced.cost,
+            };
+          });
+          const total = sumCosts(items.map((item) => item.cost));
+          // Same-format UTC ISO strings sort like the instants they name.
+          let earliestEnd = jobs[0]?.endAt ?? cutoff.toISOString();
+          for (const job of jobs) if (job.endAt < earliestEnd) earliestEnd = job.endAt;
+          const created = await receiptsRepository.insertReceiptWithItems(
+            tx,
+            {
+              username,
+              billedThrough: new Date(`${before}T00:00:00Z`),
+              windowStart: new Date(earliestEnd),
+              windowEnd: cutoff,
+              total,
+              currency: tier.rates.currency,
+              tierName: tier.tier,
+              rateId: tier.rates.id,
+              ratesSnapshot: {
+                tier: tier.tier,
+                tierSource: tier.source,
+                rateId: tier.rates.id,
+                effectiveFrom: tier.rates.effectiveFrom.toISOString(),
+                cpu: tier.rates.cpu.toFixed(),
+                gpu: tier.rates.gpu.toFixed(),
+                mem: tier.rates.mem.toFixed(),
+                currency: tier.rates.currency,
+                cpuBasis: config.pricing.cpuBasis,
+              },
+              ratesLockedAt: lockedAt,
+              scope,
+              createdBy: actor.actor,
+            },
+            items,
+          );
+          await appendAudit(tx, {
+            ...actor,
+            action: 'receipt.create',
+            target: `receipt:${created.id}`,
+            status: 'ok',
+            details: { username, before, scope, items: items.length, total: total.toFixed(), tier: tier.tier },
+          });
+          return { id: created.id, username, total, currency: tier.rates.currency, itemCount: items.length };
+        },
+        // A month of a busy user's jobs is thousands of rows; the default 5 s is for small writes.
+        { timeout: 60_000, maxWait: 10_000 },
+      );
+      metrics.receiptCreated.inc({ scope });
+      return receipt;
+    } catch (error) {
+      if (isUniqueViolation(error)) {
+        throw new ConflictError(
+          'Some of these jobs were put on another receipt at the same moment, so this receipt was not created ' +
+            'and nothing was written. Open your receipts to see the other one.',
+          { username, before },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** A receipt for the signed-in user's own unbilled jobs up to the end of local day `before`. */
+  async function createForUser(user: { username: string }, before: string, actor: AuditContext) {
+    assertNotFuture(before);
+    return createReceipt(user.username, before, 'user', actor);
+  }
+
+  /**
+   * Month-end: a receipt for every user with unbilled usage up to `before`. Each user
+   * is their own transaction, so one user's conflict does not undo the others, and a
+   * second run finds nothing left and creates nothing.
+   */
+  async function runMonthEnd(actor: AuditContext, before: string) {
+    assertNotFuture(before);
+    const cutoff = endOfLocalDay(before, config.timeZone);
+    const usernames = await receiptsRepository.findUsersWithUnbilledJobs(db, cutoff);
+    const created: { id: number; username: string; total: Prisma.Decimal; currency: string }[] = [];
+    const skipped: { username: string; reason: string }[] = [];
+    for (const username of usernames) {
+      try {
+        created.push(await createReceipt(username, before, 'admin', actor));
+      } catch (error) {
+        // Someone billed this user between the listing and now: that is the outcome we wanted.
+        if (error instanceof NothingToBillError || error instanceof ConflictError) {
+          skipped.push({ username, reason: error.message });
+          continue;
+        }
+        throw error;
+      }
+    }
+    const totals = new Map<string, Prisma.Decimal>();
+    for (const receipt of created) {
+      totals.set(receipt.currency, (totals.get(receipt.currency) ?? new Prisma.Decimal(0)).plus(receipt.total));
+    }
+    return {
+      before,
+      receiptCount: created.length,
+      totals: [...totals].map(([currency, total]) => ({ currency, total })),
+      receipts: created,
+      skipped,
+    };
+  }
+
+  async function requireReceipt(tx: Prisma.TransactionClient, id: number) {
+    const receipt = await receiptsRepository.findReceipt(tx, id);
+    if (!receipt) throw new NotFoundError(`Receipt #${id} does not exist.`);
+    return receipt;
+  }
+
+  /** pending -> paid, with method and reference; anything else is a 409. Audited. */
+  async function markPaid(actor: AuditContext, id: number, input: MarkPaidInput) {
+    const paidAt = now();
+    const result = await db.$transaction(async (tx) => {
+      const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending'], {
+        status: 'paid',
+        paidAt,
+        paymentMethod: input.method,
+        txRef: input.tx_ref ?? null,
+      });
+      if (!isMoved) {
+        const receipt = await requireReceipt(tx, id);
+        throw new ConflictError(`Receipt #${id} is ${receipt.status}; only a pending receipt can be marked paid.`);
+      }
+      await appendAudit(tx, {
+        ...actor,
+        action: 'receipt.mark_paid',
+        target: `receipt:${id}`,
+        status: 'ok',
+        details: { method: input.method, txRef: input.tx_ref ?? null },
+      });
+      return { id, status: 'paid' as const, paidAt };
+    });
+    metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
+    return result;
+  }
+
+  /** pending or paid -> void, with a reason; its jobs become billable again. Audited. */
+  async function voidReceipt(actor: AuditContext, id: number, input: TVoidReceipt) {
+    const voidedAt = now();
+    const result = await db.$transaction(async (tx) => {
+      const before = await requireReceipt(tx, id);
+      const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending', 'paid'], {
+        status: 'void',
+        voidReason: input.reason,
+        voidedAt,
+        voidedBy: actor.actor,
+      });
+      if (!isMoved) throw new ConflictError(`Receipt #${id} is already void.`);
+      const releasedJobs = await receiptsRepository.voidItems(tx, id);
+      await appendAudit(tx, {
+        ...actor,
+        action: 'receipt.void',
+        target: `receipt:${id}`,
+        status: 'ok',
+        details: { reason: input.reason, previousStatus: before.status, releasedJobs },
+      });
+      return { id, status: 'void' as const, previousStatus: before.status, releasedJobs };
+    });
+    metrics.receiptVoided.inc();
+    return result;
+  }
+
+  /** The user's receipts, newest first. */
+  async function listForUser(username: string, page: number) {
+    const { rows, count } = await receiptsRepository.listReceipts(
+      db,
+      { username },
+      { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE },
+    );
+    return { receipts: rows, page, pageCount: Math.max(1, Math.ceil(count / PAGE_SIZE)), count };
+  }
+
+  /** A receipt with its items; another user's receipt is "not found", never "forbidden". */
+  async function getForUser(username: string, id: number) {
+    const receipt = await receiptsRepository.findReceipt(db, id, username);
+    if (!receipt) throw new NotFoundError(`Receipt #${id} was not found.`);
+    return { receipt, items: await receiptsRepository.listItems(db, id) };
+  }
+
+  /** Any receipt with its items (admin). */
+  async function getById(id: number) {
+    const receipt = await receiptsRepository.findReceipt(db, id);
+    if (!receipt) throw new NotFoundError(`Receipt #${id} was not found.`);
+    return { receipt, items: await receiptsRepository.listItems(db, id) };
+  }
+
+  /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
+  async function listForAdmin(filter: TReceiptFilter) {
+    const repoFilter: receiptsRepository.ReceiptFilter = {
+      status: filter.status,
+      username: filter.user || undefined,
+      createdFrom: filter.start ? startOfLocalDay(filter.start, config.timeZone) : undefined,
+      createdBefore: filter.end ? endOfLocalDay(filter.end, config.timeZone) : undefined,
+    };
+    const [{ rows, count }, totals] = await Promise.all([
+      receiptsRepository.listReceipts(db, repoFilter, { offset: (filter.page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),
+      receiptsRepository.sumByStatus(db, repoFilter),
+    ]);
+    return { receipts: rows, totals, page: filter.page, pageCount: Math.max(1, Math.ceil(count / PAGE_SIZE)), count };
+  }
+
+  return { createForUser, runMonthEnd, markPaid, voidReceipt, listForUser, getForUser, getById, listForAdmin };
+}
+
+export type ReceiptsService = ReturnType<typeof createReceiptsService>;

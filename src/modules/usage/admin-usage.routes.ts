@@ -1,0 +1,61 @@
+import express from 'express';
+import { sendCsv } from '../../http/csv-response.js';
+import { parseInput, sessionUserOf } from '../../http/route-helpers.js';
+import { AppError } from '../../shared/errors.js';
+import type { Guards } from '../auth/auth.guards.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { linkTo } from './usage.routes.js';
+import { ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';
+import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
+
+/** Usage across all users (admin) and the admin's own usage export. */
+export function adminUsageRoutes(deps: {
+  usage: UsageService;
+  metrics: Pick<Metrics, 'csvDownloads'>;
+  guards: Guards;
+}) {
+  const { usage, metrics, guards } = deps;
+  const router = express.Router();
+
+  router.get('/admin/usage', guards.requireAdmin, async (req, res) => {
+    const raw = req.query as Record<string, string | undefined>;
+    try {
+      const query = parseInput(ZAdminUsageQuery, req.query);
+      const result = await usage.getAdminUsage(query);
+      const current = { start: result.window.start, end: result.window.end, ...result.filters };
+      res.render('admin/usage', {
+        title: 'Usage across users',
+        result,
+        error: undefined,
+        form: current,
+        csvLink: linkTo('/admin/usage.csv', current, {}),
+      });
+    } catch (error) {
+      if (!(error instanceof AppError) || error.status !== 400) throw error;
+      res.status(400).render('admin/usage', {
+        title: 'Usage across users',
+        result: undefined,
+        error: error.message,
+        form: raw,
+        csvLink: '/admin/usage.csv',
+      });
+    }
+  });
+
+  router.get('/admin/usage.csv', guards.requireAdmin, async (req, res) => {
+    const query = parseInput(ZAdminUsageQuery, req.query);
+    const { window, rows } = await usage.streamAdminCsv(query);
+    metrics.csvDownloads.inc({ kind: 'user_usage' });
+    await sendCsv(res, `usage-all-${window.start}-${window.end}.csv`, USAGE_CSV_COLUMNS, rows);
+  });
+
+  router.get('/admin/my.csv', guards.requireAdmin, async (req, res) => {
+    const admin = sessionUserOf(req);
+    const query = parseInput(ZWindowQuery, req.query);
+    const { window, rows } = await usage.streamUserCsv(admin.username, query);
+    metrics.csvDownloads.inc({ kind: 'my_usage' });
+    await sendCsv(res, `usage-${admin.username}-${window.start}-${window.end}.csv`, USAGE_CSV_COLUMNS, rows);
+  });
+
+  return router;
+}

@@ -1,0 +1,74 @@
+import express from 'express';
+import { sendCsv } from '../../http/csv-response.js';
+import { parseInput, sessionUserOf } from '../../http/route-helpers.js';
+import { AppError } from '../../shared/errors.js';
+import { toLocalDate } from '../../shared/local-date.js';
+import type { Guards } from '../auth/auth.guards.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { ZUsageQuery, ZWindowQuery } from './usage.schema.js';
+import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
+
+/** The query string of /me with some parameters replaced (for view tabs, sorting and paging links). */
+export function linkTo(path: string, current: Record<string, unknown>, changes: Record<string, unknown>): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries({ ...current, ...changes })) {
+    if (value !== undefined && value !== null && value !== '') params.set(key, String(value));
+  }
+  const text = params.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+/** A researcher's own usage: GET /me (three views) and GET /me.csv. */
+export function usageRoutes(deps: {
+  usage: UsageService;
+  metrics: Pick<Metrics, 'csvDownloads'>;
+  guards: Guards;
+  timeZone: string;
+  now?: () => Date;
+}) {
+  const { usage, metrics, guards } = deps;
+  const now = deps.now ?? (() => new Date());
+  const router = express.Router();
+
+  router.get('/me', guards.requireUser, async (req, res) => {
+    const user = sessionUserOf(req);
+    const raw = req.query as Record<string, string | undefined>;
+    const today = toLocalDate(now(), deps.timeZone);
+    try {
+      const query = parseInput(ZUsageQuery, req.query);
+      const page = await usage.getUserUsage(user.username, query);
+      const current = { start: page.window.start, end: page.window.end, view: page.view };
+      res.render('usage/me', {
+        title: 'My usage',
+        page,
+        today,
+        error: undefined,
+        link: (changes: Record<string, unknown>) =>
+          linkTo('/me', { ...current, sort: raw.sort, dir: raw.dir }, changes),
+        csvLink: linkTo('/me.csv', { start: page.window.start, end: page.window.end }, {}),
+      });
+    } catch (error) {
+      // Bad dates come back as the page with the message and the form, not as an error page.
+      if (!(error instanceof AppError) || error.status !== 400) throw error;
+      res.status(400).render('usage/me', {
+        title: 'My usage',
+        page: undefined,
+        today,
+        error: error.message,
+        form: { start: raw.start ?? '', end: raw.end ?? '', view: raw.view ?? 'detail' },
+        link: (changes: Record<string, unknown>) => linkTo('/me', {}, changes),
+        csvLink: '/me.csv',
+      });
+    }
+  });
+
+  router.get('/me.csv', guards.requireUser, async (req, res) => {
+    const user = sessionUserOf(req);
+    const query = parseInput(ZWindowQuery, req.query);
+    const { window, rows } = await usage.streamUserCsv(user.username, query);
+    metrics.csvDownloads.inc({ kind: 'my_usage' });
+    await sendCsv(res, `usage-${user.username}-${window.start}-${window.end}.csv`, USAGE_CSV_COLUMNS, rows);
+  });
+
+  return router;
+}

@@ -1,0 +1,264 @@
+import type { Prisma } from '@prisma/client';
+import type { AppConfig } from '../../config/config.js';
+import type { Database } from '../../db/database.js';
+import { BadRequestError } from '../../shared/errors.js';
+import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
+import { minorUnitDigits } from '../pricing/pricing.js';
+import type { RatesService } from '../pricing/rates.service.js';
+import * as receiptsRepository from '../receipts/receipts.repository.js';
+import * as usageRepository from './usage.repository.js';
+import type { TAdminUsageQuery, TUsageQuery, TWindowQuery } from './usage.schema.js';
+import { renderBarChart } from './usage-chart.js';
+
+export interface UsageServiceDeps {
+  db: Database;
+  config: Pick<AppConfig, 'timeZone' | 'currency' | 'pricing'>;
+  rates: RatesService;
+  now?: () => Date;
+}
+
+export interface UsageWindow {
+  /** Local dates, both included. */
+  start: string;
+  end: string;
+  from: Date;
+  before: Date;
+}
+
+const DEFAULT_DAYS = 7;
+/** Pages over a longer window would draw an unreadable chart and sort too many rows; CSV has no limit. */
+export const MAX_PAGE_WINDOW_DAYS = 366;
+const PAGE_SIZE = 50;
+const CSV_BATCH = 10_000;
+
+/** Header row and column order of the usage CSV exports (costs are in CURRENCY). */
+export const USAGE_CSV_COLUMNS = usageRepository.CSV_JOB_COLUMNS;
+
+export const PAID_CSV_COLUMNS = [
+  'receipt_id',
+  'user',
+  'paid_at',
+  'method',
+  'tx_ref',
+  'total',
+  'currency',
+  'tier',
+  'billed_through',
+  'created_at',
+] as const;
+
+const toNumber = (value: Prisma.Decimal | number | null | undefined) =>
+  value === null || value === undefined ? 0 : Number(value);
+
+/** Usage pages and exports: per-job listings, daily and per-user totals, CSV streams. */
+export function createUsageService(deps: UsageServiceDeps) {
+  const { config, rates } = deps;
+  const db = deps.db.prisma;
+  const now = deps.now ?? (() => new Date());
+  const minorDigits = minorUnitDigits(config.currency);
+
+  /** The window asked for, defaulting to the last 7 local days; a clear 400 when it makes no sense. */
+  function resolveWindow(query: TWindowQuery, options: { maxDays?: number } = {}): UsageWindow {
+    const today = toLocalDate(now(), config.timeZone);
+    const end = query.end ?? (query.start ? addLocalDays(query.start, DEFAULT_DAYS - 1) : today);
+    const start = query.start ?? addLocalDays(end, -(DEFAULT_DAYS - 1));
+    if (start > end) {
+      throw new BadRequestError(`The start date (${start}) is after the end date (${end}).`, { field: 'start' });
+    }
+    if (options.maxDays !== undefined && daysBetween(start, end) + 1 > options.maxDays) {
+      throw new BadRequestError(
+        `The window is ${daysBetween(start, end) + 1} days long; pick at most ${options.maxDays} days (the CSV export has no limit).`,
+        { field: 'end' },
+      );
+    }
+    return {
+      start,
+      end,
+      from: startOfLocalDay(start, config.timeZone),
+      before: endOfLocalDay(end, config.timeZone),
+    };
+  }
+
+  async function pricingFor(usernames?: string[]): Promise<usageRepository.PricingContext> {
+    return { basis: config.pricing.cpuBasis, minorDigits, rates: await rates.getRateTable(usernames) };
+  }
+
+  function fillDays(window: UsageWindow, rows: Awaited<ReturnType<typeof usageRepository.sumByLocalDay>>) {
+    const byDay = new Map(rows.map((row) => [row.day, row]));
+    const days = [];
+    for (let day = window.start; day <= window.end; day = addLocalDays(day, 1)) {
+      const row = byDay.get(day);
+      days.push({
+        day,
+        jobs: row?.jobs ?? 0,
+        cpuHours: toNumber(row?.cpuHours),
+        gpuHours: toNumber(row?.gpuHours),
+        memGbHours: toNumber(row?.memGbHours),
+        cost: toNumber(row?.cost),
+      });
+    }
+    return days;
+  }
+
+  /** The /me page in one of its three views. */
+  async function getUserUsage(username: string, query: TUsageQuery) {
+    const window = resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
+    const filter = { from: window.from, before: window.before, user: username };
+    const tier = await rates.getUserTier(username);
+    const pricing: usageRepository.PricingContext = {
+      basis: config.pricing.cpuBasis,
+      minorDigits,
+      rates: [{ username, tier: tier.tier, cpu: tier.rates.cpu, gpu: tier.rates.gpu, mem: tier.rates.mem }],
+    };
+    const base = { window, tier, currency: config.currency, view: query.view };
+
+    if (query.view === 'aggregate') {
+      const days = fillDays(window, await usageRepository.sumByLocalDay(db, filter, pricing, config.timeZone));
+      const totals = days.reduce(
+        (sum, day) => ({
+          jobs: sum.jobs + day.jobs,
+          cpuHours: sum.cpuHours + day.cpuHours,
+          gpuHours: sum.gpuHours + day.gpuHours,
+          memGbHours: sum.memGbHours + day.memGbHours,
+          cost: sum.cost + day.cost,
+        }),
+        { jobs: 0, cpuHours: 0, gpuHours: 0, memGbHours: 0, cost: 0 },
+      );
+      const label = (day: string) => day.slice(5);
+      const charts = [
+        {
+          title: 'CPU core-hours per day',
+          unit: 'core-h',
+          bars: days.map((day) => ({ label: label(day.day), value: day.cpuHours })),
+        },
+        {
+          title: 'GPU-hours per day',
+          unit: 'GPU-h',
+          color: '#067647',
+          bars: days.map((day) => ({ label: label(day.day), value: day.gpuHours })),
+        },
+        {
+          title: 'Memory GB-hours per day',
+          unit: 'GB-h',
+          color: '#b54708',
+          bars: days.map((day) => ({ label: label(day.day), value: day.memGbHours })),
+        },
+      ].map((chart) => ({ title: chart.title, svg: renderBarChart(chart) }));
+      return { ...base, view: 'aggregate' as const, days, totals, charts };
+    }
+
+    if (query.view === 'billed') {
+      const { rows, count } = await usageRepository.findBilledPage(db, filter, {
+        offset: (query.page - 1) * PAGE_SIZE,
+        limit: PAGE_SIZE,
+      });
+      return { ...base, view: 'billed' as const, rows, page: query.page, pageCount: pageCountOf(count), count };
+    }
+
+    const [rows, count] = await Promise.all([
+      usageRepository.findJobsPage(db, filter, pricing, {
+        sort: query.sort,
+        direction: query.dir,
+        offset: (query.page - 1) * PAGE_SIZE,
+        limit: PAGE_SIZE,
+      }),
+      usageRepository.countJobs(db, filter),
+    ]);
+    return {
+      ...base,
+      view: 'detail' as const,
+      rows,
+      page: query.page,
+      pageCount: pageCountOf(count),
+      count,
+      sort: query.sort,
+      dir: query.dir,
+    };
+  }
+
+  /** Usage across users (admin): per-user totals under the filters. */
+  async function getAdminUsage(query: TAdminUsageQuery) {
+    const window = resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
+    const filter = { from: window.from, before: window.before, ...pickFilters(query) };
+    const pricing = await pricingFor(query.user ? [query.user] : undefined);
+    const users = await usageRepository.sumByUser(db, filter, pricing);
+    const totals = users.reduce(
+      (sum, row) => ({
+        jobs: sum.jobs + row.jobs,
+        cpuHours: sum.cpuHours + toNumber(row.cpuHours),
+        gpuHours: sum.gpuHours + toNumber(row.gpuHours),
+        memGbHours: sum.memGbHours + toNumber(row.memGbHours),
+        cost: sum.cost + toNumber(row.cost),
+      }),
+      { jobs: 0, cpuHours: 0, gpuHours: 0, memGbHours: 0, cost: 0 },
+    );
+    return { window, users, totals, filters: pickFilters(query), currency: config.currency };
+  }
+
+  async function* flatten(batches: AsyncGenerator<usageRepository.CsvJobRow[]>) {
+    for await (const batch of batches) yield* batch;
+  }
+
+  /** Every job of one user in the window, row by row, for CSV. */
+  async function streamUserCsv(username: string, query: TWindowQuery) {
+    const window = resolveWindow(query);
+    const pricing = await pricingFor([username]);
+    const filter = { from: window.from, before: window.before, user: username };
+    return {
+      window,
+      rows: flatten(usageRepository.streamPricedJobs(deps.db, filter, pricing, CSV_BATCH)),
+    };
+  }
+
+  /** Every job of every user (under the filters) in the window, for CSV. */
+  async function streamAdminCsv(query: TAdminUsageQuery) {
+    const window = resolveWindow(query);
+    const pricing = await pricingFor(query.user ? [query.user] : undefined);
+    const filter = { from: window.from, before: window.before, ...pickFilters(query) };
+    return {
+      window,
+      rows: flatten(usageRepository.streamPricedJobs(deps.db, filter, pricing, CSV_BATCH)),
+    };
+  }
+
+  /** Paid receipts whose payment was recorded in the window, for CSV. */
+  async function streamPaidCsv(query: TWindowQuery) {
+    const window = resolveWindow(query);
+    async function* rows() {
+      let after: { paidAt: Date; id: number } | undefined;
+      for (;;) {
+        const batch = await receiptsRepository.findPaidBatch(db, window, after, CSV_BATCH);
+        for (const receipt of batch) {
+          yield {
+            receipt_id: receipt.id,
+            user: receipt.username,
+            paid_at: receipt.paidAt?.toISOString() ?? '',
+            method: receipt.paymentMethod ?? '',
+            tx_ref: receipt.txRef ?? '',
+            total: receipt.total.toFixed(minorUnitDigits(receipt.currency)),
+            currency: receipt.currency,
+            tier: receipt.tierName,
+            billed_through: receipt.billedThrough.toISOString().slice(0, 10),
+            created_at: receipt.createdAt.toISOString(),
+          };
+        }
+        const last = batch.at(-1);
+        if (!last?.paidAt || batch.length < CSV_BATCH) return;
+        after = { paidAt: last.paidAt, id: last.id };
+      }
+    }
+    return { window, rows: rows() };
+  }
+
+  return { resolveWindow, getUserUsage, getAdminUsage, streamUserCsv, streamAdminCsv, streamPaidCsv };
+}
+
+function pageCountOf(count: number): number {
+  return Math.max(1, Math.ceil(count / PAGE_SIZE));
+}
+
+function pickFilters(query: TAdminUsageQuery) {
+  return { user: query.user, account: query.account, partition: query.partition };
+}
+
+export type UsageService = ReturnType<typeof createUsageService>;

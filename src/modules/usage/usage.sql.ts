@@ -1,0 +1,40 @@
+import { Prisma } from '@prisma/client';
+import type { CpuBasis } from '../pricing/pricing.js';
+import type { RateTableRow } from '../pricing/rates.service.js';
+
+/**
+ * The pricing formulas of pricing.ts in SQL, for aggregates and exports that must
+ * not load every job into Node. Same inputs, same 6-decimal hours, same half-up
+ * rounding (PostgreSQL's round() on numeric rounds half away from zero, which is
+ * half-up for the non-negative amounts here); test/integration/usage.sql.test.ts
+ * checks both give identical numbers. Expects the job as `j` and the rates as `r`.
+ */
+export function cpuHoursSql(basis: CpuBasis): Prisma.Sql {
+  const allocated = Prisma.sql`j.alloc_cpus::numeric * greatest(j.elapsed_sec, 0)`;
+  if (basis === 'allocated') return Prisma.sql`round(${allocated} / 3600, 6)`;
+  return Prisma.sql`round(coalesce(j.total_cpu_sec, j.cpu_time_sec::numeric, ${allocated}) / 3600, 6)`;
+}
+
+export const GPU_HOURS_SQL = Prisma.sql`round(
+  (CASE WHEN j.alloc_gpus > 0 THEN j.alloc_gpus ELSE greatest(j.req_gpus, 0) END)::numeric
+  * greatest(j.elapsed_sec, 0) / 3600, 6)`;
+
+export const MEM_GB_HOURS_SQL = Prisma.sql`round(
+  coalesce(j.step_mem_gb_hours, j.alloc_mem_mb * greatest(j.elapsed_sec, 0) / 3686400), 6)`;
+
+/** Cost of one job at the rates `r`, rounded half-up to `minorDigits`. */
+export function costSql(basis: CpuBasis, minorDigits: number): Prisma.Sql {
+  return Prisma.sql`round(
+    ${cpuHoursSql(basis)} * r.cpu + ${GPU_HOURS_SQL} * r.gpu + ${MEM_GB_HOURS_SQL} * r.mem,
+    ${Prisma.raw(String(Math.trunc(minorDigits)))})`;
+}
+
+/** A `rates` CTE body: `SELECT username, tier, cpu, gpu, mem` from arrays bound as parameters. */
+export function rateTableSql(rows: RateTableRow[]): Prisma.Sql {
+  return Prisma.sql`SELECT * FROM unnest(
+    ${rows.map((row) => row.username)}::text[],
+    ${rows.map((row) => row.tier)}::text[],
+    ${rows.map((row) => row.cpu.toFixed())}::numeric[],
+    ${rows.map((row) => row.gpu.toFixed())}::numeric[],
+    ${rows.map((row) => row.mem.toFixed())}::numeric[]) AS t(username, tier, cpu, gpu, mem)`;
+}

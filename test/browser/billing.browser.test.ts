@@ -1,0 +1,167 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toLocalDate } from '../../src/shared/local-date.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { PROJECT_ROOT } from '../support/spawn-server.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * The researcher's and the admin's paths through a real browser (Debian's chromium driven
+ * by playwright-core). Screenshots of every page land in test-artifacts/ (not committed).
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+const ARTIFACTS = path.join(PROJECT_ROOT, 'test-artifacts', 'browser');
+const TIME_ZONE = 'Asia/Bangkok';
+
+if (!hasChromium) {
+  console.warn(`browser test skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
+}
+
+describe.skipIf(!hasChromium)('in a real browser', () => {
+  let db: TestDatabase;
+  let server: Server;
+  let browser: Browser;
+  let base: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await buildTiers(db);
+    await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
+    await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
+    const now = Date.now();
+    await buildJobs(
+      db,
+      Array.from({ length: 30 }, (_, index) => ({
+        user: 'alice',
+        name: index % 2 ? 'md-run' : 'train',
+        end: new Date(now - (index + 1) * 5 * 3_600_000),
+        allocGpus: index % 5 === 0 ? 1 : 0,
+        totalCpuSec: String(1800 + index * 600),
+      })),
+    );
+    const app = buildTestApp(db, { env: { APP_TZ: TIME_ZONE } });
+    server = await new Promise<Server>((resolve) => {
+      const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
+    });
+    const address = server.address();
+    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    await mkdir(ARTIFACTS, { recursive: true });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => server?.close(resolve));
+    await db?.drop();
+  });
+
+  const shot = (page: Page, name: string) =>
+    page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+  async function signIn(page: Page, username: string, password: string) {
+    await page.goto(`${base}/login`);
+    await page.fill('#username', username);
+    await page.fill('#password', password);
+    await Promise.all([page.waitForURL(/\/(me|admin)$/), page.click('button[type=submit]')]);
+  }
+
+  it('alice browses her usage, downloads it, creates and opens a receipt; the admin marks it paid', async () => {
+    // A phone-sized window: the pages must read there too.
+    const alice = await browser.newContext({ viewport: { width: 390, height: 844 }, acceptDownloads: true });
+    const page = await alice.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => {
+      // A CSP violation shows up as a console error; there must be none. (A failed load is reported below.)
+      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
+        pageErrors.push(message.text());
+      }
+    });
+    page.on('response', (response) => {
+      // Browsers ask for /favicon.ico on their own; the app has none.
+      if (response.status() >= 400 && !response.url().endsWith('/favicon.ico')) {
+        pageErrors.push(`${response.status()} ${response.url()}`);
+      }
+    });
+
+    await signIn(page, 'alice', 'alice-password');
+    expect((await page.locator('h1').innerText()).trim()).toBe('My usage');
+    expect(await page.locator('td[data-label="Job"]').count()).toBeGreaterThan(0);
+    await shot(page, '01-me-detail');
+
+    await page.click('a.tab:has-text("Per day")');
+    await page.waitForURL(/view=aggregate/);
+    expect(await page.locator('svg.chart').count()).toBe(3);
+    await shot(page, '02-me-aggregate');
+
+    await page.click('a.tab:has-text("Billed")');
+    await page.waitForURL(/view=billed/);
+    await shot(page, '03-me-billed');
+
+    await page.click('a.tab:has-text("Jobs")');
+    await page.waitForURL(/view=detail/);
+    const today = toLocalDate(new Date(), TIME_ZONE);
+    const threeDaysAgo = toLocalDate(new Date(Date.now() - 3 * 86_400_000), TIME_ZONE);
+    await page.fill('#start', threeDaysAgo);
+    await page.fill('#end', today);
+    await Promise.all([page.waitForURL(new RegExp(`start=${threeDaysAgo}`)), page.click('button:has-text("Show")')]);
+    expect(await page.locator('main').innerText()).toContain(`${threeDaysAgo} to ${today}`);
+    await shot(page, '04-me-window');
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('a:has-text("Download CSV")')]);
+    expect(download.suggestedFilename()).toBe(`usage-alice-${threeDaysAgo}-${today}.csv`);
+    const csv = await readFile((await download.path()) as string, 'utf8');
+    expect(csv.split('\n')[0]).toMatch(/^job_id,cluster,name,user,/);
+    expect(csv.trim().split('\n').length).toBeGreaterThan(1);
+
+    await page.fill('#before', today);
+    await Promise.all([page.waitForURL(/\/me\/receipts\/\d+$/), page.click('button:has-text("Create receipt")')]);
+    const receiptUrl = page.url();
+    expect(await page.locator('h1').innerText()).toContain('Receipt #');
+    expect((await page.locator('.badge.big').innerText()).trim()).toBe('pending');
+    await shot(page, '05-receipt-created');
+
+    await page.click('nav a:has-text("Receipts")');
+    await page.waitForURL(/\/me\/receipts$/);
+    await shot(page, '06-receipts-list');
+    await Promise.all([page.waitForURL(receiptUrl), page.click(`a[href="${new URL(receiptUrl).pathname}"]`)]);
+    await shot(page, '07-receipt-opened');
+
+    await Promise.all([page.waitForURL(/\/login$/), page.click('button:has-text("Sign out")')]);
+    await shot(page, '08-signed-out');
+    expect(pageErrors).toEqual([]);
+    await alice.close();
+
+    const bossContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const boss = await bossContext.newPage();
+    await signIn(boss, 'boss', 'boss-password');
+    await boss.goto(`${base}/admin/receipts/${receiptUrl.split('/').pop()}`);
+    await boss.selectOption('#method', 'bank_transfer');
+    await boss.fill('#tx_ref', 'KBANK-0042');
+    await Promise.all([boss.waitForLoadState('load'), boss.click('button:has-text("Mark paid")')]);
+    expect((await boss.locator('.badge.big').innerText()).trim()).toBe('paid');
+    expect(await boss.locator('main').innerText()).toContain('KBANK-0042');
+    await shot(boss, '09-admin-marked-paid');
+    await boss.goto(`${base}/admin/receipts`);
+    await shot(boss, '10-admin-billing');
+    await bossContext.close();
+  });
+});

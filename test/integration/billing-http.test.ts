@@ -1,0 +1,417 @@
+import request from 'supertest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp, metricValue } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+// 2025-09-20 12:00 in Bangkok, moving with the real clock so rate changes get distinct instants.
+const STARTED = Date.now();
+const now = () => new Date(Date.parse('2025-09-20T05:00:00Z') + (Date.now() - STARTED));
+const env = { APP_TZ: 'Asia/Bangkok' };
+const metrics = createMetrics();
+let app: ReturnType<typeof buildTestApp>;
+let alice: Agent;
+let bob: Agent;
+let admin: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
+  await buildUser(db.prisma, { username: 'bob', password: 'bob-password' });
+  await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
+  app = buildTestApp(db, { env, now, metrics });
+  alice = await signInAs(app, 'alice', 'alice-password');
+  bob = await signInAs(app, 'bob', 'bob-password');
+  admin = await signInAs(app, 'boss', 'boss-password');
+});
+afterAll(() => db?.drop());
+
+async function clearJobs() {
+  await db.prisma.receiptItem.deleteMany();
+  await db.prisma.receipt.deleteMany();
+  await db.prisma.slurmJob.deleteMany();
+}
+
+const html = (agent: Agent, path: string) => agent.get(path).set('Accept', 'text/html');
+
+describe('GET /formula', () => {
+  it('answers the default tier with a strong ETag, no-cache, and 304 for the current tag', async () => {
+    const first = await request(app).get('/formula').expect(200);
+    expect(first.body).toEqual({
+      type: 'mu',
+      unit: 'per-hour',
+      rates: { cpu: 0.5, gpu: 12, mem: 0.05 },
+      currency: 'THB',
+    });
+    expect(first.headers.etag).toMatch(/^"[A-Za-z0-9_-]+"$/);
+    expect(first.headers['cache-control']).toBe('no-cache');
+    const cached = await request(app)
+      .get('/formula?type=mu')
+      .set('If-None-Match', first.headers.etag as string)
+      .expect(304);
+    expect(cached.text).toBe('');
+    expect(cached.headers.etag).toBe(first.headers.etag);
+    const gov = await request(app).get('/formula?type=gov').expect(200);
+    expect(gov.body.rates).toEqual({ cpu: 0.8, gpu: 18, mem: 0.08 });
+    expect(gov.headers.etag).not.toBe(first.headers.etag);
+    await request(app)
+      .get('/formula?type=gov')
+      .set('If-None-Match', first.headers.etag as string)
+      .expect(200);
+  });
+
+  it('refuses an unknown tier with a JSON 400', async () => {
+    const response = await request(app).get('/formula?type=platinum').expect(400);
+    expect(response.body).toEqual({ error: expect.stringMatching(/^Unknown tier "platinum"/), code: 400 });
+  });
+});
+
+describe('POST /formula', () => {
+  async function post(agent: Agent, body: unknown) {
+    return agent
+      .post('/formula')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send(body as object);
+  }
+
+  it('lets an admin set rates: new ETag, history kept, audited; other workers follow their next check', async () => {
+    const otherWorker = buildTestApp(db, { env: { ...env, PRICING_CACHE_CHECK_MS: '0' }, now });
+    const before = await request(app).get('/formula?type=private').expect(200);
+    const otherBefore = await request(otherWorker).get('/formula?type=private').expect(200);
+    expect(otherBefore.headers.etag).toBe(before.headers.etag);
+
+    const response = await post(admin, { type: 'private', cpu: 1.75, gpu: 36, mem: '0.2' });
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({
+      ok: true,
+      updated: { type: 'private', cpu: 1.75, gpu: 36, mem: 0.2, currency: 'THB' },
+    });
+
+    const after = await request(app).get('/formula?type=private').expect(200);
+    expect(after.body.rates).toEqual({ cpu: 1.75, gpu: 36, mem: 0.2 });
+    expect(after.headers.etag).not.toBe(before.headers.etag);
+    await request(app)
+      .get('/formula?type=private')
+      .set('If-None-Match', before.headers.etag as string)
+      .expect(200);
+    expect((await request(otherWorker).get('/formula?type=private')).headers.etag).toBe(after.headers.etag);
+    // Other tiers' tags are untouched.
+    const mu = await request(app).get('/formula?type=mu');
+    expect(mu.body.rates.cpu).toBe(0.5);
+
+    expect(await db.prisma.pricingRate.count({ where: { tier: { name: 'private' } } })).toBe(2);
+    const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'pricing.rates.set' } });
+    expect(audit).toMatchObject({ actor: 'boss', target: 'tier:private', status: 'ok' });
+  });
+
+  it.each([
+    [{ type: 'mu', cpu: -1, gpu: 1, mem: 1 }, /^cpu: must be 0 or more/],
+    [{ type: 'mu', cpu: 1, gpu: 'lots', mem: 1 }, /^gpu: must be a number/],
+    [{ type: 'mu', cpu: 1, gpu: 1, mem: 5_000_000 }, /^mem: must be at most 1000000/],
+    [{ type: 'mu', cpu: 1, gpu: 1, mem: 0.1234567 }, /^mem: must have at most 6 decimal places/],
+    [{ type: 'mu', cpu: 1, gpu: 1 }, /^mem: must be a number/],
+    [{ type: 'nope', cpu: 1, gpu: 1, mem: 1 }, /^type: unknown tier "nope"/],
+  ])('refuses %j with a 400 naming the field, changing nothing', async (body, message) => {
+    const before = await db.prisma.pricingRate.count();
+    const response = await post(admin, body);
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatch(message);
+    expect(await db.prisma.pricingRate.count()).toBe(before);
+  });
+
+  it('is forbidden to a non-admin and needs the CSRF header', async () => {
+    const before = await db.prisma.pricingRate.count();
+    const forbidden = await post(alice, { type: 'mu', cpu: 0, gpu: 0, mem: 0 });
+    expect(forbidden.status).toBe(403);
+    const noToken = await admin.post('/formula').set('Accept', 'application/json').send({
+      type: 'mu',
+      cpu: 0,
+      gpu: 0,
+      mem: 0,
+    });
+    expect(noToken.status).toBe(403);
+    expect(await db.prisma.pricingRate.count()).toBe(before);
+  });
+});
+
+describe('/me', () => {
+  beforeEach(clearJobs);
+
+  it('shows the three views of the last 7 days and refuses a bad window with a message', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-18T03:00:00Z', name: 'md-run', jobId: '7001' },
+      { user: 'alice', end: '2025-09-19T03:00:00Z', name: 'train', jobId: '7002', allocGpus: 1 },
+      { user: 'bob', end: '2025-09-19T03:00:00Z', name: 'secret', jobId: '7003' },
+    ]);
+    const detail = await html(alice, '/me').expect(200);
+    expect(detail.text).toContain('2025-09-14');
+    expect(detail.text).toContain('md-run');
+    expect(detail.text).toContain('7002');
+    expect(detail.text).not.toContain('secret');
+
+    const aggregate = await html(alice, '/me?view=aggregate&start=2025-09-17&end=2025-09-19').expect(200);
+    expect(aggregate.text).toMatch(/<svg class="chart"[^>]*role="img"/);
+    expect(aggregate.text).not.toMatch(/style="/);
+
+    await html(alice, '/me?view=billed').expect(200);
+
+    const backwards = await html(alice, '/me?start=2025-09-19&end=2025-09-01').expect(400);
+    expect(backwards.text).toContain('The start date (2025-09-19) is after the end date (2025-09-01).');
+    const nonsense = await html(alice, '/me?start=2025-02-30').expect(400);
+    expect(nonsense.text).toContain('start: is not a real calendar date');
+    const badSort = await html(alice, '/me?sort=password').expect(400);
+    expect(badSort.text).toContain('sort: must be one of');
+  });
+
+  it('sends the window as a CSV attachment with a header row, counted as my_usage', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-18T03:00:00Z', name: 'md, "quoted"', jobId: '8001', totalCpuSec: '3600' },
+      { user: 'bob', end: '2025-09-18T03:00:00Z', jobId: '8002' },
+    ]);
+    const before = await metricValue(metrics, 'csv_download_total', { kind: 'my_usage' });
+    const response = await alice.get('/me.csv?start=2025-09-14&end=2025-09-20').expect(200);
+    expect(response.headers['content-type']).toBe('text/csv; charset=utf-8');
+    expect(response.headers['content-disposition']).toBe(
+      'attachment; filename="usage-alice-2025-09-14-2025-09-20.csv"',
+    );
+    const lines = response.text.trim().split('\n');
+    expect(lines[0]).toBe(
+      'job_id,cluster,name,user,account,partition,state,start,end,elapsed_sec,cpu_hours,gpu_hours,mem_gb_hours,tier,cost,receipt_id,receipt_status',
+    );
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toContain('8001,test,"md, ""quoted""",alice');
+    expect(lines[1]).toContain(',1.000000,0.000000,');
+    expect(await metricValue(metrics, 'csv_download_total', { kind: 'my_usage' })).toBe(before + 1);
+    await alice.get('/me.csv?start=nope').expect(400);
+  });
+});
+
+describe('receipts over HTTP', () => {
+  beforeEach(clearJobs);
+
+  async function createReceipt(agent: Agent, before: string) {
+    return agent
+      .post('/me/receipt')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ before, csrf_token: await csrfTokenOf(agent, '/me') });
+  }
+
+  it('creates a receipt, redirects to it, and hides it from everyone else', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z', jobId: '9001' }]);
+    const created = await createReceipt(alice, '2025-09-15');
+    expect(created.status).toBe(303);
+    const location = created.headers.location as string;
+    expect(location).toMatch(/^\/me\/receipts\/\d+$/);
+    const page = await html(alice, location).expect(200);
+    expect(page.text).toContain('9001');
+    expect(page.text).toContain('pending');
+    expect((await html(alice, '/me/receipts').expect(200)).text).toContain(location);
+    await html(bob, location).expect(404);
+    await html(alice, '/me/receipts/abc').expect(400);
+
+    const again = await createReceipt(alice, '2025-09-15');
+    expect(again.status).toBe(422);
+    expect(again.text).toContain('Nothing to bill: no finished, unbilled jobs ended on or before 2025-09-15.');
+    expect(await db.prisma.receipt.count()).toBe(1);
+  });
+
+  it('needs a CSRF token and a real date', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z' }]);
+    await alice.post('/me/receipt').type('form').send({ before: '2025-09-15' }).expect(403);
+    const bad = await createReceipt(alice, '15/09/2025');
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('before: must be a date as YYYY-MM-DD');
+    expect(await db.prisma.receipt.count()).toBe(0);
+  });
+
+  it('with 20 concurrent requests bills each job exactly once', async () => {
+    await buildJobs(
+      db,
+      Array.from({ length: 200 }, (_, index) => ({ user: 'alice', end: new Date(Date.UTC(2025, 8, 5, 0, index)) })),
+    );
+    const token = await csrfTokenOf(alice, '/me');
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        alice
+          .post('/me/receipt')
+          .set('Accept', 'application/json')
+          .set('X-CSRFToken', token)
+          .send({ before: '2025-09-15' }),
+      ),
+    );
+    const statuses = responses.map((response) => response.status);
+    expect(statuses.filter((status) => status === 303).length).toBeGreaterThanOrEqual(1);
+    expect(statuses.every((status) => [303, 409, 422].includes(status))).toBe(true);
+    const perJob = await db.prisma.receiptItem.groupBy({ by: ['displayJobId'], _count: { _all: true } });
+    expect(perJob).toHaveLength(200);
+    expect(perJob.every((row) => row._count._all === 1)).toBe(true);
+  });
+
+  it('lets an admin mark a receipt paid once, void it with a reason, and export paid receipts', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z', jobId: '9101' }]);
+    const created = await createReceipt(alice, '2025-09-15');
+    const id = Number((created.headers.location as string).split('/').pop());
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    const paidBefore = await metricValue(metrics, 'billing_receipt_marked_paid_total', { actor_type: 'admin' });
+
+    await alice
+      .post(`/admin/receipts/${id}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(alice, '/me'))
+      .send({ method: 'cash' })
+      .expect(403);
+    const paid = await admin
+      .post(`/admin/receipts/${id}/paid`)
+      .type('form')
+      .send({ method: 'bank_transfer', tx_ref: 'KBANK-42', csrf_token: token });
+    expect(paid.status).toBe(303);
+    expect(await metricValue(metrics, 'billing_receipt_marked_paid_total', { actor_type: 'admin' })).toBe(
+      paidBefore + 1,
+    );
+    const twice = await admin
+      .post(`/admin/receipts/${id}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ method: 'cash' });
+    expect(twice.status).toBe(409);
+    expect(twice.body.error).toMatch(/is paid; only a pending receipt can be marked paid/);
+
+    const paidCsv = await admin.get('/admin/paid.csv?start=2025-09-01&end=2025-09-30').expect(200);
+    expect(paidCsv.text).toContain(`${id},alice,`);
+    expect(paidCsv.text).toContain('bank_transfer,KBANK-42');
+
+    const noReason = await admin
+      .post(`/admin/receipts/${id}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ reason: ' ' });
+    expect(noReason.status).toBe(400);
+    expect(noReason.body.error).toMatch(/^reason: is required/);
+    await admin
+      .post(`/admin/receipts/${id}/void`)
+      .type('form')
+      .send({ reason: 'wrong project', csrf_token: token })
+      .expect(303);
+    const page = await html(admin, `/admin/receipts/${id}`).expect(200);
+    expect(page.text).toContain('wrong project');
+    expect(page.text).toContain('KBANK-42');
+    expect((await html(alice, `/me/receipts/${id}`).expect(200)).text).toContain('void');
+    const actions = await db.prisma.auditLog.findMany({
+      where: { target: `receipt:${id}` },
+      orderBy: { id: 'asc' },
+      select: { action: true, actor: true },
+    });
+    expect(actions).toEqual([
+      { action: 'receipt.create', actor: 'alice' },
+      { action: 'receipt.mark_paid', actor: 'boss' },
+      { action: 'receipt.void', actor: 'boss' },
+    ]);
+    // The job is billable again.
+    expect((await createReceipt(alice, '2025-09-15')).status).toBe(303);
+  });
+
+  it('runs month-end for every user once and reports what it made', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-08-20T03:00:00Z' },
+      { user: 'bob', end: '2025-08-21T03:00:00Z' },
+    ]);
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    const run = await admin.post('/admin/month-end').type('form').send({ before: '2025-08-31', csrf_token: token });
+    expect(run.status).toBe(303);
+    const page = await html(admin, '/admin/receipts').expect(200);
+    expect(page.text).toMatch(/Month-end run up to 2025-08-31: 2 receipts created, total [\d.]+ THB\./);
+    const second = await admin
+      .post('/admin/month-end')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ before: '2025-08-31' });
+    expect(second.body).toMatchObject({ ok: true, receiptCount: 0 });
+    expect(await db.prisma.receipt.count({ where: { scope: 'admin' } })).toBe(2);
+  });
+});
+
+describe('admin pages', () => {
+  beforeEach(clearJobs);
+
+  it('renders usage across users with per-user totals and the CSV exports', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-18T03:00:00Z', account: 'physics', partition: 'gpu' },
+      { user: 'bob', end: '2025-09-18T03:00:00Z', account: 'chemistry' },
+    ]);
+    const page = await html(admin, '/admin/usage?start=2025-09-14&end=2025-09-20&account=physics').expect(200);
+    expect(page.text).toContain('alice');
+    expect(page.text).not.toMatch(/>bob</);
+    const before = await metricValue(metrics, 'csv_download_total', { kind: 'user_usage' });
+    const all = await admin.get('/admin/usage.csv?start=2025-09-14&end=2025-09-20').expect(200);
+    expect(all.text.trim().split('\n')).toHaveLength(3);
+    expect(await metricValue(metrics, 'csv_download_total', { kind: 'user_usage' })).toBe(before + 1);
+    const mine = await admin.get('/admin/my.csv?start=2025-09-14&end=2025-09-20').expect(200);
+    expect(mine.text.trim().split('\n')).toHaveLength(1);
+    await html(alice, '/admin/usage').expect(302);
+  });
+
+  it('shows rates with history and takes the form', async () => {
+    const token = await csrfTokenOf(admin, '/admin/rates');
+    await admin
+      .post('/admin/rates')
+      .type('form')
+      .send({ type: 'gov', cpu: '0.9', gpu: '18', mem: '0.08', csrf_token: token })
+      .expect(303);
+    const page = await html(admin, '/admin/rates').expect(200);
+    expect(page.text).toContain('0.9');
+    expect(page.text).toMatch(/History \(2\)/);
+    const bad = await admin
+      .post('/admin/rates')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ type: 'gov', cpu: '-3', gpu: '18', mem: '0.08', csrf_token: token });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('cpu: must be 0 or more');
+  });
+
+  it('sets a tier override and removes it when the natural tier is chosen, both audited', async () => {
+    const token = await csrfTokenOf(admin, '/admin/tiers');
+    await admin
+      .post('/admin/tiers')
+      .type('form')
+      .send({ username: 'alice', tier: 'gov', csrf_token: token })
+      .expect(303);
+    expect(await db.prisma.tierOverride.findUnique({ where: { username: 'alice' } })).not.toBeNull();
+    expect((await request(app).get('/formula?type=gov')).status).toBe(200);
+    const page = await html(admin, '/admin/tiers').expect(200);
+    expect(page.text).toMatch(/<td>alice<\/td>\s*<td>mu<\/td>\s*<td>gov<\/td>/);
+
+    await admin
+      .post('/admin/tiers')
+      .type('form')
+      .send({ username: 'alice', tier: 'mu', csrf_token: token })
+      .expect(303);
+    expect(await db.prisma.tierOverride.findUnique({ where: { username: 'alice' } })).toBeNull();
+    const actions = await db.prisma.auditLog.findMany({
+      where: { target: 'user:alice', action: { startsWith: 'pricing.override' } },
+      orderBy: { id: 'asc' },
+      select: { action: true },
+    });
+    expect(actions.map((entry) => entry.action)).toEqual(['pricing.override.set', 'pricing.override.remove']);
+
+    const unknown = await admin
+      .post('/admin/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ username: 'nobody-at-all', tier: 'gov' });
+    expect(unknown.status).toBe(404);
+  });
+
+  it('renders the billing page with totals by status', async () => {
+    const page = await html(admin, '/admin/receipts?status=paid').expect(200);
+    expect(page.text).toContain('Month-end run');
+    await html(admin, '/admin/receipts?start=2025-13-01').expect(400);
+  });
+});

@@ -1,0 +1,318 @@
+import { Prisma } from '@prisma/client';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { createRatesService } from '../../src/modules/pricing/rates.service.js';
+import { createReceiptsService, NothingToBillError } from '../../src/modules/receipts/receipts.service.js';
+import { ConflictError, NotFoundError } from '../../src/shared/errors.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildTestConfig } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+const d = (value: string) => new Prisma.Decimal(value);
+
+const as = (username: string) => ({ actor: username, ip: '127.0.0.1', userAgent: 'test' });
+const ADMIN = as('admin');
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+});
+afterAll(() => db?.drop());
+
+const NOW = new Date('2025-09-20T05:00:00Z');
+
+function buildServices() {
+  const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' });
+  const metrics = createMetrics();
+  const now = () => NOW;
+  const rates = createRatesService({ db, config, now });
+  const receipts = createReceiptsService({ db, config, rates, metrics, now });
+  return { receipts, rates, metrics };
+}
+
+async function itemsOfJob(jobId: string) {
+  return db.prisma.receiptItem.findMany({
+    where: { displayJobId: jobId },
+    select: { receiptId: true, isVoided: true },
+  });
+}
+
+async function lastAudit() {
+  return db.prisma.auditLog.findFirst({
+    orderBy: { id: 'desc' },
+    select: { action: true, actor: true, status: true, target: true, details: true },
+  });
+}
+
+async function clearBilling() {
+  await db.prisma.receiptItem.deleteMany();
+  await db.prisma.receipt.deleteMany();
+  await db.prisma.slurmJob.deleteMany();
+}
+
+describe('creating a receipt', () => {
+  beforeEach(clearBilling);
+
+  it('bills finished, unbilled jobs that ended by the end of the local day, with a rate snapshot', async () => {
+    const { receipts, metrics } = buildServices();
+    // Bangkok is UTC+7: 2025-09-10 ends at 2025-09-10T17:00:00Z.
+    const [lastSecond, nextDay, running, otherUser] = await buildJobs(db, [
+      { user: 'alice', end: '2025-09-10T16:59:59Z', totalCpuSec: '5400', allocMemMb: 8192, elapsedSec: 3600 },
+      { user: 'alice', end: '2025-09-10T17:00:00Z' },
+      { user: 'alice', end: '2025-09-09T10:00:00Z', state: 'RUNNING', isTerminal: false },
+      { user: 'bob', end: '2025-09-09T10:00:00Z' },
+    ]);
+    const gpuJob = (
+      await buildJobs(db, [{ user: 'alice', end: '2025-09-01T00:00:00Z', allocGpus: 1, allocCpus: 4 }])
+    )[0];
+
+    const created = await receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'));
+
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: created.id }, include: { items: true } });
+    expect(receipt.items.map((item) => item.displayJobId).sort()).toEqual([gpuJob, lastSecond].sort());
+    // 1.5 cpu-h x 0.50 + 8 GB-h x 0.05 = 1.15; gpu job: 4 cpu-h x 0.5 + 1 gpu-h x 12 + 4 GB-h x 0.05 = 14.20
+    const costs = Object.fromEntries(receipt.items.map((item) => [item.displayJobId, item.cost.toFixed(2)]));
+    expect(costs).toEqual({ [lastSecond as string]: '1.15', [gpuJob as string]: '14.20' });
+    expect(receipt.total.toFixed(2)).toBe('15.35');
+    expect(receipt).toMatchObject({ status: 'pending', tierName: 'mu', currency: 'THB', scope: 'user' });
+    expect(receipt.ratesSnapshot).toMatchObject({ cpu: '0.5', gpu: '12', mem: '0.05', tier: 'mu' });
+    expect(receipt.billedThrough.toISOString().slice(0, 10)).toBe('2025-09-10');
+    for (const untouched of [nextDay, running, otherUser]) expect(await itemsOfJob(untouched as string)).toEqual([]);
+    expect(await lastAudit()).toMatchObject({
+      action: 'receipt.create',
+      actor: 'alice',
+      status: 'ok',
+      target: `receipt:${created.id}`,
+    });
+    expect((await metrics.receiptCreated.get()).values.find((v) => v.labels.scope === 'user')?.value).toBe(1);
+  });
+
+  it('with nothing to bill says so and writes nothing', async () => {
+    const { receipts } = buildServices();
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-15T00:00:00Z' }]);
+    await expect(receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'))).rejects.toThrow(
+      NothingToBillError,
+    );
+    expect(await db.prisma.receipt.count()).toBe(0);
+  });
+
+  it('never bills a job twice: the second request finds nothing', async () => {
+    const { receipts } = buildServices();
+    const [jobId] = await buildJobs(db, [{ user: 'alice', end: '2025-09-05T00:00:00Z' }]);
+    await receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'));
+    await expect(receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'))).rejects.toThrow(
+      NothingToBillError,
+    );
+    expect(await itemsOfJob(jobId as string)).toHaveLength(1);
+  });
+
+  it('refuses a day in the future', async () => {
+    const { receipts } = buildServices();
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-05T00:00:00Z' }]);
+    await expect(receipts.createForUser({ username: 'alice' }, '2025-09-21', as('alice'))).rejects.toThrow(
+      /in the future/,
+    );
+    expect(await db.prisma.receipt.count()).toBe(0);
+  });
+
+  it('with 20 concurrent requests puts each job on exactly one receipt', async () => {
+    const { receipts } = buildServices();
+    const jobIds = await buildJobs(
+      db,
+      Array.from({ length: 300 }, (_, index) => ({ user: 'alice', end: new Date(Date.UTC(2025, 8, 1, 0, index)) })),
+    );
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 20 }, () => receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'))),
+    );
+    const created = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+    const refused = outcomes.filter((outcome) => outcome.status === 'rejected');
+    expect(created.length).toBeGreaterThanOrEqual(1);
+    for (const outcome of refused) {
+      const reason = (outcome as PromiseRejectedResult).reason;
+      expect(reason instanceof ConflictError || reason instanceof NothingToBillError).toBe(true);
+    }
+    const perJob = await db.prisma.receiptItem.groupBy({ by: ['displayJobId'], _count: { _all: true } });
+    expect(perJob).toHaveLength(jobIds.length);
+    expect(perJob.every((row) => row._count._all === 1)).toBe(true);
+    // No empty receipt was left behind by a request that lost the race.
+    const receiptsMade = await db.prisma.receipt.findMany({ include: { _count: { select: { items: true } } } });
+    expect(receiptsMade).toHaveLength(created.length);
+    expect(receiptsMade.every((receipt) => receipt._count.items > 0)).toBe(true);
+  });
+
+  it('keeps its rate snapshot when rates change later; the next receipt uses the new rates', async () => {
+    const { receipts, rates } = buildServices();
+    await buildJobs(db, [{ user: 'carol', end: '2025-09-01T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
+    const first = await receipts.createForUser({ username: 'carol' }, '2025-09-10', as('carol'));
+    // setRates stamps rows with the real clock, so the new rate is in force for NOW too only if NOW is later.
+    const later = createRatesService({
+      db,
+      config: buildTestConfig(db.url),
+    });
+    await later.setRates(ADMIN, { type: 'mu', cpu: d('2'), gpu: d('12'), mem: d('0.05') });
+    rates.invalidate();
+    await buildJobs(db, [{ user: 'carol', end: '2025-09-02T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
+    const servicesNow = createReceiptsService({
+      db,
+      config: buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' }),
+      rates: later,
+      metrics: createMetrics(),
+    });
+    const second = await servicesNow.createForUser({ username: 'carol' }, '2025-09-10', as('carol'));
+    const [a, b] = await Promise.all(
+      [first.id, second.id].map((id) => db.prisma.receipt.findUniqueOrThrow({ where: { id } })),
+    );
+    expect(a?.total.toFixed(2)).toBe('0.50');
+    expect(a?.ratesSnapshot).toMatchObject({ cpu: '0.5' });
+    expect(b?.total.toFixed(2)).toBe('2.00');
+    expect(b?.ratesSnapshot).toMatchObject({ cpu: '2' });
+    expect(b?.rateId).not.toBe(a?.rateId);
+    // Put mu back for the other tests.
+    await later.setRates(ADMIN, { type: 'mu', cpu: d('0.5'), gpu: d('12'), mem: d('0.05') });
+  });
+});
+
+describe('paying and voiding', () => {
+  beforeEach(clearBilling);
+
+  async function pendingReceipt() {
+    const services = buildServices();
+    const jobIds = await buildJobs(db, [
+      { user: 'alice', end: '2025-09-01T00:00:00Z' },
+      { user: 'alice', end: '2025-09-02T00:00:00Z' },
+    ]);
+    const receipt = await services.receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'));
+    return { ...services, receipt, jobIds };
+  }
+
+  it('marks a pending receipt paid once; a second time is a conflict', async () => {
+    const { receipts, receipt, metrics } = await pendingReceipt();
+    await receipts.markPaid(ADMIN, receipt.id, { method: 'bank_transfer', tx_ref: 'TX-1' });
+    const paid = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receipt.id } });
+    expect(paid).toMatchObject({ status: 'paid', paymentMethod: 'bank_transfer', txRef: 'TX-1', paidAt: NOW });
+    expect(await lastAudit()).toMatchObject({
+      action: 'receipt.mark_paid',
+      actor: 'admin',
+      target: `receipt:${receipt.id}`,
+    });
+    await expect(receipts.markPaid(ADMIN, receipt.id, { method: 'cash' })).rejects.toThrow(
+      /is paid; only a pending receipt/,
+    );
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receipt.id } })).paymentMethod).toBe(
+      'bank_transfer',
+    );
+    const paidMetric = (await metrics.receiptMarkedPaid.get()).values.find((v) => v.labels.actor_type === 'admin');
+    expect(paidMetric?.value).toBe(1);
+  });
+
+  it('voids a paid receipt with its reason, keeps it visible, and frees its jobs for a new receipt', async () => {
+    const { receipts, receipt, jobIds, metrics } = await pendingReceipt();
+    await receipts.markPaid(ADMIN, receipt.id, { method: 'cash' });
+    await receipts.voidReceipt(ADMIN, receipt.id, { reason: 'billed the wrong project' });
+    const voided = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receipt.id } });
+    expect(voided).toMatchObject({ status: 'void', voidReason: 'billed the wrong project', voidedBy: 'admin' });
+    expect(voided.paidAt).toEqual(NOW);
+    expect((await metrics.receiptVoided.get()).values[0]?.value).toBe(1);
+
+    const again = await receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'));
+    for (const jobId of jobIds) {
+      const items = await itemsOfJob(jobId);
+      expect(items).toHaveLength(2);
+      expect(items.filter((item) => !item.isVoided).map((item) => item.receiptId)).toEqual([again.id]);
+    }
+  });
+
+  it('refuses illegal transitions with a conflict and leaves the receipt as it was', async () => {
+    const { receipts, receipt } = await pendingReceipt();
+    await receipts.voidReceipt(ADMIN, receipt.id, { reason: 'duplicate' });
+    await expect(receipts.voidReceipt(ADMIN, receipt.id, { reason: 'again' })).rejects.toThrow(ConflictError);
+    await expect(receipts.markPaid(ADMIN, receipt.id, { method: 'cash' })).rejects.toThrow(ConflictError);
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receipt.id } })).toMatchObject({
+      status: 'void',
+      voidReason: 'duplicate',
+      paidAt: null,
+    });
+    await expect(receipts.markPaid(ADMIN, 999_999, { method: 'cash' })).rejects.toThrow(NotFoundError);
+  });
+
+  it('shows a receipt only to its owner', async () => {
+    const { receipts, receipt } = await pendingReceipt();
+    await expect(receipts.getForUser('alice', receipt.id)).resolves.toMatchObject({ receipt: { id: receipt.id } });
+    await expect(receipts.getForUser('bob', receipt.id)).rejects.toThrow(NotFoundError);
+  });
+});
+
+describe('month-end run', () => {
+  beforeEach(clearBilling);
+
+  it('creates one receipt per user with unbilled usage, and nothing on a second run', async () => {
+    const { receipts, metrics } = buildServices();
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-08-30T00:00:00Z' },
+      { user: 'alice', end: '2025-08-31T10:00:00Z' },
+      { user: 'bob', end: '2025-08-15T00:00:00Z' },
+      { user: 'gov_anan', end: '2025-08-15T00:00:00Z' },
+      // 2025-09-01 01:00 in Bangkok: after the cut-off.
+      { user: 'carol', end: '2025-08-31T18:00:00Z' },
+    ]);
+    await receipts.createForUser({ username: 'bob' }, '2025-08-31', as('bob'));
+
+    const first = await receipts.runMonthEnd(ADMIN, '2025-08-31');
+    expect(first.receiptCount).toBe(2);
+    expect(first.receipts.map((receipt) => receipt.username).sort()).toEqual(['alice', 'gov_anan']);
+    const rows = await db.prisma.receipt.findMany({ where: { scope: 'admin' } });
+    expect(rows.map((row) => [row.username, row.tierName, row.createdBy]).sort()).toEqual([
+      ['alice', 'mu', 'admin'],
+      ['gov_anan', 'gov', 'admin'],
+    ]);
+    const sum = rows.reduce((total, row) => total.plus(row.total), d('0'));
+    expect(first.totals).toEqual([{ currency: 'THB', total: sum }]);
+    expect((await metrics.receiptCreated.get()).values.find((v) => v.labels.scope === 'admin')?.value).toBe(2);
+
+    const second = await receipts.runMonthEnd(ADMIN, '2025-08-31');
+    expect(second.receiptCount).toBe(0);
+    expect(await db.prisma.receipt.count()).toBe(3);
+  });
+});
+
+describe('a request racing another that bills the same jobs', () => {
+  beforeEach(clearBilling);
+
+  it('fails whole with a conflict when the other commits first, and writes nothing', async () => {
+    const { receipts } = buildServices();
+    const [jobId, other] = await buildJobs(db, [
+      { user: 'alice', end: '2025-09-01T00:00:00Z' },
+      { user: 'alice', end: '2025-09-02T00:00:00Z' },
+    ]);
+    // The "other request": holds an uncommitted item for the first job.
+    const racer = await db.pool.connect();
+    try {
+      await racer.query('BEGIN');
+      const { rows } = await racer.query(
+        `INSERT INTO receipts (username, billed_through, total, currency, tier_name, rates_snapshot, rates_locked_at, created_by)
+         VALUES ('alice', '2025-09-10', 0, 'THB', 'mu', '{}', now(), 'racer') RETURNING id`,
+      );
+      await racer.query(
+        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
+         SELECT $1, id, cluster, job_key, job_id, 0, 0, 0, 0 FROM slurm_jobs WHERE job_id = $2`,
+        [rows[0].id, jobId],
+      );
+      const attempt = receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'));
+      const settled = attempt.then(
+        () => 'created',
+        (error: unknown) => error,
+      );
+      // Our request is now waiting on the unique index for the racer's row.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await racer.query('COMMIT');
+      const outcome = await settled;
+      expect(outcome).toBeInstanceOf(ConflictError);
+      expect((outcome as Error).message).toMatch(/nothing was written/);
+    } finally {
+      racer.release();
+    }
+    expect(await db.prisma.receipt.findMany({ select: { createdBy: true } })).toEqual([{ createdBy: 'racer' }]);
+    expect(await itemsOfJob(other as string)).toEqual([]);
+  });
+});

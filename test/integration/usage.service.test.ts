@@ -1,0 +1,249 @@
+import { Prisma } from '@prisma/client';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { type CpuBasis, minorUnitDigits, priceJob } from '../../src/modules/pricing/pricing.js';
+import { createRatesService } from '../../src/modules/pricing/rates.service.js';
+import { createReceiptsService } from '../../src/modules/receipts/receipts.service.js';
+import { findJobsPage } from '../../src/modules/usage/usage.repository.js';
+import { createUsageService } from '../../src/modules/usage/usage.service.js';
+import { BadRequestError } from '../../src/shared/errors.js';
+import { buildJobs, buildTiers, type JobSpec } from '../support/billing-factories.js';
+import { buildTestConfig } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+const as = (username: string) => ({ actor: username, ip: '127.0.0.1', userAgent: 'test' });
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+});
+afterAll(() => db?.drop());
+
+// 2025-09-20 12:00 in Bangkok.
+const NOW = new Date('2025-09-20T05:00:00Z');
+
+function buildServices(env: Record<string, string> = {}) {
+  const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok', ...env });
+  const now = () => NOW;
+  const rates = createRatesService({ db, config, now });
+  const receipts = createReceiptsService({ db, config, rates, metrics: createMetrics(), now });
+  const usage = createUsageService({ db, config, rates, now });
+  return { rates, receipts, usage };
+}
+
+async function clear() {
+  await db.prisma.receiptItem.deleteMany();
+  await db.prisma.receipt.deleteMany();
+  await db.prisma.slurmJob.deleteMany();
+}
+
+describe('the SQL formulas', () => {
+  beforeAll(clear);
+
+  it.each(['used', 'allocated'] as CpuBasis[])(
+    'give the same hours and cost as the pricing core (%s basis)',
+    async (basis) => {
+      // A deterministic spread of awkward values: fractions, missing fields, GPUs requested only.
+      const specs: JobSpec[] = [];
+      for (let index = 0; index < 240; index++) {
+        specs.push({
+          user: 'carol',
+          end: new Date(Date.UTC(2025, 8, 15, 0, index)),
+          elapsedSec: (index * 7919) % 200_000,
+          allocCpus: [0, 1, 3, 7, 64][index % 5] as number,
+          allocMemMb: [0, 1.5, 1000, 3333.333, 262_144][index % 5] as number,
+          allocGpus: index % 6 === 0 ? 2 : 0,
+          reqGpus: index % 4 === 0 ? 1 : 0,
+          totalCpuSec: index % 3 === 0 ? null : String(((index * 104_729) % 9_999_999) / 1000),
+          cpuTimeSec: index % 9 === 0 ? null : (index * 7) % 100_000,
+          stepMemGbHours: index % 2 === 0 ? null : String(((index * 13) % 100_000) / 1_000_000),
+        });
+      }
+      const jobIds = await buildJobs(db, specs);
+      const rates = { cpu: '0.333333', gpu: '12.5', mem: '0.045' };
+      const pricing = {
+        basis,
+        minorDigits: minorUnitDigits('THB'),
+        rates: [
+          {
+            username: 'carol',
+            tier: 'mu',
+            cpu: new Prisma.Decimal(rates.cpu),
+            gpu: new Prisma.Decimal(rates.gpu),
+            mem: new Prisma.Decimal(rates.mem),
+          },
+        ],
+      };
+      const rows = await findJobsPage(
+        db.prisma,
+        { from: new Date('2025-09-01'), before: new Date('2025-10-01'), user: 'carol' },
+        pricing,
+        { sort: 'job', direction: 'asc', offset: 0, limit: 1000 },
+      );
+      const stored = await db.prisma.slurmJob.findMany({ where: { jobId: { in: jobIds } }, orderBy: { id: 'asc' } });
+      expect(rows).toHaveLength(stored.length);
+      stored.forEach((job, index) => {
+        const expected = priceJob(
+          job,
+          {
+            cpu: new Prisma.Decimal(rates.cpu),
+            gpu: new Prisma.Decimal(rates.gpu),
+            mem: new Prisma.Decimal(rates.mem),
+            currency: 'THB',
+          },
+          basis,
+        );
+        const row = rows[index];
+        expect({
+          cpu: row?.cpuHours.toFixed(6),
+          gpu: row?.gpuHours.toFixed(6),
+          mem: row?.memGbHours.toFixed(6),
+          cost: row?.cost?.toFixed(2),
+        }).toEqual({
+          cpu: expected.cpuHours.toFixed(6),
+          gpu: expected.gpuHours.toFixed(6),
+          mem: expected.memGbHours.toFixed(6),
+          cost: expected.cost.toFixed(2),
+        });
+      });
+      await db.prisma.slurmJob.deleteMany();
+    },
+  );
+});
+
+describe('usage of one user', () => {
+  beforeEach(clear);
+
+  it('defaults to the last 7 local days, one row per job, billed jobs showing their receipt', async () => {
+    const { usage, receipts } = buildServices();
+    // Window: 2025-09-14 00:00 to 2025-09-21 00:00 Bangkok = 2025-09-13T17:00Z to 2025-09-20T17:00Z.
+    const [tooEarly, firstIn, billed] = await buildJobs(db, [
+      { user: 'alice', end: '2025-09-13T16:59:59Z' },
+      { user: 'alice', end: '2025-09-13T17:00:00Z', totalCpuSec: '3600', allocMemMb: 0 },
+      { user: 'alice', end: '2025-09-12T10:00:00Z' },
+    ]);
+    await receipts.createForUser({ username: 'alice' }, '2025-09-13', as('alice'));
+    await buildJobs(db, [{ user: 'bob', end: '2025-09-15T00:00:00Z' }]);
+
+    const page = await usage.getUserUsage('alice', { view: 'detail', sort: 'end', dir: 'desc', page: 1 });
+    expect(page.window).toMatchObject({ start: '2025-09-14', end: '2025-09-20' });
+    if (page.view !== 'detail') throw new Error('expected the detail view');
+    expect(page.rows.map((row) => row.jobId)).toEqual([firstIn]);
+    expect(page.rows[0]).toMatchObject({ tier: 'mu', receiptId: null });
+    expect(page.rows[0]?.cost?.toFixed(2)).toBe('0.50');
+    expect(tooEarly).toBeDefined();
+
+    const wider = await usage.getUserUsage('alice', {
+      view: 'detail',
+      start: '2025-09-01',
+      end: '2025-09-20',
+      sort: 'end',
+      dir: 'asc',
+      page: 1,
+    });
+    if (wider.view !== 'detail') throw new Error('expected the detail view');
+    const billedRow = wider.rows.find((row) => row.jobId === billed);
+    expect(billedRow?.receiptId).toEqual(expect.any(Number));
+    expect(billedRow?.receiptStatus).toBe('pending');
+  });
+
+  it('pages and sorts by a whitelisted column', async () => {
+    const { usage } = buildServices();
+    await buildJobs(
+      db,
+      Array.from({ length: 120 }, (_, index) => ({
+        user: 'alice',
+        end: new Date(Date.UTC(2025, 8, 18, 0, index)),
+        elapsedSec: 60 * (index + 1),
+      })),
+    );
+    const query = { view: 'detail' as const, sort: 'elapsed' as const, dir: 'desc' as const, page: 3 };
+    const third = await usage.getUserUsage('alice', query);
+    if (third.view !== 'detail') throw new Error('expected the detail view');
+    expect(third.pageCount).toBe(3);
+    expect(third.count).toBe(120);
+    expect(third.rows.map((row) => row.elapsedSec)).toEqual(Array.from({ length: 20 }, (_, i) => 60 * (20 - i)));
+  });
+
+  it('totals per local day, including empty days, with an SVG chart per resource', async () => {
+    const { usage } = buildServices();
+    await buildJobs(db, [
+      // 2025-09-18 23:30 and 2025-09-19 00:30 in Bangkok: two different local days.
+      { user: 'alice', end: '2025-09-18T16:30:00Z', totalCpuSec: '7200', allocMemMb: 1024, elapsedSec: 3600 },
+      { user: 'alice', end: '2025-09-18T17:30:00Z', totalCpuSec: '3600', allocMemMb: 1024, elapsedSec: 3600 },
+      { user: 'alice', end: '2025-09-18T18:30:00Z', totalCpuSec: '3600', allocGpus: 1, elapsedSec: 3600 },
+    ]);
+    const page = await usage.getUserUsage('alice', {
+      view: 'aggregate',
+      start: '2025-09-17',
+      end: '2025-09-19',
+      sort: 'end',
+      dir: 'desc',
+      page: 1,
+    });
+    if (page.view !== 'aggregate') throw new Error('expected the aggregate view');
+    expect(page.days.map((day) => [day.day, day.jobs, day.cpuHours, day.gpuHours])).toEqual([
+      ['2025-09-17', 0, 0, 0],
+      ['2025-09-18', 1, 2, 0],
+      ['2025-09-19', 2, 2, 1],
+    ]);
+    expect(page.totals.jobs).toBe(3);
+    expect(page.charts).toHaveLength(3);
+    expect(page.charts.map((chart) => chart.title)).toEqual([
+      'CPU core-hours per day',
+      'GPU-hours per day',
+      'Memory GB-hours per day',
+    ]);
+    expect(page.charts[0]?.svg).toMatch(/^<svg [^>]*role="img"/);
+    expect(page.charts.map((chart) => chart.svg).join('')).not.toMatch(/<script|style=/);
+  });
+
+  it('lists billed jobs with their receipt', async () => {
+    const { usage, receipts } = buildServices();
+    const [jobId] = await buildJobs(db, [
+      { user: 'alice', end: '2025-09-15T00:00:00Z' },
+      { user: 'alice', end: '2025-09-19T00:00:00Z' },
+    ]);
+    const receipt = await receipts.createForUser({ username: 'alice' }, '2025-09-15', as('alice'));
+    const page = await usage.getUserUsage('alice', { view: 'billed', sort: 'end', dir: 'desc', page: 1 });
+    if (page.view !== 'billed') throw new Error('expected the billed view');
+    expect(page.rows.map((row) => [row.receiptId, row.jobId])).toEqual([[receipt.id, jobId]]);
+  });
+
+  it.each([
+    [{ start: '2025-09-10', end: '2025-09-01' }, /start date \(2025-09-10\) is after the end date/],
+    [{ start: '2023-01-01', end: '2025-09-01' }, /pick at most 366 days/],
+  ])('refuses the window %o with a clear message', async (window, message) => {
+    const { usage } = buildServices();
+    const attempt = usage.getUserUsage('alice', { view: 'detail', sort: 'end', dir: 'desc', page: 1, ...window });
+    await expect(attempt).rejects.toThrow(BadRequestError);
+    await expect(attempt).rejects.toThrow(message);
+  });
+});
+
+describe('CSV rows', () => {
+  beforeEach(clear);
+
+  it('streams every job of the window once, in end order, across keyset batches', async () => {
+    const { usage } = buildServices();
+    // Batches are 10,000 rows; 60 jobs share each end time so ties straddle batch boundaries.
+    const specs = Array.from({ length: 12_001 }, (_, index) => ({
+      user: 'alice',
+      end: new Date(Date.UTC(2025, 8, 15, 0, Math.floor(index / 60))),
+    }));
+    const jobIds = await buildJobs(db, specs);
+    await buildJobs(db, [{ user: 'bob', end: '2025-09-15T00:00:00Z' }]);
+    const { rows } = await usage.streamUserCsv('alice', { start: '2025-09-14', end: '2025-09-20' });
+    const seen: string[] = [];
+    let previousEnd = '';
+    for await (const row of rows) {
+      // job_id is the first column, end the ninth.
+      seen.push(String(row[0]));
+      expect(String(row[8]) >= previousEnd).toBe(true);
+      previousEnd = String(row[8]);
+    }
+    expect(seen).toHaveLength(jobIds.length);
+    expect(new Set(seen)).toEqual(new Set(jobIds));
+  });
+});
