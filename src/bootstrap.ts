@@ -2,13 +2,15 @@ import type { AppConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { applyMigrations } from './db/migrations.js';
-import { seedDemoIfEmpty } from './modules/demo/demo.service.js';
+import { type DemoSeedResult, seedDemoIfEmpty } from './modules/demo/demo.service.js';
 import { ensureBootstrapAdmin } from './modules/users/users.service.js';
 import type { Logger } from './shared/logger.js';
 
 export interface PreparedDatabase {
   databaseUrl: string;
   isEmbedded: boolean;
+  /** What the demo seed did on this start, when the demo applies. */
+  demo: DemoSeedResult | undefined;
   stop(): Promise<void>;
 }
 
@@ -19,13 +21,14 @@ export interface PreparedDatabase {
 export async function prepareDatabase(config: AppConfig, logger: Logger): Promise<PreparedDatabase> {
   const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir, logger);
   const databaseUrl = config.databaseUrl ?? (embedded?.url as string);
+  let demo: DemoSeedResult | undefined;
   try {
     await applyMigrations(databaseUrl, logger);
     const db = openDatabase(databaseUrl, { poolMax: 2, logger });
     try {
       if (config.shouldSeedDemo) {
         const { dataDir, currency, timeZone } = config;
-        await seedDemoIfEmpty(db, { dataDir, currency, timeZone, logger });
+        demo = await seedDemoIfEmpty(db, { dataDir, currency, timeZone, logger });
       }
       const admin = config.auth.bootstrapAdmin;
       if (admin && (await ensureBootstrapAdmin(db.prisma, admin.username, admin.password))) {
@@ -38,5 +41,5 @@ export async function prepareDatabase(config: AppConfig, logger: Logger): Promis
     await embedded?.stop();
     throw error;
   }
-  return { databaseUrl, isEmbedded: Boolean(embedded), stop: async () => embedded?.stop() };
+  return { databaseUrl, isEmbedded: Boolean(embedded), demo, stop: async () => embedded?.stop() };
 }

@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import { createApp } from './app.js';
-import { prepareDatabase } from './bootstrap.js';
+import { type PreparedDatabase, prepareDatabase } from './bootstrap.js';
 import { type AppConfig, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { closeGracefully, listen } from './http/lifecycle.js';
@@ -46,10 +46,17 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
   };
 }
 
-function announce(config: AppConfig, isEmbedded: boolean) {
+function announce(config: AppConfig, database: PreparedDatabase) {
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const lines = [`HPC Billing is listening on http://${host}:${config.port}`];
-  if (isEmbedded) lines.push(`  database: embedded PostgreSQL under ${config.dataDir}`);
+  if (database.isEmbedded) lines.push(`  database: embedded PostgreSQL under ${config.dataDir}`);
+  if (database.demo) {
+    lines.push(
+      database.demo.isSeeded
+        ? `  demo data: seeded now (${database.demo.jobCount} Slurm jobs from ${database.demo.sacctFile})`
+        : '  demo data: kept from an earlier start',
+    );
+  }
   if (config.shouldSeedDemo) {
     lines.push(`  demo logins: ${DEMO_LOGINS.map((login) => `${login.username}/${login.password}`).join(', ')}`);
   }
@@ -90,7 +97,7 @@ async function main() {
   const database = await prepareDatabase(config, logger);
   if (config.webConcurrency === 1) {
     const stopWorker = await runWorker(config, database.databaseUrl, logger);
-    announce(config, database.isEmbedded);
+    announce(config, database);
     onShutdownSignal(logger, async () => {
       await stopWorker();
       await database.stop();
@@ -105,7 +112,7 @@ async function main() {
   let listening = 0;
   cluster.on('listening', () => {
     listening += 1;
-    if (listening === config.webConcurrency) announce(config, database.isEmbedded);
+    if (listening === config.webConcurrency) announce(config, database);
   });
   cluster.on('exit', (worker, code, signal) => {
     if (isStopping) return;
