@@ -1,7 +1,7 @@
 import express, { type Request } from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { wantsHtml } from '../../http/error-handler.js';
-import { parseInput } from '../../http/route-helpers.js';
+import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { ZFormulaQuery, ZSetOverride, ZSetRates } from './pricing.schema.js';

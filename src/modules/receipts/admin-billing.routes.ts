@@ -1,7 +1,7 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { sendCsv } from '../../http/csv-response.js';
-import { parseInput } from '../../http/route-helpers.js';
+import { parseInput } from '../../http/validate.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { linkTo } from '../usage/usage.routes.js';

@@ -1,6 +1,7 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
-import { parseInput, sessionUserOf } from '../../http/route-helpers.js';
+import { sessionUserOf } from '../../http/route-helpers.js';
+import { parseInput } from '../../http/validate.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
 import type { ReceiptsService } from './receipts.service.js';

@@ -1,6 +1,7 @@
 import express from 'express';
 import { sendCsv } from '../../http/csv-response.js';
-import { parseInput, sessionUserOf } from '../../http/route-helpers.js';
+import { sessionUserOf } from '../../http/route-helpers.js';
+import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { Metrics } from '../metrics/metrics.js';
