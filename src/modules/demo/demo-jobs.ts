@@ -1,3 +1,4 @@
+import { formatLocalTimestamp } from '../ingestion/slurm-time.parser.js';
 /**
  * Deterministic demo Slurm jobs: a few thousand jobs with steps for a few dozen
  * users over the last 90 days, written as `sacct --parsable2` output (the same
@@ -285,22 +286,6 @@ export function formatSlurmCpuTime(totalSeconds: number): string {
   const minutes = String(Math.floor(totalSeconds / 60)).padStart(2, '0');
   const seconds = (totalSeconds % 60).toFixed(3).padStart(6, '0');
   return `${minutes}:${seconds}`;
-}
-
-/** sacct prints timestamps in the cluster's local time without an offset. */
-function formatLocalTimestamp(date: Date, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-    hourCycle: 'h23',
-  }).formatToParts(date);
-  const part = (type: string) => parts.find((entry) => entry.type === type)?.value ?? '00';
-  return `${part('year')}-${part('month')}-${part('day')}T${part('hour')}:${part('minute')}:${part('second')}`;
 }
 
 /** Renders jobs (allocation row, then its steps) as an sacct --parsable2 file with a header row. */
