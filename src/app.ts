@@ -20,6 +20,8 @@ import { buildIngestionService } from './modules/ingestion/ingestion.factory.js'
 import { ingestionRoutes } from './modules/ingestion/ingestion.routes.js';
 import type { Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
+import { paymentRoutes, paymentWebhookRoutes } from './modules/payments/payments.routes.js';
+import { createPaymentsService } from './modules/payments/payments.service.js';
 import { formulaRoutes, pricingAdminRoutes } from './modules/pricing/pricing.routes.js';
 import { createRatesService } from './modules/pricing/rates.service.js';
 import { adminBillingRoutes } from './modules/receipts/admin-billing.routes.js';
@@ -65,6 +67,8 @@ export function createApp(deps: AppDeps): express.Express {
   const rates = createRatesService({ db, config, now });
   const receipts = createReceiptsService({ db, config, rates, metrics, now });
   const usage = createUsageService({ db, config, rates, now });
+  const payments = createPaymentsService({ db, config: config.payments, metrics, logger, now });
+  app.locals.onlinePayment = payments.providerName ?? '';
 
   app.use(requestContext(logger));
   app.use(httpMetrics(deps.metrics));
@@ -101,6 +105,9 @@ export function createApp(deps: AppDeps): express.Express {
     const scrape = deps.scrapeMetrics ?? (() => deps.metrics.registry.metrics());
     app.use(metricsRoutes({ scrape, token: config.metrics.token }));
   }
+
+  // Signed by the provider instead of a session: raw body, no session, no CSRF.
+  app.use(paymentWebhookRoutes({ payments }));
 
   // Public and polled thousands of times a second: before sessions, so it never reads the session store.
   app.use(formulaRoutes({ rates }));
@@ -146,6 +153,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(pricingAdminRoutes({ rates, guards }));
   app.use(usageRoutes({ usage, metrics, guards, timeZone: config.timeZone, now }));
   app.use(receiptsRoutes({ receipts, guards }));
+  app.use(paymentRoutes({ payments, guards }));
   app.use(adminUsageRoutes({ usage, metrics, guards }));
   app.use(adminBillingRoutes({ receipts, usage, metrics, guards }));
   app.use(
@@ -176,6 +184,11 @@ export function createApp(deps: AppDeps): express.Express {
           href: '/admin/tiers',
           title: 'Tier overrides',
           description: "Each user's natural and effective tier; move a user to another tier.",
+        },
+        {
+          href: '/admin/payments',
+          title: 'Payments',
+          description: 'Online payments and webhook deliveries; the ones needing review first.',
         },
         {
           href: '/admin/users',

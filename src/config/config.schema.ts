@@ -103,6 +103,22 @@ export const ZEnv = z
       .regex(/^[a-z_][a-z0-9._-]{0,63}$/, 'must be a lowercase login name')
       .optional(),
     ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
+    PAYMENT_PROVIDER: z.enum(['none', 'dummy', 'stripe']).optional(),
+    PAYMENT_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+    STRIPE_SECRET_KEY: z
+      .string()
+      .regex(/^(sk|rk)_(test|live)_[A-Za-z0-9_]+$/, 'must be a Stripe secret key (sk_test_..., sk_live_...)')
+      .optional(),
+    STRIPE_WEBHOOK_SECRET: z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9_]+$/, 'must be a webhook signing secret (whsec_...)')
+      .optional(),
+    STRIPE_API_URL: z.url().optional(),
+    STRIPE_WEBHOOK_TOLERANCE_SEC: zInt(300, 10, 3600),
+    PUBLIC_BASE_URL: z
+      .string()
+      .regex(/^https?:\/\/[^\s/]+(:\d+)?$/, 'must be the site address without a path, e.g. https://billing.example.edu')
+      .optional(),
     SLURMRESTD_URL: z
       .string()
       .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
@@ -164,7 +180,20 @@ export const ZEnv = z
         });
       }
     }
+    if (env.PAYMENT_PROVIDER === 'stripe') {
+      for (const key of ['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET'] as const) {
+        if (!env[key])
+          ctx.addIssue({ code: 'custom', path: [key], message: 'is required when PAYMENT_PROVIDER=stripe' });
+      }
+    }
     if (env.APP_ENV !== 'production') return;
+    if (env.PAYMENT_PROVIDER === 'dummy') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['PAYMENT_PROVIDER'],
+        message: 'dummy is for development and demos; refused when APP_ENV=production',
+      });
+    }
     if (!env.SESSION_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_SECRET'], message: 'is required when APP_ENV=production' });
     }

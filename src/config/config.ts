@@ -40,6 +40,17 @@ export interface AppConfig {
     cacheCheckMs: number;
   };
   ingestion: IngestionConfig;
+  payments: PaymentsConfig;
+}
+
+/** Online payment; see docs/payments.md. */
+export interface PaymentsConfig {
+  provider: 'none' | 'dummy' | 'stripe';
+  /** Signs the dummy provider's webhooks. */
+  webhookSecret: string;
+  stripe: { secretKey: string; webhookSecret: string; toleranceSec: number; apiUrl: string | undefined } | undefined;
+  /** Where providers send payers back to. */
+  publicBaseUrl: string;
 }
 
 /** Where Slurm accounting comes from and how often; see docs/ingestion.md. */
@@ -126,6 +137,21 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
       cacheCheckMs: env.PRICING_CACHE_CHECK_MS,
     },
     ingestion: readIngestionConfig(env, isProduction),
+    payments: {
+      provider: env.PAYMENT_PROVIDER ?? (isProduction ? 'none' : 'dummy'),
+      // Development only (production refuses the dummy provider): the signature is still checked.
+      webhookSecret: env.PAYMENT_WEBHOOK_SECRET ?? 'development-only-dummy-webhook-secret',
+      stripe:
+        env.STRIPE_SECRET_KEY && env.STRIPE_WEBHOOK_SECRET
+          ? {
+              secretKey: env.STRIPE_SECRET_KEY,
+              webhookSecret: env.STRIPE_WEBHOOK_SECRET,
+              toleranceSec: env.STRIPE_WEBHOOK_TOLERANCE_SEC,
+              apiUrl: env.STRIPE_API_URL,
+            }
+          : undefined,
+      publicBaseUrl: env.PUBLIC_BASE_URL ?? `http://localhost:${env.PORT}`,
+    },
   };
 }
 

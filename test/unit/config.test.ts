@@ -90,4 +90,20 @@ describe('loadConfig', () => {
   ])('reads METRICS_ENABLED=%s as %s', (value, expected) => {
     expect(loadConfig({ METRICS_ENABLED: value }).metrics.isEnabled).toBe(expected);
   });
+
+  it('refuses the dummy payment provider in production and Stripe without its keys', () => {
+    const production = {
+      APP_ENV: 'production',
+      SESSION_SECRET: 'x'.repeat(40),
+      DATABASE_URL: 'postgresql://db/billing',
+    };
+    expect(problemsOf({ ...production, PAYMENT_PROVIDER: 'dummy' })).toEqual([
+      'PAYMENT_PROVIDER: dummy is for development and demos; refused when APP_ENV=production',
+    ]);
+    expect(problemsOf({ PAYMENT_PROVIDER: 'stripe', STRIPE_SECRET_KEY: 'sk_test_abc' })).toEqual([
+      'STRIPE_WEBHOOK_SECRET: is required when PAYMENT_PROVIDER=stripe',
+    ]);
+    expect(loadConfig(production).payments.provider).toBe('none');
+    expect(loadConfig({}).payments.provider).toBe('dummy');
+  });
 });

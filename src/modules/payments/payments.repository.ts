@@ -1,0 +1,137 @@
+import type { PaymentStatus, Prisma } from '@prisma/client';
+import type { Db } from '../../db/database.js';
+
+type Tx = Prisma.TransactionClient;
+type Client = Db | Tx;
+
+export interface PaymentRow {
+  id: number;
+  receiptId: number;
+  provider: string;
+  status: PaymentStatus;
+  amountMinor: bigint;
+  currency: string;
+  externalPaymentId: string | null;
+  checkoutUrl: string | null;
+  idempotencyKey: string;
+  reviewReason: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const SELECT_PAYMENT = {
+  id: true,
+  receiptId: true,
+  provider: true,
+  status: true,
+  amountMinor: true,
+  currency: true,
+  externalPaymentId: true,
+  checkoutUrl: true,
+  idempotencyKey: true,
+  reviewReason: true,
+  createdAt: true,
+  updatedAt: true,
+} as const;
+
+export function findOpenPayment(db: Client, receiptId: number, provider: string): Promise<PaymentRow | null> {
+  return db.payment.findFirst({
+    where: { receiptId, provider, status: 'pending' },
+    orderBy: { id: 'desc' },
+    select: SELECT_PAYMENT,
+  });
+}
+
+/** Earlier attempts that ended (failed, canceled, held for review): the next attempt's number is this + 1. */
+export function countEndedPayments(db: Client, receiptId: number, provider: string): Promise<number> {
+  return db.payment.count({ where: { receiptId, provider, NOT: { status: 'pending' } } });
+}
+
+export function findByIdempotencyKey(db: Client, idempotencyKey: string): Promise<PaymentRow | null> {
+  return db.payment.findUnique({ where: { idempotencyKey }, select: SELECT_PAYMENT });
+}
+
+export function insertPayment(
+  db: Client,
+  data: { receiptId: number; provider: string; amountMinor: bigint; currency: string; idempotencyKey: string },
+): Promise<PaymentRow> {
+  return db.payment.create({ data, select: SELECT_PAYMENT });
+}
+
+export function attachCheckout(db: Client, id: number, externalPaymentId: string, checkoutUrl: string) {
+  return db.payment.update({ where: { id }, data: { externalPaymentId, checkoutUrl }, select: SELECT_PAYMENT });
+}
+
+export function setStatus(db: Client, id: number, status: PaymentStatus, reviewReason?: string) {
+  return db.payment.update({ where: { id }, data: { status, ...(reviewReason ? { reviewReason } : {}) } });
+}
+
+/** Locks the payment row for the rest of the transaction, so one event at a time moves it. */
+export async function lockByExternalId(
+  tx: Tx,
+  provider: string,
+  externalPaymentId: string,
+): Promise<PaymentRow | null> {
+  const rows = await tx.$queryRaw<Array<{ id: number }>>`
+    SELECT id FROM payments WHERE provider = ${provider} AND external_payment_id = ${externalPaymentId} FOR UPDATE`;
+  const id = rows[0]?.id;
+  return id === undefined ? null : tx.payment.findUnique({ where: { id }, select: SELECT_PAYMENT });
+}
+
+export function findByExternalId(db: Client, provider: string, externalPaymentId: string): Promise<PaymentRow | null> {
+  return db.payment.findUnique({
+    where: { provider_externalPaymentId: { provider, externalPaymentId } },
+    select: SELECT_PAYMENT,
+  });
+}
+
+/**
+ * Records a delivery once per (provider, event id): concurrent duplicates wait on the unique
+ * index and then insert nothing. Returns the new row's id, or null for a duplicate.
+ */
+export async function insertEventOnce(
+  tx: Tx,
+  event: { provider: string; externalEventId: string; type: string; rawPayload: string },
+): Promise<bigint | null> {
+  const rows = await tx.$queryRaw<Array<{ id: bigint }>>`
+    INSERT INTO payment_events (provider, external_event_id, type, signature_verdict, outcome, raw_payload)
+    VALUES (${event.provider}, ${event.externalEventId}, ${event.type}, 'valid', 'processing', ${event.rawPayload})
+    ON CONFLICT (provider, external_event_id) DO NOTHING
+    RETURNING id`;
+  return rows[0]?.id ?? null;
+}
+
+export function finishEvent(tx: Tx, id: bigint, outcome: string, paymentId: number | null) {
+  return tx.paymentEvent.update({ where: { id }, data: { outcome, paymentId } });
+}
+
+export function listPaymentsForAdmin(db: Client, limit: number) {
+  return db.$queryRaw<
+    Array<PaymentRow & { username: string; receiptStatus: string }>
+  >`SELECT p.id, p.receipt_id AS "receiptId", p.provider, p.status::text AS status, p.amount_minor AS "amountMinor",
+           p.currency, p.external_payment_id AS "externalPaymentId", p.review_reason AS "reviewReason",
+           p.created_at AS "createdAt", p.updated_at AS "updatedAt", r.username, r.status::text AS "receiptStatus"
+    FROM payments p JOIN receipts r ON r.id = p.receipt_id
+    ORDER BY (p.status = 'needs_review') DESC, p.created_at DESC
+    LIMIT ${limit}`;
+}
+
+export function listEventsForAdmin(db: Client, limit: number) {
+  return db.paymentEvent.findMany({
+    orderBy: { receivedAt: 'desc' },
+    take: limit,
+    select: {
+      id: true,
+      provider: true,
+      externalEventId: true,
+      type: true,
+      outcome: true,
+      paymentId: true,
+      receivedAt: true,
+    },
+  });
+}
+
+export function latestPaymentOf(db: Client, receiptId: number) {
+  return db.payment.findFirst({ where: { receiptId }, orderBy: { id: 'desc' }, select: SELECT_PAYMENT });
+}

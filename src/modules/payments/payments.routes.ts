@@ -1,0 +1,95 @@
+import express, { Router } from 'express';
+import { auditContextOf } from '../../http/audit-context.js';
+import { sessionUserOf } from '../../http/route-helpers.js';
+import { parseInput } from '../../http/validate.js';
+import { AppError } from '../../shared/errors.js';
+import type { Guards } from '../auth/auth.guards.js';
+import { ZDummyChoice, ZExternalIdParam, ZProviderParam, ZReceiptIdParam, ZThanksQuery } from './payments.schema.js';
+import { fromMinorUnits, type PaymentsService } from './payments.service.js';
+
+// Provider events are small; anything bigger is not one.
+const WEBHOOK_BODY_LIMIT = '64kb';
+
+/**
+ * Provider webhooks. Mounted before the session and CSRF middleware: a provider has no
+ * session and proves itself with a signature over the raw body, which is kept as bytes.
+ */
+export function paymentWebhookRoutes(deps: { payments: PaymentsService }): Router {
+  const router = Router();
+  const rawBody = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT });
+  const receive =
+    (providerOf: (req: express.Request) => string | undefined): express.RequestHandler =>
+    async (req, res) => {
+      if (!req.is('application/json')) throw new AppError(415, 'Webhooks must be sent as application/json.');
+      const providerName = providerOf(req);
+      if (!providerName) throw new AppError(404, 'Online payment is not enabled here.');
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const { outcome } = await deps.payments.handleWebhook(providerName, body, req.headers);
+      res.json({ received: true, outcome });
+    };
+  router.post(
+    '/payments/webhook',
+    rawBody,
+    receive(() => deps.payments.providerName),
+  );
+  router.post(
+    '/payments/webhook/:provider',
+    rawBody,
+    receive((req) => parseInput(ZProviderParam, req.params).provider),
+  );
+  return router;
+}
+
+/** The payer's side (start, dummy checkout, status) and the admin's payments page. */
+export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards }): Router {
+  const { payments, guards } = deps;
+  const router = Router();
+
+  // A GET must not start anything: it asks, and the button POSTs.
+  router.get('/payments/receipt/:id/start', guards.requireUser, async (req, res) => {
+    const { id } = parseInput(ZReceiptIdParam, req.params);
+    const { receipt } = await payments.getStatus(sessionUserOf(req).username, id);
+    res.render('payments/confirm', { title: `Pay receipt #${id}`, receipt });
+  });
+
+  router.post('/payments/receipt/:id/start', guards.requireUser, async (req, res) => {
+    const { id } = parseInput(ZReceiptIdParam, req.params);
+    const { redirectUrl } = await payments.startPayment(sessionUserOf(req).username, id, auditContextOf(req));
+    res.redirect(303, redirectUrl);
+  });
+
+  router.get('/payments/thanks', guards.requireUser, async (req, res) => {
+    const { rid } = parseInput(ZThanksQuery, req.query);
+    const status = await payments.getStatus(sessionUserOf(req).username, rid);
+    res.set('Cache-Control', 'no-store');
+    res.render('payments/thanks', {
+      title: 'Payment status',
+      ...status,
+      refreshSeconds: status.isFinal ? undefined : 2,
+    });
+  });
+
+  router.get('/payments/dummy/checkout/:externalId', guards.requireUser, async (req, res) => {
+    const { externalId } = parseInput(ZExternalIdParam, req.params);
+    const payment = await payments.getDummyCheckout(sessionUserOf(req).username, externalId);
+    res.render('payments/dummy-checkout', {
+      title: 'Dummy checkout',
+      payment,
+      externalId,
+      amount: fromMinorUnits(payment.amountMinor, payment.currency),
+    });
+  });
+
+  router.post('/payments/dummy/checkout/:externalId', guards.requireUser, async (req, res) => {
+    const { externalId } = parseInput(ZExternalIdParam, req.params);
+    const { choice } = parseInput(ZDummyChoice, req.body);
+    const { receiptId } = await payments.completeDummyCheckout(sessionUserOf(req).username, externalId, choice);
+    res.redirect(303, `/payments/thanks?rid=${receiptId}`);
+  });
+
+  router.get('/admin/payments', guards.requireAdmin, async (_req, res) => {
+    res.render('payments/admin-payments', { title: 'Payments', ...(await payments.listForAdmin()) });
+  });
+
+  return router;
+}

@@ -1,0 +1,354 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Prisma } from '@prisma/client';
+import type { PaymentsConfig } from '../../config/config.js';
+import type { Database } from '../../db/database.js';
+import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { type AuditContext, appendAudit } from '../audit/audit.service.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { minorUnitDigits } from '../pricing/pricing.js';
+import * as receiptsRepository from '../receipts/receipts.repository.js';
+import { createDummyProvider, signDummyWebhook } from './dummy.provider.js';
+import {
+  KNOWN_EVENT_TYPES,
+  type PaymentEvent,
+  type PaymentProvider,
+  WebhookSignatureError,
+} from './payment-provider.js';
+import * as paymentsRepository from './payments.repository.js';
+import { createStripeProvider } from './stripe.provider.js';
+
+export type WebhookOutcome =
+  | 'ok'
+  | 'duplicate'
+  | 'bad_signature'
+  | 'mismatch'
+  | 'review'
+  | 'ignored'
+  | 'unknown_payment'
+  | 'error';
+
+export interface PaymentsServiceDeps {
+  db: Database;
+  config: PaymentsConfig;
+  metrics: Pick<Metrics, 'webhookEvents' | 'receiptMarkedPaid'>;
+  logger: Logger;
+  now: () => Date;
+  /** Overrides the provider built from config (tests). */
+  provider?: PaymentProvider;
+}
+
+/** The configured provider, or undefined when online payment is off. */
+export function buildPaymentProvider(config: PaymentsConfig): PaymentProvider | undefined {
+  if (config.provider === 'dummy') {
+    return createDummyProvider({ webhookSecret: config.webhookSecret, baseUrl: config.publicBaseUrl });
+  }
+  if (config.provider === 'stripe' && config.stripe) return createStripeProvider(config.stripe);
+  return undefined;
+}
+
+/** A receipt total (rounded to the minor unit when it was made) in minor units, exactly. */
+export function toMinorUnits(total: Prisma.Decimal | string, currency: string): bigint {
+  const scaled = new Prisma.Decimal(total).mul(new Prisma.Decimal(10).pow(minorUnitDigits(currency)));
+  if (!scaled.isInteger()) throw new Error(`receipt total ${total} ${currency} is not a whole number of minor units`);
+  return BigInt(scaled.toFixed(0));
+}
+
+/** Minor units back to a decimal amount, for pages. */
+export function fromMinorUnits(amountMinor: bigint, currency: string): Prisma.Decimal {
+  return new Prisma.Decimal(amountMinor.toString()).div(new Prisma.Decimal(10).pow(minorUnitDigits(currency)));
+}
+
+const FINAL_STATUSES = new Set(['succeeded', 'failed', 'canceled']);
+
+export function createPaymentsService(deps: PaymentsServiceDeps) {
+  const { db, metrics, logger, now } = deps;
+  const provider = deps.provider ?? buildPaymentProvider(deps.config);
+  const prisma = db.prisma;
+
+  function requireProvider(): PaymentProvider {
+    if (!provider) throw new NotFoundError('Online payment is not enabled here.');
+    return provider;
+  }
+
+  async function requireOwnReceipt(username: string, receiptId: number) {
+    const receipt = await receiptsRepository.findReceipt(prisma, receiptId, username);
+    if (!receipt) throw new NotFoundError(`Receipt #${receiptId} does not exist.`);
+    return receipt;
+  }
+
+  /**
+   * Opens (or reopens) the provider's checkout for a pending receipt of the user. A double
+   * click gets the same payment: the idempotency key is derived from the receipt and its
+   * attempt number, so a racing second insert hits the unique index and reuses the first.
+   */
+  async function startPayment(
+    username: string,
+    receiptId: number,
+    actor: AuditContext,
+  ): Promise<{ redirectUrl: string }> {
+    const activeProvider = requireProvider();
+    const receipt = await requireOwnReceipt(username, receiptId);
+    if (receipt.status !== 'pending')
+      throw new ConflictError(`Receipt #${receiptId} is ${receipt.status}; there is nothing to pay.`);
+    const open = await paymentsRepository.findOpenPayment(prisma, receiptId, activeProvider.name);
+    if (open?.checkoutUrl) return { redirectUrl: open.checkoutUrl };
+    if (open) return { redirectUrl: `/payments/thanks?rid=${receiptId}` };
+
+    // Counting only ended attempts keeps the key the same for every click racing on this one.
+    const attempt = (await paymentsRepository.countEndedPayments(prisma, receiptId, activeProvider.name)) + 1;
+    const idempotencyKey = `receipt-${receiptId}-${activeProvider.name}-${attempt}`;
+    const amountMinor = toMinorUnits(receipt.total, receipt.currency);
+    let payment: paymentsRepository.PaymentRow;
+    try {
+      payment = await prisma.$transaction(async (tx) => {
+        const created = await paymentsRepository.insertPayment(tx, {
+          receiptId,
+          provider: activeProvider.name,
+          amountMinor,
+          currency: receipt.currency,
+          idempotencyKey,
+        });
+        await appendAudit(
+          tx,
+          {
+            ...actor,
+            action: 'payment.start',
+            target: `receipt:${receiptId}`,
+            status: 'ok',
+            details: { paymentId: created.id, provider: activeProvider.name, amountMinor: String(amountMinor) },
+          },
+          now(),
+        );
+        return created;
+      });
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      const winner = await paymentsRepository.findByIdempotencyKey(prisma, idempotencyKey);
+      return { redirectUrl: winner?.checkoutUrl ?? `/payments/thanks?rid=${receiptId}` };
+    }
+
+    try {
+      const checkout = await activeProvider.startCheckout({
+        paymentId: payment.id,
+        receiptId,
+        amountMinor,
+        currency: receipt.currency,
+        idempotencyKey,
+        description: `HPC usage, receipt #${receiptId}`,
+        successUrl: `${deps.config.publicBaseUrl}/payments/thanks?rid=${receiptId}`,
+        cancelUrl: `${deps.config.publicBaseUrl}/me/receipts/${receiptId}`,
+      });
+      await paymentsRepository.attachCheckout(prisma, payment.id, checkout.externalPaymentId, checkout.checkoutUrl);
+      return { redirectUrl: checkout.checkoutUrl };
+    } catch (error) {
+      // The next click starts a fresh attempt with a new idempotency key.
+      await paymentsRepository.setStatus(
+        prisma,
+        payment.id,
+        'failed',
+        `checkout could not start: ${(error as Error).message}`,
+      );
+      throw error;
+    }
+  }
+
+  function count(providerName: string, type: string, outcome: WebhookOutcome) {
+    // Provider event types are open-ended; only ours become label values, so series stay bounded.
+    const event = (KNOWN_EVENT_TYPES as readonly string[]).includes(type) ? type : 'other';
+    metrics.webhookEvents.inc({ provider: providerName, event, outcome });
+  }
+
+  /** Applies a verified event to its payment and receipt; runs inside the event's transaction. */
+  async function applyEvent(
+    tx: Prisma.TransactionClient,
+    providerName: string,
+    event: PaymentEvent,
+  ): Promise<{ outcome: WebhookOutcome; paymentId: number | null }> {
+    if (!(KNOWN_EVENT_TYPES as readonly string[]).includes(event.type)) return { outcome: 'ignored', paymentId: null };
+    if (!event.externalPaymentId) return { outcome: 'unknown_payment', paymentId: null };
+    const payment = await paymentsRepository.lockByExternalId(tx, providerName, event.externalPaymentId);
+    if (!payment) return { outcome: 'unknown_payment', paymentId: null };
+    const audit = {
+      actor: `provider:${providerName}`,
+      ip: null,
+      userAgent: null,
+      target: `receipt:${payment.receiptId}`,
+    };
+
+    if (event.type !== 'payment.succeeded') {
+      // A late failure or cancel never undoes a final state.
+      if (payment.status !== 'pending') return { outcome: 'ignored', paymentId: payment.id };
+      await paymentsRepository.setStatus(tx, payment.id, event.type === 'payment.failed' ? 'failed' : 'canceled');
+      await appendAudit(
+        tx,
+        { ...audit, action: event.type, status: 'ok', details: { paymentId: payment.id, eventId: event.id } },
+        now(),
+      );
+      return { outcome: 'ok', paymentId: payment.id };
+    }
+
+    if (FINAL_STATUSES.has(payment.status) || payment.status === 'needs_review') {
+      return { outcome: payment.status === 'succeeded' ? 'ignored' : 'review', paymentId: payment.id };
+    }
+    if (event.amountMinor !== payment.amountMinor || event.currency !== payment.currency) {
+      const reason = `paid ${event.amountMinor ?? '?'} ${event.currency ?? '?'} but ${payment.amountMinor} ${payment.currency} was due`;
+      await paymentsRepository.setStatus(tx, payment.id, 'needs_review', reason);
+      await appendAudit(
+        tx,
+        {
+          ...audit,
+          action: 'payment.mismatch',
+          status: 'failed',
+          details: { paymentId: payment.id, eventId: event.id, reason },
+        },
+        now(),
+      );
+      return { outcome: 'mismatch', paymentId: payment.id };
+    }
+    const isPaid = await receiptsRepository.transitionReceipt(tx, payment.receiptId, ['pending'], {
+      status: 'paid',
+      paidAt: now(),
+      paymentMethod: providerName,
+      txRef: event.externalPaymentId,
+    });
+    if (!isPaid) {
+      // Paid by hand meanwhile, or voided: the money arrived anyway, so someone must look.
+      const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
+      const reason = `money received but receipt #${payment.receiptId} was already ${receipt?.status ?? 'gone'}`;
+      await paymentsRepository.setStatus(tx, payment.id, 'needs_review', reason);
+      await appendAudit(
+        tx,
+        {
+          ...audit,
+          action: 'payment.review',
+          status: 'failed',
+          details: { paymentId: payment.id, eventId: event.id, reason },
+        },
+        now(),
+      );
+      return { outcome: 'review', paymentId: payment.id };
+    }
+    await paymentsRepository.setStatus(tx, payment.id, 'succeeded');
+    await appendAudit(
+      tx,
+      {
+        ...audit,
+        action: 'receipt.paid_online',
+        status: 'ok',
+        details: {
+          paymentId: payment.id,
+          eventId: event.id,
+          txRef: event.externalPaymentId,
+          amountMinor: String(payment.amountMinor),
+        },
+      },
+      now(),
+    );
+    return { outcome: 'ok', paymentId: payment.id };
+  }
+
+  /**
+   * A webhook delivery: verified (bad signatures store nothing), recorded once per event id
+   * (duplicates answer 200 and change nothing), then applied, all in one transaction.
+   */
+  async function handleWebhook(
+    providerName: string,
+    rawBody: Buffer,
+    headers: IncomingHttpHeaders,
+  ): Promise<{ outcome: WebhookOutcome }> {
+    const activeProvider = requireProvider();
+    if (providerName !== activeProvider.name)
+      throw new NotFoundError(`No payment provider "${providerName}" is configured.`);
+    let event: PaymentEvent;
+    try {
+      event = await activeProvider.parseWebhook(rawBody, headers);
+    } catch (error) {
+      if (error instanceof WebhookSignatureError) count(providerName, 'unknown', 'bad_signature');
+      throw error;
+    }
+    try {
+      const result = await prisma.$transaction(async (tx) => {
+        const eventRowId = await paymentsRepository.insertEventOnce(tx, {
+          provider: providerName,
+          externalEventId: event.id,
+          type: event.type,
+          rawPayload: event.raw,
+        });
+        if (eventRowId === null) return { outcome: 'duplicate' as const, paymentId: null };
+        const applied = await applyEvent(tx, providerName, event);
+        await paymentsRepository.finishEvent(tx, eventRowId, applied.outcome, applied.paymentId);
+        return applied;
+      });
+      count(providerName, event.type, result.outcome);
+      if (result.outcome === 'ok' && event.type === 'payment.succeeded')
+        metrics.receiptMarkedPaid.inc({ actor_type: 'provider' });
+      if (result.outcome === 'mismatch' || result.outcome === 'review') {
+        logger.warn({ provider: providerName, eventId: event.id, outcome: result.outcome }, 'payment needs review');
+      }
+      return { outcome: result.outcome };
+    } catch (error) {
+      count(providerName, event.type, 'error');
+      throw error;
+    }
+  }
+
+  /** What the payer sees after checkout: the receipt and its latest payment. */
+  async function getStatus(username: string, receiptId: number) {
+    const receipt = await requireOwnReceipt(username, receiptId);
+    const payment = await paymentsRepository.latestPaymentOf(prisma, receiptId);
+    const isFinal = receipt.status !== 'pending' || (payment !== null && payment.status !== 'pending');
+    return { receipt, payment, isFinal };
+  }
+
+  /** The dummy provider's hosted page: the payment, for its owner only. */
+  async function getDummyCheckout(username: string, externalPaymentId: string) {
+    if (provider?.name !== 'dummy') throw new NotFoundError('The dummy payment provider is not enabled.');
+    const payment = await paymentsRepository.findByExternalId(prisma, 'dummy', externalPaymentId);
+    if (!payment) throw new NotFoundError('No such checkout.');
+    await requireOwnReceipt(username, payment.receiptId);
+    return payment;
+  }
+
+  /**
+   * The dummy provider's answer to the payer's choice: a webhook signed exactly as a
+   * provider signs it, delivered through the same verification and processing path.
+   */
+  async function completeDummyCheckout(username: string, externalPaymentId: string, choice: 'pay' | 'fail' | 'cancel') {
+    const payment = await getDummyCheckout(username, externalPaymentId);
+    const eventType = { pay: 'payment.succeeded', fail: 'payment.failed', cancel: 'payment.canceled' }[choice];
+    const body = JSON.stringify({
+      event_id: `dummy_evt_${payment.id}_${choice}_${now().getTime()}`,
+      event_type: eventType,
+      external_payment_id: externalPaymentId,
+      amount_cents: Number(payment.amountMinor),
+      currency: payment.currency,
+    });
+    const { outcome } = await handleWebhook('dummy', Buffer.from(body), {
+      'content-type': 'application/json',
+      'x-dummy-signature': signDummyWebhook(body, deps.config.webhookSecret),
+    });
+    if (outcome === 'error') throw new BadRequestError('The payment could not be recorded.');
+    return { receiptId: payment.receiptId, outcome };
+  }
+
+  async function listForAdmin() {
+    const [payments, events] = await Promise.all([
+      paymentsRepository.listPaymentsForAdmin(prisma, 200),
+      paymentsRepository.listEventsForAdmin(prisma, 200),
+    ]);
+    return { payments, events, needsReview: payments.filter((payment) => payment.status === 'needs_review').length };
+  }
+
+  return {
+    providerName: provider?.name,
+    startPayment,
+    handleWebhook,
+    getStatus,
+    getDummyCheckout,
+    completeDummyCheckout,
+    listForAdmin,
+  };
+}
+
+export type PaymentsService = ReturnType<typeof createPaymentsService>;

@@ -1,0 +1,394 @@
+import Stripe from 'stripe';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
+import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp, metricValue } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+const WEBHOOK_SECRET = 'test-dummy-webhook-secret';
+const DUMMY_ENV = {
+  PAYMENT_PROVIDER: 'dummy',
+  PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  PUBLIC_BASE_URL: 'http://billing.test',
+};
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+});
+afterAll(() => db?.drop());
+
+let userCounter = 0;
+/** A signed-in researcher with one billed job: receipt #id, pending, 1 CPU hour at 0.50 THB. */
+async function researcherWithReceipt(app: ReturnType<typeof buildTestApp>) {
+  userCounter += 1;
+  const user = await buildUser(db.prisma, { username: `payer${userCounter}` });
+  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+  const agent = await signInAs(app, user.username, user.password);
+  const created = await agent
+    .post('/me/receipt')
+    .type('form')
+    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
+  expect(created.status, created.text.slice(0, 200)).toBe(303);
+  const receiptId = Number(created.headers.location?.split('/').pop());
+  return { user, agent, receiptId };
+}
+
+async function startCheckout(agent: Agent, receiptId: number) {
+  const response = await agent
+    .post(`/payments/receipt/${receiptId}/start`)
+    .type('form')
+    .send({ csrf_token: await csrfTokenOf(agent) });
+  expect(response.status, response.text.slice(0, 200)).toBe(303);
+  return response.headers.location as string;
+}
+
+function deliverDummy(app: ReturnType<typeof buildTestApp>, event: Record<string, unknown>, secret = WEBHOOK_SECRET) {
+  const body = JSON.stringify(event);
+  return request(app)
+    .post('/payments/webhook/dummy')
+    .set('Content-Type', 'application/json')
+    .set('X-Dummy-Signature', signDummyWebhook(body, secret))
+    .send(body);
+}
+
+async function paymentOf(receiptId: number) {
+  return db.prisma.payment.findFirstOrThrow({ where: { receiptId }, orderBy: { id: 'desc' } });
+}
+
+describe('paying a receipt with the dummy provider, end to end', () => {
+  it('start -> hosted checkout -> pay -> signed webhook -> receipt paid', async () => {
+    const metrics = createMetrics();
+    const app = buildTestApp(db, { env: DUMMY_ENV, metrics });
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const receiptPage = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html');
+    expect(receiptPage.text).toContain(`action="/payments/receipt/${receiptId}/start"`);
+
+    const checkoutUrl = await startCheckout(agent, receiptId);
+    expect(checkoutUrl).toMatch(/^http:\/\/billing\.test\/payments\/dummy\/checkout\/dummy_\d+_[0-9a-f]{8}$/);
+    const payment = await paymentOf(receiptId);
+    expect(payment).toMatchObject({ status: 'pending', amountMinor: 50n, currency: 'THB', provider: 'dummy' });
+
+    const checkoutPath = new URL(checkoutUrl).pathname;
+    const page = await agent.get(checkoutPath).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('Pay');
+    const paid = await agent
+      .post(checkoutPath)
+      .type('form')
+      .send({ choice: 'pay', csrf_token: await csrfTokenOf(agent) });
+    expect(paid.status).toBe(303);
+    expect(paid.headers.location).toBe(`/payments/thanks?rid=${receiptId}`);
+    const thanks = await agent
+      .get(paid.headers.location as string)
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(thanks.text).toContain('Paid. Thank you.');
+    expect(thanks.text).not.toContain('http-equiv="refresh"');
+
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt).toMatchObject({ status: 'paid', paymentMethod: 'dummy', txRef: payment.externalPaymentId });
+    expect((await paymentOf(receiptId)).status).toBe('succeeded');
+    expect(
+      await db.prisma.auditLog.count({ where: { action: 'receipt.paid_online', target: `receipt:${receiptId}` } }),
+    ).toBe(1);
+    expect(
+      await metricValue(metrics, 'payments_webhook_events_total', {
+        provider: 'dummy',
+        event: 'payment.succeeded',
+        outcome: 'ok',
+      }),
+    ).toBe(1);
+    expect(await metricValue(metrics, 'billing_receipt_marked_paid_total', { actor_type: 'provider' })).toBe(1);
+  });
+
+  it('shows a pending status page that refreshes itself, and a failed payment can be retried', async () => {
+    const app = buildTestApp(db, { env: DUMMY_ENV });
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const checkoutPath = new URL(await startCheckout(agent, receiptId)).pathname;
+    const pending = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(pending.text).toContain('<meta http-equiv="refresh" content="2">');
+    await agent
+      .post(checkoutPath)
+      .type('form')
+      .send({ choice: 'fail', csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    const failed = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html');
+    expect(failed.text).toContain('The payment failed.');
+    const retry = await startCheckout(agent, receiptId);
+    expect(new URL(retry).pathname).not.toBe(checkoutPath);
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(2);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+  });
+
+  it('gives a double click the same checkout, even when the clicks race', async () => {
+    const app = buildTestApp(db, { env: DUMMY_ENV });
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const token = await csrfTokenOf(agent);
+    const clicks = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        agent.post(`/payments/receipt/${receiptId}/start`).type('form').send({ csrf_token: token }),
+      ),
+    );
+    expect(clicks.every((click) => click.status === 303)).toBe(true);
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(1);
+    expect(await startCheckout(agent, receiptId)).toBe((await paymentOf(receiptId)).checkoutUrl);
+  });
+
+  it("answers another user's receipt with 404 and a paid one with 409", async () => {
+    const app = buildTestApp(db, { env: DUMMY_ENV });
+    const owner = await researcherWithReceipt(app);
+    const other = await researcherWithReceipt(app);
+    const foreign = await other.agent
+      .post(`/payments/receipt/${owner.receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(other.agent))
+      .send({});
+    expect(foreign.status).toBe(404);
+    await db.prisma.receipt.update({ where: { id: owner.receiptId }, data: { status: 'paid', paidAt: new Date() } });
+    const paid = await owner.agent
+      .post(`/payments/receipt/${owner.receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(owner.agent))
+      .send({});
+    expect(paid.status).toBe(409);
+    expect(await db.prisma.payment.count({ where: { receiptId: { in: [owner.receiptId, other.receiptId] } } })).toBe(0);
+  });
+});
+
+describe('the webhook endpoint', () => {
+  let metrics: Metrics;
+  let app: ReturnType<typeof buildTestApp>;
+  beforeAll(() => {
+    metrics = createMetrics();
+    app = buildTestApp(db, { env: DUMMY_ENV, metrics });
+  });
+
+  async function pendingPayment() {
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    await startCheckout(agent, receiptId);
+    return paymentOf(receiptId);
+  }
+  const succeeded = (
+    payment: { externalPaymentId: string | null; amountMinor: bigint },
+    id: string,
+    overrides = {},
+  ) => ({
+    event_id: id,
+    event_type: 'payment.succeeded',
+    external_payment_id: payment.externalPaymentId,
+    amount_cents: Number(payment.amountMinor),
+    currency: 'THB',
+    ...overrides,
+  });
+
+  it('rejects a bad, missing or wrong-secret signature with 400 and stores nothing', async () => {
+    const payment = await pendingPayment();
+    const before = await db.prisma.paymentEvent.count();
+    const body = JSON.stringify(succeeded(payment, 'evt-bad-1'));
+    const tampered = await request(app)
+      .post('/payments/webhook/dummy')
+      .set('Content-Type', 'application/json')
+      .set('X-Dummy-Signature', signDummyWebhook(body, WEBHOOK_SECRET))
+      .send(body.replace('"amount_cents":50', '"amount_cents":1'));
+    expect(tampered.status).toBe(400);
+    expect(tampered.body).toEqual({ error: 'Webhook rejected: signature does not match.', code: 400 });
+    await request(app).post('/payments/webhook/dummy').set('Content-Type', 'application/json').send(body).expect(400);
+    await deliverDummy(app, succeeded(payment, 'evt-bad-2'), 'some-other-secret').expect(400);
+    expect(await db.prisma.paymentEvent.count()).toBe(before);
+    expect((await paymentOf(payment.receiptId)).status).toBe('pending');
+    expect(
+      await metricValue(metrics, 'payments_webhook_events_total', {
+        provider: 'dummy',
+        event: 'other',
+        outcome: 'bad_signature',
+      }),
+    ).toBe(3);
+  });
+
+  it('changes state exactly once for the same event delivered twice and ten times at once', async () => {
+    const payment = await pendingPayment();
+    const event = succeeded(payment, `evt-dup-${payment.id}`);
+    const responses = await Promise.all(Array.from({ length: 10 }, () => deliverDummy(app, event)));
+    expect(responses.map((response) => response.status)).toEqual(Array(10).fill(200));
+    const outcomes = responses.map((response) => response.body.outcome).sort();
+    expect(outcomes).toEqual([
+      'duplicate',
+      'duplicate',
+      'duplicate',
+      'duplicate',
+      'duplicate',
+      'duplicate',
+      'duplicate',
+      'duplicate',
+      'duplicate',
+      'ok',
+    ]);
+    expect((await deliverDummy(app, event).expect(200)).body.outcome).toBe('duplicate');
+    expect(await db.prisma.paymentEvent.count({ where: { externalEventId: event.event_id } })).toBe(1);
+    expect(
+      await db.prisma.auditLog.count({
+        where: { action: 'receipt.paid_online', target: `receipt:${payment.receiptId}` },
+      }),
+    ).toBe(1);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: payment.receiptId } })).status).toBe('paid');
+  });
+
+  it.each([
+    ['amount', { amount_cents: 49 }],
+    ['currency', { currency: 'USD' }],
+  ])('holds a %s mismatch for review and leaves the receipt pending', async (_label, overrides) => {
+    const payment = await pendingPayment();
+    const response = await deliverDummy(app, succeeded(payment, `evt-mismatch-${payment.id}`, overrides)).expect(200);
+    expect(response.body.outcome).toBe('mismatch');
+    const stored = await paymentOf(payment.receiptId);
+    expect(stored.status).toBe('needs_review');
+    expect(stored.reviewReason).toMatch(/^paid (49 THB|50 USD) but 50 THB was due$/);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: payment.receiptId } })).status).toBe('pending');
+  });
+
+  it('does not let a late failure undo a success, nor a late success revive a canceled payment', async () => {
+    const paid = await pendingPayment();
+    await deliverDummy(app, succeeded(paid, `evt-order-a-${paid.id}`)).expect(200);
+    const late = await deliverDummy(app, {
+      ...succeeded(paid, `evt-order-b-${paid.id}`),
+      event_type: 'payment.failed',
+    }).expect(200);
+    expect(late.body.outcome).toBe('ignored');
+    expect((await paymentOf(paid.receiptId)).status).toBe('succeeded');
+
+    const canceled = await pendingPayment();
+    await deliverDummy(app, {
+      ...succeeded(canceled, `evt-order-c-${canceled.id}`),
+      event_type: 'payment.canceled',
+    }).expect(200);
+    expect((await paymentOf(canceled.receiptId)).status).toBe('canceled');
+    const revived = await deliverDummy(app, succeeded(canceled, `evt-order-d-${canceled.id}`)).expect(200);
+    expect(revived.body.outcome).toBe('review');
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: canceled.receiptId } })).status).toBe('pending');
+  });
+
+  it('holds money for a receipt already paid by hand for review', async () => {
+    const payment = await pendingPayment();
+    await db.prisma.receipt.update({
+      where: { id: payment.receiptId },
+      data: { status: 'paid', paidAt: new Date(), paymentMethod: 'cash' },
+    });
+    const response = await deliverDummy(app, succeeded(payment, `evt-byhand-${payment.id}`)).expect(200);
+    expect(response.body.outcome).toBe('review');
+    const stored = await paymentOf(payment.receiptId);
+    expect(stored.status).toBe('needs_review');
+    expect(stored.reviewReason).toContain('was already paid');
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: payment.receiptId } });
+    expect(receipt.paymentMethod).toBe('cash');
+  });
+
+  it('records an unknown payment and an unknown event type with 200, changing nothing', async () => {
+    const unknown = await deliverDummy(app, {
+      event_id: 'evt-unknown-payment',
+      event_type: 'payment.succeeded',
+      external_payment_id: 'dummy_0_nope',
+      amount_cents: 1,
+      currency: 'THB',
+    }).expect(200);
+    expect(unknown.body.outcome).toBe('unknown_payment');
+    const payment = await pendingPayment();
+    const other = await deliverDummy(app, {
+      ...succeeded(payment, 'evt-refund-1'),
+      event_type: 'payment.refunded',
+    }).expect(200);
+    expect(other.body.outcome).toBe('ignored');
+    expect((await paymentOf(payment.receiptId)).status).toBe('pending');
+    const stored = await db.prisma.paymentEvent.findMany({
+      where: { externalEventId: { in: ['evt-unknown-payment', 'evt-refund-1'] } },
+      orderBy: { id: 'asc' },
+    });
+    expect(stored.map((event) => event.outcome)).toEqual(['unknown_payment', 'ignored']);
+  });
+
+  it('refuses non-JSON with 415, oversized bodies with 413, and an unconfigured provider with 404', async () => {
+    await request(app).post('/payments/webhook/dummy').set('Content-Type', 'text/plain').send('hello').expect(415);
+    const huge = JSON.stringify({ event_id: 'x', padding: 'x'.repeat(70_000) });
+    await request(app)
+      .post('/payments/webhook/dummy')
+      .set('Content-Type', 'application/json')
+      .set('X-Dummy-Signature', signDummyWebhook(huge, WEBHOOK_SECRET))
+      .send(huge)
+      .expect(413);
+    await request(app).post('/payments/webhook/stripe').set('Content-Type', 'application/json').send('{}').expect(404);
+    const generic = await request(app).post('/payments/webhook').set('Content-Type', 'application/json').send('{}');
+    expect(generic.status).toBe(400);
+  });
+
+  it('shows payments needing review first on the admin page', async () => {
+    await buildUser(db.prisma, { username: 'payadmin', role: 'admin', password: 'payadmin-password' });
+    const admin = await signInAs(app, 'payadmin', 'payadmin-password');
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(page.text).toMatch(/\d+ payments? needs? review/);
+    const firstRow = page.text.indexOf('<tbody>');
+    expect(page.text.indexOf('needs review', firstRow)).toBeLessThan(page.text.indexOf('succeeded', firstRow));
+  });
+});
+
+describe('paying with Stripe Checkout (SDK against a local fake of the API)', () => {
+  const secretKey = 'sk_test_fakekeyfortests';
+  const webhookSecret = 'whsec_testsecretfortests';
+  let fake: FakeStripe;
+  beforeAll(async () => {
+    fake = await startFakeStripe(secretKey);
+  });
+  afterAll(() => fake?.close());
+
+  it('redirects to Stripe, then a signed checkout.session.completed marks the receipt paid', async () => {
+    const app = buildTestApp(db, {
+      env: {
+        PAYMENT_PROVIDER: 'stripe',
+        STRIPE_SECRET_KEY: secretKey,
+        STRIPE_WEBHOOK_SECRET: webhookSecret,
+        STRIPE_API_URL: fake.url,
+      },
+    });
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const checkoutUrl = await startCheckout(agent, receiptId);
+    expect(checkoutUrl).toMatch(/^https:\/\/checkout\.stripe\.com\/c\/pay\/cs_test_fake\d+$/);
+    expect(fake.requests.at(-1)?.idempotencyKey).toBe(`receipt-${receiptId}-stripe-1`);
+    const payment = await paymentOf(receiptId);
+
+    const signer = new Stripe(secretKey);
+    const payload = JSON.stringify(
+      buildStripeEvent(
+        'checkout.session.completed',
+        { id: payment.externalPaymentId, amount_total: 50, currency: 'thb', payment_status: 'paid' },
+        `evt_stripe_${receiptId}`,
+      ),
+    );
+    const stale = signer.webhooks.generateTestHeaderString({
+      payload,
+      secret: webhookSecret,
+      timestamp: Math.floor(Date.now() / 1000) - 3600,
+    });
+    await request(app)
+      .post('/payments/webhook/stripe')
+      .set('Content-Type', 'application/json')
+      .set('Stripe-Signature', stale)
+      .send(payload)
+      .expect(400);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+
+    const header = signer.webhooks.generateTestHeaderString({ payload, secret: webhookSecret });
+    const delivered = await request(app)
+      .post('/payments/webhook')
+      .set('Content-Type', 'application/json')
+      .set('Stripe-Signature', header)
+      .send(payload)
+      .expect(200);
+    expect(delivered.body).toEqual({ received: true, outcome: 'ok' });
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt).toMatchObject({ status: 'paid', paymentMethod: 'stripe', txRef: payment.externalPaymentId });
+  });
+});
