@@ -21,7 +21,7 @@ import { ingestionRoutes } from './modules/ingestion/ingestion.routes.js';
 import type { Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { paymentRoutes, paymentWebhookRoutes } from './modules/payments/payments.routes.js';
-import { createPaymentsService } from './modules/payments/payments.service.js';
+import { checkoutOrigins, createPaymentsService } from './modules/payments/payments.service.js';
 import { formulaRoutes, pricingAdminRoutes } from './modules/pricing/pricing.routes.js';
 import { createRatesService } from './modules/pricing/rates.service.js';
 import { adminBillingRoutes } from './modules/receipts/admin-billing.routes.js';
@@ -84,7 +84,8 @@ export function createApp(deps: AppDeps): express.Express {
           'style-src': ["'self'"],
           'img-src': ["'self'", 'data:'],
           'frame-ancestors': ["'none'"],
-          'form-action': ["'self'"],
+          // Paying online submits a form that redirects to the provider's hosted checkout.
+          'form-action': ["'self'", ...checkoutOrigins(config.payments)],
           'upgrade-insecure-requests': config.isProduction ? [] : null,
         },
       },

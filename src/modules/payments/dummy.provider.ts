@@ -24,12 +24,13 @@ const ZDummyEvent = z.object({
  * where the payer chooses pay, fail or cancel, and the outcome arrives as a webhook signed
  * like a real provider's. Refused in production.
  */
-export function createDummyProvider(options: { webhookSecret: string; baseUrl: string }): PaymentProvider {
+export function createDummyProvider(options: { webhookSecret: string }): PaymentProvider {
   return {
     name: 'dummy',
     async startCheckout(request: CheckoutRequest): Promise<Checkout> {
       const externalPaymentId = `dummy_${request.paymentId}_${randomUUID().slice(0, 8)}`;
-      return { externalPaymentId, checkoutUrl: `${options.baseUrl}/payments/dummy/checkout/${externalPaymentId}` };
+      // Same-origin path: the page is ours, whatever address the payer reached us by.
+      return { externalPaymentId, checkoutUrl: `/payments/dummy/checkout/${externalPaymentId}` };
     },
     async parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent> {
       const given = headers[DUMMY_SIGNATURE_HEADER];

@@ -41,10 +41,15 @@ export interface PaymentsServiceDeps {
 /** The configured provider, or undefined when online payment is off. */
 export function buildPaymentProvider(config: PaymentsConfig): PaymentProvider | undefined {
   if (config.provider === 'dummy') {
-    return createDummyProvider({ webhookSecret: config.webhookSecret, baseUrl: config.publicBaseUrl });
+    return createDummyProvider({ webhookSecret: config.webhookSecret });
   }
   if (config.provider === 'stripe' && config.stripe) return createStripeProvider(config.stripe);
   return undefined;
+}
+
+/** Where a checkout form may send the browser, for the CSP's form-action. */
+export function checkoutOrigins(config: PaymentsConfig): string[] {
+  return config.provider === 'stripe' ? ['https://checkout.stripe.com'] : [];
 }
 
 /** A receipt total (rounded to the minor unit when it was made) in minor units, exactly. */
@@ -337,7 +342,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       paymentsRepository.listPaymentsForAdmin(prisma, 200),
       paymentsRepository.listEventsForAdmin(prisma, 200),
     ]);
-    return { payments, events, needsReview: payments.filter((payment) => payment.status === 'needs_review').length };
+    return {
+      payments: payments.map((payment) => ({
+        ...payment,
+        amount: fromMinorUnits(payment.amountMinor, payment.currency),
+      })),
+      events,
+      needsReview: payments.filter((payment) => payment.status === 'needs_review').length,
+    };
   }
 
   return {
