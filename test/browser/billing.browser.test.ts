@@ -35,6 +35,8 @@ describe.skipIf(!hasChromium)('in a real browser', () => {
     await buildTiers(db);
     await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
     await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
+    await buildUser(db.prisma, { username: 'carol', password: 'carol-password' });
+    await buildJobs(db, [{ user: 'carol', end: new Date(Date.now() - 86_400_000), totalCpuSec: '7200' }]);
     const now = Date.now();
     await buildJobs(
       db,
@@ -163,5 +165,29 @@ describe.skipIf(!hasChromium)('in a real browser', () => {
     await boss.goto(`${base}/admin/receipts`);
     await shot(boss, '10-admin-billing');
     await bossContext.close();
+  });
+
+  it('carol pays a receipt online through the dummy provider and sees it paid', async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(message.text());
+    });
+    await signIn(page, 'carol', 'carol-password');
+    await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
+    await Promise.all([page.waitForURL(/\/me\/receipts\/\d+$/), page.click('button:has-text("Create receipt")')]);
+    const receiptId = page.url().split('/').pop();
+    await Promise.all([page.waitForURL(/\/payments\/dummy\/checkout\//), page.click('button:has-text("online")')]);
+    await shot(page, '11-dummy-checkout');
+    await Promise.all([page.waitForURL(/\/payments\/thanks\?rid=\d+$/), page.click('button[value="pay"]')]);
+    expect(await page.locator('[role="status"]').innerText()).toContain('Paid. Thank you.');
+    await shot(page, '12-paid-online');
+    await page.goto(`${base}/me/receipts/${receiptId}`);
+    expect((await page.locator('.badge.big').innerText()).trim()).toBe('paid');
+    expect(await page.locator('main').innerText()).toContain('dummy');
+    expect(problems).toEqual([]);
+    await context.close();
   });
 });
