@@ -216,6 +216,16 @@ export async function findHighWaterMark(db: Db): Promise<Date | null> {
   return row?.windowEnd ?? null;
 }
 
+/** When the newest completed run finished. */
+export async function findLastSuccessfulFinish(db: Db): Promise<Date | null> {
+  const row = await db.ingestionRun.findFirst({
+    where: { outcome: { in: ['success', 'partial'] }, finishedAt: { not: null } },
+    orderBy: { finishedAt: 'desc' },
+    select: { finishedAt: true },
+  });
+  return row?.finishedAt ?? null;
+}
+
 /** The newest completed run that read from `source`. */
 export async function findLastCompletedRun(db: Db, source: string): Promise<RunRecord | null> {
   const row = await db.ingestionRun.findFirst({

@@ -32,6 +32,11 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
         if (!isStopped) timer = setTimeout(tick, deps.intervalSec * 1000);
       });
   };
+  deps.service
+    .restoreFreshnessGauge()
+    .catch((error) =>
+      deps.logger.warn({ err: error }, 'could not read the last ingestion run for the freshness gauge'),
+    );
   timer = setTimeout(tick, deps.initialDelayMs ?? 1000);
 
   return async () => {

@@ -252,6 +252,14 @@ export function createIngestionService(deps: IngestionDeps) {
 
   return {
     /**
+     * Sets slurm_ingest_last_success_timestamp_seconds from the newest completed run, so a
+     * restarted process does not report "never" (and fire IngestionStale) before its first run.
+     */
+    async restoreFreshnessGauge(): Promise<void> {
+      const finishedAt = await ingestionRepository.findLastSuccessfulFinish(db.prisma);
+      if (finishedAt) metrics.ingestLastSuccess.set(finishedAt.getTime() / 1000);
+    },
+    /**
      * One ingestion run over `window` (default: [high-water mark - overlap, now]); skipped when
      * another process holds the lock. Never throws for source failures: they are recorded.
      */

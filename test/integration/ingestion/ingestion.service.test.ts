@@ -257,6 +257,17 @@ describe('one run at a time', () => {
     expect(abandoned).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/^interrupted/) });
   });
 
+  it('a restarted process reports the freshness of the last completed run before running', async () => {
+    const finishedAt = new Date('2026-11-20T10:00:00Z');
+    await db.prisma.ingestionRun.create({
+      data: { trigger: 'schedule', windowStart: WINDOW.start, windowEnd: WINDOW.end, outcome: 'success', finishedAt },
+    });
+    const restarted = createMetrics();
+    await service([], { metrics: restarted }).restoreFreshnessGauge();
+    const { values } = await restarted.ingestLastSuccess.get();
+    expect(values[0]?.value).toBe(finishedAt.getTime() / 1000);
+  });
+
   it('the scheduler runs on its interval and stops cleanly', async () => {
     const { source } = fileSource('final/sacct-steps-extra.psv');
     const stop = startIngestionScheduler({
