@@ -13,7 +13,7 @@
 #   check    exit 0 when this machine can run the lab, else print why (one line) and exit 1
 #   start    start the lab (idempotent: re-runs the shared script inside the existing namespace)
 #   stop     stop the daemons by their pid files inside the namespace, then kill the namespace
-#   status   exit 0 when the namespace is alive and slurmctld answers
+#   status   exit 0 when the lab's slurmctld answers
 #   exec     run a command inside the namespace (e.g. `exec ps aux`)
 #
 # Environment: SLURM_LAB_DIR [/tmp/slurmlab], SLURM_LAB_SCRIPTS [../shared/slurm from the repo root],
@@ -66,7 +66,9 @@ in_ns() { # in_ns CMD... : run CMD in the namespace's PID and mount namespaces (
   nsenter --target "$init" --pid --mount -- "$@"
 }
 
-is_up() { [ -n "$(ns_init)" ] && timeout 10 scontrol ping 2>/dev/null | grep -q 'is UP'; }
+# slurmctld answers; also true for a lab started without this script (directly on a host with no
+# other mariadbd), which start then uses as it is and stop leaves alone.
+is_up() { timeout 10 scontrol ping 2>/dev/null | grep -q 'is UP'; }
 
 start() {
   local reason
@@ -77,6 +79,10 @@ start() {
     log "namespace already running (init pid $(ns_init)); re-running start-slurm-lab.sh inside it"
     in_ns bash "$SCRIPTS/start-slurm-lab.sh"
     return
+  fi
+  if is_up && [ -s "$LAB/jwt/token.env" ]; then
+    log "a lab outside any namespace of this script is already up; using it as it is"
+    return 0
   fi
   rm -f "$LAB/namespace.started"
   : >"$NS_LOG"
