@@ -56,14 +56,21 @@ ns_init() {
   [ -n "$upid" ] && [ "$(cat "/proc/$upid/comm" 2>/dev/null)" = unshare ] || return 0
   # the pid file is ours only while that unshare still holds our log open
   [ "$(readlink "/proc/$upid/fd/1" 2>/dev/null)" = "$NS_LOG" ] || return 0
-  cut -d' ' -f1 <"/proc/$upid/task/$upid/children" 2>/dev/null | tr -dc 0-9
+  if [ -r "/proc/$upid/task/$upid/children" ]; then
+    cut -d' ' -f1 <"/proc/$upid/task/$upid/children" | tr -dc 0-9
+  else
+    pgrep -P "$upid" | head -1
+  fi
 }
+
+# One start or stop at a time: two test runs starting at once would otherwise race for the ports.
+lock() { exec 9>>"$LAB/namespace.lock"; flock -w 600 9 || { log "could not lock $LAB/namespace.lock"; exit 1; }; }
 
 in_ns() { # in_ns CMD... : run CMD in the namespace's PID and mount namespaces (its /proc)
   local init
   init=$(ns_init)
   [ -n "$init" ] || { log "no lab namespace running"; return 1; }
-  nsenter --target "$init" --pid --mount -- "$@"
+  nsenter --target "$init" --pid --mount -- "$@" 9>&-
 }
 
 # slurmctld answers; also true for a lab started without this script (directly on a host with no
@@ -75,6 +82,7 @@ start() {
   reason=$(why_not)
   [ -z "$reason" ] || { log "cannot run the lab here: $reason"; return 2; }
   mkdir -p "$LAB"
+  lock
   if [ -n "$(ns_init)" ]; then
     log "namespace already running (init pid $(ns_init)); re-running start-slurm-lab.sh inside it"
     in_ns bash "$SCRIPTS/start-slurm-lab.sh"
@@ -92,7 +100,7 @@ start() {
   setsid unshare --pid --fork --mount-proc --kill-child bash -c '
     bash "$1/start-slurm-lab.sh"
     echo $? >"$2/namespace.started"
-    while :; do sleep 3600 & wait $!; done' _ "$SCRIPTS" "$LAB" </dev/null >>"$NS_LOG" 2>&1 &
+    while :; do sleep 3600 & wait $!; done' _ "$SCRIPTS" "$LAB" </dev/null >>"$NS_LOG" 2>&1 9>&- &
   echo $! >"$NS_PID_FILE"
   local i rc
   for ((i = 0; i < START_TIMEOUT * 2; i++)); do
@@ -112,16 +120,17 @@ start() {
 
 stop() {
   local upid init i
-  upid=$(tr -dc 0-9 <"$NS_PID_FILE" 2>/dev/null || true)
+  [ -d "$LAB" ] && lock
   init=$(ns_init)
   if [ -z "$init" ]; then
     log "no lab namespace running"
     rm -f "$NS_PID_FILE" "$LAB/namespace.started"
     return 0
   fi
+  upid=$(tr -dc 0-9 <"$NS_PID_FILE")
   # Orderly first (cancels jobs, lets MariaDB and slurmctld save their state), then the namespace:
   # SIGKILL to unshare makes the kernel kill its init and with it every process left inside.
-  timeout 90 nsenter --target "$init" --pid --mount -- bash "$SCRIPTS/stop-slurm-lab.sh" >>"$NS_LOG" 2>&1 \
+  timeout 90 nsenter --target "$init" --pid --mount -- bash "$SCRIPTS/stop-slurm-lab.sh" >>"$NS_LOG" 2>&1 9>&- \
     || log "stop-slurm-lab.sh failed or timed out; killing the namespace"
   kill -KILL "$upid" 2>/dev/null || true
   for ((i = 0; i < 40; i++)); do [ -d "/proc/$init" ] && [ "$(cat "/proc/$init/stat" 2>/dev/null | cut -d' ' -f3)" != Z ] || break; sleep 0.25; done
