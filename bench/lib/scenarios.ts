@@ -57,6 +57,15 @@ export function pickTwoWeekWindow(now: Date, random: () => number): { start: str
   return { start: toIsoDate(start), end: toIsoDate(end) };
 }
 
+/**
+ * What a browser accepts from POST /me/receipt: the redirect to the new receipt, 422 when
+ * the user has nothing left to bill (already billed by an earlier iteration), 409 when a
+ * concurrent request billed the same jobs first.
+ */
+export function isReceiptAnswerAccepted(status: number): boolean {
+  return (status >= 200 && status < 400) || status === 409 || status === 422;
+}
+
 const isRedirectAwayFromLogin = (status: number, headers: Record<string, unknown>) =>
   status === 302 && typeof headers.location === 'string' && !headers.location.startsWith('/login');
 
@@ -142,8 +151,7 @@ const loginBrowse: Scenario = {
         method: 'POST',
         path: '/me/receipt',
         form: { csrf_token: token, before },
-        // 409: nothing left to bill (the user's jobs are already on a receipt) is a normal answer.
-        isAccepted: (status) => (status >= 200 && status < 400) || status === 409,
+        isAccepted: isReceiptAnswerAccepted,
       });
       return Boolean(receipt?.isAccepted);
     };

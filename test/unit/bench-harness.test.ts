@@ -9,7 +9,7 @@ import { LatencyRecorder, nearestRankPercentile } from '../../bench/lib/latency-
 import { assertLoopbackUrl, isLoopbackHost, NotLoopbackError } from '../../bench/lib/loopback-guard.js';
 import { findListeningInode, parseProcStat, parseVmRssBytes } from '../../bench/lib/proc-sampler.js';
 import { computeRssGrowthPercent } from '../../bench/lib/rss-growth.js';
-import { pickTwoWeekWindow } from '../../bench/lib/scenarios.js';
+import { isReceiptAnswerAccepted, pickTwoWeekWindow } from '../../bench/lib/scenarios.js';
 import { buildSignedDummyEvent, signDummyWebhook } from '../../bench/lib/webhook-signature.js';
 
 describe('percentiles', () => {
@@ -165,6 +165,17 @@ describe('pages and requests', () => {
       'GET /formula: 404 Not Found: the route does not exist on this build',
     );
     expect(describeStatus('GET /me', 500)).toBe('GET /me: unexpected HTTP 500');
+  });
+
+  it.each([
+    [303, true],
+    [409, true],
+    [422, true],
+    [400, false],
+    [403, false],
+    [500, false],
+  ])('counts POST /me/receipt answering %i as accepted: %s', (status, isAccepted) => {
+    expect(isReceiptAnswerAccepted(status)).toBe(isAccepted);
   });
 
   it('picks a 14-day window inside the last year', () => {
