@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import express from 'express';
 import helmet from 'helmet';
@@ -5,6 +6,7 @@ import type { AppConfig } from './config/config.js';
 import type { Database } from './db/database.js';
 import { createCsrfProtection } from './http/csrf.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
+import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
 import { requestContext } from './http/request-context.js';
 import { createSessionMiddleware, enforceSessionLifetime, exposeFlash } from './http/session.js';
@@ -36,6 +38,8 @@ import { PROJECT_ROOT } from './shared/paths.js';
 
 export const VIEWS_DIR = path.join(PROJECT_ROOT, 'views');
 export const PUBLIC_DIR = path.join(PROJECT_ROOT, 'public');
+
+type ExpressHandle = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 
 export interface AppDeps {
   config: AppConfig;
@@ -74,25 +78,24 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(httpMetrics(deps.metrics));
   deps.metrics.observeDbPool(db.pool);
   deps.metrics.observeReadiness(async () => (await checkReadiness(db.pool, config.readyTimeoutMs)).isReady);
-  app.use(
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: true,
-        directives: {
-          'default-src': ["'self'"],
-          'script-src': ["'self'"],
-          'style-src': ["'self'"],
-          'img-src': ["'self'", 'data:'],
-          'frame-ancestors': ["'none'"],
-          // Paying online submits a form that redirects to the provider's hosted checkout.
-          'form-action': ["'self'", ...checkoutOrigins(config.payments)],
-          'upgrade-insecure-requests': config.isProduction ? [] : null,
-        },
+  const securityHeaders = helmet({
+    contentSecurityPolicy: {
+      useDefaults: true,
+      directives: {
+        'default-src': ["'self'"],
+        'script-src': ["'self'"],
+        'style-src': ["'self'"],
+        'img-src': ["'self'", 'data:'],
+        'frame-ancestors': ["'none'"],
+        // Paying online submits a form that redirects to the provider's hosted checkout.
+        'form-action': ["'self'", ...checkoutOrigins(config.payments)],
+        'upgrade-insecure-requests': config.isProduction ? [] : null,
       },
-      referrerPolicy: { policy: 'same-origin' },
-      strictTransportSecurity: config.isProduction,
-    }),
-  );
+    },
+    referrerPolicy: { policy: 'same-origin' },
+    strictTransportSecurity: config.isProduction,
+  });
+  app.use(securityHeaders);
   app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.isProduction ? '1d' : 0, index: false }));
 
   app.use(
@@ -112,6 +115,21 @@ export function createApp(deps: AppDeps): express.Express {
 
   // Public and polled thousands of times a second: before sessions, so it never reads the session store.
   app.use(formulaRoutes({ rates }));
+
+  // /healthz and plain /formula skip Express altogether (see hot-routes.ts); the routes
+  // above still answer their variants (HEAD, ?type=) and any error of the fast path.
+  const serveHotRoute = createHotRoutes({
+    securityHeaders: captureStaticHeaders(securityHeaders),
+    rates,
+    metrics,
+    logger,
+  });
+  // Express calls app.handle for every request (app(req, res) is app.handle(req, res, next)).
+  const routable = app as unknown as { handle: ExpressHandle };
+  const handleWithExpress = routable.handle.bind(app);
+  routable.handle = (req, res, next) => {
+    if (!serveHotRoute(req, res, (again) => handleWithExpress(again, res, next))) handleWithExpress(req, res, next);
+  };
 
   // Everything below is session-backed: signed in via passport, CSRF-checked.
   const sessionSettings = {

@@ -12,6 +12,11 @@ declare global {
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+/** A caller's X-Request-Id is echoed into logs only when it cannot forge a log line. */
+export function isSafeRequestId(value: string): boolean {
+  return SAFE_REQUEST_ID.test(value);
+}
+
 const ROUTE_TEMPLATE = Symbol('routeTemplate');
 
 type TrackedRequest = Request & { [ROUTE_TEMPLATE]?: string };
@@ -53,7 +58,7 @@ export function requestContext(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
     trackRouteTemplate(req);
     const incoming = req.get('x-request-id');
-    req.id = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    req.id = incoming && isSafeRequestId(incoming) ? incoming : randomUUID();
     res.setHeader('X-Request-Id', req.id);
     const startedAt = process.hrtime.bigint();
     res.on('finish', () => {

@@ -1,26 +1,17 @@
-import express, { type Request } from 'express';
+import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { wantsHtml } from '../../http/error-handler.js';
+import { isEtagMatched } from '../../http/hot-routes.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { ZFormulaQuery, ZSetOverride, ZSetRates } from './pricing.schema.js';
 import type { RatesService } from './rates.service.js';
 
-/** True when If-None-Match lists the tag (or `*`); a weak form of the same tag also matches, as RFC 9110 says. */
-function isNotModified(req: Request, etag: string): boolean {
-  const header = req.headers['if-none-match'];
-  if (!header) return false;
-  if (header === etag) return true;
-  return header.split(',').some((candidate) => {
-    const tag = candidate.trim();
-    return tag === '*' || tag === etag || tag === `W/${etag}`;
-  });
-}
-
 /**
  * GET /formula: public, and the hottest path of the app. Mount it before the session
- * and CSRF middlewares so a poll never touches the session store.
+ * and CSRF middlewares so a poll never touches the session store. Plain `/formula` is
+ * answered before Express by hot-routes.ts; this route serves `?type=` and HEAD.
  */
 export function formulaRoutes(deps: { rates: RatesService }) {
   const router = express.Router();
@@ -29,7 +20,7 @@ export function formulaRoutes(deps: { rates: RatesService }) {
     const formula = await deps.rates.getFormula(query.type);
     res.setHeader('ETag', formula.etag);
     res.setHeader('Cache-Control', 'no-cache');
-    if (isNotModified(req, formula.etag)) {
+    if (isEtagMatched(req.headers['if-none-match'], formula.etag)) {
       res.status(304).end();
       return;
     }
