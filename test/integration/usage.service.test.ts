@@ -1,5 +1,6 @@
 import { Prisma } from '@prisma/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { formatCsvField } from '../../src/http/csv-format.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { type CpuBasis, minorUnitDigits, priceJob } from '../../src/modules/pricing/pricing.js';
 import { createRatesService } from '../../src/modules/pricing/rates.service.js';
@@ -234,16 +235,42 @@ describe('CSV rows', () => {
     }));
     const jobIds = await buildJobs(db, specs);
     await buildJobs(db, [{ user: 'bob', end: '2025-09-15T00:00:00Z' }]);
-    const { rows } = await usage.streamUserCsv('alice', { start: '2025-09-14', end: '2025-09-20' });
+    const { chunks } = await usage.streamUserCsv('alice', { start: '2025-09-14', end: '2025-09-20' });
     const seen: string[] = [];
     let previousEnd = '';
-    for await (const row of rows) {
-      // job_id is the first column, end the ninth.
-      seen.push(String(row[0]));
-      expect(String(row[8]) >= previousEnd).toBe(true);
-      previousEnd = String(row[8]);
+    for await (const chunk of chunks) {
+      expect(chunk.endsWith('\n')).toBe(true);
+      for (const line of chunk.trimEnd().split('\n')) {
+        // job_id is the first column, end the ninth (no field of these jobs is quoted).
+        const fields = line.split(',');
+        seen.push(fields[0] as string);
+        expect((fields[8] as string) >= previousEnd).toBe(true);
+        previousEnd = fields[8] as string;
+      }
     }
     expect(seen).toHaveLength(jobIds.length);
     expect(new Set(seen)).toEqual(new Set(jobIds));
+  });
+
+  it('quotes text as csv-stringify does, leaves NULL empty, one line per job', async () => {
+    const { usage } = buildServices();
+    const names = ['plain', 'a,b', 'say "hi"', 'two\nlines', 'cr\rhere', ''];
+    const jobIds = await buildJobs(
+      db,
+      names.map((name, index) => ({ user: 'alice', name, end: new Date(Date.UTC(2025, 8, 15, index)) })),
+    );
+    const { chunks } = await usage.streamUserCsv('alice', { start: '2025-09-14', end: '2025-09-20' });
+    let text = '';
+    for await (const chunk of chunks) text += chunk;
+    const expectedStarts = names.map((name, index) => `${jobIds[index]},test,${formatCsvField(name)},alice,`);
+    let rest = text;
+    for (const start of expectedStarts) {
+      expect(rest.startsWith(start)).toBe(true);
+      // Unbilled: receipt_id and receipt_status are empty, so the line ends with two commas.
+      const end = rest.indexOf(',,\n');
+      expect(end).toBeGreaterThan(0);
+      rest = rest.slice(end + 3);
+    }
+    expect(rest).toBe('');
   });
 });

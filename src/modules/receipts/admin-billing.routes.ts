@@ -94,9 +94,9 @@ export function adminBillingRoutes(deps: {
 
   router.get('/admin/paid.csv', guards.requireAdmin, async (req, res) => {
     const query = parseInput(ZWindowQuery, req.query);
-    const { window, rows } = await usage.streamPaidCsv(query);
+    const { window, chunks } = await usage.streamPaidCsv(query);
     metrics.csvDownloads.inc({ kind: 'admin_paid' });
-    await sendCsv(res, `paid-${window.start}-${window.end}.csv`, PAID_CSV_COLUMNS, rows);
+    await sendCsv(res, `paid-${window.start}-${window.end}.csv`, PAID_CSV_COLUMNS, chunks);
   });
 
   return router;

@@ -45,17 +45,17 @@ export function adminUsageRoutes(deps: {
 
   router.get('/admin/usage.csv', guards.requireAdmin, async (req, res) => {
     const query = parseInput(ZAdminUsageQuery, req.query);
-    const { window, rows } = await usage.streamAdminCsv(query);
+    const { window, chunks } = await usage.streamAdminCsv(query);
     metrics.csvDownloads.inc({ kind: 'user_usage' });
-    await sendCsv(res, `usage-all-${window.start}-${window.end}.csv`, USAGE_CSV_COLUMNS, rows);
+    await sendCsv(res, `usage-all-${window.start}-${window.end}.csv`, USAGE_CSV_COLUMNS, chunks);
   });
 
   router.get('/admin/my.csv', guards.requireAdmin, async (req, res) => {
     const admin = sessionUserOf(req);
     const query = parseInput(ZWindowQuery, req.query);
-    const { window, rows } = await usage.streamUserCsv(admin.username, query);
+    const { window, chunks } = await usage.streamUserCsv(admin.username, query);
     metrics.csvDownloads.inc({ kind: 'my_usage' });
-    await sendCsv(res, `usage-${admin.username}-${window.start}-${window.end}.csv`, USAGE_CSV_COLUMNS, rows);
+    await sendCsv(res, `usage-${admin.username}-${window.start}-${window.end}.csv`, USAGE_CSV_COLUMNS, chunks);
   });
 
   return router;

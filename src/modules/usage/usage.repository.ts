@@ -180,7 +180,7 @@ export async function findBilledPage(
   return { rows, count: Number(counted[0]?.count ?? 0) };
 }
 
-/** Columns of a CSV row, in the order streamPricedJobs returns them. */
+/** Columns of a usage CSV row, in the order streamCsvLines writes them. */
 export const CSV_JOB_COLUMNS = [
   'job_id',
   'cluster',
@@ -201,34 +201,62 @@ export const CSV_JOB_COLUMNS = [
   'receipt_status',
 ] as const;
 
-/** A CSV row as PostgreSQL formats it, in CSV_JOB_COLUMNS order: no Decimal or Date objects on the hot path. */
-export type CsvJobRow = (string | number | null)[];
+/**
+ * A text value as one CSV field, the way csv-stringify writes it: quoted (quotes
+ * doubled) only when it holds a comma, a quote or a line break; NULL is empty. Four
+ * strpos() calls cost half what one regular expression match does per field.
+ */
+function csvFieldSql(value: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`CASE WHEN strpos(${value}, ',') + strpos(${value}, '"') + strpos(${value}, chr(10)) + strpos(${value}, chr(13)) > 0
+    THEN '"' || replace(${value}, '"', '""') || '"' ELSE coalesce(${value}, '') END`;
+}
+
+/** A value that never needs quotes (numbers, fixed-format timestamps): NULL is empty. */
+function plainFieldSql(value: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`coalesce((${value})::text, '')`;
+}
 
 /**
- * Every job in the window in (end_at, id) order, read through a server-side cursor in
- * batches of `batchSize` on one pooled connection, so memory stays flat however many
- * rows there are. A cursor runs the plan once (an index scan on (user, end_at)); keyset
- * batches made PostgreSQL re-plan and re-sort the rest of the window for every batch.
- * Rows come as arrays (no per-row object), and the next batch is already being fetched
- * while the caller writes the current one. Stopping early (a client that hangs up)
- * closes the cursor and returns the connection.
+ * Every job in the window in (end_at, id) order as CSV text (CSV_JOB_COLUMNS, no header),
+ * `batchSize` lines per chunk. PostgreSQL formats each row into one CSV line, so the
+ * driver parses one field per row instead of seventeen and Node only joins lines: at
+ * 100,000 rows that parsing and per-field formatting cost more than the query itself.
+ * The rows are read through a server-side cursor on one pooled connection, so memory
+ * stays flat however many there are. A cursor runs the plan once (an index scan on
+ * (user, end_at)); keyset batches made PostgreSQL re-plan and re-sort the rest of the
+ * window for every batch. The next batch is already being fetched while the caller
+ * writes the current one. Stopping early (a client that hangs up) closes the cursor
+ * and returns the connection.
  */
-export async function* streamPricedJobs(
+export async function* streamCsvLines(
   database: Database,
   filter: JobFilter,
   pricing: PricingContext,
   batchSize: number,
-): AsyncGenerator<CsvJobRow[]> {
+): AsyncGenerator<string> {
+  const fields = [
+    csvFieldSql(Prisma.sql`j.job_id`),
+    csvFieldSql(Prisma.sql`j.cluster`),
+    csvFieldSql(Prisma.sql`j.name`),
+    csvFieldSql(Prisma.sql`j."user"`),
+    csvFieldSql(Prisma.sql`j.account`),
+    csvFieldSql(Prisma.sql`j.partition`),
+    csvFieldSql(Prisma.sql`j.state`),
+    plainFieldSql(Prisma.sql`to_char(j.start_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`),
+    plainFieldSql(Prisma.sql`to_char(j.end_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`),
+    plainFieldSql(Prisma.sql`j.elapsed_sec`),
+    plainFieldSql(cpuHoursSql(pricing.basis)),
+    plainFieldSql(GPU_HOURS_SQL),
+    plainFieldSql(MEM_GB_HOURS_SQL),
+    csvFieldSql(Prisma.sql`coalesce(rc.tier_name, r.tier)`),
+    plainFieldSql(Prisma.sql`coalesce(ri.cost, ${costSql(pricing.basis, pricing.minorDigits)})`),
+    plainFieldSql(Prisma.sql`ri.receipt_id`),
+    csvFieldSql(Prisma.sql`rc.status::text`),
+  ];
   const query = Prisma.sql`
     DECLARE usage_csv NO SCROLL CURSOR FOR
     WITH r AS (${rateTableSql(pricing.rates)})
-    SELECT j.job_id, j.cluster, j.name, j."user", j.account, j.partition, j.state,
-           to_char(j.start_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-           to_char(j.end_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-           j.elapsed_sec, ${cpuHoursSql(pricing.basis)}::text, ${GPU_HOURS_SQL}::text,
-           ${MEM_GB_HOURS_SQL}::text, coalesce(rc.tier_name, r.tier),
-           coalesce(ri.cost, ${costSql(pricing.basis, pricing.minorDigits)})::text,
-           ri.receipt_id, rc.status::text
+    SELECT ${Prisma.join(fields, " || ',' || ")}
       FROM slurm_jobs j
       LEFT JOIN r ON r.username = j."user"
       LEFT JOIN receipt_items ri ON ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
@@ -240,15 +268,18 @@ export async function* streamPricedJobs(
   try {
     await client.query('BEGIN READ ONLY');
     await client.query(query.text, query.values);
-    const fetchBatch = (): Promise<{ rows: CsvJobRow[] }> =>
-      client.query<CsvJobRow>({ text: `FETCH ${Math.trunc(batchSize)} FROM usage_csv`, rowMode: 'array' });
-    let pending: Promise<{ rows: CsvJobRow[] }> | undefined = fetchBatch();
+    const fetchBatch = (): Promise<{ rows: [string][] }> =>
+      client.query<[string]>({ text: `FETCH ${Math.trunc(batchSize)} FROM usage_csv`, rowMode: 'array' });
+    let pending: Promise<{ rows: [string][] }> | undefined = fetchBatch();
     while (pending) {
-      const { rows }: { rows: CsvJobRow[] } = await pending;
+      const { rows }: { rows: [string][] } = await pending;
       pending = rows.length === batchSize ? fetchBatch() : undefined;
       // A consumer that stops early must not leave an unawaited rejection behind.
       pending?.catch(() => undefined);
-      if (rows.length > 0) yield rows;
+      if (rows.length === 0) continue;
+      const lines = new Array<string>(rows.length);
+      for (let index = 0; index < rows.length; index++) lines[index] = (rows[index] as [string])[0];
+      yield `${lines.join('\n')}\n`;
     }
     await client.query('COMMIT');
     isClean = true;

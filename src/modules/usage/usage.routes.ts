@@ -66,9 +66,9 @@ export function usageRoutes(deps: {
   router.get('/me.csv', guards.requireUser, async (req, res) => {
     const user = sessionUserOf(req);
     const query = parseInput(ZWindowQuery, req.query);
-    const { window, rows } = await usage.streamUserCsv(user.username, query);
+    const { window, chunks } = await usage.streamUserCsv(user.username, query);
     metrics.csvDownloads.inc({ kind: 'my_usage' });
-    await sendCsv(res, `usage-${user.username}-${window.start}-${window.end}.csv`, USAGE_CSV_COLUMNS, rows);
+    await sendCsv(res, `usage-${user.username}-${window.start}-${window.end}.csv`, USAGE_CSV_COLUMNS, chunks);
   });
 
   return router;

@@ -1,6 +1,7 @@
 import type { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
+import { formatCsvLines } from '../../http/csv-format.js';
 import { BadRequestError } from '../../shared/errors.js';
 import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
@@ -195,59 +196,54 @@ export function createUsageService(deps: UsageServiceDeps) {
     return { window, users, totals, filters: pickFilters(query), currency: config.currency };
   }
 
-  async function* flatten(batches: AsyncGenerator<usageRepository.CsvJobRow[]>) {
-    for await (const batch of batches) yield* batch;
-  }
-
-  /** Every job of one user in the window, row by row, for CSV. */
+  /** Every job of one user in the window as CSV text (no header), in chunks. */
   async function streamUserCsv(username: string, query: TWindowQuery) {
     const window = resolveWindow(query);
     const pricing = await pricingFor([username]);
     const filter = { from: window.from, before: window.before, user: username };
     return {
       window,
-      rows: flatten(usageRepository.streamPricedJobs(deps.db, filter, pricing, CSV_BATCH)),
+      chunks: usageRepository.streamCsvLines(deps.db, filter, pricing, CSV_BATCH),
     };
   }
 
-  /** Every job of every user (under the filters) in the window, for CSV. */
+  /** Every job of every user (under the filters) in the window as CSV text (no header), in chunks. */
   async function streamAdminCsv(query: TAdminUsageQuery) {
     const window = resolveWindow(query);
     const pricing = await pricingFor(query.user ? [query.user] : undefined);
     const filter = { from: window.from, before: window.before, ...pickFilters(query) };
     return {
       window,
-      rows: flatten(usageRepository.streamPricedJobs(deps.db, filter, pricing, CSV_BATCH)),
+      chunks: usageRepository.streamCsvLines(deps.db, filter, pricing, CSV_BATCH),
     };
   }
 
-  /** Paid receipts whose payment was recorded in the window, for CSV. */
+  /** Paid receipts whose payment was recorded in the window as CSV text (no header), in chunks. */
   async function streamPaidCsv(query: TWindowQuery) {
     const window = resolveWindow(query);
-    async function* rows() {
+    async function* chunks() {
       let after: { paidAt: Date; id: number } | undefined;
       for (;;) {
         const batch = await receiptsRepository.findPaidBatch(db, window, after, CSV_BATCH);
-        for (const receipt of batch) {
-          yield {
-            receipt_id: receipt.id,
-            user: receipt.username,
-            paid_at: receipt.paidAt?.toISOString() ?? '',
-            method: receipt.paymentMethod ?? '',
-            tx_ref: receipt.txRef ?? '',
-            total: receipt.total.toFixed(minorUnitDigits(receipt.currency)),
-            currency: receipt.currency,
-            tier: receipt.tierName,
-            billed_through: receipt.billedThrough.toISOString().slice(0, 10),
-            created_at: receipt.createdAt.toISOString(),
-          };
-        }
+        const records = batch.map((receipt) => ({
+          receipt_id: receipt.id,
+          user: receipt.username,
+          paid_at: receipt.paidAt?.toISOString() ?? '',
+          method: receipt.paymentMethod ?? '',
+          tx_ref: receipt.txRef ?? '',
+          total: receipt.total.toFixed(minorUnitDigits(receipt.currency)),
+          currency: receipt.currency,
+          tier: receipt.tierName,
+          billed_through: receipt.billedThrough.toISOString().slice(0, 10),
+          created_at: receipt.createdAt.toISOString(),
+        }));
+        yield formatCsvLines(records, PAID_CSV_COLUMNS);
         const last = batch.at(-1);
         if (!last?.paidAt || batch.length < CSV_BATCH) return;
         after = { paidAt: last.paidAt, id: last.id };
       }
     }
-    return { window, rows: rows() };
+    return { window, chunks: chunks() };
   }
 
   return { resolveWindow, getUserUsage, getAdminUsage, streamUserCsv, streamAdminCsv, streamPaidCsv };

@@ -1,0 +1,49 @@
+import { stringify } from 'csv-stringify/sync';
+import { describe, expect, it } from 'vitest';
+import { formatCsvField, formatCsvLines } from '../../src/http/csv-format.js';
+
+describe('CSV fields', () => {
+  it.each([
+    ['plain', 'plain'],
+    ['a,b', '"a,b"'],
+    ['say "hi"', '"say ""hi"""'],
+    ['two\nlines', '"two\nlines"'],
+    ['cr\rhere', '"cr\rhere"'],
+    ['', ''],
+    [null, ''],
+    [undefined, ''],
+    [42, '42'],
+    [0.5, '0.5'],
+    [12345678901234567890n, '12345678901234567890'],
+    [true, '1'],
+    [false, ''],
+    [new Date('2025-09-15T00:00:00Z'), '1757894400000'],
+    [{ a: 1, b: 'x' }, '"{""a"":1,""b"":""x""}"'],
+  ])('%s is written as %j', (value, text) => {
+    expect(formatCsvField(value)).toBe(text);
+  });
+});
+
+describe('CSV lines', () => {
+  const columns = ['job_id', 'name', 'cost', 'receipt_id'];
+  const rows = [
+    ['1001', 'train, big', '12.50', null],
+    ['1002', 'say "x"', '0.00', 7],
+    ['1003', 'multi\nline', null, undefined],
+  ];
+
+  it('writes array rows exactly as csv-stringify did, header included', () => {
+    const text = formatCsvLines([columns], columns) + formatCsvLines(rows, columns);
+    expect(text).toBe(stringify(rows, { header: true, columns }));
+  });
+
+  it('reads object rows by column name, in column order', () => {
+    const records = [{ cost: '1.00', job_id: '9', name: 'n', receipt_id: 3, extra: 'ignored' }];
+    expect(formatCsvLines(records, columns)).toBe('9,n,1.00,3\n');
+    expect(formatCsvLines(records, columns)).toBe(stringify(records, { columns }));
+  });
+
+  it('writes nothing for an empty batch', () => {
+    expect(formatCsvLines([], columns)).toBe('');
+  });
+});
