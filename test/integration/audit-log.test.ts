@@ -36,6 +36,31 @@ describe('the audit chain', () => {
     expect(await verifyAuditChain(db.prisma)).toEqual({ isIntact: true, count: 50 });
   });
 
+  it('writes entries recorded at the same moment in the order they were recorded', async () => {
+    const before = await db.prisma.auditLog.count();
+    await Promise.all(
+      Array.from({ length: 30 }, (_, index) =>
+        recordAudit(db.prisma, { ...context, action: 'test.ordered', status: 'ok', target: `item:${index}` }),
+      ),
+    );
+    const entries = await db.prisma.auditLog.findMany({ where: { action: 'test.ordered' }, orderBy: { id: 'asc' } });
+    expect(entries.map((entry) => entry.target)).toEqual(Array.from({ length: 30 }, (_, index) => `item:${index}`));
+    expect(await verifyAuditChain(db.prisma)).toEqual({ isIntact: true, count: before + 30 });
+  });
+
+  it('fails only the entry that cannot be written when it was grouped with others', async () => {
+    const before = await db.prisma.auditLog.count();
+    const outcomes = await Promise.allSettled(
+      ['first', 'x'.repeat(65), 'third', 'fourth'].map((actor) =>
+        recordAudit(db.prisma, { ...context, actor, action: 'test.partial', status: 'ok' }),
+      ),
+    );
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    const entries = await db.prisma.auditLog.findMany({ where: { action: 'test.partial' }, orderBy: { id: 'asc' } });
+    expect(entries.map((entry) => entry.actor)).toEqual(['first', 'third', 'fourth']);
+    expect(await verifyAuditChain(db.prisma)).toEqual({ isIntact: true, count: before + 3 });
+  });
+
   it("finds a row edited behind the trigger's back, and reports it on /admin/audit/verify", async () => {
     await buildUser(db.prisma, { username: 'auditor', role: 'admin', password: 'auditor-password' });
     const metrics = createMetrics();

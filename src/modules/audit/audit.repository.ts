@@ -20,9 +20,10 @@ export async function lockChainHead(tx: Tx): Promise<string | undefined> {
   return head?.hash;
 }
 
-export async function insertEntry(tx: Tx, record: AuditRecord, prevHash: string, hash: string) {
-  await tx.auditLog.create({
-    data: {
+/** Inserts chained entries in one statement; ids follow the array order, as the chain does. */
+export async function insertEntries(tx: Tx, entries: { record: AuditRecord; prevHash: string; hash: string }[]) {
+  await tx.auditLog.createMany({
+    data: entries.map(({ record, prevHash, hash }) => ({
       ts: record.ts,
       actor: record.actor,
       ip: record.ip,
@@ -34,7 +35,7 @@ export async function insertEntry(tx: Tx, record: AuditRecord, prevHash: string,
         record.details === null || record.details === undefined ? undefined : (record.details as Prisma.InputJsonValue),
       prevHash,
       hash,
-    },
+    })),
   });
 }
 

@@ -25,8 +25,11 @@ export interface AuditContext {
  * advisory lock held until the transaction ends: the chain never forks.
  */
 export async function appendAudit(tx: auditRepository.Tx, entry: AuditEntry, now = new Date()): Promise<void> {
-  const prevHash = (await auditRepository.lockChainHead(tx)) ?? GENESIS_HASH;
-  const record: AuditRecord = {
+  await appendAuditEntries(tx, [{ entry, now }]);
+}
+
+function toAuditRecord(entry: AuditEntry, now: Date): AuditRecord {
+  return {
     ts: now,
     actor: entry.actor,
     ip: entry.ip ?? null,
@@ -36,12 +39,79 @@ export async function appendAudit(tx: auditRepository.Tx, entry: AuditEntry, now
     status: entry.status,
     details: entry.details ?? null,
   };
-  await auditRepository.insertEntry(tx, record, prevHash, hashAuditRecord(prevHash, record));
 }
 
-/** Appends one entry in a transaction of its own (for events that change nothing else). */
-export async function recordAudit(db: Db, entry: AuditEntry, now = new Date()): Promise<void> {
-  await db.$transaction((tx) => appendAudit(tx, entry, now));
+/** Appends entries in order under one take of the chain lock. */
+async function appendAuditEntries(tx: auditRepository.Tx, entries: { entry: AuditEntry; now: Date }[]) {
+  let prevHash = (await auditRepository.lockChainHead(tx)) ?? GENESIS_HASH;
+  const rows = entries.map(({ entry, now }) => {
+    const record = toAuditRecord(entry, now);
+    const row = { record, prevHash, hash: hashAuditRecord(prevHash, record) };
+    prevHash = row.hash;
+    return row;
+  });
+  await auditRepository.insertEntries(tx, rows);
+}
+
+interface QueuedEntry {
+  entry: AuditEntry;
+  now: Date;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+interface AppendQueue {
+  waiting: QueuedEntry[];
+  isFlushing: boolean;
+}
+
+// Entries appended together share one transaction: at most this many.
+const MAX_GROUP = 100;
+const queues = new WeakMap<Db, AppendQueue>();
+
+async function commitGroup(db: Db, group: QueuedEntry[]) {
+  await db.$transaction((tx) => appendAuditEntries(tx, group));
+  for (const item of group) item.resolve();
+}
+
+async function flushQueue(db: Db, queue: AppendQueue) {
+  queue.isFlushing = true;
+  try {
+    while (queue.waiting.length > 0) {
+      const group = queue.waiting.splice(0, MAX_GROUP);
+      try {
+        await commitGroup(db, group);
+      } catch (error) {
+        if (group.length === 1) {
+          group[0]?.reject(error);
+          continue;
+        }
+        // One failing entry must not take the others down: each gets its own answer.
+        for (const item of group) await commitGroup(db, [item]).catch(item.reject);
+      }
+    }
+  } finally {
+    queue.isFlushing = false;
+  }
+}
+
+/**
+ * Appends one entry in a transaction of its own (for events that change nothing else)
+ * and resolves once it is committed. Entries recorded while an earlier append is
+ * committing wait and are then written together, in one transaction under one take of
+ * the chain lock (group commit). Every sign-in appends an entry, and with one lock for
+ * the whole chain, appends one by one capped sign-ins near 14/s on the 2-core machine:
+ * 66 of 72 sampled active queries were waiting for the lock.
+ */
+export function recordAudit(db: Db, entry: AuditEntry, now = new Date()): Promise<void> {
+  let queue = queues.get(db);
+  if (!queue) {
+    queue = { waiting: [], isFlushing: false };
+    queues.set(db, queue);
+  }
+  const committed = new Promise<void>((resolve, reject) => queue.waiting.push({ entry, now, resolve, reject }));
+  if (!queue.isFlushing) void flushQueue(db, queue);
+  return committed;
 }
 
 export type ChainVerdict =
