@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import type { Checkout, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
 import { PaymentProviderError, WebhookSignatureError } from './payment-provider.js';
 
@@ -49,11 +49,20 @@ function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
 
 /** Stripe Checkout through the official SDK; webhooks verified with its own signature check. */
 export function createStripeProvider(options: StripeOptions): PaymentProvider {
-  const stripe = new Stripe(options.secretKey, clientOptions(options));
+  // Loaded on first use: the SDK adds ~18 MB to every worker, which sites on another
+  // provider should not pay for.
+  let client: Promise<Stripe> | undefined;
+  const getStripe = () => {
+    client ??= import('stripe').then(
+      ({ default: StripeClient }) => new StripeClient(options.secretKey, clientOptions(options)),
+    );
+    return client;
+  };
   return {
     name: 'stripe',
     async startCheckout(request: CheckoutRequest): Promise<Checkout> {
       try {
+        const stripe = await getStripe();
         const session = await stripe.checkout.sessions.create(
           {
             mode: 'payment',
@@ -79,7 +88,7 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
         return { externalPaymentId: session.id, checkoutUrl: session.url };
       } catch (error) {
         if (error instanceof PaymentProviderError) throw error;
-        const message = error instanceof Stripe.errors.StripeError ? error.message : (error as Error).message;
+        const message = (error as Error).message;
         throw new PaymentProviderError(`Stripe could not start the checkout: ${message}`);
       }
     },
@@ -87,6 +96,7 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
       const signature = headers['stripe-signature'];
       if (typeof signature !== 'string') throw new WebhookSignatureError('missing Stripe-Signature');
       try {
+        const stripe = await getStripe();
         const event = stripe.webhooks.constructEvent(rawBody, signature, options.webhookSecret, options.toleranceSec);
         return toPaymentEvent(event, rawBody.toString('utf8'));
       } catch (error) {
