@@ -23,6 +23,7 @@ async function main() {
   const started = Date.now();
   const database = await createScratchDatabase(process.env.DATABASE_URL);
   let server: AppServer | undefined;
+  let scenarioServer: AppServer | undefined;
   const outcomes: Outcome[] = [];
   try {
     const data = await generateBenchData({ databaseUrl: database.url, users: USERS, jobs: JOBS });
@@ -32,8 +33,19 @@ async function main() {
       webConcurrency: Math.min(2, os.availableParallelism()),
       webhookSecret: WEBHOOK_SECRET,
     });
-    const baseUrl = new URL(server.baseUrl);
     for (const scenario of SCENARIOS) {
+      await scenarioServer?.stop();
+      // A scenario with settings of its own gets a server of its own.
+      scenarioServer = scenario.serverEnv
+        ? await startAppServer({
+            databaseUrl: database.url,
+            webConcurrency: 1,
+            webhookSecret: WEBHOOK_SECRET,
+            extraEnv: scenario.serverEnv,
+          })
+        : undefined;
+      const target = scenarioServer ?? server;
+      const baseUrl = new URL(target.baseUrl);
       const probe = await probeRoutes(baseUrl, scenario.probes);
       if (probe.error) {
         outcomes.push({ scenario: scenario.name, verdict: 'FAILED', detail: `probe: ${probe.error}` });
@@ -59,7 +71,7 @@ async function main() {
         maxIterationsPerVu: 100_000,
         webhookSecret: WEBHOOK_SECRET,
         currency: 'THB',
-        serverPid: server.pid,
+        serverPid: target.pid,
         sampleIntervalMs: 1000,
       });
       const isClean = result.failures === 0 && result.completeIterations > 0;
@@ -72,6 +84,7 @@ async function main() {
       });
     }
   } finally {
+    await scenarioServer?.stop();
     await server?.stop();
     await database.drop();
   }

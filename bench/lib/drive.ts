@@ -16,12 +16,14 @@ export async function driveFromCli(options: LoadCliOptions): Promise<ScenarioRes
     if (!options.databaseUrl) {
       throw new Error('set DATABASE_URL (a database filled by npm run bench:data) or pass --base-url of a running app');
     }
-    console.log(`starting the app (production, WEB_CONCURRENCY=${options.webConcurrency})...`);
+    console.log(
+      `starting the app (${scenario.serverEnv?.APP_ENV ?? 'production'}, WEB_CONCURRENCY=${options.webConcurrency})...`,
+    );
     server = await startAppServer({
       databaseUrl: options.databaseUrl,
       webConcurrency: options.webConcurrency,
       webhookSecret: options.webhookSecret,
-      extraEnv: options.serverEnv,
+      extraEnv: { ...scenario.serverEnv, ...options.serverEnv },
     });
     baseUrl = new URL(server.baseUrl);
     serverPid = server.pid;

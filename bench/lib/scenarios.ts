@@ -37,6 +37,8 @@ export interface Scenario {
   name: string;
   description: string;
   probes: RouteProbe[];
+  /** Settings the app needs for this scenario, on top of the production defaults. */
+  serverEnv?: Record<string, string>;
   /**
    * Sets up one virtual user before the clock starts (e.g. signs in) and returns its
    * iteration; the iteration resolves true when every step succeeded.
@@ -256,6 +258,9 @@ const formula304: Scenario = {
 const webhook: Scenario = {
   name: 'webhook',
   description: 'POST /payments/webhook/dummy: signed payment.succeeded events with unique ids',
+  // Production refuses the dummy provider; a development-mode server runs the same verify,
+  // record-once and apply path that a real provider's deliveries take.
+  serverEnv: { APP_ENV: 'development', PAYMENT_PROVIDER: 'dummy', DEMO_SEED: '0', INGEST_ENABLED: '0' },
   probes: [
     { route: 'POST /payments/webhook/dummy', method: 'POST', path: '/payments/webhook/dummy', isSignedIn: false },
   ],
