@@ -66,6 +66,13 @@ export function toLocalDate(instant: Date, timeZone: string): string {
   return `${p.year}-${String(p.month).padStart(2, '0')}-${String(p.day).padStart(2, '0')}`;
 }
 
+/** `YYYY-MM-DDTHH:MM:SS` wall-clock time in the zone, without an offset (as sacct prints and reads it). */
+export function toLocalIsoSeconds(instant: Date, timeZone: string): string {
+  const p = localParts(instant, timeZone);
+  const pad = (value: number | undefined) => String(value ?? 0).padStart(2, '0');
+  return `${p.year}-${pad(p.month)}-${pad(p.day)}T${pad(p.hour)}:${pad(p.minute)}:${pad(p.second)}`;
+}
+
 /** `YYYY-MM-DD HH:MM` in the zone, for pages. */
 export function formatLocalDateTime(instant: Date, timeZone: string): string {
   const p = localParts(instant, timeZone);

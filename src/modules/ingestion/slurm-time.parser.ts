@@ -1,3 +1,4 @@
+import { toLocalIsoSeconds } from '../../shared/local-date.js';
 /**
  * Pure parsers for the ways Slurm prints durations, timestamps, memory sizes and
  * TRES lists. No I/O; every function returns `null` for "no value" rather than throwing,
@@ -225,18 +226,7 @@ export function createLocalTimeConverter(timeZone: string): (text: string) => Da
 
 /** Formats a UTC instant as the zone's wall-clock time, as sacct -S/-E and slurmrestd expect. */
 export function formatLocalTimestamp(date: Date, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-    hourCycle: 'h23',
-  }).formatToParts(date);
-  const part = (type: string) => parts.find((entry) => entry.type === type)?.value ?? '00';
-  return `${part('year')}-${part('month')}-${part('day')}T${part('hour')}:${part('minute')}:${part('second')}`;
+  return toLocalIsoSeconds(date, timeZone);
 }
 
 // Billing only ever charges jobs in one of these: they will not change again.

@@ -164,6 +164,31 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     metrics.webhookEvents.inc({ provider: providerName, event, outcome });
   }
 
+  /** Marks a payment for an admin to look at, and audits why. */
+  async function holdForReview(
+    tx: Prisma.TransactionClient,
+    payment: paymentsRepository.PaymentRow,
+    event: PaymentEvent,
+    action: 'payment.mismatch' | 'payment.review',
+    reason: string,
+  ) {
+    await paymentsRepository.setStatus(tx, payment.id, 'needs_review', reason);
+    const details = { paymentId: payment.id, eventId: event.id, reason };
+    await appendAudit(
+      tx,
+      {
+        actor: `provider:${payment.provider}`,
+        ip: null,
+        userAgent: null,
+        target: `receipt:${payment.receiptId}`,
+        action,
+        status: 'failed',
+        details,
+      },
+      now(),
+    );
+  }
+
   /** Applies a verified event to its payment and receipt; runs inside the event's transaction. */
   async function applyEvent(
     tx: Prisma.TransactionClient,
@@ -198,17 +223,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     }
     if (event.amountMinor !== payment.amountMinor || event.currency !== payment.currency) {
       const reason = `paid ${event.amountMinor ?? '?'} ${event.currency ?? '?'} but ${payment.amountMinor} ${payment.currency} was due`;
-      await paymentsRepository.setStatus(tx, payment.id, 'needs_review', reason);
-      await appendAudit(
-        tx,
-        {
-          ...audit,
-          action: 'payment.mismatch',
-          status: 'failed',
-          details: { paymentId: payment.id, eventId: event.id, reason },
-        },
-        now(),
-      );
+      await holdForReview(tx, payment, event, 'payment.mismatch', reason);
       return { outcome: 'mismatch', paymentId: payment.id };
     }
     const isPaid = await receiptsRepository.transitionReceipt(tx, payment.receiptId, ['pending'], {
@@ -221,17 +236,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       // Paid by hand meanwhile, or voided: the money arrived anyway, so someone must look.
       const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
       const reason = `money received but receipt #${payment.receiptId} was already ${receipt?.status ?? 'gone'}`;
-      await paymentsRepository.setStatus(tx, payment.id, 'needs_review', reason);
-      await appendAudit(
-        tx,
-        {
-          ...audit,
-          action: 'payment.review',
-          status: 'failed',
-          details: { paymentId: payment.id, eventId: event.id, reason },
-        },
-        now(),
-      );
+      await holdForReview(tx, payment, event, 'payment.review', reason);
       return { outcome: 'review', paymentId: payment.id };
     }
     await paymentsRepository.setStatus(tx, payment.id, 'succeeded');
