@@ -4,7 +4,7 @@ import express from 'express';
 import helmet from 'helmet';
 import type { AppConfig } from './config/config.js';
 import type { Database } from './db/database.js';
-import { createCsrfProtection } from './http/csrf.js';
+import { createCsrfProtection, exposeCsrfTokenOnRender } from './http/csrf.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
@@ -64,6 +64,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('trust proxy', config.trustProxy);
   app.set('view engine', 'ejs');
   app.set('views', VIEWS_DIR);
+  // Express enables this only when NODE_ENV=production, which we do not use (APP_ENV);
+  // without it EJS compiles every template and include again on every render.
+  app.set('view cache', config.isProduction);
   app.locals.appName = 'HPC Billing';
   app.locals.currency = config.currency;
   app.locals.fmt = createViewFormatters(config);
@@ -149,7 +152,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(exposeFlash);
   app.use((req, res, next) => {
     res.locals.currentUser = req.user;
-    res.locals.csrfToken = req.csrfToken();
+    exposeCsrfTokenOnRender(req, res);
     next();
   });
 

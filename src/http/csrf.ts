@@ -1,5 +1,5 @@
 import csurf from 'csurf';
-import type { Request, RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 
 /**
  * CSRF protection for every session-backed unsafe request, wrapped here so the
@@ -19,4 +19,17 @@ export function createCsrfProtection(): RequestHandler {
 /** True for the error csurf raises on a missing or wrong token. */
 export function isCsrfError(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'EBADCSRFTOKEN';
+}
+
+/**
+ * Gives the views `csrfToken` only when a page is rendered: a token costs a random salt and
+ * a hash, and CSV downloads, redirects and JSON answers never show one. Every render (the
+ * error page included) goes through res.render, so every form still gets a fresh token.
+ */
+export function exposeCsrfTokenOnRender(req: Request, res: Response): void {
+  const render = res.render;
+  res.render = function renderWithCsrfToken(this: Response, ...args: Parameters<Response['render']>) {
+    res.locals.csrfToken = req.csrfToken();
+    return render.apply(this, args);
+  } as Response['render'];
 }

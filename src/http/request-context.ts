@@ -60,6 +60,8 @@ export function requestContext(logger: Logger) {
     const incoming = req.get('x-request-id');
     req.id = incoming && isSafeRequestId(incoming) ? incoming : randomUUID();
     res.setHeader('X-Request-Id', req.id);
+    // Production runs at LOG_LEVEL=warn: no line would be written, so skip the listener.
+    if (!logger.isLevelEnabled('info')) return next();
     const startedAt = process.hrtime.bigint();
     res.on('finish', () => {
       const latencyMs = Number(process.hrtime.bigint() - startedAt) / 1e6;
