@@ -255,6 +255,18 @@ describe('CSRF', () => {
       .expect(302);
   });
 
+  it('puts a working token on pages rendered by the error handler too (tokens are made at render time)', async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'lazycsrf' });
+    const agent = await signInAs(app, 'lazycsrf', user.password);
+    const notFound = await agent.get('/no-such-page').set('Accept', 'text/html').expect(404);
+    await agent
+      .post('/logout')
+      .type('form')
+      .send({ csrf_token: csrfTokenIn(notFound.text) })
+      .expect(302);
+  });
+
   it('takes the token from X-CSRFToken or X-CSRF-Token on a JSON POST, and answers JSON 403 without it', async () => {
     const app = buildTestApp(db);
     await buildUser(db.prisma, { username: 'jsonadmin', role: 'admin', password: 'jsonadmin-password' });

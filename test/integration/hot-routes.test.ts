@@ -103,3 +103,11 @@ describe('hot routes answered before Express', () => {
     ).toBe(before + 2);
   });
 });
+
+describe('view cache', () => {
+  // Express turns it on only for NODE_ENV=production, which the app never sets (APP_ENV).
+  it('keeps compiled templates in production and recompiles them in development', () => {
+    expect(app.enabled('view cache')).toBe(true);
+    expect(buildTestApp(db).enabled('view cache')).toBe(false);
+  });
+});

@@ -106,7 +106,7 @@ export async function signIn(
 
 /** The user behind a session, or null when they were removed or disabled since. */
 export async function findSessionUser(db: Db, id: number): Promise<SessionUser | null> {
-  const user = await usersRepository.findById(db, id);
+  const user = await usersRepository.findSessionUserById(db, id);
   if (!user || user.isDisabled) return null;
   return { id: user.id, username: user.username, role: user.role };
 }

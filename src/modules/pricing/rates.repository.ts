@@ -120,8 +120,10 @@ export async function insertRate(
 
 /** The tier name a user was moved to by hand, if any. */
 export async function findOverride(db: Client, username: string): Promise<string | undefined> {
-  const row = await db.tierOverride.findUnique({ where: { username }, select: { tier: { select: { name: true } } } });
-  return row?.tier.name;
+  // One statement: Prisma's nested select would be two round trips (override, then tier).
+  const rows = await db.$queryRaw<{ name: string }[]>(Prisma.sql`
+    SELECT t.name FROM tier_overrides o JOIN pricing_tiers t ON t.id = o.tier_id WHERE o.username = ${username}`);
+  return rows[0]?.name;
 }
 
 /** Overrides for the given users (all when omitted), as username -> tier name. */

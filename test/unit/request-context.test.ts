@@ -1,0 +1,41 @@
+import { Writable } from 'node:stream';
+import express from 'express';
+import { pino } from 'pino';
+import request from 'supertest';
+import { describe, expect, it } from 'vitest';
+import { requestContext } from '../../src/http/request-context.js';
+
+function appLoggingAt(level: string) {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
+  const app = express();
+  app.use(requestContext(pino({ level }, sink)));
+  app.get('/things/:id', (_req, res) => {
+    res.send('ok');
+  });
+  return { app, lines };
+}
+
+describe('requestContext', () => {
+  it('logs one line per request at info, with the route template and no raw path', async () => {
+    const { app, lines } = appLoggingAt('info');
+    const response = await request(app).get('/things/42?token=secret').set('X-Request-Id', 'abc-1').expect(200);
+    expect(response.headers['x-request-id']).toBe('abc-1');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines).toMatchObject([{ msg: 'request', reqId: 'abc-1', route: '/things/:id', status: 200 }]);
+    expect(JSON.stringify(lines)).not.toContain('secret');
+  });
+
+  it('writes nothing at warn (production) but still gives the request an id', async () => {
+    const { app, lines } = appLoggingAt('warn');
+    const response = await request(app).get('/things/42').expect(200);
+    expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines).toEqual([]);
+  });
+});
