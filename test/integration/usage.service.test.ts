@@ -167,6 +167,30 @@ describe('usage of one user', () => {
     expect(third.rows.map((row) => row.elapsedSec)).toEqual(Array.from({ length: 20 }, (_, i) => 60 * (20 - i)));
   });
 
+  it('pages a listing sorted by a job column with ties broken by id, billed jobs keeping their receipt', async () => {
+    const { usage, receipts } = buildServices();
+    // 60 jobs on 6 distinct end times (ties), the earlier half billed; pages of 50.
+    await buildJobs(
+      db,
+      Array.from({ length: 60 }, (_, index) => ({
+        user: 'alice',
+        end: new Date(Date.UTC(2025, 8, 14 + (index % 6), 3)),
+      })),
+    );
+    await receipts.createForUser({ username: 'alice' }, '2025-09-16', as('alice'));
+    const stored = await db.prisma.slurmJob.findMany({ where: { user: 'alice' } });
+    const expected = stored
+      .sort((a, b) => b.endAt.getTime() - a.endAt.getTime() || Number(b.id - a.id))
+      .map((job) => ({ jobId: job.jobId, isBilled: job.endAt < new Date('2025-09-16T17:00:00Z') }));
+    const window = { start: '2025-09-14', end: '2025-09-20' };
+    const pages = await Promise.all(
+      [1, 2].map((page) => usage.getUserUsage('alice', { view: 'detail', sort: 'end', dir: 'desc', page, ...window })),
+    );
+    const rows = pages.flatMap((page) => (page.view === 'detail' ? page.rows : []));
+    expect(rows.map((row) => ({ jobId: row.jobId, isBilled: row.receiptId !== null }))).toEqual(expected);
+    expect(rows.filter((row) => row.receiptId !== null)).toHaveLength(30);
+  });
+
   it('totals per local day, including empty days, with an SVG chart per resource', async () => {
     const { usage } = buildServices();
     await buildJobs(db, [
