@@ -179,9 +179,10 @@ describe('usage of one user', () => {
     );
     await receipts.createForUser({ username: 'alice' }, '2025-09-16', as('alice'));
     const stored = await db.prisma.slurmJob.findMany({ where: { user: 'alice' } });
+    const endOf = (job: (typeof stored)[number]) => job.endAt?.getTime() ?? 0;
     const expected = stored
-      .sort((a, b) => b.endAt.getTime() - a.endAt.getTime() || Number(b.id - a.id))
-      .map((job) => ({ jobId: job.jobId, isBilled: job.endAt < new Date('2025-09-16T17:00:00Z') }));
+      .sort((a, b) => endOf(b) - endOf(a) || Number(b.id - a.id))
+      .map((job) => ({ jobId: job.jobId, isBilled: endOf(job) < Date.parse('2025-09-16T17:00:00Z') }));
     const window = { start: '2025-09-14', end: '2025-09-20' };
     const pages = await Promise.all(
       [1, 2].map((page) => usage.getUserUsage('alice', { view: 'detail', sort: 'end', dir: 'desc', page, ...window })),
