@@ -4,7 +4,7 @@ import type { Response } from 'express';
 import { formatCsvLines } from './csv-format.js';
 
 /**
- * Streams CSV text (chunks of whole lines, e.g. one database batch each) as an
+ * Streams CSV text (string or UTF-8 bytes, chunked anywhere, e.g. as COPY delivers it) as an
  * attachment, after a header row of `columns`. Writing a batch as one string instead of
  * row by row through an object stream halved the cost of a 100,000-row export.
  * Backpressure flows from the socket to the chunk source, so a slow client pauses the
@@ -15,7 +15,7 @@ export async function sendCsv(
   res: Response,
   filename: string,
   columns: readonly string[],
-  chunks: AsyncIterable<string>,
+  chunks: AsyncIterable<string | Uint8Array>,
 ): Promise<void> {
   res.status(200);
   res.setHeader('Content-Type', 'text/csv; charset=utf-8');

@@ -5,7 +5,7 @@ import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { type CpuBasis, minorUnitDigits, priceJob } from '../../src/modules/pricing/pricing.js';
 import { createRatesService } from '../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../src/modules/receipts/receipts.service.js';
-import { findJobsPage } from '../../src/modules/usage/usage.repository.js';
+import { findJobsPage, streamCsvLines } from '../../src/modules/usage/usage.repository.js';
 import { createUsageService } from '../../src/modules/usage/usage.service.js';
 import { BadRequestError } from '../../src/shared/errors.js';
 import { buildJobs, buildTiers, type JobSpec } from '../support/billing-factories.js';
@@ -251,43 +251,58 @@ describe('usage of one user', () => {
 describe('CSV rows', () => {
   beforeEach(clear);
 
-  it('streams every job of the window once, in end order, across keyset batches', async () => {
+  async function readCsv(username: string): Promise<string> {
     const { usage } = buildServices();
-    // Batches are 10,000 rows; 60 jobs share each end time so ties straddle batch boundaries.
+    const { chunks } = await usage.streamUserCsv(username, { start: '2025-09-14', end: '2025-09-20' });
+    const parts: Buffer[] = [];
+    for await (const chunk of chunks) parts.push(chunk);
+    // Chunks may split a multi-byte character: decode the whole body at once.
+    return Buffer.concat(parts).toString('utf8');
+  }
+
+  it('streams every job of the window once, in end order, across socket chunks', async () => {
+    // 60 jobs share each end time; 12,001 rows take many socket chunks, cut anywhere in a line.
     const specs = Array.from({ length: 12_001 }, (_, index) => ({
       user: 'alice',
       end: new Date(Date.UTC(2025, 8, 15, 0, Math.floor(index / 60))),
     }));
     const jobIds = await buildJobs(db, specs);
     await buildJobs(db, [{ user: 'bob', end: '2025-09-15T00:00:00Z' }]);
-    const { chunks } = await usage.streamUserCsv('alice', { start: '2025-09-14', end: '2025-09-20' });
+    const text = await readCsv('alice');
+    expect(text.endsWith('\n')).toBe(true);
     const seen: string[] = [];
     let previousEnd = '';
-    for await (const chunk of chunks) {
-      expect(chunk.endsWith('\n')).toBe(true);
-      for (const line of chunk.trimEnd().split('\n')) {
-        // job_id is the first column, end the ninth (no field of these jobs is quoted).
-        const fields = line.split(',');
-        seen.push(fields[0] as string);
-        expect((fields[8] as string) >= previousEnd).toBe(true);
-        previousEnd = fields[8] as string;
-      }
+    for (const line of text.trimEnd().split('\n')) {
+      // job_id is the first column, end the ninth (no field of these jobs is quoted).
+      const fields = line.split(',');
+      seen.push(fields[0] as string);
+      expect((fields[8] as string) >= previousEnd).toBe(true);
+      previousEnd = fields[8] as string;
     }
     expect(seen).toHaveLength(jobIds.length);
     expect(new Set(seen)).toEqual(new Set(jobIds));
   });
 
   it('quotes text as csv-stringify does, leaves NULL empty, one line per job', async () => {
-    const { usage } = buildServices();
-    const names = ['plain', 'a,b', 'say "hi"', 'two\nlines', 'cr\rhere', ''];
+    // PostgreSQL's CSV writer would quote '' (to tell it from NULL); csv-stringify does not.
+    // Backslashes, tabs and `\.` are escaped by COPY's text format but must not be here.
+    const names = ['plain', 'a,b', 'say "hi"', 'two\nlines', 'cr\rhere', '', 'back\\slash', 'tab\there', '\\.'];
+    names.push(' padded ', 'ünïcødé ✓', 'NULL', '"', ',');
     const jobIds = await buildJobs(
       db,
-      names.map((name, index) => ({ user: 'alice', name, end: new Date(Date.UTC(2025, 8, 15, index)) })),
+      names.map((name, index) => ({
+        user: 'alice',
+        name,
+        account: name,
+        partition: name,
+        end: new Date(Date.UTC(2025, 8, 15, index)),
+      })),
     );
-    const { chunks } = await usage.streamUserCsv('alice', { start: '2025-09-14', end: '2025-09-20' });
-    let text = '';
-    for await (const chunk of chunks) text += chunk;
-    const expectedStarts = names.map((name, index) => `${jobIds[index]},test,${formatCsvField(name)},alice,`);
+    const text = await readCsv('alice');
+    const expectedStarts = names.map((name, index) => {
+      const field = formatCsvField(name);
+      return `${jobIds[index]},test,${field},alice,${field},${field},`;
+    });
     let rest = text;
     for (const start of expectedStarts) {
       expect(rest.startsWith(start)).toBe(true);
@@ -297,5 +312,63 @@ describe('CSV rows', () => {
       rest = rest.slice(end + 3);
     }
     expect(rest).toBe('');
+  });
+
+  it('writes the tier and the estimated cost as the listing has them, quoting an odd tier name', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-15T00:00:00Z', jobId: '9001', allocCpus: 2 }]);
+    const pricing = {
+      basis: 'allocated' as const,
+      minorDigits: 2,
+      rates: [
+        {
+          username: 'alice',
+          tier: 'gold, "plus" \\ \'x\'',
+          cpu: new Prisma.Decimal('0.125'),
+          gpu: new Prisma.Decimal(0),
+          mem: new Prisma.Decimal(0),
+        },
+      ],
+    };
+    const filter = { from: new Date('2025-09-14T00:00:00Z'), before: new Date('2025-09-16T00:00:00Z'), user: 'alice' };
+    const parts: Buffer[] = [];
+    for await (const chunk of streamCsvLines(db, filter, pricing)) parts.push(chunk);
+    const [listed] = await findJobsPage(db.prisma, filter, pricing, {
+      sort: 'end',
+      direction: 'asc',
+      offset: 0,
+      limit: 1,
+    });
+    expect(listed?.cost?.toFixed(2)).toBe('0.25');
+    expect(Buffer.concat(parts).toString('utf8')).toMatch(
+      /^9001,test,.*,2\.000000,0\.000000,[\d.]+,"gold, ""plus"" \\ 'x'",0\.25,,\n$/,
+    );
+  });
+
+  it('a consumer that stops after the first chunk gets the connection closed, and the pool keeps working', async () => {
+    await buildJobs(
+      db,
+      Array.from({ length: 20_000 }, (_, index) => ({
+        user: 'alice',
+        end: new Date(Date.UTC(2025, 8, 15, 0, 0, index % 3600)),
+      })),
+    );
+    const { usage } = buildServices();
+    const { chunks } = await usage.streamUserCsv('alice', { start: '2025-09-14', end: '2025-09-20' });
+    for await (const chunk of chunks) {
+      expect(chunk.length).toBeGreaterThan(0);
+      break;
+    }
+    expect(db.pool.totalCount).toBe(db.pool.idleCount);
+    // The abandoned COPY's backend goes away instead of lingering mid-query.
+    let copies = -1;
+    for (let attempt = 0; attempt < 100 && copies !== 0; attempt++) {
+      const { rows } = await db.pool.query<{ count: number }>(
+        `SELECT count(*)::int AS count FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'COPY (%'`,
+      );
+      copies = rows[0]?.count ?? -1;
+      if (copies !== 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(copies).toBe(0);
+    expect((await readCsv('alice')).split('\n')).toHaveLength(20_001);
   });
 });

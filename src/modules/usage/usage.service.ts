@@ -203,7 +203,7 @@ export function createUsageService(deps: UsageServiceDeps) {
     const filter = { from: window.from, before: window.before, user: username };
     return {
       window,
-      chunks: usageRepository.streamCsvLines(deps.db, filter, pricing, CSV_BATCH),
+      chunks: usageRepository.streamCsvLines(deps.db, filter, pricing),
     };
   }
 
@@ -214,7 +214,7 @@ export function createUsageService(deps: UsageServiceDeps) {
     const filter = { from: window.from, before: window.before, ...pickFilters(query) };
     return {
       window,
-      chunks: usageRepository.streamCsvLines(deps.db, filter, pricing, CSV_BATCH),
+      chunks: usageRepository.streamCsvLines(deps.db, filter, pricing),
     };
   }
 
