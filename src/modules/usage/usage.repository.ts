@@ -3,7 +3,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { Database, Db } from '../../db/database.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import type { RateTableRow } from '../pricing/rates.service.js';
-import { costSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL, rateTableSql } from './usage.sql.js';
+import { costOfHoursSql, costSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL, rateTableSql } from './usage.sql.js';
 
 /** Which jobs: ended in [from, before), optionally narrowed by owner, account and partition. */
 export interface JobFilter {
@@ -274,34 +274,50 @@ export async function* streamCsvLines(
   filter: JobFilter,
   pricing: PricingContext,
 ): AsyncGenerator<Buffer> {
+  // The hours are computed once per job in a subquery (OFFSET 0 keeps PostgreSQL from
+  // folding it into the outer query and computing them again inside the cost): 15-25%
+  // less query time than repeating the formulas (docs/performance.md).
   const fields = [
-    csvTextSql(Prisma.sql`j.job_id`),
-    csvTextSql(Prisma.sql`j.cluster`),
-    csvTextSql(Prisma.sql`j.name`),
-    csvTextSql(Prisma.sql`j."user"`),
-    csvTextSql(Prisma.sql`j.account`),
-    csvTextSql(Prisma.sql`j.partition`),
-    csvTextSql(Prisma.sql`j.state`),
-    Prisma.sql`to_char(j.start_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`,
-    Prisma.sql`to_char(j.end_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`,
-    Prisma.sql`j.elapsed_sec`,
-    cpuHoursSql(pricing.basis),
-    GPU_HOURS_SQL,
-    MEM_GB_HOURS_SQL,
-    csvTextSql(Prisma.sql`coalesce(rc.tier_name, r.tier)`),
-    Prisma.sql`coalesce(ri.cost, ${costSql(pricing.basis, pricing.minorDigits)})`,
-    Prisma.sql`ri.receipt_id`,
-    csvTextSql(Prisma.sql`rc.status::text`),
+    csvTextSql(Prisma.sql`p.job_id`),
+    csvTextSql(Prisma.sql`p.cluster`),
+    csvTextSql(Prisma.sql`p.name`),
+    csvTextSql(Prisma.sql`p."user"`),
+    csvTextSql(Prisma.sql`p.account`),
+    csvTextSql(Prisma.sql`p.partition`),
+    csvTextSql(Prisma.sql`p.state`),
+    Prisma.sql`to_char(p.start_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`,
+    Prisma.sql`to_char(p.end_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`,
+    Prisma.sql`p.elapsed_sec`,
+    Prisma.sql`p.cpu_hours`,
+    Prisma.sql`p.gpu_hours`,
+    Prisma.sql`p.mem_gb_hours`,
+    csvTextSql(Prisma.sql`p.tier`),
+    Prisma.sql`coalesce(p.billed_cost, ${costOfHoursSql(
+      Prisma.sql`p.cpu_hours`,
+      Prisma.sql`p.gpu_hours`,
+      Prisma.sql`p.mem_gb_hours`,
+      Prisma.sql`p`,
+      pricing.minorDigits,
+    )})`,
+    Prisma.sql`p.receipt_id`,
+    csvTextSql(Prisma.sql`p.receipt_status`),
   ];
   const query = Prisma.sql`
     WITH r AS (${rateTableSql(pricing.rates)})
     SELECT ${Prisma.join(fields, ', ')}
-      FROM slurm_jobs j
-      LEFT JOIN r ON r.username = j."user"
-      LEFT JOIN receipt_items ri ON ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
-      LEFT JOIN receipts rc ON rc.id = ri.receipt_id
-     WHERE ${whereOf(filter)}
-     ORDER BY j.end_at, j.id`;
+      FROM (
+        SELECT j.id, j.job_id, j.cluster, j.name, j."user", j.account, j.partition, j.state, j.start_at,
+               j.end_at, j.elapsed_sec, ${cpuHoursSql(pricing.basis)} AS cpu_hours, ${GPU_HOURS_SQL} AS gpu_hours,
+               ${MEM_GB_HOURS_SQL} AS mem_gb_hours, coalesce(rc.tier_name, r.tier) AS tier, r.cpu, r.gpu, r.mem,
+               ri.cost AS billed_cost, ri.receipt_id, rc.status::text AS receipt_status
+          FROM slurm_jobs j
+          LEFT JOIN r ON r.username = j."user"
+          LEFT JOIN receipt_items ri ON ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
+          LEFT JOIN receipts rc ON rc.id = ri.receipt_id
+         WHERE ${whereOf(filter)}
+         ORDER BY j.end_at, j.id
+        OFFSET 0) p
+     ORDER BY p.end_at, p.id`;
   const client = await database.pool.connect();
   let isDone = false;
   try {

@@ -24,8 +24,22 @@ export const MEM_GB_HOURS_SQL = Prisma.sql`round(
 
 /** Cost of one job at the rates `r`, rounded half-up to `minorDigits`. */
 export function costSql(basis: CpuBasis, minorDigits: number): Prisma.Sql {
+  return costOfHoursSql(cpuHoursSql(basis), GPU_HOURS_SQL, MEM_GB_HOURS_SQL, Prisma.sql`r`, minorDigits);
+}
+
+/**
+ * The same cost from hours already computed (rounded to 6 decimals as above) and a row
+ * `rates` holding cpu, gpu and mem: lets a query compute each job's hours once.
+ */
+export function costOfHoursSql(
+  cpuHours: Prisma.Sql,
+  gpuHours: Prisma.Sql,
+  memGbHours: Prisma.Sql,
+  rates: Prisma.Sql,
+  minorDigits: number,
+): Prisma.Sql {
   return Prisma.sql`round(
-    ${cpuHoursSql(basis)} * r.cpu + ${GPU_HOURS_SQL} * r.gpu + ${MEM_GB_HOURS_SQL} * r.mem,
+    ${cpuHours} * ${rates}.cpu + ${gpuHours} * ${rates}.gpu + ${memGbHours} * ${rates}.mem,
     ${Prisma.raw(String(Math.trunc(minorDigits)))})`;
 }
 
