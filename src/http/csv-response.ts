@@ -8,8 +8,8 @@ import { formatCsvLines } from './csv-format.js';
  * attachment, after a header row of `columns`. Writing a batch as one string instead of
  * row by row through an object stream halved the cost of a 100,000-row export.
  * Backpressure flows from the socket to the chunk source, so a slow client pauses the
- * database batches instead of filling memory; a client that hangs up stops the source
- * (its cursor is closed).
+ * database instead of filling memory; a client that hangs up stops the source
+ * (its cursor or COPY is closed).
  */
 export async function sendCsv(
   res: Response,
