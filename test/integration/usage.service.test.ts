@@ -314,6 +314,23 @@ describe('CSV rows', () => {
     expect(rest).toBe('');
   });
 
+  it('writes a billed job with its receipt item cost, receipt id and status', async () => {
+    const { receipts } = buildServices();
+    const [billedId, openId] = await buildJobs(db, [
+      { user: 'alice', end: '2025-09-15T03:00:00Z', allocCpus: 3 },
+      { user: 'alice', end: '2025-09-18T03:00:00Z', allocCpus: 3 },
+    ]);
+    const receipt = await receipts.createForUser({ username: 'alice' }, '2025-09-16', as('alice'));
+    const item = await db.prisma.receiptItem.findFirstOrThrow({ where: { receiptId: receipt.id } });
+    const lines = (await readCsv('alice')).trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]?.startsWith(`${billedId},`)).toBe(true);
+    // The item's cost as stored (numeric(20,4) keeps its four decimals), not re-estimated.
+    expect(lines[0]?.endsWith(`,mu,${item.cost.toFixed(4)},${receipt.id},pending`)).toBe(true);
+    expect(lines[1]?.startsWith(`${openId},`)).toBe(true);
+    expect(lines[1]).toMatch(/,\d+\.\d{2},,$/);
+  });
+
   it('writes the tier and the estimated cost as the listing has them, quoting an odd tier name', async () => {
     await buildJobs(db, [{ user: 'alice', end: '2025-09-15T00:00:00Z', jobId: '9001', allocCpus: 2 }]);
     const pricing = {
