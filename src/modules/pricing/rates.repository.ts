@@ -1,4 +1,4 @@
-import { Prisma } from '@prisma/client';
+import { type PricingRate, Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
 
 type Client = Db | Prisma.TransactionClient;
@@ -49,18 +49,23 @@ export async function listTiersWithRates(db: Client): Promise<TierWithRates[]> {
     name: tier.name,
     description: tier.description,
     isDefault: tier.isDefault,
-    rates: tier.rates.map((rate) => ({
-      id: rate.id,
-      tierId: rate.tierId,
-      cpu: rate.cpuPerHour,
-      gpu: rate.gpuPerHour,
-      mem: rate.memPerHour,
-      currency: rate.currency,
-      effectiveFrom: rate.effectiveFrom,
-      createdBy: rate.createdBy,
-      createdAt: rate.createdAt,
-    })),
+    rates: tier.rates.map(toRateRow),
   }));
+}
+
+/** A pricing_rates row in the names the pricing core uses. */
+function toRateRow(rate: PricingRate): RateRow {
+  return {
+    id: rate.id,
+    tierId: rate.tierId,
+    cpu: rate.cpuPerHour,
+    gpu: rate.gpuPerHour,
+    mem: rate.memPerHour,
+    currency: rate.currency,
+    effectiveFrom: rate.effectiveFrom,
+    createdBy: rate.createdBy,
+    createdAt: rate.createdAt,
+  };
 }
 
 /** The tier's id, locked against a concurrent rate change so two edits serialise. */
@@ -79,16 +84,7 @@ export async function findRateInForce(
     where: { tierId, effectiveFrom: { lte: at } },
     orderBy: [{ effectiveFrom: 'desc' }, { id: 'desc' }],
   });
-  if (!rate) return undefined;
-  return {
-    id: rate.id,
-    tierId: rate.tierId,
-    cpu: rate.cpuPerHour,
-    gpu: rate.gpuPerHour,
-    mem: rate.memPerHour,
-    currency: rate.currency,
-    effectiveFrom: rate.effectiveFrom,
-  };
+  return rate ? toRateRow(rate) : undefined;
 }
 
 /** Adds a rate row; earlier rows stay, so receipts and history keep pointing at what they used. */
