@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createRandom } from '../../../src/modules/demo/demo-jobs.js';
 import { parseSacctText, SacctParser } from '../../../src/modules/ingestion/sacct.parser.js';
 import type { SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
 import { parseSlurmRestJobsResponse } from '../../../src/modules/ingestion/slurm-rest.parser.js';
@@ -16,18 +17,6 @@ const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm');
 const sacctText = readFileSync(path.join(FIXTURES, '22.05/final/sacct-steps-extra.psv'), 'utf8');
 const restBody = readFileSync(path.join(FIXTURES, '22.05/final/rest-dbv0.0.38-jobs.json'), 'utf8');
 const options = { timeZone: 'Asia/Bangkok', defaultCluster: 'x' };
-
-/** mulberry32: a seeded PRNG, so a failure reproduces from its seed. */
-function createRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const ALPHABET = '0123456789:-.|_+=,KMGTncx \tTZ/[]abcUNLIMITED\u00e9\u0000\ufffd';
 function randomText(random: () => number, maxLength: number): string {
