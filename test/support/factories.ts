@@ -1,4 +1,4 @@
-import { Prisma, type PrismaClient } from '@prisma/client';
+import type { PrismaClient } from '@prisma/client';
 import { hashPassword } from '../../src/modules/users/password.js';
 
 let sequence = 0;
