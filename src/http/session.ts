@@ -1,7 +1,7 @@
-import connectPgSimple from 'connect-pg-simple';
 import type { RequestHandler } from 'express';
 import session from 'express-session';
 import type pg from 'pg';
+import { PostgresSessionStore } from '../modules/auth/session.store.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -27,17 +27,10 @@ const LAST_SEEN_PRECISION_MS = 60_000;
 
 /** Sessions in Postgres (shared by workers and replicas, kept across restarts). */
 export function createSessionMiddleware(pool: pg.Pool, settings: SessionSettings): RequestHandler {
-  const PgStore = connectPgSimple(session);
   return session({
     name: SESSION_COOKIE,
     secret: settings.secret,
-    store: new PgStore({
-      pool,
-      tableName: 'session',
-      createTableIfMissing: false,
-      disableTouch: true,
-      pruneSessionInterval: 15 * 60,
-    }),
+    store: new PostgresSessionStore(pool),
     resave: false,
     saveUninitialized: false,
     rolling: false,

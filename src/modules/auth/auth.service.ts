@@ -108,6 +108,10 @@ export async function signIn(
 export async function findSessionUser(db: Db, id: number): Promise<SessionUser | null> {
   const user = await usersRepository.findSessionUserById(db, id);
   if (!user || user.isDisabled) return null;
+  return toSessionUser(user);
+}
+
+export function toSessionUser(user: SessionUser): SessionUser {
   return { id: user.id, username: user.username, role: user.role };
 }
 

@@ -1,6 +1,7 @@
+import type { Request } from 'express';
 import { Passport } from 'passport';
 import { Strategy as LocalStrategy } from 'passport-local';
-import { type AuthServiceDeps, findSessionUser, type SessionUser, signIn } from './auth.service.js';
+import { type AuthServiceDeps, findSessionUser, type SessionUser, signIn, toSessionUser } from './auth.service.js';
 
 declare global {
   namespace Express {
@@ -21,8 +22,11 @@ export function createPassport(deps: AuthServiceDeps): InstanceType<typeof Passp
     }),
   );
   passport.serializeUser((user, done) => done(null, user.id));
-  // Read on every request so a disabled user's session stops working at once.
-  passport.deserializeUser((id: number, done) => {
+  // Read on every request so a disabled user's session stops working at once: the session
+  // store reads the user with the session row; a session without that falls back to a query.
+  passport.deserializeUser<number, Request>((req, id, done) => {
+    const loaded = req.session?.loadedUser;
+    if (loaded?.id === id) return done(null, loaded.isDisabled ? false : toSessionUser(loaded));
     findSessionUser(deps.db, id)
       .then((user) => done(null, user ?? false))
       .catch(done);

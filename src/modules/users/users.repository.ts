@@ -73,7 +73,7 @@ export function countActiveAdmins(db: Client): Promise<number> {
   return db.user.count({ where: { role: 'admin', isDisabled: false } });
 }
 
-/** Ends every session of a user (the session table is connect-pg-simple's). */
+/** Ends every session of a user (rows of the session store, src/modules/auth/session.store.ts). */
 export function deleteSessionsOf(db: Client, userId: number) {
   return db.$executeRaw`DELETE FROM "session" WHERE sess -> 'passport' ->> 'user' = ${String(userId)}`;
 }

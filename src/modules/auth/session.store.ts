@@ -1,0 +1,128 @@
+import session from 'express-session';
+import type pg from 'pg';
+
+/** The signed-in user as the session row's join read them, with the row. */
+export interface LoadedSessionUser {
+  id: number;
+  username: string;
+  role: 'admin' | 'user';
+  isDisabled: boolean;
+}
+
+declare module 'express-session' {
+  interface SessionData {
+    /**
+     * Read together with the session row on every request (never stored): passport's
+     * deserializeUser takes it instead of reading the user again.
+     */
+    loadedUser?: LoadedSessionUser;
+  }
+}
+
+const DEFAULT_TTL_SEC = 24 * 60 * 60;
+
+/*
+ * Every signed-in request reads its session, and the user it points at must be read
+ * fresh too (a disabled account stops at once). One named statement does both: one
+ * round trip instead of two, and PostgreSQL plans it once per connection instead of
+ * once per request. The passport id is guarded by a pattern so a hand-edited row
+ * cannot make the cast fail.
+ */
+const GET_SESSION: Omit<pg.QueryConfig, 'values'> = {
+  name: 'session-get',
+  text: `SELECT s.sess, u.id AS user_id, u.username, u.role::text AS role, u.is_disabled
+           FROM "session" s
+           LEFT JOIN users u
+             ON u.id = CASE WHEN s.sess #>> '{passport,user}' ~ '^[0-9]{1,9}$'
+                            THEN (s.sess #>> '{passport,user}')::int END
+          WHERE s.sid = $1 AND s.expire >= to_timestamp($2)`,
+};
+
+const SET_SESSION: Omit<pg.QueryConfig, 'values'> = {
+  name: 'session-set',
+  text: `INSERT INTO "session" (sess, expire, sid) VALUES ($1, to_timestamp($2), $3)
+         ON CONFLICT (sid) DO UPDATE SET sess = $1, expire = to_timestamp($2)`,
+};
+
+const DESTROY_SESSION: Omit<pg.QueryConfig, 'values'> = {
+  name: 'session-destroy',
+  text: `DELETE FROM "session" WHERE sid = $1`,
+};
+
+interface SessionRow {
+  sess: session.SessionData;
+  user_id: number | null;
+  username: string | null;
+  role: 'admin' | 'user' | null;
+  is_disabled: boolean | null;
+}
+
+/**
+ * Sessions in Postgres (shared by workers and replicas, kept across restarts), in the
+ * table and format connect-pg-simple used, so sessions survive the switch. Touching
+ * is a no-op: the idle timeout is enforced from `lastSeenAt` in the session itself.
+ */
+export class PostgresSessionStore extends session.Store {
+  private readonly pool: pg.Pool;
+  private readonly pruneTimer: NodeJS.Timeout | undefined;
+
+  constructor(pool: pg.Pool, options: { pruneIntervalSec?: number | false } = {}) {
+    super();
+    this.pool = pool;
+    const interval = options.pruneIntervalSec ?? 15 * 60;
+    if (interval !== false) {
+      this.pruneTimer = setInterval(() => {
+        this.prune().catch(() => {
+          // A failed prune is retried at the next interval; expired rows are never served anyway.
+        });
+      }, interval * 1000);
+      this.pruneTimer.unref();
+    }
+  }
+
+  override get(sid: string, callback: (error: unknown, data?: session.SessionData | null) => void): void {
+    this.pool.query<SessionRow>({ ...GET_SESSION, values: [sid, Date.now() / 1000] }).then(({ rows }) => {
+      const row = rows[0];
+      if (!row) return callback(null, null);
+      const data = row.sess;
+      if (row.user_id !== null && row.username !== null && row.role !== null) {
+        data.loadedUser = {
+          id: row.user_id,
+          username: row.username,
+          role: row.role,
+          isDisabled: row.is_disabled === true,
+        };
+      }
+      callback(null, data);
+    }, callback);
+  }
+
+  override set(sid: string, data: session.SessionData, callback?: (error?: unknown) => void): void {
+    const { loadedUser: _notStored, ...stored } = data;
+    this.pool.query({ ...SET_SESSION, values: [stored, expiresAtSec(data), sid] }).then(() => callback?.(), callback);
+  }
+
+  override destroy(sid: string, callback?: (error?: unknown) => void): void {
+    this.pool.query({ ...DESTROY_SESSION, values: [sid] }).then(() => callback?.(), callback);
+  }
+
+  override touch(_sid: string, _data: session.SessionData, callback?: () => void): void {
+    callback?.();
+  }
+
+  /** Deletes expired sessions. */
+  async prune(): Promise<number> {
+    const result = await this.pool.query(`DELETE FROM "session" WHERE expire < to_timestamp($1)`, [Date.now() / 1000]);
+    return result.rowCount ?? 0;
+  }
+
+  close(): void {
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+  }
+}
+
+function expiresAtSec(data: session.SessionData): number {
+  const expires = data.cookie?.expires;
+  if (expires) return Math.ceil(new Date(expires).getTime() / 1000);
+  return Math.ceil(Date.now() / 1000 + DEFAULT_TTL_SEC);
+}
