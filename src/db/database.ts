@@ -17,6 +17,12 @@ export function openDatabase(url: string, options: { poolMax: number; logger: Lo
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolMax,
+    // PostgreSQL's default random_page_cost (4) models spinning disks. With it the planner
+    // hashed every live receipt item for a user's two-week listing (a sequential scan per
+    // request, 31-38 ms) instead of probing the index per job (6-10 ms); 1.1 is the usual
+    // value for SSDs and cached data, and still picks the hash for year-long aggregates.
+    // Set per connection so the app behaves the same on a server left at its defaults.
+    options: '-c random_page_cost=1.1',
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });
