@@ -77,7 +77,7 @@ describe('the SQL formulas', () => {
         ],
       };
       const rows = await findJobsPage(
-        db.prisma,
+        db.pool,
         { from: new Date('2025-09-01'), before: new Date('2025-10-01'), user: 'carol' },
         pricing,
         { sort: 'job', direction: 'asc', offset: 0, limit: 1000 },
@@ -349,7 +349,7 @@ describe('CSV rows', () => {
     const filter = { from: new Date('2025-09-14T00:00:00Z'), before: new Date('2025-09-16T00:00:00Z'), user: 'alice' };
     const parts: Buffer[] = [];
     for await (const chunk of streamCsvLines(db, filter, pricing)) parts.push(chunk);
-    const [listed] = await findJobsPage(db.prisma, filter, pricing, {
+    const [listed] = await findJobsPage(db.pool, filter, pricing, {
       sort: 'end',
       direction: 'asc',
       offset: 0,

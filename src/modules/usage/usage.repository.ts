@@ -1,6 +1,8 @@
 import { Prisma } from '@prisma/client';
+import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Database, Db } from '../../db/database.js';
+import { queryPrepared } from '../../db/prepared-query.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import type { RateTableRow } from '../pricing/rates.service.js';
 import { costOfHoursSql, costSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL, rateTableSql } from './usage.sql.js';
@@ -89,9 +91,31 @@ export const SORT_COLUMNS = {
 } as const;
 export type SortColumn = keyof typeof SORT_COLUMNS;
 
-/** One page of jobs in the window, sorted by a whitelisted column (job id breaks ties). */
+type PgUsageRow = Omit<UsageRow, 'id' | 'cpuHours' | 'gpuHours' | 'memGbHours' | 'cost'> & {
+  id: string;
+  cpuHours: string;
+  gpuHours: string;
+  memGbHours: string;
+  cost: string | null;
+};
+
+function toUsageRow(row: PgUsageRow): UsageRow {
+  return {
+    ...row,
+    id: BigInt(row.id),
+    cpuHours: new Prisma.Decimal(row.cpuHours),
+    gpuHours: new Prisma.Decimal(row.gpuHours),
+    memGbHours: new Prisma.Decimal(row.memGbHours),
+    cost: row.cost === null ? null : new Prisma.Decimal(row.cost),
+  };
+}
+
+/**
+ * One page of jobs in the window, sorted by a whitelisted column (job id breaks ties).
+ * A prepared statement (src/db/prepared-query.ts): /me runs it on every view.
+ */
 export async function findJobsPage(
-  db: Db,
+  pool: pg.Pool,
   filter: JobFilter,
   pricing: PricingContext,
   page: { sort: SortColumn; direction: 'asc' | 'desc'; offset: number; limit: number },
@@ -99,6 +123,7 @@ export async function findJobsPage(
   const direction = Prisma.raw(page.direction === 'asc' ? 'ASC' : 'DESC');
   const column = Prisma.raw(SORT_COLUMNS[page.sort]);
   const order = Prisma.sql`ORDER BY ${column} ${direction} NULLS LAST, j.id ${direction}`;
+  let query: Prisma.Sql;
   if (SORT_COLUMNS[page.sort].startsWith('j.')) {
     // Sorted by a column of the job itself: pick the page first, then price only its rows.
     // The joins add at most one row per job (one live receipt item per job, one rate per
@@ -106,22 +131,23 @@ export async function findJobsPage(
     // (newest first) of a busy user otherwise joins every job of the window for 50 rows.
     const pageOfJobs = Prisma.sql`(SELECT * FROM slurm_jobs j WHERE ${whereOf(filter)}
       ${order} LIMIT ${page.limit} OFFSET ${page.offset})`;
-    return db.$queryRaw<UsageRow[]>(pricedJobsSql({ ...filter, source: pageOfJobs }, pricing, order));
-  }
-  return db.$queryRaw<UsageRow[]>(
-    pricedJobsSql(
+    query = pricedJobsSql({ ...filter, source: pageOfJobs }, pricing, order);
+  } else {
+    query = pricedJobsSql(
       filter,
       pricing,
       Prisma.sql`ORDER BY ${column} ${direction} NULLS LAST, j.id ${direction} LIMIT ${page.limit} OFFSET ${page.offset}`,
-    ),
-  );
+    );
+  }
+  return (await queryPrepared<PgUsageRow>(pool, query)).map(toUsageRow);
 }
 
-/** How many jobs are in the window. */
-export async function countJobs(db: Db, filter: JobFilter): Promise<number> {
-  const rows = await db.$queryRaw<
-    { count: bigint }[]
-  >`SELECT count(*) AS count FROM slurm_jobs j WHERE ${whereOf(filter)}`;
+/** How many jobs are in the window (a prepared statement, like findJobsPage). */
+export async function countJobs(pool: pg.Pool, filter: JobFilter): Promise<number> {
+  const rows = await queryPrepared<{ count: string }>(
+    pool,
+    Prisma.sql`SELECT count(*) AS count FROM slurm_jobs j WHERE ${whereOf(filter)}`,
+  );
   return Number(rows[0]?.count ?? 0);
 }
 

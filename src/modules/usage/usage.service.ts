@@ -157,13 +157,13 @@ export function createUsageService(deps: UsageServiceDeps) {
     }
 
     const [rows, count] = await Promise.all([
-      usageRepository.findJobsPage(db, filter, pricing, {
+      usageRepository.findJobsPage(deps.db.pool, filter, pricing, {
         sort: query.sort,
         direction: query.dir,
         offset: (query.page - 1) * PAGE_SIZE,
         limit: PAGE_SIZE,
       }),
-      usageRepository.countJobs(db, filter),
+      usageRepository.countJobs(deps.db.pool, filter),
     ]);
     return {
       ...base,
