@@ -376,6 +376,31 @@ describe('admin pages', () => {
     expect(bad.text).toContain('cpu: must be 0 or more');
   });
 
+  it('prices /me with an override made elsewhere from the next cache check, and at once on the worker that made it', async () => {
+    let clockMs = Date.parse('2025-09-20T05:00:00Z');
+    const worker = buildTestApp(db, { env: { ...env, PRICING_CACHE_CHECK_MS: '60000' }, now: () => new Date(clockMs) });
+    const bobHere = await signInAs(worker, 'bob', 'bob-password');
+    const tierShown = async () =>
+      /tier <strong>(\w+)<\/strong>/.exec((await html(bobHere, '/me').expect(200)).text)?.[1];
+    expect(await tierShown()).toBe('mu');
+
+    // Another worker (or an operator's SQL) moves bob to gov: this worker follows at its next check.
+    const gov = await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: 'gov' } });
+    await db.prisma.tierOverride.create({ data: { username: 'bob', tierId: gov.id, createdBy: 'sql' } });
+    expect(await tierShown()).toBe('mu');
+    clockMs += 61_000;
+    expect(await tierShown()).toBe('gov');
+
+    // Removed through this worker's admin page: this worker shows it on the next request.
+    const boss = await signInAs(worker, 'boss', 'boss-password');
+    await boss
+      .post('/admin/tiers')
+      .type('form')
+      .send({ username: 'bob', tier: 'mu', csrf_token: await csrfTokenOf(boss, '/admin/tiers') })
+      .expect(303);
+    expect(await tierShown()).toBe('mu');
+  });
+
   it('sets a tier override and removes it when the natural tier is chosen, both audited', async () => {
     const token = await csrfTokenOf(admin, '/admin/tiers');
     await admin

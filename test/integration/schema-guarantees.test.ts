@@ -60,6 +60,37 @@ describe('the database itself', () => {
     expect(sum.rows[0]?.total).toBe('0.300000');
   });
 
+  it('moves the pricing version with every committed change to tiers, rates and overrides, and not before', async () => {
+    const version = async () =>
+      Number((await db.pool.query<{ v: string }>('SELECT version AS v FROM pricing_versions')).rows[0]?.v);
+    const start = await version();
+    const tier = await db.pool.query<{ id: number }>(
+      `INSERT INTO pricing_tiers (name, description) VALUES ('versioned', '') RETURNING id`,
+    );
+    const tierId = tier.rows[0]?.id;
+    expect(await version()).toBe(start + 1);
+    await db.pool.query(
+      `INSERT INTO pricing_rates (tier_id, cpu_per_hour, gpu_per_hour, mem_per_hour, currency, effective_from)
+       VALUES ($1, 1, 1, 1, 'THB', now())`,
+      [tierId],
+    );
+    expect(await version()).toBe(start + 2);
+
+    // Inside an open transaction the change and its version stay invisible to others together.
+    const writer = await db.pool.connect();
+    try {
+      await writer.query('BEGIN');
+      await writer.query(`INSERT INTO tier_overrides (username, tier_id) VALUES ('someone', $1)`, [tierId]);
+      expect(await version()).toBe(start + 2);
+      await writer.query('COMMIT');
+    } finally {
+      writer.release();
+    }
+    expect(await version()).toBe(start + 3);
+    await db.pool.query(`DELETE FROM tier_overrides WHERE username = 'someone'`);
+    expect(await version()).toBe(start + 4);
+  });
+
   it('allows only one default pricing tier', async () => {
     await db.prisma.pricingTier.create({ data: { name: 'first-default', isDefault: true } });
     await expect(db.prisma.pricingTier.create({ data: { name: 'second-default', isDefault: true } })).rejects.toThrow();

@@ -24,12 +24,15 @@ export interface TierWithRates {
   rates: RateRow[];
 }
 
-/** A number that changes whenever a tier or a rate row is added (rows are never updated). */
-export async function readRatesVersion(db: Client): Promise<string> {
-  const rows = await db.$queryRaw<{ version: string }[]>`
-    SELECT (SELECT coalesce(max(id), 0) FROM pricing_rates)::text || '.' ||
-           (SELECT coalesce(max(id), 0) FROM pricing_tiers)::text AS version`;
-  return rows[0]?.version ?? '0.0';
+/**
+ * A number that moves with every committed change to tiers, rates or tier overrides
+ * (statement triggers bump pricing_versions in the writer's transaction).
+ */
+export async function readPricingVersion(db: Client): Promise<string> {
+  const rows = await db.$queryRaw<
+    { version: string }[]
+  >`SELECT version::text AS version FROM pricing_versions WHERE id = 1`;
+  return rows[0]?.version ?? '0';
 }
 
 /** Every tier with its whole rate history, oldest rate first. */

@@ -40,6 +40,8 @@ export interface RatesSnapshot {
   formulas: Map<string, FormulaDocument>;
   /** When a rate with a later effective_from takes over (ms since epoch); Infinity when none is scheduled. */
   validUntilMs: number;
+  /** Tier overrides, username -> tier name. */
+  overrides: ReadonlyMap<string, string>;
 }
 
 export interface UserTier extends EffectiveTier {
@@ -58,7 +60,11 @@ function strongEtagOf(body: string): string {
   return `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`;
 }
 
-function buildSnapshot(tiers: ratesRepository.TierWithRates[], nowMs: number): RatesSnapshot {
+function buildSnapshot(
+  tiers: ratesRepository.TierWithRates[],
+  overrides: ReadonlyMap<string, string>,
+  nowMs: number,
+): RatesSnapshot {
   const views = new Map<string, TierView>();
   const formulas = new Map<string, FormulaDocument>();
   let validUntilMs = Number.POSITIVE_INFINITY;
@@ -93,15 +99,16 @@ function buildSnapshot(tiers: ratesRepository.TierWithRates[], nowMs: number): R
   const knownTiers = new Set([...views.values()].filter((tier) => tier.current).map((tier) => tier.name));
   const defaultTier =
     [...views.values()].find((tier) => tier.isDefault && tier.current)?.name ?? [...knownTiers][0] ?? '';
-  return { tiers: views, knownTiers, defaultTier, formulas, validUntilMs };
+  return { tiers: views, knownTiers, defaultTier, formulas, validUntilMs, overrides };
 }
 
 /**
- * Tiers and rates, cached per process. `/formula` must answer thousands of times a
- * second without touching the database, so a worker serves its snapshot and asks
- * the database at most once per PRICING_CACHE_CHECK_MS whether anything changed:
- * one tiny `max(id)` query (rate rows are only ever inserted), and a full reload
- * only when that version moved. The worker that made a change drops its cache at
+ * Tiers, rates and tier overrides, cached per process. `/formula` must answer thousands
+ * of times a second and every /me page needs its user's tier, so a worker serves its
+ * snapshot and asks the database at most once per PRICING_CACHE_CHECK_MS whether
+ * anything changed: a one-row read of pricing_versions (bumped by triggers in the
+ * writer's transaction), and a full reload only when that version moved. Receipts never
+ * use the cache (getUserTierForBilling reads inside their transaction). The worker that made a change drops its cache at
  * once; the others follow within one check interval. A TTL alone would reload the
  * whole history on a timer and still be stale for a full TTL; LISTEN/NOTIFY would
  * hold a dedicated connection per worker for a table that changes a few times a year.
@@ -117,13 +124,17 @@ export function createRatesService(deps: RatesServiceDeps) {
 
   async function reload(): Promise<RatesSnapshot> {
     const startedGeneration = generation;
-    const version = await ratesRepository.readRatesVersion(db);
+    const version = await ratesRepository.readPricingVersion(db);
     const nowMs = now().getTime();
     if (cached && cached.version === version && nowMs < cached.snapshot.validUntilMs) {
       cached.checkedAtMs = nowMs;
       return cached.snapshot;
     }
-    const snapshot = buildSnapshot(await ratesRepository.listTiersWithRates(db), nowMs);
+    const [tiers, overrides] = await Promise.all([
+      ratesRepository.listTiersWithRates(db),
+      ratesRepository.listOverrides(db),
+    ]);
+    const snapshot = buildSnapshot(tiers, overrides, nowMs);
     if (startedGeneration === generation) cached = { snapshot, version, checkedAtMs: nowMs };
     return snapshot;
   }
@@ -175,14 +186,16 @@ export function createRatesService(deps: RatesServiceDeps) {
 
   /** A user's effective tier and the rates in force for it now. */
   async function getUserTier(username: string): Promise<UserTier> {
-    const [snapshot, override] = await Promise.all([getSnapshot(), ratesRepository.findOverride(db, username)]);
-    return tierOf(snapshot, username, override);
+    const snapshot = await getSnapshot();
+    return tierOf(snapshot, username, snapshot.overrides.get(username));
   }
 
-  /** Effective tiers of many users at once (one query for their overrides). */
+  /** Effective tiers of many users at once. */
   async function getUserTiers(usernames: string[]): Promise<Map<string, UserTier>> {
-    const [snapshot, overrides] = await Promise.all([getSnapshot(), ratesRepository.listOverrides(db, usernames)]);
-    return new Map(usernames.map((username) => [username, tierOf(snapshot, username, overrides.get(username))]));
+    const snapshot = await getSnapshot();
+    return new Map(
+      usernames.map((username) => [username, tierOf(snapshot, username, snapshot.overrides.get(username))]),
+    );
   }
 
   /** Per-user rates for SQL estimates: the given users, or every known user when omitted. */
@@ -203,7 +216,7 @@ export function createRatesService(deps: RatesServiceDeps) {
    * database rather than the cache, so a receipt never uses rates a second stale.
    */
   async function getUserTierForBilling(tx: Prisma.TransactionClient, username: string, at: Date): Promise<UserTier> {
-    const snapshot = buildSnapshot(await ratesRepository.listTiersWithRates(tx), at.getTime());
+    const snapshot = buildSnapshot(await ratesRepository.listTiersWithRates(tx), new Map(), at.getTime());
     return tierOf(snapshot, username, await ratesRepository.findOverride(tx, username));
   }
 
@@ -283,23 +296,28 @@ export function createRatesService(deps: RatesServiceDeps) {
     }
     const natural = tierOf(snapshot, input.username, undefined).naturalTier;
     const isRemoval = input.tier === natural;
-    return db.$transaction(async (tx) => {
-      const previous = isRemoval
-        ? await ratesRepository.deleteOverride(tx, input.username)
-        : await ratesRepository.upsertOverride(tx, {
-            username: input.username,
-            tierId: tier.id,
-            createdBy: actor.actor,
-          });
-      await appendAudit(tx, {
-        ...actor,
-        action: isRemoval ? 'pricing.override.remove' : 'pricing.override.set',
-        target: `user:${input.username}`,
-        status: 'ok',
-        details: { previous: previous ?? null, next: isRemoval ? null : input.tier, naturalTier: natural },
+    try {
+      return await db.$transaction(async (tx) => {
+        const previous = isRemoval
+          ? await ratesRepository.deleteOverride(tx, input.username)
+          : await ratesRepository.upsertOverride(tx, {
+              username: input.username,
+              tierId: tier.id,
+              createdBy: actor.actor,
+            });
+        await appendAudit(tx, {
+          ...actor,
+          action: isRemoval ? 'pricing.override.remove' : 'pricing.override.set',
+          target: `user:${input.username}`,
+          status: 'ok',
+          details: { previous: previous ?? null, next: isRemoval ? null : input.tier, naturalTier: natural },
+        });
+        return { username: input.username, override: isRemoval ? undefined : input.tier, effectiveTier: input.tier };
       });
-      return { username: input.username, override: isRemoval ? undefined : input.tier, effectiveTier: input.tier };
-    });
+    } finally {
+      // This worker prices with the new tier at once; the others within one cache check.
+      invalidate();
+    }
   }
 
   return {
