@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { benchUserFor, benchUsername } from '../../bench/lib/bench-users.js';
+import { parseBillingArgs, spreadBenchUsers } from '../../bench/lib/billing-data.js';
 import { parseServerEnv, parseThinkMs, takeOption } from '../../bench/lib/cli-options.js';
 import { CookieJar } from '../../bench/lib/cookie-jar.js';
 import { toCopyField, toCopyLine } from '../../bench/lib/copy-text.js';
@@ -353,5 +354,44 @@ describe('COPY text format', () => {
 
   it('joins a row with tabs and ends it with a newline', () => {
     expect(toCopyLine(['a', null, 3])).toBe('a\t\\N\t3\n');
+  });
+});
+
+describe('bench:billing options', () => {
+  it("defaults to the 1,000,000-job database hb_bench on DATABASE_URL's server", () => {
+    const options = parseBillingArgs([], { DATABASE_URL: 'postgresql://u@db:5432/app' });
+    expect(options).toEqual({
+      serverUrl: 'postgresql://u@db:5432/app',
+      database: 'hb_bench',
+      users: 500,
+      jobs: 890_000,
+      days: 90,
+      csvJobs: 100_000,
+      receiptJobs: 10_000,
+      seed: 8,
+    });
+    expect(options.jobs + options.csvJobs + options.receiptJobs).toBe(1_000_000);
+  });
+
+  it('takes smaller sizes and another database', () => {
+    const options = parseBillingArgs(
+      ['--users', '20', '--jobs', '20000', '--csv-jobs', '5000', '--receipt-jobs=1000', '--database', 'scratch'],
+      { BENCH_DATABASE: 'ignored' },
+    );
+    expect(options).toMatchObject({ database: 'scratch', users: 20, jobs: 20_000, csvJobs: 5000, receiptJobs: 1000 });
+    expect(parseBillingArgs([], { BENCH_DATABASE: 'other' }).database).toBe('other');
+  });
+
+  it.each([
+    ['--jobs', '0'],
+    ['--users', '1.5'],
+    ['--csv-jobs', 'many'],
+  ])('refuses %s %s', (flag, value) => {
+    expect(() => parseBillingArgs([flag, value], {})).toThrow(/must be a whole number/);
+  });
+
+  it('spreads the signed-in users over all the generated ones', () => {
+    expect(spreadBenchUsers(20, 500)).toEqual(Array.from({ length: 20 }, (_, index) => benchUsername(1 + index * 25)));
+    expect(spreadBenchUsers(20, 3)).toEqual(['bench001', 'bench002', 'bench003']);
   });
 });
