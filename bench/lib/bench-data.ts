@@ -28,7 +28,19 @@ export interface BenchDataOptions {
   currency?: string;
   /** Empty the tables first instead of refusing a database that has users. */
   isReset?: boolean;
+  /**
+   * Researchers with a set number of jobs of their own, ending over their own last `days`,
+   * besides `jobs` and on no receipt (password = username, default tier): the billing benches'
+   * CSV user and the user whose unbilled jobs they bill.
+   */
+  soloUsers?: SoloUser[];
   onProgress?: (message: string) => void;
+}
+
+export interface SoloUser {
+  username: string;
+  jobs: number;
+  days: number;
 }
 
 export interface BenchDataReport {
@@ -155,7 +167,7 @@ async function resetTables(client: pg.Client) {
 
 async function insertUsersAndTiers(
   client: pg.Client,
-  options: Required<Pick<BenchDataOptions, 'users' | 'seed' | 'currency'>>,
+  options: Required<Pick<BenchDataOptions, 'users' | 'seed' | 'currency' | 'soloUsers'>>,
   hashes: Map<string, string>,
 ) {
   await client.query('BEGIN');
@@ -174,6 +186,7 @@ async function insertUsersAndTiers(
     const rows = [
       ...NAMED_USERS.map((user) => [user.username, user.role]),
       ...Array.from({ length: options.users }, (_, index) => [benchUsername(index + 1), 'user']),
+      ...options.soloUsers.map((user) => [user.username, 'user']),
     ];
     for (let index = 0; index < rows.length; index += 1000) {
       const batch = rows.slice(index, index + 1000);
@@ -207,39 +220,57 @@ async function insertUsersAndTiers(
   }
 }
 
-async function copyJobs(
-  client: pg.Client,
-  options: { users: number; jobs: number; days: number; now: Date; seed: number },
-  onProgress: (message: string) => void,
-) {
+interface JobSettings {
+  users: number;
+  jobs: number;
+  days: number;
+  now: Date;
+  seed: number;
+  soloUsers: SoloUser[];
+}
+
+/** The jobs in COPY order: `jobs` spread over the users, then each solo user's own. */
+function* benchJobs(options: JobSettings): Generator<DemoJob> {
   const random = createRandom(options.seed);
-  const spanMs = options.days * 86_400_000;
+  let jobId = FIRST_JOB_ID;
+  const makeJob = (user: string, spanMs: number) => {
+    const userNumber = Number(user.replace(/\D/g, '')) || 0;
+    return generateJob(random, {
+      jobId: jobId++,
+      user,
+      // A researcher charges one project account most of the time.
+      accountOf: (_name, pick) =>
+        random() < 0.9 ? (JOB_ACCOUNTS[userNumber % JOB_ACCOUNTS.length] as string) : pick(JOB_ACCOUNTS),
+      now: options.now,
+      spanMs,
+    });
+  };
+  for (let index = 0; index < options.jobs; index++) {
+    yield makeJob(pickJobUser(random, options.users), options.days * 86_400_000);
+  }
+  for (const solo of options.soloUsers) {
+    for (let index = 0; index < solo.jobs; index++) yield makeJob(solo.username, solo.days * 86_400_000);
+  }
+}
+
+async function copyJobs(client: pg.Client, options: JobSettings, onProgress: (message: string) => void) {
+  const total = options.jobs + options.soloUsers.reduce((sum, user) => sum + user.jobs, 0);
   const stream = client.query(
     copyFrom(`COPY slurm_jobs (${JOB_COLUMNS.map((column) => `"${column}"`).join(', ')}) FROM STDIN`),
   );
   const finished = once(stream, 'finish');
   const started = Date.now();
   let lastReport = started;
-  for (let first = 0; first < options.jobs; first += CHUNK_JOBS) {
-    let chunk = '';
-    for (let index = first; index < Math.min(options.jobs, first + CHUNK_JOBS); index++) {
-      const user = pickJobUser(random, options.users);
-      const userNumber = Number(user.replace(/\D/g, '')) || 0;
-      const job = generateJob(random, {
-        jobId: FIRST_JOB_ID + index,
-        user,
-        // A researcher charges one project account most of the time.
-        accountOf: (_name, pick) =>
-          random() < 0.9 ? (JOB_ACCOUNTS[userNumber % JOB_ACCOUNTS.length] as string) : pick(JOB_ACCOUNTS),
-        now: options.now,
-        spanMs,
-      });
-      chunk += toJobCopyLine(job);
-    }
+  let done = 0;
+  let chunk = '';
+  for (const job of benchJobs(options)) {
+    chunk += toJobCopyLine(job);
+    done += 1;
+    if (done % CHUNK_JOBS !== 0 && done !== total) continue;
     if (!stream.write(chunk)) await once(stream, 'drain');
+    chunk = '';
     if (Date.now() - lastReport > 5000) {
       lastReport = Date.now();
-      const done = Math.min(options.jobs, first + CHUNK_JOBS);
       onProgress(
         `  ${done.toLocaleString('en')} jobs, ${Math.round(done / ((lastReport - started) / 1000)).toLocaleString('en')} rows/s`,
       );
@@ -247,21 +278,23 @@ async function copyJobs(
   }
   stream.end();
   await finished;
+  return total;
 }
 
 /**
  * Receipts as a centre would have them after a few months: a third of the users paid
- * for their jobs of the first quarter of the year, a sixth have the following month
- * pending. Windows do not overlap, so each job is on at most one live receipt (the
- * partial unique index on receipt_items).
+ * for their jobs of the first quarter of the year (of the span), a sixth have the
+ * following month pending. Windows do not overlap, so each job is on at most one live
+ * receipt (the partial unique index on receipt_items). Solo users get none.
  */
 async function insertReceipts(
   client: pg.Client,
   options: { users: number; days: number; now: Date },
 ): Promise<{ receipts: number; items: number }> {
+  // 91 and 30 days of a 365-day span; the same shares of a shorter or longer one.
   const yearStart = new Date(options.now.getTime() - options.days * 86_400_000);
-  const quarterEnd = new Date(yearStart.getTime() + 91 * 86_400_000);
-  const monthEnd = new Date(quarterEnd.getTime() + 30 * 86_400_000);
+  const quarterEnd = new Date(yearStart.getTime() + Math.round((options.days * 91) / 365) * 86_400_000);
+  const monthEnd = new Date(quarterEnd.getTime() + Math.max(1, Math.round((options.days * 30) / 365)) * 86_400_000);
   const waves = [
     { status: 'paid', start: yearStart, end: quarterEnd, every: 3 },
     { status: 'pending', start: quarterEnd, end: monthEnd, every: 6 },
@@ -319,6 +352,20 @@ async function insertReceipts(
   }
 }
 
+// The comment ensureBenchDatabase gives a database it finished building.
+const MARKER_PREFIX = 'hpc-billing bench data ';
+
+/** Drops ensureBenchDatabase's record of a finished build before the data changes. */
+async function forgetFinishedBuild(client: pg.Client) {
+  const { rows } = await client.query<{ name: string; comment: string | null }>(
+    `SELECT datname AS name, shobj_description(oid, 'pg_database') AS comment
+       FROM pg_database WHERE datname = current_database()`,
+  );
+  const row = rows[0];
+  if (row?.comment?.startsWith(MARKER_PREFIX))
+    await client.query(`COMMENT ON DATABASE ${client.escapeIdentifier(row.name)} IS NULL`);
+}
+
 /**
  * Fills a database for load tests: the demo logins, `users` researchers (password =
  * username), the three tiers with rates, `jobs` jobs with steps over `days` streamed
@@ -334,6 +381,7 @@ export async function generateBenchData(options: BenchDataOptions): Promise<Benc
     now: options.now ?? new Date(),
     seed: options.seed ?? 8,
     currency: options.currency ?? 'THB',
+    soloUsers: options.soloUsers ?? [],
   };
   const started = Date.now();
   await applyMigrations(options.databaseUrl, createLogger('warn'));
@@ -347,21 +395,32 @@ export async function generateBenchData(options: BenchDataOptions): Promise<Benc
         `the database already has ${existing} users; use an empty database or pass --reset to empty it first`,
       );
     }
-    if (options.isReset) await resetTables(client);
+    if (options.isReset) {
+      await forgetFinishedBuild(client);
+      await resetTables(client);
+    }
 
     const usernames = [
       ...NAMED_USERS.map((user) => user.username),
       ...Array.from({ length: settings.users }, (_, index) => benchUsername(index + 1)),
+      ...settings.soloUsers.map((user) => user.username),
     ];
+    const duplicate = usernames.find((username, index) => usernames.indexOf(username) !== index);
+    if (duplicate) throw new Error(`the solo user ${duplicate} has the name of another user`);
     onProgress(`hashing ${usernames.length} passwords (argon2id, password = username)`);
     const hashStarted = Date.now();
     const hashes = await hashAll(usernames);
     const hashSeconds = (Date.now() - hashStarted) / 1000;
     await insertUsersAndTiers(client, settings, hashes);
 
-    onProgress(`writing ${settings.jobs.toLocaleString('en')} jobs over ${settings.days} days with COPY`);
+    const solo = settings.soloUsers.map(
+      (user) => `, ${user.jobs.toLocaleString('en')} of ${user.username} over ${user.days} days`,
+    );
+    onProgress(
+      `writing ${settings.jobs.toLocaleString('en')} jobs over ${settings.days} days${solo.join('')} with COPY`,
+    );
     const jobStarted = Date.now();
-    await copyJobs(client, settings, onProgress);
+    const jobs = await copyJobs(client, settings, onProgress);
     const jobSeconds = (Date.now() - jobStarted) / 1000;
 
     onProgress('writing receipts');
@@ -370,15 +429,77 @@ export async function generateBenchData(options: BenchDataOptions): Promise<Benc
     await client.query('ANALYZE');
     return {
       users: usernames.length,
-      jobs: settings.jobs,
+      jobs,
       receipts,
       receiptItems: items,
       hashSeconds,
       jobSeconds,
-      jobsPerSecond: Math.round(settings.jobs / Math.max(jobSeconds, 0.001)),
+      jobsPerSecond: Math.round(jobs / Math.max(jobSeconds, 0.001)),
       totalSeconds: (Date.now() - started) / 1000,
     };
   } finally {
     await client.end();
+  }
+}
+
+export interface EnsureBenchDatabaseOptions extends Omit<BenchDataOptions, 'databaseUrl' | 'isReset' | 'now'> {
+  /** A database URL on the server to use; the database in its path is only used to connect. */
+  serverUrl: string;
+  /** The database to create, fill and then reuse. */
+  name: string;
+}
+
+/**
+ * A database of the given shape that later runs reuse: `name` on the server of `serverUrl`,
+ * created when missing, migrated, and filled with generateBenchData unless it already holds
+ * exactly this shape. A finished build is recorded as the database's comment (its options as
+ * JSON), written only after the data and ANALYZE, so a database without it (interrupted,
+ * built by hand, or of another shape) is emptied and built again; generateBenchData with
+ * isReset drops it. Returns the database's URL.
+ */
+export async function ensureBenchDatabase(options: EnsureBenchDatabaseOptions): Promise<string> {
+  const { serverUrl, name, onProgress = () => undefined, ...rest } = options;
+  const shape = {
+    users: rest.users,
+    jobs: rest.jobs,
+    days: rest.days ?? 365,
+    seed: rest.seed ?? 8,
+    currency: rest.currency ?? 'THB',
+    soloUsers: rest.soloUsers ?? [],
+  };
+  const marker = `${MARKER_PREFIX}${JSON.stringify(shape)}`;
+  const url = new URL(serverUrl);
+  url.pathname = `/${encodeURIComponent(name)}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query<{ comment: string | null }>(
+      `SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`,
+      [name],
+    );
+    // undefined: no such database; null: one without a finished build.
+    const found = rows.length === 0 ? undefined : rows[0]?.comment;
+    if (found === marker) {
+      await applyMigrations(url.toString(), createLogger('warn'));
+      onProgress(`reusing the database ${name}: it holds ${JSON.stringify(shape)}`);
+      return url.toString();
+    }
+    if (found === undefined) {
+      onProgress(`creating the database ${name} for ${JSON.stringify(shape)}`);
+      await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)}`);
+    } else {
+      const had = found?.startsWith(MARKER_PREFIX)
+        ? `it holds ${found.slice(MARKER_PREFIX.length)}`
+        : 'it has no finished bench data';
+      onProgress(`emptying and filling the database ${name} (${had}) for ${JSON.stringify(shape)}`);
+    }
+    const report = await generateBenchData({ ...rest, databaseUrl: url.toString(), isReset: true, onProgress });
+    await admin.query(`COMMENT ON DATABASE ${admin.escapeIdentifier(name)} IS ${admin.escapeLiteral(marker)}`);
+    onProgress(
+      `built ${name}: ${report.users} users, ${report.jobs.toLocaleString('en')} jobs (${report.jobsPerSecond.toLocaleString('en')} rows/s), ${report.totalSeconds.toFixed(1)} s in all`,
+    );
+    return url.toString();
+  } finally {
+    await admin.end();
   }
 }

@@ -24,6 +24,28 @@ export function parseServerEnv(pairs: string[]): Record<string, string> {
   return env;
 }
 
+/**
+ * Removes `--name VALUE` / `--name=VALUE` from `argv` (the last one wins), so a script can take
+ * an option of its own before handing the rest to a strict parser such as parseLoadArgs.
+ */
+export function takeOption(argv: string[], name: string): { value: string | undefined; rest: string[] } {
+  const rest: string[] = [];
+  let value: string | undefined;
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index] as string;
+    if (arg === `--${name}`) {
+      value = argv[index + 1];
+      if (value === undefined) throw new Error(`--${name} needs a value`);
+      index += 1;
+    } else if (arg.startsWith(`--${name}=`)) {
+      value = arg.slice(name.length + 3);
+    } else {
+      rest.push(arg);
+    }
+  }
+  return { value, rest };
+}
+
 function positiveNumber(name: string, text: string): number {
   const value = Number(text);
   if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number, got "${text}"`);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { benchUserFor, benchUsername } from '../../bench/lib/bench-users.js';
-import { parseServerEnv, parseThinkMs } from '../../bench/lib/cli-options.js';
+import { parseBillingArgs, spreadBenchUsers } from '../../bench/lib/billing-data.js';
+import { parseServerEnv, parseThinkMs, takeOption } from '../../bench/lib/cli-options.js';
 import { CookieJar } from '../../bench/lib/cookie-jar.js';
 import { toCopyField, toCopyLine } from '../../bench/lib/copy-text.js';
 import { readCsrfToken } from '../../bench/lib/html-token.js';
@@ -8,7 +9,7 @@ import { describeStatus } from '../../bench/lib/http-session.js';
 import { LatencyRecorder, nearestRankPercentile } from '../../bench/lib/latency-recorder.js';
 import { assertLoopbackUrl, isLoopbackHost, NotLoopbackError } from '../../bench/lib/loopback-guard.js';
 import { findListeningInode, parseProcStat, parseVmRssBytes } from '../../bench/lib/proc-sampler.js';
-import { computeRssGrowthPercent } from '../../bench/lib/rss-growth.js';
+import { computeRssGrowth, describeRssGrowth, type RssSample } from '../../bench/lib/rss-growth.js';
 import { isReceiptAnswerAccepted, pickTwoWeekWindow } from '../../bench/lib/scenarios.js';
 import { buildSignedDummyEvent, signDummyWebhook } from '../../bench/lib/webhook-signature.js';
 
@@ -239,15 +240,103 @@ describe('/proc parsing', () => {
     expect(findListeningInode(table, 8000)).toBe('55555');
     expect(findListeningInode(table, 8001)).toBeUndefined();
   });
+});
 
-  it('measures soak growth from the end of the warm-up', () => {
-    const timeline = [
-      { atSec: 0, totalMb: 100 },
-      { atSec: 60, totalMb: 200 },
-      { atSec: 600, totalMb: 210 },
-    ];
-    expect(computeRssGrowthPercent(timeline, 60)).toBe(5);
-    expect(computeRssGrowthPercent(timeline.slice(0, 1), 0)).toBe(0);
+describe('soak RSS growth (window means)', () => {
+  /** A sample every `everySec` from 0 to `durationSec`, RSS = mb(atSec). */
+  const timelineOf = (durationSec: number, everySec: number, mb: (atSec: number) => number): RssSample[] =>
+    Array.from({ length: Math.floor(durationSec / everySec) + 1 }, (_, index) => ({
+      atSec: index * everySec,
+      totalMb: mb(index * everySec),
+    }));
+  // V8's cycle: RSS climbs 120 MB over 40 s, then a major collection drops it back.
+  const sawtooth = (atSec: number) => 540 + (atSec % 40) * 3;
+  // A start-up ramp in the first minute that the warm-up must leave out.
+  const startUp = (atSec: number, mb: number) => (atSec < 60 ? 200 + atSec * 5 : mb);
+
+  it.each([
+    {
+      name: 'flat with a GC sawtooth',
+      timeline: timelineOf(600, 10, (at) => startUp(at, sawtooth(at))),
+      percent: 0,
+      tolerance: 0.5,
+    },
+    {
+      name: 'a steady leak of 0.2 MB/s under the sawtooth',
+      timeline: timelineOf(600, 10, (at) => startUp(at, sawtooth(at) + 0.2 * at)),
+      // window means: 60-170 s: 585 + 0.2 * 115 = 608 MB; 490-600 s: 585 + 0.2 * 545 = 694 MB
+      percent: 14.1,
+      tolerance: 0.1,
+    },
+    {
+      name: 'a leak of 1% a minute, no sawtooth',
+      timeline: timelineOf(600, 10, (at) => 500 * (1 + at / 6000)),
+      // 509.6 MB -> 545.4 MB
+      percent: 7.0,
+      tolerance: 0.1,
+    },
+  ])('$name -> about $percent%', ({ timeline, percent, tolerance }) => {
+    const growth = computeRssGrowth(timeline, { warmupSec: 60, windowSec: 120 });
+    expect(growth.isShortened).toBe(false);
+    expect(growth.first).toMatchObject({ fromSec: 60, toSec: 180, samples: 12 });
+    expect(growth.last).toMatchObject({ fromSec: 480, toSec: 600, samples: 12 });
+    expect(Math.abs((growth.percent as number) - percent)).toBeLessThanOrEqual(tolerance);
+  });
+
+  it('is not fooled by where in the GC cycle the first and last samples fall', () => {
+    // The single-sample rule compared 540 MB (a trough at 60 s) with 657 MB (a peak at 600 s): +21.7%.
+    const timeline = timelineOf(600, 10, (at) => startUp(at, at === 600 ? 657 : sawtooth(at)));
+    expect(computeRssGrowth(timeline, { warmupSec: 60, windowSec: 120 }).percent).toBeLessThan(3);
+  });
+
+  it('compares the halves of a run shorter than two windows, and says so', () => {
+    const timeline = timelineOf(200, 10, (at) => 500 + at);
+    const growth = computeRssGrowth(timeline, { warmupSec: 20, windowSec: 120 });
+    expect(growth.isShortened).toBe(true);
+    expect(growth.first).toMatchObject({ fromSec: 20, toSec: 110, samples: 9, meanMb: 560 });
+    expect(growth.last).toMatchObject({ fromSec: 110, toSec: 200, samples: 9, meanMb: 660 });
+    expect(growth.percent).toBe(17.9);
+    expect(growth.note).toMatch(/shorter than two 120 s windows: compared its halves \(90 s each\)/);
+    expect(describeRssGrowth(growth, 10)).toContain('Note: the run after the warm-up (180 s)');
+  });
+
+  it.each([
+    { name: 'no samples', timeline: [], note: 'no RSS samples' },
+    {
+      name: 'one sample after the warm-up',
+      timeline: [
+        { atSec: 0, totalMb: 100 },
+        { atSec: 70, totalMb: 200 },
+      ],
+      note: /fewer than two/,
+    },
+    { name: 'every sample inside the warm-up', timeline: timelineOf(50, 10, () => 300), note: /fewer than two/ },
+  ])('gives no figure with $name', ({ timeline, note }) => {
+    const growth = computeRssGrowth(timeline, { warmupSec: 60, windowSec: 120 });
+    expect(growth.percent).toBeNull();
+    expect(growth.note).toMatch(note);
+    expect(describeRssGrowth(growth, 10)).toMatch(/^Soak: no RSS growth figure/);
+  });
+
+  it('rejects a window that is not a positive length', () => {
+    expect(() => computeRssGrowth([], { warmupSec: 0, windowSec: 0 })).toThrow(/positive/);
+  });
+
+  it('states what it compares in the report line', () => {
+    const timeline = timelineOf(600, 10, (at) => (at < 360 ? 600 : 630));
+    expect(describeRssGrowth(computeRssGrowth(timeline, { warmupSec: 60, windowSec: 120 }), 10)).toBe(
+      'Soak: mean RSS 60-180 s, 12 samples: 600 MB -> mean of the last 120 s (480-600 s, 12 samples): 630 MB = +5% (target < 10%).',
+    );
+  });
+
+  it('takes a script option out of the arguments before the strict parser sees them', () => {
+    expect(takeOption(['--vus', '5', '--window-sec', '60', '--duration=30'], 'window-sec')).toEqual({
+      value: '60',
+      rest: ['--vus', '5', '--duration=30'],
+    });
+    expect(takeOption(['--window-sec=90'], 'window-sec')).toEqual({ value: '90', rest: [] });
+    expect(takeOption(['--vus', '5'], 'window-sec')).toEqual({ value: undefined, rest: ['--vus', '5'] });
+    expect(() => takeOption(['--window-sec'], 'window-sec')).toThrow(/needs a value/);
   });
 });
 
@@ -265,5 +354,44 @@ describe('COPY text format', () => {
 
   it('joins a row with tabs and ends it with a newline', () => {
     expect(toCopyLine(['a', null, 3])).toBe('a\t\\N\t3\n');
+  });
+});
+
+describe('bench:billing options', () => {
+  it("defaults to the 1,000,000-job database hb_bench on DATABASE_URL's server", () => {
+    const options = parseBillingArgs([], { DATABASE_URL: 'postgresql://u@db:5432/app' });
+    expect(options).toEqual({
+      serverUrl: 'postgresql://u@db:5432/app',
+      database: 'hb_bench',
+      users: 500,
+      jobs: 890_000,
+      days: 90,
+      csvJobs: 100_000,
+      receiptJobs: 10_000,
+      seed: 8,
+    });
+    expect(options.jobs + options.csvJobs + options.receiptJobs).toBe(1_000_000);
+  });
+
+  it('takes smaller sizes and another database', () => {
+    const options = parseBillingArgs(
+      ['--users', '20', '--jobs', '20000', '--csv-jobs', '5000', '--receipt-jobs=1000', '--database', 'scratch'],
+      { BENCH_DATABASE: 'ignored' },
+    );
+    expect(options).toMatchObject({ database: 'scratch', users: 20, jobs: 20_000, csvJobs: 5000, receiptJobs: 1000 });
+    expect(parseBillingArgs([], { BENCH_DATABASE: 'other' }).database).toBe('other');
+  });
+
+  it.each([
+    ['--jobs', '0'],
+    ['--users', '1.5'],
+    ['--csv-jobs', 'many'],
+  ])('refuses %s %s', (flag, value) => {
+    expect(() => parseBillingArgs([flag, value], {})).toThrow(/must be a whole number/);
+  });
+
+  it('spreads the signed-in users over all the generated ones', () => {
+    expect(spreadBenchUsers(20, 500)).toEqual(Array.from({ length: 20 }, (_, index) => benchUsername(1 + index * 25)));
+    expect(spreadBenchUsers(20, 3)).toEqual(['bench001', 'bench002', 'bench003']);
   });
 });
