@@ -11,24 +11,35 @@ export interface ThrottleState {
   lockedUntil: Date | null;
 }
 
-/** The pairs whose lock is still running at `now`, latest end first. */
-export async function findActiveLock(db: Db, username: string, ips: string[], now: Date): Promise<Date | null> {
-  // Raw statements on the sign-in path: Prisma's query compiler costs more CPU than the query.
-  const rows = await db.$queryRaw<{ locked_until: Date }[]>`
-    SELECT locked_until FROM auth_throttle
-    WHERE username = ${username} AND ip = ANY(${ips}) AND locked_until > ${now}
-    ORDER BY locked_until DESC LIMIT 1`;
-  return rows[0]?.locked_until ?? null;
+export interface LockCheck {
+  /** Locks that had run out and were cleared by this check. */
+  endedLocks: number;
+  /** The latest end of a lock still running at `now`, if any. */
+  lockedUntil: Date | null;
+  /** Whether the username has any throttle row (so a success has failures to forget). */
+  hasFailures: boolean;
 }
 
 /**
- * Clears locks that have run out, returning how many ended. A lock that ended
- * starts a fresh window: the old failures do not count against the next attempt.
+ * Before a sign-in: clears the locks of these pairs that have run out (a lock that ended
+ * starts a fresh window, so old failures do not count against the next attempt) and
+ * reports any lock still running, in one statement (sign-in runs it every time). The
+ * CTE's reads see the rows as they were; a cleared lock had ended, so it is never
+ * reported as running.
  */
-export async function clearExpiredLocks(db: Db, username: string, ips: string[], now: Date): Promise<number> {
-  return db.$executeRaw`
-    UPDATE auth_throttle SET locked_until = NULL, failure_count = 0, window_start = ${now}
-    WHERE username = ${username} AND ip = ANY(${ips}) AND locked_until IS NOT NULL AND locked_until <= ${now}`;
+export async function checkLocks(db: Db, username: string, ips: string[], now: Date): Promise<LockCheck> {
+  // Raw statements on the sign-in path: Prisma's query compiler costs more CPU than the query.
+  const rows = await db.$queryRaw<{ ended: number; locked_until: Date | null; has_rows: boolean }[]>`
+    WITH ended AS (
+      UPDATE auth_throttle SET locked_until = NULL, failure_count = 0, window_start = ${now}
+       WHERE username = ${username} AND ip = ANY(${ips}) AND locked_until IS NOT NULL AND locked_until <= ${now}
+      RETURNING 1)
+    SELECT (SELECT count(*) FROM ended)::int AS ended,
+           (SELECT max(locked_until) FROM auth_throttle
+             WHERE username = ${username} AND ip = ANY(${ips}) AND locked_until > ${now}) AS locked_until,
+           EXISTS (SELECT 1 FROM auth_throttle WHERE username = ${username}) AS has_rows`;
+  const row = rows[0];
+  return { endedLocks: row?.ended ?? 0, lockedUntil: row?.locked_until ?? null, hasFailures: row?.has_rows ?? false };
 }
 
 /**

@@ -56,9 +56,8 @@ export async function signIn(
   const addresses = [attempt.ip, ALL_ADDRESSES];
   const audit: AuditContext = { actor: username || '(empty)', ip: attempt.ip, userAgent: attempt.userAgent };
 
-  const endedLocks = await throttleRepository.clearExpiredLocks(db, username, addresses, now);
+  const { endedLocks, lockedUntil, hasFailures } = await throttleRepository.checkLocks(db, username, addresses, now);
   if (endedLocks > 0) metrics.authLockoutEnd.inc(endedLocks);
-  const lockedUntil = await throttleRepository.findActiveLock(db, username, addresses, now);
   if (lockedUntil) {
     metrics.authLoginFailure.inc({ reason: 'locked' });
     metrics.authLockoutActive.inc();
@@ -95,7 +94,8 @@ export async function signIn(
     return { outcome: 'failed' };
   }
 
-  await throttleRepository.reset(db, username);
+  // Most sign-ins follow no failure: then there is nothing to forget and no write to make.
+  if (hasFailures) await throttleRepository.reset(db, username);
   if (needsRehash(credentials.passwordHash)) {
     await usersRepository.updatePasswordHash(db, credentials.id, await hashPassword(attempt.password));
   }
