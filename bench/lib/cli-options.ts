@@ -69,6 +69,8 @@ export interface LoadCliOptions {
   currency: string;
   serverEnv: Record<string, string>;
   sampleIntervalMs: number;
+  /** Start src/server.ts through tsx instead of the compiled build. */
+  isFromSource: boolean;
 }
 
 /** Parses the load driver's arguments; `defaults` lets the soak run change the starting values. */
@@ -91,6 +93,7 @@ export function parseLoadArgs(argv: string[], defaults: Partial<Record<string, s
       currency: { type: 'string', default: 'THB' },
       'server-env': { type: 'string', multiple: true, default: [] },
       'sample-ms': { type: 'string', default: defaults.sampleMs ?? '1000' },
+      source: { type: 'boolean', default: false },
     },
   });
   const receiptShare = Number(values['receipt-share']);
@@ -116,5 +119,6 @@ export function parseLoadArgs(argv: string[], defaults: Partial<Record<string, s
     currency: values.currency,
     serverEnv: parseServerEnv(values['server-env']),
     sampleIntervalMs: positiveNumber('sample-ms', values['sample-ms']),
+    isFromSource: values.source,
   };
 }

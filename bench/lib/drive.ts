@@ -17,13 +17,16 @@ export async function driveFromCli(options: LoadCliOptions): Promise<ScenarioRes
       throw new Error('set DATABASE_URL (a database filled by npm run bench:data) or pass --base-url of a running app');
     }
     console.log(
-      `starting the app (${scenario.serverEnv?.APP_ENV ?? 'production'}, WEB_CONCURRENCY=${options.webConcurrency})...`,
+      `starting the app (${scenario.serverEnv?.APP_ENV ?? 'production'}, WEB_CONCURRENCY=${options.webConcurrency}, ${
+        options.isFromSource ? 'src/server.ts through tsx' : 'compiled: dist/src/server.js'
+      })...`,
     );
     server = await startAppServer({
       databaseUrl: options.databaseUrl,
       webConcurrency: options.webConcurrency,
       webhookSecret: options.webhookSecret,
       extraEnv: { ...scenario.serverEnv, ...options.serverEnv },
+      isFromSource: options.isFromSource,
     });
     baseUrl = new URL(server.baseUrl);
     serverPid = server.pid;
