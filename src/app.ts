@@ -142,7 +142,7 @@ export function createApp(deps: AppDeps): express.Express {
     absoluteSec: config.auth.sessionAbsoluteSec,
     now,
   };
-  const passport = createPassport({ db: db.prisma, metrics, lockout: config.auth, now });
+  const passport = createPassport({ db, metrics, lockout: config.auth, now });
   app.use(createSessionMiddleware(db.pool, sessionSettings));
   app.use(enforceSessionLifetime(sessionSettings));
   app.use(passport.session());
@@ -156,12 +156,12 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   });
 
-  const guards = createGuards({ db: db.prisma, metrics });
+  const guards = createGuards({ db, metrics });
   app.get('/', (req, res) => {
     if (req.user) return res.redirect(302, req.user.role === 'admin' ? '/admin' : '/me');
     res.render('home', { title: 'HPC Billing' });
   });
-  app.use(authRoutes({ db: db.prisma, passport, now }));
+  app.use(authRoutes({ db, passport, now }));
   app.use(usersRoutes({ db: db.prisma, guards }));
   app.use(
     auditRoutes({

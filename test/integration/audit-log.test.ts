@@ -1,7 +1,9 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/db/database.js';
 import { recordAudit, verifyAuditChain } from '../../src/modules/audit/audit.service.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { createLogger } from '../../src/shared/logger.js';
 import { buildUser } from '../support/factories.js';
 import { signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
@@ -19,7 +21,7 @@ describe('the audit chain', () => {
   it('keeps one chain under 50 concurrent appends', async () => {
     await Promise.all(
       Array.from({ length: 50 }, (_, index) =>
-        recordAudit(db.prisma, {
+        recordAudit(db, {
           ...context,
           action: 'test.concurrent',
           status: 'ok',
@@ -40,7 +42,7 @@ describe('the audit chain', () => {
     const before = await db.prisma.auditLog.count();
     await Promise.all(
       Array.from({ length: 30 }, (_, index) =>
-        recordAudit(db.prisma, { ...context, action: 'test.ordered', status: 'ok', target: `item:${index}` }),
+        recordAudit(db, { ...context, action: 'test.ordered', status: 'ok', target: `item:${index}` }),
       ),
     );
     const entries = await db.prisma.auditLog.findMany({ where: { action: 'test.ordered' }, orderBy: { id: 'asc' } });
@@ -52,13 +54,57 @@ describe('the audit chain', () => {
     const before = await db.prisma.auditLog.count();
     const outcomes = await Promise.allSettled(
       ['first', 'x'.repeat(65), 'third', 'fourth'].map((actor) =>
-        recordAudit(db.prisma, { ...context, actor, action: 'test.partial', status: 'ok' }),
+        recordAudit(db, { ...context, actor, action: 'test.partial', status: 'ok' }),
       ),
     );
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
     const entries = await db.prisma.auditLog.findMany({ where: { action: 'test.partial' }, orderBy: { id: 'asc' } });
     expect(entries.map((entry) => entry.actor)).toEqual(['first', 'third', 'fourth']);
     expect(await verifyAuditChain(db.prisma)).toEqual({ isIntact: true, count: before + 3 });
+  });
+
+  it('keeps one chain when two processes (two pools) append at once, and stores the entries as given', async () => {
+    const otherWorker = openDatabase(db.url, { poolMax: 4, logger: createLogger('silent') });
+    try {
+      const before = await db.prisma.auditLog.count();
+      const details = { reason: 'bad "quote"', nested: { z: [1, 2], a: null }, text: 'é\\n' };
+      await Promise.all(
+        Array.from({ length: 40 }, (_, index) =>
+          recordAudit(index % 2 === 0 ? db : otherWorker, {
+            ...context,
+            userAgent: index === 0 ? null : 'vitest',
+            action: 'test.two-pools',
+            status: 'ok',
+            target: index === 1 ? null : `item:${index}`,
+            details: index % 3 === 0 ? null : { ...details, index },
+          }),
+        ),
+      );
+      expect(await verifyAuditChain(db.prisma)).toEqual({ isIntact: true, count: before + 40 });
+      const stored = await db.prisma.auditLog.findMany({ where: { action: 'test.two-pools' }, orderBy: { id: 'asc' } });
+      expect(stored).toHaveLength(40);
+      const second = stored.find((entry) => entry.details !== null && (entry.details as { index: number }).index === 1);
+      expect(second).toMatchObject({ target: null, userAgent: 'vitest', details: { ...details, index: 1 } });
+      expect(stored.filter((entry) => entry.details === null)).toHaveLength(14);
+      expect(stored.filter((entry) => entry.userAgent === null)).toHaveLength(1);
+    } finally {
+      await otherWorker.close();
+    }
+  });
+
+  it('leaves no transaction open and the pool usable after an entry is refused', async () => {
+    const before = await db.prisma.auditLog.count();
+    await expect(
+      recordAudit(db, { ...context, actor: 'y'.repeat(65), action: 'test.refused', status: 'ok' }),
+    ).rejects.toThrow(/too long/);
+    const { rows } = await db.pool.query<{ open: number }>(
+      `SELECT count(*)::int AS open FROM pg_stat_activity
+        WHERE datname = current_database() AND state LIKE 'idle in transaction%'`,
+    );
+    expect(rows[0]?.open).toBe(0);
+    await recordAudit(db, { ...context, action: 'test.after-refusal', status: 'ok' });
+    expect(await db.prisma.auditLog.count()).toBe(before + 1);
+    expect(await verifyAuditChain(db.prisma)).toEqual({ isIntact: true, count: before + 1 });
   });
 
   it("finds a row edited behind the trigger's back, and reports it on /admin/audit/verify", async () => {
@@ -100,12 +146,12 @@ describe('the audit pages', () => {
     await buildUser(db.prisma, { username: 'pager', role: 'admin', password: 'pager-password' });
     const agent = await signInAs(app, 'pager', 'pager-password');
     await recordAudit(
-      db.prisma,
+      db,
       { ...context, actor: 'filterme', action: 'user.create', status: 'ok' },
       new Date('2026-03-01T18:00:00Z'),
     );
     await recordAudit(
-      db.prisma,
+      db,
       { ...context, actor: 'filterme', action: 'user.disable', status: 'ok' },
       new Date('2026-03-05T03:00:00Z'),
     );

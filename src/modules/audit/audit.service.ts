@@ -1,4 +1,4 @@
-import type { Db } from '../../db/database.js';
+import type { Database, Db } from '../../db/database.js';
 import * as auditRepository from './audit.repository.js';
 import { type AuditRecord, GENESIS_HASH, hashAuditRecord } from './audit-hash.js';
 
@@ -41,16 +41,21 @@ function toAuditRecord(entry: AuditEntry, now: Date): AuditRecord {
   };
 }
 
-/** Appends entries in order under one take of the chain lock. */
-async function appendAuditEntries(tx: auditRepository.Tx, entries: { entry: AuditEntry; now: Date }[]) {
-  let prevHash = (await auditRepository.lockChainHead(tx)) ?? GENESIS_HASH;
-  const rows = entries.map(({ entry, now }) => {
+/** The entries as rows of the chain that continues from `head`, in order. */
+function chainEntries(head: string | undefined, entries: { entry: AuditEntry; now: Date }[]) {
+  let prevHash = head ?? GENESIS_HASH;
+  return entries.map(({ entry, now }): auditRepository.ChainedEntry => {
     const record = toAuditRecord(entry, now);
     const row = { record, prevHash, hash: hashAuditRecord(prevHash, record) };
     prevHash = row.hash;
     return row;
   });
-  await auditRepository.insertEntries(tx, rows);
+}
+
+/** Appends entries in order under one take of the chain lock. */
+async function appendAuditEntries(tx: auditRepository.Tx, entries: { entry: AuditEntry; now: Date }[]) {
+  const head = await auditRepository.lockChainHead(tx);
+  await auditRepository.insertEntries(tx, chainEntries(head, entries));
 }
 
 interface QueuedEntry {
@@ -67,14 +72,14 @@ interface AppendQueue {
 
 // Entries appended together share one transaction: at most this many.
 const MAX_GROUP = 100;
-const queues = new WeakMap<Db, AppendQueue>();
+const queues = new WeakMap<Database, AppendQueue>();
 
-async function commitGroup(db: Db, group: QueuedEntry[]) {
-  await db.$transaction((tx) => appendAuditEntries(tx, group));
+async function commitGroup(db: Database, group: QueuedEntry[]) {
+  await auditRepository.appendEntriesAlone(db.pool, (head) => chainEntries(head, group));
   for (const item of group) item.resolve();
 }
 
-async function flushQueue(db: Db, queue: AppendQueue) {
+async function flushQueue(db: Database, queue: AppendQueue) {
   queue.isFlushing = true;
   try {
     while (queue.waiting.length > 0) {
@@ -103,7 +108,7 @@ async function flushQueue(db: Db, queue: AppendQueue) {
  * the whole chain, appends one by one capped sign-ins near 14/s on the 2-core machine:
  * 66 of 72 sampled active queries were waiting for the lock.
  */
-export function recordAudit(db: Db, entry: AuditEntry, now = new Date()): Promise<void> {
+export function recordAudit(db: Database, entry: AuditEntry, now = new Date()): Promise<void> {
   let queue = queues.get(db);
   if (!queue) {
     queue = { waiting: [], isFlushing: false };

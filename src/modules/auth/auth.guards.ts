@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { Db } from '../../db/database.js';
+import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { ForbiddenError, UnauthorizedError } from '../../shared/errors.js';
@@ -20,7 +20,7 @@ function sendToLogin(req: Request, res: Response, next: NextFunction) {
   res.redirect(302, nextPath ? `/login?next=${encodeURIComponent(nextPath)}` : '/login');
 }
 
-export function createGuards(deps: { db: Db; metrics: Metrics }): Guards {
+export function createGuards(deps: { db: Database; metrics: Metrics }): Guards {
   return {
     requireUser: (req, res, next) => (req.user ? next() : sendToLogin(req, res, next)),
     requireAdmin: async (req, res, next) => {

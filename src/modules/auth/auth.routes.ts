@@ -1,5 +1,5 @@
 import { type Request, type Response, Router } from 'express';
-import type { Db } from '../../db/database.js';
+import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { SESSION_COOKIE } from '../../http/session.js';
 import { recordSignOut, type SessionUser, type SignInResult, toSafeNextPath } from './auth.service.js';
@@ -28,7 +28,11 @@ function renderLogin(req: Request, res: Response, view: { error?: string; userna
   });
 }
 
-export function authRoutes(deps: { db: Db; passport: ReturnType<typeof createPassport>; now: () => Date }): Router {
+export function authRoutes(deps: {
+  db: Database;
+  passport: ReturnType<typeof createPassport>;
+  now: () => Date;
+}): Router {
   const router = Router();
 
   router.get('/login', (req, res) => {

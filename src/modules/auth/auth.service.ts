@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Db } from '../../db/database.js';
+import type { Database } from '../../db/database.js';
 import { type AuditContext, recordAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { hashPassword, needsRehash, verifyPassword } from '../users/password.js';
@@ -25,7 +25,7 @@ export type SignInResult =
   | { outcome: 'locked'; lockedUntil: Date };
 
 export interface AuthServiceDeps {
-  db: Db;
+  db: Database;
   metrics: Metrics;
   lockout: LockoutSettings;
   now: () => Date;
@@ -50,7 +50,8 @@ export async function signIn(
   deps: AuthServiceDeps,
   attempt: { username: string; password: string; ip: string; userAgent: string | null },
 ): Promise<SignInResult> {
-  const { db, metrics } = deps;
+  const { metrics } = deps;
+  const db = deps.db.prisma;
   const now = deps.now();
   const username = attempt.username.trim().toLowerCase().slice(0, 64);
   const addresses = [attempt.ip, ALL_ADDRESSES];
@@ -61,7 +62,11 @@ export async function signIn(
   if (lockedUntil) {
     metrics.authLoginFailure.inc({ reason: 'locked' });
     metrics.authLockoutActive.inc();
-    await recordAudit(db, { ...audit, action: 'login.failure', status: 'denied', details: { reason: 'locked' } }, now);
+    await recordAudit(
+      deps.db,
+      { ...audit, action: 'login.failure', status: 'denied', details: { reason: 'locked' } },
+      now,
+    );
     return { outcome: 'locked', lockedUntil };
   }
 
@@ -72,14 +77,14 @@ export async function signIn(
     const perAddress = await throttleRepository.recordFailure(db, username, attempt.ip, deps.lockout.perAddress, now);
     const perUser = await throttleRepository.recordFailure(db, username, ALL_ADDRESSES, deps.lockout.perUser, now);
     metrics.authLoginFailure.inc({ reason });
-    await recordAudit(db, { ...audit, action: 'login.failure', status: 'failed', details: { reason } }, now);
+    await recordAudit(deps.db, { ...audit, action: 'login.failure', status: 'failed', details: { reason } }, now);
     const startedLocks = [perAddress.hasJustLocked && 'address', perUser.hasJustLocked && 'user'].filter(Boolean);
     if (startedLocks.length > 0) {
       metrics.authLockoutStart.inc();
       const until = [perAddress.lockedUntil, perUser.lockedUntil].filter((date): date is Date => date !== null);
       const latest = new Date(Math.max(...until.map((date) => date.getTime())));
       await recordAudit(
-        db,
+        deps.db,
         {
           ...audit,
           action: 'login.lockout_start',
@@ -100,12 +105,12 @@ export async function signIn(
     await usersRepository.updatePasswordHash(db, credentials.id, await hashPassword(attempt.password));
   }
   metrics.authLoginSuccess.inc();
-  await recordAudit(db, { ...audit, action: 'login.success', status: 'ok' }, now);
+  await recordAudit(deps.db, { ...audit, action: 'login.success', status: 'ok' }, now);
   return { outcome: 'ok', user: { id: credentials.id, username: credentials.username, role: credentials.role } };
 }
 
 /** The user behind a session, or null when they were removed or disabled since. */
-export async function findSessionUser(db: Db, id: number): Promise<SessionUser | null> {
+export async function findSessionUser(db: Database['prisma'], id: number): Promise<SessionUser | null> {
   const user = await usersRepository.findSessionUserById(db, id);
   if (!user || user.isDisabled) return null;
   return toSessionUser(user);
@@ -115,7 +120,7 @@ export function toSessionUser(user: SessionUser): SessionUser {
   return { id: user.id, username: user.username, role: user.role };
 }
 
-export async function recordSignOut(db: Db, context: AuditContext) {
+export async function recordSignOut(db: Database, context: AuditContext) {
   await recordAudit(db, { ...context, action: 'logout', status: 'ok' });
 }
 

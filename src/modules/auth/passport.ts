@@ -27,7 +27,7 @@ export function createPassport(deps: AuthServiceDeps): InstanceType<typeof Passp
   passport.deserializeUser<number, Request>((req, id, done) => {
     const loaded = req.session?.loadedUser;
     if (loaded?.id === id) return done(null, loaded.isDisabled ? false : toSessionUser(loaded));
-    findSessionUser(deps.db, id)
+    findSessionUser(deps.db.prisma, id)
       .then((user) => done(null, user ?? false))
       .catch(done);
   });

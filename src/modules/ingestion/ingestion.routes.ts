@@ -54,7 +54,7 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
     const result = await deps.service.runOnce({ trigger: 'manual' });
     const context = auditContextOf(req);
     if (result.status === 'skipped') {
-      await recordAudit(db.prisma, {
+      await recordAudit(db, {
         ...context,
         action: 'ingestion.run_now',
         status: 'failed',
@@ -63,7 +63,7 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
       req.session.flash = { type: 'warning', message: 'A run is already in progress; it was not started twice.' };
     } else {
       const { run } = result;
-      await recordAudit(db.prisma, {
+      await recordAudit(db, {
         ...context,
         action: 'ingestion.run_now',
         target: `ingestion_run:${run.runId}`,
