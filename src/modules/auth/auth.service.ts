@@ -57,7 +57,12 @@ export async function signIn(
   const addresses = [attempt.ip, ALL_ADDRESSES];
   const audit: AuditContext = { actor: username || '(empty)', ip: attempt.ip, userAgent: attempt.userAgent };
 
-  const { endedLocks, lockedUntil, hasFailures } = await throttleRepository.checkLocks(db, username, addresses, now);
+  const { endedLocks, lockedUntil, hasFailures, credentials } = await throttleRepository.loadSignInState(
+    deps.db.pool,
+    username,
+    addresses,
+    now,
+  );
   if (endedLocks > 0) metrics.authLockoutEnd.inc(endedLocks);
   if (lockedUntil) {
     metrics.authLoginFailure.inc({ reason: 'locked' });
@@ -70,7 +75,6 @@ export async function signIn(
     return { outcome: 'locked', lockedUntil };
   }
 
-  const credentials = await usersRepository.findCredentials(db, username);
   const isPasswordRight = await verifyPassword(credentials?.passwordHash ?? (await getDummyHash()), attempt.password);
   if (!credentials || !isPasswordRight || credentials.isDisabled) {
     const reason = credentials && isPasswordRight ? 'disabled' : 'bad_credentials';
