@@ -13,6 +13,12 @@ export function parseThinkMs(text: string): [number, number] {
   return [low, high];
 }
 
+/** `--ramp-ms N`: a whole number of milliseconds, 0 or more. */
+export function parseRampMs(text: string): number {
+  if (!/^\d+$/.test(text.trim())) throw new Error(`--ramp-ms must be a whole number of milliseconds, got "${text}"`);
+  return Number(text);
+}
+
 /** `KEY=VALUE` pairs of repeated `--server-env`. */
 export function parseServerEnv(pairs: string[]): Record<string, string> {
   const env: Record<string, string> = {};
@@ -57,6 +63,8 @@ export interface LoadCliOptions {
   vus: number;
   durationSec: number;
   thinkMs: [number, number];
+  /** Virtual users start one after another over this many ms (0: all at once). */
+  rampMs: number;
   users: number;
   receiptShare: number;
   maxIterationsPerVu: number;
@@ -82,6 +90,7 @@ export function parseLoadArgs(argv: string[], defaults: Partial<Record<string, s
       vus: { type: 'string', default: defaults.vus ?? '20' },
       duration: { type: 'string', default: defaults.duration ?? '60' },
       'think-ms': { type: 'string', default: defaults.thinkMs ?? '0' },
+      'ramp-ms': { type: 'string', default: defaults.rampMs ?? '0' },
       users: { type: 'string', default: '500' },
       'receipt-share': { type: 'string', default: '0.1' },
       'max-iterations': { type: 'string', default: '10000000' },
@@ -107,6 +116,7 @@ export function parseLoadArgs(argv: string[], defaults: Partial<Record<string, s
     vus: Math.floor(positiveNumber('vus', values.vus)),
     durationSec: positiveNumber('duration', values.duration),
     thinkMs: parseThinkMs(values['think-ms']),
+    rampMs: parseRampMs(values['ramp-ms']),
     users: Math.floor(positiveNumber('users', values.users)),
     receiptShare,
     maxIterationsPerVu: Math.floor(positiveNumber('max-iterations', values['max-iterations'])),

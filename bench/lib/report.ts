@@ -18,7 +18,9 @@ export function renderMarkdown(result: ScenarioResult): string {
   const { options } = result;
   const think = options.thinkMs[1] > 0 ? `${options.thinkMs[0]}-${options.thinkMs[1]} ms` : 'none';
   const lines = [
-    `### ${result.scenario}: ${options.vus} VUs, ${options.durationSec} s, think ${think}`,
+    `### ${result.scenario}: ${options.vus} VUs, ${options.durationSec} s, think ${think}${
+      options.rampMs > 0 ? `, ramp-up ${options.rampMs} ms` : ''
+    }`,
     '',
     `${result.description}. Started ${result.startedAt} against ${options.baseUrl}.`,
     '',

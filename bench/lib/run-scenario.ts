@@ -15,6 +15,12 @@ export interface RunOptions {
   durationSec: number;
   /** Random think time in [min, max] ms after /me and after the CSV. */
   thinkMs: [number, number];
+  /**
+   * Virtual user i starts its loop i * rampMs / vus ms after the clock starts. All at once
+   * (0), every VU signs in at the same instant: a burst of argon2 verifies that real
+   * visitors, who arrive spread out, never make.
+   */
+  rampMs?: number;
   users: number;
   receiptShare: number;
   /** Hard cap per virtual user, so a loop ends even if the clock misbehaves. */
@@ -35,6 +41,7 @@ export interface ScenarioResult {
     vus: number;
     durationSec: number;
     thinkMs: [number, number];
+    rampMs: number;
     users: number;
     receiptShare: number;
   };
@@ -116,7 +123,9 @@ export async function runScenario(options: RunOptions): Promise<ScenarioResult> 
       sampler?.markLoadStart();
       const started = performance.now();
       const deadline = started + options.durationSec * 1000;
-      const loops = iterationsByVu.map(async (iterate) => {
+      const rampMs = options.rampMs ?? 0;
+      const loops = iterationsByVu.map(async (iterate, vuIndex) => {
+        if (rampMs > 0) await sleep((vuIndex * rampMs) / iterationsByVu.length);
         for (let count = 0; count < options.maxIterationsPerVu && performance.now() < deadline; count++) {
           iterations += 1;
           if (await iterate()) completeIterations += 1;
@@ -152,6 +161,7 @@ export async function runScenario(options: RunOptions): Promise<ScenarioResult> 
       vus: options.vus,
       durationSec: options.durationSec,
       thinkMs: options.thinkMs,
+      rampMs: options.rampMs ?? 0,
       users: options.users,
       receiptShare: options.receiptShare,
     },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { benchUserFor, benchUsername } from '../../bench/lib/bench-users.js';
 import { parseBillingArgs, spreadBenchUsers } from '../../bench/lib/billing-data.js';
-import { parseServerEnv, parseThinkMs, takeOption } from '../../bench/lib/cli-options.js';
+import { parseLoadArgs, parseRampMs, parseServerEnv, parseThinkMs, takeOption } from '../../bench/lib/cli-options.js';
 import { CookieJar } from '../../bench/lib/cookie-jar.js';
 import { toCopyField, toCopyLine } from '../../bench/lib/copy-text.js';
 import { readCsrfToken } from '../../bench/lib/html-token.js';
@@ -212,6 +212,14 @@ describe('command line', () => {
 
   it.each(['-5', '1000-200', 'abc', '1.5'])('refuses --think-ms %s', (text) => {
     expect(() => parseThinkMs(text)).toThrow('--think-ms');
+  });
+
+  it('reads --ramp-ms as whole milliseconds and refuses anything else', () => {
+    expect(parseRampMs('0')).toBe(0);
+    expect(parseRampMs('1000')).toBe(1000);
+    for (const text of ['-1', '1.5', 'soon', '']) expect(() => parseRampMs(text)).toThrow('--ramp-ms');
+    expect(parseLoadArgs(['--ramp-ms', '750']).rampMs).toBe(750);
+    expect(parseLoadArgs([]).rampMs).toBe(0);
   });
 
   it('reads --server-env pairs and refuses one without =', () => {
