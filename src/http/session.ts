@@ -44,7 +44,7 @@ export function createSessionMiddleware(pool: pg.Pool, settings: SessionSettings
  */
 export function enforceSessionLifetime(settings: SessionSettings): RequestHandler {
   return (req, _res, next) => {
-    const current = req.session as typeof req.session & { passport?: { user?: unknown } };
+    const current = req.session;
     if (!current?.passport?.user) return next();
     const now = settings.now().getTime();
     const signedInAt = current.signedInAt ?? now;

@@ -50,6 +50,63 @@ describe('signing in', () => {
     expect(admin.response.headers.location).toBe('/admin');
   });
 
+  it('writes the signed-in session once, with a CSRF secret of its own, and the first page leaves it alone', async () => {
+    const user = await buildUser(db.prisma, { username: 'written-once' });
+    // Every write to the session table, in order, by a trigger in this test's database.
+    await db.pool.query(`
+      CREATE TABLE session_writes (seq serial, op text, sid text, sess jsonb);
+      CREATE FUNCTION record_session_write() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          INSERT INTO session_writes (op, sid, sess)
+          VALUES (TG_OP, COALESCE(NEW.sid, OLD.sid), COALESCE(NEW.sess, OLD.sess));
+          RETURN NULL;
+        END $$;
+      CREATE TRIGGER session_writes AFTER INSERT OR UPDATE OR DELETE ON "session"
+        FOR EACH ROW EXECUTE FUNCTION record_session_write();`);
+    const takeWrites = async () =>
+      (
+        await db.pool.query<{ seq: number; op: string; sid: string; sess: Record<string, unknown> }>(
+          'DELETE FROM session_writes RETURNING seq, op, sid, sess',
+        )
+      ).rows.sort((a, b) => a.seq - b.seq);
+    try {
+      const agent = request.agent(app());
+      const form = await agent.get('/login').set('Accept', 'text/html').expect(200);
+      const [anonymous] = await takeWrites();
+      expect(anonymous?.op).toBe('INSERT');
+
+      await agent
+        .post('/login')
+        .type('form')
+        .send({ username: 'written-once', password: user.password, csrf_token: csrfTokenIn(form.text) })
+        .expect(302);
+      const signIn = await takeWrites();
+      expect(signIn.map((write) => write.op)).toEqual(['DELETE', 'INSERT']);
+      expect(signIn[0]?.sid).toBe(anonymous?.sid);
+      const session = signIn[1]?.sess;
+      expect(signIn[1]?.sid).not.toBe(anonymous?.sid);
+      expect(session).toMatchObject({ passport: { user: user.id } });
+      expect(session?.signedInAt).toEqual(expect.any(Number));
+      expect(session?.lastSeenAt).toBe(session?.signedInAt);
+      expect(session?.csrfSecret).toEqual(expect.any(String));
+      expect(session?.csrfSecret).not.toBe(anonymous?.sess.csrfSecret);
+
+      const page = await agent.get('/account').set('Accept', 'text/html').expect(200);
+      expect(await takeWrites()).toEqual([]);
+      // The token on that page is good for the session's secret: signing out with it works.
+      await agent
+        .post('/logout')
+        .type('form')
+        .send({ csrf_token: csrfTokenIn(page.text) })
+        .expect(302, /login/);
+    } finally {
+      await db.pool.query(`
+        DROP TRIGGER session_writes ON "session";
+        DROP FUNCTION record_session_write();
+        DROP TABLE session_writes;`);
+    }
+  });
+
   it('gives one neutral message for an unknown user, a wrong password and a disabled account', async () => {
     await buildUser(db.prisma, { username: 'neutral', password: 'right-password' });
     await buildUser(db.prisma, { username: 'sleeping', password: 'right-password', isDisabled: true });

@@ -3,7 +3,7 @@ import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { SESSION_COOKIE } from '../../http/session.js';
 import { recordSignOut, type SessionUser, type SignInResult, toSafeNextPath } from './auth.service.js';
-import type { createPassport } from './passport.js';
+import { type createPassport, signInOnNewSession } from './passport.js';
 
 const FAILED_MESSAGE = 'Wrong username or password.';
 
@@ -52,12 +52,8 @@ export function authRoutes(deps: {
         return renderLogin(req, res, { error: message, username });
       }
       const nextPath = toSafeNextPath(req.body?.next ?? req.query.next);
-      // Passport regenerates the session id here, so a planted id is useless (fixation).
-      req.logIn(user, (loginError) => {
+      signInOnNewSession(deps.passport, req, user, deps.now().getTime(), (loginError) => {
         if (loginError) return next(loginError);
-        const now = deps.now().getTime();
-        req.session.signedInAt = now;
-        req.session.lastSeenAt = now;
         res.redirect(302, nextPath ?? homeOf(user));
       });
     })(req, res, next);

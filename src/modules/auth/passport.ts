@@ -9,6 +9,13 @@ declare global {
   }
 }
 
+declare module 'express-session' {
+  interface SessionData {
+    /** Passport's own key: what serializeUser made of the signed-in user (their id). */
+    passport?: { user?: unknown };
+  }
+}
+
 /** A Passport of the app's own (no global singleton): local strategy, user id in the session. */
 export function createPassport(deps: AuthServiceDeps): InstanceType<typeof Passport> {
   const passport = new Passport();
@@ -32,4 +39,32 @@ export function createPassport(deps: AuthServiceDeps): InstanceType<typeof Passp
       .catch(done);
   });
   return passport;
+}
+
+/**
+ * Signs `user` in on a new session id, so an id planted before sign-in is useless
+ * (fixation), and writes the new session row once. req.logIn saves the regenerated session
+ * itself, express-session saves it again at the end of the response (its id changed), and
+ * the first page saves it a third time to hold a CSRF secret; here everything is in the
+ * session before the one save at the end of the response, which is also sent only after it.
+ */
+export function signInOnNewSession(
+  passport: InstanceType<typeof Passport>,
+  req: Request,
+  user: Express.User,
+  signedInAt: number,
+  done: (error?: unknown) => void,
+): void {
+  req.session.regenerate((regenerateError) => {
+    if (regenerateError) return done(regenerateError);
+    passport.serializeUser(user, req, (serializeError, serialized) => {
+      if (serializeError) return done(serializeError);
+      req.session.passport = { user: serialized };
+      req.session.signedInAt = signedInAt;
+      req.session.lastSeenAt = signedInAt;
+      // The new session has no CSRF secret yet: asking for a token makes a fresh one.
+      req.csrfToken();
+      req.logIn(user, { session: false }, done);
+    });
+  });
 }
