@@ -91,6 +91,101 @@ describe('the database itself', () => {
     expect(await version()).toBe(start + 4);
   });
 
+  it('queues a finished job for billing exactly while no live receipt item holds its key', async () => {
+    const cluster = 'queued';
+    const addJob = (jobId: string, jobKey: string, isTerminal = true) =>
+      db.pool.query(
+        `INSERT INTO slurm_jobs (cluster, job_id, job_key, "user", state, is_terminal, end_at, source)
+         VALUES ($1, $2, $3, 'queuer', $4, $5, now() - interval '1 day', 'file')`,
+        [cluster, jobId, jobKey, isTerminal ? 'COMPLETED' : 'RUNNING', isTerminal],
+      );
+    const addItems = async (jobKeys: string[]) => {
+      const receipt = await db.pool.query<{ id: number }>(
+        `INSERT INTO receipts (username, billed_through, total, currency, tier_name, rates_snapshot, rates_locked_at, created_by)
+         VALUES ('queuer', '2026-01-31', 1.00, 'THB', 'mu', '{}', now(), 'queuer') RETURNING id`,
+      );
+      const receiptId = receipt.rows[0]?.id;
+      await db.pool.query(
+        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
+         SELECT $1, 1, $2, k, k, 1, 0, 0, 1.00 FROM unnest($3::text[]) AS k`,
+        [receiptId, cluster, jobKeys],
+      );
+      return receiptId;
+    };
+    /** The queued job ids, after checking the queue row for row against the rule it stands for. */
+    const queued = async () => {
+      const { rows } = await db.pool.query<{ job_id: string; is_queued: boolean; is_due: boolean; is_same: boolean }>(
+        `SELECT j.job_id, u.job_id IS NOT NULL AS is_queued,
+                j.is_terminal AND NOT EXISTS (
+                  SELECT 1 FROM receipt_items ri
+                   WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided) AS is_due,
+                u.job_id IS NULL OR (u."user" = j."user" AND u.end_at IS NOT DISTINCT FROM j.end_at) AS is_same
+           FROM slurm_jobs j LEFT JOIN unbilled_jobs u ON u.job_id = j.id
+          WHERE j.cluster = $1 ORDER BY j.job_id`,
+        [cluster],
+      );
+      for (const row of rows) {
+        expect(row.is_queued, `job ${row.job_id}`).toBe(row.is_due);
+        expect(row.is_same, `job ${row.job_id} owner and end`).toBe(true);
+      }
+      return rows.filter((row) => row.is_queued).map((row) => row.job_id);
+    };
+    const update = (set: string, jobId: string) =>
+      db.pool.query(`UPDATE slurm_jobs SET ${set} WHERE cluster = $1 AND job_id = $2`, [cluster, jobId]);
+
+    await addJob('1', 'k1');
+    await addJob('2', 'k2');
+    await addJob('3', 'k3');
+    await addJob('5', 'k5', false);
+    expect(await queued()).toEqual(['1', '2', '3']);
+
+    const first = await addItems(['k1', 'k2']);
+    expect(await queued()).toEqual(['3']);
+
+    // A row that arrives later with a billed key is not due; one given a billed key by an
+    // update leaves the queue, and comes back with its own key.
+    await addJob('4', 'k1');
+    await update(`job_key = 'k2'`, '3');
+    expect(await queued()).toEqual([]);
+    await update(`job_key = 'k3'`, '3');
+    expect(await queued()).toEqual(['3']);
+
+    // A running job joins when it finishes; a corrected owner or end moves with it.
+    await update(`state = 'COMPLETED', is_terminal = true`, '5');
+    expect(await queued()).toEqual(['3', '5']);
+    await update(`"user" = 'someone-else', end_at = now() - interval '2 days'`, '5');
+    expect(await queued()).toEqual(['3', '5']);
+    await update(`name = 'renamed'`, '3');
+    expect(await queued()).toEqual(['3', '5']);
+
+    // Voiding frees the keys; billing one again takes it out again.
+    await db.pool.query('UPDATE receipt_items SET is_voided = true WHERE receipt_id = $1', [first]);
+    expect(await queued()).toEqual(['1', '2', '3', '4', '5']);
+    const second = await addItems(['k2', 'k3']);
+    expect(await queued()).toEqual(['1', '4', '5']);
+
+    // Deleting a live item frees its key, and only its key; a deleted job leaves the queue.
+    await db.pool.query(`DELETE FROM receipt_items WHERE receipt_id = $1 AND job_key = 'k3'`, [second]);
+    expect(await queued()).toEqual(['1', '3', '4', '5']);
+    await db.pool.query(`DELETE FROM slurm_jobs WHERE cluster = $1 AND job_id = '4'`, [cluster]);
+    expect(await queued()).toEqual(['1', '3', '5']);
+
+    // A refused insert (the live-key index refuses k2 twice) leaves the queue as it was.
+    await expect(addItems(['k1', 'k2'])).rejects.toMatchObject({ code: '23505' });
+    expect(await queued()).toEqual(['1', '3', '5']);
+  });
+
+  it('refills the queue when receipt_items is truncated and empties it with slurm_jobs', async () => {
+    const count = async () => (await db.pool.query('SELECT count(*)::int AS n FROM unbilled_jobs')).rows[0]?.n;
+    const jobs = async () =>
+      (await db.pool.query('SELECT count(*)::int AS n FROM slurm_jobs WHERE is_terminal')).rows[0]?.n;
+    await db.pool.query('TRUNCATE receipt_items, payment_events, payments, receipts');
+    expect(await count()).toBe(await jobs());
+    expect(await count()).toBeGreaterThan(0);
+    await db.pool.query('TRUNCATE slurm_jobs');
+    expect(await count()).toBe(0);
+  });
+
   it('allows only one default pricing tier', async () => {
     await db.prisma.pricingTier.create({ data: { name: 'first-default', isDefault: true } });
     await expect(db.prisma.pricingTier.create({ data: { name: 'second-default', isDefault: true } })).rejects.toThrow();

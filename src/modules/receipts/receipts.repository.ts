@@ -27,7 +27,9 @@ export interface BillableJob {
 
 /**
  * Finished jobs of a user that ended before `cutoff` and are on no live (non-void)
- * receipt. The NOT EXISTS probe is the partial unique index receipt_items_live_job_key.
+ * receipt. They are read through the billing queue `unbilled_jobs` (kept by triggers), so
+ * the jobs billed long ago are never looked at; the NOT EXISTS probe (the partial unique
+ * index receipt_items_live_job_key) still decides, so the queue can never make a job billable.
  * One row per billing key: if ingestion ever stored two rows with one key, billing both
  * would trip that index on every attempt.
  */
@@ -39,10 +41,11 @@ export async function findUnbilledJobs(tx: Client, username: string, cutoff: Dat
            j.elapsed_sec AS "elapsedSec", j.alloc_cpus AS "allocCpus", j.alloc_mem_mb::text AS "allocMemMb",
            j.alloc_gpus AS "allocGpus", j.req_gpus AS "reqGpus", j.cpu_time_sec::text AS "cpuTimeSec",
            j.total_cpu_sec::text AS "totalCpuSec", j.step_mem_gb_hours::text AS "stepMemGbHours"
-      FROM slurm_jobs j
-     WHERE j."user" = ${username}
+      FROM unbilled_jobs u
+      JOIN slurm_jobs j ON j.id = u.job_id
+     WHERE u."user" = ${username}
+       AND u.end_at < ${cutoff}
        AND j.is_terminal
-       AND j.end_at < ${cutoff}
        AND NOT EXISTS (
              SELECT 1 FROM receipt_items ri
               WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided)
@@ -53,9 +56,10 @@ export async function findUnbilledJobs(tx: Client, username: string, cutoff: Dat
 export async function findUsersWithUnbilledJobs(tx: Client, cutoff: Date): Promise<string[]> {
   const rows = await tx.$queryRaw<{ user: string }[]>`
     SELECT DISTINCT j."user"
-      FROM slurm_jobs j
-     WHERE j.is_terminal
-       AND j.end_at < ${cutoff}
+      FROM unbilled_jobs u
+      JOIN slurm_jobs j ON j.id = u.job_id
+     WHERE u.end_at < ${cutoff}
+       AND j.is_terminal
        AND NOT EXISTS (
              SELECT 1 FROM receipt_items ri
               WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided)
