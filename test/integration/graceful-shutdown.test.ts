@@ -1,7 +1,10 @@
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import express from 'express';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { closeGracefully, listen } from '../../src/http/lifecycle.js';
+import { spawnServer } from '../support/spawn-server.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 function buildSlowApp(delayMs: number) {
   const app = express();
@@ -35,4 +38,49 @@ describe('closeGracefully', () => {
     expect(await closeGracefully(server, 200)).toBe(false);
     expect(await inFlight).toBeInstanceOf(Error);
   });
+});
+
+describe('the server process on SIGTERM', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(() => db?.drop());
+
+  // A request whose body is still arriving is in flight however fast the machine is, so the
+  // test does not depend on timing: the process must wait for it, answer it, then exit 0.
+  it('answers the request in flight before it exits, and exits 0', async () => {
+    const port = await findFreePort();
+    const server = await spawnServer({
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      WEB_CONCURRENCY: '1',
+      DEMO_SEED: '0',
+      LOG_LEVEL: 'warn',
+    });
+    const exited = new Promise<number | null>((resolve) => server.process.once('exit', (code) => resolve(code)));
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    let answer = '';
+    socket.on('data', (chunk) => {
+      answer += chunk;
+    });
+    const body = 'username=nobody&password=x&csrf_token=none';
+    socket.write(
+      `POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    server.process.kill('SIGTERM');
+    const hasExitedEarly = await Promise.race([
+      exited.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 500)),
+    ]);
+    expect(hasExitedEarly, `the process left a request unanswered:\n${server.output()}`).toBe(false);
+
+    socket.end(body.slice(10));
+    expect(await exited).toBe(0);
+    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+  }, 60_000);
 });
