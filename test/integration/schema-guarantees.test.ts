@@ -7,26 +7,28 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-async function insertReceiptWithItem(jobKey: string) {
+/** A receipt of `username` holding one live item for each job key on `cluster`. */
+async function insertReceiptWithItems(jobKeys: string[], { username = 'alice', cluster = 'lab' } = {}) {
   const receipt = await db.pool.query<{ id: number }>(
     `INSERT INTO receipts (username, billed_through, total, currency, tier_name, rates_snapshot, rates_locked_at, created_by)
-     VALUES ('alice', '2026-01-31', 1.00, 'THB', 'mu', '{}', now(), 'alice') RETURNING id`,
+     VALUES ($1, '2026-01-31', 1.00, 'THB', 'mu', '{}', now(), $1) RETURNING id`,
+    [username],
   );
   const receiptId = receipt.rows[0]?.id;
   await db.pool.query(
     `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
-     VALUES ($1, 1, 'lab', $2, $2, 1, 0, 0, 1.00)`,
-    [receiptId, jobKey],
+     SELECT $1, 1, $2, k, k, 1, 0, 0, 1.00 FROM unnest($3::text[]) AS k`,
+    [receiptId, cluster, jobKeys],
   );
   return receiptId;
 }
 
 describe('the database itself', () => {
   it('refuses a job key on two live receipts, and allows it again once the first is void', async () => {
-    const first = await insertReceiptWithItem('4242');
-    await expect(insertReceiptWithItem('4242')).rejects.toMatchObject({ code: '23505' });
+    const first = await insertReceiptWithItems(['4242']);
+    await expect(insertReceiptWithItems(['4242'])).rejects.toMatchObject({ code: '23505' });
     await db.pool.query('UPDATE receipt_items SET is_voided = true WHERE receipt_id = $1', [first]);
-    await expect(insertReceiptWithItem('4242')).resolves.toBeTypeOf('number');
+    await expect(insertReceiptWithItems(['4242'])).resolves.toBeTypeOf('number');
   });
 
   it('refuses to update, delete or truncate audit entries', async () => {
@@ -99,19 +101,7 @@ describe('the database itself', () => {
          VALUES ($1, $2, $3, 'queuer', $4, $5, now() - interval '1 day', 'file')`,
         [cluster, jobId, jobKey, isTerminal ? 'COMPLETED' : 'RUNNING', isTerminal],
       );
-    const addItems = async (jobKeys: string[]) => {
-      const receipt = await db.pool.query<{ id: number }>(
-        `INSERT INTO receipts (username, billed_through, total, currency, tier_name, rates_snapshot, rates_locked_at, created_by)
-         VALUES ('queuer', '2026-01-31', 1.00, 'THB', 'mu', '{}', now(), 'queuer') RETURNING id`,
-      );
-      const receiptId = receipt.rows[0]?.id;
-      await db.pool.query(
-        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
-         SELECT $1, 1, $2, k, k, 1, 0, 0, 1.00 FROM unnest($3::text[]) AS k`,
-        [receiptId, cluster, jobKeys],
-      );
-      return receiptId;
-    };
+    const addItems = (jobKeys: string[]) => insertReceiptWithItems(jobKeys, { username: 'queuer', cluster });
     /** The queued job ids, after checking the queue row for row against the rule it stands for. */
     const queued = async () => {
       const { rows } = await db.pool.query<{ job_id: string; is_queued: boolean; is_due: boolean; is_same: boolean }>(

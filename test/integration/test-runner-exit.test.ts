@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, inject, it } from 'vitest';
+import { runToExit } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 
 // CI trusts `npm test`'s exit code. It once was 0 with failing tests: a library imported by
@@ -28,19 +28,11 @@ it('exits 1 when a test fails under the project global setup', async () => {
     `import { expect, it } from 'vitest';\nit('fails on purpose', () => expect(1).toBe(2));\n`,
   );
 
-  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'node_modules/vitest/vitest.mjs'), 'run'], {
-    cwd: directory,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: inject('adminUrl') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    output += chunk;
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const { code, output } = await runToExit(
+    process.execPath,
+    [path.join(PROJECT_ROOT, 'node_modules/vitest/vitest.mjs'), 'run'],
+    { cwd: directory, env: { DATABASE_URL: inject('adminUrl') } },
+  );
 
   expect(output).toContain('fails on purpose');
   expect(code, output).toBe(1);
