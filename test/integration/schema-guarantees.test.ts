@@ -165,6 +165,32 @@ describe('the database itself', () => {
     expect(await queued()).toEqual(['1', '3', '5']);
   });
 
+  it('queues a voided job with the owner and end a concurrent correction gives it', async () => {
+    await db.pool.query(
+      `INSERT INTO slurm_jobs (cluster, job_id, job_key, "user", state, is_terminal, end_at, source)
+       VALUES ('raced', '1', 'r1', 'racer', 'COMPLETED', true, '2026-03-01T00:00:00Z', 'file')`,
+    );
+    const receiptId = await insertReceiptWithItems(['r1'], { username: 'racer', cluster: 'raced' });
+    const correcting = await db.pool.connect();
+    try {
+      await correcting.query('BEGIN');
+      await correcting.query(
+        `UPDATE slurm_jobs SET "user" = 'racer-corrected', end_at = '2026-03-02T00:00:00Z' WHERE cluster = 'raced'`,
+      );
+      // The void reads the job while the correction is not yet committed.
+      const voiding = db.pool.query('UPDATE receipt_items SET is_voided = true WHERE receipt_id = $1', [receiptId]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await correcting.query('COMMIT');
+      await voiding;
+    } finally {
+      correcting.release();
+    }
+    const { rows } = await db.pool.query(
+      `SELECT u."user", u.end_at FROM unbilled_jobs u JOIN slurm_jobs j ON j.id = u.job_id WHERE j.cluster = 'raced'`,
+    );
+    expect(rows).toEqual([{ user: 'racer-corrected', end_at: new Date('2026-03-02T00:00:00Z') }]);
+  });
+
   it('refills the queue when receipt_items is truncated and empties it with slurm_jobs', async () => {
     const count = async () => (await db.pool.query('SELECT count(*)::int AS n FROM unbilled_jobs')).rows[0]?.n;
     const jobs = async () =>

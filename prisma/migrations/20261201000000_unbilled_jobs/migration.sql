@@ -91,7 +91,9 @@ END;
 $$;
 
 -- Voided, edited or deleted items: the finished jobs of every key they touched are queued
--- again unless another live item still holds the key, and leave if one now does.
+-- again unless another live item still holds the key, and leave if one now does. The jobs
+-- are read FOR SHARE: a job whose owner or end another transaction is correcting at that
+-- moment is queued with the corrected values once that one commits, not the old ones.
 CREATE FUNCTION "unbilled_jobs_resync_keys"("clusters" TEXT[], "job_keys" TEXT[]) RETURNS void LANGUAGE sql AS $$
   DELETE FROM "unbilled_jobs" u
    USING unnest("clusters", "job_keys") AS k("cluster", "job_key")
@@ -108,6 +110,7 @@ CREATE FUNCTION "unbilled_jobs_resync_keys"("clusters" TEXT[], "job_keys" TEXT[]
      AND NOT EXISTS (
            SELECT 1 FROM "receipt_items" ri
             WHERE ri."cluster" = j."cluster" AND ri."job_key" = j."job_key" AND NOT ri."is_voided")
+     FOR SHARE OF j
   ON CONFLICT ("job_id") DO NOTHING;
 $$;
 
