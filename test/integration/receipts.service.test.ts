@@ -276,6 +276,32 @@ describe('month-end run', () => {
   });
 });
 
+describe('month-end run and the billing queue', () => {
+  beforeEach(clearBilling);
+
+  it('bills a finished job the queue lost, with the owner and end the job has', async () => {
+    const { receipts } = buildServices();
+    const [lost, moved] = await buildJobs(db, [
+      { user: 'alice', end: '2025-08-10T00:00:00Z' },
+      { user: 'alice', end: '2025-08-11T00:00:00Z' },
+    ]);
+    // What a race between writers could leave: one job missing, one queued under an old owner.
+    const rowOf = 'SELECT id FROM slurm_jobs WHERE job_id = $1';
+    await db.pool.query(`DELETE FROM unbilled_jobs WHERE job_id = (${rowOf})`, [lost]);
+    await db.pool.query(`UPDATE unbilled_jobs SET "user" = 'someone-else' WHERE job_id = (${rowOf})`, [moved]);
+    await expect(receipts.createForUser({ username: 'alice' }, '2025-08-31', as('alice'))).rejects.toThrow(
+      NothingToBillError,
+    );
+
+    const run = await receipts.runMonthEnd(ADMIN, '2025-08-31');
+    expect(run.receipts.map((receipt) => receipt.username)).toEqual(['alice']);
+    expect(await itemsOfJob(lost as string)).toHaveLength(1);
+    expect(await itemsOfJob(moved as string)).toHaveLength(1);
+    const queued = await db.pool.query('SELECT count(*)::int AS n FROM unbilled_jobs');
+    expect(queued.rows[0]).toEqual({ n: 0 });
+  });
+});
+
 describe('a request racing another that bills the same jobs', () => {
   beforeEach(clearBilling);
 

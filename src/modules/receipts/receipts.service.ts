@@ -144,6 +144,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   async function runMonthEnd(actor: AuditContext, before: string) {
     assertNotFuture(before);
     const cutoff = endOfLocalDay(before, config.timeZone);
+    await receiptsRepository.requeueMissedJobs(db);
     const usernames = await receiptsRepository.findUsersWithUnbilledJobs(db, cutoff);
     const created: { id: number; username: string; total: Prisma.Decimal; currency: string }[] = [];
     const skipped: { username: string; reason: string }[] = [];
