@@ -58,7 +58,6 @@ describe('the server process on SIGTERM', () => {
       DEMO_SEED: '0',
       LOG_LEVEL: 'warn',
     });
-    const exited = new Promise<number | null>((resolve) => server.process.once('exit', (code) => resolve(code)));
     const socket = net.connect(port, '127.0.0.1');
     await new Promise((resolve) => socket.once('connect', resolve));
     let answer = '';
@@ -74,13 +73,13 @@ describe('the server process on SIGTERM', () => {
 
     server.process.kill('SIGTERM');
     const hasExitedEarly = await Promise.race([
-      exited.then(() => true),
+      server.exited.then(() => true),
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 500)),
     ]);
     expect(hasExitedEarly, `the process left a request unanswered:\n${server.output()}`).toBe(false);
 
     socket.end(body.slice(10));
-    expect(await exited).toBe(0);
+    expect(await server.exited).toBe(0);
     expect(answer).toMatch(/^HTTP\/1\.1 403 /);
   }, 60_000);
 });

@@ -6,6 +6,8 @@ export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..');
 export interface RunningServer {
   process: ChildProcess;
   output(): string;
+  /** Resolves with the exit code when the process ends. */
+  exited: Promise<number | null>;
   /** Sends SIGTERM and resolves with the exit code. */
   stop(): Promise<number | null>;
 }
@@ -45,6 +47,7 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 90_00
   return {
     process: child,
     output: () => output,
+    exited,
     stop: async () => {
       child.kill('SIGTERM');
       return exited;
