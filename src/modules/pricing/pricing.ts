@@ -2,7 +2,7 @@ import { Prisma } from '@prisma/client';
 
 /**
  * The pricing rules, as pure functions over plain data. docs/pricing.md states them
- * in words; `usage.sql.ts` repeats the hour and cost formulas in SQL for aggregates,
+ * in words; `pricing.sql.ts` repeats the hour and cost formulas in SQL for aggregates,
  * and a test keeps the two in step.
  */
 

@@ -4,8 +4,15 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { Database, Db } from '../../db/database.js';
 import { queryPrepared } from '../../db/prepared-query.js';
 import type { CpuBasis } from '../pricing/pricing.js';
+import {
+  costOfHoursSql,
+  costSql,
+  cpuHoursSql,
+  GPU_HOURS_SQL,
+  MEM_GB_HOURS_SQL,
+  rateTableSql,
+} from '../pricing/pricing.sql.js';
 import type { RateTableRow } from '../pricing/rates.service.js';
-import { costOfHoursSql, costSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL, rateTableSql } from './usage.sql.js';
 
 /** Which jobs: ended in [from, before), optionally narrowed by owner, account and partition. */
 export interface JobFilter {

@@ -1,13 +1,14 @@
 import { Prisma } from '@prisma/client';
-import type { CpuBasis } from '../pricing/pricing.js';
-import type { RateTableRow } from '../pricing/rates.service.js';
+import type { CpuBasis } from './pricing.js';
+import type { RateTableRow } from './rates.service.js';
 
 /**
- * The pricing formulas of pricing.ts in SQL, for aggregates and exports that must
- * not load every job into Node. Same inputs, same 6-decimal hours, same half-up
+ * The pricing formulas of pricing.ts in SQL, for aggregates, exports and receipts that
+ * must not load every job into Node. Same inputs, same 6-decimal hours, same half-up
  * rounding (PostgreSQL's round() on numeric rounds half away from zero, which is
- * half-up for the non-negative amounts here); test/integration/usage.sql.test.ts
- * checks both give identical numbers. Expects the job as `j` and the rates as `r`.
+ * half-up for the non-negative amounts here); test/integration/usage.service.test.ts
+ * and test/integration/receipts.service.test.ts check both give identical numbers.
+ * Expects the job as `j` and the rates as `r`.
  */
 export function cpuHoursSql(basis: CpuBasis): Prisma.Sql {
   const allocated = Prisma.sql`j.alloc_cpus::numeric * greatest(j.elapsed_sec, 0)`;
