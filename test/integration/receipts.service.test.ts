@@ -1,10 +1,11 @@
 import { Prisma } from '@prisma/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { type CpuBasis, minorUnitDigits, priceJob, sumCosts } from '../../src/modules/pricing/pricing.js';
 import { createRatesService } from '../../src/modules/pricing/rates.service.js';
 import { createReceiptsService, NothingToBillError } from '../../src/modules/receipts/receipts.service.js';
 import { ConflictError, NotFoundError } from '../../src/shared/errors.js';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { awkwardJobSpecs, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildTestConfig } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -171,6 +172,75 @@ describe('creating a receipt', () => {
     // Put mu back for the other tests.
     await later.setRates(ADMIN, { type: 'mu', cpu: d('0.5'), gpu: d('12'), mem: d('0.05') });
   });
+});
+
+describe('receipt prices', () => {
+  beforeEach(clearBilling);
+
+  it.each([
+    ['used', 'THB'],
+    ['allocated', 'JPY'],
+    ['used', 'KWD'],
+  ] as [CpuBasis, string][])(
+    "are the pricing core's, digit for digit, item by item and in total (%s basis, %s)",
+    async (basis, currency) => {
+      // PostgreSQL prices receipts (pricing.sql.ts); the pure core is the statement of the rules.
+      const rates = { cpu: '0.333333', gpu: '12.5', mem: '0.045' };
+      const tierName = `awkward-${basis}-${currency}`.toLowerCase();
+      const username = `pricer-${basis}-${currency}`.toLowerCase();
+      await buildTiers(db, [{ name: tierName, ...rates }], currency);
+      const tier = await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: tierName } });
+      await db.prisma.tierOverride.create({ data: { username, tierId: tier.id } });
+      await buildJobs(db, awkwardJobSpecs(username, new Date('2025-09-01T00:00:00Z')));
+      const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok', PRICING_CPU_BASIS: basis });
+      const ratesService = createRatesService({ db, config, now: () => NOW });
+      const receipts = createReceiptsService({
+        db,
+        config,
+        rates: ratesService,
+        metrics: createMetrics(),
+        now: () => NOW,
+      });
+
+      const created = await receipts.createForUser({ username }, '2025-09-10', as(username));
+
+      const receipt = await db.prisma.receipt.findUniqueOrThrow({
+        where: { id: created.id },
+        include: { items: true },
+      });
+      const jobs = await db.prisma.slurmJob.findMany({ where: { user: username } });
+      expect(receipt.items).toHaveLength(jobs.length);
+      const itemOf = new Map(receipt.items.map((item) => [item.slurmJobId, item]));
+      const digits = minorUnitDigits(currency);
+      const costs: Prisma.Decimal[] = [];
+      for (const job of jobs) {
+        const expected = priceJob(job, { cpu: d(rates.cpu), gpu: d(rates.gpu), mem: d(rates.mem), currency }, basis);
+        costs.push(expected.cost);
+        const item = itemOf.get(job.id);
+        expect({
+          job: job.jobId,
+          cpu: item?.cpuHours.toFixed(6),
+          gpu: item?.gpuHours.toFixed(6),
+          mem: item?.memGbHours.toFixed(6),
+          cost: item?.cost.toFixed(digits),
+        }).toEqual({
+          job: job.jobId,
+          cpu: expected.cpuHours.toFixed(6),
+          gpu: expected.gpuHours.toFixed(6),
+          mem: expected.memGbHours.toFixed(6),
+          cost: expected.cost.toFixed(digits),
+        });
+      }
+      expect(receipt.total.toFixed(digits)).toBe(sumCosts(costs).toFixed(digits));
+      expect(created.total.toFixed(digits)).toBe(sumCosts(costs).toFixed(digits));
+      expect(created.itemCount).toBe(jobs.length);
+      expect(receipt).toMatchObject({ currency, tierName, rateId: expect.any(Number) });
+      expect(receipt.ratesSnapshot).toMatchObject({ ...rates, currency, cpuBasis: basis, tierSource: 'override' });
+      const earliestEnd = Math.min(...jobs.map((job) => job.endAt?.getTime() ?? Number.POSITIVE_INFINITY));
+      expect(receipt.windowStart?.getTime()).toBe(earliestEnd);
+      expect(receipt.windowEnd?.toISOString()).toBe('2025-09-10T17:00:00.000Z');
+    },
+  );
 });
 
 describe('paying and voiding', () => {

@@ -8,7 +8,7 @@ import { createReceiptsService } from '../../src/modules/receipts/receipts.servi
 import { findJobsPage, streamCsvLines } from '../../src/modules/usage/usage.repository.js';
 import { createUsageService } from '../../src/modules/usage/usage.service.js';
 import { BadRequestError } from '../../src/shared/errors.js';
-import { buildJobs, buildTiers, type JobSpec } from '../support/billing-factories.js';
+import { awkwardJobSpecs, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildTestConfig } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -45,23 +45,7 @@ describe('the SQL formulas', () => {
   it.each(['used', 'allocated'] as CpuBasis[])(
     'give the same hours and cost as the pricing core (%s basis)',
     async (basis) => {
-      // A deterministic spread of awkward values: fractions, missing fields, GPUs requested only.
-      const specs: JobSpec[] = [];
-      for (let index = 0; index < 240; index++) {
-        specs.push({
-          user: 'carol',
-          end: new Date(Date.UTC(2025, 8, 15, 0, index)),
-          elapsedSec: (index * 7919) % 200_000,
-          allocCpus: [0, 1, 3, 7, 64][index % 5] as number,
-          allocMemMb: [0, 1.5, 1000, 3333.333, 262_144][index % 5] as number,
-          allocGpus: index % 6 === 0 ? 2 : 0,
-          reqGpus: index % 4 === 0 ? 1 : 0,
-          totalCpuSec: index % 3 === 0 ? null : String(((index * 104_729) % 9_999_999) / 1000),
-          cpuTimeSec: index % 9 === 0 ? null : (index * 7) % 100_000,
-          stepMemGbHours: index % 2 === 0 ? null : String(((index * 13) % 100_000) / 1_000_000),
-        });
-      }
-      const jobIds = await buildJobs(db, specs);
+      const jobIds = await buildJobs(db, awkwardJobSpecs('carol', new Date(Date.UTC(2025, 8, 15))));
       const rates = { cpu: '0.333333', gpu: '12.5', mem: '0.045' };
       const pricing = {
         basis,

@@ -53,6 +53,26 @@ export interface JobSpec {
   partition?: string;
 }
 
+/**
+ * `count` jobs of `user` ending one a minute from `firstEnd`, with a deterministic spread of
+ * awkward values (fractions, missing fields, GPUs requested only): for checking that the
+ * SQL pricing formulas and the pricing core agree digit for digit.
+ */
+export function awkwardJobSpecs(user: string, firstEnd: Date, count = 240): JobSpec[] {
+  return Array.from({ length: count }, (_, index) => ({
+    user,
+    end: new Date(firstEnd.getTime() + index * 60_000),
+    elapsedSec: (index * 7919) % 200_000,
+    allocCpus: [0, 1, 3, 7, 64][index % 5] as number,
+    allocMemMb: [0, 1.5, 1000, 3333.333, 262_144][index % 5] as number,
+    allocGpus: index % 6 === 0 ? 2 : 0,
+    reqGpus: index % 4 === 0 ? 1 : 0,
+    totalCpuSec: index % 3 === 0 ? null : String(((index * 104_729) % 9_999_999) / 1000),
+    cpuTimeSec: index % 9 === 0 ? null : (index * 7) % 100_000,
+    stepMemGbHours: index % 2 === 0 ? null : String(((index * 13) % 100_000) / 1_000_000),
+  }));
+}
+
 /** A stored job row as ingestion would leave it; every field has a plain default. */
 export function jobRow(spec: JobSpec): Prisma.SlurmJobCreateManyInput {
   const jobId = spec.jobId ?? String(nextJobId++);

@@ -1,46 +1,19 @@
 import { Prisma, type ReceiptStatus } from '@prisma/client';
 import type { Db } from '../../db/database.js';
+import type { CpuBasis } from '../pricing/pricing.js';
+import { costOfHoursSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL } from '../pricing/pricing.sql.js';
 
 type Client = Db | Prisma.TransactionClient;
 
 /**
- * What pricing and the receipt item need from a job. Wide numbers come back as text:
- * Prisma turning 10,000 rows of numeric/bigint/timestamptz into Decimal, BigInt and
- * Date objects costs ~4x the query itself, and the pricing core parses text exactly.
+ * FROM and WHERE of the finished jobs of a user that ended before `cutoff` and are on no
+ * live (non-void) receipt. They are read through the billing queue `unbilled_jobs` (kept by
+ * triggers), so the jobs billed long ago are never looked at; the NOT EXISTS probe (the
+ * partial unique index receipt_items_live_job_key) still decides, so the queue can never
+ * make a job billable.
  */
-export interface BillableJob {
-  id: string;
-  cluster: string;
-  jobKey: string;
-  jobId: string;
-  /** ISO 8601 with offset. */
-  endAt: string;
-  elapsedSec: number;
-  allocCpus: number;
-  allocMemMb: string;
-  allocGpus: number;
-  reqGpus: number;
-  cpuTimeSec: string | null;
-  totalCpuSec: string | null;
-  stepMemGbHours: string | null;
-}
-
-/**
- * Finished jobs of a user that ended before `cutoff` and are on no live (non-void)
- * receipt. They are read through the billing queue `unbilled_jobs` (kept by triggers), so
- * the jobs billed long ago are never looked at; the NOT EXISTS probe (the partial unique
- * index receipt_items_live_job_key) still decides, so the queue can never make a job billable.
- * One row per billing key: if ingestion ever stored two rows with one key, billing both
- * would trip that index on every attempt.
- */
-export async function findUnbilledJobs(tx: Client, username: string, cutoff: Date): Promise<BillableJob[]> {
-  return tx.$queryRaw<BillableJob[]>`
-    SELECT DISTINCT ON (j.cluster, j.job_key)
-           j.id::text AS id, j.cluster, j.job_key AS "jobKey", j.job_id AS "jobId",
-           to_char(j.end_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "endAt",
-           j.elapsed_sec AS "elapsedSec", j.alloc_cpus AS "allocCpus", j.alloc_mem_mb::text AS "allocMemMb",
-           j.alloc_gpus AS "allocGpus", j.req_gpus AS "reqGpus", j.cpu_time_sec::text AS "cpuTimeSec",
-           j.total_cpu_sec::text AS "totalCpuSec", j.step_mem_gb_hours::text AS "stepMemGbHours"
+function unbilledJobsOf(username: string, cutoff: Date): Prisma.Sql {
+  return Prisma.sql`
       FROM unbilled_jobs u
       JOIN slurm_jobs j ON j.id = u.job_id
      WHERE u."user" = ${username}
@@ -48,8 +21,97 @@ export async function findUnbilledJobs(tx: Client, username: string, cutoff: Dat
        AND j.is_terminal
        AND NOT EXISTS (
              SELECT 1 FROM receipt_items ri
-              WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided)
-     ORDER BY j.cluster, j.job_key, j.id DESC`;
+              WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided)`;
+}
+
+/** Whether the user has a finished, unbilled job that ended before `cutoff`. */
+export async function hasUnbilledJobs(tx: Client, username: string, cutoff: Date): Promise<boolean> {
+  const rows = await tx.$queryRaw<
+    { found: boolean }[]
+  >`SELECT EXISTS (SELECT 1 ${unbilledJobsOf(username, cutoff)}) AS found`;
+  return rows[0]?.found === true;
+}
+
+/** The receipt row; its total, window start and items come from the jobs it bills. */
+export interface NewReceipt {
+  username: string;
+  /** Local day, YYYY-MM-DD. */
+  billedThrough: string;
+  windowEnd: Date;
+  currency: string;
+  tierName: string;
+  rateId: number;
+  ratesSnapshot: Prisma.InputJsonValue;
+  ratesLockedAt: Date;
+  scope: 'user' | 'admin';
+  createdBy: string;
+}
+
+/** The rates a receipt bills at, and how its costs are rounded. */
+export interface ReceiptPricing {
+  basis: CpuBasis;
+  cpu: Prisma.Decimal;
+  gpu: Prisma.Decimal;
+  mem: Prisma.Decimal;
+  minorDigits: number;
+}
+
+/**
+ * Bills every finished, unbilled job of `receipt.username` that ended before `cutoff` in one
+ * statement: the jobs are picked, priced by the SQL formulas of pricing.sql.ts (the pricing
+ * core's, kept equal by tests), and the receipt and its items inserted, without a row
+ * leaving PostgreSQL. Reading 10,000 jobs into Node, pricing them there and sending them back
+ * took about a third of such a receipt's time (docs/performance.md). One item per billing
+ * key: if ingestion ever stored two rows with one key, billing both would trip the live-item
+ * unique index on every attempt; a job already on a live receipt raises that unique violation.
+ * Returns undefined, having written nothing, when there is nothing to bill.
+ */
+export async function insertReceiptForUnbilledJobs(
+  tx: Prisma.TransactionClient,
+  receipt: NewReceipt,
+  cutoff: Date,
+  pricing: ReceiptPricing,
+): Promise<{ id: number; total: Prisma.Decimal; itemCount: number } | undefined> {
+  const cost = costOfHoursSql(
+    Prisma.sql`p.cpu_hours`,
+    Prisma.sql`p.gpu_hours`,
+    Prisma.sql`p.mem_gb_hours`,
+    Prisma.sql`rate`,
+    pricing.minorDigits,
+  );
+  const rows = await tx.$queryRaw<{ id: number; total: string; itemCount: number }[]>`
+    WITH priced AS MATERIALIZED (
+      SELECT p.*, ${cost} AS cost
+        FROM (SELECT DISTINCT ON (j.cluster, j.job_key)
+                     j.id, j.cluster, j.job_key, j.job_id, j.end_at, ${cpuHoursSql(pricing.basis)} AS cpu_hours,
+                     ${GPU_HOURS_SQL} AS gpu_hours, ${MEM_GB_HOURS_SQL} AS mem_gb_hours
+                ${unbilledJobsOf(receipt.username, cutoff)}
+               ORDER BY j.cluster, j.job_key, j.id DESC) p
+       CROSS JOIN (SELECT ${pricing.cpu.toFixed()}::numeric AS cpu, ${pricing.gpu.toFixed()}::numeric AS gpu,
+                          ${pricing.mem.toFixed()}::numeric AS mem) rate
+    ),
+    receipt AS (
+      INSERT INTO receipts (username, billed_through, window_start, window_end, status, total, currency, tier_name,
+                            rate_id, rates_snapshot, rates_locked_at, scope, created_by)
+      SELECT ${receipt.username}, ${receipt.billedThrough}::date, min(end_at), ${receipt.windowEnd}, 'pending',
+             sum(cost), ${receipt.currency}, ${receipt.tierName}, ${receipt.rateId}::int,
+             ${JSON.stringify(receipt.ratesSnapshot)}::jsonb, ${receipt.ratesLockedAt}, ${receipt.scope},
+             ${receipt.createdBy}
+        FROM priced
+      HAVING count(*) > 0
+      RETURNING id, total
+    ),
+    items AS (
+      INSERT INTO receipt_items
+             (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
+      SELECT receipt.id, p.id, p.cluster, p.job_key, p.job_id, p.cpu_hours, p.gpu_hours, p.mem_gb_hours, p.cost
+        FROM priced p CROSS JOIN receipt
+    )
+    SELECT receipt.id, receipt.total::text AS total, (SELECT count(*) FROM priced)::int AS "itemCount"
+      FROM receipt`;
+  const row = rows[0];
+  if (!row) return undefined;
+  return { id: row.id, total: new Prisma.Decimal(row.total), itemCount: row.itemCount };
 }
 
 /**
@@ -85,60 +147,6 @@ export async function findUsersWithUnbilledJobs(tx: Client, cutoff: Date): Promi
               WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided)
      ORDER BY j."user"`;
   return rows.map((row) => row.user);
-}
-
-export interface NewReceipt {
-  username: string;
-  billedThrough: Date;
-  windowStart: Date;
-  windowEnd: Date;
-  total: Prisma.Decimal;
-  currency: string;
-  tierName: string;
-  rateId: number;
-  ratesSnapshot: Prisma.InputJsonValue;
-  ratesLockedAt: Date;
-  scope: 'user' | 'admin';
-  createdBy: string;
-}
-
-export interface NewReceiptItem {
-  slurmJobId: string;
-  cluster: string;
-  jobKey: string;
-  displayJobId: string;
-  cpuHours: Prisma.Decimal;
-  gpuHours: Prisma.Decimal;
-  memGbHours: Prisma.Decimal;
-  cost: Prisma.Decimal;
-}
-
-/**
- * Inserts a receipt and its items; a job already on a live receipt raises a unique
- * violation. Items go in as one INSERT over unnest()ed arrays: Prisma's createMany
- * through the driver adapter costs about 0.3 ms a row here (3 s for a 10,000-job
- * receipt), the array insert about 50 ms, and it stays one statement whatever the
- * count (no 65,535-parameter limit).
- */
-export async function insertReceiptWithItems(
-  tx: Prisma.TransactionClient,
-  receipt: NewReceipt,
-  items: NewReceiptItem[],
-): Promise<{ id: number }> {
-  const created = await tx.receipt.create({ data: { ...receipt, status: 'pending' }, select: { id: true } });
-  await tx.$executeRaw`
-    INSERT INTO receipt_items
-           (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
-    SELECT ${created.id}, t.* FROM unnest(
-           ${items.map((item) => item.slurmJobId)}::bigint[],
-           ${items.map((item) => item.cluster)}::text[],
-           ${items.map((item) => item.jobKey)}::text[],
-           ${items.map((item) => item.displayJobId)}::text[],
-           ${items.map((item) => item.cpuHours.toFixed())}::numeric[],
-           ${items.map((item) => item.gpuHours.toFixed())}::numeric[],
-           ${items.map((item) => item.memGbHours.toFixed())}::numeric[],
-           ${items.map((item) => item.cost.toFixed())}::numeric[]) AS t`;
-  return created;
 }
 
 const RECEIPT_SELECT = {

@@ -5,7 +5,7 @@ import { AppError, ConflictError, isUniqueViolation, NotFoundError } from '../..
 import { endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { createJobPricer, sumCosts } from '../pricing/pricing.js';
+import { minorUnitDigits } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from './receipts.repository.js';
 import type { TMarkPaid, TReceiptFilter, TVoidReceipt } from './receipts.schema.js';
@@ -55,35 +55,15 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     try {
       const receipt = await db.$transaction(
         async (tx) => {
-          const jobs = await receiptsRepository.findUnbilledJobs(tx, username, cutoff);
-          if (jobs.length === 0) throw new NothingToBillError(before);
+          // A cheap probe first: "nothing to bill" is the common answer and needs no rates.
+          if (!(await receiptsRepository.hasUnbilledJobs(tx, username, cutoff))) throw new NothingToBillError(before);
           const tier = await rates.getUserTierForBilling(tx, username, lockedAt);
-          const price = createJobPricer(tier.rates, config.pricing.cpuBasis);
-          const items = jobs.map((job) => {
-            const priced = price(job);
-            return {
-              slurmJobId: job.id,
-              cluster: job.cluster,
-              jobKey: job.jobKey,
-              displayJobId: job.jobId,
-              cpuHours: priced.cpuHours,
-              gpuHours: priced.gpuHours,
-              memGbHours: priced.memGbHours,
-              cost: priced.cost,
-            };
-          });
-          const total = sumCosts(items.map((item) => item.cost));
-          // Same-format UTC ISO strings sort like the instants they name.
-          let earliestEnd = jobs[0]?.endAt ?? cutoff.toISOString();
-          for (const job of jobs) if (job.endAt < earliestEnd) earliestEnd = job.endAt;
-          const created = await receiptsRepository.insertReceiptWithItems(
+          const created = await receiptsRepository.insertReceiptForUnbilledJobs(
             tx,
             {
               username,
-              billedThrough: new Date(`${before}T00:00:00Z`),
-              windowStart: new Date(earliestEnd),
+              billedThrough: before,
               windowEnd: cutoff,
-              total,
               currency: tier.rates.currency,
               tierName: tier.tier,
               rateId: tier.rates.id,
@@ -102,16 +82,27 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               scope,
               createdBy: actor.actor,
             },
-            items,
+            cutoff,
+            {
+              basis: config.pricing.cpuBasis,
+              cpu: tier.rates.cpu,
+              gpu: tier.rates.gpu,
+              mem: tier.rates.mem,
+              minorDigits: minorUnitDigits(tier.rates.currency),
+            },
           );
+          // The probe and the insert read the same snapshot only under REPEATABLE READ; a
+          // concurrent receipt may have billed the jobs in between.
+          if (!created) throw new NothingToBillError(before);
+          const { total, itemCount } = created;
           await appendAudit(tx, {
             ...actor,
             action: 'receipt.create',
             target: `receipt:${created.id}`,
             status: 'ok',
-            details: { username, before, scope, items: items.length, total: total.toFixed(), tier: tier.tier },
+            details: { username, before, scope, items: itemCount, total: total.toFixed(), tier: tier.tier },
           });
-          return { id: created.id, username, total, currency: tier.rates.currency, itemCount: items.length };
+          return { id: created.id, username, total, currency: tier.rates.currency, itemCount };
         },
         // A month of a busy user's jobs is thousands of rows; the default 5 s is for small writes.
         { timeout: 60_000, maxWait: 10_000 },
