@@ -148,7 +148,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(passport.session());
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));
   app.use(express.json({ limit: '100kb' }));
-  app.use(createCsrfProtection());
+  app.use(createCsrfProtection({ secret: config.sessionSecret, isSecureCookie: config.isProduction }));
   app.use(exposeFlash);
   app.use((req, res, next) => {
     res.locals.currentUser = req.user;

@@ -1,19 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import cookieParser from 'cookie-parser';
 import csurf from 'csurf';
 import type { Request, RequestHandler, Response } from 'express';
 
+/** The signed cookie that holds a visitor's CSRF secret until they sign in. */
+export const CSRF_COOKIE = 'hb.csrf';
+
 /**
- * CSRF protection for every session-backed unsafe request, wrapped here so the
- * library can be swapped. The secret lives in the session (not a cookie); the token
- * comes from the form field `csrf_token` or the `X-CSRFToken` / `X-CSRF-Token` header.
+ * CSRF protection for every session-backed unsafe request, wrapped here so the library can
+ * be swapped. The token comes from the form field `csrf_token` or the `X-CSRFToken` /
+ * `X-CSRF-Token` header. A signed-in user's secret lives in their session, so a token is
+ * bound to it. A visitor's (the sign-in form, error pages) lives in a signed, HttpOnly cookie:
+ * csurf creates a secret for every request that lacks one, and kept in the session that
+ * made every anonymous request (a crawler's, a sign-in form's) write a session row.
  */
-export function createCsrfProtection(): RequestHandler {
-  return csurf({
-    value: (req: Request) =>
-      (typeof req.body?.csrf_token === 'string' ? req.body.csrf_token : undefined) ??
-      req.get('x-csrftoken') ??
-      req.get('x-csrf-token') ??
-      '',
+export function createCsrfProtection(options: { secret: string; isSecureCookie: boolean }): RequestHandler {
+  const value = (req: Request) =>
+    (typeof req.body?.csrf_token === 'string' ? req.body.csrf_token : undefined) ??
+    req.get('x-csrftoken') ??
+    req.get('x-csrf-token') ??
+    '';
+  const forSignedIn = csurf({ value });
+  const forVisitor = csurf({
+    value,
+    cookie: {
+      key: CSRF_COOKIE,
+      signed: true,
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: options.isSecureCookie,
+      path: '/',
+    },
   });
+  // csurf signs and reads the visitor cookie through cookie-parser's req.secret and req.signedCookies.
+  const parseCookies = cookieParser(options.secret);
+  return (req, res, next) => {
+    if (req.user) return forSignedIn(req, res, next);
+    parseCookies(req, res, (error?: unknown) => (error ? next(error) : forVisitor(req, res, next)));
+  };
+}
+
+/**
+ * Gives a session that is being signed in a CSRF secret of its own, before its one save; the
+ * visitor's cookie secret ends with the visit. csurf keeps a session's secret under
+ * `csrfSecret`, 18 random bytes in base64url as here.
+ */
+export function giveSessionCsrfSecret(req: Request, res: Response): void {
+  req.session.csrfSecret = randomBytes(18).toString('base64url');
+  res.clearCookie(CSRF_COOKIE, { path: '/' });
 }
 
 /** True for the error csurf raises on a missing or wrong token. */

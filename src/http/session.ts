@@ -7,6 +7,8 @@ declare module 'express-session' {
   interface SessionData {
     signedInAt?: number;
     lastSeenAt?: number;
+    /** csurf's secret for a signed-in session (src/http/csrf.ts). */
+    csrfSecret?: string;
     flash?: { type: 'success' | 'error' | 'warning'; message: string };
   }
 }

@@ -1,4 +1,4 @@
-import { pbkdf2Sync } from 'node:crypto';
+import { createHmac, pbkdf2Sync } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
@@ -13,9 +13,13 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
+const KNOWN_SECRET = 'a-session-secret-the-test-knows-0123456789';
+
+const setCookies = (response: request.Response): string[] =>
+  ([] as string[]).concat(response.headers['set-cookie'] ?? []);
+
 const sessionCookie = (response: request.Response) =>
-  ([] as string[])
-    .concat(response.headers['set-cookie'] ?? [])
+  setCookies(response)
     .find((cookie) => cookie.startsWith('hb.sid='))
     ?.split(';')[0];
 
@@ -30,27 +34,39 @@ describe('the sign-in form', () => {
 describe('signing in', () => {
   const app = () => buildTestApp(db);
 
-  it('sends users to /me and admins to /admin, with a new session id (no fixation)', async () => {
+  it('sends users to /me and admins to /admin, on a new session id (no fixation)', async () => {
     const alice = await buildUser(db.prisma, { username: 'alice' });
     await buildUser(db.prisma, { username: 'root', role: 'admin', password: 'root-password' });
-    const agent = request.agent(app());
-    const form = await agent.get('/login').set('Accept', 'text/html');
-    const before = sessionCookie(form);
-    expect(before).toBeDefined();
-    const { response } = await postLogin(app(), 'alice', alice.password, { agent });
+    // An attacker plants a session id of their own (a stored anonymous session) in the victim's browser.
+    const planted = 'planted-session-id-0123456789';
+    await db.pool.query(`INSERT INTO "session" (sid, sess, expire) VALUES ($1, $2, now() + interval '1 hour')`, [
+      planted,
+      { cookie: { originalMaxAge: 3_600_000, httpOnly: true, path: '/' } },
+    ]);
+    const signature = createHmac('sha256', KNOWN_SECRET).update(planted).digest('base64').replace(/=+$/, '');
+    const plantedCookie = `hb.sid=${encodeURIComponent(`s:${planted}.${signature}`)}`;
+    const knownSecretApp = buildTestApp(db, { env: { SESSION_SECRET: KNOWN_SECRET } });
+    const form = await request(knownSecretApp).get('/login').set('Cookie', plantedCookie).expect(200);
+    const visitorCookies = setCookies(form).map((c) => c.split(';')[0]);
+    const response = await request(knownSecretApp)
+      .post('/login')
+      .set('Cookie', [plantedCookie, ...visitorCookies].join('; '))
+      .type('form')
+      .send({ username: 'alice', password: alice.password, csrf_token: csrfTokenIn(form.text) });
     expect(response.status).toBe(302);
     expect(response.headers.location).toBe('/me');
     const after = sessionCookie(response);
     expect(after).toBeDefined();
-    expect(after).not.toBe(before);
-    expect(response.headers['set-cookie']?.[0]).toMatch(/HttpOnly/);
-    expect(response.headers['set-cookie']?.[0]).toMatch(/SameSite=Lax/);
+    expect(after).not.toContain(planted);
+    expect((await db.pool.query('SELECT 1 FROM "session" WHERE sid = $1', [planted])).rowCount).toBe(0);
+    expect(setCookies(response).find((c) => c.startsWith('hb.sid='))).toMatch(/HttpOnly/);
+    expect(setCookies(response).find((c) => c.startsWith('hb.sid='))).toMatch(/SameSite=Lax/);
 
     const admin = await postLogin(app(), 'root', 'root-password');
     expect(admin.response.headers.location).toBe('/admin');
   });
 
-  it('writes the signed-in session once, with a CSRF secret of its own, and the first page leaves it alone', async () => {
+  it('writes nothing for the form and the signed-in session once, with a CSRF secret of its own; the first page leaves it alone', async () => {
     const user = await buildUser(db.prisma, { username: 'written-once' });
     // Every write to the session table, in order, by a trigger in this test's database.
     await db.pool.query(`
@@ -72,24 +88,22 @@ describe('signing in', () => {
     try {
       const agent = request.agent(app());
       const form = await agent.get('/login').set('Accept', 'text/html').expect(200);
-      const [anonymous] = await takeWrites();
-      expect(anonymous?.op).toBe('INSERT');
+      expect(await takeWrites()).toEqual([]);
 
-      await agent
+      const signedIn = await agent
         .post('/login')
         .type('form')
         .send({ username: 'written-once', password: user.password, csrf_token: csrfTokenIn(form.text) })
         .expect(302);
       const signIn = await takeWrites();
-      expect(signIn.map((write) => write.op)).toEqual(['DELETE', 'INSERT']);
-      expect(signIn[0]?.sid).toBe(anonymous?.sid);
-      const session = signIn[1]?.sess;
-      expect(signIn[1]?.sid).not.toBe(anonymous?.sid);
+      expect(signIn.map((write) => write.op)).toEqual(['INSERT']);
+      const session = signIn[0]?.sess;
       expect(session).toMatchObject({ passport: { user: user.id } });
       expect(session?.signedInAt).toEqual(expect.any(Number));
       expect(session?.lastSeenAt).toBe(session?.signedInAt);
-      expect(session?.csrfSecret).toEqual(expect.any(String));
-      expect(session?.csrfSecret).not.toBe(anonymous?.sess.csrfSecret);
+      expect(session?.csrfSecret).toEqual(expect.stringMatching(/^[A-Za-z0-9_-]{24}$/));
+      // The visitor's cookie secret ends with the visit.
+      expect(setCookies(signedIn)).toContainEqual(expect.stringMatching(/^hb\.csrf=;.*Expires=Thu, 01 Jan 1970/));
 
       const page = await agent.get('/account').set('Accept', 'text/html').expect(200);
       expect(await takeWrites()).toEqual([]);
@@ -310,6 +324,79 @@ describe('CSRF', () => {
       .type('form')
       .send({ csrf_token: await csrfTokenOf(agent) })
       .expect(302);
+  });
+
+  it("keeps a visitor's secret in a signed HttpOnly cookie, so anonymous pages write no session row", async () => {
+    const app = buildTestApp(db);
+    const count = async () => Number((await db.pool.query('SELECT count(*) FROM "session"')).rows[0].count);
+    const before = await count();
+    for (const path of ['/login', '/', '/no-such-page', '/login?next=%2Fme']) {
+      for (let visitor = 0; visitor < 5; visitor++) {
+        const page = await request(app).get(path).set('Accept', 'text/html');
+        expect(setCookies(page).some((cookie) => cookie.startsWith('hb.sid='))).toBe(false);
+        if (path.startsWith('/login')) {
+          const visitorCookie = setCookies(page).find((cookie) => cookie.startsWith('hb.csrf='));
+          expect(visitorCookie).toMatch(/^hb\.csrf=s%3A[^;]+; Path=\/; HttpOnly; SameSite=Lax$/);
+        }
+      }
+    }
+    expect(await count()).toBe(before);
+  });
+
+  it("refuses a sign-in whose token does not match the visitor's own signed cookie, and records no attempt", async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'visitorcsrf' });
+    const formOf = async () => {
+      const page = await request(app).get('/login').set('Accept', 'text/html').expect(200);
+      const cookie = setCookies(page)
+        .find((c) => c.startsWith('hb.csrf='))
+        ?.split(';')[0];
+      return { token: csrfTokenIn(page.text), cookie: cookie as string };
+    };
+    const mine = await formOf();
+    const theirs = await formOf();
+    const throttleRows = await db.prisma.authThrottle.count();
+    const tampered = mine.cookie.replace(/.(;|$)/, (last) => (last[0] === 'A' ? 'B' : 'A') + last.slice(1));
+    const attempts = [
+      { cookie: undefined, token: mine.token },
+      { cookie: theirs.cookie, token: mine.token },
+      { cookie: tampered, token: mine.token },
+      { cookie: mine.cookie, token: 'forged-token' },
+    ];
+    for (const attempt of attempts) {
+      const post = request(app).post('/login').set('Accept', 'text/html').type('form');
+      if (attempt.cookie) post.set('Cookie', attempt.cookie);
+      // A wrong password: were the token taken, the failure would be counted.
+      const refused = await post.send({
+        username: 'visitorcsrf',
+        password: 'wrong-password',
+        csrf_token: attempt.token,
+      });
+      expect(refused.status).toBe(403);
+      expect(refused.text).toContain('security token');
+    }
+    expect(await db.prisma.authThrottle.count()).toBe(throttleRows);
+    await request(app)
+      .post('/login')
+      .set('Cookie', mine.cookie)
+      .type('form')
+      .send({ username: 'visitorcsrf', password: user.password, csrf_token: mine.token })
+      .expect(302);
+  });
+
+  it("does not take the sign-in form's token once signed in: that one is bound to the session", async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'boundcsrf' });
+    const agent = request.agent(app);
+    const form = await agent.get('/login').set('Accept', 'text/html').expect(200);
+    const visitorToken = csrfTokenIn(form.text);
+    await agent
+      .post('/login')
+      .type('form')
+      .send({ username: 'boundcsrf', password: user.password, csrf_token: visitorToken })
+      .expect(302);
+    await agent.post('/logout').set('Accept', 'text/html').type('form').send({ csrf_token: visitorToken }).expect(403);
+    await agent.get('/account').set('Accept', 'text/html').expect(200);
   });
 
   it('puts a working token on pages rendered by the error handler too (tokens are made at render time)', async () => {

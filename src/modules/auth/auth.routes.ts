@@ -52,7 +52,7 @@ export function authRoutes(deps: {
         return renderLogin(req, res, { error: message, username });
       }
       const nextPath = toSafeNextPath(req.body?.next ?? req.query.next);
-      signInOnNewSession(deps.passport, req, user, deps.now().getTime(), (loginError) => {
+      signInOnNewSession(deps.passport, req, res, user, deps.now().getTime(), (loginError) => {
         if (loginError) return next(loginError);
         res.redirect(302, nextPath ?? homeOf(user));
       });

@@ -1,6 +1,7 @@
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { Passport } from 'passport';
 import { Strategy as LocalStrategy } from 'passport-local';
+import { giveSessionCsrfSecret } from '../../http/csrf.js';
 import { type AuthServiceDeps, findSessionUser, type SessionUser, signIn, toSessionUser } from './auth.service.js';
 
 declare global {
@@ -45,12 +46,13 @@ export function createPassport(deps: AuthServiceDeps): InstanceType<typeof Passp
  * Signs `user` in on a new session id, so an id planted before sign-in is useless
  * (fixation), and writes the new session row once. req.logIn saves the regenerated session
  * itself, express-session saves it again at the end of the response (its id changed), and
- * the first page saves it a third time to hold a CSRF secret; here everything is in the
+ * the first page would save it a third time to hold a CSRF secret; here everything is in the
  * session before the one save at the end of the response, which is also sent only after it.
  */
 export function signInOnNewSession(
   passport: InstanceType<typeof Passport>,
   req: Request,
+  res: Response,
   user: Express.User,
   signedInAt: number,
   done: (error?: unknown) => void,
@@ -62,8 +64,7 @@ export function signInOnNewSession(
       req.session.passport = { user: serialized };
       req.session.signedInAt = signedInAt;
       req.session.lastSeenAt = signedInAt;
-      // The new session has no CSRF secret yet: asking for a token makes a fresh one.
-      req.csrfToken();
+      giveSessionCsrfSecret(req, res);
       req.logIn(user, { session: false }, done);
     });
   });
