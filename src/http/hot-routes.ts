@@ -61,12 +61,23 @@ const HEALTHZ_BODY = Buffer.from(JSON.stringify({ status: 'ok' }));
 export function createHotRoutes(deps: HotRoutesDeps) {
   const { securityHeaders, rates, metrics, logger } = deps;
 
-  function begin(req: IncomingMessage, res: ServerResponse): string {
+  // Every header of an answer but its request id and ETag, as the flat [name, value, ...] list
+  // writeHead takes: one call instead of a validated setHeader per header (fifteen of them).
+  const securityHeaderList = securityHeaders.flat();
+  const healthzHeaders = [
+    ...securityHeaderList,
+    'Cache-Control',
+    'no-store',
+    'Content-Type',
+    'application/json; charset=utf-8',
+    'Content-Length',
+    String(HEALTHZ_BODY.length),
+  ];
+  const formulaHeaders = [...securityHeaderList, 'Cache-Control', 'no-cache'];
+
+  function requestIdOf(req: IncomingMessage): string {
     const incoming = req.headers['x-request-id'];
-    const id = typeof incoming === 'string' && isSafeRequestId(incoming) ? incoming : randomUUID();
-    res.setHeader('X-Request-Id', id);
-    for (const [name, value] of securityHeaders) res.setHeader(name, value);
-    return id;
+    return typeof incoming === 'string' && isSafeRequestId(incoming) ? incoming : randomUUID();
   }
 
   function finish(req: IncomingMessage, res: ServerResponse, id: string, endpoint: string, startedAt: bigint) {
@@ -81,10 +92,8 @@ export function createHotRoutes(deps: HotRoutesDeps) {
   }
 
   function serveHealthz(req: IncomingMessage, res: ServerResponse, startedAt: bigint) {
-    const id = begin(req, res);
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    res.setHeader('Content-Length', HEALTHZ_BODY.length);
+    const id = requestIdOf(req);
+    res.writeHead(200, [...healthzHeaders, 'X-Request-Id', id]);
     res.end(HEALTHZ_BODY);
     finish(req, res, id, '/healthz', startedAt);
   }
@@ -97,15 +106,15 @@ export function createHotRoutes(deps: HotRoutesDeps) {
   ) {
     rates.getFormula(undefined).then(
       (formula) => {
-        const id = begin(req, res);
-        res.setHeader('ETag', formula.etag);
-        res.setHeader('Cache-Control', 'no-cache');
+        const id = requestIdOf(req);
+        const headers = [...formulaHeaders, 'ETag', formula.etag, 'X-Request-Id', id];
         if (isEtagMatched(req.headers['if-none-match'], formula.etag)) {
-          res.statusCode = 304;
+          res.writeHead(304, headers);
           res.end();
         } else {
-          res.setHeader('Content-Type', 'application/json; charset=utf-8');
-          res.setHeader('Content-Length', Buffer.byteLength(formula.body));
+          headers.push('Content-Type', 'application/json; charset=utf-8');
+          headers.push('Content-Length', String(Buffer.byteLength(formula.body)));
+          res.writeHead(200, headers);
           res.end(formula.body);
         }
         finish(req, res, id, '/formula', startedAt);

@@ -86,6 +86,10 @@ describe('hot routes answered before Express', () => {
     const notModified = await request(withRates).get('/formula').set('If-None-Match', `W/${etag}`).expect(304);
     expect(notModified.text).toBe('');
     expect(notModified.headers.etag).toBe(etag);
+    expect(notModified.headers['cache-control']).toBe('no-cache');
+    expect(notModified.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(securityHeadersOf(notModified.headers)).toEqual(securityHeadersOf(first.headers));
+    expect(securityHeadersOf(first.headers)).toEqual(securityHeadersOf(viaExpress.headers));
     await request(withRates).get('/formula').set('If-None-Match', '"stale", *').expect(304);
     await request(withRates).get('/formula').set('If-None-Match', '"stale"').expect(200);
   });
