@@ -330,7 +330,8 @@ describe('month-end run', () => {
 
     const first = await receipts.runMonthEnd(ADMIN, '2025-08-31');
     expect(first.receiptCount).toBe(2);
-    expect(first.receipts.map((receipt) => receipt.username).sort()).toEqual(['alice', 'gov_anan']);
+    // Users are billed two at a time; the report lists them in name order all the same.
+    expect(first.receipts.map((receipt) => receipt.username)).toEqual(['alice', 'gov_anan']);
     const rows = await db.prisma.receipt.findMany({ where: { scope: 'admin' } });
     expect(rows.map((row) => [row.username, row.tierName, row.createdBy]).sort()).toEqual([
       ['alice', 'mu', 'admin'],
@@ -343,6 +344,45 @@ describe('month-end run', () => {
     const second = await receipts.runMonthEnd(ADMIN, '2025-08-31');
     expect(second.receiptCount).toBe(0);
     expect(await db.prisma.receipt.count()).toBe(3);
+  });
+
+  it('stops at an unexpected error once the receipts in flight are done; a second run bills the rest', async () => {
+    const { receipts } = buildServices();
+    const users = ['m1', 'm2', 'm3', 'm4-doomed', 'm5', 'm6', 'm7'];
+    await buildJobs(
+      db,
+      users.flatMap((user) => [
+        { user, end: '2025-08-20T00:00:00Z' },
+        { user, end: '2025-08-21T00:00:00Z' },
+      ]),
+    );
+    // A failure that is neither "nothing to bill" nor a conflict (a full disk, say), for one user.
+    await db.pool.query(`
+      CREATE FUNCTION refuse_doomed_receipt() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'disk full (test)'; END $$;
+      CREATE TRIGGER refuse_doomed_receipt BEFORE INSERT ON receipts
+        FOR EACH ROW WHEN (NEW.username = 'm4-doomed') EXECUTE FUNCTION refuse_doomed_receipt();`);
+    const allowDoomed = () =>
+      db.pool.query(
+        'DROP TRIGGER IF EXISTS refuse_doomed_receipt ON receipts; DROP FUNCTION IF EXISTS refuse_doomed_receipt();',
+      );
+    try {
+      await expect(receipts.runMonthEnd(ADMIN, '2025-08-31')).rejects.toThrow(/disk full/);
+      const billed = await db.prisma.receipt.findMany({ include: { _count: { select: { items: true } } } });
+      expect(billed.map((receipt) => receipt.username)).not.toContain('m4-doomed');
+      // Whatever was billed before the stop is whole: two items a receipt, no job twice.
+      expect(billed.every((receipt) => receipt._count.items === 2)).toBe(true);
+      expect(billed.length).toBeLessThan(users.length - 1);
+
+      await allowDoomed();
+      const second = await receipts.runMonthEnd(ADMIN, '2025-08-31');
+      expect(second.receiptCount).toBe(users.length - billed.length);
+      const perJob = await db.prisma.receiptItem.groupBy({ by: ['slurmJobId'], _count: { _all: true } });
+      expect(perJob).toHaveLength(users.length * 2);
+      expect(perJob.every((row) => row._count._all === 1)).toBe(true);
+    } finally {
+      await allowDoomed();
+    }
   });
 });
 

@@ -28,6 +28,8 @@ export interface ReceiptsServiceDeps {
 }
 
 const PAGE_SIZE = 25;
+/** Users billed at the same time by the month-end run. */
+const MONTH_END_CONCURRENCY = 2;
 
 /** Receipts: creation (user and month-end), payment marking and voiding; each change is one transaction. */
 export function createReceiptsService(deps: ReceiptsServiceDeps) {
@@ -130,27 +132,41 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   /**
    * Month-end: a receipt for every user with unbilled usage up to `before`. Each user
    * is their own transaction, so one user's conflict does not undo the others, and a
-   * second run finds nothing left and creates nothing.
+   * second run finds nothing left and creates nothing. Two users are billed at a time:
+   * PostgreSQL does most of a receipt's work, and one at a time left a core idle.
+   * An unexpected error stops the run once the receipts in flight are done.
    */
   async function runMonthEnd(actor: AuditContext, before: string) {
     assertNotFuture(before);
     const cutoff = endOfLocalDay(before, config.timeZone);
     await receiptsRepository.requeueMissedJobs(db);
     const usernames = await receiptsRepository.findUsersWithUnbilledJobs(db, cutoff);
-    const created: { id: number; username: string; total: Prisma.Decimal; currency: string }[] = [];
-    const skipped: { username: string; reason: string }[] = [];
-    for (const username of usernames) {
-      try {
-        created.push(await createReceipt(username, before, 'admin', actor));
-      } catch (error) {
-        // Someone billed this user between the listing and now: that is the outcome we wanted.
-        if (error instanceof NothingToBillError || error instanceof ConflictError) {
-          skipped.push({ username, reason: error.message });
-          continue;
+    type Outcome =
+      | { created: { id: number; username: string; total: Prisma.Decimal; currency: string } }
+      | { skipped: { username: string; reason: string } };
+    const outcomes: Outcome[] = [];
+    let failure: { error: unknown } | undefined;
+    let nextIndex = 0;
+    const billOneAfterAnother = async () => {
+      while (failure === undefined && nextIndex < usernames.length) {
+        const index = nextIndex++;
+        const username = usernames[index] as string;
+        try {
+          outcomes[index] = { created: await createReceipt(username, before, 'admin', actor) };
+        } catch (error) {
+          // Someone billed this user between the listing and now: that is the outcome we wanted.
+          if (error instanceof NothingToBillError || error instanceof ConflictError) {
+            outcomes[index] = { skipped: { username, reason: error.message } };
+          } else {
+            failure ??= { error };
+          }
         }
-        throw error;
       }
-    }
+    };
+    await Promise.all(Array.from({ length: MONTH_END_CONCURRENCY }, billOneAfterAnother));
+    if (failure) throw failure.error;
+    const created = outcomes.flatMap((outcome) => ('created' in outcome ? [outcome.created] : []));
+    const skipped = outcomes.flatMap((outcome) => ('skipped' in outcome ? [outcome.skipped] : []));
     const totals = new Map<string, Prisma.Decimal>();
     for (const receipt of created) {
       totals.set(receipt.currency, (totals.get(receipt.currency) ?? new Prisma.Decimal(0)).plus(receipt.total));
