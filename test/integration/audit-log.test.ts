@@ -175,6 +175,20 @@ describe('the audit pages', () => {
     expect(bad.body.error).toContain('from: ');
   });
 
+  it('offers every recorded action once, in order, in the action filter', async () => {
+    const app = buildTestApp(db);
+    await buildUser(db.prisma, { username: 'actions', role: 'admin', password: 'actions-password' });
+    const agent = await signInAs(app, 'actions', 'actions-password');
+    for (const action of ['zz.last', 'aa.first', 'mm.middle', 'aa.first', 'zz.last', 'mm.middle.sub']) {
+      await recordAudit(db, { ...context, action, status: 'ok' });
+    }
+    const page = await agent.get('/admin/audit').set('Accept', 'text/html').expect(200);
+    const offered = [...page.text.matchAll(/<option value="([^"]+)"/g)].map((match) => match[1]);
+    const distinct = await db.pool.query<{ action: string }>('SELECT DISTINCT action FROM audit_log ORDER BY action');
+    expect(offered).toEqual(distinct.rows.map((row) => row.action));
+    expect(offered).toEqual(expect.arrayContaining(['aa.first', 'mm.middle', 'mm.middle.sub', 'zz.last']));
+  });
+
   it('streams the whole log as CSV and counts the download', async () => {
     const metrics = createMetrics();
     const app = buildTestApp(db, { metrics });
