@@ -313,6 +313,34 @@ describe('paying and voiding', () => {
   });
 });
 
+describe('listing receipts', () => {
+  beforeEach(clearBilling);
+
+  it('counts the items of each receipt on the page, a voided receipt keeping its count', async () => {
+    const { receipts } = buildServices();
+    const jobsOf = (user: string, count: number) =>
+      Array.from({ length: count }, (_, index) => ({ user, end: new Date(Date.UTC(2025, 8, 1, index)) }));
+    await buildJobs(db, [...jobsOf('alice', 2), ...jobsOf('bob', 3), ...jobsOf('carol', 1)]);
+    const made = new Map<string, number>();
+    for (const user of ['alice', 'bob', 'carol']) {
+      made.set(user, (await receipts.createForUser({ username: user }, '2025-09-10', as(user))).id);
+    }
+    await receipts.voidReceipt(ADMIN, made.get('carol') as number, { reason: 'wrong project' });
+
+    const all = await receipts.listForAdmin({ page: 1 } as Parameters<typeof receipts.listForAdmin>[0]);
+    expect(Object.fromEntries(all.receipts.map((receipt) => [receipt.username, receipt._count.items]))).toEqual({
+      alice: 2,
+      bob: 3,
+      carol: 1,
+    });
+    const bobs = await receipts.listForUser('bob', 1);
+    expect(bobs.receipts.map((receipt) => receipt._count.items)).toEqual([3]);
+    expect((await receipts.getById(made.get('alice') as number)).receipt._count.items).toBe(2);
+    expect((await receipts.getForUser('carol', made.get('carol') as number)).receipt._count.items).toBe(1);
+    expect((await receipts.listForUser('nobody', 1)).receipts).toEqual([]);
+  });
+});
+
 describe('month-end run', () => {
   beforeEach(clearBilling);
 

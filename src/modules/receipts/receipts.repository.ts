@@ -171,10 +171,30 @@ const RECEIPT_SELECT = {
   voidedAt: true,
   voidedBy: true,
   createdAt: true,
-  _count: { select: { items: true } },
 } as const satisfies Prisma.ReceiptSelect;
 
-export type ReceiptRow = Prisma.ReceiptGetPayload<{ select: typeof RECEIPT_SELECT }>;
+export type ReceiptRow = Prisma.ReceiptGetPayload<{ select: typeof RECEIPT_SELECT }> & {
+  _count: { items: number };
+};
+
+/**
+ * The receipts with their item counts, counted for these receipts only. Prisma's
+ * `_count` on a list joins a count of every receipt item in the table, grouped, to the
+ * page: 220 ms for 25 receipts over 1,000,000 items, and growing with every receipt.
+ */
+async function withItemCounts(
+  db: Client,
+  receipts: Prisma.ReceiptGetPayload<{ select: typeof RECEIPT_SELECT }>[],
+): Promise<ReceiptRow[]> {
+  if (receipts.length === 0) return [];
+  const counts = await db.receiptItem.groupBy({
+    by: ['receiptId'],
+    where: { receiptId: { in: receipts.map((receipt) => receipt.id) } },
+    _count: { _all: true },
+  });
+  const countOf = new Map(counts.map((group) => [group.receiptId, group._count._all]));
+  return receipts.map((receipt) => ({ ...receipt, _count: { items: countOf.get(receipt.id) ?? 0 } }));
+}
 
 /** One receipt header, if it exists (and belongs to `username` when given). */
 export async function findReceipt(db: Client, id: number, username?: string): Promise<ReceiptRow | undefined> {
@@ -182,7 +202,7 @@ export async function findReceipt(db: Client, id: number, username?: string): Pr
     where: { id, ...(username !== undefined ? { username } : {}) },
     select: RECEIPT_SELECT,
   });
-  return receipt ?? undefined;
+  return receipt ? (await withItemCounts(db, [receipt]))[0] : undefined;
 }
 
 /** Items of a receipt in job order. */
@@ -229,7 +249,7 @@ function whereOf(filter: ReceiptFilter): Prisma.ReceiptWhereInput {
 /** Receipts newest first, one page of them, with the number matching. */
 export async function listReceipts(db: Client, filter: ReceiptFilter, page: { offset: number; limit: number }) {
   const where = whereOf(filter);
-  const [rows, count] = await Promise.all([
+  const [receipts, count] = await Promise.all([
     db.receipt.findMany({
       where,
       orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
@@ -239,7 +259,7 @@ export async function listReceipts(db: Client, filter: ReceiptFilter, page: { of
     }),
     db.receipt.count({ where }),
   ]);
-  return { rows, count };
+  return { rows: await withItemCounts(db, receipts), count };
 }
 
 /** Sum and count of receipts by status under a filter (the status part of it ignored). */
