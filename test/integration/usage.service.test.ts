@@ -209,16 +209,38 @@ describe('usage of one user', () => {
     expect(page.charts.map((chart) => chart.svg).join('')).not.toMatch(/<script|style=/);
   });
 
-  it('lists billed jobs with their receipt', async () => {
+  it('lists billed jobs with their live receipt, newest receipt first, then by end', async () => {
     const { usage, receipts } = buildServices();
-    const [jobId] = await buildJobs(db, [
+    const [first, second, third, fourth] = await buildJobs(db, [
+      { user: 'alice', end: '2025-09-10T00:00:00Z' },
+      { user: 'alice', end: '2025-09-12T00:00:00Z' },
       { user: 'alice', end: '2025-09-15T00:00:00Z' },
+      { user: 'alice', end: '2025-09-18T00:00:00Z' },
       { user: 'alice', end: '2025-09-19T00:00:00Z' },
+      { user: 'bob', end: '2025-09-12T00:00:00Z' },
     ]);
-    const receipt = await receipts.createForUser({ username: 'alice' }, '2025-09-15', as('alice'));
-    const page = await usage.getUserUsage('alice', { view: 'billed', sort: 'end', dir: 'desc', page: 1 });
+    const voided = await receipts.createForUser({ username: 'alice' }, '2025-09-12', as('alice'));
+    await receipts.voidReceipt(as('admin'), voided.id, { reason: 'wrong project' });
+    const older = await receipts.createForUser({ username: 'alice' }, '2025-09-15', as('alice'));
+    const newer = await receipts.createForUser({ username: 'alice' }, '2025-09-18', as('alice'));
+    await receipts.createForUser({ username: 'bob' }, '2025-09-18', as('bob'));
+
+    const page = await usage.getUserUsage('alice', {
+      view: 'billed',
+      sort: 'end',
+      dir: 'desc',
+      page: 1,
+      start: '2025-09-01',
+      end: '2025-09-20',
+    });
     if (page.view !== 'billed') throw new Error('expected the billed view');
-    expect(page.rows.map((row) => [row.receiptId, row.jobId])).toEqual([[receipt.id, jobId]]);
+    expect(page.rows.map((row) => [row.receiptId, row.jobId, row.receiptStatus])).toEqual([
+      [newer.id, fourth, 'pending'],
+      [older.id, first, 'pending'],
+      [older.id, second, 'pending'],
+      [older.id, third, 'pending'],
+    ]);
+    expect(page.count).toBe(4);
   });
 
   it.each([

@@ -207,22 +207,32 @@ export interface BilledRow {
   cost: Prisma.Decimal;
 }
 
-/** Jobs in the window that are on a live receipt, grouped by receipt (newest receipt first). */
+/**
+ * Jobs in the window that are on a live receipt, grouped by receipt (newest receipt first).
+ * Each job of the window looks up its live item and receipt (LATERAL ... LIMIT 1; the
+ * live-item unique index allows one anyway). As a plain join, PostgreSQL chose to walk every
+ * receipt item in receipt order to find the page's first rows: 0.75-5 s for a year of a busy
+ * user over 1,000,000 items, growing with every receipt; this way it is 0.3-0.5 s.
+ */
 export async function findBilledPage(
   db: Db,
   filter: JobFilter,
   page: { offset: number; limit: number },
 ): Promise<{ rows: BilledRow[]; count: number }> {
   const from = Prisma.sql`FROM slurm_jobs j
-      JOIN receipt_items ri ON ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
-      JOIN receipts rc ON rc.id = ri.receipt_id
+      JOIN LATERAL (
+             SELECT ri.cost, rc.id AS receipt_id, rc.status, rc.created_at
+               FROM receipt_items ri
+               JOIN receipts rc ON rc.id = ri.receipt_id
+              WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
+              LIMIT 1) b ON true
      WHERE ${whereOf(filter)}`;
   const [rows, counted] = await Promise.all([
     db.$queryRaw<BilledRow[]>(Prisma.sql`
-      SELECT rc.id AS "receiptId", rc.status::text AS "receiptStatus", rc.created_at AS "receiptCreatedAt",
-             j.job_id AS "jobId", j.name, j.end_at AS "endAt", ri.cost
+      SELECT b.receipt_id AS "receiptId", b.status::text AS "receiptStatus", b.created_at AS "receiptCreatedAt",
+             j.job_id AS "jobId", j.name, j.end_at AS "endAt", b.cost
       ${from}
-      ORDER BY rc.id DESC, j.end_at, j.id LIMIT ${page.limit} OFFSET ${page.offset}`),
+      ORDER BY b.receipt_id DESC, j.end_at, j.id LIMIT ${page.limit} OFFSET ${page.offset}`),
     db.$queryRaw<{ count: bigint }[]>(Prisma.sql`SELECT count(*) AS count ${from}`),
   ]);
   return { rows, count: Number(counted[0]?.count ?? 0) };
