@@ -174,7 +174,7 @@ export function createApp(deps: AppDeps): express.Express {
   );
   app.use(pricingAdminRoutes({ rates, guards }));
   app.use(usageRoutes({ usage, metrics, guards, timeZone: config.timeZone, now }));
-  app.use(receiptsRoutes({ receipts, guards }));
+  app.use(receiptsRoutes({ receipts, metrics, guards }));
   app.use(paymentRoutes({ payments, guards }));
   app.use(adminUsageRoutes({ usage, metrics, guards }));
   app.use(adminBillingRoutes({ receipts, usage, metrics, guards }));

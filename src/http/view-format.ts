@@ -23,6 +23,7 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
   const grouping = (digits: number) =>
     new Intl.NumberFormat('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
   const hours = grouping(2);
+  const counts = grouping(0);
   const moneyFormats = new Map<string, Intl.NumberFormat>();
   const moneyFormat = (currency: string) => {
     let format = moneyFormats.get(currency);
@@ -38,6 +39,8 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
     /** 1,234.50 in the currency's minor unit (no symbol; columns say which currency). */
     money: (value: Numeric, currency = options.currency) =>
       moneyFormat(currency).format(exact(value) as unknown as number),
+    /** 10,146: a count with thousands separators. */
+    count: (value: number) => counts.format(value),
     /** Hours to two decimals. */
     hours: (value: Numeric) => hours.format(exact(value) as unknown as number),
     /** 20/09/2025, 14:05 in APP_TZ. */

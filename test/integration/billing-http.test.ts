@@ -1,3 +1,4 @@
+import { Prisma } from '@prisma/client';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
@@ -212,6 +213,8 @@ describe('receipts over HTTP', () => {
     const page = await html(alice, location).expect(200);
     expect(page.text).toContain('9001');
     expect(page.text).toContain('pending');
+    expect(page.text).toContain('Total (1 job)');
+    expect(page.text).not.toContain('page 1 of');
     expect((await html(alice, '/me/receipts').expect(200)).text).toContain(location);
     await html(bob, location).expect(404);
     await html(alice, '/me/receipts/abc').expect(400);
@@ -220,6 +223,86 @@ describe('receipts over HTTP', () => {
     expect(again.status).toBe(422);
     expect(again.text).toContain('Nothing to bill: no finished, unbilled jobs ended on or before 2025-09-15.');
     expect(await db.prisma.receipt.count()).toBe(1);
+  });
+
+  it('pages a large receipt 500 jobs at a time and exports every item as CSV, to its owner and admins only', async () => {
+    // 5,001 jobs: eleven pages, the last with one job, and two batches of the CSV's 5,000.
+    await buildJobs(
+      db,
+      Array.from({ length: 5001 }, (_, index) => ({
+        user: 'alice',
+        end: new Date(Date.UTC(2025, 8, 1, 0, 0, index)),
+        jobId: String(700_000 + index),
+        allocCpus: 1 + (index % 7),
+        elapsedSec: 600 + index,
+        allocGpus: index % 5 === 0 ? 1 : 0,
+      })),
+    );
+    const location = (await createReceipt(alice, '2025-09-15')).headers.location as string;
+    const id = Number(location.split('/').pop());
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id } });
+    const items = await db.prisma.receiptItem.findMany({ where: { receiptId: id }, orderBy: { id: 'asc' } });
+    expect(items).toHaveLength(5001);
+    const jobsOn = (text: string) => [...text.matchAll(/<td data-label="Job">([^<]*)<\/td>/g)].map((match) => match[1]);
+
+    const first = await html(alice, location).expect(200);
+    expect(jobsOn(first.text)).toEqual(items.slice(0, 500).map((item) => item.displayJobId));
+    expect(first.text).toContain('Jobs 1–500 of 5,001 (page 1 of 11)');
+    expect(first.text).toContain(`href="${location}?page=2" rel="next"`);
+    expect(first.text).toContain('Total (5,001 jobs)');
+    expect(first.text).toContain(`href="${location}/items.csv"`);
+    const middle = await html(alice, `${location}?page=2`).expect(200);
+    expect(jobsOn(middle.text)).toEqual(items.slice(500, 1000).map((item) => item.displayJobId));
+    const last = await html(alice, `${location}?page=11`).expect(200);
+    expect(jobsOn(last.text)).toEqual([items[5000]?.displayJobId]);
+    expect(last.text).toContain('Jobs 5,001–5,001 of 5,001 (page 11 of 11)');
+    expect(last.text).toContain(`href="${location}?page=10" rel="prev"`);
+    expect(last.text).not.toContain('rel="next"');
+
+    const json = (agent: Agent, path: string) => agent.get(path).set('Accept', 'application/json');
+    expect((await json(alice, `${location}?page=12`).expect(404)).body).toEqual({
+      error: `Receipt #${id} lists 5001 jobs on 11 pages; there is no page 12.`,
+      code: 404,
+    });
+    expect((await json(alice, `${location}?page=0`).expect(400)).body.error).toMatch(/^page: /);
+    expect((await json(alice, `${location}?page=two`).expect(400)).body.error).toMatch(/^page: /);
+    await html(bob, `${location}?page=2`).expect(404);
+
+    const downloadsBefore = await metricValue(metrics, 'csv_download_total', { kind: 'receipt_items' });
+    const csv = await alice.get(`${location}/items.csv`).expect(200);
+    expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
+    expect(csv.headers['content-disposition']).toBe(`attachment; filename="receipt-${id}-items.csv"`);
+    const lines = csv.text.split('\n');
+    expect(lines.at(-1)).toBe('');
+    expect(lines[0]).toBe('receipt_id,job_id,cluster,cpu_hours,gpu_hours,mem_gb_hours,cost,currency');
+    expect(lines.slice(1, -1)).toEqual(
+      items.map((item) =>
+        [
+          id,
+          item.displayJobId,
+          item.cluster,
+          item.cpuHours.toFixed(6),
+          item.gpuHours.toFixed(6),
+          item.memGbHours.toFixed(6),
+          item.cost.toFixed(2),
+          'THB',
+        ].join(','),
+      ),
+    );
+    const csvTotal = lines
+      .slice(1, -1)
+      .reduce((sum, line) => sum.add(line.split(',')[6] as string), new Prisma.Decimal(0));
+    expect(csvTotal.toFixed(2)).toBe(receipt.total.toFixed(2));
+    expect(await metricValue(metrics, 'csv_download_total', { kind: 'receipt_items' })).toBe(downloadsBefore + 1);
+    expect((await json(bob, `${location}/items.csv`).expect(404)).body.error).toBe(`Receipt #${id} was not found.`);
+    await json(alice, '/me/receipts/0/items.csv').expect(400);
+
+    const adminPage = await html(admin, `/admin/receipts/${id}?page=3`).expect(200);
+    expect(jobsOn(adminPage.text)).toEqual(items.slice(1000, 1500).map((item) => item.displayJobId));
+    expect(adminPage.text).toContain(`href="/admin/receipts/${id}?page=4" rel="next"`);
+    expect((await admin.get(`/admin/receipts/${id}/items.csv`).expect(200)).text).toBe(csv.text);
+    await alice.get(`/admin/receipts/${id}/items.csv`).set('Accept', 'application/json').expect(403);
+    await json(admin, '/admin/receipts/999999/items.csv').expect(404);
   });
 
   it('needs a CSRF token and a real date', async () => {

@@ -29,6 +29,7 @@ describe('GET /metrics', () => {
       'csv_download_total{kind="my_usage"}',
       'csv_download_total{kind="user_usage"}',
       'csv_download_total{kind="audit"}',
+      'csv_download_total{kind="receipt_items"}',
       'payments_webhook_events_total{provider="dummy",event="payment.succeeded",outcome="ok"}',
     ]) {
       expect(sampleOf(response.text, series), series).toBe(0);

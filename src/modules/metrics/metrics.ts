@@ -161,7 +161,8 @@ export function createMetrics(options: MetricsOptions = {}) {
   metrics.receiptCreated.inc({ scope: 'user' }, 0);
   metrics.receiptCreated.inc({ scope: 'admin' }, 0);
   metrics.receiptMarkedPaid.inc({ actor_type: 'admin' }, 0);
-  for (const kind of ['admin_paid', 'my_usage', 'user_usage', 'audit']) metrics.csvDownloads.inc({ kind }, 0);
+  for (const kind of ['admin_paid', 'my_usage', 'user_usage', 'audit', 'receipt_items'])
+    metrics.csvDownloads.inc({ kind }, 0);
   metrics.webhookEvents.inc({ provider: 'dummy', event: 'payment.succeeded', outcome: 'ok' }, 0);
   metrics.ready.set(0);
   // Nothing is known to be broken until a verification says so.

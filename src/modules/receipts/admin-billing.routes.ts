@@ -11,11 +11,12 @@ import {
   PAYMENT_METHODS,
   ZCreateReceipt,
   ZMarkPaid,
+  ZPageQuery,
   ZReceiptFilter,
   ZReceiptId,
   ZVoidReceipt,
 } from './receipts.schema.js';
-import type { ReceiptsService } from './receipts.service.js';
+import { RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
 
 /** Admin billing: receipts across users, mark paid, void, month-end run, paid CSV. */
 export function adminBillingRoutes(deps: {
@@ -45,14 +46,23 @@ export function adminBillingRoutes(deps: {
 
   router.get('/admin/receipts/:id', guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id);
-    const { receipt, items } = await receipts.getById(id);
+    const { page } = parseInput(ZPageQuery, req.query);
+    const shown = await receipts.getById(id, page);
     res.render('receipts/show', {
-      title: `Receipt #${receipt.id}`,
-      receipt,
-      items,
+      title: `Receipt #${id}`,
+      ...shown,
       isAdminView: true,
       paymentMethods: PAYMENT_METHODS,
+      link: (changes: Record<string, unknown>) => linkTo(`/admin/receipts/${id}`, {}, changes),
+      itemsCsvLink: `/admin/receipts/${id}/items.csv`,
     });
+  });
+
+  router.get('/admin/receipts/:id/items.csv', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZReceiptId, req.params.id);
+    const { chunks } = await receipts.streamItemsCsv(id);
+    metrics.csvDownloads.inc({ kind: 'receipt_items' });
+    await sendCsv(res, `receipt-${id}-items.csv`, RECEIPT_ITEMS_CSV_COLUMNS, chunks);
   });
 
   router.post('/admin/receipts/:id/paid', guards.requireAdmin, async (req, res) => {

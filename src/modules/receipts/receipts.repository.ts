@@ -205,22 +205,36 @@ export async function findReceipt(db: Client, id: number, username?: string): Pr
   return receipt ?? undefined;
 }
 
-/** Items of a receipt in job order. */
-export async function listItems(db: Client, receiptId: number) {
+const ITEM_SELECT = {
+  id: true,
+  cluster: true,
+  jobKey: true,
+  displayJobId: true,
+  cpuHours: true,
+  gpuHours: true,
+  memGbHours: true,
+  cost: true,
+  isVoided: true,
+} as const;
+
+/** One page of a receipt's items, in the order they were billed. */
+export async function listItems(db: Client, receiptId: number, page: { offset: number; limit: number }) {
   return db.receiptItem.findMany({
     where: { receiptId },
     orderBy: { id: 'asc' },
-    select: {
-      id: true,
-      cluster: true,
-      jobKey: true,
-      displayJobId: true,
-      cpuHours: true,
-      gpuHours: true,
-      memGbHours: true,
-      cost: true,
-      isVoided: true,
-    },
+    skip: page.offset,
+    take: page.limit,
+    select: ITEM_SELECT,
+  });
+}
+
+/** The next `limit` items of a receipt after item `afterId` (keyset, for the items CSV). */
+export async function findItemsBatch(db: Client, receiptId: number, afterId: bigint | undefined, limit: number) {
+  return db.receiptItem.findMany({
+    where: { receiptId, ...(afterId === undefined ? {} : { id: { gt: afterId } }) },
+    orderBy: { id: 'asc' },
+    take: limit,
+    select: ITEM_SELECT,
   });
 }
 

@@ -1,14 +1,21 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
+import { sendCsv } from '../../http/csv-response.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { Guards } from '../auth/auth.guards.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { linkTo } from '../usage/usage.routes.js';
 import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
-import type { ReceiptsService } from './receipts.service.js';
+import { RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
 
 /** A researcher's receipts: create one, list them, open one (printable). */
-export function receiptsRoutes(deps: { receipts: ReceiptsService; guards: Guards }) {
-  const { receipts, guards } = deps;
+export function receiptsRoutes(deps: {
+  receipts: ReceiptsService;
+  metrics: Pick<Metrics, 'csvDownloads'>;
+  guards: Guards;
+}) {
+  const { receipts, metrics, guards } = deps;
   const router = express.Router();
 
   router.post('/me/receipt', guards.requireUser, async (req, res) => {
@@ -25,8 +32,22 @@ export function receiptsRoutes(deps: { receipts: ReceiptsService; guards: Guards
 
   router.get('/me/receipts/:id', guards.requireUser, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id);
-    const { receipt, items } = await receipts.getForUser(sessionUserOf(req).username, id);
-    res.render('receipts/show', { title: `Receipt #${receipt.id}`, receipt, items, isAdminView: false });
+    const { page } = parseInput(ZPageQuery, req.query);
+    const shown = await receipts.getForUser(sessionUserOf(req).username, id, page);
+    res.render('receipts/show', {
+      title: `Receipt #${id}`,
+      ...shown,
+      isAdminView: false,
+      link: (changes: Record<string, unknown>) => linkTo(`/me/receipts/${id}`, {}, changes),
+      itemsCsvLink: `/me/receipts/${id}/items.csv`,
+    });
+  });
+
+  router.get('/me/receipts/:id/items.csv', guards.requireUser, async (req, res) => {
+    const id = parseInput(ZReceiptId, req.params.id);
+    const { chunks } = await receipts.streamItemsCsv(id, sessionUserOf(req).username);
+    metrics.csvDownloads.inc({ kind: 'receipt_items' });
+    await sendCsv(res, `receipt-${id}-items.csv`, RECEIPT_ITEMS_CSV_COLUMNS, chunks);
   });
 
   return router;
