@@ -31,6 +31,25 @@ describe('the database itself', () => {
     await expect(insertReceiptWithItems(['4242'])).resolves.toBeTypeOf('number');
   });
 
+  it('compares the job keys byte by byte (collation C)', async () => {
+    // Every job and receipt-item lookup compares these columns many times; under the
+    // database's C.UTF-8 they went through strcoll (migration 20261201190000).
+    const columns = await db.pool.query<{ column: string; collation: string | null }>(
+      `SELECT table_name || '.' || column_name AS column, collation_name AS collation
+         FROM information_schema.columns
+        WHERE (table_name, column_name) IN (('slurm_jobs', 'cluster'), ('slurm_jobs', 'job_id'),
+              ('slurm_jobs', 'job_key'), ('receipt_items', 'cluster'), ('receipt_items', 'job_key'))
+        ORDER BY 1`,
+    );
+    expect(columns.rows).toEqual([
+      { column: 'receipt_items.cluster', collation: 'C' },
+      { column: 'receipt_items.job_key', collation: 'C' },
+      { column: 'slurm_jobs.cluster', collation: 'C' },
+      { column: 'slurm_jobs.job_id', collation: 'C' },
+      { column: 'slurm_jobs.job_key', collation: 'C' },
+    ]);
+  });
+
   it('refuses to update, delete or truncate audit entries', async () => {
     await db.pool.query(
       `INSERT INTO audit_log (actor, action, status, prev_hash, hash) VALUES ('admin', 'user.create', 'ok', $1, $2)`,
