@@ -1,5 +1,6 @@
 import { type AppServer, startAppServer } from './app-server.js';
 import type { LoadCliOptions } from './cli-options.js';
+import { readDatabaseSettings } from './database-settings.js';
 import { runScenario, type ScenarioResult } from './run-scenario.js';
 import { findScenario } from './scenarios.js';
 
@@ -40,7 +41,9 @@ export async function driveFromCli(options: LoadCliOptions): Promise<ScenarioRes
   };
   process.once('SIGINT', stopOnSignal);
   try {
-    return await runScenario({ ...options, scenario, baseUrl, serverPid });
+    const result = await runScenario({ ...options, scenario, baseUrl, serverPid });
+    if (!options.databaseUrl) return result;
+    return { ...result, database: await readDatabaseSettings(options.databaseUrl) };
   } finally {
     process.off('SIGINT', stopOnSignal);
     await server?.stop();

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PROJECT_ROOT } from './app-server.js';
+import { describeDatabaseSettings } from './database-settings.js';
 import type { ScenarioResult } from './run-scenario.js';
 
 export const RESULTS_DIR = path.join(PROJECT_ROOT, 'bench', 'results');
@@ -47,6 +48,7 @@ export function renderMarkdown(result: ScenarioResult): string {
       ),
     );
   }
+  if (result.database) lines.push('', `Database: ${describeDatabaseSettings(result.database)}`);
   const samples = [...result.setupRoutes, ...result.routes].flatMap((route) => Object.entries(route.failureSamples));
   if (result.setupError) samples.unshift([`setup: ${result.setupError}`, 1]);
   if (samples.length > 0) {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Pool } from 'undici';
 import { createRandom } from '../../src/modules/demo/demo-jobs.js';
 import { benchUsername } from './bench-users.js';
+import type { DatabaseSettings } from './database-settings.js';
 import { readCsrfToken } from './html-token.js';
 import { HttpSession } from './http-session.js';
 import { ServerSampler, type ServerUsage } from './proc-sampler.js';
@@ -55,6 +56,8 @@ export interface ScenarioResult {
   setupRoutes: RouteReport[];
   setupError?: string;
   server?: ServerUsage;
+  /** The database server's settings, when the bench knows its DATABASE_URL. */
+  database?: DatabaseSettings;
 }
 
 // Past the deadline, requests in flight get this long before their connections are cut.

@@ -4,6 +4,7 @@ import { parseBillingArgs, spreadBenchUsers } from '../../bench/lib/billing-data
 import { parseLoadArgs, parseRampMs, parseServerEnv, parseThinkMs, takeOption } from '../../bench/lib/cli-options.js';
 import { CookieJar } from '../../bench/lib/cookie-jar.js';
 import { toCopyField, toCopyLine } from '../../bench/lib/copy-text.js';
+import { describeDatabaseSettings, parseHugePagesMb } from '../../bench/lib/database-settings.js';
 import { readCsrfToken } from '../../bench/lib/html-token.js';
 import { describeStatus } from '../../bench/lib/http-session.js';
 import { LatencyRecorder, nearestRankPercentile } from '../../bench/lib/latency-recorder.js';
@@ -247,6 +248,31 @@ describe('/proc parsing', () => {
     ].join('\n');
     expect(findListeningInode(table, 8000)).toBe('55555');
     expect(findListeningInode(table, 8001)).toBeUndefined();
+  });
+});
+
+describe('database settings line', () => {
+  const meminfo = [
+    'MemTotal:       24684544 kB',
+    'HugePages_Total:    1100',
+    'HugePages_Free:     1064',
+    'HugePages_Rsvd:     1025',
+    'HugePages_Surp:        0',
+    'Hugepagesize:       2048 kB',
+  ].join('\n');
+
+  it('counts huge pages taken or reserved, in MB', () => {
+    // (1100 - 1064 + 1025) pages of 2 MB.
+    expect(parseHugePagesMb(meminfo)).toEqual({ usedOrReserved: 2122, total: 2200 });
+    expect(parseHugePagesMb('MemTotal: 1 kB\n')).toBeUndefined();
+  });
+
+  it('says what PostgreSQL ran with', () => {
+    const settings = { version: '15.20', sharedBuffers: '2GB', hugePages: 'try' };
+    expect(describeDatabaseSettings(settings)).toBe('PostgreSQL 15.20, shared_buffers 2GB, huge_pages try.');
+    expect(describeDatabaseSettings({ ...settings, hostHugePagesMb: { usedOrReserved: 0, total: 0 } })).toBe(
+      'PostgreSQL 15.20, shared_buffers 2GB, huge_pages try; host huge pages in use or reserved: 0 of 0 MB.',
+    );
   });
 });
 
