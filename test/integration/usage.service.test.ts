@@ -1,4 +1,5 @@
 import { Prisma } from '@prisma/client';
+import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { formatCsvField } from '../../src/http/csv-format.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
@@ -11,6 +12,17 @@ import { BadRequestError } from '../../src/shared/errors.js';
 import { awkwardJobSpecs, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildTestConfig } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+interface PlanNode {
+  'Node Type': string;
+  'Index Name'?: string;
+  'Scan Direction'?: string;
+  Plans?: PlanNode[];
+}
+
+function flattenPlan(node: PlanNode | undefined): PlanNode[] {
+  return node ? [node, ...(node.Plans ?? []).flatMap(flattenPlan)] : [];
+}
 
 const as = (username: string) => ({ actor: username, ip: '127.0.0.1', userAgent: 'test' });
 
@@ -174,6 +186,58 @@ describe('usage of one user', () => {
     const rows = pages.flatMap((page) => (page.view === 'detail' ? page.rows : []));
     expect(rows.map((row) => ({ jobId: row.jobId, isBilled: row.receiptId !== null }))).toEqual(expected);
     expect(rows.filter((row) => row.receiptId !== null)).toHaveLength(30);
+  });
+
+  it('reads the newest-first page off the (user, end_at, id) index in order, without sorting the window', async () => {
+    await buildJobs(
+      db,
+      Array.from({ length: 200 }, (_, index) => ({ user: 'alice', end: new Date(Date.UTC(2025, 8, 15, 0, index)) })),
+    );
+    const issued: pg.QueryConfig[] = [];
+    const recordingPool = {
+      query: (config: pg.QueryConfig) => {
+        issued.push(config);
+        return db.pool.query(config);
+      },
+    } as unknown as pg.Pool;
+    const filter = { from: new Date('2025-09-14T00:00:00Z'), before: new Date('2025-09-20T00:00:00Z'), user: 'alice' };
+    const pricing = { basis: 'allocated' as const, minorDigits: 2, rates: [] };
+    const rows = await findJobsPage(recordingPool, filter, pricing, {
+      sort: 'end',
+      direction: 'desc',
+      offset: 0,
+      limit: 50,
+    });
+    expect(rows.map((row) => row.endAt.getTime())).toEqual(
+      Array.from({ length: 50 }, (_, index) => Date.UTC(2025, 8, 15, 0, 199 - index)),
+    );
+
+    // With sorting priced out, PostgreSQL sorts only if no index yields the order, as it did
+    // when the page's ORDER BY said NULLS LAST (a backward scan gives NULLS FIRST).
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SET LOCAL enable_sort = off');
+      await client.query('SET LOCAL enable_seqscan = off');
+      await client.query('SET LOCAL enable_bitmapscan = off');
+      const [statement] = issued;
+      const explained = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>({
+        text: `EXPLAIN (FORMAT JSON) ${statement?.text}`,
+        values: statement?.values,
+      });
+      const nodes = flattenPlan(explained.rows[0]?.['QUERY PLAN'][0].Plan);
+      expect(nodes.filter((node) => node['Node Type'] === 'Sort')).toEqual([]);
+      expect(nodes).toContainEqual(
+        expect.objectContaining({
+          'Node Type': 'Index Scan',
+          'Index Name': 'slurm_jobs_user_end_at_id_idx',
+          'Scan Direction': 'Backward',
+        }),
+      );
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
   });
 
   it('totals per local day, including empty days, with an SVG chart per resource', async () => {

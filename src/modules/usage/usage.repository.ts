@@ -98,6 +98,14 @@ export const SORT_COLUMNS = {
 } as const;
 export type SortColumn = keyof typeof SORT_COLUMNS;
 
+/**
+ * Sort columns that can be NULL and so need NULLS LAST. The others never are in a window
+ * (end_at is bounded by it), and leaving NULLS LAST off them lets the newest-first page
+ * read the (user, end_at, id) index backwards and stop after one page: a DESC scan yields
+ * NULLS FIRST, and PostgreSQL does not know the window rules NULLs out.
+ */
+const NULLABLE_SORTS: ReadonlySet<SortColumn> = new Set(['cost']);
+
 type PgUsageRow = Omit<UsageRow, 'id' | 'cpuHours' | 'gpuHours' | 'memGbHours' | 'cost'> & {
   id: string;
   cpuHours: string;
@@ -129,7 +137,8 @@ export async function findJobsPage(
 ): Promise<UsageRow[]> {
   const direction = Prisma.raw(page.direction === 'asc' ? 'ASC' : 'DESC');
   const column = Prisma.raw(SORT_COLUMNS[page.sort]);
-  const order = Prisma.sql`ORDER BY ${column} ${direction} NULLS LAST, j.id ${direction}`;
+  const nulls = Prisma.raw(NULLABLE_SORTS.has(page.sort) ? ' NULLS LAST' : '');
+  const order = Prisma.sql`ORDER BY ${column} ${direction}${nulls}, j.id ${direction}`;
   let query: Prisma.Sql;
   if (SORT_COLUMNS[page.sort].startsWith('j.')) {
     // Sorted by a column of the job itself: pick the page first, then price only its rows.
@@ -140,11 +149,7 @@ export async function findJobsPage(
       ${order} LIMIT ${page.limit} OFFSET ${page.offset})`;
     query = pricedJobsSql({ ...filter, source: pageOfJobs }, pricing, order);
   } else {
-    query = pricedJobsSql(
-      filter,
-      pricing,
-      Prisma.sql`ORDER BY ${column} ${direction} NULLS LAST, j.id ${direction} LIMIT ${page.limit} OFFSET ${page.offset}`,
-    );
+    query = pricedJobsSql(filter, pricing, Prisma.sql`${order} LIMIT ${page.limit} OFFSET ${page.offset}`);
   }
   return (await queryPrepared<PgUsageRow>(pool, query)).map(toUsageRow);
 }
