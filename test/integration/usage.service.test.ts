@@ -188,7 +188,7 @@ describe('usage of one user', () => {
     expect(rows.filter((row) => row.receiptId !== null)).toHaveLength(30);
   });
 
-  it('reads the newest-first page off the (user, end_at, id) index in order, without sorting the window', async () => {
+  it('reads the newest-first page off the (user, end_at, id) index in order and finds receipts by hashed key', async () => {
     await buildJobs(
       db,
       Array.from({ length: 200 }, (_, index) => ({ user: 'alice', end: new Date(Date.UTC(2025, 8, 15, 0, index)) })),
@@ -233,6 +233,10 @@ describe('usage of one user', () => {
           'Index Name': 'slurm_jobs_user_end_at_id_idx',
           'Scan Direction': 'Backward',
         }),
+      );
+      // Each job's live receipt item is found through the hash index on the billing key.
+      expect(nodes).toContainEqual(
+        expect.objectContaining({ 'Node Type': 'Index Scan', 'Index Name': 'receipt_items_live_job_key_hash' }),
       );
     } finally {
       await client.query('ROLLBACK');

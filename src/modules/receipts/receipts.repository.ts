@@ -5,7 +5,10 @@ import { costOfHoursSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL } from '..
 
 type Client = Db | Prisma.TransactionClient;
 
-/** The job `j` is on no live (non-void) receipt: a probe of the live-item unique index. */
+/**
+ * The job `j` is on no live (non-void) receipt: a probe of the live items by billing key
+ * (the hash index; the unique btree is what stops a second live item being written).
+ */
 const IS_ON_NO_LIVE_RECEIPT = Prisma.sql`NOT EXISTS (
              SELECT 1 FROM receipt_items ri
               WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided)`;
@@ -13,9 +16,8 @@ const IS_ON_NO_LIVE_RECEIPT = Prisma.sql`NOT EXISTS (
 /**
  * FROM and WHERE of the finished jobs of a user that ended before `cutoff` and are on no
  * live (non-void) receipt. They are read through the billing queue `unbilled_jobs` (kept by
- * triggers), so the jobs billed long ago are never looked at; the NOT EXISTS probe (the
- * partial unique index receipt_items_live_job_key) still decides, so the queue can never
- * make a job billable.
+ * triggers), so the jobs billed long ago are never looked at; the NOT EXISTS probe of the
+ * live items still decides, so the queue can never make a job billable.
  */
 function unbilledJobsOf(username: string, cutoff: Date): Prisma.Sql {
   return Prisma.sql`
