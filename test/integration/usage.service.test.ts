@@ -72,7 +72,7 @@ describe('the SQL formulas', () => {
           },
         ],
       };
-      const rows = await findJobsPage(
+      const { rows } = await findJobsPage(
         db.pool,
         { from: new Date('2025-09-01'), before: new Date('2025-10-01'), user: 'carol' },
         pricing,
@@ -202,7 +202,7 @@ describe('usage of one user', () => {
     } as unknown as pg.Pool;
     const filter = { from: new Date('2025-09-14T00:00:00Z'), before: new Date('2025-09-20T00:00:00Z'), user: 'alice' };
     const pricing = { basis: 'allocated' as const, minorDigits: 2, rates: [] };
-    const rows = await findJobsPage(recordingPool, filter, pricing, {
+    const { rows, count } = await findJobsPage(recordingPool, filter, pricing, {
       sort: 'end',
       direction: 'desc',
       offset: 0,
@@ -211,6 +211,9 @@ describe('usage of one user', () => {
     expect(rows.map((row) => row.endAt.getTime())).toEqual(
       Array.from({ length: 50 }, (_, index) => Date.UTC(2025, 8, 15, 0, 199 - index)),
     );
+    // The window's count comes with the page, in the same statement.
+    expect(count).toBe(200);
+    expect(issued).toHaveLength(1);
 
     // With sorting priced out, PostgreSQL sorts only if no index yields the order, as it did
     // when the page's ORDER BY said NULLS LAST (a backward scan gives NULLS FIRST).
@@ -242,6 +245,22 @@ describe('usage of one user', () => {
       await client.query('ROLLBACK');
       client.release();
     }
+  });
+
+  it('counts the window for a page past the last one, and an empty window as 0', async () => {
+    await buildJobs(
+      db,
+      Array.from({ length: 60 }, (_, index) => ({ user: 'alice', end: new Date(Date.UTC(2025, 8, 15, 0, index)) })),
+    );
+    const pricing = { basis: 'allocated' as const, minorDigits: 2, rates: [] };
+    const window = { from: new Date('2025-09-14T00:00:00Z'), before: new Date('2025-09-20T00:00:00Z') };
+    const page = { sort: 'end' as const, direction: 'desc' as const, limit: 50 };
+    const second = await findJobsPage(db.pool, { ...window, user: 'alice' }, pricing, { ...page, offset: 50 });
+    expect({ rows: second.rows.length, count: second.count }).toEqual({ rows: 10, count: 60 });
+    const pastTheEnd = await findJobsPage(db.pool, { ...window, user: 'alice' }, pricing, { ...page, offset: 100 });
+    expect(pastTheEnd).toEqual({ rows: [], count: 60 });
+    const nobody = await findJobsPage(db.pool, { ...window, user: 'nobody' }, pricing, { ...page, offset: 0 });
+    expect(nobody).toEqual({ rows: [], count: 0 });
   });
 
   it('totals per local day, including empty days, with an SVG chart per resource', async () => {
@@ -423,7 +442,9 @@ describe('CSV rows', () => {
     const filter = { from: new Date('2025-09-14T00:00:00Z'), before: new Date('2025-09-16T00:00:00Z'), user: 'alice' };
     const parts: Buffer[] = [];
     for await (const chunk of streamCsvLines(db, filter, pricing)) parts.push(chunk);
-    const [listed] = await findJobsPage(db.pool, filter, pricing, {
+    const {
+      rows: [listed],
+    } = await findJobsPage(db.pool, filter, pricing, {
       sort: 'end',
       direction: 'asc',
       offset: 0,

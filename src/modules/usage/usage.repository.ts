@@ -42,13 +42,13 @@ function whereOf(filter: JobFilter): Prisma.Sql {
  * job is on a live receipt, else an estimate at the owner's current rates.
  */
 function pricedJobsSql(
-  filter: JobFilter & { source?: Prisma.Sql },
+  filter: JobFilter & { source?: Prisma.Sql; extraColumns?: Prisma.Sql },
   pricing: PricingContext,
   tail: Prisma.Sql,
 ): Prisma.Sql {
   return Prisma.sql`
     WITH r AS (${rateTableSql(pricing.rates)})
-    SELECT j.id, j.cluster, j.job_id AS "jobId", j.name, j.state, j."user" AS username, j.account, j.partition,
+    SELECT ${filter.extraColumns ?? Prisma.empty} j.id, j.cluster, j.job_id AS "jobId", j.name, j.state, j."user" AS username, j.account, j.partition,
            j.start_at AS "startAt", j.end_at AS "endAt", j.elapsed_sec AS "elapsedSec",
            ${cpuHoursSql(pricing.basis)} AS "cpuHours", ${GPU_HOURS_SQL} AS "gpuHours",
            ${MEM_GB_HOURS_SQL} AS "memGbHours",
@@ -126,19 +126,22 @@ function toUsageRow(row: PgUsageRow): UsageRow {
 }
 
 /**
- * One page of jobs in the window, sorted by a whitelisted column (job id breaks ties).
- * A prepared statement (src/db/prepared-query.ts): /me runs it on every view.
+ * One page of jobs in the window, sorted by a whitelisted column (job id breaks ties), and
+ * how many jobs the window holds. A prepared statement (src/db/prepared-query.ts): /me runs
+ * it on every view. The count rides along as a column (an InitPlan, computed once) rather
+ * than a second statement: each round trip costs both processes a socket write and a wake-up.
  */
 export async function findJobsPage(
   pool: pg.Pool,
   filter: JobFilter,
   pricing: PricingContext,
   page: { sort: SortColumn; direction: 'asc' | 'desc'; offset: number; limit: number },
-): Promise<UsageRow[]> {
+): Promise<{ rows: UsageRow[]; count: number }> {
   const direction = Prisma.raw(page.direction === 'asc' ? 'ASC' : 'DESC');
   const column = Prisma.raw(SORT_COLUMNS[page.sort]);
   const nulls = Prisma.raw(NULLABLE_SORTS.has(page.sort) ? ' NULLS LAST' : '');
   const order = Prisma.sql`ORDER BY ${column} ${direction}${nulls}, j.id ${direction}`;
+  const extraColumns = Prisma.sql`(SELECT count(*) FROM slurm_jobs j WHERE ${whereOf(filter)}) AS "windowCount",`;
   let query: Prisma.Sql;
   if (SORT_COLUMNS[page.sort].startsWith('j.')) {
     // Sorted by a column of the job itself: pick the page first, then price only its rows.
@@ -147,15 +150,24 @@ export async function findJobsPage(
     // (newest first) of a busy user otherwise joins every job of the window for 50 rows.
     const pageOfJobs = Prisma.sql`(SELECT * FROM slurm_jobs j WHERE ${whereOf(filter)}
       ${order} LIMIT ${page.limit} OFFSET ${page.offset})`;
-    query = pricedJobsSql({ ...filter, source: pageOfJobs }, pricing, order);
+    query = pricedJobsSql({ ...filter, source: pageOfJobs, extraColumns }, pricing, order);
   } else {
-    query = pricedJobsSql(filter, pricing, Prisma.sql`${order} LIMIT ${page.limit} OFFSET ${page.offset}`);
+    query = pricedJobsSql(
+      { ...filter, extraColumns },
+      pricing,
+      Prisma.sql`${order} LIMIT ${page.limit} OFFSET ${page.offset}`,
+    );
   }
-  return (await queryPrepared<PgUsageRow>(pool, query)).map(toUsageRow);
+  const rows = await queryPrepared<PgUsageRow & { windowCount: string }>(pool, query);
+  const first = rows[0];
+  if (first)
+    return { rows: rows.map(({ windowCount: _count, ...row }) => toUsageRow(row)), count: Number(first.windowCount) };
+  // No row to carry the count: an empty window, or a page past the last one.
+  return { rows: [], count: page.offset === 0 ? 0 : await countJobs(pool, filter) };
 }
 
 /** How many jobs are in the window (a prepared statement, like findJobsPage). */
-export async function countJobs(pool: pg.Pool, filter: JobFilter): Promise<number> {
+async function countJobs(pool: pg.Pool, filter: JobFilter): Promise<number> {
   const rows = await queryPrepared<{ count: string }>(
     pool,
     Prisma.sql`SELECT count(*) AS count FROM slurm_jobs j WHERE ${whereOf(filter)}`,

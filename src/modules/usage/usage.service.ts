@@ -156,15 +156,12 @@ export function createUsageService(deps: UsageServiceDeps) {
       return { ...base, view: 'billed' as const, rows, page: query.page, pageCount: pageCountOf(count), count };
     }
 
-    const [rows, count] = await Promise.all([
-      usageRepository.findJobsPage(deps.db.pool, filter, pricing, {
-        sort: query.sort,
-        direction: query.dir,
-        offset: (query.page - 1) * PAGE_SIZE,
-        limit: PAGE_SIZE,
-      }),
-      usageRepository.countJobs(deps.db.pool, filter),
-    ]);
+    const { rows, count } = await usageRepository.findJobsPage(deps.db.pool, filter, pricing, {
+      sort: query.sort,
+      direction: query.dir,
+      offset: (query.page - 1) * PAGE_SIZE,
+      limit: PAGE_SIZE,
+    });
     return {
       ...base,
       view: 'detail' as const,
