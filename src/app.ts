@@ -10,6 +10,7 @@ import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
 import { requestContext } from './http/request-context.js';
 import { createSessionMiddleware, enforceSessionLifetime, exposeFlash } from './http/session.js';
+import { createViewEngine } from './http/view-engine.js';
 import { createViewFormatters } from './http/view-format.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
@@ -62,6 +63,7 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
+  app.engine('ejs', createViewEngine({ isProduction: config.isProduction }));
   app.set('view engine', 'ejs');
   app.set('views', VIEWS_DIR);
   // Express enables this only when NODE_ENV=production, which we do not use (APP_ENV);
