@@ -1,7 +1,35 @@
 import type { Prisma } from '@prisma/client';
 import { minorUnitDigits } from '../modules/pricing/pricing.js';
+import { localParts } from '../shared/local-date.js';
 
 type Numeric = Prisma.Decimal | number | string | null | undefined;
+
+const PLAIN_DECIMAL = /^(-?)(\d+)(?:\.(\d+))?$/;
+
+/**
+ * Decimal text ("1234.565", "-0.004") with `digits` decimals, rounded half away from zero and
+ * grouped by thousands: what Intl.NumberFormat('en-US') writes for the same string (the unit
+ * tests compare the two), at a tenth of the cost. Anything else (exponents) returns undefined.
+ */
+export function formatDecimalText(text: string, digits: number): string | undefined {
+  const match = PLAIN_DECIMAL.exec(text);
+  if (!match) return undefined;
+  const [, sign = '', whole = '', fraction = ''] = match;
+  // The number scaled by 10^digits, as a digit string, rounded on the first dropped digit.
+  let scaled = (whole + fraction.slice(0, digits).padEnd(digits, '0')).replace(/^0+(?=\d)/, '');
+  if ((fraction.charCodeAt(digits) || 0) >= 53) scaled = incrementDigits(scaled);
+  const padded = scaled.padStart(digits + 1, '0');
+  const integer = padded.slice(0, padded.length - digits).replace(/\B(?=(\d{3})+$)/g, ',');
+  return `${sign}${integer}${digits > 0 ? `.${padded.slice(padded.length - digits)}` : ''}`;
+}
+
+/** "199" -> "200", "99" -> "100". */
+function incrementDigits(digits: string): string {
+  let index = digits.length - 1;
+  while (index >= 0 && digits[index] === '9') index -= 1;
+  if (index < 0) return `1${'0'.repeat(digits.length)}`;
+  return digits.slice(0, index) + String(Number(digits[index]) + 1) + '0'.repeat(digits.length - index - 1);
+}
 
 /** Number and date formatting the views share, fixed to the site's zone and currency. */
 export function createViewFormatters(options: { timeZone: string; currency: string }) {
@@ -22,31 +50,50 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
   });
   const grouping = (digits: number) =>
     new Intl.NumberFormat('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-  const hours = grouping(2);
   const counts = grouping(0);
-  const moneyFormats = new Map<string, Intl.NumberFormat>();
-  const moneyFormat = (currency: string) => {
-    let format = moneyFormats.get(currency);
-    if (!format) {
-      format = grouping(minorUnitDigits(currency));
-      moneyFormats.set(currency, format);
+  const numberFormats = new Map<number, Intl.NumberFormat>();
+  /**
+   * Decimals (Prisma.Decimal, or their text) are formatted from their exact text; numbers
+   * (sums made in JS) and exponent forms go through Intl, which rounds them the same way.
+   */
+  const decimal = (value: Numeric, digits: number): string => {
+    const text = value === null || value === undefined ? '0' : value.toString();
+    if (typeof value !== 'number') {
+      const fast = formatDecimalText(text, digits);
+      if (fast !== undefined) return fast;
     }
-    return format;
+    let format = numberFormats.get(digits);
+    if (!format) {
+      format = grouping(digits);
+      numberFormats.set(digits, format);
+    }
+    // Intl formats strings exactly ("1234.565" is not turned into a float first).
+    return format.format(text as unknown as number);
   };
-  // Intl formats strings exactly ("1234.565" is not turned into a float first).
-  const exact = (value: Numeric) => (value === null || value === undefined ? '0' : value.toString());
+  const pad = (value: number) => (value < 10 ? `0${value}` : String(value));
+  // Years before 1000 or after 9999 are left to Intl, which pads and signs them its way.
+  const isPlainYear = (year: number) => year >= 1000 && year <= 9999;
   return {
     /** 1,234.50 in the currency's minor unit (no symbol; columns say which currency). */
-    money: (value: Numeric, currency = options.currency) =>
-      moneyFormat(currency).format(exact(value) as unknown as number),
+    money: (value: Numeric, currency = options.currency) => decimal(value, minorUnitDigits(currency)),
     /** 10,146: a count with thousands separators. */
     count: (value: number) => counts.format(value),
     /** Hours to two decimals. */
-    hours: (value: Numeric) => hours.format(exact(value) as unknown as number),
+    hours: (value: Numeric) => decimal(value, 2),
     /** 20/09/2025, 14:05 in APP_TZ. */
-    dateTime: (value: Date | null | undefined) => (value ? dateTime.format(value) : ''),
+    dateTime: (value: Date | null | undefined) => {
+      if (!value) return '';
+      const p = localParts(value, options.timeZone);
+      if (!isPlainYear(p.year)) return dateTime.format(value);
+      return `${pad(p.day)}/${pad(p.month)}/${p.year}, ${pad(p.hour)}:${pad(p.minute)}`;
+    },
     /** 2025-09-20 in APP_TZ. */
-    date: (value: Date | null | undefined) => (value ? date.format(value) : ''),
+    date: (value: Date | null | undefined) => {
+      if (!value) return '';
+      const p = localParts(value, options.timeZone);
+      if (!isPlainYear(p.year)) return date.format(value);
+      return `${p.year}-${pad(p.month)}-${pad(p.day)}`;
+    },
     /** 1-02:03:04 like sacct. */
     duration: (seconds: number) => {
       const days = Math.floor(seconds / 86_400);

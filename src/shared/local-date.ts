@@ -29,27 +29,64 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
   return formatter;
 }
 
-function localParts(date: Date, timeZone: string): Record<string, number> {
-  const parts: Record<string, number> = {};
-  for (const part of formatterFor(timeZone).formatToParts(date)) {
-    if (part.type !== 'literal') parts[part.type] = Number(part.value);
+/** How far the zone's wall clock is ahead of UTC at that instant, in ms, asked of Intl. */
+function offsetFromIntl(utcMs: number, timeZone: string): number {
+  const p: Record<string, number> = {};
+  for (const part of formatterFor(timeZone).formatToParts(new Date(utcMs))) {
+    if (part.type !== 'literal') p[part.type] = Number(part.value);
   }
-  return parts;
-}
-
-/** How far the zone's wall clock is ahead of UTC at that instant, in ms. */
-function offsetAt(utcMs: number, timeZone: string): number {
-  const p = localParts(new Date(utcMs), timeZone);
   const asUtc = Date.UTC(p.year ?? 1970, (p.month ?? 1) - 1, p.day ?? 1, p.hour ?? 0, p.minute ?? 0, p.second ?? 0);
   return asUtc - Math.floor(utcMs / 1000) * 1000;
+}
+
+const DAY_MS = 86_400_000;
+const MAX_CACHED_DAYS = 4096;
+// Per zone: UTC day number -> the offset all that day, or null on a day the offset changes.
+const offsetsByDay = new Map<string, Map<number, number | null>>();
+
+/**
+ * How far the zone's wall clock is ahead of UTC at that instant, in ms. Asking Intl costs a
+ * few microseconds and a page of 50 jobs asks 100 times, so the offset is kept per UTC day:
+ * a day whose first and last second have the same offset has it all day (no zone changes its
+ * offset twice in one day); on the few days it changes, every instant is asked of Intl.
+ */
+export function zoneOffsetMs(utcMs: number, timeZone: string): number {
+  let days = offsetsByDay.get(timeZone);
+  if (!days) {
+    days = new Map();
+    offsetsByDay.set(timeZone, days);
+  }
+  const day = Math.floor(utcMs / DAY_MS);
+  let offset = days.get(day);
+  if (offset === undefined) {
+    const first = offsetFromIntl(day * DAY_MS, timeZone);
+    const last = offsetFromIntl((day + 1) * DAY_MS - 1000, timeZone);
+    offset = first === last ? first : null;
+    if (days.size >= MAX_CACHED_DAYS) days.clear();
+    days.set(day, offset);
+  }
+  return offset ?? offsetFromIntl(utcMs, timeZone);
+}
+
+/** The zone's wall-clock fields of an instant (month 1-12). */
+export function localParts(instant: Date, timeZone: string) {
+  const wall = new Date(instant.getTime() + zoneOffsetMs(instant.getTime(), timeZone));
+  return {
+    year: wall.getUTCFullYear(),
+    month: wall.getUTCMonth() + 1,
+    day: wall.getUTCDate(),
+    hour: wall.getUTCHours(),
+    minute: wall.getUTCMinutes(),
+    second: wall.getUTCSeconds(),
+  };
 }
 
 /** The instant a local calendar day starts in `timeZone` (DST-aware). */
 export function startOfLocalDay(localDate: string, timeZone: string): Date {
   const [year, month, day] = localDate.split('-').map(Number);
   const wallClock = Date.UTC(year ?? 1970, (month ?? 1) - 1, day ?? 1);
-  const first = wallClock - offsetAt(wallClock, timeZone);
-  const second = wallClock - offsetAt(first, timeZone);
+  const first = wallClock - zoneOffsetMs(wallClock, timeZone);
+  const second = wallClock - zoneOffsetMs(first, timeZone);
   return new Date(second);
 }
 

@@ -1,0 +1,116 @@
+import { Prisma } from '@prisma/client';
+import { describe, expect, it } from 'vitest';
+import { createViewFormatters, formatDecimalText } from '../../src/http/view-format.js';
+import { zoneOffsetMs } from '../../src/shared/local-date.js';
+
+// A fixed-seed generator, so a failure names a case that can be replayed.
+function seededRandom(seed: number) {
+  let state = seed;
+  return () => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
+}
+
+function intlDecimal(text: string, digits: number) {
+  return new Intl.NumberFormat('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(
+    text as unknown as number,
+  );
+}
+
+describe('formatDecimalText', () => {
+  it.each([
+    ['0', 2, '0.00'],
+    ['1234.565', 2, '1,234.57'],
+    ['1234.564999', 2, '1,234.56'],
+    ['9.995', 2, '10.00'],
+    ['999999.995', 2, '1,000,000.00'],
+    ['0.005', 2, '0.01'],
+    ['-0.004', 2, '-0.00'],
+    ['-2.5', 0, '-3'],
+    ['0012.30', 2, '12.30'],
+    ['37.063940', 2, '37.06'],
+    ['1500', 0, '1,500'],
+    ['415330.98', 4, '415,330.9800'],
+  ])('%s to %i decimals is %s, as Intl writes it', (text, digits, expected) => {
+    expect(formatDecimalText(text, digits)).toBe(expected);
+    expect(intlDecimal(text, digits)).toBe(expected);
+  });
+
+  it('agrees with Intl on 20,000 random decimals of every shape', () => {
+    const random = seededRandom(42);
+    for (let index = 0; index < 20_000; index++) {
+      const whole = String(Math.floor(random() * 10 ** Math.floor(random() * 10)));
+      const fraction = Array.from({ length: Math.floor(random() * 8) }, () =>
+        random() < 0.3 ? '9' : String(Math.floor(random() * 10)),
+      ).join('');
+      const text = `${random() < 0.2 ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`;
+      const digits = [0, 2, 3, 4][index % 4] ?? 2;
+      expect([text, digits, formatDecimalText(text, digits)]).toEqual([text, digits, intlDecimal(text, digits)]);
+    }
+  });
+
+  it('leaves what is not plain decimal text to the caller', () => {
+    expect(formatDecimalText('1e-8', 2)).toBeUndefined();
+    expect(formatDecimalText('NaN', 2)).toBeUndefined();
+    expect(formatDecimalText('', 2)).toBeUndefined();
+  });
+});
+
+describe('view formatters', () => {
+  const zones = ['UTC', 'Asia/Bangkok', 'Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'Asia/Kathmandu'];
+
+  it('format hours and money as Intl does, also for Decimal exponents and JS numbers', () => {
+    const fmt = createViewFormatters({ timeZone: 'UTC', currency: 'THB' });
+    expect(fmt.hours(new Prisma.Decimal('37.063940'))).toBe('37.06');
+    expect(fmt.hours(new Prisma.Decimal('0.00000001'))).toBe('0.00');
+    expect(fmt.money(new Prisma.Decimal('1234.565'))).toBe('1,234.57');
+    expect(fmt.money('1500', 'JPY')).toBe('1,500');
+    expect(fmt.money(null)).toBe('0.00');
+    // A JS number is rounded from its binary value, as before: 1.005 is 1.00499...
+    expect(fmt.hours(1.005)).toBe(intlDecimal(1.005 as unknown as string, 2));
+  });
+
+  it.each(zones)('write dates and times in %s as Intl does, across DST changes', (timeZone) => {
+    const fmt = createViewFormatters({ timeZone, currency: 'THB' });
+    const intlDateTime = new Intl.DateTimeFormat('en-GB', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    });
+    const intlDate = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    const random = seededRandom(7);
+    const instants = [
+      // Around the 2026 changes in Europe and North America, minute by minute.
+      ...Array.from({ length: 240 }, (_, minute) => Date.UTC(2026, 2, 29, 0, minute)),
+      ...Array.from({ length: 240 }, (_, minute) => Date.UTC(2026, 10, 1, 4, minute)),
+      ...Array.from({ length: 240 }, (_, minute) => Date.UTC(2026, 3, 4, 14, minute)),
+      ...Array.from({ length: 3000 }, () => Date.UTC(2000, 0, 1) + Math.floor(random() * 40 * 365 * 86_400_000)),
+    ];
+    for (const instant of instants) {
+      const value = new Date(instant);
+      expect([value.toISOString(), fmt.dateTime(value)]).toEqual([value.toISOString(), intlDateTime.format(value)]);
+      expect([value.toISOString(), fmt.date(value)]).toEqual([value.toISOString(), intlDate.format(value)]);
+    }
+  });
+
+  it('write nothing for a missing date', () => {
+    const fmt = createViewFormatters({ timeZone: 'UTC', currency: 'THB' });
+    expect(fmt.dateTime(null)).toBe('');
+    expect(fmt.date(undefined)).toBe('');
+  });
+});
+
+describe('zoneOffsetMs', () => {
+  it('gives the offset of the instant itself on a day the zone changes it', () => {
+    // Berlin moves from +1 h to +2 h at 01:00 UTC on 2026-03-29.
+    expect(zoneOffsetMs(Date.UTC(2026, 2, 29, 0, 59, 59), 'Europe/Berlin')).toBe(3_600_000);
+    expect(zoneOffsetMs(Date.UTC(2026, 2, 29, 1, 0, 0), 'Europe/Berlin')).toBe(7_200_000);
+    expect(zoneOffsetMs(Date.UTC(2026, 2, 29, 12), 'Europe/Berlin')).toBe(7_200_000);
+    expect(zoneOffsetMs(Date.UTC(2026, 5, 1), 'Asia/Kathmandu')).toBe(5.75 * 3_600_000);
+  });
+});
