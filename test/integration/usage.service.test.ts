@@ -456,6 +456,34 @@ describe('CSV rows', () => {
     );
   });
 
+  it("writes a user's lines the same in their own export (rates as constants) and in one across users (a rate table)", async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-15T00:00:00Z', allocCpus: 3, allocGpus: 1 },
+      { user: 'bob', end: '2025-09-15T01:00:00Z', allocCpus: 5 },
+      { user: 'alice', end: '2025-09-15T02:00:00Z', allocCpus: 7 },
+    ]);
+    const rate = (username: string, tier: string, cpu: string) => ({
+      username,
+      tier,
+      cpu: new Prisma.Decimal(cpu),
+      gpu: new Prisma.Decimal('1.5'),
+      mem: new Prisma.Decimal('0.01'),
+    });
+    const window = { from: new Date('2025-09-14T00:00:00Z'), before: new Date('2025-09-16T00:00:00Z') };
+    const read = async (filter: typeof window & { user?: string }, rates: ReturnType<typeof rate>[]) => {
+      const parts: Buffer[] = [];
+      for await (const chunk of streamCsvLines(db, filter, { basis: 'allocated', minorDigits: 2, rates })) {
+        parts.push(chunk);
+      }
+      return Buffer.concat(parts).toString('utf8').trimEnd().split('\n');
+    };
+    const everyone = await read(window, [rate('alice', "o'neil", '0.125'), rate('bob', 'mu', '0.5')]);
+    const alices = await read({ ...window, user: 'alice' }, [rate('alice', "o'neil", '0.125')]);
+    expect(everyone).toHaveLength(3);
+    expect(alices).toEqual(everyone.filter((line) => line.includes(',alice,')));
+    expect(alices[0]).toMatch(/,o'neil,[\d.]+,,$/);
+  });
+
   it('a consumer that stops after the first chunk gets the connection closed, and the pool keeps working', async () => {
     await buildJobs(
       db,
