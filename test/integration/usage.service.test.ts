@@ -6,7 +6,7 @@ import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { type CpuBasis, minorUnitDigits, priceJob } from '../../src/modules/pricing/pricing.js';
 import { createRatesService } from '../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../src/modules/receipts/receipts.service.js';
-import { findJobsPage, streamCsvLines } from '../../src/modules/usage/usage.repository.js';
+import { findJobsPage, streamCsvLines, usageCsvSql } from '../../src/modules/usage/usage.repository.js';
 import { createUsageService } from '../../src/modules/usage/usage.service.js';
 import { BadRequestError } from '../../src/shared/errors.js';
 import { awkwardJobSpecs, buildJobs, buildTiers } from '../support/billing-factories.js';
@@ -17,11 +17,41 @@ interface PlanNode {
   'Node Type': string;
   'Index Name'?: string;
   'Scan Direction'?: string;
+  'Relation Name'?: string;
   Plans?: PlanNode[];
 }
 
 function flattenPlan(node: PlanNode | undefined): PlanNode[] {
   return node ? [node, ...(node.Plans ?? []).flatMap(flattenPlan)] : [];
+}
+
+/** Scans of `table` that read its rows (anything but an index-only scan). */
+function tableScansOf(nodes: PlanNode[], table: string): PlanNode[] {
+  return nodes.filter((node) => node['Relation Name'] === table && node['Node Type'] !== 'Index Only Scan');
+}
+
+/**
+ * The plan of a statement with sequential and bitmap scans and sorting priced out: what
+ * PostgreSQL does when an index can serve it, whatever the few test rows make cheapest.
+ * VACUUM first, so the plan does not depend on how many pages are marked all-visible.
+ */
+async function explainWithScansPricedOut(text: string, values: unknown[]): Promise<PlanNode[]> {
+  await db.pool.query('VACUUM (ANALYZE) slurm_jobs');
+  const client = await db.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SET LOCAL enable_sort = off');
+    await client.query('SET LOCAL enable_seqscan = off');
+    await client.query('SET LOCAL enable_bitmapscan = off');
+    const explained = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>({
+      text: `EXPLAIN (FORMAT JSON) ${text}`,
+      values,
+    });
+    return flattenPlan(explained.rows[0]?.['QUERY PLAN'][0].Plan);
+  } finally {
+    await client.query('ROLLBACK');
+    client.release();
+  }
 }
 
 const as = (username: string) => ({ actor: username, ip: '127.0.0.1', userAgent: 'test' });
@@ -188,7 +218,7 @@ describe('usage of one user', () => {
     expect(rows.filter((row) => row.receiptId !== null)).toHaveLength(30);
   });
 
-  it('reads the newest-first page off the (user, end_at, id) index in order and finds receipts by hashed key', async () => {
+  it('reads the newest-first page off the (user, end_at, id) index alone, in order, and finds receipts by hashed key', async () => {
     await buildJobs(
       db,
       Array.from({ length: 200 }, (_, index) => ({ user: 'alice', end: new Date(Date.UTC(2025, 8, 15, 0, index)) })),
@@ -217,33 +247,47 @@ describe('usage of one user', () => {
 
     // With sorting priced out, PostgreSQL sorts only if no index yields the order, as it did
     // when the page's ORDER BY said NULLS LAST (a backward scan gives NULLS FIRST).
-    const client = await db.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query('SET LOCAL enable_sort = off');
-      await client.query('SET LOCAL enable_seqscan = off');
-      await client.query('SET LOCAL enable_bitmapscan = off');
-      const [statement] = issued;
-      const explained = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>({
-        text: `EXPLAIN (FORMAT JSON) ${statement?.text}`,
-        values: statement?.values,
-      });
-      const nodes = flattenPlan(explained.rows[0]?.['QUERY PLAN'][0].Plan);
+    const [statement] = issued;
+    const nodes = await explainWithScansPricedOut(statement?.text ?? '', statement?.values ?? []);
+    expect(nodes.filter((node) => node['Node Type'] === 'Sort')).toEqual([]);
+    expect(nodes).toContainEqual(
+      expect.objectContaining({
+        'Node Type': 'Index Only Scan',
+        'Index Name': 'slurm_jobs_user_end_at_id_idx',
+        'Scan Direction': 'Backward',
+      }),
+    );
+    // Every column the page reads is in the index: the jobs table itself is never scanned.
+    expect(tableScansOf(nodes, 'slurm_jobs')).toEqual([]);
+    // Each job's live receipt item is found through the hash index on the billing key.
+    expect(nodes).toContainEqual(
+      expect.objectContaining({ 'Node Type': 'Index Scan', 'Index Name': 'receipt_items_live_job_key_hash' }),
+    );
+  });
+
+  it("exports a user's window off the same index, in order and without reading the jobs table", async () => {
+    await buildJobs(
+      db,
+      Array.from({ length: 20 }, (_, index) => ({ user: 'alice', end: new Date(Date.UTC(2025, 8, 15, 0, index)) })),
+    );
+    const filter = { from: new Date('2025-09-14T00:00:00Z'), before: new Date('2025-09-20T00:00:00Z'), user: 'alice' };
+    const rates = [
+      {
+        username: 'alice',
+        tier: 'mu',
+        cpu: new Prisma.Decimal(1),
+        gpu: new Prisma.Decimal(1),
+        mem: new Prisma.Decimal(1),
+      },
+    ];
+    for (const exportFilter of [filter, { ...filter, account: 'physics' }]) {
+      const query = usageCsvSql(exportFilter, { basis: 'allocated', minorDigits: 2, rates });
+      const nodes = await explainWithScansPricedOut(query.text, query.values);
       expect(nodes.filter((node) => node['Node Type'] === 'Sort')).toEqual([]);
       expect(nodes).toContainEqual(
-        expect.objectContaining({
-          'Node Type': 'Index Scan',
-          'Index Name': 'slurm_jobs_user_end_at_id_idx',
-          'Scan Direction': 'Backward',
-        }),
+        expect.objectContaining({ 'Node Type': 'Index Only Scan', 'Index Name': 'slurm_jobs_user_end_at_id_idx' }),
       );
-      // Each job's live receipt item is found through the hash index on the billing key.
-      expect(nodes).toContainEqual(
-        expect.objectContaining({ 'Node Type': 'Index Scan', 'Index Name': 'receipt_items_live_job_key_hash' }),
-      );
-    } finally {
-      await client.query('ROLLBACK');
-      client.release();
+      expect(tableScansOf(nodes, 'slurm_jobs')).toEqual([]);
     }
   });
 

@@ -84,6 +84,36 @@ export interface UsageRow {
   receiptStatus: string | null;
 }
 
+/**
+ * The columns of slurm_jobs a listing or export reads (its own fields and the inputs of the
+ * pricing formulas). The (user, end_at, id) index INCLUDEs exactly these, so the page and
+ * the CSV never visit the table (migration 20261201200000); reading another column here
+ * would quietly turn both back into table reads, which the plan tests catch.
+ */
+const JOB_LISTING_COLUMNS = Prisma.raw(
+  [
+    'id',
+    'cluster',
+    'job_id',
+    'job_key',
+    'name',
+    'state',
+    '"user"',
+    'account',
+    'partition',
+    'start_at',
+    'end_at',
+    'elapsed_sec',
+    'total_cpu_sec',
+    'cpu_time_sec',
+    'alloc_cpus',
+    'alloc_gpus',
+    'req_gpus',
+    'alloc_mem_mb',
+    'step_mem_gb_hours',
+  ].join(', '),
+);
+
 /** Columns a listing may be sorted by; anything else is refused before it reaches SQL. */
 export const SORT_COLUMNS = {
   end: 'j.end_at',
@@ -148,7 +178,7 @@ export async function findJobsPage(
     // The joins add at most one row per job (one live receipt item per job, one rate per
     // user), so the page is the same as sorting the priced rows; /me's default view
     // (newest first) of a busy user otherwise joins every job of the window for 50 rows.
-    const pageOfJobs = Prisma.sql`(SELECT * FROM slurm_jobs j WHERE ${whereOf(filter)}
+    const pageOfJobs = Prisma.sql`(SELECT ${JOB_LISTING_COLUMNS} FROM slurm_jobs j WHERE ${whereOf(filter)}
       ${order} LIMIT ${page.limit} OFFSET ${page.offset})`;
     query = pricedJobsSql({ ...filter, source: pageOfJobs, extraColumns }, pricing, order);
   } else {
@@ -339,22 +369,8 @@ function ratesOf(filter: JobFilter, pricing: PricingContext): { cte: Prisma.Sql;
   };
 }
 
-/**
- * Every job in the window in (end_at, id) order as CSV bytes (CSV_JOB_COLUMNS, no
- * header), in chunks as they come off the socket (not aligned on lines). `COPY ... TO
- * STDOUT (FORMAT csv)` has PostgreSQL write the CSV and node-pg pass the bytes through
- * untouched: no per-row protocol message parsed into a JS string, no joining. That beat
- * a cursor returning one preformatted line per row (86-94k rows/s) on 100,000 rows;
- * see docs/performance.md. PostgreSQL's CSV quoting is csv-stringify's (see csvTextSql).
- * Backpressure reaches PostgreSQL: the socket is read only as fast as the caller
- * consumes, so memory stays flat. Stopping early (a client that hangs up) cannot end a
- * COPY politely, so the connection is closed and the pool opens a fresh one later.
- */
-export async function* streamCsvLines(
-  database: Database,
-  filter: JobFilter,
-  pricing: PricingContext,
-): AsyncGenerator<Buffer> {
+/** The query behind streamCsvLines: CSV_JOB_COLUMNS per job of the window, in (end_at, id) order. */
+export function usageCsvSql(filter: JobFilter, pricing: PricingContext): Prisma.Sql {
   // The hours are computed once per job in a subquery (OFFSET 0 keeps PostgreSQL from
   // folding it into the outer query and computing them again inside the cost): 15-25%
   // less query time than repeating the formulas (docs/performance.md).
@@ -383,7 +399,7 @@ export async function* streamCsvLines(
     Prisma.sql`p.receipt_id`,
     csvTextSql(Prisma.sql`p.receipt_status`),
   ];
-  const query = Prisma.sql`
+  return Prisma.sql`
     ${ratesOf(filter, pricing).cte}
     SELECT ${Prisma.join(fields, ', ')}
       FROM (
@@ -399,6 +415,25 @@ export async function* streamCsvLines(
          ORDER BY j.end_at, j.id
         OFFSET 0) p
      ORDER BY p.end_at, p.id`;
+}
+
+/**
+ * Every job in the window in (end_at, id) order as CSV bytes (CSV_JOB_COLUMNS, no
+ * header), in chunks as they come off the socket (not aligned on lines). `COPY ... TO
+ * STDOUT (FORMAT csv)` has PostgreSQL write the CSV and node-pg pass the bytes through
+ * untouched: no per-row protocol message parsed into a JS string, no joining. That beat
+ * a cursor returning one preformatted line per row (86-94k rows/s) on 100,000 rows;
+ * see docs/performance.md. PostgreSQL's CSV quoting is csv-stringify's (see csvTextSql).
+ * Backpressure reaches PostgreSQL: the socket is read only as fast as the caller
+ * consumes, so memory stays flat. Stopping early (a client that hangs up) cannot end a
+ * COPY politely, so the connection is closed and the pool opens a fresh one later.
+ */
+export async function* streamCsvLines(
+  database: Database,
+  filter: JobFilter,
+  pricing: PricingContext,
+): AsyncGenerator<Buffer> {
+  const query = usageCsvSql(filter, pricing);
   const client = await database.pool.connect();
   let isDone = false;
   try {
