@@ -171,7 +171,7 @@ export async function findJobsPage(
   const column = Prisma.raw(SORT_COLUMNS[page.sort]);
   const nulls = Prisma.raw(NULLABLE_SORTS.has(page.sort) ? ' NULLS LAST' : '');
   const order = Prisma.sql`ORDER BY ${column} ${direction}${nulls}, j.id ${direction}`;
-  const extraColumns = Prisma.sql`(SELECT count(*) FROM slurm_jobs j WHERE ${whereOf(filter)}) AS "windowCount",`;
+  const extraColumns = Prisma.sql`(${countJobsSql(filter)}) AS "windowCount",`;
   let query: Prisma.Sql;
   if (SORT_COLUMNS[page.sort].startsWith('j.')) {
     // Sorted by a column of the job itself: pick the page first, then price only its rows.
@@ -196,12 +196,13 @@ export async function findJobsPage(
   return { rows: [], count: page.offset === 0 ? 0 : await countJobs(pool, filter) };
 }
 
+function countJobsSql(filter: JobFilter): Prisma.Sql {
+  return Prisma.sql`SELECT count(*) AS count FROM slurm_jobs j WHERE ${whereOf(filter)}`;
+}
+
 /** How many jobs are in the window (a prepared statement, like findJobsPage). */
 async function countJobs(pool: pg.Pool, filter: JobFilter): Promise<number> {
-  const rows = await queryPrepared<{ count: string }>(
-    pool,
-    Prisma.sql`SELECT count(*) AS count FROM slurm_jobs j WHERE ${whereOf(filter)}`,
-  );
+  const rows = await queryPrepared<{ count: string }>(pool, countJobsSql(filter));
   return Number(rows[0]?.count ?? 0);
 }
 
@@ -399,8 +400,9 @@ export function usageCsvSql(filter: JobFilter, pricing: PricingContext): Prisma.
     Prisma.sql`p.receipt_id`,
     csvTextSql(Prisma.sql`p.receipt_status`),
   ];
+  const rates = ratesOf(filter, pricing);
   return Prisma.sql`
-    ${ratesOf(filter, pricing).cte}
+    ${rates.cte}
     SELECT ${Prisma.join(fields, ', ')}
       FROM (
         SELECT j.id, j.job_id, j.cluster, j.name, j."user", j.account, j.partition, j.state, j.start_at,
@@ -408,7 +410,7 @@ export function usageCsvSql(filter: JobFilter, pricing: PricingContext): Prisma.
                ${MEM_GB_HOURS_SQL} AS mem_gb_hours, coalesce(rc.tier_name, r.tier) AS tier, r.cpu, r.gpu, r.mem,
                ri.cost AS billed_cost, ri.receipt_id, rc.status::text AS receipt_status
           FROM slurm_jobs j
-          ${ratesOf(filter, pricing).join}
+          ${rates.join}
           LEFT JOIN receipt_items ri ON ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
           LEFT JOIN receipts rc ON rc.id = ri.receipt_id
          WHERE ${whereOf(filter)}
