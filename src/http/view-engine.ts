@@ -87,8 +87,8 @@ export function createViewEngine(options: { isProduction: boolean }) {
     destructuredLocals: [...VIEW_LOCALS],
     compileDebug: !options.isProduction,
   };
-  return (file: string, options: object, callback: RenderCallback): void => {
-    const data = options as Record<string, unknown>;
+  return (file: string, renderData: object, callback: RenderCallback): void => {
+    const data = renderData as Record<string, unknown>;
     const unknown = Object.keys(data).filter((name) => !known.has(name) && !EXPRESS_RENDER_KEYS.has(name));
     if (unknown.length > 0) {
       callback(new Error(`View data ${unknown.join(', ')} is not declared: add it to VIEW_LOCALS in view-engine.ts.`));

@@ -68,6 +68,8 @@ export function zoneOffsetMs(utcMs: number, timeZone: string): number {
   return offset ?? offsetFromIntl(utcMs, timeZone);
 }
 
+const pad = (value: number) => String(value).padStart(2, '0');
+
 /** The zone's wall-clock fields of an instant (month 1-12). */
 export function localParts(instant: Date, timeZone: string) {
   const wall = new Date(instant.getTime() + zoneOffsetMs(instant.getTime(), timeZone));
@@ -100,20 +102,18 @@ export function endOfLocalDay(localDate: string, timeZone: string): Date {
 /** The local calendar date of an instant, `YYYY-MM-DD`. */
 export function toLocalDate(instant: Date, timeZone: string): string {
   const p = localParts(instant, timeZone);
-  return `${p.year}-${String(p.month).padStart(2, '0')}-${String(p.day).padStart(2, '0')}`;
+  return `${p.year}-${pad(p.month)}-${pad(p.day)}`;
 }
 
 /** `YYYY-MM-DDTHH:MM:SS` wall-clock time in the zone, without an offset (as sacct prints and reads it). */
 export function toLocalIsoSeconds(instant: Date, timeZone: string): string {
   const p = localParts(instant, timeZone);
-  const pad = (value: number | undefined) => String(value ?? 0).padStart(2, '0');
   return `${p.year}-${pad(p.month)}-${pad(p.day)}T${pad(p.hour)}:${pad(p.minute)}:${pad(p.second)}`;
 }
 
 /** `YYYY-MM-DD HH:MM` in the zone, for pages. */
 export function formatLocalDateTime(instant: Date, timeZone: string): string {
   const p = localParts(instant, timeZone);
-  const pad = (value: number | undefined) => String(value ?? 0).padStart(2, '0');
   return `${p.year}-${pad(p.month)}-${pad(p.day)} ${pad(p.hour)}:${pad(p.minute)}`;
 }
 
