@@ -1,12 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import { Prisma } from '@prisma/client';
-import type pg from 'pg';
+import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/db/database.js';
 import { formatCsvField } from '../../src/http/csv-format.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { type CpuBasis, minorUnitDigits, priceJob } from '../../src/modules/pricing/pricing.js';
 import { createRatesService } from '../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../src/modules/receipts/receipts.service.js';
-import { findJobsPage, streamCsvLines, usageCsvSql } from '../../src/modules/usage/usage.repository.js';
+import { findJobsPage, type JobFilter, streamCsvLines, usageCsvSql } from '../../src/modules/usage/usage.repository.js';
 import { createUsageService } from '../../src/modules/usage/usage.service.js';
 import { BadRequestError } from '../../src/shared/errors.js';
 import { awkwardJobSpecs, buildJobs, buildTiers } from '../support/billing-factories.js';
@@ -526,6 +528,107 @@ describe('CSV rows', () => {
     expect(everyone).toHaveLength(3);
     expect(alices).toEqual(everyone.filter((line) => line.includes(',alice,')));
     expect(alices[0]).toMatch(/,o'neil,[\d.]+,,$/);
+  });
+
+  const aliceOnly = {
+    basis: 'allocated' as const,
+    minorDigits: 2,
+    rates: [
+      {
+        username: 'alice',
+        tier: "o'neil",
+        cpu: new Prisma.Decimal('0.125'),
+        gpu: new Prisma.Decimal('1.5'),
+        mem: new Prisma.Decimal('0.01'),
+      },
+    ],
+  };
+  const bobsRate = {
+    username: 'bob',
+    tier: 'mu',
+    cpu: new Prisma.Decimal('0.5'),
+    gpu: new Prisma.Decimal('1.5'),
+    mem: new Prisma.Decimal('0.01'),
+  };
+  const septemberWindow = { from: new Date('2025-09-14T00:00:00Z'), before: new Date('2025-09-20T00:00:00Z') };
+
+  async function exportText(database: Pick<Database, 'pool'>, filter: JobFilter, pricing = aliceOnly) {
+    const parts: Buffer[] = [];
+    for await (const chunk of streamCsvLines(database as Database, filter, pricing)) parts.push(chunk);
+    return Buffer.concat(parts).toString('utf8');
+  }
+
+  it("plans one user's export once per connection, through a function of the session, writing the same lines", async () => {
+    const { receipts } = buildServices();
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-15T00:00:00Z', allocCpus: 3, allocGpus: 1, name: 'a,"b"' },
+      { user: 'alice', end: '2025-09-15T02:00:00Z', allocCpus: 7, name: '' },
+      { user: 'alice', end: '2025-09-18T02:00:00Z', allocCpus: 2 },
+      { user: 'bob', end: '2025-09-15T01:00:00Z', allocCpus: 5 },
+    ]);
+    await receipts.createForUser({ username: 'alice' }, '2025-09-16', as('alice'));
+    const oneConnection = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      const filter = { ...septemberWindow, user: 'alice' };
+      const first = await exportText({ pool: oneConnection }, filter);
+      // The same connection again: the function exists, so it is called, not created twice.
+      const second = await exportText({ pool: oneConnection }, filter);
+      const { rows } = await oneConnection.query<{ name: string }>(
+        `SELECT proname AS name FROM pg_proc WHERE pronamespace = pg_my_temp_schema()`,
+      );
+      expect(rows.map((row) => row.name)).toEqual([expect.stringMatching(/^hb_user_csv_[0-9a-f]{16}$/)]);
+      // An account filter is not the function's plain window: that export is a plain COPY.
+      const physics = await exportText({ pool: oneConnection }, { ...filter, account: 'physics' });
+      // The plain COPY of the same rows, as an export across users writes them.
+      const plain = (
+        await exportText(db, septemberWindow, {
+          ...aliceOnly,
+          rates: [...aliceOnly.rates, bobsRate],
+        })
+      )
+        .split('\n')
+        .filter((line) => line.includes(',alice,'));
+      expect(first.trimEnd().split('\n')).toEqual(plain);
+      expect(first.split('\n')).toHaveLength(4);
+      expect(first).toMatch(/^\d+,test,"a,""b""",alice,/);
+      // Billed at the receipt's tier and item cost; the unbilled job at the user's rates.
+      expect(first.split('\n')[0]).toMatch(/,mu,[\d.]+,\d+,pending$/);
+      expect(first.split('\n')[2]).toMatch(/,o'neil,[\d.]+,,$/);
+      expect(second).toBe(first);
+      expect(physics).toBe(first);
+    } finally {
+      await oneConnection.end();
+    }
+  });
+
+  it('exports as a plain COPY where the database refuses temporary functions to the role', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-15T00:00:00Z', allocCpus: 3, name: 'x, y' },
+      { user: 'alice', end: '2025-09-16T00:00:00Z', allocGpus: 2 },
+    ]);
+    const filter = { ...septemberWindow, user: 'alice' };
+    const expected = await exportText(db, filter);
+    const role = `hb_no_temp_${randomBytes(4).toString('hex')}`;
+    const url = new URL(db.url);
+    url.username = role;
+    url.password = 'no-temp-test';
+    await db.pool.query(`CREATE ROLE ${role} LOGIN PASSWORD 'no-temp-test'`);
+    await db.pool.query(`GRANT SELECT ON slurm_jobs, receipt_items, receipts TO ${role}`);
+    await db.pool.query(`REVOKE TEMPORARY ON DATABASE ${db.name} FROM PUBLIC`);
+    const restricted = new pg.Pool({ connectionString: url.toString(), max: 1 });
+    try {
+      await expect(
+        restricted.query('CREATE FUNCTION pg_temp.probe() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$'),
+      ).rejects.toThrow(/permission denied/);
+      expect(await exportText({ pool: restricted }, filter)).toBe(expected);
+      // Asked once per pool: the next export goes straight to the plain COPY.
+      expect(await exportText({ pool: restricted }, filter)).toBe(expected);
+    } finally {
+      await restricted.end();
+      await db.pool.query(`GRANT TEMPORARY ON DATABASE ${db.name} TO PUBLIC`);
+      await db.pool.query(`DROP OWNED BY ${role}`);
+      await db.pool.query(`DROP ROLE ${role}`);
+    }
   });
 
   it('a consumer that stops after the first chunk gets the connection closed, and the pool keeps working', async () => {
