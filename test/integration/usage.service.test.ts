@@ -570,13 +570,21 @@ describe('CSV rows', () => {
     const oneConnection = new pg.Pool({ connectionString: db.url, max: 1 });
     try {
       const filter = { ...septemberWindow, user: 'alice' };
+      const functionsOfSession = async () =>
+        (
+          await oneConnection.query<{ name: string; version: string }>(
+            `SELECT proname AS name, xmin::text AS version FROM pg_proc WHERE pronamespace = pg_my_temp_schema()`,
+          )
+        ).rows;
       const first = await exportText({ pool: oneConnection }, filter);
-      // The same connection again: the function exists, so it is called, not created twice.
+      const created = await functionsOfSession();
+      expect(created).toEqual([
+        { name: expect.stringMatching(/^hb_user_csv_[0-9a-f]{16}$/), version: expect.any(String) },
+      ]);
+      // The same connection again: the function is called, not created again (a CREATE OR
+      // REPLACE would give its row a new version, and make PL/pgSQL plan it afresh).
       const second = await exportText({ pool: oneConnection }, filter);
-      const { rows } = await oneConnection.query<{ name: string }>(
-        `SELECT proname AS name FROM pg_proc WHERE pronamespace = pg_my_temp_schema()`,
-      );
-      expect(rows.map((row) => row.name)).toEqual([expect.stringMatching(/^hb_user_csv_[0-9a-f]{16}$/)]);
+      expect(await functionsOfSession()).toEqual(created);
       // An account filter is not the function's plain window: that export is a plain COPY.
       const physics = await exportText({ pool: oneConnection }, { ...filter, account: 'physics' });
       // The plain COPY of the same rows, as an export across users writes them.
@@ -596,6 +604,60 @@ describe('CSV rows', () => {
       expect(first.split('\n')[2]).toMatch(/,o'neil,[\d.]+,,$/);
       expect(second).toBe(first);
       expect(physics).toBe(first);
+    } finally {
+      await oneConnection.end();
+    }
+  });
+
+  it('exports as a plain COPY once the session loses its function, as behind a pooler in transaction mode', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-15T00:00:00Z', allocCpus: 3 },
+      { user: 'alice', end: '2025-09-16T00:00:00Z', allocGpus: 2 },
+    ]);
+    const filter = { ...septemberWindow, user: 'alice' };
+    const oneConnection = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      const expected = await exportText({ pool: oneConnection }, filter);
+      expect(expected.split('\n')).toHaveLength(3);
+      const functionsOfSession = async () =>
+        (
+          await oneConnection.query<{ name: string }>(
+            `SELECT proname AS name FROM pg_proc WHERE pronamespace = pg_my_temp_schema()`,
+          )
+        ).rows.map((row) => row.name);
+      const [name] = await functionsOfSession();
+      // A pooler in transaction mode can give the next statement a session without it.
+      await oneConnection.query(`DROP FUNCTION pg_temp.${name}`);
+      expect(await exportText({ pool: oneConnection }, filter)).toBe(expected);
+      // From then on the pool exports as a plain COPY and creates no function.
+      expect(await exportText({ pool: oneConnection }, filter)).toBe(expected);
+      expect(await functionsOfSession()).toEqual([]);
+    } finally {
+      await oneConnection.end();
+    }
+  });
+
+  it('fails an export on any other error of its function, and keeps using the function', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-15T00:00:00Z' }]);
+    const oneConnection = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      const filter = { ...septemberWindow, user: 'alice' };
+      const first = await exportText({ pool: oneConnection }, filter);
+      // The function's query waits for a lock held elsewhere, and gives up: lock_not_available.
+      const holder = await db.pool.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE receipts IN ACCESS EXCLUSIVE MODE');
+        await oneConnection.query(`SET lock_timeout = '50ms'`);
+        await expect(exportText({ pool: oneConnection }, filter)).rejects.toThrow(/lock timeout/);
+      } finally {
+        await holder.query('ROLLBACK');
+        holder.release();
+        await oneConnection.query('RESET lock_timeout');
+      }
+      expect(await exportText({ pool: oneConnection }, filter)).toBe(first);
+      const { rows } = await oneConnection.query(`SELECT 1 FROM pg_proc WHERE pronamespace = pg_my_temp_schema()`);
+      expect(rows).toHaveLength(1);
     } finally {
       await oneConnection.end();
     }

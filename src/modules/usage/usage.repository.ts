@@ -473,7 +473,7 @@ function userCsvFunctionOf(pricing: Pick<PricingContext, 'minorDigits' | 'basis'
     const columns = CSV_JOB_COLUMNS.map((column) => `out_${column} text`).join(', ');
     found = {
       name,
-      definition: `CREATE FUNCTION ${name}(p_user text, p_from timestamptz, p_before timestamptz,
+      definition: `CREATE OR REPLACE FUNCTION ${name}(p_user text, p_from timestamptz, p_before timestamptz,
                                    p_tier text, p_cpu numeric, p_gpu numeric, p_mem numeric)
         RETURNS TABLE (${columns}) LANGUAGE plpgsql STABLE
         SET plan_cache_mode = force_generic_plan
@@ -487,8 +487,9 @@ function userCsvFunctionOf(pricing: Pick<PricingContext, 'minorDigits' | 'basis'
 /** Connections that have a CSV function (by name): created once per connection. */
 const functionsOfConnection = new WeakMap<pg.PoolClient, Set<string>>();
 /**
- * Pools whose database refused a temporary function (a role without the TEMPORARY
- * privilege on the database): their exports run as a plain COPY, planned each time.
+ * Pools that cannot keep a function in the session: the database refused to create one (a
+ * role without the TEMPORARY privilege), or one vanished (a pooler in transaction mode).
+ * Their exports run as a plain COPY, planned each time.
  */
 const poolsRefusingTempFunctions = new WeakSet<pg.Pool>();
 
@@ -534,6 +535,7 @@ async function userCsvCopyOf(
 }
 
 const INSUFFICIENT_PRIVILEGE = '42501';
+const UNDEFINED_FUNCTION = '42883';
 
 /**
  * Every job in the window in (end_at, id) order as CSV bytes (CSV_JOB_COLUMNS, no
@@ -554,11 +556,28 @@ export async function* streamCsvLines(
   const client = await database.pool.connect();
   let isDone = false;
   try {
-    const statement =
-      (await userCsvCopyOf(database.pool, client, filter, pricing)) ??
+    const plainCopy = () =>
       `COPY (${inlineSql(usageCsvSql(filter, pricing), (text) => client.escapeLiteral(text))}) TO STDOUT WITH (FORMAT csv)`;
-    const copy = client.query(copyTo(statement));
-    for await (const chunk of copy) yield chunk as Buffer;
+    const viaFunction = await userCsvCopyOf(database.pool, client, filter, pricing);
+    if (viaFunction) {
+      let hasYielded = false;
+      try {
+        for await (const chunk of client.query(copyTo(viaFunction))) {
+          hasYielded = true;
+          yield chunk as Buffer;
+        }
+        isDone = true;
+      } catch (error) {
+        // The connection's function is gone: a pooler in transaction mode (PgBouncer) handed
+        // this connection's statements to another server session, or something reset it.
+        // Session functions cannot be relied on behind this pool: export as a plain COPY.
+        if (hasYielded || (error as { code?: string }).code !== UNDEFINED_FUNCTION) throw error;
+        poolsRefusingTempFunctions.add(database.pool);
+        functionsOfConnection.delete(client);
+      }
+      if (isDone) return;
+    }
+    for await (const chunk of client.query(copyTo(plainCopy()))) yield chunk as Buffer;
     isDone = true;
   } finally {
     // A COPY abandoned midway leaves the connection mid-protocol: discard it, never reuse it.
