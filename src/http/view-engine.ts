@@ -98,7 +98,15 @@ export function createViewEngine(options: { isProduction: boolean }) {
     ejs.renderFile(
       file,
       data,
-      { ...compileOptions, cache: settings?.['view cache'] === true, views: settings?.views ? [settings.views] : [] },
+      {
+        ...compileOptions,
+        cache: settings?.['view cache'] === true,
+        // Views include partials by absolute path under `root` (`include('/partials/header')`):
+        // EJS resolves that by joining, where a relative path is looked up on disk with a
+        // stat on every include of every render, cached template or not.
+        root: settings?.views,
+        views: settings?.views ? [settings.views] : [],
+      },
       (error: Error | null, html?: string) => callback(error, html),
     );
   };

@@ -35,6 +35,35 @@ describe('view engine', () => {
     },
   );
 
+  it('includes partials only by absolute path under the views folder (no stat per include)', () => {
+    const includes = listViews(VIEWS_DIR).flatMap((file) =>
+      [...readFileSync(file, 'utf8').matchAll(/include\(\s*(['"`])(.*?)\1/g)].map((match) => ({
+        view: path.relative(VIEWS_DIR, file),
+        target: match[2] ?? '',
+      })),
+    );
+    expect(includes.length).toBeGreaterThan(20);
+    expect(includes.filter(({ target }) => !target.startsWith('/'))).toEqual([]);
+    for (const { target } of includes) {
+      expect(readdirSync(path.join(VIEWS_DIR, path.dirname(target)))).toContain(`${path.basename(target)}.ejs`);
+    }
+  });
+
+  it('renders a page whose partials are included by absolute path, in development and production', async () => {
+    const fmt = createViewFormatters({ timeZone: 'UTC', currency: 'THB' });
+    for (const isProduction of [false, true]) {
+      const html = await render(isProduction, path.join(VIEWS_DIR, 'error.ejs'), {
+        appName: 'HPC Billing',
+        fmt,
+        status: 500,
+        message: 'x',
+      });
+      // header.ejs and footer.ejs both rendered into the page.
+      expect(html).toMatch(/^<!doctype html>/i);
+      expect(html).toContain('</html>');
+    }
+  });
+
   it('renders a page with app and page locals, a missing optional local reading as undefined', async () => {
     const fmt = createViewFormatters({ timeZone: 'UTC', currency: 'THB' });
     for (const isProduction of [false, true]) {
