@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VIEWS_DIR } from '../../src/app.js';
 import { errorHandler, notFoundHandler } from '../../src/http/error-handler.js';
 import { requestContext } from '../../src/http/request-context.js';
+import { createViewEngine } from '../../src/http/view-engine.js';
 import { ConflictError, NotFoundError } from '../../src/shared/errors.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -18,6 +19,8 @@ afterAll(() => db?.drop());
 /** A small app with routes that fail in each way, behind the app's real error path. */
 function buildFailingApp() {
   const app = express();
+  // The app's own view engine: views include their partials by absolute path under the views folder.
+  app.engine('ejs', createViewEngine({ isProduction: false }));
   app.set('view engine', 'ejs');
   app.set('views', VIEWS_DIR);
   app.locals.appName = 'HPC Billing';
