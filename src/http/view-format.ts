@@ -1,6 +1,6 @@
 import type { Prisma } from '@prisma/client';
 import { minorUnitDigits } from '../modules/pricing/pricing.js';
-import { localParts } from '../shared/local-date.js';
+import { localParts, padTwoDigits } from '../shared/local-date.js';
 
 type Numeric = Prisma.Decimal | number | string | null | undefined;
 
@@ -70,7 +70,6 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
     // Intl formats strings exactly ("1234.565" is not turned into a float first).
     return format.format(text as unknown as number);
   };
-  const pad = (value: number) => (value < 10 ? `0${value}` : String(value));
   // Years before 1000 or after 9999 are left to Intl, which pads and signs them its way.
   const isPlainYear = (year: number) => year >= 1000 && year <= 9999;
   return {
@@ -85,20 +84,20 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
       if (!value) return '';
       const p = localParts(value, options.timeZone);
       if (!isPlainYear(p.year)) return dateTime.format(value);
-      return `${pad(p.day)}/${pad(p.month)}/${p.year}, ${pad(p.hour)}:${pad(p.minute)}`;
+      return `${padTwoDigits(p.day)}/${padTwoDigits(p.month)}/${p.year}, ${padTwoDigits(p.hour)}:${padTwoDigits(p.minute)}`;
     },
     /** 2025-09-20 in APP_TZ. */
     date: (value: Date | null | undefined) => {
       if (!value) return '';
       const p = localParts(value, options.timeZone);
       if (!isPlainYear(p.year)) return date.format(value);
-      return `${p.year}-${pad(p.month)}-${pad(p.day)}`;
+      return `${p.year}-${padTwoDigits(p.month)}-${padTwoDigits(p.day)}`;
     },
     /** 1-02:03:04 like sacct. */
     duration: (seconds: number) => {
       const days = Math.floor(seconds / 86_400);
       const clock = [Math.floor((seconds % 86_400) / 3600), Math.floor((seconds % 3600) / 60), seconds % 60]
-        .map((part) => String(part).padStart(2, '0'))
+        .map(padTwoDigits)
         .join(':');
       return days > 0 ? `${days}-${clock}` : clock;
     },

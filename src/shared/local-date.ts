@@ -68,7 +68,8 @@ export function zoneOffsetMs(utcMs: number, timeZone: string): number {
   return offset ?? offsetFromIntl(utcMs, timeZone);
 }
 
-const pad = (value: number) => String(value).padStart(2, '0');
+/** A clock or calendar field (0-99) in two digits. */
+export const padTwoDigits = (value: number) => String(value).padStart(2, '0');
 
 /** The zone's wall-clock fields of an instant (month 1-12). */
 export function localParts(instant: Date, timeZone: string) {
@@ -102,19 +103,19 @@ export function endOfLocalDay(localDate: string, timeZone: string): Date {
 /** The local calendar date of an instant, `YYYY-MM-DD`. */
 export function toLocalDate(instant: Date, timeZone: string): string {
   const p = localParts(instant, timeZone);
-  return `${p.year}-${pad(p.month)}-${pad(p.day)}`;
+  return `${p.year}-${padTwoDigits(p.month)}-${padTwoDigits(p.day)}`;
 }
 
 /** `YYYY-MM-DDTHH:MM:SS` wall-clock time in the zone, without an offset (as sacct prints and reads it). */
 export function toLocalIsoSeconds(instant: Date, timeZone: string): string {
   const p = localParts(instant, timeZone);
-  return `${p.year}-${pad(p.month)}-${pad(p.day)}T${pad(p.hour)}:${pad(p.minute)}:${pad(p.second)}`;
+  return `${p.year}-${padTwoDigits(p.month)}-${padTwoDigits(p.day)}T${padTwoDigits(p.hour)}:${padTwoDigits(p.minute)}:${padTwoDigits(p.second)}`;
 }
 
 /** `YYYY-MM-DD HH:MM` in the zone, for pages. */
 export function formatLocalDateTime(instant: Date, timeZone: string): string {
   const p = localParts(instant, timeZone);
-  return `${p.year}-${pad(p.month)}-${pad(p.day)} ${pad(p.hour)}:${pad(p.minute)}`;
+  return `${p.year}-${padTwoDigits(p.month)}-${padTwoDigits(p.day)} ${padTwoDigits(p.hour)}:${padTwoDigits(p.minute)}`;
 }
 
 /** True for a real calendar date written `YYYY-MM-DD` (2025-02-30 is not one). */
