@@ -10,6 +10,7 @@ import { startIngestionScheduler } from './modules/ingestion/ingestion.scheduler
 import { createMetrics } from './modules/metrics/metrics.js';
 import { joinClusterMetrics, serveClusterMetrics } from './modules/metrics/metrics-cluster.js';
 import { createLogger, type Logger } from './shared/logger.js';
+import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
 
 function readConfigOrExit(): AppConfig {
   try {
@@ -94,6 +95,7 @@ async function main() {
     return;
   }
 
+  warnIfTransparentHugePagesOff(logger, await readTransparentHugePagesMode());
   const database = await prepareDatabase(config, logger);
   if (config.webConcurrency === 1) {
     const stopWorker = await runWorker(config, database.databaseUrl, logger);
