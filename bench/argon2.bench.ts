@@ -9,13 +9,17 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { hashPassword, verifyPassword } from '../src/modules/users/password.js';
+import { readTransparentHugePagesMode } from '../src/shared/transparent-huge-pages.js';
 
 const { values } = parseArgs({ options: { verifies: { type: 'string', default: '200' } } });
 const verifies = Number(values.verifies);
 if (!Number.isInteger(verifies) || verifies < 1) throw new Error('--verifies must be a positive integer');
 
 const stored = await hashPassword('bench-password');
-console.log(`argon2 verify throughput, ${os.availableParallelism()} cores, ${verifies} verifies per row`);
+console.log(
+  `argon2 verify throughput, ${os.availableParallelism()} cores, ${verifies} verifies per row, ` +
+    `transparent huge pages ${(await readTransparentHugePagesMode()) ?? 'unknown'} (with them off a verify costs about five times as much)`,
+);
 console.log('| in flight | verifies/s | ms per verify (wall) |');
 console.log('| ---: | ---: | ---: |');
 for (const inFlight of [1, 2, 4, 8]) {

@@ -1,3 +1,4 @@
+import { readTransparentHugePagesMode } from '../../src/shared/transparent-huge-pages.js';
 import { type AppServer, startAppServer } from './app-server.js';
 import type { LoadCliOptions } from './cli-options.js';
 import { readDatabaseSettings } from './database-settings.js';
@@ -41,7 +42,10 @@ export async function driveFromCli(options: LoadCliOptions): Promise<ScenarioRes
   };
   process.once('SIGINT', stopOnSignal);
   try {
-    const result = await runScenario({ ...options, scenario, baseUrl, serverPid });
+    const result = {
+      ...(await runScenario({ ...options, scenario, baseUrl, serverPid })),
+      hostTransparentHugePages: await readTransparentHugePagesMode(),
+    };
     if (!options.databaseUrl) return result;
     return { ...result, database: await readDatabaseSettings(options.databaseUrl) };
   } finally {

@@ -49,6 +49,7 @@ export function renderMarkdown(result: ScenarioResult): string {
     );
   }
   if (result.database) lines.push('', `Database: ${describeDatabaseSettings(result.database)}`);
+  lines.push('', `Host: transparent huge pages ${result.hostTransparentHugePages ?? 'unknown'}.`);
   const samples = [...result.setupRoutes, ...result.routes].flatMap((route) => Object.entries(route.failureSamples));
   if (result.setupError) samples.unshift([`setup: ${result.setupError}`, 1]);
   if (samples.length > 0) {

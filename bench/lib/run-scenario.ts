@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Pool } from 'undici';
 import { createRandom } from '../../src/modules/demo/demo-jobs.js';
+import type { TransparentHugePagesMode } from '../../src/shared/transparent-huge-pages.js';
 import { benchUsername } from './bench-users.js';
 import type { DatabaseSettings } from './database-settings.js';
 import { readCsrfToken } from './html-token.js';
@@ -58,6 +59,8 @@ export interface ScenarioResult {
   server?: ServerUsage;
   /** The database server's settings, when the bench knows its DATABASE_URL. */
   database?: DatabaseSettings;
+  /** The host's transparent huge pages mode (app and bench share the machine); sign-ins cost five times as much with it off. */
+  hostTransparentHugePages?: TransparentHugePagesMode;
 }
 
 // Past the deadline, requests in flight get this long before their connections are cut.

@@ -10,7 +10,9 @@ import { describeStatus } from '../../bench/lib/http-session.js';
 import { LatencyRecorder, nearestRankPercentile } from '../../bench/lib/latency-recorder.js';
 import { assertLoopbackUrl, isLoopbackHost, NotLoopbackError } from '../../bench/lib/loopback-guard.js';
 import { findListeningInode, parseProcStat, parseVmRssBytes } from '../../bench/lib/proc-sampler.js';
+import { renderMarkdown } from '../../bench/lib/report.js';
 import { computeRssGrowth, describeRssGrowth, type RssSample } from '../../bench/lib/rss-growth.js';
+import type { ScenarioResult } from '../../bench/lib/run-scenario.js';
 import { isReceiptAnswerAccepted, pickTwoWeekWindow } from '../../bench/lib/scenarios.js';
 import { buildSignedDummyEvent, signDummyWebhook } from '../../bench/lib/webhook-signature.js';
 
@@ -273,6 +275,34 @@ describe('database settings line', () => {
     expect(describeDatabaseSettings({ ...settings, hostHugePagesMb: { usedOrReserved: 0, total: 0 } })).toBe(
       'PostgreSQL 15.20, shared_buffers 2GB, huge_pages try; host huge pages in use or reserved: 0 of 0 MB.',
     );
+  });
+
+  it("ends the report with the host's transparent huge pages mode, which sets what a sign-in costs", () => {
+    const result: ScenarioResult = {
+      scenario: 'me',
+      description: 'GET /me in a loop',
+      startedAt: '2026-12-01T00:00:00.000Z',
+      options: {
+        baseUrl: 'http://127.0.0.1:1',
+        vus: 1,
+        durationSec: 1,
+        thinkMs: [0, 0],
+        rampMs: 0,
+        users: 1,
+        receiptShare: 0,
+      },
+      elapsedSec: 1,
+      iterations: 0,
+      completeIterations: 0,
+      iterationsPerSec: 0,
+      failures: 0,
+      routes: [],
+      setupRoutes: [],
+    };
+    expect(renderMarkdown({ ...result, hostTransparentHugePages: 'never' })).toMatch(
+      /\nHost: transparent huge pages never\.\n$/,
+    );
+    expect(renderMarkdown(result)).toMatch(/\nHost: transparent huge pages unknown\.\n$/);
   });
 });
 
