@@ -1,7 +1,7 @@
 import { parseLoadArgs, takeOption } from './lib/cli-options.js';
 import { driveFromCli } from './lib/drive.js';
 import { renderMarkdown, writeResults } from './lib/report.js';
-import { computeRssGrowth, describeRssGrowth } from './lib/rss-growth.js';
+import { computeRssGrowth, describeRssGrowth, windowMeansMb } from './lib/rss-growth.js';
 
 // The issue's soak: 10 minutes at 50 virtual users, RSS growth under 10%.
 const GROWTH_LIMIT_PERCENT = 10;
@@ -43,6 +43,8 @@ async function main() {
   const soak = [
     '',
     describeRssGrowth(growth, GROWTH_LIMIT_PERCENT),
+    '',
+    `Mean RSS of each ${windowSec} s from ${Math.round(warmupSec)} s on, MB: ${windowMeansMb(timeline, { warmupSec, windowSec }).join(', ')}.`,
     '',
     '| at s | total RSS MB |',
     '| ---: | ---: |',

@@ -86,6 +86,26 @@ export function computeRssGrowth(timeline: RssSample[], options: { warmupSec: nu
   return { percent, first, last, windowSec, isShortened, note };
 }
 
+/**
+ * The mean RSS of each consecutive window from the warm-up on (the last one may be partial),
+ * rounded to 0.1 MB. Beside the growth figure it shows whether RSS climbed window after window
+ * (a leak) or swung about a level (GC cycles, receipts in flight): one low first window or one
+ * high last window moves the figure by several percent on a 2-core machine.
+ */
+export function windowMeansMb(timeline: RssSample[], options: { warmupSec: number; windowSec: number }): number[] {
+  const { warmupSec, windowSec } = options;
+  if (!(windowSec > 0)) throw new Error(`the RSS window must be a positive number of seconds, got ${windowSec}`);
+  const sums: { total: number; count: number }[] = [];
+  for (const sample of timeline) {
+    if (sample.atSec < warmupSec) continue;
+    const index = Math.floor((sample.atSec - warmupSec) / windowSec);
+    sums[index] ??= { total: 0, count: 0 };
+    sums[index].total += sample.totalMb;
+    sums[index].count += 1;
+  }
+  return sums.filter((window) => window !== undefined).map((window) => round1(window.total / window.count));
+}
+
 /** One line for the soak report: what is compared, and the figure. */
 export function describeRssGrowth(growth: RssGrowth, limitPercent: number): string {
   const { first, last, percent } = growth;

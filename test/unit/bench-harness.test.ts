@@ -11,7 +11,7 @@ import { LatencyRecorder, nearestRankPercentile } from '../../bench/lib/latency-
 import { assertLoopbackUrl, isLoopbackHost, NotLoopbackError } from '../../bench/lib/loopback-guard.js';
 import { findListeningInode, parseProcStat, parseVmRssBytes } from '../../bench/lib/proc-sampler.js';
 import { renderMarkdown } from '../../bench/lib/report.js';
-import { computeRssGrowth, describeRssGrowth, type RssSample } from '../../bench/lib/rss-growth.js';
+import { computeRssGrowth, describeRssGrowth, type RssSample, windowMeansMb } from '../../bench/lib/rss-growth.js';
 import type { ScenarioResult } from '../../bench/lib/run-scenario.js';
 import { isReceiptAnswerAccepted, pickTwoWeekWindow } from '../../bench/lib/scenarios.js';
 import { buildSignedDummyEvent, signDummyWebhook } from '../../bench/lib/webhook-signature.js';
@@ -384,6 +384,24 @@ describe('soak RSS growth (window means)', () => {
 
   it('rejects a window that is not a positive length', () => {
     expect(() => computeRssGrowth([], { warmupSec: 0, windowSec: 0 })).toThrow(/positive/);
+    expect(() => windowMeansMb([], { warmupSec: 0, windowSec: -1 })).toThrow(/positive/);
+  });
+
+  it.each([
+    {
+      // A level with one low first window: the growth figure says +12.5%, the windows say no trend.
+      name: 'a swing about a level',
+      timeline: timelineOf(600, 10, (at) => (at < 180 ? 480 : at >= 300 && at < 420 ? 520 : 540)),
+      means: [480, 540, 520, 540, 540],
+    },
+    {
+      name: 'a climb',
+      timeline: timelineOf(600, 10, (at) => 400 + Math.floor((at - 60) / 120) * 20),
+      means: [400, 420, 440, 460, 480],
+    },
+    { name: 'nothing after the warm-up', timeline: timelineOf(50, 10, () => 300), means: [] },
+  ])('lists the mean of every window after the warm-up: $name', ({ timeline, means }) => {
+    expect(windowMeansMb(timeline, { warmupSec: 60, windowSec: 120 })).toEqual(means);
   });
 
   it('states what it compares in the report line', () => {
