@@ -26,6 +26,10 @@ export interface RssGrowth {
 
 const round1 = (value: number) => Math.round(value * 10) / 10;
 
+function assertPositiveWindow(windowSec: number) {
+  if (!(windowSec > 0)) throw new Error(`the RSS window must be a positive number of seconds, got ${windowSec}`);
+}
+
 function windowOf(inside: RssSample[], fromSec: number, toSec: number): RssWindow & { exactMeanMb: number } {
   const exactMeanMb = inside.reduce((sum, sample) => sum + sample.totalMb, 0) / Math.max(1, inside.length);
   return { fromSec, toSec, samples: inside.length, meanMb: round1(exactMeanMb), exactMeanMb };
@@ -46,7 +50,7 @@ function windowOf(inside: RssSample[], fromSec: number, toSec: number): RssWindo
  */
 export function computeRssGrowth(timeline: RssSample[], options: { warmupSec: number; windowSec: number }): RssGrowth {
   const { warmupSec, windowSec } = options;
-  if (!(windowSec > 0)) throw new Error(`the RSS window must be a positive number of seconds, got ${windowSec}`);
+  assertPositiveWindow(windowSec);
   const samples = timeline.filter((sample) => sample.atSec >= warmupSec).sort((a, b) => a.atSec - b.atSec);
   const start = samples[0]?.atSec;
   const end = samples.at(-1)?.atSec;
@@ -94,7 +98,7 @@ export function computeRssGrowth(timeline: RssSample[], options: { warmupSec: nu
  */
 export function windowMeansMb(timeline: RssSample[], options: { warmupSec: number; windowSec: number }): number[] {
   const { warmupSec, windowSec } = options;
-  if (!(windowSec > 0)) throw new Error(`the RSS window must be a positive number of seconds, got ${windowSec}`);
+  assertPositiveWindow(windowSec);
   const sums: { total: number; count: number }[] = [];
   for (const sample of timeline) {
     if (sample.atSec < warmupSec) continue;
