@@ -8,6 +8,7 @@ import { createCsrfProtection, exposeCsrfTokenOnRender } from './http/csrf.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
+import { rejectNulCharacters } from './http/reject-nul-characters.js';
 import { requestContext } from './http/request-context.js';
 import { createSessionMiddleware, enforceSessionLifetime, exposeFlash } from './http/session.js';
 import { createViewEngine } from './http/view-engine.js';
@@ -150,6 +151,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(passport.session());
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));
   app.use(express.json({ limit: '100kb' }));
+  app.use(rejectNulCharacters);
   app.use(createCsrfProtection({ secret: config.sessionSecret, isSecureCookie: config.isProduction }));
   app.use(exposeFlash);
   app.use((req, res, next) => {

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
-import { AppError, isUniqueViolation, NotFoundError } from '../shared/errors.js';
+import { AppError, isUniqueViolation, isUnstorableText, NotFoundError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { isCsrfError } from './csrf.js';
 
@@ -35,6 +35,14 @@ function describe(error: unknown): { status: number; message: string; isExpected
   }
   if (isUniqueViolation(error)) {
     return { status: 409, message: 'This conflicts with something that already exists.', isExpected: true };
+  }
+  if (isUnstorableText(error)) {
+    // The routes refuse a NUL up front (reject-nul-characters.ts); this catches any path that does not.
+    return {
+      status: 400,
+      message: 'The request contains text that cannot be stored (a NUL character).',
+      isExpected: true,
+    };
   }
   const httpError = error as BodyParserError;
   if (httpError?.expose && typeof httpError.status === 'number' && httpError.status >= 400 && httpError.status < 500) {

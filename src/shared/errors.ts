@@ -92,3 +92,40 @@ export function uniqueViolationOf(error: unknown, depth = 0): string | undefined
   }
   return undefined;
 }
+
+/**
+ * The SQLSTATE of a PostgreSQL error, however it arrived: pg's DatabaseError carries it as
+ * `code`, the Prisma pg adapter as `originalCode` under `cause`, and Prisma's own errors
+ * under `meta.driverAdapterError` (their `code` is Prisma's, not PostgreSQL's).
+ */
+export function sqlStateOf(error: unknown, depth = 0): string | undefined {
+  if (typeof error !== 'object' || error === null || depth > 5) return undefined;
+  const candidate = error as {
+    code?: unknown;
+    originalCode?: unknown;
+    clientVersion?: unknown;
+    meta?: { driverAdapterError?: unknown };
+    cause?: unknown;
+  };
+  if (typeof candidate.originalCode === 'string') return candidate.originalCode;
+  for (const inner of [candidate.meta?.driverAdapterError, candidate.cause]) {
+    if (inner === undefined || inner === error) continue;
+    const found = sqlStateOf(inner, depth + 1);
+    if (found !== undefined) return found;
+  }
+  const isPrismaError = candidate.clientVersion !== undefined || candidate.meta !== undefined;
+  if (!isPrismaError && typeof candidate.code === 'string' && /^[0-9A-Z]{5}$/.test(candidate.code)) {
+    return candidate.code;
+  }
+  return undefined;
+}
+
+/**
+ * Text PostgreSQL refuses to store: a NUL character (22021) or one the database's encoding
+ * lacks (22P05). The input was wrong, not the server; the statement failed, so nothing of it
+ * was written.
+ */
+export function isUnstorableText(error: unknown): boolean {
+  const state = sqlStateOf(error);
+  return state === '22021' || state === '22P05';
+}

@@ -1,14 +1,33 @@
 import { z } from 'zod';
 
-/** A calendar date `YYYY-MM-DD` that exists (no 2026-02-30). */
+/**
+ * The dates a form or query may name. Windows end at the start of the day after their last
+ * day, and some pages extend a window from its start; an instant in the year 10000 cannot be
+ * written as a PostgreSQL timestamp the way the driver sends it, so "forever" (9999-12-31)
+ * would fail deep in a query. A bound far beyond any job keeps that from happening.
+ */
+export const EARLIEST_LOCAL_DATE = '1900-01-01';
+export const LATEST_LOCAL_DATE = '2999-12-31';
+
+/** What is wrong with `text` as a local date, or undefined when it is one; one reason at a time. */
+function localDateProblem(text: string): string | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return 'must be a date as YYYY-MM-DD';
+  const date = new Date(`${text}T00:00:00Z`);
+  if (Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== text) return 'is not a real calendar date';
+  if (text < EARLIEST_LOCAL_DATE || text > LATEST_LOCAL_DATE) {
+    return `must be between ${EARLIEST_LOCAL_DATE} and ${LATEST_LOCAL_DATE}`;
+  }
+  return undefined;
+}
+
+/** A calendar date `YYYY-MM-DD` that exists (no 2026-02-30), between the two above. */
 export const ZLocalDate = z
   .string()
   .trim()
-  .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date as YYYY-MM-DD')
-  .refine((text) => {
-    const date = new Date(`${text}T00:00:00Z`);
-    return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === text;
-  }, 'is not a real calendar date');
+  .superRefine((text, context) => {
+    const problem = localDateProblem(text);
+    if (problem) context.addIssue({ code: 'custom', message: problem });
+  });
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 function formatterFor(timeZone: string): Intl.DateTimeFormat {

@@ -1,0 +1,177 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
+import { isUnstorableText, sqlStateOf } from '../../src/shared/errors.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenIn, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+const WEBHOOK_SECRET = 'test-dummy-webhook-secret';
+const env = {
+  PAYMENT_PROVIDER: 'dummy',
+  PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  PUBLIC_BASE_URL: 'http://billing.test',
+};
+
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+let alice: Agent;
+let admin: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
+  await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
+  await buildJobs(db, [{ user: 'alice', end: '2026-01-10T10:00:00Z', jobId: '4242' }]);
+  app = buildTestApp(db, { env });
+  alice = await signInAs(app, 'alice', 'alice-password');
+  admin = await signInAs(app, 'boss', 'boss-password');
+});
+afterAll(() => db?.drop());
+
+/** Rows a refused request must not have added to. */
+async function countWrites() {
+  const [audit, throttle, receipts, events, sessions] = await Promise.all([
+    db.prisma.auditLog.count(),
+    db.prisma.authThrottle.count(),
+    db.prisma.receipt.count(),
+    db.prisma.paymentEvent.count(),
+    db.prisma.session.count(),
+  ]);
+  return { audit, throttle, receipts, events, sessions };
+}
+
+describe('dates beyond any job', () => {
+  // 9999-12-31 is what people type for "forever"; the day after it is in the year 10000.
+  it.each([
+    ['/me.csv?start=2000-01-01&end=9999-12-31', 'end: must be between 1900-01-01 and 2999-12-31'],
+    ['/me?start=9999-12-01&end=9999-12-31&view=aggregate', 'start: must be between 1900-01-01 and 2999-12-31'],
+    ['/me?start=9999-12-28', 'start: must be between 1900-01-01 and 2999-12-31'],
+    ['/me?start=1899-12-31', 'start: must be between 1900-01-01 and 2999-12-31'],
+  ])('a researcher asking for %s gets a 400 naming the range', async (path, message) => {
+    const response = await alice.get(path).set('Accept', 'text/html');
+    expect(response.status, response.text.slice(0, 300)).toBe(400);
+    expect(response.text).toContain(message);
+  });
+
+  it.each([
+    '/admin/usage.csv?start=2000-01-01&end=9999-12-31',
+    '/admin/usage?start=9999-12-01&end=9999-12-31',
+    '/admin/receipts?end=9999-12-31',
+    '/admin/audit?to=9999-12-31',
+    '/admin/audit.csv?to=9999-12-31',
+  ])('an admin asking for %s gets a 400, not a 500', async (path) => {
+    const response = await admin.get(path).set('Accept', 'text/html');
+    expect(response.status, response.text.slice(0, 300)).toBe(400);
+    expect(response.text).toContain('must be between 1900-01-01 and 2999-12-31');
+  });
+
+  it('still serves the widest window the range allows', async () => {
+    const response = await alice.get('/me.csv?start=1900-01-01&end=2999-12-31').expect(200);
+    expect(response.text).toContain('4242');
+  });
+
+  it('refuses a receipt "before" 9999-12-31 and bills nothing', async () => {
+    const before = await countWrites();
+    const page = await alice.get('/me').set('Accept', 'text/html');
+    const response = await alice
+      .post('/me/receipt')
+      .set('Accept', 'application/json')
+      .type('form')
+      .send({ before: '9999-12-31', csrf_token: csrfTokenIn(page.text) });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toContain('before: must be between');
+    expect(await countWrites()).toEqual(before);
+  });
+
+  it('says once what is wrong with a malformed date', async () => {
+    const response = await alice.get('/me?start=abc').set('Accept', 'text/html').expect(400);
+    expect(response.text.split('must be a date as YYYY-MM-DD')).toHaveLength(2);
+    expect(response.text).not.toContain('is not a real calendar date');
+  });
+});
+
+describe('NUL characters', () => {
+  it('refuses a sign-in whose username holds one, and records nothing', async () => {
+    const before = await countWrites();
+    const agent = request.agent(app);
+    const form = await agent.get('/login').set('Accept', 'text/html');
+    const response = await agent
+      .post('/login')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ username: 'ali\u0000ce', password: 'alice-password', csrf_token: csrfTokenIn(form.text) });
+    expect(response.status).toBe(400);
+    expect(response.text).toContain('NUL character');
+    expect(await countWrites()).toEqual(before);
+  });
+
+  it.each([
+    '/admin/usage?account=a%00b',
+    '/admin/usage?user=a%00b',
+    '/admin/usage.csv?partition=a%00b',
+    '/admin/audit?actor=a%00b',
+    '/admin/audit?action=a%00b',
+    '/admin/receipts?user=a%00b',
+  ])('answers %s with a 400', async (path) => {
+    const response = await admin.get(path).set('Accept', 'application/json');
+    expect(response.status, response.text.slice(0, 300)).toBe(400);
+    expect(response.body).toEqual({ error: expect.stringContaining('NUL character'), code: 400 });
+  });
+
+  it('refuses one nested in a JSON body', async () => {
+    const page = await admin.get('/admin/rates').set('Accept', 'text/html');
+    const response = await admin
+      .post('/formula')
+      .set('X-CSRF-Token', csrfTokenIn(page.text))
+      .send({ type: 'mu', rates: { cpu: 1, gpu: 1, mem: 1 }, note: ['fine', { deeper: 'x\u0000' }] });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toContain('NUL character');
+  });
+
+  it('answers a signed webhook carrying one with a 400 and stores no event', async () => {
+    const before = await countWrites();
+    const body = JSON.stringify({
+      event_id: 'evt\u00001',
+      event_type: 'payment.succeeded',
+      external_payment_id: 'dummy_missing',
+      amount_cents: 100,
+      currency: 'THB',
+    });
+    const response = await request(app)
+      .post('/payments/webhook/dummy')
+      .set('Content-Type', 'application/json')
+      .set('X-Dummy-Signature', signDummyWebhook(body, WEBHOOK_SECRET))
+      .send(body);
+    expect(response.status, response.text).toBe(400);
+    expect(await countWrites()).toEqual(before);
+  });
+});
+
+describe('the SQLSTATE behind an error, however the driver wrapped it', () => {
+  const nul = 'a\u0000b';
+  it.each([
+    ['pg', () => db.pool.query('SELECT $1::text', [nul])],
+    ['a Prisma model query', () => db.prisma.user.findFirst({ where: { username: nul } })],
+    ['a Prisma raw query', () => db.prisma.$queryRaw`SELECT ${nul}::text`],
+  ])('finds 22021 in the error of %s', async (_path, run) => {
+    const error = await run().then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(sqlStateOf(error)).toBe('22021');
+    expect(isUnstorableText(error)).toBe(true);
+  });
+
+  it('reads a unique violation as 23505, not as Prisma code', async () => {
+    const error = await db.prisma.user.create({ data: { username: 'alice', passwordHash: 'x', role: 'user' } }).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(sqlStateOf(error)).toBe('23505');
+    expect(isUnstorableText(error)).toBe(false);
+  });
+});
