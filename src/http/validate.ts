@@ -1,13 +1,46 @@
 import type { z } from 'zod';
 import { BadRequestError } from '../shared/errors.js';
 
+type RawIssue = z.core.$ZodRawIssue;
+
+/**
+ * Zod's own wording ("Too small: expected number to be >=1", "Invalid input: expected
+ * string, received array") is written for programmers; people read these on a page. Only
+ * issues whose schema gave no message of its own come here; undefined keeps zod's.
+ */
+export function describeIssue(issue: RawIssue): string | undefined {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined || issue.input === null) return 'is required';
+      if (Array.isArray(issue.input)) return 'must be given once';
+      if (issue.expected === 'number' || issue.expected === 'int') return 'must be a whole number';
+      if (issue.expected === 'string') return 'must be text';
+      return undefined;
+    case 'too_small':
+      if (issue.origin === 'string') {
+        return Number(issue.minimum) <= 1 ? 'is required' : `must be at least ${issue.minimum} characters`;
+      }
+      if (issue.origin === 'number' || issue.origin === 'int') return `must be at least ${issue.minimum}`;
+      return undefined;
+    case 'too_big':
+      if (issue.origin === 'string') return `must be at most ${issue.maximum} characters`;
+      if (issue.origin === 'number' || issue.origin === 'int') return `must be at most ${issue.maximum}`;
+      return undefined;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map(String).join(', ')}`;
+    default:
+      return undefined;
+  }
+}
+
 /** Parses input at the edge; a failure is a 400 naming each field and what is wrong with it. */
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
-  const result = schema.safeParse(input);
+  const result = schema.safeParse(input, { error: describeIssue, reportInput: true });
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => `${issue.path.join('.') || 'input'}: ${issue.message}`);
-  const fields = Object.fromEntries(
-    result.error.issues.map((issue) => [issue.path.join('.') || 'input', issue.message]),
-  );
+  // One reason a field: a number past 2^53 fails both "an integer" and the route's own maximum,
+  // and the maximum is the one worth reading, so a field's last reason wins.
+  const fields: Record<string, string> = {};
+  for (const issue of result.error.issues) fields[issue.path.join('.') || 'input'] = issue.message;
+  const problems = Object.entries(fields).map(([field, message]) => `${field}: ${message}`);
   throw new BadRequestError(problems.join('; '), { fields });
 }

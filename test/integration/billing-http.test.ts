@@ -376,7 +376,7 @@ describe('receipts over HTTP', () => {
       .set('X-CSRFToken', token)
       .send({ reason: ' ' });
     expect(noReason.status).toBe(400);
-    expect(noReason.body.error).toMatch(/^reason: is required/);
+    expect(noReason.body.error).toMatch(/^reason: must say why the receipt is void, in at least 3 characters$/);
     await admin
       .post(`/admin/receipts/${id}/void`)
       .type('form')

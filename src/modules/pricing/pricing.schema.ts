@@ -15,7 +15,8 @@ export const ZRate = z
       return z.NEVER;
     }
     const text = String(value);
-    if (!/^-?\d+(\.\d+)?(e[-+]?\d+)?$/i.test(text)) {
+    // ".5" is how many people write a half; Decimal reads it as 0.5.
+    if (!/^-?(\d+(\.\d+)?|\.\d+)(e[-+]?\d+)?$/i.test(text)) {
       ctx.addIssue({ code: 'custom', message: 'must be a number' });
       return z.NEVER;
     }

@@ -26,7 +26,7 @@ export const ZVoidReceipt = z.object({
   reason: z
     .string({ error: 'is required' })
     .trim()
-    .min(3, 'is required (say why the receipt is void)')
+    .min(3, 'must say why the receipt is void, in at least 3 characters')
     .max(500, 'must be at most 500 characters'),
 });
 export type TVoidReceipt = z.infer<typeof ZVoidReceipt>;

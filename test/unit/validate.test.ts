@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { parseInput } from '../../src/http/validate.js';
+import { ZFormulaQuery, ZSetRates } from '../../src/modules/pricing/pricing.schema.js';
+import { ZReceiptId, ZVoidReceipt } from '../../src/modules/receipts/receipts.schema.js';
+import { ZUsageQuery } from '../../src/modules/usage/usage.schema.js';
+import { ZChangeRoleForm } from '../../src/modules/users/users.schema.js';
+import { AppError } from '../../src/shared/errors.js';
+
+/** The message of the 400 parseInput throws, as a page shows it. */
+function messageOf(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).status).toBe(400);
+    return (error as AppError).message;
+  }
+  throw new Error('parseInput accepted the input');
+}
+
+describe('parseInput says what is wrong in words people read', () => {
+  it.each([
+    ['page 0', () => parseInput(ZUsageQuery, { page: '0' }), 'page: must be at least 1'],
+    ['a page that is not a number', () => parseInput(ZUsageQuery, { page: 'abc' }), 'page: must be a whole number'],
+    [
+      'a page of 21 digits',
+      () => parseInput(ZUsageQuery, { page: '99999999999999999999' }),
+      'page: must be at most 100000',
+    ],
+    ['a sort column it does not know', () => parseInput(ZUsageQuery, { sort: 'password' }), 'sort: must be one of'],
+    ['a receipt id that is a word', () => parseInput(ZReceiptId, 'abc'), 'input: must be a whole number'],
+    ['a tier given twice', () => parseInput(ZFormulaQuery, { type: ['gov', 'mu'] }), 'type: must be given once'],
+    ['an empty rate', () => parseInput(ZSetRates, { type: 'mu', cpu: '', gpu: '1', mem: '1' }), 'cpu: '],
+    ['a missing role', () => parseInput(ZChangeRoleForm, {}), 'role: '],
+    [
+      'a void reason of two letters',
+      () => parseInput(ZVoidReceipt, { reason: 'ab' }),
+      'reason: must say why the receipt is void, in at least 3 characters',
+    ],
+  ])('%s', (_case, run, expected) => {
+    const message = messageOf(run);
+    expect(message.startsWith(expected), message).toBe(true);
+    expect(message).not.toMatch(/Too small|Too big|Invalid input|expected \w+, received|>=|<=/);
+  });
+
+  it.each([
+    ['.5', '0.5'],
+    ['0.25', '0.25'],
+    ['1e3', '1000'],
+  ])('reads the rate %s as %s', (text, expected) => {
+    expect(parseInput(ZSetRates, { type: 'mu', cpu: text, gpu: '1', mem: '1' }).cpu.toString()).toBe(expected);
+  });
+
+  it.each(['.', '5.', '1,5', '0x10'])('refuses the rate %s as not a number', (text) => {
+    expect(messageOf(() => parseInput(ZSetRates, { type: 'mu', cpu: text, gpu: '1', mem: '1' }))).toBe(
+      'cpu: must be a number',
+    );
+  });
+
+  it('gives one reason a field', () => {
+    expect(messageOf(() => parseInput(ZUsageQuery, { page: '99999999999999999999' }))).toBe(
+      'page: must be at most 100000',
+    );
+  });
+});
