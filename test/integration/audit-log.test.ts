@@ -173,6 +173,15 @@ describe('the audit pages', () => {
     expect(byDate.text).not.toContain('<td>user.disable</td>');
     const bad = await agent.get('/admin/audit?from=2026-02-30').set('Accept', 'application/json').expect(400);
     expect(bad.body.error).toContain('from: ');
+    // A browser gets the page back with the message and what was typed, so it can be corrected.
+    const backwards = await agent
+      .get('/admin/audit?actor=filterme&from=2026-03-05&to=2026-03-01')
+      .set('Accept', 'text/html')
+      .expect(400);
+    expect(backwards.text).toContain('from: must not be after &#34;to&#34;');
+    expect(backwards.text).toContain('name="actor" value="filterme"');
+    expect(backwards.text).toContain('name="from" type="date" value="2026-03-05"');
+    expect(backwards.text).toContain('No entries match.');
   });
 
   it('offers every recorded action once, in order, in the action filter', async () => {

@@ -3,7 +3,9 @@ import { pipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify';
 import { Router } from 'express';
 import type { Db } from '../../db/database.js';
+import { wantsHtml } from '../../http/error-handler.js';
 import { parseInput } from '../../http/validate.js';
+import { AppError } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -36,7 +38,25 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   const parseQuery = (input: unknown) => parseInput(ZAuditQuery, input);
 
   router.get('/admin/audit', guards.requireAdmin, async (req, res) => {
-    const query = parseQuery(req.query);
+    let query: ReturnType<typeof parseQuery>;
+    try {
+      query = parseQuery(req.query);
+    } catch (error) {
+      // A bad filter comes back as the page with the message and what was typed, not as an error page.
+      if (!(error instanceof AppError) || error.status !== 400 || !wantsHtml(req)) throw error;
+      const raw = req.query as Record<string, unknown>;
+      const typed = (name: string) => (typeof raw[name] === 'string' ? (raw[name] as string) : undefined);
+      res.status(400).render('audit/audit-log', {
+        title: 'Audit log',
+        entries: [],
+        query: { actor: typed('actor'), action: typed('action'), from: typed('from'), to: typed('to') },
+        actions: await listDistinctActions(db),
+        nextPageUrl: undefined,
+        timeZone,
+        error: error.message,
+      });
+      return;
+    }
     const entries = await findAuditPage(db, filterOf(query), PAGE_SIZE + 1, query.before);
     const hasMore = entries.length > PAGE_SIZE;
     const shown = entries.slice(0, PAGE_SIZE);
@@ -58,6 +78,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       actions: await listDistinctActions(db),
       nextPageUrl: hasMore ? `/admin/audit?${nextQuery}` : undefined,
       timeZone,
+      error: undefined,
     });
   });
 
