@@ -41,6 +41,7 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
       })
     : async () => undefined;
   return async () => {
+    db.markStopping();
     const [isClean] = await Promise.all([closeGracefully(server, config.shutdownTimeoutMs), stopIngestion()]);
     if (!isClean) logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; open connections were cut');
     await db.close();

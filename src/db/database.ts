@@ -9,6 +9,11 @@ export type Db = PrismaClient;
 export interface Database {
   pool: pg.Pool;
   prisma: PrismaClient;
+  /**
+   * Says the process is stopping: from now on PostgreSQL ending a connection is expected (an
+   * embedded server gets the same Ctrl-C or group SIGTERM) and is not logged as a warning.
+   */
+  markStopping(): void;
   close(): Promise<void>;
 }
 
@@ -26,17 +31,25 @@ export function openDatabase(url: string, options: { poolMax: number; logger: Lo
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });
+  let isStopping = false;
   // An idle connection dying (database restart, network blip) must not crash
   // the process; the pool drops it and opens a new one on the next query.
-  pool.on('error', (error) => options.logger.warn({ err: error.message }, 'idle database connection lost'));
+  pool.on('error', (error) => {
+    if (isStopping) options.logger.info({ err: error.message }, 'database connection ended while stopping');
+    else options.logger.warn({ err: error.message }, 'idle database connection lost');
+  });
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   let isClosed = false;
   return {
     pool,
     prisma,
+    markStopping() {
+      isStopping = true;
+    },
     async close() {
       if (isClosed) return;
       isClosed = true;
+      isStopping = true;
       await prisma.$disconnect();
       await pool.end();
     },

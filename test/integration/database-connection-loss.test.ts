@@ -1,0 +1,72 @@
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Database, openDatabase } from '../../src/db/database.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+interface LogLine {
+  level: number;
+  msg: string;
+}
+
+let testDb: TestDatabase;
+let db: Database;
+const lines: LogLine[] = [];
+
+beforeAll(async () => {
+  testDb = await createTestDatabase();
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(JSON.parse(String(chunk)) as LogLine);
+      done();
+    },
+  });
+  db = openDatabase(testDb.url, { poolMax: 2, logger: pino({ level: 'info' }, sink) });
+});
+afterAll(async () => {
+  await db?.close();
+  await testDb?.drop();
+});
+
+/** Ends every connection the pool holds from another session, as a restart or Ctrl-C would. */
+async function terminatePoolConnections() {
+  const admin = new pg.Client({ connectionString: testDb.url });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query<{ ended: boolean }>(
+      `SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = ''`,
+    );
+    return rows.length;
+  } finally {
+    await admin.end();
+  }
+}
+
+async function nextLogLine(after: number): Promise<LogLine> {
+  for (let attempt = 0; attempt < 100 && lines.length <= after; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const line = lines[after];
+  if (!line) throw new Error('nothing was logged');
+  return line;
+}
+
+describe('an idle connection ended by PostgreSQL', () => {
+  it('is a warning while serving, and the pool goes on with a new connection', async () => {
+    await db.pool.query('SELECT 1');
+    const before = lines.length;
+    expect(await terminatePoolConnections()).toBeGreaterThan(0);
+    expect(await nextLogLine(before)).toMatchObject({ level: 40, msg: 'idle database connection lost' });
+    expect((await db.pool.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+  });
+
+  it('is only information once the process is stopping', async () => {
+    await db.pool.query('SELECT 1');
+    db.markStopping();
+    const before = lines.length;
+    expect(await terminatePoolConnections()).toBeGreaterThan(0);
+    expect(await nextLogLine(before)).toMatchObject({ level: 30, msg: 'database connection ended while stopping' });
+  });
+});
