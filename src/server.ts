@@ -60,7 +60,12 @@ function announce(config: AppConfig, database: PreparedDatabase) {
     );
   }
   if (config.shouldSeedDemo) {
-    lines.push(`  demo logins: ${DEMO_LOGINS.map((login) => `${login.username}/${login.password}`).join(', ')}`);
+    const logins = DEMO_LOGINS.map((login) => `${login.username}/${login.password}`).join(', ');
+    // Kept data may have new passwords by now; the banner cannot know them.
+    const isFresh = database.demo?.isSeeded !== false;
+    lines.push(
+      isFresh ? `  demo logins: ${logins}` : `  demo logins as first seeded (unless changed since): ${logins}`,
+    );
   }
   console.log(lines.join('\n'));
 }

@@ -40,6 +40,7 @@ describe('zero-configuration start', () => {
     cleanups.push(() => second.stop());
     expect(second.output()).not.toContain('creating the embedded PostgreSQL cluster');
     expect(second.output()).toContain('demo data: kept from an earlier start');
+    expect(second.output()).toContain('demo logins as first seeded (unless changed since): admin/admin, alice/alice');
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
     expect(await second.stop()).toBe(0);
   }, 180_000);
