@@ -3,6 +3,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
+import { describeMinorUnits } from '../../src/modules/payments/payments.service.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
@@ -25,11 +26,11 @@ beforeAll(async () => {
 afterAll(() => db?.drop());
 
 let userCounter = 0;
-/** A signed-in researcher with one billed job: receipt #id, pending, 1 CPU hour at 0.50 THB. */
-async function researcherWithReceipt(app: ReturnType<typeof buildTestApp>) {
+/** A signed-in researcher with one billed job: receipt #id, pending, 1 CPU hour at 0.50 THB unless told. */
+async function researcherWithReceipt(app: ReturnType<typeof buildTestApp>, totalCpuSec = '3600') {
   userCounter += 1;
   const user = await buildUser(db.prisma, { username: `payer${userCounter}` });
-  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec, stepMemGbHours: '0' }]);
   const agent = await signInAs(app, user.username, user.password);
   const created = await agent
     .post('/me/receipt')
@@ -60,6 +61,34 @@ function deliverDummy(app: ReturnType<typeof buildTestApp>, event: Record<string
 
 async function paymentOf(receiptId: number) {
   return db.prisma.payment.findFirstOrThrow({ where: { receiptId }, orderBy: { id: 'desc' } });
+}
+
+let adminCounter = 0;
+async function signInAdmin(app: ReturnType<typeof buildTestApp>) {
+  adminCounter += 1;
+  const username = `payreviewer${adminCounter}`;
+  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
+  return signInAs(app, username, `${username}-password`);
+}
+
+/** The admin payments page: the review banner's count and each payment's row, in page order. */
+async function adminPaymentsPage(admin: Agent) {
+  const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+  const banner = /(\d+) payments? needs? review/.exec(page.text);
+  const tbody = page.text.slice(page.text.indexOf('<tbody>'), page.text.indexOf('</tbody>'));
+  const rows = tbody.split('<tr>').slice(1);
+  return {
+    needsReview: banner ? Number(banner[1]) : 0,
+    rowOf: (paymentId: number) => rows.find((row) => row.includes(`<td>${paymentId}</td>`)) ?? '',
+    positionOf: (paymentId: number) => rows.findIndex((row) => row.includes(`<td>${paymentId}</td>`)),
+    firstPositionWithout: (status: string) => rows.findIndex((row) => !row.includes(`>${status}</span>`)),
+  };
+}
+
+function reviewAuditsOf(receiptId: number) {
+  return db.prisma.auditLog.findMany({
+    where: { action: { in: ['payment.review', 'payment.mismatch'] }, target: `receipt:${receiptId}` },
+  });
 }
 
 describe('paying a receipt with the dummy provider, end to end', () => {
@@ -248,7 +277,7 @@ describe('the webhook endpoint', () => {
     expect(response.body.outcome).toBe('mismatch');
     const stored = await paymentOf(payment.receiptId);
     expect(stored.status).toBe('needs_review');
-    expect(stored.reviewReason).toMatch(/^paid (49 THB|50 USD) but 50 THB was due$/);
+    expect(stored.reviewReason).toMatch(/^paid (0\.49 THB|0\.50 USD) but 0\.50 THB was due$/);
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: payment.receiptId } })).status).toBe('pending');
   });
 
@@ -271,6 +300,25 @@ describe('the webhook endpoint', () => {
     const revived = await deliverDummy(app, succeeded(canceled, `evt-order-d-${canceled.id}`)).expect(200);
     expect(revived.body.outcome).toBe('review');
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: canceled.receiptId } })).status).toBe('pending');
+  });
+
+  it("writes the mismatch reason in the currency's decimals, on the admin page and in the audit entry", async () => {
+    const admin = await signInAdmin(app);
+    // 14,753.8 CPU hours at 0.50 THB: a 7,376.90 THB receipt.
+    const { agent, receiptId } = await researcherWithReceipt(app, '53113680');
+    await startCheckout(agent, receiptId);
+    const payment = await paymentOf(receiptId);
+    expect(payment.amountMinor).toBe(737_690n);
+    const response = await deliverDummy(
+      app,
+      succeeded(payment, `evt-decimals-${payment.id}`, { amount_cents: 100 }),
+    ).expect(200);
+    expect(response.body.outcome).toBe('mismatch');
+    const reason = 'paid 1.00 THB but 7,376.90 THB was due';
+    expect((await paymentOf(receiptId)).reviewReason).toBe(reason);
+    const audits = await reviewAuditsOf(receiptId);
+    expect(audits.map((audit) => audit.details)).toEqual([expect.objectContaining({ reason })]);
+    expect((await adminPaymentsPage(admin)).rowOf(payment.id)).toContain(reason);
   });
 
   it('holds money for a receipt already paid by hand for review', async () => {
@@ -393,5 +441,21 @@ describe('paying with Stripe Checkout (SDK against a local fake of the API)', ()
     expect(delivered.body).toEqual({ received: true, outcome: 'ok' });
     const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
     expect(receipt).toMatchObject({ status: 'paid', paymentMethod: 'stripe', txRef: payment.externalPaymentId });
+  });
+});
+
+describe('amounts in review reasons', () => {
+  it.each([
+    [737_690n, 'THB', '7,376.90 THB'],
+    [100n, 'THB', '1.00 THB'],
+    [5n, 'THB', '0.05 THB'],
+    [1_234_567n, 'JPY', '1,234,567 JPY'],
+    [1_234n, 'KWD', '1.234 KWD'],
+    [0n, 'USD', '0.00 USD'],
+    [null, 'THB', 'an unknown amount of THB'],
+    [100n, null, '100 minor units of an unknown currency'],
+    [100n, 'th', '100 minor units of "th"'],
+  ])('writes %s minor units of %s as %s', (amountMinor, currency, text) => {
+    expect(describeMinorUnits(amountMinor, currency)).toBe(text);
   });
 });

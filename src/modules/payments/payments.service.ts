@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Prisma } from '@prisma/client';
 import type { PaymentsConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
+import { formatDecimalText } from '../../http/view-format.js';
 import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
@@ -65,6 +66,29 @@ export function fromMinorUnits(amountMinor: bigint, currency: string): Prisma.De
 }
 
 const FINAL_STATUSES = new Set(['succeeded', 'failed', 'canceled']);
+
+const ISO_CURRENCY = /^[A-Z]{3}$/;
+
+/**
+ * An amount in minor units as people read it ("7,376.90 THB", "1,200 JPY"), the way the pages
+ * format money. A provider's event may lack the amount or carry a code that is no currency;
+ * those are said as they came, since the text is written inside the webhook's transaction.
+ */
+export function describeMinorUnits(amountMinor: bigint | null, currency: string | null): string {
+  if (amountMinor === null) return `an unknown amount of ${currency ?? 'an unknown currency'}`;
+  if (currency === null || !ISO_CURRENCY.test(currency))
+    return `${amountMinor} minor units of ${currency === null ? 'an unknown currency' : `"${currency}"`}`;
+  const digits = minorUnitDigits(currency);
+  const text = fromMinorUnits(amountMinor, currency).toFixed(digits);
+  return `${formatDecimalText(text, digits) ?? text} ${currency}`;
+}
+
+/** Why a success's money is not the payment's, or undefined when it is. */
+function describeMismatch(event: PaymentEvent, payment: paymentsRepository.PaymentRow): string | undefined {
+  if (event.amountMinor === payment.amountMinor && event.currency === payment.currency) return undefined;
+  const paid = describeMinorUnits(event.amountMinor, event.currency);
+  return `paid ${paid} but ${describeMinorUnits(payment.amountMinor, payment.currency)} was due`;
+}
 
 export function createPaymentsService(deps: PaymentsServiceDeps) {
   const { db, metrics, logger, now } = deps;
@@ -221,9 +245,9 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (FINAL_STATUSES.has(payment.status) || payment.status === 'needs_review') {
       return { outcome: payment.status === 'succeeded' ? 'ignored' : 'review', paymentId: payment.id };
     }
-    if (event.amountMinor !== payment.amountMinor || event.currency !== payment.currency) {
-      const reason = `paid ${event.amountMinor ?? '?'} ${event.currency ?? '?'} but ${payment.amountMinor} ${payment.currency} was due`;
-      await holdForReview(tx, payment, event, 'payment.mismatch', reason);
+    const mismatch = describeMismatch(event, payment);
+    if (mismatch) {
+      await holdForReview(tx, payment, event, 'payment.mismatch', mismatch);
       return { outcome: 'mismatch', paymentId: payment.id };
     }
     const isPaid = await receiptsRepository.transitionReceipt(tx, payment.receiptId, ['pending'], {
