@@ -299,7 +299,153 @@ describe('the webhook endpoint', () => {
     expect((await paymentOf(canceled.receiptId)).status).toBe('canceled');
     const revived = await deliverDummy(app, succeeded(canceled, `evt-order-d-${canceled.id}`)).expect(200);
     expect(revived.body.outcome).toBe('review');
+    expect((await paymentOf(canceled.receiptId)).status).toBe('needs_review');
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: canceled.receiptId } })).status).toBe('pending');
+  });
+
+  it('holds a late success for a canceled payment for review: reason, one audit entry, first on the admin page', async () => {
+    const admin = await signInAdmin(app);
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    await startCheckout(agent, receiptId);
+    const payment = await paymentOf(receiptId);
+    const cancel = { ...succeeded(payment, `evt-late-cancel-${payment.id}`), event_type: 'payment.canceled' };
+    expect((await deliverDummy(app, cancel).expect(200)).body.outcome).toBe('ok');
+    expect((await paymentOf(receiptId)).status).toBe('canceled');
+    const before = await adminPaymentsPage(admin);
+
+    const late = succeeded(payment, `evt-late-success-${payment.id}`);
+    const response = await deliverDummy(app, late).expect(200);
+    expect(response.body.outcome).toBe('review');
+
+    const stored = await paymentOf(receiptId);
+    expect(stored).toMatchObject({ status: 'needs_review', reviewReason: 'payment succeeded after it was canceled' });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    const audits = await reviewAuditsOf(receiptId);
+    expect(audits).toHaveLength(1);
+    expect(audits[0]).toMatchObject({ action: 'payment.review', actor: 'provider:dummy', status: 'failed' });
+    expect(audits[0]?.details).toMatchObject({
+      paymentId: payment.id,
+      eventId: late.event_id,
+      reason: 'payment succeeded after it was canceled',
+    });
+    const event = await db.prisma.paymentEvent.findFirstOrThrow({ where: { externalEventId: late.event_id } });
+    expect(event).toMatchObject({ outcome: 'review', paymentId: payment.id });
+
+    const after = await adminPaymentsPage(admin);
+    expect(after.needsReview).toBe(before.needsReview + 1);
+    expect(after.rowOf(payment.id)).toContain('payment succeeded after it was canceled');
+    expect(after.positionOf(payment.id)).toBeLessThan(after.firstPositionWithout('needs review'));
+
+    const thanks = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(thanks.text).toContain('needs a check by the billing team');
+  });
+
+  it('holds a late success for a failed payment, also when it comes from the old checkout page', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const checkoutPath = await startCheckout(agent, receiptId);
+    const token = await csrfTokenOf(agent);
+    await agent.post(checkoutPath).type('form').send({ choice: 'fail', csrf_token: token }).expect(303);
+    expect((await paymentOf(receiptId)).status).toBe('failed');
+
+    const paidLate = await agent.post(checkoutPath).type('form').send({ choice: 'pay', csrf_token: token });
+    expect(paidLate.status).toBe(303);
+    const stored = await paymentOf(receiptId);
+    expect(stored).toMatchObject({ status: 'needs_review', reviewReason: 'payment succeeded after it failed' });
+    expect(await reviewAuditsOf(receiptId)).toHaveLength(1);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    const lastEvent = await db.prisma.paymentEvent.findFirstOrThrow({
+      where: { paymentId: stored.id },
+      orderBy: { id: 'desc' },
+    });
+    expect(lastEvent).toMatchObject({ type: 'payment.succeeded', outcome: 'review' });
+  });
+
+  it('holds a late success once, for a replay, ten copies at once, and other event ids racing', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    await startCheckout(agent, receiptId);
+    const payment = await paymentOf(receiptId);
+    await deliverDummy(app, {
+      ...succeeded(payment, `evt-race-c-${payment.id}`),
+      event_type: 'payment.canceled',
+    }).expect(200);
+    const late = succeeded(payment, `evt-race-s-${payment.id}`);
+    const copies = await Promise.all(Array.from({ length: 10 }, () => deliverDummy(app, late)));
+    expect(copies.map((copy) => copy.status)).toEqual(Array(10).fill(200));
+    expect(copies.map((copy) => copy.body.outcome).sort()).toEqual([...Array(9).fill('duplicate'), 'review']);
+    expect((await deliverDummy(app, late).expect(200)).body.outcome).toBe('duplicate');
+
+    const others = await Promise.all(
+      Array.from({ length: 5 }, (_, index) =>
+        deliverDummy(app, succeeded(payment, `evt-race-o-${payment.id}-${index}`)),
+      ),
+    );
+    expect(others.map((other) => other.body.outcome)).toEqual(Array(5).fill('review'));
+    expect(await reviewAuditsOf(receiptId)).toHaveLength(1);
+    expect((await paymentOf(receiptId)).reviewReason).toBe('payment succeeded after it was canceled');
+    expect(await db.prisma.paymentEvent.count({ where: { externalEventId: late.event_id } })).toBe(1);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+  });
+
+  it('says in the reason when a late success has the wrong amount or its receipt was paid by a later attempt', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const firstPath = await startCheckout(agent, receiptId);
+    const first = await paymentOf(receiptId);
+    const token = await csrfTokenOf(agent);
+    await agent.post(firstPath).type('form').send({ choice: 'cancel', csrf_token: token }).expect(303);
+    const secondPath = await startCheckout(agent, receiptId);
+    await agent.post(secondPath).type('form').send({ choice: 'pay', csrf_token: token }).expect(303);
+    const second = await paymentOf(receiptId);
+    const paid = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(paid).toMatchObject({ status: 'paid', txRef: second.externalPaymentId });
+
+    const late = await deliverDummy(app, succeeded(first, `evt-late-paid-${first.id}`, { amount_cents: 1 })).expect(
+      200,
+    );
+    expect(late.body.outcome).toBe('review');
+    const stored = await db.prisma.payment.findUniqueOrThrow({ where: { id: first.id } });
+    expect(stored.reviewReason).toBe(
+      `payment succeeded after it was canceled; paid 0.01 THB but 0.50 THB was due; receipt #${receiptId} was already paid`,
+    );
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(paid);
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: second.id } })).status).toBe('succeeded');
+  });
+
+  it('leaves a canceled payment as it was when the late success is badly signed', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    await startCheckout(agent, receiptId);
+    const payment = await paymentOf(receiptId);
+    await deliverDummy(app, {
+      ...succeeded(payment, `evt-bad-c-${payment.id}`),
+      event_type: 'payment.canceled',
+    }).expect(200);
+    const forged = await deliverDummy(app, succeeded(payment, `evt-bad-s-${payment.id}`), 'not-the-secret').expect(400);
+    expect(forged.body.error).toBe('Webhook rejected: signature does not match.');
+    expect(await paymentOf(receiptId)).toMatchObject({ status: 'canceled', reviewReason: null });
+    expect(await reviewAuditsOf(receiptId)).toHaveLength(0);
+    expect(await db.prisma.paymentEvent.count({ where: { externalEventId: `evt-bad-s-${payment.id}` } })).toBe(0);
+  });
+
+  it('lets the admin settle a held late success on the billing page: mark the receipt paid by hand', async () => {
+    const admin = await signInAdmin(app);
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    await startCheckout(agent, receiptId);
+    const payment = await paymentOf(receiptId);
+    await deliverDummy(app, {
+      ...succeeded(payment, `evt-settle-c-${payment.id}`),
+      event_type: 'payment.canceled',
+    }).expect(200);
+    await deliverDummy(app, succeeded(payment, `evt-settle-s-${payment.id}`)).expect(200);
+    expect((await paymentOf(receiptId)).status).toBe('needs_review');
+
+    const marked = await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .type('form')
+      .send({ method: 'card', tx_ref: payment.externalPaymentId, csrf_token: await csrfTokenOf(admin) });
+    expect(marked.status).toBe(303);
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt).toMatchObject({ status: 'paid', paymentMethod: 'card', txRef: payment.externalPaymentId });
+    const thanks = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(thanks.text).toContain('Paid. Thank you.');
   });
 
   it("writes the mismatch reason in the currency's decimals, on the admin page and in the audit entry", async () => {

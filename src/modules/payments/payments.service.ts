@@ -65,8 +65,6 @@ export function fromMinorUnits(amountMinor: bigint, currency: string): Prisma.De
   return new Prisma.Decimal(amountMinor.toString()).div(new Prisma.Decimal(10).pow(minorUnitDigits(currency)));
 }
 
-const FINAL_STATUSES = new Set(['succeeded', 'failed', 'canceled']);
-
 const ISO_CURRENCY = /^[A-Z]{3}$/;
 
 /**
@@ -242,10 +240,23 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       return { outcome: 'ok', paymentId: payment.id };
     }
 
-    if (FINAL_STATUSES.has(payment.status) || payment.status === 'needs_review') {
-      return { outcome: payment.status === 'succeeded' ? 'ignored' : 'review', paymentId: payment.id };
-    }
+    // Another success for a paid payment is the same money told twice; one already held stays held once.
+    if (payment.status === 'succeeded') return { outcome: 'ignored', paymentId: payment.id };
+    if (payment.status === 'needs_review') return { outcome: 'review', paymentId: payment.id };
     const mismatch = describeMismatch(event, payment);
+    if (payment.status === 'failed' || payment.status === 'canceled') {
+      // The provider took money we had given up on: the receipt is left as it is (pending, or
+      // paid by a later attempt), and an admin checks with the provider before marking or refunding.
+      const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
+      const receiptNote =
+        receipt?.status === 'pending'
+          ? undefined
+          : `receipt #${payment.receiptId} was already ${receipt?.status ?? 'gone'}`;
+      const ended = payment.status === 'failed' ? 'it failed' : 'it was canceled';
+      const reason = [`payment succeeded after ${ended}`, mismatch, receiptNote].filter(Boolean).join('; ');
+      await holdForReview(tx, payment, event, 'payment.review', reason);
+      return { outcome: 'review', paymentId: payment.id };
+    }
     if (mismatch) {
       await holdForReview(tx, payment, event, 'payment.mismatch', mismatch);
       return { outcome: 'mismatch', paymentId: payment.id };
