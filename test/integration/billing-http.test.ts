@@ -409,13 +409,18 @@ describe('receipts over HTTP', () => {
     const run = await admin.post('/admin/month-end').type('form').send({ before: '2025-08-31', csrf_token: token });
     expect(run.status).toBe(303);
     const page = await html(admin, '/admin/receipts').expect(200);
-    expect(page.text).toMatch(/Month-end run up to 2025-08-31: 2 receipts created, total [\d.]+ THB\./);
+    expect(page.text).toMatch(
+      /Month-end run up to 2025-08-31: 2 receipts created, total \d{1,3}(,\d{3})*\.\d{2} THB\./,
+    );
     const second = await admin
       .post('/admin/month-end')
       .set('Accept', 'application/json')
       .set('X-CSRFToken', token)
       .send({ before: '2025-08-31' });
     expect(second.body).toMatchObject({ ok: true, receiptCount: 0 });
+    await admin.post('/admin/month-end').type('form').send({ before: '2025-08-31', csrf_token: token }).expect(303);
+    const again = await html(admin, '/admin/receipts').expect(200);
+    expect(again.text).toContain('Month-end run up to 2025-08-31: nothing to bill, no receipt created.');
     expect(await db.prisma.receipt.count({ where: { scope: 'admin' } })).toBe(2);
   });
 });

@@ -2,6 +2,7 @@ import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { sendCsv } from '../../http/csv-response.js';
 import { parseInput } from '../../http/validate.js';
+import type { ViewFormatters } from '../../http/view-format.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { linkTo } from '../usage/usage.routes.js';
@@ -84,7 +85,9 @@ export function adminBillingRoutes(deps: {
   router.post('/admin/month-end', guards.requireAdmin, async (req, res) => {
     const input = parseInput(ZCreateReceipt, req.body);
     const result = await receipts.runMonthEnd(auditContextOf(req), input.before);
-    const totals = result.totals.map((total) => `${total.total.toFixed()} ${total.currency}`).join(', ') || '0';
+    // Written as the pages write money (1,234.50 THB); a run that bills nothing says so.
+    const fmt = req.app.locals.fmt as ViewFormatters;
+    const totals = result.totals.map((total) => `${fmt.money(total.total, total.currency)} ${total.currency}`);
     if (req.is('application/json')) {
       res.json({
         ok: true,
@@ -97,7 +100,11 @@ export function adminBillingRoutes(deps: {
     }
     req.session.flash = {
       type: 'success',
-      message: `Month-end run up to ${result.before}: ${result.receiptCount} receipt${result.receiptCount === 1 ? '' : 's'} created, total ${totals}.${result.skipped.length > 0 ? ` ${result.skipped.length} user(s) skipped (billed meanwhile).` : ''}`,
+      message: `Month-end run up to ${result.before}: ${
+        totals.length > 0
+          ? `${result.receiptCount} receipt${result.receiptCount === 1 ? '' : 's'} created, total ${totals.join(', ')}.`
+          : 'nothing to bill, no receipt created.'
+      }${result.skipped.length > 0 ? ` ${result.skipped.length} user(s) skipped (billed meanwhile).` : ''}`,
     };
     res.redirect(303, '/admin/receipts');
   });
