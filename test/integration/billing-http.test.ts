@@ -151,6 +151,9 @@ describe('/me', () => {
       { user: 'bob', end: '2025-09-19T03:00:00Z', name: 'secret', jobId: '7003' },
     ]);
     const detail = await html(alice, '/me').expect(200);
+    expect(detail.text).toContain(
+      'rates: CPU 0.5 THB per core-hour, GPU 12 THB per GPU-hour, memory 0.05 THB per GB-hour.',
+    );
     expect(detail.text).toContain('2025-09-14');
     expect(detail.text).toContain('md-run');
     expect(detail.text).toContain('7002');
