@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildUser } from '../support/factories.js';
-import { csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -158,47 +158,52 @@ describe('admin user management', () => {
 });
 
 describe('your own account', () => {
+  const changePassword = async (agent: Agent, fields: { current: string; password: string; confirm?: string }) =>
+    agent
+      .post('/account/password')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ confirm: fields.password, ...fields, csrf_token: await csrfTokenOf(agent) });
+  const errorOf = (html: string) => /<div class="alert error" role="alert">([^<]*)<\/div>/.exec(html)?.[1];
+  const hashOf = async (username: string) =>
+    (await db.prisma.user.findUniqueOrThrow({ where: { username } })).passwordHash;
+
   it('changes your password only with the current one', async () => {
     const app = buildTestApp(db);
     const user = await buildUser(db.prisma, { username: 'selfservice' });
     const agent = await signInAs(app, 'selfservice', user.password);
-    await agent
-      .post('/account/password')
-      .type('form')
-      .send({
-        current: 'wrong',
-        password: 'new-password-1',
-        confirm: 'new-password-1',
-        csrf_token: await csrfTokenOf(agent),
-      })
-      .expect(303);
-    expect(flashOf((await agent.get('/account').set('Accept', 'text/html')).text)).toEqual([
-      'error',
-      'The current password is not right.',
-    ]);
-    await agent
-      .post('/account/password')
-      .type('form')
-      .send({
-        current: user.password,
-        password: 'new-password-1',
-        confirm: 'different-1',
-        csrf_token: await csrfTokenOf(agent),
-      })
-      .expect(303);
-    expect(flashOf((await agent.get('/account').set('Accept', 'text/html')).text)?.[1]).toBe(
-      'confirm: does not match the new password',
+    const wrong = await changePassword(agent, { current: 'wrong', password: 'new-password-1' });
+    expect(wrong.status).toBe(400);
+    expect(errorOf(wrong.text)).toBe('The current password is not right.');
+    expect(wrong.text).toContain('name="current"');
+    const mismatch = await changePassword(agent, {
+      current: user.password,
+      password: 'new-password-1',
+      confirm: 'different-1',
+    });
+    expect(mismatch.status).toBe(400);
+    expect(errorOf(mismatch.text)).toBe('confirm: does not match the new password');
+    await changePassword(agent, { current: user.password, password: 'new-password-1' }).then((response) =>
+      expect(response.status).toBe(303),
     );
-    await agent
-      .post('/account/password')
-      .type('form')
-      .send({
-        current: user.password,
-        password: 'new-password-1',
-        confirm: 'new-password-1',
-        csrf_token: await csrfTokenOf(agent),
-      })
-      .expect(303);
+    expect(flashOf((await agent.get('/account').set('Accept', 'text/html')).text)?.[0]).toBe('success');
     await signInAs(app, 'selfservice', 'new-password-1');
+  });
+
+  it('refuses a new password equal to the current one, and writes nothing', async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'samesame' });
+    const agent = await signInAs(app, 'samesame', user.password);
+    const other = await signInAs(app, 'samesame', user.password);
+    const hash = await hashOf('samesame');
+    const auditEntries = await db.prisma.auditLog.count();
+    const same = await changePassword(agent, { current: user.password, password: user.password });
+    expect(same.status).toBe(400);
+    expect(errorOf(same.text)).toBe('password: must differ from the current password');
+    expect(await hashOf('samesame')).toBe(hash);
+    expect(await db.prisma.auditLog.count()).toBe(auditEntries);
+    expect(await db.prisma.authThrottle.count({ where: { username: 'samesame' } })).toBe(0);
+    await other.get('/account').set('Accept', 'text/html').expect(200);
+    await signInAs(app, 'samesame', user.password);
   });
 });

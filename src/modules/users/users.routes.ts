@@ -19,7 +19,7 @@ export function usersRoutes(deps: { db: Db; guards: Guards }): Router {
   const router = Router();
 
   router.get('/account', guards.requireUser, (_req, res) => {
-    res.render('users/account', { title: 'Your account' });
+    res.render('users/account', { title: 'Your account', error: undefined });
   });
 
   router.post('/account/password', guards.requireUser, async (req, res) => {
@@ -32,11 +32,12 @@ export function usersRoutes(deps: { db: Db; guards: Guards }): Router {
         form.password,
         auditContextOf(req),
       );
-      req.session.flash = { type: 'success', message: 'Your password was changed.' };
     } catch (error) {
+      // Refused: the form again, with the reason.
       if (!(error instanceof AppError) || error.status !== 400) throw error;
-      req.session.flash = { type: 'error', message: error.message };
+      return res.status(400).render('users/account', { title: 'Your account', error: error.message });
     }
+    req.session.flash = { type: 'success', message: 'Your password was changed.' };
     res.redirect(303, '/account');
   });
 

@@ -29,4 +29,8 @@ export const ZUserIdParam = z.object({ id: z.coerce.number().int().positive() })
 
 export const ZChangeOwnPasswordForm = z
   .object({ current: z.string().min(1, 'is required'), password: ZNewPassword, confirm: z.string() })
-  .refine((form) => form.password === form.confirm, { path: ['confirm'], message: 'does not match the new password' });
+  .refine((form) => form.password === form.confirm, { path: ['confirm'], message: 'does not match the new password' })
+  .refine((form) => form.password !== form.current, {
+    path: ['password'],
+    message: 'must differ from the current password',
+  });
