@@ -166,7 +166,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.render('home', { title: 'HPC Billing' });
   });
   app.use(authRoutes({ db, passport, now }));
-  app.use(usersRoutes({ db: db.prisma, guards }));
+  app.use(usersRoutes({ db: db.prisma, guards, passport, now }));
   app.use(
     auditRoutes({
       db: db.prisma,

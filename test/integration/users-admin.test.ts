@@ -165,6 +165,12 @@ describe('your own account', () => {
       .type('form')
       .send({ confirm: fields.password, ...fields, csrf_token: await csrfTokenOf(agent) });
   const errorOf = (html: string) => /<div class="alert error" role="alert">([^<]*)<\/div>/.exec(html)?.[1];
+  const sessionIdsOf = async (userId: number) =>
+    (
+      await db.pool.query<{ sid: string }>(`SELECT sid FROM session WHERE sess -> 'passport' ->> 'user' = $1`, [
+        String(userId),
+      ])
+    ).rows.map((row) => row.sid);
   const hashOf = async (username: string) =>
     (await db.prisma.user.findUniqueOrThrow({ where: { username } })).passwordHash;
 
@@ -188,6 +194,38 @@ describe('your own account', () => {
     );
     expect(flashOf((await agent.get('/account').set('Accept', 'text/html')).text)?.[0]).toBe('success');
     await signInAs(app, 'selfservice', 'new-password-1');
+  });
+
+  it('ends your other sessions and keeps this one, on a new session id', async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'twodevices' });
+    const bystander = await buildUser(db.prisma, { username: 'bystander' });
+    const laptop = await signInAs(app, 'twodevices', user.password);
+    const phone = await signInAs(app, 'twodevices', user.password);
+    const theirs = await signInAs(app, 'bystander', bystander.password);
+    const before = await sessionIdsOf(user.id);
+    expect(before).toHaveLength(2);
+
+    const changed = await changePassword(laptop, { current: user.password, password: 'fresh-password-1' });
+    expect(changed.status).toBe(303);
+    expect(changed.headers.location).toBe('/account');
+
+    await phone.get('/account').set('Accept', 'text/html').expect(302).expect('Location', '/login?next=%2Faccount');
+    await laptop.get('/account').set('Accept', 'text/html').expect(200);
+    await theirs.get('/account').set('Accept', 'text/html').expect(200);
+    const after = await sessionIdsOf(user.id);
+    expect(after).toHaveLength(1);
+    expect(before).not.toContain(after[0]);
+    // The re-issued session works for forms too: it signs out with a token from its own page.
+    await laptop
+      .post('/logout')
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(laptop) })
+      .expect(302, /login/);
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'user.password_change', target: 'twodevices' },
+    });
+    expect(audit).toMatchObject({ actor: 'twodevices', status: 'ok', details: { endedSessions: 1 } });
   });
 
   it('refuses a new password equal to the current one, and writes nothing', async () => {

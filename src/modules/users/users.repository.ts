@@ -73,7 +73,12 @@ export function countActiveAdmins(db: Client): Promise<number> {
   return db.user.count({ where: { role: 'admin', isDisabled: false } });
 }
 
-/** Ends every session of a user (rows of the session store, src/modules/auth/session.store.ts). */
-export function deleteSessionsOf(db: Client, userId: number) {
-  return db.$executeRaw`DELETE FROM "session" WHERE sess -> 'passport' ->> 'user' = ${String(userId)}`;
+/**
+ * Ends every session of a user (rows of the session store, src/modules/auth/session.store.ts),
+ * but the one named `exceptSessionId`; returns how many ended.
+ */
+export function deleteSessionsOf(db: Client, userId: number, options: { exceptSessionId?: string } = {}) {
+  const except =
+    options.exceptSessionId === undefined ? Prisma.empty : Prisma.sql`AND sid <> ${options.exceptSessionId}`;
+  return db.$executeRaw`DELETE FROM "session" WHERE sess -> 'passport' ->> 'user' = ${String(userId)} ${except}`;
 }

@@ -1,9 +1,11 @@
 import { Router } from 'express';
 import type { Db } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
+import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
+import { type createPassport, signInOnNewSession } from '../auth/passport.js';
 import {
   ZChangeOwnPasswordForm,
   ZChangeRoleForm,
@@ -14,31 +16,39 @@ import {
 import * as usersService from './users.service.js';
 
 /** Admin user management (/admin/users) and the signed-in user's own account page (/account). */
-export function usersRoutes(deps: { db: Db; guards: Guards }): Router {
-  const { db, guards } = deps;
+export function usersRoutes(deps: {
+  db: Db;
+  guards: Guards;
+  passport: ReturnType<typeof createPassport>;
+  now: () => Date;
+}): Router {
+  const { db, guards, passport } = deps;
   const router = Router();
 
   router.get('/account', guards.requireUser, (_req, res) => {
     res.render('users/account', { title: 'Your account', error: undefined });
   });
 
-  router.post('/account/password', guards.requireUser, async (req, res) => {
+  router.post('/account/password', guards.requireUser, async (req, res, next) => {
+    const user = sessionUserOf(req);
     try {
       const form = parseInput(ZChangeOwnPasswordForm, req.body);
-      await usersService.changeOwnPassword(
-        db,
-        req.user?.id as number,
-        form.current,
-        form.password,
-        auditContextOf(req),
-      );
+      const change = { current: form.current, password: form.password, sessionId: req.sessionID };
+      await usersService.changeOwnPassword(db, user.id, change, auditContextOf(req));
     } catch (error) {
       // Refused: the form again, with the reason.
       if (!(error instanceof AppError) || error.status !== 400) throw error;
       return res.status(400).render('users/account', { title: 'Your account', error: error.message });
     }
-    req.session.flash = { type: 'success', message: 'Your password was changed.' };
-    res.redirect(303, '/account');
+    // Proving the password is a sign-in: this session goes on under a new id (no fixation).
+    signInOnNewSession(passport, req, res, user, deps.now().getTime(), (signInError) => {
+      if (signInError) return next(signInError);
+      req.session.flash = {
+        type: 'success',
+        message: 'Your password was changed. Your other sessions were signed out.',
+      };
+      res.redirect(303, '/account');
+    });
   });
 
   router.get('/admin/users', guards.requireAdmin, async (_req, res) => {

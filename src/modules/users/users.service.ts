@@ -60,17 +60,34 @@ export async function resetPassword(db: Db, id: number, password: string | undef
   return { user, generatedPassword };
 }
 
-/** The signed-in user changes their own password after proving the current one. */
-export async function changeOwnPassword(db: Db, userId: number, current: string, next: string, context: AuditContext) {
+/**
+ * The signed-in user changes their own password after proving the current one. Every other
+ * session of theirs ends, as after an admin's reset: whoever holds one may be who the change
+ * is meant to shut out. `sessionId` is the session making the change; it stays (the caller
+ * gives it a new id).
+ */
+export async function changeOwnPassword(
+  db: Db,
+  userId: number,
+  change: { current: string; password: string; sessionId: string },
+  context: AuditContext,
+): Promise<void> {
   const user = await requireUser(db, userId);
   const credentials = await usersRepository.findCredentials(db, user.username);
-  if (!credentials || !(await verifyPassword(credentials.passwordHash, current))) {
+  if (!credentials || !(await verifyPassword(credentials.passwordHash, change.current))) {
     throw new BadRequestError('The current password is not right.');
   }
-  const passwordHash = await hashPassword(next);
+  const passwordHash = await hashPassword(change.password);
   await db.$transaction(async (tx) => {
     await usersRepository.updatePasswordHash(tx, userId, passwordHash);
-    await appendAudit(tx, { ...context, action: 'user.password_change', target: user.username, status: 'ok' });
+    const endedSessions = await usersRepository.deleteSessionsOf(tx, userId, { exceptSessionId: change.sessionId });
+    await appendAudit(tx, {
+      ...context,
+      action: 'user.password_change',
+      target: user.username,
+      status: 'ok',
+      details: { endedSessions },
+    });
   });
 }
 
