@@ -145,7 +145,8 @@ export function createApp(deps: AppDeps): express.Express {
     absoluteSec: config.auth.sessionAbsoluteSec,
     now,
   };
-  const passport = createPassport({ db, metrics, lockout: config.auth, now });
+  const authDeps = { db, metrics, lockout: config.auth, now };
+  const passport = createPassport(authDeps);
   app.use(createSessionMiddleware(db.pool, sessionSettings));
   app.use(enforceSessionLifetime(sessionSettings));
   app.use(passport.session());
@@ -166,7 +167,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.render('home', { title: 'HPC Billing' });
   });
   app.use(authRoutes({ db, passport, now }));
-  app.use(usersRoutes({ db: db.prisma, guards, passport, now }));
+  app.use(usersRoutes({ db: db.prisma, guards, auth: authDeps, passport }));
   app.use(
     auditRoutes({
       db: db.prisma,

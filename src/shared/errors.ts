@@ -43,6 +43,12 @@ export class ConflictError extends AppError {
   }
 }
 
+export class TooManyRequestsError extends AppError {
+  constructor(message: string) {
+    super(429, message);
+  }
+}
+
 export class PayloadTooLargeError extends AppError {
   constructor(message = 'The request body is too large.') {
     super(413, message);

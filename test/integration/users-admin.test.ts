@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
+import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
@@ -243,5 +244,97 @@ describe('your own account', () => {
     expect(await db.prisma.authThrottle.count({ where: { username: 'samesame' } })).toBe(0);
     await other.get('/account').set('Accept', 'text/html').expect(200);
     await signInAs(app, 'samesame', user.password);
+  });
+
+  describe('wrong current passwords', () => {
+    let clock: Date;
+    let metrics: Metrics;
+    beforeEach(() => {
+      clock = new Date('2026-06-01T08:00:00Z');
+      metrics = createMetrics();
+    });
+    const lockoutApp = () => buildTestApp(db, { now: () => clock, metrics });
+
+    it('lock the account like failed sign-ins; even the right one is refused until the lock ends', async () => {
+      const app = lockoutApp();
+      const user = await buildUser(db.prisma, { username: 'stolencookie' });
+      const agent = await signInAs(app, 'stolencookie', user.password);
+      const hash = await hashOf('stolencookie');
+      for (let attempt = 1; attempt <= 4; attempt++) {
+        const wrong = await changePassword(agent, { current: `guess-${attempt}`, password: 'taken-over-1' });
+        expect(wrong.status).toBe(400);
+        expect(errorOf(wrong.text)).toBe('The current password is not right.');
+      }
+      const fifth = await changePassword(agent, { current: 'guess-5', password: 'taken-over-1' });
+      expect(fifth.status).toBe(429);
+      expect(errorOf(fifth.text)).toBe('Too many failed attempts. Try again in 5 min 00 s.');
+      expect(fifth.text).toContain('name="current"');
+
+      clock = new Date(clock.getTime() + 120_000);
+      const right = await changePassword(agent, { current: user.password, password: 'changed-password-1' });
+      expect(right.status).toBe(429);
+      expect(errorOf(right.text)).toBe('Too many failed attempts. Try again in 3 min 00 s.');
+      expect(await hashOf('stolencookie')).toBe(hash);
+      // The lock is the sign-in lock.
+      const signIn = await postLogin(app, 'stolencookie', user.password);
+      expect(signIn.response.text).toContain('Too many failed sign-ins. Try again in 3 min 00 s.');
+
+      clock = new Date(clock.getTime() + 181_000);
+      const afterLock = await changePassword(agent, { current: user.password, password: 'changed-password-1' });
+      expect(afterLock.status).toBe(303);
+      expect(await db.prisma.authThrottle.count({ where: { username: 'stolencookie' } })).toBe(0);
+      await signInAs(app, 'stolencookie', 'changed-password-1');
+
+      const entries = await db.prisma.auditLog.findMany({
+        where: { actor: 'stolencookie', action: { in: ['user.password_change', 'login.lockout_start'] } },
+        orderBy: { id: 'asc' },
+        select: { action: true, status: true, details: true },
+      });
+      expect(entries).toEqual([
+        ...Array.from({ length: 5 }, () => ({
+          action: 'user.password_change',
+          status: 'failed',
+          details: { reason: 'bad_current_password' },
+        })),
+        {
+          action: 'login.lockout_start',
+          status: 'denied',
+          details: { scope: ['address'], until: '2026-06-01T08:05:00.000Z', via: 'password_change' },
+        },
+        { action: 'user.password_change', status: 'denied', details: { reason: 'locked' } },
+        { action: 'user.password_change', status: 'ok', details: { endedSessions: 0 } },
+      ]);
+      expect(await metricValue(metrics, 'auth_lockout_start_total')).toBe(1);
+      // The form's locked answer and the sign-in's.
+      expect(await metricValue(metrics, 'auth_lockout_active_total')).toBe(3);
+      expect(await metricValue(metrics, 'auth_lockout_end_total')).toBe(1);
+      expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'bad_credentials' })).toBe(0);
+    });
+
+    it('share one budget with the sign-in form, and a change resets it as a sign-in does', async () => {
+      const app = lockoutApp();
+      const user = await buildUser(db.prisma, { username: 'onebudget' });
+      const agent = await signInAs(app, 'onebudget', user.password);
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const { response } = await postLogin(app, 'onebudget', 'guess');
+        expect(response.text).toContain('Wrong username or password.');
+      }
+      expect((await changePassword(agent, { current: 'guess', password: 'taken-over-1' })).status).toBe(400);
+      const fifth = await changePassword(agent, { current: 'guess', password: 'taken-over-1' });
+      expect(fifth.status).toBe(429);
+      expect((await postLogin(app, 'onebudget', user.password)).response.text).toContain('Too many failed sign-ins.');
+
+      clock = new Date(clock.getTime() + 301_000);
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const wrong = await changePassword(agent, { current: 'guess', password: 'taken-over-1' });
+        expect(wrong.status).toBe(400);
+      }
+      await changePassword(agent, { current: user.password, password: 'second-password-1' }).then((response) =>
+        expect(response.status).toBe(303),
+      );
+      // Four more failures after the reset do not lock.
+      for (let attempt = 0; attempt < 4; attempt++) await postLogin(app, 'onebudget', 'guess');
+      await signInAs(app, 'onebudget', 'second-password-1');
+    });
   });
 });

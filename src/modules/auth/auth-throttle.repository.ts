@@ -1,3 +1,4 @@
+import type { Prisma } from '@prisma/client';
 import type pg from 'pg';
 import type { Db } from '../../db/database.js';
 
@@ -118,8 +119,8 @@ export async function recordFailure(
   return { failureCount: row.failure_count, lockedUntil: row.locked_until, hasJustLocked };
 }
 
-/** A successful sign-in forgets the failures of that user. */
-export async function reset(db: Db, username: string) {
+/** A successful sign-in (or password change) forgets the failures of that user. */
+export async function reset(db: Db | Prisma.TransactionClient, username: string) {
   await db.$executeRaw`DELETE FROM auth_throttle WHERE username = ${username}`;
 }
 

@@ -2,20 +2,13 @@ import { type Request, type Response, Router } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { SESSION_COOKIE } from '../../http/session.js';
-import { recordSignOut, type SessionUser, type SignInResult, toSafeNextPath } from './auth.service.js';
+import { formatTimeLeft, recordSignOut, type SessionUser, type SignInResult, toSafeNextPath } from './auth.service.js';
 import { type createPassport, signInOnNewSession } from './passport.js';
 
 const FAILED_MESSAGE = 'Wrong username or password.';
 
 function homeOf(user: SessionUser): string {
   return user.role === 'admin' ? '/admin' : '/me';
-}
-
-/** "4 min 05 s" */
-function formatRemaining(until: Date, now: Date): string {
-  const seconds = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
-  const minutes = Math.floor(seconds / 60);
-  return minutes > 0 ? `${minutes} min ${String(seconds % 60).padStart(2, '0')} s` : `${seconds} s`;
 }
 
 function renderLogin(req: Request, res: Response, view: { error?: string; username?: string }) {
@@ -47,7 +40,7 @@ export function authRoutes(deps: {
       if (!user) {
         const message =
           info?.outcome === 'locked'
-            ? `Too many failed sign-ins. Try again in ${formatRemaining(info.lockedUntil, deps.now())}.`
+            ? `Too many failed sign-ins. Try again in ${formatTimeLeft(info.lockedUntil, deps.now())}.`
             : FAILED_MESSAGE;
         return renderLogin(req, res, { error: message, username });
       }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../../db/database.js';
-import { type AuditContext, recordAudit } from '../audit/audit.service.js';
+import { type AuditContext, type AuditEntry, recordAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { hashPassword, needsRehash, verifyPassword } from '../users/password.js';
 import * as usersRepository from '../users/users.repository.js';
@@ -78,29 +78,14 @@ export async function signIn(
   const isPasswordRight = await verifyPassword(credentials?.passwordHash ?? (await getDummyHash()), attempt.password);
   if (!credentials || !isPasswordRight || credentials.isDisabled) {
     const reason = credentials && isPasswordRight ? 'disabled' : 'bad_credentials';
-    const perAddress = await throttleRepository.recordFailure(db, username, attempt.ip, deps.lockout.perAddress, now);
-    const perUser = await throttleRepository.recordFailure(db, username, ALL_ADDRESSES, deps.lockout.perUser, now);
     metrics.authLoginFailure.inc({ reason });
-    await recordAudit(deps.db, { ...audit, action: 'login.failure', status: 'failed', details: { reason } }, now);
-    const startedLocks = [perAddress.hasJustLocked && 'address', perUser.hasJustLocked && 'user'].filter(Boolean);
-    if (startedLocks.length > 0) {
-      metrics.authLockoutStart.inc();
-      const until = [perAddress.lockedUntil, perUser.lockedUntil].filter((date): date is Date => date !== null);
-      const latest = new Date(Math.max(...until.map((date) => date.getTime())));
-      await recordAudit(
-        deps.db,
-        {
-          ...audit,
-          action: 'login.lockout_start',
-          status: 'denied',
-          details: { scope: startedLocks, until: latest.toISOString() },
-        },
-        now,
-      );
-      metrics.authLockoutActive.inc();
-      return { outcome: 'locked', lockedUntil: latest };
-    }
-    return { outcome: 'failed' };
+    const lockStartedUntil = await countFailure(deps, username, attempt.ip, now, {
+      ...audit,
+      action: 'login.failure',
+      status: 'failed',
+      details: { reason },
+    });
+    return lockStartedUntil ? { outcome: 'locked', lockedUntil: lockStartedUntil } : { outcome: 'failed' };
   }
 
   // Most sign-ins follow no failure: then there is nothing to forget and no write to make.
@@ -111,6 +96,101 @@ export async function signIn(
   metrics.authLoginSuccess.inc();
   await recordAudit(deps.db, { ...audit, action: 'login.success', status: 'ok' }, now);
   return { outcome: 'ok', user: { id: credentials.id, username: credentials.username, role: credentials.role } };
+}
+
+/**
+ * Counts a wrong password of `username` against both lockout rules, audits it as `failure`,
+ * and audits (as `login.lockout_start`, with `lockDetails`) a lock that this very failure
+ * started. Returns the end of that lock, or null when it started none.
+ */
+async function countFailure(
+  deps: AuthServiceDeps,
+  username: string,
+  ip: string,
+  now: Date,
+  failure: AuditEntry,
+  lockDetails: Record<string, unknown> = {},
+): Promise<Date | null> {
+  const db = deps.db.prisma;
+  const perAddress = await throttleRepository.recordFailure(db, username, ip, deps.lockout.perAddress, now);
+  const perUser = await throttleRepository.recordFailure(db, username, ALL_ADDRESSES, deps.lockout.perUser, now);
+  await recordAudit(deps.db, failure, now);
+  const startedLocks = [perAddress.hasJustLocked && 'address', perUser.hasJustLocked && 'user'].filter(Boolean);
+  if (startedLocks.length === 0) return null;
+  deps.metrics.authLockoutStart.inc();
+  const until = [perAddress.lockedUntil, perUser.lockedUntil].filter((date): date is Date => date !== null);
+  const latest = new Date(Math.max(...until.map((date) => date.getTime())));
+  await recordAudit(
+    deps.db,
+    {
+      actor: failure.actor,
+      ip: failure.ip,
+      userAgent: failure.userAgent,
+      action: 'login.lockout_start',
+      status: 'denied',
+      details: { scope: startedLocks, until: latest.toISOString(), ...lockDetails },
+    },
+    now,
+  );
+  deps.metrics.authLockoutActive.inc();
+  return latest;
+}
+
+export type PasswordChangeCheck =
+  | { outcome: 'ok'; hasFailures: boolean }
+  | { outcome: 'failed' }
+  | { outcome: 'locked'; lockedUntil: Date };
+
+/**
+ * Checks the current password a signed-in user gives to change it, under the sign-in
+ * lockout: a wrong one counts against the same rows as a failed sign-in (one budget for both
+ * forms, so a stolen session cookie is no way around the lockout), and while locked even the
+ * right one is refused. It costs one argon2 verify whatever the outcome, locked included.
+ * Failures are audited as `user.password_change` the way sign-in audits its own; forgetting
+ * the failures after a success is the caller's, with the change.
+ */
+export async function checkPasswordForChange(
+  deps: AuthServiceDeps,
+  attempt: { user: SessionUser; password: string; context: AuditContext },
+): Promise<PasswordChangeCheck> {
+  const { metrics } = deps;
+  const now = deps.now();
+  const { username } = attempt.user;
+  const ip = attempt.context.ip ?? 'unknown';
+  const audit = { ...attempt.context, action: 'user.password_change', target: username };
+
+  const { endedLocks, lockedUntil, hasFailures, credentials } = await throttleRepository.loadSignInState(
+    deps.db.pool,
+    username,
+    [ip, ALL_ADDRESSES],
+    now,
+  );
+  if (endedLocks > 0) metrics.authLockoutEnd.inc(endedLocks);
+  const isPasswordRight = await verifyPassword(credentials?.passwordHash ?? (await getDummyHash()), attempt.password);
+  if (lockedUntil) {
+    metrics.authLockoutActive.inc();
+    await recordAudit(deps.db, { ...audit, status: 'denied', details: { reason: 'locked' } }, now);
+    return { outcome: 'locked', lockedUntil };
+  }
+  if (!credentials || !isPasswordRight) {
+    const lockStartedUntil = await countFailure(
+      deps,
+      username,
+      ip,
+      now,
+      { ...audit, status: 'failed', details: { reason: 'bad_current_password' } },
+      { via: 'password_change' },
+    );
+    return lockStartedUntil ? { outcome: 'locked', lockedUntil: lockStartedUntil } : { outcome: 'failed' };
+  }
+  return { outcome: 'ok', hasFailures };
+}
+
+/** The time left of a lock as the forms show it: "4 min 05 s", "12 s". */
+export function formatTimeLeft(until: Date, now: Date): string {
+  const seconds = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
+  const minutes = Math.floor(seconds / 60);
+  return minutes > 0 ? `${minutes} min ${String(seconds % 60).padStart(2, '0')} s` : `${seconds} s`;
 }
 
 /** The user behind a session, or null when they were removed or disabled since. */

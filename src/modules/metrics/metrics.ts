@@ -49,7 +49,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     authLockoutActive: new Counter({
       name: 'auth_lockout_active_total',
-      help: 'Sign-in attempts refused because the account or address is locked.',
+      help: 'Sign-ins and password changes refused because the account or address is locked.',
       registers,
     }),
     authLockoutStart: new Counter({ name: 'auth_lockout_start_total', help: 'Lockouts started.', registers }),

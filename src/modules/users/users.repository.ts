@@ -34,18 +34,6 @@ export function findByUsername(db: Client, username: string): Promise<UserRecord
   return db.user.findUnique({ where: { username }, select: SELECT_USER });
 }
 
-/** A user with the password hash, for sign-in (one raw statement: it runs on every sign-in). */
-export async function findCredentials(
-  db: Client,
-  username: string,
-): Promise<(UserRecord & { passwordHash: string }) | null> {
-  const rows = await db.$queryRaw<(UserRecord & { passwordHash: string })[]>(Prisma.sql`
-    SELECT id, username, role::text AS role, is_disabled AS "isDisabled", created_at AS "createdAt",
-           password_hash AS "passwordHash"
-      FROM users WHERE username = ${username}`);
-  return rows[0] ?? null;
-}
-
 export function listAll(db: Client): Promise<UserRecord[]> {
   return db.user.findMany({ select: SELECT_USER, orderBy: { username: 'asc' } });
 }

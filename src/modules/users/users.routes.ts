@@ -5,6 +5,7 @@ import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
+import type { AuthServiceDeps } from '../auth/auth.service.js';
 import { type createPassport, signInOnNewSession } from '../auth/passport.js';
 import {
   ZChangeOwnPasswordForm,
@@ -19,10 +20,10 @@ import * as usersService from './users.service.js';
 export function usersRoutes(deps: {
   db: Db;
   guards: Guards;
+  auth: AuthServiceDeps;
   passport: ReturnType<typeof createPassport>;
-  now: () => Date;
 }): Router {
-  const { db, guards, passport } = deps;
+  const { db, guards, auth, passport } = deps;
   const router = Router();
 
   router.get('/account', guards.requireUser, (_req, res) => {
@@ -34,14 +35,14 @@ export function usersRoutes(deps: {
     try {
       const form = parseInput(ZChangeOwnPasswordForm, req.body);
       const change = { current: form.current, password: form.password, sessionId: req.sessionID };
-      await usersService.changeOwnPassword(db, user.id, change, auditContextOf(req));
+      await usersService.changeOwnPassword(auth, user, change, auditContextOf(req));
     } catch (error) {
-      // Refused: the form again, with the reason.
-      if (!(error instanceof AppError) || error.status !== 400) throw error;
-      return res.status(400).render('users/account', { title: 'Your account', error: error.message });
+      // Refused (invalid, wrong current password, locked): the form again, with the reason.
+      if (!(error instanceof AppError) || (error.status !== 400 && error.status !== 429)) throw error;
+      return res.status(error.status).render('users/account', { title: 'Your account', error: error.message });
     }
     // Proving the password is a sign-in: this session goes on under a new id (no fixation).
-    signInOnNewSession(passport, req, res, user, deps.now().getTime(), (signInError) => {
+    signInOnNewSession(passport, req, res, user, auth.now().getTime(), (signInError) => {
       if (signInError) return next(signInError);
       req.session.flash = {
         type: 'success',

@@ -1,8 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../../db/database.js';
-import { BadRequestError, ConflictError, NotFoundError } from '../../shared/errors.js';
+import { BadRequestError, ConflictError, NotFoundError, TooManyRequestsError } from '../../shared/errors.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
-import { hashPassword, verifyPassword } from './password.js';
+import {
+  type AuthServiceDeps,
+  checkPasswordForChange,
+  formatTimeLeft,
+  type SessionUser,
+} from '../auth/auth.service.js';
+import * as throttleRepository from '../auth/auth-throttle.repository.js';
+import { hashPassword } from './password.js';
 import * as usersRepository from './users.repository.js';
 
 export type { UserRecord } from './users.repository.js';
@@ -61,33 +68,35 @@ export async function resetPassword(db: Db, id: number, password: string | undef
 }
 
 /**
- * The signed-in user changes their own password after proving the current one. Every other
- * session of theirs ends, as after an admin's reset: whoever holds one may be who the change
- * is meant to shut out. `sessionId` is the session making the change; it stays (the caller
- * gives it a new id).
+ * The signed-in user changes their own password after proving the current one, under the
+ * sign-in lockout. Every other session of theirs ends, as after an admin's reset: whoever
+ * holds one may be who the change is meant to shut out. `sessionId` is the session making
+ * the change; it stays (the caller gives it a new id).
  */
 export async function changeOwnPassword(
-  db: Db,
-  userId: number,
+  auth: AuthServiceDeps,
+  user: SessionUser,
   change: { current: string; password: string; sessionId: string },
   context: AuditContext,
 ): Promise<void> {
-  const user = await requireUser(db, userId);
-  const credentials = await usersRepository.findCredentials(db, user.username);
-  if (!credentials || !(await verifyPassword(credentials.passwordHash, change.current))) {
-    throw new BadRequestError('The current password is not right.');
+  const check = await checkPasswordForChange(auth, { user, password: change.current, context });
+  if (check.outcome === 'locked') {
+    throw new TooManyRequestsError(
+      `Too many failed attempts. Try again in ${formatTimeLeft(check.lockedUntil, auth.now())}.`,
+    );
   }
+  if (check.outcome === 'failed') throw new BadRequestError('The current password is not right.');
   const passwordHash = await hashPassword(change.password);
-  await db.$transaction(async (tx) => {
-    await usersRepository.updatePasswordHash(tx, userId, passwordHash);
-    const endedSessions = await usersRepository.deleteSessionsOf(tx, userId, { exceptSessionId: change.sessionId });
-    await appendAudit(tx, {
-      ...context,
-      action: 'user.password_change',
-      target: user.username,
-      status: 'ok',
-      details: { endedSessions },
-    });
+  const now = auth.now();
+  await auth.db.prisma.$transaction(async (tx) => {
+    await usersRepository.updatePasswordHash(tx, user.id, passwordHash);
+    const endedSessions = await usersRepository.deleteSessionsOf(tx, user.id, { exceptSessionId: change.sessionId });
+    if (check.hasFailures) await throttleRepository.reset(tx, user.username);
+    await appendAudit(
+      tx,
+      { ...context, action: 'user.password_change', target: user.username, status: 'ok', details: { endedSessions } },
+      now,
+    );
   });
 }
 
