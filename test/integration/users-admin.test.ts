@@ -67,6 +67,42 @@ describe('admin user management', () => {
     expect(await db.prisma.user.count()).toBe(before);
   });
 
+  it('gives a browser the form back with the reason and what was typed, never the password', async () => {
+    const { agent } = await adminAgent();
+    const before = await db.prisma.user.count();
+    const created = await agent
+      .post('/admin/users')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ username: 'newadmin', role: 'admin', password: 'first-password', csrf_token: await csrfTokenOf(agent) });
+    expect(created.status).toBe(303);
+    const taken = await agent
+      .post('/admin/users')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({
+        username: 'newadmin',
+        role: 'admin',
+        password: 'secret-typed-once',
+        csrf_token: await csrfTokenOf(agent),
+      });
+    expect(taken.status).toBe(409);
+    expect(taken.text).toContain('A user named &#34;newadmin&#34; already exists.');
+    expect(taken.text).toContain('name="username" value="newadmin"');
+    expect(taken.text).toMatch(/<option value="admin" selected>/);
+    expect(taken.text).not.toContain('secret-typed-once');
+    const bad = await agent
+      .post('/admin/users')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ username: 'Bad Name', password: 'x', csrf_token: await csrfTokenOf(agent) });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('username: must start with a lowercase letter');
+    expect(bad.text).toContain('password: must be at least 8 characters');
+    expect(bad.text).toContain('name="username" value="Bad Name"');
+    expect(await db.prisma.user.count()).toBe(before + 1);
+  });
+
   it('disables a user (ending their sessions), re-enables them, and audits both', async () => {
     const { app, agent } = await adminAgent();
     const target = await buildUser(db.prisma, { username: 'offboarded' });

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { Db } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
+import { wantsHtml } from '../../http/error-handler.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
@@ -53,16 +54,40 @@ export function usersRoutes(deps: {
   });
 
   router.get('/admin/users', guards.requireAdmin, async (_req, res) => {
-    res.render('users/admin-users', { title: 'Users', users: await usersService.listUsers(db) });
+    res.render('users/admin-users', {
+      title: 'Users',
+      users: await usersService.listUsers(db),
+      error: undefined,
+      form: undefined,
+    });
   });
 
   router.post('/admin/users', guards.requireAdmin, async (req, res) => {
-    const form = parseInput(ZCreateUserForm, req.body);
-    const { user, generatedPassword } = await usersService.createUser(
-      db,
-      { username: form.username, role: form.role, password: form.password || undefined },
-      auditContextOf(req),
-    );
+    let created: Awaited<ReturnType<typeof usersService.createUser>>;
+    try {
+      const form = parseInput(ZCreateUserForm, req.body);
+      created = await usersService.createUser(
+        db,
+        { username: form.username, role: form.role, password: form.password || undefined },
+        auditContextOf(req),
+      );
+    } catch (error) {
+      // A refused user (bad name, short password, name taken) comes back as the form with the
+      // reason and what was typed, the password excepted; JSON clients get {error, code}.
+      const isRefusal = error instanceof AppError && (error.status === 400 || error.status === 409);
+      if (!isRefusal || !wantsHtml(req)) throw error;
+      const typed = req.body as Record<string, unknown>;
+      return res.status(error.status).render('users/admin-users', {
+        title: 'Users',
+        users: await usersService.listUsers(db),
+        error: error.message,
+        form: {
+          username: typeof typed.username === 'string' ? typed.username : '',
+          role: typed.role === 'admin' ? 'admin' : 'user',
+        },
+      });
+    }
+    const { user, generatedPassword } = created;
     req.session.flash = {
       type: 'success',
       message: generatedPassword
