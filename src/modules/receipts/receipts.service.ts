@@ -51,6 +51,41 @@ export const RECEIPT_ITEMS_CSV_COLUMNS = [
 /** Users billed at the same time by the month-end run. */
 const MONTH_END_CONCURRENCY = 2;
 
+/**
+ * The mark-paid rule, inside the caller's transaction: pending -> paid with method and
+ * reference, and a `receipt.mark_paid` audit entry; any other status is a 409 that the
+ * caller's rollback turns into "nothing changed". Shared by the billing page and by an
+ * admin accepting a held online payment, so both leave the same receipt fields and audit.
+ */
+export async function markReceiptPaidIn(
+  tx: Prisma.TransactionClient,
+  actor: AuditContext,
+  id: number,
+  paid: { method: string; txRef: string | null; paidAt: Date; details?: Record<string, unknown> },
+) {
+  const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending'], {
+    status: 'paid',
+    paidAt: paid.paidAt,
+    paymentMethod: paid.method,
+    txRef: paid.txRef,
+  });
+  if (!isMoved) {
+    const receipt = await receiptsRepository.findReceipt(tx, id);
+    if (!receipt) throw new NotFoundError(`Receipt #${id} does not exist.`);
+    throw new ConflictError(`Receipt #${id} is ${receipt.status}; only a pending receipt can be marked paid.`, {
+      receiptStatus: receipt.status,
+    });
+  }
+  await appendAudit(tx, {
+    ...actor,
+    action: 'receipt.mark_paid',
+    target: `receipt:${id}`,
+    status: 'ok',
+    details: { method: paid.method, txRef: paid.txRef, ...paid.details },
+  });
+  return { id, status: 'paid' as const, paidAt: paid.paidAt };
+}
+
 /** Receipts: creation (user and month-end), payment marking and voiding; each change is one transaction. */
 export function createReceiptsService(deps: ReceiptsServiceDeps) {
   const { config, rates, metrics } = deps;
@@ -209,26 +244,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   /** pending -> paid, with method and reference; anything else is a 409. Audited. */
   async function markPaid(actor: AuditContext, id: number, input: MarkPaidInput) {
     const paidAt = now();
-    const result = await db.$transaction(async (tx) => {
-      const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending'], {
-        status: 'paid',
-        paidAt,
-        paymentMethod: input.method,
-        txRef: input.tx_ref ?? null,
-      });
-      if (!isMoved) {
-        const receipt = await requireReceipt(tx, id);
-        throw new ConflictError(`Receipt #${id} is ${receipt.status}; only a pending receipt can be marked paid.`);
-      }
-      await appendAudit(tx, {
-        ...actor,
-        action: 'receipt.mark_paid',
-        target: `receipt:${id}`,
-        status: 'ok',
-        details: { method: input.method, txRef: input.tx_ref ?? null },
-      });
-      return { id, status: 'paid' as const, paidAt };
-    });
+    const result = await db.$transaction((tx) =>
+      markReceiptPaidIn(tx, actor, id, { method: input.method, txRef: input.tx_ref ?? null, paidAt }),
+    );
     metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
     return result;
   }
