@@ -53,6 +53,7 @@ export const VIEW_LOCALS = [
   'receipt',
   'refreshSeconds',
   'requestId',
+  'reviewOutcomes',
   'result',
   'runs',
   'sections',

@@ -529,6 +529,348 @@ describe('the webhook endpoint', () => {
   });
 });
 
+describe('resolving a payment held for review', () => {
+  let metrics: Metrics;
+  let app: ReturnType<typeof buildTestApp>;
+  beforeAll(() => {
+    metrics = createMetrics();
+    app = buildTestApp(db, { env: DUMMY_ENV, metrics });
+  });
+
+  /**
+   * A researcher's receipt whose payment the provider confirmed after it was canceled (or,
+   * with `amount_cents`, with the wrong amount): held for review by the real webhook.
+   */
+  async function heldPayment(options: { amountCents?: number } = {}) {
+    const { agent, receiptId, user } = await researcherWithReceipt(app);
+    await startCheckout(agent, receiptId);
+    const started = await paymentOf(receiptId);
+    const event = {
+      event_type: 'payment.succeeded',
+      external_payment_id: started.externalPaymentId,
+      amount_cents: options.amountCents ?? Number(started.amountMinor),
+      currency: 'THB',
+    };
+    if (options.amountCents === undefined) {
+      await deliverDummy(app, { ...event, event_id: `evt-held-c-${started.id}`, event_type: 'payment.canceled' });
+    }
+    const held = await deliverDummy(app, { ...event, event_id: `evt-held-s-${started.id}` }).expect(200);
+    expect(['review', 'mismatch']).toContain(held.body.outcome);
+    const payment = await paymentOf(receiptId);
+    expect(payment.status).toBe('needs_review');
+    return { agent, user, receiptId, payment };
+  }
+
+  async function resolve(admin: Agent, paymentId: number | string, body: Record<string, unknown>) {
+    return admin
+      .post(`/admin/payments/${paymentId}/resolve`)
+      .type('form')
+      .send({ ...body, csrf_token: await csrfTokenOf(admin) });
+  }
+
+  function resolveAuditsOf(receiptId: number) {
+    return db.prisma.auditLog.findMany({ where: { action: 'payment.resolve', target: `receipt:${receiptId}` } });
+  }
+
+  /** Everything a resolve may touch, to check that a refused one touched nothing. */
+  async function snapshotOf(receiptId: number) {
+    return {
+      receipt: await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } }),
+      payments: await db.prisma.payment.findMany({ where: { receiptId }, orderBy: { id: 'asc' } }),
+      audits: await db.prisma.auditLog.count({ where: { target: `receipt:${receiptId}` } }),
+    };
+  }
+
+  it('accepts the money for the receipt: receipt paid from the payment, resolution recorded, audited, banner down', async () => {
+    const admin = await signInAdmin(app);
+    const { agent, receiptId, payment } = await heldPayment();
+    const before = await adminPaymentsPage(admin);
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(`action="/admin/payments/${payment.id}/resolve"`);
+
+    const resolved = await resolve(admin, payment.id, {
+      outcome: 'accepted',
+      note: 'Checked in the provider dashboard: the money is ours, accepted for the receipt.',
+    });
+    expect(resolved.status, resolved.text.slice(0, 300)).toBe(303);
+    expect(resolved.headers.location).toBe('/admin/payments');
+
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt).toMatchObject({ status: 'paid', paymentMethod: 'dummy', txRef: payment.externalPaymentId });
+    expect(receipt.paidAt).toBeInstanceOf(Date);
+    const stored = await paymentOf(receiptId);
+    expect(stored).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'accepted',
+      reviewNote: 'Checked in the provider dashboard: the money is ours, accepted for the receipt.',
+      reviewReason: 'payment succeeded after it was canceled',
+    });
+    expect(stored.reviewedBy).toMatch(/^payreviewer\d+$/);
+    expect(stored.reviewedAt).toBeInstanceOf(Date);
+
+    const audits = await resolveAuditsOf(receiptId);
+    expect(audits).toHaveLength(1);
+    expect(audits[0]).toMatchObject({ actor: stored.reviewedBy, status: 'ok' });
+    expect(audits[0]?.details).toMatchObject({
+      paymentId: payment.id,
+      outcome: 'accepted',
+      reviewReason: 'payment succeeded after it was canceled',
+    });
+    const markedPaid = await db.prisma.auditLog.findMany({
+      where: { action: 'receipt.mark_paid', target: `receipt:${receiptId}` },
+    });
+    expect(markedPaid).toHaveLength(1);
+    expect(markedPaid[0]?.details).toMatchObject({
+      method: 'dummy',
+      txRef: payment.externalPaymentId,
+      paymentId: payment.id,
+    });
+    expect(await metricValue(metrics, 'billing_receipt_marked_paid_total', { actor_type: 'admin' })).toBe(1);
+
+    const after = await adminPaymentsPage(admin);
+    expect(after.needsReview).toBe(before.needsReview - 1);
+    expect(after.rowOf(payment.id)).toContain('>resolved</span>');
+    expect(after.rowOf(payment.id)).toContain('accepted by payreviewer');
+    const thanks = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(thanks.text).toContain('Paid. Thank you.');
+  });
+
+  it('dismisses a refunded payment: receipt left as it was, and the researcher can pay again', async () => {
+    const admin = await signInAdmin(app);
+    const { agent, receiptId, payment } = await heldPayment();
+    const receiptBefore = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    const before = await adminPaymentsPage(admin);
+
+    const resolved = await resolve(admin, payment.id, {
+      outcome: 'refunded',
+      note: 'Refunded in the provider dashboard, refund re_123.',
+    });
+    expect(resolved.status, resolved.text.slice(0, 300)).toBe(303);
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(receiptBefore);
+    expect(await paymentOf(receiptId)).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'refunded',
+      reviewNote: 'Refunded in the provider dashboard, refund re_123.',
+    });
+    expect(await resolveAuditsOf(receiptId)).toHaveLength(1);
+    expect(
+      await db.prisma.auditLog.count({ where: { action: 'receipt.mark_paid', target: `receipt:${receiptId}` } }),
+    ).toBe(0);
+    expect((await adminPaymentsPage(admin)).needsReview).toBe(before.needsReview - 1);
+
+    const thanks = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(thanks.text).toContain('refunded it. You can pay again.');
+    expect(thanks.text).toContain('Try again');
+    const receiptPage = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(receiptPage.text).toContain(`action="/payments/receipt/${receiptId}/start"`);
+    const retry = await startCheckout(agent, receiptId);
+    expect(retry).not.toBe(payment.checkoutUrl);
+    const payments = await db.prisma.payment.findMany({ where: { receiptId }, orderBy: { id: 'asc' } });
+    expect(payments.map((row) => row.status)).toEqual(['resolved', 'pending']);
+    expect(payments[1]?.idempotencyKey).toBe(`receipt-${receiptId}-dummy-2`);
+  });
+
+  it('dismisses a payment for a receipt already paid by hand, leaving the receipt as the admin set it', async () => {
+    const admin = await signInAdmin(app);
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    await startCheckout(agent, receiptId);
+    const payment = await paymentOf(receiptId);
+    await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .type('form')
+      .send({ method: 'bank_transfer', tx_ref: 'BT-77', csrf_token: await csrfTokenOf(admin) })
+      .expect(303);
+    const held = await deliverDummy(app, {
+      event_id: `evt-dismiss-${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 50,
+      currency: 'THB',
+    }).expect(200);
+    expect(held.body.outcome).toBe('review');
+    const receiptBefore = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+
+    const accepted = await resolve(admin, payment.id, { outcome: 'accepted', note: 'take it for the receipt' });
+    expect(accepted.status).toBe(409);
+    expect(accepted.text).toContain(`Receipt #${receiptId} is paid`);
+    expect((await paymentOf(receiptId)).status).toBe('needs_review');
+
+    const dismissed = await resolve(admin, payment.id, {
+      outcome: 'dismissed',
+      note: 'Paid twice; the bank transfer was returned to the researcher.',
+    });
+    expect(dismissed.status).toBe(303);
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(receiptBefore);
+    expect(await paymentOf(receiptId)).toMatchObject({ status: 'resolved', reviewOutcome: 'dismissed' });
+  });
+
+  it('refuses a second resolve of the same payment with 409, sequential or racing, and audits once', async () => {
+    const admin = await signInAdmin(app);
+    const otherAdmin = await signInAdmin(app);
+    const first = await heldPayment();
+    expect(
+      (await resolve(admin, first.payment.id, { outcome: 'refunded', note: 'Refunded in the Stripe dashboard.' }))
+        .status,
+    ).toBe(303);
+    const resolvedOnce = await snapshotOf(first.receiptId);
+    const again = await resolve(otherAdmin, first.payment.id, {
+      outcome: 'accepted',
+      note: 'accepted, receipt marked paid',
+    });
+    expect(again.status).toBe(409);
+    expect(again.text).toContain(`Payment #${first.payment.id} was already resolved (refunded)`);
+    expect(await snapshotOf(first.receiptId)).toEqual(resolvedOnce);
+
+    const second = await heldPayment();
+    const [tokenA, tokenB] = [await csrfTokenOf(admin), await csrfTokenOf(otherAdmin)];
+    const racing = await Promise.all(
+      [
+        [admin, tokenA],
+        [otherAdmin, tokenB],
+      ].map(([agent, token]) =>
+        (agent as Agent)
+          .post(`/admin/payments/${second.payment.id}/resolve`)
+          .type('form')
+          .send({ outcome: 'accepted', note: 'accepted, receipt marked paid', csrf_token: token as string }),
+      ),
+    );
+    expect(racing.map((response) => response.status).sort()).toEqual([303, 409]);
+    expect(await resolveAuditsOf(second.receiptId)).toHaveLength(1);
+    expect(
+      await db.prisma.auditLog.count({ where: { action: 'receipt.mark_paid', target: `receipt:${second.receiptId}` } }),
+    ).toBe(1);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: second.receiptId } })).status).toBe('paid');
+  });
+
+  it.each([
+    ['no note', 400, { outcome: 'refunded' }, 'note: is required'],
+    ['a blank note', 400, { outcome: 'refunded', note: '          ' }, 'note: must say what was done'],
+    ['a short note', 400, { outcome: 'refunded', note: 'ok' }, 'note: must say what was done'],
+    ['an overlong note', 400, { outcome: 'refunded', note: 'x'.repeat(1001) }, 'note: must be at most 1000'],
+    ['no outcome', 400, { note: 'refunded in the Stripe dashboard' }, 'outcome: must be one of'],
+    [
+      'an unknown outcome',
+      400,
+      { outcome: 'ignored', note: 'refunded in the Stripe dashboard' },
+      'outcome: must be one of',
+    ],
+  ] as Array<[string, number, Record<string, unknown>, string]>)(
+    'answers %s with %i and changes nothing',
+    async (_label, status, body, message) => {
+      const admin = await signInAdmin(app);
+      const { receiptId, payment } = await heldPayment();
+      const before = await snapshotOf(receiptId);
+      const response = await resolve(admin, payment.id, body);
+      expect(response.status).toBe(status);
+      expect(response.text).toContain(message);
+      expect(await snapshotOf(receiptId)).toEqual(before);
+    },
+  );
+
+  it('answers an unknown payment with 404, a bad id with 400, and a payment not held with 409', async () => {
+    const admin = await signInAdmin(app);
+    const note = { outcome: 'refunded', note: 'refunded in the Stripe dashboard' };
+    const unknown = await resolve(admin, 2_147_483_000, note);
+    expect(unknown.status).toBe(404);
+    expect(unknown.text).toContain('Payment #2147483000 does not exist.');
+    expect((await resolve(admin, 'abc', note)).status).toBe(400);
+
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    await startCheckout(agent, receiptId);
+    const pending = await paymentOf(receiptId);
+    const before = await snapshotOf(receiptId);
+    const notHeld = await resolve(admin, pending.id, note);
+    expect(notHeld.status).toBe(409);
+    expect(notHeld.text).toContain(`Payment #${pending.id} is pending, not held for review`);
+    expect(await snapshotOf(receiptId)).toEqual(before);
+  });
+
+  it('refuses to accept money for a voided receipt (409) and leaves everything as it was', async () => {
+    const admin = await signInAdmin(app);
+    const { receiptId, payment } = await heldPayment();
+    await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .type('form')
+      .send({ reason: 'billed to the wrong project', csrf_token: await csrfTokenOf(admin) })
+      .expect(303);
+    const before = await snapshotOf(receiptId);
+    const response = await resolve(admin, payment.id, { outcome: 'accepted', note: 'accepted for the receipt' });
+    expect(response.status).toBe(409);
+    expect(response.text).toContain(`Receipt #${receiptId} is void, so payment #${payment.id} cannot be accepted`);
+    expect(await snapshotOf(receiptId)).toEqual(before);
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(page.text).toMatch(/value="accepted" required disabled/);
+  });
+
+  it('accepts a payment whose amount did not match only when the admin says so explicitly', async () => {
+    const admin = await signInAdmin(app);
+    const { receiptId, payment } = await heldPayment({ amountCents: 49 });
+    expect(payment).toMatchObject({ hasAmountMismatch: true, reviewReason: 'paid 0.49 THB but 0.50 THB was due' });
+    const before = await snapshotOf(receiptId);
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('name="accept_mismatch" value="yes"');
+
+    const silent = await resolve(admin, payment.id, { outcome: 'accepted', note: 'accepted for the receipt' });
+    expect(silent.status).toBe(400);
+    expect(silent.text).toContain('did not match the amount due (paid 0.49 THB but 0.50 THB was due)');
+    expect(await snapshotOf(receiptId)).toEqual(before);
+    const garbled = await resolve(admin, payment.id, {
+      outcome: 'accepted',
+      note: 'accepted for the receipt',
+      accept_mismatch: 'maybe',
+    });
+    expect(garbled.status).toBe(400);
+    expect(await snapshotOf(receiptId)).toEqual(before);
+
+    const accepted = await resolve(admin, payment.id, {
+      outcome: 'accepted',
+      note: 'Accepted 0.49 of 0.50 THB; the 0.01 THB difference was written off.',
+      accept_mismatch: 'yes',
+    });
+    expect(accepted.status).toBe(303);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+    const audits = await resolveAuditsOf(receiptId);
+    expect(audits.map((audit) => audit.details)).toEqual([
+      expect.objectContaining({ outcome: 'accepted', hasAmountMismatch: true }),
+    ]);
+  });
+
+  it('lets only admins resolve (403 for a researcher) and requires the CSRF token (403)', async () => {
+    const admin = await signInAdmin(app);
+    const { agent, receiptId, payment } = await heldPayment();
+    const before = await snapshotOf(receiptId);
+    const body = { outcome: 'dismissed', note: 'handled outside the app' };
+    const researcher = await agent
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .type('form')
+      .send({ ...body, csrf_token: await csrfTokenOf(agent) });
+    expect(researcher.status).toBe(403);
+    const noToken = await admin.post(`/admin/payments/${payment.id}/resolve`).type('form').send(body);
+    expect(noToken.status).toBe(403);
+    expect(noToken.text).toContain('security token');
+    expect(researcher.body.error).toBe('Only admins can do this.');
+    expect((await paymentOf(receiptId)).status).toBe('needs_review');
+    const after = await snapshotOf(receiptId);
+    expect({ ...after, audits: undefined }).toEqual({ ...before, audits: undefined });
+    expect(await resolveAuditsOf(receiptId)).toHaveLength(0);
+  });
+
+  it('answers JSON clients with the resolution', async () => {
+    const admin = await signInAdmin(app);
+    const { receiptId, payment } = await heldPayment();
+    const response = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'dismissed', note: 'handled outside the app, see ticket 42' })
+      .expect(200);
+    expect(response.body).toEqual({
+      ok: true,
+      payment: { id: payment.id, receiptId, status: 'resolved', outcome: 'dismissed' },
+    });
+  });
+});
+
 describe('paying with Stripe Checkout (SDK against a local fake of the API)', () => {
   const secretKey = 'sk_test_fakekeyfortests';
   const webhookSecret = 'whsec_testsecretfortests';

@@ -1,4 +1,4 @@
-import type { PaymentStatus, Prisma } from '@prisma/client';
+import type { PaymentReviewOutcome, PaymentStatus, Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
 
 type Tx = Prisma.TransactionClient;
@@ -15,6 +15,11 @@ export interface PaymentRow {
   checkoutUrl: string | null;
   idempotencyKey: string;
   reviewReason: string | null;
+  hasAmountMismatch: boolean;
+  reviewOutcome: PaymentReviewOutcome | null;
+  reviewNote: string | null;
+  reviewedBy: string | null;
+  reviewedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -30,6 +35,11 @@ const SELECT_PAYMENT = {
   checkoutUrl: true,
   idempotencyKey: true,
   reviewReason: true,
+  hasAmountMismatch: true,
+  reviewOutcome: true,
+  reviewNote: true,
+  reviewedBy: true,
+  reviewedAt: true,
   createdAt: true,
   updatedAt: true,
 } as const;
@@ -42,7 +52,7 @@ export function findOpenPayment(db: Client, receiptId: number, provider: string)
   });
 }
 
-/** Earlier attempts that ended (failed, canceled, held for review): the next attempt's number is this + 1. */
+/** Earlier attempts that ended (failed, canceled, held for review, resolved): the next attempt's number is this + 1. */
 export function countEndedPayments(db: Client, receiptId: number, provider: string): Promise<number> {
   return db.payment.count({ where: { receiptId, provider, NOT: { status: 'pending' } } });
 }
@@ -64,6 +74,44 @@ export function attachCheckout(db: Client, id: number, externalPaymentId: string
 
 export function setStatus(db: Client, id: number, status: PaymentStatus, reviewReason?: string) {
   return db.payment.update({ where: { id }, data: { status, ...(reviewReason ? { reviewReason } : {}) } });
+}
+
+/** Puts a payment on hold for an admin, noting whether the money differed from what was due. */
+export function holdForReview(tx: Tx, id: number, reviewReason: string, hasAmountMismatch: boolean) {
+  return tx.payment.update({ where: { id }, data: { status: 'needs_review', reviewReason, hasAmountMismatch } });
+}
+
+/** Payments held for review and not yet resolved, across all receipts. */
+export function countPaymentsInReview(db: Client): Promise<number> {
+  return db.payment.count({ where: { status: 'needs_review' } });
+}
+
+/** Locks the payment row for the rest of the transaction, so one admin at a time resolves it. */
+export async function lockById(tx: Tx, id: number): Promise<PaymentRow | null> {
+  const rows = await tx.$queryRaw<Array<{ id: number }>>`SELECT id FROM payments WHERE id = ${id} FOR UPDATE`;
+  return rows.length === 0 ? null : tx.payment.findUnique({ where: { id }, select: SELECT_PAYMENT });
+}
+
+/**
+ * needs_review -> resolved with the resolution, only if the payment is still held; false
+ * when it was not (the caller holds the row lock, so that means resolved before it).
+ */
+export async function resolveReview(
+  tx: Tx,
+  id: number,
+  resolution: { outcome: PaymentReviewOutcome; note: string; reviewedBy: string; reviewedAt: Date },
+): Promise<boolean> {
+  const result = await tx.payment.updateMany({
+    where: { id, status: 'needs_review' },
+    data: {
+      status: 'resolved',
+      reviewOutcome: resolution.outcome,
+      reviewNote: resolution.note,
+      reviewedBy: resolution.reviewedBy,
+      reviewedAt: resolution.reviewedAt,
+    },
+  });
+  return result.count === 1;
 }
 
 /** Locks the payment row for the rest of the transaction, so one event at a time moves it. */
@@ -110,6 +158,8 @@ export function listPaymentsForAdmin(db: Client, limit: number) {
     Array<PaymentRow & { username: string; receiptStatus: string }>
   >`SELECT p.id, p.receipt_id AS "receiptId", p.provider, p.status::text AS status, p.amount_minor AS "amountMinor",
            p.currency, p.external_payment_id AS "externalPaymentId", p.review_reason AS "reviewReason",
+           p.has_amount_mismatch AS "hasAmountMismatch", p.review_outcome::text AS "reviewOutcome",
+           p.review_note AS "reviewNote", p.reviewed_by AS "reviewedBy", p.reviewed_at AS "reviewedAt",
            p.created_at AS "createdAt", p.updated_at AS "updatedAt", r.username, r.status::text AS "receiptStatus"
     FROM payments p JOIN receipts r ON r.id = p.receipt_id
     ORDER BY (p.status = 'needs_review') DESC, p.created_at DESC

@@ -4,7 +4,16 @@ import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { ZDummyChoice, ZExternalIdParam, ZProviderParam, ZReceiptIdParam, ZThanksQuery } from './payments.schema.js';
+import {
+  PAYMENT_REVIEW_OUTCOMES,
+  ZDummyChoice,
+  ZExternalIdParam,
+  ZPaymentIdParam,
+  ZProviderParam,
+  ZReceiptIdParam,
+  ZResolveReview,
+  ZThanksQuery,
+} from './payments.schema.js';
 import { fromMinorUnits, type PaymentsService } from './payments.service.js';
 
 // Provider events are small; anything bigger is not one.
@@ -40,7 +49,7 @@ export function paymentWebhookRoutes(deps: { payments: PaymentsService }): Route
   return router;
 }
 
-/** The payer's side (start, dummy checkout, status) and the admin's payments page. */
+/** The payer's side (start, dummy checkout, status) and the admin's payments page with its review actions. */
 export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards }): Router {
   const { payments, guards } = deps;
   const router = Router();
@@ -88,7 +97,26 @@ export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards 
   });
 
   router.get('/admin/payments', guards.requireAdmin, async (_req, res) => {
-    res.render('payments/admin-payments', { title: 'Payments', ...(await payments.listForAdmin()) });
+    res.render('payments/admin-payments', {
+      title: 'Payments',
+      ...(await payments.listForAdmin()),
+      reviewOutcomes: PAYMENT_REVIEW_OUTCOMES,
+    });
+  });
+
+  router.post('/admin/payments/:id/resolve', guards.requireAdmin, async (req, res) => {
+    const { id } = parseInput(ZPaymentIdParam, req.params);
+    const input = parseInput(ZResolveReview, req.body);
+    const result = await payments.resolveReview(auditContextOf(req), id, input);
+    if (req.is('application/json')) {
+      res.json({ ok: true, payment: result });
+      return;
+    }
+    req.session.flash = {
+      type: 'success',
+      message: `Payment #${id} resolved as ${result.outcome}${result.outcome === 'accepted' ? `; receipt #${result.receiptId} is paid` : ''}.`,
+    };
+    res.redirect(303, '/admin/payments');
   });
 
   return router;

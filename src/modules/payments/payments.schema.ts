@@ -7,3 +7,25 @@ export const ZExternalIdParam = z.object({
   externalId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'is not a checkout id'),
 });
 export const ZDummyChoice = z.object({ choice: z.enum(['pay', 'fail', 'cancel']) });
+
+/** A payment id in a path. */
+export const ZPaymentIdParam = z.object({ id: z.coerce.number().int().positive().max(2_147_483_647) });
+
+/** What finance did with a held payment's money (PaymentReviewOutcome). */
+export const PAYMENT_REVIEW_OUTCOMES = ['accepted', 'refunded', 'dismissed'] as const;
+
+/** POST /admin/payments/:id/resolve. */
+export const ZResolveReview = z.object({
+  outcome: z.enum(PAYMENT_REVIEW_OUTCOMES, { error: `must be one of ${PAYMENT_REVIEW_OUTCOMES.join(', ')}` }),
+  note: z
+    .string({ error: 'is required' })
+    .trim()
+    .min(10, 'must say what was done, in at least 10 characters')
+    .max(1000, 'must be at most 1000 characters'),
+  // A checkbox: present ("yes") only when ticked; JSON clients may send true.
+  accept_mismatch: z
+    .union([z.literal('yes'), z.literal(true)], { error: 'must be "yes" when given' })
+    .optional()
+    .transform((value) => value !== undefined),
+});
+export type TResolveReview = z.infer<typeof ZResolveReview>;

@@ -9,6 +9,7 @@ import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
+import { markReceiptPaidIn } from '../receipts/receipts.service.js';
 import { createDummyProvider, signDummyWebhook } from './dummy.provider.js';
 import {
   KNOWN_EVENT_TYPES,
@@ -17,6 +18,7 @@ import {
   WebhookSignatureError,
 } from './payment-provider.js';
 import * as paymentsRepository from './payments.repository.js';
+import type { TResolveReview } from './payments.schema.js';
 import { createStripeProvider } from './stripe.provider.js';
 
 export type WebhookOutcome =
@@ -193,8 +195,9 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     event: PaymentEvent,
     action: 'payment.mismatch' | 'payment.review',
     reason: string,
+    hasAmountMismatch: boolean,
   ) {
-    await paymentsRepository.setStatus(tx, payment.id, 'needs_review', reason);
+    await paymentsRepository.holdForReview(tx, payment.id, reason, hasAmountMismatch);
     const details = { paymentId: payment.id, eventId: event.id, reason };
     await appendAudit(
       tx,
@@ -240,8 +243,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       return { outcome: 'ok', paymentId: payment.id };
     }
 
-    // Another success for a paid payment is the same money told twice; one already held stays held once.
-    if (payment.status === 'succeeded') return { outcome: 'ignored', paymentId: payment.id };
+    // Another success for a paid payment is the same money told twice; one already held stays held
+    // once, and one an admin resolved stays as they decided.
+    if (payment.status === 'succeeded' || payment.status === 'resolved')
+      return { outcome: 'ignored', paymentId: payment.id };
     if (payment.status === 'needs_review') return { outcome: 'review', paymentId: payment.id };
     const mismatch = describeMismatch(event, payment);
     if (payment.status === 'failed' || payment.status === 'canceled') {
@@ -254,11 +259,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           : `receipt #${payment.receiptId} was already ${receipt?.status ?? 'gone'}`;
       const ended = payment.status === 'failed' ? 'it failed' : 'it was canceled';
       const reason = [`payment succeeded after ${ended}`, mismatch, receiptNote].filter(Boolean).join('; ');
-      await holdForReview(tx, payment, event, 'payment.review', reason);
+      await holdForReview(tx, payment, event, 'payment.review', reason, mismatch !== undefined);
       return { outcome: 'review', paymentId: payment.id };
     }
     if (mismatch) {
-      await holdForReview(tx, payment, event, 'payment.mismatch', mismatch);
+      await holdForReview(tx, payment, event, 'payment.mismatch', mismatch, true);
       return { outcome: 'mismatch', paymentId: payment.id };
     }
     const isPaid = await receiptsRepository.transitionReceipt(tx, payment.receiptId, ['pending'], {
@@ -271,7 +276,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       // Paid by hand meanwhile, or voided: the money arrived anyway, so someone must look.
       const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
       const reason = `money received but receipt #${payment.receiptId} was already ${receipt?.status ?? 'gone'}`;
-      await holdForReview(tx, payment, event, 'payment.review', reason);
+      await holdForReview(tx, payment, event, 'payment.review', reason, false);
       return { outcome: 'review', paymentId: payment.id };
     }
     await paymentsRepository.setStatus(tx, payment.id, 'succeeded');
@@ -378,9 +383,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   async function listForAdmin() {
-    const [payments, events] = await Promise.all([
+    const [payments, events, needsReview] = await Promise.all([
       paymentsRepository.listPaymentsForAdmin(prisma, 200),
       paymentsRepository.listEventsForAdmin(prisma, 200),
+      paymentsRepository.countPaymentsInReview(prisma),
     ]);
     return {
       payments: payments.map((payment) => ({
@@ -388,8 +394,83 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         amount: fromMinorUnits(payment.amountMinor, payment.currency),
       })),
       events,
-      needsReview: payments.filter((payment) => payment.status === 'needs_review').length,
+      needsReview,
     };
+  }
+
+  /**
+   * Closes a review: the admin says what was done with the money (accepted for the receipt,
+   * refunded at the provider, or handled otherwise) and why. The payment row is locked, so a
+   * double submit or a second admin waits and then finds it resolved (409, nothing written).
+   * Accepting marks the receipt paid from this payment through the billing page's mark-paid
+   * rule; refunded and dismissed leave the receipt as it is.
+   */
+  async function resolveReview(actor: AuditContext, paymentId: number, input: TResolveReview) {
+    const reviewedAt = now();
+    const result = await prisma.$transaction(async (tx) => {
+      const payment = await paymentsRepository.lockById(tx, paymentId);
+      if (!payment) throw new NotFoundError(`Payment #${paymentId} does not exist.`);
+      if (payment.status === 'resolved') {
+        throw new ConflictError(
+          `Payment #${paymentId} was already resolved (${payment.reviewOutcome}) by ${payment.reviewedBy} at ` +
+            `${payment.reviewedAt?.toISOString()}; nothing was changed.`,
+        );
+      }
+      if (payment.status !== 'needs_review') {
+        throw new ConflictError(
+          `Payment #${paymentId} is ${payment.status}, not held for review; there is nothing to resolve.`,
+        );
+      }
+      if (input.outcome === 'accepted') {
+        if (payment.hasAmountMismatch && !input.accept_mismatch) {
+          throw new BadRequestError(
+            `Payment #${paymentId} did not match the amount due (${payment.reviewReason}). To accept it anyway, ` +
+              'say in the note how the difference was settled and tick "accept the different amount" (accept_mismatch=yes).',
+            { fields: { accept_mismatch: 'is required to accept a payment whose amount did not match' } },
+          );
+        }
+        const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
+        if (receipt && receipt.status !== 'pending') {
+          throw new ConflictError(
+            `Receipt #${payment.receiptId} is ${receipt.status}, so payment #${paymentId} cannot be accepted for it. ` +
+              'Refund the money at the provider and resolve as refunded, or resolve as dismissed with what was done.',
+          );
+        }
+        await markReceiptPaidIn(tx, actor, payment.receiptId, {
+          method: payment.provider,
+          txRef: payment.externalPaymentId,
+          paidAt: reviewedAt,
+          details: { paymentId },
+        });
+      }
+      const isResolved = await paymentsRepository.resolveReview(tx, paymentId, {
+        outcome: input.outcome,
+        note: input.note,
+        reviewedBy: actor.actor,
+        reviewedAt,
+      });
+      if (!isResolved) throw new ConflictError(`Payment #${paymentId} was resolved meanwhile; nothing was changed.`);
+      await appendAudit(
+        tx,
+        {
+          ...actor,
+          action: 'payment.resolve',
+          target: `receipt:${payment.receiptId}`,
+          status: 'ok',
+          details: {
+            paymentId,
+            outcome: input.outcome,
+            note: input.note,
+            reviewReason: payment.reviewReason,
+            hasAmountMismatch: payment.hasAmountMismatch,
+          },
+        },
+        reviewedAt,
+      );
+      return { id: paymentId, receiptId: payment.receiptId, status: 'resolved' as const, outcome: input.outcome };
+    });
+    if (result.outcome === 'accepted') metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
+    return result;
   }
 
   return {
@@ -400,6 +481,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     getDummyCheckout,
     completeDummyCheckout,
     listForAdmin,
+    resolveReview,
   };
 }
 
