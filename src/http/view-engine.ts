@@ -34,6 +34,7 @@ export const VIEW_LOCALS = [
   'freshness',
   'isAdminView',
   'isFinal',
+  'isPaymentHeld',
   'isRunning',
   'itemPager',
   'items',

@@ -871,6 +871,77 @@ describe('resolving a payment held for review', () => {
   });
 });
 
+describe('paying a receipt again while one of its payments is held for review', () => {
+  let app: ReturnType<typeof buildTestApp>;
+  beforeAll(() => {
+    app = buildTestApp(db, { env: DUMMY_ENV });
+  });
+
+  it('offers no Pay button and answers a start with 409, creating no payment', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const checkoutPath = await startCheckout(agent, receiptId);
+    const token = await csrfTokenOf(agent);
+    await agent.post(checkoutPath).type('form').send({ choice: 'cancel', csrf_token: token }).expect(303);
+    await agent.post(checkoutPath).type('form').send({ choice: 'pay', csrf_token: token }).expect(303);
+    expect((await paymentOf(receiptId)).status).toBe('needs_review');
+
+    const thanks = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(thanks.text).toContain('needs a check by the billing team');
+    expect(thanks.text).not.toContain('Try again');
+    expect(thanks.text).not.toContain(`action="/payments/receipt/${receiptId}/start"`);
+    const receiptPage = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(receiptPage.text).not.toContain(`action="/payments/receipt/${receiptId}/start"`);
+    expect(receiptPage.text).toContain('being checked by the billing team');
+    const confirm = await agent.get(`/payments/receipt/${receiptId}/start`).set('Accept', 'text/html').expect(200);
+    expect(confirm.text).not.toContain(`action="/payments/receipt/${receiptId}/start"`);
+
+    const before = await db.prisma.payment.count({ where: { receiptId } });
+    const form = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: token });
+    expect(form.status).toBe(409);
+    expect(form.text).toContain('A payment for this receipt is being checked by the billing team');
+    const json = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({});
+    expect(json.status).toBe(409);
+    expect(json.body.error).toMatch(/^A payment for this receipt is being checked by the billing team/);
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(before);
+    expect(await db.prisma.auditLog.count({ where: { action: 'payment.start', target: `receipt:${receiptId}` } })).toBe(
+      1,
+    );
+  });
+
+  it('holds the start also when the held payment is an older attempt than an open one', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const firstPath = await startCheckout(agent, receiptId);
+    const first = await paymentOf(receiptId);
+    const token = await csrfTokenOf(agent);
+    await agent.post(firstPath).type('form').send({ choice: 'cancel', csrf_token: token }).expect(303);
+    const secondPath = await startCheckout(agent, receiptId);
+    expect(secondPath).not.toBe(firstPath);
+    await deliverDummy(app, {
+      event_id: `evt-older-${first.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: first.externalPaymentId,
+      amount_cents: 50,
+      currency: 'THB',
+    }).expect(200);
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: first.id } })).status).toBe('needs_review');
+    const again = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({});
+    expect(again.status).toBe(409);
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(2);
+  });
+});
+
 describe('paying with Stripe Checkout (SDK against a local fake of the API)', () => {
   const secretKey = 'sk_test_fakekeyfortests';
   const webhookSecret = 'whsec_testsecretfortests';

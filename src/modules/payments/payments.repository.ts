@@ -81,6 +81,11 @@ export function holdForReview(tx: Tx, id: number, reviewReason: string, hasAmoun
   return tx.payment.update({ where: { id }, data: { status: 'needs_review', reviewReason, hasAmountMismatch } });
 }
 
+/** Whether any payment of the receipt is held for review and not yet resolved. */
+export async function hasPaymentInReview(db: Client, receiptId: number): Promise<boolean> {
+  return (await db.payment.count({ where: { receiptId, status: 'needs_review' } })) > 0;
+}
+
 /** Payments held for review and not yet resolved, across all receipts. */
 export function countPaymentsInReview(db: Client): Promise<number> {
   return db.payment.count({ where: { status: 'needs_review' } });

@@ -90,6 +90,10 @@ function describeMismatch(event: PaymentEvent, payment: paymentsRepository.Payme
   return `paid ${paid} but ${describeMinorUnits(payment.amountMinor, payment.currency)} was due`;
 }
 
+/** Why a researcher cannot pay a receipt while one of its payments is held for review. */
+export const PAYMENT_IN_REVIEW_MESSAGE =
+  'A payment for this receipt is being checked by the billing team, so it cannot be paid again now; they will be in touch.';
+
 export function createPaymentsService(deps: PaymentsServiceDeps) {
   const { db, metrics, logger, now } = deps;
   const provider = deps.provider ?? buildPaymentProvider(deps.config);
@@ -120,6 +124,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const receipt = await requireOwnReceipt(username, receiptId);
     if (receipt.status !== 'pending')
       throw new ConflictError(`Receipt #${receiptId} is ${receipt.status}; there is nothing to pay.`);
+    // Money already arrived for this receipt and an admin has not decided what it pays for:
+    // a second payment now would most likely take the same amount twice.
+    if (await paymentsRepository.hasPaymentInReview(prisma, receiptId))
+      throw new ConflictError(PAYMENT_IN_REVIEW_MESSAGE, { receiptId });
     const open = await paymentsRepository.findOpenPayment(prisma, receiptId, activeProvider.name);
     if (open?.checkoutUrl) return { redirectUrl: open.checkoutUrl };
     if (open) return { redirectUrl: `/payments/thanks?rid=${receiptId}` };
@@ -346,9 +354,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   /** What the payer sees after checkout: the receipt and its latest payment. */
   async function getStatus(username: string, receiptId: number) {
     const receipt = await requireOwnReceipt(username, receiptId);
-    const payment = await paymentsRepository.latestPaymentOf(prisma, receiptId);
+    const [payment, isPaymentHeld] = await Promise.all([
+      paymentsRepository.latestPaymentOf(prisma, receiptId),
+      paymentsRepository.hasPaymentInReview(prisma, receiptId),
+    ]);
     const isFinal = receipt.status !== 'pending' || (payment !== null && payment.status !== 'pending');
-    return { receipt, payment, isFinal };
+    return { receipt, payment, isFinal, isPaymentHeld };
   }
 
   /** The dummy provider's hosted page: the payment, for its owner only. */

@@ -6,6 +6,7 @@ import { AppError, ConflictError, isUniqueViolation, NotFoundError } from '../..
 import { endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
+import * as paymentsRepository from '../payments/payments.repository.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from './receipts.repository.js';
@@ -296,7 +297,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return receipt;
   }
 
-  /** A receipt with one page of its items (RECEIPT_ITEMS_PAGE_SIZE); a page past the last is a 404. */
+  /** A receipt with one page of its items (RECEIPT_ITEMS_PAGE_SIZE) and whether a payment of it is held; a page past the last is a 404. */
   async function withItemsPage(receipt: FoundReceipt, page: number) {
     const count = receipt._count.items;
     const pageCount = Math.max(1, Math.ceil(count / RECEIPT_ITEMS_PAGE_SIZE));
@@ -306,10 +307,15 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       );
     }
     const offset = (page - 1) * RECEIPT_ITEMS_PAGE_SIZE;
-    const items = await receiptsRepository.listItems(db, receipt.id, { offset, limit: RECEIPT_ITEMS_PAGE_SIZE });
+    const [items, isPaymentHeld] = await Promise.all([
+      receiptsRepository.listItems(db, receipt.id, { offset, limit: RECEIPT_ITEMS_PAGE_SIZE }),
+      // Paying online again is closed while one of its payments waits for an admin's review.
+      paymentsRepository.hasPaymentInReview(db, receipt.id),
+    ]);
     return {
       receipt,
       items,
+      isPaymentHeld,
       itemPager: { page, pageCount, count, first: offset + 1, last: offset + items.length },
     };
   }
