@@ -5,6 +5,28 @@ const NEEDS_QUOTES = /[",\r\n]/;
 const QUOTE = /"/g;
 
 /**
+ * First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection"):
+ * `=`, `+`, `-` and `@` start one, and some spreadsheets skip a leading tab or carriage
+ * return before looking. The SQL twin (csvTextSql in usage.repository.ts) is built from
+ * this list, so the COPY exports and the ones written here cannot drift apart.
+ */
+export const CSV_FORMULA_TRIGGERS = ['=', '+', '-', '@', '\t', '\r'] as const;
+
+const FORMULA_START = new Set<string>(CSV_FORMULA_TRIGGERS);
+
+/**
+ * A text cell from outside (a job, user, account or partition name, a payment reference, a
+ * user agent) made inert for a spreadsheet: one that would start a formula gets a leading
+ * `'`, which spreadsheets read as "this is text" and do not show. For text columns only: a
+ * number column keeps its minus sign (-1.50 is a number, not a formula).
+ */
+export function escapeCsvFormula(text: string): string;
+export function escapeCsvFormula(text: string | null | undefined): string | null | undefined;
+export function escapeCsvFormula(text: string | null | undefined): string | null | undefined {
+  return text && FORMULA_START.has(text.charAt(0)) ? `'${text}` : text;
+}
+
+/**
  * One field as csv-stringify writes it with its defaults (the format the exports had
  * before): null and undefined empty, booleans 1 or empty, dates as epoch ms, objects as
  * JSON, and quotes only around a value holding a comma, a quote or a line break.

@@ -5,7 +5,7 @@ import { recordAudit, verifyAuditChain } from '../../src/modules/audit/audit.ser
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { buildUser } from '../support/factories.js';
-import { signInAs } from '../support/sign-in.js';
+import { postLogin, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -212,5 +212,20 @@ describe('the audit pages', () => {
     expect(lines.length - 1).toBeGreaterThanOrEqual(total);
     expect(await metricValue(metrics, 'csv_download_total', { kind: 'audit' })).toBe(1);
     await request(app).get('/admin/audit.csv').expect(302);
+  });
+
+  it('neutralises what a client sent that a spreadsheet would run as a formula', async () => {
+    const app = buildTestApp(db);
+    await buildUser(db.prisma, { username: 'csvadmin', role: 'admin', password: 'csvadmin-password' });
+    const agent = await signInAs(app, 'csvadmin', 'csvadmin-password');
+    // A failed sign-in records the username as typed (lower-cased), and the user agent as sent.
+    const attempt = request.agent(app).set('User-Agent', '@SUM(1)');
+    const { response } = await postLogin(app, '=HYPERLINK("http://x")', 'wrong-password', { agent: attempt });
+    expect(response.text).toContain('Wrong username or password.');
+    const csv = await agent.get('/admin/audit.csv').expect(200);
+    const line = csv.text.split('\n').find((text) => text.includes('hyperlink'));
+    expect(line).toMatch(/^\d+,[^,]+,"'=hyperlink\(""http:\/\/x""\)",[^,]*,'@SUM\(1\),login\.failure,/);
+    const stored = await db.prisma.auditLog.findFirstOrThrow({ where: { actor: '=hyperlink("http://x")' } });
+    expect(stored.userAgent).toBe('@SUM(1)');
   });
 });

@@ -196,6 +196,67 @@ describe('/me', () => {
   });
 });
 
+describe('CSV exports opened in a spreadsheet', () => {
+  beforeEach(clearJobs);
+
+  it('neutralise text that would start a formula in every CSV, the same in both usage export paths', async () => {
+    await buildJobs(db, [
+      {
+        user: 'alice',
+        end: '2025-09-10T03:00:00Z',
+        jobId: '8101',
+        cluster: '-east',
+        name: '=HYPERLINK("http://x")',
+        account: '+acct',
+        partition: '@part',
+      },
+      { user: 'alice', end: '2025-09-18T03:00:00Z', jobId: '8102', name: '-rf' },
+      { user: 'alice', end: '2025-09-18T04:00:00Z', jobId: '8103', name: '@SUM(1)' },
+      { user: 'bob', end: '2025-09-18T03:00:00Z', jobId: '8104', name: '=1+1' },
+      { user: 'boss', end: '2025-09-18T03:00:00Z', jobId: '8105', name: '+cmd' },
+    ]);
+    const created = await alice
+      .post('/me/receipt')
+      .type('form')
+      .send({ before: '2025-09-15', csrf_token: await csrfTokenOf(alice, '/me') })
+      .expect(303);
+    const id = Number((created.headers.location as string).split('/').pop());
+    await admin
+      .post(`/admin/receipts/${id}/paid`)
+      .type('form')
+      .send({
+        method: 'bank_transfer',
+        tx_ref: '=HYPERLINK("http://pay")',
+        csrf_token: await csrfTokenOf(admin, '/admin/receipts'),
+      })
+      .expect(303);
+    const window = 'start=2025-09-08&end=2025-09-20';
+    const body = async (agent: Agent, path: string) =>
+      (await agent.get(path).expect(200)).text.trimEnd().split('\n').slice(1);
+
+    // One user's export (through the session's function) and the export across users (a plain COPY).
+    const mine = await body(alice, `/me.csv?${window}`);
+    expect(mine).toHaveLength(3);
+    expect(mine[0]).toMatch(/^8101,'-east,"'=HYPERLINK\(""http:\/\/x""\)",alice,'\+acct,'@part,COMPLETED,/);
+    expect(mine[1]).toMatch(/^8102,test,'-rf,alice,physics,compute,/);
+    expect(mine[2]).toMatch(/^8103,test,'@SUM\(1\),alice,/);
+    const everyone = await body(admin, `/admin/usage.csv?${window}`);
+    expect(everyone.filter((line) => line.split(',')[3] === 'alice')).toEqual(mine);
+    expect(everyone).toContainEqual(expect.stringMatching(/^8104,test,'=1\+1,bob,/));
+    expect(await body(admin, `/admin/my.csv?${window}`)).toEqual([expect.stringMatching(/^8105,test,'\+cmd,boss,/)]);
+    expect(await body(admin, `/admin/usage.csv?${window}&user=alice`)).toEqual(mine);
+
+    const items = await body(alice, `/me/receipts/${id}/items.csv`);
+    expect(items).toEqual([
+      expect.stringMatching(new RegExp(`^${id},8101,'-east,[\\d.]+,[\\d.]+,[\\d.]+,\\d+\\.\\d{2},THB$`)),
+    ]);
+    expect(await body(admin, `/admin/receipts/${id}/items.csv`)).toEqual(items);
+    const paid = await body(admin, '/admin/paid.csv?start=2025-09-01&end=2025-09-30');
+    expect(paid).toEqual([expect.stringContaining(`${id},alice,`)]);
+    expect(paid[0]).toContain(',bank_transfer,"\'=HYPERLINK(""http://pay"")",');
+  });
+});
+
 describe('receipts over HTTP', () => {
   beforeEach(clearJobs);
 

@@ -1,14 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { Prisma } from '@prisma/client';
 import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.js';
-import { formatCsvField } from '../../src/http/csv-format.js';
+import { escapeCsvFormula, formatCsvField, formatCsvLines } from '../../src/http/csv-format.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { type CpuBasis, minorUnitDigits, priceJob } from '../../src/modules/pricing/pricing.js';
 import { createRatesService } from '../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../src/modules/receipts/receipts.service.js';
-import { findJobsPage, type JobFilter, streamCsvLines, usageCsvSql } from '../../src/modules/usage/usage.repository.js';
+import {
+  csvTextSql,
+  findJobsPage,
+  type JobFilter,
+  streamCsvLines,
+  usageCsvSql,
+} from '../../src/modules/usage/usage.repository.js';
 import { createUsageService } from '../../src/modules/usage/usage.service.js';
 import { BadRequestError } from '../../src/shared/errors.js';
 import { awkwardJobSpecs, buildJobs, buildTiers } from '../support/billing-factories.js';
@@ -451,6 +458,93 @@ describe('CSV rows', () => {
       rest = rest.slice(end + 3);
     }
     expect(rest).toBe('');
+  });
+
+  it('escapes a text that would start a spreadsheet formula exactly as the Node exports do', async () => {
+    const texts: (string | null)[] = ['=HYPERLINK("http://x")', '+1', '-rf', '@SUM(1)', '\t=1', '\r=1', '=a,b'];
+    texts.push(
+      '=',
+      '-',
+      "'=x",
+      'plain',
+      'train-2',
+      ' =1',
+      '',
+      'ünïcødé ✓',
+      '😀=1',
+      'NULL',
+      '"',
+      ',',
+      'back\\slash',
+      null,
+    );
+    const client = await db.pool.connect();
+    try {
+      const rows = texts.map(
+        (text, index) => `(${index}, ${text === null ? 'NULL::text' : client.escapeLiteral(text)})`,
+      );
+      const parts: Buffer[] = [];
+      const copy = `COPY (SELECT ${csvTextSql(Prisma.sql`t.text`).text} FROM (VALUES ${rows.join(', ')}) t(n, text)
+        ORDER BY t.n) TO STDOUT WITH (FORMAT csv)`;
+      for await (const chunk of client.query(copyTo(copy))) parts.push(chunk as Buffer);
+      const written = Buffer.concat(parts).toString('utf8');
+      expect(written).toBe(
+        formatCsvLines(
+          texts.map((text) => [escapeCsvFormula(text)]),
+          ['text'],
+        ),
+      );
+      expect(written.split('\n').slice(0, 4)).toEqual(['"\'=HYPERLINK(""http://x"")"', "'+1", "'-rf", "'@SUM(1)"]);
+    } finally {
+      client.release();
+    }
+  });
+
+  it("neutralises formulas in the text columns of one user's export and of the export across users alike", async () => {
+    const { receipts } = buildServices();
+    const evil = ['=HYPERLINK("http://x")', '-rf', '@SUM(1)'];
+    const jobIds = await buildJobs(db, [
+      ...evil.map((name, index) => ({
+        user: 'alice',
+        name,
+        account: '+acct',
+        partition: '\tpart',
+        end: new Date(Date.UTC(2025, 8, 15, index)),
+      })),
+      // A negative elapsed time (Slurm has written them) stays a number.
+      { user: 'alice', name: 'fine', end: '2025-09-17T00:00:00Z', elapsedSec: -60 },
+      { user: 'bob', name: '=bob', end: '2025-09-15T01:30:00Z' },
+    ]);
+    await receipts.createForUser({ username: 'alice' }, '2025-09-15', as('alice'));
+    const oneConnection = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      const viaFunction = await exportText({ pool: oneConnection }, { ...septemberWindow, user: 'alice' });
+      const { rows: functions } = await oneConnection.query(
+        'SELECT 1 FROM pg_proc WHERE pronamespace = pg_my_temp_schema()',
+      );
+      expect(functions).toHaveLength(1);
+      const acrossUsers = await exportText(db, septemberWindow, {
+        ...aliceOnly,
+        rates: [...aliceOnly.rates, bobsRate],
+      });
+      const lines = viaFunction.trimEnd().split('\n');
+      expect(lines).toEqual(
+        acrossUsers
+          .trimEnd()
+          .split('\n')
+          .filter((line) => line.includes(',alice,')),
+      );
+      expect(lines).toHaveLength(4);
+      expect(lines[0]).toMatch(
+        new RegExp(`^${jobIds[0]},test,"'=HYPERLINK\\(""http://x""\\)",alice,'\\+acct,'\\tpart,`),
+      );
+      expect(lines[1]).toMatch(new RegExp(`^${jobIds[1]},test,'-rf,alice,'\\+acct,'\\tpart,`));
+      expect(lines[2]).toMatch(new RegExp(`^${jobIds[2]},test,'@SUM\\(1\\),alice,`));
+      expect(lines[3]).toMatch(new RegExp(`^${jobIds[3]},test,fine,alice,physics,compute,COMPLETED,[^,]+,[^,]+,-60,`));
+      expect(acrossUsers).toContain(`${jobIds[4]},test,'=bob,bob,`);
+    } finally {
+      await oneConnection.end();
+    }
   });
 
   it('writes a billed job with its receipt item cost, receipt id and status', async () => {

@@ -1,6 +1,6 @@
 import { stringify } from 'csv-stringify/sync';
 import { describe, expect, it } from 'vitest';
-import { formatCsvField, formatCsvLines } from '../../src/http/csv-format.js';
+import { escapeCsvFormula, formatCsvField, formatCsvLines } from '../../src/http/csv-format.js';
 
 describe('CSV fields', () => {
   it.each([
@@ -45,5 +45,33 @@ describe('CSV lines', () => {
 
   it('writes nothing for an empty batch', () => {
     expect(formatCsvLines([], columns)).toBe('');
+  });
+});
+
+describe('formula escaping of text cells (OWASP CSV injection)', () => {
+  it.each([
+    ['=HYPERLINK("http://x")', '"\'=HYPERLINK(""http://x"")"'],
+    ['+1+2', "'+1+2"],
+    ['-rf', "'-rf"],
+    ['@SUM(1)', "'@SUM(1)"],
+    ['\t=1', "'\t=1"],
+    ['\r=1', '"\'\r=1"'],
+    ['=a,b', '"\'=a,b"'],
+    ["'=already", "'=already"],
+    ['train-2=x', 'train-2=x'],
+    [' =1', ' =1'],
+    ['plain', 'plain'],
+    ['', ''],
+    [null, ''],
+    [undefined, ''],
+  ])('the text %j is written as %j', (text, written) => {
+    expect(formatCsvField(escapeCsvFormula(text))).toBe(written);
+  });
+
+  it('leaves a number column alone: a negative amount stays a number', () => {
+    const columns = ['name', 'cost'];
+    const line = formatCsvLines([[escapeCsvFormula('-refund'), '-1.50']], columns);
+    expect(line).toBe("'-refund,-1.50\n");
+    expect(formatCsvLines([[escapeCsvFormula('x'), -1.5]], columns)).toBe('x,-1.5\n');
   });
 });

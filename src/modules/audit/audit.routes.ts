@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify';
 import { Router } from 'express';
 import type { Db } from '../../db/database.js';
+import { escapeCsvFormula } from '../../http/csv-format.js';
 import { wantsHtml } from '../../http/error-handler.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
@@ -92,16 +93,18 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       objectMode: true,
       transform(batch: StoredAuditEntry[], _encoding, done) {
         for (const entry of batch) {
+          // The actor of a failed sign-in, the user agent and what a target or the details name
+          // come from outside (escapeCsvFormula); the action and status are the application's own.
           this.push([
             String(entry.id),
             entry.ts.toISOString(),
-            entry.actor,
-            entry.ip ?? '',
-            entry.userAgent ?? '',
+            escapeCsvFormula(entry.actor),
+            escapeCsvFormula(entry.ip ?? ''),
+            escapeCsvFormula(entry.userAgent ?? ''),
             entry.action,
-            entry.target ?? '',
+            escapeCsvFormula(entry.target ?? ''),
             entry.status,
-            entry.details ? JSON.stringify(entry.details) : '',
+            escapeCsvFormula(entry.details ? JSON.stringify(entry.details) : ''),
             entry.prevHash,
             entry.hash,
           ]);

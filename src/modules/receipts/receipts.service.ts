@@ -1,7 +1,7 @@
 import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
-import { formatCsvLines } from '../../http/csv-format.js';
+import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { AppError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
 import { endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
@@ -345,7 +345,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         const records = batch.map((item) => [
           receipt.id,
           item.displayJobId,
-          item.cluster,
+          escapeCsvFormula(item.cluster),
           item.cpuHours.toFixed(6),
           item.gpuHours.toFixed(6),
           item.memGbHours.toFixed(6),

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Database, Db } from '../../db/database.js';
 import { queryPrepared } from '../../db/prepared-query.js';
+import { CSV_FORMULA_TRIGGERS } from '../../http/csv-format.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import {
   costOfHoursSql,
@@ -308,12 +309,35 @@ export const CSV_JOB_COLUMNS = [
   'receipt_status',
 ] as const;
 
+const FORMULA_TRIGGER_CODES = CSV_FORMULA_TRIGGERS.map((trigger) => trigger.charCodeAt(0));
+/** Every trigger is below 'A' (65): a text starting with a letter skips the list. */
+const FORMULA_TRIGGER_BELOW = Prisma.raw(String(Math.max(...FORMULA_TRIGGER_CODES) + 1));
+const FORMULA_TRIGGER_LIST = Prisma.raw(FORMULA_TRIGGER_CODES.join(', '));
+
 /**
- * A text column for PostgreSQL's CSV writer. It quotes exactly where csv-stringify does
- * (a comma, a quote, CR or LF; quotes doubled) but writes a non-NULL empty string as
- * `""` to tell it from NULL; csv-stringify writes both as nothing, so empty becomes NULL.
+ * A text column from outside the application (a name, a Slurm state) for PostgreSQL's CSV
+ * writer, written as formatCsvField(escapeCsvFormula(text)) writes it in Node: a text that
+ * would start a spreadsheet formula gets a leading `'`, and empty text is NULL (see
+ * csvCodeSql). The test is ascii() (the first code point, 0 for '') against integers, which
+ * most text (starting with a letter) leaves after one comparison; comparing left(text, 1) as
+ * text took about twice as long (docs/performance.md). `value` is read three times, so it
+ * must be a column, not a bound value.
  */
-function csvTextSql(value: Prisma.Sql): Prisma.Sql {
+export function csvTextSql(value: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`CASE WHEN ascii(${value}) < ${FORMULA_TRIGGER_BELOW} AND ascii(${value}) IN (${FORMULA_TRIGGER_LIST})
+    THEN '''' || ${value} ELSE nullif(${value}, '') END`;
+}
+
+/**
+ * A text column whose values the application constrains (a Slurm job id, which ingestion
+ * takes only starting with a digit; a receipt status) for PostgreSQL's CSV writer. It quotes
+ * exactly where csv-stringify does (a comma, a quote, CR or LF; quotes doubled) but writes a
+ * non-NULL empty string as `""` to tell it from NULL; csv-stringify writes both as nothing,
+ * so empty becomes NULL. No formula check: it cannot start one, and each check on every line
+ * costs (escaping these two as well tipped PostgreSQL's plan for a large one-user export to a
+ * slower parallel scan and sort; docs/performance.md).
+ */
+function csvCodeSql(value: Prisma.Sql): Prisma.Sql {
   return Prisma.sql`nullif(${value}, '')`;
 }
 
@@ -390,7 +414,7 @@ function usageCsvQuery(
   // folding it into the outer query and computing them again inside the cost): 15-25%
   // less query time than repeating the formulas (docs/performance.md).
   const fields = [
-    csvTextSql(Prisma.sql`p.job_id`),
+    csvCodeSql(Prisma.sql`p.job_id`),
     csvTextSql(Prisma.sql`p.cluster`),
     csvTextSql(Prisma.sql`p.name`),
     csvTextSql(Prisma.sql`p."user"`),
@@ -412,7 +436,7 @@ function usageCsvQuery(
       pricing.minorDigits,
     )})`,
     Prisma.sql`p.receipt_id`,
-    csvTextSql(Prisma.sql`p.receipt_status`),
+    csvCodeSql(Prisma.sql`p.receipt_status`),
   ];
   return Prisma.sql`
     ${rates.cte}
@@ -543,7 +567,7 @@ const UNDEFINED_FUNCTION = '42883';
  * STDOUT (FORMAT csv)` has PostgreSQL write the CSV and node-pg pass the bytes through
  * untouched: no per-row protocol message parsed into a JS string, no joining. That beat
  * a cursor returning one preformatted line per row (86-94k rows/s) on 100,000 rows;
- * see docs/performance.md. PostgreSQL's CSV quoting is csv-stringify's (see csvTextSql).
+ * see docs/performance.md. PostgreSQL's CSV quoting is csv-stringify's (see csvCodeSql).
  * Backpressure reaches PostgreSQL: the socket is read only as fast as the caller
  * consumes, so memory stays flat. Stopping early (a client that hangs up) cannot end a
  * COPY politely, so the connection is closed and the pool opens a fresh one later.

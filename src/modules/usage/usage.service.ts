@@ -1,7 +1,7 @@
 import type { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
-import { formatCsvLines } from '../../http/csv-format.js';
+import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { BadRequestError } from '../../shared/errors.js';
 import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
@@ -224,13 +224,13 @@ export function createUsageService(deps: UsageServiceDeps) {
         const batch = await receiptsRepository.findPaidBatch(db, window, after, CSV_BATCH);
         const records = batch.map((receipt) => ({
           receipt_id: receipt.id,
-          user: receipt.username,
+          user: escapeCsvFormula(receipt.username),
           paid_at: receipt.paidAt?.toISOString() ?? '',
           method: receipt.paymentMethod ?? '',
-          tx_ref: receipt.txRef ?? '',
+          tx_ref: escapeCsvFormula(receipt.txRef ?? ''),
           total: receipt.total.toFixed(minorUnitDigits(receipt.currency)),
           currency: receipt.currency,
-          tier: receipt.tierName,
+          tier: escapeCsvFormula(receipt.tierName),
           billed_through: receipt.billedThrough.toISOString().slice(0, 10),
           created_at: receipt.createdAt.toISOString(),
         }));
