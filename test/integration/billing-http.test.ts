@@ -255,6 +255,38 @@ describe('CSV exports opened in a spreadsheet', () => {
     expect(paid).toEqual([expect.stringContaining(`${id},alice,`)]);
     expect(paid[0]).toContain(',bank_transfer,"\'=HYPERLINK(""http://pay"")",');
   });
+
+  it("write a billed job's cost to the minor unit like an unbilled one, in the CSVs and on the page", async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-10T03:00:00Z', jobId: '8201', allocCpus: 3 },
+      { user: 'alice', end: '2025-09-18T03:00:00Z', jobId: '8202', allocCpus: 3 },
+    ]);
+    const created = await alice
+      .post('/me/receipt')
+      .type('form')
+      .send({ before: '2025-09-15', csrf_token: await csrfTokenOf(alice, '/me') })
+      .expect(303);
+    const id = Number((created.headers.location as string).split('/').pop());
+    const item = await db.prisma.receiptItem.findFirstOrThrow({ where: { receiptId: id } });
+    const cost = item.cost.toFixed(2);
+    const window = 'start=2025-09-08&end=2025-09-20';
+    const costs = (text: string) =>
+      text
+        .trimEnd()
+        .split('\n')
+        .slice(1)
+        .map((line) => line.split(',')[14]);
+    // Both jobs cost the same (3 CPUs for an hour at the same rate), one billed and one not.
+    const expected = [cost, cost];
+    expect(costs((await alice.get(`/me.csv?${window}`).expect(200)).text)).toEqual(expected);
+    expect(costs((await admin.get(`/admin/usage.csv?${window}`).expect(200)).text)).toEqual(expected);
+    const items = (await alice.get(`/me/receipts/${id}/items.csv`).expect(200)).text.trimEnd().split('\n');
+    expect(items[1]?.split(',')[6]).toBe(cost);
+    const page = await html(alice, `/me?${window}`).expect(200);
+    expect([...page.text.matchAll(/data-label="Cost" class="num">([^<]*)</g)].map((match) => match[1])).toEqual(
+      expected,
+    );
+  });
 });
 
 describe('receipts over HTTP', () => {

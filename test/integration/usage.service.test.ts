@@ -558,8 +558,10 @@ describe('CSV rows', () => {
     const lines = (await readCsv('alice')).trimEnd().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[0]?.startsWith(`${billedId},`)).toBe(true);
-    // The item's cost as stored (numeric(20,4) keeps its four decimals), not re-estimated.
-    expect(lines[0]?.endsWith(`,mu,${item.cost.toFixed(4)},${receipt.id},pending`)).toBe(true);
+    // The item's cost, not re-estimated, to the currency's minor unit like an estimate's
+    // (the item is stored as numeric(20,4), which kept four decimals in the CSV).
+    expect(item.cost.toFixed(4)).toMatch(/00$/);
+    expect(lines[0]?.endsWith(`,mu,${item.cost.toFixed(2)},${receipt.id},pending`)).toBe(true);
     expect(lines[1]?.startsWith(`${openId},`)).toBe(true);
     expect(lines[1]).toMatch(/,\d+\.\d{2},,$/);
   });

@@ -428,7 +428,9 @@ function usageCsvQuery(
     Prisma.sql`p.gpu_hours`,
     Prisma.sql`p.mem_gb_hours`,
     csvTextSql(Prisma.sql`p.tier`),
-    Prisma.sql`coalesce(p.billed_cost, ${costOfHoursSql(
+    // A billed job's cost is its receipt item's, stored with 4 decimals (numeric(20,4)) but
+    // already rounded to the minor unit: written to it, like an estimate and the receipt.
+    Prisma.sql`coalesce(round(p.billed_cost, ${Prisma.raw(String(Math.trunc(pricing.minorDigits)))}), ${costOfHoursSql(
       Prisma.sql`p.cpu_hours`,
       Prisma.sql`p.gpu_hours`,
       Prisma.sql`p.mem_gb_hours`,
