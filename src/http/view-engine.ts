@@ -30,6 +30,7 @@ export const VIEW_LOCALS = [
   'events',
   'externalId',
   'filter',
+  'firstPageLink',
   'form',
   'freshness',
   'isAdminView',

@@ -196,6 +196,53 @@ describe('/me', () => {
   });
 });
 
+describe('/me paging', () => {
+  beforeEach(clearJobs);
+
+  it('answers a page past the last with a 404 that says how many there are and links to page 1', async () => {
+    await buildJobs(
+      db,
+      Array.from({ length: 60 }, (_, index) => ({ user: 'alice', end: new Date(Date.UTC(2025, 8, 15, 0, index)) })),
+    );
+    const window = 'start=2025-09-14&end=2025-09-20';
+    const last = await html(alice, `/me?${window}&page=2`).expect(200);
+    expect(last.text).toContain('60 jobs ended in this window.');
+    expect(last.text).toContain('Page 2 of 2');
+
+    for (const page of [3, 99]) {
+      const past = await html(alice, `/me?${window}&sort=name&dir=asc&page=${page}`).expect(404);
+      expect(past.text).toContain(
+        `60 jobs ended in this window (2025-09-14 to 2025-09-20), on 2 pages; there is no page ${page}.`,
+      );
+      expect(past.text).toContain(
+        '<a href="/me?start=2025-09-14&amp;end=2025-09-20&amp;view=detail&amp;sort=name&amp;dir=asc">Go to page 1</a>',
+      );
+      expect(past.text).not.toContain('ended in this window.');
+      expect(past.text).not.toContain(`Page ${page} of`);
+      expect(past.text).not.toContain('rel="prev"');
+    }
+
+    // The billed view pages the same way: nothing of this window is on a receipt yet.
+    const billed = await html(alice, `/me?${window}&view=billed&page=2`).expect(404);
+    expect(billed.text).toContain(
+      'No job of this window (2025-09-14 to 2025-09-20) is on a receipt yet; there is no page 2.',
+    );
+    expect(billed.text).toContain('href="/me?start=2025-09-14&amp;end=2025-09-20&amp;view=billed">Go to page 1</a>');
+    await html(alice, `/me?${window}&view=billed`).expect(200);
+  });
+
+  it('keeps page 1 of an empty window a plain page saying there is nothing, and its page 2 a 404', async () => {
+    const empty = await html(alice, '/me?start=2025-01-01&end=2025-01-07').expect(200);
+    expect(empty.text).toContain('0 jobs ended in this window.');
+    expect(empty.text).toContain('No jobs ended in this window.');
+    expect(empty.text).not.toContain('Go to page 1');
+    const past = await html(alice, '/me?start=2025-01-01&end=2025-01-07&page=2').expect(404);
+    expect(past.text).toContain('No jobs ended in this window (2025-01-01 to 2025-01-07); there is no page 2.');
+    // A page that is not a whole number from 1 stays a 400.
+    await html(alice, '/me?page=0').expect(400);
+  });
+});
+
 describe('CSV exports opened in a spreadsheet', () => {
   beforeEach(clearJobs);
 

@@ -16,7 +16,7 @@ import {
   streamCsvLines,
   usageCsvSql,
 } from '../../src/modules/usage/usage.repository.js';
-import { createUsageService } from '../../src/modules/usage/usage.service.js';
+import { createUsageService, UsagePageNotFoundError } from '../../src/modules/usage/usage.service.js';
 import { BadRequestError } from '../../src/shared/errors.js';
 import { awkwardJobSpecs, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildTestConfig } from '../support/test-app.js';
@@ -381,6 +381,39 @@ describe('usage of one user', () => {
       [older.id, third, 'pending'],
     ]);
     expect(page.count).toBe(4);
+  });
+
+  it('refuses a page past the last with a 404 that says how many there are, in both paged views', async () => {
+    const { usage, receipts } = buildServices();
+    await buildJobs(
+      db,
+      Array.from({ length: 60 }, (_, index) => ({ user: 'alice', end: new Date(Date.UTC(2025, 8, 15, 0, index)) })),
+    );
+    await receipts.createForUser({ username: 'alice' }, '2025-09-16', as('alice'));
+    const window = { start: '2025-09-14', end: '2025-09-20', sort: 'end' as const, dir: 'desc' as const };
+    const last = await usage.getUserUsage('alice', { ...window, view: 'billed', page: 2 });
+    if (last.view !== 'billed') throw new Error('expected the billed view');
+    expect({ rows: last.rows.length, count: last.count }).toEqual({ rows: 10, count: 60 });
+    const detail = usage.getUserUsage('alice', { ...window, view: 'detail', page: 3 });
+    await expect(detail).rejects.toThrow(UsagePageNotFoundError);
+    await expect(detail).rejects.toThrow(
+      '60 jobs ended in this window (2025-09-14 to 2025-09-20), on 2 pages; there is no page 3.',
+    );
+    const billed = usage.getUserUsage('alice', { ...window, view: 'billed', page: 3 });
+    await expect(billed).rejects.toMatchObject({
+      status: 404,
+      view: 'billed',
+      window: { start: '2025-09-14', end: '2025-09-20' },
+      message: '60 jobs of this window (2025-09-14 to 2025-09-20) are on a receipt, on 2 pages; there is no page 3.',
+    });
+    // Page 1 of an empty window is a page that says so, not a 404.
+    const empty = await usage.getUserUsage('bob', { ...window, view: 'detail', page: 1 });
+    if (empty.view !== 'detail') throw new Error('expected the detail view');
+    expect({ rows: empty.rows, count: empty.count, pageCount: empty.pageCount }).toEqual({
+      rows: [],
+      count: 0,
+      pageCount: 1,
+    });
   });
 
   it.each([

@@ -7,7 +7,7 @@ import { toLocalDate } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { ZUsageQuery, ZWindowQuery } from './usage.schema.js';
-import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
+import { USAGE_CSV_COLUMNS, UsagePageNotFoundError, type UsageService } from './usage.service.js';
 
 /** The query string of /me with some parameters replaced (for view tabs, sorting and paging links). */
 export function linkTo(path: string, current: Record<string, unknown>, changes: Record<string, unknown>): string {
@@ -49,6 +49,22 @@ export function usageRoutes(deps: {
         csvLink: linkTo('/me.csv', { start: page.window.start, end: page.window.end }, {}),
       });
     } catch (error) {
+      if (error instanceof UsagePageNotFoundError) {
+        // The form, the tabs and a way back to the first page of the same window and sort.
+        const { window, view } = error;
+        const current = { start: window.start, end: window.end, view, sort: raw.sort, dir: raw.dir };
+        res.status(404).render('usage/me', {
+          title: 'My usage',
+          page: undefined,
+          today,
+          error: error.message,
+          form: { start: window.start, end: window.end, view },
+          link: (changes: Record<string, unknown>) => linkTo('/me', current, changes),
+          csvLink: linkTo('/me.csv', { start: window.start, end: window.end }, {}),
+          firstPageLink: linkTo('/me', current, {}),
+        });
+        return;
+      }
       // Bad dates come back as the page with the message and the form, not as an error page.
       if (!(error instanceof AppError) || error.status !== 400) throw error;
       res.status(400).render('usage/me', {

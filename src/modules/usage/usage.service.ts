@@ -2,7 +2,7 @@ import type { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
-import { BadRequestError } from '../../shared/errors.js';
+import { BadRequestError, NotFoundError } from '../../shared/errors.js';
 import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
@@ -24,6 +24,34 @@ export interface UsageWindow {
   end: string;
   from: Date;
   before: Date;
+}
+
+/**
+ * A page of /me past the last one (as a receipt's items answer it: a 404 saying how many
+ * there are); it carries the window and view so the answer can link to their first page.
+ */
+export class UsagePageNotFoundError extends NotFoundError {
+  constructor(
+    readonly window: UsageWindow,
+    readonly view: 'detail' | 'billed',
+    page: number,
+    pageCount: number,
+    count: number,
+  ) {
+    const span = `this window (${window.start} to ${window.end})`;
+    const jobs = `${count} job${count === 1 ? '' : 's'}`;
+    const pages = `on ${pageCount} page${pageCount === 1 ? '' : 's'}`;
+    let found: string;
+    if (view === 'billed') {
+      found =
+        count === 0
+          ? `No job of ${span} is on a receipt yet`
+          : `${jobs} of ${span} ${count === 1 ? 'is' : 'are'} on a receipt, ${pages}`;
+    } else {
+      found = count === 0 ? `No jobs ended in ${span}` : `${jobs} ended in ${span}, ${pages}`;
+    }
+    super(`${found}; there is no page ${page}.`);
+  }
 }
 
 const DEFAULT_DAYS = 7;
@@ -153,7 +181,8 @@ export function createUsageService(deps: UsageServiceDeps) {
         offset: (query.page - 1) * PAGE_SIZE,
         limit: PAGE_SIZE,
       });
-      return { ...base, view: 'billed' as const, rows, page: query.page, pageCount: pageCountOf(count), count };
+      const pageCount = assertPageExists(window, 'billed', query.page, count);
+      return { ...base, view: 'billed' as const, rows, page: query.page, pageCount, count };
     }
 
     const { rows, count } = await usageRepository.findJobsPage(deps.db.pool, filter, pricing, {
@@ -162,12 +191,13 @@ export function createUsageService(deps: UsageServiceDeps) {
       offset: (query.page - 1) * PAGE_SIZE,
       limit: PAGE_SIZE,
     });
+    const pageCount = assertPageExists(window, 'detail', query.page, count);
     return {
       ...base,
       view: 'detail' as const,
       rows,
       page: query.page,
-      pageCount: pageCountOf(count),
+      pageCount,
       count,
       sort: query.sort,
       dir: query.dir,
@@ -246,8 +276,14 @@ export function createUsageService(deps: UsageServiceDeps) {
   return { resolveWindow, getUserUsage, getAdminUsage, streamUserCsv, streamAdminCsv, streamPaidCsv };
 }
 
-function pageCountOf(count: number): number {
-  return Math.max(1, Math.ceil(count / PAGE_SIZE));
+/**
+ * The number of pages of a listing of `count` jobs; a page past the last is a 404. An empty
+ * window still has its page 1 (which says there is nothing in it).
+ */
+function assertPageExists(window: UsageWindow, view: 'detail' | 'billed', page: number, count: number): number {
+  const pageCount = Math.max(1, Math.ceil(count / PAGE_SIZE));
+  if (page > pageCount) throw new UsagePageNotFoundError(window, view, page, pageCount, count);
+  return pageCount;
 }
 
 function pickFilters(query: TAdminUsageQuery) {
