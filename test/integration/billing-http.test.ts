@@ -39,6 +39,7 @@ async function clearJobs() {
 }
 
 const html = (agent: Agent, path: string) => agent.get(path).set('Accept', 'text/html');
+const json = (agent: Agent, path: string) => agent.get(path).set('Accept', 'application/json');
 
 describe('GET /formula', () => {
   it('answers the default tier with a strong ETag, no-cache, and 304 for the current tag', async () => {
@@ -402,7 +403,6 @@ describe('receipts over HTTP', () => {
     expect(last.text).toContain(`href="${location}?page=10" rel="prev"`);
     expect(last.text).not.toContain('rel="next"');
 
-    const json = (agent: Agent, path: string) => agent.get(path).set('Accept', 'application/json');
     expect((await json(alice, `${location}?page=12`).expect(404)).body).toEqual({
       error: `Receipt #${id} lists 5001 jobs on 11 pages; there is no page 12.`,
       code: 404,
@@ -446,6 +446,25 @@ describe('receipts over HTTP', () => {
     expect((await admin.get(`/admin/receipts/${id}/items.csv`).expect(200)).text).toBe(csv.text);
     await alice.get(`/admin/receipts/${id}/items.csv`).set('Accept', 'application/json').expect(403);
     await json(admin, '/admin/receipts/999999/items.csv').expect(404);
+  });
+
+  it('answers a page of the receipt lists past the last with a 404 that says how many there are', async () => {
+    const empty = await html(alice, '/me/receipts').expect(200);
+    expect(empty.text).toContain('No receipts yet.');
+    expect((await json(alice, '/me/receipts?page=2').expect(404)).body.error).toBe(
+      'You have 0 receipts on 1 page; there is no page 2.',
+    );
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z' }]);
+    const created = await createReceipt(alice, '2025-09-15');
+    const listed = await html(alice, '/me/receipts').expect(200);
+    expect(listed.text).toContain(created.headers.location as string);
+    const past = await html(alice, '/me/receipts?page=99').expect(404);
+    expect(past.text).toContain('You have 1 receipt on 1 page; there is no page 99.');
+    expect(past.text).not.toContain('No receipts yet.');
+    await html(admin, '/admin/receipts?user=alice').expect(200);
+    expect((await json(admin, '/admin/receipts?user=alice&page=2').expect(404)).body.error).toBe(
+      'The filters match 1 receipt on 1 page; there is no page 2.',
+    );
   });
 
   it('needs a CSRF token and a real date', async () => {

@@ -278,14 +278,26 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return result;
   }
 
-  /** The user's receipts, newest first. */
+  /** The user's receipts, newest first; a page past the last is a 404. */
   async function listForUser(username: string, page: number) {
     const { rows, count } = await receiptsRepository.listReceipts(
       db,
       { username },
       { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE },
     );
-    return { receipts: rows, page, pageCount: Math.max(1, Math.ceil(count / PAGE_SIZE)), count };
+    const pageCount = assertListPageExists('You have', count, page);
+    return { receipts: rows, page, pageCount, count };
+  }
+
+  /** The pages of a list of `count` receipts, refusing a page past the last as a receipt's items do. */
+  function assertListPageExists(subject: string, count: number, page: number): number {
+    const pageCount = Math.max(1, Math.ceil(count / PAGE_SIZE));
+    if (page > pageCount) {
+      throw new NotFoundError(
+        `${subject} ${count} receipt${count === 1 ? '' : 's'} on ${pageCount} page${pageCount === 1 ? '' : 's'}; there is no page ${page}.`,
+      );
+    }
+    return pageCount;
   }
 
   type FoundReceipt = NonNullable<Awaited<ReturnType<typeof receiptsRepository.findReceipt>>>;
@@ -373,7 +385,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       receiptsRepository.listReceipts(db, repoFilter, { offset: (filter.page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),
       receiptsRepository.sumByStatus(db, repoFilter),
     ]);
-    return { receipts: rows, totals, page: filter.page, pageCount: Math.max(1, Math.ceil(count / PAGE_SIZE)), count };
+    const pageCount = assertListPageExists('The filters match', count, filter.page);
+    return { receipts: rows, totals, page: filter.page, pageCount, count };
   }
 
   return {
