@@ -39,6 +39,21 @@ async function clearJobs() {
 }
 
 const html = (agent: Agent, path: string) => agent.get(path).set('Accept', 'text/html');
+
+async function createReceipt(agent: Agent, before: string) {
+  return agent
+    .post('/me/receipt')
+    .set('Accept', 'text/html')
+    .type('form')
+    .send({ before, csrf_token: await csrfTokenOf(agent, '/me') });
+}
+
+/** Bills the agent's jobs that ended before `before`; the new receipt's id. */
+async function billJobsBefore(agent: Agent, before: string): Promise<number> {
+  const created = await createReceipt(agent, before);
+  expect(created.status, created.text.slice(0, 200)).toBe(303);
+  return Number((created.headers.location as string).split('/').pop());
+}
 const json = (agent: Agent, path: string) => agent.get(path).set('Accept', 'application/json');
 
 describe('GET /formula', () => {
@@ -263,12 +278,7 @@ describe('CSV exports opened in a spreadsheet', () => {
       { user: 'bob', end: '2025-09-18T03:00:00Z', jobId: '8104', name: '=1+1' },
       { user: 'boss', end: '2025-09-18T03:00:00Z', jobId: '8105', name: '+cmd' },
     ]);
-    const created = await alice
-      .post('/me/receipt')
-      .type('form')
-      .send({ before: '2025-09-15', csrf_token: await csrfTokenOf(alice, '/me') })
-      .expect(303);
-    const id = Number((created.headers.location as string).split('/').pop());
+    const id = await billJobsBefore(alice, '2025-09-15');
     await admin
       .post(`/admin/receipts/${id}/paid`)
       .type('form')
@@ -309,12 +319,7 @@ describe('CSV exports opened in a spreadsheet', () => {
       { user: 'alice', end: '2025-09-10T03:00:00Z', jobId: '8201', allocCpus: 3 },
       { user: 'alice', end: '2025-09-18T03:00:00Z', jobId: '8202', allocCpus: 3 },
     ]);
-    const created = await alice
-      .post('/me/receipt')
-      .type('form')
-      .send({ before: '2025-09-15', csrf_token: await csrfTokenOf(alice, '/me') })
-      .expect(303);
-    const id = Number((created.headers.location as string).split('/').pop());
+    const id = await billJobsBefore(alice, '2025-09-15');
     const item = await db.prisma.receiptItem.findFirstOrThrow({ where: { receiptId: id } });
     const cost = item.cost.toFixed(2);
     const window = 'start=2025-09-08&end=2025-09-20';
@@ -339,14 +344,6 @@ describe('CSV exports opened in a spreadsheet', () => {
 
 describe('receipts over HTTP', () => {
   beforeEach(clearJobs);
-
-  async function createReceipt(agent: Agent, before: string) {
-    return agent
-      .post('/me/receipt')
-      .set('Accept', 'text/html')
-      .type('form')
-      .send({ before, csrf_token: await csrfTokenOf(agent, '/me') });
-  }
 
   it('creates a receipt, redirects to it, and hides it from everyone else', async () => {
     await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z', jobId: '9001' }]);

@@ -216,6 +216,16 @@ describe('the webhook endpoint', () => {
     ...overrides,
   });
 
+  /** A researcher's receipt whose online payment was started, then canceled at the provider. */
+  async function canceledCheckout(tag: string) {
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    await startCheckout(agent, receiptId);
+    const payment = await paymentOf(receiptId);
+    const cancel = { ...succeeded(payment, `evt-${tag}-c-${payment.id}`), event_type: 'payment.canceled' };
+    await deliverDummy(app, cancel).expect(200);
+    return { agent, receiptId, payment };
+  }
+
   it('rejects a bad, missing or wrong-secret signature with 400 and stores nothing', async () => {
     const payment = await pendingPayment();
     const before = await db.prisma.paymentEvent.count();
@@ -361,13 +371,7 @@ describe('the webhook endpoint', () => {
   });
 
   it('holds a late success once, for a replay, ten copies at once, and other event ids racing', async () => {
-    const { agent, receiptId } = await researcherWithReceipt(app);
-    await startCheckout(agent, receiptId);
-    const payment = await paymentOf(receiptId);
-    await deliverDummy(app, {
-      ...succeeded(payment, `evt-race-c-${payment.id}`),
-      event_type: 'payment.canceled',
-    }).expect(200);
+    const { receiptId, payment } = await canceledCheckout('race');
     const late = succeeded(payment, `evt-race-s-${payment.id}`);
     const copies = await Promise.all(Array.from({ length: 10 }, () => deliverDummy(app, late)));
     expect(copies.map((copy) => copy.status)).toEqual(Array(10).fill(200));
@@ -411,13 +415,7 @@ describe('the webhook endpoint', () => {
   });
 
   it('leaves a canceled payment as it was when the late success is badly signed', async () => {
-    const { agent, receiptId } = await researcherWithReceipt(app);
-    await startCheckout(agent, receiptId);
-    const payment = await paymentOf(receiptId);
-    await deliverDummy(app, {
-      ...succeeded(payment, `evt-bad-c-${payment.id}`),
-      event_type: 'payment.canceled',
-    }).expect(200);
+    const { receiptId, payment } = await canceledCheckout('bad');
     const forged = await deliverDummy(app, succeeded(payment, `evt-bad-s-${payment.id}`), 'not-the-secret').expect(400);
     expect(forged.body.error).toBe('Webhook rejected: signature does not match.');
     expect(await paymentOf(receiptId)).toMatchObject({ status: 'canceled', reviewReason: null });
@@ -427,13 +425,7 @@ describe('the webhook endpoint', () => {
 
   it('lets the admin settle a held late success on the billing page: mark the receipt paid by hand', async () => {
     const admin = await signInAdmin(app);
-    const { agent, receiptId } = await researcherWithReceipt(app);
-    await startCheckout(agent, receiptId);
-    const payment = await paymentOf(receiptId);
-    await deliverDummy(app, {
-      ...succeeded(payment, `evt-settle-c-${payment.id}`),
-      event_type: 'payment.canceled',
-    }).expect(200);
+    const { agent, receiptId, payment } = await canceledCheckout('settle');
     await deliverDummy(app, succeeded(payment, `evt-settle-s-${payment.id}`)).expect(200);
     expect((await paymentOf(receiptId)).status).toBe('needs_review');
 
