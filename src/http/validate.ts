@@ -20,11 +20,15 @@ export function describeIssue(issue: RawIssue): string | undefined {
       if (issue.origin === 'string') {
         return Number(issue.minimum) <= 1 ? 'is required' : `must be at least ${issue.minimum} characters`;
       }
-      if (issue.origin === 'number' || issue.origin === 'int') return `must be at least ${issue.minimum}`;
+      if (issue.origin === 'number' || issue.origin === 'int') {
+        return issue.inclusive === false ? `must be more than ${issue.minimum}` : `must be at least ${issue.minimum}`;
+      }
       return undefined;
     case 'too_big':
       if (issue.origin === 'string') return `must be at most ${issue.maximum} characters`;
-      if (issue.origin === 'number' || issue.origin === 'int') return `must be at most ${issue.maximum}`;
+      if (issue.origin === 'number' || issue.origin === 'int') {
+        return issue.inclusive === false ? `must be less than ${issue.maximum}` : `must be at most ${issue.maximum}`;
+      }
       return undefined;
     case 'invalid_value':
       return `must be one of ${issue.values.map(String).join(', ')}`;
@@ -33,14 +37,17 @@ export function describeIssue(issue: RawIssue): string | undefined {
   }
 }
 
-/** Parses input at the edge; a failure is a 400 naming each field and what is wrong with it. */
-export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+/**
+ * Parses input at the edge; a failure is a 400 naming each field and what is wrong with it.
+ * `name` names a bare value (a path parameter) that has no field of its own.
+ */
+export function parseInput<T extends z.ZodType>(schema: T, input: unknown, name = 'input'): z.infer<T> {
   const result = schema.safeParse(input, { error: describeIssue, reportInput: true });
   if (result.success) return result.data;
   // One reason a field: a number past 2^53 fails both "an integer" and the route's own maximum,
   // and the maximum is the one worth reading, so a field's last reason wins.
   const fields: Record<string, string> = {};
-  for (const issue of result.error.issues) fields[issue.path.join('.') || 'input'] = issue.message;
+  for (const issue of result.error.issues) fields[issue.path.join('.') || name] = issue.message;
   const problems = Object.entries(fields).map(([field, message]) => `${field}: ${message}`);
   throw new BadRequestError(problems.join('; '), { fields });
 }

@@ -46,7 +46,7 @@ export function adminBillingRoutes(deps: {
   });
 
   router.get('/admin/receipts/:id', guards.requireAdmin, async (req, res) => {
-    const id = parseInput(ZReceiptId, req.params.id);
+    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
     const shown = await receipts.getById(id, page);
     res.render('receipts/show', {
@@ -60,14 +60,14 @@ export function adminBillingRoutes(deps: {
   });
 
   router.get('/admin/receipts/:id/items.csv', guards.requireAdmin, async (req, res) => {
-    const id = parseInput(ZReceiptId, req.params.id);
+    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { chunks } = await receipts.streamItemsCsv(id);
     metrics.csvDownloads.inc({ kind: 'receipt_items' });
     await sendCsv(res, `receipt-${id}-items.csv`, RECEIPT_ITEMS_CSV_COLUMNS, chunks);
   });
 
   router.post('/admin/receipts/:id/paid', guards.requireAdmin, async (req, res) => {
-    const id = parseInput(ZReceiptId, req.params.id);
+    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const input = parseInput(ZMarkPaid, req.body);
     const result = await receipts.markPaid(auditContextOf(req), id, input);
     if (req.is('application/json')) res.json({ ok: true, receipt: result });
@@ -75,7 +75,7 @@ export function adminBillingRoutes(deps: {
   });
 
   router.post('/admin/receipts/:id/void', guards.requireAdmin, async (req, res) => {
-    const id = parseInput(ZReceiptId, req.params.id);
+    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const input = parseInput(ZVoidReceipt, req.body);
     const result = await receipts.voidReceipt(auditContextOf(req), id, input);
     if (req.is('application/json')) res.json({ ok: true, receipt: result });

@@ -31,7 +31,7 @@ export function receiptsRoutes(deps: {
   });
 
   router.get('/me/receipts/:id', guards.requireUser, async (req, res) => {
-    const id = parseInput(ZReceiptId, req.params.id);
+    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
     const shown = await receipts.getForUser(sessionUserOf(req).username, id, page);
     res.render('receipts/show', {
@@ -44,7 +44,7 @@ export function receiptsRoutes(deps: {
   });
 
   router.get('/me/receipts/:id/items.csv', guards.requireUser, async (req, res) => {
-    const id = parseInput(ZReceiptId, req.params.id);
+    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { chunks } = await receipts.streamItemsCsv(id, sessionUserOf(req).username);
     metrics.csvDownloads.inc({ kind: 'receipt_items' });
     await sendCsv(res, `receipt-${id}-items.csv`, RECEIPT_ITEMS_CSV_COLUMNS, chunks);
