@@ -1,3 +1,4 @@
+import pg from 'pg';
 import Stripe from 'stripe';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -931,6 +932,50 @@ describe('paying a receipt again while one of its payments is held for review', 
       .send({});
     expect(again.status).toBe(409);
     expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(2);
+  });
+
+  it('checks again under the receipt lock, so a hold that lands while a start is under way stops it', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const firstPath = await startCheckout(agent, receiptId);
+    const first = await paymentOf(receiptId);
+    const token = await csrfTokenOf(agent);
+    await agent.post(firstPath).type('form').send({ choice: 'cancel', csrf_token: token }).expect(303);
+    // A webhook's transaction, caught between locking the receipt and committing its hold.
+    const webhook = new pg.Client({ connectionString: db.url });
+    await webhook.connect();
+    try {
+      await webhook.query('BEGIN');
+      await webhook.query('SELECT id FROM receipts WHERE id = $1 FOR NO KEY UPDATE', [receiptId]);
+      await webhook.query(
+        `UPDATE payments SET status = 'needs_review', review_reason = 'held mid-start' WHERE id = $1`,
+        [first.id],
+      );
+      // The start's first check cannot see the uncommitted hold; it must wait for the lock.
+      const starting = Promise.resolve(
+        agent
+          .post(`/payments/receipt/${receiptId}/start`)
+          .set('Accept', 'application/json')
+          .set('X-CSRFToken', token)
+          .send({}),
+      );
+      let waiting = 0;
+      for (let attempt = 0; attempt < 250 && waiting === 0; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const { rows } = await db.pool.query<{ waiting: number }>(
+          `SELECT count(*)::int AS waiting FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        waiting = rows[0]?.waiting ?? 0;
+      }
+      expect(waiting, 'the start never waited for the receipt lock').toBe(1);
+      await webhook.query('COMMIT');
+      const response = await starting;
+      expect(response.status, response.text).toBe(409);
+      expect(response.body.error).toMatch(/^A payment for this receipt is being checked by the billing team/);
+    } finally {
+      await webhook.end();
+    }
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(1);
   });
 });
 

@@ -86,6 +86,14 @@ export async function hasPaymentInReview(db: Client, receiptId: number): Promise
   return (await db.payment.count({ where: { receiptId, status: 'needs_review' } })) > 0;
 }
 
+/**
+ * Locks the receipt's row for the rest of the transaction: holding a payment for review and
+ * starting a new one both take it, so a start either sees the hold or happens before it.
+ */
+export async function lockReceiptForPayments(tx: Tx, receiptId: number): Promise<void> {
+  await tx.$queryRaw`SELECT id FROM receipts WHERE id = ${receiptId} FOR NO KEY UPDATE`;
+}
+
 /** Payments held for review and not yet resolved, across all receipts. */
 export function countPaymentsInReview(db: Client): Promise<number> {
   return db.payment.count({ where: { status: 'needs_review' } });

@@ -139,6 +139,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     let payment: paymentsRepository.PaymentRow;
     try {
       payment = await prisma.$transaction(async (tx) => {
+        // Checked again under the receipt's lock: a webhook may have held a payment since.
+        await paymentsRepository.lockReceiptForPayments(tx, receiptId);
+        if (await paymentsRepository.hasPaymentInReview(tx, receiptId)) {
+          throw new ConflictError(PAYMENT_IN_REVIEW_MESSAGE, { receiptId });
+        }
         const created = await paymentsRepository.insertPayment(tx, {
           receiptId,
           provider: activeProvider.name,
@@ -205,6 +210,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     reason: string,
     hasAmountMismatch: boolean,
   ) {
+    await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
     await paymentsRepository.holdForReview(tx, payment.id, reason, hasAmountMismatch);
     const details = { paymentId: payment.id, eventId: event.id, reason };
     await appendAudit(
