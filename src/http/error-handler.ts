@@ -36,6 +36,10 @@ function describe(error: unknown): { status: number; message: string; isExpected
   if (isUniqueViolation(error)) {
     return { status: 409, message: 'This conflicts with something that already exists.', isExpected: true };
   }
+  if (error instanceof URIError) {
+    // The router could not decode a %-escape in the path (%ff, %zz): the address is wrong.
+    return { status: 400, message: 'The address contains a malformed %-escape.', isExpected: true };
+  }
   if (isUnstorableText(error)) {
     // The routes refuse a NUL up front (reject-nul-characters.ts); this catches any path that does not.
     return {

@@ -151,6 +151,29 @@ describe('NUL characters', () => {
   });
 });
 
+describe('malformed %-escapes in the path', () => {
+  it.each([
+    ['a researcher', '/me/receipts/%ff'],
+    ['a researcher', '/me/receipts/%E0%A4%A'],
+    ['an admin', '/admin/receipts/%zz'],
+  ])('%s asking for %s gets a 400, not a 500', async (who, path) => {
+    const agent = who === 'an admin' ? admin : alice;
+    const response = await agent.get(path).set('Accept', 'application/json');
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({ error: 'The address contains a malformed %-escape.', code: 400 });
+  });
+
+  it('answers a webhook to a malformed provider name with a 400, signed in or not', async () => {
+    const before = await countWrites();
+    const response = await request(app)
+      .post('/payments/webhook/%ff')
+      .set('Content-Type', 'application/json')
+      .send('{}');
+    expect(response.status).toBe(400);
+    expect(await countWrites()).toEqual(before);
+  });
+});
+
 describe('the SQLSTATE behind an error, however the driver wrapped it', () => {
   const nul = 'a\u0000b';
   it.each([
