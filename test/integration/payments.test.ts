@@ -934,6 +934,32 @@ describe('paying a receipt again while one of its payments is held for review', 
     expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(2);
   });
 
+  it('holds a success from a checkout opened before another payment of the receipt was held', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const firstPath = await startCheckout(agent, receiptId);
+    const first = await paymentOf(receiptId);
+    const token = await csrfTokenOf(agent);
+    await agent.post(firstPath).type('form').send({ choice: 'cancel', csrf_token: token }).expect(303);
+    const secondPath = await startCheckout(agent, receiptId);
+    const second = await paymentOf(receiptId);
+    await deliverDummy(app, {
+      event_id: `evt-open-${first.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: first.externalPaymentId,
+      amount_cents: 50,
+      currency: 'THB',
+    }).expect(200);
+    // The second checkout was already open at the provider, and the researcher pays there too.
+    await agent.post(secondPath).type('form').send({ choice: 'pay', csrf_token: token }).expect(303);
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt).toMatchObject({ status: 'pending', txRef: null });
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: second.id } })).toMatchObject({
+      status: 'needs_review',
+      reviewReason: `another payment of receipt #${receiptId} is held for review`,
+    });
+    expect(await reviewAuditsOf(receiptId)).toHaveLength(2);
+  });
+
   it('checks again under the receipt lock, so a hold that lands while a start is under way stops it', async () => {
     const { agent, receiptId } = await researcherWithReceipt(app);
     const firstPath = await startCheckout(agent, receiptId);

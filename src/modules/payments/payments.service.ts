@@ -276,6 +276,17 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       await holdForReview(tx, payment, event, 'payment.review', reason, mismatch !== undefined);
       return { outcome: 'review', paymentId: payment.id };
     }
+    // A checkout opened before another payment of this receipt was held can still take the
+    // money at the provider; paying the receipt with it would count the same bill twice, so it
+    // waits for the same review. Checked under the receipt's lock, which holding takes too.
+    await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
+    if (await paymentsRepository.hasPaymentInReview(tx, payment.receiptId)) {
+      const reason = [`another payment of receipt #${payment.receiptId} is held for review`, mismatch]
+        .filter(Boolean)
+        .join('; ');
+      await holdForReview(tx, payment, event, 'payment.review', reason, mismatch !== undefined);
+      return { outcome: 'review', paymentId: payment.id };
+    }
     if (mismatch) {
       await holdForReview(tx, payment, event, 'payment.mismatch', mismatch, true);
       return { outcome: 'mismatch', paymentId: payment.id };
