@@ -69,6 +69,11 @@ describe('dates beyond any job', () => {
     expect(response.text).toContain('must be between 1900-01-01 and 2999-12-31');
   });
 
+  it('ends a window given only its start no later than the last date it accepts', async () => {
+    const response = await alice.get('/me?start=2999-12-31').set('Accept', 'text/html').expect(200);
+    expect(response.text).toContain('2999-12-31 to 2999-12-31');
+  });
+
   it('still serves the widest window the range allows', async () => {
     const response = await alice.get('/me.csv?start=1900-01-01&end=2999-12-31').expect(200);
     expect(response.text).toContain('4242');

@@ -3,7 +3,17 @@ import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { BadRequestError, NotFoundError } from '../../shared/errors.js';
-import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
+import {
+  addLocalDays,
+  daysBetween,
+  endOfLocalDay,
+  LATEST_LOCAL_DATE,
+  startOfLocalDay,
+  toLocalDate,
+} from '../../shared/local-date.js';
+
+const minLocalDate = (a: string, b: string) => (a < b ? a : b);
+
 import { minorUnitDigits } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
@@ -89,7 +99,9 @@ export function createUsageService(deps: UsageServiceDeps) {
   /** The window asked for, defaulting to the last 7 local days; a clear 400 when it makes no sense. */
   function resolveWindow(query: TWindowQuery, options: { maxDays?: number } = {}): UsageWindow {
     const today = toLocalDate(now(), config.timeZone);
-    const end = query.end ?? (query.start ? addLocalDays(query.start, DEFAULT_DAYS - 1) : today);
+    // A window from a start only never runs past the last date a form accepts back.
+    const end =
+      query.end ?? (query.start ? minLocalDate(addLocalDays(query.start, DEFAULT_DAYS - 1), LATEST_LOCAL_DATE) : today);
     const start = query.start ?? addLocalDays(end, -(DEFAULT_DAYS - 1));
     if (start > end) {
       throw new BadRequestError(`The start date (${start}) is after the end date (${end}).`, { field: 'start' });
