@@ -42,6 +42,16 @@ async function researcherWithReceipt(app: ReturnType<typeof buildTestApp>, total
   return { user, agent, receiptId };
 }
 
+/** A researcher who started paying a receipt online and canceled that attempt at the checkout. */
+async function researcherWhoCanceledAnAttempt(app: ReturnType<typeof buildTestApp>) {
+  const { agent, receiptId } = await researcherWithReceipt(app);
+  const firstPath = await startCheckout(agent, receiptId);
+  const first = await paymentOf(receiptId);
+  const token = await csrfTokenOf(agent);
+  await agent.post(firstPath).type('form').send({ choice: 'cancel', csrf_token: token }).expect(303);
+  return { agent, receiptId, first, token, firstPath };
+}
+
 async function startCheckout(agent: Agent, receiptId: number) {
   const response = await agent
     .post(`/payments/receipt/${receiptId}/start`)
@@ -392,11 +402,7 @@ describe('the webhook endpoint', () => {
   });
 
   it('says in the reason when a late success has the wrong amount or its receipt was paid by a later attempt', async () => {
-    const { agent, receiptId } = await researcherWithReceipt(app);
-    const firstPath = await startCheckout(agent, receiptId);
-    const first = await paymentOf(receiptId);
-    const token = await csrfTokenOf(agent);
-    await agent.post(firstPath).type('form').send({ choice: 'cancel', csrf_token: token }).expect(303);
+    const { agent, receiptId, first, token } = await researcherWhoCanceledAnAttempt(app);
     const secondPath = await startCheckout(agent, receiptId);
     await agent.post(secondPath).type('form').send({ choice: 'pay', csrf_token: token }).expect(303);
     const second = await paymentOf(receiptId);
@@ -910,11 +916,7 @@ describe('paying a receipt again while one of its payments is held for review', 
   });
 
   it('holds the start also when the held payment is an older attempt than an open one', async () => {
-    const { agent, receiptId } = await researcherWithReceipt(app);
-    const firstPath = await startCheckout(agent, receiptId);
-    const first = await paymentOf(receiptId);
-    const token = await csrfTokenOf(agent);
-    await agent.post(firstPath).type('form').send({ choice: 'cancel', csrf_token: token }).expect(303);
+    const { agent, receiptId, first, token, firstPath } = await researcherWhoCanceledAnAttempt(app);
     const secondPath = await startCheckout(agent, receiptId);
     expect(secondPath).not.toBe(firstPath);
     await deliverDummy(app, {
@@ -935,11 +937,7 @@ describe('paying a receipt again while one of its payments is held for review', 
   });
 
   it('holds a success from a checkout opened before another payment of the receipt was held', async () => {
-    const { agent, receiptId } = await researcherWithReceipt(app);
-    const firstPath = await startCheckout(agent, receiptId);
-    const first = await paymentOf(receiptId);
-    const token = await csrfTokenOf(agent);
-    await agent.post(firstPath).type('form').send({ choice: 'cancel', csrf_token: token }).expect(303);
+    const { agent, receiptId, first, token } = await researcherWhoCanceledAnAttempt(app);
     const secondPath = await startCheckout(agent, receiptId);
     const second = await paymentOf(receiptId);
     await deliverDummy(app, {
@@ -961,11 +959,7 @@ describe('paying a receipt again while one of its payments is held for review', 
   });
 
   it('checks again under the receipt lock, so a hold that lands while a start is under way stops it', async () => {
-    const { agent, receiptId } = await researcherWithReceipt(app);
-    const firstPath = await startCheckout(agent, receiptId);
-    const first = await paymentOf(receiptId);
-    const token = await csrfTokenOf(agent);
-    await agent.post(firstPath).type('form').send({ choice: 'cancel', csrf_token: token }).expect(303);
+    const { agent, receiptId, first, token } = await researcherWhoCanceledAnAttempt(app);
     // A webhook's transaction, caught between locking the receipt and committing its hold.
     const webhook = new pg.Client({ connectionString: db.url });
     await webhook.connect();
