@@ -62,6 +62,24 @@ export class ServiceUnavailableError extends AppError {
 }
 
 /**
+ * The first answer `search` gives for an error `error` wraps: the pg adapter's under Prisma's
+ * `meta.driverAdapterError`, then `cause`.
+ */
+function searchWrappedErrors<T>(
+  error: object,
+  depth: number,
+  search: (inner: unknown, depth: number) => T | undefined,
+): T | undefined {
+  const { meta, cause } = error as { meta?: { driverAdapterError?: unknown }; cause?: unknown };
+  for (const inner of [meta?.driverAdapterError, cause]) {
+    if (inner === undefined || inner === error) continue;
+    const found = search(inner, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
  * Prisma's "unique constraint failed", whichever engine or adapter raised it. A raw
  * query ($queryRaw/$executeRaw) through the pg adapter fails with P2010 and carries
  * the driver's error under meta.driverAdapterError.cause (originalCode 23505).
@@ -91,12 +109,7 @@ export function uniqueViolationOf(error: unknown, depth = 0): string | undefined
     const nested = uniqueViolationOf(candidate.meta?.driverAdapterError ?? candidate.cause, depth + 1);
     return typeof index === 'string' ? index : (nested ?? '');
   }
-  for (const inner of [candidate.meta?.driverAdapterError, candidate.cause]) {
-    if (inner === undefined || inner === error) continue;
-    const found = uniqueViolationOf(inner, depth + 1);
-    if (found !== undefined) return found;
-  }
-  return undefined;
+  return searchWrappedErrors(error, depth, uniqueViolationOf);
 }
 
 /**
@@ -114,11 +127,8 @@ export function sqlStateOf(error: unknown, depth = 0): string | undefined {
     cause?: unknown;
   };
   if (typeof candidate.originalCode === 'string') return candidate.originalCode;
-  for (const inner of [candidate.meta?.driverAdapterError, candidate.cause]) {
-    if (inner === undefined || inner === error) continue;
-    const found = sqlStateOf(inner, depth + 1);
-    if (found !== undefined) return found;
-  }
+  const wrapped = searchWrappedErrors(error, depth, sqlStateOf);
+  if (wrapped !== undefined) return wrapped;
   const isPrismaError = candidate.clientVersion !== undefined || candidate.meta !== undefined;
   if (!isPrismaError && typeof candidate.code === 'string' && /^[0-9A-Z]{5}$/.test(candidate.code)) {
     return candidate.code;

@@ -87,6 +87,16 @@ export async function markReceiptPaidIn(
   return { id, status: 'paid' as const, paidAt: paid.paidAt };
 }
 
+/** "1 job", "3 jobs". */
+const counted = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
+
+/** How many pages `count` rows fill; a page past the last is a 404 saying what there is. */
+function pageCountOrNotFound(count: number, pageSize: number, page: number, whatThereIs: (pages: number) => string) {
+  const pageCount = Math.max(1, Math.ceil(count / pageSize));
+  if (page > pageCount) throw new NotFoundError(`${whatThereIs(pageCount)}; there is no page ${page}.`);
+  return pageCount;
+}
+
 /** Receipts: creation (user and month-end), payment marking and voiding; each change is one transaction. */
 export function createReceiptsService(deps: ReceiptsServiceDeps) {
   const { config, rates, metrics } = deps;
@@ -291,13 +301,12 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
 
   /** The pages of a list of `count` receipts, refusing a page past the last as a receipt's items do. */
   function assertListPageExists(subject: string, count: number, page: number): number {
-    const pageCount = Math.max(1, Math.ceil(count / PAGE_SIZE));
-    if (page > pageCount) {
-      throw new NotFoundError(
-        `${subject} ${count} receipt${count === 1 ? '' : 's'} on ${pageCount} page${pageCount === 1 ? '' : 's'}; there is no page ${page}.`,
-      );
-    }
-    return pageCount;
+    return pageCountOrNotFound(
+      count,
+      PAGE_SIZE,
+      page,
+      (pages) => `${subject} ${counted(count, 'receipt')} on ${counted(pages, 'page')}`,
+    );
   }
 
   type FoundReceipt = NonNullable<Awaited<ReturnType<typeof receiptsRepository.findReceipt>>>;
@@ -312,12 +321,12 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   /** A receipt with one page of its items (RECEIPT_ITEMS_PAGE_SIZE) and whether a payment of it is held; a page past the last is a 404. */
   async function withItemsPage(receipt: FoundReceipt, page: number) {
     const count = receipt._count.items;
-    const pageCount = Math.max(1, Math.ceil(count / RECEIPT_ITEMS_PAGE_SIZE));
-    if (page > pageCount) {
-      throw new NotFoundError(
-        `Receipt #${receipt.id} lists ${count} job${count === 1 ? '' : 's'} on ${pageCount} page${pageCount === 1 ? '' : 's'}; there is no page ${page}.`,
-      );
-    }
+    const pageCount = pageCountOrNotFound(
+      count,
+      RECEIPT_ITEMS_PAGE_SIZE,
+      page,
+      (pages) => `Receipt #${receipt.id} lists ${counted(count, 'job')} on ${counted(pages, 'page')}`,
+    );
     const offset = (page - 1) * RECEIPT_ITEMS_PAGE_SIZE;
     const [items, isPaymentHeld] = await Promise.all([
       receiptsRepository.listItems(db, receipt.id, { offset, limit: RECEIPT_ITEMS_PAGE_SIZE }),

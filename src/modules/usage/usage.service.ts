@@ -11,15 +11,14 @@ import {
   startOfLocalDay,
   toLocalDate,
 } from '../../shared/local-date.js';
-
-const minLocalDate = (a: string, b: string) => (a < b ? a : b);
-
 import { minorUnitDigits } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
 import * as usageRepository from './usage.repository.js';
 import type { TAdminUsageQuery, TUsageQuery, TWindowQuery } from './usage.schema.js';
 import { renderBarChart } from './usage-chart.js';
+
+const minLocalDate = (a: string, b: string) => (a < b ? a : b);
 
 export interface UsageServiceDeps {
   db: Database;
