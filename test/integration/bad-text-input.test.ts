@@ -1,19 +1,12 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
 import { isUnstorableText, sqlStateOf } from '../../src/shared/errors.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenIn, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
-
-const WEBHOOK_SECRET = 'test-dummy-webhook-secret';
-const env = {
-  PAYMENT_PROVIDER: 'dummy',
-  PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
-  PUBLIC_BASE_URL: 'http://billing.test',
-};
 
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
@@ -26,7 +19,7 @@ beforeAll(async () => {
   await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
   await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
   await buildJobs(db, [{ user: 'alice', end: '2026-01-10T10:00:00Z', jobId: '4242' }]);
-  app = buildTestApp(db, { env });
+  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
   alice = await signInAs(app, 'alice', 'alice-password');
   admin = await signInAs(app, 'boss', 'boss-password');
 });
@@ -139,18 +132,13 @@ describe('NUL characters', () => {
 
   it('answers a signed webhook carrying one with a 400 and stores no event', async () => {
     const before = await countWrites();
-    const body = JSON.stringify({
+    const response = await deliverDummy(app, {
       event_id: 'evt\u00001',
       event_type: 'payment.succeeded',
       external_payment_id: 'dummy_missing',
       amount_cents: 100,
       currency: 'THB',
     });
-    const response = await request(app)
-      .post('/payments/webhook/dummy')
-      .set('Content-Type', 'application/json')
-      .set('X-Dummy-Signature', signDummyWebhook(body, WEBHOOK_SECRET))
-      .send(body);
     expect(response.status, response.text).toBe(400);
     expect(await countWrites()).toEqual(before);
   });

@@ -6,18 +6,12 @@ import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.j
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
 import { describeMinorUnits } from '../../src/modules/payments/payments.service.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { DUMMY_PAYMENTS_ENV, DUMMY_WEBHOOK_SECRET, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
-
-const WEBHOOK_SECRET = 'test-dummy-webhook-secret';
-const DUMMY_ENV = {
-  PAYMENT_PROVIDER: 'dummy',
-  PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
-  PUBLIC_BASE_URL: 'http://billing.test',
-};
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -61,15 +55,6 @@ async function startCheckout(agent: Agent, receiptId: number) {
   return response.headers.location as string;
 }
 
-function deliverDummy(app: ReturnType<typeof buildTestApp>, event: Record<string, unknown>, secret = WEBHOOK_SECRET) {
-  const body = JSON.stringify(event);
-  return request(app)
-    .post('/payments/webhook/dummy')
-    .set('Content-Type', 'application/json')
-    .set('X-Dummy-Signature', signDummyWebhook(body, secret))
-    .send(body);
-}
-
 async function paymentOf(receiptId: number) {
   return db.prisma.payment.findFirstOrThrow({ where: { receiptId }, orderBy: { id: 'desc' } });
 }
@@ -105,7 +90,7 @@ function reviewAuditsOf(receiptId: number) {
 describe('paying a receipt with the dummy provider, end to end', () => {
   it('start -> hosted checkout -> pay -> signed webhook -> receipt paid', async () => {
     const metrics = createMetrics();
-    const app = buildTestApp(db, { env: DUMMY_ENV, metrics });
+    const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, metrics });
     const { agent, receiptId } = await researcherWithReceipt(app);
     const receiptPage = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html');
     expect(receiptPage.text).toContain(`action="/payments/receipt/${receiptId}/start"`);
@@ -148,7 +133,7 @@ describe('paying a receipt with the dummy provider, end to end', () => {
   });
 
   it('shows a pending status page that refreshes itself, and a failed payment can be retried', async () => {
-    const app = buildTestApp(db, { env: DUMMY_ENV });
+    const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
     const { agent, receiptId } = await researcherWithReceipt(app);
     const checkoutPath = await startCheckout(agent, receiptId);
     const pending = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
@@ -167,7 +152,7 @@ describe('paying a receipt with the dummy provider, end to end', () => {
   });
 
   it('gives a double click the same checkout, even when the clicks race', async () => {
-    const app = buildTestApp(db, { env: DUMMY_ENV });
+    const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
     const { agent, receiptId } = await researcherWithReceipt(app);
     const token = await csrfTokenOf(agent);
     const clicks = await Promise.all(
@@ -181,7 +166,7 @@ describe('paying a receipt with the dummy provider, end to end', () => {
   });
 
   it("answers another user's receipt with 404 and a paid one with 409", async () => {
-    const app = buildTestApp(db, { env: DUMMY_ENV });
+    const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
     const owner = await researcherWithReceipt(app);
     const other = await researcherWithReceipt(app);
     const foreign = await other.agent
@@ -206,7 +191,7 @@ describe('the webhook endpoint', () => {
   let app: ReturnType<typeof buildTestApp>;
   beforeAll(() => {
     metrics = createMetrics();
-    app = buildTestApp(db, { env: DUMMY_ENV, metrics });
+    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, metrics });
   });
 
   async function pendingPayment() {
@@ -244,7 +229,7 @@ describe('the webhook endpoint', () => {
     const tampered = await request(app)
       .post('/payments/webhook/dummy')
       .set('Content-Type', 'application/json')
-      .set('X-Dummy-Signature', signDummyWebhook(body, WEBHOOK_SECRET))
+      .set('X-Dummy-Signature', signDummyWebhook(body, DUMMY_WEBHOOK_SECRET))
       .send(body.replace('"amount_cents":50', '"amount_cents":1'));
     expect(tampered.status).toBe(400);
     expect(tampered.body).toEqual({ error: 'Webhook rejected: signature does not match.', code: 400 });
@@ -510,7 +495,7 @@ describe('the webhook endpoint', () => {
     await request(app)
       .post('/payments/webhook/dummy')
       .set('Content-Type', 'application/json')
-      .set('X-Dummy-Signature', signDummyWebhook(huge, WEBHOOK_SECRET))
+      .set('X-Dummy-Signature', signDummyWebhook(huge, DUMMY_WEBHOOK_SECRET))
       .send(huge)
       .expect(413);
     await request(app).post('/payments/webhook/stripe').set('Content-Type', 'application/json').send('{}').expect(404);
@@ -533,7 +518,7 @@ describe('resolving a payment held for review', () => {
   let app: ReturnType<typeof buildTestApp>;
   beforeAll(() => {
     metrics = createMetrics();
-    app = buildTestApp(db, { env: DUMMY_ENV, metrics });
+    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, metrics });
   });
 
   /**
@@ -873,7 +858,7 @@ describe('resolving a payment held for review', () => {
 describe('paying a receipt again while one of its payments is held for review', () => {
   let app: ReturnType<typeof buildTestApp>;
   beforeAll(() => {
-    app = buildTestApp(db, { env: DUMMY_ENV });
+    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
   });
 
   it('offers no Pay button and answers a start with 409, creating no payment', async () => {
