@@ -233,6 +233,21 @@ describe('your own account', () => {
     await signInAs(app, 'selfservice', 'new-password-1');
   });
 
+  it('answers a JSON client with {error, code} when it refuses, and changes nothing', async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'jsonclient' });
+    const agent = await signInAs(app, 'jsonclient', user.password);
+    const hash = await hashOf('jsonclient');
+    const wrong = await agent
+      .post('/account/password')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({ current: 'wrong', password: 'new-password-1', confirm: 'new-password-1' });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body).toEqual({ error: 'The current password is not right.', code: 400 });
+    expect(await hashOf('jsonclient')).toBe(hash);
+  });
+
   it('ends your other sessions and keeps this one, on a new session id', async () => {
     const app = buildTestApp(db);
     const user = await buildUser(db.prisma, { username: 'twodevices' });

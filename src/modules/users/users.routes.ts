@@ -38,8 +38,10 @@ export function usersRoutes(deps: {
       const change = { current: form.current, password: form.password, sessionId: req.sessionID };
       await usersService.changeOwnPassword(auth, user, change, auditContextOf(req));
     } catch (error) {
-      // Refused (invalid, wrong current password, locked): the form again, with the reason.
-      if (!(error instanceof AppError) || (error.status !== 400 && error.status !== 429)) throw error;
+      // Refused (invalid, wrong current password, locked): the form again, with the reason;
+      // JSON clients get {error, code} like everywhere else.
+      const isRefusal = error instanceof AppError && (error.status === 400 || error.status === 429);
+      if (!isRefusal || !wantsHtml(req)) throw error;
       return res.status(error.status).render('users/account', { title: 'Your account', error: error.message });
     }
     // Proving the password is a sign-in: this session goes on under a new id (no fixation).
