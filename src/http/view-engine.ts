@@ -51,6 +51,7 @@ export const VIEW_LOCALS = [
   'payment',
   'paymentMethods',
   'payments',
+  'paymentsShown',
   'query',
   'receipt',
   'refreshSeconds',

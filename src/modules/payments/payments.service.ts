@@ -69,6 +69,9 @@ export function fromMinorUnits(amountMinor: bigint, currency: string): Prisma.De
 
 const ISO_CURRENCY = /^[A-Z]{3}$/;
 
+/** How many payments and webhook deliveries /admin/payments lists (held payments first). */
+const ADMIN_LIST_LIMIT = 200;
+
 /**
  * An amount in minor units as people read it ("7,376.90 THB", "1,200 JPY"), the way the pages
  * format money. A provider's event may lack the amount or carry a code that is no currency;
@@ -412,8 +415,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
 
   async function listForAdmin() {
     const [payments, events, needsReview] = await Promise.all([
-      paymentsRepository.listPaymentsForAdmin(prisma, 200),
-      paymentsRepository.listEventsForAdmin(prisma, 200),
+      paymentsRepository.listPaymentsForAdmin(prisma, ADMIN_LIST_LIMIT),
+      paymentsRepository.listEventsForAdmin(prisma, ADMIN_LIST_LIMIT),
       paymentsRepository.countPaymentsInReview(prisma),
     ]);
     return {
@@ -423,6 +426,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       })),
       events,
       needsReview,
+      paymentsShown: ADMIN_LIST_LIMIT,
     };
   }
 

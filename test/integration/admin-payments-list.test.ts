@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// Its own database: hundreds of held payments would change the review counts other files check.
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+/** `count` payments of one receipt, held for review (or succeeded), made in one statement. */
+async function buildPayments(receiptId: number, count: number, status: 'needs_review' | 'succeeded', tag: string) {
+  await db.pool.query(
+    `INSERT INTO payments (receipt_id, provider, status, amount_minor, currency, external_payment_id,
+                           idempotency_key, review_reason, created_at, updated_at)
+     SELECT $1, 'dummy', $2::"PaymentStatus", 5000, 'THB', $3 || n, $3 || n,
+            CASE WHEN $2 = 'needs_review' THEN 'paid 50.00 THB but 0.50 THB was due' END,
+            now() - n * interval '1 minute', now() - n * interval '1 minute'
+       FROM generate_series(1, $4::int) AS n`,
+    [receiptId, status, tag, count],
+  );
+}
+
+describe('/admin/payments with more payments than it lists', () => {
+  it('says how many held payments it shows and that the list is the newest', async () => {
+    const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+    await buildUser(db.prisma, { username: 'listadmin', role: 'admin', password: 'listadmin-password' });
+    const researcher = await buildUser(db.prisma, { username: 'manypayments' });
+    const receipt = await db.prisma.receipt.create({
+      data: {
+        username: researcher.username,
+        billedThrough: new Date('2026-01-31'),
+        total: '0.50',
+        currency: 'THB',
+        tierName: 'mu',
+        ratesSnapshot: {},
+        ratesLockedAt: new Date(),
+        createdBy: researcher.username,
+      },
+    });
+    const admin = await signInAs(app, 'listadmin', 'listadmin-password');
+
+    await buildPayments(receipt.id, 150, 'succeeded', 'ok-');
+    await buildPayments(receipt.id, 30, 'needs_review', 'held-');
+    const some = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(some.text).toContain('30 payments need review');
+    expect(some.text.match(/action="\/admin\/payments\/\d+\/resolve"/g)).toHaveLength(30);
+    expect(some.text).not.toContain('held payments, the newest');
+    expect(some.text).not.toContain('The 200 newest');
+
+    await buildPayments(receipt.id, 190, 'needs_review', 'held-more-');
+    const many = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(many.text).toContain('220 payments need review');
+    expect(many.text.match(/action="\/admin\/payments\/\d+\/resolve"/g)).toHaveLength(200);
+    expect(many.text).toContain('Showing 200 of 220 held payments, the newest');
+    expect(many.text).toContain('The 200 newest (held ones first).');
+  });
+});
