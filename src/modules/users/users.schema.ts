@@ -1,13 +1,26 @@
 import { z } from 'zod';
+import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
+
+const MAX_USERNAME_LENGTH = 64;
 
 /** POSIX-style login names, as Slurm and the cluster's accounts use them. */
 export const ZUsername = z
   .string()
   .trim()
-  .regex(
-    /^[a-z_][a-z0-9._-]{0,63}$/,
-    'must start with a lowercase letter or _, then lowercase letters, digits, . _ or -',
-  );
+  .superRefine((name, context) => {
+    const problem = usernameProblem(name);
+    if (problem) context.addIssue({ code: 'custom', message: problem });
+  });
+
+/** One reason, the one to act on: a name of 70 valid letters is too long, not badly formed. */
+function usernameProblem(name: string): string | undefined {
+  if (name === '') return 'is required';
+  if (name.length > MAX_USERNAME_LENGTH) return `must be at most ${MAX_USERNAME_LENGTH} characters`;
+  if (!/^[a-z_][a-z0-9._-]*$/.test(name)) {
+    return 'must start with a lowercase letter or _, then lowercase letters, digits, . _ or -';
+  }
+  return undefined;
+}
 
 export const ZNewPassword = z
   .string()
@@ -25,7 +38,7 @@ export const ZCreateUserForm = z.object({
 
 export const ZResetPasswordForm = z.object({ password: z.union([z.literal(''), ZNewPassword]).optional() });
 export const ZChangeRoleForm = z.object({ role: ZRole });
-export const ZUserIdParam = z.object({ id: z.coerce.number().int().positive() });
+export const ZUserIdParam = z.object({ id: zWholeNumber(1, MAX_INT4) });
 
 export const ZChangeOwnPasswordForm = z
   .object({ current: z.string().min(1, 'is required'), password: ZNewPassword, confirm: z.string() })
