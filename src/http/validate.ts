@@ -47,7 +47,21 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown, name 
   // One reason a field: a number past 2^53 fails both "an integer" and the route's own maximum,
   // and the maximum is the one worth reading, so a field's last reason wins.
   const fields: Record<string, string> = {};
-  for (const issue of result.error.issues) fields[issue.path.join('.') || name] = issue.message;
+  for (const issue of result.error.issues) {
+    // No form or query field takes a list, so a list is a field given more than once
+    // (?start=a&start=b); unions and coerced numbers would otherwise word it as something else.
+    const isRepeated = Array.isArray(valueAt(input, issue.path));
+    fields[issue.path.join('.') || name] = isRepeated ? 'must be given once' : issue.message;
+  }
   const problems = Object.entries(fields).map(([field, message]) => `${field}: ${message}`);
   throw new BadRequestError(problems.join('; '), { fields });
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
 }
