@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseTierRules } from '../modules/pricing/pricing.js';
+import { zWholeNumber } from '../shared/whole-number.js';
 
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off', '']);
@@ -18,8 +19,12 @@ export const zFlag = (fallback: boolean) =>
       return z.NEVER;
     });
 
+/** A whole number in plain digits; unset or empty takes the default. */
 const zInt = (fallback: number, min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max).default(fallback);
+  z.preprocess(
+    (value) => (typeof value === 'string' ? value.trim() || undefined : value),
+    zWholeNumber(min, max).default(fallback),
+  );
 
 const isTimeZone = (zone: string) => {
   try {

@@ -536,6 +536,17 @@ describe('receipts over HTTP', () => {
       .send({ reason: ' ' });
     expect(noReason.status).toBe(400);
     expect(noReason.body.error).toMatch(/^reason: must say why the receipt is void, in at least 3 characters$/);
+    // Number() reads 5e0 and 0x5 as 5; the receipt they name by accident stays as it is.
+    for (const written of [`${id}e0`, `0x${id.toString(16)}`]) {
+      const misread = await admin
+        .post(`/admin/receipts/${written}/void`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', token)
+        .send({ reason: 'typed by mistake' });
+      expect(misread.status, written).toBe(400);
+      expect(misread.body.error).toBe('receipt id: must be a whole number');
+    }
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id } })).status).toBe('paid');
     await admin
       .post(`/admin/receipts/${id}/void`)
       .type('form')

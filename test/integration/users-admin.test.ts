@@ -192,6 +192,29 @@ describe('admin user management', () => {
       .send({})
       .expect(400);
   });
+
+  it('refuses ids that only Number() reads as whole numbers, and one past integer, changing nobody', async () => {
+    const { agent } = await adminAgent();
+    const token = await csrfTokenOf(agent);
+    const target = await buildUser(db.prisma, { username: 'numbertarget' });
+    const enabledBefore = await db.prisma.user.count({ where: { isDisabled: false } });
+    for (const id of [`${target.id}e0`, `0x${target.id.toString(16)}`, `${target.id}.0`, ` ${target.id}`]) {
+      const refused = await agent
+        .post(`/admin/users/${encodeURIComponent(id)}/disable`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', token)
+        .send({});
+      expect(refused.status, id).toBe(400);
+      expect(refused.body).toEqual({ error: 'id: must be a whole number', code: 400 });
+    }
+    const huge = await agent
+      .post('/admin/users/99999999999/role')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ role: 'admin' });
+    expect(huge.body).toEqual({ error: 'id: must be at most 2147483647', code: 400 });
+    expect(await db.prisma.user.count({ where: { isDisabled: false } })).toBe(enabledBefore);
+  });
 });
 
 describe('your own account', () => {

@@ -45,6 +45,26 @@ describe('loadConfig', () => {
     );
     expect(problems.find((problem) => problem.startsWith('APP_TZ'))).toContain('IANA time zone');
     expect(problems.find((problem) => problem.startsWith('METRICS_ENABLED'))).toContain('"maybe"');
+    expect(problems).toContain('PORT: must be a whole number');
+    expect(problems).toContain('WEB_CONCURRENCY: must be at least 1');
+  });
+
+  it.each([
+    ['1e3', 'must be a whole number'],
+    ['0x1f90', 'must be a whole number'],
+    ['80.5', 'must be a whole number'],
+    ['-1', 'must be a whole number'],
+    ['70000', 'must be at most 65535'],
+  ])('reads a port of %s as a mistake: %s', (port, message) => {
+    expect(problemsOf({ PORT: port })).toEqual([`PORT: ${message}`]);
+  });
+
+  it.each([
+    ['', 8000],
+    ['  ', 8000],
+    [' 9000 ', 9000],
+  ])('takes a port of %j as %d', (port, expected) => {
+    expect(loadConfig({ PORT: port }).port).toBe(expected);
   });
 
   it('requires a session secret and a real database in production, and never seeds the demo there', () => {

@@ -3,7 +3,7 @@ import { parseInput } from '../../src/http/validate.js';
 import { ZFormulaQuery, ZSetRates } from '../../src/modules/pricing/pricing.schema.js';
 import { ZReceiptId, ZVoidReceipt } from '../../src/modules/receipts/receipts.schema.js';
 import { ZUsageQuery } from '../../src/modules/usage/usage.schema.js';
-import { ZChangeRoleForm } from '../../src/modules/users/users.schema.js';
+import { ZChangeRoleForm, ZCreateUserForm, ZUserIdParam } from '../../src/modules/users/users.schema.js';
 import { AppError } from '../../src/shared/errors.js';
 
 /** The message of the 400 parseInput throws, as a page shows it. */
@@ -33,11 +33,33 @@ describe('parseInput says what is wrong in words people read', () => {
       () => parseInput(ZReceiptId, 'abc', 'receipt id'),
       'receipt id: must be a whole number',
     ],
-    ['a receipt id of 0', () => parseInput(ZReceiptId, '0', 'receipt id'), 'receipt id: must be more than 0'],
+    ['a receipt id of 0', () => parseInput(ZReceiptId, '0', 'receipt id'), 'receipt id: must be at least 1'],
+    ['a receipt id in exponent form', () => parseInput(ZReceiptId, '5e0', 'receipt id'), 'receipt id: must be a whole'],
+    ['a receipt id in hex', () => parseInput(ZReceiptId, '0x4', 'receipt id'), 'receipt id: must be a whole number'],
+    ['a user id in exponent form', () => parseInput(ZUserIdParam, { id: '1e1' }), 'id: must be a whole number'],
+    ['a user id past integer', () => parseInput(ZUserIdParam, { id: '99999999999' }), 'id: must be at most 2147483647'],
+    ['a page with a sign', () => parseInput(ZUsageQuery, { page: '+2' }), 'page: must be a whole number'],
     ['a bare value without a name', () => parseInput(ZReceiptId, 'abc'), 'input: must be a whole number'],
     ['a tier given twice', () => parseInput(ZFormulaQuery, { type: ['gov', 'mu'] }), 'type: must be given once'],
+    [
+      'a start date given twice',
+      () => parseInput(ZUsageQuery, { start: ['2026-01-01', '2026-02-01'] }),
+      'start: must be given once',
+    ],
+    ['a page given twice', () => parseInput(ZUsageQuery, { page: ['1', '2'] }), 'page: must be given once'],
     ['an empty rate', () => parseInput(ZSetRates, { type: 'mu', cpu: '', gpu: '1', mem: '1' }), 'cpu: '],
     ['a missing role', () => parseInput(ZChangeRoleForm, {}), 'role: '],
+    ['an empty username', () => parseInput(ZCreateUserForm, { username: '  ' }), 'username: is required'],
+    [
+      'a username of 65 valid letters',
+      () => parseInput(ZCreateUserForm, { username: 'a'.repeat(65) }),
+      'username: must be at most 64 characters',
+    ],
+    [
+      'a username with a capital',
+      () => parseInput(ZCreateUserForm, { username: 'Alice' }),
+      'username: must start with a lowercase letter or _',
+    ],
     [
       'a void reason of two letters',
       () => parseInput(ZVoidReceipt, { reason: 'ab' }),
@@ -61,6 +83,10 @@ describe('parseInput says what is wrong in words people read', () => {
     expect(messageOf(() => parseInput(ZSetRates, { type: 'mu', cpu: text, gpu: '1', mem: '1' }))).toBe(
       'cpu: must be a number',
     );
+  });
+
+  it('takes a username of 64 letters', () => {
+    expect(parseInput(ZCreateUserForm, { username: 'a'.repeat(64) }).username).toBe('a'.repeat(64));
   });
 
   it('gives one reason a field', () => {

@@ -1,7 +1,8 @@
 import { z } from 'zod';
+import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
-export const ZReceiptIdParam = z.object({ id: z.coerce.number().int().positive().max(2_147_483_647) });
-export const ZThanksQuery = z.object({ rid: z.coerce.number().int().positive().max(2_147_483_647) });
+export const ZReceiptIdParam = z.object({ id: zWholeNumber(1, MAX_INT4) });
+export const ZThanksQuery = z.object({ rid: zWholeNumber(1, MAX_INT4) });
 export const ZProviderParam = z.object({ provider: z.string().regex(/^[a-z]{1,32}$/, 'is not a provider name') });
 export const ZExternalIdParam = z.object({
   externalId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'is not a checkout id'),
@@ -9,7 +10,7 @@ export const ZExternalIdParam = z.object({
 export const ZDummyChoice = z.object({ choice: z.enum(['pay', 'fail', 'cancel']) });
 
 /** A payment id in a path. */
-export const ZPaymentIdParam = z.object({ id: z.coerce.number().int().positive().max(2_147_483_647) });
+export const ZPaymentIdParam = z.object({ id: zWholeNumber(1, MAX_INT4) });
 
 /** What finance did with a held payment's money (PaymentReviewOutcome). */
 export const PAYMENT_REVIEW_OUTCOMES = ['accepted', 'refunded', 'dismissed'] as const;

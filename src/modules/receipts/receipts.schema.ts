@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ZLocalDate } from '../../shared/local-date.js';
+import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
 export { ZLocalDate };
 
@@ -32,7 +33,7 @@ export const ZVoidReceipt = z.object({
 export type TVoidReceipt = z.infer<typeof ZVoidReceipt>;
 
 /** A receipt id in a path. */
-export const ZReceiptId = z.coerce.number().int().positive().max(2_147_483_647);
+export const ZReceiptId = zWholeNumber(1, MAX_INT4);
 
 /** Admin billing list filters. */
 export const ZReceiptFilter = z.object({
@@ -43,9 +44,9 @@ export const ZReceiptFilter = z.object({
   user: z.string().trim().max(64).optional(),
   start: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
   end: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
-  page: z.coerce.number().int().min(1).max(100_000).default(1),
+  page: zWholeNumber(1, 100_000).default(1),
 });
 export type TReceiptFilter = z.infer<typeof ZReceiptFilter>;
 
 /** ?page= of a listing. */
-export const ZPageQuery = z.object({ page: z.coerce.number().int().min(1).max(100_000).default(1) });
+export const ZPageQuery = z.object({ page: zWholeNumber(1, 100_000).default(1) });

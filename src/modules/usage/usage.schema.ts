@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { zWholeNumber } from '../../shared/whole-number.js';
 import { ZLocalDate } from '../receipts/receipts.schema.js';
 import { SORT_COLUMNS, type SortColumn } from './usage.repository.js';
 
@@ -24,7 +25,7 @@ export const ZUsageQuery = ZWindowQuery.extend({
     })
     .default('end'),
   dir: z.enum(['asc', 'desc']).default('desc'),
-  page: z.coerce.number().int().min(1).max(100_000).default(1),
+  page: zWholeNumber(1, 100_000).default(1),
 });
 export type TUsageQuery = z.infer<typeof ZUsageQuery>;
 

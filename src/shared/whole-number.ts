@@ -1,0 +1,30 @@
+import { z } from 'zod';
+
+/** The largest id a PostgreSQL `integer` column holds. */
+export const MAX_INT4 = 2_147_483_647;
+
+/**
+ * A whole number written in plain digits, between min and max. `z.coerce.number()` reads
+ * with Number(), which takes "1e1", "0x2", " 7 " and "" (as 0): an admin who typed
+ * /admin/users/1e1 would act on user 10. Numbers (from JSON) pass when they are integers.
+ */
+export function zWholeNumber(min: number, max: number) {
+  return z.unknown().transform((input, context): number => {
+    const problem = wholeNumberProblem(input, min, max);
+    if (problem === undefined) return Number(input);
+    context.addIssue({ code: 'custom', message: problem, input });
+    return z.NEVER;
+  });
+}
+
+function wholeNumberProblem(input: unknown, min: number, max: number): string | undefined {
+  if (input === undefined || input === null || input === '') return 'is required';
+  if (Array.isArray(input)) return 'must be given once';
+  const isWhole =
+    (typeof input === 'string' && /^\d+$/.test(input)) || (typeof input === 'number' && Number.isSafeInteger(input));
+  if (!isWhole) return 'must be a whole number';
+  const value = Number(input);
+  if (value < min) return `must be at least ${min}`;
+  if (value > max) return `must be at most ${max}`;
+  return undefined;
+}
