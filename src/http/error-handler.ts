@@ -1,5 +1,11 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
-import { AppError, isUniqueViolation, isUnstorableText, NotFoundError } from '../shared/errors.js';
+import {
+  AppError,
+  isDatabaseUnavailable,
+  isUniqueViolation,
+  isUnstorableText,
+  NotFoundError,
+} from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { isCsrfError } from './csrf.js';
 
@@ -58,6 +64,15 @@ function describe(error: unknown): { status: number; message: string; isExpected
           : 'The request could not be read.';
     return { status: httpError.status, message, isExpected: true };
   }
+  if (isDatabaseUnavailable(error)) {
+    // Not the request's fault and usually over in moments (a restart, a failover): 503 tells
+    // clients and load balancers to retry; it is still logged, since someone may need to act.
+    return {
+      status: 503,
+      message: 'The database is unavailable right now. Try again in a moment.',
+      isExpected: false,
+    };
+  }
   return { status: 500, message: 'Something went wrong on our side.', isExpected: false };
 }
 
@@ -65,7 +80,10 @@ function describe(error: unknown): { status: number; message: string; isExpected
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error, req, res, next) => {
     const { status, message, isExpected } = describe(error);
-    if (!isExpected) logger.error({ err: error, reqId: req.id, method: req.method, path: req.path }, 'unhandled error');
+    if (!isExpected) {
+      const summary = status === 503 ? 'database unavailable' : 'unhandled error';
+      logger.error({ err: error, reqId: req.id, method: req.method, path: req.path }, summary);
+    }
     if (res.headersSent) {
       // A streamed response failed midway: all we can do is cut it off.
       next(error);
@@ -73,6 +91,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     const body = { error: message, code: status, ...(isExpected ? {} : { requestId: req.id }) };
     res.status(status);
+    if (status === 503) res.set('Retry-After', '5');
     if (wantsHtml(req)) {
       res.render('error', { title: `Error ${status}`, status, message, requestId: isExpected ? undefined : req.id });
     } else {

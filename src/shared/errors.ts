@@ -145,3 +145,44 @@ export function isUnstorableText(error: unknown): boolean {
   const state = sqlStateOf(error);
   return state === '22021' || state === '22P05';
 }
+
+// Errors that mean "the database cannot be reached right now", not "this request is wrong":
+// the socket (pg), PostgreSQL refusing connections (SQLSTATE class 08, 57P01-57P03, 53300),
+// and Prisma's and its pg adapter's names for the same.
+const UNREACHABLE_SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+const UNREACHABLE_SQL_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+const UNREACHABLE_PRISMA_CODES = new Set(['P1001', 'P1002', 'P1017', 'P2024']);
+const UNREACHABLE_ADAPTER_KINDS = new Set([
+  'DatabaseNotReachable',
+  'ConnectionClosed',
+  'SocketTimeout',
+  'TooManyConnections',
+]);
+const UNREACHABLE_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+
+/** The database is down, restarting or out of connections; the request may work in a moment. */
+export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  const { code, kind, message } = error as { code?: unknown; kind?: unknown; message?: unknown };
+  const state = sqlStateOf(error);
+  if (state !== undefined && (state.startsWith('08') || UNREACHABLE_SQL_STATES.has(state))) return true;
+  if (typeof code === 'string' && (UNREACHABLE_SOCKET_CODES.has(code) || UNREACHABLE_PRISMA_CODES.has(code))) {
+    return true;
+  }
+  if (typeof kind === 'string' && UNREACHABLE_ADAPTER_KINDS.has(kind)) return true;
+  if (typeof message === 'string' && UNREACHABLE_MESSAGES.test(message)) return true;
+  return (
+    searchWrappedErrors(error, depth, (inner, innerDepth) => isDatabaseUnavailable(inner, innerDepth) || undefined) ??
+    false
+  );
+}

@@ -4,6 +4,8 @@ import { createApp } from '../../src/app.js';
 import { openDatabase } from '../../src/db/database.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../src/shared/logger.js';
+import { buildUser } from '../support/factories.js';
+import { csrfTokenIn, signInAs } from '../support/sign-in.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { buildTestApp, buildTestConfig } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -56,5 +58,55 @@ describe('GET /readyz', () => {
 
     proxy.restore();
     expect((await request(app).get('/readyz').expect(200)).body).toEqual({ status: 'ok' });
+  });
+});
+
+describe('requests while the database is gone', () => {
+  let proxy: TcpProxy;
+  let app: ReturnType<typeof createApp>;
+  let closeDatabase: () => Promise<void>;
+
+  beforeAll(async () => {
+    const target = new URL(db.url);
+    proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+    const viaProxy = new URL(db.url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const config = buildTestConfig(viaProxy.toString());
+    const logger = createLogger('silent');
+    const database = openDatabase(viaProxy.toString(), { poolMax: 2, logger });
+    closeDatabase = database.close;
+    app = createApp({ config, db: database, logger, metrics: createMetrics() });
+  });
+  afterAll(async () => {
+    await closeDatabase?.();
+    await proxy?.close();
+  });
+
+  it('answer 503 with a retry hint, as a page or as JSON, and work again when it returns', async () => {
+    await buildUser(db.prisma, { username: 'outage', password: 'outage-password' });
+    const agent = await signInAs(app, 'outage', 'outage-password');
+    await agent.get('/account').set('Accept', 'text/html').expect(200);
+
+    proxy.cut();
+    // A signed-in page (its session is read from the database) and a sign-in (the lockout is).
+    const page = await agent.get('/account').set('Accept', 'text/html');
+    expect(page.status).toBe(503);
+    expect(page.headers['retry-after']).toBe('5');
+    expect(page.text).toContain('The database is unavailable right now. Try again in a moment.');
+    const visitor = request.agent(app);
+    const form = await visitor.get('/login').set('Accept', 'text/html').expect(200);
+    const signIn = await visitor
+      .post('/login')
+      .set('Accept', 'application/json')
+      .send({ username: 'outage', password: 'outage-password', csrf_token: csrfTokenIn(form.text) });
+    expect(signIn.status).toBe(503);
+    expect(signIn.body).toMatchObject({
+      error: 'The database is unavailable right now. Try again in a moment.',
+      code: 503,
+    });
+
+    proxy.restore();
+    await agent.get('/account').set('Accept', 'text/html').expect(200);
   });
 });

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { isDatabaseUnavailable } from '../../src/shared/errors.js';
+
+const prismaError = (code: string, extra: object = {}) => ({ code, clientVersion: '6.19.3', ...extra });
+
+describe('isDatabaseUnavailable', () => {
+  it.each([
+    [
+      'a refused connection (pg)',
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+    ],
+    ['a connection cut mid-query (pg)', new Error('Connection terminated unexpectedly')],
+    ['the pool waiting too long for a connection (pg)', new Error('timeout exceeded when trying to connect')],
+    ['PostgreSQL shutting down (57P01)', { code: '57P01', severity: 'FATAL' }],
+    ['PostgreSQL starting up (57P03)', { code: '57P03', severity: 'FATAL' }],
+    ['too many connections (53300)', { code: '53300', severity: 'FATAL' }],
+    ['a connection exception (08006)', { code: '08006' }],
+    ["Prisma's cannot reach (P1001)", prismaError('P1001')],
+    ["Prisma's pool timeout (P2024)", prismaError('P2024')],
+    [
+      "the pg adapter's closed connection under Prisma",
+      prismaError('P2010', { meta: { driverAdapterError: { cause: { kind: 'ConnectionClosed' } } } }),
+    ],
+    ['a refused connection as the cause', { message: 'query failed', cause: { code: 'ECONNRESET' } }],
+  ])('is true for %s', (_case, error) => {
+    expect(isDatabaseUnavailable(error)).toBe(true);
+  });
+
+  it.each([
+    ['a unique violation', { code: '23505' }],
+    ["Prisma's unique violation", prismaError('P2002')],
+    ['a syntax error', { code: '42601' }],
+    ['a plain error', new Error('boom')],
+    ['a Prisma error whose code looks like a SQLSTATE class 08 by accident', prismaError('P0800')],
+    ['nothing', undefined],
+  ])('is false for %s', (_case, error) => {
+    expect(isDatabaseUnavailable(error)).toBe(false);
+  });
+});
