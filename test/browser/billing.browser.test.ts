@@ -167,6 +167,44 @@ describe.skipIf(!hasChromium)('in a real browser', () => {
     await bossContext.close();
   });
 
+  it('asks the admin before disabling a user, and does nothing when told no', async () => {
+    const dave = await buildUser(db.prisma, { username: 'dave', password: 'dave-password' });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(message.text());
+    });
+    await signIn(page, 'boss', 'boss-password');
+    await page.goto(`${base}/admin/users`);
+    const disableDave = page.locator(`form[action="/admin/users/${dave.id}/disable"] button`);
+    const isDaveDisabled = async () => (await db.prisma.user.findUniqueOrThrow({ where: { id: dave.id } })).isDisabled;
+
+    const questions: string[] = [];
+    page.once('dialog', (dialog) => {
+      questions.push(dialog.message());
+      void dialog.dismiss();
+    });
+    await disableDave.click();
+    await page.waitForTimeout(300);
+    expect(questions).toEqual(['Disable dave? Their sessions end and they cannot sign in.']);
+    expect(page.url()).toBe(`${base}/admin/users`);
+    expect(await isDaveDisabled()).toBe(false);
+
+    page.once('dialog', (dialog) => void dialog.accept());
+    await Promise.all([page.waitForLoadState('load'), disableDave.click()]);
+    await page.waitForURL(`${base}/admin/users`);
+    expect(await isDaveDisabled()).toBe(true);
+    expect(await page.locator('[role="status"]').innerText()).toContain('dave is disabled');
+
+    // The admin's own row says it is them.
+    const own = await page.locator('form[action$="/disable"][data-confirm^="Disable your own"]').count();
+    expect(own).toBe(1);
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
   it('carol pays a receipt online through the dummy provider and sees it paid', async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
     const page = await context.newPage();
