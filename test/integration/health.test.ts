@@ -24,7 +24,7 @@ describe('GET /healthz', () => {
   });
 });
 
-describe('GET /readyz', () => {
+describe('GET /readyz, and requests while the database is gone', () => {
   let proxy: TcpProxy;
   let app: ReturnType<typeof createApp>;
   let closeDatabase: () => Promise<void>;
@@ -59,31 +59,8 @@ describe('GET /readyz', () => {
     proxy.restore();
     expect((await request(app).get('/readyz').expect(200)).body).toEqual({ status: 'ok' });
   });
-});
 
-describe('requests while the database is gone', () => {
-  let proxy: TcpProxy;
-  let app: ReturnType<typeof createApp>;
-  let closeDatabase: () => Promise<void>;
-
-  beforeAll(async () => {
-    const target = new URL(db.url);
-    proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
-    const viaProxy = new URL(db.url);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(proxy.port);
-    const config = buildTestConfig(viaProxy.toString());
-    const logger = createLogger('silent');
-    const database = openDatabase(viaProxy.toString(), { poolMax: 2, logger });
-    closeDatabase = database.close;
-    app = createApp({ config, db: database, logger, metrics: createMetrics() });
-  });
-  afterAll(async () => {
-    await closeDatabase?.();
-    await proxy?.close();
-  });
-
-  it('answer 503 with a retry hint, as a page or as JSON, and work again when it returns', async () => {
+  it('answers other requests 503 with a retry hint, as a page or as JSON, and serves them again when it returns', async () => {
     await buildUser(db.prisma, { username: 'outage', password: 'outage-password' });
     const agent = await signInAs(app, 'outage', 'outage-password');
     await agent.get('/account').set('Accept', 'text/html').expect(200);
