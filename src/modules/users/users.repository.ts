@@ -1,7 +1,8 @@
 import { Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
 
-type Client = Db | Prisma.TransactionClient;
+type Tx = Prisma.TransactionClient;
+type Client = Db | Tx;
 
 export interface UserRecord {
   id: number;
@@ -57,8 +58,19 @@ export function updateDisabled(db: Client, id: number, isDisabled: boolean) {
   return db.user.update({ where: { id }, data: { isDisabled }, select: SELECT_USER });
 }
 
-export function countActiveAdmins(db: Client): Promise<number> {
-  return db.user.count({ where: { role: 'admin', isDisabled: false } });
+/**
+ * Locks the user's row and every active admin's for the rest of the transaction and returns
+ * them as they are once locked. Rows are locked in id order, so two of these never deadlock.
+ * Under READ COMMITTED a row another transaction changed is checked again once it commits: an
+ * admin it disabled or demoted is no longer returned.
+ */
+export function lockWithActiveAdmins(tx: Tx, id: number): Promise<UserRecord[]> {
+  return tx.$queryRaw<UserRecord[]>(Prisma.sql`
+    SELECT id, username, role::text AS role, is_disabled AS "isDisabled", created_at AS "createdAt"
+      FROM users
+     WHERE id = ${id} OR (role = 'admin' AND NOT is_disabled)
+     ORDER BY id
+       FOR NO KEY UPDATE`);
 }
 
 /**

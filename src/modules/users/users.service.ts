@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
 import { BadRequestError, ConflictError, NotFoundError, TooManyRequestsError } from '../../shared/errors.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
@@ -100,20 +101,26 @@ export async function changeOwnPassword(
   });
 }
 
-async function assertNotLastAdmin(
-  tx: Parameters<Parameters<Db['$transaction']>[0]>[0],
-  user: usersRepository.UserRecord,
-) {
-  if (user.role === 'admin' && !user.isDisabled && (await usersRepository.countActiveAdmins(tx)) <= 1) {
-    throw new ConflictError('This is the last active admin; make another admin first.');
-  }
+/**
+ * Locks the user and every active admin until the transaction ends, and reads the user then.
+ * Two admins disabling or demoting each other at once would each count the other as still
+ * active; locked, the second waits for the first to commit and counts again, in any process.
+ */
+async function lockForAdminChange(tx: Prisma.TransactionClient, id: number) {
+  const locked = await usersRepository.lockWithActiveAdmins(tx, id);
+  const user = locked.find((row) => row.id === id);
+  if (!user) throw new NotFoundError('No such user.');
+  const activeAdmins = locked.filter((row) => row.role === 'admin' && !row.isDisabled).length;
+  return { user, isLastActiveAdmin: user.role === 'admin' && !user.isDisabled && activeAdmins <= 1 };
 }
 
+const lastAdminError = () => new ConflictError('This is the last active admin; make another admin first.');
+
 export async function changeRole(db: Db, id: number, role: 'admin' | 'user', context: AuditContext) {
-  const user = await requireUser(db, id);
-  if (user.role === role) return user;
   return db.$transaction(async (tx) => {
-    if (role === 'user') await assertNotLastAdmin(tx, user);
+    const { user, isLastActiveAdmin } = await lockForAdminChange(tx, id);
+    if (user.role === role) return user;
+    if (role === 'user' && isLastActiveAdmin) throw lastAdminError();
     const updated = await usersRepository.updateRole(tx, id, role);
     await appendAudit(tx, {
       ...context,
@@ -128,11 +135,11 @@ export async function changeRole(db: Db, id: number, role: 'admin' | 'user', con
 
 /** Disabling also ends every session the user has. */
 export async function setDisabled(db: Db, id: number, isDisabled: boolean, context: AuditContext) {
-  const user = await requireUser(db, id);
-  if (user.isDisabled === isDisabled) return user;
   return db.$transaction(async (tx) => {
+    const { user, isLastActiveAdmin } = await lockForAdminChange(tx, id);
+    if (user.isDisabled === isDisabled) return user;
     if (isDisabled) {
-      await assertNotLastAdmin(tx, user);
+      if (isLastActiveAdmin) throw lastAdminError();
       await usersRepository.deleteSessionsOf(tx, id);
     }
     const updated = await usersRepository.updateDisabled(tx, id, isDisabled);
