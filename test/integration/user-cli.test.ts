@@ -1,7 +1,10 @@
 import { spawn } from 'node:child_process';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareDatabase } from '../../src/bootstrap.js';
 import { createLogger } from '../../src/shared/logger.js';
+import { buildUser } from '../support/factories.js';
+import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { signInAs } from '../support/sign-in.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp, buildTestConfig } from '../support/test-app.js';
@@ -73,6 +76,36 @@ describe('npm run user:*', () => {
     const missing = await runUserCli(['passwd', '--username', 'ghost', '--password-stdin'], 'whatever-123\n');
     expect(missing).toEqual({ code: 1, output: 'No user named ghost.\n' });
     expect(await db.prisma.user.count({ where: { username: { in: ['shorty', 'ghost'] } } })).toBe(0);
+  }, 60_000);
+});
+
+describe('npm run user:disable and the last active admin', () => {
+  const LAST_ADMIN = { code: 1, output: 'This is the last active admin; make another admin first.\n' };
+
+  it('is refused, also when an admin disables the only other admin at the same moment', async () => {
+    await db.pool.query(`UPDATE users SET is_disabled = true WHERE role = 'admin'`);
+    await buildUser(db.prisma, { username: 'keeper', role: 'admin' });
+    const other = await buildUser(db.prisma, { username: 'leaver', role: 'admin' });
+    // An admin's request disabling `leaver`, caught after its lock and change, before its commit.
+    const request = new pg.Client({ connectionString: db.url });
+    await request.connect();
+    try {
+      await request.query('BEGIN');
+      await request.query(
+        `SELECT id FROM users WHERE id = $1 OR (role = 'admin' AND NOT is_disabled) ORDER BY id FOR NO KEY UPDATE`,
+        [other.id],
+      );
+      await request.query('UPDATE users SET is_disabled = true WHERE id = $1', [other.id]);
+      const disabling = runUserCli(['disable', '--username', 'keeper'], '');
+      expect(await sessionsWaitingForLocks(db.pool, 30_000), 'the CLI never waited for the request').toBe(1);
+      await request.query('COMMIT');
+      expect(await disabling).toEqual(LAST_ADMIN);
+    } finally {
+      await request.end();
+    }
+    expect(await runUserCli(['disable', '--username', 'keeper'], '')).toEqual(LAST_ADMIN);
+    const admins = await db.prisma.user.findMany({ where: { role: 'admin', isDisabled: false } });
+    expect(admins.map((admin) => admin.username)).toEqual(['keeper']);
   }, 60_000);
 });
 
