@@ -79,11 +79,11 @@ async function main() {
         process.stderr.write(`\r${progressBar(index + 1, days.length)} ${day} already done          `);
         continue;
       }
-      let result = await service.runOnce({ trigger: 'backfill', window });
+      let result = await service.runOnce({ trigger: 'backfill', window, force: args.force });
       // The scheduler of a running server may hold the lock for a moment: wait for it.
       while (result.status === 'skipped' && !isStopping) {
         await new Promise((resolve) => setTimeout(resolve, 1000));
-        result = await service.runOnce({ trigger: 'backfill', window });
+        result = await service.runOnce({ trigger: 'backfill', window, force: args.force });
       }
       if (result.status !== 'finished') break;
       const run = result.run;

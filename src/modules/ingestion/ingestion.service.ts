@@ -143,13 +143,17 @@ export function createIngestionService(deps: IngestionDeps) {
 
   /**
    * A file that has not changed since a completed run needs no reading when that run's
-   * window started no later than this one and ended after the file was written (so no
-   * record in the file can end after it) or covers this window entirely.
+   * window started no later than this one and ended after the file was written: no record
+   * in the file can end after it was written, so that run read everything this one would.
+   * That is the case of the scheduler, whose windows end now. An explicit window that ends
+   * before the file was written (a backfill day) is read even when an earlier run covered
+   * it: reading the same file again after an upgrade or an APP_TZ or SLURM_CLUSTER change
+   * is how such a day gets corrected, and such windows are rare enough to afford it.
    */
-  async function isUnchangedFile(
+  async function findUnchangedFileRun(
     source: JobSource,
     window: IngestWindow,
-  ): Promise<{ fingerprint?: string; runId?: number }> {
+  ): Promise<{ fingerprint?: string; covering?: { runId: number; skipped: number } }> {
     if (!source.fingerprint) return {};
     const { value, modifiedAt } = await source.fingerprint();
     const last = await ingestionRepository.findLastCompletedRun(db.prisma, source.name);
@@ -157,11 +161,18 @@ export function createIngestionService(deps: IngestionDeps) {
       last !== null &&
       last.sourceNotes?.fileFingerprint === value &&
       last.windowStart <= window.start &&
-      (last.windowEnd >= window.end || last.windowEnd >= modifiedAt);
-    return isCovered ? { fingerprint: value, runId: last.id } : { fingerprint: value };
+      last.windowEnd >= modifiedAt;
+    return isCovered
+      ? { fingerprint: value, covering: { runId: last.id, skipped: last.skipped } }
+      : { fingerprint: value };
   }
 
-  async function runLocked(trigger: TTrigger, window: IngestWindow, user: string | undefined): Promise<RunSummary> {
+  async function runLocked(
+    trigger: TTrigger,
+    window: IngestWindow,
+    user: string | undefined,
+    force: boolean,
+  ): Promise<RunSummary> {
     const startedAt = Date.now();
     const runId = await ingestionRepository.createRun(db.prisma, { trigger, window });
     const notes: Record<string, string> = { ...deps.unconfigured };
@@ -171,10 +182,17 @@ export function createIngestionService(deps: IngestionDeps) {
     for (const source of deps.sources) {
       const counts: SourceCounts = { seen: 0, skipped: 0, inserted: 0, updated: 0, unchanged: 0 };
       try {
-        const unchanged = await isUnchangedFile(source, window);
+        const unchanged = await findUnchangedFileRun(source, window);
         if (unchanged.fingerprint) notes.fileFingerprint = unchanged.fingerprint;
-        if (unchanged.runId !== undefined) {
-          notes[source.name] = `answered: file unchanged since run #${unchanged.runId}, nothing new`;
+        if (unchanged.covering && !force) {
+          const { runId: coveringRunId, skipped } = unchanged.covering;
+          // The malformed records are still in the file and still not stored: reading it
+          // again would skip them again, so this run is as partial as the one it relies on.
+          counts.skipped = skipped;
+          notes[source.name] =
+            skipped > 0
+              ? `answered: file unchanged since run #${coveringRunId}, nothing new; its ${skipped} malformed record(s) are still skipped`
+              : `answered: file unchanged since run #${coveringRunId}, nothing new`;
         } else {
           await ingestFrom(source, window, counts, user);
           notes[source.name] = 'answered';
@@ -262,8 +280,14 @@ export function createIngestionService(deps: IngestionDeps) {
     /**
      * One ingestion run over `window` (default: [high-water mark - overlap, now]); skipped when
      * another process holds the lock. Never throws for source failures: they are recorded.
+     * `force` reads a file source even when it is unchanged since a run that covered the window.
      */
-    async runOnce(input: { trigger: TTrigger; window?: IngestWindow; user?: string }): Promise<RunResult> {
+    async runOnce(input: {
+      trigger: TTrigger;
+      window?: IngestWindow;
+      user?: string;
+      force?: boolean;
+    }): Promise<RunResult> {
       const release = await ingestionRepository.tryAcquireIngestLock(db.pool);
       if (!release) return { status: 'skipped', reason: 'locked' };
       try {
@@ -271,7 +295,7 @@ export function createIngestionService(deps: IngestionDeps) {
         if (abandoned > 0) logger.warn({ abandoned }, 'marked runs left running by a stopped process as failed');
         const window = input.window ?? (await defaultWindow());
         if (!(window.start < window.end)) throw new RangeError('the ingestion window must start before it ends');
-        return { status: 'finished', run: await runLocked(input.trigger, window, input.user) };
+        return { status: 'finished', run: await runLocked(input.trigger, window, input.user, input.force ?? false) };
       } finally {
         await release();
       }

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +13,8 @@ import { createTestDatabase, type TestDatabase } from '../../support/test-databa
 const CAPTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05');
 const WINDOW = { start: new Date('2026-11-23T15:00:00Z'), end: new Date('2026-11-23T16:00:00Z') };
 const NOW = new Date('2026-11-23T16:00:00Z');
+// A modification time inside WINDOW, for the tests where the file was written before a run reached past it.
+const WRITTEN = new Date('2026-11-23T15:50:00Z');
 
 let db: TestDatabase;
 let dir: string;
@@ -127,13 +129,52 @@ describe('ingestion runs through the file source', () => {
     expect(await jobRow('1')).toMatchObject({ state: 'COMPLETED', is_terminal: true });
   });
 
-  it('skips an unchanged file when a completed run already covered the window', async () => {
-    const { source } = fileSource('final/sacct-steps-extra.psv');
+  it('skips an unchanged file when a completed run already reached past the time it was written', async () => {
+    const { source, file } = fileSource('final/sacct-steps-extra.psv');
+    utimesSync(file, WRITTEN, WRITTEN);
     await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
     const later = { start: new Date('2026-11-23T15:30:00Z'), end: NOW };
     const run = await finishedRun(service([source]).runOnce({ trigger: 'schedule', window: later }));
-    expect(run).toMatchObject({ outcome: 'success', seen: 0, inserted: 0 });
-    expect(run.sourceNotes.file).toMatch(/^answered: file unchanged since run #1/);
+    expect(run).toMatchObject({ outcome: 'success', seen: 0, inserted: 0, skipped: 0 });
+    expect(run.sourceNotes.file).toBe('answered: file unchanged since run #1, nothing new');
+  });
+
+  it('reads an unchanged file again when the run that covered the window ended before the file was written', async () => {
+    // The file's modification time is now, after WINDOW: only the docs' rule may skip it.
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    await finishedRun(service([source]).runOnce({ trigger: 'backfill', window: WINDOW }));
+    const again = await finishedRun(service([source]).runOnce({ trigger: 'backfill', window: WINDOW }));
+    expect(again).toMatchObject({ outcome: 'success', seen: 12, unchanged: 12 });
+    expect(again.sourceNotes.file).toBe('answered');
+  });
+
+  it('with force, reads an unchanged file that the shortcut would skip', async () => {
+    const { source, file } = fileSource('final/sacct-steps-extra.psv');
+    utimesSync(file, WRITTEN, WRITTEN);
+    await finishedRun(service([source]).runOnce({ trigger: 'backfill', window: WINDOW }));
+    const forced = await finishedRun(service([source]).runOnce({ trigger: 'backfill', window: WINDOW, force: true }));
+    expect(forced).toMatchObject({ outcome: 'success', seen: 12, unchanged: 12 });
+    expect(forced.sourceNotes).toMatchObject({ file: 'answered', fileFingerprint: expect.any(String) });
+  });
+
+  it('a run that skips an unchanged file with malformed records stays partial and counts them', async () => {
+    const file = path.join(dir, 'damaged.psv');
+    const lines = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').split('\n');
+    lines[3] = lines[3]?.replace('|16|00:05.694|', '|x16|00:05.694|') ?? '';
+    writeFileSync(file, lines.join('\n'));
+    utimesSync(file, WRITTEN, WRITTEN);
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    const later = { start: new Date('2026-11-23T15:30:00Z'), end: NOW };
+    const run = await finishedRun(service([source]).runOnce({ trigger: 'schedule', window: later }));
+    expect(run).toMatchObject({ outcome: 'partial', seen: 0, skipped: 1 });
+    expect(run.sourceNotes.file).toBe(
+      'answered: file unchanged since run #1, nothing new; its 1 malformed record(s) are still skipped',
+    );
+    // The next skip relies on that run, and still knows.
+    const next = await finishedRun(service([source]).runOnce({ trigger: 'schedule', window: later }));
+    expect(next).toMatchObject({ outcome: 'partial', skipped: 1 });
+    expect(next.sourceNotes.file).toMatch(/^answered: file unchanged since run #2,/);
   });
 
   it('still reads an unchanged file for a later window the previous run did not cover (backfill days)', async () => {

@@ -1,0 +1,58 @@
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runToExit } from '../../support/run-to-exit.js';
+import { PROJECT_ROOT } from '../../support/spawn-server.js';
+import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
+
+let db: TestDatabase;
+let dir: string;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = mkdtempSync(path.join(os.tmpdir(), 'ingest-cli-'));
+});
+afterAll(async () => {
+  await db?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function runIngestCli(args: string[], env: Record<string, string> = {}) {
+  return runToExit(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts', ...args], {
+    cwd: PROJECT_ROOT,
+    env: { DATABASE_URL: db.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', ...env },
+  });
+}
+
+describe('npm run ingest over an sacct file', () => {
+  it('--force reads a day again from a file unchanged since the first backfill', async () => {
+    const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES';
+    const good = (id: number) =>
+      `${id}|${id}|ann|COMPLETED|600|2026-11-20T10:00:00|2026-11-20T10:10:00|cpu=1,mem=1G,node=1`;
+    const malformed = (id: number) => `${id}|${id}|ann|COMPLETED|ten minutes|2026-11-20T10:00:00|2026-11-20T10:10:00|`;
+    const lines = [header, ...[1, 2, 3, 4].map(good), ...[5, 6, 7, 8, 9, 10, 11].map(malformed)];
+    const file = path.join(dir, 'sacct.psv');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    // Written long after the day's window ended, as in the walkthrough.
+    const written = new Date('2026-12-02T09:00:00Z');
+    utimesSync(file, written, written);
+    const env = { FALLBACK_CSV: file };
+    const day = ['--from', '2026-11-20', '--to', '2026-11-20'];
+
+    const first = await runIngestCli(day, env);
+    expect(first.code).toBe(0);
+    expect(first.output).toContain('2026-11-20 partial via file: 4 jobs, 4 new, 0 updated, 7 skipped');
+
+    const again = await runIngestCli(day, env);
+    expect(again.output).toContain('2026-11-20 already done');
+
+    const forced = await runIngestCli([...day, '--force'], env);
+    expect(forced.code).toBe(0);
+    expect(forced.output).toContain('2026-11-20 partial via file: 4 jobs, 0 new, 0 updated, 7 skipped');
+    const runs = await db.prisma.ingestionRun.findMany({ orderBy: { id: 'asc' } });
+    expect(runs.map((run) => [run.outcome, run.seen, run.skipped])).toEqual([
+      ['partial', 4, 7],
+      ['partial', 4, 7],
+    ]);
+  });
+});
