@@ -1,5 +1,3 @@
-import { parseArgs } from 'node:util';
-import { z } from 'zod';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
@@ -7,16 +5,7 @@ import * as ingestionRepository from '../modules/ingestion/ingestion.repository.
 import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser.js';
 import { createMetrics } from '../modules/metrics/metrics.js';
 import { createLogger } from '../shared/logger.js';
-
-const USAGE = `Usage: npm run ingest -- --from 2025-01-01 --to 2025-03-31 [--force]
-  Reads Slurm accounting day by day (days in APP_TZ, both ends included) into the database.
-  Days a previous backfill already finished are skipped unless --force is given; stopping
-  (Ctrl-C) finishes the current day first, so the command can simply be run again.`;
-
-const ZDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be YYYY-MM-DD');
-const ZArgs = z
-  .object({ from: ZDate, to: ZDate, force: z.boolean().default(false) })
-  .refine((args) => args.from <= args.to, '--from must not be after --to');
+import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
 
 function nextDay(date: string): string {
   const next = new Date(`${date}T00:00:00Z`);
@@ -32,26 +21,16 @@ function progressBar(done: number, total: number): string {
 
 /** `npm run ingest`: a backfill over whole days, one ingestion run per day. */
 async function main() {
-  const { values } = parseArgs({
-    options: {
-      from: { type: 'string' },
-      to: { type: 'string' },
-      force: { type: 'boolean' },
-      help: { type: 'boolean' },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
+  const parsed = parseIngestArgs(process.argv.slice(2));
+  if (parsed.kind === 'help') {
+    console.log(INGEST_USAGE);
     return;
   }
-  const parsed = ZArgs.safeParse(values);
-  if (!parsed.success) {
-    console.error(
-      `${parsed.error.issues.map((issue) => `${issue.path.join('.') || 'arguments'}: ${issue.message}`).join('\n')}\n\n${USAGE}`,
-    );
+  if (parsed.kind === 'usage-error') {
+    console.error(`${parsed.message}\n\n${INGEST_USAGE}`);
     process.exit(64); // EX_USAGE
   }
-  const args = parsed.data;
+  const { args } = parsed;
   const config = loadConfig();
   if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required for a backfill']);
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);

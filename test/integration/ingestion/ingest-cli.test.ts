@@ -56,3 +56,17 @@ describe('npm run ingest over an sacct file', () => {
     ]);
   });
 });
+
+describe('npm run ingest with bad arguments', () => {
+  it.each([
+    [['--from', '2026-13-01', '--to', '2026-13-02'], '--from: 2026-13-01 is not a calendar date (YYYY-MM-DD)'],
+    [['--from', '2026-02-30', '--to', '2026-03-01'], '--from: 2026-02-30 is not a calendar date (YYYY-MM-DD)'],
+    [['--from', '2026-03-01', '--to', '2026-03-01', '--force=yes'], "Option '--force' does not take an argument"],
+    [['--form', '2026-03-01', '--to', '2026-03-01'], "Unknown option '--form'"],
+  ])('%j exits 64 with the problem and the usage', async (args, message) => {
+    const result = await runIngestCli(args);
+    expect(result.code).toBe(64);
+    expect(result.output).toContain(message);
+    expect(result.output).toContain('Usage: npm run ingest --');
+  });
+});

@@ -1,0 +1,69 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+export const INGEST_USAGE = `Usage: npm run ingest -- --from 2025-01-01 --to 2025-03-31 [--force]
+  Reads Slurm accounting day by day (days in APP_TZ, both ends included) into the database.
+  Days a previous backfill already finished are skipped unless --force is given; stopping
+  (Ctrl-C) finishes the current day first, so the command can simply be run again.`;
+
+export interface IngestArgs {
+  from: string;
+  to: string;
+  force: boolean;
+}
+
+export type TParsedIngestArgs =
+  | { kind: 'run'; args: IngestArgs }
+  | { kind: 'help' }
+  | { kind: 'usage-error'; message: string };
+
+/** YYYY-MM-DD naming a day that exists: Date rolls 2026-02-30 over to March and gives up on month 13. */
+export function isCalendarDate(text: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
+  const date = new Date(`${text}T00:00:00Z`);
+  return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === text;
+}
+
+const ZDate = z
+  .string({ error: 'is required (YYYY-MM-DD)' })
+  .refine(isCalendarDate, { error: (issue) => `${String(issue.input) || '""'} is not a calendar date (YYYY-MM-DD)` });
+const ZArgs = z
+  .object({ from: ZDate, to: ZDate, force: z.boolean().default(false) })
+  // A date that is not one has its own message already.
+  .refine((args) => !isCalendarDate(args.from) || !isCalendarDate(args.to) || args.from <= args.to, {
+    error: (issue) => {
+      const args = issue.input as IngestArgs;
+      return `--from ${args.from} is after --to ${args.to}`;
+    },
+  });
+
+/**
+ * The backfill's command line, checked before anything is opened: every mistake is a usage
+ * error (exit 64) that names the option, never a stack of Date or parseArgs internals.
+ */
+export function parseIngestArgs(argv: string[]): TParsedIngestArgs {
+  let values: Record<string, unknown>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        from: { type: 'string' },
+        to: { type: 'string' },
+        force: { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+    }));
+  } catch (error) {
+    // parseArgs throws TypeErrors naming the option for unknown options, missing values and extra words.
+    return { kind: 'usage-error', message: error instanceof Error ? error.message : String(error) };
+  }
+  if (values.help) return { kind: 'help' };
+  const parsed = ZArgs.safeParse(values);
+  if (!parsed.success) {
+    const message = parsed.error.issues
+      .map((issue) => (issue.path.length > 0 ? `--${issue.path.join('.')}: ${issue.message}` : issue.message))
+      .join('\n');
+    return { kind: 'usage-error', message };
+  }
+  return { kind: 'run', args: parsed.data };
+}

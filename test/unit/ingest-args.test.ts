@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { isCalendarDate, parseIngestArgs } from '../../src/cli/ingest.args.js';
+
+describe('npm run ingest arguments', () => {
+  it.each([
+    [['--from', '2026-01-01', '--to', '2026-01-31'], { from: '2026-01-01', to: '2026-01-31', force: false }],
+    [['--from', '2024-02-29', '--to', '2024-02-29', '--force'], { from: '2024-02-29', to: '2024-02-29', force: true }],
+  ])('accepts %j', (argv, args) => {
+    expect(parseIngestArgs(argv)).toEqual({ kind: 'run', args });
+  });
+
+  it.each([
+    [['--from', '2026-13-01', '--to', '2026-13-02'], '--from: 2026-13-01 is not a calendar date (YYYY-MM-DD)'],
+    [['--from', '2026-02-30', '--to', '2026-03-01'], '--from: 2026-02-30 is not a calendar date (YYYY-MM-DD)'],
+    [['--from', '2025-01-01', '--to', '2025-02-29'], '--to: 2025-02-29 is not a calendar date (YYYY-MM-DD)'],
+    [['--from', '2026-1-1', '--to', '2026-01-02'], '--from: 2026-1-1 is not a calendar date (YYYY-MM-DD)'],
+    [['--from', '', '--to', '2026-01-02'], '--from: "" is not a calendar date (YYYY-MM-DD)'],
+    [['--from', '2026-01-01'], '--to: is required (YYYY-MM-DD)'],
+    [['--from', '2026-02-01', '--to', '2026-01-31'], '--from 2026-02-01 is after --to 2026-01-31'],
+    [['--from', '2026-01-01', '--to', '2026-01-02', '--force=yes'], /'--force' does not take an argument/],
+    [['--form', '2026-01-01', '--to', '2026-01-02'], /Unknown option '--form'/],
+    [['--from', '2026-01-01', '--to', '2026-01-02', 'again'], /Unexpected argument 'again'/],
+    [['--to', '2026-01-02', '--from'], /'--from <value>' argument missing/],
+  ])('refuses %j as a usage error naming the option', (argv, message) => {
+    const parsed = parseIngestArgs(argv);
+    expect(parsed.kind).toBe('usage-error');
+    if (parsed.kind !== 'usage-error') return;
+    if (typeof message === 'string') expect(parsed.message.split('\n')).toContain(message);
+    else expect(parsed.message).toMatch(message);
+  });
+
+  it('reports both dates when both are wrong', () => {
+    expect(parseIngestArgs(['--from', '2026-00-10', '--to', '2026-04-31'])).toEqual({
+      kind: 'usage-error',
+      message:
+        '--from: 2026-00-10 is not a calendar date (YYYY-MM-DD)\n--to: 2026-04-31 is not a calendar date (YYYY-MM-DD)',
+    });
+  });
+
+  it('asks for the usage with --help', () => {
+    expect(parseIngestArgs(['--help'])).toEqual({ kind: 'help' });
+  });
+
+  it.each([
+    ['2026-12-31', true],
+    ['2000-02-29', true],
+    ['1900-02-29', false],
+    ['2026-04-31', false],
+    ['2026-12-32', false],
+    ['20261231', false],
+    ['2026-12-31T00:00:00', false],
+  ])('isCalendarDate(%s) is %s', (text, expected) => {
+    expect(isCalendarDate(text)).toBe(expected);
+  });
+});
