@@ -73,7 +73,7 @@ async function main() {
       totals.updated += run.updated;
       totals.skipped += run.skipped;
       process.stderr.write(
-        `\r${progressBar(index + 1, days.length)} ${day} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped`,
+        `\r${progressBar(index + 1, days.length)} ${day} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}`,
       );
       if (run.outcome === 'failed') process.stderr.write(`\n  ${day}: ${run.error}\n`);
     }

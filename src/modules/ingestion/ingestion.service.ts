@@ -3,7 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import * as ingestionRepository from './ingestion.repository.js';
 import { type IngestWindow, type JobSource, SourceConfigError } from './job-source.js';
-import { findStorageProblem, type NormalizedJob } from './slurm-job.model.js';
+import { findStorageProblem, findTimeProblem, type NormalizedJob } from './slurm-job.model.js';
 
 export type TTrigger = 'schedule' | 'manual' | 'backfill' | 'seed';
 
@@ -32,6 +32,8 @@ export interface RunSummary {
   updated: number;
   unchanged: number;
   skipped: number;
+  /** Stored, but with data that contradicts itself (End before Start); the notes say which. */
+  warned: number;
   outcome: 'success' | 'partial' | 'failed';
   error: string | null;
   durationMs: number;
@@ -47,9 +49,16 @@ const MAX_LOGGED_SKIPS = 50;
 interface SourceCounts {
   seen: number;
   skipped: number;
+  warned: number;
+  firstWarning?: string;
   inserted: number;
   updated: number;
   unchanged: number;
+}
+
+/** Where a record came from, as the notes name it: a line of sacct output, a record of a JSON answer. */
+function lineLabel(source: JobSource, line: number): string {
+  return source.name === 'slurmrestd' ? `record ${line}` : `line ${line}`;
 }
 
 /** Ingestion runs: one at a time cluster-wide, sources tried in order, writes batched. */
@@ -122,6 +131,17 @@ export function createIngestionService(deps: IngestionDeps) {
           }
           continue;
         }
+        const doubt = findTimeProblem(item.job);
+        if (doubt) {
+          counts.warned += 1;
+          counts.firstWarning ??= `job ${item.job.jobKey} (${lineLabel(source, item.line)}): ${doubt}`;
+          if (counts.warned <= MAX_LOGGED_SKIPS) {
+            logger.warn(
+              { source: source.name, line: item.line, jobId: item.job.jobId, reason: doubt },
+              'stored a record whose times contradict each other',
+            );
+          }
+        }
         counts.seen += 1;
         batch.push(item.job);
         if (batch.length >= batchSize) await flush();
@@ -180,7 +200,7 @@ export function createIngestionService(deps: IngestionDeps) {
     let answered: { source: string; counts: SourceCounts } | undefined;
     let lastError: string | null = null;
     for (const source of deps.sources) {
-      const counts: SourceCounts = { seen: 0, skipped: 0, inserted: 0, updated: 0, unchanged: 0 };
+      const counts: SourceCounts = { seen: 0, skipped: 0, warned: 0, inserted: 0, updated: 0, unchanged: 0 };
       try {
         const unchanged = await findUnchangedFileRun(source, window);
         if (unchanged.fingerprint) notes.fileFingerprint = unchanged.fingerprint;
@@ -212,6 +232,9 @@ export function createIngestionService(deps: IngestionDeps) {
       if (answered) break;
     }
     if (!answered) delete notes.fileFingerprint;
+    if (answered && answered.counts.warned > 0) {
+      notes.warnings = `${answered.counts.warned} job(s) stored with End before Start (billed by elapsed time), first: ${answered.counts.firstWarning}`;
+    }
     if (deps.sources.length === 0) lastError = 'no source is configured (SLURMRESTD_URL, SACCT_PATH, FALLBACK_CSV)';
     const outcome: RunSummary['outcome'] = !answered ? 'failed' : answered.counts.skipped > 0 ? 'partial' : 'success';
     const durationMs = Date.now() - startedAt;
@@ -224,6 +247,7 @@ export function createIngestionService(deps: IngestionDeps) {
       updated: totals.updated,
       unchanged: totals.unchanged,
       skipped: answered?.counts.skipped ?? 0,
+      warned: answered?.counts.warned ?? 0,
       outcome,
       error: answered ? null : lastError,
       durationMs,
@@ -260,6 +284,7 @@ export function createIngestionService(deps: IngestionDeps) {
         updated: summary.updated,
         unchanged: summary.unchanged,
         skipped: summary.skipped,
+        warned: summary.warned,
         durationMs,
         error: summary.error,
       },

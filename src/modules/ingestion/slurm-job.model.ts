@@ -192,3 +192,16 @@ export function findStorageProblem(job: NormalizedJob): string | null {
   }
   return null;
 }
+
+/**
+ * Why a job's times contradict each other (End before Start), or null. Such a job is stored
+ * and billed all the same, with a warning: billing uses the elapsed and CPU time Slurm
+ * measured, not End - Start, and real jobs look like this in sacct's local times when they
+ * span the repeated hour at the end of summer time (both readings are taken as the later one).
+ */
+export function findTimeProblem(job: Pick<NormalizedJob, 'startAt' | 'endAt'>): string | null {
+  if (job.startAt !== null && job.endAt !== null && job.endAt < job.startAt) {
+    return `End ${job.endAt.toISOString()} is before Start ${job.startAt.toISOString()}`;
+  }
+  return null;
+}

@@ -114,6 +114,30 @@ describe('ingestion runs through the file source', () => {
     expect(stored).toMatchObject({ outcome: 'partial', skipped: 1, seen: 11, inserted: 11, source: 'file' });
   });
 
+  it('stores a job whose End is before its Start, and says so in the run notes without calling it partial', async () => {
+    const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
+    const file = path.join(dir, 'inverted.psv');
+    writeFileSync(
+      file,
+      [
+        header,
+        '1|1|lab|ann|COMPLETED|60|2026-11-23T15:10:00|2026-11-23T15:11:00|cpu=1,mem=1G,node=1',
+        '2|2|lab|ann|COMPLETED|3600|2026-11-23T15:50:00|2026-11-23T15:20:00|cpu=1,mem=1G,node=1',
+        '',
+      ].join('\n'),
+    );
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'success', seen: 2, inserted: 2, skipped: 0, warned: 1 });
+    expect(run.sourceNotes.warnings).toBe(
+      '1 job(s) stored with End before Start (billed by elapsed time), first: job 2 (line 3): ' +
+        'End 2026-11-23T15:20:00.000Z is before Start 2026-11-23T15:50:00.000Z',
+    );
+    expect(await jobRow('2')).toMatchObject({ elapsed_sec: 3600, is_terminal: true });
+    const stored = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: run.runId } });
+    expect(stored.sourceNotes).toMatchObject({ warnings: run.sourceNotes.warnings });
+  });
+
   it('when a job appears twice in one read, in batches written concurrently, the later record wins', async () => {
     const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
     const row = (id: number, state: string, end: string) =>

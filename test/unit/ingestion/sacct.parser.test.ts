@@ -2,7 +2,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseSacctText, SacctHeaderError } from '../../../src/modules/ingestion/sacct.parser.js';
-import type { NormalizedJob, SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
+import {
+  findTimeProblem,
+  type NormalizedJob,
+  type SourceItem,
+} from '../../../src/modules/ingestion/slurm-job.model.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05');
 const read = (name: string) => readFileSync(path.join(FIXTURES, name), 'utf8');
@@ -148,5 +152,32 @@ describe('malformed sacct lines', () => {
   it('refuses output without a header row or a needed column', () => {
     expect(() => parseSacctText(good, options)).toThrow(SacctHeaderError);
     expect(() => parseSacctText('', options)).toThrow(SacctHeaderError);
+  });
+});
+
+describe('sacct lines whose End is before their Start', () => {
+  const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|CPUTimeRAW|AllocTRES|Start|End';
+  // Kept as jobs (billed by ElapsedRaw and CPUTimeRAW); the ingestion run warns about them.
+  it.each([
+    [
+      'inverted in the accounting itself',
+      'UTC',
+      '8|8|ann|COMPLETED|600|600|cpu=1,node=1|2026-11-20T05:00:00|2026-11-20T02:00:00',
+      'End 2026-11-20T02:00:00.000Z is before Start 2026-11-20T05:00:00.000Z',
+    ],
+    [
+      // Started 02:50 CEST, ended 20 minutes later at 02:10 CET: both read as CET.
+      'across the repeated hour at the end of summer time',
+      'Europe/Berlin',
+      '8|8|ann|COMPLETED|1200|1200|cpu=1,node=1|2026-10-25T02:50:00|2026-10-25T02:10:00',
+      'End 2026-10-25T01:10:00.000Z is before Start 2026-10-25T01:50:00.000Z',
+    ],
+    ['in order', 'UTC', '8|8|ann|COMPLETED|600|600|cpu=1,node=1|2026-11-20T02:00:00|2026-11-20T02:10:00', null],
+  ])('a job %s is a job, not a skip', (_label, timeZone, line, problem) => {
+    const items = parseSacctText([header, line].join('\n'), { timeZone, defaultCluster: 'lab' });
+    expect(items).toEqual([expect.objectContaining({ kind: 'job', line: 2 })]);
+    const job = (items[0] as Extract<SourceItem, { kind: 'job' }>).job;
+    expect(job).toMatchObject({ elapsedSec: Number(line.split('|')[4]), isTerminal: true });
+    expect(findTimeProblem(job)).toBe(problem);
   });
 });
