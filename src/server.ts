@@ -4,13 +4,13 @@ import { type PreparedDatabase, prepareDatabase } from './bootstrap.js';
 import { type AppConfig, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { closeGracefully, listen } from './http/lifecycle.js';
-import { DEMO_LOGINS } from './modules/demo/demo.service.js';
 import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
 import { startIngestionScheduler } from './modules/ingestion/ingestion.scheduler.js';
 import { createMetrics } from './modules/metrics/metrics.js';
 import { joinClusterMetrics, serveClusterMetrics } from './modules/metrics/metrics-cluster.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
+import { formatStartupBanner } from './startup-banner.js';
 
 function readConfigOrExit(): AppConfig {
   try {
@@ -49,25 +49,7 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
 }
 
 function announce(config: AppConfig, database: PreparedDatabase) {
-  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  const lines = [`HPC Billing is listening on http://${host}:${config.port}`];
-  if (database.isEmbedded) lines.push(`  database: embedded PostgreSQL under ${config.dataDir}`);
-  if (database.demo) {
-    lines.push(
-      database.demo.isSeeded
-        ? `  demo data: seeded now (${database.demo.jobCount} Slurm jobs from ${database.demo.sacctFile})`
-        : '  demo data: kept from an earlier start',
-    );
-  }
-  if (config.shouldSeedDemo) {
-    const logins = DEMO_LOGINS.map((login) => `${login.username}/${login.password}`).join(', ');
-    // Kept data may have new passwords by now; the banner cannot know them.
-    const isFresh = database.demo?.isSeeded !== false;
-    lines.push(
-      isFresh ? `  demo logins: ${logins}` : `  demo logins as first seeded (unless changed since): ${logins}`,
-    );
-  }
-  console.log(lines.join('\n'));
+  console.log(formatStartupBanner(config, database));
 }
 
 /** Runs `stop` once on the first SIGTERM or SIGINT, then exits. */

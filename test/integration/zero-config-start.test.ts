@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
-import { spawnServer } from '../support/spawn-server.js';
+import { runToExit } from '../support/run-to-exit.js';
+import { PROJECT_ROOT, spawnServer } from '../support/spawn-server.js';
 
 // Starts the real server with no DATABASE_URL, as `npm start` on a fresh machine.
 describe('zero-configuration start', () => {
@@ -24,6 +25,18 @@ describe('zero-configuration start', () => {
     expect(first.output()).toContain(`HPC Billing is listening on http://127.0.0.1:${port}`);
     expect(first.output()).toContain('demo logins: admin/admin, alice/alice, bob/bob');
     expect(first.output()).toMatch(/demo data: seeded now \(3000 Slurm jobs from /);
+
+    // The banner's URL is what the CLIs need to reach the demo while it runs.
+    const databaseUrl = /export DATABASE_URL=(postgresql:\/\/\S+)/.exec(first.output())?.[1];
+    expect(databaseUrl).toMatch(/^postgresql:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/hpc_billing$/);
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    const backfill = await runToExit(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', yesterday, '--to', yesterday, '--force'],
+      { cwd: PROJECT_ROOT, env: { DATABASE_URL: databaseUrl as string, DATA_DIR: dataDir, LOG_LEVEL: 'error' } },
+    );
+    expect(backfill.output).toMatch(/ success via file: \d+ jobs/);
+    expect(backfill.code).toBe(0);
 
     const home = await fetch(`http://127.0.0.1:${port}/`, { headers: { Accept: 'text/html' } });
     expect(home.status).toBe(200);

@@ -1,0 +1,39 @@
+import type { PreparedDatabase } from './bootstrap.js';
+import type { AppConfig } from './config/config.js';
+import { DEMO_LOGINS } from './modules/demo/demo.service.js';
+
+/** What `npm start` prints once it serves: where, which database, and how to sign in to the demo. */
+export function formatStartupBanner(
+  config: Pick<AppConfig, 'host' | 'port' | 'dataDir' | 'shouldSeedDemo' | 'isProduction'>,
+  database: Pick<PreparedDatabase, 'databaseUrl' | 'isEmbedded' | 'demo'>,
+): string {
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  const lines = [`HPC Billing is listening on http://${host}:${config.port}`];
+  if (database.isEmbedded) {
+    lines.push(`  database: embedded PostgreSQL under ${config.dataDir}`);
+    // The port is new on every start and the password lives in the code, so the CLIs that
+    // need DATABASE_URL (npm run ingest, npm run user:*) could not reach the demo otherwise.
+    // The cluster listens on loopback only; a configured DATABASE_URL is never printed.
+    if (!config.isProduction) {
+      lines.push(
+        `  for npm run ingest / user:* in another shell (new port each start): export DATABASE_URL=${database.databaseUrl}`,
+      );
+    }
+  }
+  if (database.demo) {
+    lines.push(
+      database.demo.isSeeded
+        ? `  demo data: seeded now (${database.demo.jobCount} Slurm jobs from ${database.demo.sacctFile})`
+        : '  demo data: kept from an earlier start',
+    );
+  }
+  if (config.shouldSeedDemo) {
+    const logins = DEMO_LOGINS.map((login) => `${login.username}/${login.password}`).join(', ');
+    // Kept data may have new passwords by now; the banner cannot know them.
+    const isFresh = database.demo?.isSeeded !== false;
+    lines.push(
+      isFresh ? `  demo logins: ${logins}` : `  demo logins as first seeded (unless changed since): ${logins}`,
+    );
+  }
+  return lines.join('\n');
+}
