@@ -32,6 +32,8 @@ export function describeIssue(issue: RawIssue): string | undefined {
       return undefined;
     case 'invalid_value':
       return `must be one of ${issue.values.map(String).join(', ')}`;
+    case 'unrecognized_keys':
+      return `has ${issue.keys.length === 1 ? 'an unknown field' : 'unknown fields'}: ${issue.keys.join(', ')}`;
     default:
       return undefined;
   }

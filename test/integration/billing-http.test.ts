@@ -142,6 +142,30 @@ describe('POST /formula', () => {
     expect(await db.prisma.pricingRate.count()).toBe(before);
   });
 
+  it('refuses a field it does not take, naming it, rather than applying the rates now', async () => {
+    const before = await request(app).get('/formula?type=private').expect(200);
+    const rateCount = await db.prisma.pricingRate.count();
+    const response = await post(admin, {
+      type: 'private',
+      cpu: 9,
+      gpu: 99,
+      mem: 0.9,
+      effective_from: '2030-01-01',
+    });
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({ error: 'input: has an unknown field: effective_from', code: 400 });
+    expect(await db.prisma.pricingRate.count()).toBe(rateCount);
+    expect((await request(app).get('/formula?type=private').expect(200)).body).toEqual(before.body);
+  });
+
+  it('takes the CSRF token in the JSON body as csurf does', async () => {
+    const response = await admin
+      .post('/formula')
+      .set('Accept', 'application/json')
+      .send({ type: 'private', cpu: 1.75, gpu: 36, mem: 0.2, csrf_token: await csrfTokenOf(admin) });
+    expect(response.status).toBe(200);
+  });
+
   it('is forbidden to a non-admin and needs the CSRF header', async () => {
     const before = await db.prisma.pricingRate.count();
     const forbidden = await post(alice, { type: 'mu', cpu: 0, gpu: 0, mem: 0 });
@@ -570,6 +594,32 @@ describe('receipts over HTTP', () => {
     expect((await createReceipt(alice, '2025-09-15')).status).toBe(303);
   });
 
+  it('refuses a field the money-moving actions do not take, naming it and changing nothing', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z' }]);
+    const id = await billJobsBefore(alice, '2025-09-15');
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    const postJson = (path: string, body: object) =>
+      admin.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+
+    const paid = await postJson(`/admin/receipts/${id}/paid`, { method: 'cash', paid_at: '2025-01-01' });
+    expect(paid.status).toBe(400);
+    expect(paid.body).toEqual({ error: 'input: has an unknown field: paid_at', code: 400 });
+    const voided = await postJson(`/admin/receipts/${id}/void`, { reason: 'duplicate', refund: true, notify: 1 });
+    expect(voided.body).toEqual({ error: 'input: has unknown fields: refund, notify', code: 400 });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id } })).status).toBe('pending');
+
+    await buildJobs(db, [{ user: 'bob', end: '2025-09-10T03:00:00Z' }]);
+    const run = await postJson('/admin/month-end', { before: '2025-09-15', users: ['bob'] });
+    expect(run.body).toEqual({ error: 'input: has an unknown field: users', code: 400 });
+    const own = await alice
+      .post('/me/receipt')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(alice, '/me'))
+      .send({ before: '2025-09-15', username: 'bob' });
+    expect(own.body).toEqual({ error: 'input: has an unknown field: username', code: 400 });
+    expect(await db.prisma.receipt.count()).toBe(1);
+  });
+
   it('runs month-end for every user once and reports what it made', async () => {
     await buildJobs(db, [
       { user: 'alice', end: '2025-08-20T03:00:00Z' },
@@ -683,6 +733,14 @@ describe('admin pages', () => {
       select: { action: true },
     });
     expect(actions.map((entry) => entry.action)).toEqual(['pricing.override.set', 'pricing.override.remove']);
+
+    const extra = await admin
+      .post('/admin/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ username: 'alice', tier: 'gov', until: '2026-01-01' });
+    expect(extra.body).toEqual({ error: 'input: has an unknown field: until', code: 400 });
+    expect(await db.prisma.tierOverride.findUnique({ where: { username: 'alice' } })).toBeNull();
 
     const unknown = await admin
       .post('/admin/tiers')

@@ -65,6 +65,16 @@ describe('parseInput says what is wrong in words people read', () => {
       () => parseInput(ZVoidReceipt, { reason: 'ab' }),
       'reason: must say why the receipt is void, in at least 3 characters',
     ],
+    [
+      'a field the form does not have',
+      () => parseInput(ZSetRates, { type: 'mu', cpu: '1', gpu: '1', mem: '1', effective_from: '2030-01-01' }),
+      'input: has an unknown field: effective_from',
+    ],
+    [
+      'two fields the form does not have',
+      () => parseInput(ZVoidReceipt, { reason: 'duplicate', refund: 'yes', notify: 'no' }),
+      'input: has unknown fields: refund, notify',
+    ],
   ])('%s', (_case, run, expected) => {
     const message = messageOf(run);
     expect(message.startsWith(expected), message).toBe(true);
@@ -87,6 +97,10 @@ describe('parseInput says what is wrong in words people read', () => {
 
   it('takes a username of 64 letters', () => {
     expect(parseInput(ZCreateUserForm, { username: 'a'.repeat(64) }).username).toBe('a'.repeat(64));
+  });
+
+  it('lets a form carry its CSRF token and leaves it out of what the route gets', () => {
+    expect(parseInput(ZVoidReceipt, { reason: 'duplicate', csrf_token: 'abc' })).toEqual({ reason: 'duplicate' });
   });
 
   it('gives one reason a field', () => {

@@ -1,5 +1,6 @@
 import { Prisma } from '@prisma/client';
 import { z } from 'zod';
+import { strictBody } from '../../http/strict-body.js';
 
 /** A rate above this per hour is a typo (an extra zero or two), not a price. */
 export const MAX_RATE_PER_HOUR = 1_000_000;
@@ -39,7 +40,7 @@ export const ZRate = z
 const ZTierName = z.string().trim().min(1, 'is required').max(32);
 
 /** POST /formula and the admin rates form. */
-export const ZSetRates = z.object({ type: ZTierName, cpu: ZRate, gpu: ZRate, mem: ZRate });
+export const ZSetRates = strictBody({ type: ZTierName, cpu: ZRate, gpu: ZRate, mem: ZRate });
 export type TSetRates = z.infer<typeof ZSetRates>;
 
 /** GET /formula. */
@@ -53,5 +54,5 @@ const ZUsername = z
   .regex(/^[A-Za-z0-9._@-]+$/, 'is not a username');
 
 /** The tier overrides form: choosing the natural tier removes the override. */
-export const ZSetOverride = z.object({ username: ZUsername, tier: ZTierName });
+export const ZSetOverride = strictBody({ username: ZUsername, tier: ZTierName });
 export type TSetOverride = z.infer<typeof ZSetOverride>;

@@ -1,17 +1,18 @@
 import { z } from 'zod';
+import { strictBody } from '../../http/strict-body.js';
 import { ZLocalDate } from '../../shared/local-date.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
 export { ZLocalDate };
 
 /** POST /me/receipt and the month-end run. */
-export const ZCreateReceipt = z.object({ before: ZLocalDate });
+export const ZCreateReceipt = strictBody({ before: ZLocalDate });
 export type TCreateReceipt = z.infer<typeof ZCreateReceipt>;
 
 export const PAYMENT_METHODS = ['bank_transfer', 'cash', 'cheque', 'card', 'internal_transfer', 'other'] as const;
 
 /** POST /admin/receipts/:id/paid. */
-export const ZMarkPaid = z.object({
+export const ZMarkPaid = strictBody({
   method: z.enum(PAYMENT_METHODS, { error: `must be one of ${PAYMENT_METHODS.join(', ')}` }),
   tx_ref: z
     .string()
@@ -23,7 +24,7 @@ export const ZMarkPaid = z.object({
 export type TMarkPaid = z.infer<typeof ZMarkPaid>;
 
 /** POST /admin/receipts/:id/void. */
-export const ZVoidReceipt = z.object({
+export const ZVoidReceipt = strictBody({
   reason: z
     .string({ error: 'is required' })
     .trim()
