@@ -755,4 +755,22 @@ describe('admin pages', () => {
     expect(page.text).toContain('Month-end run');
     await html(admin, '/admin/receipts?start=2025-13-01').expect(400);
   });
+
+  it('refuses a window that ends before it starts, as the other windows do, keeping what was typed', async () => {
+    const message = 'The start date (2026-12-03) is after the end date (2026-12-01).';
+    const page = await html(admin, '/admin/receipts?start=2026-12-03&end=2026-12-01&user=alice&status=paid');
+    expect(page.status).toBe(400);
+    expect(page.text).toContain(message);
+    expect(page.text).toContain('value="2026-12-03"');
+    expect(page.text).toContain('value="alice"');
+    expect(page.text).toContain('<option value="paid" selected>');
+    expect(page.text).not.toContain('No receipts match');
+    expect(page.text).toContain('Month-end run');
+    const api = await json(admin, '/admin/receipts?start=2026-12-03&end=2026-12-01');
+    expect(api.status).toBe(400);
+    expect(api.body).toEqual({ error: message, code: 400 });
+    expect((await json(admin, '/admin/paid.csv?start=2026-12-03&end=2026-12-01')).body).toEqual(api.body);
+    expect((await html(admin, '/admin/usage?start=2026-12-03&end=2026-12-01').expect(400)).text).toContain(message);
+    await html(admin, '/admin/receipts?start=2026-12-01&end=2026-12-01').expect(200);
+  });
 });

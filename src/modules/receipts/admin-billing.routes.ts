@@ -1,8 +1,10 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { sendCsv } from '../../http/csv-response.js';
+import { wantsHtml } from '../../http/error-handler.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
+import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { linkTo } from '../usage/usage.routes.js';
@@ -10,6 +12,7 @@ import { ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import {
   PAYMENT_METHODS,
+  type TReceiptFilter,
   ZCreateReceipt,
   ZMarkPaid,
   ZPageQuery,
@@ -30,12 +33,30 @@ export function adminBillingRoutes(deps: {
   const router = express.Router();
 
   router.get('/admin/receipts', guards.requireAdmin, async (req, res) => {
-    const filter = parseInput(ZReceiptFilter, req.query);
-    const result = await receipts.listForAdmin(filter);
+    let filter: TReceiptFilter;
+    let result: Awaited<ReturnType<typeof receipts.listForAdmin>>;
+    try {
+      filter = parseInput(ZReceiptFilter, req.query);
+      result = await receipts.listForAdmin(filter);
+    } catch (error) {
+      // A bad filter comes back as the page with the message and what was typed, as /admin/usage does.
+      if (!(error instanceof AppError) || error.status !== 400 || !wantsHtml(req)) throw error;
+      const raw = req.query as Record<string, unknown>;
+      const typed = (name: string) => (typeof raw[name] === 'string' ? (raw[name] as string) : undefined);
+      res.status(400).render('admin/billing', {
+        title: 'Billing',
+        result: undefined,
+        filter: { status: typed('status'), user: typed('user'), start: typed('start'), end: typed('end') },
+        error: error.message,
+        link: undefined,
+      });
+      return;
+    }
     res.render('admin/billing', {
       title: 'Billing',
       result,
       filter,
+      error: undefined,
       link: (changes: Record<string, unknown>) =>
         linkTo(
           '/admin/receipts',

@@ -2,7 +2,7 @@ import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
-import { AppError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
+import { AppError, BadRequestError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
 import { endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -384,6 +384,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
 
   /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
   async function listForAdmin(filter: TReceiptFilter) {
+    // Answered like the other windows (/admin/usage, /admin/paid.csv): an empty list with zero
+    // totals would read as "nothing was billed" rather than "these dates are the wrong way round".
+    if (filter.start && filter.end && filter.start > filter.end) {
+      throw new BadRequestError(`The start date (${filter.start}) is after the end date (${filter.end}).`, {
+        field: 'start',
+      });
+    }
     const repoFilter: receiptsRepository.ReceiptFilter = {
       status: filter.status,
       username: filter.user || undefined,
