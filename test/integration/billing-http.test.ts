@@ -684,6 +684,45 @@ describe('admin pages', () => {
     expect(bad.text).toContain('cpu: must be 0 or more');
   });
 
+  it('names the tier of a refused rates form and keeps what was typed in it', async () => {
+    const token = await csrfTokenOf(admin, '/admin/rates');
+    const before = await db.prisma.pricingRate.count();
+    const bad = await admin
+      .post('/admin/rates')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ type: 'gov', cpu: '-3', gpu: '18.5', mem: '0.081', csrf_token: token });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('Rates of gov not changed. cpu: must be 0 or more');
+    expect(bad.text).toContain('id="cpu-gov" name="cpu" inputmode="decimal" required value="-3"');
+    expect(bad.text).toContain('id="gpu-gov" name="gpu" inputmode="decimal" required value="18.5"');
+    expect(bad.text).toContain('id="mem-gov" name="mem" inputmode="decimal" required value="0.081"');
+    // The other tiers' forms still show their rates in force.
+    expect(bad.text).toContain('id="cpu-mu" name="cpu" inputmode="decimal" required value="0.5"');
+    expect(await db.prisma.pricingRate.count()).toBe(before);
+  });
+
+  it('reads a rate of -0 as 0 and stores 0', async () => {
+    const token = await csrfTokenOf(admin, '/admin/rates');
+    await admin
+      .post('/admin/rates')
+      .type('form')
+      .send({ type: 'gov', cpu: '-0', gpu: '18', mem: '-0.00', csrf_token: token })
+      .expect(303);
+    const gov = await request(app).get('/formula?type=gov').expect(200);
+    expect(gov.body.rates).toEqual({ cpu: 0, gpu: 18, mem: 0 });
+    const latest = await db.prisma.pricingRate.findFirstOrThrow({
+      where: { tier: { name: 'gov' } },
+      orderBy: { id: 'desc' },
+    });
+    expect([latest.cpuPerHour.toFixed(), latest.memPerHour.toFixed()]).toEqual(['0', '0']);
+    await admin
+      .post('/admin/rates')
+      .type('form')
+      .send({ type: 'gov', cpu: '0.8', gpu: '18', mem: '0.08', csrf_token: token })
+      .expect(303);
+  });
+
   it('prices /me with an override made elsewhere from the next cache check, and at once on the worker that made it', async () => {
     let clockMs = Date.parse('2025-09-20T05:00:00Z');
     const worker = buildTestApp(db, { env: { ...env, PRICING_CACHE_CHECK_MS: '60000' }, now: () => new Date(clockMs) });

@@ -85,6 +85,8 @@ describe('parseInput says what is wrong in words people read', () => {
     ['.5', '0.5'],
     ['0.25', '0.25'],
     ['1e3', '1000'],
+    ['-0', '0'],
+    ['-0.000', '0'],
   ])('reads the rate %s as %s', (text, expected) => {
     expect(parseInput(ZSetRates, { type: 'mu', cpu: text, gpu: '1', mem: '1' }).cpu.toString()).toBe(expected);
   });

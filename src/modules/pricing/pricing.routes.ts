@@ -29,6 +29,14 @@ export function formulaRoutes(deps: { rates: RatesService }) {
   return router;
 }
 
+/** What was typed into one tier's form, shown back in it when the form is refused. */
+interface TypedRates {
+  type: string;
+  cpu: string;
+  gpu: string;
+  mem: string;
+}
+
 /** POST /formula (JSON) and the admin pages for rates and tier overrides. */
 export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }) {
   const { rates, guards } = deps;
@@ -40,9 +48,24 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     res.json({ ok: true, updated });
   });
 
-  async function renderRates(res: express.Response, extra: { error?: string; notice?: string } = {}) {
+  /** The rates page; a refused form comes back with its tier named and what was typed in it. */
+  async function renderRates(res: express.Response, refused?: { error: AppError; form: TypedRates }) {
     const snapshot = await rates.getSnapshot();
-    res.render('admin/rates', { title: 'Rates', tiers: [...snapshot.tiers.values()], ...extra });
+    const tiers = [...snapshot.tiers.values()];
+    if (!refused) {
+      res.render('admin/rates', { title: 'Rates', tiers });
+      return;
+    }
+    // Every tier's form has the same three fields: "cpu: must be 0 or more" alone does not say whose.
+    const isShownTier = snapshot.tiers.has(refused.form.type);
+    res.render('admin/rates', {
+      title: 'Rates',
+      tiers,
+      error: isShownTier
+        ? `Rates of ${refused.form.type} not changed. ${refused.error.message}`
+        : refused.error.message,
+      form: isShownTier ? refused.form : undefined,
+    });
   }
 
   router.get('/admin/rates', guards.requireAdmin, async (_req, res) => {
@@ -57,8 +80,13 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     } catch (error) {
       // A form gets its page back with the problem on it; API clients get JSON from the error handler.
       if (!(error instanceof AppError) || !wantsHtml(req)) throw error;
+      const body = req.body as Record<string, unknown>;
+      const typed = (name: string) => (typeof body[name] === 'string' ? (body[name] as string) : '');
       res.status(error.status);
-      await renderRates(res, { error: error.message });
+      await renderRates(res, {
+        error,
+        form: { type: typed('type'), cpu: typed('cpu'), gpu: typed('gpu'), mem: typed('mem') },
+      });
     }
   });
 

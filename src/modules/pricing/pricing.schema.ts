@@ -21,7 +21,9 @@ export const ZRate = z
       ctx.addIssue({ code: 'custom', message: 'must be a number' });
       return z.NEVER;
     }
-    const rate = new Prisma.Decimal(text);
+    // "-0" is zero, which is a valid rate; decimal.js keeps its sign and would call it negative.
+    const parsed = new Prisma.Decimal(text);
+    const rate = parsed.isZero() ? new Prisma.Decimal(0) : parsed;
     if (rate.isNegative()) {
       ctx.addIssue({ code: 'custom', message: 'must be 0 or more' });
       return z.NEVER;
