@@ -620,6 +620,103 @@ describe('receipts over HTTP', () => {
     expect(await db.prisma.receipt.count()).toBe(1);
   });
 
+  it('shows a refused mark-paid or void on the receipt page, with the reason and what was typed', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z' }]);
+    const id = await billJobsBefore(alice, '2025-09-15');
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    const form = (action: string, body: Record<string, string>) =>
+      admin
+        .post(`/admin/receipts/${id}/${action}`)
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ ...body, csrf_token: token });
+    const onReceiptPage = (page: { text: string }) => {
+      expect(page.text).toContain(`<h1>Receipt #${id}</h1>`);
+      expect(page.text).toContain('<a href="/admin/receipts">Back to billing</a>');
+    };
+
+    const badMethod = await form('paid', { method: 'barter', tx_ref: 'GOAT-1' });
+    expect(badMethod.status).toBe(400);
+    onReceiptPage(badMethod);
+    expect(badMethod.text).toContain('Not marked paid. method: must be one of bank_transfer');
+    expect(badMethod.text).toContain('value="GOAT-1"');
+
+    const shortReason = await form('void', { reason: 'ab' });
+    expect(shortReason.status).toBe(400);
+    onReceiptPage(shortReason);
+    expect(shortReason.text).toContain(
+      'Not voided. reason: must say why the receipt is void, in at least 3 characters',
+    );
+    expect(shortReason.text).toMatch(/id="reason"[^>]* value="ab"/);
+
+    await form('paid', { method: 'cheque', tx_ref: 'CHQ-7' }).expect(303);
+    const paidTwice = await form('paid', { method: 'cash' });
+    expect(paidTwice.status).toBe(409);
+    onReceiptPage(paidTwice);
+    expect(paidTwice.text).toContain(
+      `Not marked paid. Receipt #${id} is paid; only a pending receipt can be marked paid.`,
+    );
+
+    await form('void', { reason: 'wrong project' }).expect(303);
+    const voidTwice = await form('void', { reason: 'again' });
+    expect(voidTwice.status).toBe(409);
+    onReceiptPage(voidTwice);
+    expect(voidTwice.text).toContain(`Not voided. Receipt #${id} is already void.`);
+    const paidVoid = await form('paid', { method: 'cash' });
+    expect(paidVoid.status).toBe(409);
+    expect(paidVoid.text).toContain(
+      `Not marked paid. Receipt #${id} is void; only a pending receipt can be marked paid.`,
+    );
+
+    // JSON clients keep their {error, code}.
+    const api = await admin
+      .post(`/admin/receipts/${id}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ reason: 'again' });
+    expect(api.body).toEqual({ error: `Receipt #${id} is already void.`, code: 409 });
+    // An unknown receipt has no page to go back to: the error page says so.
+    const missing = await admin
+      .post('/admin/receipts/999999/paid')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ method: 'cash', csrf_token: token });
+    expect(missing.status).toBe(404);
+  });
+
+  it('shows a refused month-end run on the billing page with the date as typed', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z' }]);
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    const future = await admin
+      .post('/admin/month-end')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ before: '2030-01-31', csrf_token: token });
+    expect(future.status).toBe(400);
+    expect(future.text).toContain('<h1>Billing</h1>');
+    expect(future.text).toContain(
+      'Month-end run not started. before: 2030-01-31 is in the future; the latest day you can bill is 2025-09-20.',
+    );
+    expect(future.text).toMatch(/id="before"[^>]* value="2030-01-31"/);
+    const notADate = await admin
+      .post('/admin/month-end')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ before: '2025-02-30', csrf_token: token });
+    expect(notADate.status).toBe(400);
+    expect(notADate.text).toContain('Month-end run not started. before: is not a real calendar date');
+    const api = await admin
+      .post('/admin/month-end')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ before: '2030-01-31' });
+    expect(api.body).toEqual({
+      error: 'before: 2030-01-31 is in the future; the latest day you can bill is 2025-09-20.',
+      code: 400,
+    });
+    expect(await db.prisma.receipt.count()).toBe(0);
+  });
+
   it('runs month-end for every user once and reports what it made', async () => {
     await buildJobs(db, [
       { user: 'alice', end: '2025-08-20T03:00:00Z' },

@@ -22,6 +22,16 @@ import {
 } from './receipts.schema.js';
 import { RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
 
+/** A browser's refused form is shown again with the reason; JSON clients get {error, code} from the error handler. */
+const isRefusedForm = (req: express.Request, error: unknown): error is AppError =>
+  error instanceof AppError && (error.status === 400 || error.status === 409) && wantsHtml(req);
+
+/** What a form field held, as text. */
+const typedIn = (source: unknown, name: string) => {
+  const value = (source as Record<string, unknown> | undefined)?.[name];
+  return typeof value === 'string' ? value : undefined;
+};
+
 /** Admin billing: receipts across users, mark paid, void, month-end run, paid CSV. */
 export function adminBillingRoutes(deps: {
   receipts: ReceiptsService;
@@ -32,6 +42,30 @@ export function adminBillingRoutes(deps: {
   const { receipts, usage, metrics, guards } = deps;
   const router = express.Router();
 
+  type BillingPage = {
+    filter: Partial<Record<'status' | 'user' | 'start' | 'end', string>>;
+    result?: Awaited<ReturnType<typeof receipts.listForAdmin>>;
+    error?: string;
+    form?: { before: string };
+  };
+
+  function renderBilling(res: express.Response, page: BillingPage) {
+    const { filter, result } = page;
+    res.render('admin/billing', {
+      title: 'Billing',
+      result,
+      filter,
+      error: page.error,
+      form: page.form,
+      link: (changes: Record<string, unknown>) =>
+        linkTo(
+          '/admin/receipts',
+          { status: filter.status, user: filter.user, start: filter.start, end: filter.end },
+          changes,
+        ),
+    });
+  }
+
   router.get('/admin/receipts', guards.requireAdmin, async (req, res) => {
     let filter: TReceiptFilter;
     let result: Awaited<ReturnType<typeof receipts.listForAdmin>>;
@@ -40,35 +74,24 @@ export function adminBillingRoutes(deps: {
       result = await receipts.listForAdmin(filter);
     } catch (error) {
       // A bad filter comes back as the page with the message and what was typed, as /admin/usage does.
-      if (!(error instanceof AppError) || error.status !== 400 || !wantsHtml(req)) throw error;
-      const raw = req.query as Record<string, unknown>;
-      const typed = (name: string) => (typeof raw[name] === 'string' ? (raw[name] as string) : undefined);
-      res.status(400).render('admin/billing', {
-        title: 'Billing',
-        result: undefined,
-        filter: { status: typed('status'), user: typed('user'), start: typed('start'), end: typed('end') },
-        error: error.message,
-        link: undefined,
-      });
+      if (!isRefusedForm(req, error)) throw error;
+      const filter = Object.fromEntries(
+        (['status', 'user', 'start', 'end'] as const).map((name) => [name, typedIn(req.query, name)]),
+      );
+      res.status(error.status);
+      renderBilling(res, { filter, error: error.message });
       return;
     }
-    res.render('admin/billing', {
-      title: 'Billing',
-      result,
-      filter,
-      error: undefined,
-      link: (changes: Record<string, unknown>) =>
-        linkTo(
-          '/admin/receipts',
-          { status: filter.status, user: filter.user, start: filter.start, end: filter.end },
-          changes,
-        ),
-    });
+    renderBilling(res, { filter, result });
   });
 
-  router.get('/admin/receipts/:id', guards.requireAdmin, async (req, res) => {
-    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const { page } = parseInput(ZPageQuery, req.query);
+  /** The admin's receipt page; after a refused mark-paid or void, with the reason and what was typed. */
+  async function renderReceipt(
+    res: express.Response,
+    id: number,
+    page: number,
+    refused?: { error: string; form: Record<string, string | undefined> },
+  ) {
     const shown = await receipts.getById(id, page);
     res.render('receipts/show', {
       title: `Receipt #${id}`,
@@ -77,7 +100,15 @@ export function adminBillingRoutes(deps: {
       paymentMethods: PAYMENT_METHODS,
       link: (changes: Record<string, unknown>) => linkTo(`/admin/receipts/${id}`, {}, changes),
       itemsCsvLink: `/admin/receipts/${id}/items.csv`,
+      error: refused?.error,
+      form: refused?.form,
     });
+  }
+
+  router.get('/admin/receipts/:id', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    const { page } = parseInput(ZPageQuery, req.query);
+    await renderReceipt(res, id, page);
   });
 
   router.get('/admin/receipts/:id/items.csv', guards.requireAdmin, async (req, res) => {
@@ -89,23 +120,60 @@ export function adminBillingRoutes(deps: {
 
   router.post('/admin/receipts/:id/paid', guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const input = parseInput(ZMarkPaid, req.body);
-    const result = await receipts.markPaid(auditContextOf(req), id, input);
+    let result: Awaited<ReturnType<typeof receipts.markPaid>>;
+    try {
+      const input = parseInput(ZMarkPaid, req.body);
+      result = await receipts.markPaid(auditContextOf(req), id, input);
+    } catch (error) {
+      if (!isRefusedForm(req, error)) throw error;
+      res.status(error.status);
+      await renderReceipt(res, id, 1, {
+        error: `Not marked paid. ${error.message}`,
+        form: { method: typedIn(req.body, 'method'), tx_ref: typedIn(req.body, 'tx_ref') },
+      });
+      return;
+    }
     if (req.is('application/json')) res.json({ ok: true, receipt: result });
     else res.redirect(303, `/admin/receipts/${id}`);
   });
 
   router.post('/admin/receipts/:id/void', guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const input = parseInput(ZVoidReceipt, req.body);
-    const result = await receipts.voidReceipt(auditContextOf(req), id, input);
+    let result: Awaited<ReturnType<typeof receipts.voidReceipt>>;
+    try {
+      const input = parseInput(ZVoidReceipt, req.body);
+      result = await receipts.voidReceipt(auditContextOf(req), id, input);
+    } catch (error) {
+      if (!isRefusedForm(req, error)) throw error;
+      res.status(error.status);
+      await renderReceipt(res, id, 1, {
+        error: `Not voided. ${error.message}`,
+        form: { reason: typedIn(req.body, 'reason') },
+      });
+      return;
+    }
     if (req.is('application/json')) res.json({ ok: true, receipt: result });
     else res.redirect(303, `/admin/receipts/${id}`);
   });
 
   router.post('/admin/month-end', guards.requireAdmin, async (req, res) => {
-    const input = parseInput(ZCreateReceipt, req.body);
-    const result = await receipts.runMonthEnd(auditContextOf(req), input.before);
+    let result: Awaited<ReturnType<typeof receipts.runMonthEnd>>;
+    try {
+      const input = parseInput(ZCreateReceipt, req.body);
+      result = await receipts.runMonthEnd(auditContextOf(req), input.before);
+    } catch (error) {
+      // Back to the billing page it was started from, with the reason and the date as typed.
+      if (!isRefusedForm(req, error)) throw error;
+      const listed = await receipts.listForAdmin({ page: 1 });
+      res.status(error.status);
+      renderBilling(res, {
+        filter: {},
+        result: listed,
+        error: `Month-end run not started. ${error.message}`,
+        form: { before: typedIn(req.body, 'before') ?? '' },
+      });
+      return;
+    }
     // Written as the pages write money (1,234.50 THB); a run that bills nothing says so.
     const fmt = req.app.locals.fmt as ViewFormatters;
     const totals = result.totals.map((total) => `${fmt.money(total.total, total.currency)} ${total.currency}`);
