@@ -886,6 +886,43 @@ describe('admin pages', () => {
     expect(unknown.status).toBe(404);
   });
 
+  it('changes nothing and writes no audit entry when a user is put on the tier they are on', async () => {
+    const token = await csrfTokenOf(admin, '/admin/tiers');
+    const choose = async (tier: string) => {
+      const response = await admin
+        .post('/admin/tiers')
+        .type('form')
+        .send({ username: 'bob', tier, csrf_token: token })
+        .expect(303);
+      return (await html(admin, response.headers.location as string).expect(200)).text;
+    };
+    const { _max } = await db.prisma.auditLog.aggregate({ _max: { id: true } });
+    const auditedActions = async () =>
+      (
+        await db.prisma.auditLog.findMany({
+          where: { target: 'user:bob', action: { startsWith: 'pricing.override' }, id: { gt: _max.id ?? 0n } },
+          orderBy: { id: 'asc' },
+          select: { action: true, details: true },
+        })
+      ).map((entry) => [entry.action, entry.details]);
+
+    const unchanged = await choose('mu');
+    expect(await auditedActions()).toEqual([]);
+    expect(unchanged).toContain('bob is already on mu; nothing was changed.');
+
+    expect(await choose('gov')).toContain('bob is now on gov.');
+    const override = await db.prisma.tierOverride.findUniqueOrThrow({ where: { username: 'bob' } });
+    expect(await choose('gov')).toContain('bob is already on gov; nothing was changed.');
+    expect(await db.prisma.tierOverride.findUniqueOrThrow({ where: { username: 'bob' } })).toEqual(override);
+
+    expect(await choose('mu')).toContain('bob is now on mu.');
+    expect(await choose('mu')).toContain('bob is already on mu; nothing was changed.');
+    expect(await auditedActions()).toEqual([
+      ['pricing.override.set', { previous: null, next: 'gov', naturalTier: 'mu' }],
+      ['pricing.override.remove', { previous: 'gov', next: null, naturalTier: 'mu' }],
+    ]);
+  });
+
   it('renders the billing page with totals by status', async () => {
     const page = await html(admin, '/admin/receipts?status=paid').expect(200);
     expect(page.text).toContain('Month-end run');

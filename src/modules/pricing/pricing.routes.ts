@@ -102,7 +102,13 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
   router.post('/admin/tiers', guards.requireAdmin, async (req, res) => {
     try {
       const input = parseInput(ZSetOverride, req.body);
-      await rates.setOverride(auditContextOf(req), input);
+      const outcome = await rates.setOverride(auditContextOf(req), input);
+      req.session.flash = outcome.isChanged
+        ? { type: 'success', message: `${input.username} is now on ${outcome.effectiveTier}.` }
+        : {
+            type: 'warning',
+            message: `${input.username} is already on ${outcome.effectiveTier}; nothing was changed.`,
+          };
       res.redirect(
         303,
         `/admin/tiers?updated=${encodeURIComponent(input.username)}#user-${encodeURIComponent(input.username)}`,

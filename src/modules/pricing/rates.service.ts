@@ -284,7 +284,11 @@ export function createRatesService(deps: RatesServiceDeps) {
     });
   }
 
-  /** Moves a user to a tier; choosing the natural tier removes the override. Audited. */
+  /**
+   * Moves a user to a tier; choosing the natural tier removes the override. Audited. Asking
+   * for the tier the user is already on changes nothing and writes no audit entry
+   * (`isChanged: false`): an entry saying gov -> gov only hides the real changes.
+   */
   async function setOverride(actor: AuditContext, input: TSetOverride) {
     const snapshot = await getSnapshot();
     const tier = snapshot.tiers.get(input.tier);
@@ -296,8 +300,10 @@ export function createRatesService(deps: RatesServiceDeps) {
     }
     const natural = tierOf(snapshot, input.username, undefined).naturalTier;
     const isRemoval = input.tier === natural;
+    const next = isRemoval ? undefined : input.tier;
     try {
-      return await db.$transaction(async (tx) => {
+      const isChanged = await db.$transaction(async (tx) => {
+        if ((await ratesRepository.findOverride(tx, input.username)) === next) return false;
         const previous = isRemoval
           ? await ratesRepository.deleteOverride(tx, input.username)
           : await ratesRepository.upsertOverride(tx, {
@@ -310,10 +316,11 @@ export function createRatesService(deps: RatesServiceDeps) {
           action: isRemoval ? 'pricing.override.remove' : 'pricing.override.set',
           target: `user:${input.username}`,
           status: 'ok',
-          details: { previous: previous ?? null, next: isRemoval ? null : input.tier, naturalTier: natural },
+          details: { previous: previous ?? null, next: next ?? null, naturalTier: natural },
         });
-        return { username: input.username, override: isRemoval ? undefined : input.tier, effectiveTier: input.tier };
+        return true;
       });
+      return { username: input.username, override: next, effectiveTier: input.tier, isChanged };
     } finally {
       // This worker prices with the new tier at once; the others within one cache check.
       invalidate();
