@@ -762,6 +762,31 @@ describe('admin pages', () => {
     await html(alice, '/admin/usage').expect(302);
   });
 
+  it('totals the billed costs under the usage across users, as it totals the costs', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-15T03:00:00Z', elapsedSec: 7200, allocCpus: 3 },
+      { user: 'alice', end: '2025-09-18T03:00:00Z' },
+      { user: 'bob', end: '2025-09-15T05:00:00Z', elapsedSec: 5400, allocGpus: 1 },
+    ]);
+    await billJobsBefore(alice, '2025-09-16');
+    await billJobsBefore(bob, '2025-09-16');
+    const page = (await html(admin, '/admin/usage?start=2025-09-14&end=2025-09-20').expect(200)).text;
+    const cells = (row: string) => [...row.matchAll(/<t[dh] class="num">([^<]*)<\/t[dh]>/g)].map((cell) => cell[1]);
+    const amount = (text: string | undefined) => new Prisma.Decimal((text ?? '').replaceAll(',', ''));
+    const rows = [...page.matchAll(/<tr><td><a href="\/admin\/receipts\?user=[^"]*">[^<]*<\/a>.*?<\/tr>/g)].map((row) =>
+      cells(row[0]),
+    );
+    const total = cells(/<tfoot>.*<\/tfoot>/s.exec(page)?.[0] ?? '');
+    expect(rows).toHaveLength(2);
+    const billed = rows.reduce((sum, row) => sum.plus(amount(row[5])), new Prisma.Decimal(0));
+    expect(billed.isPositive()).toBe(true);
+    expect(total[5]).not.toBe('');
+    expect(amount(total[5]).toFixed(2)).toBe(billed.toFixed(2));
+    expect(amount(total[4]).toFixed(2)).toBe(
+      rows.reduce((sum, row) => sum.plus(amount(row[4])), new Prisma.Decimal(0)).toFixed(2),
+    );
+  });
+
   it('shows rates with history and takes the form', async () => {
     const token = await csrfTokenOf(admin, '/admin/rates');
     await admin

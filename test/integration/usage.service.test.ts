@@ -427,6 +427,43 @@ describe('usage of one user', () => {
   });
 });
 
+describe('usage across users', () => {
+  beforeEach(clear);
+
+  it('totals every column of the per-user rows, what was billed included', async () => {
+    const { usage, receipts } = buildServices();
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-15T03:00:00Z', elapsedSec: 7200, allocCpus: 3 },
+      { user: 'alice', end: '2025-09-18T03:00:00Z', elapsedSec: 3600 },
+      { user: 'bob', end: '2025-09-15T05:00:00Z', elapsedSec: 5400, allocGpus: 1 },
+      { user: 'carol', end: '2025-09-17T05:00:00Z', elapsedSec: 600 },
+    ]);
+    await receipts.createForUser({ username: 'alice' }, '2025-09-16', as('alice'));
+    await receipts.createForUser({ username: 'bob' }, '2025-09-16', as('bob'));
+
+    const result = await usage.getAdminUsage({
+      start: '2025-09-14',
+      end: '2025-09-20',
+      user: undefined,
+      account: undefined,
+      partition: undefined,
+    });
+    const sum = (pick: (row: (typeof result.users)[number]) => Prisma.Decimal) =>
+      result.users.reduce((total, row) => total.plus(pick(row)), new Prisma.Decimal(0)).toNumber();
+    expect(result.users.map((row) => row.username)).toEqual(['alice', 'bob', 'carol']);
+    expect(result.totals.billedCost).toBeGreaterThan(0);
+    expect(result.totals.billedCost).toBeCloseTo(
+      sum((row) => row.billedCost),
+      9,
+    );
+    expect(result.totals.billedCost).toBeLessThan(result.totals.cost);
+    expect(result.totals.cost).toBeCloseTo(
+      sum((row) => row.cost),
+      9,
+    );
+  });
+});
+
 describe('CSV rows', () => {
   beforeEach(clear);
 

@@ -228,8 +228,9 @@ export function createUsageService(deps: UsageServiceDeps) {
         gpuHours: sum.gpuHours + toNumber(row.gpuHours),
         memGbHours: sum.memGbHours + toNumber(row.memGbHours),
         cost: sum.cost + toNumber(row.cost),
+        billedCost: sum.billedCost + toNumber(row.billedCost),
       }),
-      { jobs: 0, cpuHours: 0, gpuHours: 0, memGbHours: 0, cost: 0 },
+      { jobs: 0, cpuHours: 0, gpuHours: 0, memGbHours: 0, cost: 0, billedCost: 0 },
     );
     return { window, users, totals, filters: pickFilters(query), currency: config.currency };
   }
