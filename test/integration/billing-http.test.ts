@@ -895,6 +895,15 @@ describe('admin pages', () => {
     });
     expect(actions.map((entry) => entry.action)).toEqual(['pricing.override.set', 'pricing.override.remove']);
 
+    const noName = await admin
+      .post('/admin/tiers')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ username: '', tier: 'gov', csrf_token: token });
+    expect(noName.status).toBe(400);
+    expect(noName.text).toContain('username: is required');
+    expect(noName.text).not.toContain('is not a username');
+
     const extra = await admin
       .post('/admin/tiers')
       .set('Accept', 'application/json')

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseInput } from '../../src/http/validate.js';
-import { ZFormulaQuery, ZSetRates } from '../../src/modules/pricing/pricing.schema.js';
+import { ZFormulaQuery, ZSetOverride, ZSetRates } from '../../src/modules/pricing/pricing.schema.js';
 import { ZReceiptId, ZVoidReceipt } from '../../src/modules/receipts/receipts.schema.js';
 import { ZUsageQuery } from '../../src/modules/usage/usage.schema.js';
 import { ZChangeRoleForm, ZCreateUserForm, ZUserIdParam } from '../../src/modules/users/users.schema.js';
@@ -74,6 +74,12 @@ describe('parseInput says what is wrong in words people read', () => {
       'two fields the form does not have',
       () => parseInput(ZVoidReceipt, { reason: 'duplicate', refund: 'yes', notify: 'no' }),
       'input: has unknown fields: refund, notify',
+    ],
+    ['an empty username', () => parseInput(ZSetOverride, { username: '  ', tier: 'gov' }), 'username: is required'],
+    [
+      'a username with a space',
+      () => parseInput(ZSetOverride, { username: 'a b', tier: 'gov' }),
+      'username: is not a username',
     ],
   ])('%s', (_case, run, expected) => {
     const message = messageOf(run);

@@ -48,10 +48,11 @@ export type TSetRates = z.infer<typeof ZSetRates>;
 /** GET /formula. */
 export const ZFormulaQuery = z.object({ type: z.string().trim().min(1).max(32).optional() });
 
+// An empty name is also "not a username", and parseInput keeps a field's last reason: stop at the first.
 const ZUsername = z
   .string()
   .trim()
-  .min(1, 'is required')
+  .min(1, { error: 'is required', abort: true })
   .max(64)
   .regex(/^[A-Za-z0-9._@-]+$/, 'is not a username');
 
