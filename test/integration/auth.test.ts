@@ -144,12 +144,25 @@ describe('signing in', () => {
       '/\\evil.example',
       'javascript:alert(1)',
       '/%2F%2Fevil',
+      // Each parses to //evil.example/x once its dot segment, tab or newline is removed.
+      '/.//evil.example/x',
+      '/..//evil.example/x',
+      '/%2e//evil.example/x',
+      '/%2E%2E//evil.example/x',
+      '/\t/evil.example/x',
+      '/\n/evil.example/x',
+      '/./\\evil.example/x',
     ]) {
       const { response } = await postLogin(app(), 'nexter', 'nexter-password', { next });
       expect(response.status).toBe(302);
       expect(['/me', '/%2F%2Fevil']).toContain(response.headers.location);
       expect(response.headers.location).not.toMatch(/^\/\/|^https?:|evil\.example/);
     }
+    // Someone already signed in is sent on at once: the same rule.
+    const signedIn = await signInAs(app(), 'nexter', 'nexter-password');
+    const onward = await signedIn.get('/login?next=%2F.%2F%2Fevil.example%2Fx').set('Accept', 'text/html');
+    expect(onward.status).toBe(302);
+    expect(onward.headers.location).toBe('/me');
   });
 
   it('upgrades a hash from the old werkzeug system to argon2id on the next sign-in', async () => {

@@ -210,14 +210,20 @@ export async function recordSignOut(db: Database, context: AuditContext) {
 
 /** A `next` path that stays on this site, or undefined. */
 export function toSafeNextPath(next: unknown): string | undefined {
-  if (typeof next !== 'string' || !next.startsWith('/') || next.startsWith('//') || next.includes('\\'))
-    return undefined;
+  if (typeof next !== 'string' || !isLocalPath(next)) return undefined;
   try {
     const base = 'http://local.invalid';
     const url = new URL(next, base);
     if (url.origin !== base) return undefined;
-    return `${url.pathname}${url.search}`;
+    const path = `${url.pathname}${url.search}`;
+    // Parsing removes dot segments, tabs and newlines: /.//evil.example and /%2e//evil.example
+    // come out as //evil.example, which a browser follows off-site. What is returned is checked.
+    return isLocalPath(path) ? path : undefined;
   } catch {
     return undefined;
   }
+}
+
+function isLocalPath(path: string): boolean {
+  return path.startsWith('/') && !path.startsWith('//') && !path.includes('\\');
 }
