@@ -109,7 +109,19 @@ export function startOfLocalDay(localDate: string, timeZone: string): Date {
   const wallClock = Date.UTC(year ?? 1970, (month ?? 1) - 1, day ?? 1);
   const first = wallClock - zoneOffsetMs(wallClock, timeZone);
   const second = wallClock - zoneOffsetMs(first, timeZone);
-  return new Date(second);
+  if (toLocalDate(new Date(second), timeZone) >= localDate) return new Date(second);
+  // Where summer time starts at midnight (America/Santiago, America/Havana) the clock jumps
+  // from 23:59:59 to 01:00 and the day has no 00:00; `second` is then an hour early, on the
+  // day before. The day starts at the jump: the first second between the two guesses whose
+  // local date is this one.
+  let before = second;
+  let from = Math.max(first, second + 1000);
+  while (from - before > 1000) {
+    const middle = before + Math.floor((from - before) / 2000) * 1000;
+    if (toLocalDate(new Date(middle), timeZone) >= localDate) from = middle;
+    else before = middle;
+  }
+  return new Date(from);
 }
 
 /** The instant the next local day starts: the exclusive end of `localDate`. */

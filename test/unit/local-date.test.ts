@@ -16,6 +16,11 @@ describe('local days', () => {
     ['2026-03-29', 'Europe/Berlin', '2026-03-28T23:00:00.000Z'],
     ['2026-03-30', 'Europe/Berlin', '2026-03-29T22:00:00.000Z'],
     ['2026-11-01', 'America/New_York', '2026-11-01T04:00:00.000Z'],
+    // Summer time starts at midnight: the day starts at 01:00 new time.
+    ['2024-09-08', 'America/Santiago', '2024-09-08T04:00:00.000Z'],
+    ['2024-03-10', 'America/Havana', '2024-03-10T05:00:00.000Z'],
+    // Summer time ends at midnight: 00:00 comes once, after the repeated hour of the day before.
+    ['2024-04-07', 'America/Santiago', '2024-04-07T04:00:00.000Z'],
   ])('%s in %s starts at %s', (date, zone, iso) => {
     expect(startOfLocalDay(date, zone).toISOString()).toBe(iso);
   });
@@ -24,6 +29,22 @@ describe('local days', () => {
     const start = startOfLocalDay('2026-03-29', 'Europe/Berlin');
     const end = endOfLocalDay('2026-03-29', 'Europe/Berlin');
     expect((end.getTime() - start.getTime()) / 3_600_000).toBe(23);
+  });
+
+  it.each([
+    'UTC',
+    'Europe/Berlin',
+    'America/Santiago',
+    'America/Havana',
+    'Asia/Beirut',
+    'Australia/Lord_Howe',
+    'Asia/Bangkok',
+  ])('starts every day of 2024 and 2025 in %s at its first second', (zone) => {
+    for (let date = '2024-01-01'; date <= '2025-12-31'; date = addLocalDays(date, 1)) {
+      const start = startOfLocalDay(date, zone);
+      expect(toLocalDate(start, zone), `${date} starts on its own date`).toBe(date);
+      expect(toLocalDate(new Date(start.getTime() - 1000), zone) < date, `${date} starts no later`).toBe(true);
+    }
   });
 
   it('names the local date of an instant', () => {
