@@ -1,4 +1,4 @@
-import type { Prisma } from '@prisma/client';
+import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
@@ -11,7 +11,7 @@ import {
   startOfLocalDay,
   toLocalDate,
 } from '../../shared/local-date.js';
-import { minorUnitDigits } from '../pricing/pricing.js';
+import { minorUnitDigits, sumCosts } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
 import * as usageRepository from './usage.repository.js';
@@ -85,6 +85,8 @@ export const PAID_CSV_COLUMNS = [
   'created_at',
 ] as const;
 
+const ZERO = new Prisma.Decimal(0);
+
 const toNumber = (value: Prisma.Decimal | number | null | undefined) =>
   value === null || value === undefined ? 0 : Number(value);
 
@@ -134,7 +136,7 @@ export function createUsageService(deps: UsageServiceDeps) {
         cpuHours: toNumber(row?.cpuHours),
         gpuHours: toNumber(row?.gpuHours),
         memGbHours: toNumber(row?.memGbHours),
-        cost: toNumber(row?.cost),
+        cost: row?.cost ?? ZERO,
       });
     }
     return days;
@@ -154,16 +156,18 @@ export function createUsageService(deps: UsageServiceDeps) {
 
     if (query.view === 'aggregate') {
       const days = fillDays(window, await usageRepository.sumByLocalDay(db, filter, pricing, config.timeZone));
-      const totals = days.reduce(
-        (sum, day) => ({
-          jobs: sum.jobs + day.jobs,
-          cpuHours: sum.cpuHours + day.cpuHours,
-          gpuHours: sum.gpuHours + day.gpuHours,
-          memGbHours: sum.memGbHours + day.memGbHours,
-          cost: sum.cost + day.cost,
-        }),
-        { jobs: 0, cpuHours: 0, gpuHours: 0, memGbHours: 0, cost: 0 },
-      );
+      const totals = {
+        ...days.reduce(
+          (sum, day) => ({
+            jobs: sum.jobs + day.jobs,
+            cpuHours: sum.cpuHours + day.cpuHours,
+            gpuHours: sum.gpuHours + day.gpuHours,
+            memGbHours: sum.memGbHours + day.memGbHours,
+          }),
+          { jobs: 0, cpuHours: 0, gpuHours: 0, memGbHours: 0 },
+        ),
+        cost: sumCosts(days.map((day) => day.cost)),
+      };
       const label = (day: string) => day.slice(5);
       const charts = [
         {
@@ -221,17 +225,20 @@ export function createUsageService(deps: UsageServiceDeps) {
     const filter = { from: window.from, before: window.before, ...pickFilters(query) };
     const pricing = await pricingFor(query.user ? [query.user] : undefined);
     const users = await usageRepository.sumByUser(db, filter, pricing);
-    const totals = users.reduce(
-      (sum, row) => ({
-        jobs: sum.jobs + row.jobs,
-        cpuHours: sum.cpuHours + toNumber(row.cpuHours),
-        gpuHours: sum.gpuHours + toNumber(row.gpuHours),
-        memGbHours: sum.memGbHours + toNumber(row.memGbHours),
-        cost: sum.cost + toNumber(row.cost),
-        billedCost: sum.billedCost + toNumber(row.billedCost),
-      }),
-      { jobs: 0, cpuHours: 0, gpuHours: 0, memGbHours: 0, cost: 0, billedCost: 0 },
-    );
+    const totals = {
+      ...users.reduce(
+        (sum, row) => ({
+          jobs: sum.jobs + row.jobs,
+          cpuHours: sum.cpuHours + toNumber(row.cpuHours),
+          gpuHours: sum.gpuHours + toNumber(row.gpuHours),
+          memGbHours: sum.memGbHours + toNumber(row.memGbHours),
+        }),
+        { jobs: 0, cpuHours: 0, gpuHours: 0, memGbHours: 0 },
+      ),
+      // Money is added as decimals; hours are quantities shown to two places.
+      cost: sumCosts(users.map((row) => row.cost ?? ZERO)),
+      billedCost: sumCosts(users.map((row) => row.billedCost ?? ZERO)),
+    };
     return { window, users, totals, filters: pickFilters(query), currency: config.currency };
   }
 
