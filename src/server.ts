@@ -8,6 +8,7 @@ import { buildIngestionService } from './modules/ingestion/ingestion.factory.js'
 import { startIngestionScheduler } from './modules/ingestion/ingestion.scheduler.js';
 import { createMetrics } from './modules/metrics/metrics.js';
 import { joinClusterMetrics, serveClusterMetrics } from './modules/metrics/metrics-cluster.js';
+import { warnIfMetricsPublic } from './modules/metrics/metrics-exposure.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
 import { formatStartupBanner } from './startup-banner.js';
@@ -84,6 +85,7 @@ async function main() {
   }
 
   warnIfTransparentHugePagesOff(logger, await readTransparentHugePagesMode());
+  warnIfMetricsPublic(logger, config);
   const database = await prepareDatabase(config, logger);
   if (config.webConcurrency === 1) {
     const stopWorker = await runWorker(config, database.databaseUrl, logger);
