@@ -48,6 +48,7 @@ export const VIEW_LOCALS = [
   'nextPageUrl',
   'notice',
   'page',
+  'paidOnline',
   'payment',
   'paymentMethods',
   'payments',

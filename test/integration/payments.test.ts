@@ -855,6 +855,187 @@ describe('resolving a payment held for review', () => {
   });
 });
 
+describe('voiding a receipt that was paid online', () => {
+  let app: ReturnType<typeof buildTestApp>;
+  beforeAll(() => {
+    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  });
+
+  /** A researcher who paid their receipt online at the dummy checkout: receipt paid, payment succeeded. */
+  async function paidOnline() {
+    const researcher = await researcherWithReceipt(app);
+    const checkoutPath = await startCheckout(researcher.agent, researcher.receiptId);
+    await researcher.agent
+      .post(checkoutPath)
+      .type('form')
+      .send({ choice: 'pay', csrf_token: await csrfTokenOf(researcher.agent) })
+      .expect(303);
+    const payment = await paymentOf(researcher.receiptId);
+    expect(payment.status).toBe('succeeded');
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: researcher.receiptId } })).status).toBe('paid');
+    return { ...researcher, payment };
+  }
+
+  async function voidReceipt(admin: Agent, receiptId: number, reason = 'billed to the wrong project') {
+    return admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .type('form')
+      .send({ reason, csrf_token: await csrfTokenOf(admin) });
+  }
+
+  async function resolve(admin: Agent, paymentId: number, body: Record<string, unknown>) {
+    return admin
+      .post(`/admin/payments/${paymentId}/resolve`)
+      .type('form')
+      .send({ ...body, csrf_token: await csrfTokenOf(admin) });
+  }
+
+  it('warns the admin before voiding, then holds the payment for a refund decision in the same change', async () => {
+    const admin = await signInAdmin(app);
+    const { agent, user, receiptId, payment } = await paidOnline();
+    const page = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(`Paid online: payment #${payment.id} via dummy (${payment.externalPaymentId})`);
+    expect(page.text).toContain(`holds payment #${payment.id} for review`);
+    expect(page.text).toContain(`Void receipt and hold payment #${payment.id}`);
+    const before = await adminPaymentsPage(admin);
+
+    const voided = await voidReceipt(admin, receiptId);
+    expect(voided.status, voided.text.slice(0, 300)).toBe(303);
+
+    const reason = `receipt #${receiptId} was voided after it was paid online: refund the payment or apply it elsewhere`;
+    expect(await paymentOf(receiptId)).toMatchObject({
+      id: payment.id,
+      status: 'needs_review',
+      reviewReason: reason,
+      reviewOutcome: null,
+    });
+    const audits = await reviewAuditsOf(receiptId);
+    expect(audits).toHaveLength(1);
+    expect(audits[0]).toMatchObject({ action: 'payment.review', actor: expect.stringMatching(/^payreviewer\d+$/) });
+    expect(audits[0]?.details).toMatchObject({ paymentId: payment.id, reason, previousStatus: 'succeeded' });
+    const voidAudit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'receipt.void', target: `receipt:${receiptId}` },
+    });
+    expect(voidAudit.details).toMatchObject({ previousStatus: 'paid', releasedJobs: 1, heldPaymentId: payment.id });
+
+    const after = await adminPaymentsPage(admin);
+    expect(after.needsReview).toBe(before.needsReview + 1);
+    expect(after.rowOf(payment.id)).toContain(reason);
+    const receiptPage = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(receiptPage.text).toContain('is held for review');
+    expect(receiptPage.text).not.toContain('Paid online: payment');
+
+    // The jobs are billable again: the researcher's next receipt bills them, and can be paid.
+    const rebilled = await agent
+      .post('/me/receipt')
+      .type('form')
+      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
+    expect(rebilled.status).toBe(303);
+    const nextId = Number(rebilled.headers.location?.split('/').pop());
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: nextId } })).toMatchObject({
+      username: user.username,
+      status: 'pending',
+    });
+    expect(await startCheckout(agent, nextId)).toMatch(/^\/payments\/dummy\/checkout\//);
+
+    // The money cannot be kept for the void receipt: only refunded or dismissed close the review.
+    const reviewPage = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    const card = reviewPage.text.slice(reviewPage.text.indexOf(`id="review-${payment.id}"`));
+    expect(card.slice(0, card.indexOf('</section>'))).toMatch(/value="accepted" required disabled/);
+    const accepted = await resolve(admin, payment.id, { outcome: 'accepted', note: 'keep it for the receipt' });
+    expect(accepted.status).toBe(409);
+    expect(accepted.text).toContain(`Receipt #${receiptId} is void, so payment #${payment.id} cannot be accepted`);
+    const refunded = await resolve(admin, payment.id, {
+      outcome: 'refunded',
+      note: 'Refunded in the provider dashboard.',
+    });
+    expect(refunded.status).toBe(303);
+    expect(await paymentOf(receiptId)).toMatchObject({ status: 'resolved', reviewOutcome: 'refunded' });
+    expect((await adminPaymentsPage(admin)).needsReview).toBe(before.needsReview);
+  });
+
+  it('holds again a held payment that an admin had accepted for the receipt, saying so', async () => {
+    const admin = await signInAdmin(app);
+    const { receiptId } = await researcherWithReceipt(app).then(async (researcher) => {
+      await startCheckout(researcher.agent, researcher.receiptId);
+      const started = await paymentOf(researcher.receiptId);
+      const event = {
+        external_payment_id: started.externalPaymentId,
+        amount_cents: Number(started.amountMinor),
+        currency: 'THB',
+      };
+      await deliverDummy(app, { ...event, event_id: `evt-void-c-${started.id}`, event_type: 'payment.canceled' });
+      await deliverDummy(app, { ...event, event_id: `evt-void-s-${started.id}`, event_type: 'payment.succeeded' });
+      return researcher;
+    });
+    const held = await paymentOf(receiptId);
+    expect(held.status).toBe('needs_review');
+    expect(
+      (await resolve(admin, held.id, { outcome: 'accepted', note: 'Checked with the provider, accepted.' })).status,
+    ).toBe(303);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+    const page = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(`Void receipt and hold payment #${held.id}`);
+
+    expect((await voidReceipt(admin, receiptId, 'duplicate of another receipt')).status).toBe(303);
+    const stored = await paymentOf(receiptId);
+    expect(stored).toMatchObject({ status: 'needs_review', reviewOutcome: null, reviewNote: null, reviewedBy: null });
+    expect(stored.reviewReason).toMatch(
+      new RegExp(
+        `^receipt #${receiptId} was voided after it was paid online: .*; it had been accepted for it by payreviewer\\d+$`,
+      ),
+    );
+  });
+
+  it('leaves a receipt paid by hand as before: voided, jobs released, no payment held', async () => {
+    const admin = await signInAdmin(app);
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    // An online attempt that was canceled, then the receipt paid by bank transfer.
+    const checkoutPath = await startCheckout(agent, receiptId);
+    await agent
+      .post(checkoutPath)
+      .type('form')
+      .send({ choice: 'cancel', csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .type('form')
+      .send({ method: 'bank_transfer', tx_ref: 'BT-1', csrf_token: await csrfTokenOf(admin) })
+      .expect(303);
+    const page = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).not.toContain('Paid online');
+    expect(page.text).toContain('>Void receipt</button>');
+    const before = await adminPaymentsPage(admin);
+
+    expect((await voidReceipt(admin, receiptId)).status).toBe(303);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('void');
+    expect((await paymentOf(receiptId)).status).toBe('canceled');
+    expect(await reviewAuditsOf(receiptId)).toHaveLength(0);
+    const voidAudit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'receipt.void', target: `receipt:${receiptId}` },
+    });
+    expect(voidAudit.details).not.toHaveProperty('heldPaymentId');
+    expect((await adminPaymentsPage(admin)).needsReview).toBe(before.needsReview);
+  });
+
+  it('keeps a late success for the voided receipt held once, changing nothing', async () => {
+    const admin = await signInAdmin(app);
+    const { receiptId, payment } = await paidOnline();
+    expect((await voidReceipt(admin, receiptId)).status).toBe(303);
+    const held = await paymentOf(receiptId);
+    const again = await deliverDummy(app, {
+      event_id: `evt-void-late-${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 50,
+      currency: 'THB',
+    }).expect(200);
+    expect(again.body.outcome).toBe('review');
+    expect(await paymentOf(receiptId)).toEqual(held);
+    expect(await reviewAuditsOf(receiptId)).toHaveLength(1);
+  });
+});
+
 describe('paying a receipt again while one of its payments is held for review', () => {
   let app: ReturnType<typeof buildTestApp>;
   beforeAll(() => {

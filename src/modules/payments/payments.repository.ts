@@ -81,6 +81,44 @@ export function holdForReview(tx: Tx, id: number, reviewReason: string, hasAmoun
   return tx.payment.update({ where: { id }, data: { status: 'needs_review', reviewReason, hasAmountMismatch } });
 }
 
+/**
+ * The online payment whose money paid the receipt: the one a webhook marked succeeded, or a held
+ * one an admin accepted for it. A receipt is paid once, so there is at most one.
+ */
+const PAID_THE_RECEIPT = {
+  OR: [{ status: 'succeeded' }, { status: 'resolved', reviewOutcome: 'accepted' }],
+} satisfies Prisma.PaymentWhereInput;
+
+/** The online payment that paid the receipt, or null (unpaid, or paid by hand). */
+export function findPaymentThatPaid(db: Client, receiptId: number): Promise<PaymentRow | null> {
+  return db.payment.findFirst({
+    where: { receiptId, ...PAID_THE_RECEIPT },
+    orderBy: { id: 'desc' },
+    select: SELECT_PAYMENT,
+  });
+}
+
+/**
+ * Holds the payment that paid the receipt for review, because the receipt is being voided and
+ * its money now pays for nothing. An accepted resolution is cleared (the CHECK allows outcome,
+ * note, reviewer and time only on resolved payments); the audit log keeps it, and the caller
+ * says it in the reason. False when the payment no longer paid the receipt.
+ */
+export async function holdPaymentThatPaid(tx: Tx, id: number, reviewReason: string): Promise<boolean> {
+  const result = await tx.payment.updateMany({
+    where: { id, ...PAID_THE_RECEIPT },
+    data: {
+      status: 'needs_review',
+      reviewReason,
+      reviewOutcome: null,
+      reviewNote: null,
+      reviewedBy: null,
+      reviewedAt: null,
+    },
+  });
+  return result.count === 1;
+}
+
 /** Whether any payment of the receipt is held for review and not yet resolved. */
 export async function hasPaymentInReview(db: Client, receiptId: number): Promise<boolean> {
   return (await db.payment.count({ where: { receiptId, status: 'needs_review' } })) > 0;

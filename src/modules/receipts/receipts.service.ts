@@ -262,7 +262,37 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return result;
   }
 
-  /** pending or paid -> void, with a reason; its jobs become billable again. Audited. */
+  /**
+   * A receipt paid online is being voided: its jobs go back to billing, so the next receipt bills
+   * them again while the provider keeps the money of this one. The payment is held for review, in
+   * the void's transaction, so the banner on /admin/payments asks for a refund or for the money to
+   * be applied elsewhere; accepting it stays impossible, as its receipt is void.
+   */
+  async function holdPaymentOfVoidedReceipt(tx: Prisma.TransactionClient, actor: AuditContext, id: number) {
+    const payment = await paymentsRepository.findPaymentThatPaid(tx, id);
+    if (!payment) return null;
+    const accepted = payment.status === 'resolved' ? `; it had been accepted for it by ${payment.reviewedBy}` : '';
+    const reason = `receipt #${id} was voided after it was paid online: refund the payment or apply it elsewhere${accepted}`;
+    // Conditional, like every payment move: nothing else moves a payment out of these states, so
+    // a miss means the data changed under us, and the whole void is refused rather than done half.
+    if (!(await paymentsRepository.holdPaymentThatPaid(tx, payment.id, reason))) {
+      throw new ConflictError(`Payment #${payment.id} of receipt #${id} changed meanwhile; nothing was changed.`);
+    }
+    await appendAudit(tx, {
+      ...actor,
+      action: 'payment.review',
+      target: `receipt:${id}`,
+      status: 'ok',
+      details: { paymentId: payment.id, reason, previousStatus: payment.status },
+    });
+    return payment.id;
+  }
+
+  /**
+   * pending or paid -> void, with a reason; its jobs become billable again. Audited. A paid
+   * receipt may need voiding (wrong project, duplicate) even when it was paid online; its
+   * payment is then held for an admin's refund decision in the same transaction.
+   */
   async function voidReceipt(actor: AuditContext, id: number, input: TVoidReceipt) {
     const voidedAt = now();
     const result = await db.$transaction(async (tx) => {
@@ -275,14 +305,21 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       });
       if (!isMoved) throw new ConflictError(`Receipt #${id} is already void.`);
       const releasedJobs = await receiptsRepository.voidItems(tx, id);
+      // Only a paid receipt can have an online payment that paid it.
+      const heldPaymentId = before.status === 'paid' ? await holdPaymentOfVoidedReceipt(tx, actor, id) : null;
       await appendAudit(tx, {
         ...actor,
         action: 'receipt.void',
         target: `receipt:${id}`,
         status: 'ok',
-        details: { reason: input.reason, previousStatus: before.status, releasedJobs },
+        details: {
+          reason: input.reason,
+          previousStatus: before.status,
+          releasedJobs,
+          ...(heldPaymentId === null ? {} : { heldPaymentId }),
+        },
       });
-      return { id, status: 'void' as const, previousStatus: before.status, releasedJobs };
+      return { id, status: 'void' as const, previousStatus: before.status, releasedJobs, heldPaymentId };
     });
     metrics.receiptVoided.inc();
     return result;
@@ -318,7 +355,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return receipt;
   }
 
-  /** A receipt with one page of its items (RECEIPT_ITEMS_PAGE_SIZE) and whether a payment of it is held; a page past the last is a 404. */
+  /**
+   * A receipt with one page of its items (RECEIPT_ITEMS_PAGE_SIZE), whether a payment of it is
+   * held, and the online payment that paid it; a page past the last is a 404.
+   */
   async function withItemsPage(receipt: FoundReceipt, page: number) {
     const count = receipt._count.items;
     const pageCount = pageCountOrNotFound(
@@ -328,15 +368,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       (pages) => `Receipt #${receipt.id} lists ${counted(count, 'job')} on ${counted(pages, 'page')}`,
     );
     const offset = (page - 1) * RECEIPT_ITEMS_PAGE_SIZE;
-    const [items, isPaymentHeld] = await Promise.all([
+    const [items, isPaymentHeld, paidOnline] = await Promise.all([
       receiptsRepository.listItems(db, receipt.id, { offset, limit: RECEIPT_ITEMS_PAGE_SIZE }),
       // Paying online again is closed while one of its payments waits for an admin's review.
       paymentsRepository.hasPaymentInReview(db, receipt.id),
+      // An admin about to void a paid receipt is told that its online payment will be held.
+      receipt.status === 'paid' ? paymentsRepository.findPaymentThatPaid(db, receipt.id) : null,
     ]);
     return {
       receipt,
       items,
       isPaymentHeld,
+      paidOnline,
       itemPager: { page, pageCount, count, first: offset + 1, last: offset + items.length },
     };
   }
