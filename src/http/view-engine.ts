@@ -37,6 +37,7 @@ export const VIEW_LOCALS = [
   'isFinal',
   'isPaymentHeld',
   'isRunning',
+  'isStartAbandoned',
   'itemPager',
   'items',
   'itemsCsvLink',

@@ -1,16 +1,24 @@
 import pg from 'pg';
 import Stripe from 'stripe';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
-import { describeMinorUnits } from '../../src/modules/payments/payments.service.js';
+import type { PaymentProvider } from '../../src/modules/payments/payment-provider.js';
+import {
+  ABANDONED_START_GRACE_MS,
+  buildPaymentProvider,
+  createPaymentsService,
+  describeMinorUnits,
+} from '../../src/modules/payments/payments.service.js';
+import { createStripeProvider } from '../../src/modules/payments/stripe.provider.js';
+import { createLogger } from '../../src/shared/logger.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV, DUMMY_WEBHOOK_SECRET, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp, metricValue } from '../support/test-app.js';
+import { buildTestApp, buildTestConfig, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
@@ -1162,6 +1170,193 @@ describe('paying a receipt again while one of its payments is held for review', 
       await webhook.end();
     }
     expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(1);
+  });
+});
+
+describe('a payment start that never got its checkout (the process died in between)', () => {
+  /** A clock the app reads; tests move it past the grace period. */
+  const clock = { offsetMs: 0 };
+  const now = () => new Date(Date.now() + clock.offsetMs);
+  let app: ReturnType<typeof buildTestApp>;
+  beforeAll(() => {
+    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, now });
+  });
+
+  /**
+   * What a start leaves when the process dies after saving the payment and before attaching the
+   * provider's checkout: a pending payment with no provider id and no checkout URL.
+   */
+  async function halfStarted(receiptId: number, provider: string, startedAt: Date) {
+    const [row] = await db.prisma.$queryRaw<Array<{ id: number }>>`
+      INSERT INTO payments (receipt_id, provider, status, amount_minor, currency, idempotency_key, created_at, updated_at)
+      VALUES (${receiptId}, ${provider}, 'pending', 50, 'THB', ${`receipt-${receiptId}-${provider}-1`}, ${startedAt}, ${startedAt})
+      RETURNING id`;
+    return row?.id as number;
+  }
+
+  function abandonAuditsOf(receiptId: number) {
+    return db.prisma.auditLog.findMany({ where: { action: 'payment.abandon', target: `receipt:${receiptId}` } });
+  }
+
+  it('waits during the grace period, then stops waiting, abandons the start and opens a new checkout', async () => {
+    clock.offsetMs = 0;
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const stuckId = await halfStarted(receiptId, 'dummy', now());
+    const token = await csrfTokenOf(agent);
+    const start = () => agent.post(`/payments/receipt/${receiptId}/start`).type('form').send({ csrf_token: token });
+
+    // Within the grace period the start may still be under way in another request.
+    clock.offsetMs = ABANDONED_START_GRACE_MS - 5_000;
+    const early = await start();
+    expect(early.status).toBe(303);
+    expect(early.headers.location).toBe(`/payments/thanks?rid=${receiptId}`);
+    const waiting = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(waiting.text).toContain('<meta http-equiv="refresh" content="2">');
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(1);
+
+    // After it, the status page stops refreshing and offers a new attempt.
+    clock.offsetMs = ABANDONED_START_GRACE_MS + 1_000;
+    const stopped = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(stopped.text).not.toContain('http-equiv="refresh"');
+    expect(stopped.text).toContain('The payment could not be started');
+    expect(stopped.text).toContain('Try again');
+    expect((await paymentOf(receiptId)).status).toBe('pending');
+
+    const retried = await start();
+    expect(retried.status).toBe(303);
+    expect(retried.headers.location).toMatch(/^\/payments\/dummy\/checkout\/dummy_\d+_[0-9a-f]{8}$/);
+    const payments = await db.prisma.payment.findMany({ where: { receiptId }, orderBy: { id: 'asc' } });
+    expect(payments).toHaveLength(2);
+    expect(payments[0]).toMatchObject({
+      id: stuckId,
+      status: 'failed',
+      reviewReason: 'start interrupted: no checkout within 60 s, abandoned for a new attempt',
+      externalPaymentId: null,
+    });
+    expect(payments[1]).toMatchObject({
+      status: 'pending',
+      idempotencyKey: `receipt-${receiptId}-dummy-2`,
+      checkoutUrl: retried.headers.location,
+    });
+    const audits = await abandonAuditsOf(receiptId);
+    expect(audits).toHaveLength(1);
+    expect(audits[0]).toMatchObject({ status: 'failed', actor: expect.stringMatching(/^payer\d+$/) });
+    expect(audits[0]?.details).toMatchObject({ paymentId: stuckId, idempotencyKey: `receipt-${receiptId}-dummy-1` });
+
+    await agent
+      .post(retried.headers.location as string)
+      .type('form')
+      .send({ choice: 'pay', csrf_token: token })
+      .expect(303);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+  });
+
+  it('abandons it once when clicks race, and they all get the same new attempt', async () => {
+    clock.offsetMs = 0;
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    // Started two minutes ago, well past the grace period.
+    const stuckId = await halfStarted(receiptId, 'dummy', new Date(now().getTime() - 120_000));
+    const token = await csrfTokenOf(agent);
+    const clicks = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        agent.post(`/payments/receipt/${receiptId}/start`).type('form').send({ csrf_token: token }),
+      ),
+    );
+    expect(clicks.map((click) => click.status)).toEqual(Array(5).fill(303));
+    const payments = await db.prisma.payment.findMany({ where: { receiptId }, orderBy: { id: 'asc' } });
+    expect(payments.map((payment) => [payment.id === stuckId, payment.status, payment.idempotencyKey])).toEqual([
+      [true, 'failed', `receipt-${receiptId}-dummy-1`],
+      [false, 'pending', `receipt-${receiptId}-dummy-2`],
+    ]);
+    expect(await abandonAuditsOf(receiptId)).toHaveLength(1);
+  });
+
+  it('records a checkout that arrives after its start was abandoned, but sends the payer to the new attempt', async () => {
+    clock.offsetMs = 0;
+    const config = buildTestConfig(db.url, DUMMY_PAYMENTS_ENV);
+    const dummy = buildPaymentProvider(config.payments);
+    if (!dummy) throw new Error('no dummy provider');
+    // The first start's provider call hangs past the grace period; later ones answer at once.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let calls = 0;
+    const slow: PaymentProvider = {
+      ...dummy,
+      async startCheckout(request) {
+        calls += 1;
+        if (calls === 1) await released;
+        return dummy.startCheckout(request);
+      },
+    };
+    const service = createPaymentsService({
+      db,
+      config: config.payments,
+      metrics: createMetrics(),
+      logger: createLogger('silent'),
+      now,
+      provider: slow,
+    });
+    const { user, receiptId } = await researcherWithReceipt(app);
+    const actor = { actor: user.username, ip: null, userAgent: null };
+    const first = service.startPayment(user.username, receiptId, actor);
+    await vi.waitFor(() => expect(calls).toBe(1));
+    clock.offsetMs = ABANDONED_START_GRACE_MS + 1_000;
+    const second = await service.startPayment(user.username, receiptId, actor);
+    expect(second.redirectUrl).toMatch(/^\/payments\/dummy\/checkout\//);
+    release();
+    expect(await first).toEqual({ redirectUrl: `/payments/thanks?rid=${receiptId}` });
+    const payments = await db.prisma.payment.findMany({ where: { receiptId }, orderBy: { id: 'asc' } });
+    expect(payments.map((payment) => payment.status)).toEqual(['failed', 'pending']);
+    // A success for the late checkout finds its payment and is held, never lost as unknown.
+    expect(payments[0]?.externalPaymentId).toMatch(/^dummy_\d+_[0-9a-f]{8}$/);
+    expect(payments[1]?.checkoutUrl).toBe(second.redirectUrl);
+  });
+
+  it('does not reuse the abandoned key with Stripe, which may have opened a session for it', async () => {
+    const secretKey = 'sk_test_fakekeyforabandon';
+    const fake = await startFakeStripe(secretKey);
+    try {
+      clock.offsetMs = 0;
+      const stripeApp = buildTestApp(db, {
+        env: {
+          PAYMENT_PROVIDER: 'stripe',
+          STRIPE_SECRET_KEY: secretKey,
+          STRIPE_WEBHOOK_SECRET: 'whsec_abandon',
+          STRIPE_API_URL: fake.url,
+        },
+        now,
+      });
+      const { agent, receiptId } = await researcherWithReceipt(stripeApp);
+      // The dead process got as far as Stripe: a session exists for attempt 1's key.
+      const orphan = await createStripeProvider({
+        secretKey,
+        webhookSecret: 'whsec_abandon',
+        toleranceSec: 300,
+        apiUrl: fake.url,
+      }).startCheckout({
+        paymentId: 0,
+        receiptId,
+        amountMinor: 50n,
+        currency: 'THB',
+        idempotencyKey: `receipt-${receiptId}-stripe-1`,
+        description: `HPC usage, receipt #${receiptId}`,
+        successUrl: 'http://billing.test/payments/thanks',
+        cancelUrl: 'http://billing.test/me/receipts',
+      });
+      await halfStarted(receiptId, 'stripe', now());
+      clock.offsetMs = ABANDONED_START_GRACE_MS;
+      const checkoutUrl = await startCheckout(agent, receiptId);
+      expect(fake.requests.at(-1)?.idempotencyKey).toBe(`receipt-${receiptId}-stripe-2`);
+      expect(checkoutUrl).toMatch(/^https:\/\/checkout\.stripe\.com\/c\/pay\/cs_test_fake\d+$/);
+      expect(checkoutUrl).not.toBe(orphan.checkoutUrl);
+      const latest = await paymentOf(receiptId);
+      expect(latest).toMatchObject({ status: 'pending', idempotencyKey: `receipt-${receiptId}-stripe-2` });
+      expect(latest.externalPaymentId).not.toBe(orphan.externalPaymentId);
+    } finally {
+      await fake.close();
+    }
   });
 });
 

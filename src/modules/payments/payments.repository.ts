@@ -63,13 +63,35 @@ export function findByIdempotencyKey(db: Client, idempotencyKey: string): Promis
 
 export function insertPayment(
   db: Client,
-  data: { receiptId: number; provider: string; amountMinor: bigint; currency: string; idempotencyKey: string },
+  data: {
+    receiptId: number;
+    provider: string;
+    amountMinor: bigint;
+    currency: string;
+    idempotencyKey: string;
+    /** The app's clock, which also decides when a start that never finished is abandoned. */
+    createdAt: Date;
+  },
 ): Promise<PaymentRow> {
   return db.payment.create({ data, select: SELECT_PAYMENT });
 }
 
+/** Records the provider's checkout on the payment, whatever its status now (see startPayment). */
 export function attachCheckout(db: Client, id: number, externalPaymentId: string, checkoutUrl: string) {
   return db.payment.update({ where: { id }, data: { externalPaymentId, checkoutUrl }, select: SELECT_PAYMENT });
+}
+
+/**
+ * pending -> failed with the reason, for a start that never got its checkout (no provider id, no
+ * URL) and was saved at or before `startedBefore`; false when it is no longer such a payment (another
+ * request abandoned it, or its checkout arrived meanwhile).
+ */
+export async function abandonHalfStarted(db: Client, id: number, startedBefore: Date, reason: string) {
+  const result = await db.payment.updateMany({
+    where: { id, status: 'pending', checkoutUrl: null, externalPaymentId: null, createdAt: { lte: startedBefore } },
+    data: { status: 'failed', reviewReason: reason },
+  });
+  return result.count === 1;
 }
 
 export function setStatus(db: Client, id: number, status: PaymentStatus, reviewReason?: string) {

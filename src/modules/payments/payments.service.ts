@@ -93,6 +93,25 @@ function describeMismatch(event: PaymentEvent, payment: paymentsRepository.Payme
   return `paid ${paid} but ${describeMinorUnits(payment.amountMinor, payment.currency)} was due`;
 }
 
+/**
+ * How long a payment may stay pending without a checkout before a new start treats it as
+ * abandoned. The payment row is saved before the provider is asked for a checkout and the
+ * checkout is attached after; a process that dies in between (crash, deploy) leaves the row
+ * pending forever. A live start finishes well within this: the Stripe client gives up after
+ * three tries of 15 s at most. Not a setting: no site has a reason to tune it.
+ */
+export const ABANDONED_START_GRACE_MS = 60_000;
+
+/** A pending payment whose start never got a checkout and is older than the grace period. */
+export function isAbandonedStart(payment: paymentsRepository.PaymentRow, at: Date): boolean {
+  return (
+    payment.status === 'pending' &&
+    payment.checkoutUrl === null &&
+    payment.externalPaymentId === null &&
+    at.getTime() - payment.createdAt.getTime() >= ABANDONED_START_GRACE_MS
+  );
+}
+
 /** Why a researcher cannot pay a receipt while one of its payments is held for review. */
 export const PAYMENT_IN_REVIEW_MESSAGE =
   'A payment for this receipt is being checked by the billing team, so it cannot be paid again now; they will be in touch.';
@@ -114,9 +133,43 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * Marks a start that never got its checkout failed (audited), so the caller starts the next
+   * attempt. Conditional: of several clicks finding it, one marks and audits it, and all of
+   * them go on to the same next attempt.
+   */
+  async function abandonHalfStarted(payment: paymentsRepository.PaymentRow, actor: AuditContext) {
+    const at = now();
+    const reason = `start interrupted: no checkout within ${ABANDONED_START_GRACE_MS / 1000} s, abandoned for a new attempt`;
+    await prisma.$transaction(async (tx) => {
+      const startedBefore = new Date(at.getTime() - ABANDONED_START_GRACE_MS);
+      if (!(await paymentsRepository.abandonHalfStarted(tx, payment.id, startedBefore, reason))) return;
+      await appendAudit(
+        tx,
+        {
+          ...actor,
+          action: 'payment.abandon',
+          target: `receipt:${payment.receiptId}`,
+          status: 'failed',
+          details: {
+            paymentId: payment.id,
+            idempotencyKey: payment.idempotencyKey,
+            startedAt: payment.createdAt.toISOString(),
+            reason,
+          },
+        },
+        at,
+      );
+    });
+    logger.warn({ paymentId: payment.id, receiptId: payment.receiptId }, 'abandoned a payment start without checkout');
+  }
+
+  /**
    * Opens (or reopens) the provider's checkout for a pending receipt of the user. A double
    * click gets the same payment: the idempotency key is derived from the receipt and its
    * attempt number, so a racing second insert hits the unique index and reuses the first.
+   * A start that never got its checkout (the process died between saving the payment and
+   * attaching the checkout) is abandoned after ABANDONED_START_GRACE_MS, which ends that
+   * attempt: the next one counts it and so gets a new key (see docs/payments.md).
    */
   async function startPayment(
     username: string,
@@ -133,7 +186,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       throw new ConflictError(PAYMENT_IN_REVIEW_MESSAGE, { receiptId });
     const open = await paymentsRepository.findOpenPayment(prisma, receiptId, activeProvider.name);
     if (open?.checkoutUrl) return { redirectUrl: open.checkoutUrl };
-    if (open) return { redirectUrl: `/payments/thanks?rid=${receiptId}` };
+    // Another request is between saving its payment and attaching the checkout: wait for it.
+    if (open && !isAbandonedStart(open, now())) return { redirectUrl: `/payments/thanks?rid=${receiptId}` };
+    // That request died: its attempt ends here, and this one starts the next.
+    if (open) await abandonHalfStarted(open, actor);
 
     // Counting only ended attempts keeps the key the same for every click racing on this one.
     const attempt = (await paymentsRepository.countEndedPayments(prisma, receiptId, activeProvider.name)) + 1;
@@ -153,6 +209,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           amountMinor,
           currency: receipt.currency,
           idempotencyKey,
+          createdAt: now(),
         });
         await appendAudit(
           tx,
@@ -184,7 +241,17 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         successUrl: `${deps.config.publicBaseUrl}/payments/thanks?rid=${receiptId}`,
         cancelUrl: `${deps.config.publicBaseUrl}/me/receipts/${receiptId}`,
       });
-      await paymentsRepository.attachCheckout(prisma, payment.id, checkout.externalPaymentId, checkout.checkoutUrl);
+      // Recorded even when a later click has abandoned this start meanwhile (the provider took
+      // longer than the grace period): a success for this checkout must find its payment and be
+      // held for review as "succeeded after it failed", not go unknown. The payer is not sent
+      // there, though; the status page shows the newer attempt.
+      const attached = await paymentsRepository.attachCheckout(
+        prisma,
+        payment.id,
+        checkout.externalPaymentId,
+        checkout.checkoutUrl,
+      );
+      if (attached.status !== 'pending') return { redirectUrl: `/payments/thanks?rid=${receiptId}` };
       return { redirectUrl: checkout.checkoutUrl };
     } catch (error) {
       // The next click starts a fresh attempt with a new idempotency key.
@@ -378,8 +445,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       paymentsRepository.latestPaymentOf(prisma, receiptId),
       paymentsRepository.hasPaymentInReview(prisma, receiptId),
     ]);
-    const isFinal = receipt.status !== 'pending' || (payment !== null && payment.status !== 'pending');
-    return { receipt, payment, isFinal, isPaymentHeld };
+    // A start that never got its checkout will not move by itself: the page stops waiting and
+    // offers to try again, which abandons it (startPayment).
+    const isStartAbandoned = payment !== null && isAbandonedStart(payment, now());
+    const isFinal =
+      receipt.status !== 'pending' || (payment !== null && payment.status !== 'pending') || isStartAbandoned;
+    return { receipt, payment, isFinal, isPaymentHeld, isStartAbandoned };
   }
 
   /** The dummy provider's hosted page: the payment, for its owner only. */
