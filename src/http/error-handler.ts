@@ -8,6 +8,7 @@ import {
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { isCsrfError } from './csrf.js';
+import { hasSessionEndedOn } from './session.js';
 
 /** Browsers ask for HTML explicitly; API clients, curl and fetch get JSON. */
 export function wantsHtml(req: Request): boolean {
@@ -30,8 +31,15 @@ interface BodyParserError {
 }
 
 /** Maps anything thrown into a status and a message safe to show. */
-function describe(error: unknown): { status: number; message: string; isExpected: boolean } {
+function describe(error: unknown, req: Request): { status: number; message: string; isExpected: boolean } {
   if (error instanceof AppError) return { status: error.status, message: error.message, isExpected: true };
+  if (isCsrfError(error) && hasSessionEndedOn(req)) {
+    return {
+      status: 403,
+      message: 'Your session ended, so this form was not sent. Sign in again, then send it again.',
+      isExpected: true,
+    };
+  }
   if (isCsrfError(error)) {
     return {
       status: 403,
@@ -79,7 +87,7 @@ function describe(error: unknown): { status: number; message: string; isExpected
 /** The one error path: an HTML page or `{error, code}` JSON; unknown errors are logged with the request id. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error, req, res, next) => {
-    const { status, message, isExpected } = describe(error);
+    const { status, message, isExpected } = describe(error, req);
     if (!isExpected) {
       const summary = status === 503 ? 'database unavailable' : 'unhandled error';
       logger.error({ err: error, reqId: req.id, method: req.method, path: req.path }, summary);

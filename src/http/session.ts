@@ -1,4 +1,4 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import session from 'express-session';
 import type pg from 'pg';
 import { PostgresSessionStore } from '../modules/auth/session.store.js';
@@ -24,8 +24,21 @@ export interface SessionSettings {
 export const SESSION_COOKIE = 'hb.sid';
 
 // Writing lastSeenAt on every request would turn each page view into a session
-// UPDATE; a minute's precision is plenty for an idle timeout of many minutes.
-const LAST_SEEN_PRECISION_MS = 60_000;
+// UPDATE; it is written when it is this far behind: a minute, or a tenth of a short
+// idle limit. The last request may be up to this much after lastSeenAt, so a session
+// ends only once this much more has passed: never early, at most this late.
+const MAX_LAST_SEEN_PRECISION_MS = 60_000;
+const lastSeenPrecisionMs = (idleSec: number) => Math.min(MAX_LAST_SEEN_PRECISION_MS, idleSec * 100);
+
+export const SESSION_ENDED_MESSAGE = 'Your session ended. Please sign in again.';
+
+// Requests whose session enforceSessionLifetime ended: a form they carried fails its CSRF
+// check (the token belonged to the old session), and the error should say why.
+const requestsWithEndedSession = new WeakSet<Request>();
+
+export function hasSessionEndedOn(req: Request): boolean {
+  return requestsWithEndedSession.has(req);
+}
 
 /** Sessions in Postgres (shared by workers and replicas, kept across restarts). */
 export function createSessionMiddleware(pool: pg.Pool, settings: SessionSettings): RequestHandler {
@@ -45,29 +58,42 @@ export function createSessionMiddleware(pool: pg.Pool, settings: SessionSettings
  * passport reads the session.
  */
 export function enforceSessionLifetime(settings: SessionSettings): RequestHandler {
+  const precisionMs = lastSeenPrecisionMs(settings.idleSec);
   return (req, _res, next) => {
     const current = req.session;
     if (!current?.passport?.user) return next();
     const now = settings.now().getTime();
     const signedInAt = current.signedInAt ?? now;
     const lastSeenAt = current.lastSeenAt ?? now;
-    if (now - lastSeenAt > settings.idleSec * 1000 || now - signedInAt > settings.absoluteSec * 1000) {
+    const isIdle = now - lastSeenAt > settings.idleSec * 1000 + precisionMs;
+    if (isIdle || now - signedInAt > settings.absoluteSec * 1000) {
       req.session.regenerate((error) => {
-        if (!error) req.session.flash = { type: 'warning', message: 'Your session ended. Please sign in again.' };
+        if (!error) {
+          req.session.flash = { type: 'warning', message: SESSION_ENDED_MESSAGE };
+          requestsWithEndedSession.add(req);
+        }
         next(error);
       });
       return;
     }
-    if (now - lastSeenAt >= LAST_SEEN_PRECISION_MS) current.lastSeenAt = now;
+    if (now - lastSeenAt >= precisionMs) current.lastSeenAt = now;
     next();
   };
 }
 
-/** Moves a one-time message from the session to the page about to render. */
+/**
+ * Moves a one-time message from the session to the next page rendered. Taken at render time,
+ * not here: a request that only redirects (an ended session sent to /login) leaves the
+ * message for the page it leads to.
+ */
 export const exposeFlash: RequestHandler = (req, res, next) => {
-  if (req.session?.flash) {
-    res.locals.flash = req.session.flash;
-    delete req.session.flash;
-  }
+  const render = res.render;
+  res.render = function renderWithFlash(this: Response, ...args: Parameters<Response['render']>) {
+    if (req.session?.flash) {
+      res.locals.flash = req.session.flash;
+      delete req.session.flash;
+    }
+    return render.apply(this, args);
+  } as Response['render'];
   next();
 };
