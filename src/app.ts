@@ -156,6 +156,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(createCsrfProtection({ secret: config.sessionSecret, isSecureCookie: config.isProduction }));
   app.use(exposeFlash);
   app.use((req, res, next) => {
+    // Pages behind a session hold someone's data and a CSRF token: after signing out, Back
+    // must ask the server again, not show them from the browser's cache.
+    res.set('Cache-Control', 'no-store');
     res.locals.currentUser = req.user;
     exposeCsrfTokenOnRender(req, res);
     next();

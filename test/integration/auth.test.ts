@@ -203,7 +203,8 @@ describe('session lifetimes', () => {
     await agent.get('/account').set('Accept', 'text/html').expect(200);
     clock = new Date(clock.getTime() + 590_000); // 590 s after the last request: still inside 10 min
     await agent.get('/account').set('Accept', 'text/html').expect(200);
-    clock = new Date(clock.getTime() + 601_000);
+    // lastSeenAt is written once a minute, so a session ends up to a minute late, never early.
+    clock = new Date(clock.getTime() + 661_000);
     await agent.get('/account').set('Accept', 'text/html').expect(302);
 
     const steady = await signInAs(app, 'idler', user.password);
@@ -213,6 +214,55 @@ describe('session lifetimes', () => {
     }
     clock = new Date(clock.getTime() + 590_000); // past an hour since sign-in
     await steady.get('/account').set('Accept', 'text/html').expect(302);
+  });
+});
+
+describe('an ended session', () => {
+  it('is not ended early by requests closer together than lastSeenAt is written', async () => {
+    let clock = new Date('2026-06-01T08:00:00Z');
+    const app = buildTestApp(db, { now: () => clock, env: { SESSION_IDLE_SEC: '60' } });
+    const user = await buildUser(db.prisma, { username: 'quickclicker' });
+    const agent = await signInAs(app, 'quickclicker', user.password);
+    for (const gapMs of [40_000, 45_000, 50_000, 59_000]) {
+      clock = new Date(clock.getTime() + gapMs);
+      await agent.get('/account').set('Accept', 'text/html').expect(200);
+    }
+    clock = new Date(clock.getTime() + 67_000);
+    await agent.get('/account').set('Accept', 'text/html').expect(302);
+  });
+
+  it('says so on the sign-in page it sends you to, and on a form it refuses', async () => {
+    let clock = new Date('2026-06-01T08:00:00Z');
+    const app = buildTestApp(db, { now: () => clock, env: { SESSION_IDLE_SEC: '600' } });
+    const user = await buildUser(db.prisma, { username: 'wanderer' });
+    const agent = await signInAs(app, 'wanderer', user.password);
+    const account = await agent.get('/account').set('Accept', 'text/html').expect(200);
+    expect(account.headers['cache-control']).toBe('no-store');
+
+    clock = new Date(clock.getTime() + 3_600_000);
+    const expired = await agent.get('/account').set('Accept', 'text/html').expect(302);
+    expect(expired.headers.location).toBe('/login?next=%2Faccount');
+    const login = await agent.get('/login?next=%2Faccount').set('Accept', 'text/html').expect(200);
+    expect(login.text).toContain('Your session ended. Please sign in again.');
+    // Shown once.
+    expect((await agent.get('/login').set('Accept', 'text/html')).text).not.toContain('Your session ended');
+
+    const again = await signInAs(app, 'wanderer', user.password);
+    const form = await again.get('/account').set('Accept', 'text/html').expect(200);
+    clock = new Date(clock.getTime() + 3_600_000);
+    const sent = await again
+      .post('/account/password')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({
+        current: user.password,
+        password: 'never-applied-1',
+        confirm: 'never-applied-1',
+        csrf_token: csrfTokenIn(form.text),
+      });
+    expect(sent.status).toBe(403);
+    expect(sent.text).toContain('Your session ended, so this form was not sent.');
+    await signInAs(app, 'wanderer', user.password);
   });
 });
 
