@@ -3,6 +3,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { buildUser } from '../support/factories.js';
+import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { csrfTokenIn, csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -369,6 +370,117 @@ describe('lockout', () => {
     expect(perAddress.failureCount).toBe(50);
     expect(perUser.failureCount).toBe(50);
     expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'bad_credentials' })).toBe(50);
+  });
+
+  /** Sends one wrong sign-in per address, all at once (forms fetched first); the answers' texts. */
+  async function wrongSignInsAtOnce(app: ReturnType<typeof lockoutApp>, username: string, ips: string[]) {
+    const agents = await Promise.all(
+      ips.map(async (ip) => {
+        const agent = request.agent(app);
+        const page = await agent.get('/login').set('Accept', 'text/html');
+        return { agent, ip, token: csrfTokenIn(page.text) };
+      }),
+    );
+    const responses = await Promise.all(
+      agents.map(({ agent, ip, token }) =>
+        agent
+          .post('/login')
+          .set('Accept', 'text/html')
+          .set('X-Forwarded-For', ip)
+          .type('form')
+          .send({ username, password: 'wrong', csrf_token: token }),
+      ),
+    );
+    expect(responses.every((response) => response.status === 200)).toBe(true);
+    const count = (text: string) => responses.filter((response) => response.text.includes(text)).length;
+    return { wrong: count('Wrong username or password.'), locked: count('Too many failed sign-ins.') };
+  }
+
+  /** Password checks that failed: every one is audited as login.failure, bad_credentials. */
+  const verifiedFailures = (username: string) =>
+    db.prisma.auditLog.count({
+      where: { action: 'login.failure', actor: username, details: { path: ['reason'], equals: 'bad_credentials' } },
+    });
+
+  it('checks no more than AUTH_MAX_FAILS passwords of 30 wrong sign-ins sent at once from one address', async () => {
+    const user = await buildUser(db.prisma, { username: 'parallel' });
+    const app = lockoutApp();
+    const answers = await wrongSignInsAtOnce(app, 'parallel', Array(30).fill('198.51.100.60'));
+    // Five checked (the fifth starts the lock and says so), every other one refused unchecked.
+    expect(await verifiedFailures('parallel')).toBe(5);
+    expect(answers).toEqual({ wrong: 4, locked: 26 });
+    expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'bad_credentials' })).toBe(5);
+    expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'locked' })).toBe(25);
+    expect(await metricValue(metrics, 'auth_lockout_start_total')).toBe(1);
+    expect(await db.prisma.auditLog.count({ where: { action: 'login.lockout_start', actor: 'parallel' } })).toBe(1);
+    const row = await db.prisma.authThrottle.findUniqueOrThrow({
+      where: { username_ip: { username: 'parallel', ip: '198.51.100.60' } },
+    });
+    expect(row.failureCount).toBe(5);
+
+    // The budget is spent: even the right password waits for the lock to end.
+    clock = new Date(clock.getTime() + 299_000);
+    const locked = await postLogin(app, 'parallel', user.password, { ip: '198.51.100.60' });
+    expect(locked.response.status).toBe(200);
+    expect(locked.response.text).toContain('Too many failed sign-ins. Try again in 1 s.');
+    clock = new Date(clock.getTime() + 1_000);
+    const afterLock = await postLogin(app, 'parallel', user.password, { ip: '198.51.100.60' });
+    expect(afterLock.response.status).toBe(302);
+    expect(await db.prisma.authThrottle.count({ where: { username: 'parallel' } })).toBe(0);
+  });
+
+  it('checks no more than AUTH_USER_MAX_FAILS passwords of 30 wrong sign-ins sent at once from 30 addresses', async () => {
+    const user = await buildUser(db.prisma, { username: 'botnet' });
+    const app = lockoutApp({ AUTH_USER_MAX_FAILS: '6', AUTH_USER_WINDOW_SEC: '900', AUTH_USER_LOCK_SEC: '900' });
+    const ips = Array.from({ length: 30 }, (_, index) => `192.0.2.${index + 1}`);
+    const answers = await wrongSignInsAtOnce(app, 'botnet', ips);
+    expect(await verifiedFailures('botnet')).toBe(6);
+    expect(answers).toEqual({ wrong: 5, locked: 25 });
+    expect(await metricValue(metrics, 'auth_lockout_start_total')).toBe(1);
+    // Counted exactly: an address is charged only for a password that was checked.
+    const rows = await db.prisma.authThrottle.findMany({ where: { username: 'botnet' } });
+    const perUser = rows.find((row) => row.ip === '*');
+    expect(perUser?.failureCount).toBe(6);
+    const perAddress = rows.filter((row) => row.ip !== '*').reduce((sum, row) => sum + row.failureCount, 0);
+    expect(perAddress).toBe(6);
+
+    clock = new Date(clock.getTime() + 899_000);
+    const locked = await postLogin(app, 'botnet', user.password, { ip: '203.0.113.60' });
+    expect(locked.response.text).toContain('Too many failed sign-ins. Try again in 1 s.');
+    clock = new Date(clock.getTime() + 1_000);
+    expect((await postLogin(app, 'botnet', user.password, { ip: '203.0.113.60' })).response.status).toBe(302);
+  });
+
+  it('refuses, unchecked and uncharged, an attempt that meets a lock started after it began', async () => {
+    const user = await buildUser(db.prisma, { username: 'racer' });
+    const app = lockoutApp();
+    await db.prisma.authThrottle.create({ data: { username: 'racer', ip: '*', windowStart: clock, failureCount: 19 } });
+    // Another attempt's count locks the per-user row, and has not committed yet.
+    const locker = await db.pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(
+        `UPDATE auth_throttle SET failure_count = 20, locked_until = $1 WHERE username = 'racer' AND ip = '*'`,
+        [new Date(clock.getTime() + 900_000)],
+      );
+      const attempt = postLogin(app, 'racer', user.password, { ip: '198.51.100.62' });
+      // Its address row is counted; its '*' upsert waits for the row lock.
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      await locker.query('COMMIT');
+      const { response } = await attempt;
+      expect(response.text).toContain('Too many failed sign-ins. Try again in 15 min 00 s.');
+    } finally {
+      locker.release();
+    }
+    const address = await db.prisma.authThrottle.findUniqueOrThrow({
+      where: { username_ip: { username: 'racer', ip: '198.51.100.62' } },
+    });
+    expect(address).toMatchObject({ failureCount: 0, lockedUntil: null });
+    const audit = await db.prisma.auditLog.findMany({
+      where: { actor: 'racer' },
+      select: { action: true, details: true },
+    });
+    expect(audit).toEqual([{ action: 'login.failure', details: { reason: 'locked' } }]);
   });
 });
 

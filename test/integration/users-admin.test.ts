@@ -410,5 +410,42 @@ describe('your own account', () => {
       for (let attempt = 0; attempt < 4; attempt++) await postLogin(app, 'onebudget', 'guess');
       await signInAs(app, 'onebudget', 'second-password-1');
     });
+
+    it('sent at once, check no more current passwords than the lockout allows', async () => {
+      const app = lockoutApp();
+      const user = await buildUser(db.prisma, { username: 'manytabs' });
+      const agent = await signInAs(app, 'manytabs', user.password);
+      const token = await csrfTokenOf(agent);
+      const answers = await Promise.all(
+        Array.from({ length: 30 }, (_, attempt) =>
+          agent
+            .post('/account/password')
+            .set('Accept', 'text/html')
+            .type('form')
+            .send({
+              current: `guess-${attempt}`,
+              password: 'taken-over-1',
+              confirm: 'taken-over-1',
+              csrf_token: token,
+            }),
+        ),
+      );
+      const checked = await db.prisma.auditLog.count({
+        where: { action: 'user.password_change', actor: 'manytabs', status: 'failed' },
+      });
+      expect(checked).toBe(5);
+      expect(answers.filter((answer) => answer.status === 400)).toHaveLength(4);
+      expect(answers.filter((answer) => answer.status === 429)).toHaveLength(26);
+      expect(await metricValue(metrics, 'auth_lockout_start_total')).toBe(1);
+
+      clock = new Date(clock.getTime() + 299_000);
+      const right = await changePassword(agent, { current: user.password, password: 'changed-password-1' });
+      expect(right.status).toBe(429);
+      expect(errorOf(right.text)).toBe('Too many failed attempts. Try again in 1 s.');
+      clock = new Date(clock.getTime() + 1_000);
+      expect((await changePassword(agent, { current: user.password, password: 'changed-password-1' })).status).toBe(
+        303,
+      );
+    });
   });
 });

@@ -41,10 +41,20 @@ function getDummyHash(): Promise<string> {
   return dummyHash;
 }
 
+/** The pair of throttle rows an attempt of `username` from `ip` is counted in. */
+function attemptKey(deps: AuthServiceDeps, username: string, ip: string): throttleRepository.AttemptKey {
+  // An address spelled '*' (a forwarded header can say anything) must not be the per-user row.
+  const address = ip === ALL_ADDRESSES ? 'unknown' : ip;
+  return { username, ip: address, addressRule: deps.lockout.perAddress, userRule: deps.lockout.perUser };
+}
+
 /**
  * Checks a sign-in attempt: lockouts first (even the right password is refused while
- * locked), then the password, always at the cost of one argon2 verify. Every outcome is
- * counted and audited; the caller shows one neutral message for every failure.
+ * locked), then the password, always at the cost of one argon2 verify. The attempt is
+ * counted as a failure before its password is checked (so concurrent attempts, from any
+ * worker, check no more passwords than the lockout allows) and a success forgets it with
+ * the user's other failures. Every outcome is counted and audited; the caller shows one
+ * neutral message for every failure.
  */
 export async function signIn(
   deps: AuthServiceDeps,
@@ -54,17 +64,15 @@ export async function signIn(
   const db = deps.db.prisma;
   const now = deps.now();
   const username = attempt.username.trim().toLowerCase().slice(0, 64);
-  const addresses = [attempt.ip, ALL_ADDRESSES];
   const audit: AuditContext = { actor: username || '(empty)', ip: attempt.ip, userAgent: attempt.userAgent };
 
-  const { endedLocks, lockedUntil, hasFailures, credentials } = await throttleRepository.loadSignInState(
+  const reservation = await throttleRepository.reserveAttempt(
     deps.db.pool,
-    username,
-    addresses,
+    attemptKey(deps, username, attempt.ip),
     now,
   );
-  if (endedLocks > 0) metrics.authLockoutEnd.inc(endedLocks);
-  if (lockedUntil) {
+  if (reservation.endedLocks > 0) metrics.authLockoutEnd.inc(reservation.endedLocks);
+  if (reservation.outcome === 'locked') {
     metrics.authLoginFailure.inc({ reason: 'locked' });
     metrics.authLockoutActive.inc();
     await recordAudit(
@@ -72,14 +80,15 @@ export async function signIn(
       { ...audit, action: 'login.failure', status: 'denied', details: { reason: 'locked' } },
       now,
     );
-    return { outcome: 'locked', lockedUntil };
+    return { outcome: 'locked', lockedUntil: reservation.lockedUntil };
   }
 
+  const { credentials } = reservation;
   const isPasswordRight = await verifyPassword(credentials?.passwordHash ?? (await getDummyHash()), attempt.password);
   if (!credentials || !isPasswordRight || credentials.isDisabled) {
     const reason = credentials && isPasswordRight ? 'disabled' : 'bad_credentials';
     metrics.authLoginFailure.inc({ reason });
-    const lockStartedUntil = await countFailure(deps, username, attempt.ip, now, {
+    const lockStartedUntil = await recordCountedFailure(deps, reservation, now, {
       ...audit,
       action: 'login.failure',
       status: 'failed',
@@ -88,38 +97,37 @@ export async function signIn(
     return lockStartedUntil ? { outcome: 'locked', lockedUntil: lockStartedUntil } : { outcome: 'failed' };
   }
 
-  // Most sign-ins follow no failure: then there is nothing to forget and no write to make.
-  if (hasFailures) await throttleRepository.reset(db, username);
-  if (needsRehash(credentials.passwordHash)) {
-    await usersRepository.updatePasswordHash(db, credentials.id, await hashPassword(attempt.password));
-  }
-  metrics.authLoginSuccess.inc();
-  await recordAudit(deps.db, { ...audit, action: 'login.success', status: 'ok' }, now);
+  // The attempt was counted: forgetting it (and the user's other failures) is one DELETE,
+  // sent beside the audit append rather than before it.
+  await Promise.all([
+    throttleRepository.forgetFailures(deps.db.pool, username),
+    (async () => {
+      if (needsRehash(credentials.passwordHash)) {
+        await usersRepository.updatePasswordHash(db, credentials.id, await hashPassword(attempt.password));
+      }
+      metrics.authLoginSuccess.inc();
+      await recordAudit(deps.db, { ...audit, action: 'login.success', status: 'ok' }, now);
+    })(),
+  ]);
   return { outcome: 'ok', user: { id: credentials.id, username: credentials.username, role: credentials.role } };
 }
 
 /**
- * Counts a wrong password of `username` against both lockout rules, audits it as `failure`,
- * and audits (as `login.lockout_start`, with `lockDetails`) a lock that this very failure
- * started. Returns the end of that lock, or null when it started none.
+ * Audits a wrong password whose attempt was counted before the check (as `failure`), and
+ * the lock that count started, if any (as `login.lockout_start`, with `lockDetails`): it
+ * stands now that the password was wrong. Returns the end of that lock, or null.
  */
-async function countFailure(
+async function recordCountedFailure(
   deps: AuthServiceDeps,
-  username: string,
-  ip: string,
+  reservation: Extract<throttleRepository.Reservation, { outcome: 'counted' }>,
   now: Date,
   failure: AuditEntry,
   lockDetails: Record<string, unknown> = {},
 ): Promise<Date | null> {
-  const db = deps.db.prisma;
-  const perAddress = await throttleRepository.recordFailure(db, username, ip, deps.lockout.perAddress, now);
-  const perUser = await throttleRepository.recordFailure(db, username, ALL_ADDRESSES, deps.lockout.perUser, now);
   await recordAudit(deps.db, failure, now);
-  const startedLocks = [perAddress.hasJustLocked && 'address', perUser.hasJustLocked && 'user'].filter(Boolean);
-  if (startedLocks.length === 0) return null;
+  const { startedLocks, lockedUntil } = reservation;
+  if (startedLocks.length === 0 || !lockedUntil) return null;
   deps.metrics.authLockoutStart.inc();
-  const until = [perAddress.lockedUntil, perUser.lockedUntil].filter((date): date is Date => date !== null);
-  const latest = new Date(Math.max(...until.map((date) => date.getTime())));
   await recordAudit(
     deps.db,
     {
@@ -128,26 +136,24 @@ async function countFailure(
       userAgent: failure.userAgent,
       action: 'login.lockout_start',
       status: 'denied',
-      details: { scope: startedLocks, until: latest.toISOString(), ...lockDetails },
+      details: { scope: startedLocks, until: lockedUntil.toISOString(), ...lockDetails },
     },
     now,
   );
   deps.metrics.authLockoutActive.inc();
-  return latest;
+  return lockedUntil;
 }
 
-export type PasswordChangeCheck =
-  | { outcome: 'ok'; hasFailures: boolean }
-  | { outcome: 'failed' }
-  | { outcome: 'locked'; lockedUntil: Date };
+export type PasswordChangeCheck = { outcome: 'ok' } | { outcome: 'failed' } | { outcome: 'locked'; lockedUntil: Date };
 
 /**
  * Checks the current password a signed-in user gives to change it, under the sign-in
- * lockout: a wrong one counts against the same rows as a failed sign-in (one budget for both
- * forms, so a stolen session cookie is no way around the lockout), and while locked even the
- * right one is refused. It costs one argon2 verify whatever the outcome, locked included.
- * Failures are audited as `user.password_change` the way sign-in audits its own; forgetting
- * the failures after a success is the caller's, with the change.
+ * lockout: the attempt is counted in the same rows as a sign-in before the check (one budget
+ * for both forms, so a stolen session cookie is no way around the lockout), and while
+ * locked even the right one is refused. It costs one argon2 verify whatever the outcome,
+ * locked included. Failures are audited as `user.password_change` the way sign-in audits its
+ * own; after `ok`, forgetting the counted attempt and the other failures is the caller's,
+ * with the change (`throttleRepository.reset` in its transaction).
  */
 export async function checkPasswordForChange(
   deps: AuthServiceDeps,
@@ -159,31 +165,26 @@ export async function checkPasswordForChange(
   const ip = attempt.context.ip ?? 'unknown';
   const audit = { ...attempt.context, action: 'user.password_change', target: username };
 
-  const { endedLocks, lockedUntil, hasFailures, credentials } = await throttleRepository.loadSignInState(
-    deps.db.pool,
-    username,
-    [ip, ALL_ADDRESSES],
-    now,
-  );
-  if (endedLocks > 0) metrics.authLockoutEnd.inc(endedLocks);
+  const reservation = await throttleRepository.reserveAttempt(deps.db.pool, attemptKey(deps, username, ip), now);
+  if (reservation.endedLocks > 0) metrics.authLockoutEnd.inc(reservation.endedLocks);
+  const { credentials } = reservation;
   const isPasswordRight = await verifyPassword(credentials?.passwordHash ?? (await getDummyHash()), attempt.password);
-  if (lockedUntil) {
+  if (reservation.outcome === 'locked') {
     metrics.authLockoutActive.inc();
     await recordAudit(deps.db, { ...audit, status: 'denied', details: { reason: 'locked' } }, now);
-    return { outcome: 'locked', lockedUntil };
+    return { outcome: 'locked', lockedUntil: reservation.lockedUntil };
   }
   if (!credentials || !isPasswordRight) {
-    const lockStartedUntil = await countFailure(
+    const lockStartedUntil = await recordCountedFailure(
       deps,
-      username,
-      ip,
+      reservation,
       now,
       { ...audit, status: 'failed', details: { reason: 'bad_current_password' } },
       { via: 'password_change' },
     );
     return lockStartedUntil ? { outcome: 'locked', lockedUntil: lockStartedUntil } : { outcome: 'failed' };
   }
-  return { outcome: 'ok', hasFailures };
+  return { outcome: 'ok' };
 }
 
 /** The time left of a lock as the forms show it: "4 min 05 s", "12 s". */

@@ -92,7 +92,8 @@ export async function changeOwnPassword(
   await auth.db.prisma.$transaction(async (tx) => {
     await usersRepository.updatePasswordHash(tx, user.id, passwordHash);
     const endedSessions = await usersRepository.deleteSessionsOf(tx, user.id, { exceptSessionId: change.sessionId });
-    if (check.hasFailures) await throttleRepository.reset(tx, user.username);
+    // The check counted this attempt before the password was known right: forget it with the rest.
+    await throttleRepository.reset(tx, user.username);
     await appendAudit(
       tx,
       { ...context, action: 'user.password_change', target: user.username, status: 'ok', details: { endedSessions } },
