@@ -796,7 +796,38 @@ describe('admin pages', () => {
       .expect(303);
     const page = await html(admin, '/admin/rates').expect(200);
     expect(page.text).toContain('0.9');
+    expect(page.text).toContain('Rates of gov saved; they apply from now.');
     expect(page.text).toMatch(/History \(2\)/);
+
+    // The same rates again (a double submit, or written differently): nothing new is saved.
+    const historyRows = await db.prisma.pricingRate.count();
+    const auditEntries = await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } });
+    await admin
+      .post('/admin/rates')
+      .type('form')
+      .send({ type: 'gov', cpu: '00.90', gpu: '18.0', mem: ' 0.08 ', csrf_token: token })
+      .expect(303);
+    const unchanged = await html(admin, '/admin/rates').expect(200);
+    expect(unchanged.text).toContain('Rates of gov are already these; nothing was saved.');
+    expect(unchanged.text).toMatch(/History \(2\)/);
+    const viaApi = await admin
+      .post('/formula')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ type: 'gov', cpu: 0.9, gpu: 18, mem: 0.08 })
+      .expect(200);
+    expect(viaApi.body.updated).toMatchObject({ type: 'gov', cpu: 0.9, isChanged: false });
+    expect(await db.prisma.pricingRate.count()).toBe(historyRows);
+    expect(await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } })).toBe(auditEntries);
+
+    const exponent = await admin
+      .post('/admin/rates')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ type: 'gov', cpu: '1e3', gpu: '18', mem: '0.08', csrf_token: token });
+    expect(exponent.status).toBe(400);
+    expect(exponent.text).toContain('cpu: must be written as a plain decimal such as 0.50, without an exponent');
+    expect(await db.prisma.pricingRate.count()).toBe(historyRows);
     const bad = await admin
       .post('/admin/rates')
       .set('Accept', 'text/html')

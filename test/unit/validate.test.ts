@@ -90,11 +90,18 @@ describe('parseInput says what is wrong in words people read', () => {
   it.each([
     ['.5', '0.5'],
     ['0.25', '0.25'],
-    ['1e3', '1000'],
+    ['00.5', '0.5'],
+    [' 0.5 ', '0.5'],
     ['-0', '0'],
     ['-0.000', '0'],
   ])('reads the rate %s as %s', (text, expected) => {
     expect(parseInput(ZSetRates, { type: 'mu', cpu: text, gpu: '1', mem: '1' }).cpu.toString()).toBe(expected);
+  });
+
+  it.each(['1e3', '1E3', '5e-1', '.5e2'])('refuses the rate %s: a price is written without an exponent', (text) => {
+    expect(messageOf(() => parseInput(ZSetRates, { type: 'mu', cpu: text, gpu: '1', mem: '1' }))).toBe(
+      'cpu: must be written as a plain decimal such as 0.50, without an exponent',
+    );
   });
 
   it.each(['.', '5.', '1,5', '0x10'])('refuses the rate %s as not a number', (text) => {

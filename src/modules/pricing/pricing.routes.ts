@@ -75,8 +75,11 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
   router.post('/admin/rates', guards.requireAdmin, async (req, res) => {
     try {
       const input = parseInput(ZSetRates, req.body);
-      await rates.setRates(auditContextOf(req), input);
-      res.redirect(303, `/admin/rates?updated=${encodeURIComponent(input.type)}`);
+      const { isChanged } = await rates.setRates(auditContextOf(req), input);
+      req.session.flash = isChanged
+        ? { type: 'success', message: `Rates of ${input.type} saved; they apply from now.` }
+        : { type: 'warning', message: `Rates of ${input.type} are already these; nothing was saved.` };
+      res.redirect(303, '/admin/rates');
     } catch (error) {
       // A form gets its page back with the problem on it; API clients get JSON from the error handler.
       if (!(error instanceof AppError) || !wantsHtml(req)) throw error;

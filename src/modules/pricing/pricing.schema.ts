@@ -16,8 +16,13 @@ export const ZRate = z
       return z.NEVER;
     }
     const text = String(value);
-    // ".5" is how many people write a half; Decimal reads it as 0.5.
-    if (!/^-?(\d+(\.\d+)?|\.\d+)(e[-+]?\d+)?$/i.test(text)) {
+    // ".5" is how many people write a half; Decimal reads it as 0.5. Exponents are refused:
+    // a price typed as 1e3 is far more likely a slip than a wish for 1,000 an hour.
+    if (/^-?(\d+(\.\d+)?|\.\d+)e[-+]?\d+$/i.test(text)) {
+      ctx.addIssue({ code: 'custom', message: 'must be written as a plain decimal such as 0.50, without an exponent' });
+      return z.NEVER;
+    }
+    if (!/^-?(\d+(\.\d+)?|\.\d+)$/.test(text)) {
       ctx.addIssue({ code: 'custom', message: 'must be a number' });
       return z.NEVER;
     }

@@ -228,6 +228,25 @@ export function createRatesService(deps: RatesServiceDeps) {
         const tierId = await ratesRepository.lockTierByName(tx, input.type);
         if (tierId === undefined) throw new BadRequestError(`type: unknown tier "${input.type}".`, { field: 'type' });
         const previous = await ratesRepository.findRateInForce(tx, tierId, effectiveFrom);
+        const isUnchanged =
+          previous !== undefined &&
+          previous.currency === config.currency &&
+          previous.cpu.equals(input.cpu) &&
+          previous.gpu.equals(input.gpu) &&
+          previous.mem.equals(input.mem);
+        if (isUnchanged) {
+          // A double submit or a form sent back as it was: a new history row and audit entry
+          // saying 0.5 -> 0.5 would only hide the real changes.
+          return {
+            type: input.type,
+            cpu: Number(previous.cpu),
+            gpu: Number(previous.gpu),
+            mem: Number(previous.mem),
+            currency: previous.currency,
+            effectiveFrom: previous.effectiveFrom.toISOString(),
+            isChanged: false,
+          };
+        }
         const rate = await ratesRepository.insertRate(tx, {
           tierId,
           cpu: input.cpu,
@@ -244,6 +263,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           mem: Number(input.mem),
           currency: config.currency,
           effectiveFrom: effectiveFrom.toISOString(),
+          isChanged: true,
         };
         await appendAudit(tx, {
           ...actor,
