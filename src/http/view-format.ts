@@ -33,11 +33,8 @@ function incrementDigits(digits: string): string {
 
 /** Number and date formatting the views share, fixed to the site's zone and currency. */
 export function createViewFormatters(options: { timeZone: string; currency: string }) {
-  const dateTime = new Intl.DateTimeFormat('en-GB', {
+  const time = new Intl.DateTimeFormat('en-GB', {
     timeZone: options.timeZone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
     hour: '2-digit',
     minute: '2-digit',
     hourCycle: 'h23',
@@ -79,12 +76,15 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
     count: (value: number) => counts.format(value),
     /** Hours to two decimals. */
     hours: (value: Numeric) => decimal(value, 2),
-    /** 20/09/2025, 14:05 in APP_TZ. */
+    /**
+     * 2025-09-20 14:05 in APP_TZ: the order the dates beside it (windows, the audit log) use;
+     * 02/12/2026 reads as 2 December to some and 12 February to others.
+     */
     dateTime: (value: Date | null | undefined) => {
       if (!value) return '';
       const p = localParts(value, options.timeZone);
-      if (!isPlainYear(p.year)) return dateTime.format(value);
-      return `${padTwoDigits(p.day)}/${padTwoDigits(p.month)}/${p.year}, ${padTwoDigits(p.hour)}:${padTwoDigits(p.minute)}`;
+      if (!isPlainYear(p.year)) return `${date.format(value)} ${time.format(value)}`;
+      return `${p.year}-${padTwoDigits(p.month)}-${padTwoDigits(p.day)} ${padTwoDigits(p.hour)}:${padTwoDigits(p.minute)}`;
     },
     /** 2025-09-20 in APP_TZ. */
     date: (value: Date | null | undefined) => {

@@ -73,16 +73,14 @@ describe('view formatters', () => {
 
   it.each(zones)('write dates and times in %s as Intl does, across DST changes', (timeZone) => {
     const fmt = createViewFormatters({ timeZone, currency: 'THB' });
-    const intlDateTime = new Intl.DateTimeFormat('en-GB', {
+    const intlTime = new Intl.DateTimeFormat('en-GB', {
       timeZone,
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
       hour: '2-digit',
       minute: '2-digit',
       hourCycle: 'h23',
     });
     const intlDate = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    const intlDateTime = { format: (value: Date) => `${intlDate.format(value)} ${intlTime.format(value)}` };
     const random = seededRandom(7);
     const instants = [
       // Around the 2026 changes in Europe and North America, minute by minute.
@@ -96,6 +94,11 @@ describe('view formatters', () => {
       expect([value.toISOString(), fmt.dateTime(value)]).toEqual([value.toISOString(), intlDateTime.format(value)]);
       expect([value.toISOString(), fmt.date(value)]).toEqual([value.toISOString(), intlDate.format(value)]);
     }
+  });
+
+  it('write a date and time year first, as the dates beside them are', () => {
+    const fmt = createViewFormatters({ timeZone: 'Asia/Bangkok', currency: 'THB' });
+    expect(fmt.dateTime(new Date('2026-12-01T19:54:00Z'))).toBe('2026-12-02 02:54');
   });
 
   it('write nothing for a missing date', () => {
