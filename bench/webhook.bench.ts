@@ -55,7 +55,14 @@ try {
   const metrics = createMetrics();
   const rates = createRatesService({ db, config });
   const receipts = createReceiptsService({ db, config, rates, metrics });
-  const payments = createPaymentsService({ db, config: config.payments, metrics, logger, now: () => new Date() });
+  const payments = createPaymentsService({
+    db,
+    config: config.payments,
+    metrics,
+    logger,
+    now: () => new Date(),
+    timeZone: config.timeZone,
+  });
   const actor = { actor: 'bench', ip: null, userAgent: 'bench' };
   const today = toLocalDate(new Date(), config.timeZone);
   const due: Array<{ externalId: string; amountMinor: bigint }> = [];

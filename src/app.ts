@@ -77,7 +77,14 @@ export function createApp(deps: AppDeps): express.Express {
   const rates = createRatesService({ db, config, now });
   const receipts = createReceiptsService({ db, config, rates, metrics, now });
   const usage = createUsageService({ db, config, rates, now });
-  const payments = createPaymentsService({ db, config: config.payments, metrics, logger, now });
+  const payments = createPaymentsService({
+    db,
+    config: config.payments,
+    metrics,
+    logger,
+    now,
+    timeZone: config.timeZone,
+  });
   app.locals.onlinePayment = payments.providerName ?? '';
 
   app.use(requestContext(logger));

@@ -711,6 +711,8 @@ describe('resolving a payment held for review', () => {
     });
     expect(again.status).toBe(409);
     expect(again.text).toContain(`Payment #${first.payment.id} was already resolved (refunded)`);
+    // When, as the pages write it (APP_TZ), not a raw ISO instant.
+    expect(again.text).toMatch(/ on \d{4}-\d{2}-\d{2} \d{2}:\d{2}; nothing was changed\./);
     expect(await snapshotOf(first.receiptId)).toEqual(resolvedOnce);
 
     const second = await heldPayment();
@@ -1296,6 +1298,7 @@ describe('a payment start that never got its checkout (the process died in betwe
       metrics: createMetrics(),
       logger: createLogger('silent'),
       now,
+      timeZone: config.timeZone,
       provider: slow,
     });
     const { user, receiptId } = await researcherWithReceipt(app);

@@ -4,6 +4,7 @@ import type { PaymentsConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
+import { formatLocalDateTime } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -37,6 +38,8 @@ export interface PaymentsServiceDeps {
   metrics: Pick<Metrics, 'webhookEvents' | 'receiptMarkedPaid'>;
   logger: Logger;
   now: () => Date;
+  /** APP_TZ: how times in messages are written. */
+  timeZone: string;
   /** Overrides the provider built from config (tests). */
   provider?: PaymentProvider;
 }
@@ -515,8 +518,9 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (!payment) throw new NotFoundError(`Payment #${paymentId} does not exist.`);
       if (payment.status === 'resolved') {
         throw new ConflictError(
-          `Payment #${paymentId} was already resolved (${payment.reviewOutcome}) by ${payment.reviewedBy} at ` +
-            `${payment.reviewedAt?.toISOString()}; nothing was changed.`,
+          `Payment #${paymentId} was already resolved (${payment.reviewOutcome}) by ${payment.reviewedBy} on ` +
+            `${payment.reviewedAt ? formatLocalDateTime(payment.reviewedAt, deps.timeZone) : 'an unknown date'}; ` +
+            'nothing was changed.',
         );
       }
       if (payment.status !== 'needs_review') {
