@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { Response } from 'express';
 import { formatCsvLines } from './csv-format.js';
 
@@ -17,18 +16,27 @@ import { formatCsvLines } from './csv-format.js';
  *
  * Backpressure flows from the socket to the chunk source, so a slow client pauses the
  * database instead of filling memory; a client that hangs up stops the source (its cursor or
- * COPY is closed).
+ * COPY is closed). A client that stops reading is cut off after `stallMs` without progress
+ * (no `drain`): the response is destroyed and the source stopped as for a hang-up, so a COPY
+ * paused behind it gives its connection back (discarded) instead of holding it forever.
  */
 export async function sendCsv(
   res: Response,
   filename: string,
   columns: readonly string[],
   chunks: AsyncIterable<string | Uint8Array>,
+  options: CsvSendOptions = {},
 ): Promise<void> {
+  const stallMs = options.stallMs ?? DEFAULT_CSV_STALL_MS;
   let isClosed = false;
   res.once('close', () => {
     isClosed = true;
   });
+  const cutOff = () => {
+    isClosed = true;
+    options.onStall?.();
+    res.destroy();
+  };
   const iterator = chunks[Symbol.asyncIterator]();
   const held: (string | Uint8Array)[] = [formatCsvLines([columns], columns)];
   let isHoldingChunk = false;
@@ -43,8 +51,9 @@ export async function sendCsv(
       if (isClosed) return;
       if (isHoldingChunk) {
         writeTogether(res, filename, held.splice(0), { isLast: false });
-        // Wait for the socket before asking the source for more; a hang-up ends the wait.
-        if (res.writableNeedDrain) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        // Wait for the socket before asking the source for more; a hang-up ends the wait, and
+        // so does the stall limit (the client stopped reading).
+        if (res.writableNeedDrain && (await waitForDrain(res, stallMs)) === 'stalled') cutOff();
         if (isClosed) return;
       }
       held.push(next.value);
@@ -56,6 +65,48 @@ export async function sendCsv(
   }
   if (isClosed) return;
   writeTogether(res, filename, held, { isLast: true });
+  // The source is done (its connection is back in the pool); what the socket could not take
+  // yet waits in memory. A client that never reads it loses it after the same limit.
+  if (!res.writableFinished) {
+    void waitForDrain(res, stallMs, 'finish').then((outcome) => {
+      if (outcome === 'stalled') cutOff();
+    });
+  }
+}
+
+/** Without a drain for this long, an export's client is taken to have stopped reading. */
+export const DEFAULT_CSV_STALL_MS = 30_000;
+
+export interface CsvSendOptions {
+  /** How long a write may wait for the client to read (default DEFAULT_CSV_STALL_MS). */
+  stallMs?: number;
+  /** Told when the client is cut off for not reading, before the response is destroyed. */
+  onStall?: () => void;
+}
+
+/**
+ * Resolves when `res` emits `event` (drain, or finish after the last write), or closes, or
+ * when `stallMs` pass without either; leaves no listener or timer behind.
+ */
+function waitForDrain(
+  res: Response,
+  stallMs: number,
+  event: 'drain' | 'finish' = 'drain',
+): Promise<'drained' | 'closed' | 'stalled'> {
+  return new Promise((resolve) => {
+    const settle = (outcome: 'drained' | 'closed' | 'stalled') => {
+      clearTimeout(timer);
+      res.off(event, onDrain);
+      res.off('close', onClose);
+      resolve(outcome);
+    };
+    const onDrain = () => settle('drained');
+    const onClose = () => settle('closed');
+    // The socket keeps the process alive while it is open; the timer alone should not.
+    const timer = setTimeout(() => settle('stalled'), stallMs).unref();
+    res.on(event, onDrain);
+    res.on('close', onClose);
+  });
 }
 
 /**

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sendCsv } from '../../src/http/csv-response.js';
+import { type CsvSendOptions, sendCsv } from '../../src/http/csv-response.js';
 
 const COLUMNS = ['job_id', 'cost'] as const;
 
@@ -14,7 +14,7 @@ afterEach(async () => {
 });
 
 /** Serves GET /export with sendCsv over `source()`, counting the socket writes of each response. */
-async function serve(source: () => AsyncIterable<string | Uint8Array>) {
+async function serve(source: () => AsyncIterable<string | Uint8Array>, options: CsvSendOptions = {}) {
   const socketWrites: number[] = [];
   const app = express();
   app.get('/export', async (_req, res, next) => {
@@ -28,7 +28,7 @@ async function serve(source: () => AsyncIterable<string | Uint8Array>) {
     socket._write = countWrite(socket._write);
     if (typeof socket._writev === 'function') socket._writev = countWrite(socket._writev as () => unknown);
     try {
-      await sendCsv(res, 'usage 2025.csv', COLUMNS, source());
+      await sendCsv(res, 'usage 2025.csv', COLUMNS, source(), options);
     } catch (error) {
       next(error);
     }
@@ -128,5 +128,57 @@ describe('sendCsv', () => {
     client.destroy();
     await expect.poll(() => isClosed, { timeout: 2000 }).toBe(true);
     expect(pulled).toBeLessThan(1000);
+  });
+
+  it('cuts off a client that stops reading after the stall limit and closes the source', async () => {
+    let isClosed = false;
+    let stalls = 0;
+    const row = `${'9'.repeat(1000)}\n`.repeat(64);
+    const { port } = await serve(
+      async function* () {
+        try {
+          for (;;) yield row;
+        } finally {
+          isClosed = true;
+        }
+      },
+      { stallMs: 200, onStall: () => (stalls += 1) },
+    );
+    const client = net.connect(port, '127.0.0.1');
+    const closed = new Promise((resolve) => client.once('close', resolve));
+    client.on('error', () => {});
+    client.write('GET /export HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((resolve) => client.once('data', resolve));
+    client.pause();
+    // The client never reads again: the server gives up on it and stops the source.
+    await expect.poll(() => isClosed, { timeout: 5000 }).toBe(true);
+    expect(stalls).toBe(1);
+    // Reading again, the client finds the connection cut, not a complete response.
+    client.resume();
+    await closed;
+  });
+
+  it('keeps a slow client that still reads: each drain restarts the stall limit', async () => {
+    let stalls = 0;
+    const row = `${'9'.repeat(1000)}\n`.repeat(64);
+    const chunks = 40;
+    const { port } = await serve(
+      async function* () {
+        for (let index = 0; index < chunks; index++) yield row;
+      },
+      { stallMs: 300, onStall: () => (stalls += 1) },
+    );
+    const client = net.connect(port, '127.0.0.1');
+    let received = 0;
+    client.write('GET /export HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    // Reads in bursts with pauses shorter than the limit, taking well over the limit in all.
+    const reading = setInterval(() => (client.isPaused() ? client.resume() : client.pause()), 100);
+    client.on('data', (data: Buffer) => {
+      received += data.length;
+    });
+    await new Promise((resolve) => client.once('close', resolve));
+    clearInterval(reading);
+    expect(stalls).toBe(0);
+    expect(received).toBeGreaterThan(chunks * row.length);
   });
 });
