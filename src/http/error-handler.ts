@@ -99,7 +99,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     const body = { error: message, code: status, ...(isExpected ? {} : { requestId: req.id }) };
     res.status(status);
-    if (status === 503) res.set('Retry-After', '5');
+    const { retryAfterSec } = error as { retryAfterSec?: unknown };
+    if (typeof retryAfterSec === 'number') res.set('Retry-After', String(retryAfterSec));
+    else if (status === 503) res.set('Retry-After', '5');
     if (wantsHtml(req)) {
       res.render('error', { title: `Error ${status}`, status, message, requestId: isExpected ? undefined : req.id });
     } else {

@@ -44,7 +44,11 @@ export class ConflictError extends AppError {
 }
 
 export class TooManyRequestsError extends AppError {
-  constructor(message: string) {
+  /** `retryAfterSec` goes out as Retry-After. */
+  constructor(
+    message: string,
+    readonly retryAfterSec?: number,
+  ) {
     super(429, message);
   }
 }
@@ -56,7 +60,11 @@ export class PayloadTooLargeError extends AppError {
 }
 
 export class ServiceUnavailableError extends AppError {
-  constructor(message: string) {
+  /** `retryAfterSec` goes out as Retry-After (5 s when unset, as for any 503). */
+  constructor(
+    message: string,
+    readonly retryAfterSec?: number,
+  ) {
     super(503, message);
   }
 }
