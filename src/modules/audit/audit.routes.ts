@@ -1,9 +1,7 @@
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { stringify } from 'csv-stringify';
 import { Router } from 'express';
 import type { Db } from '../../db/database.js';
-import { escapeCsvFormula } from '../../http/csv-format.js';
+import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
+import { sendCsv } from '../../http/csv-response.js';
 import { wantsHtml } from '../../http/error-handler.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
@@ -15,6 +13,41 @@ import { ZAuditQuery } from './audit.schema.js';
 import { findAuditPage, iterateAuditEntries, listDistinctActions, verifyAuditChain } from './audit.service.js';
 
 const PAGE_SIZE = 50;
+
+const AUDIT_CSV_COLUMNS = [
+  'id',
+  'ts',
+  'actor',
+  'ip',
+  'user_agent',
+  'action',
+  'target',
+  'status',
+  'details',
+  'prev_hash',
+  'hash',
+] as const;
+
+/**
+ * One audit entry as a CSV record. The actor of a failed sign-in, the user agent and what a
+ * target or the details name come from outside (escapeCsvFormula); the action and status are
+ * the application's own.
+ */
+function auditCsvRecord(entry: StoredAuditEntry): string[] {
+  return [
+    String(entry.id),
+    entry.ts.toISOString(),
+    escapeCsvFormula(entry.actor),
+    escapeCsvFormula(entry.ip ?? ''),
+    escapeCsvFormula(entry.userAgent ?? ''),
+    entry.action,
+    escapeCsvFormula(entry.target ?? ''),
+    entry.status,
+    escapeCsvFormula(entry.details ? JSON.stringify(entry.details) : ''),
+    entry.prevHash,
+    entry.hash,
+  ];
+}
 
 export interface AuditRoutesDeps {
   db: Db;
@@ -84,48 +117,14 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   });
 
   router.get('/admin/audit.csv', guards.requireAdmin, async (req, res) => {
-    const query = parseQuery(req.query);
+    const filter = filterOf(parseQuery(req.query));
+    async function* chunks() {
+      for await (const batch of iterateAuditEntries(db, 'asc', 1000, filter)) {
+        yield formatCsvLines(batch.map(auditCsvRecord), AUDIT_CSV_COLUMNS);
+      }
+    }
     deps.metrics.csvDownloads.inc({ kind: 'audit' });
-    res.setHeader('Content-Type', 'text/csv; charset=utf-8');
-    res.setHeader('Content-Disposition', 'attachment; filename="audit-log.csv"');
-    const rows = Readable.from(iterateAuditEntries(db, 'asc', 1000, filterOf(query)));
-    const flatten = new Transform({
-      objectMode: true,
-      transform(batch: StoredAuditEntry[], _encoding, done) {
-        for (const entry of batch) {
-          // The actor of a failed sign-in, the user agent and what a target or the details name
-          // come from outside (escapeCsvFormula); the action and status are the application's own.
-          this.push([
-            String(entry.id),
-            entry.ts.toISOString(),
-            escapeCsvFormula(entry.actor),
-            escapeCsvFormula(entry.ip ?? ''),
-            escapeCsvFormula(entry.userAgent ?? ''),
-            entry.action,
-            escapeCsvFormula(entry.target ?? ''),
-            entry.status,
-            escapeCsvFormula(entry.details ? JSON.stringify(entry.details) : ''),
-            entry.prevHash,
-            entry.hash,
-          ]);
-        }
-        done();
-      },
-    });
-    const header = [
-      'id',
-      'ts',
-      'actor',
-      'ip',
-      'user_agent',
-      'action',
-      'target',
-      'status',
-      'details',
-      'prev_hash',
-      'hash',
-    ];
-    await pipeline(rows, flatten, stringify({ header: true, columns: header }), res);
+    await sendCsv(res, 'audit-log.csv', AUDIT_CSV_COLUMNS, chunks());
   });
 
   router.get('/admin/audit/verify', guards.requireAdmin, async (req, res) => {
