@@ -5,6 +5,7 @@ import helmet from 'helmet';
 import type { AppConfig } from './config/config.js';
 import type { Database } from './db/database.js';
 import { createCsrfProtection, exposeCsrfTokenOnRender } from './http/csrf.js';
+import { type CsvExportLimits, createCsvExports, csvExportLimitsFor } from './http/csv-exports.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
@@ -50,6 +51,8 @@ export interface AppDeps {
   metrics: Metrics;
   /** The time source; tests pass a controllable one. */
   now?: () => Date;
+  /** Overrides of the CSV export limits derived from DB_POOL_MAX; tests shorten the stall limit. */
+  csvExportLimits?: Partial<CsvExportLimits>;
   /**
    * What GET /metrics answers: by default this process's registry; a cluster worker
    * passes one that asks the primary for the sum over workers.
@@ -84,6 +87,11 @@ export function createApp(deps: AppDeps): express.Express {
     logger,
     now,
     timeZone: config.timeZone,
+  });
+  const csvExports = createCsvExports({
+    limits: { ...csvExportLimitsFor(config.dbPoolMax), ...deps.csvExportLimits },
+    logger,
+    metrics,
   });
   app.locals.onlinePayment = payments.providerName ?? '';
 
@@ -182,17 +190,17 @@ export function createApp(deps: AppDeps): express.Express {
     auditRoutes({
       db: db.prisma,
       guards,
-      metrics,
+      csvExports,
       timeZone: config.timeZone,
       onChainVerified: (isIntact) => metrics.auditChainOk.set(isIntact ? 1 : 0),
     }),
   );
   app.use(pricingAdminRoutes({ rates, guards }));
-  app.use(usageRoutes({ usage, metrics, guards, timeZone: config.timeZone, now }));
-  app.use(receiptsRoutes({ receipts, metrics, guards }));
+  app.use(usageRoutes({ usage, csvExports, guards, timeZone: config.timeZone, now }));
+  app.use(receiptsRoutes({ receipts, csvExports, guards }));
   app.use(paymentRoutes({ payments, guards }));
-  app.use(adminUsageRoutes({ usage, metrics, guards }));
-  app.use(adminBillingRoutes({ receipts, usage, metrics, guards }));
+  app.use(adminUsageRoutes({ usage, csvExports, guards }));
+  app.use(adminBillingRoutes({ receipts, usage, csvExports, guards }));
   app.use(
     ingestionRoutes({
       db,

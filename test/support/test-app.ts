@@ -2,6 +2,7 @@ import type express from 'express';
 import { createApp } from '../../src/app.js';
 import { type AppConfig, loadConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
+import type { CsvExportLimits } from '../../src/http/csv-exports.js';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../src/shared/logger.js';
 
@@ -15,6 +16,8 @@ export interface TestAppOptions {
   /** A controllable clock for lockout and session-lifetime tests. */
   now?: () => Date;
   metrics?: Metrics;
+  /** Export limits to replace (e.g. a stall limit short enough for a test). */
+  csvExportLimits?: Partial<CsvExportLimits>;
 }
 
 /** The real app over a test database, as supertest drives it. */
@@ -26,6 +29,7 @@ export function buildTestApp(db: Database & { url: string }, options: TestAppOpt
     logger: createLogger('silent'),
     metrics: options.metrics ?? createMetrics({ hasProcessMetrics: config.metrics.hasProcessMetrics }),
     now: options.now,
+    csvExportLimits: options.csvExportLimits,
   });
 }
 

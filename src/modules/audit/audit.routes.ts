@@ -1,13 +1,13 @@
 import { Router } from 'express';
 import type { Db } from '../../db/database.js';
+import type { CsvExports } from '../../http/csv-exports.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
-import { sendCsv } from '../../http/csv-response.js';
 import { wantsHtml } from '../../http/error-handler.js';
+import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
-import type { Metrics } from '../metrics/metrics.js';
 import type { AuditFilter, StoredAuditEntry } from './audit.repository.js';
 import { ZAuditQuery } from './audit.schema.js';
 import { findAuditPage, iterateAuditEntries, listDistinctActions, verifyAuditChain } from './audit.service.js';
@@ -52,7 +52,7 @@ function auditCsvRecord(entry: StoredAuditEntry): string[] {
 export interface AuditRoutesDeps {
   db: Db;
   guards: Guards;
-  metrics: Metrics;
+  csvExports: CsvExports;
   timeZone: string;
   /** Told the verdict of each chain verification (the audit_chain_ok gauge). */
   onChainVerified?: (isIntact: boolean) => void;
@@ -123,8 +123,11 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
         yield formatCsvLines(batch.map(auditCsvRecord), AUDIT_CSV_COLUMNS);
       }
     }
-    deps.metrics.csvDownloads.inc({ kind: 'audit' });
-    await sendCsv(res, 'audit-log.csv', AUDIT_CSV_COLUMNS, chunks());
+    await deps.csvExports.send(req, res, {
+      kind: 'audit',
+      username: sessionUserOf(req).username,
+      open: async () => ({ filename: 'audit-log.csv', columns: AUDIT_CSV_COLUMNS, chunks: chunks() }),
+    });
   });
 
   router.get('/admin/audit/verify', guards.requireAdmin, async (req, res) => {

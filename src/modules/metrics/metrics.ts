@@ -78,6 +78,18 @@ export function createMetrics(options: MetricsOptions = {}) {
       labelNames: ['kind'] as const,
       registers,
     }),
+    csvExportsStalled: new Counter({
+      name: 'csv_export_stalled_total',
+      help: 'CSV exports cut off because the client stopped reading (its connection was freed).',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
+    csvExportsRefused: new Counter({
+      name: 'csv_export_refused_total',
+      help: 'CSV exports refused: the user had too many running (user_limit) or the worker was full (busy).',
+      labelNames: ['kind', 'reason'] as const,
+      registers,
+    }),
     webhookEvents: new Counter({
       name: 'payments_webhook_events_total',
       help: 'Payment webhook deliveries by provider, event type and outcome.',
@@ -161,8 +173,10 @@ export function createMetrics(options: MetricsOptions = {}) {
   metrics.receiptCreated.inc({ scope: 'user' }, 0);
   metrics.receiptCreated.inc({ scope: 'admin' }, 0);
   metrics.receiptMarkedPaid.inc({ actor_type: 'admin' }, 0);
-  for (const kind of ['admin_paid', 'my_usage', 'user_usage', 'audit', 'receipt_items'])
+  for (const kind of ['admin_paid', 'my_usage', 'user_usage', 'audit', 'receipt_items']) {
     metrics.csvDownloads.inc({ kind }, 0);
+    metrics.csvExportsStalled.inc({ kind }, 0);
+  }
   metrics.webhookEvents.inc({ provider: 'dummy', event: 'payment.succeeded', outcome: 'ok' }, 0);
   metrics.ready.set(0);
   // Nothing is known to be broken until a verification says so.

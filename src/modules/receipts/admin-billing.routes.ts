@@ -1,12 +1,12 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
-import { sendCsv } from '../../http/csv-response.js';
+import type { CsvExports } from '../../http/csv-exports.js';
 import { wantsHtml } from '../../http/error-handler.js';
+import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import type { Metrics } from '../metrics/metrics.js';
 import { linkTo } from '../usage/usage.routes.js';
 import { ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
@@ -36,10 +36,10 @@ const typedIn = (source: unknown, name: string) => {
 export function adminBillingRoutes(deps: {
   receipts: ReceiptsService;
   usage: UsageService;
-  metrics: Pick<Metrics, 'csvDownloads'>;
+  csvExports: CsvExports;
   guards: Guards;
 }) {
-  const { receipts, usage, metrics, guards } = deps;
+  const { receipts, usage, csvExports, guards } = deps;
   const router = express.Router();
 
   type BillingPage = {
@@ -113,9 +113,14 @@ export function adminBillingRoutes(deps: {
 
   router.get('/admin/receipts/:id/items.csv', guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const { chunks } = await receipts.streamItemsCsv(id);
-    metrics.csvDownloads.inc({ kind: 'receipt_items' });
-    await sendCsv(res, `receipt-${id}-items.csv`, RECEIPT_ITEMS_CSV_COLUMNS, chunks);
+    await csvExports.send(req, res, {
+      kind: 'receipt_items',
+      username: sessionUserOf(req).username,
+      async open() {
+        const { chunks } = await receipts.streamItemsCsv(id);
+        return { filename: `receipt-${id}-items.csv`, columns: RECEIPT_ITEMS_CSV_COLUMNS, chunks };
+      },
+    });
   });
 
   router.post('/admin/receipts/:id/paid', guards.requireAdmin, async (req, res) => {
@@ -200,9 +205,14 @@ export function adminBillingRoutes(deps: {
 
   router.get('/admin/paid.csv', guards.requireAdmin, async (req, res) => {
     const query = parseInput(ZWindowQuery, req.query);
-    const { window, chunks } = await usage.streamPaidCsv(query);
-    metrics.csvDownloads.inc({ kind: 'admin_paid' });
-    await sendCsv(res, `paid-${window.start}-${window.end}.csv`, PAID_CSV_COLUMNS, chunks);
+    await csvExports.send(req, res, {
+      kind: 'admin_paid',
+      username: sessionUserOf(req).username,
+      async open() {
+        const { window, chunks } = await usage.streamPaidCsv(query);
+        return { filename: `paid-${window.start}-${window.end}.csv`, columns: PAID_CSV_COLUMNS, chunks };
+      },
+    });
   });
 
   return router;

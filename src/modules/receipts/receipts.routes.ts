@@ -1,21 +1,16 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
-import { sendCsv } from '../../http/csv-response.js';
+import type { CsvExports } from '../../http/csv-exports.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { Guards } from '../auth/auth.guards.js';
-import type { Metrics } from '../metrics/metrics.js';
 import { linkTo } from '../usage/usage.routes.js';
 import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
 import { RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
 
 /** A researcher's receipts: create one, list them, open one (printable). */
-export function receiptsRoutes(deps: {
-  receipts: ReceiptsService;
-  metrics: Pick<Metrics, 'csvDownloads'>;
-  guards: Guards;
-}) {
-  const { receipts, metrics, guards } = deps;
+export function receiptsRoutes(deps: { receipts: ReceiptsService; csvExports: CsvExports; guards: Guards }) {
+  const { receipts, csvExports, guards } = deps;
   const router = express.Router();
 
   router.post('/me/receipt', guards.requireUser, async (req, res) => {
@@ -45,9 +40,15 @@ export function receiptsRoutes(deps: {
 
   router.get('/me/receipts/:id/items.csv', guards.requireUser, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const { chunks } = await receipts.streamItemsCsv(id, sessionUserOf(req).username);
-    metrics.csvDownloads.inc({ kind: 'receipt_items' });
-    await sendCsv(res, `receipt-${id}-items.csv`, RECEIPT_ITEMS_CSV_COLUMNS, chunks);
+    const { username } = sessionUserOf(req);
+    await csvExports.send(req, res, {
+      kind: 'receipt_items',
+      username,
+      async open() {
+        const { chunks } = await receipts.streamItemsCsv(id, username);
+        return { filename: `receipt-${id}-items.csv`, columns: RECEIPT_ITEMS_CSV_COLUMNS, chunks };
+      },
+    });
   });
 
   return router;

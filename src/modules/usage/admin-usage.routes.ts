@@ -1,21 +1,16 @@
 import express from 'express';
-import { sendCsv } from '../../http/csv-response.js';
+import type { CsvExports } from '../../http/csv-exports.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import type { Metrics } from '../metrics/metrics.js';
 import { linkTo } from './usage.routes.js';
 import { ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';
 import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
 
 /** Usage across all users (admin) and the admin's own usage export. */
-export function adminUsageRoutes(deps: {
-  usage: UsageService;
-  metrics: Pick<Metrics, 'csvDownloads'>;
-  guards: Guards;
-}) {
-  const { usage, metrics, guards } = deps;
+export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExports; guards: Guards }) {
+  const { usage, csvExports, guards } = deps;
   const router = express.Router();
 
   router.get('/admin/usage', guards.requireAdmin, async (req, res) => {
@@ -45,17 +40,31 @@ export function adminUsageRoutes(deps: {
 
   router.get('/admin/usage.csv', guards.requireAdmin, async (req, res) => {
     const query = parseInput(ZAdminUsageQuery, req.query);
-    const { window, chunks } = await usage.streamAdminCsv(query);
-    metrics.csvDownloads.inc({ kind: 'user_usage' });
-    await sendCsv(res, `usage-all-${window.start}-${window.end}.csv`, USAGE_CSV_COLUMNS, chunks);
+    await csvExports.send(req, res, {
+      kind: 'user_usage',
+      username: sessionUserOf(req).username,
+      async open() {
+        const { window, chunks } = await usage.streamAdminCsv(query);
+        return { filename: `usage-all-${window.start}-${window.end}.csv`, columns: USAGE_CSV_COLUMNS, chunks };
+      },
+    });
   });
 
   router.get('/admin/my.csv', guards.requireAdmin, async (req, res) => {
     const admin = sessionUserOf(req);
     const query = parseInput(ZWindowQuery, req.query);
-    const { window, chunks } = await usage.streamUserCsv(admin.username, query);
-    metrics.csvDownloads.inc({ kind: 'my_usage' });
-    await sendCsv(res, `usage-${admin.username}-${window.start}-${window.end}.csv`, USAGE_CSV_COLUMNS, chunks);
+    await csvExports.send(req, res, {
+      kind: 'my_usage',
+      username: admin.username,
+      async open() {
+        const { window, chunks } = await usage.streamUserCsv(admin.username, query);
+        return {
+          filename: `usage-${admin.username}-${window.start}-${window.end}.csv`,
+          columns: USAGE_CSV_COLUMNS,
+          chunks,
+        };
+      },
+    });
   });
 
   return router;

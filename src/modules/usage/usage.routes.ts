@@ -1,11 +1,10 @@
 import express from 'express';
-import { sendCsv } from '../../http/csv-response.js';
+import type { CsvExports } from '../../http/csv-exports.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import { toLocalDate } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
-import type { Metrics } from '../metrics/metrics.js';
 import { ZUsageQuery, ZWindowQuery } from './usage.schema.js';
 import { USAGE_CSV_COLUMNS, UsagePageNotFoundError, type UsageService } from './usage.service.js';
 
@@ -22,12 +21,12 @@ export function linkTo(path: string, current: Record<string, unknown>, changes: 
 /** A researcher's own usage: GET /me (three views) and GET /me.csv. */
 export function usageRoutes(deps: {
   usage: UsageService;
-  metrics: Pick<Metrics, 'csvDownloads'>;
+  csvExports: CsvExports;
   guards: Guards;
   timeZone: string;
   now?: () => Date;
 }) {
-  const { usage, metrics, guards } = deps;
+  const { usage, csvExports, guards } = deps;
   const now = deps.now ?? (() => new Date());
   const router = express.Router();
 
@@ -82,9 +81,18 @@ export function usageRoutes(deps: {
   router.get('/me.csv', guards.requireUser, async (req, res) => {
     const user = sessionUserOf(req);
     const query = parseInput(ZWindowQuery, req.query);
-    const { window, chunks } = await usage.streamUserCsv(user.username, query);
-    metrics.csvDownloads.inc({ kind: 'my_usage' });
-    await sendCsv(res, `usage-${user.username}-${window.start}-${window.end}.csv`, USAGE_CSV_COLUMNS, chunks);
+    await csvExports.send(req, res, {
+      kind: 'my_usage',
+      username: user.username,
+      async open() {
+        const { window, chunks } = await usage.streamUserCsv(user.username, query);
+        return {
+          filename: `usage-${user.username}-${window.start}-${window.end}.csv`,
+          columns: USAGE_CSV_COLUMNS,
+          chunks,
+        };
+      },
+    });
   });
 
   return router;

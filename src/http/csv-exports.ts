@@ -1,0 +1,197 @@
+import type { Request, Response } from 'express';
+import type { Metrics } from '../modules/metrics/metrics.js';
+import { ServiceUnavailableError, TooManyRequestsError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { DEFAULT_CSV_STALL_MS, sendCsv } from './csv-response.js';
+
+/** The kinds of CSV export (the `kind` label of csv_download_total). */
+export type CsvExportKind = 'my_usage' | 'user_usage' | 'receipt_items' | 'admin_paid' | 'audit';
+
+/** How many CSV exports a worker runs at once, and how long one may wait on its client. */
+export interface CsvExportLimits {
+  /** Exports running at once in this worker; the rest of the pool stays for everything else. */
+  maxConcurrent: number;
+  /** Exports running or waiting at once for one user. */
+  maxPerUser: number;
+  /** How long an export waits for a free slot before it is refused (503). */
+  queueWaitMs: number;
+  /** How long an export waits for its client to read before it is cut off. */
+  stallMs: number;
+}
+
+/**
+ * The limits for a worker whose pool holds `dbPoolMax` connections. A usage export holds a
+ * connection for its whole COPY, paced by how fast the client reads, so exports may take at
+ * most half the pool (at least 1): pages, sign-ins and /readyz always have the other half.
+ */
+export function csvExportLimitsFor(dbPoolMax: number): CsvExportLimits {
+  return {
+    maxConcurrent: Math.max(1, Math.floor(dbPoolMax / 2)),
+    maxPerUser: 2,
+    queueWaitMs: 5_000,
+    stallMs: DEFAULT_CSV_STALL_MS,
+  };
+}
+
+/** Seconds a refused client is told to wait (Retry-After). */
+const RETRY_AFTER_SEC = 5;
+
+interface Waiter {
+  grant(): void;
+}
+
+/**
+ * A counting semaphore over export slots, with a per-user count, all in memory: taking a
+ * free slot is synchronous and costs no round trip. A user at the per-user limit is refused
+ * at once (429); when every slot is taken the export waits its turn (first come, first
+ * served) up to `queueWaitMs`, then is refused (503). Both carry Retry-After.
+ */
+export function createExportSlots(limits: Pick<CsvExportLimits, 'maxConcurrent' | 'maxPerUser' | 'queueWaitMs'>) {
+  let running = 0;
+  const perUser = new Map<string, number>();
+  const waiters: Waiter[] = [];
+
+  const forget = (username: string) => {
+    const count = (perUser.get(username) ?? 1) - 1;
+    if (count > 0) perUser.set(username, count);
+    else perUser.delete(username);
+  };
+
+  const releaserFor = (username: string) => {
+    let isReleased = false;
+    return () => {
+      if (isReleased) return;
+      isReleased = true;
+      forget(username);
+      // The slot goes straight to the longest waiter, if any.
+      const next = waiters.shift();
+      if (next) next.grant();
+      else running -= 1;
+    };
+  };
+
+  /**
+   * A slot for `username`, or an error saying why not. An export that has to wait calls
+   * `onLeave` with a function to call when its client leaves: it then gives up its place.
+   * Resolves to the slot's release (idempotent).
+   */
+  function acquire(username: string, onLeave?: (leave: () => void) => void): Promise<() => void> {
+    const mine = perUser.get(username) ?? 0;
+    if (mine >= limits.maxPerUser) {
+      return Promise.reject(
+        new TooManyRequestsError(
+          `You already have ${mine === 1 ? 'an export' : `${mine} exports`} running. ` +
+            'Wait for it to finish (or cancel it), then try again.',
+          RETRY_AFTER_SEC,
+        ),
+      );
+    }
+    perUser.set(username, mine + 1);
+    if (running < limits.maxConcurrent) {
+      running += 1;
+      return Promise.resolve(releaserFor(username));
+    }
+    return new Promise((resolve, reject) => {
+      const giveUp = (error: Error) => {
+        const index = waiters.indexOf(waiter);
+        if (index === -1) return;
+        waiters.splice(index, 1);
+        clearTimeout(timer);
+        forget(username);
+        reject(error);
+      };
+      const waiter: Waiter = {
+        grant() {
+          clearTimeout(timer);
+          resolve(releaserFor(username));
+        },
+      };
+      const timer = setTimeout(
+        () =>
+          giveUp(
+            new ServiceUnavailableError(
+              'Too many CSV exports are running on this server right now. Try again in a moment.',
+              RETRY_AFTER_SEC,
+            ),
+          ),
+        limits.queueWaitMs,
+      );
+      waiters.push(waiter);
+      onLeave?.(() => giveUp(new Error('the client left while its export waited')));
+    });
+  }
+
+  return {
+    acquire,
+    /** Exports running and waiting now (for tests and diagnostics). */
+    stats: () => ({ running, waiting: waiters.length }),
+  };
+}
+
+/** What an export streams: built once it holds a slot (so its queries count against it). */
+export interface CsvExportSource {
+  filename: string;
+  columns: readonly string[];
+  chunks: AsyncIterable<string | Uint8Array>;
+}
+
+export interface CsvExportsDeps {
+  limits: CsvExportLimits;
+  logger: Logger;
+  metrics: Pick<Metrics, 'csvDownloads' | 'csvExportsRefused' | 'csvExportsStalled'>;
+}
+
+/**
+ * Every CSV export goes through here: a slot of the worker's and of the user's (see
+ * createExportSlots), then sendCsv with the stall limit. A client cut off for not reading is
+ * logged at warn and counted (csv_export_stalled_total).
+ */
+export function createCsvExports(deps: CsvExportsDeps) {
+  const { limits, logger, metrics } = deps;
+  const slots = createExportSlots(limits);
+
+  async function send(
+    req: Request,
+    res: Response,
+    job: { kind: CsvExportKind; username: string; open: () => Promise<CsvExportSource> },
+  ): Promise<void> {
+    const { kind, username } = job;
+    let release: () => void;
+    try {
+      release = await slots.acquire(username, (leave) => {
+        if (res.closed) leave();
+        else res.once('close', leave);
+      });
+    } catch (error) {
+      if (error instanceof TooManyRequestsError) metrics.csvExportsRefused.inc({ kind, reason: 'user_limit' });
+      else if (error instanceof ServiceUnavailableError) metrics.csvExportsRefused.inc({ kind, reason: 'busy' });
+      else if (res.closed) return;
+      logger.info(
+        { reqId: req.id, username, kind, status: (error as { status?: number }).status },
+        'csv export refused',
+      );
+      throw error;
+    }
+    try {
+      const { filename, columns, chunks } = await job.open();
+      metrics.csvDownloads.inc({ kind });
+      const started = Date.now();
+      await sendCsv(res, filename, columns, chunks, {
+        stallMs: limits.stallMs,
+        onStall: () => {
+          metrics.csvExportsStalled.inc({ kind });
+          logger.warn(
+            { reqId: req.id, username, kind, stallMs: limits.stallMs, elapsedMs: Date.now() - started },
+            'csv export cut off: the client stopped reading',
+          );
+        },
+      });
+    } finally {
+      release();
+    }
+  }
+
+  return { send, stats: slots.stats };
+}
+
+export type CsvExports = ReturnType<typeof createCsvExports>;
