@@ -186,17 +186,23 @@ describe.skipIf(!hasChromium)('in a real browser', () => {
       questions.push(dialog.message());
       void dialog.dismiss();
     });
+    // goto waited for 'load', which comes after the deferred confirm.js has run.
     await disableDave.click();
-    await page.waitForTimeout(300);
     expect(questions).toEqual(['Disable dave? Their sessions end and they cannot sign in.']);
     expect(page.url()).toBe(`${base}/admin/users`);
     expect(await isDaveDisabled()).toBe(false);
 
+    // Told yes, the form is sent and the page comes back (same URL) after the redirect.
     page.once('dialog', (dialog) => void dialog.accept());
-    await Promise.all([page.waitForLoadState('load'), disableDave.click()]);
-    await page.waitForURL(`${base}/admin/users`);
+    const pageAgain = page.waitForResponse(
+      (response) => response.url() === `${base}/admin/users` && response.request().method() === 'GET',
+      { timeout: 15_000 },
+    );
+    await disableDave.click();
+    await pageAgain;
+    await page.waitForLoadState('load');
     expect(await isDaveDisabled()).toBe(true);
-    expect(await page.locator('[role="status"]').innerText()).toContain('dave is disabled');
+    expect(await page.locator('[role="status"]').innerText({ timeout: 5_000 })).toContain('dave is disabled');
 
     // The admin's own row says it is them.
     const own = await page.locator('form[action$="/disable"][data-confirm^="Disable your own"]').count();
