@@ -50,6 +50,7 @@ export const VIEW_LOCALS = [
   'notice',
   'page',
   'paidOnline',
+  'paidWith',
   'payment',
   'paymentMethods',
   'payments',

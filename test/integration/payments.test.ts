@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 import Stripe from 'stripe';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { MIGRATIONS_DIR } from '../../src/db/migrations.js';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
 import type { PaymentProvider } from '../../src/modules/payments/payment-provider.js';
@@ -862,6 +865,203 @@ describe('resolving a payment held for review', () => {
       ok: true,
       payment: { id: payment.id, receiptId, status: 'resolved', outcome: 'dismissed' },
     });
+  });
+});
+
+describe('what a payment received, when it is not the amount due', () => {
+  let app: ReturnType<typeof buildTestApp>;
+  beforeAll(() => {
+    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  });
+
+  /** paid.csv (the default window, which holds today) as one object per line, by column name. */
+  async function paidCsvRows(admin: Agent) {
+    const csv = await admin.get('/admin/paid.csv').expect(200);
+    const [header, ...lines] = csv.text.trimEnd().split('\n');
+    const columns = (header ?? '').split(',');
+    return lines.map((line) => Object.fromEntries(line.split(',').map((value, index) => [columns[index], value])));
+  }
+
+  it('records, shows and exports the 1.00 THB received for a 34.77 THB receipt accepted short', async () => {
+    const admin = await signInAdmin(app);
+    // 69.54 CPU hours at 0.50 THB: a 34.77 THB receipt.
+    const { agent, receiptId, user } = await researcherWithReceipt(app, '250344');
+    await startCheckout(agent, receiptId);
+    const started = await paymentOf(receiptId);
+    expect(started.amountMinor).toBe(3477n);
+    const held = await deliverDummy(app, {
+      event_id: `evt-short-${started.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: started.externalPaymentId,
+      amount_cents: 100,
+      currency: 'THB',
+    }).expect(200);
+    expect(held.body.outcome).toBe('mismatch');
+    expect(await paymentOf(receiptId)).toMatchObject({
+      status: 'needs_review',
+      reviewReason: 'paid 1.00 THB but 34.77 THB was due',
+      receivedMinor: 100n,
+      receivedCurrency: 'THB',
+    });
+    const mismatchAudit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.mismatch', target: `receipt:${receiptId}` },
+    });
+    expect(mismatchAudit.details).toMatchObject({ receivedMinor: '100', receivedCurrency: 'THB' });
+
+    // The held card says both amounts, not only the one due.
+    const heldPage = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    const card = heldPage.text.slice(heldPage.text.indexOf(`id="review-${started.id}"`));
+    expect(card.slice(0, card.indexOf('</h3>'))).toMatch(
+      /Payment #\d+: 34\.77 THB due, <strong class="received-different">1\.00 THB received<\/strong>/,
+    );
+
+    const accepted = await admin
+      .post(`/admin/payments/${started.id}/resolve`)
+      .type('form')
+      .send({
+        outcome: 'accepted',
+        note: 'Accepted 1.00 of 34.77 THB; the rest was invoiced separately.',
+        accept_mismatch: 'yes',
+        csrf_token: await csrfTokenOf(admin),
+      });
+    expect(accepted.status, accepted.text.slice(0, 300)).toBe(303);
+    const markPaid = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'receipt.mark_paid', target: `receipt:${receiptId}` },
+    });
+    expect(markPaid.details).toMatchObject({ paymentId: started.id, receivedMinor: '100', receivedCurrency: 'THB' });
+
+    // The payments list: the amount due and, apart, the amount received.
+    const row = (await adminPaymentsPage(admin)).rowOf(started.id);
+    expect(row).toContain('<td class="num">34.77 THB</td>');
+    expect(row).toContain('<strong class="received-different">1.00 THB</strong> (not the amount due)');
+
+    // The receipt page, for the admin and for the owner.
+    for (const [who, path] of [
+      [admin, `/admin/receipts/${receiptId}`],
+      [agent, `/me/receipts/${receiptId}`],
+    ] as const) {
+      const page = await who.get(path).set('Accept', 'text/html').expect(200);
+      expect(page.text, path).toContain(
+        '<dt>Received</dt><dd class="received-different">1.00 THB, not the 34.77 THB due',
+      );
+      expect(page.text, path).toContain(`(online payment #${started.id})`);
+    }
+
+    // paid.csv keeps its columns and adds what arrived, enough to match the bank's line.
+    const exported = (await paidCsvRows(admin)).find((line) => line.receipt_id === String(receiptId));
+    expect(exported).toMatchObject({
+      receipt_id: String(receiptId),
+      user: user.username,
+      method: 'dummy',
+      tx_ref: started.externalPaymentId,
+      total: '34.77',
+      currency: 'THB',
+      amount_received: '1.00',
+      received_currency: 'THB',
+      payment_id: String(started.id),
+    });
+
+    // The billing totals: 34.77 THB of paid receipts, of which 1.00 THB was received.
+    const billing = await admin.get(`/admin/receipts?user=${user.username}`).set('Accept', 'text/html').expect(200);
+    const paidCard = billing.text.slice(billing.text.indexOf('<span class="badge paid">paid</span>'));
+    expect(paidCard.slice(0, paidCard.indexOf('</div>'))).toMatch(
+      /<strong>34\.77 THB<\/strong>[\s\S]*<span class="received-different">received 1\.00 THB<\/span>/,
+    );
+  });
+
+  it('records what an exact payment received and shows no difference; a receipt paid by hand exports its total', async () => {
+    const admin = await signInAdmin(app);
+    const online = await researcherWithReceipt(app);
+    const checkoutPath = await startCheckout(online.agent, online.receiptId);
+    await online.agent
+      .post(checkoutPath)
+      .type('form')
+      .send({ choice: 'pay', csrf_token: await csrfTokenOf(online.agent) })
+      .expect(303);
+    const payment = await paymentOf(online.receiptId);
+    expect(payment).toMatchObject({ status: 'succeeded', receivedMinor: 50n, receivedCurrency: 'THB' });
+    const page = await online.agent.get(`/me/receipts/${online.receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).not.toContain('<dt>Received</dt>');
+    expect((await adminPaymentsPage(admin)).rowOf(payment.id)).toContain(
+      '<td class="num">0.50 THB</td>\n      <td class="num">0.50 THB</td>',
+    );
+
+    const byHand = await researcherWithReceipt(app);
+    await admin
+      .post(`/admin/receipts/${byHand.receiptId}/paid`)
+      .type('form')
+      .send({ method: 'bank_transfer', tx_ref: 'KBANK-77', csrf_token: await csrfTokenOf(admin) })
+      .expect(303);
+    const rows = await paidCsvRows(admin);
+    expect(rows.find((line) => line.receipt_id === String(online.receiptId))).toMatchObject({
+      total: '0.50',
+      amount_received: '0.50',
+      received_currency: 'THB',
+      payment_id: String(payment.id),
+    });
+    expect(rows.find((line) => line.receipt_id === String(byHand.receiptId))).toMatchObject({
+      method: 'bank_transfer',
+      tx_ref: 'KBANK-77',
+      total: '0.50',
+      amount_received: '0.50',
+      received_currency: 'THB',
+      payment_id: '',
+    });
+    const billing = await admin
+      .get(`/admin/receipts?user=${online.user.username}`)
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(billing.text).not.toContain('class="received-different"');
+  });
+
+  it('fills in what payments made before the column received, as the migration does', async () => {
+    const migration = readFileSync(
+      path.join(MIGRATIONS_DIR, '20261203000000_payment_received_amount', 'migration.sql'),
+      'utf8',
+    );
+    const backfill = migration.slice(migration.indexOf('-- Existing rows.'));
+    const { receiptId } = await researcherWithReceipt(app);
+    const old = async (status: string, amountMinor: number, reviewReason: string | null, hasAmountMismatch = false) =>
+      (
+        await db.pool.query<{ id: number }>(
+          `INSERT INTO payments (receipt_id, provider, status, amount_minor, currency, external_payment_id,
+                                 idempotency_key, review_reason, has_amount_mismatch, updated_at)
+           VALUES ($1, 'dummy', $2::"PaymentStatus", $3, 'THB', gen_random_uuid()::text, gen_random_uuid()::text,
+                   $4, $5, now())
+           RETURNING id`,
+          [receiptId, status, amountMinor, reviewReason, hasAmountMismatch],
+        )
+      ).rows[0]?.id as number;
+    const succeeded = await old('succeeded', 3477, null);
+    const lateExact = await old('needs_review', 3477, 'payment succeeded after it was canceled');
+    const short = await old('needs_review', 3477, 'paid 1.00 THB but 34.77 THB was due', true);
+    const lateOver = await old(
+      'needs_review',
+      737_690,
+      'payment succeeded after it failed; paid 1,000,000.50 THB but 7,376.90 THB was due; receipt #9 was already paid',
+      true,
+    );
+    const unknownAmount = await old('needs_review', 3477, 'paid an unknown amount of THB but 34.77 THB was due', true);
+    const canceled = await old('canceled', 3477, null);
+    const ids = [succeeded, lateExact, short, lateOver, unknownAmount, canceled];
+    await db.pool.query('UPDATE payments SET received_minor = NULL, received_currency = NULL WHERE id = ANY($1)', [
+      ids,
+    ]);
+
+    await db.pool.query(backfill);
+    const rows = await db.prisma.payment.findMany({
+      where: { id: { in: ids } },
+      orderBy: { id: 'asc' },
+      select: { receivedMinor: true, receivedCurrency: true },
+    });
+    expect(rows).toEqual([
+      { receivedMinor: 3477n, receivedCurrency: 'THB' },
+      { receivedMinor: 3477n, receivedCurrency: 'THB' },
+      { receivedMinor: 100n, receivedCurrency: 'THB' },
+      { receivedMinor: 100_000_050n, receivedCurrency: 'THB' },
+      { receivedMinor: null, receivedCurrency: null },
+      { receivedMinor: null, receivedCurrency: null },
+    ]);
   });
 });
 

@@ -15,6 +15,9 @@ export interface PaymentRow {
   checkoutUrl: string | null;
   idempotencyKey: string;
   reviewReason: string | null;
+  /** What the provider reported receiving (see Received), or null when it did not say. */
+  receivedMinor: bigint | null;
+  receivedCurrency: string | null;
   hasAmountMismatch: boolean;
   reviewOutcome: PaymentReviewOutcome | null;
   reviewNote: string | null;
@@ -35,6 +38,8 @@ const SELECT_PAYMENT = {
   checkoutUrl: true,
   idempotencyKey: true,
   reviewReason: true,
+  receivedMinor: true,
+  receivedCurrency: true,
   hasAmountMismatch: true,
   reviewOutcome: true,
   reviewNote: true,
@@ -94,20 +99,48 @@ export async function abandonHalfStarted(db: Client, id: number, startedBefore: 
   return result.count === 1;
 }
 
+/** Money a provider reported receiving: minor units of its currency. */
+export interface Received {
+  amountMinor: bigint;
+  currency: string;
+}
+
+const receivedData = (received: Received | null) => ({
+  receivedMinor: received?.amountMinor ?? null,
+  receivedCurrency: received?.currency ?? null,
+});
+
+/** pending -> succeeded, with what the provider reported receiving. */
+export function markSucceeded(tx: Tx, id: number, received: Received | null) {
+  return tx.payment.update({ where: { id }, data: { status: 'succeeded', ...receivedData(received) } });
+}
+
 export function setStatus(db: Client, id: number, status: PaymentStatus, reviewReason?: string) {
   return db.payment.update({ where: { id }, data: { status, ...(reviewReason ? { reviewReason } : {}) } });
 }
 
-/** Puts a payment on hold for an admin, noting whether the money differed from what was due. */
-export function holdForReview(tx: Tx, id: number, reviewReason: string, hasAmountMismatch: boolean) {
-  return tx.payment.update({ where: { id }, data: { status: 'needs_review', reviewReason, hasAmountMismatch } });
+/**
+ * Puts a payment on hold for an admin after the provider reported its success, with what it
+ * reported receiving and whether that differed from what was due.
+ */
+export function holdForReview(
+  tx: Tx,
+  id: number,
+  reviewReason: string,
+  hasAmountMismatch: boolean,
+  received: Received | null,
+) {
+  return tx.payment.update({
+    where: { id },
+    data: { status: 'needs_review', reviewReason, hasAmountMismatch, ...receivedData(received) },
+  });
 }
 
 /**
  * The online payment whose money paid the receipt: the one a webhook marked succeeded, or a held
  * one an admin accepted for it. A receipt is paid once, so there is at most one.
  */
-const PAID_THE_RECEIPT = {
+export const PAID_THE_RECEIPT = {
   OR: [{ status: 'succeeded' }, { status: 'resolved', reviewOutcome: 'accepted' }],
 } satisfies Prisma.PaymentWhereInput;
 
@@ -231,6 +264,7 @@ export function listPaymentsForAdmin(db: Client, limit: number) {
     Array<PaymentRow & { username: string; receiptStatus: string }>
   >`SELECT p.id, p.receipt_id AS "receiptId", p.provider, p.status::text AS status, p.amount_minor AS "amountMinor",
            p.currency, p.external_payment_id AS "externalPaymentId", p.review_reason AS "reviewReason",
+           p.received_minor AS "receivedMinor", p.received_currency AS "receivedCurrency",
            p.has_amount_mismatch AS "hasAmountMismatch", p.review_outcome::text AS "reviewOutcome",
            p.review_note AS "reviewNote", p.reviewed_by AS "reviewedBy", p.reviewed_at AS "reviewedAt",
            p.created_at AS "createdAt", p.updated_at AS "updatedAt", r.username, r.status::text AS "receiptStatus"

@@ -12,6 +12,7 @@ import { minorUnitDigits } from '../pricing/pricing.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
 import { markReceiptPaidIn } from '../receipts/receipts.service.js';
 import { createDummyProvider, signDummyWebhook } from './dummy.provider.js';
+import { fromMinorUnits, paymentMoneyOf } from './payment-money.js';
 import {
   KNOWN_EVENT_TYPES,
   type PaymentEvent,
@@ -21,6 +22,8 @@ import {
 import * as paymentsRepository from './payments.repository.js';
 import type { TResolveReview } from './payments.schema.js';
 import { createStripeProvider } from './stripe.provider.js';
+
+export { fromMinorUnits, type PaymentMoney, paymentMoneyOf } from './payment-money.js';
 
 export type WebhookOutcome =
   | 'ok'
@@ -65,11 +68,6 @@ export function toMinorUnits(total: Prisma.Decimal | string, currency: string): 
   return BigInt(scaled.toFixed(0));
 }
 
-/** Minor units back to a decimal amount, for pages. */
-export function fromMinorUnits(amountMinor: bigint, currency: string): Prisma.Decimal {
-  return new Prisma.Decimal(amountMinor.toString()).div(new Prisma.Decimal(10).pow(minorUnitDigits(currency)));
-}
-
 const ISO_CURRENCY = /^[A-Z]{3}$/;
 
 /** How many payments and webhook deliveries /admin/payments lists (held payments first). */
@@ -87,6 +85,16 @@ export function describeMinorUnits(amountMinor: bigint | null, currency: string 
   const digits = minorUnitDigits(currency);
   const text = fromMinorUnits(amountMinor, currency).toFixed(digits);
   return `${formatDecimalText(text, digits) ?? text} ${currency}`;
+}
+
+/**
+ * What a success event says was received, when it says both amount and currency (a code that
+ * is no currency is kept only in the reason, as it came).
+ */
+function receivedOf(event: PaymentEvent): paymentsRepository.Received | null {
+  if (event.amountMinor === null || event.amountMinor < 0n || event.currency === null) return null;
+  if (!ISO_CURRENCY.test(event.currency)) return null;
+  return { amountMinor: event.amountMinor, currency: event.currency };
 }
 
 /** Why a success's money is not the payment's, or undefined when it is. */
@@ -284,8 +292,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     hasAmountMismatch: boolean,
   ) {
     await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
-    await paymentsRepository.holdForReview(tx, payment.id, reason, hasAmountMismatch);
-    const details = { paymentId: payment.id, eventId: event.id, reason };
+    const received = receivedOf(event);
+    await paymentsRepository.holdForReview(tx, payment.id, reason, hasAmountMismatch, received);
+    const details = {
+      paymentId: payment.id,
+      eventId: event.id,
+      reason,
+      ...(received ? { receivedMinor: String(received.amountMinor), receivedCurrency: received.currency } : {}),
+    };
     await appendAudit(
       tx,
       {
@@ -377,7 +391,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       await holdForReview(tx, payment, event, 'payment.review', reason, false);
       return { outcome: 'review', paymentId: payment.id };
     }
-    await paymentsRepository.setStatus(tx, payment.id, 'succeeded');
+    await paymentsRepository.markSucceeded(tx, payment.id, receivedOf(event));
     await appendAudit(
       tx,
       {
@@ -494,10 +508,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       paymentsRepository.countPaymentsInReview(prisma),
     ]);
     return {
-      payments: payments.map((payment) => ({
-        ...payment,
-        amount: fromMinorUnits(payment.amountMinor, payment.currency),
-      })),
+      payments: payments.map((payment) => ({ ...payment, ...paymentMoneyOf(payment) })),
       events,
       needsReview,
       paymentsShown: ADMIN_LIST_LIMIT,
@@ -547,7 +558,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           method: payment.provider,
           txRef: payment.externalPaymentId,
           paidAt: reviewedAt,
-          details: { paymentId },
+          details: {
+            paymentId,
+            // What actually arrived, when it is known: finance reconciles this, not the total.
+            ...(payment.receivedMinor === null
+              ? {}
+              : { receivedMinor: String(payment.receivedMinor), receivedCurrency: payment.receivedCurrency }),
+          },
         });
       }
       const isResolved = await paymentsRepository.resolveReview(tx, paymentId, {

@@ -1,5 +1,6 @@
 import { Prisma, type ReceiptStatus } from '@prisma/client';
 import type { Db } from '../../db/database.js';
+import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import { costOfHoursSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL } from '../pricing/pricing.sql.js';
 
@@ -294,6 +295,37 @@ export async function sumByStatus(db: Client, filter: ReceiptFilter) {
   }));
 }
 
+/**
+ * What the paid receipts under a filter (the status part of it ignored) brought in: the totals,
+ * by currency, of those marked paid by hand (the admin recorded the receipt as paid in full),
+ * and the sums, by received currency, of what the online payments that paid the others
+ * received (minor units; a null currency counts those whose provider did not say).
+ */
+export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
+  const paid = { ...whereOf({ ...filter, status: undefined }), status: 'paid' } satisfies Prisma.ReceiptWhereInput;
+  const [byHand, online] = await Promise.all([
+    db.receipt.groupBy({
+      by: ['currency'],
+      where: { ...paid, payments: { none: PAID_THE_RECEIPT } },
+      _sum: { total: true },
+    }),
+    db.payment.groupBy({
+      by: ['receivedCurrency'],
+      where: { ...PAID_THE_RECEIPT, receipt: paid },
+      _sum: { receivedMinor: true },
+      _count: { _all: true },
+    }),
+  ]);
+  return {
+    byHand: byHand.map((group) => ({ currency: group.currency, total: group._sum.total ?? new Prisma.Decimal(0) })),
+    online: online.map((group) => ({
+      currency: group.receivedCurrency,
+      receivedMinor: group._sum.receivedMinor ?? 0n,
+      count: group._count._all,
+    })),
+  };
+}
+
 /** Moves a receipt from one of `from` to `data.status`; false when it was not in one of them. */
 export async function transitionReceipt(
   tx: Prisma.TransactionClient,
@@ -337,6 +369,13 @@ export async function findPaidBatch(
       tierName: true,
       billedThrough: true,
       createdAt: true,
+      // The online payment that paid it (at most one), for what it received.
+      payments: {
+        where: PAID_THE_RECEIPT,
+        orderBy: { id: 'desc' },
+        take: 1,
+        select: { id: true, receivedMinor: true, receivedCurrency: true },
+      },
     },
   });
 }

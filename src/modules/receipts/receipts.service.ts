@@ -6,6 +6,7 @@ import { AppError, BadRequestError, ConflictError, isUniqueViolation, NotFoundEr
 import { endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { fromMinorUnits, paymentMoneyOf } from '../payments/payment-money.js';
 import * as paymentsRepository from '../payments/payments.repository.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
@@ -85,6 +86,34 @@ export async function markReceiptPaidIn(
     details: { method: paid.method, txRef: paid.txRef, ...paid.details },
   });
   return { id, status: 'paid' as const, paidAt: paid.paidAt };
+}
+
+/**
+ * What the paid receipts brought in, by currency: a receipt marked paid by hand counts its
+ * total, one paid online what its payment received (an accepted short or over payment is not
+ * its total). `isDifferent` when that is not the paid total; `unknownCount` receipts whose
+ * provider did not say what it received are left out of the sums.
+ */
+function receivedTotals(
+  totals: Awaited<ReturnType<typeof receiptsRepository.sumByStatus>>,
+  received: Awaited<ReturnType<typeof receiptsRepository.sumReceivedOfPaid>>,
+) {
+  const sums = new Map<string, Prisma.Decimal>();
+  const add = (currency: string, amount: Prisma.Decimal) =>
+    sums.set(currency, (sums.get(currency) ?? new Prisma.Decimal(0)).plus(amount));
+  for (const group of received.byHand) add(group.currency, group.total);
+  let unknownCount = 0;
+  for (const group of received.online) {
+    if (group.currency === null) unknownCount += group.count;
+    else add(group.currency, fromMinorUnits(group.receivedMinor, group.currency));
+  }
+  const paid = totals.filter((total) => total.status === 'paid');
+  const isDifferent =
+    unknownCount > 0 ||
+    sums.size !== paid.length ||
+    paid.some((total) => !(sums.get(total.currency)?.equals(total.total) ?? false));
+  const byCurrency = [...sums].sort(([a], [b]) => a.localeCompare(b)).map(([currency, total]) => ({ currency, total }));
+  return { byCurrency, unknownCount, isDifferent };
 }
 
 /** "1 job", "3 jobs". */
@@ -368,18 +397,24 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       (pages) => `Receipt #${receipt.id} lists ${counted(count, 'job')} on ${counted(pages, 'page')}`,
     );
     const offset = (page - 1) * RECEIPT_ITEMS_PAGE_SIZE;
-    const [items, isPaymentHeld, paidOnline] = await Promise.all([
+    const [items, isPaymentHeld, paidOnline, paidWith] = await Promise.all([
       receiptsRepository.listItems(db, receipt.id, { offset, limit: RECEIPT_ITEMS_PAGE_SIZE }),
       // Paying online again is closed while one of its payments waits for an admin's review.
       paymentsRepository.hasPaymentInReview(db, receipt.id),
       // An admin about to void a paid receipt is told that its online payment will be held.
       receipt.status === 'paid' ? paymentsRepository.findPaymentThatPaid(db, receipt.id) : null,
+      // The online payment the receipt records as its payment (method = provider, reference =
+      // its id), also once the receipt is void: what it received is shown next to the total.
+      receipt.paidAt && receipt.paymentMethod && receipt.txRef
+        ? paymentsRepository.findByExternalId(db, receipt.paymentMethod, receipt.txRef)
+        : null,
     ]);
     return {
       receipt,
       items,
       isPaymentHeld,
       paidOnline,
+      paidWith: paidWith?.receiptId === receipt.id ? { id: paidWith.id, ...paymentMoneyOf(paidWith) } : null,
       itemPager: { page, pageCount, count, first: offset + 1, last: offset + items.length },
     };
   }
@@ -440,12 +475,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       createdFrom: filter.start ? startOfLocalDay(filter.start, config.timeZone) : undefined,
       createdBefore: filter.end ? endOfLocalDay(filter.end, config.timeZone) : undefined,
     };
-    const [{ rows, count }, totals] = await Promise.all([
+    const [{ rows, count }, totals, received] = await Promise.all([
       receiptsRepository.listReceipts(db, repoFilter, { offset: (filter.page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),
       receiptsRepository.sumByStatus(db, repoFilter),
+      receiptsRepository.sumReceivedOfPaid(db, repoFilter),
     ]);
     const pageCount = assertListPageExists('The filters match', count, filter.page);
-    return { receipts: rows, totals, page: filter.page, pageCount, count };
+    return { receipts: rows, totals, received: receivedTotals(totals, received), page: filter.page, pageCount, count };
   }
 
   return {

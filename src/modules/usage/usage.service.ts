@@ -11,6 +11,7 @@ import {
   startOfLocalDay,
   toLocalDate,
 } from '../../shared/local-date.js';
+import { fromMinorUnits } from '../payments/payment-money.js';
 import { minorUnitDigits, sumCosts } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
@@ -83,9 +84,41 @@ export const PAID_CSV_COLUMNS = [
   'tier',
   'billed_through',
   'created_at',
+  'amount_received',
+  'received_currency',
+  'payment_id',
 ] as const;
 
 const ZERO = new Prisma.Decimal(0);
+
+/**
+ * What a paid receipt brought in, for paid.csv: what its online payment received (which an
+ * admin may have accepted short or over), or its total when it was marked paid by hand (the
+ * admin recorded it paid in full). Empty when the provider did not say what it received.
+ */
+function receivedColumns(receipt: {
+  total: Prisma.Decimal;
+  currency: string;
+  payments: { id: number; receivedMinor: bigint | null; receivedCurrency: string | null }[];
+}) {
+  const payment = receipt.payments[0];
+  if (!payment) {
+    return {
+      amount_received: receipt.total.toFixed(minorUnitDigits(receipt.currency)),
+      received_currency: receipt.currency,
+      payment_id: '',
+    };
+  }
+  const { receivedMinor, receivedCurrency } = payment;
+  if (receivedMinor === null || receivedCurrency === null) {
+    return { amount_received: '', received_currency: '', payment_id: payment.id };
+  }
+  return {
+    amount_received: fromMinorUnits(receivedMinor, receivedCurrency).toFixed(minorUnitDigits(receivedCurrency)),
+    received_currency: receivedCurrency,
+    payment_id: payment.id,
+  };
+}
 
 const toNumber = (value: Prisma.Decimal | number | null | undefined) =>
   value === null || value === undefined ? 0 : Number(value);
@@ -282,6 +315,7 @@ export function createUsageService(deps: UsageServiceDeps) {
           tier: escapeCsvFormula(receipt.tierName),
           billed_through: receipt.billedThrough.toISOString().slice(0, 10),
           created_at: receipt.createdAt.toISOString(),
+          ...receivedColumns(receipt),
         }));
         yield formatCsvLines(records, PAID_CSV_COLUMNS);
         const last = batch.at(-1);

@@ -1,0 +1,38 @@
+import { Prisma } from '@prisma/client';
+import { minorUnitDigits } from '../pricing/pricing.js';
+
+/** Minor units back to a decimal amount, for pages. */
+export function fromMinorUnits(amountMinor: bigint, currency: string): Prisma.Decimal {
+  return new Prisma.Decimal(amountMinor.toString()).div(new Prisma.Decimal(10).pow(minorUnitDigits(currency)));
+}
+
+/** A payment's due and received money as pages show them. */
+export interface PaymentMoney {
+  /** The amount due (the receipt's total when the payment started). */
+  amount: Prisma.Decimal;
+  currency: string;
+  /** What the provider reported receiving, or null when it reported no success or did not say. */
+  received: { amount: Prisma.Decimal; currency: string } | null;
+  /** The received money is known and is not the amount due (another amount or currency). */
+  isReceivedDifferent: boolean;
+}
+
+export function paymentMoneyOf(payment: {
+  amountMinor: bigint;
+  currency: string;
+  receivedMinor: bigint | null;
+  receivedCurrency: string | null;
+}): PaymentMoney {
+  const received =
+    payment.receivedMinor === null || payment.receivedCurrency === null
+      ? null
+      : { amount: fromMinorUnits(payment.receivedMinor, payment.receivedCurrency), currency: payment.receivedCurrency };
+  return {
+    amount: fromMinorUnits(payment.amountMinor, payment.currency),
+    currency: payment.currency,
+    received,
+    isReceivedDifferent:
+      received !== null &&
+      (payment.receivedMinor !== payment.amountMinor || payment.receivedCurrency !== payment.currency),
+  };
+}
