@@ -718,6 +718,100 @@ describe('receipts over HTTP', () => {
     expect(await db.prisma.receipt.count()).toBe(0);
   });
 
+  it('records the day a payment was made, refusing a day in the future or before the receipt, and exports by it', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-08-10T03:00:00Z', jobId: '9701' },
+      { user: 'alice', end: '2025-08-16T03:00:00Z', jobId: '9702' },
+      { user: 'alice', end: '2025-08-22T03:00:00Z', jobId: '9703' },
+    ]);
+    const late = await billJobsBefore(alice, '2025-08-12');
+    const sameDay = await billJobsBefore(alice, '2025-08-18');
+    const today = await billJobsBefore(alice, '2025-08-24');
+    // The receipts were made on 2025-08-25 at noon in Bangkok (the database's clock is not the app's).
+    const createdAt = new Date('2025-08-25T05:00:00Z');
+    await db.prisma.receipt.updateMany({ where: { id: { in: [late, sameDay, today] } }, data: { createdAt } });
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    const form = (id: number, body: Record<string, string>) =>
+      admin
+        .post(`/admin/receipts/${id}/paid`)
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ ...body, csrf_token: token });
+    const postJson = (id: number, body: object) =>
+      admin.post(`/admin/receipts/${id}/paid`).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    const markPaidAudits = () => db.prisma.auditLog.count({ where: { action: 'receipt.mark_paid' } });
+    const auditsBefore = await markPaidAudits();
+
+    const page = await html(admin, `/admin/receipts/${late}`).expect(200);
+    expect(page.text).toContain(
+      '<input id="paid_on" name="paid_on" type="date" min="2025-08-25" max="2025-09-20" value="2025-09-20">',
+    );
+
+    const future = await form(late, { method: 'bank_transfer', tx_ref: 'KBANK-31', paid_on: '2025-09-21' });
+    expect(future.status).toBe(400);
+    expect(future.text).toContain(
+      'Not marked paid. paid_on: 2025-09-21 is in the future; the latest day a payment can be recorded on is today, 2025-09-20.',
+    );
+    expect(future.text).toContain('value="2025-09-21"');
+    const early = await postJson(late, { method: 'bank_transfer', paid_on: '2025-08-24' });
+    expect(early.body).toEqual({
+      error: `paid_on: 2025-08-24 is before receipt #${late} was created (2025-08-25); it cannot have been paid earlier.`,
+      code: 400,
+    });
+    const unreal = await postJson(late, { method: 'bank_transfer', paid_on: '2025-02-30' });
+    expect(unreal.status).toBe(400);
+    expect(unreal.body.error).toBe('paid_on: is not a real calendar date');
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: late } })).status).toBe('pending');
+    expect(await markPaidAudits()).toBe(auditsBefore);
+
+    // A transfer of 31 August recorded on 20 September: paid at the start of that Bangkok day.
+    await form(late, { method: 'bank_transfer', tx_ref: 'KBANK-31', paid_on: '2025-08-31' }).expect(303);
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: late } })).toMatchObject({
+      status: 'paid',
+      paidAt: new Date('2025-08-30T17:00:00Z'),
+    });
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'receipt.mark_paid', target: `receipt:${late}` },
+    });
+    expect(audit.details).toMatchObject({ method: 'bank_transfer', txRef: 'KBANK-31', paidOn: '2025-08-31' });
+    for (const [agent, path] of [
+      [admin, `/admin/receipts/${late}`],
+      [alice, `/me/receipts/${late}`],
+    ] as const) {
+      expect((await html(agent, path).expect(200)).text).toContain(
+        '<dt>Paid on</dt><dd>2025-08-31 · bank_transfer · ref KBANK-31</dd>',
+      );
+    }
+
+    // Paid on the day the receipt was made: not before it was made.
+    const onCreation = await postJson(sameDay, { method: 'cash', paid_on: '2025-08-25' });
+    expect(onCreation.status).toBe(200);
+    expect(onCreation.body.receipt).toMatchObject({ paidOn: '2025-08-25', paidAt: createdAt.toISOString() });
+    // No day: today, at the moment it was recorded.
+    const now = await postJson(today, { method: 'cash' });
+    expect(now.body.receipt.paidOn).toBe('2025-09-20');
+    expect(Date.parse(now.body.receipt.paidAt)).toBeGreaterThan(Date.parse('2025-09-20T04:59:00Z'));
+
+    // paid.csv selects by the day paid and says it.
+    const paidCsv = async (window: string) => {
+      const [header, ...lines] = (await admin.get(`/admin/paid.csv?${window}`).expect(200)).text.trimEnd().split('\n');
+      const columns = (header ?? '').split(',');
+      return lines.map((line) => Object.fromEntries(line.split(',').map((value, index) => [columns[index], value])));
+    };
+    expect(await paidCsv('start=2025-08-01&end=2025-08-31')).toEqual([
+      expect.objectContaining({ receipt_id: String(sameDay), paid_on: '2025-08-25', method: 'cash' }),
+      expect.objectContaining({
+        receipt_id: String(late),
+        paid_at: '2025-08-30T17:00:00.000Z',
+        paid_on: '2025-08-31',
+        tx_ref: 'KBANK-31',
+      }),
+    ]);
+    expect(await paidCsv('start=2025-09-01&end=2025-09-30')).toEqual([
+      expect.objectContaining({ receipt_id: String(today), paid_on: '2025-09-20' }),
+    ]);
+  });
+
   it('runs month-end for every user once and reports what it made', async () => {
     await buildJobs(db, [
       { user: 'alice', end: '2025-08-20T03:00:00Z' },

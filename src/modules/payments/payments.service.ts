@@ -4,7 +4,7 @@ import type { PaymentsConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
-import { formatLocalDateTime } from '../../shared/local-date.js';
+import { formatLocalDateTime, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -41,7 +41,7 @@ export interface PaymentsServiceDeps {
   metrics: Pick<Metrics, 'webhookEvents' | 'receiptMarkedPaid'>;
   logger: Logger;
   now: () => Date;
-  /** APP_TZ: how times in messages are written. */
+  /** APP_TZ: how times in messages are written, and the local day a held payment accepted was paid on. */
   timeZone: string;
   /** Overrides the provider built from config (tests). */
   provider?: PaymentProvider;
@@ -558,6 +558,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           method: payment.provider,
           txRef: payment.externalPaymentId,
           paidAt: reviewedAt,
+          paidOn: toLocalDate(reviewedAt, deps.timeZone),
           details: {
             paymentId,
             // What actually arrived, when it is known: finance reconciles this, not the total.

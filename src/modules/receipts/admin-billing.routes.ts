@@ -98,6 +98,8 @@ export function adminBillingRoutes(deps: {
       ...shown,
       isAdminView: true,
       paymentMethods: PAYMENT_METHODS,
+      // The mark-paid form's "Paid on": today by default, and its latest day.
+      today: receipts.today(),
       link: (changes: Record<string, unknown>) => linkTo(`/admin/receipts/${id}`, {}, changes),
       itemsCsvLink: `/admin/receipts/${id}/items.csv`,
       error: refused?.error,
@@ -134,7 +136,11 @@ export function adminBillingRoutes(deps: {
       res.status(error.status);
       await renderReceipt(res, id, 1, {
         error: `Not marked paid. ${error.message}`,
-        form: { method: typedIn(req.body, 'method'), tx_ref: typedIn(req.body, 'tx_ref') },
+        form: {
+          method: typedIn(req.body, 'method'),
+          tx_ref: typedIn(req.body, 'tx_ref'),
+          paid_on: typedIn(req.body, 'paid_on'),
+        },
       });
       return;
     }

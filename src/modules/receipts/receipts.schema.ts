@@ -20,6 +20,8 @@ export const ZMarkPaid = strictBody({
     .max(128, 'must be at most 128 characters')
     .optional()
     .transform((value) => (value ? value : undefined)),
+  /** The local day (APP_TZ) the money was paid; today when left out or empty. */
+  paid_on: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
 });
 export type TMarkPaid = z.infer<typeof ZMarkPaid>;
 

@@ -13,7 +13,7 @@ import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from './receipts.repository.js';
 import type { TMarkPaid, TReceiptFilter, TVoidReceipt } from './receipts.schema.js';
 
-type MarkPaidInput = Pick<TMarkPaid, 'method'> & { tx_ref?: string | undefined };
+type MarkPaidInput = Pick<TMarkPaid, 'method'> & { tx_ref?: string | undefined; paid_on?: string | undefined };
 
 /** Asked for a receipt with no finished, unbilled job in its window: no empty receipt is made. */
 export class NothingToBillError extends AppError {
@@ -63,7 +63,14 @@ export async function markReceiptPaidIn(
   tx: Prisma.TransactionClient,
   actor: AuditContext,
   id: number,
-  paid: { method: string; txRef: string | null; paidAt: Date; details?: Record<string, unknown> },
+  paid: {
+    method: string;
+    txRef: string | null;
+    paidAt: Date;
+    /** The local day (APP_TZ) of paidAt, for the audit entry. */
+    paidOn: string;
+    details?: Record<string, unknown>;
+  },
 ) {
   const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending'], {
     status: 'paid',
@@ -83,9 +90,9 @@ export async function markReceiptPaidIn(
     action: 'receipt.mark_paid',
     target: `receipt:${id}`,
     status: 'ok',
-    details: { method: paid.method, txRef: paid.txRef, ...paid.details },
+    details: { method: paid.method, txRef: paid.txRef, paidOn: paid.paidOn, ...paid.details },
   });
-  return { id, status: 'paid' as const, paidAt: paid.paidAt };
+  return { id, status: 'paid' as const, paidAt: paid.paidAt, paidOn: paid.paidOn };
 }
 
 /**
@@ -281,12 +288,40 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return receipt;
   }
 
-  /** pending -> paid, with method and reference; anything else is a 409. Audited. */
+  /**
+   * pending -> paid, with method, reference and the local day it was paid (today unless said);
+   * anything else is a 409. Audited. A day in the future, or before the receipt was created,
+   * is a 400 and changes nothing. paid.csv selects and the pages date receipts by paid_at, so
+   * an earlier day is stored as its start, or the receipt's creation when that is later (a
+   * receipt is not paid before it exists); today is the moment it was recorded.
+   */
   async function markPaid(actor: AuditContext, id: number, input: MarkPaidInput) {
-    const paidAt = now();
-    const result = await db.$transaction((tx) =>
-      markReceiptPaidIn(tx, actor, id, { method: input.method, txRef: input.tx_ref ?? null, paidAt }),
-    );
+    const recordedAt = now();
+    const today = toLocalDate(recordedAt, config.timeZone);
+    const paidOn = input.paid_on ?? today;
+    if (paidOn > today) {
+      throw new BadRequestError(
+        `paid_on: ${paidOn} is in the future; the latest day a payment can be recorded on is today, ${today}.`,
+        { field: 'paid_on' },
+      );
+    }
+    const result = await db.$transaction(async (tx) => {
+      const receipt = await requireReceipt(tx, id);
+      const createdOn = toLocalDate(receipt.createdAt, config.timeZone);
+      // A paid or void receipt is answered by the mark-paid rule (409), whatever the day. Today
+      // needs no check (the receipt exists now), so a database clock a little ahead of the
+      // app's cannot refuse it.
+      if (receipt.status === 'pending' && paidOn !== today && paidOn < createdOn) {
+        throw new BadRequestError(
+          `paid_on: ${paidOn} is before receipt #${id} was created (${createdOn}); it cannot have been paid earlier.`,
+          { field: 'paid_on' },
+        );
+      }
+      const startOfDay = startOfLocalDay(paidOn, config.timeZone);
+      const paidAt =
+        paidOn === today ? recordedAt : new Date(Math.max(startOfDay.getTime(), receipt.createdAt.getTime()));
+      return markReceiptPaidIn(tx, actor, id, { method: input.method, txRef: input.tx_ref ?? null, paidAt, paidOn });
+    });
     metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
     return result;
   }
@@ -484,7 +519,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return { receipts: rows, totals, received: receivedTotals(totals, received), page: filter.page, pageCount, count };
   }
 
+  /** Today, the local day (APP_TZ) now. */
+  function today(): string {
+    return toLocalDate(now(), config.timeZone);
+  }
+
   return {
+    today,
     createForUser,
     runMonthEnd,
     markPaid,

@@ -87,6 +87,7 @@ export const PAID_CSV_COLUMNS = [
   'amount_received',
   'received_currency',
   'payment_id',
+  'paid_on',
 ] as const;
 
 const ZERO = new Prisma.Decimal(0);
@@ -316,6 +317,8 @@ export function createUsageService(deps: UsageServiceDeps) {
           billed_through: receipt.billedThrough.toISOString().slice(0, 10),
           created_at: receipt.createdAt.toISOString(),
           ...receivedColumns(receipt),
+          // The local day of paid_at: the day the window selects by, and a hand-marked receipt's "Paid on".
+          paid_on: receipt.paidAt ? toLocalDate(receipt.paidAt, config.timeZone) : '',
         }));
         yield formatCsvLines(records, PAID_CSV_COLUMNS);
         const last = batch.at(-1);
