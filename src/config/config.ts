@@ -27,6 +27,8 @@ export interface AppConfig {
   auth: {
     perAddress: { maxFailures: number; windowSec: number; lockSec: number };
     perUser: { maxFailures: number; windowSec: number; lockSec: number };
+    /** Failed sign-ins per client network (AUTH_ADDRESS_*) across every username. */
+    perNetwork: { maxFailures: number; windowSec: number; lockSec: number };
     sessionIdleSec: number;
     sessionAbsoluteSec: number;
     /** Created at start-up when no user of that name exists. */
@@ -123,6 +125,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
         maxFailures: env.AUTH_USER_MAX_FAILS,
         windowSec: env.AUTH_USER_WINDOW_SEC,
         lockSec: env.AUTH_USER_LOCK_SEC,
+      },
+      perNetwork: {
+        maxFailures: env.AUTH_ADDRESS_MAX_FAILS,
+        windowSec: env.AUTH_ADDRESS_WINDOW_SEC,
+        lockSec: env.AUTH_ADDRESS_LOCK_SEC,
       },
       sessionIdleSec: env.SESSION_IDLE_SEC,
       sessionAbsoluteSec: env.SESSION_ABSOLUTE_SEC,
