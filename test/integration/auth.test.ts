@@ -476,11 +476,184 @@ describe('lockout', () => {
       where: { username_ip: { username: 'racer', ip: '198.51.100.62' } },
     });
     expect(address).toMatchObject({ failureCount: 0, lockedUntil: null });
+    // Its count in the network's row is given back too: no password was checked.
+    const network = await db.prisma.authNetworkThrottle.findUniqueOrThrow({ where: { network: '198.51.100.62' } });
+    expect(network).toMatchObject({ failureCount: 0, lockedUntil: null });
     const audit = await db.prisma.auditLog.findMany({
       where: { actor: 'racer' },
       select: { action: true, details: true },
     });
-    expect(audit).toEqual([{ action: 'login.failure', details: { reason: 'locked' } }]);
+    expect(audit).toEqual([{ action: 'login.failure', details: { reason: 'locked', scope: ['user'] } }]);
+  });
+
+  /** Password checks that failed from `ip`, whatever the username: each is audited as bad_credentials. */
+  const verifiedFailuresFrom = (ip: string) =>
+    db.prisma.auditLog.count({
+      where: { action: 'login.failure', ip, details: { path: ['reason'], equals: 'bad_credentials' } },
+    });
+  const NETWORK_LOCKED = 'Too many failed sign-ins from your network.';
+
+  it('locks an address after AUTH_ADDRESS_MAX_FAILS failures across usernames (a password spray), and only that address', async () => {
+    const user = await buildUser(db.prisma, { username: 'spray07' });
+    const app = lockoutApp({ AUTH_ADDRESS_MAX_FAILS: '50' });
+    const texts: string[] = [];
+    // One common password against 60 usernames, known (spray07) and unknown: each username
+    // only once, far below its own limits.
+    for (let index = 0; index < 60; index++) {
+      const username = `spray${String(index).padStart(2, '0')}`;
+      const { response } = await postLogin(app, username, 'Winter2026!', { ip: '198.51.100.70' });
+      expect(response.status).toBe(200);
+      texts.push(response.text);
+    }
+    expect(texts.slice(0, 49).every((text) => text.includes('Wrong username or password.'))).toBe(true);
+    // The fiftieth is checked and starts the lock; the ten after it are refused unchecked.
+    expect(texts.slice(49).every((text) => text.includes(`${NETWORK_LOCKED} Try again in 15 min 00 s.`))).toBe(true);
+    expect(await verifiedFailuresFrom('198.51.100.70')).toBe(50);
+    const starts = await db.prisma.auditLog.findMany({
+      where: { action: 'login.lockout_start', ip: '198.51.100.70' },
+      select: { actor: true, details: true },
+    });
+    expect(starts).toEqual([{ actor: 'spray49', details: { scope: ['network'], until: '2026-06-01T08:15:00.000Z' } }]);
+    const refused = await db.prisma.auditLog.count({
+      where: {
+        action: 'login.failure',
+        ip: '198.51.100.70',
+        status: 'denied',
+        details: { equals: { reason: 'locked', scope: ['network'] } },
+      },
+    });
+    expect(refused).toBe(10);
+    expect(await metricValue(metrics, 'auth_lockout_start_total')).toBe(1);
+    expect(await metricValue(metrics, 'auth_lockout_active_total')).toBe(11);
+    expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'locked' })).toBe(10);
+    expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'bad_credentials' })).toBe(50);
+
+    // Another address is not touched: a wrong password is checked, the right one signs in.
+    const elsewhereWrong = await postLogin(app, 'spray30', 'Winter2026!', { ip: '203.0.113.70' });
+    expect(elsewhereWrong.response.text).toContain('Wrong username or password.');
+    expect((await postLogin(app, 'spray07', user.password, { ip: '203.0.113.70' })).response.status).toBe(302);
+
+    // From the locked address even the right password waits for the lock to end.
+    clock = new Date(clock.getTime() + 899_000);
+    const locked = await postLogin(app, 'spray07', user.password, { ip: '198.51.100.70' });
+    expect(locked.response.status).toBe(200);
+    expect(locked.response.text).toContain(`${NETWORK_LOCKED} Try again in 1 s.`);
+    clock = new Date(clock.getTime() + 1_000);
+    expect((await postLogin(app, 'spray07', user.password, { ip: '198.51.100.70' })).response.status).toBe(302);
+    expect(await verifiedFailuresFrom('198.51.100.70')).toBe(50);
+    expect(await metricValue(metrics, 'auth_lockout_end_total')).toBe(1);
+  });
+
+  it('checks no more than AUTH_ADDRESS_MAX_FAILS passwords of 60 usernames sprayed at once from one address', async () => {
+    const app = lockoutApp({ AUTH_ADDRESS_MAX_FAILS: '50' });
+    const usernames = Array.from({ length: 60 }, (_, index) => `burst${index}`);
+    const agents = await Promise.all(
+      usernames.map(async (username) => {
+        const agent = request.agent(app);
+        const page = await agent.get('/login').set('Accept', 'text/html');
+        return { agent, username, token: csrfTokenIn(page.text) };
+      }),
+    );
+    const responses = await Promise.all(
+      agents.map(({ agent, username, token }) =>
+        agent
+          .post('/login')
+          .set('Accept', 'text/html')
+          .set('X-Forwarded-For', '198.51.100.71')
+          .type('form')
+          .send({ username, password: 'Winter2026!', csrf_token: token }),
+      ),
+    );
+    expect(responses.every((response) => response.status === 200)).toBe(true);
+    const count = (text: string) => responses.filter((response) => response.text.includes(text)).length;
+    expect({ wrong: count('Wrong username or password.'), locked: count(NETWORK_LOCKED) }).toEqual({
+      wrong: 49,
+      locked: 11,
+    });
+    expect(await verifiedFailuresFrom('198.51.100.71')).toBe(50);
+    expect(await metricValue(metrics, 'auth_lockout_start_total')).toBe(1);
+    const network = await db.prisma.authNetworkThrottle.findUniqueOrThrow({ where: { network: '198.51.100.71' } });
+    expect(network.failureCount).toBe(50);
+    // A refused attempt is charged nowhere: the pairs' counts are the passwords checked.
+    const pairs = await db.prisma.authThrottle.findMany({ where: { ip: '198.51.100.71' } });
+    expect(pairs.reduce((sum, row) => sum + row.failureCount, 0)).toBe(50);
+  });
+
+  it('refuses, unchecked and uncharged, an attempt that meets an address lock started after it began', async () => {
+    const user = await buildUser(db.prisma, { username: 'latecomer' });
+    const app = lockoutApp();
+    await db.prisma.authNetworkThrottle.create({
+      data: { network: '198.51.100.73', windowStart: clock, failureCount: 99 },
+    });
+    // Another attempt's count locks the address, and has not committed yet.
+    const locker = await db.pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(
+        `UPDATE auth_network_throttle SET failure_count = 100, locked_until = $1 WHERE network = '198.51.100.73'`,
+        [new Date(clock.getTime() + 900_000)],
+      );
+      const attempt = postLogin(app, 'latecomer', user.password, { ip: '198.51.100.73' });
+      // Its network upsert waits for the row lock, before anything else is counted.
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      await locker.query('COMMIT');
+      const { response } = await attempt;
+      expect(response.text).toContain(`${NETWORK_LOCKED} Try again in 15 min 00 s.`);
+    } finally {
+      locker.release();
+    }
+    expect(await db.prisma.authThrottle.count({ where: { username: 'latecomer' } })).toBe(0);
+    const network = await db.prisma.authNetworkThrottle.findUniqueOrThrow({ where: { network: '198.51.100.73' } });
+    expect(network.failureCount).toBe(100);
+    const audit = await db.prisma.auditLog.findMany({
+      where: { actor: 'latecomer' },
+      select: { action: true, details: true },
+    });
+    expect(audit).toEqual([{ action: 'login.failure', details: { reason: 'locked', scope: ['network'] } }]);
+  });
+
+  it('leaves the change-password form out of the address budget: neither counted nor refused by it', async () => {
+    const user = await buildUser(db.prisma, { username: 'behindnat' });
+    const app = lockoutApp({ AUTH_ADDRESS_MAX_FAILS: '3' });
+    const { agent, response } = await postLogin(app, 'behindnat', user.password, { ip: '198.51.100.74' });
+    expect(response.status).toBe(302);
+    for (let index = 0; index < 3; index++) await postLogin(app, `nobody${index}`, 'guess', { ip: '198.51.100.74' });
+    const change = async (current: string) =>
+      agent
+        .post('/account/password')
+        .set('Accept', 'text/html')
+        .set('X-Forwarded-For', '198.51.100.74')
+        .type('form')
+        .send({
+          current,
+          password: 'a-new-password-1',
+          confirm: 'a-new-password-1',
+          csrf_token: await csrfTokenOf(agent),
+        });
+    expect((await change('wrong')).status).toBe(400);
+    const network = await db.prisma.authNetworkThrottle.findUniqueOrThrow({ where: { network: '198.51.100.74' } });
+    expect(network.failureCount).toBe(3);
+    expect((await change(user.password)).status).toBe(303);
+  });
+
+  it('does not reset an address budget on a successful sign-in, and gives back only its own count', async () => {
+    const user = await buildUser(db.prisma, { username: 'insider' });
+    const app = lockoutApp({ AUTH_ADDRESS_MAX_FAILS: '10' });
+    // Successes alone never spend it: each gives its own count back.
+    for (let attempt = 0; attempt < 15; attempt++) {
+      expect((await postLogin(app, 'insider', user.password, { ip: '198.51.100.72' })).response.status).toBe(302);
+    }
+    for (let index = 0; index < 9; index++) await postLogin(app, `outsider${index}`, 'guess', { ip: '198.51.100.72' });
+    // An attacker's own account signs in between guesses...
+    expect((await postLogin(app, 'insider', user.password, { ip: '198.51.100.72' })).response.status).toBe(302);
+    const network = await db.prisma.authNetworkThrottle.findUniqueOrThrow({ where: { network: '198.51.100.72' } });
+    expect(network.failureCount).toBe(9);
+    // ...and the next guess still spends the tenth failure.
+    const tenth = await postLogin(app, 'outsider9', 'guess', { ip: '198.51.100.72' });
+    expect(tenth.response.text).toContain(`${NETWORK_LOCKED} Try again in 15 min 00 s.`);
+    const locked = await postLogin(app, 'insider', user.password, { ip: '198.51.100.72' });
+    expect(locked.response.text).toContain(NETWORK_LOCKED);
+    expect(await verifiedFailuresFrom('198.51.100.72')).toBe(10);
   });
 });
 

@@ -375,7 +375,7 @@ describe('your own account', () => {
           status: 'denied',
           details: { scope: ['address'], until: '2026-06-01T08:05:00.000Z', via: 'password_change' },
         },
-        { action: 'user.password_change', status: 'denied', details: { reason: 'locked' } },
+        { action: 'user.password_change', status: 'denied', details: { reason: 'locked', scope: ['address'] } },
         { action: 'user.password_change', status: 'ok', details: { endedSessions: 0 } },
       ]);
       expect(await metricValue(metrics, 'auth_lockout_start_total')).toBe(1);

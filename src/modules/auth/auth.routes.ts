@@ -40,7 +40,7 @@ export function authRoutes(deps: {
       if (!user) {
         const message =
           info?.outcome === 'locked'
-            ? `Too many failed sign-ins. Try again in ${formatTimeLeft(info.lockedUntil, deps.now())}.`
+            ? `Too many failed sign-ins${info.scopes.includes('network') ? ' from your network' : ''}. Try again in ${formatTimeLeft(info.lockedUntil, deps.now())}.`
             : FAILED_MESSAGE;
         return renderLogin(req, res, { error: message, username });
       }

@@ -17,12 +17,14 @@ export interface LockoutSettings {
   perAddress: throttleRepository.ThrottleRule;
   /** Per username across all addresses: slows a distributed guesser. */
   perUser: throttleRepository.ThrottleRule;
+  /** Per client network across all usernames: stops one client spraying a password over every account. */
+  perNetwork: throttleRepository.ThrottleRule;
 }
 
 export type SignInResult =
   | { outcome: 'ok'; user: SessionUser }
   | { outcome: 'failed' }
-  | { outcome: 'locked'; lockedUntil: Date };
+  | { outcome: 'locked'; lockedUntil: Date; scopes: throttleRepository.LockScope[] };
 
 export interface AuthServiceDeps {
   db: Database;
@@ -41,11 +43,31 @@ function getDummyHash(): Promise<string> {
   return dummyHash;
 }
 
-/** The pair of throttle rows an attempt of `username` from `ip` is counted in. */
-function attemptKey(deps: AuthServiceDeps, username: string, ip: string): throttleRepository.AttemptKey {
+/**
+ * The throttle rows an attempt of `username` from `ip` is counted in: the pair's and the
+ * username's, and with `isNetworkCounted` (sign-in, not the change-password form) the
+ * client network's.
+ */
+function attemptKey(
+  deps: AuthServiceDeps,
+  username: string,
+  ip: string,
+  isNetworkCounted: boolean,
+): throttleRepository.AttemptKey {
   // An address spelled '*' (a forwarded header can say anything) must not be the per-user row.
   const address = ip === ALL_ADDRESSES ? 'unknown' : ip;
-  return { username, ip: address, addressRule: deps.lockout.perAddress, userRule: deps.lockout.perUser };
+  return {
+    username,
+    ip: address,
+    addressRule: deps.lockout.perAddress,
+    userRule: deps.lockout.perUser,
+    network: isNetworkCounted ? networkKey(deps, ip) : undefined,
+  };
+}
+
+/** The row of auth_network_throttle that counts the failures of every username from `ip`. */
+function networkKey(deps: AuthServiceDeps, ip: string): throttleRepository.NetworkKey {
+  return { network: ip, rule: deps.lockout.perNetwork };
 }
 
 /**
@@ -66,21 +88,18 @@ export async function signIn(
   const username = attempt.username.trim().toLowerCase().slice(0, 64);
   const audit: AuditContext = { actor: username || '(empty)', ip: attempt.ip, userAgent: attempt.userAgent };
 
-  const reservation = await throttleRepository.reserveAttempt(
-    deps.db.pool,
-    attemptKey(deps, username, attempt.ip),
-    now,
-  );
+  const key = attemptKey(deps, username, attempt.ip, true);
+  const reservation = await throttleRepository.reserveAttempt(deps.db.pool, key, now);
   if (reservation.endedLocks > 0) metrics.authLockoutEnd.inc(reservation.endedLocks);
   if (reservation.outcome === 'locked') {
     metrics.authLoginFailure.inc({ reason: 'locked' });
     metrics.authLockoutActive.inc();
     await recordAudit(
       deps.db,
-      { ...audit, action: 'login.failure', status: 'denied', details: { reason: 'locked' } },
+      { ...audit, action: 'login.failure', status: 'denied', details: { reason: 'locked', scope: reservation.scopes } },
       now,
     );
-    return { outcome: 'locked', lockedUntil: reservation.lockedUntil };
+    return { outcome: 'locked', lockedUntil: reservation.lockedUntil, scopes: reservation.scopes };
   }
 
   const { credentials } = reservation;
@@ -88,19 +107,19 @@ export async function signIn(
   if (!credentials || !isPasswordRight || credentials.isDisabled) {
     const reason = credentials && isPasswordRight ? 'disabled' : 'bad_credentials';
     metrics.authLoginFailure.inc({ reason });
-    const lockStartedUntil = await recordCountedFailure(deps, reservation, now, {
+    const lock = await recordCountedFailure(deps, reservation, now, {
       ...audit,
       action: 'login.failure',
       status: 'failed',
       details: { reason },
     });
-    return lockStartedUntil ? { outcome: 'locked', lockedUntil: lockStartedUntil } : { outcome: 'failed' };
+    return lock ? { outcome: 'locked', ...lock } : { outcome: 'failed' };
   }
 
-  // The attempt was counted: forgetting it (and the user's other failures) is one DELETE,
-  // sent beside the audit append rather than before it.
+  // The attempt was counted: forgetting it (the user's failures, and its own count in the
+  // network's row) is one statement, sent beside the audit append rather than before it.
   await Promise.all([
-    throttleRepository.forgetFailures(deps.db.pool, username),
+    throttleRepository.forgetFailures(deps.db.pool, username, key.network),
     (async () => {
       if (needsRehash(credentials.passwordHash)) {
         await usersRepository.updatePasswordHash(db, credentials.id, await hashPassword(attempt.password));
@@ -114,8 +133,8 @@ export async function signIn(
 
 /**
  * Audits a wrong password whose attempt was counted before the check (as `failure`), and
- * the lock that count started, if any (as `login.lockout_start`, with `lockDetails`): it
- * stands now that the password was wrong. Returns the end of that lock, or null.
+ * the locks that count started, if any (as `login.lockout_start`, with `lockDetails`): they
+ * stand now that the password was wrong. Returns their latest end and scopes, or null.
  */
 async function recordCountedFailure(
   deps: AuthServiceDeps,
@@ -123,7 +142,7 @@ async function recordCountedFailure(
   now: Date,
   failure: AuditEntry,
   lockDetails: Record<string, unknown> = {},
-): Promise<Date | null> {
+): Promise<{ lockedUntil: Date; scopes: throttleRepository.LockScope[] } | null> {
   await recordAudit(deps.db, failure, now);
   const { startedLocks, lockedUntil } = reservation;
   if (startedLocks.length === 0 || !lockedUntil) return null;
@@ -141,7 +160,7 @@ async function recordCountedFailure(
     now,
   );
   deps.metrics.authLockoutActive.inc();
-  return lockedUntil;
+  return { lockedUntil, scopes: startedLocks };
 }
 
 export type PasswordChangeCheck = { outcome: 'ok' } | { outcome: 'failed' } | { outcome: 'locked'; lockedUntil: Date };
@@ -165,24 +184,29 @@ export async function checkPasswordForChange(
   const ip = attempt.context.ip ?? 'unknown';
   const audit = { ...attempt.context, action: 'user.password_change', target: username };
 
-  const reservation = await throttleRepository.reserveAttempt(deps.db.pool, attemptKey(deps, username, ip), now);
+  // Not counted in the network's row: see docs/security.md ("Lockout").
+  const reservation = await throttleRepository.reserveAttempt(deps.db.pool, attemptKey(deps, username, ip, false), now);
   if (reservation.endedLocks > 0) metrics.authLockoutEnd.inc(reservation.endedLocks);
   const { credentials } = reservation;
   const isPasswordRight = await verifyPassword(credentials?.passwordHash ?? (await getDummyHash()), attempt.password);
   if (reservation.outcome === 'locked') {
     metrics.authLockoutActive.inc();
-    await recordAudit(deps.db, { ...audit, status: 'denied', details: { reason: 'locked' } }, now);
+    await recordAudit(
+      deps.db,
+      { ...audit, status: 'denied', details: { reason: 'locked', scope: reservation.scopes } },
+      now,
+    );
     return { outcome: 'locked', lockedUntil: reservation.lockedUntil };
   }
   if (!credentials || !isPasswordRight) {
-    const lockStartedUntil = await recordCountedFailure(
+    const lock = await recordCountedFailure(
       deps,
       reservation,
       now,
       { ...audit, status: 'failed', details: { reason: 'bad_current_password' } },
       { via: 'password_change' },
     );
-    return lockStartedUntil ? { outcome: 'locked', lockedUntil: lockStartedUntil } : { outcome: 'failed' };
+    return lock ? { outcome: 'locked', lockedUntil: lock.lockedUntil } : { outcome: 'failed' };
   }
   return { outcome: 'ok' };
 }
