@@ -612,6 +612,19 @@ describe('lockout', () => {
     expect(audit).toEqual([{ action: 'login.failure', details: { reason: 'locked', scope: ['network'] } }]);
   });
 
+  it('keeps one budget for an IPv6 /64, whichever of its addresses a guess comes from', async () => {
+    const app = lockoutApp({ AUTH_ADDRESS_MAX_FAILS: '4' });
+    for (let index = 0; index < 4; index++) {
+      await postLogin(app, `roamer${index}`, 'guess', { ip: `2001:db8:0:7::${index + 1}` });
+    }
+    const sameLine = await postLogin(app, 'roamer9', 'guess', { ip: '2001:db8:0:7:ffff::9' });
+    expect(sameLine.response.text).toContain(NETWORK_LOCKED);
+    const nextLine = await postLogin(app, 'roamer9', 'guess', { ip: '2001:db8:0:8::1' });
+    expect(nextLine.response.text).toContain('Wrong username or password.');
+    const network = await db.prisma.authNetworkThrottle.findUniqueOrThrow({ where: { network: '2001:db8:0:7::/64' } });
+    expect(network).toMatchObject({ failureCount: 4 });
+  });
+
   it('leaves the change-password form out of the address budget: neither counted nor refused by it', async () => {
     const user = await buildUser(db.prisma, { username: 'behindnat' });
     const app = lockoutApp({ AUTH_ADDRESS_MAX_FAILS: '3' });

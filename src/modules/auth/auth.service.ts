@@ -5,6 +5,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { hashPassword, needsRehash, verifyPassword } from '../users/password.js';
 import * as usersRepository from '../users/users.repository.js';
 import * as throttleRepository from './auth-throttle.repository.js';
+import { clientNetworkOf } from './client-network.js';
 
 export interface SessionUser {
   id: number;
@@ -65,9 +66,9 @@ function attemptKey(
   };
 }
 
-/** The row of auth_network_throttle that counts the failures of every username from `ip`. */
+/** The row of auth_network_throttle that counts the failures of every username from `ip` (IPv6: its /64). */
 function networkKey(deps: AuthServiceDeps, ip: string): throttleRepository.NetworkKey {
-  return { network: ip, rule: deps.lockout.perNetwork };
+  return { network: clientNetworkOf(ip), rule: deps.lockout.perNetwork };
 }
 
 /**
