@@ -162,7 +162,8 @@ async function hashAll(usernames: string[]): Promise<Map<string, string>> {
 async function resetTables(client: pg.Client) {
   // audit_log is append-only by design and is left alone.
   await client.query(`TRUNCATE receipt_items, payment_events, payments, receipts, slurm_jobs, tier_overrides,
-    pricing_rates, pricing_tiers, session, auth_throttle, users RESTART IDENTITY CASCADE`);
+    pricing_rates, pricing_tiers, session, auth_throttle,
+    auth_network_throttle, users RESTART IDENTITY CASCADE`);
 }
 
 async function insertUsersAndTiers(
