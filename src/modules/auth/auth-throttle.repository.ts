@@ -63,6 +63,23 @@ export type Reservation = {
     }
 );
 
+/**
+ * The rest of a failure counter's upsert: on conflict with its row, count one more failure in
+ * the window (a window that ran out, or a lock that ended, starts again at 1) and lock the row
+ * when the count reaches `max`; a row whose lock is running is left alone and returns nothing.
+ * `$3` is now; the others name the statement's parameters for this counter's rule.
+ */
+function countFailureIn(conflict: string, rule: { max: string; windowStart: string; lockUntil: string }): string {
+  const isNewWindow = `t.locked_until <= $3::timestamptz OR t.window_start < ${rule.windowStart}::timestamptz`;
+  return `ON CONFLICT (${conflict}) DO UPDATE SET
+    failure_count = CASE WHEN ${isNewWindow} THEN 1 ELSE t.failure_count + 1 END,
+    window_start = CASE WHEN ${isNewWindow} THEN $3::timestamptz ELSE t.window_start END,
+    locked_until = CASE WHEN (CASE WHEN ${isNewWindow} THEN 1 ELSE t.failure_count + 1 END) >= ${rule.max}::int
+                        THEN ${rule.lockUntil}::timestamptz END
+   WHERE t.locked_until IS NULL OR t.locked_until <= $3::timestamptz
+  RETURNING failure_count, locked_until`;
+}
+
 /*
  * Reserves one attempt before its password is checked, in one prepared statement: every
  * sign-in runs it, and one round trip without Prisma's runtime is what the sign-in can spare.
@@ -108,44 +125,17 @@ per_network AS (
   INSERT INTO auth_network_throttle AS t (network, window_start, failure_count, locked_until)
   SELECT $10::text, $3::timestamptz, 1, CASE WHEN 1 >= $11::int THEN $13::timestamptz END
    WHERE $10::text IS NOT NULL AND (SELECT until FROM running) IS NULL
-  ON CONFLICT (network) DO UPDATE SET
-    failure_count = CASE WHEN t.locked_until <= $3::timestamptz OR t.window_start < $12::timestamptz
-                         THEN 1 ELSE t.failure_count + 1 END,
-    window_start = CASE WHEN t.locked_until <= $3::timestamptz OR t.window_start < $12::timestamptz
-                        THEN $3::timestamptz ELSE t.window_start END,
-    locked_until = CASE WHEN (CASE WHEN t.locked_until <= $3::timestamptz OR t.window_start < $12::timestamptz
-                                   THEN 1 ELSE t.failure_count + 1 END) >= $11::int
-                        THEN $13::timestamptz END
-   WHERE t.locked_until IS NULL OR t.locked_until <= $3::timestamptz
-  RETURNING failure_count, locked_until),
+${countFailureIn('network', { max: '$11', windowStart: '$12', lockUntil: '$13' })}),
 per_address AS (
   INSERT INTO auth_throttle AS t (username, ip, window_start, failure_count, locked_until)
   SELECT $1::text, $2::text, $3::timestamptz, 1, CASE WHEN 1 >= $4::int THEN $6::timestamptz END
    WHERE (SELECT until FROM running) IS NULL AND ($10::text IS NULL OR EXISTS (SELECT 1 FROM per_network))
-  ON CONFLICT (username, ip) DO UPDATE SET
-    failure_count = CASE WHEN t.locked_until <= $3::timestamptz OR t.window_start < $5::timestamptz
-                         THEN 1 ELSE t.failure_count + 1 END,
-    window_start = CASE WHEN t.locked_until <= $3::timestamptz OR t.window_start < $5::timestamptz
-                        THEN $3::timestamptz ELSE t.window_start END,
-    locked_until = CASE WHEN (CASE WHEN t.locked_until <= $3::timestamptz OR t.window_start < $5::timestamptz
-                                   THEN 1 ELSE t.failure_count + 1 END) >= $4::int
-                        THEN $6::timestamptz END
-   WHERE t.locked_until IS NULL OR t.locked_until <= $3::timestamptz
-  RETURNING failure_count, locked_until),
+${countFailureIn('username, ip', { max: '$4', windowStart: '$5', lockUntil: '$6' })}),
 per_user AS (
   INSERT INTO auth_throttle AS t (username, ip, window_start, failure_count, locked_until)
   SELECT $1::text, '*', $3::timestamptz, 1, CASE WHEN 1 >= $7::int THEN $9::timestamptz END
    WHERE EXISTS (SELECT 1 FROM per_address)
-  ON CONFLICT (username, ip) DO UPDATE SET
-    failure_count = CASE WHEN t.locked_until <= $3::timestamptz OR t.window_start < $8::timestamptz
-                         THEN 1 ELSE t.failure_count + 1 END,
-    window_start = CASE WHEN t.locked_until <= $3::timestamptz OR t.window_start < $8::timestamptz
-                        THEN $3::timestamptz ELSE t.window_start END,
-    locked_until = CASE WHEN (CASE WHEN t.locked_until <= $3::timestamptz OR t.window_start < $8::timestamptz
-                                   THEN 1 ELSE t.failure_count + 1 END) >= $7::int
-                        THEN $9::timestamptz END
-   WHERE t.locked_until IS NULL OR t.locked_until <= $3::timestamptz
-  RETURNING failure_count, locked_until)
+${countFailureIn('username, ip', { max: '$7', windowStart: '$8', lockUntil: '$9' })})
 SELECT (SELECT until FROM running) AS running_until,
        ((SELECT count(*) FROM ended) + (SELECT count(*) FROM ended_network))::int AS ended_refused,
        (SELECT locked_until FROM prior_network) AS prior_network_locked_until,
