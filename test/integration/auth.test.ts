@@ -194,6 +194,24 @@ describe('signing in', () => {
   });
 });
 
+describe('GET /logout', () => {
+  it('offers a sign-out button to someone signed in, and changes nothing until it is pressed', async () => {
+    const user = await buildUser(db.prisma, { username: 'typedlogout' });
+    const agent = await signInAs(buildTestApp(db), 'typedlogout', user.password);
+    const page = await agent.get('/logout').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('<h1>Sign out</h1>');
+    await agent.get('/account').set('Accept', 'text/html').expect(200);
+    await agent
+      .post('/logout')
+      .type('form')
+      .send({ csrf_token: csrfTokenIn(page.text) })
+      .expect(302, /login/);
+    await agent.get('/account').set('Accept', 'text/html').expect(302);
+    // Signed out already: on to the sign-in page.
+    await agent.get('/logout').set('Accept', 'text/html').expect(302).expect('Location', '/login');
+  });
+});
+
 describe('session lifetimes', () => {
   it('ends a session after the idle limit and after the absolute limit', async () => {
     let clock = new Date('2026-06-01T08:00:00Z');

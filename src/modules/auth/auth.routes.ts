@@ -52,6 +52,12 @@ export function authRoutes(deps: {
     })(req, res, next);
   });
 
+  // People type /logout; signing out is a POST (with the CSRF token), so this page offers the button.
+  router.get('/logout', (req, res) => {
+    if (!req.user) return res.redirect(302, '/login');
+    res.render('auth/logout', { title: 'Sign out' });
+  });
+
   router.post('/logout', async (req, res, next) => {
     if (req.user) await recordSignOut(deps.db, auditContextOf(req));
     req.logout((logoutError) => {
