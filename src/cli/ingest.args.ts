@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { EARLIEST_LOCAL_DATE, LATEST_LOCAL_DATE } from '../shared/local-date.js';
 
 export const INGEST_USAGE = `Usage: npm run ingest -- --from 2025-01-01 --to 2025-03-31 [--force]
   Reads Slurm accounting day by day (days in APP_TZ, both ends included) into the database.
@@ -26,7 +27,11 @@ export function isCalendarDate(text: string): boolean {
 
 const ZDate = z
   .string({ error: 'is required (YYYY-MM-DD)' })
-  .refine(isCalendarDate, { error: (issue) => `${String(issue.input) || '""'} is not a calendar date (YYYY-MM-DD)` });
+  .refine(isCalendarDate, { error: (issue) => `${String(issue.input) || '""'} is not a calendar date (YYYY-MM-DD)` })
+  // The range every page and form takes: 1800-01-01 would start a backfill of 82,000 days.
+  .refine((text) => !isCalendarDate(text) || (text >= EARLIEST_LOCAL_DATE && text <= LATEST_LOCAL_DATE), {
+    error: (issue) => `${String(issue.input)} is outside ${EARLIEST_LOCAL_DATE} to ${LATEST_LOCAL_DATE}`,
+  });
 const ZArgs = z
   .object({ from: ZDate, to: ZDate, force: z.boolean().default(false) })
   // A date that is not one has its own message already.

@@ -15,6 +15,8 @@ describe('npm run ingest arguments', () => {
     [['--from', '2025-01-01', '--to', '2025-02-29'], '--to: 2025-02-29 is not a calendar date (YYYY-MM-DD)'],
     [['--from', '2026-1-1', '--to', '2026-01-02'], '--from: 2026-1-1 is not a calendar date (YYYY-MM-DD)'],
     [['--from', '', '--to', '2026-01-02'], '--from: "" is not a calendar date (YYYY-MM-DD)'],
+    [['--from', '1800-01-01', '--to', '2026-11-01'], '--from: 1800-01-01 is outside 1900-01-01 to 2999-12-31'],
+    [['--from', '2026-01-01', '--to', '3026-01-01'], '--to: 3026-01-01 is outside 1900-01-01 to 2999-12-31'],
     [['--from', '2026-01-01'], '--to: is required (YYYY-MM-DD)'],
     [['--from', '2026-02-01', '--to', '2026-01-31'], '--from 2026-02-01 is after --to 2026-01-31'],
     [['--from', '2026-01-01', '--to', '2026-01-02', '--force=yes'], /'--force' does not take an argument/],
