@@ -81,7 +81,7 @@ export function createExportSlots(limits: Pick<CsvExportLimits, 'maxConcurrent' 
       return Promise.reject(
         new TooManyRequestsError(
           `You already have ${mine === 1 ? 'an export' : `${mine} exports`} running. ` +
-            'Wait for it to finish (or cancel it), then try again.',
+            `Wait for ${mine === 1 ? 'it' : 'one of them'} to finish (or cancel it), then try again.`,
           RETRY_AFTER_SEC,
         ),
       );

@@ -205,7 +205,7 @@ describe('CSV exports behind clients that stop reading', () => {
     expect(third.status).toBe(429);
     expect(third.headers.get('retry-after')).toBe('5');
     expect(((await third.json()) as { error: string }).error).toBe(
-      'You already have 2 exports running. Wait for it to finish (or cancel it), then try again.',
+      'You already have 2 exports running. Wait for one of them to finish (or cancel it), then try again.',
     );
     expect(
       await metricValue(target.metrics, 'csv_export_refused_total', { kind: 'my_usage', reason: 'user_limit' }),
