@@ -4,8 +4,8 @@ import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { linkTo } from './usage.routes.js';
-import { ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';
+import { linkTo, sendOwnUsageCsv } from './usage.routes.js';
+import { ZAdminUsageQuery } from './usage.schema.js';
 import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
 
 /** Usage across all users (admin) and the admin's own usage export. */
@@ -50,22 +50,7 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
     });
   });
 
-  router.get('/admin/my.csv', guards.requireAdmin, async (req, res) => {
-    const admin = sessionUserOf(req);
-    const query = parseInput(ZWindowQuery, req.query);
-    await csvExports.send(req, res, {
-      kind: 'my_usage',
-      username: admin.username,
-      async open() {
-        const { window, chunks } = await usage.streamUserCsv(admin.username, query);
-        return {
-          filename: `usage-${admin.username}-${window.start}-${window.end}.csv`,
-          columns: USAGE_CSV_COLUMNS,
-          chunks,
-        };
-      },
-    });
-  });
+  router.get('/admin/my.csv', guards.requireAdmin, sendOwnUsageCsv({ usage, csvExports }));
 
   return router;
 }

@@ -78,14 +78,21 @@ export function usageRoutes(deps: {
     }
   });
 
-  router.get('/me.csv', guards.requireUser, async (req, res) => {
+  router.get('/me.csv', guards.requireUser, sendOwnUsageCsv({ usage, csvExports }));
+
+  return router;
+}
+
+/** The signed-in user's own jobs in a window as CSV: /me.csv, and /admin/my.csv for an admin. */
+export function sendOwnUsageCsv(deps: { usage: UsageService; csvExports: CsvExports }): express.RequestHandler {
+  return async (req, res) => {
     const user = sessionUserOf(req);
     const query = parseInput(ZWindowQuery, req.query);
-    await csvExports.send(req, res, {
+    await deps.csvExports.send(req, res, {
       kind: 'my_usage',
       username: user.username,
       async open() {
-        const { window, chunks } = await usage.streamUserCsv(user.username, query);
+        const { window, chunks } = await deps.usage.streamUserCsv(user.username, query);
         return {
           filename: `usage-${user.username}-${window.start}-${window.end}.csv`,
           columns: USAGE_CSV_COLUMNS,
@@ -93,7 +100,5 @@ export function usageRoutes(deps: {
         };
       },
     });
-  });
-
-  return router;
+  };
 }
