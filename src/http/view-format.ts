@@ -74,6 +74,8 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
     money: (value: Numeric, currency = options.currency) => decimal(value, minorUnitDigits(currency)),
     /** 10,146: a count with thousands separators. */
     count: (value: number) => counts.format(value),
+    /** bank_transfer -> bank transfer: a payment method's code as the mark-paid form names it. */
+    paymentMethod: (code: string | null | undefined) => (code ?? '').replaceAll('_', ' '),
     /** Hours to two decimals. */
     hours: (value: Numeric) => decimal(value, 2),
     /**

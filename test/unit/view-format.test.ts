@@ -101,6 +101,16 @@ describe('view formatters', () => {
     expect(fmt.dateTime(new Date('2026-12-01T19:54:00Z'))).toBe('2026-12-02 02:54');
   });
 
+  it('write a payment method as the mark-paid form names it', () => {
+    const fmt = createViewFormatters({ timeZone: 'UTC', currency: 'THB' });
+    expect(['bank_transfer', 'internal_transfer', 'cash', null].map(fmt.paymentMethod)).toEqual([
+      'bank transfer',
+      'internal transfer',
+      'cash',
+      '',
+    ]);
+  });
+
   it('write nothing for a missing date', () => {
     const fmt = createViewFormatters({ timeZone: 'UTC', currency: 'THB' });
     expect(fmt.dateTime(null)).toBe('');
