@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { EARLIEST_LOCAL_DATE, LATEST_LOCAL_DATE } from '../shared/local-date.js';
+import { EARLIEST_LOCAL_DATE, isCalendarDate, LATEST_LOCAL_DATE } from '../shared/local-date.js';
 
 export const INGEST_USAGE = `Usage: npm run ingest -- --from 2025-01-01 --to 2025-03-31 [--force]
   Reads Slurm accounting day by day (days in APP_TZ, both ends included) into the database.
@@ -18,12 +18,7 @@ export type TParsedIngestArgs =
   | { kind: 'help' }
   | { kind: 'usage-error'; message: string };
 
-/** YYYY-MM-DD naming a day that exists: Date rolls 2026-02-30 over to March and gives up on month 13. */
-export function isCalendarDate(text: string): boolean {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
-  const date = new Date(`${text}T00:00:00Z`);
-  return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === text;
-}
+export { isCalendarDate };
 
 const ZDate = z
   .string({ error: 'is required (YYYY-MM-DD)' })

@@ -4,14 +4,9 @@ import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js
 import * as ingestionRepository from '../modules/ingestion/ingestion.repository.js';
 import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser.js';
 import { createMetrics } from '../modules/metrics/metrics.js';
+import { addLocalDays } from '../shared/local-date.js';
 import { createLogger } from '../shared/logger.js';
 import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
-
-function nextDay(date: string): string {
-  const next = new Date(`${date}T00:00:00Z`);
-  next.setUTCDate(next.getUTCDate() + 1);
-  return next.toISOString().slice(0, 10);
-}
 
 function progressBar(done: number, total: number): string {
   const width = 24;
@@ -39,7 +34,7 @@ async function main() {
   const toUtc = createLocalTimeConverter(config.timeZone);
 
   const days: string[] = [];
-  for (let day = args.from; day <= args.to; day = nextDay(day)) days.push(day);
+  for (let day = args.from; day <= args.to; day = addLocalDays(day, 1)) days.push(day);
   let isStopping = false;
   process.on('SIGINT', () => {
     if (isStopping) process.exit(130);
@@ -52,7 +47,10 @@ async function main() {
   try {
     for (const [index, day] of days.entries()) {
       if (isStopping) break;
-      const window = { start: toUtc(`${day}T00:00:00`) as Date, end: toUtc(`${nextDay(day)}T00:00:00`) as Date };
+      const window = {
+        start: toUtc(`${day}T00:00:00`) as Date,
+        end: toUtc(`${addLocalDays(day, 1)}T00:00:00`) as Date,
+      };
       if (!args.force && (await ingestionRepository.isBackfillWindowDone(db.prisma, window))) {
         totals.skippedDays += 1;
         process.stderr.write(`\r${progressBar(index + 1, days.length)} ${day} already done          `);

@@ -9,11 +9,17 @@ import { z } from 'zod';
 export const EARLIEST_LOCAL_DATE = '1900-01-01';
 export const LATEST_LOCAL_DATE = '2999-12-31';
 
+/** YYYY-MM-DD naming a day that exists: Date rolls 2026-02-30 over to March and gives up on month 13. */
+export function isCalendarDate(text: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
+  const date = new Date(`${text}T00:00:00Z`);
+  return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === text;
+}
+
 /** What is wrong with `text` as a local date, or undefined when it is one; one reason at a time. */
 function localDateProblem(text: string): string | undefined {
   if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return 'must be a date as YYYY-MM-DD';
-  const date = new Date(`${text}T00:00:00Z`);
-  if (Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== text) return 'is not a real calendar date';
+  if (!isCalendarDate(text)) return 'is not a real calendar date';
   if (text < EARLIEST_LOCAL_DATE || text > LATEST_LOCAL_DATE) {
     return `must be between ${EARLIEST_LOCAL_DATE} and ${LATEST_LOCAL_DATE}`;
   }
