@@ -2,10 +2,8 @@ import { Router } from 'express';
 import type { Db } from '../../db/database.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
-import { wantsHtml } from '../../http/error-handler.js';
-import { sessionUserOf } from '../../http/route-helpers.js';
+import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuditFilter, StoredAuditEntry } from './audit.repository.js';
@@ -77,9 +75,8 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       query = parseQuery(req.query);
     } catch (error) {
       // A bad filter comes back as the page with the message and what was typed, not as an error page.
-      if (!(error instanceof AppError) || error.status !== 400 || !wantsHtml(req)) throw error;
-      const raw = req.query as Record<string, unknown>;
-      const typed = (name: string) => (typeof raw[name] === 'string' ? (raw[name] as string) : undefined);
+      if (!isRefusedForm(req, error, [400])) throw error;
+      const typed = (name: string) => typedIn(req.query, name);
       res.status(400).render('audit/audit-log', {
         title: 'Audit log',
         entries: [],

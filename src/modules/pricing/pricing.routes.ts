@@ -2,6 +2,7 @@ import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { wantsHtml } from '../../http/error-handler.js';
 import { isEtagMatched } from '../../http/hot-routes.js';
+import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -82,9 +83,8 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       res.redirect(303, '/admin/rates');
     } catch (error) {
       // A form gets its page back with the problem on it; API clients get JSON from the error handler.
-      if (!(error instanceof AppError) || !wantsHtml(req)) throw error;
-      const body = req.body as Record<string, unknown>;
-      const typed = (name: string) => (typeof body[name] === 'string' ? (body[name] as string) : '');
+      if (!isRefusedForm(req, error, [400, 409])) throw error;
+      const typed = (name: string) => typedIn(req.body, name) ?? '';
       res.status(error.status);
       await renderRates(res, {
         error,

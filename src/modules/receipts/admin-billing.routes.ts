@@ -1,11 +1,9 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
-import { wantsHtml } from '../../http/error-handler.js';
-import { sessionUserOf } from '../../http/route-helpers.js';
+import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
-import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { linkTo } from '../usage/usage.routes.js';
 import { ZWindowQuery } from '../usage/usage.schema.js';
@@ -22,15 +20,7 @@ import {
 } from './receipts.schema.js';
 import { RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
 
-/** A browser's refused form is shown again with the reason; JSON clients get {error, code} from the error handler. */
-const isRefusedForm = (req: express.Request, error: unknown): error is AppError =>
-  error instanceof AppError && (error.status === 400 || error.status === 409) && wantsHtml(req);
-
-/** What a form field held, as text. */
-const typedIn = (source: unknown, name: string) => {
-  const value = (source as Record<string, unknown> | undefined)?.[name];
-  return typeof value === 'string' ? value : undefined;
-};
+const REFUSALS = [400, 409];
 
 /** Admin billing: receipts across users, mark paid, void, month-end run, paid CSV. */
 export function adminBillingRoutes(deps: {
@@ -74,7 +64,7 @@ export function adminBillingRoutes(deps: {
       result = await receipts.listForAdmin(filter);
     } catch (error) {
       // A bad filter comes back as the page with the message and what was typed, as /admin/usage does.
-      if (!isRefusedForm(req, error)) throw error;
+      if (!isRefusedForm(req, error, REFUSALS)) throw error;
       const filter = Object.fromEntries(
         (['status', 'user', 'start', 'end'] as const).map((name) => [name, typedIn(req.query, name)]),
       );
@@ -132,7 +122,7 @@ export function adminBillingRoutes(deps: {
       const input = parseInput(ZMarkPaid, req.body);
       result = await receipts.markPaid(auditContextOf(req), id, input);
     } catch (error) {
-      if (!isRefusedForm(req, error)) throw error;
+      if (!isRefusedForm(req, error, REFUSALS)) throw error;
       res.status(error.status);
       await renderReceipt(res, id, 1, {
         error: `Not marked paid. ${error.message}`,
@@ -155,7 +145,7 @@ export function adminBillingRoutes(deps: {
       const input = parseInput(ZVoidReceipt, req.body);
       result = await receipts.voidReceipt(auditContextOf(req), id, input);
     } catch (error) {
-      if (!isRefusedForm(req, error)) throw error;
+      if (!isRefusedForm(req, error, REFUSALS)) throw error;
       res.status(error.status);
       await renderReceipt(res, id, 1, {
         error: `Not voided. ${error.message}`,
@@ -174,7 +164,7 @@ export function adminBillingRoutes(deps: {
       result = await receipts.runMonthEnd(auditContextOf(req), input.before);
     } catch (error) {
       // Back to the billing page it was started from, with the reason and the date as typed.
-      if (!isRefusedForm(req, error)) throw error;
+      if (!isRefusedForm(req, error, REFUSALS)) throw error;
       const listed = await receipts.listForAdmin({ page: 1 });
       res.status(error.status);
       renderBilling(res, {

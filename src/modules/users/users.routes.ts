@@ -1,10 +1,8 @@
 import { Router } from 'express';
 import type { Db } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
-import { wantsHtml } from '../../http/error-handler.js';
-import { sessionUserOf } from '../../http/route-helpers.js';
+import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuthServiceDeps } from '../auth/auth.service.js';
 import { type createPassport, signInOnNewSession } from '../auth/passport.js';
@@ -40,8 +38,7 @@ export function usersRoutes(deps: {
     } catch (error) {
       // Refused (invalid, wrong current password, locked): the form again, with the reason;
       // JSON clients get {error, code} like everywhere else.
-      const isRefusal = error instanceof AppError && (error.status === 400 || error.status === 429);
-      if (!isRefusal || !wantsHtml(req)) throw error;
+      if (!isRefusedForm(req, error, [400, 429])) throw error;
       return res.status(error.status).render('users/account', { title: 'Your account', error: error.message });
     }
     // Proving the password is a sign-in: this session goes on under a new id (no fixation).
@@ -76,16 +73,14 @@ export function usersRoutes(deps: {
     } catch (error) {
       // A refused user (bad name, short password, name taken) comes back as the form with the
       // reason and what was typed, the password excepted; JSON clients get {error, code}.
-      const isRefusal = error instanceof AppError && (error.status === 400 || error.status === 409);
-      if (!isRefusal || !wantsHtml(req)) throw error;
-      const typed = req.body as Record<string, unknown>;
+      if (!isRefusedForm(req, error, [400, 409])) throw error;
       return res.status(error.status).render('users/admin-users', {
         title: 'Users',
         users: await usersService.listUsers(db),
         error: error.message,
         form: {
-          username: typeof typed.username === 'string' ? typed.username : '',
-          role: typed.role === 'admin' ? 'admin' : 'user',
+          username: typedIn(req.body, 'username') ?? '',
+          role: typedIn(req.body, 'role') === 'admin' ? 'admin' : 'user',
         },
       });
     }
