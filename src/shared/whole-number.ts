@@ -19,7 +19,6 @@ export function zWholeNumber(min: number, max: number) {
 
 function wholeNumberProblem(input: unknown, min: number, max: number): string | undefined {
   if (input === undefined || input === null || input === '') return 'is required';
-  if (Array.isArray(input)) return 'must be given once';
   const isWhole =
     (typeof input === 'string' && /^\d+$/.test(input)) || (typeof input === 'number' && Number.isSafeInteger(input));
   if (!isWhole) return 'must be a whole number';
