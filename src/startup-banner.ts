@@ -4,11 +4,18 @@ import { DEMO_LOGINS } from './modules/demo/demo.service.js';
 
 /** What `npm start` prints once it serves: where, which database, and how to sign in to the demo. */
 export function formatStartupBanner(
-  config: Pick<AppConfig, 'host' | 'port' | 'dataDir' | 'shouldSeedDemo' | 'isProduction'>,
+  config: Pick<AppConfig, 'host' | 'port' | 'publicBaseUrl' | 'dataDir' | 'shouldSeedDemo' | 'isProduction'>,
   database: Pick<PreparedDatabase, 'databaseUrl' | 'isEmbedded' | 'demo'>,
 ): string {
-  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  const lines = [`HPC Billing is listening on http://${host}:${config.port}`];
+  const isEveryInterface = config.host === '0.0.0.0' || config.host === '::';
+  // A bare "http://localhost:8000" from a server misled operators into thinking it was
+  // reachable only from itself; say what the bind means and where users should go.
+  const lines = [
+    isEveryInterface
+      ? `HPC Billing is listening on port ${config.port} of every interface (${config.host}; http://localhost:${config.port} from this machine)`
+      : `HPC Billing is listening on http://${config.host}:${config.port}`,
+  ];
+  if (config.publicBaseUrl) lines.push(`  public address: ${config.publicBaseUrl}`);
   if (database.isEmbedded) {
     lines.push(`  database: embedded PostgreSQL under ${config.dataDir}`);
     // The port is new on every start and the password lives in the code, so the CLIs that

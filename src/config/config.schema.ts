@@ -202,6 +202,14 @@ export const ZEnv = z
         message: 'dummy is for development and demos; refused when APP_ENV=production',
       });
     }
+    if (env.PAYMENT_PROVIDER === 'stripe' && !env.PUBLIC_BASE_URL) {
+      // Without it the checkout sends payers back to http://localhost:PORT, their own machine.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['PUBLIC_BASE_URL'],
+        message: 'is required when APP_ENV=production and PAYMENT_PROVIDER=stripe (where payers come back to)',
+      });
+    }
     if (!env.SESSION_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_SECRET'], message: 'is required when APP_ENV=production' });
     }

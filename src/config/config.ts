@@ -22,6 +22,8 @@ export interface AppConfig {
   webConcurrency: number;
   shutdownTimeoutMs: number;
   readyTimeoutMs: number;
+  /** PUBLIC_BASE_URL as configured (payments.publicBaseUrl falls back to localhost without it). */
+  publicBaseUrl: string | undefined;
   /** Seed demo users and jobs into an empty database; never in production. */
   shouldSeedDemo: boolean;
   auth: {
@@ -118,6 +120,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     webConcurrency: env.WEB_CONCURRENCY,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     readyTimeoutMs: env.READY_TIMEOUT_MS,
+    publicBaseUrl: env.PUBLIC_BASE_URL,
     shouldSeedDemo: env.DEMO_SEED && !isProduction,
     auth: {
       perAddress: { maxFailures: env.AUTH_MAX_FAILS, windowSec: env.AUTH_WINDOW_SEC, lockSec: env.AUTH_LOCK_SEC },

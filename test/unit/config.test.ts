@@ -123,6 +123,16 @@ describe('loadConfig', () => {
     expect(problemsOf({ PAYMENT_PROVIDER: 'stripe', STRIPE_SECRET_KEY: 'sk_test_abc' })).toEqual([
       'STRIPE_WEBHOOK_SECRET: is required when PAYMENT_PROVIDER=stripe',
     ]);
+    const stripe = { PAYMENT_PROVIDER: 'stripe', STRIPE_SECRET_KEY: 'sk_live_abc', STRIPE_WEBHOOK_SECRET: 'whsec_abc' };
+    expect(problemsOf({ ...production, ...stripe })).toEqual([
+      'PUBLIC_BASE_URL: is required when APP_ENV=production and PAYMENT_PROVIDER=stripe (where payers come back to)',
+    ]);
+    expect(
+      loadConfig({ ...production, ...stripe, PUBLIC_BASE_URL: 'https://billing.example.edu' }).payments,
+    ).toMatchObject({
+      provider: 'stripe',
+      publicBaseUrl: 'https://billing.example.edu',
+    });
     expect(loadConfig(production).payments.provider).toBe('none');
     expect(loadConfig({}).payments.provider).toBe('dummy');
   });

@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { formatStartupBanner } from '../../src/startup-banner.js';
 
 const EMBEDDED_URL = 'postgresql://postgres:embedded-postgres@127.0.0.1:41234/hpc_billing';
-const config = { host: '127.0.0.1', port: 8000, dataDir: '/srv/app/.data', shouldSeedDemo: true, isProduction: false };
+const config = {
+  host: '127.0.0.1',
+  port: 8000,
+  publicBaseUrl: undefined,
+  dataDir: '/srv/app/.data',
+  shouldSeedDemo: true,
+  isProduction: false,
+};
 const seeded = { isSeeded: true, sacctFile: '/srv/app/.data/demo/sacct-demo.psv', jobCount: 3000 };
 
 describe('start-up banner', () => {
@@ -14,6 +21,28 @@ describe('start-up banner', () => {
       `  for npm run ingest / user:* in another shell (new port each start): export DATABASE_URL=${EMBEDDED_URL}`,
       '  demo data: seeded now (3000 Slurm jobs from /srv/app/.data/demo/sacct-demo.psv)',
       '  demo logins: admin/admin, alice/alice, bob/bob',
+    ]);
+  });
+
+  it.each([
+    [
+      '0.0.0.0',
+      'HPC Billing is listening on port 8000 of every interface (0.0.0.0; http://localhost:8000 from this machine)',
+    ],
+    ['::', 'HPC Billing is listening on port 8000 of every interface (::; http://localhost:8000 from this machine)'],
+    ['10.1.2.3', 'HPC Billing is listening on http://10.1.2.3:8000'],
+  ])('says what listening on %s means', (host, firstLine) => {
+    const production = { ...config, host, isProduction: true, shouldSeedDemo: false };
+    const banner = formatStartupBanner(production, { databaseUrl: '', isEmbedded: false, demo: undefined });
+    expect(banner.split('\n')).toEqual([firstLine]);
+  });
+
+  it('shows the public address when PUBLIC_BASE_URL is set', () => {
+    const behindProxy = { ...config, host: '0.0.0.0', publicBaseUrl: 'https://billing.example.edu' };
+    const banner = formatStartupBanner(behindProxy, { databaseUrl: '', isEmbedded: false, demo: undefined });
+    expect(banner.split('\n').slice(0, 2)).toEqual([
+      'HPC Billing is listening on port 8000 of every interface (0.0.0.0; http://localhost:8000 from this machine)',
+      '  public address: https://billing.example.edu',
     ]);
   });
 
