@@ -354,3 +354,89 @@ export async function forgetFailures(pool: pg.Pool, username: string, network?: 
 export async function reset(db: Db | Prisma.TransactionClient, username: string) {
   await db.$executeRaw`DELETE FROM auth_throttle WHERE username = ${username}`;
 }
+
+/** Rows are expired when their window started before these times and their lock (if any) ended by `lockEnd`. */
+export interface ExpiryCutoffs {
+  /** A (username, address) row's window: `AUTH_WINDOW_SEC`. */
+  addressWindowStart: Date;
+  /** A username's '*' row's window: `AUTH_USER_WINDOW_SEC`. */
+  userWindowStart: Date;
+  /** A network's row's window: `AUTH_ADDRESS_WINDOW_SEC`. */
+  networkWindowStart: Date;
+  lockEnd: Date;
+}
+
+export interface PrunedBatch {
+  deleted: number;
+  /** Deleted rows that still held a lock that had ended: no attempt came to clear it. */
+  endedLocks: number;
+}
+
+/*
+ * One batch of a prune: up to `limit` rows, the oldest windows first, through the window_start
+ * index (without it every batch reads and sorts the whole table: see its migration). The rows
+ * are picked FOR UPDATE SKIP LOCKED: a row a sign-in is counting in at this moment is left for
+ * the next prune rather than waited for, and a row one counted in since this statement began is
+ * checked again as it is now (a new window: it stays). A sign-in that comes to a picked row waits
+ * for the batch, then starts the row afresh, as it would have once the window was over. The
+ * DELETE checks `isExpired` again on every row it deletes all the same. `windowStartBefore` is
+ * the range read through the index.
+ */
+function deleteExpired(sql: {
+  table: string;
+  key: string;
+  windowStartBefore: string;
+  isExpired: string;
+  limit: string;
+}): string {
+  const { table, key, windowStartBefore, isExpired, limit } = sql;
+  return `WITH deleted AS (
+  DELETE FROM ${table}
+   WHERE ${key} IN (SELECT ${key} FROM ${table}
+                     WHERE window_start < ${windowStartBefore} AND ${isExpired}
+                     ORDER BY window_start
+                     LIMIT ${limit}
+                       FOR UPDATE SKIP LOCKED)
+     AND ${isExpired}
+  RETURNING locked_until)
+SELECT count(*)::int AS deleted, count(locked_until)::int AS ended_locks FROM deleted`;
+}
+
+// $1 a pair's window start, $2 a username's ('*'), $3 the lock end, $4 the batch size.
+const DELETE_EXPIRED_THROTTLE = deleteExpired({
+  table: 'auth_throttle',
+  key: 'id',
+  windowStartBefore: 'greatest($1::timestamptz, $2::timestamptz)',
+  isExpired: `window_start < CASE WHEN ip = '*' THEN $2::timestamptz ELSE $1::timestamptz END
+              AND (locked_until IS NULL OR locked_until <= $3::timestamptz)`,
+  limit: '$4::int',
+});
+
+// $1 a network's window start, $2 the lock end, $3 the batch size.
+const DELETE_EXPIRED_NETWORK_THROTTLE = deleteExpired({
+  table: 'auth_network_throttle',
+  key: 'network',
+  windowStartBefore: '$1::timestamptz',
+  isExpired: 'window_start < $1::timestamptz AND (locked_until IS NULL OR locked_until <= $2::timestamptz)',
+  limit: '$3::int',
+});
+
+async function deleteBatch(pool: pg.Pool, text: string, values: unknown[]): Promise<PrunedBatch> {
+  const { rows } = await pool.query<{ deleted: number; ended_locks: number }>(text, values);
+  return { deleted: rows[0]?.deleted ?? 0, endedLocks: rows[0]?.ended_locks ?? 0 };
+}
+
+/** Deletes up to `limit` rows of `auth_throttle` whose window and lock ended before the cutoffs. */
+export function deleteExpiredThrottles(pool: pg.Pool, cutoffs: ExpiryCutoffs, limit: number): Promise<PrunedBatch> {
+  const { addressWindowStart, userWindowStart, lockEnd } = cutoffs;
+  return deleteBatch(pool, DELETE_EXPIRED_THROTTLE, [addressWindowStart, userWindowStart, lockEnd, limit]);
+}
+
+/** Deletes up to `limit` rows of `auth_network_throttle` whose window and lock ended before the cutoffs. */
+export function deleteExpiredNetworkThrottles(
+  pool: pg.Pool,
+  cutoffs: ExpiryCutoffs,
+  limit: number,
+): Promise<PrunedBatch> {
+  return deleteBatch(pool, DELETE_EXPIRED_NETWORK_THROTTLE, [cutoffs.networkWindowStart, cutoffs.lockEnd, limit]);
+}
