@@ -4,6 +4,11 @@ import { type PreparedDatabase, prepareDatabase } from './bootstrap.js';
 import { type AppConfig, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { closeGracefully, listen } from './http/lifecycle.js';
+import {
+  createThrottlePruner,
+  onThrottlePrunerAssigned,
+  throttlePrunerAssigner,
+} from './modules/auth/auth-throttle.pruner.js';
 import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
 import { startIngestionScheduler } from './modules/ingestion/ingestion.scheduler.js';
 import { createMetrics } from './modules/metrics/metrics.js';
@@ -32,6 +37,17 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
   // A worker's own registry holds only the requests it served; the primary sums them.
   const scrapeMetrics = cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined;
   const app = createApp({ config, db, logger, metrics, scrapeMetrics });
+  const pruner = createThrottlePruner({
+    pool: db.pool,
+    lockout: config.auth,
+    metrics,
+    logger,
+    now: () => new Date(),
+    intervalSec: config.auth.pruneIntervalSec,
+  });
+  // One process per instance prunes: this one when it is the only one, else the worker the primary names.
+  if (cluster.isWorker) onThrottlePrunerAssigned(pruner.start);
+  else pruner.start();
   const server = await listen(app, config.port, config.host);
   // Every worker schedules; the advisory lock lets one run at a time through.
   const stopIngestion = config.ingestion.isEnabled
@@ -43,7 +59,11 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     : async () => undefined;
   return async () => {
     db.markStopping();
-    const [isClean] = await Promise.all([closeGracefully(server, config.shutdownTimeoutMs), stopIngestion()]);
+    const [isClean] = await Promise.all([
+      closeGracefully(server, config.shutdownTimeoutMs),
+      stopIngestion(),
+      pruner.stop(),
+    ]);
     if (!isClean) logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; open connections were cut');
     await db.close();
   };
@@ -102,7 +122,9 @@ async function main() {
   const fork = () => cluster.fork({ DATABASE_URL: database.databaseUrl });
   for (let index = 0; index < config.webConcurrency; index++) fork();
   let listening = 0;
-  cluster.on('listening', () => {
+  const assignPruner = throttlePrunerAssigner();
+  cluster.on('listening', (worker) => {
+    assignPruner(worker);
     listening += 1;
     if (listening === config.webConcurrency) announce(config, database);
   });

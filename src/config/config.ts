@@ -31,6 +31,8 @@ export interface AppConfig {
     perUser: { maxFailures: number; windowSec: number; lockSec: number };
     /** Failed sign-ins per client network (AUTH_ADDRESS_*) across every username. */
     perNetwork: { maxFailures: number; windowSec: number; lockSec: number };
+    /** How often the throttle rows whose window and lock have ended are deleted (once per instance). */
+    pruneIntervalSec: number;
     sessionIdleSec: number;
     sessionAbsoluteSec: number;
     /** Created at start-up when no user of that name exists. */
@@ -134,6 +136,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
         windowSec: env.AUTH_ADDRESS_WINDOW_SEC,
         lockSec: env.AUTH_ADDRESS_LOCK_SEC,
       },
+      pruneIntervalSec: env.AUTH_PRUNE_INTERVAL_SEC,
       sessionIdleSec: env.SESSION_IDLE_SEC,
       sessionAbsoluteSec: env.SESSION_ABSOLUTE_SEC,
       bootstrapAdmin:

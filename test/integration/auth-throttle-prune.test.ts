@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
+import { findFreePort } from '../../src/db/embedded-postgres.js';
 import {
   createThrottlePruner,
   PRUNE_BATCH_SIZE,
@@ -11,6 +12,7 @@ import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { postLogin } from '../support/sign-in.js';
+import { spawnServer } from '../support/spawn-server.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { buildTestApp, buildTestConfig, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -326,4 +328,80 @@ describe('pruning the sign-in throttle tables', () => {
       await proxy.close();
     }
   });
+});
+
+describe('the server', () => {
+  // Expired rows, and a lock running until 2099 that must stay.
+  async function seedRows() {
+    await db.prisma.authThrottle.createMany({
+      data: [
+        { username: 'old', ip: '192.0.2.1', windowStart: new Date('2020-01-01T00:00:00Z'), failureCount: 1 },
+        { username: 'old', ip: '*', windowStart: new Date('2020-01-01T00:00:00Z'), failureCount: 1 },
+        {
+          username: 'locked',
+          ip: '*',
+          windowStart: new Date('2020-01-01T00:00:00Z'),
+          failureCount: 20,
+          lockedUntil: new Date('2099-01-01T00:00:00Z'),
+        },
+      ],
+    });
+    await db.prisma.authNetworkThrottle.create({
+      data: { network: '192.0.2.1', windowStart: new Date('2020-01-01T00:00:00Z'), failureCount: 1 },
+    });
+  }
+
+  /** Prune statements waiting for the lock a test holds on auth_network_throttle. */
+  async function waitingPrunes(): Promise<number> {
+    const { rows } = await db.pool.query<{ waiting: number }>(
+      `SELECT count(*)::int AS waiting FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock'
+          AND query LIKE '%DELETE FROM auth_network_throttle%'`,
+    );
+    return rows[0]?.waiting ?? 0;
+  }
+
+  it.each([1, 2])(
+    'with %i worker(s) prunes on its timer from one process only, and exits 0 on SIGTERM',
+    async (workers) => {
+      await seedRows();
+      const server = await spawnServer({
+        DATABASE_URL: db.url,
+        PORT: String(await findFreePort()),
+        WEB_CONCURRENCY: String(workers),
+        DEMO_SEED: '0',
+        INGEST_ENABLED: '0',
+        LOG_LEVEL: 'warn',
+        AUTH_PRUNE_INTERVAL_SEC: '1',
+      });
+      try {
+        for (let poll = 0; poll < 300 && (await networkRows()).length > 0; poll++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        expect(await networkRows(), server.output()).toEqual([]);
+        for (let poll = 0; poll < 100 && (await throttleRows()).length > 1; poll++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        expect(await throttleRows()).toEqual(['locked@*']);
+
+        // While a prune waits, the timer's next ticks (every second) start no other: in a
+        // cluster, only the worker the primary named prunes at all.
+        const blocker = await db.pool.connect();
+        try {
+          await blocker.query('BEGIN; LOCK TABLE auth_network_throttle IN SHARE MODE');
+          for (let poll = 0; poll < 100 && (await waitingPrunes()) === 0; poll++) {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+          await new Promise((resolve) => setTimeout(resolve, 3_500));
+          expect(await waitingPrunes()).toBe(1);
+        } finally {
+          await blocker.query('COMMIT');
+          blocker.release();
+        }
+      } finally {
+        expect(await server.stop(), server.output()).toBe(0);
+      }
+    },
+    90_000,
+  );
 });

@@ -86,6 +86,15 @@ describe('loadConfig', () => {
     expect(problemsOf({ SESSION_SECRET: 'short' })).toEqual(['SESSION_SECRET: must be at least 32 characters']);
   });
 
+  it('prunes the sign-in throttle every 10 minutes, or every AUTH_PRUNE_INTERVAL_SEC from 1 s to a day', () => {
+    expect(loadConfig({}).auth.pruneIntervalSec).toBe(600);
+    expect(loadConfig({ AUTH_PRUNE_INTERVAL_SEC: '60' }).auth.pruneIntervalSec).toBe(60);
+    expect(problemsOf({ AUTH_PRUNE_INTERVAL_SEC: '0' })).toEqual(['AUTH_PRUNE_INTERVAL_SEC: must be at least 1']);
+    expect(problemsOf({ AUTH_PRUNE_INTERVAL_SEC: '86401' })).toEqual([
+      'AUTH_PRUNE_INTERVAL_SEC: must be at most 86400',
+    ]);
+  });
+
   it.each([
     ['false', false],
     ['true', true],

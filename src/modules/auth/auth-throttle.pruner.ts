@@ -1,3 +1,4 @@
+import type { Worker } from 'node:cluster';
 import type pg from 'pg';
 import type { Logger } from '../../shared/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -88,7 +89,10 @@ export interface ThrottlePruner {
   stop(): Promise<void>;
 }
 
-/** Prunes the sign-in throttle tables on a timer. */
+/**
+ * Prunes the sign-in throttle tables on a timer. One process per instance runs it (the
+ * process, or the worker the cluster primary names: `throttlePrunerAssigner`), not every worker.
+ */
 export function createThrottlePruner(deps: ThrottlePrunerDeps): ThrottlePruner {
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> | undefined;
@@ -132,4 +136,33 @@ export function createThrottlePruner(deps: ThrottlePrunerDeps): ThrottlePruner {
       await current;
     },
   };
+}
+
+const PRUNER_ASSIGNMENT = 'hpc-billing:throttle-pruner';
+
+/**
+ * In the cluster primary: the function to call with each worker that starts listening. It
+ * names the first the pruner, and the next to listen once that one has died, so one worker
+ * prunes however many run (each would otherwise delete what another just deleted).
+ */
+export function throttlePrunerAssigner(): (worker: Worker) => void {
+  let pruner: Worker | undefined;
+  return (worker) => {
+    if (pruner && !pruner.isDead()) return;
+    pruner = worker;
+    worker.send({ type: PRUNER_ASSIGNMENT }, (error) => {
+      // A worker that cannot be told is going away; the next one to listen is named instead.
+      if (error && pruner === worker) pruner = undefined;
+    });
+  };
+}
+
+/**
+ * In a cluster worker: calls `start` when the primary names this worker the pruner. Listens
+ * from before the worker listens, so the primary's message (sent when it does) is not missed.
+ */
+export function onThrottlePrunerAssigned(start: () => void): void {
+  process.on('message', (message: unknown) => {
+    if ((message as { type?: unknown } | null)?.type === PRUNER_ASSIGNMENT) start();
+  });
 }
