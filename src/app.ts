@@ -123,6 +123,7 @@ export function createApp(deps: AppDeps): express.Express {
     healthRoutes({
       pool: db.pool,
       readyTimeoutMs: config.readyTimeoutMs,
+      logger,
       onReadiness: (readiness) => deps.metrics.ready.set(readiness.isReady ? 1 : 0),
     }),
   );
