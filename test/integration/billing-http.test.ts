@@ -213,6 +213,24 @@ describe('/me', () => {
     expect(badSort.text).toContain('sort: must be one of');
   });
 
+  it('points a window too long for a page to a CSV download of that same window', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2024-03-01T03:00:00Z', jobId: '7101' }]);
+    const page = await html(alice, '/me?start=2024-01-01&end=2025-09-20').expect(400);
+    expect(page.text).toContain('The window is 629 days long; pick at most 366 days (the CSV export has no limit).');
+    expect(page.text).toContain('href="/me.csv?start=2024-01-01&amp;end=2025-09-20" download>Download CSV</a>');
+    const csv = await alice.get('/me.csv?start=2024-01-01&end=2025-09-20').expect(200);
+    expect(csv.text).toContain('7101,test,');
+    // Any other refusal has no window to keep.
+    const backwards = await html(alice, '/me?start=2025-09-19&end=2025-09-01').expect(400);
+    expect(backwards.text).toContain('href="/me.csv" download>Download CSV</a>');
+
+    const admin400 = await html(admin, '/admin/usage?start=2024-01-01&end=2025-09-20&user=alice&account=').expect(400);
+    expect(admin400.text).toContain('pick at most 366 days');
+    expect(admin400.text).toContain(
+      'href="/admin/usage.csv?user=alice&amp;start=2024-01-01&amp;end=2025-09-20" download>Download all jobs (CSV)</a>',
+    );
+  });
+
   it('sends the window as a CSV attachment with a header row, counted as my_usage', async () => {
     await buildJobs(db, [
       { user: 'alice', end: '2025-09-18T03:00:00Z', name: 'md, "quoted"', jobId: '8001', totalCpuSec: '3600' },

@@ -6,7 +6,12 @@ import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { linkTo, sendOwnUsageCsv } from './usage.routes.js';
 import { ZAdminUsageQuery } from './usage.schema.js';
-import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
+import { USAGE_CSV_COLUMNS, type UsageService, WindowTooLongForPageError } from './usage.service.js';
+
+/** The admin usage filters as typed, for a link (the window is added by the caller). */
+function filtersOf(raw: Record<string, string | undefined>) {
+  return { user: raw.user?.trim(), account: raw.account?.trim(), partition: raw.partition?.trim() };
+}
 
 /** Usage across all users (admin) and the admin's own usage export. */
 export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExports; guards: Guards }) {
@@ -33,7 +38,11 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
         result: undefined,
         error: error.message,
         form: raw,
-        csvLink: '/admin/usage.csv',
+        // The message sends a too-long window to the CSV: its link keeps the window and filters.
+        csvLink:
+          error instanceof WindowTooLongForPageError
+            ? linkTo('/admin/usage.csv', { ...filtersOf(raw), ...error.window }, {})
+            : '/admin/usage.csv',
       });
     }
   });

@@ -6,7 +6,12 @@ import { AppError } from '../../shared/errors.js';
 import { toLocalDate } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { ZUsageQuery, ZWindowQuery } from './usage.schema.js';
-import { USAGE_CSV_COLUMNS, UsagePageNotFoundError, type UsageService } from './usage.service.js';
+import {
+  USAGE_CSV_COLUMNS,
+  UsagePageNotFoundError,
+  type UsageService,
+  WindowTooLongForPageError,
+} from './usage.service.js';
 
 /** The query string of /me with some parameters replaced (for view tabs, sorting and paging links). */
 export function linkTo(path: string, current: Record<string, unknown>, changes: Record<string, unknown>): string {
@@ -73,7 +78,11 @@ export function usageRoutes(deps: {
         error: error.message,
         form: { start: raw.start ?? '', end: raw.end ?? '', view: raw.view ?? 'detail' },
         link: (changes: Record<string, unknown>) => linkTo('/me', {}, changes),
-        csvLink: '/me.csv',
+        // The message sends a too-long window to the CSV: its link must keep that window.
+        csvLink:
+          error instanceof WindowTooLongForPageError
+            ? linkTo('/me.csv', { start: error.window.start, end: error.window.end }, {})
+            : '/me.csv',
       });
     }
   });

@@ -37,6 +37,22 @@ export interface UsageWindow {
 }
 
 /**
+ * A window too long for a page. It is fine for the CSV, which the message points to, so the
+ * answer carries the window for a download link that keeps it.
+ */
+export class WindowTooLongForPageError extends BadRequestError {
+  constructor(
+    readonly window: { start: string; end: string },
+    maxDays: number,
+  ) {
+    super(
+      `The window is ${daysBetween(window.start, window.end) + 1} days long; pick at most ${maxDays} days (the CSV export has no limit).`,
+      { field: 'end' },
+    );
+  }
+}
+
+/**
  * A page of /me past the last one (as a receipt's items answer it: a 404 saying how many
  * there are); it carries the window and view so the answer can link to their first page.
  */
@@ -142,10 +158,7 @@ export function createUsageService(deps: UsageServiceDeps) {
       throw new BadRequestError(`The start date (${start}) is after the end date (${end}).`, { field: 'start' });
     }
     if (options.maxDays !== undefined && daysBetween(start, end) + 1 > options.maxDays) {
-      throw new BadRequestError(
-        `The window is ${daysBetween(start, end) + 1} days long; pick at most ${options.maxDays} days (the CSV export has no limit).`,
-        { field: 'end' },
-      );
+      throw new WindowTooLongForPageError({ start, end }, options.maxDays);
     }
     return {
       start,
