@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { type Response, Router } from 'express';
 import type { Db } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
@@ -52,6 +52,21 @@ export function usersRoutes(deps: {
     });
   });
 
+  /*
+   * A generated password is shown in the answer to the POST itself, not through the flash:
+   * the flash lives in the session's row until the next page, and from there in backups and
+   * WAL. A reload asks the browser to post again, which would generate another password.
+   */
+  async function showUsersWithSecret(res: Response, message: string) {
+    res.locals.flash = { type: 'success', message };
+    res.render('users/admin-users', {
+      title: 'Users',
+      users: await usersService.listUsers(db),
+      error: undefined,
+      form: undefined,
+    });
+  }
+
   router.get('/admin/users', guards.requireAdmin, async (_req, res) => {
     res.render('users/admin-users', {
       title: 'Users',
@@ -85,12 +100,13 @@ export function usersRoutes(deps: {
       });
     }
     const { user, generatedPassword } = created;
-    req.session.flash = {
-      type: 'success',
-      message: generatedPassword
-        ? `Created ${user.username}. Their password is ${generatedPassword} — it is shown only once.`
-        : `Created ${user.username}.`,
-    };
+    if (generatedPassword) {
+      return showUsersWithSecret(
+        res,
+        `Created ${user.username}. Their password is ${generatedPassword} — it is shown only once.`,
+      );
+    }
+    req.session.flash = { type: 'success', message: `Created ${user.username}.` };
     res.redirect(303, '/admin/users');
   });
 
@@ -103,12 +119,13 @@ export function usersRoutes(deps: {
       form.password || undefined,
       auditContextOf(req),
     );
-    req.session.flash = {
-      type: 'success',
-      message: generatedPassword
-        ? `New password for ${user.username}: ${generatedPassword} — it is shown only once.`
-        : `Password of ${user.username} changed.`,
-    };
+    if (generatedPassword) {
+      return showUsersWithSecret(
+        res,
+        `New password for ${user.username}: ${generatedPassword} — it is shown only once.`,
+      );
+    }
+    req.session.flash = { type: 'success', message: `Password of ${user.username} changed.` };
     res.redirect(303, '/admin/users');
   });
 
