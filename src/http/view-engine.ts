@@ -58,6 +58,7 @@ export const VIEW_LOCALS = [
   'query',
   'receipt',
   'refreshSeconds',
+  'refused',
   'requestId',
   'reviewOutcomes',
   'result',

@@ -559,6 +559,7 @@ describe('resolving a payment held for review', () => {
   async function resolve(admin: Agent, paymentId: number | string, body: Record<string, unknown>) {
     return admin
       .post(`/admin/payments/${paymentId}/resolve`)
+      .set('Accept', 'text/html')
       .type('form')
       .send({ ...body, csrf_token: await csrfTokenOf(admin) });
   }
@@ -794,6 +795,7 @@ describe('resolving a payment held for review', () => {
     const response = await resolve(admin, payment.id, { outcome: 'accepted', note: 'accepted for the receipt' });
     expect(response.status).toBe(409);
     expect(response.text).toContain(`Receipt #${receiptId} is void, so payment #${payment.id} cannot be accepted`);
+    expect(response.text).toContain('>accepted for the receipt</textarea>');
     expect(await snapshotOf(receiptId)).toEqual(before);
     const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
     expect(page.text).toMatch(/value="accepted" required disabled/);
@@ -811,6 +813,13 @@ describe('resolving a payment held for review', () => {
     expect(silent.status).toBe(400);
     expect(silent.text).toContain('did not match the amount due (paid 0.49 THB but 0.50 THB was due)');
     expect(await snapshotOf(receiptId)).toEqual(before);
+    // The page again, the reason in that payment's card and the form as it was filled in.
+    const cardStart = silent.text.indexOf(`id="review-${payment.id}"`);
+    const card = silent.text.slice(cardStart, silent.text.indexOf('</section>', cardStart));
+    expect(card).toMatch(/<div class="alert error" role="alert">[^<]*did not match the amount due/);
+    expect(card).toContain('value="accepted" required checked>');
+    expect(card).toContain('name="accept_mismatch" value="yes">');
+    expect(card).toMatch(/placeholder="e.g. refunded in the Stripe dashboard">accepted for the receipt<\/textarea>/);
     const garbled = await resolve(admin, payment.id, {
       outcome: 'accepted',
       note: 'accepted for the receipt',
@@ -1096,6 +1105,7 @@ describe('voiding a receipt that was paid online', () => {
   async function resolve(admin: Agent, paymentId: number, body: Record<string, unknown>) {
     return admin
       .post(`/admin/payments/${paymentId}/resolve`)
+      .set('Accept', 'text/html')
       .type('form')
       .send({ ...body, csrf_token: await csrfTokenOf(admin) });
   }

@@ -1,6 +1,6 @@
 import express, { Router } from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
-import { sessionUserOf } from '../../http/route-helpers.js';
+import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -101,13 +101,33 @@ export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards 
       title: 'Payments',
       ...(await payments.listForAdmin()),
       reviewOutcomes: PAYMENT_REVIEW_OUTCOMES,
+      refused: undefined,
     });
   });
 
   router.post('/admin/payments/:id/resolve', guards.requireAdmin, async (req, res) => {
     const { id } = parseInput(ZPaymentIdParam, req.params);
-    const input = parseInput(ZResolveReview, req.body);
-    const result = await payments.resolveReview(auditContextOf(req), id, input);
+    let result: Awaited<ReturnType<typeof payments.resolveReview>>;
+    try {
+      const input = parseInput(ZResolveReview, req.body);
+      result = await payments.resolveReview(auditContextOf(req), id, input);
+    } catch (error) {
+      // A refused resolution comes back as the page with the reason beside that payment and
+      // the note as typed: a note of what finance did is too long to lose to a missing tick.
+      if (!isRefusedForm(req, error, [400, 409])) throw error;
+      return res.status(error.status).render('payments/admin-payments', {
+        title: 'Payments',
+        ...(await payments.listForAdmin()),
+        reviewOutcomes: PAYMENT_REVIEW_OUTCOMES,
+        refused: {
+          paymentId: id,
+          error: error.message,
+          outcome: typedIn(req.body, 'outcome'),
+          note: typedIn(req.body, 'note') ?? '',
+          isMismatchAccepted: typedIn(req.body, 'accept_mismatch') === 'yes',
+        },
+      });
+    }
     if (req.is('application/json')) {
       res.json({ ok: true, payment: result });
       return;
