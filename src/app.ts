@@ -17,7 +17,7 @@ import { createViewFormatters } from './http/view-format.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
 import { createGuards } from './modules/auth/auth.guards.js';
-import { authRoutes } from './modules/auth/auth.routes.js';
+import { authRoutes, redirectSignedInFromSignIn } from './modules/auth/auth.routes.js';
 import { createPassport } from './modules/auth/passport.js';
 import { healthRoutes } from './modules/health/health.routes.js';
 import { checkReadiness } from './modules/health/health.service.js';
@@ -169,6 +169,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));
   app.use(express.json({ limit: '100kb' }));
   app.use(rejectNulCharacters);
+  app.post('/login', redirectSignedInFromSignIn);
   app.use(createCsrfProtection({ secret: config.sessionSecret, isSecureCookie: config.isProduction }));
   app.use(exposeFlash);
   app.use((req, res, next) => {

@@ -103,6 +103,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (typeof retryAfterSec === 'number') res.set('Retry-After', String(retryAfterSec));
     else if (status === 503) res.set('Retry-After', '5');
     if (wantsHtml(req)) {
+      // An error raised before the page's locals were set (a CSRF or NUL refusal) must still
+      // show a signed-in user their own navigation, not "Sign in".
+      res.locals.currentUser ??= req.user;
       res.render('error', { title: `Error ${status}`, status, message, requestId: isExpected ? undefined : req.id });
     } else {
       res.json(body);

@@ -185,6 +185,39 @@ describe('signing in', () => {
     await agent.get('/account').set('Accept', 'text/html').expect(302).expect('Location', '/login?next=%2Faccount');
   });
 
+  it('sends a sign-in from a second tab, whose token died with the first sign-in, where it was going', async () => {
+    const user = await buildUser(db.prisma, { username: 'twotabs' });
+    const agent = request.agent(app());
+    const tabA = await agent.get('/login').set('Accept', 'text/html').expect(200);
+    const tabB = await agent.get('/login?next=%2Faccount').set('Accept', 'text/html').expect(200);
+    const send = (form: request.Response, extra: Record<string, string> = {}) =>
+      agent
+        .post('/login')
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ username: 'twotabs', password: user.password, csrf_token: csrfTokenIn(form.text), ...extra });
+    await send(tabA).expect(302).expect('Location', '/me');
+    const sessionsBefore = await db.prisma.session.count();
+    const second = await send(tabB, { next: '/account' });
+    expect(second.status).toBe(303);
+    expect(second.headers.location).toBe('/account');
+    const page = await agent.get('/account').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('You are already signed in as twotabs.');
+    expect(await db.prisma.session.count()).toBe(sessionsBefore);
+    const audits = await db.prisma.auditLog.count({ where: { action: 'login.success', actor: 'twotabs' } });
+    expect(audits).toBe(1);
+  });
+
+  it("shows a signed-in user's own navigation on an error page raised before the page's own data", async () => {
+    const user = await buildUser(db.prisma, { username: 'navkeeper' });
+    const agent = await signInAs(app(), 'navkeeper', user.password);
+    const nul = await agent.get('/me?start=%00').set('Accept', 'text/html').expect(400);
+    expect(nul.text).toContain('Sign out (navkeeper)');
+    const staleForm = await agent.post('/account/password').set('Accept', 'text/html').type('form').send({});
+    expect(staleForm.status).toBe(403);
+    expect(staleForm.text).toContain('Sign out (navkeeper)');
+  });
+
   it('stops a disabled user at once, even mid-session', async () => {
     const user = await buildUser(db.prisma, { username: 'tobedisabled' });
     const agent = await signInAs(app(), 'tobedisabled', user.password);
@@ -800,8 +833,14 @@ describe('CSRF', () => {
     expect(await db.prisma.user.count({ where: { username: 'viajson' } })).toBe(0);
 
     const token = await csrfTokenOf(agent);
-    await agent.post('/admin/users').set('X-CSRFToken', token).send({ username: 'viajson' }).expect(303);
-    await agent.post('/admin/users').set('X-CSRF-Token', token).send({ username: 'viajson2' }).expect(303);
+    const created = await agent
+      .post('/admin/users')
+      .set('X-CSRFToken', token)
+      .send({ username: 'viajson' })
+      .expect(201);
+    // A JSON client gets the generated password in the answer, the only place it is shown.
+    expect(created.body).toEqual({ username: 'viajson', password: expect.stringMatching(/^[A-Za-z0-9_-]{16}$/) });
+    await agent.post('/admin/users').set('X-CSRF-Token', token).send({ username: 'viajson2' }).expect(201);
     expect(await db.prisma.user.count({ where: { username: { in: ['viajson', 'viajson2'] } } })).toBe(2);
   });
 });

@@ -37,7 +37,7 @@ describe('admin user management', () => {
       .post('/admin/users')
       .type('form')
       .send({ username: 'newbie', role: 'user', csrf_token: await csrfTokenOf(agent) })
-      .expect(200);
+      .expect(201);
     expect(page.headers['cache-control']).toBe('no-store');
     const [type, message] = flashOf(page.text) ?? [];
     expect(type).toBe('success');

@@ -1,4 +1,4 @@
-import { type Request, type Response, Router } from 'express';
+import { type Request, type RequestHandler, type Response, Router } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { SESSION_COOKIE } from '../../http/session.js';
@@ -20,6 +20,17 @@ function renderLogin(req: Request, res: Response, view: { error?: string; userna
     next: toSafeNextPath(req.body?.next ?? req.query.next) ?? '',
   });
 }
+
+/**
+ * A sign-in posted by someone already signed in comes from a second sign-in tab (its form's
+ * token died with the visit when the first tab signed in): send them where they were going
+ * instead of refusing the stale token. Mounted before the CSRF check; it changes nothing.
+ */
+export const redirectSignedInFromSignIn: RequestHandler = (req, res, next) => {
+  if (!req.user) return next();
+  req.session.flash = { type: 'warning', message: `You are already signed in as ${req.user.username}.` };
+  res.redirect(303, toSafeNextPath(req.body?.next ?? req.query.next) ?? homeOf(req.user));
+};
 
 export function authRoutes(deps: {
   db: Database;

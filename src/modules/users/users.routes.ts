@@ -1,6 +1,7 @@
-import { type Response, Router } from 'express';
+import { type Request, type Response, Router } from 'express';
 import type { Db } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
+import { prefersJson } from '../../http/error-handler.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -57,8 +58,18 @@ export function usersRoutes(deps: {
    * the flash lives in the session's row until the next page, and from there in backups and
    * WAL. A reload asks the browser to post again, which would generate another password.
    */
-  async function showUsersWithSecret(res: Response, message: string) {
-    res.locals.flash = { type: 'success', message };
+  async function showUsersWithSecret(
+    req: Request,
+    res: Response,
+    status: number,
+    generated: { username: string; password: string; message: string },
+  ) {
+    if (prefersJson(req)) {
+      res.status(status).json({ username: generated.username, password: generated.password });
+      return;
+    }
+    res.status(status);
+    res.locals.flash = { type: 'success', message: generated.message };
     res.render('users/admin-users', {
       title: 'Users',
       users: await usersService.listUsers(db),
@@ -101,10 +112,11 @@ export function usersRoutes(deps: {
     }
     const { user, generatedPassword } = created;
     if (generatedPassword) {
-      return showUsersWithSecret(
-        res,
-        `Created ${user.username}. Their password is ${generatedPassword} — it is shown only once.`,
-      );
+      return showUsersWithSecret(req, res, 201, {
+        username: user.username,
+        password: generatedPassword,
+        message: `Created ${user.username}. Their password is ${generatedPassword} — it is shown only once.`,
+      });
     }
     req.session.flash = { type: 'success', message: `Created ${user.username}.` };
     res.redirect(303, '/admin/users');
@@ -120,10 +132,11 @@ export function usersRoutes(deps: {
       auditContextOf(req),
     );
     if (generatedPassword) {
-      return showUsersWithSecret(
-        res,
-        `New password for ${user.username}: ${generatedPassword} — it is shown only once.`,
-      );
+      return showUsersWithSecret(req, res, 200, {
+        username: user.username,
+        password: generatedPassword,
+        message: `New password for ${user.username}: ${generatedPassword} — it is shown only once.`,
+      });
     }
     req.session.flash = { type: 'success', message: `Password of ${user.username} changed.` };
     res.redirect(303, '/admin/users');
