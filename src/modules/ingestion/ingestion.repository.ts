@@ -226,6 +226,16 @@ export async function findLastSuccessfulFinish(db: Db): Promise<Date | null> {
   return row?.finishedAt ?? null;
 }
 
+/** When the newest finished run of any outcome finished (runs hold the lock, so ids follow finishes). */
+export async function findLastFinish(db: Db): Promise<Date | null> {
+  const row = await db.ingestionRun.findFirst({
+    where: { finishedAt: { not: null } },
+    orderBy: { id: 'desc' },
+    select: { finishedAt: true },
+  });
+  return row?.finishedAt ?? null;
+}
+
 /** The newest completed run that read from `source`. */
 export async function findLastCompletedRun(db: Db, source: string): Promise<RunRecord | null> {
   const row = await db.ingestionRun.findFirst({

@@ -11,7 +11,8 @@ export interface SchedulerDeps {
 
 /**
  * Runs ingestion every `intervalSec` (measured from the end of the previous run, so runs
- * never pile up). Every worker and replica may run one: the advisory lock lets one through.
+ * never pile up). Every worker and replica schedules one: the advisory lock lets one through
+ * at a time, and a run that finds another finished within half an interval does nothing.
  * Returns a function that stops it and waits for a run in progress.
  */
 export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void> {
@@ -22,9 +23,16 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
   const tick = () => {
     timer = undefined;
     current = deps.service
-      .runOnce({ trigger: 'schedule' })
+      // Half an interval: another process's run this interval counts, last interval's does not.
+      .runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: deps.intervalSec / 2 })
       .then((result) => {
-        if (result.status === 'skipped') deps.logger.debug('ingestion run skipped: another process holds the lock');
+        if (result.status === 'skipped') {
+          deps.logger.debug(
+            result.reason === 'locked'
+              ? 'ingestion run skipped: another process holds the lock'
+              : 'ingestion run skipped: another process ran one this interval',
+          );
+        }
       })
       .catch((error) => deps.logger.error({ err: error }, 'ingestion run crashed'))
       .finally(() => {

@@ -40,7 +40,7 @@ export interface RunSummary {
   sourceNotes: Record<string, string>;
 }
 
-export type RunResult = { status: 'finished'; run: RunSummary } | { status: 'skipped'; reason: 'locked' };
+export type RunResult = { status: 'finished'; run: RunSummary } | { status: 'skipped'; reason: 'locked' | 'recent' };
 
 const DEFAULT_BATCH_SIZE = 2000;
 const WRITERS = 2;
@@ -312,10 +312,23 @@ export function createIngestionService(deps: IngestionDeps) {
       window?: IngestWindow;
       user?: string;
       force?: boolean;
+      /**
+       * Skip when a run (by any process) finished less than this long ago. Every worker and
+       * replica schedules a run per interval; the lock only keeps them from overlapping, so
+       * without this each interval read Slurm once per process.
+       */
+      skipIfFinishedWithinSec?: number;
     }): Promise<RunResult> {
       const release = await ingestionRepository.tryAcquireIngestLock(db.pool);
       if (!release) return { status: 'skipped', reason: 'locked' };
       try {
+        if (input.skipIfFinishedWithinSec !== undefined) {
+          const lastFinish = await ingestionRepository.findLastFinish(db.prisma);
+          // Wall-clock time, as runs record their finish in it.
+          if (lastFinish && Date.now() - lastFinish.getTime() < input.skipIfFinishedWithinSec * 1000) {
+            return { status: 'skipped', reason: 'recent' };
+          }
+        }
         const abandoned = await ingestionRepository.failAbandonedRuns(db.prisma, now());
         if (abandoned > 0) logger.warn({ abandoned }, 'marked runs left running by a stopped process as failed');
         const window = input.window ?? (await defaultWindow());

@@ -333,6 +333,45 @@ describe('one run at a time', () => {
     expect(values[0]?.value).toBe(finishedAt.getTime() / 1000);
   });
 
+  it('runs once per interval however many processes schedule it', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    const schedule = () =>
+      startIngestionScheduler({
+        service: service([source]),
+        intervalSec: 3600,
+        logger: createLogger('silent'),
+        initialDelayMs: 0,
+      });
+    const stopFirst = schedule();
+    await expect.poll(async () => db.prisma.ingestionRun.count({ where: { finishedAt: { not: null } } })).toBe(1);
+    // A second worker's first tick comes after the first's run finished: the lock is free, but
+    // that run was this interval's.
+    const stopSecond = schedule();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await Promise.all([stopFirst(), stopSecond()]);
+    expect(await db.prisma.ingestionRun.count()).toBe(1);
+  });
+
+  it('skips a scheduled run only while another finished within the given time', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    const ingest = service([source]);
+    await finishedRun(ingest.runOnce({ trigger: 'schedule', window: WINDOW }));
+    expect(await ingest.runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: 60 })).toEqual({
+      status: 'skipped',
+      reason: 'recent',
+    });
+    // A manual run (no skip asked for) always runs, and counts as the latest.
+    await finishedRun(ingest.runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(await ingest.runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: 60 })).toMatchObject({
+      reason: 'recent',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(await ingest.runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: 0.2 })).toMatchObject({
+      status: 'finished',
+    });
+    expect(await db.prisma.ingestionRun.count()).toBe(3);
+  });
+
   it('the scheduler runs on its interval and stops cleanly', async () => {
     const { source } = fileSource('final/sacct-steps-extra.psv');
     const stop = startIngestionScheduler({
