@@ -44,11 +44,19 @@ export function trackRouteTemplate(req: Request): void {
   });
 }
 
-/** Route template for logs and metrics, never the raw path: `/me/receipts/:id`, or `unmatched`. */
+/**
+ * Route template for logs and metrics, never the raw path: `/me/receipts/:id`; `unmatched` for
+ * a request no route took (a 404, a static file); `before_route` for one the middleware in
+ * front of the routes answered with an error (a CSRF or NUL refusal, a body too large, the
+ * session store unreachable), which may well have been meant for a real route.
+ */
 export function routeTemplateOf(req: Request): string {
   const recorded = (req as TrackedRequest)[ROUTE_TEMPLATE];
   if (recorded !== undefined) return recorded;
-  if (!req.route) return 'unmatched';
+  if (!req.route) {
+    const status = req.res?.statusCode ?? 200;
+    return status >= 400 && status !== 404 ? 'before_route' : 'unmatched';
+  }
   const routePath = typeof req.route.path === 'string' ? req.route.path : String(req.route.path);
   return `${req.baseUrl ?? ''}${routePath}` || '/';
 }

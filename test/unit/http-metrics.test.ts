@@ -8,6 +8,8 @@ function buildApp() {
   const metrics = createMetrics();
   const app = express();
   app.use(httpMetrics(metrics));
+  // In front of the routes, as CSRF is: refuses a post without the token before any route runs.
+  app.use((req, res, next) => (req.method === 'POST' && !req.get('x-token') ? res.status(403).end() : next()));
   const receipts = express.Router();
   receipts.get('/receipts/:id', (req, res) => {
     if (req.params.id === 'boom') throw new Error('boom');
@@ -30,7 +32,7 @@ describe('httpMetrics', () => {
     await request(app).get('/me/receipts/41').expect(200);
     await request(app).get('/me/receipts/42').expect(200);
     await request(app).get('/me/receipts/boom').expect(500);
-    await request(app).post('/things').expect(201);
+    await request(app).post('/things').set('x-token', 'yes').expect(201);
     expect(await valuesOf(metrics)).toEqual(
       expect.arrayContaining([
         { method: 'GET', endpoint: '/me/receipts/:id', status: '200', value: 2 },
@@ -48,6 +50,16 @@ describe('httpMetrics', () => {
     for (let index = 0; index < 1000; index++) await request(app).get(`/scan/${index}/${Math.random()}`).expect(404);
     const unmatched = (await valuesOf(metrics)).filter((value) => value.endpoint === 'unmatched');
     expect(unmatched).toEqual([{ method: 'GET', endpoint: 'unmatched', status: '404', value: 1000 }]);
+  });
+
+  it('tells a refusal before any route ran from a path no route takes', async () => {
+    const { app, metrics } = buildApp();
+    await request(app).post('/things').expect(403);
+    await request(app).post('/nowhere').set('x-token', 'yes').expect(404);
+    expect(await valuesOf(metrics)).toEqual([
+      { method: 'POST', endpoint: 'before_route', status: '403', value: 1 },
+      { method: 'POST', endpoint: 'unmatched', status: '404', value: 1 },
+    ]);
   });
 
   it('does not record scrapes of /metrics', async () => {
