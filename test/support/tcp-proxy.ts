@@ -6,12 +6,32 @@ export interface TcpProxy {
   /** Drops every open connection and refuses new ones. */
   cut(): void;
   restore(): void;
+  /**
+   * Stops forwarding bytes both ways and keeps every socket open, as a frozen host or a
+   * SIGSTOPped server does: the client's writes succeed and no answer ever comes. A
+   * connection opened meanwhile is accepted and frozen too.
+   */
+  freeze(): void;
+  /** Forwards again, starting with whatever was held back while frozen. */
+  thaw(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
   let isCut = false;
+  let isFrozen = false;
+  // Forwarding by hand instead of pipe(): pipe resumes its source on every drain, which
+  // would undo a freeze. A paused socket is not read, so bytes (and an end) wait in it.
+  const forward = (from: net.Socket, to: net.Socket) => {
+    from.on('data', (chunk) => {
+      if (!to.write(chunk)) from.pause();
+    });
+    to.on('drain', () => {
+      if (!isFrozen) from.resume();
+    });
+    from.on('end', () => to.end());
+  };
   const server = net.createServer((client) => {
     if (isCut) {
       client.destroy();
@@ -28,7 +48,12 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     };
     client.on('error', forget).on('close', forget);
     upstream.on('error', forget).on('close', forget);
-    client.pipe(upstream).pipe(client);
+    forward(client, upstream);
+    forward(upstream, client);
+    if (isFrozen) {
+      client.pause();
+      upstream.pause();
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address() as net.AddressInfo;
@@ -41,6 +66,14 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     },
     restore() {
       isCut = false;
+    },
+    freeze() {
+      isFrozen = true;
+      for (const socket of sockets) socket.pause();
+    },
+    thaw() {
+      isFrozen = false;
+      for (const socket of sockets) socket.resume();
     },
     close: () =>
       new Promise((resolve) => {
