@@ -17,9 +17,49 @@ export interface Database {
   close(): Promise<void>;
 }
 
+type ConnectCallback = Parameters<pg.Pool['connect']>[0];
+
+/**
+ * Gives a checked-out connection back to the pool as soon as it is lost (the server ended
+ * it, the network cut it), and makes its holder's own release a no-op. Prisma's
+ * transactions release their connection only after a successful ROLLBACK, which a lost
+ * connection cannot run: the pool counted it forever, and after DB_POOL_MAX such losses it
+ * had nothing left to hand out.
+ */
+function releaseWhenLost(client: pg.PoolClient): pg.PoolClient {
+  const release = client.release;
+  let isReleased = false;
+  const onLost = () => {
+    isReleased = true;
+    release(true);
+  };
+  client.once('end', onLost);
+  client.release = (error) => {
+    if (isReleased) return;
+    isReleased = true;
+    client.removeListener('end', onLost);
+    release(error);
+  };
+  return client;
+}
+
+/** A pg pool whose checked-out connections cannot outlive their socket (releaseWhenLost). */
+class Pool extends pg.Pool {
+  override connect(): Promise<pg.PoolClient>;
+  override connect(callback: NonNullable<ConnectCallback>): void;
+  override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | undefined {
+    // The callback form is pool.query's own checkout, which releases a lost connection itself.
+    if (callback) {
+      super.connect(callback);
+      return undefined;
+    }
+    return super.connect().then(releaseWhenLost);
+  }
+}
+
 /** Opens a pool and a Prisma client over it. Connections are made lazily. */
 export function openDatabase(url: string, options: { poolMax: number; logger: Logger }): Database {
-  const pool = new pg.Pool({
+  const pool = new Pool({
     connectionString: url,
     max: options.poolMax,
     // PostgreSQL's default random_page_cost (4) models spinning disks. With it the planner

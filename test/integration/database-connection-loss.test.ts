@@ -3,6 +3,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Database, openDatabase } from '../../src/db/database.js';
+import { isDatabaseUnavailable } from '../../src/shared/errors.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 interface LogLine {
@@ -52,6 +53,31 @@ async function nextLogLine(after: number): Promise<LogLine> {
   if (!line) throw new Error('nothing was logged');
   return line;
 }
+
+describe('a connection ended by PostgreSQL in the middle of a transaction', () => {
+  // Prisma's transaction gives its connection back only after a ROLLBACK, which a lost
+  // connection cannot run: each such loss used to keep one of the pool's connections forever.
+  it('goes back to the pool, so the pool does not run out', async () => {
+    const admin = new pg.Client({ connectionString: testDb.url });
+    await admin.connect();
+    try {
+      for (let attempt = 0; attempt <= db.pool.options.max; attempt++) {
+        const outcome = await db.prisma
+          .$transaction(async (tx) => {
+            const [session] = await tx.$queryRaw<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+            await admin.query('SELECT pg_terminate_backend($1)', [session?.pid]);
+            await tx.$queryRaw`SELECT 1`;
+          })
+          .catch((error: unknown) => error);
+        expect(isDatabaseUnavailable(outcome), String(outcome)).toBe(true);
+      }
+    } finally {
+      await admin.end();
+    }
+    expect(db.pool.totalCount - db.pool.idleCount).toBe(0);
+    expect((await db.pool.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+  });
+});
 
 describe('an idle connection ended by PostgreSQL', () => {
   it('is a warning while serving, and the pool goes on with a new connection', async () => {
