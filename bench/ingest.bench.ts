@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { DEFAULT_DB_QUERY_TIMEOUT_MS } from '../src/config/config.schema.js';
 import { openDatabase } from '../src/db/database.js';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
 import { applyMigrations } from '../src/db/migrations.js';
@@ -109,7 +110,7 @@ async function main() {
     const now = new Date();
     console.log(`generated ${written} rows in ${((Date.now() - started) / 1000).toFixed(1)} s: ${file}`);
 
-    const db = openDatabase(url.toString(), { poolMax: 4, logger });
+    const db = openDatabase(url.toString(), { poolMax: 4, queryTimeoutMs: DEFAULT_DB_QUERY_TIMEOUT_MS, logger });
     const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'demo' });
     const service = createIngestionService({
       db,

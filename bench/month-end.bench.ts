@@ -30,7 +30,11 @@ if (!values['bill-everything']) {
     `this bills every unbilled job in ${new URL(config.databaseUrl).pathname.slice(1)}; pass --bill-everything`,
   );
 }
-const db = openDatabase(config.databaseUrl, { poolMax: 4, logger: createLogger('silent') });
+const db = openDatabase(config.databaseUrl, {
+  poolMax: 4,
+  queryTimeoutMs: config.dbQueryTimeoutMs,
+  logger: createLogger('silent'),
+});
 const rates = createRatesService({ db, config });
 const receipts = createReceiptsService({ db, config, rates, metrics: createMetrics() });
 const today = toLocalDate(new Date(), config.timeZone);

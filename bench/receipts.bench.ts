@@ -17,7 +17,11 @@ import { ensureBillingDatabase, parseBillingArgs, RECEIPT_USER } from './lib/bil
 const options = parseBillingArgs(process.argv.slice(2));
 const url = await ensureBillingDatabase(options);
 const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent', DEMO_SEED: '0' });
-const db = openDatabase(url, { poolMax: 4, logger: createLogger('silent') });
+const db = openDatabase(url, {
+  poolMax: 4,
+  queryTimeoutMs: config.dbQueryTimeoutMs,
+  logger: createLogger('silent'),
+});
 const rates = createRatesService({ db, config });
 const receipts = createReceiptsService({ db, config, rates, metrics: createMetrics() });
 const actor = { actor: RECEIPT_USER, ip: '127.0.0.1', userAgent: 'bench' };

@@ -36,7 +36,7 @@ const config = loadConfig({
   PAYMENT_WEBHOOK_SECRET: secret,
 });
 await applyMigrations(scratch.url, logger);
-const db = openDatabase(scratch.url, { poolMax: 10, logger });
+const db = openDatabase(scratch.url, { poolMax: 10, queryTimeoutMs: config.dbQueryTimeoutMs, logger });
 try {
   await db.prisma.$transaction((tx) => insertTiers(tx, DEMO_TIERS, config.currency, new Date('2020-01-01T00:00:00Z')));
   // One researcher per payment, each with one finished job yesterday.

@@ -24,7 +24,7 @@ export async function prepareDatabase(config: AppConfig, logger: Logger): Promis
   let demo: DemoSeedResult | undefined;
   try {
     await applyMigrations(databaseUrl, logger);
-    const db = openDatabase(databaseUrl, { poolMax: 2, logger });
+    const db = openDatabase(databaseUrl, { poolMax: 2, queryTimeoutMs: config.dbQueryTimeoutMs, logger });
     try {
       if (config.shouldSeedDemo) {
         const { dataDir, currency, timeZone } = config;

@@ -32,7 +32,11 @@ function readConfigOrExit(): AppConfig {
 
 /** One worker: opens its pool, serves, and on SIGTERM/SIGINT drains and closes. */
 async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger): Promise<() => Promise<void>> {
-  const db = openDatabase(databaseUrl, { poolMax: config.dbPoolMax, logger });
+  const db = openDatabase(databaseUrl, {
+    poolMax: config.dbPoolMax,
+    queryTimeoutMs: config.dbQueryTimeoutMs,
+    logger,
+  });
   const metrics = createMetrics({ hasProcessMetrics: config.metrics.hasProcessMetrics });
   // A worker's own registry holds only the requests it served; the primary sums them.
   const scrapeMetrics = cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined;

@@ -57,7 +57,11 @@ async function main() {
   const config = loadConfig();
   if (!config.databaseUrl)
     throw new ConfigError(['DATABASE_URL: is required (the user tools work on a configured database)']);
-  const db = openDatabase(config.databaseUrl, { poolMax: 2, logger: createLogger('warn') });
+  const db = openDatabase(config.databaseUrl, {
+    poolMax: 2,
+    queryTimeoutMs: config.dbQueryTimeoutMs,
+    logger: createLogger('warn'),
+  });
   try {
     if (command === 'create') {
       const role = ZRole.parse(values.role);

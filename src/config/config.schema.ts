@@ -72,6 +72,14 @@ export const DEFAULT_TIER_RULES = JSON.stringify([
   { pattern: '^(ext|ind)[-_.]', tier: 'private' },
 ]);
 
+/**
+ * How long a query may go without an answer (DB_QUERY_TIMEOUT_MS). Well above the slowest
+ * statement a request runs (a month of a busy user's jobs on one receipt takes seconds) and
+ * below a reverse proxy's usual read timeout (nginx: 60 s), so a silent database is answered
+ * with this app's 503 and Retry-After rather than the proxy's 504.
+ */
+export const DEFAULT_DB_QUERY_TIMEOUT_MS = 30_000;
+
 export const ZEnv = z
   .object({
     APP_ENV: z.enum(['development', 'production']).default('development'),
@@ -82,6 +90,7 @@ export const ZEnv = z
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
       .optional(),
     DB_POOL_MAX: zInt(10, 1, 200),
+    DB_QUERY_TIMEOUT_MS: zInt(DEFAULT_DB_QUERY_TIMEOUT_MS, 100, 3_600_000),
     DATA_DIR: z.string().min(1).default('.data'),
     SESSION_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
     APP_TZ: z.string().default('UTC').refine(isTimeZone, 'not an IANA time zone (e.g. Asia/Bangkok)'),

@@ -12,6 +12,8 @@ export interface AppConfig {
   /** Unset means: start the embedded PostgreSQL under dataDir. */
   databaseUrl: string | undefined;
   dbPoolMax: number;
+  /** A query with no answer for this long fails (503) and its connection is destroyed. */
+  dbQueryTimeoutMs: number;
   dataDir: string;
   sessionSecret: string;
   timeZone: string;
@@ -112,6 +114,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     host: env.HOST ?? (isProduction ? '0.0.0.0' : '127.0.0.1'),
     databaseUrl: env.DATABASE_URL,
     dbPoolMax: env.DB_POOL_MAX,
+    dbQueryTimeoutMs: env.DB_QUERY_TIMEOUT_MS,
     dataDir: path.resolve(env.DATA_DIR),
     sessionSecret: env.SESSION_SECRET ?? DEVELOPMENT_SESSION_SECRET,
     timeZone: env.APP_TZ,

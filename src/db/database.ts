@@ -2,6 +2,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '@prisma/client';
 import pg from 'pg';
 import type { Logger } from '../shared/logger.js';
+import { clientWithQueryTimeout } from './query-timeout.js';
 
 export type Db = PrismaClient;
 
@@ -9,6 +10,8 @@ export type Db = PrismaClient;
 export interface Database {
   pool: pg.Pool;
   prisma: PrismaClient;
+  /** How long a query may go without an answer before it fails and its connection is destroyed. */
+  queryTimeoutMs: number;
   /**
    * Says the process is stopping: from now on PostgreSQL ending a connection is expected (an
    * embedded server gets the same Ctrl-C or group SIGTERM) and is not logged as a warning.
@@ -20,8 +23,8 @@ export interface Database {
 type ConnectCallback = Parameters<pg.Pool['connect']>[0];
 
 /**
- * Gives a checked-out connection back to the pool as soon as it is lost (the server ended
- * it, the network cut it), and makes its holder's own release a no-op. Prisma's
+ * Gives a checked-out connection back to the pool as soon as it is lost (a query timeout
+ * destroyed it, the server ended it), and makes its holder's own release a no-op. Prisma's
  * transactions release their connection only after a successful ROLLBACK, which a lost
  * connection cannot run: the pool counted it forever, and after DB_POOL_MAX such losses it
  * had nothing left to hand out.
@@ -57,9 +60,16 @@ class Pool extends pg.Pool {
   }
 }
 
-/** Opens a pool and a Prisma client over it. Connections are made lazily. */
-export function openDatabase(url: string, options: { poolMax: number; logger: Logger }): Database {
+/**
+ * Opens a pool and a Prisma client over it. Connections are made lazily. A query with no
+ * answer within `queryTimeoutMs` fails and its connection is destroyed (query-timeout.ts).
+ */
+export function openDatabase(
+  url: string,
+  options: { poolMax: number; queryTimeoutMs: number; logger: Logger },
+): Database {
   const pool = new Pool({
+    Client: clientWithQueryTimeout(options.queryTimeoutMs),
     connectionString: url,
     max: options.poolMax,
     // PostgreSQL's default random_page_cost (4) models spinning disks. With it the planner
@@ -83,6 +93,7 @@ export function openDatabase(url: string, options: { poolMax: number; logger: Lo
   return {
     pool,
     prisma,
+    queryTimeoutMs: options.queryTimeoutMs,
     markStopping() {
       isStopping = true;
     },

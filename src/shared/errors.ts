@@ -70,6 +70,18 @@ export class ServiceUnavailableError extends AppError {
 }
 
 /**
+ * PostgreSQL sent nothing back for a query within the time it was given (DB_QUERY_TIMEOUT_MS):
+ * a frozen host, a stopped server or a network that drops packets without resetting the
+ * connection. The connection is destroyed, so it is never reused mid-query.
+ */
+export class DatabaseTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`the database sent no answer within ${timeoutMs} ms; its connection was closed`);
+    this.name = 'DatabaseTimeoutError';
+  }
+}
+
+/**
  * The first answer `search` gives for an error `error` wraps: the pg adapter's under Prisma's
  * `meta.driverAdapterError`, then `cause`.
  */
@@ -156,7 +168,7 @@ export function isUnstorableText(error: unknown): boolean {
 
 // Errors that mean "the database cannot be reached right now", not "this request is wrong":
 // the socket (pg), PostgreSQL refusing connections (SQLSTATE class 08, 57P01-57P03, 53300),
-// and Prisma's and its pg adapter's names for the same.
+// no answer in time (DatabaseTimeoutError), and Prisma's and its pg adapter's names for the same.
 const UNREACHABLE_SOCKET_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -181,6 +193,7 @@ const UNREACHABLE_MESSAGES =
 /** The database is down, restarting or out of connections; the request may work in a moment. */
 export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   if (typeof error !== 'object' || error === null || depth > 5) return false;
+  if (error instanceof DatabaseTimeoutError) return true;
   const { code, kind, message } = error as { code?: unknown; kind?: unknown; message?: unknown };
   const state = sqlStateOf(error);
   if (state !== undefined && (state.startsWith('08') || UNREACHABLE_SQL_STATES.has(state))) return true;

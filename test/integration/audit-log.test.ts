@@ -64,7 +64,11 @@ describe('the audit chain', () => {
   });
 
   it('keeps one chain when two processes (two pools) append at once, and stores the entries as given', async () => {
-    const otherWorker = openDatabase(db.url, { poolMax: 4, logger: createLogger('silent') });
+    const otherWorker = openDatabase(db.url, {
+      poolMax: 4,
+      queryTimeoutMs: db.queryTimeoutMs,
+      logger: createLogger('silent'),
+    });
     try {
       const before = await db.prisma.auditLog.count();
       const details = { reason: 'bad "quote"', nested: { z: [1, 2], a: null }, text: 'é\\n' };

@@ -23,7 +23,11 @@ beforeAll(async () => {
       done();
     },
   });
-  db = openDatabase(testDb.url, { poolMax: 2, logger: pino({ level: 'info' }, sink) });
+  db = openDatabase(testDb.url, {
+    poolMax: 2,
+    queryTimeoutMs: testDb.queryTimeoutMs,
+    logger: pino({ level: 'info' }, sink),
+  });
 });
 afterAll(async () => {
   await db?.close();

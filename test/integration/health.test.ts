@@ -47,7 +47,7 @@ describe('GET /readyz, and requests while the database is gone', () => {
         },
       }),
     );
-    const database = openDatabase(viaProxy.toString(), { poolMax: 2, logger });
+    const database = openDatabase(viaProxy.toString(), { poolMax: 2, queryTimeoutMs: config.dbQueryTimeoutMs, logger });
     closeDatabase = database.close;
     app = createApp({ config, db: database, logger, metrics: createMetrics() });
   });

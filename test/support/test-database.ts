@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { DEFAULT_DB_QUERY_TIMEOUT_MS } from '../../src/config/config.schema.js';
 import { type Database, openDatabase } from '../../src/db/database.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { withDatabase } from './global-setup.js';
@@ -30,7 +31,11 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `hb_test_${randomBytes(6).toString('hex')}`;
   await withAdmin((client) => client.query(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDatabase')}`));
   const url = withDatabase(inject('adminUrl'), name);
-  const database = openDatabase(url, { poolMax: 10, logger: createLogger('silent') });
+  const database = openDatabase(url, {
+    poolMax: 10,
+    queryTimeoutMs: DEFAULT_DB_QUERY_TIMEOUT_MS,
+    logger: createLogger('silent'),
+  });
   return {
     ...database,
     url,

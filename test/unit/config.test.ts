@@ -67,6 +67,14 @@ describe('loadConfig', () => {
     expect(loadConfig({ PORT: port }).port).toBe(expected);
   });
 
+  it('gives a query 30 s to answer unless DB_QUERY_TIMEOUT_MS says otherwise, from 100 ms to an hour', () => {
+    expect(loadConfig({}).dbQueryTimeoutMs).toBe(30_000);
+    expect(loadConfig({ DB_QUERY_TIMEOUT_MS: '5000' }).dbQueryTimeoutMs).toBe(5_000);
+    expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '0' })).toEqual(['DB_QUERY_TIMEOUT_MS: must be at least 100']);
+    expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '30s' })).toEqual(['DB_QUERY_TIMEOUT_MS: must be a whole number']);
+    expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '3600001' })).toEqual(['DB_QUERY_TIMEOUT_MS: must be at most 3600000']);
+  });
+
   it('requires a session secret and a real database in production, and never seeds the demo there', () => {
     expect(problemsOf({ APP_ENV: 'production' })).toEqual([
       expect.stringMatching(/^SESSION_SECRET: is required when APP_ENV=production/),

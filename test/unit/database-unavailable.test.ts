@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isDatabaseUnavailable } from '../../src/shared/errors.js';
+import { DatabaseTimeoutError, isDatabaseUnavailable } from '../../src/shared/errors.js';
 
 const prismaError = (code: string, extra: object = {}) => ({ code, clientVersion: '6.19.3', ...extra });
 
@@ -22,6 +22,11 @@ describe('isDatabaseUnavailable', () => {
       prismaError('P2010', { meta: { driverAdapterError: { cause: { kind: 'ConnectionClosed' } } } }),
     ],
     ['a refused connection as the cause', { message: 'query failed', cause: { code: 'ECONNRESET' } }],
+    ['no answer within the query timeout', new DatabaseTimeoutError(30_000)],
+    [
+      'no answer within the query timeout, as the cause',
+      { message: 'query failed', cause: new DatabaseTimeoutError(300) },
+    ],
   ])('is true for %s', (_case, error) => {
     expect(isDatabaseUnavailable(error)).toBe(true);
   });

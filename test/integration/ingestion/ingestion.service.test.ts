@@ -389,5 +389,5 @@ describe('one run at a time', () => {
 /** A second pool on the same database, as another worker or replica would have. */
 async function createTestDatabaseClone() {
   const { openDatabase } = await import('../../../src/db/database.js');
-  return openDatabase(db.url, { poolMax: 2, logger: createLogger('silent') });
+  return openDatabase(db.url, { poolMax: 2, queryTimeoutMs: db.queryTimeoutMs, logger: createLogger('silent') });
 }
