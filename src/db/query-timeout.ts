@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import pg from 'pg';
 import { DatabaseTimeoutError } from '../shared/errors.js';
 
@@ -11,11 +11,19 @@ import { DatabaseTimeoutError } from '../shared/errors.js';
  * mid-query (a transaction's ROLLBACK then queues behind the lost answer), and a COPY
  * stream never calls the query callback that clears its timer, so the timer fires after
  * the export has finished. Here a query without an answer in time destroys its connection
- * (every query on it fails, the pool drops it).
+ * (every query on it fails, the pool drops it), and a COPY is bounded by its silences, not
+ * its length.
  */
 
+const QUERY_TIMEOUT_MS = Symbol('queryTimeoutMs');
+
 type QueryCallback = (error: Error | null | undefined, result?: unknown) => void;
-type QueryConfigWithTimeout = { submit?: unknown; callback?: unknown };
+type QueryConfigWithTimeout = { [QUERY_TIMEOUT_MS]?: number; submit?: unknown; callback?: unknown };
+
+/** `config` with a time limit of its own instead of the pool's (the readiness check's, shorter). */
+export function withQueryTimeout<T extends pg.QueryConfig>(config: T, timeoutMs: number): T {
+  return { ...config, [QUERY_TIMEOUT_MS]: timeoutMs };
+}
 
 const baseQuery = pg.Client.prototype.query as unknown as (
   this: pg.Client,
@@ -35,8 +43,9 @@ function destroyUnanswered(client: pg.Client, timeoutMs: number) {
 
 /**
  * A pg Client class whose queries fail with DatabaseTimeoutError when PostgreSQL sends no
- * answer within `timeoutMs`, destroying the connection. One timer per query is all it adds.
- * Streaming queries (submittables: a COPY) are paced by their reader, so they get no timer here.
+ * answer within `timeoutMs` (or the query's own limit, withQueryTimeout), destroying the
+ * connection. One timer per query is all it adds. Streaming queries (submittables: a COPY)
+ * are paced by their reader, so they get no timer here: read them with readWithinTimeout.
  */
 export function clientWithQueryTimeout(timeoutMs: number): typeof pg.Client {
   class ClientWithQueryTimeout extends pg.Client {
@@ -51,7 +60,8 @@ export function clientWithQueryTimeout(timeoutMs: number): typeof pg.Client {
   function timedQuery(this: pg.Client, config: unknown, values?: unknown, callback?: unknown): unknown {
     const options = (typeof config === 'object' && config !== null ? config : {}) as QueryConfigWithTimeout;
     if (typeof options.submit === 'function') return baseQuery.call(this, config, values, callback);
-    const timer = setTimeout(destroyUnanswered, timeoutMs, this, timeoutMs);
+    const limitMs = options[QUERY_TIMEOUT_MS] ?? timeoutMs;
+    const timer = setTimeout(destroyUnanswered, limitMs, this, limitMs);
     const settle = () => clearTimeout(timer);
     const settling =
       (done: QueryCallback): QueryCallback =>
@@ -92,4 +102,28 @@ export function clientWithQueryTimeout(timeoutMs: number): typeof pg.Client {
   ClientWithQueryTimeout.prototype.query = timedQuery as pg.Client['query'];
   ClientWithQueryTimeout.prototype.end = boundedEnd as pg.Client['end'];
   return ClientWithQueryTimeout;
+}
+
+/**
+ * The chunks of a streaming query (a COPY ... TO STDOUT) as they arrive; when PostgreSQL
+ * sends nothing for `timeoutMs` while the reader waits for the next chunk, the stream is
+ * destroyed with DatabaseTimeoutError (the caller must then discard its connection). Time
+ * the reader spends elsewhere (writing to a slow client) does not count, so an export that
+ * keeps arriving is never cut, however long it takes. One timer per stream, refreshed per chunk.
+ */
+export async function* readWithinTimeout<T>(stream: Readable, timeoutMs: number): AsyncGenerator<T> {
+  let isWaiting = true;
+  const timer = setTimeout(() => {
+    if (isWaiting) stream.destroy(new DatabaseTimeoutError(timeoutMs));
+  }, timeoutMs);
+  try {
+    for await (const chunk of stream) {
+      isWaiting = false;
+      yield chunk as T;
+      isWaiting = true;
+      timer.refresh();
+    }
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -720,7 +720,9 @@ describe('CSV rows', () => {
 
   async function exportText(database: Pick<Database, 'pool'>, filter: JobFilter, pricing = aliceOnly) {
     const parts: Buffer[] = [];
-    for await (const chunk of streamCsvLines(database as Database, filter, pricing)) parts.push(chunk);
+    // A pool of the test's own gets the app's query timeout, which bounds the export's silences.
+    const withTimeout = { queryTimeoutMs: db.queryTimeoutMs, ...database } as Database;
+    for await (const chunk of streamCsvLines(withTimeout, filter, pricing)) parts.push(chunk);
     return Buffer.concat(parts).toString('utf8');
   }
 

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Database, Db } from '../../db/database.js';
 import { queryPrepared } from '../../db/prepared-query.js';
+import { readWithinTimeout } from '../../db/query-timeout.js';
 import { CSV_FORMULA_TRIGGERS } from '../../http/csv-format.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import {
@@ -572,7 +573,8 @@ const UNDEFINED_FUNCTION = '42883';
  * see docs/performance.md. PostgreSQL's CSV quoting is csv-stringify's (see csvCodeSql).
  * Backpressure reaches PostgreSQL: the socket is read only as fast as the caller
  * consumes, so memory stays flat. Stopping early (a client that hangs up) cannot end a
- * COPY politely, so the connection is closed and the pool opens a fresh one later.
+ * COPY politely, so the connection is closed and the pool opens a fresh one later; the same
+ * happens when the database sends nothing for its query timeout while the export waits.
  */
 export async function* streamCsvLines(
   database: Database,
@@ -582,15 +584,18 @@ export async function* streamCsvLines(
   const client = await database.pool.connect();
   let isDone = false;
   try {
+    // A COPY gets no per-query timer (it lasts as long as the client reads); a silence of the
+    // database while the export waits for its next chunk ends it instead.
+    const readCopy = (copy: string) => readWithinTimeout<Buffer>(client.query(copyTo(copy)), database.queryTimeoutMs);
     const plainCopy = () =>
       `COPY (${inlineSql(usageCsvSql(filter, pricing), (text) => client.escapeLiteral(text))}) TO STDOUT WITH (FORMAT csv)`;
     const viaFunction = await userCsvCopyOf(database.pool, client, filter, pricing);
     if (viaFunction) {
       let hasYielded = false;
       try {
-        for await (const chunk of client.query(copyTo(viaFunction))) {
+        for await (const chunk of readCopy(viaFunction)) {
           hasYielded = true;
-          yield chunk as Buffer;
+          yield chunk;
         }
         isDone = true;
       } catch (error) {
@@ -603,7 +608,7 @@ export async function* streamCsvLines(
       }
       if (isDone) return;
     }
-    for await (const chunk of client.query(copyTo(plainCopy()))) yield chunk as Buffer;
+    yield* readCopy(plainCopy());
     isDone = true;
   } finally {
     // A COPY abandoned midway leaves the connection mid-protocol: discard it, never reuse it.
