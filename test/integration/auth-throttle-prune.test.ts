@@ -302,7 +302,7 @@ describe('pruning the sign-in throttle tables', () => {
     viaProxy.hostname = '127.0.0.1';
     viaProxy.port = String(proxy.port);
     const { logger, lines } = capturingLogger();
-    const database = openDatabase(viaProxy.toString(), { poolMax: 1, logger });
+    const database = openDatabase(viaProxy.toString(), { poolMax: 1, queryTimeoutMs: 30_000, logger });
     const pruner = createThrottlePruner({
       pool: database.pool,
       lockout: lockout(),
