@@ -6,7 +6,7 @@ import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { ZFormulaQuery, ZSetOverride, ZSetRates } from './pricing.schema.js';
+import { ZCreateTier, ZFormulaQuery, ZSetDefaultTier, ZSetOverride, ZSetRates } from './pricing.schema.js';
 import type { RatesService } from './rates.service.js';
 
 /**
@@ -38,6 +38,16 @@ interface TypedRates {
   mem: string;
 }
 
+/** What was typed into the add-a-tier form, and why it was refused. */
+interface TypedNewTier {
+  name: string;
+  description: string;
+  cpu: string;
+  gpu: string;
+  mem: string;
+  error: string;
+}
+
 /** POST /formula (JSON) and the admin pages for rates and tier overrides. */
 export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }) {
   const { rates, guards } = deps;
@@ -49,23 +59,27 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     res.json({ ok: true, updated });
   });
 
-  /** The rates page; a refused form comes back with its tier named and what was typed in it. */
-  async function renderRates(res: express.Response, refused?: { error: AppError; form: TypedRates }) {
+  /**
+   * The rates page. A refused rates form comes back with its tier named and what was typed
+   * in it; a refused new tier comes back in the add-a-tier form.
+   */
+  async function renderRates(
+    res: express.Response,
+    refused: { error?: string; form?: TypedRates; newTier?: TypedNewTier } = {},
+  ) {
     const snapshot = await rates.getSnapshot();
-    const tiers = [...snapshot.tiers.values()];
-    if (!refused) {
-      res.render('admin/rates', { title: 'Rates', tiers });
-      return;
-    }
-    // Every tier's form has the same three fields: "cpu: must be 0 or more" alone does not say whose.
-    const isShownTier = snapshot.tiers.has(refused.form.type);
+    // "Default" as pricing applies it: the marked tier, else the one buildSnapshot falls back to.
+    const tiers = [...snapshot.tiers.values()].map((tier) => ({
+      ...tier,
+      isDefault: tier.name === snapshot.defaultTier,
+    }));
     res.render('admin/rates', {
       title: 'Rates',
       tiers,
-      error: isShownTier
-        ? `Rates of ${refused.form.type} not changed. ${refused.error.message}`
-        : refused.error.message,
-      form: isShownTier ? refused.form : undefined,
+      ruleTiers: rates.listMissingRuleTiers(snapshot),
+      error: refused.error,
+      form: refused.form,
+      newTier: refused.newTier,
     });
   }
 
@@ -85,16 +99,75 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       // A form gets its page back with the problem on it; API clients get JSON from the error handler.
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       const typed = (name: string) => typedIn(req.body, name) ?? '';
+      const form = { type: typed('type'), cpu: typed('cpu'), gpu: typed('gpu'), mem: typed('mem') };
+      // Every tier's form has the same three fields: "cpu: must be 0 or more" alone does not say whose.
+      const isShownTier = (await rates.getSnapshot()).tiers.has(form.type);
       res.status(error.status);
       await renderRates(res, {
-        error,
-        form: { type: typed('type'), cpu: typed('cpu'), gpu: typed('gpu'), mem: typed('mem') },
+        error: isShownTier ? `Rates of ${form.type} not changed. ${error.message}` : error.message,
+        form: isShownTier ? form : undefined,
       });
     }
   });
 
+  router.post('/admin/rates/tiers', guards.requireAdmin, async (req, res) => {
+    try {
+      const input = parseInput(ZCreateTier, req.body);
+      const created = await rates.createTier(auditContextOf(req), input);
+      const notes = [`Tier ${created.name} added; its rates apply from now.`];
+      if (created.isDefault) {
+        notes.push('It is the default tier: it prices every user whom no rule or override places on another tier.');
+      }
+      if (created.rulePatterns.length > 0) {
+        notes.push(
+          `PRICING_TIER_RULES sends usernames matching ${created.rulePatterns.join(' or ')} to it from now on.`,
+        );
+      }
+      req.session.flash = { type: 'success', message: notes.join(' ') };
+      res.redirect(303, `/admin/rates#tier-${encodeURIComponent(created.name)}`);
+    } catch (error) {
+      if (!isRefusedForm(req, error, [400, 409])) throw error;
+      const typed = (name: string) => typedIn(req.body, name) ?? '';
+      res.status(error.status);
+      await renderRates(res, {
+        newTier: {
+          name: typed('name'),
+          description: typed('description'),
+          cpu: typed('cpu'),
+          gpu: typed('gpu'),
+          mem: typed('mem'),
+          // A 409 already says nothing was added; a 400 names only the field.
+          error: error.status === 400 ? `Tier not added. ${error.message}` : error.message,
+        },
+      });
+    }
+  });
+
+  router.post('/admin/rates/default', guards.requireAdmin, async (req, res) => {
+    try {
+      const input = parseInput(ZSetDefaultTier, req.body);
+      const outcome = await rates.setDefaultTier(auditContextOf(req), input);
+      req.session.flash = outcome.isChanged
+        ? {
+            type: 'success',
+            message:
+              `${outcome.name} is now the default tier${outcome.previous ? ` instead of ${outcome.previous}` : ''}: ` +
+              'every user whom no rule or override places on another tier is priced with it from now on. ' +
+              'Existing receipts keep their rates.',
+          }
+        : { type: 'warning', message: `${outcome.name} is already the default tier; nothing was changed.` };
+      res.redirect(303, `/admin/rates#tier-${encodeURIComponent(outcome.name)}`);
+    } catch (error) {
+      if (!isRefusedForm(req, error, [400, 409])) throw error;
+      res.status(error.status);
+      await renderRates(res, { error: `Default tier not changed. ${error.message}` });
+    }
+  });
+
   async function renderTiers(res: express.Response, extra: { error?: string } = {}) {
-    const [users, snapshot] = await Promise.all([rates.listUserTiers(), rates.getSnapshot()]);
+    const snapshot = await rates.getSnapshot();
+    // Before the first tier there is no tier to show anyone on: the page says where to add one.
+    const users = snapshot.knownTiers.size === 0 ? [] : await rates.listUserTiers();
     res.render('admin/tiers', { title: 'Tier overrides', users, tierNames: [...snapshot.knownTiers], ...extra });
   }
 

@@ -44,14 +44,48 @@ export const ZRate = z
     return rate;
   });
 
-const ZTierName = z.string().trim().min(1, 'is required').max(32);
+/** Where a tier name is stored: pricing_tiers.name and receipts.tier_name are VARCHAR(32). */
+export const MAX_TIER_NAME_LENGTH = 32;
+
+/** Names an existing tier: anything a tier may already be called (the demo's, or one added by SQL). */
+const ZTierName = z.string().trim().min(1, 'is required').max(MAX_TIER_NAME_LENGTH);
+
+/**
+ * The name of a new tier. It is an identifier rather than a label (the description is the
+ * label): clients ask for it in `/formula?type=`, PRICING_TIER_RULES and overrides name it
+ * exactly, receipts copy it, and the rates page links to it by anchor. Lowercase only, so
+ * "Gov" can never sit beside "gov" as a second tier that a rule naming "gov" silently misses.
+ */
+export const ZNewTierName = z
+  .string()
+  .trim()
+  .min(1, { error: 'is required', abort: true })
+  .max(MAX_TIER_NAME_LENGTH, { error: `must be at most ${MAX_TIER_NAME_LENGTH} characters`, abort: true })
+  .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _, starting with a letter or digit');
+
+/** A tier's description as the rates page shows it under its name. */
+const ZTierDescription = z.string().trim().max(200).optional().default('');
 
 /** POST /formula and the admin rates form. */
 export const ZSetRates = strictBody({ type: ZTierName, cpu: ZRate, gpu: ZRate, mem: ZRate });
 export type TSetRates = z.infer<typeof ZSetRates>;
 
+/** The rates page's form that adds a tier with its first rates (POST /formula never creates one). */
+export const ZCreateTier = strictBody({
+  name: ZNewTierName,
+  description: ZTierDescription,
+  cpu: ZRate,
+  gpu: ZRate,
+  mem: ZRate,
+});
+export type TCreateTier = z.infer<typeof ZCreateTier>;
+
+/** The rates page's button that makes a tier the default tier. */
+export const ZSetDefaultTier = strictBody({ type: ZTierName });
+export type TSetDefaultTier = z.infer<typeof ZSetDefaultTier>;
+
 /** GET /formula. */
-export const ZFormulaQuery = z.object({ type: z.string().trim().min(1).max(32).optional() });
+export const ZFormulaQuery = z.object({ type: z.string().trim().min(1).max(MAX_TIER_NAME_LENGTH).optional() });
 
 // An empty name is also "not a username", and parseInput keeps a field's last reason: stop at the first.
 const ZUsername = z

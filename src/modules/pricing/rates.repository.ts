@@ -71,6 +71,59 @@ function toRateRow(rate: PricingRate): RateRow {
   };
 }
 
+/**
+ * Serialises the changes that decide which tier is the default (adding a tier, choosing the
+ * default) for the rest of the transaction: two first tiers added at once must not both see
+ * "no tier yet" and both become the default. SHARE ROW EXCLUSIVE conflicts with itself and
+ * with writes to pricing_tiers, not with readers or with a rate change's row lock.
+ */
+export async function lockTiersForChange(tx: Prisma.TransactionClient): Promise<void> {
+  await tx.$executeRaw`LOCK TABLE pricing_tiers IN SHARE ROW EXCLUSIVE MODE`;
+}
+
+/** Every tier's name, oldest tier first. */
+export async function listTierNames(db: Client): Promise<string[]> {
+  const tiers = await db.pricingTier.findMany({ orderBy: { id: 'asc' }, select: { name: true } });
+  return tiers.map((tier) => tier.name);
+}
+
+/** How many tiers exist. */
+export async function countTiers(tx: Client): Promise<number> {
+  return tx.pricingTier.count();
+}
+
+/** Adds a tier; its name is unique (pricing_tiers_name_key), so a duplicate fails with P2002. */
+export async function insertTier(
+  tx: Prisma.TransactionClient,
+  tier: { name: string; description: string; isDefault: boolean },
+): Promise<{ id: number }> {
+  return tx.pricingTier.create({
+    data: { name: tier.name, description: tier.description, isDefault: tier.isDefault },
+    select: { id: true },
+  });
+}
+
+/** A tier by its exact name. */
+export async function findTierByName(
+  tx: Client,
+  name: string,
+): Promise<{ id: number; name: string; isDefault: boolean } | undefined> {
+  const tier = await tx.pricingTier.findUnique({ where: { name }, select: { id: true, name: true, isDefault: true } });
+  return tier ?? undefined;
+}
+
+/** The name of the tier marked default, if one is. */
+export async function findDefaultTierName(tx: Client): Promise<string | undefined> {
+  const tier = await tx.pricingTier.findFirst({ where: { isDefault: true }, select: { name: true } });
+  return tier?.name;
+}
+
+/** Marks one tier as the default and clears the mark of the one before (in that order: at most one may hold it). */
+export async function markDefaultTier(tx: Prisma.TransactionClient, tierId: number): Promise<void> {
+  await tx.pricingTier.updateMany({ where: { isDefault: true, id: { not: tierId } }, data: { isDefault: false } });
+  await tx.pricingTier.update({ where: { id: tierId }, data: { isDefault: true } });
+}
+
 /** The tier's id, locked against a concurrent rate change so two edits serialise. */
 export async function lockTierByName(tx: Prisma.TransactionClient, name: string): Promise<number | undefined> {
   const rows = await tx.$queryRaw<{ id: number }[]>`SELECT id FROM pricing_tiers WHERE name = ${name} FOR UPDATE`;

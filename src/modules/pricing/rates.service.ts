@@ -2,10 +2,16 @@ import { createHash } from 'node:crypto';
 import type { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
-import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
+import {
+  BadRequestError,
+  ConflictError,
+  isUniqueViolation,
+  NotFoundError,
+  uniqueViolationOf,
+} from '../../shared/errors.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.js';
-import type { TSetOverride, TSetRates } from './pricing.schema.js';
+import type { TCreateTier, TSetDefaultTier, TSetOverride, TSetRates } from './pricing.schema.js';
 import * as ratesRepository from './rates.repository.js';
 
 /** One user's rates as the usage queries bind them. */
@@ -59,6 +65,15 @@ export interface RatesServiceDeps {
 function strongEtagOf(body: string): string {
   return `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`;
 }
+
+/**
+ * What every price-dependent answer says before the first tier exists (a fresh production
+ * database: the demo seed is what adds tiers in development). A 404, not a 5xx: nothing is
+ * broken, the price list is simply empty, and a monitoring poll of /formula must not page
+ * anyone as a server error.
+ */
+export const NO_TIERS_MESSAGE =
+  'No pricing tier has rates yet; an administrator must add one on the Rates page (/admin/rates).';
 
 function buildSnapshot(
   tiers: ratesRepository.TierWithRates[],
@@ -158,9 +173,13 @@ export function createRatesService(deps: RatesServiceDeps) {
     inflight = undefined;
   }
 
-  /** The public formula document of a tier (the default tier when none is named); unknown tier -> 400. */
+  /**
+   * The public formula document of a tier (the default tier when none is named); unknown
+   * tier -> 400; no tier at all yet -> 404, whatever was asked for.
+   */
   async function getFormula(tierName: string | undefined): Promise<FormulaDocument & { tier: string }> {
     const snapshot = await getSnapshot();
+    if (snapshot.knownTiers.size === 0) throw new NotFoundError(NO_TIERS_MESSAGE);
     const tier = tierName ?? snapshot.defaultTier;
     const formula = snapshot.formulas.get(tier);
     if (!formula) {
@@ -180,7 +199,7 @@ export function createRatesService(deps: RatesServiceDeps) {
       defaultTier: snapshot.defaultTier,
     });
     const rates = snapshot.tiers.get(effective.tier)?.current;
-    if (!rates) throw new NotFoundError('No pricing tier has rates yet; an administrator must set them.');
+    if (!rates) throw new NotFoundError(NO_TIERS_MESSAGE);
     return { ...effective, override, rates };
   }
 
@@ -226,7 +245,15 @@ export function createRatesService(deps: RatesServiceDeps) {
     try {
       const result = await db.$transaction(async (tx) => {
         const tierId = await ratesRepository.lockTierByName(tx, input.type);
-        if (tierId === undefined) throw new BadRequestError(`type: unknown tier "${input.type}".`, { field: 'type' });
+        if (tierId === undefined) {
+          // Setting rates never adds a tier: a name mistyped in a script would otherwise become a
+          // tier that users can be put on and billed with.
+          throw await unknownTierError(
+            tx,
+            input.type,
+            'Setting rates does not add a tier: add it on the Rates page (/admin/rates).',
+          );
+        }
         const previous = await ratesRepository.findRateInForce(tx, tierId, effectiveFrom);
         const isUnchanged =
           previous !== undefined &&
@@ -286,6 +313,124 @@ export function createRatesService(deps: RatesServiceDeps) {
         throw new ConflictError('These rates were changed at the same moment by someone else; try again.');
       }
       throw error;
+    } finally {
+      invalidate();
+    }
+  }
+
+  /** A 400 for a tier name that names no tier, listing those that exist; `hint` says what to do instead. */
+  async function unknownTierError(tx: Prisma.TransactionClient, name: string, hint = ''): Promise<BadRequestError> {
+    const names = await ratesRepository.listTierNames(tx);
+    const known = names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.';
+    return new BadRequestError(`type: unknown tier "${name}". ${known}${hint ? ` ${hint}` : ''}`, {
+      field: 'type',
+      knownTiers: names,
+    });
+  }
+
+  /** The PRICING_TIER_RULES patterns that send usernames to `tierName`, in rule order. */
+  function rulePatternsFor(tierName: string): string[] {
+    return config.pricing.tierRules.filter((rule) => rule.tier === tierName).map((rule) => rule.pattern.source);
+  }
+
+  /**
+   * Tiers PRICING_TIER_RULES names that cannot price yet (missing, or without rates in
+   * force), with their patterns: resolveEffectiveTier skips those rules, so the users they
+   * describe are on the default tier until an admin adds the tier.
+   */
+  function listMissingRuleTiers(snapshot: RatesSnapshot): { tier: string; patterns: string[] }[] {
+    const names = [...new Set(config.pricing.tierRules.map((rule) => rule.tier))];
+    return names
+      .filter((name) => !snapshot.knownTiers.has(name))
+      .map((name) => ({ tier: name, patterns: rulePatternsFor(name) }));
+  }
+
+  /**
+   * Adds a tier with its first rates, in force from now, and the audit entry, in one
+   * transaction. The first tier of all becomes the default tier: without one nothing can be
+   * priced. Names are unique by pricing_tiers_name_key, so of two admins adding the same
+   * name at once the second gets a 409 from the index, not from a check that both could pass.
+   */
+  async function createTier(actor: AuditContext, input: TCreateTier) {
+    const effectiveFrom = now();
+    try {
+      return await db.$transaction(async (tx) => {
+        await ratesRepository.lockTiersForChange(tx);
+        const isDefault = (await ratesRepository.countTiers(tx)) === 0;
+        const tier = await ratesRepository.insertTier(tx, {
+          name: input.name,
+          description: input.description,
+          isDefault,
+        });
+        const rate = await ratesRepository.insertRate(tx, {
+          tierId: tier.id,
+          cpu: input.cpu,
+          gpu: input.gpu,
+          mem: input.mem,
+          currency: config.currency,
+          effectiveFrom,
+          createdBy: actor.actor,
+        });
+        await appendAudit(tx, {
+          ...actor,
+          action: 'pricing.tier.create',
+          target: `tier:${input.name}`,
+          status: 'ok',
+          details: {
+            tierId: tier.id,
+            rateId: rate.id,
+            isDefault,
+            description: input.description,
+            rates: { cpu: input.cpu.toFixed(), gpu: input.gpu.toFixed(), mem: input.mem.toFixed() },
+            currency: config.currency,
+          },
+        });
+        return { name: input.name, isDefault, rulePatterns: rulePatternsFor(input.name) };
+      });
+    } catch (error) {
+      const index = uniqueViolationOf(error);
+      if (index !== undefined && !index.includes('one_default')) {
+        throw new ConflictError(
+          `A tier named "${input.name}" already exists, so nothing was added. To change its rates, use its own form.`,
+          { field: 'name' },
+        );
+      }
+      if (index !== undefined) {
+        throw new ConflictError('Another tier was added at the same moment; nothing was added. Try again.');
+      }
+      throw error;
+    } finally {
+      invalidate();
+    }
+  }
+
+  /**
+   * Makes a tier the default: the tier of every user whom no override and no rule places
+   * elsewhere. Audited; choosing the tier that already is the default changes nothing.
+   */
+  async function setDefaultTier(actor: AuditContext, input: TSetDefaultTier) {
+    const at = now();
+    try {
+      return await db.$transaction(async (tx) => {
+        await ratesRepository.lockTiersForChange(tx);
+        const tier = await ratesRepository.findTierByName(tx, input.type);
+        if (!tier) throw await unknownTierError(tx, input.type);
+        if (tier.isDefault) return { name: tier.name, previous: tier.name, isChanged: false };
+        if (!(await ratesRepository.findRateInForce(tx, tier.id, at))) {
+          // buildSnapshot would pass over it and keep pricing with another tier: say so instead.
+          throw new ConflictError(`${tier.name} has no rates in force yet, so it cannot be the default tier.`);
+        }
+        const previous = await ratesRepository.findDefaultTierName(tx);
+        await ratesRepository.markDefaultTier(tx, tier.id);
+        await appendAudit(tx, {
+          ...actor,
+          action: 'pricing.tier.default',
+          target: `tier:${tier.name}`,
+          status: 'ok',
+          details: { previous: previous ?? null, next: tier.name },
+        });
+        return { name: tier.name, previous, isChanged: true };
+      });
     } finally {
       invalidate();
     }
@@ -355,6 +500,9 @@ export function createRatesService(deps: RatesServiceDeps) {
     getRateTable,
     getUserTierForBilling,
     setRates,
+    createTier,
+    setDefaultTier,
+    listMissingRuleTiers,
     listUserTiers,
     setOverride,
     invalidate,
