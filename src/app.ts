@@ -226,7 +226,11 @@ export function createApp(deps: AppDeps): express.Express {
           title: 'Billing',
           description: 'Receipts by status, user and date; mark paid, void, month-end run, paid CSV.',
         },
-        { href: '/admin/rates', title: 'Rates', description: 'Per-tier rates with their history; set new rates.' },
+        {
+          href: '/admin/rates',
+          title: 'Rates',
+          description: 'Pricing tiers and their rate history; add a tier, set new rates, choose the default tier.',
+        },
         {
           href: '/admin/tiers',
           title: 'Tier overrides',
