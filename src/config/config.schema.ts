@@ -179,57 +179,62 @@ export const ZEnv = z
     PRICING_CACHE_CHECK_MS: zInt(1_000, 0, 60_000),
   })
   .superRefine((env, ctx) => {
-    if (Boolean(env.ADMIN_USERNAME) !== Boolean(env.ADMIN_PASSWORD)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['ADMIN_PASSWORD'],
-        message: 'ADMIN_USERNAME and ADMIN_PASSWORD go together',
-      });
-    }
-    if (env.SLURMRESTD_URL) {
-      if (!env.SLURMRESTD_USER) {
-        ctx.addIssue({ code: 'custom', path: ['SLURMRESTD_USER'], message: 'is required with SLURMRESTD_URL' });
-      }
-      if (!env.SLURMRESTD_TOKEN && !env.SLURMRESTD_TOKEN_FILE) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['SLURMRESTD_TOKEN'],
-          message: 'SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE is required with SLURMRESTD_URL',
-        });
-      }
-    }
-    if (env.PAYMENT_PROVIDER === 'stripe') {
-      for (const key of ['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET'] as const) {
-        if (!env[key])
-          ctx.addIssue({ code: 'custom', path: [key], message: 'is required when PAYMENT_PROVIDER=stripe' });
-      }
-    }
-    if (env.APP_ENV !== 'production') return;
-    if (env.PAYMENT_PROVIDER === 'dummy') {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['PAYMENT_PROVIDER'],
-        message: 'dummy is for development and demos; refused when APP_ENV=production',
-      });
-    }
-    if (env.PAYMENT_PROVIDER === 'stripe' && !env.PUBLIC_BASE_URL) {
-      // Without it the checkout sends payers back to http://localhost:PORT, their own machine.
-      ctx.addIssue({
-        code: 'custom',
-        path: ['PUBLIC_BASE_URL'],
-        message: 'is required when APP_ENV=production and PAYMENT_PROVIDER=stripe (where payers come back to)',
-      });
-    }
-    if (!env.SESSION_SECRET) {
-      ctx.addIssue({ code: 'custom', path: ['SESSION_SECRET'], message: 'is required when APP_ENV=production' });
-    }
-    if (!env.DATABASE_URL) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['DATABASE_URL'],
-        message: 'is required when APP_ENV=production (the embedded database is for demos)',
-      });
+    for (const problem of crossSettingProblems(env as unknown as Record<string, string | undefined>)) {
+      ctx.addIssue({ code: 'custom', path: [problem.path], message: problem.message });
     }
   });
+
+/**
+ * The rules that tie settings together. They read the raw text (presence and exact values), so
+ * they run even when single settings are malformed: one start-up lists every problem at once.
+ */
+export function crossSettingProblems(
+  env: Record<string, string | undefined>,
+): Array<{ path: string; message: string }> {
+  const problems: Array<{ path: string; message: string }> = [];
+  if (Boolean(env.ADMIN_USERNAME) !== Boolean(env.ADMIN_PASSWORD)) {
+    problems.push({ path: 'ADMIN_PASSWORD', message: 'ADMIN_USERNAME and ADMIN_PASSWORD go together' });
+  }
+  if (env.SLURMRESTD_URL) {
+    if (!env.SLURMRESTD_USER) {
+      problems.push({ path: 'SLURMRESTD_USER', message: 'is required with SLURMRESTD_URL' });
+    }
+    if (!env.SLURMRESTD_TOKEN && !env.SLURMRESTD_TOKEN_FILE) {
+      problems.push({
+        path: 'SLURMRESTD_TOKEN',
+        message: 'SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE is required with SLURMRESTD_URL',
+      });
+    }
+  }
+  if (env.PAYMENT_PROVIDER === 'stripe') {
+    for (const key of ['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET'] as const) {
+      if (!env[key]) problems.push({ path: key, message: 'is required when PAYMENT_PROVIDER=stripe' });
+    }
+  }
+  if (env.APP_ENV !== 'production') return problems;
+  if (env.PAYMENT_PROVIDER === 'dummy') {
+    problems.push({
+      path: 'PAYMENT_PROVIDER',
+      message: 'dummy is for development and demos; refused when APP_ENV=production',
+    });
+  }
+  if (env.PAYMENT_PROVIDER === 'stripe' && !env.PUBLIC_BASE_URL) {
+    // Without it the checkout sends payers back to http://localhost:PORT, their own machine.
+    problems.push({
+      path: 'PUBLIC_BASE_URL',
+      message: 'is required when APP_ENV=production and PAYMENT_PROVIDER=stripe (where payers come back to)',
+    });
+  }
+  if (!env.SESSION_SECRET) {
+    problems.push({ path: 'SESSION_SECRET', message: 'is required when APP_ENV=production' });
+  }
+  if (!env.DATABASE_URL) {
+    problems.push({
+      path: 'DATABASE_URL',
+      message: 'is required when APP_ENV=production (the embedded database is for demos)',
+    });
+  }
+  return problems;
+}
 
 export type TEnv = z.infer<typeof ZEnv>;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { demoSacctFilePath } from '../modules/demo/demo-jobs.js';
 import type { CpuBasis, TierRule } from '../modules/pricing/pricing.js';
-import { type TEnv, ZEnv } from './config.schema.js';
+import { crossSettingProblems, type TEnv, ZEnv } from './config.schema.js';
 
 /** Settings the rest of the code reads; built once from the environment at start-up. */
 export interface AppConfig {
@@ -100,9 +100,13 @@ const DEVELOPMENT_SESSION_SECRET = 'development-only-session-secret-not-for-prod
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = ZEnv.safeParse(source);
   if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),
-    );
+    // zod runs the rules across settings only when every setting parsed; run them on the raw
+    // text too, so a production start does not reveal a missing DATABASE_URL one fix later.
+    const problems = [
+      ...parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),
+      ...crossSettingProblems(source).map((problem) => `${problem.path}: ${problem.message}`),
+    ];
+    throw new ConfigError([...new Set(problems)]);
   }
   const env = parsed.data;
   const isProduction = env.APP_ENV === 'production';

@@ -128,6 +128,26 @@ describe('loadConfig', () => {
     expect(loadConfig({ METRICS_ENABLED: value }).metrics.isEnabled).toBe(expected);
   });
 
+  it('lists the problems across settings in the same start as the malformed settings', () => {
+    const problems = problemsOf({
+      APP_ENV: 'production',
+      PORT: 'abc',
+      SESSION_SECRET: 'short',
+      PAYMENT_PROVIDER: 'dummy',
+      LOG_LEVEL: 'loud',
+    });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^PORT: /),
+        expect.stringMatching(/^SESSION_SECRET: /),
+        expect.stringMatching(/^LOG_LEVEL: /),
+        'PAYMENT_PROVIDER: dummy is for development and demos; refused when APP_ENV=production',
+        'DATABASE_URL: is required when APP_ENV=production (the embedded database is for demos)',
+      ]),
+    );
+    expect(problems).toHaveLength(5);
+  });
+
   it('refuses the dummy payment provider in production and Stripe without its keys', () => {
     const production = {
       APP_ENV: 'production',
