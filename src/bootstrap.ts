@@ -3,6 +3,7 @@ import { openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { applyMigrations } from './db/migrations.js';
 import { type DemoSeedResult, seedDemoIfEmpty } from './modules/demo/demo.service.js';
+import { describeRatesInOtherCurrency } from './modules/pricing/rates.service.js';
 import { ensureBootstrapAdmin } from './modules/users/users.service.js';
 import type { Logger } from './shared/logger.js';
 
@@ -34,6 +35,9 @@ export async function prepareDatabase(config: AppConfig, logger: Logger): Promis
       if (admin && (await ensureBootstrapAdmin(db.prisma, admin.username, admin.password))) {
         logger.info({ username: admin.username }, 'created the admin from ADMIN_USERNAME');
       }
+      // Rates entered before CURRENCY was changed would be shown and billed under the new label.
+      const currencyWarning = await describeRatesInOtherCurrency(db.prisma, config.currency, new Date());
+      if (currencyWarning) logger.warn(currencyWarning);
     } finally {
       await db.close();
     }

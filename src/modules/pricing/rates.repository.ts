@@ -143,6 +143,23 @@ export async function findRateInForce(
   return rate ? toRateRow(rate) : undefined;
 }
 
+/** Tiers whose rates in force at `at` are in another currency than `currency`, with theirs. */
+export async function findTiersPricedInOtherCurrency(
+  db: Client,
+  currency: string,
+  at: Date,
+): Promise<Array<{ tier: string; currency: string }>> {
+  return db.$queryRaw<Array<{ tier: string; currency: string }>>`
+    SELECT t.name AS tier, r.currency
+      FROM pricing_tiers t
+      CROSS JOIN LATERAL (
+        SELECT currency FROM pricing_rates
+         WHERE tier_id = t.id AND effective_from <= ${at}
+         ORDER BY effective_from DESC, id DESC LIMIT 1) r
+     WHERE r.currency <> ${currency}
+     ORDER BY t.name`;
+}
+
 /** Adds a rate row; earlier rows stay, so receipts and history keep pointing at what they used. */
 export async function insertRate(
   tx: Prisma.TransactionClient,

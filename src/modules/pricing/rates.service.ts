@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
-import type { Database } from '../../db/database.js';
+import type { Database, Db } from '../../db/database.js';
 import {
   BadRequestError,
   ConflictError,
@@ -74,6 +74,18 @@ function strongEtagOf(body: string): string {
  */
 export const NO_TIERS_MESSAGE =
   'No pricing tier has rates yet; an administrator must add one on the Rates page (/admin/rates).';
+
+/**
+ * Says when rates in force are in another currency than CURRENCY (it was changed after rates
+ * were entered): costs are computed with those figures and labelled in CURRENCY. Re-entering
+ * a tier's rates records them in CURRENCY; undefined when every tier is in it.
+ */
+export async function describeRatesInOtherCurrency(db: Db, currency: string, now: Date): Promise<string | undefined> {
+  const tiers = await ratesRepository.findTiersPricedInOtherCurrency(db, currency, now);
+  if (tiers.length === 0) return undefined;
+  const listed = tiers.map((tier) => `${tier.tier} (${tier.currency})`).join(', ');
+  return `CURRENCY is ${currency}, but the rates in force for ${listed} were entered in another currency: their figures are used as ${currency}. Save those tiers' rates again on the Rates page, or set CURRENCY back.`;
+}
 
 function buildSnapshot(
   tiers: ratesRepository.TierWithRates[],

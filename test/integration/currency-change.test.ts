@@ -1,0 +1,66 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepareDatabase } from '../../src/bootstrap.js';
+import { describeRatesInOtherCurrency } from '../../src/modules/pricing/rates.service.js';
+import { buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp, buildTestConfig } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  // Rates entered while CURRENCY was JPY; the app now runs with the default, THB.
+  await buildTiers(db, undefined, 'JPY');
+  await buildUser(db.prisma, { username: 'cfo', role: 'admin', password: 'cfo-password' });
+});
+afterAll(() => db?.drop());
+
+const WARNING_OF_ALL =
+  'CURRENCY is THB, but the rates in force for gov (JPY), mu (JPY), private (JPY) were entered in another currency';
+
+describe('CURRENCY changed after rates were entered', () => {
+  it('is logged as a warning at start-up, naming the tiers', async () => {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk, _encoding, done) {
+          lines.push(JSON.parse(String(chunk)));
+          done();
+        },
+      }),
+    );
+    await (await prepareDatabase(buildTestConfig(db.url), logger)).stop();
+    expect(lines).toEqual([expect.objectContaining({ level: 40, msg: expect.stringContaining(WARNING_OF_ALL) })]);
+    expect(await describeRatesInOtherCurrency(db.prisma, 'JPY', new Date())).toBeUndefined();
+  });
+
+  it('is shown on the rates page until each tier is saved again in CURRENCY', async () => {
+    const admin = await signInAs(buildTestApp(db), 'cfo', 'cfo-password');
+    const page = await admin.get('/admin/rates').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(
+      "The rates in force for mu (JPY), gov (JPY), private (JPY) were entered in another currency than this site's, THB",
+    );
+    await admin
+      .post('/admin/rates')
+      .type('form')
+      .send({
+        type: 'mu',
+        cpu: '0.50',
+        gpu: '12.00',
+        mem: '0.05',
+        csrf_token: await csrfTokenOf(admin, '/admin/rates'),
+      })
+      .expect(303);
+    // The same figures, now recorded in THB: a change, not "already these".
+    const saved = await admin.get('/admin/rates').set('Accept', 'text/html').expect(200);
+    expect(saved.text).toContain('Rates of mu saved');
+    expect(saved.text).toContain('The rates in force for gov (JPY), private (JPY) were entered');
+    expect(await describeRatesInOtherCurrency(db.prisma, 'THB', new Date())).toContain(
+      'the rates in force for gov (JPY), private (JPY) were entered',
+    );
+  });
+});
