@@ -9,6 +9,7 @@ import { type CsvExportLimits, createCsvExports, csvExportLimitsFor } from './ht
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
+import { jsonKeepingNumberText } from './http/lossless-json.js';
 import { rejectNulCharacters } from './http/reject-nul-characters.js';
 import { requestContext } from './http/request-context.js';
 import { createSessionMiddleware, enforceSessionLifetime, exposeFlash } from './http/session.js';
@@ -27,7 +28,7 @@ import type { Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { paymentRoutes, paymentWebhookRoutes } from './modules/payments/payments.routes.js';
 import { checkoutOrigins, createPaymentsService } from './modules/payments/payments.service.js';
-import { formulaRoutes, pricingAdminRoutes } from './modules/pricing/pricing.routes.js';
+import { formulaRoutes, pricingAdminRoutes, RATE_WRITE_PATHS } from './modules/pricing/pricing.routes.js';
 import { createRatesService } from './modules/pricing/rates.service.js';
 import { adminBillingRoutes } from './modules/receipts/admin-billing.routes.js';
 import { receiptsRoutes } from './modules/receipts/receipts.routes.js';
@@ -41,6 +42,8 @@ import { PROJECT_ROOT } from './shared/paths.js';
 
 export const VIEWS_DIR = path.join(PROJECT_ROOT, 'views');
 export const PUBLIC_DIR = path.join(PROJECT_ROOT, 'public');
+/** The largest form or JSON body a session-backed route reads. */
+const BODY_LIMIT = '100kb';
 
 type ExpressHandle = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 
@@ -166,8 +169,11 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(createSessionMiddleware(db.pool, sessionSettings));
   app.use(enforceSessionLifetime(sessionSettings));
   app.use(passport.session());
-  app.use(express.urlencoded({ extended: false, limit: '100kb' }));
-  app.use(express.json({ limit: '100kb' }));
+  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }));
+  // Rates sent as JSON numbers are judged by the digits the client typed (1e3 is refused, not
+  // read as 1000; 0.10000000000000001 is not 0.1): these routes' JSON keeps each number's text.
+  app.post(RATE_WRITE_PATHS, jsonKeepingNumberText({ limit: BODY_LIMIT }));
+  app.use(express.json({ limit: BODY_LIMIT }));
   app.use(rejectNulCharacters);
   app.post('/login', redirectSignedInFromSignIn);
   app.use(createCsrfProtection({ secret: config.sessionSecret, isSecureCookie: config.isProduction }));

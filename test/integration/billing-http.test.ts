@@ -142,6 +142,81 @@ describe('POST /formula', () => {
     expect(await db.prisma.pricingRate.count()).toBe(before);
   });
 
+  /** POSTs JSON text exactly as given: supertest would write numbers through JSON.stringify. */
+  async function postText(agent: Agent, path: string, text: string) {
+    return agent
+      .post(path)
+      .set('Accept', 'application/json')
+      .set('Content-Type', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send(text);
+  }
+
+  async function ratesOf(tier: string) {
+    const latest = await db.prisma.pricingRate.findFirstOrThrow({
+      where: { tier: { name: tier } },
+      orderBy: { id: 'desc' },
+    });
+    return {
+      id: latest.id,
+      cpu: latest.cpuPerHour.toFixed(),
+      gpu: latest.gpuPerHour.toFixed(),
+      mem: latest.memPerHour.toFixed(),
+    };
+  }
+
+  it.each([
+    ['1e3', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
+    ['1E3', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
+    ['1e-7', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
+    ['1.5E+2', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
+    ['0.0000001', 'cpu: must have at most 6 decimal places'],
+    ['0.10000000000000001', 'cpu: must have at most 6 decimal places'],
+    ['-0.5', 'cpu: must be 0 or more'],
+  ])('judges the JSON number %s by the text sent: 400, rates and audit log unchanged', async (cpu, message) => {
+    const before = await ratesOf('gov');
+    const audits = await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } });
+    for (const path of ['/formula', '/admin/rates']) {
+      const response = await postText(admin, path, `{"type":"gov","cpu":${cpu},"gpu":18,"mem":0.08}`);
+      expect(response.status, path).toBe(400);
+      expect(response.body, path).toEqual({ error: message, code: 400 });
+    }
+    expect(await ratesOf('gov')).toEqual(before);
+    expect(await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } })).toBe(audits);
+  });
+
+  it('stores a JSON number with the digits sent, and answers with them', async () => {
+    const response = await postText(
+      admin,
+      '/formula',
+      ' {\n "type" : "gov", "cpu": 0.1234, "gpu": 18.000001, "mem": 999999.999999 }',
+    );
+    expect(response.status, response.text).toBe(200);
+    expect(response.body.updated).toMatchObject({ type: 'gov', cpu: 0.1234, gpu: 18.000001, mem: 999999.999999 });
+    expect(await ratesOf('gov')).toMatchObject({ cpu: '0.1234', gpu: '18.000001', mem: '999999.999999' });
+    // Trailing zeros are the same rate: nothing new is saved.
+    const same = await postText(
+      admin,
+      '/formula',
+      '{"type":"gov","cpu":0.123400,"gpu":18.0000010,"mem":999999.999999}',
+    );
+    expect(same.body.updated).toMatchObject({ isChanged: false });
+    const back = await postText(admin, '/formula', '{"type":"gov","cpu":0.8,"gpu":18,"mem":0.08}');
+    expect(back.status).toBe(200);
+  });
+
+  it('refuses malformed JSON and a number where the tier name goes, changing nothing', async () => {
+    const before = await ratesOf('gov');
+    const malformed = await postText(admin, '/formula', '{"type":"gov","cpu":01,"gpu":18,"mem":0.08}');
+    expect(malformed.status).toBe(400);
+    expect(malformed.body).toEqual({ error: 'The request body is not valid JSON.', code: 400 });
+    const bare = await postText(admin, '/formula', '"gov"');
+    expect(bare.body).toEqual({ error: 'The request body is not valid JSON.', code: 400 });
+    const numberedTier = await postText(admin, '/formula', '{"type":5,"cpu":1,"gpu":18,"mem":0.08}');
+    expect(numberedTier.body).toEqual({ error: 'type: must be text', code: 400 });
+    expect(await ratesOf('gov')).toEqual(before);
+  });
+
   it('refuses a field it does not take, naming it, rather than applying the rates now', async () => {
     const before = await request(app).get('/formula?type=private').expect(200);
     const rateCount = await db.prisma.pricingRate.count();

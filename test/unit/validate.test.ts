@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { JsonNumberText } from '../../src/http/lossless-json.js';
 import { parseInput } from '../../src/http/validate.js';
 import { ZFormulaQuery, ZSetOverride, ZSetRates } from '../../src/modules/pricing/pricing.schema.js';
 import { ZReceiptId, ZVoidReceipt } from '../../src/modules/receipts/receipts.schema.js';
@@ -106,6 +107,32 @@ describe('parseInput says what is wrong in words people read', () => {
 
   it.each(['.', '5.', '1,5', '0x10'])('refuses the rate %s as not a number', (text) => {
     expect(messageOf(() => parseInput(ZSetRates, { type: 'mu', cpu: text, gpu: '1', mem: '1' }))).toBe(
+      'cpu: must be a number',
+    );
+  });
+
+  it.each([
+    ['1e3', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
+    ['1e-7', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
+    ['0.0000001', 'cpu: must have at most 6 decimal places'],
+    ['0.10000000000000001', 'cpu: must have at most 6 decimal places'],
+  ])('judges the JSON number %s by its text', (text, expected) => {
+    const cpu = new JsonNumberText(text);
+    expect(messageOf(() => parseInput(ZSetRates, { type: 'mu', cpu, gpu: '1', mem: '1' }))).toBe(expected);
+  });
+
+  it.each([
+    ['0.1234', '0.1234'],
+    ['0.50', '0.5'],
+    ['-0', '0'],
+    ['1000000', '1000000'],
+  ])('reads the JSON number %s as %s', (text, expected) => {
+    const cpu = new JsonNumberText(text);
+    expect(parseInput(ZSetRates, { type: 'mu', cpu, gpu: '1', mem: '1' }).cpu.toFixed()).toBe(expected);
+  });
+
+  it('refuses a rate that already went through a float, whose digits are lost', () => {
+    expect(messageOf(() => parseInput(ZSetRates, { type: 'mu', cpu: 0.5, gpu: '1', mem: '1' }))).toBe(
       'cpu: must be a number',
     );
   });

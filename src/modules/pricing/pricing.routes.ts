@@ -30,6 +30,13 @@ export function formulaRoutes(deps: { rates: RatesService }) {
   return router;
 }
 
+/**
+ * The routes that set rates. A JSON body sent to them is parsed keeping each number's text
+ * (lossless-json.ts), so ZRate judges what the client wrote; app.ts mounts that parser for
+ * these paths before the general JSON parser.
+ */
+export const RATE_WRITE_PATHS = ['/formula', '/admin/rates'];
+
 /** What was typed into one tier's form, shown back in it when the form is refused. */
 interface TypedRates {
   type: string;

@@ -1,5 +1,6 @@
 import { Prisma } from '@prisma/client';
 import { z } from 'zod';
+import { JsonNumberText } from '../../http/lossless-json.js';
 import { strictBody } from '../../http/strict-body.js';
 
 /** A rate above this per hour is a typo (an extra zero or two), not a price. */
@@ -7,15 +8,18 @@ export const MAX_RATE_PER_HOUR = 1_000_000;
 /** pricing_rates stores six decimals. */
 const RATE_DECIMALS = 6;
 
-/** A per-hour rate: a finite number (or numeric string) >= 0, at most MAX_RATE_PER_HOUR, 6 decimals. */
+/**
+ * A per-hour rate >= 0, at most MAX_RATE_PER_HOUR, with at most 6 decimals, judged by the text
+ * the client sent: a form field, a JSON string, or a JSON number as written (JsonNumberText,
+ * from the lossless parser the rates routes use). A JSON number that went through JSON.parse
+ * has lost that text (1e3 is already 1000, 0.10000000000000001 already 0.1), so a plain
+ * number is refused rather than guessed at.
+ */
 export const ZRate = z
-  .union([z.number(), z.string().trim().min(1)], { error: 'must be a number' })
-  .transform((value, ctx) => {
-    if (typeof value === 'number' && !Number.isFinite(value)) {
-      ctx.addIssue({ code: 'custom', message: 'must be a finite number' });
-      return z.NEVER;
-    }
-    const text = String(value);
+  .union([z.string().trim().min(1), z.instanceof(JsonNumberText).transform((number) => number.text)], {
+    error: 'must be a number',
+  })
+  .transform((text, ctx) => {
     // ".5" is how many people write a half; Decimal reads it as 0.5. Exponents are refused:
     // a price typed as 1e3 is far more likely a slip than a wish for 1,000 an hour.
     if (/^-?(\d+(\.\d+)?|\.\d+)e[-+]?\d+$/i.test(text)) {

@@ -1,0 +1,189 @@
+import express from 'express';
+import { BadRequestError } from '../shared/errors.js';
+
+/**
+ * A JSON number exactly as the client wrote it ("0.10", "1e3", "0.10000000000000001"). Money
+ * read from JSON must not pass through a float: JSON.parse turns 0.10000000000000001 into 0.1
+ * and 1e3 into 1000, and the text the client sent is gone before any schema can judge it.
+ */
+export class JsonNumberText {
+  constructor(readonly text: string) {}
+
+  /** So a body logged or echoed back reads as the number that was sent. */
+  toJSON(): string {
+    return this.text;
+  }
+}
+
+/** What parseJsonKeepingNumberText gives: JSON.parse's values, with every number a JsonNumberText. */
+export type LosslessJson = null | boolean | string | JsonNumberText | LosslessJson[] | { [key: string]: LosslessJson };
+
+/** The body is not JSON; `position` is the character offset where reading stopped. */
+export class JsonSyntaxError extends Error {
+  constructor(
+    reason: string,
+    readonly position: number,
+  ) {
+    super(`${reason} at position ${position}`);
+    this.name = 'JsonSyntaxError';
+  }
+}
+
+/**
+ * Deeper than any money request. Recursion this deep is still far from the stack's end, so a
+ * body of 50,000 "[" is a 400 rather than a RangeError.
+ */
+const MAX_DEPTH = 64;
+
+// RFC 8259 number grammar; sticky, so it matches at the reader's position only.
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+// A string's characters up to its closing quote: a backslash takes the next character with it.
+// JSON.parse of the whole string then checks the escapes and refuses raw control characters.
+const STRING_BODY = /[^"\\]*(?:\\[\s\S][^"\\]*)*"/y;
+const WHITESPACE = /[ \t\n\r]*/y;
+
+/**
+ * JSON.parse, but numbers come back as JsonNumberText holding their literal text. Strings
+ * (escapes included) and the structure are JSON.parse's, and so is what counts as JSON: a key
+ * given twice keeps its last value, and "__proto__" is an ordinary key, never the prototype.
+ */
+export function parseJsonKeepingNumberText(text: string): LosslessJson {
+  let position = 0;
+
+  const fail = (reason: string): never => {
+    throw new JsonSyntaxError(reason, position);
+  };
+
+  const skipWhitespace = () => {
+    WHITESPACE.lastIndex = position;
+    WHITESPACE.exec(text);
+    position = WHITESPACE.lastIndex;
+  };
+
+  const readString = (): string => {
+    const start = position;
+    STRING_BODY.lastIndex = position + 1;
+    if (!STRING_BODY.exec(text)) fail('unterminated string');
+    position = STRING_BODY.lastIndex;
+    try {
+      return JSON.parse(text.slice(start, position)) as string;
+    } catch {
+      position = start;
+      return fail('bad escape or control character in string');
+    }
+  };
+
+  const expectLiteral = <T>(word: string, value: T): T => {
+    if (!text.startsWith(word, position)) fail('unexpected token');
+    position += word.length;
+    return value;
+  };
+
+  const readValue = (depth: number): LosslessJson => {
+    skipWhitespace();
+    const next = text[position];
+    if (next === '{') return readObject(depth + 1);
+    if (next === '[') return readArray(depth + 1);
+    if (next === '"') return readString();
+    if (next === 't') return expectLiteral('true', true);
+    if (next === 'f') return expectLiteral('false', false);
+    if (next === 'n') return expectLiteral('null', null);
+    NUMBER.lastIndex = position;
+    const number = NUMBER.exec(text);
+    if (!number) return fail(next === undefined ? 'unexpected end of JSON' : 'unexpected token');
+    position = NUMBER.lastIndex;
+    return new JsonNumberText(number[0]);
+  };
+
+  const readArray = (depth: number): LosslessJson[] => {
+    if (depth > MAX_DEPTH) fail(`nested deeper than ${MAX_DEPTH} levels`);
+    position += 1;
+    const items: LosslessJson[] = [];
+    skipWhitespace();
+    if (text[position] === ']') {
+      position += 1;
+      return items;
+    }
+    for (;;) {
+      items.push(readValue(depth));
+      skipWhitespace();
+      const separator = text[position];
+      position += 1;
+      if (separator === ']') return items;
+      if (separator !== ',') {
+        position -= 1;
+        fail('expected , or ]');
+      }
+    }
+  };
+
+  const readObject = (depth: number): { [key: string]: LosslessJson } => {
+    if (depth > MAX_DEPTH) fail(`nested deeper than ${MAX_DEPTH} levels`);
+    position += 1;
+    const object: { [key: string]: LosslessJson } = {};
+    skipWhitespace();
+    if (text[position] === '}') {
+      position += 1;
+      return object;
+    }
+    for (;;) {
+      skipWhitespace();
+      if (text[position] !== '"') fail('expected a quoted key');
+      const key = readString();
+      skipWhitespace();
+      if (text[position] !== ':') fail('expected :');
+      position += 1;
+      const value = readValue(depth);
+      // As JSON.parse does: an own property even for "__proto__", which plain assignment would
+      // turn into a prototype change.
+      Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+      skipWhitespace();
+      const separator = text[position];
+      position += 1;
+      if (separator === '}') return object;
+      if (separator !== ',') {
+        position -= 1;
+        fail('expected , or }');
+      }
+    }
+  };
+
+  const value = readValue(0);
+  skipWhitespace();
+  if (position < text.length) fail('unexpected text after the JSON value');
+  return value;
+}
+
+/**
+ * Parses a JSON body keeping each number's literal text (JsonNumberText), for the routes that
+ * take money as JSON numbers; mount it for those paths before express.json, which then finds
+ * the body read and leaves it. Reading (size limit, compression, charset, 413 and 415) is
+ * body-parser's own; only the parse is ours. As with express.json, an empty body is {} and
+ * anything but an object or a list at the top is refused.
+ * Other content types pass through to the parsers after it.
+ */
+export function jsonKeepingNumberText(options: { limit: string }): express.RequestHandler[] {
+  return [
+    express.text({ type: 'application/json', limit: options.limit }),
+    (req, _res, next) => {
+      if (typeof req.body !== 'string' || !req.is('application/json')) {
+        next();
+        return;
+      }
+      if (req.body === '') {
+        req.body = {};
+        next();
+        return;
+      }
+      try {
+        // express.json's strict mode, which every other JSON route has: an object or a list.
+        if (!/^[ \t\n\r]*[[{]/.test(req.body)) throw new JsonSyntaxError('not an object or a list', 0);
+        req.body = parseJsonKeepingNumberText(req.body);
+        next();
+      } catch (error) {
+        if (!(error instanceof JsonSyntaxError)) throw error;
+        next(new BadRequestError('The request body is not valid JSON.'));
+      }
+    },
+  ];
+}
