@@ -33,6 +33,7 @@ export const VIEW_LOCALS = [
   'firstPageLink',
   'form',
   'freshness',
+  'hasAmountDue',
   'isAdminView',
   'isFinal',
   'isPaymentHeld',

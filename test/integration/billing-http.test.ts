@@ -909,13 +909,15 @@ describe('receipts over HTTP', () => {
     await buildJobs(db, [
       { user: 'alice', end: '2025-08-20T03:00:00Z' },
       { user: 'bob', end: '2025-08-21T03:00:00Z' },
+      // Cancelled before it ran: its receipt totals 0.00.
+      { user: 'trent', end: '2025-08-21T03:00:00Z', totalCpuSec: '0', stepMemGbHours: '0', elapsedSec: 0 },
     ]);
     const token = await csrfTokenOf(admin, '/admin/receipts');
     const run = await admin.post('/admin/month-end').type('form').send({ before: '2025-08-31', csrf_token: token });
     expect(run.status).toBe(303);
     const page = await html(admin, '/admin/receipts').expect(200);
     expect(page.text).toMatch(
-      /Month-end run up to 2025-08-31: 2 receipts created, total \d{1,3}(,\d{3})*\.\d{2} THB\./,
+      /Month-end run up to 2025-08-31: 3 receipts created, total \d{1,3}(,\d{3})*\.\d{2} THB\. 1 of them total 0 and is settled as no charge\./,
     );
     const second = await admin
       .post('/admin/month-end')
@@ -926,7 +928,11 @@ describe('receipts over HTTP', () => {
     await admin.post('/admin/month-end').type('form').send({ before: '2025-08-31', csrf_token: token }).expect(303);
     const again = await html(admin, '/admin/receipts').expect(200);
     expect(again.text).toContain('Month-end run up to 2025-08-31: nothing to bill, no receipt created.');
-    expect(await db.prisma.receipt.count({ where: { scope: 'admin' } })).toBe(2);
+    expect(await db.prisma.receipt.count({ where: { scope: 'admin' } })).toBe(3);
+    expect(await db.prisma.receipt.findFirst({ where: { username: 'trent' } })).toMatchObject({
+      status: 'paid',
+      paymentMethod: 'no_charge',
+    });
   });
 });
 

@@ -1385,6 +1385,98 @@ describe('paying a receipt again while one of its payments is held for review', 
   });
 });
 
+describe('a receipt of 0.00: nothing to pay online', () => {
+  let app: ReturnType<typeof buildTestApp>;
+  beforeAll(() => {
+    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  });
+
+  /** POST start as a form and as JSON: both refused with `message`, and no payment row or audit entry made. */
+  async function expectStartRefused(agent: Agent, receiptId: number, message: string) {
+    const token = await csrfTokenOf(agent);
+    const form = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: token });
+    expect(form.status).toBe(409);
+    expect(form.text).toContain(message);
+    const json = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({});
+    expect(json.status).toBe(409);
+    expect(json.body).toEqual({ error: message, code: 409 });
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(0);
+    expect(await db.prisma.auditLog.count({ where: { action: 'payment.start', target: `receipt:${receiptId}` } })).toBe(
+      0,
+    );
+  }
+
+  it('is made as the record of its jobs and settled at once: paid, "no charge", no Pay button, start refused', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(app, '0');
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt).toMatchObject({ status: 'paid', paymentMethod: 'no_charge', txRef: null });
+    expect(receipt.total.toFixed()).toBe('0');
+    expect(receipt.paidAt).not.toBeNull();
+    expect(await db.prisma.receiptItem.count({ where: { receiptId } })).toBe(1);
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'receipt.create', target: `receipt:${receiptId}` },
+    });
+    expect(audit.details).toMatchObject({ total: '0', items: 1, settled: 'no_charge' });
+
+    const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('>paid</span>');
+    expect(page.text).toContain('· no charge');
+    expect(page.text).not.toContain(`action="/payments/receipt/${receiptId}/start"`);
+    expect(page.text).not.toContain('online</button>');
+    await expectStartRefused(agent, receiptId, `Receipt #${receiptId} is paid; there is nothing to pay.`);
+  });
+
+  it('a pending one made before that rule has no Pay button, refuses a start, and an admin can close it by hand', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(app, '0');
+    // As such a receipt was left by the code before: pending, with nothing to pay.
+    await db.prisma.receipt.update({
+      where: { id: receiptId },
+      data: { status: 'pending', paidAt: null, paymentMethod: null },
+    });
+
+    const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('This receipt totals 0.00 THB: there is nothing to pay.');
+    expect(page.text).not.toContain(`action="/payments/receipt/${receiptId}/start"`);
+    const confirm = await agent.get(`/payments/receipt/${receiptId}/start`).set('Accept', 'text/html').expect(200);
+    expect(confirm.text).toContain('This receipt totals 0.00 THB; there is nothing to pay.');
+    expect(confirm.text).not.toContain(`action="/payments/receipt/${receiptId}/start"`);
+    const thanks = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(thanks.text).not.toContain(`action="/payments/receipt/${receiptId}/start"`);
+    await expectStartRefused(agent, receiptId, `Receipt #${receiptId} totals 0.00 THB; there is nothing to pay.`);
+
+    const admin = await signInAdmin(app);
+    const adminPage = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(adminPage.text).toContain('Mark it paid with the method "other" to close it.');
+    const marked = await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ method: 'other', tx_ref: 'no charge' });
+    expect(marked.status, marked.text).toBe(200);
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toMatchObject({
+      status: 'paid',
+      paymentMethod: 'other',
+    });
+  });
+
+  it('a receipt with something to pay is still pending with its Pay button', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(app, '36');
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt.status).toBe('pending');
+    expect(receipt.total.toFixed()).toBe('0.01');
+    const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('Pay 0.01 THB online');
+  });
+});
+
 describe('a payment start that never got its checkout (the process died in between)', () => {
   /** A clock the app reads; tests move it past the grace period. */
   const clock = { offsetMs: 0 };

@@ -374,6 +374,38 @@ describe('month-end run', () => {
     expect(await db.prisma.receipt.count()).toBe(3);
   });
 
+  it('settles a receipt whose jobs all cost 0 as it makes it, and leaves the others pending', async () => {
+    const { receipts } = buildServices();
+    // Cancelled before it ran: no CPU, memory or GPU time, so it costs 0 at any rate.
+    const noCost = { totalCpuSec: '0', stepMemGbHours: '0', elapsedSec: 0, state: 'CANCELLED' };
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-08-30T00:00:00Z' },
+      { user: 'alice', end: '2025-08-30T01:00:00Z', ...noCost },
+      { user: 'trent', end: '2025-08-30T00:00:00Z', ...noCost },
+      { user: 'trent', end: '2025-08-30T01:00:00Z', ...noCost },
+    ]);
+
+    const run = await receipts.runMonthEnd(ADMIN, '2025-08-31');
+
+    expect(run.receipts.map((receipt) => [receipt.username, receipt.total.toFixed(2), receipt.status])).toEqual([
+      ['alice', '1.20', 'pending'],
+      ['trent', '0.00', 'paid'],
+    ]);
+    const trent = await db.prisma.receipt.findFirstOrThrow({ where: { username: 'trent' }, include: { items: true } });
+    expect(trent).toMatchObject({ status: 'paid', paymentMethod: 'no_charge', txRef: null, paidAt: NOW });
+    expect(trent.items).toHaveLength(2);
+    const alice = await db.prisma.receipt.findFirstOrThrow({ where: { username: 'alice' } });
+    expect(alice).toMatchObject({ status: 'pending', paymentMethod: null, paidAt: null });
+    // The jobs are billed: nothing is left for the next run or for trent's own receipt.
+    await expect(receipts.createForUser({ username: 'trent' }, '2025-08-31', as('trent'))).rejects.toThrow(
+      NothingToBillError,
+    );
+    expect((await receipts.runMonthEnd(ADMIN, '2025-08-31')).receiptCount).toBe(0);
+    // Voided like any paid receipt: its jobs go back to billing, and no payment is held.
+    const voided = await receipts.voidReceipt(ADMIN, trent.id, { reason: 'wrong project' });
+    expect(voided).toMatchObject({ previousStatus: 'paid', releasedJobs: 2, heldPaymentId: null });
+  });
+
   it('stops at an unexpected error once the receipts in flight are done; a second run bills the rest', async () => {
     const { receipts } = buildServices();
     const users = ['m1', 'm2', 'm3', 'm4-doomed', 'm5', 'm6', 'm7'];

@@ -6,6 +6,11 @@ export function fromMinorUnits(amountMinor: bigint, currency: string): Prisma.De
   return new Prisma.Decimal(amountMinor.toString()).div(new Prisma.Decimal(10).pow(minorUnitDigits(currency)));
 }
 
+/** Whether a receipt asks for money: one of 0.00 has nothing to pay (docs/payments.md). */
+export function hasAmountDue(receipt: { total: Prisma.Decimal }): boolean {
+  return receipt.total.greaterThan(0);
+}
+
 /** A payment's due and received money as pages show them. */
 export interface PaymentMoney {
   /** The amount due (the receipt's total when the payment started). */

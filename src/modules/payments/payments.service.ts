@@ -12,7 +12,7 @@ import { minorUnitDigits } from '../pricing/pricing.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
 import { markReceiptPaidIn } from '../receipts/receipts.service.js';
 import { createDummyProvider, signDummyWebhook } from './dummy.provider.js';
-import { fromMinorUnits, paymentMoneyOf } from './payment-money.js';
+import { fromMinorUnits, hasAmountDue, paymentMoneyOf } from './payment-money.js';
 import {
   KNOWN_EVENT_TYPES,
   type PaymentEvent,
@@ -191,6 +191,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const receipt = await requireOwnReceipt(username, receiptId);
     if (receipt.status !== 'pending')
       throw new ConflictError(`Receipt #${receiptId} is ${receipt.status}; there is nothing to pay.`);
+    // A receipt of 0.00 is settled when it is made; one from before that rule stays pending, and
+    // a checkout for it would be a payment of nothing (Stripe refuses amounts under its minimum).
+    if (!hasAmountDue(receipt)) {
+      throw new ConflictError(
+        `Receipt #${receiptId} totals ${describeMinorUnits(0n, receipt.currency)}; there is nothing to pay.`,
+        { receiptId },
+      );
+    }
     // Money already arrived for this receipt and an admin has not decided what it pays for:
     // a second payment now would most likely take the same amount twice.
     if (await paymentsRepository.hasPaymentInReview(prisma, receiptId))
@@ -467,7 +475,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const isStartAbandoned = payment !== null && isAbandonedStart(payment, now());
     const isFinal =
       receipt.status !== 'pending' || (payment !== null && payment.status !== 'pending') || isStartAbandoned;
-    return { receipt, payment, isFinal, isPaymentHeld, isStartAbandoned };
+    return { receipt, payment, isFinal, isPaymentHeld, isStartAbandoned, hasAmountDue: hasAmountDue(receipt) };
   }
 
   /** The dummy provider's hosted page: the payment, for its owner only. */

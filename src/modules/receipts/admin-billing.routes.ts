@@ -183,6 +183,7 @@ export function adminBillingRoutes(deps: {
         ok: true,
         before: result.before,
         receiptCount: result.receiptCount,
+        noChargeCount: result.noChargeCount,
         totals: result.totals.map((total) => ({ currency: total.currency, total: total.total.toFixed() })),
         skipped: result.skipped,
       });
@@ -194,6 +195,10 @@ export function adminBillingRoutes(deps: {
         totals.length > 0
           ? `${result.receiptCount} receipt${result.receiptCount === 1 ? '' : 's'} created, total ${totals.join(', ')}.`
           : 'nothing to bill, no receipt created.'
+      }${
+        result.noChargeCount > 0
+          ? ` ${result.noChargeCount} of them total 0 and ${result.noChargeCount === 1 ? 'is' : 'are'} settled as no charge.`
+          : ''
       }${result.skipped.length > 0 ? ` ${result.skipped.length} user(s) skipped (billed meanwhile).` : ''}`,
     };
     res.redirect(303, '/admin/receipts');

@@ -6,7 +6,7 @@ import { AppError, BadRequestError, ConflictError, isUniqueViolation, NotFoundEr
 import { endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { fromMinorUnits, paymentMoneyOf } from '../payments/payment-money.js';
+import { fromMinorUnits, hasAmountDue, paymentMoneyOf } from '../payments/payment-money.js';
 import * as paymentsRepository from '../payments/payments.repository.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
@@ -50,6 +50,12 @@ export const RECEIPT_ITEMS_CSV_COLUMNS = [
   'cost',
   'currency',
 ] as const;
+/**
+ * The payment method of a receipt whose total is 0: it is settled as it is made, since nothing
+ * is owed (docs/billing.md, "A receipt of 0.00"). Not one of PAYMENT_METHODS: an admin marking a
+ * receipt paid names how money came in.
+ */
+export const NO_CHARGE_METHOD = 'no_charge';
 /** Users billed at the same time by the month-end run. */
 const MONTH_END_CONCURRENCY = 2;
 
@@ -199,14 +205,43 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           // concurrent receipt may have billed the jobs in between.
           if (!created) throw new NothingToBillError(before);
           const { total, itemCount } = created;
+          // Every job cost 0 (cancelled before it ran, or a tier priced at 0): the receipt is still
+          // made, as the record that these jobs were billed and at which rates, or they would wait
+          // in the billing queue, and the month-end would skip their user, for ever. But nothing is
+          // owed, so it is settled now, as billing systems close a zero invoice: a pending 0.00
+          // receipt would offer a payment no provider takes and sit in finance's open list.
+          const isNoCharge = total.isZero();
+          if (isNoCharge) {
+            await receiptsRepository.transitionReceipt(tx, created.id, ['pending'], {
+              status: 'paid',
+              paidAt: lockedAt,
+              paymentMethod: NO_CHARGE_METHOD,
+              txRef: null,
+            });
+          }
           await appendAudit(tx, {
             ...actor,
             action: 'receipt.create',
             target: `receipt:${created.id}`,
             status: 'ok',
-            details: { username, before, scope, items: itemCount, total: total.toFixed(), tier: tier.tier },
+            details: {
+              username,
+              before,
+              scope,
+              items: itemCount,
+              total: total.toFixed(),
+              tier: tier.tier,
+              ...(isNoCharge ? { settled: NO_CHARGE_METHOD } : {}),
+            },
           });
-          return { id: created.id, username, total, currency: tier.rates.currency, itemCount };
+          return {
+            id: created.id,
+            username,
+            total,
+            currency: tier.rates.currency,
+            itemCount,
+            status: isNoCharge ? ('paid' as const) : ('pending' as const),
+          };
         },
         // A month of a busy user's jobs is thousands of rows; the default 5 s is for small writes.
         { timeout: 60_000, maxWait: 10_000 },
@@ -244,7 +279,15 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     await receiptsRepository.requeueMissedJobs(db);
     const usernames = await receiptsRepository.findUsersWithUnbilledJobs(db, cutoff);
     type Outcome =
-      | { created: { id: number; username: string; total: Prisma.Decimal; currency: string } }
+      | {
+          created: {
+            id: number;
+            username: string;
+            total: Prisma.Decimal;
+            currency: string;
+            status: 'pending' | 'paid';
+          };
+        }
       | { skipped: { username: string; reason: string } };
     const outcomes: Outcome[] = [];
     let failure: { error: unknown } | undefined;
@@ -276,6 +319,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return {
       before,
       receiptCount: created.length,
+      /** Receipts of 0.00, settled as they were made (NO_CHARGE_METHOD); counted in receiptCount too. */
+      noChargeCount: created.filter((receipt) => receipt.status === 'paid').length,
       totals: [...totals].map(([currency, total]) => ({ currency, total })),
       receipts: created,
       skipped,
@@ -446,6 +491,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     ]);
     return {
       receipt,
+      // A pending receipt of 0.00 (made before such receipts were settled at once) has no Pay button.
+      hasAmountDue: hasAmountDue(receipt),
       items,
       isPaymentHeld,
       paidOnline,
