@@ -159,8 +159,8 @@ export function parseJsonKeepingNumberText(text: string): LosslessJson {
  * take money as JSON numbers; mount it for those paths before express.json, which then finds
  * the body read and leaves it. Reading (size limit, compression, charset, 413 and 415) is
  * body-parser's own; only the parse is ours. As with express.json, an empty body is {} and
- * anything but an object or a list at the top is refused.
- * Other content types pass through to the parsers after it.
+ * anything but an object or a list at the top is refused. Other content types (a form) pass
+ * through to the parsers after it.
  */
 export function jsonKeepingNumberText(options: { limit: string }): express.RequestHandler[] {
   return [
