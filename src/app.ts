@@ -113,11 +113,11 @@ export function createApp(deps: AppDeps): express.Express {
         'frame-ancestors': ["'none'"],
         // Paying online submits a form that redirects to the provider's hosted checkout.
         'form-action': ["'self'", ...checkoutOrigins(config.payments)],
-        'upgrade-insecure-requests': config.isProduction ? [] : null,
+        'upgrade-insecure-requests': config.isHttpsRequired ? [] : null,
       },
     },
     referrerPolicy: { policy: 'same-origin' },
-    strictTransportSecurity: config.isProduction,
+    strictTransportSecurity: config.isHttpsRequired,
   });
   app.use(securityHeaders);
   app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.isProduction ? '1d' : 0, index: false }));
@@ -159,7 +159,7 @@ export function createApp(deps: AppDeps): express.Express {
   // Everything below is session-backed: signed in via passport, CSRF-checked.
   const sessionSettings = {
     secret: config.sessionSecret,
-    isSecureCookie: config.isProduction,
+    isSecureCookie: config.isHttpsRequired,
     idleSec: config.auth.sessionIdleSec,
     absoluteSec: config.auth.sessionAbsoluteSec,
     now,
@@ -176,7 +176,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.json({ limit: BODY_LIMIT }));
   app.use(rejectNulCharacters);
   app.post('/login', redirectSignedInFromSignIn);
-  app.use(createCsrfProtection({ secret: config.sessionSecret, isSecureCookie: config.isProduction }));
+  app.use(createCsrfProtection({ secret: config.sessionSecret, isSecureCookie: config.isHttpsRequired }));
   app.use(exposeFlash);
   app.use((req, res, next) => {
     // Pages behind a session hold someone's data and a CSRF token: after signing out, Back
@@ -192,7 +192,7 @@ export function createApp(deps: AppDeps): express.Express {
     if (req.user) return res.redirect(302, req.user.role === 'admin' ? '/admin' : '/me');
     res.render('home', { title: 'HPC Billing' });
   });
-  app.use(authRoutes({ db, passport, now }));
+  app.use(authRoutes({ db, passport, now, isHttpsRequired: config.isHttpsRequired }));
   app.use(usersRoutes({ db: db.prisma, guards, auth: authDeps, passport }));
   app.use(
     auditRoutes({
@@ -267,6 +267,6 @@ export function createApp(deps: AppDeps): express.Express {
   );
 
   app.use(notFoundHandler);
-  app.use(errorHandler(logger));
+  app.use(errorHandler(logger, { isHttpsRequired: config.isHttpsRequired }));
   return app;
 }

@@ -4,6 +4,7 @@ import { type PreparedDatabase, prepareDatabase } from './bootstrap.js';
 import { type AppConfig, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { closeGracefully, listen } from './http/lifecycle.js';
+import { warnAboutPlainHttp } from './http/plain-http.js';
 import {
   createThrottlePruner,
   onThrottlePrunerAssigned,
@@ -110,6 +111,7 @@ async function main() {
 
   warnIfTransparentHugePagesOff(logger, await readTransparentHugePagesMode());
   warnIfMetricsPublic(logger, config);
+  warnAboutPlainHttp(logger, config);
   const database = await prepareDatabase(config, logger);
   if (config.webConcurrency === 1) {
     const stopWorker = await runWorker(config, database.databaseUrl, logger);

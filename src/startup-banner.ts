@@ -4,7 +4,10 @@ import { DEMO_LOGINS } from './modules/demo/demo.service.js';
 
 /** What `npm start` prints once it serves: where, which database, and how to sign in to the demo. */
 export function formatStartupBanner(
-  config: Pick<AppConfig, 'host' | 'port' | 'publicBaseUrl' | 'dataDir' | 'shouldSeedDemo' | 'isProduction'>,
+  config: Pick<
+    AppConfig,
+    'host' | 'port' | 'publicBaseUrl' | 'dataDir' | 'shouldSeedDemo' | 'isProduction' | 'isHttpsRequired' | 'trustProxy'
+  >,
   database: Pick<PreparedDatabase, 'databaseUrl' | 'isEmbedded' | 'demo'>,
 ): string {
   const isEveryInterface = config.host === '0.0.0.0' || config.host === '::';
@@ -16,6 +19,12 @@ export function formatStartupBanner(
       : `HPC Billing is listening on http://${config.host}:${config.port}`,
   ];
   if (config.publicBaseUrl) lines.push(`  public address: ${config.publicBaseUrl}`);
+  if (config.isHttpsRequired && config.trustProxy === false) {
+    // The address above is plain HTTP, where a Secure session cookie is never set.
+    lines.push(
+      '  sign-in needs HTTPS: serve it through a TLS proxy named in TRUST_PROXY (REQUIRE_HTTPS=0 for a trial over plain HTTP)',
+    );
+  }
   if (database.isEmbedded) {
     lines.push(`  database: embedded PostgreSQL under ${config.dataDir}`);
     // The port is new on every start and the password lives in the code, so the CLIs that

@@ -5,19 +5,33 @@ import { zWholeNumber } from '../shared/whole-number.js';
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off', '']);
 
+/** Reads 1/true/yes/on or 0/false/no/off (any case); anything else is an issue. */
+function readFlag(value: string, ctx: z.RefinementCtx): boolean {
+  const word = value.trim().toLowerCase();
+  if (TRUE_WORDS.has(word)) return true;
+  if (FALSE_WORDS.has(word)) return false;
+  ctx.addIssue({ code: 'custom', message: `expected 1/0, true/false, yes/no or on/off, got "${value}"` });
+  return z.NEVER;
+}
+
 /** An environment flag: 1/true/yes/on or 0/false/no/off, nothing else. */
 export const zFlag = (fallback: boolean) =>
   z
     .string()
     .optional()
-    .transform((value, ctx) => {
-      if (value === undefined) return fallback;
-      const word = value.trim().toLowerCase();
-      if (TRUE_WORDS.has(word)) return true;
-      if (FALSE_WORDS.has(word)) return false;
-      ctx.addIssue({ code: 'custom', message: `expected 1/0, true/false, yes/no or on/off, got "${value}"` });
-      return z.NEVER;
-    });
+    .transform((value, ctx) => (value === undefined ? fallback : readFlag(value, ctx)));
+
+/**
+ * A flag whose default depends on other settings: unset or empty is undefined (not false, as
+ * for zFlag), so an empty line in an env file cannot switch off a secure default.
+ */
+const zFlagOrDefault = z.preprocess(
+  (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => (value === undefined ? undefined : readFlag(value, ctx))),
+);
 
 /** A whole number in plain digits; unset or empty takes the default. */
 const zInt = (fallback: number, min: number, max: number) =>
@@ -100,6 +114,7 @@ export const ZEnv = z
     METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     TRUST_PROXY: zTrustProxy,
+    REQUIRE_HTTPS: zFlagOrDefault,
     WEB_CONCURRENCY: zInt(1, 1, 64),
     SHUTDOWN_TIMEOUT_MS: zInt(10_000, 100, 600_000),
     READY_TIMEOUT_MS: zInt(1_000, 50, 60_000),

@@ -21,6 +21,11 @@ export interface AppConfig {
   metrics: { isEnabled: boolean; hasProcessMetrics: boolean; token: string | undefined };
   logLevel: TEnv['LOG_LEVEL'];
   trustProxy: boolean | number | string[];
+  /**
+   * Secure cookies, HSTS and the CSP's upgrade-insecure-requests, and sign-in refused over plain
+   * HTTP (as Express sees the request through trustProxy). REQUIRE_HTTPS; on in production.
+   */
+  isHttpsRequired: boolean;
   webConcurrency: number;
   shutdownTimeoutMs: number;
   readyTimeoutMs: number;
@@ -126,6 +131,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     metrics: { isEnabled: env.METRICS_ENABLED, hasProcessMetrics: env.METRICS_PROCESS, token: env.METRICS_TOKEN },
     logLevel: env.LOG_LEVEL,
     trustProxy: env.TRUST_PROXY,
+    isHttpsRequired: env.REQUIRE_HTTPS ?? isProduction,
     webConcurrency: env.WEB_CONCURRENCY,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     readyTimeoutMs: env.READY_TIMEOUT_MS,

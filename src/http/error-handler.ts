@@ -8,6 +8,7 @@ import {
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { isCsrfError } from './csrf.js';
+import { isPlainHttpRefused, PLAIN_HTTP_SIGN_IN_MESSAGE } from './plain-http.js';
 import { hasSessionEndedOn } from './session.js';
 
 /** Browsers ask for HTML explicitly; API clients, curl and fetch get JSON. */
@@ -30,9 +31,23 @@ interface BodyParserError {
   expose?: boolean;
 }
 
+export interface ErrorHandlerOptions {
+  /** REQUIRE_HTTPS: a form refused over plain HTTP is then explained as that. */
+  isHttpsRequired?: boolean;
+}
+
 /** Maps anything thrown into a status and a message safe to show. */
-function describe(error: unknown, req: Request): { status: number; message: string; isExpected: boolean } {
+function describe(
+  error: unknown,
+  req: Request,
+  options: ErrorHandlerOptions,
+): { status: number; message: string; isExpected: boolean } {
   if (error instanceof AppError) return { status: error.status, message: error.message, isExpected: true };
+  if (isCsrfError(error) && isPlainHttpRefused(req, options.isHttpsRequired ?? false)) {
+    // The visitor's CSRF cookie is Secure: a client that keeps Secure cookies off plain HTTP
+    // (curl or a browser on any host but localhost) never sends it back, so every form fails here.
+    return { status: 403, message: PLAIN_HTTP_SIGN_IN_MESSAGE, isExpected: true };
+  }
   if (isCsrfError(error) && hasSessionEndedOn(req)) {
     return {
       status: 403,
@@ -85,9 +100,9 @@ function describe(error: unknown, req: Request): { status: number; message: stri
 }
 
 /** The one error path: an HTML page or `{error, code}` JSON; unknown errors are logged with the request id. */
-export function errorHandler(logger: Logger): ErrorRequestHandler {
+export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}): ErrorRequestHandler {
   return (error, req, res, next) => {
-    const { status, message, isExpected } = describe(error, req);
+    const { status, message, isExpected } = describe(error, req, options);
     if (!isExpected) {
       const summary = status === 503 ? 'database unavailable' : 'unhandled error';
       logger.error({ err: error, reqId: req.id, method: req.method, path: req.path }, summary);

@@ -120,6 +120,27 @@ describe('loadConfig', () => {
   });
 
   it.each([
+    ['development', undefined, false],
+    ['production', undefined, true],
+    ['production', '', true],
+    ['production', '  ', true],
+    ['production', '0', false],
+    ['production', 'off', false],
+    ['development', '1', true],
+    ['development', 'yes', true],
+  ])('in %s, REQUIRE_HTTPS=%j requires HTTPS: %s', (appEnv, value, expected) => {
+    const production = { SESSION_SECRET: 'x'.repeat(40), DATABASE_URL: 'postgresql://db/billing' };
+    const env = { APP_ENV: appEnv, ...production, ...(value === undefined ? {} : { REQUIRE_HTTPS: value }) };
+    expect(loadConfig(env).isHttpsRequired).toBe(expected);
+  });
+
+  it('refuses a REQUIRE_HTTPS that is not a flag, rather than guessing', () => {
+    expect(problemsOf({ REQUIRE_HTTPS: 'maybe' })).toEqual([
+      'REQUIRE_HTTPS: expected 1/0, true/false, yes/no or on/off, got "maybe"',
+    ]);
+  });
+
+  it.each([
     ['0', false],
     ['off', false],
     ['yes', true],

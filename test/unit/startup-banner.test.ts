@@ -9,7 +9,11 @@ const config = {
   dataDir: '/srv/app/.data',
   shouldSeedDemo: true,
   isProduction: false,
+  isHttpsRequired: false,
+  trustProxy: false as boolean | number | string[],
 };
+// Production as deployed: HTTPS required, behind a TLS proxy the app trusts.
+const production = { ...config, isProduction: true, shouldSeedDemo: false, isHttpsRequired: true, trustProxy: 1 };
 const seeded = { isSeeded: true, sacctFile: '/srv/app/.data/demo/sacct-demo.psv', jobCount: 3000 };
 
 describe('start-up banner', () => {
@@ -32,8 +36,10 @@ describe('start-up banner', () => {
     ['::', 'HPC Billing is listening on port 8000 of every interface (::; http://localhost:8000 from this machine)'],
     ['10.1.2.3', 'HPC Billing is listening on http://10.1.2.3:8000'],
   ])('says what listening on %s means', (host, firstLine) => {
-    const production = { ...config, host, isProduction: true, shouldSeedDemo: false };
-    const banner = formatStartupBanner(production, { databaseUrl: '', isEmbedded: false, demo: undefined });
+    const banner = formatStartupBanner(
+      { ...production, host },
+      { databaseUrl: '', isEmbedded: false, demo: undefined },
+    );
     expect(banner.split('\n')).toEqual([firstLine]);
   });
 
@@ -53,10 +59,19 @@ describe('start-up banner', () => {
       'postgresql://billing:s3cret@db:5432/billing',
       false,
     ],
-    ['production', { ...config, isProduction: true, shouldSeedDemo: false }, EMBEDDED_URL, true],
+    ['production', production, EMBEDDED_URL, true],
   ])('never shows the database URL for %s', (_label, settings, databaseUrl, isEmbedded) => {
     const banner = formatStartupBanner(settings, { databaseUrl, isEmbedded, demo: undefined });
     expect(banner).not.toContain(databaseUrl);
     expect(banner).not.toContain('DATABASE_URL');
+  });
+
+  it('says that sign-in needs HTTPS when it is required and no proxy is trusted to say so', () => {
+    const direct = { ...production, host: '0.0.0.0', trustProxy: false };
+    const banner = formatStartupBanner(direct, { databaseUrl: '', isEmbedded: false, demo: undefined });
+    expect(banner.split('\n')).toEqual([
+      'HPC Billing is listening on port 8000 of every interface (0.0.0.0; http://localhost:8000 from this machine)',
+      '  sign-in needs HTTPS: serve it through a TLS proxy named in TRUST_PROXY (REQUIRE_HTTPS=0 for a trial over plain HTTP)',
+    ]);
   });
 });

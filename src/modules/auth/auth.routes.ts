@@ -1,6 +1,7 @@
 import { type Request, type RequestHandler, type Response, Router } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
+import { isPlainHttpRefused, PLAIN_HTTP_SIGN_IN_MESSAGE } from '../../http/plain-http.js';
 import { SESSION_COOKIE } from '../../http/session.js';
 import { formatTimeLeft, recordSignOut, type SessionUser, type SignInResult, toSafeNextPath } from './auth.service.js';
 import { type createPassport, signInOnNewSession } from './passport.js';
@@ -11,11 +12,12 @@ function homeOf(user: SessionUser): string {
   return user.role === 'admin' ? '/admin' : '/me';
 }
 
-function renderLogin(req: Request, res: Response, view: { error?: string; username?: string }) {
+function renderLogin(req: Request, res: Response, view: { error?: string; notice?: string; username?: string }) {
   res.set('Cache-Control', 'no-store');
   res.render('auth/login', {
     title: 'Sign in',
     error: view.error,
+    notice: view.notice,
     username: view.username ?? '',
     next: toSafeNextPath(req.body?.next ?? req.query.next) ?? '',
   });
@@ -36,16 +38,27 @@ export function authRoutes(deps: {
   db: Database;
   passport: ReturnType<typeof createPassport>;
   now: () => Date;
+  /** REQUIRE_HTTPS: sign-in over plain HTTP is refused, since its session cookie would never be set. */
+  isHttpsRequired: boolean;
 }): Router {
   const router = Router();
 
   router.get('/login', (req, res) => {
     if (req.user) return res.redirect(302, toSafeNextPath(req.query.next) ?? homeOf(req.user));
-    renderLogin(req, res, {});
+    // Said before anyone types a password: the form cannot work over this connection.
+    renderLogin(req, res, {
+      notice: isPlainHttpRefused(req, deps.isHttpsRequired) ? PLAIN_HTTP_SIGN_IN_MESSAGE : undefined,
+    });
   });
 
   router.post('/login', (req, res, next) => {
     const username = typeof req.body?.username === 'string' ? req.body.username.slice(0, 64) : '';
+    if (isPlainHttpRefused(req, deps.isHttpsRequired)) {
+      // Refused before the password is checked: the attempt is not counted against the lockout,
+      // audited as a sign-in, nor given a session row that no cookie would ever point to.
+      res.status(403);
+      return renderLogin(req, res, { error: PLAIN_HTTP_SIGN_IN_MESSAGE, username });
+    }
     deps.passport.authenticate('local', (error: unknown, user: SessionUser | false, info?: SignInResult) => {
       if (error) return next(error);
       if (!user) {
