@@ -12,6 +12,9 @@ const USAGE = `Usage:
   npm run user:passwd -- --username NAME [--password-stdin]
   npm run user:disable -- --username NAME [--enable]
 
+Compiled (npm run build; the Docker image has no tsx): npm run user:create:prod -- ... and so on, or
+  node dist/src/cli/user.cli.js create|passwd|disable --username NAME ...
+
 Without --password-stdin you are asked for a password on a terminal (empty: generate one);
 with no terminal a password is generated and printed once.`;
 

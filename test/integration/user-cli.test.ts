@@ -5,6 +5,7 @@ import { prepareDatabase } from '../../src/bootstrap.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
+import { runToExit } from '../support/run-to-exit.js';
 import { signInAs } from '../support/sign-in.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp, buildTestConfig } from '../support/test-app.js';
@@ -16,11 +17,26 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-function runUserCli(args: string[], stdin: string): Promise<{ code: number | null; output: string }> {
+/** The user CLI from source, as `npm run user:*` runs it (through tsx). */
+const FROM_SOURCE = [process.execPath, '--import', 'tsx', 'src/cli/user.cli.ts'];
+
+function runCli(
+  command: string[],
+  args: string[],
+  stdin: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/user.cli.ts', ...args], {
+    const [file, ...prefix] = command as [string, ...string[]];
+    const child = spawn(file, [...prefix, ...args], {
       cwd: PROJECT_ROOT,
-      env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, LOG_LEVEL: 'warn' },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        DATABASE_URL: db.url,
+        LOG_LEVEL: 'warn',
+        ...env,
+      },
     });
     let output = '';
     child.stdout.on('data', (chunk) => {
@@ -33,6 +49,8 @@ function runUserCli(args: string[], stdin: string): Promise<{ code: number | nul
     child.on('exit', (code) => resolve({ code, output }));
   });
 }
+
+const runUserCli = (args: string[], stdin: string) => runCli(FROM_SOURCE, args, stdin);
 
 describe('npm run user:*', () => {
   it('creates an admin from a password on stdin, changes it, and disables the account', async () => {
@@ -124,4 +142,31 @@ describe('ADMIN_USERNAME / ADMIN_PASSWORD', () => {
     expect(await db.prisma.slurmJob.count()).toBe(0);
     await signInAs(buildTestApp(db), 'bootadmin', 'bootstrap-password');
   });
+});
+
+describe('the compiled user CLI (the Docker image has no tsx)', () => {
+  it('creates an admin with node dist/src/cli/user.cli.js and changes the password with npm run user:passwd:prod', async () => {
+    const build = await runToExit(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
+      cwd: PROJECT_ROOT,
+    });
+    expect(build, 'npm run build').toMatchObject({ code: 0 });
+    // The container's environment: production, so its configuration is checked as the app's is.
+    const image = { APP_ENV: 'production', SESSION_SECRET: 'x'.repeat(40) };
+    const compiled = [process.execPath, 'dist/src/cli/user.cli.js'];
+    const created = await runCli(
+      compiled,
+      ['create', '--username', 'imageadmin', '--role', 'admin', '--password-stdin'],
+      'image-password-1\n',
+      image,
+    );
+    expect(created).toEqual({ code: 0, output: 'Created admin imageadmin.\n' });
+    const changed = await runCli(
+      ['npm', 'run', '--silent', 'user:passwd:prod', '--'],
+      ['--username', 'imageadmin', '--password-stdin'],
+      'image-password-2\n',
+      image,
+    );
+    expect(changed).toEqual({ code: 0, output: 'Password of imageadmin changed.\n' });
+    await signInAs(buildTestApp(db), 'imageadmin', 'image-password-2');
+  }, 120_000);
 });
