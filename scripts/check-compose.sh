@@ -9,11 +9,14 @@ cd "$(dirname "$0")/.."
 export SESSION_SECRET="${SESSION_SECRET:-check-compose-placeholder-not-a-real-secret}"
 
 if docker compose version >/dev/null 2>&1; then
-  docker compose -f docker-compose.yml config --quiet
+  compose=(docker compose)
 elif command -v docker-compose >/dev/null 2>&1; then
-  docker-compose -f docker-compose.yml config --quiet
+  compose=(docker-compose)
 else
   echo "check-compose: neither 'docker compose' nor 'docker-compose' is installed; skipped" >&2
   exit 0
 fi
-echo "check-compose: docker-compose.yml OK"
+"${compose[@]}" -f docker-compose.yml config --quiet
+# The documented quick start: .env copied from .env.example (the shell's SESSION_SECRET still wins).
+"${compose[@]}" --env-file .env.example -f docker-compose.yml config --quiet
+echo "check-compose: docker-compose.yml OK, also with .env.example"

@@ -1,0 +1,58 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { ZEnv } from '../../src/config/config.schema.js';
+import { PROJECT_ROOT } from '../../src/shared/paths.js';
+
+// The app's settings that docker-compose.yml does not pass on from .env, and why.
+const NOT_PASSED_ON: Record<string, string> = {
+  HOST: "the image's 0.0.0.0",
+  PORT: "the image's 8000, published as APP_PORT",
+  DATA_DIR: 'the embedded demo database only',
+  DEMO_SEED: 'never seeded in production',
+  PAYMENT_WEBHOOK_SECRET: 'the dummy provider, refused in production',
+  SACCT_PATH: 'the image has no sacct',
+  SACCT_TIMEOUT_MS: 'the image has no sacct',
+};
+
+const appSettings = Object.keys(ZEnv.shape);
+
+function readAppEnvironment(): Record<string, string | null> {
+  const compose = parse(readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+    services: { app: { environment: Record<string, string | null> } };
+  };
+  return compose.services.app.environment;
+}
+
+/** `NAME=value` lines of .env.example, commented out (`# NAME=value`) or not. */
+function readEnvExample(): { name: string; isSet: boolean }[] {
+  const lines = readFileSync(path.join(PROJECT_ROOT, '.env.example'), 'utf8').split('\n');
+  return lines.flatMap((line) => {
+    const match = /^(#\s*)?([A-Z][A-Z0-9_]*)=/.exec(line);
+    return match?.[2] ? [{ name: match[2], isSet: !match[1] }] : [];
+  });
+}
+
+describe('docker-compose.yml and .env.example', () => {
+  it("give the app container every setting of the app's, but those with a reason not to", () => {
+    const passed = Object.keys(readAppEnvironment());
+    const expected = appSettings.filter((name) => !(name in NOT_PASSED_ON));
+    expect([...passed].sort()).toEqual([...expected].sort());
+  });
+
+  it('leave REQUIRE_HTTPS to .env: compose itself keeps production secure', () => {
+    expect(readAppEnvironment().REQUIRE_HTTPS).toBeNull();
+  });
+
+  it('.env.example names only what the app or compose reads, and sets nothing but the trial', () => {
+    const composeText = readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8');
+    const composeVariables = new Set([...composeText.matchAll(/\$\{([A-Z][A-Z0-9_]*)/g)].map((match) => match[1]));
+    const passed = new Set(Object.keys(readAppEnvironment()));
+    const example = readEnvExample();
+    const unknown = example.filter(({ name }) => !composeVariables.has(name) && !passed.has(name));
+    expect(unknown.map(({ name }) => name)).toEqual([]);
+    // Secrets are the operator's to generate (the quick start appends them), never a shared value.
+    expect(example.filter(({ isSet }) => isSet).map(({ name }) => name)).toEqual(['REQUIRE_HTTPS']);
+  });
+});
