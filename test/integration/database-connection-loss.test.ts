@@ -78,7 +78,8 @@ describe('a connection ended by PostgreSQL in the middle of a transaction', () =
     } finally {
       await admin.end();
     }
-    expect(db.pool.totalCount - db.pool.idleCount).toBe(0);
+    // The last lost connection leaves when its socket closes, which may come just after its error.
+    await expect.poll(() => db.pool.totalCount - db.pool.idleCount).toBe(0);
     expect((await db.pool.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
   });
 });
