@@ -105,6 +105,11 @@ describe('paying a receipt with the dummy provider, end to end', () => {
     const { agent, receiptId } = await researcherWithReceipt(app);
     const receiptPage = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html');
     expect(receiptPage.text).toContain(`action="/payments/receipt/${receiptId}/start"`);
+    // The confirmation page a GET of the start (a link, a sign-in's next) shows: the amount and the button.
+    const confirm = await agent.get(`/payments/receipt/${receiptId}/start`).set('Accept', 'text/html').expect(200);
+    expect(confirm.text).toContain('<p class="lead">0.50 THB</p>');
+    expect(confirm.text).toContain('Continue to payment</button>');
+    expect(confirm.text).not.toContain('nothing to pay');
 
     const checkoutUrl = await startCheckout(agent, receiptId);
     expect(checkoutUrl).toMatch(/^\/payments\/dummy\/checkout\/dummy_\d+_[0-9a-f]{8}$/);

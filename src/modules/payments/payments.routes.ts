@@ -57,8 +57,8 @@ export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards 
   // A GET must not start anything: it asks, and the button POSTs.
   router.get('/payments/receipt/:id/start', guards.requireUser, async (req, res) => {
     const { id } = parseInput(ZReceiptIdParam, req.params);
-    const { receipt, isPaymentHeld } = await payments.getStatus(sessionUserOf(req).username, id);
-    res.render('payments/confirm', { title: `Pay receipt #${id}`, receipt, isPaymentHeld });
+    const { receipt, isPaymentHeld, hasAmountDue } = await payments.getStatus(sessionUserOf(req).username, id);
+    res.render('payments/confirm', { title: `Pay receipt #${id}`, receipt, isPaymentHeld, hasAmountDue });
   });
 
   router.post('/payments/receipt/:id/start', guards.requireUser, async (req, res) => {
