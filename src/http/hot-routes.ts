@@ -48,6 +48,18 @@ export interface HotRoutesDeps {
 
 const HEALTHZ_BODY = Buffer.from(JSON.stringify({ status: 'ok' }));
 
+const failuresOfFastPath = new WeakMap<IncomingMessage, unknown>();
+
+/**
+ * The error the fast path of GET /formula met before handing the request to Express, so the
+ * route answers from it instead of reading the rates again; undefined for any other request.
+ */
+export function takeFastPathFailure(req: IncomingMessage): unknown {
+  const error = failuresOfFastPath.get(req);
+  failuresOfFastPath.delete(req);
+  return error;
+}
+
 /**
  * GET /healthz and GET /formula (no query string) answered on Node's own request and
  * response, before Express. Load balancers and formula pollers call them thousands of
@@ -119,8 +131,12 @@ export function createHotRoutes(deps: HotRoutesDeps) {
         }
         finish(req, res, id, '/formula', startedAt);
       },
-      // No rates yet, the database is down...: Express answers with its error page or JSON.
-      () => fallback(req),
+      // No rates yet, the database is down...: Express answers with its error page or JSON,
+      // from this error; asking again would make a silent database cost its timeout twice.
+      (error: unknown) => {
+        failuresOfFastPath.set(req, error);
+        fallback(req);
+      },
     );
   }
 

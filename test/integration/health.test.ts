@@ -76,6 +76,19 @@ describe('GET /readyz, and requests while the database is gone', () => {
     expect((await request(app).get('/readyz').expect(200)).body).toEqual({ status: 'ok' });
   });
 
+  it('answers GET /formula 503 after one attempt at the database, not one in the fast path and one again in Express', async () => {
+    proxy.cut();
+    try {
+      const before = proxy.connectionCount;
+      const response = await request(app).get('/formula').set('Accept', 'application/json');
+      expect(response.status).toBe(503);
+      expect(response.headers['retry-after']).toBe('5');
+      expect(proxy.connectionCount - before).toBe(1);
+    } finally {
+      proxy.restore();
+    }
+  });
+
   it('answers other requests 503 with a retry hint, as a page or as JSON, and serves them again when it returns', async () => {
     await buildUser(db.prisma, { username: 'outage', password: 'outage-password' });
     const agent = await signInAs(app, 'outage', 'outage-password');

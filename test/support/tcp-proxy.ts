@@ -14,6 +14,8 @@ export interface TcpProxy {
   freeze(): void;
   /** Forwards again, starting with whatever was held back while frozen. */
   thaw(): void;
+  /** Connections clients opened through the proxy so far, refused ones included. */
+  readonly connectionCount: number;
   close(): Promise<void>;
 }
 
@@ -32,7 +34,9 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     });
     from.on('end', () => to.end());
   };
+  let connectionCount = 0;
   const server = net.createServer((client) => {
+    connectionCount += 1;
     if (isCut) {
       client.destroy();
       return;
@@ -59,6 +63,9 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
   const address = server.address() as net.AddressInfo;
   return {
     port: address.port,
+    get connectionCount() {
+      return connectionCount;
+    },
     cut() {
       isCut = true;
       for (const socket of sockets) socket.destroy();

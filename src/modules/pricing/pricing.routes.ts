@@ -1,7 +1,7 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { wantsHtml } from '../../http/error-handler.js';
-import { isEtagMatched } from '../../http/hot-routes.js';
+import { isEtagMatched, takeFastPathFailure } from '../../http/hot-routes.js';
 import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
@@ -17,6 +17,8 @@ import type { RatesService } from './rates.service.js';
 export function formulaRoutes(deps: { rates: RatesService }) {
   const router = express.Router();
   router.get('/formula', async (req, res) => {
+    const fastPathFailure = takeFastPathFailure(req);
+    if (fastPathFailure) throw fastPathFailure;
     const query = parseInput(ZFormulaQuery, req.query);
     const formula = await deps.rates.getFormula(query.type);
     res.setHeader('ETag', formula.etag);
@@ -35,7 +37,7 @@ export function formulaRoutes(deps: { rates: RatesService }) {
  * (lossless-json.ts), so ZRate judges what the client wrote; app.ts mounts that parser for
  * these paths before the general JSON parser.
  */
-export const RATE_WRITE_PATHS = ['/formula', '/admin/rates'];
+export const RATE_WRITE_PATHS = ['/formula', '/admin/rates', '/admin/rates/tiers'];
 
 /** What was typed into one tier's form, shown back in it when the form is refused. */
 interface TypedRates {
