@@ -276,6 +276,31 @@ describe('adding tiers on the rates page', () => {
     });
   });
 
+  it('takes a tier as JSON, judging its rates by the digits sent as for every rate', async () => {
+    const send = async (body: string) =>
+      ops
+        .post('/admin/rates/tiers')
+        .set('Accept', 'application/json')
+        .set('Content-Type', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(ops))
+        .send(body);
+    const before = await pricingRows();
+    const exponent = await send('{"name":"jsonexp","cpu":1e3,"gpu":1,"mem":1}');
+    expect(exponent.status).toBe(400);
+    expect(exponent.body.error).toContain('cpu: must be written as a plain decimal such as 0.50, without an exponent');
+    expect(await pricingRows()).toEqual(before);
+    expect((await send('{"name":"jsontier","cpu":1.25,"gpu":10,"mem":0.123456}')).status).toBe(303);
+    const rate = await db.prisma.pricingRate.findFirstOrThrow({ where: { tier: { name: 'jsontier' } } });
+    expect([rate.cpuPerHour.toFixed(), rate.gpuPerHour.toFixed(), rate.memPerHour.toFixed()]).toEqual([
+      '1.25',
+      '10',
+      '0.123456',
+    ]);
+    // The tests after this one list the tiers.
+    await db.prisma.pricingRate.deleteMany({ where: { tier: { name: 'jsontier' } } });
+    await db.prisma.pricingTier.delete({ where: { name: 'jsontier' } });
+  });
+
   it('of two admins adding the same name at once, adds it once and tells the other 409', async () => {
     const before = await pricingRows();
     const token = await csrfTokenOf(ops, '/admin/rates');
