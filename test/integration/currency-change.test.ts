@@ -35,6 +35,9 @@ describe('CURRENCY changed after rates were entered', () => {
     );
     await (await prepareDatabase(buildTestConfig(db.url), logger)).stop();
     expect(lines).toEqual([expect.objectContaining({ level: 40, msg: expect.stringContaining(WARNING_OF_ALL) })]);
+    expect(lines[0]?.msg).toContain(
+      'receipts and /formula keep that currency, while the usage pages show those costs as THB',
+    );
     expect(await describeRatesInOtherCurrency(db.prisma, 'JPY', new Date())).toBeUndefined();
   });
 
@@ -42,7 +45,7 @@ describe('CURRENCY changed after rates were entered', () => {
     const admin = await signInAs(buildTestApp(db), 'cfo', 'cfo-password');
     const page = await admin.get('/admin/rates').set('Accept', 'text/html').expect(200);
     expect(page.text).toContain(
-      "The rates in force for mu (JPY), gov (JPY), private (JPY) were entered in another currency than this site's, THB",
+      "The rates in force for mu (JPY), gov (JPY), private (JPY) were entered in another currency than this site's, THB (CURRENCY was changed since): receipts and /formula keep their currency, while the usage pages show those costs as THB.",
     );
     await admin
       .post('/admin/rates')

@@ -84,7 +84,7 @@ export async function describeRatesInOtherCurrency(db: Db, currency: string, now
   const tiers = await ratesRepository.findTiersPricedInOtherCurrency(db, currency, now);
   if (tiers.length === 0) return undefined;
   const listed = tiers.map((tier) => `${tier.tier} (${tier.currency})`).join(', ');
-  return `CURRENCY is ${currency}, but the rates in force for ${listed} were entered in another currency: their figures are used as ${currency}. Save those tiers' rates again on the Rates page, or set CURRENCY back.`;
+  return `CURRENCY is ${currency}, but the rates in force for ${listed} were entered in another currency: receipts and /formula keep that currency, while the usage pages show those costs as ${currency}. Save those tiers' rates again on the Rates page (they are then recorded in ${currency}), or set CURRENCY back.`;
 }
 
 function buildSnapshot(
