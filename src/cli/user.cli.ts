@@ -20,6 +20,9 @@ with no terminal a password is generated and printed once.`;
 
 const CLI_CONTEXT = { actor: 'cli', ip: null, userAgent: 'user.cli' };
 
+/** A mistake in how the tool was called: its message, then exit 2 (not "Invalid configuration"). */
+class UsageError extends Error {}
+
 async function readPassword(isFromStdin: boolean): Promise<string | undefined> {
   if (!isFromStdin && !process.stdin.isTTY) return undefined;
   const lines = createInterface({
@@ -35,28 +38,51 @@ async function readPassword(isFromStdin: boolean): Promise<string | undefined> {
   const password = await new Promise<string>((resolve) => lines.once('line', resolve).once('close', () => resolve('')));
   lines.close();
   if (!isFromStdin) process.stdout.write('\n');
-  if (!password) return undefined;
+  if (!password) {
+    // A script whose variable was unset must not leave the account on a password nobody saw.
+    if (isFromStdin) {
+      throw new UsageError(
+        'No password arrived on stdin (--password-stdin reads one line); leave the option out to generate one.',
+      );
+    }
+    return undefined;
+  }
   const checked = ZNewPassword.safeParse(password);
-  if (!checked.success) throw new ConfigError([`password: ${checked.error.issues[0]?.message}`]);
+  if (!checked.success) throw new UsageError(`password: ${checked.error.issues[0]?.message}`);
   return password;
 }
 
-async function main() {
-  const [command, ...rest] = process.argv.slice(2);
-  const { values } = parseArgs({
-    args: rest,
+function parseOptions(args: string[]) {
+  return parseArgs({
+    args,
     options: {
       username: { type: 'string' },
       role: { type: 'string', default: 'user' },
       'password-stdin': { type: 'boolean', default: false },
       enable: { type: 'boolean', default: false },
     },
-  });
-  const username = ZUsername.safeParse(values.username ?? '');
-  if (!command || !['create', 'passwd', 'disable'].includes(command) || !username.success) {
-    console.error(username.success ? USAGE : `--username ${username.error.issues[0]?.message}\n\n${USAGE}`);
-    process.exit(2);
+  }).values;
+}
+
+async function main() {
+  const [command, ...rest] = process.argv.slice(2);
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(USAGE);
+    process.exit(command ? 0 : 2);
   }
+  if (!['create', 'passwd', 'disable'].includes(command)) {
+    throw new UsageError(`Unknown command "${command}": use create, passwd or disable.\n\n${USAGE}`);
+  }
+  let values: ReturnType<typeof parseOptions>;
+  try {
+    values = parseOptions(rest);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}\n\n${USAGE}`);
+  }
+  const username = ZUsername.safeParse(values.username ?? '');
+  if (!username.success) throw new UsageError(`--username ${username.error.issues[0]?.message}\n\n${USAGE}`);
+  const role = ZRole.safeParse(values.role);
+  if (!role.success) throw new UsageError('--role must be admin or user.');
   const config = loadConfig();
   if (!config.databaseUrl)
     throw new ConfigError(['DATABASE_URL: is required (the user tools work on a configured database)']);
@@ -67,14 +93,15 @@ async function main() {
   });
   try {
     if (command === 'create') {
-      const role = ZRole.parse(values.role);
       const password = await readPassword(values['password-stdin'] ?? false);
       const { generatedPassword } = await usersService.createUser(
         db.prisma,
-        { username: username.data, role, password },
+        { username: username.data, role: role.data, password },
         CLI_CONTEXT,
       );
-      console.log(`Created ${role} ${username.data}.${generatedPassword ? ` Password: ${generatedPassword}` : ''}`);
+      console.log(
+        `Created ${role.data} ${username.data}.${generatedPassword ? ` Password: ${generatedPassword}` : ''}`,
+      );
     } else {
       const user = (await usersService.listUsers(db.prisma)).find((candidate) => candidate.username === username.data);
       if (!user) throw new AppError(404, `No user named ${username.data}.`);
@@ -96,5 +123,5 @@ async function main() {
 
 main().catch((error) => {
   console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
+  process.exit(error instanceof UsageError ? 2 : 1);
 });

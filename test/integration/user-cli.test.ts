@@ -89,10 +89,29 @@ describe('npm run user:*', () => {
     expect(badName.code).toBe(2);
     expect(badName.output).toContain('--username must start with a lowercase letter');
     const shortPassword = await runUserCli(['create', '--username', 'shorty', '--password-stdin'], 'abc\n');
-    expect(shortPassword.code).toBe(1);
-    expect(shortPassword.output).toContain('password: must be at least 8 characters');
+    expect(shortPassword).toEqual({ code: 2, output: 'password: must be at least 8 characters\n' });
+    // A script's unset variable: no password is not "generate one nobody sees".
+    const emptyStdin = await runUserCli(['create', '--username', 'shorty', '--password-stdin'], '\n');
+    expect(emptyStdin).toEqual({
+      code: 2,
+      output: 'No password arrived on stdin (--password-stdin reads one line); leave the option out to generate one.\n',
+    });
+    const badRole = await runUserCli(['create', '--username', 'shorty', '--role', 'superuser'], '');
+    expect(badRole).toEqual({ code: 2, output: '--role must be admin or user.\n' });
+    const unknown = await runUserCli(['frob', '--username', 'shorty'], '');
+    expect(unknown.code).toBe(2);
+    expect(unknown.output).toMatch(/^Unknown command "frob": use create, passwd or disable\.\n\nUsage:/);
+    const help = await runUserCli(['--help'], '');
+    expect(help.code).toBe(0);
+    expect(help.output).toMatch(/^Usage:/);
     const missing = await runUserCli(['passwd', '--username', 'ghost', '--password-stdin'], 'whatever-123\n');
     expect(missing).toEqual({ code: 1, output: 'No user named ghost.\n' });
+    const before = await db.prisma.user.findUniqueOrThrow({ where: { username: 'scripted' } });
+    const emptyPasswd = await runUserCli(['passwd', '--username', 'scripted', '--password-stdin'], '');
+    expect(emptyPasswd.code).toBe(2);
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { username: 'scripted' } })).passwordHash).toBe(
+      before.passwordHash,
+    );
     expect(await db.prisma.user.count({ where: { username: { in: ['shorty', 'ghost'] } } })).toBe(0);
   }, 60_000);
 });
