@@ -293,6 +293,8 @@ describe('/me', () => {
     const page = await html(alice, '/me?start=2024-01-01&end=2025-09-20').expect(400);
     expect(page.text).toContain('The window is 629 days long; pick at most 366 days (the CSV export has no limit).');
     expect(page.text).toContain('href="/me.csv?start=2024-01-01&amp;end=2025-09-20" download>Download CSV</a>');
+    // The tabs keep the window as the form does.
+    expect(page.text).toContain('href="/me?start=2024-01-01&amp;end=2025-09-20&amp;view=aggregate"');
     const csv = await alice.get('/me.csv?start=2024-01-01&end=2025-09-20').expect(200);
     expect(csv.text).toContain('7101,test,');
     // Any other refusal has no window to keep.

@@ -71,18 +71,17 @@ export function usageRoutes(deps: {
       }
       // Bad dates come back as the page with the message and the form, not as an error page.
       if (!(error instanceof AppError) || error.status !== 400) throw error;
+      const keptWindow = error instanceof WindowTooLongForPageError ? { ...error.window } : {};
       res.status(400).render('usage/me', {
         title: 'My usage',
         page: undefined,
         today,
         error: error.message,
         form: { start: raw.start ?? '', end: raw.end ?? '', view: raw.view ?? 'detail' },
-        link: (changes: Record<string, unknown>) => linkTo('/me', {}, changes),
-        // The message sends a too-long window to the CSV: its link must keep that window.
-        csvLink:
-          error instanceof WindowTooLongForPageError
-            ? linkTo('/me.csv', { start: error.window.start, end: error.window.end }, {})
-            : '/me.csv',
+        // A too-long window is kept in the tabs as in the form, and in the CSV link the message
+        // sends it to (the CSV takes any window).
+        link: (changes: Record<string, unknown>) => linkTo('/me', keptWindow, changes),
+        csvLink: linkTo('/me.csv', keptWindow, {}),
       });
     }
   });
