@@ -719,7 +719,9 @@ describe('resolving a payment held for review', () => {
       note: 'accepted, receipt marked paid',
     });
     expect(again.status).toBe(409);
-    expect(again.text).toContain(`Payment #${first.payment.id} was already resolved (refunded)`);
+    expect(again.text).toContain(
+      `<div class="alert error" role="alert">Payment #${first.payment.id} was already resolved (refunded)`,
+    );
     // When, as the pages write it (APP_TZ), not a raw ISO instant.
     expect(again.text).toMatch(/ on \d{4}-\d{2}-\d{2} \d{2}:\d{2}; nothing was changed\./);
     expect(await snapshotOf(first.receiptId)).toEqual(resolvedOnce);
