@@ -18,7 +18,7 @@ import { createViewFormatters } from './http/view-format.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
 import { createGuards } from './modules/auth/auth.guards.js';
-import { authRoutes, redirectSignedInFromSignIn } from './modules/auth/auth.routes.js';
+import { authRoutes, redirectSignedInFromSignIn, signInFormOnExpiredToken } from './modules/auth/auth.routes.js';
 import { createPassport } from './modules/auth/passport.js';
 import { healthRoutes } from './modules/health/health.routes.js';
 import { checkReadiness } from './modules/health/health.service.js';
@@ -177,6 +177,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(rejectNulCharacters);
   app.post('/login', redirectSignedInFromSignIn);
   app.use(createCsrfProtection({ secret: config.sessionSecret, isSecureCookie: config.isHttpsRequired }));
+  app.use('/login', signInFormOnExpiredToken({ isHttpsRequired: config.isHttpsRequired }));
   app.use(exposeFlash);
   app.use((req, res, next) => {
     // Pages behind a session hold someone's data and a CSRF token: after signing out, Back

@@ -208,6 +208,43 @@ describe('signing in', () => {
     expect(audits).toBe(1);
   });
 
+  it("gives a sign-in form whose token ended with another tab's visit back fresh, with the username kept", async () => {
+    const user = await buildUser(db.prisma, { username: 'stale' });
+    const server = app();
+    const browser = request.agent(server);
+    const tabC = await browser.get('/login?next=%2Faccount').set('Accept', 'text/html').expect(200);
+    // Another tab signs in and out, which ends the visit tab C's token belonged to.
+    const tabA = await browser.get('/login').set('Accept', 'text/html').expect(200);
+    await browser
+      .post('/login')
+      .type('form')
+      .send({ username: 'stale', password: user.password, csrf_token: csrfTokenIn(tabA.text) })
+      .expect(302);
+    await browser
+      .post('/logout')
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(browser) })
+      .expect(302);
+    const sessionsBefore = await db.prisma.session.count();
+    const stale = await browser
+      .post('/login')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ username: 'stale', password: user.password, next: '/account', csrf_token: csrfTokenIn(tabC.text) });
+    expect(stale.status).toBe(403);
+    expect(stale.text).toContain('This sign-in form had expired. Sign in again.');
+    expect(stale.text).toContain('value="stale"');
+    expect(await db.prisma.session.count()).toBe(sessionsBefore);
+    // The form it gives back works.
+    await browser
+      .post('/login')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ username: 'stale', password: user.password, next: '/account', csrf_token: csrfTokenIn(stale.text) })
+      .expect(302)
+      .expect('Location', '/account');
+  });
+
   it("shows a signed-in user's own navigation on an error page raised before the page's own data", async () => {
     const user = await buildUser(db.prisma, { username: 'navkeeper' });
     const agent = await signInAs(app(), 'navkeeper', user.password);

@@ -1,6 +1,7 @@
-import { type Request, type RequestHandler, type Response, Router } from 'express';
+import { type ErrorRequestHandler, type Request, type RequestHandler, type Response, Router } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
+import { isCsrfError } from '../../http/csrf.js';
 import { isPlainHttpRefused, PLAIN_HTTP_SIGN_IN_MESSAGE } from '../../http/plain-http.js';
 import { SESSION_COOKIE } from '../../http/session.js';
 import { formatTimeLeft, recordSignOut, type SessionUser, type SignInResult, toSafeNextPath } from './auth.service.js';
@@ -33,6 +34,24 @@ export const redirectSignedInFromSignIn: RequestHandler = (req, res, next) => {
   req.session.flash = { type: 'warning', message: `You are already signed in as ${req.user.username}.` };
   res.redirect(303, toSafeNextPath(req.body?.next ?? req.query.next) ?? homeOf(req.user));
 };
+
+/**
+ * A sign-in form whose token had expired (left open while another tab signed in and out, which
+ * ends the visit its token belonged to) gets the form back, with a fresh token and the username
+ * kept, instead of a 403 page whose reload would post the same stale form. Mounted after the
+ * CSRF check as an error handler; nothing was checked or written.
+ */
+export function signInFormOnExpiredToken(options: { isHttpsRequired: boolean }): ErrorRequestHandler {
+  return (error, req, res, next) => {
+    const isExpiredSignIn =
+      req.method === 'POST' && !req.user && isCsrfError(error) && !isPlainHttpRefused(req, options.isHttpsRequired);
+    if (!isExpiredSignIn) return next(error);
+    res.status(403);
+    res.locals.csrfToken = req.csrfToken();
+    const username = typeof req.body?.username === 'string' ? req.body.username.slice(0, 64) : '';
+    renderLogin(req, res, { error: 'This sign-in form had expired. Sign in again.', username });
+  };
+}
 
 export function authRoutes(deps: {
   db: Database;
