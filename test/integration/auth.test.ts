@@ -232,7 +232,7 @@ describe('signing in', () => {
       .type('form')
       .send({ username: 'stale', password: user.password, next: '/account', csrf_token: csrfTokenIn(tabC.text) });
     expect(stale.status).toBe(403);
-    expect(stale.text).toContain('This sign-in form had expired. Sign in again.');
+    expect(stale.text).toContain('The security token of this sign-in form had expired. Sign in again.');
     expect(stale.text).toContain('value="stale"');
     expect(await db.prisma.session.count()).toBe(sessionsBefore);
     // The form it gives back works.

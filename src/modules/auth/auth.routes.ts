@@ -49,7 +49,7 @@ export function signInFormOnExpiredToken(options: { isHttpsRequired: boolean }):
     res.status(403);
     res.locals.csrfToken = req.csrfToken();
     const username = typeof req.body?.username === 'string' ? req.body.username.slice(0, 64) : '';
-    renderLogin(req, res, { error: 'This sign-in form had expired. Sign in again.', username });
+    renderLogin(req, res, { error: 'The security token of this sign-in form had expired. Sign in again.', username });
   };
 }
 
