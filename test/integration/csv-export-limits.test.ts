@@ -7,6 +7,7 @@ import type { CsvExportLimits } from '../../src/http/csv-exports.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { signInOverHttp } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -73,31 +74,7 @@ async function start(limits: Partial<CsvExportLimits> = {}): Promise<Running> {
   return running;
 }
 
-/** Signs in over HTTP as a browser does; the Cookie header of the session. */
-async function signIn(base: string, username: string): Promise<string> {
-  const jar = new Map<string, string>();
-  const keep = (response: Response) => {
-    for (const cookie of response.headers.getSetCookie()) {
-      const pair = cookie.split(';')[0] as string;
-      jar.set(pair.slice(0, pair.indexOf('=')), pair);
-    }
-  };
-  const header = () => [...jar.values()].join('; ');
-  const form = await fetch(`${base}/login`, { headers: { accept: 'text/html' } });
-  keep(form);
-  const token = /name="csrf_token" value="([^"]+)"/.exec(await form.text())?.[1] ?? '';
-  const signedIn = await fetch(`${base}/login`, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { accept: 'text/html', cookie: header(), 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ username, password: `${username}-password`, csrf_token: token }),
-  });
-  expect(signedIn.status).toBe(302);
-  // express-session saves the session before the last byte of the body: read it all first.
-  await signedIn.text();
-  keep(signedIn);
-  return header();
-}
+const signIn = (base: string, username: string) => signInOverHttp(base, username);
 
 /**
  * A GET over a raw socket whose client reads the first packet (status line and headers) and

@@ -11,6 +11,7 @@ import { isDatabaseUnavailable } from '../../src/shared/errors.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { signInOverHttp } from '../support/sign-in.js';
 import { PROJECT_ROOT, spawnServer } from '../support/spawn-server.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { buildTestConfig } from '../support/test-app.js';
@@ -137,30 +138,7 @@ async function warmPool(count = POOL_MAX) {
   expect(served().database.pool.idleCount).toBe(count);
 }
 
-/** Signs in over HTTP as a browser does; the Cookie header of the session. */
-async function signIn(username: string, base = served().base): Promise<string> {
-  const jar = new Map<string, string>();
-  const keep = (response: Response) => {
-    for (const cookie of response.headers.getSetCookie()) {
-      const pair = cookie.split(';')[0] as string;
-      jar.set(pair.slice(0, pair.indexOf('=')), pair);
-    }
-  };
-  const header = () => [...jar.values()].join('; ');
-  const form = await fetch(`${base}/login`, { headers: { accept: 'text/html' } });
-  keep(form);
-  const token = /name="csrf_token" value="([^"]+)"/.exec(await form.text())?.[1] ?? '';
-  const signedIn = await fetch(`${base}/login`, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { accept: 'text/html', cookie: header(), 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ username, password: `${username}-password`, csrf_token: token }),
-  });
-  expect(signedIn.status).toBe(302);
-  await signedIn.text();
-  keep(signedIn);
-  return header();
-}
+const signIn = (username: string, base = served().base) => signInOverHttp(base, username);
 
 /** A GET that gives up (fails the test) after `limitMs`, with how long the answer took. */
 async function timedGet(path: string, headers: Record<string, string>, limitMs = TIMEOUT_MS + SLACK_MS) {

@@ -43,3 +43,32 @@ export async function csrfTokenOf(agent: Agent, path = '/account'): Promise<stri
   const page = await agent.get(path).set('Accept', 'text/html');
   return csrfTokenIn(page.text);
 }
+
+/**
+ * Signs in over real HTTP as a browser does (for a server started in a test, not supertest);
+ * the Cookie header of the session. The password is the factories' `<username>-password`.
+ */
+export async function signInOverHttp(base: string, username: string): Promise<string> {
+  const jar = new Map<string, string>();
+  const keep = (response: Response) => {
+    for (const cookie of response.headers.getSetCookie()) {
+      const pair = cookie.split(';')[0] as string;
+      jar.set(pair.slice(0, pair.indexOf('=')), pair);
+    }
+  };
+  const header = () => [...jar.values()].join('; ');
+  const form = await fetch(`${base}/login`, { headers: { accept: 'text/html' } });
+  keep(form);
+  const token = /name="csrf_token" value="([^"]+)"/.exec(await form.text())?.[1] ?? '';
+  const signedIn = await fetch(`${base}/login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { accept: 'text/html', cookie: header(), 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ username, password: `${username}-password`, csrf_token: token }),
+  });
+  expect(signedIn.status).toBe(302);
+  // express-session saves the session before the last byte of the body: read it all first.
+  await signedIn.text();
+  keep(signedIn);
+  return header();
+}
