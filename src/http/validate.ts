@@ -11,7 +11,9 @@ type RawIssue = z.core.$ZodRawIssue;
 export function describeIssue(issue: RawIssue): string | undefined {
   switch (issue.code) {
     case 'invalid_type':
-      if (issue.input === undefined || issue.input === null) return 'is required';
+      if (issue.input === undefined) return 'is required';
+      // JSON's null: an optional field is left out, not null; a required one still needs a value.
+      if (issue.input === null) return 'cannot be null (leave it out, or give a value)';
       if (Array.isArray(issue.input)) return 'must be given once';
       if (issue.expected === 'number' || issue.expected === 'int') return 'must be a whole number';
       if (issue.expected === 'string') return 'must be text';
@@ -32,6 +34,21 @@ export function describeIssue(issue: RawIssue): string | undefined {
       return undefined;
     case 'invalid_value':
       return `must be one of ${issue.values.map(String).join(', ')}`;
+    case 'invalid_union': {
+      // A choice that also takes an empty form field ('' or nothing): zod says only "Invalid
+      // input". Name the choices when every branch is one; else the first branch's reason
+      // (the field's own type: a date, a number), not the empty field's.
+      const branches = issue.errors.flat();
+      const isEmptyField = (branch: (typeof branches)[number]) =>
+        branch.code === 'invalid_value' && branch.values.length === 1 && branch.values[0] === '';
+      const choices = branches.flatMap((branch) =>
+        branch.code === 'invalid_value' && !isEmptyField(branch) ? branch.values.map(String) : [],
+      );
+      if (choices.length > 0 && branches.every((branch) => branch.code === 'invalid_value')) {
+        return `must be one of ${choices.join(', ')}`;
+      }
+      return branches.find((branch) => !isEmptyField(branch))?.message;
+    }
     case 'unrecognized_keys':
       return `has ${issue.keys.length === 1 ? 'an unknown field' : 'unknown fields'}: ${issue.keys.join(', ')}`;
     default:

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { JsonNumberText } from '../../src/http/lossless-json.js';
 import { parseInput } from '../../src/http/validate.js';
 import { ZFormulaQuery, ZSetOverride, ZSetRates } from '../../src/modules/pricing/pricing.schema.js';
-import { ZReceiptId, ZVoidReceipt } from '../../src/modules/receipts/receipts.schema.js';
+import { ZMarkPaid, ZReceiptFilter, ZReceiptId, ZVoidReceipt } from '../../src/modules/receipts/receipts.schema.js';
 import { ZUsageQuery } from '../../src/modules/usage/usage.schema.js';
 import { ZChangeRoleForm, ZCreateUserForm, ZUserIdParam } from '../../src/modules/users/users.schema.js';
 import { AppError } from '../../src/shared/errors.js';
@@ -48,6 +48,21 @@ describe('parseInput says what is wrong in words people read', () => {
       'start: must be given once',
     ],
     ['a page given twice', () => parseInput(ZUsageQuery, { page: ['1', '2'] }), 'page: must be given once'],
+    [
+      'a status it does not know, on a filter that also takes an empty field',
+      () => parseInput(ZReceiptFilter, { status: 'bogus' }),
+      'status: must be one of pending, paid, void',
+    ],
+    [
+      'a date that is no date, on a field that also takes an empty one',
+      () => parseInput(ZReceiptFilter, { start: '2026-13-01' }),
+      'start: is not a real calendar date',
+    ],
+    [
+      'a JSON null for an optional date',
+      () => parseInput(ZMarkPaid, { method: 'cash', paid_on: null }),
+      'paid_on: cannot be null (leave it out, or give a value)',
+    ],
     ['an empty rate', () => parseInput(ZSetRates, { type: 'mu', cpu: '', gpu: '1', mem: '1' }), 'cpu: '],
     ['a missing role', () => parseInput(ZChangeRoleForm, {}), 'role: '],
     ['an empty username', () => parseInput(ZCreateUserForm, { username: '  ' }), 'username: is required'],
