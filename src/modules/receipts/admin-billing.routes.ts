@@ -47,6 +47,8 @@ export function adminBillingRoutes(deps: {
       filter,
       error: page.error,
       form: page.form,
+      // The month-end form's latest day, as on /me's receipt form: a later one is refused.
+      today: receipts.today(),
       link: (changes: Record<string, unknown>) =>
         linkTo(
           '/admin/receipts',
