@@ -114,3 +114,13 @@ describe('security headers', () => {
     expect(response.headers['x-powered-by']).toBeUndefined();
   });
 });
+
+describe('page titles', () => {
+  it('name the page before the site, and the home page once', async () => {
+    const app = buildTestApp(db);
+    const home = await request(app).get('/').set('Accept', 'text/html').expect(200);
+    expect(home.text).toContain('<title>HPC Billing</title>');
+    const signIn = await request(app).get('/login').set('Accept', 'text/html').expect(200);
+    expect(signIn.text).toContain('<title>Sign in · HPC Billing</title>');
+  });
+});
