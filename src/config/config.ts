@@ -107,9 +107,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
   if (!parsed.success) {
     // zod runs the rules across settings only when every setting parsed; run them on the raw
     // text too, so a production start does not reveal a missing DATABASE_URL one fix later.
+    const malformed = new Set(parsed.error.issues.map((issue) => issue.path.join('.')));
     const problems = [
       ...parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),
-      ...crossSettingProblems(source).map((problem) => `${problem.path}: ${problem.message}`),
+      // A setting already named as malformed (DATABASE_URL= empty) is not named again as missing.
+      ...crossSettingProblems(source)
+        .filter((problem) => !malformed.has(problem.path))
+        .map((problem) => `${problem.path}: ${problem.message}`),
     ];
     throw new ConfigError([...new Set(problems)]);
   }

@@ -167,6 +167,13 @@ describe('loadConfig', () => {
       ]),
     );
     expect(problems).toHaveLength(5);
+    const emptyUrl = problemsOf({
+      APP_ENV: 'production',
+      PORT: 'abc',
+      SESSION_SECRET: 'x'.repeat(40),
+      DATABASE_URL: '',
+    });
+    expect(emptyUrl.filter((problem) => problem.startsWith('DATABASE_URL: '))).toHaveLength(1);
   });
 
   it('refuses the dummy payment provider in production and Stripe without its keys', () => {
