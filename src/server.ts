@@ -54,7 +54,8 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
   if (cluster.isWorker) onThrottlePrunerAssigned(pruner.start);
   else pruner.start();
   const server = await listen(app, config.port, config.host);
-  // Every worker schedules; the advisory lock lets one run at a time through.
+  // Every worker schedules; the advisory lock lets one run at a time through, and a run that
+  // finds another finished this interval does nothing.
   const stopIngestion = config.ingestion.isEnabled
     ? startIngestionScheduler({
         service: buildIngestionService({ config, db, logger, metrics }),

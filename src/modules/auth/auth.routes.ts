@@ -3,6 +3,7 @@ import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { isCsrfError } from '../../http/csrf.js';
 import { isPlainHttpRefused, PLAIN_HTTP_SIGN_IN_MESSAGE } from '../../http/plain-http.js';
+import { typedIn } from '../../http/route-helpers.js';
 import { SESSION_COOKIE } from '../../http/session.js';
 import { formatTimeLeft, recordSignOut, type SessionUser, type SignInResult, toSafeNextPath } from './auth.service.js';
 import { type createPassport, signInOnNewSession } from './passport.js';
@@ -11,6 +12,11 @@ const FAILED_MESSAGE = 'Wrong username or password.';
 
 function homeOf(user: SessionUser): string {
   return user.role === 'admin' ? '/admin' : '/me';
+}
+
+/** The username a sign-in form carried, to show it back (at most a username's 64 characters). */
+function typedUsernameOf(req: Request): string {
+  return typedIn(req.body, 'username')?.slice(0, 64) ?? '';
 }
 
 function renderLogin(req: Request, res: Response, view: { error?: string; notice?: string; username?: string }) {
@@ -48,8 +54,10 @@ export function signInFormOnExpiredToken(options: { isHttpsRequired: boolean }):
     if (!isExpiredSignIn) return next(error);
     res.status(403);
     res.locals.csrfToken = req.csrfToken();
-    const username = typeof req.body?.username === 'string' ? req.body.username.slice(0, 64) : '';
-    renderLogin(req, res, { error: 'The security token of this sign-in form had expired. Sign in again.', username });
+    renderLogin(req, res, {
+      error: 'The security token of this sign-in form had expired. Sign in again.',
+      username: typedUsernameOf(req),
+    });
   };
 }
 
@@ -71,7 +79,7 @@ export function authRoutes(deps: {
   });
 
   router.post('/login', (req, res, next) => {
-    const username = typeof req.body?.username === 'string' ? req.body.username.slice(0, 64) : '';
+    const username = typedUsernameOf(req);
     if (isPlainHttpRefused(req, deps.isHttpsRequired)) {
       // Refused before the password is checked: the attempt is not counted against the lockout,
       // audited as a sign-in, nor given a session row that no cookie would ever point to.

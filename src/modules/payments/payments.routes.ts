@@ -50,6 +50,15 @@ export function paymentWebhookRoutes(deps: { payments: PaymentsService }): Route
 }
 
 /** The payer's side (start, dummy checkout, status) and the admin's payments page with its review actions. */
+/** A resolution the service refused, as the admin filled it in. */
+interface RefusedResolution {
+  paymentId: number;
+  error: string;
+  outcome: string | undefined;
+  note: string;
+  isMismatchAccepted: boolean;
+}
+
 export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards }): Router {
   const { payments, guards } = deps;
   const router = Router();
@@ -96,13 +105,18 @@ export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards 
     res.redirect(303, `/payments/thanks?rid=${receiptId}`);
   });
 
-  router.get('/admin/payments', guards.requireAdmin, async (_req, res) => {
+  /** The payments page; `refused` brings a refused resolution back beside its payment. */
+  async function renderPayments(res: express.Response, refused?: RefusedResolution) {
     res.render('payments/admin-payments', {
       title: 'Payments',
       ...(await payments.listForAdmin()),
       reviewOutcomes: PAYMENT_REVIEW_OUTCOMES,
-      refused: undefined,
+      refused,
     });
+  }
+
+  router.get('/admin/payments', guards.requireAdmin, async (_req, res) => {
+    await renderPayments(res);
   });
 
   router.post('/admin/payments/:id/resolve', guards.requireAdmin, async (req, res) => {
@@ -115,17 +129,13 @@ export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards 
       // A refused resolution comes back as the page with the reason beside that payment and
       // the note as typed: a note of what finance did is too long to lose to a missing tick.
       if (!isRefusedForm(req, error, [400, 409])) throw error;
-      return res.status(error.status).render('payments/admin-payments', {
-        title: 'Payments',
-        ...(await payments.listForAdmin()),
-        reviewOutcomes: PAYMENT_REVIEW_OUTCOMES,
-        refused: {
-          paymentId: id,
-          error: error.message,
-          outcome: typedIn(req.body, 'outcome'),
-          note: typedIn(req.body, 'note') ?? '',
-          isMismatchAccepted: typedIn(req.body, 'accept_mismatch') === 'yes',
-        },
+      res.status(error.status);
+      return renderPayments(res, {
+        paymentId: id,
+        error: error.message,
+        outcome: typedIn(req.body, 'outcome'),
+        note: typedIn(req.body, 'note') ?? '',
+        isMismatchAccepted: typedIn(req.body, 'accept_mismatch') === 'yes',
       });
     }
     if (req.is('application/json')) {

@@ -77,8 +77,8 @@ export const NO_TIERS_MESSAGE =
 
 /**
  * Says when rates in force are in another currency than CURRENCY (it was changed after rates
- * were entered): costs are computed with those figures and labelled in CURRENCY. Re-entering
- * a tier's rates records them in CURRENCY; undefined when every tier is in it.
+ * were entered): receipts and /formula keep the rates' currency while usage pages show CURRENCY.
+ * Re-entering a tier's rates records them in CURRENCY; undefined when every tier is in it.
  */
 export async function describeRatesInOtherCurrency(db: Db, currency: string, now: Date): Promise<string | undefined> {
   const tiers = await ratesRepository.findTiersPricedInOtherCurrency(db, currency, now);

@@ -70,21 +70,21 @@ export function usersRoutes(deps: {
     }
     res.status(status);
     res.locals.flash = { type: 'success', message: generated.message };
+    await renderUsers(res);
+  }
+
+  /** The users page; `refused` brings a refused new user back with its reason and what was typed. */
+  async function renderUsers(res: Response, refused?: { error: string; form: { username: string; role: string } }) {
     res.render('users/admin-users', {
       title: 'Users',
       users: await usersService.listUsers(db),
-      error: undefined,
-      form: undefined,
+      error: refused?.error,
+      form: refused?.form,
     });
   }
 
   router.get('/admin/users', guards.requireAdmin, async (_req, res) => {
-    res.render('users/admin-users', {
-      title: 'Users',
-      users: await usersService.listUsers(db),
-      error: undefined,
-      form: undefined,
-    });
+    await renderUsers(res);
   });
 
   router.post('/admin/users', guards.requireAdmin, async (req, res) => {
@@ -100,9 +100,8 @@ export function usersRoutes(deps: {
       // A refused user (bad name, short password, name taken) comes back as the form with the
       // reason and what was typed, the password excepted; JSON clients get {error, code}.
       if (!isRefusedForm(req, error, [400, 409])) throw error;
-      return res.status(error.status).render('users/admin-users', {
-        title: 'Users',
-        users: await usersService.listUsers(db),
+      res.status(error.status);
+      return renderUsers(res, {
         error: error.message,
         form: {
           username: typedIn(req.body, 'username') ?? '',
