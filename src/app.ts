@@ -28,7 +28,12 @@ import type { Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { paymentRoutes, paymentWebhookRoutes } from './modules/payments/payments.routes.js';
 import { checkoutOrigins, createPaymentsService } from './modules/payments/payments.service.js';
-import { formulaRoutes, pricingAdminRoutes, RATE_WRITE_PATHS } from './modules/pricing/pricing.routes.js';
+import {
+  formulaRoutes,
+  pricingAdminRoutes,
+  RATE_WRITE_PATHS,
+  ratesPageRoutes,
+} from './modules/pricing/pricing.routes.js';
 import { createRatesService } from './modules/pricing/rates.service.js';
 import { adminBillingRoutes } from './modules/receipts/admin-billing.routes.js';
 import { receiptsRoutes } from './modules/receipts/receipts.routes.js';
@@ -204,6 +209,7 @@ export function createApp(deps: AppDeps): express.Express {
       onChainVerified: (isIntact) => metrics.auditChainOk.set(isIntact ? 1 : 0),
     }),
   );
+  app.use(ratesPageRoutes({ rates }));
   app.use(pricingAdminRoutes({ rates, guards }));
   app.use(usageRoutes({ usage, csvExports, guards, timeZone: config.timeZone, now }));
   app.use(receiptsRoutes({ receipts, csvExports, guards }));

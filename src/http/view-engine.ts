@@ -23,6 +23,7 @@ export const VIEW_LOCALS = [
   // res.render data
   'actions',
   'amount',
+  'cpuBasis',
   'csvLink',
   'dataThrough',
   'entries',
@@ -49,6 +50,7 @@ export const VIEW_LOCALS = [
   'newTier',
   'next',
   'nextPageUrl',
+  'noTiersMessage',
   'notice',
   'page',
   'paidOnline',

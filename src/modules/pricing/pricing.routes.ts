@@ -7,7 +7,7 @@ import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { ZCreateTier, ZFormulaQuery, ZSetDefaultTier, ZSetOverride, ZSetRates } from './pricing.schema.js';
-import type { RatesService } from './rates.service.js';
+import { NO_TIERS_MESSAGE, type RatesService } from './rates.service.js';
 
 /**
  * GET /formula: public, and the hottest path of the app. Mount it before the session
@@ -28,6 +28,19 @@ export function formulaRoutes(deps: { rates: RatesService }) {
       return;
     }
     res.type('application/json').send(formula.body);
+  });
+  return router;
+}
+
+/**
+ * GET /rates: the price list for people, readable without signing in as /formula is. Mounted
+ * behind the session (unlike /formula) so a signed-in reader keeps their own navigation.
+ */
+export function ratesPageRoutes(deps: { rates: RatesService }) {
+  const router = express.Router();
+  router.get('/rates', async (_req, res) => {
+    const priceList = await deps.rates.getPriceList();
+    res.render('pricing/rates', { title: 'Rates', ...priceList, noTiersMessage: NO_TIERS_MESSAGE });
   });
   return router;
 }

@@ -50,6 +50,25 @@ export interface RatesSnapshot {
   overrides: ReadonlyMap<string, string>;
 }
 
+/** One rate row as the public price list shows it: the stored decimals as exact text. */
+export interface PriceListRates {
+  cpu: string;
+  gpu: string;
+  mem: string;
+  currency: string;
+  effectiveFrom: Date;
+}
+
+/** A tier on the public price list. */
+export interface PriceListTier {
+  name: string;
+  description: string;
+  isDefault: boolean;
+  current: PriceListRates | undefined;
+  /** Rates already entered with a later effective date, soonest first. */
+  upcoming: PriceListRates[];
+}
+
 export interface UserTier extends EffectiveTier {
   override: string | undefined;
   rates: Rates & { id: number; effectiveFrom: Date };
@@ -200,6 +219,34 @@ export function createRatesService(deps: RatesServiceDeps) {
       });
     }
     return { ...formula, tier };
+  }
+
+  /**
+   * The public price list: every tier that can price now or has rates scheduled, with the
+   * default marked. Empty before the first tier, which the page says in words instead of a 404:
+   * a person opened it, and the page still explains how a cost is computed.
+   */
+  async function getPriceList(): Promise<{ tiers: PriceListTier[]; cpuBasis: AppConfig['pricing']['cpuBasis'] }> {
+    const snapshot = await getSnapshot();
+    const nowMs = now().getTime();
+    // Decimal's toFixed() without digits is the stored value exactly (0.123456 stays 0.123456).
+    const toText = (rate: Rates & { effectiveFrom: Date }): PriceListRates => ({
+      cpu: rate.cpu.toFixed(),
+      gpu: rate.gpu.toFixed(),
+      mem: rate.mem.toFixed(),
+      currency: rate.currency,
+      effectiveFrom: rate.effectiveFrom,
+    });
+    const tiers = [...snapshot.tiers.values()]
+      .map((tier) => ({
+        name: tier.name,
+        description: tier.description,
+        isDefault: tier.name === snapshot.defaultTier,
+        current: tier.current ? toText(tier.current) : undefined,
+        upcoming: tier.history.filter((rate) => rate.effectiveFrom.getTime() > nowMs).map(toText),
+      }))
+      .filter((tier) => tier.current || tier.upcoming.length > 0);
+    return { tiers, cpuBasis: config.pricing.cpuBasis };
   }
 
   function tierOf(snapshot: RatesSnapshot, username: string, override: string | undefined): UserTier {
@@ -507,6 +554,7 @@ export function createRatesService(deps: RatesServiceDeps) {
   return {
     getSnapshot,
     getFormula,
+    getPriceList,
     getUserTier,
     getUserTiers,
     getRateTable,

@@ -1,0 +1,162 @@
+import { Prisma } from '@prisma/client';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildUser } from '../support/factories.js';
+import { signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// The page a person reaches from the header's "Rates" link, next to the /formula JSON it explains.
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+const NOW = new Date('2025-09-20T05:00:00Z');
+// Asia/Bangkok, so the page's times are visibly local (UTC+7).
+const env = { APP_TZ: 'Asia/Bangkok', PRICING_CACHE_CHECK_MS: '0' };
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildUser(db.prisma, { username: 'alice' });
+  app = buildTestApp(db, { env, now: () => NOW });
+});
+afterAll(() => db?.drop());
+
+const page = (path = '/rates') => request(app).get(path).set('Accept', 'text/html');
+
+async function addTier(tier: {
+  name: string;
+  description?: string;
+  isDefault?: boolean;
+  rates: { cpu: string; gpu: string; mem: string; from: string }[];
+}) {
+  await db.prisma.pricingTier.create({
+    data: {
+      name: tier.name,
+      description: tier.description ?? '',
+      isDefault: tier.isDefault ?? false,
+      rates: {
+        create: tier.rates.map((rate) => ({
+          cpuPerHour: new Prisma.Decimal(rate.cpu),
+          gpuPerHour: new Prisma.Decimal(rate.gpu),
+          memPerHour: new Prisma.Decimal(rate.mem),
+          currency: 'THB',
+          effectiveFrom: new Date(rate.from),
+          createdBy: 'test',
+        })),
+      },
+    },
+  });
+}
+
+/** The text of a page's table row of a tier, tags removed. */
+function rowOf(html: string, tier: string): string {
+  const row = new RegExp(`<tr id="tier-${tier}">([\\s\\S]*?)</tr>`).exec(html)?.[1];
+  if (row === undefined) throw new Error(`no row for tier ${tier}`);
+  return row
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+describe('the header and home page', () => {
+  it('send a visitor to the rates page rather than the JSON of /formula', async () => {
+    const home = (await page('/').expect(200)).text;
+    expect(home).toContain('<a href="/rates">Rates</a>');
+    expect(home).toContain('href="/rates">Current rates</a>');
+    expect(home).not.toContain('href="/formula">Rates');
+    expect(home).not.toContain('href="/formula">Current rates');
+  });
+});
+
+describe('before the first tier exists', () => {
+  it('says there are no rates yet, with a 200 page and not a server error', async () => {
+    const response = await page().expect(200);
+    expect(response.headers['content-type']).toMatch(/^text\/html/);
+    expect(response.text).toContain(
+      'No pricing tier has rates yet; an administrator must add one on the Rates page (/admin/rates).',
+    );
+    expect(response.text).toContain("How a job's cost is computed");
+    expect(response.text).not.toContain('<table>');
+    // /formula itself is unchanged: the same 404 JSON for programs.
+    await request(app).get('/formula').expect(404);
+  });
+});
+
+describe('with tiers', () => {
+  beforeAll(async () => {
+    await addTier({
+      name: 'mu',
+      description: 'University members',
+      isDefault: true,
+      rates: [
+        { cpu: '0.5', gpu: '12', mem: '0.05', from: '2025-01-01T00:00:00Z' },
+        { cpu: '0.123456', gpu: '12.5', mem: '0.000001', from: '2025-09-01T03:30:00Z' },
+      ],
+    });
+    await addTier({
+      name: 'gov',
+      description: '<script>alert("x")</script> & <b>agencies</b>',
+      rates: [
+        { cpu: '0.8', gpu: '18', mem: '0.08', from: '2025-06-01T00:00:00Z' },
+        { cpu: '0.9', gpu: '19', mem: '0.09', from: '2025-10-01T00:00:00Z' },
+      ],
+    });
+  });
+
+  it('lists every tier with its rates in force, exactly as stored, the currency and since when', async () => {
+    const html = (await page().expect(200)).text;
+    expect(rowOf(html, 'mu')).toBe('mu (default tier) University members 0.123456 12.5 0.000001 THB 2025-09-01 10:30');
+    expect(rowOf(html, 'gov')).toContain('0.8 18 0.08 THB 2025-06-01 07:00');
+    // The rates that are no longer in force are not offered as prices.
+    expect(html).not.toContain('>0.5<');
+  });
+
+  it('shows rates entered for a later date as scheduled, under the rates in force', async () => {
+    const html = (await page().expect(200)).text;
+    const gov = html.slice(html.indexOf('id="tier-gov"'));
+    expect(gov.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ')).toContain(
+      '0.08 THB 2025-06-01 07:00 0.9 19 0.09 THB 2025-10-01 07:00 (scheduled)',
+    );
+  });
+
+  it("escapes a tier's description instead of running it as HTML", async () => {
+    const html = (await page().expect(200)).text;
+    expect(html).not.toContain('<script>alert');
+    expect(html).not.toContain('<b>agencies</b>');
+    expect(html).toContain('&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;agencies&lt;/b&gt;');
+  });
+
+  it('explains the formula in words and links to /formula for programs', async () => {
+    const html = (await page().expect(200)).text;
+    expect(html).toContain('cost = CPU core-hours × CPU rate + GPU-hours × GPU rate + memory GB-hours × memory rate');
+    expect(html).toContain("the CPU time the job's steps used (Slurm's TotalCPU)");
+    expect(html).toContain('<a href="/formula">/formula</a>');
+  });
+
+  it('describes CPU core-hours as allocated when PRICING_CPU_BASIS=allocated', async () => {
+    const allocated = buildTestApp(db, { env: { ...env, PRICING_CPU_BASIS: 'allocated' }, now: () => NOW });
+    const html = (await request(allocated).get('/rates').set('Accept', 'text/html').expect(200)).text;
+    expect(html).toContain('the CPUs allocated to the job × its elapsed time in hours');
+    expect(html).not.toContain("Slurm's TotalCPU");
+  });
+
+  it('is readable without signing in, and a signed-in user keeps their own navigation on it', async () => {
+    const visitor = (await page().expect(200)).text;
+    expect(visitor).toContain('<a href="/login">Sign in</a>');
+    const alice = await signInAs(app, 'alice', 'alice-password');
+    const signedIn = (await alice.get('/rates').set('Accept', 'text/html').expect(200)).text;
+    expect(signedIn).toContain('Sign out (alice)');
+    expect(rowOf(signedIn, 'mu')).toContain('0.123456');
+  });
+
+  it('leaves /formula as the JSON it was', async () => {
+    const formula = await request(app).get('/formula').expect(200);
+    expect(formula.headers['content-type']).toMatch(/^application\/json/);
+    expect(formula.headers.etag).toBeDefined();
+    expect(formula.body).toEqual({
+      type: 'mu',
+      unit: 'per-hour',
+      rates: { cpu: 0.123456, gpu: 12.5, mem: 0.000001 },
+      currency: 'THB',
+    });
+  });
+});
