@@ -242,7 +242,8 @@ export function createApp(deps: AppDeps): express.Express {
         {
           href: '/admin/rates',
           title: 'Rates',
-          description: 'Pricing tiers and their rate history; add a tier, set new rates, choose the default tier.',
+          description:
+            'Pricing tiers and their rate history; add or rename a tier, set new rates, choose the default tier.',
         },
         {
           href: '/admin/tiers',

@@ -70,6 +70,7 @@ export const VIEW_LOCALS = [
   'runs',
   'sections',
   'status',
+  'tierEdit',
   'tierNames',
   'tiers',
   'timeZone',

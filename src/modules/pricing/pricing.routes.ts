@@ -6,7 +6,7 @@ import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { ZCreateTier, ZFormulaQuery, ZSetDefaultTier, ZSetOverride, ZSetRates } from './pricing.schema.js';
+import { ZCreateTier, ZEditTier, ZFormulaQuery, ZSetDefaultTier, ZSetOverride, ZSetRates } from './pricing.schema.js';
 import { NO_TIERS_MESSAGE, type RatesService } from './rates.service.js';
 
 /**
@@ -70,6 +70,33 @@ interface TypedNewTier {
   error: string;
 }
 
+/** What was typed into one tier's rename form, and why it was refused. */
+interface TypedTierEdit {
+  type: string;
+  name: string;
+  description: string;
+  error: string;
+}
+
+/** The flash after a tier's name or description was saved: what follows the new name, and what does not. */
+function describeTierEdit(outcome: Awaited<ReturnType<RatesService['editTier']>>): string {
+  const { previous, name } = outcome;
+  if (!outcome.isRenamed) return `Description of ${name} saved.`;
+  const notes = [
+    `Tier ${previous} renamed to ${name}${outcome.isDescribed ? ' and its description saved' : ''}.`,
+    `Its rate history and the users placed on it follow the new name; existing receipts keep the name ${previous}, and clients asking /formula?type=${previous} must now ask for ${name}.`,
+  ];
+  if (outcome.previousRulePatterns.length > 0) {
+    notes.push(
+      `PRICING_TIER_RULES still sends usernames matching ${outcome.previousRulePatterns.join(' or ')} to ${previous}, which no longer exists: until the setting names ${name}, those users are priced with the default tier.`,
+    );
+  }
+  if (outcome.rulePatterns.length > 0) {
+    notes.push(`PRICING_TIER_RULES sends usernames matching ${outcome.rulePatterns.join(' or ')} to it from now on.`);
+  }
+  return notes.join(' ');
+}
+
 /** POST /formula (JSON) and the admin pages for rates and tier overrides. */
 export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }) {
   const { rates, guards } = deps;
@@ -87,7 +114,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
    */
   async function renderRates(
     res: express.Response,
-    refused: { error?: string; form?: TypedRates; newTier?: TypedNewTier } = {},
+    refused: { error?: string; form?: TypedRates; newTier?: TypedNewTier; tierEdit?: TypedTierEdit } = {},
   ) {
     const snapshot = await rates.getSnapshot();
     // "Default" as pricing applies it: the marked tier, else the one buildSnapshot falls back to.
@@ -102,6 +129,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       error: refused.error,
       form: refused.form,
       newTier: refused.newTier,
+      tierEdit: refused.tierEdit,
     });
   }
 
@@ -160,6 +188,35 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           mem: typed('mem'),
           // A 409 already says nothing was added; a 400 names only the field.
           error: error.status === 400 ? `Tier not added. ${error.message}` : error.message,
+        },
+      });
+    }
+  });
+
+  router.post('/admin/rates/tiers/edit', guards.requireAdmin, async (req, res) => {
+    try {
+      const input = parseInput(ZEditTier, req.body);
+      const outcome = await rates.editTier(auditContextOf(req), input);
+      req.session.flash = outcome.isChanged
+        ? { type: 'success', message: describeTierEdit(outcome) }
+        : { type: 'warning', message: `${outcome.name} already has this name and description; nothing was changed.` };
+      res.redirect(303, `/admin/rates#tier-${encodeURIComponent(outcome.name)}`);
+    } catch (error) {
+      if (!isRefusedForm(req, error, [400, 409])) throw error;
+      const typed = (name: string) => typedIn(req.body, name) ?? '';
+      res.status(error.status);
+      // The refusal goes back into the tier's own form; a tier that is not on the page has none.
+      if (!(await rates.getSnapshot()).tiers.has(typed('type'))) {
+        await renderRates(res, { error: `Tier not changed. ${error.message}` });
+        return;
+      }
+      await renderRates(res, {
+        tierEdit: {
+          type: typed('type'),
+          name: typed('name'),
+          description: typed('description'),
+          // A 409 already says what was not done; a 400 names only the field.
+          error: error.status === 400 ? `Tier ${typed('type')} not changed. ${error.message}` : error.message,
         },
       });
     }

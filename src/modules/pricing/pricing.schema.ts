@@ -68,7 +68,8 @@ export const ZNewTierName = z
   .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _, starting with a letter or digit');
 
 /** A tier's description as the rates page shows it under its name. */
-const ZTierDescription = z.string().trim().max(200).optional().default('');
+const ZTierDescriptionText = z.string().trim().max(200);
+const ZTierDescription = ZTierDescriptionText.optional().default('');
 
 /** POST /formula and the admin rates form. */
 export const ZSetRates = strictBody({ type: ZTierName, cpu: ZRate, gpu: ZRate, mem: ZRate });
@@ -83,6 +84,18 @@ export const ZCreateTier = strictBody({
   mem: ZRate,
 });
 export type TCreateTier = z.infer<typeof ZCreateTier>;
+
+/**
+ * The rates page's form that renames a tier or changes its description. `type` is the name the
+ * tier has now; the new name is held to the rules of a new tier's. A description left out (a JSON
+ * client renaming only) keeps the one the tier has.
+ */
+export const ZEditTier = strictBody({
+  type: ZTierName,
+  name: ZNewTierName,
+  description: ZTierDescriptionText.optional(),
+});
+export type TEditTier = z.infer<typeof ZEditTier>;
 
 /** The rates page's button that makes a tier the default tier. */
 export const ZSetDefaultTier = strictBody({ type: ZTierName });

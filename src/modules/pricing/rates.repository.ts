@@ -130,6 +130,28 @@ export async function lockTierByName(tx: Prisma.TransactionClient, name: string)
   return rows[0]?.id;
 }
 
+/**
+ * A tier by its exact name, its row locked until the transaction ends: a rename or deletion of it
+ * waits for a rate change or a user being placed on it, and they wait for the rename or deletion.
+ */
+export async function lockTierForChange(
+  tx: Prisma.TransactionClient,
+  name: string,
+): Promise<{ id: number; name: string; description: string; isDefault: boolean } | undefined> {
+  const rows = await tx.$queryRaw<{ id: number; name: string; description: string; isDefault: boolean }[]>`
+    SELECT id, name, description, is_default AS "isDefault" FROM pricing_tiers WHERE name = ${name} FOR UPDATE`;
+  return rows[0];
+}
+
+/** Renames a tier or changes its description; a name that is taken fails with P2002 (pricing_tiers_name_key). */
+export async function updateTier(
+  tx: Prisma.TransactionClient,
+  tierId: number,
+  next: { name: string; description: string },
+): Promise<void> {
+  await tx.pricingTier.update({ where: { id: tierId }, data: { name: next.name, description: next.description } });
+}
+
 /** The rate in force for a tier at an instant (the latest effective_from not after it). */
 export async function findRateInForce(
   tx: Client,

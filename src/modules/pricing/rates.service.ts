@@ -11,7 +11,7 @@ import {
 } from '../../shared/errors.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.js';
-import type { TCreateTier, TSetDefaultTier, TSetOverride, TSetRates } from './pricing.schema.js';
+import type { TCreateTier, TEditTier, TSetDefaultTier, TSetOverride, TSetRates } from './pricing.schema.js';
 import * as ratesRepository from './rates.repository.js';
 
 /** One user's rates as the usage queries bind them. */
@@ -464,6 +464,58 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
+   * Renames a tier or changes its description, with the audit entry, in one transaction. The
+   * tier keeps its id, so its rate history and the users placed on it by override follow the
+   * new name; receipts keep the name they copied. A taken name is refused by the unique index
+   * (409), not by a check two admins could both pass. Saving the name and description the tier
+   * already has changes nothing and writes no audit entry.
+   */
+  async function editTier(actor: AuditContext, input: TEditTier) {
+    try {
+      return await db.$transaction(async (tx) => {
+        // As when adding a tier or moving the default: a rename waits for those, never deadlocks with them.
+        await ratesRepository.lockTiersForChange(tx);
+        const tier = await ratesRepository.lockTierForChange(tx, input.type);
+        if (!tier) throw await unknownTierError(tx, input.type);
+        const next = { name: input.name, description: input.description ?? tier.description };
+        const outcome = {
+          previous: tier.name,
+          name: next.name,
+          isRenamed: next.name !== tier.name,
+          isDescribed: next.description !== tier.description,
+          // Rules name tiers by name: a rename moves the users they match, which the admin must hear.
+          previousRulePatterns: rulePatternsFor(tier.name),
+          rulePatterns: rulePatternsFor(next.name),
+        };
+        if (!outcome.isRenamed && !outcome.isDescribed) return { ...outcome, isChanged: false };
+        await ratesRepository.updateTier(tx, tier.id, next);
+        await appendAudit(tx, {
+          ...actor,
+          action: 'pricing.tier.update',
+          target: `tier:${tier.name}`,
+          status: 'ok',
+          details: {
+            tierId: tier.id,
+            previous: { name: tier.name, description: tier.description },
+            next,
+          },
+        });
+        return { ...outcome, isChanged: true };
+      });
+    } catch (error) {
+      if (uniqueViolationOf(error) !== undefined) {
+        throw new ConflictError(
+          `A tier named "${input.name}" already exists, so ${input.type} was not renamed. Choose another name.`,
+          { field: 'name' },
+        );
+      }
+      throw error;
+    } finally {
+      invalidate();
+    }
+  }
+
+  /**
    * Makes a tier the default: the tier of every user whom no override and no rule places
    * elsewhere. Audited; choosing the tier that already is the default changes nothing.
    */
@@ -561,6 +613,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     getUserTierForBilling,
     setRates,
     createTier,
+    editTier,
     setDefaultTier,
     listMissingRuleTiers,
     listUserTiers,
