@@ -243,7 +243,7 @@ export function createApp(deps: AppDeps): express.Express {
           href: '/admin/rates',
           title: 'Rates',
           description:
-            'Pricing tiers and their rate history; add or rename a tier, set new rates, choose the default tier.',
+            'Pricing tiers and their rate history; add, rename or delete a tier, set new rates, choose the default tier.',
         },
         {
           href: '/admin/tiers',

@@ -1,7 +1,9 @@
+import pg from 'pg';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -168,5 +170,243 @@ describe('renaming and describing a tier', () => {
     expect(forbidden.status).toBe(403);
     await ops.post('/admin/rates/tiers/edit').type('form').send({ type: 'gov', name: 'cheap' }).expect(403);
     expect(await pricingState()).toEqual(before);
+  });
+});
+
+/** The delete button of a tier as a browser sends it. */
+async function deleteTier(agent: Agent, type: string) {
+  return agent
+    .post('/admin/rates/tiers/delete')
+    .set('Accept', 'text/html')
+    .type('form')
+    .send({ type, csrf_token: await csrfTokenOf(agent, '/admin/rates') });
+}
+
+/** A tier added on the rates page, as an admin adds one (no rule names it; nobody is on it). */
+async function addTier(name: string) {
+  const response = await ops
+    .post('/admin/rates/tiers')
+    .set('Accept', 'text/html')
+    .type('form')
+    .send({ name, cpu: '0.3', gpu: '7', mem: '0.01', csrf_token: await csrfTokenOf(ops, '/admin/rates') });
+  expect(response.status, response.text.slice(0, 300)).toBe(303);
+  return db.prisma.pricingTier.findUniqueOrThrow({ where: { name }, include: { rates: true } });
+}
+
+const errorOf = (page: string) => /<div class="alert error" role="alert">([^<]*)<\/div>/.exec(page)?.[1];
+
+describe('deleting a tier', () => {
+  it('deletes a tier nothing depends on with its rate history, audited; receipts priced with it stay as they were', async () => {
+    const spare = await addTier('spare');
+    // A receipt created with the tier's rates: it keeps its own copy of them.
+    const rate = spare.rates[0];
+    const receipt = await db.prisma.receipt.create({
+      data: {
+        username: 'alice',
+        billedThrough: new Date('2025-09-15'),
+        total: '1.00',
+        currency: 'THB',
+        tierName: 'spare',
+        rateId: rate?.id,
+        ratesSnapshot: { tier: 'spare', cpu: '0.3', gpu: '7', mem: '0.01', currency: 'THB', rateId: rate?.id },
+        ratesLockedAt: new Date(),
+        createdBy: 'alice',
+      },
+    });
+    expect((await html(ops, '/admin/rates').expect(200)).text).toContain('Delete tier spare');
+
+    const response = await deleteTier(ops, 'spare');
+    expect(response.status, response.text.slice(0, 300)).toBe(303);
+    expect(response.headers.location).toBe('/admin/rates');
+    const page = (await html(ops, '/admin/rates').expect(200)).text;
+    expect(flashOf(page)).toBe(
+      'Tier spare deleted, with its rate history (1 rate). Receipts priced with it keep their copy of its rates.',
+    );
+    expect(page).not.toContain('id="tier-spare"');
+    expect(await db.prisma.pricingTier.count({ where: { name: 'spare' } })).toBe(0);
+    expect(await db.prisma.pricingRate.count({ where: { tierId: spare.id } })).toBe(0);
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receipt.id } })).toEqual(receipt);
+    await request(app).get('/formula?type=spare').expect(400);
+    expect((await request(app).get('/rates').expect(200)).text).not.toContain('spare');
+
+    const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'pricing.tier.delete' } });
+    expect(audit).toMatchObject({ actor: 'ops', target: 'tier:spare', status: 'ok' });
+    expect(audit.details).toEqual({
+      tierId: spare.id,
+      description: '',
+      rates: [
+        {
+          rateId: rate?.id,
+          cpu: '0.3',
+          gpu: '7',
+          mem: '0.01',
+          currency: 'THB',
+          effectiveFrom: rate?.effectiveFrom.toISOString(),
+        },
+      ],
+    });
+    expect((await html(ops, '/admin/audit/verify')).status).toBe(200);
+    await db.prisma.receipt.delete({ where: { id: receipt.id } });
+  });
+
+  it('refuses the default tier with a 409 saying why, changing nothing', async () => {
+    const before = await pricingState();
+    expect((await html(ops, '/admin/rates').expect(200)).text).not.toContain('Delete tier mu');
+    const response = await deleteTier(ops, 'mu');
+    expect(response.status).toBe(409);
+    expect(errorOf(response.text)).toBe(
+      'Tier mu was not deleted: it is the default tier, which prices every user whom no rule or override places on another tier; make another tier the default first.',
+    );
+    expect(await pricingState()).toEqual(before);
+  });
+
+  it('refuses a tier users are assigned to, naming how many and who, changing nothing', async () => {
+    const lab = await addTier('lab');
+    for (const username of ['carol', 'bob', 'dave']) {
+      await buildUser(db.prisma, { username });
+      await db.prisma.tierOverride.create({ data: { username, tierId: lab.id, createdBy: 'test' } });
+    }
+    const before = await pricingState();
+    const response = await deleteTier(ops, 'lab');
+    expect(response.status).toBe(409);
+    expect(errorOf(response.text)).toBe(
+      'Tier lab was not deleted: 3 users are assigned to this tier (bob, carol, dave); move them to another tier on Tier overrides first.',
+    );
+    expect(await pricingState()).toEqual(before);
+
+    const json = await ops
+      .post('/admin/rates/tiers/delete')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(ops))
+      .send({ type: 'lab' });
+    expect(json.status).toBe(409);
+    expect(json.body).toEqual({
+      error:
+        'Tier lab was not deleted: 3 users are assigned to this tier (bob, carol, dave); move them to another tier on Tier overrides first.',
+      code: 409,
+    });
+    expect(await pricingState()).toEqual(before);
+    await db.prisma.tierOverride.deleteMany({ where: { tierId: lab.id } });
+  });
+
+  it('refuses a tier PRICING_TIER_RULES sends users to, changing nothing', async () => {
+    const before = await pricingState();
+    const response = await deleteTier(ops, 'gov');
+    expect(response.status).toBe(409);
+    expect(errorOf(response.text)).toBe(
+      'Tier gov was not deleted: PRICING_TIER_RULES sends usernames matching ^gov[-_.] to it; change that setting first.',
+    );
+    expect(await pricingState()).toEqual(before);
+  });
+
+  it('refuses a tier that does not exist with a 400', async () => {
+    const response = await deleteTier(ops, 'gold');
+    expect(response.status).toBe(400);
+    expect(errorOf(response.text)).toContain('Tier not deleted. type: unknown tier &#34;gold&#34;.');
+  });
+
+  it('is for admins only and needs the CSRF token', async () => {
+    await addTier('unused');
+    const before = await pricingState();
+    const forbidden = await alice
+      .post('/admin/rates/tiers/delete')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(alice))
+      .send({ type: 'unused' });
+    expect(forbidden.status).toBe(403);
+    await ops.post('/admin/rates/tiers/delete').type('form').send({ type: 'unused' }).expect(403);
+    expect(await pricingState()).toEqual(before);
+  });
+});
+
+describe('deleting a tier while a user is being placed on it', () => {
+  /** An admin's move of a user to a tier on /admin/tiers, as JSON. */
+  async function placeUser(username: string, tier: string, token: string) {
+    return ops
+      .post('/admin/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ username, tier });
+  }
+
+  it('a deletion that comes second waits for the placement, then counts the user and refuses', async () => {
+    const tier = await addTier('race1');
+    await buildUser(db.prisma, { username: 'erin' });
+    // The placement, caught after it wrote the override and before its commit.
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`INSERT INTO tier_overrides (username, tier_id, created_by) VALUES ('erin', $1, 'test')`, [
+        tier.id,
+      ]);
+      const deletion = deleteTier(ops, 'race1');
+      expect(await sessionsWaitingForLocks(db.pool)).toBeGreaterThan(0);
+      await other.query('COMMIT');
+      const response = await deletion;
+      expect(response.status).toBe(409);
+      expect(errorOf(response.text)).toContain('1 user is assigned to this tier (erin)');
+    } finally {
+      await other.end();
+    }
+    expect(await db.prisma.pricingTier.count({ where: { id: tier.id } })).toBe(1);
+    expect(await db.prisma.tierOverride.findUnique({ where: { username: 'erin' } })).toMatchObject({
+      tierId: tier.id,
+    });
+  });
+
+  it('a placement that comes second waits for the deletion, then finds the tier gone: 409, not a server error', async () => {
+    const tier = await addTier('race2');
+    await buildUser(db.prisma, { username: 'frank' });
+    const token = await csrfTokenOf(ops);
+    // The deletion, caught after it deleted the tier and before its commit.
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query('SELECT id FROM pricing_tiers WHERE id = $1 FOR UPDATE', [tier.id]);
+      await other.query('DELETE FROM pricing_rates WHERE tier_id = $1', [tier.id]);
+      await other.query('DELETE FROM pricing_tiers WHERE id = $1', [tier.id]);
+      const placement = placeUser('frank', 'race2', token);
+      expect(await sessionsWaitingForLocks(db.pool)).toBeGreaterThan(0);
+      await other.query('COMMIT');
+      const response = await placement;
+      expect(response.status).toBe(409);
+      expect(response.body.error).toBe(
+        'tier: race2 was deleted a moment ago, so frank was not moved. Reload the page.',
+      );
+    } finally {
+      await other.end();
+    }
+    expect(await db.prisma.tierOverride.count({ where: { username: 'frank' } })).toBe(0);
+  });
+
+  it('of a deletion and a placement sent at once, one wins and no user is left on a deleted tier', async () => {
+    for (const round of [1, 2, 3]) {
+      const name = `race-at-once-${round}`;
+      const tier = await addTier(name);
+      const username = `gina${round}`;
+      await buildUser(db.prisma, { username });
+      const token = await csrfTokenOf(ops, '/admin/rates');
+      const [deletion, placement] = await Promise.all([
+        ops
+          .post('/admin/rates/tiers/delete')
+          .set('Accept', 'application/json')
+          .set('X-CSRFToken', token)
+          .send({ type: name }),
+        placeUser(username, name, token),
+      ]);
+      const statuses = [deletion.status, placement.status];
+      // A placement that reads the tiers after the deletion's commit is refused as an unknown tier (400).
+      expect([
+        [303, 400],
+        [303, 409],
+        [409, 303],
+      ]).toContainEqual(statuses);
+      const isTierKept = (await db.prisma.pricingTier.count({ where: { id: tier.id } })) === 1;
+      const override = await db.prisma.tierOverride.findUnique({ where: { username } });
+      expect(isTierKept, `round ${round}: ${statuses}`).toBe(deletion.status === 409);
+      expect(override?.tierId).toBe(isTierKept ? tier.id : undefined);
+    }
   });
 });

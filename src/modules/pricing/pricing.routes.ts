@@ -6,7 +6,15 @@ import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { ZCreateTier, ZEditTier, ZFormulaQuery, ZSetDefaultTier, ZSetOverride, ZSetRates } from './pricing.schema.js';
+import {
+  ZCreateTier,
+  ZDeleteTier,
+  ZEditTier,
+  ZFormulaQuery,
+  ZSetDefaultTier,
+  ZSetOverride,
+  ZSetRates,
+} from './pricing.schema.js';
 import { NO_TIERS_MESSAGE, type RatesService } from './rates.service.js';
 
 /**
@@ -219,6 +227,23 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           error: error.status === 400 ? `Tier ${typed('type')} not changed. ${error.message}` : error.message,
         },
       });
+    }
+  });
+
+  router.post('/admin/rates/tiers/delete', guards.requireAdmin, async (req, res) => {
+    try {
+      const input = parseInput(ZDeleteTier, req.body);
+      const deleted = await rates.deleteTier(auditContextOf(req), input);
+      req.session.flash = {
+        type: 'success',
+        message: `Tier ${deleted.name} deleted, with its rate history (${deleted.rateCount === 1 ? '1 rate' : `${deleted.rateCount} rates`}). Receipts priced with it keep their copy of its rates.`,
+      };
+      res.redirect(303, '/admin/rates');
+    } catch (error) {
+      if (!isRefusedForm(req, error, [400, 409])) throw error;
+      res.status(error.status);
+      // A 409 already says the tier was not deleted and why; a 400 names only the field.
+      await renderRates(res, { error: error.status === 400 ? `Tier not deleted. ${error.message}` : error.message });
     }
   });
 

@@ -97,6 +97,10 @@ export const ZEditTier = strictBody({
 });
 export type TEditTier = z.infer<typeof ZEditTier>;
 
+/** The rates page's button that deletes a tier nothing depends on. */
+export const ZDeleteTier = strictBody({ type: ZTierName });
+export type TDeleteTier = z.infer<typeof ZDeleteTier>;
+
 /** The rates page's button that makes a tier the default tier. */
 export const ZSetDefaultTier = strictBody({ type: ZTierName });
 export type TSetDefaultTier = z.infer<typeof ZSetDefaultTier>;

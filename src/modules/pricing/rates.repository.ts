@@ -152,6 +152,34 @@ export async function updateTier(
   await tx.pricingTier.update({ where: { id: tierId }, data: { name: next.name, description: next.description } });
 }
 
+/**
+ * Deletes a tier and its rate history. pricing_rates and tier_overrides refer to the tier with
+ * ON DELETE RESTRICT keys, so a tier someone is still placed on cannot go, whatever the caller checked.
+ */
+export async function deleteTierWithRates(tx: Prisma.TransactionClient, tierId: number): Promise<void> {
+  await tx.pricingRate.deleteMany({ where: { tierId } });
+  await tx.pricingTier.delete({ where: { id: tierId } });
+}
+
+/** The users placed on a tier by override, by name. */
+export async function listOverrideUsernamesOfTier(tx: Client, tierId: number): Promise<string[]> {
+  const rows = await tx.tierOverride.findMany({
+    where: { tierId },
+    orderBy: { username: 'asc' },
+    select: { username: true },
+  });
+  return rows.map((row) => row.username);
+}
+
+/**
+ * Whether the tier still exists, holding it until the transaction ends: a deletion of it waits for
+ * this transaction, or this waits for the deletion and then finds it gone.
+ */
+export async function holdTier(tx: Prisma.TransactionClient, tierId: number): Promise<boolean> {
+  const rows = await tx.$queryRaw<{ id: number }[]>`SELECT id FROM pricing_tiers WHERE id = ${tierId} FOR KEY SHARE`;
+  return rows.length > 0;
+}
+
 /** The rate in force for a tier at an instant (the latest effective_from not after it). */
 export async function findRateInForce(
   tx: Client,

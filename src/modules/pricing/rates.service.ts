@@ -7,11 +7,19 @@ import {
   ConflictError,
   isUniqueViolation,
   NotFoundError,
+  sqlStateOf,
   uniqueViolationOf,
 } from '../../shared/errors.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.js';
-import type { TCreateTier, TEditTier, TSetDefaultTier, TSetOverride, TSetRates } from './pricing.schema.js';
+import type {
+  TCreateTier,
+  TDeleteTier,
+  TEditTier,
+  TSetDefaultTier,
+  TSetOverride,
+  TSetRates,
+} from './pricing.schema.js';
 import * as ratesRepository from './rates.repository.js';
 
 /** One user's rates as the usage queries bind them. */
@@ -516,6 +524,86 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
+   * Deletes a tier that nothing depends on, with its rate history, and the audit entry, in one
+   * transaction. Refused (409, nothing changed), naming every reason, while it is the default
+   * tier, while users are placed on it by override, or while PRICING_TIER_RULES sends usernames
+   * to it: each would move users to another tier without anyone choosing it. Receipts do not
+   * hold it: they copied the tier's name and rates (rates_snapshot) when created, and their
+   * rate_id has no foreign key, so they read the same afterwards; the audit entry keeps the
+   * deleted rate rows, so a receipt's rate_id can still be traced.
+   */
+  async function deleteTier(actor: AuditContext, input: TDeleteTier) {
+    const at = now();
+    try {
+      return await db.$transaction(async (tx) => {
+        await ratesRepository.lockTiersForChange(tx);
+        // The row lock makes a user being placed on the tier either finish first (and be counted
+        // below) or wait and then find the tier gone; the foreign keys stop anything missed.
+        const tier = await ratesRepository.lockTierForChange(tx, input.type);
+        if (!tier) throw await unknownTierError(tx, input.type);
+        const tiers = await ratesRepository.listTiersWithRates(tx);
+        const reasons: string[] = [];
+        // Also the tier pricing falls back to when none is marked (tiers made in SQL).
+        if (tier.isDefault || buildSnapshot(tiers, new Map(), at.getTime()).defaultTier === tier.name) {
+          reasons.push(
+            'it is the default tier, which prices every user whom no rule or override places on another tier; make another tier the default first',
+          );
+        }
+        const users = await ratesRepository.listOverrideUsernamesOfTier(tx, tier.id);
+        if (users.length > 0) {
+          const shown =
+            users.length > 5 ? `${users.slice(0, 5).join(', ')} and ${users.length - 5} more` : users.join(', ');
+          reasons.push(
+            `${users.length === 1 ? '1 user is' : `${users.length} users are`} assigned to this tier (${shown}); move them to another tier on Tier overrides first`,
+          );
+        }
+        const patterns = rulePatternsFor(tier.name);
+        if (patterns.length > 0) {
+          reasons.push(
+            `PRICING_TIER_RULES sends usernames matching ${patterns.join(' or ')} to it; change that setting first`,
+          );
+        }
+        if (reasons.length > 0) {
+          throw new ConflictError(`Tier ${tier.name} was not deleted: ${reasons.join('; ')}.`, {
+            assignedUsers: users.length,
+          });
+        }
+        const history = tiers.find((candidate) => candidate.id === tier.id)?.rates ?? [];
+        await ratesRepository.deleteTierWithRates(tx, tier.id);
+        await appendAudit(tx, {
+          ...actor,
+          action: 'pricing.tier.delete',
+          target: `tier:${tier.name}`,
+          status: 'ok',
+          details: {
+            tierId: tier.id,
+            description: tier.description,
+            rates: history.map((rate) => ({
+              rateId: rate.id,
+              cpu: rate.cpu.toFixed(),
+              gpu: rate.gpu.toFixed(),
+              mem: rate.mem.toFixed(),
+              currency: rate.currency,
+              effectiveFrom: rate.effectiveFrom.toISOString(),
+            })),
+          },
+        });
+        return { name: tier.name, rateCount: history.length };
+      });
+    } catch (error) {
+      // Unreachable through the app (the row lock comes first), but a foreign key is the last word.
+      if (sqlStateOf(error) === '23503') {
+        throw new ConflictError(
+          `Tier ${input.type} was not deleted: a user was placed on it at the same moment. Reload the page and try again.`,
+        );
+      }
+      throw error;
+    } finally {
+      invalidate();
+    }
+  }
+
+  /**
    * Makes a tier the default: the tier of every user whom no override and no rule places
    * elsewhere. Audited; choosing the tier that already is the default changes nothing.
    */
@@ -580,6 +668,13 @@ export function createRatesService(deps: RatesServiceDeps) {
     try {
       const isChanged = await db.$transaction(async (tx) => {
         if ((await ratesRepository.findOverride(tx, input.username)) === next) return false;
+        // The snapshot may predate the tier's deletion: hold it, or say it is gone (not a 500 from the key).
+        if (!isRemoval && !(await ratesRepository.holdTier(tx, tier.id))) {
+          throw new ConflictError(
+            `tier: ${input.tier} was deleted a moment ago, so ${input.username} was not moved. Reload the page.`,
+            { field: 'tier' },
+          );
+        }
         const previous = isRemoval
           ? await ratesRepository.deleteOverride(tx, input.username)
           : await ratesRepository.upsertOverride(tx, {
@@ -614,6 +709,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     setRates,
     createTier,
     editTier,
+    deleteTier,
     setDefaultTier,
     listMissingRuleTiers,
     listUserTiers,
