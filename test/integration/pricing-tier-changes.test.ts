@@ -54,20 +54,47 @@ const typedValue = (page: string, id: string) => new RegExp(`id="${id}"[^>]*valu
 const flashOf = (page: string) => /<div class="alert (?:success|warning)" role="status">([^<]*)<\/div>/.exec(page)?.[1];
 
 describe('renaming and describing a tier', () => {
-  it('renames a tier: its rates and the users placed on it follow, audited, and the page says what does not', async () => {
+  it('refuses to rename a tier PRICING_TIER_RULES sends users to while no rule names the new name', async () => {
+    const before = await pricingState();
+    const response = await editTier(ops, { type: 'gov', name: 'government', description: 'Government agencies' });
+    expect(response.status).toBe(409);
+    expect(response.text).toContain(
+      'Tier gov was not renamed: PRICING_TIER_RULES sends usernames matching ^gov[-_.] to it, and no rule names ' +
+        'government, so those users would be priced with the default tier. Add the same rules for government to ' +
+        'PRICING_TIER_RULES (a rule naming a tier that does not exist yet is skipped) and restart, then rename.',
+    );
+    expect(typedValue(response.text, 'edit-name-gov')).toBe('government');
+    expect(await pricingState()).toEqual(before);
+  });
+
+  it('renames a tier: its rates, its override users and its rule users follow, audited, and the page says what does not', async () => {
+    // The documented path: rules for the new name first (skipped while it does not exist), then the rename.
+    const rules = JSON.stringify([
+      { pattern: '^gov[-_.]', tier: 'government' },
+      { pattern: '^gov[-_.]', tier: 'gov' },
+      { pattern: '^(ext|ind)[-_.]', tier: 'private' },
+    ]);
+    const ruledApp = buildTestApp(db, { env: { PRICING_CACHE_CHECK_MS: '0', PRICING_TIER_RULES: rules } });
+    const admin = await signInAs(ruledApp, 'ops', 'ops-password-123');
+    await buildUser(db.prisma, { username: 'gov_lab', password: 'gov-lab-password' });
     const gov = await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: 'gov' } });
     await db.prisma.tierOverride.create({ data: { username: 'alice', tierId: gov.id, createdBy: 'test' } });
     const ratesBefore = await db.prisma.pricingRate.findMany({ where: { tierId: gov.id } });
+    const tierRow = (page: string, username: string) =>
+      new RegExp(`<tr id="user-${username}">\\s*<td>${username}</td>\\s*<td>([^<]*)</td>\\s*<td>([^<]*)</td>`)
+        .exec(page)
+        ?.slice(1);
+    expect(tierRow((await html(admin, '/admin/tiers').expect(200)).text, 'gov_lab')?.[0]).toBe('gov');
 
-    const response = await editTier(ops, { type: 'gov', name: 'government', description: 'Government agencies' });
+    const response = await editTier(admin, { type: 'gov', name: 'government', description: 'Government agencies' });
     expect(response.status, response.text.slice(0, 300)).toBe(303);
     expect(response.headers.location).toBe('/admin/rates#tier-government');
-    const page = (await html(ops, '/admin/rates').expect(200)).text;
+    const page = (await html(admin, '/admin/rates').expect(200)).text;
     expect(flashOf(page)).toBe(
       'Tier gov renamed to government and its description saved. Its rate history and the users placed on it ' +
         'follow the new name; existing receipts keep the name gov, and clients asking /formula?type=gov must now ' +
-        'ask for government. PRICING_TIER_RULES still sends usernames matching ^gov[-_.] to gov, which no longer ' +
-        'exists: until the setting names government, those users are priced with the default tier.',
+        'ask for government. PRICING_TIER_RULES sends usernames matching ^gov[-_.] to it from now on. The rules ' +
+        'for gov (^gov[-_.]) no longer name a tier; remove them from PRICING_TIER_RULES.',
     );
     expect(page).toContain('<h2>government</h2>');
     expect(page).toContain('Government agencies');
@@ -75,11 +102,11 @@ describe('renaming and describing a tier', () => {
     const renamed = await db.prisma.pricingTier.findUniqueOrThrow({ where: { id: gov.id } });
     expect(renamed).toMatchObject({ name: 'government', description: 'Government agencies', isDefault: false });
     expect(await db.prisma.pricingRate.findMany({ where: { tierId: gov.id } })).toEqual(ratesBefore);
-    expect((await html(ops, '/admin/tiers').expect(200)).text).toMatch(
-      /<tr id="user-alice">\s*<td>alice<\/td>\s*<td>mu<\/td>\s*<td>government<\/td>/,
-    );
-    expect((await request(app).get('/formula?type=government').expect(200)).body.type).toBe('government');
-    await request(app).get('/formula?type=gov').expect(400);
+    const tiersPage = (await html(admin, '/admin/tiers').expect(200)).text;
+    expect(tierRow(tiersPage, 'alice')).toEqual(['mu', 'government']);
+    expect(tierRow(tiersPage, 'gov_lab')?.[0]).toBe('government');
+    expect((await request(ruledApp).get('/formula?type=government').expect(200)).body.type).toBe('government');
+    await request(ruledApp).get('/formula?type=gov').expect(400);
 
     const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'pricing.tier.update' } });
     expect(audit).toMatchObject({ actor: 'ops', target: 'tier:gov', status: 'ok' });
@@ -88,15 +115,13 @@ describe('renaming and describing a tier', () => {
       previous: { name: 'gov', description: '' },
       next: { name: 'government', description: 'Government agencies' },
     });
-    expect((await html(ops, '/admin/audit/verify')).status).toBe(200);
+    expect((await html(admin, '/admin/audit/verify')).status).toBe(200);
 
-    // Back to the name the rule gives: the page says the rule's users are on it again.
-    expect((await editTier(ops, { type: 'government', name: 'gov', description: 'Government agencies' })).status).toBe(
-      303,
-    );
-    expect(flashOf((await html(ops, '/admin/rates').expect(200)).text)).toContain(
-      'PRICING_TIER_RULES sends usernames matching ^gov[-_.] to it from now on.',
-    );
+    // Back again: the rules still name both, so nobody moves.
+    expect(
+      (await editTier(admin, { type: 'government', name: 'gov', description: 'Government agencies' })).status,
+    ).toBe(303);
+    expect(tierRow((await html(admin, '/admin/tiers').expect(200)).text, 'gov_lab')?.[0]).toBe('gov');
     await db.prisma.tierOverride.delete({ where: { username: 'alice' } });
   });
 

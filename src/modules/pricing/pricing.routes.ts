@@ -94,13 +94,14 @@ function describeTierEdit(outcome: Awaited<ReturnType<RatesService['editTier']>>
     `Tier ${previous} renamed to ${name}${outcome.isDescribed ? ' and its description saved' : ''}.`,
     `Its rate history and the users placed on it follow the new name; existing receipts keep the name ${previous}, and clients asking /formula?type=${previous} must now ask for ${name}.`,
   ];
-  if (outcome.previousRulePatterns.length > 0) {
-    notes.push(
-      `PRICING_TIER_RULES still sends usernames matching ${outcome.previousRulePatterns.join(' or ')} to ${previous}, which no longer exists: until the setting names ${name}, those users are priced with the default tier.`,
-    );
-  }
+  // A rename is refused while the old name's rules have no counterpart for the new one.
   if (outcome.rulePatterns.length > 0) {
     notes.push(`PRICING_TIER_RULES sends usernames matching ${outcome.rulePatterns.join(' or ')} to it from now on.`);
+  }
+  if (outcome.previousRulePatterns.length > 0) {
+    notes.push(
+      `The rules for ${previous} (${outcome.previousRulePatterns.join(' or ')}) no longer name a tier; remove them from PRICING_TIER_RULES.`,
+    );
   }
   return notes.join(' ');
 }

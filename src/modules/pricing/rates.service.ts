@@ -496,7 +496,19 @@ export function createRatesService(deps: RatesServiceDeps) {
           rulePatterns: rulePatternsFor(next.name),
         };
         if (!outcome.isRenamed && !outcome.isDescribed) return { ...outcome, isChanged: false };
+        // Updated first, so a taken name is refused as such; the rules check below rolls it back.
         await ratesRepository.updateTier(tx, tier.id, next);
+        // Rules naming a tier that no longer exists are skipped, so without a rule for the new name
+        // the rule's users would silently fall to the default tier and be billed at its rates.
+        if (outcome.isRenamed && outcome.previousRulePatterns.length > 0 && outcome.rulePatterns.length === 0) {
+          throw new ConflictError(
+            `Tier ${tier.name} was not renamed: PRICING_TIER_RULES sends usernames matching ` +
+              `${outcome.previousRulePatterns.join(' or ')} to it, and no rule names ${next.name}, so those users ` +
+              `would be priced with the default tier. Add the same rules for ${next.name} to PRICING_TIER_RULES ` +
+              `(a rule naming a tier that does not exist yet is skipped) and restart, then rename.`,
+            { field: 'name' },
+          );
+        }
         await appendAudit(tx, {
           ...actor,
           action: 'pricing.tier.update',
