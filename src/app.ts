@@ -43,6 +43,7 @@ import { usageRoutes } from './modules/usage/usage.routes.js';
 import { createUsageService } from './modules/usage/usage.service.js';
 import { usersRoutes } from './modules/users/users.routes.js';
 import type { Logger } from './shared/logger.js';
+import { MIN_PASSWORD_LENGTH } from './shared/password-policy.js';
 import { PROJECT_ROOT } from './shared/paths.js';
 
 export const VIEWS_DIR = path.join(PROJECT_ROOT, 'views');
@@ -84,6 +85,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.locals.appName = 'HPC Billing';
   app.locals.currency = config.currency;
   app.locals.fmt = createViewFormatters(config);
+  app.locals.minPasswordLength = MIN_PASSWORD_LENGTH;
 
   const rates = createRatesService({ db, config, now });
   const receipts = createReceiptsService({ db, config, rates, metrics, now });

@@ -2,10 +2,11 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
-import { ZNewPassword, ZRole, ZUsername } from '../modules/users/users.schema.js';
+import { ZRole, ZUsername } from '../modules/users/users.schema.js';
 import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
+import { ZNewPassword } from '../shared/password-policy.js';
 
 const USAGE = `Usage:
   npm run user:create -- --username NAME [--role admin|user] [--password-stdin]

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseTierRules } from '../modules/pricing/pricing.js';
+import { ZNewPassword } from '../shared/password-policy.js';
 import { zWholeNumber } from '../shared/whole-number.js';
 
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
@@ -135,7 +136,7 @@ export const ZEnv = z
       .string()
       .regex(/^[a-z_][a-z0-9._-]{0,63}$/, 'must be a lowercase login name')
       .optional(),
-    ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
+    ADMIN_PASSWORD: ZNewPassword.optional(),
     PAYMENT_PROVIDER: z.enum(['none', 'dummy', 'stripe']).optional(),
     PAYMENT_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
     STRIPE_SECRET_KEY: z

@@ -82,14 +82,21 @@ describe('npm run user:*', () => {
     ]);
   }, 60_000);
 
+  it('takes a password of exactly 12 characters, the shortest the rule allows', async () => {
+    const created = await runUserCli(['create', '--username', 'exactly12', '--password-stdin'], 'twelve-chars\n');
+    expect(created).toEqual({ code: 0, output: 'Created user exactly12.\n' });
+    await signInAs(buildTestApp(db), 'exactly12', 'twelve-chars');
+  }, 60_000);
+
   it('generates a password when there is no terminal, and refuses bad input clearly', async () => {
     const generated = await runUserCli(['create', '--username', 'scripted'], '');
     expect(generated.output).toMatch(/^Created user scripted\. Password: [A-Za-z0-9_-]{16}\n$/);
     const badName = await runUserCli(['create', '--username', 'Bad Name'], '');
     expect(badName.code).toBe(2);
     expect(badName.output).toContain('--username must start with a lowercase letter');
-    const shortPassword = await runUserCli(['create', '--username', 'shorty', '--password-stdin'], 'abc\n');
-    expect(shortPassword).toEqual({ code: 2, output: 'password: must be at least 8 characters\n' });
+    // The same rule and words as ADMIN_PASSWORD and the web forms: 11 characters are one short.
+    const shortPassword = await runUserCli(['create', '--username', 'shorty', '--password-stdin'], 'eleven-char\n');
+    expect(shortPassword).toEqual({ code: 2, output: 'password: must be at least 12 characters\n' });
     // A script's unset variable: no password is not "generate one nobody sees".
     const emptyStdin = await runUserCli(['create', '--username', 'shorty', '--password-stdin'], '\n');
     expect(emptyStdin).toEqual({
@@ -109,6 +116,8 @@ describe('npm run user:*', () => {
     const before = await db.prisma.user.findUniqueOrThrow({ where: { username: 'scripted' } });
     const emptyPasswd = await runUserCli(['passwd', '--username', 'scripted', '--password-stdin'], '');
     expect(emptyPasswd.code).toBe(2);
+    const shortPasswd = await runUserCli(['passwd', '--username', 'scripted', '--password-stdin'], 'eleven-char\n');
+    expect(shortPasswd).toEqual({ code: 2, output: 'password: must be at least 12 characters\n' });
     expect((await db.prisma.user.findUniqueOrThrow({ where: { username: 'scripted' } })).passwordHash).toBe(
       before.passwordHash,
     );

@@ -57,7 +57,7 @@ describe('admin user management', () => {
     const bad = await agent
       .post('/admin/users')
       .set('Accept', 'application/json')
-      .send({ username: 'Robert); DROP', password: 'long-enough' })
+      .send({ username: 'Robert); DROP', password: 'long-enough-12' })
       .set('X-CSRFToken', await csrfTokenOf(agent));
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatch(/^username: must start with a lowercase letter/);
@@ -66,7 +66,7 @@ describe('admin user management', () => {
       .set('Accept', 'application/json')
       .send({ username: 'shorty', password: 'short' })
       .set('X-CSRFToken', await csrfTokenOf(agent));
-    expect(short.body).toEqual({ error: 'password: must be at least 8 characters', code: 400 });
+    expect(short.body).toEqual({ error: 'password: must be at least 12 characters', code: 400 });
     const duplicate = await agent
       .post('/admin/users')
       .set('Accept', 'application/json')
@@ -108,7 +108,7 @@ describe('admin user management', () => {
       .send({ username: 'Bad Name', password: 'x', csrf_token: await csrfTokenOf(agent) });
     expect(bad.status).toBe(400);
     expect(bad.text).toContain('username: must start with a lowercase letter');
-    expect(bad.text).toContain('password: must be at least 8 characters');
+    expect(bad.text).toContain('password: must be at least 12 characters');
     expect(bad.text).toContain('name="username" value="Bad Name"');
     expect(await db.prisma.user.count()).toBe(before + 1);
   });
@@ -234,6 +234,68 @@ describe('admin user management', () => {
       .send({ role: 'admin' });
     expect(huge.body).toEqual({ error: 'id: must be at most 2147483647', code: 400 });
     expect(await db.prisma.user.count({ where: { isDisabled: false } })).toBe(enabledBefore);
+  });
+});
+
+describe('the password rule: at least 12 characters on every form that sets one', () => {
+  const ELEVEN = 'eleven-char';
+  const TWELVE = 'twelve-chars';
+  const REFUSED = { error: 'password: must be at least 12 characters', code: 400 };
+  const postJson = async (agent: Agent, url: string, body: object) =>
+    agent
+      .post(url)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send(body);
+
+  it('creating a user on /admin/users refuses 11 characters and takes 12', async () => {
+    expect([ELEVEN.length, TWELVE.length]).toEqual([11, 12]);
+    const { app, agent } = await adminAgent();
+    const refused = await postJson(agent, '/admin/users', { username: 'ruleshort', role: 'admin', password: ELEVEN });
+    expect(refused.body).toEqual(REFUSED);
+    expect(await db.prisma.user.count({ where: { username: 'ruleshort' } })).toBe(0);
+    await postJson(agent, '/admin/users', { username: 'ruleexact', password: TWELVE }).then((response) =>
+      expect(response.status).toBe(303),
+    );
+    await signInAs(app, 'ruleexact', TWELVE);
+    // The browser is told the same number before it posts.
+    const page = await agent.get('/admin/users').set('Accept', 'text/html');
+    expect(page.text).toContain('name="password" type="password" autocomplete="new-password" minlength="12"');
+  });
+
+  it('an admin resetting a password refuses 11 characters, changing nothing, and takes 12', async () => {
+    const { app, agent } = await adminAgent();
+    const target = await buildUser(db.prisma, { username: 'rulereset' });
+    const hash = (await db.prisma.user.findUniqueOrThrow({ where: { id: target.id } })).passwordHash;
+    const refused = await postJson(agent, `/admin/users/${target.id}/password`, { password: ELEVEN });
+    expect(refused.body).toEqual(REFUSED);
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { id: target.id } })).passwordHash).toBe(hash);
+    expect((await postJson(agent, `/admin/users/${target.id}/password`, { password: TWELVE })).status).toBe(303);
+    await signInAs(app, 'rulereset', TWELVE);
+  });
+
+  it('changing your own password refuses 11 characters, changing nothing, and takes 12', async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'ruleself' });
+    const agent = await signInAs(app, 'ruleself', user.password);
+    const hash = (await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).passwordHash;
+    const refused = await postJson(agent, '/account/password', {
+      current: user.password,
+      password: ELEVEN,
+      confirm: ELEVEN,
+    });
+    expect(refused.body).toEqual(REFUSED);
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).passwordHash).toBe(hash);
+    const page = await agent.get('/account').set('Accept', 'text/html');
+    expect(page.text).toContain('New password (at least 12 characters)');
+    expect(page.text).toContain('minlength="12"');
+    const accepted = await postJson(agent, '/account/password', {
+      current: user.password,
+      password: TWELVE,
+      confirm: TWELVE,
+    });
+    expect(accepted.status).toBe(303);
+    await signInAs(app, 'ruleself', TWELVE);
   });
 });
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { parseInput } from '../../src/http/validate.js';
+import { ZNewPassword } from '../../src/shared/password-policy.js';
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -88,6 +90,23 @@ describe('loadConfig', () => {
     });
     expect(config.shouldSeedDemo).toBe(false);
     expect(config.host).toBe('0.0.0.0');
+  });
+
+  it('holds ADMIN_PASSWORD to the rule and words of every other password: 11 characters refused, 12 taken', () => {
+    const admin = { ADMIN_USERNAME: 'ops' };
+    expect(problemsOf({ ...admin, ADMIN_PASSWORD: 'eleven-char' })).toEqual([
+      'ADMIN_PASSWORD: must be at least 12 characters',
+    ]);
+    expect(() => parseInput(ZNewPassword, 'eleven-char', 'password')).toThrow(
+      'password: must be at least 12 characters',
+    );
+    expect(loadConfig({ ...admin, ADMIN_PASSWORD: 'twelve-chars' }).auth.bootstrapAdmin).toEqual({
+      username: 'ops',
+      password: 'twelve-chars',
+    });
+    expect(problemsOf({ ...admin, ADMIN_PASSWORD: 'x'.repeat(1025) })).toEqual([
+      'ADMIN_PASSWORD: must be at most 1024 characters',
+    ]);
   });
 
   it('refuses a short session secret', () => {

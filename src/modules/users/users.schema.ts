@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ZNewPassword } from '../../shared/password-policy.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
 const MAX_USERNAME_LENGTH = 64;
@@ -21,11 +22,6 @@ function usernameProblem(name: string): string | undefined {
   }
   return undefined;
 }
-
-export const ZNewPassword = z
-  .string()
-  .min(8, 'must be at least 8 characters')
-  .max(1024, 'must be at most 1024 characters');
 
 export const ZRole = z.enum(['admin', 'user']);
 
