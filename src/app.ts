@@ -9,6 +9,7 @@ import { type CsvExportLimits, createCsvExports, csvExportLimitsFor } from './ht
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
+import { requireObjectBody } from './http/json-object-body.js';
 import { jsonKeepingNumberText } from './http/lossless-json.js';
 import { rejectNulCharacters } from './http/reject-nul-characters.js';
 import { requestContext } from './http/request-context.js';
@@ -180,7 +181,9 @@ export function createApp(deps: AppDeps): express.Express {
   // Rates sent as JSON numbers are judged by the digits the client typed (1e3 is refused, not
   // read as 1000; 0.10000000000000001 is not 0.1): these routes' JSON keeps each number's text.
   app.post(RATE_WRITE_PATHS, jsonKeepingNumberText({ limit: BODY_LIMIT }));
-  app.use(express.json({ limit: BODY_LIMIT }));
+  // Not strict: a list or a bare value is valid JSON, refused next with a message saying so.
+  app.use(express.json({ limit: BODY_LIMIT, strict: false }));
+  app.use(requireObjectBody);
   app.use(rejectNulCharacters);
   app.post('/login', redirectSignedInFromSignIn);
   app.use(createCsrfProtection({ secret: config.sessionSecret, isSecureCookie: config.isHttpsRequired }));

@@ -158,9 +158,9 @@ export function parseJsonKeepingNumberText(text: string): LosslessJson {
  * Parses a JSON body keeping each number's literal text (JsonNumberText), for the routes that
  * take money as JSON numbers; mount it for those paths before express.json, which then finds
  * the body read and leaves it. Reading (size limit, compression, charset, 413 and 415) is
- * body-parser's own; only the parse is ours. As with express.json, an empty body is {} and
- * anything but an object or a list at the top is refused. Other content types (a form) pass
- * through to the parsers after it.
+ * body-parser's own; only the parse is ours. As with express.json, an empty body is {}; any
+ * JSON value is read, and one that is not an object is refused after the parsers
+ * (json-object-body.ts). Other content types (a form) pass through to the parsers after it.
  */
 export function jsonKeepingNumberText(options: { limit: string }): express.RequestHandler[] {
   return [
@@ -176,8 +176,6 @@ export function jsonKeepingNumberText(options: { limit: string }): express.Reque
         return;
       }
       try {
-        // express.json's strict mode, which every other JSON route has: an object or a list.
-        if (!/^[ \t\n\r]*[[{]/.test(req.body)) throw new JsonSyntaxError('not an object or a list', 0);
         req.body = parseJsonKeepingNumberText(req.body);
         next();
       } catch (error) {

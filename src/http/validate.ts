@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { BadRequestError } from '../shared/errors.js';
+import { NOT_A_JSON_OBJECT_MESSAGE } from './json-object-body.js';
 
 type RawIssue = z.core.$ZodRawIssue;
 
@@ -63,17 +64,25 @@ export function describeIssue(issue: RawIssue): string | undefined {
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown, name = 'input'): z.infer<T> {
   const result = schema.safeParse(input, { error: describeIssue, reportInput: true });
   if (result.success) return result.data;
+  // A JSON list or bare value where fields go: about the body as a whole, not a field of it.
+  if (input !== undefined && result.error.issues.some(isObjectExpectedAtTop)) {
+    throw new BadRequestError(NOT_A_JSON_OBJECT_MESSAGE);
+  }
   // One reason a field: a number past 2^53 fails both "an integer" and the route's own maximum,
   // and the maximum is the one worth reading, so a field's last reason wins.
   const fields: Record<string, string> = {};
   for (const issue of result.error.issues) {
     // No form or query field takes a list, so a list is a field given more than once
     // (?start=a&start=b); unions and coerced numbers would otherwise word it as something else.
-    const isRepeated = Array.isArray(valueAt(input, issue.path));
+    const isRepeated = issue.path.length > 0 && Array.isArray(valueAt(input, issue.path));
     fields[issue.path.join('.') || name] = isRepeated ? 'must be given once' : issue.message;
   }
   const problems = Object.entries(fields).map(([field, message]) => `${field}: ${message}`);
   throw new BadRequestError(problems.join('; '), { fields });
+}
+
+function isObjectExpectedAtTop(issue: z.core.$ZodIssue): boolean {
+  return issue.path.length === 0 && issue.code === 'invalid_type' && issue.expected === 'object';
 }
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {

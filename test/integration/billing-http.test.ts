@@ -210,12 +210,21 @@ describe('POST /formula', () => {
     const malformed = await postText(admin, '/formula', '{"type":"gov","cpu":01,"gpu":18,"mem":0.08}');
     expect(malformed.status).toBe(400);
     expect(malformed.body).toEqual({ error: 'The request body is not valid JSON.', code: 400 });
-    const bare = await postText(admin, '/formula', '"gov"');
-    expect(bare.body).toEqual({ error: 'The request body is not valid JSON.', code: 400 });
     const numberedTier = await postText(admin, '/formula', '{"type":5,"cpu":1,"gpu":18,"mem":0.08}');
     expect(numberedTier.body).toEqual({ error: 'type: must be text', code: 400 });
     expect(await ratesOf('gov')).toEqual(before);
   });
+
+  it.each(['[]', '[{"type":"gov","cpu":1,"gpu":18,"mem":0.08}]', '"gov"', '5', 'null', 'true'])(
+    'refuses the JSON value %s, which is not an object of fields, changing nothing',
+    async (text) => {
+      const before = await ratesOf('gov');
+      const response = await postText(admin, '/formula', text);
+      expect(response.status).toBe(400);
+      expect(response.body).toEqual({ error: 'The request body must be a JSON object.', code: 400 });
+      expect(await ratesOf('gov')).toEqual(before);
+    },
+  );
 
   it('refuses a field it does not take, naming it, rather than applying the rates now', async () => {
     const before = await request(app).get('/formula?type=private').expect(200);
@@ -714,6 +723,31 @@ describe('receipts over HTTP', () => {
       .send({ before: '2025-09-15', username: 'bob' });
     expect(own.body).toEqual({ error: 'input: has an unknown field: username', code: 400 });
     expect(await db.prisma.receipt.count()).toBe(1);
+  });
+
+  it('refuses a JSON body that is a list or a bare value, on the JSON parser every other route has', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z' }]);
+    const id = await billJobsBefore(alice, '2025-09-15');
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    for (const text of ['[]', '[{"method":"cash"}]', '"x"', '5', 'null']) {
+      for (const action of ['paid', 'void']) {
+        const response = await admin
+          .post(`/admin/receipts/${id}/${action}`)
+          .set('Accept', 'application/json')
+          .set('Content-Type', 'application/json')
+          .set('X-CSRFToken', token)
+          .send(text);
+        expect(response.status, `${action} ${text}`).toBe(400);
+        expect(response.body, `${action} ${text}`).toEqual({
+          error: 'The request body must be a JSON object.',
+          code: 400,
+        });
+      }
+    }
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id } })).status).toBe('pending');
+    expect(
+      await db.prisma.auditLog.count({ where: { target: `receipt:${id}`, NOT: { action: 'receipt.create' } } }),
+    ).toBe(0);
   });
 
   it('shows a refused mark-paid or void on the receipt page, with the reason and what was typed', async () => {

@@ -213,6 +213,41 @@ describe('admin user management', () => {
       .expect(400);
   });
 
+  it('refuses a JSON list of users as a body that must be an object, creating and disabling nobody', async () => {
+    const { agent } = await adminAgent();
+    const token = await csrfTokenOf(agent);
+    const target = await buildUser(db.prisma, { username: 'listtarget' });
+    const before = await db.prisma.user.count();
+    const sendJson = (path: string, text: string) =>
+      agent
+        .post(path)
+        .set('Accept', 'application/json')
+        .set('Content-Type', 'application/json')
+        .set('X-CSRFToken', token)
+        .send(text);
+    for (const text of ['[]', '[{"username":"listed","role":"admin"}]', '"listed"', 'null']) {
+      const created = await sendJson('/admin/users', text);
+      expect(created.body, text).toEqual({ error: 'The request body must be a JSON object.', code: 400 });
+      // A route that reads no field is refused the same way, before it acts.
+      const disabled = await sendJson(`/admin/users/${target.id}/disable`, text);
+      expect(disabled.body, text).toEqual({ error: 'The request body must be a JSON object.', code: 400 });
+    }
+    expect(await db.prisma.user.count()).toBe(before);
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { id: target.id } })).isDisabled).toBe(false);
+  });
+
+  it('still names a form field given twice as given twice', async () => {
+    const { agent } = await adminAgent();
+    const before = await db.prisma.user.count();
+    const response = await agent
+      .post('/admin/users')
+      .set('Accept', 'application/json')
+      .type('form')
+      .send(`username=twice&role=admin&role=user&csrf_token=${encodeURIComponent(await csrfTokenOf(agent))}`);
+    expect(response.body).toEqual({ error: 'role: must be given once', code: 400 });
+    expect(await db.prisma.user.count()).toBe(before);
+  });
+
   it('refuses ids that only Number() reads as whole numbers, and one past integer, changing nobody', async () => {
     const { agent } = await adminAgent();
     const token = await csrfTokenOf(agent);

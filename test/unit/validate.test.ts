@@ -104,6 +104,17 @@ describe('parseInput says what is wrong in words people read', () => {
   });
 
   it.each([
+    ['an empty list', []],
+    ['a list holding the fields', [{ type: 'mu', cpu: '1', gpu: '1', mem: '1' }]],
+    ['a string', 'x'],
+    ['a number', 5],
+    ['null', null],
+  ])('says a body that is %s must be a JSON object, not that a field was given twice', (_case, body) => {
+    expect(messageOf(() => parseInput(ZSetRates, body))).toBe('The request body must be a JSON object.');
+    expect(messageOf(() => parseInput(ZCreateUserForm, body))).toBe('The request body must be a JSON object.');
+  });
+
+  it.each([
     ['.5', '0.5'],
     ['0.25', '0.25'],
     ['00.5', '0.5'],
