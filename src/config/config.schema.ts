@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { parseTierRules } from '../modules/pricing/pricing.js';
 import { ZNewPassword } from '../shared/password-policy.js';
-import { zWholeNumber } from '../shared/whole-number.js';
 
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off', '']);
@@ -34,12 +33,32 @@ const zFlagOrDefault = z.preprocess(
     .transform((value, ctx) => (value === undefined ? undefined : readFlag(value, ctx))),
 );
 
-/** A whole number in plain digits; unset or empty takes the default. */
+/**
+ * A whole number from min to max in plain digits (spaces around it are ignored); unset or
+ * empty takes the default. Number() would read "1e3", "0x10" and "1.0"; they are refused.
+ * Every refusal names the whole range and quotes what was given: "-5" is a whole number, so
+ * "must be a whole number" alone would send an operator looking for the wrong mistake.
+ */
 const zInt = (fallback: number, min: number, max: number) =>
-  z.preprocess(
-    (value) => (typeof value === 'string' ? value.trim() || undefined : value),
-    zWholeNumber(min, max).default(fallback),
-  );
+  z
+    .string()
+    .optional()
+    .transform((value, ctx): number => {
+      const text = value?.trim() ?? '';
+      if (text === '') return fallback;
+      const problem = numberSettingProblem(text, min, max);
+      if (problem === undefined) return Number(text);
+      ctx.addIssue({ code: 'custom', message: `${problem} (got ${JSON.stringify(value)})` });
+      return z.NEVER;
+    });
+
+function numberSettingProblem(text: string, min: number, max: number): string | undefined {
+  if (!/^\d+$/.test(text)) return `must be a whole number from ${min} to ${max}, in plain digits`;
+  const value = Number(text);
+  if (value < min) return `must be at least ${min}`;
+  if (value > max) return `must be at most ${max}`;
+  return undefined;
+}
 
 const isTimeZone = (zone: string) => {
   try {

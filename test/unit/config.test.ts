@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { ZEnv } from '../../src/config/config.schema.js';
 import { parseInput } from '../../src/http/validate.js';
 import { ZNewPassword } from '../../src/shared/password-policy.js';
 
@@ -47,16 +48,16 @@ describe('loadConfig', () => {
     );
     expect(problems.find((problem) => problem.startsWith('APP_TZ'))).toContain('IANA time zone');
     expect(problems.find((problem) => problem.startsWith('METRICS_ENABLED'))).toContain('"maybe"');
-    expect(problems).toContain('PORT: must be a whole number');
-    expect(problems).toContain('WEB_CONCURRENCY: must be at least 1');
+    expect(problems).toContain('PORT: must be a whole number from 0 to 65535, in plain digits (got "eighty")');
+    expect(problems).toContain('WEB_CONCURRENCY: must be at least 1 (got "0")');
   });
 
   it.each([
-    ['1e3', 'must be a whole number'],
-    ['0x1f90', 'must be a whole number'],
-    ['80.5', 'must be a whole number'],
-    ['-1', 'must be a whole number'],
-    ['70000', 'must be at most 65535'],
+    ['1e3', 'must be a whole number from 0 to 65535, in plain digits (got "1e3")'],
+    ['0x1f90', 'must be a whole number from 0 to 65535, in plain digits (got "0x1f90")'],
+    ['80.5', 'must be a whole number from 0 to 65535, in plain digits (got "80.5")'],
+    ['-1', 'must be a whole number from 0 to 65535, in plain digits (got "-1")'],
+    ['70000', 'must be at most 65535 (got "70000")'],
   ])('reads a port of %s as a mistake: %s', (port, message) => {
     expect(problemsOf({ PORT: port })).toEqual([`PORT: ${message}`]);
   });
@@ -72,9 +73,56 @@ describe('loadConfig', () => {
   it('gives a query 30 s to answer unless DB_QUERY_TIMEOUT_MS says otherwise, from 100 ms to an hour', () => {
     expect(loadConfig({}).dbQueryTimeoutMs).toBe(30_000);
     expect(loadConfig({ DB_QUERY_TIMEOUT_MS: '5000' }).dbQueryTimeoutMs).toBe(5_000);
-    expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '0' })).toEqual(['DB_QUERY_TIMEOUT_MS: must be at least 100']);
-    expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '30s' })).toEqual(['DB_QUERY_TIMEOUT_MS: must be a whole number']);
-    expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '3600001' })).toEqual(['DB_QUERY_TIMEOUT_MS: must be at most 3600000']);
+    expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '0' })).toEqual(['DB_QUERY_TIMEOUT_MS: must be at least 100 (got "0")']);
+    expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '30s' })).toEqual([
+      'DB_QUERY_TIMEOUT_MS: must be a whole number from 100 to 3600000, in plain digits (got "30s")',
+    ]);
+    expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '3600001' })).toEqual([
+      'DB_QUERY_TIMEOUT_MS: must be at most 3600000 (got "3600001")',
+    ]);
+  });
+
+  // -5 is a whole number: the message names what is required instead, and quotes what was given.
+  it.each([
+    ['-5', 'must be a whole number from 100 to 3600000, in plain digits (got "-5")'],
+    ['1.5', 'must be a whole number from 100 to 3600000, in plain digits (got "1.5")'],
+    ['1e3', 'must be a whole number from 100 to 3600000, in plain digits (got "1e3")'],
+    [' 5', 'must be at least 100 (got " 5")'],
+    ['3600001', 'must be at most 3600000 (got "3600001")'],
+    ['99999999999999999999', 'must be at most 3600000 (got "99999999999999999999")'],
+  ])('refuses DB_QUERY_TIMEOUT_MS=%j: %s', (value, message) => {
+    expect(problemsOf({ DB_QUERY_TIMEOUT_MS: value })).toEqual([`DB_QUERY_TIMEOUT_MS: ${message}`]);
+  });
+
+  it.each([
+    ['', 30_000],
+    ['  ', 30_000],
+    [' 500 ', 500],
+    ['100', 100],
+    ['3600000', 3_600_000],
+  ])('takes DB_QUERY_TIMEOUT_MS=%j as %d (empty: the default)', (value, expected) => {
+    expect(loadConfig({ DB_QUERY_TIMEOUT_MS: value }).dbQueryTimeoutMs).toBe(expected);
+  });
+
+  it('names the range of every numeric setting given a negative number, never just "a whole number"', () => {
+    const numeric = Object.keys(ZEnv.shape).flatMap((name) => {
+      try {
+        loadConfig({ [name]: '-5' });
+        return [];
+      } catch (error) {
+        const problems = (error as ConfigError).problems.filter((problem) => problem.includes('whole number'));
+        return problems.map((problem) => ({ name, problem }));
+      }
+    });
+    expect(numeric.length).toBeGreaterThanOrEqual(25);
+    for (const { name, problem } of numeric) {
+      expect(problem).toMatch(
+        new RegExp(`^${name}: must be a whole number from \\d+ to \\d+, in plain digits \\(got "-5"\\)$`),
+      );
+    }
+    expect(problemsOf({ AUTH_MAX_FAILS: '-5' })).toEqual([
+      'AUTH_MAX_FAILS: must be a whole number from 1 to 1000, in plain digits (got "-5")',
+    ]);
   });
 
   it('requires a session secret and a real database in production, and never seeds the demo there', () => {
@@ -116,9 +164,11 @@ describe('loadConfig', () => {
   it('prunes the sign-in throttle every 10 minutes, or every AUTH_PRUNE_INTERVAL_SEC from 1 s to a day', () => {
     expect(loadConfig({}).auth.pruneIntervalSec).toBe(600);
     expect(loadConfig({ AUTH_PRUNE_INTERVAL_SEC: '60' }).auth.pruneIntervalSec).toBe(60);
-    expect(problemsOf({ AUTH_PRUNE_INTERVAL_SEC: '0' })).toEqual(['AUTH_PRUNE_INTERVAL_SEC: must be at least 1']);
+    expect(problemsOf({ AUTH_PRUNE_INTERVAL_SEC: '0' })).toEqual([
+      'AUTH_PRUNE_INTERVAL_SEC: must be at least 1 (got "0")',
+    ]);
     expect(problemsOf({ AUTH_PRUNE_INTERVAL_SEC: '86401' })).toEqual([
-      'AUTH_PRUNE_INTERVAL_SEC: must be at most 86400',
+      'AUTH_PRUNE_INTERVAL_SEC: must be at most 86400 (got "86401")',
     ]);
   });
 
