@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseTierRules } from '../modules/pricing/pricing.js';
 import { ZNewPassword } from '../shared/password-policy.js';
@@ -72,6 +73,20 @@ const isTimeZone = (zone: string) => {
 const isCurrency = (code: string) => Intl.supportedValuesOf('currency').includes(code);
 
 /**
+ * An address or CIDR as Express's proxy-addr reads it, checked here: "1.5", "1e3" or
+ * "10.0.0.0/33" looked like addresses to a pattern and then crashed the start with a TypeError
+ * instead of the list of problems.
+ */
+function isTrustedProxyEntry(entry: string): boolean {
+  if (/^(loopback|linklocal|uniquelocal)$/.test(entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
+}
+
+/**
  * Express's `trust proxy`: off by default so X-Forwarded-For cannot be forged;
  * a hop count, or a comma list of addresses, CIDRs and names (loopback, uniquelocal).
  */
@@ -84,13 +99,11 @@ const zTrustProxy = z
     if (text === 'true') return true;
     if (/^\d+$/.test(text)) return Number(text);
     const entries = text.split(',').map((entry) => entry.trim());
-    const isValidEntry = (entry: string) =>
-      /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry) || /^(loopback|linklocal|uniquelocal)$/.test(entry);
-    const invalid = entries.filter((entry) => !isValidEntry(entry));
+    const invalid = entries.filter((entry) => !isTrustedProxyEntry(entry));
     if (invalid.length > 0) {
       ctx.addIssue({
         code: 'custom',
-        message: `not an address, CIDR or loopback/linklocal/uniquelocal: ${invalid.join(', ')}`,
+        message: `not a hop count (plain digits), an address, a CIDR or loopback/linklocal/uniquelocal: ${invalid.join(', ')}`,
       });
       return z.NEVER;
     }

@@ -1,3 +1,4 @@
+import express from 'express';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { ZEnv } from '../../src/config/config.schema.js';
@@ -184,9 +185,27 @@ describe('loadConfig', () => {
 
   it('refuses a TRUST_PROXY entry that is not an address or a known name', () => {
     expect(problemsOf({ TRUST_PROXY: 'loopback,evil.example' })).toEqual([
-      'TRUST_PROXY: not an address, CIDR or loopback/linklocal/uniquelocal: evil.example',
+      'TRUST_PROXY: not a hop count (plain digits), an address, a CIDR or loopback/linklocal/uniquelocal: evil.example',
     ]);
   });
+
+  // Each of these passed the setting's check and then stopped the start with a TypeError from Express.
+  it.each(['-1', '1.5', '1e3', '2.0', '300.1.1.1', '10.0.0.0/33', '::1/129', '10.0.0.0/8/8'])(
+    'refuses TRUST_PROXY=%s in the list of problems, before Express reads it',
+    (value) => {
+      expect(problemsOf({ TRUST_PROXY: value })).toEqual([
+        `TRUST_PROXY: not a hop count (plain digits), an address, a CIDR or loopback/linklocal/uniquelocal: ${value}`,
+      ]);
+    },
+  );
+
+  it.each(['10.0.0.0/8', '192.168.1.10', 'fe80::1', 'fd00::/8', '::ffff:10.0.0.1', 'loopback, uniquelocal'])(
+    'takes TRUST_PROXY=%s, which Express accepts',
+    (value) => {
+      const app = express();
+      expect(() => app.set('trust proxy', loadConfig({ TRUST_PROXY: value }).trustProxy)).not.toThrow();
+    },
+  );
 
   it.each([
     ['development', undefined, false],
