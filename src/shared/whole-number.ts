@@ -6,7 +6,9 @@ export const MAX_INT4 = 2_147_483_647;
 /**
  * A whole number written in plain digits, between min and max. `z.coerce.number()` reads
  * with Number(), which takes "1e1", "0x2", " 7 " and "" (as 0): an admin who typed
- * /admin/users/1e1 would act on user 10. Numbers (from JSON) pass when they are integers.
+ * /admin/users/1e1 would act on user 10. Leading zeros are refused too: /admin/receipts/007
+ * served receipt 7 under a second address (and any number of others), which links, caches and
+ * audit trails then disagree about. Numbers (from JSON) pass when they are integers.
  */
 export function zWholeNumber(min: number, max: number) {
   return z.unknown().transform((input, context): number => {
@@ -22,6 +24,7 @@ function wholeNumberProblem(input: unknown, min: number, max: number): string | 
   const isWhole =
     (typeof input === 'string' && /^\d+$/.test(input)) || (typeof input === 'number' && Number.isSafeInteger(input));
   if (!isWhole) return 'must be a whole number';
+  if (typeof input === 'string' && /^0\d/.test(input)) return 'must be written without leading zeros';
   const value = Number(input);
   if (value < min) return `must be at least ${min}`;
   if (value > max) return `must be at most ${max}`;

@@ -750,6 +750,43 @@ describe('receipts over HTTP', () => {
     ).toBe(0);
   });
 
+  it('serves a receipt at one address: an id with leading zeros is refused, on GET and POST, changing nothing', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z' }]);
+    const id = await billJobsBefore(alice, '2025-09-15');
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    const REFUSED = { error: 'receipt id: must be written without leading zeros', code: 400 };
+    const json = (agent: Agent, path: string) => agent.get(path).set('Accept', 'application/json');
+    await html(admin, `/admin/receipts/${id}`).expect(200);
+    for (const written of [`0${id}`, `007${id}`]) {
+      expect((await json(admin, `/admin/receipts/${written}`)).body, written).toEqual(REFUSED);
+      expect((await json(admin, `/admin/receipts/${written}/items.csv`)).body, written).toEqual(REFUSED);
+      expect((await json(alice, `/me/receipts/${written}`)).body, written).toEqual(REFUSED);
+      const page = await html(admin, `/admin/receipts/${written}`);
+      expect(page.status, written).toBe(400);
+      expect(page.text).toContain('receipt id: must be written without leading zeros');
+      for (const [action, body] of [
+        ['paid', { method: 'cash' }],
+        ['void', { reason: 'typed with zeros' }],
+      ] as const) {
+        const posted = await admin
+          .post(`/admin/receipts/${written}/${action}`)
+          .set('Accept', 'application/json')
+          .set('X-CSRFToken', token)
+          .send(body);
+        expect(posted.body, `${action} ${written}`).toEqual(REFUSED);
+      }
+    }
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id } })).status).toBe('pending');
+    expect(
+      await db.prisma.auditLog.count({ where: { target: `receipt:${id}`, NOT: { action: 'receipt.create' } } }),
+    ).toBe(0);
+    // A page number is part of the address too: ?page=01 is not page 1 again.
+    expect((await json(admin, `/admin/receipts/${id}?page=01`)).body).toEqual({
+      error: 'page: must be written without leading zeros',
+      code: 400,
+    });
+  });
+
   it('shows a refused mark-paid or void on the receipt page, with the reason and what was typed', async () => {
     await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z' }]);
     const id = await billJobsBefore(alice, '2025-09-15');

@@ -248,6 +248,31 @@ describe('admin user management', () => {
     expect(await db.prisma.user.count()).toBe(before);
   });
 
+  it('refuses a user id with leading zeros, which would be a second address for the same user', async () => {
+    const { agent } = await adminAgent();
+    const token = await csrfTokenOf(agent);
+    const target = await buildUser(db.prisma, { username: 'zeropadded' });
+    const hash = (await db.prisma.user.findUniqueOrThrow({ where: { id: target.id } })).passwordHash;
+    const post = (path: string, body: object) =>
+      agent.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    for (const id of [`0${target.id}`, `00${target.id}`]) {
+      for (const [path, body] of [
+        [`/admin/users/${id}/disable`, {}],
+        [`/admin/users/${id}/role`, { role: 'admin' }],
+        [`/admin/users/${id}/password`, { password: 'zero-padded-password' }],
+      ] as const) {
+        const refused = await post(path, body);
+        expect(refused.body, path).toEqual({ error: 'id: must be written without leading zeros', code: 400 });
+      }
+    }
+    expect(await db.prisma.user.findUniqueOrThrow({ where: { id: target.id } })).toMatchObject({
+      isDisabled: false,
+      role: 'user',
+      passwordHash: hash,
+    });
+    expect(await db.prisma.auditLog.count({ where: { target: 'zeropadded' } })).toBe(0);
+  });
+
   it('refuses ids that only Number() reads as whole numbers, and one past integer, changing nobody', async () => {
     const { agent } = await adminAgent();
     const token = await csrfTokenOf(agent);

@@ -40,6 +40,13 @@ describe('parseInput says what is wrong in words people read', () => {
     ['a user id in exponent form', () => parseInput(ZUserIdParam, { id: '1e1' }), 'id: must be a whole number'],
     ['a user id past integer', () => parseInput(ZUserIdParam, { id: '99999999999' }), 'id: must be at most 2147483647'],
     ['a page with a sign', () => parseInput(ZUsageQuery, { page: '+2' }), 'page: must be a whole number'],
+    [
+      'a receipt id with a leading zero',
+      () => parseInput(ZReceiptId, '007', 'receipt id'),
+      'receipt id: must be written without leading zeros',
+    ],
+    ['a user id of 00', () => parseInput(ZUserIdParam, { id: '00' }), 'id: must be written without leading zeros'],
+    ['a page of 02', () => parseInput(ZUsageQuery, { page: '02' }), 'page: must be written without leading zeros'],
     ['a bare value without a name', () => parseInput(ZReceiptId, 'abc'), 'input: must be a whole number'],
     ['a tier given twice', () => parseInput(ZFormulaQuery, { type: ['gov', 'mu'] }), 'type: must be given once'],
     [
