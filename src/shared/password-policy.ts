@@ -16,4 +16,7 @@ export const MAX_PASSWORD_LENGTH = 1024;
 export const ZNewPassword = z
   .string()
   .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
-  .max(MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`);
+  .max(MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`)
+  // Spaces count toward the length (passphrases), but only spaces is a password nobody chose:
+  // a form filled by a key held down, or a script's unset variable padded out.
+  .refine((password) => /\S/.test(password), 'must not be only spaces');

@@ -323,6 +323,41 @@ describe('the password rule: at least 12 characters on every form that sets one'
     expect(page.text).toContain('name="password" type="password" autocomplete="new-password" minlength="12"');
   });
 
+  it('refuses a password of only spaces on every form, changing nothing, and takes one with spaces in it', async () => {
+    const SPACES = ' '.repeat(12);
+    const ONLY_SPACES = { error: 'password: must not be only spaces', code: 400 };
+    const { app, agent } = await adminAgent();
+    expect((await postJson(agent, '/admin/users', { username: 'rulespaces', password: SPACES })).body).toEqual(
+      ONLY_SPACES,
+    );
+    expect(await db.prisma.user.count({ where: { username: 'rulespaces' } })).toBe(0);
+
+    const target = await buildUser(db.prisma, { username: 'rulespacereset' });
+    const hashOf = async (id: number) => (await db.prisma.user.findUniqueOrThrow({ where: { id } })).passwordHash;
+    const targetHash = await hashOf(target.id);
+    expect((await postJson(agent, `/admin/users/${target.id}/password`, { password: `\t${SPACES}` })).body).toEqual(
+      ONLY_SPACES,
+    );
+    expect(await hashOf(target.id)).toBe(targetHash);
+
+    const self = await buildUser(db.prisma, { username: 'rulespaceself' });
+    const selfAgent = await signInAs(app, 'rulespaceself', self.password);
+    const selfHash = await hashOf(self.id);
+    const refused = await postJson(selfAgent, '/account/password', {
+      current: self.password,
+      password: SPACES,
+      confirm: SPACES,
+    });
+    expect(refused.body).toEqual(ONLY_SPACES);
+    expect(await hashOf(self.id)).toBe(selfHash);
+
+    const passphrase = 'correct horse battery';
+    await postJson(agent, '/admin/users', { username: 'rulephrase', password: passphrase }).then((response) =>
+      expect(response.status).toBe(303),
+    );
+    await signInAs(app, 'rulephrase', passphrase);
+  });
+
   it('an admin resetting a password refuses 11 characters, changing nothing, and takes 12', async () => {
     const { app, agent } = await adminAgent();
     const target = await buildUser(db.prisma, { username: 'rulereset' });

@@ -153,6 +153,9 @@ describe('loadConfig', () => {
       username: 'ops',
       password: 'twelve-chars',
     });
+    expect(problemsOf({ ...admin, ADMIN_PASSWORD: ' '.repeat(12) })).toEqual([
+      'ADMIN_PASSWORD: must not be only spaces',
+    ]);
     expect(problemsOf({ ...admin, ADMIN_PASSWORD: 'x'.repeat(1025) })).toEqual([
       'ADMIN_PASSWORD: must be at most 1024 characters',
     ]);
