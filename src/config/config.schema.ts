@@ -61,6 +61,26 @@ function numberSettingProblem(text: string, min: number, max: number): string | 
   return undefined;
 }
 
+/**
+ * One of a fixed list of words, said in the same plain words as the other settings ("must be one of
+ * development or production (got \"prod\")") rather than the validator's own. Empty or only spaces
+ * is unset, as for the number settings, so an `.env` line left blank takes the default.
+ */
+const choiceOf = <const T extends readonly [string, ...string[]]>(choices: T) =>
+  z.enum(choices, {
+    error: (issue) =>
+      `must be one of ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)} (got ${JSON.stringify(issue.input)})`,
+  });
+
+const isBlank = (value: unknown) => value === undefined || (typeof value === 'string' && value.trim() === '');
+
+const zChoice = <const T extends readonly [string, ...string[]]>(choices: T, fallback: T[number]) =>
+  z.preprocess((value) => (isBlank(value) ? fallback : value), choiceOf(choices));
+
+/** As zChoice, where unset means "decided elsewhere" (PAYMENT_PROVIDER's default follows APP_ENV). */
+const zOptionalChoice = <const T extends readonly [string, ...string[]]>(choices: T) =>
+  z.preprocess((value) => (isBlank(value) ? undefined : value), choiceOf(choices).optional());
+
 const isTimeZone = (zone: string) => {
   try {
     new Intl.DateTimeFormat('en', { timeZone: zone });
@@ -129,7 +149,7 @@ export const DEFAULT_DB_QUERY_TIMEOUT_MS = 30_000;
 
 export const ZEnv = z
   .object({
-    APP_ENV: z.enum(['development', 'production']).default('development'),
+    APP_ENV: zChoice(['development', 'production'], 'development'),
     PORT: zInt(8000, 0, 65535),
     HOST: z.string().min(1).optional(),
     DATABASE_URL: z
@@ -145,7 +165,7 @@ export const ZEnv = z
     METRICS_ENABLED: zFlag(true),
     METRICS_PROCESS: zFlag(false),
     METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_LEVEL: zChoice(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
     TRUST_PROXY: zTrustProxy,
     REQUIRE_HTTPS: zFlagOrDefault,
     WEB_CONCURRENCY: zInt(1, 1, 64),
@@ -169,7 +189,7 @@ export const ZEnv = z
       .regex(/^[a-z_][a-z0-9._-]{0,63}$/, 'must be a lowercase login name')
       .optional(),
     ADMIN_PASSWORD: ZNewPassword.optional(),
-    PAYMENT_PROVIDER: z.enum(['none', 'dummy', 'stripe']).optional(),
+    PAYMENT_PROVIDER: zOptionalChoice(['none', 'dummy', 'stripe']),
     PAYMENT_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
     STRIPE_SECRET_KEY: z
       .string()
@@ -212,7 +232,7 @@ export const ZEnv = z
     INGEST_INTERVAL_SEC: zInt(60, 5, 86_400),
     INGEST_OVERLAP_SEC: zInt(900, 0, 30 * 86_400),
     INGEST_LOOKBACK_DAYS: zInt(7, 1, 3650),
-    PRICING_CPU_BASIS: z.enum(['used', 'allocated']).default('used'),
+    PRICING_CPU_BASIS: zChoice(['used', 'allocated'], 'used'),
     PRICING_TIER_RULES: z
       .string()
       .default(DEFAULT_TIER_RULES)

@@ -71,6 +71,20 @@ describe('loadConfig', () => {
     expect(loadConfig({ PORT: port }).port).toBe(expected);
   });
 
+  it.each([
+    ['APP_ENV', 'prod', 'must be one of development or production (got "prod")'],
+    ['LOG_LEVEL', 'verbose', 'must be one of fatal, error, warn, info, debug, trace or silent (got "verbose")'],
+    ['PAYMENT_PROVIDER', 'paypal', 'must be one of none, dummy or stripe (got "paypal")'],
+    ['PRICING_CPU_BASIS', 'Used', 'must be one of used or allocated (got "Used")'],
+  ])('names the choices of %s=%s in plain words: %s', (name, value, message) => {
+    expect(problemsOf({ [name]: value })).toEqual([`${name}: ${message}`]);
+  });
+
+  it('takes a choice left empty, as an .env line left blank, as unset', () => {
+    const config = loadConfig({ APP_ENV: '', LOG_LEVEL: ' ', PAYMENT_PROVIDER: '', PRICING_CPU_BASIS: '' });
+    expect(config).toMatchObject(loadConfig({}));
+  });
+
   it('gives a query 30 s to answer unless DB_QUERY_TIMEOUT_MS says otherwise, from 100 ms to an hour', () => {
     expect(loadConfig({}).dbQueryTimeoutMs).toBe(30_000);
     expect(loadConfig({ DB_QUERY_TIMEOUT_MS: '5000' }).dbQueryTimeoutMs).toBe(5_000);
