@@ -5,17 +5,15 @@ import { type AppConfig, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { closeGracefully, listen } from './http/lifecycle.js';
 import { warnAboutPlainHttp } from './http/plain-http.js';
-import {
-  createThrottlePruner,
-  onThrottlePrunerAssigned,
-  throttlePrunerAssigner,
-} from './modules/auth/auth-throttle.pruner.js';
+import { createThrottlePruner } from './modules/auth/auth-throttle.pruner.js';
+import { createSessionPruner } from './modules/auth/session.pruner.js';
 import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
 import { startIngestionScheduler } from './modules/ingestion/ingestion.scheduler.js';
 import { createMetrics } from './modules/metrics/metrics.js';
 import { joinClusterMetrics, serveClusterMetrics } from './modules/metrics/metrics-cluster.js';
 import { warnIfMetricsPublic } from './modules/metrics/metrics-exposure.js';
 import { createLogger, type Logger } from './shared/logger.js';
+import { onPeriodicTasksAssigned, periodicTaskAssigner } from './shared/periodic-task.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
 import { formatStartupBanner } from './startup-banner.js';
 
@@ -42,17 +40,24 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
   // A worker's own registry holds only the requests it served; the primary sums them.
   const scrapeMetrics = cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined;
   const app = createApp({ config, db, logger, metrics, scrapeMetrics });
-  const pruner = createThrottlePruner({
-    pool: db.pool,
-    lockout: config.auth,
-    metrics,
-    logger,
-    now: () => new Date(),
-    intervalSec: config.auth.pruneIntervalSec,
-  });
+  const now = () => new Date();
+  const pruners = [
+    createThrottlePruner({
+      pool: db.pool,
+      lockout: config.auth,
+      metrics,
+      logger,
+      now,
+      intervalSec: config.auth.pruneIntervalSec,
+    }),
+    createSessionPruner({ pool: db.pool, logger, now, intervalSec: config.auth.sessionPruneIntervalSec }),
+  ];
+  const startPruners = () => {
+    for (const pruner of pruners) pruner.start();
+  };
   // One process per instance prunes: this one when it is the only one, else the worker the primary names.
-  if (cluster.isWorker) onThrottlePrunerAssigned(pruner.start);
-  else pruner.start();
+  if (cluster.isWorker) onPeriodicTasksAssigned(startPruners);
+  else startPruners();
   const server = await listen(app, config.port, config.host);
   // Every worker schedules; the advisory lock lets one run at a time through, and a run that
   // finds another finished this interval does nothing.
@@ -68,7 +73,7 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     const [isClean] = await Promise.all([
       closeGracefully(server, config.shutdownTimeoutMs),
       stopIngestion(),
-      pruner.stop(),
+      ...pruners.map((pruner) => pruner.stop()),
     ]);
     if (!isClean) logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; open connections were cut');
     await db.close();
@@ -129,9 +134,9 @@ async function main() {
   const fork = () => cluster.fork({ DATABASE_URL: database.databaseUrl });
   for (let index = 0; index < config.webConcurrency; index++) fork();
   let listening = 0;
-  const assignPruner = throttlePrunerAssigner();
+  const assignPruners = periodicTaskAssigner();
   cluster.on('listening', (worker) => {
-    assignPruner(worker);
+    assignPruners(worker);
     listening += 1;
     if (listening === config.webConcurrency) announce(config, database);
   });

@@ -42,6 +42,8 @@ export interface AppConfig {
     pruneIntervalSec: number;
     sessionIdleSec: number;
     sessionAbsoluteSec: number;
+    /** How often the expired sessions are deleted (once per instance). */
+    sessionPruneIntervalSec: number;
     /** Created at start-up when no user of that name exists. */
     bootstrapAdmin: { username: string; password: string } | undefined;
   };
@@ -156,6 +158,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
       pruneIntervalSec: env.AUTH_PRUNE_INTERVAL_SEC,
       sessionIdleSec: env.SESSION_IDLE_SEC,
       sessionAbsoluteSec: env.SESSION_ABSOLUTE_SEC,
+      sessionPruneIntervalSec: env.SESSION_PRUNE_INTERVAL_SEC,
       bootstrapAdmin:
         env.ADMIN_USERNAME && env.ADMIN_PASSWORD
           ? { username: env.ADMIN_USERNAME, password: env.ADMIN_PASSWORD }

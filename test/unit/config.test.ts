@@ -190,6 +190,12 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('prunes expired sessions every 15 minutes, or every SESSION_PRUNE_INTERVAL_SEC from 1 s to a day', () => {
+    expect(loadConfig({}).auth.sessionPruneIntervalSec).toBe(900);
+    expect(loadConfig({ SESSION_PRUNE_INTERVAL_SEC: '60' }).auth.sessionPruneIntervalSec).toBe(60);
+    expect(problemsOf({ SESSION_PRUNE_INTERVAL_SEC: '0' })).toEqual(['SESSION_PRUNE_INTERVAL_SEC: must be at least 1']);
+  });
+
   it.each([
     ['false', false],
     ['true', true],

@@ -1,6 +1,6 @@
-import type { Worker } from 'node:cluster';
 import type pg from 'pg';
 import type { Logger } from '../../shared/logger.js';
+import { createPeriodicTask, type PeriodicTask } from '../../shared/periodic-task.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { LockoutSettings } from './auth.service.js';
 import * as throttleRepository from './auth-throttle.repository.js';
@@ -80,29 +80,17 @@ export interface ThrottlePrunerDeps {
   batchSize?: number;
 }
 
-export interface ThrottlePruner {
-  /** Prunes every `intervalSec` from now on; the timer never keeps the process alive. */
-  start(): void;
-  /** Prunes now (or joins the prune under way); never rejects: a failure is logged as a warning. */
-  runOnce(): Promise<void>;
-  /** Stops the timer, ends a prune under way after its current batch, and waits for it. */
-  stop(): Promise<void>;
-}
-
 /**
  * Prunes the sign-in throttle tables on a timer. One process per instance runs it (the
- * process, or the worker the cluster primary names: `throttlePrunerAssigner`), not every worker.
+ * process, or the worker the cluster primary names: `periodicTaskAssigner`), not every worker.
+ * A failure is logged as a warning; a stop ends a prune after its current batch.
  */
-export function createThrottlePruner(deps: ThrottlePrunerDeps): ThrottlePruner {
-  let timer: NodeJS.Timeout | undefined;
-  let current: Promise<void> | undefined;
-  let isStopped = false;
-
-  const prune = async () => {
+export function createThrottlePruner(deps: ThrottlePrunerDeps): PeriodicTask {
+  return createPeriodicTask(deps.intervalSec, async (shouldStop) => {
     try {
       const result = await pruneExpiredThrottles(deps.pool, deps.lockout, deps.now(), {
         batchSize: deps.batchSize,
-        shouldStop: () => isStopped,
+        shouldStop,
       });
       // Those locks ended unseen; a sign-in would have counted them as it cleared them.
       if (result.endedLocks > 0) deps.metrics.authLockoutEnd.inc(result.endedLocks);
@@ -112,57 +100,5 @@ export function createThrottlePruner(deps: ThrottlePrunerDeps): ThrottlePruner {
       // The rows wait for the next interval; sign-ins never depend on them being gone.
       deps.logger.warn({ err: error }, 'could not prune expired sign-in throttle rows');
     }
-  };
-
-  const runOnce = () => {
-    if (isStopped) return Promise.resolve();
-    current ??= prune().finally(() => {
-      current = undefined;
-    });
-    return current;
-  };
-
-  return {
-    start() {
-      if (timer || isStopped) return;
-      timer = setInterval(() => void runOnce(), deps.intervalSec * 1000);
-      timer.unref();
-    },
-    runOnce,
-    async stop() {
-      isStopped = true;
-      if (timer) clearInterval(timer);
-      timer = undefined;
-      await current;
-    },
-  };
-}
-
-const PRUNER_ASSIGNMENT = 'hpc-billing:throttle-pruner';
-
-/**
- * In the cluster primary: the function to call with each worker that starts listening. It
- * names the first the pruner, and the next to listen once that one has died, so one worker
- * prunes however many run (each would otherwise delete what another just deleted).
- */
-export function throttlePrunerAssigner(): (worker: Worker) => void {
-  let pruner: Worker | undefined;
-  return (worker) => {
-    if (pruner && !pruner.isDead()) return;
-    pruner = worker;
-    worker.send({ type: PRUNER_ASSIGNMENT }, (error) => {
-      // A worker that cannot be told is going away; the next one to listen is named instead.
-      if (error && pruner === worker) pruner = undefined;
-    });
-  };
-}
-
-/**
- * In a cluster worker: calls `start` when the primary names this worker the pruner. Listens
- * from before the worker listens, so the primary's message (sent when it does) is not missed.
- */
-export function onThrottlePrunerAssigned(start: () => void): void {
-  process.on('message', (message: unknown) => {
-    if ((message as { type?: unknown } | null)?.type === PRUNER_ASSIGNMENT) start();
   });
 }

@@ -64,20 +64,10 @@ interface SessionRow {
  */
 export class PostgresSessionStore extends session.Store {
   private readonly pool: pg.Pool;
-  private readonly pruneTimer: NodeJS.Timeout | undefined;
 
-  constructor(pool: pg.Pool, options: { pruneIntervalSec?: number | false } = {}) {
+  constructor(pool: pg.Pool) {
     super();
     this.pool = pool;
-    const interval = options.pruneIntervalSec ?? 15 * 60;
-    if (interval !== false) {
-      this.pruneTimer = setInterval(() => {
-        this.prune().catch(() => {
-          // A failed prune is retried at the next interval; expired rows are never served anyway.
-        });
-      }, interval * 1000);
-      this.pruneTimer.unref();
-    }
   }
 
   override get(sid: string, callback: (error: unknown, data?: session.SessionData | null) => void): void {
@@ -109,16 +99,26 @@ export class PostgresSessionStore extends session.Store {
   override touch(_sid: string, _data: session.SessionData, callback?: () => void): void {
     callback?.();
   }
+}
 
-  /** Deletes expired sessions. */
-  async prune(): Promise<number> {
-    const result = await this.pool.query(`DELETE FROM "session" WHERE expire < to_timestamp($1)`, [Date.now() / 1000]);
-    return result.rowCount ?? 0;
-  }
+/*
+ * One batch of a prune: up to `limit` sessions, the longest expired first, read through the
+ * index on `expire` (IDX_session_expire; without it every batch would read and sort the whole
+ * table). A row a request is writing at this moment is skipped rather than waited for (SKIP
+ * LOCKED): the next prune finds it if it is still expired then.
+ */
+const DELETE_EXPIRED_SESSIONS = `DELETE FROM "session"
+ WHERE sid IN (SELECT sid FROM "session"
+                WHERE expire < to_timestamp($1)
+                ORDER BY expire
+                LIMIT $2
+                  FOR UPDATE SKIP LOCKED)
+   AND expire < to_timestamp($1)`;
 
-  close(): void {
-    if (this.pruneTimer) clearInterval(this.pruneTimer);
-  }
+/** Deletes up to `limit` sessions that expired before `before`; returns how many it deleted. */
+export async function deleteExpiredSessions(pool: pg.Pool, before: Date, limit: number): Promise<number> {
+  const result = await pool.query(DELETE_EXPIRED_SESSIONS, [before.getTime() / 1000, limit]);
+  return result.rowCount ?? 0;
 }
 
 function expiresAtSec(data: session.SessionData): number {
