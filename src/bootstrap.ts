@@ -25,7 +25,12 @@ export async function prepareDatabase(config: AppConfig, logger: Logger): Promis
   let demo: DemoSeedResult | undefined;
   try {
     await applyMigrations(databaseUrl, logger);
-    const db = openDatabase(databaseUrl, { poolMax: 2, queryTimeoutMs: config.dbQueryTimeoutMs, logger });
+    const db = openDatabase(databaseUrl, {
+      poolMax: 2,
+      queryTimeoutMs: config.dbQueryTimeoutMs,
+      connectTimeoutMs: config.dbConnectTimeoutMs,
+      logger,
+    });
     try {
       if (config.shouldSeedDemo) {
         const { dataDir, currency, timeZone } = config;

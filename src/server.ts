@@ -34,6 +34,7 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
   const db = openDatabase(databaseUrl, {
     poolMax: config.dbPoolMax,
     queryTimeoutMs: config.dbQueryTimeoutMs,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
     logger,
   });
   const metrics = createMetrics({ hasProcessMetrics: config.metrics.hasProcessMetrics });

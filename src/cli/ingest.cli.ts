@@ -29,7 +29,12 @@ async function main() {
   const config = loadConfig();
   if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required for a backfill']);
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  const db = openDatabase(config.databaseUrl, { poolMax: 4, queryTimeoutMs: config.dbQueryTimeoutMs, logger });
+  const db = openDatabase(config.databaseUrl, {
+    poolMax: 4,
+    queryTimeoutMs: config.dbQueryTimeoutMs,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    logger,
+  });
   const service = buildIngestionService({ config, db, logger, metrics: createMetrics() });
   const toUtc = createLocalTimeConverter(config.timeZone);
 

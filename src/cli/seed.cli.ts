@@ -9,7 +9,12 @@ async function main() {
   if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to seed']);
   if (config.isProduction) throw new ConfigError(['APP_ENV: demo data is never seeded in production']);
   const logger = createLogger(config.logLevel);
-  const db = openDatabase(config.databaseUrl, { poolMax: 2, queryTimeoutMs: config.dbQueryTimeoutMs, logger });
+  const db = openDatabase(config.databaseUrl, {
+    poolMax: 2,
+    queryTimeoutMs: config.dbQueryTimeoutMs,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    logger,
+  });
   try {
     const result = await seedDemoIfEmpty(db, {
       dataDir: config.dataDir,

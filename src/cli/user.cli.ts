@@ -90,6 +90,7 @@ async function main() {
   const db = openDatabase(config.databaseUrl, {
     poolMax: 2,
     queryTimeoutMs: config.dbQueryTimeoutMs,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
     logger: createLogger('warn'),
   });
   try {

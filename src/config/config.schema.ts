@@ -147,6 +147,14 @@ export const DEFAULT_TIER_RULES = JSON.stringify([
  */
 export const DEFAULT_DB_QUERY_TIMEOUT_MS = 30_000;
 
+/**
+ * How long opening a connection, or waiting for a free one in a full pool, may take
+ * (DB_CONNECT_TIMEOUT_MS). A handshake on a working network takes milliseconds; a database
+ * host that drops packets never completes one, and without a limit a request would wait for
+ * the kernel's TCP timeout (minutes) before its 503.
+ */
+export const DEFAULT_DB_CONNECT_TIMEOUT_MS = 5_000;
+
 export const ZEnv = z
   .object({
     APP_ENV: zChoice(['development', 'production'], 'development'),
@@ -158,6 +166,7 @@ export const ZEnv = z
       .optional(),
     DB_POOL_MAX: zInt(10, 1, 200),
     DB_QUERY_TIMEOUT_MS: zInt(DEFAULT_DB_QUERY_TIMEOUT_MS, 100, 3_600_000),
+    DB_CONNECT_TIMEOUT_MS: zInt(DEFAULT_DB_CONNECT_TIMEOUT_MS, 100, 600_000),
     DATA_DIR: z.string().min(1).default('.data'),
     SESSION_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
     APP_TZ: z.string().default('UTC').refine(isTimeZone, 'not an IANA time zone (e.g. Asia/Bangkok)'),

@@ -14,6 +14,8 @@ export interface AppConfig {
   dbPoolMax: number;
   /** A query with no answer for this long fails (503) and its connection is destroyed. */
   dbQueryTimeoutMs: number;
+  /** Opening a connection (or waiting for a free one) longer than this fails (503). */
+  dbConnectTimeoutMs: number;
   dataDir: string;
   sessionSecret: string;
   timeZone: string;
@@ -130,6 +132,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     databaseUrl: env.DATABASE_URL,
     dbPoolMax: env.DB_POOL_MAX,
     dbQueryTimeoutMs: env.DB_QUERY_TIMEOUT_MS,
+    dbConnectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,
     dataDir: path.resolve(env.DATA_DIR),
     sessionSecret: env.SESSION_SECRET ?? DEVELOPMENT_SESSION_SECRET,
     timeZone: env.APP_TZ,

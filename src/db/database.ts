@@ -1,6 +1,7 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '@prisma/client';
 import pg from 'pg';
+import { DEFAULT_DB_CONNECT_TIMEOUT_MS } from '../config/config.schema.js';
 import type { Logger } from '../shared/logger.js';
 import { clientWithQueryTimeout } from './query-timeout.js';
 
@@ -62,11 +63,13 @@ class Pool extends pg.Pool {
 
 /**
  * Opens a pool and a Prisma client over it. Connections are made lazily. A query with no
- * answer within `queryTimeoutMs` fails and its connection is destroyed (query-timeout.ts).
+ * answer within `queryTimeoutMs` fails and its connection is destroyed (query-timeout.ts);
+ * a connection not open within `connectTimeoutMs` (DB_CONNECT_TIMEOUT_MS's default when not
+ * given), or no free connection within that time, fails the query.
  */
 export function openDatabase(
   url: string,
-  options: { poolMax: number; queryTimeoutMs: number; logger: Logger },
+  options: { poolMax: number; queryTimeoutMs: number; connectTimeoutMs?: number; logger: Logger },
 ): Database {
   const pool = new Pool({
     Client: clientWithQueryTimeout(options.queryTimeoutMs),
@@ -78,7 +81,7 @@ export function openDatabase(
     // value for SSDs and cached data, and still picks the hash for year-long aggregates.
     // Set per connection so the app behaves the same on a server left at its defaults.
     options: '-c random_page_cost=1.1',
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_DB_CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
   });
   let isStopping = false;

@@ -140,6 +140,14 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('gives a connection 5 s to open unless DB_CONNECT_TIMEOUT_MS says otherwise, from 100 ms to 10 minutes', () => {
+    expect(loadConfig({}).dbConnectTimeoutMs).toBe(5_000);
+    expect(loadConfig({ DB_CONNECT_TIMEOUT_MS: '1500' }).dbConnectTimeoutMs).toBe(1_500);
+    expect(problemsOf({ DB_CONNECT_TIMEOUT_MS: '0' })).toEqual(['DB_CONNECT_TIMEOUT_MS: must be at least 100']);
+    expect(problemsOf({ DB_CONNECT_TIMEOUT_MS: '5s' })).toEqual(['DB_CONNECT_TIMEOUT_MS: must be a whole number']);
+    expect(problemsOf({ DB_CONNECT_TIMEOUT_MS: '600001' })).toEqual(['DB_CONNECT_TIMEOUT_MS: must be at most 600000']);
+  });
+
   it('requires a session secret and a real database in production, and never seeds the demo there', () => {
     expect(problemsOf({ APP_ENV: 'production' })).toEqual([
       expect.stringMatching(/^SESSION_SECRET: is required when APP_ENV=production/),
