@@ -14,8 +14,9 @@ export interface Database {
   /** How long a query may go without an answer before it fails and its connection is destroyed. */
   queryTimeoutMs: number;
   /**
-   * Says the process is stopping: from now on PostgreSQL ending a connection is expected (an
-   * embedded server gets the same Ctrl-C or group SIGTERM) and is not logged as a warning.
+   * Says the process is stopping: from now on PostgreSQL ending a connection is expected (a
+   * database shutting down at the same moment, such as a compose stack stopped together) and
+   * is not logged as a warning.
    */
   markStopping(): void;
   close(): Promise<void>;
@@ -91,6 +92,23 @@ export function openDatabase(
     if (isStopping) options.logger.info({ err: error.message }, 'database connection ended while stopping');
     else options.logger.warn({ err: error.message }, 'idle database connection lost');
   });
+  // pool.end() resolves once it has asked every connection to close, not once they have: a
+  // database stopped right after it (the embedded one, stopped last) ended connections still
+  // saying goodbye, each logged as lost. 'remove' comes once a connection has ended.
+  let openConnections = 0;
+  let onAllEnded: (() => void) | undefined;
+  pool.on('connect', () => {
+    openConnections += 1;
+  });
+  pool.on('remove', () => {
+    openConnections -= 1;
+    if (openConnections === 0) onAllEnded?.();
+  });
+  const allEnded = () =>
+    new Promise<void>((resolve) => {
+      if (openConnections === 0) resolve();
+      else onAllEnded = resolve;
+    });
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   let isClosed = false;
   return {
@@ -106,6 +124,7 @@ export function openDatabase(
       isStopping = true;
       await prisma.$disconnect();
       await pool.end();
+      await allEnded();
     },
   };
 }

