@@ -143,9 +143,15 @@ describe('loadConfig', () => {
   it('gives a connection 5 s to open unless DB_CONNECT_TIMEOUT_MS says otherwise, from 100 ms to 10 minutes', () => {
     expect(loadConfig({}).dbConnectTimeoutMs).toBe(5_000);
     expect(loadConfig({ DB_CONNECT_TIMEOUT_MS: '1500' }).dbConnectTimeoutMs).toBe(1_500);
-    expect(problemsOf({ DB_CONNECT_TIMEOUT_MS: '0' })).toEqual(['DB_CONNECT_TIMEOUT_MS: must be at least 100']);
-    expect(problemsOf({ DB_CONNECT_TIMEOUT_MS: '5s' })).toEqual(['DB_CONNECT_TIMEOUT_MS: must be a whole number']);
-    expect(problemsOf({ DB_CONNECT_TIMEOUT_MS: '600001' })).toEqual(['DB_CONNECT_TIMEOUT_MS: must be at most 600000']);
+    expect(problemsOf({ DB_CONNECT_TIMEOUT_MS: '0' })).toEqual([
+      'DB_CONNECT_TIMEOUT_MS: must be at least 100 (got "0")',
+    ]);
+    expect(problemsOf({ DB_CONNECT_TIMEOUT_MS: '5s' })).toEqual([
+      'DB_CONNECT_TIMEOUT_MS: must be a whole number from 100 to 600000, in plain digits (got "5s")',
+    ]);
+    expect(problemsOf({ DB_CONNECT_TIMEOUT_MS: '600001' })).toEqual([
+      'DB_CONNECT_TIMEOUT_MS: must be at most 600000 (got "600001")',
+    ]);
   });
 
   it('requires a session secret and a real database in production, and never seeds the demo there', () => {
@@ -201,7 +207,9 @@ describe('loadConfig', () => {
   it('prunes expired sessions every 15 minutes, or every SESSION_PRUNE_INTERVAL_SEC from 1 s to a day', () => {
     expect(loadConfig({}).auth.sessionPruneIntervalSec).toBe(900);
     expect(loadConfig({ SESSION_PRUNE_INTERVAL_SEC: '60' }).auth.sessionPruneIntervalSec).toBe(60);
-    expect(problemsOf({ SESSION_PRUNE_INTERVAL_SEC: '0' })).toEqual(['SESSION_PRUNE_INTERVAL_SEC: must be at least 1']);
+    expect(problemsOf({ SESSION_PRUNE_INTERVAL_SEC: '0' })).toEqual([
+      'SESSION_PRUNE_INTERVAL_SEC: must be at least 1 (got "0")',
+    ]);
   });
 
   it.each([
