@@ -132,16 +132,23 @@ async function waitUntil(condition: () => Promise<boolean>, timeoutMs: number): 
 }
 
 /**
- * Stops the server a start that was killed (SIGKILL, a power cut of the terminal) left running
- * in `databaseDir`, so this start can use the directory. A server whose owner still runs is
- * another instance of the app, and is left alone: PostgreSQL then refuses to start a second.
+ * Makes `databaseDir` free for this start. A server a killed start (SIGKILL, a closed terminal)
+ * left running there is stopped. A server whose owner still runs belongs to another instance of
+ * the app: this start refuses, before it writes its own pid over that instance's, which would
+ * let a later start take the other instance's server for a leftover and stop it.
  */
-async function stopLeftoverServer(dataDir: string, databaseDir: string, logger: Logger): Promise<void> {
+async function takeDataDirectory(dataDir: string, databaseDir: string, logger: Logger): Promise<void> {
   const pidFile = path.join(databaseDir, 'postmaster.pid');
   const pid = await readPid(pidFile);
   if (pid === undefined || !isRunning(pid) || !(await isPostmasterOf(pid, databaseDir))) return;
   const owner = await readPid(path.join(dataDir, OWNER_FILE));
-  if (owner === undefined || owner === process.pid || isRunning(owner)) return;
+  if (owner === undefined || owner === process.pid || isRunning(owner)) {
+    throw new Error(
+      `the embedded PostgreSQL in ${databaseDir} is already running (process ${pid}` +
+        `${owner !== undefined && owner !== process.pid ? `, started by process ${owner}` : ''}): another instance of ` +
+        'the app is using this data directory. Stop it, or set DATA_DIR or DATABASE_URL',
+    );
+  }
   logger.warn({ pid, ownerPid: owner, databaseDir }, 'stopping the embedded PostgreSQL a killed start left running');
   process.kill(pid, 'SIGINT');
   // The file goes when the server has shut down; the process may linger as a zombie of whoever adopted it.
@@ -214,7 +221,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
     logger.info({ databaseDir }, 'creating the embedded PostgreSQL cluster (first start only)');
     await cluster.initialise();
   }
-  await stopLeftoverServer(dataDir, databaseDir, logger);
+  await takeDataDirectory(dataDir, databaseDir, logger);
   await writeFile(path.join(dataDir, OWNER_FILE), `${process.pid}\n`);
   const args = ['-D', databaseDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'];
   let server: ChildProcess;

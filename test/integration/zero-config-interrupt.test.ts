@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -5,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
-import { type RunningServer, spawnServer } from '../support/spawn-server.js';
+import { PROJECT_ROOT, type RunningServer, spawnServer } from '../support/spawn-server.js';
 
 // `npm start` with no configuration, stopped from its terminal: Ctrl-C sends SIGINT to every
 // process of the foreground process group, and a hard kill (SIGKILL) to the app alone leaves
@@ -111,5 +112,45 @@ describe('the zero-configuration start, stopped from its terminal', () => {
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
     expect(await second.stop(), second.output()).toBe(0);
     expect(await waitFor(() => postmasterPid(dataDir) === undefined), 'PostgreSQL still running').toBe(true);
+  }, 240_000);
+
+  it('a second start on a data directory in use refuses in plain words, and leaves the first running', async () => {
+    const dataDir = await newDataDir();
+    const { server: first, port } = await startInItsOwnGroup(dataDir);
+    const ownerFile = path.join(dataDir, 'postgres.owner');
+    const owner = readFileSync(ownerFile, 'utf8');
+    const postmaster = postmasterPid(dataDir);
+
+    // As `npm start` typed in a second terminal: another free port, the same DATA_DIR.
+    const second = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      cwd: PROJECT_ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        DATA_DIR: dataDir,
+        PORT: String(await findFreePort()),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    second.stdout?.on('data', (chunk) => {
+      output += chunk;
+    });
+    second.stderr?.on('data', (chunk) => {
+      output += chunk;
+    });
+    const code = await new Promise((resolve) => second.once('exit', resolve));
+    expect(code, output).toBe(1);
+    expect(output).toContain(
+      `is already running (process ${postmaster}, started by process ${first.process.pid}): another instance of the app is using this data directory. Stop it, or set DATA_DIR or DATABASE_URL`,
+    );
+    expect(output).not.toContain('Cannot read properties');
+
+    // The first instance is untouched, and still named as the owner: a third start must not
+    // take its server for a leftover.
+    expect(readFileSync(ownerFile, 'utf8')).toBe(owner);
+    expect(postmasterPid(dataDir)).toBe(postmaster);
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    expect(await first.stop(), first.output()).toBe(0);
   }, 240_000);
 });
