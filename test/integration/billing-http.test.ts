@@ -699,6 +699,49 @@ describe('receipts over HTTP', () => {
     expect((await createReceipt(alice, '2025-09-15')).status).toBe(303);
   });
 
+  it('answers a form posted with Accept: application/json in JSON, as its refusals are, and a browser with 303', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-10T03:00:00Z' },
+      { user: 'alice', end: '2025-09-11T03:00:00Z' },
+    ]);
+    const first = await billJobsBefore(alice, '2025-09-10');
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    const formAskingJson = (path: string, body: Record<string, string>) =>
+      admin
+        .post(path)
+        .set('Accept', 'application/json')
+        .type('form')
+        .send({ ...body, csrf_token: token });
+
+    const paid = await formAskingJson(`/admin/receipts/${first}/paid`, { method: 'cash', paid_on: '2025-09-20' });
+    expect(paid.status).toBe(200);
+    expect(paid.headers['content-type']).toMatch(/^application\/json/);
+    expect(paid.body).toMatchObject({ ok: true, receipt: { id: first, status: 'paid', paidOn: '2025-09-20' } });
+    const voided = await formAskingJson(`/admin/receipts/${first}/void`, { reason: 'wrong project' });
+    expect(voided.status).toBe(200);
+    expect(voided.body).toMatchObject({ ok: true, receipt: { id: first, status: 'void', releasedJobs: 1 } });
+    const run = await formAskingJson('/admin/month-end', { before: '2025-09-15' });
+    expect(run.status).toBe(200);
+    expect(run.body).toMatchObject({ ok: true, before: '2025-09-15', receiptCount: 1, noChargeCount: 0, skipped: [] });
+    expect(run.body.totals).toEqual([{ currency: 'THB', total: expect.stringMatching(/^\d+(\.\d+)?$/) }]);
+
+    // A browser's form still gets the redirect.
+    const second = (await db.prisma.receipt.findFirstOrThrow({ where: { status: 'pending' } })).id;
+    const browserForm = (path: string, body: Record<string, string>) =>
+      admin
+        .post(path)
+        .set('Accept', 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8')
+        .type('form')
+        .send({ ...body, csrf_token: token });
+    const paidInBrowser = await browserForm(`/admin/receipts/${second}/paid`, { method: 'cash' });
+    expect(paidInBrowser.status).toBe(303);
+    expect(paidInBrowser.headers.location).toBe(`/admin/receipts/${second}`);
+    await browserForm(`/admin/receipts/${second}/void`, { reason: 'duplicate' }).expect(303);
+    const runInBrowser = await browserForm('/admin/month-end', { before: '2025-09-15' });
+    expect(runInBrowser.status).toBe(303);
+    expect(runInBrowser.headers.location).toBe('/admin/receipts');
+  });
+
   it('refuses a field the money-moving actions do not take, naming it and changing nothing', async () => {
     await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z' }]);
     const id = await billJobsBefore(alice, '2025-09-15');

@@ -636,6 +636,22 @@ describe('resolving a payment held for review', () => {
     expect(thanks.text).toContain('Paid. Thank you.');
   });
 
+  it('answers a resolution form posted with Accept: application/json in JSON', async () => {
+    const admin = await signInAdmin(app);
+    const { receiptId, payment } = await heldPayment();
+    const resolved = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .type('form')
+      .send({ outcome: 'refunded', note: 'Refunded in the provider dashboard.', csrf_token: await csrfTokenOf(admin) });
+    expect(resolved.status).toBe(200);
+    expect(resolved.headers['content-type']).toMatch(/^application\/json/);
+    expect(resolved.body).toEqual({
+      ok: true,
+      payment: { id: payment.id, receiptId, status: 'resolved', outcome: 'refunded' },
+    });
+  });
+
   it('dismisses a refunded payment: receipt left as it was, and the researcher can pay again', async () => {
     const admin = await signInAdmin(app);
     const { agent, receiptId, payment } = await heldPayment();

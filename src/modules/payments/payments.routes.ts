@@ -1,5 +1,6 @@
 import express, { Router } from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
+import { prefersJson } from '../../http/error-handler.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
@@ -138,7 +139,7 @@ export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards 
         isMismatchAccepted: typedIn(req.body, 'accept_mismatch') === 'yes',
       });
     }
-    if (req.is('application/json')) {
+    if (prefersJson(req)) {
       res.json({ ok: true, payment: result });
       return;
     }

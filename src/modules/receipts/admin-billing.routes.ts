@@ -1,6 +1,7 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { prefersJson } from '../../http/error-handler.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
@@ -136,7 +137,7 @@ export function adminBillingRoutes(deps: {
       });
       return;
     }
-    if (req.is('application/json')) res.json({ ok: true, receipt: result });
+    if (prefersJson(req)) res.json({ ok: true, receipt: result });
     else res.redirect(303, `/admin/receipts/${id}`);
   });
 
@@ -155,7 +156,7 @@ export function adminBillingRoutes(deps: {
       });
       return;
     }
-    if (req.is('application/json')) res.json({ ok: true, receipt: result });
+    if (prefersJson(req)) res.json({ ok: true, receipt: result });
     else res.redirect(303, `/admin/receipts/${id}`);
   });
 
@@ -180,7 +181,7 @@ export function adminBillingRoutes(deps: {
     // Written as the pages write money (1,234.50 THB); a run that bills nothing says so.
     const fmt = req.app.locals.fmt as ViewFormatters;
     const totals = result.totals.map((total) => `${fmt.money(total.total, total.currency)} ${total.currency}`);
-    if (req.is('application/json')) {
+    if (prefersJson(req)) {
       res.json({
         ok: true,
         before: result.before,
