@@ -406,6 +406,31 @@ describe('month-end run', () => {
     expect(voided).toMatchObject({ previousStatus: 'paid', releasedJobs: 2, heldPaymentId: null });
   });
 
+  it('records a receipt of 0.00 as paid at the instant it was created, made by its user or by the month-end', async () => {
+    const { receipts } = buildServices();
+    const noCost = { totalCpuSec: '0', stepMemGbHours: '0', elapsedSec: 0, state: 'CANCELLED' };
+    await buildJobs(db, [
+      { user: 'trent', end: '2025-08-30T00:00:00Z', ...noCost },
+      { user: 'peggy', end: '2025-08-30T00:00:00Z', ...noCost },
+    ]);
+
+    const own = await receipts.createForUser({ username: 'trent' }, '2025-08-31', as('trent'));
+    const run = await receipts.runMonthEnd(ADMIN, '2025-08-31');
+
+    expect(run.noChargeCount).toBe(1);
+    const made = await db.prisma.receipt.findMany({
+      where: { username: { in: ['trent', 'peggy'] } },
+      select: { id: true, scope: true, status: true, createdAt: true, paidAt: true },
+      orderBy: { id: 'asc' },
+    });
+    expect(made.map((receipt) => [receipt.id, receipt.scope, receipt.status])).toEqual([
+      [own.id, 'user', 'paid'],
+      [run.receipts[0]?.id, 'admin', 'paid'],
+    ]);
+    // Paid on the day it was made: a paid_at a moment before created_at can fall on the day before.
+    for (const receipt of made) expect(receipt.paidAt).toEqual(receipt.createdAt);
+  });
+
   it('stops at an unexpected error once the receipts in flight are done; a second run bills the rest', async () => {
     const { receipts } = buildServices();
     const users = ['m1', 'm2', 'm3', 'm4-doomed', 'm5', 'm6', 'm7'];

@@ -49,6 +49,11 @@ export interface NewReceipt {
   rateId: number;
   ratesSnapshot: Prisma.InputJsonValue;
   ratesLockedAt: Date;
+  /**
+   * Set by the caller, not by the column's default (the transaction's start on the database's
+   * clock): a receipt settled as it is made needs its paid_at to be this very instant.
+   */
+  createdAt: Date;
   scope: 'user' | 'admin';
   createdBy: string;
 }
@@ -98,11 +103,11 @@ export async function insertReceiptForUnbilledJobs(
     ),
     receipt AS (
       INSERT INTO receipts (username, billed_through, window_start, window_end, status, total, currency, tier_name,
-                            rate_id, rates_snapshot, rates_locked_at, scope, created_by)
+                            rate_id, rates_snapshot, rates_locked_at, scope, created_by, created_at)
       SELECT ${receipt.username}, ${receipt.billedThrough}::date, min(end_at), ${receipt.windowEnd}, 'pending',
              sum(cost), ${receipt.currency}, ${receipt.tierName}, ${receipt.rateId}::int,
              ${JSON.stringify(receipt.ratesSnapshot)}::jsonb, ${receipt.ratesLockedAt}, ${receipt.scope},
-             ${receipt.createdBy}
+             ${receipt.createdBy}, ${receipt.createdAt}
         FROM priced
       HAVING count(*) > 0
       RETURNING id, total

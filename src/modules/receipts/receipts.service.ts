@@ -189,6 +189,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
                 cpuBasis: config.pricing.cpuBasis,
               },
               ratesLockedAt: lockedAt,
+              // One instant for the receipt's creation, its rates and (for 0.00) its payment: taken
+              // from the database's default, created_at fell a few ms after paid_at, a day later
+              // near midnight, and paid.csv listed a receipt paid before it existed.
+              createdAt: lockedAt,
               scope,
               createdBy: actor.actor,
             },
