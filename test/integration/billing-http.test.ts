@@ -742,6 +742,37 @@ describe('receipts over HTTP', () => {
     expect(runInBrowser.headers.location).toBe('/admin/receipts');
   });
 
+  it('confirms a receipt marked paid or voided on the receipt page it goes back to, once', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-09T03:00:00Z' },
+      { user: 'alice', end: '2025-09-10T03:00:00Z' },
+    ]);
+    const id = await billJobsBefore(alice, '2025-09-15');
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    const form = (action: string, body: Record<string, string>) =>
+      admin
+        .post(`/admin/receipts/${id}/${action}`)
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ ...body, csrf_token: token });
+
+    const paid = await form('paid', { method: 'bank_transfer', tx_ref: 'KBANK-9', paid_on: '2025-09-20' });
+    expect(paid.status).toBe(303);
+    const paidPage = await html(admin, paid.headers.location as string).expect(200);
+    expect(paidPage.text).toContain(`<h1>Receipt #${id}</h1>`);
+    expect(paidPage.text).toContain(
+      `<div class="alert success" role="status">Receipt #${id} marked paid on 2025-09-20 (bank transfer).</div>`,
+    );
+    expect((await html(admin, `/admin/receipts/${id}`).expect(200)).text).not.toContain('marked paid on');
+
+    const voided = await form('void', { reason: 'wrong project' });
+    expect(voided.status).toBe(303);
+    const voidPage = await html(admin, voided.headers.location as string).expect(200);
+    expect(voidPage.text).toContain(
+      `<div class="alert success" role="status">Receipt #${id} voided; its 2 jobs can be billed again.</div>`,
+    );
+  });
+
   it('refuses a field the money-moving actions do not take, naming it and changing nothing', async () => {
     await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z' }]);
     const id = await billJobsBefore(alice, '2025-09-15');

@@ -1144,6 +1144,14 @@ describe('voiding a receipt that was paid online', () => {
 
     const voided = await voidReceipt(admin, receiptId);
     expect(voided.status, voided.text.slice(0, 300)).toBe(303);
+    const confirmed = await admin
+      .get(voided.headers.location as string)
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(confirmed.text).toContain(
+      `Receipt #${receiptId} voided; its job can be billed again. Payment #${payment.id} is held for review: ` +
+        'refund it or apply it elsewhere, then resolve it on the payments page.',
+    );
 
     const reason = `receipt #${receiptId} was voided after it was paid online: refund the payment or apply it elsewhere`;
     expect(await paymentOf(receiptId)).toMatchObject({

@@ -137,8 +137,16 @@ export function adminBillingRoutes(deps: {
       });
       return;
     }
-    if (prefersJson(req)) res.json({ ok: true, receipt: result });
-    else res.redirect(303, `/admin/receipts/${id}`);
+    if (prefersJson(req)) {
+      res.json({ ok: true, receipt: result });
+      return;
+    }
+    const fmt = req.app.locals.fmt as ViewFormatters;
+    req.session.flash = {
+      type: 'success',
+      message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}).`,
+    };
+    res.redirect(303, `/admin/receipts/${id}`);
   });
 
   router.post('/admin/receipts/:id/void', guards.requireAdmin, async (req, res) => {
@@ -156,8 +164,20 @@ export function adminBillingRoutes(deps: {
       });
       return;
     }
-    if (prefersJson(req)) res.json({ ok: true, receipt: result });
-    else res.redirect(303, `/admin/receipts/${id}`);
+    if (prefersJson(req)) {
+      res.json({ ok: true, receipt: result });
+      return;
+    }
+    const jobs = result.releasedJobs === 1 ? 'its job' : `its ${result.releasedJobs} jobs`;
+    req.session.flash = {
+      type: 'success',
+      message: `Receipt #${id} voided; ${jobs} can be billed again.${
+        result.heldPaymentId === null
+          ? ''
+          : ` Payment #${result.heldPaymentId} is held for review: refund it or apply it elsewhere, then resolve it on the payments page.`
+      }`,
+    };
+    res.redirect(303, `/admin/receipts/${id}`);
   });
 
   router.post('/admin/month-end', guards.requireAdmin, async (req, res) => {

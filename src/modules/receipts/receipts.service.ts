@@ -98,7 +98,7 @@ export async function markReceiptPaidIn(
     status: 'ok',
     details: { method: paid.method, txRef: paid.txRef, paidOn: paid.paidOn, ...paid.details },
   });
-  return { id, status: 'paid' as const, paidAt: paid.paidAt, paidOn: paid.paidOn };
+  return { id, status: 'paid' as const, method: paid.method, paidAt: paid.paidAt, paidOn: paid.paidOn };
 }
 
 /**
