@@ -202,6 +202,61 @@ describe('paying a receipt with the dummy provider, end to end', () => {
   });
 });
 
+describe('a missing receipt or payment, and a bad id', () => {
+  it('are worded the same on the receipt pages, the payment pages and the admin actions', async () => {
+    const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+    const owner = await researcherWithReceipt(app);
+    const other = await researcherWithReceipt(app);
+    const admin = await signInAdmin(app);
+    const asJson = async (agent: Agent, method: 'get' | 'post', path: string) =>
+      method === 'get'
+        ? agent.get(path).set('Accept', 'application/json')
+        : agent
+            .post(path)
+            .set('Accept', 'application/json')
+            .set('X-CSRFToken', await csrfTokenOf(agent))
+            .send({});
+
+    const missing = 2_147_483_000;
+    // Another user's receipt is "not found" too, never "forbidden".
+    for (const [agent, method, path, id] of [
+      [owner.agent, 'get', `/me/receipts/${missing}`, missing],
+      [owner.agent, 'get', `/payments/receipt/${missing}/start`, missing],
+      [owner.agent, 'post', `/payments/receipt/${missing}/start`, missing],
+      [other.agent, 'get', `/me/receipts/${owner.receiptId}`, owner.receiptId],
+      [other.agent, 'post', `/payments/receipt/${owner.receiptId}/start`, owner.receiptId],
+      [other.agent, 'get', `/payments/thanks?rid=${owner.receiptId}`, owner.receiptId],
+      [admin, 'get', `/admin/receipts/${missing}`, missing],
+    ] as const) {
+      const answer = await asJson(agent, method, path);
+      expect(answer.body, `${method} ${path}`).toEqual({ error: `Receipt #${id} was not found.`, code: 404 });
+    }
+    const paid = await admin
+      .post(`/admin/receipts/${missing}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ method: 'cash' });
+    expect(paid.body).toEqual({ error: `Receipt #${missing} was not found.`, code: 404 });
+    const resolved = await admin
+      .post(`/admin/payments/${missing}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'refunded', note: 'Refunded in the provider dashboard.' });
+    expect(resolved.body).toEqual({ error: `Payment #${missing} was not found.`, code: 404 });
+
+    for (const [agent, method, path, name] of [
+      [owner.agent, 'get', '/me/receipts/1e0', 'receipt id'],
+      [owner.agent, 'get', '/payments/receipt/1e0/start', 'receipt id'],
+      [owner.agent, 'post', '/payments/receipt/1e0/start', 'receipt id'],
+      [admin, 'post', '/admin/receipts/1e0/void', 'receipt id'],
+      [admin, 'post', '/admin/payments/1e0/resolve', 'payment id'],
+    ] as const) {
+      const answer = await asJson(agent, method, path);
+      expect(answer.body, `${method} ${path}`).toEqual({ error: `${name}: must be a whole number`, code: 400 });
+    }
+  });
+});
+
 describe('the webhook endpoint', () => {
   let metrics: Metrics;
   let app: ReturnType<typeof buildTestApp>;
@@ -793,7 +848,7 @@ describe('resolving a payment held for review', () => {
     const note = { outcome: 'refunded', note: 'refunded in the Stripe dashboard' };
     const unknown = await resolve(admin, 2_147_483_000, note);
     expect(unknown.status).toBe(404);
-    expect(unknown.text).toContain('Payment #2147483000 does not exist.');
+    expect(unknown.text).toContain('Payment #2147483000 was not found.');
     expect((await resolve(admin, 'abc', note)).status).toBe(400);
 
     const { agent, receiptId } = await researcherWithReceipt(app);

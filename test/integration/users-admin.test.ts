@@ -199,18 +199,21 @@ describe('admin user management', () => {
   it('answers an unknown user id with 404 and a non-numeric one with 400', async () => {
     const { agent } = await adminAgent();
     const token = await csrfTokenOf(agent);
-    await agent
+    const unknown = await agent
       .post('/admin/users/999999/disable')
       .set('Accept', 'application/json')
       .set('X-CSRFToken', token)
       .send({})
       .expect(404);
-    await agent
+    // Worded as a missing receipt or payment is.
+    expect(unknown.body).toEqual({ error: 'User #999999 was not found.', code: 404 });
+    const notANumber = await agent
       .post('/admin/users/abc/disable')
       .set('Accept', 'application/json')
       .set('X-CSRFToken', token)
       .send({})
       .expect(400);
+    expect(notANumber.body).toEqual({ error: 'user id: must be a whole number', code: 400 });
   });
 
   it('refuses a JSON list of users as a body that must be an object, creating and disabling nobody', async () => {
@@ -285,14 +288,14 @@ describe('admin user management', () => {
         .set('X-CSRFToken', token)
         .send({});
       expect(refused.status, id).toBe(400);
-      expect(refused.body).toEqual({ error: 'id: must be a whole number', code: 400 });
+      expect(refused.body).toEqual({ error: 'user id: must be a whole number', code: 400 });
     }
     const huge = await agent
       .post('/admin/users/99999999999/role')
       .set('Accept', 'application/json')
       .set('X-CSRFToken', token)
       .send({ role: 'admin' });
-    expect(huge.body).toEqual({ error: 'id: must be at most 2147483647', code: 400 });
+    expect(huge.body).toEqual({ error: 'user id: must be at most 2147483647', code: 400 });
     expect(await db.prisma.user.count({ where: { isDisabled: false } })).toBe(enabledBefore);
   });
 });

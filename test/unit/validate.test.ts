@@ -4,7 +4,7 @@ import { parseInput } from '../../src/http/validate.js';
 import { ZFormulaQuery, ZSetOverride, ZSetRates } from '../../src/modules/pricing/pricing.schema.js';
 import { ZMarkPaid, ZReceiptFilter, ZReceiptId, ZVoidReceipt } from '../../src/modules/receipts/receipts.schema.js';
 import { ZUsageQuery } from '../../src/modules/usage/usage.schema.js';
-import { ZChangeRoleForm, ZCreateUserForm, ZUserIdParam } from '../../src/modules/users/users.schema.js';
+import { ZChangeRoleForm, ZCreateUserForm, ZUserId } from '../../src/modules/users/users.schema.js';
 import { AppError } from '../../src/shared/errors.js';
 
 /** The message of the 400 parseInput throws, as a page shows it. */
@@ -37,8 +37,12 @@ describe('parseInput says what is wrong in words people read', () => {
     ['a receipt id of 0', () => parseInput(ZReceiptId, '0', 'receipt id'), 'receipt id: must be at least 1'],
     ['a receipt id in exponent form', () => parseInput(ZReceiptId, '5e0', 'receipt id'), 'receipt id: must be a whole'],
     ['a receipt id in hex', () => parseInput(ZReceiptId, '0x4', 'receipt id'), 'receipt id: must be a whole number'],
-    ['a user id in exponent form', () => parseInput(ZUserIdParam, { id: '1e1' }), 'id: must be a whole number'],
-    ['a user id past integer', () => parseInput(ZUserIdParam, { id: '99999999999' }), 'id: must be at most 2147483647'],
+    ['a user id in exponent form', () => parseInput(ZUserId, '1e1', 'user id'), 'user id: must be a whole number'],
+    [
+      'a user id past integer',
+      () => parseInput(ZUserId, '99999999999', 'user id'),
+      'user id: must be at most 2147483647',
+    ],
     ['a page with a sign', () => parseInput(ZUsageQuery, { page: '+2' }), 'page: must be a whole number'],
     [
       'a receipt id with a leading zero',

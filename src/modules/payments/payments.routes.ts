@@ -5,13 +5,13 @@ import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
+import { ZReceiptId } from '../receipts/receipts.schema.js';
 import {
   PAYMENT_REVIEW_OUTCOMES,
   ZDummyChoice,
   ZExternalIdParam,
-  ZPaymentIdParam,
+  ZPaymentId,
   ZProviderParam,
-  ZReceiptIdParam,
   ZResolveReview,
   ZThanksQuery,
 } from './payments.schema.js';
@@ -66,13 +66,13 @@ export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards 
 
   // A GET must not start anything: it asks, and the button POSTs.
   router.get('/payments/receipt/:id/start', guards.requireUser, async (req, res) => {
-    const { id } = parseInput(ZReceiptIdParam, req.params);
+    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { receipt, isPaymentHeld, hasAmountDue } = await payments.getStatus(sessionUserOf(req).username, id);
     res.render('payments/confirm', { title: `Pay receipt #${id}`, receipt, isPaymentHeld, hasAmountDue });
   });
 
   router.post('/payments/receipt/:id/start', guards.requireUser, async (req, res) => {
-    const { id } = parseInput(ZReceiptIdParam, req.params);
+    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { redirectUrl } = await payments.startPayment(sessionUserOf(req).username, id, auditContextOf(req));
     res.redirect(303, redirectUrl);
   });
@@ -121,7 +121,7 @@ export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards 
   });
 
   router.post('/admin/payments/:id/resolve', guards.requireAdmin, async (req, res) => {
-    const { id } = parseInput(ZPaymentIdParam, req.params);
+    const id = parseInput(ZPaymentId, req.params.id, 'payment id');
     let result: Awaited<ReturnType<typeof payments.resolveReview>>;
     try {
       const input = parseInput(ZResolveReview, req.body);

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
-export const ZReceiptIdParam = z.object({ id: zWholeNumber(1, MAX_INT4) });
 export const ZThanksQuery = z.object({ rid: zWholeNumber(1, MAX_INT4) });
 export const ZProviderParam = z.object({ provider: z.string().regex(/^[a-z]{1,32}$/, 'is not a provider name') });
 export const ZExternalIdParam = z.object({
@@ -10,7 +9,7 @@ export const ZExternalIdParam = z.object({
 export const ZDummyChoice = z.object({ choice: z.enum(['pay', 'fail', 'cancel']) });
 
 /** A payment id in a path. */
-export const ZPaymentIdParam = z.object({ id: zWholeNumber(1, MAX_INT4) });
+export const ZPaymentId = zWholeNumber(1, MAX_INT4);
 
 /** What finance did with a held payment's money (PaymentReviewOutcome). */
 export const PAYMENT_REVIEW_OUTCOMES = ['accepted', 'refunded', 'dismissed'] as const;

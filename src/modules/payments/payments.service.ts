@@ -3,7 +3,7 @@ import { Prisma } from '@prisma/client';
 import type { PaymentsConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { formatDecimalText } from '../../http/view-format.js';
-import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
+import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError, notFoundById } from '../../shared/errors.js';
 import { formatLocalDateTime, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
@@ -139,7 +139,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
 
   async function requireOwnReceipt(username: string, receiptId: number) {
     const receipt = await receiptsRepository.findReceipt(prisma, receiptId, username);
-    if (!receipt) throw new NotFoundError(`Receipt #${receiptId} does not exist.`);
+    if (!receipt) throw notFoundById('Receipt', receiptId);
     return receipt;
   }
 
@@ -534,7 +534,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const reviewedAt = now();
     const result = await prisma.$transaction(async (tx) => {
       const payment = await paymentsRepository.lockById(tx, paymentId);
-      if (!payment) throw new NotFoundError(`Payment #${paymentId} does not exist.`);
+      if (!payment) throw notFoundById('Payment', paymentId);
       if (payment.status === 'resolved') {
         throw new ConflictError(
           `Payment #${paymentId} was already resolved (${payment.reviewOutcome}) by ${payment.reviewedBy} on ` +

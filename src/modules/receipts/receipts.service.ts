@@ -2,7 +2,14 @@ import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
-import { AppError, BadRequestError, ConflictError, isUniqueViolation, NotFoundError } from '../../shared/errors.js';
+import {
+  AppError,
+  BadRequestError,
+  ConflictError,
+  isUniqueViolation,
+  NotFoundError,
+  notFoundById,
+} from '../../shared/errors.js';
 import { endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -86,7 +93,7 @@ export async function markReceiptPaidIn(
   });
   if (!isMoved) {
     const receipt = await receiptsRepository.findReceipt(tx, id);
-    if (!receipt) throw new NotFoundError(`Receipt #${id} does not exist.`);
+    if (!receipt) throw notFoundById('Receipt', id);
     throw new ConflictError(`Receipt #${id} is ${receipt.status}; only a pending receipt can be marked paid.`, {
       receiptStatus: receipt.status,
     });
@@ -333,7 +340,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
 
   async function requireReceipt(tx: Prisma.TransactionClient, id: number) {
     const receipt = await receiptsRepository.findReceipt(tx, id);
-    if (!receipt) throw new NotFoundError(`Receipt #${id} does not exist.`);
+    if (!receipt) throw notFoundById('Receipt', id);
     return receipt;
   }
 
@@ -464,7 +471,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   /** The receipt itself, `username`'s only when given: another user's receipt is "not found", never "forbidden". */
   async function findOrFail(id: number, username?: string): Promise<FoundReceipt> {
     const receipt = await receiptsRepository.findReceipt(db, id, username);
-    if (!receipt) throw new NotFoundError(`Receipt #${id} was not found.`);
+    if (!receipt) throw notFoundById('Receipt', id);
     return receipt;
   }
 

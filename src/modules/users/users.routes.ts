@@ -12,7 +12,7 @@ import {
   ZChangeRoleForm,
   ZCreateUserForm,
   ZResetPasswordForm,
-  ZUserIdParam,
+  ZUserId,
 } from './users.schema.js';
 import * as usersService from './users.service.js';
 
@@ -122,7 +122,7 @@ export function usersRoutes(deps: {
   });
 
   router.post('/admin/users/:id/password', guards.requireAdmin, async (req, res) => {
-    const { id } = parseInput(ZUserIdParam, req.params);
+    const id = parseInput(ZUserId, req.params.id, 'user id');
     const form = parseInput(ZResetPasswordForm, req.body);
     const { user, generatedPassword } = await usersService.resetPassword(
       db,
@@ -142,7 +142,7 @@ export function usersRoutes(deps: {
   });
 
   router.post('/admin/users/:id/role', guards.requireAdmin, async (req, res) => {
-    const { id } = parseInput(ZUserIdParam, req.params);
+    const id = parseInput(ZUserId, req.params.id, 'user id');
     const { role } = parseInput(ZChangeRoleForm, req.body);
     const user = await usersService.changeRole(db, id, role, auditContextOf(req));
     req.session.flash = {
@@ -157,7 +157,7 @@ export function usersRoutes(deps: {
     ['enable', false],
   ] as const) {
     router.post(`/admin/users/:id/${action}`, guards.requireAdmin, async (req, res) => {
-      const { id } = parseInput(ZUserIdParam, req.params);
+      const id = parseInput(ZUserId, req.params.id, 'user id');
       const user = await usersService.setDisabled(db, id, isDisabled, auditContextOf(req));
       req.session.flash = { type: 'success', message: `${user.username} is ${isDisabled ? 'disabled' : 'enabled'}.` };
       res.redirect(303, '/admin/users');

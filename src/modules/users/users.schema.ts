@@ -34,7 +34,8 @@ export const ZCreateUserForm = z.object({
 
 export const ZResetPasswordForm = z.object({ password: z.union([z.literal(''), ZNewPassword]).optional() });
 export const ZChangeRoleForm = z.object({ role: ZRole });
-export const ZUserIdParam = z.object({ id: zWholeNumber(1, MAX_INT4) });
+/** A user id in a path. */
+export const ZUserId = zWholeNumber(1, MAX_INT4);
 
 export const ZChangeOwnPasswordForm = z
   .object({ current: z.string().min(1, 'is required'), password: ZNewPassword, confirm: z.string() })

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
-import { BadRequestError, ConflictError, NotFoundError, TooManyRequestsError } from '../../shared/errors.js';
+import { BadRequestError, ConflictError, notFoundById, TooManyRequestsError } from '../../shared/errors.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import {
   type AuthServiceDeps,
@@ -51,7 +51,7 @@ export async function createUser(
 
 async function requireUser(db: Db, id: number) {
   const user = await usersRepository.findById(db, id);
-  if (!user) throw new NotFoundError('No such user.');
+  if (!user) throw notFoundById('User', id);
   return user;
 }
 
@@ -110,7 +110,7 @@ export async function changeOwnPassword(
 async function lockForAdminChange(tx: Prisma.TransactionClient, id: number) {
   const locked = await usersRepository.lockWithActiveAdmins(tx, id);
   const user = locked.find((row) => row.id === id);
-  if (!user) throw new NotFoundError('No such user.');
+  if (!user) throw notFoundById('User', id);
   const activeAdmins = locked.filter((row) => row.role === 'admin' && !row.isDisabled).length;
   return { user, isLastActiveAdmin: user.role === 'admin' && !user.isDisabled && activeAdmins <= 1 };
 }
