@@ -37,10 +37,10 @@ import {
 } from './modules/pricing/pricing.routes.js';
 import { createRatesService } from './modules/pricing/rates.service.js';
 import { adminBillingRoutes } from './modules/receipts/admin-billing.routes.js';
-import { receiptsRoutes } from './modules/receipts/receipts.routes.js';
+import { createOwnReceiptPage, receiptsRoutes } from './modules/receipts/receipts.routes.js';
 import { createReceiptsService } from './modules/receipts/receipts.service.js';
 import { adminUsageRoutes } from './modules/usage/admin-usage.routes.js';
-import { usageRoutes } from './modules/usage/usage.routes.js';
+import { createMyUsagePage, usageRoutes } from './modules/usage/usage.routes.js';
 import { createUsageService } from './modules/usage/usage.service.js';
 import { usersRoutes } from './modules/users/users.routes.js';
 import type { Logger } from './shared/logger.js';
@@ -216,9 +216,12 @@ export function createApp(deps: AppDeps): express.Express {
   );
   app.use(ratesPageRoutes({ rates }));
   app.use(pricingAdminRoutes({ rates, guards }));
-  app.use(usageRoutes({ usage, csvExports, guards, timeZone: config.timeZone, now }));
-  app.use(receiptsRoutes({ receipts, csvExports, guards }));
-  app.use(paymentRoutes({ payments, guards }));
+  // /me and a receipt's page are also where their refused forms come back to.
+  const showMyUsage = createMyUsagePage({ usage, timeZone: config.timeZone, now });
+  const showOwnReceipt = createOwnReceiptPage(receipts);
+  app.use(usageRoutes({ usage, csvExports, guards, showMyUsage }));
+  app.use(receiptsRoutes({ receipts, csvExports, guards, showMyUsage, showOwnReceipt }));
+  app.use(paymentRoutes({ payments, guards, showOwnReceipt }));
   app.use(adminUsageRoutes({ usage, csvExports, guards }));
   app.use(adminBillingRoutes({ receipts, usage, csvExports, guards }));
   app.use(

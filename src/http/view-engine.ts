@@ -64,6 +64,7 @@ export const VIEW_LOCALS = [
   'receipt',
   'refreshSeconds',
   'refused',
+  'refusedReceipt',
   'requestId',
   'reviewOutcomes',
   'result',

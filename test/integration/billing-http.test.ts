@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -492,6 +493,75 @@ describe('receipts over HTTP', () => {
     const again = await createReceipt(alice, '2025-09-15');
     expect(again.status).toBe(422);
     expect(again.text).toContain('Nothing to bill: no finished, unbilled jobs ended on or before 2025-09-15.');
+    expect(await db.prisma.receipt.count()).toBe(1);
+  });
+
+  it('shows a refused receipt on /me beside its form, with the date as typed, and writes nothing', async () => {
+    const onMyUsagePage = (page: { text: string }, message: string, typed: string) => {
+      expect(page.text).toContain('<h1>My usage</h1>');
+      const form = page.text.slice(page.text.indexOf('<h2>Create a receipt</h2>'));
+      expect(form).toContain(`<div class="alert error" role="alert">No receipt created. ${message}`);
+      expect(form).toContain('action="/me/receipt"');
+      expect(form).toMatch(new RegExp(`id="before"[^>]* value="${typed}"`));
+    };
+
+    const nothing = await createReceipt(alice, '2025-09-15');
+    expect(nothing.status).toBe(422);
+    onMyUsagePage(nothing, 'Nothing to bill: no finished, unbilled jobs ended on or before 2025-09-15.', '2025-09-15');
+
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z', jobId: '9301' }]);
+    const future = await createReceipt(alice, '2025-09-21');
+    expect(future.status).toBe(400);
+    onMyUsagePage(
+      future,
+      'before: 2025-09-21 is in the future; the latest day you can bill is 2025-09-20.',
+      '2025-09-21',
+    );
+    const notADate = await createReceipt(alice, '15/09/2025');
+    expect(notADate.status).toBe(400);
+    onMyUsagePage(notADate, 'before: must be a date as YYYY-MM-DD', '15/09/2025');
+
+    // Another receipt takes the job while this one waits on it: a 409, shown the same way.
+    const racer = await db.pool.connect();
+    try {
+      await racer.query('BEGIN');
+      const { rows } = await racer.query(
+        `INSERT INTO receipts (username, billed_through, total, currency, tier_name, rates_snapshot, rates_locked_at, created_by)
+         VALUES ('alice', '2025-09-15', 0, 'THB', 'mu', '{}', now(), 'racer') RETURNING id`,
+      );
+      await racer.query(
+        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
+         SELECT $1, id, cluster, job_key, job_id, 0, 0, 0, 0 FROM slurm_jobs WHERE job_id = '9301'`,
+        [rows[0].id],
+      );
+      const token = await csrfTokenOf(alice, '/me');
+      const raced = alice
+        .post('/me/receipt')
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ before: '2025-09-15', csrf_token: token })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool)).toBeGreaterThan(0);
+      await racer.query('COMMIT');
+      const lost = await raced;
+      expect(lost.status).toBe(409);
+      onMyUsagePage(lost, 'Some of these jobs were put on another receipt at the same moment', '2025-09-15');
+    } finally {
+      racer.release();
+    }
+    expect(await db.prisma.receipt.findMany({ select: { createdBy: true } })).toEqual([{ createdBy: 'racer' }]);
+
+    // JSON clients keep {error, code} and the status.
+    const api = await alice
+      .post('/me/receipt')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(alice, '/me'))
+      .send({ before: '2025-09-21' });
+    expect(api.status).toBe(400);
+    expect(api.body).toEqual({
+      error: 'before: 2025-09-21 is in the future; the latest day you can bill is 2025-09-20.',
+      code: 400,
+    });
     expect(await db.prisma.receipt.count()).toBe(1);
   });
 

@@ -1373,7 +1373,8 @@ describe('paying a receipt again while one of its payments is held for review', 
       .type('form')
       .send({ csrf_token: token });
     expect(form.status).toBe(409);
-    expect(form.text).toContain('A payment for this receipt is being checked by the billing team');
+    expect(form.text).toContain(`<h1>Receipt #${receiptId}</h1>`);
+    expect(form.text).toContain('Payment not started. A payment for this receipt is being checked by the billing team');
     const json = await agent
       .post(`/payments/receipt/${receiptId}/start`)
       .set('Accept', 'application/json')
@@ -1486,7 +1487,10 @@ describe('a receipt of 0.00: nothing to pay online', () => {
       .type('form')
       .send({ csrf_token: token });
     expect(form.status).toBe(409);
-    expect(form.text).toContain(message);
+    // The receipt's own page, where the Pay button was, with the reason: not a bare error page.
+    expect(form.text).toContain(`<h1>Receipt #${receiptId}</h1>`);
+    expect(form.text).toContain('<a href="/me/receipts">Back to my receipts</a>');
+    expect(form.text).toContain(`<div class="alert error no-print" role="alert">Payment not started. ${message}</div>`);
     const json = await agent
       .post(`/payments/receipt/${receiptId}/start`)
       .set('Accept', 'application/json')

@@ -5,6 +5,7 @@ import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
+import type { ShowOwnReceipt } from '../receipts/receipts.routes.js';
 import { ZReceiptId } from '../receipts/receipts.schema.js';
 import {
   PAYMENT_REVIEW_OUTCOMES,
@@ -60,8 +61,12 @@ interface RefusedResolution {
   isMismatchAccepted: boolean;
 }
 
-export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards }): Router {
-  const { payments, guards } = deps;
+export function paymentRoutes(deps: {
+  payments: PaymentsService;
+  guards: Guards;
+  showOwnReceipt: ShowOwnReceipt;
+}): Router {
+  const { payments, guards, showOwnReceipt } = deps;
   const router = Router();
 
   // A GET must not start anything: it asks, and the button POSTs.
@@ -73,8 +78,20 @@ export function paymentRoutes(deps: { payments: PaymentsService; guards: Guards 
 
   router.post('/payments/receipt/:id/start', guards.requireUser, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const { redirectUrl } = await payments.startPayment(sessionUserOf(req).username, id, auditContextOf(req));
-    res.redirect(303, redirectUrl);
+    const { username } = sessionUserOf(req);
+    let started: Awaited<ReturnType<typeof payments.startPayment>>;
+    try {
+      started = await payments.startPayment(username, id, auditContextOf(req));
+    } catch (error) {
+      // Nothing to pay, already paid, held for review (409) or a provider that could not open a
+      // checkout (502): the receipt page the Pay button was on, with the reason; JSON clients
+      // get {error, code}. A receipt that is not there (404) has no page to go back to.
+      if (!isRefusedForm(req, error, [409, 502])) throw error;
+      res.status(error.status);
+      await showOwnReceipt(res, { username, id, page: 1, error: `Payment not started. ${error.message}` });
+      return;
+    }
+    res.redirect(303, started.redirectUrl);
   });
 
   router.get('/payments/thanks', guards.requireUser, async (req, res) => {

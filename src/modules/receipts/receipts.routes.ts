@@ -1,21 +1,64 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
-import { sessionUserOf } from '../../http/route-helpers.js';
+import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { linkTo } from '../usage/usage.routes.js';
+import { linkTo, type ShowMyUsage } from '../usage/usage.routes.js';
 import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
 import { RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
 
+/** Renders a user's own receipt; `error` says why a payment of it was not started. */
+export type ShowOwnReceipt = (
+  res: express.Response,
+  shown: { username: string; id: number; page: number; error?: string },
+) => Promise<void>;
+
+/** The printable page of a researcher's own receipt, /me/receipts/:id. */
+export function createOwnReceiptPage(receipts: ReceiptsService): ShowOwnReceipt {
+  return async (res, { username, id, page, error }) => {
+    const shown = await receipts.getForUser(username, id, page);
+    res.render('receipts/show', {
+      title: `Receipt #${id}`,
+      ...shown,
+      isAdminView: false,
+      link: (changes: Record<string, unknown>) => linkTo(`/me/receipts/${id}`, {}, changes),
+      itemsCsvLink: `/me/receipts/${id}/items.csv`,
+      error,
+    });
+  };
+}
+
+// "Nothing to bill" (422), a date refused (400), a race lost to another receipt (409).
+const RECEIPT_REFUSALS = [400, 409, 422];
+
 /** A researcher's receipts: create one, list them, open one (printable). */
-export function receiptsRoutes(deps: { receipts: ReceiptsService; csvExports: CsvExports; guards: Guards }) {
-  const { receipts, csvExports, guards } = deps;
+export function receiptsRoutes(deps: {
+  receipts: ReceiptsService;
+  csvExports: CsvExports;
+  guards: Guards;
+  showMyUsage: ShowMyUsage;
+  showOwnReceipt: ShowOwnReceipt;
+}) {
+  const { receipts, csvExports, guards, showMyUsage, showOwnReceipt } = deps;
   const router = express.Router();
 
   router.post('/me/receipt', guards.requireUser, async (req, res) => {
-    const input = parseInput(ZCreateReceipt, req.body);
-    const receipt = await receipts.createForUser(sessionUserOf(req), input.before, auditContextOf(req));
+    let receipt: Awaited<ReturnType<typeof receipts.createForUser>>;
+    try {
+      const input = parseInput(ZCreateReceipt, req.body);
+      receipt = await receipts.createForUser(sessionUserOf(req), input.before, auditContextOf(req));
+    } catch (error) {
+      // Back to /me, where the form was, with the reason beside it and the date as typed, as the
+      // admin forms come back to their page; JSON clients get {error, code}.
+      if (!isRefusedForm(req, error, RECEIPT_REFUSALS)) throw error;
+      res.status(error.status);
+      await showMyUsage(req, res, {
+        query: {},
+        refusedReceipt: { error: `No receipt created. ${error.message}`, before: typedIn(req.body, 'before') ?? '' },
+      });
+      return;
+    }
     res.redirect(303, `/me/receipts/${receipt.id}`);
   });
 
@@ -28,14 +71,7 @@ export function receiptsRoutes(deps: { receipts: ReceiptsService; csvExports: Cs
   router.get('/me/receipts/:id', guards.requireUser, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
-    const shown = await receipts.getForUser(sessionUserOf(req).username, id, page);
-    res.render('receipts/show', {
-      title: `Receipt #${id}`,
-      ...shown,
-      isAdminView: false,
-      link: (changes: Record<string, unknown>) => linkTo(`/me/receipts/${id}`, {}, changes),
-      itemsCsvLink: `/me/receipts/${id}/items.csv`,
-    });
+    await showOwnReceipt(res, { username: sessionUserOf(req).username, id, page });
   });
 
   router.get('/me/receipts/:id/items.csv', guards.requireUser, async (req, res) => {

@@ -23,31 +23,42 @@ export function linkTo(path: string, current: Record<string, unknown>, changes: 
   return text ? `${path}?${text}` : path;
 }
 
-/** A researcher's own usage: GET /me (three views) and GET /me.csv. */
-export function usageRoutes(deps: {
-  usage: UsageService;
-  csvExports: CsvExports;
-  guards: Guards;
-  timeZone: string;
-  now?: () => Date;
-}) {
-  const { usage, csvExports, guards } = deps;
-  const now = deps.now ?? (() => new Date());
-  const router = express.Router();
+/** A refused "Create receipt", shown beside its form on /me. */
+export interface RefusedReceipt {
+  error: string;
+  /** The date as typed, kept in the form even when it is not one. */
+  before: string;
+}
 
-  router.get('/me', guards.requireUser, async (req, res) => {
+/** Renders /me: the page of GET /me, and the page a refused "Create receipt" comes back to. */
+export type ShowMyUsage = (
+  req: express.Request,
+  res: express.Response,
+  shown: { query: unknown; refusedReceipt?: RefusedReceipt },
+) => Promise<void>;
+
+/**
+ * /me for the signed-in user: the window and view of `query`; a bad window or a page past the
+ * last comes back as the page with the message and the form. A status the caller set (a
+ * refused receipt's) is kept unless the window itself is refused.
+ */
+export function createMyUsagePage(deps: { usage: UsageService; timeZone: string; now?: () => Date }): ShowMyUsage {
+  const { usage } = deps;
+  const now = deps.now ?? (() => new Date());
+  return async (req, res, { query, refusedReceipt }) => {
     const user = sessionUserOf(req);
-    const raw = req.query as Record<string, string | undefined>;
+    const raw = (query ?? {}) as Record<string, string | undefined>;
     const today = toLocalDate(now(), deps.timeZone);
     try {
-      const query = parseInput(ZUsageQuery, req.query);
-      const page = await usage.getUserUsage(user.username, query);
+      const parsed = parseInput(ZUsageQuery, query);
+      const page = await usage.getUserUsage(user.username, parsed);
       const current = { start: page.window.start, end: page.window.end, view: page.view };
       res.render('usage/me', {
         title: 'My usage',
         page,
         today,
         error: undefined,
+        refusedReceipt,
         link: (changes: Record<string, unknown>) =>
           linkTo('/me', { ...current, sort: raw.sort, dir: raw.dir }, changes),
         csvLink: linkTo('/me.csv', { start: page.window.start, end: page.window.end }, {}),
@@ -62,6 +73,7 @@ export function usageRoutes(deps: {
           page: undefined,
           today,
           error: error.message,
+          refusedReceipt,
           form: { start: window.start, end: window.end, view },
           link: (changes: Record<string, unknown>) => linkTo('/me', current, changes),
           csvLink: linkTo('/me.csv', { start: window.start, end: window.end }, {}),
@@ -77,6 +89,7 @@ export function usageRoutes(deps: {
         page: undefined,
         today,
         error: error.message,
+        refusedReceipt,
         form: { start: raw.start ?? '', end: raw.end ?? '', view: raw.view ?? 'detail' },
         // A too-long window is kept in the tabs as in the form, and in the CSV link the message
         // sends it to (the CSV takes any window).
@@ -84,6 +97,21 @@ export function usageRoutes(deps: {
         csvLink: linkTo('/me.csv', keptWindow, {}),
       });
     }
+  };
+}
+
+/** A researcher's own usage: GET /me (three views) and GET /me.csv. */
+export function usageRoutes(deps: {
+  usage: UsageService;
+  csvExports: CsvExports;
+  guards: Guards;
+  showMyUsage: ShowMyUsage;
+}) {
+  const { usage, csvExports, guards, showMyUsage } = deps;
+  const router = express.Router();
+
+  router.get('/me', guards.requireUser, async (req, res) => {
+    await showMyUsage(req, res, { query: req.query });
   });
 
   router.get('/me.csv', guards.requireUser, sendOwnUsageCsv({ usage, csvExports }));
