@@ -265,7 +265,7 @@ describe('admin user management', () => {
         [`/admin/users/${id}/password`, { password: 'zero-padded-password' }],
       ] as const) {
         const refused = await post(path, body);
-        expect(refused.body, path).toEqual({ error: 'id: must be written without leading zeros', code: 400 });
+        expect(refused.body, path).toEqual({ error: 'user id: must be written without leading zeros', code: 400 });
       }
     }
     expect(await db.prisma.user.findUniqueOrThrow({ where: { id: target.id } })).toMatchObject({

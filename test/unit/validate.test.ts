@@ -49,7 +49,7 @@ describe('parseInput says what is wrong in words people read', () => {
       () => parseInput(ZReceiptId, '007', 'receipt id'),
       'receipt id: must be written without leading zeros',
     ],
-    ['a user id of 00', () => parseInput(ZUserIdParam, { id: '00' }), 'id: must be written without leading zeros'],
+    ['a user id of 00', () => parseInput(ZUserId, '00', 'user id'), 'user id: must be written without leading zeros'],
     ['a page of 02', () => parseInput(ZUsageQuery, { page: '02' }), 'page: must be written without leading zeros'],
     ['a bare value without a name', () => parseInput(ZReceiptId, 'abc'), 'input: must be a whole number'],
     ['a tier given twice', () => parseInput(ZFormulaQuery, { type: ['gov', 'mu'] }), 'type: must be given once'],
