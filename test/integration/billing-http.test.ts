@@ -331,9 +331,11 @@ describe('/me', () => {
     );
     const lines = response.text.trim().split('\n');
     expect(lines[0]).toBe(
-      'job_id,cluster,name,user,account,partition,state,start,end,elapsed_sec,cpu_hours,gpu_hours,mem_gb_hours,tier,cost,receipt_id,receipt_status',
+      'job_id,cluster,name,user,account,partition,state,start,end,elapsed_sec,cpu_hours,gpu_hours,mem_gb_hours,tier,cost,receipt_id,receipt_status,currency',
     );
     expect(lines).toHaveLength(2);
+    // The page heads its cost column "Cost (THB)"; each CSV line says the same.
+    expect(lines[1]).toMatch(/,\d+\.\d{2},,,THB$/);
     expect(lines[1]).toContain('8001,test,"md, ""quoted""",alice');
     expect(lines[1]).toContain(',1.000000,0.000000,');
     expect(await metricValue(metrics, 'csv_download_total', { kind: 'my_usage' })).toBe(before + 1);
@@ -1166,7 +1168,10 @@ describe('admin pages', () => {
     expect(page.text).not.toMatch(/>bob</);
     const before = await metricValue(metrics, 'csv_download_total', { kind: 'user_usage' });
     const all = await admin.get('/admin/usage.csv?start=2025-09-14&end=2025-09-20').expect(200);
-    expect(all.text.trim().split('\n')).toHaveLength(3);
+    const lines = all.text.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/,cost,receipt_id,receipt_status,currency$/);
+    expect(lines.slice(1)).toEqual([expect.stringMatching(/,THB$/), expect.stringMatching(/,THB$/)]);
     expect(await metricValue(metrics, 'csv_download_total', { kind: 'user_usage' })).toBe(before + 1);
     const mine = await admin.get('/admin/my.csv?start=2025-09-14&end=2025-09-20').expect(200);
     expect(mine.text.trim().split('\n')).toHaveLength(1);

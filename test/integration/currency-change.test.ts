@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareDatabase } from '../../src/bootstrap.js';
 import { describeRatesInOtherCurrency } from '../../src/modules/pricing/rates.service.js';
-import { buildTiers } from '../support/billing-factories.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp, buildTestConfig } from '../support/test-app.js';
@@ -65,5 +65,22 @@ describe('CURRENCY changed after rates were entered', () => {
     expect(await describeRatesInOtherCurrency(db.prisma, 'THB', new Date())).toContain(
       'the rates in force for gov (JPY), private (JPY) were entered',
     );
+  });
+});
+
+describe('usage CSVs after CURRENCY changed', () => {
+  it('name the currency the usage page shows the costs in, not the rates', async () => {
+    await buildUser(db.prisma, { username: 'yuki', password: 'yuki-password' });
+    await buildJobs(db, [{ user: 'yuki', end: '2025-09-18T03:00:00Z', allocCpus: 2 }]);
+    const yuki = await signInAs(buildTestApp(db), 'yuki', 'yuki-password');
+    const window = 'start=2025-09-14&end=2025-09-20';
+    const page = await yuki.get(`/me?${window}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('Cost (THB)');
+    const csv = (await yuki.get(`/me.csv?${window}`).expect(200)).text.trimEnd().split('\n');
+    expect(csv[0]?.endsWith(',currency')).toBe(true);
+    expect(csv.slice(1)).toEqual([expect.stringMatching(/^\d+,test,.*,yuki,.*,THB$/)]);
+    const admin = await signInAs(buildTestApp(db), 'cfo', 'cfo-password');
+    const all = (await admin.get(`/admin/usage.csv?${window}`).expect(200)).text.trimEnd().split('\n');
+    expect(all.slice(1)).toEqual(csv.slice(1));
   });
 });

@@ -290,7 +290,7 @@ describe('usage of one user', () => {
       },
     ];
     for (const exportFilter of [filter, { ...filter, account: 'physics' }]) {
-      const query = usageCsvSql(exportFilter, { basis: 'allocated', minorDigits: 2, rates });
+      const query = usageCsvSql(exportFilter, { basis: 'allocated', minorDigits: 2, rates, currency: 'THB' });
       const nodes = await explainWithScansPricedOut(query.text, query.values);
       expect(nodes.filter((node) => node['Node Type'] === 'Sort')).toEqual([]);
       expect(nodes).toContainEqual(
@@ -522,10 +522,10 @@ describe('CSV rows', () => {
     let rest = text;
     for (const start of expectedStarts) {
       expect(rest.startsWith(start)).toBe(true);
-      // Unbilled: receipt_id and receipt_status are empty, so the line ends with two commas.
-      const end = rest.indexOf(',,\n');
+      // Unbilled: receipt_id and receipt_status are empty, then the currency ends the line.
+      const end = rest.indexOf(',,,THB\n');
       expect(end).toBeGreaterThan(0);
-      rest = rest.slice(end + 3);
+      rest = rest.slice(end + 7);
     }
     expect(rest).toBe('');
   });
@@ -631,9 +631,9 @@ describe('CSV rows', () => {
     // The item's cost, not re-estimated, to the currency's minor unit like an estimate's
     // (the item is stored as numeric(20,4), which kept four decimals in the CSV).
     expect(item.cost.toFixed(4)).toMatch(/00$/);
-    expect(lines[0]?.endsWith(`,mu,${item.cost.toFixed(2)},${receipt.id},pending`)).toBe(true);
+    expect(lines[0]?.endsWith(`,mu,${item.cost.toFixed(2)},${receipt.id},pending,THB`)).toBe(true);
     expect(lines[1]?.startsWith(`${openId},`)).toBe(true);
-    expect(lines[1]).toMatch(/,\d+\.\d{2},,$/);
+    expect(lines[1]).toMatch(/,\d+\.\d{2},,,THB$/);
   });
 
   it('writes the tier and the estimated cost as the listing has them, quoting an odd tier name', async () => {
@@ -641,6 +641,7 @@ describe('CSV rows', () => {
     const pricing = {
       basis: 'allocated' as const,
       minorDigits: 2,
+      currency: 'THB',
       rates: [
         {
           username: 'alice',
@@ -664,7 +665,7 @@ describe('CSV rows', () => {
     });
     expect(listed?.cost?.toFixed(2)).toBe('0.25');
     expect(Buffer.concat(parts).toString('utf8')).toMatch(
-      /^9001,test,.*,2\.000000,0\.000000,[\d.]+,"gold, ""plus"" \\ 'x'",0\.25,,\n$/,
+      /^9001,test,.*,2\.000000,0\.000000,[\d.]+,"gold, ""plus"" \\ 'x'",0\.25,,,THB\n$/,
     );
   });
 
@@ -684,7 +685,12 @@ describe('CSV rows', () => {
     const window = { from: new Date('2025-09-14T00:00:00Z'), before: new Date('2025-09-16T00:00:00Z') };
     const read = async (filter: typeof window & { user?: string }, rates: ReturnType<typeof rate>[]) => {
       const parts: Buffer[] = [];
-      for await (const chunk of streamCsvLines(db, filter, { basis: 'allocated', minorDigits: 2, rates })) {
+      for await (const chunk of streamCsvLines(db, filter, {
+        basis: 'allocated',
+        minorDigits: 2,
+        currency: 'THB',
+        rates,
+      })) {
         parts.push(chunk);
       }
       return Buffer.concat(parts).toString('utf8').trimEnd().split('\n');
@@ -693,12 +699,13 @@ describe('CSV rows', () => {
     const alices = await read({ ...window, user: 'alice' }, [rate('alice', "o'neil", '0.125')]);
     expect(everyone).toHaveLength(3);
     expect(alices).toEqual(everyone.filter((line) => line.includes(',alice,')));
-    expect(alices[0]).toMatch(/,o'neil,[\d.]+,,$/);
+    expect(alices[0]).toMatch(/,o'neil,[\d.]+,,,THB$/);
   });
 
   const aliceOnly = {
     basis: 'allocated' as const,
     minorDigits: 2,
+    currency: 'THB',
     rates: [
       {
         username: 'alice',
@@ -768,10 +775,38 @@ describe('CSV rows', () => {
       expect(first.split('\n')).toHaveLength(4);
       expect(first).toMatch(/^\d+,test,"a,""b""",alice,/);
       // Billed at the receipt's tier and item cost; the unbilled job at the user's rates.
-      expect(first.split('\n')[0]).toMatch(/,mu,[\d.]+,\d+,pending$/);
-      expect(first.split('\n')[2]).toMatch(/,o'neil,[\d.]+,,$/);
+      expect(first.split('\n')[0]).toMatch(/,mu,[\d.]+,\d+,pending,THB$/);
+      expect(first.split('\n')[2]).toMatch(/,o'neil,[\d.]+,,,THB$/);
       expect(second).toBe(first);
       expect(physics).toBe(first);
+    } finally {
+      await oneConnection.end();
+    }
+  });
+
+  it("names the currency in every line, alike through the session's function and the plain COPY", async () => {
+    const { receipts } = buildServices();
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-15T00:00:00Z', allocCpus: 3 },
+      { user: 'alice', end: '2025-09-18T02:00:00Z', allocCpus: 2 },
+      { user: 'bob', end: '2025-09-15T01:00:00Z', allocCpus: 5 },
+    ]);
+    await receipts.createForUser({ username: 'alice' }, '2025-09-16', as('alice'));
+    const oneConnection = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      const filter = { ...septemberWindow, user: 'alice' };
+      // EUR and THB share the function (both have 2 minor digits): the currency is its argument.
+      for (const currency of ['EUR', 'THB']) {
+        const viaFunction = await exportText({ pool: oneConnection }, filter, { ...aliceOnly, currency });
+        const plain = await exportText(db, filter, { ...aliceOnly, currency, rates: [...aliceOnly.rates, bobsRate] });
+        expect(viaFunction).toBe(plain);
+        const lines = viaFunction.trimEnd().split('\n');
+        expect(lines).toHaveLength(2);
+        expect(lines[0]).toMatch(new RegExp(`,mu,[\\d.]+,\\d+,pending,${currency}$`));
+        expect(lines[1]).toMatch(new RegExp(`,o'neil,[\\d.]+,,,${currency}$`));
+      }
+      const { rows } = await oneConnection.query('SELECT 1 FROM pg_proc WHERE pronamespace = pg_my_temp_schema()');
+      expect(rows).toHaveLength(1);
     } finally {
       await oneConnection.end();
     }

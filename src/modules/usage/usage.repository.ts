@@ -32,6 +32,15 @@ export interface PricingContext {
   rates: RateTableRow[];
 }
 
+/** What a usage CSV needs besides the prices: the currency its `currency` column names. */
+export interface CsvPricingContext extends PricingContext {
+  /**
+   * CURRENCY, the currency the usage pages label every cost with (billed ones included, even
+   * after CURRENCY changed): the CSV says what the page says.
+   */
+  currency: string;
+}
+
 function whereOf(filter: JobFilter): Prisma.Sql {
   const parts = [Prisma.sql`j.end_at >= ${filter.from}`, Prisma.sql`j.end_at < ${filter.before}`];
   if (filter.user) parts.push(Prisma.sql`j."user" = ${filter.user}`);
@@ -308,6 +317,9 @@ export const CSV_JOB_COLUMNS = [
   'cost',
   'receipt_id',
   'receipt_status',
+  // Last rather than beside cost: consumers that read the file by position before the column
+  // existed still find receipt_id and receipt_status where they were.
+  'currency',
 ] as const;
 
 const FORMULA_TRIGGER_CODES = CSV_FORMULA_TRIGGERS.map((trigger) => trigger.charCodeAt(0));
@@ -397,18 +409,20 @@ function ratesOf(filter: JobFilter, pricing: PricingContext): { cte: Prisma.Sql;
 }
 
 /** The query behind streamCsvLines: CSV_JOB_COLUMNS per job of the window, in (end_at, id) order. */
-export function usageCsvSql(filter: JobFilter, pricing: PricingContext): Prisma.Sql {
-  return usageCsvQuery(whereOf(filter), ratesOf(filter, pricing), pricing);
+export function usageCsvSql(filter: JobFilter, pricing: CsvPricingContext): Prisma.Sql {
+  return usageCsvQuery(whereOf(filter), ratesOf(filter, pricing), Prisma.sql`${pricing.currency}`, pricing);
 }
 
 /**
- * The CSV query over the jobs `where` selects, joined to the rates `rates` gives. Every
- * column is text: COPY writes a number's text exactly as its own output function does, and
- * the cached function (userCsvFunctionOf) declares one type for every column.
+ * The CSV query over the jobs `where` selects, joined to the rates `rates` gives, with
+ * `currency` (a text) in every row. Every column is text: COPY writes a number's text exactly
+ * as its own output function does, and the cached function (userCsvFunctionOf) declares one
+ * type for every column.
  */
 function usageCsvQuery(
   where: Prisma.Sql,
   rates: { cte: Prisma.Sql; join: Prisma.Sql },
+  currency: Prisma.Sql,
   pricing: Pick<PricingContext, 'minorDigits' | 'basis'>,
 ): Prisma.Sql {
   // The hours are computed once per job in a subquery (OFFSET 0 keeps PostgreSQL from
@@ -440,6 +454,8 @@ function usageCsvQuery(
     )})`,
     Prisma.sql`p.receipt_id`,
     csvCodeSql(Prisma.sql`p.receipt_status`),
+    // An ISO 4217 code (config checks CURRENCY): no quoting or formula escape can apply.
+    currency,
   ];
   return Prisma.sql`
     ${rates.cte}
@@ -493,6 +509,7 @@ function userCsvFunctionOf(pricing: Pick<PricingContext, 'minorDigits' | 'basis'
         cte: Prisma.empty,
         join: Prisma.sql`CROSS JOIN (SELECT p_tier AS tier, p_cpu AS cpu, p_gpu AS gpu, p_mem AS mem) r`,
       },
+      Prisma.sql`p_currency`,
       pricing,
     );
     if (query.values.length > 0) throw new Error('the CSV function body must not bind values');
@@ -501,7 +518,8 @@ function userCsvFunctionOf(pricing: Pick<PricingContext, 'minorDigits' | 'basis'
     found = {
       name,
       definition: `CREATE OR REPLACE FUNCTION ${name}(p_user text, p_from timestamptz, p_before timestamptz,
-                                   p_tier text, p_cpu numeric, p_gpu numeric, p_mem numeric)
+                                   p_tier text, p_cpu numeric, p_gpu numeric, p_mem numeric,
+                                   p_currency text)
         RETURNS TABLE (${columns}) LANGUAGE plpgsql STABLE
         SET plan_cache_mode = force_generic_plan
         AS $function$ BEGIN RETURN QUERY ${query.text}; END $function$`,
@@ -529,7 +547,7 @@ async function userCsvCopyOf(
   pool: pg.Pool,
   client: pg.PoolClient,
   filter: JobFilter,
-  pricing: PricingContext,
+  pricing: CsvPricingContext,
 ): Promise<string | undefined> {
   const [rates] = pricing.rates;
   const isOneUsersWindow =
@@ -557,6 +575,7 @@ async function userCsvCopyOf(
     literal(rates.cpu.toFixed()),
     literal(rates.gpu.toFixed()),
     literal(rates.mem.toFixed()),
+    literal(pricing.currency),
   ];
   return `COPY (SELECT * FROM ${csvFunction.name}(${args.join(', ')})) TO STDOUT WITH (FORMAT csv)`;
 }
@@ -579,7 +598,7 @@ const UNDEFINED_FUNCTION = '42883';
 export async function* streamCsvLines(
   database: Database,
   filter: JobFilter,
-  pricing: PricingContext,
+  pricing: CsvPricingContext,
 ): AsyncGenerator<Buffer> {
   const client = await database.pool.connect();
   let isDone = false;

@@ -86,7 +86,7 @@ export const MAX_PAGE_WINDOW_DAYS = 366;
 const PAGE_SIZE = 50;
 const CSV_BATCH = 10_000;
 
-/** Header row and column order of the usage CSV exports (costs are in CURRENCY). */
+/** Header row and column order of the usage CSV exports (costs are in CURRENCY, which each row names). */
 export const USAGE_CSV_COLUMNS = usageRepository.CSV_JOB_COLUMNS;
 
 export const PAID_CSV_COLUMNS = [
@@ -292,7 +292,7 @@ export function createUsageService(deps: UsageServiceDeps) {
   /** Every job of one user in the window as CSV text (no header), in chunks. */
   async function streamUserCsv(username: string, query: TWindowQuery) {
     const window = resolveWindow(query);
-    const pricing = await pricingFor([username]);
+    const pricing = { ...(await pricingFor([username])), currency: config.currency };
     const filter = { from: window.from, before: window.before, user: username };
     return {
       window,
@@ -303,7 +303,7 @@ export function createUsageService(deps: UsageServiceDeps) {
   /** Every job of every user (under the filters) in the window as CSV text (no header), in chunks. */
   async function streamAdminCsv(query: TAdminUsageQuery) {
     const window = resolveWindow(query);
-    const pricing = await pricingFor(query.user ? [query.user] : undefined);
+    const pricing = { ...(await pricingFor(query.user ? [query.user] : undefined)), currency: config.currency };
     const filter = { from: window.from, before: window.before, ...pickFilters(query) };
     return {
       window,
