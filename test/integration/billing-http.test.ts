@@ -130,10 +130,10 @@ describe('POST /formula', () => {
 
   it.each([
     [{ type: 'mu', cpu: -1, gpu: 1, mem: 1 }, /^cpu: must be 0 or more/],
-    [{ type: 'mu', cpu: 1, gpu: 'lots', mem: 1 }, /^gpu: must be a number/],
+    [{ type: 'mu', cpu: 1, gpu: 'lots', mem: 1 }, /^gpu: must be a plain decimal such as 0.25$/],
     [{ type: 'mu', cpu: 1, gpu: 1, mem: 5_000_000 }, /^mem: must be at most 1000000/],
     [{ type: 'mu', cpu: 1, gpu: 1, mem: 0.1234567 }, /^mem: must have at most 6 decimal places/],
-    [{ type: 'mu', cpu: 1, gpu: 1 }, /^mem: must be a number/],
+    [{ type: 'mu', cpu: 1, gpu: 1 }, /^mem: is required/],
     [{ type: 'nope', cpu: 1, gpu: 1, mem: 1 }, /^type: unknown tier "nope"/],
   ])('refuses %j with a 400 naming the field, changing nothing', async (body, message) => {
     const before = await db.prisma.pricingRate.count();
@@ -174,6 +174,11 @@ describe('POST /formula', () => {
     ['0.0000001', 'cpu: must have at most 6 decimal places'],
     ['0.10000000000000001', 'cpu: must have at most 6 decimal places'],
     ['-0.5', 'cpu: must be 0 or more'],
+    ['-0', 'cpu: must be a plain decimal such as 0.25, without a sign'],
+    ['-0.0', 'cpu: must be a plain decimal such as 0.25, without a sign'],
+    ['"+1"', 'cpu: must be a plain decimal such as 0.25, without a sign'],
+    ['".5"', 'cpu: must have a digit before the decimal point, such as 0.5'],
+    ['"5."', 'cpu: must have a digit after the decimal point, such as 5.0, or none: 5'],
   ])('judges the JSON number %s by the text sent: 400, rates and audit log unchanged', async (cpu, message) => {
     const before = await ratesOf('gov');
     const audits = await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } });
@@ -1271,25 +1276,43 @@ describe('admin pages', () => {
     expect(await db.prisma.pricingRate.count()).toBe(before);
   });
 
-  it('reads a rate of -0 as 0 and stores 0', async () => {
+  it.each([
+    ['-0', 'cpu: must be a plain decimal such as 0.25, without a sign'],
+    ['-0.00', 'cpu: must be a plain decimal such as 0.25, without a sign'],
+    ['+1', 'cpu: must be a plain decimal such as 0.25, without a sign'],
+    ['.5', 'cpu: must have a digit before the decimal point, such as 0.5'],
+    ['5.', 'cpu: must have a digit after the decimal point, such as 5.0, or none: 5'],
+  ])('refuses the form rate %j, saving no rate and writing no audit entry', async (cpu, message) => {
     const token = await csrfTokenOf(admin, '/admin/rates');
-    await admin
+    const rows = await db.prisma.pricingRate.findMany({ orderBy: { id: 'asc' } });
+    const audits = await db.prisma.auditLog.count();
+    const refused = await admin
       .post('/admin/rates')
+      .set('Accept', 'text/html')
       .type('form')
-      .send({ type: 'gov', cpu: '-0', gpu: '18', mem: '-0.00', csrf_token: token })
-      .expect(303);
-    const gov = await request(app).get('/formula?type=gov').expect(200);
-    expect(gov.body.rates).toEqual({ cpu: 0, gpu: 18, mem: 0 });
-    const latest = await db.prisma.pricingRate.findFirstOrThrow({
-      where: { tier: { name: 'gov' } },
-      orderBy: { id: 'desc' },
-    });
-    expect([latest.cpuPerHour.toFixed(), latest.memPerHour.toFixed()]).toEqual(['0', '0']);
+      .send({ type: 'gov', cpu, gpu: '18', mem: '0.08', csrf_token: token });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain(`Rates of gov not changed. ${message}`);
+    expect(await db.prisma.pricingRate.findMany({ orderBy: { id: 'asc' } })).toEqual(rows);
+    expect(await db.prisma.auditLog.count()).toBe(audits);
+  });
+
+  it('reads a rate with leading zeros as the same rate (00.80 is 0.8)', async () => {
+    const token = await csrfTokenOf(admin, '/admin/rates');
     await admin
       .post('/admin/rates')
       .type('form')
       .send({ type: 'gov', cpu: '0.8', gpu: '18', mem: '0.08', csrf_token: token })
       .expect(303);
+    const rows = await db.prisma.pricingRate.count();
+    await admin
+      .post('/admin/rates')
+      .type('form')
+      .send({ type: 'gov', cpu: '00.80', gpu: '018', mem: '0.08', csrf_token: token })
+      .expect(303);
+    const page = await html(admin, '/admin/rates').expect(200);
+    expect(page.text).toContain('Rates of gov are already these; nothing was saved.');
+    expect(await db.prisma.pricingRate.count()).toBe(rows);
   });
 
   it('prices /me with an override made elsewhere from the next cache check, and at once on the worker that made it', async () => {

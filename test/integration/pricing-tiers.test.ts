@@ -127,7 +127,7 @@ describe('adding tiers on the rates page', () => {
       description: 'University members',
       cpu: '0.40',
       gpu: '10',
-      mem: '.02',
+      mem: '0.02',
     });
     expect(created.status, created.text.slice(0, 300)).toBe(303);
     expect(created.headers.location).toBe('/admin/rates#tier-standard');
@@ -231,9 +231,13 @@ describe('adding tiers on the rates page', () => {
     [{ name: 'x'.repeat(33), cpu: '1', gpu: '1', mem: '1' }, 'name: must be at most 32 characters'],
     [{ name: '  ', cpu: '1', gpu: '1', mem: '1' }, 'name: is required'],
     [{ name: 'gold', cpu: '-1', gpu: '1', mem: '1' }, 'cpu: must be 0 or more'],
-    [{ name: 'gold', cpu: '1', gpu: 'lots', mem: '1' }, 'gpu: must be a number'],
+    [{ name: 'gold', cpu: '1', gpu: 'lots', mem: '1' }, 'gpu: must be a plain decimal such as 0.25'],
+    [{ name: 'gold', cpu: '-0', gpu: '1', mem: '1' }, 'cpu: must be a plain decimal such as 0.25, without a sign'],
+    [{ name: 'gold', cpu: '1', gpu: '+1', mem: '1' }, 'gpu: must be a plain decimal such as 0.25, without a sign'],
+    [{ name: 'gold', cpu: '.5', gpu: '1', mem: '1' }, 'cpu: must have a digit before the decimal point, such as 0.5'],
+    [{ name: 'gold', cpu: '1', gpu: '1', mem: '5.' }, 'mem: must have a digit after the decimal point, such as 5.0'],
     [{ name: 'gold', cpu: '1', gpu: '1', mem: '' }, 'mem: is required'],
-    [{ name: 'gold', cpu: '1', gpu: '1' }, 'mem: must be a number'],
+    [{ name: 'gold', cpu: '1', gpu: '1' }, 'mem: is required'],
     [{ name: 'gold', cpu: '1', gpu: '1', mem: '0.1234567' }, 'mem: must have at most 6 decimal places'],
     [{ name: 'gold', cpu: '1', gpu: '5000000', mem: '1' }, 'gpu: must be at most 1000000 per hour'],
     [{ name: 'gold', cpu: '1e3', gpu: '1', mem: '1' }, 'cpu: must be written as a plain decimal'],
@@ -250,6 +254,23 @@ describe('adding tiers on the rates page', () => {
     }
     // The existing tiers' forms still show their rates in force.
     expect(typedValue(response.text, 'cpu-standard')).toBe('0.4');
+    expect(await pricingRows()).toEqual(before);
+  });
+
+  it.each([
+    ['-0.0', 'cpu: must be a plain decimal such as 0.25, without a sign'],
+    ['"+1"', 'cpu: must be a plain decimal such as 0.25, without a sign'],
+    ['".5"', 'cpu: must have a digit before the decimal point, such as 0.5'],
+  ])('refuses the JSON rate %s of a new tier as the form does, writing nothing', async (cpu, message) => {
+    const before = await pricingRows();
+    const response = await ops
+      .post('/admin/rates/tiers')
+      .set('Accept', 'application/json')
+      .set('Content-Type', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(ops))
+      .send(`{"name":"gold","cpu":${cpu},"gpu":1,"mem":1}`);
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({ error: message, code: 400 });
     expect(await pricingRows()).toEqual(before);
   });
 

@@ -126,29 +126,6 @@ describe('parseInput says what is wrong in words people read', () => {
   });
 
   it.each([
-    ['.5', '0.5'],
-    ['0.25', '0.25'],
-    ['00.5', '0.5'],
-    [' 0.5 ', '0.5'],
-    ['-0', '0'],
-    ['-0.000', '0'],
-  ])('reads the rate %s as %s', (text, expected) => {
-    expect(parseInput(ZSetRates, { type: 'mu', cpu: text, gpu: '1', mem: '1' }).cpu.toString()).toBe(expected);
-  });
-
-  it.each(['1e3', '1E3', '5e-1', '.5e2'])('refuses the rate %s: a price is written without an exponent', (text) => {
-    expect(messageOf(() => parseInput(ZSetRates, { type: 'mu', cpu: text, gpu: '1', mem: '1' }))).toBe(
-      'cpu: must be written as a plain decimal such as 0.50, without an exponent',
-    );
-  });
-
-  it.each(['.', '5.', '1,5', '0x10'])('refuses the rate %s as not a number', (text) => {
-    expect(messageOf(() => parseInput(ZSetRates, { type: 'mu', cpu: text, gpu: '1', mem: '1' }))).toBe(
-      'cpu: must be a number',
-    );
-  });
-
-  it.each([
     ['1e3', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
     ['1e-7', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
     ['0.0000001', 'cpu: must have at most 6 decimal places'],
@@ -161,7 +138,6 @@ describe('parseInput says what is wrong in words people read', () => {
   it.each([
     ['0.1234', '0.1234'],
     ['0.50', '0.5'],
-    ['-0', '0'],
     ['1000000', '1000000'],
   ])('reads the JSON number %s as %s', (text, expected) => {
     const cpu = new JsonNumberText(text);
@@ -170,7 +146,7 @@ describe('parseInput says what is wrong in words people read', () => {
 
   it('refuses a rate that already went through a float, whose digits are lost', () => {
     expect(messageOf(() => parseInput(ZSetRates, { type: 'mu', cpu: 0.5, gpu: '1', mem: '1' }))).toBe(
-      'cpu: must be a number',
+      'cpu: must be a plain decimal such as 0.25',
     );
   });
 

@@ -8,6 +8,42 @@ export const MAX_RATE_PER_HOUR = 1_000_000;
 /** pricing_rates stores six decimals. */
 const RATE_DECIMALS = 6;
 
+/** What every refusal of a rate's form points to: the one way a rate is written. */
+const PLAIN_RATE_EXAMPLE = 'a plain decimal such as 0.25';
+
+/**
+ * The grammar of a rate, for the form, the JSON routes and the add-tier form alike: ASCII
+ * digits, then optionally a point and more digits (at most RATE_DECIMALS, checked after, so a
+ * long fraction gets its own message). Leading zeros are allowed: "00.5" has every digit
+ * of 0.5 and no other reading, as a padded field or a spreadsheet may write it.
+ */
+const PLAIN_RATE = /^\d+(\.\d+)?$/;
+
+/**
+ * Why `text` is not a plain rate, as a message saying what is expected; undefined when it is one.
+ * ".5" and "5." are refused although each has one reading: a missing digit on either side of
+ * the point is as often a slip (1.5 typed as .5, 5.25 cut to 5.) as a shorthand, and money
+ * is entered rarely enough that writing 0.5 or 5 costs nothing.
+ */
+function describeRateText(text: string): string | undefined {
+  if (/^[-+]?(\d+\.?\d*|\.\d+)e[-+]?\d+$/i.test(text)) {
+    // A price typed as 1e3 is far more likely a slip than a wish for 1,000 an hour.
+    return 'must be written as a plain decimal such as 0.50, without an exponent';
+  }
+  const sign = /^[-+]/.exec(text)?.[0];
+  if (sign) {
+    const magnitude = text.slice(1);
+    // "-0" and "+1" name valid rates but not in the one form a rate has; a negative is refused for its value.
+    if (sign === '-' && /^(\d+\.?\d*|\.\d+)$/.test(magnitude) && !/^[0.]*$/.test(magnitude)) return 'must be 0 or more';
+    return `must be ${PLAIN_RATE_EXAMPLE}, without a sign`;
+  }
+  if (PLAIN_RATE.test(text)) return undefined;
+  if (/^\.\d+$/.test(text)) return `must have a digit before the decimal point, such as 0${text}`;
+  if (/^\d+\.$/.test(text))
+    return `must have a digit after the decimal point, such as ${text}0, or none: ${text.slice(0, -1)}`;
+  return `must be ${PLAIN_RATE_EXAMPLE}`;
+}
+
 /**
  * A per-hour rate >= 0, at most MAX_RATE_PER_HOUR, with at most 6 decimals, judged by the text
  * the client sent: a form field, a JSON string, or a JSON number as written (JsonNumberText,
@@ -17,26 +53,16 @@ const RATE_DECIMALS = 6;
  */
 export const ZRate = z
   .union([z.string().trim().min(1), z.instanceof(JsonNumberText).transform((number) => number.text)], {
-    error: 'must be a number',
+    // A JSON number here has been through a float (a route without the lossless parser).
+    error: (issue) => (issue.input === undefined ? 'is required' : `must be ${PLAIN_RATE_EXAMPLE}`),
   })
   .transform((text, ctx) => {
-    // ".5" is how many people write a half; Decimal reads it as 0.5. Exponents are refused:
-    // a price typed as 1e3 is far more likely a slip than a wish for 1,000 an hour.
-    if (/^-?(\d+(\.\d+)?|\.\d+)e[-+]?\d+$/i.test(text)) {
-      ctx.addIssue({ code: 'custom', message: 'must be written as a plain decimal such as 0.50, without an exponent' });
+    const problem = describeRateText(text);
+    if (problem) {
+      ctx.addIssue({ code: 'custom', message: problem });
       return z.NEVER;
     }
-    if (!/^-?(\d+(\.\d+)?|\.\d+)$/.test(text)) {
-      ctx.addIssue({ code: 'custom', message: 'must be a number' });
-      return z.NEVER;
-    }
-    // "-0" is zero, which is a valid rate; decimal.js keeps its sign and would call it negative.
-    const parsed = new Prisma.Decimal(text);
-    const rate = parsed.isZero() ? new Prisma.Decimal(0) : parsed;
-    if (rate.isNegative()) {
-      ctx.addIssue({ code: 'custom', message: 'must be 0 or more' });
-      return z.NEVER;
-    }
+    const rate = new Prisma.Decimal(text);
     if (rate.greaterThan(MAX_RATE_PER_HOUR)) {
       ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_RATE_PER_HOUR} per hour` });
       return z.NEVER;
