@@ -607,7 +607,7 @@ describe('receipts over HTTP', () => {
     expect(last.text).not.toContain('rel="next"');
 
     expect((await json(alice, `${location}?page=12`).expect(404)).body).toEqual({
-      error: `Receipt #${id} lists 5001 jobs on 11 pages; there is no page 12.`,
+      error: `Receipt #${id} lists 5,001 jobs on 11 pages; there is no page 12.`,
       code: 404,
     });
     expect((await json(alice, `${location}?page=0`).expect(400)).body.error).toMatch(/^page: /);
@@ -1451,5 +1451,37 @@ describe('admin pages', () => {
     expect((await json(admin, '/admin/paid.csv?start=2026-12-03&end=2026-12-01')).body).toEqual(api.body);
     expect((await html(admin, '/admin/usage?start=2026-12-03&end=2026-12-01').expect(400)).text).toContain(message);
     await html(admin, '/admin/receipts?start=2026-12-01&end=2026-12-01').expect(200);
+  });
+});
+
+describe('counts of a thousand and more', () => {
+  beforeEach(clearJobs);
+
+  it('are grouped by thousands wherever a page shows them, as money and hours are', async () => {
+    await buildJobs(
+      db,
+      Array.from({ length: 1_200 }, (_, index) => ({
+        user: 'alice',
+        end: new Date(Date.UTC(2025, 8, 15, 0, 0, index)),
+      })),
+    );
+    const id = await billJobsBefore(alice, '2025-09-15');
+    const window = 'start=2025-09-14&end=2025-09-20';
+
+    const usage = (await html(admin, `/admin/usage?${window}`).expect(200)).text;
+    expect(usage).toMatch(/>alice<\/a><\/td><td>mu<\/td><td class="num">1,200<\/td>/);
+    expect(usage).toContain('<tfoot><tr><th colspan="2">Total</th><th class="num">1,200</th>');
+
+    const perDay = (await html(alice, `/me?${window}&view=aggregate`).expect(200)).text;
+    expect(perDay).toContain('<tr><td>2025-09-15</td><td class="num">1,200</td>');
+    expect(perDay).toContain('<tfoot><tr><th>Total</th><th class="num">1,200</th>');
+    const jobs = (await html(alice, `/me?${window}`).expect(200)).text;
+    expect(jobs).toContain('1,200 jobs ended in this window.');
+    const billed = (await html(alice, `/me?${window}&view=billed`).expect(200)).text;
+    expect(billed).toContain('1,200 jobs in this window are on a receipt.');
+
+    expect((await html(alice, '/me/receipts').expect(200)).text).toContain('<td class="num">1,200</td>');
+    expect((await html(alice, `/me/receipts/${id}`).expect(200)).text).toContain('of 1,200 (page 1 of 3)');
+    expect((await html(admin, '/admin/receipts').expect(200)).text).toContain('<td class="num">1,200</td>');
   });
 });

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
+import { counted, formatCount } from '../../shared/counted.js';
 import { formatLocalDateTime } from '../../shared/local-date.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -81,7 +82,7 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
           ? { type: 'error', message: `The run failed: ${run.error ?? 'no source answered'}` }
           : {
               type: run.outcome === 'partial' ? 'warning' : 'success',
-              message: `Run #${run.runId} via ${run.source}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped.`,
+              message: `Run #${run.runId} via ${run.source}: ${counted(run.seen, 'job')}, ${formatCount(run.inserted)} new, ${formatCount(run.updated)} updated, ${formatCount(run.skipped)} skipped.`,
             };
     }
     res.redirect(303, '/admin/ingestion');

@@ -5,6 +5,7 @@ import { prefersJson } from '../../http/error-handler.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
+import { counted } from '../../shared/counted.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { linkTo } from '../usage/usage.routes.js';
 import { ZWindowQuery } from '../usage/usage.schema.js';
@@ -216,7 +217,7 @@ export function adminBillingRoutes(deps: {
       type: 'success',
       message: `Month-end run up to ${result.before}: ${
         totals.length > 0
-          ? `${result.receiptCount} receipt${result.receiptCount === 1 ? '' : 's'} created, total ${totals.join(', ')}.`
+          ? `${counted(result.receiptCount, 'receipt')} created, total ${totals.join(', ')}.`
           : 'nothing to bill, no receipt created.'
       }${
         result.noChargeCount > 0

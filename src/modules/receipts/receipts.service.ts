@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
+import { counted } from '../../shared/counted.js';
 import {
   AppError,
   BadRequestError,
@@ -135,9 +136,6 @@ function receivedTotals(
   const byCurrency = [...sums].sort(([a], [b]) => a.localeCompare(b)).map(([currency, total]) => ({ currency, total }));
   return { byCurrency, unknownCount, isDifferent };
 }
-
-/** "1 job", "3 jobs". */
-const counted = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
 
 /** How many pages `count` rows fill; a page past the last is a 404 saying what there is. */
 function pageCountOrNotFound(count: number, pageSize: number, page: number, whatThereIs: (pages: number) => string) {

@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
+import { counted } from '../../shared/counted.js';
 import { BadRequestError, NotFoundError } from '../../shared/errors.js';
 import {
   addLocalDays,
@@ -65,8 +66,8 @@ export class UsagePageNotFoundError extends NotFoundError {
     count: number,
   ) {
     const span = `this window (${window.start} to ${window.end})`;
-    const jobs = `${count} job${count === 1 ? '' : 's'}`;
-    const pages = `on ${pageCount} page${pageCount === 1 ? '' : 's'}`;
+    const jobs = counted(count, 'job');
+    const pages = `on ${counted(pageCount, 'page')}`;
     let found: string;
     if (view === 'billed') {
       found =
