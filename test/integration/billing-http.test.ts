@@ -1485,3 +1485,36 @@ describe('counts of a thousand and more', () => {
     expect((await html(admin, '/admin/receipts').expect(200)).text).toContain('<td class="num">1,200</td>');
   });
 });
+
+describe('the status cards of /admin/receipts', () => {
+  beforeEach(clearJobs);
+
+  /** The text of each status card, tags dropped and spaces collapsed. */
+  async function cards(): Promise<Record<string, string>> {
+    const page = (await html(admin, '/admin/receipts').expect(200)).text;
+    const found: Record<string, string> = {};
+    for (const [, status = '', body = ''] of page.matchAll(
+      /<div class="card stat"><span class="badge (\w+)">\w+<\/span>([\s\S]*?)<\/div>/g,
+    )) {
+      found[status] = body
+        .replace(/<\/strong><span class="muted">/g, ' / ')
+        .replace(/<[^>]+>/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim();
+    }
+    return found;
+  }
+
+  it('read "0.00 THB / 0 receipts" for a status without receipts, like the others', async () => {
+    expect(await cards()).toEqual({
+      pending: '0.00 THB / 0 receipts',
+      paid: '0.00 THB / 0 receipts',
+      void: '0.00 THB / 0 receipts',
+    });
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z', allocCpus: 3 }]);
+    await billJobsBefore(alice, '2025-09-15');
+    const after = await cards();
+    expect(after.pending).toMatch(/^\d+\.\d{2} THB \/ 1 receipt$/);
+    expect(after.void).toBe('0.00 THB / 0 receipts');
+  });
+});
