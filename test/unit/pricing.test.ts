@@ -171,6 +171,25 @@ describe('tiers', () => {
     expect(() => parseTierRules(text)).toThrow(message);
   });
 
+  // The default rules as docs/pricing.md, docs/operations.md and the README state them: the
+  // prefix must be followed by -, _ or ., so a name that merely starts with it stays on the default.
+  it.each([
+    ['govlab', undefined],
+    ['gov-lab', 'gov'],
+    ['gov_x', 'gov'],
+    ['gov.x', 'gov'],
+    ['GOV_x', 'gov'],
+    ['government', undefined],
+    ['ext_corp', 'private'],
+    ['extlab', undefined],
+    ['ind.x', 'private'],
+    ['ind-x', 'private'],
+    ['indigo', undefined],
+    ['x-gov_y', undefined],
+  ])('the default rules put %s on %s', (username, tier) => {
+    expect(classifyTier(username, loadConfig({}).pricing.tierRules)).toBe(tier);
+  });
+
   it('ships default rules and reports bad ones at start-up', () => {
     const config = loadConfig({});
     expect(config.pricing.cpuBasis).toBe('used');
