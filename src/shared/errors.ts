@@ -19,6 +19,16 @@ export class BadRequestError extends AppError {
   }
 }
 
+/**
+ * A date window given the wrong way round, worded the same wherever one is taken (usage, receipts,
+ * paid.csv, the audit log): a page that answered with an empty list would read as "nothing happened".
+ */
+export class ReversedWindowError extends BadRequestError {
+  constructor(start: string, end: string, field = 'start') {
+    super(`The start date (${start}) is after the end date (${end}).`, { field });
+  }
+}
+
 export class UnauthorizedError extends AppError {
   constructor(message = 'Sign in to continue.') {
     super(401, message);

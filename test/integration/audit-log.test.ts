@@ -182,7 +182,13 @@ describe('the audit pages', () => {
       .get('/admin/audit?actor=filterme&from=2026-03-05&to=2026-03-01')
       .set('Accept', 'text/html')
       .expect(400);
-    expect(backwards.text).toContain('from: must not be after &#34;to&#34;');
+    // Worded as usage, receipts and paid.csv word it.
+    expect(backwards.text).toContain('The start date (2026-03-05) is after the end date (2026-03-01).');
+    const csvBackwards = await agent
+      .get('/admin/audit.csv?from=2026-03-05&to=2026-03-01')
+      .set('Accept', 'application/json')
+      .expect(400);
+    expect(csvBackwards.body.error).toBe('The start date (2026-03-05) is after the end date (2026-03-01).');
     expect(backwards.text).toContain('name="actor" value="filterme"');
     expect(backwards.text).toContain('name="from" type="date" value="2026-03-05"');
     expect(backwards.text).toContain('No entries match.');

@@ -4,6 +4,7 @@ import type { CsvExports } from '../../http/csv-exports.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
+import { ReversedWindowError } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuditFilter, StoredAuditEntry } from './audit.repository.js';
@@ -67,7 +68,11 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     from: query.from ? startOfLocalDay(query.from, timeZone) : undefined,
     to: query.to ? endOfLocalDay(query.to, timeZone) : undefined,
   });
-  const parseQuery = (input: unknown) => parseInput(ZAuditQuery, input);
+  const parseQuery = (input: unknown) => {
+    const query = parseInput(ZAuditQuery, input);
+    if (query.from && query.to && query.from > query.to) throw new ReversedWindowError(query.from, query.to, 'from');
+    return query;
+  };
 
   router.get('/admin/audit', guards.requireAdmin, async (req, res) => {
     let query: ReturnType<typeof parseQuery>;

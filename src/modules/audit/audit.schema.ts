@@ -9,27 +9,22 @@ const optionalText = (max: number) =>
     .optional()
     .transform((value) => value || undefined);
 
-export const ZAuditQuery = z
-  .object({
-    actor: optionalText(64),
-    action: optionalText(64),
-    from: z
-      .union([z.literal(''), ZLocalDate])
-      .optional()
-      .transform((value) => value || undefined),
-    to: z
-      .union([z.literal(''), ZLocalDate])
-      .optional()
-      .transform((value) => value || undefined),
-    before: z
-      .string()
-      .regex(/^\d{1,18}$/, 'must be an entry id')
-      .optional()
-      .transform((value) => (value ? BigInt(value) : undefined)),
-  })
-  .refine((query) => !query.from || !query.to || query.from <= query.to, {
-    path: ['from'],
-    message: 'must not be after "to"',
-  });
+export const ZAuditQuery = z.object({
+  actor: optionalText(64),
+  action: optionalText(64),
+  from: z
+    .union([z.literal(''), ZLocalDate])
+    .optional()
+    .transform((value) => value || undefined),
+  to: z
+    .union([z.literal(''), ZLocalDate])
+    .optional()
+    .transform((value) => value || undefined),
+  before: z
+    .string()
+    .regex(/^\d{1,18}$/, 'must be an entry id')
+    .optional()
+    .transform((value) => (value ? BigInt(value) : undefined)),
+});
 
 export type TAuditQuery = z.infer<typeof ZAuditQuery>;

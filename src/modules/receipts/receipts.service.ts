@@ -10,6 +10,7 @@ import {
   isUniqueViolation,
   NotFoundError,
   notFoundById,
+  ReversedWindowError,
 } from '../../shared/errors.js';
 import { endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
@@ -556,9 +557,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // Answered like the other windows (/admin/usage, /admin/paid.csv): an empty list with zero
     // totals would read as "nothing was billed" rather than "these dates are the wrong way round".
     if (filter.start && filter.end && filter.start > filter.end) {
-      throw new BadRequestError(`The start date (${filter.start}) is after the end date (${filter.end}).`, {
-        field: 'start',
-      });
+      throw new ReversedWindowError(filter.start, filter.end);
     }
     const repoFilter: receiptsRepository.ReceiptFilter = {
       status: filter.status,

@@ -3,7 +3,7 @@ import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { counted } from '../../shared/counted.js';
-import { BadRequestError, NotFoundError } from '../../shared/errors.js';
+import { BadRequestError, NotFoundError, ReversedWindowError } from '../../shared/errors.js';
 import {
   addLocalDays,
   daysBetween,
@@ -156,7 +156,7 @@ export function createUsageService(deps: UsageServiceDeps) {
       query.end ?? (query.start ? minLocalDate(addLocalDays(query.start, DEFAULT_DAYS - 1), LATEST_LOCAL_DATE) : today);
     const start = query.start ?? addLocalDays(end, -(DEFAULT_DAYS - 1));
     if (start > end) {
-      throw new BadRequestError(`The start date (${start}) is after the end date (${end}).`, { field: 'start' });
+      throw new ReversedWindowError(start, end);
     }
     if (options.maxDays !== undefined && daysBetween(start, end) + 1 > options.maxDays) {
       throw new WindowTooLongForPageError({ start, end }, options.maxDays);
