@@ -10,7 +10,7 @@ import {
 } from '../../src/modules/auth/auth-throttle.pruner.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { buildUser } from '../support/factories.js';
-import { sessionsWaitingForLocks } from '../support/lock-waits.js';
+import { prunesWaitingOnLockedTable, sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { postLogin } from '../support/sign-in.js';
 import { spawnServer } from '../support/spawn-server.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
@@ -351,16 +351,6 @@ describe('the server', () => {
     });
   }
 
-  /** Prune statements waiting for the lock a test holds on auth_network_throttle. */
-  async function waitingPrunes(): Promise<number> {
-    const { rows } = await db.pool.query<{ waiting: number }>(
-      `SELECT count(*)::int AS waiting FROM pg_stat_activity
-        WHERE datname = current_database() AND wait_event_type = 'Lock'
-          AND query LIKE '%DELETE FROM auth_network_throttle%'`,
-    );
-    return rows[0]?.waiting ?? 0;
-  }
-
   it.each([1, 2])(
     'with %i worker(s) prunes on its timer from one process only, and exits 0 on SIGTERM',
     async (workers) => {
@@ -386,18 +376,7 @@ describe('the server', () => {
 
         // While a prune waits, the timer's next ticks (every second) start no other: in a
         // cluster, only the worker the primary named prunes at all.
-        const blocker = await db.pool.connect();
-        try {
-          await blocker.query('BEGIN; LOCK TABLE auth_network_throttle IN SHARE MODE');
-          for (let poll = 0; poll < 100 && (await waitingPrunes()) === 0; poll++) {
-            await new Promise((resolve) => setTimeout(resolve, 100));
-          }
-          await new Promise((resolve) => setTimeout(resolve, 3_500));
-          expect(await waitingPrunes()).toBe(1);
-        } finally {
-          await blocker.query('COMMIT');
-          blocker.release();
-        }
+        expect(await prunesWaitingOnLockedTable(db.pool, 'auth_network_throttle')).toBe(1);
       } finally {
         expect(await server.stop(), server.output()).toBe(0);
       }

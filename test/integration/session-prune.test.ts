@@ -7,7 +7,7 @@ import {
   pruneExpiredSessions,
   SESSION_PRUNE_BATCH_SIZE,
 } from '../../src/modules/auth/session.pruner.js';
-import { sessionsWaitingForLocks } from '../support/lock-waits.js';
+import { prunesWaitingOnLockedTable, sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { spawnServer } from '../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -123,16 +123,6 @@ describe('pruning expired sessions', () => {
 });
 
 describe('the server', () => {
-  /** Prune statements waiting for the lock a test holds on the session table. */
-  async function waitingPrunes(): Promise<number> {
-    const { rows } = await db.pool.query<{ waiting: number }>(
-      `SELECT count(*)::int AS waiting FROM pg_stat_activity
-        WHERE datname = current_database() AND wait_event_type = 'Lock'
-          AND query LIKE '%DELETE FROM "session"%'`,
-    );
-    return rows[0]?.waiting ?? 0;
-  }
-
   it.each([1, 2])(
     'with %i worker(s) prunes expired sessions on its timer from one process only',
     async (workers) => {
@@ -155,18 +145,7 @@ describe('the server', () => {
 
         // While a prune waits, the timer's next ticks (every second) start no other: in a
         // cluster, only the worker the primary named prunes at all.
-        const blocker = await db.pool.connect();
-        try {
-          await blocker.query('BEGIN; LOCK TABLE "session" IN SHARE MODE');
-          for (let poll = 0; poll < 100 && (await waitingPrunes()) === 0; poll++) {
-            await new Promise((resolve) => setTimeout(resolve, 100));
-          }
-          await new Promise((resolve) => setTimeout(resolve, 3_500));
-          expect(await waitingPrunes()).toBe(1);
-        } finally {
-          await blocker.query('COMMIT');
-          blocker.release();
-        }
+        expect(await prunesWaitingOnLockedTable(db.pool, '"session"')).toBe(1);
       } finally {
         expect(await server.stop(), server.output()).toBe(0);
       }
