@@ -24,7 +24,9 @@ if (!hasChromium) {
   console.warn(`browser test skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
 }
 
-describe.skipIf(!hasChromium)('in a real browser', () => {
+// A browser path takes about 10 s on a quiet 2-core machine and three times that while the rest
+// of the suite runs beside it; the limit is a hang guard, not a timing.
+describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let server: Server;
   let browser: Browser;
