@@ -149,7 +149,10 @@ async function takeDataDirectory(dataDir: string, databaseDir: string, logger: L
         'the app is using this data directory. Stop it, or set DATA_DIR or DATABASE_URL',
     );
   }
-  logger.warn({ pid, ownerPid: owner, databaseDir }, 'stopping the embedded PostgreSQL a killed start left running');
+  logger.warn(
+    { postgresPid: pid, ownerPid: owner, databaseDir },
+    'stopping the embedded PostgreSQL a killed start left running',
+  );
   process.kill(pid, 'SIGINT');
   // The file goes when the server has shut down; the process may linger as a zombie of whoever adopted it.
   if (!(await waitUntil(async () => !existsSync(pidFile), LEFTOVER_STOP_TIMEOUT_MS))) {

@@ -108,6 +108,17 @@ describe('the zero-configuration start, stopped from its terminal', () => {
 
     const { server: second, port } = await startInItsOwnGroup(dataDir);
     expect(second.output()).toContain('stopping the embedded PostgreSQL a killed start left running');
+    // One key per fact: a second "pid" in the line would make a JSON reader keep PostgreSQL's as the app's.
+    const line = second
+      .output()
+      .split('\n')
+      .find((text) => text.includes('a killed start left running')) as string;
+    expect(line.match(/"pid":/g)).toHaveLength(1);
+    expect(JSON.parse(line)).toMatchObject({
+      pid: second.process.pid,
+      postgresPid: orphan,
+      ownerPid: first.server.process.pid,
+    });
     expect(postmasterPid(dataDir)).not.toBe(orphan);
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
     expect(await second.stop(), second.output()).toBe(0);
