@@ -305,6 +305,10 @@ describe('/me', () => {
 
   it('points a window too long for a page to a CSV download of that same window', async () => {
     await buildJobs(db, [{ user: 'alice', end: '2024-03-01T03:00:00Z', jobId: '7101' }]);
+    // Counts read as the pages print them: 2,528 days, not 2528.
+    expect((await html(alice, '/me?start=2020-01-01&end=2026-12-02').expect(400)).text).toContain(
+      'The window is 2,528 days long; pick at most 366 days',
+    );
     const page = await html(alice, '/me?start=2024-01-01&end=2025-09-20').expect(400);
     expect(page.text).toContain('The window is 629 days long; pick at most 366 days (the CSV export has no limit).');
     expect(page.text).toContain('href="/me.csv?start=2024-01-01&amp;end=2025-09-20" download>Download CSV</a>');

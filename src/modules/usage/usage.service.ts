@@ -47,7 +47,7 @@ export class WindowTooLongForPageError extends BadRequestError {
     maxDays: number,
   ) {
     super(
-      `The window is ${daysBetween(window.start, window.end) + 1} days long; pick at most ${maxDays} days (the CSV export has no limit).`,
+      `The window is ${counted(daysBetween(window.start, window.end) + 1, 'day')} long; pick at most ${counted(maxDays, 'day')} (the CSV export has no limit).`,
       { field: 'end' },
     );
   }
