@@ -85,6 +85,13 @@ describe('renaming and describing a tier', () => {
         .exec(page)
         ?.slice(1);
     expect(tierRow((await html(admin, '/admin/tiers').expect(200)).text, 'gov_lab')?.[0]).toBe('gov');
+    // Between the two steps the page says what the skipped rule means, not that gov_ users are on the default tier.
+    const between = (await html(admin, '/admin/rates').expect(200)).text;
+    expect(between).toContain(
+      'tiers that do not exist yet: government (^gov[-_.]). Such a rule is skipped until its tier exists: the ' +
+        'usernames it matches go to the next rule whose tier exists, or else to the default tier.',
+    );
+    expect(between).not.toContain('priced with the default tier');
 
     const response = await editTier(admin, { type: 'gov', name: 'government', description: 'Government agencies' });
     expect(response.status, response.text.slice(0, 300)).toBe(303);
