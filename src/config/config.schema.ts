@@ -56,8 +56,8 @@ const zInt = (fallback: number, min: number, max: number) =>
 function numberSettingProblem(text: string, min: number, max: number): string | undefined {
   if (!/^\d+$/.test(text)) return `must be a whole number from ${min} to ${max}, in plain digits`;
   const value = Number(text);
-  if (value < min) return `must be at least ${min}`;
-  if (value > max) return `must be at most ${max}`;
+  // The whole range either way: an operator told only "at least 1" guesses at the ceiling next.
+  if (value < min || value > max) return `must be from ${min} to ${max}`;
   return undefined;
 }
 
@@ -71,6 +71,8 @@ const choiceOf = <const T extends readonly [string, ...string[]]>(choices: T) =>
     error: (issue) =>
       `must be one of ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)} (got ${JSON.stringify(issue.input)})`,
   });
+
+const emptyToUndefined = (value: unknown) => (value === '' ? undefined : value);
 
 const isBlank = (value: unknown) => value === undefined || (typeof value === 'string' && value.trim() === '');
 
@@ -194,11 +196,15 @@ export const ZEnv = z
     SESSION_IDLE_SEC: zInt(3600, 60, 30 * 86_400),
     SESSION_PRUNE_INTERVAL_SEC: zInt(900, 1, 86_400),
     SESSION_ABSOLUTE_SEC: zInt(43_200, 300, 90 * 86_400),
-    ADMIN_USERNAME: z
-      .string()
-      .regex(/^[a-z_][a-z0-9._-]{0,63}$/, 'must be a lowercase login name')
-      .optional(),
-    ADMIN_PASSWORD: ZNewPassword.optional(),
+    // Empty is unset, as in an .env template with the two lines left blank.
+    ADMIN_USERNAME: z.preprocess(
+      emptyToUndefined,
+      z
+        .string()
+        .regex(/^[a-z_][a-z0-9._-]{0,63}$/, 'must be a lowercase login name')
+        .optional(),
+    ),
+    ADMIN_PASSWORD: z.preprocess(emptyToUndefined, ZNewPassword.optional()),
     PAYMENT_PROVIDER: zOptionalChoice(['none', 'dummy', 'stripe']),
     PAYMENT_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
     STRIPE_SECRET_KEY: z

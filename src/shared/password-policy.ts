@@ -15,7 +15,8 @@ export const MAX_PASSWORD_LENGTH = 1024;
 /** A new password, with the same wording wherever it is refused. */
 export const ZNewPassword = z
   .string()
-  .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
+  // One reason at a time: three spaces are too short, which says enough.
+  .min(MIN_PASSWORD_LENGTH, { error: `must be at least ${MIN_PASSWORD_LENGTH} characters`, abort: true })
   .max(MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`)
   // Spaces count toward the length (passphrases), but only spaces is a password nobody chose:
   // a form filled by a key held down, or a script's unset variable padded out.

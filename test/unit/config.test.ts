@@ -50,7 +50,7 @@ describe('loadConfig', () => {
     expect(problems.find((problem) => problem.startsWith('APP_TZ'))).toContain('IANA time zone');
     expect(problems.find((problem) => problem.startsWith('METRICS_ENABLED'))).toContain('"maybe"');
     expect(problems).toContain('PORT: must be a whole number from 0 to 65535, in plain digits (got "eighty")');
-    expect(problems).toContain('WEB_CONCURRENCY: must be at least 1 (got "0")');
+    expect(problems).toContain('WEB_CONCURRENCY: must be from 1 to 64 (got "0")');
   });
 
   it.each([
@@ -58,7 +58,7 @@ describe('loadConfig', () => {
     ['0x1f90', 'must be a whole number from 0 to 65535, in plain digits (got "0x1f90")'],
     ['80.5', 'must be a whole number from 0 to 65535, in plain digits (got "80.5")'],
     ['-1', 'must be a whole number from 0 to 65535, in plain digits (got "-1")'],
-    ['70000', 'must be at most 65535 (got "70000")'],
+    ['70000', 'must be from 0 to 65535 (got "70000")'],
   ])('reads a port of %s as a mistake: %s', (port, message) => {
     expect(problemsOf({ PORT: port })).toEqual([`PORT: ${message}`]);
   });
@@ -88,12 +88,14 @@ describe('loadConfig', () => {
   it('gives a query 30 s to answer unless DB_QUERY_TIMEOUT_MS says otherwise, from 100 ms to an hour', () => {
     expect(loadConfig({}).dbQueryTimeoutMs).toBe(30_000);
     expect(loadConfig({ DB_QUERY_TIMEOUT_MS: '5000' }).dbQueryTimeoutMs).toBe(5_000);
-    expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '0' })).toEqual(['DB_QUERY_TIMEOUT_MS: must be at least 100 (got "0")']);
+    expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '0' })).toEqual([
+      'DB_QUERY_TIMEOUT_MS: must be from 100 to 3600000 (got "0")',
+    ]);
     expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '30s' })).toEqual([
       'DB_QUERY_TIMEOUT_MS: must be a whole number from 100 to 3600000, in plain digits (got "30s")',
     ]);
     expect(problemsOf({ DB_QUERY_TIMEOUT_MS: '3600001' })).toEqual([
-      'DB_QUERY_TIMEOUT_MS: must be at most 3600000 (got "3600001")',
+      'DB_QUERY_TIMEOUT_MS: must be from 100 to 3600000 (got "3600001")',
     ]);
   });
 
@@ -102,9 +104,9 @@ describe('loadConfig', () => {
     ['-5', 'must be a whole number from 100 to 3600000, in plain digits (got "-5")'],
     ['1.5', 'must be a whole number from 100 to 3600000, in plain digits (got "1.5")'],
     ['1e3', 'must be a whole number from 100 to 3600000, in plain digits (got "1e3")'],
-    [' 5', 'must be at least 100 (got " 5")'],
-    ['3600001', 'must be at most 3600000 (got "3600001")'],
-    ['99999999999999999999', 'must be at most 3600000 (got "99999999999999999999")'],
+    [' 5', 'must be from 100 to 3600000 (got " 5")'],
+    ['3600001', 'must be from 100 to 3600000 (got "3600001")'],
+    ['99999999999999999999', 'must be from 100 to 3600000 (got "99999999999999999999")'],
   ])('refuses DB_QUERY_TIMEOUT_MS=%j: %s', (value, message) => {
     expect(problemsOf({ DB_QUERY_TIMEOUT_MS: value })).toEqual([`DB_QUERY_TIMEOUT_MS: ${message}`]);
   });
@@ -144,13 +146,13 @@ describe('loadConfig', () => {
     expect(loadConfig({}).dbConnectTimeoutMs).toBe(5_000);
     expect(loadConfig({ DB_CONNECT_TIMEOUT_MS: '1500' }).dbConnectTimeoutMs).toBe(1_500);
     expect(problemsOf({ DB_CONNECT_TIMEOUT_MS: '0' })).toEqual([
-      'DB_CONNECT_TIMEOUT_MS: must be at least 100 (got "0")',
+      'DB_CONNECT_TIMEOUT_MS: must be from 100 to 600000 (got "0")',
     ]);
     expect(problemsOf({ DB_CONNECT_TIMEOUT_MS: '5s' })).toEqual([
       'DB_CONNECT_TIMEOUT_MS: must be a whole number from 100 to 600000, in plain digits (got "5s")',
     ]);
     expect(problemsOf({ DB_CONNECT_TIMEOUT_MS: '600001' })).toEqual([
-      'DB_CONNECT_TIMEOUT_MS: must be at most 600000 (got "600001")',
+      'DB_CONNECT_TIMEOUT_MS: must be from 100 to 600000 (got "600001")',
     ]);
   });
 
@@ -189,6 +191,16 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('takes ADMIN_USERNAME and ADMIN_PASSWORD left empty as unset, and names one problem at a time', () => {
+    expect(loadConfig({ ADMIN_USERNAME: '', ADMIN_PASSWORD: '' }).auth.bootstrapAdmin).toBeUndefined();
+    expect(problemsOf({ ADMIN_USERNAME: 'ops', ADMIN_PASSWORD: '' })).toEqual([
+      'ADMIN_PASSWORD: ADMIN_USERNAME and ADMIN_PASSWORD go together',
+    ]);
+    expect(problemsOf({ ADMIN_USERNAME: 'ops', ADMIN_PASSWORD: '   ' })).toEqual([
+      'ADMIN_PASSWORD: must be at least 12 characters',
+    ]);
+  });
+
   it('refuses a short session secret', () => {
     expect(problemsOf({ SESSION_SECRET: 'short' })).toEqual(['SESSION_SECRET: must be at least 32 characters']);
   });
@@ -197,10 +209,10 @@ describe('loadConfig', () => {
     expect(loadConfig({}).auth.pruneIntervalSec).toBe(600);
     expect(loadConfig({ AUTH_PRUNE_INTERVAL_SEC: '60' }).auth.pruneIntervalSec).toBe(60);
     expect(problemsOf({ AUTH_PRUNE_INTERVAL_SEC: '0' })).toEqual([
-      'AUTH_PRUNE_INTERVAL_SEC: must be at least 1 (got "0")',
+      'AUTH_PRUNE_INTERVAL_SEC: must be from 1 to 86400 (got "0")',
     ]);
     expect(problemsOf({ AUTH_PRUNE_INTERVAL_SEC: '86401' })).toEqual([
-      'AUTH_PRUNE_INTERVAL_SEC: must be at most 86400 (got "86401")',
+      'AUTH_PRUNE_INTERVAL_SEC: must be from 1 to 86400 (got "86401")',
     ]);
   });
 
@@ -208,7 +220,7 @@ describe('loadConfig', () => {
     expect(loadConfig({}).auth.sessionPruneIntervalSec).toBe(900);
     expect(loadConfig({ SESSION_PRUNE_INTERVAL_SEC: '60' }).auth.sessionPruneIntervalSec).toBe(60);
     expect(problemsOf({ SESSION_PRUNE_INTERVAL_SEC: '0' })).toEqual([
-      'SESSION_PRUNE_INTERVAL_SEC: must be at least 1 (got "0")',
+      'SESSION_PRUNE_INTERVAL_SEC: must be from 1 to 86400 (got "0")',
     ]);
   });
 
