@@ -1,6 +1,7 @@
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
+import type { SessionData } from 'express-session';
 import { AppError, UnauthorizedError } from '../shared/errors.js';
-import { wantsHtml } from './error-handler.js';
+import { prefersJson, wantsHtml } from './error-handler.js';
 
 /** The signed-in user; the guard ran before, so a missing one is a 401, not a crash. */
 export function sessionUserOf(req: Request): Express.User {
@@ -20,4 +21,27 @@ export function isRefusedForm(req: Request, error: unknown, statuses: readonly n
 export function typedIn(source: unknown, name: string): string | undefined {
   const value = (source as Record<string, unknown> | undefined)?.[name];
   return typeof value === 'string' ? value : undefined;
+}
+
+/** How a change that was made is told: `json` to API clients, `flash` and `location` to a browser's form. */
+export interface ChangeMade {
+  /** What was done, sent beside `ok: true` and the flash's message. */
+  json: Record<string, unknown>;
+  flash: NonNullable<SessionData['flash']>;
+  location: string;
+}
+
+/**
+ * Answers a change that was made: `{ ok: true, ...json, message }` to a client that asked for
+ * JSON, as its refusals are JSON; a 303 to `location` with the message as a flash to a browser's
+ * form. Only browsers get the flash: a JSON client never loads the next page, so the message
+ * would wait in the session and show on the user's next page, about something they did not do there.
+ */
+export function answerChange(req: Request, res: Response, change: ChangeMade): void {
+  if (prefersJson(req)) {
+    res.json({ ok: true, ...change.json, message: change.flash.message });
+    return;
+  }
+  req.session.flash = change.flash;
+  res.redirect(303, change.location);
 }

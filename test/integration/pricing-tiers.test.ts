@@ -310,7 +310,7 @@ describe('adding tiers on the rates page', () => {
     expect(exponent.status).toBe(400);
     expect(exponent.body.error).toContain('cpu: must be written as a plain decimal such as 0.50, without an exponent');
     expect(await pricingRows()).toEqual(before);
-    expect((await send('{"name":"jsontier","cpu":1.25,"gpu":10,"mem":0.123456}')).status).toBe(303);
+    expect((await send('{"name":"jsontier","cpu":1.25,"gpu":10,"mem":0.123456}')).status).toBe(200);
     const rate = await db.prisma.pricingRate.findFirstOrThrow({ where: { tier: { name: 'jsontier' } } });
     expect([rate.cpuPerHour.toFixed(), rate.gpuPerHour.toFixed(), rate.memPerHour.toFixed()]).toEqual([
       '1.25',
@@ -337,7 +337,7 @@ describe('adding tiers on the rates page', () => {
           .send({ name: 'private', ...rates }),
       ),
     );
-    expect(responses.map((response) => response.status).sort()).toEqual([303, 409]);
+    expect(responses.map((response) => response.status).sort()).toEqual([200, 409]);
     expect(responses.find((response) => response.status === 409)?.body.error).toMatch(
       /^A tier named "private" already exists/,
     );
@@ -434,7 +434,7 @@ describe('two first tiers added at once', () => {
             .send({ name, cpu: '1', gpu: '1', mem: '1' }),
         ),
       );
-      expect(responses.map((response) => response.status)).toEqual([303, 303, 303]);
+      expect(responses.map((response) => response.status)).toEqual([200, 200, 200]);
       const tiers = await empty.prisma.pricingTier.findMany({ orderBy: { id: 'asc' } });
       expect(tiers).toHaveLength(3);
       expect(tiers.filter((tier) => tier.isDefault)).toEqual([tiers[0]]);

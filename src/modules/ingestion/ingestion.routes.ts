@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
+import { answerChange, type ChangeMade } from '../../http/route-helpers.js';
 import { counted, formatCount } from '../../shared/counted.js';
 import { formatLocalDateTime } from '../../shared/local-date.js';
 import { recordAudit } from '../audit/audit.service.js';
@@ -54,6 +55,7 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
   router.post('/admin/ingestion/run', guards.requireAdmin, async (req, res) => {
     const result = await deps.service.runOnce({ trigger: 'manual' });
     const context = auditContextOf(req);
+    let answer: Omit<ChangeMade, 'location'>;
     if (result.status === 'skipped') {
       await recordAudit(db, {
         ...context,
@@ -61,7 +63,10 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
         status: 'failed',
         details: { reason: 'another run was in progress' },
       });
-      req.session.flash = { type: 'warning', message: 'A run is already in progress; it was not started twice.' };
+      answer = {
+        json: { status: result.status, reason: result.reason },
+        flash: { type: 'warning', message: 'A run is already in progress; it was not started twice.' },
+      };
     } else {
       const { run } = result;
       await recordAudit(db, {
@@ -77,15 +82,19 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
           updated: run.updated,
         },
       });
-      req.session.flash =
-        run.outcome === 'failed'
-          ? { type: 'error', message: `The run failed: ${run.error ?? 'no source answered'}` }
-          : {
-              type: run.outcome === 'partial' ? 'warning' : 'success',
-              message: `Run #${run.runId} via ${run.source}: ${counted(run.seen, 'job')}, ${formatCount(run.inserted)} new, ${formatCount(run.updated)} updated, ${formatCount(run.skipped)} skipped.`,
-            };
+      answer = {
+        // A failed run was still made and recorded: `run` says how it ended, as the runs table does.
+        json: { status: result.status, run },
+        flash:
+          run.outcome === 'failed'
+            ? { type: 'error', message: `The run failed: ${run.error ?? 'no source answered'}` }
+            : {
+                type: run.outcome === 'partial' ? 'warning' : 'success',
+                message: `Run #${run.runId} via ${run.source}: ${counted(run.seen, 'job')}, ${formatCount(run.inserted)} new, ${formatCount(run.updated)} updated, ${formatCount(run.skipped)} skipped.`,
+              },
+      };
     }
-    res.redirect(303, '/admin/ingestion');
+    answerChange(req, res, { ...answer, location: '/admin/ingestion' });
   });
 
   return router;

@@ -2,7 +2,7 @@ import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { wantsHtml } from '../../http/error-handler.js';
 import { isEtagMatched, takeFastPathFailure } from '../../http/hot-routes.js';
-import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
+import { answerChange, isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -149,11 +149,15 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
   router.post('/admin/rates', guards.requireAdmin, async (req, res) => {
     try {
       const input = parseInput(ZSetRates, req.body);
-      const { isChanged } = await rates.setRates(auditContextOf(req), input);
-      req.session.flash = isChanged
-        ? { type: 'success', message: `Rates of ${input.type} saved; they apply from now.` }
-        : { type: 'warning', message: `Rates of ${input.type} are already these; nothing was saved.` };
-      res.redirect(303, '/admin/rates');
+      const updated = await rates.setRates(auditContextOf(req), input);
+      answerChange(req, res, {
+        // The `updated` POST /formula answers, so a script reads the two alike.
+        json: { updated },
+        flash: updated.isChanged
+          ? { type: 'success', message: `Rates of ${input.type} saved; they apply from now.` }
+          : { type: 'warning', message: `Rates of ${input.type} are already these; nothing was saved.` },
+        location: '/admin/rates',
+      });
     } catch (error) {
       // A form gets its page back with the problem on it; API clients get JSON from the error handler.
       if (!isRefusedForm(req, error, [400, 409])) throw error;
@@ -182,8 +186,11 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           `PRICING_TIER_RULES sends usernames matching ${created.rulePatterns.join(' or ')} to it from now on.`,
         );
       }
-      req.session.flash = { type: 'success', message: notes.join(' ') };
-      res.redirect(303, `/admin/rates#tier-${encodeURIComponent(created.name)}`);
+      answerChange(req, res, {
+        json: { tier: created },
+        flash: { type: 'success', message: notes.join(' ') },
+        location: `/admin/rates#tier-${encodeURIComponent(created.name)}`,
+      });
     } catch (error) {
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       const typed = (name: string) => typedIn(req.body, name) ?? '';
@@ -206,10 +213,13 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     try {
       const input = parseInput(ZEditTier, req.body);
       const outcome = await rates.editTier(auditContextOf(req), input);
-      req.session.flash = outcome.isChanged
-        ? { type: 'success', message: describeTierEdit(outcome) }
-        : { type: 'warning', message: `${outcome.name} already has this name and description; nothing was changed.` };
-      res.redirect(303, `/admin/rates#tier-${encodeURIComponent(outcome.name)}`);
+      answerChange(req, res, {
+        json: { tier: outcome },
+        flash: outcome.isChanged
+          ? { type: 'success', message: describeTierEdit(outcome) }
+          : { type: 'warning', message: `${outcome.name} already has this name and description; nothing was changed.` },
+        location: `/admin/rates#tier-${encodeURIComponent(outcome.name)}`,
+      });
     } catch (error) {
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       const typed = (name: string) => typedIn(req.body, name) ?? '';
@@ -235,11 +245,14 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     try {
       const input = parseInput(ZDeleteTier, req.body);
       const deleted = await rates.deleteTier(auditContextOf(req), input);
-      req.session.flash = {
-        type: 'success',
-        message: `Tier ${deleted.name} deleted, with its rate history (${deleted.rateCount === 1 ? '1 rate' : `${deleted.rateCount} rates`}). Receipts priced with it keep their copy of its rates.`,
-      };
-      res.redirect(303, '/admin/rates');
+      answerChange(req, res, {
+        json: { tier: deleted },
+        flash: {
+          type: 'success',
+          message: `Tier ${deleted.name} deleted, with its rate history (${deleted.rateCount === 1 ? '1 rate' : `${deleted.rateCount} rates`}). Receipts priced with it keep their copy of its rates.`,
+        },
+        location: '/admin/rates',
+      });
     } catch (error) {
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       res.status(error.status);
@@ -252,16 +265,20 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     try {
       const input = parseInput(ZSetDefaultTier, req.body);
       const outcome = await rates.setDefaultTier(auditContextOf(req), input);
-      req.session.flash = outcome.isChanged
-        ? {
-            type: 'success',
-            message:
-              `${outcome.name} is now the default tier${outcome.previous ? ` instead of ${outcome.previous}` : ''}: ` +
-              'every user whom no rule or override places on another tier is priced with it from now on. ' +
-              'Existing receipts keep their rates.',
-          }
-        : { type: 'warning', message: `${outcome.name} is already the default tier; nothing was changed.` };
-      res.redirect(303, `/admin/rates#tier-${encodeURIComponent(outcome.name)}`);
+      answerChange(req, res, {
+        // `previous` is null when no tier was marked the default (tiers made in SQL).
+        json: { tier: { ...outcome, previous: outcome.previous ?? null } },
+        flash: outcome.isChanged
+          ? {
+              type: 'success',
+              message:
+                `${outcome.name} is now the default tier${outcome.previous ? ` instead of ${outcome.previous}` : ''}: ` +
+                'every user whom no rule or override places on another tier is priced with it from now on. ' +
+                'Existing receipts keep their rates.',
+            }
+          : { type: 'warning', message: `${outcome.name} is already the default tier; nothing was changed.` },
+        location: `/admin/rates#tier-${encodeURIComponent(outcome.name)}`,
+      });
     } catch (error) {
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       res.status(error.status);
@@ -284,16 +301,17 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     try {
       const input = parseInput(ZSetOverride, req.body);
       const outcome = await rates.setOverride(auditContextOf(req), input);
-      req.session.flash = outcome.isChanged
-        ? { type: 'success', message: `${input.username} is now on ${outcome.effectiveTier}.` }
-        : {
-            type: 'warning',
-            message: `${input.username} is already on ${outcome.effectiveTier}; nothing was changed.`,
-          };
-      res.redirect(
-        303,
-        `/admin/tiers?updated=${encodeURIComponent(input.username)}#user-${encodeURIComponent(input.username)}`,
-      );
+      answerChange(req, res, {
+        // No override (null) is the user on their natural tier.
+        json: { user: { ...outcome, override: outcome.override ?? null } },
+        flash: outcome.isChanged
+          ? { type: 'success', message: `${input.username} is now on ${outcome.effectiveTier}.` }
+          : {
+              type: 'warning',
+              message: `${input.username} is already on ${outcome.effectiveTier}; nothing was changed.`,
+            },
+        location: `/admin/tiers?updated=${encodeURIComponent(input.username)}#user-${encodeURIComponent(input.username)}`,
+      });
     } catch (error) {
       if (!(error instanceof AppError) || !wantsHtml(req)) throw error;
       res.status(error.status);

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { buildUser } from '../../support/factories.js';
-import { csrfTokenIn, signInAs } from '../../support/sign-in.js';
+import { csrfTokenIn, csrfTokenOf, signInAs } from '../../support/sign-in.js';
 import { buildTestApp } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
@@ -46,6 +46,28 @@ describe('/admin/ingestion', () => {
     expect(await db.prisma.slurmJob.count()).toBe(12);
     const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'ingestion.run_now' } });
     expect(audit).toMatchObject({ actor: admin.username, status: 'ok', target: 'ingestion_run:1' });
+  });
+
+  it('answers "run now" from a JSON client with the run as JSON, audited, leaving no flash for the next page', async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const agent = await signInAs(app(), admin.username, admin.password);
+    const audits = () => db.prisma.auditLog.count({ where: { action: 'ingestion.run_now' } });
+    const before = await audits();
+    const response = await agent
+      .post('/admin/ingestion/run')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({});
+    expect(response.status, response.text.slice(0, 300)).toBe(200);
+    expect(response.body).toMatchObject({
+      ok: true,
+      status: 'finished',
+      run: { runId: expect.any(Number), source: 'file', outcome: 'success' },
+    });
+    expect(response.body.message).toMatch(new RegExp(`^Run #${response.body.run.runId} via file: `));
+    expect(await audits()).toBe(before + 1);
+    const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    expect(page.text).not.toMatch(/<div class="alert \w+" role="status">/);
   });
 
   it('refuses "run now" without a CSRF token, and runs nothing', async () => {
