@@ -512,7 +512,7 @@ describe('receipts over HTTP', () => {
       expect(page.text).toContain('<h1>My usage</h1>');
       const form = page.text.slice(page.text.indexOf('<h2>Create a receipt</h2>'));
       expect(form).toContain(`<div class="alert error" role="alert">No receipt created. ${message}`);
-      expect(form).toContain('action="/me/receipt"');
+      expect(form).toContain('action="/me/receipt#create-receipt"');
       expect(form).toMatch(new RegExp(`id="before"[^>]* value="${typed}"`));
     };
 

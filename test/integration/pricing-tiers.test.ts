@@ -86,7 +86,7 @@ describe('a database with no pricing tier yet', () => {
     const page = (await html(ops, '/admin/rates').expect(200)).text;
     expect(page).toContain('No pricing tier exists yet, so nothing can be priced or billed.');
     expect(page).toContain('Create the first tier with the form below: it becomes the default tier');
-    expect(page).toContain('<form method="post" action="/admin/rates/tiers"');
+    expect(page).toContain('<form method="post" action="/admin/rates/tiers#new-tier"');
     // The default PRICING_TIER_RULES name gov and private: the admin learns they are missing.
     expect(page).toContain(
       'PRICING_TIER_RULES sends some usernames to tiers that do not exist yet: gov (^gov[-_.]); private (^(ext|ind)[-_.]).',

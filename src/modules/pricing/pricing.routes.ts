@@ -60,12 +60,13 @@ export function ratesPageRoutes(deps: { rates: RatesService }) {
  */
 export const RATE_WRITE_PATHS = ['/formula', '/admin/rates', '/admin/rates/tiers'];
 
-/** What was typed into one tier's form, shown back in it when the form is refused. */
+/** What was typed into one tier's rates form, and why it was refused: shown back in the tier's card. */
 interface TypedRates {
   type: string;
   cpu: string;
   gpu: string;
   mem: string;
+  error: string;
 }
 
 /** What was typed into the add-a-tier form, and why it was refused. */
@@ -118,8 +119,9 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
   });
 
   /**
-   * The rates page. A refused rates form comes back with its tier named and what was typed
-   * in it; a refused new tier comes back in the add-a-tier form.
+   * The rates page. A refused rates form comes back in its tier's card with the reason and what
+   * was typed; a refused new tier comes back in the add-a-tier form. Each form's action ends in
+   * the id of the element holding it and its reason, so the browser opens the page there.
    */
   async function renderRates(
     res: express.Response,
@@ -156,19 +158,29 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
         flash: updated.isChanged
           ? { type: 'success', message: `Rates of ${input.type} saved; they apply from now.` }
           : { type: 'warning', message: `Rates of ${input.type} are already these; nothing was saved.` },
-        location: '/admin/rates',
+        // Back to the tier's card, as browsers would anyway: a Location without a fragment keeps the form action's.
+        location: `/admin/rates#tier-${encodeURIComponent(input.type)}`,
       });
     } catch (error) {
       // A form gets its page back with the problem on it; API clients get JSON from the error handler.
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       const typed = (name: string) => typedIn(req.body, name) ?? '';
-      const form = { type: typed('type'), cpu: typed('cpu'), gpu: typed('gpu'), mem: typed('mem') };
-      // Every tier's form has the same three fields: "cpu: must be 0 or more" alone does not say whose.
-      const isShownTier = (await rates.getSnapshot()).tiers.has(form.type);
+      const type = typed('type');
       res.status(error.status);
+      // A tier that is not on the page has no card to show it in.
+      if (!(await rates.getSnapshot()).tiers.has(type)) {
+        await renderRates(res, { error: error.message });
+        return;
+      }
       await renderRates(res, {
-        error: isShownTier ? `Rates of ${form.type} not changed. ${error.message}` : error.message,
-        form: isShownTier ? form : undefined,
+        form: {
+          type,
+          cpu: typed('cpu'),
+          gpu: typed('gpu'),
+          mem: typed('mem'),
+          // Every tier's form has the same three fields: "cpu: must be 0 or more" alone does not say whose.
+          error: `Rates of ${type} not changed. ${error.message}`,
+        },
       });
     }
   });

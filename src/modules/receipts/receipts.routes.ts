@@ -59,6 +59,8 @@ export function receiptsRoutes(deps: {
       });
       return;
     }
+    // Browsers keep the form action's #create-receipt on this address; the receipt page has no such
+    // element, so it opens at the top.
     res.redirect(303, `/me/receipts/${receipt.id}`);
   });
 

@@ -1,0 +1,177 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { elementById, formActionsIn } from '../support/html.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// A refused form comes back as the page at the form's POST address. The forms far down a page
+// end their action in the id of the card that holds them and shows their reason, so the browser
+// opens the page there rather than at the top with the reason off-screen.
+let db: TestDatabase;
+let ops: Agent;
+let alice: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'ops', role: 'admin', password: 'ops-password-123' });
+  await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
+  const app = buildTestApp(db, { env: { PRICING_CACHE_CHECK_MS: '0' } });
+  ops = await signInAs(app, 'ops', 'ops-password-123');
+  alice = await signInAs(app, 'alice', 'alice-password');
+});
+afterAll(() => db?.drop());
+
+const html = (agent: Agent, path: string) => agent.get(path).set('Accept', 'text/html');
+
+/** A form of `page` as a browser sends it. */
+async function sendForm(agent: Agent, page: string, action: string, fields: Record<string, string>) {
+  return agent
+    .post(action)
+    .set('Accept', 'text/html')
+    .type('form')
+    .send({ ...fields, csrf_token: await csrfTokenOf(agent, page) });
+}
+
+/** The element with `id`; fails the test when the page has none. */
+function cardOf(page: string, id: string): string {
+  const card = elementById(page, id);
+  if (card === undefined) throw new Error(`no element with id ${id}`);
+  return card;
+}
+
+const alertsIn = (page: string) => [...page.matchAll(/<div class="alert error" role="alert">([^<]*)<\/div>/g)];
+
+/** The card holds exactly one alert, saying `message`, above its form with `action`. */
+function expectReasonAboveForm(card: string, message: string, action: string) {
+  expect(alertsIn(card).map((match) => match[1])).toEqual([message]);
+  expect(card).toContain(`<form method="post" action="${action}"`);
+  expect(card.indexOf('role="alert"')).toBeLessThan(card.indexOf(`action="${action}"`));
+}
+
+describe('/admin/rates', () => {
+  it('ends the action of each form far down the page in the id of the card holding it', async () => {
+    const page = (await html(ops, '/admin/rates').expect(200)).text;
+    const actions = formActionsIn(page);
+    const anchored = actions.filter((action) => action.includes('#'));
+    expect([...anchored].sort()).toEqual(
+      [
+        '/admin/rates#tier-mu',
+        '/admin/rates#tier-gov',
+        '/admin/rates#tier-private',
+        '/admin/rates/tiers/edit#rename-mu',
+        '/admin/rates/tiers/edit#rename-gov',
+        '/admin/rates/tiers/edit#rename-private',
+        '/admin/rates/tiers#new-tier',
+      ].sort(),
+    );
+    for (const action of anchored) {
+      const id = action.slice(action.indexOf('#') + 1);
+      expect(cardOf(page, id), id).toContain(`<form method="post" action="${action}"`);
+    }
+    // Their refusals show at the top of the page, where the browser opens it without a fragment.
+    expect(new Set(actions.filter((action) => !action.includes('#')))).toEqual(
+      new Set(['/logout', '/admin/rates/default', '/admin/rates/tiers/delete']),
+    );
+  });
+
+  it("shows a refused rates form's reason at the top of its tier's card, and nowhere else", async () => {
+    const response = await sendForm(ops, '/admin/rates', '/admin/rates', {
+      type: 'gov',
+      cpu: '-3',
+      gpu: '18',
+      mem: '0.08',
+    });
+    expect(response.status).toBe(400);
+    const card = cardOf(response.text, 'tier-gov');
+    expectReasonAboveForm(card, 'Rates of gov not changed. cpu: must be 0 or more', '/admin/rates#tier-gov');
+    expect(card).toMatch(/id="cpu-gov"[^>]* value="-3"/);
+    expect(alertsIn(response.text)).toHaveLength(1);
+  });
+
+  it('shows the reason at the top of the page for a tier that has no card', async () => {
+    const response = await sendForm(ops, '/admin/rates', '/admin/rates', {
+      type: 'gold',
+      cpu: '1',
+      gpu: '1',
+      mem: '1',
+    });
+    expect(response.status).toBe(400);
+    expect(elementById(response.text, 'tier-gold')).toBeUndefined();
+    const [alert] = alertsIn(response.text);
+    expect(alert?.[1]).toMatch(/^type: unknown tier &#34;gold&#34;\./);
+    expect(response.text.indexOf('role="alert"')).toBeLessThan(response.text.indexOf('id="tier-'));
+  });
+
+  it("shows a refused new tier's reason in the add-a-tier card", async () => {
+    const response = await sendForm(ops, '/admin/rates', '/admin/rates/tiers', {
+      name: 'gov',
+      cpu: '9',
+      gpu: '9',
+      mem: '9',
+    });
+    expect(response.status).toBe(409);
+    expectReasonAboveForm(
+      cardOf(response.text, 'new-tier'),
+      'A tier named &#34;gov&#34; already exists, so nothing was added. To change its rates, use its own form.',
+      '/admin/rates/tiers#new-tier',
+    );
+    expect(alertsIn(response.text)).toHaveLength(1);
+  });
+
+  it("shows a refused rename's reason in the tier's rename form, opened", async () => {
+    const response = await sendForm(ops, '/admin/rates', '/admin/rates/tiers/edit', {
+      type: 'gov',
+      name: 'private',
+      description: '',
+    });
+    expect(response.status).toBe(409);
+    const details = cardOf(response.text, 'rename-gov');
+    expect(details).toMatch(/^<details id="rename-gov" open>/);
+    expectReasonAboveForm(
+      details,
+      'A tier named &#34;private&#34; already exists, so gov was not renamed. Choose another name.',
+      '/admin/rates/tiers/edit#rename-gov',
+    );
+    expect(alertsIn(response.text)).toHaveLength(1);
+  });
+
+  it('sends a form that succeeded to the card of the tier, not to the fragment the form was sent with', async () => {
+    const rates = await sendForm(ops, '/admin/rates', '/admin/rates', {
+      type: 'gov',
+      cpu: '0.9',
+      gpu: '18',
+      mem: '0.08',
+    });
+    expect(rates.status).toBe(303);
+    expect(rates.headers.location).toBe('/admin/rates#tier-gov');
+    const added = await sendForm(ops, '/admin/rates', '/admin/rates/tiers', {
+      name: 'lab',
+      cpu: '1',
+      gpu: '1',
+      mem: '1',
+    });
+    expect(added.headers.location).toBe('/admin/rates#tier-lab');
+    const renamed = await sendForm(ops, '/admin/rates', '/admin/rates/tiers/edit', { type: 'lab', name: 'lab2' });
+    expect(renamed.headers.location).toBe('/admin/rates#tier-lab2');
+  });
+});
+
+describe('/me', () => {
+  it("ends the receipt form's action in the id of its card, which shows a refusal's reason", async () => {
+    const page = (await html(alice, '/me').expect(200)).text;
+    expect(formActionsIn(page)).toContain('/me/receipt#create-receipt');
+    expect(cardOf(page, 'create-receipt')).toContain('<form method="post" action="/me/receipt#create-receipt"');
+
+    const response = await sendForm(alice, '/me', '/me/receipt', { before: '2025-09-15' });
+    expect(response.status).toBe(422);
+    expectReasonAboveForm(
+      cardOf(response.text, 'create-receipt'),
+      'No receipt created. Nothing to bill: no finished, unbilled jobs ended on or before 2025-09-15.',
+      '/me/receipt#create-receipt',
+    );
+    expect(alertsIn(response.text)).toHaveLength(1);
+  });
+});
