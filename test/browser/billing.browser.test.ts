@@ -247,6 +247,36 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     await context.close();
   });
 
+  it('shows every column of the price list on a phone and beside the largest rates and a long description', async () => {
+    await buildTiers(db, [
+      { name: 'partner-institutes', cpu: '999999.999999', gpu: '999999.999999', mem: '999999.999999' },
+    ]);
+    await db.prisma.pricingTier.update({
+      where: { name: 'partner-institutes' },
+      data: {
+        description:
+          'Long-running projects of the partner institutes, billed at cost under the 2024 agreement. '.repeat(2),
+      },
+    });
+    try {
+      for (const width of [390, 1280]) {
+        const context = await browser.newContext({ viewport: { width, height: 900 } });
+        const page = await context.newPage();
+        await page.goto(`${base}/rates`);
+        // Nothing to scroll sideways to: every column is on screen.
+        const [scrollWidth, clientWidth] = (await page.evaluate(
+          '[document.querySelector(".table-wrap").scrollWidth, document.querySelector(".table-wrap").clientWidth]',
+        )) as number[];
+        expect(scrollWidth, `${width} px`).toBeLessThanOrEqual(clientWidth ?? 0);
+        await shot(page, `14-price-list-${width}`);
+        await context.close();
+      }
+    } finally {
+      await db.prisma.pricingRate.deleteMany({ where: { tier: { name: 'partner-institutes' } } });
+      await db.prisma.pricingTier.delete({ where: { name: 'partner-institutes' } });
+    }
+  });
+
   it('carol pays a receipt online through the dummy provider and sees it paid', async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
     const page = await context.newPage();

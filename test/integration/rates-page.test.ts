@@ -118,6 +118,40 @@ describe('with tiers', () => {
     );
   });
 
+  it('reads on a phone: the table stacks, and every cell names its column', async () => {
+    const html = (await page().expect(200)).text;
+    const table = /<table class="stack">([\s\S]*?)<\/table>/.exec(html)?.[1] ?? '';
+    const columns = [...table.matchAll(/<th[^>]*>([^<]*)<\/th>/g)].map((match) => match[1]);
+    const rows = [...table.matchAll(/<tr([^>]*)>([\s\S]*?)<\/tr>/g)].slice(1);
+    const labelsOf = (attributes: string) =>
+      rows
+        .filter((row) => row[1] === attributes)
+        .map((row) => [...(row[2] ?? '').matchAll(/<td data-label="([^"]*)"/g)].map((cell) => cell[1]));
+    // A tier's first row has every column; its scheduled rates, in the row below, the rates' own.
+    expect(labelsOf(' id="tier-mu"')).toEqual([columns]);
+    expect(labelsOf(' id="tier-gov"')).toEqual([columns]);
+    expect(labelsOf(' class="continued"')).toEqual([columns.slice(2)]);
+    expect(rows).toHaveLength(3);
+    expect(table.match(/<td data-label="[^"]+"/g)).toHaveLength(table.match(/<td/g)?.length ?? -1);
+  });
+
+  it('lets a long description wrap beside the largest rates, rather than push the columns after it off the page', async () => {
+    await addTier({
+      name: 'wide',
+      description: 'A tier for the long-running projects of the partner institutes, '.repeat(3).trim(),
+      rates: [{ cpu: '999999.999999', gpu: '999999.999999', mem: '999999.999999', from: '2025-01-01T00:00:00Z' }],
+    });
+    try {
+      const html = (await page().expect(200)).text;
+      const row = /<tr id="tier-wide">([\s\S]*?)<\/tr>/.exec(html)?.[1] ?? '';
+      expect(row).toMatch(/<td data-label="Description" class="wrap"[^>]*>A tier for the long-running/);
+      expect(row).toContain('<td data-label="CPU core-hour" class="num">999999.999999</td>');
+    } finally {
+      await db.prisma.pricingRate.deleteMany({ where: { tier: { name: 'wide' } } });
+      await db.prisma.pricingTier.delete({ where: { name: 'wide' } });
+    }
+  });
+
   it("escapes a tier's description instead of running it as HTML", async () => {
     const html = (await page().expect(200)).text;
     expect(html).not.toContain('<script>alert');
