@@ -65,6 +65,37 @@ describe('the header and home page', () => {
     expect(home).not.toContain('href="/formula">Rates');
     expect(home).not.toContain('href="/formula">Current rates');
   });
+
+  it('link the price list for everyone: "Rates" for visitors and researchers, "Price list" for admins', async () => {
+    /** The main navigation's links, as [href, text]. */
+    const navOf = (html: string) => {
+      const nav = /<nav class="nav" aria-label="Main">([\s\S]*?)<\/nav>/.exec(html)?.[1] ?? '';
+      return [...nav.matchAll(/<a href="([^"]*)">([^<]*)<\/a>/g)].map((link) => [link[1], link[2]]);
+    };
+    expect(navOf((await page('/').expect(200)).text)).toEqual([
+      ['/rates', 'Rates'],
+      ['/login', 'Sign in'],
+    ]);
+    const alice = await signInAs(app, 'alice', 'alice-password');
+    expect(navOf((await alice.get('/me/receipts').set('Accept', 'text/html').expect(200)).text)).toEqual([
+      ['/me', 'My usage'],
+      ['/me/receipts', 'Receipts'],
+      ['/rates', 'Rates'],
+      ['/account', 'Account'],
+    ]);
+    // An admin's "Rates" is the page that sets them, a card on /admin.
+    await buildUser(db.prisma, { username: 'ops', role: 'admin' });
+    const ops = await signInAs(app, 'ops', 'ops-password');
+    const admin = (await ops.get('/admin').set('Accept', 'text/html').expect(200)).text;
+    expect(navOf(admin)).toEqual([
+      ['/me', 'My usage'],
+      ['/me/receipts', 'Receipts'],
+      ['/rates', 'Price list'],
+      ['/admin', 'Admin'],
+      ['/account', 'Account'],
+    ]);
+    expect(admin).toMatch(/<a class="card tile" href="\/admin\/rates">\s*<h2>Rates<\/h2>/);
+  });
 });
 
 describe('before the first tier exists', () => {
