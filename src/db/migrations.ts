@@ -4,11 +4,12 @@ import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../shared/logger.js';
 import { PROJECT_ROOT } from '../shared/paths.js';
+import { ADVISORY_LOCK_KEYS } from './advisory-locks.js';
 
 export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'prisma', 'migrations');
 
 // Any constant works; it only has to be the same for every process.
-const MIGRATION_LOCK_KEY = 727_450_113;
+const MIGRATION_LOCK_KEY = ADVISORY_LOCK_KEYS.migrations;
 
 /**
  * Applies prisma/migrations in order, each in its own transaction, recording them in

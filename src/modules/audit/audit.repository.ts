@@ -1,12 +1,13 @@
 import type { Prisma } from '@prisma/client';
 import type pg from 'pg';
+import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import type { AuditRecord } from './audit-hash.js';
 
 export type Tx = Prisma.TransactionClient;
 
 // Any constant works; every process serializes its appends on it.
-const AUDIT_APPEND_LOCK = 727_450_115;
+const AUDIT_APPEND_LOCK = ADVISORY_LOCK_KEYS.auditAppend;
 
 export interface StoredAuditEntry extends AuditRecord {
   id: bigint;

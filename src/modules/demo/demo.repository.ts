@@ -1,4 +1,5 @@
 import { Prisma } from '@prisma/client';
+import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 
 type Tx = Prisma.TransactionClient;
@@ -17,7 +18,7 @@ export interface DemoUser {
 }
 
 // Any constant works; it keeps two processes from seeding the same empty database.
-const SEED_LOCK_KEY = 727_450_114;
+const SEED_LOCK_KEY = ADVISORY_LOCK_KEYS.demoSeed;
 
 /** Runs `work` in a transaction holding the seed lock, only while the database has no users. */
 export async function withEmptyDatabase<T>(db: Db, work: (tx: Tx) => Promise<T>): Promise<T | undefined> {

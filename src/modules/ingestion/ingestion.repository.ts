@@ -1,10 +1,10 @@
 import type { Prisma } from '@prisma/client';
 import type pg from 'pg';
+import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import type { NormalizedJob } from './slurm-job.model.js';
 
-// Any constant works; it only has to differ from the demo seed's (727_450_114).
-const INGEST_LOCK_KEY = 727_450_115;
+const INGEST_LOCK_KEY = ADVISORY_LOCK_KEYS.ingestion;
 
 export interface UpsertCounts {
   inserted: number;
