@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tryAcquireIngestLock } from '../../../src/modules/ingestion/ingestion.repository.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { buildUser } from '../../support/factories.js';
 import { csrfTokenIn, csrfTokenOf, signInAs } from '../../support/sign-in.js';
@@ -68,6 +69,35 @@ describe('/admin/ingestion', () => {
     expect(await audits()).toBe(before + 1);
     const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
     expect(page.text).not.toMatch(/<div class="alert \w+" role="status">/);
+  });
+
+  it('answers "run now" during another run at once, as skipped, with its audit entry', async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const agent = await signInAs(app(), admin.username, admin.password);
+    const runsBefore = await db.prisma.ingestionRun.count();
+    // Another worker's run: it holds the ingestion lock. The audit entry must not wait for it
+    // (the two once shared an advisory lock key, and this request hung until a 503).
+    const release = await tryAcquireIngestLock(db.pool);
+    try {
+      const response = await agent
+        .post('/admin/ingestion/run')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(agent))
+        .send({});
+      expect(response.status, response.text.slice(0, 300)).toBe(200);
+      expect(response.body).toMatchObject({
+        ok: true,
+        status: 'skipped',
+        message: 'A run is already in progress; it was not started twice.',
+      });
+    } finally {
+      await release?.();
+    }
+    expect(await db.prisma.ingestionRun.count()).toBe(runsBefore);
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'ingestion.run_now', actor: admin.username },
+    });
+    expect(audit).toMatchObject({ status: 'failed', details: { reason: 'another run was in progress' } });
   });
 
   it('refuses "run now" without a CSRF token, and runs nothing', async () => {
