@@ -1,5 +1,6 @@
 import type { Prisma } from '@prisma/client';
 import { minorUnitDigits } from '../modules/pricing/pricing.js';
+import { formatCount } from '../shared/counted.js';
 import { localParts, padTwoDigits } from '../shared/local-date.js';
 
 type Numeric = Prisma.Decimal | number | string | null | undefined;
@@ -47,7 +48,6 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
   });
   const grouping = (digits: number) =>
     new Intl.NumberFormat('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-  const counts = grouping(0);
   const numberFormats = new Map<number, Intl.NumberFormat>();
   /**
    * Decimals (Prisma.Decimal, or their text) are formatted from their exact text; numbers
@@ -73,7 +73,7 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
     /** 1,234.50 in the currency's minor unit (no symbol; columns say which currency). */
     money: (value: Numeric, currency = options.currency) => decimal(value, minorUnitDigits(currency)),
     /** 10,146: a count with thousands separators. */
-    count: (value: number) => counts.format(value),
+    count: formatCount,
     /** bank_transfer -> bank transfer: a payment method's code as the mark-paid form names it. */
     paymentMethod: (code: string | null | undefined) => (code ?? '').replaceAll('_', ' '),
     /** Hours to two decimals. */
