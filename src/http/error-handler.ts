@@ -5,6 +5,7 @@ import {
   isUniqueViolation,
   isUnstorableText,
   NotFoundError,
+  readableMessageOf,
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { isCsrfError } from './csrf.js';
@@ -121,7 +122,13 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
       // An error raised before the page's locals were set (a CSRF or NUL refusal) must still
       // show a signed-in user their own navigation, not "Sign in".
       res.locals.currentUser ??= req.user;
-      res.render('error', { title: `Error ${status}`, status, message, requestId: isExpected ? undefined : req.id });
+      const shown = error instanceof AppError ? readableMessageOf(error) : message;
+      res.render('error', {
+        title: `Error ${status}`,
+        status,
+        message: shown,
+        requestId: isExpected ? undefined : req.id,
+      });
     } else {
       res.json(body);
     }

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
-import { BadRequestError } from '../shared/errors.js';
+import { BadRequestError, InvalidFieldsError } from '../shared/errors.js';
+import { fieldLabelsOf } from './field-labels.js';
 import { NOT_A_JSON_OBJECT_MESSAGE } from './json-object-body.js';
 
 type RawIssue = z.core.$ZodRawIssue;
@@ -58,8 +59,9 @@ export function describeIssue(issue: RawIssue): string | undefined {
 }
 
 /**
- * Parses input at the edge; a failure is a 400 naming each field and what is wrong with it.
- * `name` names a bare value (a path parameter) that has no field of its own.
+ * Parses input at the edge; a failure is a 400 naming each field and what is wrong with it (by its
+ * label on a page, where the schema's fields have labels: field-labels.ts). `name` names a bare
+ * value (a path parameter) that has no field of its own.
  */
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown, name = 'input'): z.infer<T> {
   const result = schema.safeParse(input, { error: describeIssue, reportInput: true });
@@ -77,8 +79,7 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown, name 
     const isRepeated = issue.path.length > 0 && Array.isArray(valueAt(input, issue.path));
     fields[issue.path.join('.') || name] = isRepeated ? 'must be given once' : issue.message;
   }
-  const problems = Object.entries(fields).map(([field, message]) => `${field}: ${message}`);
-  throw new BadRequestError(problems.join('; '), { fields });
+  throw new InvalidFieldsError(fields, fieldLabelsOf(schema));
 }
 
 function isObjectExpectedAtTop(issue: z.core.$ZodIssue): boolean {

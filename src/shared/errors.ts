@@ -20,6 +20,35 @@ export class BadRequestError extends AppError {
 }
 
 /**
+ * A request refused for what its fields hold, one reason a field. `message` names each field by its
+ * key ("cpu: must be 0 or more"), as an API client sends it and reads it back; `readableMessage`
+ * names it by the label a form shows it under ("CPU core-hour: must be 0 or more"), for the pages.
+ */
+export class InvalidFieldsError extends BadRequestError {
+  readonly readableMessage: string;
+
+  constructor(
+    readonly fields: Readonly<Record<string, string>>,
+    labels: Readonly<Record<string, string>> = {},
+    details: Record<string, unknown> = {},
+  ) {
+    super(joinFieldReasons(fields), { ...details, fields });
+    this.readableMessage = joinFieldReasons(fields, labels);
+  }
+}
+
+function joinFieldReasons(fields: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>> = {}) {
+  return Object.entries(fields)
+    .map(([field, reason]) => `${labels[field] ?? field}: ${reason}`)
+    .join('; ');
+}
+
+/** What a page shows for `error`: the fields by their labels where it names fields. */
+export function readableMessageOf(error: AppError): string {
+  return error instanceof InvalidFieldsError ? error.readableMessage : error.message;
+}
+
+/**
  * A date window given the wrong way round, worded the same wherever one is taken (usage, receipts,
  * paid.csv, the audit log): a page that answered with an empty list would read as "nothing happened".
  */

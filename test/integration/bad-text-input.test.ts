@@ -40,10 +40,10 @@ async function countWrites() {
 describe('dates beyond any job', () => {
   // 9999-12-31 is what people type for "forever"; the day after it is in the year 10000.
   it.each([
-    ['/me.csv?start=2000-01-01&end=9999-12-31', 'end: must be between 1900-01-01 and 2999-12-31'],
-    ['/me?start=9999-12-01&end=9999-12-31&view=aggregate', 'start: must be between 1900-01-01 and 2999-12-31'],
-    ['/me?start=9999-12-28', 'start: must be between 1900-01-01 and 2999-12-31'],
-    ['/me?start=1899-12-31', 'start: must be between 1900-01-01 and 2999-12-31'],
+    ['/me.csv?start=2000-01-01&end=9999-12-31', 'To: must be between 1900-01-01 and 2999-12-31'],
+    ['/me?start=9999-12-01&end=9999-12-31&view=aggregate', 'From: must be between 1900-01-01 and 2999-12-31'],
+    ['/me?start=9999-12-28', 'From: must be between 1900-01-01 and 2999-12-31'],
+    ['/me?start=1899-12-31', 'From: must be between 1900-01-01 and 2999-12-31'],
   ])('a researcher asking for %s gets a 400 naming the range', async (path, message) => {
     const response = await alice.get(path).set('Accept', 'text/html');
     expect(response.status, response.text.slice(0, 300)).toBe(400);

@@ -298,9 +298,9 @@ describe('/me', () => {
     const backwards = await html(alice, '/me?start=2025-09-19&end=2025-09-01').expect(400);
     expect(backwards.text).toContain('The start date (2025-09-19) is after the end date (2025-09-01).');
     const nonsense = await html(alice, '/me?start=2025-02-30').expect(400);
-    expect(nonsense.text).toContain('start: is not a real calendar date');
+    expect(nonsense.text).toContain('From: is not a real calendar date');
     const badSort = await html(alice, '/me?sort=password').expect(400);
-    expect(badSort.text).toContain('sort: must be one of');
+    expect(badSort.text).toContain('Sort: must be one of');
   });
 
   it('points a window too long for a page to a CSV download of that same window', async () => {
@@ -525,12 +525,12 @@ describe('receipts over HTTP', () => {
     expect(future.status).toBe(400);
     onMyUsagePage(
       future,
-      'before: 2025-09-21 is in the future; the latest day you can bill is 2025-09-20.',
+      'Jobs ended up to and including: 2025-09-21 is in the future; the latest day you can bill is 2025-09-20.',
       '2025-09-21',
     );
     const notADate = await createReceipt(alice, '15/09/2025');
     expect(notADate.status).toBe(400);
-    onMyUsagePage(notADate, 'before: must be a date as YYYY-MM-DD', '15/09/2025');
+    onMyUsagePage(notADate, 'Jobs ended up to and including: must be a date as YYYY-MM-DD', '15/09/2025');
 
     // Another receipt takes the job while this one waits on it: a 409, shown the same way.
     const racer = await db.pool.connect();
@@ -679,7 +679,7 @@ describe('receipts over HTTP', () => {
     await alice.post('/me/receipt').type('form').send({ before: '2025-09-15' }).expect(403);
     const bad = await createReceipt(alice, '15/09/2025');
     expect(bad.status).toBe(400);
-    expect(bad.text).toContain('before: must be a date as YYYY-MM-DD');
+    expect(bad.text).toContain('Jobs ended up to and including: must be a date as YYYY-MM-DD');
     expect(await db.prisma.receipt.count()).toBe(0);
   });
 
@@ -960,14 +960,14 @@ describe('receipts over HTTP', () => {
     const badMethod = await form('paid', { method: 'barter', tx_ref: 'GOAT-1' });
     expect(badMethod.status).toBe(400);
     onReceiptPage(badMethod);
-    expect(badMethod.text).toContain('Not marked paid. method: must be one of bank_transfer');
+    expect(badMethod.text).toContain('Not marked paid. Payment method: must be one of bank_transfer');
     expect(badMethod.text).toContain('value="GOAT-1"');
 
     const shortReason = await form('void', { reason: 'ab' });
     expect(shortReason.status).toBe(400);
     onReceiptPage(shortReason);
     expect(shortReason.text).toContain(
-      'Not voided. reason: must say why the receipt is void, in at least 3 characters',
+      'Not voided. Reason to void: must say why the receipt is void, in at least 3 characters',
     );
     expect(shortReason.text).toMatch(/id="reason"[^>]* value="ab"/);
 
@@ -1017,7 +1017,7 @@ describe('receipts over HTTP', () => {
     expect(future.status).toBe(400);
     expect(future.text).toContain('<h1>Billing</h1>');
     expect(future.text).toContain(
-      'Month-end run not started. before: 2030-01-31 is in the future; the latest day you can bill is 2025-09-20.',
+      'Month-end run not started. Jobs ended up to and including: 2030-01-31 is in the future; the latest day you can bill is 2025-09-20.',
     );
     expect(future.text).toMatch(/id="before"[^>]* value="2030-01-31"/);
     const notADate = await admin
@@ -1026,7 +1026,7 @@ describe('receipts over HTTP', () => {
       .type('form')
       .send({ before: '2025-02-30', csrf_token: token });
     expect(notADate.status).toBe(400);
-    expect(notADate.text).toContain('Month-end run not started. before: is not a real calendar date');
+    expect(notADate.text).toContain('Month-end run not started. Jobs ended up to and including: is not a real calendar date');
     const api = await admin
       .post('/admin/month-end')
       .set('Accept', 'application/json')
@@ -1071,7 +1071,7 @@ describe('receipts over HTTP', () => {
     const future = await form(late, { method: 'bank_transfer', tx_ref: 'KBANK-31', paid_on: '2025-09-21' });
     expect(future.status).toBe(400);
     expect(future.text).toContain(
-      'Not marked paid. paid_on: 2025-09-21 is in the future; the latest day a payment can be recorded on is today, 2025-09-20.',
+      'Not marked paid. Paid on: 2025-09-21 is in the future; the latest day a payment can be recorded on is today, 2025-09-20.',
     );
     expect(future.text).toContain('value="2025-09-21"');
     const early = await postJson(late, { method: 'bank_transfer', paid_on: '2025-08-24' });
@@ -1251,7 +1251,7 @@ describe('admin pages', () => {
       .type('form')
       .send({ type: 'gov', cpu: '1e3', gpu: '18', mem: '0.08', csrf_token: token });
     expect(exponent.status).toBe(400);
-    expect(exponent.text).toContain('cpu: must be written as a plain decimal such as 0.50, without an exponent');
+    expect(exponent.text).toContain('CPU core-hour: must be written as a plain decimal such as 0.50, without an exponent');
     expect(await db.prisma.pricingRate.count()).toBe(historyRows);
     const bad = await admin
       .post('/admin/rates')
@@ -1259,7 +1259,7 @@ describe('admin pages', () => {
       .type('form')
       .send({ type: 'gov', cpu: '-3', gpu: '18', mem: '0.08', csrf_token: token });
     expect(bad.status).toBe(400);
-    expect(bad.text).toContain('cpu: must be 0 or more');
+    expect(bad.text).toContain('CPU core-hour: must be 0 or more');
   });
 
   it('names the tier of a refused rates form and keeps what was typed in it', async () => {
@@ -1271,7 +1271,7 @@ describe('admin pages', () => {
       .type('form')
       .send({ type: 'gov', cpu: '-3', gpu: '18.5', mem: '0.081', csrf_token: token });
     expect(bad.status).toBe(400);
-    expect(bad.text).toContain('Rates of gov not changed. cpu: must be 0 or more');
+    expect(bad.text).toContain('Rates of gov not changed. CPU core-hour: must be 0 or more');
     expect(bad.text).toContain('id="cpu-gov" name="cpu" inputmode="decimal" required value="-3"');
     expect(bad.text).toContain('id="gpu-gov" name="gpu" inputmode="decimal" required value="18.5"');
     expect(bad.text).toContain('id="mem-gov" name="mem" inputmode="decimal" required value="0.081"');
@@ -1281,11 +1281,11 @@ describe('admin pages', () => {
   });
 
   it.each([
-    ['-0', 'cpu: must be a plain decimal such as 0.25, without a sign'],
-    ['-0.00', 'cpu: must be a plain decimal such as 0.25, without a sign'],
-    ['+1', 'cpu: must be a plain decimal such as 0.25, without a sign'],
-    ['.5', 'cpu: must have a digit before the decimal point, such as 0.5'],
-    ['5.', 'cpu: must have a digit after the decimal point, such as 5.0, or none: 5'],
+    ['-0', 'CPU core-hour: must be a plain decimal such as 0.25, without a sign'],
+    ['-0.00', 'CPU core-hour: must be a plain decimal such as 0.25, without a sign'],
+    ['+1', 'CPU core-hour: must be a plain decimal such as 0.25, without a sign'],
+    ['.5', 'CPU core-hour: must have a digit before the decimal point, such as 0.5'],
+    ['5.', 'CPU core-hour: must have a digit after the decimal point, such as 5.0, or none: 5'],
   ])('refuses the form rate %j, saving no rate and writing no audit entry', async (cpu, message) => {
     const token = await csrfTokenOf(admin, '/admin/rates');
     const rows = await db.prisma.pricingRate.findMany({ orderBy: { id: 'asc' } });
@@ -1375,7 +1375,7 @@ describe('admin pages', () => {
       .type('form')
       .send({ username: '', tier: 'gov', csrf_token: token });
     expect(noName.status).toBe(400);
-    expect(noName.text).toContain('username: is required');
+    expect(noName.text).toContain('Username: is required');
     expect(noName.text).not.toContain('is not a username');
 
     const extra = await admin

@@ -819,16 +819,16 @@ describe('resolving a payment held for review', () => {
   });
 
   it.each([
-    ['no note', 400, { outcome: 'refunded' }, 'note: is required'],
-    ['a blank note', 400, { outcome: 'refunded', note: '          ' }, 'note: must say what was done'],
-    ['a short note', 400, { outcome: 'refunded', note: 'ok' }, 'note: must say what was done'],
-    ['an overlong note', 400, { outcome: 'refunded', note: 'x'.repeat(1001) }, 'note: must be at most 1000'],
-    ['no outcome', 400, { note: 'refunded in the Stripe dashboard' }, 'outcome: must be one of'],
+    ['no note', 400, { outcome: 'refunded' }, 'Note: is required'],
+    ['a blank note', 400, { outcome: 'refunded', note: '          ' }, 'Note: must say what was done'],
+    ['a short note', 400, { outcome: 'refunded', note: 'ok' }, 'Note: must say what was done'],
+    ['an overlong note', 400, { outcome: 'refunded', note: 'x'.repeat(1001) }, 'Note: must be at most 1000'],
+    ['no outcome', 400, { note: 'refunded in the Stripe dashboard' }, 'Outcome: must be one of'],
     [
       'an unknown outcome',
       400,
       { outcome: 'ignored', note: 'refunded in the Stripe dashboard' },
-      'outcome: must be one of',
+      'Outcome: must be one of',
     ],
   ] as Array<[string, number, Record<string, unknown>, string]>)(
     'answers %s with %i and changes nothing',

@@ -176,13 +176,13 @@ describe('renaming and describing a tier', () => {
   });
 
   it.each([
-    [{ type: 'gov', name: 'Gov' }, 'Tier gov not changed. name: must be lowercase letters, digits, - or _'],
-    [{ type: 'gov', name: 'x'.repeat(33) }, 'Tier gov not changed. name: must be at most 32 characters'],
-    [{ type: 'gov', name: ' ' }, 'Tier gov not changed. name: is required'],
-    [{ type: 'gov', name: 'gov', description: 'd'.repeat(201) }, 'Tier gov not changed. description:'],
+    [{ type: 'gov', name: 'Gov' }, 'Tier gov not changed. Name: must be lowercase letters, digits, - or _'],
+    [{ type: 'gov', name: 'x'.repeat(33) }, 'Tier gov not changed. Name: must be at most 32 characters'],
+    [{ type: 'gov', name: ' ' }, 'Tier gov not changed. Name: is required'],
+    [{ type: 'gov', name: 'gov', description: 'd'.repeat(201) }, 'Tier gov not changed. Description:'],
     [
       { type: 'gold', name: 'silver' },
-      'Tier not changed. type: unknown tier &#34;gold&#34;. Known tiers: mu, gov, private.',
+      'Tier not changed. Tier: unknown tier &#34;gold&#34;. Known tiers: mu, gov, private.',
     ],
   ])('refuses %j as adding a tier would, with a 400, changing nothing', async (fields, message) => {
     const before = await pricingState();
@@ -334,7 +334,7 @@ describe('deleting a tier', () => {
   it('refuses a tier that does not exist with a 400', async () => {
     const response = await deleteTier(ops, 'gold');
     expect(response.status).toBe(400);
-    expect(errorOf(response.text)).toContain('Tier not deleted. type: unknown tier &#34;gold&#34;.');
+    expect(errorOf(response.text)).toContain('Tier not deleted. Tier: unknown tier &#34;gold&#34;.');
   });
 
   it('is for admins only and needs the CSRF token', async () => {

@@ -225,22 +225,22 @@ describe('adding tiers on the rates page', () => {
   });
 
   it.each([
-    [{ name: 'Gov', cpu: '1', gpu: '1', mem: '1' }, 'name: must be lowercase letters, digits, - or _'],
-    [{ name: 'my tier', cpu: '1', gpu: '1', mem: '1' }, 'name: must be lowercase letters, digits, - or _'],
-    [{ name: '-gold', cpu: '1', gpu: '1', mem: '1' }, 'name: must be lowercase letters, digits, - or _'],
-    [{ name: 'x'.repeat(33), cpu: '1', gpu: '1', mem: '1' }, 'name: must be at most 32 characters'],
-    [{ name: '  ', cpu: '1', gpu: '1', mem: '1' }, 'name: is required'],
-    [{ name: 'gold', cpu: '-1', gpu: '1', mem: '1' }, 'cpu: must be 0 or more'],
-    [{ name: 'gold', cpu: '1', gpu: 'lots', mem: '1' }, 'gpu: must be a plain decimal such as 0.25'],
-    [{ name: 'gold', cpu: '-0', gpu: '1', mem: '1' }, 'cpu: must be a plain decimal such as 0.25, without a sign'],
-    [{ name: 'gold', cpu: '1', gpu: '+1', mem: '1' }, 'gpu: must be a plain decimal such as 0.25, without a sign'],
-    [{ name: 'gold', cpu: '.5', gpu: '1', mem: '1' }, 'cpu: must have a digit before the decimal point, such as 0.5'],
-    [{ name: 'gold', cpu: '1', gpu: '1', mem: '5.' }, 'mem: must have a digit after the decimal point, such as 5.0'],
-    [{ name: 'gold', cpu: '1', gpu: '1', mem: '' }, 'mem: is required'],
-    [{ name: 'gold', cpu: '1', gpu: '1' }, 'mem: is required'],
-    [{ name: 'gold', cpu: '1', gpu: '1', mem: '0.1234567' }, 'mem: must have at most 6 decimal places'],
-    [{ name: 'gold', cpu: '1', gpu: '5000000', mem: '1' }, 'gpu: must be at most 1000000 per hour'],
-    [{ name: 'gold', cpu: '1e3', gpu: '1', mem: '1' }, 'cpu: must be written as a plain decimal'],
+    [{ name: 'Gov', cpu: '1', gpu: '1', mem: '1' }, 'Name: must be lowercase letters, digits, - or _'],
+    [{ name: 'my tier', cpu: '1', gpu: '1', mem: '1' }, 'Name: must be lowercase letters, digits, - or _'],
+    [{ name: '-gold', cpu: '1', gpu: '1', mem: '1' }, 'Name: must be lowercase letters, digits, - or _'],
+    [{ name: 'x'.repeat(33), cpu: '1', gpu: '1', mem: '1' }, 'Name: must be at most 32 characters'],
+    [{ name: '  ', cpu: '1', gpu: '1', mem: '1' }, 'Name: is required'],
+    [{ name: 'gold', cpu: '-1', gpu: '1', mem: '1' }, 'CPU core-hour: must be 0 or more'],
+    [{ name: 'gold', cpu: '1', gpu: 'lots', mem: '1' }, 'GPU-hour: must be a plain decimal such as 0.25'],
+    [{ name: 'gold', cpu: '-0', gpu: '1', mem: '1' }, 'CPU core-hour: must be a plain decimal such as 0.25, without a sign'],
+    [{ name: 'gold', cpu: '1', gpu: '+1', mem: '1' }, 'GPU-hour: must be a plain decimal such as 0.25, without a sign'],
+    [{ name: 'gold', cpu: '.5', gpu: '1', mem: '1' }, 'CPU core-hour: must have a digit before the decimal point, such as 0.5'],
+    [{ name: 'gold', cpu: '1', gpu: '1', mem: '5.' }, 'Memory GB-hour: must have a digit after the decimal point, such as 5.0'],
+    [{ name: 'gold', cpu: '1', gpu: '1', mem: '' }, 'Memory GB-hour: is required'],
+    [{ name: 'gold', cpu: '1', gpu: '1' }, 'Memory GB-hour: is required'],
+    [{ name: 'gold', cpu: '1', gpu: '1', mem: '0.1234567' }, 'Memory GB-hour: must have at most 6 decimal places'],
+    [{ name: 'gold', cpu: '1', gpu: '5000000', mem: '1' }, 'GPU-hour: must be at most 1000000 per hour'],
+    [{ name: 'gold', cpu: '1e3', gpu: '1', mem: '1' }, 'CPU core-hour: must be written as a plain decimal'],
     [{ name: 'gold', cpu: '1', gpu: '1', mem: '1', is_default: 'on' }, 'input: has an unknown field: is_default'],
   ])('refuses %j with a 400 naming the field, keeps what was typed and writes nothing', async (fields, message) => {
     const before = await pricingRows();
@@ -410,7 +410,7 @@ describe('choosing the default tier', () => {
   it('refuses a tier that does not exist, on the page and changing nothing', async () => {
     const response = await makeDefault(ops, 'gold');
     expect(response.status).toBe(400);
-    expect(response.text).toContain('Default tier not changed. type: unknown tier &#34;gold&#34;.');
+    expect(response.text).toContain('Default tier not changed. Tier: unknown tier &#34;gold&#34;.');
     expect(await db.prisma.pricingTier.findMany({ where: { isDefault: true }, select: { name: true } })).toEqual([
       { name: 'standard' },
     ]);

@@ -86,7 +86,7 @@ describe('/admin/rates', () => {
     });
     expect(response.status).toBe(400);
     const card = cardOf(response.text, 'tier-gov');
-    expectReasonAboveForm(card, 'Rates of gov not changed. cpu: must be 0 or more', '/admin/rates#tier-gov');
+    expectReasonAboveForm(card, 'Rates of gov not changed. CPU core-hour: must be 0 or more', '/admin/rates#tier-gov');
     expect(card).toMatch(/id="cpu-gov"[^>]* value="-3"/);
     expect(alertsIn(response.text)).toHaveLength(1);
   });
@@ -101,7 +101,7 @@ describe('/admin/rates', () => {
     expect(response.status).toBe(400);
     expect(elementById(response.text, 'tier-gold')).toBeUndefined();
     const [alert] = alertsIn(response.text);
-    expect(alert?.[1]).toMatch(/^type: unknown tier &#34;gold&#34;\./);
+    expect(alert?.[1]).toMatch(/^Tier: unknown tier &#34;gold&#34;\./);
     expect(response.text.indexOf('role="alert"')).toBeLessThan(response.text.indexOf('id="tier-'));
   });
 

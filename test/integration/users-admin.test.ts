@@ -107,8 +107,8 @@ describe('admin user management', () => {
       .type('form')
       .send({ username: 'Bad Name', password: 'x', csrf_token: await csrfTokenOf(agent) });
     expect(bad.status).toBe(400);
-    expect(bad.text).toContain('username: must start with a lowercase letter');
-    expect(bad.text).toContain('password: must be at least 12 characters');
+    expect(bad.text).toContain('Username: must start with a lowercase letter');
+    expect(bad.text).toContain('Password: must be at least 12 characters');
     expect(bad.text).toContain('name="username" value="Bad Name"');
     expect(await db.prisma.user.count()).toBe(before + 1);
   });
@@ -428,7 +428,7 @@ describe('your own account', () => {
       confirm: 'different-1',
     });
     expect(mismatch.status).toBe(400);
-    expect(errorOf(mismatch.text)).toBe('confirm: does not match the new password');
+    expect(errorOf(mismatch.text)).toBe('New password again: does not match the new password');
     await changePassword(agent, { current: user.password, password: 'new-password-1' }).then((response) =>
       expect(response.status).toBe(303),
     );
@@ -492,7 +492,7 @@ describe('your own account', () => {
     const auditEntries = await db.prisma.auditLog.count();
     const same = await changePassword(agent, { current: user.password, password: user.password });
     expect(same.status).toBe(400);
-    expect(errorOf(same.text)).toBe('password: must differ from the current password');
+    expect(errorOf(same.text)).toBe('New password: must differ from the current password');
     expect(await hashOf('samesame')).toBe(hash);
     expect(await db.prisma.auditLog.count()).toBe(auditEntries);
     expect(await db.prisma.authThrottle.count({ where: { username: 'samesame' } })).toBe(0);

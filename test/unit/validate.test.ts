@@ -4,10 +4,15 @@ import { parseInput } from '../../src/http/validate.js';
 import { ZFormulaQuery, ZSetOverride, ZSetRates } from '../../src/modules/pricing/pricing.schema.js';
 import { ZMarkPaid, ZReceiptFilter, ZReceiptId, ZVoidReceipt } from '../../src/modules/receipts/receipts.schema.js';
 import { ZUsageQuery } from '../../src/modules/usage/usage.schema.js';
-import { ZChangeRoleForm, ZCreateUserForm, ZUserId } from '../../src/modules/users/users.schema.js';
-import { AppError } from '../../src/shared/errors.js';
+import {
+  ZChangeOwnPasswordForm,
+  ZChangeRoleForm,
+  ZCreateUserForm,
+  ZUserId,
+} from '../../src/modules/users/users.schema.js';
+import { AppError, InvalidFieldsError, readableMessageOf } from '../../src/shared/errors.js';
 
-/** The message of the 400 parseInput throws, as a page shows it. */
+/** The message of the 400 parseInput throws, as an API client reads it. */
 function messageOf(run: () => unknown): string {
   try {
     run();
@@ -162,5 +167,64 @@ describe('parseInput says what is wrong in words people read', () => {
     expect(messageOf(() => parseInput(ZUsageQuery, { page: '99999999999999999999' }))).toBe(
       'page: must be at most 100000',
     );
+  });
+});
+
+describe('a refusal names fields by key for API clients and by label on a page', () => {
+  /** The refusal parseInput throws for `input`. */
+  function refusalOf(run: () => unknown): InvalidFieldsError {
+    try {
+      run();
+    } catch (error) {
+      expect(error).toBeInstanceOf(InvalidFieldsError);
+      return error as InvalidFieldsError;
+    }
+    throw new Error('parseInput accepted the input');
+  }
+
+  it.each([
+    [
+      'two rates',
+      () => parseInput(ZSetRates, { type: 'mu', cpu: '-1', gpu: '1', mem: 'lots' }),
+      'cpu: must be 0 or more; mem: must be a plain decimal such as 0.25',
+      'CPU core-hour: must be 0 or more; Memory GB-hour: must be a plain decimal such as 0.25',
+    ],
+    [
+      'the day a payment was made',
+      () => parseInput(ZMarkPaid, { method: 'cash', paid_on: '2025-02-30' }),
+      'paid_on: is not a real calendar date',
+      'Paid on: is not a real calendar date',
+    ],
+    [
+      'a refined field (the confirmation)',
+      () =>
+        parseInput(ZChangeOwnPasswordForm, {
+          current: 'old-password-1',
+          password: 'new-password-12',
+          confirm: 'other-password-1',
+        }),
+      'confirm: does not match the new password',
+      'New password again: does not match the new password',
+    ],
+    [
+      'a window',
+      () => parseInput(ZUsageQuery, { start: '2025-13-01' }),
+      'start: is not a real calendar date',
+      'From: is not a real calendar date',
+    ],
+  ])('%s', (_what, run, message, readable) => {
+    const refusal = refusalOf(run);
+    expect(refusal.message).toBe(message);
+    expect(readableMessageOf(refusal)).toBe(readable);
+  });
+
+  it('keeps the key where a schema gives its field no label', () => {
+    const refusal = refusalOf(() => parseInput(ZFormulaQuery, { type: '' }));
+    expect(readableMessageOf(refusal)).toBe(refusal.message);
+    expect(refusal.message).toMatch(/^type: /);
+  });
+
+  it('shows any other refusal as it is', () => {
+    expect(readableMessageOf(new AppError(409, 'Already paid.'))).toBe('Already paid.');
   });
 });

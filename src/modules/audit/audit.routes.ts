@@ -4,7 +4,7 @@ import type { CsvExports } from '../../http/csv-exports.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { ReversedWindowError } from '../../shared/errors.js';
+import { ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuditFilter, StoredAuditEntry } from './audit.repository.js';
@@ -89,7 +89,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
         actions: await listDistinctActions(db),
         nextPageUrl: undefined,
         timeZone,
-        error: error.message,
+        error: readableMessageOf(error),
       });
       return;
     }

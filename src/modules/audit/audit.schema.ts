@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { labelFields } from '../../http/field-labels.js';
 import { ZLocalDate } from '../../shared/local-date.js';
 
 const optionalText = (max: number) =>
@@ -9,22 +10,26 @@ const optionalText = (max: number) =>
     .optional()
     .transform((value) => value || undefined);
 
-export const ZAuditQuery = z.object({
-  actor: optionalText(64),
-  action: optionalText(64),
-  from: z
-    .union([z.literal(''), ZLocalDate])
-    .optional()
-    .transform((value) => value || undefined),
-  to: z
-    .union([z.literal(''), ZLocalDate])
-    .optional()
-    .transform((value) => value || undefined),
-  before: z
-    .string()
-    .regex(/^\d{1,18}$/, 'must be an entry id')
-    .optional()
-    .transform((value) => (value ? BigInt(value) : undefined)),
-});
+export const ZAuditQuery = labelFields(
+  z.object({
+    actor: optionalText(64),
+    action: optionalText(64),
+    from: z
+      .union([z.literal(''), ZLocalDate])
+      .optional()
+      .transform((value) => value || undefined),
+    to: z
+      .union([z.literal(''), ZLocalDate])
+      .optional()
+      .transform((value) => value || undefined),
+    before: z
+      .string()
+      .regex(/^\d{1,18}$/, 'must be an entry id')
+      .optional()
+      .transform((value) => (value ? BigInt(value) : undefined)),
+  }),
+  // The audit log's filter labels; `before` is the "older entries" link's cursor.
+  { actor: 'Actor', action: 'Action', from: 'From', to: 'To', before: 'Older than entry' },
+);
 
 export type TAuditQuery = z.infer<typeof ZAuditQuery>;

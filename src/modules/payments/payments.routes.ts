@@ -3,7 +3,7 @@ import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError } from '../../shared/errors.js';
+import { AppError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { ShowOwnReceipt } from '../receipts/receipts.routes.js';
 import { ZReceiptId } from '../receipts/receipts.schema.js';
@@ -88,7 +88,7 @@ export function paymentRoutes(deps: {
       // get {error, code}. A receipt that is not there (404) has no page to go back to.
       if (!isRefusedForm(req, error, [409, 502])) throw error;
       res.status(error.status);
-      await showOwnReceipt(res, { username, id, page: 1, error: `Payment not started. ${error.message}` });
+      await showOwnReceipt(res, { username, id, page: 1, error: `Payment not started. ${readableMessageOf(error)}` });
       return;
     }
     res.redirect(303, started.redirectUrl);
@@ -150,7 +150,7 @@ export function paymentRoutes(deps: {
       res.status(error.status);
       return renderPayments(res, {
         paymentId: id,
-        error: error.message,
+        error: readableMessageOf(error),
         outcome: typedIn(req.body, 'outcome'),
         note: typedIn(req.body, 'note') ?? '',
         isMismatchAccepted: typedIn(req.body, 'accept_mismatch') === 'yes',

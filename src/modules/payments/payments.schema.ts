@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { labelFields } from '../../http/field-labels.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
 export const ZThanksQuery = z.object({ rid: zWholeNumber(1, MAX_INT4) });
@@ -15,17 +16,20 @@ export const ZPaymentId = zWholeNumber(1, MAX_INT4);
 export const PAYMENT_REVIEW_OUTCOMES = ['accepted', 'refunded', 'dismissed'] as const;
 
 /** POST /admin/payments/:id/resolve. */
-export const ZResolveReview = z.object({
-  outcome: z.enum(PAYMENT_REVIEW_OUTCOMES, { error: `must be one of ${PAYMENT_REVIEW_OUTCOMES.join(', ')}` }),
-  note: z
-    .string({ error: 'is required' })
-    .trim()
-    .min(10, 'must say what was done, in at least 10 characters')
-    .max(1000, 'must be at most 1000 characters'),
-  // A checkbox: present ("yes") only when ticked; JSON clients may send true.
-  accept_mismatch: z
-    .union([z.literal('yes'), z.literal(true)], { error: 'must be "yes" when given' })
-    .optional()
-    .transform((value) => value !== undefined),
-});
+export const ZResolveReview = labelFields(
+  z.object({
+    outcome: z.enum(PAYMENT_REVIEW_OUTCOMES, { error: `must be one of ${PAYMENT_REVIEW_OUTCOMES.join(', ')}` }),
+    note: z
+      .string({ error: 'is required' })
+      .trim()
+      .min(10, 'must say what was done, in at least 10 characters')
+      .max(1000, 'must be at most 1000 characters'),
+    // A checkbox: present ("yes") only when ticked; JSON clients may send true.
+    accept_mismatch: z
+      .union([z.literal('yes'), z.literal(true)], { error: 'must be "yes" when given' })
+      .optional()
+      .transform((value) => value !== undefined),
+  }),
+  { outcome: 'Outcome', note: 'Note', accept_mismatch: 'Accept the different amount' },
+);
 export type TResolveReview = z.infer<typeof ZResolveReview>;

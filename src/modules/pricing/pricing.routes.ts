@@ -4,7 +4,7 @@ import { wantsHtml } from '../../http/error-handler.js';
 import { isEtagMatched, takeFastPathFailure } from '../../http/hot-routes.js';
 import { answerChange, isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError } from '../../shared/errors.js';
+import { AppError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import {
   ZCreateTier,
@@ -169,7 +169,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       res.status(error.status);
       // A tier that is not on the page has no card to show it in.
       if (!(await rates.getSnapshot()).tiers.has(type)) {
-        await renderRates(res, { error: error.message });
+        await renderRates(res, { error: readableMessageOf(error) });
         return;
       }
       await renderRates(res, {
@@ -178,8 +178,8 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           cpu: typed('cpu'),
           gpu: typed('gpu'),
           mem: typed('mem'),
-          // Every tier's form has the same three fields: "cpu: must be 0 or more" alone does not say whose.
-          error: `Rates of ${type} not changed. ${error.message}`,
+          // Every tier's form has the same three fields: "CPU core-hour: must be 0 or more" alone does not say whose.
+          error: `Rates of ${type} not changed. ${readableMessageOf(error)}`,
         },
       });
     }
@@ -215,7 +215,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           gpu: typed('gpu'),
           mem: typed('mem'),
           // A 409 already says nothing was added; a 400 names only the field.
-          error: error.status === 400 ? `Tier not added. ${error.message}` : error.message,
+          error: error.status === 400 ? `Tier not added. ${readableMessageOf(error)}` : readableMessageOf(error),
         },
       });
     }
@@ -238,7 +238,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       res.status(error.status);
       // The refusal goes back into the tier's own form; a tier that is not on the page has none.
       if (!(await rates.getSnapshot()).tiers.has(typed('type'))) {
-        await renderRates(res, { error: `Tier not changed. ${error.message}` });
+        await renderRates(res, { error: `Tier not changed. ${readableMessageOf(error)}` });
         return;
       }
       await renderRates(res, {
@@ -247,7 +247,10 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           name: typed('name'),
           description: typed('description'),
           // A 409 already says what was not done; a 400 names only the field.
-          error: error.status === 400 ? `Tier ${typed('type')} not changed. ${error.message}` : error.message,
+          error:
+            error.status === 400
+              ? `Tier ${typed('type')} not changed. ${readableMessageOf(error)}`
+              : readableMessageOf(error),
         },
       });
     }
@@ -269,7 +272,9 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       res.status(error.status);
       // A 409 already says the tier was not deleted and why; a 400 names only the field.
-      await renderRates(res, { error: error.status === 400 ? `Tier not deleted. ${error.message}` : error.message });
+      await renderRates(res, {
+        error: error.status === 400 ? `Tier not deleted. ${readableMessageOf(error)}` : readableMessageOf(error),
+      });
     }
   });
 
@@ -294,7 +299,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     } catch (error) {
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       res.status(error.status);
-      await renderRates(res, { error: `Default tier not changed. ${error.message}` });
+      await renderRates(res, { error: `Default tier not changed. ${readableMessageOf(error)}` });
     }
   });
 
@@ -327,7 +332,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     } catch (error) {
       if (!(error instanceof AppError) || !wantsHtml(req)) throw error;
       res.status(error.status);
-      await renderTiers(res, { error: error.message });
+      await renderTiers(res, { error: readableMessageOf(error) });
     }
   });
 

@@ -97,18 +97,33 @@ export const ZNewTierName = z
 const ZTierDescriptionText = z.string().trim().max(200);
 const ZTierDescription = ZTierDescriptionText.optional().default('');
 
+/** The rates page's labels of the rate fields, which a refusal shown on the page names them by. */
+const RATE_LABELS = { cpu: 'CPU core-hour', gpu: 'GPU-hour', mem: 'Memory GB-hour' } as const;
+/** The rates and tiers pages' labels of every field (`type` and `tier` name a tier: hidden or a list). */
+export const TIER_FIELD_LABELS = {
+  ...RATE_LABELS,
+  type: 'Tier',
+  tier: 'Tier',
+  name: 'Name',
+  description: 'Description',
+  username: 'Username',
+} as const;
+
 /** POST /formula and the admin rates form. */
-export const ZSetRates = strictBody({ type: ZTierName, cpu: ZRate, gpu: ZRate, mem: ZRate });
+export const ZSetRates = strictBody({ type: ZTierName, cpu: ZRate, gpu: ZRate, mem: ZRate }, TIER_FIELD_LABELS);
 export type TSetRates = z.infer<typeof ZSetRates>;
 
 /** The rates page's form that adds a tier with its first rates (POST /formula never creates one). */
-export const ZCreateTier = strictBody({
-  name: ZNewTierName,
-  description: ZTierDescription,
-  cpu: ZRate,
-  gpu: ZRate,
-  mem: ZRate,
-});
+export const ZCreateTier = strictBody(
+  {
+    name: ZNewTierName,
+    description: ZTierDescription,
+    cpu: ZRate,
+    gpu: ZRate,
+    mem: ZRate,
+  },
+  TIER_FIELD_LABELS,
+);
 export type TCreateTier = z.infer<typeof ZCreateTier>;
 
 /**
@@ -116,19 +131,22 @@ export type TCreateTier = z.infer<typeof ZCreateTier>;
  * tier has now; the new name is held to the rules of a new tier's. A description left out (a JSON
  * client renaming only) keeps the one the tier has.
  */
-export const ZEditTier = strictBody({
-  type: ZTierName,
-  name: ZNewTierName,
-  description: ZTierDescriptionText.optional(),
-});
+export const ZEditTier = strictBody(
+  {
+    type: ZTierName,
+    name: ZNewTierName,
+    description: ZTierDescriptionText.optional(),
+  },
+  TIER_FIELD_LABELS,
+);
 export type TEditTier = z.infer<typeof ZEditTier>;
 
 /** The rates page's button that deletes a tier nothing depends on. */
-export const ZDeleteTier = strictBody({ type: ZTierName });
+export const ZDeleteTier = strictBody({ type: ZTierName }, TIER_FIELD_LABELS);
 export type TDeleteTier = z.infer<typeof ZDeleteTier>;
 
 /** The rates page's button that makes a tier the default tier. */
-export const ZSetDefaultTier = strictBody({ type: ZTierName });
+export const ZSetDefaultTier = strictBody({ type: ZTierName }, TIER_FIELD_LABELS);
 export type TSetDefaultTier = z.infer<typeof ZSetDefaultTier>;
 
 /** GET /formula. */
@@ -143,5 +161,5 @@ const ZUsername = z
   .regex(/^[A-Za-z0-9._@-]+$/, 'is not a username');
 
 /** The tier overrides form: choosing the natural tier removes the override. */
-export const ZSetOverride = strictBody({ username: ZUsername, tier: ZTierName });
+export const ZSetOverride = strictBody({ username: ZUsername, tier: ZTierName }, TIER_FIELD_LABELS);
 export type TSetOverride = z.infer<typeof ZSetOverride>;

@@ -5,6 +5,7 @@ import type { Database, Db } from '../../db/database.js';
 import {
   BadRequestError,
   ConflictError,
+  InvalidFieldsError,
   isUniqueViolation,
   NotFoundError,
   sqlStateOf,
@@ -12,13 +13,14 @@ import {
 } from '../../shared/errors.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.js';
-import type {
-  TCreateTier,
-  TDeleteTier,
-  TEditTier,
-  TSetDefaultTier,
-  TSetOverride,
-  TSetRates,
+import {
+  type TCreateTier,
+  type TDeleteTier,
+  type TEditTier,
+  TIER_FIELD_LABELS,
+  type TSetDefaultTier,
+  type TSetOverride,
+  type TSetRates,
 } from './pricing.schema.js';
 import * as ratesRepository from './rates.repository.js';
 
@@ -386,13 +388,16 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /** A 400 for a tier name that names no tier, listing those that exist; `hint` says what to do instead. */
-  async function unknownTierError(tx: Prisma.TransactionClient, name: string, hint = ''): Promise<BadRequestError> {
+  async function unknownTierError(tx: Prisma.TransactionClient, name: string, hint = ''): Promise<InvalidFieldsError> {
     const names = await ratesRepository.listTierNames(tx);
     const known = names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.';
-    return new BadRequestError(`type: unknown tier "${name}". ${known}${hint ? ` ${hint}` : ''}`, {
-      field: 'type',
-      knownTiers: names,
-    });
+    return new InvalidFieldsError(
+      { type: `unknown tier "${name}". ${known}${hint ? ` ${hint}` : ''}` },
+      TIER_FIELD_LABELS,
+      {
+        knownTiers: names,
+      },
+    );
   }
 
   /** The PRICING_TIER_RULES patterns that send usernames to `tierName`, in rule order. */
@@ -669,7 +674,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     const snapshot = await getSnapshot();
     const tier = snapshot.tiers.get(input.tier);
     if (!tier || !snapshot.knownTiers.has(input.tier)) {
-      throw new BadRequestError(`tier: unknown tier "${input.tier}".`, { field: 'tier' });
+      throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}".` }, TIER_FIELD_LABELS);
     }
     if (!(await ratesRepository.isKnownUsername(db, input.username))) {
       throw new NotFoundError(`No user or job owner is called "${input.username}".`);

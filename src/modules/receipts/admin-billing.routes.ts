@@ -6,6 +6,7 @@ import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
+import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { linkTo } from '../usage/usage.routes.js';
 import { ZWindowQuery } from '../usage/usage.schema.js';
@@ -73,7 +74,7 @@ export function adminBillingRoutes(deps: {
         (['status', 'user', 'start', 'end'] as const).map((name) => [name, typedIn(req.query, name)]),
       );
       res.status(error.status);
-      renderBilling(res, { filter, error: error.message });
+      renderBilling(res, { filter, error: readableMessageOf(error) });
       return;
     }
     renderBilling(res, { filter, result });
@@ -129,7 +130,7 @@ export function adminBillingRoutes(deps: {
       if (!isRefusedForm(req, error, REFUSALS)) throw error;
       res.status(error.status);
       await renderReceipt(res, id, 1, {
-        error: `Not marked paid. ${error.message}`,
+        error: `Not marked paid. ${readableMessageOf(error)}`,
         form: {
           method: typedIn(req.body, 'method'),
           tx_ref: typedIn(req.body, 'tx_ref'),
@@ -160,7 +161,7 @@ export function adminBillingRoutes(deps: {
       if (!isRefusedForm(req, error, REFUSALS)) throw error;
       res.status(error.status);
       await renderReceipt(res, id, 1, {
-        error: `Not voided. ${error.message}`,
+        error: `Not voided. ${readableMessageOf(error)}`,
         form: { reason: typedIn(req.body, 'reason') },
       });
       return;
@@ -194,7 +195,7 @@ export function adminBillingRoutes(deps: {
       renderBilling(res, {
         filter: {},
         result: listed,
-        error: `Month-end run not started. ${error.message}`,
+        error: `Month-end run not started. ${readableMessageOf(error)}`,
         form: { before: typedIn(req.body, 'before') ?? '' },
       });
       return;

@@ -3,6 +3,7 @@ import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
+import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { linkTo, type ShowMyUsage } from '../usage/usage.routes.js';
 import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
@@ -55,7 +56,10 @@ export function receiptsRoutes(deps: {
       res.status(error.status);
       await showMyUsage(req, res, {
         query: {},
-        refusedReceipt: { error: `No receipt created. ${error.message}`, before: typedIn(req.body, 'before') ?? '' },
+        refusedReceipt: {
+          error: `No receipt created. ${readableMessageOf(error)}`,
+          before: typedIn(req.body, 'before') ?? '',
+        },
       });
       return;
     }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { labelFields } from '../../http/field-labels.js';
 import { strictBody } from '../../http/strict-body.js';
 import { ZLocalDate } from '../../shared/local-date.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
@@ -6,49 +7,72 @@ import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 export { ZLocalDate };
 
 /** POST /me/receipt and the month-end run. */
-export const ZCreateReceipt = strictBody({ before: ZLocalDate });
+/** The labels the receipt forms show their fields under, which a refusal on a page names them by. */
+export const RECEIPT_FIELD_LABELS = {
+  before: 'Jobs ended up to and including',
+  method: 'Payment method',
+  tx_ref: 'Reference',
+  paid_on: 'Paid on',
+  reason: 'Reason to void',
+  status: 'Status',
+  user: 'User',
+  start: 'Created from',
+  end: 'Created to',
+  page: 'Page',
+} as const;
+
+export const ZCreateReceipt = strictBody({ before: ZLocalDate }, RECEIPT_FIELD_LABELS);
 export type TCreateReceipt = z.infer<typeof ZCreateReceipt>;
 
 export const PAYMENT_METHODS = ['bank_transfer', 'cash', 'cheque', 'card', 'internal_transfer', 'other'] as const;
 
 /** POST /admin/receipts/:id/paid. */
-export const ZMarkPaid = strictBody({
-  method: z.enum(PAYMENT_METHODS, { error: `must be one of ${PAYMENT_METHODS.join(', ')}` }),
-  tx_ref: z
-    .string()
-    .trim()
-    .max(128, 'must be at most 128 characters')
-    .optional()
-    .transform((value) => (value ? value : undefined)),
-  /** The local day (APP_TZ) the money was paid; today when left out or empty. */
-  paid_on: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
-});
+export const ZMarkPaid = strictBody(
+  {
+    method: z.enum(PAYMENT_METHODS, { error: `must be one of ${PAYMENT_METHODS.join(', ')}` }),
+    tx_ref: z
+      .string()
+      .trim()
+      .max(128, 'must be at most 128 characters')
+      .optional()
+      .transform((value) => (value ? value : undefined)),
+    /** The local day (APP_TZ) the money was paid; today when left out or empty. */
+    paid_on: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
+  },
+  RECEIPT_FIELD_LABELS,
+);
 export type TMarkPaid = z.infer<typeof ZMarkPaid>;
 
 /** POST /admin/receipts/:id/void. */
-export const ZVoidReceipt = strictBody({
-  reason: z
-    .string({ error: 'is required' })
-    .trim()
-    .min(3, 'must say why the receipt is void, in at least 3 characters')
-    .max(500, 'must be at most 500 characters'),
-});
+export const ZVoidReceipt = strictBody(
+  {
+    reason: z
+      .string({ error: 'is required' })
+      .trim()
+      .min(3, 'must say why the receipt is void, in at least 3 characters')
+      .max(500, 'must be at most 500 characters'),
+  },
+  RECEIPT_FIELD_LABELS,
+);
 export type TVoidReceipt = z.infer<typeof ZVoidReceipt>;
 
 /** A receipt id in a path. */
 export const ZReceiptId = zWholeNumber(1, MAX_INT4);
 
 /** Admin billing list filters. */
-export const ZReceiptFilter = z.object({
-  status: z
-    .enum(['pending', 'paid', 'void'])
-    .optional()
-    .or(z.literal('').transform(() => undefined)),
-  user: z.string().trim().max(64).optional(),
-  start: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
-  end: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
-  page: zWholeNumber(1, 100_000).default(1),
-});
+export const ZReceiptFilter = labelFields(
+  z.object({
+    status: z
+      .enum(['pending', 'paid', 'void'])
+      .optional()
+      .or(z.literal('').transform(() => undefined)),
+    user: z.string().trim().max(64).optional(),
+    start: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
+    end: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
+    page: zWholeNumber(1, 100_000).default(1),
+  }),
+  RECEIPT_FIELD_LABELS,
+);
 export type TReceiptFilter = z.infer<typeof ZReceiptFilter>;
 
 /** ?page= of a listing. */

@@ -5,8 +5,8 @@ import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { counted } from '../../shared/counted.js';
 import {
   AppError,
-  BadRequestError,
   ConflictError,
+  InvalidFieldsError,
   isUniqueViolation,
   NotFoundError,
   notFoundById,
@@ -20,7 +20,7 @@ import * as paymentsRepository from '../payments/payments.repository.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from './receipts.repository.js';
-import type { TMarkPaid, TReceiptFilter, TVoidReceipt } from './receipts.schema.js';
+import { RECEIPT_FIELD_LABELS, type TMarkPaid, type TReceiptFilter, type TVoidReceipt } from './receipts.schema.js';
 
 type MarkPaidInput = Pick<TMarkPaid, 'method'> & { tx_ref?: string | undefined; paid_on?: string | undefined };
 
@@ -154,9 +154,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   function assertNotFuture(before: string) {
     const today = toLocalDate(now(), config.timeZone);
     if (before > today) {
-      throw new AppError(400, `before: ${before} is in the future; the latest day you can bill is ${today}.`, {
-        field: 'before',
-      });
+      throw new InvalidFieldsError(
+        { before: `${before} is in the future; the latest day you can bill is ${today}.` },
+        RECEIPT_FIELD_LABELS,
+      );
     }
   }
 
@@ -355,9 +356,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const today = toLocalDate(recordedAt, config.timeZone);
     const paidOn = input.paid_on ?? today;
     if (paidOn > today) {
-      throw new BadRequestError(
-        `paid_on: ${paidOn} is in the future; the latest day a payment can be recorded on is today, ${today}.`,
-        { field: 'paid_on' },
+      throw new InvalidFieldsError(
+        { paid_on: `${paidOn} is in the future; the latest day a payment can be recorded on is today, ${today}.` },
+        RECEIPT_FIELD_LABELS,
       );
     }
     const result = await db.$transaction(async (tx) => {
@@ -367,9 +368,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // needs no check (the receipt exists now), so a database clock a little ahead of the
       // app's cannot refuse it.
       if (receipt.status === 'pending' && paidOn !== today && paidOn < createdOn) {
-        throw new BadRequestError(
-          `paid_on: ${paidOn} is before receipt #${id} was created (${createdOn}); it cannot have been paid earlier.`,
-          { field: 'paid_on' },
+        throw new InvalidFieldsError(
+          {
+            paid_on: `${paidOn} is before receipt #${id} was created (${createdOn}); it cannot have been paid earlier.`,
+          },
+          RECEIPT_FIELD_LABELS,
         );
       }
       const startOfDay = startOfLocalDay(paidOn, config.timeZone);

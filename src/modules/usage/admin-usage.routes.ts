@@ -2,7 +2,7 @@ import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError } from '../../shared/errors.js';
+import { AppError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { linkTo, sendOwnUsageCsv } from './usage.routes.js';
 import { ZAdminUsageQuery } from './usage.schema.js';
@@ -36,7 +36,7 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
       res.status(400).render('admin/usage', {
         title: 'Usage across users',
         result: undefined,
-        error: error.message,
+        error: readableMessageOf(error),
         form: raw,
         // The message sends a too-long window to the CSV: its link keeps the window and filters.
         csvLink:

@@ -2,7 +2,7 @@ import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError } from '../../shared/errors.js';
+import { AppError, readableMessageOf } from '../../shared/errors.js';
 import { toLocalDate } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { ZUsageQuery, ZWindowQuery } from './usage.schema.js';
@@ -72,7 +72,7 @@ export function createMyUsagePage(deps: { usage: UsageService; timeZone: string;
           title: 'My usage',
           page: undefined,
           today,
-          error: error.message,
+          error: readableMessageOf(error),
           refusedReceipt,
           form: { start: window.start, end: window.end, view },
           link: (changes: Record<string, unknown>) => linkTo('/me', current, changes),
@@ -88,7 +88,7 @@ export function createMyUsagePage(deps: { usage: UsageService; timeZone: string;
         title: 'My usage',
         page: undefined,
         today,
-        error: error.message,
+        error: readableMessageOf(error),
         refusedReceipt,
         form: { start: raw.start ?? '', end: raw.end ?? '', view: raw.view ?? 'detail' },
         // A too-long window is kept in the tabs as in the form, and in the CSV link the message

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { labelFields } from '../../http/field-labels.js';
 import { zWholeNumber } from '../../shared/whole-number.js';
 import { ZLocalDate } from '../receipts/receipts.schema.js';
 import { SORT_COLUMNS, type SortColumn } from './usage.repository.js';
@@ -13,26 +14,48 @@ const optionalText = (max: number) =>
     .transform((value) => (value ? value : undefined));
 
 /** A date window; both ends optional (default: the last 7 days in APP_TZ). */
-export const ZWindowQuery = z.object({ start: optionalDate, end: optionalDate });
+export const ZWindowQuery = labelFields(z.object({ start: optionalDate, end: optionalDate }), {
+  start: 'From',
+  end: 'To',
+});
 export type TWindowQuery = z.infer<typeof ZWindowQuery>;
 
+/** The usage pages' labels of their fields, which a refusal on a page names them by. */
+const USAGE_FIELD_LABELS = {
+  start: 'From',
+  end: 'To',
+  view: 'View',
+  sort: 'Sort',
+  dir: 'Sort direction',
+  page: 'Page',
+  user: 'User',
+  account: 'Account',
+  partition: 'Partition',
+} as const;
+
 /** GET /me. */
-export const ZUsageQuery = ZWindowQuery.extend({
-  view: z.enum(['detail', 'aggregate', 'billed']).default('detail'),
-  sort: z
-    .enum(Object.keys(SORT_COLUMNS) as [SortColumn, ...SortColumn[]], {
-      error: `must be one of ${Object.keys(SORT_COLUMNS).join(', ')}`,
-    })
-    .default('end'),
-  dir: z.enum(['asc', 'desc']).default('desc'),
-  page: zWholeNumber(1, 100_000).default(1),
-});
+export const ZUsageQuery = labelFields(
+  ZWindowQuery.extend({
+    view: z.enum(['detail', 'aggregate', 'billed']).default('detail'),
+    sort: z
+      .enum(Object.keys(SORT_COLUMNS) as [SortColumn, ...SortColumn[]], {
+        error: `must be one of ${Object.keys(SORT_COLUMNS).join(', ')}`,
+      })
+      .default('end'),
+    dir: z.enum(['asc', 'desc']).default('desc'),
+    page: zWholeNumber(1, 100_000).default(1),
+  }),
+  USAGE_FIELD_LABELS,
+);
 export type TUsageQuery = z.infer<typeof ZUsageQuery>;
 
 /** GET /admin/usage and /admin/usage.csv. */
-export const ZAdminUsageQuery = ZWindowQuery.extend({
-  user: optionalText(64),
-  account: optionalText(64),
-  partition: optionalText(64),
-});
+export const ZAdminUsageQuery = labelFields(
+  ZWindowQuery.extend({
+    user: optionalText(64),
+    account: optionalText(64),
+    partition: optionalText(64),
+  }),
+  USAGE_FIELD_LABELS,
+);
 export type TAdminUsageQuery = z.infer<typeof ZAdminUsageQuery>;

@@ -4,6 +4,7 @@ import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
+import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuthServiceDeps } from '../auth/auth.service.js';
 import { type createPassport, signInOnNewSession } from '../auth/passport.js';
@@ -40,7 +41,9 @@ export function usersRoutes(deps: {
       // Refused (invalid, wrong current password, locked): the form again, with the reason;
       // JSON clients get {error, code} like everywhere else.
       if (!isRefusedForm(req, error, [400, 429])) throw error;
-      return res.status(error.status).render('users/account', { title: 'Your account', error: error.message });
+      return res
+        .status(error.status)
+        .render('users/account', { title: 'Your account', error: readableMessageOf(error) });
     }
     // Proving the password is a sign-in: this session goes on under a new id (no fixation).
     signInOnNewSession(passport, req, res, user, auth.now().getTime(), (signInError) => {
@@ -102,7 +105,7 @@ export function usersRoutes(deps: {
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       res.status(error.status);
       return renderUsers(res, {
-        error: error.message,
+        error: readableMessageOf(error),
         form: {
           username: typedIn(req.body, 'username') ?? '',
           role: typedIn(req.body, 'role') === 'admin' ? 'admin' : 'user',

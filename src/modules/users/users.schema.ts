@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { labelFields } from '../../http/field-labels.js';
 import { ZNewPassword } from '../../shared/password-policy.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
@@ -25,22 +26,31 @@ function usernameProblem(name: string): string | undefined {
 
 export const ZRole = z.enum(['admin', 'user']);
 
-export const ZCreateUserForm = z.object({
-  username: ZUsername,
-  role: ZRole.default('user'),
-  // Empty: generate one and show it once.
-  password: z.union([z.literal(''), ZNewPassword]).optional(),
-});
+export const ZCreateUserForm = labelFields(
+  z.object({
+    username: ZUsername,
+    role: ZRole.default('user'),
+    // Empty: generate one and show it once.
+    password: z.union([z.literal(''), ZNewPassword]).optional(),
+  }),
+  { username: 'Username', role: 'Role', password: 'Password' },
+);
 
-export const ZResetPasswordForm = z.object({ password: z.union([z.literal(''), ZNewPassword]).optional() });
-export const ZChangeRoleForm = z.object({ role: ZRole });
+export const ZResetPasswordForm = labelFields(
+  z.object({ password: z.union([z.literal(''), ZNewPassword]).optional() }),
+  { password: 'New password' },
+);
+export const ZChangeRoleForm = labelFields(z.object({ role: ZRole }), { role: 'Role' });
 /** A user id in a path. */
 export const ZUserId = zWholeNumber(1, MAX_INT4);
 
-export const ZChangeOwnPasswordForm = z
-  .object({ current: z.string().min(1, 'is required'), password: ZNewPassword, confirm: z.string() })
-  .refine((form) => form.password === form.confirm, { path: ['confirm'], message: 'does not match the new password' })
-  .refine((form) => form.password !== form.current, {
-    path: ['password'],
-    message: 'must differ from the current password',
-  });
+export const ZChangeOwnPasswordForm = labelFields(
+  z
+    .object({ current: z.string().min(1, 'is required'), password: ZNewPassword, confirm: z.string() })
+    .refine((form) => form.password === form.confirm, { path: ['confirm'], message: 'does not match the new password' })
+    .refine((form) => form.password !== form.current, {
+      path: ['password'],
+      message: 'must differ from the current password',
+    }),
+  { current: 'Current password', password: 'New password', confirm: 'New password again' },
+);
