@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The file refuses to render without SESSION_SECRET; any value does for validation.
+# The file refuses to render without SESSION_SECRET and AUDIT_CHAIN_KEY; any values do for validation.
 export SESSION_SECRET="${SESSION_SECRET:-check-compose-placeholder-not-a-real-secret}"
+export AUDIT_CHAIN_KEY="${AUDIT_CHAIN_KEY:-check-compose-placeholder-not-a-real-audit-key}"
 
 if docker compose version >/dev/null 2>&1; then
   compose=(docker compose)

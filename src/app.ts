@@ -18,6 +18,12 @@ import { createViewEngine } from './http/view-engine.js';
 import { createViewFormatters } from './http/view-format.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
+import { configureAuditChain } from './modules/audit/audit.service.js';
+import {
+  type AuditChainMonitor,
+  createAuditChainMonitor,
+  reportChainVerdictTo,
+} from './modules/audit/audit-chain.monitor.js';
 import { createGuards } from './modules/auth/auth.guards.js';
 import { authRoutes, redirectSignedInFromSignIn, signInFormOnExpiredToken } from './modules/auth/auth.routes.js';
 import { createPassport } from './modules/auth/passport.js';
@@ -61,6 +67,8 @@ export interface AppDeps {
   metrics: Metrics;
   /** The time source; tests pass a controllable one. */
   now?: () => Date;
+  /** Verifies the audit chain; server.ts shares one with the periodic check. Default: one of the app's own. */
+  auditChainMonitor?: AuditChainMonitor;
   /** Overrides of the CSV export limits derived from DB_POOL_MAX; tests shorten the stall limit. */
   csvExportLimits?: Partial<CsvExportLimits>;
   /**
@@ -74,6 +82,9 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): express.Express {
   const { config, db, logger, metrics } = deps;
   const now = deps.now ?? (() => new Date());
+  configureAuditChain(config.audit);
+  const chainMonitor =
+    deps.auditChainMonitor ?? createAuditChainMonitor({ db: db.prisma, onVerdict: reportChainVerdictTo(metrics) });
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
@@ -211,7 +222,7 @@ export function createApp(deps: AppDeps): express.Express {
       guards,
       csvExports,
       timeZone: config.timeZone,
-      onChainVerified: (isIntact) => metrics.auditChainOk.set(isIntact ? 1 : 0),
+      chainMonitor,
     }),
   );
   app.use(ratesPageRoutes({ rates }));

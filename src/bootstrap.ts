@@ -2,6 +2,7 @@ import type { AppConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { applyMigrations } from './db/migrations.js';
+import { configureAuditChain } from './modules/audit/audit.service.js';
 import { type DemoSeedResult, seedDemoIfEmpty } from './modules/demo/demo.service.js';
 import { describeRatesInOtherCurrency } from './modules/pricing/rates.service.js';
 import { ensureBootstrapAdmin } from './modules/users/users.service.js';
@@ -22,6 +23,8 @@ export interface PreparedDatabase {
 export async function prepareDatabase(config: AppConfig, logger: Logger): Promise<PreparedDatabase> {
   const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir, logger);
   const databaseUrl = config.databaseUrl ?? (embedded?.url as string);
+  // The bootstrap admin's creation is audited, sealed as every later entry.
+  configureAuditChain(config.audit);
   let demo: DemoSeedResult | undefined;
   try {
     await applyMigrations(databaseUrl, logger);

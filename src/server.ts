@@ -5,6 +5,11 @@ import { type AppConfig, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { closeGracefully, listen } from './http/lifecycle.js';
 import { warnAboutPlainHttp } from './http/plain-http.js';
+import {
+  createAuditChainMonitor,
+  createAuditChainVerifier,
+  reportChainVerdictTo,
+} from './modules/audit/audit-chain.monitor.js';
 import { createThrottlePruner } from './modules/auth/auth-throttle.pruner.js';
 import { createSessionPruner } from './modules/auth/session.pruner.js';
 import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
@@ -40,7 +45,8 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
   const metrics = createMetrics({ hasProcessMetrics: config.metrics.hasProcessMetrics });
   // A worker's own registry holds only the requests it served; the primary sums them.
   const scrapeMetrics = cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined;
-  const app = createApp({ config, db, logger, metrics, scrapeMetrics });
+  const auditChainMonitor = createAuditChainMonitor({ db: db.prisma, onVerdict: reportChainVerdictTo(metrics) });
+  const app = createApp({ config, db, logger, metrics, scrapeMetrics, auditChainMonitor });
   const now = () => new Date();
   const pruners = [
     createThrottlePruner({
@@ -53,12 +59,20 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     }),
     createSessionPruner({ pool: db.pool, logger, now, intervalSec: config.auth.sessionPruneIntervalSec }),
   ];
-  const startPruners = () => {
-    for (const pruner of pruners) pruner.start();
+  const chainVerifier = createAuditChainVerifier({
+    monitor: auditChainMonitor,
+    logger,
+    intervalSec: config.audit.verifyIntervalSec,
+  });
+  const periodicTasks = [...pruners, chainVerifier];
+  const startPeriodicTasks = () => {
+    for (const task of periodicTasks) task.start();
+    // Not a whole interval after a restart: a chain broken before it is reported again at once.
+    void chainVerifier.runOnce();
   };
-  // One process per instance prunes: this one when it is the only one, else the worker the primary names.
-  if (cluster.isWorker) onPeriodicTasksAssigned(startPruners);
-  else startPruners();
+  // One process per instance runs them: this one when it is the only one, else the worker the primary names.
+  if (cluster.isWorker) onPeriodicTasksAssigned(startPeriodicTasks);
+  else startPeriodicTasks();
   const server = await listen(app, config.port, config.host);
   // Every worker schedules; the advisory lock lets one run at a time through, and a run that
   // finds another finished this interval does nothing.
@@ -74,7 +88,7 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     const [isClean] = await Promise.all([
       closeGracefully(server, config.shutdownTimeoutMs),
       stopIngestion(),
-      ...pruners.map((pruner) => pruner.stop()),
+      ...periodicTasks.map((task) => task.stop()),
     ]);
     if (!isClean) logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; open connections were cut');
     await db.close();

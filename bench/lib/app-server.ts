@@ -75,6 +75,7 @@ export async function startAppServer(options: AppServerOptions): Promise<AppServ
       PORT: String(port),
       DATABASE_URL: options.databaseUrl,
       SESSION_SECRET: randomBytes(32).toString('hex'),
+      AUDIT_CHAIN_KEY: randomBytes(32).toString('hex'),
       WEB_CONCURRENCY: String(options.webConcurrency),
       LOG_LEVEL: 'warn',
       TRUST_PROXY: 'loopback',

@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
+import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
 import * as ingestionRepository from '../modules/ingestion/ingestion.repository.js';
 import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser.js';
@@ -27,6 +28,7 @@ async function main() {
   }
   const { args } = parsed;
   const config = loadConfig();
+  configureAuditChain(config.audit);
   if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required for a backfill']);
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const db = openDatabase(config.databaseUrl, {

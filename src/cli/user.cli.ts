@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
+import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { ZRole, ZUsername } from '../modules/users/users.schema.js';
 import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
@@ -85,6 +86,7 @@ async function main() {
   const role = ZRole.safeParse(values.role);
   if (!role.success) throw new UsageError('--role must be admin or user.');
   const config = loadConfig();
+  configureAuditChain(config.audit);
   if (!config.databaseUrl)
     throw new ConfigError(['DATABASE_URL: is required (the user tools work on a configured database)']);
   const db = openDatabase(config.databaseUrl, {

@@ -132,6 +132,27 @@ const zTrustProxy = z
     return entries;
   });
 
+/** A key that seals the audit log's hash chain: long enough that it cannot be guessed. */
+const MIN_AUDIT_KEY_LENGTH = 32;
+
+/** AUDIT_CHAIN_OLD_KEYS: keys that sealed entries before a rotation, comma-separated; blank is none. */
+const zAuditOldKeys = z
+  .string()
+  .optional()
+  .transform((value, ctx): string[] => {
+    const keys = (value ?? '')
+      .split(',')
+      .map((key) => key.trim())
+      .filter((key) => key !== '');
+    const short = keys.filter((key) => key.length < MIN_AUDIT_KEY_LENGTH).length;
+    if (short > 0) {
+      // The keys themselves are secrets: say which by position, never echo one.
+      ctx.addIssue({ code: 'custom', message: `each key must be at least ${MIN_AUDIT_KEY_LENGTH} characters` });
+      return z.NEVER;
+    }
+    return keys;
+  });
+
 /**
  * Usernames with a `gov` prefix are government staff, `ext`/`ind` prefixes are
  * companies; everyone else gets the default tier (docs/pricing.md).
@@ -171,6 +192,15 @@ export const ZEnv = z
     DB_CONNECT_TIMEOUT_MS: zInt(DEFAULT_DB_CONNECT_TIMEOUT_MS, 100, 600_000),
     DATA_DIR: z.string().min(1).default('.data'),
     SESSION_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    AUDIT_CHAIN_KEY: z
+      .string()
+      .trim()
+      .transform((value) => value || undefined)
+      .pipe(z.string().min(MIN_AUDIT_KEY_LENGTH, `must be at least ${MIN_AUDIT_KEY_LENGTH} characters`).optional())
+      .optional(),
+    AUDIT_CHAIN_OLD_KEYS: zAuditOldKeys,
+    AUDIT_CHAIN_UNSEALED_UNTIL: zInt(0, 0, Number.MAX_SAFE_INTEGER),
+    AUDIT_VERIFY_INTERVAL_SEC: zInt(3600, 60, 7 * 86_400),
     APP_TZ: z.string().default('UTC').refine(isTimeZone, 'not an IANA time zone (e.g. Asia/Bangkok)'),
     CURRENCY: z.string().default('THB').refine(isCurrency, 'not an ISO 4217 currency code (e.g. THB, EUR)'),
     METRICS_ENABLED: zFlag(true),
@@ -311,6 +341,13 @@ export function crossSettingProblems(
   }
   if (!env.SESSION_SECRET) {
     problems.push({ path: 'SESSION_SECRET', message: 'is required when APP_ENV=production' });
+  }
+  if (!env.AUDIT_CHAIN_KEY?.trim()) {
+    // Without a key anyone who can write the table can rewrite the chain so that it still verifies.
+    problems.push({
+      path: 'AUDIT_CHAIN_KEY',
+      message: 'is required when APP_ENV=production (it seals the audit log; docs/security.md)',
+    });
   }
   if (!env.DATABASE_URL) {
     problems.push({

@@ -18,6 +18,14 @@ export interface AppConfig {
   dbConnectTimeoutMs: number;
   dataDir: string;
   sessionSecret: string;
+  audit: {
+    /** The key that seals new audit entries first, then keys that sealed older ones; none: unsealed. */
+    chainKeys: string[];
+    /** Entries up to this id were written before the chain was sealed (AUDIT_CHAIN_UNSEALED_UNTIL). */
+    unsealedUntil: bigint;
+    /** How often one process per instance verifies the whole chain. */
+    verifyIntervalSec: number;
+  };
   timeZone: string;
   currency: string;
   metrics: { isEnabled: boolean; hasProcessMetrics: boolean; token: string | undefined };
@@ -135,6 +143,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     dbConnectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,
     dataDir: path.resolve(env.DATA_DIR),
     sessionSecret: env.SESSION_SECRET ?? DEVELOPMENT_SESSION_SECRET,
+    audit: {
+      // Old keys only verify: a chain sealed by none of them would otherwise be left unsealed.
+      chainKeys: env.AUDIT_CHAIN_KEY ? [env.AUDIT_CHAIN_KEY, ...env.AUDIT_CHAIN_OLD_KEYS] : [],
+      unsealedUntil: BigInt(env.AUDIT_CHAIN_UNSEALED_UNTIL),
+      verifyIntervalSec: env.AUDIT_VERIFY_INTERVAL_SEC,
+    },
     timeZone: env.APP_TZ,
     currency: env.CURRENCY,
     metrics: { isEnabled: env.METRICS_ENABLED, hasProcessMetrics: env.METRICS_PROCESS, token: env.METRICS_TOKEN },

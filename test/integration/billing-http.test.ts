@@ -1026,7 +1026,9 @@ describe('receipts over HTTP', () => {
       .type('form')
       .send({ before: '2025-02-30', csrf_token: token });
     expect(notADate.status).toBe(400);
-    expect(notADate.text).toContain('Month-end run not started. Jobs ended up to and including: is not a real calendar date');
+    expect(notADate.text).toContain(
+      'Month-end run not started. Jobs ended up to and including: is not a real calendar date',
+    );
     const api = await admin
       .post('/admin/month-end')
       .set('Accept', 'application/json')
@@ -1251,7 +1253,9 @@ describe('admin pages', () => {
       .type('form')
       .send({ type: 'gov', cpu: '1e3', gpu: '18', mem: '0.08', csrf_token: token });
     expect(exponent.status).toBe(400);
-    expect(exponent.text).toContain('CPU core-hour: must be written as a plain decimal such as 0.50, without an exponent');
+    expect(exponent.text).toContain(
+      'CPU core-hour: must be written as a plain decimal such as 0.50, without an exponent',
+    );
     expect(await db.prisma.pricingRate.count()).toBe(historyRows);
     const bad = await admin
       .post('/admin/rates')

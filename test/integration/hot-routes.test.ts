@@ -13,7 +13,10 @@ let app: ReturnType<typeof buildTestApp>;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  app = buildTestApp(db, { env: { APP_ENV: 'production', SESSION_SECRET: 'x'.repeat(32) }, metrics });
+  app = buildTestApp(db, {
+    env: { APP_ENV: 'production', SESSION_SECRET: 'x'.repeat(32), AUDIT_CHAIN_KEY: 'k'.repeat(32) },
+    metrics,
+  });
 });
 afterAll(() => db?.drop());
 

@@ -17,7 +17,7 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const PRODUCTION = { APP_ENV: 'production', SESSION_SECRET: 'p'.repeat(40) };
+const PRODUCTION = { APP_ENV: 'production', SESSION_SECRET: 'p'.repeat(40), AUDIT_CHAIN_KEY: 'k'.repeat(40) };
 const PLAIN_HTTP_WORDS = 'Signing in needs HTTPS, and this request came over plain HTTP';
 const PROXY_HINT = 'Operators: behind a TLS proxy, set TRUST_PROXY so the app sees https';
 

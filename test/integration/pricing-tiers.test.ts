@@ -232,10 +232,19 @@ describe('adding tiers on the rates page', () => {
     [{ name: '  ', cpu: '1', gpu: '1', mem: '1' }, 'Name: is required'],
     [{ name: 'gold', cpu: '-1', gpu: '1', mem: '1' }, 'CPU core-hour: must be 0 or more'],
     [{ name: 'gold', cpu: '1', gpu: 'lots', mem: '1' }, 'GPU-hour: must be a plain decimal such as 0.25'],
-    [{ name: 'gold', cpu: '-0', gpu: '1', mem: '1' }, 'CPU core-hour: must be a plain decimal such as 0.25, without a sign'],
+    [
+      { name: 'gold', cpu: '-0', gpu: '1', mem: '1' },
+      'CPU core-hour: must be a plain decimal such as 0.25, without a sign',
+    ],
     [{ name: 'gold', cpu: '1', gpu: '+1', mem: '1' }, 'GPU-hour: must be a plain decimal such as 0.25, without a sign'],
-    [{ name: 'gold', cpu: '.5', gpu: '1', mem: '1' }, 'CPU core-hour: must have a digit before the decimal point, such as 0.5'],
-    [{ name: 'gold', cpu: '1', gpu: '1', mem: '5.' }, 'Memory GB-hour: must have a digit after the decimal point, such as 5.0'],
+    [
+      { name: 'gold', cpu: '.5', gpu: '1', mem: '1' },
+      'CPU core-hour: must have a digit before the decimal point, such as 0.5',
+    ],
+    [
+      { name: 'gold', cpu: '1', gpu: '1', mem: '5.' },
+      'Memory GB-hour: must have a digit after the decimal point, such as 5.0',
+    ],
     [{ name: 'gold', cpu: '1', gpu: '1', mem: '' }, 'Memory GB-hour: is required'],
     [{ name: 'gold', cpu: '1', gpu: '1' }, 'Memory GB-hour: is required'],
     [{ name: 'gold', cpu: '1', gpu: '1', mem: '0.1234567' }, 'Memory GB-hour: must have at most 6 decimal places'],

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareDatabase } from '../../src/bootstrap.js';
+import { configureAuditChain, verifyAuditChain } from '../../src/modules/audit/audit.service.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
@@ -18,6 +19,8 @@ beforeAll(async () => {
 afterAll(() => db?.drop());
 
 /** The user CLI from source, as `npm run user:*` runs it (through tsx). */
+const IMAGE_AUDIT_KEY = 'image-audit-key-image-audit-key-0001';
+const BOOTSTRAP_AUDIT_KEY = 'k'.repeat(40);
 const FROM_SOURCE = [process.execPath, '--import', 'tsx', 'src/cli/user.cli.ts'];
 
 function runCli(
@@ -160,6 +163,7 @@ describe('ADMIN_USERNAME / ADMIN_PASSWORD', () => {
     const env = {
       APP_ENV: 'production',
       SESSION_SECRET: 'x'.repeat(40),
+      AUDIT_CHAIN_KEY: BOOTSTRAP_AUDIT_KEY,
       ADMIN_USERNAME: 'bootadmin',
       ADMIN_PASSWORD: 'bootstrap-password',
     };
@@ -179,7 +183,8 @@ describe('the compiled user CLI (the Docker image has no tsx)', () => {
     });
     expect(build, 'npm run build').toMatchObject({ code: 0 });
     // The container's environment: production, so its configuration is checked as the app's is.
-    const image = { APP_ENV: 'production', SESSION_SECRET: 'x'.repeat(40) };
+    const image = { APP_ENV: 'production', SESSION_SECRET: 'x'.repeat(40), AUDIT_CHAIN_KEY: IMAGE_AUDIT_KEY };
+    const newestBefore = await db.prisma.auditLog.aggregate({ _max: { id: true } });
     const compiled = [process.execPath, 'dist/src/cli/user.cli.js'];
     const created = await runCli(
       compiled,
@@ -195,6 +200,22 @@ describe('the compiled user CLI (the Docker image has no tsx)', () => {
       image,
     );
     expect(changed).toEqual({ code: 0, output: 'Password of imageadmin changed.\n' });
+    // The CLI sealed its entries with the image's key: they verify with it, and only with it.
+    // The start-up test above sealed its entries with its own key: an old key here.
+    configureAuditChain({
+      chainKeys: [IMAGE_AUDIT_KEY, BOOTSTRAP_AUDIT_KEY],
+      unsealedUntil: newestBefore._max.id ?? 0n,
+    });
+    try {
+      expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true, isSealed: true });
+      configureAuditChain({
+        chainKeys: ['another-key-another-key-another-key'],
+        unsealedUntil: newestBefore._max.id ?? 0n,
+      });
+      expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: false });
+    } finally {
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+    }
     await signInAs(buildTestApp(db), 'imageadmin', 'image-password-2');
   }, 120_000);
 });

@@ -156,19 +156,52 @@ describe('loadConfig', () => {
     ]);
   });
 
-  it('requires a session secret and a real database in production, and never seeds the demo there', () => {
+  it('requires a session secret, an audit key and a real database in production, and never seeds the demo there', () => {
     expect(problemsOf({ APP_ENV: 'production' })).toEqual([
       expect.stringMatching(/^SESSION_SECRET: is required when APP_ENV=production/),
+      expect.stringMatching(/^AUDIT_CHAIN_KEY: is required when APP_ENV=production/),
       expect.stringMatching(/^DATABASE_URL: is required when APP_ENV=production/),
     ]);
     const config = loadConfig({
       APP_ENV: 'production',
       SESSION_SECRET: 'x'.repeat(40),
+      AUDIT_CHAIN_KEY: 'k'.repeat(40),
       DATABASE_URL: 'postgresql://db/billing',
       DEMO_SEED: '1',
     });
     expect(config.shouldSeedDemo).toBe(false);
     expect(config.host).toBe('0.0.0.0');
+  });
+
+  it('reads the audit chain keys: the key seals, old keys only verify, and no key is echoed in a refusal', () => {
+    const config = loadConfig({
+      AUDIT_CHAIN_KEY: ' new-key-new-key-new-key-new-key-1 ',
+      AUDIT_CHAIN_OLD_KEYS: 'old-key-old-key-old-key-old-key-1, ,old-key-old-key-old-key-old-key-2',
+      AUDIT_CHAIN_UNSEALED_UNTIL: '1200',
+    });
+    expect(config.audit).toEqual({
+      chainKeys: [
+        'new-key-new-key-new-key-new-key-1',
+        'old-key-old-key-old-key-old-key-1',
+        'old-key-old-key-old-key-old-key-2',
+      ],
+      unsealedUntil: 1200n,
+      verifyIntervalSec: 3600,
+    });
+    expect(loadConfig({ AUDIT_CHAIN_KEY: '' }).audit.chainKeys).toEqual([]);
+    // Old keys alone seal nothing: a chain needs the current key to be sealed at all.
+    expect(loadConfig({ AUDIT_CHAIN_OLD_KEYS: 'old-key-old-key-old-key-old-key-1' }).audit.chainKeys).toEqual([]);
+    const problems = problemsOf({
+      AUDIT_CHAIN_KEY: 'short-secret',
+      AUDIT_CHAIN_OLD_KEYS: 'old-key-old-key-old-key-old-key-1,tiny-secret',
+      AUDIT_VERIFY_INTERVAL_SEC: '5',
+    });
+    expect(problems).toEqual([
+      'AUDIT_CHAIN_KEY: must be at least 32 characters',
+      'AUDIT_CHAIN_OLD_KEYS: each key must be at least 32 characters',
+      'AUDIT_VERIFY_INTERVAL_SEC: must be from 60 to 604800 (got "5")',
+    ]);
+    expect(problems.join('\n')).not.toMatch(/short-secret|tiny-secret/);
   });
 
   it('holds ADMIN_PASSWORD to the rule and words of every other password: 11 characters refused, 12 taken', () => {
@@ -268,7 +301,11 @@ describe('loadConfig', () => {
     ['development', '1', true],
     ['development', 'yes', true],
   ])('in %s, REQUIRE_HTTPS=%j requires HTTPS: %s', (appEnv, value, expected) => {
-    const production = { SESSION_SECRET: 'x'.repeat(40), DATABASE_URL: 'postgresql://db/billing' };
+    const production = {
+      SESSION_SECRET: 'x'.repeat(40),
+      AUDIT_CHAIN_KEY: 'k'.repeat(40),
+      DATABASE_URL: 'postgresql://db/billing',
+    };
     const env = { APP_ENV: appEnv, ...production, ...(value === undefined ? {} : { REQUIRE_HTTPS: value }) };
     expect(loadConfig(env).isHttpsRequired).toBe(expected);
   });
@@ -303,9 +340,10 @@ describe('loadConfig', () => {
         expect.stringMatching(/^LOG_LEVEL: /),
         'PAYMENT_PROVIDER: dummy is for development and demos; refused when APP_ENV=production',
         'DATABASE_URL: is required when APP_ENV=production (the embedded database is for demos)',
+        expect.stringMatching(/^AUDIT_CHAIN_KEY: is required/),
       ]),
     );
-    expect(problems).toHaveLength(5);
+    expect(problems).toHaveLength(6);
     const emptyUrl = problemsOf({
       APP_ENV: 'production',
       PORT: 'abc',
@@ -319,6 +357,7 @@ describe('loadConfig', () => {
     const production = {
       APP_ENV: 'production',
       SESSION_SECRET: 'x'.repeat(40),
+      AUDIT_CHAIN_KEY: 'k'.repeat(40),
       DATABASE_URL: 'postgresql://db/billing',
     };
     expect(problemsOf({ ...production, PAYMENT_PROVIDER: 'dummy' })).toEqual([

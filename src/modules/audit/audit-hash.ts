@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 
 /** prev_hash of the first entry. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -28,8 +28,14 @@ export function toCanonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** hash = SHA-256(prev_hash || canonical JSON of the record), hex. */
-export function hashAuditRecord(prevHash: string, record: AuditRecord): string {
+/**
+ * hash = HMAC-SHA-256(key, prev_hash || canonical JSON of the record) when sealed with `key`,
+ * SHA-256(prev_hash || canonical JSON) without one; hex. The plain hash shows a change to one
+ * row, but whoever can write the table can recompute every hash after it; the keyed one cannot
+ * be recomputed without the key, which the database never holds.
+ */
+export function hashAuditRecord(prevHash: string, record: AuditRecord, key?: string): string {
   const canonical = toCanonicalJson({ ...record, details: record.details ?? null });
-  return createHash('sha256').update(prevHash).update(canonical).digest('hex');
+  const hash = key === undefined ? createHash('sha256') : createHmac('sha256', key);
+  return hash.update(prevHash).update(canonical).digest('hex');
 }

@@ -9,7 +9,8 @@ import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../share
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuditFilter, StoredAuditEntry } from './audit.repository.js';
 import { ZAuditQuery } from './audit.schema.js';
-import { findAuditPage, iterateAuditEntries, listDistinctActions, verifyAuditChain } from './audit.service.js';
+import { findAuditPage, iterateAuditEntries, listDistinctActions } from './audit.service.js';
+import type { AuditChainMonitor } from './audit-chain.monitor.js';
 
 const PAGE_SIZE = 50;
 
@@ -53,8 +54,8 @@ export interface AuditRoutesDeps {
   guards: Guards;
   csvExports: CsvExports;
   timeZone: string;
-  /** Told the verdict of each chain verification (the audit_chain_ok gauge). */
-  onChainVerified?: (isIntact: boolean) => void;
+  /** Verifies the chain (and reports the verdict to the metrics). */
+  chainMonitor: AuditChainMonitor;
 }
 
 /** The admin's view of the audit log: a filtered page, a CSV of everything, and a chain check. */
@@ -133,10 +134,9 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   });
 
   router.get('/admin/audit/verify', guards.requireAdmin, async (req, res) => {
-    const verdict = await verifyAuditChain(db);
-    deps.onChainVerified?.(verdict.isIntact);
+    const verdict = await deps.chainMonitor.verify();
     const body = verdict.isIntact
-      ? { status: 'ok', entries: verdict.count }
+      ? { status: 'ok', entries: verdict.count, isSealed: verdict.isSealed }
       : { status: 'broken', entries: verdict.count, brokenAt: String(verdict.brokenAt), reason: verdict.reason };
     if (req.accepts(['html', 'json']) === 'json') {
       res.status(verdict.isIntact ? 200 : 409).json(body);

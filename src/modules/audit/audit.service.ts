@@ -41,12 +41,30 @@ function toAuditRecord(entry: AuditEntry, now: Date): AuditRecord {
   };
 }
 
+/** How this process seals and checks the chain (AUDIT_CHAIN_KEY, AUDIT_CHAIN_OLD_KEYS, AUDIT_CHAIN_UNSEALED_UNTIL). */
+export interface AuditChainSettings {
+  /** The key that seals new entries first, then keys that sealed older ones; none: entries are unsealed. */
+  chainKeys: readonly string[];
+  /** Entries up to this id may be unsealed: they were written before the chain had a key. */
+  unsealedUntil: bigint;
+}
+
+// Set once at start-up from the configuration: every append, wherever it happens, seals with the
+// same key, and threading a key through each service's transaction would change nothing else.
+let chainSettings: AuditChainSettings = { chainKeys: [], unsealedUntil: 0n };
+
+/** Takes the configuration's audit chain settings (`config.audit`); the app, the start-up and the CLIs call it first. */
+export function configureAuditChain(settings: AuditChainSettings): void {
+  chainSettings = settings;
+}
+
 /** The entries as rows of the chain that continues from `head`, in order. */
 function chainEntries(head: string | undefined, entries: { entry: AuditEntry; now: Date }[]) {
   let prevHash = head ?? GENESIS_HASH;
+  const [sealingKey] = chainSettings.chainKeys;
   return entries.map(({ entry, now }): auditRepository.ChainedEntry => {
     const record = toAuditRecord(entry, now);
-    const row = { record, prevHash, hash: hashAuditRecord(prevHash, record) };
+    const row = { record, prevHash, hash: hashAuditRecord(prevHash, record, sealingKey) };
     prevHash = row.hash;
     return row;
   });
@@ -119,8 +137,21 @@ export function recordAudit(db: Database, entry: AuditEntry, now = new Date()): 
   return committed;
 }
 
+/** The newest entry a verification found intact; a later one must still find it as it was. */
+export interface ChainCheckpoint {
+  id: bigint;
+  hash: string;
+}
+
 export type ChainVerdict =
-  | { isIntact: true; count: number }
+  | {
+      isIntact: true;
+      count: number;
+      /** The newest entry, when there is one. */
+      head?: ChainCheckpoint;
+      /** Whether the newest entry is sealed with a key (AUDIT_CHAIN_KEY). */
+      isSealed: boolean;
+    }
   | { isIntact: false; count: number; brokenAt: bigint; reason: string };
 
 function toRecord(entry: auditRepository.StoredAuditEntry): AuditRecord {
@@ -128,23 +159,85 @@ function toRecord(entry: auditRepository.StoredAuditEntry): AuditRecord {
   return { ts, actor, ip, userAgent, action, target, status, details };
 }
 
-/** Walks the whole chain in id order and reports the first entry that does not fit. */
-export async function verifyAuditChain(db: Db): Promise<ChainVerdict> {
+/** How an entry's hash was made: with one of `keys`, without a key, or neither (it was changed). */
+function sealOf(entry: auditRepository.StoredAuditEntry, keys: readonly string[]): 'sealed' | 'unsealed' | 'none' {
+  const record = toRecord(entry);
+  if (keys.some((key) => hashAuditRecord(entry.prevHash, record, key) === entry.hash)) return 'sealed';
+  return hashAuditRecord(entry.prevHash, record) === entry.hash ? 'unsealed' : 'none';
+}
+
+const CHANGED = 'the entry was changed after it was written';
+
+/**
+ * Walks the whole chain in id order and reports the first entry that does not fit. With keys,
+ * every entry after AUDIT_CHAIN_UNSEALED_UNTIL must be sealed with one of them: whoever rewrites
+ * the table without the key can only write unsealed hashes. `checkpoint`, the head an earlier
+ * verification found, must still be there as it was: deleting the newest entries leaves a chain
+ * that is intact but shorter, which nothing inside the table can tell.
+ */
+export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Promise<ChainVerdict> {
+  const { chainKeys: keys, unsealedUntil } = chainSettings;
   let expectedPrev = GENESIS_HASH;
   let count = 0;
+  let head: ChainCheckpoint | undefined;
+  let isHeadSealed = false;
+  let hasMetCheckpoint = checkpoint === undefined;
   for await (const batch of auditRepository.iterateEntries(db, 'asc')) {
     for (const entry of batch) {
       count += 1;
+      if (!hasMetCheckpoint && checkpoint && entry.id >= checkpoint.id) {
+        if (entry.id !== checkpoint.id) return checkpointGone(count, checkpoint);
+        if (entry.hash !== checkpoint.hash) {
+          return {
+            isIntact: false,
+            count,
+            brokenAt: entry.id,
+            reason: 'the entry was rewritten since the last verification',
+          };
+        }
+        hasMetCheckpoint = true;
+      }
       if (entry.prevHash !== expectedPrev) {
         return { isIntact: false, count, brokenAt: entry.id, reason: 'prev_hash does not match the previous entry' };
       }
-      if (hashAuditRecord(entry.prevHash, toRecord(entry)) !== entry.hash) {
-        return { isIntact: false, count, brokenAt: entry.id, reason: 'the entry was changed after it was written' };
+      const seal =
+        keys.length > 0
+          ? sealOf(entry, keys)
+          : hashAuditRecord(entry.prevHash, toRecord(entry)) === entry.hash
+            ? 'unsealed'
+            : 'none';
+      if (seal === 'none') {
+        const reason =
+          keys.length > 0
+            ? `${CHANGED} (or sealed with a key this instance does not have)`
+            : `${CHANGED} (or sealed with an AUDIT_CHAIN_KEY this instance does not have)`;
+        return { isIntact: false, count, brokenAt: entry.id, reason };
+      }
+      if (seal === 'unsealed' && keys.length > 0 && entry.id > unsealedUntil) {
+        return {
+          isIntact: false,
+          count,
+          brokenAt: entry.id,
+          reason:
+            'the entry is not sealed with AUDIT_CHAIN_KEY: it was rewritten without the key, or written before the key was set (then set AUDIT_CHAIN_UNSEALED_UNTIL, docs/security.md)',
+        };
       }
       expectedPrev = entry.hash;
+      head = { id: entry.id, hash: entry.hash };
+      isHeadSealed = seal === 'sealed';
     }
   }
-  return { isIntact: true, count };
+  if (!hasMetCheckpoint && checkpoint) return checkpointGone(count, checkpoint);
+  return head ? { isIntact: true, count, head, isSealed: isHeadSealed } : { isIntact: true, count, isSealed: false };
+}
+
+function checkpointGone(count: number, checkpoint: ChainCheckpoint): ChainVerdict {
+  return {
+    isIntact: false,
+    count,
+    brokenAt: checkpoint.id,
+    reason: 'the entry, the newest at the last verification, is gone: entries were deleted',
+  };
 }
 
 export {

@@ -165,6 +165,12 @@ export function createMetrics(options: MetricsOptions = {}) {
       aggregator: 'min',
       registers,
     }),
+    auditChainVerifiedAt: new Gauge({
+      name: 'audit_chain_last_verified_timestamp_seconds',
+      help: 'When the audit log hash chain was last verified (Unix time), whatever the verdict.',
+      aggregator: 'max',
+      registers,
+    }),
   };
 
   // Series the dashboards and alerts query exist at 0 before the first event,

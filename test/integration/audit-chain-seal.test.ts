@@ -1,0 +1,253 @@
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type AuditEntry,
+  configureAuditChain,
+  recordAudit,
+  verifyAuditChain,
+} from '../../src/modules/audit/audit.service.js';
+import {
+  createAuditChainMonitor,
+  createAuditChainVerifier,
+  reportChainVerdictTo,
+} from '../../src/modules/audit/audit-chain.monitor.js';
+import { hashAuditRecord } from '../../src/modules/audit/audit-hash.js';
+import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { buildUser } from '../support/factories.js';
+import { signInAs } from '../support/sign-in.js';
+import { buildTestApp, metricValue } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+const KEY = 'audit-key-for-tests-audit-key-for-tests-01';
+const OLD_KEY = 'old-audit-key-for-tests-old-audit-key-0001';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+afterEach(async () => {
+  configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+  await asSuperuser('TRUNCATE audit_log RESTART IDENTITY');
+});
+
+/** Runs `sql` as a superuser who has switched the table's triggers off for the session. */
+async function asSuperuser(sql: string, values: unknown[] = []) {
+  const client = await db.pool.connect();
+  try {
+    await client.query("SET session_replication_role = 'replica'");
+    await client.query(sql, values);
+  } finally {
+    await client.query("SET session_replication_role = 'origin'");
+    client.release();
+  }
+}
+
+async function recordEntries(count: number, action = 'test.entry') {
+  for (let index = 0; index < count; index++) {
+    const entry: AuditEntry = { actor: 'ops', action, status: 'ok', details: { index, total: '7836.53' } };
+    await recordAudit(db, entry);
+  }
+}
+
+async function entries() {
+  return db.prisma.auditLog.findMany({ orderBy: { id: 'asc' } });
+}
+
+/**
+ * What someone who can write the table but has not the key does: change entry `id`, then recompute
+ * its hash and every later one with `key` (none: the plain SHA-256 anyone can compute).
+ */
+async function rewriteFrom(id: bigint, details: Record<string, unknown>, key?: string) {
+  let prevHash: string | undefined;
+  for (const row of await entries()) {
+    if (row.id < id) {
+      prevHash = row.hash;
+      continue;
+    }
+    const record = {
+      ts: row.ts,
+      actor: row.actor,
+      ip: row.ip,
+      userAgent: row.userAgent,
+      action: row.action,
+      target: row.target,
+      status: row.status,
+      details: row.id === id ? details : row.details,
+    };
+    const prev = prevHash ?? row.prevHash;
+    const hash = hashAuditRecord(prev, record, key);
+    await asSuperuser('UPDATE audit_log SET details = $2, prev_hash = $3, hash = $4 WHERE id = $1', [
+      row.id,
+      JSON.stringify(record.details),
+      prev,
+      hash,
+    ]);
+    prevHash = hash;
+  }
+}
+
+describe('a chain sealed with AUDIT_CHAIN_KEY', () => {
+  it('verifies, and reports a rewrite whose hashes were recomputed without the key', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(6);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true, count: 6, isSealed: true });
+
+    const victim = (await entries())[3];
+    if (!victim) throw new Error('no fourth entry');
+    // The walkthrough's rewrite: a receipt total changed, every later hash recomputed in plain SHA-256.
+    await rewriteFrom(victim.id, { index: 3, total: '0.01' });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      isIntact: false,
+      brokenAt: victim.id,
+      reason: expect.stringContaining('not sealed with AUDIT_CHAIN_KEY'),
+    });
+
+    // A guessed key fares no better.
+    await rewriteFrom(victim.id, { index: 3, total: '0.01' }, 'a-guess-a-guess-a-guess-a-guess-a-guess');
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      isIntact: false,
+      brokenAt: victim.id,
+      reason: expect.stringContaining('changed after it was written'),
+    });
+  });
+
+  it('is not what an unkeyed verification accepts, and says why', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(2);
+    const [first] = await entries();
+    configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      isIntact: false,
+      brokenAt: first?.id,
+      reason: expect.stringContaining('an AUDIT_CHAIN_KEY this instance does not have'),
+    });
+  });
+
+  it('takes unsealed entries only up to AUDIT_CHAIN_UNSEALED_UNTIL, and old keys after a change of key', async () => {
+    await recordEntries(3, 'test.before-the-key');
+    const lastUnsealed = (await entries()).at(-1)?.id ?? 0n;
+    configureAuditChain({ chainKeys: [OLD_KEY], unsealedUntil: 0n });
+    await recordEntries(2, 'test.old-key');
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      isIntact: false,
+      brokenAt: 1n,
+      reason: expect.stringContaining('AUDIT_CHAIN_UNSEALED_UNTIL'),
+    });
+    configureAuditChain({ chainKeys: [OLD_KEY], unsealedUntil: lastUnsealed });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true, count: 5, isSealed: true });
+
+    // A new key seals from now on; the old one still verifies what it sealed.
+    configureAuditChain({ chainKeys: [KEY, OLD_KEY], unsealedUntil: lastUnsealed });
+    await recordEntries(2, 'test.new-key');
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true, count: 7, isSealed: true });
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: lastUnsealed });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: false, brokenAt: lastUnsealed + 1n });
+
+    // Written again without any key after sealed ones: a downgrade, whatever the setting says of older entries.
+    configureAuditChain({ chainKeys: [KEY, OLD_KEY], unsealedUntil: lastUnsealed });
+    const [firstSealed] = (await entries()).filter((row) => row.id > lastUnsealed);
+    if (!firstSealed) throw new Error('no sealed entry');
+    await rewriteFrom(firstSealed.id, { index: 0, total: '0.01' });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: false, brokenAt: firstSealed.id });
+  });
+});
+
+describe('the newest entry of the last verification', () => {
+  it('must still be there: deleting the newest entries is reported by the process that saw them', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(5);
+    const monitor = createAuditChainMonitor({ db: db.prisma });
+    expect(await monitor.verify()).toMatchObject({ isIntact: true, count: 5 });
+    await recordEntries(1);
+    expect(await monitor.verify()).toMatchObject({ isIntact: true, count: 6 });
+
+    const newest = (await entries()).at(-1);
+    if (!newest) throw new Error('no entries');
+    // Both newest entries go: what is left is a shorter chain whose every hash is right.
+    await asSuperuser('DELETE FROM audit_log WHERE id >= $1', [newest.id - 1n]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true, count: 4 });
+    expect(await monitor.verify()).toMatchObject({
+      isIntact: false,
+      brokenAt: newest.id,
+      reason: expect.stringContaining('is gone'),
+    });
+    // Appending more does not hide it.
+    await recordEntries(3);
+    expect(await monitor.verify()).toMatchObject({ isIntact: false, brokenAt: newest.id });
+  });
+
+  it('must still be as it was', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(3);
+    const monitor = createAuditChainMonitor({ db: db.prisma });
+    await monitor.verify();
+    const newest = (await entries()).at(-1);
+    if (!newest) throw new Error('no entries');
+    // Replaced by a correctly sealed entry (someone with the key, or a restore): not the entry that was seen.
+    await asSuperuser('DELETE FROM audit_log WHERE id = $1', [newest.id]);
+    await recordEntries(1);
+    await asSuperuser('UPDATE audit_log SET id = $1 WHERE id = (SELECT max(id) FROM audit_log)', [newest.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true, count: 3 });
+    expect(await monitor.verify()).toMatchObject({
+      isIntact: false,
+      brokenAt: newest.id,
+      reason: expect.stringContaining('rewritten since the last verification'),
+    });
+  });
+});
+
+describe('the periodic verification', () => {
+  it('sets audit_chain_ok and logs a broken chain without anyone opening the page', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(4);
+    const metrics = createMetrics();
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const monitor = createAuditChainMonitor({ db: db.prisma, onVerdict: reportChainVerdictTo(metrics) });
+    const verifier = createAuditChainVerifier({ monitor, logger, intervalSec: 3600 });
+    try {
+      await verifier.runOnce();
+      expect(await metricValue(metrics, 'audit_chain_ok')).toBe(1);
+      expect(await metricValue(metrics, 'audit_chain_last_verified_timestamp_seconds')).toBeGreaterThan(
+        Date.now() / 1000 - 60,
+      );
+      expect(lines.at(-1)).toMatchObject({ msg: 'the audit log hash chain is intact', entries: 4, isSealed: true });
+
+      const victim = (await entries())[1];
+      if (!victim) throw new Error('no second entry');
+      await asSuperuser(`UPDATE audit_log SET actor = 'mallory' WHERE id = $1`, [victim.id]);
+      await verifier.runOnce();
+      expect(await metricValue(metrics, 'audit_chain_ok')).toBe(0);
+      expect(lines.at(-1)).toMatchObject({
+        msg: 'the audit log hash chain is broken',
+        level: 50,
+        brokenAt: String(victim.id),
+      });
+    } finally {
+      await verifier.stop();
+    }
+  });
+});
+
+describe('/admin/audit/verify', () => {
+  it('says when the chain is not sealed, and not when it is', async () => {
+    await buildUser(db.prisma, { username: 'sealer', role: 'admin', password: 'sealer-password' });
+    const unsealedApp = buildTestApp(db);
+    const unsealed = await signInAs(unsealedApp, 'sealer', 'sealer-password');
+    const warned = await unsealed.get('/admin/audit/verify').set('Accept', 'text/html').expect(200);
+    expect(warned.text).toContain('AUDIT_CHAIN_KEY is not set');
+    const json = await unsealed.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
+    expect(json.body).toMatchObject({ status: 'ok', isSealed: false });
+
+    // The same log once the key is set: the entries so far were written before it.
+    const lastUnsealed = (await entries()).at(-1)?.id ?? 0n;
+    const sealedApp = buildTestApp(db, {
+      env: { AUDIT_CHAIN_KEY: KEY, AUDIT_CHAIN_UNSEALED_UNTIL: String(lastUnsealed) },
+    });
+    const sealed = await signInAs(sealedApp, 'sealer', 'sealer-password');
+    const page = await sealed.get('/admin/audit/verify').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('entries are intact and chained');
+    expect(page.text).not.toContain('AUDIT_CHAIN_KEY is not set');
+  });
+});
