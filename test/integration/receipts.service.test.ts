@@ -1,11 +1,13 @@
 import { Prisma } from '@prisma/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { type CpuBasis, minorUnitDigits, priceJob, sumCosts } from '../../src/modules/pricing/pricing.js';
 import { createRatesService } from '../../src/modules/pricing/rates.service.js';
 import { createReceiptsService, NothingToBillError } from '../../src/modules/receipts/receipts.service.js';
 import { ConflictError, NotFoundError } from '../../src/shared/errors.js';
 import { awkwardJobSpecs, buildJobs, buildTiers } from '../support/billing-factories.js';
+import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { buildTestConfig } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -471,8 +473,103 @@ describe('month-end run', () => {
   });
 });
 
+/**
+ * How far the billing queue is from exact: queue rows of jobs that are not finished jobs on no live
+ * receipt (`billed` when a live receipt holds the job), and finished, unbilled jobs it lacks.
+ */
+async function queueMismatches() {
+  const { rows } = await db.pool.query<{ billed: number; stray: number; missing: number }>(`
+    SELECT (SELECT count(*) FROM unbilled_jobs u JOIN slurm_jobs j ON j.id = u.job_id
+             WHERE EXISTS (SELECT 1 FROM receipt_items ri
+                            WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided))::int AS billed,
+           (SELECT count(*) FROM unbilled_jobs u
+             WHERE NOT EXISTS (SELECT 1 FROM slurm_jobs j WHERE j.id = u.job_id AND j.is_terminal))::int AS stray,
+           (SELECT count(*) FROM slurm_jobs j
+             WHERE j.is_terminal
+               AND NOT EXISTS (SELECT 1 FROM unbilled_jobs u WHERE u.job_id = j.id)
+               AND NOT EXISTS (SELECT 1 FROM receipt_items ri
+                                WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided))::int AS missing`);
+  return rows[0];
+}
+
 describe('month-end run and the billing queue', () => {
   beforeEach(clearBilling);
+
+  it('never puts back the jobs of a receipt that commits while it repairs the queue', async () => {
+    const { receipts } = buildServices();
+    await buildJobs(
+      db,
+      Array.from({ length: 40 }, (_, index) => ({ user: 'alice', end: new Date(Date.UTC(2025, 7, 1, index)) })),
+    );
+    // Alice's own receipt, held open after its items are written (its trigger has taken her jobs
+    // out of the queue, uncommitted): its audit entry waits for the audit lock held here.
+    const holder = await db.pool.connect();
+    let ownReceipt: Promise<unknown> | undefined;
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+      ownReceipt = receipts.createForUser({ username: 'alice' }, '2025-08-31', as('alice'));
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      const { rows } = await db.pool.query<{ writers: number }>(
+        `SELECT count(*)::int AS writers FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+          WHERE c.relname = 'receipt_items' AND l.mode = 'RowExclusiveLock' AND l.granted`,
+      );
+      expect(rows[0]?.writers, 'the receipt has written its items').toBe(1);
+
+      const run = receipts.runMonthEnd(ADMIN, '2025-08-31');
+      // The month-end's repair has reached the receipt's uncommitted work and waits for it.
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+      await holder.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+      await expect(ownReceipt).resolves.toMatchObject({ itemCount: 40 });
+      expect((await run).receiptCount).toBe(0);
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+      await ownReceipt?.catch(() => undefined);
+    }
+    expect(await queueMismatches()).toEqual({ billed: 0, stray: 0, missing: 0 });
+  });
+
+  it('takes out of the queue the jobs that are already on a live receipt', async () => {
+    const { receipts } = buildServices();
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-08-10T00:00:00Z' },
+      { user: 'alice', end: '2025-08-11T00:00:00Z' },
+      { user: 'bob', end: '2025-08-11T00:00:00Z' },
+    ]);
+    await receipts.createForUser({ username: 'alice' }, '2025-08-31', as('alice'));
+    // What an older release's repair left: billed jobs back in the queue.
+    await db.pool.query(`
+      INSERT INTO unbilled_jobs (job_id, "user", end_at)
+      SELECT id, "user", end_at FROM slurm_jobs WHERE "user" = 'alice'`);
+    expect(await queueMismatches()).toEqual({ billed: 2, stray: 0, missing: 0 });
+
+    const run = await receipts.runMonthEnd(ADMIN, '2025-08-31');
+
+    expect(run.receipts.map((receipt) => receipt.username)).toEqual(['bob']);
+    expect(await queueMismatches()).toEqual({ billed: 0, stray: 0, missing: 0 });
+  });
+
+  it('leaves the queue exact after month-end runs and receipts at the same moment', async () => {
+    const { receipts } = buildServices();
+    await buildJobs(db, [
+      ...Array.from({ length: 120 }, (_, index) => ({ user: 'alice', end: new Date(Date.UTC(2025, 7, 1, index)) })),
+      ...['bob', 'carol', 'dave'].flatMap((user) => [
+        { user, end: '2025-08-10T00:00:00Z' },
+        { user, end: '2025-08-11T00:00:00Z' },
+      ]),
+    ]);
+    const outcomes = await Promise.allSettled([
+      receipts.runMonthEnd(ADMIN, '2025-08-31'),
+      receipts.runMonthEnd(ADMIN, '2025-08-31'),
+      ...Array.from({ length: 3 }, () => receipts.createForUser({ username: 'alice' }, '2025-08-31', as('alice'))),
+    ]);
+    // A receipt that lost its race is refused (nothing to bill, or a conflict); a run never fails.
+    expect(outcomes.slice(0, 2).map((outcome) => outcome.status)).toEqual(['fulfilled', 'fulfilled']);
+    const perJob = await db.prisma.receiptItem.groupBy({ by: ['slurmJobId'], _count: { _all: true } });
+    expect(perJob).toHaveLength(126);
+    expect(perJob.every((row) => row._count._all === 1)).toBe(true);
+    expect(await queueMismatches()).toEqual({ billed: 0, stray: 0, missing: 0 });
+  });
 
   it('bills a finished job the queue lost, with the owner and end the job has', async () => {
     const { receipts } = buildServices();

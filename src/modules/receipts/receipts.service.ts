@@ -287,7 +287,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   async function runMonthEnd(actor: AuditContext, before: string) {
     assertNotFuture(before);
     const cutoff = endOfLocalDay(before, config.timeZone);
-    await receiptsRepository.requeueMissedJobs(db);
+    // Committed before the first receipt of the run: it holds receipt_items against every write.
+    // Its lock waits for the receipts in flight (up to their own 60 s), then reads every job.
+    await db.$transaction((tx) => receiptsRepository.repairBillingQueue(tx), { timeout: 120_000, maxWait: 10_000 });
     const usernames = await receiptsRepository.findUsersWithUnbilledJobs(db, cutoff);
     type Outcome =
       | {
