@@ -76,6 +76,11 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
     count: formatCount,
     /** bank_transfer -> bank transfer: a payment method's code as the mark-paid form names it. */
     paymentMethod: (code: string | null | undefined) => (code ?? '').replaceAll('_', ' '),
+    /**
+     * " (scheduled)" after the time a rate entered for a later date takes effect, in the price
+     * list and the admin history alike; nothing for any other rate.
+     */
+    scheduledMark: (rate: { isScheduled: boolean }) => (rate.isScheduled ? ' (scheduled)' : ''),
     /** Hours to two decimals. */
     hours: (value: Numeric) => decimal(value, 2),
     /**

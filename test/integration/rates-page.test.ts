@@ -204,6 +204,44 @@ describe('with tiers', () => {
     expect(html).not.toContain("Slurm's TotalCPU");
   });
 
+  it('marks rates entered for a later date as scheduled in the admin history too, in the same words', async () => {
+    /** The rows of a tier's history on /admin/rates, newest first, tags removed. */
+    const historyOf = (html: string, tier: string) => {
+      const card = html.slice(html.indexOf(`<section class="card" id="tier-${tier}">`));
+      const body = /<tbody>([\s\S]*?)<\/tbody>/.exec(card.slice(0, card.indexOf('</section>')))?.[1] ?? '';
+      return [...body.matchAll(/<tr[^>]*>([\s\S]*?)<\/tr>/g)].map((row) =>
+        (row[1] ?? '')
+          .replace(/<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .trim(),
+      );
+    };
+    // No form schedules rates (POST /formula and the Rates page refuse effective_from), so SQL does.
+    await db.pool.query(
+      `INSERT INTO pricing_rates (tier_id, cpu_per_hour, gpu_per_hour, mem_per_hour, currency, effective_from, created_by)
+       SELECT id, 0.2, 13, 0.002, 'THB', '2025-12-01T00:00:00Z', 'sql' FROM pricing_tiers WHERE name = 'mu'`,
+    );
+    try {
+      await buildUser(db.prisma, { username: 'treasurer', role: 'admin' });
+      const admin = await signInAs(app, 'treasurer', 'treasurer-password');
+      const html = (await admin.get('/admin/rates').set('Accept', 'text/html').expect(200)).text;
+      expect(historyOf(html, 'mu')).toEqual([
+        '2025-12-01 07:00 (scheduled) 0.2 13 0.002 THB sql',
+        '2025-09-01 10:30 (current) 0.123456 12.5 0.000001 THB test',
+        '2025-01-01 07:00 0.5 12 0.05 THB test',
+      ]);
+      expect(historyOf(html, 'gov')).toEqual([
+        '2025-10-01 07:00 (scheduled) 0.9 19 0.09 THB test',
+        '2025-06-01 07:00 (current) 0.8 18 0.08 THB test',
+      ]);
+      // The price list says the same of the same row.
+      const priceList = (await page().expect(200)).text.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
+      expect(priceList).toContain('0.2 13 0.002 THB 2025-12-01 07:00 (scheduled)');
+    } finally {
+      await db.pool.query(`DELETE FROM pricing_rates WHERE created_by = 'sql'`);
+    }
+  });
+
   it('is readable without signing in, and a signed-in user keeps their own navigation on it', async () => {
     const visitor = (await page().expect(200)).text;
     expect(visitor).toContain('<a href="/login">Sign in</a>');

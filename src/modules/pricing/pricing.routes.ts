@@ -127,16 +127,11 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     res: express.Response,
     refused: { error?: string; form?: TypedRates; newTier?: TypedNewTier; tierEdit?: TypedTierEdit } = {},
   ) {
-    const snapshot = await rates.getSnapshot();
-    // "Default" as pricing applies it: the marked tier, else the one buildSnapshot falls back to.
-    const tiers = [...snapshot.tiers.values()].map((tier) => ({
-      ...tier,
-      isDefault: tier.name === snapshot.defaultTier,
-    }));
+    const { tiers, ruleTiers } = await rates.getAdminRates();
     res.render('admin/rates', {
       title: 'Rates',
       tiers,
-      ruleTiers: rates.listMissingRuleTiers(snapshot),
+      ruleTiers,
       error: refused.error,
       form: refused.form,
       newTier: refused.newTier,

@@ -67,6 +67,13 @@ export interface PriceListRates {
   mem: string;
   currency: string;
   effectiveFrom: Date;
+  /** Entered for a later date: not in force yet (isScheduledRate). */
+  isScheduled: boolean;
+}
+
+/** A tier as the admin Rates page shows it: every rate row, each marked when it is scheduled. */
+export interface AdminRatesTier extends Omit<TierView, 'history'> {
+  history: (ratesRepository.RateRow & { isScheduled: boolean })[];
 }
 
 /** A tier on the public price list. */
@@ -88,6 +95,15 @@ export interface RatesServiceDeps {
   db: Database;
   config: Pick<AppConfig, 'currency' | 'pricing'>;
   now?: () => Date;
+}
+
+/**
+ * Whether a rate row is scheduled at `nowMs`: entered for a later date, so not in force yet.
+ * The one rule behind the rate in force, the cache's expiry, and the "(scheduled)" mark on
+ * the price list and in the admin history, so the pages and /formula never disagree.
+ */
+export function isScheduledRate(rate: { effectiveFrom: Date }, nowMs: number): boolean {
+  return rate.effectiveFrom.getTime() > nowMs;
 }
 
 /** Strong ETag over the exact bytes served, so it changes exactly when the answer does. */
@@ -125,10 +141,9 @@ function buildSnapshot(
   const formulas = new Map<string, FormulaDocument>();
   let validUntilMs = Number.POSITIVE_INFINITY;
   for (const tier of tiers) {
-    const inForce = tier.rates.filter((rate) => rate.effectiveFrom.getTime() <= nowMs).at(-1);
+    const inForce = tier.rates.filter((rate) => !isScheduledRate(rate, nowMs)).at(-1);
     for (const rate of tier.rates) {
-      const from = rate.effectiveFrom.getTime();
-      if (from > nowMs) validUntilMs = Math.min(validUntilMs, from);
+      if (isScheduledRate(rate, nowMs)) validUntilMs = Math.min(validUntilMs, rate.effectiveFrom.getTime());
     }
     const current = inForce
       ? {
@@ -246,6 +261,7 @@ export function createRatesService(deps: RatesServiceDeps) {
       mem: rate.mem.toFixed(),
       currency: rate.currency,
       effectiveFrom: rate.effectiveFrom,
+      isScheduled: isScheduledRate(rate, nowMs),
     });
     const tiers = [...snapshot.tiers.values()]
       .map((tier) => ({
@@ -253,10 +269,29 @@ export function createRatesService(deps: RatesServiceDeps) {
         description: tier.description,
         isDefault: tier.name === snapshot.defaultTier,
         current: tier.current ? toText(tier.current) : undefined,
-        upcoming: tier.history.filter((rate) => rate.effectiveFrom.getTime() > nowMs).map(toText),
+        upcoming: tier.history.filter((rate) => isScheduledRate(rate, nowMs)).map(toText),
       }))
       .filter((tier) => tier.current || tier.upcoming.length > 0);
     return { tiers, cpuBasis: config.pricing.cpuBasis };
+  }
+
+  /**
+   * The admin Rates page: every tier with its whole rate history, each row marked when it is
+   * scheduled as the price list marks it, and the tiers the rules name that cannot price yet.
+   */
+  async function getAdminRates(): Promise<{
+    tiers: AdminRatesTier[];
+    ruleTiers: { tier: string; patterns: string[] }[];
+  }> {
+    const snapshot = await getSnapshot();
+    const nowMs = now().getTime();
+    const tiers = [...snapshot.tiers.values()].map((tier) => ({
+      ...tier,
+      // "Default" as pricing applies it: the marked tier, else the one buildSnapshot falls back to.
+      isDefault: tier.name === snapshot.defaultTier,
+      history: tier.history.map((rate) => ({ ...rate, isScheduled: isScheduledRate(rate, nowMs) })),
+    }));
+    return { tiers, ruleTiers: listMissingRuleTiers(snapshot) };
   }
 
   function tierOf(snapshot: RatesSnapshot, username: string, override: string | undefined): UserTier {
@@ -719,6 +754,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     getSnapshot,
     getFormula,
     getPriceList,
+    getAdminRates,
     getUserTier,
     getUserTiers,
     getRateTable,
@@ -728,7 +764,6 @@ export function createRatesService(deps: RatesServiceDeps) {
     editTier,
     deleteTier,
     setDefaultTier,
-    listMissingRuleTiers,
     listUserTiers,
     setOverride,
     invalidate,
