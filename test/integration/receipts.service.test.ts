@@ -571,6 +571,28 @@ describe('month-end run and the billing queue', () => {
     expect(await queueMismatches()).toEqual({ billed: 0, stray: 0, missing: 0 });
   });
 
+  it("never bills a job by a queue row's stale owner or end: the job's own decide", async () => {
+    const { receipts } = buildServices();
+    const [bobs, late] = await buildJobs(db, [
+      { user: 'bob', end: '2025-08-10T00:00:00Z' },
+      { user: 'alice', end: '2025-09-10T00:00:00Z' },
+    ]);
+    // What a repair racing ingestion's correction of a job could leave: the values it read before.
+    const rowOf = 'SELECT id FROM slurm_jobs WHERE job_id = $1';
+    await db.pool.query(`UPDATE unbilled_jobs SET "user" = 'alice' WHERE job_id = (${rowOf})`, [bobs]);
+    await db.pool.query(`UPDATE unbilled_jobs SET end_at = '2025-08-01T00:00:00Z' WHERE job_id = (${rowOf})`, [late]);
+
+    await expect(receipts.createForUser({ username: 'alice' }, '2025-08-31', as('alice'))).rejects.toThrow(
+      NothingToBillError,
+    );
+    expect(await itemsOfJob(bobs as string)).toHaveLength(0);
+    expect(await itemsOfJob(late as string)).toHaveLength(0);
+    // The month-end's repair puts the rows right, and bob's job goes on bob's receipt.
+    const run = await receipts.runMonthEnd(ADMIN, '2025-08-31');
+    expect(run.receipts.map((receipt) => receipt.username)).toEqual(['bob']);
+    expect(await itemsOfJob(late as string)).toHaveLength(0);
+  });
+
   it('bills a finished job the queue lost, with the owner and end the job has', async () => {
     const { receipts } = buildServices();
     const [lost, moved] = await buildJobs(db, [

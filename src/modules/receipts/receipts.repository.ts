@@ -17,8 +17,10 @@ const IS_ON_NO_LIVE_RECEIPT = Prisma.sql`NOT EXISTS (
 /**
  * FROM and WHERE of the finished jobs of a user that ended before `cutoff` and are on no
  * live (non-void) receipt. They are read through the billing queue `unbilled_jobs` (kept by
- * triggers), so the jobs billed long ago are never looked at; the NOT EXISTS probe of the
- * live items still decides, so the queue can never make a job billable.
+ * triggers), so the jobs billed long ago are never looked at; the job's own owner and end and
+ * the NOT EXISTS probe of the live items still decide, so the queue can never make a job
+ * billable: a row left with an owner or end the job no longer has (a repair racing ingestion's
+ * correction of the job) only delays its billing until the next repair.
  */
 function unbilledJobsOf(username: string, cutoff: Date): Prisma.Sql {
   return Prisma.sql`
@@ -26,6 +28,8 @@ function unbilledJobsOf(username: string, cutoff: Date): Prisma.Sql {
       JOIN slurm_jobs j ON j.id = u.job_id
      WHERE u."user" = ${username}
        AND u.end_at < ${cutoff}
+       AND j."user" = ${username}
+       AND j.end_at < ${cutoff}
        AND j.is_terminal
        AND ${IS_ON_NO_LIVE_RECEIPT}`;
 }
