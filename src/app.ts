@@ -11,7 +11,7 @@ import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
 import { requireObjectBody } from './http/json-object-body.js';
 import { jsonKeepingNumberText } from './http/lossless-json.js';
-import { rejectNulCharacters } from './http/reject-nul-characters.js';
+import { rejectUnstorableText } from './http/reject-unstorable-text.js';
 import { requestContext } from './http/request-context.js';
 import { createSessionMiddleware, enforceSessionLifetime, exposeFlash } from './http/session.js';
 import { createViewEngine } from './http/view-engine.js';
@@ -195,7 +195,7 @@ export function createApp(deps: AppDeps): express.Express {
   // Not strict: a list or a bare value is valid JSON, refused next with a message saying so.
   app.use(express.json({ limit: BODY_LIMIT, strict: false }));
   app.use(requireObjectBody);
-  app.use(rejectNulCharacters);
+  app.use(rejectUnstorableText);
   app.post('/login', redirectSignedInFromSignIn);
   app.use(createCsrfProtection({ secret: config.sessionSecret, isSecureCookie: config.isHttpsRequired }));
   app.use('/login', signInFormOnExpiredToken({ isHttpsRequired: config.isHttpsRequired }));

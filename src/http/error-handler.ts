@@ -71,7 +71,7 @@ function describe(
     return { status: 400, message: 'The address contains a malformed %-escape.', isExpected: true };
   }
   if (isUnstorableText(error)) {
-    // The routes refuse a NUL up front (reject-nul-characters.ts); this catches any path that does not.
+    // The routes and the webhooks refuse a NUL up front (storable-text.ts); this catches any path that does not.
     return {
       status: 400,
       message: 'The request contains text that cannot be stored (a NUL character).',

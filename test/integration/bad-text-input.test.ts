@@ -4,7 +4,7 @@ import { isUnstorableText, sqlStateOf } from '../../src/shared/errors.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenIn, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenIn, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -140,6 +140,7 @@ describe('NUL characters', () => {
       currency: 'THB',
     });
     expect(response.status, response.text).toBe(400);
+    expect(response.body.error).toContain('NUL character');
     expect(await countWrites()).toEqual(before);
   });
 });
@@ -189,5 +190,159 @@ describe('the SQLSTATE behind an error, however the driver wrapped it', () => {
     );
     expect(sqlStateOf(error)).toBe('23505');
     expect(isUnstorableText(error)).toBe(false);
+  });
+});
+
+describe('unpaired UTF-16 surrogates', () => {
+  // JSON can spell half of a surrogate pair ("\ud800"); JSON.parse keeps it as a string no
+  // UTF-8 can encode. supertest's JSON.stringify writes a lone surrogate back as that escape.
+  const LONE_HIGH = '\ud800';
+  const LONE_LOW = '\udc00';
+  const ILL_FORMED_TEXT_MESSAGE =
+    'The request contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape without its other half), which no field accepts.';
+  let carol: Agent;
+  let receiptId: number;
+  let heldPaymentId: number;
+  let heldExternalId: string;
+
+  beforeAll(async () => {
+    await buildUser(db.prisma, { username: 'carol', password: 'carol-password' });
+    await buildJobs(db, [{ user: 'carol', end: '2026-01-12T10:00:00Z', jobId: '4343' }]);
+    carol = await signInAs(app, 'carol', 'carol-password');
+    const created = await carol
+      .post('/me/receipt')
+      .type('form')
+      .send({
+        before: '2026-01-31',
+        csrf_token: csrfTokenIn((await carol.get('/me').set('Accept', 'text/html')).text),
+      });
+    expect(created.status, created.text.slice(0, 200)).toBe(303);
+    receiptId = Number(created.headers.location?.split('/').pop());
+    // A payment held for review: started, canceled at the checkout, then reported paid.
+    const started = await carol
+      .post(`/payments/receipt/${receiptId}/start`)
+      .type('form')
+      .send({ csrf_token: csrfTokenIn((await carol.get('/me').set('Accept', 'text/html')).text) });
+    expect(started.status, started.text.slice(0, 200)).toBe(303);
+    const checkout = started.headers.location as string;
+    const checkoutPage = await carol.get(checkout).set('Accept', 'text/html');
+    await carol
+      .post(checkout)
+      .type('form')
+      .send({ choice: 'cancel', csrf_token: csrfTokenIn(checkoutPage.text) })
+      .expect(303);
+    const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+    heldPaymentId = payment.id;
+    heldExternalId = payment.externalPaymentId as string;
+    await deliverDummy(app, {
+      event_id: 'evt_late_success',
+      event_type: 'payment.succeeded',
+      external_payment_id: heldExternalId,
+      amount_cents: Number(payment.amountMinor),
+      currency: payment.currency,
+    }).expect(200);
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: heldPaymentId } })).status).toBe('needs_review');
+  });
+
+  /** Everything one of the refused requests below could have changed. */
+  async function snapshot() {
+    const [writes, tiers, rates, receipts, payments] = await Promise.all([
+      countWrites(),
+      db.prisma.pricingTier.findMany({ select: { name: true, description: true }, orderBy: { id: 'asc' } }),
+      db.prisma.pricingRate.count(),
+      db.prisma.receipt.findMany({ select: { id: true, status: true, txRef: true }, orderBy: { id: 'asc' } }),
+      db.prisma.payment.findMany({ select: { id: true, status: true, reviewNote: true }, orderBy: { id: 'asc' } }),
+    ]);
+    return { writes, tiers, rates, receipts, payments };
+  }
+
+  it.each([
+    [
+      'a new tier description',
+      () => '/admin/rates/tiers',
+      { name: 'zz', description: LONE_HIGH, cpu: '1', gpu: '1', mem: '1' },
+    ],
+    ['a tier description edited', () => '/admin/rates/tiers/edit', { type: 'mu', name: 'mu', description: LONE_LOW }],
+    [
+      'a review note',
+      () => `/admin/payments/${heldPaymentId}/resolve`,
+      { outcome: 'dismissed', note: `settled ${LONE_HIGH} outside the app` },
+    ],
+    ['a reference of a payment', () => `/admin/receipts/${receiptId}/paid`, { method: 'cash', tx_ref: LONE_LOW }],
+    ['a reason to void', () => `/admin/receipts/${receiptId}/void`, { reason: `wrong ${LONE_HIGH} month` }],
+    ['a tier name to set rates for', () => '/formula', { type: LONE_HIGH, cpu: '1', gpu: '1', mem: '1' }],
+  ])('refuses %s holding one with a 400 and writes nothing', async (_case, path, body) => {
+    const before = await snapshot();
+    const token = await csrfTokenOf(admin, '/admin/rates');
+    const response = await admin.post(path()).set('Accept', 'application/json').set('X-CSRF-Token', token).send(body);
+    expect(response.status, response.text.slice(0, 300)).toBe(400);
+    expect(response.body).toEqual({ error: ILL_FORMED_TEXT_MESSAGE, code: 400 });
+    expect(await snapshot()).toEqual(before);
+    // Still serving, and the admin still signed in.
+    await admin.get('/admin/rates').set('Accept', 'text/html').expect(200);
+  });
+
+  it('shows a page with the reason to a browser', async () => {
+    const token = await csrfTokenOf(admin, '/admin/rates');
+    const response = await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'text/html')
+      .set('X-CSRF-Token', token)
+      .send({ reason: `wrong ${LONE_LOW} month` });
+    expect(response.status).toBe(400);
+    expect(response.text).toContain('unpaired UTF-16 surrogate');
+  });
+
+  it('answers a signed webhook carrying one with a 400 and stores no event', async () => {
+    const before = await snapshot();
+    const response = await deliverDummy(app, {
+      event_id: 'evt_lone_surrogate',
+      event_type: 'payment.succeeded',
+      external_payment_id: LONE_HIGH,
+      amount_cents: 100,
+      currency: 'THB',
+    });
+    expect(response.status, response.text).toBe(400);
+    expect(response.body).toEqual({ error: ILL_FORMED_TEXT_MESSAGE, code: 400 });
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('checks the signature first: an unsigned webhook carrying one is a bad signature', async () => {
+    const before = await snapshot();
+    const response = await deliverDummy(
+      app,
+      {
+        event_id: LONE_LOW,
+        event_type: 'payment.succeeded',
+        external_payment_id: 'x',
+        amount_cents: 1,
+        currency: 'THB',
+      },
+      'not-the-secret',
+    );
+    expect(response.status).toBe(400);
+    expect(response.body.error).toBe('Webhook rejected: signature does not match.');
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('cannot be given one through a %-escape in the query or the path', async () => {
+    // UTF-8 has no surrogates: %ED%A0%80 (what "\ud800" would be) is not UTF-8 at all.
+    const listed = await admin.get('/admin/receipts?user=%ED%A0%80').set('Accept', 'application/json');
+    expect(listed.status, listed.text.slice(0, 300)).toBe(200);
+    const shown = await admin.get('/admin/receipts/%ED%A0%80').set('Accept', 'application/json');
+    expect(shown.status).toBe(400);
+    expect(shown.body.error).toBe('The address contains a malformed %-escape.');
+  });
+
+  it('still takes a well-formed pair, an emoji, as the text it is', async () => {
+    const token = await csrfTokenOf(admin, '/admin/rates');
+    const response = await admin
+      .post('/admin/rates/tiers/edit')
+      .set('Accept', 'application/json')
+      .set('X-CSRF-Token', token)
+      .send({ type: 'gov', name: 'gov', description: 'government \ud83d\ude80' });
+    expect(response.status, response.text.slice(0, 300)).toBe(200);
+    const gov = await db.prisma.pricingTier.findFirstOrThrow({ where: { name: 'gov' } });
+    expect(gov.description).toBe('government 🚀');
   });
 });

@@ -6,6 +6,7 @@ import { formatDecimalText } from '../../http/view-format.js';
 import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError, notFoundById } from '../../shared/errors.js';
 import { formatLocalDateTime, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
+import { unstorableTextIn } from '../../shared/storable-text.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
@@ -438,6 +439,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       throw error;
     }
     try {
+      // Checked once the signature holds, as the routes' middleware checks a form: the provider's
+      // own text (a NUL, a lone surrogate such as "\ud800") cannot be stored, and failing inside
+      // the query would answer 500, which a provider retries forever.
+      const unstorable = unstorableTextIn([event.id, event.type, event.externalPaymentId, event.currency, event.raw]);
+      if (unstorable !== undefined) throw new BadRequestError(unstorable);
       const result = await prisma.$transaction(async (tx) => {
         const eventRowId = await paymentsRepository.insertEventOnce(tx, {
           provider: providerName,
