@@ -32,6 +32,21 @@ function incrementDigits(digits: string): string {
   return digits.slice(0, index) + String(Number(digits[index]) + 1) + '0'.repeat(digits.length - index - 1);
 }
 
+// How a payment that has ended is told to its payer, after "This payment": the statuses are
+// codes (needs_review), not words, and "already needs_review" read as neither.
+const ENDED_PAYMENTS: ReadonlyMap<string, string> = new Map([
+  ['succeeded', 'has already succeeded'],
+  ['failed', 'failed'],
+  ['canceled', 'was canceled'],
+  ['needs_review', 'is held for review by the billing team'],
+  ['resolved', 'was reviewed and closed by the billing team'],
+]);
+
+/** "has already succeeded", "was canceled": how a payment ended; undefined while it is pending. */
+export function describeEndedPayment(status: string): string | undefined {
+  return ENDED_PAYMENTS.get(status);
+}
+
 /** Number and date formatting the views share, fixed to the site's zone and currency. */
 export function createViewFormatters(options: { timeZone: string; currency: string }) {
   const time = new Intl.DateTimeFormat('en-GB', {
@@ -81,6 +96,8 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
      * list and the admin history alike; nothing for any other rate.
      */
     scheduledMark: (rate: { isScheduled: boolean }) => (rate.isScheduled ? ' (scheduled)' : ''),
+    /** succeeded -> has already succeeded: how a payment ended, after "This payment"; undefined while pending. */
+    endedPayment: describeEndedPayment,
     /** Hours to two decimals. */
     hours: (value: Numeric) => decimal(value, 2),
     /**

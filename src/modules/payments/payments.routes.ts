@@ -105,22 +105,38 @@ export function paymentRoutes(deps: {
     });
   });
 
-  router.get('/payments/dummy/checkout/:externalId', guards.requireUser, async (req, res) => {
-    const { externalId } = parseInput(ZExternalIdParam, req.params);
-    const payment = await payments.getDummyCheckout(sessionUserOf(req).username, externalId);
+  /** The dummy checkout page; once the payment has ended it says how, and offers no choice. */
+  async function renderDummyCheckout(res: express.Response, username: string, externalId: string, error?: string) {
+    const payment = await payments.getDummyCheckout(username, externalId);
     res.render('payments/dummy-checkout', {
       title: 'Dummy checkout',
       payment,
       externalId,
       amount: fromMinorUnits(payment.amountMinor, payment.currency),
+      error,
     });
+  }
+
+  router.get('/payments/dummy/checkout/:externalId', guards.requireUser, async (req, res) => {
+    const { externalId } = parseInput(ZExternalIdParam, req.params);
+    await renderDummyCheckout(res, sessionUserOf(req).username, externalId);
   });
 
   router.post('/payments/dummy/checkout/:externalId', guards.requireUser, async (req, res) => {
     const { externalId } = parseInput(ZExternalIdParam, req.params);
-    const { choice } = parseInput(ZDummyChoice, req.body);
-    const { receiptId } = await payments.completeDummyCheckout(sessionUserOf(req).username, externalId, choice);
-    res.redirect(303, `/payments/thanks?rid=${receiptId}`);
+    const { username } = sessionUserOf(req);
+    let completed: Awaited<ReturnType<typeof payments.completeDummyCheckout>>;
+    try {
+      const { choice } = parseInput(ZDummyChoice, req.body);
+      completed = await payments.completeDummyCheckout(username, externalId, choice);
+    } catch (error) {
+      // A choice for a payment that has ended (409): the checkout page again, saying how it ended.
+      if (!isRefusedForm(req, error, [409])) throw error;
+      res.status(error.status);
+      await renderDummyCheckout(res, username, externalId, readableMessageOf(error));
+      return;
+    }
+    res.redirect(303, `/payments/thanks?rid=${completed.receiptId}`);
   });
 
   /** The payments page; `refused` brings a refused resolution back beside its payment. */

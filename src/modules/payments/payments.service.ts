@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Prisma } from '@prisma/client';
 import type { PaymentsConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
-import { formatDecimalText } from '../../http/view-format.js';
+import { describeEndedPayment, formatDecimalText } from '../../http/view-format.js';
 import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError, notFoundById } from '../../shared/errors.js';
 import { formatLocalDateTime, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
@@ -499,6 +499,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
    */
   async function completeDummyCheckout(username: string, externalPaymentId: string, choice: 'pay' | 'fail' | 'cancel') {
     const payment = await getDummyCheckout(username, externalPaymentId);
+    // A hosted checkout takes one choice. A page left open (a second tab, Back) must not send
+    // another event: Pay on a canceled or held payment would be money taken after it ended.
+    // Late events from the provider itself still go through the webhook, which holds them.
+    const ended = describeEndedPayment(payment.status);
+    if (ended !== undefined) {
+      throw new ConflictError(`This payment ${ended}, so its checkout takes no other choice; nothing was changed.`);
+    }
     const eventType = { pay: 'payment.succeeded', fail: 'payment.failed', cancel: 'payment.canceled' }[choice];
     const body = JSON.stringify({
       event_id: `dummy_evt_${payment.id}_${choice}_${now().getTime()}`,

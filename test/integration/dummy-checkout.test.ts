@@ -1,0 +1,144 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { formActionsIn } from '../support/html.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+let admin: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'cashier', role: 'admin', password: 'cashier-password' });
+  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  admin = await signInAs(app, 'cashier', 'cashier-password');
+});
+afterAll(() => db?.drop());
+
+let payerCount = 0;
+/** A researcher at the dummy checkout of their receipt's first payment, still pending. */
+async function atCheckout() {
+  payerCount += 1;
+  const username = `payer${payerCount}`;
+  await buildUser(db.prisma, { username, password: `${username}-password` });
+  await buildJobs(db, [{ user: username, end: '2026-01-10T10:00:00Z' }]);
+  const agent = await signInAs(app, username, `${username}-password`);
+  const created = await agent
+    .post('/me/receipt')
+    .type('form')
+    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
+  expect(created.status, created.text.slice(0, 200)).toBe(303);
+  const receiptId = Number(created.headers.location?.split('/').pop());
+  const started = await agent
+    .post(`/payments/receipt/${receiptId}/start`)
+    .type('form')
+    .send({ csrf_token: await csrfTokenOf(agent) });
+  expect(started.status, started.text.slice(0, 200)).toBe(303);
+  const checkoutPath = started.headers.location as string;
+  const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+  return { agent, receiptId, checkoutPath, payment };
+}
+
+async function choose(agent: Agent, checkoutPath: string, choice: string, accept = 'text/html') {
+  return agent
+    .post(checkoutPath)
+    .set('Accept', accept)
+    .type('form')
+    .send({ choice, csrf_token: await csrfTokenOf(agent) });
+}
+
+/** A checkout whose payment ended as `status`, the way each end is reached. */
+async function endedCheckout(status: string) {
+  const checkout = await atCheckout();
+  const { agent, checkoutPath, payment } = checkout;
+  const choice = { succeeded: 'pay', failed: 'fail' }[status] ?? 'cancel';
+  expect((await choose(agent, checkoutPath, choice)).status).toBe(303);
+  if (status === 'needs_review' || status === 'resolved') {
+    // The provider reports the money after the cancel: held for the billing team.
+    await deliverDummy(app, {
+      event_id: `evt-late-${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: Number(payment.amountMinor),
+      currency: payment.currency,
+    }).expect(200);
+  }
+  if (status === 'resolved') {
+    await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRF-Token', await csrfTokenOf(admin, '/admin/payments'))
+      .send({ outcome: 'refunded', note: 'refunded at the provider' })
+      .expect(200);
+  }
+  expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe(status);
+  return checkout;
+}
+
+/** What a refused choice must leave as it was. */
+async function stateOf(receiptId: number) {
+  const [receipt, payments, events, audit] = await Promise.all([
+    db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } }),
+    db.prisma.payment.findMany({ where: { receiptId }, orderBy: { id: 'asc' } }),
+    db.prisma.paymentEvent.count(),
+    db.prisma.auditLog.count(),
+  ]);
+  return { receipt, payments, events, audit };
+}
+
+const ENDINGS = [
+  ['succeeded', 'This payment has already succeeded.'],
+  ['failed', 'This payment failed.'],
+  ['canceled', 'This payment was canceled.'],
+  ['needs_review', 'This payment is held for review by the billing team.'],
+  ['resolved', 'This payment was reviewed and closed by the billing team.'],
+] as const;
+
+describe('the dummy checkout page', () => {
+  it('offers Pay, Fail and Cancel while the payment is pending', async () => {
+    const { agent, checkoutPath } = await atCheckout();
+    const page = await agent.get(checkoutPath).set('Accept', 'text/html').expect(200);
+    expect(formActionsIn(page.text)).toContain(checkoutPath);
+    for (const choice of ['pay', 'fail', 'cancel']) expect(page.text).toContain(`name="choice" value="${choice}"`);
+    expect(page.text).not.toContain('This payment');
+  });
+
+  it.each(ENDINGS)(
+    'says in plain words that a %s payment has ended, and offers no choice',
+    async (status, sentence) => {
+      const { agent, checkoutPath, receiptId } = await endedCheckout(status);
+      const page = await agent.get(checkoutPath).set('Accept', 'text/html').expect(200);
+      expect(page.text).toContain(sentence);
+      expect(page.text).not.toContain('This checkout is already');
+      expect(page.text).not.toContain('name="choice"');
+      expect(formActionsIn(page.text)).not.toContain(checkoutPath);
+      expect(page.text).toContain(`href="/payments/thanks?rid=${receiptId}"`);
+    },
+  );
+
+  it.each(ENDINGS)('refuses a choice for a %s payment with 409 and changes nothing', async (status, sentence) => {
+    const { agent, checkoutPath, receiptId } = await endedCheckout(status);
+    const before = await stateOf(receiptId);
+    for (const choice of ['pay', 'fail', 'cancel']) {
+      const json = await choose(agent, checkoutPath, choice, 'application/json');
+      expect(json.status, json.text.slice(0, 300)).toBe(409);
+      expect(json.body).toEqual({
+        error: `${sentence.slice(0, -1)}, so its checkout takes no other choice; nothing was changed.`,
+        code: 409,
+      });
+    }
+    // A browser gets the checkout page back, with the reason and still no buttons.
+    const page = await choose(agent, checkoutPath, 'pay');
+    expect(page.status).toBe(409);
+    expect(page.text).toContain(
+      `${sentence.slice(0, -1)}, so its checkout takes no other choice; nothing was changed.`,
+    );
+    expect(page.text).not.toContain('name="choice"');
+    expect(await stateOf(receiptId)).toEqual(before);
+  });
+});
