@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
-import { sessionsWaitingForLocks } from '../support/lock-waits.js';
+import { sessionsWaitingForLocks, transactionsWaitedOn } from '../support/lock-waits.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -1132,6 +1132,70 @@ describe('receipts over HTTP', () => {
     ]);
     expect(await paidCsv('start=2025-09-01&end=2025-09-30')).toEqual([
       expect.objectContaining({ receipt_id: String(today), paid_on: '2025-09-20' }),
+    ]);
+  });
+
+  it.each([
+    ['JSON', 'application/json'],
+    ['the page', 'text/html'],
+  ])('tells the admin in %s which user lost a race to another receipt, and where to find it', async (_as, accept) => {
+    const [racedJob] = await buildJobs(db, [
+      { user: 'alice', end: '2025-08-20T03:00:00Z' },
+      { user: 'bob', end: '2025-08-21T03:00:00Z' },
+    ]);
+    // Another receipt takes alice's job after the run listed her and before its insert: the
+    // stall holds the run there (it reads alice's tier next), the racer's item waits uncommitted.
+    const stall = await db.pool.connect();
+    const racer = await db.pool.connect();
+    let run: request.Response;
+    try {
+      await stall.query('BEGIN');
+      await stall.query('LOCK TABLE tier_overrides IN ACCESS EXCLUSIVE MODE');
+      const raced = admin
+        .post('/admin/month-end')
+        .set('Accept', accept)
+        .type('form')
+        .send({ before: '2025-08-31', csrf_token: await csrfTokenOf(admin, '/admin/receipts') })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool)).toBeGreaterThan(0);
+      await racer.query('BEGIN');
+      const { rows } = await racer.query(
+        `INSERT INTO receipts (username, billed_through, total, currency, tier_name, rates_snapshot, rates_locked_at, created_by)
+         VALUES ('alice', '2025-08-31', 0, 'THB', 'mu', '{}', now(), 'alice') RETURNING id`,
+      );
+      await racer.query(
+        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
+         SELECT $1, id, cluster, job_key, job_id, 0, 0, 0, 0 FROM slurm_jobs WHERE job_id = $2`,
+        [rows[0].id, racedJob],
+      );
+      await stall.query('COMMIT');
+      // The run's insert for alice now waits on the racer's item, then fails on the unique index.
+      expect(await transactionsWaitedOn(db.pool)).toBeGreaterThan(0);
+      await racer.query('COMMIT');
+      run = await raced;
+    } finally {
+      stall.release();
+      racer.release();
+    }
+    const reason =
+      'alice: their jobs were billed by another receipt created at the same moment, so this run made no receipt ' +
+      'for alice and wrote nothing for them. Find that receipt on the billing page filtered by user alice ' +
+      '(/admin/receipts?user=alice).';
+    if (accept === 'application/json') {
+      expect(run.status, run.text.slice(0, 300)).toBe(200);
+      expect(run.body).toMatchObject({ ok: true, receiptCount: 1, skipped: [{ username: 'alice', reason }] });
+    } else {
+      expect(run.status).toBe(303);
+      const page = await html(admin, '/admin/receipts').expect(200);
+      expect(page.text).toContain(`1 receipt created`);
+      expect(page.text).toContain(`1 user skipped: ${reason}`);
+      expect(page.text).not.toContain('Open your receipts');
+    }
+    expect(
+      await db.prisma.receipt.findMany({ select: { username: true, createdBy: true }, orderBy: { id: 'asc' } }),
+    ).toEqual([
+      { username: 'alice', createdBy: 'alice' },
+      { username: 'bob', createdBy: 'boss' },
     ]);
   });
 

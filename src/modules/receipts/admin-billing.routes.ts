@@ -224,7 +224,11 @@ export function adminBillingRoutes(deps: {
         result.noChargeCount > 0
           ? ` ${result.noChargeCount} of them total 0 and ${result.noChargeCount === 1 ? 'is' : 'are'} settled as no charge.`
           : ''
-      }${result.skipped.length > 0 ? ` ${result.skipped.length} user(s) skipped (billed meanwhile).` : ''}`,
+      }${
+        result.skipped.length > 0
+          ? ` ${counted(result.skipped.length, 'user')} skipped: ${result.skipped.map((user) => user.reason).join(' ')}`
+          : ''
+      }`,
     };
     res.redirect(303, '/admin/receipts');
   });

@@ -31,6 +31,48 @@ export class NothingToBillError extends AppError {
   }
 }
 
+/**
+ * Some of the jobs a receipt was to bill went onto another receipt while it was being made (the
+ * unique job-key index refused them). Worded for the person who asked for their own receipt.
+ */
+export class BilledMeanwhileError extends ConflictError {
+  constructor(
+    readonly username: string,
+    readonly before: string,
+  ) {
+    super(
+      'Some of these jobs were put on another receipt at the same moment, so this receipt was not created ' +
+        'and nothing was written. Open your receipts to see the other one.',
+      { username, before },
+    );
+  }
+}
+
+/** Where an admin finds `username`'s receipts: the billing page filtered by that user. */
+function billingPageOf(username: string): string {
+  return `the billing page filtered by user ${username} (/admin/receipts?user=${encodeURIComponent(username)})`;
+}
+
+/**
+ * Why the month-end run made no receipt for `username`, for the admin who ran it: the researcher's
+ * own wording ("Open your receipts") names neither the user nor where an admin looks.
+ */
+function describeSkippedUser(error: NothingToBillError | ConflictError, username: string): string {
+  if (error instanceof BilledMeanwhileError) {
+    return (
+      `${username}: their jobs were billed by another receipt created at the same moment, so this run made ` +
+      `no receipt for ${username} and wrote nothing for them. Find that receipt on ${billingPageOf(username)}.`
+    );
+  }
+  if (error instanceof NothingToBillError) {
+    return (
+      `${username}: nothing was left to bill up to ${error.before}, as another receipt billed their jobs after ` +
+      `this run listed them. Find it on ${billingPageOf(username)}.`
+    );
+  }
+  return `${username}: ${error.message}`;
+}
+
 export interface ReceiptsServiceDeps {
   db: Database;
   config: Pick<AppConfig, 'timeZone' | 'pricing'>;
@@ -260,13 +302,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       metrics.receiptCreated.inc({ scope });
       return receipt;
     } catch (error) {
-      if (isUniqueViolation(error)) {
-        throw new ConflictError(
-          'Some of these jobs were put on another receipt at the same moment, so this receipt was not created ' +
-            'and nothing was written. Open your receipts to see the other one.',
-          { username, before },
-        );
-      }
+      if (isUniqueViolation(error)) throw new BilledMeanwhileError(username, before);
       throw error;
     }
   }
@@ -314,7 +350,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         } catch (error) {
           // Someone billed this user between the listing and now: that is the outcome we wanted.
           if (error instanceof NothingToBillError || error instanceof ConflictError) {
-            outcomes[index] = { skipped: { username, reason: error.message } };
+            outcomes[index] = { skipped: { username, reason: describeSkippedUser(error, username) } };
           } else {
             failure ??= { error };
           }
