@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
+import { visibleTextOf } from '../support/html.js';
 import { signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -48,6 +49,11 @@ describe('/admin/payments with more payments than it lists', () => {
     await buildPayments(receipt.id, 30, 'needs_review', 'held-');
     const some = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
     expect(some.text).toContain('30 payments need review');
+    // What a reader sees: no space before the ")" after the link.
+    expect(visibleTextOf(some.text)).toContain(
+      '(refund it there, or mark the receipt paid by hand or void it on the billing page), then resolve the ' +
+        'payment below with what was done.',
+    );
     expect(some.text.match(/action="\/admin\/payments\/\d+\/resolve"/g)).toHaveLength(30);
     expect(some.text).not.toContain('held payments, the newest');
     expect(some.text).not.toContain('The 200 newest');

@@ -24,3 +24,25 @@ export function elementById(html: string, id: string): string | undefined {
 export function formActionsIn(html: string): string[] {
   return [...html.matchAll(/<form method="post" action="([^"]*)"/g)].map((match) => match[1] as string);
 }
+
+// Elements a browser lays out inside a line of text: no space where they open or close.
+const INLINE_TAG = /<\/?(?:a|abbr|b|code|em|i|small|span|strong|time)\b[^>]*>/gi;
+
+/**
+ * A page's text as a browser shows it, whitespace collapsed: inline tags vanish without a space
+ * ("<a>billing page</a>)" reads "billing page)"), any other tag separates words. Replacing every
+ * tag with a space instead puts spaces before punctuation that no reader sees.
+ */
+export function visibleTextOf(html: string): string {
+  return html
+    .replace(/<(script|style)\b[\s\S]*?<\/\1>/gi, ' ')
+    .replace(INLINE_TAG, '')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&#39;/g, "'")
+    .replace(/&quot;/g, '"')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
