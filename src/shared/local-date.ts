@@ -18,6 +18,8 @@ export function isCalendarDate(text: string): boolean {
 
 /** What is wrong with `text` as a local date, or undefined when it is one; one reason at a time. */
 function localDateProblem(text: string): string | undefined {
+  // An empty form field is a date not given, not a date in the wrong format.
+  if (text === '') return 'is required';
   if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return 'must be a date as YYYY-MM-DD';
   if (!isCalendarDate(text)) return 'is not a real calendar date';
   if (text < EARLIEST_LOCAL_DATE || text > LATEST_LOCAL_DATE) {
@@ -34,6 +36,17 @@ export const ZLocalDate = z
     const problem = localDateProblem(text);
     if (problem) context.addIssue({ code: 'custom', message: problem });
   });
+
+/**
+ * A ZLocalDate a form or query may leave out: missing, empty or only spaces is undefined (a date
+ * field left empty is sent as ""), anything else must be a date.
+ */
+export const ZOptionalLocalDate = z
+  .string()
+  .trim()
+  .optional()
+  .transform((text) => text || undefined)
+  .pipe(ZLocalDate.optional());
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 function formatterFor(timeZone: string): Intl.DateTimeFormat {

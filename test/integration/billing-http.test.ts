@@ -1041,6 +1041,31 @@ describe('receipts over HTTP', () => {
     expect(await db.prisma.receipt.count()).toBe(0);
   });
 
+  it.each([
+    ['/me/receipt', 'the researcher', '<h1>My usage</h1>', 'No receipt created.'],
+    ['/admin/month-end', 'the admin', '<h1>Billing</h1>', 'Month-end run not started.'],
+  ])('says that %s needs its date when %s leaves it empty or out', async (path, who, heading, refused) => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z' }]);
+    const agent = who === 'the admin' ? admin : alice;
+    const token = await csrfTokenOf(agent, path === '/me/receipt' ? '/me' : '/admin/receipts');
+    for (const before of ['', '   ', undefined]) {
+      const fields = before === undefined ? {} : { before };
+      const page = await agent
+        .post(path)
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ ...fields, csrf_token: token });
+      expect(page.status, JSON.stringify(before)).toBe(400);
+      expect(page.text).toContain(heading);
+      expect(page.text).toContain(`${refused} Jobs ended up to and including: is required`);
+      expect(page.text).not.toContain('must be a date as YYYY-MM-DD');
+      const api = await agent.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(fields);
+      expect(api.status).toBe(400);
+      expect(api.body).toEqual({ error: 'before: is required', code: 400 });
+    }
+    expect(await db.prisma.receipt.count()).toBe(0);
+  });
+
   it('records the day a payment was made, refusing a day in the future or before the receipt, and exports by it', async () => {
     await buildJobs(db, [
       { user: 'alice', end: '2025-08-10T03:00:00Z', jobId: '9701' },

@@ -7,6 +7,7 @@ import {
   startOfLocalDay,
   toLocalDate,
   ZLocalDate,
+  ZOptionalLocalDate,
 } from '../../src/shared/local-date.js';
 
 describe('local days', () => {
@@ -54,6 +55,30 @@ describe('local days', () => {
 
   it.each(['2026-02-30', '2026-13-01', '26-01-01', 'yesterday', ''])('refuses %j as a date', (text) => {
     expect(ZLocalDate.safeParse(text).success).toBe(false);
+  });
+
+  it.each([
+    ['', 'is required'],
+    ['   ', 'is required'],
+    ['yesterday', 'must be a date as YYYY-MM-DD'],
+    ['2026-02-30', 'is not a real calendar date'],
+  ])('says why %j is no date', (text, reason) => {
+    expect(ZLocalDate.safeParse(text).error?.issues.map((issue) => issue.message)).toEqual([reason]);
+  });
+
+  it.each([
+    [undefined, undefined],
+    ['', undefined],
+    ['   ', undefined],
+    [' 2026-03-10 ', '2026-03-10'],
+  ])('reads %j as an optional date %j', (text, date) => {
+    expect(ZOptionalLocalDate.parse(text)).toBe(date);
+  });
+
+  it('still refuses an optional date that is given but no date', () => {
+    expect(ZOptionalLocalDate.safeParse('yesterday').error?.issues.map((issue) => issue.message)).toEqual([
+      'must be a date as YYYY-MM-DD',
+    ]);
   });
 });
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { labelFields } from '../../http/field-labels.js';
-import { ZLocalDate } from '../../shared/local-date.js';
+import { ZOptionalLocalDate } from '../../shared/local-date.js';
 
 const optionalText = (max: number) =>
   z
@@ -14,14 +14,8 @@ export const ZAuditQuery = labelFields(
   z.object({
     actor: optionalText(64),
     action: optionalText(64),
-    from: z
-      .union([z.literal(''), ZLocalDate])
-      .optional()
-      .transform((value) => value || undefined),
-    to: z
-      .union([z.literal(''), ZLocalDate])
-      .optional()
-      .transform((value) => value || undefined),
+    from: ZOptionalLocalDate,
+    to: ZOptionalLocalDate,
     before: z
       .string()
       .regex(/^\d{1,18}$/, 'must be an entry id')

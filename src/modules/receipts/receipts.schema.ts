@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { labelFields } from '../../http/field-labels.js';
 import { strictBody } from '../../http/strict-body.js';
-import { ZLocalDate } from '../../shared/local-date.js';
+import { ZLocalDate, ZOptionalLocalDate } from '../../shared/local-date.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
 export { ZLocalDate };
@@ -37,7 +37,7 @@ export const ZMarkPaid = strictBody(
       .optional()
       .transform((value) => (value ? value : undefined)),
     /** The local day (APP_TZ) the money was paid; today when left out or empty. */
-    paid_on: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
+    paid_on: ZOptionalLocalDate,
   },
   RECEIPT_FIELD_LABELS,
 );
@@ -67,8 +67,8 @@ export const ZReceiptFilter = labelFields(
       .optional()
       .or(z.literal('').transform(() => undefined)),
     user: z.string().trim().max(64).optional(),
-    start: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
-    end: ZLocalDate.optional().or(z.literal('').transform(() => undefined)),
+    start: ZOptionalLocalDate,
+    end: ZOptionalLocalDate,
     page: zWholeNumber(1, 100_000).default(1),
   }),
   RECEIPT_FIELD_LABELS,

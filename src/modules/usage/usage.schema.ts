@@ -1,10 +1,9 @@
 import { z } from 'zod';
 import { labelFields } from '../../http/field-labels.js';
+import { ZOptionalLocalDate } from '../../shared/local-date.js';
 import { zWholeNumber } from '../../shared/whole-number.js';
-import { ZLocalDate } from '../receipts/receipts.schema.js';
 import { SORT_COLUMNS, type SortColumn } from './usage.repository.js';
 
-const optionalDate = ZLocalDate.optional().or(z.literal('').transform(() => undefined));
 const optionalText = (max: number) =>
   z
     .string()
@@ -14,7 +13,7 @@ const optionalText = (max: number) =>
     .transform((value) => (value ? value : undefined));
 
 /** A date window; both ends optional (default: the last 7 days in APP_TZ). */
-export const ZWindowQuery = labelFields(z.object({ start: optionalDate, end: optionalDate }), {
+export const ZWindowQuery = labelFields(z.object({ start: ZOptionalLocalDate, end: ZOptionalLocalDate }), {
   start: 'From',
   end: 'To',
 });
