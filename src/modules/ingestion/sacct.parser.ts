@@ -80,6 +80,9 @@ export class SacctHeaderError extends Error {
 export class SacctParser {
   private columns: Map<string, number> | null = null;
   private columnCount = 0;
+  private jobIdIndex = 0;
+  /** No column before JobID holds free text, so a stray `|` in a value never moves the JobID. */
+  private isJobIdPlaceFixed = true;
   private open: OpenJob | null = null;
   /** The key of a job whose row was skipped: its step rows go with it, uncounted. */
   private skippedKey: string | null = null;
@@ -98,13 +101,7 @@ export class SacctParser {
     }
     if (text.trim() === '') return [];
     const fields = text.split('|');
-    if (fields.length !== this.columnCount) {
-      return this.skipLine(
-        lineNumber,
-        fields[0] ?? null,
-        `expected ${this.columnCount} fields, found ${fields.length}`,
-      );
-    }
+    if (fields.length !== this.columnCount) return this.skipMisshapenLine(fields, lineNumber);
     const idText = this.field(fields, 'JobID');
     const id = parseJobId(idText);
     if (!id) return this.skipLine(lineNumber, idText, `not a Slurm job id: "${idText.slice(0, 40)}"`);
@@ -158,6 +155,47 @@ export class SacctParser {
     }
     this.columns = columns;
     this.columnCount = names.length;
+    this.jobIdIndex = columns.get('JobID') as number;
+    this.isJobIdPlaceFixed = names.slice(0, this.jobIdIndex).every((name) => PIPE_FREE_COLUMNS.has(name));
+  }
+
+  /**
+   * A line with the wrong number of fields: cut short, or with a `|` inside a value. Its own
+   * record is lost, and with it the sums of its job: a step of the open job skips that job
+   * whole (as a bad step value does); a job row closes the open job, as any job row does, and
+   * its steps go with it. A line whose JobID cannot be read may have been one of the open
+   * job's steps, so the open job is skipped too, unless what is left of the JobID says it is not.
+   */
+  private skipMisshapenLine(fields: string[], lineNumber: number): SourceItem[] {
+    const reason = `expected ${this.columnCount} fields, found ${fields.length}`;
+    // With extra fields, a `|` inside a value before the JobID column would move the JobID.
+    const idField = fields.length < this.columnCount || this.isJobIdPlaceFixed ? fields[this.jobIdIndex] : undefined;
+    // The last field of a cut line may be cut itself (`2.1` -> `2.`): the JobID is whole only if a field follows.
+    const isWhole = idField !== undefined && fields.length > this.jobIdIndex + 1;
+    const id = isWhole ? parseJobId(idField) : null;
+    const jobId = idField || null;
+    const open = this.open;
+    if (id && id.stepId !== null) {
+      if (open && open.job.jobKey === id.jobKey) {
+        open.poison ??= { line: lineNumber, reason: `step ${idField}: ${reason}` };
+        return [];
+      }
+      if (open === null && this.skippedKey === id.jobKey) return [];
+      return this.skipLine(lineNumber, jobId, `step ${idField}: ${reason}`);
+    }
+    if (id) {
+      const items = this.flush();
+      items.push({ kind: 'skip', line: lineNumber, jobId, reason });
+      this.skippedKey = id.jobKey;
+      return items;
+    }
+    if (open && !open.poison && !isWhole && mayBeStepOf(idField, open.job.jobKey)) {
+      open.poison = {
+        line: open.line,
+        reason: `line ${lineNumber} after it cannot be read (${reason}) and may be one of its steps`,
+      };
+    }
+    return this.skipLine(lineNumber, jobId, reason);
   }
 
   private flush(): SourceItem[] {
@@ -270,6 +308,45 @@ export class SacctParser {
       energyJoules: this.has('ConsumedEnergyRaw') ? parseCount(this.field(fields, 'ConsumedEnergyRaw')) : null,
     };
   }
+}
+
+// Columns whose values Slurm formats itself (ids, names, states, times, numbers): never a `|`.
+const PIPE_FREE_COLUMNS = new Set([
+  'JobIDRaw',
+  'Cluster',
+  'User',
+  'UID',
+  'Group',
+  'GID',
+  'Account',
+  'Partition',
+  'QOS',
+  'State',
+  'ExitCode',
+  'DerivedExitCode',
+  'Submit',
+  'Eligible',
+  'Start',
+  'End',
+  'Elapsed',
+  'ElapsedRaw',
+  'TotalCPU',
+  'CPUTime',
+  'CPUTimeRAW',
+  'ReqCPUS',
+  'AllocCPUS',
+  'ReqMem',
+  'AllocNodes',
+  'NodeList',
+  'TimelimitRaw',
+  'Timelimit',
+]);
+
+/** Whether a JobID cut short (or not there at all) could have been a step of job `jobKey`. */
+function mayBeStepOf(idField: string | undefined, jobKey: string): boolean {
+  if (idField === undefined) return true;
+  const stepPrefix = `${jobKey}.`;
+  return stepPrefix.startsWith(idField) || idField.startsWith(stepPrefix);
 }
 
 function describe(error: unknown): string {

@@ -1,6 +1,7 @@
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startIngestionScheduler } from '../../../src/modules/ingestion/ingestion.scheduler.js';
 import { createIngestionService, type IngestionDeps } from '../../../src/modules/ingestion/ingestion.service.js';
@@ -112,6 +113,32 @@ describe('ingestion runs through the file source', () => {
     expect(await jobRow('2')).toBeUndefined();
     const stored = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: run.runId } });
     expect(stored).toMatchObject({ outcome: 'partial', skipped: 1, seen: 11, inserted: 11, source: 'file' });
+  });
+
+  it('a step row cut short skips its whole job: it is neither stored nor billed short', async () => {
+    const lines = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').split('\n');
+    const stepIndex = lines.findIndex((line) => line.includes('|2.1|'));
+    const step = lines[stepIndex] as string;
+    lines[stepIndex] = step.slice(0, step.lastIndexOf('|'));
+    const file = path.join(dir, 'cut-step.psv');
+    writeFileSync(file, lines.join('\n'));
+    const logged: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line)) });
+    const damaged = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+
+    const run = await finishedRun(service([damaged], { logger }).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'partial', seen: 11, inserted: 11, skipped: 1 });
+    expect(await jobRow('2')).toBeUndefined();
+    expect(logged.filter((entry) => entry.msg === 'skipped a malformed record')).toEqual([
+      expect.objectContaining({ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 34' }),
+    ]);
+
+    // Stored whole from a good read, the job keeps its sums when the damaged file is read again.
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    const again = await finishedRun(service([damaged]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(again).toMatchObject({ outcome: 'partial', skipped: 1, updated: 0 });
+    expect(await jobRow('2')).toMatchObject({ total_cpu_sec: '5.693' });
   });
 
   it('stores a job whose End is before its Start, and says so in the run notes without calling it partial', async () => {

@@ -155,6 +155,132 @@ describe('malformed sacct lines', () => {
   });
 });
 
+describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.psv, 35 columns)', () => {
+  // Lines: 4 = job 2, 5-8 = its steps 2.batch, 2.0, 2.1, 2.2; 9 = job 3, 10 = 3.batch. User comes before JobID.
+  const capture = read('final/sacct-steps-extra.psv');
+  const dropLastField = (line: string) => line.slice(0, line.lastIndexOf('|'));
+  const allKeys = ['1', '2', '3', '4', '5', '7', '9', '6_1', '6_2', '6_3', '12', '13'];
+  const fullJob2 = { totalCpuSec: 5.693, stepCount: 4 };
+
+  it.each([
+    [
+      'a step of the open job without its last field',
+      7,
+      dropLastField,
+      [{ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 34' }],
+      ['2'],
+    ],
+    [
+      'a step of the open job with a `|` in its name',
+      7,
+      (line: string) => line.replace('|bash|', '|ba|sh|'),
+      [{ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 36' }],
+      ['2'],
+    ],
+    [
+      'a step of the open job cut right after its JobID',
+      7,
+      () => '|2.1|',
+      [{ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 3' }],
+      ['2'],
+    ],
+    [
+      'a step of the open job cut inside its JobID',
+      7,
+      () => '|2.',
+      [
+        { line: 7, jobId: '2.', reason: 'expected 35 fields, found 2' },
+        {
+          line: 4,
+          jobId: '2',
+          reason: 'line 7 after it cannot be read (expected 35 fields, found 2) and may be one of its steps',
+        },
+      ],
+      ['2'],
+    ],
+    [
+      'a line cut before its JobID, after the open job',
+      7,
+      () => '|',
+      [
+        { line: 7, jobId: null, reason: 'expected 35 fields, found 2' },
+        {
+          line: 4,
+          jobId: '2',
+          reason: 'line 7 after it cannot be read (expected 35 fields, found 2) and may be one of its steps',
+        },
+      ],
+      ['2'],
+    ],
+    [
+      'the next job row without its last field (its step goes with it)',
+      9,
+      dropLastField,
+      [{ line: 9, jobId: '3', reason: 'expected 35 fields, found 34' }],
+      ['3'],
+    ],
+    [
+      'the next job row cut inside its JobID, which cannot be a step of the open job',
+      9,
+      () => 'bob|3',
+      [
+        { line: 9, jobId: '3', reason: 'expected 35 fields, found 2' },
+        { line: 10, jobId: '3.batch', reason: 'step 3.batch without its job row before it' },
+      ],
+      ['3'],
+    ],
+  ])('%s', (_label, lineNumber, edit, skips, lost) => {
+    const lines = capture.split('\n');
+    lines[lineNumber - 1] = edit(lines[lineNumber - 1] as string);
+    const items = parseSacctText(lines.join('\n'), options);
+    expect(items.filter((item) => item.kind === 'skip')).toEqual(skips.map((skip) => ({ kind: 'skip', ...skip })));
+    const jobs = jobsOf(items);
+    expect([...jobs.keys()]).toEqual(allKeys.filter((key) => !lost.includes(key)));
+    if (!lost.includes('2')) expect(jobs.get('2')).toMatchObject(fullJob2);
+  });
+
+  it('a cut step row of another job (its job row missing) is skipped alone; the open job keeps its steps', () => {
+    const lines = capture.split('\n');
+    lines[7] = dropLastField((lines[7] as string).replace('|2.2|', '|8.2|'));
+    const items = parseSacctText(lines.join('\n'), options);
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([
+      { kind: 'skip', line: 8, jobId: '8.2', reason: 'step 8.2: expected 35 fields, found 34' },
+    ]);
+    expect(jobsOf(items).get('2')).toMatchObject({ totalCpuSec: 4.139, stepCount: 3 });
+  });
+
+  describe('a `|` inside a value (more fields than the header)', () => {
+    const row = (name: string, id: string) => `${name}|${id}|ann|COMPLETED|00:01:00|00:30.000|cpu=1`;
+    it.each([
+      [
+        "after the JobID column: the JobID still says it is the open job's step",
+        'JobID|JobName|User|State|Elapsed|TotalCPU|AllocTRES',
+        (name: string, id: string) => row(name, id).replace(`${name}|${id}`, `${id}|${name}`),
+        [{ kind: 'skip', line: 3, jobId: '7', reason: 'step 7.0: expected 7 fields, found 8' }],
+      ],
+      [
+        'before the JobID column (JobName first): the JobID cannot be trusted, the open job is skipped too',
+        'JobName|JobID|User|State|Elapsed|TotalCPU|AllocTRES',
+        row,
+        [
+          { kind: 'skip', line: 3, jobId: null, reason: 'expected 7 fields, found 8' },
+          {
+            kind: 'skip',
+            line: 2,
+            jobId: '7',
+            reason: 'line 3 after it cannot be read (expected 7 fields, found 8) and may be one of its steps',
+          },
+        ],
+      ],
+    ])('%s', (_label, header, line, skips) => {
+      const text = [header, line('job', '7'), line('a|b', '7.0'), line('job', '8')].join('\n');
+      const items = parseSacctText(text, options);
+      expect(items.filter((item) => item.kind === 'skip')).toEqual(skips);
+      expect([...jobsOf(items).keys()]).toEqual(['8']);
+    });
+  });
+});
+
 describe('sacct lines whose End is before their Start', () => {
   const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|CPUTimeRAW|AllocTRES|Start|End';
   // Kept as jobs (billed by ElapsedRaw and CPUTimeRAW); the ingestion run warns about them.
