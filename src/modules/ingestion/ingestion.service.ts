@@ -4,6 +4,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import * as ingestionRepository from './ingestion.repository.js';
 import { type IngestWindow, type JobSource, SourceConfigError } from './job-source.js';
 import { findStorageProblem, findTimeProblem, type NormalizedJob } from './slurm-job.model.js';
+import { MAX_LOGGED_JOB_ID, truncate } from './slurm-time.parser.js';
 
 export type TTrigger = 'schedule' | 'manual' | 'backfill' | 'seed';
 
@@ -113,8 +114,14 @@ export function createIngestionService(deps: IngestionDeps) {
         if (item.kind === 'skip') {
           counts.skipped += 1;
           if (counts.skipped <= MAX_LOGGED_SKIPS) {
+            // The parsers cut these short already; a log line stays bounded whatever the source.
             logger.warn(
-              { source: source.name, line: item.line, jobId: item.jobId, reason: item.reason },
+              {
+                source: source.name,
+                line: item.line,
+                jobId: item.jobId === null ? null : truncate(item.jobId, MAX_LOGGED_JOB_ID),
+                reason: truncate(item.reason, 300),
+              },
               'skipped a malformed record',
             );
           }
@@ -125,7 +132,13 @@ export function createIngestionService(deps: IngestionDeps) {
           counts.skipped += 1;
           if (counts.skipped <= MAX_LOGGED_SKIPS) {
             logger.warn(
-              { source: source.name, line: item.line, jobId: item.job.jobId, reason: problem },
+              // The job id may be the value too long for its column.
+              {
+                source: source.name,
+                line: item.line,
+                jobId: truncate(item.job.jobId, MAX_LOGGED_JOB_ID),
+                reason: problem,
+              },
               'skipped a record that cannot be stored',
             );
           }

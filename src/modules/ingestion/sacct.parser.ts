@@ -2,6 +2,7 @@ import { foldSteps, type NormalizedJob, type NormalizedStep, parseJobId, type So
 import {
   createLocalTimeConverter,
   isTerminalState,
+  MAX_LOGGED_JOB_ID,
   normalizeState,
   parseCount,
   parseDurationSec,
@@ -12,6 +13,7 @@ import {
   parseTres,
   SlurmParseError,
   summarizeTres,
+  truncate,
 } from './slurm-time.parser.js';
 
 /**
@@ -104,19 +106,19 @@ export class SacctParser {
     if (fields.length !== this.columnCount) return this.skipMisshapenLine(fields, lineNumber);
     const idText = this.field(fields, 'JobID');
     const id = parseJobId(idText);
-    if (!id) return this.skipLine(lineNumber, idText, `not a Slurm job id: "${idText.slice(0, 40)}"`);
+    if (!id) return this.skipLine(lineNumber, idText, `not a Slurm job id: "${truncate(idText)}"`);
 
     if (id.stepId !== null) {
       if (this.open === null && this.skippedKey === id.jobKey) return [];
       const open = this.open;
       if (!open || open.job.jobKey !== id.jobKey) {
-        return this.skipLine(lineNumber, idText, `step ${idText} without its job row before it`);
+        return this.skipLine(lineNumber, idText, `step ${shortId(idText)} without its job row before it`);
       }
       if (open.poison) return [];
       try {
         open.steps.push(this.readStep(fields, id.stepId));
       } catch (error) {
-        open.poison = { line: lineNumber, reason: `step ${idText}: ${describe(error)}` };
+        open.poison = { line: lineNumber, reason: `step ${shortId(idText)}: ${describe(error)}` };
       }
       return [];
     }
@@ -127,7 +129,7 @@ export class SacctParser {
       const job = this.readJob(fields, id);
       this.open = { job, steps: [], line: lineNumber, poison: null };
     } catch (error) {
-      items.push({ kind: 'skip', line: lineNumber, jobId: idText, reason: describe(error) });
+      items.push(skipItem(lineNumber, idText, describe(error)));
       this.open = null;
       this.skippedKey = id.jobKey;
     }
@@ -177,15 +179,15 @@ export class SacctParser {
     const open = this.open;
     if (id && id.stepId !== null) {
       if (open && open.job.jobKey === id.jobKey) {
-        open.poison ??= { line: lineNumber, reason: `step ${idField}: ${reason}` };
+        open.poison ??= { line: lineNumber, reason: `step ${shortId(idField)}: ${reason}` };
         return [];
       }
       if (open === null && this.skippedKey === id.jobKey) return [];
-      return this.skipLine(lineNumber, jobId, `step ${idField}: ${reason}`);
+      return this.skipLine(lineNumber, jobId, `step ${shortId(idField)}: ${reason}`);
     }
     if (id) {
       const items = this.flush();
-      items.push({ kind: 'skip', line: lineNumber, jobId, reason });
+      items.push(skipItem(lineNumber, jobId, reason));
       this.skippedKey = id.jobKey;
       return items;
     }
@@ -203,13 +205,13 @@ export class SacctParser {
     this.open = null;
     if (!open) return [];
     if (open.poison) {
-      return [{ kind: 'skip', line: open.poison.line, jobId: open.job.jobId, reason: open.poison.reason }];
+      return [skipItem(open.poison.line, open.job.jobId, open.poison.reason)];
     }
     return [{ kind: 'job', job: foldSteps(open.job, open.steps), line: open.line }];
   }
 
   private skipLine(line: number, jobId: string | null, reason: string): SourceItem[] {
-    return [{ kind: 'skip', line, jobId, reason }];
+    return [skipItem(line, jobId, reason)];
   }
 
   private field(fields: string[], name: string): string {
@@ -227,7 +229,9 @@ export class SacctParser {
     const state = normalizeState(this.field(fields, 'State'));
     if (state === '') throw new SlurmParseError('job row without a state');
     const rawId = this.field(fields, 'JobIDRaw').trim();
-    if (rawId !== '' && !/^\d+$/.test(rawId)) throw new SlurmParseError(`JobIDRaw is not a number: "${rawId}"`);
+    if (rawId !== '' && !/^\d+$/.test(rawId)) {
+      throw new SlurmParseError(`JobIDRaw is not a number: "${truncate(rawId)}"`);
+    }
     const alloc = summarizeTres(parseTres(this.field(fields, 'AllocTRES')));
     const req = summarizeTres(parseTres(this.field(fields, 'ReqTRES')));
     const elapsed = this.has('ElapsedRaw')
@@ -341,6 +345,15 @@ const PIPE_FREE_COLUMNS = new Set([
   'TimelimitRaw',
   'Timelimit',
 ]);
+
+/** A skip as the run logs it: the JobID column's value and the reason, both cut short. */
+function skipItem(line: number, jobId: string | null, reason: string): SourceItem {
+  return { kind: 'skip', line, jobId: jobId === null ? null : shortId(jobId), reason: truncate(reason, 300) };
+}
+
+function shortId(jobId: string | undefined): string {
+  return truncate(jobId ?? '', MAX_LOGGED_JOB_ID);
+}
 
 /** Whether a JobID cut short (or not there at all) could have been a step of job `jobKey`. */
 function mayBeStepOf(idField: string | undefined, jobKey: string): boolean {

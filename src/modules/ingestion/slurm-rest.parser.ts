@@ -1,5 +1,5 @@
 import { foldSteps, type NormalizedJob, type NormalizedStep, roundTo, type SourceItem } from './slurm-job.model.js';
-import { isTerminalState, normalizeState, SlurmParseError } from './slurm-time.parser.js';
+import { isTerminalState, MAX_LOGGED_JOB_ID, normalizeState, SlurmParseError, truncate } from './slurm-time.parser.js';
 
 /** The slurmdbd API versions this parser reads: Slurm 22.05 (36-38) and 23.02-24.11 (39-42). */
 export const SUPPORTED_API_VERSIONS = ['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.39', 'v0.0.40', 'v0.0.41', 'v0.0.42'];
@@ -45,14 +45,21 @@ export function readNoValNumber(value: unknown): number | null {
     if (value.set === false) return null;
     return readNoValNumber(value.number);
   }
-  throw new SlurmParseError(`expected a number, got ${JSON.stringify(value).slice(0, 40)}`);
+  throw new SlurmParseError(`expected a number, got ${preview(value)}`);
+}
+
+/** A JSON value in a message, cut short (a string's own text is not repeated whole). */
+function preview(value: unknown, max = 60): string {
+  if (typeof value === 'string') return JSON.stringify(truncate(value, max));
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return truncate(JSON.stringify(value) ?? String(value), max);
 }
 
 function readString(value: unknown): string {
   if (value === null || value === undefined) return '';
   if (typeof value === 'string') return value;
   if (typeof value === 'number') return String(value);
-  throw new SlurmParseError(`expected a string, got ${JSON.stringify(value).slice(0, 40)}`);
+  throw new SlurmParseError(`expected a string, got ${preview(value)}`);
 }
 
 /** A state as `"COMPLETED"` (v0.0.36-38) or `["COMPLETED"]` (v0.0.39+, flags may follow). */
@@ -201,7 +208,7 @@ function readExitCode(value: unknown, isLegacy: boolean): string | null {
 
 function versionNumber(version: string): number {
   const match = /^v0\.0\.(\d+)$/.exec(version);
-  if (!match) throw new SlurmParseError(`not a slurmrestd API version: ${version}`);
+  if (!match) throw new SlurmParseError(`not a slurmrestd API version: ${truncate(version)}`);
   return Number(match[1]);
 }
 
@@ -213,7 +220,7 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
   const jobIdNumber =
     typeof record.job_id === 'number' || isObject(record.job_id) ? readNoValNumber(record.job_id) : null;
   if (jobIdNumber === null || !Number.isInteger(jobIdNumber) || jobIdNumber <= 0) {
-    throw new SlurmParseError(`job_id is not a positive integer: ${JSON.stringify(record.job_id)}`);
+    throw new SlurmParseError(`job_id is not a positive integer: ${preview(record.job_id)}`);
   }
   const jobId = String(jobIdNumber);
   const user = readString(record.user) || (isObject(record.association) ? readString(record.association.user) : '');
@@ -311,11 +318,12 @@ function readErrors(value: unknown): SlurmRestError[] {
         : typeof item.error_code === 'number'
           ? item.error_code
           : null;
+    // Cut short: these end up in the run's error and the log.
     return {
       errorNumber: number,
-      error: typeof item.error === 'string' ? item.error : '',
-      description: typeof item.description === 'string' ? item.description : '',
-      source: typeof item.source === 'string' ? item.source : '',
+      error: typeof item.error === 'string' ? truncate(item.error, 200) : '',
+      description: typeof item.description === 'string' ? truncate(item.description, 200) : '',
+      source: typeof item.source === 'string' ? truncate(item.source, 200) : '',
     };
   });
 }
@@ -329,7 +337,9 @@ export function parseSlurmRestJobsResponse(body: unknown, options: SlurmRestPars
   if (!isObject(body)) throw new SlurmParseError('the response is not a JSON object');
   const errors = readErrors(body.errors);
   const warnings = Array.isArray(body.warnings)
-    ? body.warnings.map((warning) => (isObject(warning) ? readString(warning.description) : String(warning)))
+    ? body.warnings.map((warning) =>
+        truncate(isObject(warning) ? readString(warning.description) : String(warning), 200),
+      )
     : [];
   if (body.jobs !== undefined && !Array.isArray(body.jobs)) throw new SlurmParseError('`jobs` is not an array');
   const jobs = (body.jobs ?? []) as unknown[];
@@ -337,12 +347,18 @@ export function parseSlurmRestJobsResponse(body: unknown, options: SlurmRestPars
     try {
       return { kind: 'job', job: parseSlurmRestJob(record, options), line: index + 1 };
     } catch (error) {
-      const jobId = isObject(record) && record.job_id !== undefined ? String(record.job_id) : null;
+      const rawId = isObject(record) ? record.job_id : undefined;
+      const jobId =
+        rawId === undefined || rawId === null
+          ? null
+          : typeof rawId === 'string'
+            ? truncate(rawId, MAX_LOGGED_JOB_ID)
+            : preview(rawId, MAX_LOGGED_JOB_ID);
       return {
         kind: 'skip',
         line: index + 1,
         jobId,
-        reason: error instanceof Error ? error.message : String(error),
+        reason: truncate(error instanceof Error ? error.message : String(error), 300),
       };
     }
   });

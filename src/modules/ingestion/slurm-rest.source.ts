@@ -10,7 +10,7 @@ import {
 } from './job-source.js';
 import type { SourceItem } from './slurm-job.model.js';
 import { isAuthenticationError, parseSlurmRestJobsResponse, SUPPORTED_API_VERSIONS } from './slurm-rest.parser.js';
-import { formatLocalTimestamp } from './slurm-time.parser.js';
+import { formatLocalTimestamp, truncate } from './slurm-time.parser.js';
 
 export interface SlurmRestSourceOptions {
   url: string;
@@ -125,7 +125,7 @@ export function createSlurmRestSource(
     const best = [...SUPPORTED_API_VERSIONS].reverse().find((version) => offered.has(version));
     if (!best) {
       throw new SourceConfigError(
-        `slurmrestd offers no supported slurmdb jobs API (offered: ${[...offered].join(', ') || 'none'}); is openapi/dbv0.0.3x or slurmdbd loaded?`,
+        `slurmrestd offers no supported slurmdb jobs API (offered: ${truncate([...offered].join(', '), 200) || 'none'}); is openapi/dbv0.0.3x or slurmdbd loaded?`,
       );
     }
     detectedVersion = best;

@@ -149,7 +149,8 @@ export function summarizeTres(tres: TresMap): TresTotals {
     const value = tres.get(key);
     if (value === undefined || value === '') return null;
     const parsed = Number(value);
-    if (!Number.isFinite(parsed) || parsed < 0) throw new SlurmParseError(`TRES ${key} is not a number: "${value}"`);
+    if (!Number.isFinite(parsed) || parsed < 0)
+      throw new SlurmParseError(`TRES ${key} is not a number: "${truncate(value)}"`);
     return parsed;
   };
   let gpus = number('gres/gpu');
@@ -256,6 +257,13 @@ export function isTerminalState(state: string): boolean {
 /** The sacct `--state` list that selects only terminal jobs. */
 export const SACCT_TERMINAL_STATE_LIST = 'BF,CA,CD,DL,F,NF,OOM,PR,TO';
 
-function truncate(text: string): string {
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+/**
+ * Text from Slurm cut to `max` characters (an ellipsis marks the cut), for messages and log
+ * fields: a runaway value (a 60 MB line) must never become a 60 MB log line.
+ */
+export function truncate(text: string, max = 60): string {
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
 }
+
+/** The longest job id a skip or log line carries. */
+export const MAX_LOGGED_JOB_ID = 64;

@@ -141,6 +141,40 @@ describe('ingestion runs through the file source', () => {
     expect(await jobRow('2')).toMatchObject({ total_cpu_sec: '5.693' });
   });
 
+  it('logs a skip with the JobID cut short, never a runaway line or value', async () => {
+    const capture = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').trimEnd();
+    const captureLines = capture.split('\n');
+    const job1 = (captureLines[1] as string).split('|');
+    const job13Line = captureLines.findIndex((line) => line.startsWith('bob|13|')) + 1;
+    const hugeLine = captureLines.length + 1;
+    // JobID is column 1 and JobIDRaw column 23 in this capture; a 100,000-digit JobIDRaw is a number, too long to store.
+    const longRaw = job1.map((field, index) => (index === 1 ? '99' : index === 23 ? '9'.repeat(100_000) : field));
+    const file = path.join(dir, 'runaway.psv');
+    writeFileSync(file, [capture, 'x'.repeat(4_000_000), longRaw.join('|'), ''].join('\n'));
+    const logged: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(line) });
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+
+    const run = await finishedRun(service([source], { logger }).runOnce({ trigger: 'manual', window: WINDOW }));
+    // The huge line does not reach the JobID column: it may have been a step of job 13 before it, skipped too.
+    expect(run).toMatchObject({ outcome: 'partial', seen: 11, skipped: 3 });
+    const skips = logged.map((line) => JSON.parse(line)).filter((entry) => /^skipped a/.test(entry.msg));
+    expect(skips).toEqual([
+      expect.objectContaining({ line: hugeLine, jobId: null, reason: 'expected 35 fields, found 1' }),
+      expect.objectContaining({
+        line: job13Line,
+        jobId: '13',
+        reason: expect.stringMatching(`^line ${hugeLine} after it cannot be read`),
+      }),
+      expect.objectContaining({
+        line: hugeLine + 1,
+        jobId: `${'9'.repeat(61)}...`,
+        reason: 'jobId is longer than 32 characters',
+      }),
+    ]);
+    for (const line of logged) expect(line.length).toBeLessThan(1000);
+  });
+
   it('stores a job whose End is before its Start, and says so in the run notes without calling it partial', async () => {
     const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
     const file = path.join(dir, 'inverted.psv');

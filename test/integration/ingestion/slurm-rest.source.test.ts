@@ -190,6 +190,28 @@ describe('slurmrestd source against a replay of real answers', () => {
       /offers no supported slurmdb jobs API \(offered: v0.0.35\)/,
     );
   });
+
+  it('cuts short what an answer puts into its error message', async () => {
+    const versions = [1, 2].map((digit) => `/slurmdb/v0.0.${String(digit).repeat(100_000)}/jobs`);
+    const offered = JSON.stringify({ paths: Object.fromEntries(versions.map((version) => [version, {}])) });
+    const failed = JSON.stringify({ errors: [{ error_number: 9, description: 'x'.repeat(1_000_000) }], jobs: [] });
+    const errorOf = (source: ReturnType<typeof createSlurmRestSource>) =>
+      collect(source.read(WINDOW)).catch((caught: Error) => caught);
+
+    replayServer.setPlan(() => ({ status: 200, body: offered }));
+    const unsupported = await errorOf(createSlurmRestSource(sourceOptions({ apiVersion: undefined })));
+    expect(unsupported).toBeInstanceOf(SourceConfigError);
+    expect((unsupported as Error).message).toMatch(
+      /^slurmrestd offers no supported slurmdb jobs API \(offered: v0\.0\.1{100,}/,
+    );
+    expect((unsupported as Error).message.length).toBeLessThan(400);
+
+    replayServer.setPlan(() => ({ status: 200, body: failed }));
+    const reported = await errorOf(createSlurmRestSource(sourceOptions()));
+    expect(reported).toBeInstanceOf(SourceUnavailableError);
+    expect((reported as Error).message).toMatch(/^slurmrestd reported 1 error\(s\): 9 x{100,}\.\.\.$/);
+    expect((reported as Error).message.length).toBeLessThan(400);
+  });
 });
 
 describe('slurmrestd over HTTPS with a site CA', () => {

@@ -149,6 +149,35 @@ describe('malformed sacct lines', () => {
     ]);
   });
 
+  describe('a runaway value never reaches a skip whole (skips are logged)', () => {
+    const huge = 'x'.repeat(1_000_000);
+    const digits = '9'.repeat(1_000_000);
+    const cut = (text: string) => `${text.slice(0, 61)}...`;
+    it.each([
+      ['a line of one huge field', huge, cut(huge), /^expected 11 fields, found 1$/],
+      ['a huge JobID in a line with too few fields', `${digits}|x`, cut(digits), /^expected 11 fields, found 2$/],
+      ['a huge JobID that is not a job id', good.replace(/^7/, huge), cut(huge), /^not a Slurm job id: "x{57}\.\.\."$/],
+      [
+        'a huge step id without its job row',
+        goodStep.replace(/^7\.batch/, `${digits}.batch`),
+        cut(digits),
+        /^step 9{61}\.\.\. without its job row before it$/,
+      ],
+      ['a huge JobIDRaw', good.replace('7|7|', `8|${huge}|`), '8', /^JobIDRaw is not a number: "x{57}\.\.\."$/],
+      [
+        'a huge TRES value',
+        good.replace('7|7|', '8|8|').replace('cpu=1,', `cpu=${huge},`),
+        '8',
+        /^TRES cpu is not a number: "x{57}\.\.\."$/,
+      ],
+    ])('%s', (_label, line, jobId, reason) => {
+      const items = parseSacctText([header, good, goodStep, line].join('\n'), options);
+      const skips = items.filter((item) => item.kind === 'skip');
+      expect(skips).toEqual([{ kind: 'skip', line: 4, jobId, reason: expect.stringMatching(reason) }]);
+      expect(JSON.stringify(skips).length).toBeLessThan(300);
+    });
+  });
+
   it('refuses output without a header row or a needed column', () => {
     expect(() => parseSacctText(good, options)).toThrow(SacctHeaderError);
     expect(() => parseSacctText('', options)).toThrow(SacctHeaderError);

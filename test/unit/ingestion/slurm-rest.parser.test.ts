@@ -156,6 +156,44 @@ describe('malformed records', () => {
     expect(response.items[1]).toMatchObject({ line: 2, jobId: 'two', reason: expect.stringMatching(/job_id/) });
   });
 
+  it.each([
+    [
+      'a huge string',
+      'x'.repeat(1_000_000),
+      `${'x'.repeat(61)}...`,
+      /^job_id is not a positive integer: "x{57}\.\.\."$/,
+    ],
+    [
+      'an unset struct',
+      { set: false, infinite: false, number: 0 },
+      '{"set":false,"infinite":false,"number":0}',
+      /^job_id is not a positive integer: \{"set":false/,
+    ],
+    ['a negative number', -1, '-1', /^job_id is not a positive integer: -1$/],
+  ])('a record whose job_id is %s is skipped with that id cut short', (_label, jobId, logged, reason) => {
+    const record = structuredClone(
+      (readJson('22.05/final/rest-dbv0.0.38-jobs.json') as { jobs: Record<string, unknown>[] }).jobs[0],
+    ) as Record<string, unknown>;
+    record.job_id = jobId;
+    const { items } = parseSlurmRestJobsResponse({ jobs: [record] }, options('v0.0.38'));
+    expect(items).toEqual([{ kind: 'skip', line: 1, jobId: logged, reason: expect.stringMatching(reason) }]);
+    expect(JSON.stringify(items).length).toBeLessThan(300);
+  });
+
+  it('cuts short the errors and warnings it hands back (callers put them in messages)', () => {
+    const huge = 'x'.repeat(1_000_000);
+    const response = parseSlurmRestJobsResponse(
+      {
+        errors: [{ error_number: 9, error: huge, description: huge, source: huge }],
+        warnings: [{ description: huge }],
+        jobs: [],
+      },
+      options('v0.0.38'),
+    );
+    expect(JSON.stringify(response).length).toBeLessThan(1000);
+    expect(response.errors[0]?.description).toBe(`${'x'.repeat(197)}...`);
+  });
+
   it.each([[null], ['text'], [{ jobs: {} }]])('refuses a body that is not a jobs response: %j', (body) => {
     expect(() => parseSlurmRestJobsResponse(body, options('v0.0.38'))).toThrow();
   });
