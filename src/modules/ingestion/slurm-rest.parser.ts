@@ -331,7 +331,8 @@ function readErrors(value: unknown): SlurmRestError[] {
 /**
  * Reads a `/slurmdb/v0.0.NN/jobs` body: jobs normalized (a bad record becomes a `skip`
  * with its index), plus the `errors` and `warnings` arrays, which callers must check:
- * Slurm 22.05 answers a bad token with HTTP 200, an error and no jobs.
+ * Slurm 22.05 answers a bad token with HTTP 200, an error and no jobs. Throws for a body
+ * without a `jobs` array and without errors: that is not an answer, let alone an empty one.
  */
 export function parseSlurmRestJobsResponse(body: unknown, options: SlurmRestParseOptions): SlurmRestJobsResponse {
   if (!isObject(body)) throw new SlurmParseError('the response is not a JSON object');
@@ -341,8 +342,14 @@ export function parseSlurmRestJobsResponse(body: unknown, options: SlurmRestPars
         truncate(isObject(warning) ? readString(warning.description) : String(warning), 200),
       )
     : [];
-  if (body.jobs !== undefined && !Array.isArray(body.jobs)) throw new SlurmParseError('`jobs` is not an array');
-  const jobs = (body.jobs ?? []) as unknown[];
+  if (!Array.isArray(body.jobs)) {
+    // Slurm sends `jobs: []` when nothing matched; only an answer that failed (errors set, e.g. a
+    // query it could not parse) goes without. Taken as "no jobs", an answer without it would
+    // complete the run and move the ingestion window past jobs that were never read.
+    if (body.jobs === undefined && errors.length > 0) return { items: [], errors, warnings };
+    throw new SlurmParseError(body.jobs === undefined ? 'the response has no `jobs` array' : '`jobs` is not an array');
+  }
+  const jobs: unknown[] = body.jobs;
   const items: SourceItem[] = jobs.map((record, index) => {
     try {
       return { kind: 'job', job: parseSlurmRestJob(record, options), line: index + 1 };

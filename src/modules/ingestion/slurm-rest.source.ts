@@ -9,8 +9,14 @@ import {
   SourceUnavailableError,
 } from './job-source.js';
 import type { SourceItem } from './slurm-job.model.js';
-import { isAuthenticationError, parseSlurmRestJobsResponse, SUPPORTED_API_VERSIONS } from './slurm-rest.parser.js';
-import { formatLocalTimestamp, truncate } from './slurm-time.parser.js';
+import {
+  isAuthenticationError,
+  parseSlurmRestJobsResponse,
+  type SlurmRestJobsResponse,
+  type SlurmRestParseOptions,
+  SUPPORTED_API_VERSIONS,
+} from './slurm-rest.parser.js';
+import { formatLocalTimestamp, SlurmParseError, truncate } from './slurm-time.parser.js';
 
 export interface SlurmRestSourceOptions {
   url: string;
@@ -140,7 +146,7 @@ export function createSlurmRestSource(
       // slurmrestd parses times in the cluster's zone and refuses raw ':' (HTTP 400) and epoch seconds (22.05).
       const query = `start_time=${encodeURIComponent(formatLocalTimestamp(window.start, options.timeZone))}&end_time=${encodeURIComponent(formatLocalTimestamp(window.end, options.timeZone))}`;
       const body = await get(`slurmdb/${version}/jobs?${query}`);
-      const response = parseSlurmRestJobsResponse(body, { version, defaultCluster: options.defaultCluster });
+      const response = readJobsResponse(body, { version, defaultCluster: options.defaultCluster });
       const authError = response.errors.find(isAuthenticationError);
       if (authError) {
         throw new SourceConfigError(
@@ -160,6 +166,18 @@ export function createSlurmRestSource(
       }
     },
   };
+}
+
+/** The parsed answer; one that is not a jobs answer at all fails the source (the next one is tried). */
+function readJobsResponse(body: unknown, options: SlurmRestParseOptions): SlurmRestJobsResponse {
+  try {
+    return parseSlurmRestJobsResponse(body, options);
+  } catch (error) {
+    if (error instanceof SlurmParseError) {
+      throw new SourceUnavailableError(`slurmrestd answered malformed output: ${error.message}`);
+    }
+    throw error;
+  }
 }
 
 function summarize(body: string): string {

@@ -1,17 +1,26 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SourceConfigError, SourceUnavailableError } from '../../../src/modules/ingestion/job-source.js';
+import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
+import {
+  type JobSource,
+  SourceConfigError,
+  SourceUnavailableError,
+} from '../../../src/modules/ingestion/job-source.js';
+import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import type { SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
 import {
   createSlurmRestSource,
   type SlurmRestSourceOptions,
 } from '../../../src/modules/ingestion/slurm-rest.source.js';
+import { createMetrics } from '../../../src/modules/metrics/metrics.js';
+import { createLogger } from '../../../src/shared/logger.js';
+import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm');
 const fixture = (name: string) => readFileSync(path.join(FIXTURES, name), 'utf8');
@@ -211,6 +220,100 @@ describe('slurmrestd source against a replay of real answers', () => {
     expect(reported).toBeInstanceOf(SourceUnavailableError);
     expect((reported as Error).message).toMatch(/^slurmrestd reported 1 error\(s\): 9 x{100,}\.\.\.$/);
     expect((reported as Error).message.length).toBeLessThan(400);
+  });
+});
+
+describe('an HTTP-200 answer without `jobs`', () => {
+  const VERSIONS = ['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.40', 'v0.0.41', 'v0.0.42'];
+  /** The recorded answer of `version` (the real 22.05 ones, the schema-built 23.02+ ones), changed by `edit`. */
+  const recorded = (edit: (answer: Record<string, unknown>) => object) => (url: string) => {
+    const answer = replay(url);
+    if (!url.startsWith('/slurmdb/')) return answer;
+    return { ...answer, body: JSON.stringify(edit(JSON.parse(answer.body))) };
+  };
+  const withoutJobs = ({ jobs: _jobs, ...rest }: Record<string, unknown>) => rest;
+
+  it.each(VERSIONS)('%s: the recorded answer without `jobs` fails the source', async (version) => {
+    replayServer.setPlan(recorded(withoutJobs));
+    const error = await collect(createSlurmRestSource(sourceOptions({ apiVersion: version })).read(WINDOW)).catch(
+      (caught: Error) => caught,
+    );
+    expect(error).toEqual(
+      new SourceUnavailableError('slurmrestd answered malformed output: the response has no `jobs` array'),
+    );
+  });
+
+  it.each(VERSIONS)(
+    '%s: the recorded answer with `jobs: []` and a warning is an answer with no jobs',
+    async (version) => {
+      replayServer.setPlan(recorded((answer) => ({ ...answer, jobs: [], warnings: [{ description: 'slow' }] })));
+      expect(await collect(createSlurmRestSource(sourceOptions({ apiVersion: version })).read(WINDOW))).toEqual([]);
+    },
+  );
+
+  it('an empty object fails the source; an authentication error without `jobs` still says to check the token', async () => {
+    replayServer.setPlan(() => ({ status: 200, body: '{}' }));
+    await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(
+      new SourceUnavailableError('slurmrestd answered malformed output: the response has no `jobs` array'),
+    );
+    const { jobs: _jobs, ...authError } = JSON.parse(fixture('22.05/rest-dbv0.0.38-auth-error.json'));
+    replayServer.setPlan(() => ({ status: 200, body: JSON.stringify(authError) }));
+    await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(SourceConfigError);
+  });
+
+  describe('in an ingestion run', () => {
+    let db: TestDatabase;
+    let dir: string;
+    const NOW = new Date('2026-11-23T16:00:00Z');
+    beforeAll(async () => {
+      db = await createTestDatabase();
+      dir = mkdtempSync(path.join(os.tmpdir(), 'rest-no-jobs-'));
+    });
+    afterAll(async () => {
+      await db?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    const ingest = (sources: JobSource[]) =>
+      createIngestionService({
+        db,
+        sources,
+        unconfigured: {},
+        logger: createLogger('silent'),
+        metrics: createMetrics(),
+        overlapSec: 600,
+        initialLookbackSec: 86_400,
+        now: () => NOW,
+      });
+    const run = async (sources: JobSource[], window?: typeof WINDOW) => {
+      const result = await ingest(sources).runOnce({ trigger: 'manual', ...(window ? { window } : {}) });
+      if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
+      return result.run;
+    };
+
+    it('fails over to the next source, and without one fails the run, so the window does not move on', async () => {
+      const rest = createSlurmRestSource(sourceOptions());
+      const file = path.join(dir, 'sacct.psv');
+      copyFileSync(path.join(FIXTURES, '22.05/final/sacct-steps-extra.psv'), file);
+      const fallback = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+
+      replayServer.setPlan(replay);
+      expect(await run([rest], WINDOW)).toMatchObject({ outcome: 'success', source: 'slurmrestd', inserted: 12 });
+
+      replayServer.setPlan(recorded(withoutJobs));
+      const failedOver = await run([rest, fallback], WINDOW);
+      expect(failedOver).toMatchObject({ outcome: 'success', source: 'file', seen: 12 });
+      expect(failedOver.sourceNotes.slurmrestd).toBe(
+        'failed: slurmrestd answered malformed output: the response has no `jobs` array',
+      );
+
+      const failed = await run([rest]);
+      expect(failed).toMatchObject({ outcome: 'failed', source: null });
+      // The next run reads again from where the last completed one ended (less the overlap).
+      replayServer.setPlan(replay);
+      const next = await run([rest]);
+      expect(next.window).toEqual({ start: new Date(WINDOW.end.getTime() - 600_000), end: NOW });
+    });
   });
 });
 

@@ -128,6 +128,66 @@ describe('job records for v0.0.40-v0.0.42 built from the published OpenAPI schem
   });
 });
 
+describe('the `jobs` array of a recorded answer, for every API version', () => {
+  // Every real answer has `jobs`, also the HTTP-200 authentication error (`jobs: []`); 22.05 adds
+  // `meta` and `errors`, v0.0.40+ `warnings` too.
+  const answers: [version: string, file: string][] = [
+    ['v0.0.36', '22.05/final/rest-dbv0.0.36-jobs.json'],
+    ['v0.0.37', '22.05/final/rest-dbv0.0.37-jobs.json'],
+    ['v0.0.38', '22.05/final/rest-dbv0.0.38-jobs.json'],
+    ['v0.0.40', 'schema/v0.0.40-jobs.json'],
+    ['v0.0.41', 'schema/v0.0.41-jobs.json'],
+    ['v0.0.42', 'schema/v0.0.42-jobs.json'],
+  ];
+  const recorded = (file: string) => readJson(file) as Record<string, unknown>;
+
+  it.each<[version: string, file: string]>([
+    ...answers,
+    ['v0.0.36', '22.05/live/rest-dbv0.0.36-jobs.json'],
+    ['v0.0.37', '22.05/live/rest-dbv0.0.37-jobs.json'],
+    ['v0.0.38', '22.05/live/rest-dbv0.0.38-jobs.json'],
+    ['v0.0.38', '22.05/final/rest-dbv0.0.38-job-8.json'],
+    ['v0.0.38', '22.05/rest-dbv0.0.38-auth-error.json'],
+  ])('%s: %s has a `jobs` array', (version, file) => {
+    const answer = recorded(file);
+    expect(Array.isArray(answer.jobs)).toBe(true);
+    expect(parseSlurmRestJobsResponse(answer, options(version)).items).toHaveLength((answer.jobs as unknown[]).length);
+  });
+
+  it.each(answers)('%s: an answer without `jobs` is refused, not read as "no jobs"', (version, file) => {
+    const { jobs: _jobs, ...rest } = recorded(file);
+    expect(() => parseSlurmRestJobsResponse(rest, options(version))).toThrow(/the response has no `jobs` array/);
+  });
+
+  it.each(answers)('%s: `jobs: []` is a real "no jobs" answer, also with warnings', (version, file) => {
+    const answer = { ...recorded(file), jobs: [], warnings: [{ description: 'slurmdbd is slow' }] };
+    expect(parseSlurmRestJobsResponse(answer, options(version))).toEqual({
+      items: [],
+      errors: [],
+      warnings: ['slurmdbd is slow'],
+    });
+  });
+
+  it.each([
+    ['an empty object', {}],
+    [
+      'meta and empty errors and warnings only',
+      { meta: recorded('22.05/final/rest-dbv0.0.38-jobs.json').meta, errors: [], warnings: [] },
+    ],
+    ['warnings only', { warnings: [{ description: 'something' }] }],
+    ['`jobs: null`', { jobs: null, errors: [] }],
+  ])('refuses %s', (_label, body) => {
+    expect(() => parseSlurmRestJobsResponse(body, options('v0.0.38'))).toThrow(/`jobs`/);
+  });
+
+  it('hands back the errors of a failed answer without `jobs`, for the caller to report', () => {
+    const { jobs: _jobs, ...failed } = recorded('22.05/rest-dbv0.0.38-auth-error.json');
+    const response = parseSlurmRestJobsResponse(failed, options('v0.0.38'));
+    expect(response.items).toEqual([]);
+    expect(response.errors.map(isAuthenticationError)).toEqual([true]);
+  });
+});
+
 describe('readNoValNumber', () => {
   it.each([
     [5, 5],
