@@ -45,6 +45,36 @@ export function createSacctSource(options: SacctSourceOptions): JobSource {
   };
 }
 
+/** Process groups of sacct runs still going: a process that exits takes them with it. */
+const liveGroups = new Set<number>();
+let isExitHookInstalled = false;
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // ESRCH: the whole group has ended already.
+  }
+}
+
+/**
+ * sacct runs in a process group of its own, so the terminal's Ctrl-C no longer reaches it:
+ * a process that exits while one runs (the backfill's second Ctrl-C) kills it on the way out.
+ */
+function killLiveGroupsOnExit(): void {
+  if (isExitHookInstalled) return;
+  isExitHookInstalled = true;
+  process.once('exit', () => {
+    for (const pid of liveGroups) killGroup(pid);
+  });
+}
+
+interface SacctExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: Error;
+}
+
 async function* runSacct(
   options: SacctSourceOptions,
   window: IngestWindow,
@@ -53,31 +83,63 @@ async function* runSacct(
   const args = buildSacctArgs(options, window, readOptions);
   // spawn rather than execFile: execFile buffers all of stdout (maxBuffer) before its
   // callback, and a month of accounting can be hundreds of megabytes. No shell either way.
-  const child = spawn(options.sacctPath, args, { shell: false, stdio: ['ignore', 'pipe', 'pipe'] });
+  // detached: a process group of its own. Sites often call a wrapper (`module load slurm;
+  // sacct "$@"`) whose sacct is a grandchild; killing only the wrapper leaves that one
+  // running with our stdout pipe open, and the run (and the ingestion lock) waits for it.
+  const child = spawn(options.sacctPath, args, {
+    shell: false,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const group = child.pid;
+  if (group !== undefined) {
+    liveGroups.add(group);
+    killLiveGroupsOnExit();
+  }
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk: string) => {
     if (stderr.length < 4096) stderr += chunk;
   });
+  let settle: (result: SacctExit) => void = () => undefined;
+  const exited = new Promise<SacctExit>((resolve) => {
+    settle = resolve;
+  });
+  // 'close': sacct exited and its pipes are closed, so its group may be gone and its id reused.
+  let hasClosed = false;
+  child.once('error', (error) => settle({ code: null, signal: null, error }));
+  child.once('close', (code, signal) => {
+    hasClosed = true;
+    settle({ code, signal });
+  });
+  /** Kills the whole group and stops waiting for it: a process that escaped the group may keep the pipes open. */
+  const kill = () => {
+    if (group !== undefined && !hasClosed) killGroup(group);
+    child.stdout.destroy();
+    child.stderr.destroy();
+    settle({ code: null, signal: 'SIGKILL' });
+  };
   let isTimedOut = false;
   const timer = setTimeout(() => {
     isTimedOut = true;
-    child.kill('SIGKILL');
+    kill();
   }, options.timeoutMs);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-    child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  });
   const parser = new SacctParser({ timeZone: options.timeZone, defaultCluster: options.defaultCluster });
   let lineNumber = 0;
   try {
-    for await (const lines of readLineChunks(child.stdout)) {
-      for (const line of lines) {
-        lineNumber += 1;
-        yield* parser.pushLine(line, lineNumber);
+    try {
+      for await (const lines of readLineChunks(child.stdout)) {
+        for (const line of lines) {
+          lineNumber += 1;
+          yield* parser.pushLine(line, lineNumber);
+        }
       }
+    } catch (error) {
+      // A killed run's destroyed stdout ends the read early; the kill says why.
+      if (!isTimedOut) throw error;
     }
     const result = await exited;
+    if (isTimedOut) throw new SourceUnavailableError(`sacct did not finish within ${options.timeoutMs} ms; killed`);
     if (result.error) {
       const code = (result.error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'EACCES') {
@@ -85,7 +147,6 @@ async function* runSacct(
       }
       throw new SourceUnavailableError(`sacct could not start: ${result.error.message}`);
     }
-    if (isTimedOut) throw new SourceUnavailableError(`sacct did not finish within ${options.timeoutMs} ms; killed`);
     if (result.code !== 0) {
       const detail = stderr.trim().split('\n').slice(-3).join(' / ');
       throw new SourceUnavailableError(
@@ -95,6 +156,8 @@ async function* runSacct(
     yield* parser.end();
   } finally {
     clearTimeout(timer);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    // Also when the reader stopped early (a failed write, a malformed stream it gave up on).
+    if (!hasClosed) kill();
+    if (group !== undefined) liveGroups.delete(group);
   }
 }

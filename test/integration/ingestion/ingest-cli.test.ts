@@ -1,7 +1,16 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  isRunning,
+  killLeftoverSleep,
+  readSleepPid,
+  waitFor,
+  withHangGuard,
+  writeHangingSacctWrapper,
+} from '../../support/hung-sacct.js';
 import { runToExit } from '../../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
@@ -54,6 +63,50 @@ describe('npm run ingest over an sacct file', () => {
       ['partial', 4, 7],
       ['partial', 4, 7],
     ]);
+  });
+});
+
+describe('npm run ingest stopped with Ctrl-C twice', () => {
+  it('kills the sacct it was waiting for, with what its wrapper started', { timeout: 120_000 }, async () => {
+    const wrapper = writeHangingSacctWrapper(path.join(dir, 'sacct-wrapper'));
+    const cli = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-11-23', '--to', '2026-11-23', '--force'],
+      {
+        cwd: PROJECT_ROOT,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          DATABASE_URL: db.url,
+          APP_TZ: 'UTC',
+          LOG_LEVEL: 'error',
+          DEMO_SEED: 'false',
+          SACCT_PATH: wrapper.path,
+          SACCT_TIMEOUT_MS: '600000',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    cli.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    cli.stderr.on('data', (chunk) => {
+      output += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => cli.once('exit', resolve));
+    try {
+      expect(await waitFor(() => readSleepPid(wrapper.sleepPidFile) !== undefined, 60_000), output).toBe(true);
+      const sleepPid = readSleepPid(wrapper.sleepPidFile) as number;
+      cli.kill('SIGINT');
+      expect(await waitFor(() => output.includes('Stopping after the current day'), 30_000), output).toBe(true);
+      cli.kill('SIGINT');
+      expect(await withHangGuard(exited, 30_000, 'the backfill after its second Ctrl-C')).toBe(130);
+      expect(await waitFor(() => !isRunning(sleepPid), 10_000), `sleep ${sleepPid} is still running`).toBe(true);
+    } finally {
+      if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
+      killLeftoverSleep(wrapper.sleepPidFile);
+    }
   });
 });
 

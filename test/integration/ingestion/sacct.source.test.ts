@@ -1,10 +1,18 @@
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SourceConfigError, SourceUnavailableError } from '../../../src/modules/ingestion/job-source.js';
 import { createSacctSource, type SacctSourceOptions } from '../../../src/modules/ingestion/sacct.source.js';
 import type { SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
+import {
+  isRunning,
+  killLeftoverSleep,
+  readSleepPid,
+  waitFor,
+  withHangGuard,
+  writeHangingSacctWrapper,
+} from '../../support/hung-sacct.js';
 
 const FAKE_SACCT = path.resolve(import.meta.dirname, '../../fixtures/slurm/fake-sacct.mjs');
 const WINDOW = { start: new Date('2026-11-23T15:40:43Z'), end: new Date('2026-11-23T15:47:01Z') };
@@ -13,7 +21,7 @@ let dir: string;
 /** The fake sacct under a name that picks its behaviour (see the script's header). */
 function fakeSacct(mode: string): string {
   const link = path.join(dir, `sacct-${mode}`);
-  symlinkSync(FAKE_SACCT, link);
+  if (!existsSync(link)) symlinkSync(FAKE_SACCT, link);
   return link;
 }
 
@@ -38,8 +46,25 @@ const argsOf = (sacctPath: string): string[][] =>
     .split('\n')
     .map((line) => JSON.parse(line));
 
+/** A wrapper script that runs the fake sacct of `mode` as its child, passing its arguments on. */
+function wrapperAround(mode: string): string {
+  const script = path.join(dir, `wrapper-${mode}`);
+  writeFileSync(
+    script,
+    `#!/bin/bash\n'${fakeSacct(mode)}' "$@"\nstatus=$?\necho "wrapper: sacct exited with $status" >&2\nexit $status\n`,
+  );
+  chmodSync(script, 0o755);
+  return script;
+}
+
+const sleepPidFiles: string[] = [];
+
 beforeAll(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'fake-sacct-'));
+});
+afterEach(() => {
+  // A test that failed must not leave its sleep behind.
+  for (const file of sleepPidFiles.splice(0)) killLeftoverSleep(file);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -82,6 +107,29 @@ describe('sacct source with a fake sacct executable', () => {
     const sacct = fakeSacct('hang');
     await expect(collect(createSacctSource(options(sacct, { timeoutMs: 300 })).read(WINDOW))).rejects.toThrow(
       new SourceUnavailableError('sacct did not finish within 300 ms; killed'),
+    );
+  });
+
+  it('kills what a wrapper script started too when sacct times out', { timeout: 60_000 }, async () => {
+    const wrapper = writeHangingSacctWrapper(path.join(dir, 'sacct-wrapper-hang'));
+    sleepPidFiles.push(wrapper.sleepPidFile);
+    const run = collect(createSacctSource(options(wrapper.path, { timeoutMs: 1000 })).read(WINDOW));
+    await expect(withHangGuard(run, 30_000, 'the sacct run')).rejects.toThrow(
+      new SourceUnavailableError('sacct did not finish within 1000 ms; killed'),
+    );
+    const sleepPid = readSleepPid(wrapper.sleepPidFile) as number;
+    expect(sleepPid).toBeGreaterThan(0);
+    expect(await waitFor(() => !isRunning(sleepPid), 10_000), `sleep ${sleepPid} is still running`).toBe(true);
+  });
+
+  it('reads jobs through a wrapper script, and reports its stderr when it fails', async () => {
+    const items = await collect(createSacctSource(options(wrapperAround('ok'))).read(WINDOW));
+    expect(items.filter((item) => item.kind === 'job')).toHaveLength(12);
+
+    await expect(collect(createSacctSource(options(wrapperAround('fail'))).read(WINDOW))).rejects.toThrow(
+      new SourceUnavailableError(
+        'sacct exited with 1: sacct: error: Problem talking to the database: Connection refused / wrapper: sacct exited with 1',
+      ),
     );
   });
 
