@@ -13,18 +13,21 @@ export interface SchedulerDeps {
  * Runs ingestion every `intervalSec` (measured from the end of the previous run, so runs
  * never pile up). Every worker and replica schedules one: the advisory lock lets one through
  * at a time, and a run that finds another finished within half an interval does nothing.
- * Returns a function that stops it and waits for a run in progress.
+ * Returns a function that stops it: a run in progress is stopped (its sacct killed) and awaited.
  */
 export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> | undefined;
   let isStopped = false;
+  // Shutdown must not wait for a slow or hung sacct: sacct runs in a process group of its own,
+  // so the terminal's Ctrl-C does not reach it, and a run may take up to SACCT_TIMEOUT_MS.
+  const stopping = new AbortController();
 
   const tick = () => {
     timer = undefined;
     current = deps.service
       // Half an interval: another process's run this interval counts, last interval's does not.
-      .runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: deps.intervalSec / 2 })
+      .runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: deps.intervalSec / 2, signal: stopping.signal })
       .then((result) => {
         if (result.status === 'skipped') {
           deps.logger.debug(
@@ -50,6 +53,7 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
   return async () => {
     isStopped = true;
     if (timer) clearTimeout(timer);
+    stopping.abort(new Error('the process is shutting down'));
     await current;
   };
 }

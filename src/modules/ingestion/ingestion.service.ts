@@ -2,7 +2,14 @@ import type { Database } from '../../db/database.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import * as ingestionRepository from './ingestion.repository.js';
-import { type IngestWindow, type JobSource, SourceConfigError } from './job-source.js';
+import {
+  type IngestWindow,
+  type JobSource,
+  type ReadOptions,
+  RunStoppedError,
+  SourceConfigError,
+  throwIfStopped,
+} from './job-source.js';
 import { findStorageProblem, findTimeProblem, type NormalizedJob } from './slurm-job.model.js';
 import { MAX_LOGGED_JOB_ID, truncate } from './slurm-time.parser.js';
 
@@ -78,7 +85,7 @@ export function createIngestionService(deps: IngestionDeps) {
   }
 
   /** Reads one source for the window and writes what it yields; throws when the source fails. */
-  async function ingestFrom(source: JobSource, window: IngestWindow, counts: SourceCounts, user?: string) {
+  async function ingestFrom(source: JobSource, window: IngestWindow, counts: SourceCounts, readOptions: ReadOptions) {
     let batch: NormalizedJob[] = [];
     // Up to WRITERS batches are written at once (Postgres then uses more than one core) while
     // the next is parsed. A batch sharing a job with one in flight waits for it, so the last
@@ -110,7 +117,10 @@ export function createIngestionService(deps: IngestionDeps) {
     };
     let readFailure: { error: unknown } | undefined;
     try {
-      for await (const item of source.read(window, user === undefined ? undefined : { user })) {
+      const hasOptions = readOptions.user !== undefined || readOptions.signal !== undefined;
+      for await (const item of source.read(window, hasOptions ? readOptions : undefined)) {
+        // Between records, for sources that do not watch the signal themselves.
+        throwIfStopped(readOptions.signal);
         if (item.kind === 'skip') {
           counts.skipped += 1;
           if (counts.skipped <= MAX_LOGGED_SKIPS) {
@@ -203,7 +213,7 @@ export function createIngestionService(deps: IngestionDeps) {
   async function runLocked(
     trigger: TTrigger,
     window: IngestWindow,
-    user: string | undefined,
+    readOptions: ReadOptions,
     force: boolean,
   ): Promise<RunSummary> {
     const startedAt = Date.now();
@@ -227,22 +237,29 @@ export function createIngestionService(deps: IngestionDeps) {
               ? `answered: file unchanged since run #${coveringRunId}, nothing new; its ${skipped} malformed record(s) are still skipped`
               : `answered: file unchanged since run #${coveringRunId}, nothing new`;
         } else {
-          await ingestFrom(source, window, counts, user);
+          await ingestFrom(source, window, counts, readOptions);
           notes[source.name] = 'answered';
         }
         answered = { source: source.name, counts };
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        const kind = error instanceof SourceConfigError ? 'configuration error' : 'failed';
-        notes[source.name] = `${kind}: ${message}`;
+        // A stopped run's message says so itself ("stopped: ..."): it is not the source's failure.
+        const kind =
+          error instanceof RunStoppedError
+            ? undefined
+            : error instanceof SourceConfigError
+              ? 'configuration error'
+              : 'failed';
+        notes[source.name] = kind ? `${kind}: ${message}` : message;
         lastError = `${source.name}: ${message}`;
-        logger.warn({ source: source.name, err: message, runId }, `ingestion source ${kind}`);
+        logger.warn({ source: source.name, err: message, runId }, `ingestion source ${kind ?? 'stopped'}`);
       } finally {
         totals.inserted += counts.inserted;
         totals.updated += counts.updated;
         totals.unchanged += counts.unchanged;
       }
-      if (answered) break;
+      // A stopped run tries no other source: the process is going away.
+      if (answered || readOptions.signal?.aborted) break;
     }
     if (!answered) delete notes.fileFingerprint;
     if (answered && answered.counts.warned > 0) {
@@ -331,6 +348,8 @@ export function createIngestionService(deps: IngestionDeps) {
        * without this each interval read Slurm once per process.
        */
       skipIfFinishedWithinSec?: number;
+      /** Aborting it stops the run (a killed sacct, no further source); it is recorded as failed. */
+      signal?: AbortSignal;
     }): Promise<RunResult> {
       const release = await ingestionRepository.tryAcquireIngestLock(db.pool);
       if (!release) return { status: 'skipped', reason: 'locked' };
@@ -346,7 +365,8 @@ export function createIngestionService(deps: IngestionDeps) {
         if (abandoned > 0) logger.warn({ abandoned }, 'marked runs left running by a stopped process as failed');
         const window = input.window ?? (await defaultWindow());
         if (!(window.start < window.end)) throw new RangeError('the ingestion window must start before it ends');
-        return { status: 'finished', run: await runLocked(input.trigger, window, input.user, input.force ?? false) };
+        const readOptions: ReadOptions = { user: input.user, signal: input.signal };
+        return { status: 'finished', run: await runLocked(input.trigger, window, readOptions, input.force ?? false) };
       } finally {
         await release();
       }

@@ -11,6 +11,8 @@ export type TSourceName = 'slurmrestd' | 'sacct' | 'file';
 export interface ReadOptions {
   /** Only this user's jobs (validated); all users when unset. */
   user?: string;
+  /** Aborted when the run must stop (the process is shutting down): the read ends with a RunStoppedError. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -38,6 +40,20 @@ export class SourceUnavailableError extends Error {
     super(message);
     this.name = 'SourceUnavailableError';
   }
+}
+
+/** The run was stopped from outside (the process is shutting down): no other source is tried. */
+export class RunStoppedError extends Error {
+  constructor(signal: AbortSignal) {
+    const reason: unknown = signal.reason;
+    super(`stopped: ${reason instanceof Error ? reason.message : String(reason ?? 'aborted')}`);
+    this.name = 'RunStoppedError';
+  }
+}
+
+/** Throws a RunStoppedError once `signal` is aborted. */
+export function throwIfStopped(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new RunStoppedError(signal);
 }
 
 const USERNAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;

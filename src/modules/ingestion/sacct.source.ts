@@ -3,8 +3,10 @@ import {
   type IngestWindow,
   type JobSource,
   type ReadOptions,
+  RunStoppedError,
   SourceConfigError,
   SourceUnavailableError,
+  throwIfStopped,
   validateUsername,
 } from './job-source.js';
 import { readLineChunks } from './line-reader.js';
@@ -81,6 +83,8 @@ async function* runSacct(
   readOptions: ReadOptions | undefined,
 ): AsyncGenerator<SourceItem> {
   const args = buildSacctArgs(options, window, readOptions);
+  const stopSignal = readOptions?.signal;
+  throwIfStopped(stopSignal);
   // spawn rather than execFile: execFile buffers all of stdout (maxBuffer) before its
   // callback, and a month of accounting can be hundreds of megabytes. No shell either way.
   // detached: a process group of its own. Sites often call a wrapper (`module load slurm;
@@ -119,11 +123,17 @@ async function* runSacct(
     child.stderr.destroy();
     settle({ code: null, signal: 'SIGKILL' });
   };
-  let isTimedOut = false;
+  // Why sacct was killed, thrown once the read has ended.
+  let killedBecause: Error | undefined;
   const timer = setTimeout(() => {
-    isTimedOut = true;
+    killedBecause ??= new SourceUnavailableError(`sacct did not finish within ${options.timeoutMs} ms; killed`);
     kill();
   }, options.timeoutMs);
+  const onAbort = () => {
+    killedBecause ??= new RunStoppedError(stopSignal as AbortSignal);
+    kill();
+  };
+  stopSignal?.addEventListener('abort', onAbort, { once: true });
   const parser = new SacctParser({ timeZone: options.timeZone, defaultCluster: options.defaultCluster });
   let lineNumber = 0;
   try {
@@ -136,10 +146,10 @@ async function* runSacct(
       }
     } catch (error) {
       // A killed run's destroyed stdout ends the read early; the kill says why.
-      if (!isTimedOut) throw error;
+      if (!killedBecause) throw error;
     }
     const result = await exited;
-    if (isTimedOut) throw new SourceUnavailableError(`sacct did not finish within ${options.timeoutMs} ms; killed`);
+    if (killedBecause) throw killedBecause;
     if (result.error) {
       const code = (result.error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'EACCES') {
@@ -156,6 +166,7 @@ async function* runSacct(
     yield* parser.end();
   } finally {
     clearTimeout(timer);
+    stopSignal?.removeEventListener('abort', onAbort);
     // Also when the reader stopped early (a failed write, a malformed stream it gave up on).
     if (!hasClosed) kill();
     if (group !== undefined) liveGroups.delete(group);

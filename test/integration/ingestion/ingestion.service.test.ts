@@ -6,9 +6,18 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startIngestionScheduler } from '../../../src/modules/ingestion/ingestion.scheduler.js';
 import { createIngestionService, type IngestionDeps } from '../../../src/modules/ingestion/ingestion.service.js';
 import { type JobSource, SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
+import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics, type Metrics } from '../../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../../src/shared/logger.js';
+import {
+  isRunning,
+  killLeftoverSleep,
+  readSleepPid,
+  waitFor,
+  withHangGuard,
+  writeHangingSacctWrapper,
+} from '../../support/hung-sacct.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 const CAPTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05');
@@ -444,6 +453,40 @@ describe('one run at a time', () => {
     await expect.poll(async () => db.prisma.ingestionRun.count({ where: { outcome: 'success' } })).toBe(1);
     await stop();
     expect(await db.prisma.ingestionRun.count({ where: { trigger: 'schedule' } })).toBe(1);
+  });
+
+  it('stopping the scheduler (shutdown) kills the sacct of its run, with what a wrapper started', {
+    timeout: 120_000,
+  }, async () => {
+    const wrapper = writeHangingSacctWrapper(path.join(dir, 'sacct-wrapper'));
+    const sacct = createSacctSource({
+      sacctPath: wrapper.path,
+      timeZone: 'UTC',
+      cluster: undefined,
+      defaultCluster: 'lab',
+      timeoutMs: 600_000,
+    });
+    const { source: file } = fileSource('final/sacct-steps-extra.psv');
+    const stop = startIngestionScheduler({
+      service: service([sacct, file]),
+      intervalSec: 3600,
+      logger: createLogger('silent'),
+      initialDelayMs: 0,
+    });
+    try {
+      expect(await waitFor(() => readSleepPid(wrapper.sleepPidFile) !== undefined, 60_000)).toBe(true);
+      const sleepPid = readSleepPid(wrapper.sleepPidFile) as number;
+      await withHangGuard(stop(), 30_000, 'stopping the scheduler');
+      expect(await waitFor(() => !isRunning(sleepPid), 10_000), `sleep ${sleepPid} is still running`).toBe(true);
+      // Stopped, not answered by the next source: the process is going away.
+      const runs = await db.prisma.ingestionRun.findMany();
+      expect(runs).toMatchObject([
+        { trigger: 'schedule', outcome: 'failed', error: 'sacct: stopped: the process is shutting down' },
+      ]);
+      expect(runs[0]?.sourceNotes).not.toHaveProperty('file');
+    } finally {
+      killLeftoverSleep(wrapper.sleepPidFile);
+    }
   });
 });
 
