@@ -226,10 +226,19 @@ export async function findLastSuccessfulFinish(db: Db): Promise<Date | null> {
   return row?.finishedAt ?? null;
 }
 
-/** When the newest finished run of any outcome finished (runs hold the lock, so ids follow finishes). */
-export async function findLastFinish(db: Db): Promise<Date | null> {
+/**
+ * Triggers whose runs read up to now: scheduled runs, "Run now" and the demo's seed. A backfill
+ * day reads a window of the past, and says nothing about whether this interval was read.
+ */
+export const LIVE_WINDOW_TRIGGERS = ['schedule', 'manual', 'seed'];
+
+/**
+ * When the newest run reading up to now (of any outcome) finished; runs hold the lock, so ids
+ * follow finishes.
+ */
+export async function findLastLiveRunFinish(db: Db): Promise<Date | null> {
   const row = await db.ingestionRun.findFirst({
-    where: { finishedAt: { not: null } },
+    where: { finishedAt: { not: null }, trigger: { in: LIVE_WINDOW_TRIGGERS } },
     orderBy: { id: 'desc' },
     select: { finishedAt: true },
   });

@@ -12,7 +12,8 @@ export interface SchedulerDeps {
 /**
  * Runs ingestion every `intervalSec` (measured from the end of the previous run, so runs
  * never pile up). Every worker and replica schedules one: the advisory lock lets one through
- * at a time, and a run that finds another finished within half an interval does nothing.
+ * at a time, and a run that finds another scheduled or manual run finished within half an
+ * interval does nothing (backfill days do not count).
  * Returns a function that stops it: a run in progress is stopped (its sacct killed) and awaited.
  */
 export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void> {

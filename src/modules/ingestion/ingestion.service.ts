@@ -343,9 +343,11 @@ export function createIngestionService(deps: IngestionDeps) {
       user?: string;
       force?: boolean;
       /**
-       * Skip when a run (by any process) finished less than this long ago. Every worker and
-       * replica schedules a run per interval; the lock only keeps them from overlapping, so
-       * without this each interval read Slurm once per process.
+       * Skip when a run reading up to now (scheduled or "Run now", by any process) finished
+       * less than this long ago. Every worker and replica schedules a run per interval; the
+       * lock only keeps them from overlapping, so without this each interval read Slurm once
+       * per process. Backfill days do not count: a backfill runs one after another for hours,
+       * and counting them kept the scheduler from reading new jobs all that time.
        */
       skipIfFinishedWithinSec?: number;
       /** Aborting it stops the run (a killed sacct, no further source); it is recorded as failed. */
@@ -355,7 +357,7 @@ export function createIngestionService(deps: IngestionDeps) {
       if (!release) return { status: 'skipped', reason: 'locked' };
       try {
         if (input.skipIfFinishedWithinSec !== undefined) {
-          const lastFinish = await ingestionRepository.findLastFinish(db.prisma);
+          const lastFinish = await ingestionRepository.findLastLiveRunFinish(db.prisma);
           // Wall-clock time, as runs record their finish in it.
           if (lastFinish && Date.now() - lastFinish.getTime() < input.skipIfFinishedWithinSec * 1000) {
             return { status: 'skipped', reason: 'recent' };

@@ -442,6 +442,27 @@ describe('one run at a time', () => {
     expect(await db.prisma.ingestionRun.count()).toBe(3);
   });
 
+  it('a backfill day that just finished does not make a scheduled run skip; a scheduled run does', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    const ingest = service([source]);
+    const day = { start: new Date('2026-11-23T00:00:00Z'), end: new Date('2026-11-24T00:00:00Z') };
+    // A backfill (npm run ingest) works through its days while the server runs.
+    await finishedRun(ingest.runOnce({ trigger: 'backfill', window: day }));
+    const scheduled = await ingest.runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: 60 });
+    expect(scheduled).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
+    await finishedRun(ingest.runOnce({ trigger: 'backfill', window: day }));
+    // The scheduled run above is this interval's: another process's tick does nothing.
+    expect(await ingest.runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: 60 })).toEqual({
+      status: 'skipped',
+      reason: 'recent',
+    });
+    expect((await db.prisma.ingestionRun.findMany({ orderBy: { id: 'asc' } })).map((run) => run.trigger)).toEqual([
+      'backfill',
+      'schedule',
+      'backfill',
+    ]);
+  });
+
   it('the scheduler runs on its interval and stops cleanly', async () => {
     const { source } = fileSource('final/sacct-steps-extra.psv');
     const stop = startIngestionScheduler({
