@@ -206,10 +206,31 @@ export async function failAbandonedRuns(db: Db, now: Date): Promise<number> {
   return result.count;
 }
 
-/** The end of the newest window a run completed: everything before it has been read. */
+/**
+ * Triggers whose runs read up to now: scheduled runs, "Run now" and the demo's seed. A backfill
+ * day reads a window of the past, and says nothing about whether this interval was read.
+ */
+export const LIVE_WINDOW_TRIGGERS = ['schedule', 'manual', 'seed'];
+
+/** The end of the newest window a run of any trigger completed (the admin page's "data through"). */
 export async function findHighWaterMark(db: Db): Promise<Date | null> {
   const row = await db.ingestionRun.findFirst({
     where: { outcome: { in: ['success', 'partial'] } },
+    orderBy: { windowEnd: 'desc' },
+    select: { windowEnd: true },
+  });
+  return row?.windowEnd ?? null;
+}
+
+/**
+ * The end of the newest window a run reading up to now completed: everything before it has
+ * been read, and the scheduler's next window starts there. Each such window starts where the
+ * one before ended (less the overlap). A backfill day does not move it: it says nothing about
+ * the time between that mark and its start, and a day not over yet ends in the future.
+ */
+export async function findLiveHighWaterMark(db: Db): Promise<Date | null> {
+  const row = await db.ingestionRun.findFirst({
+    where: { outcome: { in: ['success', 'partial'] }, trigger: { in: LIVE_WINDOW_TRIGGERS } },
     orderBy: { windowEnd: 'desc' },
     select: { windowEnd: true },
   });
@@ -225,12 +246,6 @@ export async function findLastSuccessfulFinish(db: Db): Promise<Date | null> {
   });
   return row?.finishedAt ?? null;
 }
-
-/**
- * Triggers whose runs read up to now: scheduled runs, "Run now" and the demo's seed. A backfill
- * day reads a window of the past, and says nothing about whether this interval was read.
- */
-export const LIVE_WINDOW_TRIGGERS = ['schedule', 'manual', 'seed'];
 
 /**
  * When the newest run reading up to now (of any outcome) finished; runs hold the lock, so ids

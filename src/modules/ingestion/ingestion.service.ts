@@ -77,7 +77,7 @@ export function createIngestionService(deps: IngestionDeps) {
 
   async function defaultWindow(): Promise<IngestWindow> {
     const end = now();
-    const highWater = await ingestionRepository.findHighWaterMark(db.prisma);
+    const highWater = await ingestionRepository.findLiveHighWaterMark(db.prisma);
     const start = highWater
       ? new Date(Math.min(highWater.getTime(), end.getTime()) - deps.overlapSec * 1000)
       : new Date(end.getTime() - deps.initialLookbackSec * 1000);

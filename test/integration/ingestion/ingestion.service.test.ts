@@ -293,6 +293,31 @@ describe('ingestion runs through the file source', () => {
   });
 });
 
+describe('the high-water mark', () => {
+  it('a backfill of later days, today included, does not move it: the next scheduled run reads from the last one', async () => {
+    // One job that ended while the scheduler was not running (its last run reached T0).
+    const file = path.join(dir, 'gap.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        '901|901|ann|COMPLETED|600|2026-11-21T09:50:00|2026-11-21T10:00:00|cpu=1,mem=1G,node=1\n',
+    );
+    const written = new Date('2026-11-21T10:05:00Z');
+    utimesSync(file, written, written);
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const T0 = new Date('2026-11-20T12:00:00Z');
+    await finishedRun(service([source], { now: () => T0 }).runOnce({ trigger: 'schedule' }));
+    // The operator backfills the last two days, today (NOW's day) included.
+    for (const start of ['2026-11-22T00:00:00Z', '2026-11-23T00:00:00Z']) {
+      const window = { start: new Date(start), end: new Date(new Date(start).getTime() + 86_400_000) };
+      await finishedRun(service([source]).runOnce({ trigger: 'backfill', window }));
+    }
+    const next = await finishedRun(service([source]).runOnce({ trigger: 'schedule' }));
+    expect(next.window).toEqual({ start: new Date(T0.getTime() - 600_000), end: NOW });
+    expect(await jobRow('901')).toMatchObject({ state: 'COMPLETED', end_at: new Date('2026-11-21T10:00:00Z') });
+  });
+});
+
 describe('sources in order, and failures', () => {
   const failing = (name: 'slurmrestd' | 'sacct', error: Error): JobSource => ({
     name,
