@@ -37,6 +37,29 @@ describe('GET /metrics', () => {
     expect(sampleOf(response.text, 'audit_chain_ok')).toBe(1);
   });
 
+  it('has the ingestion series the dashboard queries at 0 before the first run: each result, and each outcome of each configured source', async () => {
+    const unconfigured = (await request(buildTestApp(db)).get('/metrics').expect(200)).text;
+    for (const result of ['inserted', 'updated', 'unchanged', 'skipped']) {
+      expect(sampleOf(unconfigured, `slurm_ingest_jobs_total{result="${result}"}`), result).toBe(0);
+    }
+    // Without a source every run fails, and a failed run has no source.
+    expect(sampleOf(unconfigured, 'slurm_ingest_runs_total{source="none",outcome="failed"}')).toBe(0);
+    expect(unconfigured).not.toMatch(/slurm_ingest_runs_total\{source="(slurmrestd|sacct|file)"/);
+
+    const env = { SACCT_PATH: '/usr/bin/sacct', FALLBACK_CSV: 'test/fixtures/slurm/22.05/final/sacct-steps-extra.psv' };
+    const configured = (await request(buildTestApp(db, { env })).get('/metrics').expect(200)).text;
+    for (const series of [
+      'slurm_ingest_runs_total{source="sacct",outcome="success"}',
+      'slurm_ingest_runs_total{source="sacct",outcome="partial"}',
+      'slurm_ingest_runs_total{source="file",outcome="success"}',
+      'slurm_ingest_runs_total{source="file",outcome="partial"}',
+      'slurm_ingest_runs_total{source="none",outcome="failed"}',
+    ]) {
+      expect(sampleOf(configured, series), series).toBe(0);
+    }
+    expect(configured).not.toContain('slurm_ingest_runs_total{source="slurmrestd"');
+  });
+
   it('refreshes hpc_ready and the pool gauges at scrape time, without anyone calling /readyz', async () => {
     const text = (await request(buildTestApp(db)).get('/metrics').expect(200)).text;
     expect(sampleOf(text, 'hpc_ready')).toBe(1);

@@ -74,6 +74,12 @@ export function createIngestionService(deps: IngestionDeps) {
   const now = deps.now ?? (() => new Date());
   const batchSize = deps.batchSize ?? DEFAULT_BATCH_SIZE;
   const { db, logger, metrics } = deps;
+  // The dashboard's series exist at 0 before the first run: each outcome a configured source
+  // can have, and a failed run, which has no source.
+  for (const source of deps.sources) {
+    for (const outcome of ['success', 'partial']) metrics.ingestRuns.inc({ source: source.name, outcome }, 0);
+  }
+  metrics.ingestRuns.inc({ source: 'none', outcome: 'failed' }, 0);
 
   async function defaultWindow(): Promise<IngestWindow> {
     const end = now();

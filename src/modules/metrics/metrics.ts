@@ -12,6 +12,9 @@ export interface MetricsOptions {
   hasProcessMetrics?: boolean;
 }
 
+/** slurm_ingest_jobs_total's results: what happened to each job a run read. */
+export const INGEST_JOB_RESULTS = ['inserted', 'updated', 'unchanged', 'skipped'] as const;
+
 /**
  * Every metric the app exports, on a registry of its own. Names, types and labels are
  * a contract with the dashboards and alert rules in grafana/ and prometheus/.
@@ -184,6 +187,8 @@ export function createMetrics(options: MetricsOptions = {}) {
     metrics.csvExportsStalled.inc({ kind }, 0);
   }
   metrics.webhookEvents.inc({ provider: 'dummy', event: 'payment.succeeded', outcome: 'ok' }, 0);
+  for (const result of INGEST_JOB_RESULTS) metrics.ingestJobs.inc({ result }, 0);
+  // slurm_ingest_runs_total's sources are the configured ones: the ingestion service creates them.
   metrics.ready.set(0);
   // Nothing is known to be broken until a verification says so.
   metrics.auditChainOk.set(1);
