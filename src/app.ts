@@ -120,6 +120,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(requestContext(logger));
   app.use(httpMetrics(deps.metrics));
   deps.metrics.observeDbPool(db.pool);
+  deps.metrics.observePaymentProvider(payments.providerName);
   deps.metrics.observeReadiness(async () => (await checkReadiness(db.pool, config.readyTimeoutMs)).isReady);
   const securityHeaders = helmet({
     contentSecurityPolicy: {

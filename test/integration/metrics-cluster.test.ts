@@ -106,6 +106,8 @@ describe('GET /metrics with WEB_CONCURRENCY=2', () => {
       if (scrape > 0) expect(sampleOf(text, 'db_pool_connections')).toBeGreaterThanOrEqual(2);
       expect(sampleOf(text, 'hpc_ready')).toBe(1);
       expect(sampleOf(text, 'audit_chain_ok')).toBe(1);
+      // The provider is named once, not once per worker (development's default, dummy).
+      expect(sampleOf(text, 'payments_provider_info{provider="dummy"}')).toBe(1);
       // Pre-warmed counters are summed too, and stay at 0.
       expect(sampleOf(text, 'auth_login_failure_total{reason="bad_credentials"}')).toBe(0);
     }

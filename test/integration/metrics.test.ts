@@ -60,6 +60,28 @@ describe('GET /metrics', () => {
     expect(configured).not.toContain('slurm_ingest_runs_total{source="slurmrestd"');
   });
 
+  it('names the payment provider and pre-warms its webhook counter, so NoWebhooks watches it', async () => {
+    const text = (
+      await request(buildTestApp(db, { env: { PAYMENT_PROVIDER: 'dummy' } }))
+        .get('/metrics')
+        .expect(200)
+    ).text;
+    expect(sampleOf(text, 'payments_provider_info{provider="dummy"}')).toBe(1);
+    expect(
+      sampleOf(text, 'payments_webhook_events_total{provider="dummy",event="payment.succeeded",outcome="ok"}'),
+    ).toBe(0);
+  });
+
+  it('has no payment provider and no webhook series without online payment (PAYMENT_PROVIDER=none)', async () => {
+    const app = buildTestApp(db, { env: { PAYMENT_PROVIDER: 'none' } });
+    await request(app).post('/payments/webhook').type('json').send('{}').expect(404);
+    const text = (await request(app).get('/metrics').expect(200)).text;
+    // NoWebhooks fires only for a provider named in payments_provider_info: none here.
+    expect(text.split('\n').filter((line) => /^payments_(provider_info|webhook_events_total)\{/.test(line))).toEqual(
+      [],
+    );
+  });
+
   it('refreshes hpc_ready and the pool gauges at scrape time, without anyone calling /readyz', async () => {
     const text = (await request(buildTestApp(db)).get('/metrics').expect(200)).text;
     expect(sampleOf(text, 'hpc_ready')).toBe(1);

@@ -99,6 +99,14 @@ export function createMetrics(options: MetricsOptions = {}) {
       labelNames: ['provider', 'event', 'outcome'] as const,
       registers,
     }),
+    paymentProvider: new Gauge({
+      name: 'payments_provider_info',
+      help: 'The payment provider whose webhooks this app takes (1); no series when online payment is off.',
+      labelNames: ['provider'] as const,
+      // Every worker has the same provider: 1, not the number of workers.
+      aggregator: 'max',
+      registers,
+    }),
     // Before hpc_ready: its scrape-time probe borrows a connection, and the pool
     // gauges, collected in registration order, should not count that one as busy.
     dbPoolConnections: new Gauge({
@@ -186,7 +194,6 @@ export function createMetrics(options: MetricsOptions = {}) {
     metrics.csvDownloads.inc({ kind }, 0);
     metrics.csvExportsStalled.inc({ kind }, 0);
   }
-  metrics.webhookEvents.inc({ provider: 'dummy', event: 'payment.succeeded', outcome: 'ok' }, 0);
   for (const result of INGEST_JOB_RESULTS) metrics.ingestJobs.inc({ result }, 0);
   // slurm_ingest_runs_total's sources are the configured ones: the ingestion service creates them.
   metrics.ready.set(0);
@@ -199,6 +206,16 @@ export function createMetrics(options: MetricsOptions = {}) {
     /** Points the pool gauges at the pool they describe; read at each scrape. */
     observeDbPool(target: PoolStats) {
       pool = target;
+    },
+    /**
+     * Names the payment provider webhooks come from (none: online payment is off). NoWebhooks
+     * watches only a provider named in payments_provider_info, and the provider's counter exists
+     * at 0 from the start, so the alert can tell "no delivery yet" from "no provider".
+     */
+    observePaymentProvider(provider: string | undefined) {
+      if (!provider) return;
+      metrics.paymentProvider.set({ provider }, 1);
+      metrics.webhookEvents.inc({ provider, event: 'payment.succeeded', outcome: 'ok' }, 0);
     },
     /** Runs this readiness check at each scrape to refresh hpc_ready. */
     observeReadiness(probe: () => Promise<boolean>) {
