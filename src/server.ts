@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import { createApp } from './app.js';
 import { type PreparedDatabase, prepareDatabase } from './bootstrap.js';
-import { type AppConfig, ConfigError, loadConfig } from './config/config.js';
+import { type AppConfig, CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { closeGracefully, listen } from './http/lifecycle.js';
 import { warnAboutPlainHttp } from './http/plain-http.js';
@@ -28,7 +28,7 @@ function readConfigOrExit(): AppConfig {
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);
-      process.exit(78); // EX_CONFIG
+      process.exit(CONFIG_ERROR_EXIT_CODE);
     }
     throw error;
   }

@@ -8,6 +8,7 @@ import { createMetrics } from '../modules/metrics/metrics.js';
 import { addLocalDays } from '../shared/local-date.js';
 import { createLogger } from '../shared/logger.js';
 import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
+import { runTool } from './run-tool.js';
 
 function progressBar(done: number, total: number): string {
   const width = 24;
@@ -94,7 +95,4 @@ async function main() {
   if (totals.failedDays > 0) process.exitCode = 1;
 }
 
-main().catch((error) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(error instanceof ConfigError ? 78 : 1);
-});
+runTool(main);

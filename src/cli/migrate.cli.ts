@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig } from '../config/config.js';
 import { applyMigrations } from '../db/migrations.js';
 import { createLogger } from '../shared/logger.js';
+import { runTool } from './run-tool.js';
 
 /** `npm run db:migrate`: applies pending migrations to DATABASE_URL. */
 async function main() {
@@ -13,7 +14,4 @@ async function main() {
   );
 }
 
-main().catch((error) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+runTool(main);

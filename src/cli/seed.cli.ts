@@ -3,6 +3,7 @@ import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { seedDemoIfEmpty } from '../modules/demo/demo.service.js';
 import { createLogger } from '../shared/logger.js';
+import { runTool } from './run-tool.js';
 
 /** `npm run db:seed`: the demo data into an empty DATABASE_URL (refused in production). */
 async function main() {
@@ -32,7 +33,4 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+runTool(main);

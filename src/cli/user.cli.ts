@@ -8,6 +8,7 @@ import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
 import { ZNewPassword } from '../shared/password-policy.js';
+import { runTool } from './run-tool.js';
 
 const USAGE = `Usage:
   npm run user:create -- --username NAME [--role admin|user] [--password-stdin]
@@ -125,7 +126,4 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(error instanceof UsageError ? 2 : 1);
-});
+runTool(main, (error) => (error instanceof UsageError ? 2 : undefined));

@@ -103,6 +103,9 @@ export interface IngestionConfig {
   fallbackCsv: string | undefined;
 }
 
+/** EX_CONFIG (sysexits.h): what the server and every tool exit with on a ConfigError. */
+export const CONFIG_ERROR_EXIT_CODE = 78;
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);

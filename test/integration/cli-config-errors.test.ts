@@ -1,0 +1,51 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runToExit } from '../support/run-to-exit.js';
+import { PROJECT_ROOT } from '../support/spawn-server.js';
+
+// Arguments that get each tool past its own usage checks, so the configuration is what it reads next.
+const VALID_ARGUMENTS: Record<string, string[]> = {
+  'ingest.cli.ts': ['--from', '2026-01-01', '--to', '2026-01-02'],
+  'migrate.cli.ts': [],
+  'seed.cli.ts': [],
+  'user.cli.ts': ['create', '--username', 'ops', '--password-stdin'],
+};
+
+const tools = readdirSync(path.join(PROJECT_ROOT, 'src/cli')).filter((file) => file.endsWith('.cli.ts'));
+
+/** The server's words and exit code for the same settings: the README promises 78 for all of them. */
+const BAD_SETTINGS = { DB_POOL_MAX: 'abc', SESSION_SECRET: 'x', DATABASE_URL: 'postgresql://127.0.0.1:1/none' };
+const PROBLEM_LIST = [
+  'Invalid configuration:',
+  '  - DB_POOL_MAX: must be a whole number from 1 to 200, in plain digits (got "abc")',
+  '  - SESSION_SECRET: must be at least 32 characters',
+  '',
+].join('\n');
+
+describe('every command-line tool, given a bad setting', () => {
+  it('has its arguments here', () => {
+    expect(tools.sort()).toEqual(Object.keys(VALID_ARGUMENTS).sort());
+  });
+
+  it.each(tools)('%s exits 78 (EX_CONFIG) with the list of every problem, as the server does', async (tool) => {
+    const result = await runToExit(
+      process.execPath,
+      ['--import', 'tsx', `src/cli/${tool}`, ...(VALID_ARGUMENTS[tool] ?? [])],
+      { cwd: PROJECT_ROOT, env: BAD_SETTINGS },
+    );
+    expect(result).toEqual({ code: 78, output: PROBLEM_LIST });
+  });
+
+  it.each([
+    ['migrate.cli.ts', 'DATABASE_URL: is required to run migrations'],
+    ['user.cli.ts', 'DATABASE_URL: is required (the user tools work on a configured database)'],
+  ])('%s exits 78 without the DATABASE_URL it needs', async (tool, problem) => {
+    const result = await runToExit(
+      process.execPath,
+      ['--import', 'tsx', `src/cli/${tool}`, ...(VALID_ARGUMENTS[tool] ?? [])],
+      { cwd: PROJECT_ROOT, env: {} },
+    );
+    expect(result).toEqual({ code: 78, output: `Invalid configuration:\n  - ${problem}\n` });
+  });
+});
