@@ -20,7 +20,7 @@ import { warnIfMetricsPublic } from './modules/metrics/metrics-exposure.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { onPeriodicTasksAssigned, periodicTaskAssigner } from './shared/periodic-task.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
-import { formatStartupBanner } from './startup-banner.js';
+import { formatStartupBanner, startupLogLine } from './startup-banner.js';
 
 function readConfigOrExit(): AppConfig {
   try {
@@ -95,8 +95,30 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
   };
 }
 
-function announce(config: AppConfig, database: PreparedDatabase) {
-  console.log(formatStartupBanner(config, database));
+/**
+ * Says the app serves. In production stdout carries only JSON lines for the log pipeline, so the
+ * banner's facts are one log line; in development a person reads the banner in their terminal.
+ */
+function announce(config: AppConfig, database: PreparedDatabase, logger: Logger) {
+  if (config.isProduction) {
+    const { fields, message } = startupLogLine(config, database);
+    logger.info(fields, message);
+  } else {
+    console.log(formatStartupBanner(config, database));
+  }
+}
+
+/** A start that failed after the configuration was read: a JSON line in production, a sentence in development. */
+async function reportStartFailure(config: AppConfig, logger: Logger, error: unknown) {
+  const reason = error instanceof Error ? error.message : String(error);
+  if (!config.isProduction) {
+    console.error(`HPC Billing failed to start: ${reason}`);
+    return;
+  }
+  logger.fatal({ err: error }, `HPC Billing failed to start: ${reason}`);
+  // pino writes asynchronously: an exit now could write this line before the warnings still
+  // on their way, or lose it.
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
 }
 
 /** Runs `stop` once on the first SIGTERM or SIGINT, then exits. */
@@ -121,7 +143,15 @@ async function main() {
   const config = readConfigOrExit();
   const logger = createLogger(config.logLevel);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
+  try {
+    await start(config, logger);
+  } catch (error) {
+    await reportStartFailure(config, logger, error);
+    process.exit(1);
+  }
+}
 
+async function start(config: AppConfig, logger: Logger) {
   if (cluster.isWorker) {
     // The primary prepared the database and passed its URL in DATABASE_URL.
     const stop = await runWorker(config, config.databaseUrl as string, logger);
@@ -136,7 +166,7 @@ async function main() {
   const database = await prepareDatabase(config, logger);
   if (config.webConcurrency === 1) {
     const stopWorker = await runWorker(config, database.databaseUrl, logger);
-    announce(config, database);
+    announce(config, database, logger);
     onShutdownSignal(logger, async () => {
       await stopWorker();
       await database.stop();
@@ -153,7 +183,7 @@ async function main() {
   cluster.on('listening', (worker) => {
     assignPruners(worker);
     listening += 1;
-    if (listening === config.webConcurrency) announce(config, database);
+    if (listening === config.webConcurrency) announce(config, database, logger);
   });
   cluster.on('exit', (worker, code, signal) => {
     if (isStopping) return;
@@ -176,6 +206,7 @@ async function main() {
   });
 }
 
+// Only what fails before the logger exists (reading the configuration) reaches this.
 main().catch((error) => {
   console.error('HPC Billing failed to start:', error instanceof Error ? error.message : error);
   process.exit(1);

@@ -2,6 +2,38 @@ import type { PreparedDatabase } from './bootstrap.js';
 import type { AppConfig } from './config/config.js';
 import { DEMO_LOGINS } from './modules/demo/demo.service.js';
 
+/** The banner's first line: where the app listens. */
+function listeningLine(config: Pick<AppConfig, 'host' | 'port'>): string {
+  const isEveryInterface = config.host === '0.0.0.0' || config.host === '::';
+  // A bare "http://localhost:8000" from a server misled operators into thinking it was
+  // reachable only from itself; say what the bind means and where users should go.
+  return isEveryInterface
+    ? `HPC Billing is listening on port ${config.port} of every interface (${config.host}; http://localhost:${config.port} from this machine)`
+    : `HPC Billing is listening on http://${config.host}:${config.port}`;
+}
+
+/**
+ * The start-up announcement as one log line, for production, where stdout carries only JSON
+ * lines: the banner's first line as the message, its facts as fields. The banner's other lines
+ * are for a person at the demo (database URL, demo logins) or already logged as warnings at
+ * start (sign-in needs HTTPS).
+ */
+export function startupLogLine(
+  config: Pick<AppConfig, 'host' | 'port' | 'publicBaseUrl' | 'webConcurrency'>,
+  database: Pick<PreparedDatabase, 'isEmbedded'>,
+): { fields: Record<string, string | number>; message: string } {
+  return {
+    message: listeningLine(config),
+    fields: {
+      host: config.host,
+      port: config.port,
+      ...(config.publicBaseUrl ? { publicBaseUrl: config.publicBaseUrl } : {}),
+      workers: config.webConcurrency,
+      database: database.isEmbedded ? 'embedded' : 'configured',
+    },
+  };
+}
+
 /** What `npm start` prints once it serves: where, which database, and how to sign in to the demo. */
 export function formatStartupBanner(
   config: Pick<
@@ -10,14 +42,7 @@ export function formatStartupBanner(
   >,
   database: Pick<PreparedDatabase, 'databaseUrl' | 'isEmbedded' | 'demo'>,
 ): string {
-  const isEveryInterface = config.host === '0.0.0.0' || config.host === '::';
-  // A bare "http://localhost:8000" from a server misled operators into thinking it was
-  // reachable only from itself; say what the bind means and where users should go.
-  const lines = [
-    isEveryInterface
-      ? `HPC Billing is listening on port ${config.port} of every interface (${config.host}; http://localhost:${config.port} from this machine)`
-      : `HPC Billing is listening on http://${config.host}:${config.port}`,
-  ];
+  const lines = [listeningLine(config)];
   if (config.publicBaseUrl) lines.push(`  public address: ${config.publicBaseUrl}`);
   if (config.isHttpsRequired && config.trustProxy === false) {
     // The address above is plain HTTP, where a Secure session cookie is never set.

@@ -6,6 +6,8 @@ export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..');
 export interface RunningServer {
   process: ChildProcess;
   output(): string;
+  /** What it wrote to stdout alone (output() interleaves stderr). */
+  stdout(): string;
   /** Resolves with the exit code when the process ends. */
   exited: Promise<number | null>;
   /** Sends SIGTERM and resolves with the exit code. */
@@ -36,8 +38,10 @@ export async function spawnServer(
     detached: options.hasOwnProcessGroup ?? false,
   });
   let output = '';
+  let stdout = '';
   child.stdout?.on('data', (chunk) => {
     output += chunk;
+    stdout += chunk;
   });
   child.stderr?.on('data', (chunk) => {
     output += chunk;
@@ -60,6 +64,7 @@ export async function spawnServer(
   return {
     process: child,
     output: () => output,
+    stdout: () => stdout,
     exited,
     stop: async () => {
       child.kill('SIGTERM');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatStartupBanner } from '../../src/startup-banner.js';
+import { formatStartupBanner, startupLogLine } from '../../src/startup-banner.js';
 
 const EMBEDDED_URL = 'postgresql://postgres:embedded-postgres@127.0.0.1:41234/hpc_billing';
 const config = {
@@ -73,5 +73,26 @@ describe('start-up banner', () => {
       'HPC Billing is listening on port 8000 of every interface (0.0.0.0; http://localhost:8000 from this machine)',
       '  sign-in needs HTTPS: serve it through a TLS proxy named in TRUST_PROXY (REQUIRE_HTTPS=0 for a trial over plain HTTP)',
     ]);
+  });
+
+  it('is one log line in production: the first line as its message, the facts as fields, no database URL', () => {
+    const line = startupLogLine(
+      { ...production, host: '0.0.0.0', publicBaseUrl: 'https://billing.example.edu', webConcurrency: 4 },
+      { isEmbedded: false },
+    );
+    expect(line).toEqual({
+      message:
+        'HPC Billing is listening on port 8000 of every interface (0.0.0.0; http://localhost:8000 from this machine)',
+      fields: {
+        host: '0.0.0.0',
+        port: 8000,
+        publicBaseUrl: 'https://billing.example.edu',
+        workers: 4,
+        database: 'configured',
+      },
+    });
+    expect(startupLogLine({ ...production, webConcurrency: 1 }, { isEmbedded: false }).fields).not.toHaveProperty(
+      'publicBaseUrl',
+    );
   });
 });

@@ -1,0 +1,92 @@
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { PROJECT_ROOT, spawnServer } from '../support/spawn-server.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+const PRODUCTION = {
+  APP_ENV: 'production',
+  HOST: '127.0.0.1',
+  SESSION_SECRET: 's'.repeat(40),
+  AUDIT_CHAIN_KEY: 'k'.repeat(40),
+  LOG_LEVEL: 'info',
+  INGEST_ENABLED: '0',
+};
+
+/** Every line of `text` as the JSON object it must be; a line that is not fails with itself quoted. */
+function jsonLinesOf(text: string): Record<string, unknown>[] {
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      try {
+        return JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        throw new Error(`not a JSON line on stdout: ${line}`);
+      }
+    });
+}
+
+/** Runs the server to its exit; stdout and stderr apart. */
+function runServerToExit(
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: PROJECT_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+describe('a production server writes only JSON lines to stdout', () => {
+  it('announces that it listens as one log line with the facts as fields', async () => {
+    const port = await findFreePort();
+    const server = await spawnServer({ ...PRODUCTION, DATABASE_URL: db.url, PORT: String(port) });
+    try {
+      expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    const lines = jsonLinesOf(server.stdout());
+    expect(lines.find((line) => String(line.msg).includes('is listening'))).toMatchObject({
+      level: 30,
+      msg: `HPC Billing is listening on http://127.0.0.1:${port}`,
+      host: '127.0.0.1',
+      port,
+      workers: 1,
+      database: 'configured',
+    });
+    expect(lines.map((line) => line.msg)).toContain('shutting down');
+  }, 120_000);
+
+  it('reports a database it cannot reach as a JSON error line, with its address and not its password', async () => {
+    const port = await findFreePort();
+    const result = await runServerToExit({
+      ...PRODUCTION,
+      DATABASE_URL: `postgresql://billing:not-this-password@127.0.0.1:${port}/billing`,
+      PORT: String(await findFreePort()),
+    });
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    const lines = jsonLinesOf(result.stdout);
+    expect(lines.at(-1)).toMatchObject({
+      level: 60,
+      msg: `HPC Billing failed to start: connect ECONNREFUSED 127.0.0.1:${port}`,
+    });
+    expect(result.stdout + result.stderr).not.toContain('not-this-password');
+  }, 120_000);
+});
