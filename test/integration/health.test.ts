@@ -25,6 +25,8 @@ describe('GET /healthz', () => {
   });
 });
 
+const DATABASE_PASSWORD = 'not-for-the-log';
+
 describe('GET /readyz, and requests while the database is gone', () => {
   let proxy: TcpProxy;
   let app: ReturnType<typeof createApp>;
@@ -37,6 +39,8 @@ describe('GET /readyz, and requests while the database is gone', () => {
     const viaProxy = new URL(db.url);
     viaProxy.hostname = '127.0.0.1';
     viaProxy.port = String(proxy.port);
+    // Trust auth ignores it; the log must not show it.
+    viaProxy.password = DATABASE_PASSWORD;
     const config = buildTestConfig(viaProxy.toString(), { READY_TIMEOUT_MS: '500' });
     const logger = pino(
       { level: 'warn' },
@@ -67,11 +71,34 @@ describe('GET /readyz, and requests while the database is gone', () => {
     expect(logged.at(-1)).toMatchObject({
       level: 40,
       msg: 'not ready',
-      err: expect.stringMatching(/^database unavailable: /),
+      err: expect.stringMatching(new RegExp(`^database at 127\\.0\\.0\\.1:${proxy.port} unavailable: `)),
     });
     // Liveness does not depend on the database.
     await request(app).get('/healthz').expect(200);
 
+    proxy.restore();
+    expect((await request(app).get('/readyz').expect(200)).body).toEqual({ status: 'ok' });
+  });
+
+  it('logs the address of a database that does not answer, as of one that refuses, never its password', async () => {
+    expect((await request(app).get('/readyz').expect(200)).body).toEqual({ status: 'ok' });
+    proxy.freeze();
+    try {
+      const silent = await request(app).get('/readyz').expect(503);
+      expect(silent.body).toEqual({ status: 'error', error: 'database unavailable' });
+      const entry = logged.at(-1);
+      expect(entry).toMatchObject({ level: 40, msg: 'not ready' });
+      // READY_TIMEOUT_MS is 500: the probe's own limit or the query's, whichever came first.
+      expect(entry?.err).toMatch(
+        new RegExp(
+          `^database at 127\\.0\\.0\\.1:${proxy.port} unavailable: .*(did not answer|no answer) within 500 ms`,
+        ),
+      );
+      expect(JSON.stringify(logged)).not.toContain(DATABASE_PASSWORD);
+    } finally {
+      proxy.thaw();
+    }
+    proxy.cut();
     proxy.restore();
     expect((await request(app).get('/readyz').expect(200)).body).toEqual({ status: 'ok' });
   });

@@ -1,13 +1,24 @@
-import type pg from 'pg';
+import pg from 'pg';
 import { withQueryTimeout } from '../../db/query-timeout.js';
 
 export type Readiness = { isReady: true } | { isReady: false; error: string };
+
+/**
+ * Where the pool connects, as host:port (never the user or password of DATABASE_URL), read as
+ * the driver reads its settings. The driver names it when a connection is refused but not when
+ * the database is silent, so every readiness failure says it.
+ */
+export function databaseAddressOf(pool: pg.Pool): string {
+  // A Client only parses its settings until it connects.
+  const { host, port } = new pg.Client(pool.options);
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
 
 /** Ready means the database answers `SELECT 1` within the timeout. */
 export async function checkReadiness(pool: pg.Pool, timeoutMs: number): Promise<Readiness> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`database did not answer within ${timeoutMs} ms`)), timeoutMs);
+    timer = setTimeout(() => reject(new Error(`did not answer within ${timeoutMs} ms`)), timeoutMs);
   });
   try {
     // The query gets the same limit, so a probe of a silent database gives its connection up
@@ -16,7 +27,7 @@ export async function checkReadiness(pool: pg.Pool, timeoutMs: number): Promise<
     await Promise.race([pool.query(withQueryTimeout({ text: 'SELECT 1' }, timeoutMs)), timeout]);
     return { isReady: true };
   } catch (error) {
-    return { isReady: false, error: `database unavailable: ${(error as Error).message}` };
+    return { isReady: false, error: `database at ${databaseAddressOf(pool)} unavailable: ${(error as Error).message}` };
   } finally {
     clearTimeout(timer);
   }
