@@ -73,7 +73,7 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
   // One process per instance runs them: this one when it is the only one, else the worker the primary names.
   if (cluster.isWorker) onPeriodicTasksAssigned(startPeriodicTasks);
   else startPeriodicTasks();
-  const server = await listen(app, config.port, config.host);
+  const server = await listen(app, config.port, config.host, config.http);
   // Every worker schedules; the advisory lock lets one run at a time through, and a run that
   // finds another finished this interval does nothing.
   const stopIngestion = config.ingestion.isEnabled

@@ -178,6 +178,16 @@ export const DEFAULT_DB_QUERY_TIMEOUT_MS = 30_000;
  */
 export const DEFAULT_DB_CONNECT_TIMEOUT_MS = 5_000;
 
+/**
+ * How long a client may take to send a request's headers (HTTP_HEADERS_TIMEOUT_MS), and the
+ * whole request with its body (HTTP_REQUEST_TIMEOUT_MS), before the server answers 408 and
+ * closes the connection. They bound receiving a request only, never the answer: a CSV export
+ * streams for as long as its client reads. A browser sends its headers at once and a body here
+ * is at most 100 kB; without them a client trickling bytes held a connection for minutes.
+ */
+export const DEFAULT_HTTP_HEADERS_TIMEOUT_MS = 20_000;
+export const DEFAULT_HTTP_REQUEST_TIMEOUT_MS = 60_000;
+
 export const ZEnv = z
   .object({
     APP_ENV: zChoice(['development', 'production'], 'development'),
@@ -211,6 +221,8 @@ export const ZEnv = z
     REQUIRE_HTTPS: zFlagOrDefault,
     WEB_CONCURRENCY: zInt(1, 1, 64),
     SHUTDOWN_TIMEOUT_MS: zInt(10_000, 100, 600_000),
+    HTTP_HEADERS_TIMEOUT_MS: zInt(DEFAULT_HTTP_HEADERS_TIMEOUT_MS, 100, 600_000),
+    HTTP_REQUEST_TIMEOUT_MS: zInt(DEFAULT_HTTP_REQUEST_TIMEOUT_MS, 100, 3_600_000),
     READY_TIMEOUT_MS: zInt(1_000, 50, 60_000),
     DEMO_SEED: zFlag(true),
     AUTH_MAX_FAILS: zInt(5, 1, 1000),
@@ -320,6 +332,15 @@ export function crossSettingProblems(
       });
     }
   }
+  const headersTimeoutMs = msSetting(env.HTTP_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_HEADERS_TIMEOUT_MS);
+  const requestTimeoutMs = msSetting(env.HTTP_REQUEST_TIMEOUT_MS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    // The headers are part of the request: Node refuses a headers limit above the request's.
+    problems.push({
+      path: 'HTTP_HEADERS_TIMEOUT_MS',
+      message: `must not be longer than HTTP_REQUEST_TIMEOUT_MS (${headersTimeoutMs} > ${requestTimeoutMs})`,
+    });
+  }
   if (env.PAYMENT_PROVIDER === 'stripe') {
     for (const key of ['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET'] as const) {
       if (!env[key]) problems.push({ path: key, message: 'is required when PAYMENT_PROVIDER=stripe' });
@@ -356,6 +377,16 @@ export function crossSettingProblems(
     });
   }
   return problems;
+}
+
+/**
+ * A number setting as the rules across settings see it: raw text before parsing, a number after;
+ * unset or blank is its default. Malformed is NaN, which compares false: its own issue names it.
+ */
+function msSetting(value: string | number | undefined, fallback: number): number {
+  if (typeof value === 'number') return value;
+  const text = value?.trim() ?? '';
+  return text === '' ? fallback : /^\d+$/.test(text) ? Number(text) : Number.NaN;
 }
 
 export type TEnv = z.infer<typeof ZEnv>;

@@ -39,6 +39,8 @@ export interface AppConfig {
   webConcurrency: number;
   shutdownTimeoutMs: number;
   readyTimeoutMs: number;
+  /** How long receiving a request's headers, and the whole request, may take (408 after). */
+  http: HttpTimeouts;
   /** PUBLIC_BASE_URL as configured (payments.publicBaseUrl falls back to localhost without it). */
   publicBaseUrl: string | undefined;
   /** Seed demo users and jobs into an empty database; never in production. */
@@ -66,6 +68,12 @@ export interface AppConfig {
   };
   ingestion: IngestionConfig;
   payments: PaymentsConfig;
+}
+
+/** Limits on receiving a request, never on sending the answer (DEFAULT_HTTP_*_TIMEOUT_MS). */
+export interface HttpTimeouts {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
 }
 
 /** Online payment; see docs/payments.md. */
@@ -161,6 +169,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     webConcurrency: env.WEB_CONCURRENCY,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     readyTimeoutMs: env.READY_TIMEOUT_MS,
+    http: { headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS },
     publicBaseUrl: env.PUBLIC_BASE_URL,
     shouldSeedDemo: env.DEMO_SEED && !isProduction,
     auth: {

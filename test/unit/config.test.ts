@@ -156,6 +156,26 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('gives a client 20 s to send its headers and 60 s for its whole request, the headers never longer', () => {
+    expect(loadConfig({}).http).toEqual({ headersTimeoutMs: 20_000, requestTimeoutMs: 60_000 });
+    expect(loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '5000', HTTP_REQUEST_TIMEOUT_MS: '5000' }).http).toEqual({
+      headersTimeoutMs: 5_000,
+      requestTimeoutMs: 5_000,
+    });
+    expect(problemsOf({ HTTP_HEADERS_TIMEOUT_MS: '90000' })).toEqual([
+      'HTTP_HEADERS_TIMEOUT_MS: must not be longer than HTTP_REQUEST_TIMEOUT_MS (90000 > 60000)',
+    ]);
+    expect(problemsOf({ HTTP_REQUEST_TIMEOUT_MS: '1000' })).toEqual([
+      'HTTP_HEADERS_TIMEOUT_MS: must not be longer than HTTP_REQUEST_TIMEOUT_MS (20000 > 1000)',
+    ]);
+    // Malformed is named once, as malformed, with the other problems of the same start.
+    expect(problemsOf({ HTTP_HEADERS_TIMEOUT_MS: '20s', HTTP_REQUEST_TIMEOUT_MS: '0', PORT: 'x' })).toEqual([
+      'PORT: must be a whole number from 0 to 65535, in plain digits (got "x")',
+      'HTTP_HEADERS_TIMEOUT_MS: must be a whole number from 100 to 600000, in plain digits (got "20s")',
+      'HTTP_REQUEST_TIMEOUT_MS: must be from 100 to 3600000 (got "0")',
+    ]);
+  });
+
   it('requires a session secret, an audit key and a real database in production, and never seeds the demo there', () => {
     expect(problemsOf({ APP_ENV: 'production' })).toEqual([
       expect.stringMatching(/^SESSION_SECRET: is required when APP_ENV=production/),
