@@ -45,3 +45,31 @@ export function answerChange(req: Request, res: Response, change: ChangeMade): v
   req.session.flash = change.flash;
   res.redirect(303, change.location);
 }
+
+/** How a thing that was created is told: `json` and `message` to API clients, `location` to a browser's form. */
+export interface Creation {
+  /** What was created, sent beside `ok: true` and `message`. */
+  json: Record<string, unknown>;
+  /** What was done, in a sentence: the JSON answer's `message`, and the browser's flash. */
+  message: string;
+  /** Where a browser's form goes next. */
+  location: string;
+  /** The address of what was created, when it has one of its own: the JSON answer's Location. */
+  url?: string;
+  /** The page at `location` is what was created, which says so better than a flash above it. */
+  isShownAtLocation?: boolean;
+}
+
+/**
+ * Answers a creation as answerChange answers a change, with 201 Created to a client that asked
+ * for JSON: `{ ok: true, ...json, message }`, and a Location when the new thing has an address.
+ */
+export function answerCreated(req: Request, res: Response, created: Creation): void {
+  if (prefersJson(req)) {
+    if (created.url) res.location(created.url);
+    res.status(201).json({ ok: true, ...created.json, message: created.message });
+    return;
+  }
+  if (!created.isShownAtLocation) req.session.flash = { type: 'success', message: created.message };
+  res.redirect(303, created.location);
+}

@@ -2,7 +2,7 @@ import { type Request, type Response, Router } from 'express';
 import type { Db } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
-import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import { answerChange, answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -16,6 +16,11 @@ import {
   ZUserId,
 } from './users.schema.js';
 import * as usersService from './users.service.js';
+
+/** A user as JSON answers show them: what a script needs to find and change them again. */
+function userAnswerOf(user: usersService.UserRecord) {
+  return { id: user.id, username: user.username, role: user.role, isDisabled: user.isDisabled };
+}
 
 /** Admin user management (/admin/users) and the signed-in user's own account page (/account). */
 export function usersRoutes(deps: {
@@ -120,8 +125,12 @@ export function usersRoutes(deps: {
         message: `Created ${user.username}. Their password is ${generatedPassword} — it is shown only once.`,
       });
     }
-    req.session.flash = { type: 'success', message: `Created ${user.username}.` };
-    res.redirect(303, '/admin/users');
+    answerCreated(req, res, {
+      // Never the password the client chose: it has it, and answers are printed and logged more than requests.
+      json: { user: userAnswerOf(user) },
+      message: `Created ${user.username}.`,
+      location: '/admin/users',
+    });
   });
 
   router.post('/admin/users/:id/password', guards.requireAdmin, async (req, res) => {
@@ -140,19 +149,22 @@ export function usersRoutes(deps: {
         message: `New password for ${user.username}: ${generatedPassword} — it is shown only once.`,
       });
     }
-    req.session.flash = { type: 'success', message: `Password of ${user.username} changed.` };
-    res.redirect(303, '/admin/users');
+    answerChange(req, res, {
+      json: { user: userAnswerOf(user) },
+      flash: { type: 'success', message: `Password of ${user.username} changed.` },
+      location: '/admin/users',
+    });
   });
 
   router.post('/admin/users/:id/role', guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZUserId, req.params.id, 'user id');
     const { role } = parseInput(ZChangeRoleForm, req.body);
     const user = await usersService.changeRole(db, id, role, auditContextOf(req));
-    req.session.flash = {
-      type: 'success',
-      message: `${user.username} is now ${role === 'admin' ? 'an admin' : 'a user'}.`,
-    };
-    res.redirect(303, '/admin/users');
+    answerChange(req, res, {
+      json: { user: userAnswerOf(user) },
+      flash: { type: 'success', message: `${user.username} is now ${role === 'admin' ? 'an admin' : 'a user'}.` },
+      location: '/admin/users',
+    });
   });
 
   for (const [action, isDisabled] of [
@@ -162,8 +174,11 @@ export function usersRoutes(deps: {
     router.post(`/admin/users/:id/${action}`, guards.requireAdmin, async (req, res) => {
       const id = parseInput(ZUserId, req.params.id, 'user id');
       const user = await usersService.setDisabled(db, id, isDisabled, auditContextOf(req));
-      req.session.flash = { type: 'success', message: `${user.username} is ${isDisabled ? 'disabled' : 'enabled'}.` };
-      res.redirect(303, '/admin/users');
+      answerChange(req, res, {
+        json: { user: userAnswerOf(user) },
+        flash: { type: 'success', message: `${user.username} is ${isDisabled ? 'disabled' : 'enabled'}.` },
+        location: '/admin/users',
+      });
     });
   }
 

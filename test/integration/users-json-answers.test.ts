@@ -1,0 +1,172 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// A script managing users gets its answers as JSON, as it gets its refusals, and leaves no flash
+// in the session to show up on the admin's next page ("Created tester7." on the audit chain page).
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+let ops: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildUser(db.prisma, { username: 'ops', role: 'admin', password: 'ops-password-123' });
+  app = buildTestApp(db);
+  ops = await signInAs(app, 'ops', 'ops-password-123');
+});
+afterAll(() => db?.drop());
+
+/** A change sent as a script sends it: a JSON body, asking for JSON. */
+async function sendJson(agent: Agent, path: string, body: Record<string, unknown>) {
+  const token = await csrfTokenOf(agent);
+  return agent.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+}
+
+/** The same change sent by the page's form. */
+async function sendForm(agent: Agent, path: string, body: Record<string, string>) {
+  const token = await csrfTokenOf(agent);
+  return agent
+    .post(path)
+    .set('Accept', 'text/html')
+    .type('form')
+    .send({ ...body, csrf_token: token });
+}
+
+/** The flash the layout shows first thing in <main>, if any. */
+const flashOf = (page: string) =>
+  /<main class="content">\s*<div class="alert \w+" role="status">([^<]*)<\/div>/.exec(page)?.[1];
+
+/** The next page an agent opens, as a browser opens it. */
+async function nextPage(agent: Agent, path: string) {
+  return (await agent.get(path).set('Accept', 'text/html').expect(200)).text;
+}
+
+const userNamed = (username: string) => db.prisma.user.findUniqueOrThrow({ where: { username } });
+
+describe('user management sent as JSON', () => {
+  it('POST /admin/users with a password answers 201 with the user, never the password, and no flash waits', async () => {
+    const password = 'correct horse battery';
+    const response = await sendJson(ops, '/admin/users', { username: 'tester7', role: 'user', password });
+    expect(response.status, response.text.slice(0, 300)).toBe(201);
+    const created = await userNamed('tester7');
+    expect(response.body).toEqual({
+      ok: true,
+      user: { id: created.id, username: 'tester7', role: 'user', isDisabled: false },
+      message: 'Created tester7.',
+    });
+    expect(response.text).not.toContain(password);
+    expect(flashOf(await nextPage(ops, '/admin/audit/verify'))).toBeUndefined();
+    await signInAs(app, 'tester7', password);
+  });
+
+  it('POST /admin/users without a password still answers 201 with the generated one, and no flash waits', async () => {
+    const response = await sendJson(ops, '/admin/users', { username: 'tester8', role: 'admin' });
+    expect(response.status).toBe(201);
+    expect(response.body).toEqual({ username: 'tester8', password: expect.stringMatching(/^\S{16}$/) });
+    expect((await userNamed('tester8')).role).toBe('admin');
+    expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
+  });
+
+  it('POST /admin/users answers a form body sent by a client that accepts only JSON in JSON', async () => {
+    const response = await ops
+      .post('/admin/users')
+      .set('Accept', 'application/json')
+      .type('form')
+      .send({
+        username: 'tester9',
+        role: 'user',
+        password: 'a form body, in JSON',
+        csrf_token: await csrfTokenOf(ops),
+      });
+    expect(response.status, response.text.slice(0, 300)).toBe(201);
+    expect(response.body).toMatchObject({ ok: true, user: { username: 'tester9' }, message: 'Created tester9.' });
+    expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
+  });
+
+  it('POST /admin/users/:id/role answers 200 with the user, changed', async () => {
+    const { id } = await buildUser(db.prisma, { username: 'promoted' });
+    const response = await sendJson(ops, `/admin/users/${id}/role`, { role: 'admin' });
+    expect(response.status, response.text.slice(0, 300)).toBe(200);
+    expect(response.body).toEqual({
+      ok: true,
+      user: { id, username: 'promoted', role: 'admin', isDisabled: false },
+      message: 'promoted is now an admin.',
+    });
+    expect((await userNamed('promoted')).role).toBe('admin');
+    expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
+  });
+
+  it('POST /admin/users/:id/disable and /enable answer 200 with the user, changed', async () => {
+    const { id } = await buildUser(db.prisma, { username: 'leaver' });
+    const disabled = await sendJson(ops, `/admin/users/${id}/disable`, {});
+    expect(disabled.status, disabled.text.slice(0, 300)).toBe(200);
+    expect(disabled.body).toEqual({
+      ok: true,
+      user: { id, username: 'leaver', role: 'user', isDisabled: true },
+      message: 'leaver is disabled.',
+    });
+    expect((await userNamed('leaver')).isDisabled).toBe(true);
+    expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
+
+    const enabled = await sendJson(ops, `/admin/users/${id}/enable`, {});
+    expect(enabled.status).toBe(200);
+    expect(enabled.body).toEqual({
+      ok: true,
+      user: { id, username: 'leaver', role: 'user', isDisabled: false },
+      message: 'leaver is enabled.',
+    });
+    expect((await userNamed('leaver')).isDisabled).toBe(false);
+    expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
+  });
+
+  it('POST /admin/users/:id/password with a password answers 200 without it; without one, with the generated one', async () => {
+    const { id } = await buildUser(db.prisma, { username: 'forgetful' });
+    const password = 'a chosen new password';
+    const chosen = await sendJson(ops, `/admin/users/${id}/password`, { password });
+    expect(chosen.status, chosen.text.slice(0, 300)).toBe(200);
+    expect(chosen.body).toEqual({
+      ok: true,
+      user: { id, username: 'forgetful', role: 'user', isDisabled: false },
+      message: 'Password of forgetful changed.',
+    });
+    expect(chosen.text).not.toContain(password);
+    expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
+    await signInAs(app, 'forgetful', password);
+
+    const generated = await sendJson(ops, `/admin/users/${id}/password`, {});
+    expect(generated.status).toBe(200);
+    expect(generated.body).toEqual({ username: 'forgetful', password: expect.stringMatching(/^\S{16}$/) });
+    expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
+    await signInAs(app, 'forgetful', generated.body.password);
+  });
+});
+
+describe('the same changes sent by the users page', () => {
+  it('still answer 303 to the users page, where the flash shows once', async () => {
+    const created = await sendForm(ops, '/admin/users', {
+      username: 'formuser',
+      role: 'user',
+      password: 'typed in a form',
+    });
+    expect(created.status).toBe(303);
+    expect(created.headers.location).toBe('/admin/users');
+    expect(flashOf(await nextPage(ops, '/admin/users'))).toBe('Created formuser.');
+    expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
+
+    const { id } = await userNamed('formuser');
+    for (const [action, body, message] of [
+      ['role', { role: 'admin' }, 'formuser is now an admin.'],
+      ['disable', {}, 'formuser is disabled.'],
+      ['enable', {}, 'formuser is enabled.'],
+      ['password', { password: 'another typed one' }, 'Password of formuser changed.'],
+    ] as const) {
+      const response = await sendForm(ops, `/admin/users/${id}/${action}`, body);
+      expect(response.status, action).toBe(303);
+      expect(response.headers.location, action).toBe('/admin/users');
+      expect(flashOf(await nextPage(ops, '/admin/users')), action).toBe(message);
+    }
+    expect(await userNamed('formuser')).toMatchObject({ role: 'admin', isDisabled: false });
+  });
+});
