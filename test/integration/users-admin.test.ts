@@ -392,7 +392,7 @@ describe('the password rule: at least 12 characters on every form that sets one'
       password: TWELVE,
       confirm: TWELVE,
     });
-    expect(accepted.status).toBe(303);
+    expect(accepted.status).toBe(200);
     await signInAs(app, 'ruleself', TWELVE);
   });
 });

@@ -4,8 +4,9 @@ import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
-// A script managing users gets its answers as JSON, as it gets its refusals, and leaves no flash
-// in the session to show up on the admin's next page ("Created tester7." on the audit chain page).
+// A script managing users (or changing its own password) gets its answers as JSON, as it gets its
+// refusals, and leaves no flash in the session to show up on its user's next page ("Created
+// tester7." on the audit chain page).
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 let ops: Agent;
@@ -140,6 +141,42 @@ describe('user management sent as JSON', () => {
     expect(generated.body).toEqual({ username: 'forgetful', password: expect.stringMatching(/^\S{16}$/) });
     expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
     await signInAs(app, 'forgetful', generated.body.password);
+  });
+});
+
+describe('your own password changed as JSON', () => {
+  it('POST /account/password answers 200, keeps this session signed in, and no flash waits', async () => {
+    const me = await buildUser(db.prisma, { username: 'scripted' });
+    const agent = await signInAs(app, 'scripted', me.password);
+    const response = await sendJson(agent, '/account/password', {
+      current: me.password,
+      password: 'changed by a script',
+      confirm: 'changed by a script',
+    });
+    expect(response.status, response.text.slice(0, 300)).toBe(200);
+    expect(response.body).toEqual({
+      ok: true,
+      message: 'Your password was changed. Your other sessions were signed out.',
+    });
+    expect(response.text).not.toContain('changed by a script');
+    expect(flashOf(await nextPage(agent, '/account'))).toBeUndefined();
+    await signInAs(app, 'scripted', 'changed by a script');
+  });
+
+  it('from the account page still answers 303 to it, where the flash shows once', async () => {
+    const me = await buildUser(db.prisma, { username: 'clicked' });
+    const agent = await signInAs(app, 'clicked', me.password);
+    const response = await sendForm(agent, '/account/password', {
+      current: me.password,
+      password: 'changed in the form',
+      confirm: 'changed in the form',
+    });
+    expect(response.status).toBe(303);
+    expect(response.headers.location).toBe('/account');
+    expect(flashOf(await nextPage(agent, '/account'))).toBe(
+      'Your password was changed. Your other sessions were signed out.',
+    );
+    expect(flashOf(await nextPage(agent, '/account'))).toBeUndefined();
   });
 });
 

@@ -53,11 +53,11 @@ export function usersRoutes(deps: {
     // Proving the password is a sign-in: this session goes on under a new id (no fixation).
     signInOnNewSession(passport, req, res, user, auth.now().getTime(), (signInError) => {
       if (signInError) return next(signInError);
-      req.session.flash = {
-        type: 'success',
-        message: 'Your password was changed. Your other sessions were signed out.',
-      };
-      res.redirect(303, '/account');
+      answerChange(req, res, {
+        json: {},
+        flash: { type: 'success', message: 'Your password was changed. Your other sessions were signed out.' },
+        location: '/account',
+      });
     });
   });
 
