@@ -57,6 +57,10 @@ async function billJobsBefore(agent: Agent, before: string): Promise<number> {
 }
 const json = (agent: Agent, path: string) => agent.get(path).set('Accept', 'application/json');
 
+/** The flash the layout shows first thing in <main>, if any. */
+const flashOf = (page: string) =>
+  /<main class="content">\s*<div class="alert \w+" role="status">([^<]*)<\/div>/.exec(page)?.[1];
+
 describe('GET /formula', () => {
   it('answers the default tier with a strong ETag, no-cache, and 304 for the current tag', async () => {
     const first = await request(app).get('/formula').expect(200);
@@ -699,8 +703,8 @@ describe('receipts over HTTP', () => {
       ),
     );
     const statuses = responses.map((response) => response.status);
-    expect(statuses.filter((status) => status === 303).length).toBeGreaterThanOrEqual(1);
-    expect(statuses.every((status) => [303, 409, 422].includes(status))).toBe(true);
+    expect(statuses.filter((status) => status === 201).length).toBeGreaterThanOrEqual(1);
+    expect(statuses.every((status) => [201, 409, 422].includes(status))).toBe(true);
     const perJob = await db.prisma.receiptItem.groupBy({ by: ['displayJobId'], _count: { _all: true } });
     expect(perJob).toHaveLength(200);
     expect(perJob.every((row) => row._count._all === 1)).toBe(true);
@@ -821,6 +825,72 @@ describe('receipts over HTTP', () => {
     const runInBrowser = await browserForm('/admin/month-end', { before: '2025-09-15' });
     expect(runInBrowser.status).toBe(303);
     expect(runInBrowser.headers.location).toBe('/admin/receipts');
+  });
+
+  it('answers a receipt created for a JSON client with 201 and the receipt, as its refusals are JSON', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-10T03:00:00Z' },
+      { user: 'alice', end: '2025-09-11T03:00:00Z' },
+    ]);
+    const token = await csrfTokenOf(alice, '/me');
+    const created = await alice
+      .post('/me/receipt')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ before: '2025-09-15' });
+    expect(created.status, created.text.slice(0, 300)).toBe(201);
+    const stored = await db.prisma.receipt.findFirstOrThrow({ where: { username: 'alice' } });
+    const url = `/me/receipts/${stored.id}`;
+    expect(created.headers.location).toBe(url);
+    expect(created.body).toEqual({
+      ok: true,
+      receipt: {
+        id: stored.id,
+        status: 'pending',
+        before: '2025-09-15',
+        total: stored.total.toFixed(),
+        currency: 'THB',
+        jobCount: 2,
+        url,
+      },
+      message: `Receipt #${stored.id} created: 2 jobs, total ${stored.total.toFixed(2)} THB.`,
+    });
+    expect(await db.prisma.receiptItem.count({ where: { receiptId: stored.id } })).toBe(2);
+    // Nothing waits in the session: the next page opens without a message.
+    expect(flashOf((await html(alice, '/me').expect(200)).text)).toBeUndefined();
+
+    // A receipt of 0.00 says it is settled, as the month-end run's message does.
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-12T03:00:00Z', totalCpuSec: '0', stepMemGbHours: '0', elapsedSec: 0 },
+    ]);
+    const settled = await alice
+      .post('/me/receipt')
+      .set('Accept', 'application/json')
+      .type('form')
+      .send({ before: '2025-09-15', csrf_token: token });
+    expect(settled.status, settled.text.slice(0, 300)).toBe(201);
+    expect(settled.body).toMatchObject({
+      ok: true,
+      receipt: { status: 'paid', total: '0', currency: 'THB', jobCount: 1 },
+      message: expect.stringMatching(/^Receipt #\d+ created: 1 job, total 0\.00 THB, settled as no charge\.$/),
+    });
+
+    // Nothing left: the refusal is {error, code}, as before.
+    const nothing = await alice
+      .post('/me/receipt')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ before: '2025-09-15' });
+    expect(nothing.status).toBe(422);
+    expect(nothing.body).toEqual({ error: expect.stringMatching(/^Nothing to bill/), code: 422 });
+
+    // A browser's form still goes to the receipt, which is its own confirmation.
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-13T03:00:00Z' }]);
+    const inBrowser = await createReceipt(alice, '2025-09-15');
+    expect(inBrowser.status).toBe(303);
+    const page = await html(alice, inBrowser.headers.location as string).expect(200);
+    expect(page.text).toMatch(/<h1>Receipt #\d+<\/h1>/);
+    expect(flashOf(page.text)).toBeUndefined();
   });
 
   it('confirms a receipt marked paid or voided on the receipt page it goes back to, once', async () => {

@@ -1,8 +1,10 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
-import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import { answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
+import type { ViewFormatters } from '../../http/view-format.js';
+import { counted } from '../../shared/counted.js';
 import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { linkTo, type ShowMyUsage } from '../usage/usage.routes.js';
@@ -45,10 +47,11 @@ export function receiptsRoutes(deps: {
   const router = express.Router();
 
   router.post('/me/receipt', guards.requireUser, async (req, res) => {
+    let before: string;
     let receipt: Awaited<ReturnType<typeof receipts.createForUser>>;
     try {
-      const input = parseInput(ZCreateReceipt, req.body);
-      receipt = await receipts.createForUser(sessionUserOf(req), input.before, auditContextOf(req));
+      before = parseInput(ZCreateReceipt, req.body).before;
+      receipt = await receipts.createForUser(sessionUserOf(req), before, auditContextOf(req));
     } catch (error) {
       // Back to /me, where the form was, with the reason beside it and the date as typed, as the
       // admin forms come back to their page; JSON clients get {error, code}.
@@ -63,9 +66,31 @@ export function receiptsRoutes(deps: {
       });
       return;
     }
-    // Browsers keep the form action's #create-receipt on this address; the receipt page has no such
-    // element, so it opens at the top.
-    res.redirect(303, `/me/receipts/${receipt.id}`);
+    const url = `/me/receipts/${receipt.id}`;
+    const fmt = req.app.locals.fmt as ViewFormatters;
+    const money = `${fmt.money(receipt.total, receipt.currency)} ${receipt.currency}`;
+    answerCreated(req, res, {
+      // Money as the month-end run's answer writes it: the decimal's text, beside its currency.
+      json: {
+        receipt: {
+          id: receipt.id,
+          status: receipt.status,
+          before,
+          total: receipt.total.toFixed(),
+          currency: receipt.currency,
+          jobCount: receipt.itemCount,
+          url,
+        },
+      },
+      message: `Receipt #${receipt.id} created: ${counted(receipt.itemCount, 'job')}, total ${money}${
+        receipt.status === 'paid' ? ', settled as no charge' : ''
+      }.`,
+      // Browsers keep the form action's #create-receipt on this address; the receipt page has no such
+      // element, so it opens at the top.
+      location: url,
+      url,
+      isShownAtLocation: true,
+    });
   });
 
   router.get('/me/receipts', guards.requireUser, async (req, res) => {
