@@ -43,7 +43,7 @@ async function researcherWithReceipt(app: ReturnType<typeof buildTestApp>, total
     .type('form')
     .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
   expect(created.status, created.text.slice(0, 200)).toBe(303);
-  const receiptId = Number(created.headers.location?.split('/').pop());
+  const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
   return { user, agent, receiptId };
 }
 
@@ -1241,7 +1241,7 @@ describe('voiding a receipt that was paid online', () => {
       .type('form')
       .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
     expect(rebilled.status).toBe(303);
-    const nextId = Number(rebilled.headers.location?.split('/').pop());
+    const nextId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(rebilled.headers.location ?? '')?.[1]);
     expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: nextId } })).toMatchObject({
       username: user.username,
       status: 'pending',

@@ -85,9 +85,9 @@ export function receiptsRoutes(deps: {
       message: `Receipt #${receipt.id} created: ${counted(receipt.itemCount, 'job')}, total ${money}${
         receipt.status === 'paid' ? ', settled as no charge' : ''
       }.`,
-      // Browsers keep the form action's #create-receipt on this address; the receipt page has no such
-      // element, so it opens at the top.
-      location: url,
+      // A Location without a fragment would keep the form action's #create-receipt (RFC 7231 7.1.2),
+      // an id the receipt page does not have: name the receipt itself, so the page opens at its top.
+      location: `${url}#receipt`,
       url,
       isShownAtLocation: true,
     });
