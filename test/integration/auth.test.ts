@@ -208,6 +208,19 @@ describe('signing in', () => {
     expect(audits).toBe(1);
   });
 
+  it('sends a JSON client signing in again on too, without a message waiting in its session', async () => {
+    const user = await buildUser(db.prisma, { username: 'scriptagain' });
+    const agent = await signInAs(app(), 'scriptagain', user.password);
+    const again = await agent
+      .post('/login')
+      .set('Accept', 'application/json')
+      .send({ username: 'scriptagain', password: user.password, next: '/account' });
+    expect(again.status).toBe(303);
+    expect(again.headers.location).toBe('/account');
+    const page = await agent.get('/account').set('Accept', 'text/html').expect(200);
+    expect(page.text).not.toContain('You are already signed in');
+  });
+
   it("gives a sign-in form whose token ended with another tab's visit back fresh, with the username kept", async () => {
     const user = await buildUser(db.prisma, { username: 'stale' });
     const server = app();

@@ -2,6 +2,7 @@ import { type ErrorRequestHandler, type Request, type RequestHandler, type Respo
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { isCsrfError } from '../../http/csrf.js';
+import { prefersJson } from '../../http/error-handler.js';
 import { isPlainHttpRefused, PLAIN_HTTP_SIGN_IN_MESSAGE } from '../../http/plain-http.js';
 import { typedIn } from '../../http/route-helpers.js';
 import { SESSION_COOKIE } from '../../http/session.js';
@@ -37,7 +38,11 @@ function renderLogin(req: Request, res: Response, view: { error?: string; notice
  */
 export const redirectSignedInFromSignIn: RequestHandler = (req, res, next) => {
   if (!req.user) return next();
-  req.session.flash = { type: 'warning', message: `You are already signed in as ${req.user.username}.` };
+  // A script signing in again gets the redirect a sign-in gets, without the note: it never loads the
+  // next page, so the note would wait in its session and show on a page opened later.
+  if (!prefersJson(req)) {
+    req.session.flash = { type: 'warning', message: `You are already signed in as ${req.user.username}.` };
+  }
   res.redirect(303, toSafeNextPath(req.body?.next ?? req.query.next) ?? homeOf(req.user));
 };
 
