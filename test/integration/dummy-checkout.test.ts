@@ -33,7 +33,7 @@ async function atCheckout() {
     .type('form')
     .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
   expect(created.status, created.text.slice(0, 200)).toBe(303);
-  const receiptId = Number(created.headers.location?.split('/').pop());
+  const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
   const started = await agent
     .post(`/payments/receipt/${receiptId}/start`)
     .type('form')
