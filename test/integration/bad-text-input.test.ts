@@ -217,7 +217,7 @@ describe('unpaired UTF-16 surrogates', () => {
         csrf_token: csrfTokenIn((await carol.get('/me').set('Accept', 'text/html')).text),
       });
     expect(created.status, created.text.slice(0, 200)).toBe(303);
-    receiptId = Number(created.headers.location?.split('/').pop());
+    receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
     // A payment held for review: started, canceled at the checkout, then reported paid.
     const started = await carol
       .post(`/payments/receipt/${receiptId}/start`)
