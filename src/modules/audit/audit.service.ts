@@ -200,12 +200,7 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
       if (entry.prevHash !== expectedPrev) {
         return { isIntact: false, count, brokenAt: entry.id, reason: 'prev_hash does not match the previous entry' };
       }
-      const seal =
-        keys.length > 0
-          ? sealOf(entry, keys)
-          : hashAuditRecord(entry.prevHash, toRecord(entry)) === entry.hash
-            ? 'unsealed'
-            : 'none';
+      const seal = sealOf(entry, keys);
       if (seal === 'none') {
         const reason =
           keys.length > 0
