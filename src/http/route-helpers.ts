@@ -46,6 +46,33 @@ export function answerChange(req: Request, res: Response, change: ChangeMade): v
   res.redirect(303, change.location);
 }
 
+/** A request that was acted on but did not do what was asked: a refusal to JSON clients, a flash to a browser's form. */
+export interface ChangeRefused {
+  /** 409 when it could not start, 502 when what it called failed. */
+  status: number;
+  /** What happened, in a sentence: the JSON answer's `error`, and the browser's flash. */
+  message: string;
+  /** What was done all the same, sent beside `error` and `code`. */
+  json: Record<string, unknown>;
+  flash: NonNullable<SessionData['flash']>;
+  location: string;
+}
+
+/**
+ * Answers a request that was acted on without success: `{ error, code, ...json }` with `status` to a
+ * client that asked for JSON, as every refusal is, so that a script checking the status or `ok`
+ * never takes it for done; a 303 to `location` with the flash to a browser's form, which shows the
+ * page where it can be tried again.
+ */
+export function answerRefused(req: Request, res: Response, refused: ChangeRefused): void {
+  if (prefersJson(req)) {
+    res.status(refused.status).json({ error: refused.message, code: refused.status, ...refused.json });
+    return;
+  }
+  req.session.flash = refused.flash;
+  res.redirect(303, refused.location);
+}
+
 /** How a thing that was created is told: `json` and `message` to API clients, `location` to a browser's form. */
 export interface Creation {
   /** What was created, sent beside `ok: true` and `message`. */

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
-import { answerChange, type ChangeMade } from '../../http/route-helpers.js';
+import { answerChange, answerRefused } from '../../http/route-helpers.js';
 import { counted, formatCount } from '../../shared/counted.js';
 import { formatLocalDateTime } from '../../shared/local-date.js';
 import { recordAudit } from '../audit/audit.service.js';
@@ -55,7 +55,7 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
   router.post('/admin/ingestion/run', guards.requireAdmin, async (req, res) => {
     const result = await deps.service.runOnce({ trigger: 'manual' });
     const context = auditContextOf(req);
-    let answer: Omit<ChangeMade, 'location'>;
+    const location = '/admin/ingestion';
     if (result.status === 'skipped') {
       await recordAudit(db, {
         ...context,
@@ -63,38 +63,51 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
         status: 'failed',
         details: { reason: 'another run was in progress' },
       });
-      answer = {
+      const message = 'A run is already in progress; it was not started twice.';
+      answerRefused(req, res, {
+        status: 409,
+        message,
         json: { status: result.status, reason: result.reason },
-        flash: { type: 'warning', message: 'A run is already in progress; it was not started twice.' },
-      };
-    } else {
-      const { run } = result;
-      await recordAudit(db, {
-        ...context,
-        action: 'ingestion.run_now',
-        target: `ingestion_run:${run.runId}`,
-        status: run.outcome === 'failed' ? 'failed' : 'ok',
-        details: {
-          outcome: run.outcome,
-          source: run.source,
-          seen: run.seen,
-          inserted: run.inserted,
-          updated: run.updated,
-        },
+        flash: { type: 'warning', message },
+        location,
       });
-      answer = {
-        // A failed run was still made and recorded: `run` says how it ended, as the runs table does.
-        json: { status: result.status, run },
-        flash:
-          run.outcome === 'failed'
-            ? { type: 'error', message: `The run failed: ${run.error ?? 'no source answered'}` }
-            : {
-                type: run.outcome === 'partial' ? 'warning' : 'success',
-                message: `Run #${run.runId} via ${run.source}: ${counted(run.seen, 'job')}, ${formatCount(run.inserted)} new, ${formatCount(run.updated)} updated, ${formatCount(run.skipped)} skipped.`,
-              },
-      };
+      return;
     }
-    answerChange(req, res, { ...answer, location: '/admin/ingestion' });
+    const { run } = result;
+    await recordAudit(db, {
+      ...context,
+      action: 'ingestion.run_now',
+      target: `ingestion_run:${run.runId}`,
+      status: run.outcome === 'failed' ? 'failed' : 'ok',
+      details: {
+        outcome: run.outcome,
+        source: run.source,
+        seen: run.seen,
+        inserted: run.inserted,
+        updated: run.updated,
+      },
+    });
+    if (run.outcome === 'failed') {
+      // No source answered: a Slurm the app depends on failed, hence 502. The run was still made
+      // and recorded, so `run` says how it ended, as the runs table does.
+      const message = `The run failed: ${run.error ?? 'no source answered'}`;
+      answerRefused(req, res, {
+        status: 502,
+        message,
+        json: { status: result.status, run },
+        flash: { type: 'error', message },
+        location,
+      });
+      return;
+    }
+    answerChange(req, res, {
+      json: { status: result.status, run },
+      flash: {
+        type: run.outcome === 'partial' ? 'warning' : 'success',
+        message: `Run #${run.runId} via ${run.source}: ${counted(run.seen, 'job')}, ${formatCount(run.inserted)} new, ${formatCount(run.updated)} updated, ${formatCount(run.skipped)} skipped.`,
+      },
+      location,
+    });
   });
 
   return router;

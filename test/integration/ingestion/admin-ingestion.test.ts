@@ -84,11 +84,14 @@ describe('/admin/ingestion', () => {
         .set('Accept', 'application/json')
         .set('X-CSRFToken', await csrfTokenOf(agent))
         .send({});
-      expect(response.status, response.text.slice(0, 300)).toBe(200);
-      expect(response.body).toMatchObject({
-        ok: true,
+      // A refusal, as every other one a JSON client gets: a script checking the status or `ok`
+      // must not take a run that never started for one that did.
+      expect(response.status, response.text.slice(0, 300)).toBe(409);
+      expect(response.body).toEqual({
+        error: 'A run is already in progress; it was not started twice.',
+        code: 409,
         status: 'skipped',
-        message: 'A run is already in progress; it was not started twice.',
+        reason: expect.any(String),
       });
     } finally {
       await release?.();
@@ -98,6 +101,49 @@ describe('/admin/ingestion', () => {
       where: { action: 'ingestion.run_now', actor: admin.username },
     });
     expect(audit).toMatchObject({ status: 'failed', details: { reason: 'another run was in progress' } });
+  });
+
+  it('answers a "run now" whose sources all failed with 502 and the failed run to a JSON client, and an error flash to a browser', async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const missing = path.join(import.meta.dirname, 'no-such-sacct-file.psv');
+    const failing = buildTestApp(db, {
+      env: { FALLBACK_CSV: missing, INGEST_LOOKBACK_DAYS: '1', APP_TZ: 'UTC' },
+      now: () => NOW,
+      metrics: createMetrics(),
+    });
+    const agent = await signInAs(failing, admin.username, admin.password);
+    const jobsBefore = await db.prisma.slurmJob.count();
+
+    const response = await agent
+      .post('/admin/ingestion/run')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({});
+    expect(response.status, response.text.slice(0, 300)).toBe(502);
+    expect(response.body).toMatchObject({
+      error: expect.stringMatching(/^The run failed: /),
+      code: 502,
+      status: 'finished',
+      run: { runId: expect.any(Number), outcome: 'failed' },
+    });
+    expect(response.body).not.toHaveProperty('ok');
+    const run = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: response.body.run.runId } });
+    expect(run.outcome).toBe('failed');
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'ingestion.run_now', actor: admin.username },
+    });
+    expect(audit).toMatchObject({ status: 'failed', target: `ingestion_run:${run.id}` });
+
+    const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    await agent
+      .post('/admin/ingestion/run')
+      .type('form')
+      .send({ csrf_token: csrfTokenIn(page.text) })
+      .expect(303)
+      .expect('Location', '/admin/ingestion');
+    const after = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    expect(after.text).toMatch(/<div class="alert error"[^>]*>\s*The run failed: /);
+    expect(await db.prisma.slurmJob.count()).toBe(jobsBefore);
   });
 
   it('refuses "run now" without a CSRF token, and runs nothing', async () => {
