@@ -181,6 +181,33 @@ describe('paying a receipt with the dummy provider, end to end', () => {
     expect(await startCheckout(agent, receiptId)).toBe((await paymentOf(receiptId)).checkoutUrl);
   });
 
+  it('answers a JSON client the checkout address instead of redirecting it into the checkout page', async () => {
+    const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const startAsJson = async () =>
+      agent
+        .post(`/payments/receipt/${receiptId}/start`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(agent))
+        .send({});
+    const first = await startAsJson();
+    expect(first.status, first.text.slice(0, 200)).toBe(200);
+    const payment = await paymentOf(receiptId);
+    expect(payment).toMatchObject({ status: 'pending', provider: 'dummy' });
+    expect(first.body).toEqual({
+      ok: true,
+      receiptId,
+      checkoutUrl: payment.checkoutUrl,
+      message: `Continue the payment of receipt #${receiptId} at ${payment.checkoutUrl}.`,
+    });
+    expect(first.body.checkoutUrl).toMatch(/^\/payments\/dummy\/checkout\/dummy_\d+_[0-9a-f]{8}$/);
+    // Asked again, the open attempt's address: still one payment.
+    const second = await startAsJson();
+    expect(second.status).toBe(200);
+    expect(second.body.checkoutUrl).toBe(payment.checkoutUrl);
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(1);
+  });
+
   it("answers another user's receipt with 404 and a paid one with 409", async () => {
     const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
     const owner = await researcherWithReceipt(app);

@@ -91,6 +91,17 @@ export function paymentRoutes(deps: {
       await showOwnReceipt(res, { username, id, page: 1, error: `Payment not started. ${readableMessageOf(error)}` });
       return;
     }
+    if (prefersJson(req)) {
+      // A script or a page's fetch would follow a 303 into the provider's HTML checkout; it needs
+      // the address to send its user to. A second start gives the open attempt's address again.
+      res.json({
+        ok: true,
+        receiptId: id,
+        checkoutUrl: started.redirectUrl,
+        message: `Continue the payment of receipt #${id} at ${started.redirectUrl}.`,
+      });
+      return;
+    }
     res.redirect(303, started.redirectUrl);
   });
 
