@@ -117,6 +117,56 @@ export async function tryAcquireIngestLock(pool: pg.Pool): Promise<(() => Promis
     client.release(error as Error);
     throw error;
   }
+  return releaserOf(client);
+}
+
+// PostgreSQL's "lock_not_available": lock_timeout ended the wait.
+const LOCK_NOT_AVAILABLE = '55P03';
+// One wait of the loop below: short, so that a shutdown is not held up; and at most half of
+// DB_QUERY_TIMEOUT_MS, which would take the silence of a longer one for a dead database.
+const LOCK_WAIT_STEP_MS = 1_000;
+
+/**
+ * Takes the ingestion lock like tryAcquireIngestLock, but queues for it for up to `waitMs`
+ * (on one connection, held meanwhile) instead of giving up at once. PostgreSQL grants a freed
+ * lock to the waiter already queued, so a waiter gets its turn between two backfill days,
+ * which try the lock again only after the day before released it; a try alone almost never
+ * lands in that gap. Undefined when the wait ran out or `signal` aborted it.
+ */
+export async function acquireIngestLockWaiting(
+  pool: pg.Pool,
+  options: { waitMs: number; queryTimeoutMs: number; signal?: AbortSignal },
+): Promise<(() => Promise<void>) | undefined> {
+  const { waitMs, queryTimeoutMs, signal } = options;
+  const deadline = Date.now() + waitMs;
+  const longestStepMs = Math.min(LOCK_WAIT_STEP_MS, queryTimeoutMs / 2);
+  const client = await pool.connect();
+  try {
+    for (;;) {
+      const stepMs = Math.min(longestStepMs, deadline - Date.now());
+      if (stepMs <= 0 || signal?.aborted) {
+        client.release();
+        return undefined;
+      }
+      // SET LOCAL ends with the transaction; the advisory lock is the session's and stays.
+      await client.query('BEGIN');
+      try {
+        await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.max(1, Math.round(stepMs))}ms`]);
+        await client.query('SELECT pg_advisory_lock($1)', [INGEST_LOCK_KEY]);
+        await client.query('COMMIT');
+        return releaserOf(client);
+      } catch (error) {
+        await client.query('ROLLBACK');
+        if ((error as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw error;
+      }
+    }
+  } catch (error) {
+    client.release(error as Error);
+    throw error;
+  }
+}
+
+function releaserOf(client: pg.PoolClient): () => Promise<void> {
   return async () => {
     try {
       await client.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK_KEY]);

@@ -12,8 +12,9 @@ export interface SchedulerDeps {
 /**
  * Runs ingestion every `intervalSec` (measured from the end of the previous run, so runs
  * never pile up). Every worker and replica schedules one: the advisory lock lets one through
- * at a time, and a run that finds another scheduled or manual run finished within half an
- * interval does nothing (backfill days do not count).
+ * at a time (a tick queues for it for up to half an interval, so a backfill cannot keep it out),
+ * and a run that finds another scheduled or manual run finished within half an interval does
+ * nothing (backfill days do not count).
  * Returns a function that stops it: a run in progress is stopped (its sacct killed) and awaited.
  */
 export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void> {
@@ -28,7 +29,14 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
     timer = undefined;
     current = deps.service
       // Half an interval: another process's run this interval counts, last interval's does not.
-      .runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: deps.intervalSec / 2, signal: stopping.signal })
+      .runOnce({
+        trigger: 'schedule',
+        skipIfFinishedWithinSec: deps.intervalSec / 2,
+        // Queue for the lock for up to half an interval: between two backfill days it is this
+        // run's turn; waiting longer would only meet the next tick.
+        waitForLockMs: (deps.intervalSec * 1000) / 2,
+        signal: stopping.signal,
+      })
       .then((result) => {
         if (result.status === 'skipped') {
           deps.logger.debug(

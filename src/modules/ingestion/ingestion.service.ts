@@ -358,8 +358,21 @@ export function createIngestionService(deps: IngestionDeps) {
       skipIfFinishedWithinSec?: number;
       /** Aborting it stops the run (a killed sacct, no further source); it is recorded as failed. */
       signal?: AbortSignal;
+      /**
+       * Wait up to this long for another process's run to release the lock, holding one
+       * connection meanwhile, instead of skipping at once. The scheduler waits: a backfill takes
+       * the lock day after day, and a scheduled run that only tried it was skipped for the whole
+       * backfill, so no new job was read for hours.
+       */
+      waitForLockMs?: number;
     }): Promise<RunResult> {
-      const release = await ingestionRepository.tryAcquireIngestLock(db.pool);
+      const release = input.waitForLockMs
+        ? await ingestionRepository.acquireIngestLockWaiting(db.pool, {
+            waitMs: input.waitForLockMs,
+            queryTimeoutMs: db.queryTimeoutMs,
+            signal: input.signal,
+          })
+        : await ingestionRepository.tryAcquireIngestLock(db.pool);
       if (!release) return { status: 'skipped', reason: 'locked' };
       try {
         if (input.skipIfFinishedWithinSec !== undefined) {

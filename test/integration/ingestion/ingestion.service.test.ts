@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { tryAcquireIngestLock } from '../../../src/modules/ingestion/ingestion.repository.js';
 import { startIngestionScheduler } from '../../../src/modules/ingestion/ingestion.scheduler.js';
 import { createIngestionService, type IngestionDeps } from '../../../src/modules/ingestion/ingestion.service.js';
 import { type JobSource, SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
@@ -486,6 +487,54 @@ describe('one run at a time', () => {
       'schedule',
       'backfill',
     ]);
+  });
+
+  describe('a scheduled run that finds the lock taken (a backfill day, another worker)', () => {
+    const waitingForIngestLock = async () =>
+      (
+        await db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_locks
+            WHERE locktype = 'advisory' AND NOT granted
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+        )
+      ).rows[0]?.n;
+
+    it('queues for it and runs once it is released, instead of skipping the interval', async () => {
+      const { source } = fileSource('final/sacct-steps-extra.psv');
+      const ingest = service([source]);
+      const backfillDay = await tryAcquireIngestLock(db.pool);
+      expect(backfillDay).toBeDefined();
+      const scheduled = ingest.runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: 60, waitForLockMs: 30_000 });
+      await expect.poll(waitingForIngestLock).toBe(1);
+      await backfillDay?.();
+      expect(await scheduled).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
+      expect(await db.prisma.ingestionRun.count({ where: { trigger: 'schedule' } })).toBe(1);
+    });
+
+    it('gives up when the wait runs out or the process stops, and leaves no run and no waiting connection', async () => {
+      const { source } = fileSource('final/sacct-steps-extra.psv');
+      const ingest = service([source]);
+      const other = await tryAcquireIngestLock(db.pool);
+      try {
+        expect(await ingest.runOnce({ trigger: 'schedule', waitForLockMs: 1_500 })).toEqual({
+          status: 'skipped',
+          reason: 'locked',
+        });
+        const stopping = new AbortController();
+        const stopped = ingest.runOnce({ trigger: 'schedule', waitForLockMs: 60_000, signal: stopping.signal });
+        await expect.poll(waitingForIngestLock).toBe(1);
+        stopping.abort(new Error('the process is shutting down'));
+        expect(await stopped).toEqual({ status: 'skipped', reason: 'locked' });
+        expect(await waitingForIngestLock()).toBe(0);
+      } finally {
+        await other?.();
+      }
+      expect(await db.prisma.ingestionRun.count()).toBe(0);
+      // The lock is free again for the next tick.
+      const next = await tryAcquireIngestLock(db.pool);
+      expect(next).toBeDefined();
+      await next?.();
+    });
   });
 
   it('the scheduler runs on its interval and stops cleanly', async () => {
