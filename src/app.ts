@@ -229,7 +229,12 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(ratesPageRoutes({ rates }));
   app.use(pricingAdminRoutes({ rates, guards }));
   // /me and a receipt's page are also where their refused forms come back to.
-  const showMyUsage = createMyUsagePage({ usage, timeZone: config.timeZone, now });
+  const showMyUsage = createMyUsagePage({
+    usage,
+    findHeldPayments: receipts.findHeldPaymentsOf,
+    timeZone: config.timeZone,
+    now,
+  });
   const showOwnReceipt = createOwnReceiptPage(receipts);
   app.use(usageRoutes({ usage, csvExports, guards, showMyUsage }));
   app.use(receiptsRoutes({ receipts, csvExports, guards, showMyUsage, showOwnReceipt }));

@@ -36,6 +36,8 @@ export const VIEW_LOCALS = [
   'form',
   'freshness',
   'hasAmountDue',
+  'heldElsewhere',
+  'heldHere',
   'isAdminView',
   'isFinal',
   'isPaymentHeld',
@@ -53,6 +55,7 @@ export const VIEW_LOCALS = [
   'nextPageUrl',
   'noTiersMessage',
   'notice',
+  'openPayments',
   'page',
   'paidOnline',
   'paidWith',
@@ -70,6 +73,7 @@ export const VIEW_LOCALS = [
   'result',
   'ruleTiers',
   'runs',
+  'sameJobsHeldMessage',
   'sections',
   'status',
   'tierEdit',
@@ -81,8 +85,9 @@ export const VIEW_LOCALS = [
   'username',
   'users',
   'verdict',
-  // include data (views/partials/pager.ejs)
+  // include data (views/partials/pager.ejs, views/payments/held-notice.ejs)
   'pager',
+  'heldPayments',
 ] as const;
 
 // What Express itself adds to the data of every render.

@@ -1262,7 +1262,8 @@ describe('voiding a receipt that was paid online', () => {
     expect(receiptPage.text).toContain('is held for review');
     expect(receiptPage.text).not.toContain('Paid online: payment');
 
-    // The jobs are billable again: the researcher's next receipt bills them, and can be paid.
+    // The jobs are billable again: the researcher's next receipt bills them, and can be paid once
+    // the held money has been refunded (until then it may already pay for them).
     const rebilled = await agent
       .post('/me/receipt')
       .type('form')
@@ -1273,7 +1274,13 @@ describe('voiding a receipt that was paid online', () => {
       username: user.username,
       status: 'pending',
     });
-    expect(await startCheckout(agent, nextId)).toMatch(/^\/payments\/dummy\/checkout\//);
+    const refused = await agent
+      .post(`/payments/receipt/${nextId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({});
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatch(new RegExp(`^A payment of 0\\.50 THB for receipt #${receiptId}, which billed`));
 
     // The money cannot be kept for the void receipt: only refunded or dismissed close the review.
     const reviewPage = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
@@ -1289,6 +1296,7 @@ describe('voiding a receipt that was paid online', () => {
     expect(refunded.status).toBe(303);
     expect(await paymentOf(receiptId)).toMatchObject({ status: 'resolved', reviewOutcome: 'refunded' });
     expect((await adminPaymentsPage(admin)).needsReview).toBe(before.needsReview);
+    expect(await startCheckout(agent, nextId)).toMatch(/^\/payments\/dummy\/checkout\//);
   });
 
   it('holds again a held payment that an admin had accepted for the receipt, saying so', async () => {
@@ -1370,6 +1378,323 @@ describe('voiding a receipt that was paid online', () => {
     expect(again.body.outcome).toBe('review');
     expect(await paymentOf(receiptId)).toEqual(held);
     expect(await reviewAuditsOf(receiptId)).toHaveLength(1);
+  });
+});
+
+describe('voiding a receipt while its online checkout is open', () => {
+  let app: ReturnType<typeof buildTestApp>;
+  beforeAll(() => {
+    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  });
+
+  /** A researcher whose receipt has an open dummy checkout (payment pending). */
+  async function checkoutOpen() {
+    const researcher = await researcherWithReceipt(app);
+    const checkoutPath = await startCheckout(researcher.agent, researcher.receiptId);
+    const payment = await paymentOf(researcher.receiptId);
+    expect(payment.status).toBe('pending');
+    return { ...researcher, checkoutPath, payment };
+  }
+
+  async function voidAsJson(admin: Agent, receiptId: number, reason = 'wrong project code') {
+    return admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason });
+  }
+
+  async function rebill(agent: Agent, before: string) {
+    const created = await agent
+      .post('/me/receipt')
+      .type('form')
+      .send({ before, csrf_token: await csrfTokenOf(agent) });
+    expect(created.status, created.text.slice(0, 200)).toBe(303);
+    return Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+  }
+
+  async function startAsJson(agent: Agent, receiptId: number) {
+    return agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({});
+  }
+
+  it('warns the admin, cancels the checkout in the void, and holds a success paid there afterwards', async () => {
+    const admin = await signInAdmin(app);
+    const { agent, receiptId, payment, checkoutPath } = await checkoutOpen();
+    const page = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(`An online checkout is open for this receipt: payment #${payment.id} via dummy`);
+    expect(page.text).toContain('Voiding this receipt cancels it');
+    expect(page.text).toContain('>Void receipt and cancel its checkout</button>');
+
+    const voided = await voidAsJson(admin, receiptId);
+    expect(voided.status, voided.text).toBe(200);
+    expect(voided.body.receipt).toMatchObject({
+      status: 'void',
+      previousStatus: 'pending',
+      heldPaymentId: null,
+      canceledPaymentIds: [payment.id],
+    });
+    const reason = `receipt #${receiptId} was voided while this checkout was open`;
+    expect(await paymentOf(receiptId)).toMatchObject({ id: payment.id, status: 'canceled', reviewReason: reason });
+    const canceledAudit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.cancel', target: `receipt:${receiptId}` },
+    });
+    expect(canceledAudit.actor).toMatch(/^payreviewer\d+$/);
+    expect(canceledAudit.details).toMatchObject({
+      paymentId: payment.id,
+      provider: 'dummy',
+      externalPaymentId: payment.externalPaymentId,
+      reason,
+    });
+    const voidAudit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'receipt.void', target: `receipt:${receiptId}` },
+    });
+    expect(voidAudit.details).toMatchObject({ previousStatus: 'pending', canceledPaymentIds: [payment.id] });
+    expect(voidAudit.details).not.toHaveProperty('heldPaymentId');
+
+    // The checkout left open in the researcher's tab takes no choice any more.
+    const paidThere = await agent
+      .post(checkoutPath)
+      .type('form')
+      .send({ choice: 'pay', csrf_token: await csrfTokenOf(agent) });
+    expect(paidThere.status).toBe(409);
+    expect(paidThere.text).toContain('This payment was canceled');
+    // A provider that took the money anyway: held, as any late success of a canceled payment.
+    const late = await deliverDummy(app, {
+      event_id: `evt-void-open-${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: Number(payment.amountMinor),
+      currency: 'THB',
+    }).expect(200);
+    expect(late.body.outcome).toBe('review');
+    expect(await paymentOf(receiptId)).toMatchObject({
+      status: 'needs_review',
+      reviewReason: `payment succeeded after it was canceled; receipt #${receiptId} was already void`,
+      receivedMinor: payment.amountMinor,
+    });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('void');
+  });
+
+  it('says in the flash that the open checkout was canceled', async () => {
+    const admin = await signInAdmin(app);
+    const { receiptId, payment } = await checkoutOpen();
+    const voided = await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .type('form')
+      .send({ reason: 'wrong project code', csrf_token: await csrfTokenOf(admin) });
+    expect(voided.status).toBe(303);
+    const confirmed = await admin
+      .get(voided.headers.location as string)
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(confirmed.text).toContain(
+      `Receipt #${receiptId} voided; its job can be billed again. Its open online checkout (payment #${payment.id}) ` +
+        'was canceled; money paid there from now on is held for review on the payments page.',
+    );
+    expect(confirmed.text).not.toContain('An online checkout is open');
+  });
+
+  it('tells the researcher of the held payment on every page, and refuses paying the same jobs again meanwhile', async () => {
+    const admin = await signInAdmin(app);
+    const { user, agent, receiptId, payment } = await checkoutOpen();
+    expect((await voidAsJson(admin, receiptId)).status).toBe(200);
+    // The provider took the money at the checkout that was still open.
+    await deliverDummy(app, {
+      event_id: `evt-void-notice-${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: Number(payment.amountMinor),
+      currency: 'THB',
+    }).expect(200);
+
+    const voidPage = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(voidPage.text).toContain(
+      'A payment of 0.50 THB for this receipt is being checked by the billing team; they will be in touch. ' +
+        'Please do not pay again for these jobs meanwhile.',
+    );
+
+    // The same job billed again: no Pay button, a start is 409 and creates nothing.
+    const sameJobsId = await rebill(agent, '2026-01-31');
+    const refusal =
+      `A payment of 0.50 THB for receipt #${receiptId}, which billed some of these jobs, is being checked by the ` +
+      'billing team, so this receipt cannot be paid online until they have decided what that money pays for; ' +
+      'they will be in touch.';
+    const sameJobsPage = await agent.get(`/me/receipts/${sameJobsId}`).set('Accept', 'text/html').expect(200);
+    expect(sameJobsPage.text).toContain(refusal);
+    expect(sameJobsPage.text).not.toContain(`action="/payments/receipt/${sameJobsId}/start"`);
+    const confirm = await agent.get(`/payments/receipt/${sameJobsId}/start`).set('Accept', 'text/html').expect(200);
+    expect(confirm.text).toContain(refusal);
+    expect(confirm.text).not.toContain(`action="/payments/receipt/${sameJobsId}/start"`);
+    const json = await startAsJson(agent, sameJobsId);
+    expect(json.status).toBe(409);
+    expect(json.body).toMatchObject({ error: refusal, code: 409 });
+    const form = await agent
+      .post(`/payments/receipt/${sameJobsId}/start`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) });
+    expect(form.status).toBe(409);
+    expect(form.text).toContain(`Payment not started. ${refusal}`);
+    expect(await db.prisma.payment.count({ where: { receiptId: sameJobsId } })).toBe(0);
+
+    // Another receipt, of other jobs: it can be paid, and its Pay area names the held payment.
+    await buildJobs(db, [
+      { user: user.username, end: '2026-02-10T10:00:00Z', totalCpuSec: '7200', stepMemGbHours: '0' },
+    ]);
+    const otherId = await rebill(agent, '2026-02-28');
+    const notice =
+      `A payment of 0.50 THB for <a href="/me/receipts/${receiptId}">receipt #${receiptId}</a> is being checked by ` +
+      `the billing team; they will be in touch. Please do not pay again for the jobs of receipt #${receiptId} meanwhile.`;
+    const otherPage = await agent.get(`/me/receipts/${otherId}`).set('Accept', 'text/html').expect(200);
+    expect(otherPage.text).toContain(notice);
+    expect(otherPage.text).toContain(`action="/payments/receipt/${otherId}/start"`);
+    const usage = await agent.get('/me').set('Accept', 'text/html').expect(200);
+    expect(usage.text).toContain(notice);
+
+    // Once the billing team has refunded it, the notices go and the jobs can be paid.
+    const resolved = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ outcome: 'refunded', note: 'Refunded in the provider dashboard.', csrf_token: await csrfTokenOf(admin) });
+    expect(resolved.status).toBe(303);
+    expect((await agent.get('/me').set('Accept', 'text/html').expect(200)).text).not.toContain('being checked');
+    expect((await startAsJson(agent, sameJobsId)).status).toBe(200);
+  });
+
+  it('voids nothing and cancels nothing when the void fails midway', async () => {
+    const admin = await signInAdmin(app);
+    const { receiptId, payment } = await checkoutOpen();
+    // The void's own audit entry, written after the cancel, fails.
+    await db.pool.query(`
+      CREATE FUNCTION fail_void_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'audit refused for the test'; END $$`);
+    await db.pool.query(`
+      CREATE TRIGGER fail_void_audit BEFORE INSERT ON audit_log FOR EACH ROW
+      WHEN (NEW.action = 'receipt.void' AND NEW.target = 'receipt:${receiptId}') EXECUTE FUNCTION fail_void_audit()`);
+    try {
+      expect((await voidAsJson(admin, receiptId)).status).toBe(500);
+    } finally {
+      await db.pool.query('DROP TRIGGER fail_void_audit ON audit_log');
+      await db.pool.query('DROP FUNCTION fail_void_audit()');
+    }
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toMatchObject({
+      status: 'pending',
+      voidReason: null,
+    });
+    expect(await db.prisma.receiptItem.count({ where: { receiptId, isVoided: true } })).toBe(0);
+    expect(await paymentOf(receiptId)).toMatchObject({ id: payment.id, status: 'pending', reviewReason: null });
+    expect(
+      await db.prisma.auditLog.count({ where: { action: 'payment.cancel', target: `receipt:${receiptId}` } }),
+    ).toBe(0);
+  });
+
+  it('waits for a success being applied, then voids the paid receipt and holds its payment', async () => {
+    const admin = await signInAdmin(app);
+    const { receiptId, payment } = await checkoutOpen();
+    // A webhook's transaction, caught holding the payment's row as it does before it pays the receipt.
+    const webhook = new pg.Client({ connectionString: db.url });
+    await webhook.connect();
+    try {
+      await webhook.query('BEGIN');
+      await webhook.query('SELECT id FROM payments WHERE id = $1 FOR UPDATE', [payment.id]);
+      const voiding = Promise.resolve(voidAsJson(admin, receiptId));
+      let waiting = 0;
+      for (let attempt = 0; attempt < 250 && waiting === 0; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const { rows } = await db.pool.query<{ waiting: number }>(
+          `SELECT count(*)::int AS waiting FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        waiting = rows[0]?.waiting ?? 0;
+      }
+      expect(waiting, 'the void never waited for the payment lock').toBe(1);
+      await webhook.query('SELECT id FROM receipts WHERE id = $1 FOR NO KEY UPDATE', [receiptId]);
+      await webhook.query(
+        `UPDATE receipts SET status = 'paid', paid_at = now(), payment_method = 'dummy', tx_ref = $2 WHERE id = $1`,
+        [receiptId, payment.externalPaymentId],
+      );
+      await webhook.query(`UPDATE payments SET status = 'succeeded' WHERE id = $1`, [payment.id]);
+      await webhook.query('COMMIT');
+      const voided = await voiding;
+      expect(voided.status, voided.text).toBe(200);
+      expect(voided.body.receipt).toMatchObject({
+        previousStatus: 'paid',
+        heldPaymentId: payment.id,
+        canceledPaymentIds: [],
+      });
+    } finally {
+      await webhook.end();
+    }
+    expect(await paymentOf(receiptId)).toMatchObject({ status: 'needs_review' });
+  });
+
+  it('refuses a start that was under way when the receipt was voided, leaving no payment open', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    // A void's transaction, caught between voiding the receipt and committing.
+    const voiding = new pg.Client({ connectionString: db.url });
+    await voiding.connect();
+    try {
+      await voiding.query('BEGIN');
+      await voiding.query(
+        `UPDATE receipts SET status = 'void', void_reason = 'mid-start', voided_at = now() WHERE id = $1`,
+        [receiptId],
+      );
+      // The start read the receipt as pending; it must wait for the lock and look again.
+      const starting = Promise.resolve(startAsJson(agent, receiptId));
+      let waiting = 0;
+      for (let attempt = 0; attempt < 250 && waiting === 0; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const { rows } = await db.pool.query<{ waiting: number }>(
+          `SELECT count(*)::int AS waiting FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        waiting = rows[0]?.waiting ?? 0;
+      }
+      expect(waiting, 'the start never waited for the receipt lock').toBe(1);
+      await voiding.query('COMMIT');
+      const response = await starting;
+      expect(response.status, response.text).toBe(409);
+      expect(response.body.error).toBe(`Receipt #${receiptId} is void; there is nothing to pay.`);
+    } finally {
+      await voiding.end();
+    }
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(0);
+  });
+
+  it('voids a receipt without an open checkout as before: an ended attempt is left as it was', async () => {
+    const admin = await signInAdmin(app);
+    const { receiptId, first } = await researcherWhoCanceledAnAttempt(app);
+    const ended = await db.prisma.payment.findUniqueOrThrow({ where: { id: first.id } });
+    const page = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).not.toContain('An online checkout is open');
+    expect(page.text).toContain('>Void receipt</button>');
+    const voided = await voidAsJson(admin, receiptId);
+    expect(voided.status).toBe(200);
+    expect(voided.body.receipt).toMatchObject({ status: 'void', heldPaymentId: null, canceledPaymentIds: [] });
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: first.id } })).toEqual(ended);
+    expect(
+      await db.prisma.auditLog.count({ where: { action: 'payment.cancel', target: `receipt:${receiptId}` } }),
+    ).toBe(0);
+    const voidAudit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'receipt.void', target: `receipt:${receiptId}` },
+    });
+    expect(voidAudit.details).not.toHaveProperty('canceledPaymentIds');
+
+    const { receiptId: plainId } = await researcherWithReceipt(app);
+    const plain = await admin
+      .post(`/admin/receipts/${plainId}/void`)
+      .type('form')
+      .send({ reason: 'duplicate receipt', csrf_token: await csrfTokenOf(admin) });
+    const confirmed = await admin
+      .get(plain.headers.location as string)
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(confirmed.text).toContain(`Receipt #${plainId} voided; its job can be billed again.</div>`);
   });
 });
 

@@ -1,4 +1,5 @@
 import { Prisma } from '@prisma/client';
+import { formatDecimalText } from '../../http/view-format.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 
 /** Minor units back to a decimal amount, for pages. */
@@ -40,4 +41,45 @@ export function paymentMoneyOf(payment: {
       received !== null &&
       (payment.receivedMinor !== payment.amountMinor || payment.receivedCurrency !== payment.currency),
   };
+}
+
+/** A payment held for review as the researcher is told of it: its receipt and the money it stands for. */
+export interface HeldPayment {
+  id: number;
+  receiptId: number;
+  /** What the provider reported receiving, or the amount due when it did not say. */
+  amount: Prisma.Decimal;
+  currency: string;
+}
+
+export function heldPaymentOf(payment: {
+  id: number;
+  receiptId: number;
+  amountMinor: bigint;
+  currency: string;
+  receivedMinor: bigint | null;
+  receivedCurrency: string | null;
+}): HeldPayment {
+  const money = paymentMoneyOf(payment);
+  const shown = money.received ?? { amount: money.amount, currency: money.currency };
+  return { id: payment.id, receiptId: payment.receiptId, amount: shown.amount, currency: shown.currency };
+}
+
+/** The held money as the pages write money: "8,542.37 THB". */
+export function describeHeldAmount(held: HeldPayment): string {
+  const digits = minorUnitDigits(held.currency);
+  const text = held.amount.toFixed(digits);
+  return `${formatDecimalText(text, digits) ?? text} ${held.currency}`;
+}
+
+/**
+ * Why a researcher cannot pay a receipt online while a payment for another of their receipts
+ * that billed some of the same jobs (a receipt voided and billed again) is held for review.
+ */
+export function heldForSameJobsMessage(held: HeldPayment): string {
+  return (
+    `A payment of ${describeHeldAmount(held)} for receipt #${held.receiptId}, which billed some of these jobs, is ` +
+    'being checked by the billing team, so this receipt cannot be paid online until they have decided what that ' +
+    'money pays for; they will be in touch.'
+  );
 }

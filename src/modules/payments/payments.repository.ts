@@ -174,6 +174,84 @@ export async function holdPaymentThatPaid(tx: Tx, id: number, reviewReason: stri
   return result.count === 1;
 }
 
+/**
+ * Locks the receipt's open (pending) payments, in the order a webhook takes them (payment, then
+ * receipt): a void that took the receipt's row first and a success that took the payment's row
+ * first would each wait for the other.
+ */
+export async function lockOpenPayments(tx: Tx, receiptId: number): Promise<void> {
+  await tx.$queryRaw`SELECT id FROM payments WHERE receipt_id = ${receiptId} AND status = 'pending' ORDER BY id FOR UPDATE`;
+}
+
+/**
+ * pending -> canceled with the reason, for every open payment of the receipt (its checkout is
+ * left open at the provider: a success there is then held for review as a late success of a
+ * canceled payment). Returns the payments canceled, by id.
+ */
+export async function cancelOpenPayments(
+  tx: Tx,
+  receiptId: number,
+  reviewReason: string,
+): Promise<Array<{ id: number; provider: string; externalPaymentId: string | null }>> {
+  return tx.$queryRaw`
+    UPDATE payments SET status = 'canceled', review_reason = ${reviewReason}, updated_at = now()
+     WHERE receipt_id = ${receiptId} AND status = 'pending'
+    RETURNING id, provider, external_payment_id AS "externalPaymentId"`;
+}
+
+/** The receipt's open (pending) payments, oldest first: an online checkout may be open for each. */
+export function findOpenPayments(db: Client, receiptId: number): Promise<PaymentRow[]> {
+  return db.payment.findMany({
+    where: { receiptId, status: 'pending' },
+    orderBy: { id: 'asc' },
+    select: SELECT_PAYMENT,
+  });
+}
+
+/** A payment held for review, with the receipt it was for, as the researcher is told of it. */
+export type HeldPaymentRow = Pick<
+  PaymentRow,
+  'id' | 'receiptId' | 'amountMinor' | 'currency' | 'receivedMinor' | 'receivedCurrency'
+>;
+
+const SELECT_HELD_PAYMENT = {
+  id: true,
+  receiptId: true,
+  amountMinor: true,
+  currency: true,
+  receivedMinor: true,
+  receivedCurrency: true,
+} as const;
+
+/** The user's payments held for review and not yet resolved, on any of their receipts, oldest first. */
+export function findHeldPaymentsOfUser(db: Client, username: string): Promise<HeldPaymentRow[]> {
+  return db.payment.findMany({
+    where: { status: 'needs_review', receipt: { username } },
+    orderBy: { id: 'asc' },
+    select: SELECT_HELD_PAYMENT,
+  });
+}
+
+/**
+ * A payment held for review of another receipt that billed one of this receipt's jobs (a receipt
+ * voided and billed again): its money may already pay for these jobs. Null when there is none.
+ */
+export async function findHeldPaymentForSameJobs(db: Client, receiptId: number): Promise<HeldPaymentRow | null> {
+  const rows = await db.$queryRaw<HeldPaymentRow[]>`
+    SELECT p.id, p.receipt_id AS "receiptId", p.amount_minor AS "amountMinor", p.currency,
+           p.received_minor AS "receivedMinor", p.received_currency AS "receivedCurrency"
+      FROM payments p
+     WHERE p.status = 'needs_review'
+       AND p.receipt_id <> ${receiptId}
+       AND EXISTS (SELECT 1
+                     FROM receipt_items held
+                     JOIN receipt_items here ON here.cluster = held.cluster AND here.job_key = held.job_key
+                    WHERE held.receipt_id = p.receipt_id AND here.receipt_id = ${receiptId} AND NOT here.is_voided)
+     ORDER BY p.id
+     LIMIT 1`;
+  return rows[0] ?? null;
+}
+
 /** Whether any payment of the receipt is held for review and not yet resolved. */
 export async function hasPaymentInReview(db: Client, receiptId: number): Promise<boolean> {
   return (await db.payment.count({ where: { receiptId, status: 'needs_review' } })) > 0;

@@ -72,8 +72,17 @@ export function paymentRoutes(deps: {
   // A GET must not start anything: it asks, and the button POSTs.
   router.get('/payments/receipt/:id/start', guards.requireUser, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const { receipt, isPaymentHeld, hasAmountDue } = await payments.getStatus(sessionUserOf(req).username, id);
-    res.render('payments/confirm', { title: `Pay receipt #${id}`, receipt, isPaymentHeld, hasAmountDue });
+    const { receipt, isPaymentHeld, hasAmountDue, sameJobsHeldMessage } = await payments.getStatus(
+      sessionUserOf(req).username,
+      id,
+    );
+    res.render('payments/confirm', {
+      title: `Pay receipt #${id}`,
+      receipt,
+      isPaymentHeld,
+      hasAmountDue,
+      sameJobsHeldMessage,
+    });
   });
 
   router.post('/payments/receipt/:id/start', guards.requireUser, async (req, res) => {

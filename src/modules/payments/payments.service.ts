@@ -13,7 +13,13 @@ import { minorUnitDigits } from '../pricing/pricing.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
 import { markReceiptPaidIn } from '../receipts/receipts.service.js';
 import { createDummyProvider, signDummyWebhook } from './dummy.provider.js';
-import { fromMinorUnits, hasAmountDue, paymentMoneyOf } from './payment-money.js';
+import {
+  fromMinorUnits,
+  hasAmountDue,
+  heldForSameJobsMessage,
+  heldPaymentOf,
+  paymentMoneyOf,
+} from './payment-money.js';
 import {
   KNOWN_EVENT_TYPES,
   type PaymentEvent,
@@ -145,6 +151,16 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * Money taken for another receipt that billed some of these jobs waits for an admin's decision
+   * (refund it, or apply it to this receipt): paying this one now would pay for the jobs twice.
+   */
+  async function refuseWhileSameJobsHeld(client: Prisma.TransactionClient | typeof prisma, receiptId: number) {
+    const held = await paymentsRepository.findHeldPaymentForSameJobs(client, receiptId);
+    if (held)
+      throw new ConflictError(heldForSameJobsMessage(heldPaymentOf(held)), { receiptId, heldPaymentId: held.id });
+  }
+
+  /**
    * Marks a start that never got its checkout failed (audited), so the caller starts the next
    * attempt. Conditional: of several clicks finding it, one marks and audits it, and all of
    * them go on to the same next attempt.
@@ -204,6 +220,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // a second payment now would most likely take the same amount twice.
     if (await paymentsRepository.hasPaymentInReview(prisma, receiptId))
       throw new ConflictError(PAYMENT_IN_REVIEW_MESSAGE, { receiptId });
+    await refuseWhileSameJobsHeld(prisma, receiptId);
     const open = await paymentsRepository.findOpenPayment(prisma, receiptId, activeProvider.name);
     if (open?.checkoutUrl) return { redirectUrl: open.checkoutUrl };
     // Another request is between saving its payment and attaching the checkout: wait for it.
@@ -223,6 +240,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         if (await paymentsRepository.hasPaymentInReview(tx, receiptId)) {
           throw new ConflictError(PAYMENT_IN_REVIEW_MESSAGE, { receiptId });
         }
+        // And voided meanwhile: a void cancels the open payments it finds under this lock.
+        const locked = await receiptsRepository.findReceipt(tx, receiptId);
+        if (locked?.status !== 'pending') {
+          throw new ConflictError(`Receipt #${receiptId} is ${locked?.status ?? 'gone'}; there is nothing to pay.`);
+        }
+        await refuseWhileSameJobsHeld(tx, receiptId);
         const created = await paymentsRepository.insertPayment(tx, {
           receiptId,
           provider: activeProvider.name,
@@ -472,16 +495,26 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   /** What the payer sees after checkout: the receipt and its latest payment. */
   async function getStatus(username: string, receiptId: number) {
     const receipt = await requireOwnReceipt(username, receiptId);
-    const [payment, isPaymentHeld] = await Promise.all([
+    const [payment, isPaymentHeld, heldForSameJobs] = await Promise.all([
       paymentsRepository.latestPaymentOf(prisma, receiptId),
       paymentsRepository.hasPaymentInReview(prisma, receiptId),
+      receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(prisma, receiptId) : null,
     ]);
     // A start that never got its checkout will not move by itself: the page stops waiting and
     // offers to try again, which abandons it (startPayment).
     const isStartAbandoned = payment !== null && isAbandonedStart(payment, now());
     const isFinal =
       receipt.status !== 'pending' || (payment !== null && payment.status !== 'pending') || isStartAbandoned;
-    return { receipt, payment, isFinal, isPaymentHeld, isStartAbandoned, hasAmountDue: hasAmountDue(receipt) };
+    return {
+      receipt,
+      payment,
+      isFinal,
+      isPaymentHeld,
+      isStartAbandoned,
+      hasAmountDue: hasAmountDue(receipt),
+      /** Why it cannot be paid online now: a payment for some of its jobs is held (startPayment refuses). */
+      sameJobsHeldMessage: heldForSameJobs === null ? null : heldForSameJobsMessage(heldPaymentOf(heldForSameJobs)),
+    };
   }
 
   /** The dummy provider's hosted page: the payment, for its owner only. */

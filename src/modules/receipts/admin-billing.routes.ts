@@ -25,6 +25,16 @@ import { RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.serv
 
 const REFUSALS = [400, 409];
 
+/** What the void did to the receipt's open online checkouts, for the admin's flash. */
+function describeCanceledCheckouts(paymentIds: number[]): string {
+  if (paymentIds.length === 0) return '';
+  const payments = paymentIds.map((id) => `#${id}`).join(', ');
+  return (
+    ` Its open online checkout (payment ${payments}) was canceled; money paid there from now on is held for review ` +
+    'on the payments page.'
+  );
+}
+
 /** Admin billing: receipts across users, mark paid, void, month-end run, paid CSV. */
 export function adminBillingRoutes(deps: {
   receipts: ReceiptsService;
@@ -177,7 +187,7 @@ export function adminBillingRoutes(deps: {
         result.heldPaymentId === null
           ? ''
           : ` Payment #${result.heldPaymentId} is held for review: refund it or apply it elsewhere, then resolve it on the payments page.`
-      }`,
+      }${describeCanceledCheckouts(result.canceledPaymentIds)}`,
     };
     res.redirect(303, `/admin/receipts/${id}`);
   });

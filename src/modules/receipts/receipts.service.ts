@@ -15,7 +15,13 @@ import {
 import { endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { fromMinorUnits, hasAmountDue, paymentMoneyOf } from '../payments/payment-money.js';
+import {
+  fromMinorUnits,
+  hasAmountDue,
+  heldForSameJobsMessage,
+  heldPaymentOf,
+  paymentMoneyOf,
+} from '../payments/payment-money.js';
 import * as paymentsRepository from '../payments/payments.repository.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
@@ -449,13 +455,44 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /**
+   * A pending receipt being voided may have an online checkout open: the researcher could still
+   * pay there for jobs that are about to be billed again. Its payment is canceled in the void's
+   * transaction, so a success arriving later is held for review as a late success of a canceled
+   * payment (docs/payments.md, Webhooks) and never lost. The provider's page itself stays open
+   * until it expires: the app cannot close it inside a transaction.
+   */
+  async function cancelOpenPaymentsOfVoidedReceipt(tx: Prisma.TransactionClient, actor: AuditContext, id: number) {
+    const reason = `receipt #${id} was voided while this checkout was open`;
+    const canceled = await paymentsRepository.cancelOpenPayments(tx, id, reason);
+    for (const payment of canceled) {
+      await appendAudit(tx, {
+        ...actor,
+        action: 'payment.cancel',
+        target: `receipt:${id}`,
+        status: 'ok',
+        details: {
+          paymentId: payment.id,
+          provider: payment.provider,
+          externalPaymentId: payment.externalPaymentId,
+          reason,
+        },
+      });
+    }
+    return canceled.map((payment) => payment.id);
+  }
+
+  /**
    * pending or paid -> void, with a reason; its jobs become billable again. Audited. A paid
    * receipt may need voiding (wrong project, duplicate) even when it was paid online; its
-   * payment is then held for an admin's refund decision in the same transaction.
+   * payment is then held for an admin's refund decision in the same transaction. A pending
+   * receipt's open checkout is canceled in the same transaction.
    */
   async function voidReceipt(actor: AuditContext, id: number, input: TVoidReceipt) {
     const voidedAt = now();
     const result = await db.$transaction(async (tx) => {
+      // First, so that a success a webhook is applying to one of them has committed (the receipt
+      // is then read as paid, and its payment held) or waits for the void.
+      await paymentsRepository.lockOpenPayments(tx, id);
       const before = await requireReceipt(tx, id);
       const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending', 'paid'], {
         status: 'void',
@@ -467,6 +504,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       const releasedJobs = await receiptsRepository.voidItems(tx, id);
       // Only a paid receipt can have an online payment that paid it.
       const heldPaymentId = before.status === 'paid' ? await holdPaymentOfVoidedReceipt(tx, actor, id) : null;
+      const canceledPaymentIds = await cancelOpenPaymentsOfVoidedReceipt(tx, actor, id);
       await appendAudit(tx, {
         ...actor,
         action: 'receipt.void',
@@ -477,9 +515,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           previousStatus: before.status,
           releasedJobs,
           ...(heldPaymentId === null ? {} : { heldPaymentId }),
+          ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
         },
       });
-      return { id, status: 'void' as const, previousStatus: before.status, releasedJobs, heldPaymentId };
+      return {
+        id,
+        status: 'void' as const,
+        previousStatus: before.status,
+        releasedJobs,
+        heldPaymentId,
+        canceledPaymentIds,
+      };
     });
     metrics.receiptVoided.inc();
     return result;
@@ -528,7 +574,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       (pages) => `Receipt #${receipt.id} lists ${counted(count, 'job')} on ${counted(pages, 'page')}`,
     );
     const offset = (page - 1) * RECEIPT_ITEMS_PAGE_SIZE;
-    const [items, isPaymentHeld, paidOnline, paidWith] = await Promise.all([
+    const [items, isPaymentHeld, paidOnline, paidWith, openPayments] = await Promise.all([
       receiptsRepository.listItems(db, receipt.id, { offset, limit: RECEIPT_ITEMS_PAGE_SIZE }),
       // Paying online again is closed while one of its payments waits for an admin's review.
       paymentsRepository.hasPaymentInReview(db, receipt.id),
@@ -539,6 +585,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       receipt.paidAt && receipt.paymentMethod && receipt.txRef
         ? paymentsRepository.findByExternalId(db, receipt.paymentMethod, receipt.txRef)
         : null,
+      // An admin about to void is told that a checkout is open and will be canceled.
+      receipt.status === 'void' ? [] : paymentsRepository.findOpenPayments(db, receipt.id),
     ]);
     return {
       receipt,
@@ -548,13 +596,34 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       isPaymentHeld,
       paidOnline,
       paidWith: paidWith?.receiptId === receipt.id ? { id: paidWith.id, ...paymentMoneyOf(paidWith) } : null,
+      openPayments,
       itemPager: { page, pageCount, count, first: offset + 1, last: offset + items.length },
     };
   }
 
-  /** A user's own receipt with one page of its items. */
+  /**
+   * A user's own receipt with one page of its items, and the user's payments held for review:
+   * the one of this receipt (whatever its status), the others, and the one of another receipt
+   * that billed some of these jobs (paying this one online is refused meanwhile).
+   */
   async function getForUser(username: string, id: number, page = 1) {
-    return withItemsPage(await findOrFail(id, username), page);
+    const receipt = await findOrFail(id, username);
+    const [shown, held, heldForSameJobs] = await Promise.all([
+      withItemsPage(receipt, page),
+      findHeldPaymentsOf(username),
+      receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
+    ]);
+    return {
+      ...shown,
+      heldHere: held.find((payment) => payment.receiptId === id) ?? null,
+      heldElsewhere: held.filter((payment) => payment.receiptId !== id && payment.id !== heldForSameJobs?.id),
+      sameJobsHeldMessage: heldForSameJobs === null ? null : heldForSameJobsMessage(heldPaymentOf(heldForSameJobs)),
+    };
+  }
+
+  /** The user's payments held for review, with the money each stands for, oldest first. */
+  async function findHeldPaymentsOf(username: string) {
+    return (await paymentsRepository.findHeldPaymentsOfUser(db, username)).map(heldPaymentOf);
   }
 
   /** Any receipt with one page of its items (admin). */
@@ -628,6 +697,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     voidReceipt,
     listForUser,
     getForUser,
+    findHeldPaymentsOf,
     getById,
     streamItemsCsv,
     listForAdmin,

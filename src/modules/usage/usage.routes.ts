@@ -5,6 +5,7 @@ import { parseInput } from '../../http/validate.js';
 import { AppError, readableMessageOf } from '../../shared/errors.js';
 import { toLocalDate } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
+import type { HeldPayment } from '../payments/payment-money.js';
 import { ZUsageQuery, ZWindowQuery } from './usage.schema.js';
 import {
   USAGE_CSV_COLUMNS,
@@ -42,13 +43,20 @@ export type ShowMyUsage = (
  * last comes back as the page with the message and the form. A status the caller set (a
  * refused receipt's) is kept unless the window itself is refused.
  */
-export function createMyUsagePage(deps: { usage: UsageService; timeZone: string; now?: () => Date }): ShowMyUsage {
+export function createMyUsagePage(deps: {
+  usage: UsageService;
+  /** The user's payments held for review: /me tells them, so that they do not pay those jobs twice. */
+  findHeldPayments: (username: string) => Promise<HeldPayment[]>;
+  timeZone: string;
+  now?: () => Date;
+}): ShowMyUsage {
   const { usage } = deps;
   const now = deps.now ?? (() => new Date());
   return async (req, res, { query, refusedReceipt }) => {
     const user = sessionUserOf(req);
     const raw = (query ?? {}) as Record<string, string | undefined>;
     const today = toLocalDate(now(), deps.timeZone);
+    const heldPayments = await deps.findHeldPayments(user.username);
     try {
       const parsed = parseInput(ZUsageQuery, query);
       const page = await usage.getUserUsage(user.username, parsed);
@@ -59,6 +67,7 @@ export function createMyUsagePage(deps: { usage: UsageService; timeZone: string;
         today,
         error: undefined,
         refusedReceipt,
+        heldPayments,
         link: (changes: Record<string, unknown>) =>
           linkTo('/me', { ...current, sort: raw.sort, dir: raw.dir }, changes),
         csvLink: linkTo('/me.csv', { start: page.window.start, end: page.window.end }, {}),
@@ -74,6 +83,7 @@ export function createMyUsagePage(deps: { usage: UsageService; timeZone: string;
           today,
           error: readableMessageOf(error),
           refusedReceipt,
+          heldPayments,
           form: { start: window.start, end: window.end, view },
           link: (changes: Record<string, unknown>) => linkTo('/me', current, changes),
           csvLink: linkTo('/me.csv', { start: window.start, end: window.end }, {}),
@@ -90,6 +100,7 @@ export function createMyUsagePage(deps: { usage: UsageService; timeZone: string;
         today,
         error: readableMessageOf(error),
         refusedReceipt,
+        heldPayments,
         form: { start: raw.start ?? '', end: raw.end ?? '', view: raw.view ?? 'detail' },
         // A too-long window is kept in the tabs as in the form, and in the CSV link the message
         // sends it to (the CSV takes any window).
