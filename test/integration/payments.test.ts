@@ -1836,6 +1836,58 @@ describe('paying a receipt again while one of its payments is held for review', 
   });
 });
 
+describe('the amount due and what to do about it, before the items', () => {
+  let app: ReturnType<typeof buildTestApp>;
+  beforeAll(() => {
+    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  });
+
+  /** Where `text` first appears in the page, which must have it. */
+  function positionIn(page: string, text: string) {
+    const position = page.indexOf(text);
+    expect(position, `the page has no ${text}`).toBeGreaterThan(-1);
+    return position;
+  }
+
+  it('shows the total and the Pay button above the items table, to the owner and to an admin', async () => {
+    const { user, agent, receiptId } = await researcherWithReceipt(app);
+    await buildJobs(
+      db,
+      ['2026-02-03T10:00:00Z', '2026-02-04T10:00:00Z'].map((end) => ({
+        user: user.username,
+        end,
+        totalCpuSec: '3600',
+        stepMemGbHours: '0',
+      })),
+    );
+    const created = await agent
+      .post('/me/receipt')
+      .type('form')
+      .send({ before: '2026-02-28', csrf_token: await csrfTokenOf(agent) });
+    const twoJobsId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+    expect(twoJobsId).toBeGreaterThan(receiptId);
+
+    const own = (await agent.get(`/me/receipts/${twoJobsId}`).set('Accept', 'text/html').expect(200)).text;
+    const ownTable = positionIn(own, '<table');
+    expect(positionIn(own, '<dd class="receipt-total"><strong>1.00 THB</strong> for 2 jobs</dd>')).toBeLessThan(
+      ownTable,
+    );
+    expect(positionIn(own, `action="/payments/receipt/${twoJobsId}/start"`)).toBeLessThan(ownTable);
+    expect(positionIn(own, 'Pay 1.00 THB online')).toBeLessThan(ownTable);
+    // The table still ends with its total.
+    expect(
+      positionIn(own, '<tfoot><tr><th colspan="5">Total (2 jobs)</th><th class="num">1.00 THB</th>'),
+    ).toBeGreaterThan(ownTable);
+
+    const admin = await signInAdmin(app);
+    const page = (await admin.get(`/admin/receipts/${twoJobsId}`).set('Accept', 'text/html').expect(200)).text;
+    const table = positionIn(page, '<table');
+    expect(positionIn(page, '<dd class="receipt-total"><strong>1.00 THB</strong> for 2 jobs</dd>')).toBeLessThan(table);
+    expect(positionIn(page, '>Mark paid</button>')).toBeLessThan(table);
+    expect(positionIn(page, '>Void receipt</button>')).toBeLessThan(table);
+  });
+});
+
 describe('a receipt of 0.00: nothing to pay online', () => {
   let app: ReturnType<typeof buildTestApp>;
   beforeAll(() => {
