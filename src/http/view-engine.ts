@@ -49,6 +49,7 @@ export const VIEW_LOCALS = [
   'link',
   'list',
   'message',
+  'myCsvLink',
   'needsReview',
   'newTier',
   'next',

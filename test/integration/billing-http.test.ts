@@ -327,15 +327,56 @@ describe('/me', () => {
     expect(page.text).toContain('href="/me?start=2024-01-01&amp;end=2025-09-20&amp;view=aggregate"');
     const csv = await alice.get('/me.csv?start=2024-01-01&end=2025-09-20').expect(200);
     expect(csv.text).toContain('7101,test,');
-    // Any other refusal has no window to keep.
-    const backwards = await html(alice, '/me?start=2025-09-19&end=2025-09-01').expect(400);
-    expect(backwards.text).toContain('href="/me.csv" download>Download CSV</a>');
 
     const admin400 = await html(admin, '/admin/usage?start=2024-01-01&end=2025-09-20&user=alice&account=').expect(400);
     expect(admin400.text).toContain('pick at most 366 days');
     expect(admin400.text).toContain(
       'href="/admin/usage.csv?user=alice&amp;start=2024-01-01&amp;end=2025-09-20" download>Download all jobs (CSV)</a>',
     );
+    expect(admin400.text).toContain(
+      'href="/admin/my.csv?start=2024-01-01&amp;end=2025-09-20" download>My own usage (CSV)</a>',
+    );
+  });
+
+  it('never links a refused window to a CSV of another window: the typed one when the CSV takes it, else none', async () => {
+    // A window the CSV would refuse too: no link (a bare /me.csv would download the last 7 days).
+    for (const query of ['start=2026-11-30&end=2026-11-01', 'start=2025-02-30', 'start=2025-09-01&start=2025-09-02']) {
+      const page = await html(alice, `/me?${query}`).expect(400);
+      expect(page.text, query).not.toContain('href="/me.csv');
+      expect(page.text, query).toContain(
+        '<span class="tab disabled" aria-disabled="true">Download CSV (needs a valid window)</span>',
+      );
+      // The form keeps what was typed, and the CSV of that window answers the same refusal.
+      await alice.get(`/me.csv?${query}`).expect(400);
+    }
+    const reversed = await html(alice, '/me?start=2026-11-30&end=2026-11-01').expect(400);
+    expect(reversed.text).toContain('The start date (2026-11-30) is after the end date (2026-11-01).');
+    expect(reversed.text).toContain('id="start" name="start" type="date" value="2026-11-30"');
+    expect((await alice.get('/me.csv?start=2026-11-30&end=2026-11-01').expect(400)).body).toEqual({
+      error: 'The start date (2026-11-30) is after the end date (2026-11-01).',
+      code: 400,
+    });
+
+    // A refusal of something else keeps the window typed, as the page would have shown it.
+    const badSort = await html(alice, '/me?start=2025-09-01&end=2025-09-03&sort=password').expect(400);
+    expect(badSort.text).toContain('href="/me.csv?start=2025-09-01&amp;end=2025-09-03" download>Download CSV</a>');
+    const startOnly = await html(alice, '/me?start=2025-09-01&sort=password').expect(400);
+    expect(startOnly.text).toContain('href="/me.csv?start=2025-09-01&amp;end=2025-09-07" download>Download CSV</a>');
+
+    // The admin usage page: neither export of a reversed window is offered.
+    const adminReversed = await html(admin, '/admin/usage?start=2026-11-30&end=2026-11-01&user=alice').expect(400);
+    expect(adminReversed.text).toContain('The start date (2026-11-30) is after the end date (2026-11-01).');
+    expect(adminReversed.text).not.toContain('href="/admin/usage.csv');
+    expect(adminReversed.text).not.toContain('href="/admin/my.csv');
+    expect(adminReversed.text).toContain('Download all jobs (CSV): needs a valid window and filters');
+    expect(adminReversed.text).toContain('My own usage (CSV): needs a valid window');
+    await admin.get('/admin/usage.csv?start=2026-11-30&end=2026-11-01&user=alice').expect(400);
+    // A filter the export refuses leaves the admin's own export, which takes no filters.
+    const longUser = await html(admin, `/admin/usage?start=2025-09-01&end=2025-09-03&user=${'x'.repeat(65)}`).expect(
+      400,
+    );
+    expect(longUser.text).not.toContain('href="/admin/usage.csv');
+    expect(longUser.text).toContain('href="/admin/my.csv?start=2025-09-01&amp;end=2025-09-03" download>My own usage');
   });
 
   it('sends the window as a CSV attachment with a header row, counted as my_usage', async () => {

@@ -4,14 +4,9 @@ import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { linkTo, sendOwnUsageCsv } from './usage.routes.js';
-import { ZAdminUsageQuery } from './usage.schema.js';
-import { USAGE_CSV_COLUMNS, type UsageService, WindowTooLongForPageError } from './usage.service.js';
-
-/** The admin usage filters as typed, for a link (the window is added by the caller). */
-function filtersOf(raw: Record<string, string | undefined>) {
-  return { user: raw.user?.trim(), account: raw.account?.trim(), partition: raw.partition?.trim() };
-}
+import { exportLinkOf, linkTo, sendOwnUsageCsv } from './usage.routes.js';
+import { ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';
+import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
 
 /** Usage across all users (admin) and the admin's own usage export. */
 export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExports; guards: Guards }) {
@@ -23,26 +18,34 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
     try {
       const query = parseInput(ZAdminUsageQuery, req.query);
       const result = await usage.getAdminUsage(query);
-      const current = { start: result.window.start, end: result.window.end, ...result.filters };
+      const window = { start: result.window.start, end: result.window.end };
+      const current = { ...window, ...result.filters };
       res.render('admin/usage', {
         title: 'Usage across users',
         result,
         error: undefined,
         form: current,
         csvLink: linkTo('/admin/usage.csv', current, {}),
+        myCsvLink: linkTo('/admin/my.csv', window, {}),
       });
     } catch (error) {
       if (!(error instanceof AppError) || error.status !== 400) throw error;
+      // The exports take the window and filters typed (a too-long window is what the message
+      // sends to the CSV), and are not offered for ones they would refuse.
+      const typedWindow = () => {
+        const window = usage.resolveWindow(parseInput(ZWindowQuery, { start: raw.start, end: raw.end }));
+        return { start: window.start, end: window.end };
+      };
       res.status(400).render('admin/usage', {
         title: 'Usage across users',
         result: undefined,
         error: readableMessageOf(error),
         form: raw,
-        // The message sends a too-long window to the CSV: its link keeps the window and filters.
-        csvLink:
-          error instanceof WindowTooLongForPageError
-            ? linkTo('/admin/usage.csv', { ...filtersOf(raw), ...error.window }, {})
-            : '/admin/usage.csv',
+        csvLink: exportLinkOf('/admin/usage.csv', () => {
+          const { user, account, partition } = parseInput(ZAdminUsageQuery, raw);
+          return { user, account, partition, ...typedWindow() };
+        }),
+        myCsvLink: exportLinkOf('/admin/my.csv', typedWindow),
       });
     }
   });

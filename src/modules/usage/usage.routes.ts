@@ -24,6 +24,22 @@ export function linkTo(path: string, current: Record<string, unknown>, changes: 
   return text ? `${path}?${text}` : path;
 }
 
+/**
+ * The address of a CSV export of what a refused page was asked for (`exported` resolves it,
+ * parsing as the export does), or undefined when the export would refuse it too: a reversed
+ * window or a date that is not one. A link without them would download the default window,
+ * not the one in the form. The export takes a window of any length, so a window too long for
+ * the page keeps its link.
+ */
+export function exportLinkOf(path: string, exported: () => Record<string, unknown>): string | undefined {
+  try {
+    return linkTo(path, exported(), {});
+  } catch (error) {
+    if (error instanceof AppError && error.status === 400) return undefined;
+    throw error;
+  }
+}
+
 /** A refused "Create receipt", shown beside its form on /me. */
 export interface RefusedReceipt {
   error: string;
@@ -102,10 +118,14 @@ export function createMyUsagePage(deps: {
         refusedReceipt,
         heldPayments,
         form: { start: raw.start ?? '', end: raw.end ?? '', view: raw.view ?? 'detail' },
-        // A too-long window is kept in the tabs as in the form, and in the CSV link the message
-        // sends it to (the CSV takes any window).
+        // A too-long window is kept in the tabs as in the form.
         link: (changes: Record<string, unknown>) => linkTo('/me', keptWindow, changes),
-        csvLink: linkTo('/me.csv', keptWindow, {}),
+        // The CSV exports the window typed (a too-long one is what the message sends it to),
+        // and is not offered for a window it would refuse.
+        csvLink: exportLinkOf('/me.csv', () => {
+          const window = usage.resolveWindow(parseInput(ZWindowQuery, { start: raw.start, end: raw.end }));
+          return { start: window.start, end: window.end };
+        }),
       });
     }
   };
