@@ -278,6 +278,28 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     }
   });
 
+  it('draws the Per day charts with axis text at least 11 px tall, three to a row or one', async () => {
+    // 1280: three charts a row; 940: three at about their narrowest; 390: a phone, one a row.
+    for (const width of [1280, 940, 390]) {
+      const context = await browser.newContext({ viewport: { width, height: 900 } });
+      const page = await context.newPage();
+      await signIn(page, 'alice', 'alice-password');
+      await page.goto(`${base}/me?view=aggregate`);
+      // The font size as drawn: the attribute in the chart's units times the chart's scale.
+      const sizes = await page.locator('svg.chart text').evaluateAll((texts) =>
+        texts.map((text) => {
+          const drawn = text as unknown as { getScreenCTM(): { a: number } | null };
+          const scale = drawn.getScreenCTM()?.a ?? 0;
+          return Number(text.getAttribute('font-size')) * scale;
+        }),
+      );
+      expect(sizes.length, `${width}`).toBeGreaterThan(3);
+      expect(Math.min(...sizes), `${width}`).toBeGreaterThanOrEqual(10.9);
+      await shot(page, `13-charts-${width}`);
+      await context.close();
+    }
+  });
+
   it('carol pays a receipt online through the dummy provider and sees it paid', async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
     const page = await context.newPage();
