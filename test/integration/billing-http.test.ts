@@ -98,6 +98,42 @@ describe('GET /formula', () => {
     const response = await request(app).get('/formula?type=platinum').expect(400);
     expect(response.body).toEqual({ error: expect.stringMatching(/^Unknown tier "platinum"/), code: 400 });
   });
+
+  it('answers an empty type as a type left out: the default tier, with its ETag and 304', async () => {
+    const plain = await request(app).get('/formula').expect(200);
+    for (const query of ['?type=', '?type=%20%20', '?type']) {
+      const empty = await request(app).get(`/formula${query}`).expect(200);
+      expect(empty.body, query).toEqual(plain.body);
+      expect(empty.headers.etag, query).toBe(plain.headers.etag);
+      const cached = await request(app)
+        .get(`/formula${query}`)
+        .set('If-None-Match', plain.headers.etag as string)
+        .expect(304);
+      expect(cached.text, query).toBe('');
+      expect(cached.headers.etag, query).toBe(plain.headers.etag);
+    }
+    // A type given twice is still refused, empty or not.
+    const twice = await request(app).get('/formula?type=&type=gov').expect(400);
+    expect(twice.body).toEqual({ error: expect.stringContaining('type'), code: 400 });
+  });
+
+  it('refuses a NUL character with the message every other route gives, not as an unknown tier', async () => {
+    for (const query of ['?type=%00', '?type=mu%00', '?%00=mu', '?type=mu&x=%00']) {
+      for (const etag of [undefined, '*']) {
+        const call = request(app).get(`/formula${query}`);
+        if (etag) call.set('If-None-Match', etag);
+        const response = await call.expect(400);
+        expect(response.body, query).toEqual({
+          error: 'The request contains a NUL character (%00), which no field accepts.',
+          code: 400,
+        });
+      }
+    }
+    // The same message as a signed-in route's.
+    expect((await alice.get('/me?start=%00').set('Accept', 'application/json').expect(400)).body.error).toBe(
+      'The request contains a NUL character (%00), which no field accepts.',
+    );
+  });
 });
 
 describe('POST /formula', () => {

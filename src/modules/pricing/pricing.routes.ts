@@ -2,6 +2,7 @@ import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { wantsHtml } from '../../http/error-handler.js';
 import { isEtagMatched, takeFastPathFailure } from '../../http/hot-routes.js';
+import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
 import { answerChange, isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError, readableMessageOf } from '../../shared/errors.js';
@@ -20,11 +21,14 @@ import { NO_TIERS_MESSAGE, type RatesService } from './rates.service.js';
 /**
  * GET /formula: public, and the hottest path of the app. Mount it before the session
  * and CSRF middlewares so a poll never touches the session store. Plain `/formula` is
- * answered before Express by hot-routes.ts; this route serves `?type=` and HEAD.
+ * answered before Express by hot-routes.ts; this route serves `?type=` and HEAD. Being
+ * mounted before the body parsers, it is also before rejectUnstorableText, which it runs
+ * itself: `?type=%00` was answered `Unknown tier "\u0000"`, not the NUL refusal every other
+ * route gives. Plain `/formula` has no query to carry one, so the hot path needs no check.
  */
 export function formulaRoutes(deps: { rates: RatesService }) {
   const router = express.Router();
-  router.get('/formula', async (req, res) => {
+  router.get('/formula', rejectUnstorableText, async (req, res) => {
     const fastPathFailure = takeFastPathFailure(req);
     if (fastPathFailure) throw fastPathFailure;
     const query = parseInput(ZFormulaQuery, req.query);

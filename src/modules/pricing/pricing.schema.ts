@@ -149,8 +149,19 @@ export type TDeleteTier = z.infer<typeof ZDeleteTier>;
 export const ZSetDefaultTier = strictBody({ type: ZTierName }, TIER_FIELD_LABELS);
 export type TSetDefaultTier = z.infer<typeof ZSetDefaultTier>;
 
-/** GET /formula. */
-export const ZFormulaQuery = z.object({ type: z.string().trim().min(1).max(MAX_TIER_NAME_LENGTH).optional() });
+/**
+ * GET /formula. An empty `type` (or only spaces) is a type left out, the default tier, as an
+ * empty field is everywhere else (ZOptionalLocalDate): `?type=` is what a form or a script
+ * with an unset variable sends.
+ */
+export const ZFormulaQuery = z.object({
+  type: z
+    .string()
+    .trim()
+    .optional()
+    .transform((text) => text || undefined)
+    .pipe(z.string().max(MAX_TIER_NAME_LENGTH).optional()),
+});
 
 // An empty name is also "not a username", and parseInput keeps a field's last reason: stop at the first.
 const ZUsername = z
