@@ -207,7 +207,7 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     await pageAgain;
     await page.waitForLoadState('load');
     expect(await isDaveDisabled()).toBe(true);
-    expect(await page.locator('[role="status"]').innerText({ timeout: 5_000 })).toContain('dave is disabled');
+    expect(await page.locator('[role="status"]').innerText({ timeout: 15_000 })).toContain('dave is disabled');
 
     // The admin's own row says it is them.
     const own = await page.locator('form[action$="/disable"][data-confirm^="Disable your own"]').count();
