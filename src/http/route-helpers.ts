@@ -42,8 +42,14 @@ export function answerChange(req: Request, res: Response, change: ChangeMade): v
     res.json({ ok: true, ...change.json, message: change.flash.message });
     return;
   }
-  req.session.flash = change.flash;
+  req.session.flash = { ...change.flash, at: fragmentOf(change.location) };
   res.redirect(303, change.location);
+}
+
+/** The id a location's fragment names (`/admin/rates#tier-gov`: `tier-gov`), or undefined without one. */
+function fragmentOf(location: string): string | undefined {
+  const fragment = location.split('#')[1];
+  return fragment ? decodeURIComponent(fragment) : undefined;
 }
 
 /** A request that was acted on but did not do what was asked: a refusal to JSON clients, a flash to a browser's form. */

@@ -9,7 +9,16 @@ declare module 'express-session' {
     lastSeenAt?: number;
     /** csurf's secret for a signed-in session (src/http/csrf.ts). */
     csrfSecret?: string;
-    flash?: { type: 'success' | 'error' | 'warning'; message: string };
+    flash?: {
+      type: 'success' | 'error' | 'warning';
+      message: string;
+      /**
+       * The id of the element the redirect opens at (its Location's fragment). The browser scrolls
+       * there, past the top of the page: a page that has that element shows the message inside it;
+       * any other page shows it at the top.
+       */
+      at?: string;
+    };
   }
 }
 

@@ -86,9 +86,10 @@ export const VIEW_LOCALS = [
   'username',
   'users',
   'verdict',
-  // include data (views/partials/pager.ejs, views/payments/held-notice.ejs)
+  // include data (views/partials/pager.ejs, views/payments/held-notice.ejs, views/partials/header.ejs)
   'pager',
   'heldPayments',
+  'isFlashInPage',
 ] as const;
 
 // What Express itself adds to the data of every render.

@@ -323,4 +323,51 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     expect(problems).toEqual([]);
     await context.close();
   });
+
+  it('opens a change made far down a page at its confirmation, on a phone', async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    // Enough users that the last row of /admin/tiers is below the first screen.
+    for (let index = 1; index <= 15; index += 1) await buildUser(db.prisma, { username: `member-${index}` });
+    await buildUser(db.prisma, { username: 'zoe' });
+    await signIn(page, 'boss', 'boss-password');
+    /** The confirmation, wherever the page has it, is on screen where the redirect opened the page. */
+    const expectStatusInView = async (text: string) => {
+      const status = page.getByRole('status').filter({ hasText: text });
+      expect(await status.count(), text).toBe(1);
+      const box = await status.boundingBox();
+      expect(box, text).not.toBeNull();
+      expect(box?.y ?? -1, text).toBeGreaterThanOrEqual(0);
+      expect((box?.y ?? 0) + (box?.height ?? 0), text).toBeLessThanOrEqual(844);
+      // Nor beside the screen, in a table wider than the phone.
+      expect(box?.x ?? -1, text).toBeGreaterThanOrEqual(0);
+      expect((box?.x ?? 0) + (box?.width ?? 0), text).toBeLessThanOrEqual(390);
+    };
+    const setPrivateRates = async (cpu: string) => {
+      await page.goto(`${base}/admin/rates`);
+      await page.fill('#cpu-private', cpu);
+      await Promise.all([
+        page.waitForURL(`${base}/admin/rates#tier-private`),
+        page.click('#tier-private button:has-text("Set new rates")'),
+      ]);
+    };
+
+    await setPrivateRates('1.6');
+    await expectStatusInView('Rates of private saved');
+    expect(Number(await page.evaluate('window.scrollY'))).toBeGreaterThan(0);
+    await shot(page, '15-rates-saved');
+    await setPrivateRates('1.6');
+    await expectStatusInView('Rates of private are already these');
+
+    await page.goto(`${base}/admin/tiers`);
+    await page.selectOption('#user-zoe select', 'private');
+    await Promise.all([
+      page.waitForURL(`${base}/admin/tiers?updated=zoe#user-zoe`),
+      page.click('#user-zoe button:has-text("Save")'),
+    ]);
+    await expectStatusInView('zoe is now on private.');
+    expect(Number(await page.evaluate('window.scrollY'))).toBeGreaterThan(0);
+    await shot(page, '16-override-saved');
+    await context.close();
+  });
 });

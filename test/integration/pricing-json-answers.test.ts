@@ -28,9 +28,8 @@ async function sendJson(path: string, body: Record<string, unknown>) {
   return ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
 }
 
-/** The flash the layout shows first thing in <main>, if any. */
-const flashOf = (page: string) =>
-  /<main class="content">\s*<div class="alert \w+" role="status">([^<]*)<\/div>/.exec(page)?.[1];
+/** The flash, if any: at the top of <main>, or in the card or row the redirect opens at. */
+const flashOf = (page: string) => /<div class="alert \w+" role="status">([^<]*)<\/div>/.exec(page)?.[1];
 
 /** The admin's next page, as a browser opens it. */
 async function nextPage(path: string) {

@@ -81,7 +81,9 @@ describe('renaming and describing a tier', () => {
     await db.prisma.tierOverride.create({ data: { username: 'alice', tierId: gov.id, createdBy: 'test' } });
     const ratesBefore = await db.prisma.pricingRate.findMany({ where: { tierId: gov.id } });
     const tierRow = (page: string, username: string) =>
-      new RegExp(`<tr id="user-${username}">\\s*<td>${username}</td>\\s*<td>([^<]*)</td>\\s*<td>([^<]*)</td>`)
+      new RegExp(
+        `<tbody id="user-${username}">\\s*<tr>\\s*<td>${username}</td>\\s*<td>([^<]*)</td>\\s*<td>([^<]*)</td>`,
+      )
         .exec(page)
         ?.slice(1);
     expect(tierRow((await html(admin, '/admin/tiers').expect(200)).text, 'gov_lab')?.[0]).toBe('gov');
