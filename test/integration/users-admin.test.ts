@@ -466,7 +466,8 @@ describe('your own account', () => {
     expect(changed.headers.location).toBe('/account');
 
     await phone.get('/account').set('Accept', 'text/html').expect(302).expect('Location', '/login?next=%2Faccount');
-    await laptop.get('/account').set('Accept', 'text/html').expect(200);
+    const landed = await laptop.get('/account').set('Accept', 'text/html').expect(200);
+    expect(flashOf(landed.text)).toEqual(['success', 'Your password was changed. 1 other session was signed out.']);
     await theirs.get('/account').set('Accept', 'text/html').expect(200);
     const after = await sessionIdsOf(user.id);
     expect(after).toHaveLength(1);

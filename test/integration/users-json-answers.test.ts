@@ -154,13 +154,29 @@ describe('your own password changed as JSON', () => {
       confirm: 'changed by a script',
     });
     expect(response.status, response.text.slice(0, 300)).toBe(200);
-    expect(response.body).toEqual({
-      ok: true,
-      message: 'Your password was changed. Your other sessions were signed out.',
-    });
+    // No other session was signed in, so none was signed out.
+    expect(response.body).toEqual({ ok: true, endedSessions: 0, message: 'Your password was changed.' });
     expect(response.text).not.toContain('changed by a script');
     expect(flashOf(await nextPage(agent, '/account'))).toBeUndefined();
     await signInAs(app, 'scripted', 'changed by a script');
+  });
+
+  it('says how many other sessions it signed out, when there were any', async () => {
+    const me = await buildUser(db.prisma, { username: 'busy' });
+    const agent = await signInAs(app, 'busy', me.password);
+    await signInAs(app, 'busy', me.password);
+    await signInAs(app, 'busy', me.password);
+    const response = await sendJson(agent, '/account/password', {
+      current: me.password,
+      password: 'one for all devices',
+      confirm: 'one for all devices',
+    });
+    expect(response.status, response.text.slice(0, 300)).toBe(200);
+    expect(response.body).toEqual({
+      ok: true,
+      endedSessions: 2,
+      message: 'Your password was changed. 2 other sessions were signed out.',
+    });
   });
 
   it('from the account page still answers 303 to it, where the flash shows once', async () => {
@@ -173,9 +189,7 @@ describe('your own password changed as JSON', () => {
     });
     expect(response.status).toBe(303);
     expect(response.headers.location).toBe('/account');
-    expect(flashOf(await nextPage(agent, '/account'))).toBe(
-      'Your password was changed. Your other sessions were signed out.',
-    );
+    expect(flashOf(await nextPage(agent, '/account'))).toBe('Your password was changed.');
     expect(flashOf(await nextPage(agent, '/account'))).toBeUndefined();
   });
 });

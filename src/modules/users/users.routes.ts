@@ -4,6 +4,7 @@ import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { answerChange, answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
+import { counted } from '../../shared/counted.js';
 import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuthServiceDeps } from '../auth/auth.service.js';
@@ -22,6 +23,13 @@ function userAnswerOf(user: usersService.UserRecord) {
   return { id: user.id, username: user.username, role: user.role, isDisabled: user.isDisabled };
 }
 
+/** What changing your own password did: sessions elsewhere are named only when there were any to end. */
+function describePasswordChange(endedSessions: number): string {
+  if (endedSessions === 0) return 'Your password was changed.';
+  const verb = endedSessions === 1 ? 'was' : 'were';
+  return `Your password was changed. ${counted(endedSessions, 'other session')} ${verb} signed out.`;
+}
+
 /** Admin user management (/admin/users) and the signed-in user's own account page (/account). */
 export function usersRoutes(deps: {
   db: Db;
@@ -38,10 +46,11 @@ export function usersRoutes(deps: {
 
   router.post('/account/password', guards.requireUser, async (req, res, next) => {
     const user = sessionUserOf(req);
+    let endedSessions: number;
     try {
       const form = parseInput(ZChangeOwnPasswordForm, req.body);
       const change = { current: form.current, password: form.password, sessionId: req.sessionID };
-      await usersService.changeOwnPassword(auth, user, change, auditContextOf(req));
+      ({ endedSessions } = await usersService.changeOwnPassword(auth, user, change, auditContextOf(req)));
     } catch (error) {
       // Refused (invalid, wrong current password, locked): the form again, with the reason;
       // JSON clients get {error, code} like everywhere else.
@@ -54,8 +63,8 @@ export function usersRoutes(deps: {
     signInOnNewSession(passport, req, res, user, auth.now().getTime(), (signInError) => {
       if (signInError) return next(signInError);
       answerChange(req, res, {
-        json: {},
-        flash: { type: 'success', message: 'Your password was changed. Your other sessions were signed out.' },
+        json: { endedSessions },
+        flash: { type: 'success', message: describePasswordChange(endedSessions) },
         location: '/account',
       });
     });

@@ -72,14 +72,14 @@ export async function resetPassword(db: Db, id: number, password: string | undef
  * The signed-in user changes their own password after proving the current one, under the
  * sign-in lockout. Every other session of theirs ends, as after an admin's reset: whoever
  * holds one may be who the change is meant to shut out. `sessionId` is the session making
- * the change; it stays (the caller gives it a new id).
+ * the change; it stays (the caller gives it a new id). Answers how many other sessions ended.
  */
 export async function changeOwnPassword(
   auth: AuthServiceDeps,
   user: SessionUser,
   change: { current: string; password: string; sessionId: string },
   context: AuditContext,
-): Promise<void> {
+): Promise<{ endedSessions: number }> {
   const check = await checkPasswordForChange(auth, { user, password: change.current, context });
   if (check.outcome === 'locked') {
     throw new TooManyRequestsError(
@@ -89,7 +89,7 @@ export async function changeOwnPassword(
   if (check.outcome === 'failed') throw new BadRequestError('The current password is not right.');
   const passwordHash = await hashPassword(change.password);
   const now = auth.now();
-  await auth.db.prisma.$transaction(async (tx) => {
+  return auth.db.prisma.$transaction(async (tx) => {
     await usersRepository.updatePasswordHash(tx, user.id, passwordHash);
     const endedSessions = await usersRepository.deleteSessionsOf(tx, user.id, { exceptSessionId: change.sessionId });
     // The check counted this attempt before the password was known right: forget it with the rest.
@@ -99,6 +99,7 @@ export async function changeOwnPassword(
       { ...context, action: 'user.password_change', target: user.username, status: 'ok', details: { endedSessions } },
       now,
     );
+    return { endedSessions };
   });
 }
 
