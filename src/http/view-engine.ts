@@ -34,6 +34,7 @@ export const VIEW_LOCALS = [
   'filter',
   'firstPageLink',
   'form',
+  'generated',
   'freshness',
   'hasAmountDue',
   'heldElsewhere',

@@ -29,6 +29,15 @@ async function sessionRowsHolding(text: string) {
 
 const flashOf = (html: string) => /<div class="alert (\w+)" role="status">([^<]*)<\/div>/.exec(html)?.slice(1, 3);
 
+/**
+ * A generated password as the page shows it: in a monospace element of its own, so that l, I and 1
+ * can be told apart and it is copied without the sentence around it. [before, password, after].
+ */
+const shownPasswordOf = (html: string) =>
+  /<div class="alert success" role="status">([^<]*)<code class="secret">([^<]*)<\/code>([^<]*)<\/div>/
+    .exec(html)
+    ?.slice(1, 4) ?? [];
+
 describe('admin user management', () => {
   it('creates a user with a generated password shown once, who can then sign in', async () => {
     const { app, agent } = await adminAgent();
@@ -39,10 +48,10 @@ describe('admin user management', () => {
       .send({ username: 'newbie', role: 'user', csrf_token: await csrfTokenOf(agent) })
       .expect(201);
     expect(page.headers['cache-control']).toBe('no-store');
-    const [type, message] = flashOf(page.text) ?? [];
-    expect(type).toBe('success');
-    const password = /Their password is (\S+) /.exec(message ?? '')?.[1] as string;
-    expect(password).toHaveLength(16);
+    const [before, password = '', after] = shownPasswordOf(page.text);
+    expect(before).toBe('Created newbie. Their password is ');
+    expect(password).toMatch(/^\S{16}$/);
+    expect(after).toBe(' — it is shown only once.');
     expect(await sessionRowsHolding(password)).toBe(0);
     const again = await agent.get('/admin/users').set('Accept', 'text/html');
     expect(again.text).not.toContain(password);
@@ -157,8 +166,10 @@ describe('admin user management', () => {
       .type('form')
       .send({ csrf_token: await csrfTokenOf(agent) })
       .expect(200);
-    const password = /New password for promoted: (\S+) /.exec(flashOf(generated.text)?.[1] ?? '')?.[1] as string;
-    expect(password).toHaveLength(16);
+    const [before, password = '', after] = shownPasswordOf(generated.text);
+    expect(before).toBe('New password for promoted: ');
+    expect(password).toMatch(/^\S{16}$/);
+    expect(after).toBe(' — it is shown only once.');
     expect(await sessionRowsHolding(password)).toBe(0);
     await signInAs(app, 'promoted', password);
     await agent

@@ -23,6 +23,13 @@ function userAnswerOf(user: usersService.UserRecord) {
   return { id: user.id, username: user.username, role: user.role, isDisabled: user.isDisabled };
 }
 
+/** A password the app generated for a user it created (`isNewUser`) or reset: shown once, on the answer's page. */
+interface GeneratedPassword {
+  username: string;
+  password: string;
+  isNewUser: boolean;
+}
+
 /** What changing your own password did: sessions elsewhere are named only when there were any to end. */
 function describePasswordChange(endedSessions: number): string {
   if (endedSessions === 0) return 'Your password was changed.';
@@ -75,28 +82,32 @@ export function usersRoutes(deps: {
    * the flash lives in the session's row until the next page, and from there in backups and
    * WAL. A reload asks the browser to post again, which would generate another password.
    */
-  async function showUsersWithSecret(
-    req: Request,
-    res: Response,
-    status: number,
-    generated: { username: string; password: string; message: string },
-  ) {
+  async function showUsersWithSecret(req: Request, res: Response, status: number, generated: GeneratedPassword) {
     if (prefersJson(req)) {
       res.status(status).json({ username: generated.username, password: generated.password });
       return;
     }
     res.status(status);
-    res.locals.flash = { type: 'success', message: generated.message };
-    await renderUsers(res);
+    await renderUsers(res, { generated });
   }
 
-  /** The users page; `refused` brings a refused new user back with its reason and what was typed. */
-  async function renderUsers(res: Response, refused?: { error: string; form: { username: string; role: string } }) {
+  /**
+   * The users page; `refused` brings a refused new user back with its reason and what was typed,
+   * `generated` shows a password the app just made, once.
+   */
+  async function renderUsers(
+    res: Response,
+    shown: {
+      refused?: { error: string; form: { username: string; role: string } };
+      generated?: GeneratedPassword;
+    } = {},
+  ) {
     res.render('users/admin-users', {
       title: 'Users',
       users: await usersService.listUsers(db),
-      error: refused?.error,
-      form: refused?.form,
+      error: shown.refused?.error,
+      form: shown.refused?.form,
+      generated: shown.generated,
     });
   }
 
@@ -119,10 +130,12 @@ export function usersRoutes(deps: {
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       res.status(error.status);
       return renderUsers(res, {
-        error: readableMessageOf(error),
-        form: {
-          username: typedIn(req.body, 'username') ?? '',
-          role: typedIn(req.body, 'role') === 'admin' ? 'admin' : 'user',
+        refused: {
+          error: readableMessageOf(error),
+          form: {
+            username: typedIn(req.body, 'username') ?? '',
+            role: typedIn(req.body, 'role') === 'admin' ? 'admin' : 'user',
+          },
         },
       });
     }
@@ -131,7 +144,7 @@ export function usersRoutes(deps: {
       return showUsersWithSecret(req, res, 201, {
         username: user.username,
         password: generatedPassword,
-        message: `Created ${user.username}. Their password is ${generatedPassword} — it is shown only once.`,
+        isNewUser: true,
       });
     }
     answerCreated(req, res, {
@@ -155,7 +168,7 @@ export function usersRoutes(deps: {
       return showUsersWithSecret(req, res, 200, {
         username: user.username,
         password: generatedPassword,
-        message: `New password for ${user.username}: ${generatedPassword} — it is shown only once.`,
+        isNewUser: false,
       });
     }
     answerChange(req, res, {
