@@ -889,7 +889,10 @@ describe('CSRF', () => {
       .send({ username: 'viajson' })
       .expect(201);
     // A JSON client gets the generated password in the answer, the only place it is shown.
-    expect(created.body).toEqual({ username: 'viajson', password: expect.stringMatching(/^[A-Za-z0-9_-]{16}$/) });
+    expect(created.body).toEqual({
+      username: 'viajson',
+      password: expect.stringMatching(/^[A-HJ-NP-Za-km-np-z2-9]{17}$/),
+    });
     await agent.post('/admin/users').set('X-CSRF-Token', token).send({ username: 'viajson2' }).expect(201);
     expect(await db.prisma.user.count({ where: { username: { in: ['viajson', 'viajson2'] } } })).toBe(2);
   });
