@@ -3,6 +3,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { elementById } from '../support/html.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -51,6 +52,17 @@ async function pricingState() {
 }
 
 const typedValue = (page: string, id: string) => new RegExp(`id="${id}"[^>]*value="([^"]*)"`).exec(page)?.[1];
+/** What a tier's card on the Rates page offers for deleting it: the button, or why it cannot be deleted. */
+async function deletionOffered(tier: string) {
+  const card = elementById((await html(ops, '/admin/rates').expect(200)).text, `tier-${tier}`);
+  expect(card, `no card for ${tier}`).toBeDefined();
+  return {
+    hasButton:
+      /<form method="post" action="\/admin\/rates\/tiers\/delete"/.test(card ?? '') ||
+      /<button[^>]*>Delete tier /.test(card ?? ''),
+    refusal: /<p class="muted">(Tier \S+ cannot be deleted: [^<]*)<\/p>/.exec(card ?? '')?.[1],
+  };
+}
 const flashOf = (page: string) => /<div class="alert (?:success|warning)" role="status">([^<]*)<\/div>/.exec(page)?.[1];
 
 describe('renaming and describing a tier', () => {
@@ -248,6 +260,7 @@ describe('deleting a tier', () => {
       },
     });
     expect((await html(ops, '/admin/rates').expect(200)).text).toContain('Delete tier spare');
+    expect(await deletionOffered('spare')).toEqual({ hasButton: true, refusal: undefined });
 
     const response = await deleteTier(ops, 'spare');
     expect(response.status, response.text.slice(0, 300)).toBe(303);
@@ -286,6 +299,11 @@ describe('deleting a tier', () => {
   it('refuses the default tier with a 409 saying why, changing nothing', async () => {
     const before = await pricingState();
     expect((await html(ops, '/admin/rates').expect(200)).text).not.toContain('Delete tier mu');
+    expect(await deletionOffered('mu')).toEqual({
+      hasButton: false,
+      refusal:
+        'Tier mu cannot be deleted: it is the default tier, which prices every user whom no rule or override places on another tier; make another tier the default first.',
+    });
     const response = await deleteTier(ops, 'mu');
     expect(response.status).toBe(409);
     expect(errorOf(response.text)).toBe(
@@ -300,6 +318,12 @@ describe('deleting a tier', () => {
       await buildUser(db.prisma, { username });
       await db.prisma.tierOverride.create({ data: { username, tierId: lab.id, createdBy: 'test' } });
     }
+    // The page says so instead of offering a button whose every press is refused.
+    expect(await deletionOffered('lab')).toEqual({
+      hasButton: false,
+      refusal:
+        'Tier lab cannot be deleted: 3 users are assigned to this tier (bob, carol, dave); move them to another tier on Tier overrides first.',
+    });
     const before = await pricingState();
     const response = await deleteTier(ops, 'lab');
     expect(response.status).toBe(409);
@@ -321,9 +345,15 @@ describe('deleting a tier', () => {
     });
     expect(await pricingState()).toEqual(before);
     await db.prisma.tierOverride.deleteMany({ where: { tierId: lab.id } });
+    expect(await deletionOffered('lab')).toEqual({ hasButton: true, refusal: undefined });
   });
 
   it('refuses a tier PRICING_TIER_RULES sends users to, changing nothing', async () => {
+    expect(await deletionOffered('gov')).toEqual({
+      hasButton: false,
+      refusal:
+        'Tier gov cannot be deleted: PRICING_TIER_RULES sends usernames matching ^gov[-_.] to it; change that setting first.',
+    });
     const before = await pricingState();
     const response = await deleteTier(ops, 'gov');
     expect(response.status).toBe(409);

@@ -74,6 +74,36 @@ export interface PriceListRates {
 /** A tier as the admin Rates page shows it: every rate row, each marked when it is scheduled. */
 export interface AdminRatesTier extends Omit<TierView, 'history'> {
   history: (ratesRepository.RateRow & { isScheduled: boolean })[];
+  /** Why deleting it would be refused (deletionBlockersOf): the page shows these instead of a button. */
+  deletionBlockers: string[];
+}
+
+/**
+ * Why a tier cannot be deleted, one clause each, none when it can: while it is the default tier,
+ * while users are placed on it by override (`overrideUsernames`, sorted), or while PRICING_TIER_RULES
+ * sends usernames to it (`rulePatterns`). Each would move users to another tier without anyone
+ * choosing it. deleteTier refuses with these; the Rates page shows them beside the tier.
+ */
+function deletionBlockersOf(tier: { isDefault: boolean; overrideUsernames: string[]; rulePatterns: string[] }) {
+  const blockers: string[] = [];
+  if (tier.isDefault) {
+    blockers.push(
+      'it is the default tier, which prices every user whom no rule or override places on another tier; make another tier the default first',
+    );
+  }
+  const users = tier.overrideUsernames;
+  if (users.length > 0) {
+    const shown = users.length > 5 ? `${users.slice(0, 5).join(', ')} and ${users.length - 5} more` : users.join(', ');
+    blockers.push(
+      `${users.length === 1 ? '1 user is' : `${users.length} users are`} assigned to this tier (${shown}); move them to another tier on Tier overrides first`,
+    );
+  }
+  if (tier.rulePatterns.length > 0) {
+    blockers.push(
+      `PRICING_TIER_RULES sends usernames matching ${tier.rulePatterns.join(' or ')} to it; change that setting first`,
+    );
+  }
+  return blockers;
 }
 
 /** A tier on the public price list. */
@@ -285,12 +315,23 @@ export function createRatesService(deps: RatesServiceDeps) {
   }> {
     const snapshot = await getSnapshot();
     const nowMs = now().getTime();
-    const tiers = [...snapshot.tiers.values()].map((tier) => ({
-      ...tier,
+    const overrideUsernames = (tierName: string) =>
+      [...snapshot.overrides].filter(([, name]) => name === tierName).map(([username]) => username);
+    const tiers = [...snapshot.tiers.values()].map((tier) => {
       // "Default" as pricing applies it: the marked tier, else the one buildSnapshot falls back to.
-      isDefault: tier.name === snapshot.defaultTier,
-      history: tier.history.map((rate) => ({ ...rate, isScheduled: isScheduledRate(rate, nowMs) })),
-    }));
+      const isDefault = tier.name === snapshot.defaultTier;
+      return {
+        ...tier,
+        isDefault,
+        history: tier.history.map((rate) => ({ ...rate, isScheduled: isScheduledRate(rate, nowMs) })),
+        // From the cached snapshot: the page may be a moment behind, deleteTier decides afresh.
+        deletionBlockers: deletionBlockersOf({
+          isDefault,
+          overrideUsernames: overrideUsernames(tier.name).sort(),
+          rulePatterns: rulePatternsFor(tier.name),
+        }),
+      };
+    });
     return { tiers, ruleTiers: listMissingRuleTiers(snapshot) };
   }
 
@@ -594,27 +635,13 @@ export function createRatesService(deps: RatesServiceDeps) {
         const tier = await ratesRepository.lockTierForChange(tx, input.type);
         if (!tier) throw await unknownTierError(tx, input.type);
         const tiers = await ratesRepository.listTiersWithRates(tx);
-        const reasons: string[] = [];
-        // Also the tier pricing falls back to when none is marked (tiers made in SQL).
-        if (tier.isDefault || buildSnapshot(tiers, new Map(), at.getTime()).defaultTier === tier.name) {
-          reasons.push(
-            'it is the default tier, which prices every user whom no rule or override places on another tier; make another tier the default first',
-          );
-        }
         const users = await ratesRepository.listOverrideUsernamesOfTier(tx, tier.id);
-        if (users.length > 0) {
-          const shown =
-            users.length > 5 ? `${users.slice(0, 5).join(', ')} and ${users.length - 5} more` : users.join(', ');
-          reasons.push(
-            `${users.length === 1 ? '1 user is' : `${users.length} users are`} assigned to this tier (${shown}); move them to another tier on Tier overrides first`,
-          );
-        }
-        const patterns = rulePatternsFor(tier.name);
-        if (patterns.length > 0) {
-          reasons.push(
-            `PRICING_TIER_RULES sends usernames matching ${patterns.join(' or ')} to it; change that setting first`,
-          );
-        }
+        const reasons = deletionBlockersOf({
+          // Also the tier pricing falls back to when none is marked (tiers made in SQL).
+          isDefault: tier.isDefault || buildSnapshot(tiers, new Map(), at.getTime()).defaultTier === tier.name,
+          overrideUsernames: users,
+          rulePatterns: rulePatternsFor(tier.name),
+        });
         if (reasons.length > 0) {
           throw new ConflictError(`Tier ${tier.name} was not deleted: ${reasons.join('; ')}.`, {
             assignedUsers: users.length,
