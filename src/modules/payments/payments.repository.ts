@@ -1,4 +1,5 @@
 import type { PaymentReviewOutcome, PaymentStatus, Prisma } from '@prisma/client';
+import type pg from 'pg';
 import type { Db } from '../../db/database.js';
 
 type Tx = Prisma.TransactionClient;
@@ -214,22 +215,35 @@ export type HeldPaymentRow = Pick<
   'id' | 'receiptId' | 'amountMinor' | 'currency' | 'receivedMinor' | 'receivedCurrency'
 >;
 
-const SELECT_HELD_PAYMENT = {
-  id: true,
-  receiptId: true,
-  amountMinor: true,
-  currency: true,
-  receivedMinor: true,
-  receivedCurrency: true,
-} as const;
-
-/** The user's payments held for review and not yet resolved, on any of their receipts, oldest first. */
-export function findHeldPaymentsOfUser(db: Client, username: string): Promise<HeldPaymentRow[]> {
-  return db.payment.findMany({
-    where: { status: 'needs_review', receipt: { username } },
-    orderBy: { id: 'asc' },
-    select: SELECT_HELD_PAYMENT,
+/**
+ * The user's payments held for review and not yet resolved, on any of their receipts, oldest first.
+ * Read on every /me, so through the pool as a named prepared statement, as the page's own queries
+ * are: through Prisma it cost the page about 4 ms of the worker's CPU (`me` fell from about 400
+ * to 200 requests/s).
+ */
+export async function findHeldPaymentsOfUser(pool: pg.Pool, username: string): Promise<HeldPaymentRow[]> {
+  const result = await pool.query<{
+    id: number;
+    receiptId: number;
+    amountMinor: string;
+    currency: string;
+    receivedMinor: string | null;
+    receivedCurrency: string | null;
+  }>({
+    name: 'held-payments-of-user',
+    // Through the (status, created_at) index: held payments are few.
+    text: `SELECT p.id, p.receipt_id AS "receiptId", p.amount_minor::text AS "amountMinor", p.currency,
+                  p.received_minor::text AS "receivedMinor", p.received_currency AS "receivedCurrency"
+             FROM payments p JOIN receipts r ON r.id = p.receipt_id
+            WHERE p.status = 'needs_review' AND r.username = $1
+            ORDER BY p.id`,
+    values: [username],
   });
+  return result.rows.map((row) => ({
+    ...row,
+    amountMinor: BigInt(row.amountMinor),
+    receivedMinor: row.receivedMinor === null ? null : BigInt(row.receivedMinor),
+  }));
 }
 
 /**

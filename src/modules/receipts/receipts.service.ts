@@ -623,7 +623,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
 
   /** The user's payments held for review, with the money each stands for, oldest first. */
   async function findHeldPaymentsOf(username: string) {
-    return (await paymentsRepository.findHeldPaymentsOfUser(db, username)).map(heldPaymentOf);
+    return (await paymentsRepository.findHeldPaymentsOfUser(deps.db.pool, username)).map(heldPaymentOf);
   }
 
   /** Any receipt with one page of its items (admin). */
