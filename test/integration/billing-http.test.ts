@@ -475,43 +475,6 @@ describe('/me paging', () => {
     await html(alice, `/me?${window}&view=billed`).expect(200);
   });
 
-  it("totals the whole window on the Jobs view, every page alike, as the Per day view and the CSV's cost column do", async () => {
-    await buildJobs(db, [
-      ...Array.from({ length: 120 }, (_, index) => ({
-        user: 'alice',
-        end: new Date(Date.UTC(2025, 8, 14, 3, index * 47)),
-        elapsedSec: 600 + index * 97,
-        allocCpus: 1 + (index % 16),
-        allocGpus: index % 5 === 0 ? 1 : 0,
-        allocMemMb: 1000 + index * 333,
-      })),
-      { user: 'bob', end: '2025-09-15T03:00:00Z', allocCpus: 64, elapsedSec: 86_400 },
-    ]);
-    // Some of the window billed: their cost is the receipt's, as in the CSV.
-    await billJobsBefore(alice, '2025-09-15');
-    const window = 'start=2025-09-14&end=2025-09-20';
-    const csv = (await alice.get(`/me.csv?${window}`).expect(200)).text.trimEnd().split('\n').slice(1);
-    expect(csv).toHaveLength(120);
-    const csvCost = csv.reduce((sum, line) => sum.add(line.split(',')[14] as string), new Prisma.Decimal(0));
-    const money = (text: string | undefined) => new Prisma.Decimal((text ?? 'missing').replaceAll(',', ''));
-
-    const perDay = (await html(alice, `/me?${window}&view=aggregate`).expect(200)).text;
-    const perDayTotal = /<tfoot>[\s\S]*<th class="num">([\d,.]+)<\/th><\/tr><\/tfoot>/.exec(perDay)?.[1];
-    expect(money(perDayTotal).equals(csvCost)).toBe(true);
-
-    for (const query of ['', '&page=2', '&page=3', '&sort=cost&dir=asc&page=2']) {
-      const page = (await html(alice, `/me?${window}${query}`).expect(200)).text;
-      const total = /<tr class="window-total">([\s\S]*?)<\/tr>/.exec(page)?.[1] ?? '';
-      expect(total, query).toContain('Window total (120 jobs, all pages)');
-      const cost = /<td data-label="Cost \(THB\)" class="num">([^<]*)<\/td>/.exec(total)?.[1];
-      expect(money(cost).toFixed(2), query).toBe(csvCost.toFixed(2));
-      expect(cost, query).toMatch(/^\d{1,3}(,\d{3})*\.\d{2}$/);
-    }
-    // A window without jobs has no total row, only the line that says so.
-    const empty = (await html(alice, '/me?start=2025-01-01&end=2025-01-07').expect(200)).text;
-    expect(empty).not.toContain('window-total');
-  });
-
   it('keeps page 1 of an empty window a plain page saying there is nothing, and its page 2 a 404', async () => {
     const empty = await html(alice, '/me?start=2025-01-01&end=2025-01-07').expect(200);
     // Said once, not as "0 jobs ended" above "No jobs ended".

@@ -54,7 +54,7 @@ function whereOf(filter: JobFilter): Prisma.Sql {
  * job is on a live receipt, else an estimate at the owner's current rates.
  */
 function pricedJobsSql(
-  filter: JobFilter & { source?: Prisma.Sql; extraColumns?: Prisma.Sql; extraJoin?: Prisma.Sql },
+  filter: JobFilter & { source?: Prisma.Sql; extraColumns?: Prisma.Sql },
   pricing: PricingContext,
   tail: Prisma.Sql,
 ): Prisma.Sql {
@@ -71,7 +71,6 @@ function pricedJobsSql(
       LEFT JOIN r ON r.username = j."user"
       LEFT JOIN receipt_items ri ON ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
       LEFT JOIN receipts rc ON rc.id = ri.receipt_id
-      ${filter.extraJoin ?? Prisma.empty}
      WHERE ${whereOf(filter)}
      ${tail}`;
 }
@@ -168,96 +167,23 @@ function toUsageRow(row: PgUsageRow): UsageRow {
   };
 }
 
-/** Every job of a window added up: what the Per day view totals, over the whole window. */
-export interface WindowTotals {
-  jobs: number;
-  cpuHours: Prisma.Decimal;
-  gpuHours: Prisma.Decimal;
-  memGbHours: Prisma.Decimal;
-  cost: Prisma.Decimal;
-}
-
-const NO_JOBS: WindowTotals = {
-  jobs: 0,
-  cpuHours: new Prisma.Decimal(0),
-  gpuHours: new Prisma.Decimal(0),
-  memGbHours: new Prisma.Decimal(0),
-  cost: new Prisma.Decimal(0),
-};
-
-/**
- * The window's totals as one row, `t`, priced as pricedJobsSql prices each job (a billed
- * job at its receipt's cost, the others at the rates `r` of the enclosing query), so they
- * equal the sum of the Per day view and of the CSV's cost column. Reads only the columns
- * the (user, end_at, id) index INCLUDEs, like the page, and looks up each job's live item
- * (LATERAL ... LIMIT 1, as findBilledPage does; the live-item unique index allows one
- * anyway): with nothing to keep in order, a plain join was free to merge-join on the
- * (cluster, job_key) index, reading the job rows from the table.
- */
-function windowTotalsSql(filter: JobFilter, pricing: PricingContext): Prisma.Sql {
-  return Prisma.sql`SELECT count(*) AS jobs,
-           coalesce(sum(${cpuHoursSql(pricing.basis)}), 0) AS "cpuHours",
-           coalesce(sum(${GPU_HOURS_SQL}), 0) AS "gpuHours",
-           coalesce(sum(${MEM_GB_HOURS_SQL}), 0) AS "memGbHours",
-           coalesce(sum(coalesce(ri.cost, ${costSql(pricing.basis, pricing.minorDigits)})), 0) AS cost
-      FROM slurm_jobs j
-      LEFT JOIN r ON r.username = j."user"
-      LEFT JOIN LATERAL (
-             SELECT ri.cost FROM receipt_items ri
-              WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
-              LIMIT 1) ri ON true
-     WHERE ${whereOf(filter)}`;
-}
-
-type PgWindowTotals = { [K in keyof WindowTotals as `window${Capitalize<K>}`]: string };
-
-const WINDOW_TOTALS_COLUMNS = Prisma.sql`t.jobs AS "windowJobs", t."cpuHours" AS "windowCpuHours",
-  t."gpuHours" AS "windowGpuHours", t."memGbHours" AS "windowMemGbHours", t.cost AS "windowCost"`;
-
-function toWindowTotals(row: PgWindowTotals): WindowTotals {
-  return {
-    jobs: Number(row.windowJobs),
-    cpuHours: new Prisma.Decimal(row.windowCpuHours),
-    gpuHours: new Prisma.Decimal(row.windowGpuHours),
-    memGbHours: new Prisma.Decimal(row.windowMemGbHours),
-    cost: new Prisma.Decimal(row.windowCost),
-  };
-}
-
-/** A page row without the window's totals that ride along on it. */
-function withoutWindowTotals(row: PgUsageRow & PgWindowTotals): PgUsageRow {
-  const {
-    windowJobs: _jobs,
-    windowCpuHours: _cpuHours,
-    windowGpuHours: _gpuHours,
-    windowMemGbHours: _memGbHours,
-    windowCost: _cost,
-    ...pageRow
-  } = row;
-  return pageRow;
-}
-
 /**
  * One page of jobs in the window, sorted by a whitelisted column (job id breaks ties), and
- * the window's totals (how many jobs, their hours and cost). A prepared statement
- * (src/db/prepared-query.ts): /me runs it on every view. The totals ride along as columns
- * of a one-row aggregate joined to the page rather than a second statement: each round
- * trip costs both processes a socket write and a wake-up.
+ * how many jobs the window holds. A prepared statement (src/db/prepared-query.ts): /me runs
+ * it on every view. The count rides along as a column (an InitPlan, computed once) rather
+ * than a second statement: each round trip costs both processes a socket write and a wake-up.
  */
 export async function findJobsPage(
   pool: pg.Pool,
   filter: JobFilter,
   pricing: PricingContext,
   page: { sort: SortColumn; direction: 'asc' | 'desc'; offset: number; limit: number },
-): Promise<{ rows: UsageRow[]; count: number; totals: WindowTotals }> {
+): Promise<{ rows: UsageRow[]; count: number }> {
   const direction = Prisma.raw(page.direction === 'asc' ? 'ASC' : 'DESC');
   const column = Prisma.raw(SORT_COLUMNS[page.sort]);
   const nulls = Prisma.raw(NULLABLE_SORTS.has(page.sort) ? ' NULLS LAST' : '');
   const order = Prisma.sql`ORDER BY ${column} ${direction}${nulls}, j.id ${direction}`;
-  const withTotals = {
-    extraColumns: Prisma.sql`${WINDOW_TOTALS_COLUMNS},`,
-    extraJoin: Prisma.sql`CROSS JOIN (${windowTotalsSql(filter, pricing)}) t`,
-  };
+  const extraColumns = Prisma.sql`(${countJobsSql(filter)}) AS "windowCount",`;
   let query: Prisma.Sql;
   if (SORT_COLUMNS[page.sort].startsWith('j.')) {
     // Sorted by a column of the job itself: pick the page first, then price only its rows.
@@ -266,38 +192,30 @@ export async function findJobsPage(
     // (newest first) of a busy user otherwise joins every job of the window for 50 rows.
     const pageOfJobs = Prisma.sql`(SELECT ${JOB_LISTING_COLUMNS} FROM slurm_jobs j WHERE ${whereOf(filter)}
       ${order} LIMIT ${page.limit} OFFSET ${page.offset})`;
-    query = pricedJobsSql({ ...filter, source: pageOfJobs, ...withTotals }, pricing, order);
+    query = pricedJobsSql({ ...filter, source: pageOfJobs, extraColumns }, pricing, order);
   } else {
     query = pricedJobsSql(
-      { ...filter, ...withTotals },
+      { ...filter, extraColumns },
       pricing,
       Prisma.sql`${order} LIMIT ${page.limit} OFFSET ${page.offset}`,
     );
   }
-  const rows = await queryPrepared<PgUsageRow & PgWindowTotals>(pool, query);
+  const rows = await queryPrepared<PgUsageRow & { windowCount: string }>(pool, query);
   const first = rows[0];
-  if (first) {
-    const totals = toWindowTotals(first);
-    return {
-      rows: rows.map((row) => toUsageRow(withoutWindowTotals(row))),
-      count: totals.jobs,
-      totals,
-    };
-  }
-  // No row to carry the totals: an empty window, or a page past the last one.
-  if (page.offset === 0) return { rows: [], count: 0, totals: NO_JOBS };
-  const totals = await sumWindow(pool, filter, pricing);
-  return { rows: [], count: totals.jobs, totals };
+  if (first)
+    return { rows: rows.map(({ windowCount: _count, ...row }) => toUsageRow(row)), count: Number(first.windowCount) };
+  // No row to carry the count: an empty window, or a page past the last one.
+  return { rows: [], count: page.offset === 0 ? 0 : await countJobs(pool, filter) };
 }
 
-/** The window's totals alone (a prepared statement, like findJobsPage). */
-async function sumWindow(pool: pg.Pool, filter: JobFilter, pricing: PricingContext): Promise<WindowTotals> {
-  const [row] = await queryPrepared<PgWindowTotals>(
-    pool,
-    Prisma.sql`WITH r AS (${rateTableSql(pricing.rates)})
-      SELECT ${WINDOW_TOTALS_COLUMNS} FROM (${windowTotalsSql(filter, pricing)}) t`,
-  );
-  return row ? toWindowTotals(row) : NO_JOBS;
+function countJobsSql(filter: JobFilter): Prisma.Sql {
+  return Prisma.sql`SELECT count(*) AS count FROM slurm_jobs j WHERE ${whereOf(filter)}`;
+}
+
+/** How many jobs are in the window (a prepared statement, like findJobsPage). */
+async function countJobs(pool: pg.Pool, filter: JobFilter): Promise<number> {
+  const rows = await queryPrepared<{ count: string }>(pool, countJobsSql(filter));
+  return Number(rows[0]?.count ?? 0);
 }
 
 export interface TotalsRow {

@@ -248,7 +248,7 @@ export function createUsageService(deps: UsageServiceDeps) {
       return { ...base, view: 'billed' as const, rows, page: query.page, pageCount, count };
     }
 
-    const { rows, count, totals } = await usageRepository.findJobsPage(deps.db.pool, filter, pricing, {
+    const { rows, count } = await usageRepository.findJobsPage(deps.db.pool, filter, pricing, {
       sort: query.sort,
       direction: query.dir,
       offset: (query.page - 1) * PAGE_SIZE,
@@ -262,7 +262,6 @@ export function createUsageService(deps: UsageServiceDeps) {
       page: query.page,
       pageCount,
       count,
-      totals,
       sort: query.sort,
       dir: query.dir,
     };
