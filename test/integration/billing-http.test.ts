@@ -452,6 +452,14 @@ describe('/me paging', () => {
     const last = await html(alice, `/me?${window}&page=2`).expect(200);
     expect(last.text).toContain('60 jobs ended in this window.');
     expect(last.text).toContain('Page 2 of 2');
+    // The window's total is on Per day, for the same window.
+    const perDay = /Their total cost is on <a href="([^"]+)">Per day<\/a>/
+      .exec(last.text)?.[1]
+      ?.replaceAll('&amp;', '&');
+    expect(perDay).toBe(`/me?${window}&view=aggregate`);
+    expect((await html(alice, perDay as string).expect(200)).text).toMatch(
+      /<tfoot><tr><th>Total<\/th><th class="num">60<\/th>/,
+    );
 
     for (const page of [3, 99]) {
       const past = await html(alice, `/me?${window}&sort=name&dir=asc&page=${page}`).expect(404);
