@@ -79,3 +79,15 @@ describe('renderBarChart', () => {
     }
   });
 });
+
+describe("a bar's tooltip", () => {
+  it.each([
+    [286.079336, '286.08'],
+    [0.024, '0.02'],
+    [1234.5, '1,234.50'],
+    [0, '0.00'],
+  ])('reads %d as %s, as the table does', (value, shown) => {
+    const svg = renderBarChart({ title: 'CPU core-hours per day', unit: 'core-h', bars: [{ label: '12-01', value }] });
+    expect(svg).toContain(`<title>12-01: ${shown} core-h</title>`);
+  });
+});

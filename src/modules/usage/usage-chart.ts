@@ -12,6 +12,10 @@ export interface Bar {
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 const escapeXml = (text: string) => text.replace(/[&<>"']/g, (character) => ESCAPES[character] ?? character);
 
+// A bar's tooltip reads its value as the table under the chart does (2 decimals, grouped), not
+// as the float the day's sum left ("286.079336 core-h").
+const TOOLTIP_HOURS = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+
 /** Rounds a maximum up to 1, 2 or 5 x 10^n so the axis reads well. */
 export function niceCeiling(value: number): number {
   if (!(value > 0)) return 1;
@@ -99,7 +103,7 @@ export function renderBarChart(options: { title: string; unit: string; bars: Bar
     const y = top + plotHeight - barHeight;
     parts.push(
       `<rect x="${x.toFixed(2)}" y="${y.toFixed(2)}" width="${barWidth.toFixed(2)}" height="${barHeight.toFixed(2)}" fill="${color}">` +
-        `<title>${escapeXml(bar.label)}: ${escapeXml(String(bar.value))} ${escapeXml(options.unit)}</title></rect>`,
+        `<title>${escapeXml(bar.label)}: ${escapeXml(TOOLTIP_HOURS.format(bar.value))} ${escapeXml(options.unit)}</title></rect>`,
     );
     if (index % labelEvery === 0) {
       parts.push(
