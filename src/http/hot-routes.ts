@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Metrics } from '../modules/metrics/metrics.js';
 import type { RatesService } from '../modules/pricing/rates.service.js';
 import type { Logger } from '../shared/logger.js';
-import { isSafeRequestId } from './request-context.js';
+import { CLIENT_CLOSED_REQUEST, isSafeRequestId } from './request-context.js';
 
 type NodeMiddleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
 
@@ -92,13 +92,28 @@ export function createHotRoutes(deps: HotRoutesDeps) {
     return typeof incoming === 'string' && isSafeRequestId(incoming) ? incoming : randomUUID();
   }
 
-  function finish(req: IncomingMessage, res: ServerResponse, id: string, endpoint: string, startedAt: bigint) {
+  /** `clientClosed`: the client left before the answer was written; 499 as Express's requests get. */
+  function finish(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+    endpoint: string,
+    startedAt: bigint,
+    clientClosed = false,
+  ) {
     const latencyNs = Number(process.hrtime.bigint() - startedAt);
-    const status = res.statusCode;
+    const status = clientClosed ? CLIENT_CLOSED_REQUEST : res.statusCode;
     metrics.httpRequests.inc({ method: 'GET', endpoint, status: String(status) });
     metrics.httpRequestDuration.observe({ endpoint, method: 'GET' }, latencyNs / 1e9);
     logger.info(
-      { reqId: id, method: req.method, route: endpoint, status, latencyMs: Math.round(latencyNs / 1e4) / 100 },
+      {
+        reqId: id,
+        method: req.method,
+        route: endpoint,
+        status,
+        ...(clientClosed && { clientClosed: true }),
+        latencyMs: Math.round(latencyNs / 1e4) / 100,
+      },
       'request',
     );
   }
@@ -118,6 +133,8 @@ export function createHotRoutes(deps: HotRoutesDeps) {
   ) {
     rates.getFormula(undefined).then(
       (formula) => {
+        // The only await of a hot route: its client may have closed the connection meanwhile.
+        const clientClosed = req.socket.destroyed;
         const id = requestIdOf(req);
         const headers = [...formulaHeaders, 'ETag', formula.etag, 'X-Request-Id', id];
         if (isEtagMatched(req.headers['if-none-match'], formula.etag)) {
@@ -129,7 +146,7 @@ export function createHotRoutes(deps: HotRoutesDeps) {
           res.writeHead(200, headers);
           res.end(formula.body);
         }
-        finish(req, res, id, '/formula', startedAt);
+        finish(req, res, id, '/formula', startedAt, clientClosed);
       },
       // No rates yet, the database is down...: Express answers with its error page or JSON,
       // from this error; asking again would make a silent database cost its timeout twice.

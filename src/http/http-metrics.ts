@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Metrics } from '../modules/metrics/metrics.js';
-import { routeTemplateOf, trackRouteTemplate } from './request-context.js';
+import { onRequestEnd, routeTemplateOf, trackRouteTemplate } from './request-context.js';
 
 export interface HttpMetricsOptions {
   /**
@@ -11,20 +11,21 @@ export interface HttpMetricsOptions {
 }
 
 /**
- * Counts each finished request and times it, labelled by route template. Register it
- * before the routers: it reads the template once the response has been sent.
+ * Counts each request and times it, labelled by route template. Register it before the
+ * routers: it reads the template once the response has been sent, or once the client closed
+ * the connection before that (counted with status 499, see `onRequestEnd`).
  */
 export function httpMetrics(metrics: Metrics, { skipEndpoints = ['/metrics'] }: HttpMetricsOptions = {}) {
   const skipped = new Set(skipEndpoints);
   return (req: Request, res: Response, next: NextFunction) => {
     trackRouteTemplate(req);
     const startedAt = process.hrtime.bigint();
-    res.on('finish', () => {
+    onRequestEnd(res, (status) => {
       // Unmatched paths all share one value, so a scan of random URLs adds no series.
       const endpoint = routeTemplateOf(req);
       if (skipped.has(endpoint)) return;
       const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
-      metrics.httpRequests.inc({ method: req.method, endpoint, status: String(res.statusCode) });
+      metrics.httpRequests.inc({ method: req.method, endpoint, status: String(status) });
       metrics.httpRequestDuration.observe({ endpoint, method: req.method }, seconds);
     });
     next();

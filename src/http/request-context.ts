@@ -61,7 +61,31 @@ export function routeTemplateOf(req: Request): string {
   return `${req.baseUrl ?? ''}${routePath}` || '/';
 }
 
-/** Gives each request an id (a caller's X-Request-Id when it is safe) and logs one line when it ends. */
+/** nginx's "client closed request": the client went away before the answer was sent. */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/**
+ * Calls `done` exactly once when the exchange ends. 'finish' alone misses a request whose client
+ * closed the connection first (a browser giving up on a slow month-end run): 'finish' never fires
+ * for it, though its handler keeps running and changing data. 'close' does fire then, with
+ * `writableFinished` false; it also fires after 'finish' on every normal request, hence the guard.
+ */
+export function onRequestEnd(res: Response, done: (status: number, clientClosed: boolean) => void): void {
+  let ended = false;
+  const end = (clientClosed: boolean) => {
+    if (ended) return;
+    ended = true;
+    done(clientClosed ? CLIENT_CLOSED_REQUEST : res.statusCode, clientClosed);
+  };
+  res.once('finish', () => end(false));
+  res.once('close', () => end(!res.writableFinished));
+}
+
+/**
+ * Gives each request an id (a caller's X-Request-Id when it is safe) and logs one line when it
+ * ends, also when its client left before the answer: status 499 and `clientClosed: true`, logged
+ * as the connection closes (the handler may still be running).
+ */
 export function requestContext(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
     trackRouteTemplate(req);
@@ -71,7 +95,7 @@ export function requestContext(logger: Logger) {
     // Production runs at LOG_LEVEL=warn: no line would be written, so skip the listener.
     if (!logger.isLevelEnabled('info')) return next();
     const startedAt = process.hrtime.bigint();
-    res.on('finish', () => {
+    onRequestEnd(res, (status, clientClosed) => {
       const latencyMs = Number(process.hrtime.bigint() - startedAt) / 1e6;
       // Method, template and status only: query strings may carry tokens.
       logger.info(
@@ -79,7 +103,8 @@ export function requestContext(logger: Logger) {
           reqId: req.id,
           method: req.method,
           route: routeTemplateOf(req),
-          status: res.statusCode,
+          status,
+          ...(clientClosed && { clientClosed: true }),
           latencyMs: Math.round(latencyMs * 100) / 100,
         },
         'request',
