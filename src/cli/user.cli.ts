@@ -108,7 +108,7 @@ async function main() {
         `Created ${role.data} ${username.data}.${generatedPassword ? ` Password: ${generatedPassword}` : ''}`,
       );
     } else {
-      const user = (await usersService.listUsers(db.prisma)).find((candidate) => candidate.username === username.data);
+      const user = await usersService.findUserByUsername(db.prisma, username.data);
       if (!user) throw new AppError(404, `No user named ${username.data}.`);
       if (command === 'passwd') {
         const password = await readPassword(values['password-stdin'] ?? false);

@@ -76,6 +76,7 @@ export const VIEW_LOCALS = [
   'ruleTiers',
   'runs',
   'sameJobsHeldMessage',
+  'search',
   'sections',
   'status',
   'tierEdit',

@@ -197,10 +197,10 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     expect(page.url()).toBe(`${base}/admin/users`);
     expect(await isDaveDisabled()).toBe(false);
 
-    // Told yes, the form is sent and the page comes back (same URL) after the redirect.
+    // Told yes, the form is sent and the redirect lands on the list searched for dave.
     page.once('dialog', (dialog) => void dialog.accept());
     const pageAgain = page.waitForResponse(
-      (response) => response.url() === `${base}/admin/users` && response.request().method() === 'GET',
+      (response) => response.url() === `${base}/admin/users?q=dave` && response.request().method() === 'GET',
       { timeout: 15_000 },
     );
     await disableDave.click();
@@ -210,6 +210,7 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     expect(await page.locator('[role="status"]').innerText({ timeout: 15_000 })).toContain('dave is disabled');
 
     // The admin's own row says it is them.
+    await page.goto(`${base}/admin/users`);
     const own = await page.locator('form[action$="/disable"][data-confirm^="Disable your own"]').count();
     expect(own).toBe(1);
     expect(problems).toEqual([]);

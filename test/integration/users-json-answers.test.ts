@@ -201,15 +201,15 @@ describe('your own password changed as JSON', () => {
 });
 
 describe('the same changes sent by the users page', () => {
-  it('still answer 303 to the users page, where the flash shows once', async () => {
+  it('still answer 303 to the users page that lists the user, where the flash shows once', async () => {
     const created = await sendForm(ops, '/admin/users', {
       username: 'formuser',
       role: 'user',
       password: 'typed in a form',
     });
     expect(created.status).toBe(303);
-    expect(created.headers.location).toBe('/admin/users');
-    expect(flashOf(await nextPage(ops, '/admin/users'))).toBe('Created formuser.');
+    expect(created.headers.location).toBe('/admin/users?q=formuser');
+    expect(flashOf(await nextPage(ops, '/admin/users?q=formuser'))).toBe('Created formuser.');
     expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
 
     const { id } = await userNamed('formuser');
@@ -221,8 +221,8 @@ describe('the same changes sent by the users page', () => {
     ] as const) {
       const response = await sendForm(ops, `/admin/users/${id}/${action}`, body);
       expect(response.status, action).toBe(303);
-      expect(response.headers.location, action).toBe('/admin/users');
-      expect(flashOf(await nextPage(ops, '/admin/users')), action).toBe(message);
+      expect(response.headers.location, action).toBe('/admin/users?q=formuser');
+      expect(flashOf(await nextPage(ops, '/admin/users?q=formuser')), action).toBe(message);
     }
     expect(await userNamed('formuser')).toMatchObject({ role: 'admin', isDisabled: false });
   });

@@ -35,8 +35,30 @@ export function findByUsername(db: Client, username: string): Promise<UserRecord
   return db.user.findUnique({ where: { username }, select: SELECT_USER });
 }
 
-export function listAll(db: Client): Promise<UserRecord[]> {
-  return db.user.findMany({ select: SELECT_USER, orderBy: { username: 'asc' } });
+/** `text` matched literally by LIKE: its % and _ (a username's _ is common) and the escape itself. */
+function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (character) => `\\${character}`);
+}
+
+/**
+ * One page of the users whose name contains `search` (any case; everyone without one) by name,
+ * the exact name first: the redirect after acting on a user (?q=<username>) lands on page 1 with
+ * them at the top, however many longer names contain theirs. And how many match.
+ */
+export async function listPage(
+  db: Client,
+  options: { search?: string; offset: number; limit: number },
+): Promise<{ rows: UserRecord[]; count: number }> {
+  const { search, offset, limit } = options;
+  const where = search ? Prisma.sql`WHERE username ILIKE ${`%${likeLiteral(search)}%`}` : Prisma.empty;
+  const exactFirst = search ? Prisma.sql`lower(username) = ${search.toLowerCase()} DESC,` : Prisma.empty;
+  const [rows, counts] = await Promise.all([
+    db.$queryRaw<UserRecord[]>(Prisma.sql`
+      SELECT id, username, role::text AS role, is_disabled AS "isDisabled", created_at AS "createdAt"
+      FROM users ${where} ORDER BY ${exactFirst} username OFFSET ${offset} LIMIT ${limit}`),
+    db.$queryRaw<{ count: number }[]>(Prisma.sql`SELECT count(*)::int AS count FROM users ${where}`),
+  ]);
+  return { rows, count: counts[0]?.count ?? 0 };
 }
 
 export function insert(

@@ -9,12 +9,14 @@ import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuthServiceDeps } from '../auth/auth.service.js';
 import { type createPassport, signInOnNewSession } from '../auth/passport.js';
+import { linkTo } from '../usage/usage.routes.js';
 import {
   ZChangeOwnPasswordForm,
   ZChangeRoleForm,
   ZCreateUserForm,
   ZResetPasswordForm,
   ZUserId,
+  ZUserListQuery,
 } from './users.schema.js';
 import * as usersService from './users.service.js';
 
@@ -28,6 +30,14 @@ interface GeneratedPassword {
   username: string;
   password: string;
   isNewUser: boolean;
+}
+
+/**
+ * Where an action on a user lands the admin: the list searched for their name, where they come
+ * first (/admin/users?q=zoe), whichever page of the whole list they are on.
+ */
+function usersPageOf(username: string): string {
+  return linkTo('/admin/users', { q: username }, {});
 }
 
 /** What changing your own password did: sessions elsewhere are named only when there were any to end. */
@@ -88,12 +98,12 @@ export function usersRoutes(deps: {
       return;
     }
     res.status(status);
-    await renderUsers(res, { generated });
+    await renderUsers(res, { generated }, { search: generated.username, page: 1 });
   }
 
   /**
    * The users page; `refused` brings a refused new user back with its reason and what was typed,
-   * `generated` shows a password the app just made, once.
+   * `generated` shows a password the app just made, once; `query` is the search and page listed.
    */
   async function renderUsers(
     res: Response,
@@ -101,18 +111,24 @@ export function usersRoutes(deps: {
       refused?: { error: string; form: { username: string; role: string } };
       generated?: GeneratedPassword;
     } = {},
+    query: { search?: string; page: number } = { page: 1 },
   ) {
+    const list = await usersService.listUsers(db, query);
     res.render('users/admin-users', {
       title: 'Users',
-      users: await usersService.listUsers(db),
+      list,
+      users: list.users,
+      search: query.search ?? '',
+      link: (changes: Record<string, unknown>) => linkTo('/admin/users', { q: query.search }, changes),
       error: shown.refused?.error,
       form: shown.refused?.form,
       generated: shown.generated,
     });
   }
 
-  router.get('/admin/users', guards.requireAdmin, async (_req, res) => {
-    await renderUsers(res);
+  router.get('/admin/users', guards.requireAdmin, async (req, res) => {
+    const { q, page } = parseInput(ZUserListQuery, req.query);
+    await renderUsers(res, {}, { search: q, page });
   });
 
   router.post('/admin/users', guards.requireAdmin, async (req, res) => {
@@ -151,7 +167,7 @@ export function usersRoutes(deps: {
       // Never the password the client chose: it has it, and answers are printed and logged more than requests.
       json: { user: userAnswerOf(user) },
       message: `Created ${user.username}.`,
-      location: '/admin/users',
+      location: usersPageOf(user.username),
     });
   });
 
@@ -174,7 +190,7 @@ export function usersRoutes(deps: {
     answerChange(req, res, {
       json: { user: userAnswerOf(user) },
       flash: { type: 'success', message: `Password of ${user.username} changed.` },
-      location: '/admin/users',
+      location: usersPageOf(user.username),
     });
   });
 
@@ -185,7 +201,7 @@ export function usersRoutes(deps: {
     answerChange(req, res, {
       json: { user: userAnswerOf(user) },
       flash: { type: 'success', message: `${user.username} is now ${role === 'admin' ? 'an admin' : 'a user'}.` },
-      location: '/admin/users',
+      location: usersPageOf(user.username),
     });
   });
 
@@ -199,7 +215,7 @@ export function usersRoutes(deps: {
       answerChange(req, res, {
         json: { user: userAnswerOf(user) },
         flash: { type: 'success', message: `${user.username} is ${isDisabled ? 'disabled' : 'enabled'}.` },
-        location: '/admin/users',
+        location: usersPageOf(user.username),
       });
     });
   }

@@ -41,6 +41,24 @@ export const ZResetPasswordForm = labelFields(
   { password: 'New password' },
 );
 export const ZChangeRoleForm = labelFields(z.object({ role: ZRole }), { role: 'Role' });
+/**
+ * /admin/users?q=&page=: a part of a username (any case; a username's longest) and a page. Empty q
+ * lists everyone.
+ */
+export const ZUserListQuery = labelFields(
+  z.object({
+    q: z
+      .string()
+      .trim()
+      .max(MAX_USERNAME_LENGTH, `must be at most ${MAX_USERNAME_LENGTH} characters (a username's longest)`)
+      .optional()
+      .transform((q) => q || undefined),
+    page: zWholeNumber(1, 100_000).default(1),
+  }),
+  { q: 'Search', page: 'Page' },
+);
+export type TUserListQuery = z.infer<typeof ZUserListQuery>;
+
 /** A user id in a path. */
 export const ZUserId = zWholeNumber(1, MAX_INT4);
 

@@ -1,7 +1,14 @@
 import { randomInt } from 'node:crypto';
 import type { Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
-import { BadRequestError, ConflictError, notFoundById, TooManyRequestsError } from '../../shared/errors.js';
+import { counted } from '../../shared/counted.js';
+import {
+  BadRequestError,
+  ConflictError,
+  NotFoundError,
+  notFoundById,
+  TooManyRequestsError,
+} from '../../shared/errors.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import {
   type AuthServiceDeps,
@@ -31,8 +38,31 @@ export function generatePassword(): string {
   ).join('');
 }
 
-export function listUsers(db: Db) {
-  return usersRepository.listAll(db);
+export function findUserByUsername(db: Db, username: string) {
+  return usersRepository.findByUsername(db, username);
+}
+
+/** Users a page of /admin/users lists: 503 on one page made it 658 KB. */
+export const USERS_PAGE_SIZE = 50;
+
+/**
+ * A page of /admin/users: the users whose name contains `search` (everyone without one). A page
+ * past the last is a 404 saying what there is, as the receipt lists answer it.
+ */
+export async function listUsers(db: Db, query: { search?: string; page: number }) {
+  const { rows, count } = await usersRepository.listPage(db, {
+    search: query.search,
+    offset: (query.page - 1) * USERS_PAGE_SIZE,
+    limit: USERS_PAGE_SIZE,
+  });
+  const pageCount = Math.max(1, Math.ceil(count / USERS_PAGE_SIZE));
+  if (query.page > pageCount) {
+    const subject = query.search
+      ? `${counted(count, 'user')} match “${query.search}”`
+      : `There are ${counted(count, 'user')}`;
+    throw new NotFoundError(`${subject} on ${counted(pageCount, 'page')}; there is no page ${query.page}.`);
+  }
+  return { users: rows, page: query.page, pageCount, count };
 }
 
 /** Creates a user; returns the password too when it was generated. */
