@@ -14,4 +14,10 @@ export const ADVISORY_LOCK_KEYS = {
   auditAppend: 727_450_115,
   /** One ingestion run at a time across workers and replicas (session lock, tried, never waited for). */
   ingestion: 727_450_116,
+  /**
+   * One month-end run at a time across workers and replicas (session lock, tried, never waited
+   * for): a second run beside the first bills nothing the first would not, but doubles the load
+   * and answers with hundreds of users "billed by another receipt".
+   */
+  monthEnd: 727_450_117,
 } as const;

@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import * as receiptsRepository from '../../src/modules/receipts/receipts.repository.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks, transactionsWaitedOn } from '../support/lock-waits.js';
@@ -1363,18 +1364,21 @@ describe('receipts over HTTP', () => {
       stall.release();
       racer.release();
     }
-    const reason =
-      'alice: their jobs were billed by another receipt created at the same moment, so this run made no receipt ' +
-      'for alice and wrote nothing for them. Find that receipt on the billing page filtered by user alice ' +
-      '(/admin/receipts?user=alice).';
     if (accept === 'application/json') {
       expect(run.status, run.text.slice(0, 300)).toBe(200);
-      expect(run.body).toMatchObject({ ok: true, receiptCount: 1, skipped: [{ username: 'alice', reason }] });
+      expect(run.body).toMatchObject({
+        ok: true,
+        receiptCount: 1,
+        skipped: [{ username: 'alice', kind: 'billed_meanwhile' }],
+      });
     } else {
       expect(run.status).toBe(303);
       const page = await html(admin, '/admin/receipts').expect(200);
       expect(page.text).toContain(`1 receipt created`);
-      expect(page.text).toContain(`1 user skipped: ${reason}`);
+      expect(flashOf(page.text)).toContain(
+        '1 user had their jobs billed by another receipt made at the same moment, so this run wrote nothing for ' +
+          'them: alice. Find their receipts on the billing page filtered by user (/admin/receipts?user=alice).',
+      );
       expect(page.text).not.toContain('Open your receipts');
     }
     expect(
@@ -1383,6 +1387,46 @@ describe('receipts over HTTP', () => {
       { username: 'alice', createdBy: 'alice' },
       { username: 'bob', createdBy: 'boss' },
     ]);
+  });
+
+  it.each([
+    ['JSON', 'application/json'],
+    ['the page', 'text/html'],
+  ])('refuses in %s a month-end run while another is in progress, naming who started it', async (_as, accept) => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-08-20T03:00:00Z' }]);
+    // Another replica's run, holding the lock on its own connection.
+    const release = await receiptsRepository.tryAcquireMonthEndLock(db.pool, {
+      actor: 'carol',
+      startedAt: new Date('2025-09-20T04:30:00Z'),
+    });
+    expect(release).toBeDefined();
+    let refused: request.Response;
+    try {
+      refused = await admin
+        .post('/admin/month-end')
+        .set('Accept', accept)
+        .type('form')
+        .send({ before: '2025-08-31', csrf_token: await csrfTokenOf(admin, '/admin/receipts') });
+    } finally {
+      await release?.();
+    }
+    const message =
+      'A month-end run is already in progress (started by carol at 2025-09-20 11:30); wait for it to finish.';
+    expect(refused.status).toBe(409);
+    if (accept === 'application/json') {
+      expect(refused.body).toEqual({ error: message, code: 409 });
+    } else {
+      expect(refused.text).toContain('<h1>Billing</h1>');
+      expect(refused.text).toContain(`Month-end run not started. ${message}`);
+    }
+    expect(await db.prisma.receipt.count()).toBe(0);
+    // Released, the lock lets the next run bill.
+    const run = await admin
+      .post('/admin/month-end')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin, '/admin/receipts'))
+      .send({ before: '2025-08-31' });
+    expect(run.body).toMatchObject({ ok: true, receiptCount: 1 });
   });
 
   it('runs month-end for every user once and reports what it made', async () => {

@@ -4,7 +4,12 @@ import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { type CpuBasis, minorUnitDigits, priceJob, sumCosts } from '../../src/modules/pricing/pricing.js';
 import { createRatesService } from '../../src/modules/pricing/rates.service.js';
-import { createReceiptsService, NothingToBillError } from '../../src/modules/receipts/receipts.service.js';
+import {
+  createReceiptsService,
+  describeMonthEndRun,
+  MonthEndInProgressError,
+  NothingToBillError,
+} from '../../src/modules/receipts/receipts.service.js';
 import { ConflictError, NotFoundError } from '../../src/shared/errors.js';
 import { awkwardJobSpecs, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
@@ -346,6 +351,59 @@ describe('listing receipts', () => {
 describe('month-end run', () => {
   beforeEach(clearBilling);
 
+  it('is refused at once while another session holds the month-end lock, and bills nothing', async () => {
+    const { receipts } = buildServices();
+    await buildJobs(db, [{ user: 'alice', end: '2025-08-30T00:00:00Z' }]);
+    // A lock taken by hand, without the label a run sets: the refusal cannot name who holds it.
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.monthEnd]);
+      const refused = receipts.runMonthEnd(ADMIN, '2025-08-31');
+      await expect(refused).rejects.toThrow(MonthEndInProgressError);
+      await expect(refused).rejects.toThrow('A month-end run is already in progress; wait for it to finish.');
+      expect(await db.prisma.receipt.count()).toBe(0);
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+    }
+    expect((await receipts.runMonthEnd(ADMIN, '2025-08-31')).receiptCount).toBe(1);
+  });
+
+  it('reports users billed meanwhile by count, naming at most ten', async () => {
+    const { receipts } = buildServices();
+    const users = Array.from({ length: 30 }, (_, index) => `mx${String(index).padStart(2, '0')}`);
+    await buildJobs(
+      db,
+      users.map((user) => ({ user, end: '2025-08-20T00:00:00Z' })),
+    );
+    // Each user's own receipt, made after the run listed them: the run finds nothing left.
+    const listed = await db.pool.connect();
+    try {
+      await listed.query('BEGIN');
+      await listed.query('LOCK TABLE tier_overrides IN ACCESS EXCLUSIVE MODE');
+      const run = receipts.runMonthEnd(ADMIN, '2025-08-31');
+      expect(await sessionsWaitingForLocks(db.pool)).toBeGreaterThan(0);
+      await db.pool.query(
+        `INSERT INTO receipts (username, billed_through, total, currency, tier_name, rates_snapshot, rates_locked_at, created_by)
+         SELECT "user", '2025-08-31', 0, 'THB', 'mu', '{}', now(), "user" FROM slurm_jobs WHERE "user" LIKE 'mx%'`,
+      );
+      await db.pool.query(
+        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
+         SELECT r.id, j.id, j.cluster, j.job_key, j.job_id, 0, 0, 0, 0 FROM slurm_jobs j JOIN receipts r ON r.username = j."user"`,
+      );
+      await listed.query('COMMIT');
+      const result = await run;
+      expect(result.receiptCount).toBe(0);
+      expect(result.skipped).toHaveLength(30);
+      const message = describeMonthEndRun(result, (total) => total.toFixed(2));
+      expect(message.length).toBeLessThan(600);
+      expect(message).toMatch(/ and \d+ more\./);
+      expect(message).not.toContain('mx29');
+    } finally {
+      listed.release();
+    }
+  });
+
   it('creates one receipt per user with unbilled usage, and nothing on a second run', async () => {
     const { receipts, metrics } = buildServices();
     await buildJobs(db, [
@@ -563,8 +621,10 @@ describe('month-end run and the billing queue', () => {
       receipts.runMonthEnd(ADMIN, '2025-08-31'),
       ...Array.from({ length: 3 }, () => receipts.createForUser({ username: 'alice' }, '2025-08-31', as('alice'))),
     ]);
-    // A receipt that lost its race is refused (nothing to bill, or a conflict); a run never fails.
-    expect(outcomes.slice(0, 2).map((outcome) => outcome.status)).toEqual(['fulfilled', 'fulfilled']);
+    // A receipt that lost its race is refused (nothing to bill, or a conflict). A run never fails;
+    // the second is refused if it starts while the first is in progress.
+    expect(outcomes[0]?.status).toBe('fulfilled');
+    if (outcomes[1]?.status === 'rejected') expect(outcomes[1].reason).toBeInstanceOf(MonthEndInProgressError);
     const perJob = await db.prisma.receiptItem.groupBy({ by: ['slurmJobId'], _count: { _all: true } });
     expect(perJob).toHaveLength(126);
     expect(perJob.every((row) => row._count._all === 1)).toBe(true);

@@ -5,7 +5,6 @@ import { prefersJson } from '../../http/error-handler.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
-import { counted } from '../../shared/counted.js';
 import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { linkTo } from '../usage/usage.routes.js';
@@ -21,7 +20,7 @@ import {
   ZReceiptId,
   ZVoidReceipt,
 } from './receipts.schema.js';
-import { RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
+import { describeMonthEndRun, RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
 
 const REFUSALS = [400, 409];
 
@@ -212,7 +211,6 @@ export function adminBillingRoutes(deps: {
     }
     // Written as the pages write money (1,234.50 THB); a run that bills nothing says so.
     const fmt = req.app.locals.fmt as ViewFormatters;
-    const totals = result.totals.map((total) => `${fmt.money(total.total, total.currency)} ${total.currency}`);
     if (prefersJson(req)) {
       res.json({
         ok: true,
@@ -226,19 +224,7 @@ export function adminBillingRoutes(deps: {
     }
     req.session.flash = {
       type: 'success',
-      message: `Month-end run up to ${result.before}: ${
-        totals.length > 0
-          ? `${counted(result.receiptCount, 'receipt')} created, total ${totals.join(', ')}.`
-          : 'nothing to bill, no receipt created.'
-      }${
-        result.noChargeCount > 0
-          ? ` ${result.noChargeCount} of them total 0 and ${result.noChargeCount === 1 ? 'is' : 'are'} settled as no charge.`
-          : ''
-      }${
-        result.skipped.length > 0
-          ? ` ${counted(result.skipped.length, 'user')} skipped: ${result.skipped.map((user) => user.reason).join(' ')}`
-          : ''
-      }`,
+      message: describeMonthEndRun(result, (total, currency) => fmt.money(total, currency)),
     };
     res.redirect(303, '/admin/receipts');
   });

@@ -1,4 +1,6 @@
 import { Prisma, type ReceiptStatus } from '@prisma/client';
+import type pg from 'pg';
+import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
 import type { CpuBasis } from '../pricing/pricing.js';
@@ -180,6 +182,74 @@ export async function repairBillingQueue(
     )
     SELECT (SELECT count(*) FROM removed)::int AS "removedCount", (SELECT count(*) FROM requeued)::int AS "requeuedCount"`;
   return rows[0] ?? { removedCount: 0, requeuedCount: 0 };
+}
+
+const MONTH_END_LOCK_KEY = ADVISORY_LOCK_KEYS.monthEnd;
+// The lock-holding session's application_name says who started the run and when, so that a
+// refused second run can name them from any replica: an advisory lock carries only a pid.
+// PostgreSQL cuts the name at 63 bytes; the epoch milliseconds keep it short for the username.
+const MONTH_END_HOLDER_PREFIX = 'month-end ';
+const MONTH_END_HOLDER_PATTERN = /^month-end (\d{1,15}) (.+)$/s;
+
+/** Who holds the month-end lock: the admin who started the run and when. */
+export interface MonthEndHolder {
+  actor: string;
+  startedAt: Date;
+}
+
+/**
+ * Takes the cluster-wide month-end lock on a dedicated connection, labelled with `holder`, or
+ * returns undefined when another session holds it. The returned function releases it.
+ */
+export async function tryAcquireMonthEndLock(
+  pool: pg.Pool,
+  holder: MonthEndHolder,
+): Promise<(() => Promise<void>) | undefined> {
+  const client = await pool.connect();
+  try {
+    const result = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
+      MONTH_END_LOCK_KEY,
+    ]);
+    if (!result.rows[0]?.locked) {
+      client.release();
+      return undefined;
+    }
+    await client.query(`SELECT set_config('application_name', $1, false)`, [
+      `${MONTH_END_HOLDER_PREFIX}${holder.startedAt.getTime()} ${holder.actor}`,
+    ]);
+  } catch (error) {
+    // Destroying the connection releases a session lock it may have taken.
+    client.release(error as Error);
+    throw error;
+  }
+  return async () => {
+    try {
+      await client.query('RESET application_name');
+      await client.query('SELECT pg_advisory_unlock($1)', [MONTH_END_LOCK_KEY]);
+      client.release();
+    } catch (error) {
+      client.release(error as Error);
+    }
+  };
+}
+
+/**
+ * The session holding the month-end lock, read from its application_name; undefined when none
+ * does any more (the run ended meanwhile) or its label cannot be read.
+ */
+export async function findMonthEndLockHolder(pool: pg.Pool): Promise<MonthEndHolder | undefined> {
+  // A bigint key is stored as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
+  const { rows } = await pool.query<{ application_name: string }>(
+    `SELECT a.application_name
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.classid::bigint = ($1::bigint >> 32) AND l.objid::bigint = ($1::bigint & 4294967295)
+      LIMIT 1`,
+    [MONTH_END_LOCK_KEY],
+  );
+  const match = MONTH_END_HOLDER_PATTERN.exec(rows[0]?.application_name ?? '');
+  if (!match) return undefined;
+  return { actor: match[2] as string, startedAt: new Date(Number(match[1])) };
 }
 
 /** Users who have finished, unbilled jobs that ended before `cutoff` (month-end run). */

@@ -1,0 +1,62 @@
+import { Prisma } from '@prisma/client';
+import { describe, expect, it } from 'vitest';
+import { describeMonthEndRun, type MonthEndSkip } from '../../src/modules/receipts/receipts.service.js';
+
+const money = (total: Prisma.Decimal) => total.toFixed(2);
+const users = (count: number, prefix = 'bench') =>
+  Array.from({ length: count }, (_, index) => `${prefix}${String(index + 100).padStart(3, '0')}`);
+const skips = (names: string[], kind: MonthEndSkip['kind'], reason = 'r'): MonthEndSkip[] =>
+  names.map((username) => ({ username, kind, reason }));
+const run = (skipped: MonthEndSkip[], receiptCount = 271) => ({
+  before: '2026-11-30',
+  receiptCount,
+  noChargeCount: 0,
+  totals: receiptCount > 0 ? [{ currency: 'THB', total: new Prisma.Decimal('1234.5') }] : [],
+  skipped,
+});
+
+describe('the month-end message', () => {
+  it.each([
+    ['no skips', [], 'Month-end run up to 2026-11-30: 271 receipts created, total 1234.50 THB.'],
+    [
+      'one user with nothing left',
+      skips(['alice'], 'nothing_left'),
+      'Month-end run up to 2026-11-30: 271 receipts created, total 1234.50 THB. 1 user had nothing left to bill ' +
+        '(billed by another receipt meanwhile): alice. Find their receipts on the billing page filtered by user ' +
+        '(/admin/receipts?user=alice).',
+    ],
+    [
+      '194 users with nothing left: ten names and a count',
+      skips(users(194), 'nothing_left'),
+      'Month-end run up to 2026-11-30: 271 receipts created, total 1234.50 THB. 194 users had nothing left to bill ' +
+        '(billed by another receipt meanwhile): bench100, bench101, bench102, bench103, bench104, bench105, bench106, ' +
+        'bench107, bench108, bench109 and 184 more. Find their receipts on the billing page filtered by user ' +
+        '(/admin/receipts?user=bench100).',
+    ],
+    [
+      'exactly ten billed at the same moment: all named',
+      skips(users(10), 'billed_meanwhile'),
+      'Month-end run up to 2026-11-30: 271 receipts created, total 1234.50 THB. 10 users had their jobs billed by ' +
+        'another receipt made at the same moment, so this run wrote nothing for them: bench100, bench101, bench102, ' +
+        'bench103, bench104, bench105, bench106, bench107, bench108, bench109. Find their receipts on the billing ' +
+        'page filtered by user (/admin/receipts?user=bench100).',
+    ],
+  ])('%s', (_label, skipped, expected) => {
+    expect(describeMonthEndRun(run(skipped), money)).toBe(expected);
+  });
+
+  it('stays short with thousands of users of every kind', () => {
+    const skipped = [
+      ...skips(users(3000, 'a'), 'nothing_left'),
+      ...skips(users(3000, 'b'), 'billed_meanwhile'),
+      ...skips(users(3000, 'c'), 'conflict', 'The same reason.'),
+      ...users(50, 'd').flatMap((username, index) => skips([username], 'conflict', `Reason ${index}.`)),
+    ];
+    const message = describeMonthEndRun(run(skipped, 0), money);
+    expect(message.length).toBeLessThan(1_500);
+    expect(message).toContain('nothing to bill, no receipt created.');
+    expect(message).toContain('and 2,990 more.');
+    expect(message).toContain('3,000 users skipped (The same reason): c100,');
+    expect(message).toContain('48 more users skipped for other reasons: d102,');
+  });
+});
