@@ -55,6 +55,7 @@ export const VIEW_LOCALS = [
   'newTier',
   'next',
   'nextPageUrl',
+  'noRunYet',
   'noTiersMessage',
   'notice',
   'openPayments',

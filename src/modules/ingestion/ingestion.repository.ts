@@ -272,6 +272,23 @@ export async function findHighWaterMark(db: Db): Promise<Date | null> {
   return row?.windowEnd ?? null;
 }
 
+/** Rows counted exactly before storedJobCount falls back to the planner's estimate. */
+const EXACT_JOB_COUNT_LIMIT = 10_000;
+
+/**
+ * How many jobs slurm_jobs holds, whoever loaded them: exact up to EXACT_JOB_COUNT_LIMIT, else
+ * the planner's estimate (pg_class.reltuples, kept by ANALYZE), as a count(*) of a million rows
+ * reads them all.
+ */
+export async function storedJobCount(db: Db): Promise<{ count: number; isEstimate: boolean }> {
+  const rows = await db.$queryRaw<{ counted: number; estimated: number | null }[]>`
+    SELECT (SELECT count(*) FROM (SELECT 1 FROM slurm_jobs LIMIT ${EXACT_JOB_COUNT_LIMIT}) AS first_rows)::int AS counted,
+           (SELECT reltuples FROM pg_class WHERE oid = 'slurm_jobs'::regclass)::float8 AS estimated`;
+  const counted = rows[0]?.counted ?? 0;
+  if (counted < EXACT_JOB_COUNT_LIMIT) return { count: counted, isEstimate: false };
+  return { count: Math.max(counted, Math.round(rows[0]?.estimated ?? 0)), isEstimate: true };
+}
+
 /**
  * The end of the newest window a run reading up to now completed: everything before it has
  * been read, and the scheduler's next window starts there. Each such window starts where the

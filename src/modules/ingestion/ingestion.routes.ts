@@ -26,6 +26,13 @@ export function formatAge(seconds: number): string {
   return `${Math.floor(hours / 24)} d ${hours % 24} h`;
 }
 
+/** Before the first completed run: only what is known, whether jobs are stored or not. */
+export function noCompletedRunText(storedJobs: { count: number; isEstimate: boolean }): string {
+  if (storedJobs.count === 0) return 'No ingestion run has completed yet, and no jobs are stored.';
+  const jobs = `${storedJobs.isEstimate ? 'about ' : ''}${counted(storedJobs.count, 'job')}`;
+  return `No ingestion run has completed yet; ${jobs} ${storedJobs.count === 1 ? 'is' : 'are'} stored.`;
+}
+
 /** /admin/ingestion: recent runs, data freshness, and "run now" (CSRF-checked globally, audited). */
 export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
   const { db, guards, timeZone } = deps;
@@ -40,10 +47,12 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
       isRunning: overview.isRunning,
       dataThrough: when(overview.dataThrough),
       freshness: overview.freshnessSec === null ? null : formatAge(overview.freshnessSec),
+      noRunYet: overview.storedJobs && noCompletedRunText(overview.storedJobs),
       runs: overview.runs.map((run) => ({
         ...run,
         startedText: when(run.startedAt),
-        windowText: `${when(run.windowStart)} .. ${when(run.windowEnd)}`,
+        windowStartText: when(run.windowStart),
+        windowEndText: when(run.windowEnd),
         notesText: Object.entries(run.sourceNotes ?? {})
           .filter(([key]) => key !== 'fileFingerprint')
           .map(([key, value]) => `${key}: ${value}`)

@@ -404,6 +404,11 @@ export interface IngestionOverview {
   /** now - dataThrough, in seconds; null before the first completed run. */
   freshnessSec: number | null;
   isRunning: boolean;
+  /**
+   * Before the first completed run only: the jobs stored all the same (a data generator, an
+   * import by other means, a run that failed part way), so the page does not say there are none.
+   */
+  storedJobs: { count: number; isEstimate: boolean } | null;
 }
 
 /** What /admin/ingestion shows: recent runs and how fresh the stored data is. */
@@ -412,9 +417,11 @@ export async function getIngestionOverview(db: Database, now: Date, limit = 25):
     ingestionRepository.listRecentRuns(db.prisma, limit),
     ingestionRepository.findHighWaterMark(db.prisma),
   ]);
+  const storedJobs = dataThrough ? null : await ingestionRepository.storedJobCount(db.prisma);
   return {
     runs,
     dataThrough,
+    storedJobs,
     freshnessSec: dataThrough ? Math.max(0, Math.round((now.getTime() - dataThrough.getTime()) / 1000)) : null,
     isRunning: runs.some((run) => run.outcome === 'running'),
   };

@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tryAcquireIngestLock } from '../../../src/modules/ingestion/ingestion.repository.js';
+import { noCompletedRunText } from '../../../src/modules/ingestion/ingestion.routes.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
+import { buildJobs } from '../../support/billing-factories.js';
 import { buildUser } from '../../support/factories.js';
 import { csrfTokenIn, csrfTokenOf, signInAs } from '../../support/sign-in.js';
 import { buildTestApp } from '../../support/test-app.js';
@@ -25,12 +27,31 @@ function app() {
   });
 }
 
+describe('the notice before the first completed run', () => {
+  it.each([
+    [{ count: 0, isEstimate: false }, 'No ingestion run has completed yet, and no jobs are stored.'],
+    [{ count: 1, isEstimate: false }, 'No ingestion run has completed yet; 1 job is stored.'],
+    [{ count: 1_000_000, isEstimate: true }, 'No ingestion run has completed yet; about 1,000,000 jobs are stored.'],
+  ])('for %o reads %s', (storedJobs, text) => {
+    expect(noCompletedRunText(storedJobs)).toBe(text);
+  });
+});
+
 describe('/admin/ingestion', () => {
   it('an admin sees no data yet, runs ingestion now (audited), then sees the run and the freshness', async () => {
     const admin = await buildUser(db.prisma, { role: 'admin' });
     const agent = await signInAs(app(), admin.username, admin.password);
     const empty = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
-    expect(empty.text).toContain('No ingestion run has completed yet');
+    expect(empty.text).toContain('No ingestion run has completed yet, and no jobs are stored.');
+    // Jobs loaded by other means (a data generator, an import): the page does not say there are none.
+    await buildJobs(db, [
+      { user: 'alice', end: '2026-11-20T00:00:00Z' },
+      { user: 'bob', end: '2026-11-21T00:00:00Z' },
+    ]);
+    const loaded = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    expect(loaded.text).toContain('No ingestion run has completed yet; 2 jobs are stored.');
+    expect(loaded.text).not.toContain('no Slurm data');
+    await db.prisma.slurmJob.deleteMany();
 
     await agent
       .post('/admin/ingestion/run')
@@ -44,6 +65,9 @@ describe('/admin/ingestion', () => {
       'Data complete through <strong>2026-11-23 16:00</strong> (UTC), <strong>0 s</strong> ago',
     );
     expect(page.text).toMatch(/<td>manual<\/td>\s*<td>file<\/td>/);
+    // The window on two lines and the notes wrapped, so Outcome fits a 1280 px screen.
+    expect(page.text).toMatch(/<td>\d{4}-\d\d-\d\d \d\d:\d\d \.\.<br>2026-11-23 16:00<\/td>/);
+    expect(page.text).toMatch(/<td class="wrap">[^<]*<\/td>\s*<\/tr>/);
     expect(await db.prisma.slurmJob.count()).toBe(12);
     const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'ingestion.run_now' } });
     expect(audit).toMatchObject({ actor: admin.username, status: 'ok', target: 'ingestion_run:1' });
