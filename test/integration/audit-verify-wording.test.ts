@@ -1,0 +1,47 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildUser } from '../support/factories.js';
+import { signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+/** Changes one entry behind the trigger's back, as a superuser could. */
+async function tamperWith(id: bigint) {
+  const client = await db.pool.connect();
+  try {
+    await client.query("SET session_replication_role = 'replica'");
+    await client.query(`UPDATE audit_log SET actor = 'mallory' WHERE id = $1`, [id]);
+    await client.query("SET session_replication_role = 'origin'");
+  } finally {
+    client.release();
+  }
+}
+
+describe('/admin/audit/verify on a broken chain', () => {
+  it('says which entries before the break are intact, and claims none when the first entry is broken', async () => {
+    await buildUser(db.prisma, { username: 'auditor', role: 'admin', password: 'auditor-password' });
+    const agent = await signInAs(buildTestApp(db), 'auditor', 'auditor-password');
+    await signInAs(buildTestApp(db), 'auditor', 'auditor-password');
+    const entries = await db.prisma.auditLog.findMany({ orderBy: { id: 'asc' }, select: { id: true } });
+    expect(entries.length).toBeGreaterThan(1);
+    const [first, second] = entries as [{ id: bigint }, { id: bigint }];
+
+    await tamperWith(second.id);
+    const later = await agent.get('/admin/audit/verify').set('Accept', 'text/html').expect(409);
+    expect(later.text).toContain(`Broken at entry #${second.id}: `);
+    expect(later.text).toContain(`Entries before #${second.id} are intact.`);
+
+    await tamperWith(first.id);
+    const page = await agent.get('/admin/audit/verify').set('Accept', 'text/html').expect(409);
+    expect(page.text).toContain(`Broken at entry #${first.id}, the first entry: `);
+    expect(page.text).not.toContain('are intact');
+    expect(page.text).toContain('Keep a copy of the database as it is');
+    const json = await agent.get('/admin/audit/verify').set('Accept', 'application/json').expect(409);
+    expect(json.body).toMatchObject({ status: 'broken', brokenAt: String(first.id), entries: 1 });
+  });
+});
