@@ -1,3 +1,5 @@
+import type pg from 'pg';
+
 /**
  * Every PostgreSQL advisory lock key the app takes, in one place: two features that picked the
  * same number would wait on each other without any error. Ingestion once shared the audit log's
@@ -12,7 +14,10 @@ export const ADVISORY_LOCK_KEYS = {
   demoSeed: 727_450_114,
   /** Serialises appends to the audit hash chain (transaction lock): the chain never forks. */
   auditAppend: 727_450_115,
-  /** One ingestion run at a time across workers and replicas (session lock, tried, never waited for). */
+  /**
+   * One ingestion run at a time across workers and replicas (session lock, tried; a scheduled run
+   * queues for it for up to half an interval).
+   */
   ingestion: 727_450_116,
   /**
    * One month-end run at a time across workers and replicas (session lock, tried, never waited
@@ -21,3 +26,46 @@ export const ADVISORY_LOCK_KEYS = {
    */
   monthEnd: 727_450_117,
 } as const;
+
+/** Releases a session lock taken by tryAcquireSessionLock and gives its connection back. */
+export type ReleaseLock = () => Promise<void>;
+
+/**
+ * Takes the session advisory lock `key` on a dedicated connection of `pool`, or returns undefined
+ * when another session holds it. `label`, when given, becomes the holding session's
+ * application_name (what another process can read of who holds it) until the release.
+ */
+export async function tryAcquireSessionLock(
+  pool: pg.Pool,
+  key: number,
+  label?: string,
+): Promise<ReleaseLock | undefined> {
+  const client = await pool.connect();
+  try {
+    const result = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [key]);
+    if (!result.rows[0]?.locked) {
+      client.release();
+      return undefined;
+    }
+    if (label !== undefined) await client.query(`SELECT set_config('application_name', $1, false)`, [label]);
+  } catch (error) {
+    // Destroying the connection releases a session lock it may have taken.
+    client.release(error as Error);
+    throw error;
+  }
+  return releaserOf(client, key, label !== undefined);
+}
+
+/** The release of session lock `key` held by `client`; it gives the connection back to its pool. */
+export function releaserOf(client: pg.PoolClient, key: number, isLabelled = false): ReleaseLock {
+  return async () => {
+    try {
+      if (isLabelled) await client.query('RESET application_name');
+      await client.query('SELECT pg_advisory_unlock($1)', [key]);
+      client.release();
+    } catch (error) {
+      // Destroying the connection releases a session lock too.
+      client.release(error as Error);
+    }
+  };
+}

@@ -1,6 +1,6 @@
 import type { Prisma } from '@prisma/client';
 import type pg from 'pg';
-import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
+import { ADVISORY_LOCK_KEYS, type ReleaseLock, releaserOf, tryAcquireSessionLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import type { NormalizedJob } from './slurm-job.model.js';
 
@@ -103,21 +103,8 @@ export async function upsertJobs(pool: pg.Pool, jobs: NormalizedJob[], source: s
  * Takes the cluster-wide ingestion lock on a dedicated connection, or returns undefined
  * when another process holds it. The returned function releases it.
  */
-export async function tryAcquireIngestLock(pool: pg.Pool): Promise<(() => Promise<void>) | undefined> {
-  const client = await pool.connect();
-  try {
-    const result = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
-      INGEST_LOCK_KEY,
-    ]);
-    if (!result.rows[0]?.locked) {
-      client.release();
-      return undefined;
-    }
-  } catch (error) {
-    client.release(error as Error);
-    throw error;
-  }
-  return releaserOf(client);
+export function tryAcquireIngestLock(pool: pg.Pool): Promise<ReleaseLock | undefined> {
+  return tryAcquireSessionLock(pool, INGEST_LOCK_KEY);
 }
 
 // PostgreSQL's "lock_not_available": lock_timeout ended the wait.
@@ -136,7 +123,7 @@ const LOCK_WAIT_STEP_MS = 1_000;
 export async function acquireIngestLockWaiting(
   pool: pg.Pool,
   options: { waitMs: number; queryTimeoutMs: number; signal?: AbortSignal },
-): Promise<(() => Promise<void>) | undefined> {
+): Promise<ReleaseLock | undefined> {
   const { waitMs, queryTimeoutMs, signal } = options;
   const deadline = Date.now() + waitMs;
   const longestStepMs = Math.min(LOCK_WAIT_STEP_MS, queryTimeoutMs / 2);
@@ -154,7 +141,7 @@ export async function acquireIngestLockWaiting(
         await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.max(1, Math.round(stepMs))}ms`]);
         await client.query('SELECT pg_advisory_lock($1)', [INGEST_LOCK_KEY]);
         await client.query('COMMIT');
-        return releaserOf(client);
+        return releaserOf(client, INGEST_LOCK_KEY);
       } catch (error) {
         await client.query('ROLLBACK');
         if ((error as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw error;
@@ -164,18 +151,6 @@ export async function acquireIngestLockWaiting(
     client.release(error as Error);
     throw error;
   }
-}
-
-function releaserOf(client: pg.PoolClient): () => Promise<void> {
-  return async () => {
-    try {
-      await client.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK_KEY]);
-      client.release();
-    } catch (error) {
-      // Destroying the connection releases a session lock too.
-      client.release(error as Error);
-    }
-  };
 }
 
 export interface RunRecord {

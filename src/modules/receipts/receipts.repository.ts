@@ -1,6 +1,6 @@
 import { Prisma, type ReceiptStatus } from '@prisma/client';
 import type pg from 'pg';
-import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
+import { ADVISORY_LOCK_KEYS, type ReleaseLock, tryAcquireSessionLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
 import type { CpuBasis } from '../pricing/pricing.js';
@@ -201,36 +201,12 @@ export interface MonthEndHolder {
  * Takes the cluster-wide month-end lock on a dedicated connection, labelled with `holder`, or
  * returns undefined when another session holds it. The returned function releases it.
  */
-export async function tryAcquireMonthEndLock(
-  pool: pg.Pool,
-  holder: MonthEndHolder,
-): Promise<(() => Promise<void>) | undefined> {
-  const client = await pool.connect();
-  try {
-    const result = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
-      MONTH_END_LOCK_KEY,
-    ]);
-    if (!result.rows[0]?.locked) {
-      client.release();
-      return undefined;
-    }
-    await client.query(`SELECT set_config('application_name', $1, false)`, [
-      `${MONTH_END_HOLDER_PREFIX}${holder.startedAt.getTime()} ${holder.actor}`,
-    ]);
-  } catch (error) {
-    // Destroying the connection releases a session lock it may have taken.
-    client.release(error as Error);
-    throw error;
-  }
-  return async () => {
-    try {
-      await client.query('RESET application_name');
-      await client.query('SELECT pg_advisory_unlock($1)', [MONTH_END_LOCK_KEY]);
-      client.release();
-    } catch (error) {
-      client.release(error as Error);
-    }
-  };
+export function tryAcquireMonthEndLock(pool: pg.Pool, holder: MonthEndHolder): Promise<ReleaseLock | undefined> {
+  return tryAcquireSessionLock(
+    pool,
+    MONTH_END_LOCK_KEY,
+    `${MONTH_END_HOLDER_PREFIX}${holder.startedAt.getTime()} ${holder.actor}`,
+  );
 }
 
 /**
