@@ -219,6 +219,8 @@ export async function findMonthEndLockHolder(pool: pg.Pool): Promise<MonthEndHol
     `SELECT a.application_name
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        -- Advisory locks are per database: another database's month-end is not this one's.
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
         AND l.classid::bigint = ($1::bigint >> 32) AND l.objid::bigint = ($1::bigint & 4294967295)
       LIMIT 1`,
     [MONTH_END_LOCK_KEY],
