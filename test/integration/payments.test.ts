@@ -1350,6 +1350,13 @@ describe('voiding a receipt that was paid online', () => {
     const page = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
     expect(page.text).not.toContain('Paid online');
     expect(page.text).toContain('>Void receipt</button>');
+    // The browser asks before sending it (public/js/confirm.js): a void cannot be undone.
+    expect(page.text).toMatch(
+      new RegExp(
+        `<form method="post" action="/admin/receipts/${receiptId}/void" class="form-row" data-confirm="Void paid receipt #${receiptId} of 0\\.50 THB\\? Its \\d+ jobs? can then be billed again\\. This cannot be undone\\.">`,
+      ),
+    );
+    expect(page.text).toContain('<script src="/static/js/confirm.js" defer></script>');
     const before = await adminPaymentsPage(admin);
 
     expect((await voidReceipt(admin, receiptId)).status).toBe(303);
