@@ -416,6 +416,18 @@ describe('/me', () => {
     expect(longUser.text).toContain('href="/admin/my.csv?start=2025-09-01&amp;end=2025-09-03" download>My own usage');
   });
 
+  it('says the admin usage filters match whole names when a partial one matches nothing', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-02T03:00:00Z' }]);
+    const partial = await html(admin, '/admin/usage?start=2025-09-01&end=2025-09-03&user=ali').expect(200);
+    expect(partial.text).toContain(
+      'No jobs match. The User filter matches a whole username: “ali” finds only a user named exactly that.',
+    );
+    const account = await html(admin, '/admin/usage?start=2025-09-01&end=2025-09-03&account=phys').expect(200);
+    expect(account.text).toContain('No jobs match. The Account and Partition filters match whole names.');
+    const whole = await html(admin, '/admin/usage?start=2025-09-01&end=2025-09-03&user=alice').expect(200);
+    expect(whole.text).not.toContain('No jobs match');
+  });
+
   it('sends the window as a CSV attachment with a header row, counted as my_usage', async () => {
     await buildJobs(db, [
       { user: 'alice', end: '2025-09-18T03:00:00Z', name: 'md, "quoted"', jobId: '8001', totalCpuSec: '3600' },
