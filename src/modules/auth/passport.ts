@@ -65,7 +65,12 @@ export function signInOnNewSession(
       req.session.signedInAt = signedInAt;
       req.session.lastSeenAt = signedInAt;
       giveSessionCsrfSecret(req, res);
-      req.logIn(user, { session: false }, done);
+      // Saved before the caller redirects: express-session saves at res.end, but sends the
+      // headers first, so a browser could follow the redirect to /me before the session row
+      // was written, find no session and land on /login again (seen under load in Chromium).
+      req.logIn(user, { session: false }, (loginError) =>
+        loginError ? done(loginError) : req.session.save((saveError) => done(saveError ?? undefined)),
+      );
     });
   });
 }
