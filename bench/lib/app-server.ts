@@ -27,6 +27,14 @@ export interface AppServerOptions {
 let builtEntry: string | undefined;
 
 /**
+ * One audit key for every benchmark run: the apps of later runs append to the chain the
+ * earlier ones sealed, and a key drawn per run made each later app report the chain broken
+ * at #1. A benchmark's database is a throwaway that `bench:data` filled, so a key written
+ * here protects nothing a real site relies on.
+ */
+export const BENCH_AUDIT_CHAIN_KEY = 'bench-only-audit-chain-key-never-use-in-production';
+
+/**
  * Compiles the app as the Dockerfile does (`npm run build`) once per run and returns the
  * entry point: production runs the compiled build, without tsx's loader thread and
  * esbuild helper process, which took CPU and ~25 MB of RSS per worker from the figures.
@@ -75,7 +83,7 @@ export async function startAppServer(options: AppServerOptions): Promise<AppServ
       PORT: String(port),
       DATABASE_URL: options.databaseUrl,
       SESSION_SECRET: randomBytes(32).toString('hex'),
-      AUDIT_CHAIN_KEY: randomBytes(32).toString('hex'),
+      AUDIT_CHAIN_KEY: BENCH_AUDIT_CHAIN_KEY,
       WEB_CONCURRENCY: String(options.webConcurrency),
       LOG_LEVEL: 'warn',
       TRUST_PROXY: 'loopback',
