@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { createApp } from './app.js';
 import { type PreparedDatabase, prepareDatabase } from './bootstrap.js';
 import { type AppConfig, CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from './config/config.js';
@@ -17,6 +18,7 @@ import { startIngestionScheduler } from './modules/ingestion/ingestion.scheduler
 import { createMetrics } from './modules/metrics/metrics.js';
 import { joinClusterMetrics, serveClusterMetrics } from './modules/metrics/metrics-cluster.js';
 import { warnIfMetricsPublic } from './modules/metrics/metrics-exposure.js';
+import { closePasswordHashing, configurePasswordHashing } from './modules/users/password.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { onPeriodicTasksAssigned, periodicTaskAssigner } from './shared/periodic-task.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
@@ -36,6 +38,11 @@ function readConfigOrExit(): AppConfig {
 
 /** One worker: opens its pool, serves, and on SIGTERM/SIGINT drains and closes. */
 async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger): Promise<() => Promise<void>> {
+  // The workers share the cores: together they hash on as many threads as there are cores.
+  await configurePasswordHashing({
+    threads: Math.ceil(availableParallelism() / config.webConcurrency),
+    niceness: config.auth.passwordHashNiceness,
+  });
   const db = openDatabase(databaseUrl, {
     poolMax: config.dbPoolMax,
     queryTimeoutMs: config.dbQueryTimeoutMs,
@@ -91,7 +98,7 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
       ...periodicTasks.map((task) => task.stop()),
     ]);
     if (!isClean) logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; open connections were cut');
-    await db.close();
+    await Promise.all([db.close(), closePasswordHashing()]);
   };
 }
 

@@ -56,6 +56,8 @@ export interface AppConfig {
     sessionAbsoluteSec: number;
     /** How often the expired sessions are deleted (once per instance). */
     sessionPruneIntervalSec: number;
+    /** The nice value of the threads that hash and verify passwords (docs/operations.md). */
+    passwordHashNiceness: number;
     /** Created at start-up when no user of that name exists. */
     bootstrapAdmin: { username: string; password: string } | undefined;
   };
@@ -185,6 +187,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
         lockSec: env.AUTH_ADDRESS_LOCK_SEC,
       },
       pruneIntervalSec: env.AUTH_PRUNE_INTERVAL_SEC,
+      passwordHashNiceness: env.PASSWORD_HASH_NICENESS,
       sessionIdleSec: env.SESSION_IDLE_SEC,
       sessionAbsoluteSec: env.SESSION_ABSOLUTE_SEC,
       sessionPruneIntervalSec: env.SESSION_PRUNE_INTERVAL_SEC,

@@ -40,7 +40,14 @@ const ALL_ADDRESSES = '*';
 let dummyHash: Promise<string> | undefined;
 /** A real argon2id hash to verify against when the username is unknown, so both cost the same. */
 function getDummyHash(): Promise<string> {
-  dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
+  if (!dummyHash) {
+    const hashing = hashPassword(randomBytes(16).toString('hex'));
+    dummyHash = hashing;
+    // A failed hash (its thread closed under it) is not kept: the next sign-in tries again.
+    hashing.catch(() => {
+      if (dummyHash === hashing) dummyHash = undefined;
+    });
+  }
   return dummyHash;
 }
 

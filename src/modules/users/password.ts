@@ -1,6 +1,12 @@
 import { pbkdf2, scrypt, timingSafeEqual } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
-import { hash, verify } from '@node-rs/argon2';
+import {
+  Argon2ThreadFailure,
+  type Argon2Threads,
+  type Argon2ThreadsSettings,
+  createArgon2Threads,
+} from './argon2-threads.js';
 
 const pbkdf2Async = promisify(pbkdf2);
 const scryptAsync = promisify(scrypt) as (
@@ -20,24 +26,49 @@ const ARGON2_OPTIONS = {
   parallelism: 1,
 } as const;
 
+let threadSettings: Argon2ThreadsSettings = { threads: availableParallelism(), niceness: 0 };
+let threads: Argon2Threads | undefined;
+
+/**
+ * How this process hashes: server.ts passes the configured threads and nice value before it
+ * serves; CLIs and tests hash on a thread per core at normal priority.
+ */
+export async function configurePasswordHashing(settings: Argon2ThreadsSettings): Promise<void> {
+  await closePasswordHashing();
+  threadSettings = settings;
+}
+
+/** Ends the hashing threads (they are unref'd, so this is for an orderly shutdown and tests). */
+export async function closePasswordHashing(): Promise<void> {
+  const open = threads;
+  threads = undefined;
+  await open?.close();
+}
+
+function hashingThreads(): Argon2Threads {
+  threads ??= createArgon2Threads(threadSettings);
+  return threads;
+}
+
 /** Hashes a password with argon2id at the current parameters. */
 export function hashPassword(password: string): Promise<string> {
-  return hash(password, ARGON2_OPTIONS);
+  return hashingThreads().hash(password, ARGON2_OPTIONS);
 }
 
 /**
  * True when the password matches the stored hash. Besides argon2 it reads the hashes of
  * the Flask/werkzeug system centres migrate from (`pbkdf2:sha256:N$salt$hex`,
  * `scrypt:N:r:p$salt$hex`), so imported users can sign in and be upgraded.
- * A malformed hash never matches.
+ * A malformed hash never matches; a hashing thread that fails is an error, not a mismatch.
  */
 export async function verifyPassword(storedHash: string, password: string): Promise<boolean> {
   try {
-    if (storedHash.startsWith('$argon2')) return await verify(storedHash, password);
+    if (storedHash.startsWith('$argon2')) return await hashingThreads().verify(storedHash, password);
     if (storedHash.startsWith('pbkdf2:') || storedHash.startsWith('scrypt:'))
       return await verifyWerkzeug(storedHash, password);
     return false;
-  } catch {
+  } catch (error) {
+    if (error instanceof Argon2ThreadFailure) throw error;
     return false;
   }
 }
