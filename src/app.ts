@@ -33,8 +33,9 @@ import { buildIngestionService } from './modules/ingestion/ingestion.factory.js'
 import { ingestionRoutes } from './modules/ingestion/ingestion.routes.js';
 import type { Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
+import { createCheckoutCloser } from './modules/payments/checkout-closer.js';
 import { paymentRoutes, paymentWebhookRoutes } from './modules/payments/payments.routes.js';
-import { checkoutOrigins, createPaymentsService } from './modules/payments/payments.service.js';
+import { buildPaymentProvider, checkoutOrigins, createPaymentsService } from './modules/payments/payments.service.js';
 import {
   formulaRoutes,
   pricingAdminRoutes,
@@ -100,7 +101,16 @@ export function createApp(deps: AppDeps): express.Express {
   app.locals.minPasswordLength = MIN_PASSWORD_LENGTH;
 
   const rates = createRatesService({ db, config, now });
-  const receipts = createReceiptsService({ db, config, rates, metrics, now });
+  // One provider for starting checkouts and for closing those a void canceled.
+  const paymentProvider = buildPaymentProvider(config.payments);
+  const receipts = createReceiptsService({
+    db,
+    config,
+    rates,
+    metrics,
+    closeCanceledCheckouts: createCheckoutCloser({ db, provider: paymentProvider, metrics, logger }),
+    now,
+  });
   const usage = createUsageService({ db, config, rates, now });
   const payments = createPaymentsService({
     db,
@@ -109,6 +119,7 @@ export function createApp(deps: AppDeps): express.Express {
     logger,
     now,
     timeZone: config.timeZone,
+    provider: paymentProvider,
   });
   const csvExports = createCsvExports({
     limits: { ...csvExportLimitsFor(config.dbPoolMax), ...deps.csvExportLimits },

@@ -56,6 +56,37 @@ describe('stripe provider', () => {
     await expect(badKey.startCheckout(checkoutRequest)).rejects.toThrow(/Invalid API Key/);
   });
 
+  it("expires an open Checkout Session, and reads one that is no longer open from Stripe's refusal", async () => {
+    const open = await provider().startCheckout({ ...checkoutRequest, idempotencyKey: 'receipt-42-expire-open' });
+    await expect(provider().expireCheckout?.(open.externalPaymentId, 'receipt-42-attempt-1-expire')).resolves.toBe(
+      'expired',
+    );
+    expect(fake.requests.at(-1)).toMatchObject({
+      method: 'POST',
+      path: `/v1/checkout/sessions/${open.externalPaymentId}/expire`,
+      authorization: `Bearer ${SECRET_KEY}`,
+      idempotencyKey: 'receipt-42-attempt-1-expire',
+    });
+    // Expired already (by Stripe after 24 hours, or by an earlier try): closed all the same.
+    await expect(provider().expireCheckout?.(open.externalPaymentId, 'another-key')).resolves.toBe('expired');
+
+    const paid = await provider().startCheckout({ ...checkoutRequest, idempotencyKey: 'receipt-42-expire-paid' });
+    fake.completeSession(paid.externalPaymentId);
+    await expect(provider().expireCheckout?.(paid.externalPaymentId, 'receipt-42-paid-expire')).resolves.toBe(
+      'already_complete',
+    );
+  });
+
+  it("turns a failed expiry into a provider error with Stripe's reason", async () => {
+    const open = await provider().startCheckout({ ...checkoutRequest, idempotencyKey: 'receipt-42-expire-500' });
+    fake.failNext(500, 'Something went wrong on our end.');
+    await expect(provider().expireCheckout?.(open.externalPaymentId, 'k-500')).rejects.toThrow(
+      /^Stripe could not expire the checkout: Something went wrong on our end\.$/,
+    );
+    // Any other refusal is not taken for "no longer open".
+    await expect(provider().expireCheckout?.('cs_test_unknown', 'k-404')).rejects.toThrow(PaymentProviderError);
+  });
+
   it('verifies deliveries signed by the stripe package and normalizes them', async () => {
     const payload = JSON.stringify(
       buildStripeEvent(
@@ -151,6 +182,10 @@ describe('dummy provider', () => {
     ],
   ])('rejects %s', async (_label, headers) => {
     await expect(provider.parseWebhook(Buffer.from(body), headers)).rejects.toThrow(WebhookSignatureError);
+  });
+
+  it('has nothing to expire: its page closes with the payment', async () => {
+    await expect(provider.expireCheckout?.('dummy_1_x', 'receipt-1-dummy-1-expire')).resolves.toBe('expired');
   });
 
   it('rejects a signed body without the event fields', async () => {

@@ -3,27 +3,48 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
-const SESSION_FIXTURE = JSON.parse(
-  readFileSync(path.resolve(import.meta.dirname, '../fixtures/stripe/checkout-session.json'), 'utf8'),
-) as Record<string, unknown>;
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../fixtures/stripe', name), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+const SESSION_FIXTURE = fixture('checkout-session.json');
+/** POST /v1/checkout/sessions/:id/expire's 200: the session, expired. */
+const EXPIRED_SESSION_FIXTURE = fixture('checkout-session-expired.json');
+/** Its 400 for a session the payer completed first. */
+const EXPIRE_COMPLETE_ERROR_FIXTURE = fixture('checkout-session-expire-complete.json');
 
 export interface FakeStripe {
   url: string;
-  requests: Array<{ path: string; form: URLSearchParams; idempotencyKey: string | undefined }>;
-  /** Makes the next create answer with this status and Stripe error body. */
+  requests: Array<{
+    method: string;
+    path: string;
+    form: URLSearchParams;
+    idempotencyKey: string | undefined;
+    authorization: string | undefined;
+  }>;
+  /** Makes the next request answer with this status and Stripe error body. */
   failNext(status: number, message: string): void;
+  /** Makes the next request get no answer at all, until the client gives up (its timeout). */
+  hangNext(): void;
+  /** The payer finished paying this session: expiring it is then refused, as Stripe refuses it. */
+  completeSession(id: string): void;
   close(): Promise<void>;
 }
 
 /**
- * A local stand-in for api.stripe.com's Checkout Sessions endpoint: answers with the documented
- * Checkout Session object, filled in from the request, and replays the same session for a
- * repeated Idempotency-Key, as Stripe does.
+ * A local stand-in for api.stripe.com's Checkout Sessions endpoints (create, expire): answers with
+ * the documented Checkout Session object, filled in from the request, refuses to expire a session
+ * that is no longer open with Stripe's recorded 400, and replays the same answer for a repeated
+ * Idempotency-Key, as Stripe does.
  */
 export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
   const requests: FakeStripe['requests'] = [];
   const byIdempotencyKey = new Map<string, string>();
+  const statusOf = new Map<string, 'open' | 'complete' | 'expired'>();
   let failure: { status: number; message: string } | undefined;
+  let isHangingNext = false;
+  const hung = new Set<http.ServerResponse>();
   let counter = 0;
   const server = http.createServer((req, res) => {
     let body = '';
@@ -38,14 +59,26 @@ export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
       if (req.headers.authorization !== `Bearer ${secretKey}`) {
         return send(401, { error: { type: 'invalid_request_error', message: 'Invalid API Key provided.' } });
       }
-      if (req.method !== 'POST' || req.url !== '/v1/checkout/sessions') {
+      const expiring = /^\/v1\/checkout\/sessions\/([A-Za-z0-9_]+)\/expire$/.exec(req.url ?? '');
+      if (req.method !== 'POST' || (req.url !== '/v1/checkout/sessions' && !expiring)) {
         return send(404, {
           error: { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${req.url}).` },
         });
       }
       const form = new URLSearchParams(body);
       const idempotencyKey = req.headers['idempotency-key'] as string | undefined;
-      requests.push({ path: req.url, form, idempotencyKey });
+      requests.push({
+        method: req.method,
+        path: req.url ?? '',
+        form,
+        idempotencyKey,
+        authorization: req.headers.authorization,
+      });
+      if (isHangingNext) {
+        isHangingNext = false;
+        hung.add(res);
+        return;
+      }
       if (failure) {
         const { status, message } = failure;
         failure = undefined;
@@ -55,6 +88,32 @@ export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
       if (replay) {
         res.writeHead(200, { 'Content-Type': 'application/json', 'Idempotent-Replayed': 'true' });
         return res.end(replay);
+      }
+      if (expiring?.[1]) {
+        const id = expiring[1];
+        const status = statusOf.get(id);
+        if (status === undefined) {
+          return send(404, {
+            error: {
+              code: 'resource_missing',
+              param: 'session',
+              type: 'invalid_request_error',
+              message: `No such checkout.session: '${id}'`,
+            },
+          });
+        }
+        if (status === 'complete') return send(400, EXPIRE_COMPLETE_ERROR_FIXTURE);
+        if (status === 'expired') {
+          const error = EXPIRE_COMPLETE_ERROR_FIXTURE.error as Record<string, unknown>;
+          return send(400, {
+            error: { ...error, message: String(error.message).replace('`complete`', '`expired`') },
+          });
+        }
+        statusOf.set(id, 'expired');
+        const text = JSON.stringify({ ...EXPIRED_SESSION_FIXTURE, id });
+        if (idempotencyKey) byIdempotencyKey.set(idempotencyKey, text);
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        return res.end(text);
       }
       const id = `cs_test_fake${String(++counter).padStart(6, '0')}`;
       const amount = Number(form.get('line_items[0][price_data][unit_amount]'));
@@ -76,6 +135,7 @@ export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
         url: `https://checkout.stripe.com/c/pay/${id}`,
       };
       const text = JSON.stringify(session);
+      statusOf.set(id, 'open');
       if (idempotencyKey) byIdempotencyKey.set(idempotencyKey, text);
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end(text);
@@ -89,7 +149,16 @@ export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
     failNext(status, message) {
       failure = { status, message };
     },
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    hangNext() {
+      isHangingNext = true;
+    },
+    completeSession(id) {
+      statusOf.set(id, 'complete');
+    },
+    close: () => {
+      for (const res of hung) res.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
   };
 }
 

@@ -15,6 +15,9 @@ export interface MetricsOptions {
 /** slurm_ingest_jobs_total's results: what happened to each job a run read. */
 export const INGEST_JOB_RESULTS = ['inserted', 'updated', 'unchanged', 'skipped'] as const;
 
+/** payments_checkout_expire_total's outcomes: what the provider said when a void closed a checkout. */
+export const CHECKOUT_EXPIRY_OUTCOMES = ['expired', 'already_complete', 'failed'] as const;
+
 /**
  * Every metric the app exports, on a registry of its own. Names, types and labels are
  * a contract with the dashboards and alert rules in grafana/ and prometheus/.
@@ -97,6 +100,12 @@ export function createMetrics(options: MetricsOptions = {}) {
       name: 'payments_webhook_events_total',
       help: 'Payment webhook deliveries by provider, event type and outcome.',
       labelNames: ['provider', 'event', 'outcome'] as const,
+      registers,
+    }),
+    checkoutExpiries: new Counter({
+      name: 'payments_checkout_expire_total',
+      help: 'Checkouts a void asked the payment provider to close, by outcome: expired, already_complete (paid just before), failed (left open).',
+      labelNames: ['provider', 'outcome'] as const,
       registers,
     }),
     paymentProvider: new Gauge({
@@ -216,6 +225,7 @@ export function createMetrics(options: MetricsOptions = {}) {
       if (!provider) return;
       metrics.paymentProvider.set({ provider }, 1);
       metrics.webhookEvents.inc({ provider, event: 'payment.succeeded', outcome: 'ok' }, 0);
+      for (const outcome of CHECKOUT_EXPIRY_OUTCOMES) metrics.checkoutExpiries.inc({ provider, outcome }, 0);
     },
     /** Runs this readiness check at each scrape to refresh hpc_ready. */
     observeReadiness(probe: () => Promise<boolean>) {

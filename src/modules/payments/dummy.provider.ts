@@ -1,7 +1,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
-import type { Checkout, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
+import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
 import { WebhookSignatureError } from './payment-provider.js';
 
 export const DUMMY_SIGNATURE_HEADER = 'x-dummy-signature';
@@ -31,6 +31,11 @@ export function createDummyProvider(options: { webhookSecret: string }): Payment
       const externalPaymentId = `dummy_${request.paymentId}_${randomUUID().slice(0, 8)}`;
       // Same-origin path: the page is ours, whatever address the payer reached us by.
       return { externalPaymentId, checkoutUrl: `/payments/dummy/checkout/${externalPaymentId}` };
+    },
+    // The local page takes a choice only while its payment is pending (completeDummyCheckout), so
+    // the payment's cancel has closed it already: there is no one else to tell.
+    async expireCheckout(): Promise<CheckoutExpiry> {
+      return 'expired';
     },
     async parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent> {
       const given = headers[DUMMY_SIGNATURE_HEADER];

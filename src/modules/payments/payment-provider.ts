@@ -33,10 +33,23 @@ export interface Checkout {
   checkoutUrl: string;
 }
 
+/**
+ * What closing a checkout found: `expired` (closed now, or already closed unpaid) or
+ * `already_complete` (the payer finished paying first; the provider's success webhook follows).
+ */
+export type CheckoutExpiry = 'expired' | 'already_complete';
+
 /** A payment provider: starts hosted checkouts and turns signed webhook deliveries into events. */
 export interface PaymentProvider {
   name: string;
   startCheckout(request: CheckoutRequest): Promise<Checkout>;
+  /**
+   * Closes a checkout (what startCheckout returned as externalPaymentId) so that it takes no
+   * payment; throws PaymentProviderError when the provider could not be told. Absent for a
+   * provider whose checkout closes with its payment's status. The idempotency key makes a retry
+   * after a lost answer read "expired", not "no longer open".
+   */
+  expireCheckout?(externalPaymentId: string, idempotencyKey: string): Promise<CheckoutExpiry>;
   /** Verifies the signature over the raw body; throws WebhookSignatureError when it does not hold. */
   parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent>;
 }

@@ -186,18 +186,29 @@ export async function lockOpenPayments(tx: Tx, receiptId: number): Promise<void>
 
 /**
  * pending -> canceled with the reason, for every open payment of the receipt (its checkout is
- * left open at the provider: a success there is then held for review as a late success of a
- * canceled payment). Returns the payments canceled, by id.
+ * closed at the provider after the transaction commits, see checkout-closer.ts; a success there
+ * meanwhile is held for review as a late success of a canceled payment). Returns the payments
+ * canceled, by id.
  */
 export async function cancelOpenPayments(
   tx: Tx,
   receiptId: number,
   reviewReason: string,
-): Promise<Array<{ id: number; provider: string; externalPaymentId: string | null }>> {
+): Promise<Array<{ id: number; provider: string; externalPaymentId: string | null; idempotencyKey: string }>> {
   return tx.$queryRaw`
     UPDATE payments SET status = 'canceled', review_reason = ${reviewReason}, updated_at = now()
      WHERE receipt_id = ${receiptId} AND status = 'pending'
-    RETURNING id, provider, external_payment_id AS "externalPaymentId"`;
+    RETURNING id, provider, external_payment_id AS "externalPaymentId", idempotency_key AS "idempotencyKey"`;
+}
+
+/**
+ * Adds to a canceled payment's reason why its checkout may still be open at the provider, for the
+ * payments page. A payment held since (its success arrived) keeps the hold's own reason.
+ */
+export async function noteCheckoutLeftOpen(db: Client, id: number, note: string): Promise<void> {
+  await db.$executeRaw`
+    UPDATE payments SET review_reason = concat_ws('; ', review_reason, ${note}::text), updated_at = now()
+     WHERE id = ${id} AND status = 'canceled'`;
 }
 
 /** The receipt's open (pending) payments, oldest first: an online checkout may be open for each. */

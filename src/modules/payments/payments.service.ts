@@ -50,7 +50,7 @@ export interface PaymentsServiceDeps {
   now: () => Date;
   /** APP_TZ: how times in messages are written, and the local day a held payment accepted was paid on. */
   timeZone: string;
-  /** Overrides the provider built from config (tests). */
+  /** The provider to use instead of one built from config (the app shares one; tests pass their own). */
   provider?: PaymentProvider;
 }
 

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type Stripe from 'stripe';
-import type { Checkout, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
+import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
 import { PaymentProviderError, WebhookSignatureError } from './payment-provider.js';
 
 export interface StripeOptions {
@@ -47,6 +47,19 @@ function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
   return { ...base, type: event.type, externalPaymentId: null, amountMinor: null, currency: null };
 }
 
+/**
+ * The status Stripe names when it refuses to expire a Checkout Session that is no longer open (400,
+ * invalid_request_error: "Only Checkout Sessions with a status in ["open"] can be expired. This
+ * Checkout Session has a status of `complete`."). Stripe gives that refusal no code of its own, so
+ * the message is the only place the status is said; undefined for any other error.
+ */
+function closedSessionStatusOf(error: unknown): string | undefined {
+  const stripeError = error as { type?: unknown; statusCode?: unknown; message?: unknown };
+  if (stripeError.type !== 'StripeInvalidRequestError' || stripeError.statusCode !== 400) return undefined;
+  if (typeof stripeError.message !== 'string') return undefined;
+  return /can be expired\. This Checkout Session has a status of `(\w+)`/.exec(stripeError.message)?.[1];
+}
+
 /** Stripe Checkout through the official SDK; webhooks verified with its own signature check. */
 export function createStripeProvider(options: StripeOptions): PaymentProvider {
   // Loaded on first use: the SDK adds ~18 MB to every worker, which sites on another
@@ -90,6 +103,19 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
         if (error instanceof PaymentProviderError) throw error;
         const message = (error as Error).message;
         throw new PaymentProviderError(`Stripe could not start the checkout: ${message}`);
+      }
+    },
+    async expireCheckout(externalPaymentId: string, idempotencyKey: string): Promise<CheckoutExpiry> {
+      try {
+        const stripe = await getStripe();
+        await stripe.checkout.sessions.expire(externalPaymentId, {}, { idempotencyKey });
+        return 'expired';
+      } catch (error) {
+        const status = closedSessionStatusOf(error);
+        if (status === 'complete') return 'already_complete';
+        // Expired by Stripe itself (24 hours after it opened) or by an earlier try: closed all the same.
+        if (status === 'expired') return 'expired';
+        throw new PaymentProviderError(`Stripe could not expire the checkout: ${(error as Error).message}`);
       }
     },
     async parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent> {

@@ -15,6 +15,7 @@ import {
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { CanceledCheckout, CloseCanceledCheckouts } from '../payments/checkout-closer.js';
 import {
   fromMinorUnits,
   hasAmountDue,
@@ -166,6 +167,8 @@ export interface ReceiptsServiceDeps {
   config: Pick<AppConfig, 'timeZone' | 'pricing'>;
   rates: RatesService;
   metrics: Pick<Metrics, 'receiptCreated' | 'receiptMarkedPaid' | 'receiptVoided'>;
+  /** Closes at the payment provider the checkouts a void canceled; none closed when absent. */
+  closeCanceledCheckouts?: CloseCanceledCheckouts;
   now?: () => Date;
 }
 
@@ -560,8 +563,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * A pending receipt being voided may have an online checkout open: the researcher could still
    * pay there for jobs that are about to be billed again. Its payment is canceled in the void's
    * transaction, so a success arriving later is held for review as a late success of a canceled
-   * payment (docs/payments.md, Webhooks) and never lost. The provider's page itself stays open
-   * until it expires: the app cannot close it inside a transaction.
+   * payment (docs/payments.md, Webhooks) and never lost. The provider's page is closed once the
+   * void has committed (voidReceipt): no row lock waits on a network call.
    */
   async function cancelOpenPaymentsOfVoidedReceipt(tx: Prisma.TransactionClient, actor: AuditContext, id: number) {
     const reason = `receipt #${id} was voided while this checkout was open`;
@@ -580,17 +583,19 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         },
       });
     }
-    return canceled.map((payment) => payment.id);
+    return canceled;
   }
 
   /**
    * pending or paid -> void, with a reason; its jobs become billable again. Audited. A paid
    * receipt may need voiding (wrong project, duplicate) even when it was paid online; its
    * payment is then held for an admin's refund decision in the same transaction. A pending
-   * receipt's open checkout is canceled in the same transaction.
+   * receipt's open checkout is canceled in the same transaction, then closed at the provider; a
+   * checkout that may still take money is in `checkoutsLeftOpen`, with what to tell the admin.
    */
   async function voidReceipt(actor: AuditContext, id: number, input: TVoidReceipt) {
     const voidedAt = now();
+    let canceled: CanceledCheckout[] = [];
     const result = await db.$transaction(async (tx) => {
       // First, so that a success a webhook is applying to one of them has committed (the receipt
       // is then read as paid, and its payment held) or waits for the void.
@@ -606,7 +611,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       const releasedJobs = await receiptsRepository.voidItems(tx, id);
       // Only a paid receipt can have an online payment that paid it.
       const heldPaymentId = before.status === 'paid' ? await holdPaymentOfVoidedReceipt(tx, actor, id) : null;
-      const canceledPaymentIds = await cancelOpenPaymentsOfVoidedReceipt(tx, actor, id);
+      canceled = await cancelOpenPaymentsOfVoidedReceipt(tx, actor, id);
+      const canceledPaymentIds = canceled.map((payment) => payment.id);
       await appendAudit(tx, {
         ...actor,
         action: 'receipt.void',
@@ -630,7 +636,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       };
     });
     metrics.receiptVoided.inc();
-    return result;
+    // After the commit, and whatever the provider answers: the void stands either way.
+    const checkoutsLeftOpen = deps.closeCanceledCheckouts ? await deps.closeCanceledCheckouts(id, canceled) : [];
+    return {
+      ...result,
+      checkoutsLeftOpen,
+      checkoutNotice: checkoutsLeftOpen.length === 0 ? null : checkoutsLeftOpen.map((open) => open.notice).join(' '),
+    };
   }
 
   /** The user's receipts, newest first; a page past the last is a 404. */

@@ -1,0 +1,119 @@
+import type { Database } from '../../db/database.js';
+import type { Logger } from '../../shared/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { PaymentProvider } from './payment-provider.js';
+import * as paymentsRepository from './payments.repository.js';
+
+/** A payment a void canceled, with what closing its checkout at the provider needs. */
+export interface CanceledCheckout {
+  id: number;
+  provider: string;
+  externalPaymentId: string | null;
+  idempotencyKey: string;
+}
+
+/** A checkout that may still take money at the provider after the void; the admin is told. */
+export interface CheckoutLeftOpen {
+  paymentId: number;
+  /** already_complete: paid just before the void; failed: the provider could not be told. */
+  outcome: 'already_complete' | 'failed';
+  /** What to tell the admin, in a sentence. */
+  notice: string;
+}
+
+export interface CheckoutCloserDeps {
+  db: Database;
+  /** The configured provider; undefined when online payment is off. */
+  provider: PaymentProvider | undefined;
+  metrics: Pick<Metrics, 'checkoutExpiries'>;
+  logger: Logger;
+}
+
+/**
+ * Closes at the provider the checkouts a void canceled, so the researcher cannot pay in a tab left
+ * open. Called after the void commits: a provider that is slow or down must neither hold the void's
+ * row locks for its timeout nor undo the void, which stands whatever the provider answers. A
+ * checkout left open is told, not thrown: its payment is canceled, so a success there is held for
+ * review by the webhook (docs/payments.md, Webhooks).
+ */
+export function createCheckoutCloser(deps: CheckoutCloserDeps) {
+  const { provider, metrics, logger } = deps;
+
+  async function leftOpen(
+    payment: CanceledCheckout,
+    receiptId: number,
+    outcome: CheckoutLeftOpen['outcome'],
+    reason: string,
+    notice: string,
+  ): Promise<CheckoutLeftOpen> {
+    metrics.checkoutExpiries.inc({ provider: payment.provider, outcome });
+    logger.warn(
+      { paymentId: payment.id, receiptId, provider: payment.provider, outcome, reason },
+      'voided receipt: checkout not closed at the payment provider',
+    );
+    try {
+      // Also on the payments page, where the money will show up: the flash is gone after one page.
+      await paymentsRepository.noteCheckoutLeftOpen(deps.db.prisma, payment.id, reason);
+    } catch (error) {
+      logger.warn({ paymentId: payment.id, err: error }, 'could not note the checkout left open on its payment');
+    }
+    return { paymentId: payment.id, outcome, notice };
+  }
+
+  async function closeOne(receiptId: number, payment: CanceledCheckout): Promise<CheckoutLeftOpen | null> {
+    // No provider id yet: the start under way attaches its checkout to a canceled payment and
+    // does not send the researcher there (payments.service.ts, startPayment).
+    if (payment.externalPaymentId === null) return null;
+    if (provider?.name !== payment.provider) {
+      const reason = `its checkout could not be expired: ${payment.provider} is not the configured payment provider`;
+      return leftOpen(
+        payment,
+        receiptId,
+        'failed',
+        reason,
+        `Payment #${payment.id}: ${reason}. It may still be open there; money paid there will be held for review on the payments page.`,
+      );
+    }
+    if (!provider.expireCheckout) return null;
+    try {
+      const expiry = await provider.expireCheckout(payment.externalPaymentId, `${payment.idempotencyKey}-expire`);
+      if (expiry === 'expired') {
+        metrics.checkoutExpiries.inc({ provider: payment.provider, outcome: 'expired' });
+        return null;
+      }
+      return leftOpen(
+        payment,
+        receiptId,
+        'already_complete',
+        `its checkout had already been paid at ${payment.provider} when the receipt was voided`,
+        `Payment #${payment.id} had already been paid at its ${payment.provider} checkout just before the void: ` +
+          `${payment.provider}'s confirmation will hold it for review on the payments page, to refund or apply elsewhere.`,
+      );
+    } catch (error) {
+      const message = (error as Error).message;
+      return leftOpen(
+        payment,
+        receiptId,
+        'failed',
+        `its checkout could not be expired at ${payment.provider} (${message})`,
+        `The checkout of payment #${payment.id} could not be expired at ${payment.provider} (${message}) and may ` +
+          'still be open there: money paid there will be held for review on the payments page.',
+      );
+    }
+  }
+
+  /** Closes each checkout; returns those that may still take money (or took it), with what to tell the admin. */
+  return async function closeCanceledCheckouts(
+    receiptId: number,
+    canceled: CanceledCheckout[],
+  ): Promise<CheckoutLeftOpen[]> {
+    const open: CheckoutLeftOpen[] = [];
+    for (const payment of canceled) {
+      const result = await closeOne(receiptId, payment);
+      if (result) open.push(result);
+    }
+    return open;
+  };
+}
+
+export type CloseCanceledCheckouts = ReturnType<typeof createCheckoutCloser>;

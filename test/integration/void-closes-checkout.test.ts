@@ -1,0 +1,294 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import Stripe from 'stripe';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
+import { createCheckoutCloser } from '../../src/modules/payments/checkout-closer.js';
+import { PaymentProviderError } from '../../src/modules/payments/payment-provider.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp, metricValue } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+const SECRET_KEY = 'sk_test_fakekeyforvoids';
+const WEBHOOK_SECRET = 'whsec_testsecretforvoids';
+
+let db: TestDatabase;
+let fake: FakeStripe;
+let metrics: Metrics;
+let app: ReturnType<typeof buildTestApp>;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  fake = await startFakeStripe(SECRET_KEY);
+  metrics = createMetrics();
+  app = buildTestApp(db, {
+    env: {
+      PAYMENT_PROVIDER: 'stripe',
+      STRIPE_SECRET_KEY: SECRET_KEY,
+      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      STRIPE_API_URL: fake.url,
+      PUBLIC_BASE_URL: 'http://billing.test',
+    },
+    metrics,
+  });
+});
+afterAll(async () => {
+  await fake?.close();
+  await db?.drop();
+});
+
+let counter = 0;
+/** A researcher with one pending receipt of 0.50 THB. */
+async function researcherWithReceipt() {
+  counter += 1;
+  const user = await buildUser(db.prisma, { username: `voidpayer${counter}` });
+  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+  const agent = await signInAs(app, user.username, user.password);
+  const created = await agent
+    .post('/me/receipt')
+    .type('form')
+    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
+  expect(created.status, created.text.slice(0, 200)).toBe(303);
+  const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+  return { agent, receiptId };
+}
+
+/** A researcher who opened a Stripe Checkout Session for their receipt and has it open in a tab. */
+async function checkoutOpen() {
+  const { agent, receiptId } = await researcherWithReceipt();
+  const started = await agent
+    .post(`/payments/receipt/${receiptId}/start`)
+    .type('form')
+    .send({ csrf_token: await csrfTokenOf(agent) });
+  expect(started.headers.location).toMatch(/^https:\/\/checkout\.stripe\.com\/c\/pay\/cs_test_fake\d+$/);
+  const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+  expect(payment.status).toBe('pending');
+  return { receiptId, payment, sessionId: payment.externalPaymentId as string };
+}
+
+let adminCounter = 0;
+async function signInAdmin(): Promise<Agent> {
+  adminCounter += 1;
+  const username = `voidadmin${adminCounter}`;
+  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
+  return signInAs(app, username, `${username}-password`);
+}
+
+async function voidAsJson(admin: Agent, receiptId: number) {
+  return admin
+    .post(`/admin/receipts/${receiptId}/void`)
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(admin))
+    .send({ reason: 'billed to the wrong project' });
+}
+
+const expiries = (outcome: string) =>
+  metricValue(metrics, 'payments_checkout_expire_total', { provider: 'stripe', outcome });
+const expireRequestsFor = (sessionId: string) =>
+  fake.requests.filter((sent) => sent.path === `/v1/checkout/sessions/${sessionId}/expire`);
+
+/** The void and what it wrote stand whatever Stripe answered. */
+async function expectVoidedAndCanceled(receiptId: number, paymentId: number) {
+  expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('void');
+  const payment = await db.prisma.payment.findUniqueOrThrow({ where: { id: paymentId } });
+  expect(payment.status).toBe('canceled');
+  expect(await db.prisma.auditLog.count({ where: { action: 'receipt.void', target: `receipt:${receiptId}` } })).toBe(1);
+  expect(await db.prisma.auditLog.count({ where: { action: 'payment.cancel', target: `receipt:${receiptId}` } })).toBe(
+    1,
+  );
+  return payment;
+}
+
+describe('voiding a receipt whose Stripe checkout is open', () => {
+  it('expires the Checkout Session at Stripe once the void has committed', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, payment, sessionId } = await checkoutOpen();
+    const expiredBefore = await expiries('expired');
+
+    const voided = await voidAsJson(admin, receiptId);
+    expect(voided.status, voided.text).toBe(200);
+    expect(voided.body.receipt).toMatchObject({
+      status: 'void',
+      canceledPaymentIds: [payment.id],
+      checkoutsLeftOpen: [],
+      checkoutNotice: null,
+    });
+    const sent = expireRequestsFor(sessionId);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({
+      method: 'POST',
+      authorization: `Bearer ${SECRET_KEY}`,
+      idempotencyKey: `receipt-${receiptId}-stripe-1-expire`,
+    });
+    expect(await expiries('expired')).toBe(expiredBefore + 1);
+    const canceled = await expectVoidedAndCanceled(receiptId, payment.id);
+    expect(canceled.reviewReason).toBe(`receipt #${receiptId} was voided while this checkout was open`);
+
+    // A second void is refused before anything is asked of Stripe.
+    expect((await voidAsJson(admin, receiptId)).status).toBe(409);
+    expect(expireRequestsFor(sessionId)).toHaveLength(1);
+  });
+
+  it.each([
+    ['answers 500', () => fake.failNext(500, 'Something went wrong on our end.'), /Something went wrong on our end/],
+    ['does not answer within the timeout', () => fake.hangNext(), /timeout/i],
+  ])(
+    'still voids when Stripe %s, counts it and tells the admin the checkout may be open',
+    async (_label, fail, cause) => {
+      const admin = await signInAdmin();
+      const { receiptId, payment, sessionId } = await checkoutOpen();
+      const failedBefore = await expiries('failed');
+      fail();
+
+      const voided = await voidAsJson(admin, receiptId);
+      expect(voided.status, voided.text).toBe(200);
+      expect(voided.body.receipt).toMatchObject({ status: 'void', canceledPaymentIds: [payment.id] });
+      expect(voided.body.receipt.checkoutsLeftOpen).toEqual([
+        expect.objectContaining({ paymentId: payment.id, outcome: 'failed' }),
+      ]);
+      const notice: string = voided.body.receipt.checkoutNotice;
+      expect(notice).toMatch(new RegExp(`^The checkout of payment #${payment.id} could not be expired at stripe \\(`));
+      expect(notice).toMatch(cause);
+      expect(notice).toContain('money paid there will be held for review on the payments page.');
+      expect(expireRequestsFor(sessionId)).toHaveLength(1);
+      expect(await expiries('failed')).toBe(failedBefore + 1);
+
+      const canceled = await expectVoidedAndCanceled(receiptId, payment.id);
+      expect(canceled.reviewReason).toMatch(
+        new RegExp(
+          `^receipt #${receiptId} was voided while this checkout was open; its checkout could not be expired at stripe \\(`,
+        ),
+      );
+      // The payments page, where the money would show up, says it too.
+      const payments = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+      expect(payments.text).toContain('its checkout could not be expired at stripe');
+    },
+  );
+
+  it('says a session paid just before the void will be held for review, and the webhook holds it', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, payment, sessionId } = await checkoutOpen();
+    const completeBefore = await expiries('already_complete');
+    fake.completeSession(sessionId);
+
+    const voided = await voidAsJson(admin, receiptId);
+    expect(voided.status, voided.text).toBe(200);
+    expect(voided.body.receipt.checkoutsLeftOpen).toEqual([
+      expect.objectContaining({ paymentId: payment.id, outcome: 'already_complete' }),
+    ]);
+    expect(voided.body.receipt.checkoutNotice).toBe(
+      `Payment #${payment.id} had already been paid at its stripe checkout just before the void: stripe's ` +
+        'confirmation will hold it for review on the payments page, to refund or apply elsewhere.',
+    );
+    expect(await expiries('already_complete')).toBe(completeBefore + 1);
+    await expectVoidedAndCanceled(receiptId, payment.id);
+
+    // Stripe's checkout.session.completed for that payment arrives: held, never marks the void receipt paid.
+    const payload = JSON.stringify(
+      buildStripeEvent(
+        'checkout.session.completed',
+        { id: sessionId, amount_total: 50, currency: 'thb', payment_status: 'paid', status: 'complete' },
+        `evt_void_complete_${receiptId}`,
+      ),
+    );
+    const header = new Stripe(SECRET_KEY).webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET });
+    const delivered = await request(app)
+      .post('/payments/webhook/stripe')
+      .set('Content-Type', 'application/json')
+      .set('Stripe-Signature', header)
+      .send(payload)
+      .expect(200);
+    expect(delivered.body.outcome).toBe('review');
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      reviewReason: `payment succeeded after it was canceled; receipt #${receiptId} was already void`,
+    });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('void');
+  });
+
+  it('asks nothing of Stripe for a receipt without an online payment', async () => {
+    const admin = await signInAdmin();
+    const { receiptId } = await researcherWithReceipt();
+    const requestsBefore = fake.requests.length;
+    const voided = await voidAsJson(admin, receiptId);
+    expect(voided.status, voided.text).toBe(200);
+    expect(voided.body.receipt).toMatchObject({ canceledPaymentIds: [], checkoutsLeftOpen: [], checkoutNotice: null });
+    expect(fake.requests.length).toBe(requestsBefore);
+  });
+});
+
+describe('closing a canceled checkout', () => {
+  it('logs a warning naming the payment when the provider cannot be told', async () => {
+    const lines: string[] = [];
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk, _encoding, done) {
+          lines.push(String(chunk));
+          done();
+        },
+      }),
+    );
+    const closerMetrics = createMetrics();
+    const close = createCheckoutCloser({
+      db,
+      provider: {
+        name: 'stripe',
+        startCheckout: () => Promise.reject(new Error('unused')),
+        parseWebhook: () => Promise.reject(new Error('unused')),
+        expireCheckout: () =>
+          Promise.reject(new PaymentProviderError('Stripe could not expire the checkout: ECONNRESET')),
+      },
+      metrics: closerMetrics,
+      logger,
+    });
+    const open = await close(41, [
+      { id: 9041, provider: 'stripe', externalPaymentId: 'cs_test_unreachable', idempotencyKey: 'receipt-41-stripe-1' },
+      // Not yet attached to a session: nothing to close.
+      { id: 9042, provider: 'stripe', externalPaymentId: null, idempotencyKey: 'receipt-41-stripe-2' },
+    ]);
+    expect(open).toEqual([expect.objectContaining({ paymentId: 9041, outcome: 'failed' })]);
+    const warning = lines.map((line) => JSON.parse(line)).find((entry) => entry.level === 40);
+    expect(warning).toMatchObject({
+      paymentId: 9041,
+      receiptId: 41,
+      provider: 'stripe',
+      outcome: 'failed',
+      msg: 'voided receipt: checkout not closed at the payment provider',
+    });
+    expect(await metricValue(closerMetrics, 'payments_checkout_expire_total', { outcome: 'failed' })).toBe(1);
+  });
+
+  it('takes the dummy checkout as closed by the cancel itself, with no notice', async () => {
+    const dummyApp = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+    const admin = await signInAs(dummyApp, 'voidadmin1', 'voidadmin1-password');
+    counter += 1;
+    const user = await buildUser(db.prisma, { username: `voidpayer${counter}` });
+    await buildJobs(db, [
+      { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' },
+    ]);
+    const agent = await signInAs(dummyApp, user.username, user.password);
+    const created = await agent
+      .post('/me/receipt')
+      .type('form')
+      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
+    const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+    await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    const voided = await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' });
+    expect(voided.status, voided.text).toBe(200);
+    expect(voided.body.receipt).toMatchObject({ checkoutsLeftOpen: [], checkoutNotice: null });
+  });
+});
