@@ -170,6 +170,23 @@ describe('voiding a receipt whose Stripe checkout is open', () => {
     },
   );
 
+  it('voids from the billing page form too when Stripe fails, back to the receipt with the confirmation', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, payment } = await checkoutOpen();
+    fake.failNext(503, 'Stripe is temporarily unavailable.');
+    const voided = await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .type('form')
+      .send({ reason: 'billed to the wrong project', csrf_token: await csrfTokenOf(admin) });
+    expect(voided.status, voided.text.slice(0, 300)).toBe(303);
+    const page = await admin
+      .get(voided.headers.location as string)
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(page.text).toContain(`Receipt #${receiptId} voided; its job can be billed again.`);
+    await expectVoidedAndCanceled(receiptId, payment.id);
+  });
+
   it('says a session paid just before the void will be held for review, and the webhook holds it', async () => {
     const admin = await signInAdmin();
     const { receiptId, payment, sessionId } = await checkoutOpen();
