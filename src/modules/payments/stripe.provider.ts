@@ -108,7 +108,10 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
     async expireCheckout(externalPaymentId: string, idempotencyKey: string): Promise<CheckoutExpiry> {
       try {
         const stripe = await getStripe();
-        await stripe.checkout.sessions.expire(externalPaymentId, {}, { idempotencyKey });
+        // The admin's void waits for this answer: at most two tries of 5 s (a checkout start may
+        // take three of 15 s), after which the void stands and the admin is told the page is open.
+        const patience = options.apiUrl ? { timeout: 5_000 } : { timeout: 5_000, maxNetworkRetries: 1 };
+        await stripe.checkout.sessions.expire(externalPaymentId, {}, { idempotencyKey, ...patience });
         return 'expired';
       } catch (error) {
         const status = closedSessionStatusOf(error);
