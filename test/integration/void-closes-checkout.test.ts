@@ -152,7 +152,7 @@ describe('voiding a receipt whose Stripe checkout is open', () => {
         expect.objectContaining({ paymentId: payment.id, outcome: 'failed' }),
       ]);
       const notice: string = voided.body.receipt.checkoutNotice;
-      expect(notice).toMatch(new RegExp(`^The checkout of payment #${payment.id} could not be expired at stripe \\(`));
+      expect(notice).toMatch(new RegExp(`^The checkout of payment #${payment.id} could not be expired at Stripe \\(`));
       expect(notice).toMatch(cause);
       expect(notice).toContain('money paid there will be held for review on the payments page.');
       expect(expireRequestsFor(sessionId)).toHaveLength(1);
@@ -161,12 +161,12 @@ describe('voiding a receipt whose Stripe checkout is open', () => {
       const canceled = await expectVoidedAndCanceled(receiptId, payment.id);
       expect(canceled.reviewReason).toMatch(
         new RegExp(
-          `^receipt #${receiptId} was voided while this checkout was open; its checkout could not be expired at stripe \\(`,
+          `^receipt #${receiptId} was voided while this checkout was open; its checkout could not be expired at Stripe \\(`,
         ),
       );
       // The payments page, where the money would show up, says it too.
       const payments = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
-      expect(payments.text).toContain('its checkout could not be expired at stripe');
+      expect(payments.text).toContain('its checkout could not be expired at Stripe');
     },
   );
 
@@ -184,6 +184,8 @@ describe('voiding a receipt whose Stripe checkout is open', () => {
       .set('Accept', 'text/html')
       .expect(200);
     expect(page.text).toContain(`Receipt #${receiptId} voided; its job can be billed again.`);
+    // The flash says the checkout may still take money, as the JSON answer does.
+    expect(page.text).toContain(`The checkout of payment #${payment.id} could not be expired at Stripe (`);
     await expectVoidedAndCanceled(receiptId, payment.id);
   });
 
@@ -199,7 +201,7 @@ describe('voiding a receipt whose Stripe checkout is open', () => {
       expect.objectContaining({ paymentId: payment.id, outcome: 'already_complete' }),
     ]);
     expect(voided.body.receipt.checkoutNotice).toBe(
-      `Payment #${payment.id} had already been paid at its stripe checkout just before the void: stripe's ` +
+      `Payment #${payment.id} had already been paid at its Stripe checkout just before the void: Stripe's ` +
         'confirmation will hold it for review on the payments page, to refund or apply elsewhere.',
     );
     expect(await expiries('already_complete')).toBe(completeBefore + 1);

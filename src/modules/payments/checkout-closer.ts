@@ -61,11 +61,12 @@ export function createCheckoutCloser(deps: CheckoutCloserDeps) {
   }
 
   async function closeOne(receiptId: number, payment: CanceledCheckout): Promise<CheckoutLeftOpen | null> {
+    const shown = shownProviderName(payment.provider);
     // No provider id yet: the start under way attaches its checkout to a canceled payment and
     // does not send the researcher there (payments.service.ts, startPayment).
     if (payment.externalPaymentId === null) return null;
     if (provider?.name !== payment.provider) {
-      const reason = `its checkout could not be expired: ${payment.provider} is not the configured payment provider`;
+      const reason = `its checkout could not be expired: ${shown} is not the configured payment provider`;
       return leftOpen(
         payment,
         receiptId,
@@ -85,9 +86,9 @@ export function createCheckoutCloser(deps: CheckoutCloserDeps) {
         payment,
         receiptId,
         'already_complete',
-        `its checkout had already been paid at ${payment.provider} when the receipt was voided`,
-        `Payment #${payment.id} had already been paid at its ${payment.provider} checkout just before the void: ` +
-          `${payment.provider}'s confirmation will hold it for review on the payments page, to refund or apply elsewhere.`,
+        `its checkout had already been paid at ${shown} when the receipt was voided`,
+        `Payment #${payment.id} had already been paid at its ${shown} checkout just before the void: ` +
+          `${shown}'s confirmation will hold it for review on the payments page, to refund or apply elsewhere.`,
       );
     } catch (error) {
       const message = (error as Error).message;
@@ -95,8 +96,8 @@ export function createCheckoutCloser(deps: CheckoutCloserDeps) {
         payment,
         receiptId,
         'failed',
-        `its checkout could not be expired at ${payment.provider} (${message})`,
-        `The checkout of payment #${payment.id} could not be expired at ${payment.provider} (${message}) and may ` +
+        `its checkout could not be expired at ${shown} (${message})`,
+        `The checkout of payment #${payment.id} could not be expired at ${shown} (${message}) and may ` +
           'still be open there: money paid there will be held for review on the payments page.',
       );
     }
@@ -117,3 +118,8 @@ export function createCheckoutCloser(deps: CheckoutCloserDeps) {
 }
 
 export type CloseCanceledCheckouts = ReturnType<typeof createCheckoutCloser>;
+
+/** How a provider is named in sentences: its brand, where it has one. */
+function shownProviderName(provider: string): string {
+  return provider === 'stripe' ? 'Stripe' : provider;
+}

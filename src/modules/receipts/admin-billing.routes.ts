@@ -186,7 +186,7 @@ export function adminBillingRoutes(deps: {
         result.heldPaymentId === null
           ? ''
           : ` Payment #${result.heldPaymentId} is held for review: refund it or apply it elsewhere, then resolve it on the payments page.`
-      }${describeCanceledCheckouts(result.canceledPaymentIds)}`,
+      }${describeCanceledCheckouts(result.canceledPaymentIds)}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
     };
     res.redirect(303, `/admin/receipts/${id}`);
   });
