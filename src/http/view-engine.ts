@@ -89,8 +89,10 @@ export const VIEW_LOCALS = [
   'username',
   'users',
   'verdict',
-  // include data (views/partials/pager.ejs, views/payments/held-notice.ejs, views/partials/header.ejs)
+  // include data (views/partials/pager.ejs, views/payments/held-notice.ejs, views/partials/header.ejs,
+  // views/partials/user-search.ejs)
   'pager',
+  'searchPath',
   'heldPayments',
   'isFlashInPage',
 ] as const;

@@ -8,11 +8,11 @@ import {
   ConflictError,
   InvalidFieldsError,
   isUniqueViolation,
-  NotFoundError,
   notFoundById,
   ReversedWindowError,
 } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
+import { pageCountOrNotFound } from '../../shared/paging.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CanceledCheckout, CloseCanceledCheckouts } from '../payments/checkout-closer.js';
@@ -269,13 +269,6 @@ function receivedTotals(
     paid.some((total) => !(sums.get(total.currency)?.equals(total.total) ?? false));
   const byCurrency = [...sums].sort(([a], [b]) => a.localeCompare(b)).map(([currency, total]) => ({ currency, total }));
   return { byCurrency, unknownCount, isDifferent };
-}
-
-/** How many pages `count` rows fill; a page past the last is a 404 saying what there is. */
-function pageCountOrNotFound(count: number, pageSize: number, page: number, whatThereIs: (pages: number) => string) {
-  const pageCount = Math.max(1, Math.ceil(count / pageSize));
-  if (page > pageCount) throw new NotFoundError(`${whatThereIs(pageCount)}; there is no page ${page}.`);
-  return pageCount;
 }
 
 /** Receipts: creation (user and month-end), payment marking and voiding; each change is one transaction. */

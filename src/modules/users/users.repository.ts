@@ -1,5 +1,6 @@
 import { Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
+import { usernameSearchOf } from '../../db/username-search.js';
 
 type Tx = Prisma.TransactionClient;
 type Client = Db | Tx;
@@ -35,11 +36,6 @@ export function findByUsername(db: Client, username: string): Promise<UserRecord
   return db.user.findUnique({ where: { username }, select: SELECT_USER });
 }
 
-/** `text` matched literally by LIKE: its % and _ (a username's _ is common) and the escape itself. */
-function likeLiteral(text: string): string {
-  return text.replace(/[\\%_]/g, (character) => `\\${character}`);
-}
-
 /**
  * One page of the users whose name contains `search` (any case; everyone without one) by name,
  * the exact name first: the redirect after acting on a user (?q=<username>) lands on page 1 with
@@ -50,8 +46,7 @@ export async function listPage(
   options: { search?: string; offset: number; limit: number },
 ): Promise<{ rows: UserRecord[]; count: number }> {
   const { search, offset, limit } = options;
-  const where = search ? Prisma.sql`WHERE username ILIKE ${`%${likeLiteral(search)}%`}` : Prisma.empty;
-  const exactFirst = search ? Prisma.sql`lower(username) = ${search.toLowerCase()} DESC,` : Prisma.empty;
+  const { where, exactFirst } = usernameSearchOf(search);
   const [rows, counts] = await Promise.all([
     db.$queryRaw<UserRecord[]>(Prisma.sql`
       SELECT id, username, role::text AS role, is_disabled AS "isDisabled", created_at AS "createdAt"

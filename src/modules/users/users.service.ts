@@ -2,13 +2,8 @@ import { randomInt } from 'node:crypto';
 import type { Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
 import { counted } from '../../shared/counted.js';
-import {
-  BadRequestError,
-  ConflictError,
-  NotFoundError,
-  notFoundById,
-  TooManyRequestsError,
-} from '../../shared/errors.js';
+import { BadRequestError, ConflictError, notFoundById, TooManyRequestsError } from '../../shared/errors.js';
+import { pageCountOrNotFound } from '../../shared/paging.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import {
   type AuthServiceDeps,
@@ -42,26 +37,30 @@ export function findUserByUsername(db: Db, username: string) {
   return usersRepository.findByUsername(db, username);
 }
 
-/** Users a page of /admin/users lists: 503 on one page made it 658 KB. */
+/** Users a page of /admin/users (and /admin/tiers) lists: 503 on one page made it 658 KB. */
 export const USERS_PAGE_SIZE = 50;
 
 /**
- * A page of /admin/users: the users whose name contains `search` (everyone without one). A page
+ * The pages of a list of `count` users found for `query` (/admin/users, /admin/tiers): a page
  * past the last is a 404 saying what there is, as the receipt lists answer it.
  */
+export function userListPageCount(count: number, query: { search?: string; page: number }): number {
+  return pageCountOrNotFound(count, USERS_PAGE_SIZE, query.page, (pages) => {
+    const subject = query.search
+      ? `${counted(count, 'user')} match “${query.search}”`
+      : `There are ${counted(count, 'user')}`;
+    return `${subject} on ${counted(pages, 'page')}`;
+  });
+}
+
+/** A page of /admin/users: the users whose name contains `search` (everyone without one). */
 export async function listUsers(db: Db, query: { search?: string; page: number }) {
   const { rows, count } = await usersRepository.listPage(db, {
     search: query.search,
     offset: (query.page - 1) * USERS_PAGE_SIZE,
     limit: USERS_PAGE_SIZE,
   });
-  const pageCount = Math.max(1, Math.ceil(count / USERS_PAGE_SIZE));
-  if (query.page > pageCount) {
-    const subject = query.search
-      ? `${counted(count, 'user')} match “${query.search}”`
-      : `There are ${counted(count, 'user')}`;
-    throw new NotFoundError(`${subject} on ${counted(pageCount, 'page')}; there is no page ${query.page}.`);
-  }
+  const pageCount = userListPageCount(count, query);
   return { users: rows, page: query.page, pageCount, count };
 }
 
