@@ -49,6 +49,7 @@ export const VIEW_LOCALS = [
   'itemsCsvLink',
   'link',
   'list',
+  'listedAt',
   'message',
   'myCsvLink',
   'needsReview',

@@ -7,6 +7,8 @@ import { answerChange, isRefusedForm, typedIn } from '../../http/route-helpers.j
 import { parseInput } from '../../http/validate.js';
 import { AppError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
+import { linkTo } from '../usage/usage.routes.js';
+import { type TUserListQuery, ZUserListQuery } from '../users/users.schema.js';
 import {
   ZCreateTier,
   ZDeleteTier,
@@ -17,6 +19,11 @@ import {
   ZSetRates,
 } from './pricing.schema.js';
 import { NO_TIERS_MESSAGE, type RatesService } from './rates.service.js';
+
+/** /admin/tiers at `listed`'s search and page (page 1 unnamed, as the page's own address has it), with `extra`. */
+function tiersPageOf(listed: TUserListQuery, extra: Record<string, string> = {}): string {
+  return linkTo('/admin/tiers', { q: listed.q, page: listed.page > 1 ? listed.page : undefined }, extra);
+}
 
 /**
  * GET /formula: public, and the hottest path of the app. Mount it before the session
@@ -302,18 +309,31 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     }
   });
 
-  async function renderTiers(res: express.Response, extra: { error?: string } = {}) {
+  /** The overrides page listing `query`'s search and page; `error` is a refused change's reason. */
+  async function renderTiers(res: express.Response, query: TUserListQuery, extra: { error?: string } = {}) {
     const snapshot = await rates.getSnapshot();
     // Before the first tier there is no tier to show anyone on: the page says where to add one.
-    const users = snapshot.knownTiers.size === 0 ? [] : await rates.listUserTiers();
-    res.render('admin/tiers', { title: 'Tier overrides', users, tierNames: [...snapshot.knownTiers], ...extra });
+    const list =
+      snapshot.knownTiers.size === 0 ? undefined : await rates.listUserTiers({ search: query.q, page: query.page });
+    res.render('admin/tiers', {
+      title: 'Tier overrides',
+      list,
+      users: list?.users ?? [],
+      search: query.q ?? '',
+      link: (changes: Record<string, unknown>) => linkTo('/admin/tiers', { q: query.q }, changes),
+      listedAt: tiersPageOf(query),
+      tierNames: [...snapshot.knownTiers],
+      ...extra,
+    });
   }
 
-  router.get('/admin/tiers', guards.requireAdmin, async (_req, res) => {
-    await renderTiers(res);
+  router.get('/admin/tiers', guards.requireAdmin, async (req, res) => {
+    await renderTiers(res, parseInput(ZUserListQuery, req.query));
   });
 
+  // The page's forms post to the search and page they were on (?q=&page=), to come back to them.
   router.post('/admin/tiers', guards.requireAdmin, async (req, res) => {
+    const listed = parseInput(ZUserListQuery, req.query);
     try {
       const input = parseInput(ZSetOverride, req.body);
       const outcome = await rates.setOverride(auditContextOf(req), input);
@@ -326,12 +346,13 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
               type: 'warning',
               message: `${input.username} is already on ${outcome.effectiveTier}; nothing was changed.`,
             },
-        location: `/admin/tiers?updated=${encodeURIComponent(input.username)}#user-${encodeURIComponent(input.username)}`,
+        // A change moves no one in the list (it is by name), so the user is on this page still.
+        location: `${tiersPageOf(listed, { updated: input.username })}#user-${encodeURIComponent(input.username)}`,
       });
     } catch (error) {
       if (!(error instanceof AppError) || !wantsHtml(req)) throw error;
       res.status(error.status);
-      await renderTiers(res, { error: readableMessageOf(error) });
+      await renderTiers(res, listed, { error: readableMessageOf(error) });
     }
   });
 

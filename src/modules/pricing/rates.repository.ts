@@ -1,5 +1,6 @@
 import { type PricingRate, Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
+import { usernameSearchOf } from '../../db/username-search.js';
 
 type Client = Db | Prisma.TransactionClient;
 
@@ -282,20 +283,49 @@ export async function deleteOverride(tx: Prisma.TransactionClient, username: str
   return previous;
 }
 
-/** Every username the system knows: accounts and job owners (a skip scan over the (user, end_at) index). */
-export async function listKnownUsernames(db: Client): Promise<string[]> {
-  const rows = await db.$queryRaw<{ username: string }[]>(Prisma.sql`
-    WITH RECURSIVE job_users AS (
-      (SELECT "user" FROM slurm_jobs ORDER BY "user" LIMIT 1)
-      UNION ALL
-      SELECT (SELECT j."user" FROM slurm_jobs j WHERE j."user" > job_users."user" ORDER BY j."user" LIMIT 1)
-      FROM job_users WHERE job_users."user" IS NOT NULL
-    )
+/**
+ * `known`: every username the system knows, accounts and job owners, in a `username` column.
+ * The job owners come from a skip scan over the (user, end_at) index, one probe an owner.
+ */
+const WITH_KNOWN_USERNAMES = Prisma.sql`
+  WITH RECURSIVE job_users AS (
+    (SELECT "user" FROM slurm_jobs ORDER BY "user" LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j."user" FROM slurm_jobs j WHERE j."user" > job_users."user" ORDER BY j."user" LIMIT 1)
+    FROM job_users WHERE job_users."user" IS NOT NULL
+  ),
+  known AS (
     SELECT "user" AS username FROM job_users WHERE "user" IS NOT NULL
     UNION
     SELECT username FROM users
-    ORDER BY username`);
+  )`;
+
+/** Every username the system knows: accounts and job owners, by name. */
+export async function listKnownUsernames(db: Client): Promise<string[]> {
+  const rows = await db.$queryRaw<{ username: string }[]>(Prisma.sql`
+    ${WITH_KNOWN_USERNAMES}
+    SELECT username FROM known ORDER BY username`);
   return rows.map((row) => row.username);
+}
+
+/**
+ * One page of the known usernames containing `search` (as /admin/users searches: any case,
+ * everyone without one, the exact name first, then by name), and how many match, in one
+ * statement: the skip scan runs once for both.
+ */
+export async function listKnownUsernamesPage(
+  db: Client,
+  options: { search?: string; offset: number; limit: number },
+): Promise<{ usernames: string[]; count: number }> {
+  const { where, exactFirst } = usernameSearchOf(options.search);
+  const rows = await db.$queryRaw<{ usernames: string[]; count: number }[]>(Prisma.sql`
+    ${WITH_KNOWN_USERNAMES},
+    matched AS (SELECT username FROM known ${where})
+    SELECT ARRAY(
+             SELECT username FROM matched ORDER BY ${exactFirst} username OFFSET ${options.offset} LIMIT ${options.limit}
+           ) AS usernames,
+           (SELECT count(*)::int FROM matched) AS count`);
+  return { usernames: rows[0]?.usernames ?? [], count: rows[0]?.count ?? 0 };
 }
 
 /** Whether a username is an account or owns jobs. */

@@ -12,6 +12,7 @@ import {
   uniqueViolationOf,
 } from '../../shared/errors.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
+import { USERS_PAGE_SIZE, userListPageCount } from '../users/users.service.js';
 import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.js';
 import {
   type TCreateTier,
@@ -714,17 +715,27 @@ export function createRatesService(deps: RatesServiceDeps) {
     }
   }
 
-  /** Every known user with natural, override and effective tier, for the overrides page. */
-  async function listUserTiers() {
-    const [snapshot, usernames, overrides] = await Promise.all([
+  /**
+   * A page of the overrides page: the known users whose name contains `search` (everyone without
+   * one) with natural, override and effective tier, paged and refused as /admin/users is.
+   */
+  async function listUserTiers(query: { search?: string; page: number }) {
+    const [snapshot, { usernames, count }] = await Promise.all([
       getSnapshot(),
-      ratesRepository.listKnownUsernames(db),
-      ratesRepository.listOverrides(db),
+      ratesRepository.listKnownUsernamesPage(db, {
+        search: query.search,
+        offset: (query.page - 1) * USERS_PAGE_SIZE,
+        limit: USERS_PAGE_SIZE,
+      }),
     ]);
-    return usernames.map((username) => {
+    const pageCount = userListPageCount(count, query);
+    // Read, not the cached snapshot's: a change made through another worker shows at once.
+    const overrides = await ratesRepository.listOverrides(db, usernames);
+    const users = usernames.map((username) => {
       const tier = tierOf(snapshot, username, overrides.get(username));
       return { username, naturalTier: tier.naturalTier, override: tier.override, effectiveTier: tier.tier };
     });
+    return { users, page: query.page, pageCount, count };
   }
 
   /**
