@@ -277,6 +277,21 @@ export async function findHeldPaymentForSameJobs(db: Client, receiptId: number):
   return rows[0] ?? null;
 }
 
+/**
+ * How many of this receipt's (live) jobs the other receipt billed too, for a hold's reason: the
+ * admin sees how much of the bill the held money may already pay.
+ */
+export async function countJobsBilledByBoth(db: Client, receiptId: number, otherReceiptId: number): Promise<number> {
+  const rows = await db.$queryRaw<Array<{ shared: number }>>`
+    SELECT count(*)::int AS shared
+      FROM receipt_items here
+     WHERE here.receipt_id = ${receiptId} AND NOT here.is_voided
+       AND EXISTS (SELECT 1 FROM receipt_items other
+                    WHERE other.receipt_id = ${otherReceiptId}
+                      AND other.cluster = here.cluster AND other.job_key = here.job_key)`;
+  return rows[0]?.shared ?? 0;
+}
+
 /** Whether any payment of the receipt is held for review and not yet resolved. */
 export async function hasPaymentInReview(db: Client, receiptId: number): Promise<boolean> {
   return (await db.payment.count({ where: { receiptId, status: 'needs_review' } })) > 0;

@@ -3,6 +3,7 @@ import { Prisma } from '@prisma/client';
 import type { PaymentsConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { describeEndedPayment, formatDecimalText } from '../../http/view-format.js';
+import { formatCount } from '../../shared/counted.js';
 import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError, notFoundById } from '../../shared/errors.js';
 import { formatLocalDateTime, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
@@ -401,6 +402,32 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
     if (await paymentsRepository.hasPaymentInReview(tx, payment.receiptId)) {
       const reason = [`another payment of receipt #${payment.receiptId} is held for review`, mismatch]
+        .filter(Boolean)
+        .join('; ');
+      await holdForReview(tx, payment, event, 'payment.review', reason, mismatch !== undefined);
+      return { outcome: 'review', paymentId: payment.id };
+    }
+    // A receipt voided with its money held (a success paid in its checkout left open, or the
+    // payment that had paid it) had these jobs billed again on this one. A checkout opened here
+    // before that hold passed the start's check; paying this receipt now would pay for the same
+    // jobs twice, so this money waits for the same admin, who decides which pays them. Only read
+    // under this receipt's lock: taking the other receipt's lock too would add an order the void
+    // (payments, then receipt) does not follow. A hold of the other payment committing meanwhile
+    // is not seen; that is as if this success came first, and the other stays held as it would.
+    const sameJobsHeld = await paymentsRepository.findHeldPaymentForSameJobs(tx, payment.receiptId);
+    if (sameJobsHeld) {
+      const sharedJobs = await paymentsRepository.countJobsBilledByBoth(tx, payment.receiptId, sameJobsHeld.receiptId);
+      const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
+      const receiptNote =
+        receipt?.status === 'pending'
+          ? undefined
+          : `receipt #${payment.receiptId} was already ${receipt?.status ?? 'gone'}`;
+      const reason = [
+        `receipt #${sameJobsHeld.receiptId}, which billed ${formatCount(sharedJobs)} of the same jobs, ` +
+          `has payment #${sameJobsHeld.id} held for review; an admin decides which pays them`,
+        mismatch,
+        receiptNote,
+      ]
         .filter(Boolean)
         .join('; ');
       await holdForReview(tx, payment, event, 'payment.review', reason, mismatch !== undefined);
