@@ -50,6 +50,7 @@ import { adminUsageRoutes } from './modules/usage/admin-usage.routes.js';
 import { createMyUsagePage, usageRoutes } from './modules/usage/usage.routes.js';
 import { createUsageService } from './modules/usage/usage.service.js';
 import { usersRoutes } from './modules/users/users.routes.js';
+import type { BackgroundWork } from './shared/background-work.js';
 import type { Logger } from './shared/logger.js';
 import { MIN_PASSWORD_LENGTH } from './shared/password-policy.js';
 import { PROJECT_ROOT } from './shared/paths.js';
@@ -77,6 +78,11 @@ export interface AppDeps {
    * passes one that asks the primary for the sum over workers.
    */
   scrapeMetrics?: () => Promise<string>;
+  /**
+   * Where month-end runs go on after the request that started them; server.ts stops it on SIGTERM
+   * (each run ends after its users in flight). Default: one of the app's own.
+   */
+  backgroundWork?: BackgroundWork;
 }
 
 /** Builds the Express app from its dependencies; it does not listen (server.ts does, tests use supertest). */
@@ -110,6 +116,8 @@ export function createApp(deps: AppDeps): express.Express {
     metrics,
     closeCanceledCheckouts: createCheckoutCloser({ db, provider: paymentProvider, metrics, logger }),
     now,
+    backgroundWork: deps.backgroundWork,
+    logger,
   });
   const usage = createUsageService({ db, config, rates, now });
   const payments = createPaymentsService({

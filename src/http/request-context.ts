@@ -66,7 +66,7 @@ export const CLIENT_CLOSED_REQUEST = 499;
 
 /**
  * Calls `done` exactly once when the exchange ends. 'finish' alone misses a request whose client
- * closed the connection first (a browser giving up on a slow month-end run): 'finish' never fires
+ * closed the connection first (a browser giving up on a slow receipt of many jobs): 'finish' never fires
  * for it, though its handler keeps running and changing data. 'close' does fire then, with
  * `writableFinished` false; it also fires after 'finish' on every normal request, hence the guard.
  */

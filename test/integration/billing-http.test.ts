@@ -6,6 +6,7 @@ import * as receiptsRepository from '../../src/modules/receipts/receipts.reposit
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks, transactionsWaitedOn } from '../support/lock-waits.js';
+import { monthEndRunPathOf, waitForMonthEndRun } from '../support/month-end.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -35,6 +36,7 @@ beforeAll(async () => {
 afterAll(() => db?.drop());
 
 async function clearJobs() {
+  await db.prisma.monthEndRun.deleteMany();
   await db.prisma.receiptItem.deleteMany();
   await db.prisma.receipt.deleteMany();
   await db.prisma.slurmJob.deleteMany();
@@ -909,10 +911,26 @@ describe('receipts over HTTP', () => {
     const voided = await formAskingJson(`/admin/receipts/${first}/void`, { reason: 'wrong project' });
     expect(voided.status).toBe(200);
     expect(voided.body).toMatchObject({ ok: true, receipt: { id: first, status: 'void', releasedJobs: 1 } });
+    // The run answers at once, 202 with where to follow it; its status page has the outcome.
     const run = await formAskingJson('/admin/month-end', { before: '2025-09-15' });
-    expect(run.status).toBe(200);
-    expect(run.body).toMatchObject({ ok: true, before: '2025-09-15', receiptCount: 1, noChargeCount: 0, skipped: [] });
-    expect(run.body.totals).toEqual([{ currency: 'THB', total: expect.stringMatching(/^\d+(\.\d+)?$/) }]);
+    expect(run.status, run.text.slice(0, 300)).toBe(202);
+    const runId = (await db.prisma.monthEndRun.findFirstOrThrow({ orderBy: { id: 'desc' } })).id;
+    expect(run.headers.location).toBe(`/admin/month-end/${runId}`);
+    expect(run.body).toEqual({
+      ok: true,
+      runId,
+      statusUrl: `/admin/month-end/${runId}`,
+      message: `Month-end run #${runId} started; its progress is at /admin/month-end/${runId}.`,
+    });
+    const ran = await waitForMonthEndRun(admin, run.body.statusUrl);
+    expect(ran).toMatchObject({
+      outcome: 'succeeded',
+      before: '2025-09-15',
+      receiptCount: 1,
+      noChargeCount: 0,
+      skipped: [],
+    });
+    expect(ran.totals).toEqual([{ currency: 'THB', total: expect.stringMatching(/^\d+(\.\d+)?$/) }]);
 
     // A browser's form still gets the redirect.
     const second = (await db.prisma.receipt.findFirstOrThrow({ where: { status: 'pending' } })).id;
@@ -927,8 +945,7 @@ describe('receipts over HTTP', () => {
     expect(paidInBrowser.headers.location).toBe(`/admin/receipts/${second}`);
     await browserForm(`/admin/receipts/${second}/void`, { reason: 'duplicate' }).expect(303);
     const runInBrowser = await browserForm('/admin/month-end', { before: '2025-09-15' });
-    expect(runInBrowser.status).toBe(303);
-    expect(runInBrowser.headers.location).toBe('/admin/receipts');
+    await waitForMonthEndRun(admin, monthEndRunPathOf(runInBrowser));
   });
 
   it('answers a receipt created for a JSON client with 201 and the receipt, as its refusals are JSON', async () => {
@@ -1052,6 +1069,7 @@ describe('receipts over HTTP', () => {
       .send({ before: '2025-09-15', username: 'bob' });
     expect(own.body).toEqual({ error: 'input: has an unknown field: username', code: 400 });
     expect(await db.prisma.receipt.count()).toBe(1);
+    expect(await db.prisma.monthEndRun.count()).toBe(0);
   });
 
   it('refuses a JSON body that is a list or a bare value, on the JSON parser every other route has', async () => {
@@ -1212,7 +1230,9 @@ describe('receipts over HTTP', () => {
       error: 'before: 2030-01-31 is in the future; the latest day you can bill is 2025-09-20.',
       code: 400,
     });
+    // Refused before anything starts: no run, no receipt.
     expect(await db.prisma.receipt.count()).toBe(0);
+    expect(await db.prisma.monthEndRun.count()).toBe(0);
   });
 
   it.each([
@@ -1346,7 +1366,7 @@ describe('receipts over HTTP', () => {
     // stall holds the run there (it reads alice's tier next), the racer's item waits uncommitted.
     const stall = await db.pool.connect();
     const racer = await db.pool.connect();
-    let run: request.Response;
+    let started: request.Response;
     try {
       await stall.query('BEGIN');
       await stall.query('LOCK TABLE tier_overrides IN ACCESS EXCLUSIVE MODE');
@@ -1371,23 +1391,24 @@ describe('receipts over HTTP', () => {
       // The run's insert for alice now waits on the racer's item, then fails on the unique index.
       expect(await transactionsWaitedOn(db.pool)).toBeGreaterThan(0);
       await racer.query('COMMIT');
-      run = await raced;
+      started = await raced;
     } finally {
       stall.release();
       racer.release();
     }
+    const statusUrl = accept === 'application/json' ? started.body.statusUrl : monthEndRunPathOf(started);
+    const ran = await waitForMonthEndRun(admin, statusUrl);
     if (accept === 'application/json') {
-      expect(run.status, run.text.slice(0, 300)).toBe(200);
-      expect(run.body).toMatchObject({
-        ok: true,
+      expect(started.status, started.text.slice(0, 300)).toBe(202);
+      expect(ran).toMatchObject({
+        outcome: 'succeeded',
         receiptCount: 1,
         skipped: [{ username: 'alice', kind: 'billed_meanwhile' }],
       });
     } else {
-      expect(run.status).toBe(303);
-      const page = await html(admin, '/admin/receipts').expect(200);
+      const page = await html(admin, statusUrl).expect(200);
       expect(page.text).toContain(`1 receipt created`);
-      expect(flashOf(page.text)).toContain(
+      expect(page.text).toContain(
         '1 user had their jobs billed by another receipt made at the same moment, so this run wrote nothing for ' +
           'them: alice. Find their receipts on the billing page filtered by user (/admin/receipts?user=alice).',
       );
@@ -1432,13 +1453,18 @@ describe('receipts over HTTP', () => {
       expect(refused.text).toContain(`Month-end run not started. ${message}`);
     }
     expect(await db.prisma.receipt.count()).toBe(0);
+    expect(await db.prisma.monthEndRun.count()).toBe(0);
     // Released, the lock lets the next run bill.
     const run = await admin
       .post('/admin/month-end')
       .set('Accept', 'application/json')
       .set('X-CSRFToken', await csrfTokenOf(admin, '/admin/receipts'))
       .send({ before: '2025-08-31' });
-    expect(run.body).toMatchObject({ ok: true, receiptCount: 1 });
+    expect(run.status).toBe(202);
+    expect(await waitForMonthEndRun(admin, run.body.statusUrl)).toMatchObject({
+      outcome: 'succeeded',
+      receiptCount: 1,
+    });
   });
 
   it('runs month-end for every user once and reports what it made', async () => {
@@ -1450,8 +1476,9 @@ describe('receipts over HTTP', () => {
     ]);
     const token = await csrfTokenOf(admin, '/admin/receipts');
     const run = await admin.post('/admin/month-end').type('form').send({ before: '2025-08-31', csrf_token: token });
-    expect(run.status).toBe(303);
-    const page = await html(admin, '/admin/receipts').expect(200);
+    const runPath = monthEndRunPathOf(run);
+    await waitForMonthEndRun(admin, runPath);
+    const page = await html(admin, runPath).expect(200);
     expect(page.text).toMatch(
       /Month-end run up to 2025-08-31: 3 receipts created, total \d{1,3}(,\d{3})*\.\d{2} THB\. 1 of them total 0 and is settled as no charge\./,
     );
@@ -1460,9 +1487,15 @@ describe('receipts over HTTP', () => {
       .set('Accept', 'application/json')
       .set('X-CSRFToken', token)
       .send({ before: '2025-08-31' });
-    expect(second.body).toMatchObject({ ok: true, receiptCount: 0 });
-    await admin.post('/admin/month-end').type('form').send({ before: '2025-08-31', csrf_token: token }).expect(303);
-    const again = await html(admin, '/admin/receipts').expect(200);
+    expect(second.status).toBe(202);
+    expect(await waitForMonthEndRun(admin, second.body.statusUrl)).toMatchObject({
+      outcome: 'succeeded',
+      receiptCount: 0,
+    });
+    const third = await admin.post('/admin/month-end').type('form').send({ before: '2025-08-31', csrf_token: token });
+    const thirdPath = monthEndRunPathOf(third);
+    await waitForMonthEndRun(admin, thirdPath);
+    const again = await html(admin, thirdPath).expect(200);
     expect(again.text).toContain('Month-end run up to 2025-08-31: nothing to bill, no receipt created.');
     expect(await db.prisma.receipt.count({ where: { scope: 'admin' } })).toBe(3);
     expect(await db.prisma.receipt.findFirst({ where: { username: 'trent' } })).toMatchObject({

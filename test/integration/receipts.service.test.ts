@@ -10,7 +10,8 @@ import {
   MonthEndInProgressError,
   NothingToBillError,
 } from '../../src/modules/receipts/receipts.service.js';
-import { ConflictError, NotFoundError } from '../../src/shared/errors.js';
+import { createBackgroundWork } from '../../src/shared/background-work.js';
+import { ConflictError, NotFoundError, ServiceUnavailableError } from '../../src/shared/errors.js';
 import { awkwardJobSpecs, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { buildTestConfig } from '../support/test-app.js';
@@ -35,8 +36,9 @@ function buildServices() {
   const metrics = createMetrics();
   const now = () => NOW;
   const rates = createRatesService({ db, config, now });
-  const receipts = createReceiptsService({ db, config, rates, metrics, now });
-  return { receipts, rates, metrics };
+  const backgroundWork = createBackgroundWork();
+  const receipts = createReceiptsService({ db, config, rates, metrics, now, backgroundWork });
+  return { receipts, rates, metrics, backgroundWork };
 }
 
 async function itemsOfJob(jobId: string) {
@@ -54,6 +56,7 @@ async function lastAudit() {
 }
 
 async function clearBilling() {
+  await db.prisma.monthEndRun.deleteMany();
   await db.prisma.receiptItem.deleteMany();
   await db.prisma.receipt.deleteMany();
   await db.prisma.slurmJob.deleteMany();
@@ -514,6 +517,16 @@ describe('month-end run', () => {
     try {
       await expect(receipts.runMonthEnd(ADMIN, '2025-08-31')).rejects.toThrow(/disk full/);
       const billed = await db.prisma.receipt.findMany({ include: { _count: { select: { items: true } } } });
+      // Its row says so, with what it billed before it stopped and that running it again is safe.
+      const failed = await db.prisma.monthEndRun.findFirstOrThrow();
+      expect(failed).toMatchObject({ outcome: 'failed', usersTotal: users.length, receiptCount: billed.length });
+      expect(failed.usersDone).toBe(billed.length);
+      expect(failed.finishedAt).toEqual(NOW);
+      expect(failed.error).toMatch(
+        new RegExp(
+          `^Stopped by an unexpected error after ${billed.length} of 7 users: .*disk full \\(test\\).*\\. What it billed stays billed; running it again`,
+        ),
+      );
       expect(billed.map((receipt) => receipt.username)).not.toContain('m4-doomed');
       // Whatever was billed before the stop is whole: two items a receipt, no job twice.
       expect(billed.every((receipt) => receipt._count.items === 2)).toBe(true);
@@ -528,6 +541,56 @@ describe('month-end run', () => {
     } finally {
       await allowDoomed();
     }
+  });
+});
+
+describe('month-end run and the process stopping', () => {
+  beforeEach(clearBilling);
+
+  it('ends after the users in flight, records itself interrupted, and a second run bills the rest', async () => {
+    const { receipts, backgroundWork } = buildServices();
+    const users = ['s1', 's2', 's3', 's4', 's5', 's6'];
+    await buildJobs(
+      db,
+      users.map((user) => ({ user, end: '2025-08-20T00:00:00Z' })),
+    );
+    // Holds both users in flight at their tier, as a receipt of many jobs would keep them busy.
+    const stall = await db.pool.connect();
+    let stopped: Promise<void> | undefined;
+    try {
+      await stall.query('BEGIN');
+      await stall.query('LOCK TABLE tier_overrides IN ACCESS EXCLUSIVE MODE');
+      const { runId, finished } = await receipts.startMonthEnd(ADMIN, '2025-08-31');
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+      stopped = backgroundWork.stop();
+      // Stopping, the process starts no new run (the lock is still held, but this comes first).
+      await expect(receipts.startMonthEnd(ADMIN, '2025-08-31')).rejects.toThrow(ServiceUnavailableError);
+      await stall.query('COMMIT');
+      await stopped;
+      const { result } = await finished;
+      expect(result).toMatchObject({ runId, outcome: 'interrupted', receiptCount: 2 });
+    } finally {
+      await stall.query('ROLLBACK').catch(() => undefined);
+      stall.release();
+      await stopped;
+    }
+    const row = await db.prisma.monthEndRun.findFirstOrThrow();
+    expect(row).toMatchObject({
+      outcome: 'interrupted',
+      usersTotal: 6,
+      usersDone: 2,
+      receiptCount: 2,
+      finishedAt: NOW,
+    });
+    expect(row.error).toBe(
+      'Interrupted: the app was stopped during the run, after 2 of 6 users. What it billed stays billed; running it ' +
+        'again for the same day is safe and bills the rest (it bills only unbilled jobs).',
+    );
+    expect(await db.prisma.receipt.count()).toBe(2);
+    // The lock was released: the next process's run bills the other four.
+    const second = await buildServices().receipts.runMonthEnd(ADMIN, '2025-08-31');
+    expect(second).toMatchObject({ outcome: 'succeeded', receiptCount: 4 });
+    expect(await db.prisma.receipt.count()).toBe(6);
   });
 });
 

@@ -15,12 +15,20 @@ import {
   type TReceiptFilter,
   ZCreateReceipt,
   ZMarkPaid,
+  ZMonthEndRunId,
   ZPageQuery,
   ZReceiptFilter,
   ZReceiptId,
   ZVoidReceipt,
 } from './receipts.schema.js';
-import { describeMonthEndRun, RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
+import {
+  describeMonthEndRun,
+  MonthEndInProgressError,
+  type MonthEndRunView,
+  monthEndRunUrl,
+  RECEIPT_ITEMS_CSV_COLUMNS,
+  type ReceiptsService,
+} from './receipts.service.js';
 
 const REFUSALS = [400, 409];
 
@@ -32,6 +40,40 @@ function describeCanceledCheckouts(paymentIds: number[]): string {
     ` Its open online checkout (payment ${payments}) was canceled; money paid there from now on is held for review ` +
     'on the payments page.'
   );
+}
+
+/** How often a running month-end run's page reloads itself, as the payment status page does. */
+const MONTH_END_REFRESH_SEC = 2;
+
+/**
+ * What a month-end run's page and JSON say of its result: the run's summary (receipts, total,
+ * skipped users) once it has ended, then why it stopped if it did not succeed.
+ */
+function summaryOf(run: MonthEndRunView, fmt: ViewFormatters): string | null {
+  if (run.isRunning) return null;
+  const summary = describeMonthEndRun(run, (total, currency) => fmt.money(total, currency));
+  return run.error ? `${run.error} So far: ${summary}` : summary;
+}
+
+/** A month-end run as JSON: the fields its page shows, dates as ISO 8601 and money as the decimal's text. */
+function monthEndRunJson(run: MonthEndRunView, fmt: ViewFormatters) {
+  return {
+    id: run.id,
+    url: run.url,
+    outcome: run.outcome,
+    before: run.before,
+    startedBy: run.startedBy,
+    startedAt: run.startedAt.toISOString(),
+    finishedAt: run.finishedAt?.toISOString() ?? null,
+    usersTotal: run.usersTotal,
+    usersDone: run.usersDone,
+    receiptCount: run.receiptCount,
+    noChargeCount: run.noChargeCount,
+    totals: run.totals.map((total) => ({ currency: total.currency, total: total.total.toFixed() })),
+    skipped: run.skipped,
+    error: run.error,
+    message: summaryOf(run, fmt),
+  };
 }
 
 /** Admin billing: receipts across users, mark paid, void, month-end run, paid CSV. */
@@ -48,17 +90,22 @@ export function adminBillingRoutes(deps: {
     filter: Partial<Record<'status' | 'user' | 'start' | 'end', string>>;
     result?: Awaited<ReturnType<typeof receipts.listForAdmin>>;
     error?: string;
+    /** A link after the error: the running month-end run's page, when a second one is refused. */
+    errorLink?: { href: string; text: string };
     form?: { before: string };
   };
 
-  function renderBilling(res: express.Response, page: BillingPage) {
+  async function renderBilling(res: express.Response, page: BillingPage) {
     const { filter, result } = page;
     res.render('admin/billing', {
       title: 'Billing',
       result,
       filter,
       error: page.error,
+      errorLink: page.errorLink,
       form: page.form,
+      // The run under way (its page follows it) and the last one's outcome.
+      monthEnd: await receipts.findMonthEndRuns(),
       // The month-end form's latest day, as on /me's receipt form: a later one is refused.
       today: receipts.today(),
       link: (changes: Record<string, unknown>) =>
@@ -83,10 +130,10 @@ export function adminBillingRoutes(deps: {
         (['status', 'user', 'start', 'end'] as const).map((name) => [name, typedIn(req.query, name)]),
       );
       res.status(error.status);
-      renderBilling(res, { filter, error: readableMessageOf(error) });
+      await renderBilling(res, { filter, error: readableMessageOf(error) });
       return;
     }
-    renderBilling(res, { filter, result });
+    await renderBilling(res, { filter, result });
   });
 
   /** The admin's receipt page; after a refused mark-paid or void, with the reason and what was typed. */
@@ -192,41 +239,60 @@ export function adminBillingRoutes(deps: {
   });
 
   router.post('/admin/month-end', guards.requireAdmin, async (req, res) => {
-    let result: Awaited<ReturnType<typeof receipts.runMonthEnd>>;
+    let started: Awaited<ReturnType<typeof receipts.startMonthEnd>>;
     try {
       const input = parseInput(ZCreateReceipt, req.body);
-      result = await receipts.runMonthEnd(auditContextOf(req), input.before);
+      started = await receipts.startMonthEnd(auditContextOf(req), input.before);
     } catch (error) {
+      const runningUrl =
+        error instanceof MonthEndInProgressError && error.runId !== undefined ? monthEndRunUrl(error.runId) : undefined;
+      if (runningUrl && prefersJson(req)) {
+        const refused = error as MonthEndInProgressError;
+        res.status(409).json({ error: refused.message, code: 409, runId: refused.runId, statusUrl: runningUrl });
+        return;
+      }
       // Back to the billing page it was started from, with the reason and the date as typed.
       if (!isRefusedForm(req, error, REFUSALS)) throw error;
       const listed = await receipts.listForAdmin({ page: 1 });
       res.status(error.status);
-      renderBilling(res, {
+      await renderBilling(res, {
         filter: {},
         result: listed,
         error: `Month-end run not started. ${readableMessageOf(error)}`,
+        errorLink: runningUrl ? { href: runningUrl, text: 'See its progress' } : undefined,
         form: { before: typedIn(req.body, 'before') ?? '' },
       });
       return;
     }
-    // Written as the pages write money (1,234.50 THB); a run that bills nothing says so.
-    const fmt = req.app.locals.fmt as ViewFormatters;
+    // The run goes on after this answer; its page shows its progress and, at the end, its summary.
+    const url = monthEndRunUrl(started.runId);
     if (prefersJson(req)) {
-      res.json({
+      res.location(url);
+      res.status(202).json({
         ok: true,
-        before: result.before,
-        receiptCount: result.receiptCount,
-        noChargeCount: result.noChargeCount,
-        totals: result.totals.map((total) => ({ currency: total.currency, total: total.total.toFixed() })),
-        skipped: result.skipped,
+        runId: started.runId,
+        statusUrl: url,
+        message: `Month-end run #${started.runId} started; its progress is at ${url}.`,
       });
       return;
     }
-    req.session.flash = {
-      type: 'success',
-      message: describeMonthEndRun(result, (total, currency) => fmt.money(total, currency)),
-    };
-    res.redirect(303, '/admin/receipts');
+    res.redirect(303, url);
+  });
+
+  router.get('/admin/month-end/:id', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZMonthEndRunId, req.params.id, 'month-end run id');
+    const run = await receipts.getMonthEndRun(id);
+    const fmt = req.app.locals.fmt as ViewFormatters;
+    if (prefersJson(req)) {
+      res.json(monthEndRunJson(run, fmt));
+      return;
+    }
+    res.render('admin/month-end-run', {
+      title: `Month-end run #${id}`,
+      run,
+      message: summaryOf(run, fmt),
+      refreshSeconds: run.isRunning ? MONTH_END_REFRESH_SEC : undefined,
+    });
   });
 
   router.get('/admin/paid.csv', guards.requireAdmin, async (req, res) => {

@@ -214,10 +214,25 @@ export function tryAcquireMonthEndLock(pool: pg.Pool, holder: MonthEndHolder): P
  * does any more (the run ended meanwhile) or its label cannot be read.
  */
 export async function findMonthEndLockHolder(pool: pg.Pool): Promise<MonthEndHolder | undefined> {
+  const session = await findMonthEndLockSession(pool);
+  const match = MONTH_END_HOLDER_PATTERN.exec(session?.applicationName ?? '');
+  if (!match) return undefined;
+  return { actor: match[2] as string, startedAt: new Date(Number(match[1])) };
+}
+
+/**
+ * Whether any session holds the month-end lock, labelled or not: a run whose row says running
+ * while none does was ended by its process dying, since PostgreSQL releases a session's locks.
+ */
+export async function isMonthEndLockHeld(pool: pg.Pool): Promise<boolean> {
+  return (await findMonthEndLockSession(pool)) !== undefined;
+}
+
+async function findMonthEndLockSession(pool: pg.Pool): Promise<{ applicationName: string } | undefined> {
   // A bigint key is stored as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
-  const { rows } = await pool.query<{ application_name: string }>(
+  const { rows } = await pool.query<{ application_name: string | null }>(
     `SELECT a.application_name
-       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+       FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
         -- Advisory locks are per database: another database's month-end is not this one's.
         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -225,9 +240,8 @@ export async function findMonthEndLockHolder(pool: pg.Pool): Promise<MonthEndHol
       LIMIT 1`,
     [MONTH_END_LOCK_KEY],
   );
-  const match = MONTH_END_HOLDER_PATTERN.exec(rows[0]?.application_name ?? '');
-  if (!match) return undefined;
-  return { actor: match[2] as string, startedAt: new Date(Number(match[1])) };
+  const row = rows[0];
+  return row ? { applicationName: row.application_name ?? '' } : undefined;
 }
 
 /** Users who have finished, unbilled jobs that ended before `cutoff` (month-end run). */

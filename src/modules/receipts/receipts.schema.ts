@@ -59,6 +59,9 @@ export type TVoidReceipt = z.infer<typeof ZVoidReceipt>;
 /** A receipt id in a path. */
 export const ZReceiptId = zWholeNumber(1, MAX_INT4);
 
+/** A month-end run's id in its page's path. */
+export const ZMonthEndRunId = zWholeNumber(1, MAX_INT4);
+
 /** Admin billing list filters. */
 export const ZReceiptFilter = labelFields(
   z.object({

@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
+import { type BackgroundWork, createBackgroundWork } from '../../shared/background-work.js';
 import { counted, formatCount } from '../../shared/counted.js';
 import {
   AppError,
@@ -10,8 +11,10 @@ import {
   isUniqueViolation,
   notFoundById,
   ReversedWindowError,
+  ServiceUnavailableError,
 } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
+import type { Logger } from '../../shared/logger.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -26,6 +29,7 @@ import {
 import * as paymentsRepository from '../payments/payments.repository.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
+import * as monthEndRunsRepository from './month-end-runs.repository.js';
 import * as receiptsRepository from './receipts.repository.js';
 import { RECEIPT_FIELD_LABELS, type TMarkPaid, type TReceiptFilter, type TVoidReceipt } from './receipts.schema.js';
 
@@ -150,17 +154,41 @@ export function describeMonthEndRun(
   return sentences.join(' ');
 }
 
-/** A month-end run while another is in progress: refused at once, nothing billed. */
+/** Where a month-end run's progress and outcome are shown (HTML, or JSON with Accept: application/json). */
+export function monthEndRunUrl(id: number): string {
+  return `/admin/month-end/${id}`;
+}
+
+/**
+ * A month-end run while another is in progress: refused at once, nothing billed. `runId` is the
+ * running run's, when it has a row (a run of an older release, or a lock taken by hand, has none).
+ */
 export class MonthEndInProgressError extends ConflictError {
-  constructor(holder: { actor: string; startedAt: string } | undefined) {
+  constructor(
+    holder: { actor: string; startedAt: string } | undefined,
+    readonly runId?: number,
+  ) {
     super(
       holder
         ? `A month-end run is already in progress (started by ${holder.actor} at ${holder.startedAt}); wait for it to finish.`
         : 'A month-end run is already in progress; wait for it to finish.',
-      holder ? { startedBy: holder.actor, startedAt: holder.startedAt } : undefined,
+      {
+        ...(holder ? { startedBy: holder.actor, startedAt: holder.startedAt } : {}),
+        ...(runId === undefined ? {} : { runId, statusUrl: monthEndRunUrl(runId) }),
+      },
     );
   }
 }
+
+/** What a run that was interrupted says: what it billed stays, and billing only unbilled jobs, a re-run completes it. */
+const RERUN_IS_SAFE =
+  'What it billed stays billed; running it again for the same day is safe and bills the rest (it bills only unbilled jobs).';
+
+/** A running run found without the lock's holder: its process ended (a crash, a kill, a lost database connection). */
+export const ABANDONED_RUN_MESSAGE = `Interrupted: the process running it stopped before it finished. ${RERUN_IS_SAFE}`;
+
+/** How a month-end run ended (MonthEndOutcome but running). */
+export type MonthEndEnd = 'succeeded' | 'failed' | 'interrupted';
 
 export interface ReceiptsServiceDeps {
   db: Database;
@@ -170,6 +198,10 @@ export interface ReceiptsServiceDeps {
   /** Closes at the payment provider the checkouts a void canceled; none closed when absent. */
   closeCanceledCheckouts?: CloseCanceledCheckouts;
   now?: () => Date;
+  /** Where month-end runs go on after the request that started them; the server stops it on SIGTERM. */
+  backgroundWork?: BackgroundWork;
+  /** Logs a month-end run that failed; its row says why too. */
+  logger?: Logger;
 }
 
 const PAGE_SIZE = 25;
@@ -200,6 +232,113 @@ export const RECEIPT_ITEMS_CSV_COLUMNS = [
 export const NO_CHARGE_METHOD = 'no_charge';
 /** Users billed at the same time by the month-end run. */
 const MONTH_END_CONCURRENCY = 2;
+
+/** A receipt the month-end run made. */
+interface MonthEndReceipt {
+  id: number;
+  username: string;
+  total: Prisma.Decimal;
+  currency: string;
+  status: 'pending' | 'paid';
+}
+
+/** What the month-end run did for one user. */
+type MonthEndUserOutcome = { created: MonthEndReceipt } | { skipped: MonthEndSkip };
+
+/** A month-end run's work so far: `outcomes` by the user's place in name order. */
+interface MonthEndState {
+  outcomes: MonthEndUserOutcome[];
+  usersTotal: number;
+  usersDone: number;
+}
+
+/** What a month-end run made, in name order: runMonthEnd's answer. */
+export interface MonthEndResult {
+  runId: number;
+  outcome: MonthEndEnd;
+  before: string;
+  receiptCount: number;
+  /** Receipts of 0.00, settled as they were made (NO_CHARGE_METHOD); counted in receiptCount too. */
+  noChargeCount: number;
+  totals: { currency: string; total: Prisma.Decimal }[];
+  receipts: MonthEndReceipt[];
+  skipped: MonthEndSkip[];
+}
+
+/** The receipts, totals and skipped users of the outcomes so far, in name order. */
+function summarizeMonthEnd(before: string, outcomes: MonthEndUserOutcome[]) {
+  const created = outcomes.flatMap((outcome) => ('created' in outcome ? [outcome.created] : []));
+  const skipped = outcomes.flatMap((outcome) => ('skipped' in outcome ? [outcome.skipped] : []));
+  const totals = new Map<string, Prisma.Decimal>();
+  for (const receipt of created) {
+    totals.set(receipt.currency, (totals.get(receipt.currency) ?? new Prisma.Decimal(0)).plus(receipt.total));
+  }
+  return {
+    before,
+    receiptCount: created.length,
+    noChargeCount: created.filter((receipt) => receipt.status === 'paid').length,
+    totals: [...totals].map(([currency, total]) => ({ currency, total })),
+    receipts: created,
+    skipped,
+  };
+}
+
+/** Longest error text a run's row keeps: a page line, not a stack. */
+const RUN_ERROR_MAX_LENGTH = 500;
+
+/**
+ * Why a run stopped, for its page (admins only): the error's message on one line, without the
+ * "Invalid `prisma.$queryRaw()` invocation:" Prisma puts before PostgreSQL's own words.
+ */
+function reasonOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const text = message
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !/^Invalid `.*` invocation:?$/.test(line))
+    .join(' ')
+    .replace(/\.$/, '');
+  return text.length > RUN_ERROR_MAX_LENGTH ? `${text.slice(0, RUN_ERROR_MAX_LENGTH)}…` : text || 'unknown error';
+}
+
+/** A run's progress as its row stores it. */
+function progressOf(
+  summary: ReturnType<typeof summarizeMonthEnd>,
+  usersDone: number,
+): monthEndRunsRepository.MonthEndProgress {
+  return {
+    usersDone,
+    receiptCount: summary.receiptCount,
+    noChargeCount: summary.noChargeCount,
+    totals: summary.totals.map((total) => ({ currency: total.currency, total: total.total.toFixed() })),
+    skipped: summary.skipped,
+  };
+}
+
+/** A month-end run's row as its page and its JSON show it. */
+function monthEndRunViewOf(row: monthEndRunsRepository.MonthEndRunRow) {
+  const totals = row.totals as { currency: string; total: string }[];
+  return {
+    id: row.id,
+    url: monthEndRunUrl(row.id),
+    outcome: row.outcome,
+    isRunning: row.outcome === 'running',
+    before: row.billedThrough.toISOString().slice(0, 10),
+    startedBy: row.startedBy,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+    usersTotal: row.usersTotal,
+    usersDone: row.usersDone,
+    receiptCount: row.receiptCount,
+    noChargeCount: row.noChargeCount,
+    totals: totals.map((total) => ({ currency: total.currency, total: new Prisma.Decimal(total.total) })),
+    skipped: row.skipped as unknown as MonthEndSkip[],
+    error: row.error,
+  };
+}
+
+/** A month-end run as its page shows it. */
+export type MonthEndRunView = ReturnType<typeof monthEndRunViewOf>;
 
 /**
  * The mark-paid rule, inside the caller's transaction: pending -> paid with method and
@@ -276,6 +415,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   const { config, rates, metrics } = deps;
   const db = deps.db.prisma;
   const now = deps.now ?? (() => new Date());
+  const backgroundWork = deps.backgroundWork ?? createBackgroundWork();
 
   function assertNotFuture(before: string) {
     const today = toLocalDate(now(), config.timeZone);
@@ -398,85 +538,188 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /**
-   * Month-end: a receipt for every user with unbilled usage up to `before`. Each user
-   * is their own transaction, so one user's conflict does not undo the others, and a
-   * second run finds nothing left and creates nothing. Two users are billed at a time:
-   * PostgreSQL does most of a receipt's work, and one at a time left a core idle.
-   * An unexpected error stops the run once the receipts in flight are done.
+   * Month-end: a receipt for every user with unbilled usage up to `before`, started here and
+   * billed in the background (startMonthEnd's `finished` says when it has ended): at 465 users and
+   * 801,000 jobs it took 76 s, longer than a reverse proxy waits for an answer. Refused at once,
+   * with nothing started, for a day in the future (400), while another run holds the lock (409) or
+   * while the process stops (503). The run's progress and outcome are its month_end_runs row.
    */
-  async function runMonthEnd(actor: AuditContext, before: string) {
+  async function startMonthEnd(actor: AuditContext, before: string) {
     assertNotFuture(before);
+    if (backgroundWork.isStopping()) {
+      throw new ServiceUnavailableError('The app is stopping; start the month-end run again in a moment.');
+    }
+    const startedAt = now();
     // One run at a time, refused at once: a second run beside the first billed nothing new but
     // doubled the load for its minute, and reported every user the first had billed meanwhile.
     const release = await receiptsRepository.tryAcquireMonthEndLock(deps.db.pool, {
       actor: actor.actor,
-      startedAt: now(),
+      startedAt,
     });
-    if (!release) {
-      const holder = await receiptsRepository.findMonthEndLockHolder(deps.db.pool);
-      throw new MonthEndInProgressError(
-        holder && { actor: holder.actor, startedAt: formatLocalDateTime(holder.startedAt, config.timeZone) },
-      );
-    }
+    if (!release) throw await monthEndInProgress();
+    let runId: number;
     try {
-      return await runMonthEndLocked(actor, before);
-    } finally {
+      runId = await db.$transaction(async (tx) => {
+        // The lock is ours, so no other run is running: a row that says so was left by a process that died.
+        await monthEndRunsRepository.interruptRunningRuns(tx, startedAt, ABANDONED_RUN_MESSAGE);
+        return monthEndRunsRepository.insertRun(tx, {
+          billedThrough: new Date(`${before}T00:00:00Z`),
+          startedBy: actor.actor,
+          startedAt,
+        });
+      });
+    } catch (error) {
       await release();
+      throw error;
     }
+    const finished = backgroundWork.track((shouldStop) =>
+      billMonthEnd(actor, before, runId, shouldStop).finally(() => release()),
+    );
+    return { runId, finished };
   }
 
-  async function runMonthEndLocked(actor: AuditContext, before: string) {
+  /** The refusal of a second run: who started the running one and when, and its id for a link to its page. */
+  async function monthEndInProgress(): Promise<MonthEndInProgressError> {
+    const [holder, running] = await Promise.all([
+      receiptsRepository.findMonthEndLockHolder(deps.db.pool),
+      monthEndRunsRepository.findRunningRun(db),
+    ]);
+    const startedBy = holder ?? (running ? { actor: running.startedBy, startedAt: running.startedAt } : undefined);
+    return new MonthEndInProgressError(
+      startedBy && { actor: startedBy.actor, startedAt: formatLocalDateTime(startedBy.startedAt, config.timeZone) },
+      running?.id,
+    );
+  }
+
+  /**
+   * A whole month-end run, waited for (the benchmark, tests): its result in name order; a run
+   * that failed rejects with its error once the receipts in flight are done.
+   */
+  async function runMonthEnd(actor: AuditContext, before: string): Promise<MonthEndResult> {
+    const { finished } = await startMonthEnd(actor, before);
+    const { result, error } = await finished;
+    if (result.outcome === 'failed') throw error;
+    return result;
+  }
+
+  /**
+   * Bills run `runId` and records how it ended; never rejects. Each user is their own transaction,
+   * so one user's conflict does not undo the others, and a second run finds nothing left and
+   * creates nothing. Two users are billed at a time: PostgreSQL does most of a receipt's work, and
+   * one at a time left a core idle. An unexpected error stops the run once the receipts in flight
+   * are done; `shouldStop` (the process stopping) stops it once the users in flight are done.
+   */
+  async function billMonthEnd(
+    actor: AuditContext,
+    before: string,
+    runId: number,
+    shouldStop: () => boolean,
+  ): Promise<{ result: MonthEndResult; error?: unknown }> {
+    const state: MonthEndState = { outcomes: [], usersTotal: 0, usersDone: 0 };
+    let outcome: MonthEndEnd;
+    let error: unknown;
+    let errorText: string | null = null;
+    try {
+      const isComplete = await billMonthEndUsers(actor, before, runId, shouldStop, state);
+      outcome = isComplete ? 'succeeded' : 'interrupted';
+      if (!isComplete) {
+        errorText = `Interrupted: the app was stopped during the run, after ${state.usersDone} of ${state.usersTotal} users. ${RERUN_IS_SAFE}`;
+      }
+    } catch (caught) {
+      outcome = 'failed';
+      error = caught;
+      errorText = `Stopped by an unexpected error after ${state.usersDone} of ${state.usersTotal} users: ${reasonOf(caught)}. ${RERUN_IS_SAFE}`;
+      deps.logger?.error({ err: caught, runId }, 'month-end run failed');
+    }
+    const result = { runId, outcome, ...summarizeMonthEnd(before, state.outcomes) };
+    try {
+      await monthEndRunsRepository.finishRun(db, runId, {
+        ...progressOf(result, state.usersDone),
+        outcome,
+        finishedAt: now(),
+        error: errorText,
+      });
+    } catch (writeError) {
+      // The row stays running until someone looks at it with the lock released: it then reads interrupted.
+      deps.logger?.error({ err: writeError, runId }, 'month-end run ended but its outcome could not be recorded');
+    }
+    return { result, error };
+  }
+
+  /** Bills the users of run `runId`, recording its progress after each; whether every user was billed. */
+  async function billMonthEndUsers(
+    actor: AuditContext,
+    before: string,
+    runId: number,
+    shouldStop: () => boolean,
+    state: MonthEndState,
+  ): Promise<boolean> {
     const cutoff = endOfLocalDay(before, config.timeZone);
+    if (shouldStop()) return false;
     // Committed before the first receipt of the run: it holds receipt_items against every write.
     // Its lock waits for the receipts in flight (up to their own 60 s), then reads every job.
     await db.$transaction((tx) => receiptsRepository.repairBillingQueue(tx), { timeout: 120_000, maxWait: 10_000 });
     const usernames = await receiptsRepository.findUsersWithUnbilledJobs(db, cutoff);
-    type Outcome =
-      | {
-          created: {
-            id: number;
-            username: string;
-            total: Prisma.Decimal;
-            currency: string;
-            status: 'pending' | 'paid';
-          };
-        }
-      | { skipped: MonthEndSkip };
-    const outcomes: Outcome[] = [];
+    state.usersTotal = usernames.length;
+    await monthEndRunsRepository.recordUsersTotal(db, runId, usernames.length);
     let failure: { error: unknown } | undefined;
     let nextIndex = 0;
     const billOneAfterAnother = async () => {
-      while (failure === undefined && nextIndex < usernames.length) {
+      while (failure === undefined && !shouldStop() && nextIndex < usernames.length) {
         const index = nextIndex++;
         const username = usernames[index] as string;
         try {
-          outcomes[index] = { created: await createReceipt(username, before, 'admin', actor) };
+          state.outcomes[index] = { created: await createReceipt(username, before, 'admin', actor) };
         } catch (error) {
           // Someone billed this user between the listing and now: that is the outcome we wanted.
           if (error instanceof NothingToBillError || error instanceof ConflictError) {
-            outcomes[index] = { skipped: skipOf(error, username) };
+            state.outcomes[index] = { skipped: skipOf(error, username) };
           } else {
             failure ??= { error };
+            continue;
           }
+        }
+        state.usersDone += 1;
+        const progress = progressOf(summarizeMonthEnd(before, state.outcomes), state.usersDone);
+        try {
+          await monthEndRunsRepository.recordProgress(db, runId, progress);
+        } catch (error) {
+          // Only the page lags: the next user's write, or the run's end, carries the whole progress again.
+          deps.logger?.warn({ err: error, runId }, 'month-end run progress could not be recorded');
         }
       }
     };
     await Promise.all(Array.from({ length: MONTH_END_CONCURRENCY }, billOneAfterAnother));
     if (failure) throw failure.error;
-    const created = outcomes.flatMap((outcome) => ('created' in outcome ? [outcome.created] : []));
-    const skipped = outcomes.flatMap((outcome) => ('skipped' in outcome ? [outcome.skipped] : []));
-    const totals = new Map<string, Prisma.Decimal>();
-    for (const receipt of created) {
-      totals.set(receipt.currency, (totals.get(receipt.currency) ?? new Prisma.Decimal(0)).plus(receipt.total));
-    }
+    return nextIndex === usernames.length;
+  }
+
+  /**
+   * A month-end run as its page shows it. A run the row says is running while no session holds the
+   * month-end lock was ended by its process dying (PostgreSQL releases a session's locks): it is
+   * marked interrupted here, by whichever worker looks first.
+   */
+  async function settleMonthEndRun(row: monthEndRunsRepository.MonthEndRunRow) {
+    if (row.outcome !== 'running' || (await receiptsRepository.isMonthEndLockHeld(deps.db.pool))) return row;
+    await monthEndRunsRepository.interruptRun(db, row.id, now(), ABANDONED_RUN_MESSAGE);
+    return (await monthEndRunsRepository.findRun(db, row.id)) ?? row;
+  }
+
+  /** Month-end run `id` with its progress, or its outcome once it has ended; a 404 when there is none. */
+  async function getMonthEndRun(id: number) {
+    const row = await monthEndRunsRepository.findRun(db, id);
+    if (!row) throw notFoundById('Month-end run', id);
+    return monthEndRunViewOf(await settleMonthEndRun(row));
+  }
+
+  /** The run under way, if any, and the newest run that has ended (the billing page). */
+  async function findMonthEndRuns() {
+    const running = await monthEndRunsRepository.findRunningRun(db);
+    const settled = running && (await settleMonthEndRun(running));
+    const lastFinished = await monthEndRunsRepository.findLastFinishedRun(db);
     return {
-      before,
-      receiptCount: created.length,
-      /** Receipts of 0.00, settled as they were made (NO_CHARGE_METHOD); counted in receiptCount too. */
-      noChargeCount: created.filter((receipt) => receipt.status === 'paid').length,
-      totals: [...totals].map(([currency, total]) => ({ currency, total })),
-      receipts: created,
-      skipped,
+      running: settled?.outcome === 'running' ? monthEndRunViewOf(settled) : null,
+      lastFinished: lastFinished && monthEndRunViewOf(lastFinished),
     };
   }
 
@@ -799,7 +1042,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   return {
     today,
     createForUser,
+    startMonthEnd,
     runMonthEnd,
+    getMonthEndRun,
+    findMonthEndRuns,
     markPaid,
     voidReceipt,
     listForUser,

@@ -1,0 +1,106 @@
+import type { MonthEndOutcome, Prisma } from '@prisma/client';
+import type { Db } from '../../db/database.js';
+
+type Client = Db | Prisma.TransactionClient;
+
+/** What a run has done so far: written after every user, and once more as it ends. */
+export interface MonthEndProgress {
+  usersDone: number;
+  receiptCount: number;
+  noChargeCount: number;
+  /** Each total as the decimal's text. */
+  totals: { currency: string; total: string }[];
+  skipped: { username: string; kind: string; reason: string }[];
+}
+
+const RUN_SELECT = {
+  id: true,
+  billedThrough: true,
+  startedBy: true,
+  startedAt: true,
+  finishedAt: true,
+  outcome: true,
+  usersTotal: true,
+  usersDone: true,
+  receiptCount: true,
+  noChargeCount: true,
+  totals: true,
+  skipped: true,
+  error: true,
+} as const;
+
+export type MonthEndRunRow = Prisma.MonthEndRunGetPayload<{ select: typeof RUN_SELECT }>;
+
+/**
+ * Marks every run still `running` as `interrupted` with `error`: only called by a run that holds
+ * the month-end lock, so none of them can still be running.
+ */
+export async function interruptRunningRuns(tx: Client, finishedAt: Date, error: string): Promise<number> {
+  const result = await tx.monthEndRun.updateMany({
+    where: { outcome: 'running' },
+    data: { outcome: 'interrupted', finishedAt, error },
+  });
+  return result.count;
+}
+
+/** Marks run `id` as `interrupted` if it is still `running`; whether it was. */
+export async function interruptRun(tx: Client, id: number, finishedAt: Date, error: string): Promise<boolean> {
+  const result = await tx.monthEndRun.updateMany({
+    where: { id, outcome: 'running' },
+    data: { outcome: 'interrupted', finishedAt, error },
+  });
+  return result.count === 1;
+}
+
+/** A new running run; its id. */
+export async function insertRun(
+  tx: Client,
+  run: { billedThrough: Date; startedBy: string; startedAt: Date },
+): Promise<number> {
+  const created = await tx.monthEndRun.create({ data: run, select: { id: true } });
+  return created.id;
+}
+
+/** How many users the run found to bill, once it has listed them. */
+export async function recordUsersTotal(tx: Client, id: number, usersTotal: number): Promise<void> {
+  await tx.monthEndRun.update({ where: { id }, data: { usersTotal } });
+}
+
+/**
+ * The run's progress. Two users are billed at a time, so two writes can arrive out of order:
+ * one that would move users_done backwards is dropped.
+ */
+export async function recordProgress(tx: Client, id: number, progress: MonthEndProgress): Promise<void> {
+  await tx.monthEndRun.updateMany({ where: { id, usersDone: { lt: progress.usersDone } }, data: progress });
+}
+
+/**
+ * The run's end: its outcome and final progress. Unconditional: a run whose lock connection was
+ * lost may have been marked interrupted by a reader while it went on, and its own end is the truth.
+ */
+export async function finishRun(
+  tx: Client,
+  id: number,
+  end: MonthEndProgress & { outcome: Exclude<MonthEndOutcome, 'running'>; finishedAt: Date; error: string | null },
+): Promise<void> {
+  await tx.monthEndRun.update({ where: { id }, data: end });
+}
+
+/** Run `id`, or null. */
+export function findRun(tx: Client, id: number): Promise<MonthEndRunRow | null> {
+  return tx.monthEndRun.findUnique({ where: { id }, select: RUN_SELECT });
+}
+
+/** The run that is running, if any. */
+export function findRunningRun(tx: Client): Promise<MonthEndRunRow | null> {
+  return tx.monthEndRun.findFirst({ where: { outcome: 'running' }, select: RUN_SELECT });
+}
+
+/** The newest run that has ended, if any. */
+export function findLastFinishedRun(tx: Client): Promise<MonthEndRunRow | null> {
+  return tx.monthEndRun.findFirst({
+    where: { outcome: { not: 'running' } },
+    orderBy: { id: 'desc' },
+    select: RUN_SELECT,
+  });
+}

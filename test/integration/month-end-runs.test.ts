@@ -1,0 +1,247 @@
+import { Prisma } from '@prisma/client';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
+import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { sessionsWaitingForLocks } from '../support/lock-waits.js';
+import { monthEndRunPathOf, waitForMonthEndRun } from '../support/month-end.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+// 2025-09-20 12:00 in Bangkok, moving with the real clock.
+const STARTED = Date.now();
+const now = () => new Date(Date.parse('2025-09-20T05:00:00Z') + (Date.now() - STARTED));
+let admin: Agent;
+let alice: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
+  await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
+  const app = buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' }, now, metrics: createMetrics() });
+  admin = await signInAs(app, 'boss', 'boss-password');
+  alice = await signInAs(app, 'alice', 'alice-password');
+});
+afterAll(() => db?.drop());
+
+beforeEach(async () => {
+  await db.prisma.monthEndRun.deleteMany();
+  await db.prisma.receiptItem.deleteMany();
+  await db.prisma.receipt.deleteMany();
+  await db.prisma.slurmJob.deleteMany();
+});
+
+const USERS = ['me1', 'me2', 'me3', 'me4'];
+
+async function buildUnbilledUsage() {
+  await buildJobs(
+    db,
+    USERS.flatMap((user) => [
+      { user, end: '2025-08-20T03:00:00Z' },
+      { user, end: '2025-08-21T03:00:00Z' },
+    ]),
+  );
+}
+
+const html = (path: string) => admin.get(path).set('Accept', 'text/html');
+const json = (path: string) => admin.get(path).set('Accept', 'application/json');
+
+async function startInBrowser(before: string) {
+  return admin
+    .post('/admin/month-end')
+    .set('Accept', 'text/html')
+    .type('form')
+    .send({ before, csrf_token: await csrfTokenOf(admin, '/admin/receipts') });
+}
+
+async function startAsJson(before: string) {
+  return admin
+    .post('/admin/month-end')
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(admin, '/admin/receipts'))
+    .send({ before });
+}
+
+/** A running run's row left by a process that died: nothing holds the month-end lock. */
+async function buildAbandonedRun() {
+  const row = await db.prisma.monthEndRun.create({
+    data: {
+      billedThrough: new Date('2025-08-31T00:00:00Z'),
+      startedBy: 'carol',
+      startedAt: new Date('2025-09-20T04:30:00Z'),
+      usersTotal: 10,
+      usersDone: 3,
+      receiptCount: 3,
+      totals: [{ currency: 'THB', total: '3.6' }],
+    },
+  });
+  return row.id;
+}
+
+describe('a month-end run in the background', () => {
+  it('answers at once, shows its progress while it runs, refuses a second run with a link, then shows its summary', async () => {
+    await buildUnbilledUsage();
+    // Holds the run at its first user's tier, after it has listed the users to bill.
+    const stall = await db.pool.connect();
+    let runPath: string;
+    try {
+      await stall.query('BEGIN');
+      await stall.query('LOCK TABLE tier_overrides IN ACCESS EXCLUSIVE MODE');
+      runPath = monthEndRunPathOf(await startInBrowser('2025-08-31'));
+      const runId = Number(runPath.split('/').pop());
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+
+      const running = await json(runPath).expect(200);
+      expect(running.body).toEqual({
+        id: runId,
+        url: runPath,
+        outcome: 'running',
+        before: '2025-08-31',
+        startedBy: 'boss',
+        startedAt: expect.stringMatching(/^2025-09-20T05:00:\d\d\.\d{3}Z$/),
+        finishedAt: null,
+        usersTotal: 4,
+        usersDone: 0,
+        receiptCount: 0,
+        noChargeCount: 0,
+        totals: [],
+        skipped: [],
+        error: null,
+        message: null,
+      });
+      const page = await html(runPath).expect(200);
+      expect(page.text).toContain('<meta http-equiv="refresh" content="2">');
+      expect(page.text).toContain('Running… 0 of 4 users done.');
+      expect(page.text).not.toContain('<script');
+      const billing = await html('/admin/receipts').expect(200);
+      expect(billing.text).toMatch(
+        new RegExp(
+          `id="month-end-running">Run #${runId} up to 2025-08-31 is running, started by boss at 2025-09-20 12:00: 0 of 4 users done\\. <a href="${runPath}">See its progress</a>`,
+        ),
+      );
+
+      // A second run meanwhile is refused, pointing at the first; it starts nothing.
+      const refused = await startInBrowser('2025-08-31');
+      expect(refused.status).toBe(409);
+      expect(refused.text).toContain(
+        'Month-end run not started. A month-end run is already in progress (started by boss at 2025-09-20 12:00); ' +
+          `wait for it to finish. <a href="${runPath}">See its progress</a>`,
+      );
+      const refusedJson = await startAsJson('2025-08-31');
+      expect(refusedJson.status).toBe(409);
+      expect(refusedJson.body).toEqual({
+        error: 'A month-end run is already in progress (started by boss at 2025-09-20 12:00); wait for it to finish.',
+        code: 409,
+        runId,
+        statusUrl: runPath,
+      });
+      expect(await db.prisma.monthEndRun.count()).toBe(1);
+      await stall.query('COMMIT');
+    } finally {
+      stall.release();
+    }
+
+    const ran = await waitForMonthEndRun(admin, runPath);
+    const made = await db.prisma.receipt.findMany({ where: { scope: 'admin' }, select: { total: true } });
+    expect(made).toHaveLength(USERS.length);
+    const total = made.reduce((sum, receipt) => sum.plus(receipt.total), new Prisma.Decimal(0));
+    expect(ran).toMatchObject({
+      outcome: 'succeeded',
+      usersTotal: 4,
+      usersDone: 4,
+      receiptCount: 4,
+      noChargeCount: 0,
+      totals: [{ currency: 'THB', total: total.toFixed() }],
+      skipped: [],
+      error: null,
+      finishedAt: expect.stringMatching(/^2025-09-20T05:\d\d:\d\d\.\d{3}Z$/),
+    });
+    expect(ran.message).toBe(`Month-end run up to 2025-08-31: 4 receipts created, total ${total.toFixed(2)} THB.`);
+    const done = await html(runPath).expect(200);
+    expect(done.text).not.toContain('http-equiv="refresh"');
+    expect(done.text).toContain(`<div class="alert success" role="status">${ran.message}</div>`);
+    const billing = await html('/admin/receipts').expect(200);
+    expect(billing.text).not.toContain('id="month-end-running"');
+    expect(billing.text).toContain(`Last run: <a href="${runPath}">#${ran.id}</a> up to 2025-08-31 by boss,`);
+    expect(billing.text).toContain('4 receipts created.');
+    // Each receipt is audited as before, as made by the admin who started the run.
+    expect(
+      await db.prisma.auditLog.count({ where: { action: 'receipt.create', actor: 'boss' } }),
+    ).toBeGreaterThanOrEqual(4);
+  });
+
+  it('answers a JSON client with 202, the run id and its status URL', async () => {
+    await buildUnbilledUsage();
+    const started = await startAsJson('2025-08-31');
+    expect(started.status, started.text.slice(0, 300)).toBe(202);
+    const { runId, statusUrl } = started.body;
+    expect(statusUrl).toBe(`/admin/month-end/${runId}`);
+    expect(started.headers.location).toBe(statusUrl);
+    expect(await waitForMonthEndRun(admin, statusUrl)).toMatchObject({
+      id: runId,
+      outcome: 'succeeded',
+      receiptCount: 4,
+    });
+  });
+
+  it('shows a running run whose lock is free as interrupted, saying that running it again is safe', async () => {
+    const id = await buildAbandonedRun();
+    const holder = await db.pool.connect();
+    try {
+      // Another process's run holding the lock is still running, whatever its row says.
+      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.monthEnd]);
+      expect((await json(`/admin/month-end/${id}`).expect(200)).body.outcome).toBe('running');
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+    }
+    const shown = await json(`/admin/month-end/${id}`).expect(200);
+    expect(shown.body).toMatchObject({
+      outcome: 'interrupted',
+      startedBy: 'carol',
+      usersTotal: 10,
+      usersDone: 3,
+      receiptCount: 3,
+      finishedAt: expect.any(String),
+      error:
+        'Interrupted: the process running it stopped before it finished. What it billed stays billed; running it ' +
+        'again for the same day is safe and bills the rest (it bills only unbilled jobs).',
+    });
+    expect(shown.body.message).toMatch(/^Interrupted: .* So far: Month-end run up to 2025-08-31: 3 receipts created/);
+    const page = await html(`/admin/month-end/${id}`).expect(200);
+    expect(page.text).not.toContain('http-equiv="refresh"');
+    expect(page.text).toContain('<div class="alert warning" role="status">Interrupted: the process running it stopped');
+    const billing = await html('/admin/receipts').expect(200);
+    expect(billing.text).not.toContain('id="month-end-running"');
+    expect(billing.text).toContain(`Last run: <a href="/admin/month-end/${id}">#${id}</a>`);
+  });
+
+  it('marks a run left running by a dead process as interrupted when the next run starts, and bills', async () => {
+    const abandoned = await buildAbandonedRun();
+    await buildUnbilledUsage();
+    const started = await startAsJson('2025-08-31');
+    expect(started.status).toBe(202);
+    expect(await db.prisma.monthEndRun.findUniqueOrThrow({ where: { id: abandoned } })).toMatchObject({
+      outcome: 'interrupted',
+      error: expect.stringContaining('running it again for the same day is safe'),
+    });
+    expect(await waitForMonthEndRun(admin, started.body.statusUrl)).toMatchObject({
+      outcome: 'succeeded',
+      receiptCount: 4,
+    });
+  });
+
+  it('answers an unknown run with 404 and a malformed id with 400, and only to admins', async () => {
+    expect((await json('/admin/month-end/999999')).body).toEqual({
+      error: 'Month-end run #999999 was not found.',
+      code: 404,
+    });
+    expect((await json('/admin/month-end/abc')).status).toBe(400);
+    const id = await buildAbandonedRun();
+    expect((await alice.get(`/admin/month-end/${id}`).set('Accept', 'application/json')).status).toBe(403);
+  });
+});

@@ -1,0 +1,42 @@
+import { expect } from 'vitest';
+import type { Agent } from './sign-in.js';
+
+/** A month-end run's status as GET /admin/month-end/:id answers it in JSON. */
+export interface MonthEndRunJson {
+  id: number;
+  url: string;
+  outcome: 'running' | 'succeeded' | 'failed' | 'interrupted';
+  before: string;
+  startedBy: string;
+  startedAt: string;
+  finishedAt: string | null;
+  usersTotal: number | null;
+  usersDone: number;
+  receiptCount: number;
+  noChargeCount: number;
+  totals: { currency: string; total: string }[];
+  skipped: { username: string; kind: string; reason: string }[];
+  error: string | null;
+  message: string | null;
+}
+
+/** Polls a month-end run's status page (JSON) until the run has ended; its last answer. */
+export async function waitForMonthEndRun(agent: Agent, url: string, timeoutMs = 20_000): Promise<MonthEndRunJson> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await agent.get(url).set('Accept', 'application/json');
+    expect(status.status, status.text.slice(0, 300)).toBe(200);
+    const run = status.body as MonthEndRunJson;
+    if (run.outcome !== 'running') return run;
+    if (Date.now() > deadline) throw new Error(`month-end run ${url} still running after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** Where a browser's month-end form was sent: the run's status page. */
+export function monthEndRunPathOf(started: { status: number; headers: Record<string, string>; text: string }): string {
+  expect(started.status, started.text.slice(0, 300)).toBe(303);
+  const location = started.headers.location as string;
+  expect(location).toMatch(/^\/admin\/month-end\/\d+$/);
+  return location;
+}
