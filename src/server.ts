@@ -19,6 +19,7 @@ import { createMetrics } from './modules/metrics/metrics.js';
 import { joinClusterMetrics, serveClusterMetrics } from './modules/metrics/metrics-cluster.js';
 import { warnIfMetricsPublic } from './modules/metrics/metrics-exposure.js';
 import { closePasswordHashing, configurePasswordHashing } from './modules/users/password.js';
+import { createBackgroundWork } from './shared/background-work.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { onPeriodicTasksAssigned, periodicTaskAssigner } from './shared/periodic-task.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
@@ -53,7 +54,8 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
   // A worker's own registry holds only the requests it served; the primary sums them.
   const scrapeMetrics = cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined;
   const auditChainMonitor = createAuditChainMonitor({ db: db.prisma, onVerdict: reportChainVerdictTo(metrics) });
-  const app = createApp({ config, db, logger, metrics, scrapeMetrics, auditChainMonitor });
+  const backgroundWork = createBackgroundWork();
+  const app = createApp({ config, db, logger, metrics, scrapeMetrics, auditChainMonitor, backgroundWork });
   const now = () => new Date();
   const pruners = [
     createThrottlePruner({
@@ -95,6 +97,9 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     const [isClean] = await Promise.all([
       closeGracefully(server, config.shutdownTimeoutMs),
       stopIngestion(),
+      // A month-end run ends once its users in flight are billed and records itself interrupted:
+      // cut mid-way it would still bill nothing twice, but its page would only learn so later.
+      backgroundWork.stop(),
       ...periodicTasks.map((task) => task.stop()),
     ]);
     if (!isClean) logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; open connections were cut');

@@ -1,12 +1,14 @@
 import { Prisma } from '@prisma/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
+import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { monthEndRunPathOf, waitForMonthEndRun } from '../support/month-end.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, signInAs, signInOverHttp } from '../support/sign-in.js';
+import { spawnServer } from '../support/spawn-server.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -244,4 +246,60 @@ describe('a month-end run in the background', () => {
     const id = await buildAbandonedRun();
     expect((await alice.get(`/admin/month-end/${id}`).set('Accept', 'application/json')).status).toBe(403);
   });
+});
+
+describe('a month-end run when the server process gets SIGTERM', () => {
+  it('bills the users in flight, records the run interrupted, and exits 0', async () => {
+    await buildUnbilledUsage();
+    const port = await findFreePort();
+    const server = await spawnServer({
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      WEB_CONCURRENCY: '1',
+      DEMO_SEED: '0',
+      INGEST_ENABLED: '0',
+      LOG_LEVEL: 'warn',
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const stall = await db.pool.connect();
+    try {
+      const cookie = await signInOverHttp(base, 'boss');
+      const page = await fetch(`${base}/admin/receipts`, { headers: { accept: 'text/html', cookie } });
+      const token = /name="csrf_token" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
+      // Holds both users in flight at their tier, as a receipt of many jobs keeps them busy.
+      await stall.query('BEGIN');
+      await stall.query('LOCK TABLE tier_overrides IN ACCESS EXCLUSIVE MODE');
+      const started = await fetch(`${base}/admin/month-end`, {
+        method: 'POST',
+        headers: { accept: 'application/json', 'content-type': 'application/json', 'x-csrftoken': token, cookie },
+        body: JSON.stringify({ before: '2025-08-31' }),
+      });
+      expect(started.status, server.output()).toBe(202);
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+
+      server.process.kill('SIGTERM');
+      const hasExitedEarly = await Promise.race([
+        server.exited.then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 500)),
+      ]);
+      expect(hasExitedEarly, `the process left the run mid-way:\n${server.output()}`).toBe(false);
+      await stall.query('COMMIT');
+      expect(await server.exited, server.output()).toBe(0);
+    } finally {
+      await stall.query('ROLLBACK').catch(() => undefined);
+      stall.release();
+      if (server.process.exitCode === null) await server.stop();
+    }
+    const run = await db.prisma.monthEndRun.findFirstOrThrow();
+    expect(run).toMatchObject({ outcome: 'interrupted', usersTotal: 4, usersDone: 2, receiptCount: 2 });
+    expect(run.error).toMatch(
+      /^Interrupted: the app was stopped during the run, after 2 of 4 users\. .*running it again/,
+    );
+    expect(await db.prisma.receipt.count()).toBe(2);
+    // Nothing holds the lock any more: the next run bills the rest.
+    const next = await startAsJson('2025-08-31');
+    expect(next.status).toBe(202);
+    expect(await waitForMonthEndRun(admin, next.body.statusUrl)).toMatchObject({ receiptCount: 2 });
+    expect(await db.prisma.receipt.count()).toBe(4);
+  }, 90_000);
 });
