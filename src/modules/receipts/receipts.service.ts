@@ -87,7 +87,7 @@ function listedNames(usernames: string[]): string {
 }
 
 /**
- * The month-end run's result for the admin who ran it, in a flash banner. One sentence a kind of
+ * The month-end run's result for the admin, on its status page. One sentence a kind of
  * skip, with a count and at most MONTH_END_NAMES_LISTED names: a sentence for each user made a
  * 40 KB banner at 465 users. The billing page's user filter finds any one of them.
  */
