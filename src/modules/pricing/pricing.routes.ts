@@ -2,12 +2,12 @@ import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { wantsHtml } from '../../http/error-handler.js';
 import { isEtagMatched, takeFastPathFailure } from '../../http/hot-routes.js';
+import { linkTo } from '../../http/page-links.js';
 import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
 import { answerChange, isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { linkTo } from '../usage/usage.routes.js';
 import { type TUserListQuery, ZUserListQuery } from '../users/users.schema.js';
 import {
   ZCreateTier,

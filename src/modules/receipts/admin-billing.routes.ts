@@ -2,12 +2,12 @@ import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { linkTo } from '../usage/usage.routes.js';
 import { ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import {

@@ -1,13 +1,14 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { linkTo } from '../../http/page-links.js';
 import { answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
 import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { linkTo, type ShowMyUsage } from '../usage/usage.routes.js';
+import type { ShowMyUsage } from '../usage/usage.routes.js';
 import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
 import { RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
 

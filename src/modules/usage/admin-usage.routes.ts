@@ -1,10 +1,11 @@
 import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { linkTo } from '../../http/page-links.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { exportLinkOf, linkTo, sendOwnUsageCsv } from './usage.routes.js';
+import { exportLinkOf, sendOwnUsageCsv } from './usage.routes.js';
 import { ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';
 import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
 

@@ -1,5 +1,6 @@
 import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { linkTo } from '../../http/page-links.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError, readableMessageOf } from '../../shared/errors.js';
@@ -13,16 +14,6 @@ import {
   type UsageService,
   WindowTooLongForPageError,
 } from './usage.service.js';
-
-/** The query string of /me with some parameters replaced (for view tabs, sorting and paging links). */
-export function linkTo(path: string, current: Record<string, unknown>, changes: Record<string, unknown>): string {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries({ ...current, ...changes })) {
-    if (value !== undefined && value !== null && value !== '') params.set(key, String(value));
-  }
-  const text = params.toString();
-  return text ? `${path}?${text}` : path;
-}
 
 /**
  * The address of a CSV export of what a refused page was asked for (`exported` resolves it,

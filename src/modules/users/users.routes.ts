@@ -2,6 +2,7 @@ import { type Request, type Response, Router } from 'express';
 import type { Db } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { linkTo } from '../../http/page-links.js';
 import { answerChange, answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { counted } from '../../shared/counted.js';
@@ -9,7 +10,6 @@ import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuthServiceDeps } from '../auth/auth.service.js';
 import { type createPassport, signInOnNewSession } from '../auth/passport.js';
-import { linkTo } from '../usage/usage.routes.js';
 import {
   ZChangeOwnPasswordForm,
   ZChangeRoleForm,
