@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { Argon2ThreadFailure } from '../../src/modules/users/argon2-threads.js';
@@ -61,6 +63,25 @@ describe('password hashing on threads of its own', () => {
       expect(new Set(others)).toEqual(new Set([0]));
     },
   );
+
+  it('keeps a process alive while it hashes, and lets it exit by itself once idle', () => {
+    // What a CLI does: hash, verify, and end with nothing else to wait for. The module flag is
+    // the process's own and must not change how the threads load.
+    const password = path.resolve(import.meta.dirname, '../../src/modules/users/password.ts');
+    const script = `import { hashPassword, verifyPassword } from ${JSON.stringify(password)};
+      const stored = await hashPassword('a password to verify');
+      console.log(await verifyPassword(stored, 'a password to verify'));`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(child.error, 'the process did not exit by itself').toBeUndefined();
+    expect({ status: child.status, stdout: child.stdout.trim(), stderr: child.stderr }).toEqual({
+      status: 0,
+      stdout: 'true',
+      stderr: '',
+    });
+  });
 
   it('fails the verifies running or waiting when the threads close, instead of calling the password wrong', async () => {
     const stored = await hashPassword('a password to verify');

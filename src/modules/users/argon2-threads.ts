@@ -74,16 +74,18 @@ export function createArgon2Threads(settings: Argon2ThreadsSettings): Argon2Thre
   function startThread(): Worker {
     const worker = new Worker(THREAD_SOURCE, {
       eval: true,
+      // Not the process's flags: --input-type=module would make the source above ESM, and a
+      // loader such as tsx's would start in every thread for nothing.
+      execArgv: [],
       workerData: { argon2Path, niceness: settings.niceness },
       // A hash needs 19 MiB outside the heap; the thread's own heap stays small.
       resourceLimits: { maxOldGenerationSizeMb: 32 },
     });
-    // Waiting sign-ins keep the process alive through their sockets, not through these threads.
-    worker.unref();
     started += 1;
     worker.on('message', (reply: Reply) => {
       const pending = busy.get(worker);
       busy.delete(worker);
+      worker.unref();
       if (pending?.id === reply.id) {
         if (reply.error !== undefined) pending.reject(new Error(reply.error));
         else pending.resolve(reply.result as string | boolean);
@@ -95,6 +97,10 @@ export function createArgon2Threads(settings: Argon2ThreadsSettings): Argon2Thre
       failThread(worker, new Argon2ThreadFailure(`argon2 thread failed: ${error.message}`)),
     );
     worker.on('exit', (code) => failThread(worker, new Argon2ThreadFailure(`argon2 thread exited with ${code}`)));
+    // An idle thread must not keep the process alive (a CLI that hashed one password exits);
+    // one with a job must, or a script awaiting only the hash would end before it. After the
+    // listeners: adding a 'message' listener refs the thread's port again.
+    worker.unref();
     return worker;
   }
 
@@ -118,6 +124,7 @@ export function createArgon2Threads(settings: Argon2ThreadsSettings): Argon2Thre
       if (!worker) return;
       const pending = queue.shift() as Pending;
       busy.set(worker, pending);
+      worker.ref();
       worker.postMessage({ id: pending.id, op: pending.job.op, args: pending.job.args });
     }
   }
