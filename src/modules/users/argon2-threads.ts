@@ -68,7 +68,6 @@ export function createArgon2Threads(settings: Argon2ThreadsSettings): Argon2Thre
   const idle: Worker[] = [];
   const busy = new Map<Worker, Pending>();
   const queue: Pending[] = [];
-  let started = 0;
   let nextId = 1;
 
   function startThread(): Worker {
@@ -81,7 +80,6 @@ export function createArgon2Threads(settings: Argon2ThreadsSettings): Argon2Thre
       // A hash needs 19 MiB outside the heap; the thread's own heap stays small.
       resourceLimits: { maxOldGenerationSizeMb: 32 },
     });
-    started += 1;
     worker.on('message', (reply: Reply) => {
       const pending = busy.get(worker);
       busy.delete(worker);
@@ -112,7 +110,6 @@ export function createArgon2Threads(settings: Argon2ThreadsSettings): Argon2Thre
     busy.delete(worker);
     const index = idle.indexOf(worker);
     if (index >= 0) idle.splice(index, 1);
-    started -= 1;
     pending?.reject(error);
     dispatch();
   }
@@ -120,7 +117,7 @@ export function createArgon2Threads(settings: Argon2ThreadsSettings): Argon2Thre
   function dispatch() {
     while (queue.length > 0) {
       let worker = idle.pop();
-      if (!worker && started < threadCount) worker = startThread();
+      if (!worker && idle.length + busy.size < threadCount) worker = startThread();
       if (!worker) return;
       const pending = queue.shift() as Pending;
       busy.set(worker, pending);
@@ -145,7 +142,6 @@ export function createArgon2Threads(settings: Argon2ThreadsSettings): Argon2Thre
         pending.reject(new Argon2ThreadFailure('argon2 threads closed'));
       idle.length = 0;
       busy.clear();
-      started = 0;
       await Promise.all(workers.map((worker) => worker.terminate()));
     },
   };
