@@ -29,6 +29,12 @@ export interface FakeStripe {
   hangNext(): void;
   /** The payer finished paying this session: expiring it is then refused, as Stripe refuses it. */
   completeSession(id: string): void;
+  /**
+   * Runs `during` while the next request is in flight: received, and answered (as failNext and
+   * hangNext had it before `during` ran) only once `during` has settled. failNext or hangNext
+   * called inside it applies to the request after.
+   */
+  whileNextInFlight(during: () => Promise<unknown>): void;
   close(): Promise<void>;
 }
 
@@ -44,6 +50,7 @@ export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
   const statusOf = new Map<string, 'open' | 'complete' | 'expired'>();
   let failure: { status: number; message: string } | undefined;
   let isHangingNext = false;
+  let inFlight: (() => Promise<unknown>) | undefined;
   const hung = new Set<http.ServerResponse>();
   let counter = 0;
   const server = http.createServer((req, res) => {
@@ -84,61 +91,68 @@ export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
         failure = undefined;
         return send(status, { error: { type: status >= 500 ? 'api_error' : 'invalid_request_error', message } });
       }
-      const replay = idempotencyKey ? byIdempotencyKey.get(idempotencyKey) : undefined;
-      if (replay) {
-        res.writeHead(200, { 'Content-Type': 'application/json', 'Idempotent-Replayed': 'true' });
-        return res.end(replay);
-      }
-      if (expiring?.[1]) {
-        const id = expiring[1];
-        const status = statusOf.get(id);
-        if (status === undefined) {
-          return send(404, {
-            error: {
-              code: 'resource_missing',
-              param: 'session',
-              type: 'invalid_request_error',
-              message: `No such checkout.session: '${id}'`,
-            },
-          });
+      const answer = () => {
+        const replay = idempotencyKey ? byIdempotencyKey.get(idempotencyKey) : undefined;
+        if (replay) {
+          res.writeHead(200, { 'Content-Type': 'application/json', 'Idempotent-Replayed': 'true' });
+          return res.end(replay);
         }
-        if (status === 'complete') return send(400, EXPIRE_COMPLETE_ERROR_FIXTURE);
-        if (status === 'expired') {
-          const error = EXPIRE_COMPLETE_ERROR_FIXTURE.error as Record<string, unknown>;
-          return send(400, {
-            error: { ...error, message: String(error.message).replace('`complete`', '`expired`') },
-          });
+        if (expiring?.[1]) {
+          const id = expiring[1];
+          const status = statusOf.get(id);
+          if (status === undefined) {
+            return send(404, {
+              error: {
+                code: 'resource_missing',
+                param: 'session',
+                type: 'invalid_request_error',
+                message: `No such checkout.session: '${id}'`,
+              },
+            });
+          }
+          if (status === 'complete') return send(400, EXPIRE_COMPLETE_ERROR_FIXTURE);
+          if (status === 'expired') {
+            const error = EXPIRE_COMPLETE_ERROR_FIXTURE.error as Record<string, unknown>;
+            return send(400, {
+              error: { ...error, message: String(error.message).replace('`complete`', '`expired`') },
+            });
+          }
+          statusOf.set(id, 'expired');
+          const text = JSON.stringify({ ...EXPIRED_SESSION_FIXTURE, id });
+          if (idempotencyKey) byIdempotencyKey.set(idempotencyKey, text);
+          res.writeHead(200, { 'Content-Type': 'application/json' });
+          return res.end(text);
         }
-        statusOf.set(id, 'expired');
-        const text = JSON.stringify({ ...EXPIRED_SESSION_FIXTURE, id });
+        const id = `cs_test_fake${String(++counter).padStart(6, '0')}`;
+        const amount = Number(form.get('line_items[0][price_data][unit_amount]'));
+        const metadata: Record<string, string> = {};
+        for (const [key, value] of form) {
+          const match = /^metadata\[(.+)\]$/.exec(key);
+          if (match?.[1]) metadata[match[1]] = value;
+        }
+        const session = {
+          ...SESSION_FIXTURE,
+          id,
+          amount_subtotal: amount,
+          amount_total: amount,
+          currency: form.get('line_items[0][price_data][currency]'),
+          client_reference_id: form.get('client_reference_id'),
+          metadata,
+          success_url: form.get('success_url'),
+          cancel_url: form.get('cancel_url'),
+          url: `https://checkout.stripe.com/c/pay/${id}`,
+        };
+        const text = JSON.stringify(session);
+        statusOf.set(id, 'open');
         if (idempotencyKey) byIdempotencyKey.set(idempotencyKey, text);
         res.writeHead(200, { 'Content-Type': 'application/json' });
-        return res.end(text);
-      }
-      const id = `cs_test_fake${String(++counter).padStart(6, '0')}`;
-      const amount = Number(form.get('line_items[0][price_data][unit_amount]'));
-      const metadata: Record<string, string> = {};
-      for (const [key, value] of form) {
-        const match = /^metadata\[(.+)\]$/.exec(key);
-        if (match?.[1]) metadata[match[1]] = value;
-      }
-      const session = {
-        ...SESSION_FIXTURE,
-        id,
-        amount_subtotal: amount,
-        amount_total: amount,
-        currency: form.get('line_items[0][price_data][currency]'),
-        client_reference_id: form.get('client_reference_id'),
-        metadata,
-        success_url: form.get('success_url'),
-        cancel_url: form.get('cancel_url'),
-        url: `https://checkout.stripe.com/c/pay/${id}`,
+        res.end(text);
       };
-      const text = JSON.stringify(session);
-      statusOf.set(id, 'open');
-      if (idempotencyKey) byIdempotencyKey.set(idempotencyKey, text);
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(text);
+      const during = inFlight;
+      inFlight = undefined;
+      if (!during) return answer();
+      // What the hook did is for the test to check; the request is answered either way.
+      during().then(answer, answer);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -154,6 +168,9 @@ export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
     },
     completeSession(id) {
       statusOf.set(id, 'complete');
+    },
+    whileNextInFlight(during) {
+      inFlight = during;
     },
     close: () => {
       for (const res of hung) res.destroy();
