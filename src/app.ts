@@ -109,12 +109,13 @@ export function createApp(deps: AppDeps): express.Express {
   const rates = createRatesService({ db, config, now });
   // One provider for starting checkouts and for closing those a void canceled.
   const paymentProvider = buildPaymentProvider(config.payments);
+  const closeCanceledCheckouts = createCheckoutCloser({ db, provider: paymentProvider, metrics, logger });
   const receipts = createReceiptsService({
     db,
     config,
     rates,
     metrics,
-    closeCanceledCheckouts: createCheckoutCloser({ db, provider: paymentProvider, metrics, logger }),
+    closeCanceledCheckouts,
     now,
     backgroundWork: deps.backgroundWork,
     logger,
@@ -128,6 +129,7 @@ export function createApp(deps: AppDeps): express.Express {
     now,
     timeZone: config.timeZone,
     provider: paymentProvider,
+    closeCanceledCheckouts,
   });
   const csvExports = createCsvExports({
     limits: { ...csvExportLimitsFor(config.dbPoolMax), ...deps.csvExportLimits },

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MIGRATIONS_DIR } from '../../src/db/migrations.js';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
-import type { PaymentProvider } from '../../src/modules/payments/payment-provider.js';
+import { type PaymentProvider, PaymentProviderError } from '../../src/modules/payments/payment-provider.js';
 import {
   ABANDONED_START_GRACE_MS,
   buildPaymentProvider,
@@ -2088,7 +2088,12 @@ describe('a payment start that never got its checkout (the process died in betwe
     expect(await abandonAuditsOf(receiptId)).toHaveLength(1);
   });
 
-  it('records a checkout that arrives after its start was abandoned, but sends the payer to the new attempt', async () => {
+  /**
+   * A start whose provider call hangs until a later click, past the grace period, has abandoned it
+   * and opened the next attempt; then its checkout arrives. `expireCheckout` stands for the
+   * provider's answer to closing a checkout.
+   */
+  async function lateCheckoutOfAbandonedStart(expireCheckout: NonNullable<PaymentProvider['expireCheckout']>) {
     clock.offsetMs = 0;
     const config = buildTestConfig(db.url, DUMMY_PAYMENTS_ENV);
     const dummy = buildPaymentProvider(config.payments);
@@ -2099,6 +2104,7 @@ describe('a payment start that never got its checkout (the process died in betwe
       release = resolve;
     });
     let calls = 0;
+    const expiring: Array<{ externalPaymentId: string; idempotencyKey: string }> = [];
     const slow: PaymentProvider = {
       ...dummy,
       async startCheckout(request) {
@@ -2106,11 +2112,16 @@ describe('a payment start that never got its checkout (the process died in betwe
         if (calls === 1) await released;
         return dummy.startCheckout(request);
       },
+      expireCheckout(externalPaymentId, idempotencyKey) {
+        expiring.push({ externalPaymentId, idempotencyKey });
+        return expireCheckout(externalPaymentId, idempotencyKey);
+      },
     };
+    const serviceMetrics = createMetrics();
     const service = createPaymentsService({
       db,
       config: config.payments,
-      metrics: createMetrics(),
+      metrics: serviceMetrics,
       logger: createLogger('silent'),
       now,
       timeZone: config.timeZone,
@@ -2123,6 +2134,7 @@ describe('a payment start that never got its checkout (the process died in betwe
     clock.offsetMs = ABANDONED_START_GRACE_MS + 1_000;
     const second = await service.startPayment(user.username, receiptId, actor);
     expect(second.redirectUrl).toMatch(/^\/payments\/dummy\/checkout\//);
+    expect(expiring).toEqual([]);
     release();
     expect(await first).toEqual({ redirectUrl: `/payments/thanks?rid=${receiptId}` });
     const payments = await db.prisma.payment.findMany({ where: { receiptId }, orderBy: { id: 'asc' } });
@@ -2130,6 +2142,32 @@ describe('a payment start that never got its checkout (the process died in betwe
     // A success for the late checkout finds its payment and is held, never lost as unknown.
     expect(payments[0]?.externalPaymentId).toMatch(/^dummy_\d+_[0-9a-f]{8}$/);
     expect(payments[1]?.checkoutUrl).toBe(second.redirectUrl);
+    // Only the late checkout is closed, under its own attempt's key; the newer one stays open.
+    expect(expiring).toEqual([
+      { externalPaymentId: payments[0]?.externalPaymentId, idempotencyKey: `receipt-${receiptId}-dummy-1-expire` },
+    ]);
+    const expiries = (outcome: string) =>
+      metricValue(serviceMetrics, 'payments_checkout_expire_total', { provider: 'dummy', outcome });
+    return { receiptId, payments, expiries };
+  }
+
+  it('records a checkout that arrives after its start was abandoned, closes it, and sends the payer to the new attempt', async () => {
+    const { payments, expiries } = await lateCheckoutOfAbandonedStart(async () => 'expired');
+    expect(await expiries('expired')).toBe(1);
+    expect(payments[0]?.reviewReason).toBe('start interrupted: no checkout within 60 s, abandoned for a new attempt');
+  });
+
+  it('adds to the abandoned payment why its late checkout may still be open when the provider cannot close it', async () => {
+    const { payments, expiries } = await lateCheckoutOfAbandonedStart(() =>
+      Promise.reject(new PaymentProviderError('the provider is unreachable')),
+    );
+    expect(await expiries('failed')).toBe(1);
+    expect(payments[0]?.reviewReason).toBe(
+      'start interrupted: no checkout within 60 s, abandoned for a new attempt; ' +
+        'its checkout could not be expired at dummy (the provider is unreachable)',
+    );
+    // The newer attempt is untouched.
+    expect(payments[1]).toMatchObject({ status: 'pending', reviewReason: null });
   });
 
   it('does not reuse the abandoned key with Stripe, which may have opened a session for it', async () => {

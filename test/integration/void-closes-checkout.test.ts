@@ -68,6 +68,8 @@ async function checkoutOpen() {
   expect(started.headers.location).toMatch(/^https:\/\/checkout\.stripe\.com\/c\/pay\/cs_test_fake\d+$/);
   const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
   expect(payment.status).toBe('pending');
+  // A start that went as usual asks Stripe to close nothing.
+  expect(expireRequestsFor(payment.externalPaymentId as string)).toHaveLength(0);
   return { receiptId, payment, sessionId: payment.externalPaymentId as string };
 }
 
@@ -238,6 +240,105 @@ describe('voiding a receipt whose Stripe checkout is open', () => {
     expect(voided.status, voided.text).toBe(200);
     expect(voided.body.receipt).toMatchObject({ canceledPaymentIds: [], checkoutsLeftOpen: [], checkoutNotice: null });
     expect(fake.requests.length).toBe(requestsBefore);
+  });
+});
+
+describe('a void that lands while the payment is starting (saved, its checkout not yet attached)', () => {
+  /**
+   * Starts the researcher's payment with the admin's void run while Stripe is creating the session:
+   * after the start saved its payment, before it attached the session. `alsoDuring` runs right after
+   * the void, still before Stripe answers.
+   */
+  async function startWithVoidInFlight(accept: 'html' | 'json', alsoDuring: () => void = () => undefined) {
+    const admin = await signInAdmin();
+    const { agent, receiptId } = await researcherWithReceipt();
+    let voided: request.Response | undefined;
+    fake.whileNextInFlight(async () => {
+      voided = await voidAsJson(admin, receiptId);
+      alsoDuring();
+    });
+    const token = await csrfTokenOf(agent);
+    const start = agent.post(`/payments/receipt/${receiptId}/start`);
+    const started =
+      accept === 'json'
+        ? await start.set('Accept', 'application/json').set('X-CSRFToken', token).send({})
+        : await start.set('Accept', 'text/html').type('form').send({ csrf_token: token });
+    const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+    expect(voided?.status, voided?.text).toBe(200);
+    // The void found the payment saved and without a session: nothing it could close itself.
+    expect(voided?.body.receipt).toMatchObject({ canceledPaymentIds: [payment.id], checkoutsLeftOpen: [] });
+    const sessionId = payment.externalPaymentId as string;
+    expect(sessionId).toMatch(/^cs_test_fake\d+$/);
+    return { admin, receiptId, started, payment, sessionId };
+  }
+
+  /** What the audit log says of the receipt: the start, the admin's cancel and void, nothing after. */
+  async function expectAuditOfStartThenVoid(receiptId: number, paymentId: number) {
+    const audits = await db.prisma.auditLog.findMany({
+      where: { target: `receipt:${receiptId}` },
+      orderBy: { id: 'asc' },
+    });
+    expect(audits.map((audit) => [audit.action, audit.status])).toEqual([
+      ['receipt.create', 'ok'],
+      ['payment.start', 'ok'],
+      ['payment.cancel', 'ok'],
+      ['receipt.void', 'ok'],
+    ]);
+    expect(audits[2]?.details).toMatchObject({ paymentId, externalPaymentId: null });
+    expect(audits[3]?.details).toMatchObject({ canceledPaymentIds: [paymentId] });
+  }
+
+  it('expires the session the start opened, and tells the researcher the receipt is void instead of sending them there', async () => {
+    const expiredBefore = await expiries('expired');
+    const { receiptId, started, payment, sessionId } = await startWithVoidInFlight('html');
+
+    expect(started.status, started.text.slice(0, 300)).toBe(409);
+    expect(started.headers.location).toBeUndefined();
+    expect(started.text).not.toContain(`checkout.stripe.com/c/pay/${sessionId}`);
+    expect(started.text).toContain(
+      `Payment not started. Receipt #${receiptId} was voided while its payment was starting; there is nothing to pay.`,
+    );
+    const sent = expireRequestsFor(sessionId);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({
+      method: 'POST',
+      authorization: `Bearer ${SECRET_KEY}`,
+      idempotencyKey: `receipt-${receiptId}-stripe-1-expire`,
+    });
+    expect(await expiries('expired')).toBe(expiredBefore + 1);
+    // The session stays on the canceled payment, so a success there would still find it and be held.
+    const canceled = await expectVoidedAndCanceled(receiptId, payment.id);
+    expect(canceled).toMatchObject({
+      externalPaymentId: sessionId,
+      checkoutUrl: `https://checkout.stripe.com/c/pay/${sessionId}`,
+      reviewReason: `receipt #${receiptId} was voided while this checkout was open`,
+    });
+    await expectAuditOfStartThenVoid(receiptId, payment.id);
+  });
+
+  it('answers the researcher as clearly when Stripe cannot expire it, and records that it may be open', async () => {
+    const failedBefore = await expiries('failed');
+    const { admin, receiptId, started, payment, sessionId } = await startWithVoidInFlight('json', () =>
+      fake.failNext(503, 'Stripe is temporarily unavailable.'),
+    );
+
+    expect(started.status, started.text).toBe(409);
+    expect(started.body).toEqual({
+      error: `Receipt #${receiptId} was voided while its payment was starting; there is nothing to pay.`,
+      code: 409,
+    });
+    expect(expireRequestsFor(sessionId)).toHaveLength(1);
+    expect(expireRequestsFor(sessionId)[0]?.idempotencyKey).toBe(`receipt-${receiptId}-stripe-1-expire`);
+    expect(await expiries('failed')).toBe(failedBefore + 1);
+    const canceled = await expectVoidedAndCanceled(receiptId, payment.id);
+    expect(canceled.externalPaymentId).toBe(sessionId);
+    expect(canceled.reviewReason).toBe(
+      `receipt #${receiptId} was voided while this checkout was open; its checkout could not be expired at Stripe ` +
+        '(Stripe could not expire the checkout: Stripe is temporarily unavailable.)',
+    );
+    const payments = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(payments.text).toContain('its checkout could not be expired at Stripe');
+    await expectAuditOfStartThenVoid(receiptId, payment.id);
   });
 });
 

@@ -104,7 +104,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     checkoutExpiries: new Counter({
       name: 'payments_checkout_expire_total',
-      help: 'Checkouts a void asked the payment provider to close, by outcome: expired, already_complete (paid just before), failed (left open).',
+      help: 'Checkouts of voided payments (and of abandoned starts) the payment provider was asked to close, by outcome: expired, already_complete (paid just before), failed (left open).',
       labelNames: ['provider', 'outcome'] as const,
       registers,
     }),

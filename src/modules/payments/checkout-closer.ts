@@ -12,6 +12,22 @@ export interface CanceledCheckout {
   idempotencyKey: string;
 }
 
+/**
+ * What ended the payment whose checkout is closed: the receipt's void, or a newer click that abandoned
+ * the start while the provider was still opening its checkout (payments.service.ts, startPayment).
+ */
+export type CheckoutEndedBy = 'void' | 'abandoned_start';
+
+const LOG_MESSAGE: Record<CheckoutEndedBy, string> = {
+  void: 'voided receipt: checkout not closed at the payment provider',
+  abandoned_start: 'abandoned payment start: checkout not closed at the payment provider',
+};
+
+const ALREADY_PAID_WHEN: Record<CheckoutEndedBy, string> = {
+  void: 'when the receipt was voided',
+  abandoned_start: 'when its start was abandoned',
+};
+
 /** A checkout that may still take money at the provider after the void; the admin is told. */
 export interface CheckoutLeftOpen {
   paymentId: number;
@@ -31,10 +47,11 @@ export interface CheckoutCloserDeps {
 
 /**
  * Closes at the provider the checkouts a void canceled, so the researcher cannot pay in a tab left
- * open. Called after the void commits: a provider that is slow or down must neither hold the void's
- * row locks for its timeout nor undo the void, which stands whatever the provider answers. A
- * checkout left open is told, not thrown: its payment is canceled, so a success there is held for
- * review by the webhook (docs/payments.md, Webhooks).
+ * open; a start whose checkout arrived after its payment ended (voided or abandoned meanwhile)
+ * closes that one through here too. Called after the void commits: a provider that is slow or down
+ * must neither hold the void's row locks for its timeout nor undo the void, which stands whatever
+ * the provider answers. A checkout left open is told, not thrown: its payment is canceled (or
+ * failed), so a success there is held for review by the webhook (docs/payments.md, Webhooks).
  */
 export function createCheckoutCloser(deps: CheckoutCloserDeps) {
   const { provider, metrics, logger } = deps;
@@ -42,6 +59,7 @@ export function createCheckoutCloser(deps: CheckoutCloserDeps) {
   async function leftOpen(
     payment: CanceledCheckout,
     receiptId: number,
+    endedBy: CheckoutEndedBy,
     outcome: CheckoutLeftOpen['outcome'],
     reason: string,
     notice: string,
@@ -49,7 +67,7 @@ export function createCheckoutCloser(deps: CheckoutCloserDeps) {
     metrics.checkoutExpiries.inc({ provider: payment.provider, outcome });
     logger.warn(
       { paymentId: payment.id, receiptId, provider: payment.provider, outcome, reason },
-      'voided receipt: checkout not closed at the payment provider',
+      LOG_MESSAGE[endedBy],
     );
     try {
       // Also on the payments page, where the money will show up: the flash is gone after one page.
@@ -60,16 +78,21 @@ export function createCheckoutCloser(deps: CheckoutCloserDeps) {
     return { paymentId: payment.id, outcome, notice };
   }
 
-  async function closeOne(receiptId: number, payment: CanceledCheckout): Promise<CheckoutLeftOpen | null> {
+  async function closeOne(
+    receiptId: number,
+    payment: CanceledCheckout,
+    endedBy: CheckoutEndedBy,
+  ): Promise<CheckoutLeftOpen | null> {
     const shown = shownProviderName(payment.provider);
-    // No provider id yet: the start under way attaches its checkout to a canceled payment and
-    // does not send the researcher there (payments.service.ts, startPayment).
+    // No provider id yet: the start under way attaches its checkout to the canceled payment, then
+    // closes it through here itself and does not send the researcher there (startPayment).
     if (payment.externalPaymentId === null) return null;
     if (provider?.name !== payment.provider) {
       const reason = `its checkout could not be expired: ${shown} is not the configured payment provider`;
       return leftOpen(
         payment,
         receiptId,
+        endedBy,
         'failed',
         reason,
         `Payment #${payment.id}: ${reason}. It may still be open there; money paid there will be held for review on the payments page.`,
@@ -85,8 +108,9 @@ export function createCheckoutCloser(deps: CheckoutCloserDeps) {
       return leftOpen(
         payment,
         receiptId,
+        endedBy,
         'already_complete',
-        `its checkout had already been paid at ${shown} when the receipt was voided`,
+        `its checkout had already been paid at ${shown} ${ALREADY_PAID_WHEN[endedBy]}`,
         `Payment #${payment.id} had already been paid at its ${shown} checkout just before the void: ` +
           `${shown}'s confirmation will hold it for review on the payments page, to refund or apply elsewhere.`,
       );
@@ -95,6 +119,7 @@ export function createCheckoutCloser(deps: CheckoutCloserDeps) {
       return leftOpen(
         payment,
         receiptId,
+        endedBy,
         'failed',
         `its checkout could not be expired at ${shown} (${message})`,
         `The checkout of payment #${payment.id} could not be expired at ${shown} (${message}) and may ` +
@@ -107,10 +132,11 @@ export function createCheckoutCloser(deps: CheckoutCloserDeps) {
   return async function closeCanceledCheckouts(
     receiptId: number,
     canceled: CanceledCheckout[],
+    endedBy: CheckoutEndedBy = 'void',
   ): Promise<CheckoutLeftOpen[]> {
     const open: CheckoutLeftOpen[] = [];
     for (const payment of canceled) {
-      const result = await closeOne(receiptId, payment);
+      const result = await closeOne(receiptId, payment, endedBy);
       if (result) open.push(result);
     }
     return open;

@@ -202,13 +202,14 @@ export async function cancelOpenPayments(
 }
 
 /**
- * Adds to a canceled payment's reason why its checkout may still be open at the provider, for the
- * payments page. A payment held since (its success arrived) keeps the hold's own reason.
+ * Adds to a canceled payment's reason (or an abandoned start's, failed) why its checkout may still
+ * be open at the provider, for the payments page. A payment held since (its success arrived) keeps
+ * the hold's own reason.
  */
 export async function noteCheckoutLeftOpen(db: Client, id: number, note: string): Promise<void> {
   await db.$executeRaw`
     UPDATE payments SET review_reason = concat_ws('; ', review_reason, ${note}::text), updated_at = now()
-     WHERE id = ${id} AND status = 'canceled'`;
+     WHERE id = ${id} AND status IN ('canceled', 'failed')`;
 }
 
 /** The receipt's open (pending) payments, oldest first: an online checkout may be open for each. */

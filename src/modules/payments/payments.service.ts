@@ -13,6 +13,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
 import { markReceiptPaidIn } from '../receipts/receipts.service.js';
+import { type CheckoutEndedBy, type CloseCanceledCheckouts, createCheckoutCloser } from './checkout-closer.js';
 import { createDummyProvider, signDummyWebhook } from './dummy.provider.js';
 import {
   fromMinorUnits,
@@ -22,6 +23,7 @@ import {
   paymentMoneyOf,
 } from './payment-money.js';
 import {
+  type Checkout,
   KNOWN_EVENT_TYPES,
   type PaymentEvent,
   type PaymentProvider,
@@ -46,13 +48,15 @@ export type WebhookOutcome =
 export interface PaymentsServiceDeps {
   db: Database;
   config: PaymentsConfig;
-  metrics: Pick<Metrics, 'webhookEvents' | 'receiptMarkedPaid'>;
+  metrics: Pick<Metrics, 'webhookEvents' | 'receiptMarkedPaid' | 'checkoutExpiries'>;
   logger: Logger;
   now: () => Date;
   /** APP_TZ: how times in messages are written, and the local day a held payment accepted was paid on. */
   timeZone: string;
   /** The provider to use instead of one built from config (the app shares one; tests pass their own). */
   provider?: PaymentProvider;
+  /** Closes the checkouts a void canceled (the app shares the void's); one over `provider` when absent. */
+  closeCanceledCheckouts?: CloseCanceledCheckouts;
 }
 
 /** The configured provider, or undefined when online payment is off. */
@@ -139,6 +143,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   const { db, metrics, logger, now } = deps;
   const provider = deps.provider ?? buildPaymentProvider(deps.config);
   const prisma = db.prisma;
+  const closeCanceledCheckouts = deps.closeCanceledCheckouts ?? createCheckoutCloser({ db, provider, metrics, logger });
 
   function requireProvider(): PaymentProvider {
     if (!provider) throw new NotFoundError('Online payment is not enabled here.');
@@ -274,8 +279,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       return { redirectUrl: winner?.checkoutUrl ?? `/payments/thanks?rid=${receiptId}` };
     }
 
+    let checkout: Checkout;
+    let attached: paymentsRepository.PaymentRow;
     try {
-      const checkout = await activeProvider.startCheckout({
+      checkout = await activeProvider.startCheckout({
         paymentId: payment.id,
         receiptId,
         amountMinor,
@@ -285,18 +292,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         successUrl: `${deps.config.publicBaseUrl}/payments/thanks?rid=${receiptId}`,
         cancelUrl: `${deps.config.publicBaseUrl}/me/receipts/${receiptId}`,
       });
-      // Recorded even when a later click has abandoned this start meanwhile (the provider took
-      // longer than the grace period): a success for this checkout must find its payment and be
-      // held for review as "succeeded after it failed", not go unknown. The payer is not sent
-      // there, though; the status page shows the newer attempt.
-      const attached = await paymentsRepository.attachCheckout(
+      // Recorded even when the payment ended meanwhile (see closeLateCheckout): a success for this
+      // checkout must find its payment and be held for review, not go unknown.
+      attached = await paymentsRepository.attachCheckout(
         prisma,
         payment.id,
         checkout.externalPaymentId,
         checkout.checkoutUrl,
       );
-      if (attached.status !== 'pending') return { redirectUrl: `/payments/thanks?rid=${receiptId}` };
-      return { redirectUrl: checkout.checkoutUrl };
     } catch (error) {
       // The next click starts a fresh attempt with a new idempotency key.
       await paymentsRepository.setStatus(
@@ -307,6 +310,33 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       );
       throw error;
     }
+    if (attached.status === 'pending') return { redirectUrl: checkout.checkoutUrl };
+    await closeLateCheckout(attached);
+    if (attached.status === 'canceled') {
+      throw new ConflictError(
+        `Receipt #${receiptId} was voided while its payment was starting; there is nothing to pay.`,
+        { receiptId, paymentId: payment.id },
+      );
+    }
+    // Abandoned by a later click: the status page shows the newer attempt.
+    return { redirectUrl: `/payments/thanks?rid=${receiptId}` };
+  }
+
+  /**
+   * A checkout the provider opened after its payment had ended, while the start waited for it. A
+   * void canceled the payment before it had a provider id, so the void's closer had nothing to
+   * expire: the page would stay payable for a void receipt to anyone holding its URL. A later click
+   * may also have abandoned the start (the provider took longer than the grace period); that
+   * checkout is closed too, though its URL never reached the payer: the payer goes on in the newer
+   * attempt's checkout, so this one could only take the money a second time, to be held and refunded
+   * by hand. Closed through the void's closer (same key, metric, log and reason when it fails). Only
+   * a void or an abandonment ends a payment that has no provider id yet, so no other status is met.
+   */
+  async function closeLateCheckout(payment: paymentsRepository.PaymentRow) {
+    const endedBy: CheckoutEndedBy | undefined =
+      payment.status === 'canceled' ? 'void' : payment.status === 'failed' ? 'abandoned_start' : undefined;
+    if (endedBy === undefined) return;
+    await closeCanceledCheckouts(payment.receiptId, [payment], endedBy);
   }
 
   function count(providerName: string, type: string, outcome: WebhookOutcome) {
