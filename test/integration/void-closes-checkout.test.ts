@@ -342,6 +342,40 @@ describe('a void that lands while the payment is starting (saved, its checkout n
   });
 });
 
+describe('a void that lands while Stripe fails to open the checkout', () => {
+  it("keeps the payment canceled with the void's reason, and tells the researcher the receipt is void", async () => {
+    const admin = await signInAdmin();
+    const { agent, receiptId } = await researcherWithReceipt();
+    const requestsBefore = fake.requests.length;
+    let voided: request.Response | undefined;
+    fake.failNext(503, 'Stripe is temporarily unavailable.');
+    fake.whileNextInFlight(async () => {
+      voided = await voidAsJson(admin, receiptId);
+    });
+    const started = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({});
+
+    expect(voided?.status, voided?.text).toBe(200);
+    expect(started.status, started.text).toBe(409);
+    expect(started.body).toEqual({
+      error: `Receipt #${receiptId} was voided while its payment was starting; there is nothing to pay.`,
+      code: 409,
+    });
+    const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+    const canceled = await expectVoidedAndCanceled(receiptId, payment.id);
+    // Stripe opened nothing: no session to keep or to expire.
+    expect(canceled).toMatchObject({
+      externalPaymentId: null,
+      checkoutUrl: null,
+      reviewReason: `receipt #${receiptId} was voided while this checkout was open`,
+    });
+    expect(fake.requests.slice(requestsBefore).map((sent) => sent.path)).toEqual(['/v1/checkout/sessions']);
+  });
+});
+
 describe('closing a canceled checkout', () => {
   it('logs a warning naming the payment when the provider cannot be told', async () => {
     const lines: string[] = [];

@@ -86,12 +86,14 @@ export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
         hung.add(res);
         return;
       }
-      if (failure) {
-        const { status, message } = failure;
-        failure = undefined;
-        return send(status, { error: { type: status >= 500 ? 'api_error' : 'invalid_request_error', message } });
-      }
+      // Taken now, so a failNext called inside a whileNextInFlight hook is for the request after.
+      const failing = failure;
+      failure = undefined;
       const answer = () => {
+        if (failing) {
+          const { status, message } = failing;
+          return send(status, { error: { type: status >= 500 ? 'api_error' : 'invalid_request_error', message } });
+        }
         const replay = idempotencyKey ? byIdempotencyKey.get(idempotencyKey) : undefined;
         if (replay) {
           res.writeHead(200, { 'Content-Type': 'application/json', 'Idempotent-Replayed': 'true' });

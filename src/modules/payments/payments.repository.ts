@@ -88,6 +88,20 @@ export function attachCheckout(db: Client, id: number, externalPaymentId: string
 }
 
 /**
+ * pending -> failed with the reason, for a start whose checkout could not be opened. Returns the
+ * payment's status after: another when it was no longer pending (a void canceled it meanwhile,
+ * or a later click abandoned it), whose reason then stays.
+ */
+export async function failPendingStart(db: Client, id: number, reason: string): Promise<PaymentStatus | undefined> {
+  const result = await db.payment.updateMany({
+    where: { id, status: 'pending' },
+    data: { status: 'failed', reviewReason: reason },
+  });
+  if (result.count === 1) return 'failed';
+  return (await db.payment.findUnique({ where: { id }, select: { status: true } }))?.status;
+}
+
+/**
  * pending -> failed with the reason, for a start that never got its checkout (no provider id, no
  * URL) and was saved at or before `startedBefore`; false when it is no longer such a payment (another
  * request abandoned it, or its checkout arrived meanwhile).

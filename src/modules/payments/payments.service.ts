@@ -301,23 +301,19 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         checkout.checkoutUrl,
       );
     } catch (error) {
-      // The next click starts a fresh attempt with a new idempotency key.
-      await paymentsRepository.setStatus(
+      // The next click starts a fresh attempt with a new idempotency key. A payment a void
+      // canceled meanwhile keeps its status and reason, and the researcher learns of the void.
+      const status = await paymentsRepository.failPendingStart(
         prisma,
         payment.id,
-        'failed',
         `checkout could not start: ${(error as Error).message}`,
       );
+      if (status === 'canceled') throw voidedWhileStarting(receiptId, payment.id);
       throw error;
     }
     if (attached.status === 'pending') return { redirectUrl: checkout.checkoutUrl };
     await closeLateCheckout(attached);
-    if (attached.status === 'canceled') {
-      throw new ConflictError(
-        `Receipt #${receiptId} was voided while its payment was starting; there is nothing to pay.`,
-        { receiptId, paymentId: payment.id },
-      );
-    }
+    if (attached.status === 'canceled') throw voidedWhileStarting(receiptId, payment.id);
     // Abandoned by a later click: the status page shows the newer attempt.
     return { redirectUrl: `/payments/thanks?rid=${receiptId}` };
   }
@@ -722,3 +718,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
 }
 
 export type PaymentsService = ReturnType<typeof createPaymentsService>;
+
+function voidedWhileStarting(receiptId: number, paymentId: number): ConflictError {
+  return new ConflictError(
+    `Receipt #${receiptId} was voided while its payment was starting; there is nothing to pay.`,
+    {
+      receiptId,
+      paymentId,
+    },
+  );
+}
