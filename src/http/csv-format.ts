@@ -27,6 +27,14 @@ export function escapeCsvFormula(text: string | null | undefined): string | null
 }
 
 /**
+ * A time as the usage CSVs write it (PostgreSQL's `to_char(t AT TIME ZONE 'UTC',
+ * 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`): UTC to the second, fractions dropped; empty for none.
+ */
+export function formatCsvUtcTime(time: Date | null | undefined): string {
+  return time ? `${time.toISOString().slice(0, 19)}Z` : '';
+}
+
+/**
  * One field as csv-stringify writes it with its defaults (the format the exports had
  * before): null and undefined empty, booleans 1 or empty, dates as epoch ms, objects as
  * JSON, and quotes only around a value holding a comma, a quote or a line break.

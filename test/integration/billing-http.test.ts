@@ -558,7 +558,9 @@ describe('CSV exports opened in a spreadsheet', () => {
 
     const items = await body(alice, `/me/receipts/${id}/items.csv`);
     expect(items).toEqual([
-      expect.stringMatching(new RegExp(`^${id},8101,'-east,[\\d.]+,[\\d.]+,[\\d.]+,\\d+\\.\\d{2},THB$`)),
+      expect.stringMatching(
+        new RegExp(`^${id},8101,'-east,[\\d.]+,[\\d.]+,[\\d.]+,\\d+\\.\\d{2},THB,"'=HYPERLINK\\(""http://x""\\)",`),
+      ),
     ]);
     expect(await body(admin, `/admin/receipts/${id}/items.csv`)).toEqual(items);
     const paid = await body(admin, '/admin/paid.csv?start=2025-09-01&end=2025-09-30');
@@ -734,7 +736,9 @@ describe('receipts over HTTP', () => {
     expect(csv.headers['content-disposition']).toBe(`attachment; filename="receipt-${id}-items.csv"`);
     const lines = csv.text.split('\n');
     expect(lines.at(-1)).toBe('');
-    expect(lines[0]).toBe('receipt_id,job_id,cluster,cpu_hours,gpu_hours,mem_gb_hours,cost,currency');
+    expect(lines[0]).toBe('receipt_id,job_id,cluster,cpu_hours,gpu_hours,mem_gb_hours,cost,currency,name,end');
+    const jobs = await db.prisma.slurmJob.findMany({ where: { user: 'alice' }, select: { id: true, endAt: true } });
+    const endOf = new Map(jobs.map((job) => [job.id, `${job.endAt?.toISOString().slice(0, 19)}Z`]));
     expect(lines.slice(1, -1)).toEqual(
       items.map((item) =>
         [
@@ -746,6 +750,8 @@ describe('receipts over HTTP', () => {
           item.memGbHours.toFixed(6),
           item.cost.toFixed(2),
           'THB',
+          'job',
+          endOf.get(item.slurmJobId),
         ].join(','),
       ),
     );

@@ -337,14 +337,40 @@ export async function listItems(db: Client, receiptId: number, page: { offset: n
   });
 }
 
-/** The next `limit` items of a receipt after item `afterId` (keyset, for the items CSV). */
-export async function findItemsBatch(db: Client, receiptId: number, afterId: bigint | undefined, limit: number) {
-  return db.receiptItem.findMany({
-    where: { receiptId, ...(afterId === undefined ? {} : { id: { gt: afterId } }) },
-    orderBy: { id: 'asc' },
-    take: limit,
-    select: ITEM_SELECT,
-  });
+/** A receipt item with the name and end time of the job it billed (null if that row is gone). */
+export interface ItemWithJob {
+  id: bigint;
+  cluster: string;
+  displayJobId: string;
+  cpuHours: Prisma.Decimal;
+  gpuHours: Prisma.Decimal;
+  memGbHours: Prisma.Decimal;
+  cost: Prisma.Decimal;
+  jobName: string | null;
+  jobEndAt: Date | null;
+}
+
+/**
+ * The next `limit` items of a receipt after item `afterId` (keyset, for the items CSV and the
+ * printable receipt), each with its job's name and end time: the receipt keeps only the job's
+ * id, and a finance officer matching the list to a researcher's work needs both.
+ */
+export async function findItemsBatch(
+  db: Client,
+  receiptId: number,
+  afterId: bigint | undefined,
+  limit: number,
+): Promise<ItemWithJob[]> {
+  const after = afterId === undefined ? Prisma.empty : Prisma.sql`AND ri.id > ${afterId}`;
+  return db.$queryRaw<ItemWithJob[]>`
+    SELECT ri.id, ri.cluster, ri.display_job_id AS "displayJobId", ri.cpu_hours AS "cpuHours",
+           ri.gpu_hours AS "gpuHours", ri.mem_gb_hours AS "memGbHours", ri.cost,
+           j.name AS "jobName", j.end_at AS "jobEndAt"
+      FROM receipt_items ri
+      LEFT JOIN slurm_jobs j ON j.id = ri.slurm_job_id
+     WHERE ri.receipt_id = ${receiptId} ${after}
+     ORDER BY ri.id
+     LIMIT ${limit}`;
 }
 
 export interface ReceiptFilter {

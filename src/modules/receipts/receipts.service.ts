@@ -1,7 +1,7 @@
 import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
-import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
+import { escapeCsvFormula, formatCsvLines, formatCsvUtcTime } from '../../http/csv-format.js';
 import { type BackgroundWork, createBackgroundWork } from '../../shared/background-work.js';
 import { counted, formatCount } from '../../shared/counted.js';
 import {
@@ -223,6 +223,10 @@ export const RECEIPT_ITEMS_CSV_COLUMNS = [
   'mem_gb_hours',
   'cost',
   'currency',
+  // After currency rather than beside job_id: a script reading the first eight columns by
+  // position still finds each where it was.
+  'name',
+  'end',
 ] as const;
 /**
  * The payment method of a receipt whose total is 0: it is settled as it is made, since nothing
@@ -1002,6 +1006,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           item.memGbHours.toFixed(6),
           item.cost.toFixed(digits),
           receipt.currency,
+          escapeCsvFormula(item.jobName),
+          formatCsvUtcTime(item.jobEndAt),
         ]);
         if (records.length > 0) yield formatCsvLines(records, RECEIPT_ITEMS_CSV_COLUMNS);
         const last = batch.at(-1);
