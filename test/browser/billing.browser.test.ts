@@ -40,6 +40,15 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
     await buildUser(db.prisma, { username: 'carol', password: 'carol-password' });
     await buildJobs(db, [{ user: 'carol', end: new Date(Date.now() - 86_400_000), totalCpuSec: '7200' }]);
+    // One job more than a receipt's page of 500: frank's receipt is paged.
+    await buildUser(db.prisma, { username: 'frank', password: 'frank-password' });
+    await buildJobs(
+      db,
+      Array.from({ length: 501 }, (_, index) => ({
+        user: 'frank',
+        end: new Date(Date.now() - 86_400_000 - index * 1000),
+      })),
+    );
     const now = Date.now();
     await buildJobs(
       db,
@@ -321,6 +330,38 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     await page.goto(`${base}/me/receipts/${receiptId}`);
     expect((await page.locator('.badge.big').innerText()).trim()).toBe('paid');
     expect(await page.locator('main').innerText()).toContain('dummy');
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
+  it('prints every job of a paged receipt: its Print link opens the full list and the print dialog', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    // The print dialog, recorded instead of opened: headless chromium has none to wait on.
+    await context.addInitScript({
+      content: 'window.printCalls = 0; window.print = () => { window.printCalls += 1; };',
+    });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(message.text());
+    });
+    await signIn(page, 'frank', 'frank-password');
+    await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
+    await Promise.all([page.waitForURL(RECEIPT_CREATED), page.click('button:has-text("Create receipt")')]);
+    const receiptPath = new URL(page.url()).pathname;
+    expect(await page.locator('td[data-label="Job"]').count()).toBe(500);
+
+    await Promise.all([page.waitForURL(`${base}${receiptPath}/print`), page.click('a:has-text("Print all 501 jobs")')]);
+    await page.waitForFunction('window.printCalls === 1');
+    expect(await page.locator('td[data-label="Job"]').count()).toBe(501);
+    const banner = page.locator('#printable-receipt');
+    expect(await banner.innerText()).toContain('Printable full receipt.');
+    await shot(page, '13-receipt-printable');
+    // On paper the list is the receipt alone: the banner saying what the page is stays on screen.
+    await page.emulateMedia({ media: 'print' });
+    expect(await banner.isVisible()).toBe(false);
+    expect(await page.locator('td[data-label="Job"]').last().isVisible()).toBe(true);
     expect(problems).toEqual([]);
     await context.close();
   });

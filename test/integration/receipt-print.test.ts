@@ -1,3 +1,4 @@
+import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
@@ -11,6 +12,7 @@ let db: TestDatabase;
 const now = () => new Date('2025-09-20T05:00:00Z');
 let app: ReturnType<typeof buildTestApp>;
 let alice: Agent;
+let bob: Agent;
 let admin: Agent;
 
 beforeAll(async () => {
@@ -21,6 +23,7 @@ beforeAll(async () => {
   await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
   app = buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' }, now });
   alice = await signInAs(app, 'alice', 'alice-password');
+  bob = await signInAs(app, 'bob', 'bob-password');
   admin = await signInAs(app, 'boss', 'boss-password');
 });
 afterAll(() => db?.drop());
@@ -71,5 +74,87 @@ describe("a receipt's items CSV", () => {
     expect(usage[1]).toContain(`,"'=HYPERLINK(""http://x"")",`);
     expect(usageColumns.indexOf('end')).toBeGreaterThan(-1);
     expect(usage[2]).toContain(',2025-09-11T23:59:59Z,');
+  });
+});
+
+/** 1,441.20: a THB amount as the pages write it. */
+const formatted = (amount: { toFixed(digits: number): string }) => amount.toFixed(2).replace(/\B(?=(\d{3})+\.)/g, ',');
+
+const jobsOn = (html: string) => [...html.matchAll(/<td data-label="Job">([^<]*)<\/td>/g)].map((match) => match[1]);
+
+describe('a printed receipt', () => {
+  it('lists every job of a paged receipt on its printable page, which its Print link leads to', async () => {
+    // 1,201 jobs: three pages of the receipt's 500, two batches of the printout's 1,000 and one more.
+    await buildJobs(
+      db,
+      Array.from({ length: 1201 }, (_, index) => ({
+        user: 'alice',
+        end: new Date(Date.UTC(2025, 8, 1, 0, 0, index)),
+        jobId: String(800_000 + index),
+      })),
+    );
+    const id = await billAliceUpTo('2025-09-15');
+    const items = await db.prisma.receiptItem.findMany({ where: { receiptId: id }, orderBy: { id: 'asc' } });
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id } });
+
+    const paged = await alice.get(`/me/receipts/${id}`).set('Accept', 'text/html').expect(200);
+    expect(jobsOn(paged.text)).toHaveLength(500);
+    expect(paged.text).toContain(
+      `<a class="button secondary" href="/me/receipts/${id}/print" data-print-full>Print all 1,201 jobs</a>`,
+    );
+    expect(paged.text).not.toContain('data-print>');
+
+    const printed = await alice.get(`/me/receipts/${id}/print`).set('Accept', 'text/html').expect(200);
+    expect(printed.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(jobsOn(printed.text)).toEqual(items.map((item) => item.displayJobId));
+    expect(printed.text).toContain(
+      '<strong>Printable full receipt.</strong> This page lists all 1,201 jobs of receipt',
+    );
+    expect(printed.text).toContain('data-print-on-load');
+    expect(printed.text).toContain(`<a href="/me/receipts/${id}">Back to the receipt</a>`);
+    expect(printed.text).toContain('Total (1,201 jobs)');
+    expect(printed.text).toContain(`<strong>${formatted(receipt.total)} THB</strong> for 1,201 jobs`);
+    expect(printed.text).not.toContain('rel="next"');
+    expect(printed.text.trimEnd().endsWith('</html>')).toBe(true);
+
+    // The admin's printout is the same list, linked from the admin's receipt page.
+    const adminPage = await admin.get(`/admin/receipts/${id}`).set('Accept', 'text/html').expect(200);
+    expect(adminPage.text).toContain(`href="/admin/receipts/${id}/print" data-print-full>`);
+    const adminPrinted = await admin.get(`/admin/receipts/${id}/print`).set('Accept', 'text/html').expect(200);
+    expect(jobsOn(adminPrinted.text)).toEqual(items.map((item) => item.displayJobId));
+    expect(adminPrinted.text).toContain(`<a href="/admin/receipts/${id}">Back to the receipt</a>`);
+  });
+
+  it('keeps printing in place on a receipt of one page, and its printout lists the same jobs', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-10T03:00:00Z', jobId: '9201' },
+      { user: 'alice', end: '2025-09-11T03:00:00Z', jobId: '9202' },
+    ]);
+    const id = await billAliceUpTo('2025-09-15');
+    const page = await alice.get(`/me/receipts/${id}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('<button type="button" class="secondary" data-print>Print</button>');
+    expect(page.text).not.toContain('data-print-full');
+    const printed = await alice.get(`/me/receipts/${id}/print`).set('Accept', 'text/html').expect(200);
+    expect(jobsOn(printed.text)).toEqual(['9201', '9202']);
+  });
+
+  it("answers another user's receipt, an unknown one and a bad id as the receipt's own page does", async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z', jobId: '9301' }]);
+    const id = await billAliceUpTo('2025-09-15');
+    const json = (agent: Agent, path: string) => agent.get(path).set('Accept', 'application/json');
+    for (const path of [`/me/receipts/${id}`, `/me/receipts/${id}/print`]) {
+      expect((await json(bob, path).expect(404)).body, path).toEqual({
+        error: `Receipt #${id} was not found.`,
+        code: 404,
+      });
+    }
+    expect((await json(alice, '/me/receipts/999999/print').expect(404)).body.error).toBe(
+      'Receipt #999999 was not found.',
+    );
+    expect((await json(alice, `/me/receipts/0${id}/print`).expect(400)).body.error).toMatch(/^receipt id: /);
+    await json(alice, `/admin/receipts/${id}/print`).expect(403);
+    await json(admin, '/admin/receipts/999999/print').expect(404);
+    const signedOut = await request(app).get(`/me/receipts/${id}/print`).set('Accept', 'text/html');
+    expect(signedOut.status).toBe(302);
   });
 });

@@ -10,6 +10,7 @@ import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
+import { sendPrintableReceipt } from './receipts.routes.js';
 import {
   PAYMENT_METHODS,
   type TReceiptFilter,
@@ -153,6 +154,7 @@ export function adminBillingRoutes(deps: {
       today: receipts.today(),
       link: (changes: Record<string, unknown>) => linkTo(`/admin/receipts/${id}`, {}, changes),
       itemsCsvLink: `/admin/receipts/${id}/items.csv`,
+      printLink: `/admin/receipts/${id}/print`,
       error: refused?.error,
       form: refused?.form,
     });
@@ -162,6 +164,11 @@ export function adminBillingRoutes(deps: {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
     await renderReceipt(res, id, page);
+  });
+
+  router.get('/admin/receipts/:id/print', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    await sendPrintableReceipt(res, await receipts.getPrintable(id), `/admin/receipts/${id}`);
   });
 
   router.get('/admin/receipts/:id/items.csv', guards.requireAdmin, async (req, res) => {

@@ -3,6 +3,7 @@ import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { linkTo } from '../../http/page-links.js';
 import { answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import { renderView, sendStreamedPage } from '../../http/streamed-page.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
@@ -28,9 +29,32 @@ export function createOwnReceiptPage(receipts: ReceiptsService): ShowOwnReceipt 
       isAdminView: false,
       link: (changes: Record<string, unknown>) => linkTo(`/me/receipts/${id}`, {}, changes),
       itemsCsvLink: `/me/receipts/${id}/items.csv`,
+      printLink: `/me/receipts/${id}/print`,
       error,
     });
   };
+}
+
+/**
+ * The printable full receipt: every item on one page, which opens the print dialog. A receipt's
+ * own page lists 500 items at a time, so printing it printed one page of jobs under the full
+ * total. The rows are rendered and sent a batch at a time (see ReceiptsService.getPrintable).
+ */
+export async function sendPrintableReceipt(
+  res: express.Response,
+  printable: Awaited<ReturnType<ReceiptsService['getPrintable']>>,
+  receiptLink: string,
+): Promise<void> {
+  const { receipt, paidWith, itemBatches } = printable;
+  async function* rows() {
+    for await (const items of itemBatches) yield await renderView(res, 'receipts/item-rows', { receipt, items });
+  }
+  await sendStreamedPage(
+    res,
+    'receipts/print',
+    { title: `Receipt #${receipt.id} (printable, all jobs)`, receipt, paidWith, receiptLink },
+    rows(),
+  );
 }
 
 // "Nothing to bill" (422), a date refused (400), a race lost to another receipt (409).
@@ -104,6 +128,12 @@ export function receiptsRoutes(deps: {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
     await showOwnReceipt(res, { username: sessionUserOf(req).username, id, page });
+  });
+
+  router.get('/me/receipts/:id/print', guards.requireUser, async (req, res) => {
+    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    const printable = await receipts.getPrintable(id, sessionUserOf(req).username);
+    await sendPrintableReceipt(res, printable, `/me/receipts/${id}`);
   });
 
   router.get('/me/receipts/:id/items.csv', guards.requireUser, async (req, res) => {

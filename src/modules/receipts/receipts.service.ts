@@ -212,6 +212,11 @@ const PAGE_SIZE = 25;
  */
 export const RECEIPT_ITEMS_PAGE_SIZE = 500;
 const ITEMS_CSV_BATCH = 5_000;
+/**
+ * Items read and rendered at a time on the printable receipt, which lists every item: the
+ * page is written batch by batch, so a receipt of any size takes the memory of one batch.
+ */
+const ITEMS_PRINT_BATCH = 1_000;
 
 /** Header row and column order of a receipt's items CSV. */
 export const RECEIPT_ITEMS_CSV_COLUMNS = [
@@ -934,11 +939,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       paymentsRepository.hasPaymentInReview(db, receipt.id),
       // An admin about to void a paid receipt is told that its online payment will be held.
       receipt.status === 'paid' ? paymentsRepository.findPaymentThatPaid(db, receipt.id) : null,
-      // The online payment the receipt records as its payment (method = provider, reference =
-      // its id), also once the receipt is void: what it received is shown next to the total.
-      receipt.paidAt && receipt.paymentMethod && receipt.txRef
-        ? paymentsRepository.findByExternalId(db, receipt.paymentMethod, receipt.txRef)
-        : null,
+      findPaidWith(receipt),
       // An admin about to void is told that a checkout is open and will be canceled.
       receipt.status === 'void' ? [] : paymentsRepository.findOpenPayments(db, receipt.id),
     ]);
@@ -949,9 +950,44 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       items,
       isPaymentHeld,
       paidOnline,
-      paidWith: paidWith?.receiptId === receipt.id ? { id: paidWith.id, ...paymentMoneyOf(paidWith) } : null,
+      paidWith,
       openPayments,
       itemPager: { page, pageCount, count, first: offset + 1, last: offset + items.length },
+    };
+  }
+
+  /**
+   * The online payment the receipt records as its payment (method = provider, reference = its
+   * id), also once the receipt is void, with what it received: shown next to the total.
+   */
+  async function findPaidWith(receipt: FoundReceipt) {
+    if (!(receipt.paidAt && receipt.paymentMethod && receipt.txRef)) return null;
+    const payment = await paymentsRepository.findByExternalId(db, receipt.paymentMethod, receipt.txRef);
+    return payment?.receiptId === receipt.id ? { id: payment.id, ...paymentMoneyOf(payment) } : null;
+  }
+
+  /** A receipt's items in batches of `size`, read by item id, so any number of them takes flat memory. */
+  async function* itemBatchesOf(receiptId: number, size: number) {
+    let afterId: bigint | undefined;
+    for (;;) {
+      const batch = await receiptsRepository.findItemsBatch(db, receiptId, afterId, size);
+      if (batch.length > 0) yield batch;
+      const last = batch.at(-1);
+      if (!last || batch.length < size) return;
+      afterId = last.id;
+    }
+  }
+
+  /**
+   * A receipt with every one of its items, for printing it whole, `username`'s only when given
+   * (as getForUser). The items come in batches as the page is written, never all at once.
+   */
+  async function getPrintable(id: number, username?: string) {
+    const receipt = await findOrFail(id, username);
+    return {
+      receipt,
+      paidWith: await findPaidWith(receipt),
+      itemBatches: itemBatchesOf(receipt.id, ITEMS_PRINT_BATCH),
     };
   }
 
@@ -994,9 +1030,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const receipt = await findOrFail(id, username);
     const digits = minorUnitDigits(receipt.currency);
     async function* chunks() {
-      let afterId: bigint | undefined;
-      for (;;) {
-        const batch = await receiptsRepository.findItemsBatch(db, receipt.id, afterId, ITEMS_CSV_BATCH);
+      for await (const batch of itemBatchesOf(receipt.id, ITEMS_CSV_BATCH)) {
         const records = batch.map((item) => [
           receipt.id,
           item.displayJobId,
@@ -1009,10 +1043,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           escapeCsvFormula(item.jobName),
           formatCsvUtcTime(item.jobEndAt),
         ]);
-        if (records.length > 0) yield formatCsvLines(records, RECEIPT_ITEMS_CSV_COLUMNS);
-        const last = batch.at(-1);
-        if (!last || batch.length < ITEMS_CSV_BATCH) return;
-        afterId = last.id;
+        yield formatCsvLines(records, RECEIPT_ITEMS_CSV_COLUMNS);
       }
     }
     return { receipt, chunks: chunks() };
@@ -1058,6 +1089,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     getForUser,
     findHeldPaymentsOf,
     getById,
+    getPrintable,
     streamItemsCsv,
     listForAdmin,
   };
