@@ -158,3 +158,30 @@ describe('a printed receipt', () => {
     expect(signedOut.status).toBe(302);
   });
 });
+
+describe("a billed item's cost with more decimals than the currency's minor unit", () => {
+  it('is rounded half-up to the minor unit alike on the usage page, the usage CSV, the receipt and its CSV', async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-10T03:00:00Z', jobId: '9401' },
+      { user: 'alice', end: '2025-09-11T03:00:00Z', jobId: '9402' },
+    ]);
+    const id = await billAliceUpTo('2025-09-15');
+    // As the bench data generator writes them (4 decimals); 0.0050 is a tie at the minor unit.
+    await db.pool.query(
+      "UPDATE receipt_items SET cost = CASE display_job_id WHEN '9401' THEN 1.23456 ELSE 0.0050 END WHERE receipt_id = $1",
+      [id],
+    );
+    const expected = ['1.23', '0.01'];
+    const costsOn = (html: string) => [...html.matchAll(/data-label="Cost" class="num">([^<]*)</g)].map((m) => m[1]);
+    const window = 'start=2025-09-08&end=2025-09-20';
+    expect(costsOn((await alice.get(`/me?${window}&sort=end&dir=asc`).expect(200)).text)).toEqual(expected);
+    const billed = (await alice.get(`/me?${window}&view=billed`).expect(200)).text;
+    expect([...billed.matchAll(/<td class="num">([^<]*)<\/td><\/tr>/g)].map((m) => m[1])).toEqual(expected);
+    const usageCsv = await csvLinesOf(alice, `/me.csv?${window}`);
+    expect(usageCsv.slice(1).map((line) => line.split(',')[14])).toEqual(expected);
+    expect(costsOn((await alice.get(`/me/receipts/${id}`).expect(200)).text)).toEqual(expected);
+    expect(costsOn((await alice.get(`/me/receipts/${id}/print`).expect(200)).text)).toEqual(expected);
+    const itemsCsv = await csvLinesOf(alice, `/me/receipts/${id}/items.csv`);
+    expect(itemsCsv.slice(1).map((line) => line.split(',')[6])).toEqual(expected);
+  });
+});
