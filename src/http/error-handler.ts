@@ -100,7 +100,10 @@ function describe(
   return { status: 500, message: 'Something went wrong on our side.', isExpected: false };
 }
 
-/** The one error path: an HTML page or `{error, code}` JSON; unknown errors are logged with the request id. */
+/**
+ * The one error path: an HTML page or `{error, code}` JSON (with the error's publicFields, when it
+ * has any); unknown errors are logged with the request id.
+ */
 export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}): ErrorRequestHandler {
   return (error, req, res, next) => {
     const { status, message, isExpected } = describe(error, req, options);
@@ -113,7 +116,14 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
       next(error);
       return;
     }
-    const body = { error: message, code: status, ...(isExpected ? {} : { requestId: req.id }) };
+    const body: Record<string, unknown> = {
+      error: message,
+      code: status,
+      ...(isExpected ? {} : { requestId: req.id }),
+    };
+    if (error instanceof AppError) {
+      for (const [name, value] of Object.entries(error.publicFields)) if (!(name in body)) body[name] = value;
+    }
     res.status(status);
     const { retryAfterSec } = error as { retryAfterSec?: unknown };
     if (typeof retryAfterSec === 'number') res.set('Retry-After', String(retryAfterSec));

@@ -3,14 +3,28 @@
  * person who made the request; the error middleware turns them into a page or JSON.
  */
 export class AppError extends Error {
+  /**
+   * Fields a JSON answer carries beside `error` and `code`, for a client to act on (the running
+   * month-end run's id and status URL). Opt-in: `details` is for the code that throws and catches
+   * the error and is never sent, since it may name what the asker should not see.
+   */
+  readonly publicFields: Readonly<Record<string, unknown>>;
+
   constructor(
     readonly status: number,
     message: string,
     readonly details?: Record<string, unknown>,
+    options: AppErrorOptions = {},
   ) {
     super(message);
     this.name = new.target.name;
+    this.publicFields = options.publicFields ?? {};
   }
+}
+
+export interface AppErrorOptions {
+  /** See AppError.publicFields; `error` and `code` among them are ignored. */
+  publicFields?: Record<string, unknown>;
 }
 
 export class BadRequestError extends AppError {
@@ -85,8 +99,8 @@ export function notFoundById(kind: 'Receipt' | 'Payment' | 'User' | 'Month-end r
 }
 
 export class ConflictError extends AppError {
-  constructor(message: string, details?: Record<string, unknown>) {
-    super(409, message, details);
+  constructor(message: string, details?: Record<string, unknown>, options?: AppErrorOptions) {
+    super(409, message, details, options);
   }
 }
 

@@ -30,6 +30,13 @@ function buildFailingApp() {
   app.get('/conflict', () => {
     throw new ConflictError('This receipt was already paid.');
   });
+  app.get('/conflict-with-link', () => {
+    throw new ConflictError(
+      'Run #7 is already running.',
+      { holder: 'internal detail' },
+      { publicFields: { runId: 7, statusUrl: '/runs/7', error: 'not this', code: 500 } },
+    );
+  });
   app.get('/missing', async () => {
     throw new NotFoundError('No such receipt.');
   });
@@ -52,6 +59,14 @@ describe('the one error path', () => {
   it('answers JSON {error, code} to API clients', async () => {
     const response = await request(app).get('/conflict').expect(409);
     expect(response.body).toEqual({ error: 'This receipt was already paid.', code: 409 });
+  });
+
+  it('adds the public fields an error carries to its JSON, never its details, and never over error and code', async () => {
+    const response = await request(app).get('/conflict-with-link').expect(409);
+    expect(response.body).toEqual({ error: 'Run #7 is already running.', code: 409, runId: 7, statusUrl: '/runs/7' });
+    const page = await request(app).get('/conflict-with-link').set('Accept', 'text/html').expect(409);
+    expect(page.text).toContain('Run #7 is already running.');
+    expect(page.text).not.toContain('internal detail');
   });
 
   it('renders an HTML page for browsers', async () => {
