@@ -251,15 +251,11 @@ export function adminBillingRoutes(deps: {
       const input = parseInput(ZCreateReceipt, req.body);
       started = await receipts.startMonthEnd(auditContextOf(req), input.before);
     } catch (error) {
+      // Back to the billing page it was started from, with the reason and the date as typed; a
+      // JSON client gets the error handler's answer, with the running run's id and status URL.
+      if (!isRefusedForm(req, error, REFUSALS)) throw error;
       const runningUrl =
         error instanceof MonthEndInProgressError && error.runId !== undefined ? monthEndRunUrl(error.runId) : undefined;
-      if (runningUrl && prefersJson(req)) {
-        const refused = error as MonthEndInProgressError;
-        res.status(409).json({ error: refused.message, code: 409, runId: refused.runId, statusUrl: runningUrl });
-        return;
-      }
-      // Back to the billing page it was started from, with the reason and the date as typed.
-      if (!isRefusedForm(req, error, REFUSALS)) throw error;
       const listed = await receipts.listForAdmin({ page: 1 });
       res.status(error.status);
       await renderBilling(res, {

@@ -161,7 +161,8 @@ export function monthEndRunUrl(id: number): string {
 
 /**
  * A month-end run while another is in progress: refused at once, nothing billed. `runId` is the
- * running run's, when it has a row (a run of an older release, or a lock taken by hand, has none).
+ * running run's, when it has a row (a run of an older release, or a lock taken by hand, has none);
+ * a JSON answer then carries it and its status URL.
  */
 export class MonthEndInProgressError extends ConflictError {
   constructor(
@@ -176,6 +177,7 @@ export class MonthEndInProgressError extends ConflictError {
         ...(holder ? { startedBy: holder.actor, startedAt: holder.startedAt } : {}),
         ...(runId === undefined ? {} : { runId, statusUrl: monthEndRunUrl(runId) }),
       },
+      { publicFields: runId === undefined ? {} : { runId, statusUrl: monthEndRunUrl(runId) } },
     );
   }
 }
