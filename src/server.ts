@@ -94,15 +94,25 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     : async () => undefined;
   return async () => {
     db.markStopping();
-    const [isClean] = await Promise.all([
+    const [isClean, , abandoned] = await Promise.all([
       closeGracefully(server, config.shutdownTimeoutMs),
       stopIngestion(),
-      // A month-end run ends once its users in flight are billed and records itself interrupted:
-      // cut mid-way it would still bill nothing twice, but its page would only learn so later.
-      backgroundWork.stop(),
+      // A month-end run ends once its users in flight are billed and records itself interrupted.
+      // Each user may take up to a receipt's 60 s, longer than an orchestrator waits before it
+      // kills the process, leaving the run's row running: past the same timeout, the run is
+      // recorded interrupted from what has committed, and its users in flight are cut off.
+      backgroundWork.stop(config.shutdownTimeoutMs),
       ...periodicTasks.map((task) => task.stop()),
     ]);
     if (!isClean) logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; open connections were cut');
+    if (abandoned.length > 0) {
+      // Their uncommitted transactions roll back as their connections close, so nothing is half-applied.
+      const closed = db.closeConnectionsInUse();
+      logger.warn(
+        { timeoutMs: config.shutdownTimeoutMs, abandoned, closedConnections: closed },
+        `shutdown timed out waiting for ${abandoned.join(', ')}; recorded as interrupted, its work in flight rolled back`,
+      );
+    }
     await Promise.all([db.close(), closePasswordHashing()]);
   };
 }

@@ -19,6 +19,12 @@ export interface Database {
    * is not logged as a warning.
    */
   markStopping(): void;
+  /**
+   * Closes every connection checked out of the pool now (a transaction, a session lock), for a
+   * shutdown that has stopped waiting for the work on them: PostgreSQL rolls back a transaction
+   * whose connection ends, so none is left half-applied. How many were closed.
+   */
+  closeConnectionsInUse(): number;
   close(): Promise<void>;
 }
 
@@ -31,17 +37,20 @@ type ConnectCallback = Parameters<pg.Pool['connect']>[0];
  * connection cannot run: the pool counted it forever, and after DB_POOL_MAX such losses it
  * had nothing left to hand out.
  */
-function releaseWhenLost(client: pg.PoolClient): pg.PoolClient {
+function releaseWhenLost(client: pg.PoolClient, inUse: Set<pg.PoolClient>): pg.PoolClient {
   const release = client.release;
   let isReleased = false;
+  inUse.add(client);
   const onLost = () => {
     isReleased = true;
+    inUse.delete(client);
     release(true);
   };
   client.once('end', onLost);
   client.release = (error) => {
     if (isReleased) return;
     isReleased = true;
+    inUse.delete(client);
     client.removeListener('end', onLost);
     release(error);
   };
@@ -50,6 +59,9 @@ function releaseWhenLost(client: pg.PoolClient): pg.PoolClient {
 
 /** A pg pool whose checked-out connections cannot outlive their socket (releaseWhenLost). */
 class Pool extends pg.Pool {
+  /** The connections checked out by connect(): transactions and session locks. */
+  readonly inUse = new Set<pg.PoolClient>();
+
   override connect(): Promise<pg.PoolClient>;
   override connect(callback: NonNullable<ConnectCallback>): void;
   override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | undefined {
@@ -58,7 +70,7 @@ class Pool extends pg.Pool {
       super.connect(callback);
       return undefined;
     }
-    return super.connect().then(releaseWhenLost);
+    return super.connect().then((client) => releaseWhenLost(client, this.inUse));
   }
 }
 
@@ -117,6 +129,12 @@ export function openDatabase(
     queryTimeoutMs: options.queryTimeoutMs,
     markStopping() {
       isStopping = true;
+    },
+    closeConnectionsInUse() {
+      const inUse = [...pool.inUse];
+      // Released with an error, the pool destroys the connection: its query fails at once.
+      for (const client of inUse) client.release(new Error('closed by a shutdown that stopped waiting for it'));
+      return inUse.length;
     },
     async close() {
       if (isClosed) return;

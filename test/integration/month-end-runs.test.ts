@@ -302,4 +302,61 @@ describe('a month-end run when the server process gets SIGTERM', () => {
     expect(await waitForMonthEndRun(admin, next.body.statusUrl)).toMatchObject({ receiptCount: 2 });
     expect(await db.prisma.receipt.count()).toBe(4);
   }, 90_000);
+
+  it('stops waiting for the users in flight after SHUTDOWN_TIMEOUT_MS, records the run interrupted, and exits 0', async () => {
+    await buildUnbilledUsage();
+    const port = await findFreePort();
+    const server = await spawnServer({
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      WEB_CONCURRENCY: '1',
+      DEMO_SEED: '0',
+      INGEST_ENABLED: '0',
+      LOG_LEVEL: 'warn',
+      SHUTDOWN_TIMEOUT_MS: '300',
+    });
+    const lastAuditBefore = (await db.prisma.auditLog.aggregate({ _max: { id: true } }))._max.id ?? 0n;
+    const base = `http://127.0.0.1:${port}`;
+    const stall = await db.pool.connect();
+    let runId: number;
+    try {
+      const cookie = await signInOverHttp(base, 'boss');
+      const page = await fetch(`${base}/admin/receipts`, { headers: { accept: 'text/html', cookie } });
+      const token = /name="csrf_token" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
+      // Holds both users in flight at their tier for longer than the shutdown waits.
+      await stall.query('BEGIN');
+      await stall.query('LOCK TABLE tier_overrides IN ACCESS EXCLUSIVE MODE');
+      const started = await fetch(`${base}/admin/month-end`, {
+        method: 'POST',
+        headers: { accept: 'application/json', 'content-type': 'application/json', 'x-csrftoken': token, cookie },
+        body: JSON.stringify({ before: '2025-08-31' }),
+      });
+      expect(started.status, server.output()).toBe(202);
+      runId = ((await started.json()) as { runId: number }).runId;
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+
+      server.process.kill('SIGTERM');
+      // It exits while its users in flight still wait: the test holds the lock until after.
+      expect(await server.exited, server.output()).toBe(0);
+      expect(server.output()).toContain(`shutdown timed out waiting for month-end run #${runId}`);
+    } finally {
+      await stall.query('ROLLBACK').catch(() => undefined);
+      stall.release();
+      if (server.process.exitCode === null) server.process.kill('SIGKILL');
+    }
+    const run = await db.prisma.monthEndRun.findUniqueOrThrow({ where: { id: runId } });
+    expect(run).toMatchObject({ outcome: 'interrupted', usersTotal: 4, usersDone: 0, receiptCount: 0 });
+    expect(run.error).toMatch(
+      /^Interrupted: the app was stopped during the run, after 0 of 4 users; .*running it again/,
+    );
+    // The users in flight rolled back with their connections, receipt and audit entry alike.
+    expect(await db.prisma.receipt.count()).toBe(0);
+    expect(await db.prisma.auditLog.count({ where: { id: { gt: lastAuditBefore }, action: 'receipt.create' } })).toBe(
+      0,
+    );
+    // Nothing holds the lock any more: the next run bills everyone.
+    const next = await startAsJson('2025-08-31');
+    expect(next.status).toBe(202);
+    expect(await waitForMonthEndRun(admin, next.body.statusUrl)).toMatchObject({ receiptCount: 4 });
+  }, 90_000);
 });

@@ -1,6 +1,8 @@
 import { Prisma } from '@prisma/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DEFAULT_DB_QUERY_TIMEOUT_MS } from '../../src/config/config.schema.js';
 import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
+import { type Database, openDatabase } from '../../src/db/database.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { type CpuBasis, minorUnitDigits, priceJob, sumCosts } from '../../src/modules/pricing/pricing.js';
 import { createRatesService } from '../../src/modules/pricing/rates.service.js';
@@ -12,6 +14,7 @@ import {
 } from '../../src/modules/receipts/receipts.service.js';
 import { createBackgroundWork } from '../../src/shared/background-work.js';
 import { ConflictError, NotFoundError, ServiceUnavailableError } from '../../src/shared/errors.js';
+import { createLogger } from '../../src/shared/logger.js';
 import { awkwardJobSpecs, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { buildTestConfig } from '../support/test-app.js';
@@ -31,13 +34,13 @@ afterAll(() => db?.drop());
 
 const NOW = new Date('2025-09-20T05:00:00Z');
 
-function buildServices() {
+function buildServices(database: Database = db) {
   const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' });
   const metrics = createMetrics();
   const now = () => NOW;
-  const rates = createRatesService({ db, config, now });
+  const rates = createRatesService({ db: database, config, now });
   const backgroundWork = createBackgroundWork();
-  const receipts = createReceiptsService({ db, config, rates, metrics, now, backgroundWork });
+  const receipts = createReceiptsService({ db: database, config, rates, metrics, now, backgroundWork });
   return { receipts, rates, metrics, backgroundWork };
 }
 
@@ -556,7 +559,7 @@ describe('month-end run and the process stopping', () => {
     );
     // Holds both users in flight at their tier, as a receipt of many jobs would keep them busy.
     const stall = await db.pool.connect();
-    let stopped: Promise<void> | undefined;
+    let stopped: Promise<unknown> | undefined;
     try {
       await stall.query('BEGIN');
       await stall.query('LOCK TABLE tier_overrides IN ACCESS EXCLUSIVE MODE');
@@ -590,6 +593,82 @@ describe('month-end run and the process stopping', () => {
     // The lock was released: the next process's run bills the other four.
     const second = await buildServices().receipts.runMonthEnd(ADMIN, '2025-08-31');
     expect(second).toMatchObject({ outcome: 'succeeded', receiptCount: 4 });
+    expect(await db.prisma.receipt.count()).toBe(6);
+  });
+});
+
+describe('month-end run and a shutdown that stops waiting for it', () => {
+  beforeEach(clearBilling);
+
+  it('records the run interrupted with the users committed so far, and its users in flight roll back whole', async () => {
+    // The service's own pool: the shutdown closes the connections it still uses, not the test's.
+    const serviceDb = openDatabase(db.url, {
+      poolMax: 10,
+      queryTimeoutMs: DEFAULT_DB_QUERY_TIMEOUT_MS,
+      logger: createLogger('silent'),
+    });
+    const { receipts, backgroundWork } = buildServices(serviceDb);
+    const users = ['a1', 'a2', 'a3', 'a4', 'z1', 'z2'];
+    await buildJobs(
+      db,
+      users.map((user) => ({ user, end: '2025-08-20T00:00:00Z' })),
+    );
+    // The last two users' receipts wait, inside their transactions, for an advisory lock the test
+    // holds: billed last, in name order, they are the users in flight when the timeout runs out.
+    await db.pool.query(`
+      CREATE FUNCTION hold_z_receipts() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NEW; END $$;
+      CREATE TRIGGER hold_z_receipts BEFORE INSERT ON receipts
+        FOR EACH ROW WHEN (NEW.username LIKE 'z%') EXECUTE FUNCTION hold_z_receipts();`);
+    const lastAuditBefore = (await db.prisma.auditLog.aggregate({ _max: { id: true } }))._max.id ?? 0n;
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(4242)');
+      const { runId, finished } = await receipts.startMonthEnd(ADMIN, '2025-08-31');
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+
+      expect(await backgroundWork.stop(100)).toEqual([`month-end run #${runId}`]);
+      const recorded = await db.prisma.monthEndRun.findUniqueOrThrow({ where: { id: runId } });
+      expect(recorded).toMatchObject({
+        outcome: 'interrupted',
+        usersTotal: 6,
+        usersDone: 4,
+        receiptCount: 4,
+        finishedAt: NOW,
+      });
+      expect(recorded.error).toBe(
+        'Interrupted: the app was stopped during the run, after 4 of 6 users; the users still in flight when its ' +
+          'shutdown timeout ran out were left unbilled. What it billed stays billed; running it again for the ' +
+          'same day is safe and bills the rest (it bills only unbilled jobs).',
+      );
+      // The two users' transactions and the run's lock.
+      expect(serviceDb.closeConnectionsInUse()).toBeGreaterThanOrEqual(3);
+      const { result } = await finished;
+      expect(result).toMatchObject({ runId, outcome: 'interrupted', receiptCount: 4 });
+      // The run wrote nothing more: its users in flight failing as their connections closed is no failure.
+      expect(await db.prisma.monthEndRun.findUniqueOrThrow({ where: { id: runId } })).toEqual(recorded);
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+      await db.pool.query(
+        'DROP TRIGGER IF EXISTS hold_z_receipts ON receipts; DROP FUNCTION IF EXISTS hold_z_receipts();',
+      );
+      await serviceDb.close();
+    }
+    const made = await db.prisma.receipt.findMany({
+      select: { id: true, username: true },
+      orderBy: { username: 'asc' },
+    });
+    expect(made.map((receipt) => receipt.username)).toEqual(['a1', 'a2', 'a3', 'a4']);
+    // Each receipt made has its audit entry, and the users rolled back left none.
+    const audited = await db.prisma.auditLog.findMany({
+      where: { id: { gt: lastAuditBefore }, action: 'receipt.create' },
+      select: { target: true },
+    });
+    expect(audited.map((entry) => entry.target).sort()).toEqual(made.map((receipt) => `receipt:${receipt.id}`).sort());
+    // The lock went with its connection: the next run bills the two users rolled back.
+    const second = await buildServices().receipts.runMonthEnd(ADMIN, '2025-08-31');
+    expect(second).toMatchObject({ outcome: 'succeeded', receiptCount: 2 });
     expect(await db.prisma.receipt.count()).toBe(6);
   });
 });

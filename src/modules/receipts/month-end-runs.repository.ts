@@ -52,6 +52,22 @@ export async function interruptRun(tx: Client, id: number, finishedAt: Date, err
   return result.count === 1;
 }
 
+/**
+ * Marks run `id` as `interrupted` with its progress if it is still `running` (a run that ended
+ * meanwhile has written its own end); whether it was.
+ */
+export async function interruptRunWithProgress(
+  tx: Client,
+  id: number,
+  end: MonthEndProgress & { finishedAt: Date; error: string },
+): Promise<boolean> {
+  const result = await tx.monthEndRun.updateMany({
+    where: { id, outcome: 'running' },
+    data: { ...end, outcome: 'interrupted' },
+  });
+  return result.count === 1;
+}
+
 /** A new running run; its id. */
 export async function insertRun(
   tx: Client,

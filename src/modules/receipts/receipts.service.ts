@@ -261,6 +261,11 @@ interface MonthEndState {
   outcomes: MonthEndUserOutcome[];
   usersTotal: number;
   usersDone: number;
+  /**
+   * The shutdown stopped waiting for the run and recorded it interrupted: the run writes nothing
+   * more, as its connections are being closed under it.
+   */
+  isAbandoned: boolean;
 }
 
 /** What a month-end run made, in name order: runMonthEnd's answer. */
@@ -583,10 +588,38 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       await release();
       throw error;
     }
-    const finished = backgroundWork.track((shouldStop) =>
-      billMonthEnd(actor, before, runId, shouldStop).finally(() => release()),
+    const state: MonthEndState = { outcomes: [], usersTotal: 0, usersDone: 0, isAbandoned: false };
+    const finished = backgroundWork.track(
+      (shouldStop) => billMonthEnd(actor, before, runId, shouldStop, state).finally(() => release()),
+      { name: `month-end run #${runId}`, abandon: () => abandonMonthEnd(before, runId, state) },
     );
     return { runId, finished };
+  }
+
+  /**
+   * The shutdown's timeout ran out with run `runId` still billing users: its row is marked
+   * interrupted with what has committed so far, before the process closes the connections of the
+   * users in flight (PostgreSQL rolls their transactions back, receipt and audit entry together).
+   * A user counts only once their transaction has committed, so the row claims no user it did not bill.
+   */
+  async function abandonMonthEnd(before: string, runId: number, state: MonthEndState): Promise<void> {
+    state.isAbandoned = true;
+    const done =
+      state.usersTotal > 0
+        ? `after ${state.usersDone} of ${state.usersTotal} users`
+        : 'before it had listed the users to bill';
+    try {
+      await monthEndRunsRepository.interruptRunWithProgress(db, runId, {
+        ...progressOf(summarizeMonthEnd(before, state.outcomes), state.usersDone),
+        finishedAt: now(),
+        error:
+          `Interrupted: the app was stopped during the run, ${done}; the users still in flight when its ` +
+          `shutdown timeout ran out were left unbilled. ${RERUN_IS_SAFE}`,
+      });
+    } catch (error) {
+      // Its row stays running until someone looks at it once the lock is released: it then reads interrupted.
+      deps.logger?.error({ err: error, runId }, 'month-end run was abandoned but could not be recorded interrupted');
+    }
   }
 
   /** The refusal of a second run: who started the running one and when, and its id for a link to its page. */
@@ -618,15 +651,16 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * so one user's conflict does not undo the others, and a second run finds nothing left and
    * creates nothing. Two users are billed at a time: PostgreSQL does most of a receipt's work, and
    * one at a time left a core idle. An unexpected error stops the run once the receipts in flight
-   * are done; `shouldStop` (the process stopping) stops it once the users in flight are done.
+   * are done; `shouldStop` (the process stopping) stops it once the users in flight are done. Once
+   * abandoned (abandonMonthEnd) it is interrupted, and its row is no longer its to write.
    */
   async function billMonthEnd(
     actor: AuditContext,
     before: string,
     runId: number,
     shouldStop: () => boolean,
+    state: MonthEndState,
   ): Promise<{ result: MonthEndResult; error?: unknown }> {
-    const state: MonthEndState = { outcomes: [], usersTotal: 0, usersDone: 0 };
     let outcome: MonthEndEnd;
     let error: unknown;
     let errorText: string | null = null;
@@ -640,7 +674,12 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       outcome = 'failed';
       error = caught;
       errorText = `Stopped by an unexpected error after ${state.usersDone} of ${state.usersTotal} users: ${reasonOf(caught)}. ${RERUN_IS_SAFE}`;
-      deps.logger?.error({ err: caught, runId }, 'month-end run failed');
+      // Abandoned, its users in flight fail as the shutdown closes their connections: that is expected.
+      if (!state.isAbandoned) deps.logger?.error({ err: caught, runId }, 'month-end run failed');
+    }
+    if (state.isAbandoned) {
+      // Its row was written as it was abandoned, from the users committed by then.
+      return { result: { runId, outcome: 'interrupted', ...summarizeMonthEnd(before, state.outcomes) } };
     }
     const result = { runId, outcome, ...summarizeMonthEnd(before, state.outcomes) };
     try {
@@ -672,7 +711,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     await db.$transaction((tx) => receiptsRepository.repairBillingQueue(tx), { timeout: 120_000, maxWait: 10_000 });
     const usernames = await receiptsRepository.findUsersWithUnbilledJobs(db, cutoff);
     state.usersTotal = usernames.length;
-    await monthEndRunsRepository.recordUsersTotal(db, runId, usernames.length);
+    if (!state.isAbandoned) await monthEndRunsRepository.recordUsersTotal(db, runId, usernames.length);
     let failure: { error: unknown } | undefined;
     let nextIndex = 0;
     const billOneAfterAnother = async () => {
@@ -691,6 +730,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           }
         }
         state.usersDone += 1;
+        if (state.isAbandoned) continue;
         const progress = progressOf(summarizeMonthEnd(before, state.outcomes), state.usersDone);
         try {
           await monthEndRunsRepository.recordProgress(db, runId, progress);
