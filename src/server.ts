@@ -18,6 +18,7 @@ import { startIngestionScheduler } from './modules/ingestion/ingestion.scheduler
 import { createMetrics } from './modules/metrics/metrics.js';
 import { joinClusterMetrics, serveClusterMetrics } from './modules/metrics/metrics-cluster.js';
 import { warnIfMetricsPublic } from './modules/metrics/metrics-exposure.js';
+import { interruptAbandonedMonthEndRuns } from './modules/receipts/abandoned-month-end-runs.js';
 import { closePasswordHashing, configurePasswordHashing } from './modules/users/password.js';
 import { createBackgroundWork } from './shared/background-work.js';
 import { createLogger, type Logger } from './shared/logger.js';
@@ -78,6 +79,9 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     for (const task of periodicTasks) task.start();
     // Not a whole interval after a restart: a chain broken before it is reported again at once.
     void chainVerifier.runOnce();
+    // A month-end run left running by a process that died reads interrupted from now, not only
+    // once someone opens its page.
+    void interruptAbandonedMonthEndRuns({ db, logger, now });
   };
   // One process per instance runs them: this one when it is the only one, else the worker the primary names.
   if (cluster.isWorker) onPeriodicTasksAssigned(startPeriodicTasks);

@@ -1,8 +1,11 @@
+import { Writable } from 'node:stream';
 import { Prisma } from '@prisma/client';
+import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { interruptAbandonedMonthEndRuns } from '../../src/modules/receipts/abandoned-month-end-runs.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
@@ -246,6 +249,92 @@ describe('a month-end run in the background', () => {
     const id = await buildAbandonedRun();
     expect((await alice.get(`/admin/month-end/${id}`).set('Accept', 'application/json')).status).toBe(403);
   });
+});
+
+/** A logger whose lines a test reads back. */
+function capturingLogger() {
+  const lines: Array<{ level: number; msg: string; [key: string]: unknown }> = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, sink), lines };
+}
+
+describe('month-end runs left running, at start-up', () => {
+  const STARTUP = new Date('2025-09-21T01:00:00Z');
+
+  it('marks a running run interrupted when no session holds the month-end lock, and logs it', async () => {
+    const id = await buildAbandonedRun();
+    const { logger, lines } = capturingLogger();
+
+    expect(await interruptAbandonedMonthEndRuns({ db, logger, now: () => STARTUP })).toEqual([id]);
+    expect(await db.prisma.monthEndRun.findUniqueOrThrow({ where: { id } })).toMatchObject({
+      outcome: 'interrupted',
+      finishedAt: STARTUP,
+      usersDone: 3,
+      receiptCount: 3,
+      error:
+        'Interrupted: the process running it stopped before it finished. What it billed stays billed; running it ' +
+        'again for the same day is safe and bills the rest (it bills only unbilled jobs).',
+    });
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        runIds: [id],
+        msg: `marked month-end run #${id} interrupted: its process stopped before it finished`,
+      }),
+    );
+    // Run again (another instance starting), it finds nothing left to mark.
+    expect(await interruptAbandonedMonthEndRuns({ db, logger, now: () => STARTUP })).toEqual([]);
+  });
+
+  it('leaves a running run alone while another session holds the month-end lock', async () => {
+    const id = await buildAbandonedRun();
+    const { logger, lines } = capturingLogger();
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.monthEnd]);
+      expect(await interruptAbandonedMonthEndRuns({ db, logger, now: () => STARTUP })).toEqual([]);
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+    }
+    expect(await db.prisma.monthEndRun.findUniqueOrThrow({ where: { id } })).toMatchObject({
+      outcome: 'running',
+      finishedAt: null,
+      error: null,
+    });
+    expect(lines.filter((line) => line.level >= 40)).toEqual([]);
+  });
+
+  it('are marked interrupted by the server as it starts, without anyone opening their page', async () => {
+    const id = await buildAbandonedRun();
+    const port = await findFreePort();
+    const server = await spawnServer({
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      WEB_CONCURRENCY: '1',
+      DEMO_SEED: '0',
+      INGEST_ENABLED: '0',
+      LOG_LEVEL: 'warn',
+    });
+    try {
+      const marked = `marked month-end run #${id} interrupted`;
+      for (let poll = 0; poll < 200 && !server.output().includes(marked); poll++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(server.output()).toContain(marked);
+      expect(await db.prisma.monthEndRun.findUniqueOrThrow({ where: { id } })).toMatchObject({
+        outcome: 'interrupted',
+        error: expect.stringContaining('running it again for the same day is safe'),
+      });
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
 });
 
 describe('a month-end run when the server process gets SIGTERM', () => {

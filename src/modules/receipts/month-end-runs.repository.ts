@@ -112,6 +112,16 @@ export function findRunningRun(tx: Client): Promise<MonthEndRunRow | null> {
   return tx.monthEndRun.findFirst({ where: { outcome: 'running' }, select: RUN_SELECT });
 }
 
+/** The ids of the runs that are running, oldest first. */
+export async function findRunningRunIds(tx: Client): Promise<number[]> {
+  const rows = await tx.monthEndRun.findMany({
+    where: { outcome: 'running' },
+    orderBy: { id: 'asc' },
+    select: { id: true },
+  });
+  return rows.map((row) => row.id);
+}
+
 /** The newest run that has ended, if any. */
 export function findLastFinishedRun(tx: Client): Promise<MonthEndRunRow | null> {
   return tx.monthEndRun.findFirst({
