@@ -77,6 +77,32 @@ describe("a receipt's items CSV", () => {
   });
 });
 
+describe("a receipt's page", () => {
+  it("names each job and its end time in the app's time zone, beside its id, on the page and the printout", async () => {
+    await buildJobs(db, [
+      { user: 'alice', end: '2025-09-10T03:04:05Z', jobId: '9201', name: '<b>md-run</b>' },
+      { user: 'alice', end: '2025-09-11T23:59:59Z', jobId: '9202', name: 'align' },
+    ]);
+    const id = await billAliceUpTo('2025-09-15');
+    const rowOf = (html: string, jobId: string) =>
+      new RegExp(
+        `<td data-label="Job">${jobId}</td><td data-label="Name">([^<]*)</td><td data-label="Ended">([^<]*)</td>`,
+      ).exec(html);
+    for (const [agent, path] of [
+      [alice, `/me/receipts/${id}`],
+      [admin, `/admin/receipts/${id}`],
+      [alice, `/me/receipts/${id}/print`],
+    ] as const) {
+      const html = (await agent.get(path).set('Accept', 'text/html').expect(200)).text;
+      expect(html).toContain('<th>Job</th><th>Name</th><th>Ended</th><th>Cluster</th>');
+      // Escaped, as text from Slurm always is; ended 2025-09-10 03:04 UTC is 10:04 in Bangkok.
+      expect(rowOf(html, '9201')?.slice(1), path).toEqual(['&lt;b&gt;md-run&lt;/b&gt;', '2025-09-10 10:04']);
+      expect(rowOf(html, '9202')?.slice(1), path).toEqual(['align', '2025-09-12 06:59']);
+      expect(html).toContain('<th colspan="7">Total (2 jobs)</th>');
+    }
+  });
+});
+
 /** 1,441.20: a THB amount as the pages write it. */
 const formatted = (amount: { toFixed(digits: number): string }) => amount.toFixed(2).replace(/\B(?=(\d{3})+\.)/g, ',');
 
