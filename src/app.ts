@@ -13,7 +13,12 @@ import { requireObjectBody } from './http/json-object-body.js';
 import { jsonKeepingNumberText } from './http/lossless-json.js';
 import { rejectUnstorableText } from './http/reject-unstorable-text.js';
 import { requestContext } from './http/request-context.js';
-import { createSessionMiddleware, enforceSessionLifetime, exposeFlash } from './http/session.js';
+import {
+  createSessionMiddleware,
+  enforceSessionLifetime,
+  exposeFlash,
+  saveSessionBeforeResponding,
+} from './http/session.js';
 import { createViewEngine } from './http/view-engine.js';
 import { createViewFormatters } from './http/view-format.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
@@ -208,6 +213,7 @@ export function createApp(deps: AppDeps): express.Express {
   const authDeps = { db, metrics, lockout: config.auth, now };
   const passport = createPassport(authDeps);
   app.use(createSessionMiddleware(db.pool, sessionSettings));
+  app.use(saveSessionBeforeResponding);
   app.use(enforceSessionLifetime(sessionSettings));
   app.use(passport.session());
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }));

@@ -63,6 +63,64 @@ export function createSessionMiddleware(pool: pg.Pool, settings: SessionSettings
 }
 
 /**
+ * Writes a changed session before the response is sent, not as it ends. express-session saves
+ * at res.end but sends the headers first, so a browser following a redirect could ask for the
+ * next page before the session row was written: a sign-in landed on /login again, a change's
+ * confirmation (the flash) went missing (both seen under load in Chromium). Mounted right after
+ * the session middleware, so it sees the session as loaded: a session whose id or content (the
+ * cookie aside, as express-session compares it) changed since is saved first, and
+ * express-session's own save at the end then finds nothing new to write. A failed save leaves
+ * the end to express-session, which saves again and reports its error as it always did.
+ */
+export const saveSessionBeforeResponding: RequestHandler = (req, res, next) => {
+  const loadedId = req.sessionID;
+  const loadedContent = req.session ? contentOf(req.session) : undefined;
+  const end = res.end;
+  let isSaving = false;
+  res.end = function endOnceSaved(this: Response, ...args: unknown[]) {
+    const current = req.session;
+    const isChanged = current && (req.sessionID !== loadedId || contentOf(current) !== loadedContent);
+    if (isSaving || !current || !isChanged) return end.apply(this, args as Parameters<Response['end']>);
+    isSaving = true;
+    current.save((error) => {
+      if (!error) skipResaveUnlessChanged(current);
+      end.apply(res, args as Parameters<Response['end']>);
+    });
+    return this;
+  } as Response['end'];
+  next();
+};
+
+/*
+ * express-session would save the session once more as the response ends: a regenerated one
+ * always looks unsaved to it (its regenerate makes the new session through the store, out of
+ * the middleware's sight). That save is skipped unless something changed since the save before.
+ */
+function skipResaveUnlessChanged(session: Request['session']): void {
+  const savedContent = contentOf(session);
+  const saveToStore = session.save;
+  Object.defineProperty(session, 'save', {
+    configurable: true,
+    enumerable: false,
+    writable: true,
+    value(this: Request['session'], callback?: (error?: unknown) => void) {
+      if (contentOf(this) === savedContent) {
+        callback?.();
+        return this;
+      }
+      return saveToStore.call(this, callback);
+    },
+  });
+}
+
+/** The session as stored, but for its cookie, whose expiry express-session moves on at every response. */
+function contentOf(session: Request['session']): string {
+  return JSON.stringify(session, function withoutCookie(this: unknown, key: string, value: unknown) {
+    return this === session && key === 'cookie' ? undefined : value;
+  });
+}
+
+/**
  * Ends signed-in sessions idle longer than idleSec or older than absoluteSec; runs before
  * passport reads the session.
  */

@@ -65,47 +65,8 @@ export function signInOnNewSession(
       req.session.signedInAt = signedInAt;
       req.session.lastSeenAt = signedInAt;
       giveSessionCsrfSecret(req, res);
-      // Saved before the caller redirects: express-session saves at res.end, but sends the
-      // headers first, so a browser could follow the redirect to /me before the session row
-      // was written, find no session and land on /login again (seen under load in Chromium).
-      req.logIn(user, { session: false }, (loginError) => {
-        if (loginError) return done(loginError);
-        req.session.save((saveError) => {
-          if (!saveError) skipResaveUnlessChanged(req.session);
-          done(saveError ?? undefined);
-        });
-      });
+      // Written before the redirect is sent, by saveSessionBeforeResponding (src/http/session.ts).
+      req.logIn(user, { session: false }, (loginError) => done(loginError ?? undefined));
     });
-  });
-}
-
-/*
- * express-session saves a regenerated session once more as the response ends: its regenerate
- * makes the new session through the store, out of sight of the middleware's record of what was
- * saved, so the session always looks unsaved to it. After the save above, that second write is
- * skipped unless something in the session changed since. The cookie is left out of the
- * comparison, as express-session leaves it out: the end of the response moves its expiry on by
- * the milliseconds the response took.
- */
-function skipResaveUnlessChanged(session: Request['session']): void {
-  const savedContent = contentOf(session);
-  const saveToStore = session.save;
-  Object.defineProperty(session, 'save', {
-    configurable: true,
-    enumerable: false,
-    writable: true,
-    value(this: Request['session'], callback?: (error?: unknown) => void) {
-      if (contentOf(this) === savedContent) {
-        callback?.();
-        return this;
-      }
-      return saveToStore.call(this, callback);
-    },
-  });
-}
-
-function contentOf(session: Request['session']): string {
-  return JSON.stringify(session, function withoutCookie(this: unknown, key: string, value: unknown) {
-    return this === session && key === 'cookie' ? undefined : value;
   });
 }
