@@ -1937,7 +1937,8 @@ describe('a receipt of 0.00: nothing to pay online', () => {
     const audit = await db.prisma.auditLog.findFirstOrThrow({
       where: { action: 'receipt.create', target: `receipt:${receiptId}` },
     });
-    expect(audit.details).toMatchObject({ total: '0', items: 1, settled: 'no_charge' });
+    // Money in the audit log is written to the currency's minor unit, as on the receipt.
+    expect(audit.details).toMatchObject({ total: '0.00', currency: 'THB', items: 1, settled: 'no_charge' });
 
     const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
     expect(page.text).toContain('>paid</span>');

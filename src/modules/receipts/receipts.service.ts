@@ -522,7 +522,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               before,
               scope,
               items: itemCount,
-              total: total.toFixed(),
+              // To the minor unit, as the receipt shows it: "8574.20", not "8574.2".
+              total: total.toFixed(minorUnitDigits(tier.rates.currency)),
+              currency: tier.rates.currency,
               tier: tier.tier,
               ...(isNoCharge ? { settled: NO_CHARGE_METHOD } : {}),
             },
