@@ -10,6 +10,7 @@ import {
   JOB_ACCOUNTS,
   summarizeJob,
 } from '../../src/modules/demo/demo-jobs.js';
+import { minorUnitDigits } from '../../src/modules/pricing/pricing.js';
 import { hashPassword } from '../../src/modules/users/password.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { benchUsername, NAMED_USERS } from './bench-users.js';
@@ -290,7 +291,7 @@ async function copyJobs(client: pg.Client, options: JobSettings, onProgress: (me
  */
 async function insertReceipts(
   client: pg.Client,
-  options: { users: number; days: number; now: Date },
+  options: { users: number; days: number; now: Date; currency: string },
 ): Promise<{ receipts: number; items: number }> {
   // 91 and 30 days of a 365-day span; the same shares of a shorter or longer one.
   const yearStart = new Date(options.now.getTime() - options.days * 86_400_000);
@@ -328,7 +329,8 @@ async function insertReceipts(
       const itemResult = await client.query(
         `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
          SELECT rc.id, j.id, j.cluster, j.job_key, j.job_id, p.cpu_hours, p.gpu_hours, p.mem_gb_hours,
-           round(p.cpu_hours * r.cpu_per_hour + p.gpu_hours * r.gpu_per_hour + p.mem_gb_hours * r.mem_per_hour, 4)
+           -- Rounded half-up to the minor unit as the app rounds each item, so the costs add up to the total.
+           round(p.cpu_hours * r.cpu_per_hour + p.gpu_hours * r.gpu_per_hour + p.mem_gb_hours * r.mem_per_hour, $2::int)
          FROM receipts rc
          JOIN pricing_rates r ON r.id = rc.rate_id
          JOIN slurm_jobs j ON j."user" = rc.username AND j.end_at >= rc.window_start AND j.end_at < rc.window_end
@@ -336,7 +338,7 @@ async function insertReceipts(
            round(j.alloc_gpus * j.elapsed_sec / 3600.0, 6) AS gpu_hours,
            round(coalesce(j.step_mem_gb_hours, 0), 6) AS mem_gb_hours) p
          WHERE rc.id = ANY($1)`,
-        [inserted.rows.map((row) => row.id)],
+        [inserted.rows.map((row) => row.id), minorUnitDigits(options.currency)],
       );
       items += itemResult.rowCount ?? 0;
     }

@@ -86,6 +86,15 @@ describe('ensureBenchDatabase (the billing benches build with the COPY generator
     expect(billed[0]?.count).toBe(0);
     const soloReceipts = await query(`SELECT 1 FROM receipts WHERE username IN ('heavy', 'payer')`);
     expect(soloReceipts).toHaveLength(0);
+    // Each item's cost is to the minor unit, as the app writes them: the shown costs add up to the total.
+    const items = await query<{ items: number; sub_minor: number; mismatched: number }>(
+      `SELECT (SELECT count(*)::int FROM receipt_items) AS items,
+              (SELECT count(*)::int FROM receipt_items WHERE cost <> round(cost, 2)) AS sub_minor,
+              (SELECT count(*)::int FROM receipts r
+                WHERE r.total <> (SELECT sum(i.cost) FROM receipt_items i WHERE i.receipt_id = r.id)) AS mismatched`,
+    );
+    expect(items[0]?.items).toBeGreaterThan(0);
+    expect(items[0]).toMatchObject({ sub_minor: 0, mismatched: 0 });
   });
 
   it('reuses a database that holds the same shape', async () => {
