@@ -338,8 +338,12 @@ describe('month-end runs left running, at start-up', () => {
 });
 
 describe('a month-end run when the server process gets SIGTERM', () => {
-  it('bills the users in flight, records the run interrupted, and exits 0', async () => {
-    await buildUnbilledUsage();
+  /**
+   * A server of its own (with `env`) running a month-end run started over HTTP, whose two users
+   * in flight wait at their tier on a lock that `stall` holds, as receipts of many jobs keep them
+   * busy. The caller ends `stall` and the server.
+   */
+  async function startRunHeldInFlight(env: Record<string, string> = {}) {
     const port = await findFreePort();
     const server = await spawnServer({
       DATABASE_URL: db.url,
@@ -348,6 +352,7 @@ describe('a month-end run when the server process gets SIGTERM', () => {
       DEMO_SEED: '0',
       INGEST_ENABLED: '0',
       LOG_LEVEL: 'warn',
+      ...env,
     });
     const base = `http://127.0.0.1:${port}`;
     const stall = await db.pool.connect();
@@ -355,7 +360,6 @@ describe('a month-end run when the server process gets SIGTERM', () => {
       const cookie = await signInOverHttp(base, 'boss');
       const page = await fetch(`${base}/admin/receipts`, { headers: { accept: 'text/html', cookie } });
       const token = /name="csrf_token" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
-      // Holds both users in flight at their tier, as a receipt of many jobs keeps them busy.
       await stall.query('BEGIN');
       await stall.query('LOCK TABLE tier_overrides IN ACCESS EXCLUSIVE MODE');
       const started = await fetch(`${base}/admin/month-end`, {
@@ -364,8 +368,21 @@ describe('a month-end run when the server process gets SIGTERM', () => {
         body: JSON.stringify({ before: '2025-08-31' }),
       });
       expect(started.status, server.output()).toBe(202);
+      const { runId } = (await started.json()) as { runId: number };
       expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+      return { server, stall, runId };
+    } catch (error) {
+      await stall.query('ROLLBACK').catch(() => undefined);
+      stall.release();
+      await server.stop();
+      throw error;
+    }
+  }
 
+  it('bills the users in flight, records the run interrupted, and exits 0', async () => {
+    await buildUnbilledUsage();
+    const { server, stall } = await startRunHeldInFlight();
+    try {
       server.process.kill('SIGTERM');
       const hasExitedEarly = await Promise.race([
         server.exited.then(() => true),
@@ -394,36 +411,10 @@ describe('a month-end run when the server process gets SIGTERM', () => {
 
   it('stops waiting for the users in flight after SHUTDOWN_TIMEOUT_MS, records the run interrupted, and exits 0', async () => {
     await buildUnbilledUsage();
-    const port = await findFreePort();
-    const server = await spawnServer({
-      DATABASE_URL: db.url,
-      PORT: String(port),
-      WEB_CONCURRENCY: '1',
-      DEMO_SEED: '0',
-      INGEST_ENABLED: '0',
-      LOG_LEVEL: 'warn',
-      SHUTDOWN_TIMEOUT_MS: '300',
-    });
     const lastAuditBefore = (await db.prisma.auditLog.aggregate({ _max: { id: true } }))._max.id ?? 0n;
-    const base = `http://127.0.0.1:${port}`;
-    const stall = await db.pool.connect();
-    let runId: number;
+    // The test holds the users in flight for longer than the shutdown waits.
+    const { server, stall, runId } = await startRunHeldInFlight({ SHUTDOWN_TIMEOUT_MS: '300' });
     try {
-      const cookie = await signInOverHttp(base, 'boss');
-      const page = await fetch(`${base}/admin/receipts`, { headers: { accept: 'text/html', cookie } });
-      const token = /name="csrf_token" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
-      // Holds both users in flight at their tier for longer than the shutdown waits.
-      await stall.query('BEGIN');
-      await stall.query('LOCK TABLE tier_overrides IN ACCESS EXCLUSIVE MODE');
-      const started = await fetch(`${base}/admin/month-end`, {
-        method: 'POST',
-        headers: { accept: 'application/json', 'content-type': 'application/json', 'x-csrftoken': token, cookie },
-        body: JSON.stringify({ before: '2025-08-31' }),
-      });
-      expect(started.status, server.output()).toBe(202);
-      runId = ((await started.json()) as { runId: number }).runId;
-      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
-
       server.process.kill('SIGTERM');
       // It exits while its users in flight still wait: the test holds the lock until after.
       expect(await server.exited, server.output()).toBe(0);
