@@ -45,6 +45,9 @@ interface HttpAnswer {
 
 class RetryableError extends Error {}
 
+/** slurmrestd has no such path (HTTP 404): for a jobs path, an API version it does not serve. */
+class PathNotServedError extends SourceUnavailableError {}
+
 /** The slurmdbd jobs endpoint of slurmrestd, for API versions v0.0.36 to v0.0.42. */
 export function createSlurmRestSource(
   options: SlurmRestSourceOptions,
@@ -97,6 +100,9 @@ export function createSlurmRestSource(
         if (answer.status >= 500 || answer.status === 429) {
           throw new RetryableError(`slurmrestd answered HTTP ${answer.status}: ${summarize(answer.body)}`);
         }
+        if (answer.status === 404) {
+          throw new PathNotServedError(`slurmrestd answered HTTP 404: ${summarize(answer.body)}`);
+        }
         if (answer.status !== 200) {
           throw new SourceUnavailableError(`slurmrestd answered HTTP ${answer.status}: ${summarize(answer.body)}`);
         }
@@ -116,18 +122,23 @@ export function createSlurmRestSource(
     );
   };
 
-  const detectVersion = async (): Promise<string> => {
-    if (detectedVersion) return detectedVersion;
+  /** The slurmdb jobs API versions the server's OpenAPI document lists. */
+  const offeredVersions = async (): Promise<Set<string>> => {
     const document = await get('openapi/v3');
     const paths =
       typeof document === 'object' && document !== null
         ? Object.keys((document as { paths?: object }).paths ?? {})
         : [];
-    const offered = new Set(
+    return new Set(
       paths
         .map((path) => /^\/slurmdb\/(v0\.0\.\d+)\/jobs\/?$/.exec(path)?.[1])
         .filter((version) => version !== undefined),
     );
+  };
+
+  const detectVersion = async (): Promise<string> => {
+    if (detectedVersion) return detectedVersion;
+    const offered = await offeredVersions();
     const best = [...SUPPORTED_API_VERSIONS].reverse().find((version) => offered.has(version));
     if (!best) {
       throw new SourceConfigError(
@@ -138,14 +149,42 @@ export function createSlurmRestSource(
     return best;
   };
 
+  /** SLURMRESTD_API_VERSION names a version this server does not serve: say so, and what it offers. */
+  const unservedVersionError = async (version: string, notServed: Error): Promise<Error> => {
+    const offered = await offeredVersions().then(
+      (versions) => [...versions].filter((offer) => SUPPORTED_API_VERSIONS.includes(offer)),
+      () => undefined,
+    );
+    // Without the OpenAPI document the 404 may as well be a wrong SLURMRESTD_URL: keep its text.
+    if (offered === undefined) return notServed;
+    const choices = offered.length > 0 ? `one this slurmrestd offers (${offered.join(', ')}), or to auto` : 'auto';
+    return new SourceConfigError(
+      `slurmrestd does not serve /slurmdb/${version}/jobs (HTTP 404), the version SLURMRESTD_API_VERSION names: set it to ${choices}`,
+    );
+  };
+
   return {
     name: 'slurmrestd',
     detectVersion,
     async *read(window: IngestWindow, readOptions?: ReadOptions): AsyncGenerator<SourceItem> {
-      const version = await detectVersion();
       // slurmrestd parses times in the cluster's zone and refuses raw ':' (HTTP 400) and epoch seconds (22.05).
       const query = `start_time=${encodeURIComponent(formatLocalTimestamp(window.start, options.timeZone))}&end_time=${encodeURIComponent(formatLocalTimestamp(window.end, options.timeZone))}`;
-      const body = await get(`slurmdb/${version}/jobs?${query}`);
+      let version = await detectVersion();
+      let body: unknown;
+      try {
+        body = await get(`slurmdb/${version}/jobs?${query}`);
+      } catch (error) {
+        if (!(error instanceof PathNotServedError)) throw error;
+        if (options.apiVersion) throw await unservedVersionError(version, error);
+        // The version chosen earlier is gone: Slurm was upgraded under the running app, and each
+        // release drops its oldest API versions. Ask the OpenAPI document again rather than fail
+        // every run until a restart.
+        const gone = version;
+        detectedVersion = undefined;
+        version = await detectVersion();
+        if (version === gone) throw error;
+        body = await get(`slurmdb/${version}/jobs?${query}`);
+      }
       const response = readJobsResponse(body, { version, defaultCluster: options.defaultCluster });
       const authError = response.errors.find(isAuthenticationError);
       if (authError) {

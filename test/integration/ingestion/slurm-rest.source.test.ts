@@ -66,6 +66,17 @@ function replay(url: string): Exchange {
   return { status: 200, body: fixture(file) };
 }
 
+// What a real slurmrestd 22.05 answers for a path it does not serve (a newer API version).
+const NOT_SERVED: Exchange = {
+  status: 404,
+  body: 'Unable find requested URL. Please view /openapi/v3 for API reference.',
+};
+
+/** A Slurm 22.05 slurmrestd: v0.0.36 to v0.0.38 only, as its OpenAPI document says. */
+function slurm2205(url: string): Exchange {
+  return /^\/slurmdb\/v0\.0\.(39|4\d)\//.test(url) ? NOT_SERVED : replay(url);
+}
+
 async function collect(iterable: AsyncIterable<SourceItem>): Promise<SourceItem[]> {
   const items: SourceItem[] = [];
   for await (const item of iterable) items.push(item);
@@ -198,6 +209,46 @@ describe('slurmrestd source against a replay of real answers', () => {
     await expect(collect(createSlurmRestSource(sourceOptions({ apiVersion: undefined })).read(WINDOW))).rejects.toThrow(
       /offers no supported slurmdb jobs API \(offered: v0.0.35\)/,
     );
+  });
+
+  it('says SLURMRESTD_API_VERSION names a version the server does not serve, and which it does', async () => {
+    replayServer.setPlan(slurm2205);
+    const error = await collect(createSlurmRestSource(sourceOptions({ apiVersion: 'v0.0.40' })).read(WINDOW)).catch(
+      (caught: Error) => caught,
+    );
+    expect(error).toBeInstanceOf(SourceConfigError);
+    expect((error as Error).message).toBe(
+      'slurmrestd does not serve /slurmdb/v0.0.40/jobs (HTTP 404), the version SLURMRESTD_API_VERSION names: ' +
+        'set it to one this slurmrestd offers (v0.0.36, v0.0.37, v0.0.38), or to auto',
+    );
+    // A wrong setting is not retried: one jobs request, then the OpenAPI document for the list.
+    expect(replayServer.requests.map((request) => request.url.split('?')[0])).toEqual([
+      '/slurmdb/v0.0.40/jobs',
+      '/openapi/v3',
+    ]);
+  });
+
+  it('asks the OpenAPI document again when the version it chose is gone (slurmrestd upgraded meanwhile)', async () => {
+    replayServer.setPlan(slurm2205);
+    const source = createSlurmRestSource(sourceOptions({ apiVersion: undefined }));
+    await collect(source.read(WINDOW));
+    // Slurm 23.11 replaces 22.05 under the running app: v0.0.38 is gone, v0.0.40 is offered.
+    replayServer.setPlan((url) => {
+      if (url.startsWith('/openapi/v3')) {
+        return {
+          status: 200,
+          body: JSON.stringify({ paths: { '/slurmdb/v0.0.40/jobs': {}, '/slurmdb/v0.0.39/jobs': {} } }),
+        };
+      }
+      return url.startsWith('/slurmdb/v0.0.40/') ? replay(url) : NOT_SERVED;
+    });
+    const items = await collect(source.read(WINDOW));
+    expect(items.length).toBeGreaterThanOrEqual(5);
+    expect(replayServer.requests.map((request) => request.url.split('?')[0])).toEqual([
+      '/slurmdb/v0.0.38/jobs',
+      '/openapi/v3',
+      '/slurmdb/v0.0.40/jobs',
+    ]);
   });
 
   it('cuts short what an answer puts into its error message', async () => {
