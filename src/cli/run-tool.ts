@@ -1,4 +1,5 @@
 import { CONFIG_ERROR_EXIT_CODE, ConfigError } from '../config/config.js';
+import { isDatabaseUnavailable } from '../shared/errors.js';
 
 /**
  * Runs a command-line tool's main. Whatever it throws ends the process with the message alone on
@@ -11,7 +12,35 @@ export function runTool(
   exitCodeOf: (error: unknown) => number | undefined = () => undefined,
 ) {
   main().catch((error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
+    console.error(describeToolError(error));
     process.exit(error instanceof ConfigError ? CONFIG_ERROR_EXIT_CODE : (exitCodeOf(error) ?? 1));
   });
+}
+
+/**
+ * What a failed tool prints: the error's own words. Prisma puts its call site before them
+ * ("Invalid `db.user.findUnique()` invocation in", the source file and a numbered code frame),
+ * which tells the person running the tool nothing; a database that cannot be reached is said to
+ * be one, so that a wrong DATABASE_URL or a stopped server is not mistaken for a bug.
+ */
+export function describeToolError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const message = withoutPrismaCallSite(error.message);
+  return isDatabaseUnavailable(error) ? `The database cannot be reached (DATABASE_URL): ${message}` : message;
+}
+
+const PRISMA_CALL_SITE = /^Invalid `[^`]*` invocation/;
+// The call site's source file ("/app/src/x.ts:36:18") and its code frame ("  35 …", "→ 36 …").
+const CALL_SITE_DETAIL = /^(\S+:\d+:\d+|→?\s*\d+(\s.*)?)$/;
+
+function withoutPrismaCallSite(message: string): string {
+  const lines = message.split('\n');
+  const header = lines.findIndex((line) => PRISMA_CALL_SITE.test(line.trim()));
+  if (header === -1) return message.trim();
+  let start = header + 1;
+  while (start < lines.length && (lines[start]?.trim() === '' || CALL_SITE_DETAIL.test(lines[start]?.trim() ?? ''))) {
+    start += 1;
+  }
+  const rest = lines.slice(start).join('\n').trim();
+  return rest === '' ? message.trim() : rest;
 }

@@ -49,3 +49,28 @@ describe('every command-line tool, given a bad setting', () => {
     expect(result).toEqual({ code: 78, output: `Invalid configuration:\n  - ${problem}\n` });
   });
 });
+
+describe('every command-line tool, given a database it cannot reach', () => {
+  // Nothing listens on port 1: the connection is refused at once.
+  const UNREACHABLE = { DATABASE_URL: 'postgresql://postgres:not-shown@127.0.0.1:1/billing' };
+  const REACHING_THE_DATABASE: Record<string, string[]> = {
+    ...VALID_ARGUMENTS,
+    // create would first wait for a password on stdin; disable goes straight to the database.
+    'user.cli.ts': ['disable', '--username', 'ops'],
+  };
+
+  it.each(tools)('%s says in one line that the database cannot be reached, and where', async (tool) => {
+    const result = await runToExit(
+      process.execPath,
+      ['--import', 'tsx', `src/cli/${tool}`, ...(REACHING_THE_DATABASE[tool] ?? [])],
+      { cwd: PROJECT_ROOT, env: UNREACHABLE },
+    );
+    expect(result.code).toBe(1);
+    // Not Prisma's call site and code frame ("Invalid `db.user.findUnique()` invocation in
+    // /app/src/...: 36:18", numbered source lines): the operator gets the reason alone.
+    const lines = result.output.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^The database cannot be reached \(DATABASE_URL\): .*127\.0\.0\.1:1\b/);
+    expect(result.output).not.toContain('not-shown');
+  });
+});
