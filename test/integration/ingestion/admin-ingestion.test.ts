@@ -65,9 +65,12 @@ describe('/admin/ingestion', () => {
       'Data complete through <strong>2026-11-23 16:00</strong> (UTC), <strong>0 s</strong> ago',
     );
     expect(page.text).toMatch(/<td>manual<\/td>\s*<td>file<\/td>/);
-    // The window on two lines and the notes wrapped, so Outcome fits a 1280 px screen.
+    // The window on two lines, so Outcome fits a 1280 px screen; the sources' notes on a row of
+    // their own under the run (test/browser/ingestion-page.browser.test.ts has the layout).
     expect(page.text).toMatch(/<td>\d{4}-\d\d-\d\d \d\d:\d\d \.\.<br>2026-11-23 16:00<\/td>/);
-    expect(page.text).toMatch(/<td class="wrap">[^<]*<\/td>\s*<\/tr>/);
+    expect(page.text).toMatch(
+      /<tr class="run-notes">\s*<td colspan="11" class="row-message"><div class="run-notes-text">[^<]*file: answered[^<]*<\/div><\/td>/,
+    );
     expect(await db.prisma.slurmJob.count()).toBe(12);
     const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'ingestion.run_now' } });
     expect(audit).toMatchObject({ actor: admin.username, status: 'ok', target: 'ingestion_run:1' });

@@ -1,0 +1,145 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildUser } from '../support/factories.js';
+import { PROJECT_ROOT } from '../support/spawn-server.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * /admin/ingestion as the operator reads it when runs fail: why each run failed (its error and
+ * the sources' notes) must be on the screen, not off to the right of a 1280 px window in a
+ * column a few words wide that makes every failed run hundreds of pixels tall.
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+const ARTIFACTS = path.join(PROJECT_ROOT, 'test-artifacts', 'browser');
+
+// What real runs wrote against the lab's slurmrestd (docs/ingestion.md) with sacct configured too.
+const NOTES = {
+  slurmrestd:
+    'slurmrestd does not serve /slurmdb/v0.0.40/jobs (HTTP 404), the version SLURMRESTD_API_VERSION names: set it to one this slurmrestd offers (v0.0.36, v0.0.37, v0.0.38), or to auto',
+  sacct: 'sacct exited with code 1: sacct: error: Problem talking to the database: Connection refused',
+  file: 'not configured (FALLBACK_CSV unset)',
+};
+
+/**
+ * Run in the page (a string: the tests are type-checked without the DOM's types). Where the
+ * failed runs' reasons are drawn (their words, not the cell's box, which is as wide as the
+ * table), how tall the tallest run's row is, and whether the table is wider than its card.
+ */
+const MEASURE_RUNS = `(() => {
+  const wrap = document.querySelector('.table-wrap');
+  const reasons = [...document.querySelectorAll('tbody tr')]
+    .filter((row) => row.textContent.includes('does not serve'))
+    .map((row) => {
+      const texts = document.createTreeWalker(row, NodeFilter.SHOW_TEXT);
+      const boxes = [];
+      for (let text = texts.nextNode(); text; text = texts.nextNode()) {
+        if (!text.textContent.trim()) continue;
+        const range = document.createRange();
+        range.selectNodeContents(text);
+        boxes.push(range.getBoundingClientRect());
+      }
+      return {
+        left: Math.min(...boxes.map((box) => box.left)),
+        right: Math.max(...boxes.map((box) => box.right)),
+        height: Math.max(...boxes.map((box) => box.bottom)) - Math.min(...boxes.map((box) => box.top)),
+      };
+    });
+  const runs = [...document.querySelectorAll('tbody tr[class^="outcome-"]')].map(
+    (row) => row.getBoundingClientRect().height,
+  );
+  return {
+    isWiderThanItsCard: wrap.scrollWidth > wrap.clientWidth,
+    visibleRight: wrap.getBoundingClientRect().right,
+    reasons,
+    tallestRun: Math.max(...runs),
+  };
+})()`;
+
+describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 120_000 }, () => {
+  let db: TestDatabase;
+  let server: Server;
+  let browser: Browser;
+  let base: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await buildUser(db.prisma, { username: 'ops', role: 'admin', password: 'ops-password-1' });
+    const day = (hour: number) => new Date(Date.UTC(2026, 11, 3, hour));
+    for (let hour = 0; hour < 6; hour++) {
+      const isFailed = hour % 2 === 1;
+      await db.prisma.ingestionRun.create({
+        data: {
+          trigger: 'schedule',
+          source: isFailed ? null : 'slurmrestd',
+          sourceNotes: isFailed ? NOTES : { file: NOTES.file, sacct: 'not tried', slurmrestd: 'answered' },
+          windowStart: day(hour),
+          windowEnd: day(hour + 1),
+          seen: isFailed ? 0 : 120,
+          inserted: isFailed ? 0 : 12,
+          outcome: isFailed ? 'failed' : 'success',
+          error: isFailed ? `slurmrestd: ${NOTES.slurmrestd}; sacct: ${NOTES.sacct}` : null,
+          startedAt: day(hour + 1),
+          finishedAt: day(hour + 1),
+          durationMs: 412,
+        },
+      });
+    }
+    const app = buildTestApp(db);
+    server = await new Promise<Server>((resolve) => {
+      const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
+    });
+    const address = server.address();
+    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    await mkdir(ARTIFACTS, { recursive: true });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu'],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => server?.close(resolve));
+    await db?.drop();
+  });
+
+  it.each([
+    ['desktop', 1280, 900],
+    ['phone', 390, 844],
+  ])('on a %s, each run reads in a few lines and its reason is on the screen', async (name, width, height) => {
+    const context = await browser.newContext({ viewport: { width, height } });
+    const page = await context.newPage();
+    await page.goto(`${base}/login`);
+    await page.fill('#username', 'ops');
+    await page.fill('#password', 'ops-password-1');
+    await Promise.all([page.waitForURL(/\/admin$/), page.click('button[type=submit]')]);
+    await page.goto(`${base}/admin/ingestion`);
+    await page.screenshot({ path: path.join(ARTIFACTS, `ingestion-${name}.png`), fullPage: true });
+
+    const layout = (await page.evaluate(MEASURE_RUNS)) as {
+      isWiderThanItsCard: boolean;
+      visibleRight: number;
+      reasons: { left: number; right: number; height: number }[];
+      tallestRun: number;
+    };
+    expect(layout.reasons).toHaveLength(3);
+    // A run is a row of figures, not a column of words one under another.
+    expect(layout.tallestRun).toBeLessThan(80);
+    for (const reason of layout.reasons) {
+      // Its reason is on the screen, within the card, and, wrapped, a few lines long.
+      expect(reason.left).toBeGreaterThanOrEqual(0);
+      expect(reason.left).toBeLessThan(width / 2);
+      expect(reason.right).toBeLessThanOrEqual(layout.visibleRight);
+      expect(reason.height).toBeLessThan(width < 600 ? 320 : 120);
+    }
+    // On a desktop the whole table fits its card: nothing to scroll sideways for.
+    if (width >= 1280) expect(layout.isWiderThanItsCard).toBe(false);
+    await context.close();
+  });
+});
