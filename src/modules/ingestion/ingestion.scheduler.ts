@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { IngestionService } from './ingestion.service.js';
 
@@ -46,7 +47,17 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
           );
         }
       })
-      .catch((error) => deps.logger.error({ err: error }, 'ingestion run crashed'))
+      .catch((error) => {
+        if (isDatabaseUnavailable(error)) {
+          // PostgreSQL stopped, restarting or out of connections: nothing crashed, and the run
+          // could not even be recorded. /readyz and AppNotReady say the rest; the pool reconnects.
+          const cause = error instanceof Error ? error.message : String(error);
+          deps.logger.warn(
+            { err: cause },
+            'ingestion run not started: the database is unavailable; the next interval tries again',
+          );
+        } else deps.logger.error({ err: error }, 'ingestion run crashed');
+      })
       .finally(() => {
         current = undefined;
         if (!isStopped) timer = setTimeout(tick, deps.intervalSec * 1000);
