@@ -36,6 +36,7 @@ import { healthRoutes } from './modules/health/health.routes.js';
 import { checkReadiness } from './modules/health/health.service.js';
 import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
 import { ingestionRoutes } from './modules/ingestion/ingestion.routes.js';
+import { findLastIngestionSuccess } from './modules/ingestion/ingestion.service.js';
 import type { Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { createCheckoutCloser } from './modules/payments/checkout-closer.js';
@@ -148,6 +149,7 @@ export function createApp(deps: AppDeps): express.Express {
   deps.metrics.observeDbPool(db.pool);
   deps.metrics.observePaymentProvider(payments.providerName);
   deps.metrics.observeReadiness(async () => (await checkReadiness(db.pool, config.readyTimeoutMs)).isReady);
+  deps.metrics.observeIngestionFreshness(() => findLastIngestionSuccess(db, config.readyTimeoutMs));
   const securityHeaders = helmet({
     contentSecurityPolicy: {
       useDefaults: true,

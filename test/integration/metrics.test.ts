@@ -90,6 +90,33 @@ describe('GET /metrics', () => {
     expect(sampleOf(text, 'db_pool_waiting_requests')).toBe(0);
   });
 
+  it('reads when ingestion last succeeded from the database at each scrape, whichever process ran it', async () => {
+    // INGEST_ENABLED=false and `npm run ingest` from cron (docs/ingestion.md), or another replica
+    // leading: this process runs nothing itself, and its gauge at 0 kept IngestionStale firing.
+    await db.pool.query('TRUNCATE ingestion_runs RESTART IDENTITY');
+    const app = buildTestApp(db, { env: { INGEST_ENABLED: 'false' } });
+    const scrape = async () =>
+      sampleOf((await request(app).get('/metrics').expect(200)).text, 'slurm_ingest_last_success_timestamp_seconds');
+    expect(await scrape()).toBe(0);
+    const run = (outcome: 'success' | 'partial' | 'failed', finishedAt: string) =>
+      db.prisma.ingestionRun.create({
+        data: {
+          trigger: 'backfill',
+          outcome,
+          windowStart: new Date('2026-12-02T00:00:00Z'),
+          windowEnd: new Date('2026-12-03T00:00:00Z'),
+          startedAt: new Date(finishedAt),
+          finishedAt: new Date(finishedAt),
+        },
+      });
+    await run('success', '2026-12-03T01:00:00Z');
+    expect(await scrape()).toBe(Date.parse('2026-12-03T01:00:00Z') / 1000);
+    await run('partial', '2026-12-03T01:15:00Z');
+    await run('failed', '2026-12-03T01:30:00Z');
+    // A partial run stored what it could; a failed one stored nothing and does not count.
+    expect(await scrape()).toBe(Date.parse('2026-12-03T01:15:00Z') / 1000);
+  });
+
   it('labels requests by route template, puts every unknown path under one value, and does not count itself', async () => {
     const app = buildTestApp(db);
     await request(app).get('/healthz').expect(200);

@@ -426,3 +426,11 @@ export async function getIngestionOverview(db: Database, now: Date, limit = 25):
     isRunning: runs.some((run) => run.outcome === 'running'),
   };
 }
+
+/**
+ * When the newest completed ingestion run finished, whichever process ran it, for the freshness
+ * gauge at each scrape; null before the first. Gives up after `timeoutMs`.
+ */
+export function findLastIngestionSuccess(db: Database, timeoutMs: number): Promise<Date | null> {
+  return ingestionRepository.findLastSuccessfulFinishWithin(db.pool, timeoutMs);
+}

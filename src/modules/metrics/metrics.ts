@@ -30,6 +30,8 @@ export function createMetrics(options: MetricsOptions = {}) {
   const registers = [registry];
   let pool: PoolStats | undefined;
   let probeReadiness: (() => Promise<boolean>) | undefined;
+  let readLastIngestSuccess: (() => Promise<Date | null>) | undefined;
+  let pendingIngestRead: Promise<void> | undefined;
 
   const metrics = {
     registry,
@@ -157,9 +159,26 @@ export function createMetrics(options: MetricsOptions = {}) {
     ingestLastSuccess: new Gauge({
       name: 'slurm_ingest_last_success_timestamp_seconds',
       help: 'When the last successful ingestion run finished (Unix seconds).',
-      // Only the ingestion leader sets it; the others report 0.
+      // Every process reads the same newest run; max() also covers a read that failed (kept value).
       aggregator: 'max',
       registers,
+      async collect() {
+        // Read from the database at each scrape: the run may be another process's (the ingestion
+        // leader, another replica, `npm run ingest` from cron with INGEST_ENABLED=false). Set only
+        // by the runs of this process, the gauge stayed 0 there and IngestionStale fired forever.
+        if (!readLastIngestSuccess) return;
+        // One read at a time: scrapes of a frozen database do not pile up queries on the pool.
+        pendingIngestRead ??= readLastIngestSuccess()
+          .then((finishedAt) => {
+            if (finishedAt) this.set(finishedAt.getTime() / 1000);
+          })
+          // A scrape must not fail with the database: the last value stays, hpc_ready says why.
+          .catch(() => undefined)
+          .finally(() => {
+            pendingIngestRead = undefined;
+          });
+        await pendingIngestRead;
+      },
     }),
     ingestRuns: new Counter({
       name: 'slurm_ingest_runs_total',
@@ -230,6 +249,13 @@ export function createMetrics(options: MetricsOptions = {}) {
     /** Runs this readiness check at each scrape to refresh hpc_ready. */
     observeReadiness(probe: () => Promise<boolean>) {
       probeReadiness = probe;
+    },
+    /**
+     * Reads when the newest completed ingestion run finished, at each scrape, for
+     * slurm_ingest_last_success_timestamp_seconds. `read` must give up within a scrape's time.
+     */
+    observeIngestionFreshness(read: () => Promise<Date | null>) {
+      readLastIngestSuccess = read;
     },
   };
 }
