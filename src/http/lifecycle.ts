@@ -3,6 +3,7 @@ import type { RequestListener } from 'node:http';
 import { createServer } from 'node:http';
 import type { HttpTimeouts } from '../config/config.js';
 import { DEFAULT_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS } from '../config/config.schema.js';
+import { markConnectionsCutByShutdown } from './request-context.js';
 
 /**
  * Starts an HTTP server and resolves once it listens. A client gets `headersTimeoutMs` to send
@@ -59,6 +60,8 @@ export function closeGracefully(server: http.Server, timeoutMs: number): Promise
       resolve(isClean);
     };
     const timer = setTimeout(() => {
+      // Their requests are logged as cut by the shutdown, not as closed by their clients (499).
+      markConnectionsCutByShutdown(server);
       server.closeAllConnections();
       finish(false);
     }, timeoutMs);

@@ -64,18 +64,42 @@ export function routeTemplateOf(req: Request): string {
 /** nginx's "client closed request": the client went away before the answer was sent. */
 export const CLIENT_CLOSED_REQUEST = 499;
 
+/** Servers whose shutdown ran out of time and cut the connections left (closeGracefully). */
+const serversCuttingConnections = new WeakSet<object>();
+
+/**
+ * Says that `server`'s connections still open are being cut by a shutdown: the requests on them
+ * end by the server's doing, not their clients'. Call it just before cutting them.
+ */
+export function markConnectionsCutByShutdown(server: object): void {
+  serversCuttingConnections.add(server);
+}
+
+/** How an exchange ended: answered whole, its client gone first, or cut by a shutdown. */
+export type RequestEnd = 'finished' | 'client_closed' | 'cut_by_shutdown';
+
 /**
  * Calls `done` exactly once when the exchange ends. 'finish' alone misses a request whose client
  * closed the connection first (a browser giving up on a slow receipt of many jobs): 'finish' never fires
  * for it, though its handler keeps running and changing data. 'close' does fire then, with
  * `writableFinished` false; it also fires after 'finish' on every normal request, hence the guard.
+ * A request a shutdown cut (SHUTDOWN_TIMEOUT_MS ran out) is not the client's doing: its status is
+ * what was sent (a download cut midway: 200), or 503 when nothing was, never 499.
  */
-export function onRequestEnd(res: Response, done: (status: number, clientClosed: boolean) => void): void {
+export function onRequestEnd(
+  res: Response,
+  done: (status: number, clientClosed: boolean, end: RequestEnd) => void,
+): void {
+  // The socket is detached from the response by the time it closes.
+  const server = (res.req.socket as { server?: object } | undefined)?.server;
   let ended = false;
-  const end = (clientClosed: boolean) => {
+  const end = (isUnfinished: boolean) => {
     if (ended) return;
     ended = true;
-    done(clientClosed ? CLIENT_CLOSED_REQUEST : res.statusCode, clientClosed);
+    if (!isUnfinished) done(res.statusCode, false, 'finished');
+    else if (server && serversCuttingConnections.has(server)) {
+      done(res.headersSent ? res.statusCode : 503, false, 'cut_by_shutdown');
+    } else done(CLIENT_CLOSED_REQUEST, true, 'client_closed');
   };
   res.once('finish', () => end(false));
   res.once('close', () => end(!res.writableFinished));
@@ -84,7 +108,8 @@ export function onRequestEnd(res: Response, done: (status: number, clientClosed:
 /**
  * Gives each request an id (a caller's X-Request-Id when it is safe) and logs one line when it
  * ends, also when its client left before the answer: status 499 and `clientClosed: true`, logged
- * as the connection closes (the handler may still be running).
+ * as the connection closes (the handler may still be running); or when a shutdown cut it:
+ * `cutByShutdown: true` (see onRequestEnd).
  */
 export function requestContext(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
@@ -95,7 +120,7 @@ export function requestContext(logger: Logger) {
     // Production runs at LOG_LEVEL=warn: no line would be written, so skip the listener.
     if (!logger.isLevelEnabled('info')) return next();
     const startedAt = process.hrtime.bigint();
-    onRequestEnd(res, (status, clientClosed) => {
+    onRequestEnd(res, (status, clientClosed, end) => {
       const latencyMs = Number(process.hrtime.bigint() - startedAt) / 1e6;
       // Method, template and status only: query strings may carry tokens.
       logger.info(
@@ -105,6 +130,7 @@ export function requestContext(logger: Logger) {
           route: routeTemplateOf(req),
           status,
           ...(clientClosed && { clientClosed: true }),
+          ...(end === 'cut_by_shutdown' && { cutByShutdown: true }),
           latencyMs: Math.round(latencyMs * 100) / 100,
         },
         'request',

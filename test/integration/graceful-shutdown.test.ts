@@ -1,8 +1,10 @@
 import net, { type AddressInfo } from 'node:net';
 import express from 'express';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { closeGracefully, listen } from '../../src/http/lifecycle.js';
+import { requestContext } from '../../src/http/request-context.js';
 import { spawnServer } from '../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -37,6 +39,36 @@ describe('closeGracefully', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(await closeGracefully(server, 200)).toBe(false);
     expect(await inFlight).toBeInstanceOf(Error);
+  });
+});
+
+describe('the request log of a shutdown that cuts what is left', () => {
+  it('says the shutdown cut a download midway (its status as sent), not that the client closed it', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const app = express();
+    app.use(requestContext(logger));
+    // A CSV export whose client reads slowly: headers and a first part sent, the rest to come.
+    app.get('/export.csv', (_req, res) => {
+      res.type('text/csv').write('job_id,cost\n');
+    });
+    // A page still waiting for its database when the time is up: nothing sent yet.
+    app.get('/slow', () => undefined);
+    const server = await listen(app, 0, '127.0.0.1');
+    const { port } = server.address() as AddressInfo;
+    const download = fetch(`http://127.0.0.1:${port}/export.csv`).then((response) =>
+      response.text().catch((error: Error) => error),
+    );
+    const page = fetch(`http://127.0.0.1:${port}/slow`).catch((error: Error) => error);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    expect(await closeGracefully(server, 200)).toBe(false);
+    await Promise.all([download, page]);
+    await expect.poll(() => lines.length).toBe(2);
+    const logged = Object.fromEntries(lines.map((line) => [line.route, line]));
+    expect(logged['/export.csv']).toMatchObject({ msg: 'request', status: 200, cutByShutdown: true });
+    expect(logged['/slow']).toMatchObject({ msg: 'request', status: 503, cutByShutdown: true });
+    for (const line of lines) expect(line).not.toHaveProperty('clientClosed');
   });
 });
 
