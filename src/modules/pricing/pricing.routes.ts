@@ -77,6 +77,8 @@ interface TypedRates {
   cpu: string;
   gpu: string;
   mem: string;
+  /** The rates the typed ones were written over; undefined once the form is to start from those in force. */
+  basedOn: string | undefined;
   error: string;
 }
 
@@ -184,6 +186,9 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           cpu: typed('cpu'),
           gpu: typed('gpu'),
           mem: typed('mem'),
+          // Refused as stale, the form now starts from the rates in force (the message names them);
+          // refused for a typo, it keeps the rates it was opened on, which may be stale too.
+          basedOn: error.status === 409 ? undefined : typedIn(req.body, 'based_on'),
           // Every tier's form has the same three fields: "CPU core-hour: must be 0 or more" alone does not say whose.
           error: `Rates of ${type} not changed. ${readableMessageOf(error)}`,
         },

@@ -186,7 +186,7 @@ export async function findRateInForce(
   tx: Client,
   tierId: number,
   at: Date,
-): Promise<Omit<RateRow, 'createdAt' | 'createdBy'> | undefined> {
+): Promise<Omit<RateRow, 'createdAt'> | undefined> {
   const rate = await tx.pricingRate.findFirst({
     where: { tierId, effectiveFrom: { lte: at } },
     orderBy: [{ effectiveFrom: 'desc' }, { id: 'desc' }],

@@ -11,6 +11,7 @@ import {
   sqlStateOf,
   uniqueViolationOf,
 } from '../../shared/errors.js';
+import { formatLocalDateTime } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import { USERS_PAGE_SIZE, userListPageCount } from '../users/users.service.js';
 import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.js';
@@ -124,7 +125,7 @@ export interface UserTier extends EffectiveTier {
 
 export interface RatesServiceDeps {
   db: Database;
-  config: Pick<AppConfig, 'currency' | 'pricing'>;
+  config: Pick<AppConfig, 'timeZone' | 'currency' | 'pricing'>;
   now?: () => Date;
 }
 
@@ -407,6 +408,9 @@ export function createRatesService(deps: RatesServiceDeps) {
           previous.cpu.equals(input.cpu) &&
           previous.gpu.equals(input.gpu) &&
           previous.mem.equals(input.mem);
+        if (!isUnchanged && input.based_on !== undefined && previous?.id !== input.based_on) {
+          throw staleRatesError(previous);
+        }
         if (isUnchanged) {
           // A double submit or a form sent back as it was: a new history row and audit entry
           // saying 0.5 -> 0.5 would only hide the real changes.
@@ -462,6 +466,21 @@ export function createRatesService(deps: RatesServiceDeps) {
     } finally {
       invalidate();
     }
+  }
+
+  /**
+   * A 409 for rates typed over a page opened before someone else's change: saving them would put
+   * back, unnoticed, the rates the admin did not mean to touch. Says what is in force now and who set it.
+   */
+  function staleRatesError(current: Omit<ratesRepository.RateRow, 'createdAt'> | undefined): ConflictError {
+    if (!current) return new ConflictError('They were changed after this page was opened. Reload it and try again.');
+    const when = formatLocalDateTime(current.effectiveFrom, config.timeZone);
+    const by = current.createdBy ? ` by ${current.createdBy}` : '';
+    return new ConflictError(
+      `They were changed${by} at ${when} after this page was opened: now CPU core-hour ${current.cpu.toFixed()}, ` +
+        `GPU-hour ${current.gpu.toFixed()}, Memory GB-hour ${current.mem.toFixed()}. ` +
+        'Check the rates you typed against these and submit again.',
+    );
   }
 
   /** A 400 for a tier name that names no tier, listing those that exist; `hint` says what to do instead. */
