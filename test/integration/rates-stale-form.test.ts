@@ -62,13 +62,16 @@ describe('a rates form opened before another admin changed the rates', () => {
       .send({ type: 'mu', cpu: '0.6', gpu: '12', mem: '0.05', based_on: opsForm.basedOn, csrf_token: opsForm.csrf });
     expect(stale.status).toBe(409);
     expect(stale.text).toMatch(
-      /Rates of mu not changed\. They were changed by carol at \d{4}-\d\d-\d\d \d\d:\d\d after this page was opened: now CPU core-hour 0\.5, GPU-hour 15, Memory GB-hour 0\.05\. Check the rates you typed against these and submit again\./,
+      /Rates of mu not changed\. They were changed by carol at \d{4}-\d\d-\d\d \d\d:\d\d after this page was opened: now CPU core-hour 0\.5, GPU-hour 15, Memory GB-hour 0\.05\. The form keeps the rates you changed and shows the others as they are now; check it and submit again\./,
     );
-    // What ops typed stays in the form, and the form now carries the rates in force.
+    // The rate ops changed stays as typed; the one he left alone shows carol's 15, not the stale 12.
     expect(stale.text).toContain('id="cpu-mu" name="cpu" inputmode="decimal" required value="0.6"');
-    expect(stale.text).toContain('id="gpu-mu" name="gpu" inputmode="decimal" required value="12"');
+    expect(stale.text).toContain('id="gpu-mu" name="gpu" inputmode="decimal" required value="15"');
+    expect(stale.text).toContain('id="mem-mu" name="mem" inputmode="decimal" required value="0.05"');
+    const refusedForm = /<section class="card" id="tier-mu">.*?<\/form>/s.exec(stale.text)?.[0] ?? '';
     const reloaded = await openRatesForm(ops, 'mu');
     expect(reloaded.basedOn).not.toBe(opsForm.basedOn);
+    expect(refusedForm).toContain(`name="based_on" value="${reloaded.basedOn}"`);
     expect(await ratesInForce('mu')).toEqual({ cpu: '0.5', gpu: '15', mem: '0.05' });
     expect(await db.prisma.pricingRate.count()).toBe(rows);
     expect(await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } })).toBe(entries);
@@ -83,7 +86,7 @@ describe('a rates form opened before another admin changed the rates', () => {
     expect(json.status).toBe(409);
     expect(json.body.error).toContain('They were changed by carol at ');
 
-    // From the page as it is now, the change goes through.
+    // Sent again as the refused page shows it, the change goes through, carol's rate kept.
     await ops
       .post('/admin/rates')
       .type('form')

@@ -18,7 +18,7 @@ import {
   ZSetOverride,
   ZSetRates,
 } from './pricing.schema.js';
-import { NO_TIERS_MESSAGE, type RatesService } from './rates.service.js';
+import { NO_TIERS_MESSAGE, type RatesService, StaleRatesError } from './rates.service.js';
 
 /** /admin/tiers at `listed`'s search and page (page 1 unnamed, as the page's own address has it), with `extra`. */
 function tiersPageOf(listed: TUserListQuery, extra: Record<string, string> = {}): string {
@@ -180,15 +180,17 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
         await renderRates(res, { error: readableMessageOf(error) });
         return;
       }
+      // Over a stale page, the rates the admin did not change show as they are now.
+      const shown = error instanceof StaleRatesError ? error.formRates : undefined;
       await renderRates(res, {
         form: {
           type,
-          cpu: typed('cpu'),
-          gpu: typed('gpu'),
-          mem: typed('mem'),
-          // Refused as stale, the form now starts from the rates in force (the message names them);
-          // refused for a typo, it keeps the rates it was opened on, which may be stale too.
-          basedOn: error.status === 409 ? undefined : typedIn(req.body, 'based_on'),
+          cpu: shown?.cpu ?? typed('cpu'),
+          gpu: shown?.gpu ?? typed('gpu'),
+          mem: shown?.mem ?? typed('mem'),
+          // Refused as stale, the form starts from the rates in force; refused for a typo, it keeps
+          // the rates it was opened on, so a change made meanwhile is still caught.
+          basedOn: shown ? undefined : typedIn(req.body, 'based_on'),
           // Every tier's form has the same three fields: "CPU core-hour: must be 0 or more" alone does not say whose.
           error: `Rates of ${type} not changed. ${readableMessageOf(error)}`,
         },

@@ -194,6 +194,12 @@ export async function findRateInForce(
   return rate ? toRateRow(rate) : undefined;
 }
 
+/** One rate row of a tier, by id; undefined when the tier has no such row. */
+export async function findTierRate(tx: Client, tierId: number, id: number): Promise<RateRow | undefined> {
+  const rate = await tx.pricingRate.findFirst({ where: { id, tierId } });
+  return rate ? toRateRow(rate) : undefined;
+}
+
 /** Tiers whose rates in force at `at` are in another currency than `currency`, with theirs. */
 export async function findTiersPricedInOtherCurrency(
   db: Client,

@@ -216,6 +216,42 @@ function buildSnapshot(
  * whole history on a timer and still be stale for a full TTL; LISTEN/NOTIFY would
  * hold a dedicated connection per worker for a table that changes a few times a year.
  */
+type RateFields = Record<'cpu' | 'gpu' | 'mem', string>;
+type InForce = Omit<ratesRepository.RateRow, 'createdAt'>;
+
+/**
+ * A 409 for rates typed over a page opened before someone else's change (`based_on` is no longer
+ * the rates in force): saving them would put back, unnoticed, the rates the admin did not mean to
+ * touch. Says what is in force now and who set it. `formRates` is what the form should show next:
+ * the rates the admin changed from the page (typed differently from `based_on`'s) as typed, the
+ * others as they are now, so that sending it again changes only what the admin meant to.
+ */
+export class StaleRatesError extends ConflictError {
+  readonly formRates: RateFields;
+
+  constructor(
+    current: InForce | undefined,
+    basedOn: InForce | undefined,
+    typed: Pick<TSetRates, 'cpu' | 'gpu' | 'mem'>,
+    timeZone: string,
+  ) {
+    const fields = ['cpu', 'gpu', 'mem'] as const;
+    const text = (rate: InForce, field: (typeof fields)[number]) => rate[field].toFixed();
+    super(
+      current
+        ? `They were changed${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)} ` +
+            `after this page was opened: now CPU core-hour ${text(current, 'cpu')}, GPU-hour ${text(current, 'gpu')}, ` +
+            `Memory GB-hour ${text(current, 'mem')}. The form keeps the rates you changed and shows the others as ` +
+            'they are now; check it and submit again.'
+        : 'They were changed after this page was opened. Reload it and try again.',
+    );
+    const isTouched = (field: (typeof fields)[number]) => !basedOn?.[field].equals(typed[field]);
+    this.formRates = Object.fromEntries(
+      fields.map((field) => [field, isTouched(field) || !current ? typed[field].toFixed() : text(current, field)]),
+    ) as RateFields;
+  }
+}
+
 export function createRatesService(deps: RatesServiceDeps) {
   const { config } = deps;
   const db = deps.db.prisma;
@@ -409,7 +445,12 @@ export function createRatesService(deps: RatesServiceDeps) {
           previous.gpu.equals(input.gpu) &&
           previous.mem.equals(input.mem);
         if (!isUnchanged && input.based_on !== undefined && previous?.id !== input.based_on) {
-          throw staleRatesError(previous);
+          throw new StaleRatesError(
+            previous,
+            await ratesRepository.findTierRate(tx, tierId, input.based_on),
+            input,
+            config.timeZone,
+          );
         }
         if (isUnchanged) {
           // A double submit or a form sent back as it was: a new history row and audit entry
@@ -466,21 +507,6 @@ export function createRatesService(deps: RatesServiceDeps) {
     } finally {
       invalidate();
     }
-  }
-
-  /**
-   * A 409 for rates typed over a page opened before someone else's change: saving them would put
-   * back, unnoticed, the rates the admin did not mean to touch. Says what is in force now and who set it.
-   */
-  function staleRatesError(current: Omit<ratesRepository.RateRow, 'createdAt'> | undefined): ConflictError {
-    if (!current) return new ConflictError('They were changed after this page was opened. Reload it and try again.');
-    const when = formatLocalDateTime(current.effectiveFrom, config.timeZone);
-    const by = current.createdBy ? ` by ${current.createdBy}` : '';
-    return new ConflictError(
-      `They were changed${by} at ${when} after this page was opened: now CPU core-hour ${current.cpu.toFixed()}, ` +
-        `GPU-hour ${current.gpu.toFixed()}, Memory GB-hour ${current.mem.toFixed()}. ` +
-        'Check the rates you typed against these and submit again.',
-    );
   }
 
   /** A 400 for a tier name that names no tier, listing those that exist; `hint` says what to do instead. */
