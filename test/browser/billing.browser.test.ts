@@ -288,6 +288,48 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     }
   });
 
+  it("shows each receipt's total and status on the billing page on a phone, without scrolling sideways", async () => {
+    await buildUser(db.prisma, { username: 'gina', password: 'gina-password' });
+    await buildJobs(db, [{ user: 'gina', end: new Date(Date.now() - 86_400_000), totalCpuSec: '36000' }]);
+    const ginaContext = await browser.newContext();
+    const gina = await ginaContext.newPage();
+    await signIn(gina, 'gina', 'gina-password');
+    const token = await gina.locator('input[name="csrf_token"]').first().inputValue();
+    const created = await gina.request.post(`${base}/me/receipt`, {
+      headers: { Accept: 'application/json', 'X-CSRFToken': token },
+      data: { before: toLocalDate(new Date(), TIME_ZONE) },
+    });
+    expect(created.status()).toBe(201);
+    const receipt = (await created.json()).receipt as { id: number; total: string };
+    await ginaContext.close();
+
+    for (const width of [390, 1280]) {
+      const context = await browser.newContext({ viewport: { width, height: 900 } });
+      const page = await context.newPage();
+      await signIn(page, 'boss', 'boss-password');
+      await page.goto(`${base}/admin/receipts?user=gina`);
+      const [scrollWidth, clientWidth] = (await page.evaluate(
+        '[document.querySelector(".table-wrap").scrollWidth, document.querySelector(".table-wrap").clientWidth]',
+      )) as number[];
+      expect(scrollWidth, `${width} px`).toBeLessThanOrEqual(clientWidth ?? 0);
+      // The receipt's total and status are on screen, each named (on a phone the header row is hidden).
+      const row = page.locator(`tr:has(a[href="/admin/receipts/${receipt.id}"])`);
+      for (const [label, text] of [
+        ['Total', `${Number(receipt.total).toFixed(2)} THB`],
+        ['Status', 'pending'],
+      ]) {
+        const cell = row.locator(`td[data-label="${label}"]`);
+        expect((await cell.innerText()).trim(), `${label} at ${width} px`).toContain(text);
+        const box = await cell.boundingBox();
+        expect((box?.x ?? Number.POSITIVE_INFINITY) + (box?.width ?? 0), `${label} at ${width} px`).toBeLessThanOrEqual(
+          width,
+        );
+      }
+      await shot(page, `15-admin-billing-${width}`);
+      await context.close();
+    }
+  });
+
   it('draws the Per day charts with axis text at least 11 px tall, three to a row or one', async () => {
     // 1280: three charts a row; 940: three at about their narrowest; 390: a phone, one a row.
     for (const width of [1280, 940, 390]) {
