@@ -330,6 +330,37 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     }
   });
 
+  it("puts a user's actions and tier form on screen on a phone, without scrolling sideways", async () => {
+    await buildUser(db.prisma, { username: 'hanna-with-a-rather-long-username', password: 'hanna-password' });
+    for (const width of [390, 1280]) {
+      const context = await browser.newContext({ viewport: { width, height: 900 } });
+      const page = await context.newPage();
+      await signIn(page, 'boss', 'boss-password');
+      for (const [path, controls] of [
+        [
+          '/admin/users?q=hanna',
+          ['button:has-text("Make admin")', 'button:has-text("Disable")', 'button:has-text("Reset password")'],
+        ],
+        ['/admin/tiers?q=hanna', ['select[name="tier"]', 'button:has-text("Save")']],
+      ] as const) {
+        await page.goto(`${base}${path}`);
+        const [scrollWidth, clientWidth] = (await page.evaluate(
+          '[document.querySelector(".table-wrap").scrollWidth, document.querySelector(".table-wrap").clientWidth]',
+        )) as number[];
+        expect(scrollWidth, `${path} at ${width} px`).toBeLessThanOrEqual(clientWidth ?? 0);
+        for (const control of controls) {
+          const box = await page.locator(`tr:has-text("hanna-with-a-rather-long-username") ${control}`).boundingBox();
+          expect(
+            (box?.x ?? Number.POSITIVE_INFINITY) + (box?.width ?? 0),
+            `${control} at ${width} px`,
+          ).toBeLessThanOrEqual(width);
+        }
+        await shot(page, `16-admin-${path.split('?')[0]?.split('/').pop()}-${width}`);
+      }
+      await context.close();
+    }
+  });
+
   it('draws the Per day charts with axis text at least 11 px tall, three to a row or one', async () => {
     // 1280: three charts a row; 940: three at about their narrowest; 390: a phone, one a row.
     for (const width of [1280, 940, 390]) {
