@@ -1433,7 +1433,7 @@ describe('voiding a receipt while its online checkout is open', () => {
     const { agent, receiptId, payment, checkoutPath } = await checkoutOpen();
     const page = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
     expect(page.text).toContain(`An online checkout is open for this receipt: payment #${payment.id} via dummy`);
-    expect(page.text).toContain('Voiding this receipt cancels it');
+    expect(page.text).toContain('Marking this receipt paid or voiding it cancels it');
     expect(page.text).toContain('>Void receipt and cancel its checkout</button>');
 
     const voided = await voidAsJson(admin, receiptId);

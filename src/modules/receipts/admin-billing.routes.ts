@@ -33,7 +33,7 @@ import {
 
 const REFUSALS = [400, 409];
 
-/** What the void did to the receipt's open online checkouts, for the admin's flash. */
+/** What a void or a mark-paid did to the receipt's open online checkouts, for the admin's flash. */
 function describeCanceledCheckouts(paymentIds: number[]): string {
   if (paymentIds.length === 0) return '';
   const payments = paymentIds.map((id) => `#${id}`).join(', ');
@@ -209,7 +209,9 @@ export function adminBillingRoutes(deps: {
     const fmt = req.app.locals.fmt as ViewFormatters;
     req.session.flash = {
       type: 'success',
-      message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}).`,
+      message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}).${describeCanceledCheckouts(
+        result.canceledPaymentIds,
+      )}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
     };
     res.redirect(303, `/admin/receipts/${id}`);
   });
