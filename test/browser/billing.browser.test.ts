@@ -330,6 +330,53 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     }
   });
 
+  it("shows each payment's status and amounts on the payments page on a phone, without scrolling sideways", async () => {
+    await buildUser(db.prisma, { username: 'ivan', password: 'ivan-password' });
+    await buildJobs(db, [{ user: 'ivan', end: new Date(Date.now() - 86_400_000), totalCpuSec: '36000' }]);
+    const ivanContext = await browser.newContext();
+    const ivan = await ivanContext.newPage();
+    await signIn(ivan, 'ivan', 'ivan-password');
+    const headers = {
+      Accept: 'application/json',
+      'X-CSRFToken': await ivan.locator('input[name="csrf_token"]').first().inputValue(),
+    };
+    const created = await ivan.request.post(`${base}/me/receipt`, {
+      headers,
+      data: { before: toLocalDate(new Date(), TIME_ZONE) },
+    });
+    const receiptId = ((await created.json()).receipt as { id: number }).id;
+    const started = await ivan.request.post(`${base}/payments/receipt/${receiptId}/start`, { headers, data: {} });
+    expect(started.status()).toBe(200);
+    await ivanContext.close();
+    const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+
+    for (const width of [390, 1280]) {
+      const context = await browser.newContext({ viewport: { width, height: 900 } });
+      const page = await context.newPage();
+      await signIn(page, 'boss', 'boss-password');
+      await page.goto(`${base}/admin/payments`);
+      const overflows = (await page.evaluate(
+        '[...document.querySelectorAll(".table-wrap")].map((wrap) => wrap.scrollWidth - wrap.clientWidth)',
+      )) as number[];
+      // On a desktop the eleven columns of All payments may still scroll; on a phone nothing does.
+      if (width === 390) expect(overflows, `${width} px`).toEqual(overflows.map(() => 0));
+      const row = page.locator(`tr:has(a[href="/admin/receipts/${receiptId}"])`);
+      for (const [label, text] of [
+        ['Status', 'pending'],
+        ['Due', `${(Number(payment.amountMinor) / 100).toFixed(2)} THB`],
+      ]) {
+        const cell = row.locator(`td[data-label="${label}"]`);
+        expect((await cell.innerText()).trim(), `${label} at ${width} px`).toContain(text);
+        const box = await cell.boundingBox();
+        expect((box?.x ?? Number.POSITIVE_INFINITY) + (box?.width ?? 0), `${label} at ${width} px`).toBeLessThanOrEqual(
+          width,
+        );
+      }
+      await shot(page, `17-admin-payments-${width}`);
+      await context.close();
+    }
+  });
+
   it("puts a user's actions and tier form on screen on a phone, without scrolling sideways", async () => {
     await buildUser(db.prisma, { username: 'hanna-with-a-rather-long-username', password: 'hanna-password' });
     for (const width of [390, 1280]) {
