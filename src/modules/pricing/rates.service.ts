@@ -490,10 +490,21 @@ export function createRatesService(deps: RatesServiceDeps) {
           status: 'ok',
           details: {
             rateId: rate.id,
+            // With their currency: saved again after a change of CURRENCY, the figures alone read as no change.
             previous: previous
-              ? { cpu: previous.cpu.toFixed(), gpu: previous.gpu.toFixed(), mem: previous.mem.toFixed() }
+              ? {
+                  cpu: previous.cpu.toFixed(),
+                  gpu: previous.gpu.toFixed(),
+                  mem: previous.mem.toFixed(),
+                  currency: previous.currency,
+                }
               : null,
-            next: { cpu: input.cpu.toFixed(), gpu: input.gpu.toFixed(), mem: input.mem.toFixed() },
+            next: {
+              cpu: input.cpu.toFixed(),
+              gpu: input.gpu.toFixed(),
+              mem: input.mem.toFixed(),
+              currency: config.currency,
+            },
           },
         });
         return updated;
