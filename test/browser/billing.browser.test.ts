@@ -404,6 +404,15 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
         }
         await shot(page, `16-admin-${path.split('?')[0]?.split('/').pop()}-${width}`);
       }
+      // The audit log: each entry's action and details on screen, the details wrapped (boss's sign-in is one).
+      await page.goto(`${base}/admin/audit?actor=boss`);
+      const [logScroll, logClient] = (await page.evaluate(
+        '[document.querySelector(".table-wrap").scrollWidth, document.querySelector(".table-wrap").clientWidth]',
+      )) as number[];
+      expect(logScroll, `/admin/audit at ${width} px`).toBeLessThanOrEqual(logClient ?? 0);
+      const action = await page.locator('td[data-label="Action"]').first().boundingBox();
+      expect((action?.x ?? Number.POSITIVE_INFINITY) + (action?.width ?? 0)).toBeLessThanOrEqual(width);
+      await shot(page, `16-admin-audit-${width}`);
       await context.close();
     }
   });

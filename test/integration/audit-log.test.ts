@@ -161,20 +161,22 @@ describe('the audit pages', () => {
     );
 
     const byActor = await agent.get('/admin/audit?actor=filterme').set('Accept', 'text/html').expect(200);
-    expect(byActor.text.indexOf('<td>user.disable</td>')).toBeGreaterThan(0);
-    expect(byActor.text.indexOf('<td>user.disable</td>')).toBeLessThan(byActor.text.indexOf('<td>user.create</td>'));
+    expect(byActor.text.indexOf('<td data-label="Action">user.disable</td>')).toBeGreaterThan(0);
+    expect(byActor.text.indexOf('<td data-label="Action">user.disable</td>')).toBeLessThan(
+      byActor.text.indexOf('<td data-label="Action">user.create</td>'),
+    );
     const byAction = await agent
       .get('/admin/audit?actor=filterme&action=user.create')
       .set('Accept', 'text/html')
       .expect(200);
-    expect(byAction.text).not.toContain('<td>user.disable</td>');
+    expect(byAction.text).not.toContain('<td data-label="Action">user.disable</td>');
     // 18:00 UTC on 1 March is 2 March in Bangkok.
     const byDate = await agent
       .get('/admin/audit?actor=filterme&from=2026-03-02&to=2026-03-02')
       .set('Accept', 'text/html')
       .expect(200);
-    expect(byDate.text).toContain('<td>user.create</td>');
-    expect(byDate.text).not.toContain('<td>user.disable</td>');
+    expect(byDate.text).toContain('<td data-label="Action">user.create</td>');
+    expect(byDate.text).not.toContain('<td data-label="Action">user.disable</td>');
     const bad = await agent.get('/admin/audit?from=2026-02-30').set('Accept', 'application/json').expect(400);
     expect(bad.body.error).toContain('from: ');
     // A browser gets the page back with the message and what was typed, so it can be corrected.
