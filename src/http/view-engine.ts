@@ -63,6 +63,7 @@ export const VIEW_LOCALS = [
   'notice',
   'openPayments',
   'page',
+  'paidExport',
   'paidOnline',
   'paidWith',
   'payment',

@@ -288,6 +288,135 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     }
   });
 
+  it("shows each receipt's total and status on the billing page on a phone, without scrolling sideways", async () => {
+    await buildUser(db.prisma, { username: 'gina', password: 'gina-password' });
+    await buildJobs(db, [{ user: 'gina', end: new Date(Date.now() - 86_400_000), totalCpuSec: '36000' }]);
+    const ginaContext = await browser.newContext();
+    const gina = await ginaContext.newPage();
+    await signIn(gina, 'gina', 'gina-password');
+    const token = await gina.locator('input[name="csrf_token"]').first().inputValue();
+    const created = await gina.request.post(`${base}/me/receipt`, {
+      headers: { Accept: 'application/json', 'X-CSRFToken': token },
+      data: { before: toLocalDate(new Date(), TIME_ZONE) },
+    });
+    expect(created.status()).toBe(201);
+    const receipt = (await created.json()).receipt as { id: number; total: string };
+    await ginaContext.close();
+
+    for (const width of [390, 1280]) {
+      const context = await browser.newContext({ viewport: { width, height: 900 } });
+      const page = await context.newPage();
+      await signIn(page, 'boss', 'boss-password');
+      await page.goto(`${base}/admin/receipts?user=gina`);
+      const [scrollWidth, clientWidth] = (await page.evaluate(
+        '[document.querySelector(".table-wrap").scrollWidth, document.querySelector(".table-wrap").clientWidth]',
+      )) as number[];
+      expect(scrollWidth, `${width} px`).toBeLessThanOrEqual(clientWidth ?? 0);
+      // The receipt's total and status are on screen, each named (on a phone the header row is hidden).
+      const row = page.locator(`tr:has(a[href="/admin/receipts/${receipt.id}"])`);
+      for (const [label, text] of [
+        ['Total', `${Number(receipt.total).toFixed(2)} THB`],
+        ['Status', 'pending'],
+      ]) {
+        const cell = row.locator(`td[data-label="${label}"]`);
+        expect((await cell.innerText()).trim(), `${label} at ${width} px`).toContain(text);
+        const box = await cell.boundingBox();
+        expect((box?.x ?? Number.POSITIVE_INFINITY) + (box?.width ?? 0), `${label} at ${width} px`).toBeLessThanOrEqual(
+          width,
+        );
+      }
+      await shot(page, `15-admin-billing-${width}`);
+      await context.close();
+    }
+  });
+
+  it("shows each payment's status and amounts on the payments page on a phone, without scrolling sideways", async () => {
+    await buildUser(db.prisma, { username: 'ivan', password: 'ivan-password' });
+    await buildJobs(db, [{ user: 'ivan', end: new Date(Date.now() - 86_400_000), totalCpuSec: '36000' }]);
+    const ivanContext = await browser.newContext();
+    const ivan = await ivanContext.newPage();
+    await signIn(ivan, 'ivan', 'ivan-password');
+    const headers = {
+      Accept: 'application/json',
+      'X-CSRFToken': await ivan.locator('input[name="csrf_token"]').first().inputValue(),
+    };
+    const created = await ivan.request.post(`${base}/me/receipt`, {
+      headers,
+      data: { before: toLocalDate(new Date(), TIME_ZONE) },
+    });
+    const receiptId = ((await created.json()).receipt as { id: number }).id;
+    const started = await ivan.request.post(`${base}/payments/receipt/${receiptId}/start`, { headers, data: {} });
+    expect(started.status()).toBe(200);
+    await ivanContext.close();
+    const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+
+    for (const width of [390, 1280]) {
+      const context = await browser.newContext({ viewport: { width, height: 900 } });
+      const page = await context.newPage();
+      await signIn(page, 'boss', 'boss-password');
+      await page.goto(`${base}/admin/payments`);
+      const overflows = (await page.evaluate(
+        '[...document.querySelectorAll(".table-wrap")].map((wrap) => wrap.scrollWidth - wrap.clientWidth)',
+      )) as number[];
+      // On a desktop the eleven columns of All payments may still scroll; on a phone nothing does.
+      if (width === 390) expect(overflows, `${width} px`).toEqual(overflows.map(() => 0));
+      const row = page.locator(`tr:has(a[href="/admin/receipts/${receiptId}"])`);
+      for (const [label, text] of [
+        ['Status', 'pending'],
+        ['Due', `${(Number(payment.amountMinor) / 100).toFixed(2)} THB`],
+      ]) {
+        const cell = row.locator(`td[data-label="${label}"]`);
+        expect((await cell.innerText()).trim(), `${label} at ${width} px`).toContain(text);
+        const box = await cell.boundingBox();
+        expect((box?.x ?? Number.POSITIVE_INFINITY) + (box?.width ?? 0), `${label} at ${width} px`).toBeLessThanOrEqual(
+          width,
+        );
+      }
+      await shot(page, `17-admin-payments-${width}`);
+      await context.close();
+    }
+  });
+
+  it("puts a user's actions and tier form on screen on a phone, without scrolling sideways", async () => {
+    await buildUser(db.prisma, { username: 'hanna-with-a-rather-long-username', password: 'hanna-password' });
+    for (const width of [390, 1280]) {
+      const context = await browser.newContext({ viewport: { width, height: 900 } });
+      const page = await context.newPage();
+      await signIn(page, 'boss', 'boss-password');
+      for (const [path, controls] of [
+        [
+          '/admin/users?q=hanna',
+          ['button:has-text("Make admin")', 'button:has-text("Disable")', 'button:has-text("Reset password")'],
+        ],
+        ['/admin/tiers?q=hanna', ['select[name="tier"]', 'button:has-text("Save")']],
+      ] as const) {
+        await page.goto(`${base}${path}`);
+        const [scrollWidth, clientWidth] = (await page.evaluate(
+          '[document.querySelector(".table-wrap").scrollWidth, document.querySelector(".table-wrap").clientWidth]',
+        )) as number[];
+        expect(scrollWidth, `${path} at ${width} px`).toBeLessThanOrEqual(clientWidth ?? 0);
+        for (const control of controls) {
+          const box = await page.locator(`tr:has-text("hanna-with-a-rather-long-username") ${control}`).boundingBox();
+          expect(
+            (box?.x ?? Number.POSITIVE_INFINITY) + (box?.width ?? 0),
+            `${control} at ${width} px`,
+          ).toBeLessThanOrEqual(width);
+        }
+        await shot(page, `16-admin-${path.split('?')[0]?.split('/').pop()}-${width}`);
+      }
+      // The audit log: each entry's action and details on screen, the details wrapped (boss's sign-in is one).
+      await page.goto(`${base}/admin/audit?actor=boss`);
+      const [logScroll, logClient] = (await page.evaluate(
+        '[document.querySelector(".table-wrap").scrollWidth, document.querySelector(".table-wrap").clientWidth]',
+      )) as number[];
+      expect(logScroll, `/admin/audit at ${width} px`).toBeLessThanOrEqual(logClient ?? 0);
+      const action = await page.locator('td[data-label="Action"]').first().boundingBox();
+      expect((action?.x ?? Number.POSITIVE_INFINITY) + (action?.width ?? 0)).toBeLessThanOrEqual(width);
+      await shot(page, `16-admin-audit-${width}`);
+      await context.close();
+    }
+  });
+
   it('draws the Per day charts with axis text at least 11 px tall, three to a row or one', async () => {
     // 1280: three charts a row; 940: three at about their narrowest; 390: a phone, one a row.
     for (const width of [1280, 940, 390]) {

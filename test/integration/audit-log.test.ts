@@ -161,20 +161,22 @@ describe('the audit pages', () => {
     );
 
     const byActor = await agent.get('/admin/audit?actor=filterme').set('Accept', 'text/html').expect(200);
-    expect(byActor.text.indexOf('<td>user.disable</td>')).toBeGreaterThan(0);
-    expect(byActor.text.indexOf('<td>user.disable</td>')).toBeLessThan(byActor.text.indexOf('<td>user.create</td>'));
+    expect(byActor.text.indexOf('<td data-label="Action">user.disable</td>')).toBeGreaterThan(0);
+    expect(byActor.text.indexOf('<td data-label="Action">user.disable</td>')).toBeLessThan(
+      byActor.text.indexOf('<td data-label="Action">user.create</td>'),
+    );
     const byAction = await agent
       .get('/admin/audit?actor=filterme&action=user.create')
       .set('Accept', 'text/html')
       .expect(200);
-    expect(byAction.text).not.toContain('<td>user.disable</td>');
+    expect(byAction.text).not.toContain('<td data-label="Action">user.disable</td>');
     // 18:00 UTC on 1 March is 2 March in Bangkok.
     const byDate = await agent
       .get('/admin/audit?actor=filterme&from=2026-03-02&to=2026-03-02')
       .set('Accept', 'text/html')
       .expect(200);
-    expect(byDate.text).toContain('<td>user.create</td>');
-    expect(byDate.text).not.toContain('<td>user.disable</td>');
+    expect(byDate.text).toContain('<td data-label="Action">user.create</td>');
+    expect(byDate.text).not.toContain('<td data-label="Action">user.disable</td>');
     const bad = await agent.get('/admin/audit?from=2026-02-30').set('Accept', 'application/json').expect(400);
     expect(bad.body.error).toContain('from: ');
     // A browser gets the page back with the message and what was typed, so it can be corrected.
@@ -192,6 +194,47 @@ describe('the audit pages', () => {
     expect(backwards.text).toContain('name="actor" value="filterme"');
     expect(backwards.text).toContain('name="from" type="date" value="2026-03-05"');
     expect(backwards.text).toContain('No entries match.');
+  });
+
+  it('downloads the entries the page is filtered to, and still offers the whole log', async () => {
+    const app = buildTestApp(db);
+    await buildUser(db.prisma, { username: 'csvfilter', role: 'admin', password: 'csvfilter-password' });
+    const agent = await signInAs(app, 'csvfilter', 'csvfilter-password');
+    await recordAudit(db, { ...context, actor: 'csvpick', action: 'receipt.void', status: 'ok', target: 'receipt:7' });
+    await recordAudit(db, { ...context, actor: 'csvpick', action: 'receipt.mark_paid', status: 'ok' });
+
+    const page = await agent
+      .get('/admin/audit?actor=csvpick&action=receipt.void&from=2000-01-01')
+      .set('Accept', 'text/html')
+      .expect(200);
+    const links = [...page.text.matchAll(/<a href="(\/admin\/audit\.csv[^"]*)"[^>]*>([^<]+)<\/a>/g)].map((match) => ({
+      href: match[1]?.replaceAll('&amp;', '&'),
+      text: match[2],
+    }));
+    expect(links).toEqual([
+      {
+        href: '/admin/audit.csv?actor=csvpick&action=receipt.void&from=2000-01-01',
+        text: 'Download these entries (CSV)',
+      },
+      { href: '/admin/audit.csv', text: 'the whole log (CSV)' },
+    ]);
+    // What the link downloads is what the page lists: the one void, not the whole log.
+    const csv = await agent.get(links[0]?.href ?? '').expect(200);
+    const rows = csv.text.trimEnd().split('\n').slice(1);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toContain(',csvpick,127.0.0.1,vitest,receipt.void,receipt:7,ok,');
+
+    // Unfiltered, one link for the whole log; refused filters offer no download of other entries.
+    const all = await agent.get('/admin/audit').set('Accept', 'text/html').expect(200);
+    expect(all.text).toContain('<a href="/admin/audit.csv">Download CSV</a>');
+    expect(all.text).not.toContain('Download these entries');
+    const refused = await agent
+      .get('/admin/audit?actor=csvpick&from=2026-02-30')
+      .set('Accept', 'text/html')
+      .expect(400);
+    expect(refused.text).not.toContain('href="/admin/audit.csv?');
+    expect(refused.text).toContain('Download these entries (CSV): needs valid filters');
+    expect(refused.text).toContain('<a href="/admin/audit.csv">the whole log (CSV)</a>');
   });
 
   it('offers every recorded action once, in order, in the action filter', async () => {

@@ -61,6 +61,15 @@ describe('CURRENCY changed after rates were entered', () => {
     // The same figures, now recorded in THB: a change, not "already these".
     const saved = await admin.get('/admin/rates').set('Accept', 'text/html').expect(200);
     expect(saved.text).toContain('Rates of mu saved');
+    // The audit entry says what changed: the currency, where the figures alone read as 0.5 -> 0.5.
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'pricing.rates.set', target: 'tier:mu' },
+      orderBy: { id: 'desc' },
+    });
+    expect(audit.details).toMatchObject({
+      previous: { cpu: '0.5', gpu: '12', mem: '0.05', currency: 'JPY' },
+      next: { cpu: '0.5', gpu: '12', mem: '0.05', currency: 'THB' },
+    });
     expect(saved.text).toContain('The rates in force for gov (JPY), private (JPY) were entered');
     expect(await describeRatesInOtherCurrency(db.prisma, 'THB', new Date())).toContain(
       'the rates in force for gov (JPY), private (JPY) were entered',

@@ -86,8 +86,9 @@ async function adminPaymentsPage(admin: Agent) {
   const rows = tbody.split('<tr>').slice(1);
   return {
     needsReview: banner ? Number(banner[1]) : 0,
-    rowOf: (paymentId: number) => rows.find((row) => row.includes(`<td>${paymentId}</td>`)) ?? '',
-    positionOf: (paymentId: number) => rows.findIndex((row) => row.includes(`<td>${paymentId}</td>`)),
+    rowOf: (paymentId: number) => rows.find((row) => row.includes(`<td data-label="Payment">${paymentId}</td>`)) ?? '',
+    positionOf: (paymentId: number) =>
+      rows.findIndex((row) => row.includes(`<td data-label="Payment">${paymentId}</td>`)),
     firstPositionWithout: (status: string) => rows.findIndex((row) => !row.includes(`>${status}</span>`)),
   };
 }
@@ -1050,7 +1051,7 @@ describe('what a payment received, when it is not the amount due', () => {
 
     // The payments list: the amount due and, apart, the amount received.
     const row = (await adminPaymentsPage(admin)).rowOf(started.id);
-    expect(row).toContain('<td class="num">34.77 THB</td>');
+    expect(row).toContain('<td data-label="Due" class="num">34.77 THB</td>');
     expect(row).toContain('<strong class="received-different">1.00 THB</strong> (not the amount due)');
 
     // The receipt page, for the admin and for the owner.
@@ -1101,7 +1102,7 @@ describe('what a payment received, when it is not the amount due', () => {
     const page = await online.agent.get(`/me/receipts/${online.receiptId}`).set('Accept', 'text/html').expect(200);
     expect(page.text).not.toContain('<dt>Received</dt>');
     expect((await adminPaymentsPage(admin)).rowOf(payment.id)).toContain(
-      '<td class="num">0.50 THB</td>\n      <td class="num">0.50 THB</td>',
+      '<td data-label="Due" class="num">0.50 THB</td>\n      <td data-label="Received" class="num">0.50 THB</td>',
     );
 
     const byHand = await researcherWithReceipt(app);
@@ -1433,7 +1434,7 @@ describe('voiding a receipt while its online checkout is open', () => {
     const { agent, receiptId, payment, checkoutPath } = await checkoutOpen();
     const page = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
     expect(page.text).toContain(`An online checkout is open for this receipt: payment #${payment.id} via dummy`);
-    expect(page.text).toContain('Voiding this receipt cancels it');
+    expect(page.text).toContain('Marking this receipt paid or voiding it cancels it');
     expect(page.text).toContain('>Void receipt and cancel its checkout</button>');
 
     const voided = await voidAsJson(admin, receiptId);

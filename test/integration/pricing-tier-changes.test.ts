@@ -94,7 +94,7 @@ describe('renaming and describing a tier', () => {
     const ratesBefore = await db.prisma.pricingRate.findMany({ where: { tierId: gov.id } });
     const tierRow = (page: string, username: string) =>
       new RegExp(
-        `<tbody id="user-${username}">\\s*<tr>\\s*<td>${username}</td>\\s*<td>([^<]*)</td>\\s*<td>([^<]*)</td>`,
+        `<tbody id="user-${username}">\\s*<tr>\\s*<td[^>]*>${username}</td>\\s*<td[^>]*>([^<]*)</td>\\s*<td[^>]*>([^<]*)</td>`,
       )
         .exec(page)
         ?.slice(1);

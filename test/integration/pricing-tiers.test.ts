@@ -201,7 +201,7 @@ describe('adding tiers on the rates page', () => {
 
   it('adds a tier a rule names without making it the default, and says who it now prices', async () => {
     const before = (await html(ops, '/admin/tiers').expect(200)).text;
-    expect(before).toMatch(/<tbody id="user-gov_lab">\s*<tr>\s*<td>gov_lab<\/td>\s*<td>standard<\/td>/);
+    expect(before).toMatch(/<tbody id="user-gov_lab">\s*<tr>\s*<td[^>]*>gov_lab<\/td>\s*<td[^>]*>standard<\/td>/);
 
     const created = await addTier(ops, { name: 'gov', cpu: '0.8', gpu: '18', mem: '0.08' });
     expect(created.status).toBe(303);
@@ -220,8 +220,8 @@ describe('adding tiers on the rates page', () => {
     });
 
     const after = (await html(ops, '/admin/tiers').expect(200)).text;
-    expect(after).toMatch(/<tbody id="user-gov_lab">\s*<tr>\s*<td>gov_lab<\/td>\s*<td>gov<\/td>/);
-    expect(after).toMatch(/<tbody id="user-alice">\s*<tr>\s*<td>alice<\/td>\s*<td>standard<\/td>/);
+    expect(after).toMatch(/<tbody id="user-gov_lab">\s*<tr>\s*<td[^>]*>gov_lab<\/td>\s*<td[^>]*>gov<\/td>/);
+    expect(after).toMatch(/<tbody id="user-alice">\s*<tr>\s*<td[^>]*>alice<\/td>\s*<td[^>]*>standard<\/td>/);
   });
 
   it.each([

@@ -27,7 +27,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const rowsOf = (html: string) => [...html.matchAll(/<tr>\s*<td>([^<]+)<\/td>/g)].map((match) => match[1]);
+const rowsOf = (html: string) =>
+  [...html.matchAll(/<tr>\s*<td(?: data-label="Username")?>([^<]+)<\/td>/g)].map((match) => match[1]);
 const flashOf = (html: string) => /<div class="alert (\w+)" role="status">([^<]*)<\/div>/.exec(html)?.slice(1, 3);
 const page = (path: string) => agent.get(path).set('Accept', 'text/html');
 

@@ -243,6 +243,109 @@ describe('voiding a receipt whose Stripe checkout is open', () => {
   });
 });
 
+describe('marking a receipt paid by hand while its Stripe checkout is open', () => {
+  it('cancels the checkout and closes it at Stripe, so the same money cannot be taken twice', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, payment, sessionId } = await checkoutOpen();
+    // The admin is warned above the form, and the button says what it will do.
+    const page = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(
+      `An online checkout is open for this receipt: payment #${payment.id} via stripe, started `,
+    );
+    expect(page.text).toContain('Marking this receipt paid or voiding it cancels it;');
+    expect(page.text).toContain('<button type="submit">Mark paid and cancel its checkout</button>');
+
+    const marked = await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ method: 'bank_transfer', tx_ref: 'KBANK-7' });
+    expect(marked.status, marked.text).toBe(200);
+    expect(marked.body.receipt).toMatchObject({
+      status: 'paid',
+      method: 'bank_transfer',
+      canceledPaymentIds: [payment.id],
+      checkoutsLeftOpen: [],
+      checkoutNotice: null,
+    });
+    expect(expireRequestsFor(sessionId)).toEqual([
+      expect.objectContaining({ idempotencyKey: `receipt-${receiptId}-stripe-1-expire` }),
+    ]);
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'canceled',
+      reviewReason: `receipt #${receiptId} was marked paid by hand while this checkout was open`,
+    });
+    const markPaid = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'receipt.mark_paid', target: `receipt:${receiptId}` },
+    });
+    expect(markPaid.details).toMatchObject({ method: 'bank_transfer', canceledPaymentIds: [payment.id] });
+    expect(
+      await db.prisma.auditLog.count({ where: { action: 'payment.cancel', target: `receipt:${receiptId}` } }),
+    ).toBe(1);
+
+    // Paid at the checkout anyway (a tab left open, before Stripe closed it): held for review, not applied.
+    const payload = JSON.stringify(
+      buildStripeEvent(
+        'checkout.session.completed',
+        { id: sessionId, amount_total: 50, currency: 'thb', payment_status: 'paid', status: 'complete' },
+        `evt_markpaid_complete_${receiptId}`,
+      ),
+    );
+    const header = new Stripe(SECRET_KEY).webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET });
+    const delivered = await request(app)
+      .post('/payments/webhook/stripe')
+      .set('Content-Type', 'application/json')
+      .set('Stripe-Signature', header)
+      .send(payload)
+      .expect(200);
+    expect(delivered.body.outcome).toBe('review');
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      reviewReason: `payment succeeded after it was canceled; receipt #${receiptId} was already paid`,
+    });
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toMatchObject({
+      status: 'paid',
+      paymentMethod: 'bank_transfer',
+      txRef: 'KBANK-7',
+    });
+  });
+
+  it('says so in the flash, and a checkout Stripe could not close in the notice', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, payment } = await checkoutOpen();
+    fake.failNext(503, 'Stripe is temporarily unavailable.');
+    const marked = await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .type('form')
+      .send({ method: 'cash', csrf_token: await csrfTokenOf(admin) });
+    expect(marked.status, marked.text.slice(0, 300)).toBe(303);
+    const page = await admin
+      .get(marked.headers.location as string)
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(page.text).toContain(
+      `(cash). Its open online checkout (payment #${payment.id}) was canceled; money paid there from now on is held for review on the payments page.`,
+    );
+    expect(page.text).toContain(`The checkout of payment #${payment.id} could not be expired at Stripe (`);
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe('canceled');
+  });
+
+  it('a paid or void receipt is still a 409 and cancels nothing', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, payment } = await checkoutOpen();
+    await voidAsJson(admin, receiptId).then((voided) => expect(voided.status).toBe(200));
+    const cancels = await db.prisma.auditLog.count({ where: { action: 'payment.cancel' } });
+    const again = await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ method: 'cash' });
+    expect(again.status).toBe(409);
+    expect(await db.prisma.auditLog.count({ where: { action: 'payment.cancel' } })).toBe(cancels);
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe('canceled');
+  });
+});
+
 describe('a void that lands while the payment is starting (saved, its checkout not yet attached)', () => {
   /**
    * Starts the researcher's payment with the admin's void run while Stripe is creating the session:

@@ -2,6 +2,7 @@ import { Router } from 'express';
 import type { Db } from '../../db/database.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
+import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
@@ -13,6 +14,15 @@ import { findAuditPage, iterateAuditEntries, listDistinctActions } from './audit
 import type { AuditChainMonitor } from './audit-chain.monitor.js';
 
 const PAGE_SIZE = 50;
+
+/**
+ * The CSV of the entries a page lists: its filters, not its "older entries" cursor. Without a
+ * filter it is the whole log; refused filters (undefined) get none, since the export refuses them too.
+ */
+function csvLinkOf(query: { actor?: string; action?: string; from?: string; to?: string } | undefined) {
+  if (!query) return undefined;
+  return linkTo('/admin/audit.csv', { actor: query.actor, action: query.action, from: query.from, to: query.to }, {});
+}
 
 const AUDIT_CSV_COLUMNS = [
   'id',
@@ -89,6 +99,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
         query: { actor: typed('actor'), action: typed('action'), from: typed('from'), to: typed('to') },
         actions: await listDistinctActions(db),
         nextPageUrl: undefined,
+        csvLink: csvLinkOf(undefined),
         timeZone,
         error: readableMessageOf(error),
       });
@@ -114,6 +125,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       query,
       actions: await listDistinctActions(db),
       nextPageUrl: hasMore ? `/admin/audit?${nextQuery}` : undefined,
+      csvLink: csvLinkOf(query),
       timeZone,
       error: undefined,
     });

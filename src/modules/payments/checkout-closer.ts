@@ -16,16 +16,25 @@ export interface CanceledCheckout {
  * What ended the payment whose checkout is closed: the receipt's void, or a newer click that abandoned
  * the start while the provider was still opening its checkout (payments.service.ts, startPayment).
  */
-export type CheckoutEndedBy = 'void' | 'abandoned_start';
+export type CheckoutEndedBy = 'void' | 'mark_paid' | 'abandoned_start';
 
 const LOG_MESSAGE: Record<CheckoutEndedBy, string> = {
   void: 'voided receipt: checkout not closed at the payment provider',
+  mark_paid: 'receipt marked paid by hand: checkout not closed at the payment provider',
   abandoned_start: 'abandoned payment start: checkout not closed at the payment provider',
 };
 
 const ALREADY_PAID_WHEN: Record<CheckoutEndedBy, string> = {
   void: 'when the receipt was voided',
+  mark_paid: 'when the receipt was marked paid by hand',
   abandoned_start: 'when its start was abandoned',
+};
+
+/** What the admin's notice says came just after the payment at the checkout. */
+const JUST_BEFORE: Record<CheckoutEndedBy, string> = {
+  void: 'the void',
+  mark_paid: 'the receipt was marked paid by hand',
+  abandoned_start: 'its start was abandoned',
 };
 
 /** A checkout that may still take money at the provider after the void; the admin is told. */
@@ -111,7 +120,7 @@ export function createCheckoutCloser(deps: CheckoutCloserDeps) {
         endedBy,
         'already_complete',
         `its checkout had already been paid at ${shown} ${ALREADY_PAID_WHEN[endedBy]}`,
-        `Payment #${payment.id} had already been paid at its ${shown} checkout just before the void: ` +
+        `Payment #${payment.id} had already been paid at its ${shown} checkout just before ${JUST_BEFORE[endedBy]}: ` +
           `${shown}'s confirmation will hold it for review on the payments page, to refund or apply elsewhere.`,
       );
     } catch (error) {

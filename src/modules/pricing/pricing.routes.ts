@@ -18,7 +18,7 @@ import {
   ZSetOverride,
   ZSetRates,
 } from './pricing.schema.js';
-import { NO_TIERS_MESSAGE, type RatesService } from './rates.service.js';
+import { NO_TIERS_MESSAGE, type RatesService, StaleRatesError } from './rates.service.js';
 
 /** /admin/tiers at `listed`'s search and page (page 1 unnamed, as the page's own address has it), with `extra`. */
 function tiersPageOf(listed: TUserListQuery, extra: Record<string, string> = {}): string {
@@ -77,6 +77,8 @@ interface TypedRates {
   cpu: string;
   gpu: string;
   mem: string;
+  /** The rates the typed ones were written over; undefined once the form is to start from those in force. */
+  basedOn: string | undefined;
   error: string;
 }
 
@@ -178,12 +180,17 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
         await renderRates(res, { error: readableMessageOf(error) });
         return;
       }
+      // Over a stale page, the rates the admin did not change show as they are now.
+      const shown = error instanceof StaleRatesError ? error.formRates : undefined;
       await renderRates(res, {
         form: {
           type,
-          cpu: typed('cpu'),
-          gpu: typed('gpu'),
-          mem: typed('mem'),
+          cpu: shown?.cpu ?? typed('cpu'),
+          gpu: shown?.gpu ?? typed('gpu'),
+          mem: shown?.mem ?? typed('mem'),
+          // Refused as stale, the form starts from the rates in force; refused for a typo, it keeps
+          // the rates it was opened on, so a change made meanwhile is still caught.
+          basedOn: shown ? undefined : typedIn(req.body, 'based_on'),
           // Every tier's form has the same three fields: "CPU core-hour: must be 0 or more" alone does not say whose.
           error: `Rates of ${type} not changed. ${readableMessageOf(error)}`,
         },

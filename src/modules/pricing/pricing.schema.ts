@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import { z } from 'zod';
 import { JsonNumberText } from '../../http/lossless-json.js';
 import { strictBody } from '../../http/strict-body.js';
+import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
 /** A rate above this per hour is a typo (an extra zero or two), not a price. */
 export const MAX_RATE_PER_HOUR = 1_000_000;
@@ -109,8 +110,22 @@ export const TIER_FIELD_LABELS = {
   username: 'Username',
 } as const;
 
+/**
+ * The id of the rates in force when the form was opened (the Rates page's hidden field). The form
+ * sends all three rates, so one opened before another admin's change would silently put back the
+ * rates it did not mean to touch; with it, such a change is refused (409). Left out or empty (a
+ * script), nothing is compared.
+ */
+const ZBasedOnRate = z.preprocess(
+  (input) => (input instanceof JsonNumberText ? input.text : input === '' ? undefined : input),
+  zWholeNumber(1, MAX_INT4).optional(),
+);
+
 /** POST /formula and the admin rates form. */
-export const ZSetRates = strictBody({ type: ZTierName, cpu: ZRate, gpu: ZRate, mem: ZRate }, TIER_FIELD_LABELS);
+export const ZSetRates = strictBody(
+  { type: ZTierName, cpu: ZRate, gpu: ZRate, mem: ZRate, based_on: ZBasedOnRate },
+  TIER_FIELD_LABELS,
+);
 export type TSetRates = z.infer<typeof ZSetRates>;
 
 /** The rates page's form that adds a tier with its first rates (POST /formula never creates one). */

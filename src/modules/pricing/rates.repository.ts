@@ -186,11 +186,17 @@ export async function findRateInForce(
   tx: Client,
   tierId: number,
   at: Date,
-): Promise<Omit<RateRow, 'createdAt' | 'createdBy'> | undefined> {
+): Promise<Omit<RateRow, 'createdAt'> | undefined> {
   const rate = await tx.pricingRate.findFirst({
     where: { tierId, effectiveFrom: { lte: at } },
     orderBy: [{ effectiveFrom: 'desc' }, { id: 'desc' }],
   });
+  return rate ? toRateRow(rate) : undefined;
+}
+
+/** One rate row of a tier, by id; undefined when the tier has no such row. */
+export async function findTierRate(tx: Client, tierId: number, id: number): Promise<RateRow | undefined> {
+  const rate = await tx.pricingRate.findFirst({ where: { id, tierId } });
   return rate ? toRateRow(rate) : undefined;
 }
 

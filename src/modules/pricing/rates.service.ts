@@ -11,6 +11,7 @@ import {
   sqlStateOf,
   uniqueViolationOf,
 } from '../../shared/errors.js';
+import { formatLocalDateTime } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import { USERS_PAGE_SIZE, userListPageCount } from '../users/users.service.js';
 import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.js';
@@ -124,7 +125,7 @@ export interface UserTier extends EffectiveTier {
 
 export interface RatesServiceDeps {
   db: Database;
-  config: Pick<AppConfig, 'currency' | 'pricing'>;
+  config: Pick<AppConfig, 'timeZone' | 'currency' | 'pricing'>;
   now?: () => Date;
 }
 
@@ -215,6 +216,42 @@ function buildSnapshot(
  * whole history on a timer and still be stale for a full TTL; LISTEN/NOTIFY would
  * hold a dedicated connection per worker for a table that changes a few times a year.
  */
+type RateFields = Record<'cpu' | 'gpu' | 'mem', string>;
+type InForce = Omit<ratesRepository.RateRow, 'createdAt'>;
+
+/**
+ * A 409 for rates typed over a page opened before someone else's change (`based_on` is no longer
+ * the rates in force): saving them would put back, unnoticed, the rates the admin did not mean to
+ * touch. Says what is in force now and who set it. `formRates` is what the form should show next:
+ * the rates the admin changed from the page (typed differently from `based_on`'s) as typed, the
+ * others as they are now, so that sending it again changes only what the admin meant to.
+ */
+export class StaleRatesError extends ConflictError {
+  readonly formRates: RateFields;
+
+  constructor(
+    current: InForce | undefined,
+    basedOn: InForce | undefined,
+    typed: Pick<TSetRates, 'cpu' | 'gpu' | 'mem'>,
+    timeZone: string,
+  ) {
+    const fields = ['cpu', 'gpu', 'mem'] as const;
+    const text = (rate: InForce, field: (typeof fields)[number]) => rate[field].toFixed();
+    super(
+      current
+        ? `They were changed${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)} ` +
+            `after this page was opened: now CPU core-hour ${text(current, 'cpu')}, GPU-hour ${text(current, 'gpu')}, ` +
+            `Memory GB-hour ${text(current, 'mem')}. The form keeps the rates you changed and shows the others as ` +
+            'they are now; check it and submit again.'
+        : 'They were changed after this page was opened. Reload it and try again.',
+    );
+    const isTouched = (field: (typeof fields)[number]) => !basedOn?.[field].equals(typed[field]);
+    this.formRates = Object.fromEntries(
+      fields.map((field) => [field, isTouched(field) || !current ? typed[field].toFixed() : text(current, field)]),
+    ) as RateFields;
+  }
+}
+
 export function createRatesService(deps: RatesServiceDeps) {
   const { config } = deps;
   const db = deps.db.prisma;
@@ -407,6 +444,14 @@ export function createRatesService(deps: RatesServiceDeps) {
           previous.cpu.equals(input.cpu) &&
           previous.gpu.equals(input.gpu) &&
           previous.mem.equals(input.mem);
+        if (!isUnchanged && input.based_on !== undefined && previous?.id !== input.based_on) {
+          throw new StaleRatesError(
+            previous,
+            await ratesRepository.findTierRate(tx, tierId, input.based_on),
+            input,
+            config.timeZone,
+          );
+        }
         if (isUnchanged) {
           // A double submit or a form sent back as it was: a new history row and audit entry
           // saying 0.5 -> 0.5 would only hide the real changes.
@@ -445,10 +490,21 @@ export function createRatesService(deps: RatesServiceDeps) {
           status: 'ok',
           details: {
             rateId: rate.id,
+            // With their currency: saved again after a change of CURRENCY, the figures alone read as no change.
             previous: previous
-              ? { cpu: previous.cpu.toFixed(), gpu: previous.gpu.toFixed(), mem: previous.mem.toFixed() }
+              ? {
+                  cpu: previous.cpu.toFixed(),
+                  gpu: previous.gpu.toFixed(),
+                  mem: previous.mem.toFixed(),
+                  currency: previous.currency,
+                }
               : null,
-            next: { cpu: input.cpu.toFixed(), gpu: input.gpu.toFixed(), mem: input.mem.toFixed() },
+            next: {
+              cpu: input.cpu.toFixed(),
+              gpu: input.gpu.toFixed(),
+              mem: input.mem.toFixed(),
+              currency: config.currency,
+            },
           },
         });
         return updated;

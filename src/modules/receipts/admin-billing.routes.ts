@@ -6,9 +6,9 @@ import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
-import { readableMessageOf } from '../../shared/errors.js';
+import { ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { ZWindowQuery } from '../usage/usage.schema.js';
+import { type TWindowQuery, ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import { sendPrintableReceipt } from './receipts.routes.js';
 import {
@@ -33,7 +33,7 @@ import {
 
 const REFUSALS = [400, 409];
 
-/** What the void did to the receipt's open online checkouts, for the admin's flash. */
+/** What a void or a mark-paid did to the receipt's open online checkouts, for the admin's flash. */
 function describeCanceledCheckouts(paymentIds: number[]): string {
   if (paymentIds.length === 0) return '';
   const payments = paymentIds.map((id) => `#${id}`).join(', ');
@@ -94,6 +94,8 @@ export function adminBillingRoutes(deps: {
     /** A link after the error: the running month-end run's page, when a second one is refused. */
     errorLink?: { href: string; text: string };
     form?: { before: string };
+    /** A refused paid receipts export: its reason and the dates as picked, shown in its form. */
+    paidExport?: { error: string; start: string; end: string };
   };
 
   async function renderBilling(res: express.Response, page: BillingPage) {
@@ -105,6 +107,7 @@ export function adminBillingRoutes(deps: {
       error: page.error,
       errorLink: page.errorLink,
       form: page.form,
+      paidExport: page.paidExport,
       // The run under way (its page follows it) and the last one's outcome.
       monthEnd: await receipts.findMonthEndRuns(),
       // The month-end form's latest day, as on /me's receipt form: a later one is refused.
@@ -209,7 +212,9 @@ export function adminBillingRoutes(deps: {
     const fmt = req.app.locals.fmt as ViewFormatters;
     req.session.flash = {
       type: 'success',
-      message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}).`,
+      message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}).${describeCanceledCheckouts(
+        result.canceledPaymentIds,
+      )}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
     };
     res.redirect(303, `/admin/receipts/${id}`);
   });
@@ -299,7 +304,26 @@ export function adminBillingRoutes(deps: {
   });
 
   router.get('/admin/paid.csv', guards.requireAdmin, async (req, res) => {
-    const query = parseInput(ZWindowQuery, req.query);
+    let query: TWindowQuery;
+    try {
+      query = parseInput(ZWindowQuery, req.query);
+      // Checked here as the export would, so that a browser gets its form back rather than an error page.
+      if (query.start && query.end && query.start > query.end) throw new ReversedWindowError(query.start, query.end);
+    } catch (error) {
+      // The billing page's form, with the reason in it and the dates as picked; scripts get the JSON 400.
+      if (!isRefusedForm(req, error, [400])) throw error;
+      res.status(error.status);
+      await renderBilling(res, {
+        filter: {},
+        result: await receipts.listForAdmin({ page: 1 }),
+        paidExport: {
+          error: `Paid receipts not exported. ${readableMessageOf(error)}`,
+          start: typedIn(req.query, 'start') ?? '',
+          end: typedIn(req.query, 'end') ?? '',
+        },
+      });
+      return;
+    }
     await csvExports.send(req, res, {
       kind: 'admin_paid',
       username: sessionUserOf(req).username,

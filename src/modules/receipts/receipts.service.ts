@@ -799,7 +799,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         RECEIPT_FIELD_LABELS,
       );
     }
+    let canceled: CanceledCheckout[] = [];
     const result = await db.$transaction(async (tx) => {
+      // As a void does, first: a success a webhook is applying to one of them commits first (the
+      // receipt is then paid online, and this is a 409) or waits for this.
+      await paymentsRepository.lockOpenPayments(tx, id);
       const receipt = await requireReceipt(tx, id);
       const createdOn = toLocalDate(receipt.createdAt, config.timeZone);
       // A paid or void receipt is answered by the mark-paid rule (409), whatever the day. Today
@@ -816,10 +820,35 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       const startOfDay = startOfLocalDay(paidOn, config.timeZone);
       const paidAt =
         paidOn === today ? recordedAt : new Date(Math.max(startOfDay.getTime(), receipt.createdAt.getTime()));
-      return markReceiptPaidIn(tx, actor, id, { method: input.method, txRef: input.tx_ref ?? null, paidAt, paidOn });
+      // Paid by hand, the receipt's open checkout could take the same money a second time: it is
+      // canceled here, so a success there is held for review, and closed at the provider after the commit.
+      canceled = await cancelOpenPayments(
+        tx,
+        actor,
+        id,
+        `receipt #${id} was marked paid by hand while this checkout was open`,
+      );
+      const canceledPaymentIds = canceled.map((payment) => payment.id);
+      const paid = await markReceiptPaidIn(tx, actor, id, {
+        method: input.method,
+        txRef: input.tx_ref ?? null,
+        paidAt,
+        paidOn,
+        details: canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds },
+      });
+      return { ...paid, canceledPaymentIds };
     });
     metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
-    return result;
+    // After the commit, and whatever the provider answers: the receipt stays paid either way.
+    const checkoutsLeftOpen =
+      deps.closeCanceledCheckouts && canceled.length > 0
+        ? await deps.closeCanceledCheckouts(id, canceled, 'mark_paid')
+        : [];
+    return {
+      ...result,
+      checkoutsLeftOpen,
+      checkoutNotice: checkoutsLeftOpen.length === 0 ? null : checkoutsLeftOpen.map((open) => open.notice).join(' '),
+    };
   }
 
   /**
@@ -855,8 +884,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * payment (docs/payments.md, Webhooks) and never lost. The provider's page is closed once the
    * void has committed (voidReceipt): no row lock waits on a network call.
    */
-  async function cancelOpenPaymentsOfVoidedReceipt(tx: Prisma.TransactionClient, actor: AuditContext, id: number) {
-    const reason = `receipt #${id} was voided while this checkout was open`;
+  async function cancelOpenPayments(tx: Prisma.TransactionClient, actor: AuditContext, id: number, reason: string) {
     const canceled = await paymentsRepository.cancelOpenPayments(tx, id, reason);
     for (const payment of canceled) {
       await appendAudit(tx, {
@@ -900,7 +928,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       const releasedJobs = await receiptsRepository.voidItems(tx, id);
       // Only a paid receipt can have an online payment that paid it.
       const heldPaymentId = before.status === 'paid' ? await holdPaymentOfVoidedReceipt(tx, actor, id) : null;
-      canceled = await cancelOpenPaymentsOfVoidedReceipt(tx, actor, id);
+      canceled = await cancelOpenPayments(tx, actor, id, `receipt #${id} was voided while this checkout was open`);
       const canceledPaymentIds = canceled.map((payment) => payment.id);
       await appendAudit(tx, {
         ...actor,

@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordAudit } from '../../src/modules/audit/audit.service.js';
+import { buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// The billing page's User filter and the audit log's Actor filter match a whole name. Part of one
+// ("ali" for alice) found nothing and said only "No receipts match.", which reads as "nothing billed".
+let db: TestDatabase;
+let admin: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
+  admin = await signInAs(buildTestApp(db), 'finance', 'finance-password');
+});
+afterAll(() => db?.drop());
+
+const page = async (path: string) => (await admin.get(path).set('Accept', 'text/html').expect(200)).text;
+
+describe('a filter that matches whole names, given part of one', () => {
+  it('says so on the billing page', async () => {
+    expect(await page('/admin/receipts?user=ali')).toContain(
+      'No receipts match. The User filter matches a whole username: “ali” finds only a user named exactly that.',
+    );
+    // Without a user filter, nothing to explain.
+    expect(await page('/admin/receipts?status=void')).toContain('No receipts match.</td>');
+  });
+
+  it('says so on the audit log', async () => {
+    await recordAudit(db, { actor: 'finance', ip: null, userAgent: null, action: 'test.hint', status: 'ok' });
+    expect(await page('/admin/audit?actor=fin')).toContain(
+      'No entries match. The Actor filter matches a whole name as the log writes it (a username, or provider:stripe for a payment provider): “fin” finds only entries by exactly that actor.',
+    );
+    expect(await page('/admin/audit?actor=finance')).toContain('<td data-label="Action">test.hint</td>');
+    // An action no entry has is still shown as the one chosen, not as "any" while it filters.
+    const unknownAction = await page('/admin/audit?action=nothing.such');
+    expect(unknownAction).toContain('No entries match.</td>');
+    expect(unknownAction).toContain('<option value="nothing.such" selected>nothing.such</option>');
+    expect(unknownAction).not.toMatch(/<option value="" selected/);
+  });
+});

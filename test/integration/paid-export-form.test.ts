@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// The billing page's "Paid receipts export" form is a GET of /admin/paid.csv. Dates picked the wrong
+// way round, or a typed one that is not a date, used to land on the bare error page ("Back to the
+// start page"), the billing page and what was picked gone.
+let db: TestDatabase;
+let admin: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
+  admin = await signInAs(buildTestApp(db), 'finance', 'finance-password');
+});
+afterAll(() => db?.drop());
+
+describe('the paid receipts export form, refused', () => {
+  it('comes back as the billing page with the reason beside the form and the dates as picked', async () => {
+    const refused = await admin.get('/admin/paid.csv?start=2026-03-05&end=2026-03-01').set('Accept', 'text/html');
+    expect(refused.status).toBe(400);
+    expect(refused.headers['content-type']).toMatch(/^text\/html/);
+    expect(refused.text).toContain('<h1>Billing</h1>');
+    const form = /<section class="card" id="paid-export">.*?<\/section>/s.exec(refused.text)?.[0] ?? '';
+    expect(form).toContain(
+      'Paid receipts not exported. The start date (2026-03-05) is after the end date (2026-03-01).',
+    );
+    expect(form).toContain('id="paid-start" name="start" type="date" value="2026-03-05"');
+    expect(form).toContain('id="paid-end" name="end" type="date" value="2026-03-01"');
+
+    const typo = await admin.get('/admin/paid.csv?start=2026-02-30').set('Accept', 'text/html');
+    expect(typo.status).toBe(400);
+    expect(typo.text).toContain('Paid receipts not exported. From: is not a real calendar date');
+  });
+
+  it('still answers a script with JSON, and a good window with the CSV', async () => {
+    const refused = await admin
+      .get('/admin/paid.csv?start=2026-03-05&end=2026-03-01')
+      .set('Accept', 'application/json');
+    expect(refused.status).toBe(400);
+    expect(refused.body).toEqual({
+      error: 'The start date (2026-03-05) is after the end date (2026-03-01).',
+      code: 400,
+    });
+    const csv = await admin.get('/admin/paid.csv?start=2026-03-01&end=2026-03-05').expect(200);
+    expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
+  });
+
+  it('says what an empty window exports', async () => {
+    const page = (await admin.get('/admin/receipts').set('Accept', 'text/html').expect(200)).text;
+    expect(page).toContain(
+      'Left empty, the last 7 days, today included; with one date only, the 7 days from or up to it.',
+    );
+  });
+});
