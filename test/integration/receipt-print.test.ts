@@ -86,7 +86,7 @@ describe("a receipt's page", () => {
     const id = await billAliceUpTo('2025-09-15');
     const rowOf = (html: string, jobId: string) =>
       new RegExp(
-        `<td data-label="Job">${jobId}</td><td data-label="Name">([^<]*)</td><td data-label="Ended">([^<]*)</td>`,
+        `<td data-label="Job">${jobId}</td><td data-label="Name" class="free-text">([^<]*)</td><td data-label="Ended">([^<]*)</td>`,
       ).exec(html);
     for (const [agent, path] of [
       [alice, `/me/receipts/${id}`],
