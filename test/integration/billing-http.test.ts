@@ -473,7 +473,7 @@ describe('/me paging', () => {
       ?.replaceAll('&amp;', '&');
     expect(perDay).toBe(`/me?${window}&view=aggregate`);
     expect((await html(alice, perDay as string).expect(200)).text).toMatch(
-      /<tfoot><tr><th>Total<\/th><th class="num">60<\/th>/,
+      /<tfoot><tr class="labelled"><th>Total<\/th><th data-label="Jobs" class="num">60<\/th>/,
     );
 
     for (const page of [3, 99]) {
@@ -1826,14 +1826,16 @@ describe('counts of a thousand and more', () => {
     expect(usage).toContain('<tfoot><tr><th colspan="2">Total</th><th class="num">1,200</th>');
 
     const perDay = (await html(alice, `/me?${window}&view=aggregate`).expect(200)).text;
-    expect(perDay).toContain('<tr><td>2025-09-15</td><td class="num">1,200</td>');
-    expect(perDay).toContain('<tfoot><tr><th>Total</th><th class="num">1,200</th>');
+    expect(perDay).toContain('<tr><td data-label="Day">2025-09-15</td><td data-label="Jobs" class="num">1,200</td>');
+    expect(perDay).toContain('<tfoot><tr class="labelled"><th>Total</th><th data-label="Jobs" class="num">1,200</th>');
     const jobs = (await html(alice, `/me?${window}`).expect(200)).text;
     expect(jobs).toContain('1,200 jobs ended in this window.');
     const billed = (await html(alice, `/me?${window}&view=billed`).expect(200)).text;
     expect(billed).toContain('1,200 jobs in this window are on a receipt.');
 
-    expect((await html(alice, '/me/receipts').expect(200)).text).toContain('<td class="num">1,200</td>');
+    expect((await html(alice, '/me/receipts').expect(200)).text).toContain(
+      '<td data-label="Jobs" class="num">1,200</td>',
+    );
     expect((await html(alice, `/me/receipts/${id}`).expect(200)).text).toContain('of 1,200 (page 1 of 3)');
     expect((await html(admin, '/admin/receipts').expect(200)).text).toContain('<td class="num">1,200</td>');
   });
