@@ -20,6 +20,9 @@ const TIME_ZONE = 'Asia/Bangkok';
 const A4_PRINTABLE_PX = Math.floor(((210 - 2 * 10) / 25.4) * 96);
 // Letter (8.5 in) less the same margins.
 const LETTER_PRINTABLE_PX = Math.floor((8.5 - 2 * (10 / 25.4)) * 96);
+// The same across the paper (a page named wide, @page wide { size: landscape }).
+const A4_LANDSCAPE_PRINTABLE_PX = Math.floor(((297 - 2 * 10) / 25.4) * 96);
+const LETTER_LANDSCAPE_PRINTABLE_PX = Math.floor((11 - 2 * (10 / 25.4)) * 96);
 
 describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }, () => {
   let db: TestDatabase;
@@ -78,7 +81,7 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
     })()`)) as { tables: number; cutOff: number[]; hiddenCosts: string[]; costCells: number };
   }
 
-  it('prints every column of the receipt page and of its printable full list on A4 and Letter', async () => {
+  it('prints every column of the receipt page, its printable full list and My usage on A4 and Letter', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     // The printable list opens the print dialog by itself; headless chromium has none to wait on.
     await context.addInitScript({ content: 'window.print = () => {};' });
@@ -95,10 +98,19 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
     const receiptPath = new URL(page.url()).pathname;
 
     await page.emulateMedia({ media: 'print' });
-    for (const width of [A4_PRINTABLE_PX, LETTER_PRINTABLE_PX]) {
-      for (const path of [receiptPath, `${receiptPath}/print`]) {
+    const portrait = [A4_PRINTABLE_PX, LETTER_PRINTABLE_PX];
+    const landscape = [A4_LANDSCAPE_PRINTABLE_PX, LETTER_LANDSCAPE_PRINTABLE_PX];
+    // My usage's jobs too: eleven columns, the hours to 6 decimals, printed across the paper.
+    const pages: [string, number[], string][] = [
+      [receiptPath, portrait, 'auto'],
+      [`${receiptPath}/print`, portrait, 'auto'],
+      ['/me', landscape, 'wide'],
+    ];
+    for (const [path, widths, pageName] of pages) {
+      for (const width of widths) {
         await page.setViewportSize({ width, height: 1100 });
         await page.goto(`${base}${path}`);
+        expect(await page.evaluate(`getComputedStyle(document.querySelector('main')).page`), path).toBe(pageName);
         const printed = await measurePrinted(page);
         expect(printed.tables, `${path} at ${width} px`).toBe(1);
         expect(printed.costCells, `${path} at ${width} px`).toBe(3);
