@@ -167,6 +167,18 @@ describe('paying a receipt with the dummy provider, end to end', () => {
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
   });
 
+  it('says that no payment was started on the status page of a receipt without one, and does not wait', async () => {
+    const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const page = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('No online payment has been started for this receipt; it is still to be paid.');
+    expect(page.text).not.toContain('Waiting for the payment provider');
+    expect(page.text).not.toContain('http-equiv="refresh"');
+    expect(page.text).not.toContain('Try again');
+    expect(page.text).toContain(`<a href="/me/receipts/${receiptId}">Open the receipt</a>`);
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(0);
+  });
+
   it('gives a double click the same checkout, even when the clicks race', async () => {
     const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
     const { agent, receiptId } = await researcherWithReceipt(app);
