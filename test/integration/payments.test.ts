@@ -167,6 +167,22 @@ describe('paying a receipt with the dummy provider, end to end', () => {
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
   });
 
+  it('tells the owner of a pending receipt how to pay it when no payment provider is configured', async () => {
+    const app = buildTestApp(db, { env: { PAYMENT_PROVIDER: 'none' } });
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).not.toContain(`action="/payments/receipt/${receiptId}/start"`);
+    expect(page.text).toContain(
+      `Online payment is not offered here. Pay 0.50 THB as your billing office asks (by bank transfer, for example), quoting receipt #${receiptId}; this receipt shows it paid once they have recorded the payment.`,
+    );
+    // With a provider, the Pay button says it all.
+    const online = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+    const payer = await researcherWithReceipt(online);
+    const payable = await payer.agent.get(`/me/receipts/${payer.receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(payable.text).toContain('Pay 0.50 THB online');
+    expect(payable.text).not.toContain('Online payment is not offered here');
+  });
+
   it('says that no payment was started on the status page of a receipt without one, and does not wait', async () => {
     const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
     const { agent, receiptId } = await researcherWithReceipt(app);
