@@ -175,6 +175,10 @@ describe('paying a receipt with the dummy provider, end to end', () => {
     expect(page.text).toContain(
       `Online payment is not offered here. Pay 0.50 THB as your billing office asks (by bank transfer, for example), quoting receipt #${receiptId}; this receipt shows it paid once they have recorded the payment.`,
     );
+    // Its pay page (GET .../start, from a link or history) says the same instead of a button that ends in a 404.
+    const confirm = await agent.get(`/payments/receipt/${receiptId}/start`).set('Accept', 'text/html').expect(200);
+    expect(confirm.text).toContain('Online payment is not offered here. Pay 0.50 THB as your billing office asks');
+    expect(confirm.text).not.toContain('Continue to payment');
     // With a provider, the Pay button says it all.
     const online = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
     const payer = await researcherWithReceipt(online);
