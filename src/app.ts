@@ -30,7 +30,12 @@ import {
   reportChainVerdictTo,
 } from './modules/audit/audit-chain.monitor.js';
 import { createGuards } from './modules/auth/auth.guards.js';
-import { authRoutes, redirectSignedInFromSignIn, signInFormOnExpiredToken } from './modules/auth/auth.routes.js';
+import {
+  authRoutes,
+  redirectSignedInFromSignIn,
+  redirectSignedOutFromSignOut,
+  signInFormOnExpiredToken,
+} from './modules/auth/auth.routes.js';
 import { createPassport } from './modules/auth/passport.js';
 import { healthRoutes } from './modules/health/health.routes.js';
 import { checkReadiness } from './modules/health/health.service.js';
@@ -227,6 +232,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(requireObjectBody);
   app.use(rejectUnstorableText);
   app.post('/login', redirectSignedInFromSignIn);
+  app.post('/logout', redirectSignedOutFromSignOut);
   app.use(createCsrfProtection({ secret: config.sessionSecret, isSecureCookie: config.isHttpsRequired }));
   app.use('/login', signInFormOnExpiredToken({ isHttpsRequired: config.isHttpsRequired }));
   app.use(exposeFlash);

@@ -37,6 +37,10 @@ export interface ErrorHandlerOptions {
   isHttpsRequired?: boolean;
 }
 
+/** A form sent by a browser that is no longer signed in. */
+export const SIGNED_OUT_FORM_MESSAGE =
+  'You are not signed in (you signed out, perhaps in another tab, or your session ended), so this form was not sent. Sign in, then send it again.';
+
 /** Maps anything thrown into a status and a message safe to show. */
 function describe(
   error: unknown,
@@ -55,6 +59,12 @@ function describe(
       message: 'Your session ended, so this form was not sent. Sign in again, then send it again.',
       isExpected: true,
     };
+  }
+  if (isCsrfError(error) && !req.user && req.path !== '/login') {
+    // Every form but the sign-in's needs a signed-in user: one sent without a session comes from a
+    // tab left open after signing out in another, or after the browser dropped an expired session's
+    // cookie. Reloading, as the message below says, would only post it again.
+    return { status: 403, message: SIGNED_OUT_FORM_MESSAGE, isExpected: true };
   }
   if (isCsrfError(error)) {
     return {

@@ -187,6 +187,56 @@ describe('signing in', () => {
     await agent.get('/account').set('Accept', 'text/html').expect(302).expect('Location', '/login?next=%2Faccount');
   });
 
+  it('sends a sign-out from a second tab, after the first signed out, to the sign-in page', async () => {
+    const user = await buildUser(db.prisma, { username: 'twotabsout' });
+    const agent = await signInAs(app(), 'twotabsout', user.password);
+    const tabA = await agent.get('/me/receipts').set('Accept', 'text/html').expect(200);
+    const tabB = await agent.get('/account').set('Accept', 'text/html').expect(200);
+    await agent
+      .post('/logout')
+      .type('form')
+      .send({ csrf_token: csrfTokenIn(tabA.text) })
+      .expect(302);
+    // Its token ended with the session; the page is not a 403 whose reload would post it again.
+    const second = await agent
+      .post('/logout')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: csrfTokenIn(tabB.text) });
+    expect(second.status).toBe(302);
+    expect(second.headers.location).toBe('/login');
+    expect(await db.prisma.auditLog.count({ where: { action: 'logout', actor: 'twotabsout' } })).toBe(1);
+  });
+
+  it('says that a form sent from a tab left open after signing out was not sent because of that', async () => {
+    const user = await buildUser(db.prisma, { username: 'leftopen' });
+    const agent = await signInAs(app(), 'leftopen', user.password);
+    const usage = await agent.get('/me/receipts').set('Accept', 'text/html').expect(200);
+    const account = await agent.get('/account').set('Accept', 'text/html').expect(200);
+    await agent
+      .post('/logout')
+      .type('form')
+      .send({ csrf_token: csrfTokenIn(account.text) })
+      .expect(302);
+    const sent = await agent
+      .post('/me/receipt')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ before: '2026-01-01', csrf_token: csrfTokenIn(usage.text) });
+    expect(sent.status).toBe(403);
+    expect(sent.text).toContain(
+      'You are not signed in (you signed out, perhaps in another tab, or your session ended)',
+    );
+    expect(sent.text).not.toContain('Reload the page');
+    const json = await agent
+      .post('/me/receipt')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', csrfTokenIn(usage.text))
+      .send({ before: '2026-01-01' });
+    expect(json.status).toBe(403);
+    expect(json.body.error).toMatch(/^You are not signed in/);
+  });
+
   it('sends a sign-in from a second tab, whose token died with the first sign-in, where it was going', async () => {
     const user = await buildUser(db.prisma, { username: 'twotabs' });
     const agent = request.agent(app());

@@ -353,6 +353,33 @@ describe('/me', () => {
     expect(badSort.text).toContain('Sort: must be one of');
   });
 
+  it("shows each job's hours as they are priced, so that hours × rates gives the cost shown", async () => {
+    // 2,795 s of one GPU are 0.776389 GPU-hours: 9.32 THB with the rest at 12 THB an hour. Shown
+    // to two decimals, 0.78 × 12 = 9.36 did not give the 9.32 beside it.
+    await buildJobs(db, [
+      {
+        user: 'alice',
+        end: '2025-09-18T03:00:00Z',
+        jobId: '7101',
+        elapsedSec: 2795,
+        allocGpus: 1,
+        totalCpuSec: '8.737',
+        stepMemGbHours: '0.008292',
+      },
+    ]);
+    const page = (await html(alice, '/me').expect(200)).text;
+    const row = /<td data-label="Job">7101<\/td>.*?<\/tr>/s.exec(page)?.[0] ?? '';
+    const cell = (label: string) => new RegExp(`data-label="${label}" class="num">([^<]*)<`).exec(row)?.[1] ?? '';
+    const shown = [cell('CPU h'), cell('GPU h'), cell('Mem GB·h'), cell('Cost')];
+    expect(shown).toEqual(['0.002427', '0.776389', '0.008292', '9.32']);
+    const [cpu, gpu, mem] = shown.map((figure) => new Prisma.Decimal(figure));
+    const cost = (cpu as Prisma.Decimal)
+      .times('0.5')
+      .plus((gpu as Prisma.Decimal).times('12'))
+      .plus((mem as Prisma.Decimal).times('0.05'));
+    expect(cost.toDecimalPlaces(2, Prisma.Decimal.ROUND_HALF_UP).toFixed(2)).toBe(cell('Cost'));
+  });
+
   it('points a window too long for a page to a CSV download of that same window', async () => {
     await buildJobs(db, [{ user: 'alice', end: '2024-03-01T03:00:00Z', jobId: '7101' }]);
     // Counts read as the pages print them: 2,528 days, not 2528.
@@ -473,7 +500,7 @@ describe('/me paging', () => {
       ?.replaceAll('&amp;', '&');
     expect(perDay).toBe(`/me?${window}&view=aggregate`);
     expect((await html(alice, perDay as string).expect(200)).text).toMatch(
-      /<tfoot><tr><th>Total<\/th><th class="num">60<\/th>/,
+      /<tfoot><tr class="labelled"><th>Total<\/th><th data-label="Jobs" class="num">60<\/th>/,
     );
 
     for (const page of [3, 99]) {
@@ -1826,14 +1853,16 @@ describe('counts of a thousand and more', () => {
     expect(usage).toContain('<tfoot><tr><th colspan="2">Total</th><th class="num">1,200</th>');
 
     const perDay = (await html(alice, `/me?${window}&view=aggregate`).expect(200)).text;
-    expect(perDay).toContain('<tr><td>2025-09-15</td><td class="num">1,200</td>');
-    expect(perDay).toContain('<tfoot><tr><th>Total</th><th class="num">1,200</th>');
+    expect(perDay).toContain('<tr><td data-label="Day">2025-09-15</td><td data-label="Jobs" class="num">1,200</td>');
+    expect(perDay).toContain('<tfoot><tr class="labelled"><th>Total</th><th data-label="Jobs" class="num">1,200</th>');
     const jobs = (await html(alice, `/me?${window}`).expect(200)).text;
     expect(jobs).toContain('1,200 jobs ended in this window.');
     const billed = (await html(alice, `/me?${window}&view=billed`).expect(200)).text;
     expect(billed).toContain('1,200 jobs in this window are on a receipt.');
 
-    expect((await html(alice, '/me/receipts').expect(200)).text).toContain('<td class="num">1,200</td>');
+    expect((await html(alice, '/me/receipts').expect(200)).text).toContain(
+      '<td data-label="Jobs" class="num">1,200</td>',
+    );
     expect((await html(alice, `/me/receipts/${id}`).expect(200)).text).toContain('of 1,200 (page 1 of 3)');
     expect((await html(admin, '/admin/receipts').expect(200)).text).toContain(
       '<td data-label="Jobs" class="num">1,200</td>',

@@ -168,6 +168,38 @@ describe('paying a receipt with the dummy provider, end to end', () => {
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
   });
 
+  it('tells the owner of a pending receipt how to pay it when no payment provider is configured', async () => {
+    const app = buildTestApp(db, { env: { PAYMENT_PROVIDER: 'none' } });
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).not.toContain(`action="/payments/receipt/${receiptId}/start"`);
+    expect(page.text).toContain(
+      `Online payment is not offered here. Pay 0.50 THB as your billing office asks (by bank transfer, for example), quoting receipt #${receiptId}; this receipt shows it paid once they have recorded the payment.`,
+    );
+    // Its pay page (GET .../start, from a link or history) says the same instead of a button that ends in a 404.
+    const confirm = await agent.get(`/payments/receipt/${receiptId}/start`).set('Accept', 'text/html').expect(200);
+    expect(confirm.text).toContain('Online payment is not offered here. Pay 0.50 THB as your billing office asks');
+    expect(confirm.text).not.toContain('Continue to payment');
+    // With a provider, the Pay button says it all.
+    const online = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+    const payer = await researcherWithReceipt(online);
+    const payable = await payer.agent.get(`/me/receipts/${payer.receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(payable.text).toContain('Pay 0.50 THB online');
+    expect(payable.text).not.toContain('Online payment is not offered here');
+  });
+
+  it('says that no payment was started on the status page of a receipt without one, and does not wait', async () => {
+    const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+    const { agent, receiptId } = await researcherWithReceipt(app);
+    const page = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('No online payment has been started for this receipt; it is still to be paid.');
+    expect(page.text).not.toContain('Waiting for the payment provider');
+    expect(page.text).not.toContain('http-equiv="refresh"');
+    expect(page.text).not.toContain('Try again');
+    expect(page.text).toContain(`<a href="/me/receipts/${receiptId}">Open the receipt</a>`);
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(0);
+  });
+
   it('gives a double click the same checkout, even when the clicks race', async () => {
     const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
     const { agent, receiptId } = await researcherWithReceipt(app);

@@ -202,6 +202,23 @@ describe('usage of one user', () => {
     expect(third.rows.map((row) => row.elapsedSec)).toEqual(Array.from({ length: 20 }, (_, i) => 60 * (20 - i)));
   });
 
+  it('sorts by the job id it shows, as a number, not by the order the jobs were ingested in', async () => {
+    const { usage } = buildServices();
+    // Ingested out of order, as a backfill or a second cluster brings them; 9 < 10 < 25 < 100.
+    const ingested = ['100', '9', '25', '10', '1000', '99'];
+    await buildJobs(
+      db,
+      ingested.map((jobId, index) => ({ user: 'alice', jobId, end: new Date(Date.UTC(2025, 8, 18, 0, index)) })),
+    );
+    const window = { start: '2025-09-14', end: '2025-09-20' };
+    const shown = async (dir: 'asc' | 'desc') => {
+      const page = await usage.getUserUsage('alice', { view: 'detail', sort: 'job', dir, page: 1, ...window });
+      return page.view === 'detail' ? page.rows.map((row) => row.jobId) : [];
+    };
+    expect(await shown('asc')).toEqual(['9', '10', '25', '99', '100', '1000']);
+    expect(await shown('desc')).toEqual(['1000', '100', '99', '25', '10', '9']);
+  });
+
   it('pages a listing sorted by a job column with ties broken by id, billed jobs keeping their receipt', async () => {
     const { usage, receipts } = buildServices();
     // 60 jobs on 6 distinct end times (ties), the earlier half billed; pages of 50.

@@ -47,6 +47,18 @@ export const redirectSignedInFromSignIn: RequestHandler = (req, res, next) => {
 };
 
 /**
+ * A sign-out posted by someone no longer signed in comes from a tab left open after signing out in
+ * another (which ended the session its token belonged to) or after the session ended: they are
+ * signed out already, so they get the sign-in page a sign-out leads to instead of a 403 for the
+ * stale token, whose reload would post it again. Mounted before the CSRF check; there is no
+ * session to end, so a forged sign-out can do nothing here.
+ */
+export const redirectSignedOutFromSignOut: RequestHandler = (req, res, next) => {
+  if (req.user) return next();
+  res.redirect(302, '/login');
+};
+
+/**
  * A sign-in form whose token had expired (left open while another tab signed in and out, which
  * ends the visit its token belonged to) gets the form back, with a fresh token and the username
  * kept, instead of a 403 page whose reload would post the same stale form. Mounted after the

@@ -556,8 +556,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // A start that never got its checkout will not move by itself: the page stops waiting and
     // offers to try again, which abandons it (startPayment).
     const isStartAbandoned = payment !== null && isAbandonedStart(payment, now());
+    // No payment at all (the page opened from history or a bookmark): nothing is on its way, so
+    // the page says so instead of waiting for a provider that was never asked.
     const isFinal =
-      receipt.status !== 'pending' || (payment !== null && payment.status !== 'pending') || isStartAbandoned;
+      receipt.status !== 'pending' || payment === null || payment.status !== 'pending' || isStartAbandoned;
     return {
       receipt,
       payment,

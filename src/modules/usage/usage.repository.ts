@@ -129,7 +129,9 @@ const JOB_LISTING_COLUMNS = Prisma.raw(
 /** Columns a listing may be sorted by; anything else is refused before it reaches SQL. */
 export const SORT_COLUMNS = {
   end: 'j.end_at',
-  job: 'j.id',
+  // The Slurm job id the page shows, as a number (9 before 10). Sorting by the row id listed
+  // the jobs in the order they were ingested, which is not the order of their ids.
+  job: "(substring(j.job_id from '^[0-9]+'))::numeric",
   name: 'j.name',
   state: 'j.state',
   elapsed: 'j.elapsed_sec',
@@ -147,6 +149,9 @@ export type SortColumn = keyof typeof SORT_COLUMNS;
  * NULLS FIRST, and PostgreSQL does not know the window rules NULLs out.
  */
 const NULLABLE_SORTS: ReadonlySet<SortColumn> = new Set(['cost']);
+
+/** Sort columns computed by pricing a job; the others are read from the job's own row. */
+const PRICED_SORTS: ReadonlySet<SortColumn> = new Set(['cpu', 'gpu', 'mem', 'cost']);
 
 type PgUsageRow = Omit<UsageRow, 'id' | 'cpuHours' | 'gpuHours' | 'memGbHours' | 'cost'> & {
   id: string;
@@ -168,7 +173,7 @@ function toUsageRow(row: PgUsageRow): UsageRow {
 }
 
 /**
- * One page of jobs in the window, sorted by a whitelisted column (job id breaks ties), and
+ * One page of jobs in the window, sorted by a whitelisted column (the row id breaks ties), and
  * how many jobs the window holds. A prepared statement (src/db/prepared-query.ts): /me runs
  * it on every view. The count rides along as a column (an InitPlan, computed once) rather
  * than a second statement: each round trip costs both processes a socket write and a wake-up.
@@ -185,7 +190,7 @@ export async function findJobsPage(
   const order = Prisma.sql`ORDER BY ${column} ${direction}${nulls}, j.id ${direction}`;
   const extraColumns = Prisma.sql`(${countJobsSql(filter)}) AS "windowCount",`;
   let query: Prisma.Sql;
-  if (SORT_COLUMNS[page.sort].startsWith('j.')) {
+  if (!PRICED_SORTS.has(page.sort)) {
     // Sorted by a column of the job itself: pick the page first, then price only its rows.
     // The joins add at most one row per job (one live receipt item per job, one rate per
     // user), so the page is the same as sorting the priced rows; /me's default view

@@ -1,0 +1,111 @@
+import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toLocalDate } from '../../src/shared/local-date.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * A researcher's lists on a 390 px phone: what each row costs, and whether a receipt is paid,
+ * must be on the screen. A table wider than the phone scrolls sideways in its card, and the
+ * columns that said it (Cost, Total, Status: the last ones) started off the screen.
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+const TIME_ZONE = 'Asia/Bangkok';
+const PHONE = { width: 390, height: 844 };
+
+describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_000 }, () => {
+  let db: TestDatabase;
+  let server: Server;
+  let browser: Browser;
+  let base: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await buildTiers(db);
+    await buildUser(db.prisma, { username: 'pia', password: 'pia-password' });
+    const now = Date.now();
+    await buildJobs(
+      db,
+      Array.from({ length: 6 }, (_, index) => ({
+        user: 'pia',
+        name: index % 2 ? 'md-run' : 'relax-structure',
+        end: new Date(now - (index + 1) * 9 * 3_600_000),
+        allocGpus: index % 3 === 0 ? 2 : 0,
+        totalCpuSec: String(36_000 + index * 7_200),
+      })),
+    );
+    const app = buildTestApp(db, { env: { APP_TZ: TIME_ZONE } });
+    server = await new Promise<Server>((resolve) => {
+      const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
+    });
+    const address = server.address();
+    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu'],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => server?.close(resolve));
+    await db?.drop();
+  });
+
+  /** The cells labelled `label` that are not within the phone's width, and how far the table scrolls sideways. */
+  async function offScreen(page: Page, label: string) {
+    return (await page.evaluate(`(() => {
+      const cells = [...document.querySelectorAll('main [data-label="${label}"]')];
+      const wrap = document.querySelector('main .table-wrap');
+      return {
+        cells: cells.length,
+        outside: cells
+          .filter((cell) => { const box = cell.getBoundingClientRect(); return box.left < 0 || box.right > window.innerWidth; })
+          .map((cell) => cell.textContent.trim()),
+        scrollsBy: wrap.scrollWidth - wrap.clientWidth,
+      };
+    })()`)) as { cells: number; outside: string[]; scrollsBy: number };
+  }
+
+  it('shows the cost of each day and of each billed job, and the total and status of each receipt', async () => {
+    const context = await browser.newContext({ viewport: PHONE });
+    const page = await context.newPage();
+    await page.goto(`${base}/login`);
+    await page.fill('#username', 'pia');
+    await page.fill('#password', 'pia-password');
+    await Promise.all([page.waitForURL(/\/me$/), page.click('button[type=submit]')]);
+    await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
+    await Promise.all([
+      page.waitForURL(/\/me\/receipts\/\d+#receipt$/),
+      page.click('button:has-text("Create receipt")'),
+    ]);
+
+    const checks: [string, string, number][] = [
+      // Every day of the 7-day window, and the total under them.
+      ['/me?view=aggregate', 'Cost', 8],
+      ['/me?view=billed', 'Cost', 6],
+      ['/me/receipts', 'Total', 1],
+      ['/me/receipts', 'Status', 1],
+    ];
+    for (const [path, label, count] of checks) {
+      await page.goto(`${base}${path}`);
+      const seen = await offScreen(page, label);
+      expect(seen.cells, `${path} ${label}`).toBe(count);
+      expect(seen.outside, `${path} ${label}`).toEqual([]);
+      expect(seen.scrollsBy, path).toBe(0);
+    }
+    // The totals under Per day keep their labels when stacked, each figure on a line of its own.
+    await page.goto(`${base}/me?view=aggregate`);
+    const footLabels = await page.evaluate(
+      `[...document.querySelectorAll('tfoot th')].map((cell) => getComputedStyle(cell, '::before').content)`,
+    );
+    expect(footLabels).toEqual(['none', '"Jobs"', '"CPU h"', '"GPU h"', '"Mem GB·h"', '"Cost"']);
+    expect((await page.locator('tfoot').innerText()).split('\n')).toHaveLength(6);
+    await context.close();
+  });
+});
