@@ -127,3 +127,25 @@ export async function* readWithinTimeout<T>(stream: Readable, timeoutMs: number)
     clearTimeout(timer);
   }
 }
+
+/**
+ * Runs one query on the pool and gives up after `timeoutMs`, waiting for a connection included.
+ * The query gets the same limit, so when it is given up its connection is destroyed rather than
+ * held for the pool's longer query timeout: probes and scrapes of a silent database must not
+ * take the pool from the pages.
+ */
+export async function queryWithin<R extends pg.QueryResultRow>(
+  pool: pg.Pool,
+  config: pg.QueryConfig,
+  timeoutMs: number,
+): Promise<pg.QueryResult<R>> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`did not answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([pool.query<R>(withQueryTimeout(config, timeoutMs)), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

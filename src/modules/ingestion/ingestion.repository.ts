@@ -2,7 +2,7 @@ import type { Prisma } from '@prisma/client';
 import type pg from 'pg';
 import { ADVISORY_LOCK_KEYS, type ReleaseLock, releaserOf, tryAcquireSessionLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
-import { withQueryTimeout } from '../../db/query-timeout.js';
+import { queryWithin } from '../../db/query-timeout.js';
 import type { NormalizedJob } from './slurm-job.model.js';
 
 const INGEST_LOCK_KEY = ADVISORY_LOCK_KEYS.ingestion;
@@ -297,28 +297,16 @@ export async function findLastSuccessfulFinish(db: Db): Promise<Date | null> {
  * so that a silent database cannot make the scrape time out.
  */
 export async function findLastSuccessfulFinishWithin(pool: pg.Pool, timeoutMs: number): Promise<Date | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`did not answer within ${timeoutMs} ms`)), timeoutMs);
-  });
-  const query = pool.query<{ finished_at: Date }>(
-    withQueryTimeout(
-      {
-        text: `SELECT finished_at FROM ingestion_runs
-               WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL
-               ORDER BY id DESC LIMIT 1`,
-      },
-      timeoutMs,
-    ),
+  const { rows } = await queryWithin<{ finished_at: Date }>(
+    pool,
+    {
+      text: `SELECT finished_at FROM ingestion_runs
+             WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL
+             ORDER BY id DESC LIMIT 1`,
+    },
+    timeoutMs,
   );
-  try {
-    const { rows } = await Promise.race([query, timeout]);
-    return rows[0]?.finished_at ?? null;
-  } finally {
-    clearTimeout(timer);
-    // Settled later (the query's own timeout), it must not become an unhandled rejection.
-    query.catch(() => undefined);
-  }
+  return rows[0]?.finished_at ?? null;
 }
 
 /**
