@@ -1,11 +1,10 @@
-import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
 import path from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -15,21 +14,15 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  * The researcher's and the admin's paths through a real browser (Debian's chromium driven
  * by playwright-core). Screenshots of every page land in test-artifacts/ (not committed).
  */
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
 const ARTIFACTS = path.join(PROJECT_ROOT, 'test-artifacts', 'browser');
 const TIME_ZONE = 'Asia/Bangkok';
 const RECEIPT_CREATED = /\/me\/receipts\/\d+#receipt$/;
-
-if (!hasChromium) {
-  console.warn(`browser test skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
-}
 
 // A browser path takes about 10 s on a quiet 2-core machine and three times that while the rest
 // of the suite runs beside it; the limit is a hang guard, not a timing.
 describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
   let db: TestDatabase;
-  let server: Server;
+  let rig: BrowserRig;
   let browser: Browser;
   let base: string;
 
@@ -60,30 +53,13 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
         totalCpuSec: String(1800 + index * 600),
       })),
     );
-    const app = buildTestApp(db, { env: { APP_TZ: TIME_ZONE } });
-    server = await new Promise<Server>((resolve) => {
-      const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
-    });
-    const address = server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
     await mkdir(ARTIFACTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: TIME_ZONE } }));
+    ({ browser, base } = rig);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await new Promise((resolve) => server?.close(resolve));
+    await rig?.close();
     await db?.drop();
   });
 
@@ -91,10 +67,7 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 
   async function signIn(page: Page, username: string, password: string) {
-    await page.goto(`${base}/login`);
-    await page.fill('#username', username);
-    await page.fill('#password', password);
-    await Promise.all([page.waitForURL(/\/(me|admin)$/), page.click('button[type=submit]')]);
+    await signInThroughPage(page, base, username, password, /\/(me|admin)$/);
   }
 
   it('alice browses her usage, downloads it, creates and opens a receipt; the admin marks it paid', async () => {

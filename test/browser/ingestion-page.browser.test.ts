@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
 import path from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -14,8 +13,6 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  * the sources' notes) must be on the screen, not off to the right of a 1280 px window in a
  * column a few words wide that makes every failed run hundreds of pixels tall.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
 const ARTIFACTS = path.join(PROJECT_ROOT, 'test-artifacts', 'browser');
 
 // What real runs wrote against the lab's slurmrestd (docs/ingestion.md) with sacct configured too.
@@ -63,7 +60,7 @@ const MEASURE_RUNS = `(() => {
 
 describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 120_000 }, () => {
   let db: TestDatabase;
-  let server: Server;
+  let rig: BrowserRig;
   let browser: Browser;
   let base: string;
 
@@ -90,22 +87,13 @@ describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 1
         },
       });
     }
-    const app = buildTestApp(db);
-    server = await new Promise<Server>((resolve) => {
-      const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
-    });
-    const address = server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
     await mkdir(ARTIFACTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu'],
-    });
+    rig = await startBrowserRig(buildTestApp(db));
+    ({ browser, base } = rig);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await new Promise((resolve) => server?.close(resolve));
+    await rig?.close();
     await db?.drop();
   });
 
@@ -115,10 +103,7 @@ describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 1
   ])('on a %s, each run reads in a few lines and its reason is on the screen', async (name, width, height) => {
     const context = await browser.newContext({ viewport: { width, height } });
     const page = await context.newPage();
-    await page.goto(`${base}/login`);
-    await page.fill('#username', 'ops');
-    await page.fill('#password', 'ops-password-1');
-    await Promise.all([page.waitForURL(/\/admin$/), page.click('button[type=submit]')]);
+    await signInThroughPage(page, base, 'ops', 'ops-password-1', /\/admin$/);
     await page.goto(`${base}/admin/ingestion`);
     await page.screenshot({ path: path.join(ARTIFACTS, `ingestion-${name}.png`), fullPage: true });
 

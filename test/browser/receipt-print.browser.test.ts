@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -13,8 +12,6 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  * table wider than its card scrolls sideways; on paper nothing scrolls, and the columns past
  * the page's edge were simply not printed (Mem GB·h, Cost and the total under them).
  */
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
 const TIME_ZONE = 'Asia/Bangkok';
 // A4 (210 mm) less the print dialog's default margins of about 1 cm a side, at 96 px an inch.
 const A4_PRINTABLE_PX = Math.floor(((210 - 2 * 10) / 25.4) * 96);
@@ -26,7 +23,7 @@ const LETTER_LANDSCAPE_PRINTABLE_PX = Math.floor((11 - 2 * (10 / 25.4)) * 96);
 
 describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }, () => {
   let db: TestDatabase;
-  let server: Server;
+  let rig: BrowserRig;
   let browser: Browser;
   let base: string;
 
@@ -42,21 +39,12 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
       { user: 'paula', end: new Date(dayAgo - 60_000), name: 'relax_structure_with_high_cutoff_and_dense_kpoints' },
       { user: 'paula', end: new Date(dayAgo - 120_000), name: 'md-run' },
     ]);
-    const app = buildTestApp(db, { env: { APP_TZ: TIME_ZONE } });
-    server = await new Promise<Server>((resolve) => {
-      const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
-    });
-    const address = server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu'],
-    });
+    rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: TIME_ZONE } }));
+    ({ browser, base } = rig);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await new Promise((resolve) => server?.close(resolve));
+    await rig?.close();
     await db?.drop();
   });
 
@@ -86,10 +74,7 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
     // The printable list opens the print dialog by itself; headless chromium has none to wait on.
     await context.addInitScript({ content: 'window.print = () => {};' });
     const page = await context.newPage();
-    await page.goto(`${base}/login`);
-    await page.fill('#username', 'paula');
-    await page.fill('#password', 'paula-password');
-    await Promise.all([page.waitForURL(/\/me$/), page.click('button[type=submit]')]);
+    await signInThroughPage(page, base, 'paula', 'paula-password', /\/me$/);
     await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
     await Promise.all([
       page.waitForURL(/\/me\/receipts\/\d+#receipt$/),

@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -13,14 +12,12 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  * must be on the screen. A table wider than the phone scrolls sideways in its card, and the
  * columns that said it (Cost, Total, Status: the last ones) started off the screen.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
 const TIME_ZONE = 'Asia/Bangkok';
 const PHONE = { width: 390, height: 844 };
 
 describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_000 }, () => {
   let db: TestDatabase;
-  let server: Server;
+  let rig: BrowserRig;
   let browser: Browser;
   let base: string;
 
@@ -39,21 +36,12 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
         totalCpuSec: String(36_000 + index * 7_200),
       })),
     );
-    const app = buildTestApp(db, { env: { APP_TZ: TIME_ZONE } });
-    server = await new Promise<Server>((resolve) => {
-      const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
-    });
-    const address = server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu'],
-    });
+    rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: TIME_ZONE } }));
+    ({ browser, base } = rig);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await new Promise((resolve) => server?.close(resolve));
+    await rig?.close();
     await db?.drop();
   });
 
@@ -75,10 +63,7 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
   it('shows the cost of each day and of each billed job, and the total and status of each receipt', async () => {
     const context = await browser.newContext({ viewport: PHONE });
     const page = await context.newPage();
-    await page.goto(`${base}/login`);
-    await page.fill('#username', 'pia');
-    await page.fill('#password', 'pia-password');
-    await Promise.all([page.waitForURL(/\/me$/), page.click('button[type=submit]')]);
+    await signInThroughPage(page, base, 'pia', 'pia-password', /\/me$/);
     await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
     await Promise.all([
       page.waitForURL(/\/me\/receipts\/\d+#receipt$/),

@@ -1,0 +1,65 @@
+import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type express from 'express';
+import { type Browser, chromium, type Page } from 'playwright-core';
+
+/** Debian's chromium (apt-get install -y chromium); browser tests skip without it. */
+export const CHROMIUM = '/usr/bin/chromium';
+export const hasChromium = existsSync(CHROMIUM);
+
+if (!hasChromium) {
+  console.warn(`browser tests skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
+}
+
+// Without the background-networking flags chromium keeps dialling Google's hosts, which this
+// machine's closed network refuses, many connections at a time.
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+export interface BrowserRig {
+  server: Server;
+  browser: Browser;
+  /** The app's origin, e.g. http://127.0.0.1:41234. */
+  base: string;
+  close(): Promise<void>;
+}
+
+/** Serves the app on a free loopback port and starts headless chromium to drive it. */
+export async function startBrowserRig(app: express.Express): Promise<BrowserRig> {
+  const server = await new Promise<Server>((resolve) => {
+    const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  return {
+    server,
+    browser,
+    base: `http://127.0.0.1:${port}`,
+    async close() {
+      await browser.close();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** Signs in through the login form as a person would, and waits for the landing page. */
+export async function signInThroughPage(
+  page: Page,
+  base: string,
+  username: string,
+  password: string,
+  landing: RegExp = /\/(me|admin)$/,
+): Promise<void> {
+  await page.goto(`${base}/login`);
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForURL(landing), page.click('button[type=submit]')]);
+}
