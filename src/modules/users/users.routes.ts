@@ -113,7 +113,7 @@ export function usersRoutes(deps: {
     } = {},
     query: { search?: string; page: number } = { page: 1 },
   ) {
-    const list = await usersService.listUsers(db, query);
+    const list = await usersService.listUsers(db, query, auth.now());
     res.render('users/admin-users', {
       title: 'Users',
       list,
@@ -201,6 +201,19 @@ export function usersRoutes(deps: {
     answerChange(req, res, {
       json: { user: userAnswerOf(user) },
       flash: { type: 'success', message: `${user.username} is now ${role === 'admin' ? 'an admin' : 'a user'}.` },
+      location: usersPageOf(user.username),
+    });
+  });
+
+  router.post('/admin/users/:id/unlock', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZUserId, req.params.id, 'user id');
+    const { user, lockedUntil } = await usersService.unlockSignIn(db, id, auditContextOf(req), auth.now());
+    const wasLocked = lockedUntil !== null;
+    answerChange(req, res, {
+      json: { user: userAnswerOf(user), wasLocked },
+      flash: wasLocked
+        ? { type: 'success', message: `Sign-in of ${user.username} unlocked.` }
+        : { type: 'warning', message: `Sign-in of ${user.username} was not locked.` },
       location: usersPageOf(user.username),
     });
   });
