@@ -132,7 +132,7 @@ describe('admin user management', () => {
       .send({ csrf_token: await csrfTokenOf(agent) })
       .expect(303);
     await theirs.get('/account').set('Accept', 'text/html').expect(302);
-    expect((await postLogin(app, 'offboarded', target.password)).response.status).toBe(200);
+    expect((await postLogin(app, 'offboarded', target.password)).response.status).toBe(401);
     const sessions = await db.pool.query(
       `SELECT count(*)::int AS n FROM session WHERE sess -> 'passport' ->> 'user' = $1`,
       [String(target.id)],
