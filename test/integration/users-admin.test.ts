@@ -567,12 +567,14 @@ describe('your own account', () => {
       }
       const fifth = await changePassword(agent, { current: 'guess-5', password: 'taken-over-1' });
       expect(fifth.status).toBe(429);
+      expect(fifth.headers['retry-after']).toBe('300');
       expect(errorOf(fifth.text)).toBe('Too many failed attempts. Try again in 5 min 00 s.');
       expect(fifth.text).toContain('name="current"');
 
       clock = new Date(clock.getTime() + 120_000);
       const right = await changePassword(agent, { current: user.password, password: 'changed-password-1' });
       expect(right.status).toBe(429);
+      expect(right.headers['retry-after']).toBe('180');
       expect(errorOf(right.text)).toBe('Too many failed attempts. Try again in 3 min 00 s.');
       expect(await hashOf('stolencookie')).toBe(hash);
       // The lock is the sign-in lock.

@@ -6,7 +6,14 @@ import { prefersJson } from '../../http/error-handler.js';
 import { isPlainHttpRefused, PLAIN_HTTP_SIGN_IN_MESSAGE } from '../../http/plain-http.js';
 import { typedIn } from '../../http/route-helpers.js';
 import { SESSION_COOKIE } from '../../http/session.js';
-import { formatTimeLeft, recordSignOut, type SessionUser, type SignInResult, toSafeNextPath } from './auth.service.js';
+import {
+  formatTimeLeft,
+  recordSignOut,
+  type SessionUser,
+  type SignInResult,
+  secondsLeft,
+  toSafeNextPath,
+} from './auth.service.js';
 import { type createPassport, signInOnNewSession } from './passport.js';
 
 const FAILED_MESSAGE = 'Wrong username or password.';
@@ -111,8 +118,7 @@ export function authRoutes(deps: {
         // would tell a script or a monitor checking the status that it had signed in.
         if (info?.outcome === 'locked') {
           const now = deps.now();
-          const waitSec = Math.max(1, Math.ceil((info.lockedUntil.getTime() - now.getTime()) / 1000));
-          res.status(429).set('Retry-After', String(waitSec));
+          res.status(429).set('Retry-After', String(secondsLeft(info.lockedUntil, now)));
           const from = info.scopes.includes('network') ? ' from your network' : '';
           const message = `Too many failed sign-ins${from}. Try again in ${formatTimeLeft(info.lockedUntil, now)}.`;
           return renderLogin(req, res, { error: message, username });

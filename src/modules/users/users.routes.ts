@@ -6,7 +6,7 @@ import { linkTo } from '../../http/page-links.js';
 import { answerChange, answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { counted } from '../../shared/counted.js';
-import { readableMessageOf } from '../../shared/errors.js';
+import { readableMessageOf, TooManyRequestsError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuthServiceDeps } from '../auth/auth.service.js';
 import { type createPassport, signInOnNewSession } from '../auth/passport.js';
@@ -72,6 +72,9 @@ export function usersRoutes(deps: {
       // Refused (invalid, wrong current password, locked): the form again, with the reason;
       // JSON clients get {error, code} like everywhere else.
       if (!isRefusedForm(req, error, [400, 429])) throw error;
+      if (error instanceof TooManyRequestsError && error.retryAfterSec !== undefined) {
+        res.set('Retry-After', String(error.retryAfterSec));
+      }
       return res
         .status(error.status)
         .render('users/account', { title: 'Your account', error: readableMessageOf(error) });

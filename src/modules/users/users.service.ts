@@ -10,6 +10,7 @@ import {
   checkPasswordForChange,
   formatTimeLeft,
   type SessionUser,
+  secondsLeft,
 } from '../auth/auth.service.js';
 import * as throttleRepository from '../auth/auth-throttle.repository.js';
 import { hashPassword } from './password.js';
@@ -131,8 +132,10 @@ export async function changeOwnPassword(
 ): Promise<{ endedSessions: number }> {
   const check = await checkPasswordForChange(auth, { user, password: change.current, context });
   if (check.outcome === 'locked') {
+    const now = auth.now();
     throw new TooManyRequestsError(
-      `Too many failed attempts. Try again in ${formatTimeLeft(check.lockedUntil, auth.now())}.`,
+      `Too many failed attempts. Try again in ${formatTimeLeft(check.lockedUntil, now)}.`,
+      secondsLeft(check.lockedUntil, now),
     );
   }
   if (check.outcome === 'failed') throw new BadRequestError('The current password is not right.');
