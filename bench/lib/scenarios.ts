@@ -85,7 +85,7 @@ export async function signIn(session: HttpSession, context: ScenarioContext, use
     method: 'POST',
     path: '/login',
     form: { csrf_token: token, username, password: username },
-    // A refused sign-in re-renders the form with 200; only a redirect away from /login is success.
+    // A refused sign-in re-renders the form (401, or 429 while locked); only a redirect away from /login is success.
     isAccepted: isRedirectAwayFromLogin,
   });
   return Boolean(result?.isAccepted);

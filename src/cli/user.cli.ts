@@ -14,9 +14,10 @@ const USAGE = `Usage:
   npm run user:create -- --username NAME [--role admin|user] [--password-stdin]
   npm run user:passwd -- --username NAME [--password-stdin]
   npm run user:disable -- --username NAME [--enable]
+  npm run user:unlock -- --username NAME     (lifts a sign-in lockout before it ends)
 
 Compiled (npm run build; the Docker image has no tsx): npm run user:create:prod -- ... and so on, or
-  node dist/src/cli/user.cli.js create|passwd|disable --username NAME ...
+  node dist/src/cli/user.cli.js create|passwd|disable|unlock --username NAME ...
 
 Without --password-stdin you are asked for a password on a terminal (empty: generate one);
 with no terminal a password is generated and printed once.`;
@@ -73,8 +74,8 @@ async function main() {
     console.log(USAGE);
     process.exit(command ? 0 : 2);
   }
-  if (!['create', 'passwd', 'disable'].includes(command)) {
-    throw new UsageError(`Unknown command "${command}": use create, passwd or disable.\n\n${USAGE}`);
+  if (!['create', 'passwd', 'disable', 'unlock'].includes(command)) {
+    throw new UsageError(`Unknown command "${command}": use create, passwd, disable or unlock.\n\n${USAGE}`);
   }
   let values: ReturnType<typeof parseOptions>;
   try {
@@ -116,6 +117,9 @@ async function main() {
         console.log(
           `Password of ${user.username} changed.${generatedPassword ? ` New password: ${generatedPassword}` : ''}`,
         );
+      } else if (command === 'unlock') {
+        const { lockedUntil } = await usersService.unlockSignIn(db.prisma, user.id, CLI_CONTEXT, new Date());
+        console.log(`Sign-in of ${user.username} ${lockedUntil ? 'unlocked' : 'was not locked'}.`);
       } else {
         await usersService.setDisabled(db.prisma, user.id, !values.enable, CLI_CONTEXT);
         console.log(`${user.username} is ${values.enable ? 'enabled' : 'disabled'}.`);

@@ -15,6 +15,9 @@ export const MAX_PASSWORD_LENGTH = 1024;
 /** A new password, with the same wording wherever it is refused. */
 export const ZNewPassword = z
   .string()
+  // Nothing typed is a password left out, not one too short: "at least 12 characters" would
+  // send the user counting the characters of a field they never filled.
+  .min(1, { error: 'is required', abort: true })
   // One reason at a time: three spaces are too short, which says enough.
   .min(MIN_PASSWORD_LENGTH, { error: `must be at least ${MIN_PASSWORD_LENGTH} characters`, abort: true })
   .max(MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`)

@@ -8,6 +8,11 @@ import { csrfTokenIn, csrfTokenOf, postLogin, signInAs } from '../support/sign-i
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
+/** A refused sign-in's status says why: 429 while locked, 401 for a wrong username or password. */
+function isRefusedWithItsStatus(response: { status: number; text: string }): boolean {
+  return response.status === (response.text.includes('Too many failed sign-ins') ? 429 : 401);
+}
+
 let db: TestDatabase;
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -131,7 +136,10 @@ describe('signing in', () => {
     const wrong = await postLogin(app(), 'neutral', 'wrong-password');
     const disabled = await postLogin(app(), 'sleeping', 'right-password');
     for (const { response } of [unknown, wrong, disabled]) {
-      expect(response.status).toBe(200);
+      // The form again, as a refused sign-in: 401, not a 200 that a script or a monitor takes for success.
+      expect(response.status).toBe(401);
+      expect(response.headers['content-type']).toMatch(/^text\/html/);
+      expect(response.text).toContain('name="password"');
       expect(response.text).toContain('Wrong username or password.');
       expect(response.text).not.toMatch(/no such user|unknown user|disabled/i);
     }
@@ -435,15 +443,20 @@ describe('lockout', () => {
     const app = lockoutApp();
     for (let attempt = 1; attempt <= 4; attempt++) {
       const { response } = await postLogin(app, 'target', 'guess', { ip: '198.51.100.7' });
+      expect(response.status).toBe(401);
       expect(response.text).toContain('Wrong username or password.');
     }
     const fifth = await postLogin(app, 'target', 'guess', { ip: '198.51.100.7' });
+    expect(fifth.response.status).toBe(429);
+    expect(fifth.response.headers['retry-after']).toBe('300');
     expect(fifth.response.text).toContain('Too many failed sign-ins. Try again in 5 min 00 s.');
 
     clock = new Date(clock.getTime() + 120_000);
     const locked = await postLogin(app, 'target', user.password, { ip: '198.51.100.7' });
-    expect(locked.response.status).toBe(200);
+    expect(locked.response.status).toBe(429);
+    expect(locked.response.headers['retry-after']).toBe('180');
     expect(locked.response.text).toContain('Try again in 3 min 00 s.');
+    expect(locked.response.text).toContain('name="password"');
     // Another address is not locked by the per-address rule.
     const elsewhere = await postLogin(app, 'target', user.password, { ip: '203.0.113.9' });
     expect(elsewhere.response.status).toBe(302);
@@ -479,7 +492,8 @@ describe('lockout', () => {
       await postLogin(app, 'distributed', 'guess', { ip: `192.0.2.${attempt + 1}` });
     }
     const fresh = await postLogin(app, 'distributed', user.password, { ip: '192.0.2.200' });
-    expect(fresh.response.status).toBe(200);
+    expect(fresh.response.status).toBe(429);
+    expect(fresh.response.headers['retry-after']).toBe('900');
     expect(fresh.response.text).toContain('Try again in 15 min 00 s.');
   });
 
@@ -513,7 +527,7 @@ describe('lockout', () => {
           .send({ username: 'hammered', password: 'wrong', csrf_token: token }),
       ),
     );
-    expect(responses.every((response) => response.status === 200)).toBe(true);
+    expect(responses.every(isRefusedWithItsStatus)).toBe(true);
     const perAddress = await db.prisma.authThrottle.findUniqueOrThrow({
       where: { username_ip: { username: 'hammered', ip: '198.51.100.50' } },
     });
@@ -544,7 +558,7 @@ describe('lockout', () => {
           .send({ username, password: 'wrong', csrf_token: token }),
       ),
     );
-    expect(responses.every((response) => response.status === 200)).toBe(true);
+    expect(responses.every(isRefusedWithItsStatus)).toBe(true);
     const count = (text: string) => responses.filter((response) => response.text.includes(text)).length;
     return { wrong: count('Wrong username or password.'), locked: count('Too many failed sign-ins.') };
   }
@@ -574,7 +588,8 @@ describe('lockout', () => {
     // The budget is spent: even the right password waits for the lock to end.
     clock = new Date(clock.getTime() + 299_000);
     const locked = await postLogin(app, 'parallel', user.password, { ip: '198.51.100.60' });
-    expect(locked.response.status).toBe(200);
+    expect(locked.response.status).toBe(429);
+    expect(locked.response.headers['retry-after']).toBe('1');
     expect(locked.response.text).toContain('Too many failed sign-ins. Try again in 1 s.');
     clock = new Date(clock.getTime() + 1_000);
     const afterLock = await postLogin(app, 'parallel', user.password, { ip: '198.51.100.60' });
@@ -655,7 +670,7 @@ describe('lockout', () => {
     for (let index = 0; index < 60; index++) {
       const username = `spray${String(index).padStart(2, '0')}`;
       const { response } = await postLogin(app, username, 'Winter2026!', { ip: '198.51.100.70' });
-      expect(response.status).toBe(200);
+      expect(isRefusedWithItsStatus(response)).toBe(true);
       texts.push(response.text);
     }
     expect(texts.slice(0, 49).every((text) => text.includes('Wrong username or password.'))).toBe(true);
@@ -689,7 +704,8 @@ describe('lockout', () => {
     // From the locked address even the right password waits for the lock to end.
     clock = new Date(clock.getTime() + 899_000);
     const locked = await postLogin(app, 'spray07', user.password, { ip: '198.51.100.70' });
-    expect(locked.response.status).toBe(200);
+    expect(locked.response.status).toBe(429);
+    expect(locked.response.headers['retry-after']).toBe('1');
     expect(locked.response.text).toContain(`${NETWORK_LOCKED} Try again in 1 s.`);
     clock = new Date(clock.getTime() + 1_000);
     expect((await postLogin(app, 'spray07', user.password, { ip: '198.51.100.70' })).response.status).toBe(302);
@@ -717,7 +733,7 @@ describe('lockout', () => {
           .send({ username, password: 'Winter2026!', csrf_token: token }),
       ),
     );
-    expect(responses.every((response) => response.status === 200)).toBe(true);
+    expect(responses.every(isRefusedWithItsStatus)).toBe(true);
     const count = (text: string) => responses.filter((response) => response.text.includes(text)).length;
     expect({ wrong: count('Wrong username or password.'), locked: count(NETWORK_LOCKED) }).toEqual({
       wrong: 49,

@@ -120,3 +120,125 @@ describe('a rates form opened before another admin changed the rates', () => {
     expect(response.body.error).toBe('based_on: must be a whole number');
   });
 });
+
+/** The hidden fields and description of a tier's rename-or-describe form as the page rendered them. */
+async function openTierEditForm(agent: Agent, tier: string) {
+  const page = (await agent.get('/admin/rates').set('Accept', 'text/html').expect(200)).text;
+  return tierEditFormIn(page, tier);
+}
+
+function tierEditFormIn(page: string, tier: string) {
+  const form = new RegExp(`<details id="rename-${tier}".*?</form>`, 's').exec(page)?.[0] ?? '';
+  return {
+    form,
+    basedOn: /name="based_on_description" value="([^"]*)"/.exec(form)?.[1],
+    description: new RegExp(`id="edit-description-${tier}" name="description" maxlength="200" value="([^"]*)"`).exec(
+      form,
+    )?.[1],
+    csrf: /name="csrf_token" value="([^"]+)"/.exec(form)?.[1],
+  };
+}
+
+const descriptionOf = async (tier: string) =>
+  (await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: tier } })).description;
+
+describe('a tier description form opened before another admin changed the description', () => {
+  it('is refused with 409 naming who changed it, keeps the typed text, and saves nothing', async () => {
+    await db.prisma.pricingTier.update({ where: { name: 'private' }, data: { description: 'Companies' } });
+    const opsForm = await openTierEditForm(ops, 'private');
+    expect(opsForm.basedOn).toBe('Companies');
+    const carolForm = await openTierEditForm(carol, 'private');
+    await carol
+      .post('/admin/rates/tiers/edit')
+      .type('form')
+      .send({
+        type: 'private',
+        name: 'private',
+        description: 'Companies and other paying outsiders',
+        based_on_description: carolForm.basedOn,
+        csrf_token: carolForm.csrf,
+      })
+      .expect(303);
+    const entries = await db.prisma.auditLog.count({ where: { action: 'pricing.tier.update' } });
+
+    const stale = await ops.post('/admin/rates/tiers/edit').set('Accept', 'text/html').type('form').send({
+      type: 'private',
+      name: 'private',
+      description: 'Industry partners',
+      based_on_description: opsForm.basedOn,
+      csrf_token: opsForm.csrf,
+    });
+    expect(stale.status).toBe(409);
+    expect(stale.text).toMatch(
+      /Tier private not changed\. Its description was changed by carol at \d{4}-\d\d-\d\d \d\d:\d\d after this page was opened: now “Companies and other paying outsiders”\. The form keeps the text you typed; check it and submit again\./,
+    );
+    const refused = tierEditFormIn(stale.text, 'private');
+    expect(refused.description).toBe('Industry partners');
+    // Sent again as shown, it is based on the description now in force.
+    expect(refused.basedOn).toBe('Companies and other paying outsiders');
+    expect(await descriptionOf('private')).toBe('Companies and other paying outsiders');
+    expect(await db.prisma.auditLog.count({ where: { action: 'pricing.tier.update' } })).toBe(entries);
+
+    // JSON clients are told the same, with a 409.
+    const json = await ops
+      .post('/admin/rates/tiers/edit')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(ops))
+      .send({ type: 'private', name: 'private', description: 'Industry partners', based_on_description: 'Companies' });
+    expect(json.status).toBe(409);
+    expect(json.body.error).toContain('Its description was changed by carol at ');
+    expect(await descriptionOf('private')).toBe('Companies and other paying outsiders');
+
+    await ops
+      .post('/admin/rates/tiers/edit')
+      .type('form')
+      .send({
+        type: 'private',
+        name: 'private',
+        description: refused.description,
+        based_on_description: refused.basedOn,
+        csrf_token: refused.csrf,
+      })
+      .expect(303);
+    expect(await descriptionOf('private')).toBe('Industry partners');
+  });
+
+  it('refuses a rename from a stale form too, rather than putting the old description back', async () => {
+    await db.prisma.pricingTier.update({ where: { name: 'mu' }, data: { description: 'University' } });
+    const opsForm = await openTierEditForm(ops, 'mu');
+    await db.prisma.pricingTier.update({ where: { name: 'mu' }, data: { description: 'University and hospital' } });
+    const stale = await ops.post('/admin/rates/tiers/edit').set('Accept', 'text/html').type('form').send({
+      type: 'mu',
+      name: 'mu-new',
+      description: opsForm.description,
+      based_on_description: opsForm.basedOn,
+      csrf_token: opsForm.csrf,
+    });
+    expect(stale.status).toBe(409);
+    // Changed outside the page (no audit entry names who): said without a name.
+    expect(stale.text).toContain(
+      'Tier mu not changed. Its description was changed after this page was opened: now “University and hospital”. The form shows it as it is now; check it and submit again.',
+    );
+    // The description the admin did not touch shows as it is now.
+    expect(tierEditFormIn(stale.text, 'mu').description).toBe('University and hospital');
+    expect(await db.prisma.pricingTier.count({ where: { name: 'mu-new' } })).toBe(0);
+    expect(await descriptionOf('mu')).toBe('University and hospital');
+  });
+
+  it('takes the same text sent twice, and a client that sends no based_on_description', async () => {
+    const form = await openTierEditForm(ops, 'mu');
+    const send = (body: Record<string, string | undefined>) =>
+      ops
+        .post('/admin/rates/tiers/edit')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', form.csrf ?? '')
+        .send({ type: 'mu', name: 'mu', ...body });
+    expect((await send({ description: 'University', based_on_description: form.basedOn })).status).toBe(200);
+    // A double submit: the text is already this one, nothing would be overwritten.
+    const second = await send({ description: 'University', based_on_description: form.basedOn });
+    expect(second.status).toBe(200);
+    expect(second.body.tier).toMatchObject({ isChanged: false });
+    expect((await send({ description: 'University staff' })).status).toBe(200);
+    expect(await descriptionOf('mu')).toBe('University staff');
+  });
+});

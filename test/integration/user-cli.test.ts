@@ -7,7 +7,7 @@ import { createLogger } from '../../src/shared/logger.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { runToExit } from '../support/run-to-exit.js';
-import { signInAs } from '../support/sign-in.js';
+import { postLogin, signInAs } from '../support/sign-in.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp, buildTestConfig } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -110,7 +110,7 @@ describe('npm run user:*', () => {
     expect(badRole).toEqual({ code: 2, output: '--role must be admin or user.\n' });
     const unknown = await runUserCli(['frob', '--username', 'shorty'], '');
     expect(unknown.code).toBe(2);
-    expect(unknown.output).toMatch(/^Unknown command "frob": use create, passwd or disable\.\n\nUsage:/);
+    expect(unknown.output).toMatch(/^Unknown command "frob": use create, passwd, disable or unlock\.\n\nUsage:/);
     const help = await runUserCli(['--help'], '');
     expect(help.code).toBe(0);
     expect(help.output).toMatch(/^Usage:/);
@@ -125,6 +125,29 @@ describe('npm run user:*', () => {
       before.passwordHash,
     );
     expect(await db.prisma.user.count({ where: { username: { in: ['shorty', 'ghost'] } } })).toBe(0);
+  }, 60_000);
+});
+
+describe('npm run user:unlock', () => {
+  it('lifts a sign-in lockout at once, audited with the CLI as actor, and refuses an unknown user', async () => {
+    const app = buildTestApp(db);
+    await runUserCli(['create', '--username', 'lockedcli', '--password-stdin'], 'lockedcli-password\n');
+    for (let attempt = 1; attempt <= 5; attempt++) await postLogin(app, 'lockedcli', `wrong-guess-${attempt}`);
+    const locked = await postLogin(app, 'lockedcli', 'lockedcli-password');
+    expect(locked.response.text).toContain('Too many failed sign-ins.');
+
+    const unlocked = await runUserCli(['unlock', '--username', 'lockedcli'], '');
+    expect(unlocked).toEqual({ code: 0, output: 'Sign-in of lockedcli unlocked.\n' });
+    expect(await db.prisma.authThrottle.count({ where: { username: 'lockedcli' } })).toBe(0);
+    await signInAs(app, 'lockedcli', 'lockedcli-password');
+    const entry = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'user.unlock_sign_in' } });
+    expect(entry).toMatchObject({ actor: 'cli', target: 'lockedcli', status: 'ok' });
+
+    const again = await runUserCli(['unlock', '--username', 'lockedcli'], '');
+    expect(again).toEqual({ code: 0, output: 'Sign-in of lockedcli was not locked.\n' });
+    const missing = await runUserCli(['unlock', '--username', 'ghost'], '');
+    expect(missing).toEqual({ code: 1, output: 'No user named ghost.\n' });
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'ghost' } })).toBe(0);
   }, 60_000);
 });
 

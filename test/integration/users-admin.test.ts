@@ -132,7 +132,7 @@ describe('admin user management', () => {
       .send({ csrf_token: await csrfTokenOf(agent) })
       .expect(303);
     await theirs.get('/account').set('Accept', 'text/html').expect(302);
-    expect((await postLogin(app, 'offboarded', target.password)).response.status).toBe(200);
+    expect((await postLogin(app, 'offboarded', target.password)).response.status).toBe(401);
     const sessions = await db.pool.query(
       `SELECT count(*)::int AS n FROM session WHERE sess -> 'passport' ->> 'user' = $1`,
       [String(target.id)],
@@ -408,6 +408,40 @@ describe('the password rule: at least 12 characters on every form that sets one'
   });
 });
 
+describe('an empty new password', () => {
+  it('is said to be required on the change-password form, for a browser and a JSON client, changing nothing', async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'emptynew' });
+    const agent = await signInAs(app, 'emptynew', user.password);
+    const hash = (await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).passwordHash;
+
+    const page = await agent
+      .post('/account/password')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ current: user.password, password: '', confirm: '', csrf_token: await csrfTokenOf(agent) });
+    expect(page.status).toBe(400);
+    expect(/<div class="alert error" role="alert">([^<]*)<\/div>/.exec(page.text)?.[1]).toBe(
+      'New password: is required',
+    );
+
+    for (const body of [
+      { current: user.password, password: '', confirm: '' },
+      { current: user.password, confirm: '' },
+    ]) {
+      const json = await agent
+        .post('/account/password')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(agent))
+        .send(body);
+      expect(json.body).toEqual({ error: 'password: is required', code: 400 });
+    }
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).passwordHash).toBe(hash);
+    // Not counted as a wrong current password either: the right one still works afterwards.
+    await signInAs(app, 'emptynew', user.password);
+  });
+});
+
 describe('your own account', () => {
   const changePassword = async (agent: Agent, fields: { current: string; password: string; confirm?: string }) =>
     agent
@@ -533,12 +567,14 @@ describe('your own account', () => {
       }
       const fifth = await changePassword(agent, { current: 'guess-5', password: 'taken-over-1' });
       expect(fifth.status).toBe(429);
+      expect(fifth.headers['retry-after']).toBe('300');
       expect(errorOf(fifth.text)).toBe('Too many failed attempts. Try again in 5 min 00 s.');
       expect(fifth.text).toContain('name="current"');
 
       clock = new Date(clock.getTime() + 120_000);
       const right = await changePassword(agent, { current: user.password, password: 'changed-password-1' });
       expect(right.status).toBe(429);
+      expect(right.headers['retry-after']).toBe('180');
       expect(errorOf(right.text)).toBe('Too many failed attempts. Try again in 3 min 00 s.');
       expect(await hashOf('stolencookie')).toBe(hash);
       // The lock is the sign-in lock.

@@ -355,6 +355,40 @@ export async function reset(db: Db | Prisma.TransactionClient, username: string)
   await db.$executeRaw`DELETE FROM auth_throttle WHERE username = ${username}`;
 }
 
+/**
+ * The running sign-in locks of these accounts: for each username with one, the latest end among
+ * its rows' locks (from one address, or from every address: '*'). A client network's lock is not
+ * an account's and is not read.
+ */
+export async function findAccountLocks(
+  db: Db | Prisma.TransactionClient,
+  usernames: string[],
+  now: Date,
+): Promise<Map<string, Date>> {
+  if (usernames.length === 0) return new Map();
+  const rows = await db.$queryRaw<{ username: string; lockedUntil: Date }[]>`
+    SELECT username, max(locked_until) AS "lockedUntil" FROM auth_throttle
+     WHERE username = ANY(${usernames}::text[]) AND locked_until > ${now}
+     GROUP BY username`;
+  return new Map(rows.map((row) => [row.username, row.lockedUntil]));
+}
+
+/**
+ * Lifts an account's sign-in locks: deletes its rows (every address's and '*'), as a successful
+ * sign-in does, so its failures count from 0 again. Returns the latest lock that was still
+ * running, or null when none was. Client networks' rows stay: they are not the account's.
+ */
+export async function unlockAccount(
+  db: Db | Prisma.TransactionClient,
+  username: string,
+  now: Date,
+): Promise<Date | null> {
+  const rows = await db.$queryRaw<{ lockedUntil: Date | null }[]>`
+    WITH deleted AS (DELETE FROM auth_throttle WHERE username = ${username} RETURNING locked_until)
+    SELECT max(locked_until) FILTER (WHERE locked_until > ${now}) AS "lockedUntil" FROM deleted`;
+  return rows[0]?.lockedUntil ?? null;
+}
+
 /** Rows are expired when their window started before these times and their lock (if any) ended by `lockEnd`. */
 export interface ExpiryCutoffs {
   /** A (username, address) row's window: `AUTH_WINDOW_SEC`. */

@@ -6,7 +6,14 @@ import { prefersJson } from '../../http/error-handler.js';
 import { isPlainHttpRefused, PLAIN_HTTP_SIGN_IN_MESSAGE } from '../../http/plain-http.js';
 import { typedIn } from '../../http/route-helpers.js';
 import { SESSION_COOKIE } from '../../http/session.js';
-import { formatTimeLeft, recordSignOut, type SessionUser, type SignInResult, toSafeNextPath } from './auth.service.js';
+import {
+  formatTimeLeft,
+  recordSignOut,
+  type SessionUser,
+  type SignInResult,
+  secondsLeft,
+  toSafeNextPath,
+} from './auth.service.js';
 import { type createPassport, signInOnNewSession } from './passport.js';
 
 const FAILED_MESSAGE = 'Wrong username or password.';
@@ -106,11 +113,18 @@ export function authRoutes(deps: {
     deps.passport.authenticate('local', (error: unknown, user: SessionUser | false, info?: SignInResult) => {
       if (error) return next(error);
       if (!user) {
-        const message =
-          info?.outcome === 'locked'
-            ? `Too many failed sign-ins${info.scopes.includes('network') ? ' from your network' : ''}. Try again in ${formatTimeLeft(info.lockedUntil, deps.now())}.`
-            : FAILED_MESSAGE;
-        return renderLogin(req, res, { error: message, username });
+        // The form again, with a status that says it was refused: 401 for a wrong password, 429 with
+        // Retry-After (whole seconds, rounded up as the message rounds them) while locked. A 200
+        // would tell a script or a monitor checking the status that it had signed in.
+        if (info?.outcome === 'locked') {
+          const now = deps.now();
+          res.status(429).set('Retry-After', String(secondsLeft(info.lockedUntil, now)));
+          const from = info.scopes.includes('network') ? ' from your network' : '';
+          const message = `Too many failed sign-ins${from}. Try again in ${formatTimeLeft(info.lockedUntil, now)}.`;
+          return renderLogin(req, res, { error: message, username });
+        }
+        res.status(401);
+        return renderLogin(req, res, { error: FAILED_MESSAGE, username });
       }
       const nextPath = toSafeNextPath(req.body?.next ?? req.query.next);
       signInOnNewSession(deps.passport, req, res, user, deps.now().getTime(), (loginError) => {

@@ -219,9 +219,14 @@ export async function checkPasswordForChange(
   return { outcome: 'ok' };
 }
 
+/** The whole seconds left of a lock, rounded up (at least 1): its Retry-After, and what formatTimeLeft writes. */
+export function secondsLeft(until: Date, now: Date): number {
+  return Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
+}
+
 /** The time left of a lock as the forms show it: "4 min 05 s", "12 s". */
 export function formatTimeLeft(until: Date, now: Date): string {
-  const seconds = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
+  const seconds = secondsLeft(until, now);
   const minutes = Math.floor(seconds / 60);
   return minutes > 0 ? `${minutes} min ${String(seconds % 60).padStart(2, '0')} s` : `${seconds} s`;
 }

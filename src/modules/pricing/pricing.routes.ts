@@ -18,7 +18,7 @@ import {
   ZSetOverride,
   ZSetRates,
 } from './pricing.schema.js';
-import { NO_TIERS_MESSAGE, type RatesService, StaleRatesError } from './rates.service.js';
+import { NO_TIERS_MESSAGE, type RatesService, StaleRatesError, StaleTierDescriptionError } from './rates.service.js';
 
 /** /admin/tiers at `listed`'s search and page (page 1 unnamed, as the page's own address has it), with `extra`. */
 function tiersPageOf(listed: TUserListQuery, extra: Record<string, string> = {}): string {
@@ -97,6 +97,8 @@ interface TypedTierEdit {
   type: string;
   name: string;
   description: string;
+  /** The description the typed one was written over; undefined once the form is to start from the one now. */
+  basedOnDescription: string | undefined;
   error: string;
 }
 
@@ -254,11 +256,14 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
         await renderRates(res, { error: `Tier not changed. ${readableMessageOf(error)}` });
         return;
       }
+      // Over a stale page, a description the admin did not change shows as it is now.
+      const isStale = error instanceof StaleTierDescriptionError;
       await renderRates(res, {
         tierEdit: {
           type: typed('type'),
           name: typed('name'),
-          description: typed('description'),
+          description: isStale ? error.formDescription : typed('description'),
+          basedOnDescription: isStale ? undefined : typedIn(req.body, 'based_on_description'),
           // A 409 already says what was not done; a 400 names only the field.
           error:
             error.status === 400

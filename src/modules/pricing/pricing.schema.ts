@@ -151,6 +151,9 @@ export const ZEditTier = strictBody(
     type: ZTierName,
     name: ZNewTierName,
     description: ZTierDescriptionText.optional(),
+    // The description the form was opened with (the Rates page's hidden field): a description
+    // changed since is not overwritten (409). Left out (a script), nothing is compared.
+    based_on_description: z.string().max(1000).optional(),
   },
   TIER_FIELD_LABELS,
 );

@@ -144,6 +144,24 @@ export async function lockTierForChange(
   return rows[0];
 }
 
+/**
+ * Who last changed a tier's description to `description`, and when, as the audit log recorded it
+ * (`pricing.tier.update`); undefined when no entry did (a change made in SQL, say).
+ */
+export async function findDescriptionChange(
+  tx: Prisma.TransactionClient,
+  tierId: number,
+  description: string,
+): Promise<{ actor: string; at: Date } | undefined> {
+  const rows = await tx.$queryRaw<{ actor: string; at: Date }[]>`
+    SELECT actor, ts AS at FROM audit_log
+     WHERE action = 'pricing.tier.update' AND details ->> 'tierId' = ${String(tierId)}
+       AND details -> 'next' ->> 'description' = ${description}
+       AND details -> 'previous' ->> 'description' IS DISTINCT FROM ${description}
+     ORDER BY id DESC LIMIT 1`;
+  return rows[0];
+}
+
 /** Renames a tier or changes its description; a name that is taken fails with P2002 (pricing_tiers_name_key). */
 export async function updateTier(
   tx: Prisma.TransactionClient,

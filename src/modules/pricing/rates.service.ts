@@ -252,6 +252,37 @@ export class StaleRatesError extends ConflictError {
   }
 }
 
+/**
+ * A 409 for a tier's name and description sent from a page opened before someone else changed its
+ * description (`based_on_description` is no longer the description): saving would put the old text
+ * back, unnoticed, as the Rates form would its rates (StaleRatesError). Says what it is now and who
+ * changed it, when the audit log knows. `formDescription` is what the form should show next: the
+ * text the admin typed when they changed it from the page's, else the description as it is now.
+ */
+export class StaleTierDescriptionError extends ConflictError {
+  readonly formDescription: string;
+
+  constructor(
+    tier: string,
+    current: string,
+    input: { description: string; basedOn: string },
+    change: { actor: string; at: Date } | undefined,
+    timeZone: string,
+  ) {
+    const isTouched = input.description !== input.basedOn;
+    const by = change ? ` by ${change.actor} at ${formatLocalDateTime(change.at, timeZone)}` : '';
+    super(
+      `Tier ${tier} not changed. Its description was changed${by} after this page was opened: ` +
+        `now ${current ? `“${current}”` : 'empty'}. ` +
+        (isTouched
+          ? 'The form keeps the text you typed; check it and submit again.'
+          : 'The form shows it as it is now; check it and submit again.'),
+      { field: 'description' },
+    );
+    this.formDescription = isTouched ? input.description : current;
+  }
+}
+
 export function createRatesService(deps: RatesServiceDeps) {
   const { config } = deps;
   const db = deps.db.prisma;
@@ -624,6 +655,17 @@ export function createRatesService(deps: RatesServiceDeps) {
         const tier = await ratesRepository.lockTierForChange(tx, input.type);
         if (!tier) throw await unknownTierError(tx, input.type);
         const next = { name: input.name, description: input.description ?? tier.description };
+        const basedOn = input.based_on_description;
+        // Saving would overwrite a description changed since the form was opened with another text.
+        if (basedOn !== undefined && basedOn !== tier.description && next.description !== tier.description) {
+          throw new StaleTierDescriptionError(
+            tier.name,
+            tier.description,
+            { description: next.description, basedOn },
+            await ratesRepository.findDescriptionChange(tx, tier.id, tier.description),
+            config.timeZone,
+          );
+        }
         const outcome = {
           previous: tier.name,
           name: next.name,

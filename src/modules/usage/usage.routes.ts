@@ -1,12 +1,16 @@
+import { Prisma } from '@prisma/client';
 import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { prefersJson } from '../../http/error-handler.js';
 import { linkTo } from '../../http/page-links.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
+import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, readableMessageOf } from '../../shared/errors.js';
 import { toLocalDate } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { HeldPayment } from '../payments/payment-money.js';
+import { minorUnitDigits } from '../pricing/pricing.js';
 import { ZUsageQuery, ZWindowQuery } from './usage.schema.js';
 import {
   USAGE_CSV_COLUMNS,
@@ -122,6 +126,83 @@ export function createMyUsagePage(deps: {
   };
 }
 
+type MyUsagePage = Awaited<ReturnType<UsageService['getUserUsage']>>;
+
+/**
+ * /me as JSON: what the page shows in its view, under the same window, sort and page. Money is
+ * decimal text at the currency's scale (THB "12.50", JPY "13"), rounded as the page rounds it, and
+ * hours are the six decimals they are priced at: never floats, whose sums drift from the receipt.
+ */
+export function myUsageJson(page: MyUsagePage, timeZone: string) {
+  const digits = minorUnitDigits(page.currency);
+  const money = (value: Prisma.Decimal | null) =>
+    value === null ? null : new Prisma.Decimal(value).toFixed(digits, Prisma.Decimal.ROUND_HALF_UP);
+  const hours = (value: Prisma.Decimal | number) => new Prisma.Decimal(value).toFixed(6, Prisma.Decimal.ROUND_HALF_UP);
+  const { rates } = page.tier;
+  const base = {
+    view: page.view,
+    window: { start: page.window.start, end: page.window.end, timeZone },
+    currency: page.currency,
+    tier: {
+      name: page.tier.tier,
+      source: page.tier.source,
+      rates: { cpu: rates.cpu.toFixed(), gpu: rates.gpu.toFixed(), mem: rates.mem.toFixed(), currency: rates.currency },
+    },
+  };
+  if (page.view === 'aggregate') {
+    const sums = (row: { jobs: number; cpuHours: number; gpuHours: number; memGbHours: number }) => ({
+      jobs: row.jobs,
+      cpuHours: hours(row.cpuHours),
+      gpuHours: hours(row.gpuHours),
+      memGbHours: hours(row.memGbHours),
+    });
+    return {
+      ...base,
+      days: page.days.map((day) => ({ day: day.day, ...sums(day), cost: money(day.cost) })),
+      totals: { ...sums(page.totals), cost: money(page.totals.cost) },
+    };
+  }
+  const paging = { page: page.page, pageCount: page.pageCount, count: page.count };
+  if (page.view === 'billed') {
+    return {
+      ...base,
+      ...paging,
+      jobs: page.rows.map((row) => ({
+        receiptId: row.receiptId,
+        receiptStatus: row.receiptStatus,
+        receiptCreatedAt: row.receiptCreatedAt.toISOString(),
+        jobId: row.jobId,
+        name: row.name,
+        endAt: row.endAt.toISOString(),
+        cost: money(row.cost),
+      })),
+    };
+  }
+  return {
+    ...base,
+    sort: page.sort,
+    dir: page.dir,
+    ...paging,
+    jobs: page.rows.map((row) => ({
+      cluster: row.cluster,
+      jobId: row.jobId,
+      name: row.name,
+      state: row.state,
+      account: row.account,
+      partition: row.partition,
+      startAt: row.startAt?.toISOString() ?? null,
+      endAt: row.endAt.toISOString(),
+      elapsedSec: row.elapsedSec,
+      cpuHours: hours(row.cpuHours),
+      gpuHours: hours(row.gpuHours),
+      memGbHours: hours(row.memGbHours),
+      tier: row.tier,
+      cost: money(row.cost),
+      receipt: row.receiptId === null ? null : { id: row.receiptId, status: row.receiptStatus },
+    })),
+  };
+}
+
 /** A researcher's own usage: GET /me (three views) and GET /me.csv. */
 export function usageRoutes(deps: {
   usage: UsageService;
@@ -133,6 +214,12 @@ export function usageRoutes(deps: {
   const router = express.Router();
 
   router.get('/me', guards.requireUser, async (req, res) => {
+    // A script gets the page's data as JSON, and a refused window or page as {error, code}.
+    if (prefersJson(req)) {
+      const page = await usage.getUserUsage(sessionUserOf(req).username, parseInput(ZUsageQuery, req.query));
+      res.json(myUsageJson(page, (req.app.locals.fmt as ViewFormatters).timeZone));
+      return;
+    }
     await showMyUsage(req, res, { query: req.query });
   });
 

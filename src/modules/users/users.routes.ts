@@ -6,7 +6,7 @@ import { linkTo } from '../../http/page-links.js';
 import { answerChange, answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { counted } from '../../shared/counted.js';
-import { readableMessageOf } from '../../shared/errors.js';
+import { readableMessageOf, TooManyRequestsError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuthServiceDeps } from '../auth/auth.service.js';
 import { type createPassport, signInOnNewSession } from '../auth/passport.js';
@@ -72,6 +72,9 @@ export function usersRoutes(deps: {
       // Refused (invalid, wrong current password, locked): the form again, with the reason;
       // JSON clients get {error, code} like everywhere else.
       if (!isRefusedForm(req, error, [400, 429])) throw error;
+      if (error instanceof TooManyRequestsError && error.retryAfterSec !== undefined) {
+        res.set('Retry-After', String(error.retryAfterSec));
+      }
       return res
         .status(error.status)
         .render('users/account', { title: 'Your account', error: readableMessageOf(error) });
@@ -113,7 +116,7 @@ export function usersRoutes(deps: {
     } = {},
     query: { search?: string; page: number } = { page: 1 },
   ) {
-    const list = await usersService.listUsers(db, query);
+    const list = await usersService.listUsers(db, query, auth.now());
     res.render('users/admin-users', {
       title: 'Users',
       list,
@@ -201,6 +204,19 @@ export function usersRoutes(deps: {
     answerChange(req, res, {
       json: { user: userAnswerOf(user) },
       flash: { type: 'success', message: `${user.username} is now ${role === 'admin' ? 'an admin' : 'a user'}.` },
+      location: usersPageOf(user.username),
+    });
+  });
+
+  router.post('/admin/users/:id/unlock', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZUserId, req.params.id, 'user id');
+    const { user, lockedUntil } = await usersService.unlockSignIn(db, id, auditContextOf(req), auth.now());
+    const wasLocked = lockedUntil !== null;
+    answerChange(req, res, {
+      json: { user: userAnswerOf(user), wasLocked },
+      flash: wasLocked
+        ? { type: 'success', message: `Sign-in of ${user.username} unlocked.` }
+        : { type: 'warning', message: `Sign-in of ${user.username} was not locked.` },
       location: usersPageOf(user.username),
     });
   });

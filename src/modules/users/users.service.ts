@@ -10,6 +10,7 @@ import {
   checkPasswordForChange,
   formatTimeLeft,
   type SessionUser,
+  secondsLeft,
 } from '../auth/auth.service.js';
 import * as throttleRepository from '../auth/auth-throttle.repository.js';
 import { hashPassword } from './password.js';
@@ -53,15 +54,24 @@ export function userListPageCount(count: number, query: { search?: string; page:
   });
 }
 
-/** A page of /admin/users: the users whose name contains `search` (everyone without one). */
-export async function listUsers(db: Db, query: { search?: string; page: number }) {
+/**
+ * A page of /admin/users: the users whose name contains `search` (everyone without one), each
+ * with the end of its running sign-in lock (`lockedUntil`, null when it has none) at `now`.
+ */
+export async function listUsers(db: Db, query: { search?: string; page: number }, now: Date) {
   const { rows, count } = await usersRepository.listPage(db, {
     search: query.search,
     offset: (query.page - 1) * USERS_PAGE_SIZE,
     limit: USERS_PAGE_SIZE,
   });
   const pageCount = userListPageCount(count, query);
-  return { users: rows, page: query.page, pageCount, count };
+  const locks = await throttleRepository.findAccountLocks(
+    db,
+    rows.map((row) => row.username),
+    now,
+  );
+  const users = rows.map((row) => ({ ...row, lockedUntil: locks.get(row.username) ?? null }));
+  return { users, page: query.page, pageCount, count };
 }
 
 /** Creates a user; returns the password too when it was generated. */
@@ -122,8 +132,10 @@ export async function changeOwnPassword(
 ): Promise<{ endedSessions: number }> {
   const check = await checkPasswordForChange(auth, { user, password: change.current, context });
   if (check.outcome === 'locked') {
+    const now = auth.now();
     throw new TooManyRequestsError(
-      `Too many failed attempts. Try again in ${formatTimeLeft(check.lockedUntil, auth.now())}.`,
+      `Too many failed attempts. Try again in ${formatTimeLeft(check.lockedUntil, now)}.`,
+      secondsLeft(check.lockedUntil, now),
     );
   }
   if (check.outcome === 'failed') throw new BadRequestError('The current password is not right.');
@@ -141,6 +153,32 @@ export async function changeOwnPassword(
     );
     return { endedSessions };
   });
+}
+
+/**
+ * Lifts a user's sign-in lockout before it ends (an admin on /admin/users, or `npm run
+ * user:unlock`): their failure counts and locks go, from every address, in the transaction of
+ * the audit entry naming who lifted whose (`user.unlock_sign_in`, with the end of the lock that
+ * was running, or null). Returns that end too.
+ */
+export async function unlockSignIn(db: Db, id: number, context: AuditContext, now: Date) {
+  const user = await requireUser(db, id);
+  const lockedUntil = await db.$transaction(async (tx) => {
+    const until = await throttleRepository.unlockAccount(tx, user.username, now);
+    await appendAudit(
+      tx,
+      {
+        ...context,
+        action: 'user.unlock_sign_in',
+        target: user.username,
+        status: 'ok',
+        details: { lockedUntil: until?.toISOString() ?? null },
+      },
+      now,
+    );
+    return until;
+  });
+  return { user, lockedUntil };
 }
 
 /**

@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { verifyAuditChain } from '../../src/modules/audit/audit.service.js';
+import { buildUser } from '../support/factories.js';
+import { csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+let clock: Date;
+beforeEach(() => {
+  clock = new Date('2026-06-01T08:00:00Z');
+});
+// Per address and per username alike: five failures lock both rows of the account (the username's
+// for AUTH_USER_LOCK_SEC, 15 minutes, the one the page shows).
+const lockoutApp = () => buildTestApp(db, { now: () => clock, env: { AUTH_USER_MAX_FAILS: '5' } });
+
+async function lockOut(app: ReturnType<typeof lockoutApp>, username: string) {
+  for (let attempt = 1; attempt <= 5; attempt++) await postLogin(app, username, `wrong-guess-${attempt}`);
+  const locked = await postLogin(app, username, `${username}-password`);
+  expect(locked.response.text).toContain('Too many failed sign-ins.');
+}
+
+async function adminOf(app: ReturnType<typeof lockoutApp>, username: string) {
+  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
+  return signInAs(app, username, `${username}-password`);
+}
+
+const throttleRows = (username: string) => db.prisma.authThrottle.count({ where: { username } });
+
+describe('an admin lifts a sign-in lockout', () => {
+  it('the users page shows the lock and its end; Unlock sign-in clears it, audited with who and whom', async () => {
+    const app = lockoutApp();
+    const admin = await adminOf(app, 'unlocker');
+    const user = await buildUser(db.prisma, { username: 'lockedout' });
+    await lockOut(app, 'lockedout');
+
+    const page = await admin.get('/admin/users?q=lockedout').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('sign-in locked until 2026-06-01 08:15');
+    expect(page.text).toContain(`action="/admin/users/${user.id}/unlock"`);
+
+    const unlocked = await admin
+      .post(`/admin/users/${user.id}/unlock`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(admin) })
+      .expect(303);
+    expect(unlocked.headers.location).toBe('/admin/users?q=lockedout');
+    const after = await admin.get('/admin/users?q=lockedout').set('Accept', 'text/html');
+    expect(after.text).toContain('Sign-in of lockedout unlocked.');
+    expect(after.text).not.toContain('sign-in locked until');
+    expect(after.text).not.toContain(`action="/admin/users/${user.id}/unlock"`);
+    expect(await throttleRows('lockedout')).toBe(0);
+
+    // The right password works at once, with no waiting for the lock to end.
+    await signInAs(app, 'lockedout', user.password);
+    const entry = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'user.unlock_sign_in' } });
+    expect(entry).toMatchObject({ actor: 'unlocker', target: 'lockedout', status: 'ok' });
+    expect(entry.details).toEqual({ lockedUntil: '2026-06-01T08:15:00.000Z' });
+    expect((await verifyAuditChain(db.prisma)).isIntact).toBe(true);
+  });
+
+  it('answers a JSON client with the user and whether a lock was lifted', async () => {
+    const app = lockoutApp();
+    const admin = await adminOf(app, 'jsonunlocker');
+    const user = await buildUser(db.prisma, { username: 'jsonlocked' });
+    await lockOut(app, 'jsonlocked');
+    const answer = await admin
+      .post(`/admin/users/${user.id}/unlock`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({})
+      .expect(200);
+    expect(answer.body).toMatchObject({
+      ok: true,
+      user: { id: user.id, username: 'jsonlocked' },
+      wasLocked: true,
+      message: 'Sign-in of jsonlocked unlocked.',
+    });
+    const again = await admin
+      .post(`/admin/users/${user.id}/unlock`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({})
+      .expect(200);
+    expect(again.body).toMatchObject({ wasLocked: false, message: 'Sign-in of jsonlocked was not locked.' });
+  });
+
+  it('is refused without the CSRF token, to a non-admin and for an unknown user, lifting nothing', async () => {
+    const app = lockoutApp();
+    const admin = await adminOf(app, 'csrfadmin');
+    const user = await buildUser(db.prisma, { username: 'stayslocked' });
+    const other = await buildUser(db.prisma, { username: 'notanadmin' });
+    const researcher = await signInAs(app, 'notanadmin', other.password);
+    await lockOut(app, 'stayslocked');
+    const rows = await throttleRows('stayslocked');
+
+    await admin.post(`/admin/users/${user.id}/unlock`).type('form').send({}).expect(403);
+    const forbidden = await researcher
+      .post(`/admin/users/${user.id}/unlock`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(researcher))
+      .send({});
+    expect(forbidden.status).toBe(403);
+    const unknown = await admin
+      .post('/admin/users/999999/unlock')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({});
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.code).toBe(404);
+
+    expect(await throttleRows('stayslocked')).toBe(rows);
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'stayslocked' } })).toBe(0);
+    const still = await postLogin(app, 'stayslocked', user.password);
+    expect(still.response.text).toContain('Too many failed sign-ins.');
+  });
+});
