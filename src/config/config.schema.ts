@@ -285,6 +285,7 @@ export const ZEnv = z
       .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'not a cluster name')
       .optional(),
     SACCT_PATH: z.string().min(1).optional(),
+    SACCTMGR_PATH: z.string().min(1).optional(),
     SACCT_TIMEOUT_MS: zInt(120_000, 100, 3_600_000),
     FALLBACK_CSV: z.string().min(1).optional(),
     INGEST_ENABLED: zFlag(true),

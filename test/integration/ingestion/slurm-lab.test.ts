@@ -218,7 +218,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     return { url: lines.get('SLURM_REST_URL') ?? '', user: lines.get('SLURM_USER_NAME') ?? '' };
   };
 
-  const sources = () => {
+  const sources = (cluster?: string) => {
     const { url, user } = readTokenFile();
     const rest = createSlurmRestSource({
       url,
@@ -236,7 +236,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     const sacct = createSacctSource({
       sacctPath: 'sacct',
       timeZone: TIME_ZONE,
-      cluster: undefined,
+      cluster,
       defaultCluster: 'lab',
       timeoutMs: 60_000,
     });
@@ -294,5 +294,56 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     expect(Number(named('lab-gpu')[0]?.gpuHours)).toBeGreaterThan(0);
     expect(viaRest.filter((job) => Number(job.gpuHours) > 0).map((job) => job.name)).toEqual(['lab-gpu']);
     expect(named('lab-array')).toHaveLength(3);
+  }, 120_000);
+
+  it('a SLURM_CLUSTER slurmdbd does not know fails the sacct run, naming the clusters it knows, and keeps the window', async () => {
+    // What the real sacct does with such a name: its header alone, exit 0, as for a quiet window.
+    const silent = spawnSync(
+      'sacct',
+      ['--parsable2', '--allusers', '--clusters=lba', '-o', 'JobID', '-S', 'now-1days'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect({ status: silent.status, stdout: silent.stdout, stderr: silent.stderr }).toEqual({
+      status: 0,
+      stdout: 'JobID\n',
+      stderr: '',
+    });
+    const db = await createTestDatabase();
+    databases.push(db);
+    const metrics = createMetrics();
+    const ingest = (cluster: string) =>
+      createIngestionService({
+        db,
+        sources: [sources(cluster).sacct],
+        unconfigured: {},
+        logger: createLogger('silent'),
+        metrics,
+        overlapSec: 0,
+        initialLookbackSec: 3600,
+      }).runOnce({ trigger: 'manual', window });
+    const misspelt = await ingest('lba');
+    expect(misspelt).toMatchObject({
+      status: 'finished',
+      run: {
+        outcome: 'failed',
+        source: null,
+        error:
+          'sacct: SLURM_CLUSTER is "lba", a cluster the Slurm accounting database does not know (it knows: lab): ' +
+          'sacct --clusters=lba reads no jobs at all. Set SLURM_CLUSTER to one of those, or unset it',
+      },
+    });
+    expect(await metrics.registry.getSingleMetricAsString('slurm_ingest_runs_total')).toContain(
+      'slurm_ingest_runs_total{source="none",outcome="failed"} 1',
+    );
+    const { rows } = await db.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM ingestion_runs WHERE outcome IN ('success', 'partial')",
+    );
+    expect(rows[0]?.n).toBe(0);
+
+    const corrected = await ingest('lab');
+    expect(corrected).toMatchObject({ status: 'finished', run: { outcome: 'success', source: 'sacct' } });
+    expect((await readBilledHours(db, jobIds)).length).toBe(8);
   }, 120_000);
 });
