@@ -83,6 +83,21 @@ const zChoice = <const T extends readonly [string, ...string[]]>(choices: T, fal
 const zOptionalChoice = <const T extends readonly [string, ...string[]]>(choices: T) =>
   z.preprocess((value) => (isBlank(value) ? undefined : value), choiceOf(choices).optional());
 
+/**
+ * A text setting: given as an empty string (or only spaces), as an `.env` line `SLURM_CLUSTER=` or
+ * `export SESSION_SECRET=` with nothing after it, it is refused with one readable line, saying it is
+ * empty, what it needs and what leaving it out does, instead of the validator's own wording ("Too
+ * small: expected string to have >=1 characters") or a rule meant for a wrong value.
+ */
+const text = <T extends z.ZodType>(need: string, whenLeftOut: string, schema: T) =>
+  z.preprocess((value, ctx) => {
+    if (typeof value === 'string' && value.trim() === '') {
+      ctx.addIssue({ code: 'custom', message: `is empty; set it to ${need}, or leave it out ${whenLeftOut}` });
+      return z.NEVER;
+    }
+    return value;
+  }, schema);
+
 const isTimeZone = (zone: string) => {
   try {
     new Intl.DateTimeFormat('en', { timeZone: zone });
@@ -192,16 +207,28 @@ export const ZEnv = z
   .object({
     APP_ENV: zChoice(['development', 'production'], 'development'),
     PORT: zInt(8000, 0, 65535),
-    HOST: z.string().min(1).optional(),
-    DATABASE_URL: z
-      .string()
-      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
-      .optional(),
+    HOST: text(
+      'the address to listen on (e.g. 0.0.0.0)',
+      'to listen on 127.0.0.1 (development) or 0.0.0.0 (production)',
+      z.string().optional(),
+    ),
+    DATABASE_URL: text(
+      'a postgres:// or postgresql:// URL',
+      'to start the embedded PostgreSQL (development only)',
+      z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+        .optional(),
+    ),
     DB_POOL_MAX: zInt(10, 1, 200),
     DB_QUERY_TIMEOUT_MS: zInt(DEFAULT_DB_QUERY_TIMEOUT_MS, 100, 3_600_000),
     DB_CONNECT_TIMEOUT_MS: zInt(DEFAULT_DB_CONNECT_TIMEOUT_MS, 100, 600_000),
-    DATA_DIR: z.string().min(1).default('.data'),
-    SESSION_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    DATA_DIR: text('a directory', 'for .data', z.string().default('.data')),
+    SESSION_SECRET: text(
+      'at least 32 characters (openssl rand -hex 32)',
+      'for a development-only secret (production requires one)',
+      z.string().min(32, 'must be at least 32 characters').optional(),
+    ),
     AUDIT_CHAIN_KEY: z
       .string()
       .trim()
@@ -211,11 +238,23 @@ export const ZEnv = z
     AUDIT_CHAIN_OLD_KEYS: zAuditOldKeys,
     AUDIT_CHAIN_UNSEALED_UNTIL: zInt(0, 0, Number.MAX_SAFE_INTEGER),
     AUDIT_VERIFY_INTERVAL_SEC: zInt(3600, 60, 7 * 86_400),
-    APP_TZ: z.string().default('UTC').refine(isTimeZone, 'not an IANA time zone (e.g. Asia/Bangkok)'),
-    CURRENCY: z.string().default('THB').refine(isCurrency, 'not an ISO 4217 currency code (e.g. THB, EUR)'),
+    APP_TZ: text(
+      'an IANA time zone such as Asia/Bangkok',
+      'for UTC',
+      z.string().default('UTC').refine(isTimeZone, 'not an IANA time zone (e.g. Asia/Bangkok)'),
+    ),
+    CURRENCY: text(
+      'an ISO 4217 currency code such as THB or EUR',
+      'for THB',
+      z.string().default('THB').refine(isCurrency, 'not an ISO 4217 currency code (e.g. THB, EUR)'),
+    ),
     METRICS_ENABLED: zFlag(true),
     METRICS_PROCESS: zFlag(false),
-    METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    METRICS_TOKEN: text(
+      'at least 16 characters',
+      'to serve /metrics without a token',
+      z.string().min(16, 'must be at least 16 characters').optional(),
+    ),
     LOG_LEVEL: zChoice(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
     TRUST_PROXY: zTrustProxy,
     REQUIRE_HTTPS: zFlagOrDefault,
@@ -249,60 +288,112 @@ export const ZEnv = z
     ),
     ADMIN_PASSWORD: z.preprocess(emptyToUndefined, ZNewPassword.optional()),
     PAYMENT_PROVIDER: zOptionalChoice(['none', 'dummy', 'stripe']),
-    PAYMENT_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
-    STRIPE_SECRET_KEY: z
-      .string()
-      .regex(/^(sk|rk)_(test|live)_[A-Za-z0-9_]+$/, 'must be a Stripe secret key (sk_test_..., sk_live_...)')
-      .optional(),
-    STRIPE_WEBHOOK_SECRET: z
-      .string()
-      .regex(/^whsec_[A-Za-z0-9_]+$/, 'must be a webhook signing secret (whsec_...)')
-      .optional(),
-    STRIPE_API_URL: z.url().optional(),
+    PAYMENT_WEBHOOK_SECRET: text(
+      'at least 16 characters',
+      "for a development-only secret (the dummy provider's)",
+      z.string().min(16, 'must be at least 16 characters').optional(),
+    ),
+    STRIPE_SECRET_KEY: text(
+      'a Stripe secret key (sk_test_..., sk_live_...)',
+      'when PAYMENT_PROVIDER is not stripe',
+      z
+        .string()
+        .regex(/^(sk|rk)_(test|live)_[A-Za-z0-9_]+$/, 'must be a Stripe secret key (sk_test_..., sk_live_...)')
+        .optional(),
+    ),
+    STRIPE_WEBHOOK_SECRET: text(
+      'a webhook signing secret (whsec_...)',
+      'when PAYMENT_PROVIDER is not stripe',
+      z
+        .string()
+        .regex(/^whsec_[A-Za-z0-9_]+$/, 'must be a webhook signing secret (whsec_...)')
+        .optional(),
+    ),
+    STRIPE_API_URL: text("an http(s) URL of Stripe's API", "for Stripe's own", z.url().optional()),
     STRIPE_WEBHOOK_TOLERANCE_SEC: zInt(300, 10, 3600),
-    PUBLIC_BASE_URL: z
-      .string()
-      .regex(/^https?:\/\/[^\s/]+(:\d+)?$/, 'must be the site address without a path, e.g. https://billing.example.edu')
-      .optional(),
-    SLURMRESTD_URL: z
-      .string()
-      .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
-      .optional(),
-    SLURMRESTD_USER: z
-      .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'not a user name')
-      .optional(),
-    SLURMRESTD_TOKEN: z.string().min(1).optional(),
-    SLURMRESTD_TOKEN_FILE: z.string().min(1).optional(),
-    SLURMRESTD_API_VERSION: z
-      .string()
-      .regex(/^(auto|v0\.0\.(3[6-9]|4[0-2]))$/, 'must be auto or one of v0.0.36 ... v0.0.42')
-      .optional(),
-    SLURMRESTD_CA_FILE: z.string().min(1).optional(),
+    PUBLIC_BASE_URL: text(
+      'the site address without a path, e.g. https://billing.example.edu',
+      'for http://localhost:PORT (production with Stripe requires it)',
+      z
+        .string()
+        .regex(
+          /^https?:\/\/[^\s/]+(:\d+)?$/,
+          'must be the site address without a path, e.g. https://billing.example.edu',
+        )
+        .optional(),
+    ),
+    SLURMRESTD_URL: text(
+      "slurmrestd's http:// or https:// URL (e.g. http://slurm-head:6820)",
+      'to not use slurmrestd',
+      z
+        .string()
+        .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
+        .optional(),
+    ),
+    SLURMRESTD_USER: text(
+      'the user name the JWT belongs to (X-SLURM-USER-NAME)',
+      'when SLURMRESTD_URL is unset',
+      z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'not a user name')
+        .optional(),
+    ),
+    SLURMRESTD_TOKEN: text('the JWT', 'to read it from SLURMRESTD_TOKEN_FILE', z.string().optional()),
+    SLURMRESTD_TOKEN_FILE: text('the path of a file holding the JWT', 'to use SLURMRESTD_TOKEN', z.string().optional()),
+    SLURMRESTD_API_VERSION: text(
+      'auto or one of v0.0.36 ... v0.0.42',
+      'for auto',
+      z
+        .string()
+        .regex(/^(auto|v0\.0\.(3[6-9]|4[0-2]))$/, 'must be auto or one of v0.0.36 ... v0.0.42')
+        .optional(),
+    ),
+    SLURMRESTD_CA_FILE: text(
+      'the path of a PEM bundle to trust for https',
+      "to trust the system's CAs",
+      z.string().optional(),
+    ),
     SLURMRESTD_TIMEOUT_MS: zInt(30_000, 100, 600_000),
-    SLURM_CLUSTER: z
-      .string()
-      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'not a cluster name')
-      .optional(),
-    SACCT_PATH: z.string().min(1).optional(),
+    SLURM_CLUSTER: text(
+      "the cluster's name as Slurm's accounting knows it (sacctmgr show cluster)",
+      'to take it from the records',
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'not a cluster name')
+        .optional(),
+    ),
+    SACCT_PATH: text('the path of sacct (e.g. /usr/bin/sacct)', 'to not use sacct', z.string().optional()),
+    SACCTMGR_PATH: text(
+      'the path of sacctmgr (e.g. /usr/bin/sacctmgr)',
+      'for sacctmgr beside SACCT_PATH',
+      z.string().optional(),
+    ),
     SACCT_TIMEOUT_MS: zInt(120_000, 100, 3_600_000),
-    FALLBACK_CSV: z.string().min(1).optional(),
+    FALLBACK_CSV: text(
+      'the path of an sacct --parsable2 file with its header row',
+      'to read no file (in development with the demo: the demo file)',
+      z.string().optional(),
+    ),
     INGEST_ENABLED: zFlag(true),
     INGEST_INTERVAL_SEC: zInt(60, 5, 86_400),
     INGEST_OVERLAP_SEC: zInt(900, 0, 30 * 86_400),
     INGEST_LOOKBACK_DAYS: zInt(7, 1, 3650),
     PRICING_CPU_BASIS: zChoice(['used', 'allocated'], 'used'),
-    PRICING_TIER_RULES: z
-      .string()
-      .default(DEFAULT_TIER_RULES)
-      .transform((text, ctx) => {
-        try {
-          return parseTierRules(text);
-        } catch (error) {
-          ctx.addIssue({ code: 'custom', message: (error as Error).message });
-          return z.NEVER;
-        }
-      }),
+    PRICING_TIER_RULES: text(
+      'a JSON list of {"pattern","tier"} rules ([] for none)',
+      'for the default rules',
+      z
+        .string()
+        .default(DEFAULT_TIER_RULES)
+        .transform((rules, ctx) => {
+          try {
+            return parseTierRules(rules);
+          } catch (error) {
+            ctx.addIssue({ code: 'custom', message: (error as Error).message });
+            return z.NEVER;
+          }
+        }),
+    ),
     PRICING_CACHE_CHECK_MS: zInt(1_000, 0, 60_000),
   })
   .superRefine((env, ctx) => {
@@ -322,7 +413,8 @@ export function crossSettingProblems(
   if (Boolean(env.ADMIN_USERNAME) !== Boolean(env.ADMIN_PASSWORD)) {
     problems.push({ path: 'ADMIN_PASSWORD', message: 'ADMIN_USERNAME and ADMIN_PASSWORD go together' });
   }
-  if (env.SLURMRESTD_URL) {
+  // Only spaces is empty, refused as such by SLURMRESTD_URL itself: no slurmrestd to need a user for.
+  if (env.SLURMRESTD_URL?.trim()) {
     if (!env.SLURMRESTD_USER) {
       problems.push({ path: 'SLURMRESTD_USER', message: 'is required with SLURMRESTD_URL' });
     }

@@ -108,7 +108,8 @@ export interface IngestionConfig {
         timeoutMs: number;
       }
     | undefined;
-  sacct: { path: string; timeoutMs: number } | undefined;
+  /** sacctmgr (SACCTMGR_PATH, default beside sacct) lists the clusters when sacct reads none for SLURM_CLUSTER. */
+  sacct: { path: string; timeoutMs: number; sacctmgrPath: string | undefined } | undefined;
   /** An sacct --parsable2 file with a header row; in development with the demo, the demo's file. */
   fallbackCsv: string | undefined;
 }
@@ -240,7 +241,9 @@ function readIngestionConfig(env: TEnv, isProduction: boolean): IngestionConfig 
           timeoutMs: env.SLURMRESTD_TIMEOUT_MS,
         }
       : undefined,
-    sacct: env.SACCT_PATH ? { path: env.SACCT_PATH, timeoutMs: env.SACCT_TIMEOUT_MS } : undefined,
+    sacct: env.SACCT_PATH
+      ? { path: env.SACCT_PATH, timeoutMs: env.SACCT_TIMEOUT_MS, sacctmgrPath: env.SACCTMGR_PATH }
+      : undefined,
     fallbackCsv: env.FALLBACK_CSV ? path.resolve(env.FALLBACK_CSV) : isDemo ? demoSacctFilePath(dataDir) : undefined,
   };
 }

@@ -14,6 +14,7 @@ const NOT_PASSED_ON: Record<string, string> = {
   PAYMENT_WEBHOOK_SECRET: 'the dummy provider, refused in production',
   SACCT_PATH: 'the image has no sacct',
   SACCT_TIMEOUT_MS: 'the image has no sacct',
+  SACCTMGR_PATH: 'the image has no sacct',
 };
 
 const appSettings = Object.keys(ZEnv.shape);

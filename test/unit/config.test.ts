@@ -400,3 +400,46 @@ describe('loadConfig', () => {
     expect(loadConfig({}).payments.provider).toBe('dummy');
   });
 });
+
+describe('a setting given as an empty string', () => {
+  it.each([
+    [
+      'SLURM_CLUSTER',
+      "SLURM_CLUSTER: is empty; set it to the cluster's name as Slurm's accounting knows it (sacctmgr show cluster), or leave it out to take it from the records",
+    ],
+    [
+      'SESSION_SECRET',
+      'SESSION_SECRET: is empty; set it to at least 32 characters (openssl rand -hex 32), or leave it out for a development-only secret (production requires one)',
+    ],
+    [
+      'SLURMRESTD_URL',
+      "SLURMRESTD_URL: is empty; set it to slurmrestd's http:// or https:// URL (e.g. http://slurm-head:6820), or leave it out to not use slurmrestd",
+    ],
+  ])('%s= stops the start with a line saying it is empty and what it needs', (name, line) => {
+    expect(problemsOf({ [name]: '' })).toEqual([line]);
+    expect(problemsOf({ [name]: '   ' })).toEqual([line]);
+  });
+
+  // Flags read empty as off (zFlag); every other setting that accepts empty takes it as if it were
+  // left out: numbers and choices their default, and a few on purpose as unset (an .env template
+  // with the line left blank: AUDIT_CHAIN_KEY, ADMIN_USERNAME...). Text settings are refused.
+  const EMPTY_IS_OFF = new Set(['METRICS_ENABLED', 'METRICS_PROCESS', 'DEMO_SEED', 'INGEST_ENABLED']);
+
+  it.each(Object.keys(ZEnv.shape))('%s= is as if left out, or one readable line', (name) => {
+    let config: ReturnType<typeof loadConfig> | undefined;
+    let problems: string[] = [];
+    try {
+      config = loadConfig({ [name]: '' });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems = error.problems;
+    }
+    if (config) {
+      if (!EMPTY_IS_OFF.has(name)) expect(config).toEqual(loadConfig({}));
+      return;
+    }
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^${name}: is empty; set it to .+, or leave it out .+`));
+    expect(problems[0]).not.toMatch(/Too small|Invalid|expected string|received/i);
+  });
+});

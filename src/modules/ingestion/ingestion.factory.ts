@@ -33,6 +33,7 @@ export function buildSources(config: AppConfig): { sources: JobSource[]; unconfi
       createSacctSource({
         sacctPath: ingestion.sacct.path,
         timeoutMs: ingestion.sacct.timeoutMs,
+        sacctmgrPath: ingestion.sacct.sacctmgrPath,
         timeZone: config.timeZone,
         cluster: ingestion.cluster,
         defaultCluster,

@@ -1,6 +1,7 @@
 import { foldSteps, type NormalizedJob, type NormalizedStep, parseJobId, type SourceItem } from './slurm-job.model.js';
 import {
   createLocalTimeConverter,
+  formatTresText,
   isTerminalState,
   MAX_LOGGED_JOB_ID,
   normalizeState,
@@ -232,8 +233,10 @@ export class SacctParser {
     if (rawId !== '' && !/^\d+$/.test(rawId)) {
       throw new SlurmParseError(`JobIDRaw is not a number: "${truncate(rawId)}"`);
     }
-    const alloc = summarizeTres(parseTres(this.field(fields, 'AllocTRES')));
-    const req = summarizeTres(parseTres(this.field(fields, 'ReqTRES')));
+    const allocTres = parseTres(this.field(fields, 'AllocTRES'));
+    const reqTres = parseTres(this.field(fields, 'ReqTRES'));
+    const alloc = summarizeTres(allocTres);
+    const req = summarizeTres(reqTres);
     const elapsed = this.has('ElapsedRaw')
       ? parseCount(this.field(fields, 'ElapsedRaw'))
       : parseFiniteDurationSec(this.field(fields, 'Elapsed'));
@@ -270,7 +273,8 @@ export class SacctParser {
       qos: this.field(fields, 'QOS').trim(),
       state,
       isTerminal: isTerminalState(state) && endAt !== null,
-      exitCode: this.field(fields, 'ExitCode').trim() || null,
+      // Not stored from any source (slurm-job.model.ts): slurmrestd 22.05 cannot say it.
+      exitCode: null,
       submitAt: this.toUtc(this.field(fields, 'Submit')),
       startAt: this.toUtc(this.field(fields, 'Start')),
       endAt,
@@ -284,8 +288,8 @@ export class SacctParser {
       reqCpus,
       reqMemMb,
       reqGpus: req.gpus,
-      allocTres: this.field(fields, 'AllocTRES').trim(),
-      reqTres: this.field(fields, 'ReqTRES').trim(),
+      allocTres: formatTresText(allocTres),
+      reqTres: formatTresText(reqTres),
       cpuTimeSec: this.has('CPUTimeRAW') ? parseCount(this.field(fields, 'CPUTimeRAW')) : null,
       totalCpuSec: totalCpu,
       stepMemGbHours: null,

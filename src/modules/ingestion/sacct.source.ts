@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import path from 'node:path';
 import {
   type IngestWindow,
   type JobSource,
@@ -21,6 +22,16 @@ export interface SacctSourceOptions {
   cluster: string | undefined;
   defaultCluster: string;
   timeoutMs: number;
+  /**
+   * Asked which clusters the accounting database knows when sacct reads no jobs for `cluster`
+   * (SACCTMGR_PATH); default: `sacctmgr` beside `sacctPath`.
+   */
+  sacctmgrPath?: string;
+}
+
+/** `sacctmgr` in the directory of `sacctPath` (or on PATH when that is a bare name). */
+export function defaultSacctmgrPath(sacctPath: string): string {
+  return sacctPath.includes('/') ? path.join(path.dirname(sacctPath), 'sacctmgr') : 'sacctmgr';
 }
 
 /** The arguments sacct gets for a window: fixed columns, terminal states only, times in the cluster's zone. */
@@ -41,10 +52,91 @@ export function buildSacctArgs(options: SacctSourceOptions, window: IngestWindow
 
 /** Runs sacct (never through a shell) and streams its output through the sacct parser. */
 export function createSacctSource(options: SacctSourceOptions): JobSource {
+  // A cluster sacctmgr listed once stays known: deleting a cluster from slurmdbd is rare and
+  // deliberate, and a quiet window then costs no sacctmgr call.
+  const cluster = options.cluster ? createClusterCheck(options, options.cluster) : undefined;
   return {
     name: 'sacct',
-    read: (window, readOptions) => runSacct(options, window, readOptions),
+    read: (window, readOptions) => runSacct(options, window, readOptions, cluster),
   };
+}
+
+/**
+ * sacct 22.05 given `--clusters` with a name slurmdbd does not know prints its header alone and
+ * exits 0, exactly as for a window without jobs (seen on the lab: `sacct --clusters=nosuch`).
+ * Taken as "no jobs", a misspelt SLURM_CLUSTER completed every run and moved the window past
+ * jobs that were never read. So an empty answer for a set cluster is believed only once
+ * sacctmgr lists that cluster; sacct matches the name in any case (`--clusters=LAB` reads `lab`).
+ */
+function createClusterCheck(
+  options: SacctSourceOptions,
+  cluster: string,
+): (signal: AbortSignal | undefined) => Promise<void> {
+  let isKnown = false;
+  return async (signal) => {
+    if (isKnown) return;
+    const sacctmgrPath = options.sacctmgrPath ?? defaultSacctmgrPath(options.sacctPath);
+    let known: string[];
+    try {
+      known = await readKnownClusters(sacctmgrPath, options.timeoutMs, signal);
+    } catch (error) {
+      throwIfStopped(signal);
+      if (error instanceof SourceConfigError) throw error;
+      throw new SourceUnavailableError(
+        `sacct --clusters=${cluster} read no jobs, and the clusters the accounting database knows could not be read ` +
+          `to tell a quiet window from a wrong SLURM_CLUSTER: ${(error as Error).message}`,
+      );
+    }
+    if (known.some((name) => name.toLowerCase() === cluster.toLowerCase())) {
+      isKnown = true;
+      return;
+    }
+    throw new SourceConfigError(
+      `SLURM_CLUSTER is "${cluster}", a cluster the Slurm accounting database does not know ` +
+        `(it knows: ${known.length > 0 ? known.join(', ') : 'none'}): sacct --clusters=${cluster} reads no jobs at all. ` +
+        'Set SLURM_CLUSTER to one of those, or unset it',
+    );
+  };
+}
+
+/** The cluster names slurmdbd knows: `sacctmgr -n -P show cluster format=cluster`, one a line. */
+function readKnownClusters(
+  sacctmgrPath: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      sacctmgrPath,
+      ['--noheader', '--parsable2', 'show', 'cluster', 'format=cluster'],
+      { shell: false, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024, signal },
+      (error, stdout, stderr) => {
+        if (!error) {
+          resolve(
+            stdout
+              .split('\n')
+              .map((line) => line.replace(/\|$/, '').trim())
+              .filter((line) => line !== ''),
+          );
+          return;
+        }
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'EACCES') {
+          reject(
+            new SourceConfigError(
+              `SACCTMGR_PATH ${sacctmgrPath} cannot be run (${code}); it tells a quiet window from a wrong SLURM_CLUSTER`,
+            ),
+          );
+          return;
+        }
+        const detail = stderr.trim().split('\n').slice(-3).join(' / ').slice(0, 300);
+        const how = error.killed
+          ? `did not finish within ${timeoutMs} ms`
+          : `exited with ${error.code ?? error.signal}`;
+        reject(new Error(`sacctmgr ${how}${detail ? `: ${detail}` : ''}`));
+      },
+    );
+  });
 }
 
 /** Process groups of sacct runs still going: a process that exits takes them with it. */
@@ -81,6 +173,7 @@ async function* runSacct(
   options: SacctSourceOptions,
   window: IngestWindow,
   readOptions: ReadOptions | undefined,
+  checkCluster: ((signal: AbortSignal | undefined) => Promise<void>) | undefined,
 ): AsyncGenerator<SourceItem> {
   const args = buildSacctArgs(options, window, readOptions);
   const stopSignal = readOptions?.signal;
@@ -136,11 +229,13 @@ async function* runSacct(
   stopSignal?.addEventListener('abort', onAbort, { once: true });
   const parser = new SacctParser({ timeZone: options.timeZone, defaultCluster: options.defaultCluster });
   let lineNumber = 0;
+  let dataLines = 0;
   try {
     try {
       for await (const lines of readLineChunks(child.stdout)) {
         for (const line of lines) {
           lineNumber += 1;
+          if (lineNumber > 1 && line.trim() !== '') dataLines += 1;
           yield* parser.pushLine(line, lineNumber);
         }
       }
@@ -163,6 +258,7 @@ async function* runSacct(
         `sacct exited with ${result.code ?? result.signal}${detail ? `: ${detail.slice(0, 300)}` : ''}`,
       );
     }
+    if (dataLines === 0 && checkCluster) await checkCluster(stopSignal);
     yield* parser.end();
   } finally {
     clearTimeout(timer);

@@ -1,5 +1,13 @@
 import { foldSteps, type NormalizedJob, type NormalizedStep, roundTo, type SourceItem } from './slurm-job.model.js';
-import { isTerminalState, MAX_LOGGED_JOB_ID, normalizeState, SlurmParseError, truncate } from './slurm-time.parser.js';
+import {
+  formatTresText,
+  isTerminalState,
+  MAX_LOGGED_JOB_ID,
+  normalizeState,
+  SlurmParseError,
+  type TresMap,
+  truncate,
+} from './slurm-time.parser.js';
 
 /** The slurmdbd API versions this parser reads: Slurm 22.05 (36-38) and 23.02-24.11 (39-42). */
 export const SUPPORTED_API_VERSIONS = ['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.39', 'v0.0.40', 'v0.0.41', 'v0.0.42'];
@@ -120,30 +128,12 @@ function tresKey(entry: TresEntry): string {
   return entry.name ? `${entry.type}/${entry.name}` : entry.type;
 }
 
-/** sacct prints memory TRES in the largest unit that divides it (600M, 1G); do the same. */
-function formatTresMemMb(megabytes: number): string {
-  const units = ['M', 'G', 'T', 'P'];
-  let value = megabytes;
-  let unit = 0;
-  while (unit < units.length - 1 && value >= 1024 && value % 1024 === 0) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value}${units[unit]}`;
-}
-
-/** A TRES list as sacct prints AllocTRES/ReqTRES: `billing=1,cpu=1,gres/gpu=1,mem=200M,node=1`. */
+/** A TRES list as the one spelling every source stores (formatTresText): `billing=1,cpu=1,mem=200M,node=1`. */
 function formatTres(entries: TresEntry[]): string {
-  return (
-    entries
-      .filter((entry) => entry.count !== null && entry.type !== 'energy')
-      .map(
-        (entry) => `${tresKey(entry)}=${entry.type === 'mem' ? formatTresMemMb(entry.count as number) : entry.count}`,
-      )
-      // sacct sorts the printed pairs as strings, so `gres/gpu:fake=1` comes before `gres/gpu=1`.
-      .sort()
-      .join(',')
-  );
+  const tres: TresMap = new Map();
+  // Memory counts are in MB, which formatTresText reads a bare number as.
+  for (const entry of entries) if (entry.count !== null) tres.set(tresKey(entry), String(entry.count));
+  return formatTresText(tres);
 }
 
 function summarize(entries: TresEntry[]) {
@@ -197,15 +187,6 @@ function readStep(step: unknown): NormalizedStep {
   };
 }
 
-/** Exit code as sacct prints it (`1:0`); only v0.0.39+ report it reliably (22.05 says SUCCESS for FAILED jobs). */
-function readExitCode(value: unknown, isLegacy: boolean): string | null {
-  if (isLegacy || !isObject(value)) return null;
-  const code = readNoValNumber(value.return_code);
-  const signal = isObject(value.signal) ? readNoValNumber(value.signal.id) : 0;
-  if (code === null || code === Number.POSITIVE_INFINITY) return null;
-  return `${code}:${signal === null || signal === Number.POSITIVE_INFINITY ? 0 : signal}`;
-}
-
 function versionNumber(version: string): number {
   const match = /^v0\.0\.(\d+)$/.exec(version);
   if (!match) throw new SlurmParseError(`not a slurmrestd API version: ${truncate(version)}`);
@@ -216,7 +197,6 @@ function versionNumber(version: string): number {
 export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOptions): NormalizedJob {
   if (!isObject(record)) throw new SlurmParseError('a job record is not an object');
   const minor = versionNumber(options.version);
-  const isLegacy = minor <= 38;
   const jobIdNumber =
     typeof record.job_id === 'number' || isObject(record.job_id) ? readNoValNumber(record.job_id) : null;
   if (jobIdNumber === null || !Number.isInteger(jobIdNumber) || jobIdNumber <= 0) {
@@ -279,7 +259,8 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
     qos: readString(record.qos),
     state,
     isTerminal: isTerminalState(state) && endAt !== null,
-    exitCode: readExitCode(record.exit_code, isLegacy),
+    // Not stored from any source (slurm-job.model.ts): 22.05 says SUCCESS for failed jobs.
+    exitCode: null,
     submitAt: readEpoch(time.submission),
     startAt,
     endAt,

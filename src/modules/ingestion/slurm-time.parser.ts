@@ -131,6 +131,40 @@ export function parseTres(text: string): TresMap {
   return map;
 }
 
+/** Memory TRES in the largest unit that divides it exactly (600M, 1G), as sacct prints it without --noconvert. */
+export function formatTresMemMb(megabytes: number): string {
+  const units = ['M', 'G', 'T', 'P'];
+  let value = megabytes;
+  let unit = 0;
+  while (unit < units.length - 1 && value >= 1024 && value % 1024 === 0) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value}${units[unit]}`;
+}
+
+/**
+ * The one spelling of a TRES list that every source stores (alloc_tres, req_tres), so a job read
+ * from sacct and from slurmrestd is the same record: sacct --noconvert prints `mem=1024M` where
+ * slurmrestd gives 1024 (MB) and a converted sacct file `mem=1G`; all become `mem=1G` (a whole
+ * number of MB in the largest unit that divides it). Pairs are sorted as text, as sacct prints
+ * them; `energy`, which slurmrestd gives without a count, is left out.
+ */
+export function formatTresText(tres: TresMap): string {
+  const pairs: string[] = [];
+  for (const [key, value] of tres) {
+    if (key === 'energy') continue;
+    let text = value;
+    if (key === 'mem') {
+      const bytes = parseMemoryBytes(value, 'M');
+      const megabytes = bytes === null ? null : bytes / 1024 ** 2;
+      if (megabytes !== null && Number.isInteger(megabytes)) text = formatTresMemMb(megabytes);
+    }
+    pairs.push(`${key}=${text}`);
+  }
+  return pairs.sort().join(',');
+}
+
 export interface TresTotals {
   cpus: number;
   memMb: number;

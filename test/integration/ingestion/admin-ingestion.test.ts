@@ -1,3 +1,5 @@
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tryAcquireIngestLock } from '../../../src/modules/ingestion/ingestion.repository.js';
@@ -5,8 +7,9 @@ import { noCompletedRunText } from '../../../src/modules/ingestion/ingestion.rou
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { buildJobs } from '../../support/billing-factories.js';
 import { buildUser } from '../../support/factories.js';
+import { visibleTextOf } from '../../support/html.js';
 import { csrfTokenIn, csrfTokenOf, signInAs } from '../../support/sign-in.js';
-import { buildTestApp } from '../../support/test-app.js';
+import { buildTestApp, metricValue } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 const CAPTURE = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
@@ -193,5 +196,74 @@ describe('/admin/ingestion', () => {
       .send({ csrf_token: csrfTokenIn(form.text) })
       .expect(403);
     expect(await db.prisma.ingestionRun.count()).toBe(before);
+  });
+
+  it('a misspelt SLURM_CLUSTER fails the run, shown on the page and in the metrics, and the window waits for the fix', async () => {
+    // A real sacct given --clusters=lba (the cluster is lab) prints its header alone and exits 0.
+    const fakes = mkdtempSync(path.join(os.tmpdir(), 'fake-sacct-cluster-'));
+    const fake = path.resolve(import.meta.dirname, '../../fixtures/slurm/fake-sacct.mjs');
+    for (const name of ['sacct-unknown-cluster', 'sacct-ok', 'sacctmgr-ok']) symlinkSync(fake, path.join(fakes, name));
+    const own = await createTestDatabase();
+    try {
+      const admin = await buildUser(own.prisma, { role: 'admin' });
+      const env = (sacct: string, cluster: string) => ({
+        SACCT_PATH: path.join(fakes, sacct),
+        SACCTMGR_PATH: path.join(fakes, 'sacctmgr-ok'),
+        SLURM_CLUSTER: cluster,
+        INGEST_LOOKBACK_DAYS: '1',
+        INGEST_OVERLAP_SEC: '0',
+        APP_TZ: 'UTC',
+      });
+      const runNow = async (app: ReturnType<typeof buildTestApp>) => {
+        const agent = await signInAs(app, admin.username, admin.password);
+        return agent
+          .post('/admin/ingestion/run')
+          .set('Accept', 'application/json')
+          .set('X-CSRFToken', await csrfTokenOf(agent))
+          .send({});
+      };
+      // Two hours earlier, with the right name, a quiet window completed: the data is complete up to then.
+      const before = new Date(NOW.getTime() - 7_200_000);
+      const quiet = await runNow(
+        buildTestApp(own, { env: env('sacct-unknown-cluster', 'lab'), now: () => before, metrics: createMetrics() }),
+      );
+      expect(quiet.body.run).toMatchObject({ outcome: 'success', seen: 0 });
+
+      const metrics = createMetrics();
+      const misspelt = buildTestApp(own, { env: env('sacct-unknown-cluster', 'lba'), now: () => NOW, metrics });
+      const agent = await signInAs(misspelt, admin.username, admin.password);
+      const response = await agent
+        .post('/admin/ingestion/run')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(agent))
+        .send({});
+      expect(response.status, response.text.slice(0, 300)).toBe(502);
+      const expected =
+        'sacct: SLURM_CLUSTER is "lba", a cluster the Slurm accounting database does not know (it knows: lab)';
+      expect(response.body.error).toContain(expected);
+      expect(response.body.run).toMatchObject({ outcome: 'failed', seen: 0 });
+      const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+      expect(visibleTextOf(page.text)).toContain(expected.replaceAll('"', '&#34;'));
+      // The failed run did not move the data's completeness on.
+      expect(page.text).toContain('Data complete through <strong>2026-11-23 14:00</strong> (UTC)');
+      expect(await metricValue(metrics, 'slurm_ingest_runs_total', { source: 'none', outcome: 'failed' })).toBe(1);
+      expect(await metricValue(metrics, 'slurm_ingest_runs_total', { source: 'sacct', outcome: 'success' })).toBe(0);
+
+      // An hour later the name is corrected: the next run still reads from where the failed one began.
+      const later = new Date(NOW.getTime() + 3_600_000);
+      const corrected = buildTestApp(own, { env: env('sacct-ok', 'lab'), now: () => later, metrics: createMetrics() });
+      const fixed = await signInAs(corrected, admin.username, admin.password);
+      const rerun = await fixed
+        .post('/admin/ingestion/run')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(fixed))
+        .send({})
+        .expect(200);
+      expect(rerun.body.run.window).toEqual({ start: before.toISOString(), end: later.toISOString() });
+      expect(rerun.body.run).toMatchObject({ outcome: 'success', source: 'sacct', inserted: 12 });
+    } finally {
+      await own.drop();
+      rmSync(fakes, { recursive: true, force: true });
+    }
   });
 });

@@ -9,6 +9,7 @@ import { createIngestionService, type IngestionDeps } from '../../../src/modules
 import { type JobSource, SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
 import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
+import { parseSlurmRestJobsResponse } from '../../../src/modules/ingestion/slurm-rest.parser.js';
 import { createMetrics, type Metrics } from '../../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../../src/shared/logger.js';
 import {
@@ -291,6 +292,32 @@ describe('ingestion runs through the file source', () => {
     expect(first.window).toEqual({ start: new Date(NOW.getTime() - 86_400_000), end: NOW });
     const second = await finishedRun(service([source]).runOnce({ trigger: 'schedule' }));
     expect(second.window).toEqual({ start: new Date(NOW.getTime() - 600_000), end: NOW });
+  });
+});
+
+describe('switching the source', () => {
+  it('between slurmrestd and sacct rewrites no job: both read the same jobs as the same record', async () => {
+    // The same window of the real 22.05 lab, through the sacct source's arguments and through v0.0.38.
+    const switchDir = path.join(CAPTURES, 'switch');
+    const window = { start: new Date('2026-12-03T04:42:00Z'), end: new Date('2026-12-03T04:48:30Z') };
+    const sacct = createSacctFileSource({
+      path: path.join(switchDir, 'sacct.psv'),
+      timeZone: 'UTC',
+      defaultCluster: 'lab',
+    });
+    const rest: JobSource = {
+      name: 'slurmrestd',
+      async *read() {
+        const body = JSON.parse(readFileSync(path.join(switchDir, 'rest-dbv0.0.38-jobs.json'), 'utf8'));
+        yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
+      },
+    };
+    const first = await finishedRun(service([rest]).runOnce({ trigger: 'manual', window }));
+    expect(first).toMatchObject({ outcome: 'success', inserted: 23 });
+    const toSacct = await finishedRun(service([sacct]).runOnce({ trigger: 'manual', window, force: true }));
+    expect(toSacct).toMatchObject({ outcome: 'success', seen: 23, inserted: 0, updated: 0, unchanged: 23 });
+    const back = await finishedRun(service([rest]).runOnce({ trigger: 'manual', window }));
+    expect(back).toMatchObject({ outcome: 'success', seen: 23, inserted: 0, updated: 0, unchanged: 23 });
   });
 });
 

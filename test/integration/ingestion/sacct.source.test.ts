@@ -133,6 +133,70 @@ describe('sacct source with a fake sacct executable', () => {
     );
   });
 
+  describe('a SLURM_CLUSTER the accounting database does not know', () => {
+    // A real sacct 22.05 given `--clusters=lba` (the lab's cluster is `lab`) prints its header
+    // alone and exits 0, exactly as for a quiet window: the source asks sacctmgr which clusters
+    // the accounting database knows before it calls such an answer "no jobs".
+    it('fails the read with an error naming SLURM_CLUSTER, its value and the known clusters', async () => {
+      const sacctmgr = fakeSacct('sacctmgr-ok');
+      const read = collect(
+        createSacctSource(options(fakeSacct('unknown-cluster'), { cluster: 'lba', sacctmgrPath: sacctmgr })).read(
+          WINDOW,
+        ),
+      );
+      await expect(read).rejects.toThrow(SourceConfigError);
+      await expect(read).rejects.toThrow(
+        'SLURM_CLUSTER is "lba", a cluster the Slurm accounting database does not know (it knows: lab): ' +
+          'sacct --clusters=lba reads no jobs at all. Set SLURM_CLUSTER to one of those, or unset it',
+      );
+      expect(argsOf(sacctmgr)).toEqual([['--noheader', '--parsable2', 'show', 'cluster', 'format=cluster']]);
+    });
+
+    it('takes an empty answer for a cluster it knows (in any case, as sacct does) as a quiet window', async () => {
+      for (const cluster of ['lab', 'LAB']) {
+        const items = await collect(
+          createSacctSource(
+            options(fakeSacct('unknown-cluster'), { cluster, sacctmgrPath: fakeSacct('sacctmgr-ok') }),
+          ).read(WINDOW),
+        );
+        expect(items).toEqual([]);
+      }
+    });
+
+    it('does not ask sacctmgr when sacct printed jobs, nor when no cluster is set', async () => {
+      const sacctmgr = fakeSacct('sacctmgr-fail');
+      const jobs = await collect(
+        createSacctSource(options(fakeSacct('ok'), { cluster: 'lab', sacctmgrPath: sacctmgr })).read(WINDOW),
+      );
+      expect(jobs).toHaveLength(12);
+      await collect(createSacctSource(options(fakeSacct('unknown-cluster'), { sacctmgrPath: sacctmgr })).read(WINDOW));
+      expect(existsSync(`${sacctmgr}.args`)).toBe(false);
+    });
+
+    it('fails the read, rather than taking it as empty, when sacctmgr cannot say which clusters exist', async () => {
+      await expect(
+        collect(
+          createSacctSource(
+            options(fakeSacct('unknown-cluster'), { cluster: 'lba', sacctmgrPath: fakeSacct('sacctmgr-fail') }),
+          ).read(WINDOW),
+        ),
+      ).rejects.toThrow(
+        new SourceUnavailableError(
+          'sacct --clusters=lba read no jobs, and the clusters the accounting database knows could not be read ' +
+            'to tell a quiet window from a wrong SLURM_CLUSTER: sacctmgr exited with 1: ' +
+            'sacctmgr: error: Problem talking to the database: Connection refused',
+        ),
+      );
+      await expect(
+        collect(
+          createSacctSource(
+            options(fakeSacct('unknown-cluster'), { cluster: 'lba', sacctmgrPath: path.join(dir, 'no-sacctmgr') }),
+          ).read(WINDOW),
+        ),
+      ).rejects.toThrow(/SACCTMGR_PATH .*no-sacctmgr cannot be run \(ENOENT\)/);
+    });
+  });
+
   it('calls a missing binary a configuration error', async () => {
     await expect(collect(createSacctSource(options(path.join(dir, 'no-such-sacct'))).read(WINDOW))).rejects.toThrow(
       /SACCT_PATH .*no-such-sacct cannot be run \(ENOENT\)/,

@@ -56,25 +56,6 @@ async function collect(iterable: AsyncIterable<SourceItem>): Promise<NormalizedJ
   return jobs;
 }
 
-/** What a source says about a job, minus the fields the two APIs spell differently by design. */
-const comparable = (job: NormalizedJob) => ({
-  jobKey: job.jobKey,
-  jobId: job.jobId,
-  user: job.user,
-  account: job.account,
-  state: job.state,
-  startAt: job.startAt?.toISOString(),
-  endAt: job.endAt?.toISOString(),
-  elapsedSec: job.elapsedSec,
-  allocCpus: job.allocCpus,
-  allocMemMb: job.allocMemMb,
-  allocGpus: job.allocGpus,
-  cpuTimeSec: job.cpuTimeSec,
-  totalCpuSec: job.totalCpuSec,
-  stepMemGbHours: job.stepMemGbHours,
-  stepCount: job.stepCount,
-});
-
 interface StoredJob {
   job_key: string;
   name: string;
@@ -218,7 +199,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     return { url: lines.get('SLURM_REST_URL') ?? '', user: lines.get('SLURM_USER_NAME') ?? '' };
   };
 
-  const sources = () => {
+  const sources = (cluster?: string) => {
     const { url, user } = readTokenFile();
     const rest = createSlurmRestSource({
       url,
@@ -236,7 +217,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     const sacct = createSacctSource({
       sacctPath: 'sacct',
       timeZone: TIME_ZONE,
-      cluster: undefined,
+      cluster,
       defaultCluster: 'lab',
       timeoutMs: 60_000,
     });
@@ -244,9 +225,10 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
   };
 
   const isOurs = (job: NormalizedJob) => jobIds.includes(job.jobKey.split('_')[0] as string);
-  const byKey = (jobs: NormalizedJob[]) => jobs.map(comparable).sort((a, b) => a.jobKey.localeCompare(b.jobKey));
+  // The whole record, every field: a difference would rewrite the job at each switch of source.
+  const byKey = (jobs: NormalizedJob[]) => [...jobs].sort((a, b) => a.jobKey.localeCompare(b.jobKey));
 
-  it('reads the same jobs, steps and usage through slurmrestd and through sacct', async () => {
+  it('reads the same jobs, steps and usage through slurmrestd and through sacct, as the same records', async () => {
     const { rest, sacct } = sources();
     const viaRest = (await collect(rest.read(window))).filter(isOurs);
     const viaSacct = (await collect(sacct.read(window))).filter(isOurs);
@@ -294,5 +276,56 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     expect(Number(named('lab-gpu')[0]?.gpuHours)).toBeGreaterThan(0);
     expect(viaRest.filter((job) => Number(job.gpuHours) > 0).map((job) => job.name)).toEqual(['lab-gpu']);
     expect(named('lab-array')).toHaveLength(3);
+  }, 120_000);
+
+  it('a SLURM_CLUSTER slurmdbd does not know fails the sacct run, naming the clusters it knows, and keeps the window', async () => {
+    // What the real sacct does with such a name: its header alone, exit 0, as for a quiet window.
+    const silent = spawnSync(
+      'sacct',
+      ['--parsable2', '--allusers', '--clusters=lba', '-o', 'JobID', '-S', 'now-1days'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect({ status: silent.status, stdout: silent.stdout, stderr: silent.stderr }).toEqual({
+      status: 0,
+      stdout: 'JobID\n',
+      stderr: '',
+    });
+    const db = await createTestDatabase();
+    databases.push(db);
+    const metrics = createMetrics();
+    const ingest = (cluster: string) =>
+      createIngestionService({
+        db,
+        sources: [sources(cluster).sacct],
+        unconfigured: {},
+        logger: createLogger('silent'),
+        metrics,
+        overlapSec: 0,
+        initialLookbackSec: 3600,
+      }).runOnce({ trigger: 'manual', window });
+    const misspelt = await ingest('lba');
+    expect(misspelt).toMatchObject({
+      status: 'finished',
+      run: {
+        outcome: 'failed',
+        source: null,
+        error:
+          'sacct: SLURM_CLUSTER is "lba", a cluster the Slurm accounting database does not know (it knows: lab): ' +
+          'sacct --clusters=lba reads no jobs at all. Set SLURM_CLUSTER to one of those, or unset it',
+      },
+    });
+    expect(await metrics.registry.getSingleMetricAsString('slurm_ingest_runs_total')).toContain(
+      'slurm_ingest_runs_total{source="none",outcome="failed"} 1',
+    );
+    const { rows } = await db.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM ingestion_runs WHERE outcome IN ('success', 'partial')",
+    );
+    expect(rows[0]?.n).toBe(0);
+
+    const corrected = await ingest('lab');
+    expect(corrected).toMatchObject({ status: 'finished', run: { outcome: 'success', source: 'sacct' } });
+    expect((await readBilledHours(db, jobIds)).length).toBe(8);
   }, 120_000);
 });
