@@ -69,15 +69,23 @@ const COMPARED = COLUMNS.map(([column]) => quote(column)).filter(
   (column) => column !== 'cluster' && column !== 'job_id',
 );
 
+// Columns a source may not know: slurmrestd 22.05 (v0.0.36-38) cannot give the exit code
+// (it says SUCCESS for failed jobs), sacct and later slurmrestd versions can. Null from such a
+// source keeps what another source stored, so switching sources neither loses it nor counts a
+// job as changed.
+const KEPT_WHEN_UNKNOWN = new Set(['exit_code']);
+const incoming = (column: string) =>
+  KEPT_WHEN_UNKNOWN.has(column) ? `COALESCE(EXCLUDED.${column}, slurm_jobs.${column})` : `EXCLUDED.${column}`;
+
 const UPSERT_SQL = `
 INSERT INTO slurm_jobs (${COLUMN_LIST}, source)
 SELECT ${COLUMN_LIST}, $2::varchar FROM json_to_recordset($1::json) AS t(${RECORD_TYPES})
 ON CONFLICT (cluster, job_id) DO UPDATE SET
-  ${COMPARED.map((column) => `${column} = EXCLUDED.${column}`).join(',\n  ')},
+  ${COMPARED.map((column) => `${column} = ${incoming(column)}`).join(',\n  ')},
   source = EXCLUDED.source,
   updated_at = now()
 WHERE (${COMPARED.map((column) => `slurm_jobs.${column}`).join(', ')})
-  IS DISTINCT FROM (${COMPARED.map((column) => `EXCLUDED.${column}`).join(', ')})
+  IS DISTINCT FROM (${COMPARED.map(incoming).join(', ')})
 RETURNING (xmax = 0) AS is_inserted`;
 
 /**

@@ -273,8 +273,7 @@ export class SacctParser {
       qos: this.field(fields, 'QOS').trim(),
       state,
       isTerminal: isTerminalState(state) && endAt !== null,
-      // Not stored from any source (slurm-job.model.ts): slurmrestd 22.05 cannot say it.
-      exitCode: null,
+      exitCode: this.field(fields, 'ExitCode').trim() || null,
       submitAt: this.toUtc(this.field(fields, 'Submit')),
       startAt: this.toUtc(this.field(fields, 'Start')),
       endAt,

@@ -32,10 +32,9 @@ export interface NormalizedJob {
   state: string;
   isTerminal: boolean;
   /**
-   * Always null. slurmrestd 22.05 (v0.0.36-38) reports `SUCCESS`/0 for failed jobs, at job and
-   * step level, so it cannot give what sacct's ExitCode says; a stored exit code then depended
-   * on the source that read the job last, and each switch between sources rewrote every job.
-   * Nothing bills or shows it: the state (FAILED, TIMEOUT, OUT_OF_MEMORY...) is what matters.
+   * sacct's `1:0` (return code:signal); null where the source cannot say. slurmrestd 22.05
+   * (v0.0.36-38) reports `SUCCESS`/0 for failed jobs, at job and step level, so it gives null,
+   * and the upsert keeps the exit code another source stored (ingestion.repository.ts).
    */
   exitCode: string | null;
   submitAt: Date | null;

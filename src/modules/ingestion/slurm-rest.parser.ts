@@ -187,6 +187,18 @@ function readStep(step: unknown): NormalizedStep {
   };
 }
 
+/**
+ * Exit code as sacct prints it (`1:0`). Only v0.0.39+ report it reliably: 22.05 says SUCCESS for
+ * FAILED jobs, so those versions give null, and the upsert keeps what sacct stored.
+ */
+function readExitCode(value: unknown, isLegacy: boolean): string | null {
+  if (isLegacy || !isObject(value)) return null;
+  const code = readNoValNumber(value.return_code);
+  const signal = isObject(value.signal) ? readNoValNumber(value.signal.id) : 0;
+  if (code === null || code === Number.POSITIVE_INFINITY) return null;
+  return `${code}:${signal === null || signal === Number.POSITIVE_INFINITY ? 0 : signal}`;
+}
+
 function versionNumber(version: string): number {
   const match = /^v0\.0\.(\d+)$/.exec(version);
   if (!match) throw new SlurmParseError(`not a slurmrestd API version: ${truncate(version)}`);
@@ -197,6 +209,8 @@ function versionNumber(version: string): number {
 export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOptions): NormalizedJob {
   if (!isObject(record)) throw new SlurmParseError('a job record is not an object');
   const minor = versionNumber(options.version);
+  // 22.05's versions: their exit codes say SUCCESS for failed jobs (readExitCode).
+  const isLegacy = minor <= 38;
   const jobIdNumber =
     typeof record.job_id === 'number' || isObject(record.job_id) ? readNoValNumber(record.job_id) : null;
   if (jobIdNumber === null || !Number.isInteger(jobIdNumber) || jobIdNumber <= 0) {
@@ -259,8 +273,7 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
     qos: readString(record.qos),
     state,
     isTerminal: isTerminalState(state) && endAt !== null,
-    // Not stored from any source (slurm-job.model.ts): 22.05 says SUCCESS for failed jobs.
-    exitCode: null,
+    exitCode: readExitCode(record.exit_code, isLegacy),
     submitAt: readEpoch(time.submission),
     startAt,
     endAt,

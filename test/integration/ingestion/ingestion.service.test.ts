@@ -296,27 +296,43 @@ describe('ingestion runs through the file source', () => {
 });
 
 describe('switching the source', () => {
+  // The same window of the real 22.05 lab, through the sacct source's arguments and through v0.0.38.
+  const switchDir = path.join(CAPTURES, 'switch');
+  const window = { start: new Date('2026-12-03T04:42:00Z'), end: new Date('2026-12-03T04:48:30Z') };
+  const switchSacct = () =>
+    createSacctFileSource({ path: path.join(switchDir, 'sacct.psv'), timeZone: 'UTC', defaultCluster: 'lab' });
+  const switchRest = (): JobSource => ({
+    name: 'slurmrestd',
+    async *read() {
+      const body = JSON.parse(readFileSync(path.join(switchDir, 'rest-dbv0.0.38-jobs.json'), 'utf8'));
+      yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
+    },
+  });
+
   it('between slurmrestd and sacct rewrites no job: both read the same jobs as the same record', async () => {
-    // The same window of the real 22.05 lab, through the sacct source's arguments and through v0.0.38.
-    const switchDir = path.join(CAPTURES, 'switch');
-    const window = { start: new Date('2026-12-03T04:42:00Z'), end: new Date('2026-12-03T04:48:30Z') };
-    const sacct = createSacctFileSource({
-      path: path.join(switchDir, 'sacct.psv'),
-      timeZone: 'UTC',
-      defaultCluster: 'lab',
-    });
-    const rest: JobSource = {
-      name: 'slurmrestd',
-      async *read() {
-        const body = JSON.parse(readFileSync(path.join(switchDir, 'rest-dbv0.0.38-jobs.json'), 'utf8'));
-        yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
-      },
-    };
-    const first = await finishedRun(service([rest]).runOnce({ trigger: 'manual', window }));
+    const sacct = switchSacct();
+    const rest = switchRest();
+    const exitCodeOfFailedJob = async () =>
+      (await db.pool.query("SELECT exit_code FROM slurm_jobs WHERE job_id = '2'")).rows[0]?.exit_code;
+    const first = await finishedRun(service([sacct]).runOnce({ trigger: 'manual', window }));
     expect(first).toMatchObject({ outcome: 'success', inserted: 23 });
-    const toSacct = await finishedRun(service([sacct]).runOnce({ trigger: 'manual', window, force: true }));
-    expect(toSacct).toMatchObject({ outcome: 'success', seen: 23, inserted: 0, updated: 0, unchanged: 23 });
-    const back = await finishedRun(service([rest]).runOnce({ trigger: 'manual', window }));
+    expect(await exitCodeOfFailedJob()).toBe('1:0');
+    const toRest = await finishedRun(service([rest]).runOnce({ trigger: 'manual', window, force: true }));
+    expect(toRest).toMatchObject({ outcome: 'success', seen: 23, inserted: 0, updated: 0, unchanged: 23 });
+    // 22.05's slurmrestd cannot say the exit code (it says SUCCESS): sacct's stays.
+    expect(await exitCodeOfFailedJob()).toBe('1:0');
+    const back = await finishedRun(service([sacct]).runOnce({ trigger: 'manual', window, force: true }));
+    expect(back).toMatchObject({ outcome: 'success', seen: 23, inserted: 0, updated: 0, unchanged: 23 });
+  });
+
+  it('from slurmrestd 22.05 to sacct adds the exit codes once, and changes nothing after', async () => {
+    const first = await finishedRun(service([switchRest()]).runOnce({ trigger: 'manual', window }));
+    expect(first).toMatchObject({ outcome: 'success', inserted: 23 });
+    expect((await db.pool.query('SELECT count(exit_code)::int AS n FROM slurm_jobs')).rows[0].n).toBe(0);
+    const toSacct = await finishedRun(service([switchSacct()]).runOnce({ trigger: 'manual', window, force: true }));
+    expect(toSacct).toMatchObject({ outcome: 'success', seen: 23, inserted: 0, updated: 23 });
+    expect((await db.pool.query('SELECT count(exit_code)::int AS n FROM slurm_jobs')).rows[0].n).toBe(23);
+    const back = await finishedRun(service([switchRest()]).runOnce({ trigger: 'manual', window, force: true }));
     expect(back).toMatchObject({ outcome: 'success', seen: 23, inserted: 0, updated: 0, unchanged: 23 });
   });
 });

@@ -72,9 +72,9 @@ describe('sacct --parsable2 from a real Slurm 22.05 (final/sacct-steps-extra.psv
       startAt: new Date('2026-11-23T15:41:04Z'),
       endAt: new Date('2026-11-23T15:41:20Z'),
       cpuTimeSec: 32,
+      exitCode: '0:0',
     });
-    // ExitCode (1:0 here) is not stored: slurmrestd 22.05 cannot say it (test/unit/ingestion/source-switch.test.ts).
-    expect(jobs.get('3')).toMatchObject({ state: 'FAILED', exitCode: null });
+    expect(jobs.get('3')).toMatchObject({ state: 'FAILED', exitCode: '1:0' });
   });
 
   it('sums AveRSS GB x step hours over the steps', () => {

@@ -69,7 +69,7 @@ describe('slurmdbd jobs from a real Slurm 22.05 (v0.0.36-v0.0.38)', () => {
     );
     expect(jobs.get('5')?.allocTres).toBe('billing=3,cpu=1,gres/gpu:fake=1,gres/gpu=1,mem=256M,node=1');
     expect(jobs.get('4')?.allocTres).toBe(sacctJobs.get('4')?.allocTres);
-    // sacct says 1:0 for the failed job; dbv0.0.38 claims SUCCESS/0, so no exit code is stored (from either).
+    // sacct says 1:0 for the failed job; dbv0.0.38 claims SUCCESS/0, so it gives no exit code (sacct's stays).
     expect(jobs.get('3')).toMatchObject({ state: 'FAILED', exitCode: null });
     expect(jobs.get('2')?.steps.map((step) => step.id)).toEqual(['batch', 0, 1, 2].map(String));
   });
@@ -111,10 +111,10 @@ describe('job records for v0.0.40-v0.0.42 built from the published OpenAPI schem
     for (const [key, job] of jobs) expect(billable(job), key).toEqual(billable(sacctJobs.get(key) as NormalizedJob));
   });
 
-  it('reads `{set, infinite, number}` limits and `job.step` ids, and stores no exit code, as from every source', () => {
+  it('reads exit codes, `{set, infinite, number}` limits and `job.step` ids', () => {
     const jobs = jobsOf(parseSlurmRestJobsResponse(readJson('schema/v0.0.42-jobs.json'), options('v0.0.42')).items);
-    expect(jobs.get('3')).toMatchObject({ exitCode: null, timelimitSec: 525_600 * 60 });
-    expect(jobs.get('2')).toMatchObject({ exitCode: null, timelimitSec: null });
+    expect(jobs.get('3')).toMatchObject({ exitCode: '1:0', timelimitSec: 525_600 * 60 });
+    expect(jobs.get('2')).toMatchObject({ exitCode: '0:0', timelimitSec: null });
     expect(jobs.get('2')?.steps.map((step) => step.id)).toEqual(['batch', '0', '1', '2']);
   });
 
