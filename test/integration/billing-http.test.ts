@@ -1002,7 +1002,7 @@ describe('receipts over HTTP', () => {
         id: stored.id,
         status: 'pending',
         before: '2025-09-15',
-        total: stored.total.toFixed(),
+        total: stored.total.toFixed(2),
         currency: 'THB',
         jobCount: 2,
         url,
@@ -1025,7 +1025,7 @@ describe('receipts over HTTP', () => {
     expect(settled.status, settled.text.slice(0, 300)).toBe(201);
     expect(settled.body).toMatchObject({
       ok: true,
-      receipt: { status: 'paid', total: '0', currency: 'THB', jobCount: 1 },
+      receipt: { status: 'paid', total: '0.00', currency: 'THB', jobCount: 1 },
       message: expect.stringMatching(/^Receipt #\d+ created: 1 job, total 0\.00 THB, settled as no charge\.$/),
     });
 

@@ -160,7 +160,7 @@ describe('a month-end run in the background', () => {
       usersDone: 4,
       receiptCount: 4,
       noChargeCount: 0,
-      totals: [{ currency: 'THB', total: total.toFixed() }],
+      totals: [{ currency: 'THB', total: total.toFixed(2) }],
       skipped: [],
       error: null,
       finishedAt: expect.stringMatching(/^2025-09-20T05:\d\d:\d\d\.\d{3}Z$/),

@@ -2,6 +2,7 @@ import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
@@ -56,7 +57,7 @@ function summaryOf(run: MonthEndRunView, fmt: ViewFormatters): string | null {
   return run.error ? `${run.error} So far: ${summary}` : summary;
 }
 
-/** A month-end run as JSON: the fields its page shows, dates as ISO 8601 and money as the decimal's text. */
+/** A month-end run as JSON: the fields its page shows, dates as ISO 8601 and money as text at the currency's scale. */
 function monthEndRunJson(run: MonthEndRunView, fmt: ViewFormatters) {
   return {
     id: run.id,
@@ -70,7 +71,7 @@ function monthEndRunJson(run: MonthEndRunView, fmt: ViewFormatters) {
     usersDone: run.usersDone,
     receiptCount: run.receiptCount,
     noChargeCount: run.noChargeCount,
-    totals: run.totals.map((total) => ({ currency: total.currency, total: total.total.toFixed() })),
+    totals: run.totals.map((total) => ({ currency: total.currency, total: moneyJson(total.total, total.currency) })),
     skipped: run.skipped,
     error: run.error,
     message: summaryOf(run, fmt),

@@ -1,6 +1,7 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { renderView, sendStreamedPage } from '../../http/streamed-page.js';
@@ -95,13 +96,13 @@ export function receiptsRoutes(deps: {
     const fmt = req.app.locals.fmt as ViewFormatters;
     const money = `${fmt.money(receipt.total, receipt.currency)} ${receipt.currency}`;
     answerCreated(req, res, {
-      // Money as the month-end run's answer writes it: the decimal's text, beside its currency.
+      // Money as every JSON answer writes it: text at the currency's scale ("5.20"), beside its currency.
       json: {
         receipt: {
           id: receipt.id,
           status: receipt.status,
           before,
-          total: receipt.total.toFixed(),
+          total: moneyJson(receipt.total, receipt.currency),
           currency: receipt.currency,
           jobCount: receipt.itemCount,
           url,
