@@ -113,6 +113,7 @@ describe('a month-end run in the background', () => {
         usersDone: 0,
         receiptCount: 0,
         noChargeCount: 0,
+        receiptsUrl: `/admin/receipts?run=${runId}`,
         totals: [],
         skipped: [],
         error: null,

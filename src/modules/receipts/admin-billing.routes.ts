@@ -71,6 +71,7 @@ function monthEndRunJson(run: MonthEndRunView, fmt: ViewFormatters) {
     usersDone: run.usersDone,
     receiptCount: run.receiptCount,
     noChargeCount: run.noChargeCount,
+    receiptsUrl: run.receiptsUrl,
     totals: run.totals.map((total) => ({ currency: total.currency, total: moneyJson(total.total, total.currency) })),
     skipped: run.skipped,
     error: run.error,
@@ -89,7 +90,7 @@ export function adminBillingRoutes(deps: {
   const router = express.Router();
 
   type BillingPage = {
-    filter: Partial<Record<'status' | 'user' | 'start' | 'end', string>>;
+    filter: Partial<Record<'status' | 'user' | 'start' | 'end' | 'run', string | number>>;
     result?: Awaited<ReturnType<typeof receipts.listForAdmin>>;
     error?: string;
     /** A link after the error: the running month-end run's page, when a second one is refused. */
@@ -116,7 +117,7 @@ export function adminBillingRoutes(deps: {
       link: (changes: Record<string, unknown>) =>
         linkTo(
           '/admin/receipts',
-          { status: filter.status, user: filter.user, start: filter.start, end: filter.end },
+          { status: filter.status, user: filter.user, start: filter.start, end: filter.end, run: filter.run },
           changes,
         ),
     });
@@ -132,7 +133,7 @@ export function adminBillingRoutes(deps: {
       // A bad filter comes back as the page with the message and what was typed, as /admin/usage does.
       if (!isRefusedForm(req, error, REFUSALS)) throw error;
       const filter = Object.fromEntries(
-        (['status', 'user', 'start', 'end'] as const).map((name) => [name, typedIn(req.query, name)]),
+        (['status', 'user', 'start', 'end', 'run'] as const).map((name) => [name, typedIn(req.query, name)]),
       );
       res.status(error.status);
       await renderBilling(res, { filter, error: readableMessageOf(error) });
