@@ -696,6 +696,13 @@ describe('receipts over HTTP', () => {
       const lost = await raced;
       expect(lost.status).toBe(409);
       onMyUsagePage(lost, 'Some of these jobs were put on another receipt at the same moment', '2025-09-15');
+      // A way on: the list where the receipt that won is. The other refusals have none (nothing to see there).
+      const alert =
+        /<div class="alert error" role="alert">No receipt created\. Some of these jobs[^<]*(?:<(?!\/div>)[^<]*)*<\/div>/.exec(
+          lost.text,
+        )?.[0];
+      expect(alert).toContain('<a href="/me/receipts">Open My receipts</a>');
+      expect(nothing.text).not.toContain('>Open My receipts</a>');
     } finally {
       racer.release();
     }

@@ -12,7 +12,7 @@ import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { ShowMyUsage } from '../usage/usage.routes.js';
 import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
-import { RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
+import { BilledMeanwhileError, RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
 
 /** Renders a user's own receipt; `error` says why a payment of it was not started. */
 export type ShowOwnReceipt = (
@@ -88,6 +88,8 @@ export function receiptsRoutes(deps: {
         refusedReceipt: {
           error: `No receipt created. ${readableMessageOf(error)}`,
           before: typedIn(req.body, 'before') ?? '',
+          // Lost to another receipt (a double submit, or two tabs): that receipt is on the list.
+          link: error instanceof BilledMeanwhileError ? { href: '/me/receipts', text: 'Open My receipts' } : undefined,
         },
       });
       return;
