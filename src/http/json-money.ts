@@ -9,3 +9,13 @@ import { minorUnitDigits } from '../modules/pricing/pricing.js';
 export function moneyJson(amount: Prisma.Decimal, currency: string): string {
   return amount.toFixed(minorUnitDigits(currency));
 }
+
+/**
+ * A rate (money an hour) as JSON answers write it: text with at least the currency's scale and
+ * every digit it was stored with ("0.50", "12.00", "0.1234", "0.000001"): a rate may be finer
+ * than the minor unit, and rounding it to the scale would answer another rate than the one in force.
+ */
+export function rateJson(rate: Prisma.Decimal, currency: string): string {
+  const digits = minorUnitDigits(currency);
+  return rate.decimalPlaces() > digits ? rate.toFixed() : rate.toFixed(digits);
+}

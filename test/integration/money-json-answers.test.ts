@@ -1,3 +1,4 @@
+import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
@@ -8,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 
 // Money in JSON is the decimal's text at the currency's scale: "5.20", never 5.2 nor "5.2".
 let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 let alice: Agent;
 const STARTED = Date.now();
@@ -18,7 +20,7 @@ beforeAll(async () => {
   await buildTiers(db);
   await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
   await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
-  const app = buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' }, now });
+  app = buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' }, now });
   admin = await signInAs(app, 'boss', 'boss-password');
   alice = await signInAs(app, 'alice', 'alice-password');
 });
@@ -69,5 +71,22 @@ describe('money in JSON answers keeps the currency scale', () => {
     expect(run.outcome).toBe('succeeded');
     expect(run.receiptCount).toBe(2);
     expect(run.totals).toEqual([{ currency: 'THB', total: '5.20' }]);
+  });
+
+  it('/formula answers rates as text with at least the currency scale, and every digit stored', async () => {
+    // The demo tiers: mu at 0.50, 12.00 and 0.05 THB an hour.
+    const mu = await request(app).get('/formula?type=mu').expect(200);
+    expect(mu.body.rates).toEqual({ cpu: '0.50', gpu: '12.00', mem: '0.05' });
+
+    const token = await csrfTokenOf(admin, '/admin/rates');
+    const set = (body: Record<string, unknown>) =>
+      admin.post('/formula').set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    const changed = await set({ type: 'gov', cpu: '0.9', gpu: '18', mem: '0.1234' });
+    expect(changed.status, changed.text).toBe(200);
+    expect(changed.body.updated).toMatchObject({ cpu: '0.90', gpu: '18.00', mem: '0.1234', isChanged: true });
+    const again = await set({ type: 'gov', cpu: '0.90', gpu: '18', mem: '0.1234' });
+    expect(again.body.updated).toMatchObject({ cpu: '0.90', gpu: '18.00', mem: '0.1234', isChanged: false });
+    const gov = await request(app).get('/formula?type=gov').expect(200);
+    expect(gov.body.rates).toEqual({ cpu: '0.90', gpu: '18.00', mem: '0.1234' });
   });
 });
