@@ -110,5 +110,7 @@ describe("a month-end run's receipts", () => {
     const json = await admin.get(path).set('Accept', 'application/json').expect(status);
     expect(json.body).toMatchObject({ error: expect.stringContaining(message), code: status });
     expect(await db.prisma.receipt.count()).toBe(before);
+    // The page keeps what was typed, but links to no run page that cannot exist.
+    expect(refused.text).not.toContain('href="/admin/month-end/abc"');
   });
 });
