@@ -56,13 +56,15 @@ describe('/admin/payments with more payments than it lists', () => {
     );
     expect(some.text.match(/action="\/admin\/payments\/\d+\/resolve"/g)).toHaveLength(30);
     expect(some.text).not.toContain('held payments, the newest');
-    expect(some.text).not.toContain('The 200 newest');
+    expect(some.text).not.toContain('200 a page');
+    expect(some.text).not.toContain('Older payments');
 
     await buildPayments(receipt.id, 190, 'needs_review', 'held-more-');
     const many = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
     expect(many.text).toContain('220 payments need review');
     expect(many.text.match(/action="\/admin\/payments\/\d+\/resolve"/g)).toHaveLength(200);
     expect(many.text).toContain('Showing 200 of 220 held payments, the newest');
-    expect(many.text).toContain('The 200 newest (held ones first).');
+    expect(many.text).toContain('Newest first, 200 a page.');
+    expect(many.text).toContain('Older payments →');
   });
 });

@@ -77,7 +77,7 @@ describe('GET /formula', () => {
     expect(first.body).toEqual({
       type: 'mu',
       unit: 'per-hour',
-      rates: { cpu: 0.5, gpu: 12, mem: 0.05 },
+      rates: { cpu: '0.50', gpu: '12.00', mem: '0.05' },
       currency: 'THB',
     });
     expect(first.headers.etag).toMatch(/^"[A-Za-z0-9_-]+"$/);
@@ -89,7 +89,7 @@ describe('GET /formula', () => {
     expect(cached.text).toBe('');
     expect(cached.headers.etag).toBe(first.headers.etag);
     const gov = await request(app).get('/formula?type=gov').expect(200);
-    expect(gov.body.rates).toEqual({ cpu: 0.8, gpu: 18, mem: 0.08 });
+    expect(gov.body.rates).toEqual({ cpu: '0.80', gpu: '18.00', mem: '0.08' });
     expect(gov.headers.etag).not.toBe(first.headers.etag);
     await request(app)
       .get('/formula?type=gov')
@@ -158,11 +158,11 @@ describe('POST /formula', () => {
     expect(response.status).toBe(200);
     expect(response.body).toMatchObject({
       ok: true,
-      updated: { type: 'private', cpu: 1.75, gpu: 36, mem: 0.2, currency: 'THB' },
+      updated: { type: 'private', cpu: '1.75', gpu: '36.00', mem: '0.20', currency: 'THB' },
     });
 
     const after = await request(app).get('/formula?type=private').expect(200);
-    expect(after.body.rates).toEqual({ cpu: 1.75, gpu: 36, mem: 0.2 });
+    expect(after.body.rates).toEqual({ cpu: '1.75', gpu: '36.00', mem: '0.20' });
     expect(after.headers.etag).not.toBe(before.headers.etag);
     await request(app)
       .get('/formula?type=private')
@@ -171,7 +171,7 @@ describe('POST /formula', () => {
     expect((await request(otherWorker).get('/formula?type=private')).headers.etag).toBe(after.headers.etag);
     // Other tiers' tags are untouched.
     const mu = await request(app).get('/formula?type=mu');
-    expect(mu.body.rates.cpu).toBe(0.5);
+    expect(mu.body.rates.cpu).toBe('0.50');
 
     expect(await db.prisma.pricingRate.count({ where: { tier: { name: 'private' } } })).toBe(2);
     const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'pricing.rates.set' } });
@@ -248,7 +248,7 @@ describe('POST /formula', () => {
       ' {\n "type" : "gov", "cpu": 0.1234, "gpu": 18.000001, "mem": 999999.999999 }',
     );
     expect(response.status, response.text).toBe(200);
-    expect(response.body.updated).toMatchObject({ type: 'gov', cpu: 0.1234, gpu: 18.000001, mem: 999999.999999 });
+    expect(response.body.updated).toMatchObject({ type: 'gov', cpu: '0.1234', gpu: '18.000001', mem: '999999.999999' });
     expect(await ratesOf('gov')).toMatchObject({ cpu: '0.1234', gpu: '18.000001', mem: '999999.999999' });
     // Trailing zeros are the same rate: nothing new is saved.
     const same = await postText(
@@ -696,6 +696,13 @@ describe('receipts over HTTP', () => {
       const lost = await raced;
       expect(lost.status).toBe(409);
       onMyUsagePage(lost, 'Some of these jobs were put on another receipt at the same moment', '2025-09-15');
+      // A way on: the list where the receipt that won is. The other refusals have none (nothing to see there).
+      const alert =
+        /<div class="alert error" role="alert">No receipt created\. Some of these jobs[^<]*(?:<(?!\/div>)[^<]*)*<\/div>/.exec(
+          lost.text,
+        )?.[0];
+      expect(alert).toContain('<a href="/me/receipts">Open My receipts</a>');
+      expect(nothing.text).not.toContain('>Open My receipts</a>');
     } finally {
       racer.release();
     }
@@ -1002,7 +1009,7 @@ describe('receipts over HTTP', () => {
         id: stored.id,
         status: 'pending',
         before: '2025-09-15',
-        total: stored.total.toFixed(),
+        total: stored.total.toFixed(2),
         currency: 'THB',
         jobCount: 2,
         url,
@@ -1025,7 +1032,7 @@ describe('receipts over HTTP', () => {
     expect(settled.status, settled.text.slice(0, 300)).toBe(201);
     expect(settled.body).toMatchObject({
       ok: true,
-      receipt: { status: 'paid', total: '0', currency: 'THB', jobCount: 1 },
+      receipt: { status: 'paid', total: '0.00', currency: 'THB', jobCount: 1 },
       message: expect.stringMatching(/^Receipt #\d+ created: 1 job, total 0\.00 THB, settled as no charge\.$/),
     });
 
@@ -1615,7 +1622,7 @@ describe('admin pages', () => {
       .set('X-CSRFToken', token)
       .send({ type: 'gov', cpu: 0.9, gpu: 18, mem: 0.08 })
       .expect(200);
-    expect(viaApi.body.updated).toMatchObject({ type: 'gov', cpu: 0.9, isChanged: false });
+    expect(viaApi.body.updated).toMatchObject({ type: 'gov', cpu: '0.90', isChanged: false });
     expect(await db.prisma.pricingRate.count()).toBe(historyRows);
     expect(await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } })).toBe(auditEntries);
 

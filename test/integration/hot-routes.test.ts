@@ -75,7 +75,7 @@ describe('hot routes answered before Express', () => {
     expect(first.body).toEqual({
       type: 'mu',
       unit: 'per-hour',
-      rates: { cpu: 0.5, gpu: 12, mem: 0.05 },
+      rates: { cpu: '0.50', gpu: '12.00', mem: '0.05' },
       currency: 'THB',
     });
     expect(first.headers['content-type']).toBe('application/json; charset=utf-8');

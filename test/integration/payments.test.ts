@@ -2290,12 +2290,16 @@ describe('paying with Stripe Checkout (SDK against a local fake of the API)', ()
       secret: webhookSecret,
       timestamp: Math.floor(Date.now() / 1000) - 3600,
     });
-    await request(app)
+    const refused = await request(app)
       .post('/payments/webhook/stripe')
       .set('Content-Type', 'application/json')
       .set('Stripe-Signature', stale)
       .send(payload)
       .expect(400);
+    expect(refused.body).toEqual({
+      error: 'Webhook rejected: the Stripe-Signature timestamp is more than 300 s from now.',
+      code: 400,
+    });
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
 
     const header = signer.webhooks.generateTestHeaderString({ payload, secret: webhookSecret });

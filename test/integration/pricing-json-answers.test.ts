@@ -44,9 +44,9 @@ describe('changes sent as JSON', () => {
       ok: true,
       updated: {
         type: 'gov',
-        cpu: 0.9,
-        gpu: 18,
-        mem: 0.08,
+        cpu: '0.90',
+        gpu: '18.00',
+        mem: '0.08',
         currency: 'THB',
         effectiveFrom: expect.any(String),
         isChanged: true,
@@ -154,7 +154,7 @@ describe('changes sent as JSON', () => {
       .type('form')
       .send({ type: 'private', cpu: '1.6', gpu: '35', mem: '0.15', csrf_token: await csrfTokenOf(ops) });
     expect(response.status, response.text.slice(0, 300)).toBe(200);
-    expect(response.body).toMatchObject({ ok: true, updated: { type: 'private', cpu: 1.6, isChanged: true } });
+    expect(response.body).toMatchObject({ ok: true, updated: { type: 'private', cpu: '1.60', isChanged: true } });
     expect(flashOf(await nextPage('/admin/rates'))).toBeUndefined();
   });
 });

@@ -166,7 +166,7 @@ describe('adding tiers on the rates page', () => {
     expect(formula.body).toEqual({
       type: 'standard',
       unit: 'per-hour',
-      rates: { cpu: 0.4, gpu: 10, mem: 0.02 },
+      rates: { cpu: '0.40', gpu: '10.00', mem: '0.02' },
       currency: 'THB',
     });
     expect((await request(app).get('/formula?type=standard').expect(200)).headers.etag).toBe(formula.headers.etag);
@@ -214,9 +214,9 @@ describe('adding tiers on the rates page', () => {
     expect((await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: 'gov' } })).isDefault).toBe(false);
     expect((await request(app).get('/formula').expect(200)).body.type).toBe('standard');
     expect((await request(app).get('/formula?type=gov').expect(200)).body.rates).toEqual({
-      cpu: 0.8,
-      gpu: 18,
-      mem: 0.08,
+      cpu: '0.80',
+      gpu: '18.00',
+      mem: '0.08',
     });
 
     const after = (await html(ops, '/admin/tiers').expect(200)).text;

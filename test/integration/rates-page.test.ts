@@ -258,7 +258,7 @@ describe('with tiers', () => {
     expect(formula.body).toEqual({
       type: 'mu',
       unit: 'per-hour',
-      rates: { cpu: 0.123456, gpu: 12.5, mem: 0.000001 },
+      rates: { cpu: '0.123456', gpu: '12.50', mem: '0.000001' },
       currency: 'THB',
     });
   });

@@ -14,6 +14,8 @@ export interface MonthEndRunJson {
   usersDone: number;
   receiptCount: number;
   noChargeCount: number;
+  /** The billing list filtered to the receipts the run made. */
+  receiptsUrl: string;
   totals: { currency: string; total: string }[];
   skipped: { username: string; kind: string; reason: string }[];
   error: string | null;

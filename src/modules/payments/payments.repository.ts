@@ -1,4 +1,4 @@
-import type { PaymentReviewOutcome, PaymentStatus, Prisma } from '@prisma/client';
+import { type PaymentReviewOutcome, type PaymentStatus, Prisma } from '@prisma/client';
 import type pg from 'pg';
 import type { Db } from '../../db/database.js';
 
@@ -392,18 +392,51 @@ export function finishEvent(tx: Tx, id: bigint, outcome: string, paymentId: numb
   return tx.paymentEvent.update({ where: { id }, data: { outcome, paymentId } });
 }
 
-export function listPaymentsForAdmin(db: Client, limit: number) {
-  return db.$queryRaw<
-    Array<PaymentRow & { username: string; receiptStatus: string }>
-  >`SELECT p.id, p.receipt_id AS "receiptId", p.provider, p.status::text AS status, p.amount_minor AS "amountMinor",
-           p.currency, p.external_payment_id AS "externalPaymentId", p.review_reason AS "reviewReason",
-           p.received_minor AS "receivedMinor", p.received_currency AS "receivedCurrency",
-           p.has_amount_mismatch AS "hasAmountMismatch", p.review_outcome::text AS "reviewOutcome",
-           p.review_note AS "reviewNote", p.reviewed_by AS "reviewedBy", p.reviewed_at AS "reviewedAt",
-           p.created_at AS "createdAt", p.updated_at AS "updatedAt", r.username, r.status::text AS "receiptStatus"
-    FROM payments p JOIN receipts r ON r.id = p.receipt_id
-    ORDER BY (p.status = 'needs_review') DESC, p.created_at DESC
+export type AdminPaymentRow = PaymentRow & { username: string; receiptStatus: string };
+
+const SELECT_ADMIN_PAYMENTS = Prisma.sql`
+  SELECT p.id, p.receipt_id AS "receiptId", p.provider, p.status::text AS status, p.amount_minor AS "amountMinor",
+         p.currency, p.external_payment_id AS "externalPaymentId", p.review_reason AS "reviewReason",
+         p.received_minor AS "receivedMinor", p.received_currency AS "receivedCurrency",
+         p.has_amount_mismatch AS "hasAmountMismatch", p.review_outcome::text AS "reviewOutcome",
+         p.review_note AS "reviewNote", p.reviewed_by AS "reviewedBy", p.reviewed_at AS "reviewedAt",
+         p.created_at AS "createdAt", p.updated_at AS "updatedAt", r.username, r.status::text AS "receiptStatus"
+  FROM payments p JOIN receipts r ON r.id = p.receipt_id`;
+
+/** The newest `limit` payments held for review, for the review forms at the top of /admin/payments. */
+export function listHeldPaymentsForAdmin(db: Client, limit: number) {
+  return db.$queryRaw<AdminPaymentRow[]>`${SELECT_ADMIN_PAYMENTS}
+    WHERE p.status = 'needs_review'
+    ORDER BY p.created_at DESC, p.id DESC
     LIMIT ${limit}`;
+}
+
+/**
+ * One page of every payment, newest first by (created_at, id): the first `limit`, or the `limit`
+ * just older or just newer than the payment `from` (keyset paging, so a page stays put however
+ * many payments arrive meanwhile). Newer pages come back oldest first; the caller reverses them.
+ */
+export function listPaymentsPageForAdmin(
+  db: Client,
+  from: { direction: 'older' | 'newer'; paymentId: number } | undefined,
+  limit: number,
+) {
+  if (!from) {
+    return db.$queryRaw<AdminPaymentRow[]>`${SELECT_ADMIN_PAYMENTS}
+      ORDER BY p.created_at DESC, p.id DESC LIMIT ${limit}`;
+  }
+  const key = Prisma.sql`(SELECT k.created_at, k.id FROM payments k WHERE k.id = ${from.paymentId})`;
+  return from.direction === 'older'
+    ? db.$queryRaw<AdminPaymentRow[]>`${SELECT_ADMIN_PAYMENTS}
+        WHERE (p.created_at, p.id) < ${key}
+        ORDER BY p.created_at DESC, p.id DESC LIMIT ${limit}`
+    : db.$queryRaw<AdminPaymentRow[]>`${SELECT_ADMIN_PAYMENTS}
+        WHERE (p.created_at, p.id) > ${key}
+        ORDER BY p.created_at ASC, p.id ASC LIMIT ${limit}`;
+}
+
+export async function paymentExists(db: Client, id: number): Promise<boolean> {
+  return (await db.payment.count({ where: { id } })) > 0;
 }
 
 export function listEventsForAdmin(db: Client, limit: number) {

@@ -9,9 +9,11 @@ import type { ShowOwnReceipt } from '../receipts/receipts.routes.js';
 import { ZReceiptId } from '../receipts/receipts.schema.js';
 import {
   PAYMENT_REVIEW_OUTCOMES,
+  type TPaymentsPageQuery,
   ZDummyChoice,
   ZExternalIdParam,
   ZPaymentId,
+  ZPaymentsPageQuery,
   ZProviderParam,
   ZResolveReview,
   ZThanksQuery,
@@ -160,17 +162,17 @@ export function paymentRoutes(deps: {
   });
 
   /** The payments page; `refused` brings a refused resolution back beside its payment. */
-  async function renderPayments(res: express.Response, refused?: RefusedResolution) {
+  async function renderPayments(res: express.Response, refused?: RefusedResolution, from?: TPaymentsPageQuery) {
     res.render('payments/admin-payments', {
       title: 'Payments',
-      ...(await payments.listForAdmin()),
+      ...(await payments.listForAdmin(from)),
       reviewOutcomes: PAYMENT_REVIEW_OUTCOMES,
       refused,
     });
   }
 
-  router.get('/admin/payments', guards.requireAdmin, async (_req, res) => {
-    await renderPayments(res);
+  router.get('/admin/payments', guards.requireAdmin, async (req, res) => {
+    await renderPayments(res, undefined, parseInput(ZPaymentsPageQuery, req.query));
   });
 
   router.post('/admin/payments/:id/resolve', guards.requireAdmin, async (req, res) => {

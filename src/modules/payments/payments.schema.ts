@@ -12,6 +12,16 @@ export const ZDummyChoice = z.object({ choice: z.enum(['pay', 'fail', 'cancel'])
 /** A payment id in a path. */
 export const ZPaymentId = zWholeNumber(1, MAX_INT4);
 
+/** An optional payment id in a query: empty reads as left out, as every optional field does. */
+const zOptionalPaymentId = z.preprocess(
+  (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+  zWholeNumber(1, MAX_INT4).optional(),
+);
+
+/** /admin/payments?older=<id> or ?newer=<id>: the page of payments just older or newer than that one. */
+export const ZPaymentsPageQuery = z.object({ older: zOptionalPaymentId, newer: zOptionalPaymentId });
+export type TPaymentsPageQuery = z.infer<typeof ZPaymentsPageQuery>;
+
 /** What finance did with a held payment's money (PaymentReviewOutcome). */
 export const PAYMENT_REVIEW_OUTCOMES = ['accepted', 'refunded', 'dismissed'] as const;
 

@@ -30,7 +30,7 @@ import {
   WebhookSignatureError,
 } from './payment-provider.js';
 import * as paymentsRepository from './payments.repository.js';
-import type { TResolveReview } from './payments.schema.js';
+import type { TPaymentsPageQuery, TResolveReview } from './payments.schema.js';
 import { createStripeProvider } from './stripe.provider.js';
 
 export { fromMinorUnits, type PaymentMoney, paymentMoneyOf } from './payment-money.js';
@@ -82,7 +82,7 @@ export function toMinorUnits(total: Prisma.Decimal | string, currency: string): 
 
 const ISO_CURRENCY = /^[A-Z]{3}$/;
 
-/** How many payments and webhook deliveries /admin/payments lists (held payments first). */
+/** How many payments held for review, payments and webhook deliveries /admin/payments lists (a page of payments). */
 const ADMIN_LIST_LIMIT = 200;
 
 /**
@@ -610,17 +610,56 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     return { receiptId: payment.receiptId, outcome };
   }
 
-  async function listForAdmin() {
-    const [payments, events, needsReview] = await Promise.all([
-      paymentsRepository.listPaymentsForAdmin(prisma, ADMIN_LIST_LIMIT),
+  /**
+   * /admin/payments: the payments held for review, one page of every payment (newest first,
+   * `older` or `newer` than a payment's place: keyset paging on created_at, id) and the latest
+   * webhook deliveries.
+   */
+  async function listForAdmin(from: TPaymentsPageQuery = {}) {
+    if (from.older !== undefined && from.newer !== undefined) {
+      throw new BadRequestError('Give older or newer, not both.');
+    }
+    const fromPayment =
+      from.older !== undefined
+        ? { direction: 'older' as const, paymentId: from.older }
+        : from.newer !== undefined
+          ? { direction: 'newer' as const, paymentId: from.newer }
+          : undefined;
+    if (fromPayment && !(await paymentsRepository.paymentExists(prisma, fromPayment.paymentId))) {
+      throw new NotFoundError(`There is no payment #${fromPayment.paymentId} to page from.`);
+    }
+    // One more than a page says whether there is a page beyond it.
+    let rows = await paymentsRepository.listPaymentsPageForAdmin(prisma, fromPayment, ADMIN_LIST_LIMIT + 1);
+    let hasOlder: boolean;
+    let hasNewer: boolean;
+    if (fromPayment?.direction === 'newer') {
+      hasNewer = rows.length > ADMIN_LIST_LIMIT;
+      // Back at the newest: the first page itself, full, rather than the few left above the cursor.
+      if (!hasNewer) return listForAdmin();
+      rows = rows.slice(0, ADMIN_LIST_LIMIT).reverse();
+      hasOlder = true;
+    } else {
+      hasOlder = rows.length > ADMIN_LIST_LIMIT;
+      rows = rows.slice(0, ADMIN_LIST_LIMIT);
+      // The payment paged from is newer than all of these.
+      hasNewer = fromPayment !== undefined;
+    }
+    const [held, events, needsReview] = await Promise.all([
+      paymentsRepository.listHeldPaymentsForAdmin(prisma, ADMIN_LIST_LIMIT),
       paymentsRepository.listEventsForAdmin(prisma, ADMIN_LIST_LIMIT),
       paymentsRepository.countPaymentsInReview(prisma),
     ]);
+    const withMoney = (payment: paymentsRepository.AdminPaymentRow) => ({ ...payment, ...paymentMoneyOf(payment) });
     return {
-      payments: payments.map((payment) => ({ ...payment, ...paymentMoneyOf(payment) })),
+      heldForReview: held.map(withMoney),
+      payments: rows.map(withMoney),
       events,
       needsReview,
-      paymentsShown: ADMIN_LIST_LIMIT,
+      paymentsPage: {
+        newerLink: hasNewer && rows[0] ? `/admin/payments?newer=${rows[0].id}` : undefined,
+        olderLink: hasOlder && rows.length > 0 ? `/admin/payments?older=${rows[rows.length - 1]?.id}` : undefined,
+        isFirst: fromPayment === undefined,
+      },
     };
   }
 

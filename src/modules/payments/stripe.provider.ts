@@ -60,6 +60,35 @@ function closedSessionStatusOf(error: unknown): string | undefined {
   return /can be expired\. This Checkout Session has a status of `(\w+)`/.exec(stripeError.message)?.[1];
 }
 
+/**
+ * Why Stripe's signature check refused a delivery, as one plain clause: the answer's
+ * "Webhook rejected: <reason>." goes to the sender and the logs. Stripe's own texts are for the
+ * developer of an integration ("… Are you passing the raw request body you received from Stripe? "),
+ * and quoted whole they ended the answer in "Stripe? .".
+ */
+function signatureRefusalOf(error: unknown, toleranceSec: number): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (message.startsWith('No signatures found matching the expected signature')) {
+    return 'the Stripe-Signature header does not match this body signed with the webhook secret';
+  }
+  if (message.startsWith('Timestamp outside the tolerance zone')) {
+    return `the Stripe-Signature timestamp is more than ${toleranceSec} s from now`;
+  }
+  if (message.startsWith('Unable to extract timestamp and signatures')) {
+    return 'the Stripe-Signature header has no timestamp or no signature';
+  }
+  if (message.startsWith('No signatures found with expected scheme')) {
+    return 'the Stripe-Signature header has no v1 signature';
+  }
+  // Anything else: its first sentence, without the punctuation the answer adds.
+  const first = message
+    .split('\n')[0]
+    ?.split(/(?<=[.?!])\s/)[0]
+    ?.trim()
+    .replace(/[\s.?!]+$/, '');
+  return first || 'bad signature';
+}
+
 /** Stripe Checkout through the official SDK; webhooks verified with its own signature check. */
 export function createStripeProvider(options: StripeOptions): PaymentProvider {
   // Loaded on first use: the SDK adds ~18 MB to every worker, which sites on another
@@ -129,7 +158,7 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
         const event = stripe.webhooks.constructEvent(rawBody, signature, options.webhookSecret, options.toleranceSec);
         return toPaymentEvent(event, rawBody.toString('utf8'));
       } catch (error) {
-        throw new WebhookSignatureError((error as Error).message.split('\n')[0]?.replace(/\.$/, '') ?? 'bad signature');
+        throw new WebhookSignatureError(signatureRefusalOf(error, options.toleranceSec));
       }
     },
   };

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database, Db } from '../../db/database.js';
+import { rateJson } from '../../http/json-money.js';
 import {
   BadRequestError,
   ConflictError,
@@ -192,7 +193,12 @@ function buildSnapshot(
       const body = JSON.stringify({
         type: tier.name,
         unit: 'per-hour',
-        rates: { cpu: Number(current.cpu), gpu: Number(current.gpu), mem: Number(current.mem) },
+        // Text, never a JSON number: 0.50 stays "0.50" and 0.1234 every digit it was stored with.
+        rates: {
+          cpu: rateJson(current.cpu, current.currency),
+          gpu: rateJson(current.gpu, current.currency),
+          mem: rateJson(current.mem, current.currency),
+        },
         currency: current.currency,
       });
       formulas.set(tier.name, { body, etag: strongEtagOf(body) });
@@ -488,9 +494,9 @@ export function createRatesService(deps: RatesServiceDeps) {
           // saying 0.5 -> 0.5 would only hide the real changes.
           return {
             type: input.type,
-            cpu: Number(previous.cpu),
-            gpu: Number(previous.gpu),
-            mem: Number(previous.mem),
+            cpu: rateJson(previous.cpu, previous.currency),
+            gpu: rateJson(previous.gpu, previous.currency),
+            mem: rateJson(previous.mem, previous.currency),
             currency: previous.currency,
             effectiveFrom: previous.effectiveFrom.toISOString(),
             isChanged: false,
@@ -507,9 +513,9 @@ export function createRatesService(deps: RatesServiceDeps) {
         });
         const updated = {
           type: input.type,
-          cpu: Number(input.cpu),
-          gpu: Number(input.gpu),
-          mem: Number(input.mem),
+          cpu: rateJson(input.cpu, config.currency),
+          gpu: rateJson(input.gpu, config.currency),
+          mem: rateJson(input.mem, config.currency),
           currency: config.currency,
           effectiveFrom: effectiveFrom.toISOString(),
           isChanged: true,

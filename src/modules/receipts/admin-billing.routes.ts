@@ -2,6 +2,7 @@ import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
@@ -56,7 +57,7 @@ function summaryOf(run: MonthEndRunView, fmt: ViewFormatters): string | null {
   return run.error ? `${run.error} So far: ${summary}` : summary;
 }
 
-/** A month-end run as JSON: the fields its page shows, dates as ISO 8601 and money as the decimal's text. */
+/** A month-end run as JSON: the fields its page shows, dates as ISO 8601 and money as text at the currency's scale. */
 function monthEndRunJson(run: MonthEndRunView, fmt: ViewFormatters) {
   return {
     id: run.id,
@@ -70,7 +71,8 @@ function monthEndRunJson(run: MonthEndRunView, fmt: ViewFormatters) {
     usersDone: run.usersDone,
     receiptCount: run.receiptCount,
     noChargeCount: run.noChargeCount,
-    totals: run.totals.map((total) => ({ currency: total.currency, total: total.total.toFixed() })),
+    receiptsUrl: run.receiptsUrl,
+    totals: run.totals.map((total) => ({ currency: total.currency, total: moneyJson(total.total, total.currency) })),
     skipped: run.skipped,
     error: run.error,
     message: summaryOf(run, fmt),
@@ -88,7 +90,7 @@ export function adminBillingRoutes(deps: {
   const router = express.Router();
 
   type BillingPage = {
-    filter: Partial<Record<'status' | 'user' | 'start' | 'end', string>>;
+    filter: Partial<Record<'status' | 'user' | 'start' | 'end' | 'run', string | number>>;
     result?: Awaited<ReturnType<typeof receipts.listForAdmin>>;
     error?: string;
     /** A link after the error: the running month-end run's page, when a second one is refused. */
@@ -115,7 +117,7 @@ export function adminBillingRoutes(deps: {
       link: (changes: Record<string, unknown>) =>
         linkTo(
           '/admin/receipts',
-          { status: filter.status, user: filter.user, start: filter.start, end: filter.end },
+          { status: filter.status, user: filter.user, start: filter.start, end: filter.end, run: filter.run },
           changes,
         ),
     });
@@ -131,7 +133,7 @@ export function adminBillingRoutes(deps: {
       // A bad filter comes back as the page with the message and what was typed, as /admin/usage does.
       if (!isRefusedForm(req, error, REFUSALS)) throw error;
       const filter = Object.fromEntries(
-        (['status', 'user', 'start', 'end'] as const).map((name) => [name, typedIn(req.query, name)]),
+        (['status', 'user', 'start', 'end', 'run'] as const).map((name) => [name, typedIn(req.query, name)]),
       );
       res.status(error.status);
       await renderBilling(res, { filter, error: readableMessageOf(error) });

@@ -62,6 +62,8 @@ export interface NewReceipt {
   createdAt: Date;
   scope: 'user' | 'admin';
   createdBy: string;
+  /** The month-end run making it; null for a researcher's own receipt. */
+  monthEndRunId: number | null;
 }
 
 /** The rates a receipt bills at, and how its costs are rounded. */
@@ -109,11 +111,11 @@ export async function insertReceiptForUnbilledJobs(
     ),
     receipt AS (
       INSERT INTO receipts (username, billed_through, window_start, window_end, status, total, currency, tier_name,
-                            rate_id, rates_snapshot, rates_locked_at, scope, created_by, created_at)
+                            rate_id, rates_snapshot, rates_locked_at, scope, created_by, created_at, month_end_run_id)
       SELECT ${receipt.username}, ${receipt.billedThrough}::date, min(end_at), ${receipt.windowEnd}, 'pending',
              sum(cost), ${receipt.currency}, ${receipt.tierName}, ${receipt.rateId}::int,
              ${JSON.stringify(receipt.ratesSnapshot)}::jsonb, ${receipt.ratesLockedAt}, ${receipt.scope},
-             ${receipt.createdBy}, ${receipt.createdAt}
+             ${receipt.createdBy}, ${receipt.createdAt}, ${receipt.monthEndRunId}::int
         FROM priced
       HAVING count(*) > 0
       RETURNING id, total
@@ -376,11 +378,13 @@ export interface ReceiptFilter {
   username?: string | undefined;
   createdFrom?: Date | undefined;
   createdBefore?: Date | undefined;
+  monthEndRunId?: number | undefined;
 }
 
 function whereOf(filter: ReceiptFilter): Prisma.ReceiptWhereInput {
   return {
     ...(filter.status ? { status: filter.status } : {}),
+    ...(filter.monthEndRunId !== undefined ? { monthEndRunId: filter.monthEndRunId } : {}),
     ...(filter.username ? { username: filter.username } : {}),
     ...(filter.createdFrom || filter.createdBefore
       ? {
@@ -508,4 +512,9 @@ export async function findPaidBatch(
       },
     },
   });
+}
+
+/** How many receipts record that month-end run `runId` made them. */
+export function countReceiptsOfMonthEndRun(db: Client, runId: number): Promise<number> {
+  return db.receipt.count({ where: { monthEndRunId: runId } });
 }

@@ -1,6 +1,7 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { renderView, sendStreamedPage } from '../../http/streamed-page.js';
@@ -11,7 +12,7 @@ import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { ShowMyUsage } from '../usage/usage.routes.js';
 import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
-import { RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
+import { BilledMeanwhileError, RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
 
 /** Renders a user's own receipt; `error` says why a payment of it was not started. */
 export type ShowOwnReceipt = (
@@ -87,6 +88,8 @@ export function receiptsRoutes(deps: {
         refusedReceipt: {
           error: `No receipt created. ${readableMessageOf(error)}`,
           before: typedIn(req.body, 'before') ?? '',
+          // Lost to another receipt (a double submit, or two tabs): that receipt is on the list.
+          link: error instanceof BilledMeanwhileError ? { href: '/me/receipts', text: 'Open My receipts' } : undefined,
         },
       });
       return;
@@ -95,13 +98,13 @@ export function receiptsRoutes(deps: {
     const fmt = req.app.locals.fmt as ViewFormatters;
     const money = `${fmt.money(receipt.total, receipt.currency)} ${receipt.currency}`;
     answerCreated(req, res, {
-      // Money as the month-end run's answer writes it: the decimal's text, beside its currency.
+      // Money as every JSON answer writes it: text at the currency's scale ("5.20"), beside its currency.
       json: {
         receipt: {
           id: receipt.id,
           status: receipt.status,
           before,
-          total: receipt.total.toFixed(),
+          total: moneyJson(receipt.total, receipt.currency),
           currency: receipt.currency,
           jobCount: receipt.itemCount,
           url,

@@ -18,6 +18,7 @@ export const RECEIPT_FIELD_LABELS = {
   user: 'User',
   start: 'Created from',
   end: 'Created to',
+  run: 'Month-end run',
   page: 'Page',
 } as const;
 
@@ -72,6 +73,11 @@ export const ZReceiptFilter = labelFields(
     user: z.string().trim().max(64).optional(),
     start: ZOptionalLocalDate,
     end: ZOptionalLocalDate,
+    // The month-end run that made the receipts (a run's page links here); empty reads as left out.
+    run: z.preprocess(
+      (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+      zWholeNumber(1, MAX_INT4).optional(),
+    ),
     page: zWholeNumber(1, 100_000).default(1),
   }),
   RECEIPT_FIELD_LABELS,

@@ -154,6 +154,11 @@ export function describeMonthEndRun(
   return sentences.join(' ');
 }
 
+/** The billing list of the receipts month-end run `id` made. */
+export function monthEndRunReceiptsUrl(id: number): string {
+  return `/admin/receipts?run=${id}`;
+}
+
 /** Where a month-end run's progress and outcome are shown (HTML, or JSON with Accept: application/json). */
 export function monthEndRunUrl(id: number): string {
   return `/admin/month-end/${id}`;
@@ -337,6 +342,8 @@ function monthEndRunViewOf(row: monthEndRunsRepository.MonthEndRunRow) {
   return {
     id: row.id,
     url: monthEndRunUrl(row.id),
+    /** The billing list filtered to the receipts this run made. */
+    receiptsUrl: monthEndRunReceiptsUrl(row.id),
     outcome: row.outcome,
     isRunning: row.outcome === 'running',
     before: row.billedThrough.toISOString().slice(0, 10),
@@ -448,7 +455,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * of local day `before`, in one transaction. A racing request that billed some of
    * the same jobs first makes this one fail whole on the unique job-key index.
    */
-  async function createReceipt(username: string, before: string, scope: 'user' | 'admin', actor: AuditContext) {
+  async function createReceipt(
+    username: string,
+    before: string,
+    scope: 'user' | 'admin',
+    actor: AuditContext,
+    monthEndRunId: number | null = null,
+  ) {
     const cutoff = endOfLocalDay(before, config.timeZone);
     const lockedAt = now();
     try {
@@ -484,6 +497,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               createdAt: lockedAt,
               scope,
               createdBy: actor.actor,
+              monthEndRunId,
             },
             cutoff,
             {
@@ -527,6 +541,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               currency: tier.rates.currency,
               tier: tier.tier,
               ...(isNoCharge ? { settled: NO_CHARGE_METHOD } : {}),
+              ...(monthEndRunId === null ? {} : { monthEndRunId }),
             },
           });
           return {
@@ -721,7 +736,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         const index = nextIndex++;
         const username = usernames[index] as string;
         try {
-          state.outcomes[index] = { created: await createReceipt(username, before, 'admin', actor) };
+          state.outcomes[index] = { created: await createReceipt(username, before, 'admin', actor, runId) };
         } catch (error) {
           // Someone billed this user between the listing and now: that is the outcome we wanted.
           if (error instanceof NothingToBillError || error instanceof ConflictError) {
@@ -762,7 +777,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   async function getMonthEndRun(id: number) {
     const row = await monthEndRunsRepository.findRun(db, id);
     if (!row) throw notFoundById('Month-end run', id);
-    return monthEndRunViewOf(await settleMonthEndRun(row));
+    const [settled, linkedReceiptCount] = await Promise.all([
+      settleMonthEndRun(row),
+      receiptsRepository.countReceiptsOfMonthEndRun(db, id),
+    ]);
+    return { ...monthEndRunViewOf(settled), linkedReceiptCount };
   }
 
   /** The run under way, if any, and the newest run that has ended (the billing page). */
@@ -1128,11 +1147,16 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     if (filter.start && filter.end && filter.start > filter.end) {
       throw new ReversedWindowError(filter.start, filter.end);
     }
+    // A run that does not exist is a 404, not an empty list that reads as "it made no receipts".
+    if (filter.run !== undefined && !(await monthEndRunsRepository.findRun(db, filter.run))) {
+      throw notFoundById('Month-end run', filter.run);
+    }
     const repoFilter: receiptsRepository.ReceiptFilter = {
       status: filter.status,
       username: filter.user || undefined,
       createdFrom: filter.start ? startOfLocalDay(filter.start, config.timeZone) : undefined,
       createdBefore: filter.end ? endOfLocalDay(filter.end, config.timeZone) : undefined,
+      monthEndRunId: filter.run,
     };
     const [{ rows, count }, totals, received] = await Promise.all([
       receiptsRepository.listReceipts(db, repoFilter, { offset: (filter.page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),

@@ -40,6 +40,8 @@ export interface RefusedReceipt {
   error: string;
   /** The date as typed, kept in the form even when it is not one. */
   before: string;
+  /** A way on after the reason: the receipts list, when another receipt took the jobs. */
+  link?: { href: string; text: string };
 }
 
 /** Renders /me: the page of GET /me, and the page a refused "Create receipt" comes back to. */

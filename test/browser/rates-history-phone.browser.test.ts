@@ -1,0 +1,93 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { Prisma } from '@prisma/client';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../src/shared/paths.js';
+import { buildTiers } from '../support/billing-factories.js';
+import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import { buildUser } from '../support/factories.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * A tier's rate history on the Rates page, on a phone: six columns of dates, rates to six
+ * decimals and who set them were wider than the screen, and the rates and their author were
+ * behind a sideways scroll. Each rate now stacks as a card, as the other admin lists do.
+ */
+const ARTIFACTS = path.join(PROJECT_ROOT, 'test-artifacts', 'browser');
+
+describe.skipIf(!hasChromium)("the Rates page's rate history on a phone", { timeout: 120_000 }, () => {
+  let db: TestDatabase;
+  let rig: BrowserRig;
+  let browser: Browser;
+  let base: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await buildTiers(db, [{ name: 'mu', isDefault: true, cpu: '0.50', gpu: '12.00', mem: '0.05' }]);
+    await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
+    const tier = await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: 'mu' } });
+    // Two later rates: wide figures, set by an admin with a long name.
+    for (const [index, figures] of [
+      ['123456.123456', '999999.999999', '0.000001'],
+      ['0.654321', '987654.321', '100000.5'],
+    ].entries()) {
+      await db.prisma.pricingRate.create({
+        data: {
+          tierId: tier.id,
+          cpuPerHour: new Prisma.Decimal(figures[0] as string),
+          gpuPerHour: new Prisma.Decimal(figures[1] as string),
+          memPerHour: new Prisma.Decimal(figures[2] as string),
+          currency: 'THB',
+          effectiveFrom: new Date(Date.UTC(2025, index, 1)),
+          createdBy: 'finance-administrator-of-the-centre',
+        },
+      });
+    }
+    await mkdir(ARTIFACTS, { recursive: true });
+    rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' } }));
+    ({ browser, base } = rig);
+  });
+
+  afterAll(async () => {
+    await rig?.close();
+    await db?.drop();
+  });
+
+  it('shows every rate and who set it on screen, each rate a card, without scrolling sideways', async () => {
+    for (const width of [390, 1280]) {
+      const context = await browser.newContext({ viewport: { width, height: 900 } });
+      const page = await context.newPage();
+      await signInThroughPage(page, base, 'boss', 'boss-password');
+      await page.goto(`${base}/admin/rates`);
+      const history = page.locator('section#tier-mu details:has(summary:text-is("History (3)"))');
+      expect(await history.getAttribute('open')).not.toBeNull();
+      const wrap = history.locator('.table-wrap');
+      const [scrollWidth, clientWidth] = (await wrap.evaluate((element) => [
+        element.scrollWidth,
+        element.clientWidth,
+      ])) as number[];
+      expect(scrollWidth, `${width} px`).toBeLessThanOrEqual(clientWidth ?? 0);
+      const row = history.locator('tbody tr', { hasText: '123456.123456' });
+      for (const [label, text] of [
+        ['CPU', '123456.123456'],
+        ['GPU', '999999.999999'],
+        ['Memory', '0.000001'],
+        ['Set by', 'finance-administrator-of-the-centre'],
+      ] as const) {
+        const cell = row.locator(`td[data-label="${label}"]`);
+        expect((await cell.innerText()).trim(), `${label} at ${width} px`).toContain(text);
+        const box = await cell.boundingBox();
+        expect((box?.x ?? Number.POSITIVE_INFINITY) + (box?.width ?? 0), `${label} at ${width} px`).toBeLessThanOrEqual(
+          width,
+        );
+      }
+      // On a phone the header row is hidden and each cell names its column.
+      const isHeaderShown = await history.locator('thead').isVisible();
+      expect(isHeaderShown, `${width} px`).toBe(width > 640);
+      await page.screenshot({ path: path.join(ARTIFACTS, `rates-history-${width}.png`), fullPage: true });
+      await context.close();
+    }
+  });
+});
