@@ -48,7 +48,7 @@ describe('GET /me for a JSON client', () => {
       view: 'detail',
       window: { start: '2025-09-14', end: '2025-09-20', timeZone: 'Asia/Bangkok' },
       currency: 'THB',
-      tier: { name: 'mu', rates: { cpu: '0.5', gpu: '12', mem: '0.05', currency: 'THB' } },
+      tier: { name: 'mu', rates: { cpu: '0.50', gpu: '12.00', mem: '0.05', currency: 'THB' } },
       sort: 'job',
       dir: 'asc',
       page: 1,

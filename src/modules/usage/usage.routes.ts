@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
@@ -10,7 +11,6 @@ import { AppError, readableMessageOf } from '../../shared/errors.js';
 import { toLocalDate } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { HeldPayment } from '../payments/payment-money.js';
-import { minorUnitDigits } from '../pricing/pricing.js';
 import { ZUsageQuery, ZWindowQuery } from './usage.schema.js';
 import {
   USAGE_CSV_COLUMNS,
@@ -136,9 +136,8 @@ type MyUsagePage = Awaited<ReturnType<UsageService['getUserUsage']>>;
  * hours are the six decimals they are priced at: never floats, whose sums drift from the receipt.
  */
 export function myUsageJson(page: MyUsagePage, timeZone: string) {
-  const digits = minorUnitDigits(page.currency);
   const money = (value: Prisma.Decimal | null) =>
-    value === null ? null : new Prisma.Decimal(value).toFixed(digits, Prisma.Decimal.ROUND_HALF_UP);
+    value === null ? null : moneyJson(new Prisma.Decimal(value), page.currency);
   const hours = (value: Prisma.Decimal | number) => new Prisma.Decimal(value).toFixed(6, Prisma.Decimal.ROUND_HALF_UP);
   const { rates } = page.tier;
   const base = {
@@ -148,7 +147,12 @@ export function myUsageJson(page: MyUsagePage, timeZone: string) {
     tier: {
       name: page.tier.tier,
       source: page.tier.source,
-      rates: { cpu: rates.cpu.toFixed(), gpu: rates.gpu.toFixed(), mem: rates.mem.toFixed(), currency: rates.currency },
+      rates: {
+        cpu: rateJson(rates.cpu, rates.currency),
+        gpu: rateJson(rates.gpu, rates.currency),
+        mem: rateJson(rates.mem, rates.currency),
+        currency: rates.currency,
+      },
     },
   };
   if (page.view === 'aggregate') {
