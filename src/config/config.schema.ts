@@ -4,7 +4,7 @@ import { parseTierRules } from '../modules/pricing/pricing.js';
 import { ZNewPassword } from '../shared/password-policy.js';
 
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
-const FALSE_WORDS = new Set(['0', 'false', 'no', 'off', '']);
+const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
 
 /** Reads 1/true/yes/on or 0/false/no/off (any case); anything else is an issue. */
 function readFlag(value: string, ctx: z.RefinementCtx): boolean {
@@ -15,16 +15,20 @@ function readFlag(value: string, ctx: z.RefinementCtx): boolean {
   return z.NEVER;
 }
 
-/** An environment flag: 1/true/yes/on or 0/false/no/off, nothing else. */
+/**
+ * An environment flag: 1/true/yes/on or 0/false/no/off, nothing else; unset or empty takes the
+ * default, as an empty number does. Read as off, `INGEST_ENABLED=` or `METRICS_ENABLED=` left
+ * blank in an env file stopped ingestion or the metrics the alerts need, without a word.
+ */
 export const zFlag = (fallback: boolean) =>
   z
     .string()
     .optional()
-    .transform((value, ctx) => (value === undefined ? fallback : readFlag(value, ctx)));
+    .transform((value, ctx) => (value === undefined || value.trim() === '' ? fallback : readFlag(value, ctx)));
 
 /**
- * A flag whose default depends on other settings: unset or empty is undefined (not false, as
- * for zFlag), so an empty line in an env file cannot switch off a secure default.
+ * A flag whose default depends on other settings: unset or empty is undefined, so an empty line
+ * in an env file cannot switch off a secure default.
  */
 const zFlagOrDefault = z.preprocess(
   (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),

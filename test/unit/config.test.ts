@@ -420,10 +420,18 @@ describe('a setting given as an empty string', () => {
     expect(problemsOf({ [name]: '   ' })).toEqual([line]);
   });
 
-  // Flags read empty as off (zFlag); every other setting that accepts empty takes it as if it were
-  // left out: numbers and choices their default, and a few on purpose as unset (an .env template
-  // with the line left blank: AUDIT_CHAIN_KEY, ADMIN_USERNAME...). Text settings are refused.
-  const EMPTY_IS_OFF = new Set(['METRICS_ENABLED', 'METRICS_PROCESS', 'DEMO_SEED', 'INGEST_ENABLED']);
+  // Every setting that accepts empty takes it as if it were left out: flags, numbers and choices
+  // their default, and a few on purpose as unset (an .env template with the line left blank:
+  // AUDIT_CHAIN_KEY, ADMIN_USERNAME...). Text settings are refused.
+
+  it.each([
+    ['INGEST_ENABLED', (config: ReturnType<typeof loadConfig>) => config.ingestion.isEnabled],
+    ['METRICS_ENABLED', (config: ReturnType<typeof loadConfig>) => config.metrics.isEnabled],
+  ])('%s= (a blank line in an env file) keeps the flag on, its default', (name, read) => {
+    expect(read(loadConfig({ [name]: '' }))).toBe(true);
+    expect(read(loadConfig({ [name]: ' ' }))).toBe(true);
+    expect(read(loadConfig({ [name]: '0' }))).toBe(false);
+  });
 
   it.each(Object.keys(ZEnv.shape))('%s= is as if left out, or one readable line', (name) => {
     let config: ReturnType<typeof loadConfig> | undefined;
@@ -435,7 +443,7 @@ describe('a setting given as an empty string', () => {
       problems = error.problems;
     }
     if (config) {
-      if (!EMPTY_IS_OFF.has(name)) expect(config).toEqual(loadConfig({}));
+      expect(config).toEqual(loadConfig({}));
       return;
     }
     expect(problems).toHaveLength(1);
