@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../src/modules/audit/audit.service.js';
+import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { buildUser } from '../support/factories.js';
 import { csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
+import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
@@ -17,7 +18,8 @@ beforeEach(() => {
 });
 // Per address and per username alike: five failures lock both rows of the account (the username's
 // for AUTH_USER_LOCK_SEC, 15 minutes, the one the page shows).
-const lockoutApp = () => buildTestApp(db, { now: () => clock, env: { AUTH_USER_MAX_FAILS: '5' } });
+const lockoutApp = (metrics = createMetrics({ hasProcessMetrics: false })) =>
+  buildTestApp(db, { now: () => clock, env: { AUTH_USER_MAX_FAILS: '5' }, metrics });
 
 async function lockOut(app: ReturnType<typeof lockoutApp>, username: string) {
   for (let attempt = 1; attempt <= 5; attempt++) await postLogin(app, username, `wrong-guess-${attempt}`);
@@ -34,10 +36,12 @@ const throttleRows = (username: string) => db.prisma.authThrottle.count({ where:
 
 describe('an admin lifts a sign-in lockout', () => {
   it('the users page shows the lock and its end; Unlock sign-in clears it, audited with who and whom', async () => {
-    const app = lockoutApp();
+    const metrics = createMetrics({ hasProcessMetrics: false });
+    const app = lockoutApp(metrics);
     const admin = await adminOf(app, 'unlocker');
     const user = await buildUser(db.prisma, { username: 'lockedout' });
     await lockOut(app, 'lockedout');
+    const endedBefore = await metricValue(metrics, 'auth_lockout_end_total');
 
     const page = await admin.get('/admin/users?q=lockedout').set('Accept', 'text/html').expect(200);
     expect(page.text).toContain('sign-in locked until 2026-06-01 08:15');
@@ -54,6 +58,9 @@ describe('an admin lifts a sign-in lockout', () => {
     expect(after.text).not.toContain('sign-in locked until');
     expect(after.text).not.toContain(`action="/admin/users/${user.id}/unlock"`);
     expect(await throttleRows('lockedout')).toBe(0);
+    // Both locks (from that address, and from every address) ended, as the pruner counts locks
+    // that run out; it never sees the rows the unlock deleted.
+    expect(await metricValue(metrics, 'auth_lockout_end_total')).toBe(endedBefore + 2);
 
     // The right password works at once, with no waiting for the lock to end.
     await signInAs(app, 'lockedout', user.password);

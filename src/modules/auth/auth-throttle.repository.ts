@@ -376,17 +376,20 @@ export async function findAccountLocks(
 /**
  * Lifts an account's sign-in locks: deletes its rows (every address's and '*'), as a successful
  * sign-in does, so its failures count from 0 again. Returns the latest lock that was still
- * running, or null when none was. Client networks' rows stay: they are not the account's.
+ * running (null when none was) and how many locks were running. Client networks' rows stay:
+ * they are not the account's.
  */
 export async function unlockAccount(
   db: Db | Prisma.TransactionClient,
   username: string,
   now: Date,
-): Promise<Date | null> {
-  const rows = await db.$queryRaw<{ lockedUntil: Date | null }[]>`
+): Promise<{ lockedUntil: Date | null; endedLocks: number }> {
+  const rows = await db.$queryRaw<{ lockedUntil: Date | null; endedLocks: number }[]>`
     WITH deleted AS (DELETE FROM auth_throttle WHERE username = ${username} RETURNING locked_until)
-    SELECT max(locked_until) FILTER (WHERE locked_until > ${now}) AS "lockedUntil" FROM deleted`;
-  return rows[0]?.lockedUntil ?? null;
+    SELECT max(locked_until) FILTER (WHERE locked_until > ${now}) AS "lockedUntil",
+           (count(*) FILTER (WHERE locked_until > ${now}))::int AS "endedLocks"
+      FROM deleted`;
+  return { lockedUntil: rows[0]?.lockedUntil ?? null, endedLocks: rows[0]?.endedLocks ?? 0 };
 }
 
 /** Rows are expired when their window started before these times and their lock (if any) ended by `lockEnd`. */

@@ -210,7 +210,9 @@ export function usersRoutes(deps: {
 
   router.post('/admin/users/:id/unlock', guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZUserId, req.params.id, 'user id');
-    const { user, lockedUntil } = await usersService.unlockSignIn(db, id, auditContextOf(req), auth.now());
+    const { user, lockedUntil, endedLocks } = await usersService.unlockSignIn(db, id, auditContextOf(req), auth.now());
+    // The pruner counts the locks that run out; these were ended by hand and will never reach it.
+    auth.metrics.authLockoutEnd.inc(endedLocks);
     const wasLocked = lockedUntil !== null;
     answerChange(req, res, {
       json: { user: userAnswerOf(user), wasLocked },

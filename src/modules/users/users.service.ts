@@ -159,12 +159,12 @@ export async function changeOwnPassword(
  * Lifts a user's sign-in lockout before it ends (an admin on /admin/users, or `npm run
  * user:unlock`): their failure counts and locks go, from every address, in the transaction of
  * the audit entry naming who lifted whose (`user.unlock_sign_in`, with the end of the lock that
- * was running, or null). Returns that end too.
+ * was running, or null). Returns that end too, and how many locks it ended (for the metrics).
  */
 export async function unlockSignIn(db: Db, id: number, context: AuditContext, now: Date) {
   const user = await requireUser(db, id);
-  const lockedUntil = await db.$transaction(async (tx) => {
-    const until = await throttleRepository.unlockAccount(tx, user.username, now);
+  const { lockedUntil, endedLocks } = await db.$transaction(async (tx) => {
+    const unlocked = await throttleRepository.unlockAccount(tx, user.username, now);
     await appendAudit(
       tx,
       {
@@ -172,13 +172,13 @@ export async function unlockSignIn(db: Db, id: number, context: AuditContext, no
         action: 'user.unlock_sign_in',
         target: user.username,
         status: 'ok',
-        details: { lockedUntil: until?.toISOString() ?? null },
+        details: { lockedUntil: unlocked.lockedUntil?.toISOString() ?? null },
       },
       now,
     );
-    return until;
+    return unlocked;
   });
-  return { user, lockedUntil };
+  return { user, lockedUntil, endedLocks };
 }
 
 /**
