@@ -77,6 +77,12 @@ describe("a month-end run's receipts", () => {
     expect(listedReceiptIds(carol.text)).toEqual([made.find((receipt) => receipt.username === 'carol')?.id]);
     const aliceInRun = await html(`${receiptsPath}&user=alice`).expect(200);
     expect(listedReceiptIds(aliceInRun.text)).toEqual([]);
+
+    // And each receipt leads back to the run that made it; the researcher's own does not.
+    const receipt = await html(`/admin/receipts/${made[0]?.id}`).expect(200);
+    expect(receipt.text).toContain(`<a href="${runPath}">month-end run #${run.id}</a>`);
+    const ownReceipt = await html(`/admin/receipts/${own.body.receipt?.id ?? own.body.id}`).expect(200);
+    expect(ownReceipt.text).not.toContain('month-end run');
   });
 
   it('says so when the run made its receipts before receipts recorded their run', async () => {

@@ -273,6 +273,7 @@ const RECEIPT_SELECT = {
   ratesSnapshot: true,
   ratesLockedAt: true,
   scope: true,
+  monthEndRunId: true,
   createdBy: true,
   paidAt: true,
   paymentMethod: true,
