@@ -101,6 +101,16 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
         expect(printed.costCells, `${path} at ${width} px`).toBe(3);
         expect(printed.hiddenCosts, `${path} at ${width} px`).toEqual([]);
         expect(printed.cutOff, `${path} at ${width} px`).toEqual([0]);
+        // The total is printed once, after the last job, not at the foot of every page (as a
+        // footer group would be); the column headings repeat on every page.
+        if (path.startsWith(receiptPath)) {
+          expect(await page.evaluate(`getComputedStyle(document.querySelector('tfoot')).display`), path).toBe(
+            'table-row-group',
+          );
+          expect(await page.evaluate(`getComputedStyle(document.querySelector('thead')).display`), path).toBe(
+            'table-header-group',
+          );
+        }
       }
     }
     // On a 1280 px screen the long name wraps, rather than push the hours and the cost off the
