@@ -1,3 +1,4 @@
+import { CUT_LINE_MARK, MAX_LINE_CHARS } from './line-reader.js';
 import { foldSteps, type NormalizedJob, type NormalizedStep, parseJobId, type SourceItem } from './slurm-job.model.js';
 import {
   createLocalTimeConverter,
@@ -103,6 +104,11 @@ export class SacctParser {
       return [];
     }
     if (text.trim() === '') return [];
+    if (text.endsWith(CUT_LINE_MARK)) {
+      // Only its head was kept (line-reader.ts): skipped like a line cut short, with its job.
+      const head = text.slice(0, -CUT_LINE_MARK.length).split('|');
+      return this.skipMisshapenLine(head, lineNumber, `a line longer than ${MAX_LINE_CHARS} characters`);
+    }
     const fields = text.split('|');
     if (fields.length !== this.columnCount) return this.skipMisshapenLine(fields, lineNumber);
     const idText = this.field(fields, 'JobID');
@@ -169,10 +175,12 @@ export class SacctParser {
    * its steps go with it. A line whose JobID cannot be read may have been one of the open
    * job's steps, so the open job is skipped too, unless what is left of the JobID says it is not.
    */
-  private skipMisshapenLine(fields: string[], lineNumber: number): SourceItem[] {
-    const reason = `expected ${this.columnCount} fields, found ${fields.length}`;
+  private skipMisshapenLine(fields: string[], lineNumber: number, cutReason?: string): SourceItem[] {
+    const reason = cutReason ?? `expected ${this.columnCount} fields, found ${fields.length}`;
     // With extra fields, a `|` inside a value before the JobID column would move the JobID.
-    const idField = fields.length < this.columnCount || this.isJobIdPlaceFixed ? fields[this.jobIdIndex] : undefined;
+    // (A cut line's head has extra fields only if a value before the cut held a stray `|`.)
+    const hasExtraFields = fields.length > this.columnCount;
+    const idField = !hasExtraFields || this.isJobIdPlaceFixed ? fields[this.jobIdIndex] : undefined;
     // The last field of a cut line may be cut itself (`2.1` -> `2.`): the JobID is whole only if a field follows.
     const isWhole = idField !== undefined && fields.length > this.jobIdIndex + 1;
     const id = isWhole ? parseJobId(idField) : null;

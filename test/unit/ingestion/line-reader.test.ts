@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { readLineChunks } from '../../../src/modules/ingestion/line-reader.js';
+import { CUT_LINE_MARK, readLineChunks } from '../../../src/modules/ingestion/line-reader.js';
 
-async function linesOf(chunks: (string | Buffer)[]): Promise<string[]> {
+async function linesOf(chunks: Iterable<string | Buffer>, maxLineChars?: number): Promise<string[]> {
   async function* stream() {
     yield* chunks;
   }
   const lines: string[] = [];
-  for await (const batch of readLineChunks(stream())) lines.push(...batch);
+  for await (const batch of readLineChunks(stream(), { maxLineChars })) lines.push(...batch);
   return lines;
 }
 
@@ -40,5 +40,30 @@ describe('readLineChunks', () => {
     const lines = await linesOf(chunks);
     expect(lines.map((line) => line.length)).toEqual([3, long.length, 3]);
     expect(lines[1] === long).toBe(true);
+  });
+
+  describe('a line longer than it keeps', () => {
+    const cut = (head: string) => `${head}${CUT_LINE_MARK}`;
+    it.each([
+      ['across chunks', ['1|a\n9|', 'xxxx', 'xxxx', 'xxxx\n2|b\n'], ['1|a', cut('9|xxxxxxxx'), '2|b']],
+      ['inside one chunk', ['1|a\n9|xxxxxxxxxxxx\n2|b\n'], ['1|a', cut('9|xxxxxxxx'), '2|b']],
+      ['at the end, without a newline', ['1|a\n9|xxxx', 'xxxxxxxx'], ['1|a', cut('9|xxxxxxxx')]],
+      ['exactly as long as it keeps', ['1|a\n9|xxxxxxxx\n'], ['1|a', '9|xxxxxxxx']],
+    ])(
+      '%s: comes out as its start and the cut mark, with the lines around it whole',
+      async (_name, chunks, expected) => {
+        expect(await linesOf(chunks, 10)).toEqual(expected);
+      },
+    );
+
+    it('keeps only the start of a stream without a newline (an archive given as the sacct file)', async () => {
+      function* megabytes() {
+        for (let index = 0; index < 64; index++) yield 'z'.repeat(1024 * 1024);
+      }
+      const lines = await linesOf(megabytes(), 4 * 1024 * 1024);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]?.endsWith(CUT_LINE_MARK)).toBe(true);
+      expect(lines[0]?.length).toBeLessThanOrEqual(64 * 1024 + CUT_LINE_MARK.length);
+    });
   });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CUT_LINE_MARK } from '../../../src/modules/ingestion/line-reader.js';
 import { parseSacctText, SacctHeaderError } from '../../../src/modules/ingestion/sacct.parser.js';
 import {
   findTimeProblem,
@@ -147,6 +148,28 @@ describe('malformed sacct lines', () => {
     expect(items).toEqual([
       { kind: 'skip', line: 3, jobId: '7', reason: expect.stringMatching(/step 7.batch: not a memory size/) },
     ]);
+  });
+
+  // The line reader keeps only the start of a line longer than it holds (line-reader.ts).
+  it.each([
+    ['a job line', `8|8|ann|COMPLETED|00:01:00|00:30.000|cpu=1,mem=1G,node=1|||2025-01-0${CUT_LINE_MARK}`, '8', 4],
+    // Even cut inside its last field, where it has every field: it is not read as a whole line.
+    ['a job line cut in its last field', `${good.replaceAll('7', '8').slice(0, -3)}${CUT_LINE_MARK}`, '8', 4],
+  ])('skips %s that the reader cut, naming its job', (_label, line, jobId, lineNumber) => {
+    const items = parseSacctText([header, good, goodStep, line, good.replaceAll('7', '5')].join('\n'), options);
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([
+      { kind: 'skip', line: lineNumber, jobId, reason: expect.stringMatching(/^a line longer than \d+ characters$/) },
+    ]);
+    expect([...jobsOf(items).keys()].sort()).toEqual(['5', '7']);
+  });
+
+  it('skips the whole job when the reader cut one of its steps (its sums would be wrong)', () => {
+    const cutStep = `${goodStep.replace('batch', '0').slice(0, 40)}${CUT_LINE_MARK}`;
+    const items = parseSacctText([header, good, goodStep, cutStep, good.replaceAll('7', '5')].join('\n'), options);
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([
+      { kind: 'skip', line: 4, jobId: '7', reason: expect.stringMatching(/^step 7\.0: a line longer than/) },
+    ]);
+    expect([...jobsOf(items).keys()]).toEqual(['5']);
   });
 
   describe('a runaway value never reaches a skip whole (skips are logged)', () => {
