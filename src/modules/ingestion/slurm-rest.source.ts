@@ -192,10 +192,14 @@ export function createSlurmRestSource(
           `slurmrestd rejected the token (error ${authError.errorNumber ?? '?'}: ${authError.description || authError.error}); check SLURMRESTD_USER and the token`,
         );
       }
-      if (response.errors.length > 0) {
-        const first = response.errors[0];
+      // Slurm 22.05 answers a window without jobs with `jobs: []` and the error 9003 "Nothing found"
+      // (every version it serves, seen on the lab): that is an empty answer, not a failure, or
+      // every run over a quiet quarter of an hour would fail and IngestionStale would fire.
+      const failures = response.errors.filter((error) => error.errorNumber !== NOTHING_FOUND);
+      if (failures.length > 0) {
+        const first = failures[0];
         throw new SourceUnavailableError(
-          `slurmrestd reported ${response.errors.length} error(s): ${first?.errorNumber ?? ''} ${first?.description || first?.error || ''}`.trim(),
+          `slurmrestd reported ${failures.length} error(s): ${first?.errorNumber ?? ''} ${first?.description || first?.error || ''}`.trim(),
         );
       }
       for (const item of response.items) {
@@ -206,6 +210,9 @@ export function createSlurmRestSource(
     },
   };
 }
+
+/** Slurm's ESLURM_REST_EMPTY_RESULT, "Nothing found": the query matched no job. */
+const NOTHING_FOUND = 9003;
 
 /** The parsed answer; one that is not a jobs answer at all fails the source (the next one is tried). */
 function readJobsResponse(body: unknown, options: SlurmRestParseOptions): SlurmRestJobsResponse {

@@ -174,6 +174,23 @@ describe('slurmrestd source against a replay of real answers', () => {
     );
   });
 
+  it.each(['v0.0.36', 'v0.0.37', 'v0.0.38'])(
+    '%s: the real 22.05 answer for a window with no job (error 9003 "Nothing found", `jobs: []`) is no jobs, not a failure',
+    async (version) => {
+      replayServer.setPlan(() => ({ status: 200, body: fixture(`22.05/rest-db${version}-nothing-found.json`) }));
+      expect(await collect(createSlurmRestSource(sourceOptions({ apiVersion: version })).read(WINDOW))).toEqual([]);
+    },
+  );
+
+  it('still fails on another error reported beside "Nothing found"', async () => {
+    const answer = JSON.parse(fixture('22.05/rest-dbv0.0.38-nothing-found.json'));
+    answer.errors.push({ description: 'Unable to query', error_number: 9000, error: 'failure', source: 'x' });
+    replayServer.setPlan(() => ({ status: 200, body: JSON.stringify(answer) }));
+    await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(
+      new SourceUnavailableError('slurmrestd reported 1 error(s): 9000 Unable to query'),
+    );
+  });
+
   it('retries a 500 with backoff and succeeds when the server recovers', async () => {
     replayServer.setPlan((url, count) =>
       count < 3 ? { status: 500, body: '{"errors":[{"description":"Unable to parse time format"}]}' } : replay(url),
