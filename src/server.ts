@@ -211,23 +211,42 @@ async function start(config: AppConfig, logger: Logger) {
     listening += 1;
     if (listening === config.webConcurrency) announce(config, database, logger);
   });
-  cluster.on('exit', (worker, code, signal) => {
-    if (isStopping) return;
-    logger.error({ workerPid: worker.process.pid, code, signal }, 'worker died; starting another');
-    fork();
-  });
-  onShutdownSignal(logger, async () => {
-    isStopping = true;
+  const stopWorkers = async () => {
     const workers = Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined);
     await Promise.all(
       workers.map(
         (worker) =>
           new Promise<void>((resolve) => {
+            if (worker.isDead()) return resolve();
             worker.once('exit', () => resolve());
             worker.process.kill('SIGTERM');
           }),
       ),
     );
+  };
+  cluster.on('exit', (worker, code, signal) => {
+    if (isStopping) return;
+    if (listening < config.webConcurrency) {
+      // A worker that fails while the instance starts (the port taken, a bad HOST) fails the same
+      // way again: starting another for ever would keep a process up that serves nothing.
+      isStopping = true;
+      const failure = new Error(
+        `a worker exited (${signal ? `signal ${signal}` : `code ${code}`}) before it listened; its error is logged above`,
+      );
+      void (async () => {
+        await stopWorkers();
+        await reportStartFailure(config, logger, failure);
+        await database.stop();
+        process.exit(1);
+      })();
+      return;
+    }
+    logger.error({ workerPid: worker.process.pid, code, signal }, 'worker died; starting another');
+    fork();
+  });
+  onShutdownSignal(logger, async () => {
+    isStopping = true;
+    await stopWorkers();
     await database.stop();
   });
 }

@@ -50,6 +50,11 @@ async function main() {
     process.stderr.write('\nStopping after the current day (Ctrl-C again to stop now).\n');
   });
 
+  // On a terminal each day overwrites the last (\r); anywhere else (cron's mail, a log file) a \r
+  // would run every day into one line, so each gets a line of its own.
+  const isTerminal = process.stderr.isTTY === true;
+  const writeProgress = (text: string) => process.stderr.write(isTerminal ? `\r${text}` : `${text}\n`);
+
   const totals = { days: 0, skippedDays: 0, failedDays: 0, seen: 0, inserted: 0, updated: 0, skipped: 0 };
   const started = Date.now();
   try {
@@ -61,7 +66,7 @@ async function main() {
       };
       if (!args.force && (await ingestionRepository.isBackfillWindowDone(db.prisma, window))) {
         totals.skippedDays += 1;
-        process.stderr.write(`\r${progressBar(index + 1, days.length)} ${day} already done          `);
+        writeProgress(`${progressBar(index + 1, days.length)} ${day} already done${isTerminal ? '          ' : ''}`);
         continue;
       }
       let result = await service.runOnce({ trigger: 'backfill', window, force: args.force });
@@ -78,10 +83,10 @@ async function main() {
       totals.inserted += run.inserted;
       totals.updated += run.updated;
       totals.skipped += run.skipped;
-      process.stderr.write(
-        `\r${progressBar(index + 1, days.length)} ${day} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}`,
+      writeProgress(
+        `${progressBar(index + 1, days.length)} ${day} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}`,
       );
-      if (run.outcome === 'failed') process.stderr.write(`\n  ${day}: ${run.error}\n`);
+      if (run.outcome === 'failed') process.stderr.write(`${isTerminal ? '\n' : ''}  ${day}: ${run.error}\n`);
     }
   } finally {
     await db.close();

@@ -7,7 +7,9 @@ import { runTool } from './run-tool.js';
 async function main() {
   const config = loadConfig();
   if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to run migrations']);
-  const logger = createLogger(config.logLevel);
+  // The summary below is the result; a JSON line per migration (info) would only repeat it.
+  // Warnings and errors still come as JSON lines, and LOG_LEVEL=debug shows everything.
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const applied = await applyMigrations(config.databaseUrl, logger);
   console.log(
     applied.length === 0 ? 'Database is up to date.' : `Applied ${applied.length} migration(s): ${applied.join(', ')}`,

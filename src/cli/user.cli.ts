@@ -19,7 +19,7 @@ const USAGE = `Usage:
 Compiled (npm run build; the Docker image has no tsx): npm run user:create:prod -- ... and so on, or
   node dist/src/cli/user.cli.js create|passwd|disable|unlock --username NAME ...
 
-Without --password-stdin you are asked for a password on a terminal (empty: generate one);
+Without --password-stdin you are asked for a password, twice, on a terminal (empty: generate one);
 with no terminal a password is generated and printed once.`;
 
 const CLI_CONTEXT = { actor: 'cli', ip: null, userAgent: 'user.cli' };
@@ -27,21 +27,27 @@ const CLI_CONTEXT = { actor: 'cli', ip: null, userAgent: 'user.cli' };
 /** A mistake in how the tool was called: its message, then exit 2 (not "Invalid configuration"). */
 class UsageError extends Error {}
 
-async function readPassword(isFromStdin: boolean): Promise<string | undefined> {
-  if (!isFromStdin && !process.stdin.isTTY) return undefined;
+/** One line from stdin; on a terminal after `prompt`, with what is typed kept off the screen. */
+async function readLine(isFromStdin: boolean, prompt: string): Promise<string> {
   const lines = createInterface({
     input: process.stdin,
     output: isFromStdin ? undefined : process.stdout,
     terminal: !isFromStdin,
   });
   if (!isFromStdin) {
-    process.stdout.write('Password (empty: generate one): ');
+    process.stdout.write(prompt);
     // Keep what is typed off the screen.
     (lines as unknown as { _writeToOutput: (text: string) => void })._writeToOutput = () => undefined;
   }
-  const password = await new Promise<string>((resolve) => lines.once('line', resolve).once('close', () => resolve('')));
+  const line = await new Promise<string>((resolve) => lines.once('line', resolve).once('close', () => resolve('')));
   lines.close();
   if (!isFromStdin) process.stdout.write('\n');
+  return line;
+}
+
+async function readPassword(isFromStdin: boolean): Promise<string | undefined> {
+  if (!isFromStdin && !process.stdin.isTTY) return undefined;
+  const password = await readLine(isFromStdin, 'Password (empty: generate one): ');
   if (!password) {
     // A script whose variable was unset must not leave the account on a password nobody saw.
     if (isFromStdin) {
@@ -53,6 +59,10 @@ async function readPassword(isFromStdin: boolean): Promise<string | undefined> {
   }
   const checked = ZNewPassword.safeParse(password);
   if (!checked.success) throw new UsageError(`password: ${checked.error.issues[0]?.message}`);
+  // Typed unseen, a slip would leave the account (the first admin, say) on a password nobody knows.
+  if (!isFromStdin && (await readLine(false, 'Repeat the password: ')) !== password) {
+    throw new UsageError('The two passwords differ; nothing was changed. Run the command again.');
+  }
   return password;
 }
 

@@ -9,7 +9,7 @@ import {
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { isCsrfError } from './csrf.js';
-import { isPlainHttpRefused, PLAIN_HTTP_SIGN_IN_MESSAGE } from './plain-http.js';
+import { isPlainHttpRefused, plainHttpSignInMessageFor } from './plain-http.js';
 import { hasSessionEndedOn } from './session.js';
 
 /** Browsers ask for HTML explicitly; API clients, curl and fetch get JSON. */
@@ -51,7 +51,7 @@ function describe(
   if (isCsrfError(error) && isPlainHttpRefused(req, options.isHttpsRequired ?? false)) {
     // The visitor's CSRF cookie is Secure: a client that keeps Secure cookies off plain HTTP
     // (curl or a browser on any host but localhost) never sends it back, so every form fails here.
-    return { status: 403, message: PLAIN_HTTP_SIGN_IN_MESSAGE, isExpected: true };
+    return { status: 403, message: plainHttpSignInMessageFor(req), isExpected: true };
   }
   if (isCsrfError(error) && hasSessionEndedOn(req)) {
     return {

@@ -14,6 +14,24 @@ export const PLAIN_HTTP_SIGN_IN_MESSAGE =
   'for a trial over plain HTTP, set REQUIRE_HTTPS=0 (docs/operations.md, "HTTPS").';
 
 /**
+ * The same refusal for a request that came through a proxy TRUST_PROXY trusts: TRUST_PROXY is
+ * set, so telling the operator to set it sends them looking in the wrong place. The proxy did not
+ * say the request was https: it must send X-Forwarded-Proto: https.
+ */
+export const TRUSTED_PROXY_WITHOUT_HTTPS_MESSAGE =
+  'Signing in needs HTTPS, and this request came over plain HTTP: open this site with https://. ' +
+  'Operators: the proxy in front, which TRUST_PROXY trusts, did not send X-Forwarded-Proto: https; ' +
+  'make it send that header (nginx: proxy_set_header X-Forwarded-Proto $scheme) (docs/operations.md, "HTTPS").';
+
+/** What to tell a request refused by isPlainHttpRefused, naming what the operator must change. */
+export function plainHttpSignInMessageFor(req: Request): string {
+  const isTrusted = req.app.get('trust proxy fn') as
+    | ((address: string | undefined, hop: number) => boolean)
+    | undefined;
+  return isTrusted?.(req.socket.remoteAddress, 0) ? TRUSTED_PROXY_WITHOUT_HTTPS_MESSAGE : PLAIN_HTTP_SIGN_IN_MESSAGE;
+}
+
+/**
  * True when HTTPS is required (REQUIRE_HTTPS) and this request is plain HTTP as Express sees
  * it: through a proxy only when TRUST_PROXY names it and it sends X-Forwarded-Proto: https.
  */

@@ -20,6 +20,8 @@ afterAll(() => db?.drop());
 const PRODUCTION = { APP_ENV: 'production', SESSION_SECRET: 'p'.repeat(40), AUDIT_CHAIN_KEY: 'k'.repeat(40) };
 const PLAIN_HTTP_WORDS = 'Signing in needs HTTPS, and this request came over plain HTTP';
 const PROXY_HINT = 'Operators: behind a TLS proxy, set TRUST_PROXY so the app sees https';
+const TRUSTED_PROXY_HINT =
+  'Operators: the proxy in front, which TRUST_PROXY trusts, did not send X-Forwarded-Proto: https; make it send that header';
 
 /** The `name=value` pairs a response sets, as a client would send them back (Secure or not). */
 const cookiesSetBy = (response: request.Response): string[] =>
@@ -104,10 +106,27 @@ describe('production over plain HTTP', () => {
 
   it('refuses behind a trusted proxy that does not say the request was https', async () => {
     const app = buildTestApp(db, { env: { ...PRODUCTION, TRUST_PROXY: 'loopback' } });
+    const before = await countRows();
     const { form, response } = await signIn(app);
     expect(form.text).toContain(PLAIN_HTTP_WORDS);
     expect(response.status).toBe(403);
+    expect(await countRows()).toEqual(before);
   });
+
+  it.each([
+    ['no X-Forwarded-Proto', {}],
+    ['X-Forwarded-Proto: http', { 'X-Forwarded-Proto': 'http' }],
+  ])(
+    'behind a trusted proxy that sends %s, says the proxy must send the header, not to set TRUST_PROXY (already set)',
+    async (_what, headers) => {
+      const app = buildTestApp(db, { env: { ...PRODUCTION, TRUST_PROXY: 'loopback' } });
+      const { form, response } = await signIn(app, headers);
+      expect(form.text).toContain(TRUSTED_PROXY_HINT);
+      expect(form.text).not.toContain(PROXY_HINT);
+      expect(response.status).toBe(403);
+      expect(response.text).toContain(TRUSTED_PROXY_HINT);
+    },
+  );
 });
 
 describe('production behind a TLS proxy named in TRUST_PROXY', () => {

@@ -63,6 +63,28 @@ describe('the Grafana dashboard and the code agree', () => {
     expect(unknown).toEqual([]);
   });
 
+  it('lets whoever imports it pick their Prometheus data source, instead of naming the compose one by uid', () => {
+    // Imported into an existing Grafana, a dashboard that names the data source uid `prometheus`
+    // shows "Datasource prometheus was not found" on every panel unless the site's happens to have that uid.
+    const dashboard = readDashboard() as unknown as {
+      panels: { title: string; datasource?: unknown; targets?: { datasource?: unknown }[] }[];
+      templating?: { list?: { name: string; type: string; query: string }[] };
+    };
+    expect(dashboard.templating?.list).toContainEqual(
+      expect.objectContaining({ name: 'datasource', type: 'datasource', query: 'prometheus' }),
+    );
+    const named = dashboard.panels.flatMap((panel) => [
+      panel.datasource,
+      ...(panel.targets ?? []).map((t) => t.datasource),
+    ]);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a JavaScript template
+    const variable = '${datasource}';
+    const notTheVariable = named.filter(
+      (datasource) => datasource !== undefined && (datasource as { uid?: string }).uid !== variable,
+    );
+    expect(notTheVariable).toEqual([]);
+  });
+
   it('has the panels the operations guide promises', () => {
     const titles = readDashboard().panels.map((panel) => panel.title);
     expect(titles).toEqual(

@@ -3,7 +3,7 @@ import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { isCsrfError } from '../../http/csrf.js';
 import { prefersJson } from '../../http/error-handler.js';
-import { isPlainHttpRefused, PLAIN_HTTP_SIGN_IN_MESSAGE } from '../../http/plain-http.js';
+import { isPlainHttpRefused, plainHttpSignInMessageFor } from '../../http/plain-http.js';
 import { typedIn } from '../../http/route-helpers.js';
 import { SESSION_COOKIE } from '../../http/session.js';
 import {
@@ -98,7 +98,7 @@ export function authRoutes(deps: {
     if (req.user) return res.redirect(302, toSafeNextPath(req.query.next) ?? homeOf(req.user));
     // Said before anyone types a password: the form cannot work over this connection.
     renderLogin(req, res, {
-      notice: isPlainHttpRefused(req, deps.isHttpsRequired) ? PLAIN_HTTP_SIGN_IN_MESSAGE : undefined,
+      notice: isPlainHttpRefused(req, deps.isHttpsRequired) ? plainHttpSignInMessageFor(req) : undefined,
     });
   });
 
@@ -108,7 +108,7 @@ export function authRoutes(deps: {
       // Refused before the password is checked: the attempt is not counted against the lockout,
       // audited as a sign-in, nor given a session row that no cookie would ever point to.
       res.status(403);
-      return renderLogin(req, res, { error: PLAIN_HTTP_SIGN_IN_MESSAGE, username });
+      return renderLogin(req, res, { error: plainHttpSignInMessageFor(req), username });
     }
     deps.passport.authenticate('local', (error: unknown, user: SessionUser | false, info?: SignInResult) => {
       if (error) return next(error);

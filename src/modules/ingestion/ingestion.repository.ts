@@ -246,14 +246,23 @@ export async function failAbandonedRuns(db: Db, now: Date): Promise<number> {
  */
 export const LIVE_WINDOW_TRIGGERS = ['schedule', 'manual', 'seed'];
 
-/** The end of the newest window a run of any trigger completed (the admin page's "data through"). */
+/**
+ * How far a completed run of any trigger has read (the admin page's "data through"). A backfill
+ * of a day not over yet has a window ending at midnight, in the future: it read only up to when
+ * it ran, so its mark is the earlier of its window's end and its start.
+ */
 export async function findHighWaterMark(db: Db): Promise<Date | null> {
-  const row = await db.ingestionRun.findFirst({
-    where: { outcome: { in: ['success', 'partial'] } },
-    orderBy: { windowEnd: 'desc' },
-    select: { windowEnd: true },
-  });
-  return row?.windowEnd ?? null;
+  const [live, backfill] = await Promise.all([
+    findLiveHighWaterMark(db),
+    db.ingestionRun.findFirst({
+      where: { outcome: { in: ['success', 'partial'] }, trigger: 'backfill' },
+      orderBy: [{ windowEnd: 'desc' }, { startedAt: 'desc' }],
+      select: { windowEnd: true, startedAt: true },
+    }),
+  ]);
+  const backfilled = backfill ? Math.min(backfill.windowEnd.getTime(), backfill.startedAt.getTime()) : null;
+  if (backfilled === null) return live;
+  return live && live.getTime() >= backfilled ? live : new Date(backfilled);
 }
 
 /** Rows counted exactly before storedJobCount falls back to the planner's estimate. */

@@ -94,7 +94,7 @@ export function createSlurmRestSource(
         const answer = await request(target, headers, await ca(), options);
         if (answer.status === 401 || answer.status === 403) {
           throw new SourceConfigError(
-            `slurmrestd refused the credentials (HTTP ${answer.status}); check SLURMRESTD_USER and the token`,
+            `slurmrestd refused the credentials (HTTP ${answer.status}); ${rejectedTokenAdvice(headers['X-SLURM-USER-TOKEN'], new Date())}`,
           );
         }
         if (answer.status >= 500 || answer.status === 429) {
@@ -189,13 +189,17 @@ export function createSlurmRestSource(
       const authError = response.errors.find(isAuthenticationError);
       if (authError) {
         throw new SourceConfigError(
-          `slurmrestd rejected the token (error ${authError.errorNumber ?? '?'}: ${authError.description || authError.error}); check SLURMRESTD_USER and the token`,
+          `slurmrestd rejected the token (error ${authError.errorNumber ?? '?'}: ${authError.description || authError.error}); ${rejectedTokenAdvice(await token().catch(() => undefined), new Date())}`,
         );
       }
-      if (response.errors.length > 0) {
-        const first = response.errors[0];
+      // Slurm 22.05 answers a window without jobs with `jobs: []` and the error 9003 "Nothing found"
+      // (every version it serves, seen on the lab): that is an empty answer, not a failure, or
+      // every run over a quiet quarter of an hour would fail and IngestionStale would fire.
+      const failures = response.errors.filter((error) => error.errorNumber !== NOTHING_FOUND);
+      if (failures.length > 0) {
+        const first = failures[0];
         throw new SourceUnavailableError(
-          `slurmrestd reported ${response.errors.length} error(s): ${first?.errorNumber ?? ''} ${first?.description || first?.error || ''}`.trim(),
+          `slurmrestd reported ${failures.length} error(s): ${first?.errorNumber ?? ''} ${first?.description || first?.error || ''}`.trim(),
         );
       }
       for (const item of response.items) {
@@ -206,6 +210,29 @@ export function createSlurmRestSource(
     },
   };
 }
+
+/**
+ * What to tell the operator about a token slurmrestd rejected: when its `exp` claim (read, not
+ * verified) is past, that it expired and when, since `scontrol token` tokens last 30 minutes by
+ * default; otherwise the general advice.
+ */
+export function rejectedTokenAdvice(jwt: string | undefined, now: Date): string {
+  try {
+    const payload = JSON.parse(Buffer.from(jwt?.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      exp?: unknown;
+    };
+    if (typeof payload.exp === 'number' && payload.exp * 1000 <= now.getTime()) {
+      const expiredAt = new Date(payload.exp * 1000).toISOString();
+      return `the token expired at ${expiredAt}: issue a new one (docs/ingestion.md, "A JWT for slurmrestd")`;
+    }
+  } catch {
+    // Not a JWT we can read: the general advice.
+  }
+  return 'check SLURMRESTD_USER and the token';
+}
+
+/** Slurm's ESLURM_REST_EMPTY_RESULT, "Nothing found": the query matched no job. */
+const NOTHING_FOUND = 9003;
 
 /** The parsed answer; one that is not a jobs answer at all fails the source (the next one is tried). */
 function readJobsResponse(body: unknown, options: SlurmRestParseOptions): SlurmRestJobsResponse {

@@ -267,3 +267,44 @@ describe('/admin/ingestion', () => {
     }
   });
 });
+
+describe('/admin/ingestion after a backfill that read today', () => {
+  it('says the data is complete up to when that day was read, not up to tomorrow midnight', async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const agent = await signInAs(app(), admin.username, admin.password);
+    await db.prisma.ingestionRun.deleteMany();
+    // `npm run ingest -- --to <today>` from cron, at 15:50: today's window ends at midnight.
+    await db.prisma.ingestionRun.create({
+      data: {
+        trigger: 'backfill',
+        source: 'file',
+        outcome: 'success',
+        windowStart: new Date('2026-11-23T00:00:00Z'),
+        windowEnd: new Date('2026-11-24T00:00:00Z'),
+        startedAt: new Date('2026-11-23T15:50:00Z'),
+        finishedAt: new Date('2026-11-23T15:50:01Z'),
+      },
+    });
+    const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(
+      'Data complete through <strong>2026-11-23 15:50</strong> (UTC), <strong>10 min</strong> ago',
+    );
+
+    // A scheduled run that read up to 15:55 afterwards is the newer mark.
+    await db.prisma.ingestionRun.create({
+      data: {
+        trigger: 'schedule',
+        source: 'file',
+        outcome: 'success',
+        windowStart: new Date('2026-11-23T15:40:00Z'),
+        windowEnd: new Date('2026-11-23T15:55:00Z'),
+        startedAt: new Date('2026-11-23T15:55:00Z'),
+        finishedAt: new Date('2026-11-23T15:55:01Z'),
+      },
+    });
+    const later = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    expect(later.text).toContain(
+      'Data complete through <strong>2026-11-23 15:55</strong> (UTC), <strong>5 min</strong> ago',
+    );
+  });
+});

@@ -66,6 +66,28 @@ describe('npm run ingest over an sacct file', () => {
   });
 });
 
+describe('npm run ingest without a terminal (cron, a log file, CI)', () => {
+  it('writes each day on a line of its own, without carriage returns that run the days into one line', async () => {
+    const file = path.join(dir, 'sacct-days.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        '21|21|ann|COMPLETED|600|2026-11-21T10:00:00|2026-11-21T10:10:00|cpu=1,mem=1G,node=1\n',
+    );
+    const written = new Date('2026-12-02T09:00:00Z');
+    utimesSync(file, written, written);
+    const result = await runIngestCli(['--from', '2026-11-21', '--to', '2026-11-23'], { FALLBACK_CSV: file });
+    expect(result.code).toBe(0);
+    expect(result.output).not.toContain('\r');
+    const dayLines = result.output.split('\n').filter((line) => line.startsWith('['));
+    expect(dayLines).toEqual([
+      expect.stringMatching(/^\[#+-*\] 1\/3 2026-11-21 success via file: 1 jobs, 1 new, 0 updated, 0 skipped$/),
+      expect.stringMatching(/^\[#+-*\] 2\/3 2026-11-22 success via file: 0 jobs, 0 new, 0 updated, 0 skipped$/),
+      expect.stringMatching(/^\[#+\] 3\/3 2026-11-23 success via file: 0 jobs, 0 new, 0 updated, 0 skipped$/),
+    ]);
+  });
+});
+
 describe('npm run ingest stopped with Ctrl-C twice', () => {
   it('kills the sacct it was waiting for, with what its wrapper started', { timeout: 120_000 }, async () => {
     const wrapper = writeHangingSacctWrapper(path.join(dir, 'sacct-wrapper'));

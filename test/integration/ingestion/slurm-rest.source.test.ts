@@ -174,6 +174,49 @@ describe('slurmrestd source against a replay of real answers', () => {
     );
   });
 
+  it.each(['v0.0.36', 'v0.0.37', 'v0.0.38'])(
+    '%s: the real 22.05 answer for a window with no job (error 9003 "Nothing found", `jobs: []`) is no jobs, not a failure',
+    async (version) => {
+      replayServer.setPlan(() => ({ status: 200, body: fixture(`22.05/rest-db${version}-nothing-found.json`) }));
+      expect(await collect(createSlurmRestSource(sourceOptions({ apiVersion: version })).read(WINDOW))).toEqual([]);
+    },
+  );
+
+  it('still fails on another error reported beside "Nothing found"', async () => {
+    const answer = JSON.parse(fixture('22.05/rest-dbv0.0.38-nothing-found.json'));
+    answer.errors.push({ description: 'Unable to query', error_number: 9000, error: 'failure', source: 'x' });
+    replayServer.setPlan(() => ({ status: 200, body: JSON.stringify(answer) }));
+    await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(
+      new SourceUnavailableError('slurmrestd reported 1 error(s): 9000 Unable to query'),
+    );
+  });
+
+  it('says when a rejected token had expired, read from its exp claim', async () => {
+    // scontrol token's default lifespan is 30 minutes: an expired token is the likely cause.
+    const jwt = (claims: object) =>
+      `eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2ln`;
+    replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+    const expired = jwt({ exp: 1_764_000_000, iat: 1_763_998_200, sun: 'billing' });
+    await expect(collect(createSlurmRestSource(sourceOptions({ token: expired })).read(WINDOW))).rejects.toThrow(
+      new SourceConfigError(
+        'slurmrestd rejected the token (error 1007: Protocol authentication error); the token expired at ' +
+          '2025-11-24T16:00:00.000Z: issue a new one (docs/ingestion.md, "A JWT for slurmrestd")',
+      ),
+    );
+    replayServer.setPlan(() => ({ status: 401, body: 'Authentication failure' }));
+    await expect(collect(createSlurmRestSource(sourceOptions({ token: expired })).read(WINDOW))).rejects.toThrow(
+      /^slurmrestd refused the credentials \(HTTP 401\); the token expired at 2025-11-24T16:00:00.000Z/,
+    );
+    // A token that has not expired (or is not a JWT at all) keeps the general advice.
+    const current = jwt({ exp: 4_102_444_800, sun: 'billing' });
+    for (const token of [current, 'not-a-jwt']) {
+      replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+      await expect(collect(createSlurmRestSource(sourceOptions({ token })).read(WINDOW))).rejects.toThrow(
+        /\(error 1007: Protocol authentication error\); check SLURMRESTD_USER and the token$/,
+      );
+    }
+  });
+
   it('retries a 500 with backoff and succeeds when the server recovers', async () => {
     replayServer.setPlan((url, count) =>
       count < 3 ? { status: 500, body: '{"errors":[{"description":"Unable to parse time format"}]}' } : replay(url),
