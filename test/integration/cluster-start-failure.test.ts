@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { runToExit } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -10,33 +10,6 @@ beforeAll(async () => {
   db = await createTestDatabase();
 });
 afterAll(() => db?.drop());
-
-/** Runs the server until it exits, or stops it after `giveUpMs` and says it did not exit. */
-function runServer(env: Record<string, string>, giveUpMs: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: PROJECT_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    output += chunk;
-  });
-  return new Promise<{ code: number | null; hasExitedItself: boolean; output: string }>((resolve) => {
-    let isGivenUp = false;
-    const timer = setTimeout(() => {
-      isGivenUp = true;
-      child.kill('SIGTERM');
-    }, giveUpMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, hasExitedItself: !isGivenUp, output });
-    });
-  });
-}
 
 // Production with WEB_CONCURRENCY > 1 on a port another process holds: every worker fails to
 // listen. The primary used to start another, for ever ("worker died; starting another"), so the
@@ -47,8 +20,10 @@ describe('a cluster whose workers cannot start', () => {
     const squatter = net.createServer();
     await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
     try {
-      const result = await runServer(
-        {
+      const result = await runToExit(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+        cwd: PROJECT_ROOT,
+        giveUpMs: 60_000,
+        env: {
           APP_ENV: 'production',
           HOST: '127.0.0.1',
           PORT: String(port),
@@ -58,8 +33,7 @@ describe('a cluster whose workers cannot start', () => {
           INGEST_ENABLED: '0',
           WEB_CONCURRENCY: '2',
         },
-        60_000,
-      );
+      });
       expect(result.hasExitedItself).toBe(true);
       expect(result.code).toBe(1);
       const fatal = result.output

@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { spawnCollecting } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -26,11 +26,9 @@ async function isAnswering(port: number): Promise<boolean> {
 describe('npm start stops the server when npm gets SIGTERM', () => {
   it('the server shuts down gracefully and frees its port', async () => {
     const port = await findFreePort();
-    const child = spawn('npm', ['run', '--silent', 'start'], {
+    const npm = spawnCollecting('npm', ['run', '--silent', 'start'], {
       cwd: PROJECT_ROOT,
       env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
         APP_ENV: 'production',
         HOST: '127.0.0.1',
         PORT: String(port),
@@ -39,31 +37,23 @@ describe('npm start stops the server when npm gets SIGTERM', () => {
         AUDIT_CHAIN_KEY: 'k'.repeat(40),
         INGEST_ENABLED: '0',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let output = '';
-    child.stdout.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      output += chunk;
-    });
-    const npmExited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const { child, output } = npm;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 90_000);
+      const timer = setTimeout(() => reject(new Error(`server did not start:\n${output()}`)), 90_000);
       child.stdout.on('data', () => {
-        if (output.includes('is listening on http')) {
+        if (output().includes('is listening on http')) {
           clearTimeout(timer);
           resolve();
         }
       });
     });
-    const serverPid = Number(/"pid":(\d+)[^\n]*is listening on http/.exec(output)?.[1]);
+    const serverPid = Number(/"pid":(\d+)[^\n]*is listening on http/.exec(output())?.[1]);
 
     child.kill('SIGTERM');
-    await npmExited;
+    await npm.exited;
     try {
-      expect(output).toContain('"msg":"shutting down"');
+      expect(output()).toContain('"msg":"shutting down"');
       expect(await isAnswering(port)).toBe(false);
     } finally {
       // Before the fix the server outlived npm: stop it so that it does not outlive the test.
