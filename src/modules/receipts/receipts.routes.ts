@@ -1,6 +1,7 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
@@ -19,6 +20,57 @@ export type ShowOwnReceipt = (
   res: express.Response,
   shown: { username: string; id: number; page: number; error?: string },
 ) => Promise<void>;
+
+type ListedReceipt = Awaited<ReturnType<ReceiptsService['listForUser']>>['receipts'][number];
+type ShownReceipt = Awaited<ReturnType<ReceiptsService['getForUser']>>;
+
+/** A receipt's own facts as the JSON answers write them: money as decimal text, days as YYYY-MM-DD. */
+function receiptJson(receipt: ListedReceipt) {
+  return {
+    id: receipt.id,
+    status: receipt.status,
+    createdAt: receipt.createdAt.toISOString(),
+    before: receipt.billedThrough.toISOString().slice(0, 10),
+    tier: receipt.tierName,
+    jobCount: receipt._count.items,
+    total: moneyJson(receipt.total, receipt.currency),
+    currency: receipt.currency,
+    paidAt: receipt.paidAt?.toISOString() ?? null,
+    voidedAt: receipt.voidedAt?.toISOString() ?? null,
+    url: `/me/receipts/${receipt.id}`,
+  };
+}
+
+/**
+ * A researcher's receipt as JSON: its facts and one page of its items (as the page pages them),
+ * hours with the six decimals they were priced at and costs at the currency's minor unit.
+ */
+function ownReceiptJson(shown: ShownReceipt) {
+  const { receipt, items, itemPager } = shown;
+  const hours = (value: { toFixed(digits: number): string }) => value.toFixed(6);
+  return {
+    receipt: {
+      ...receiptJson(receipt),
+      paymentMethod: receipt.paymentMethod,
+      txRef: receipt.txRef,
+      voidReason: receipt.voidReason,
+      itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
+    },
+    page: itemPager.page,
+    pageCount: itemPager.pageCount,
+    count: itemPager.count,
+    items: items.map((item) => ({
+      jobId: item.displayJobId,
+      cluster: item.cluster,
+      name: item.jobName,
+      endAt: item.jobEndAt?.toISOString() ?? null,
+      cpuHours: hours(item.cpuHours),
+      gpuHours: hours(item.gpuHours),
+      memGbHours: hours(item.memGbHours),
+      cost: moneyJson(item.cost, receipt.currency),
+    })),
+  };
+}
 
 /** The printable page of a researcher's own receipt, /me/receipts/:id. */
 export function createOwnReceiptPage(receipts: ReceiptsService): ShowOwnReceipt {
@@ -124,13 +176,27 @@ export function receiptsRoutes(deps: {
   router.get('/me/receipts', guards.requireUser, async (req, res) => {
     const { page } = parseInput(ZPageQuery, req.query);
     const list = await receipts.listForUser(sessionUserOf(req).username, page);
+    if (prefersJson(req)) {
+      res.json({
+        page: list.page,
+        pageCount: list.pageCount,
+        count: list.count,
+        receipts: list.receipts.map(receiptJson),
+      });
+      return;
+    }
     res.render('receipts/list', { title: 'My receipts', list });
   });
 
   router.get('/me/receipts/:id', guards.requireUser, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
-    await showOwnReceipt(res, { username: sessionUserOf(req).username, id, page });
+    const username = sessionUserOf(req).username;
+    if (prefersJson(req)) {
+      res.json(ownReceiptJson(await receipts.getForUser(username, id, page)));
+      return;
+    }
+    await showOwnReceipt(res, { username, id, page });
   });
 
   router.get('/me/receipts/:id/print', guards.requireUser, async (req, res) => {
