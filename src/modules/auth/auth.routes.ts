@@ -29,6 +29,11 @@ function typedUsernameOf(req: Request): string {
 
 function renderLogin(req: Request, res: Response, view: { error?: string; notice?: string; username?: string }) {
   res.set('Cache-Control', 'no-store');
+  // A script signing in reads why it was refused as every JSON answer says it, not from a form page.
+  if (view.error && prefersJson(req)) {
+    res.json({ error: view.error, code: res.statusCode });
+    return;
+  }
   res.render('auth/login', {
     title: 'Sign in',
     error: view.error,

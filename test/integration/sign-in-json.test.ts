@@ -1,0 +1,64 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildUser } from '../support/factories.js';
+import { csrfTokenIn } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * A script signing in (Accept: application/json, the X-CSRFToken header) with a wrong password
+ * got the whole HTML sign-in form back, where every other refusal a JSON client meets is
+ * {error, code}: it had to scrape the page to learn why.
+ */
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildUser(db.prisma, { username: 'carol', password: 'carol-password' });
+});
+afterAll(() => db?.drop());
+
+/** A script's agent with the sign-in form's token, and a sign-in it posts as JSON. */
+async function scriptAgent() {
+  const agent = request.agent(buildTestApp(db));
+  const token = csrfTokenIn((await agent.get('/login').set('Accept', 'text/html')).text);
+  const signIn = (username: string, password: string) =>
+    agent.post('/login').set('Accept', 'application/json').set('X-CSRFToken', token).send({ username, password });
+  return { agent, signIn };
+}
+
+const signedInSessions = async () =>
+  (await db.pool.query(`SELECT count(*)::int AS n FROM "session" WHERE sess ? 'passport'`)).rows[0].n as number;
+
+describe('signing in as a JSON client', () => {
+  it('a wrong password is 401 {error, code}, and no one is signed in', async () => {
+    const { signIn } = await scriptAgent();
+    const answer = await signIn('carol', 'not-her-password').expect(401);
+    expect(answer.headers['content-type']).toMatch(/^application\/json/);
+    expect(answer.body).toEqual({ error: 'Wrong username or password.', code: 401 });
+    expect(await signedInSessions()).toBe(0);
+  });
+
+  it('a locked sign-in is 429 {error, code} with Retry-After', async () => {
+    const { signIn } = await scriptAgent();
+    let answer = await signIn('carol', 'wrong-again');
+    for (let attempt = 0; attempt < 6 && answer.status !== 429; attempt += 1) answer = await signIn('carol', 'wrong');
+    expect(answer.status).toBe(429);
+    expect(answer.headers['content-type']).toMatch(/^application\/json/);
+    expect(answer.body).toMatchObject({ code: 429, error: expect.stringMatching(/^Too many failed sign-ins/) });
+    expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0);
+    expect(await signedInSessions()).toBe(0);
+  });
+
+  it('a browser still gets the form back with the message', async () => {
+    const agent = request.agent(buildTestApp(db));
+    const token = csrfTokenIn((await agent.get('/login').set('Accept', 'text/html')).text);
+    const page = await agent
+      .post('/login')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ username: 'nobody', password: 'x', csrf_token: token })
+      .expect(401);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.text).toContain('Wrong username or password.');
+  });
+});
