@@ -74,6 +74,7 @@ export const VIEW_LOCALS = [
   'printLink',
   'query',
   'receipt',
+  'receiptAction',
   'receiptLink',
   'refreshSeconds',
   'refused',

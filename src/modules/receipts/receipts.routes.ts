@@ -136,7 +136,8 @@ export function receiptsRoutes(deps: {
       if (!isRefusedForm(req, error, RECEIPT_REFUSALS)) throw error;
       res.status(error.status);
       await showMyUsage(req, res, {
-        query: {},
+        // The window the form was sent from (its action's query), so the page behind the reason is the one left.
+        query: req.query,
         refusedReceipt: {
           error: `No receipt created. ${readableMessageOf(error)}`,
           before: typedIn(req.body, 'before') ?? '',

@@ -84,6 +84,12 @@ export function createMyUsagePage(deps: {
         link: (changes: Record<string, unknown>) =>
           linkTo('/me', { ...current, sort: raw.sort, dir: raw.dir }, changes),
         csvLink: linkTo('/me.csv', { start: page.window.start, end: page.window.end }, {}),
+        // A refused receipt comes back to the window, view and sort it was asked from, not the default 7 days.
+        receiptAction: linkTo(
+          '/me/receipt',
+          { start: raw.start, end: raw.end, view: raw.view, sort: raw.sort, dir: raw.dir },
+          {},
+        ),
       });
     } catch (error) {
       if (error instanceof UsagePageNotFoundError) {
