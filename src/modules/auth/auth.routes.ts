@@ -5,7 +5,6 @@ import { isCsrfError } from '../../http/csrf.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from '../../http/plain-http.js';
 import { typedIn } from '../../http/route-helpers.js';
-import { SESSION_COOKIE } from '../../http/session.js';
 import {
   formatTimeLeft,
   recordSignOut,
@@ -149,9 +148,11 @@ export function authRoutes(deps: {
     if (req.user) await recordSignOut(deps.db, auditContextOf(req));
     req.logout((logoutError) => {
       if (logoutError) return next(logoutError);
-      req.session.destroy((destroyError) => {
-        if (destroyError) return next(destroyError);
-        res.clearCookie(SESSION_COOKIE);
+      // The signed-in session's row goes; a fresh, signed-out one carries the one line that says it
+      // worked. The bare sign-in page left someone on a shared computer unsure they were out.
+      req.session.regenerate((regenerateError) => {
+        if (regenerateError) return next(regenerateError);
+        req.session.flash = { type: 'success', message: 'You are signed out.' };
         res.redirect(302, '/login');
       });
     });
