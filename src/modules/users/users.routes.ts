@@ -57,7 +57,13 @@ export function usersRoutes(deps: {
   const { db, guards, auth, passport } = deps;
   const router = Router();
 
-  router.get('/account', guards.requireUser, (_req, res) => {
+  router.get('/account', guards.requireUser, (req, res) => {
+    // A script asks who it is signed in as; /me's JSON is usage, not the account.
+    if (prefersJson(req)) {
+      const { username, role } = sessionUserOf(req);
+      res.json({ username, role });
+      return;
+    }
     res.render('users/account', { title: 'Your account', error: undefined });
   });
 
