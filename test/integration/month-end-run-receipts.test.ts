@@ -124,6 +124,15 @@ describe("a month-end run's receipts", () => {
     expect(refused.text).toContain('name="run" value="1"');
   });
 
+  it('a run that does not exist comes back as the billing page saying so, with a way out', async () => {
+    const refused = await html('/admin/receipts?run=2000000').expect(404);
+    const text = visibleTextOf(refused.text);
+    expect(text).toContain('Month-end run #2000000 was not found.');
+    expect(text).toContain('Show every receipt');
+    expect(text).not.toContain('Back to the start page');
+    expect(refused.text).not.toContain('href="/admin/month-end/2000000"');
+  });
+
   it.each([
     ['/admin/receipts?run=abc', 400, 'must be a whole number'],
     ['/admin/receipts?run=2000000', 404, 'Month-end run #2000000 was not found.'],
