@@ -36,6 +36,7 @@ export const VIEW_LOCALS = [
   'firstPageLink',
   'form',
   'generated',
+  'refusedChange',
   'freshness',
   'hasAmountDue',
   'heldForReview',

@@ -102,6 +102,19 @@ describe('/admin/payments pages through every payment', () => {
     }
   });
 
+  it('a page older than the oldest payment says so and links back to the newest, not a dead end', async () => {
+    if ((await db.prisma.payment.count()) === 0) await buildPayments(3, 1);
+    const oldest = await db.prisma.payment.findFirstOrThrow({
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+      select: { id: true },
+    });
+    const empty = await page(`/admin/payments?older=${oldest.id}`).expect(200);
+    expect(listedIds(empty.text)).toEqual([]);
+    expect(empty.text).toContain('No older payments.');
+    expect(linkOf(empty.text, 'next')).toBeUndefined();
+    expect(linkOf(empty.text, 'prev')).toBe('/admin/payments');
+  });
+
   it.each([
     ['/admin/payments?older=abc', 400, 'older: must be a whole number'],
     ['/admin/payments?newer=007', 400, 'newer: must be written without leading zeros'],

@@ -106,6 +106,33 @@ describe("a month-end run's receipts", () => {
     expect(page.text).not.toContain(`/admin/receipts?run=${old.id}`);
   });
 
+  it('a run filter that is not a run id names no run "#abc" and is not kept by the Filter button: the error and a way out', async () => {
+    const before = await db.prisma.receipt.count();
+    const refused = await html('/admin/receipts?run=abc').expect(400);
+    const text = visibleTextOf(refused.text);
+    expect(text).toContain('Month-end run: must be a whole number');
+    expect(text).not.toContain('Receipts made by month-end run #abc');
+    expect(text).toContain('Show every receipt');
+    expect(refused.text).not.toContain('name="run"');
+    expect(await db.prisma.receipt.count()).toBe(before);
+  });
+
+  it('a run filter refused for another field keeps its run: banner, link back and the Filter button', async () => {
+    const refused = await html('/admin/receipts?run=1&status=bogus').expect(400);
+    expect(visibleTextOf(refused.text)).toContain('Receipts made by month-end run #1.');
+    expect(refused.text).toContain('href="/admin/month-end/1"');
+    expect(refused.text).toContain('name="run" value="1"');
+  });
+
+  it('a run that does not exist comes back as the billing page saying so, with a way out', async () => {
+    const refused = await html('/admin/receipts?run=2000000').expect(404);
+    const text = visibleTextOf(refused.text);
+    expect(text).toContain('Month-end run #2000000 was not found.');
+    expect(text).toContain('Show every receipt');
+    expect(text).not.toContain('Back to the start page');
+    expect(refused.text).not.toContain('href="/admin/month-end/2000000"');
+  });
+
   it.each([
     ['/admin/receipts?run=abc', 400, 'must be a whole number'],
     ['/admin/receipts?run=2000000', 404, 'Month-end run #2000000 was not found.'],

@@ -128,3 +128,28 @@ describe('two admins changing each other at the same moment', () => {
     await post(agentOfA, c.id, 'disable').then((response) => expect(response.status).toBe(200));
   });
 });
+
+describe('the last admin, refused in the browser', () => {
+  it.each<Change>(['disable', 'demote'])(
+    '%s of the last active admin comes back as the users page saying why, with nothing changed',
+    async (change) => {
+      const app = buildTestApp(db);
+      const solo = await buildUser(db.prisma, { username: `solo${change}`, role: 'admin' });
+      const agent = await signInAs(app, solo.username, solo.password);
+      const path = change === 'disable' ? `/admin/users/${solo.id}/disable` : `/admin/users/${solo.id}/role`;
+      const refused = await agent
+        .post(path)
+        .set('Accept', 'text/html')
+        .set('X-CSRFToken', await csrfTokenOf(agent))
+        .type('form')
+        .send(change === 'disable' ? {} : { role: 'user' })
+        .expect(409);
+      expect(refused.text).toContain('<h1>Users</h1>');
+      expect(refused.text).toContain('This is the last active admin; make another admin first.');
+      // The list is searched for the account the admin acted on, as after a change that worked.
+      expect(refused.text).toContain(`value="${solo.username}"`);
+      expect(refused.text).not.toContain('Back to the start page');
+      expect(await activeAdmins()).toEqual([solo.username]);
+    },
+  );
+});

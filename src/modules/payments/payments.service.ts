@@ -656,7 +656,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       events,
       needsReview,
       paymentsPage: {
-        newerLink: hasNewer && rows[0] ? `/admin/payments?newer=${rows[0].id}` : undefined,
+        // Past the oldest payment (an edited or saved link) there is no row to page from: back to the newest.
+        newerLink: hasNewer ? (rows[0] ? `/admin/payments?newer=${rows[0].id}` : '/admin/payments') : undefined,
         olderLink: hasOlder && rows.length > 0 ? `/admin/payments?older=${rows[rows.length - 1]?.id}` : undefined,
         isFirst: fromPayment === undefined,
       },

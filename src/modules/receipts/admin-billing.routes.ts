@@ -30,6 +30,7 @@ import {
   monthEndRunUrl,
   RECEIPT_ITEMS_CSV_COLUMNS,
   type ReceiptsService,
+  UnknownRunFilterError,
 } from './receipts.service.js';
 
 const REFUSALS = [400, 409];
@@ -130,12 +131,27 @@ export function adminBillingRoutes(deps: {
       filter = parseInput(ZReceiptFilter, req.query);
       result = await receipts.listForAdmin(filter);
     } catch (error) {
-      // A bad filter comes back as the page with the message and what was typed, as /admin/usage does.
-      if (!isRefusedForm(req, error, REFUSALS)) throw error;
+      // A bad filter comes back as the page with the message and what was typed, as /admin/usage does;
+      // so does a run that does not exist (404), with "Show every receipt" rather than an error page.
+      if (
+        !isRefusedForm(req, error, REFUSALS) &&
+        !(isRefusedForm(req, error, [404]) && error instanceof UnknownRunFilterError)
+      ) {
+        throw error;
+      }
       const filter = Object.fromEntries(
         (['status', 'user', 'start', 'end', 'run'] as const).map((name) => [name, typedIn(req.query, name)]),
       );
       res.status(error.status);
+      if (error instanceof UnknownRunFilterError) {
+        // No run to name or link back to: the list without it is the way out.
+        await renderBilling(res, {
+          filter: { ...filter, run: undefined },
+          error: readableMessageOf(error),
+          errorLink: { href: '/admin/receipts', text: 'Show every receipt' },
+        });
+        return;
+      }
       await renderBilling(res, { filter, error: readableMessageOf(error) });
       return;
     }

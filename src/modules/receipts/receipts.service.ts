@@ -9,6 +9,7 @@ import {
   ConflictError,
   InvalidFieldsError,
   isUniqueViolation,
+  NotFoundError,
   notFoundById,
   ReversedWindowError,
   ServiceUnavailableError,
@@ -32,6 +33,13 @@ import type { RatesService } from '../pricing/rates.service.js';
 import * as monthEndRunsRepository from './month-end-runs.repository.js';
 import * as receiptsRepository from './receipts.repository.js';
 import { RECEIPT_FIELD_LABELS, type TMarkPaid, type TReceiptFilter, type TVoidReceipt } from './receipts.schema.js';
+
+/** The billing list filtered by a month-end run that does not exist (404, worded as every miss by id). */
+export class UnknownRunFilterError extends NotFoundError {
+  constructor(runId: number) {
+    super(notFoundById('Month-end run', runId).message);
+  }
+}
 
 type MarkPaidInput = Pick<TMarkPaid, 'method'> & { tx_ref?: string | undefined; paid_on?: string | undefined };
 
@@ -1149,7 +1157,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     }
     // A run that does not exist is a 404, not an empty list that reads as "it made no receipts".
     if (filter.run !== undefined && !(await monthEndRunsRepository.findRun(db, filter.run))) {
-      throw notFoundById('Month-end run', filter.run);
+      throw new UnknownRunFilterError(filter.run);
     }
     const repoFilter: receiptsRepository.ReceiptFilter = {
       status: filter.status,

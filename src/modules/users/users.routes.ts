@@ -119,6 +119,8 @@ export function usersRoutes(deps: {
     shown: {
       refused?: { error: string; form: { username: string; role: string } };
       generated?: GeneratedPassword;
+      /** Why a change to a listed user (role, disable) was refused. */
+      refusedChange?: string;
     } = {},
     query: { search?: string; page: number } = { page: 1 },
   ) {
@@ -132,7 +134,24 @@ export function usersRoutes(deps: {
       error: shown.refused?.error,
       form: shown.refused?.form,
       generated: shown.generated,
+      refusedChange: shown.refusedChange,
     });
+  }
+
+  /**
+   * A refused role change or disable (409: the last active admin) comes back as the users page
+   * saying why, not an error page. The last active admin can only be the one asking, so the list
+   * is searched for them, as after a change that worked; JSON clients get {error, code}.
+   */
+  async function refuseUserChange(req: Request, res: Response, error: unknown): Promise<boolean> {
+    if (!isRefusedForm(req, error, [409])) return false;
+    res.status(error.status);
+    await renderUsers(
+      res,
+      { refusedChange: `Not changed. ${readableMessageOf(error)}` },
+      { search: sessionUserOf(req).username, page: 1 },
+    );
+    return true;
   }
 
   router.get('/admin/users', guards.requireAdmin, async (req, res) => {
@@ -206,7 +225,13 @@ export function usersRoutes(deps: {
   router.post('/admin/users/:id/role', guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZUserId, req.params.id, 'user id');
     const { role } = parseInput(ZChangeRoleForm, req.body);
-    const user = await usersService.changeRole(db, id, role, auditContextOf(req));
+    let user: usersService.UserRecord;
+    try {
+      user = await usersService.changeRole(db, id, role, auditContextOf(req));
+    } catch (error) {
+      if (await refuseUserChange(req, res, error)) return;
+      throw error;
+    }
     answerChange(req, res, {
       json: { user: userAnswerOf(user) },
       flash: { type: 'success', message: `${user.username} is now ${role === 'admin' ? 'an admin' : 'a user'}.` },
@@ -235,7 +260,13 @@ export function usersRoutes(deps: {
   ] as const) {
     router.post(`/admin/users/:id/${action}`, guards.requireAdmin, async (req, res) => {
       const id = parseInput(ZUserId, req.params.id, 'user id');
-      const user = await usersService.setDisabled(db, id, isDisabled, auditContextOf(req));
+      let user: usersService.UserRecord;
+      try {
+        user = await usersService.setDisabled(db, id, isDisabled, auditContextOf(req));
+      } catch (error) {
+        if (await refuseUserChange(req, res, error)) return;
+        throw error;
+      }
       answerChange(req, res, {
         json: { user: userAnswerOf(user) },
         flash: { type: 'success', message: `${user.username} is ${isDisabled ? 'disabled' : 'enabled'}.` },
