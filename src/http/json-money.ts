@@ -1,4 +1,4 @@
-import type { Prisma } from '@prisma/client';
+import { Prisma } from '@prisma/client';
 import { minorUnitDigits } from '../modules/pricing/pricing.js';
 
 /**
@@ -18,4 +18,12 @@ export function moneyJson(amount: Prisma.Decimal, currency: string): string {
 export function rateJson(rate: Prisma.Decimal, currency: string): string {
   const digits = minorUnitDigits(currency);
   return rate.decimalPlaces() > digits ? rate.toFixed() : rate.toFixed(digits);
+}
+
+/**
+ * Resource hours (core-, GPU-, memory GB-hours) as JSON answers write them: text with the six
+ * decimals they are priced at, so hours × rate gives the cost shown, never a float.
+ */
+export function hoursJson(hours: Prisma.Decimal | number): string {
+  return new Prisma.Decimal(hours).toFixed(6, Prisma.Decimal.ROUND_HALF_UP);
 }

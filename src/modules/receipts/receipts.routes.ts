@@ -2,7 +2,7 @@ import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
-import { moneyJson } from '../../http/json-money.js';
+import { hoursJson, moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { renderView, sendStreamedPage } from '../../http/streamed-page.js';
@@ -47,7 +47,6 @@ function receiptJson(receipt: ListedReceipt) {
  */
 function ownReceiptJson(shown: ShownReceipt) {
   const { receipt, items, itemPager } = shown;
-  const hours = (value: { toFixed(digits: number): string }) => value.toFixed(6);
   return {
     receipt: {
       ...receiptJson(receipt),
@@ -64,9 +63,9 @@ function ownReceiptJson(shown: ShownReceipt) {
       cluster: item.cluster,
       name: item.jobName,
       endAt: item.jobEndAt?.toISOString() ?? null,
-      cpuHours: hours(item.cpuHours),
-      gpuHours: hours(item.gpuHours),
-      memGbHours: hours(item.memGbHours),
+      cpuHours: hoursJson(item.cpuHours),
+      gpuHours: hoursJson(item.gpuHours),
+      memGbHours: hoursJson(item.memGbHours),
       cost: moneyJson(item.cost, receipt.currency),
     })),
   };

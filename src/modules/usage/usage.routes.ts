@@ -2,7 +2,7 @@ import { Prisma } from '@prisma/client';
 import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
-import { moneyJson, rateJson } from '../../http/json-money.js';
+import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
@@ -144,7 +144,6 @@ type MyUsagePage = Awaited<ReturnType<UsageService['getUserUsage']>>;
 export function myUsageJson(page: MyUsagePage, timeZone: string) {
   const money = (value: Prisma.Decimal | null) =>
     value === null ? null : moneyJson(new Prisma.Decimal(value), page.currency);
-  const hours = (value: Prisma.Decimal | number) => new Prisma.Decimal(value).toFixed(6, Prisma.Decimal.ROUND_HALF_UP);
   const { rates } = page.tier;
   const base = {
     view: page.view,
@@ -164,9 +163,9 @@ export function myUsageJson(page: MyUsagePage, timeZone: string) {
   if (page.view === 'aggregate') {
     const sums = (row: { jobs: number; cpuHours: number; gpuHours: number; memGbHours: number }) => ({
       jobs: row.jobs,
-      cpuHours: hours(row.cpuHours),
-      gpuHours: hours(row.gpuHours),
-      memGbHours: hours(row.memGbHours),
+      cpuHours: hoursJson(row.cpuHours),
+      gpuHours: hoursJson(row.gpuHours),
+      memGbHours: hoursJson(row.memGbHours),
     });
     return {
       ...base,
@@ -205,9 +204,9 @@ export function myUsageJson(page: MyUsagePage, timeZone: string) {
       startAt: row.startAt?.toISOString() ?? null,
       endAt: row.endAt.toISOString(),
       elapsedSec: row.elapsedSec,
-      cpuHours: hours(row.cpuHours),
-      gpuHours: hours(row.gpuHours),
-      memGbHours: hours(row.memGbHours),
+      cpuHours: hoursJson(row.cpuHours),
+      gpuHours: hoursJson(row.gpuHours),
+      memGbHours: hoursJson(row.memGbHours),
       tier: row.tier,
       cost: money(row.cost),
       receipt: row.receiptId === null ? null : { id: row.receiptId, status: row.receiptStatus },
