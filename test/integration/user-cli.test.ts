@@ -143,8 +143,12 @@ describe('npm run user:unlock', () => {
     const entry = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'user.unlock_sign_in' } });
     expect(entry).toMatchObject({ actor: 'cli', target: 'lockedcli', status: 'ok' });
 
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'lockedcli' } })).toBe(1);
+
+    // Nothing locked, nothing lifted: said so, and no second audit entry.
     const again = await runUserCli(['unlock', '--username', 'lockedcli'], '');
     expect(again).toEqual({ code: 0, output: 'Sign-in of lockedcli was not locked.\n' });
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'lockedcli' } })).toBe(1);
     const missing = await runUserCli(['unlock', '--username', 'ghost'], '');
     expect(missing).toEqual({ code: 1, output: 'No user named ghost.\n' });
     expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'ghost' } })).toBe(0);

@@ -66,6 +66,7 @@ describe('an admin lifts a sign-in lockout', () => {
     await signInAs(app, 'lockedout', user.password);
     const entry = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'user.unlock_sign_in' } });
     expect(entry).toMatchObject({ actor: 'unlocker', target: 'lockedout', status: 'ok' });
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'lockedout' } })).toBe(1);
     expect(entry.details).toEqual({ lockedUntil: '2026-06-01T08:15:00.000Z' });
     expect((await verifyAuditChain(db.prisma)).isIntact).toBe(true);
   });
@@ -94,6 +95,44 @@ describe('an admin lifts a sign-in lockout', () => {
       .send({})
       .expect(200);
     expect(again.body).toMatchObject({ wasLocked: false, message: 'Sign-in of jsonlocked was not locked.' });
+  });
+
+  it('on an account with no lock running, says so as a notice and changes and audits nothing', async () => {
+    const app = lockoutApp();
+    const admin = await adminOf(app, 'idleunlocker');
+    const user = await buildUser(db.prisma, { username: 'notlocked' });
+    // Two failures: counted, short of a lock. They stay as they were.
+    for (let attempt = 1; attempt <= 2; attempt++) await postLogin(app, 'notlocked', `wrong-guess-${attempt}`);
+    const counters = await db.prisma.authThrottle.findMany({
+      where: { username: 'notlocked' },
+      orderBy: { id: 'asc' },
+    });
+    expect(counters.length).toBeGreaterThan(0);
+    const auditBefore = await db.prisma.auditLog.count();
+
+    const answer = await admin
+      .post(`/admin/users/${user.id}/unlock`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(admin) })
+      .expect(303);
+    expect(answer.headers.location).toBe('/admin/users?q=notlocked');
+    const page = await admin.get('/admin/users?q=notlocked').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('<div class="alert warning" role="status">Sign-in of notlocked was not locked.</div>');
+    expect(page.text).not.toContain('alert error');
+
+    const json = await admin
+      .post(`/admin/users/${user.id}/unlock`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({})
+      .expect(200);
+    expect(json.body).toMatchObject({ ok: true, wasLocked: false, message: 'Sign-in of notlocked was not locked.' });
+
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'notlocked' } })).toBe(0);
+    expect(await db.prisma.auditLog.count()).toBe(auditBefore);
+    expect(await db.prisma.authThrottle.findMany({ where: { username: 'notlocked' }, orderBy: { id: 'asc' } })).toEqual(
+      counters,
+    );
   });
 
   it('is refused without the CSRF token, to a non-admin and for an unknown user, lifting nothing', async () => {

@@ -376,8 +376,9 @@ export async function findAccountLocks(
 /**
  * Lifts an account's sign-in locks: deletes its rows (every address's and '*'), as a successful
  * sign-in does, so its failures count from 0 again. Returns the latest lock that was still
- * running (null when none was) and how many locks were running. Client networks' rows stay:
- * they are not the account's.
+ * running (null when none was) and how many locks were running. With no lock running nothing is
+ * deleted: there was nothing to lift, so nothing changes (and nothing is audited). Client
+ * networks' rows stay: they are not the account's.
  */
 export async function unlockAccount(
   db: Db | Prisma.TransactionClient,
@@ -385,7 +386,10 @@ export async function unlockAccount(
   now: Date,
 ): Promise<{ lockedUntil: Date | null; endedLocks: number }> {
   const rows = await db.$queryRaw<{ lockedUntil: Date | null; endedLocks: number }[]>`
-    WITH deleted AS (DELETE FROM auth_throttle WHERE username = ${username} RETURNING locked_until)
+    WITH deleted AS (
+      DELETE FROM auth_throttle WHERE username = ${username}
+         AND EXISTS (SELECT 1 FROM auth_throttle WHERE username = ${username} AND locked_until > ${now})
+      RETURNING locked_until)
     SELECT max(locked_until) FILTER (WHERE locked_until > ${now}) AS "lockedUntil",
            (count(*) FILTER (WHERE locked_until > ${now}))::int AS "endedLocks"
       FROM deleted`;

@@ -159,12 +159,15 @@ export async function changeOwnPassword(
  * Lifts a user's sign-in lockout before it ends (an admin on /admin/users, or `npm run
  * user:unlock`): their failure counts and locks go, from every address, in the transaction of
  * the audit entry naming who lifted whose (`user.unlock_sign_in`, with the end of the lock that
- * was running, or null). Returns that end too, and how many locks it ended (for the metrics).
+ * was running). With no lock running nothing changes and nothing is audited; the end is null.
+ * Returns that end too, and how many locks it ended (for the metrics).
  */
 export async function unlockSignIn(db: Db, id: number, context: AuditContext, now: Date) {
   const user = await requireUser(db, id);
   const { lockedUntil, endedLocks } = await db.$transaction(async (tx) => {
     const unlocked = await throttleRepository.unlockAccount(tx, user.username, now);
+    // Nothing was locked, so nothing changed: an audit entry would record an unlock that never was.
+    if (unlocked.lockedUntil === null) return unlocked;
     await appendAudit(
       tx,
       {
@@ -172,7 +175,7 @@ export async function unlockSignIn(db: Db, id: number, context: AuditContext, no
         action: 'user.unlock_sign_in',
         target: user.username,
         status: 'ok',
-        details: { lockedUntil: unlocked.lockedUntil?.toISOString() ?? null },
+        details: { lockedUntil: unlocked.lockedUntil.toISOString() },
       },
       now,
     );
