@@ -7,7 +7,7 @@ const labelsBySchema = new WeakMap<z.ZodType, FieldLabels>();
 
 /**
  * Gives `schema`'s fields the labels their form shows, so that a refusal read on a page says
- * "CPU core-hour: must be 0 or more" where an API client reads "cpu: ...". Returns `schema`.
+ * "CPU core-hour: must be a plain decimal ..." where an API client reads "cpu: ...". Returns `schema`.
  */
 export function labelFields<T extends z.ZodType>(schema: T, labels: FieldLabels): T {
   labelsBySchema.set(schema, labels);

@@ -35,8 +35,8 @@ export class BadRequestError extends AppError {
 
 /**
  * A request refused for what its fields hold, one reason a field. `message` names each field by its
- * key ("cpu: must be 0 or more"), as an API client sends it and reads it back; `readableMessage`
- * names it by the label a form shows it under ("CPU core-hour: must be 0 or more"), for the pages.
+ * key ("cpu: must be a plain decimal ..."), as an API client sends it and reads it back; `readableMessage`
+ * names it by the label a form shows it under ("CPU core-hour: must be a plain decimal ..."), for the pages.
  */
 export class InvalidFieldsError extends BadRequestError {
   readonly readableMessage: string;

@@ -179,11 +179,20 @@ describe('POST /formula', () => {
   });
 
   it.each([
-    [{ type: 'mu', cpu: -1, gpu: 1, mem: 1 }, /^cpu: must be 0 or more/],
-    [{ type: 'mu', cpu: 1, gpu: 'lots', mem: 1 }, /^gpu: must be a plain decimal such as 0.25$/],
-    [{ type: 'mu', cpu: 1, gpu: 1, mem: 5_000_000 }, /^mem: must be at most 1000000/],
-    [{ type: 'mu', cpu: 1, gpu: 1, mem: 0.1234567 }, /^mem: must have at most 6 decimal places/],
-    [{ type: 'mu', cpu: 1, gpu: 1 }, /^mem: is required/],
+    [
+      { type: 'mu', cpu: -1, gpu: 1, mem: 1 },
+      /^cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25/,
+    ],
+    [
+      { type: 'mu', cpu: 1, gpu: 'lots', mem: 1 },
+      /^gpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25$/,
+    ],
+    [{ type: 'mu', cpu: 1, gpu: 1, mem: 5_000_000 }, /^mem: must be a plain decimal from 0 to 1000000/],
+    [
+      { type: 'mu', cpu: 1, gpu: 1, mem: 0.1234567 },
+      /^mem: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25/,
+    ],
+    [{ type: 'mu', cpu: 1, gpu: 1 }, /^mem: must be a plain decimal from 0 to 1000000/],
     [{ type: 'nope', cpu: 1, gpu: 1, mem: 1 }, /^type: unknown tier "nope"/],
   ])('refuses %j with a 400 naming the field, changing nothing', async (body, message) => {
     const before = await db.prisma.pricingRate.count();
@@ -217,18 +226,21 @@ describe('POST /formula', () => {
   }
 
   it.each([
-    ['1e3', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
-    ['1E3', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
-    ['1e-7', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
-    ['1.5E+2', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
-    ['0.0000001', 'cpu: must have at most 6 decimal places'],
-    ['0.10000000000000001', 'cpu: must have at most 6 decimal places'],
-    ['-0.5', 'cpu: must be 0 or more'],
-    ['-0', 'cpu: must be a plain decimal such as 0.25, without a sign'],
-    ['-0.0', 'cpu: must be a plain decimal such as 0.25, without a sign'],
-    ['"+1"', 'cpu: must be a plain decimal such as 0.25, without a sign'],
-    ['".5"', 'cpu: must have a digit before the decimal point, such as 0.5'],
-    ['"5."', 'cpu: must have a digit after the decimal point, such as 5.0, or none: 5'],
+    ['1e3', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['1E3', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['1e-7', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['1.5E+2', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['0.0000001', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    [
+      '0.10000000000000001',
+      'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    ],
+    ['-0.5', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['-0', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['-0.0', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['"+1"', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['".5"', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['"5."', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
   ])('judges the JSON number %s by the text sent: 400, rates and audit log unchanged', async (cpu, message) => {
     const before = await ratesOf('gov');
     const audits = await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } });
@@ -1633,7 +1645,7 @@ describe('admin pages', () => {
       .send({ type: 'gov', cpu: '1e3', gpu: '18', mem: '0.08', csrf_token: token });
     expect(exponent.status).toBe(400);
     expect(exponent.text).toContain(
-      'CPU core-hour: must be written as a plain decimal such as 0.50, without an exponent',
+      'CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
     );
     expect(await db.prisma.pricingRate.count()).toBe(historyRows);
     const bad = await admin
@@ -1642,7 +1654,9 @@ describe('admin pages', () => {
       .type('form')
       .send({ type: 'gov', cpu: '-3', gpu: '18', mem: '0.08', csrf_token: token });
     expect(bad.status).toBe(400);
-    expect(bad.text).toContain('CPU core-hour: must be 0 or more');
+    expect(bad.text).toContain(
+      'CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    );
   });
 
   it('names the tier of a refused rates form and keeps what was typed in it', async () => {
@@ -1654,7 +1668,9 @@ describe('admin pages', () => {
       .type('form')
       .send({ type: 'gov', cpu: '-3', gpu: '18.5', mem: '0.081', csrf_token: token });
     expect(bad.status).toBe(400);
-    expect(bad.text).toContain('Rates of gov not changed. CPU core-hour: must be 0 or more');
+    expect(bad.text).toContain(
+      'Rates of gov not changed. CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    );
     expect(bad.text).toContain('id="cpu-gov" name="cpu" inputmode="decimal" required value="-3"');
     expect(bad.text).toContain('id="gpu-gov" name="gpu" inputmode="decimal" required value="18.5"');
     expect(bad.text).toContain('id="mem-gov" name="mem" inputmode="decimal" required value="0.081"');
@@ -1664,11 +1680,11 @@ describe('admin pages', () => {
   });
 
   it.each([
-    ['-0', 'CPU core-hour: must be a plain decimal such as 0.25, without a sign'],
-    ['-0.00', 'CPU core-hour: must be a plain decimal such as 0.25, without a sign'],
-    ['+1', 'CPU core-hour: must be a plain decimal such as 0.25, without a sign'],
-    ['.5', 'CPU core-hour: must have a digit before the decimal point, such as 0.5'],
-    ['5.', 'CPU core-hour: must have a digit after the decimal point, such as 5.0, or none: 5'],
+    ['-0', 'CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['-0.00', 'CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['+1', 'CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['.5', 'CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['5.', 'CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
   ])('refuses the form rate %j, saving no rate and writing no audit entry', async (cpu, message) => {
     const token = await csrfTokenOf(admin, '/admin/rates');
     const rows = await db.prisma.pricingRate.findMany({ orderBy: { id: 'asc' } });

@@ -230,26 +230,50 @@ describe('adding tiers on the rates page', () => {
     [{ name: '-gold', cpu: '1', gpu: '1', mem: '1' }, 'Name: must be lowercase letters, digits, - or _'],
     [{ name: 'x'.repeat(33), cpu: '1', gpu: '1', mem: '1' }, 'Name: must be at most 32 characters'],
     [{ name: '  ', cpu: '1', gpu: '1', mem: '1' }, 'Name: is required'],
-    [{ name: 'gold', cpu: '-1', gpu: '1', mem: '1' }, 'CPU core-hour: must be 0 or more'],
-    [{ name: 'gold', cpu: '1', gpu: 'lots', mem: '1' }, 'GPU-hour: must be a plain decimal such as 0.25'],
+    [
+      { name: 'gold', cpu: '-1', gpu: '1', mem: '1' },
+      'CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    ],
+    [
+      { name: 'gold', cpu: '1', gpu: 'lots', mem: '1' },
+      'GPU-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    ],
     [
       { name: 'gold', cpu: '-0', gpu: '1', mem: '1' },
-      'CPU core-hour: must be a plain decimal such as 0.25, without a sign',
+      'CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
     ],
-    [{ name: 'gold', cpu: '1', gpu: '+1', mem: '1' }, 'GPU-hour: must be a plain decimal such as 0.25, without a sign'],
+    [
+      { name: 'gold', cpu: '1', gpu: '+1', mem: '1' },
+      'GPU-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    ],
     [
       { name: 'gold', cpu: '.5', gpu: '1', mem: '1' },
-      'CPU core-hour: must have a digit before the decimal point, such as 0.5',
+      'CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
     ],
     [
       { name: 'gold', cpu: '1', gpu: '1', mem: '5.' },
-      'Memory GB-hour: must have a digit after the decimal point, such as 5.0',
+      'Memory GB-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
     ],
-    [{ name: 'gold', cpu: '1', gpu: '1', mem: '' }, 'Memory GB-hour: is required'],
-    [{ name: 'gold', cpu: '1', gpu: '1' }, 'Memory GB-hour: is required'],
-    [{ name: 'gold', cpu: '1', gpu: '1', mem: '0.1234567' }, 'Memory GB-hour: must have at most 6 decimal places'],
-    [{ name: 'gold', cpu: '1', gpu: '5000000', mem: '1' }, 'GPU-hour: must be at most 1000000 per hour'],
-    [{ name: 'gold', cpu: '1e3', gpu: '1', mem: '1' }, 'CPU core-hour: must be written as a plain decimal'],
+    [
+      { name: 'gold', cpu: '1', gpu: '1', mem: '' },
+      'Memory GB-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    ],
+    [
+      { name: 'gold', cpu: '1', gpu: '1' },
+      'Memory GB-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    ],
+    [
+      { name: 'gold', cpu: '1', gpu: '1', mem: '0.1234567' },
+      'Memory GB-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    ],
+    [
+      { name: 'gold', cpu: '1', gpu: '5000000', mem: '1' },
+      'GPU-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    ],
+    [
+      { name: 'gold', cpu: '1e3', gpu: '1', mem: '1' },
+      'CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    ],
     [{ name: 'gold', cpu: '1', gpu: '1', mem: '1', is_default: 'on' }, 'input: has an unknown field: is_default'],
   ])('refuses %j with a 400 naming the field, keeps what was typed and writes nothing', async (fields, message) => {
     const before = await pricingRows();
@@ -267,9 +291,9 @@ describe('adding tiers on the rates page', () => {
   });
 
   it.each([
-    ['-0.0', 'cpu: must be a plain decimal such as 0.25, without a sign'],
-    ['"+1"', 'cpu: must be a plain decimal such as 0.25, without a sign'],
-    ['".5"', 'cpu: must have a digit before the decimal point, such as 0.5'],
+    ['-0.0', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['"+1"', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['".5"', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
   ])('refuses the JSON rate %s of a new tier as the form does, writing nothing', async (cpu, message) => {
     const before = await pricingRows();
     const response = await ops
@@ -317,7 +341,9 @@ describe('adding tiers on the rates page', () => {
     const before = await pricingRows();
     const exponent = await send('{"name":"jsonexp","cpu":1e3,"gpu":1,"mem":1}');
     expect(exponent.status).toBe(400);
-    expect(exponent.body.error).toContain('cpu: must be written as a plain decimal such as 0.50, without an exponent');
+    expect(exponent.body.error).toContain(
+      'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    );
     expect(await pricingRows()).toEqual(before);
     expect((await send('{"name":"jsontier","cpu":1.25,"gpu":10,"mem":0.123456}')).status).toBe(200);
     const rate = await db.prisma.pricingRate.findFirstOrThrow({ where: { tier: { name: 'jsontier' } } });

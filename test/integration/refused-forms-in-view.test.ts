@@ -88,7 +88,11 @@ describe('/admin/rates', () => {
     });
     expect(response.status).toBe(400);
     const card = cardOf(response.text, 'tier-gov');
-    expectReasonAboveForm(card, 'Rates of gov not changed. CPU core-hour: must be 0 or more', '/admin/rates#tier-gov');
+    expectReasonAboveForm(
+      card,
+      'Rates of gov not changed. CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+      '/admin/rates#tier-gov',
+    );
     expect(card).toMatch(/id="cpu-gov"[^>]* value="-3"/);
     expect(alertsIn(response.text)).toHaveLength(1);
   });

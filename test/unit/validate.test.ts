@@ -131,10 +131,13 @@ describe('parseInput says what is wrong in words people read', () => {
   });
 
   it.each([
-    ['1e3', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
-    ['1e-7', 'cpu: must be written as a plain decimal such as 0.50, without an exponent'],
-    ['0.0000001', 'cpu: must have at most 6 decimal places'],
-    ['0.10000000000000001', 'cpu: must have at most 6 decimal places'],
+    ['1e3', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['1e-7', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    ['0.0000001', 'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25'],
+    [
+      '0.10000000000000001',
+      'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+    ],
   ])('judges the JSON number %s by its text', (text, expected) => {
     const cpu = new JsonNumberText(text);
     expect(messageOf(() => parseInput(ZSetRates, { type: 'mu', cpu, gpu: '1', mem: '1' }))).toBe(expected);
@@ -151,7 +154,7 @@ describe('parseInput says what is wrong in words people read', () => {
 
   it('refuses a rate that already went through a float, whose digits are lost', () => {
     expect(messageOf(() => parseInput(ZSetRates, { type: 'mu', cpu: 0.5, gpu: '1', mem: '1' }))).toBe(
-      'cpu: must be a plain decimal such as 0.25',
+      'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
     );
   });
 
@@ -186,8 +189,8 @@ describe('a refusal names fields by key for API clients and by label on a page',
     [
       'two rates',
       () => parseInput(ZSetRates, { type: 'mu', cpu: '-1', gpu: '1', mem: 'lots' }),
-      'cpu: must be 0 or more; mem: must be a plain decimal such as 0.25',
-      'CPU core-hour: must be 0 or more; Memory GB-hour: must be a plain decimal such as 0.25',
+      'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25; mem: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
+      'CPU core-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25; Memory GB-hour: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
     ],
     [
       'the day a payment was made',

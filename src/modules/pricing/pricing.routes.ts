@@ -193,7 +193,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           // Refused as stale, the form starts from the rates in force; refused for a typo, it keeps
           // the rates it was opened on, so a change made meanwhile is still caught.
           basedOn: shown ? undefined : typedIn(req.body, 'based_on'),
-          // Every tier's form has the same three fields: "CPU core-hour: must be 0 or more" alone does not say whose.
+          // Every tier's form has the same three fields: "CPU core-hour: must be a plain decimal ..." alone does not say whose.
           error: `Rates of ${type} not changed. ${readableMessageOf(error)}`,
         },
       });

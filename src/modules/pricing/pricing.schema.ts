@@ -9,67 +9,37 @@ export const MAX_RATE_PER_HOUR = 1_000_000;
 /** pricing_rates stores six decimals. */
 const RATE_DECIMALS = 6;
 
-/** What every refusal of a rate's form points to: the one way a rate is written. */
-const PLAIN_RATE_EXAMPLE = 'a plain decimal such as 0.25';
+/**
+ * What every refused rate is told, whatever was wrong with it (an exponent, a sign, letters, a
+ * negative, too many decimals, too large, empty or left out): the whole rule at once, in one
+ * wording on every path that takes a rate (the rates form, POST /formula, Add a tier). Two
+ * wordings for one rule read as two rules; a field is named by its label or key (validate.ts).
+ */
+export const RATE_RULE = `must be a plain decimal from 0 to ${MAX_RATE_PER_HOUR} with at most ${RATE_DECIMALS} decimal places, such as 0.25`;
 
 /**
- * The grammar of a rate, for the form, the JSON routes and the add-tier form alike: ASCII
- * digits, then optionally a point and more digits (at most RATE_DECIMALS, checked after, so a
- * long fraction gets its own message). Leading zeros are allowed: "00.5" has every digit
- * of 0.5 and no other reading, as a padded field or a spreadsheet may write it.
+ * The grammar of a rate: ASCII digits, then optionally a point and more digits. Leading zeros are
+ * allowed: "00.5" has every digit of 0.5 and no other reading, as a padded field or a
+ * spreadsheet may write it. A sign (even on a zero: "-0" used to be stored as 0), an exponent
+ * (1e3 is far more likely a slip than 1,000 an hour), and ".5" or "5." (a missing digit beside
+ * the point is as often a slip as a shorthand) are not rates.
  */
 const PLAIN_RATE = /^\d+(\.\d+)?$/;
-
-/**
- * Why `text` is not a plain rate, as a message saying what is expected; undefined when it is one.
- * ".5" and "5." are refused although each has one reading: a missing digit on either side of
- * the point is as often a slip (1.5 typed as .5, 5.25 cut to 5.) as a shorthand, and money
- * is entered rarely enough that writing 0.5 or 5 costs nothing.
- */
-function describeRateText(text: string): string | undefined {
-  if (/^[-+]?(\d+\.?\d*|\.\d+)e[-+]?\d+$/i.test(text)) {
-    // A price typed as 1e3 is far more likely a slip than a wish for 1,000 an hour.
-    return 'must be written as a plain decimal such as 0.50, without an exponent';
-  }
-  const sign = /^[-+]/.exec(text)?.[0];
-  if (sign) {
-    const magnitude = text.slice(1);
-    // "-0" and "+1" name valid rates but not in the one form a rate has; a negative is refused for its value.
-    if (sign === '-' && /^(\d+\.?\d*|\.\d+)$/.test(magnitude) && !/^[0.]*$/.test(magnitude)) return 'must be 0 or more';
-    return `must be ${PLAIN_RATE_EXAMPLE}, without a sign`;
-  }
-  if (PLAIN_RATE.test(text)) return undefined;
-  if (/^\.\d+$/.test(text)) return `must have a digit before the decimal point, such as 0${text}`;
-  if (/^\d+\.$/.test(text))
-    return `must have a digit after the decimal point, such as ${text}0, or none: ${text.slice(0, -1)}`;
-  return `must be ${PLAIN_RATE_EXAMPLE}`;
-}
 
 /**
  * A per-hour rate >= 0, at most MAX_RATE_PER_HOUR, with at most 6 decimals, judged by the text
  * the client sent: a form field, a JSON string, or a JSON number as written (JsonNumberText,
  * from the lossless parser the rates routes use). A JSON number that went through JSON.parse
  * has lost that text (1e3 is already 1000, 0.10000000000000001 already 0.1), so a plain
- * number is refused rather than guessed at.
+ * number is refused rather than guessed at. Every refusal is RATE_RULE.
  */
 export const ZRate = z
-  .union([z.string().trim().min(1), z.instanceof(JsonNumberText).transform((number) => number.text)], {
-    // A JSON number here has been through a float (a route without the lossless parser).
-    error: (issue) => (issue.input === undefined ? 'is required' : `must be ${PLAIN_RATE_EXAMPLE}`),
-  })
-  .transform((text, ctx) => {
-    const problem = describeRateText(text);
-    if (problem) {
-      ctx.addIssue({ code: 'custom', message: problem });
-      return z.NEVER;
-    }
-    const rate = new Prisma.Decimal(text);
-    if (rate.greaterThan(MAX_RATE_PER_HOUR)) {
-      ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_RATE_PER_HOUR} per hour` });
-      return z.NEVER;
-    }
-    if (rate.decimalPlaces() > RATE_DECIMALS) {
-      ctx.addIssue({ code: 'custom', message: `must have at most ${RATE_DECIMALS} decimal places` });
+  .union([z.string(), z.instanceof(JsonNumberText).transform((number) => number.text)], { error: RATE_RULE })
+  .transform((input, ctx) => {
+    const text = input.trim();
+    const rate = PLAIN_RATE.test(text) ? new Prisma.Decimal(text) : undefined;
+    if (!rate || rate.greaterThan(MAX_RATE_PER_HOUR) || rate.decimalPlaces() > RATE_DECIMALS) {
+      ctx.addIssue({ code: 'custom', message: RATE_RULE });
       return z.NEVER;
     }
     return rate;
