@@ -85,8 +85,8 @@ export class ForbiddenError extends AppError {
 }
 
 export class NotFoundError extends AppError {
-  constructor(message = 'Not found.') {
-    super(404, message);
+  constructor(message = 'Not found.', options: AppErrorOptions = {}) {
+    super(404, message, undefined, options);
   }
 }
 

@@ -65,7 +65,7 @@ describe('a database with no pricing tier yet', () => {
     // An empty type is a type left out: the default tier, which does not exist yet either.
     for (const path of ['/formula', '/formula?type=mu', '/formula?type=']) {
       const response = await request(app).get(path).expect(404);
-      expect(response.body, path).toEqual({ error: NO_TIERS, code: 404 });
+      expect(response.body, path).toEqual({ error: NO_TIERS, code: 404, reason: 'no_pricing_tiers' });
     }
   });
 
@@ -108,6 +108,7 @@ describe('a database with no pricing tier yet', () => {
     expect((await alice.get('/me').set('Accept', 'application/json').expect(404)).body).toEqual({
       error: NO_TIERS,
       code: 404,
+      reason: 'no_pricing_tiers',
     });
   });
 });

@@ -107,8 +107,8 @@ describe('before the first tier exists', () => {
     );
     expect(response.text).toContain("How a job's cost is computed");
     expect(response.text).not.toContain('<table>');
-    // /formula itself is unchanged: the same 404 JSON for programs.
-    await request(app).get('/formula').expect(404);
+    // /formula is for programs: a 404 JSON error whose reason says no rates are configured.
+    expect((await request(app).get('/formula').expect(404)).body.reason).toBe('no_pricing_tiers');
   });
 });
 

@@ -36,12 +36,13 @@ function tiersPageOf(listed: TUserListQuery, extra: Record<string, string> = {})
 export function formulaRoutes(deps: { rates: RatesService }) {
   const router = express.Router();
   router.get('/formula', rejectUnstorableText, async (req, res) => {
+    // Refusals too: a 404 is cacheable by default, and "no tier yet" must not outlive the first tier in a proxy.
+    res.setHeader('Cache-Control', 'no-cache');
     const fastPathFailure = takeFastPathFailure(req);
     if (fastPathFailure) throw fastPathFailure;
     const query = parseInput(ZFormulaQuery, req.query);
     const formula = await deps.rates.getFormula(query.type);
     res.setHeader('ETag', formula.etag);
-    res.setHeader('Cache-Control', 'no-cache');
     if (isEtagMatched(req.headers['if-none-match'], formula.etag)) {
       res.status(304).end();
       return;

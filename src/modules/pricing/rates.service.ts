@@ -153,6 +153,20 @@ function strongEtagOf(body: string): string {
 export const NO_TIERS_MESSAGE =
   'No pricing tier has rates yet; an administrator must add one on the Rates page (/admin/rates).';
 
+/** The `reason` a JSON client reads beside NO_TIERS_MESSAGE, to tell "no rates configured" from a wrong path. */
+export const NO_TIERS_REASON = 'no_pricing_tiers';
+
+/**
+ * Nothing can be priced: no tier has rates in force yet. A 404 with NO_TIERS_MESSAGE, and in JSON
+ * `reason: "no_pricing_tiers"`: a program polling /formula (or reading /me) sees the same 404 for
+ * a mistyped path, and must not have to match the English sentence to know which it got.
+ */
+export class NoTiersError extends NotFoundError {
+  constructor() {
+    super(NO_TIERS_MESSAGE, { publicFields: { reason: NO_TIERS_REASON } });
+  }
+}
+
 /**
  * Says when rates in force are in another currency than CURRENCY (it was changed after rates
  * were entered): receipts and /formula keep the rates' currency while usage pages show CURRENCY.
@@ -340,7 +354,7 @@ export function createRatesService(deps: RatesServiceDeps) {
    */
   async function getFormula(tierName: string | undefined): Promise<FormulaDocument & { tier: string }> {
     const snapshot = await getSnapshot();
-    if (snapshot.knownTiers.size === 0) throw new NotFoundError(NO_TIERS_MESSAGE);
+    if (snapshot.knownTiers.size === 0) throw new NoTiersError();
     const tier = tierName ?? snapshot.defaultTier;
     const formula = snapshot.formulas.get(tier);
     if (!formula) {
@@ -419,7 +433,7 @@ export function createRatesService(deps: RatesServiceDeps) {
       defaultTier: snapshot.defaultTier,
     });
     const rates = snapshot.tiers.get(effective.tier)?.current;
-    if (!rates) throw new NotFoundError(NO_TIERS_MESSAGE);
+    if (!rates) throw new NoTiersError();
     return { ...effective, override, rates };
   }
 
