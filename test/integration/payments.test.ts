@@ -2218,7 +2218,8 @@ describe('a payment start that never got its checkout (the process died in betwe
         },
         now,
       });
-      const { agent, receiptId } = await researcherWithReceipt(stripeApp);
+      // 10.00 THB: Stripe's minimum in THB.
+      const { agent, receiptId } = await researcherWithReceipt(stripeApp, '72000');
       // The dead process got as far as Stripe: a session exists for attempt 1's key.
       const orphan = await createStripeProvider({
         secretKey,
@@ -2228,7 +2229,7 @@ describe('a payment start that never got its checkout (the process died in betwe
       }).startCheckout({
         paymentId: 0,
         receiptId,
-        amountMinor: 50n,
+        amountMinor: 1000n,
         currency: 'THB',
         idempotencyKey: `receipt-${receiptId}-stripe-1`,
         description: `HPC usage, receipt #${receiptId}`,
@@ -2268,7 +2269,8 @@ describe('paying with Stripe Checkout (SDK against a local fake of the API)', ()
         STRIPE_API_URL: fake.url,
       },
     });
-    const { agent, receiptId } = await researcherWithReceipt(app);
+    // 10.00 THB: Stripe's minimum in THB.
+    const { agent, receiptId } = await researcherWithReceipt(app, '72000');
     const checkoutUrl = await startCheckout(agent, receiptId);
     expect(checkoutUrl).toMatch(/^https:\/\/checkout\.stripe\.com\/c\/pay\/cs_test_fake\d+$/);
     const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html');
@@ -2281,7 +2283,7 @@ describe('paying with Stripe Checkout (SDK against a local fake of the API)', ()
     const payload = JSON.stringify(
       buildStripeEvent(
         'checkout.session.completed',
-        { id: payment.externalPaymentId, amount_total: 50, currency: 'thb', payment_status: 'paid' },
+        { id: payment.externalPaymentId, amount_total: 1000, currency: 'thb', payment_status: 'paid' },
         `evt_stripe_${receiptId}`,
       ),
     );

@@ -43,11 +43,13 @@ afterAll(async () => {
 });
 
 let counter = 0;
-/** A researcher with one pending receipt of 0.50 THB. */
+/** A researcher with one pending receipt of 10.00 THB (20 CPU core-hours), Stripe's minimum in THB. */
 async function researcherWithReceipt() {
   counter += 1;
   const user = await buildUser(db.prisma, { username: `voidpayer${counter}` });
-  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+  await buildJobs(db, [
+    { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '72000', stepMemGbHours: '0' },
+  ]);
   const agent = await signInAs(app, user.username, user.password);
   const created = await agent
     .post('/me/receipt')
@@ -213,7 +215,7 @@ describe('voiding a receipt whose Stripe checkout is open', () => {
     const payload = JSON.stringify(
       buildStripeEvent(
         'checkout.session.completed',
-        { id: sessionId, amount_total: 50, currency: 'thb', payment_status: 'paid', status: 'complete' },
+        { id: sessionId, amount_total: 1000, currency: 'thb', payment_status: 'paid', status: 'complete' },
         `evt_void_complete_${receiptId}`,
       ),
     );
@@ -287,7 +289,7 @@ describe('marking a receipt paid by hand while its Stripe checkout is open', () 
     const payload = JSON.stringify(
       buildStripeEvent(
         'checkout.session.completed',
-        { id: sessionId, amount_total: 50, currency: 'thb', payment_status: 'paid', status: 'complete' },
+        { id: sessionId, amount_total: 1000, currency: 'thb', payment_status: 'paid', status: 'complete' },
         `evt_markpaid_complete_${receiptId}`,
       ),
     );

@@ -42,6 +42,12 @@ export type CheckoutExpiry = 'expired' | 'already_complete';
 /** A payment provider: starts hosted checkouts and turns signed webhook deliveries into events. */
 export interface PaymentProvider {
   name: string;
+  /**
+   * The smallest amount the provider takes in one payment in `currency`, as a decimal in the
+   * currency's major units ("0.50"); undefined when it sets none or its minimum for that currency
+   * is not known here. A receipt below it is refused before the provider is asked.
+   */
+  minimumCharge?(currency: string): string | undefined;
   startCheckout(request: CheckoutRequest): Promise<Checkout>;
   /**
    * Closes a checkout (what startCheckout returned as externalPaymentId) so that it takes no

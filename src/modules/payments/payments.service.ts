@@ -135,6 +135,21 @@ export function isAbandonedStart(payment: paymentsRepository.PaymentRow, at: Dat
   );
 }
 
+/**
+ * A receipt whose total is below the smallest payment the provider takes in its currency: it
+ * cannot be paid online, and the provider is not asked (nothing is written).
+ */
+export class BelowMinimumChargeError extends ConflictError {
+  constructor(receiptId: number, total: Prisma.Decimal, minimum: string, currency: string) {
+    const amountOf = (amount: Prisma.Decimal | string) => describeMinorUnits(toMinorUnits(amount, currency), currency);
+    super(
+      `Receipt #${receiptId} totals ${amountOf(total)}, less than the smallest amount that can be paid online ` +
+        `(${amountOf(minimum)}); ask the billing team how to pay it.`,
+      { receiptId },
+    );
+  }
+}
+
 /** Why a researcher cannot pay a receipt while one of its payments is held for review. */
 export const PAYMENT_IN_REVIEW_MESSAGE =
   'A payment for this receipt is being checked by the billing team, so it cannot be paid again now; they will be in touch.';
@@ -221,6 +236,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         `Receipt #${receiptId} totals ${describeMinorUnits(0n, receipt.currency)}; there is nothing to pay.`,
         { receiptId },
       );
+    }
+    // Below the provider's minimum the provider refuses the checkout: say so before asking it,
+    // rather than leave a failed payment carrying the provider's refusal.
+    const minimum = activeProvider.minimumCharge?.(receipt.currency);
+    if (minimum !== undefined && receipt.total.lessThan(minimum)) {
+      throw new BelowMinimumChargeError(receiptId, receipt.total, minimum, receipt.currency);
     }
     // Money already arrived for this receipt and an admin has not decided what it pays for:
     // a second payment now would most likely take the same amount twice.

@@ -24,6 +24,40 @@ function clientOptions(options: StripeOptions): Stripe.StripeConfig {
   };
 }
 
+/**
+ * Stripe's minimum charge per presentment currency, in major units (Stripe's "Minimum and maximum
+ * charge amounts" table): below it Stripe refuses to open the Checkout Session. A currency not
+ * listed is left to Stripe. Stripe also requires a charge to convert to at least the minimum of
+ * the account's settlement currency, which depends on the day's rate and is not checked here: a
+ * charge refused for that still fails at Stripe, with Stripe's reason.
+ */
+const STRIPE_MINIMUM_CHARGES: Readonly<Record<string, string>> = {
+  USD: '0.50',
+  AED: '2.00',
+  AUD: '0.50',
+  BGN: '1.00',
+  BRL: '0.50',
+  CAD: '0.50',
+  CHF: '0.50',
+  CZK: '15.00',
+  DKK: '2.50',
+  EUR: '0.50',
+  GBP: '0.30',
+  HKD: '4.00',
+  HUF: '175.00',
+  INR: '0.50',
+  JPY: '50',
+  MXN: '10.00',
+  MYR: '2.00',
+  NOK: '3.00',
+  NZD: '0.50',
+  PLN: '2.00',
+  RON: '2.00',
+  SEK: '3.00',
+  SGD: '0.50',
+  THB: '10.00',
+};
+
 /** Maps Stripe's Checkout Session events onto ours; anything else keeps its Stripe type (ignored). */
 function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
   const base = { id: event.id, raw };
@@ -102,6 +136,7 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
   };
   return {
     name: 'stripe',
+    minimumCharge: (currency: string) => STRIPE_MINIMUM_CHARGES[currency.toUpperCase()],
     async startCheckout(request: CheckoutRequest): Promise<Checkout> {
       try {
         const stripe = await getStripe();

@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createStripeProvider } from '../../src/modules/payments/stripe.provider.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
+import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+const SECRET_KEY = 'sk_test_fakekeyforminimums';
+
+let db: TestDatabase;
+let fake: FakeStripe;
+let app: ReturnType<typeof buildTestApp>;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  // mu: 0.50 THB a CPU core-hour. Stripe takes at least 10.00 THB in one payment.
+  await buildTiers(db);
+  fake = await startFakeStripe(SECRET_KEY);
+  app = buildTestApp(db, {
+    env: {
+      PAYMENT_PROVIDER: 'stripe',
+      STRIPE_SECRET_KEY: SECRET_KEY,
+      STRIPE_WEBHOOK_SECRET: 'whsec_testsecretforminimums',
+      STRIPE_API_URL: fake.url,
+      PUBLIC_BASE_URL: 'http://billing.test',
+    },
+  });
+});
+afterAll(async () => {
+  await fake?.close();
+  await db?.drop();
+});
+
+let counter = 0;
+/** A researcher with one pending receipt of `cpuHours` × 0.50 THB. */
+async function researcherWithReceipt(cpuHours: number) {
+  counter += 1;
+  const user = await buildUser(db.prisma, { username: `minpayer${counter}` });
+  await buildJobs(db, [
+    { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: String(cpuHours * 3600), stepMemGbHours: '0' },
+  ]);
+  const agent = await signInAs(app, user.username, user.password);
+  const created = await agent
+    .post('/me/receipt')
+    .type('form')
+    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
+  expect(created.status, created.text.slice(0, 200)).toBe(303);
+  const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+  return { agent, receiptId };
+}
+
+/** Everything a refused Pay must leave as it was. */
+async function paymentState(receiptId: number) {
+  return {
+    receipt: await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } }),
+    payments: await db.prisma.payment.count({ where: { receiptId } }),
+    audit: await db.prisma.auditLog.count({
+      where: { target: `receipt:${receiptId}`, action: { startsWith: 'payment.' } },
+    }),
+    stripeRequests: fake.requests.length,
+  };
+}
+
+describe('a receipt below the provider minimum charge', () => {
+  it('is refused at Pay before Stripe is asked, with a clear message, writing no payment', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(1);
+    const before = await paymentState(receiptId);
+    expect(before.receipt.total.toFixed(2)).toBe('0.50');
+    const message = `Receipt #${receiptId} totals 0.50 THB, less than the smallest amount that can be paid online (10.00 THB); ask the billing team how to pay it.`;
+
+    const page = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) });
+    expect(page.status).toBe(409);
+    expect(page.text).toContain(`Payment not started. ${message}`);
+
+    const json = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({});
+    expect(json.status).toBe(409);
+    expect(json.body).toEqual({ error: message, code: 409 });
+
+    const after = await paymentState(receiptId);
+    expect(after).toEqual(before);
+    expect(after.receipt.status).toBe('pending');
+    expect(after.payments).toBe(0);
+  });
+
+  it('just below it (9.50 THB) is refused too; at the minimum (10.00 THB) Stripe opens the checkout', async () => {
+    const below = await researcherWithReceipt(19);
+    const refused = await below.agent
+      .post(`/payments/receipt/${below.receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(below.agent))
+      .send({});
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toContain('totals 9.50 THB, less than the smallest amount that can be paid online');
+    expect(await db.prisma.payment.count({ where: { receiptId: below.receiptId } })).toBe(0);
+
+    const at = await researcherWithReceipt(20);
+    const started = await at.agent
+      .post(`/payments/receipt/${at.receiptId}/start`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(at.agent) });
+    expect(started.status).toBe(303);
+    expect(started.headers.location).toMatch(/^https:\/\/checkout\.stripe\.com\/c\/pay\/cs_test_fake\d+$/);
+    expect(fake.requests.at(-1)?.form.get('line_items[0][price_data][unit_amount]')).toBe('1000');
+    expect(await db.prisma.payment.findFirstOrThrow({ where: { receiptId: at.receiptId } })).toMatchObject({
+      status: 'pending',
+      amountMinor: 1000n,
+    });
+  });
+
+  it.each([
+    ['USD', '0.50'],
+    ['usd', '0.50'],
+    ['THB', '10.00'],
+    ['JPY', '50'],
+    ['GBP', '0.30'],
+    ['XYZ', undefined],
+  ])("Stripe's minimum in %s is %s", (currency, minimum) => {
+    const stripe = createStripeProvider({ secretKey: SECRET_KEY, webhookSecret: 'x', toleranceSec: 300 });
+    expect(stripe.minimumCharge?.(currency)).toBe(minimum);
+  });
+});
