@@ -148,6 +148,7 @@ export function createApp(deps: AppDeps): express.Express {
     metrics,
   });
   app.locals.onlinePayment = payments.providerName ?? '';
+  app.locals.findUnmetMinimumCharge = payments.findUnmetMinimumCharge;
 
   app.use(requestContext(logger));
   app.use(httpMetrics(deps.metrics));

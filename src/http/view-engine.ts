@@ -17,6 +17,7 @@ export const VIEW_LOCALS = [
   'currency',
   'fmt',
   'onlinePayment',
+  'findUnmetMinimumCharge',
   'minPasswordLength',
   'csrfToken',
   'currentUser',

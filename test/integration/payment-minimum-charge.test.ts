@@ -116,6 +116,22 @@ describe('a receipt below the provider minimum charge', () => {
     });
   });
 
+  it('shows no Pay button on the receipt below it, and says how to pay instead; at the minimum it does', async () => {
+    const below = await researcherWithReceipt(19);
+    const page = await below.agent.get(`/me/receipts/${below.receiptId}`);
+    expect(page.status).toBe(200);
+    expect(page.text).not.toContain(`action="/payments/receipt/${below.receiptId}/start"`);
+    expect(page.text).toContain(
+      `This receipt totals 9.50 THB, less than the smallest amount that can be paid online (10.00 THB). Pay it as your billing office asks (by bank transfer, for example), quoting receipt #${below.receiptId};`,
+    );
+
+    const at = await researcherWithReceipt(20);
+    const payable = await at.agent.get(`/me/receipts/${at.receiptId}`);
+    expect(payable.text).toContain(`action="/payments/receipt/${at.receiptId}/start"`);
+    expect(payable.text).toContain('Pay 10.00 THB online');
+    expect(payable.text).not.toContain('less than the smallest amount that can be paid online');
+  });
+
   it.each([
     ['USD', '0.50'],
     ['usd', '0.50'],

@@ -239,10 +239,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     }
     // Below the provider's minimum the provider refuses the checkout: say so before asking it,
     // rather than leave a failed payment carrying the provider's refusal.
-    const minimum = activeProvider.minimumCharge?.(receipt.currency);
-    if (minimum !== undefined && receipt.total.lessThan(minimum)) {
-      throw new BelowMinimumChargeError(receiptId, receipt.total, minimum, receipt.currency);
-    }
+    const minimum = findUnmetMinimumCharge(receipt.total, receipt.currency);
+    if (minimum !== undefined) throw new BelowMinimumChargeError(receiptId, receipt.total, minimum, receipt.currency);
     // Money already arrived for this receipt and an admin has not decided what it pays for:
     // a second payment now would most likely take the same amount twice.
     if (await paymentsRepository.hasPaymentInReview(prisma, receiptId))
@@ -768,8 +766,19 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     return result;
   }
 
+  /**
+   * The provider's minimum charge in `currency` when `total` is below it (it cannot be paid
+   * online), else undefined. The receipt page asks too, so it offers no Pay button that would
+   * only be refused.
+   */
+  function findUnmetMinimumCharge(total: Prisma.Decimal, currency: string): string | undefined {
+    const minimum = provider?.minimumCharge?.(currency);
+    return minimum !== undefined && total.lessThan(minimum) ? minimum : undefined;
+  }
+
   return {
     providerName: provider?.name,
+    findUnmetMinimumCharge,
     startPayment,
     handleWebhook,
     getStatus,
