@@ -26,10 +26,23 @@ export interface ResponseInfo {
 
 const isSuccessStatus = (status: number) => status >= 200 && status < 400;
 
-/** The failure message of an unexpected status; a 404 means the build lacks the route. */
-export function describeStatus(route: string, status: number): string {
-  if (status === 404) return `${route}: 404 Not Found: the route does not exist on this build`;
-  return `${route}: unexpected HTTP ${status}`;
+/**
+ * The failure message of an unexpected status. A 404 means the build lacks the route, unless its
+ * JSON body gives the app's reason (`no_pricing_tiers`: the database has no rates to price with).
+ */
+export function describeStatus(route: string, status: number, body = ''): string {
+  if (status !== 404) return `${route}: unexpected HTTP ${status}`;
+  if (readReason(body) === 'no_pricing_tiers')
+    return `${route}: 404: no pricing tier has rates in this database (fill it with npm run bench:data)`;
+  return `${route}: 404 Not Found: the route does not exist on this build`;
+}
+
+function readReason(body: string): unknown {
+  try {
+    return (JSON.parse(body) as { reason?: unknown }).reason;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -68,12 +81,13 @@ export class HttpSession {
     const started = performance.now();
     try {
       const response = await this.dispatcher.request({ path: spec.path, method: spec.method ?? 'GET', headers, body });
-      const text = spec.isBodyNeeded ? await response.body.text() : '';
-      if (!spec.isBodyNeeded) await response.body.dump({ limit: Number.POSITIVE_INFINITY });
+      const isAccepted = (spec.isAccepted ?? isSuccessStatus)(response.statusCode, response.headers);
+      // A refusal's body is read whatever the spec says: it may say why.
+      const text = spec.isBodyNeeded || !isAccepted ? await response.body.text() : '';
+      if (!spec.isBodyNeeded && isAccepted) await response.body.dump({ limit: Number.POSITIVE_INFINITY });
       this.statsOf().recordRequest(spec.route, performance.now() - started, response.statusCode);
       this.jar.storeFrom(response.headers['set-cookie']);
-      const isAccepted = (spec.isAccepted ?? isSuccessStatus)(response.statusCode, response.headers);
-      if (!isAccepted) this.statsOf().recordFailure(spec.route, describeStatus(spec.route, response.statusCode));
+      if (!isAccepted) this.statsOf().recordFailure(spec.route, describeStatus(spec.route, response.statusCode, text));
       return { status: response.statusCode, headers: response.headers, body: text, isAccepted };
     } catch (error) {
       this.statsOf().recordRequest(spec.route, performance.now() - started, 'error');

@@ -171,6 +171,14 @@ describe('pages and requests', () => {
     expect(describeStatus('GET /me', 500)).toBe('GET /me: unexpected HTTP 500');
   });
 
+  it("says a 404 that gives the app's no_pricing_tiers reason means a database without rates", () => {
+    const body = JSON.stringify({ error: 'No pricing tier has rates yet', code: 404, reason: 'no_pricing_tiers' });
+    expect(describeStatus('GET /formula', 404, body)).toBe(
+      'GET /formula: 404: no pricing tier has rates in this database (fill it with npm run bench:data)',
+    );
+    expect(describeStatus('GET /formula', 404, '<html>Not found</html>')).toContain('does not exist on this build');
+  });
+
   it.each([
     [303, true],
     [409, true],
