@@ -327,10 +327,11 @@ async function insertReceipts(
       );
       receipts += inserted.rowCount ?? 0;
       const itemResult = await client.query(
-        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
+        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost, job_end_at)
          SELECT rc.id, j.id, j.cluster, j.job_key, j.job_id, p.cpu_hours, p.gpu_hours, p.mem_gb_hours,
            -- Rounded half-up to the minor unit as the app rounds each item, so the costs add up to the total.
-           round(p.cpu_hours * r.cpu_per_hour + p.gpu_hours * r.gpu_per_hour + p.mem_gb_hours * r.mem_per_hour, $2::int)
+           round(p.cpu_hours * r.cpu_per_hour + p.gpu_hours * r.gpu_per_hour + p.mem_gb_hours * r.mem_per_hour, $2::int),
+           j.end_at
          FROM receipts rc
          JOIN pricing_rates r ON r.id = rc.rate_id
          JOIN slurm_jobs j ON j."user" = rc.username AND j.end_at >= rc.window_start AND j.end_at < rc.window_end

@@ -17,6 +17,21 @@ export function isRefusedForm(req: Request, error: unknown, statuses: readonly n
   return error instanceof AppError && statuses.includes(error.status) && wantsHtml(req);
 }
 
+/** A way back from the page an error would show, beside "Back to the start page". */
+export interface BackLink {
+  href: string;
+  text: string;
+}
+
+/**
+ * Names where the error page goes back to should this request fail: a download or an action
+ * with no page of its own left a browser on an error page whose only link was the start page.
+ * The error handler still decides between that page and `{error, code}` JSON.
+ */
+export function offerWayBack(res: Response, link: BackLink): void {
+  res.locals.backLink = link;
+}
+
 /** What a form or query field held, as text (undefined when absent or not text). */
 export function typedIn(source: unknown, name: string): string | undefined {
   const value = (source as Record<string, unknown> | undefined)?.[name];

@@ -692,8 +692,8 @@ describe('receipts over HTTP', () => {
          VALUES ('alice', '2025-09-15', 0, 'THB', 'mu', '{}', now(), 'racer') RETURNING id`,
       );
       await racer.query(
-        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
-         SELECT $1, id, cluster, job_key, job_id, 0, 0, 0, 0 FROM slurm_jobs WHERE job_id = '9301'`,
+        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost, job_end_at)
+         SELECT $1, id, cluster, job_key, job_id, 0, 0, 0, 0, end_at FROM slurm_jobs WHERE job_id = '9301'`,
         [rows[0].id],
       );
       const token = await csrfTokenOf(alice, '/me');
@@ -1435,8 +1435,8 @@ describe('receipts over HTTP', () => {
          VALUES ('alice', '2025-08-31', 0, 'THB', 'mu', '{}', now(), 'alice') RETURNING id`,
       );
       await racer.query(
-        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
-         SELECT $1, id, cluster, job_key, job_id, 0, 0, 0, 0 FROM slurm_jobs WHERE job_id = $2`,
+        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost, job_end_at)
+         SELECT $1, id, cluster, job_key, job_id, 0, 0, 0, 0, end_at FROM slurm_jobs WHERE job_id = $2`,
         [rows[0].id, racedJob],
       );
       await stall.query('COMMIT');

@@ -394,8 +394,8 @@ describe('month-end run', () => {
          SELECT "user", '2025-08-31', 0, 'THB', 'mu', '{}', now(), "user" FROM slurm_jobs WHERE "user" LIKE 'mx%'`,
       );
       await db.pool.query(
-        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
-         SELECT r.id, j.id, j.cluster, j.job_key, j.job_id, 0, 0, 0, 0 FROM slurm_jobs j JOIN receipts r ON r.username = j."user"`,
+        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost, job_end_at)
+         SELECT r.id, j.id, j.cluster, j.job_key, j.job_id, 0, 0, 0, 0, j.end_at FROM slurm_jobs j JOIN receipts r ON r.username = j."user"`,
       );
       await listed.query('COMMIT');
       const result = await run;
@@ -839,8 +839,8 @@ describe('a request racing another that bills the same jobs', () => {
          VALUES ('alice', '2025-09-10', 0, 'THB', 'mu', '{}', now(), 'racer') RETURNING id`,
       );
       await racer.query(
-        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
-         SELECT $1, id, cluster, job_key, job_id, 0, 0, 0, 0 FROM slurm_jobs WHERE job_id = $2`,
+        `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost, job_end_at)
+         SELECT $1, id, cluster, job_key, job_id, 0, 0, 0, 0, end_at FROM slurm_jobs WHERE job_id = $2`,
         [rows[0].id, jobId],
       );
       const attempt = receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'));

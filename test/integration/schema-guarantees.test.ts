@@ -16,8 +16,8 @@ async function insertReceiptWithItems(jobKeys: string[], { username = 'alice', c
   );
   const receiptId = receipt.rows[0]?.id;
   await db.pool.query(
-    `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
-     SELECT $1, 1, $2, k, k, 1, 0, 0, 1.00 FROM unnest($3::text[]) AS k`,
+    `INSERT INTO receipt_items (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost, job_end_at)
+     SELECT $1, 1, $2, k, k, 1, 0, 0, 1.00, now() FROM unnest($3::text[]) AS k`,
     [receiptId, cluster, jobKeys],
   );
   return receiptId;

@@ -122,8 +122,10 @@ export async function insertReceiptForUnbilledJobs(
     ),
     items AS (
       INSERT INTO receipt_items
-             (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost)
-      SELECT receipt.id, p.id, p.cluster, p.job_key, p.job_id, p.cpu_hours, p.gpu_hours, p.mem_gb_hours, p.cost
+             (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost,
+              job_end_at)
+      SELECT receipt.id, p.id, p.cluster, p.job_key, p.job_id, p.cpu_hours, p.gpu_hours, p.mem_gb_hours, p.cost,
+             p.end_at
         FROM priced p CROSS JOIN receipt
     )
     SELECT receipt.id, receipt.total::text AS total, (SELECT count(*) FROM priced)::int AS "itemCount"
@@ -309,7 +311,7 @@ async function withItemCounts(
 
 /** One receipt header, if it exists (and belongs to `username` when given). */
 export async function findReceipt(db: Client, id: number, username?: string): Promise<ReceiptRow | undefined> {
-  // One receipt: PostgreSQL counts its items through the receipt_id index, in the same query.
+  // One receipt: PostgreSQL counts its items through the index that leads with receipt_id, in the same query.
   const receipt = await db.receipt.findFirst({
     where: { id, ...(username !== undefined ? { username } : {}) },
     select: { ...RECEIPT_SELECT, _count: { select: { items: true } } },
@@ -319,25 +321,28 @@ export async function findReceipt(db: Client, id: number, username?: string): Pr
 
 const ITEM_WITH_JOB_COLUMNS = Prisma.sql`ri.id, ri.cluster, ri.display_job_id AS "displayJobId",
   ri.cpu_hours AS "cpuHours", ri.gpu_hours AS "gpuHours", ri.mem_gb_hours AS "memGbHours", ri.cost,
-  j.name AS "jobName", j.end_at AS "jobEndAt"`;
+  ri.job_end_at AS "billedEndAt", j.name AS "jobName", j.end_at AS "jobEndAt"`;
 
 /**
- * One page of a receipt's items, in the order they were billed, each with its job's name and end
- * time (as findItemsBatch). OFFSET is fine here: a page is 500 items of one receipt, read through
- * its receipt_id index.
+ * One page of a receipt's items, in the order their jobs ended (ties by item id, which follows
+ * the job's key), each with its job's name and end time (as findItemsBatch). Listed in billing
+ * order, the end times looked shuffled. OFFSET is fine here: a page is 500 items of one
+ * receipt, read in that order through its (receipt_id, job_end_at, id) index.
  */
 export async function listItems(
   db: Client,
   receiptId: number,
   page: { offset: number; limit: number },
 ): Promise<ItemWithJob[]> {
+  // The page is picked before the join: joined first, every skipped item's job was looked up too.
   return db.$queryRaw<ItemWithJob[]>`
     SELECT ${ITEM_WITH_JOB_COLUMNS}
-      FROM receipt_items ri
+      FROM (SELECT * FROM receipt_items
+             WHERE receipt_id = ${receiptId}
+             ORDER BY job_end_at, id
+             LIMIT ${page.limit} OFFSET ${page.offset}) ri
       LEFT JOIN slurm_jobs j ON j.id = ri.slurm_job_id
-     WHERE ri.receipt_id = ${receiptId}
-     ORDER BY ri.id
-     LIMIT ${page.limit} OFFSET ${page.offset}`;
+     ORDER BY ri.job_end_at, ri.id`;
 }
 
 /** A receipt item with the name and end time of the job it billed (null if that row is gone). */
@@ -349,28 +354,34 @@ export interface ItemWithJob {
   gpuHours: Prisma.Decimal;
   memGbHours: Prisma.Decimal;
   cost: Prisma.Decimal;
+  /** The job's end time when it was billed: the items' order (with id), and findItemsBatch's cursor. */
+  billedEndAt: Date;
   jobName: string | null;
   jobEndAt: Date | null;
 }
 
+/** Where a batch of a receipt's items starts: after this item, in (billedEndAt, id) order. */
+export type ItemCursor = Pick<ItemWithJob, 'billedEndAt' | 'id'>;
+
 /**
- * The next `limit` items of a receipt after item `afterId` (keyset, for the items CSV and the
- * printable receipt), each with its job's name and end time: the receipt keeps only the job's
- * id, and a finance officer matching the list to a researcher's work needs both.
+ * The next `limit` items of a receipt after item `after` (keyset, in listItems' order, for the
+ * items CSV and the printable receipt), each with its job's name and end time: the receipt keeps
+ * only the job's id, and a finance officer matching the list to a researcher's work needs both.
  */
 export async function findItemsBatch(
   db: Client,
   receiptId: number,
-  afterId: bigint | undefined,
+  after: ItemCursor | undefined,
   limit: number,
 ): Promise<ItemWithJob[]> {
-  const after = afterId === undefined ? Prisma.empty : Prisma.sql`AND ri.id > ${afterId}`;
+  const afterItem =
+    after === undefined ? Prisma.empty : Prisma.sql`AND (ri.job_end_at, ri.id) > (${after.billedEndAt}, ${after.id})`;
   return db.$queryRaw<ItemWithJob[]>`
     SELECT ${ITEM_WITH_JOB_COLUMNS}
       FROM receipt_items ri
       LEFT JOIN slurm_jobs j ON j.id = ri.slurm_job_id
-     WHERE ri.receipt_id = ${receiptId} ${after}
-     ORDER BY ri.id
+     WHERE ri.receipt_id = ${receiptId} ${afterItem}
+     ORDER BY ri.job_end_at, ri.id
      LIMIT ${limit}`;
 }
 

@@ -1065,15 +1065,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return payment?.receiptId === receipt.id ? { id: payment.id, ...paymentMoneyOf(payment) } : null;
   }
 
-  /** A receipt's items in batches of `size`, read by item id, so any number of them takes flat memory. */
+  /**
+   * A receipt's items in batches of `size`, in the order its pages list them, each read after the
+   * last item of the one before, so any number of them takes flat memory.
+   */
   async function* itemBatchesOf(receiptId: number, size: number) {
-    let afterId: bigint | undefined;
+    let after: receiptsRepository.ItemCursor | undefined;
     for (;;) {
-      const batch = await receiptsRepository.findItemsBatch(db, receiptId, afterId, size);
+      const batch = await receiptsRepository.findItemsBatch(db, receiptId, after, size);
       if (batch.length > 0) yield batch;
       const last = batch.at(-1);
       if (!last || batch.length < size) return;
-      afterId = last.id;
+      after = last;
     }
   }
 
@@ -1121,7 +1124,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /**
-   * Every item of a receipt as CSV text (no header), in batches read by item id, so a
+   * Every item of a receipt as CSV text (no header), in batches in the receipt's order, so a
    * receipt of any size streams in flat memory. Checked before the first byte is sent:
    * an unknown (or another user's) receipt is a plain 404, not a broken download.
    */

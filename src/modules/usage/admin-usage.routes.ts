@@ -63,7 +63,11 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
     });
   });
 
-  router.get('/admin/my.csv', guards.requireAdmin, sendOwnUsageCsv({ usage, csvExports }));
+  router.get(
+    '/admin/my.csv',
+    guards.requireAdmin,
+    sendOwnUsageCsv({ usage, csvExports, backTo: { href: '/admin/usage', text: 'Back to Usage across users' } }),
+  );
 
   return router;
 }

@@ -4,7 +4,7 @@ import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
-import { sessionUserOf } from '../../http/route-helpers.js';
+import { type BackLink, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, readableMessageOf } from '../../shared/errors.js';
@@ -234,14 +234,26 @@ export function usageRoutes(deps: {
     await showMyUsage(req, res, { query: req.query });
   });
 
-  router.get('/me.csv', guards.requireUser, sendOwnUsageCsv({ usage, csvExports }));
+  router.get('/me.csv', guards.requireUser, sendOwnUsageCsv({ usage, csvExports, backTo: ME_BACK }));
 
   return router;
 }
 
-/** The signed-in user's own jobs in a window as CSV: /me.csv, and /admin/my.csv for an admin. */
-export function sendOwnUsageCsv(deps: { usage: UsageService; csvExports: CsvExports }): express.RequestHandler {
+const ME_BACK: BackLink = { href: '/me', text: 'Back to My usage' };
+
+/**
+ * The signed-in user's own jobs in a window as CSV: /me.csv, and /admin/my.csv for an admin. A
+ * refused export opened in a browser shows the error page with a link to `backTo` at the window
+ * typed, whose page shows the same refusal beside a form to correct it.
+ */
+export function sendOwnUsageCsv(deps: {
+  usage: UsageService;
+  csvExports: CsvExports;
+  backTo: BackLink;
+}): express.RequestHandler {
   return async (req, res) => {
+    const typedWindow = { start: typedIn(req.query, 'start'), end: typedIn(req.query, 'end') };
+    offerWayBack(res, { href: linkTo(deps.backTo.href, typedWindow, {}), text: deps.backTo.text });
     const user = sessionUserOf(req);
     const query = parseInput(ZWindowQuery, req.query);
     await deps.csvExports.send(req, res, {

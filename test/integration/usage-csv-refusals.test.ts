@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * A refused `/me.csv` (an edited link, a bookmark of an impossible window) opened in a browser left
+ * the researcher on an error page whose only link was "Back to the start page". The browser gets
+ * the error page with the message and a way back to My usage at the window typed; a script asking
+ * for JSON still gets `{error, code}`; both with the same status.
+ */
+let db: TestDatabase;
+let alice: Agent;
+let boss: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
+  await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
+  const app = buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' }, now: () => new Date('2025-09-20T05:00:00Z') });
+  alice = await signInAs(app, 'alice', 'alice-password');
+  boss = await signInAs(app, 'boss', 'boss-password');
+});
+afterAll(() => db?.drop());
+
+// What Chromium sends when the address is typed or a link followed.
+const BROWSER_ACCEPT =
+  'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8';
+
+describe('a refused export of my own usage', () => {
+  it.each([
+    [
+      'start=2026-11-30&end=2026-11-01',
+      'The start date (2026-11-30) is after the end date (2026-11-01).',
+      'The start date (2026-11-30) is after the end date (2026-11-01).',
+    ],
+    ['start=2025-02-30', 'From: is not a real calendar date', 'start: is not a real calendar date'],
+    ['start=tomorrow&end=2025-09-01', 'From: must be a date as YYYY-MM-DD', 'start: must be a date as YYYY-MM-DD'],
+  ])('/me.csv?%s: the error page to a browser, {error, code} to a script, both 400', async (query, shown, sent) => {
+    const page = await alice.get(`/me.csv?${query}`).set('Accept', BROWSER_ACCEPT);
+    expect(page.status).toBe(400);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.text).toContain(`<p class="lead">${shown}</p>`);
+    expect(page.text).toContain(`<a href="/me?${query.replaceAll('&', '&amp;')}">Back to My usage</a>`);
+    // It leads to My usage at that window, which says the same beside a form to correct it.
+    const back = await alice.get(`/me?${query}`).set('Accept', BROWSER_ACCEPT);
+    expect(back.status).toBe(400);
+    expect(back.text).toContain(shown);
+
+    for (const accept of ['application/json', undefined]) {
+      const request = alice.get(`/me.csv?${query}`);
+      const json = await (accept ? request.set('Accept', accept) : request);
+      expect(json.status, accept).toBe(400);
+      expect(json.headers['content-type'], accept).toMatch(/^application\/json/);
+      expect(json.body, accept).toEqual({ error: sent, code: 400 });
+    }
+  });
+
+  it("/admin/my.csv goes back to the admin's usage page", async () => {
+    const page = await boss.get('/admin/my.csv?start=2026-11-30&end=2026-11-01').set('Accept', BROWSER_ACCEPT);
+    expect(page.status).toBe(400);
+    expect(page.text).toContain(
+      '<a href="/admin/usage?start=2026-11-30&amp;end=2026-11-01">Back to Usage across users</a>',
+    );
+    const json = await boss.get('/admin/my.csv?start=2026-11-30&end=2026-11-01').set('Accept', 'application/json');
+    expect(json.status).toBe(400);
+    expect(json.body).toEqual({ error: 'The start date (2026-11-30) is after the end date (2026-11-01).', code: 400 });
+  });
+});
