@@ -252,6 +252,84 @@ describe('a month-end run in the background', () => {
   });
 });
 
+describe('the list of month-end runs', () => {
+  /** A finished run's row, as a run writes it when it ends. */
+  async function buildFinishedRun(billedThrough: string, receiptCount: number, total: string) {
+    const row = await db.prisma.monthEndRun.create({
+      data: {
+        billedThrough: new Date(`${billedThrough}T00:00:00Z`),
+        startedBy: 'boss',
+        startedAt: new Date(`${billedThrough}T20:00:00Z`),
+        finishedAt: new Date(`${billedThrough}T20:01:00Z`),
+        outcome: 'succeeded',
+        usersTotal: receiptCount,
+        usersDone: receiptCount,
+        receiptCount,
+        totals: [{ currency: 'THB', total }],
+      },
+    });
+    return row.id;
+  }
+
+  it('lists every run newest first, each linked to its page, and the run pages and billing link to it', async () => {
+    expect((await html('/admin/month-end').expect(200)).text).toContain('No month-end run yet');
+    const july = await buildFinishedRun('2025-07-31', 12, '1234.5');
+    const august = await buildFinishedRun('2025-08-31', 3, '3.6');
+
+    const page = await html('/admin/month-end').expect(200);
+    expect(page.text).toContain('<h1>Month-end runs</h1>');
+    const augustAt = page.text.indexOf(`<a href="/admin/month-end/${august}">#${august}</a>`);
+    const julyAt = page.text.indexOf(`<a href="/admin/month-end/${july}">#${july}</a>`);
+    expect(augustAt).toBeGreaterThan(0);
+    expect(julyAt).toBeGreaterThan(augustAt);
+    expect(page.text).toContain('1,234.50 THB');
+    expect(page.text).toContain('<span class="badge succeeded">succeeded</span>');
+
+    const listed = await json('/admin/month-end').expect(200);
+    expect(listed.body).toMatchObject({ page: 1, pageCount: 1, count: 2 });
+    expect(listed.body.runs.map((run: { id: number }) => run.id)).toEqual([august, july]);
+    expect(listed.body.runs[1]).toMatchObject({
+      before: '2025-07-31',
+      outcome: 'succeeded',
+      receiptCount: 12,
+      totals: [{ currency: 'THB', total: '1234.50' }],
+      url: `/admin/month-end/${july}`,
+    });
+
+    expect((await html(`/admin/month-end/${july}`).expect(200)).text).toContain(
+      '<a href="/admin/month-end">All month-end runs</a>',
+    );
+    expect((await html('/admin/receipts').expect(200)).text).toContain('<a href="/admin/month-end">All month-end runs</a>');
+  });
+
+  it('shows a run left running by a dead process as interrupted', async () => {
+    const id = await buildAbandonedRun();
+    const listed = await json('/admin/month-end').expect(200);
+    expect(listed.body.runs).toEqual([expect.objectContaining({ id, outcome: 'interrupted' })]);
+  });
+
+  it('pages by 50, refuses a page past the last or a bad page clearly, and answers only admins', async () => {
+    for (let month = 0; month < 51; month += 1) {
+      await buildFinishedRun(new Date(Date.UTC(2020, month + 1, 0)).toISOString().slice(0, 10), 1, '1');
+    }
+    const first = await json('/admin/month-end').expect(200);
+    expect(first.body).toMatchObject({ page: 1, pageCount: 2, count: 51 });
+    expect(first.body.runs).toHaveLength(50);
+    const second = await json('/admin/month-end?page=2').expect(200);
+    expect(second.body.runs.map((run: { before: string }) => run.before)).toEqual(['2020-01-31']);
+    expect((await html('/admin/month-end').expect(200)).text).toContain('href="/admin/month-end?page=2"');
+
+    expect((await json('/admin/month-end?page=3')).body).toEqual({
+      error: 'There are 51 month-end runs on 2 pages; there is no page 3.',
+      code: 404,
+    });
+    const bad = await json('/admin/month-end?page=x');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/^page: /);
+    expect((await alice.get('/admin/month-end').set('Accept', 'application/json')).status).toBe(403);
+  });
+});
+
 /** A logger whose lines a test reads back. */
 function capturingLogger() {
   const lines: Array<{ level: number; msg: string; [key: string]: unknown }> = [];

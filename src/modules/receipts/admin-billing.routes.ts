@@ -305,6 +305,18 @@ export function adminBillingRoutes(deps: {
     res.redirect(303, url);
   });
 
+  // Every run, newest first: the billing page links only the last one, and a run's receipts are found from its page.
+  router.get('/admin/month-end', guards.requireAdmin, async (req, res) => {
+    const { page } = parseInput(ZPageQuery, req.query);
+    const list = await receipts.listMonthEndRuns(page);
+    if (prefersJson(req)) {
+      const fmt = req.app.locals.fmt as ViewFormatters;
+      res.json({ ...list, runs: list.runs.map((run) => monthEndRunJson(run, fmt)) });
+      return;
+    }
+    res.render('admin/month-end-runs', { title: 'Month-end runs', list });
+  });
+
   router.get('/admin/month-end/:id', guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZMonthEndRunId, req.params.id, 'month-end run id');
     const run = await receipts.getMonthEndRun(id);

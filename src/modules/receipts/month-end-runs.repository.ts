@@ -107,6 +107,18 @@ export function findRun(tx: Client, id: number): Promise<MonthEndRunRow | null> 
   return tx.monthEndRun.findUnique({ where: { id }, select: RUN_SELECT });
 }
 
+/** One page of the runs, newest first, and how many there are. */
+export async function listRuns(
+  db: Client,
+  page: { offset: number; limit: number },
+): Promise<{ rows: MonthEndRunRow[]; count: number }> {
+  const [rows, count] = await Promise.all([
+    db.monthEndRun.findMany({ orderBy: { id: 'desc' }, skip: page.offset, take: page.limit, select: RUN_SELECT }),
+    db.monthEndRun.count(),
+  ]);
+  return { rows, count };
+}
+
 /** The run that is running, if any. */
 export function findRunningRun(tx: Client): Promise<MonthEndRunRow | null> {
   return tx.monthEndRun.findFirst({ where: { outcome: 'running' }, select: RUN_SELECT });

@@ -226,6 +226,10 @@ const PAGE_SIZE = 25;
  * megabytes of HTML, so it is paged and its full list is the items CSV.
  */
 export const RECEIPT_ITEMS_PAGE_SIZE = 500;
+
+/** Month-end runs on a page of their list: one a month is four years. */
+export const MONTH_END_RUNS_PAGE_SIZE = 50;
+
 const ITEMS_CSV_BATCH = 5_000;
 /**
  * Items read and rendered at a time on the printable receipt, which lists every item: the
@@ -792,6 +796,26 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return { ...monthEndRunViewOf(settled), linkedReceiptCount };
   }
 
+  /**
+   * One page of the month-end runs, newest first (MONTH_END_RUNS_PAGE_SIZE a page); a run whose
+   * process died is settled first, as its own page would, so the list shows it interrupted.
+   */
+  async function listMonthEndRuns(page: number) {
+    const running = await monthEndRunsRepository.findRunningRun(db);
+    if (running) await settleMonthEndRun(running);
+    const { rows, count } = await monthEndRunsRepository.listRuns(db, {
+      offset: (page - 1) * MONTH_END_RUNS_PAGE_SIZE,
+      limit: MONTH_END_RUNS_PAGE_SIZE,
+    });
+    const pageCount = pageCountOrNotFound(
+      count,
+      MONTH_END_RUNS_PAGE_SIZE,
+      page,
+      (pages) => `There ${count === 1 ? 'is' : 'are'} ${counted(count, 'month-end run')} on ${counted(pages, 'page')}`,
+    );
+    return { runs: rows.map(monthEndRunViewOf), page, pageCount, count };
+  }
+
   /** The run under way, if any, and the newest run that has ended (the billing page). */
   async function findMonthEndRuns() {
     const running = await monthEndRunsRepository.findRunningRun(db);
@@ -1189,6 +1213,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     startMonthEnd,
     runMonthEnd,
     getMonthEndRun,
+    listMonthEndRuns,
     findMonthEndRuns,
     markPaid,
     voidReceipt,
