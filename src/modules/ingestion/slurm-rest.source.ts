@@ -94,7 +94,7 @@ export function createSlurmRestSource(
         const answer = await request(target, headers, await ca(), options);
         if (answer.status === 401 || answer.status === 403) {
           throw new SourceConfigError(
-            `slurmrestd refused the credentials (HTTP ${answer.status}); ${rejectedTokenAdvice(headers['X-SLURM-USER-TOKEN'], new Date())}`,
+            `slurmrestd refused the credentials (HTTP ${answer.status}); ${rejectedTokenAdvice(headers['X-SLURM-USER-TOKEN'], new Date(), options.user)}`,
           );
         }
         if (answer.status >= 500 || answer.status === 429) {
@@ -189,7 +189,7 @@ export function createSlurmRestSource(
       const authError = response.errors.find(isAuthenticationError);
       if (authError) {
         throw new SourceConfigError(
-          `slurmrestd rejected the token (error ${authError.errorNumber ?? '?'}: ${authError.description || authError.error}); ${rejectedTokenAdvice(await token().catch(() => undefined), new Date())}`,
+          `slurmrestd rejected the token (error ${authError.errorNumber ?? '?'}: ${authError.description || authError.error}); ${rejectedTokenAdvice(await token().catch(() => undefined), new Date(), options.user)}`,
         );
       }
       // Slurm 22.05 answers a window without jobs with `jobs: []` and the error 9003 "Nothing found"
@@ -212,24 +212,34 @@ export function createSlurmRestSource(
 }
 
 /**
- * What to tell the operator about a token slurmrestd rejected: when its `exp` claim (read, not
- * verified) is past, that it expired and when, since `scontrol token` tokens last 30 minutes by
- * default; otherwise the general advice.
+ * What to tell the operator about a token slurmrestd rejected, from its claims (read, not
+ * verified): when `exp` is past, that it expired and when, since `scontrol token` tokens last 30
+ * minutes by default; when `sun` (the user `scontrol token username=` issued it for) is not
+ * `user`, both names, since slurmrestd answers that mismatch with the same error 1007 as a forged
+ * token; otherwise the general advice.
  */
-export function rejectedTokenAdvice(jwt: string | undefined, now: Date): string {
+export function rejectedTokenAdvice(jwt: string | undefined, now: Date, user?: string): string {
   try {
     const payload = JSON.parse(Buffer.from(jwt?.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
       exp?: unknown;
+      sun?: unknown;
     };
     if (typeof payload.exp === 'number' && payload.exp * 1000 <= now.getTime()) {
       const expiredAt = new Date(payload.exp * 1000).toISOString();
       return `the token expired at ${expiredAt}: issue a new one (docs/ingestion.md, "A JWT for slurmrestd")`;
+    }
+    const owner = payload.sun;
+    // Only a plain user name is quoted back: the claim is not verified.
+    if (user !== undefined && typeof owner === 'string' && owner !== user && USER_NAME.test(owner)) {
+      return `the token was issued for user "${owner}", but SLURMRESTD_USER is "${user}": set SLURMRESTD_USER=${owner}, or issue a token for ${user} (scontrol token username=${user})`;
     }
   } catch {
     // Not a JWT we can read: the general advice.
   }
   return 'check SLURMRESTD_USER and the token';
 }
+
+const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
 /** Slurm's ESLURM_REST_EMPTY_RESULT, "Nothing found": the query matched no job. */
 const NOTHING_FOUND = 9003;

@@ -217,6 +217,31 @@ describe('slurmrestd source against a replay of real answers', () => {
     }
   });
 
+  it('names both users when the token was issued for another user than SLURMRESTD_USER', async () => {
+    // The lab answers a token of alice's sent as X-SLURM-USER-NAME billing with this same error 1007.
+    const jwt = (claims: object) =>
+      `eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2ln`;
+    const alices = jwt({ exp: 4_102_444_800, iat: 1_796_281_963, sun: 'alice' });
+    replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+    await expect(collect(createSlurmRestSource(sourceOptions({ token: alices })).read(WINDOW))).rejects.toThrow(
+      new SourceConfigError(
+        'slurmrestd rejected the token (error 1007: Protocol authentication error); the token was issued for ' +
+          'user "alice", but SLURMRESTD_USER is "billing": set SLURMRESTD_USER=alice, or issue a token for ' +
+          'billing (scontrol token username=billing)',
+      ),
+    );
+    replayServer.setPlan(() => ({ status: 403, body: 'Forbidden' }));
+    await expect(collect(createSlurmRestSource(sourceOptions({ token: alices })).read(WINDOW))).rejects.toThrow(
+      /^slurmrestd refused the credentials \(HTTP 403\); the token was issued for user "alice", but SLURMRESTD_USER/,
+    );
+    // A claim that is not a user name is not quoted back.
+    replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+    const odd = jwt({ exp: 4_102_444_800, sun: 'a"\nb' });
+    await expect(collect(createSlurmRestSource(sourceOptions({ token: odd })).read(WINDOW))).rejects.toThrow(
+      /; check SLURMRESTD_USER and the token$/,
+    );
+  });
+
   it('retries a 500 with backoff and succeeds when the server recovers', async () => {
     replayServer.setPlan((url, count) =>
       count < 3 ? { status: 500, body: '{"errors":[{"description":"Unable to parse time format"}]}' } : replay(url),
