@@ -48,6 +48,11 @@ class RetryableError extends Error {}
 /** slurmrestd has no such path (HTTP 404): for a jobs path, an API version it does not serve. */
 class PathNotServedError extends SourceUnavailableError {}
 
+/** SLURMRESTD_URL does not lead to slurmrestd: it has no OpenAPI document there. */
+class WrongUrlError extends SourceConfigError {}
+
+const OPENAPI_PATH = 'openapi/v3';
+
 /** The slurmdbd jobs endpoint of slurmrestd, for API versions v0.0.36 to v0.0.42. */
 export function createSlurmRestSource(
   options: SlurmRestSourceOptions,
@@ -63,6 +68,8 @@ export function createSlurmRestSource(
       : Promise.resolve(undefined);
     return caPromise;
   };
+
+  const baseUrl = () => new URL(options.url.endsWith('/') ? options.url : `${options.url}/`);
 
   const token = async (): Promise<string> => {
     if (options.token) return options.token;
@@ -87,7 +94,7 @@ export function createSlurmRestSource(
       'X-SLURM-USER-TOKEN': await token(),
       Accept: 'application/json',
     };
-    const target = new URL(path, options.url.endsWith('/') ? options.url : `${options.url}/`);
+    const target = new URL(path, baseUrl());
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= options.maxAttempts; attempt++) {
       try {
@@ -124,7 +131,20 @@ export function createSlurmRestSource(
 
   /** The slurmdb jobs API versions the server's OpenAPI document lists. */
   const offeredVersions = async (): Promise<Set<string>> => {
-    const document = await get('openapi/v3');
+    let document: unknown;
+    try {
+      document = await get(OPENAPI_PATH);
+    } catch (error) {
+      if (!(error instanceof PathNotServedError)) throw error;
+      // Every slurmrestd serves its OpenAPI document: a 404 for it means SLURMRESTD_URL has a wrong
+      // path (or names another web service), which no retry fixes.
+      const base = baseUrl();
+      const shown = truncate(`${base.origin}${base.pathname.replace(/\/$/, '')}`, 200);
+      throw new WrongUrlError(
+        `${shown}/${OPENAPI_PATH} answered HTTP 404: SLURMRESTD_URL (${shown}) does not lead to slurmrestd, which serves its OpenAPI document there; ` +
+          `set it to slurmrestd's http(s)://host:port (e.g. http://slurm-head:6820), with a path only when a proxy serves slurmrestd under one`,
+      );
+    }
     const paths =
       typeof document === 'object' && document !== null
         ? Object.keys((document as { paths?: object }).paths ?? {})
@@ -153,8 +173,9 @@ export function createSlurmRestSource(
   const unservedVersionError = async (version: string, notServed: Error): Promise<Error> => {
     const offered = await offeredVersions().then(
       (versions) => [...versions].filter((offer) => SUPPORTED_API_VERSIONS.includes(offer)),
-      () => undefined,
+      (error: unknown) => (error instanceof WrongUrlError ? error : undefined),
     );
+    if (offered instanceof WrongUrlError) return offered;
     // Without the OpenAPI document the 404 may as well be a wrong SLURMRESTD_URL: keep its text.
     if (offered === undefined) return notServed;
     const choices = offered.length > 0 ? `one this slurmrestd offers (${offered.join(', ')}), or to auto` : 'auto';

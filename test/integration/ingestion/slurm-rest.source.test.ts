@@ -296,6 +296,23 @@ describe('slurmrestd source against a replay of real answers', () => {
     ]);
   });
 
+  it.each([undefined, 'v0.0.38'])(
+    'with SLURMRESTD_URL on a path slurmrestd does not serve (API version %s), says to fix SLURMRESTD_URL',
+    async (apiVersion) => {
+      // The lab's slurmrestd answers NOT_SERVED for http://127.0.0.1:6820/slurm/openapi/v3.
+      replayServer.setPlan((url) => (url.startsWith('/slurm/') ? NOT_SERVED : slurm2205(url)));
+      const error = await collect(
+        createSlurmRestSource(sourceOptions({ url: `${baseUrl}/slurm`, apiVersion })).read(WINDOW),
+      ).catch((caught: Error) => caught);
+      expect(error).toBeInstanceOf(SourceConfigError);
+      expect((error as Error).message).toBe(
+        `${baseUrl}/slurm/openapi/v3 answered HTTP 404: SLURMRESTD_URL (${baseUrl}/slurm) does not lead to slurmrestd, ` +
+          "which serves its OpenAPI document there; set it to slurmrestd's http(s)://host:port (e.g. http://slurm-head:6820), " +
+          'with a path only when a proxy serves slurmrestd under one',
+      );
+    },
+  );
+
   it('asks the OpenAPI document again when the version it chose is gone (slurmrestd upgraded meanwhile)', async () => {
     replayServer.setPlan(slurm2205);
     const source = createSlurmRestSource(sourceOptions({ apiVersion: undefined }));
