@@ -227,7 +227,9 @@ export function createIngestionService(deps: IngestionDeps) {
     const notes: Record<string, string> = { ...deps.unconfigured };
     const totals = { inserted: 0, updated: 0, unchanged: 0 };
     let answered: { source: string; counts: SourceCounts } | undefined;
-    let lastError: string | null = null;
+    // Every source's failure, in order: the first is the one that matters most (the preferred
+    // source), and an sacct fallback missing on this host must not hide slurmrestd's reason.
+    const failures: string[] = [];
     for (const source of deps.sources) {
       const counts: SourceCounts = { seen: 0, skipped: 0, warned: 0, inserted: 0, updated: 0, unchanged: 0 };
       try {
@@ -257,7 +259,7 @@ export function createIngestionService(deps: IngestionDeps) {
               ? 'configuration error'
               : 'failed';
         notes[source.name] = kind ? `${kind}: ${message}` : message;
-        lastError = `${source.name}: ${message}`;
+        failures.push(`${source.name}: ${message}`);
         logger.warn({ source: source.name, err: message, runId }, `ingestion source ${kind ?? 'stopped'}`);
       } finally {
         totals.inserted += counts.inserted;
@@ -271,7 +273,10 @@ export function createIngestionService(deps: IngestionDeps) {
     if (answered && answered.counts.warned > 0) {
       notes.warnings = `${answered.counts.warned} job(s) stored with End before Start (billed by elapsed time), first: ${answered.counts.firstWarning}`;
     }
-    if (deps.sources.length === 0) lastError = 'no source is configured (SLURMRESTD_URL, SACCT_PATH, FALLBACK_CSV)';
+    const runError =
+      deps.sources.length === 0
+        ? 'no source is configured (SLURMRESTD_URL, SACCT_PATH, FALLBACK_CSV)'
+        : failures.join('; ') || null;
     const outcome: RunSummary['outcome'] = !answered ? 'failed' : answered.counts.skipped > 0 ? 'partial' : 'success';
     const durationMs = Date.now() - startedAt;
     const summary: RunSummary = {
@@ -285,7 +290,7 @@ export function createIngestionService(deps: IngestionDeps) {
       skipped: answered?.counts.skipped ?? 0,
       warned: answered?.counts.warned ?? 0,
       outcome,
-      error: answered ? null : lastError,
+      error: answered ? null : runError,
       durationMs,
       sourceNotes: notes,
     };

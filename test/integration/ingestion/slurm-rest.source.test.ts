@@ -12,6 +12,7 @@ import {
   SourceConfigError,
   SourceUnavailableError,
 } from '../../../src/modules/ingestion/job-source.js';
+import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import type { SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
 import {
@@ -449,6 +450,25 @@ describe('an HTTP-200 answer without `jobs`', () => {
       replayServer.setPlan(replay);
       const next = await run([rest]);
       expect(next.window).toEqual({ start: new Date(WINDOW.end.getTime() - 600_000), end: NOW });
+    });
+
+    it("when every source fails, the run's error gives each source's reason, slurmrestd's first", async () => {
+      // slurmrestd refusing the token, and an sacct fallback that is not installed on this host.
+      replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+      const rest = createSlurmRestSource(sourceOptions());
+      const sacct = createSacctSource({
+        sacctPath: path.join(dir, 'no-such-sacct'),
+        timeoutMs: 5000,
+        timeZone: 'UTC',
+        cluster: undefined,
+        defaultCluster: 'lab',
+      });
+      const failed = await run([rest, sacct], WINDOW);
+      expect(failed).toMatchObject({ outcome: 'failed', source: null });
+      expect(failed.error).toBe(
+        'slurmrestd: slurmrestd rejected the token (error 1007: Protocol authentication error); check SLURMRESTD_USER ' +
+          `and the token; sacct: SACCT_PATH ${path.join(dir, 'no-such-sacct')} cannot be run (ENOENT)`,
+      );
     });
   });
 });
