@@ -216,6 +216,18 @@ export function createIngestionService(deps: IngestionDeps) {
       : { fingerprint: value };
   }
 
+  /**
+   * The fallbacks after the source that answered were not tried: a set-up mistake in one (an
+   * SACCT_PATH that cannot be run) would otherwise show only in the outage it is there for.
+   */
+  async function noteBrokenFallbacks(answeredSource: string, notes: Record<string, string>) {
+    const untried = deps.sources.slice(deps.sources.findIndex((source) => source.name === answeredSource) + 1);
+    for (const source of untried) {
+      const problem = await source.findSetupProblem?.().catch(() => null);
+      if (problem) notes[source.name] = `not tried (${answeredSource} answered), but would fail: ${problem}`;
+    }
+  }
+
   async function runLocked(
     trigger: TTrigger,
     window: IngestWindow,
@@ -270,6 +282,7 @@ export function createIngestionService(deps: IngestionDeps) {
       if (answered || readOptions.signal?.aborted) break;
     }
     if (!answered) delete notes.fileFingerprint;
+    else await noteBrokenFallbacks(answered.source, notes);
     if (answered && answered.counts.warned > 0) {
       notes.warnings = `${answered.counts.warned} job(s) stored with End before Start (billed by elapsed time), first: ${answered.counts.firstWarning}`;
     }

@@ -452,6 +452,23 @@ describe('an HTTP-200 answer without `jobs`', () => {
       expect(next.window).toEqual({ start: new Date(WINDOW.end.getTime() - 600_000), end: NOW });
     });
 
+    it('says on a run slurmrestd answered that the sacct fallback behind it cannot be run', async () => {
+      replayServer.setPlan(replay);
+      const rest = createSlurmRestSource(sourceOptions());
+      const sacctAt = (sacctPath: string) =>
+        createSacctSource({ sacctPath, timeoutMs: 5000, timeZone: 'UTC', cluster: undefined, defaultCluster: 'lab' });
+      const missing = path.join(dir, 'sacctt');
+      const answered = await run([rest, sacctAt(missing)], WINDOW);
+      expect(answered).toMatchObject({ outcome: 'success', source: 'slurmrestd', error: null });
+      expect(answered.sourceNotes).toMatchObject({
+        slurmrestd: 'answered',
+        sacct: `not tried (slurmrestd answered), but would fail: SACCT_PATH ${missing} cannot be run (ENOENT)`,
+      });
+      // A fallback that can be run is not mentioned: it was simply not needed.
+      const fine = await run([rest, sacctAt(process.execPath)], WINDOW);
+      expect(fine.sourceNotes).not.toHaveProperty('sacct');
+    });
+
     it("when every source fails, the run's error gives each source's reason, slurmrestd's first", async () => {
       // slurmrestd refusing the token, and an sacct fallback that is not installed on this host.
       replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
