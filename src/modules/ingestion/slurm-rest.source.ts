@@ -125,7 +125,7 @@ export function createSlurmRestSource(
       }
     }
     throw new SourceUnavailableError(
-      `${lastError?.message ?? 'slurmrestd failed'} (after ${options.maxAttempts} attempts)`,
+      `${lastError?.message ?? 'slurmrestd failed'} (after ${options.maxAttempts} attempt${options.maxAttempts === 1 ? '' : 's'})`,
     );
   };
 
@@ -260,6 +260,9 @@ export function rejectedTokenAdvice(jwt: string | undefined, now: Date, user?: s
   return 'check SLURMRESTD_USER and the token';
 }
 
+/** Connection errors that mean nothing answers at SLURMRESTD_URL's host and port. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
 const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
 /** Slurm's ESLURM_REST_EMPTY_RESULT, "Nothing found": the query matched no job. */
@@ -332,6 +335,13 @@ function request(
       ) {
         reject(
           new SourceConfigError(`TLS to slurmrestd failed (${error.message}); set SLURMRESTD_CA_FILE to the site CA`),
+        );
+      } else if (UNREACHABLE.has((error as NodeJS.ErrnoException).code ?? '')) {
+        // Still retried (slurmrestd restarting), but the message says where it looked and what to check.
+        reject(
+          new RetryableError(
+            `slurmrestd cannot be reached at ${url.origin} (${error.message}): check that slurmrestd runs there and that SLURMRESTD_URL is its address`,
+          ),
         );
       } else reject(new RetryableError(`slurmrestd connection failed: ${error.message}`));
     });

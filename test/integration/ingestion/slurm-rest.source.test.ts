@@ -260,6 +260,22 @@ describe('slurmrestd source against a replay of real answers', () => {
     expect(replayServer.requests).toHaveLength(3);
   });
 
+  it('when nothing listens at SLURMRESTD_URL (slurmrestd stopped, wrong port), says where it looked and what to check', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const error = await collect(
+      createSlurmRestSource(sourceOptions({ url: `http://127.0.0.1:${port}` })).read(WINDOW),
+    ).catch((caught: Error) => caught);
+    // Retried (slurmrestd may be restarting), then a failure of this source: the next one is tried.
+    expect(error).toBeInstanceOf(SourceUnavailableError);
+    expect((error as Error).message).toBe(
+      `slurmrestd cannot be reached at http://127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}): ` +
+        'check that slurmrestd runs there and that SLURMRESTD_URL is its address (after 3 attempts)',
+    );
+  });
+
   it('times out a slow answer', async () => {
     replayServer.setPlan((url) => ({ ...replay(url), delayMs: 1000 }));
     const source = createSlurmRestSource(sourceOptions({ timeoutMs: 100, maxAttempts: 2 }));
