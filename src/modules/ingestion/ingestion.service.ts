@@ -81,9 +81,14 @@ export function createIngestionService(deps: IngestionDeps) {
   }
   metrics.ingestRuns.inc({ source: 'none', outcome: 'failed' }, 0);
 
+  const readsFile = deps.sources.some((source) => source.name === 'file');
+
   async function defaultWindow(): Promise<IngestWindow> {
     const end = now();
-    const highWater = await ingestionRepository.findLiveHighWaterMark(db.prisma);
+    // The demo's seed read the demo's file up to when it ran, which says nothing about a Slurm
+    // this server reads instead: counted, it made the first slurmrestd or sacct run read only
+    // INGEST_OVERLAP_SEC back, not INGEST_LOOKBACK_DAYS, and the week before was never read.
+    const highWater = await ingestionRepository.findLiveHighWaterMark(db.prisma, { withSeed: readsFile });
     const start = highWater
       ? new Date(Math.min(highWater.getTime(), end.getTime()) - deps.overlapSec * 1000)
       : new Date(end.getTime() - deps.initialLookbackSec * 1000);

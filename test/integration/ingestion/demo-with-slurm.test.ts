@@ -6,6 +6,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.js';
 import { buildIngestionService, buildSources } from '../../../src/modules/ingestion/ingestion.factory.js';
+import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
+import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../../src/shared/logger.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
@@ -70,6 +72,49 @@ describe('the demo with a real Slurm configured', () => {
     const next = await ingestion.runOnce({ trigger: 'schedule' });
     if (next.status !== 'finished') throw new Error(`expected a finished run, got ${next.status}`);
     expect(next.run.window.start).toEqual(result.run.window.start);
+  });
+
+  it("the demo's seed does not set where slurmrestd's first run starts: it reads INGEST_LOOKBACK_DAYS back", async () => {
+    // What `npm start` does first on an empty DATA_DIR: the demo's file, read up to now, as run 'seed'.
+    const seeded = await createIngestionService({
+      db,
+      sources: [
+        createSacctFileSource({
+          path: path.join(dataDir, 'demo/sacct-demo.psv'),
+          timeZone: 'UTC',
+          defaultCluster: 'demo',
+        }),
+      ],
+      unconfigured: {},
+      logger: createLogger('silent'),
+      metrics: createMetrics(),
+      overlapSec: 0,
+      initialLookbackSec: 0,
+    }).runOnce({ trigger: 'seed', window: { start: new Date(0), end: NOW } });
+    expect(seeded).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
+
+    const config = loadConfig({
+      DATA_DIR: dataDir,
+      SLURMRESTD_URL: slurmrestdUrl,
+      SLURMRESTD_USER: 'billing',
+      SLURMRESTD_TOKEN: 'not.a.valid-token',
+    });
+    const service = (env: typeof config) =>
+      buildIngestionService({
+        config: env,
+        db,
+        logger: createLogger('silent'),
+        metrics: createMetrics(),
+        now: () => NOW,
+      });
+    const first = await service(config).runOnce({ trigger: 'schedule' });
+    if (first.status !== 'finished') throw new Error(`expected a finished run, got ${first.status}`);
+    expect(first.run.window.start).toEqual(new Date(NOW.getTime() - 7 * 86_400_000));
+
+    // The demo alone goes on from its seed, as before.
+    const demo = await service(loadConfig({ DATA_DIR: dataDir })).runOnce({ trigger: 'schedule' });
+    if (demo.status !== 'finished') throw new Error(`expected a finished run, got ${demo.status}`);
+    expect(demo.run.window.start).toEqual(new Date(NOW.getTime() - 900_000));
   });
 
   it.each<[string, string[], Record<string, string>]>([
