@@ -336,6 +336,13 @@ function request(
         reject(
           new SourceConfigError(`TLS to slurmrestd failed (${error.message}); set SLURMRESTD_CA_FILE to the site CA`),
         );
+      } else if (url.protocol === 'https:' && /wrong version number|packet length too long/i.test(error.message)) {
+        // OpenSSL's words for an answer that is not TLS: slurmrestd listens for plain HTTP there.
+        reject(
+          new SourceConfigError(
+            `${url.origin} does not answer TLS (the server sent plain HTTP): slurmrestd listens for http:// there; write SLURMRESTD_URL with http://, or put slurmrestd behind a TLS proxy`,
+          ),
+        );
       } else if (UNREACHABLE.has((error as NodeJS.ErrnoException).code ?? '')) {
         // Still retried (slurmrestd restarting), but the message says where it looked and what to check.
         reject(

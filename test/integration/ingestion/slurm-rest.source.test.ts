@@ -276,6 +276,20 @@ describe('slurmrestd source against a replay of real answers', () => {
     );
   });
 
+  it('with https:// for a slurmrestd that speaks plain HTTP (as the lab does), says to write http://', async () => {
+    replayServer.setPlan(replay);
+    const url = baseUrl.replace('http://', 'https://');
+    const error = await collect(createSlurmRestSource(sourceOptions({ url })).read(WINDOW)).catch(
+      (caught: Error) => caught,
+    );
+    // A configuration error, not retried: the same answer would come three times.
+    expect(error).toBeInstanceOf(SourceConfigError);
+    expect((error as Error).message).toBe(
+      `${url} does not answer TLS (the server sent plain HTTP): slurmrestd listens for http:// there; ` +
+        'write SLURMRESTD_URL with http://, or put slurmrestd behind a TLS proxy',
+    );
+  });
+
   it('times out a slow answer', async () => {
     replayServer.setPlan((url) => ({ ...replay(url), delayMs: 1000 }));
     const source = createSlurmRestSource(sourceOptions({ timeoutMs: 100, maxAttempts: 2 }));
