@@ -72,7 +72,14 @@ export function createSlurmRestSource(
   const baseUrl = () => new URL(options.url.endsWith('/') ? options.url : `${options.url}/`);
 
   const token = async (): Promise<string> => {
-    if (options.token) return options.token;
+    if (options.token) {
+      if (!TOKEN_TEXT.test(options.token)) {
+        throw new SourceConfigError(
+          'SLURMRESTD_TOKEN is not a token: it has spaces, line breaks or other characters a JWT never has',
+        );
+      }
+      return options.token;
+    }
     if (!options.tokenFile) throw new SourceConfigError('set SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE');
     try {
       const text = (await readFile(options.tokenFile, 'utf8')).trim();
@@ -80,6 +87,13 @@ export function createSlurmRestSource(
       const assignment = /^(?:export\s+)?SLURM_JWT=(.+)$/m.exec(text);
       const value = (assignment?.[1] ?? text).trim().replace(/^["']|["']$/g, '');
       if (!value) throw new SourceConfigError(`SLURMRESTD_TOKEN_FILE ${options.tokenFile} is empty`);
+      // Sent as it is, a file of other lines made Node refuse the header ("Invalid character in
+      // header content") without a word about the file.
+      if (!TOKEN_TEXT.test(value)) {
+        throw new SourceConfigError(
+          `SLURMRESTD_TOKEN_FILE ${options.tokenFile} holds no token: write the JWT alone in it, or scontrol token's SLURM_JWT=... line`,
+        );
+      }
       return value;
     } catch (error) {
       if (error instanceof SourceConfigError) throw error;
@@ -259,6 +273,9 @@ export function rejectedTokenAdvice(jwt: string | undefined, now: Date, user?: s
   }
   return 'check SLURMRESTD_USER and the token';
 }
+
+/** What a JWT is made of (base64url parts and dots), with room for padding and base64. */
+const TOKEN_TEXT = /^[A-Za-z0-9._~+/=-]+$/;
 
 /** Connection errors that mean nothing answers at SLURMRESTD_URL's host and port. */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);

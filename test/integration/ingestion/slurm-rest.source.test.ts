@@ -160,6 +160,26 @@ describe('slurmrestd source against a replay of real answers', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it('says SLURMRESTD_TOKEN_FILE holds no token when it is some other file, without asking slurmrestd', async () => {
+    // The lab's token.env without its SLURM_JWT line (the file of another tool, a cut copy).
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'slurm-token-'));
+    const tokenFile = path.join(dir, 'token.env');
+    writeFileSync(tokenFile, 'SLURM_REST_URL=http://127.0.0.1:6820\nSLURM_USER_NAME=billing\n');
+    replayServer.setPlan(replay);
+    await expect(
+      collect(createSlurmRestSource(sourceOptions({ token: undefined, tokenFile })).read(WINDOW)),
+    ).rejects.toThrow(
+      new SourceConfigError(
+        `SLURMRESTD_TOKEN_FILE ${tokenFile} holds no token: write the JWT alone in it, or scontrol token's SLURM_JWT=... line`,
+      ),
+    );
+    await expect(
+      collect(createSlurmRestSource(sourceOptions({ token: 'eyJh bGci\nOiJI' })).read(WINDOW)),
+    ).rejects.toThrow(SourceConfigError);
+    expect(replayServer.requests).toHaveLength(0);
+    rmSync(dir, { recursive: true });
+  });
+
   it('turns HTTP 401 into a configuration error without retrying', async () => {
     replayServer.setPlan(() => ({ status: 401, body: 'Authentication failure' }));
     await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(
