@@ -375,7 +375,7 @@ export const ZEnv = z
     SACCT_TIMEOUT_MS: zInt(120_000, 100, 3_600_000),
     FALLBACK_CSV: text(
       'the path of an sacct --parsable2 file with its header row',
-      'to read no file (in development with the demo: the demo file)',
+      'to read no file (in development with the demo and neither SLURMRESTD_URL nor SACCT_PATH: the demo file)',
       z.string().optional(),
     ),
     INGEST_ENABLED: zFlag(true),

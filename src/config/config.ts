@@ -110,7 +110,7 @@ export interface IngestionConfig {
     | undefined;
   /** sacctmgr (SACCTMGR_PATH, default beside sacct) lists the clusters when sacct reads none for SLURM_CLUSTER. */
   sacct: { path: string; timeoutMs: number; sacctmgrPath: string | undefined } | undefined;
-  /** An sacct --parsable2 file with a header row; in development with the demo, the demo's file. */
+  /** An sacct --parsable2 file with a header row; in development with the demo and no Slurm source, the demo's file. */
   fallbackCsv: string | undefined;
 }
 
@@ -244,6 +244,13 @@ function readIngestionConfig(env: TEnv, isProduction: boolean): IngestionConfig 
     sacct: env.SACCT_PATH
       ? { path: env.SACCT_PATH, timeoutMs: env.SACCT_TIMEOUT_MS, sacctmgrPath: env.SACCTMGR_PATH }
       : undefined,
-    fallbackCsv: env.FALLBACK_CSV ? path.resolve(env.FALLBACK_CSV) : isDemo ? demoSacctFilePath(dataDir) : undefined,
+    // The demo's file stands in for Slurm only while no Slurm is configured: behind slurmrestd or
+    // sacct it "answered" every run they failed (a wrong token, slurmrestd down) with the demo's
+    // jobs, so the run succeeded and its window moved past the real jobs it never read.
+    fallbackCsv: env.FALLBACK_CSV
+      ? path.resolve(env.FALLBACK_CSV)
+      : isDemo && !env.SLURMRESTD_URL && !env.SACCT_PATH
+        ? demoSacctFilePath(dataDir)
+        : undefined,
   };
 }

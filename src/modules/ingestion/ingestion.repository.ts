@@ -287,10 +287,12 @@ export async function storedJobCount(db: Db): Promise<{ count: number; isEstimat
  * been read, and the scheduler's next window starts there. Each such window starts where the
  * one before ended (less the overlap). A backfill day does not move it: it says nothing about
  * the time between that mark and its start, and a day not over yet ends in the future.
+ * `withSeed: false` leaves out the demo's seed run, which read the demo's file and nothing else.
  */
-export async function findLiveHighWaterMark(db: Db): Promise<Date | null> {
+export async function findLiveHighWaterMark(db: Db, options: { withSeed?: boolean } = {}): Promise<Date | null> {
+  const triggers = options.withSeed === false ? LIVE_WINDOW_TRIGGERS.filter((t) => t !== 'seed') : LIVE_WINDOW_TRIGGERS;
   const row = await db.ingestionRun.findFirst({
-    where: { outcome: { in: ['success', 'partial'] }, trigger: { in: LIVE_WINDOW_TRIGGERS } },
+    where: { outcome: { in: ['success', 'partial'] }, trigger: { in: triggers } },
     orderBy: { windowEnd: 'desc' },
     select: { windowEnd: true },
   });

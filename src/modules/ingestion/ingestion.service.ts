@@ -81,9 +81,14 @@ export function createIngestionService(deps: IngestionDeps) {
   }
   metrics.ingestRuns.inc({ source: 'none', outcome: 'failed' }, 0);
 
+  const readsFile = deps.sources.some((source) => source.name === 'file');
+
   async function defaultWindow(): Promise<IngestWindow> {
     const end = now();
-    const highWater = await ingestionRepository.findLiveHighWaterMark(db.prisma);
+    // The demo's seed read the demo's file up to when it ran, which says nothing about a Slurm
+    // this server reads instead: counted, it made the first slurmrestd or sacct run read only
+    // INGEST_OVERLAP_SEC back, not INGEST_LOOKBACK_DAYS, and the week before was never read.
+    const highWater = await ingestionRepository.findLiveHighWaterMark(db.prisma, { withSeed: readsFile });
     const start = highWater
       ? new Date(Math.min(highWater.getTime(), end.getTime()) - deps.overlapSec * 1000)
       : new Date(end.getTime() - deps.initialLookbackSec * 1000);
@@ -216,6 +221,18 @@ export function createIngestionService(deps: IngestionDeps) {
       : { fingerprint: value };
   }
 
+  /**
+   * The fallbacks after the source that answered were not tried: a set-up mistake in one (an
+   * SACCT_PATH that cannot be run) would otherwise show only in the outage it is there for.
+   */
+  async function noteBrokenFallbacks(answeredSource: string, notes: Record<string, string>) {
+    const untried = deps.sources.slice(deps.sources.findIndex((source) => source.name === answeredSource) + 1);
+    for (const source of untried) {
+      const problem = await source.findSetupProblem?.().catch(() => null);
+      if (problem) notes[source.name] = `not tried (${answeredSource} answered), but would fail: ${problem}`;
+    }
+  }
+
   async function runLocked(
     trigger: TTrigger,
     window: IngestWindow,
@@ -227,7 +244,9 @@ export function createIngestionService(deps: IngestionDeps) {
     const notes: Record<string, string> = { ...deps.unconfigured };
     const totals = { inserted: 0, updated: 0, unchanged: 0 };
     let answered: { source: string; counts: SourceCounts } | undefined;
-    let lastError: string | null = null;
+    // Every source's failure, in order: the first is the one that matters most (the preferred
+    // source), and an sacct fallback missing on this host must not hide slurmrestd's reason.
+    const failures: string[] = [];
     for (const source of deps.sources) {
       const counts: SourceCounts = { seen: 0, skipped: 0, warned: 0, inserted: 0, updated: 0, unchanged: 0 };
       try {
@@ -257,7 +276,7 @@ export function createIngestionService(deps: IngestionDeps) {
               ? 'configuration error'
               : 'failed';
         notes[source.name] = kind ? `${kind}: ${message}` : message;
-        lastError = `${source.name}: ${message}`;
+        failures.push(`${source.name}: ${message}`);
         logger.warn({ source: source.name, err: message, runId }, `ingestion source ${kind ?? 'stopped'}`);
       } finally {
         totals.inserted += counts.inserted;
@@ -268,10 +287,14 @@ export function createIngestionService(deps: IngestionDeps) {
       if (answered || readOptions.signal?.aborted) break;
     }
     if (!answered) delete notes.fileFingerprint;
+    else await noteBrokenFallbacks(answered.source, notes);
     if (answered && answered.counts.warned > 0) {
       notes.warnings = `${answered.counts.warned} job(s) stored with End before Start (billed by elapsed time), first: ${answered.counts.firstWarning}`;
     }
-    if (deps.sources.length === 0) lastError = 'no source is configured (SLURMRESTD_URL, SACCT_PATH, FALLBACK_CSV)';
+    const runError =
+      deps.sources.length === 0
+        ? 'no source is configured (SLURMRESTD_URL, SACCT_PATH, FALLBACK_CSV)'
+        : failures.join('; ') || null;
     const outcome: RunSummary['outcome'] = !answered ? 'failed' : answered.counts.skipped > 0 ? 'partial' : 'success';
     const durationMs = Date.now() - startedAt;
     const summary: RunSummary = {
@@ -285,7 +308,7 @@ export function createIngestionService(deps: IngestionDeps) {
       skipped: answered?.counts.skipped ?? 0,
       warned: answered?.counts.warned ?? 0,
       outcome,
-      error: answered ? null : lastError,
+      error: answered ? null : runError,
       durationMs,
       sourceNotes: notes,
     };

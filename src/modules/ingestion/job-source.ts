@@ -22,6 +22,12 @@ export interface ReadOptions {
 export interface JobSource {
   readonly name: TSourceName;
   read(window: IngestWindow, options?: ReadOptions): AsyncIterable<SourceItem>;
+  /**
+   * A set-up mistake that fails this source whenever it is tried, found without asking Slurm (a
+   * binary that cannot be run), or null. Asked of the fallbacks a run did not need, so a broken
+   * one is seen before the outage it is there for.
+   */
+  findSetupProblem?(): Promise<string | null>;
   /** For file sources: changes whenever the file does, so an unchanged file can be skipped. */
   fingerprint?(): Promise<{ value: string; modifiedAt: Date }>;
 }

@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import {
   type IngestWindow,
@@ -58,6 +59,16 @@ export function createSacctSource(options: SacctSourceOptions): JobSource {
   return {
     name: 'sacct',
     read: (window, readOptions) => runSacct(options, window, readOptions, cluster),
+    async findSetupProblem() {
+      // A bare name is looked up on PATH when sacct runs; only a path can be checked here.
+      if (!options.sacctPath.includes('/')) return null;
+      try {
+        await access(options.sacctPath, constants.X_OK);
+        return null;
+      } catch (error) {
+        return `SACCT_PATH ${options.sacctPath} cannot be run (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
+      }
+    },
   };
 }
 

@@ -48,6 +48,11 @@ class RetryableError extends Error {}
 /** slurmrestd has no such path (HTTP 404): for a jobs path, an API version it does not serve. */
 class PathNotServedError extends SourceUnavailableError {}
 
+/** SLURMRESTD_URL does not lead to slurmrestd: it has no OpenAPI document there. */
+class WrongUrlError extends SourceConfigError {}
+
+const OPENAPI_PATH = 'openapi/v3';
+
 /** The slurmdbd jobs endpoint of slurmrestd, for API versions v0.0.36 to v0.0.42. */
 export function createSlurmRestSource(
   options: SlurmRestSourceOptions,
@@ -64,8 +69,17 @@ export function createSlurmRestSource(
     return caPromise;
   };
 
+  const baseUrl = () => new URL(options.url.endsWith('/') ? options.url : `${options.url}/`);
+
   const token = async (): Promise<string> => {
-    if (options.token) return options.token;
+    if (options.token) {
+      if (!TOKEN_TEXT.test(options.token)) {
+        throw new SourceConfigError(
+          'SLURMRESTD_TOKEN is not a token: it has spaces, line breaks or other characters a JWT never has',
+        );
+      }
+      return options.token;
+    }
     if (!options.tokenFile) throw new SourceConfigError('set SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE');
     try {
       const text = (await readFile(options.tokenFile, 'utf8')).trim();
@@ -73,6 +87,13 @@ export function createSlurmRestSource(
       const assignment = /^(?:export\s+)?SLURM_JWT=(.+)$/m.exec(text);
       const value = (assignment?.[1] ?? text).trim().replace(/^["']|["']$/g, '');
       if (!value) throw new SourceConfigError(`SLURMRESTD_TOKEN_FILE ${options.tokenFile} is empty`);
+      // Sent as it is, a file of other lines made Node refuse the header ("Invalid character in
+      // header content") without a word about the file.
+      if (!TOKEN_TEXT.test(value)) {
+        throw new SourceConfigError(
+          `SLURMRESTD_TOKEN_FILE ${options.tokenFile} holds no token: write the JWT alone in it, or scontrol token's SLURM_JWT=... line`,
+        );
+      }
       return value;
     } catch (error) {
       if (error instanceof SourceConfigError) throw error;
@@ -87,14 +108,14 @@ export function createSlurmRestSource(
       'X-SLURM-USER-TOKEN': await token(),
       Accept: 'application/json',
     };
-    const target = new URL(path, options.url.endsWith('/') ? options.url : `${options.url}/`);
+    const target = new URL(path, baseUrl());
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= options.maxAttempts; attempt++) {
       try {
         const answer = await request(target, headers, await ca(), options);
         if (answer.status === 401 || answer.status === 403) {
           throw new SourceConfigError(
-            `slurmrestd refused the credentials (HTTP ${answer.status}); ${rejectedTokenAdvice(headers['X-SLURM-USER-TOKEN'], new Date())}`,
+            `slurmrestd refused the credentials (HTTP ${answer.status}); ${rejectedTokenAdvice(headers['X-SLURM-USER-TOKEN'], new Date(), options.user)}`,
           );
         }
         if (answer.status >= 500 || answer.status === 429) {
@@ -118,13 +139,26 @@ export function createSlurmRestSource(
       }
     }
     throw new SourceUnavailableError(
-      `${lastError?.message ?? 'slurmrestd failed'} (after ${options.maxAttempts} attempts)`,
+      `${lastError?.message ?? 'slurmrestd failed'} (after ${options.maxAttempts} attempt${options.maxAttempts === 1 ? '' : 's'})`,
     );
   };
 
   /** The slurmdb jobs API versions the server's OpenAPI document lists. */
   const offeredVersions = async (): Promise<Set<string>> => {
-    const document = await get('openapi/v3');
+    let document: unknown;
+    try {
+      document = await get(OPENAPI_PATH);
+    } catch (error) {
+      if (!(error instanceof PathNotServedError)) throw error;
+      // Every slurmrestd serves its OpenAPI document: a 404 for it means SLURMRESTD_URL has a wrong
+      // path (or names another web service), which no retry fixes.
+      const base = baseUrl();
+      const shown = truncate(`${base.origin}${base.pathname.replace(/\/$/, '')}`, 200);
+      throw new WrongUrlError(
+        `${shown}/${OPENAPI_PATH} answered HTTP 404: SLURMRESTD_URL (${shown}) does not lead to slurmrestd, which serves its OpenAPI document there; ` +
+          `set it to slurmrestd's http(s)://host:port (e.g. http://slurm-head:6820), with a path only when a proxy serves slurmrestd under one`,
+      );
+    }
     const paths =
       typeof document === 'object' && document !== null
         ? Object.keys((document as { paths?: object }).paths ?? {})
@@ -153,8 +187,9 @@ export function createSlurmRestSource(
   const unservedVersionError = async (version: string, notServed: Error): Promise<Error> => {
     const offered = await offeredVersions().then(
       (versions) => [...versions].filter((offer) => SUPPORTED_API_VERSIONS.includes(offer)),
-      () => undefined,
+      (error: unknown) => (error instanceof WrongUrlError ? error : undefined),
     );
+    if (offered instanceof WrongUrlError) return offered;
     // Without the OpenAPI document the 404 may as well be a wrong SLURMRESTD_URL: keep its text.
     if (offered === undefined) return notServed;
     const choices = offered.length > 0 ? `one this slurmrestd offers (${offered.join(', ')}), or to auto` : 'auto';
@@ -189,7 +224,7 @@ export function createSlurmRestSource(
       const authError = response.errors.find(isAuthenticationError);
       if (authError) {
         throw new SourceConfigError(
-          `slurmrestd rejected the token (error ${authError.errorNumber ?? '?'}: ${authError.description || authError.error}); ${rejectedTokenAdvice(await token().catch(() => undefined), new Date())}`,
+          `slurmrestd rejected the token (error ${authError.errorNumber ?? '?'}: ${authError.description || authError.error}); ${rejectedTokenAdvice(await token().catch(() => undefined), new Date(), options.user)}`,
         );
       }
       // Slurm 22.05 answers a window without jobs with `jobs: []` and the error 9003 "Nothing found"
@@ -212,24 +247,40 @@ export function createSlurmRestSource(
 }
 
 /**
- * What to tell the operator about a token slurmrestd rejected: when its `exp` claim (read, not
- * verified) is past, that it expired and when, since `scontrol token` tokens last 30 minutes by
- * default; otherwise the general advice.
+ * What to tell the operator about a token slurmrestd rejected, from its claims (read, not
+ * verified): when `exp` is past, that it expired and when, since `scontrol token` tokens last 30
+ * minutes by default; when `sun` (the user `scontrol token username=` issued it for) is not
+ * `user`, both names, since slurmrestd answers that mismatch with the same error 1007 as a forged
+ * token; otherwise the general advice.
  */
-export function rejectedTokenAdvice(jwt: string | undefined, now: Date): string {
+export function rejectedTokenAdvice(jwt: string | undefined, now: Date, user?: string): string {
   try {
     const payload = JSON.parse(Buffer.from(jwt?.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
       exp?: unknown;
+      sun?: unknown;
     };
     if (typeof payload.exp === 'number' && payload.exp * 1000 <= now.getTime()) {
       const expiredAt = new Date(payload.exp * 1000).toISOString();
       return `the token expired at ${expiredAt}: issue a new one (docs/ingestion.md, "A JWT for slurmrestd")`;
+    }
+    const owner = payload.sun;
+    // Only a plain user name is quoted back: the claim is not verified.
+    if (user !== undefined && typeof owner === 'string' && owner !== user && USER_NAME.test(owner)) {
+      return `the token was issued for user "${owner}", but SLURMRESTD_USER is "${user}": set SLURMRESTD_USER=${owner}, or issue a token for ${user} (scontrol token username=${user})`;
     }
   } catch {
     // Not a JWT we can read: the general advice.
   }
   return 'check SLURMRESTD_USER and the token';
 }
+
+/** What a JWT is made of (base64url parts and dots), with room for padding and base64. */
+const TOKEN_TEXT = /^[A-Za-z0-9._~+/=-]+$/;
+
+/** Connection errors that mean nothing answers at SLURMRESTD_URL's host and port. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
 /** Slurm's ESLURM_REST_EMPTY_RESULT, "Nothing found": the query matched no job. */
 const NOTHING_FOUND = 9003;
@@ -301,6 +352,20 @@ function request(
       ) {
         reject(
           new SourceConfigError(`TLS to slurmrestd failed (${error.message}); set SLURMRESTD_CA_FILE to the site CA`),
+        );
+      } else if (url.protocol === 'https:' && /wrong version number|packet length too long/i.test(error.message)) {
+        // OpenSSL's words for an answer that is not TLS: slurmrestd listens for plain HTTP there.
+        reject(
+          new SourceConfigError(
+            `${url.origin} does not answer TLS (the server sent plain HTTP): slurmrestd listens for http:// there; write SLURMRESTD_URL with http://, or put slurmrestd behind a TLS proxy`,
+          ),
+        );
+      } else if (UNREACHABLE.has((error as NodeJS.ErrnoException).code ?? '')) {
+        // Still retried (slurmrestd restarting), but the message says where it looked and what to check.
+        reject(
+          new RetryableError(
+            `slurmrestd cannot be reached at ${url.origin} (${error.message}): check that slurmrestd runs there and that SLURMRESTD_URL is its address`,
+          ),
         );
       } else reject(new RetryableError(`slurmrestd connection failed: ${error.message}`));
     });

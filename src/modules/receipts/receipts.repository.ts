@@ -124,7 +124,7 @@ export async function insertReceiptForUnbilledJobs(
       INSERT INTO receipt_items
              (receipt_id, slurm_job_id, cluster, job_key, display_job_id, cpu_hours, gpu_hours, mem_gb_hours, cost,
               job_end_at)
-      SELECT receipt.id, p.id, p.cluster, p.job_key, p.job_id, p.cpu_hours, p.gpu_hours, p.mem_gb_hours, p.cost,
+      SELECT receipt.id, p.id, p.cluster, p.job_key, p.job_key, p.cpu_hours, p.gpu_hours, p.mem_gb_hours, p.cost,
              p.end_at
         FROM priced p CROSS JOIN receipt
     )

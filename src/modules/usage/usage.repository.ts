@@ -60,7 +60,7 @@ function pricedJobsSql(
 ): Prisma.Sql {
   return Prisma.sql`
     WITH r AS (${rateTableSql(pricing.rates)})
-    SELECT ${filter.extraColumns ?? Prisma.empty} j.id, j.cluster, j.job_id AS "jobId", j.name, j.state, j."user" AS username, j.account, j.partition,
+    SELECT ${filter.extraColumns ?? Prisma.empty} j.id, j.cluster, j.job_key AS "jobId", j.name, j.state, j."user" AS username, j.account, j.partition,
            j.start_at AS "startAt", j.end_at AS "endAt", j.elapsed_sec AS "elapsedSec",
            ${cpuHoursSql(pricing.basis)} AS "cpuHours", ${GPU_HOURS_SQL} AS "gpuHours",
            ${MEM_GB_HOURS_SQL} AS "memGbHours",
@@ -129,9 +129,10 @@ const JOB_LISTING_COLUMNS = Prisma.raw(
 /** Columns a listing may be sorted by; anything else is refused before it reaches SQL. */
 export const SORT_COLUMNS = {
   end: 'j.end_at',
-  // The Slurm job id the page shows, as a number (9 before 10). Sorting by the row id listed
-  // the jobs in the order they were ingested, which is not the order of their ids.
-  job: "(substring(j.job_id from '^[0-9]+'))::numeric",
+  // The Slurm job id the page shows (an array task's `6_1`: its array's id), as a number (9 before
+  // 10). Sorting by the row id listed the jobs in the order they were ingested, which is not the
+  // order of their ids.
+  job: "(substring(j.job_key from '^[0-9]+'))::numeric",
   name: 'j.name',
   state: 'j.state',
   elapsed: 'j.elapsed_sec',
@@ -328,7 +329,7 @@ export async function findBilledPage(
   const [rows, counted] = await Promise.all([
     db.$queryRaw<BilledRow[]>(Prisma.sql`
       SELECT b.receipt_id AS "receiptId", b.status::text AS "receiptStatus", b.created_at AS "receiptCreatedAt",
-             j.job_id AS "jobId", j.name, j.end_at AS "endAt", b.cost
+             j.job_key AS "jobId", j.name, j.end_at AS "endAt", b.cost
       ${from}
       ORDER BY b.receipt_id DESC, j.end_at, j.id LIMIT ${page.limit} OFFSET ${page.offset}`),
     db.$queryRaw<{ count: bigint }[]>(Prisma.sql`SELECT count(*) AS count ${from}`),
@@ -467,7 +468,7 @@ function usageCsvQuery(
   // folding it into the outer query and computing them again inside the cost): 15-25%
   // less query time than repeating the formulas (docs/performance.md).
   const fields = [
-    csvCodeSql(Prisma.sql`p.job_id`),
+    csvCodeSql(Prisma.sql`p.job_key`),
     csvTextSql(Prisma.sql`p.cluster`),
     csvTextSql(Prisma.sql`p.name`),
     csvTextSql(Prisma.sql`p."user"`),
@@ -502,7 +503,7 @@ function usageCsvQuery(
       ', ',
     )}
       FROM (
-        SELECT j.id, j.job_id, j.cluster, j.name, j."user", j.account, j.partition, j.state, j.start_at,
+        SELECT j.id, j.job_key, j.cluster, j.name, j."user", j.account, j.partition, j.state, j.start_at,
                j.end_at, j.elapsed_sec, ${cpuHoursSql(pricing.basis)} AS cpu_hours, ${GPU_HOURS_SQL} AS gpu_hours,
                ${MEM_GB_HOURS_SQL} AS mem_gb_hours, coalesce(rc.tier_name, r.tier) AS tier, r.cpu, r.gpu, r.mem,
                ri.cost AS billed_cost, ri.receipt_id, rc.status::text AS receipt_status

@@ -12,6 +12,7 @@ import {
   SourceConfigError,
   SourceUnavailableError,
 } from '../../../src/modules/ingestion/job-source.js';
+import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import type { SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
 import {
@@ -159,6 +160,26 @@ describe('slurmrestd source against a replay of real answers', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it('says SLURMRESTD_TOKEN_FILE holds no token when it is some other file, without asking slurmrestd', async () => {
+    // The lab's token.env without its SLURM_JWT line (the file of another tool, a cut copy).
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'slurm-token-'));
+    const tokenFile = path.join(dir, 'token.env');
+    writeFileSync(tokenFile, 'SLURM_REST_URL=http://127.0.0.1:6820\nSLURM_USER_NAME=billing\n');
+    replayServer.setPlan(replay);
+    await expect(
+      collect(createSlurmRestSource(sourceOptions({ token: undefined, tokenFile })).read(WINDOW)),
+    ).rejects.toThrow(
+      new SourceConfigError(
+        `SLURMRESTD_TOKEN_FILE ${tokenFile} holds no token: write the JWT alone in it, or scontrol token's SLURM_JWT=... line`,
+      ),
+    );
+    await expect(
+      collect(createSlurmRestSource(sourceOptions({ token: 'eyJh bGci\nOiJI' })).read(WINDOW)),
+    ).rejects.toThrow(SourceConfigError);
+    expect(replayServer.requests).toHaveLength(0);
+    rmSync(dir, { recursive: true });
+  });
+
   it('turns HTTP 401 into a configuration error without retrying', async () => {
     replayServer.setPlan(() => ({ status: 401, body: 'Authentication failure' }));
     await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(
@@ -217,6 +238,31 @@ describe('slurmrestd source against a replay of real answers', () => {
     }
   });
 
+  it('names both users when the token was issued for another user than SLURMRESTD_USER', async () => {
+    // The lab answers a token of alice's sent as X-SLURM-USER-NAME billing with this same error 1007.
+    const jwt = (claims: object) =>
+      `eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2ln`;
+    const alices = jwt({ exp: 4_102_444_800, iat: 1_796_281_963, sun: 'alice' });
+    replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+    await expect(collect(createSlurmRestSource(sourceOptions({ token: alices })).read(WINDOW))).rejects.toThrow(
+      new SourceConfigError(
+        'slurmrestd rejected the token (error 1007: Protocol authentication error); the token was issued for ' +
+          'user "alice", but SLURMRESTD_USER is "billing": set SLURMRESTD_USER=alice, or issue a token for ' +
+          'billing (scontrol token username=billing)',
+      ),
+    );
+    replayServer.setPlan(() => ({ status: 403, body: 'Forbidden' }));
+    await expect(collect(createSlurmRestSource(sourceOptions({ token: alices })).read(WINDOW))).rejects.toThrow(
+      /^slurmrestd refused the credentials \(HTTP 403\); the token was issued for user "alice", but SLURMRESTD_USER/,
+    );
+    // A claim that is not a user name is not quoted back.
+    replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+    const odd = jwt({ exp: 4_102_444_800, sun: 'a"\nb' });
+    await expect(collect(createSlurmRestSource(sourceOptions({ token: odd })).read(WINDOW))).rejects.toThrow(
+      /; check SLURMRESTD_USER and the token$/,
+    );
+  });
+
   it('retries a 500 with backoff and succeeds when the server recovers', async () => {
     replayServer.setPlan((url, count) =>
       count < 3 ? { status: 500, body: '{"errors":[{"description":"Unable to parse time format"}]}' } : replay(url),
@@ -232,6 +278,36 @@ describe('slurmrestd source against a replay of real answers', () => {
     expect(error).toBeInstanceOf(SourceUnavailableError);
     expect(error.message).toBe('slurmrestd answered HTTP 500: Unable to parse time format (after 3 attempts)');
     expect(replayServer.requests).toHaveLength(3);
+  });
+
+  it('when nothing listens at SLURMRESTD_URL (slurmrestd stopped, wrong port), says where it looked and what to check', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const error = await collect(
+      createSlurmRestSource(sourceOptions({ url: `http://127.0.0.1:${port}` })).read(WINDOW),
+    ).catch((caught: Error) => caught);
+    // Retried (slurmrestd may be restarting), then a failure of this source: the next one is tried.
+    expect(error).toBeInstanceOf(SourceUnavailableError);
+    expect((error as Error).message).toBe(
+      `slurmrestd cannot be reached at http://127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}): ` +
+        'check that slurmrestd runs there and that SLURMRESTD_URL is its address (after 3 attempts)',
+    );
+  });
+
+  it('with https:// for a slurmrestd that speaks plain HTTP (as the lab does), says to write http://', async () => {
+    replayServer.setPlan(replay);
+    const url = baseUrl.replace('http://', 'https://');
+    const error = await collect(createSlurmRestSource(sourceOptions({ url })).read(WINDOW)).catch(
+      (caught: Error) => caught,
+    );
+    // A configuration error, not retried: the same answer would come three times.
+    expect(error).toBeInstanceOf(SourceConfigError);
+    expect((error as Error).message).toBe(
+      `${url} does not answer TLS (the server sent plain HTTP): slurmrestd listens for http:// there; ` +
+        'write SLURMRESTD_URL with http://, or put slurmrestd behind a TLS proxy',
+    );
   });
 
   it('times out a slow answer', async () => {
@@ -270,6 +346,23 @@ describe('slurmrestd source against a replay of real answers', () => {
       '/openapi/v3',
     ]);
   });
+
+  it.each([undefined, 'v0.0.38'])(
+    'with SLURMRESTD_URL on a path slurmrestd does not serve (API version %s), says to fix SLURMRESTD_URL',
+    async (apiVersion) => {
+      // The lab's slurmrestd answers NOT_SERVED for http://127.0.0.1:6820/slurm/openapi/v3.
+      replayServer.setPlan((url) => (url.startsWith('/slurm/') ? NOT_SERVED : slurm2205(url)));
+      const error = await collect(
+        createSlurmRestSource(sourceOptions({ url: `${baseUrl}/slurm`, apiVersion })).read(WINDOW),
+      ).catch((caught: Error) => caught);
+      expect(error).toBeInstanceOf(SourceConfigError);
+      expect((error as Error).message).toBe(
+        `${baseUrl}/slurm/openapi/v3 answered HTTP 404: SLURMRESTD_URL (${baseUrl}/slurm) does not lead to slurmrestd, ` +
+          "which serves its OpenAPI document there; set it to slurmrestd's http(s)://host:port (e.g. http://slurm-head:6820), " +
+          'with a path only when a proxy serves slurmrestd under one',
+      );
+    },
+  );
 
   it('asks the OpenAPI document again when the version it chose is gone (slurmrestd upgraded meanwhile)', async () => {
     replayServer.setPlan(slurm2205);
@@ -407,6 +500,42 @@ describe('an HTTP-200 answer without `jobs`', () => {
       replayServer.setPlan(replay);
       const next = await run([rest]);
       expect(next.window).toEqual({ start: new Date(WINDOW.end.getTime() - 600_000), end: NOW });
+    });
+
+    it('says on a run slurmrestd answered that the sacct fallback behind it cannot be run', async () => {
+      replayServer.setPlan(replay);
+      const rest = createSlurmRestSource(sourceOptions());
+      const sacctAt = (sacctPath: string) =>
+        createSacctSource({ sacctPath, timeoutMs: 5000, timeZone: 'UTC', cluster: undefined, defaultCluster: 'lab' });
+      const missing = path.join(dir, 'sacctt');
+      const answered = await run([rest, sacctAt(missing)], WINDOW);
+      expect(answered).toMatchObject({ outcome: 'success', source: 'slurmrestd', error: null });
+      expect(answered.sourceNotes).toMatchObject({
+        slurmrestd: 'answered',
+        sacct: `not tried (slurmrestd answered), but would fail: SACCT_PATH ${missing} cannot be run (ENOENT)`,
+      });
+      // A fallback that can be run is not mentioned: it was simply not needed.
+      const fine = await run([rest, sacctAt(process.execPath)], WINDOW);
+      expect(fine.sourceNotes).not.toHaveProperty('sacct');
+    });
+
+    it("when every source fails, the run's error gives each source's reason, slurmrestd's first", async () => {
+      // slurmrestd refusing the token, and an sacct fallback that is not installed on this host.
+      replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+      const rest = createSlurmRestSource(sourceOptions());
+      const sacct = createSacctSource({
+        sacctPath: path.join(dir, 'no-such-sacct'),
+        timeoutMs: 5000,
+        timeZone: 'UTC',
+        cluster: undefined,
+        defaultCluster: 'lab',
+      });
+      const failed = await run([rest, sacct], WINDOW);
+      expect(failed).toMatchObject({ outcome: 'failed', source: null });
+      expect(failed.error).toBe(
+        'slurmrestd: slurmrestd rejected the token (error 1007: Protocol authentication error); check SLURMRESTD_USER ' +
+          `and the token; sacct: SACCT_PATH ${path.join(dir, 'no-such-sacct')} cannot be run (ENOENT)`,
+      );
     });
   });
 });
