@@ -299,7 +299,9 @@ describe('the list of month-end runs', () => {
     expect((await html(`/admin/month-end/${july}`).expect(200)).text).toContain(
       '<a href="/admin/month-end">All month-end runs</a>',
     );
-    expect((await html('/admin/receipts').expect(200)).text).toContain('<a href="/admin/month-end">All month-end runs</a>');
+    expect((await html('/admin/receipts').expect(200)).text).toContain(
+      '<a href="/admin/month-end">All month-end runs</a>',
+    );
   });
 
   it('shows a run left running by a dead process as interrupted', async () => {
