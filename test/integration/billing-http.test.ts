@@ -69,7 +69,7 @@ const json = (agent: Agent, path: string) => agent.get(path).set('Accept', 'appl
 
 /** The flash the layout shows first thing in <main>, if any. */
 const flashOf = (page: string) =>
-  /<main class="content">\s*<div class="alert \w+" role="status">([^<]*)<\/div>/.exec(page)?.[1];
+  /<main class="content"[^>]*>\s*<div class="alert \w+" role="status">([^<]*)<\/div>/.exec(page)?.[1];
 
 describe('GET /formula', () => {
   it('answers the default tier with a strong ETag, no-cache, and 304 for the current tag', async () => {

@@ -1,0 +1,70 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import { buildUser } from '../support/factories.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/** The app used with the keyboard only, and read as a screen reader reads it. */
+describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { timeout: 120_000 }, () => {
+  let db: TestDatabase;
+  let rig: BrowserRig;
+  let browser: Browser;
+  let base: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await buildTiers(db);
+    await buildUser(db.prisma, { username: 'kim', password: 'kim-password' });
+    await buildUser(db.prisma, { username: 'root', role: 'admin', password: 'root-password' });
+    const now = Date.now();
+    await buildJobs(
+      db,
+      Array.from({ length: 3 }, (_, index) => ({
+        user: 'kim',
+        jobId: String(7_100 + index),
+        end: new Date(now - (index + 1) * 3_600_000),
+        elapsedSec: 3_600,
+        allocCpus: 4,
+        allocMemMb: 8_000,
+      })),
+    );
+    rig = await startBrowserRig(buildTestApp(db));
+    ({ browser, base } = rig);
+  });
+
+  afterAll(async () => {
+    await rig?.close();
+    await db?.drop();
+  });
+
+  async function signedIn(username: string): Promise<Page> {
+    const page = await (await browser.newContext()).newPage();
+    await signInThroughPage(page, base, username, `${username}-password`);
+    return page;
+  }
+
+  /** What the element holding the keyboard's focus is, as tag#id and its text. */
+  function focused(page: Page): Promise<string> {
+    return page.evaluate(`(() => {
+      const el = document.activeElement;
+      return el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' ' + (el.textContent ?? '').trim().slice(0, 40);
+    })()`) as Promise<string>;
+  }
+
+  it('the first Tab reaches a visible skip link, and Enter moves the focus into the main content', async () => {
+    const page = await signedIn('kim');
+    await page.goto(`${base}/me`);
+    await page.keyboard.press('Tab');
+    expect(await focused(page)).toBe('a Skip to main content');
+    const box = await page.locator('a.skip-link').boundingBox();
+    expect(box && box.y >= 0 && box.height > 0).toBe(true);
+    await page.keyboard.press('Enter');
+    expect(await focused(page)).toMatch(/^main#main /);
+    // The next Tab goes on inside main, past the header's links.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.querySelector("main").contains(document.activeElement)')).toBe(true);
+    await page.context().close();
+  });
+});
