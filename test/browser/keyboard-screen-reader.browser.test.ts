@@ -67,4 +67,22 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect(await page.evaluate('document.querySelector("main").contains(document.activeElement)')).toBe(true);
     await page.context().close();
   });
+
+  it("the main nav tells a screen reader which page, or which page's section, is being read", async () => {
+    const page = await signedIn('root');
+    /** The nav's links a screen reader announces as current, by their text. */
+    const currentLinks = () =>
+      page.locator('nav[aria-label="Main"] a[aria-current]').evaluateAll((links) =>
+        links.map((link) => `${link.textContent} (${link.getAttribute('aria-current')})`),
+      );
+    await page.goto(`${base}/me`);
+    expect(await currentLinks()).toEqual(['My usage (page)']);
+    await page.goto(`${base}/me/receipts`);
+    expect(await currentLinks()).toEqual(['Receipts (page)']);
+    await page.goto(`${base}/admin/users`);
+    expect(await currentLinks()).toEqual(['Admin (true)']);
+    await page.goto(`${base}/account`);
+    expect(await currentLinks()).toEqual(['Account (page)']);
+    await page.context().close();
+  });
 });
