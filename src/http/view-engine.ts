@@ -45,6 +45,7 @@ export const VIEW_LOCALS = [
   'heldForReview',
   'heldElsewhere',
   'heldHere',
+  'invalidFields',
   'isAdminView',
   'isFinal',
   'isPaymentHeld',

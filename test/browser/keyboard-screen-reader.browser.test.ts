@@ -85,4 +85,33 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect(await currentLinks()).toEqual(['Account (page)']);
     await page.context().close();
   });
+
+  it('a refused password change marks the field it is about, tied to the reason, and puts the focus there', async () => {
+    const page = await signedIn('kim');
+    await page.goto(`${base}/account`);
+    // A wrong current password: the reason is about the first field.
+    await page.fill('#current', 'not-my-password');
+    await page.fill('#password', 'a-new-long-password');
+    await page.fill('#confirm', 'a-new-long-password');
+    await Promise.all([page.waitForURL(/\/account\/password$/), page.click('button:has-text("Change password")')]);
+    const current = page.getByLabel('Current password');
+    expect(await current.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#password').getAttribute('aria-invalid')).toBeNull();
+    expect(await focused(page)).toBe('input#current ');
+    // The reason is what a screen reader reads out with the field: its description.
+    const describedBy = await current.getAttribute('aria-describedby');
+    expect(await page.locator(`#${describedBy}`).textContent()).toContain('The current password is not right.');
+    expect(await page.locator(`#${describedBy}`).getAttribute('role')).toBe('alert');
+
+    // The new password typed twice two ways: the second field, not the first.
+    await page.fill('#current', 'kim-password');
+    await page.fill('#password', 'a-new-long-password');
+    await page.fill('#confirm', 'another-long-password');
+    await Promise.all([page.waitForURL(/\/account\/password$/), page.click('button:has-text("Change password")')]);
+    expect(await page.locator('[aria-invalid="true"]').evaluateAll((fields) => fields.map((field) => field.id))).toEqual([
+      'confirm',
+    ]);
+    expect(await focused(page)).toBe('input#confirm ');
+    await page.context().close();
+  });
 });

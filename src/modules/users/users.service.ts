@@ -138,7 +138,7 @@ export async function changeOwnPassword(
       secondsLeft(check.lockedUntil, now),
     );
   }
-  if (check.outcome === 'failed') throw new BadRequestError('The current password is not right.');
+  if (check.outcome === 'failed') throw new BadRequestError('The current password is not right.', { field: 'current' });
   const passwordHash = await hashPassword(change.password);
   const now = auth.now();
   return auth.db.prisma.$transaction(async (tx) => {
