@@ -114,4 +114,29 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect(await focused(page)).toBe('input#confirm ');
     await page.context().close();
   });
+
+  it("My usage's refused date window and refused receipt mark their date field, tied to the reason, and focus it", async () => {
+    const page = await signedIn('kim');
+    // A window the wrong way round: the reason is about From.
+    await page.goto(`${base}/me?start=2026-03-10&end=2026-03-01`);
+    const from = page.getByLabel('From', { exact: true });
+    expect(await from.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.getByLabel('To', { exact: true }).getAttribute('aria-invalid')).toBeNull();
+    expect(await page.locator(`#${await from.getAttribute('aria-describedby')}`).textContent()).toContain(
+      'is after the end date',
+    );
+    expect(await focused(page)).toBe('input#start ');
+
+    // A receipt of a day before any job: nothing to bill.
+    await page.goto(`${base}/me`);
+    await page.fill('#before', '2020-01-01');
+    await Promise.all([page.waitForURL(/\/me\/receipt/), page.click('button:has-text("Create receipt")')]);
+    const before = page.getByLabel('Jobs ended up to and including');
+    expect(await before.getAttribute('aria-invalid')).toBe('true');
+    const reason = page.locator(`#${await before.getAttribute('aria-describedby')}`);
+    expect(await reason.textContent()).toContain('No receipt created.');
+    expect(await reason.getAttribute('role')).toBe('alert');
+    expect(await focused(page)).toBe('input#before ');
+    await page.context().close();
+  });
 });
