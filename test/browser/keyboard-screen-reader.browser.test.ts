@@ -139,4 +139,26 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect(await focused(page)).toBe('input#before ');
     await page.context().close();
   });
+
+  it("My usage's sortable columns say which one sorts the jobs, and which way, in words", async () => {
+    const page = await signedIn('kim');
+    await page.goto(`${base}/me`);
+    const sorted = () =>
+      page
+        .locator('main table thead th[aria-sort]')
+        .evaluateAll((headers) => headers.map((th) => `${th.textContent?.trim()} ${th.getAttribute('aria-sort')}`));
+    // Newest first by default.
+    expect(await sorted()).toEqual(['Ended ▼ descending']);
+    // The link is named by its column, not "Ended black down-pointing triangle".
+    const ended = page.getByRole('link', { name: 'Ended', exact: true });
+    expect(await ended.count()).toBe(1);
+    await Promise.all([page.waitForURL(/sort=end&dir=asc/), ended.press('Enter')]);
+    expect(await sorted()).toEqual(['Ended ▲ ascending']);
+    await Promise.all([
+      page.waitForURL(/sort=cost&dir=desc/),
+      page.getByRole('link', { name: 'Cost (THB)', exact: true }).press('Enter'),
+    ]);
+    expect(await sorted()).toEqual(['Cost (THB) ▼ descending']);
+    await page.context().close();
+  });
 });
