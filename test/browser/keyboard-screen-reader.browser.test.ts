@@ -161,4 +161,38 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect(await sorted()).toEqual(['Cost (THB) ▼ descending']);
     await page.context().close();
   });
+
+  it("names every table and scopes its column headers, on a researcher's and an admin's pages", async () => {
+    /** Each table of the page: its accessible name, and its column headers without a scope. */
+    const tablesOf = (page: Page) =>
+      page.locator('main table').evaluateAll((tables) =>
+        tables.map((table) => ({
+          name: table.querySelector('caption')?.textContent?.trim() ?? table.getAttribute('aria-label') ?? '',
+          unscoped: [...table.querySelectorAll('thead th:not([scope])')].map((th) => th.textContent?.trim()),
+        })),
+      );
+    const researcher = await signedIn('kim');
+    const admin = await signedIn('root');
+    const pages: [Page, string, string[]][] = [
+      [researcher, '/me', ['Jobs']],
+      [researcher, '/me?view=aggregate', ['Usage per day']],
+      [researcher, '/me/receipts', ['Receipts']],
+      [researcher, '/rates', ['Rates by tier']],
+      [admin, '/admin/usage', ['Usage by user']],
+      [admin, '/admin/tiers', ['Users and their tiers']],
+      [admin, '/admin/users', ['Users']],
+      [admin, '/admin/audit', ['Audit log entries']],
+    ];
+    for (const [page, path, names] of pages) {
+      await page.goto(`${base}${path}`);
+      const tables = await tablesOf(page);
+      expect(tables, path).toEqual(names.map((name) => ({ name, unscoped: [] })));
+      // The name is read, not shown: the page's own heading says it to the eye.
+      const box = await page.locator('main table caption').first().boundingBox();
+      expect(box && box.width <= 1 && box.height <= 1, path).toBe(true);
+      expect((await page.getByRole('table', { name: names[0] }).count()) > 0, path).toBe(true);
+    }
+    await researcher.context().close();
+    await admin.context().close();
+  });
 });
