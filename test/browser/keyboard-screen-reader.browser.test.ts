@@ -195,4 +195,23 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     await researcher.context().close();
     await admin.context().close();
   });
+
+  it('draws a focus ring around every control the Tab key reaches, date fields too', async () => {
+    const page = await signedIn('kim');
+    await page.goto(`${base}/me`);
+    const missing: string[] = [];
+    for (let stop = 0; stop < 60; stop += 1) {
+      await page.keyboard.press('Tab');
+      const seen = (await page.evaluate(`(() => {
+        const el = document.activeElement;
+        if (el === document.body) return null;
+        const style = getComputedStyle(el);
+        return { what: el.tagName.toLowerCase() + (el.id ? '#' + el.id : ''), ring: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2 };
+      })()`)) as { what: string; ring: boolean } | null;
+      if (seen === null) break;
+      if (!seen.ring && !missing.includes(seen.what)) missing.push(seen.what);
+    }
+    expect(missing).toEqual([]);
+    await page.context().close();
+  });
 });
