@@ -214,4 +214,24 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect(missing).toEqual([]);
     await page.context().close();
   });
+
+  it('a refused sign-in ties its reason to the fields and puts the focus on the password to type again', async () => {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${base}/login`);
+    expect(await focused(page)).toBe('input#username ');
+    await page.keyboard.type('kim');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('not-her-password');
+    await Promise.all([page.waitForURL(/\/login$/), page.keyboard.press('Enter')]);
+    await page.waitForSelector('[role="alert"]');
+    expect(await focused(page)).toBe('input#password ');
+    const password = page.getByLabel('Password');
+    const reason = page.locator(`#${await password.getAttribute('aria-describedby')}`);
+    expect(await reason.getAttribute('role')).toBe('alert');
+    expect(await reason.textContent()).toBe(await page.locator('main [role="alert"]').textContent());
+    expect(await page.getByLabel('Username').getAttribute('aria-describedby')).toBe(
+      await password.getAttribute('aria-describedby'),
+    );
+    await page.context().close();
+  });
 });
