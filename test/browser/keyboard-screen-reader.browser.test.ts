@@ -234,4 +234,23 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     );
     await page.context().close();
   });
+
+  it("a refused rate on Admin → Rates marks that rate, tied to the reason, and puts the focus on it", async () => {
+    const page = await signedIn('root');
+    await page.goto(`${base}/admin/rates`);
+    await page.fill('#gpu-gov', 'twelve');
+    await Promise.all([
+      page.waitForURL(/\/admin\/rates#tier-gov$/),
+      page.locator('#tier-gov button:has-text("Set new rates")').click(),
+    ]);
+    await page.waitForSelector('#tier-gov [role="alert"]');
+    await page.waitForFunction('document.readyState === "complete"');
+    const gpu = page.locator('#gpu-gov');
+    expect(await gpu.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#cpu-gov').getAttribute('aria-invalid')).toBeNull();
+    const reason = page.locator(`#${await gpu.getAttribute('aria-describedby')}`);
+    expect(await reason.textContent()).toContain('Rates of gov not changed. GPU-hour:');
+    expect(await focused(page)).toBe('input#gpu-gov ');
+    await page.context().close();
+  });
 });
