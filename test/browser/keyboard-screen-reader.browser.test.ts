@@ -253,4 +253,19 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect(await focused(page)).toBe('input#gpu-gov ');
     await page.context().close();
   });
+
+  it('a refused new user on Admin → Users marks the username, tied to the reason, and puts the focus on it', async () => {
+    const page = await signedIn('root');
+    await page.goto(`${base}/admin/users`);
+    // A name already taken.
+    await page.fill('#new-username', 'kim');
+    await Promise.all([page.waitForURL(/\/admin\/users$/), page.click('button:has-text("Create")')]);
+    await page.waitForSelector('main [role="alert"]');
+    const username = page.locator('#new-username');
+    expect(await username.getAttribute('aria-invalid')).toBe('true');
+    const reason = page.locator(`#${await username.getAttribute('aria-describedby')}`);
+    expect(await reason.textContent()).toBe('A user named "kim" already exists.');
+    expect(await focused(page)).toBe('input#new-username ');
+    await page.context().close();
+  });
 });

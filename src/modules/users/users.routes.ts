@@ -121,7 +121,7 @@ export function usersRoutes(deps: {
   async function renderUsers(
     res: Response,
     shown: {
-      refused?: { error: string; form: { username: string; role: string } };
+      refused?: { error: string; form: { username: string; role: string }; invalid: string[] };
       generated?: GeneratedPassword;
       /** Why a change to a listed user (role, disable) was refused. */
       refusedChange?: string;
@@ -137,6 +137,7 @@ export function usersRoutes(deps: {
       link: (changes: Record<string, unknown>) => linkTo('/admin/users', { q: query.search }, changes),
       error: shown.refused?.error,
       form: shown.refused?.form,
+      invalidFields: shown.refused?.invalid,
       generated: shown.generated,
       refusedChange: shown.refusedChange,
     });
@@ -184,6 +185,7 @@ export function usersRoutes(deps: {
             username: typedIn(req.body, 'username') ?? '',
             role: typedIn(req.body, 'role') === 'admin' ? 'admin' : 'user',
           },
+          invalid: invalidFieldsOf(error),
         },
       });
     }

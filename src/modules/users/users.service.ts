@@ -84,7 +84,7 @@ export async function createUser(
   const passwordHash = await hashPassword(input.password || (generatedPassword as string));
   const user = await db.$transaction(async (tx) => {
     if (await usersRepository.findByUsername(tx, input.username)) {
-      throw new ConflictError(`A user named "${input.username}" already exists.`);
+      throw new ConflictError(`A user named "${input.username}" already exists.`, { field: 'username' });
     }
     const created = await usersRepository.insert(tx, { username: input.username, passwordHash, role: input.role });
     await appendAudit(tx, {
