@@ -242,6 +242,8 @@ export function createApp(deps: AppDeps): express.Express {
     // must ask the server again, not show them from the browser's cache.
     res.set('Cache-Control', 'no-store');
     res.locals.currentUser = req.user;
+    // The header marks the nav link of the page being read (aria-current).
+    res.locals.currentPath = req.path;
     exposeCsrfTokenOnRender(req, res);
     next();
   });

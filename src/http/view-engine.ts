@@ -12,7 +12,7 @@ import ejs from 'ejs';
  * createViewEngine), so a new local cannot silently read as undefined.
  */
 export const VIEW_LOCALS = [
-  // app.locals and res.locals (src/app.ts, src/http/csrf.ts, src/http/session.ts, offerWayBack in src/http/route-helpers.ts)
+  // app.locals and res.locals (src/app.ts: currentUser, currentPath; src/http/csrf.ts, src/http/session.ts, offerWayBack in src/http/route-helpers.ts)
   'appName',
   'currency',
   'fmt',
@@ -21,6 +21,7 @@ export const VIEW_LOCALS = [
   'minPasswordLength',
   'csrfToken',
   'currentUser',
+  'currentPath',
   'flash',
   'backLink',
   // res.render data
@@ -44,6 +45,7 @@ export const VIEW_LOCALS = [
   'heldForReview',
   'heldElsewhere',
   'heldHere',
+  'invalidFields',
   'isAdminView',
   'isFinal',
   'isPaymentHeld',

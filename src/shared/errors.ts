@@ -63,6 +63,16 @@ export function readableMessageOf(error: AppError): string {
 }
 
 /**
+ * The form fields `error` is about, for a page to mark them (aria-invalid) and move the focus to the
+ * first: an InvalidFieldsError's, or the one a refusal names in its details (`field`).
+ */
+export function invalidFieldsOf(error: AppError): string[] {
+  if (error instanceof InvalidFieldsError) return Object.keys(error.fields);
+  const field = error.details?.field;
+  return typeof field === 'string' ? [field] : [];
+}
+
+/**
  * A date window given the wrong way round, worded the same wherever one is taken (usage, receipts,
  * paid.csv, the audit log): a page that answered with an empty list would read as "nothing happened".
  */

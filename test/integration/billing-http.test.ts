@@ -69,7 +69,7 @@ const json = (agent: Agent, path: string) => agent.get(path).set('Accept', 'appl
 
 /** The flash the layout shows first thing in <main>, if any. */
 const flashOf = (page: string) =>
-  /<main class="content">\s*<div class="alert \w+" role="status">([^<]*)<\/div>/.exec(page)?.[1];
+  /<main class="content"[^>]*>\s*<div class="alert \w+" role="status">([^<]*)<\/div>/.exec(page)?.[1];
 
 describe('GET /formula', () => {
   it('answers the default tier with a strong ETag, no-cache, and 304 for the current tag', async () => {
@@ -662,7 +662,7 @@ describe('receipts over HTTP', () => {
     const onMyUsagePage = (page: { text: string }, message: string, typed: string) => {
       expect(page.text).toContain('<h1>My usage</h1>');
       const form = page.text.slice(page.text.indexOf('<h2>Create a receipt</h2>'));
-      expect(form).toContain(`<div class="alert error" role="alert">No receipt created. ${message}`);
+      expect(form).toContain(`<div class="alert error" role="alert" id="receipt-error">No receipt created. ${message}`);
       expect(form).toContain('action="/me/receipt#create-receipt"');
       expect(form).toMatch(new RegExp(`id="before"[^>]* value="${typed}"`));
     };
@@ -710,7 +710,7 @@ describe('receipts over HTTP', () => {
       onMyUsagePage(lost, 'Some of these jobs were put on another receipt at the same moment', '2025-09-15');
       // A way on: the list where the receipt that won is. The other refusals have none (nothing to see there).
       const alert =
-        /<div class="alert error" role="alert">No receipt created\. Some of these jobs[^<]*(?:<(?!\/div>)[^<]*)*<\/div>/.exec(
+        /<div class="alert error" role="alert"[^>]*>No receipt created\. Some of these jobs[^<]*(?:<(?!\/div>)[^<]*)*<\/div>/.exec(
           lost.text,
         )?.[0];
       expect(alert).toContain('<a href="/me/receipts">Open My receipts</a>');

@@ -70,7 +70,7 @@ describe('the header and home page', () => {
     /** The main navigation's links, as [href, text]. */
     const navOf = (html: string) => {
       const nav = /<nav class="nav" aria-label="Main">([\s\S]*?)<\/nav>/.exec(html)?.[1] ?? '';
-      return [...nav.matchAll(/<a href="([^"]*)">([^<]*)<\/a>/g)].map((link) => [link[1], link[2]]);
+      return [...nav.matchAll(/<a href="([^"]*)"[^>]*>([^<]*)<\/a>/g)].map((link) => [link[1], link[2]]);
     };
     expect(navOf((await page('/').expect(200)).text)).toEqual([
       ['/rates', 'Rates'],

@@ -42,7 +42,7 @@ function cardOf(page: string, id: string): string {
   return card;
 }
 
-const alertsIn = (page: string) => [...page.matchAll(/<div class="alert error" role="alert">([^<]*)<\/div>/g)];
+const alertsIn = (page: string) => [...page.matchAll(/<div class="alert error" role="alert"[^>]*>([^<]*)<\/div>/g)];
 
 /** The card holds exactly one alert, saying `message`, above its form with `action`. */
 function expectReasonAboveForm(card: string, message: string, action: string) {

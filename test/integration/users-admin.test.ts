@@ -421,7 +421,7 @@ describe('an empty new password', () => {
       .type('form')
       .send({ current: user.password, password: '', confirm: '', csrf_token: await csrfTokenOf(agent) });
     expect(page.status).toBe(400);
-    expect(/<div class="alert error" role="alert">([^<]*)<\/div>/.exec(page.text)?.[1]).toBe(
+    expect(/<div class="alert error" role="alert"[^>]*>([^<]*)<\/div>/.exec(page.text)?.[1]).toBe(
       'New password: is required',
     );
 
@@ -449,7 +449,7 @@ describe('your own account', () => {
       .set('Accept', 'text/html')
       .type('form')
       .send({ confirm: fields.password, ...fields, csrf_token: await csrfTokenOf(agent) });
-  const errorOf = (html: string) => /<div class="alert error" role="alert">([^<]*)<\/div>/.exec(html)?.[1];
+  const errorOf = (html: string) => /<div class="alert error" role="alert"[^>]*>([^<]*)<\/div>/.exec(html)?.[1];
   const sessionIdsOf = async (userId: number) =>
     (
       await db.pool.query<{ sid: string }>(`SELECT sid FROM session WHERE sess -> 'passport' ->> 'user' = $1`, [

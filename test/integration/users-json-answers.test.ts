@@ -37,7 +37,7 @@ async function sendForm(agent: Agent, path: string, body: Record<string, string>
 
 /** The flash the layout shows first thing in <main>, if any. */
 const flashOf = (page: string) =>
-  /<main class="content">\s*<div class="alert \w+" role="status">([^<]*)<\/div>/.exec(page)?.[1];
+  /<main class="content"[^>]*>\s*<div class="alert \w+" role="status">([^<]*)<\/div>/.exec(page)?.[1];
 
 /** The next page an agent opens, as a browser opens it. */
 async function nextPage(agent: Agent, path: string) {

@@ -6,7 +6,7 @@ import { linkTo } from '../../http/page-links.js';
 import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
 import { answerChange, isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError, readableMessageOf } from '../../shared/errors.js';
+import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TUserListQuery, ZUserListQuery } from '../users/users.schema.js';
 import {
@@ -81,6 +81,8 @@ interface TypedRates {
   /** The rates the typed ones were written over; undefined once the form is to start from those in force. */
   basedOn: string | undefined;
   error: string;
+  /** The rates the error is about (cpu, gpu, mem), marked invalid on the form. */
+  invalid?: string[];
 }
 
 /** What was typed into the add-a-tier form, and why it was refused. */
@@ -196,6 +198,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           basedOn: shown ? undefined : typedIn(req.body, 'based_on'),
           // Every tier's form has the same three fields: "CPU core-hour: must be a plain decimal ..." alone does not say whose.
           error: `Rates of ${type} not changed. ${readableMessageOf(error)}`,
+          invalid: invalidFieldsOf(error),
         },
       });
     }

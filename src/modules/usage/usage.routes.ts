@@ -7,7 +7,7 @@ import { linkTo } from '../../http/page-links.js';
 import { type BackLink, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
-import { AppError, readableMessageOf } from '../../shared/errors.js';
+import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import { toLocalDate } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { HeldPayment } from '../payments/payment-money.js';
@@ -118,6 +118,7 @@ export function createMyUsagePage(deps: {
         page: undefined,
         today,
         error: readableMessageOf(error),
+        invalidFields: invalidFieldsOf(error),
         refusedReceipt,
         heldPayments,
         form: { start: raw.start ?? '', end: raw.end ?? '', view: raw.view ?? 'detail' },

@@ -6,7 +6,7 @@ import { linkTo } from '../../http/page-links.js';
 import { answerChange, answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { counted } from '../../shared/counted.js';
-import { readableMessageOf, TooManyRequestsError } from '../../shared/errors.js';
+import { invalidFieldsOf, readableMessageOf, TooManyRequestsError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuthServiceDeps } from '../auth/auth.service.js';
 import { type createPassport, signInOnNewSession } from '../auth/passport.js';
@@ -64,7 +64,7 @@ export function usersRoutes(deps: {
       res.json({ username, role });
       return;
     }
-    res.render('users/account', { title: 'Your account', error: undefined });
+    res.render('users/account', { title: 'Your account', error: undefined, invalidFields: [] });
   });
 
   router.post('/account/password', guards.requireUser, async (req, res, next) => {
@@ -83,7 +83,11 @@ export function usersRoutes(deps: {
       }
       return res
         .status(error.status)
-        .render('users/account', { title: 'Your account', error: readableMessageOf(error) });
+        .render('users/account', {
+          title: 'Your account',
+          error: readableMessageOf(error),
+          invalidFields: invalidFieldsOf(error),
+        });
     }
     // Proving the password is a sign-in: this session goes on under a new id (no fixation).
     signInOnNewSession(passport, req, res, user, auth.now().getTime(), (signInError) => {
@@ -117,7 +121,7 @@ export function usersRoutes(deps: {
   async function renderUsers(
     res: Response,
     shown: {
-      refused?: { error: string; form: { username: string; role: string } };
+      refused?: { error: string; form: { username: string; role: string }; invalid: string[] };
       generated?: GeneratedPassword;
       /** Why a change to a listed user (role, disable) was refused. */
       refusedChange?: string;
@@ -133,6 +137,7 @@ export function usersRoutes(deps: {
       link: (changes: Record<string, unknown>) => linkTo('/admin/users', { q: query.search }, changes),
       error: shown.refused?.error,
       form: shown.refused?.form,
+      invalidFields: shown.refused?.invalid,
       generated: shown.generated,
       refusedChange: shown.refusedChange,
     });
@@ -180,6 +185,7 @@ export function usersRoutes(deps: {
             username: typedIn(req.body, 'username') ?? '',
             role: typedIn(req.body, 'role') === 'admin' ? 'admin' : 'user',
           },
+          invalid: invalidFieldsOf(error),
         },
       });
     }

@@ -84,7 +84,7 @@ export async function createUser(
   const passwordHash = await hashPassword(input.password || (generatedPassword as string));
   const user = await db.$transaction(async (tx) => {
     if (await usersRepository.findByUsername(tx, input.username)) {
-      throw new ConflictError(`A user named "${input.username}" already exists.`);
+      throw new ConflictError(`A user named "${input.username}" already exists.`, { field: 'username' });
     }
     const created = await usersRepository.insert(tx, { username: input.username, passwordHash, role: input.role });
     await appendAudit(tx, {
@@ -138,7 +138,7 @@ export async function changeOwnPassword(
       secondsLeft(check.lockedUntil, now),
     );
   }
-  if (check.outcome === 'failed') throw new BadRequestError('The current password is not right.');
+  if (check.outcome === 'failed') throw new BadRequestError('The current password is not right.', { field: 'current' });
   const passwordHash = await hashPassword(change.password);
   const now = auth.now();
   return auth.db.prisma.$transaction(async (tx) => {
