@@ -72,9 +72,9 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     const page = await signedIn('root');
     /** The nav's links a screen reader announces as current, by their text. */
     const currentLinks = () =>
-      page.locator('nav[aria-label="Main"] a[aria-current]').evaluateAll((links) =>
-        links.map((link) => `${link.textContent} (${link.getAttribute('aria-current')})`),
-      );
+      page
+        .locator('nav[aria-label="Main"] a[aria-current]')
+        .evaluateAll((links) => links.map((link) => `${link.textContent} (${link.getAttribute('aria-current')})`));
     await page.goto(`${base}/me`);
     expect(await currentLinks()).toEqual(['My usage (page)']);
     await page.goto(`${base}/me/receipts`);
@@ -108,9 +108,9 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     await page.fill('#password', 'a-new-long-password');
     await page.fill('#confirm', 'another-long-password');
     await Promise.all([page.waitForURL(/\/account\/password$/), page.click('button:has-text("Change password")')]);
-    expect(await page.locator('[aria-invalid="true"]').evaluateAll((fields) => fields.map((field) => field.id))).toEqual([
-      'confirm',
-    ]);
+    expect(
+      await page.locator('[aria-invalid="true"]').evaluateAll((fields) => fields.map((field) => field.id)),
+    ).toEqual(['confirm']);
     expect(await focused(page)).toBe('input#confirm ');
     await page.context().close();
   });
@@ -235,7 +235,7 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     await page.context().close();
   });
 
-  it("a refused rate on Admin → Rates marks that rate, tied to the reason, and puts the focus on it", async () => {
+  it('a refused rate on Admin → Rates marks that rate, tied to the reason, and puts the focus on it', async () => {
     const page = await signedIn('root');
     await page.goto(`${base}/admin/rates`);
     await page.fill('#gpu-gov', 'twelve');

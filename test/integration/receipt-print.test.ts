@@ -94,7 +94,9 @@ describe("a receipt's page", () => {
       [alice, `/me/receipts/${id}/print`],
     ] as const) {
       const html = (await agent.get(path).set('Accept', 'text/html').expect(200)).text;
-      expect(html).toContain('<th scope="col">Job</th><th scope="col">Name</th><th scope="col">Ended</th><th scope="col">Cluster</th>');
+      expect(html).toContain(
+        '<th scope="col">Job</th><th scope="col">Name</th><th scope="col">Ended</th><th scope="col">Cluster</th>',
+      );
       // Escaped, as text from Slurm always is; ended 2025-09-10 03:04 UTC is 10:04 in Bangkok.
       expect(rowOf(html, '9201')?.slice(1), path).toEqual(['&lt;b&gt;md-run&lt;/b&gt;', '2025-09-10 10:04']);
       expect(rowOf(html, '9202')?.slice(1), path).toEqual(['align', '2025-09-12 06:59']);

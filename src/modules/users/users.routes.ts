@@ -81,13 +81,11 @@ export function usersRoutes(deps: {
       if (error instanceof TooManyRequestsError && error.retryAfterSec !== undefined) {
         res.set('Retry-After', String(error.retryAfterSec));
       }
-      return res
-        .status(error.status)
-        .render('users/account', {
-          title: 'Your account',
-          error: readableMessageOf(error),
-          invalidFields: invalidFieldsOf(error),
-        });
+      return res.status(error.status).render('users/account', {
+        title: 'Your account',
+        error: readableMessageOf(error),
+        invalidFields: invalidFieldsOf(error),
+      });
     }
     // Proving the password is a sign-in: this session goes on under a new id (no fixation).
     signInOnNewSession(passport, req, res, user, auth.now().getTime(), (signInError) => {
