@@ -182,6 +182,8 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
       [admin, '/admin/tiers', ['Users and their tiers']],
       [admin, '/admin/users', ['Users']],
       [admin, '/admin/audit', ['Audit log entries']],
+      [admin, '/admin/receipts', ['Receipts, newest first']],
+      [admin, '/admin/month-end', ['Month-end runs, newest first']],
     ];
     for (const [page, path, names] of pages) {
       await page.goto(`${base}${path}`);
