@@ -785,6 +785,12 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return (await monthEndRunsRepository.findRun(db, row.id)) ?? row;
   }
 
+  /** The run the rows say is running, settled as settleMonthEndRun does; null when none is. */
+  async function settleRunningMonthEndRun() {
+    const running = await monthEndRunsRepository.findRunningRun(db);
+    return running && (await settleMonthEndRun(running));
+  }
+
   /** Month-end run `id` with its progress, or its outcome once it has ended; a 404 when there is none. */
   async function getMonthEndRun(id: number) {
     const row = await monthEndRunsRepository.findRun(db, id);
@@ -801,8 +807,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * process died is settled first, as its own page would, so the list shows it interrupted.
    */
   async function listMonthEndRuns(page: number) {
-    const running = await monthEndRunsRepository.findRunningRun(db);
-    if (running) await settleMonthEndRun(running);
+    await settleRunningMonthEndRun();
     const { rows, count } = await monthEndRunsRepository.listRuns(db, {
       offset: (page - 1) * MONTH_END_RUNS_PAGE_SIZE,
       limit: MONTH_END_RUNS_PAGE_SIZE,
@@ -818,8 +823,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
 
   /** The run under way, if any, and the newest run that has ended (the billing page). */
   async function findMonthEndRuns() {
-    const running = await monthEndRunsRepository.findRunningRun(db);
-    const settled = running && (await settleMonthEndRun(running));
+    const settled = await settleRunningMonthEndRun();
     const lastFinished = await monthEndRunsRepository.findLastFinishedRun(db);
     return {
       running: settled?.outcome === 'running' ? monthEndRunViewOf(settled) : null,
