@@ -234,3 +234,51 @@ describe('admin usage across users', () => {
     );
   });
 });
+
+describe('the usage CSV across users', () => {
+  async function csvLinesOf(
+    usage: ReturnType<typeof buildServices>['usage'],
+    window: { start: string; end: string },
+  ): Promise<string[]> {
+    const { chunks } = await usage.streamAdminCsv({
+      ...window,
+      user: undefined,
+      account: undefined,
+      partition: undefined,
+    });
+    const parts: Buffer[] = [];
+    for await (const chunk of chunks) parts.push(chunk);
+    return Buffer.concat(parts).toString('utf8').split('\n').filter(Boolean);
+  }
+
+  it('holds every job of a short window, in end order, as the same days of a longer window do', async () => {
+    const services = buildServices();
+    // Owners whose names sort apart in every collation, one with jobs only outside the week.
+    await buildJobs(db, [
+      ...jobsOf('alice', ['2025-11-02', '2025-11-05', '2025-11-20']),
+      ...jobsOf('BOB', ['2025-11-03', '2025-11-06']),
+      ...jobsOf('Zoë', ['2025-11-04']),
+      ...jobsOf('_svc', ['2025-11-07', '2025-11-08']),
+      ...jobsOf('zed', ['2025-11-18']),
+      { user: 'zed', end: '2025-11-05T12:00:00Z', state: 'RUNNING', isTerminal: false },
+    ]);
+    // A week is read owner by owner, a month in one pass over the index.
+    const week = { start: '2025-11-03', end: '2025-11-09' };
+    const weekLines = await csvLinesOf(services.usage, week);
+    const monthLines = await csvLinesOf(services.usage, { start: '2025-11-01', end: '2025-11-30' });
+
+    const jobsOfWeek = await db.prisma.slurmJob.count({
+      where: { endAt: { gte: new Date('2025-11-03T00:00:00Z'), lt: new Date('2025-11-10T00:00:00Z') } },
+    });
+    expect(jobsOfWeek).toBeGreaterThan(300);
+    expect(weekLines).toHaveLength(jobsOfWeek);
+    // The last timestamp of a line is its end (start comes before it).
+    const ends = weekLines.map((line) => line.match(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/g)?.at(-1) ?? '');
+    expect(ends.every((end, index) => end !== '' && (index === 0 || (ends[index - 1] as string) <= end))).toBe(true);
+    const ofWeek = new Set(weekLines);
+    expect(monthLines.filter((line) => ofWeek.has(line))).toEqual(weekLines);
+    for (const owner of ['alice', 'BOB', 'Zoë', '_svc', 'zed']) {
+      expect(weekLines.some((line) => line.includes(`,${owner},`))).toBe(true);
+    }
+  });
+});
