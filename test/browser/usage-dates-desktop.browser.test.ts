@@ -97,4 +97,22 @@ describe.skipIf(!hasChromium)("a researcher's jobs beside their receipt's status
     }
     await context.close();
   });
+  it("shows the window's totals as figures to read, not in the small grey capitals of a column heading", async () => {
+    const context = await browser.newContext({ viewport: DESKTOP });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, 'dora', 'dora-password', /\/me$/);
+    await page.goto(`${base}/me?view=aggregate`);
+    const styles = (await page.evaluate(`(() => {
+      const pick = (element) => {
+        const style = getComputedStyle(element);
+        return { fontSize: style.fontSize, color: style.color, textTransform: style.textTransform };
+      };
+      return {
+        total: pick(document.querySelector('main table tfoot th.num')),
+        row: pick(document.querySelector('main table tbody td.num')),
+      };
+    })()`)) as { total: Record<string, string>; row: Record<string, string> };
+    expect(styles.total).toEqual(styles.row);
+    await context.close();
+  });
 });
