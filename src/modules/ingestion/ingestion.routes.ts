@@ -51,7 +51,8 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
       runs: overview.runs.map((run) => ({
         ...run,
         startedText: when(run.startedAt),
-        windowStartText: when(run.windowStart),
+        // The demo's seed reads its whole file, from the epoch: 1970, shifted into the local zone, read as a date.
+        windowStartText: run.windowStart.getTime() === 0 ? 'the start' : when(run.windowStart),
         windowEndText: when(run.windowEnd),
         notesText: Object.entries(run.sourceNotes ?? {})
           .filter(([key]) => key !== 'fileFingerprint')

@@ -308,3 +308,31 @@ describe('/admin/ingestion after a backfill that read today', () => {
     );
   });
 });
+
+describe("/admin/ingestion after the demo's seed", () => {
+  it('says the seed read from the start of the file, not from 1970 in the local zone', async () => {
+    await db.prisma.ingestionRun.create({
+      data: {
+        trigger: 'seed',
+        source: 'file',
+        windowStart: new Date(0),
+        windowEnd: new Date('2026-11-23T15:50:00Z'),
+        seen: 3,
+        inserted: 3,
+        outcome: 'success',
+        startedAt: new Date('2026-11-23T15:50:00Z'),
+        finishedAt: new Date('2026-11-23T15:50:01Z'),
+        durationMs: 400,
+      },
+    });
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const agent = await signInAs(
+      buildTestApp(db, { env: { FALLBACK_CSV: CAPTURE, APP_TZ: 'Asia/Bangkok' }, now: () => NOW }),
+      admin.username,
+      admin.password,
+    );
+    const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    expect(page.text).toMatch(/<td>seed<\/td>\s*<td>file<\/td>\s*<td>the start \.\.<br>2026-11-23 22:50<\/td>/);
+    expect(page.text).not.toContain('1970');
+  });
+});
