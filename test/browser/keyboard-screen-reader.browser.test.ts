@@ -270,4 +270,42 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect(await focused(page)).toBe('input#new-username ');
     await page.context().close();
   });
+
+  it('a refused rename or new tier on Admin → Rates marks the field, tied to the reason, and puts the focus on it', async () => {
+    const page = await signedIn('root');
+    await page.goto(`${base}/admin/rates`);
+    // A name another tier has: the rename form comes back open at its fragment.
+    await page.locator('#rename-gov summary').click();
+    await page.fill('#edit-name-gov', 'private');
+    await Promise.all([
+      page.waitForURL(/\/admin\/rates\/tiers\/edit#rename-gov$/),
+      page.locator('#rename-gov button:has-text("Save name and description")').click(),
+    ]);
+    await page.waitForSelector('#rename-gov [role="alert"]');
+    await page.waitForFunction('document.readyState === "complete"');
+    const name = page.locator('#edit-name-gov');
+    expect(await name.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#edit-description-gov').getAttribute('aria-invalid')).toBeNull();
+    expect(await page.locator(`#${await name.getAttribute('aria-describedby')}`).textContent()).toContain(
+      'A tier named "private" already exists',
+    );
+    expect(await focused(page)).toBe('input#edit-name-gov ');
+
+    // A new tier with a rate that is not a number: that rate, not the name.
+    await page.goto(`${base}/admin/rates`);
+    await page.fill('#new-tier-name', 'lab');
+    await page.fill('#new-tier-cpu', '1');
+    await page.fill('#new-tier-gpu', 'twelve');
+    await page.fill('#new-tier-mem', '1');
+    await Promise.all([page.waitForURL(/\/admin\/rates\/tiers#new-tier$/), page.click('button:has-text("Add tier")')]);
+    await page.waitForSelector('#new-tier [role="alert"]');
+    await page.waitForFunction('document.readyState === "complete"');
+    const gpu = page.locator('#new-tier-gpu');
+    expect(await gpu.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator(`#${await gpu.getAttribute('aria-describedby')}`).textContent()).toContain(
+      'Tier not added. GPU-hour:',
+    );
+    expect(await focused(page)).toBe('input#new-tier-gpu ');
+    await page.context().close();
+  });
 });

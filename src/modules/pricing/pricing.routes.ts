@@ -93,6 +93,8 @@ interface TypedNewTier {
   gpu: string;
   mem: string;
   error: string;
+  /** The fields the error is about (name, description, cpu, gpu, mem), marked invalid on the form. */
+  invalid: string[];
 }
 
 /** What was typed into one tier's rename form, and why it was refused. */
@@ -103,6 +105,8 @@ interface TypedTierEdit {
   /** The description the typed one was written over; undefined once the form is to start from the one now. */
   basedOnDescription: string | undefined;
   error: string;
+  /** The fields the error is about (name, description), marked invalid on the form. */
+  invalid: string[];
 }
 
 /** The flash after a tier's name or description was saved: what follows the new name, and what does not. */
@@ -235,6 +239,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           mem: typed('mem'),
           // A 409 already says nothing was added; a 400 names only the field.
           error: error.status === 400 ? `Tier not added. ${readableMessageOf(error)}` : readableMessageOf(error),
+          invalid: invalidFieldsOf(error),
         },
       });
     }
@@ -273,6 +278,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
             error.status === 400
               ? `Tier ${typed('type')} not changed. ${readableMessageOf(error)}`
               : readableMessageOf(error),
+          invalid: invalidFieldsOf(error),
         },
       });
     }
