@@ -308,4 +308,39 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect(await focused(page)).toBe('input#new-tier-gpu ');
     await page.context().close();
   });
+
+  it('a refused void on a receipt marks the reason to void, tied to the refusal, and puts the focus on it', async () => {
+    const receipt = await db.prisma.receipt.create({
+      data: {
+        username: 'kim',
+        billedThrough: new Date('2026-01-15'),
+        total: '1.00',
+        currency: 'THB',
+        tierName: 'mu',
+        ratesSnapshot: { tier: 'mu', cpu: '1', gpu: '1', mem: '1', currency: 'THB' },
+        ratesLockedAt: new Date(),
+        createdBy: 'kim',
+      },
+    });
+    const page = await signedIn('root');
+    await page.goto(`${base}/admin/receipts/${receipt.id}`);
+    // Past the browser's own minlength check, as a script or an older browser sends it: two characters.
+    await page.locator('#reason').evaluate((field) => field.removeAttribute('minlength'));
+    await page.fill('#reason', 'ab');
+    page.once('dialog', (dialog) => void dialog.accept());
+    await Promise.all([
+      page.waitForURL(new RegExp(`/admin/receipts/${receipt.id}/void$`)),
+      page.click('button:has-text("Void receipt")'),
+    ]);
+    await page.waitForSelector('main [role="alert"]');
+    const reasonField = page.getByLabel('Reason to void');
+    expect(await reasonField.getAttribute('aria-invalid')).toBe('true');
+    expect(await reasonField.inputValue()).toBe('ab');
+    const refusal = page.locator(`#${await reasonField.getAttribute('aria-describedby')}`);
+    expect(await refusal.textContent()).toContain('Not voided. Reason to void:');
+    expect(await refusal.getAttribute('role')).toBe('alert');
+    expect(await focused(page)).toBe('input#reason ');
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receipt.id } })).status).toBe('pending');
+    await page.context().close();
+  });
 });

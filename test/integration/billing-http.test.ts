@@ -5,6 +5,7 @@ import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import * as receiptsRepository from '../../src/modules/receipts/receipts.repository.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { elementById, refusedFormStateOf } from '../support/html.js';
 import { sessionsWaitingForLocks, transactionsWaitedOn } from '../support/lock-waits.js';
 import { monthEndRunPathOf, waitForMonthEndRun } from '../support/month-end.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
@@ -1214,6 +1215,14 @@ describe('receipts over HTTP', () => {
       'Not voided. Reason to void: must say why the receipt is void, in at least 3 characters',
     );
     expect(shortReason.text).toMatch(/id="reason"[^>]* value="ab"/);
+    // The reason field is marked, described by the reason and focused, for a screen reader and the keyboard.
+    const voidState = refusedFormStateOf(shortReason.text);
+    expect(voidState.invalid).toEqual(['reason']);
+    expect(voidState.autofocus).toEqual(['reason']);
+    expect(elementById(shortReason.text, voidState.describedBy.reason ?? '')).toMatch(
+      /^<div class="alert error no-print" role="alert"[^>]*>Not voided\. Reason to void:/,
+    );
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id } })).status).toBe('pending');
 
     await form('paid', { method: 'cheque', tx_ref: 'CHQ-7' }).expect(303);
     const paidTwice = await form('paid', { method: 'cash' });

@@ -7,7 +7,7 @@ import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
-import { ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
+import { invalidFieldsOf, ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TWindowQuery, ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
@@ -163,7 +163,7 @@ export function adminBillingRoutes(deps: {
     res: express.Response,
     id: number,
     page: number,
-    refused?: { error: string; form: Record<string, string | undefined> },
+    refused?: { error: string; form: Record<string, string | undefined>; invalid?: string[] },
   ) {
     const shown = await receipts.getById(id, page);
     res.render('receipts/show', {
@@ -178,6 +178,7 @@ export function adminBillingRoutes(deps: {
       printLink: `/admin/receipts/${id}/print`,
       error: refused?.error,
       form: refused?.form,
+      invalidFields: refused?.invalid ?? [],
     });
   }
 
@@ -249,6 +250,7 @@ export function adminBillingRoutes(deps: {
       await renderReceipt(res, id, 1, {
         error: `Not voided. ${readableMessageOf(error)}`,
         form: { reason: typedIn(req.body, 'reason') },
+        invalid: invalidFieldsOf(error),
       });
       return;
     }
