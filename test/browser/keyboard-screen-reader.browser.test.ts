@@ -343,4 +343,21 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receipt.id } })).status).toBe('pending');
     await page.context().close();
   });
+
+  it('the filters of Usage across users and the audit log mark the date to fix, tied to the reason, and focus it', async () => {
+    const page = await signedIn('root');
+    await page.goto(`${base}/admin/usage?start=2026-03-10&end=2026-03-01&user=kim`);
+    const from = page.getByLabel('From', { exact: true });
+    expect(await from.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.getByLabel('User', { exact: true }).inputValue()).toBe('kim');
+    expect(await page.locator(`#${await from.getAttribute('aria-describedby')}`).textContent()).toContain(
+      'is after the end date',
+    );
+    expect(await focused(page)).toBe('input#start ');
+
+    await page.goto(`${base}/admin/audit?from=2026-03-10&to=2026-03-01`);
+    expect(await page.getByLabel('From', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+    expect(await focused(page)).toBe('input#from ');
+    await page.context().close();
+  });
 });

@@ -456,6 +456,22 @@ describe('/me', () => {
     );
     expect(longUser.text).not.toContain('href="/admin/usage.csv');
     expect(longUser.text).toContain('href="/admin/my.csv?start=2025-09-01&amp;end=2025-09-03" download>My own usage');
+
+    // Each refusal marks the filter to fix, described by the reason and focused, keeping what was typed.
+    const expectTied = (page: string, field: string, message: string) => {
+      const state = refusedFormStateOf(page);
+      expect(state.invalid).toEqual([field]);
+      expect(elementById(page, state.describedBy[field] ?? '')).toMatch(/^<div class="alert error" role="alert"[^>]*>/);
+      expect(elementById(page, state.describedBy[field] ?? '')).toContain(message);
+      expect(state.autofocus).toEqual([field]);
+    };
+    expectTied(adminReversed.text, 'start', 'is after the end date');
+    expect(adminReversed.text).toMatch(/id="start" name="start" type="date" value="2026-11-30"/);
+    expectTied(longUser.text, 'user', 'User: must be at most 64 characters');
+    const tooLong = await html(admin, '/admin/usage?start=2024-01-01&end=2025-09-20').expect(400);
+    expectTied(tooLong.text, 'end', 'pick at most 366 days');
+    const badDate = await html(admin, '/admin/usage?start=2025-09-01&end=2025-09-31').expect(400);
+    expectTied(badDate.text, 'end', 'To: ');
   });
 
   it('says the admin usage filters match whole names when a partial one matches nothing', async () => {
