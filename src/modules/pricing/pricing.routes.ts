@@ -151,7 +151,8 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
   ) {
     const { tiers, ruleTiers } = await rates.getAdminRates();
     res.render('admin/rates', {
-      title: 'Rates',
+      // Not "Rates": that is the price list (/rates), which an admin's nav links as well.
+      title: 'Edit rates',
       tiers,
       ruleTiers,
       error: refused.error,
