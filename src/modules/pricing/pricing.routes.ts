@@ -332,8 +332,15 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     }
   });
 
-  /** The overrides page listing `query`'s search and page; `error` is a refused change's reason. */
-  async function renderTiers(res: express.Response, query: TUserListQuery, extra: { error?: string } = {}) {
+  /**
+   * The overrides page listing `query`'s search and page; `error` is a refused change's reason,
+   * `refusedUser` whose change it was and `invalidFields` the fields it is about (tier).
+   */
+  async function renderTiers(
+    res: express.Response,
+    query: TUserListQuery,
+    extra: { error?: string; refusedUser?: string; invalidFields?: string[] } = {},
+  ) {
     const snapshot = await rates.getSnapshot();
     // Before the first tier there is no tier to show anyone on: the page says where to add one.
     const list =
@@ -346,6 +353,8 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       link: (changes: Record<string, unknown>) => linkTo('/admin/tiers', { q: query.q }, changes),
       listedAt: tiersPageOf(query),
       tierNames: [...snapshot.knownTiers],
+      refusedUser: undefined,
+      invalidFields: [],
       ...extra,
     });
   }
@@ -375,7 +384,11 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     } catch (error) {
       if (!(error instanceof AppError) || !wantsHtml(req)) throw error;
       res.status(error.status);
-      await renderTiers(res, listed, { error: readableMessageOf(error) });
+      await renderTiers(res, listed, {
+        error: readableMessageOf(error),
+        refusedUser: typedIn(req.body, 'username'),
+        invalidFields: invalidFieldsOf(error),
+      });
     }
   });
 
