@@ -1223,6 +1223,13 @@ describe('receipts over HTTP', () => {
     onReceiptPage(badMethod);
     expect(badMethod.text).toContain('Not marked paid. Payment method: must be one of bank_transfer');
     expect(badMethod.text).toContain('value="GOAT-1"');
+    // The method is marked, described by the refusal and focused, for a screen reader and the keyboard.
+    const paidState = refusedFormStateOf(badMethod.text);
+    expect(paidState.invalid).toEqual(['method']);
+    expect(paidState.autofocus).toEqual(['method']);
+    expect(elementById(badMethod.text, paidState.describedBy.method ?? '')).toMatch(
+      /^<div class="alert error no-print" role="alert"[^>]*>Not marked paid\. Payment method:/,
+    );
 
     const shortReason = await form('void', { reason: 'ab' });
     expect(shortReason.status).toBe(400);
@@ -1372,6 +1379,7 @@ describe('receipts over HTTP', () => {
       'Not marked paid. Paid on: 2025-09-21 is in the future; the latest day a payment can be recorded on is today, 2025-09-20.',
     );
     expect(future.text).toContain('value="2025-09-21"');
+    expect(refusedFormStateOf(future.text)).toMatchObject({ invalid: ['paid_on'], autofocus: ['paid_on'] });
     const early = await postJson(late, { method: 'bank_transfer', paid_on: '2025-08-24' });
     expect(early.body).toEqual({
       error: `paid_on: 2025-08-24 is before receipt #${late} was created (2025-08-25); it cannot have been paid earlier.`,

@@ -221,6 +221,7 @@ export function adminBillingRoutes(deps: {
           tx_ref: typedIn(req.body, 'tx_ref'),
           paid_on: typedIn(req.body, 'paid_on'),
         },
+        invalid: invalidFieldsOf(error),
       });
       return;
     }
