@@ -1296,6 +1296,9 @@ describe('receipts over HTTP', () => {
       'Month-end run not started. Jobs ended up to and including: 2030-01-31 is in the future; the latest day you can bill is 2025-09-20.',
     );
     expect(future.text).toMatch(/id="before"[^>]* value="2030-01-31"/);
+    const futureState = refusedFormStateOf(future.text);
+    expect(futureState).toMatchObject({ invalid: ['before'], autofocus: ['before'] });
+    expect(elementById(future.text, futureState.describedBy.before ?? '')).toContain('Month-end run not started.');
     const notADate = await admin
       .post('/admin/month-end')
       .set('Accept', 'text/html')
@@ -1881,6 +1884,10 @@ describe('admin pages', () => {
     expect(page.text).toContain('<option value="paid" selected>');
     expect(page.text).not.toContain('No receipts match');
     expect(page.text).toContain('Month-end run');
+    // The date to fix is marked, described by the reason and focused.
+    const state = refusedFormStateOf(page.text);
+    expect(state).toMatchObject({ invalid: ['start'], autofocus: ['start'] });
+    expect(elementById(page.text, state.describedBy.start ?? '')).toContain(message);
     const api = await json(admin, '/admin/receipts?start=2026-12-03&end=2026-12-01');
     expect(api.status).toBe(400);
     expect(api.body).toEqual({ error: message, code: 400 });

@@ -96,9 +96,11 @@ export function adminBillingRoutes(deps: {
     error?: string;
     /** A link after the error: the running month-end run's page, when a second one is refused. */
     errorLink?: { href: string; text: string };
+    /** The fields `error` is about (a filter's, or the month-end form's `before`), marked invalid. */
+    invalid?: string[];
     form?: { before: string };
-    /** A refused paid receipts export: its reason and the dates as picked, shown in its form. */
-    paidExport?: { error: string; start: string; end: string };
+    /** A refused paid receipts export: its reason, the dates as picked and those it is about, shown in its form. */
+    paidExport?: { error: string; start: string; end: string; invalid: string[] };
   };
 
   async function renderBilling(res: express.Response, page: BillingPage) {
@@ -109,6 +111,7 @@ export function adminBillingRoutes(deps: {
       filter,
       error: page.error,
       errorLink: page.errorLink,
+      invalidFields: page.invalid ?? [],
       form: page.form,
       paidExport: page.paidExport,
       // The run under way (its page follows it) and the last one's outcome.
@@ -152,7 +155,7 @@ export function adminBillingRoutes(deps: {
         });
         return;
       }
-      await renderBilling(res, { filter, error: readableMessageOf(error) });
+      await renderBilling(res, { filter, error: readableMessageOf(error), invalid: invalidFieldsOf(error) });
       return;
     }
     await renderBilling(res, { filter, result });
@@ -289,6 +292,7 @@ export function adminBillingRoutes(deps: {
         result: listed,
         error: `Month-end run not started. ${readableMessageOf(error)}`,
         errorLink: runningUrl ? { href: runningUrl, text: 'See its progress' } : undefined,
+        invalid: invalidFieldsOf(error),
         form: { before: typedIn(req.body, 'before') ?? '' },
       });
       return;
@@ -353,6 +357,7 @@ export function adminBillingRoutes(deps: {
           error: `Paid receipts not exported. ${readableMessageOf(error)}`,
           start: typedIn(req.query, 'start') ?? '',
           end: typedIn(req.query, 'end') ?? '',
+          invalid: invalidFieldsOf(error),
         },
       });
       return;
