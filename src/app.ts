@@ -304,7 +304,7 @@ export function createApp(deps: AppDeps): express.Express {
         },
         {
           href: '/admin/rates',
-          title: 'Rates',
+          title: 'Edit rates',
           description:
             'Pricing tiers and their rate history; add, rename or delete a tier, set new rates, choose the default tier.',
         },

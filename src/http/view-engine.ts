@@ -40,6 +40,7 @@ export const VIEW_LOCALS = [
   'form',
   'generated',
   'refusedChange',
+  'refusedUser',
   'freshness',
   'hasAmountDue',
   'heldForReview',

@@ -270,4 +270,94 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect(await focused(page)).toBe('input#new-username ');
     await page.context().close();
   });
+
+  it('a refused rename or new tier on Admin → Rates marks the field, tied to the reason, and puts the focus on it', async () => {
+    const page = await signedIn('root');
+    await page.goto(`${base}/admin/rates`);
+    // A name another tier has: the rename form comes back open at its fragment.
+    await page.locator('#rename-gov summary').click();
+    await page.fill('#edit-name-gov', 'private');
+    await Promise.all([
+      page.waitForURL(/\/admin\/rates\/tiers\/edit#rename-gov$/),
+      page.locator('#rename-gov button:has-text("Save name and description")').click(),
+    ]);
+    await page.waitForSelector('#rename-gov [role="alert"]');
+    await page.waitForFunction('document.readyState === "complete"');
+    const name = page.locator('#edit-name-gov');
+    expect(await name.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#edit-description-gov').getAttribute('aria-invalid')).toBeNull();
+    expect(await page.locator(`#${await name.getAttribute('aria-describedby')}`).textContent()).toContain(
+      'A tier named "private" already exists',
+    );
+    expect(await focused(page)).toBe('input#edit-name-gov ');
+
+    // A new tier with a rate that is not a number: that rate, not the name.
+    await page.goto(`${base}/admin/rates`);
+    await page.fill('#new-tier-name', 'lab');
+    await page.fill('#new-tier-cpu', '1');
+    await page.fill('#new-tier-gpu', 'twelve');
+    await page.fill('#new-tier-mem', '1');
+    await Promise.all([page.waitForURL(/\/admin\/rates\/tiers#new-tier$/), page.click('button:has-text("Add tier")')]);
+    await page.waitForSelector('#new-tier [role="alert"]');
+    await page.waitForFunction('document.readyState === "complete"');
+    const gpu = page.locator('#new-tier-gpu');
+    expect(await gpu.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator(`#${await gpu.getAttribute('aria-describedby')}`).textContent()).toContain(
+      'Tier not added. GPU-hour:',
+    );
+    expect(await focused(page)).toBe('input#new-tier-gpu ');
+    await page.context().close();
+  });
+
+  it('a refused void on a receipt marks the reason to void, tied to the refusal, and puts the focus on it', async () => {
+    const receipt = await db.prisma.receipt.create({
+      data: {
+        username: 'kim',
+        billedThrough: new Date('2026-01-15'),
+        total: '1.00',
+        currency: 'THB',
+        tierName: 'mu',
+        ratesSnapshot: { tier: 'mu', cpu: '1', gpu: '1', mem: '1', currency: 'THB' },
+        ratesLockedAt: new Date(),
+        createdBy: 'kim',
+      },
+    });
+    const page = await signedIn('root');
+    await page.goto(`${base}/admin/receipts/${receipt.id}`);
+    // Past the browser's own minlength check, as a script or an older browser sends it: two characters.
+    await page.locator('#reason').evaluate((field) => field.removeAttribute('minlength'));
+    await page.fill('#reason', 'ab');
+    page.once('dialog', (dialog) => void dialog.accept());
+    await Promise.all([
+      page.waitForURL(new RegExp(`/admin/receipts/${receipt.id}/void$`)),
+      page.click('button:has-text("Void receipt")'),
+    ]);
+    await page.waitForSelector('main [role="alert"]');
+    const reasonField = page.getByLabel('Reason to void');
+    expect(await reasonField.getAttribute('aria-invalid')).toBe('true');
+    expect(await reasonField.inputValue()).toBe('ab');
+    const refusal = page.locator(`#${await reasonField.getAttribute('aria-describedby')}`);
+    expect(await refusal.textContent()).toContain('Not voided. Reason to void:');
+    expect(await refusal.getAttribute('role')).toBe('alert');
+    expect(await focused(page)).toBe('input#reason ');
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receipt.id } })).status).toBe('pending');
+    await page.context().close();
+  });
+
+  it('the filters of Usage across users and the audit log mark the date to fix, tied to the reason, and focus it', async () => {
+    const page = await signedIn('root');
+    await page.goto(`${base}/admin/usage?start=2026-03-10&end=2026-03-01&user=kim`);
+    const from = page.getByLabel('From', { exact: true });
+    expect(await from.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.getByLabel('User', { exact: true }).inputValue()).toBe('kim');
+    expect(await page.locator(`#${await from.getAttribute('aria-describedby')}`).textContent()).toContain(
+      'is after the end date',
+    );
+    expect(await focused(page)).toBe('input#start ');
+
+    await page.goto(`${base}/admin/audit?from=2026-03-10&to=2026-03-01`);
+    expect(await page.getByLabel('From', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+    expect(await focused(page)).toBe('input#from ');
+    await page.context().close();
+  });
 });

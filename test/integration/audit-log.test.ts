@@ -5,6 +5,7 @@ import { recordAudit, verifyAuditChain } from '../../src/modules/audit/audit.ser
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { buildUser } from '../support/factories.js';
+import { elementById, refusedFormStateOf } from '../support/html.js';
 import { postLogin, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -194,6 +195,21 @@ describe('the audit pages', () => {
     expect(backwards.text).toContain('name="actor" value="filterme"');
     expect(backwards.text).toContain('name="from" type="date" value="2026-03-05"');
     expect(backwards.text).toContain('No entries match.');
+    // The date to fix is marked, described by the reason and focused, for a screen reader and the keyboard.
+    const expectTied = (page: string, fields: string[], message: string) => {
+      const state = refusedFormStateOf(page);
+      expect(state.invalid).toEqual(fields);
+      for (const field of fields) {
+        expect(elementById(page, state.describedBy[field] ?? '')).toMatch(
+          new RegExp(`^<div class="alert error" role="alert"[^>]*>[^<]*${message.replace(/[()]/g, '\\$&')}`),
+        );
+      }
+      expect(state.autofocus).toEqual([fields[0]]);
+    };
+    expectTied(backwards.text, ['from'], 'The start date (2026-03-05) is after the end date (2026-03-01).');
+    const badTo = await agent.get('/admin/audit?from=2026-03-01&to=2026-02-30').set('Accept', 'text/html').expect(400);
+    expectTied(badTo.text, ['to'], 'To: ');
+    expect(badTo.text).toContain('name="to" type="date" value="2026-02-30"');
   });
 
   it('downloads the entries the page is filtered to, and still offers the whole log', async () => {

@@ -5,6 +5,7 @@ import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import * as receiptsRepository from '../../src/modules/receipts/receipts.repository.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { elementById, refusedFormStateOf } from '../support/html.js';
 import { sessionsWaitingForLocks, transactionsWaitedOn } from '../support/lock-waits.js';
 import { monthEndRunPathOf, waitForMonthEndRun } from '../support/month-end.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
@@ -455,6 +456,22 @@ describe('/me', () => {
     );
     expect(longUser.text).not.toContain('href="/admin/usage.csv');
     expect(longUser.text).toContain('href="/admin/my.csv?start=2025-09-01&amp;end=2025-09-03" download>My own usage');
+
+    // Each refusal marks the filter to fix, described by the reason and focused, keeping what was typed.
+    const expectTied = (page: string, field: string, message: string) => {
+      const state = refusedFormStateOf(page);
+      expect(state.invalid).toEqual([field]);
+      expect(elementById(page, state.describedBy[field] ?? '')).toMatch(/^<div class="alert error" role="alert"[^>]*>/);
+      expect(elementById(page, state.describedBy[field] ?? '')).toContain(message);
+      expect(state.autofocus).toEqual([field]);
+    };
+    expectTied(adminReversed.text, 'start', 'is after the end date');
+    expect(adminReversed.text).toMatch(/id="start" name="start" type="date" value="2026-11-30"/);
+    expectTied(longUser.text, 'user', 'User: must be at most 64 characters');
+    const tooLong = await html(admin, '/admin/usage?start=2024-01-01&end=2025-09-20').expect(400);
+    expectTied(tooLong.text, 'end', 'pick at most 366 days');
+    const badDate = await html(admin, '/admin/usage?start=2025-09-01&end=2025-09-31').expect(400);
+    expectTied(badDate.text, 'end', 'To: ');
   });
 
   it('says the admin usage filters match whole names when a partial one matches nothing', async () => {
@@ -1206,6 +1223,13 @@ describe('receipts over HTTP', () => {
     onReceiptPage(badMethod);
     expect(badMethod.text).toContain('Not marked paid. Payment method: must be one of bank_transfer');
     expect(badMethod.text).toContain('value="GOAT-1"');
+    // The method is marked, described by the refusal and focused, for a screen reader and the keyboard.
+    const paidState = refusedFormStateOf(badMethod.text);
+    expect(paidState.invalid).toEqual(['method']);
+    expect(paidState.autofocus).toEqual(['method']);
+    expect(elementById(badMethod.text, paidState.describedBy.method ?? '')).toMatch(
+      /^<div class="alert error no-print" role="alert"[^>]*>Not marked paid\. Payment method:/,
+    );
 
     const shortReason = await form('void', { reason: 'ab' });
     expect(shortReason.status).toBe(400);
@@ -1214,6 +1238,14 @@ describe('receipts over HTTP', () => {
       'Not voided. Reason to void: must say why the receipt is void, in at least 3 characters',
     );
     expect(shortReason.text).toMatch(/id="reason"[^>]* value="ab"/);
+    // The reason field is marked, described by the reason and focused, for a screen reader and the keyboard.
+    const voidState = refusedFormStateOf(shortReason.text);
+    expect(voidState.invalid).toEqual(['reason']);
+    expect(voidState.autofocus).toEqual(['reason']);
+    expect(elementById(shortReason.text, voidState.describedBy.reason ?? '')).toMatch(
+      /^<div class="alert error no-print" role="alert"[^>]*>Not voided\. Reason to void:/,
+    );
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id } })).status).toBe('pending');
 
     await form('paid', { method: 'cheque', tx_ref: 'CHQ-7' }).expect(303);
     const paidTwice = await form('paid', { method: 'cash' });
@@ -1264,6 +1296,9 @@ describe('receipts over HTTP', () => {
       'Month-end run not started. Jobs ended up to and including: 2030-01-31 is in the future; the latest day you can bill is 2025-09-20.',
     );
     expect(future.text).toMatch(/id="before"[^>]* value="2030-01-31"/);
+    const futureState = refusedFormStateOf(future.text);
+    expect(futureState).toMatchObject({ invalid: ['before'], autofocus: ['before'] });
+    expect(elementById(future.text, futureState.describedBy.before ?? '')).toContain('Month-end run not started.');
     const notADate = await admin
       .post('/admin/month-end')
       .set('Accept', 'text/html')
@@ -1347,6 +1382,7 @@ describe('receipts over HTTP', () => {
       'Not marked paid. Paid on: 2025-09-21 is in the future; the latest day a payment can be recorded on is today, 2025-09-20.',
     );
     expect(future.text).toContain('value="2025-09-21"');
+    expect(refusedFormStateOf(future.text)).toMatchObject({ invalid: ['paid_on'], autofocus: ['paid_on'] });
     const early = await postJson(late, { method: 'bank_transfer', paid_on: '2025-08-24' });
     expect(early.body).toEqual({
       error: `paid_on: 2025-08-24 is before receipt #${late} was created (2025-08-25); it cannot have been paid earlier.`,
@@ -1848,6 +1884,10 @@ describe('admin pages', () => {
     expect(page.text).toContain('<option value="paid" selected>');
     expect(page.text).not.toContain('No receipts match');
     expect(page.text).toContain('Month-end run');
+    // The date to fix is marked, described by the reason and focused.
+    const state = refusedFormStateOf(page.text);
+    expect(state).toMatchObject({ invalid: ['start'], autofocus: ['start'] });
+    expect(elementById(page.text, state.describedBy.start ?? '')).toContain(message);
     const api = await json(admin, '/admin/receipts?start=2026-12-03&end=2026-12-01');
     expect(api.status).toBe(400);
     expect(api.body).toEqual({ error: message, code: 400 });

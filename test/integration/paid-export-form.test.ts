@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { elementById, refusedFormStateOf } from '../support/html.js';
 import { type Agent, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -31,6 +32,11 @@ describe('the paid receipts export form, refused', () => {
     );
     expect(form).toContain('id="paid-start" name="start" type="date" value="2026-03-05"');
     expect(form).toContain('id="paid-end" name="end" type="date" value="2026-03-01"');
+    // The date to fix is marked, described by the reason and focused once the page opens at #paid-export.
+    const state = refusedFormStateOf(refused.text);
+    expect(state).toMatchObject({ invalid: ['paid-start'], autofocus: ['paid-start'] });
+    expect(elementById(refused.text, state.describedBy['paid-start'] ?? '')).toContain('Paid receipts not exported.');
+    expect(refused.text).toContain('<script src="/static/js/autofocus.js" defer></script>');
 
     const typo = await admin.get('/admin/paid.csv?start=2026-02-30').set('Accept', 'text/html');
     expect(typo.status).toBe(400);

@@ -20,6 +20,7 @@ import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV, DUMMY_WEBHOOK_SECRET, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
+import { elementById, refusedFormStateOf } from '../support/html.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp, buildTestConfig, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -882,27 +883,47 @@ describe('resolving a payment held for review', () => {
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: second.receiptId } })).status).toBe('paid');
   });
 
+  /** The ids of `field`'s controls in payment `id`'s form: the note, or each outcome's radio button. */
+  const controlsOf = (id: number, field: 'note' | 'outcome') =>
+    field === 'note'
+      ? [`note-${id}`]
+      : ['accepted', 'refunded', 'dismissed'].map((outcome) => `outcome-${id}-${outcome}`);
+
+  /** The page marks `ids` invalid, each described by the card's alert saying `message`, and focuses `focused`. */
+  function expectTiedToReason(page: string, ids: string[], message: string, focused = ids[0]) {
+    const state = refusedFormStateOf(page);
+    expect(state.invalid).toEqual(ids);
+    const reasonId = state.describedBy[ids[0] as string] ?? '';
+    for (const id of ids) expect(state.describedBy[id]).toBe(reasonId);
+    expect(elementById(page, reasonId)).toMatch(
+      new RegExp(`^<div class="alert error" role="alert"[^>]*>[^<]*${message}`),
+    );
+    expect(state.autofocus).toEqual([focused]);
+  }
+
   it.each([
-    ['no note', 400, { outcome: 'refunded' }, 'Note: is required'],
-    ['a blank note', 400, { outcome: 'refunded', note: '          ' }, 'Note: must say what was done'],
-    ['a short note', 400, { outcome: 'refunded', note: 'ok' }, 'Note: must say what was done'],
-    ['an overlong note', 400, { outcome: 'refunded', note: 'x'.repeat(1001) }, 'Note: must be at most 1000'],
-    ['no outcome', 400, { note: 'refunded in the Stripe dashboard' }, 'Outcome: must be one of'],
+    ['no note', 400, { outcome: 'refunded' }, 'Note: is required', 'note'],
+    ['a blank note', 400, { outcome: 'refunded', note: '          ' }, 'Note: must say what was done', 'note'],
+    ['a short note', 400, { outcome: 'refunded', note: 'ok' }, 'Note: must say what was done', 'note'],
+    ['an overlong note', 400, { outcome: 'refunded', note: 'x'.repeat(1001) }, 'Note: must be at most 1000', 'note'],
+    ['no outcome', 400, { note: 'refunded in the Stripe dashboard' }, 'Outcome: must be one of', 'outcome'],
     [
       'an unknown outcome',
       400,
       { outcome: 'ignored', note: 'refunded in the Stripe dashboard' },
       'Outcome: must be one of',
+      'outcome',
     ],
-  ] as Array<[string, number, Record<string, unknown>, string]>)(
-    'answers %s with %i and changes nothing',
-    async (_label, status, body, message) => {
+  ] as Array<[string, number, Record<string, unknown>, string, 'note' | 'outcome']>)(
+    'answers %s with %i and changes nothing, the field tied to the reason and focused',
+    async (_label, status, body, message, field) => {
       const admin = await signInAdmin(app);
       const { receiptId, payment } = await heldPayment();
       const before = await snapshotOf(receiptId);
       const response = await resolve(admin, payment.id, body);
       expect(response.status).toBe(status);
       expect(response.text).toContain(message);
+      expectTiedToReason(response.text, controlsOf(payment.id, field), message);
       expect(await snapshotOf(receiptId)).toEqual(before);
     },
   );
@@ -938,6 +959,9 @@ describe('resolving a payment held for review', () => {
     expect(response.status).toBe(409);
     expect(response.text).toContain(`Receipt #${receiptId} is void, so payment #${payment.id} cannot be accepted`);
     expect(response.text).toContain('>accepted for the receipt</textarea>');
+    // The outcome is what to change: its buttons are tied to the reason, the first that can be chosen focused.
+    const outcomes = controlsOf(payment.id, 'outcome');
+    expectTiedToReason(response.text, outcomes, `Receipt #${receiptId} is void`, outcomes[1]);
     expect(await snapshotOf(receiptId)).toEqual(before);
     const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
     expect(page.text).toMatch(/value="accepted" required disabled/);
@@ -958,7 +982,8 @@ describe('resolving a payment held for review', () => {
     // The page again, the reason in that payment's card and the form as it was filled in.
     const cardStart = silent.text.indexOf(`id="review-${payment.id}"`);
     const card = silent.text.slice(cardStart, silent.text.indexOf('</section>', cardStart));
-    expect(card).toMatch(/<div class="alert error" role="alert">[^<]*did not match the amount due/);
+    expect(card).toMatch(/<div class="alert error" role="alert"[^>]*>[^<]*did not match the amount due/);
+    expectTiedToReason(silent.text, [`accept-mismatch-${payment.id}`], 'did not match the amount due');
     expect(card).toContain('value="accepted" required checked>');
     expect(card).toContain('name="accept_mismatch" value="yes">');
     expect(card).toMatch(/placeholder="e.g. refunded in the Stripe dashboard">accepted for the receipt<\/textarea>/);

@@ -83,7 +83,7 @@ describe('the header and home page', () => {
       ['/rates', 'Rates'],
       ['/account', 'Account'],
     ]);
-    // An admin's "Rates" is the page that sets them, a card on /admin.
+    // An admin's rates page is the one that sets them, "Edit rates", a card on /admin.
     await buildUser(db.prisma, { username: 'ops', role: 'admin' });
     const ops = await signInAs(app, 'ops', 'ops-password');
     const admin = (await ops.get('/admin').set('Accept', 'text/html').expect(200)).text;
@@ -94,7 +94,19 @@ describe('the header and home page', () => {
       ['/admin', 'Admin'],
       ['/account', 'Account'],
     ]);
-    expect(admin).toMatch(/<a class="card tile" href="\/admin\/rates">\s*<h2>Rates<\/h2>/);
+    expect(admin).toMatch(/<a class="card tile" href="\/admin\/rates">\s*<h2>Edit rates<\/h2>/);
+  });
+
+  it('titles the page that sets rates "Edit rates", apart from the price list\'s "Rates", as its card on /admin reads', async () => {
+    const ops = await signInAs(app, 'ops', 'ops-password');
+    const titleOf = (html: string) => /<title>([^<]*)<\/title>/.exec(html)?.[1];
+    const headingOf = (html: string) => /<h1>([^<]*)<\/h1>/.exec(html)?.[1];
+    const setting = (await ops.get('/admin/rates').set('Accept', 'text/html').expect(200)).text;
+    expect(titleOf(setting)).toBe('Edit rates · HPC Billing');
+    expect(headingOf(setting)).toBe('Edit rates');
+    const list = (await ops.get('/rates').set('Accept', 'text/html').expect(200)).text;
+    expect(titleOf(list)).toBe('Rates · HPC Billing');
+    expect(headingOf(list)).toBe('Rates');
   });
 });
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
-import { elementById, formActionsIn } from '../support/html.js';
+import { elementById, formActionsIn, refusedFormStateOf } from '../support/html.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -162,6 +162,77 @@ describe('/admin/rates', () => {
     expect(added.headers.location).toBe('/admin/rates#tier-lab');
     const renamed = await sendForm(ops, '/admin/rates', '/admin/rates/tiers/edit', { type: 'lab', name: 'lab2' });
     expect(renamed.headers.location).toBe('/admin/rates#tier-lab2');
+  });
+});
+
+describe('a refused tier form on /admin/rates, for a screen reader and the keyboard', () => {
+  /** The tiers as they are stored, to show a refusal changed none of them. */
+  const tiersNow = () =>
+    db.prisma.pricingTier.findMany({
+      select: { name: true, description: true, _count: { select: { rates: true } } },
+      orderBy: { id: 'asc' },
+    });
+
+  /** The page marks exactly `fields` invalid, each described by the alert saying `message`, and focuses the first. */
+  function expectFieldsTiedToReason(page: string, fields: string[], message: string) {
+    const state = refusedFormStateOf(page);
+    expect(state.invalid).toEqual(fields);
+    const reasonId = state.describedBy[fields[0] as string];
+    expect(reasonId).toBeTruthy();
+    for (const field of fields) expect(state.describedBy[field]).toBe(reasonId);
+    const reason = cardOf(page, reasonId as string);
+    expect(reason).toMatch(/^<div class="alert error" role="alert"/);
+    expect(reason).toContain(message);
+    expect(state.autofocus).toEqual([fields[0]]);
+  }
+
+  it('a new tier with a bad rate or a taken name marks that field, tied to the reason, and focuses it', async () => {
+    const before = await tiersNow();
+    const badRate = await sendForm(ops, '/admin/rates', '/admin/rates/tiers', {
+      name: 'lab9',
+      description: 'a lab',
+      cpu: '1',
+      gpu: 'twelve',
+      mem: '1',
+    });
+    expect(badRate.status).toBe(400);
+    expectFieldsTiedToReason(badRate.text, ['new-tier-gpu'], 'Tier not added. GPU-hour:');
+    expect(badRate.text).toMatch(/id="new-tier-gpu"[^>]* value="twelve"/);
+    expect(badRate.text).toMatch(/id="new-tier-description"[^>]* value="a lab"/);
+    // The page opens at #new-tier, where a browser skips autofocus: the script moves the focus.
+    expect(badRate.text).toContain('<script src="/static/js/autofocus.js" defer></script>');
+
+    const taken = await sendForm(ops, '/admin/rates', '/admin/rates/tiers', {
+      name: 'gov',
+      cpu: '9',
+      gpu: '9',
+      mem: '9',
+    });
+    expect(taken.status).toBe(409);
+    expectFieldsTiedToReason(taken.text, ['new-tier-name'], 'A tier named &#34;gov&#34; already exists');
+    expect(await tiersNow()).toEqual(before);
+  });
+
+  it("a refused rename marks the tier's name or description, tied to the reason, and focuses it", async () => {
+    const before = await tiersNow();
+    const taken = await sendForm(ops, '/admin/rates', '/admin/rates/tiers/edit', {
+      type: 'gov',
+      name: 'private',
+      description: '',
+    });
+    expect(taken.status).toBe(409);
+    expectFieldsTiedToReason(taken.text, ['edit-name-gov'], 'A tier named &#34;private&#34; already exists');
+    expect(taken.text).toMatch(/id="edit-name-gov"[^>]* value="private"/);
+    expect(taken.text).toContain('<script src="/static/js/autofocus.js" defer></script>');
+
+    const badName = await sendForm(ops, '/admin/rates', '/admin/rates/tiers/edit', {
+      type: 'gov',
+      name: 'Gov Two',
+      description: 'x',
+    });
+    expect(badName.status).toBe(400);
+    expectFieldsTiedToReason(badName.text, ['edit-name-gov'], 'Tier gov not changed. Name:');
+    expect(await tiersNow()).toEqual(before);
   });
 });
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
-import { elementById, formActionsIn } from '../support/html.js';
+import { elementById, formActionsIn, refusedFormStateOf } from '../support/html.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -179,24 +179,37 @@ describe('a change on a searched page', () => {
   });
 
   it.each([
-    ['an unknown tier', { username: 'a-zed-50', tier: 'platinum' }, 400, 'Tier: unknown tier &#34;platinum&#34;.'],
+    [
+      'an unknown tier',
+      { username: 'a-zed-50', tier: 'platinum' },
+      400,
+      'Tier: unknown tier &#34;platinum&#34;.',
+      ['tier-for-a-zed-50'],
+    ],
     [
       'an unknown user',
       { username: 'nobody-here', tier: 'gov' },
       404,
       'No user or job owner is called &#34;nobody-here&#34;.',
+      [],
     ],
-    ['no username', { username: '', tier: 'gov' }, 400, 'Username: is required'],
+    ['no username', { username: '', tier: 'gov' }, 400, 'Username: is required', []],
   ])(
     'refused for %s, shows the same search and page with the reason and changes nothing',
-    async (_name, form, status, reason) => {
+    async (_name, form, status, reason, invalid) => {
       const before = await overridesAndAudit();
       const refused = await moveUser('/admin/tiers?q=zed&page=2', form.username, form.tier, status);
-      expect(refused.text).toContain(`<div class="alert error" role="alert">${reason}`);
+      expect(refused.text).toMatch(new RegExp(`<div class="alert error" role="alert"[^>]*>${reason}`));
       expect(usersOf(refused.text)[0]).toBe('a-zed-49');
       expect(refused.text).toContain('Page 2 of 2');
       expect(refused.text).toContain('value="zed"');
       expect(tierFormActionsIn(refused.text)).toEqual(new Set(['/admin/tiers?q=zed&amp;page=2']));
+      // The user's tier is marked, described by the reason and focused; a reason about no row on
+      // the page (no such user) takes the focus itself.
+      const state = refusedFormStateOf(refused.text);
+      expect(state.invalid).toEqual(invalid);
+      for (const id of invalid) expect(elementById(refused.text, state.describedBy[id] ?? '')).toContain(reason);
+      expect(state.autofocus).toEqual(invalid.length > 0 ? invalid.slice(0, 1) : ['tiers-error']);
       expect(await overridesAndAudit()).toEqual(before);
     },
   );

@@ -46,3 +46,30 @@ export function visibleTextOf(html: string): string {
     .replace(/\s+/g, ' ')
     .trim();
 }
+
+/** A refused form's state as a screen reader and the keyboard meet it. */
+export interface RefusedFormState {
+  /** The ids of the fields marked aria-invalid="true", in page order. */
+  invalid: string[];
+  /** The id each of those fields is described by (aria-describedby), by field id. */
+  describedBy: Record<string, string | undefined>;
+  /** The ids of the elements marked autofocus, in page order: a browser focuses the first. */
+  autofocus: string[];
+}
+
+const attributeOf = (tag: string, name: string) =>
+  new RegExp(`\\s${escapeRegExp(name)}(?:="([^"]*)")?(?=[\\s>/])`).exec(tag);
+
+/** Which fields of `html` are marked invalid, what describes them, and what has the focus on load. */
+export function refusedFormStateOf(html: string): RefusedFormState {
+  const state: RefusedFormState = { invalid: [], describedBy: {}, autofocus: [] };
+  for (const [tag] of html.matchAll(/<(?:input|select|textarea|div|button)\b[^>]*>/gi)) {
+    const id = attributeOf(tag, 'id')?.[1] ?? '';
+    if (attributeOf(tag, 'aria-invalid')?.[1] === 'true') {
+      state.invalid.push(id);
+      state.describedBy[id] = attributeOf(tag, 'aria-describedby')?.[1];
+    }
+    if (attributeOf(tag, 'autofocus')) state.autofocus.push(id);
+  }
+  return state;
+}

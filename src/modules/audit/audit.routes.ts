@@ -5,7 +5,7 @@ import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
+import { invalidFieldsOf, ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuditFilter, StoredAuditEntry } from './audit.repository.js';
@@ -102,6 +102,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
         csvLink: csvLinkOf(undefined),
         timeZone,
         error: readableMessageOf(error),
+        invalidFields: invalidFieldsOf(error),
       });
       return;
     }
@@ -128,6 +129,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       csvLink: csvLinkOf(query),
       timeZone,
       error: undefined,
+      invalidFields: [],
     });
   });
 

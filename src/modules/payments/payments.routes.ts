@@ -3,7 +3,7 @@ import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError, readableMessageOf } from '../../shared/errors.js';
+import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { ShowOwnReceipt } from '../receipts/receipts.routes.js';
 import { ZReceiptId } from '../receipts/receipts.schema.js';
@@ -61,6 +61,8 @@ interface RefusedResolution {
   outcome: string | undefined;
   note: string;
   isMismatchAccepted: boolean;
+  /** The fields the error is about (outcome, note, accept_mismatch), marked invalid on the form. */
+  invalid: string[];
 }
 
 export function paymentRoutes(deps: {
@@ -192,6 +194,7 @@ export function paymentRoutes(deps: {
         outcome: typedIn(req.body, 'outcome'),
         note: typedIn(req.body, 'note') ?? '',
         isMismatchAccepted: typedIn(req.body, 'accept_mismatch') === 'yes',
+        invalid: invalidFieldsOf(error),
       });
     }
     if (prefersJson(req)) {

@@ -712,7 +712,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           throw new BadRequestError(
             `Payment #${paymentId} did not match the amount due (${payment.reviewReason}). To accept it anyway, ` +
               'say in the note how the difference was settled and tick "accept the different amount" (accept_mismatch=yes).',
-            { fields: { accept_mismatch: 'is required to accept a payment whose amount did not match' } },
+            {
+              field: 'accept_mismatch',
+              fields: { accept_mismatch: 'is required to accept a payment whose amount did not match' },
+            },
           );
         }
         const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
@@ -720,6 +723,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           throw new ConflictError(
             `Receipt #${payment.receiptId} is ${receipt.status}, so payment #${paymentId} cannot be accepted for it. ` +
               'Refund the money at the provider and resolve as refunded, or resolve as dismissed with what was done.',
+            // The outcome is what to change, not the note.
+            { field: 'outcome' },
           );
         }
         await markReceiptPaidIn(tx, actor, payment.receiptId, {

@@ -93,6 +93,8 @@ interface TypedNewTier {
   gpu: string;
   mem: string;
   error: string;
+  /** The fields the error is about (name, description, cpu, gpu, mem), marked invalid on the form. */
+  invalid: string[];
 }
 
 /** What was typed into one tier's rename form, and why it was refused. */
@@ -103,6 +105,8 @@ interface TypedTierEdit {
   /** The description the typed one was written over; undefined once the form is to start from the one now. */
   basedOnDescription: string | undefined;
   error: string;
+  /** The fields the error is about (name, description), marked invalid on the form. */
+  invalid: string[];
 }
 
 /** The flash after a tier's name or description was saved: what follows the new name, and what does not. */
@@ -147,7 +151,8 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
   ) {
     const { tiers, ruleTiers } = await rates.getAdminRates();
     res.render('admin/rates', {
-      title: 'Rates',
+      // Not "Rates": that is the price list (/rates), which an admin's nav links as well.
+      title: 'Edit rates',
       tiers,
       ruleTiers,
       error: refused.error,
@@ -235,6 +240,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           mem: typed('mem'),
           // A 409 already says nothing was added; a 400 names only the field.
           error: error.status === 400 ? `Tier not added. ${readableMessageOf(error)}` : readableMessageOf(error),
+          invalid: invalidFieldsOf(error),
         },
       });
     }
@@ -273,6 +279,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
             error.status === 400
               ? `Tier ${typed('type')} not changed. ${readableMessageOf(error)}`
               : readableMessageOf(error),
+          invalid: invalidFieldsOf(error),
         },
       });
     }
@@ -325,8 +332,15 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     }
   });
 
-  /** The overrides page listing `query`'s search and page; `error` is a refused change's reason. */
-  async function renderTiers(res: express.Response, query: TUserListQuery, extra: { error?: string } = {}) {
+  /**
+   * The overrides page listing `query`'s search and page; `error` is a refused change's reason,
+   * `refusedUser` whose change it was and `invalidFields` the fields it is about (tier).
+   */
+  async function renderTiers(
+    res: express.Response,
+    query: TUserListQuery,
+    extra: { error?: string; refusedUser?: string; invalidFields?: string[] } = {},
+  ) {
     const snapshot = await rates.getSnapshot();
     // Before the first tier there is no tier to show anyone on: the page says where to add one.
     const list =
@@ -339,6 +353,8 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       link: (changes: Record<string, unknown>) => linkTo('/admin/tiers', { q: query.q }, changes),
       listedAt: tiersPageOf(query),
       tierNames: [...snapshot.knownTiers],
+      refusedUser: undefined,
+      invalidFields: [],
       ...extra,
     });
   }
@@ -368,7 +384,11 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     } catch (error) {
       if (!(error instanceof AppError) || !wantsHtml(req)) throw error;
       res.status(error.status);
-      await renderTiers(res, listed, { error: readableMessageOf(error) });
+      await renderTiers(res, listed, {
+        error: readableMessageOf(error),
+        refusedUser: typedIn(req.body, 'username'),
+        invalidFields: invalidFieldsOf(error),
+      });
     }
   });
 

@@ -7,7 +7,7 @@ import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
-import { ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
+import { invalidFieldsOf, ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TWindowQuery, ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
@@ -96,9 +96,11 @@ export function adminBillingRoutes(deps: {
     error?: string;
     /** A link after the error: the running month-end run's page, when a second one is refused. */
     errorLink?: { href: string; text: string };
+    /** The fields `error` is about (a filter's, or the month-end form's `before`), marked invalid. */
+    invalid?: string[];
     form?: { before: string };
-    /** A refused paid receipts export: its reason and the dates as picked, shown in its form. */
-    paidExport?: { error: string; start: string; end: string };
+    /** A refused paid receipts export: its reason, the dates as picked and those it is about, shown in its form. */
+    paidExport?: { error: string; start: string; end: string; invalid: string[] };
   };
 
   async function renderBilling(res: express.Response, page: BillingPage) {
@@ -109,6 +111,7 @@ export function adminBillingRoutes(deps: {
       filter,
       error: page.error,
       errorLink: page.errorLink,
+      invalidFields: page.invalid ?? [],
       form: page.form,
       paidExport: page.paidExport,
       // The run under way (its page follows it) and the last one's outcome.
@@ -152,7 +155,7 @@ export function adminBillingRoutes(deps: {
         });
         return;
       }
-      await renderBilling(res, { filter, error: readableMessageOf(error) });
+      await renderBilling(res, { filter, error: readableMessageOf(error), invalid: invalidFieldsOf(error) });
       return;
     }
     await renderBilling(res, { filter, result });
@@ -163,7 +166,7 @@ export function adminBillingRoutes(deps: {
     res: express.Response,
     id: number,
     page: number,
-    refused?: { error: string; form: Record<string, string | undefined> },
+    refused?: { error: string; form: Record<string, string | undefined>; invalid?: string[] },
   ) {
     const shown = await receipts.getById(id, page);
     res.render('receipts/show', {
@@ -178,6 +181,7 @@ export function adminBillingRoutes(deps: {
       printLink: `/admin/receipts/${id}/print`,
       error: refused?.error,
       form: refused?.form,
+      invalidFields: refused?.invalid ?? [],
     });
   }
 
@@ -220,6 +224,7 @@ export function adminBillingRoutes(deps: {
           tx_ref: typedIn(req.body, 'tx_ref'),
           paid_on: typedIn(req.body, 'paid_on'),
         },
+        invalid: invalidFieldsOf(error),
       });
       return;
     }
@@ -249,6 +254,7 @@ export function adminBillingRoutes(deps: {
       await renderReceipt(res, id, 1, {
         error: `Not voided. ${readableMessageOf(error)}`,
         form: { reason: typedIn(req.body, 'reason') },
+        invalid: invalidFieldsOf(error),
       });
       return;
     }
@@ -286,6 +292,7 @@ export function adminBillingRoutes(deps: {
         result: listed,
         error: `Month-end run not started. ${readableMessageOf(error)}`,
         errorLink: runningUrl ? { href: runningUrl, text: 'See its progress' } : undefined,
+        invalid: invalidFieldsOf(error),
         form: { before: typedIn(req.body, 'before') ?? '' },
       });
       return;
@@ -350,6 +357,7 @@ export function adminBillingRoutes(deps: {
           error: `Paid receipts not exported. ${readableMessageOf(error)}`,
           start: typedIn(req.query, 'start') ?? '',
           end: typedIn(req.query, 'end') ?? '',
+          invalid: invalidFieldsOf(error),
         },
       });
       return;

@@ -3,7 +3,7 @@ import type { CsvExports } from '../../http/csv-exports.js';
 import { linkTo } from '../../http/page-links.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError, readableMessageOf } from '../../shared/errors.js';
+import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { exportLinkOf, sendOwnUsageCsv } from './usage.routes.js';
 import { ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';
@@ -25,6 +25,7 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
         title: 'Usage across users',
         result,
         error: undefined,
+        invalidFields: [],
         form: current,
         csvLink: linkTo('/admin/usage.csv', current, {}),
         myCsvLink: linkTo('/admin/my.csv', window, {}),
@@ -41,6 +42,7 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
         title: 'Usage across users',
         result: undefined,
         error: readableMessageOf(error),
+        invalidFields: invalidFieldsOf(error),
         form: raw,
         csvLink: exportLinkOf('/admin/usage.csv', () => {
           const { user, account, partition } = parseInput(ZAdminUsageQuery, raw);
