@@ -972,6 +972,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // First, so that a success a webhook is applying to one of them has committed (the receipt
       // is then read as paid, and its payment held) or waits for the void.
       await paymentsRepository.lockOpenPayments(tx, id);
+      // Then the receipt, before reading its status: an admin accepting a held payment (or marking
+      // it paid by hand) may be committing pending -> paid, and a status read before that commit
+      // would void a paid receipt as if pending, leaving the money that paid it unheld.
+      await paymentsRepository.lockReceiptForPayments(tx, id);
       const before = await requireReceipt(tx, id);
       const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending', 'paid'], {
         status: 'void',
