@@ -12,8 +12,13 @@ import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
-import { markReceiptPaidIn } from '../receipts/receipts.service.js';
-import { type CheckoutEndedBy, type CloseCanceledCheckouts, createCheckoutCloser } from './checkout-closer.js';
+import { cancelOpenPaymentsIn, markReceiptPaidIn } from '../receipts/receipts.service.js';
+import {
+  type CanceledCheckout,
+  type CheckoutEndedBy,
+  type CloseCanceledCheckouts,
+  createCheckoutCloser,
+} from './checkout-closer.js';
 import { createDummyProvider, signDummyWebhook } from './dummy.provider.js';
 import {
   fromMinorUnits,
@@ -692,6 +697,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
    */
   async function resolveReview(actor: AuditContext, paymentId: number, input: TResolveReview) {
     const reviewedAt = now();
+    let canceled: CanceledCheckout[] = [];
     const result = await prisma.$transaction(async (tx) => {
       const payment = await paymentsRepository.lockById(tx, paymentId);
       if (!payment) throw notFoundById('Payment', paymentId);
@@ -715,6 +721,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             { fields: { accept_mismatch: 'is required to accept a payment whose amount did not match' } },
           );
         }
+        // Payment, then the receipt's open payments, then the receipt: the order a webhook and a void take.
+        await paymentsRepository.lockOpenPayments(tx, payment.receiptId);
         const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
         if (receipt && receipt.status !== 'pending') {
           throw new ConflictError(
@@ -722,6 +730,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
               'Refund the money at the provider and resolve as refunded, or resolve as dismissed with what was done.',
           );
         }
+        // A newer checkout of the receipt (opened after this payment failed or was canceled) could
+        // take the same money a second time: canceled here, as marking paid by hand does, so a
+        // success there is held for review, and closed at the provider after the commit.
+        canceled = await cancelOpenPaymentsIn(
+          tx,
+          actor,
+          payment.receiptId,
+          `receipt #${payment.receiptId} was marked paid from payment #${paymentId} while this checkout was open`,
+        );
         await markReceiptPaidIn(tx, actor, payment.receiptId, {
           method: payment.provider,
           txRef: payment.externalPaymentId,
@@ -729,6 +746,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           paidOn: toLocalDate(reviewedAt, deps.timeZone),
           details: {
             paymentId,
+            ...(canceled.length === 0 ? {} : { canceledPaymentIds: canceled.map((open) => open.id) }),
             // What actually arrived, when it is known: finance reconciles this, not the total.
             ...(payment.receivedMinor === null
               ? {}
@@ -763,7 +781,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       return { id: paymentId, receiptId: payment.receiptId, status: 'resolved' as const, outcome: input.outcome };
     });
     if (result.outcome === 'accepted') metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
-    return result;
+    // After the commit, and whatever the provider answers: the receipt stays paid either way.
+    const checkoutsLeftOpen =
+      canceled.length > 0 ? await closeCanceledCheckouts(result.receiptId, canceled, 'accept') : [];
+    return {
+      ...result,
+      canceledPaymentIds: canceled.map((open) => open.id),
+      checkoutNotice: checkoutsLeftOpen.length === 0 ? null : checkoutsLeftOpen.map((open) => open.notice).join(' '),
+    };
   }
 
   /**

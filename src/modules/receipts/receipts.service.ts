@@ -418,6 +418,37 @@ export async function markReceiptPaidIn(
 }
 
 /**
+ * A pending receipt being voided or paid may have an online checkout open: the researcher could
+ * still pay there for a receipt that is settled, or for jobs about to be billed again. Its payment
+ * is canceled in the caller's transaction, so a success arriving later is held for review as a late
+ * success of a canceled payment (docs/payments.md, Webhooks) and never lost; each cancel is audited.
+ * The provider's page is closed once the caller has committed: no row lock waits on a network call.
+ */
+export async function cancelOpenPaymentsIn(
+  tx: Prisma.TransactionClient,
+  actor: AuditContext,
+  id: number,
+  reason: string,
+): Promise<CanceledCheckout[]> {
+  const canceled = await paymentsRepository.cancelOpenPayments(tx, id, reason);
+  for (const payment of canceled) {
+    await appendAudit(tx, {
+      ...actor,
+      action: 'payment.cancel',
+      target: `receipt:${id}`,
+      status: 'ok',
+      details: {
+        paymentId: payment.id,
+        provider: payment.provider,
+        externalPaymentId: payment.externalPaymentId,
+        reason,
+      },
+    });
+  }
+  return canceled;
+}
+
+/**
  * What the paid receipts brought in, by currency: a receipt marked paid by hand counts its
  * total, one paid online what its payment received (an accepted short or over payment is not
  * its total). `isDifferent` when that is not the paid total; `unknownCount` receipts whose
@@ -877,7 +908,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         paidOn === today ? recordedAt : new Date(Math.max(startOfDay.getTime(), receipt.createdAt.getTime()));
       // Paid by hand, the receipt's open checkout could take the same money a second time: it is
       // canceled here, so a success there is held for review, and closed at the provider after the commit.
-      canceled = await cancelOpenPayments(
+      canceled = await cancelOpenPaymentsIn(
         tx,
         actor,
         id,
@@ -933,32 +964,6 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /**
-   * A pending receipt being voided may have an online checkout open: the researcher could still
-   * pay there for jobs that are about to be billed again. Its payment is canceled in the void's
-   * transaction, so a success arriving later is held for review as a late success of a canceled
-   * payment (docs/payments.md, Webhooks) and never lost. The provider's page is closed once the
-   * void has committed (voidReceipt): no row lock waits on a network call.
-   */
-  async function cancelOpenPayments(tx: Prisma.TransactionClient, actor: AuditContext, id: number, reason: string) {
-    const canceled = await paymentsRepository.cancelOpenPayments(tx, id, reason);
-    for (const payment of canceled) {
-      await appendAudit(tx, {
-        ...actor,
-        action: 'payment.cancel',
-        target: `receipt:${id}`,
-        status: 'ok',
-        details: {
-          paymentId: payment.id,
-          provider: payment.provider,
-          externalPaymentId: payment.externalPaymentId,
-          reason,
-        },
-      });
-    }
-    return canceled;
-  }
-
-  /**
    * pending or paid -> void, with a reason; its jobs become billable again. Audited. A paid
    * receipt may need voiding (wrong project, duplicate) even when it was paid online; its
    * payment is then held for an admin's refund decision in the same transaction. A pending
@@ -987,7 +992,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       const releasedJobs = await receiptsRepository.voidItems(tx, id);
       // Only a paid receipt can have an online payment that paid it.
       const heldPaymentId = before.status === 'paid' ? await holdPaymentOfVoidedReceipt(tx, actor, id) : null;
-      canceled = await cancelOpenPayments(tx, actor, id, `receipt #${id} was voided while this checkout was open`);
+      canceled = await cancelOpenPaymentsIn(tx, actor, id, `receipt #${id} was voided while this checkout was open`);
       const canceledPaymentIds = canceled.map((payment) => payment.id);
       await appendAudit(tx, {
         ...actor,
