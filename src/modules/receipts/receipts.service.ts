@@ -375,6 +375,12 @@ function monthEndRunViewOf(row: monthEndRunsRepository.MonthEndRunRow) {
 /** A month-end run as its page shows it. */
 export type MonthEndRunView = ReturnType<typeof monthEndRunViewOf>;
 
+async function requireReceiptIn(tx: Prisma.TransactionClient, id: number) {
+  const receipt = await receiptsRepository.findReceipt(tx, id);
+  if (!receipt) throw notFoundById('Receipt', id);
+  return receipt;
+}
+
 /**
  * The mark-paid rule, inside the caller's transaction: pending -> paid with method and
  * reference, and a `receipt.mark_paid` audit entry; any other status is a 409 that the
@@ -401,18 +407,27 @@ export async function markReceiptPaidIn(
     txRef: paid.txRef,
   });
   if (!isMoved) {
-    const receipt = await receiptsRepository.findReceipt(tx, id);
-    if (!receipt) throw notFoundById('Receipt', id);
+    const receipt = await requireReceiptIn(tx, id);
     throw new ConflictError(`Receipt #${id} is ${receipt.status}; only a pending receipt can be marked paid.`, {
       receiptStatus: receipt.status,
     });
   }
+  // The money recorded as paid, as receipt.create wrote it: the log alone must say how much, since
+  // a hand-marked receipt has no payment row to say it.
+  const { total, currency } = await requireReceiptIn(tx, id);
   await appendAudit(tx, {
     ...actor,
     action: 'receipt.mark_paid',
     target: `receipt:${id}`,
     status: 'ok',
-    details: { method: paid.method, txRef: paid.txRef, paidOn: paid.paidOn, ...paid.details },
+    details: {
+      method: paid.method,
+      txRef: paid.txRef,
+      paidOn: paid.paidOn,
+      total: total.toFixed(minorUnitDigits(currency)),
+      currency,
+      ...paid.details,
+    },
   });
   return { id, status: 'paid' as const, method: paid.method, paidAt: paid.paidAt, paidOn: paid.paidOn };
 }
@@ -1002,6 +1017,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         details: {
           reason: input.reason,
           previousStatus: before.status,
+          total: before.total.toFixed(minorUnitDigits(before.currency)),
+          currency: before.currency,
           releasedJobs,
           ...(heldPaymentId === null ? {} : { heldPaymentId }),
           ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),

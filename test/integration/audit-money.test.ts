@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+let admin: Agent;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  app = buildTestApp(db);
+  await buildUser(db.prisma, { username: 'ledger', role: 'admin', password: 'ledger-password' });
+  admin = await signInAs(app, 'ledger', 'ledger-password');
+});
+afterAll(() => db?.drop());
+
+let counter = 0;
+/** A pending receipt of 1.50 THB (3 CPU hours at 0.50 THB). */
+async function pendingReceipt() {
+  counter += 1;
+  const user = await buildUser(db.prisma, { username: `auditee${counter}` });
+  await buildJobs(db, [
+    { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '10800', stepMemGbHours: '0' },
+  ]);
+  const agent = await signInAs(app, user.username, user.password);
+  const created = await agent
+    .post('/me/receipt')
+    .type('form')
+    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
+    .expect(303);
+  return Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
+}
+
+async function auditOf(action: string, receiptId: number) {
+  return db.prisma.auditLog.findFirstOrThrow({ where: { action, target: `receipt:${receiptId}` } });
+}
+
+describe('the audit entries of finance actions say how much money', () => {
+  it('a receipt marked paid by hand records the amount recorded as paid', async () => {
+    const receiptId = await pendingReceipt();
+    const { total, currency } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ method: 'bank_transfer', tx_ref: 'BT-1' })
+      .expect(200);
+    expect((await auditOf('receipt.mark_paid', receiptId)).details).toMatchObject({
+      method: 'bank_transfer',
+      total: total.toFixed(2),
+      currency,
+    });
+  });
+
+  it('a voided receipt records the amount it no longer bills', async () => {
+    const receiptId = await pendingReceipt();
+    const { total, currency } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'duplicate receipt' })
+      .expect(200);
+    expect((await auditOf('receipt.void', receiptId)).details).toMatchObject({
+      previousStatus: 'pending',
+      total: total.toFixed(2),
+      currency,
+    });
+  });
+});
