@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -11,7 +12,7 @@ let admin: Agent;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  app = buildTestApp(db);
+  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
   await buildUser(db.prisma, { username: 'ledger', role: 'admin', password: 'ledger-password' });
   admin = await signInAs(app, 'ledger', 'ledger-password');
 });
@@ -68,6 +69,38 @@ describe('the audit entries of finance actions say how much money', () => {
       previousStatus: 'pending',
       total: total.toFixed(2),
       currency,
+    });
+  });
+
+  it('a held payment resolved as refunded records what was due and what the provider received', async () => {
+    const receiptId = await pendingReceipt();
+    const { username } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    const agent = await signInAs(app, username, `${username}-password`);
+    await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+    await deliverDummy(app, {
+      event_id: `evt_over_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 1500,
+      currency: 'THB',
+    }).expect(200);
+    await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'refunded', note: 'refunded the 15.00 THB in the provider dashboard' })
+      .expect(200);
+    expect((await auditOf('payment.resolve', receiptId)).details).toMatchObject({
+      outcome: 'refunded',
+      amountMinor: '150',
+      currency: 'THB',
+      receivedMinor: '1500',
+      receivedCurrency: 'THB',
     });
   });
 });

@@ -774,6 +774,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             note: input.note,
             reviewReason: payment.reviewReason,
             hasAmountMismatch: payment.hasAmountMismatch,
+            // The money the decision is about (refunded, kept or settled otherwise), as payment.start wrote it.
+            amountMinor: String(payment.amountMinor),
+            currency: payment.currency,
+            ...(payment.receivedMinor === null
+              ? {}
+              : { receivedMinor: String(payment.receivedMinor), receivedCurrency: payment.receivedCurrency }),
           },
         },
         reviewedAt,
