@@ -103,4 +103,25 @@ describe('the audit entries of finance actions say how much money', () => {
       receivedCurrency: 'THB',
     });
   });
+
+  it('a receipt paid online records the currency of its amounts, at the start and when paid', async () => {
+    const receiptId = await pendingReceipt();
+    const { username } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    const agent = await signInAs(app, username, `${username}-password`);
+    const started = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    await agent
+      .post(started.headers.location as string)
+      .type('form')
+      .send({ choice: 'pay', csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    expect((await auditOf('payment.start', receiptId)).details).toMatchObject({ amountMinor: '150', currency: 'THB' });
+    expect((await auditOf('receipt.paid_online', receiptId)).details).toMatchObject({
+      amountMinor: '150',
+      currency: 'THB',
+    });
+  });
 });

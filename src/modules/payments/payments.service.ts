@@ -291,7 +291,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             action: 'payment.start',
             target: `receipt:${receiptId}`,
             status: 'ok',
-            details: { paymentId: created.id, provider: activeProvider.name, amountMinor: String(amountMinor) },
+            details: {
+              paymentId: created.id,
+              provider: activeProvider.name,
+              amountMinor: String(amountMinor),
+              currency: receipt.currency,
+            },
           },
           now(),
         );
@@ -512,6 +517,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           eventId: event.id,
           txRef: event.externalPaymentId,
           amountMinor: String(payment.amountMinor),
+          currency: payment.currency,
         },
       },
       now(),
