@@ -337,12 +337,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         payment.id,
         `checkout could not start: ${(error as Error).message}`,
       );
-      if (status === 'canceled') throw voidedWhileStarting(receiptId, payment.id);
+      if (status === 'canceled') throw await settledWhileStarting(receiptId, payment.id);
       throw error;
     }
     if (attached.status === 'pending') return { redirectUrl: checkout.checkoutUrl };
     await closeLateCheckout(attached);
-    if (attached.status === 'canceled') throw voidedWhileStarting(receiptId, payment.id);
+    if (attached.status === 'canceled') throw await settledWhileStarting(receiptId, payment.id);
     // Abandoned by a later click: the status page shows the newer attempt.
     return { redirectUrl: `/payments/thanks?rid=${receiptId}` };
   }
@@ -359,9 +359,31 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
    */
   async function closeLateCheckout(payment: paymentsRepository.PaymentRow) {
     const endedBy: CheckoutEndedBy | undefined =
-      payment.status === 'canceled' ? 'void' : payment.status === 'failed' ? 'abandoned_start' : undefined;
+      payment.status === 'canceled'
+        ? await canceledBy(payment.receiptId)
+        : payment.status === 'failed'
+          ? 'abandoned_start'
+          : undefined;
     if (endedBy === undefined) return;
     await closeCanceledCheckouts(payment.receiptId, [payment], endedBy);
+  }
+
+  /**
+   * What canceled a payment still starting: a void, or the receipt being paid another way (marked
+   * paid by hand, or a held payment accepted for it), which cancel its open payments alike.
+   */
+  async function canceledBy(receiptId: number): Promise<'void' | 'mark_paid'> {
+    const receipt = await receiptsRepository.findReceipt(prisma, receiptId);
+    return receipt?.status === 'paid' ? 'mark_paid' : 'void';
+  }
+
+  /** The researcher's answer when the payment being started was canceled meanwhile: says why. */
+  async function settledWhileStarting(receiptId: number, paymentId: number): Promise<ConflictError> {
+    const how = (await canceledBy(receiptId)) === 'mark_paid' ? 'marked paid' : 'voided';
+    return new ConflictError(
+      `Receipt #${receiptId} was ${how} while its payment was starting; there is nothing to pay.`,
+      { receiptId, paymentId },
+    );
   }
 
   function count(providerName: string, type: string, outcome: WebhookOutcome) {
@@ -827,13 +849,3 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
 }
 
 export type PaymentsService = ReturnType<typeof createPaymentsService>;
-
-function voidedWhileStarting(receiptId: number, paymentId: number): ConflictError {
-  return new ConflictError(
-    `Receipt #${receiptId} was voided while its payment was starting; there is nothing to pay.`,
-    {
-      receiptId,
-      paymentId,
-    },
-  );
-}
