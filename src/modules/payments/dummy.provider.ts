@@ -2,7 +2,7 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
 import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
-import { WebhookSignatureError } from './payment-provider.js';
+import { WebhookBodyError, WebhookSignatureError } from './payment-provider.js';
 
 export const DUMMY_SIGNATURE_HEADER = 'x-dummy-signature';
 
@@ -57,19 +57,19 @@ export function createDummyProvider(options: { webhookSecret: string }): Payment
       try {
         body = JSON.parse(rawBody.toString('utf8'));
       } catch {
-        throw new WebhookSignatureError('body is not JSON');
+        throw new WebhookBodyError('body is not JSON');
       }
       const parsed = ZDummyEvent.safeParse(body);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         const field = issue?.path.join('.');
-        if (!field) throw new WebhookSignatureError(`body ${issue?.message}`);
+        if (!field) throw new WebhookBodyError(`body ${issue?.message}`);
         if ((body as Record<string, unknown>)[field] === undefined) {
-          throw new WebhookSignatureError(
+          throw new WebhookBodyError(
             `body has no ${field}; the dummy event fields are ${Object.keys(ZDummyEvent.shape).join(', ')}`,
           );
         }
-        throw new WebhookSignatureError(`body's ${field} ${issue?.message}`);
+        throw new WebhookBodyError(`body's ${field} ${issue?.message}`);
       }
       return {
         id: parsed.data.event_id,

@@ -32,6 +32,7 @@ import {
   KNOWN_EVENT_TYPES,
   type PaymentEvent,
   type PaymentProvider,
+  WebhookBodyError,
   WebhookSignatureError,
 } from './payment-provider.js';
 import * as paymentsRepository from './payments.repository.js';
@@ -564,6 +565,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       event = await activeProvider.parseWebhook(rawBody, headers);
     } catch (error) {
       if (error instanceof WebhookSignatureError) count(providerName, 'unknown', 'bad_signature');
+      if (error instanceof WebhookBodyError) count(providerName, 'unknown', 'error');
       throw error;
     }
     try {
