@@ -91,6 +91,7 @@ export const VIEW_LOCALS = [
   'run',
   'runs',
   'sameJobsHeldMessage',
+  'sameJobsHeldPayment',
   'search',
   'sections',
   'status',

@@ -1174,7 +1174,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
 
   /** Any receipt with one page of its items (admin). */
   async function getById(id: number, page = 1) {
-    return withItemsPage(await findOrFail(id), page);
+    const receipt = await findOrFail(id);
+    const [shown, heldForSameJobs] = await Promise.all([
+      withItemsPage(receipt, page),
+      receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
+    ]);
+    // Money for some of these jobs may already be held on a voided receipt that billed them: the
+    // researcher is told not to pay again, and the admin, about to mark this one paid, is told too.
+    return { ...shown, sameJobsHeldPayment: heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs) };
   }
 
   /**
