@@ -768,12 +768,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           actor,
           payment.receiptId,
           `receipt #${payment.receiptId} was marked paid from payment #${paymentId} while this checkout was open`,
+          reviewedAt,
         );
         await markReceiptPaidIn(tx, actor, payment.receiptId, {
           method: payment.provider,
           txRef: payment.externalPaymentId,
           paidAt: reviewedAt,
           paidOn: toLocalDate(reviewedAt, deps.timeZone),
+          recordedAt: reviewedAt,
           details: {
             paymentId,
             ...(canceled.length === 0 ? {} : { canceledPaymentIds: canceled.map((open) => open.id) }),

@@ -397,6 +397,8 @@ export async function markReceiptPaidIn(
     paidAt: Date;
     /** The local day (APP_TZ) of paidAt, for the audit entry. */
     paidOn: string;
+    /** When it is recorded (the caller's clock): the audit entry's time. */
+    recordedAt: Date;
     details?: Record<string, unknown>;
   },
 ) {
@@ -415,20 +417,24 @@ export async function markReceiptPaidIn(
   // The money recorded as paid, as receipt.create wrote it: the log alone must say how much, since
   // a hand-marked receipt has no payment row to say it.
   const { total, currency } = await requireReceiptIn(tx, id);
-  await appendAudit(tx, {
-    ...actor,
-    action: 'receipt.mark_paid',
-    target: `receipt:${id}`,
-    status: 'ok',
-    details: {
-      method: paid.method,
-      txRef: paid.txRef,
-      paidOn: paid.paidOn,
-      total: total.toFixed(minorUnitDigits(currency)),
-      currency,
-      ...paid.details,
+  await appendAudit(
+    tx,
+    {
+      ...actor,
+      action: 'receipt.mark_paid',
+      target: `receipt:${id}`,
+      status: 'ok',
+      details: {
+        method: paid.method,
+        txRef: paid.txRef,
+        paidOn: paid.paidOn,
+        total: total.toFixed(minorUnitDigits(currency)),
+        currency,
+        ...paid.details,
+      },
     },
-  });
+    paid.recordedAt,
+  );
   return { id, status: 'paid' as const, method: paid.method, paidAt: paid.paidAt, paidOn: paid.paidOn };
 }
 
@@ -444,21 +450,27 @@ export async function cancelOpenPaymentsIn(
   actor: AuditContext,
   id: number,
   reason: string,
+  /** When it is done (the caller's clock): the audit entries' time. */
+  at: Date,
 ): Promise<CanceledCheckout[]> {
   const canceled = await paymentsRepository.cancelOpenPayments(tx, id, reason);
   for (const payment of canceled) {
-    await appendAudit(tx, {
-      ...actor,
-      action: 'payment.cancel',
-      target: `receipt:${id}`,
-      status: 'ok',
-      details: {
-        paymentId: payment.id,
-        provider: payment.provider,
-        externalPaymentId: payment.externalPaymentId,
-        reason,
+    await appendAudit(
+      tx,
+      {
+        ...actor,
+        action: 'payment.cancel',
+        target: `receipt:${id}`,
+        status: 'ok',
+        details: {
+          paymentId: payment.id,
+          provider: payment.provider,
+          externalPaymentId: payment.externalPaymentId,
+          reason,
+        },
       },
-    });
+      at,
+    );
   }
   return canceled;
 }
@@ -928,6 +940,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         actor,
         id,
         `receipt #${id} was marked paid by hand while this checkout was open`,
+        recordedAt,
       );
       const canceledPaymentIds = canceled.map((payment) => payment.id);
       const paid = await markReceiptPaidIn(tx, actor, id, {
@@ -935,6 +948,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         txRef: input.tx_ref ?? null,
         paidAt,
         paidOn,
+        recordedAt,
         details: canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds },
       });
       return { ...paid, canceledPaymentIds };
@@ -958,7 +972,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * the void's transaction, so the banner on /admin/payments asks for a refund or for the money to
    * be applied elsewhere; accepting it stays impossible, as its receipt is void.
    */
-  async function holdPaymentOfVoidedReceipt(tx: Prisma.TransactionClient, actor: AuditContext, id: number) {
+  async function holdPaymentOfVoidedReceipt(tx: Prisma.TransactionClient, actor: AuditContext, id: number, at: Date) {
     const payment = await paymentsRepository.findPaymentThatPaid(tx, id);
     if (!payment) return null;
     const accepted = payment.status === 'resolved' ? `; it had been accepted for it by ${payment.reviewedBy}` : '';
@@ -968,13 +982,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     if (!(await paymentsRepository.holdPaymentThatPaid(tx, payment.id, reason))) {
       throw new ConflictError(`Payment #${payment.id} of receipt #${id} changed meanwhile; nothing was changed.`);
     }
-    await appendAudit(tx, {
-      ...actor,
-      action: 'payment.review',
-      target: `receipt:${id}`,
-      status: 'ok',
-      details: { paymentId: payment.id, reason, previousStatus: payment.status },
-    });
+    await appendAudit(
+      tx,
+      {
+        ...actor,
+        action: 'payment.review',
+        target: `receipt:${id}`,
+        status: 'ok',
+        details: { paymentId: payment.id, reason, previousStatus: payment.status },
+      },
+      at,
+    );
     return payment.id;
   }
 
@@ -1006,24 +1024,34 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       if (!isMoved) throw new ConflictError(`Receipt #${id} is already void.`);
       const releasedJobs = await receiptsRepository.voidItems(tx, id);
       // Only a paid receipt can have an online payment that paid it.
-      const heldPaymentId = before.status === 'paid' ? await holdPaymentOfVoidedReceipt(tx, actor, id) : null;
-      canceled = await cancelOpenPaymentsIn(tx, actor, id, `receipt #${id} was voided while this checkout was open`);
+      const heldPaymentId = before.status === 'paid' ? await holdPaymentOfVoidedReceipt(tx, actor, id, voidedAt) : null;
+      canceled = await cancelOpenPaymentsIn(
+        tx,
+        actor,
+        id,
+        `receipt #${id} was voided while this checkout was open`,
+        voidedAt,
+      );
       const canceledPaymentIds = canceled.map((payment) => payment.id);
-      await appendAudit(tx, {
-        ...actor,
-        action: 'receipt.void',
-        target: `receipt:${id}`,
-        status: 'ok',
-        details: {
-          reason: input.reason,
-          previousStatus: before.status,
-          total: before.total.toFixed(minorUnitDigits(before.currency)),
-          currency: before.currency,
-          releasedJobs,
-          ...(heldPaymentId === null ? {} : { heldPaymentId }),
-          ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
+      await appendAudit(
+        tx,
+        {
+          ...actor,
+          action: 'receipt.void',
+          target: `receipt:${id}`,
+          status: 'ok',
+          details: {
+            reason: input.reason,
+            previousStatus: before.status,
+            total: before.total.toFixed(minorUnitDigits(before.currency)),
+            currency: before.currency,
+            releasedJobs,
+            ...(heldPaymentId === null ? {} : { heldPaymentId }),
+            ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
+          },
         },
-      });
+        voidedAt,
+      );
       return {
         id,
         status: 'void' as const,
