@@ -74,6 +74,7 @@ export const VIEW_LOCALS = [
   'paidWith',
   'payment',
   'paymentMethods',
+  'paymentMoney',
   'payments',
   'paymentsPage',
   'printLink',

@@ -617,6 +617,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     return {
       receipt,
       payment,
+      /** The latest payment's money: what arrived, when the provider said, is shown beside the total. */
+      paymentMoney: payment === null ? null : paymentMoneyOf(payment),
       isFinal,
       isPaymentHeld,
       isStartAbandoned,
