@@ -132,6 +132,19 @@ describe('a receipt below the provider minimum charge', () => {
     expect(payable.text).not.toContain('less than the smallest amount that can be paid online');
   });
 
+  it('offers no Continue on the pay page of a receipt below it (a bookmark or an old link), and says how to pay', async () => {
+    const below = await researcherWithReceipt(19);
+    const page = await below.agent.get(`/payments/receipt/${below.receiptId}/start`).set('Accept', 'text/html');
+    expect(page.status).toBe(200);
+    expect(page.text).not.toContain('Continue to payment');
+    expect(page.text).toContain(
+      `This receipt totals 9.50 THB, less than the smallest amount that can be paid online (10.00 THB). Pay it as your billing office asks (by bank transfer, for example), quoting receipt #${below.receiptId}.`,
+    );
+    const at = await researcherWithReceipt(20);
+    const payable = await at.agent.get(`/payments/receipt/${at.receiptId}/start`).set('Accept', 'text/html');
+    expect(payable.text).toContain('Continue to payment');
+  });
+
   it.each([
     ['USD', '0.50'],
     ['usd', '0.50'],

@@ -204,6 +204,37 @@ describe('dummy provider', () => {
     await expect(provider.expireCheckout?.('dummy_1_x', 'receipt-1-dummy-1-expire')).resolves.toBe('expired');
   });
 
+  it.each([
+    ['an array', [], 'body is not a JSON object with the dummy event fields'],
+    [
+      'a negative amount',
+      {
+        event_id: 'ev3',
+        event_type: 'payment.succeeded',
+        external_payment_id: 'dummy_1_x',
+        amount_cents: -5,
+        currency: 'THB',
+      },
+      "body's amount_cents must be a whole number of minor units, 0 or more",
+    ],
+    [
+      'a currency that is no code',
+      {
+        event_id: 'ev4',
+        event_type: 'payment.succeeded',
+        external_payment_id: 'dummy_1_x',
+        amount_cents: 5,
+        currency: 'baht',
+      },
+      "body's currency must be a three-letter currency code",
+    ],
+  ])('says what is wrong with a signed body that is %s', async (_label, event, reason) => {
+    const text = JSON.stringify(event);
+    await expect(
+      provider.parseWebhook(Buffer.from(text), { 'x-dummy-signature': signDummyWebhook(text, 'dummy-secret') }),
+    ).rejects.toThrow(`Webhook rejected: ${reason}.`);
+  });
+
   it('rejects a signed body without the event fields', async () => {
     const partial = JSON.stringify({ event_id: 'ev2' });
     await expect(

@@ -16,17 +16,19 @@ export interface CanceledCheckout {
  * What ended the payment whose checkout is closed: the receipt's void, or a newer click that abandoned
  * the start while the provider was still opening its checkout (payments.service.ts, startPayment).
  */
-export type CheckoutEndedBy = 'void' | 'mark_paid' | 'abandoned_start';
+export type CheckoutEndedBy = 'void' | 'mark_paid' | 'accept' | 'abandoned_start';
 
 const LOG_MESSAGE: Record<CheckoutEndedBy, string> = {
   void: 'voided receipt: checkout not closed at the payment provider',
   mark_paid: 'receipt marked paid by hand: checkout not closed at the payment provider',
+  accept: 'receipt paid from an accepted held payment: checkout not closed at the payment provider',
   abandoned_start: 'abandoned payment start: checkout not closed at the payment provider',
 };
 
 const ALREADY_PAID_WHEN: Record<CheckoutEndedBy, string> = {
   void: 'when the receipt was voided',
   mark_paid: 'when the receipt was marked paid by hand',
+  accept: 'when a held payment was accepted for the receipt',
   abandoned_start: 'when its start was abandoned',
 };
 
@@ -34,6 +36,7 @@ const ALREADY_PAID_WHEN: Record<CheckoutEndedBy, string> = {
 const JUST_BEFORE: Record<CheckoutEndedBy, string> = {
   void: 'the void',
   mark_paid: 'the receipt was marked paid by hand',
+  accept: 'a held payment was accepted for the receipt',
   abandoned_start: 'its start was abandoned',
 };
 

@@ -2,7 +2,7 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
 import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
-import { WebhookSignatureError } from './payment-provider.js';
+import { WebhookBodyError, WebhookSignatureError } from './payment-provider.js';
 
 export const DUMMY_SIGNATURE_HEADER = 'x-dummy-signature';
 
@@ -11,13 +11,22 @@ export function signDummyWebhook(rawBody: string | Buffer, secret: string): stri
   return createHmac('sha256', secret).update(rawBody).digest('hex');
 }
 
-const ZDummyEvent = z.object({
-  event_id: z.string().min(1).max(128),
-  event_type: z.string().min(1).max(64),
-  external_payment_id: z.string().min(1).max(128),
-  amount_cents: z.number().int().nonnegative().safe(),
-  currency: z.string().regex(/^[A-Za-z]{3}$/),
-});
+// Each message finishes "body's <field> …": the answer is all a provider's developer sees.
+const text = (max: number) =>
+  z
+    .string({ error: `must be text of 1 to ${max} characters` })
+    .min(1)
+    .max(max);
+const ZDummyEvent = z.object(
+  {
+    event_id: text(128),
+    event_type: text(64),
+    external_payment_id: text(128),
+    amount_cents: z.number({ error: 'must be a whole number of minor units, 0 or more' }).int().nonnegative().safe(),
+    currency: z.string({ error: 'must be a three-letter currency code' }).regex(/^[A-Za-z]{3}$/),
+  },
+  { error: 'is not a JSON object with the dummy event fields' },
+);
 
 /**
  * The development and demo provider: checkout is a local page (/payments/dummy/checkout/:id)
@@ -48,13 +57,20 @@ export function createDummyProvider(options: { webhookSecret: string }): Payment
       try {
         body = JSON.parse(rawBody.toString('utf8'));
       } catch {
-        throw new WebhookSignatureError('body is not JSON');
+        throw new WebhookBodyError('body is not JSON');
       }
       const parsed = ZDummyEvent.safeParse(body);
-      if (!parsed.success)
-        throw new WebhookSignatureError(
-          `body does not have the dummy event fields (${parsed.error.issues[0]?.path.join('.')})`,
-        );
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const field = issue?.path.join('.');
+        if (!field) throw new WebhookBodyError(`body ${issue?.message}`);
+        if ((body as Record<string, unknown>)[field] === undefined) {
+          throw new WebhookBodyError(
+            `body has no ${field}; the dummy event fields are ${Object.keys(ZDummyEvent.shape).join(', ')}`,
+          );
+        }
+        throw new WebhookBodyError(`body's ${field} ${issue?.message}`);
+      }
       return {
         id: parsed.data.event_id,
         type: parsed.data.event_type,

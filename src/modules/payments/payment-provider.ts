@@ -66,6 +66,16 @@ export class WebhookSignatureError extends AppError {
   }
 }
 
+/**
+ * A delivery whose signature holds but whose body is no event the provider sends: the secret is
+ * right, so it is not counted as a bad signature (which would send someone to rotate it).
+ */
+export class WebhookBodyError extends AppError {
+  constructor(reason: string) {
+    super(400, `Webhook rejected: ${reason}.`);
+  }
+}
+
 export class PaymentProviderError extends AppError {
   constructor(message: string) {
     super(502, message);

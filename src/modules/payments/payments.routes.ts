@@ -198,12 +198,19 @@ export function paymentRoutes(deps: {
       });
     }
     if (prefersJson(req)) {
-      res.json({ ok: true, payment: result });
+      const { canceledPaymentIds, checkoutNotice, ...payment } = result;
+      // Only an accept that canceled an open checkout has more to say.
+      const canceled = canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds, checkoutNotice };
+      res.json({ ok: true, payment: { ...payment, ...canceled } });
       return;
     }
     req.session.flash = {
       type: 'success',
-      message: `Payment #${id} resolved as ${result.outcome}${result.outcome === 'accepted' ? `; receipt #${result.receiptId} is paid` : ''}.`,
+      message: `Payment #${id} resolved as ${result.outcome}${result.outcome === 'accepted' ? `; receipt #${result.receiptId} is paid` : ''}.${
+        result.canceledPaymentIds.length === 0
+          ? ''
+          : ` Its open online checkout (payment ${result.canceledPaymentIds.map((open) => `#${open}`).join(', ')}) was canceled; money paid there from now on is held for review.`
+      }${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
     };
     res.redirect(303, '/admin/payments');
   });

@@ -12,8 +12,13 @@ import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
-import { markReceiptPaidIn } from '../receipts/receipts.service.js';
-import { type CheckoutEndedBy, type CloseCanceledCheckouts, createCheckoutCloser } from './checkout-closer.js';
+import { cancelOpenPaymentsIn, markReceiptPaidIn } from '../receipts/receipts.service.js';
+import {
+  type CanceledCheckout,
+  type CheckoutEndedBy,
+  type CloseCanceledCheckouts,
+  createCheckoutCloser,
+} from './checkout-closer.js';
 import { createDummyProvider, signDummyWebhook } from './dummy.provider.js';
 import {
   fromMinorUnits,
@@ -27,6 +32,7 @@ import {
   KNOWN_EVENT_TYPES,
   type PaymentEvent,
   type PaymentProvider,
+  WebhookBodyError,
   WebhookSignatureError,
 } from './payment-provider.js';
 import * as paymentsRepository from './payments.repository.js';
@@ -286,7 +292,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             action: 'payment.start',
             target: `receipt:${receiptId}`,
             status: 'ok',
-            details: { paymentId: created.id, provider: activeProvider.name, amountMinor: String(amountMinor) },
+            details: {
+              paymentId: created.id,
+              provider: activeProvider.name,
+              amountMinor: String(amountMinor),
+              currency: receipt.currency,
+            },
           },
           now(),
         );
@@ -327,12 +338,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         payment.id,
         `checkout could not start: ${(error as Error).message}`,
       );
-      if (status === 'canceled') throw voidedWhileStarting(receiptId, payment.id);
+      if (status === 'canceled') throw await settledWhileStarting(receiptId, payment.id);
       throw error;
     }
     if (attached.status === 'pending') return { redirectUrl: checkout.checkoutUrl };
     await closeLateCheckout(attached);
-    if (attached.status === 'canceled') throw voidedWhileStarting(receiptId, payment.id);
+    if (attached.status === 'canceled') throw await settledWhileStarting(receiptId, payment.id);
     // Abandoned by a later click: the status page shows the newer attempt.
     return { redirectUrl: `/payments/thanks?rid=${receiptId}` };
   }
@@ -349,9 +360,31 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
    */
   async function closeLateCheckout(payment: paymentsRepository.PaymentRow) {
     const endedBy: CheckoutEndedBy | undefined =
-      payment.status === 'canceled' ? 'void' : payment.status === 'failed' ? 'abandoned_start' : undefined;
+      payment.status === 'canceled'
+        ? await canceledBy(payment.receiptId)
+        : payment.status === 'failed'
+          ? 'abandoned_start'
+          : undefined;
     if (endedBy === undefined) return;
     await closeCanceledCheckouts(payment.receiptId, [payment], endedBy);
+  }
+
+  /**
+   * What canceled a payment still starting: a void, or the receipt being paid another way (marked
+   * paid by hand, or a held payment accepted for it), which cancel its open payments alike.
+   */
+  async function canceledBy(receiptId: number): Promise<'void' | 'mark_paid'> {
+    const receipt = await receiptsRepository.findReceipt(prisma, receiptId);
+    return receipt?.status === 'paid' ? 'mark_paid' : 'void';
+  }
+
+  /** The researcher's answer when the payment being started was canceled meanwhile: says why. */
+  async function settledWhileStarting(receiptId: number, paymentId: number): Promise<ConflictError> {
+    const how = (await canceledBy(receiptId)) === 'mark_paid' ? 'marked paid' : 'voided';
+    return new ConflictError(
+      `Receipt #${receiptId} was ${how} while its payment was starting; there is nothing to pay.`,
+      { receiptId, paymentId },
+    );
   }
 
   function count(providerName: string, type: string, outcome: WebhookOutcome) {
@@ -507,6 +540,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           eventId: event.id,
           txRef: event.externalPaymentId,
           amountMinor: String(payment.amountMinor),
+          currency: payment.currency,
         },
       },
       now(),
@@ -531,6 +565,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       event = await activeProvider.parseWebhook(rawBody, headers);
     } catch (error) {
       if (error instanceof WebhookSignatureError) count(providerName, 'unknown', 'bad_signature');
+      if (error instanceof WebhookBodyError) count(providerName, 'unknown', 'error');
       throw error;
     }
     try {
@@ -582,6 +617,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     return {
       receipt,
       payment,
+      /** The latest payment's money: what arrived, when the provider said, is shown beside the total. */
+      paymentMoney: payment === null ? null : paymentMoneyOf(payment),
       isFinal,
       isPaymentHeld,
       isStartAbandoned,
@@ -692,6 +729,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
    */
   async function resolveReview(actor: AuditContext, paymentId: number, input: TResolveReview) {
     const reviewedAt = now();
+    let canceled: CanceledCheckout[] = [];
     const result = await prisma.$transaction(async (tx) => {
       const payment = await paymentsRepository.lockById(tx, paymentId);
       if (!payment) throw notFoundById('Payment', paymentId);
@@ -718,6 +756,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             },
           );
         }
+        // Payment, then the receipt's open payments, then the receipt: the order a webhook and a void take.
+        await paymentsRepository.lockOpenPayments(tx, payment.receiptId);
         const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
         if (receipt && receipt.status !== 'pending') {
           throw new ConflictError(
@@ -727,13 +767,25 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             { field: 'outcome' },
           );
         }
+        // A newer checkout of the receipt (opened after this payment failed or was canceled) could
+        // take the same money a second time: canceled here, as marking paid by hand does, so a
+        // success there is held for review, and closed at the provider after the commit.
+        canceled = await cancelOpenPaymentsIn(
+          tx,
+          actor,
+          payment.receiptId,
+          `receipt #${payment.receiptId} was marked paid from payment #${paymentId} while this checkout was open`,
+          reviewedAt,
+        );
         await markReceiptPaidIn(tx, actor, payment.receiptId, {
           method: payment.provider,
           txRef: payment.externalPaymentId,
           paidAt: reviewedAt,
           paidOn: toLocalDate(reviewedAt, deps.timeZone),
+          recordedAt: reviewedAt,
           details: {
             paymentId,
+            ...(canceled.length === 0 ? {} : { canceledPaymentIds: canceled.map((open) => open.id) }),
             // What actually arrived, when it is known: finance reconciles this, not the total.
             ...(payment.receivedMinor === null
               ? {}
@@ -761,6 +813,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             note: input.note,
             reviewReason: payment.reviewReason,
             hasAmountMismatch: payment.hasAmountMismatch,
+            // The money the decision is about (refunded, kept or settled otherwise), as payment.start wrote it.
+            amountMinor: String(payment.amountMinor),
+            currency: payment.currency,
+            ...(payment.receivedMinor === null
+              ? {}
+              : { receivedMinor: String(payment.receivedMinor), receivedCurrency: payment.receivedCurrency }),
           },
         },
         reviewedAt,
@@ -768,7 +826,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       return { id: paymentId, receiptId: payment.receiptId, status: 'resolved' as const, outcome: input.outcome };
     });
     if (result.outcome === 'accepted') metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
-    return result;
+    // After the commit, and whatever the provider answers: the receipt stays paid either way.
+    const checkoutsLeftOpen =
+      canceled.length > 0 ? await closeCanceledCheckouts(result.receiptId, canceled, 'accept') : [];
+    return {
+      ...result,
+      canceledPaymentIds: canceled.map((open) => open.id),
+      checkoutNotice: checkoutsLeftOpen.length === 0 ? null : checkoutsLeftOpen.map((open) => open.notice).join(' '),
+    };
   }
 
   /**
@@ -795,13 +860,3 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
 }
 
 export type PaymentsService = ReturnType<typeof createPaymentsService>;
-
-function voidedWhileStarting(receiptId: number, paymentId: number): ConflictError {
-  return new ConflictError(
-    `Receipt #${receiptId} was voided while its payment was starting; there is nothing to pay.`,
-    {
-      receiptId,
-      paymentId,
-    },
-  );
-}

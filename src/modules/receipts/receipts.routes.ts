@@ -46,13 +46,24 @@ function receiptJson(receipt: ListedReceipt) {
  * hours with the six decimals they were priced at and costs at the currency's minor unit.
  */
 function ownReceiptJson(shown: ShownReceipt) {
-  const { receipt, items, itemPager } = shown;
+  const { receipt, items, itemPager, paidWith } = shown;
+  // What the online payment that paid it received, as the page's "Received" line says: an admin may
+  // have accepted a short or over payment, so the total alone would tell a client it was paid in full.
+  const received =
+    paidWith === null
+      ? null
+      : {
+          amount: paidWith.received ? moneyJson(paidWith.received.amount, paidWith.received.currency) : null,
+          currency: paidWith.received?.currency ?? null,
+          paymentId: paidWith.id,
+        };
   return {
     receipt: {
       ...receiptJson(receipt),
       paymentMethod: receipt.paymentMethod,
       txRef: receipt.txRef,
       voidReason: receipt.voidReason,
+      received,
       itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
     },
     page: itemPager.page,

@@ -375,6 +375,12 @@ function monthEndRunViewOf(row: monthEndRunsRepository.MonthEndRunRow) {
 /** A month-end run as its page shows it. */
 export type MonthEndRunView = ReturnType<typeof monthEndRunViewOf>;
 
+async function requireReceiptIn(tx: Prisma.TransactionClient, id: number) {
+  const receipt = await receiptsRepository.findReceipt(tx, id);
+  if (!receipt) throw notFoundById('Receipt', id);
+  return receipt;
+}
+
 /**
  * The mark-paid rule, inside the caller's transaction: pending -> paid with method and
  * reference, and a `receipt.mark_paid` audit entry; any other status is a 409 that the
@@ -391,6 +397,8 @@ export async function markReceiptPaidIn(
     paidAt: Date;
     /** The local day (APP_TZ) of paidAt, for the audit entry. */
     paidOn: string;
+    /** When it is recorded (the caller's clock): the audit entry's time. */
+    recordedAt: Date;
     details?: Record<string, unknown>;
   },
 ) {
@@ -401,20 +409,70 @@ export async function markReceiptPaidIn(
     txRef: paid.txRef,
   });
   if (!isMoved) {
-    const receipt = await receiptsRepository.findReceipt(tx, id);
-    if (!receipt) throw notFoundById('Receipt', id);
+    const receipt = await requireReceiptIn(tx, id);
     throw new ConflictError(`Receipt #${id} is ${receipt.status}; only a pending receipt can be marked paid.`, {
       receiptStatus: receipt.status,
     });
   }
-  await appendAudit(tx, {
-    ...actor,
-    action: 'receipt.mark_paid',
-    target: `receipt:${id}`,
-    status: 'ok',
-    details: { method: paid.method, txRef: paid.txRef, paidOn: paid.paidOn, ...paid.details },
-  });
+  // The money recorded as paid, as receipt.create wrote it: the log alone must say how much, since
+  // a hand-marked receipt has no payment row to say it.
+  const { total, currency } = await requireReceiptIn(tx, id);
+  await appendAudit(
+    tx,
+    {
+      ...actor,
+      action: 'receipt.mark_paid',
+      target: `receipt:${id}`,
+      status: 'ok',
+      details: {
+        method: paid.method,
+        txRef: paid.txRef,
+        paidOn: paid.paidOn,
+        total: total.toFixed(minorUnitDigits(currency)),
+        currency,
+        ...paid.details,
+      },
+    },
+    paid.recordedAt,
+  );
   return { id, status: 'paid' as const, method: paid.method, paidAt: paid.paidAt, paidOn: paid.paidOn };
+}
+
+/**
+ * A pending receipt being voided or paid may have an online checkout open: the researcher could
+ * still pay there for a receipt that is settled, or for jobs about to be billed again. Its payment
+ * is canceled in the caller's transaction, so a success arriving later is held for review as a late
+ * success of a canceled payment (docs/payments.md, Webhooks) and never lost; each cancel is audited.
+ * The provider's page is closed once the caller has committed: no row lock waits on a network call.
+ */
+export async function cancelOpenPaymentsIn(
+  tx: Prisma.TransactionClient,
+  actor: AuditContext,
+  id: number,
+  reason: string,
+  /** When it is done (the caller's clock): the audit entries' time. */
+  at: Date,
+): Promise<CanceledCheckout[]> {
+  const canceled = await paymentsRepository.cancelOpenPayments(tx, id, reason);
+  for (const payment of canceled) {
+    await appendAudit(
+      tx,
+      {
+        ...actor,
+        action: 'payment.cancel',
+        target: `receipt:${id}`,
+        status: 'ok',
+        details: {
+          paymentId: payment.id,
+          provider: payment.provider,
+          externalPaymentId: payment.externalPaymentId,
+          reason,
+        },
+      },
+      at,
+    );
+  }
+  return canceled;
 }
 
 /**
@@ -877,11 +935,12 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         paidOn === today ? recordedAt : new Date(Math.max(startOfDay.getTime(), receipt.createdAt.getTime()));
       // Paid by hand, the receipt's open checkout could take the same money a second time: it is
       // canceled here, so a success there is held for review, and closed at the provider after the commit.
-      canceled = await cancelOpenPayments(
+      canceled = await cancelOpenPaymentsIn(
         tx,
         actor,
         id,
         `receipt #${id} was marked paid by hand while this checkout was open`,
+        recordedAt,
       );
       const canceledPaymentIds = canceled.map((payment) => payment.id);
       const paid = await markReceiptPaidIn(tx, actor, id, {
@@ -889,6 +948,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         txRef: input.tx_ref ?? null,
         paidAt,
         paidOn,
+        recordedAt,
         details: canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds },
       });
       return { ...paid, canceledPaymentIds };
@@ -912,7 +972,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * the void's transaction, so the banner on /admin/payments asks for a refund or for the money to
    * be applied elsewhere; accepting it stays impossible, as its receipt is void.
    */
-  async function holdPaymentOfVoidedReceipt(tx: Prisma.TransactionClient, actor: AuditContext, id: number) {
+  async function holdPaymentOfVoidedReceipt(tx: Prisma.TransactionClient, actor: AuditContext, id: number, at: Date) {
     const payment = await paymentsRepository.findPaymentThatPaid(tx, id);
     if (!payment) return null;
     const accepted = payment.status === 'resolved' ? `; it had been accepted for it by ${payment.reviewedBy}` : '';
@@ -922,40 +982,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     if (!(await paymentsRepository.holdPaymentThatPaid(tx, payment.id, reason))) {
       throw new ConflictError(`Payment #${payment.id} of receipt #${id} changed meanwhile; nothing was changed.`);
     }
-    await appendAudit(tx, {
-      ...actor,
-      action: 'payment.review',
-      target: `receipt:${id}`,
-      status: 'ok',
-      details: { paymentId: payment.id, reason, previousStatus: payment.status },
-    });
-    return payment.id;
-  }
-
-  /**
-   * A pending receipt being voided may have an online checkout open: the researcher could still
-   * pay there for jobs that are about to be billed again. Its payment is canceled in the void's
-   * transaction, so a success arriving later is held for review as a late success of a canceled
-   * payment (docs/payments.md, Webhooks) and never lost. The provider's page is closed once the
-   * void has committed (voidReceipt): no row lock waits on a network call.
-   */
-  async function cancelOpenPayments(tx: Prisma.TransactionClient, actor: AuditContext, id: number, reason: string) {
-    const canceled = await paymentsRepository.cancelOpenPayments(tx, id, reason);
-    for (const payment of canceled) {
-      await appendAudit(tx, {
+    await appendAudit(
+      tx,
+      {
         ...actor,
-        action: 'payment.cancel',
+        action: 'payment.review',
         target: `receipt:${id}`,
         status: 'ok',
-        details: {
-          paymentId: payment.id,
-          provider: payment.provider,
-          externalPaymentId: payment.externalPaymentId,
-          reason,
-        },
-      });
-    }
-    return canceled;
+        details: { paymentId: payment.id, reason, previousStatus: payment.status },
+      },
+      at,
+    );
+    return payment.id;
   }
 
   /**
@@ -972,6 +1010,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // First, so that a success a webhook is applying to one of them has committed (the receipt
       // is then read as paid, and its payment held) or waits for the void.
       await paymentsRepository.lockOpenPayments(tx, id);
+      // Then the receipt, before reading its status: an admin accepting a held payment (or marking
+      // it paid by hand) may be committing pending -> paid, and a status read before that commit
+      // would void a paid receipt as if pending, leaving the money that paid it unheld.
+      await paymentsRepository.lockReceiptForPayments(tx, id);
       const before = await requireReceipt(tx, id);
       const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending', 'paid'], {
         status: 'void',
@@ -982,22 +1024,34 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       if (!isMoved) throw new ConflictError(`Receipt #${id} is already void.`);
       const releasedJobs = await receiptsRepository.voidItems(tx, id);
       // Only a paid receipt can have an online payment that paid it.
-      const heldPaymentId = before.status === 'paid' ? await holdPaymentOfVoidedReceipt(tx, actor, id) : null;
-      canceled = await cancelOpenPayments(tx, actor, id, `receipt #${id} was voided while this checkout was open`);
+      const heldPaymentId = before.status === 'paid' ? await holdPaymentOfVoidedReceipt(tx, actor, id, voidedAt) : null;
+      canceled = await cancelOpenPaymentsIn(
+        tx,
+        actor,
+        id,
+        `receipt #${id} was voided while this checkout was open`,
+        voidedAt,
+      );
       const canceledPaymentIds = canceled.map((payment) => payment.id);
-      await appendAudit(tx, {
-        ...actor,
-        action: 'receipt.void',
-        target: `receipt:${id}`,
-        status: 'ok',
-        details: {
-          reason: input.reason,
-          previousStatus: before.status,
-          releasedJobs,
-          ...(heldPaymentId === null ? {} : { heldPaymentId }),
-          ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
+      await appendAudit(
+        tx,
+        {
+          ...actor,
+          action: 'receipt.void',
+          target: `receipt:${id}`,
+          status: 'ok',
+          details: {
+            reason: input.reason,
+            previousStatus: before.status,
+            total: before.total.toFixed(minorUnitDigits(before.currency)),
+            currency: before.currency,
+            releasedJobs,
+            ...(heldPaymentId === null ? {} : { heldPaymentId }),
+            ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
+          },
         },
-      });
+        voidedAt,
+      );
       return {
         id,
         status: 'void' as const,
@@ -1148,7 +1202,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
 
   /** Any receipt with one page of its items (admin). */
   async function getById(id: number, page = 1) {
-    return withItemsPage(await findOrFail(id), page);
+    const receipt = await findOrFail(id);
+    const [shown, heldForSameJobs] = await Promise.all([
+      withItemsPage(receipt, page),
+      receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
+    ]);
+    // Money for some of these jobs may already be held on a voided receipt that billed them: the
+    // researcher is told not to pay again, and the admin, about to mark this one paid, is told too.
+    return { ...shown, sameJobsHeldPayment: heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs) };
   }
 
   /**

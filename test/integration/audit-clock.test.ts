@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// The app's clock, a day after the jobs were billed: every finance change is recorded at this instant.
+const NOW = new Date('2026-02-02T09:00:00.000Z');
+
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+let admin: Agent;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, now: () => NOW });
+  await buildUser(db.prisma, { username: 'clockadmin', role: 'admin', password: 'clockadmin-password' });
+  admin = await signInAs(app, 'clockadmin', 'clockadmin-password');
+});
+afterAll(() => db?.drop());
+
+let counter = 0;
+async function pendingReceipt() {
+  counter += 1;
+  const user = await buildUser(db.prisma, { username: `clocked${counter}` });
+  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+  const agent = await signInAs(app, user.username, user.password);
+  const created = await agent
+    .post('/me/receipt')
+    .type('form')
+    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
+    .expect(303);
+  return { agent, receiptId: Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]) };
+}
+
+async function auditTimes(receiptId: number, actions: string[]) {
+  const entries = await db.prisma.auditLog.findMany({
+    where: { target: `receipt:${receiptId}`, action: { in: actions } },
+    orderBy: { id: 'asc' },
+  });
+  return entries.map((entry) => [entry.action, entry.ts.toISOString()]);
+}
+
+async function post(path: string, body: Record<string, unknown>) {
+  return admin
+    .post(path)
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(admin))
+    .send(body)
+    .expect(200);
+}
+
+describe('the audit entries of finance changes carry the time the change was made', () => {
+  it('marked paid by hand with an open checkout: the cancel and the mark-paid at the receipt paid_at', async () => {
+    const { agent, receiptId } = await pendingReceipt();
+    await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    await post(`/admin/receipts/${receiptId}/paid`, { method: 'cash' });
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt.paidAt?.toISOString()).toBe(NOW.toISOString());
+    expect(await auditTimes(receiptId, ['payment.cancel', 'receipt.mark_paid'])).toEqual([
+      ['payment.cancel', NOW.toISOString()],
+      ['receipt.mark_paid', NOW.toISOString()],
+    ]);
+  });
+
+  it('voided: the void at the receipt voided_at', async () => {
+    const { receiptId } = await pendingReceipt();
+    await post(`/admin/receipts/${receiptId}/void`, { reason: 'duplicate receipt' });
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt.voidedAt?.toISOString()).toBe(NOW.toISOString());
+    expect(await auditTimes(receiptId, ['receipt.void'])).toEqual([['receipt.void', NOW.toISOString()]]);
+  });
+
+  it('a held payment accepted: the mark-paid no later than the resolution that made it', async () => {
+    const { agent, receiptId } = await pendingReceipt();
+    await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+    await deliverDummy(app, {
+      event_id: `evt_clock_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 40,
+      currency: 'THB',
+    }).expect(200);
+    await post(`/admin/payments/${payment.id}/resolve`, {
+      outcome: 'accepted',
+      accept_mismatch: 'yes',
+      note: 'short by 0.10 THB, written off',
+    });
+    expect(await auditTimes(receiptId, ['receipt.mark_paid', 'payment.resolve'])).toEqual([
+      ['receipt.mark_paid', NOW.toISOString()],
+      ['payment.resolve', NOW.toISOString()],
+    ]);
+  });
+});

@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+let admin: Agent;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  await buildUser(db.prisma, { username: 'ledger', role: 'admin', password: 'ledger-password' });
+  admin = await signInAs(app, 'ledger', 'ledger-password');
+});
+afterAll(() => db?.drop());
+
+let counter = 0;
+/** A pending receipt of 1.50 THB (3 CPU hours at 0.50 THB). */
+async function pendingReceipt() {
+  counter += 1;
+  const user = await buildUser(db.prisma, { username: `auditee${counter}` });
+  await buildJobs(db, [
+    { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '10800', stepMemGbHours: '0' },
+  ]);
+  const agent = await signInAs(app, user.username, user.password);
+  const created = await agent
+    .post('/me/receipt')
+    .type('form')
+    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
+    .expect(303);
+  return Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
+}
+
+async function auditOf(action: string, receiptId: number) {
+  return db.prisma.auditLog.findFirstOrThrow({ where: { action, target: `receipt:${receiptId}` } });
+}
+
+describe('the audit entries of finance actions say how much money', () => {
+  it('a receipt marked paid by hand records the amount recorded as paid', async () => {
+    const receiptId = await pendingReceipt();
+    const { total, currency } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ method: 'bank_transfer', tx_ref: 'BT-1' })
+      .expect(200);
+    expect((await auditOf('receipt.mark_paid', receiptId)).details).toMatchObject({
+      method: 'bank_transfer',
+      total: total.toFixed(2),
+      currency,
+    });
+  });
+
+  it('a voided receipt records the amount it no longer bills', async () => {
+    const receiptId = await pendingReceipt();
+    const { total, currency } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'duplicate receipt' })
+      .expect(200);
+    expect((await auditOf('receipt.void', receiptId)).details).toMatchObject({
+      previousStatus: 'pending',
+      total: total.toFixed(2),
+      currency,
+    });
+  });
+
+  it('a held payment resolved as refunded records what was due and what the provider received', async () => {
+    const receiptId = await pendingReceipt();
+    const { username } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    const agent = await signInAs(app, username, `${username}-password`);
+    await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+    await deliverDummy(app, {
+      event_id: `evt_over_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 1500,
+      currency: 'THB',
+    }).expect(200);
+    await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'refunded', note: 'refunded the 15.00 THB in the provider dashboard' })
+      .expect(200);
+    expect((await auditOf('payment.resolve', receiptId)).details).toMatchObject({
+      outcome: 'refunded',
+      amountMinor: '150',
+      currency: 'THB',
+      receivedMinor: '1500',
+      receivedCurrency: 'THB',
+    });
+  });
+
+  it('a receipt paid online records the currency of its amounts, at the start and when paid', async () => {
+    const receiptId = await pendingReceipt();
+    const { username } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    const agent = await signInAs(app, username, `${username}-password`);
+    const started = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    await agent
+      .post(started.headers.location as string)
+      .type('form')
+      .send({ choice: 'pay', csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    expect((await auditOf('payment.start', receiptId)).details).toMatchObject({ amountMinor: '150', currency: 'THB' });
+    expect((await auditOf('receipt.paid_online', receiptId)).details).toMatchObject({
+      amountMinor: '150',
+      currency: 'THB',
+    });
+  });
+});

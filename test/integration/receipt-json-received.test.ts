@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+});
+afterAll(() => db?.drop());
+
+let counter = 0;
+/** A researcher's receipt of 0.50 THB, with its online checkout started. */
+async function receiptBeingPaid(): Promise<{ agent: Agent; receiptId: number; paymentId: number; external: string }> {
+  counter += 1;
+  const user = await buildUser(db.prisma, { username: `jsonpayer${counter}` });
+  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+  const agent = await signInAs(app, user.username, user.password);
+  const created = await agent
+    .post('/me/receipt')
+    .type('form')
+    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
+    .expect(303);
+  const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
+  await agent
+    .post(`/payments/receipt/${receiptId}/start`)
+    .type('form')
+    .send({ csrf_token: await csrfTokenOf(agent) })
+    .expect(303);
+  const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+  return { agent, receiptId, paymentId: payment.id, external: payment.externalPaymentId as string };
+}
+
+const receiptJson = async (agent: Agent, receiptId: number) =>
+  (await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'application/json').expect(200)).body.receipt;
+
+describe('a receipt as JSON says what its online payment received, as its page does', () => {
+  it('a short payment accepted by an admin: the JSON names the amount received, not only the total', async () => {
+    const { agent, receiptId, paymentId, external } = await receiptBeingPaid();
+    await deliverDummy(app, {
+      event_id: `evt_short_${paymentId}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: external,
+      amount_cents: 40,
+      currency: 'THB',
+    }).expect(200);
+    await buildUser(db.prisma, { username: 'jsonadmin', role: 'admin', password: 'jsonadmin-password' });
+    const admin = await signInAs(app, 'jsonadmin', 'jsonadmin-password');
+    await admin
+      .post(`/admin/payments/${paymentId}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', accept_mismatch: 'yes', note: 'short by 0.10 THB, written off' })
+      .expect(200);
+
+    const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('not the 0.50 THB due');
+    expect(await receiptJson(agent, receiptId)).toMatchObject({
+      status: 'paid',
+      total: '0.50',
+      currency: 'THB',
+      received: { amount: '0.40', currency: 'THB', paymentId },
+    });
+  });
+
+  it('paid in full online: received is the total; not paid yet: received is null', async () => {
+    const { agent, receiptId, paymentId, external } = await receiptBeingPaid();
+    expect(await receiptJson(agent, receiptId)).toMatchObject({ status: 'pending', received: null });
+    await deliverDummy(app, {
+      event_id: `evt_full_${paymentId}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: external,
+      amount_cents: 50,
+      currency: 'THB',
+    }).expect(200);
+    expect(await receiptJson(agent, receiptId)).toMatchObject({
+      status: 'paid',
+      received: { amount: '0.50', currency: 'THB', paymentId },
+    });
+  });
+});

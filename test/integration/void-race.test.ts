@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { sessionsWaitingForLocks } from '../support/lock-waits.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+});
+afterAll(() => db?.drop());
+
+let counter = 0;
+/** A receipt of 0.50 THB whose online payment arrived 0.01 THB short and is held for review. */
+async function receiptWithHeldPayment() {
+  counter += 1;
+  const user = await buildUser(db.prisma, { username: `racer${counter}` });
+  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+  const agent = await signInAs(app, user.username, user.password);
+  const created = await agent
+    .post('/me/receipt')
+    .type('form')
+    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
+    .expect(303);
+  const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
+  await agent
+    .post(`/payments/receipt/${receiptId}/start`)
+    .type('form')
+    .send({ csrf_token: await csrfTokenOf(agent) })
+    .expect(303);
+  const started = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+  await deliverDummy(app, {
+    event_id: `evt_short_${started.id}`,
+    event_type: 'payment.succeeded',
+    external_payment_id: started.externalPaymentId,
+    amount_cents: 49,
+    currency: 'THB',
+  }).expect(200);
+  expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: started.id } })).status).toBe('needs_review');
+  return { receiptId, paymentId: started.id };
+}
+
+async function signInAdmin(): Promise<Agent> {
+  counter += 1;
+  const username = `raceadmin${counter}`;
+  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
+  return signInAs(app, username, `${username}-password`);
+}
+
+describe('a void that lands while the receipt is being paid', () => {
+  it('holds the payment an admin accepted meanwhile, instead of leaving that money on a void receipt', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, paymentId } = await receiptWithHeldPayment();
+    const token = await csrfTokenOf(admin);
+
+    // Another admin accepts the held payment: the receipt is paid from it, not committed yet.
+    const accepting = await db.pool.connect();
+    try {
+      await accepting.query('BEGIN');
+      await accepting.query('SELECT id FROM payments WHERE id = $1 FOR UPDATE', [paymentId]);
+      await accepting.query(
+        `UPDATE receipts SET status = 'paid', paid_at = now(), payment_method = 'dummy' WHERE id = $1`,
+        [receiptId],
+      );
+      await accepting.query(
+        `UPDATE payments SET status = 'resolved', review_outcome = 'accepted', review_note = 'short by 0.01, written off',
+                reviewed_by = 'other-admin', reviewed_at = now() WHERE id = $1`,
+        [paymentId],
+      );
+      const voiding = admin
+        .post(`/admin/receipts/${receiptId}/void`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', token)
+        .send({ reason: 'billed to the wrong project' })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool)).toBeGreaterThan(0);
+      await accepting.query('COMMIT');
+      const voided = await voiding;
+      expect(voided.status, voided.text).toBe(200);
+      expect(voided.body.receipt).toMatchObject({ previousStatus: 'paid', heldPaymentId: paymentId });
+    } finally {
+      accepting.release();
+    }
+
+    // The receipt's jobs can be billed again, so the money it kept must wait for a refund decision.
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: paymentId } })).toMatchObject({
+      status: 'needs_review',
+      reviewOutcome: null,
+    });
+    const voidAudit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'receipt.void', target: `receipt:${receiptId}` },
+    });
+    expect(voidAudit.details).toMatchObject({ previousStatus: 'paid', heldPaymentId: paymentId });
+  });
+});
