@@ -102,7 +102,8 @@ export function createApp(deps: AppDeps): express.Express {
   const now = deps.now ?? (() => new Date());
   configureAuditChain(config.audit);
   const chainMonitor =
-    deps.auditChainMonitor ?? createAuditChainMonitor({ db: db.prisma, onVerdict: reportChainVerdictTo(metrics) });
+    deps.auditChainMonitor ??
+    createAuditChainMonitor({ db: db.prisma, onVerdict: reportChainVerdictTo(metrics), logger });
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);

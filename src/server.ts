@@ -54,7 +54,11 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
   const metrics = createMetrics({ hasProcessMetrics: config.metrics.hasProcessMetrics });
   // A worker's own registry holds only the requests it served; the primary sums them.
   const scrapeMetrics = cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined;
-  const auditChainMonitor = createAuditChainMonitor({ db: db.prisma, onVerdict: reportChainVerdictTo(metrics) });
+  const auditChainMonitor = createAuditChainMonitor({
+    db: db.prisma,
+    onVerdict: reportChainVerdictTo(metrics),
+    logger,
+  });
   const backgroundWork = createBackgroundWork();
   const app = createApp({ config, db, logger, metrics, scrapeMetrics, auditChainMonitor, backgroundWork });
   const now = () => new Date();

@@ -257,7 +257,17 @@ export const ZEnv = z
     METRICS_TOKEN: text(
       'at least 16 characters',
       'to serve /metrics without a token',
-      z.string().min(16, 'must be at least 16 characters').optional(),
+      z
+        .string()
+        .min(16, 'must be at least 16 characters')
+        // Scrapes send it as the one word after `Bearer` in a header (Prometheus trims its
+        // credentials file): a space, a tab or a non-ASCII character in it never matched, and
+        // every scrape was refused (AppDown) while the start said nothing.
+        .regex(
+          /^[\x21-\x7e]+$/,
+          'must be printable ASCII without spaces (openssl rand -hex 32), as scrapes send it in an Authorization header',
+        )
+        .optional(),
     ),
     LOG_LEVEL: zChoice(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
     TRUST_PROXY: zTrustProxy,

@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import {
   AppError,
   isDatabaseUnavailable,
+  isPoolClosedByShutdown,
   isUniqueViolation,
   isUnstorableText,
   NotFoundError,
@@ -98,6 +99,11 @@ function describe(
           : 'The request could not be read.';
     return { status: httpError.status, message, isExpected: true };
   }
+  if (isPoolClosedByShutdown(error)) {
+    // Logged by errorHandler as a warning: an "unhandled error" with a stack at every deploy that
+    // cut a request sent operators looking for a bug that is not there.
+    return { status: 503, message: 'The server is restarting. Try again in a moment.', isExpected: true };
+  }
   if (isDatabaseUnavailable(error)) {
     // Not the request's fault and usually over in moments (a restart, a failover): 503 tells
     // clients and load balancers to retry; it is still logged, since someone may need to act.
@@ -120,6 +126,11 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
     if (!isExpected) {
       const summary = status === 503 ? 'database unavailable' : 'unhandled error';
       logger.error({ err: error, reqId: req.id, method: req.method, path: req.path }, summary);
+    } else if (isPoolClosedByShutdown(error)) {
+      logger.warn(
+        { reqId: req.id, method: req.method, path: req.path },
+        'request failed after the shutdown closed the database pool: the server is shutting down',
+      );
     }
     if (res.headersSent) {
       // A streamed response failed midway: all we can do is cut it off.

@@ -22,7 +22,7 @@ export function httpMetrics(metrics: Metrics, { skipEndpoints = ['/metrics'] }: 
     const startedAt = process.hrtime.bigint();
     onRequestEnd(res, (status) => {
       // Unmatched paths all share one value, so a scan of random URLs adds no series.
-      const endpoint = routeTemplateOf(req);
+      const endpoint = routeTemplateOf(req, status);
       if (skipped.has(endpoint)) return;
       const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
       metrics.httpRequests.inc({ method: req.method, endpoint, status: String(status) });

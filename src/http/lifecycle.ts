@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import type { RequestListener } from 'node:http';
-import { createServer } from 'node:http';
+import { createServer, OutgoingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { HttpTimeouts } from '../config/config.js';
 import { DEFAULT_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS } from '../config/config.schema.js';
 import { markConnectionsCutByShutdown } from './request-context.js';
@@ -34,6 +35,12 @@ export function listen(
     // Behind a load balancer, idle sockets must outlive its own idle timeout. The time a
     // keep-alive connection waits for its next request does not count toward headersTimeout.
     server.keepAliveTimeout = 65_000;
+    const sockets = new Set<Socket>();
+    openSockets.set(server, sockets);
+    server.on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
     server.once('error', reject);
     server.listen(port, host, () => {
       server.off('error', reject);
@@ -42,11 +49,27 @@ export function listen(
   });
 }
 
+/** The connections of each server `listen` started, so a shutdown can reach the answers in flight. */
+const openSockets = new WeakMap<http.Server, Set<Socket>>();
+
+/** Tells the client this answer is the connection's last, if its head is not sent yet. */
+function closeAfterAnswer(res: http.ServerResponse) {
+  if (!res.headersSent) res.setHeader('Connection', 'close');
+}
+
 /**
  * Stops accepting connections, lets in-flight requests finish, and after `timeoutMs`
  * cuts whatever is left. Resolves true when everything finished in time.
  */
 export function closeGracefully(server: http.Server, timeoutMs: number): Promise<boolean> {
+  // Every answer from now on says `Connection: close`: one that said keep-alive invited the client
+  // (a reverse proxy keeping connections to the app) to send its next request on a connection the
+  // sweep below closes a moment later, and that request failed (nginx: 502) on every deploy.
+  server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => closeAfterAnswer(res));
+  for (const socket of openSockets.get(server) ?? []) {
+    const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+    if (answer instanceof OutgoingMessage) closeAfterAnswer(answer as http.ServerResponse);
+  }
   return new Promise((resolve) => {
     let isDone = false;
     // A keep-alive socket whose request just finished would otherwise hold

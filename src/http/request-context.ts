@@ -50,11 +50,12 @@ export function trackRouteTemplate(req: Request): void {
  * front of the routes answered with an error (a CSRF or NUL refusal, a body too large, the
  * session store unreachable), which may well have been meant for a real route.
  */
-export function routeTemplateOf(req: Request): string {
+export function routeTemplateOf(req: Request, status = req.res?.statusCode ?? 200): string {
   const recorded = (req as TrackedRequest)[ROUTE_TEMPLATE];
   if (recorded !== undefined) return recorded;
   if (!req.route) {
-    const status = req.res?.statusCode ?? 200;
+    // `status` is how the exchange ended: 499 for a client that left, or 503 for a request a shutdown
+    // cut, while a middleware still worked on it (the response's own status is still 200 then).
     return status >= 400 && status !== 404 ? 'before_route' : 'unmatched';
   }
   const routePath = typeof req.route.path === 'string' ? req.route.path : String(req.route.path);
@@ -127,7 +128,7 @@ export function requestContext(logger: Logger) {
         {
           reqId: req.id,
           method: req.method,
-          route: routeTemplateOf(req),
+          route: routeTemplateOf(req, status),
           status,
           ...(clientClosed && { clientClosed: true }),
           ...(end === 'cut_by_shutdown' && { cutByShutdown: true }),

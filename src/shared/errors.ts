@@ -237,6 +237,23 @@ export function isUnstorableText(error: unknown): boolean {
   return state === '22021' || state === '22P05';
 }
 
+/** pg-pool's refusal once the pool has ended, which only a shutdown does. */
+const POOL_ENDED_MESSAGE = 'Cannot use a pool after calling end on the pool';
+
+/**
+ * A query sent after the shutdown closed the database pool: a request it cut when
+ * SHUTDOWN_TIMEOUT_MS ran out (one waiting on a frozen database, say) whose handler went on.
+ * Neither the request's fault nor a bug: the process is stopping.
+ */
+export function isPoolClosedByShutdown(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  if ((error as { message?: unknown }).message === POOL_ENDED_MESSAGE) return true;
+  return (
+    searchWrappedErrors(error, depth, (inner, innerDepth) => isPoolClosedByShutdown(inner, innerDepth) || undefined) ??
+    false
+  );
+}
+
 // Errors that mean "the database cannot be reached right now", not "this request is wrong":
 // the socket (pg), PostgreSQL refusing connections (SQLSTATE class 08, 57P01-57P03, 53300),
 // no answer in time (DatabaseTimeoutError), and Prisma's and its pg adapter's names for the same.

@@ -204,7 +204,7 @@ describe('the periodic verification', () => {
     const metrics = createMetrics();
     const lines: Record<string, unknown>[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-    const monitor = createAuditChainMonitor({ db: db.prisma, onVerdict: reportChainVerdictTo(metrics) });
+    const monitor = createAuditChainMonitor({ db: db.prisma, onVerdict: reportChainVerdictTo(metrics), logger });
     const verifier = createAuditChainVerifier({ monitor, logger, intervalSec: 3600 });
     try {
       await verifier.runOnce();

@@ -1,7 +1,10 @@
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.js';
+import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { buildUser } from '../support/factories.js';
 import { signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
+import { buildTestApp, buildTestConfig } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
@@ -43,5 +46,29 @@ describe('/admin/audit/verify on a broken chain', () => {
     expect(page.text).toContain('Keep a copy of the database as it is');
     const json = await agent.get('/admin/audit/verify').set('Accept', 'application/json').expect(409);
     expect(json.body).toMatchObject({ status: 'broken', brokenAt: String(first.id), entries: 1 });
+  });
+});
+
+describe("a break found by an admin's verification", () => {
+  it('is logged as the periodic check logs it, naming the entry, as the AuditChainBroken runbook says', async () => {
+    // The gauge an admin's /admin/audit/verify sets fires AuditChainBroken at once; the periodic
+    // check that logged the break may be up to AUDIT_VERIFY_INTERVAL_SEC (an hour) away.
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const app = createApp({ config: buildTestConfig(db.url), db, logger, metrics: createMetrics() });
+    await buildUser(db.prisma, { username: 'auditor2', role: 'admin', password: 'auditor2-password' });
+    const agent = await signInAs(app, 'auditor2', 'auditor2-password');
+    const newest = await db.prisma.auditLog.findFirstOrThrow({ orderBy: { id: 'desc' }, select: { id: true } });
+    await tamperWith(newest.id);
+
+    const json = await agent.get('/admin/audit/verify').set('Accept', 'application/json').expect(409);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 50,
+        msg: 'the audit log hash chain is broken',
+        brokenAt: json.body.brokenAt,
+        reason: expect.any(String),
+      }),
+    );
   });
 });

@@ -1,4 +1,7 @@
+import { Writable } from 'node:stream';
 import express from 'express';
+import pg from 'pg';
+import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VIEWS_DIR } from '../../src/app.js';
@@ -137,5 +140,37 @@ describe('page titles', () => {
     expect(home.text).toContain('<title>HPC Billing</title>');
     const signIn = await request(app).get('/login').set('Accept', 'text/html').expect(200);
     expect(signIn.text).toContain('<title>Sign in · HPC Billing</title>');
+  });
+});
+
+describe('a request still running when a shutdown closed the database pool', () => {
+  it('answers 503 and is logged as a warning of the shutdown, not as an unhandled error with a stack', async () => {
+    // SHUTDOWN_TIMEOUT_MS ran out: the connections were cut and the pool ended, but a handler that
+    // was waiting (for a frozen database, say) goes on, and its next query meets the ended pool.
+    const pool = new pg.Pool({ connectionString: db.url });
+    await pool.end();
+    const lines: { level: number; msg: string; reqId?: string }[] = [];
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk, _encoding, callback) {
+          lines.push(JSON.parse(String(chunk)));
+          callback();
+        },
+      }),
+    );
+    const app = express();
+    app.use(requestContext(createLogger('silent')));
+    app.get('/me', async (_req, res) => {
+      res.json((await pool.query('SELECT 1 AS one')).rows);
+    });
+    app.use(errorHandler(logger));
+
+    const response = await request(app).get('/me').set('X-Request-Id', 'cut-by-shutdown-1').expect(503);
+    expect(response.headers['retry-after']).toBe('5');
+    expect(lines.filter((line) => line.level >= 50)).toEqual([]);
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 40, reqId: 'cut-by-shutdown-1', msg: expect.stringContaining('shutting down') }),
+    );
   });
 });

@@ -42,6 +42,63 @@ describe('closeGracefully', () => {
   });
 });
 
+/** One keep-alive connection, as a reverse proxy keeps to its upstream: requests one after another on it. */
+function keepAliveConnection(port: number) {
+  const socket = net.connect(port, '127.0.0.1');
+  let received = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => {
+    received += chunk;
+  });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => undefined);
+  return {
+    /** Sends GET `path` and resolves with the answer's head, or undefined when the connection closed first. */
+    async get(path: string): Promise<string | undefined> {
+      received = '';
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: app\r\n\r\n`);
+      for (;;) {
+        const end = received.indexOf('\r\n\r\n');
+        if (end >= 0 && /\r\n\r\n[\s\S]*\}$/.test(received)) return received.slice(0, end);
+        const isClosed = await Promise.race([
+          closed.then(() => true),
+          new Promise<false>((resolve) => setTimeout(() => resolve(false), 10)),
+        ]);
+        if (isClosed)
+          return /\r\n\r\n[\s\S]*\}$/.test(received) ? received.slice(0, received.indexOf('\r\n\r\n')) : undefined;
+      }
+    },
+    closed,
+  };
+}
+
+describe('keep-alive connections during a shutdown', () => {
+  it('answers requests that come on them with Connection: close, so no client sends another on a connection about to close', async () => {
+    const app = buildSlowApp(600);
+    app.get('/fast', (_req, res) => {
+      res.json({ fast: true });
+    });
+    const server = await listen(app, 0, '127.0.0.1');
+    const { port } = server.address() as AddressInfo;
+    // A proxy's connection: one answer before the deploy, one in flight when SIGTERM comes, one during the drain.
+    const proxy = keepAliveConnection(port);
+    expect(await proxy.get('/fast')).toMatch(/^HTTP\/1\.1 200[\s\S]*Connection: keep-alive/i);
+    const inFlight = proxy.get('/slow');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Another proxy connection, idle between two requests when the shutdown starts.
+    const other = keepAliveConnection(port);
+    expect(await other.get('/fast')).toMatch(/^HTTP\/1\.1 200/);
+
+    const closing = closeGracefully(server, 5_000);
+    // Before: the slow answer said keep-alive and its connection was closed as idle just after,
+    // so the proxy's next request on it failed (nginx: 502) during every deploy.
+    expect(await inFlight).toMatch(/^HTTP\/1\.1 200[\s\S]*Connection: close/i);
+    await proxy.closed;
+    expect(await closing).toBe(true);
+    await other.closed;
+  });
+});
+
 describe('the request log of a shutdown that cuts what is left', () => {
   it('says the shutdown cut a download midway (its status as sent), not that the client closed it', async () => {
     const lines: Array<Record<string, unknown>> = [];

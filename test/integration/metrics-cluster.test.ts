@@ -113,3 +113,45 @@ describe('GET /metrics with WEB_CONCURRENCY=2', () => {
     }
   });
 });
+
+describe('GET /metrics after a worker dies and is replaced', () => {
+  it('keeps what the dead worker counted: a counter never goes down, so Prometheus sees no reset (no phantom spike)', async () => {
+    const series = 'http_requests_total{method="GET",endpoint="unmatched",status="404"}';
+    const before = output.length;
+    for (let index = 0; index < REQUESTS; index++) expect((await get('/no-such-page')).status).toBe(404);
+    const servedBy = [
+      ...new Set(
+        output
+          .slice(before)
+          .split('\n')
+          .filter((line) => line.includes('"route":"unmatched"'))
+          .map((line) => (JSON.parse(line) as { pid: number }).pid),
+      ),
+    ];
+    expect(servedBy.length).toBe(2);
+    const scraped = await get('/metrics');
+    const counted = sampleOf(scraped.body, series) ?? 0;
+    expect(counted).toBeGreaterThanOrEqual(REQUESTS);
+
+    // A worker that dies (out of memory, a crash) is replaced by the primary with a fresh registry.
+    process.kill(servedBy[0] as number, 'SIGKILL');
+    await expect.poll(() => output.includes('worker died; starting another'), { timeout: 10_000 }).toBe(true);
+    await expect
+      .poll(
+        async () => {
+          const response = await get('/healthz');
+          return response.status;
+        },
+        { timeout: 20_000 },
+      )
+      .toBe(200);
+
+    for (let scrape = 0; scrape < 3; scrape++) {
+      const response = await get('/metrics');
+      expect(response.status, `${response.body}\n${output.slice(-3000)}`).toBe(200);
+      // Summed over the workers alive, the total fell by what the dead worker had counted: Prometheus
+      // reads a fall as a counter reset and the survivors' whole count as new requests.
+      expect(sampleOf(response.body, series)).toBe(counted);
+    }
+  }, 60_000);
+});

@@ -176,6 +176,14 @@ describe.skipIf(!hasPrometheus)('the real Prometheus scraping the app', () => {
     ]);
   }, 40_000);
 
+  it('answers the dashboard 5xx ratio with 0 while requests flow and none failed, not "No data"', async () => {
+    // The traffic above (200s and 404s) has no 5xx, so http_requests_total has no 5xx series at all:
+    // the ratio was an empty result, which Grafana draws as "No data", as if the panel were broken.
+    const [ratio] = dashboardQueries('5xx ratio');
+    const result = await seriesOf(ratio as string);
+    expect(result).toEqual([{ metric: {}, value: [expect.any(Number), '0'] }]);
+  }, 40_000);
+
   it('evaluates every dashboard query without an error', async () => {
     for (const panel of dashboard.panels) {
       for (const target of panel.targets ?? []) await query(withGrafanaVariables(target.expr));

@@ -182,3 +182,45 @@ describe('GET /formula on the fast path, whose client left while the rates were 
     expect(await counted(metrics)).toEqual([{ method: 'GET', endpoint: '/formula', status: '499', value: 1 }]);
   });
 });
+
+describe('a request whose client left while a middleware in front of the routes still worked on it', () => {
+  it('is logged and counted under before_route, not under unmatched (the label of 404 scans)', async () => {
+    // The session store waiting on a slow database: the request was meant for /me, but no route has
+    // taken it yet. As "unmatched" its 499s read as scanners giving up, not as /me being too slow.
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
+    const metrics = createMetrics();
+    let sessionAsked!: () => void;
+    const asked = new Promise<void>((resolve) => {
+      sessionAsked = resolve;
+    });
+    const app = express();
+    app.use(requestContext(pino({ level: 'info' }, sink)));
+    app.use(httpMetrics(metrics));
+    app.use((_req, _res, _next) => sessionAsked());
+    app.get('/me', (_req, res) => {
+      res.send('usage');
+    });
+    const listening = http.createServer(app);
+    server = listening;
+    await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
+    const { port } = listening.address() as AddressInfo;
+    const closedOnServer = new Promise<void>((resolve) =>
+      listening.once('connection', (socket) => socket.once('close', () => resolve())),
+    );
+    const client = http.request({ host: '127.0.0.1', port, path: '/me' });
+    client.on('error', () => {});
+    client.end();
+    await asked;
+    client.destroy();
+    await closedOnServer;
+    await ticks();
+    expect(lines).toMatchObject([{ msg: 'request', route: 'before_route', status: 499, clientClosed: true }]);
+    expect(await counted(metrics)).toEqual([{ method: 'GET', endpoint: 'before_route', status: '499', value: 1 }]);
+  });
+});

@@ -258,6 +258,24 @@ describe('loadConfig', () => {
     expect(problemsOf({ SESSION_SECRET: 'short' })).toEqual(['SESSION_SECRET: must be at least 32 characters']);
   });
 
+  it.each([
+    ['a space inside', 'correct horse battery staple'],
+    ['a space after it', 'f3a1c9e0b7d24e6a '],
+    ['a tab before it', '\tf3a1c9e0b7d24e6a'],
+    ['a character outside ASCII', 'f3a1c9e0b7d24e6aé'],
+  ])('refuses a METRICS_TOKEN with %s, which no scrape could present (every scrape 401, AppDown)', (_case, token) => {
+    // Prometheus sends `Authorization: Bearer <token>` with the credentials file's text trimmed, and
+    // /metrics reads the token as the header's one word: such a token never matched.
+    expect(problemsOf({ METRICS_TOKEN: token })).toEqual([
+      expect.stringMatching(/^METRICS_TOKEN: must be printable ASCII without spaces/),
+    ]);
+  });
+
+  it('takes a METRICS_TOKEN as openssl rand -hex or -base64 makes it', () => {
+    expect(loadConfig({ METRICS_TOKEN: 'f3a1c9e0b7d24e6a9c0d' }).metrics.token).toBe('f3a1c9e0b7d24e6a9c0d');
+    expect(loadConfig({ METRICS_TOKEN: 'q8Zk+3/xv9Lr0aQ2mT1y7w==' }).metrics.token).toBe('q8Zk+3/xv9Lr0aQ2mT1y7w==');
+  });
+
   it('prunes the sign-in throttle every 10 minutes, or every AUTH_PRUNE_INTERVAL_SEC from 1 s to a day', () => {
     expect(loadConfig({}).auth.pruneIntervalSec).toBe(600);
     expect(loadConfig({ AUTH_PRUNE_INTERVAL_SEC: '60' }).auth.pruneIntervalSec).toBe(60);

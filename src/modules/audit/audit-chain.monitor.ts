@@ -14,6 +14,8 @@ export interface AuditChainMonitorDeps {
   db: Db;
   /** Told every verdict (the audit_chain_ok gauge). */
   onVerdict?: (verdict: ChainVerdict) => void;
+  /** Where a break is logged, whichever verification found it (the periodic one or an admin's). */
+  logger?: Pick<Logger, 'error'>;
 }
 
 /**
@@ -28,6 +30,14 @@ export function createAuditChainMonitor(deps: AuditChainMonitorDeps): AuditChain
       const verdict = await verifyAuditChain(deps.db, checkpoint);
       if (verdict.isIntact && verdict.head) checkpoint = verdict.head;
       deps.onVerdict?.(verdict);
+      if (!verdict.isIntact) {
+        // Here, not only in the periodic check: an admin's verification sets the gauge too, and
+        // AuditChainBroken then fired with no line naming the entry until the next periodic check.
+        deps.logger?.error(
+          { brokenAt: String(verdict.brokenAt), reason: verdict.reason, entries: verdict.count },
+          'the audit log hash chain is broken',
+        );
+      }
       return verdict;
     },
   };
@@ -56,13 +66,9 @@ export function createAuditChainVerifier(deps: AuditChainVerifierDeps): Periodic
   return createPeriodicTask(deps.intervalSec, async () => {
     try {
       const verdict = await deps.monitor.verify();
+      // A break is logged by the monitor itself, whoever asked.
       if (verdict.isIntact) {
         deps.logger.info({ entries: verdict.count, isSealed: verdict.isSealed }, 'the audit log hash chain is intact');
-      } else {
-        deps.logger.error(
-          { brokenAt: String(verdict.brokenAt), reason: verdict.reason, entries: verdict.count },
-          'the audit log hash chain is broken',
-        );
       }
     } catch (error) {
       // The next interval tries again; the gauge keeps the last verdict meanwhile.
