@@ -11,6 +11,7 @@ import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
 import { requireObjectBody } from './http/json-object-body.js';
 import { jsonKeepingNumberText } from './http/lossless-json.js';
+import { describeRefusedForm } from './http/refused-form.js';
 import { rejectUnstorableText } from './http/reject-unstorable-text.js';
 import { requestContext } from './http/request-context.js';
 import {
@@ -150,6 +151,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.locals.onlinePayment = payments.providerName ?? '';
   app.locals.findUnmetMinimumCharge = payments.findUnmetMinimumCharge;
+  app.locals.refusedForm = describeRefusedForm;
 
   app.use(requestContext(logger));
   app.use(httpMetrics(deps.metrics));

@@ -16,6 +16,7 @@ export const VIEW_LOCALS = [
   'appName',
   'currency',
   'fmt',
+  'refusedForm',
   'onlinePayment',
   'findUnmetMinimumCharge',
   'minPasswordLength',

@@ -1,0 +1,25 @@
+/** A refused form's fields as its view marks them, and the attributes each field takes. */
+export interface RefusedForm {
+  /** Of `names`, those the refusal is about, in the form's order. */
+  fields: string[];
+  /**
+   * ` aria-invalid="true" aria-describedby="<errorId>"` for a refused field, with ` autofocus` on
+   * the first of them; '' for the others. The message itself takes the focus when `fields` is empty.
+   */
+  attrs(name: string): string;
+}
+
+/**
+ * Ties a refused form's fields to the message that refuses them (views: `refusedForm` in
+ * app.locals). `invalid` is what the route passed, `invalidFieldsOf(error)` or undefined.
+ */
+export function describeRefusedForm(invalid: unknown, names: string[], errorId: string): RefusedForm {
+  const fields = Array.isArray(invalid) ? names.filter((name) => invalid.includes(name)) : [];
+  return {
+    fields,
+    attrs: (name) =>
+      fields.includes(name)
+        ? ` aria-invalid="true" aria-describedby="${errorId}"${name === fields[0] ? ' autofocus' : ''}`
+        : '',
+  };
+}
