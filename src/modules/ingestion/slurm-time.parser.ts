@@ -49,8 +49,12 @@ export function parseDurationSec(text: string): number | null {
   if (first !== undefined && (minutes > 59 || seconds > 59)) {
     throw new SlurmParseError(`minutes or seconds out of range: "${truncate(trimmed)}"`);
   }
-  const millis = fraction === undefined ? 0 : Number(`0.${fraction}`);
-  return (Number(days ?? 0) * 24 + hours) * 3600 + minutes * 60 + seconds + millis;
+  const wholeSeconds = (Number(days ?? 0) * 24 + hours) * 3600 + minutes * 60 + seconds;
+  if (fraction === undefined) return wholeSeconds;
+  // One division of whole units, not seconds + 0.903: that gives the same double as slurmrestd's
+  // {seconds, microseconds} read as milliseconds / 1000, so both sources store the same figure.
+  const scale = 10 ** fraction.length;
+  return (wholeSeconds * scale + Number(fraction)) / scale;
 }
 
 /** Like parseDurationSec but refuses UNLIMITED: for values that are always finite (Elapsed, TotalCPU). */

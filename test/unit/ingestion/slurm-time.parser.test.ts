@@ -29,6 +29,18 @@ describe('parseDurationSec', () => {
     expect(parseDurationSec(text)).toBeCloseTo(seconds, 6);
   });
 
+  // slurmrestd's {seconds, microseconds} is read as whole milliseconds / 1000; sacct's text must
+  // give the very same double, or every switch of source rewrites the job (7 + 0.903 is not 7.903).
+  it.each([
+    ['00:07.903', 7903],
+    ['00:05.694', 5694],
+    ['01:02:03.107', 3_723_107],
+    ['1-00:00:00.250', 86_400_250],
+    ['00:00.1', 100],
+  ])('parses %s as exactly %i milliseconds / 1000', (text, millis) => {
+    expect(parseDurationSec(text)).toBe(millis / 1000);
+  });
+
   it.each(['', 'Unknown', 'INVALID', 'None', '  '])('reads "%s" as no value', (text) => {
     expect(parseDurationSec(text)).toBeNull();
   });
