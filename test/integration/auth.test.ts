@@ -84,7 +84,15 @@ describe('signing in', () => {
           RETURN NULL;
         END $$;
       CREATE TRIGGER session_writes AFTER INSERT OR UPDATE OR DELETE ON "session"
-        FOR EACH ROW EXECUTE FUNCTION record_session_write();`);
+        FOR EACH ROW EXECUTE FUNCTION record_session_write();
+      -- A DELETE that finds no row fires no row trigger; this one sees every DELETE sent.
+      CREATE FUNCTION record_session_delete_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          INSERT INTO session_writes (op) VALUES ('DELETE statement');
+          RETURN NULL;
+        END $$;
+      CREATE TRIGGER session_delete_statements AFTER DELETE ON "session"
+        FOR EACH STATEMENT EXECUTE FUNCTION record_session_delete_statement();`);
     const takeWrites = async () =>
       (
         await db.pool.query<{ seq: number; op: string; sid: string; sess: Record<string, unknown> }>(
@@ -104,6 +112,7 @@ describe('signing in', () => {
       const signIn = await takeWrites();
       // Written once, before the redirect is sent (a browser following it must find the session);
       // express-session's own save as the response ends, which it makes after any regenerate, is skipped.
+      // The visitor's session was never stored, so no DELETE is sent for it either.
       expect(signIn.map((write) => write.op)).toEqual(['INSERT']);
       const session = signIn[0]?.sess;
       expect(session).toMatchObject({ passport: { user: user.id } });
@@ -124,7 +133,9 @@ describe('signing in', () => {
     } finally {
       await db.pool.query(`
         DROP TRIGGER session_writes ON "session";
+        DROP TRIGGER session_delete_statements ON "session";
         DROP FUNCTION record_session_write();
+        DROP FUNCTION record_session_delete_statement();
         DROP TABLE session_writes;`);
     }
   });
