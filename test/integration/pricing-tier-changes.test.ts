@@ -239,7 +239,7 @@ async function addTier(name: string) {
   return db.prisma.pricingTier.findUniqueOrThrow({ where: { name }, include: { rates: true } });
 }
 
-const errorOf = (page: string) => /<div class="alert error" role="alert">([^<]*)<\/div>/.exec(page)?.[1];
+const errorOf = (page: string) => /<div class="alert error" role="alert"[^>]*>([^<]*)<\/div>/.exec(page)?.[1];
 
 describe('deleting a tier', () => {
   it('deletes a tier nothing depends on with its rate history, audited; receipts priced with it stay as they were', async () => {

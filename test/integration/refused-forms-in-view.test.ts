@@ -109,6 +109,18 @@ describe('/admin/rates', () => {
     const [alert] = alertsIn(response.text);
     expect(alert?.[1]).toMatch(/^Tier: unknown tier &#34;gold&#34;\./);
     expect(response.text.indexOf('role="alert"')).toBeLessThan(response.text.indexOf('id="tier-'));
+    // A reason about no field on the page takes the focus, as on the other refused forms.
+    expect(response.text).toMatch(/<div class="alert error" role="alert" tabindex="-1" autofocus>Tier: unknown/);
+  });
+
+  it('gives the focus to a refused default-tier change, whose reason is at the top of the page', async () => {
+    const response = await sendForm(ops, '/admin/rates', '/admin/rates/default', { type: 'gold' });
+    expect(response.status).toBe(400);
+    expect(alertsIn(response.text)).toHaveLength(1);
+    expect(response.text).toMatch(
+      /<div class="alert error" role="alert" tabindex="-1" autofocus>Default tier not changed\./,
+    );
+    expect(response.text.match(/ autofocus/g)).toHaveLength(1);
   });
 
   it("shows a refused new tier's reason in the add-a-tier card", async () => {
