@@ -17,6 +17,9 @@ export interface EmbeddedDatabase {
 }
 
 const DATABASE_NAME = 'hpc_billing';
+// Waits of 0.5, 1, 1.5 ... s: a server killed outright leaves its backends running for a moment.
+const RESTART_ATTEMPTS = 8;
+const RESTART_DELAY_MS = 500;
 const USER = 'postgres';
 // The cluster only listens on loopback; the password keeps other local users out.
 const PASSWORD = 'embedded-postgres';
@@ -245,9 +248,11 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   await takeDataDirectory(dataDir, databaseDir, logger);
   await writeFile(path.join(dataDir, OWNER_FILE), `${process.pid}\n`);
   const args = ['-D', databaseDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'];
+  const binary = await findPostgresBinary();
+  const ids = await postgresUserIds();
   let server: ChildProcess;
   try {
-    server = await spawnServer(await findPostgresBinary(), args, await postgresUserIds(), logger);
+    server = await spawnServer(binary, args, ids, logger);
   } catch (error) {
     throw new Error(
       `could not start the embedded PostgreSQL in ${databaseDir}: ${(error as Error).message}. ` +
@@ -258,6 +263,39 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   // signal is sent synchronously, which is all an 'exit' handler can do.
   const stopOnExit = () => void server.kill('SIGINT');
   process.once('exit', stopOnExit);
+  // A server that dies under the app (the OOM killer, a kill -9) is started again on the same
+  // port, so the app's pools reconnect by themselves; before, every page was a 503 until the
+  // demo was restarted by hand.
+  let isStopping = false;
+  let restarting: Promise<void> | undefined;
+  const restartAfterDeath = async () => {
+    for (let attempt = 1; attempt <= RESTART_ATTEMPTS; attempt += 1) {
+      // The dead server's backends exit once they notice; until then its shared memory is in use.
+      await new Promise((resolve) => setTimeout(resolve, RESTART_DELAY_MS * attempt));
+      if (isStopping) return;
+      try {
+        server = await spawnServer(binary, args, ids, logger);
+        superviseServer(server);
+        logger.info({ port, attempt }, 'embedded PostgreSQL restarted');
+        return;
+      } catch (error) {
+        logger.warn({ attempt, err: (error as Error).message }, 'the embedded PostgreSQL did not restart');
+      }
+    }
+    logger.error(
+      { databaseDir },
+      `the embedded PostgreSQL could not be restarted after ${RESTART_ATTEMPTS} attempts: stop the app and start it again`,
+    );
+  };
+  const superviseServer = (child: ChildProcess) =>
+    child.once('exit', (code, signal) => {
+      if (isStopping) return;
+      logger.error({ code, signal, port }, 'the embedded PostgreSQL stopped unexpectedly; starting it again');
+      restarting = restartAfterDeath().finally(() => {
+        restarting = undefined;
+      });
+    });
+  superviseServer(server);
   const client = cluster.getPgClient('postgres', '127.0.0.1');
   await client.connect();
   const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE_NAME]);
@@ -267,7 +305,9 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   return {
     url: `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}/${DATABASE_NAME}`,
     stop: async () => {
+      isStopping = true;
       process.removeListener('exit', stopOnExit);
+      await restarting;
       await stopServer(server);
       await rm(path.join(dataDir, OWNER_FILE), { force: true });
     },

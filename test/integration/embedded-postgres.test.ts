@@ -1,8 +1,11 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
+import { pino } from 'pino';
 import { afterAll, expect, it } from 'vitest';
+import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { runToExit } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 
@@ -34,4 +37,45 @@ it('asks its embedded PostgreSQL to stop when the process dies without stopping 
   const deadline = Date.now() + 20_000;
   while (existsSync(pidFile) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
   expect(existsSync(pidFile), 'PostgreSQL still running after its parent died').toBe(false);
+}, 120_000);
+
+// The OOM killer or a kill -9 of the demo's server: the app starts it again on the same port,
+// and its pools reconnect, instead of answering 503 until someone restarts the demo.
+it('starts its embedded PostgreSQL again on the same address when the server dies under it', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hb-embedded-killed-'));
+  directories.push(dataDir);
+  const lines: { msg: string; level: number }[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const embedded = await startEmbeddedPostgres(dataDir, logger);
+  try {
+    const pidFile = path.join(dataDir, 'postgres', 'postmaster.pid');
+    const killedPid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
+    process.kill(killedPid, 'SIGKILL');
+
+    let answer: string | undefined;
+    const deadline = Date.now() + 60_000;
+    while (answer === undefined && Date.now() < deadline) {
+      const client = new pg.Client({ connectionString: embedded.url, connectionTimeoutMillis: 2_000 });
+      try {
+        await client.connect();
+        answer = (await client.query<{ answer: string }>(`SELECT 'back' AS answer`)).rows[0]?.answer;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    }
+    expect(answer).toBe('back');
+    const restartedPid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
+    expect(restartedPid).not.toBe(killedPid);
+    const messages = lines.map((line) => line.msg);
+    expect(messages).toContain('the embedded PostgreSQL stopped unexpectedly; starting it again');
+    expect(messages).toContain('embedded PostgreSQL restarted');
+  } finally {
+    await embedded.stop();
+  }
+  // A stop by the app is not a death: the server stays stopped.
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
+  expect(lines.filter((line) => line.msg === 'embedded PostgreSQL restarted')).toHaveLength(1);
 }, 120_000);
