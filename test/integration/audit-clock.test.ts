@@ -53,6 +53,13 @@ async function post(path: string, body: Record<string, unknown>) {
 }
 
 describe('the audit entries of finance changes carry the time the change was made', () => {
+  it('created: the creation at the receipt created_at', async () => {
+    const { receiptId } = await pendingReceipt();
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt.createdAt.toISOString()).toBe(NOW.toISOString());
+    expect(await auditTimes(receiptId, ['receipt.create'])).toEqual([['receipt.create', NOW.toISOString()]]);
+  });
+
   it('marked paid by hand with an open checkout: the cancel and the mark-paid at the receipt paid_at', async () => {
     const { agent, receiptId } = await pendingReceipt();
     await agent

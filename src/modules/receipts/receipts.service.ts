@@ -596,24 +596,29 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               txRef: null,
             });
           }
-          await appendAudit(tx, {
-            ...actor,
-            action: 'receipt.create',
-            target: `receipt:${created.id}`,
-            status: 'ok',
-            details: {
-              username,
-              before,
-              scope,
-              items: itemCount,
-              // To the minor unit, as the receipt shows it: "8574.20", not "8574.2".
-              total: total.toFixed(minorUnitDigits(tier.rates.currency)),
-              currency: tier.rates.currency,
-              tier: tier.tier,
-              ...(isNoCharge ? { settled: NO_CHARGE_METHOD } : {}),
-              ...(monthEndRunId === null ? {} : { monthEndRunId }),
+          await appendAudit(
+            tx,
+            {
+              ...actor,
+              action: 'receipt.create',
+              target: `receipt:${created.id}`,
+              status: 'ok',
+              details: {
+                username,
+                before,
+                scope,
+                items: itemCount,
+                // To the minor unit, as the receipt shows it: "8574.20", not "8574.2".
+                total: total.toFixed(minorUnitDigits(tier.rates.currency)),
+                currency: tier.rates.currency,
+                tier: tier.tier,
+                ...(isNoCharge ? { settled: NO_CHARGE_METHOD } : {}),
+                ...(monthEndRunId === null ? {} : { monthEndRunId }),
+              },
             },
-          });
+            // The receipt's own instant (created_at, and paid_at for 0.00), not a later wall clock.
+            lockedAt,
+          );
           return {
             id: created.id,
             username,
