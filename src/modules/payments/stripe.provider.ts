@@ -95,16 +95,52 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
       throw new WebhookBodyError(`body's Checkout Session currency must be a currency code or null`);
     }
   }
+  if (body.type === 'charge.refunded') {
+    if (object.object !== 'charge' || typeof object.id !== 'string') {
+      throw new WebhookBodyError(
+        `body's charge.refunded event is about ${typeof object.object === 'string' ? `a "${object.object}"` : 'no object Stripe names'}, not a Charge`,
+      );
+    }
+    if (!Number.isSafeInteger(object.amount_refunded) || (object.amount_refunded as number) < 0) {
+      throw new WebhookBodyError(`body's Charge amount_refunded must be a whole number of minor units, 0 or more`);
+    }
+    if (typeof object.currency !== 'string') {
+      throw new WebhookBodyError(`body's Charge currency must be a currency code`);
+    }
+  }
   return body as unknown as Stripe.Event;
 }
 
-/** Maps Stripe's Checkout Session events onto ours; anything else keeps its Stripe type (ignored). */
+/** An id Stripe may give as the id or as the expanded object. */
+function idOf(value: string | { id: string } | null | undefined): string | null {
+  if (typeof value === 'string') return value;
+  return value && typeof value.id === 'string' ? value.id : null;
+}
+
+/**
+ * Maps Stripe's Checkout Session events and charge.refunded onto ours; anything else keeps its
+ * Stripe type (ignored).
+ */
 function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
   const base = { id: event.id, raw };
+  if (event.type === 'charge.refunded') {
+    // Names the PaymentIntent, not the Checkout Session: the payment is found by the intent its
+    // success recorded. amount_refunded is every refund of the charge so far, as ours is.
+    const charge = event.data.object as Stripe.Charge;
+    return {
+      ...base,
+      type: 'payment.refunded',
+      externalPaymentId: null,
+      externalIntentId: idOf(charge.payment_intent),
+      amountMinor: BigInt(charge.amount_refunded),
+      currency: charge.currency.toUpperCase(),
+    };
+  }
   if (event.type.startsWith('checkout.session.')) {
     const session = event.data.object as Stripe.Checkout.Session;
     const money = {
       externalPaymentId: session.id,
+      externalIntentId: idOf(session.payment_intent),
       amountMinor: session.amount_total === null ? null : BigInt(session.amount_total),
       currency: session.currency ? session.currency.toUpperCase() : null,
     };
