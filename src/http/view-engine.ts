@@ -85,6 +85,7 @@ export const VIEW_LOCALS = [
   'receiptAction',
   'receiptLink',
   'refreshSeconds',
+  'refundedPayments',
   'refused',
   'refusedReceipt',
   'requestId',

@@ -1,8 +1,10 @@
+import Stripe from 'stripe';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
 import { DUMMY_PAYMENTS_ENV, DUMMY_WEBHOOK_SECRET } from '../support/dummy-payments.js';
+import { buildStripeEvent } from '../support/fake-stripe.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -45,5 +47,83 @@ describe('a correctly signed webhook whose body is no event', () => {
     expect(await db.prisma.paymentEvent.count()).toBe(0);
     // The secret is right: an alert on bad signatures must not send anyone to rotate it.
     expect(await outcomes()).toEqual({ badSignature: before.badSignature, error: before.error + 1 });
+  });
+});
+
+describe('a correctly signed Stripe delivery whose body is no event', () => {
+  const secretKey = 'sk_test_fake_key_for_body_metrics';
+  const webhookSecret = 'whsec_body_metrics';
+  const signer = new Stripe(secretKey);
+  let stripeMetrics: Metrics;
+  let stripeApp: ReturnType<typeof buildTestApp>;
+  beforeAll(() => {
+    stripeMetrics = createMetrics();
+    stripeApp = buildTestApp(db, {
+      env: {
+        PAYMENT_PROVIDER: 'stripe',
+        STRIPE_SECRET_KEY: secretKey,
+        STRIPE_WEBHOOK_SECRET: webhookSecret,
+        STRIPE_API_URL: 'http://127.0.0.1:9',
+      },
+      metrics: stripeMetrics,
+    });
+  });
+  const stripeOutcomes = async () => ({
+    badSignature: await metricValue(stripeMetrics, 'payments_webhook_events_total', {
+      provider: 'stripe',
+      event: 'other',
+      outcome: 'bad_signature',
+    }),
+    error: await metricValue(stripeMetrics, 'payments_webhook_events_total', {
+      provider: 'stripe',
+      event: 'other',
+      outcome: 'error',
+    }),
+  });
+
+  it.each([
+    ['text that is not JSON', 'not json', 'Webhook rejected: body is not JSON.'],
+    [
+      'a JSON array',
+      '[]',
+      'Webhook rejected: body is not a Stripe event (an object with an id, a type and data.object).',
+    ],
+    [
+      'a Checkout Session event about another kind of object',
+      JSON.stringify({
+        ...buildStripeEvent('checkout.session.completed', {}, 'evt_body_other_object'),
+        data: { object: { id: 'ch_1', object: 'charge' } },
+      }),
+      'Webhook rejected: body\'s checkout.session.completed event is about a "charge", not a Checkout Session.',
+    ],
+    [
+      'an event without its object',
+      JSON.stringify({ ...buildStripeEvent('checkout.session.completed', {}, 'evt_body_no_object'), data: {} }),
+      'Webhook rejected: body is not a Stripe event (an object with an id, a type and data.object).',
+    ],
+  ])('%s is refused with 400 and counted as an error, not as a bad signature', async (_label, body, message) => {
+    const before = await stripeOutcomes();
+    const response = await request(stripeApp)
+      .post('/payments/webhook/stripe')
+      .set('Content-Type', 'application/json')
+      .set('Stripe-Signature', signer.webhooks.generateTestHeaderString({ payload: body, secret: webhookSecret }))
+      .send(body);
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({ error: message, code: 400 });
+    expect(await db.prisma.paymentEvent.count()).toBe(0);
+    // The secret is right: an alert on bad signatures must not send anyone to rotate it.
+    expect(await stripeOutcomes()).toEqual({ badSignature: before.badSignature, error: before.error + 1 });
+  });
+
+  it('a body signed with another secret is still a bad signature', async () => {
+    const before = await stripeOutcomes();
+    const body = JSON.stringify(buildStripeEvent('checkout.session.completed', {}, 'evt_body_wrong_secret'));
+    await request(stripeApp)
+      .post('/payments/webhook/stripe')
+      .set('Content-Type', 'application/json')
+      .set('Stripe-Signature', signer.webhooks.generateTestHeaderString({ payload: body, secret: 'whsec_other' }))
+      .send(body)
+      .expect(400);
+    expect(await stripeOutcomes()).toEqual({ badSignature: before.badSignature + 1, error: before.error });
   });
 });

@@ -13,6 +13,8 @@ const SESSION_FIXTURE = fixture('checkout-session.json');
 const EXPIRED_SESSION_FIXTURE = fixture('checkout-session-expired.json');
 /** Its 400 for a session the payer completed first. */
 const EXPIRE_COMPLETE_ERROR_FIXTURE = fixture('checkout-session-expire-complete.json');
+/** The Charge of a charge.refunded event (refunded in full; amount_refunded is every refund so far). */
+const CHARGE_REFUNDED_FIXTURE = fixture('charge-refunded.json');
 
 export interface FakeStripe {
   url: string;
@@ -193,5 +195,13 @@ export function buildStripeEvent(type: string, session: Record<string, unknown>,
     pending_webhooks: 1,
     request: { id: null, idempotency_key: null },
     type,
+  };
+}
+
+/** Stripe's charge.refunded event around a Charge (the recorded one, with `charge`'s fields over it). */
+export function buildStripeChargeRefunded(charge: Record<string, unknown>, id = `evt_test_${Date.now()}`) {
+  return {
+    ...buildStripeEvent('charge.refunded', {}, id),
+    data: { object: { ...CHARGE_REFUNDED_FIXTURE, ...charge }, previous_attributes: { amount_refunded: 0 } },
   };
 }

@@ -21,6 +21,8 @@ export interface PaymentMoney {
   received: { amount: Prisma.Decimal; currency: string } | null;
   /** The received money is known and is not the amount due (another amount or currency). */
   isReceivedDifferent: boolean;
+  /** What the provider reported refunding of it so far, or null when nothing was. */
+  refunded: { amount: Prisma.Decimal; currency: string } | null;
 }
 
 export function paymentMoneyOf(payment: {
@@ -28,6 +30,8 @@ export function paymentMoneyOf(payment: {
   currency: string;
   receivedMinor: bigint | null;
   receivedCurrency: string | null;
+  refundedMinor?: bigint | null;
+  refundedCurrency?: string | null;
 }): PaymentMoney {
   const received =
     payment.receivedMinor === null || payment.receivedCurrency === null
@@ -40,6 +44,16 @@ export function paymentMoneyOf(payment: {
     isReceivedDifferent:
       received !== null &&
       (payment.receivedMinor !== payment.amountMinor || payment.receivedCurrency !== payment.currency),
+    refunded:
+      payment.refundedMinor === null ||
+      payment.refundedMinor === undefined ||
+      payment.refundedCurrency === null ||
+      payment.refundedCurrency === undefined
+        ? null
+        : {
+            amount: fromMinorUnits(payment.refundedMinor, payment.refundedCurrency),
+            currency: payment.refundedCurrency,
+          },
   };
 }
 

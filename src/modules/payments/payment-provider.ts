@@ -5,17 +5,31 @@ import { AppError } from '../../shared/errors.js';
 export interface PaymentEvent {
   /** The provider's id of this delivery's event (deduplication key). */
   id: string;
-  /** Normalized: payment.succeeded | payment.failed | payment.canceled, or the provider's own type. */
+  /**
+   * Normalized: payment.succeeded | payment.failed | payment.canceled | payment.refunded, or the
+   * provider's own type.
+   */
   type: string;
   /** The provider's id of the payment (what startCheckout returned), when the event is about one. */
   externalPaymentId: string | null;
+  /**
+   * The provider's id of the money the checkout took, when it has one apart from the checkout
+   * (Stripe's PaymentIntent): kept from a success, it is how a refund that names only it finds its payment.
+   */
+  externalIntentId?: string | null;
+  /** What was paid; for payment.refunded, what the provider has refunded of the payment so far (all refunds). */
   amountMinor: bigint | null;
   currency: string | null;
   /** The body exactly as received, for the record. */
   raw: string;
 }
 
-export const KNOWN_EVENT_TYPES = ['payment.succeeded', 'payment.failed', 'payment.canceled'] as const;
+export const KNOWN_EVENT_TYPES = [
+  'payment.succeeded',
+  'payment.failed',
+  'payment.canceled',
+  'payment.refunded',
+] as const;
 
 export interface CheckoutRequest {
   paymentId: number;

@@ -20,6 +20,14 @@ export interface PaymentRow {
   receivedMinor: bigint | null;
   receivedCurrency: string | null;
   hasAmountMismatch: boolean;
+  /** The provider's id of the money taken (Stripe's PaymentIntent), which its refund events name. */
+  externalIntentId: string | null;
+  /** What the provider reported refunding so far, and when the latest refund arrived; null when none. */
+  refundedMinor: bigint | null;
+  refundedCurrency: string | null;
+  refundedAt: Date | null;
+  /** Held after a partial refund while the receipt stays paid from it (see PAID_THE_RECEIPT). */
+  holdsPaidReceipt: boolean;
   reviewOutcome: PaymentReviewOutcome | null;
   reviewNote: string | null;
   reviewedBy: string | null;
@@ -42,6 +50,11 @@ const SELECT_PAYMENT = {
   receivedMinor: true,
   receivedCurrency: true,
   hasAmountMismatch: true,
+  externalIntentId: true,
+  refundedMinor: true,
+  refundedCurrency: true,
+  refundedAt: true,
+  holdsPaidReceipt: true,
   reviewOutcome: true,
   reviewNote: true,
   reviewedBy: true,
@@ -125,9 +138,12 @@ const receivedData = (received: Received | null) => ({
   receivedCurrency: received?.currency ?? null,
 });
 
-/** pending -> succeeded, with what the provider reported receiving. */
-export function markSucceeded(tx: Tx, id: number, received: Received | null) {
-  return tx.payment.update({ where: { id }, data: { status: 'succeeded', ...receivedData(received) } });
+/** pending -> succeeded, with what the provider reported receiving and its id of that money. */
+export function markSucceeded(tx: Tx, id: number, received: Received | null, externalIntentId: string | null) {
+  return tx.payment.update({
+    where: { id },
+    data: { status: 'succeeded', ...receivedData(received), ...(externalIntentId ? { externalIntentId } : {}) },
+  });
 }
 
 export function setStatus(db: Client, id: number, status: PaymentStatus, reviewReason?: string) {
@@ -144,19 +160,31 @@ export function holdForReview(
   reviewReason: string,
   hasAmountMismatch: boolean,
   received: Received | null,
+  externalIntentId: string | null,
 ) {
   return tx.payment.update({
     where: { id },
-    data: { status: 'needs_review', reviewReason, hasAmountMismatch, ...receivedData(received) },
+    data: {
+      status: 'needs_review',
+      reviewReason,
+      hasAmountMismatch,
+      ...receivedData(received),
+      ...(externalIntentId ? { externalIntentId } : {}),
+    },
   });
 }
 
 /**
- * The online payment whose money paid the receipt: the one a webhook marked succeeded, or a held
- * one an admin accepted for it. A receipt is paid once, so there is at most one.
+ * The online payment whose money paid the receipt: the one a webhook marked succeeded, a held
+ * one an admin accepted for it, or one of those held after part of its money was refunded (the
+ * receipt stays paid from it until an admin decides). A receipt is paid once, so there is at most one.
  */
 export const PAID_THE_RECEIPT = {
-  OR: [{ status: 'succeeded' }, { status: 'resolved', reviewOutcome: 'accepted' }],
+  OR: [
+    { status: 'succeeded' },
+    { status: 'resolved', reviewOutcome: 'accepted' },
+    { status: 'needs_review', holdsPaidReceipt: true },
+  ],
 } satisfies Prisma.PaymentWhereInput;
 
 /** The online payment that paid the receipt, or null (unpaid, or paid by hand). */
@@ -180,6 +208,7 @@ export async function holdPaymentThatPaid(tx: Tx, id: number, reviewReason: stri
     data: {
       status: 'needs_review',
       reviewReason,
+      holdsPaidReceipt: false,
       reviewOutcome: null,
       reviewNote: null,
       reviewedBy: null,
@@ -187,6 +216,66 @@ export async function holdPaymentThatPaid(tx: Tx, id: number, reviewReason: stri
     },
   });
   return result.count === 1;
+}
+
+/** Records what the provider reported refunding so far (see PaymentRow.refundedMinor). */
+export function recordRefund(tx: Tx, id: number, refunded: Received, at: Date) {
+  return tx.payment.update({
+    where: { id },
+    data: { refundedMinor: refunded.amountMinor, refundedCurrency: refunded.currency, refundedAt: at },
+  });
+}
+
+/**
+ * Holds the payment that paid its receipt for review after part of its money was refunded: the
+ * receipt stays paid from it (holds_paid_receipt) until an admin decides. An accepted resolution
+ * is cleared, as a void's hold clears it (the audit log keeps it).
+ */
+export function holdForPartialRefund(tx: Tx, id: number, reviewReason: string) {
+  return tx.payment.update({
+    where: { id },
+    data: {
+      status: 'needs_review',
+      reviewReason,
+      holdsPaidReceipt: true,
+      reviewOutcome: null,
+      reviewNote: null,
+      reviewedBy: null,
+      reviewedAt: null,
+    },
+  });
+}
+
+/**
+ * Closes a payment whose money the provider refunded in full as resolved `refunded`, by the
+ * provider: nothing is left for an admin to decide about it.
+ */
+export function resolveAsRefundedByProvider(
+  tx: Tx,
+  id: number,
+  resolution: { note: string; reviewedBy: string; reviewedAt: Date; reviewReason: string | null },
+) {
+  return tx.payment.update({
+    where: { id },
+    data: {
+      status: 'resolved',
+      holdsPaidReceipt: false,
+      reviewReason: resolution.reviewReason,
+      reviewOutcome: 'refunded',
+      reviewNote: resolution.note,
+      reviewedBy: resolution.reviewedBy,
+      reviewedAt: resolution.reviewedAt,
+    },
+  });
+}
+
+/** The receipt's payments whose money the provider refunded, in whole or in part, newest refund first. */
+export function findRefundedPayments(db: Client, receiptId: number) {
+  return db.payment.findMany({
+    where: { receiptId, refundedMinor: { not: null } },
+    orderBy: [{ refundedAt: 'desc' }, { id: 'desc' }],
+    select: SELECT_PAYMENT,
+  });
 }
 
 /**
@@ -344,6 +433,7 @@ export async function resolveReview(
     where: { id, status: 'needs_review' },
     data: {
       status: 'resolved',
+      holdsPaidReceipt: false,
       reviewOutcome: resolution.outcome,
       reviewNote: resolution.note,
       reviewedBy: resolution.reviewedBy,
@@ -361,6 +451,18 @@ export async function lockByExternalId(
 ): Promise<PaymentRow | null> {
   const rows = await tx.$queryRaw<Array<{ id: number }>>`
     SELECT id FROM payments WHERE provider = ${provider} AND external_payment_id = ${externalPaymentId} FOR UPDATE`;
+  const id = rows[0]?.id;
+  return id === undefined ? null : tx.payment.findUnique({ where: { id }, select: SELECT_PAYMENT });
+}
+
+/** Like lockByExternalId, by the provider's id of the money taken (Stripe's PaymentIntent). */
+export async function lockByExternalIntentId(
+  tx: Tx,
+  provider: string,
+  externalIntentId: string,
+): Promise<PaymentRow | null> {
+  const rows = await tx.$queryRaw<Array<{ id: number }>>`
+    SELECT id FROM payments WHERE provider = ${provider} AND external_intent_id = ${externalIntentId} FOR UPDATE`;
   const id = rows[0]?.id;
   return id === undefined ? null : tx.payment.findUnique({ where: { id }, select: SELECT_PAYMENT });
 }
@@ -399,6 +501,9 @@ const SELECT_ADMIN_PAYMENTS = Prisma.sql`
          p.currency, p.external_payment_id AS "externalPaymentId", p.review_reason AS "reviewReason",
          p.received_minor AS "receivedMinor", p.received_currency AS "receivedCurrency",
          p.has_amount_mismatch AS "hasAmountMismatch", p.review_outcome::text AS "reviewOutcome",
+         p.external_intent_id AS "externalIntentId", p.refunded_minor AS "refundedMinor",
+         p.refunded_currency AS "refundedCurrency", p.refunded_at AS "refundedAt",
+         p.holds_paid_receipt AS "holdsPaidReceipt",
          p.review_note AS "reviewNote", p.reviewed_by AS "reviewedBy", p.reviewed_at AS "reviewedAt",
          p.created_at AS "createdAt", p.updated_at AS "updatedAt", r.username, r.status::text AS "receiptStatus"
   FROM payments p JOIN receipts r ON r.id = p.receipt_id`;

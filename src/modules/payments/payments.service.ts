@@ -156,6 +156,16 @@ export class BelowMinimumChargeError extends ConflictError {
   }
 }
 
+/**
+ * A refund event that does not fit the payment (another currency, more than it received): nothing
+ * is stored, and the provider is told why (its dashboard shows the answer).
+ */
+export class RefundRefusedError extends ConflictError {
+  constructor(reason: string) {
+    super(`Webhook rejected: ${reason}; nothing was changed.`);
+  }
+}
+
 /** Why a researcher cannot pay a receipt while one of its payments is held for review. */
 export const PAYMENT_IN_REVIEW_MESSAGE =
   'A payment for this receipt is being checked by the billing team, so it cannot be paid again now; they will be in touch.';
@@ -404,7 +414,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   ) {
     await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
     const received = receivedOf(event);
-    await paymentsRepository.holdForReview(tx, payment.id, reason, hasAmountMismatch, received);
+    await paymentsRepository.holdForReview(
+      tx,
+      payment.id,
+      reason,
+      hasAmountMismatch,
+      received,
+      event.externalIntentId ?? null,
+    );
     const details = {
       paymentId: payment.id,
       eventId: event.id,
@@ -426,6 +443,117 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     );
   }
 
+  /**
+   * A refund the provider reports for a payment (what it has refunded of it so far), inside the
+   * event's transaction; the payment's row is locked. Money that never arrived changes nothing
+   * (`ignored`). A refund in another currency than the payment received, or of more than it
+   * received, is refused (RefundRefusedError: the transaction, event row included, rolls back).
+   * Otherwise the refund is recorded on the payment and audited, and when the payment paid its
+   * receipt: refunded in full, the receipt is unpaid again and the payment resolved as refunded
+   * by the provider; in part, the receipt stays paid and the payment is held for an admin.
+   */
+  async function applyRefund(
+    tx: Prisma.TransactionClient,
+    providerName: string,
+    payment: paymentsRepository.PaymentRow,
+    event: PaymentEvent,
+  ): Promise<{ outcome: WebhookOutcome; paymentId: number | null }> {
+    if (payment.status === 'pending' || payment.status === 'failed' || payment.status === 'canceled') {
+      return { outcome: 'ignored', paymentId: payment.id };
+    }
+    // What the refund is measured against: what the provider said it received, else what was due.
+    const received: paymentsRepository.Received =
+      payment.receivedMinor !== null && payment.receivedCurrency !== null
+        ? { amountMinor: payment.receivedMinor, currency: payment.receivedCurrency }
+        : { amountMinor: payment.amountMinor, currency: payment.currency };
+    const receivedText = describeMinorUnits(received.amountMinor, received.currency);
+    const refunded = receivedOf(event);
+    if (refunded === null) {
+      throw new RefundRefusedError(
+        `the refund of payment #${payment.id} says ${describeMinorUnits(event.amountMinor, event.currency)}, not an amount and currency`,
+      );
+    }
+    const refundedText = describeMinorUnits(refunded.amountMinor, refunded.currency);
+    if (refunded.currency !== received.currency) {
+      throw new RefundRefusedError(
+        `the refund of payment #${payment.id} is in ${refunded.currency} (${refundedText}), but the payment received ${receivedText}`,
+      );
+    }
+    if (refunded.amountMinor > received.amountMinor) {
+      throw new RefundRefusedError(
+        `the refund of payment #${payment.id} (${refundedText} in all) is more than the ${receivedText} it received`,
+      );
+    }
+    // Provider totals only grow: an earlier refund's event arriving late, or one of nothing, adds nothing.
+    const before = payment.refundedMinor ?? 0n;
+    if (refunded.amountMinor <= before) return { outcome: 'ignored', paymentId: payment.id };
+    const at = now();
+    await paymentsRepository.recordRefund(tx, payment.id, refunded, at);
+    // Payment, then receipt: the lock order of every webhook and of a void.
+    await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
+    const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
+    const paidTheReceipt =
+      receipt?.status === 'paid' &&
+      (payment.status === 'succeeded' ||
+        (payment.status === 'resolved' && payment.reviewOutcome === 'accepted') ||
+        (payment.status === 'needs_review' && payment.holdsPaidReceipt));
+    const isFull = refunded.amountMinor === received.amountMinor;
+    let receiptChange: 'unpaid' | 'stays_paid' | 'none' = 'none';
+    let outcome: WebhookOutcome = 'ok';
+    if (paidTheReceipt && isFull) {
+      // Nothing of the money is left: the receipt, with its jobs, is to be paid again.
+      const isUnpaid = await receiptsRepository.transitionReceipt(tx, payment.receiptId, ['paid'], {
+        status: 'pending',
+        paidAt: null,
+        paymentMethod: null,
+        txRef: null,
+      });
+      if (!isUnpaid) throw new ConflictError(`Receipt #${payment.receiptId} changed meanwhile; nothing was changed.`);
+      await paymentsRepository.resolveAsRefundedByProvider(tx, payment.id, {
+        reviewReason: `refunded in full at ${providerName} (${refundedText}); receipt #${payment.receiptId} is unpaid again`,
+        note: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
+        reviewedBy: `provider:${providerName}`,
+        reviewedAt: at,
+      });
+      receiptChange = 'unpaid';
+    } else if (paidTheReceipt) {
+      // Part of the money went back: the receipt stays paid from the rest until an admin decides
+      // (keep it paid, or void it to bill its jobs again and settle the rest).
+      await paymentsRepository.holdForPartialRefund(
+        tx,
+        payment.id,
+        `${refundedText} of the ${receivedText} received was refunded at ${providerName}; ` +
+          `receipt #${payment.receiptId} stays paid until this is resolved`,
+      );
+      receiptChange = 'stays_paid';
+      outcome = 'review';
+    }
+    await appendAudit(
+      tx,
+      {
+        actor: `provider:${providerName}`,
+        ip: null,
+        userAgent: null,
+        target: `receipt:${payment.receiptId}`,
+        action: 'payment.refund',
+        status: 'ok',
+        details: {
+          paymentId: payment.id,
+          eventId: event.id,
+          // This refund, and all of them so far, in the currency the payment received.
+          amountMinor: String(refunded.amountMinor - before),
+          currency: refunded.currency,
+          refundedTotalMinor: String(refunded.amountMinor),
+          receivedMinor: String(received.amountMinor),
+          receivedCurrency: received.currency,
+          receipt: receiptChange,
+        },
+      },
+      at,
+    );
+    return { outcome, paymentId: payment.id };
+  }
+
   /** Applies a verified event to its payment and receipt; runs inside the event's transaction. */
   async function applyEvent(
     tx: Prisma.TransactionClient,
@@ -433,8 +561,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     event: PaymentEvent,
   ): Promise<{ outcome: WebhookOutcome; paymentId: number | null }> {
     if (!(KNOWN_EVENT_TYPES as readonly string[]).includes(event.type)) return { outcome: 'ignored', paymentId: null };
-    if (!event.externalPaymentId) return { outcome: 'unknown_payment', paymentId: null };
-    const payment = await paymentsRepository.lockByExternalId(tx, providerName, event.externalPaymentId);
+    // A refund may name only the money taken (Stripe's charge names its PaymentIntent).
+    const payment = event.externalPaymentId
+      ? await paymentsRepository.lockByExternalId(tx, providerName, event.externalPaymentId)
+      : event.externalIntentId
+        ? await paymentsRepository.lockByExternalIntentId(tx, providerName, event.externalIntentId)
+        : null;
     if (!payment) return { outcome: 'unknown_payment', paymentId: null };
     const audit = {
       actor: `provider:${providerName}`,
@@ -442,6 +574,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       userAgent: null,
       target: `receipt:${payment.receiptId}`,
     };
+    if (event.type === 'payment.refunded') return applyRefund(tx, providerName, payment, event);
 
     if (event.type !== 'payment.succeeded') {
       // A late failure or cancel never undoes a final state.
@@ -528,7 +661,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       await holdForReview(tx, payment, event, 'payment.review', reason, false);
       return { outcome: 'review', paymentId: payment.id };
     }
-    await paymentsRepository.markSucceeded(tx, payment.id, receivedOf(event));
+    await paymentsRepository.markSucceeded(tx, payment.id, receivedOf(event), event.externalIntentId ?? null);
     await appendAudit(
       tx,
       {
@@ -572,7 +705,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       // Checked once the signature holds, as the routes' middleware checks a form: the provider's
       // own text (a NUL, a lone surrogate such as "\ud800") cannot be stored, and failing inside
       // the query would answer 500, which a provider retries forever.
-      const unstorable = unstorableTextIn([event.id, event.type, event.externalPaymentId, event.currency, event.raw]);
+      const unstorable = unstorableTextIn([
+        event.id,
+        event.type,
+        event.externalPaymentId,
+        event.externalIntentId,
+        event.currency,
+        event.raw,
+      ]);
       if (unstorable !== undefined) throw new BadRequestError(unstorable);
       const result = await prisma.$transaction(async (tx) => {
         const eventRowId = await paymentsRepository.insertEventOnce(tx, {
@@ -592,9 +732,21 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (result.outcome === 'mismatch' || result.outcome === 'review') {
         logger.warn({ provider: providerName, eventId: event.id, outcome: result.outcome }, 'payment needs review');
       }
+      if (event.type === 'payment.refunded' && (result.outcome === 'unknown_payment' || result.outcome === 'ignored')) {
+        // Money went back to a payer for something that paid no receipt here: finance may want to know.
+        logger.warn(
+          { provider: providerName, eventId: event.id, outcome: result.outcome, paymentId: result.paymentId },
+          result.outcome === 'unknown_payment'
+            ? 'refund for a payment this app does not know'
+            : 'refund that changes nothing: the payment never received money, or the refund was already recorded',
+        );
+      }
       return { outcome: result.outcome };
     } catch (error) {
       count(providerName, event.type, 'error');
+      if (error instanceof RefundRefusedError) {
+        logger.warn({ provider: providerName, eventId: event.id, reason: error.message }, 'refund refused');
+      }
       throw error;
     }
   }
@@ -745,7 +897,18 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           `Payment #${paymentId} is ${payment.status}, not held for review; there is nothing to resolve.`,
         );
       }
-      if (input.outcome === 'accepted') {
+      if (payment.holdsPaidReceipt && input.outcome !== 'accepted') {
+        // Its receipt is paid from it: any other outcome would leave a paid receipt that no money pays.
+        throw new ConflictError(
+          `Payment #${paymentId} still pays receipt #${payment.receiptId}, of which part was refunded. ` +
+            'Accept it to keep the receipt paid from the rest, or void the receipt on the billing page first; nothing was changed.',
+          { field: 'outcome' },
+        );
+      }
+      if (input.outcome === 'accepted' && payment.holdsPaidReceipt) {
+        // The receipt stays paid from what is left of this payment, as it has been since the refund.
+        await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
+      } else if (input.outcome === 'accepted') {
         if (payment.hasAmountMismatch && !input.accept_mismatch) {
           throw new BadRequestError(
             `Payment #${paymentId} did not match the amount due (${payment.reviewReason}). To accept it anyway, ` +
@@ -819,18 +982,29 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             ...(payment.receivedMinor === null
               ? {}
               : { receivedMinor: String(payment.receivedMinor), receivedCurrency: payment.receivedCurrency }),
+            ...(payment.refundedMinor === null
+              ? {}
+              : { refundedMinor: String(payment.refundedMinor), refundedCurrency: payment.refundedCurrency }),
           },
         },
         reviewedAt,
       );
-      return { id: paymentId, receiptId: payment.receiptId, status: 'resolved' as const, outcome: input.outcome };
+      return {
+        id: paymentId,
+        receiptId: payment.receiptId,
+        status: 'resolved' as const,
+        outcome: input.outcome,
+        // A partly refunded payment accepted keeps a receipt that was paid already.
+        isReceiptMarkedPaid: input.outcome === 'accepted' && !payment.holdsPaidReceipt,
+      };
     });
-    if (result.outcome === 'accepted') metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
+    const { isReceiptMarkedPaid, ...resolved } = result;
+    if (isReceiptMarkedPaid) metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
     // After the commit, and whatever the provider answers: the receipt stays paid either way.
     const checkoutsLeftOpen =
       canceled.length > 0 ? await closeCanceledCheckouts(result.receiptId, canceled, 'accept') : [];
     return {
-      ...result,
+      ...resolved,
       canceledPaymentIds: canceled.map((open) => open.id),
       checkoutNotice: checkoutsLeftOpen.length === 0 ? null : checkoutsLeftOpen.map((open) => open.notice).join(' '),
     };

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type Stripe from 'stripe';
 import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
-import { PaymentProviderError, WebhookSignatureError } from './payment-provider.js';
+import { PaymentProviderError, WebhookBodyError, WebhookSignatureError } from './payment-provider.js';
 
 export interface StripeOptions {
   secretKey: string;
@@ -58,13 +58,89 @@ const STRIPE_MINIMUM_CHARGES: Readonly<Record<string, string>> = {
   THB: '10.00',
 };
 
-/** Maps Stripe's Checkout Session events onto ours; anything else keeps its Stripe type (ignored). */
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * The event Stripe signed, checked for what toPaymentEvent reads: the signature only proves who
+ * sent the bytes, and a body that is no event is the sender's mistake, not a wrong secret.
+ */
+function readStripeEvent(rawBody: Buffer): Stripe.Event {
+  let body: unknown;
+  try {
+    body = JSON.parse(rawBody.toString('utf8'));
+  } catch {
+    throw new WebhookBodyError('body is not JSON');
+  }
+  if (
+    !isRecord(body) ||
+    typeof body.id !== 'string' ||
+    typeof body.type !== 'string' ||
+    !isRecord(body.data) ||
+    !isRecord(body.data.object)
+  ) {
+    throw new WebhookBodyError('body is not a Stripe event (an object with an id, a type and data.object)');
+  }
+  const object = body.data.object;
+  if (body.type.startsWith('checkout.session.')) {
+    if (object.object !== 'checkout.session' || typeof object.id !== 'string') {
+      throw new WebhookBodyError(
+        `body's ${body.type} event is about ${typeof object.object === 'string' ? `a "${object.object}"` : 'no object Stripe names'}, not a Checkout Session`,
+      );
+    }
+    if (object.amount_total !== null && !Number.isSafeInteger(object.amount_total)) {
+      throw new WebhookBodyError(`body's Checkout Session amount_total must be a whole number of minor units or null`);
+    }
+    if (object.currency !== null && typeof object.currency !== 'string') {
+      throw new WebhookBodyError(`body's Checkout Session currency must be a currency code or null`);
+    }
+  }
+  if (body.type === 'charge.refunded') {
+    if (object.object !== 'charge' || typeof object.id !== 'string') {
+      throw new WebhookBodyError(
+        `body's charge.refunded event is about ${typeof object.object === 'string' ? `a "${object.object}"` : 'no object Stripe names'}, not a Charge`,
+      );
+    }
+    if (!Number.isSafeInteger(object.amount_refunded) || (object.amount_refunded as number) < 0) {
+      throw new WebhookBodyError(`body's Charge amount_refunded must be a whole number of minor units, 0 or more`);
+    }
+    if (typeof object.currency !== 'string') {
+      throw new WebhookBodyError(`body's Charge currency must be a currency code`);
+    }
+  }
+  return body as unknown as Stripe.Event;
+}
+
+/** An id Stripe may give as the id or as the expanded object. */
+function idOf(value: string | { id: string } | null | undefined): string | null {
+  if (typeof value === 'string') return value;
+  return value && typeof value.id === 'string' ? value.id : null;
+}
+
+/**
+ * Maps Stripe's Checkout Session events and charge.refunded onto ours; anything else keeps its
+ * Stripe type (ignored).
+ */
 function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
   const base = { id: event.id, raw };
+  if (event.type === 'charge.refunded') {
+    // Names the PaymentIntent, not the Checkout Session: the payment is found by the intent its
+    // success recorded. amount_refunded is every refund of the charge so far, as ours is.
+    const charge = event.data.object as Stripe.Charge;
+    return {
+      ...base,
+      type: 'payment.refunded',
+      externalPaymentId: null,
+      externalIntentId: idOf(charge.payment_intent),
+      amountMinor: BigInt(charge.amount_refunded),
+      currency: charge.currency.toUpperCase(),
+    };
+  }
   if (event.type.startsWith('checkout.session.')) {
     const session = event.data.object as Stripe.Checkout.Session;
     const money = {
       externalPaymentId: session.id,
+      externalIntentId: idOf(session.payment_intent),
       amountMinor: session.amount_total === null ? null : BigInt(session.amount_total),
       currency: session.currency ? session.currency.toUpperCase() : null,
     };
@@ -188,13 +264,16 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
     async parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent> {
       const signature = headers['stripe-signature'];
       if (typeof signature !== 'string') throw new WebhookSignatureError('missing Stripe-Signature');
+      const stripe = await getStripe();
       try {
-        const stripe = await getStripe();
-        const event = stripe.webhooks.constructEvent(rawBody, signature, options.webhookSecret, options.toleranceSec);
-        return toPaymentEvent(event, rawBody.toString('utf8'));
+        // Only the signature: what follows a valid one is counted as the body's error, not the secret's.
+        const verifier = stripe.webhooks.signature;
+        if (!verifier) throw new Error('the stripe package has no signature verifier');
+        verifier.verifyHeader(rawBody, signature, options.webhookSecret, options.toleranceSec);
       } catch (error) {
         throw new WebhookSignatureError(signatureRefusalOf(error, options.toleranceSec));
       }
+      return toPaymentEvent(readStripeEvent(rawBody), rawBody.toString('utf8'));
     },
   };
 }

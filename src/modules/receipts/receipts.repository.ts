@@ -445,7 +445,8 @@ export async function sumByStatus(db: Client, filter: ReceiptFilter) {
  * What the paid receipts under a filter (the status part of it ignored) brought in: the totals,
  * by currency, of those marked paid by hand (the admin recorded the receipt as paid in full),
  * and the sums, by received currency, of what the online payments that paid the others
- * received (minor units; a null currency counts those whose provider did not say).
+ * received, less what the provider refunded of it (minor units; a null currency counts those
+ * whose provider did not say).
  */
 export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
   const paid = { ...whereOf({ ...filter, status: undefined }), status: 'paid' } satisfies Prisma.ReceiptWhereInput;
@@ -458,7 +459,8 @@ export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
     db.payment.groupBy({
       by: ['receivedCurrency'],
       where: { ...PAID_THE_RECEIPT, receipt: paid },
-      _sum: { receivedMinor: true },
+      // A refund is in the currency the payment received (the webhook refuses any other).
+      _sum: { receivedMinor: true, refundedMinor: true },
       _count: { _all: true },
     }),
   ]);
@@ -466,7 +468,8 @@ export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
     byHand: byHand.map((group) => ({ currency: group.currency, total: group._sum.total ?? new Prisma.Decimal(0) })),
     online: online.map((group) => ({
       currency: group.receivedCurrency,
-      receivedMinor: group._sum.receivedMinor ?? 0n,
+      // What stayed: a partial refund of a payment its receipt stays paid from went back to the payer.
+      receivedMinor: (group._sum.receivedMinor ?? 0n) - (group._sum.refundedMinor ?? 0n),
       count: group._count._all,
     })),
   };
@@ -520,7 +523,7 @@ export async function findPaidBatch(
         where: PAID_THE_RECEIPT,
         orderBy: { id: 'desc' },
         take: 1,
-        select: { id: true, receivedMinor: true, receivedCurrency: true },
+        select: { id: true, receivedMinor: true, receivedCurrency: true, refundedMinor: true, refundedCurrency: true },
       },
     },
   });

@@ -46,7 +46,7 @@ function receiptJson(receipt: ListedReceipt) {
  * hours with the six decimals they were priced at and costs at the currency's minor unit.
  */
 function ownReceiptJson(shown: ShownReceipt) {
-  const { receipt, items, itemPager, paidWith } = shown;
+  const { receipt, items, itemPager, paidWith, refundedPayments } = shown;
   // What the online payment that paid it received, as the page's "Received" line says: an admin may
   // have accepted a short or over payment, so the total alone would tell a client it was paid in full.
   const received =
@@ -64,6 +64,14 @@ function ownReceiptJson(shown: ShownReceipt) {
       txRef: receipt.txRef,
       voidReason: receipt.voidReason,
       received,
+      // Money the provider gave back to the payer: a receipt refunded in full is pending again.
+      refunds: refundedPayments.map((refund) => ({
+        paymentId: refund.paymentId,
+        amount: moneyJson(refund.refunded.amount, refund.refunded.currency),
+        currency: refund.refunded.currency,
+        refundedAt: refund.refundedAt?.toISOString() ?? null,
+        isFull: refund.isFull,
+      })),
       itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
     },
     page: itemPager.page,

@@ -1119,7 +1119,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       (pages) => `Receipt #${receipt.id} lists ${counted(count, 'job')} on ${counted(pages, 'page')}`,
     );
     const offset = (page - 1) * RECEIPT_ITEMS_PAGE_SIZE;
-    const [items, isPaymentHeld, paidOnline, paidWith, openPayments] = await Promise.all([
+    const [items, isPaymentHeld, paidOnline, paidWith, openPayments, refunded] = await Promise.all([
       receiptsRepository.listItems(db, receipt.id, { offset, limit: RECEIPT_ITEMS_PAGE_SIZE }),
       // Paying online again is closed while one of its payments waits for an admin's review.
       paymentsRepository.hasPaymentInReview(db, receipt.id),
@@ -1128,6 +1128,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       findPaidWith(receipt),
       // An admin about to void is told that a checkout is open and will be canceled.
       receipt.status === 'void' ? [] : paymentsRepository.findOpenPayments(db, receipt.id),
+      // Money the provider gave back: a receipt unpaid again says why, and a paid one how much went back.
+      paymentsRepository.findRefundedPayments(db, receipt.id),
     ]);
     return {
       receipt,
@@ -1138,7 +1140,29 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       paidOnline,
       paidWith,
       openPayments,
+      refundedPayments: refunded.map(refundOf),
       itemPager: { page, pageCount, count, first: offset + 1, last: offset + items.length },
+    };
+  }
+
+  /** A payment's refund as the receipt's pages and JSON show it. */
+  function refundOf(payment: paymentsRepository.PaymentRow) {
+    const money = paymentMoneyOf(payment);
+    const received = money.received ?? { amount: money.amount, currency: money.currency };
+    const refunded =
+      payment.refundedMinor === null || payment.refundedCurrency === null
+        ? received
+        : {
+            amount: fromMinorUnits(payment.refundedMinor, payment.refundedCurrency),
+            currency: payment.refundedCurrency,
+          };
+    return {
+      paymentId: payment.id,
+      provider: payment.provider,
+      received,
+      refunded,
+      refundedAt: payment.refundedAt,
+      isFull: refunded.currency === received.currency && refunded.amount.equals(received.amount),
     };
   }
 

@@ -105,6 +105,7 @@ export const PAID_CSV_COLUMNS = [
   'received_currency',
   'payment_id',
   'paid_on',
+  'amount_refunded',
 ] as const;
 
 const ZERO = new Prisma.Decimal(0);
@@ -117,7 +118,13 @@ const ZERO = new Prisma.Decimal(0);
 function receivedColumns(receipt: {
   total: Prisma.Decimal;
   currency: string;
-  payments: { id: number; receivedMinor: bigint | null; receivedCurrency: string | null }[];
+  payments: {
+    id: number;
+    receivedMinor: bigint | null;
+    receivedCurrency: string | null;
+    refundedMinor: bigint | null;
+    refundedCurrency: string | null;
+  }[];
 }) {
   const payment = receipt.payments[0];
   if (!payment) {
@@ -125,16 +132,23 @@ function receivedColumns(receipt: {
       amount_received: receipt.total.toFixed(minorUnitDigits(receipt.currency)),
       received_currency: receipt.currency,
       payment_id: '',
+      amount_refunded: '',
     };
   }
-  const { receivedMinor, receivedCurrency } = payment;
+  const { receivedMinor, receivedCurrency, refundedMinor, refundedCurrency } = payment;
+  // Part of it went back to the payer (a receipt refunded in full is no longer paid), in the received currency.
+  const amount_refunded =
+    refundedMinor === null || refundedCurrency === null
+      ? ''
+      : fromMinorUnits(refundedMinor, refundedCurrency).toFixed(minorUnitDigits(refundedCurrency));
   if (receivedMinor === null || receivedCurrency === null) {
-    return { amount_received: '', received_currency: '', payment_id: payment.id };
+    return { amount_received: '', received_currency: '', payment_id: payment.id, amount_refunded };
   }
   return {
     amount_received: fromMinorUnits(receivedMinor, receivedCurrency).toFixed(minorUnitDigits(receivedCurrency)),
     received_currency: receivedCurrency,
     payment_id: payment.id,
+    amount_refunded,
   };
 }
 

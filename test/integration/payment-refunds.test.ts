@@ -1,0 +1,452 @@
+import Stripe from 'stripe';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import {
+  buildStripeChargeRefunded,
+  buildStripeEvent,
+  type FakeStripe,
+  startFakeStripe,
+} from '../support/fake-stripe.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp, metricValue } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+let metrics: Metrics;
+let app: ReturnType<typeof buildTestApp>;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  metrics = createMetrics();
+  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, metrics });
+});
+afterAll(() => db?.drop());
+
+let userCounter = 0;
+/** A signed-in researcher with a pending receipt of 10.00 THB (20 CPU hours at 0.50 THB). */
+async function researcherWithReceipt(on = app) {
+  userCounter += 1;
+  const user = await buildUser(db.prisma, { username: `refunded${userCounter}` });
+  await buildJobs(db, [
+    { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '72000', stepMemGbHours: '0' },
+  ]);
+  const agent = await signInAs(on, user.username, user.password);
+  const created = await agent
+    .post('/me/receipt')
+    .type('form')
+    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
+  expect(created.status, created.text.slice(0, 200)).toBe(303);
+  const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+  return { user, agent, receiptId };
+}
+
+async function startCheckout(agent: Agent, receiptId: number) {
+  const response = await agent
+    .post(`/payments/receipt/${receiptId}/start`)
+    .type('form')
+    .send({ csrf_token: await csrfTokenOf(agent) });
+  expect(response.status, response.text.slice(0, 200)).toBe(303);
+  return response.headers.location as string;
+}
+
+function latestPaymentOf(receiptId: number) {
+  return db.prisma.payment.findFirstOrThrow({ where: { receiptId }, orderBy: { id: 'desc' } });
+}
+
+/** A receipt of 10.00 THB paid at the dummy provider's checkout (its signed success webhook). */
+async function paidOnline() {
+  const researcher = await researcherWithReceipt();
+  const checkout = await startCheckout(researcher.agent, researcher.receiptId);
+  await researcher.agent
+    .post(checkout)
+    .type('form')
+    .send({ choice: 'pay', csrf_token: await csrfTokenOf(researcher.agent) })
+    .expect(303);
+  const payment = await latestPaymentOf(researcher.receiptId);
+  expect(payment.status).toBe('succeeded');
+  return { ...researcher, payment };
+}
+
+let eventCounter = 0;
+/** The dummy provider's refund event: amount_cents is what it has refunded of the payment so far. */
+function refundEvent(externalPaymentId: string | null, amountCents: number, currency = 'THB', eventId?: string) {
+  eventCounter += 1;
+  return {
+    event_id: eventId ?? `dummy_refund_${eventCounter}`,
+    event_type: 'payment.refunded',
+    external_payment_id: externalPaymentId,
+    amount_cents: amountCents,
+    currency,
+  };
+}
+
+/** Every row a refund may touch, to check that a refused or repeated one touched nothing. */
+async function snapshotOf(receiptId: number) {
+  return {
+    receipt: await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } }),
+    payments: await db.prisma.payment.findMany({ where: { receiptId }, orderBy: { id: 'asc' } }),
+    items: await db.prisma.receiptItem.findMany({ where: { receiptId }, orderBy: { id: 'asc' } }),
+    audits: await db.prisma.auditLog.findMany({ where: { target: `receipt:${receiptId}` }, orderBy: { id: 'asc' } }),
+    events: await db.prisma.paymentEvent.count(),
+  };
+}
+
+let adminCounter = 0;
+async function signInAdmin() {
+  adminCounter += 1;
+  const username = `refundreviewer${adminCounter}`;
+  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
+  return signInAs(app, username, `${username}-password`);
+}
+
+const refundMetric = (outcome: string, provider = 'dummy', on = metrics) =>
+  metricValue(on, 'payments_webhook_events_total', { provider, event: 'payment.refunded', outcome });
+
+describe('a refund in full of the payment that paid a receipt', () => {
+  it('unpays the receipt (its jobs stay on it), records the refund on the payment and audits it, in one change', async () => {
+    const { agent, receiptId, payment } = await paidOnline();
+    const before = await snapshotOf(receiptId);
+    const okBefore = await refundMetric('ok');
+
+    const answer = await deliverDummy(app, refundEvent(payment.externalPaymentId, 1000, 'THB', 'refund_full_1'));
+    expect(answer.status, answer.text).toBe(200);
+    expect(answer.body).toEqual({ received: true, outcome: 'ok' });
+
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt).toMatchObject({ status: 'pending', paidAt: null, paymentMethod: null, txRef: null });
+    // Its jobs stay billed on it: nothing is billed twice, and the researcher pays this receipt again.
+    expect(await db.prisma.receiptItem.findMany({ where: { receiptId }, orderBy: { id: 'asc' } })).toEqual(
+      before.items,
+    );
+    const refunded = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(refunded).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'refunded',
+      reviewedBy: 'provider:dummy',
+      refundedMinor: 1000n,
+      refundedCurrency: 'THB',
+      holdsPaidReceipt: false,
+      reviewReason: `refunded in full at dummy (10.00 THB); receipt #${receiptId} is unpaid again`,
+    });
+    expect(refunded.refundedAt).toBeInstanceOf(Date);
+    const audits = await db.prisma.auditLog.findMany({
+      where: { action: 'payment.refund', target: `receipt:${receiptId}` },
+    });
+    expect(audits).toHaveLength(1);
+    expect(audits[0]).toMatchObject({ actor: 'provider:dummy', status: 'ok' });
+    expect(audits[0]?.details).toMatchObject({
+      paymentId: payment.id,
+      eventId: 'refund_full_1',
+      amountMinor: '1000',
+      currency: 'THB',
+      refundedTotalMinor: '1000',
+      receipt: 'unpaid',
+    });
+    expect(await refundMetric('ok')).toBe(okBefore + 1);
+
+    // The researcher is told why the receipt asks to be paid again, and can pay it.
+    const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(`Payment #${payment.id} of 10.00 THB via dummy was refunded in full on`);
+    expect(page.text).toContain('so this receipt is unpaid again and its jobs are still on it.');
+    expect(page.text).toContain('Pay 10.00 THB online');
+    const json = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'application/json').expect(200);
+    expect(json.body.receipt).toMatchObject({
+      status: 'pending',
+      paidAt: null,
+      received: null,
+      refunds: [{ paymentId: payment.id, amount: '10.00', currency: 'THB', isFull: true }],
+    });
+    const thanks = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(thanks.text).toContain('Your earlier payment was refunded to you, so this receipt is still to be paid.');
+    const again = await startCheckout(agent, receiptId);
+    expect(again).toMatch(/^\/payments\/dummy\/checkout\//);
+    // A new attempt, with its own key: the refunded payment ended.
+    expect((await latestPaymentOf(receiptId)).idempotencyKey).toBe(`receipt-${receiptId}-dummy-2`);
+
+    // The admin's payments page shows what went back.
+    const admin = await signInAdmin();
+    const list = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(list.text).toContain('<td data-label="Refunded" class="num"><span>10.00 THB (');
+    const billing = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(billing.text).toContain(`Payment #${payment.id} of 10.00 THB via dummy was refunded in full on`);
+  });
+
+  it('a replay of the refund event changes nothing and answers as a duplicate', async () => {
+    const { receiptId, payment } = await paidOnline();
+    const event = refundEvent(payment.externalPaymentId, 1000, 'THB', 'refund_replayed');
+    await deliverDummy(app, event).expect(200);
+    const after = await snapshotOf(receiptId);
+    const replays = await Promise.all([deliverDummy(app, event), deliverDummy(app, event)]);
+    for (const replay of replays) expect(replay.body).toEqual({ received: true, outcome: 'duplicate' });
+    expect(await snapshotOf(receiptId)).toEqual(after);
+  });
+});
+
+describe('a partial refund of the payment that paid a receipt', () => {
+  it('keeps the receipt paid and holds the payment, with the refunded amount, for an admin to resolve', async () => {
+    const { agent, receiptId, payment } = await paidOnline();
+    const answer = await deliverDummy(app, refundEvent(payment.externalPaymentId, 300, 'THB', 'refund_part_1'));
+    expect(answer.body).toEqual({ received: true, outcome: 'review' });
+
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt).toMatchObject({ status: 'paid', paymentMethod: 'dummy', txRef: payment.externalPaymentId });
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({
+      status: 'needs_review',
+      holdsPaidReceipt: true,
+      refundedMinor: 300n,
+      refundedCurrency: 'THB',
+      reviewReason: `3.00 THB of the 10.00 THB received was refunded at dummy; receipt #${receiptId} stays paid until this is resolved`,
+    });
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.refund', target: `receipt:${receiptId}` },
+    });
+    expect(audit.details).toMatchObject({ amountMinor: '300', currency: 'THB', receipt: 'stays_paid' });
+
+    // A second refund adds to the first: the provider says what it has refunded so far.
+    await deliverDummy(app, refundEvent(payment.externalPaymentId, 500, 'THB', 'refund_part_2')).expect(200);
+    const twice = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(twice).toMatchObject({ status: 'needs_review', refundedMinor: 500n });
+    const second = await db.prisma.auditLog.findMany({
+      where: { action: 'payment.refund', target: `receipt:${receiptId}` },
+      orderBy: { id: 'asc' },
+    });
+    expect(second.map((entry) => (entry.details as { amountMinor: string }).amountMinor)).toEqual(['300', '200']);
+    // An earlier refund's event arriving late adds nothing.
+    const late = await deliverDummy(app, refundEvent(payment.externalPaymentId, 300, 'THB', 'refund_part_late'));
+    expect(late.body).toEqual({ received: true, outcome: 'ignored' });
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).refundedMinor).toBe(500n);
+
+    // The receipt still counts as paid from this payment: the researcher's page and JSON say what went back.
+    const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(`5.00 THB of payment #${payment.id} (10.00 THB via dummy) was refunded on`);
+    const json = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'application/json').expect(200);
+    expect(json.body.receipt).toMatchObject({
+      status: 'paid',
+      received: { amount: '10.00', currency: 'THB', paymentId: payment.id },
+      refunds: [{ paymentId: payment.id, amount: '5.00', currency: 'THB', isFull: false }],
+    });
+
+    // Held on /admin/payments with what went back; only "accepted" keeps the paid receipt paid.
+    const admin = await signInAdmin();
+    const list = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(list.text).toContain(`<section class="card review" id="review-${payment.id}">`);
+    expect(list.text).toContain('<strong class="received-different">5.00 THB refunded</strong>');
+    expect(list.text).toContain(`Accepted: receipt #${receiptId} stays paid from what is left of this payment`);
+    const paidCsv = await admin.get('/admin/paid.csv?start=2000-01-01&end=2100-12-31').expect(200);
+    // Still paid, with what went back beside what arrived.
+    const line = paidCsv.text.split('\n').find((row) => row.startsWith(`${receiptId},`));
+    expect(line).toMatch(new RegExp(`,10\\.00,THB,${payment.id},\\d{4}-\\d{2}-\\d{2},5\\.00$`));
+    expect(paidCsv.text.split('\n')[0]).toMatch(/,paid_on,amount_refunded$/);
+    // The billing page's paid card counts what stayed.
+    const billingPage = await admin.get('/admin/receipts').set('Accept', 'text/html').expect(200);
+    expect(billingPage.text).toMatch(/received [\d,]+\.\d{2} THB/);
+    const resolve = async (outcome: string) =>
+      admin
+        .post(`/admin/payments/${payment.id}/resolve`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(admin))
+        .send({ outcome, note: 'Partial refund agreed with the lab as a discount.' });
+    const refused = await resolve('dismissed');
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toBe(
+      `Payment #${payment.id} still pays receipt #${receiptId}, of which part was refunded. Accept it to keep the receipt paid from the rest, or void the receipt on the billing page first; nothing was changed.`,
+    );
+    const markedBefore = await metricValue(metrics, 'billing_receipt_marked_paid_total', { actor_type: 'admin' });
+    const accepted = await resolve('accepted');
+    expect(accepted.status, accepted.text).toBe(200);
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'accepted',
+      holdsPaidReceipt: false,
+    });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+    // It was paid already: not counted as marked paid again.
+    expect(await metricValue(metrics, 'billing_receipt_marked_paid_total', { actor_type: 'admin' })).toBe(markedBefore);
+
+    // The rest refunded later: nothing is left, and the receipt is unpaid again.
+    await deliverDummy(app, refundEvent(payment.externalPaymentId, 1000, 'THB', 'refund_part_rest')).expect(200);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'refunded',
+      refundedMinor: 1000n,
+    });
+  });
+});
+
+describe('voiding a receipt whose partly refunded payment is held', () => {
+  it('holds the payment as any void of a paid receipt does, and the admin then resolves what is left', async () => {
+    const { receiptId, payment } = await paidOnline();
+    await deliverDummy(app, refundEvent(payment.externalPaymentId, 400)).expect(200);
+    const admin = await signInAdmin();
+    const voided = await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed twice by mistake' });
+    expect(voided.status, voided.text).toBe(200);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('void');
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      holdsPaidReceipt: false,
+      refundedMinor: 400n,
+    });
+    const resolved = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'refunded', note: 'Refunded the remaining 6.00 THB in the dashboard.' });
+    expect(resolved.status, resolved.text).toBe(200);
+  });
+});
+
+describe('a refund that does not fit the payment is refused and changes nothing', () => {
+  it.each([
+    [
+      'more than the payment received',
+      (externalPaymentId: string | null) => refundEvent(externalPaymentId, 1001),
+      (paymentId: number) =>
+        `Webhook rejected: the refund of payment #${paymentId} (10.01 THB in all) is more than the 10.00 THB it received; nothing was changed.`,
+    ],
+    [
+      'in another currency',
+      (externalPaymentId: string | null) => refundEvent(externalPaymentId, 500, 'USD'),
+      (paymentId: number) =>
+        `Webhook rejected: the refund of payment #${paymentId} is in USD (5.00 USD), but the payment received 10.00 THB; nothing was changed.`,
+    ],
+  ])('a refund %s', async (_label, eventOf, messageOf) => {
+    const { receiptId, payment } = await paidOnline();
+    const before = await snapshotOf(receiptId);
+    const errorsBefore = await refundMetric('error');
+    const answer = await deliverDummy(app, eventOf(payment.externalPaymentId));
+    expect(answer.status).toBe(409);
+    expect(answer.body).toEqual({ error: messageOf(payment.id), code: 409 });
+    expect(await snapshotOf(receiptId)).toEqual(before);
+    expect(await refundMetric('error')).toBe(errorsBefore + 1);
+  });
+});
+
+describe('a refund of money this app never took', () => {
+  it('for an unknown payment is recorded and answered 200, and changes no receipt', async () => {
+    const { receiptId } = await paidOnline();
+    const before = await snapshotOf(receiptId);
+    const answer = await deliverDummy(app, refundEvent('dummy_not_ours', 1000, 'THB', 'refund_unknown'));
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ received: true, outcome: 'unknown_payment' });
+    const recorded = await db.prisma.paymentEvent.findFirstOrThrow({ where: { externalEventId: 'refund_unknown' } });
+    expect(recorded).toMatchObject({ type: 'payment.refunded', outcome: 'unknown_payment', paymentId: null });
+    expect(await snapshotOf(receiptId)).toEqual({ ...before, events: before.events + 1 });
+    expect(await refundMetric('unknown_payment')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('for a payment that never succeeded is recorded and answered 200, and changes nothing', async () => {
+    const { agent, receiptId } = await researcherWithReceipt();
+    await startCheckout(agent, receiptId);
+    const payment = await latestPaymentOf(receiptId);
+    const before = await snapshotOf(receiptId);
+    const answer = await deliverDummy(app, refundEvent(payment.externalPaymentId, 1000, 'THB', 'refund_pending'));
+    expect(answer.body).toEqual({ received: true, outcome: 'ignored' });
+    const recorded = await db.prisma.paymentEvent.findFirstOrThrow({ where: { externalEventId: 'refund_pending' } });
+    expect(recorded).toMatchObject({ outcome: 'ignored', paymentId: payment.id });
+    expect(await snapshotOf(receiptId)).toEqual({ ...before, events: before.events + 1 });
+  });
+});
+
+describe("Stripe's charge.refunded (SDK against a local fake of the API)", () => {
+  const secretKey = 'sk_test_fakekeyforrefunds';
+  const webhookSecret = 'whsec_refundsecretfortests';
+  const signer = new Stripe(secretKey);
+  let fake: FakeStripe;
+  let stripeMetrics: Metrics;
+  let stripeApp: ReturnType<typeof buildTestApp>;
+  beforeAll(async () => {
+    fake = await startFakeStripe(secretKey);
+    stripeMetrics = createMetrics();
+    stripeApp = buildTestApp(db, {
+      env: {
+        PAYMENT_PROVIDER: 'stripe',
+        STRIPE_SECRET_KEY: secretKey,
+        STRIPE_WEBHOOK_SECRET: webhookSecret,
+        STRIPE_API_URL: fake.url,
+      },
+      metrics: stripeMetrics,
+    });
+  });
+  afterAll(() => fake?.close());
+
+  function deliverStripe(event: unknown) {
+    const payload = JSON.stringify(event);
+    return request(stripeApp)
+      .post('/payments/webhook/stripe')
+      .set('Content-Type', 'application/json')
+      .set('Stripe-Signature', signer.webhooks.generateTestHeaderString({ payload, secret: webhookSecret }))
+      .send(payload);
+  }
+
+  it('finds the payment by the PaymentIntent its success named, and unpays the receipt refunded in full', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(stripeApp);
+    await startCheckout(agent, receiptId);
+    const payment = await latestPaymentOf(receiptId);
+    const completed = await deliverStripe(
+      buildStripeEvent(
+        'checkout.session.completed',
+        {
+          id: payment.externalPaymentId,
+          amount_total: 1000,
+          currency: 'thb',
+          payment_status: 'paid',
+          status: 'complete',
+          payment_intent: 'pi_test_refunds_1',
+        },
+        'evt_refunds_paid',
+      ),
+    );
+    expect(completed.body).toEqual({ received: true, outcome: 'ok' });
+    expect(await latestPaymentOf(receiptId)).toMatchObject({
+      status: 'succeeded',
+      externalIntentId: 'pi_test_refunds_1',
+    });
+
+    // Too much is refused: 409, nothing changed.
+    const before = await snapshotOf(receiptId);
+    const tooMuch = await deliverStripe(
+      buildStripeChargeRefunded(
+        { payment_intent: 'pi_test_refunds_1', amount: 1000, amount_refunded: 1200, currency: 'thb' },
+        'evt_refunds_too_much',
+      ),
+    );
+    expect(tooMuch.status).toBe(409);
+    expect(await snapshotOf(receiptId)).toEqual(before);
+
+    const refunded = await deliverStripe(
+      buildStripeChargeRefunded(
+        { payment_intent: 'pi_test_refunds_1', amount: 1000, amount_refunded: 1000, currency: 'thb' },
+        'evt_refunds_full',
+      ),
+    );
+    expect(refunded.status, refunded.text).toBe(200);
+    expect(refunded.body).toEqual({ received: true, outcome: 'ok' });
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toMatchObject({
+      status: 'pending',
+      txRef: null,
+    });
+    expect(await latestPaymentOf(receiptId)).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'refunded',
+      refundedMinor: 1000n,
+      refundedCurrency: 'THB',
+    });
+    expect(await refundMetric('ok', 'stripe', stripeMetrics)).toBe(1);
+
+    // A charge this app never took (another PaymentIntent) is recorded, answered 200 and changes nothing.
+    const unknown = await deliverStripe(
+      buildStripeChargeRefunded({ payment_intent: 'pi_test_not_ours', amount_refunded: 500 }, 'evt_refunds_unknown'),
+    );
+    expect(unknown.body).toEqual({ received: true, outcome: 'unknown_payment' });
+  });
+});
