@@ -57,7 +57,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     authLockoutActive: new Counter({
       name: 'auth_lockout_active_total',
-      help: 'Sign-ins and password changes refused because the account or address is locked.',
+      help: 'Sign-ins and password changes refused unchecked because a lock was already on (not the failure that started it).',
       registers,
     }),
     authLockoutStart: new Counter({ name: 'auth_lockout_start_total', help: 'Lockouts started.', registers }),
