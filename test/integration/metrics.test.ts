@@ -22,6 +22,12 @@ describe('GET /metrics', () => {
     expect(response.headers['content-type']).toBe(METRICS_CONTENT_TYPE);
     for (const series of [
       'auth_login_failure_total{reason="bad_credentials"}',
+      'auth_login_failure_total{reason="disabled"}',
+      'auth_login_failure_total{reason="locked"}',
+      'csv_export_refused_total{kind="my_usage",reason="user_limit"}',
+      'csv_export_refused_total{kind="my_usage",reason="busy"}',
+      'csv_export_refused_total{kind="admin_paid",reason="busy"}',
+      'csv_export_refused_total{kind="audit",reason="user_limit"}',
       'billing_receipt_created_total{scope="user"}',
       'billing_receipt_created_total{scope="admin"}',
       'billing_receipt_marked_paid_total{actor_type="admin"}',
@@ -70,6 +76,34 @@ describe('GET /metrics', () => {
     expect(
       sampleOf(text, 'payments_webhook_events_total{provider="dummy",event="payment.succeeded",outcome="ok"}'),
     ).toBe(0);
+  });
+
+  it('has every webhook outcome of the configured provider at 0, so the first of each shows in rate()', async () => {
+    // A rotated webhook secret shows as bad_signature; counted from nothing, its first deliveries
+    // were invisible to rate() and increase() until the second one.
+    const text = (
+      await request(buildTestApp(db, { env: { PAYMENT_PROVIDER: 'dummy' } }))
+        .get('/metrics')
+        .expect(200)
+    ).text;
+    for (const [event, outcome] of [
+      ['other', 'bad_signature'],
+      ['other', 'error'],
+      ['other', 'ignored'],
+      ['payment.succeeded', 'mismatch'],
+      ['payment.succeeded', 'review'],
+      ['payment.succeeded', 'unknown_payment'],
+      ['payment.succeeded', 'duplicate'],
+      ['payment.succeeded', 'error'],
+      ['payment.failed', 'ok'],
+      ['payment.canceled', 'ok'],
+    ]) {
+      const series = `payments_webhook_events_total{provider="dummy",event="${event}",outcome="${outcome}"}`;
+      expect(sampleOf(text, series), series).toBe(0);
+    }
+    expect(sampleOf(text, 'billing_receipt_marked_paid_total{actor_type="provider"}')).toBe(0);
+    // Only outcomes that can happen: a body that is no event is never "ok".
+    expect(text).not.toContain('event="other",outcome="ok"');
   });
 
   it('has no payment provider and no webhook series without online payment (PAYMENT_PROVIDER=none)', async () => {

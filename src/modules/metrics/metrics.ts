@@ -1,4 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { CsvExportKind } from '../../http/csv-exports.js';
+import { KNOWN_EVENT_TYPES } from '../payments/payment-provider.js';
+import type { WebhookOutcome } from '../payments/payments.service.js';
 
 /** What the pool gauges read at scrape time; a pg.Pool has these. */
 export interface PoolStats {
@@ -17,6 +20,35 @@ export const INGEST_JOB_RESULTS = ['inserted', 'updated', 'unchanged', 'skipped'
 
 /** payments_checkout_expire_total's outcomes: what the provider said when a void closed a checkout. */
 export const CHECKOUT_EXPIRY_OUTCOMES = ['expired', 'already_complete', 'failed'] as const;
+
+/** auth_login_failure_total's reasons. */
+export const LOGIN_FAILURE_REASONS = ['bad_credentials', 'disabled', 'locked'] as const;
+
+/** The `kind` label of the CSV export counters: every CsvExportKind. */
+export const CSV_EXPORT_KINDS = [
+  'admin_paid',
+  'my_usage',
+  'user_usage',
+  'audit',
+  'receipt_items',
+] as const satisfies readonly CsvExportKind[];
+
+/** csv_export_refused_total's reasons. */
+export const CSV_EXPORT_REFUSALS = ['user_limit', 'busy'] as const;
+
+/**
+ * payments_webhook_events_total's (event, outcome) pairs that can happen: a delivery whose body is
+ * no event, or fails its signature, is counted as event "other" (as is an event type we do not
+ * know, which is ignored); a known event type can have any outcome of applying it.
+ */
+export const WEBHOOK_EVENT_OUTCOMES: readonly (readonly [string, WebhookOutcome])[] = [
+  ...(['bad_signature', 'error', 'ignored', 'duplicate'] as const).map((outcome) => ['other', outcome] as const),
+  ...KNOWN_EVENT_TYPES.flatMap((event) =>
+    (['ok', 'duplicate', 'mismatch', 'review', 'ignored', 'unknown_payment', 'error'] as const).map(
+      (outcome) => [event, outcome] as const,
+    ),
+  ),
+];
 
 /**
  * Every metric the app exports, on a registry of its own. Names, types and labels are
@@ -212,15 +244,18 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
   };
 
-  // Series the dashboards and alerts query exist at 0 before the first event,
-  // so rate() and absent() behave from the first scrape.
-  metrics.authLoginFailure.inc({ reason: 'bad_credentials' }, 0);
+  // Series the dashboards and alerts query exist at 0 before the first event, so rate() and
+  // absent() behave from the first scrape: a series born at its first event has no earlier
+  // sample to rise from, so rate() and increase() miss that event and an alert on it waits for
+  // the second. Only bounded, known label sets (never per user or per route).
+  for (const reason of LOGIN_FAILURE_REASONS) metrics.authLoginFailure.inc({ reason }, 0);
   metrics.receiptCreated.inc({ scope: 'user' }, 0);
   metrics.receiptCreated.inc({ scope: 'admin' }, 0);
   metrics.receiptMarkedPaid.inc({ actor_type: 'admin' }, 0);
-  for (const kind of ['admin_paid', 'my_usage', 'user_usage', 'audit', 'receipt_items']) {
+  for (const kind of CSV_EXPORT_KINDS) {
     metrics.csvDownloads.inc({ kind }, 0);
     metrics.csvExportsStalled.inc({ kind }, 0);
+    for (const reason of CSV_EXPORT_REFUSALS) metrics.csvExportsRefused.inc({ kind, reason }, 0);
   }
   for (const result of INGEST_JOB_RESULTS) metrics.ingestJobs.inc({ result }, 0);
   // slurm_ingest_runs_total's sources are the configured ones: the ingestion service creates them.
@@ -237,13 +272,15 @@ export function createMetrics(options: MetricsOptions = {}) {
     },
     /**
      * Names the payment provider webhooks come from (none: online payment is off). NoWebhooks
-     * watches only a provider named in payments_provider_info, and the provider's counter exists
-     * at 0 from the start, so the alert can tell "no delivery yet" from "no provider".
+     * watches only a provider named in payments_provider_info, and the provider's counters exist
+     * at 0 from the start (every outcome), so the alert can tell "no delivery yet" from "no
+     * provider" and the first delivery of each outcome shows in rate().
      */
     observePaymentProvider(provider: string | undefined) {
       if (!provider) return;
       metrics.paymentProvider.set({ provider }, 1);
-      metrics.webhookEvents.inc({ provider, event: 'payment.succeeded', outcome: 'ok' }, 0);
+      for (const [event, outcome] of WEBHOOK_EVENT_OUTCOMES) metrics.webhookEvents.inc({ provider, event, outcome }, 0);
+      metrics.receiptMarkedPaid.inc({ actor_type: 'provider' }, 0);
       for (const outcome of CHECKOUT_EXPIRY_OUTCOMES) metrics.checkoutExpiries.inc({ provider, outcome }, 0);
     },
     /** Runs this readiness check at each scrape to refresh hpc_ready. */
