@@ -116,6 +116,56 @@ describe('GET /metrics', () => {
     );
   });
 
+  it('reads when the oldest checkout still open was opened, per provider, at each scrape (for NoWebhooks)', async () => {
+    // A checkout open for hours with no webhook at all is what a provider that cannot reach the
+    // webhook endpoint looks like; a fresh start with nothing open is not.
+    await db.pool.query('TRUNCATE payments RESTART IDENTITY CASCADE');
+    const app = buildTestApp(db, { env: { PAYMENT_PROVIDER: 'dummy' } });
+    const scrape = async () => (await request(app).get('/metrics').expect(200)).text;
+    const oldest = 'payments_oldest_open_checkout_timestamp_seconds{provider="dummy"}';
+    expect(await scrape()).not.toContain('payments_oldest_open_checkout_timestamp_seconds{');
+
+    const receipt = await db.prisma.receipt.create({
+      data: {
+        username: 'checkoutgauge',
+        billedThrough: new Date('2026-11-30'),
+        total: '10.00',
+        currency: 'THB',
+        tierName: 'mu',
+        ratesSnapshot: {},
+        ratesLockedAt: new Date(),
+        createdBy: 'checkoutgauge',
+      },
+    });
+    const payment = (
+      tag: string,
+      status: 'pending' | 'succeeded',
+      createdAt: string,
+      externalPaymentId: string | null,
+    ) =>
+      db.prisma.payment.create({
+        data: {
+          receiptId: receipt.id,
+          provider: 'dummy',
+          status,
+          amountMinor: 1000n,
+          currency: 'THB',
+          externalPaymentId,
+          idempotencyKey: `gauge-${tag}`,
+          createdAt: new Date(createdAt),
+        },
+      });
+    await payment('paid', 'succeeded', '2026-12-01T08:00:00Z', 'ext-paid');
+    // A start that never got its checkout is no checkout the provider could report on.
+    await payment('no-checkout', 'pending', '2026-12-01T09:00:00Z', null);
+    await payment('open-old', 'pending', '2026-12-02T10:00:00Z', 'ext-old');
+    await payment('open-new', 'pending', '2026-12-03T10:00:00Z', 'ext-new');
+    expect(sampleOf(await scrape(), oldest)).toBe(Date.parse('2026-12-02T10:00:00Z') / 1000);
+
+    await db.pool.query(`UPDATE payments SET status = 'canceled' WHERE status = 'pending'`);
+    expect(await scrape()).not.toContain('payments_oldest_open_checkout_timestamp_seconds{');
+  });
+
   it('refreshes hpc_ready and the pool gauges at scrape time, without anyone calling /readyz', async () => {
     const text = (await request(buildTestApp(db)).get('/metrics').expect(200)).text;
     expect(sampleOf(text, 'hpc_ready')).toBe(1);

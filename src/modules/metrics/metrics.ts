@@ -64,6 +64,8 @@ export function createMetrics(options: MetricsOptions = {}) {
   let probeReadiness: (() => Promise<boolean>) | undefined;
   let readLastIngestSuccess: (() => Promise<Date | null>) | undefined;
   let pendingIngestRead: Promise<void> | undefined;
+  let readOpenCheckouts: (() => Promise<{ provider: string; openedAt: Date }[]>) | undefined;
+  let pendingCheckoutRead: Promise<void> | undefined;
 
   const metrics = {
     registry,
@@ -212,6 +214,32 @@ export function createMetrics(options: MetricsOptions = {}) {
         await pendingIngestRead;
       },
     }),
+    oldestOpenCheckout: new Gauge({
+      name: 'payments_oldest_open_checkout_timestamp_seconds',
+      help: 'When the oldest checkout still open (payment pending, no word from the provider yet) was opened (Unix seconds), per provider; no series when none is open.',
+      labelNames: ['provider'] as const,
+      // Every process reads the same table; one whose read failed keeps an older value, which a
+      // checkout closed since would leave behind: the later reading wins.
+      aggregator: 'max',
+      registers,
+      async collect() {
+        // Read from the database at each scrape, like the ingestion gauge: whichever process
+        // opened the checkout, and a restart does not forget it. NoWebhooks warns when one has
+        // been open for hours and no webhook came.
+        if (!readOpenCheckouts) return;
+        pendingCheckoutRead ??= readOpenCheckouts()
+          .then((open) => {
+            this.reset();
+            for (const { provider, openedAt } of open) this.set({ provider }, openedAt.getTime() / 1000);
+          })
+          // A scrape must not fail with the database: the last values stay, hpc_ready says why.
+          .catch(() => undefined)
+          .finally(() => {
+            pendingCheckoutRead = undefined;
+          });
+        await pendingCheckoutRead;
+      },
+    }),
     ingestRuns: new Counter({
       name: 'slurm_ingest_runs_total',
       help: 'Ingestion runs by source and outcome.',
@@ -282,6 +310,13 @@ export function createMetrics(options: MetricsOptions = {}) {
       for (const [event, outcome] of WEBHOOK_EVENT_OUTCOMES) metrics.webhookEvents.inc({ provider, event, outcome }, 0);
       metrics.receiptMarkedPaid.inc({ actor_type: 'provider' }, 0);
       for (const outcome of CHECKOUT_EXPIRY_OUTCOMES) metrics.checkoutExpiries.inc({ provider, outcome }, 0);
+    },
+    /**
+     * Reads, per provider, when the oldest checkout still open was opened, at each scrape, for
+     * payments_oldest_open_checkout_timestamp_seconds. `read` must give up within a scrape's time.
+     */
+    observeOpenCheckouts(read: () => Promise<{ provider: string; openedAt: Date }[]>) {
+      readOpenCheckouts = read;
     },
     /** Runs this readiness check at each scrape to refresh hpc_ready. */
     observeReadiness(probe: () => Promise<boolean>) {
