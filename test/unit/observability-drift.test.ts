@@ -134,6 +134,23 @@ describe('the alert rules and the code agree', () => {
     expect(unknown).toEqual([]);
   });
 
+  it('each say what happened, what to do, and link a runbook section that exists', () => {
+    // A page at 3 a.m. shows the annotations, not this repository: "what to do" must travel with it.
+    const file = parse(readFileSync(path.join(PROJECT_ROOT, 'prometheus/alerts.yml'), 'utf8')) as {
+      groups: { rules: { alert: string; annotations?: Record<string, string> }[] }[];
+    };
+    const guide = readFileSync(path.join(PROJECT_ROOT, 'docs/operations.md'), 'utf8');
+    const anchors = new Set([...guide.matchAll(/^#{2,4} (.+)$/gm)].map((match) => (match[1] as string).toLowerCase()));
+    const incomplete = file.groups
+      .flatMap((group) => group.rules)
+      .filter(({ annotations = {} }) => {
+        const anchor = /^docs\/operations\.md#(\w+)$/.exec(annotations.runbook ?? '')?.[1];
+        return !annotations.summary || !annotations.description || !anchor || !anchors.has(anchor);
+      })
+      .map((rule) => rule.alert);
+    expect(incomplete).toEqual([]);
+  });
+
   it('include every alert the operations guide describes', () => {
     expect(readAlertRules().map((rule) => rule.alert)).toEqual(
       expect.arrayContaining([
