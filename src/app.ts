@@ -46,6 +46,7 @@ import { findLastIngestionSuccess } from './modules/ingestion/ingestion.service.
 import type { Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { createCheckoutCloser } from './modules/payments/checkout-closer.js';
+import { findOldestOpenCheckouts } from './modules/payments/payments.repository.js';
 import { paymentRoutes, paymentWebhookRoutes } from './modules/payments/payments.routes.js';
 import { buildPaymentProvider, checkoutOrigins, createPaymentsService } from './modules/payments/payments.service.js';
 import {
@@ -159,6 +160,9 @@ export function createApp(deps: AppDeps): express.Express {
   deps.metrics.observePaymentProvider(payments.providerName);
   deps.metrics.observeReadiness(async () => (await checkReadiness(db.pool, config.readyTimeoutMs)).isReady);
   deps.metrics.observeIngestionFreshness(() => findLastIngestionSuccess(db, config.readyTimeoutMs));
+  if (payments.providerName) {
+    deps.metrics.observeOpenCheckouts(() => findOldestOpenCheckouts(db.pool, config.readyTimeoutMs));
+  }
   const securityHeaders = helmet({
     contentSecurityPolicy: {
       useDefaults: true,

@@ -476,9 +476,12 @@ describe('lockout', () => {
     const afterLock = await postLogin(app, 'target', user.password, { ip: '198.51.100.7' });
     expect(afterLock.response.status).toBe(302);
 
+    // The fifth failure starts the lock and counts as what it was, a wrong password; only the
+    // sign-in refused during the lock counts as refused while locked.
     expect(await metricValue(metrics, 'auth_lockout_start_total')).toBe(1);
-    expect(await metricValue(metrics, 'auth_lockout_active_total')).toBe(2);
+    expect(await metricValue(metrics, 'auth_lockout_active_total')).toBe(1);
     expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'bad_credentials' })).toBe(5);
+    expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'locked' })).toBe(1);
     expect(await metricValue(metrics, 'auth_login_success_total')).toBe(2);
     const starts = await db.prisma.auditLog.count({ where: { action: 'login.lockout_start', actor: 'target' } });
     expect(starts).toBe(1);
@@ -703,7 +706,8 @@ describe('lockout', () => {
     });
     expect(refused).toBe(10);
     expect(await metricValue(metrics, 'auth_lockout_start_total')).toBe(1);
-    expect(await metricValue(metrics, 'auth_lockout_active_total')).toBe(11);
+    // The ten refused unchecked; the fiftieth, which started the lock, was a wrong password.
+    expect(await metricValue(metrics, 'auth_lockout_active_total')).toBe(10);
     expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'locked' })).toBe(10);
     expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'bad_credentials' })).toBe(50);
 

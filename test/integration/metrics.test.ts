@@ -22,6 +22,12 @@ describe('GET /metrics', () => {
     expect(response.headers['content-type']).toBe(METRICS_CONTENT_TYPE);
     for (const series of [
       'auth_login_failure_total{reason="bad_credentials"}',
+      'auth_login_failure_total{reason="disabled"}',
+      'auth_login_failure_total{reason="locked"}',
+      'csv_export_refused_total{kind="my_usage",reason="user_limit"}',
+      'csv_export_refused_total{kind="my_usage",reason="busy"}',
+      'csv_export_refused_total{kind="admin_paid",reason="busy"}',
+      'csv_export_refused_total{kind="audit",reason="user_limit"}',
       'billing_receipt_created_total{scope="user"}',
       'billing_receipt_created_total{scope="admin"}',
       'billing_receipt_marked_paid_total{actor_type="admin"}',
@@ -72,6 +78,34 @@ describe('GET /metrics', () => {
     ).toBe(0);
   });
 
+  it('has every webhook outcome of the configured provider at 0, so the first of each shows in rate()', async () => {
+    // A rotated webhook secret shows as bad_signature; counted from nothing, its first deliveries
+    // were invisible to rate() and increase() until the second one.
+    const text = (
+      await request(buildTestApp(db, { env: { PAYMENT_PROVIDER: 'dummy' } }))
+        .get('/metrics')
+        .expect(200)
+    ).text;
+    for (const [event, outcome] of [
+      ['other', 'bad_signature'],
+      ['other', 'error'],
+      ['other', 'ignored'],
+      ['payment.succeeded', 'mismatch'],
+      ['payment.succeeded', 'review'],
+      ['payment.succeeded', 'unknown_payment'],
+      ['payment.succeeded', 'duplicate'],
+      ['payment.succeeded', 'error'],
+      ['payment.failed', 'ok'],
+      ['payment.canceled', 'ok'],
+    ]) {
+      const series = `payments_webhook_events_total{provider="dummy",event="${event}",outcome="${outcome}"}`;
+      expect(sampleOf(text, series), series).toBe(0);
+    }
+    expect(sampleOf(text, 'billing_receipt_marked_paid_total{actor_type="provider"}')).toBe(0);
+    // Only outcomes that can happen: a body that is no event is never "ok".
+    expect(text).not.toContain('event="other",outcome="ok"');
+  });
+
   it('has no payment provider and no webhook series without online payment (PAYMENT_PROVIDER=none)', async () => {
     const app = buildTestApp(db, { env: { PAYMENT_PROVIDER: 'none' } });
     await request(app).post('/payments/webhook').type('json').send('{}').expect(404);
@@ -80,6 +114,56 @@ describe('GET /metrics', () => {
     expect(text.split('\n').filter((line) => /^payments_(provider_info|webhook_events_total)\{/.test(line))).toEqual(
       [],
     );
+  });
+
+  it('reads when the oldest checkout still open was opened, per provider, at each scrape (for NoWebhooks)', async () => {
+    // A checkout open for hours with no webhook at all is what a provider that cannot reach the
+    // webhook endpoint looks like; a fresh start with nothing open is not.
+    await db.pool.query('TRUNCATE payments RESTART IDENTITY CASCADE');
+    const app = buildTestApp(db, { env: { PAYMENT_PROVIDER: 'dummy' } });
+    const scrape = async () => (await request(app).get('/metrics').expect(200)).text;
+    const oldest = 'payments_oldest_open_checkout_timestamp_seconds{provider="dummy"}';
+    expect(await scrape()).not.toContain('payments_oldest_open_checkout_timestamp_seconds{');
+
+    const receipt = await db.prisma.receipt.create({
+      data: {
+        username: 'checkoutgauge',
+        billedThrough: new Date('2026-11-30'),
+        total: '10.00',
+        currency: 'THB',
+        tierName: 'mu',
+        ratesSnapshot: {},
+        ratesLockedAt: new Date(),
+        createdBy: 'checkoutgauge',
+      },
+    });
+    const payment = (
+      tag: string,
+      status: 'pending' | 'succeeded',
+      createdAt: string,
+      externalPaymentId: string | null,
+    ) =>
+      db.prisma.payment.create({
+        data: {
+          receiptId: receipt.id,
+          provider: 'dummy',
+          status,
+          amountMinor: 1000n,
+          currency: 'THB',
+          externalPaymentId,
+          idempotencyKey: `gauge-${tag}`,
+          createdAt: new Date(createdAt),
+        },
+      });
+    await payment('paid', 'succeeded', '2026-12-01T08:00:00Z', 'ext-paid');
+    // A start that never got its checkout is no checkout the provider could report on.
+    await payment('no-checkout', 'pending', '2026-12-01T09:00:00Z', null);
+    await payment('open-old', 'pending', '2026-12-02T10:00:00Z', 'ext-old');
+    await payment('open-new', 'pending', '2026-12-03T10:00:00Z', 'ext-new');
+    expect(sampleOf(await scrape(), oldest)).toBe(Date.parse('2026-12-02T10:00:00Z') / 1000);
+
+    await db.pool.query(`UPDATE payments SET status = 'canceled' WHERE status = 'pending'`);
+    expect(await scrape()).not.toContain('payments_oldest_open_checkout_timestamp_seconds{');
   });
 
   it('refreshes hpc_ready and the pool gauges at scrape time, without anyone calling /readyz', async () => {

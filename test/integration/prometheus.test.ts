@@ -60,6 +60,7 @@ describe.skipIf(!hasPrometheus)('the real Prometheus scraping the app', () => {
   let appServer: http.Server;
   let prometheus: ChildProcess;
   let prometheusUrl: string;
+  let appUrl: string;
   let workDir: string;
   let traffic: NodeJS.Timeout;
   let prometheusLog = '';
@@ -83,7 +84,7 @@ describe.skipIf(!hasPrometheus)('the real Prometheus scraping the app', () => {
     db = await createTestDatabase();
     appServer = await listen(buildTestApp(db), 0, '127.0.0.1');
     const appPort = (appServer.address() as AddressInfo).port;
-    const appUrl = `http://127.0.0.1:${appPort}`;
+    appUrl = `http://127.0.0.1:${appPort}`;
     // Some traffic for the request metrics, including a 404 for an unmatched path.
     traffic = setInterval(() => {
       void fetch(`${appUrl}/healthz`).catch(() => undefined);
@@ -162,18 +163,48 @@ describe.skipIf(!hasPrometheus)('the real Prometheus scraping the app', () => {
     expect(slowest.map((series) => series.metric.endpoint)).toEqual(expect.arrayContaining(['/healthz']));
   }, 40_000);
 
-  it('answers the dashboard login-failure query with the pre-warmed reason', async () => {
+  it('answers the dashboard login-failure query with the pre-warmed reasons', async () => {
     const [failures] = dashboardQueries('Login failures and lockouts');
     const result = await seriesOf(failures as string);
-    expect(result).toEqual([{ metric: { reason: 'bad_credentials' }, value: [expect.any(Number), '0'] }]);
+    const byReason = result.map((series) => [series.metric.reason, series.value[1]]).sort();
+    expect(byReason).toEqual([
+      ['bad_credentials', '0'],
+      ['disabled', '0'],
+      ['locked', '0'],
+    ]);
   }, 40_000);
 
-  it('answers the dashboard webhook query with the pre-warmed combination', async () => {
+  it('answers the dashboard webhook query with the pre-warmed combinations', async () => {
     const [webhooks] = dashboardQueries('Webhook events');
     const result = await seriesOf(webhooks as string);
-    expect(result.map((series) => series.metric)).toEqual([
-      { provider: 'dummy', event: 'payment.succeeded', outcome: 'ok' },
-    ]);
+    expect(result.map((series) => series.metric)).toEqual(
+      expect.arrayContaining([
+        { provider: 'dummy', event: 'payment.succeeded', outcome: 'ok' },
+        { provider: 'dummy', event: 'other', outcome: 'bad_signature' },
+      ]),
+    );
+  }, 40_000);
+
+  it('shows the very first bad-signature webhook in increase(), not only the second', async () => {
+    // A counter series born at 1 has no earlier sample to rise from: increase() saw nothing of
+    // the first delivery signed with a rotated secret, and the panel stayed flat.
+    const firstDelivery = 'sum(increase(payments_webhook_events_total{outcome="bad_signature"}[1m]))';
+    // Scraped at least twice before the delivery, so the counter had its samples at 0 by then.
+    await seriesOf('count_over_time(up{job="hpc-billing"}[1m]) > 2');
+    await fetch(`${appUrl}/payments/webhook/dummy`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Dummy-Signature': 'forged' },
+      body: '{}',
+    });
+    const [seen] = await waitFor(
+      `the first bad signature in ${firstDelivery}`,
+      async () => {
+        const result = await query(firstDelivery);
+        return Number(result[0]?.value[1]) > 0 ? result : undefined;
+      },
+      10_000,
+    );
+    expect(Number(seen?.value[1])).toBeGreaterThan(0);
   }, 40_000);
 
   it('answers the dashboard 5xx ratio with 0 while requests flow and none failed, not "No data"', async () => {

@@ -85,6 +85,26 @@ describe('the Grafana dashboard and the code agree', () => {
     expect(notTheVariable).toEqual([]);
   });
 
+  it('gives every panel one unit: durations in seconds are never drawn on a panel of counts, nor counts on one of seconds', () => {
+    // A p95 run duration of 40 s beside 2 runs and 3,000 jobs on one "short" axis read as 40 of
+    // something, and squashed the runs to the floor.
+    const dashboard = readDashboard() as unknown as {
+      panels: (DashboardPanel & { fieldConfig?: { defaults?: { unit?: string }; overrides?: unknown[] } })[];
+    };
+    const isSeconds = (expression: string) =>
+      metricNamesIn(expression).every((name) => /_seconds(_bucket|_sum)?$/.test(name)) &&
+      !/_count\b|_total\b/.test(expression);
+    const mixed = dashboard.panels
+      .filter((panel) => (panel.fieldConfig?.overrides ?? []).length === 0)
+      .map((panel) => {
+        const kinds = new Set((panel.targets ?? []).map((target) => (isSeconds(target.expr) ? 's' : 'not seconds')));
+        const unit = panel.fieldConfig?.defaults?.unit;
+        return { title: panel.title, unit, kinds: [...kinds] };
+      })
+      .filter(({ unit, kinds }) => kinds.length > 1 || (kinds[0] === 's') !== (unit === 's'));
+    expect(mixed).toEqual([]);
+  });
+
   it('has the panels the operations guide promises', () => {
     const titles = readDashboard().panels.map((panel) => panel.title);
     expect(titles).toEqual(
@@ -98,6 +118,8 @@ describe('the Grafana dashboard and the code agree', () => {
         'CSV downloads',
         'Webhook events',
         'Ingestion freshness',
+        'Ingestion runs and jobs',
+        'Ingestion run duration',
       ]),
     );
   });
@@ -110,6 +132,23 @@ describe('the alert rules and the code agree', () => {
       .flatMap((rule) => metricNamesIn(rule.expr))
       .filter((name) => !exposed.has(name) && !PROMETHEUS_SERIES.has(name));
     expect(unknown).toEqual([]);
+  });
+
+  it('each say what happened, what to do, and link a runbook section that exists', () => {
+    // A page at 3 a.m. shows the annotations, not this repository: "what to do" must travel with it.
+    const file = parse(readFileSync(path.join(PROJECT_ROOT, 'prometheus/alerts.yml'), 'utf8')) as {
+      groups: { rules: { alert: string; annotations?: Record<string, string> }[] }[];
+    };
+    const guide = readFileSync(path.join(PROJECT_ROOT, 'docs/operations.md'), 'utf8');
+    const anchors = new Set([...guide.matchAll(/^#{2,4} (.+)$/gm)].map((match) => (match[1] as string).toLowerCase()));
+    const incomplete = file.groups
+      .flatMap((group) => group.rules)
+      .filter(({ annotations = {} }) => {
+        const anchor = /^docs\/operations\.md#(\w+)$/.exec(annotations.runbook ?? '')?.[1];
+        return !annotations.summary || !annotations.description || !anchor || !anchors.has(anchor);
+      })
+      .map((rule) => rule.alert);
+    expect(incomplete).toEqual([]);
   });
 
   it('include every alert the operations guide describes', () => {

@@ -167,7 +167,8 @@ async function recordCountedFailure(
     },
     now,
   );
-  deps.metrics.authLockoutActive.inc();
+  // Not auth_lockout_active_total: this attempt was checked and refused as a wrong password
+  // (counted so by the caller); only attempts refused unchecked during a lock are counted there.
   return { lockedUntil, scopes: startedLocks };
 }
 

@@ -1,4 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { CsvExportKind } from '../../http/csv-exports.js';
+import { KNOWN_EVENT_TYPES } from '../payments/payment-provider.js';
+import type { WebhookOutcome } from '../payments/payments.service.js';
 
 /** What the pool gauges read at scrape time; a pg.Pool has these. */
 export interface PoolStats {
@@ -18,6 +21,35 @@ export const INGEST_JOB_RESULTS = ['inserted', 'updated', 'unchanged', 'skipped'
 /** payments_checkout_expire_total's outcomes: what the provider said when a void closed a checkout. */
 export const CHECKOUT_EXPIRY_OUTCOMES = ['expired', 'already_complete', 'failed'] as const;
 
+/** auth_login_failure_total's reasons. */
+export const LOGIN_FAILURE_REASONS = ['bad_credentials', 'disabled', 'locked'] as const;
+
+/** The `kind` label of the CSV export counters: every CsvExportKind. */
+export const CSV_EXPORT_KINDS = [
+  'admin_paid',
+  'my_usage',
+  'user_usage',
+  'audit',
+  'receipt_items',
+] as const satisfies readonly CsvExportKind[];
+
+/** csv_export_refused_total's reasons. */
+export const CSV_EXPORT_REFUSALS = ['user_limit', 'busy'] as const;
+
+/**
+ * payments_webhook_events_total's (event, outcome) pairs that can happen: a delivery whose body is
+ * no event, or fails its signature, is counted as event "other" (as is an event type we do not
+ * know, which is ignored); a known event type can have any outcome of applying it.
+ */
+export const WEBHOOK_EVENT_OUTCOMES: readonly (readonly [string, WebhookOutcome])[] = [
+  ...(['bad_signature', 'error', 'ignored', 'duplicate'] as const).map((outcome) => ['other', outcome] as const),
+  ...KNOWN_EVENT_TYPES.flatMap((event) =>
+    (['ok', 'duplicate', 'mismatch', 'review', 'ignored', 'unknown_payment', 'error'] as const).map(
+      (outcome) => [event, outcome] as const,
+    ),
+  ),
+];
+
 /**
  * Every metric the app exports, on a registry of its own. Names, types and labels are
  * a contract with the dashboards and alert rules in grafana/ and prometheus/.
@@ -32,6 +64,8 @@ export function createMetrics(options: MetricsOptions = {}) {
   let probeReadiness: (() => Promise<boolean>) | undefined;
   let readLastIngestSuccess: (() => Promise<Date | null>) | undefined;
   let pendingIngestRead: Promise<void> | undefined;
+  let readOpenCheckouts: (() => Promise<{ provider: string; openedAt: Date }[]>) | undefined;
+  let pendingCheckoutRead: Promise<void> | undefined;
 
   const metrics = {
     registry,
@@ -57,7 +91,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     authLockoutActive: new Counter({
       name: 'auth_lockout_active_total',
-      help: 'Sign-ins and password changes refused because the account or address is locked.',
+      help: 'Sign-ins and password changes refused unchecked because a lock was already on (not the failure that started it).',
       registers,
     }),
     authLockoutStart: new Counter({ name: 'auth_lockout_start_total', help: 'Lockouts started.', registers }),
@@ -180,6 +214,32 @@ export function createMetrics(options: MetricsOptions = {}) {
         await pendingIngestRead;
       },
     }),
+    oldestOpenCheckout: new Gauge({
+      name: 'payments_oldest_open_checkout_timestamp_seconds',
+      help: 'When the oldest checkout still open (payment pending, no word from the provider yet) was opened (Unix seconds), per provider; no series when none is open.',
+      labelNames: ['provider'] as const,
+      // Every process reads the same table; one whose read failed keeps an older value, which a
+      // checkout closed since would leave behind: the later reading wins.
+      aggregator: 'max',
+      registers,
+      async collect() {
+        // Read from the database at each scrape, like the ingestion gauge: whichever process
+        // opened the checkout, and a restart does not forget it. NoWebhooks warns when one has
+        // been open for hours and no webhook came.
+        if (!readOpenCheckouts) return;
+        pendingCheckoutRead ??= readOpenCheckouts()
+          .then((open) => {
+            this.reset();
+            for (const { provider, openedAt } of open) this.set({ provider }, openedAt.getTime() / 1000);
+          })
+          // A scrape must not fail with the database: the last values stay, hpc_ready says why.
+          .catch(() => undefined)
+          .finally(() => {
+            pendingCheckoutRead = undefined;
+          });
+        await pendingCheckoutRead;
+      },
+    }),
     ingestRuns: new Counter({
       name: 'slurm_ingest_runs_total',
       help: 'Ingestion runs by source and outcome.',
@@ -212,15 +272,18 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
   };
 
-  // Series the dashboards and alerts query exist at 0 before the first event,
-  // so rate() and absent() behave from the first scrape.
-  metrics.authLoginFailure.inc({ reason: 'bad_credentials' }, 0);
+  // Series the dashboards and alerts query exist at 0 before the first event, so rate() and
+  // absent() behave from the first scrape: a series born at its first event has no earlier
+  // sample to rise from, so rate() and increase() miss that event and an alert on it waits for
+  // the second. Only bounded, known label sets (never per user or per route).
+  for (const reason of LOGIN_FAILURE_REASONS) metrics.authLoginFailure.inc({ reason }, 0);
   metrics.receiptCreated.inc({ scope: 'user' }, 0);
   metrics.receiptCreated.inc({ scope: 'admin' }, 0);
   metrics.receiptMarkedPaid.inc({ actor_type: 'admin' }, 0);
-  for (const kind of ['admin_paid', 'my_usage', 'user_usage', 'audit', 'receipt_items']) {
+  for (const kind of CSV_EXPORT_KINDS) {
     metrics.csvDownloads.inc({ kind }, 0);
     metrics.csvExportsStalled.inc({ kind }, 0);
+    for (const reason of CSV_EXPORT_REFUSALS) metrics.csvExportsRefused.inc({ kind, reason }, 0);
   }
   for (const result of INGEST_JOB_RESULTS) metrics.ingestJobs.inc({ result }, 0);
   // slurm_ingest_runs_total's sources are the configured ones: the ingestion service creates them.
@@ -237,14 +300,23 @@ export function createMetrics(options: MetricsOptions = {}) {
     },
     /**
      * Names the payment provider webhooks come from (none: online payment is off). NoWebhooks
-     * watches only a provider named in payments_provider_info, and the provider's counter exists
-     * at 0 from the start, so the alert can tell "no delivery yet" from "no provider".
+     * watches only a provider named in payments_provider_info, and the provider's counters exist
+     * at 0 from the start (every outcome), so the alert can tell "no delivery yet" from "no
+     * provider" and the first delivery of each outcome shows in rate().
      */
     observePaymentProvider(provider: string | undefined) {
       if (!provider) return;
       metrics.paymentProvider.set({ provider }, 1);
-      metrics.webhookEvents.inc({ provider, event: 'payment.succeeded', outcome: 'ok' }, 0);
+      for (const [event, outcome] of WEBHOOK_EVENT_OUTCOMES) metrics.webhookEvents.inc({ provider, event, outcome }, 0);
+      metrics.receiptMarkedPaid.inc({ actor_type: 'provider' }, 0);
       for (const outcome of CHECKOUT_EXPIRY_OUTCOMES) metrics.checkoutExpiries.inc({ provider, outcome }, 0);
+    },
+    /**
+     * Reads, per provider, when the oldest checkout still open was opened, at each scrape, for
+     * payments_oldest_open_checkout_timestamp_seconds. `read` must give up within a scrape's time.
+     */
+    observeOpenCheckouts(read: () => Promise<{ provider: string; openedAt: Date }[]>) {
+      readOpenCheckouts = read;
     },
     /** Runs this readiness check at each scrape to refresh hpc_ready. */
     observeReadiness(probe: () => Promise<boolean>) {

@@ -1,6 +1,7 @@
 import { type PaymentReviewOutcome, type PaymentStatus, Prisma } from '@prisma/client';
 import type pg from 'pg';
 import type { Db } from '../../db/database.js';
+import { queryWithin } from '../../db/query-timeout.js';
 
 type Tx = Prisma.TransactionClient;
 type Client = Db | Tx;
@@ -562,4 +563,25 @@ export function listEventsForAdmin(db: Client, limit: number) {
 
 export function latestPaymentOf(db: Client, receiptId: number) {
   return db.payment.findFirst({ where: { receiptId }, orderBy: { id: 'desc' }, select: SELECT_PAYMENT });
+}
+
+/**
+ * When the oldest checkout still open (its payment pending, the provider's id known) was opened,
+ * per provider, for the NoWebhooks alert at each scrape; given up after `timeoutMs` (its
+ * connection closed) so that a silent database cannot make the scrape time out.
+ */
+export async function findOldestOpenCheckouts(
+  pool: pg.Pool,
+  timeoutMs: number,
+): Promise<{ provider: string; openedAt: Date }[]> {
+  const { rows } = await queryWithin<{ provider: string; opened_at: Date }>(
+    pool,
+    {
+      text: `SELECT provider, min(created_at) AS opened_at FROM payments
+             WHERE status = 'pending' AND external_payment_id IS NOT NULL
+             GROUP BY provider`,
+    },
+    timeoutMs,
+  );
+  return rows.map((row) => ({ provider: row.provider, openedAt: row.opened_at }));
 }
