@@ -1408,10 +1408,11 @@ describe('voiding a receipt that was paid online', () => {
     const page = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
     expect(page.text).not.toContain('Paid online');
     expect(page.text).toContain('>Void receipt</button>');
-    // The browser asks before sending it (public/js/confirm.js): a void cannot be undone.
+    // The browser asks before sending it (public/js/confirm.js): a void cannot be undone, and the
+    // money paid by hand is not the app's to return.
     expect(page.text).toMatch(
       new RegExp(
-        `<form method="post" action="/admin/receipts/${receiptId}/void" class="form-row" data-confirm="Void paid receipt #${receiptId} of 0\\.50 THB\\? Its \\d+ jobs? can then be billed again\\. This cannot be undone\\.">`,
+        `<form method="post" action="/admin/receipts/${receiptId}/void" class="form-row" data-confirm="Void paid receipt #${receiptId} of 0\\.50 THB\\? Its \\d+ jobs? can then be billed again; the 0\\.50 THB paid by hand is for you to return or apply elsewhere\\. This cannot be undone\\.">`,
       ),
     );
     expect(page.text).toContain('<script src="/static/js/confirm.js" defer></script>');

@@ -280,6 +280,19 @@ export function findRefundedPayments(db: Client, receiptId: number) {
 }
 
 /**
+ * The receipt's payments that an admin resolved as dismissed (handled otherwise, e.g. the
+ * receipt was paid by hand as well), oldest first: each was held for a success, so the provider
+ * took its money. A void of the receipt paid by hand names them, as that money may be what paid it.
+ */
+export function findDismissedPayments(db: Client, receiptId: number): Promise<PaymentRow[]> {
+  return db.payment.findMany({
+    where: { receiptId, status: 'resolved', reviewOutcome: 'dismissed' },
+    orderBy: { id: 'asc' },
+    select: SELECT_PAYMENT,
+  });
+}
+
+/**
  * Locks the receipt's open (pending) payments, in the order a webhook takes them (payment, then
  * receipt): a void that took the receipt's row first and a success that took the payment's row
  * first would each wait for the other.

@@ -24,10 +24,12 @@ import {
   ZVoidReceipt,
 } from './receipts.schema.js';
 import {
+  type DismissedPayment,
   describeMonthEndRun,
   MonthEndInProgressError,
   type MonthEndRunView,
   monthEndRunUrl,
+  type PaidByHand,
   RECEIPT_ITEMS_CSV_COLUMNS,
   type ReceiptsService,
   UnknownRunFilterError,
@@ -43,6 +45,32 @@ function describeCanceledCheckouts(paymentIds: number[]): string {
     ` Its open online checkout (payment ${payments}) was canceled; money paid there from now on is held for review ` +
     'on the payments page.'
   );
+}
+
+/** "0.50 THB by bank transfer, ref KBANK-77, on 2026-01-10": the money an admin recorded paying a receipt by hand. */
+function describePaidByHand(paid: PaidByHand, fmt: ViewFormatters): string {
+  const ref = paid.txRef ? `, ref ${paid.txRef}` : '';
+  return `${fmt.money(paid.amount, paid.currency)} ${paid.currency} by ${fmt.paymentMethod(paid.method)}${ref}, on ${paid.paidOn}`;
+}
+
+/**
+ * A sentence for each online payment of a receipt paid by hand that an admin dismissed: the
+ * provider took that money, which may be what the hand-recorded payment stands for.
+ */
+function describeDismissedPayments(payments: DismissedPayment[], fmt: ViewFormatters): string {
+  return payments
+    .map((payment) => {
+      const took = payment.received
+        ? `received ${fmt.money(payment.received.amount, payment.received.currency)} ${payment.received.currency}`
+        : 'took an amount the provider did not report';
+      const by = payment.reviewedBy ? ` by ${payment.reviewedBy}` : '';
+      const note = payment.reviewNote ? ` ("${payment.reviewNote}")` : '';
+      return (
+        `Online payment #${payment.id} of this receipt ${took} and was dismissed${by}${note}: if its money is what ` +
+        'paid this receipt, refund it at the provider or apply it elsewhere.'
+      );
+    })
+    .join(' ');
 }
 
 /** How often a running month-end run's page reloads itself, as the payment status page does. */
@@ -168,10 +196,13 @@ export function adminBillingRoutes(deps: {
     page: number,
     refused?: { error: string; form: Record<string, string | undefined>; invalid?: string[] },
   ) {
-    const shown = await receipts.getById(id, page);
+    const { paidByHand, dismissedPayments, ...shown } = await receipts.getById(id, page);
+    const fmt = res.app.locals.fmt as ViewFormatters;
     res.render('receipts/show', {
       title: `Receipt #${id}`,
       ...shown,
+      paidByHandText: paidByHand && describePaidByHand(paidByHand, fmt),
+      dismissedPaymentsText: describeDismissedPayments(dismissedPayments, fmt),
       isAdminView: true,
       paymentMethods: PAYMENT_METHODS,
       // The mark-paid form's "Paid on": today by default, and its latest day.
@@ -258,18 +289,32 @@ export function adminBillingRoutes(deps: {
       });
       return;
     }
+    const { paidByHand, dismissedPayments, ...voided } = result;
     if (prefersJson(req)) {
-      res.json({ ok: true, receipt: result });
+      res.json({
+        ok: true,
+        receipt: {
+          ...voided,
+          paidByHand: paidByHand && { ...paidByHand, amount: moneyJson(paidByHand.amount, paidByHand.currency) },
+          dismissedPaymentIds: dismissedPayments.map((payment) => payment.id),
+        },
+      });
       return;
     }
+    const fmt = req.app.locals.fmt as ViewFormatters;
     const jobs = result.releasedJobs === 1 ? 'its job' : `its ${result.releasedJobs} jobs`;
+    // Paid by hand, nothing is held: the admin is told what money the void concerns, not left to assume none.
+    const byHand = paidByHand
+      ? ` It was paid by hand: ${describePaidByHand(paidByHand, fmt)}. The app holds none of this money: return it ` +
+        `to the payer or apply it elsewhere.${dismissedPayments.length > 0 ? ` ${describeDismissedPayments(dismissedPayments, fmt)}` : ''}`
+      : '';
     req.session.flash = {
       type: 'success',
       message: `Receipt #${id} voided; ${jobs} can be billed again.${
         result.heldPaymentId === null
           ? ''
           : ` Payment #${result.heldPaymentId} is held for review: refund it or apply it elsewhere, then resolve it on the payments page.`
-      }${describeCanceledCheckouts(result.canceledPaymentIds)}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
+      }${byHand}${describeCanceledCheckouts(result.canceledPaymentIds)}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
     };
     res.redirect(303, `/admin/receipts/${id}`);
   });

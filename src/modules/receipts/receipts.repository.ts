@@ -492,16 +492,22 @@ export async function voidItems(tx: Prisma.TransactionClient, receiptId: number)
   return result.count;
 }
 
-/** Paid receipts with paid_at in [from, before), oldest first, in batches for CSV export. */
+/**
+ * Receipts paid with paid_at in [from, before), oldest first, in batches for CSV export: those
+ * voided since too (they keep paid_at), so that the export of a period already reconciled does
+ * not lose a line when one of its receipts is voided later. Each comes with the online payment
+ * that paid it, if any: the one its method and reference name (as the receipt page finds it),
+ * which stays so once the void has held it for review.
+ */
 export async function findPaidBatch(
   db: Client,
   window: { from: Date; before: Date },
   after: { paidAt: Date; id: number } | undefined,
   limit: number,
 ) {
-  return db.receipt.findMany({
+  const receipts = await db.receipt.findMany({
     where: {
-      status: 'paid',
+      status: { in: ['paid', 'void'] },
       paidAt: { gte: window.from, lt: window.before },
       ...(after ? { OR: [{ paidAt: { gt: after.paidAt } }, { paidAt: after.paidAt, id: { gt: after.id } }] } : {}),
     },
@@ -518,14 +524,39 @@ export async function findPaidBatch(
       tierName: true,
       billedThrough: true,
       createdAt: true,
-      // The online payment that paid it (at most one), for what it received.
+      voidedAt: true,
+      voidReason: true,
+      // Every payment that reached the provider, to pick the one the receipt records (a receipt has a few at most).
       payments: {
-        where: PAID_THE_RECEIPT,
-        orderBy: { id: 'desc' },
-        take: 1,
-        select: { id: true, receivedMinor: true, receivedCurrency: true, refundedMinor: true, refundedCurrency: true },
+        where: { externalPaymentId: { not: null } },
+        select: {
+          id: true,
+          provider: true,
+          externalPaymentId: true,
+          receivedMinor: true,
+          receivedCurrency: true,
+          refundedMinor: true,
+          refundedCurrency: true,
+        },
       },
     },
+  });
+  return receipts.map(({ payments, ...receipt }) => {
+    const paidWith = payments.find(
+      (payment) => payment.provider === receipt.paymentMethod && payment.externalPaymentId === receipt.txRef,
+    );
+    return {
+      ...receipt,
+      paidWith: paidWith
+        ? {
+            id: paidWith.id,
+            receivedMinor: paidWith.receivedMinor,
+            receivedCurrency: paidWith.receivedCurrency,
+            refundedMinor: paidWith.refundedMinor,
+            refundedCurrency: paidWith.refundedCurrency,
+          }
+        : null,
+    };
   });
 }
 

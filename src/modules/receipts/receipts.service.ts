@@ -32,7 +32,13 @@ import { minorUnitDigits } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as monthEndRunsRepository from './month-end-runs.repository.js';
 import * as receiptsRepository from './receipts.repository.js';
-import { RECEIPT_FIELD_LABELS, type TMarkPaid, type TReceiptFilter, type TVoidReceipt } from './receipts.schema.js';
+import {
+  PAYMENT_METHODS,
+  RECEIPT_FIELD_LABELS,
+  type TMarkPaid,
+  type TReceiptFilter,
+  type TVoidReceipt,
+} from './receipts.schema.js';
 
 /** The billing list filtered by a month-end run that does not exist (404, worded as every miss by id). */
 export class UnknownRunFilterError extends NotFoundError {
@@ -503,12 +509,63 @@ function receivedTotals(
   return { byCurrency, unknownCount, isDifferent };
 }
 
+/**
+ * The money an admin recorded as paying a receipt by hand (one of PAYMENT_METHODS): the app holds
+ * none of it, so voiding the receipt cannot hold it as it holds an online payment; the admin is
+ * told what it was, to return it or apply it elsewhere.
+ */
+export interface PaidByHand {
+  method: string;
+  txRef: string | null;
+  /** The local day (APP_TZ) of paid_at, as the receipt page's "Paid on". */
+  paidOn: string;
+  amount: Prisma.Decimal;
+  currency: string;
+}
+
+/** An online payment of a receipt that an admin dismissed, with what it received (null: not reported). */
+export interface DismissedPayment {
+  id: number;
+  received: { amount: Prisma.Decimal; currency: string } | null;
+  reviewedBy: string | null;
+  reviewNote: string | null;
+}
+
+function dismissedPaymentOf(payment: paymentsRepository.PaymentRow): DismissedPayment {
+  return {
+    id: payment.id,
+    received: paymentMoneyOf(payment).received,
+    reviewedBy: payment.reviewedBy,
+    reviewNote: payment.reviewNote,
+  };
+}
+
+const HAND_METHODS: readonly string[] = PAYMENT_METHODS;
+
 /** Receipts: creation (user and month-end), payment marking and voiding; each change is one transaction. */
 export function createReceiptsService(deps: ReceiptsServiceDeps) {
   const { config, rates, metrics } = deps;
   const db = deps.db.prisma;
   const now = deps.now ?? (() => new Date());
   const backgroundWork = deps.backgroundWork ?? createBackgroundWork();
+
+  /** What an admin recorded paying the receipt by hand, paid or voided since; null for one paid online, no charge or never paid. */
+  function paidByHandOf(receipt: {
+    paidAt: Date | null;
+    paymentMethod: string | null;
+    txRef: string | null;
+    total: Prisma.Decimal;
+    currency: string;
+  }): PaidByHand | null {
+    if (!receipt.paidAt || !receipt.paymentMethod || !HAND_METHODS.includes(receipt.paymentMethod)) return null;
+    return {
+      method: receipt.paymentMethod,
+      txRef: receipt.txRef,
+      paidOn: toLocalDate(receipt.paidAt, config.timeZone),
+      amount: receipt.total,
+      currency: receipt.currency,
+    };
+  }
 
   function assertNotFuture(before: string) {
     const today = toLocalDate(now(), config.timeZone);
@@ -1030,6 +1087,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       const releasedJobs = await receiptsRepository.voidItems(tx, id);
       // Only a paid receipt can have an online payment that paid it.
       const heldPaymentId = before.status === 'paid' ? await holdPaymentOfVoidedReceipt(tx, actor, id, voidedAt) : null;
+      // Paid by hand, the money is outside the app and nothing can be held: the answer and the audit
+      // entry say what it was, and which dismissed online payments of the receipt took money too.
+      const paidByHand = before.status === 'paid' && heldPaymentId === null ? paidByHandOf(before) : null;
+      const dismissedPayments = paidByHand
+        ? (await paymentsRepository.findDismissedPayments(tx, id)).map(dismissedPaymentOf)
+        : [];
+      const dismissedPaymentIds = dismissedPayments.map((payment) => payment.id);
       canceled = await cancelOpenPaymentsIn(
         tx,
         actor,
@@ -1052,6 +1116,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
             currency: before.currency,
             releasedJobs,
             ...(heldPaymentId === null ? {} : { heldPaymentId }),
+            ...(paidByHand === null
+              ? {}
+              : {
+                  paidByHand: {
+                    method: paidByHand.method,
+                    txRef: paidByHand.txRef,
+                    paidOn: paidByHand.paidOn,
+                    amount: paidByHand.amount.toFixed(minorUnitDigits(paidByHand.currency)),
+                    currency: paidByHand.currency,
+                  },
+                }),
+            ...(dismissedPaymentIds.length === 0 ? {} : { dismissedPaymentIds }),
             ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
           },
         },
@@ -1063,6 +1139,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         previousStatus: before.status,
         releasedJobs,
         heldPaymentId,
+        paidByHand,
+        dismissedPayments,
         canceledPaymentIds,
       };
     });
@@ -1232,13 +1310,21 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   /** Any receipt with one page of its items (admin). */
   async function getById(id: number, page = 1) {
     const receipt = await findOrFail(id);
-    const [shown, heldForSameJobs] = await Promise.all([
+    // An admin about to void a receipt paid by hand, or reading one voided since, is told what money it concerns.
+    const paidByHand = paidByHandOf(receipt);
+    const [shown, heldForSameJobs, dismissed] = await Promise.all([
       withItemsPage(receipt, page),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
+      paidByHand ? paymentsRepository.findDismissedPayments(db, id) : [],
     ]);
     // Money for some of these jobs may already be held on a voided receipt that billed them: the
     // researcher is told not to pay again, and the admin, about to mark this one paid, is told too.
-    return { ...shown, sameJobsHeldPayment: heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs) };
+    return {
+      ...shown,
+      sameJobsHeldPayment: heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs),
+      paidByHand,
+      dismissedPayments: dismissed.map(dismissedPaymentOf),
+    };
   }
 
   /**

@@ -105,7 +105,10 @@ export const PAID_CSV_COLUMNS = [
   'received_currency',
   'payment_id',
   'paid_on',
+  // Added after paid_on, so the columns before keep their places. A later refund or void fills them in.
   'amount_refunded',
+  'voided_at',
+  'void_reason',
 ] as const;
 
 const ZERO = new Prisma.Decimal(0);
@@ -113,20 +116,21 @@ const ZERO = new Prisma.Decimal(0);
 /**
  * What a paid receipt brought in, for paid.csv: what its online payment received (which an
  * admin may have accepted short or over), or its total when it was marked paid by hand (the
- * admin recorded it paid in full). Empty when the provider did not say what it received.
+ * admin recorded it paid in full). Empty when the provider did not say what it received. A
+ * receipt voided since says what it brought in when it was paid, as its line did then.
  */
 function receivedColumns(receipt: {
   total: Prisma.Decimal;
   currency: string;
-  payments: {
+  paidWith: {
     id: number;
     receivedMinor: bigint | null;
     receivedCurrency: string | null;
     refundedMinor: bigint | null;
     refundedCurrency: string | null;
-  }[];
+  } | null;
 }) {
-  const payment = receipt.payments[0];
+  const payment = receipt.paidWith;
   if (!payment) {
     return {
       amount_received: receipt.total.toFixed(minorUnitDigits(receipt.currency)),
@@ -326,7 +330,7 @@ export function createUsageService(deps: UsageServiceDeps) {
     };
   }
 
-  /** Paid receipts whose payment was recorded in the window as CSV text (no header), in chunks. */
+  /** Receipts paid in the window, voided since or not, as CSV text (no header), in chunks. */
   async function streamPaidCsv(query: TWindowQuery) {
     const window = resolveWindow(query);
     async function* chunks() {
@@ -347,6 +351,8 @@ export function createUsageService(deps: UsageServiceDeps) {
           ...receivedColumns(receipt),
           // The local day of paid_at: the day the window selects by, and a hand-marked receipt's "Paid on".
           paid_on: receipt.paidAt ? toLocalDate(receipt.paidAt, config.timeZone) : '',
+          voided_at: receipt.voidedAt?.toISOString() ?? '',
+          void_reason: escapeCsvFormula(receipt.voidReason ?? ''),
         }));
         yield formatCsvLines(records, PAID_CSV_COLUMNS);
         const last = batch.at(-1);
