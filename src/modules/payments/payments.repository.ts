@@ -139,12 +139,42 @@ const receivedData = (received: Received | null) => ({
   receivedCurrency: received?.currency ?? null,
 });
 
-/** pending -> succeeded, with what the provider reported receiving and its id of that money. */
-export function markSucceeded(tx: Tx, id: number, received: Received | null, externalIntentId: string | null) {
+/**
+ * pending -> succeeded, with what the provider reported receiving, its id of that money and when
+ * the payment paid its receipt (the receipt's paid_at).
+ */
+export function markSucceeded(
+  tx: Tx,
+  id: number,
+  received: Received | null,
+  externalIntentId: string | null,
+  paidAt: Date,
+) {
   return tx.payment.update({
     where: { id },
-    data: { status: 'succeeded', ...receivedData(received), ...(externalIntentId ? { externalIntentId } : {}) },
+    data: {
+      status: 'succeeded',
+      paidAt,
+      ...receivedData(received),
+      ...(externalIntentId ? { externalIntentId } : {}),
+    },
   });
+}
+
+/**
+ * Records when a held payment an admin accepted paid its receipt (the receipt's paid_at): kept
+ * on the payment after a refund in full unpays the receipt, for paid.csv's period.
+ */
+export function recordPaidAt(tx: Tx, id: number, paidAt: Date) {
+  return tx.payment.update({ where: { id }, data: { paidAt } });
+}
+
+/**
+ * Keeps on the payment when it paid its receipt, before a refund in full clears the receipt's
+ * paid_at, if it has none yet (a payment whose receipt was paid from it by an older version).
+ */
+export function keepPaidAtIfUnset(tx: Tx, id: number, paidAt: Date) {
+  return tx.payment.updateMany({ where: { id, paidAt: null }, data: { paidAt } });
 }
 
 export function setStatus(db: Client, id: number, status: PaymentStatus, reviewReason?: string) {

@@ -501,7 +501,9 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     let receiptChange: 'unpaid' | 'stays_paid' | 'none' = 'none';
     let outcome: WebhookOutcome = 'ok';
     if (paidTheReceipt && isFull) {
-      // Nothing of the money is left: the receipt, with its jobs, is to be paid again.
+      // Nothing of the money is left: the receipt, with its jobs, is to be paid again. The payment
+      // keeps when it paid it, so paid.csv still lists it in that period.
+      if (receipt.paidAt) await paymentsRepository.keepPaidAtIfUnset(tx, payment.id, receipt.paidAt);
       const isUnpaid = await receiptsRepository.transitionReceipt(tx, payment.receiptId, ['paid'], {
         status: 'pending',
         paidAt: null,
@@ -648,9 +650,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       await holdForReview(tx, payment, event, 'payment.mismatch', mismatch, true);
       return { outcome: 'mismatch', paymentId: payment.id };
     }
+    // One moment for the receipt and the payment: paid.csv lists the payment by it once a refund
+    // in full has unpaid the receipt, in the same period and at the same paid_at as before.
+    const paidAt = now();
     const isPaid = await receiptsRepository.transitionReceipt(tx, payment.receiptId, ['pending'], {
       status: 'paid',
-      paidAt: now(),
+      paidAt,
       paymentMethod: providerName,
       txRef: event.externalPaymentId,
     });
@@ -661,7 +666,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       await holdForReview(tx, payment, event, 'payment.review', reason, false);
       return { outcome: 'review', paymentId: payment.id };
     }
-    await paymentsRepository.markSucceeded(tx, payment.id, receivedOf(event), event.externalIntentId ?? null);
+    await paymentsRepository.markSucceeded(tx, payment.id, receivedOf(event), event.externalIntentId ?? null, paidAt);
     await appendAudit(
       tx,
       {
@@ -955,6 +960,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
               : { receivedMinor: String(payment.receivedMinor), receivedCurrency: payment.receivedCurrency }),
           },
         });
+        await paymentsRepository.recordPaidAt(tx, paymentId, reviewedAt);
       }
       const isResolved = await paymentsRepository.resolveReview(tx, paymentId, {
         outcome: input.outcome,

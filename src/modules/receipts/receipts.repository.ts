@@ -492,24 +492,59 @@ export async function voidItems(tx: Prisma.TransactionClient, receiptId: number)
   return result.count;
 }
 
+/** Where a paid.csv export got to: the last line's paid_at, receipt and payment (0 for a receipt's own line). */
+export interface PaidLineCursor {
+  paidAt: Date;
+  receiptId: number;
+  paymentId: number;
+}
+
 /**
- * Receipts paid with paid_at in [from, before), oldest first, in batches for CSV export: those
- * voided since too (they keep paid_at), so that the export of a period already reconciled does
- * not lose a line when one of its receipts is voided later. Each comes with the online payment
- * that paid it, if any: the one its method and reference name (as the receipt page finds it),
- * which stays so once the void has held it for review.
+ * The lines of paid.csv with paid_at in [from, before), oldest first, in batches: one per
+ * receipt paid, voided since or not (it keeps paid_at), and one per online payment that paid a
+ * receipt and was refunded in full since (the receipt then lost its paid_at, and may have been
+ * paid again: that is the receipt's own line, in its own period). So the export of a period
+ * already reconciled loses no line when one of its receipts is voided or refunded later. Each
+ * comes with the online payment that paid it, if any: for a receipt, the one its method and
+ * reference name (as the receipt page finds it), which stays so once a void has held it for review.
+ * Ordered by (paid_at, receipt, payment), a receipt's own line before a refunded payment's.
  */
 export async function findPaidBatch(
   db: Client,
   window: { from: Date; before: Date },
-  after: { paidAt: Date; id: number } | undefined,
+  after: PaidLineCursor | undefined,
+  limit: number,
+) {
+  const [receipts, refunded] = await Promise.all([
+    findPaidReceipts(db, window, after, limit),
+    findRefundedPayments(db, window, after, limit),
+  ]);
+  // Both are in line order: the first `limit` lines of the two are the batch.
+  return [...receipts, ...refunded]
+    .sort(
+      (a, b) =>
+        a.paidAt.getTime() - b.paidAt.getTime() ||
+        a.id - b.id ||
+        (a.refundedPaymentId ?? 0) - (b.refundedPaymentId ?? 0),
+    )
+    .slice(0, limit);
+}
+
+/** paid.csv's receipt lines (see findPaidBatch). */
+async function findPaidReceipts(
+  db: Client,
+  window: { from: Date; before: Date },
+  after: PaidLineCursor | undefined,
   limit: number,
 ) {
   const receipts = await db.receipt.findMany({
     where: {
       status: { in: ['paid', 'void'] },
       paidAt: { gte: window.from, lt: window.before },
-      ...(after ? { OR: [{ paidAt: { gt: after.paidAt } }, { paidAt: after.paidAt, id: { gt: after.id } }] } : {}),
+      // A receipt's line sorts before the refunded payments' lines of the same moment and receipt.
+      ...(after
+        ? { OR: [{ paidAt: { gt: after.paidAt } }, { paidAt: after.paidAt, id: { gt: after.receiptId } }] }
+        : {}),
     },
     orderBy: [{ paidAt: 'asc' }, { id: 'asc' }],
     take: limit,
@@ -541,23 +576,97 @@ export async function findPaidBatch(
       },
     },
   });
-  return receipts.map(({ payments, ...receipt }) => {
+  return receipts.flatMap(({ payments, paidAt, ...receipt }) => {
+    if (!paidAt) return [];
     const paidWith = payments.find(
       (payment) => payment.provider === receipt.paymentMethod && payment.externalPaymentId === receipt.txRef,
     );
-    return {
-      ...receipt,
-      paidWith: paidWith
-        ? {
-            id: paidWith.id,
-            receivedMinor: paidWith.receivedMinor,
-            receivedCurrency: paidWith.receivedCurrency,
-            refundedMinor: paidWith.refundedMinor,
-            refundedCurrency: paidWith.refundedCurrency,
-          }
-        : null,
-    };
+    return [
+      {
+        ...receipt,
+        paidAt,
+        refundedPaymentId: null,
+        paidWith: paidWith
+          ? {
+              id: paidWith.id,
+              receivedMinor: paidWith.receivedMinor,
+              receivedCurrency: paidWith.receivedCurrency,
+              refundedMinor: paidWith.refundedMinor,
+              refundedCurrency: paidWith.refundedCurrency,
+            }
+          : null,
+      },
+    ];
   });
+}
+
+/**
+ * paid.csv's lines of the payments that paid a receipt and were refunded in full since (see
+ * findPaidBatch): those whose receipt, paid or void, no longer names them as what paid it. The
+ * line is the receipt's as that payment left it: its paid_at, the provider and its payment id;
+ * the receipt's later void, if any, is not about this money (it had gone back to the payer).
+ */
+async function findRefundedPayments(
+  db: Client,
+  window: { from: Date; before: Date },
+  after: PaidLineCursor | undefined,
+  limit: number,
+) {
+  const rows = await db.$queryRaw<
+    {
+      paymentId: number;
+      provider: string;
+      externalPaymentId: string | null;
+      paidAt: Date;
+      receivedMinor: bigint | null;
+      receivedCurrency: string | null;
+      refundedMinor: bigint | null;
+      refundedCurrency: string | null;
+      id: number;
+      username: string;
+      total: Prisma.Decimal;
+      currency: string;
+      tierName: string;
+      billedThrough: Date;
+      createdAt: Date;
+    }[]
+  >`
+    SELECT p.id AS "paymentId", p.provider, p.external_payment_id AS "externalPaymentId", p.paid_at AS "paidAt",
+           p.received_minor AS "receivedMinor", p.received_currency AS "receivedCurrency",
+           p.refunded_minor AS "refundedMinor", p.refunded_currency AS "refundedCurrency",
+           r.id, r.username, r.total, r.currency, r.tier_name AS "tierName",
+           r.billed_through AS "billedThrough", r.created_at AS "createdAt"
+      FROM payments p
+      JOIN receipts r ON r.id = p.receipt_id
+     WHERE p.paid_at >= ${window.from} AND p.paid_at < ${window.before}
+       AND NOT (r.status IN ('paid', 'void')
+                AND r.payment_method IS NOT DISTINCT FROM p.provider
+                AND r.tx_ref IS NOT DISTINCT FROM p.external_payment_id)
+       ${after ? Prisma.sql`AND (p.paid_at, p.receipt_id, p.id) > (${after.paidAt}, ${after.receiptId}, ${after.paymentId})` : Prisma.empty}
+     ORDER BY p.paid_at, p.receipt_id, p.id
+     LIMIT ${limit}`;
+  return rows.map((row) => ({
+    id: row.id,
+    username: row.username,
+    paidAt: row.paidAt,
+    paymentMethod: row.provider,
+    txRef: row.externalPaymentId,
+    total: row.total,
+    currency: row.currency,
+    tierName: row.tierName,
+    billedThrough: row.billedThrough,
+    createdAt: row.createdAt,
+    voidedAt: null,
+    voidReason: null,
+    refundedPaymentId: row.paymentId,
+    paidWith: {
+      id: row.paymentId,
+      receivedMinor: row.receivedMinor,
+      receivedCurrency: row.receivedCurrency,
+      refundedMinor: row.refundedMinor,
+      refundedCurrency: row.refundedCurrency,
+    },
+  }));
 }
 
 /** How many receipts record that month-end run `runId` made them. */

@@ -140,7 +140,8 @@ function receivedColumns(receipt: {
     };
   }
   const { receivedMinor, receivedCurrency, refundedMinor, refundedCurrency } = payment;
-  // Part of it went back to the payer (a receipt refunded in full is no longer paid), in the received currency.
+  // What went back to the payer, in the received currency: part of it, or all of it for a payment
+  // refunded in full since (its receipt was unpaid; its line stays in the period it paid in).
   const amount_refunded =
     refundedMinor === null || refundedCurrency === null
       ? ''
@@ -330,17 +331,20 @@ export function createUsageService(deps: UsageServiceDeps) {
     };
   }
 
-  /** Receipts paid in the window, voided since or not, as CSV text (no header), in chunks. */
+  /**
+   * Receipts paid in the window, voided since or not, and the payments of the window refunded in
+   * full since, as CSV text (no header), in chunks.
+   */
   async function streamPaidCsv(query: TWindowQuery) {
     const window = resolveWindow(query);
     async function* chunks() {
-      let after: { paidAt: Date; id: number } | undefined;
+      let after: receiptsRepository.PaidLineCursor | undefined;
       for (;;) {
         const batch = await receiptsRepository.findPaidBatch(db, window, after, CSV_BATCH);
         const records = batch.map((receipt) => ({
           receipt_id: receipt.id,
           user: escapeCsvFormula(receipt.username),
-          paid_at: receipt.paidAt?.toISOString() ?? '',
+          paid_at: receipt.paidAt.toISOString(),
           method: receipt.paymentMethod ?? '',
           tx_ref: escapeCsvFormula(receipt.txRef ?? ''),
           total: receipt.total.toFixed(minorUnitDigits(receipt.currency)),
@@ -350,14 +354,14 @@ export function createUsageService(deps: UsageServiceDeps) {
           created_at: receipt.createdAt.toISOString(),
           ...receivedColumns(receipt),
           // The local day of paid_at: the day the window selects by, and a hand-marked receipt's "Paid on".
-          paid_on: receipt.paidAt ? toLocalDate(receipt.paidAt, config.timeZone) : '',
+          paid_on: toLocalDate(receipt.paidAt, config.timeZone),
           voided_at: receipt.voidedAt?.toISOString() ?? '',
           void_reason: escapeCsvFormula(receipt.voidReason ?? ''),
         }));
         yield formatCsvLines(records, PAID_CSV_COLUMNS);
         const last = batch.at(-1);
-        if (!last?.paidAt || batch.length < CSV_BATCH) return;
-        after = { paidAt: last.paidAt, id: last.id };
+        if (!last || batch.length < CSV_BATCH) return;
+        after = { paidAt: last.paidAt, receiptId: last.id, paymentId: last.refundedPaymentId ?? 0 };
       }
     }
     return { window, chunks: chunks() };
