@@ -15,6 +15,7 @@ const EXPIRED_SESSION_FIXTURE = fixture('checkout-session-expired.json');
 const EXPIRE_COMPLETE_ERROR_FIXTURE = fixture('checkout-session-expire-complete.json');
 /** The Charge of a charge.refunded event (refunded in full; amount_refunded is every refund so far). */
 const CHARGE_REFUNDED_FIXTURE = fixture('charge-refunded.json');
+const DISPUTE_FIXTURE = fixture('charge-dispute-created.json');
 
 export interface FakeStripe {
   url: string;
@@ -203,5 +204,16 @@ export function buildStripeChargeRefunded(charge: Record<string, unknown>, id = 
   return {
     ...buildStripeEvent('charge.refunded', {}, id),
     data: { object: { ...CHARGE_REFUNDED_FIXTURE, ...charge }, previous_attributes: { amount_refunded: 0 } },
+  };
+}
+
+/**
+ * Stripe's charge.dispute.created event around a Dispute (the fixture, kept to the Dispute's
+ * documented fields, with `dispute`'s fields over it).
+ */
+export function buildStripeDisputeCreated(dispute: Record<string, unknown>, id = `evt_test_${Date.now()}`) {
+  return {
+    ...buildStripeEvent('charge.dispute.created', {}, id),
+    data: { object: { ...DISPUTE_FIXTURE, ...dispute } },
   };
 }

@@ -24,6 +24,9 @@ const ZDummyEvent = z.object(
     external_payment_id: text(128),
     amount_cents: z.number({ error: 'must be a whole number of minor units, 0 or more' }).int().nonnegative().safe(),
     currency: z.string({ error: 'must be a three-letter currency code' }).regex(/^[A-Za-z]{3}$/),
+    // payment.disputed only: the dispute's id (the event's when left out) and the payer's reason.
+    dispute_id: text(128).optional(),
+    dispute_reason: text(64).optional(),
   },
   { error: 'is not a JSON object with the dummy event fields' },
 );
@@ -77,6 +80,14 @@ export function createDummyProvider(options: { webhookSecret: string }): Payment
         externalPaymentId: parsed.data.external_payment_id,
         amountMinor: BigInt(parsed.data.amount_cents),
         currency: parsed.data.currency.toUpperCase(),
+        ...(parsed.data.event_type === 'payment.disputed'
+          ? {
+              dispute: {
+                id: parsed.data.dispute_id ?? parsed.data.event_id,
+                reason: parsed.data.dispute_reason ?? null,
+              },
+            }
+          : {}),
         raw: rawBody.toString('utf8'),
       };
     },

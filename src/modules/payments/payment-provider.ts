@@ -6,8 +6,8 @@ export interface PaymentEvent {
   /** The provider's id of this delivery's event (deduplication key). */
   id: string;
   /**
-   * Normalized: payment.succeeded | payment.failed | payment.canceled | payment.refunded, or the
-   * provider's own type.
+   * Normalized: payment.succeeded | payment.failed | payment.canceled | payment.refunded |
+   * payment.disputed, or the provider's own type.
    */
   type: string;
   /** The provider's id of the payment (what startCheckout returned), when the event is about one. */
@@ -17,9 +17,14 @@ export interface PaymentEvent {
    * (Stripe's PaymentIntent): kept from a success, it is how a refund that names only it finds its payment.
    */
   externalIntentId?: string | null;
-  /** What was paid; for payment.refunded, what the provider has refunded of the payment so far (all refunds). */
+  /**
+   * What was paid; for payment.refunded, what the provider has refunded of the payment so far (all
+   * refunds); for payment.disputed, the amount the payer disputes.
+   */
   amountMinor: bigint | null;
   currency: string | null;
+  /** For payment.disputed: the provider's id of the dispute, and the payer's reason as it words it (null: none given). */
+  dispute?: { id: string; reason: string | null };
   /** The body exactly as received, for the record. */
   raw: string;
 }
@@ -29,6 +34,7 @@ export const KNOWN_EVENT_TYPES = [
   'payment.failed',
   'payment.canceled',
   'payment.refunded',
+  'payment.disputed',
 ] as const;
 
 export interface CheckoutRequest {

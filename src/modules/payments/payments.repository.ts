@@ -27,7 +27,16 @@ export interface PaymentRow {
   refundedMinor: bigint | null;
   refundedCurrency: string | null;
   refundedAt: Date | null;
-  /** Held after a partial refund while the receipt stays paid from it (see PAID_THE_RECEIPT). */
+  /**
+   * The latest dispute (chargeback) the provider reported: its id, the amount disputed, the payer's
+   * reason as the provider words it, and when it arrived; null when none.
+   */
+  externalDisputeId: string | null;
+  disputedMinor: bigint | null;
+  disputedCurrency: string | null;
+  disputeReason: string | null;
+  disputedAt: Date | null;
+  /** Held after a partial refund or a dispute while the receipt stays paid from it (see PAID_THE_RECEIPT). */
   holdsPaidReceipt: boolean;
   reviewOutcome: PaymentReviewOutcome | null;
   reviewNote: string | null;
@@ -55,6 +64,11 @@ const SELECT_PAYMENT = {
   refundedMinor: true,
   refundedCurrency: true,
   refundedAt: true,
+  externalDisputeId: true,
+  disputedMinor: true,
+  disputedCurrency: true,
+  disputeReason: true,
+  disputedAt: true,
   holdsPaidReceipt: true,
   reviewOutcome: true,
   reviewNote: true,
@@ -207,8 +221,9 @@ export function holdForReview(
 
 /**
  * The online payment whose money paid the receipt: the one a webhook marked succeeded, a held
- * one an admin accepted for it, or one of those held after part of its money was refunded (the
- * receipt stays paid from it until an admin decides). A receipt is paid once, so there is at most one.
+ * one an admin accepted for it, or one of those held after part of its money was refunded or the
+ * payer disputed it (the receipt stays paid from it until an admin decides). A receipt is paid
+ * once, so there is at most one.
  */
 export const PAID_THE_RECEIPT = {
   OR: [
@@ -257,8 +272,28 @@ export function recordRefund(tx: Tx, id: number, refunded: Received, at: Date) {
   });
 }
 
+/** Records the dispute (chargeback) the provider reported for the payment (see PaymentRow.externalDisputeId). */
+export function recordDispute(
+  tx: Tx,
+  id: number,
+  dispute: { externalDisputeId: string; disputed: Received; reason: string | null },
+  at: Date,
+) {
+  return tx.payment.update({
+    where: { id },
+    data: {
+      externalDisputeId: dispute.externalDisputeId,
+      disputedMinor: dispute.disputed.amountMinor,
+      disputedCurrency: dispute.disputed.currency,
+      disputeReason: dispute.reason,
+      disputedAt: at,
+    },
+  });
+}
+
 /**
- * Holds the payment that paid its receipt for review after part of its money was refunded: the
+ * Holds the payment that paid its receipt for review after part of its money was refunded (or
+ * the payer disputed it, see holdForDispute): the
  * receipt stays paid from it (holds_paid_receipt) until an admin decides. An accepted resolution
  * is cleared, as a void's hold clears it (the audit log keeps it).
  */
@@ -276,6 +311,9 @@ export function holdForPartialRefund(tx: Tx, id: number, reviewReason: string) {
     },
   });
 }
+
+/** Holds the payment that paid its receipt for review after the payer disputed it, as a partial refund does. */
+export const holdForDispute = holdForPartialRefund;
 
 /**
  * Closes a payment whose money the provider refunded in full as resolved `refunded`, by the
@@ -547,6 +585,8 @@ const SELECT_ADMIN_PAYMENTS = Prisma.sql`
          p.has_amount_mismatch AS "hasAmountMismatch", p.review_outcome::text AS "reviewOutcome",
          p.external_intent_id AS "externalIntentId", p.refunded_minor AS "refundedMinor",
          p.refunded_currency AS "refundedCurrency", p.refunded_at AS "refundedAt",
+         p.external_dispute_id AS "externalDisputeId", p.disputed_minor AS "disputedMinor",
+         p.disputed_currency AS "disputedCurrency", p.dispute_reason AS "disputeReason", p.disputed_at AS "disputedAt",
          p.holds_paid_receipt AS "holdsPaidReceipt",
          p.review_note AS "reviewNote", p.reviewed_by AS "reviewedBy", p.reviewed_at AS "reviewedAt",
          p.created_at AS "createdAt", p.updated_at AS "updatedAt", r.username, r.status::text AS "receiptStatus"

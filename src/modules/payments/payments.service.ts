@@ -556,6 +556,85 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     return { outcome, paymentId: payment.id };
   }
 
+  /**
+   * A dispute (chargeback) the provider reports for a payment, inside the event's transaction:
+   * recorded on the payment and audited; the payment that paid its receipt is held for an admin,
+   * the receipt staying paid from it until they decide (docs/payments.md, "Disputes").
+   */
+  async function applyDispute(
+    tx: Prisma.TransactionClient,
+    providerName: string,
+    payment: paymentsRepository.PaymentRow,
+    event: PaymentEvent,
+  ): Promise<{ outcome: WebhookOutcome; paymentId: number | null }> {
+    // Nothing was taken, so nothing can be claimed back; and the same dispute told again adds nothing.
+    if (payment.status === 'pending' || payment.status === 'failed' || payment.status === 'canceled') {
+      return { outcome: 'ignored', paymentId: payment.id };
+    }
+    const disputed = receivedOf(event);
+    if (!event.dispute || disputed === null) {
+      throw new BadRequestError(
+        `Webhook rejected: the dispute of payment #${payment.id} says no dispute id, amount or currency.`,
+      );
+    }
+    if (payment.externalDisputeId === event.dispute.id) return { outcome: 'ignored', paymentId: payment.id };
+    const at = now();
+    await paymentsRepository.recordDispute(
+      tx,
+      payment.id,
+      { externalDisputeId: event.dispute.id, disputed, reason: event.dispute.reason },
+      at,
+    );
+    // Payment, then receipt: the lock order of every webhook and of a void.
+    await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
+    const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
+    const paidTheReceipt =
+      receipt?.status === 'paid' &&
+      (payment.status === 'succeeded' ||
+        (payment.status === 'resolved' && payment.reviewOutcome === 'accepted') ||
+        (payment.status === 'needs_review' && payment.holdsPaidReceipt));
+    let outcome: WebhookOutcome = 'ok';
+    if (paidTheReceipt) {
+      const received =
+        payment.receivedMinor !== null && payment.receivedCurrency !== null
+          ? describeMinorUnits(payment.receivedMinor, payment.receivedCurrency)
+          : describeMinorUnits(payment.amountMinor, payment.currency);
+      const disputeNote =
+        `the payer disputed ${describeMinorUnits(disputed.amountMinor, disputed.currency)} of the ${received} received ` +
+        `at ${providerName} (reason: ${event.dispute.reason ?? 'none given'})`;
+      // Held already after a partial refund: the dispute is added to what the admin decides on.
+      const reason =
+        payment.status === 'needs_review' && payment.reviewReason
+          ? `${payment.reviewReason}; ${disputeNote}`
+          : `${disputeNote}; receipt #${payment.receiptId} stays paid until this is resolved`;
+      await paymentsRepository.holdForDispute(tx, payment.id, reason);
+      outcome = 'review';
+    }
+    await appendAudit(
+      tx,
+      {
+        actor: `provider:${providerName}`,
+        ip: null,
+        userAgent: null,
+        target: `receipt:${payment.receiptId}`,
+        action: 'payment.dispute',
+        status: 'ok',
+        details: {
+          paymentId: payment.id,
+          eventId: event.id,
+          disputeId: event.dispute.id,
+          amountMinor: String(disputed.amountMinor),
+          currency: disputed.currency,
+          reason: event.dispute.reason,
+          // What became of the receipt: still paid from the held payment, or left as it was.
+          receipt: paidTheReceipt ? 'stays_paid' : 'none',
+        },
+      },
+      at,
+    );
+    return { outcome, paymentId: payment.id };
+  }
+
   /** Applies a verified event to its payment and receipt; runs inside the event's transaction. */
   async function applyEvent(
     tx: Prisma.TransactionClient,
@@ -577,6 +656,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       target: `receipt:${payment.receiptId}`,
     };
     if (event.type === 'payment.refunded') return applyRefund(tx, providerName, payment, event);
+    if (event.type === 'payment.disputed') return applyDispute(tx, providerName, payment, event);
 
     if (event.type !== 'payment.succeeded') {
       // A late failure or cancel never undoes a final state.
@@ -905,8 +985,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (payment.holdsPaidReceipt && input.outcome !== 'accepted') {
         // Its receipt is paid from it: any other outcome would leave a paid receipt that no money pays.
         throw new ConflictError(
-          `Payment #${paymentId} still pays receipt #${payment.receiptId}, of which part was refunded. ` +
-            'Accept it to keep the receipt paid from the rest, or void the receipt on the billing page first; nothing was changed.',
+          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ` +
+            (payment.disputedMinor !== null && payment.refundedMinor === null
+              ? 'and the payer disputed it. Accept it to keep the receipt paid, '
+              : 'of which part was refunded. Accept it to keep the receipt paid from the rest, ') +
+            'or void the receipt on the billing page first; nothing was changed.',
           { field: 'outcome' },
         );
       }

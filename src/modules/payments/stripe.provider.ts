@@ -108,6 +108,22 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
       throw new WebhookBodyError(`body's Charge currency must be a currency code`);
     }
   }
+  if (body.type === 'charge.dispute.created') {
+    if (object.object !== 'dispute' || typeof object.id !== 'string') {
+      throw new WebhookBodyError(
+        `body's charge.dispute.created event is about ${typeof object.object === 'string' ? `a "${object.object}"` : 'no object Stripe names'}, not a Dispute`,
+      );
+    }
+    if (!Number.isSafeInteger(object.amount) || (object.amount as number) < 0) {
+      throw new WebhookBodyError(`body's Dispute amount must be a whole number of minor units, 0 or more`);
+    }
+    if (typeof object.currency !== 'string') {
+      throw new WebhookBodyError(`body's Dispute currency must be a currency code`);
+    }
+    if (object.reason !== undefined && object.reason !== null && typeof object.reason !== 'string') {
+      throw new WebhookBodyError(`body's Dispute reason must be text`);
+    }
+  }
   return body as unknown as Stripe.Event;
 }
 
@@ -118,7 +134,7 @@ function idOf(value: string | { id: string } | null | undefined): string | null 
 }
 
 /**
- * Maps Stripe's Checkout Session events and charge.refunded onto ours; anything else keeps its
+ * Maps Stripe's Checkout Session events, charge.refunded and charge.dispute.created onto ours; anything else keeps its
  * Stripe type (ignored).
  */
 function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
@@ -134,6 +150,20 @@ function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
       externalIntentId: idOf(charge.payment_intent),
       amountMinor: BigInt(charge.amount_refunded),
       currency: charge.currency.toUpperCase(),
+    };
+  }
+  if (event.type === 'charge.dispute.created') {
+    // Names the PaymentIntent, as a refund does: the payment is found by the intent its success recorded.
+    const dispute = event.data.object as Stripe.Dispute;
+    return {
+      ...base,
+      type: 'payment.disputed',
+      externalPaymentId: null,
+      externalIntentId: idOf(dispute.payment_intent),
+      amountMinor: BigInt(dispute.amount),
+      currency: dispute.currency.toUpperCase(),
+      // Stripe's reason codes are short words (fraudulent, duplicate, product_not_received, ...).
+      dispute: { id: dispute.id, reason: dispute.reason ? dispute.reason.slice(0, 64) : null },
     };
   }
   if (event.type.startsWith('checkout.session.')) {
