@@ -166,6 +166,23 @@ export class RefundRefusedError extends ConflictError {
   }
 }
 
+/** False for a payment that never took money (still open, failed or canceled): a refund or dispute of it changes nothing. */
+function hasTakenMoney(payment: paymentsRepository.PaymentRow): boolean {
+  return payment.status !== 'pending' && payment.status !== 'failed' && payment.status !== 'canceled';
+}
+
+/**
+ * True for the payment a paid receipt is paid from: a success, an accepted held payment, or one
+ * held after a partial refund or a dispute while the receipt stays paid from it.
+ */
+function paysItsReceipt(payment: paymentsRepository.PaymentRow): boolean {
+  return (
+    payment.status === 'succeeded' ||
+    (payment.status === 'resolved' && payment.reviewOutcome === 'accepted') ||
+    (payment.status === 'needs_review' && payment.holdsPaidReceipt)
+  );
+}
+
 /** Why a researcher cannot pay a receipt while one of its payments is held for review. */
 export const PAYMENT_IN_REVIEW_MESSAGE =
   'A payment for this receipt is being checked by the billing team, so it cannot be paid again now; they will be in touch.';
@@ -458,9 +475,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     payment: paymentsRepository.PaymentRow,
     event: PaymentEvent,
   ): Promise<{ outcome: WebhookOutcome; paymentId: number | null }> {
-    if (payment.status === 'pending' || payment.status === 'failed' || payment.status === 'canceled') {
-      return { outcome: 'ignored', paymentId: payment.id };
-    }
+    if (!hasTakenMoney(payment)) return { outcome: 'ignored', paymentId: payment.id };
     // What the refund is measured against: what the provider said it received, else what was due.
     const received: paymentsRepository.Received =
       payment.receivedMinor !== null && payment.receivedCurrency !== null
@@ -492,11 +507,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // Payment, then receipt: the lock order of every webhook and of a void.
     await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
     const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
-    const paidTheReceipt =
-      receipt?.status === 'paid' &&
-      (payment.status === 'succeeded' ||
-        (payment.status === 'resolved' && payment.reviewOutcome === 'accepted') ||
-        (payment.status === 'needs_review' && payment.holdsPaidReceipt));
+    const paidTheReceipt = receipt?.status === 'paid' && paysItsReceipt(payment);
     const isFull = refunded.amountMinor === received.amountMinor;
     let receiptChange: 'unpaid' | 'stays_paid' | 'none' = 'none';
     let outcome: WebhookOutcome = 'ok';
@@ -568,9 +579,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     event: PaymentEvent,
   ): Promise<{ outcome: WebhookOutcome; paymentId: number | null }> {
     // Nothing was taken, so nothing can be claimed back; and the same dispute told again adds nothing.
-    if (payment.status === 'pending' || payment.status === 'failed' || payment.status === 'canceled') {
-      return { outcome: 'ignored', paymentId: payment.id };
-    }
+    if (!hasTakenMoney(payment)) return { outcome: 'ignored', paymentId: payment.id };
     const disputed = receivedOf(event);
     if (!event.dispute || disputed === null) {
       throw new BadRequestError(
@@ -588,11 +597,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // Payment, then receipt: the lock order of every webhook and of a void.
     await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
     const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
-    const paidTheReceipt =
-      receipt?.status === 'paid' &&
-      (payment.status === 'succeeded' ||
-        (payment.status === 'resolved' && payment.reviewOutcome === 'accepted') ||
-        (payment.status === 'needs_review' && payment.holdsPaidReceipt));
+    const paidTheReceipt = receipt?.status === 'paid' && paysItsReceipt(payment);
     let outcome: WebhookOutcome = 'ok';
     if (paidTheReceipt) {
       const received =

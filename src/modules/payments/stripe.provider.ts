@@ -83,11 +83,7 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
   }
   const object = body.data.object;
   if (body.type.startsWith('checkout.session.')) {
-    if (object.object !== 'checkout.session' || typeof object.id !== 'string') {
-      throw new WebhookBodyError(
-        `body's ${body.type} event is about ${typeof object.object === 'string' ? `a "${object.object}"` : 'no object Stripe names'}, not a Checkout Session`,
-      );
-    }
+    requireObjectOf(body.type, object, 'checkout.session', 'a Checkout Session');
     if (object.amount_total !== null && !Number.isSafeInteger(object.amount_total)) {
       throw new WebhookBodyError(`body's Checkout Session amount_total must be a whole number of minor units or null`);
     }
@@ -96,11 +92,7 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
     }
   }
   if (body.type === 'charge.refunded') {
-    if (object.object !== 'charge' || typeof object.id !== 'string') {
-      throw new WebhookBodyError(
-        `body's charge.refunded event is about ${typeof object.object === 'string' ? `a "${object.object}"` : 'no object Stripe names'}, not a Charge`,
-      );
-    }
+    requireObjectOf(body.type, object, 'charge', 'a Charge');
     if (!Number.isSafeInteger(object.amount_refunded) || (object.amount_refunded as number) < 0) {
       throw new WebhookBodyError(`body's Charge amount_refunded must be a whole number of minor units, 0 or more`);
     }
@@ -109,11 +101,7 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
     }
   }
   if (body.type === 'charge.dispute.created') {
-    if (object.object !== 'dispute' || typeof object.id !== 'string') {
-      throw new WebhookBodyError(
-        `body's charge.dispute.created event is about ${typeof object.object === 'string' ? `a "${object.object}"` : 'no object Stripe names'}, not a Dispute`,
-      );
-    }
+    requireObjectOf(body.type, object, 'dispute', 'a Dispute');
     if (!Number.isSafeInteger(object.amount) || (object.amount as number) < 0) {
       throw new WebhookBodyError(`body's Dispute amount must be a whole number of minor units, 0 or more`);
     }
@@ -125,6 +113,13 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
     }
   }
   return body as unknown as Stripe.Event;
+}
+
+/** Refuses an event whose object is not the kind its type is about, or has no id. */
+function requireObjectOf(type: string, object: Record<string, unknown>, kind: string, described: string): void {
+  if (object.object === kind && typeof object.id === 'string') return;
+  const named = typeof object.object === 'string' ? `a "${object.object}"` : 'no object Stripe names';
+  throw new WebhookBodyError(`body's ${type} event is about ${named}, not ${described}`);
 }
 
 /** An id Stripe may give as the id or as the expanded object. */
