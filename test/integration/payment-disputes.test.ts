@@ -2,8 +2,8 @@ import Stripe from 'stripe';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildTiers } from '../support/billing-factories.js';
+import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import {
   buildStripeDisputeCreated,
@@ -11,7 +11,7 @@ import {
   type FakeStripe,
   startFakeStripe,
 } from '../support/fake-stripe.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -29,50 +29,10 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-let userCounter = 0;
-/** A signed-in researcher with a pending receipt of 10.00 THB (20 CPU hours at 0.50 THB). */
-async function researcherWithReceipt(on = app) {
-  userCounter += 1;
-  const user = await buildUser(db.prisma, { username: `disputed${userCounter}` });
-  await buildJobs(db, [
-    { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '72000', stepMemGbHours: '0' },
-  ]);
-  const agent = await signInAs(on, user.username, user.password);
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
-  expect(created.status, created.text.slice(0, 200)).toBe(303);
-  const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
-  return { user, agent, receiptId };
-}
-
-async function startCheckout(agent: Agent, receiptId: number) {
-  const response = await agent
-    .post(`/payments/receipt/${receiptId}/start`)
-    .type('form')
-    .send({ csrf_token: await csrfTokenOf(agent) });
-  expect(response.status, response.text.slice(0, 200)).toBe(303);
-  return response.headers.location as string;
-}
-
-function latestPaymentOf(receiptId: number) {
-  return db.prisma.payment.findFirstOrThrow({ where: { receiptId }, orderBy: { id: 'desc' } });
-}
-
-/** A receipt of 10.00 THB paid at the dummy provider's checkout (its signed success webhook). */
-async function paidOnline() {
-  const researcher = await researcherWithReceipt();
-  const checkout = await startCheckout(researcher.agent, researcher.receiptId);
-  await researcher.agent
-    .post(checkout)
-    .type('form')
-    .send({ choice: 'pay', csrf_token: await csrfTokenOf(researcher.agent) })
-    .expect(303);
-  const payment = await latestPaymentOf(researcher.receiptId);
-  expect(payment.status).toBe('succeeded');
-  return { ...researcher, payment };
-}
+const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline } = createPayingResearchers(
+  () => ({ db, app }),
+  'disputed',
+);
 
 /** The dummy provider's dispute event: amount_cents is what the payer disputes of the payment. */
 function disputeEvent(externalPaymentId: string | null, eventId: string, fields: Record<string, unknown> = {}) {

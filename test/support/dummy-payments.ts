@@ -1,6 +1,11 @@
 import type express from 'express';
 import request from 'supertest';
+import { expect } from 'vitest';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
+import { buildJobs } from './billing-factories.js';
+import { buildUser } from './factories.js';
+import { type Agent, csrfTokenOf, signInAs } from './sign-in.js';
+import type { TestDatabase } from './test-database.js';
 
 export const DUMMY_WEBHOOK_SECRET = 'test-dummy-webhook-secret';
 
@@ -19,4 +24,61 @@ export function deliverDummy(app: express.Express, event: Record<string, unknown
     .set('Content-Type', 'application/json')
     .set('X-Dummy-Signature', signDummyWebhook(body, secret))
     .send(body);
+}
+
+/**
+ * Researchers who owe and pay, for the webhook tests of one app: each gets a pending receipt of
+ * 10.00 THB (20 CPU hours at buildTiers' 0.50 THB) named `<prefix>N`. `context` is read when a
+ * helper runs, so it may return what a beforeAll sets up.
+ */
+export function createPayingResearchers(context: () => { db: TestDatabase; app: express.Express }, prefix: string) {
+  let userCounter = 0;
+
+  /** A signed-in researcher with a pending receipt of 10.00 THB, on `on` (the context's app by default). */
+  async function researcherWithReceipt(on?: express.Express) {
+    const { db, app } = context();
+    userCounter += 1;
+    const user = await buildUser(db.prisma, { username: `${prefix}${userCounter}` });
+    await buildJobs(db, [
+      { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '72000', stepMemGbHours: '0' },
+    ]);
+    const agent = await signInAs(on ?? app, user.username, user.password);
+    const created = await agent
+      .post('/me/receipt')
+      .type('form')
+      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
+    expect(created.status, created.text.slice(0, 200)).toBe(303);
+    const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+    return { user, agent, receiptId };
+  }
+
+  /** Starts a checkout for the receipt; where the researcher is sent to pay. */
+  async function startCheckout(agent: Agent, receiptId: number) {
+    const response = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) });
+    expect(response.status, response.text.slice(0, 200)).toBe(303);
+    return response.headers.location as string;
+  }
+
+  function latestPaymentOf(receiptId: number) {
+    return context().db.prisma.payment.findFirstOrThrow({ where: { receiptId }, orderBy: { id: 'desc' } });
+  }
+
+  /** A receipt of 10.00 THB paid at the dummy provider's checkout (its signed success webhook). */
+  async function paidOnline() {
+    const researcher = await researcherWithReceipt();
+    const checkout = await startCheckout(researcher.agent, researcher.receiptId);
+    await researcher.agent
+      .post(checkout)
+      .type('form')
+      .send({ choice: 'pay', csrf_token: await csrfTokenOf(researcher.agent) })
+      .expect(303);
+    const payment = await latestPaymentOf(researcher.receiptId);
+    expect(payment.status).toBe('succeeded');
+    return { ...researcher, payment };
+  }
+
+  return { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline };
 }
