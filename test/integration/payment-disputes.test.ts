@@ -68,6 +68,34 @@ async function signInAdmin() {
 const disputeMetric = (outcome: string, provider = 'dummy', on = metrics) =>
   metricValue(on, 'payments_webhook_events_total', { provider, event: 'payment.disputed', outcome });
 
+// Webhooks are amount-checked: a dispute can claim back no more than the payment took, in its currency.
+describe('a dispute that does not fit the payment is refused and changes nothing', () => {
+  it.each([
+    [
+      'of more than the payment received',
+      { amount_cents: 1001 },
+      (paymentId: number) =>
+        `Webhook rejected: the dispute of payment #${paymentId} (10.01 THB) is more than the 10.00 THB it received; nothing was changed.`,
+    ],
+    [
+      'in another currency',
+      { amount_cents: 500, currency: 'USD' },
+      (paymentId: number) =>
+        `Webhook rejected: the dispute of payment #${paymentId} is in USD (5.00 USD), but the payment received 10.00 THB; nothing was changed.`,
+    ],
+  ])('a dispute %s', async (_label, fields, messageOf) => {
+    const { receiptId, payment } = await paidOnline();
+    const before = await snapshotOf(receiptId);
+    const errorsBefore = await disputeMetric('error');
+    const answer = await deliverDummy(app, disputeEvent(payment.externalPaymentId, `evt_misfit_${payment.id}`, fields));
+    expect(answer.status).toBe(409);
+    expect(answer.body).toEqual({ error: messageOf(payment.id), code: 409 });
+    expect(await snapshotOf(receiptId)).toEqual(before);
+    expect(await db.prisma.paymentEvent.count({ where: { externalEventId: `evt_misfit_${payment.id}` } })).toBe(0);
+    expect(await disputeMetric('error')).toBe(errorsBefore + 1);
+  });
+});
+
 describe('a dispute of the payment that paid a receipt', () => {
   it('holds the payment for review with the disputed amount and reason, audited once; the receipt stays paid', async () => {
     const { receiptId, payment } = await paidOnline();

@@ -157,10 +157,10 @@ export class BelowMinimumChargeError extends ConflictError {
 }
 
 /**
- * A refund event that does not fit the payment (another currency, more than it received): nothing
- * is stored, and the provider is told why (its dashboard shows the answer).
+ * A refund or dispute event that does not fit the payment (another currency, more than it
+ * received): nothing is stored, and the provider is told why (its dashboard shows the answer).
  */
-export class RefundRefusedError extends ConflictError {
+export class ClaimBackRefusedError extends ConflictError {
   constructor(reason: string) {
     super(`Webhook rejected: ${reason}; nothing was changed.`);
   }
@@ -169,6 +169,40 @@ export class RefundRefusedError extends ConflictError {
 /** False for a payment that never took money (still open, failed or canceled): a refund or dispute of it changes nothing. */
 function hasTakenMoney(payment: paymentsRepository.PaymentRow): boolean {
   return payment.status !== 'pending' && payment.status !== 'failed' && payment.status !== 'canceled';
+}
+
+/** What a refund or dispute of `payment` is measured against: what the provider said it received, else what was due. */
+function receivedBy(payment: paymentsRepository.PaymentRow): paymentsRepository.Received {
+  return payment.receivedMinor !== null && payment.receivedCurrency !== null
+    ? { amountMinor: payment.receivedMinor, currency: payment.receivedCurrency }
+    : { amountMinor: payment.amountMinor, currency: payment.currency };
+}
+
+/**
+ * Refuses money claimed back from `payment` (a refund, a dispute) in another currency than it
+ * received, or more than it received: webhooks are amount-checked, and such an event is a
+ * provider's or a forger's mistake that must change nothing (ClaimBackRefusedError, 409).
+ */
+function refuseClaimBeyondReceived(
+  payment: paymentsRepository.PaymentRow,
+  claimed: paymentsRepository.Received,
+  kind: 'refund' | 'dispute',
+  amountSuffix?: string,
+): void {
+  const received = receivedBy(payment);
+  const receivedText = describeMinorUnits(received.amountMinor, received.currency);
+  const claimedText = describeMinorUnits(claimed.amountMinor, claimed.currency);
+  if (claimed.currency !== received.currency) {
+    throw new ClaimBackRefusedError(
+      `the ${kind} of payment #${payment.id} is in ${claimed.currency} (${claimedText}), but the payment received ${receivedText}`,
+    );
+  }
+  if (claimed.amountMinor > received.amountMinor) {
+    const amount = amountSuffix ? `${claimedText} ${amountSuffix}` : claimedText;
+    throw new ClaimBackRefusedError(
+      `the ${kind} of payment #${payment.id} (${amount}) is more than the ${receivedText} it received`,
+    );
+  }
 }
 
 /**
@@ -464,7 +498,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
    * A refund the provider reports for a payment (what it has refunded of it so far), inside the
    * event's transaction; the payment's row is locked. Money that never arrived changes nothing
    * (`ignored`). A refund in another currency than the payment received, or of more than it
-   * received, is refused (RefundRefusedError: the transaction, event row included, rolls back).
+   * received, is refused (ClaimBackRefusedError: the transaction, event row included, rolls back).
    * Otherwise the refund is recorded on the payment and audited, and when the payment paid its
    * receipt: refunded in full, the receipt is unpaid again and the payment resolved as refunded
    * by the provider; in part, the receipt stays paid and the payment is held for an admin.
@@ -476,29 +510,16 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     event: PaymentEvent,
   ): Promise<{ outcome: WebhookOutcome; paymentId: number | null }> {
     if (!hasTakenMoney(payment)) return { outcome: 'ignored', paymentId: payment.id };
-    // What the refund is measured against: what the provider said it received, else what was due.
-    const received: paymentsRepository.Received =
-      payment.receivedMinor !== null && payment.receivedCurrency !== null
-        ? { amountMinor: payment.receivedMinor, currency: payment.receivedCurrency }
-        : { amountMinor: payment.amountMinor, currency: payment.currency };
+    const received = receivedBy(payment);
     const receivedText = describeMinorUnits(received.amountMinor, received.currency);
     const refunded = receivedOf(event);
     if (refunded === null) {
-      throw new RefundRefusedError(
+      throw new ClaimBackRefusedError(
         `the refund of payment #${payment.id} says ${describeMinorUnits(event.amountMinor, event.currency)}, not an amount and currency`,
       );
     }
     const refundedText = describeMinorUnits(refunded.amountMinor, refunded.currency);
-    if (refunded.currency !== received.currency) {
-      throw new RefundRefusedError(
-        `the refund of payment #${payment.id} is in ${refunded.currency} (${refundedText}), but the payment received ${receivedText}`,
-      );
-    }
-    if (refunded.amountMinor > received.amountMinor) {
-      throw new RefundRefusedError(
-        `the refund of payment #${payment.id} (${refundedText} in all) is more than the ${receivedText} it received`,
-      );
-    }
+    refuseClaimBeyondReceived(payment, refunded, 'refund', 'in all');
     // Provider totals only grow: an earlier refund's event arriving late, or one of nothing, adds nothing.
     const before = payment.refundedMinor ?? 0n;
     if (refunded.amountMinor <= before) return { outcome: 'ignored', paymentId: payment.id };
@@ -587,6 +608,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       );
     }
     if (payment.externalDisputeId === event.dispute.id) return { outcome: 'ignored', paymentId: payment.id };
+    refuseClaimBeyondReceived(payment, disputed, 'dispute');
     const at = now();
     await paymentsRepository.recordDispute(
       tx,
@@ -834,8 +856,9 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       return { outcome: result.outcome };
     } catch (error) {
       count(providerName, event.type, 'error');
-      if (error instanceof RefundRefusedError) {
-        logger.warn({ provider: providerName, eventId: event.id, reason: error.message }, 'refund refused');
+      if (error instanceof ClaimBackRefusedError) {
+        const what = event.type === 'payment.disputed' ? 'dispute refused' : 'refund refused';
+        logger.warn({ provider: providerName, eventId: event.id, reason: error.message }, what);
       }
       throw error;
     }
