@@ -20,6 +20,12 @@ function sendToLogin(req: Request, res: Response, next: NextFunction) {
   res.redirect(302, nextPath ? `/login?next=${encodeURIComponent(nextPath)}` : '/login');
 }
 
+/** The path of a request's URL, without its query, cut short enough to fit in a sentence. */
+function pathOf(url: string): string {
+  const path = new URL(url, 'http://local.invalid').pathname;
+  return path.length > 80 ? `${path.slice(0, 80)}…` : path;
+}
+
 export function createGuards(deps: { db: Database; metrics: Metrics }): Guards {
   return {
     requireUser: (req, res, next) => (req.user ? next() : sendToLogin(req, res, next)),
@@ -35,6 +41,12 @@ export function createGuards(deps: { db: Database; metrics: Metrics }): Guards {
         details: { method: req.method },
       });
       if (req.method !== 'GET' || prefersJson(req)) return next(new ForbiddenError('Only admins can do this.'));
+      // Sent on without a word, a researcher who followed a link to an admin page (from the billing
+      // office, a bookmark, a sign-in's `next`) took My usage for the page the link was to.
+      req.session.flash = {
+        type: 'warning',
+        message: `The page ${pathOf(req.originalUrl)} is for administrators only, and ${req.user.username} is not one: here is My usage instead.`,
+      };
       res.redirect(302, '/me');
     },
   };
