@@ -38,6 +38,7 @@ export const VIEW_LOCALS = [
   'externalId',
   'filter',
   'firstPageLink',
+  'keptSort',
   'form',
   'generated',
   'refusedChange',
