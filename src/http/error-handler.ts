@@ -1,5 +1,4 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
-import { toSafeNextPath } from '../modules/auth/auth.service.js';
 import {
   AppError,
   isDatabaseUnavailable,
@@ -13,6 +12,7 @@ import type { Logger } from '../shared/logger.js';
 import { isCsrfError } from './csrf.js';
 import { linkTo } from './page-links.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from './plain-http.js';
+import { referringPageOf } from './referring-page.js';
 import { hasSessionEndedOn } from './session.js';
 
 /** Browsers ask for HTML explicitly; API clients, curl and fetch get JSON. */
@@ -45,27 +45,12 @@ export const SIGNED_OUT_FORM_MESSAGE =
   'You are not signed in (you signed out, perhaps in another tab, or your session ended), so this form was not sent. Sign in, then send it again.';
 
 /**
- * The page of this site a form was sent from (its Referer's path and query), or undefined when the
- * browser did not say or the page is another site's.
- */
-function formPageOf(req: Request): string | undefined {
-  const referer = req.get('referer');
-  if (!referer) return undefined;
-  try {
-    const url = new URL(referer);
-    return url.host === req.get('host') ? toSafeNextPath(`${url.pathname}${url.search}`) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
  * "Sign in again" for a form refused because its session ended: the sign-in page, sending the user
  * back to the page the form was on. Without it the page offered only the start page, and signing
  * in there or from the header lost the page (My usage's window, the Account form) the form was on.
  */
 function signInAgainLink(req: Request): { href: string; text: string } {
-  return { href: linkTo('/login', { next: formPageOf(req) }, {}), text: 'Sign in again' };
+  return { href: linkTo('/login', { next: referringPageOf(req) }, {}), text: 'Sign in again' };
 }
 
 /** Maps anything thrown into a status and a message safe to show. */

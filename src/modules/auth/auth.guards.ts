@@ -2,6 +2,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { referringPageOf } from '../../http/referring-page.js';
 import { ForbiddenError, UnauthorizedError } from '../../shared/errors.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -16,7 +17,10 @@ export interface Guards {
 
 function sendToLogin(req: Request, res: Response, next: NextFunction) {
   if (req.method !== 'GET' || prefersJson(req)) return next(new UnauthorizedError());
-  const nextPath = toSafeNextPath(req.originalUrl);
+  // A CSV download comes back to the page its link was on: sent on to the CSV itself, a browser
+  // signed in again downloaded it and stayed on the sign-in form.
+  const isDownload = req.path.endsWith('.csv');
+  const nextPath = (isDownload ? referringPageOf(req) : undefined) ?? toSafeNextPath(req.originalUrl);
   res.redirect(302, nextPath ? `/login?next=${encodeURIComponent(nextPath)}` : '/login');
 }
 
