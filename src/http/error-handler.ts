@@ -10,7 +10,9 @@ import {
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { isCsrfError } from './csrf.js';
+import { linkTo } from './page-links.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from './plain-http.js';
+import { referringPageOf } from './referring-page.js';
 import { hasSessionEndedOn } from './session.js';
 
 /** Browsers ask for HTML explicitly; API clients, curl and fetch get JSON. */
@@ -42,12 +44,21 @@ export interface ErrorHandlerOptions {
 export const SIGNED_OUT_FORM_MESSAGE =
   'You are not signed in (you signed out, perhaps in another tab, or your session ended), so this form was not sent. Sign in, then send it again.';
 
+/**
+ * "Sign in again" for a form refused because its session ended: the sign-in page, sending the user
+ * back to the page the form was on. Without it the page offered only the start page, and signing
+ * in there or from the header lost the page (My usage's window, the Account form) the form was on.
+ */
+function signInAgainLink(req: Request): { href: string; text: string } {
+  return { href: linkTo('/login', { next: referringPageOf(req) }, {}), text: 'Sign in again' };
+}
+
 /** Maps anything thrown into a status and a message safe to show. */
 function describe(
   error: unknown,
   req: Request,
   options: ErrorHandlerOptions,
-): { status: number; message: string; isExpected: boolean } {
+): { status: number; message: string; isExpected: boolean; signInLink?: { href: string; text: string } } {
   if (error instanceof AppError) return { status: error.status, message: error.message, isExpected: true };
   if (isCsrfError(error) && isPlainHttpRefused(req, options.isHttpsRequired ?? false)) {
     // The visitor's CSRF cookie is Secure: a client that keeps Secure cookies off plain HTTP
@@ -59,13 +70,14 @@ function describe(
       status: 403,
       message: 'Your session ended, so this form was not sent. Sign in again, then send it again.',
       isExpected: true,
+      signInLink: signInAgainLink(req),
     };
   }
   if (isCsrfError(error) && !req.user && req.path !== '/login') {
     // Every form but the sign-in's needs a signed-in user: one sent without a session comes from a
     // tab left open after signing out in another, or after the browser dropped an expired session's
     // cookie. Reloading, as the message below says, would only post it again.
-    return { status: 403, message: SIGNED_OUT_FORM_MESSAGE, isExpected: true };
+    return { status: 403, message: SIGNED_OUT_FORM_MESSAGE, isExpected: true, signInLink: signInAgainLink(req) };
   }
   if (isCsrfError(error)) {
     return {
@@ -122,7 +134,7 @@ function describe(
  */
 export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}): ErrorRequestHandler {
   return (error, req, res, next) => {
-    const { status, message, isExpected } = describe(error, req, options);
+    const { status, message, isExpected, signInLink } = describe(error, req, options);
     if (!isExpected) {
       const summary = status === 503 ? 'database unavailable' : 'unhandled error';
       logger.error({ err: error, reqId: req.id, method: req.method, path: req.path }, summary);
@@ -153,6 +165,7 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
       // An error raised before the page's locals were set (a CSRF or NUL refusal) must still
       // show a signed-in user their own navigation, not "Sign in".
       res.locals.currentUser ??= req.user;
+      if (signInLink) res.locals.backLink = signInLink;
       const shown = error instanceof AppError ? readableMessageOf(error) : message;
       res.render('error', {
         title: `Error ${status}`,

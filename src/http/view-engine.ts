@@ -39,6 +39,7 @@ export const VIEW_LOCALS = [
   'externalId',
   'filter',
   'firstPageLink',
+  'keptSort',
   'form',
   'generated',
   'refusedChange',

@@ -401,7 +401,7 @@ describe('/me', () => {
     );
     const page = await html(alice, '/me?start=2024-01-01&end=2025-09-20').expect(400);
     expect(page.text).toContain('The window is 629 days long; pick at most 366 days (the CSV export has no limit).');
-    expect(page.text).toContain('href="/me.csv?start=2024-01-01&amp;end=2025-09-20" download>Download CSV</a>');
+    expect(page.text).toContain('href="/me.csv?start=2024-01-01&amp;end=2025-09-20">Download CSV</a>');
     // The tabs keep the window as the form does.
     expect(page.text).toContain('href="/me?start=2024-01-01&amp;end=2025-09-20&amp;view=aggregate"');
     const csv = await alice.get('/me.csv?start=2024-01-01&end=2025-09-20').expect(200);
@@ -438,9 +438,9 @@ describe('/me', () => {
 
     // A refusal of something else keeps the window typed, as the page would have shown it.
     const badSort = await html(alice, '/me?start=2025-09-01&end=2025-09-03&sort=password').expect(400);
-    expect(badSort.text).toContain('href="/me.csv?start=2025-09-01&amp;end=2025-09-03" download>Download CSV</a>');
+    expect(badSort.text).toContain('href="/me.csv?start=2025-09-01&amp;end=2025-09-03">Download CSV</a>');
     const startOnly = await html(alice, '/me?start=2025-09-01&sort=password').expect(400);
-    expect(startOnly.text).toContain('href="/me.csv?start=2025-09-01&amp;end=2025-09-07" download>Download CSV</a>');
+    expect(startOnly.text).toContain('href="/me.csv?start=2025-09-01&amp;end=2025-09-07">Download CSV</a>');
 
     // The admin usage page: neither export of a reversed window is offered.
     const adminReversed = await html(admin, '/admin/usage?start=2026-11-30&end=2026-11-01&user=alice').expect(400);

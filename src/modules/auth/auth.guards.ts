@@ -2,6 +2,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { referringPageOf } from '../../http/referring-page.js';
 import { ForbiddenError, UnauthorizedError } from '../../shared/errors.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -16,8 +17,17 @@ export interface Guards {
 
 function sendToLogin(req: Request, res: Response, next: NextFunction) {
   if (req.method !== 'GET' || prefersJson(req)) return next(new UnauthorizedError());
-  const nextPath = toSafeNextPath(req.originalUrl);
+  // A CSV download comes back to the page its link was on: sent on to the CSV itself, a browser
+  // signed in again downloaded it and stayed on the sign-in form.
+  const isDownload = req.path.endsWith('.csv');
+  const nextPath = (isDownload ? referringPageOf(req) : undefined) ?? toSafeNextPath(req.originalUrl);
   res.redirect(302, nextPath ? `/login?next=${encodeURIComponent(nextPath)}` : '/login');
+}
+
+/** The path of a request's URL, without its query, cut short enough to fit in a sentence. */
+function pathOf(url: string): string {
+  const path = new URL(url, 'http://local.invalid').pathname;
+  return path.length > 80 ? `${path.slice(0, 80)}…` : path;
 }
 
 export function createGuards(deps: { db: Database; metrics: Metrics }): Guards {
@@ -35,6 +45,12 @@ export function createGuards(deps: { db: Database; metrics: Metrics }): Guards {
         details: { method: req.method },
       });
       if (req.method !== 'GET' || prefersJson(req)) return next(new ForbiddenError('Only admins can do this.'));
+      // Sent on without a word, a researcher who followed a link to an admin page (from the billing
+      // office, a bookmark, a sign-in's `next`) took My usage for the page the link was to.
+      req.session.flash = {
+        type: 'warning',
+        message: `The page ${pathOf(req.originalUrl)} is for administrators only, and ${req.user.username} is not one: here is My usage instead.`,
+      };
       res.redirect(302, '/me');
     },
   };

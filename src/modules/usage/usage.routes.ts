@@ -81,6 +81,8 @@ export function createMyUsagePage(deps: {
         error: undefined,
         refusedReceipt,
         heldPayments,
+        // The window's form sends the sort back with the dates, as the tabs and pages do.
+        keptSort: { sort: raw.sort, dir: raw.dir },
         link: (changes: Record<string, unknown>) =>
           linkTo('/me', { ...current, sort: raw.sort, dir: raw.dir }, changes),
         csvLink: linkTo('/me.csv', { start: page.window.start, end: page.window.end }, {}),
@@ -104,6 +106,7 @@ export function createMyUsagePage(deps: {
           refusedReceipt,
           heldPayments,
           form: { start: window.start, end: window.end, view },
+          keptSort: { sort: raw.sort, dir: raw.dir },
           link: (changes: Record<string, unknown>) => linkTo('/me', current, changes),
           csvLink: linkTo('/me.csv', { start: window.start, end: window.end }, {}),
           firstPageLink: linkTo('/me', current, {}),

@@ -1,0 +1,62 @@
+import { readFile } from 'node:fs/promises';
+import type { Download } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import { buildUser } from '../support/factories.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * Download CSV pressed after the session ended (an hour away from the desk): the link carried the
+ * `download` attribute, so the browser saved the sign-in page it was sent to as a file,
+ * "login.html", and stayed on My usage as if still signed in; signed in again through that address,
+ * the CSV came down under a sign-in form. Now the sign-in page opens, and signing in returns to
+ * the page the download was asked from, whose link then downloads the CSV.
+ */
+const WINDOW = '/me?start=2026-11-01&end=2026-11-30';
+
+describe.skipIf(!hasChromium)('Download CSV after the session ended', { timeout: 120_000 }, () => {
+  let db: TestDatabase;
+  let rig: BrowserRig;
+  let clock = new Date('2026-12-01T08:00:00Z');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await buildTiers(db);
+    await buildUser(db.prisma, { username: 'desk', password: 'desk-password' });
+    await buildJobs(db, [{ user: 'desk', name: 'md-run', end: new Date('2026-11-20T10:00:00Z') }]);
+    rig = await startBrowserRig(buildTestApp(db, { now: () => clock, env: { SESSION_IDLE_SEC: '600' } }));
+  });
+
+  afterAll(async () => {
+    await rig?.close();
+    await db?.drop();
+  });
+
+  it('opens the sign-in page, not a file of it, and signing in comes back to the window', async () => {
+    const context = await rig.browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+    const page = await context.newPage();
+    const downloads: Download[] = [];
+    page.on('download', (download) => downloads.push(download));
+    await signInThroughPage(page, rig.base, 'desk', 'desk-password', /\/me$/);
+    await page.goto(`${rig.base}${WINDOW}`);
+
+    clock = new Date(clock.getTime() + 3_600_000);
+    await Promise.all([page.waitForURL(/\/login/), page.click('a:has-text("Download CSV")')]);
+    expect(await page.locator('main').innerText()).toContain('Your session ended. Please sign in again.');
+    expect(downloads.map((download) => download.suggestedFilename())).toEqual([]);
+
+    await page.fill('#username', 'desk');
+    await page.fill('#password', 'desk-password');
+    await Promise.all([page.waitForURL(/\/me\?/), page.click('button[type=submit]')]);
+    expect(new URL(page.url()).search).toBe(new URL(`${rig.base}${WINDOW}`).search);
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('a:has-text("Download CSV")')]);
+    expect(download.suggestedFilename()).toBe('usage-desk-2026-11-01-2026-11-30.csv');
+    const csv = await readFile((await download.path()) as string, 'utf8');
+    expect(csv.split('\n')[0]).toMatch(/^job_id,/);
+    expect(csv).toContain('md-run');
+    await context.close();
+  });
+});
