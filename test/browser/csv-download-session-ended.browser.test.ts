@@ -25,6 +25,7 @@ describe.skipIf(!hasChromium)('Download CSV after the session ended', { timeout:
     db = await createTestDatabase();
     await buildTiers(db);
     await buildUser(db.prisma, { username: 'desk', password: 'desk-password' });
+    await buildUser(db.prisma, { username: 'office', role: 'admin', password: 'office-password' });
     await buildJobs(db, [{ user: 'desk', name: 'md-run', end: new Date('2026-11-20T10:00:00Z') }]);
     rig = await startBrowserRig(buildTestApp(db, { now: () => clock, env: { SESSION_IDLE_SEC: '600' } }));
   });
@@ -56,6 +57,32 @@ describe.skipIf(!hasChromium)('Download CSV after the session ended', { timeout:
     expect(download.suggestedFilename()).toBe('usage-desk-2026-11-01-2026-11-30.csv');
     const csv = await readFile((await download.path()) as string, 'utf8');
     expect(csv.split('\n')[0]).toMatch(/^job_id,/);
+    expect(csv).toContain('md-run');
+    await context.close();
+  });
+
+  it("does the same for the admin's CSV across users", async () => {
+    const context = await rig.browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+    const page = await context.newPage();
+    const downloads: Download[] = [];
+    page.on('download', (download) => downloads.push(download));
+    await signInThroughPage(page, rig.base, 'office', 'office-password', /\/admin$/);
+    const adminWindow = '/admin/usage?start=2026-11-01&end=2026-11-30';
+    await page.goto(`${rig.base}${adminWindow}`);
+
+    clock = new Date(clock.getTime() + 3_600_000);
+    await Promise.all([page.waitForURL(/\/login/), page.click('a:has-text("Download all jobs (CSV)")')]);
+    expect(await page.locator('main').innerText()).toContain('Your session ended. Please sign in again.');
+    expect(downloads.map((download) => download.suggestedFilename())).toEqual([]);
+
+    await page.fill('#username', 'office');
+    await page.fill('#password', 'office-password');
+    await Promise.all([page.waitForURL(/\/admin\/usage\?/), page.click('button[type=submit]')]);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click('a:has-text("Download all jobs (CSV)")'),
+    ]);
+    const csv = await readFile((await download.path()) as string, 'utf8');
     expect(csv).toContain('md-run');
     await context.close();
   });

@@ -410,11 +410,9 @@ describe('/me', () => {
     const admin400 = await html(admin, '/admin/usage?start=2024-01-01&end=2025-09-20&user=alice&account=').expect(400);
     expect(admin400.text).toContain('pick at most 366 days');
     expect(admin400.text).toContain(
-      'href="/admin/usage.csv?user=alice&amp;start=2024-01-01&amp;end=2025-09-20" download>Download all jobs (CSV)</a>',
+      'href="/admin/usage.csv?user=alice&amp;start=2024-01-01&amp;end=2025-09-20">Download all jobs (CSV)</a>',
     );
-    expect(admin400.text).toContain(
-      'href="/admin/my.csv?start=2024-01-01&amp;end=2025-09-20" download>My own usage (CSV)</a>',
-    );
+    expect(admin400.text).toContain('href="/admin/my.csv?start=2024-01-01&amp;end=2025-09-20">My own usage (CSV)</a>');
   });
 
   it('never links a refused window to a CSV of another window: the typed one when the CSV takes it, else none', async () => {
@@ -455,7 +453,7 @@ describe('/me', () => {
       400,
     );
     expect(longUser.text).not.toContain('href="/admin/usage.csv');
-    expect(longUser.text).toContain('href="/admin/my.csv?start=2025-09-01&amp;end=2025-09-03" download>My own usage');
+    expect(longUser.text).toContain('href="/admin/my.csv?start=2025-09-01&amp;end=2025-09-03">My own usage');
 
     // Each refusal marks the filter to fix, described by the reason and focused, keeping what was typed.
     const expectTied = (page: string, field: string, message: string) => {
