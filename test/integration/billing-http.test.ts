@@ -670,6 +670,10 @@ describe('receipts over HTTP', () => {
     const again = await createReceipt(alice, '2025-09-15');
     expect(again.status).toBe(422);
     expect(again.text).toContain('Nothing to bill: no finished, unbilled jobs ended on or before 2025-09-15.');
+    // Sent again from a second tab or after Back: the reason says where the jobs went, with a way there.
+    const receiptId = location.slice(location.lastIndexOf('/') + 1).replace(/#.*/, '');
+    expect(again.text).toContain(`Receipt #${receiptId} already bills your jobs up to that day.`);
+    expect(again.text).toMatch(new RegExp(`<a href="/me/receipts/${receiptId}">Open receipt #${receiptId}</a>`));
     expect(await db.prisma.receipt.count()).toBe(1);
   });
 

@@ -673,3 +673,13 @@ async function findRefundedPayments(
 export function countReceiptsOfMonthEndRun(db: Client, runId: number): Promise<number> {
   return db.receipt.count({ where: { monthEndRunId: runId } });
 }
+
+/** The id of `username`'s newest receipt, not void, that bills jobs up to `before` (a local day) or later; null if none. */
+export async function findNewestReceiptBillingThrough(db: Client, username: string, before: string) {
+  const receipt = await db.receipt.findFirst({
+    where: { username, status: { not: 'void' }, billedThrough: { gte: new Date(`${before}T00:00:00Z`) } },
+    orderBy: { id: 'desc' },
+    select: { id: true },
+  });
+  return receipt?.id ?? null;
+}

@@ -13,7 +13,12 @@ import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { ShowMyUsage } from '../usage/usage.routes.js';
 import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
-import { BilledMeanwhileError, RECEIPT_ITEMS_CSV_COLUMNS, type ReceiptsService } from './receipts.service.js';
+import {
+  BilledMeanwhileError,
+  NothingToBillError,
+  RECEIPT_ITEMS_CSV_COLUMNS,
+  type ReceiptsService,
+} from './receipts.service.js';
 
 /** Renders a user's own receipt; `error` says why a payment of it was not started. */
 export type ShowOwnReceipt = (
@@ -160,7 +165,12 @@ export function receiptsRoutes(deps: {
           error: `No receipt created. ${readableMessageOf(error)}`,
           before: typedIn(req.body, 'before') ?? '',
           // Lost to another receipt (a double submit, or two tabs): that receipt is on the list.
-          link: error instanceof BilledMeanwhileError ? { href: '/me/receipts', text: 'Open My receipts' } : undefined,
+          link:
+            error instanceof BilledMeanwhileError
+              ? { href: '/me/receipts', text: 'Open My receipts' }
+              : error instanceof NothingToBillError && error.billedOn !== null
+                ? { href: `/me/receipts/${error.billedOn}`, text: `Open receipt #${error.billedOn}` }
+                : undefined,
         },
       });
       return;

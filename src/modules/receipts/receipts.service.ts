@@ -51,8 +51,20 @@ type MarkPaidInput = Pick<TMarkPaid, 'method'> & { tx_ref?: string | undefined; 
 
 /** Asked for a receipt with no finished, unbilled job in its window: no empty receipt is made. */
 export class NothingToBillError extends AppError {
-  constructor(readonly before: string) {
-    super(422, `Nothing to bill: no finished, unbilled jobs ended on or before ${before}.`, { before });
+  /**
+   * `billedOn`: the user's newest receipt that bills up to `before` or later, when there is one (a
+   * receipt made a moment ago in another tab, or before the back button): where the jobs went.
+   */
+  constructor(
+    readonly before: string,
+    readonly billedOn: number | null = null,
+  ) {
+    super(
+      422,
+      `Nothing to bill: no finished, unbilled jobs ended on or before ${before}.` +
+        (billedOn === null ? '' : ` Receipt #${billedOn} already bills your jobs up to that day.`),
+      { before },
+    );
   }
 }
 
@@ -699,7 +711,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   /** A receipt for the signed-in user's own unbilled jobs up to the end of local day `before`. */
   async function createForUser(user: { username: string }, before: string, actor: AuditContext) {
     assertNotFuture(before);
-    return createReceipt(user.username, before, 'user', actor);
+    try {
+      return await createReceipt(user.username, before, 'user', actor);
+    } catch (error) {
+      if (!(error instanceof NothingToBillError)) throw error;
+      const billedOn = await receiptsRepository.findNewestReceiptBillingThrough(db, user.username, before);
+      throw new NothingToBillError(before, billedOn);
+    }
   }
 
   /**
