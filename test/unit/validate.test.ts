@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { JsonNumberText } from '../../src/http/lossless-json.js';
 import { parseInput } from '../../src/http/validate.js';
+import { ZResolveReview } from '../../src/modules/payments/payments.schema.js';
 import { ZFormulaQuery, ZSetOverride, ZSetRates } from '../../src/modules/pricing/pricing.schema.js';
 import { ZMarkPaid, ZReceiptFilter, ZReceiptId, ZVoidReceipt } from '../../src/modules/receipts/receipts.schema.js';
 import { ZUsageQuery } from '../../src/modules/usage/usage.schema.js';
@@ -96,6 +97,20 @@ describe('parseInput says what is wrong in words people read', () => {
       'a void reason of two letters',
       () => parseInput(ZVoidReceipt, { reason: 'ab' }),
       'reason: must say why the receipt is void, in at least 3 characters',
+    ],
+    [
+      'a void reason of zero-width spaces and a direction mark, which show as nothing',
+      () => parseInput(ZVoidReceipt, { reason: '\u200b\u200b\u200b\u200e\u2060' }),
+      'reason: must say why the receipt is void, in at least 3 characters',
+    ],
+    [
+      'a resolution note of ten characters only two of which show',
+      () =>
+        parseInput(ZResolveReview, {
+          outcome: 'dismissed',
+          note: 'ok\u200b\u200b\u200b\u200b\u200b\u200b\u200b\u200b',
+        }),
+      'note: must say what was done, in at least 10 characters',
     ],
     [
       'a field the form does not have',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { labelFields } from '../../http/field-labels.js';
+import { countVisibleCharacters } from '../../shared/visible-text.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
 export const ZThanksQuery = z.object({ rid: zWholeNumber(1, MAX_INT4) });
@@ -32,8 +33,10 @@ export const ZResolveReview = labelFields(
     note: z
       .string({ error: 'is required' })
       .trim()
-      .min(10, 'must say what was done, in at least 10 characters')
-      .max(1000, 'must be at most 1000 characters'),
+      .max(1000, 'must be at most 1000 characters')
+      .refine((note) => countVisibleCharacters(note) >= 10, {
+        error: 'must say what was done, in at least 10 characters',
+      }),
     // A checkbox: present ("yes") only when ticked; JSON clients may send true.
     accept_mismatch: z
       .union([z.literal('yes'), z.literal(true)], { error: 'must be "yes" when given' })

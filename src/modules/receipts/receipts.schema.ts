@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { labelFields } from '../../http/field-labels.js';
 import { strictBody } from '../../http/strict-body.js';
 import { ZLocalDate, ZOptionalLocalDate } from '../../shared/local-date.js';
+import { countVisibleCharacters } from '../../shared/visible-text.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
 export { ZLocalDate };
@@ -50,8 +51,10 @@ export const ZVoidReceipt = strictBody(
     reason: z
       .string({ error: 'is required' })
       .trim()
-      .min(3, 'must say why the receipt is void, in at least 3 characters')
-      .max(500, 'must be at most 500 characters'),
+      .max(500, 'must be at most 500 characters')
+      .refine((reason) => countVisibleCharacters(reason) >= 3, {
+        error: 'must say why the receipt is void, in at least 3 characters',
+      }),
   },
   RECEIPT_FIELD_LABELS,
 );
