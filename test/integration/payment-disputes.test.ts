@@ -6,6 +6,7 @@ import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import {
+  buildStripeDisputeClosed,
   buildStripeDisputeCreated,
   buildStripeEvent,
   type FakeStripe,
@@ -44,6 +45,23 @@ function disputeEvent(externalPaymentId: string | null, eventId: string, fields:
     currency: 'THB',
     dispute_id: `dp_${eventId}`,
     dispute_reason: 'fraudulent',
+    ...fields,
+  };
+}
+
+/** The dummy provider's closed dispute: as payment.disputed, with how it ended. */
+function closedEvent(
+  externalPaymentId: string | null,
+  eventId: string,
+  disputeId: string,
+  status: 'won' | 'lost',
+  fields: Record<string, unknown> = {},
+) {
+  return {
+    ...disputeEvent(externalPaymentId, eventId),
+    event_type: 'payment.dispute_closed',
+    dispute_id: disputeId,
+    dispute_status: status,
     ...fields,
   };
 }
@@ -183,6 +201,230 @@ describe('a dispute of the payment that paid a receipt', () => {
   });
 });
 
+// The outcome of a dispute was not read: a lost one, the money taken back from the centre, left the
+// receipt paid and paid.csv showing money that was gone.
+describe('the outcome of a dispute', () => {
+  const closedMetric = (outcome: string) =>
+    metricValue(metrics, 'payments_webhook_events_total', {
+      provider: 'dummy',
+      event: 'payment.dispute_closed',
+      outcome,
+    });
+
+  /** A receipt paid online whose payment the payer disputed (amount_cents of its 10.00 THB). */
+  async function disputedPayment(name: string, amountCents = 1000) {
+    const paid = await paidOnline();
+    const opened = await deliverDummy(
+      app,
+      disputeEvent(paid.payment.externalPaymentId, `${name}_opened`, { amount_cents: amountCents }),
+    );
+    expect(opened.body).toEqual({ received: true, outcome: 'review' });
+    return { ...paid, disputeId: `dp_${name}_opened` };
+  }
+
+  async function paidCsvLineOf(receiptId: number) {
+    const admin = await signInAdmin();
+    const paidCsv = await admin.get('/admin/paid.csv?start=2000-01-01&end=2100-12-31').expect(200);
+    return paidCsv.text.split('\n').find((row) => row.startsWith(`${receiptId},`));
+  }
+
+  it('lost in full: the receipt is unpaid again as after a refund in full, and the loss counts as refunded', async () => {
+    const { agent, receiptId, payment, disputeId } = await disputedPayment('lost_full');
+    const paidAt = (await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).paidAt;
+    const okBefore = await closedMetric('ok');
+
+    const answer = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, 'lost_full_closed', disputeId, 'lost'),
+    );
+    expect(answer.status, answer.text).toBe(200);
+    expect(answer.body).toEqual({ received: true, outcome: 'ok' });
+    expect(await closedMetric('ok')).toBe(okBefore + 1);
+
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toMatchObject({
+      status: 'pending',
+      paidAt: null,
+      paymentMethod: null,
+      txRef: null,
+    });
+    const lost = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(lost).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'refunded',
+      reviewedBy: 'provider:dummy',
+      holdsPaidReceipt: false,
+      refundedMinor: 1000n,
+      refundedCurrency: 'THB',
+      disputeStatus: 'lost',
+      paidAt,
+      reviewReason: `the dispute was lost at dummy: 10.00 THB of the 10.00 THB received was taken back; receipt #${receiptId} is unpaid again`,
+    });
+    expect(lost.disputeClosedAt).toBeInstanceOf(Date);
+    const audits = await db.prisma.auditLog.findMany({
+      where: { action: 'payment.dispute_closed', target: `receipt:${receiptId}` },
+    });
+    expect(audits).toHaveLength(1);
+    expect(audits[0]).toMatchObject({ actor: 'provider:dummy', status: 'ok' });
+    expect(audits[0]?.details).toMatchObject({
+      paymentId: payment.id,
+      eventId: 'lost_full_closed',
+      disputeId,
+      disputeStatus: 'lost',
+      amountMinor: '1000',
+      currency: 'THB',
+      refundedTotalMinor: '1000',
+      receipt: 'unpaid',
+    });
+
+    // Counted as refunded wherever refunds are: the receipt's JSON and page, and paid.csv's line,
+    // kept in the period it was paid in.
+    const json = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'application/json').expect(200);
+    expect(json.body.receipt).toMatchObject({
+      status: 'pending',
+      received: null,
+      refunds: [{ paymentId: payment.id, amount: '10.00', currency: 'THB', isFull: true }],
+    });
+    const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('Pay 10.00 THB online');
+    expect(await paidCsvLineOf(receiptId)).toMatch(new RegExp(`,${payment.id},\\d{4}-\\d{2}-\\d{2},10\\.00,,$`));
+
+    // A replay is a duplicate; the same outcome told by another event changes nothing either.
+    const after = await snapshotOf(receiptId);
+    const replay = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, 'lost_full_closed', disputeId, 'lost'),
+    );
+    expect(replay.body).toEqual({ received: true, outcome: 'duplicate' });
+    const retold = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, 'lost_full_again', disputeId, 'lost'),
+    );
+    expect(retold.body).toEqual({ received: true, outcome: 'ignored' });
+    expect(await snapshotOf(receiptId)).toEqual(after);
+  });
+
+  it('lost in part: the receipt stays paid, the loss counts as refunded and the held payment says it was lost', async () => {
+    const { agent, receiptId, payment, disputeId } = await disputedPayment('lost_part', 400);
+    const receiptBefore = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+
+    const answer = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, 'lost_part_closed', disputeId, 'lost', { amount_cents: 400 }),
+    );
+    expect(answer.body).toEqual({ received: true, outcome: 'review' });
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(receiptBefore);
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      holdsPaidReceipt: true,
+      refundedMinor: 400n,
+      refundedCurrency: 'THB',
+      disputeStatus: 'lost',
+      reviewReason:
+        `the payer disputed 4.00 THB of the 10.00 THB received at dummy (reason: fraudulent); receipt #${receiptId} ` +
+        'stays paid until this is resolved; the dispute was lost at dummy: 4.00 THB of the 10.00 THB received was taken back',
+    });
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.dispute_closed', target: `receipt:${receiptId}` },
+    });
+    expect(audit.details).toMatchObject({ disputeStatus: 'lost', refundedTotalMinor: '400', receipt: 'stays_paid' });
+    const json = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'application/json').expect(200);
+    expect(json.body.receipt).toMatchObject({
+      status: 'paid',
+      refunds: [{ paymentId: payment.id, amount: '4.00', currency: 'THB', isFull: false }],
+    });
+    expect(await paidCsvLineOf(receiptId)).toMatch(
+      new RegExp(`,10\\.00,THB,${payment.id},\\d{4}-\\d{2}-\\d{2},4\\.00,,$`),
+    );
+  });
+
+  it('won: recorded, nothing refunded, and the held payment says so for the admin to accept', async () => {
+    const { receiptId, payment, disputeId } = await disputedPayment('won');
+    const receiptBefore = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+
+    const answer = await deliverDummy(app, closedEvent(payment.externalPaymentId, 'won_closed', disputeId, 'won'));
+    expect(answer.body).toEqual({ received: true, outcome: 'review' });
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(receiptBefore);
+    const won = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(won).toMatchObject({
+      status: 'needs_review',
+      holdsPaidReceipt: true,
+      refundedMinor: null,
+      disputeStatus: 'won',
+      reviewReason:
+        `the payer disputed 10.00 THB of the 10.00 THB received at dummy (reason: fraudulent); receipt #${receiptId} ` +
+        `stays paid until this is resolved; the dispute was won at dummy, the 10.00 THB stays: accept this payment to keep receipt #${receiptId} paid`,
+    });
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.dispute_closed', target: `receipt:${receiptId}` },
+    });
+    expect(audit.details).toMatchObject({ disputeStatus: 'won', receipt: 'stays_paid' });
+    expect(audit.details).not.toHaveProperty('refundedTotalMinor');
+
+    const admin = await signInAdmin();
+    const accepted = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'The dispute was won; the money stays.' });
+    expect(accepted.status, accepted.text).toBe(200);
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(receiptBefore);
+  });
+
+  it.each([
+    [
+      'of another amount than was disputed',
+      'misfit_amount',
+      { amount_cents: 900 },
+      (paymentId: number, disputeId: string) =>
+        `Webhook rejected: the closed dispute ${disputeId} of payment #${paymentId} is for 9.00 THB, but it was opened for 10.00 THB; nothing was changed.`,
+    ],
+    [
+      'in another currency',
+      'misfit_currency',
+      { currency: 'USD' },
+      (paymentId: number, disputeId: string) =>
+        `Webhook rejected: the closed dispute ${disputeId} of payment #${paymentId} is for 10.00 USD, but it was opened for 10.00 THB; nothing was changed.`,
+    ],
+  ])('a closed dispute %s is refused with 409 and changes nothing', async (_label, name, fields, messageOf) => {
+    const { receiptId, payment, disputeId } = await disputedPayment(name);
+    const before = await snapshotOf(receiptId);
+    const errorsBefore = await closedMetric('error');
+    const eventId = `misfit_closed_${payment.id}`;
+    const answer = await deliverDummy(app, closedEvent(payment.externalPaymentId, eventId, disputeId, 'lost', fields));
+    expect(answer.status).toBe(409);
+    expect(answer.body).toEqual({ error: messageOf(payment.id, disputeId), code: 409 });
+    expect(await snapshotOf(receiptId)).toEqual(before);
+    expect(await db.prisma.paymentEvent.count({ where: { externalEventId: eventId } })).toBe(0);
+    expect(await closedMetric('error')).toBe(errorsBefore + 1);
+  });
+
+  it('for a dispute or a payment this app does not know is answered 200 and changes nothing', async () => {
+    const { receiptId, payment } = await disputedPayment('unknown');
+    const before = await snapshotOf(receiptId);
+    const otherDispute = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, 'unknown_dispute_closed', 'dp_not_ours', 'lost'),
+    );
+    expect(otherDispute.body).toEqual({ received: true, outcome: 'ignored' });
+    const otherPayment = await deliverDummy(
+      app,
+      closedEvent('dummy_not_ours', 'unknown_payment_closed', 'dp_not_ours', 'lost'),
+    );
+    expect(otherPayment.body).toEqual({ received: true, outcome: 'unknown_payment' });
+    expect(await snapshotOf(receiptId)).toEqual(before);
+
+    // A payment never disputed has no dispute to close.
+    const paid = await paidOnline();
+    const undisputed = await snapshotOf(paid.receiptId);
+    const never = await deliverDummy(
+      app,
+      closedEvent(paid.payment.externalPaymentId, 'never_disputed_closed', 'dp_never', 'lost'),
+    );
+    expect(never.body).toEqual({ received: true, outcome: 'ignored' });
+    expect(await snapshotOf(paid.receiptId)).toEqual(undisputed);
+  });
+});
+
 describe("Stripe's charge.dispute.created (SDK against a local fake of the API)", () => {
   const secretKey = 'sk_test_fakekeyfordisputes';
   const webhookSecret = 'whsec_disputesecretfortests';
@@ -258,5 +500,45 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
     });
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
     expect(await disputeMetric('review', 'stripe', stripeMetrics)).toBe(1);
+  });
+
+  it('charge.dispute.closed, lost in full, unpays the receipt as a refund in full does', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(stripeApp);
+    await startCheckout(agent, receiptId);
+    const payment = await latestPaymentOf(receiptId);
+    await deliverStripe(
+      buildStripeEvent(
+        'checkout.session.completed',
+        {
+          id: payment.externalPaymentId,
+          amount_total: 1000,
+          currency: 'thb',
+          payment_status: 'paid',
+          status: 'complete',
+          payment_intent: 'pi_test_disputes_2',
+        },
+        'evt_disputes_paid_2',
+      ),
+    ).expect(200);
+    const dispute = { id: 'dp_test_disputes_2', payment_intent: 'pi_test_disputes_2', amount: 1000, currency: 'thb' };
+    await deliverStripe(buildStripeDisputeCreated(dispute, 'evt_disputes_created_2')).expect(200);
+
+    const closed = await deliverStripe(buildStripeDisputeClosed(dispute, 'evt_disputes_closed_2'));
+    expect(closed.status, closed.text).toBe(200);
+    expect(closed.body).toEqual({ received: true, outcome: 'ok' });
+    expect(await latestPaymentOf(receiptId)).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'refunded',
+      refundedMinor: 1000n,
+      disputeStatus: 'lost',
+    });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    expect(
+      await metricValue(stripeMetrics, 'payments_webhook_events_total', {
+        provider: 'stripe',
+        event: 'payment.dispute_closed',
+        outcome: 'ok',
+      }),
+    ).toBe(1);
   });
 });

@@ -16,6 +16,8 @@ const EXPIRE_COMPLETE_ERROR_FIXTURE = fixture('checkout-session-expire-complete.
 /** The Charge of a charge.refunded event (refunded in full; amount_refunded is every refund so far). */
 const CHARGE_REFUNDED_FIXTURE = fixture('charge-refunded.json');
 const DISPUTE_FIXTURE = fixture('charge-dispute-created.json');
+/** The Dispute of a charge.dispute.closed event (lost; status is "won" or "lost" once closed). */
+const DISPUTE_CLOSED_FIXTURE = fixture('charge-dispute-closed.json');
 
 export interface FakeStripe {
   url: string;
@@ -215,5 +217,16 @@ export function buildStripeDisputeCreated(dispute: Record<string, unknown>, id =
   return {
     ...buildStripeEvent('charge.dispute.created', {}, id),
     data: { object: { ...DISPUTE_FIXTURE, ...dispute } },
+  };
+}
+
+/**
+ * Stripe's charge.dispute.closed event around a Dispute (the fixture, lost, kept to the Dispute's
+ * documented fields, with `dispute`'s fields over it).
+ */
+export function buildStripeDisputeClosed(dispute: Record<string, unknown>, id = `evt_test_${Date.now()}`) {
+  return {
+    ...buildStripeEvent('charge.dispute.closed', {}, id),
+    data: { object: { ...DISPUTE_CLOSED_FIXTURE, ...dispute } },
   };
 }

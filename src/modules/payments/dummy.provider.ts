@@ -27,6 +27,8 @@ const ZDummyEvent = z.object(
     // payment.disputed only: the dispute's id (the event's when left out) and the payer's reason.
     dispute_id: text(128).optional(),
     dispute_reason: text(64).optional(),
+    // payment.dispute_closed only: how the dispute ended.
+    dispute_status: z.enum(['won', 'lost'], { error: 'must be "won" or "lost"' }).optional(),
   },
   { error: 'is not a JSON object with the dummy event fields' },
 );
@@ -74,17 +76,22 @@ export function createDummyProvider(options: { webhookSecret: string }): Payment
         }
         throw new WebhookBodyError(`body's ${field} ${issue?.message}`);
       }
+      const isDisputeClosed = parsed.data.event_type === 'payment.dispute_closed';
+      if (isDisputeClosed && parsed.data.dispute_status === undefined) {
+        throw new WebhookBodyError('body has no dispute_status; a payment.dispute_closed event needs "won" or "lost"');
+      }
       return {
         id: parsed.data.event_id,
         type: parsed.data.event_type,
         externalPaymentId: parsed.data.external_payment_id,
         amountMinor: BigInt(parsed.data.amount_cents),
         currency: parsed.data.currency.toUpperCase(),
-        ...(parsed.data.event_type === 'payment.disputed'
+        ...(parsed.data.event_type === 'payment.disputed' || isDisputeClosed
           ? {
               dispute: {
                 id: parsed.data.dispute_id ?? parsed.data.event_id,
                 reason: parsed.data.dispute_reason ?? null,
+                ...(isDisputeClosed ? { status: parsed.data.dispute_status } : {}),
               },
             }
           : {}),

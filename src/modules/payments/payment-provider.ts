@@ -7,7 +7,7 @@ export interface PaymentEvent {
   id: string;
   /**
    * Normalized: payment.succeeded | payment.failed | payment.canceled | payment.refunded |
-   * payment.disputed, or the provider's own type.
+   * payment.disputed | payment.dispute_closed, or the provider's own type.
    */
   type: string;
   /** The provider's id of the payment (what startCheckout returned), when the event is about one. */
@@ -19,12 +19,15 @@ export interface PaymentEvent {
   externalIntentId?: string | null;
   /**
    * What was paid; for payment.refunded, what the provider has refunded of the payment so far (all
-   * refunds); for payment.disputed, the amount the payer disputes.
+   * refunds); for payment.disputed and payment.dispute_closed, the amount the payer disputed.
    */
   amountMinor: bigint | null;
   currency: string | null;
-  /** For payment.disputed: the provider's id of the dispute, and the payer's reason as it words it (null: none given). */
-  dispute?: { id: string; reason: string | null };
+  /**
+   * For payment.disputed and payment.dispute_closed: the provider's id of the dispute, the payer's
+   * reason as it words it (null: none given), and for payment.dispute_closed its outcome.
+   */
+  dispute?: { id: string; reason: string | null; status?: 'won' | 'lost' };
   /** The body exactly as received, for the record. */
   raw: string;
 }
@@ -35,6 +38,7 @@ export const KNOWN_EVENT_TYPES = [
   'payment.canceled',
   'payment.refunded',
   'payment.disputed',
+  'payment.dispute_closed',
 ] as const;
 
 export interface CheckoutRequest {

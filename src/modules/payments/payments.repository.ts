@@ -36,6 +36,9 @@ export interface PaymentRow {
   disputedCurrency: string | null;
   disputeReason: string | null;
   disputedAt: Date | null;
+  /** The dispute's outcome once the provider closed it (won, lost), and when; null while open. */
+  disputeStatus: string | null;
+  disputeClosedAt: Date | null;
   /** Held after a partial refund or a dispute while the receipt stays paid from it (see PAID_THE_RECEIPT). */
   holdsPaidReceipt: boolean;
   reviewOutcome: PaymentReviewOutcome | null;
@@ -69,6 +72,8 @@ const SELECT_PAYMENT = {
   disputedCurrency: true,
   disputeReason: true,
   disputedAt: true,
+  disputeStatus: true,
+  disputeClosedAt: true,
   holdsPaidReceipt: true,
   reviewOutcome: true,
   reviewNote: true,
@@ -289,6 +294,11 @@ export function recordDispute(
       disputedAt: at,
     },
   });
+}
+
+/** Records the outcome of the payment's dispute the provider reported closed (see PaymentRow.disputeStatus). */
+export function recordDisputeClosed(tx: Tx, id: number, status: 'won' | 'lost', at: Date) {
+  return tx.payment.update({ where: { id }, data: { disputeStatus: status, disputeClosedAt: at } });
 }
 
 /**

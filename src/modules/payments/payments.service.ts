@@ -495,6 +495,51 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * Records that `gone` (all of the payment's money gone back so far: refunds, and a lost dispute's
+   * amount) left the payment, and settles its receipt as a refund does: when the payment paid it,
+   * gone in full, the receipt is unpaid again and the payment resolved `refunded` by the provider;
+   * in part, the receipt stays paid and the payment is held for an admin with `partReason`.
+   */
+  async function recordMoneyGone(
+    tx: Prisma.TransactionClient,
+    providerName: string,
+    payment: paymentsRepository.PaymentRow,
+    gone: paymentsRepository.Received,
+    at: Date,
+    texts: { fullReason: string; fullNote: string; partReason: string },
+  ): Promise<{ receiptChange: 'unpaid' | 'stays_paid' | 'none'; outcome: WebhookOutcome }> {
+    await paymentsRepository.recordRefund(tx, payment.id, gone, at);
+    // Payment, then receipt: the lock order of every webhook and of a void.
+    await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
+    const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
+    const paidTheReceipt = receipt?.status === 'paid' && paysItsReceipt(payment);
+    if (!paidTheReceipt) return { receiptChange: 'none', outcome: 'ok' };
+    if (gone.amountMinor === receivedBy(payment).amountMinor) {
+      // Nothing of the money is left: the receipt, with its jobs, is to be paid again. The payment
+      // keeps when it paid it, so paid.csv still lists it in that period.
+      if (receipt.paidAt) await paymentsRepository.keepPaidAtIfUnset(tx, payment.id, receipt.paidAt);
+      const isUnpaid = await receiptsRepository.transitionReceipt(tx, payment.receiptId, ['paid'], {
+        status: 'pending',
+        paidAt: null,
+        paymentMethod: null,
+        txRef: null,
+      });
+      if (!isUnpaid) throw new ConflictError(`Receipt #${payment.receiptId} changed meanwhile; nothing was changed.`);
+      await paymentsRepository.resolveAsRefundedByProvider(tx, payment.id, {
+        reviewReason: texts.fullReason,
+        note: texts.fullNote,
+        reviewedBy: `provider:${providerName}`,
+        reviewedAt: at,
+      });
+      return { receiptChange: 'unpaid', outcome: 'ok' };
+    }
+    // Part of the money went back: the receipt stays paid from the rest until an admin decides
+    // (keep it paid, or void it to bill its jobs again and settle the rest).
+    await paymentsRepository.holdForPartialRefund(tx, payment.id, texts.partReason);
+    return { receiptChange: 'stays_paid', outcome: 'review' };
+  }
+
+  /**
    * A refund the provider reports for a payment (what it has refunded of it so far), inside the
    * event's transaction; the payment's row is locked. Money that never arrived changes nothing
    * (`ignored`). A refund in another currency than the payment received, or of more than it
@@ -524,44 +569,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const before = payment.refundedMinor ?? 0n;
     if (refunded.amountMinor <= before) return { outcome: 'ignored', paymentId: payment.id };
     const at = now();
-    await paymentsRepository.recordRefund(tx, payment.id, refunded, at);
-    // Payment, then receipt: the lock order of every webhook and of a void.
-    await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
-    const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
-    const paidTheReceipt = receipt?.status === 'paid' && paysItsReceipt(payment);
-    const isFull = refunded.amountMinor === received.amountMinor;
-    let receiptChange: 'unpaid' | 'stays_paid' | 'none' = 'none';
-    let outcome: WebhookOutcome = 'ok';
-    if (paidTheReceipt && isFull) {
-      // Nothing of the money is left: the receipt, with its jobs, is to be paid again. The payment
-      // keeps when it paid it, so paid.csv still lists it in that period.
-      if (receipt.paidAt) await paymentsRepository.keepPaidAtIfUnset(tx, payment.id, receipt.paidAt);
-      const isUnpaid = await receiptsRepository.transitionReceipt(tx, payment.receiptId, ['paid'], {
-        status: 'pending',
-        paidAt: null,
-        paymentMethod: null,
-        txRef: null,
-      });
-      if (!isUnpaid) throw new ConflictError(`Receipt #${payment.receiptId} changed meanwhile; nothing was changed.`);
-      await paymentsRepository.resolveAsRefundedByProvider(tx, payment.id, {
-        reviewReason: `refunded in full at ${providerName} (${refundedText}); receipt #${payment.receiptId} is unpaid again`,
-        note: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
-        reviewedBy: `provider:${providerName}`,
-        reviewedAt: at,
-      });
-      receiptChange = 'unpaid';
-    } else if (paidTheReceipt) {
-      // Part of the money went back: the receipt stays paid from the rest until an admin decides
-      // (keep it paid, or void it to bill its jobs again and settle the rest).
-      await paymentsRepository.holdForPartialRefund(
-        tx,
-        payment.id,
+    const { receiptChange, outcome } = await recordMoneyGone(tx, providerName, payment, refunded, at, {
+      fullReason: `refunded in full at ${providerName} (${refundedText}); receipt #${payment.receiptId} is unpaid again`,
+      fullNote: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
+      partReason:
         `${refundedText} of the ${receivedText} received was refunded at ${providerName}; ` +
-          `receipt #${payment.receiptId} stays paid until this is resolved`,
-      );
-      receiptChange = 'stays_paid';
-      outcome = 'review';
-    }
+        `receipt #${payment.receiptId} stays paid until this is resolved`,
+    });
     await appendAudit(
       tx,
       {
@@ -662,6 +676,97 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     return { outcome, paymentId: payment.id };
   }
 
+  /**
+   * The outcome of a dispute the provider reports closed, inside the event's transaction
+   * (docs/payments.md, "Disputes"). Only the dispute recorded on the payment, with its amount and
+   * currency, is taken (another amount is refused, nothing stored); an unknown dispute, or one
+   * already closed, changes nothing (`ignored`). Lost: the bank took the disputed amount back, so it
+   * is recorded as refunded, and the receipt settled as a refund of it settles it. Won: recorded,
+   * and a payment held for the dispute says so, for the admin to accept.
+   */
+  async function applyDisputeClosed(
+    tx: Prisma.TransactionClient,
+    providerName: string,
+    payment: paymentsRepository.PaymentRow,
+    event: PaymentEvent,
+  ): Promise<{ outcome: WebhookOutcome; paymentId: number | null }> {
+    const disputed = receivedOf(event);
+    const status = event.dispute?.status;
+    if (!event.dispute || disputed === null || status === undefined) {
+      throw new BadRequestError(
+        `Webhook rejected: the closed dispute of payment #${payment.id} says no dispute id, outcome, amount or currency.`,
+      );
+    }
+    if (payment.externalDisputeId !== event.dispute.id || payment.disputeStatus !== null)
+      return { outcome: 'ignored', paymentId: payment.id };
+    const disputedText = describeMinorUnits(disputed.amountMinor, disputed.currency);
+    if (disputed.amountMinor !== payment.disputedMinor || disputed.currency !== payment.disputedCurrency) {
+      throw new ClaimBackRefusedError(
+        `the closed dispute ${event.dispute.id} of payment #${payment.id} is for ${disputedText}, but it was opened ` +
+          `for ${describeMinorUnits(payment.disputedMinor, payment.disputedCurrency)}`,
+      );
+    }
+    refuseClaimBeyondReceived(payment, disputed, 'dispute');
+    const received = receivedBy(payment);
+    const receivedText = describeMinorUnits(received.amountMinor, received.currency);
+    const at = now();
+    await paymentsRepository.recordDisputeClosed(tx, payment.id, status, at);
+    let receiptChange: 'unpaid' | 'stays_paid' | 'none' = 'none';
+    let outcome: WebhookOutcome = 'ok';
+    let goneTotal: paymentsRepository.Received | null = null;
+    if (status === 'lost') {
+      // The bank took the amount back from the centre: for finance it is gone as a refund of it is,
+      // on top of what was refunded already (the total is what every refund count reads).
+      goneTotal = { amountMinor: (payment.refundedMinor ?? 0n) + disputed.amountMinor, currency: disputed.currency };
+      refuseClaimBeyondReceived(payment, goneTotal, 'dispute', 'with its refunds');
+      const lostNote = `the dispute was lost at ${providerName}: ${disputedText} of the ${receivedText} received was taken back`;
+      ({ receiptChange, outcome } = await recordMoneyGone(tx, providerName, payment, goneTotal, at, {
+        fullReason: `${lostNote}; receipt #${payment.receiptId} is unpaid again`,
+        fullNote: `${providerName} reported dispute ${event.dispute.id} lost (event ${event.id})`,
+        partReason:
+          payment.status === 'needs_review' && payment.reviewReason
+            ? `${payment.reviewReason}; ${lostNote}`
+            : `${lostNote}; receipt #${payment.receiptId} stays paid until this is resolved`,
+      }));
+    } else if (payment.status === 'needs_review' && payment.holdsPaidReceipt) {
+      // Still held for the admin, who decides; the won dispute is what they accept it on.
+      await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
+      await paymentsRepository.holdForDispute(
+        tx,
+        payment.id,
+        `${payment.reviewReason ?? ''}; the dispute was won at ${providerName}, the ${disputedText} stays: ` +
+          `accept this payment to keep receipt #${payment.receiptId} paid`,
+      );
+      receiptChange = 'stays_paid';
+      outcome = 'review';
+    }
+    await appendAudit(
+      tx,
+      {
+        actor: `provider:${providerName}`,
+        ip: null,
+        userAgent: null,
+        target: `receipt:${payment.receiptId}`,
+        action: 'payment.dispute_closed',
+        status: 'ok',
+        details: {
+          paymentId: payment.id,
+          eventId: event.id,
+          disputeId: event.dispute.id,
+          disputeStatus: status,
+          amountMinor: String(disputed.amountMinor),
+          currency: disputed.currency,
+          ...(goneTotal ? { refundedTotalMinor: String(goneTotal.amountMinor) } : {}),
+          receivedMinor: String(received.amountMinor),
+          receivedCurrency: received.currency,
+          receipt: receiptChange,
+        },
+      },
+      at,
+    );
+    return { outcome, paymentId: payment.id };
+  }
+
   /** Applies a verified event to its payment and receipt; runs inside the event's transaction. */
   async function applyEvent(
     tx: Prisma.TransactionClient,
@@ -684,6 +789,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     };
     if (event.type === 'payment.refunded') return applyRefund(tx, providerName, payment, event);
     if (event.type === 'payment.disputed') return applyDispute(tx, providerName, payment, event);
+    if (event.type === 'payment.dispute_closed') return applyDisputeClosed(tx, providerName, payment, event);
 
     if (event.type !== 'payment.succeeded') {
       // A late failure or cancel never undoes a final state.
@@ -853,11 +959,20 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             : 'refund that changes nothing: the payment never received money, or the refund was already recorded',
         );
       }
+      if (
+        event.type === 'payment.dispute_closed' &&
+        (result.outcome === 'unknown_payment' || result.outcome === 'ignored')
+      ) {
+        logger.warn(
+          { provider: providerName, eventId: event.id, outcome: result.outcome, paymentId: result.paymentId },
+          'dispute outcome that changes nothing: no such payment or dispute here, or its outcome was already recorded',
+        );
+      }
       return { outcome: result.outcome };
     } catch (error) {
       count(providerName, event.type, 'error');
       if (error instanceof ClaimBackRefusedError) {
-        const what = event.type === 'payment.disputed' ? 'dispute refused' : 'refund refused';
+        const what = event.type === 'payment.refunded' ? 'refund refused' : 'dispute refused';
         logger.warn({ provider: providerName, eventId: event.id, reason: error.message }, what);
       }
       throw error;

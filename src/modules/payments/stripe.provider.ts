@@ -100,7 +100,7 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
       throw new WebhookBodyError(`body's Charge currency must be a currency code`);
     }
   }
-  if (body.type === 'charge.dispute.created') {
+  if (body.type === 'charge.dispute.created' || body.type === 'charge.dispute.closed') {
     requireObjectOf(body.type, object, 'dispute', 'a Dispute');
     if (!Number.isSafeInteger(object.amount) || (object.amount as number) < 0) {
       throw new WebhookBodyError(`body's Dispute amount must be a whole number of minor units, 0 or more`);
@@ -129,7 +129,7 @@ function idOf(value: string | { id: string } | null | undefined): string | null 
 }
 
 /**
- * Maps Stripe's Checkout Session events, charge.refunded and charge.dispute.created onto ours; anything else keeps its
+ * Maps Stripe's Checkout Session events, charge.refunded and charge.dispute.created/closed onto ours; anything else keeps its
  * Stripe type (ignored).
  */
 function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
@@ -159,6 +159,28 @@ function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
       currency: dispute.currency.toUpperCase(),
       // Stripe's reason codes are short words (fraudulent, duplicate, product_not_received, ...).
       dispute: { id: dispute.id, reason: dispute.reason ? dispute.reason.slice(0, 64) : null },
+    };
+  }
+  if (event.type === 'charge.dispute.closed') {
+    const dispute = event.data.object as Stripe.Dispute;
+    const status: string = dispute.status;
+    // Only won and lost move money; an inquiry closed without a chargeback (warning_closed) keeps
+    // Stripe's type and is ignored.
+    if (status !== 'won' && status !== 'lost') {
+      return { ...base, type: event.type, externalPaymentId: null, amountMinor: null, currency: null };
+    }
+    return {
+      ...base,
+      type: 'payment.dispute_closed',
+      externalPaymentId: null,
+      externalIntentId: idOf(dispute.payment_intent),
+      amountMinor: BigInt(dispute.amount),
+      currency: dispute.currency.toUpperCase(),
+      dispute: {
+        id: dispute.id,
+        reason: dispute.reason ? dispute.reason.slice(0, 64) : null,
+        status,
+      },
     };
   }
   if (event.type.startsWith('checkout.session.')) {
