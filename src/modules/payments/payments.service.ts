@@ -171,6 +171,11 @@ function hasTakenMoney(payment: paymentsRepository.PaymentRow): boolean {
   return payment.status !== 'pending' && payment.status !== 'failed' && payment.status !== 'canceled';
 }
 
+/** Who and what a provider's webhook audits: the provider, on the payment's receipt (no address or agent of a person). */
+function providerAuditOf(providerName: string, payment: { receiptId: number }) {
+  return { actor: `provider:${providerName}`, ip: null, userAgent: null, target: `receipt:${payment.receiptId}` };
+}
+
 /** What a refund or dispute of `payment` is measured against: what the provider said it received, else what was due. */
 function receivedBy(payment: paymentsRepository.PaymentRow): paymentsRepository.Received {
   return payment.receivedMinor !== null && payment.receivedCurrency !== null
@@ -579,10 +584,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     await appendAudit(
       tx,
       {
-        actor: `provider:${providerName}`,
-        ip: null,
-        userAgent: null,
-        target: `receipt:${payment.receiptId}`,
+        ...providerAuditOf(providerName, payment),
         action: 'payment.refund',
         status: 'ok',
         details: {
@@ -654,10 +656,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     await appendAudit(
       tx,
       {
-        actor: `provider:${providerName}`,
-        ip: null,
-        userAgent: null,
-        target: `receipt:${payment.receiptId}`,
+        ...providerAuditOf(providerName, payment),
         action: 'payment.dispute',
         status: 'ok',
         details: {
@@ -743,10 +742,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     await appendAudit(
       tx,
       {
-        actor: `provider:${providerName}`,
-        ip: null,
-        userAgent: null,
-        target: `receipt:${payment.receiptId}`,
+        ...providerAuditOf(providerName, payment),
         action: 'payment.dispute_closed',
         status: 'ok',
         details: {
@@ -781,12 +777,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         ? await paymentsRepository.lockByExternalIntentId(tx, providerName, event.externalIntentId)
         : null;
     if (!payment) return { outcome: 'unknown_payment', paymentId: null };
-    const audit = {
-      actor: `provider:${providerName}`,
-      ip: null,
-      userAgent: null,
-      target: `receipt:${payment.receiptId}`,
-    };
+    const audit = providerAuditOf(providerName, payment);
     if (event.type === 'payment.refunded') return applyRefund(tx, providerName, payment, event);
     if (event.type === 'payment.disputed') return applyDispute(tx, providerName, payment, event);
     if (event.type === 'payment.dispute_closed') return applyDisputeClosed(tx, providerName, payment, event);
