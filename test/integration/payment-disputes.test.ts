@@ -412,16 +412,38 @@ describe('the outcome of a dispute', () => {
     );
     expect(otherPayment.body).toEqual({ received: true, outcome: 'unknown_payment' });
     expect(await snapshotOf(receiptId)).toEqual(before);
+  });
 
-    // A payment never disputed has no dispute to close.
+  // Providers do not promise the order of their events: the outcome may come before the dispute.
+  // Ignored, a lost chargeback was missed for good (the dispute's own event then found it closed).
+  it('arriving before its dispute, records the dispute and its outcome together', async () => {
     const paid = await paidOnline();
-    const undisputed = await snapshotOf(paid.receiptId);
-    const never = await deliverDummy(
+    const lost = await deliverDummy(
       app,
-      closedEvent(paid.payment.externalPaymentId, 'never_disputed_closed', 'dp_never', 'lost'),
+      closedEvent(paid.payment.externalPaymentId, 'early_closed', 'dp_early', 'lost', { amount_cents: 1000 }),
     );
-    expect(never.body).toEqual({ received: true, outcome: 'ignored' });
-    expect(await snapshotOf(paid.receiptId)).toEqual(undisputed);
+    expect(lost.body).toEqual({ received: true, outcome: 'ok' });
+    const payment = await db.prisma.payment.findUniqueOrThrow({ where: { id: paid.payment.id } });
+    expect(payment).toMatchObject({
+      externalDisputeId: 'dp_early',
+      disputedMinor: 1000n,
+      disputeStatus: 'lost',
+      refundedMinor: 1000n,
+    });
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: paid.receiptId } });
+    expect(receipt.status).toBe('pending');
+    const actions = (
+      await db.prisma.auditLog.findMany({ where: { target: `receipt:${paid.receiptId}` }, orderBy: { id: 'asc' } })
+    ).map((entry) => entry.action);
+    expect(actions.slice(-2)).toEqual(['payment.dispute', 'payment.dispute_closed']);
+    // The dispute's own event, arriving late, adds nothing.
+    const after = await snapshotOf(paid.receiptId);
+    const opened = await deliverDummy(
+      app,
+      disputeEvent(paid.payment.externalPaymentId, 'early_opened', { dispute_id: 'dp_early' }),
+    );
+    expect(opened.body).toEqual({ received: true, outcome: 'ignored' });
+    expect(await snapshotOf(paid.receiptId)).toEqual(after);
   });
 });
 

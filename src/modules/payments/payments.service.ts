@@ -696,6 +696,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         `Webhook rejected: the closed dispute of payment #${payment.id} says no dispute id, outcome, amount or currency.`,
       );
     }
+    // Providers do not promise the order of their events: an outcome that comes first records its
+    // dispute as the dispute's own event would (that event, arriving later, then adds nothing).
+    if (payment.externalDisputeId === null && hasTakenMoney(payment)) {
+      await applyDispute(tx, providerName, payment, { ...event, type: 'payment.disputed' });
+      const recorded = await paymentsRepository.lockById(tx, payment.id);
+      if (!recorded) throw new ConflictError(`Payment #${payment.id} changed meanwhile; nothing was changed.`);
+      payment = recorded;
+    }
     if (payment.externalDisputeId !== event.dispute.id || payment.disputeStatus !== null)
       return { outcome: 'ignored', paymentId: payment.id };
     const disputedText = describeMinorUnits(disputed.amountMinor, disputed.currency);
