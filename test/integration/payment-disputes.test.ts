@@ -1,18 +1,11 @@
-import Stripe from 'stripe';
-import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
-import {
-  buildStripeDisputeClosed,
-  buildStripeDisputeCreated,
-  buildStripeEvent,
-  type FakeStripe,
-  startFakeStripe,
-} from '../support/fake-stripe.js';
+import { buildStripeDisputeClosed, buildStripeDisputeCreated, buildStripeEvent } from '../support/fake-stripe.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { useStripeApp } from '../support/stripe-webhooks.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -448,38 +441,13 @@ describe('the outcome of a dispute', () => {
 });
 
 describe("Stripe's charge.dispute.created (SDK against a local fake of the API)", () => {
-  const secretKey = 'sk_test_fakekeyfordisputes';
-  const webhookSecret = 'whsec_disputesecretfortests';
-  const signer = new Stripe(secretKey);
-  let fake: FakeStripe;
-  let stripeMetrics: Metrics;
-  let stripeApp: ReturnType<typeof buildTestApp>;
-  beforeAll(async () => {
-    fake = await startFakeStripe(secretKey);
-    stripeMetrics = createMetrics();
-    stripeApp = buildTestApp(db, {
-      env: {
-        PAYMENT_PROVIDER: 'stripe',
-        STRIPE_SECRET_KEY: secretKey,
-        STRIPE_WEBHOOK_SECRET: webhookSecret,
-        STRIPE_API_URL: fake.url,
-      },
-      metrics: stripeMetrics,
-    });
+  const { stripe, deliver: deliverStripe } = useStripeApp(() => db, {
+    secretKey: 'sk_test_fakekeyfordisputes',
+    webhookSecret: 'whsec_disputesecretfortests',
   });
-  afterAll(() => fake?.close());
-
-  function deliverStripe(event: unknown) {
-    const payload = JSON.stringify(event);
-    return request(stripeApp)
-      .post('/payments/webhook/stripe')
-      .set('Content-Type', 'application/json')
-      .set('Stripe-Signature', signer.webhooks.generateTestHeaderString({ payload, secret: webhookSecret }))
-      .send(payload);
-  }
 
   it('finds the payment by the PaymentIntent its success named and holds it; a body about another object is refused', async () => {
-    const { agent, receiptId } = await researcherWithReceipt(stripeApp);
+    const { agent, receiptId } = await researcherWithReceipt(stripe.app);
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     const completed = await deliverStripe(
@@ -521,11 +489,11 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
       disputeReason: 'fraudulent',
     });
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
-    expect(await disputeMetric('review', 'stripe', stripeMetrics)).toBe(1);
+    expect(await disputeMetric('review', 'stripe', stripe.metrics)).toBe(1);
   });
 
   it('charge.dispute.closed, lost in full, unpays the receipt as a refund in full does', async () => {
-    const { agent, receiptId } = await researcherWithReceipt(stripeApp);
+    const { agent, receiptId } = await researcherWithReceipt(stripe.app);
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     await deliverStripe(
@@ -556,7 +524,7 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
     });
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
     expect(
-      await metricValue(stripeMetrics, 'payments_webhook_events_total', {
+      await metricValue(stripe.metrics, 'payments_webhook_events_total', {
         provider: 'stripe',
         event: 'payment.dispute_closed',
         outcome: 'ok',

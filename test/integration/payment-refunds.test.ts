@@ -1,17 +1,11 @@
-import Stripe from 'stripe';
-import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
-import {
-  buildStripeChargeRefunded,
-  buildStripeEvent,
-  type FakeStripe,
-  startFakeStripe,
-} from '../support/fake-stripe.js';
+import { buildStripeChargeRefunded, buildStripeEvent } from '../support/fake-stripe.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { useStripeApp } from '../support/stripe-webhooks.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -318,38 +312,13 @@ describe('a refund of money this app never took', () => {
 });
 
 describe("Stripe's charge.refunded (SDK against a local fake of the API)", () => {
-  const secretKey = 'sk_test_fakekeyforrefunds';
-  const webhookSecret = 'whsec_refundsecretfortests';
-  const signer = new Stripe(secretKey);
-  let fake: FakeStripe;
-  let stripeMetrics: Metrics;
-  let stripeApp: ReturnType<typeof buildTestApp>;
-  beforeAll(async () => {
-    fake = await startFakeStripe(secretKey);
-    stripeMetrics = createMetrics();
-    stripeApp = buildTestApp(db, {
-      env: {
-        PAYMENT_PROVIDER: 'stripe',
-        STRIPE_SECRET_KEY: secretKey,
-        STRIPE_WEBHOOK_SECRET: webhookSecret,
-        STRIPE_API_URL: fake.url,
-      },
-      metrics: stripeMetrics,
-    });
+  const { stripe, deliver: deliverStripe } = useStripeApp(() => db, {
+    secretKey: 'sk_test_fakekeyforrefunds',
+    webhookSecret: 'whsec_refundsecretfortests',
   });
-  afterAll(() => fake?.close());
-
-  function deliverStripe(event: unknown) {
-    const payload = JSON.stringify(event);
-    return request(stripeApp)
-      .post('/payments/webhook/stripe')
-      .set('Content-Type', 'application/json')
-      .set('Stripe-Signature', signer.webhooks.generateTestHeaderString({ payload, secret: webhookSecret }))
-      .send(payload);
-  }
 
   it('finds the payment by the PaymentIntent its success named, and unpays the receipt refunded in full', async () => {
-    const { agent, receiptId } = await researcherWithReceipt(stripeApp);
+    const { agent, receiptId } = await researcherWithReceipt(stripe.app);
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     const completed = await deliverStripe(
@@ -401,7 +370,7 @@ describe("Stripe's charge.refunded (SDK against a local fake of the API)", () =>
       refundedMinor: 1000n,
       refundedCurrency: 'THB',
     });
-    expect(await refundMetric('ok', 'stripe', stripeMetrics)).toBe(1);
+    expect(await refundMetric('ok', 'stripe', stripe.metrics)).toBe(1);
 
     // A charge this app never took (another PaymentIntent) is recorded, answered 200 and changes nothing.
     const unknown = await deliverStripe(
