@@ -96,6 +96,8 @@ export interface AppDeps {
    * (each run ends after its users in flight). Default: one of the app's own.
    */
   backgroundWork?: BackgroundWork;
+  /** True once server.ts has begun a shutdown's drain: /readyz answers 503. Default: never. */
+  isDraining?: () => boolean;
 }
 
 /** Builds the Express app from its dependencies; it does not listen (server.ts does, tests use supertest). */
@@ -189,6 +191,7 @@ export function createApp(deps: AppDeps): express.Express {
       readyTimeoutMs: config.readyTimeoutMs,
       logger,
       onReadiness: (readiness) => deps.metrics.ready.set(readiness.isReady ? 1 : 0),
+      isDraining: deps.isDraining,
     }),
   );
   if (config.metrics.isEnabled) {

@@ -4,7 +4,7 @@ import { createApp } from './app.js';
 import { type PreparedDatabase, prepareDatabase } from './bootstrap.js';
 import { type AppConfig, CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
-import { closeGracefully, listen } from './http/lifecycle.js';
+import { closeConnectionsAfterAnswers, closeGracefully, createDrain, listen } from './http/lifecycle.js';
 import { warnAboutPlainHttp } from './http/plain-http.js';
 import {
   createAuditChainMonitor,
@@ -38,8 +38,14 @@ function readConfigOrExit(): AppConfig {
   }
 }
 
+/** How a running worker is stopped: `stop` drains and closes; `hurry` ends the drain's delay now. */
+interface WorkerShutdown {
+  stop: () => Promise<void>;
+  hurry: () => void;
+}
+
 /** One worker: opens its pool, serves, and on SIGTERM/SIGINT drains and closes. */
-async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger): Promise<() => Promise<void>> {
+async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger): Promise<WorkerShutdown> {
   // The workers share the cores: together they hash on as many threads as there are cores.
   await configurePasswordHashing({
     threads: Math.ceil(availableParallelism() / config.webConcurrency),
@@ -60,7 +66,17 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     logger,
   });
   const backgroundWork = createBackgroundWork();
-  const app = createApp({ config, db, logger, metrics, scrapeMetrics, auditChainMonitor, backgroundWork });
+  const drain = createDrain();
+  const app = createApp({
+    config,
+    db,
+    logger,
+    metrics,
+    scrapeMetrics,
+    auditChainMonitor,
+    backgroundWork,
+    isDraining: drain.isDraining,
+  });
   const now = () => new Date();
   const pruners = [
     createThrottlePruner({
@@ -100,7 +116,19 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
         logger,
       })
     : async () => undefined;
-  return async () => {
+  const stop = async () => {
+    // /readyz says 503 from now while everything is still served, so the load balancer or the
+    // Kubernetes Service stops sending requests before the server stops taking them.
+    const draining = drain.begin(config.shutdownDrainDelayMs);
+    if (config.shutdownDrainDelayMs > 0) {
+      // Keep-alive clients reconnect for their next request, through the load balancer as it is now.
+      closeConnectionsAfterAnswers(server);
+      logger.info(
+        { drainDelayMs: config.shutdownDrainDelayMs, timeoutMs: config.shutdownTimeoutMs },
+        'draining: /readyz answers 503 and requests are served until the delay is over, then the graceful close',
+      );
+    }
+    await draining;
     db.markStopping();
     const [isClean, , abandoned] = await Promise.all([
       closeGracefully(server, config.shutdownTimeoutMs),
@@ -123,6 +151,7 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     }
     await Promise.all([db.close(), closePasswordHashing()]);
   };
+  return { stop, hurry: drain.hurry };
 }
 
 /**
@@ -151,11 +180,19 @@ async function reportStartFailure(config: AppConfig, logger: Logger, error: unkn
   await new Promise<void>((resolve) => logger.flush(() => resolve()));
 }
 
-/** Runs `stop` once on the first SIGTERM or SIGINT, then exits. */
-function onShutdownSignal(logger: Logger, stop: () => Promise<void>) {
+/**
+ * Runs `stop` once on the first SIGTERM or SIGINT, then exits. A second signal calls `hurry`:
+ * whoever sends it (an operator's second Ctrl-C, a supervisor) does not want to wait out the
+ * drain delay; the graceful close still runs, within SHUTDOWN_TIMEOUT_MS.
+ */
+function onShutdownSignal(logger: Logger, stop: () => Promise<void>, hurry: () => void) {
   let isStopping = false;
   const handle = (signal: string) => {
-    if (isStopping) return;
+    if (isStopping) {
+      logger.info({ signal }, 'second signal: ending the drain delay now');
+      hurry();
+      return;
+    }
     isStopping = true;
     logger.info({ signal }, 'shutting down');
     stop()
@@ -184,9 +221,13 @@ async function main() {
 async function start(config: AppConfig, logger: Logger) {
   if (cluster.isWorker) {
     // The primary prepared the database and passed its URL in DATABASE_URL.
-    const stop = await runWorker(config, config.databaseUrl as string, logger);
-    onShutdownSignal(logger, stop);
-    process.on('disconnect', () => void stop().then(() => process.exit(0)));
+    const worker = await runWorker(config, config.databaseUrl as string, logger);
+    onShutdownSignal(logger, worker.stop, worker.hurry);
+    // The primary is gone, and with it the listening socket: nothing new can come to drain for.
+    process.on('disconnect', () => {
+      worker.hurry();
+      void worker.stop().then(() => process.exit(0));
+    });
     return;
   }
 
@@ -195,12 +236,16 @@ async function start(config: AppConfig, logger: Logger) {
   warnAboutPlainHttp(logger, config);
   const database = await prepareDatabase(config, logger);
   if (config.webConcurrency === 1) {
-    const stopWorker = await runWorker(config, database.databaseUrl, logger);
+    const worker = await runWorker(config, database.databaseUrl, logger);
     announce(config, database, logger);
-    onShutdownSignal(logger, async () => {
-      await stopWorker();
-      await database.stop();
-    });
+    onShutdownSignal(
+      logger,
+      async () => {
+        await worker.stop();
+        await database.stop();
+      },
+      worker.hurry,
+    );
     return;
   }
 
@@ -248,11 +293,20 @@ async function start(config: AppConfig, logger: Logger) {
     logger.error({ workerPid: worker.process.pid, code, signal }, 'worker died; starting another');
     fork();
   });
-  onShutdownSignal(logger, async () => {
-    isStopping = true;
-    await stopWorkers();
-    await database.stop();
-  });
+  onShutdownSignal(
+    logger,
+    async () => {
+      isStopping = true;
+      await stopWorkers();
+      await database.stop();
+    },
+    // The workers drain; a second SIGTERM is their second signal, which ends their delay.
+    () => {
+      for (const worker of Object.values(cluster.workers ?? {})) {
+        if (worker && !worker.isDead()) worker.process.kill('SIGTERM');
+      }
+    },
+  );
 }
 
 // Only what fails before the logger exists (reading the configuration) reaches this.

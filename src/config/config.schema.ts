@@ -274,6 +274,8 @@ export const ZEnv = z
     REQUIRE_HTTPS: zFlagOrDefault,
     WEB_CONCURRENCY: zInt(1, 1, 64),
     SHUTDOWN_TIMEOUT_MS: zInt(10_000, 100, 600_000),
+    // Off by default: Docker's stop grace period (10 s) already only just covers SHUTDOWN_TIMEOUT_MS.
+    SHUTDOWN_DRAIN_DELAY_MS: zInt(0, 0, 600_000),
     HTTP_HEADERS_TIMEOUT_MS: zInt(DEFAULT_HTTP_HEADERS_TIMEOUT_MS, 100, 600_000),
     HTTP_REQUEST_TIMEOUT_MS: zInt(DEFAULT_HTTP_REQUEST_TIMEOUT_MS, 100, 3_600_000),
     READY_TIMEOUT_MS: zInt(1_000, 50, 60_000),

@@ -38,6 +38,12 @@ export interface AppConfig {
   isHttpsRequired: boolean;
   webConcurrency: number;
   shutdownTimeoutMs: number;
+  /**
+   * After SIGTERM, how long /readyz answers 503 while requests are still served, before the
+   * graceful close (and its shutdownTimeoutMs) begins: a load balancer or a Kubernetes Service
+   * takes seconds to stop sending new requests.
+   */
+  shutdownDrainDelayMs: number;
   readyTimeoutMs: number;
   /** How long receiving a request's headers, and the whole request, may take (408 after). */
   http: HttpTimeouts;
@@ -171,6 +177,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     isHttpsRequired: env.REQUIRE_HTTPS ?? isProduction,
     webConcurrency: env.WEB_CONCURRENCY,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    shutdownDrainDelayMs: env.SHUTDOWN_DRAIN_DELAY_MS,
     readyTimeoutMs: env.READY_TIMEOUT_MS,
     http: { headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS },
     publicBaseUrl: env.PUBLIC_BASE_URL,

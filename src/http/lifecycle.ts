@@ -57,6 +57,62 @@ function closeAfterAnswer(res: http.ServerResponse) {
   if (!res.headersSent) res.setHeader('Connection', 'close');
 }
 
+/** Servers whose answers all say `Connection: close` already (a drain, then the close). */
+const closingAfterAnswers = new WeakSet<http.Server>();
+
+/**
+ * Every answer from now on, and those in flight whose head is not sent, says `Connection: close`,
+ * so keep-alive clients open a new connection for their next request: during a drain it goes
+ * where the load balancer sends it now (another instance), and during the close no client sends
+ * one on a connection about to be closed.
+ */
+export function closeConnectionsAfterAnswers(server: http.Server) {
+  if (closingAfterAnswers.has(server)) return;
+  closingAfterAnswers.add(server);
+  server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => closeAfterAnswer(res));
+  for (const socket of openSockets.get(server) ?? []) {
+    const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+    if (answer instanceof OutgoingMessage) closeAfterAnswer(answer as http.ServerResponse);
+  }
+}
+
+/**
+ * The drain before a graceful close. A load balancer or a Kubernetes Service goes on sending
+ * new requests for some seconds after SIGTERM (until its health check fails, or the endpoint's
+ * removal reaches every node), and a server that stopped listening at once refused them. From
+ * `begin`, `isDraining` is true (/readyz answers 503) while everything is still served; the
+ * returned promise resolves after `delayMs`, or at once when `hurry` is called (a second signal).
+ */
+export function createDrain() {
+  let isDraining = false;
+  let endWait: (() => void) | undefined;
+  let isHurried = false;
+  return {
+    isDraining: () => isDraining,
+    begin(delayMs: number): Promise<void> {
+      isDraining = true;
+      if (delayMs === 0 || isHurried) return Promise.resolve();
+      return new Promise((resolve) => {
+        const end = () => {
+          clearTimeout(timer);
+          endWait = undefined;
+          resolve();
+        };
+        // Not unref'd: the process must stay up, serving, for the whole delay.
+        const timer = setTimeout(end, delayMs);
+        endWait = end;
+      });
+    },
+    /** Ends the delay now (or skips it if it has not begun). */
+    hurry() {
+      isHurried = true;
+      endWait?.();
+    },
+  };
+}
+
+export type Drain = ReturnType<typeof createDrain>;
+
 /**
  * Stops accepting connections, lets in-flight requests finish, and after `timeoutMs`
  * cuts whatever is left. Resolves true when everything finished in time.
@@ -65,11 +121,7 @@ export function closeGracefully(server: http.Server, timeoutMs: number): Promise
   // Every answer from now on says `Connection: close`: one that said keep-alive invited the client
   // (a reverse proxy keeping connections to the app) to send its next request on a connection the
   // sweep below closes a moment later, and that request failed (nginx: 502) on every deploy.
-  server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => closeAfterAnswer(res));
-  for (const socket of openSockets.get(server) ?? []) {
-    const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
-    if (answer instanceof OutgoingMessage) closeAfterAnswer(answer as http.ServerResponse);
-  }
+  closeConnectionsAfterAnswers(server);
   return new Promise((resolve) => {
     let isDone = false;
     // A keep-alive socket whose request just finished would otherwise hold

@@ -172,3 +172,88 @@ describe('the server process on SIGTERM', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 403 /);
   }, 60_000);
 });
+
+/** One GET on a connection of its own (as a load balancer's new connection): status and head, or the error. */
+function getOnNewConnection(port: number, path: string): Promise<{ status: number; head: string } | Error> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+    });
+    socket.once('error', (error) => resolve(error));
+    socket.once('close', () => {
+      const head = received.slice(0, received.indexOf('\r\n\r\n'));
+      resolve(head === '' ? new Error('closed without an answer') : { status: Number(head.slice(9, 12)), head });
+    });
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+  });
+}
+
+const statusOf = (answer: { status: number } | Error) => (answer instanceof Error ? answer.message : answer.status);
+
+describe('the server process on SIGTERM with SHUTDOWN_DRAIN_DELAY_MS', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(() => db?.drop());
+
+  // Behind a Kubernetes Service or a load balancer the endpoint is removed some seconds after
+  // SIGTERM: requests sent meanwhile were refused, because the process stopped listening at once.
+  it.each([1, 2])(
+    'with %i worker(s): /readyz says 503 at once, new connections are still served, and a second signal ends the delay',
+    async (workers) => {
+      const port = await findFreePort();
+      const server = await spawnServer({
+        DATABASE_URL: db.url,
+        PORT: String(port),
+        WEB_CONCURRENCY: String(workers),
+        DEMO_SEED: '0',
+        INGEST_ENABLED: '0',
+        LOG_LEVEL: 'info',
+        // Far longer than the test: only the second signal can end it in time.
+        SHUTDOWN_DRAIN_DELAY_MS: '600000',
+      });
+      try {
+        expect(statusOf(await getOnNewConnection(port, '/readyz'))).toBe(200);
+
+        server.process.kill('SIGTERM');
+        await expect.poll(async () => statusOf(await getOnNewConnection(port, '/readyz'))).toBe(503);
+        for (let index = 0; index < 2 * workers; index++) {
+          const ready = await getOnNewConnection(port, '/readyz');
+          expect(statusOf(ready), server.output()).toBe(503);
+          expect((ready as { head: string }).head).toMatch(/^Connection: close/im);
+          // Everything else is served as before, on new connections too.
+          expect(statusOf(await getOnNewConnection(port, '/healthz'))).toBe(200);
+          expect(statusOf(await getOnNewConnection(port, '/login'))).toBe(200);
+        }
+
+        server.process.kill('SIGTERM');
+        expect(await server.exited).toBe(0);
+        expect(server.output()).toContain('"msg":"second signal: ending the drain delay now"');
+      } finally {
+        server.process.kill('SIGKILL');
+      }
+    },
+    60_000,
+  );
+
+  it('closes by itself once the delay is over, and exits 0', async () => {
+    const port = await findFreePort();
+    const server = await spawnServer({
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      WEB_CONCURRENCY: '1',
+      DEMO_SEED: '0',
+      INGEST_ENABLED: '0',
+      LOG_LEVEL: 'info',
+      SHUTDOWN_DRAIN_DELAY_MS: '500',
+    });
+    server.process.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(server.output()).toContain('"drainDelayMs":500');
+    expect(await getOnNewConnection(port, '/healthz')).toBeInstanceOf(Error);
+  }, 60_000);
+});

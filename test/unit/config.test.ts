@@ -156,6 +156,21 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('serves for SHUTDOWN_DRAIN_DELAY_MS after SIGTERM before closing: none unless set, up to 10 minutes', () => {
+    expect(loadConfig({}).shutdownDrainDelayMs).toBe(0);
+    expect(loadConfig({ SHUTDOWN_DRAIN_DELAY_MS: '5000' }).shutdownDrainDelayMs).toBe(5_000);
+    expect(loadConfig({ SHUTDOWN_DRAIN_DELAY_MS: ' ' }).shutdownDrainDelayMs).toBe(0);
+    expect(problemsOf({ SHUTDOWN_DRAIN_DELAY_MS: '5s' })).toEqual([
+      'SHUTDOWN_DRAIN_DELAY_MS: must be a whole number from 0 to 600000, in plain digits (got "5s")',
+    ]);
+    expect(problemsOf({ SHUTDOWN_DRAIN_DELAY_MS: '-1' })).toEqual([
+      'SHUTDOWN_DRAIN_DELAY_MS: must be a whole number from 0 to 600000, in plain digits (got "-1")',
+    ]);
+    expect(problemsOf({ SHUTDOWN_DRAIN_DELAY_MS: '600001' })).toEqual([
+      'SHUTDOWN_DRAIN_DELAY_MS: must be from 0 to 600000 (got "600001")',
+    ]);
+  });
+
   it('gives a client 20 s to send its headers and 60 s for its whole request, the headers never longer', () => {
     expect(loadConfig({}).http).toEqual({ headersTimeoutMs: 20_000, requestTimeoutMs: 60_000 });
     expect(loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '5000', HTTP_REQUEST_TIMEOUT_MS: '5000' }).http).toEqual({

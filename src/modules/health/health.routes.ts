@@ -9,15 +9,22 @@ export interface HealthRoutesOptions {
   logger: Logger;
   /** Told what each readiness check saw (the hpc_ready gauge). */
   onReadiness?: (readiness: Readiness) => void;
+  /** True once a shutdown has begun: /readyz then answers 503 so the instance leaves rotation. */
+  isDraining?: () => boolean;
 }
 
 /** Liveness and readiness for orchestrators and load balancers. */
-export function healthRoutes({ pool, readyTimeoutMs, logger, onReadiness }: HealthRoutesOptions): Router {
+export function healthRoutes({ pool, readyTimeoutMs, logger, onReadiness, isDraining }: HealthRoutesOptions): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
     res.set('Cache-Control', 'no-store').json({ status: 'ok' });
   });
   router.get('/readyz', async (_req, res) => {
+    if (isDraining?.()) {
+      // Not a database problem: hpc_ready is left to the database check, and nothing is logged per probe.
+      res.set('Cache-Control', 'no-store').status(503).json({ status: 'error', error: 'shutting down' });
+      return;
+    }
     const readiness = await checkReadiness(pool, readyTimeoutMs);
     onReadiness?.(readiness);
     res.set('Cache-Control', 'no-store');
