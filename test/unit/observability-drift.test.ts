@@ -125,6 +125,57 @@ describe('the Grafana dashboard and the code agree', () => {
   });
 });
 
+/**
+ * The http_* selectors of an expression, each with the endpoints its `endpoint!~"…"` leaves out
+ * (read as Prometheus does: the regex anchored at both ends).
+ */
+function httpSelectorsIn(expression: string): { selector: string; isLeftOut: (endpoint: string) => boolean }[] {
+  return [...expression.matchAll(/\bhttp_request[a-z_]*(\{[^}]*\})?/g)].map(([selector, labels = '']) => {
+    const pattern = /endpoint!~"((?:[^"\\]|\\.)*)"/.exec(labels)?.[1];
+    // The text is PromQL's string: \\. in it is the regex's \.
+    const regex = pattern === undefined ? undefined : new RegExp(`^(?:${pattern.replace(/\\\\/g, '\\')})$`);
+    return { selector, isLeftOut: (endpoint: string) => regex?.test(endpoint) ?? false };
+  });
+}
+
+describe('the service-level figures leave out the probes', () => {
+  // Load balancers and Kubernetes probe /healthz and /readyz every few seconds: counted, their
+  // fast 200s diluted the 5xx ratio and the percentiles, and /readyz's 503s of a drain or of an
+  // unreachable database (AppNotReady's to report) read as failed requests.
+  const PROBES = ['/healthz', '/readyz'];
+  const sloExpressions = [
+    ...readAlertRules()
+      .filter((rule) => ['HighErrorRate', 'HighLatencyP95'].includes(rule.alert))
+      .map((rule) => ({ where: `alert ${rule.alert}`, expr: rule.expr })),
+    ...readDashboard()
+      .panels.filter((panel) => ['5xx ratio', 'Latency p50 / p95 / p99'].includes(panel.title))
+      .flatMap((panel) =>
+        (panel.targets ?? []).map((target) => ({ where: `panel ${panel.title}`, expr: target.expr })),
+      ),
+  ];
+
+  it('in every alert and panel of the SLOs', () => {
+    expect(sloExpressions).toHaveLength(2 + 4);
+    const counted = sloExpressions.flatMap(({ where, expr }) =>
+      httpSelectorsIn(expr).flatMap(({ selector, isLeftOut }) =>
+        PROBES.filter((probe) => !isLeftOut(probe)).map((probe) => `${where}: ${selector} counts ${probe}`),
+      ),
+    );
+    expect(counted).toEqual([]);
+  });
+
+  it('and nothing else but the CSV downloads of the latency figures', () => {
+    for (const { where, expr } of sloExpressions) {
+      for (const { selector, isLeftOut } of httpSelectorsIn(expr)) {
+        for (const endpoint of ['/', '/me', '/me/receipts/:id', 'unmatched', 'before_route', '/readyz/x']) {
+          expect(isLeftOut(endpoint), `${where}: ${selector} leaves out ${endpoint}`).toBe(false);
+        }
+        if (selector.includes('duration')) expect(isLeftOut('/admin/paid.csv'), `${where}: ${selector}`).toBe(true);
+      }
+    }
+  });
+});
+
 describe('the alert rules and the code agree', () => {
   it('read only metrics the app exposes (or Prometheus adds)', async () => {
     const exposed = await exposedNames();
