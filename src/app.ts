@@ -148,7 +148,7 @@ export function createApp(deps: AppDeps): express.Express {
     closeCanceledCheckouts,
   });
   const csvExports = createCsvExports({
-    limits: { ...csvExportLimitsFor(config.dbPoolMax), ...deps.csvExportLimits },
+    limits: { ...csvExportLimitsFor(config.dbPoolMax, config.csvExportStallMs), ...deps.csvExportLimits },
     logger,
     metrics,
   });

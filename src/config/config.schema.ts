@@ -205,6 +205,13 @@ export const DEFAULT_DB_CONNECT_TIMEOUT_MS = 5_000;
  * is at most 100 kB; without them a client trickling bytes held a connection for minutes.
  */
 export const DEFAULT_HTTP_HEADERS_TIMEOUT_MS = 20_000;
+
+/**
+ * How long a CSV export waits for its client to read (CSV_EXPORT_STALL_MS) before it cuts the
+ * client off and gives its export slot, and a usage export's database connection, to the next.
+ * Every slot held by a client that stopped reading is one the other users' exports wait for.
+ */
+export const DEFAULT_CSV_EXPORT_STALL_MS = 30_000;
 export const DEFAULT_HTTP_REQUEST_TIMEOUT_MS = 60_000;
 
 export const ZEnv = z
@@ -279,6 +286,7 @@ export const ZEnv = z
     HTTP_HEADERS_TIMEOUT_MS: zInt(DEFAULT_HTTP_HEADERS_TIMEOUT_MS, 100, 600_000),
     HTTP_REQUEST_TIMEOUT_MS: zInt(DEFAULT_HTTP_REQUEST_TIMEOUT_MS, 100, 3_600_000),
     READY_TIMEOUT_MS: zInt(1_000, 50, 60_000),
+    CSV_EXPORT_STALL_MS: zInt(DEFAULT_CSV_EXPORT_STALL_MS, 100, 600_000),
     DEMO_SEED: zFlag(true),
     AUTH_MAX_FAILS: zInt(5, 1, 1000),
     AUTH_WINDOW_SEC: zInt(60, 1, 86_400),

@@ -45,6 +45,8 @@ export interface AppConfig {
    */
   shutdownDrainDelayMs: number;
   readyTimeoutMs: number;
+  /** A CSV export whose client takes nothing for this long is cut off and gives up its slot. */
+  csvExportStallMs: number;
   /** How long receiving a request's headers, and the whole request, may take (408 after). */
   http: HttpTimeouts;
   /** PUBLIC_BASE_URL as configured (payments.publicBaseUrl falls back to localhost without it). */
@@ -179,6 +181,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     shutdownDrainDelayMs: env.SHUTDOWN_DRAIN_DELAY_MS,
     readyTimeoutMs: env.READY_TIMEOUT_MS,
+    csvExportStallMs: env.CSV_EXPORT_STALL_MS,
     http: { headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS },
     publicBaseUrl: env.PUBLIC_BASE_URL,
     shouldSeedDemo: env.DEMO_SEED && !isProduction,

@@ -23,13 +23,14 @@ export interface CsvExportLimits {
  * The limits for a worker whose pool holds `dbPoolMax` connections. A usage export holds a
  * connection for its whole COPY, paced by how fast the client reads, so exports may take at
  * most half the pool (at least 1): pages, sign-ins and /readyz always have the other half.
+ * `stallMs` is CSV_EXPORT_STALL_MS.
  */
-export function csvExportLimitsFor(dbPoolMax: number): CsvExportLimits {
+export function csvExportLimitsFor(dbPoolMax: number, stallMs = DEFAULT_CSV_STALL_MS): CsvExportLimits {
   return {
     maxConcurrent: Math.max(1, Math.floor(dbPoolMax / 2)),
     maxPerUser: 2,
     queueWaitMs: 5_000,
-    stallMs: DEFAULT_CSV_STALL_MS,
+    stallMs,
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Response } from 'express';
+import { DEFAULT_CSV_EXPORT_STALL_MS } from '../config/config.schema.js';
 import { formatCsvLines } from './csv-format.js';
 
 /**
@@ -74,8 +75,8 @@ export async function sendCsv(
   }
 }
 
-/** Without a drain for this long, an export's client is taken to have stopped reading. */
-export const DEFAULT_CSV_STALL_MS = 30_000;
+/** Without a drain for this long, an export's client is taken to have stopped reading (CSV_EXPORT_STALL_MS). */
+export const DEFAULT_CSV_STALL_MS = DEFAULT_CSV_EXPORT_STALL_MS;
 
 export interface CsvSendOptions {
   /** How long a write may wait for the client to read (default DEFAULT_CSV_STALL_MS). */

@@ -2,9 +2,11 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import pg from 'pg';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CsvExportLimits } from '../../src/http/csv-exports.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import type { Logger } from '../../src/shared/logger.js';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { signInOverHttp } from '../support/sign-in.js';
@@ -63,10 +65,13 @@ afterEach(async () => {
   running = undefined;
 });
 
-/** The app on a real port, with some export limits replaced. */
-async function start(limits: Partial<CsvExportLimits> = {}): Promise<Running> {
+/** The app on a real port, with some export limits replaced (or settings, as the environment sets them). */
+async function start(
+  limits: Partial<CsvExportLimits> = {},
+  options: { env?: Record<string, string>; logger?: Logger } = {},
+): Promise<Running> {
   const metrics = createMetrics();
-  const app = buildTestApp(db, { metrics, csvExportLimits: limits });
+  const app = buildTestApp(db, { metrics, csvExportLimits: limits, ...options });
   const server = app.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
@@ -216,5 +221,31 @@ describe('CSV exports behind clients that stop reading', () => {
     const again = await fetch(`${target.base}/me.csv?start=2025-01-02&end=2025-01-02`, { headers: { cookie: alice } });
     expect(again.status).toBe(200);
     expect((await again.text()).trimEnd().split('\n')).toHaveLength(1 + 12 * 24 - 1);
+  }, 60_000);
+
+  it('cuts off a stalled client after CSV_EXPORT_STALL_MS, logs and counts it, and frees its slot for the next export', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    // The operator's setting, not a test override: before, the 30 s limit was fixed in the code.
+    const target = await start({ maxConcurrent: 1 }, { env: { CSV_EXPORT_STALL_MS: '300' }, logger });
+    const alice = await signIn(target.base, 'alice');
+    const bob = await signIn(target.base, 'bob');
+    // alice's client reads the headers and stops, as a client with no receive window left.
+    const stalled = stalledGet(target, `/me.csv?${YEAR}`, alice);
+    expect((await stalled.answered).status).toBe(200);
+
+    // bob waits for the one slot (up to its 5 s queue) and gets it once alice's client is cut off.
+    const bobs = await fetch(`${target.base}/me.csv?start=2025-01-01&end=2025-01-01`, { headers: { cookie: bob } });
+    expect(bobs.status).toBe(200);
+    expect((await bobs.text()).split('\n')[0]).toMatch(/^job_id,/);
+    expect(await metricValue(target.metrics, 'csv_export_stalled_total', { kind: 'my_usage' })).toBe(1);
+    // Reading again, alice's client finds its connection closed after what was sent before the cut.
+    stalled.socket.resume();
+    await stalled.closed;
+    expect(lines.filter((line) => line.msg === 'csv export cut off: the client stopped reading')).toEqual([
+      expect.objectContaining({ level: 40, username: 'alice', kind: 'my_usage', stallMs: 300 }),
+    ]);
+    // alice's COPY was given up with her slot: nothing is left checked out of the pool.
+    await eventually(async () => checkedOut() === 0, 'no connection is left checked out of the pool');
   }, 60_000);
 });

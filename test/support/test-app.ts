@@ -4,7 +4,7 @@ import { type AppConfig, loadConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
 import type { CsvExportLimits } from '../../src/http/csv-exports.js';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
-import { createLogger } from '../../src/shared/logger.js';
+import { createLogger, type Logger } from '../../src/shared/logger.js';
 
 /** Configuration as a test would set the environment; DATABASE_URL comes from the test database. */
 export function buildTestConfig(databaseUrl: string, env: Record<string, string> = {}): AppConfig {
@@ -18,6 +18,8 @@ export interface TestAppOptions {
   metrics?: Metrics;
   /** Export limits to replace (e.g. a stall limit short enough for a test). */
   csvExportLimits?: Partial<CsvExportLimits>;
+  /** Where the app logs (default: nowhere); a test that reads the log passes its own. */
+  logger?: Logger;
 }
 
 /** The real app over a test database, as supertest drives it. */
@@ -26,7 +28,7 @@ export function buildTestApp(db: Database & { url: string }, options: TestAppOpt
   return createApp({
     config,
     db,
-    logger: createLogger('silent'),
+    logger: options.logger ?? createLogger('silent'),
     metrics: options.metrics ?? createMetrics({ hasProcessMetrics: config.metrics.hasProcessMetrics }),
     now: options.now,
     csvExportLimits: options.csvExportLimits,

@@ -171,6 +171,17 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('cuts off a CSV export whose client reads nothing for 30 s, or CSV_EXPORT_STALL_MS from 100 ms to 10 minutes', () => {
+    expect(loadConfig({}).csvExportStallMs).toBe(30_000);
+    expect(loadConfig({ CSV_EXPORT_STALL_MS: '10000' }).csvExportStallMs).toBe(10_000);
+    expect(problemsOf({ CSV_EXPORT_STALL_MS: '30s' })).toEqual([
+      'CSV_EXPORT_STALL_MS: must be a whole number from 100 to 600000, in plain digits (got "30s")',
+    ]);
+    expect(problemsOf({ CSV_EXPORT_STALL_MS: '0' })).toEqual([
+      'CSV_EXPORT_STALL_MS: must be from 100 to 600000 (got "0")',
+    ]);
+  });
+
   it('gives a client 20 s to send its headers and 60 s for its whole request, the headers never longer', () => {
     expect(loadConfig({}).http).toEqual({ headersTimeoutMs: 20_000, requestTimeoutMs: 60_000 });
     expect(loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '5000', HTTP_REQUEST_TIMEOUT_MS: '5000' }).http).toEqual({
