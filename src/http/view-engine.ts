@@ -90,6 +90,8 @@ export const VIEW_LOCALS = [
   'refreshSeconds',
   'refundedPayments',
   'refused',
+  'refusedClaimCount',
+  'refusedClaims',
   'refusedReceipt',
   'requestId',
   'reviewOutcomes',

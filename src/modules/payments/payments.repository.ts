@@ -586,6 +586,68 @@ export function finishEvent(tx: Tx, id: bigint, outcome: string, paymentId: numb
   return tx.paymentEvent.update({ where: { id }, data: { outcome, paymentId } });
 }
 
+/**
+ * Keeps a refund or dispute the webhook refused, once per (provider, event id): a retry of the
+ * same event (the provider retries a 409) only counts a delivery and when it came. Returns how
+ * many deliveries it has now: 1 for a new entry. Concurrent retries wait on the unique index.
+ */
+export async function recordRefusedClaim(
+  tx: Tx,
+  claim: {
+    provider: string;
+    externalEventId: string;
+    eventType: string;
+    paymentId: number;
+    claimed: Received | null;
+    reason: string;
+    rawPayload: string;
+    receivedAt: Date;
+  },
+): Promise<number> {
+  const rows = await tx.$queryRaw<Array<{ deliveries: number }>>`
+    INSERT INTO payment_refused_claims (provider, external_event_id, event_type, payment_id, claimed_minor,
+                                        claimed_currency, reason, raw_payload, first_received_at, last_received_at)
+    VALUES (${claim.provider}, ${claim.externalEventId}, ${claim.eventType}, ${claim.paymentId},
+            ${claim.claimed?.amountMinor ?? null}, ${claim.claimed?.currency ?? null}, ${claim.reason},
+            ${claim.rawPayload}, ${claim.receivedAt}, ${claim.receivedAt})
+    ON CONFLICT (provider, external_event_id)
+    DO UPDATE SET deliveries = payment_refused_claims.deliveries + 1, last_received_at = EXCLUDED.last_received_at
+    RETURNING deliveries`;
+  return rows[0]?.deliveries ?? 1;
+}
+
+/** A refused refund or dispute as /admin/payments lists it, with the receipt its payment is for. */
+export interface RefusedClaimRow {
+  id: number;
+  provider: string;
+  externalEventId: string;
+  eventType: string;
+  paymentId: number;
+  receiptId: number;
+  claimedMinor: bigint | null;
+  claimedCurrency: string | null;
+  reason: string;
+  deliveries: number;
+  firstReceivedAt: Date;
+  lastReceivedAt: Date;
+}
+
+/** The newest `limit` refused refunds and disputes, newest first (by when each was first delivered). */
+export function listRefusedClaimsForAdmin(db: Client, limit: number) {
+  return db.$queryRaw<RefusedClaimRow[]>`
+    SELECT c.id, c.provider, c.external_event_id AS "externalEventId", c.event_type AS "eventType",
+           c.payment_id AS "paymentId", p.receipt_id AS "receiptId", c.claimed_minor AS "claimedMinor",
+           c.claimed_currency AS "claimedCurrency", c.reason, c.deliveries,
+           c.first_received_at AS "firstReceivedAt", c.last_received_at AS "lastReceivedAt"
+      FROM payment_refused_claims c JOIN payments p ON p.id = c.payment_id
+     ORDER BY c.first_received_at DESC, c.id DESC
+     LIMIT ${limit}`;
+}
+
+export function countRefusedClaims(db: Client): Promise<number> {
+  return db.paymentRefusedClaim.count();
+}
+
 export type AdminPaymentRow = PaymentRow & { username: string; receiptStatus: string };
 
 const SELECT_ADMIN_PAYMENTS = Prisma.sql`

@@ -88,6 +88,13 @@ export function toMinorUnits(total: Prisma.Decimal | string, currency: string): 
 
 const ISO_CURRENCY = /^[A-Z]{3}$/;
 
+/** How /admin/payments names what a refused claim was, by its event's type. */
+const REFUSED_CLAIM_KINDS: Readonly<Record<string, string>> = {
+  'payment.refunded': 'Refund',
+  'payment.disputed': 'Dispute',
+  'payment.dispute_closed': 'Dispute outcome',
+};
+
 /** How many payments held for review, payments and webhook deliveries /admin/payments lists (a page of payments). */
 const ADMIN_LIST_LIMIT = 200;
 
@@ -158,10 +165,16 @@ export class BelowMinimumChargeError extends ConflictError {
 
 /**
  * A refund or dispute event that does not fit the payment (another currency, more than it
- * received): nothing is stored, and the provider is told why (its dashboard shows the answer).
+ * received): no money changes, the provider is told why (its dashboard shows the answer), and
+ * the refusal is kept for finance on /admin/payments (recordRefusedClaim).
  */
 export class ClaimBackRefusedError extends ConflictError {
-  constructor(reason: string) {
+  constructor(
+    /** Why, as one clause (the answer wraps it); kept for finance with the refused claim. */
+    readonly reason: string,
+    /** The payment the claim was for, and what it claimed back (null: the event said no amount and currency). */
+    readonly claim: { payment: { id: number; receiptId: number }; claimed: paymentsRepository.Received | null },
+  ) {
     super(`Webhook rejected: ${reason}; nothing was changed.`);
   }
 }
@@ -200,12 +213,14 @@ function refuseClaimBeyondReceived(
   if (claimed.currency !== received.currency) {
     throw new ClaimBackRefusedError(
       `the ${kind} of payment #${payment.id} is in ${claimed.currency} (${claimedText}), but the payment received ${receivedText}`,
+      { payment, claimed },
     );
   }
   if (claimed.amountMinor > received.amountMinor) {
     const amount = amountSuffix ? `${claimedText} ${amountSuffix}` : claimedText;
     throw new ClaimBackRefusedError(
       `the ${kind} of payment #${payment.id} (${amount}) is more than the ${receivedText} it received`,
+      { payment, claimed },
     );
   }
 }
@@ -566,6 +581,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (refunded === null) {
       throw new ClaimBackRefusedError(
         `the refund of payment #${payment.id} says ${describeMinorUnits(event.amountMinor, event.currency)}, not an amount and currency`,
+        { payment, claimed: null },
       );
     }
     const refundedText = describeMinorUnits(refunded.amountMinor, refunded.currency);
@@ -711,6 +727,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       throw new ClaimBackRefusedError(
         `the closed dispute ${event.dispute.id} of payment #${payment.id} is for ${disputedText}, but it was opened ` +
           `for ${describeMinorUnits(payment.disputedMinor, payment.disputedCurrency)}`,
+        { payment, claimed: disputed },
       );
     }
     refuseClaimBeyondReceived(payment, disputed, 'dispute');
@@ -899,6 +916,54 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * Keeps a refused refund or dispute for finance (/admin/payments), once per provider event id,
+   * with a `payment.claim_refused` audit entry the first time. Written after the event's
+   * transaction rolled back, so nothing of the refused event itself is: the money, the receipt and
+   * the deliveries list stay as they were, and the answer stays 409 (the provider shows it, and
+   * retries; each retry only counts a delivery). A failure here is logged and does not change the answer.
+   */
+  async function recordRefusedClaim(providerName: string, event: PaymentEvent, refusal: ClaimBackRefusedError) {
+    const { payment, claimed } = refusal.claim;
+    const at = now();
+    try {
+      await prisma.$transaction(async (tx) => {
+        const deliveries = await paymentsRepository.recordRefusedClaim(tx, {
+          provider: providerName,
+          externalEventId: event.id,
+          eventType: event.type,
+          paymentId: payment.id,
+          claimed,
+          reason: refusal.reason,
+          rawPayload: event.raw,
+          receivedAt: at,
+        });
+        if (deliveries > 1) return;
+        await appendAudit(
+          tx,
+          {
+            ...providerAuditOf(providerName, payment),
+            action: 'payment.claim_refused',
+            status: 'failed',
+            details: {
+              paymentId: payment.id,
+              eventId: event.id,
+              eventType: event.type,
+              ...(claimed ? { claimedMinor: String(claimed.amountMinor), claimedCurrency: claimed.currency } : {}),
+              reason: refusal.reason,
+            },
+          },
+          at,
+        );
+      });
+    } catch (error) {
+      logger.error(
+        { err: error, provider: providerName, eventId: event.id, paymentId: payment.id },
+        'refused refund or dispute could not be recorded for the payments page',
+      );
+    }
+  }
+
+  /**
    * A webhook delivery: verified (bad signatures store nothing), recorded once per event id
    * (duplicates answer 200 and change nothing), then applied, all in one transaction.
    */
@@ -973,6 +1038,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (error instanceof ClaimBackRefusedError) {
         const what = event.type === 'payment.refunded' ? 'refund refused' : 'dispute refused';
         logger.warn({ provider: providerName, eventId: event.id, reason: error.message }, what);
+        await recordRefusedClaim(providerName, event, error);
       }
       throw error;
     }
@@ -1079,10 +1145,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       // The payment paged from is newer than all of these.
       hasNewer = fromPayment !== undefined;
     }
-    const [held, events, needsReview] = await Promise.all([
+    const [held, events, needsReview, refusedClaims, refusedClaimCount] = await Promise.all([
       paymentsRepository.listHeldPaymentsForAdmin(prisma, ADMIN_LIST_LIMIT),
       paymentsRepository.listEventsForAdmin(prisma, ADMIN_LIST_LIMIT),
       paymentsRepository.countPaymentsInReview(prisma),
+      paymentsRepository.listRefusedClaimsForAdmin(prisma, ADMIN_LIST_LIMIT),
+      paymentsRepository.countRefusedClaims(prisma),
     ]);
     const withMoney = (payment: paymentsRepository.AdminPaymentRow) => ({ ...payment, ...paymentMoneyOf(payment) });
     return {
@@ -1090,6 +1158,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       payments: rows.map(withMoney),
       events,
       needsReview,
+      refusedClaims: refusedClaims.map((claim) => ({
+        ...claim,
+        what: REFUSED_CLAIM_KINDS[claim.eventType] ?? claim.eventType,
+        claimedText:
+          claim.claimedMinor === null || claim.claimedCurrency === null
+            ? 'no amount'
+            : describeMinorUnits(claim.claimedMinor, claim.claimedCurrency),
+      })),
+      refusedClaimCount,
       paymentsPage: {
         // Past the oldest payment (an edited or saved link) there is no row to page from: back to the newest.
         newerLink: hasNewer ? (rows[0] ? `/admin/payments?newer=${rows[0].id}` : '/admin/payments') : undefined,
