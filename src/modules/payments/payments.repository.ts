@@ -322,6 +322,59 @@ export function holdForPartialRefund(tx: Tx, id: number, reviewReason: string) {
   });
 }
 
+/**
+ * Records a refund the provider reported failed or canceled, once per (provider, refund id); false
+ * when that refund's failure was recorded already (told again by another event).
+ */
+export async function recordFailedRefund(
+  tx: Tx,
+  refund: {
+    provider: string;
+    externalRefundId: string;
+    paymentId: number;
+    failed: Received;
+    status: 'failed' | 'canceled';
+    failureReason: string | null;
+    externalEventId: string;
+    failedAt: Date;
+  },
+): Promise<boolean> {
+  const rows = await tx.$queryRaw<Array<{ id: number }>>`
+    INSERT INTO payment_failed_refunds (provider, external_refund_id, payment_id, amount_minor, currency, status,
+                                        failure_reason, external_event_id, failed_at)
+    VALUES (${refund.provider}, ${refund.externalRefundId}, ${refund.paymentId}, ${refund.failed.amountMinor},
+            ${refund.failed.currency}, ${refund.status}, ${refund.failureReason}, ${refund.externalEventId},
+            ${refund.failedAt})
+    ON CONFLICT (provider, external_refund_id) DO NOTHING
+    RETURNING id`;
+  return rows.length === 1;
+}
+
+/** Replaces a held payment's reason (something more for the admin to decide on); it stays held as it was. */
+export function addToHoldReason(tx: Tx, id: number, reviewReason: string) {
+  return tx.payment.updateMany({ where: { id, status: 'needs_review' }, data: { reviewReason } });
+}
+
+/**
+ * Holds for review a payment that no longer pays its receipt after the provider reported one of
+ * its refunds failed: the money is back with the centre. A resolution (the provider's `refunded`
+ * after a full refund, or an admin's) is cleared, as a void's hold clears it; the audit log keeps it.
+ */
+export function holdAfterFailedRefund(tx: Tx, id: number, reviewReason: string) {
+  return tx.payment.update({
+    where: { id },
+    data: {
+      status: 'needs_review',
+      reviewReason,
+      holdsPaidReceipt: false,
+      reviewOutcome: null,
+      reviewNote: null,
+      reviewedBy: null,
+      reviewedAt: null,
+    },
+  });
+}
+
 /** Holds the payment that paid its receipt for review after the payer disputed it, as a partial refund does. */
 export const holdForDispute = holdForPartialRefund;
 

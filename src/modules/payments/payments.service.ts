@@ -93,6 +93,7 @@ const REFUSED_CLAIM_KINDS: Readonly<Record<string, string>> = {
   'payment.refunded': 'Refund',
   'payment.disputed': 'Dispute',
   'payment.dispute_closed': 'Dispute outcome',
+  'payment.refund_failed': 'Failed refund',
 };
 
 /** How many payments held for review, payments and webhook deliveries /admin/payments lists (a page of payments). */
@@ -204,7 +205,7 @@ function receivedBy(payment: paymentsRepository.PaymentRow): paymentsRepository.
 function refuseClaimBeyondReceived(
   payment: paymentsRepository.PaymentRow,
   claimed: paymentsRepository.Received,
-  kind: 'refund' | 'dispute',
+  kind: 'refund' | 'dispute' | 'failed refund',
   amountSuffix?: string,
 ): void {
   const received = receivedBy(payment);
@@ -788,6 +789,106 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     return { outcome, paymentId: payment.id };
   }
 
+  /**
+   * A refund the provider reported, then reported failed or canceled (docs/payments.md, "A refund
+   * that failed"), inside the event's transaction: the money was not returned, so finance must
+   * decide again. The failure is recorded once per refund id and audited, and the payment is held
+   * for review with a message saying so; the refunded amount stays what the provider reported (it
+   * may count this refund or not, depending on what arrived before), and no receipt changes by
+   * itself: a receipt a full refund unpaid stays pending, but the hold stops it being paid online
+   * again, so its jobs are not paid for twice.
+   */
+  async function applyRefundFailed(
+    tx: Prisma.TransactionClient,
+    providerName: string,
+    payment: paymentsRepository.PaymentRow,
+    event: PaymentEvent,
+  ): Promise<{ outcome: WebhookOutcome; paymentId: number | null }> {
+    const failed = receivedOf(event);
+    if (!event.refund || failed === null) {
+      throw new BadRequestError(
+        `Webhook rejected: the failed refund of payment #${payment.id} says no refund id, amount or currency.`,
+      );
+    }
+    // Nothing was taken, so no refund of it can have failed.
+    if (!hasTakenMoney(payment)) return { outcome: 'ignored', paymentId: payment.id };
+    refuseClaimBeyondReceived(payment, failed, 'failed refund');
+    const at = now();
+    const isNew = await paymentsRepository.recordFailedRefund(tx, {
+      provider: providerName,
+      externalRefundId: event.refund.id,
+      paymentId: payment.id,
+      failed,
+      status: event.refund.status,
+      failureReason: event.refund.failureReason,
+      externalEventId: event.id,
+      failedAt: at,
+    });
+    // The same refund's failure told again by another event.
+    if (!isNew) return { outcome: 'ignored', paymentId: payment.id };
+    const failedText = describeMinorUnits(failed.amountMinor, failed.currency);
+    const how = event.refund.status === 'failed' ? 'failed' : 'was canceled';
+    const why = event.refund.failureReason ? ` (${event.refund.failureReason})` : '';
+    const failureNote =
+      `the refund ${event.refund.id} of ${failedText} ${how} at ${providerName}${why}: ` +
+      'the money was not returned to the payer and is still with the centre';
+    // Payment, then receipt: the lock order of every webhook and of a void.
+    await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
+    const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
+    const receiptStatus = receipt?.status ?? 'gone';
+    let receiptChange: 'stays_paid' | 'none' = 'none';
+    if (payment.status === 'needs_review') {
+      // Held already (a partial refund, a dispute, a void): the failure is added to what the admin decides on.
+      await paymentsRepository.addToHoldReason(tx, payment.id, `${payment.reviewReason ?? 'held'}; ${failureNote}`);
+      if (payment.holdsPaidReceipt) receiptChange = 'stays_paid';
+    } else if (receiptStatus === 'paid' && paysItsReceipt(payment)) {
+      // Still paying its receipt (a partial refund, accepted or not yet): held again as after a partial refund.
+      await paymentsRepository.holdForPartialRefund(
+        tx,
+        payment.id,
+        `${failureNote}; receipt #${payment.receiptId} stays paid until this is resolved`,
+      );
+      receiptChange = 'stays_paid';
+    } else {
+      // A full refund unpaid the receipt (or an admin resolved the payment): the money is back with
+      // the centre but pays nothing. Held, the receipt cannot be paid online meanwhile.
+      const receiptNote =
+        receiptStatus === 'pending'
+          ? `receipt #${payment.receiptId} was unpaid by that refund and is pending: accept this payment to mark it ` +
+            `paid from this money, or refund it again at ${providerName} and resolve as refunded`
+          : receiptStatus === 'paid'
+            ? `receipt #${payment.receiptId} was paid again since, so the payer may have paid twice: refund this ` +
+              `payment again at ${providerName} and resolve as refunded, or resolve as dismissed with what was done`
+            : `receipt #${payment.receiptId} is ${receiptStatus}: refund this payment again at ${providerName} and ` +
+              'resolve as refunded, or resolve as dismissed with what was done';
+      await paymentsRepository.holdAfterFailedRefund(tx, payment.id, `${failureNote}; ${receiptNote}`);
+    }
+    await appendAudit(
+      tx,
+      {
+        ...providerAuditOf(providerName, payment),
+        action: 'payment.refund_failed',
+        status: 'ok',
+        details: {
+          paymentId: payment.id,
+          eventId: event.id,
+          refundId: event.refund.id,
+          refundStatus: event.refund.status,
+          failureReason: event.refund.failureReason,
+          amountMinor: String(failed.amountMinor),
+          currency: failed.currency,
+          // What is recorded as refunded so far, left as the provider reported it.
+          ...(payment.refundedMinor === null ? {} : { refundedTotalMinor: String(payment.refundedMinor) }),
+          // The payment was resolved before (by a full refund, or an admin): now held again.
+          ...(payment.status === 'resolved' ? { previousOutcome: payment.reviewOutcome } : {}),
+          receipt: receiptChange,
+        },
+      },
+      at,
+    );
+    return { outcome: 'review', paymentId: payment.id };
+  }
+
   /** Applies a verified event to its payment and receipt; runs inside the event's transaction. */
   async function applyEvent(
     tx: Prisma.TransactionClient,
@@ -806,6 +907,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (event.type === 'payment.refunded') return applyRefund(tx, providerName, payment, event);
     if (event.type === 'payment.disputed') return applyDispute(tx, providerName, payment, event);
     if (event.type === 'payment.dispute_closed') return applyDisputeClosed(tx, providerName, payment, event);
+    if (event.type === 'payment.refund_failed') return applyRefundFailed(tx, providerName, payment, event);
 
     if (event.type !== 'payment.succeeded') {
       // A late failure or cancel never undoes a final state.
@@ -1036,7 +1138,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     } catch (error) {
       count(providerName, event.type, 'error');
       if (error instanceof ClaimBackRefusedError) {
-        const what = event.type === 'payment.refunded' ? 'refund refused' : 'dispute refused';
+        const what = event.type.startsWith('payment.dispute') ? 'dispute refused' : 'refund refused';
         logger.warn({ provider: providerName, eventId: event.id, reason: error.message }, what);
         await recordRefusedClaim(providerName, event, error);
       }
