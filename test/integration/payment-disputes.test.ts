@@ -338,6 +338,46 @@ describe('the outcome of a dispute', () => {
     expect(await paidCsvLineOf(receiptId)).toMatch(
       new RegExp(`,10\\.00,THB,${payment.id},\\d{4}-\\d{2}-\\d{2},4\\.00,,$`),
     );
+
+    // Dismissing it is refused, in the words of what happened: a dispute lost in part, not a refund.
+    const admin = await signInAdmin();
+    const before = await snapshotOf(receiptId);
+    const dismissed = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'dismissed', note: 'The bank kept 4.00 THB; settled with the lab.' });
+    expect(dismissed.status).toBe(409);
+    expect(dismissed.body.error).toBe(
+      `Payment #${payment.id} still pays receipt #${receiptId}, of which 4.00 THB was taken back by a lost dispute. Accept it to keep the receipt paid from the rest, or void the receipt on the billing page first; nothing was changed.`,
+    );
+    expect(await snapshotOf(receiptId)).toEqual(before);
+  });
+
+  it('lost in part after a partial refund: a refused dismissal names both', async () => {
+    const { receiptId, payment, disputeId } = await disputedPayment('lost_after_refund', 400);
+    await deliverDummy(app, {
+      event_id: 'lost_after_refund_refund',
+      event_type: 'payment.refunded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 300,
+      currency: 'THB',
+    }).expect(200);
+    const closed = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, 'lost_after_refund_closed', disputeId, 'lost', { amount_cents: 400 }),
+    );
+    expect(closed.body).toEqual({ received: true, outcome: 'review' });
+    const admin = await signInAdmin();
+    const dismissed = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'refunded', note: 'Refunded the rest in the dashboard.' });
+    expect(dismissed.status).toBe(409);
+    expect(dismissed.body.error).toBe(
+      `Payment #${payment.id} still pays receipt #${receiptId}, of which 3.00 THB was refunded and 4.00 THB taken back by a lost dispute. Accept it to keep the receipt paid from the rest, or void the receipt on the billing page first; nothing was changed.`,
+    );
   });
 
   it('won: recorded, nothing refunded, and the held payment says so for the admin to accept', async () => {

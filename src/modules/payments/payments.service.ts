@@ -238,6 +238,32 @@ function paysItsReceipt(payment: paymentsRepository.PaymentRow): boolean {
   );
 }
 
+/**
+ * What happened to a held payment that still pays its receipt, and what accepting it keeps, for the
+ * 409 that refuses any other outcome: a dispute lost in part is money the bank took back, not a
+ * refund, though both count as refunded (recordMoneyGone).
+ */
+function whatWentBackFrom(payment: paymentsRepository.PaymentRow): string {
+  const lost = payment.disputeStatus === 'lost' && payment.disputedMinor !== null ? payment.disputedMinor : 0n;
+  if (lost > 0n) {
+    const lostText = describeMinorUnits(lost, payment.disputedCurrency);
+    // Refunds apart from the lost dispute, which the refunded total counts too.
+    const refundedApart = (payment.refundedMinor ?? 0n) - lost;
+    const what =
+      refundedApart > 0n
+        ? `${describeMinorUnits(refundedApart, payment.refundedCurrency)} was refunded and ${lostText} taken back by a lost dispute`
+        : `${lostText} was taken back by a lost dispute`;
+    return `of which ${what}. Accept it to keep the receipt paid from the rest,`;
+  }
+  if (payment.disputedMinor !== null && payment.refundedMinor === null) {
+    return 'and the payer disputed it. Accept it to keep the receipt paid,';
+  }
+  if (payment.disputedMinor !== null) {
+    return 'of which part was refunded, and the payer disputed it. Accept it to keep the receipt paid from the rest,';
+  }
+  return 'of which part was refunded. Accept it to keep the receipt paid from the rest,';
+}
+
 /** Why a researcher cannot pay a receipt while one of its payments is held for review. */
 export const PAYMENT_IN_REVIEW_MESSAGE =
   'A payment for this receipt is being checked by the billing team, so it cannot be paid again now; they will be in touch.';
@@ -1306,10 +1332,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (payment.holdsPaidReceipt && input.outcome !== 'accepted') {
         // Its receipt is paid from it: any other outcome would leave a paid receipt that no money pays.
         throw new ConflictError(
-          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ` +
-            (payment.disputedMinor !== null && payment.refundedMinor === null
-              ? 'and the payer disputed it. Accept it to keep the receipt paid, '
-              : 'of which part was refunded. Accept it to keep the receipt paid from the rest, ') +
+          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ${whatWentBackFrom(payment)} ` +
             'or void the receipt on the billing page first; nothing was changed.',
           { field: 'outcome' },
         );
