@@ -92,6 +92,7 @@ export const VIEW_LOCALS = [
   'refused',
   'refusedClaimCount',
   'refusedClaims',
+  'refusedSettle',
   'refusedReceipt',
   'requestId',
   'reviewOutcomes',

@@ -4,7 +4,7 @@ import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { buildStripeChargeRefunded, buildStripeEvent } from '../support/fake-stripe.js';
-import { signInAs } from '../support/sign-in.js';
+import { csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -214,6 +214,135 @@ describe('a refused dispute and a refused dispute outcome', () => {
       `Dispute of 15.00 THB claimed for payment #${payment.id} (<a href="/admin/receipts/${receiptId}">receipt #${receiptId}</a>), refused: the dispute of payment #${payment.id} (15.00 THB) is more than the 10.00 THB it received`,
     );
     expect(page.text).toContain(`Dispute outcome of 9.00 THB claimed for payment #${payment.id}`);
+  });
+});
+
+describe('settling a refused claim', () => {
+  /** A refund refused for payment of a fresh receipt; its entry. */
+  async function refusedRefund(name: string) {
+    const { receiptId, payment } = await paidOnline();
+    await deliverDummy(app, {
+      event_id: name,
+      event_type: 'payment.refunded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 2000,
+      currency: 'THB',
+    }).expect(409);
+    const [claim] = await refusalsOf(name);
+    if (!claim) throw new Error(`no refused claim for ${name}`);
+    return { receiptId, payment, claim };
+  }
+
+  async function settle(admin: Awaited<ReturnType<typeof signInAdmin>>, id: number | string, body: object) {
+    return admin
+      .post(`/admin/payments/refused-claims/${id}/settle`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send(body);
+  }
+
+  it('takes it off the banner and the list, with who, when and what was done, audited; money unchanged', async () => {
+    const { receiptId, claim } = await refusedRefund('settle_me');
+    const before = await moneyOf(receiptId);
+    const admin = await signInAdmin();
+    const settled = await settle(admin, claim.id, { note: 'Stripe support reversed the duplicate refund.' });
+    expect(settled.status, settled.text).toBe(200);
+    expect(settled.body).toEqual({
+      ok: true,
+      refusedClaim: { id: claim.id, paymentId: claim.paymentId, settled: true },
+    });
+    const row = await db.prisma.paymentRefusedClaim.findUniqueOrThrow({ where: { id: claim.id } });
+    expect(row).toMatchObject({
+      settledBy: expect.stringMatching(/^claimreviewer\d+$/),
+      settleNote: 'Stripe support reversed the duplicate refund.',
+    });
+    expect(row.settledAt).toBeInstanceOf(Date);
+    expect(await moneyOf(receiptId)).toEqual(before);
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.claim_refusal_settle', target: `receipt:${receiptId}` },
+    });
+    expect(audit.details).toMatchObject({
+      refusedClaimId: claim.id,
+      paymentId: claim.paymentId,
+      eventId: 'settle_me',
+      note: 'Stripe support reversed the duplicate refund.',
+    });
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(page.text).not.toContain(`id="refused-claim-${claim.id}"`);
+
+    // A retry of the settled event is still refused and counted, and stays settled: no new entry.
+    await deliverDummy(app, {
+      event_id: 'settle_me',
+      event_type: 'payment.refunded',
+      external_payment_id: before.payments[0]?.externalPaymentId,
+      amount_cents: 2000,
+      currency: 'THB',
+    }).expect(409);
+    const retried = await db.prisma.paymentRefusedClaim.findUniqueOrThrow({ where: { id: claim.id } });
+    expect(retried).toMatchObject({ deliveries: 2, settledAt: row.settledAt, settledBy: row.settledBy });
+
+    // Settling it twice is refused and changes nothing.
+    const again = await settle(admin, claim.id, { note: 'Settled a second time by mistake.' });
+    expect(again.status).toBe(409);
+    expect(again.body.error).toMatch(
+      new RegExp(`^Refused claim #${claim.id} was already settled by claimreviewer\\d+ on .+; nothing was changed\\.$`),
+    );
+    expect(await db.prisma.paymentRefusedClaim.findUniqueOrThrow({ where: { id: claim.id } })).toEqual(retried);
+  });
+
+  it('refuses a missing or short note (400), an unknown entry (404) and a researcher (403), changing nothing', async () => {
+    const { claim, receiptId } = await refusedRefund('settle_refused');
+    const admin = await signInAdmin();
+    const short = await settle(admin, claim.id, { note: 'ok' });
+    expect(short.status).toBe(400);
+    expect(short.body.error).toContain('must say what was done, in at least 10 characters');
+    const missing = await settle(admin, claim.id, {});
+    expect(missing.status).toBe(400);
+    const unknown = await settle(admin, 999999, { note: 'Checked with the provider.' });
+    expect(unknown.status).toBe(404);
+    const notANumber = await settle(admin, 'abc', { note: 'Checked with the provider.' });
+    expect(notANumber.status).toBe(400);
+    const researcher = (await researcherWithReceipt()).agent;
+    const forbidden = await researcher
+      .post(`/admin/payments/refused-claims/${claim.id}/settle`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(researcher))
+      .send({ note: 'Checked with the provider.' });
+    expect(forbidden.status).toBe(403);
+    expect(await db.prisma.paymentRefusedClaim.findUniqueOrThrow({ where: { id: claim.id } })).toMatchObject({
+      settledAt: null,
+      settledBy: null,
+      settleNote: null,
+    });
+    expect(
+      await db.prisma.auditLog.count({
+        where: { action: 'payment.claim_refusal_settle', target: `receipt:${receiptId}` },
+      }),
+    ).toBe(0);
+  });
+
+  it('from the page: a refused note comes back beside the entry as typed; a good one redirects with a message', async () => {
+    const { claim } = await refusedRefund('settle_form');
+    const admin = await signInAdmin();
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(`<form method="post" action="/admin/payments/refused-claims/${claim.id}/settle">`);
+    const short = await admin
+      .post(`/admin/payments/refused-claims/${claim.id}/settle`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ note: 'too short', csrf_token: await csrfTokenOf(admin) });
+    expect(short.status).toBe(400);
+    expect(short.text).toContain(`id="refused-claim-error-${claim.id}"`);
+    expect(short.text).toContain('>too short</textarea>');
+    const done = await admin
+      .post(`/admin/payments/refused-claims/${claim.id}/settle`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ note: 'Checked in the Stripe dashboard: a test refund.', csrf_token: await csrfTokenOf(admin) });
+    expect(done.status).toBe(303);
+    expect(done.headers.location).toBe('/admin/payments');
+    const after = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(after.text).toContain(`Refused claim #${claim.id} (event settle_form) settled.`);
   });
 });
 

@@ -693,12 +693,51 @@ export function listRefusedClaimsForAdmin(db: Client, limit: number) {
            c.claimed_currency AS "claimedCurrency", c.reason, c.deliveries,
            c.first_received_at AS "firstReceivedAt", c.last_received_at AS "lastReceivedAt"
       FROM payment_refused_claims c JOIN payments p ON p.id = c.payment_id
+     WHERE c.settled_at IS NULL
      ORDER BY c.first_received_at DESC, c.id DESC
      LIMIT ${limit}`;
 }
 
+/** Refused refunds and disputes finance has not settled yet. */
 export function countRefusedClaims(db: Client): Promise<number> {
-  return db.paymentRefusedClaim.count();
+  return db.paymentRefusedClaim.count({ where: { settledAt: null } });
+}
+
+/** Locks a refused claim's row for the rest of the transaction, so one admin at a time settles it. */
+export async function lockRefusedClaim(tx: Tx, id: number) {
+  const rows = await tx.$queryRaw<
+    Array<{ id: number }>
+  >`SELECT id FROM payment_refused_claims WHERE id = ${id} FOR UPDATE`;
+  if (rows.length === 0) return null;
+  return tx.paymentRefusedClaim.findUnique({
+    where: { id },
+    select: {
+      id: true,
+      provider: true,
+      externalEventId: true,
+      eventType: true,
+      paymentId: true,
+      claimedMinor: true,
+      claimedCurrency: true,
+      reason: true,
+      settledBy: true,
+      settledAt: true,
+      payment: { select: { receiptId: true } },
+    },
+  });
+}
+
+/** Marks a refused claim settled; false when it was settled already. */
+export async function settleRefusedClaim(
+  tx: Tx,
+  id: number,
+  settlement: { settledBy: string; settledAt: Date; note: string },
+): Promise<boolean> {
+  const result = await tx.paymentRefusedClaim.updateMany({
+    where: { id, settledAt: null },
+    data: { settledBy: settlement.settledBy, settledAt: settlement.settledAt, settleNote: settlement.note },
+  });
+  return result.count === 1;
 }
 
 export type AdminPaymentRow = PaymentRow & { username: string; receiptStatus: string };

@@ -36,7 +36,7 @@ import {
   WebhookSignatureError,
 } from './payment-provider.js';
 import * as paymentsRepository from './payments.repository.js';
-import type { TPaymentsPageQuery, TResolveReview } from './payments.schema.js';
+import type { TPaymentsPageQuery, TResolveReview, TSettleRefusedClaim } from './payments.schema.js';
 import { createStripeProvider } from './stripe.provider.js';
 
 export { fromMinorUnits, type PaymentMoney, paymentMoneyOf } from './payment-money.js';
@@ -1444,6 +1444,49 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * Marks a refused refund or dispute settled: finance checked it with the provider and says what
+   * was done. Nothing about money changes (the claim was refused); it leaves the banner and the
+   * list on /admin/payments, and the row and a `payment.claim_refusal_settle` audit entry keep it.
+   * The row is locked, so a double submit waits and then finds it settled (409, nothing written).
+   */
+  async function settleRefusedClaim(actor: AuditContext, id: number, input: TSettleRefusedClaim) {
+    const settledAt = now();
+    return prisma.$transaction(async (tx) => {
+      const claim = await paymentsRepository.lockRefusedClaim(tx, id);
+      if (!claim) throw notFoundById('Refused claim', id);
+      if (claim.settledAt !== null) {
+        throw new ConflictError(
+          `Refused claim #${id} was already settled by ${claim.settledBy} on ` +
+            `${formatLocalDateTime(claim.settledAt, deps.timeZone)}; nothing was changed.`,
+        );
+      }
+      if (
+        !(await paymentsRepository.settleRefusedClaim(tx, id, { settledBy: actor.actor, settledAt, note: input.note }))
+      )
+        throw new ConflictError(`Refused claim #${id} was settled meanwhile; nothing was changed.`);
+      await appendAudit(
+        tx,
+        {
+          ...actor,
+          action: 'payment.claim_refusal_settle',
+          target: `receipt:${claim.payment.receiptId}`,
+          status: 'ok',
+          details: {
+            refusedClaimId: id,
+            paymentId: claim.paymentId,
+            eventId: claim.externalEventId,
+            eventType: claim.eventType,
+            reason: claim.reason,
+            note: input.note,
+          },
+        },
+        settledAt,
+      );
+      return { id, paymentId: claim.paymentId, externalEventId: claim.externalEventId };
+    });
+  }
+
+  /**
    * The provider's minimum charge in `currency` when `total` is below it (it cannot be paid
    * online), else undefined. The receipt page asks too, so it offers no Pay button that would
    * only be refused.
@@ -1463,6 +1506,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     completeDummyCheckout,
     listForAdmin,
     resolveReview,
+    settleRefusedClaim,
   };
 }
 
