@@ -104,7 +104,10 @@ export class NotFoundError extends AppError {
  * A record asked for by its id that is not there, or not the asker's to see: one wording for
  * every page, form and API ("Receipt #4 was not found."), so the same miss never reads two ways.
  */
-export function notFoundById(kind: 'Receipt' | 'Payment' | 'User' | 'Month-end run', id: number): NotFoundError {
+export function notFoundById(
+  kind: 'Receipt' | 'Payment' | 'User' | 'Month-end run' | 'Refused claim',
+  id: number,
+): NotFoundError {
   return new NotFoundError(`${kind} #${id} was not found.`);
 }
 

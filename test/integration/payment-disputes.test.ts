@@ -68,6 +68,16 @@ async function snapshotOf(receiptId: number) {
   };
 }
 
+/**
+ * A refused claim changes no money: everything as `before`, but for the one `payment.claim_refused`
+ * audit entry that lists it for finance on /admin/payments (refused-claims.test.ts).
+ */
+async function expectOnlyRefusalRecorded(receiptId: number, before: Awaited<ReturnType<typeof snapshotOf>>) {
+  const after = await snapshotOf(receiptId);
+  expect({ ...after, audits: after.audits.slice(0, before.audits.length) }).toEqual(before);
+  expect(after.audits.slice(before.audits.length).map((entry) => entry.action)).toEqual(['payment.claim_refused']);
+}
+
 let adminCounter = 0;
 async function signInAdmin() {
   adminCounter += 1;
@@ -101,7 +111,7 @@ describe('a dispute that does not fit the payment is refused and changes nothing
     const answer = await deliverDummy(app, disputeEvent(payment.externalPaymentId, `evt_misfit_${payment.id}`, fields));
     expect(answer.status).toBe(409);
     expect(answer.body).toEqual({ error: messageOf(payment.id), code: 409 });
-    expect(await snapshotOf(receiptId)).toEqual(before);
+    await expectOnlyRefusalRecorded(receiptId, before);
     expect(await db.prisma.paymentEvent.count({ where: { externalEventId: `evt_misfit_${payment.id}` } })).toBe(0);
     expect(await disputeMetric('error')).toBe(errorsBefore + 1);
   });
@@ -328,6 +338,46 @@ describe('the outcome of a dispute', () => {
     expect(await paidCsvLineOf(receiptId)).toMatch(
       new RegExp(`,10\\.00,THB,${payment.id},\\d{4}-\\d{2}-\\d{2},4\\.00,,$`),
     );
+
+    // Dismissing it is refused, in the words of what happened: a dispute lost in part, not a refund.
+    const admin = await signInAdmin();
+    const before = await snapshotOf(receiptId);
+    const dismissed = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'dismissed', note: 'The bank kept 4.00 THB; settled with the lab.' });
+    expect(dismissed.status).toBe(409);
+    expect(dismissed.body.error).toBe(
+      `Payment #${payment.id} still pays receipt #${receiptId}, of which 4.00 THB was taken back by a lost dispute. Accept it to keep the receipt paid from the rest, or void the receipt on the billing page first; nothing was changed.`,
+    );
+    expect(await snapshotOf(receiptId)).toEqual(before);
+  });
+
+  it('lost in part after a partial refund: a refused dismissal names both', async () => {
+    const { receiptId, payment, disputeId } = await disputedPayment('lost_after_refund', 400);
+    await deliverDummy(app, {
+      event_id: 'lost_after_refund_refund',
+      event_type: 'payment.refunded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 300,
+      currency: 'THB',
+    }).expect(200);
+    const closed = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, 'lost_after_refund_closed', disputeId, 'lost', { amount_cents: 400 }),
+    );
+    expect(closed.body).toEqual({ received: true, outcome: 'review' });
+    const admin = await signInAdmin();
+    const dismissed = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'refunded', note: 'Refunded the rest in the dashboard.' });
+    expect(dismissed.status).toBe(409);
+    expect(dismissed.body.error).toBe(
+      `Payment #${payment.id} still pays receipt #${receiptId}, of which 3.00 THB was refunded and 4.00 THB taken back by a lost dispute. Accept it to keep the receipt paid from the rest, or void the receipt on the billing page first; nothing was changed.`,
+    );
   });
 
   it('won: recorded, nothing refunded, and the held payment says so for the admin to accept', async () => {
@@ -386,7 +436,7 @@ describe('the outcome of a dispute', () => {
     const answer = await deliverDummy(app, closedEvent(payment.externalPaymentId, eventId, disputeId, 'lost', fields));
     expect(answer.status).toBe(409);
     expect(answer.body).toEqual({ error: messageOf(payment.id, disputeId), code: 409 });
-    expect(await snapshotOf(receiptId)).toEqual(before);
+    await expectOnlyRefusalRecorded(receiptId, before);
     expect(await db.prisma.paymentEvent.count({ where: { externalEventId: eventId } })).toBe(0);
     expect(await closedMetric('error')).toBe(errorsBefore + 1);
   });

@@ -214,7 +214,9 @@ describe('the database itself', () => {
     const count = async () => (await db.pool.query('SELECT count(*)::int AS n FROM unbilled_jobs')).rows[0]?.n;
     const jobs = async () =>
       (await db.pool.query('SELECT count(*)::int AS n FROM slurm_jobs WHERE is_terminal')).rows[0]?.n;
-    await db.pool.query('TRUNCATE receipt_items, payment_events, payments, receipts');
+    await db.pool.query(
+      'TRUNCATE receipt_items, payment_events, payment_refused_claims, payment_failed_refunds, payments, receipts',
+    );
     expect(await count()).toBe(await jobs());
     expect(await count()).toBeGreaterThan(0);
     await db.pool.query('TRUNCATE slurm_jobs');

@@ -16,6 +16,8 @@ const EXPIRE_COMPLETE_ERROR_FIXTURE = fixture('checkout-session-expire-complete.
 /** The Charge of a charge.refunded event (refunded in full; amount_refunded is every refund so far). */
 const CHARGE_REFUNDED_FIXTURE = fixture('charge-refunded.json');
 const DISPUTE_FIXTURE = fixture('charge-dispute-created.json');
+/** The Refund of a charge.refund.updated event for a refund that failed (status "failed", with failure_reason). */
+const REFUND_FAILED_FIXTURE = fixture('charge-refund-failed.json');
 /** The Dispute of a charge.dispute.closed event (lost; status is "won" or "lost" once closed). */
 const DISPUTE_CLOSED_FIXTURE = fixture('charge-dispute-closed.json');
 
@@ -228,5 +230,19 @@ export function buildStripeDisputeClosed(dispute: Record<string, unknown>, id = 
   return {
     ...buildStripeEvent('charge.dispute.closed', {}, id),
     data: { object: { ...DISPUTE_CLOSED_FIXTURE, ...dispute } },
+  };
+}
+
+/**
+ * Stripe's charge.refund.updated event around a Refund (the fixture, failed, kept to the Refund's
+ * documented fields, with `refund`'s fields over it): what changed is in previous_attributes.
+ */
+export function buildStripeRefundUpdated(refund: Record<string, unknown>, id = `evt_test_${Date.now()}`) {
+  return {
+    ...buildStripeEvent('charge.refund.updated', {}, id),
+    data: {
+      object: { ...REFUND_FAILED_FIXTURE, ...refund },
+      previous_attributes: { status: 'succeeded', failure_reason: null, failure_balance_transaction: null },
+    },
   };
 }

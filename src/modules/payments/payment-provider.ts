@@ -7,7 +7,7 @@ export interface PaymentEvent {
   id: string;
   /**
    * Normalized: payment.succeeded | payment.failed | payment.canceled | payment.refunded |
-   * payment.disputed | payment.dispute_closed, or the provider's own type.
+   * payment.disputed | payment.dispute_closed | payment.refund_failed, or the provider's own type.
    */
   type: string;
   /** The provider's id of the payment (what startCheckout returned), when the event is about one. */
@@ -19,7 +19,8 @@ export interface PaymentEvent {
   externalIntentId?: string | null;
   /**
    * What was paid; for payment.refunded, what the provider has refunded of the payment so far (all
-   * refunds); for payment.disputed and payment.dispute_closed, the amount the payer disputed.
+   * refunds); for payment.disputed and payment.dispute_closed, the amount the payer disputed; for
+   * payment.refund_failed, the amount of the refund that failed.
    */
   amountMinor: bigint | null;
   currency: string | null;
@@ -28,6 +29,11 @@ export interface PaymentEvent {
    * reason as it words it (null: none given), and for payment.dispute_closed its outcome.
    */
   dispute?: { id: string; reason: string | null; status?: 'won' | 'lost' };
+  /**
+   * For payment.refund_failed: the provider's id of the refund that failed or was canceled after it
+   * was reported, how it ended, and why when the provider says (Stripe's failure_reason).
+   */
+  refund?: { id: string; status: 'failed' | 'canceled'; failureReason: string | null };
   /** The body exactly as received, for the record. */
   raw: string;
 }
@@ -39,6 +45,7 @@ export const KNOWN_EVENT_TYPES = [
   'payment.refunded',
   'payment.disputed',
   'payment.dispute_closed',
+  'payment.refund_failed',
 ] as const;
 
 export interface CheckoutRequest {

@@ -322,6 +322,59 @@ export function holdForPartialRefund(tx: Tx, id: number, reviewReason: string) {
   });
 }
 
+/**
+ * Records a refund the provider reported failed or canceled, once per (provider, refund id); false
+ * when that refund's failure was recorded already (told again by another event).
+ */
+export async function recordFailedRefund(
+  tx: Tx,
+  refund: {
+    provider: string;
+    externalRefundId: string;
+    paymentId: number;
+    failed: Received;
+    status: 'failed' | 'canceled';
+    failureReason: string | null;
+    externalEventId: string;
+    failedAt: Date;
+  },
+): Promise<boolean> {
+  const rows = await tx.$queryRaw<Array<{ id: number }>>`
+    INSERT INTO payment_failed_refunds (provider, external_refund_id, payment_id, amount_minor, currency, status,
+                                        failure_reason, external_event_id, failed_at)
+    VALUES (${refund.provider}, ${refund.externalRefundId}, ${refund.paymentId}, ${refund.failed.amountMinor},
+            ${refund.failed.currency}, ${refund.status}, ${refund.failureReason}, ${refund.externalEventId},
+            ${refund.failedAt})
+    ON CONFLICT (provider, external_refund_id) DO NOTHING
+    RETURNING id`;
+  return rows.length === 1;
+}
+
+/** Replaces a held payment's reason (something more for the admin to decide on); it stays held as it was. */
+export function addToHoldReason(tx: Tx, id: number, reviewReason: string) {
+  return tx.payment.updateMany({ where: { id, status: 'needs_review' }, data: { reviewReason } });
+}
+
+/**
+ * Holds for review a payment that no longer pays its receipt after the provider reported one of
+ * its refunds failed: the money is back with the centre. A resolution (the provider's `refunded`
+ * after a full refund, or an admin's) is cleared, as a void's hold clears it; the audit log keeps it.
+ */
+export function holdAfterFailedRefund(tx: Tx, id: number, reviewReason: string) {
+  return tx.payment.update({
+    where: { id },
+    data: {
+      status: 'needs_review',
+      reviewReason,
+      holdsPaidReceipt: false,
+      reviewOutcome: null,
+      reviewNote: null,
+      reviewedBy: null,
+      reviewedAt: null,
+    },
+  });
+}
+
 /** Holds the payment that paid its receipt for review after the payer disputed it, as a partial refund does. */
 export const holdForDispute = holdForPartialRefund;
 
@@ -584,6 +637,107 @@ export async function insertEventOnce(
 
 export function finishEvent(tx: Tx, id: bigint, outcome: string, paymentId: number | null) {
   return tx.paymentEvent.update({ where: { id }, data: { outcome, paymentId } });
+}
+
+/**
+ * Keeps a refund or dispute the webhook refused, once per (provider, event id): a retry of the
+ * same event (the provider retries a 409) only counts a delivery and when it came. Returns how
+ * many deliveries it has now: 1 for a new entry. Concurrent retries wait on the unique index.
+ */
+export async function recordRefusedClaim(
+  tx: Tx,
+  claim: {
+    provider: string;
+    externalEventId: string;
+    eventType: string;
+    paymentId: number;
+    claimed: Received | null;
+    reason: string;
+    rawPayload: string;
+    receivedAt: Date;
+  },
+): Promise<number> {
+  const rows = await tx.$queryRaw<Array<{ deliveries: number }>>`
+    INSERT INTO payment_refused_claims (provider, external_event_id, event_type, payment_id, claimed_minor,
+                                        claimed_currency, reason, raw_payload, first_received_at, last_received_at)
+    VALUES (${claim.provider}, ${claim.externalEventId}, ${claim.eventType}, ${claim.paymentId},
+            ${claim.claimed?.amountMinor ?? null}, ${claim.claimed?.currency ?? null}, ${claim.reason},
+            ${claim.rawPayload}, ${claim.receivedAt}, ${claim.receivedAt})
+    ON CONFLICT (provider, external_event_id)
+    DO UPDATE SET deliveries = payment_refused_claims.deliveries + 1, last_received_at = EXCLUDED.last_received_at
+    RETURNING deliveries`;
+  return rows[0]?.deliveries ?? 1;
+}
+
+/** A refused refund or dispute as /admin/payments lists it, with the receipt its payment is for. */
+export interface RefusedClaimRow {
+  id: number;
+  provider: string;
+  externalEventId: string;
+  eventType: string;
+  paymentId: number;
+  receiptId: number;
+  claimedMinor: bigint | null;
+  claimedCurrency: string | null;
+  reason: string;
+  deliveries: number;
+  firstReceivedAt: Date;
+  lastReceivedAt: Date;
+}
+
+/** The newest `limit` refused refunds and disputes, newest first (by when each was first delivered). */
+export function listRefusedClaimsForAdmin(db: Client, limit: number) {
+  return db.$queryRaw<RefusedClaimRow[]>`
+    SELECT c.id, c.provider, c.external_event_id AS "externalEventId", c.event_type AS "eventType",
+           c.payment_id AS "paymentId", p.receipt_id AS "receiptId", c.claimed_minor AS "claimedMinor",
+           c.claimed_currency AS "claimedCurrency", c.reason, c.deliveries,
+           c.first_received_at AS "firstReceivedAt", c.last_received_at AS "lastReceivedAt"
+      FROM payment_refused_claims c JOIN payments p ON p.id = c.payment_id
+     WHERE c.settled_at IS NULL
+     ORDER BY c.first_received_at DESC, c.id DESC
+     LIMIT ${limit}`;
+}
+
+/** Refused refunds and disputes finance has not settled yet. */
+export function countRefusedClaims(db: Client): Promise<number> {
+  return db.paymentRefusedClaim.count({ where: { settledAt: null } });
+}
+
+/** Locks a refused claim's row for the rest of the transaction, so one admin at a time settles it. */
+export async function lockRefusedClaim(tx: Tx, id: number) {
+  const rows = await tx.$queryRaw<
+    Array<{ id: number }>
+  >`SELECT id FROM payment_refused_claims WHERE id = ${id} FOR UPDATE`;
+  if (rows.length === 0) return null;
+  return tx.paymentRefusedClaim.findUnique({
+    where: { id },
+    select: {
+      id: true,
+      provider: true,
+      externalEventId: true,
+      eventType: true,
+      paymentId: true,
+      claimedMinor: true,
+      claimedCurrency: true,
+      reason: true,
+      settledBy: true,
+      settledAt: true,
+      payment: { select: { receiptId: true } },
+    },
+  });
+}
+
+/** Marks a refused claim settled; false when it was settled already. */
+export async function settleRefusedClaim(
+  tx: Tx,
+  id: number,
+  settlement: { settledBy: string; settledAt: Date; note: string },
+): Promise<boolean> {
+  const result = await tx.paymentRefusedClaim.updateMany({
+    where: { id, settledAt: null },
+    data: { settledBy: settlement.settledBy, settledAt: settlement.settledAt, settleNote: settlement.note },
+  });
+  return result.count === 1;
 }
 
 export type AdminPaymentRow = PaymentRow & { username: string; receiptStatus: string };

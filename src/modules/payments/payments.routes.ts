@@ -15,7 +15,9 @@ import {
   ZPaymentId,
   ZPaymentsPageQuery,
   ZProviderParam,
+  ZRefusedClaimId,
   ZResolveReview,
+  ZSettleRefusedClaim,
   ZThanksQuery,
 } from './payments.schema.js';
 import { fromMinorUnits, type PaymentsService } from './payments.service.js';
@@ -63,6 +65,13 @@ interface RefusedResolution {
   isMismatchAccepted: boolean;
   /** The fields the error is about (outcome, note, accept_mismatch), marked invalid on the form. */
   invalid: string[];
+}
+
+/** A settlement of a refused claim the service refused, as the admin typed it. */
+interface RefusedSettle {
+  claimId: number;
+  error: string;
+  note: string;
 }
 
 export function paymentRoutes(deps: {
@@ -164,12 +173,18 @@ export function paymentRoutes(deps: {
   });
 
   /** The payments page; `refused` brings a refused resolution back beside its payment. */
-  async function renderPayments(res: express.Response, refused?: RefusedResolution, from?: TPaymentsPageQuery) {
+  async function renderPayments(
+    res: express.Response,
+    refused?: RefusedResolution,
+    from?: TPaymentsPageQuery,
+    refusedSettle?: RefusedSettle,
+  ) {
     res.render('payments/admin-payments', {
       title: 'Payments',
       ...(await payments.listForAdmin(from)),
       reviewOutcomes: PAYMENT_REVIEW_OUTCOMES,
       refused,
+      refusedSettle,
     });
   }
 
@@ -211,6 +226,32 @@ export function paymentRoutes(deps: {
           ? ''
           : ` Its open online checkout (payment ${result.canceledPaymentIds.map((open) => `#${open}`).join(', ')}) was canceled; money paid there from now on is held for review.`
       }${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
+    };
+    res.redirect(303, '/admin/payments');
+  });
+
+  router.post('/admin/payments/refused-claims/:id/settle', guards.requireAdmin, async (req, res) => {
+    const id = parseInput(ZRefusedClaimId, req.params.id, 'refused claim id');
+    let settled: Awaited<ReturnType<typeof payments.settleRefusedClaim>>;
+    try {
+      settled = await payments.settleRefusedClaim(auditContextOf(req), id, parseInput(ZSettleRefusedClaim, req.body));
+    } catch (error) {
+      // The page again with the reason beside that entry and the note as typed.
+      if (!isRefusedForm(req, error, [400, 409])) throw error;
+      res.status(error.status);
+      return renderPayments(res, undefined, undefined, {
+        claimId: id,
+        error: readableMessageOf(error),
+        note: typedIn(req.body, 'note') ?? '',
+      });
+    }
+    if (prefersJson(req)) {
+      res.json({ ok: true, refusedClaim: { id: settled.id, paymentId: settled.paymentId, settled: true } });
+      return;
+    }
+    req.session.flash = {
+      type: 'success',
+      message: `Refused claim #${id} (event ${settled.externalEventId}) settled.`,
     };
     res.redirect(303, '/admin/payments');
   });

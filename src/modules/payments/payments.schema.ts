@@ -26,17 +26,21 @@ export type TPaymentsPageQuery = z.infer<typeof ZPaymentsPageQuery>;
 /** What finance did with a held payment's money (PaymentReviewOutcome). */
 export const PAYMENT_REVIEW_OUTCOMES = ['accepted', 'refunded', 'dismissed'] as const;
 
+/** What finance did, in 10 to 1,000 visible characters. */
+const zWhatWasDone = () =>
+  z
+    .string({ error: 'is required' })
+    .trim()
+    .max(1000, 'must be at most 1000 characters')
+    .refine((note) => countVisibleCharacters(note) >= 10, {
+      error: 'must say what was done, in at least 10 characters',
+    });
+
 /** POST /admin/payments/:id/resolve. */
 export const ZResolveReview = labelFields(
   z.object({
     outcome: z.enum(PAYMENT_REVIEW_OUTCOMES, { error: `must be one of ${PAYMENT_REVIEW_OUTCOMES.join(', ')}` }),
-    note: z
-      .string({ error: 'is required' })
-      .trim()
-      .max(1000, 'must be at most 1000 characters')
-      .refine((note) => countVisibleCharacters(note) >= 10, {
-        error: 'must say what was done, in at least 10 characters',
-      }),
+    note: zWhatWasDone(),
     // A checkbox: present ("yes") only when ticked; JSON clients may send true.
     accept_mismatch: z
       .union([z.literal('yes'), z.literal(true)], { error: 'must be "yes" when given' })
@@ -46,3 +50,10 @@ export const ZResolveReview = labelFields(
   { outcome: 'Outcome', note: 'Note', accept_mismatch: 'Accept the different amount' },
 );
 export type TResolveReview = z.infer<typeof ZResolveReview>;
+
+/** A refused refund or dispute's id in a path. */
+export const ZRefusedClaimId = zWholeNumber(1, MAX_INT4);
+
+/** POST /admin/payments/refused-claims/:id/settle: what finance did about it at the provider. */
+export const ZSettleRefusedClaim = labelFields(z.object({ note: zWhatWasDone() }), { note: 'Note' });
+export type TSettleRefusedClaim = z.infer<typeof ZSettleRefusedClaim>;

@@ -36,7 +36,7 @@ import {
   WebhookSignatureError,
 } from './payment-provider.js';
 import * as paymentsRepository from './payments.repository.js';
-import type { TPaymentsPageQuery, TResolveReview } from './payments.schema.js';
+import type { TPaymentsPageQuery, TResolveReview, TSettleRefusedClaim } from './payments.schema.js';
 import { createStripeProvider } from './stripe.provider.js';
 
 export { fromMinorUnits, type PaymentMoney, paymentMoneyOf } from './payment-money.js';
@@ -87,6 +87,14 @@ export function toMinorUnits(total: Prisma.Decimal | string, currency: string): 
 }
 
 const ISO_CURRENCY = /^[A-Z]{3}$/;
+
+/** How /admin/payments names what a refused claim was, by its event's type. */
+const REFUSED_CLAIM_KINDS: Readonly<Record<string, string>> = {
+  'payment.refunded': 'Refund',
+  'payment.disputed': 'Dispute',
+  'payment.dispute_closed': 'Dispute outcome',
+  'payment.refund_failed': 'Failed refund',
+};
 
 /** How many payments held for review, payments and webhook deliveries /admin/payments lists (a page of payments). */
 const ADMIN_LIST_LIMIT = 200;
@@ -158,10 +166,16 @@ export class BelowMinimumChargeError extends ConflictError {
 
 /**
  * A refund or dispute event that does not fit the payment (another currency, more than it
- * received): nothing is stored, and the provider is told why (its dashboard shows the answer).
+ * received): no money changes, the provider is told why (its dashboard shows the answer), and
+ * the refusal is kept for finance on /admin/payments (recordRefusedClaim).
  */
 export class ClaimBackRefusedError extends ConflictError {
-  constructor(reason: string) {
+  constructor(
+    /** Why, as one clause (the answer wraps it); kept for finance with the refused claim. */
+    readonly reason: string,
+    /** The payment the claim was for, and what it claimed back (null: the event said no amount and currency). */
+    readonly claim: { payment: { id: number; receiptId: number }; claimed: paymentsRepository.Received | null },
+  ) {
     super(`Webhook rejected: ${reason}; nothing was changed.`);
   }
 }
@@ -191,7 +205,7 @@ function receivedBy(payment: paymentsRepository.PaymentRow): paymentsRepository.
 function refuseClaimBeyondReceived(
   payment: paymentsRepository.PaymentRow,
   claimed: paymentsRepository.Received,
-  kind: 'refund' | 'dispute',
+  kind: 'refund' | 'dispute' | 'failed refund',
   amountSuffix?: string,
 ): void {
   const received = receivedBy(payment);
@@ -200,12 +214,14 @@ function refuseClaimBeyondReceived(
   if (claimed.currency !== received.currency) {
     throw new ClaimBackRefusedError(
       `the ${kind} of payment #${payment.id} is in ${claimed.currency} (${claimedText}), but the payment received ${receivedText}`,
+      { payment, claimed },
     );
   }
   if (claimed.amountMinor > received.amountMinor) {
     const amount = amountSuffix ? `${claimedText} ${amountSuffix}` : claimedText;
     throw new ClaimBackRefusedError(
       `the ${kind} of payment #${payment.id} (${amount}) is more than the ${receivedText} it received`,
+      { payment, claimed },
     );
   }
 }
@@ -220,6 +236,32 @@ function paysItsReceipt(payment: paymentsRepository.PaymentRow): boolean {
     (payment.status === 'resolved' && payment.reviewOutcome === 'accepted') ||
     (payment.status === 'needs_review' && payment.holdsPaidReceipt)
   );
+}
+
+/**
+ * What happened to a held payment that still pays its receipt, and what accepting it keeps, for the
+ * 409 that refuses any other outcome: a dispute lost in part is money the bank took back, not a
+ * refund, though both count as refunded (recordMoneyGone).
+ */
+function whatWentBackFrom(payment: paymentsRepository.PaymentRow): string {
+  const lost = payment.disputeStatus === 'lost' && payment.disputedMinor !== null ? payment.disputedMinor : 0n;
+  if (lost > 0n) {
+    const lostText = describeMinorUnits(lost, payment.disputedCurrency);
+    // Refunds apart from the lost dispute, which the refunded total counts too.
+    const refundedApart = (payment.refundedMinor ?? 0n) - lost;
+    const what =
+      refundedApart > 0n
+        ? `${describeMinorUnits(refundedApart, payment.refundedCurrency)} was refunded and ${lostText} taken back by a lost dispute`
+        : `${lostText} was taken back by a lost dispute`;
+    return `of which ${what}. Accept it to keep the receipt paid from the rest,`;
+  }
+  if (payment.disputedMinor !== null && payment.refundedMinor === null) {
+    return 'and the payer disputed it. Accept it to keep the receipt paid,';
+  }
+  if (payment.disputedMinor !== null) {
+    return 'of which part was refunded, and the payer disputed it. Accept it to keep the receipt paid from the rest,';
+  }
+  return 'of which part was refunded. Accept it to keep the receipt paid from the rest,';
 }
 
 /** Why a researcher cannot pay a receipt while one of its payments is held for review. */
@@ -566,6 +608,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (refunded === null) {
       throw new ClaimBackRefusedError(
         `the refund of payment #${payment.id} says ${describeMinorUnits(event.amountMinor, event.currency)}, not an amount and currency`,
+        { payment, claimed: null },
       );
     }
     const refundedText = describeMinorUnits(refunded.amountMinor, refunded.currency);
@@ -711,6 +754,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       throw new ClaimBackRefusedError(
         `the closed dispute ${event.dispute.id} of payment #${payment.id} is for ${disputedText}, but it was opened ` +
           `for ${describeMinorUnits(payment.disputedMinor, payment.disputedCurrency)}`,
+        { payment, claimed: disputed },
       );
     }
     refuseClaimBeyondReceived(payment, disputed, 'dispute');
@@ -771,6 +815,106 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     return { outcome, paymentId: payment.id };
   }
 
+  /**
+   * A refund the provider reported, then reported failed or canceled (docs/payments.md, "A refund
+   * that failed"), inside the event's transaction: the money was not returned, so finance must
+   * decide again. The failure is recorded once per refund id and audited, and the payment is held
+   * for review with a message saying so; the refunded amount stays what the provider reported (it
+   * may count this refund or not, depending on what arrived before), and no receipt changes by
+   * itself: a receipt a full refund unpaid stays pending, but the hold stops it being paid online
+   * again, so its jobs are not paid for twice.
+   */
+  async function applyRefundFailed(
+    tx: Prisma.TransactionClient,
+    providerName: string,
+    payment: paymentsRepository.PaymentRow,
+    event: PaymentEvent,
+  ): Promise<{ outcome: WebhookOutcome; paymentId: number | null }> {
+    const failed = receivedOf(event);
+    if (!event.refund || failed === null) {
+      throw new BadRequestError(
+        `Webhook rejected: the failed refund of payment #${payment.id} says no refund id, amount or currency.`,
+      );
+    }
+    // Nothing was taken, so no refund of it can have failed.
+    if (!hasTakenMoney(payment)) return { outcome: 'ignored', paymentId: payment.id };
+    refuseClaimBeyondReceived(payment, failed, 'failed refund');
+    const at = now();
+    const isNew = await paymentsRepository.recordFailedRefund(tx, {
+      provider: providerName,
+      externalRefundId: event.refund.id,
+      paymentId: payment.id,
+      failed,
+      status: event.refund.status,
+      failureReason: event.refund.failureReason,
+      externalEventId: event.id,
+      failedAt: at,
+    });
+    // The same refund's failure told again by another event.
+    if (!isNew) return { outcome: 'ignored', paymentId: payment.id };
+    const failedText = describeMinorUnits(failed.amountMinor, failed.currency);
+    const how = event.refund.status === 'failed' ? 'failed' : 'was canceled';
+    const why = event.refund.failureReason ? ` (${event.refund.failureReason})` : '';
+    const failureNote =
+      `the refund ${event.refund.id} of ${failedText} ${how} at ${providerName}${why}: ` +
+      'the money was not returned to the payer and is still with the centre';
+    // Payment, then receipt: the lock order of every webhook and of a void.
+    await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
+    const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
+    const receiptStatus = receipt?.status ?? 'gone';
+    let receiptChange: 'stays_paid' | 'none' = 'none';
+    if (payment.status === 'needs_review') {
+      // Held already (a partial refund, a dispute, a void): the failure is added to what the admin decides on.
+      await paymentsRepository.addToHoldReason(tx, payment.id, `${payment.reviewReason ?? 'held'}; ${failureNote}`);
+      if (payment.holdsPaidReceipt) receiptChange = 'stays_paid';
+    } else if (receiptStatus === 'paid' && paysItsReceipt(payment)) {
+      // Still paying its receipt (a partial refund, accepted or not yet): held again as after a partial refund.
+      await paymentsRepository.holdForPartialRefund(
+        tx,
+        payment.id,
+        `${failureNote}; receipt #${payment.receiptId} stays paid until this is resolved`,
+      );
+      receiptChange = 'stays_paid';
+    } else {
+      // A full refund unpaid the receipt (or an admin resolved the payment): the money is back with
+      // the centre but pays nothing. Held, the receipt cannot be paid online meanwhile.
+      const receiptNote =
+        receiptStatus === 'pending'
+          ? `receipt #${payment.receiptId} was unpaid by that refund and is pending: accept this payment to mark it ` +
+            `paid from this money, or refund it again at ${providerName} and resolve as refunded`
+          : receiptStatus === 'paid'
+            ? `receipt #${payment.receiptId} was paid again since, so the payer may have paid twice: refund this ` +
+              `payment again at ${providerName} and resolve as refunded, or resolve as dismissed with what was done`
+            : `receipt #${payment.receiptId} is ${receiptStatus}: refund this payment again at ${providerName} and ` +
+              'resolve as refunded, or resolve as dismissed with what was done';
+      await paymentsRepository.holdAfterFailedRefund(tx, payment.id, `${failureNote}; ${receiptNote}`);
+    }
+    await appendAudit(
+      tx,
+      {
+        ...providerAuditOf(providerName, payment),
+        action: 'payment.refund_failed',
+        status: 'ok',
+        details: {
+          paymentId: payment.id,
+          eventId: event.id,
+          refundId: event.refund.id,
+          refundStatus: event.refund.status,
+          failureReason: event.refund.failureReason,
+          amountMinor: String(failed.amountMinor),
+          currency: failed.currency,
+          // What is recorded as refunded so far, left as the provider reported it.
+          ...(payment.refundedMinor === null ? {} : { refundedTotalMinor: String(payment.refundedMinor) }),
+          // The payment was resolved before (by a full refund, or an admin): now held again.
+          ...(payment.status === 'resolved' ? { previousOutcome: payment.reviewOutcome } : {}),
+          receipt: receiptChange,
+        },
+      },
+      at,
+    );
+    return { outcome: 'review', paymentId: payment.id };
+  }
+
   /** Applies a verified event to its payment and receipt; runs inside the event's transaction. */
   async function applyEvent(
     tx: Prisma.TransactionClient,
@@ -789,6 +933,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (event.type === 'payment.refunded') return applyRefund(tx, providerName, payment, event);
     if (event.type === 'payment.disputed') return applyDispute(tx, providerName, payment, event);
     if (event.type === 'payment.dispute_closed') return applyDisputeClosed(tx, providerName, payment, event);
+    if (event.type === 'payment.refund_failed') return applyRefundFailed(tx, providerName, payment, event);
 
     if (event.type !== 'payment.succeeded') {
       // A late failure or cancel never undoes a final state.
@@ -899,6 +1044,54 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * Keeps a refused refund or dispute for finance (/admin/payments), once per provider event id,
+   * with a `payment.claim_refused` audit entry the first time. Written after the event's
+   * transaction rolled back, so nothing of the refused event itself is: the money, the receipt and
+   * the deliveries list stay as they were, and the answer stays 409 (the provider shows it, and
+   * retries; each retry only counts a delivery). A failure here is logged and does not change the answer.
+   */
+  async function recordRefusedClaim(providerName: string, event: PaymentEvent, refusal: ClaimBackRefusedError) {
+    const { payment, claimed } = refusal.claim;
+    const at = now();
+    try {
+      await prisma.$transaction(async (tx) => {
+        const deliveries = await paymentsRepository.recordRefusedClaim(tx, {
+          provider: providerName,
+          externalEventId: event.id,
+          eventType: event.type,
+          paymentId: payment.id,
+          claimed,
+          reason: refusal.reason,
+          rawPayload: event.raw,
+          receivedAt: at,
+        });
+        if (deliveries > 1) return;
+        await appendAudit(
+          tx,
+          {
+            ...providerAuditOf(providerName, payment),
+            action: 'payment.claim_refused',
+            status: 'failed',
+            details: {
+              paymentId: payment.id,
+              eventId: event.id,
+              eventType: event.type,
+              ...(claimed ? { claimedMinor: String(claimed.amountMinor), claimedCurrency: claimed.currency } : {}),
+              reason: refusal.reason,
+            },
+          },
+          at,
+        );
+      });
+    } catch (error) {
+      logger.error(
+        { err: error, provider: providerName, eventId: event.id, paymentId: payment.id },
+        'refused refund or dispute could not be recorded for the payments page',
+      );
+    }
+  }
+
+  /**
    * A webhook delivery: verified (bad signatures store nothing), recorded once per event id
    * (duplicates answer 200 and change nothing), then applied, all in one transaction.
    */
@@ -971,8 +1164,9 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     } catch (error) {
       count(providerName, event.type, 'error');
       if (error instanceof ClaimBackRefusedError) {
-        const what = event.type === 'payment.refunded' ? 'refund refused' : 'dispute refused';
+        const what = event.type.startsWith('payment.dispute') ? 'dispute refused' : 'refund refused';
         logger.warn({ provider: providerName, eventId: event.id, reason: error.message }, what);
+        await recordRefusedClaim(providerName, event, error);
       }
       throw error;
     }
@@ -1079,10 +1273,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       // The payment paged from is newer than all of these.
       hasNewer = fromPayment !== undefined;
     }
-    const [held, events, needsReview] = await Promise.all([
+    const [held, events, needsReview, refusedClaims, refusedClaimCount] = await Promise.all([
       paymentsRepository.listHeldPaymentsForAdmin(prisma, ADMIN_LIST_LIMIT),
       paymentsRepository.listEventsForAdmin(prisma, ADMIN_LIST_LIMIT),
       paymentsRepository.countPaymentsInReview(prisma),
+      paymentsRepository.listRefusedClaimsForAdmin(prisma, ADMIN_LIST_LIMIT),
+      paymentsRepository.countRefusedClaims(prisma),
     ]);
     const withMoney = (payment: paymentsRepository.AdminPaymentRow) => ({ ...payment, ...paymentMoneyOf(payment) });
     return {
@@ -1090,6 +1286,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       payments: rows.map(withMoney),
       events,
       needsReview,
+      refusedClaims: refusedClaims.map((claim) => ({
+        ...claim,
+        what: REFUSED_CLAIM_KINDS[claim.eventType] ?? claim.eventType,
+        claimedText:
+          claim.claimedMinor === null || claim.claimedCurrency === null
+            ? 'no amount'
+            : describeMinorUnits(claim.claimedMinor, claim.claimedCurrency),
+      })),
+      refusedClaimCount,
       paymentsPage: {
         // Past the oldest payment (an edited or saved link) there is no row to page from: back to the newest.
         newerLink: hasNewer ? (rows[0] ? `/admin/payments?newer=${rows[0].id}` : '/admin/payments') : undefined,
@@ -1127,10 +1332,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (payment.holdsPaidReceipt && input.outcome !== 'accepted') {
         // Its receipt is paid from it: any other outcome would leave a paid receipt that no money pays.
         throw new ConflictError(
-          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ` +
-            (payment.disputedMinor !== null && payment.refundedMinor === null
-              ? 'and the payer disputed it. Accept it to keep the receipt paid, '
-              : 'of which part was refunded. Accept it to keep the receipt paid from the rest, ') +
+          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ${whatWentBackFrom(payment)} ` +
             'or void the receipt on the billing page first; nothing was changed.',
           { field: 'outcome' },
         );
@@ -1242,6 +1444,49 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * Marks a refused refund or dispute settled: finance checked it with the provider and says what
+   * was done. Nothing about money changes (the claim was refused); it leaves the banner and the
+   * list on /admin/payments, and the row and a `payment.claim_refusal_settle` audit entry keep it.
+   * The row is locked, so a double submit waits and then finds it settled (409, nothing written).
+   */
+  async function settleRefusedClaim(actor: AuditContext, id: number, input: TSettleRefusedClaim) {
+    const settledAt = now();
+    return prisma.$transaction(async (tx) => {
+      const claim = await paymentsRepository.lockRefusedClaim(tx, id);
+      if (!claim) throw notFoundById('Refused claim', id);
+      if (claim.settledAt !== null) {
+        throw new ConflictError(
+          `Refused claim #${id} was already settled by ${claim.settledBy} on ` +
+            `${formatLocalDateTime(claim.settledAt, deps.timeZone)}; nothing was changed.`,
+        );
+      }
+      if (
+        !(await paymentsRepository.settleRefusedClaim(tx, id, { settledBy: actor.actor, settledAt, note: input.note }))
+      )
+        throw new ConflictError(`Refused claim #${id} was settled meanwhile; nothing was changed.`);
+      await appendAudit(
+        tx,
+        {
+          ...actor,
+          action: 'payment.claim_refusal_settle',
+          target: `receipt:${claim.payment.receiptId}`,
+          status: 'ok',
+          details: {
+            refusedClaimId: id,
+            paymentId: claim.paymentId,
+            eventId: claim.externalEventId,
+            eventType: claim.eventType,
+            reason: claim.reason,
+            note: input.note,
+          },
+        },
+        settledAt,
+      );
+      return { id, paymentId: claim.paymentId, externalEventId: claim.externalEventId };
+    });
+  }
+
+  /**
    * The provider's minimum charge in `currency` when `total` is below it (it cannot be paid
    * online), else undefined. The receipt page asks too, so it offers no Pay button that would
    * only be refused.
@@ -1261,6 +1506,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     completeDummyCheckout,
     listForAdmin,
     resolveReview,
+    settleRefusedClaim,
   };
 }
 

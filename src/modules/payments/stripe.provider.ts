@@ -112,6 +112,23 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
       throw new WebhookBodyError(`body's Dispute reason must be text`);
     }
   }
+  if (body.type === 'charge.refund.updated') {
+    requireObjectOf(body.type, object, 'refund', 'a Refund');
+    if (!Number.isSafeInteger(object.amount) || (object.amount as number) < 0) {
+      throw new WebhookBodyError(`body's Refund amount must be a whole number of minor units, 0 or more`);
+    }
+    if (typeof object.currency !== 'string') {
+      throw new WebhookBodyError(`body's Refund currency must be a currency code`);
+    }
+    if (typeof object.status !== 'string') throw new WebhookBodyError(`body's Refund status must be text`);
+    if (
+      object.failure_reason !== undefined &&
+      object.failure_reason !== null &&
+      typeof object.failure_reason !== 'string'
+    ) {
+      throw new WebhookBodyError(`body's Refund failure_reason must be text`);
+    }
+  }
   return body as unknown as Stripe.Event;
 }
 
@@ -129,7 +146,8 @@ function idOf(value: string | { id: string } | null | undefined): string | null 
 }
 
 /**
- * Maps Stripe's Checkout Session events, charge.refunded and charge.dispute.created/closed onto ours; anything else keeps its
+ * Maps Stripe's Checkout Session events, charge.refunded, charge.refund.updated (failed or canceled) and
+ * charge.dispute.created/closed onto ours; anything else keeps its
  * Stripe type (ignored).
  */
 function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
@@ -145,6 +163,28 @@ function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
       externalIntentId: idOf(charge.payment_intent),
       amountMinor: BigInt(charge.amount_refunded),
       currency: charge.currency.toUpperCase(),
+    };
+  }
+  if (event.type === 'charge.refund.updated') {
+    // A refund that failed or was canceled after it was reported: the money stayed with the centre.
+    // Any other update (pending, succeeded, requires_action, a metadata change) moves no money.
+    const refund = event.data.object as Stripe.Refund;
+    if (refund.status !== 'failed' && refund.status !== 'canceled') {
+      return { ...base, type: event.type, externalPaymentId: null, amountMinor: null, currency: null };
+    }
+    return {
+      ...base,
+      type: 'payment.refund_failed',
+      externalPaymentId: null,
+      externalIntentId: idOf(refund.payment_intent),
+      amountMinor: BigInt(refund.amount),
+      currency: refund.currency.toUpperCase(),
+      // Stripe's failure reasons are short codes (expired_or_canceled_card, lost_or_stolen_card, unknown).
+      refund: {
+        id: refund.id,
+        status: refund.status,
+        failureReason: refund.failure_reason ? refund.failure_reason.slice(0, 64) : null,
+      },
     };
   }
   if (event.type === 'charge.dispute.created') {
