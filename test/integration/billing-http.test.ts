@@ -437,8 +437,9 @@ describe('/me', () => {
     // A refusal of something else keeps the window typed, as the page would have shown it.
     const badSort = await html(alice, '/me?start=2025-09-01&end=2025-09-03&sort=password').expect(400);
     expect(badSort.text).toContain('href="/me.csv?start=2025-09-01&amp;end=2025-09-03">Download CSV</a>');
+    // From alone runs up to today (2025-09-20), on the page and in its CSV alike.
     const startOnly = await html(alice, '/me?start=2025-09-01&sort=password').expect(400);
-    expect(startOnly.text).toContain('href="/me.csv?start=2025-09-01&amp;end=2025-09-07">Download CSV</a>');
+    expect(startOnly.text).toContain('href="/me.csv?start=2025-09-01&amp;end=2025-09-20">Download CSV</a>');
 
     // The admin usage page: neither export of a reversed window is offered.
     const adminReversed = await html(admin, '/admin/usage?start=2026-11-30&end=2026-11-01&user=alice').expect(400);
