@@ -59,7 +59,7 @@ describe('the paid receipts export form, refused', () => {
   it('says what an empty window exports', async () => {
     const page = (await admin.get('/admin/receipts').set('Accept', 'text/html').expect(200)).text;
     expect(page).toContain(
-      'Left empty, the last 7 days, today included; with one date only, the 7 days from or up to it.',
+      'Left empty, the last 7 days, today included; with From only, From up to today; with To only, the 7 days up to it.',
     );
   });
 });

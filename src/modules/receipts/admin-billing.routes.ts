@@ -7,7 +7,7 @@ import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
-import { invalidFieldsOf, ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
+import { invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TWindowQuery, ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
@@ -389,8 +389,8 @@ export function adminBillingRoutes(deps: {
     let query: TWindowQuery;
     try {
       query = parseInput(ZWindowQuery, req.query);
-      // Checked here as the export would, so that a browser gets its form back rather than an error page.
-      if (query.start && query.end && query.start > query.end) throw new ReversedWindowError(query.start, query.end);
+      // Checked here as the export will, so that a browser gets its form back rather than an error page.
+      usage.resolveWindow(query);
     } catch (error) {
       // The billing page's form, with the reason in it and the dates as picked; scripts get the JSON 400.
       if (!isRefusedForm(req, error, [400])) throw error;

@@ -115,7 +115,7 @@ export function createMyUsagePage(deps: {
       }
       // Bad dates come back as the page with the message and the form, not as an error page.
       if (!(error instanceof AppError) || error.status !== 400) throw error;
-      const keptWindow = error instanceof WindowTooLongForPageError ? { ...error.window } : {};
+      const keptWindow = error instanceof WindowTooLongForPageError ? { ...error.typed } : {};
       res.status(400).render('usage/me', {
         title: 'My usage',
         page: undefined,
@@ -125,7 +125,7 @@ export function createMyUsagePage(deps: {
         refusedReceipt,
         heldPayments,
         form: { start: raw.start ?? '', end: raw.end ?? '', view: raw.view ?? 'detail' },
-        // A too-long window is kept in the tabs as in the form.
+        // A too-long window is kept in the tabs as in the form (a From alone stays alone).
         link: (changes: Record<string, unknown>) => linkTo('/me', keptWindow, changes),
         // The CSV exports the window typed (a too-long one is what the message sends it to),
         // and is not offered for a window it would refuse.

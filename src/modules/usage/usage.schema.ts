@@ -12,7 +12,7 @@ const optionalText = (max: number) =>
     .optional()
     .transform((value) => (value ? value : undefined));
 
-/** A date window; both ends optional (default: the last 7 days in APP_TZ). */
+/** A date window; both ends optional (From alone: up to today; To alone or neither: 7 days, in APP_TZ). */
 export const ZWindowQuery = labelFields(z.object({ start: ZOptionalLocalDate, end: ZOptionalLocalDate }), {
   start: 'From',
   end: 'To',

@@ -4,14 +4,7 @@ import type { Database } from '../../db/database.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { counted } from '../../shared/counted.js';
 import { BadRequestError, NotFoundError, ReversedWindowError } from '../../shared/errors.js';
-import {
-  addLocalDays,
-  daysBetween,
-  endOfLocalDay,
-  LATEST_LOCAL_DATE,
-  startOfLocalDay,
-  toLocalDate,
-} from '../../shared/local-date.js';
+import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { fromMinorUnits } from '../payments/payment-money.js';
 import { minorUnitDigits, sumCosts } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
@@ -19,8 +12,6 @@ import * as receiptsRepository from '../receipts/receipts.repository.js';
 import * as usageRepository from './usage.repository.js';
 import type { TAdminUsageQuery, TUsageQuery, TWindowQuery } from './usage.schema.js';
 import { renderBarChart } from './usage-chart.js';
-
-const minLocalDate = (a: string, b: string) => (a < b ? a : b);
 
 export interface UsageServiceDeps {
   db: Database;
@@ -39,16 +30,39 @@ export interface UsageWindow {
 
 /**
  * A window too long for a page. It is fine for the CSV, which the message points to, so the
- * answer carries the window for a download link that keeps it.
+ * answer carries the window for a download link that keeps it, and the window as typed (a From
+ * alone runs to today) for the page's tabs.
  */
 export class WindowTooLongForPageError extends BadRequestError {
+  readonly typed: { start: string; end?: string };
+
   constructor(
     readonly window: { start: string; end: string },
     maxDays: number,
+    options: { toToday?: boolean } = {},
   ) {
+    const days = counted(daysBetween(window.start, window.end) + 1, 'day');
+    // From alone: From is what the user chose, so the message says which From a page can show.
     super(
-      `The window is ${counted(daysBetween(window.start, window.end) + 1, 'day')} long; pick at most ${counted(maxDays, 'day')} (the CSV export has no limit).`,
-      { field: 'end' },
+      options.toToday
+        ? `From ${window.start} up to today (${window.end}) is ${days}; a page shows at most ${counted(maxDays, 'day')}. ` +
+            `Pick a From on or after ${addLocalDays(window.end, -(maxDays - 1))}, or a To as well (the CSV export has no limit).`
+        : `The window is ${days} long; pick at most ${counted(maxDays, 'day')} (the CSV export has no limit).`,
+      { field: options.toToday ? 'start' : 'end' },
+    );
+    this.typed = options.toToday ? { start: window.start } : window;
+  }
+}
+
+/**
+ * A From alone after today: From up to today would be a reversed window, and the From to the
+ * future an empty one that reads as "no usage" when none can have happened yet.
+ */
+export class StartAfterTodayError extends BadRequestError {
+  constructor(start: string, today: string) {
+    super(
+      `From (${start}) is after today (${today}), so nothing has happened since then yet. Pick a From on or before today.`,
+      { field: 'start' },
     );
   }
 }
@@ -167,18 +181,24 @@ export function createUsageService(deps: UsageServiceDeps) {
   const now = deps.now ?? (() => new Date());
   const minorDigits = minorUnitDigits(config.currency);
 
-  /** The window asked for, defaulting to the last 7 local days; a clear 400 when it makes no sense. */
+  /**
+   * The window asked for: both dates as given, From alone up to today, To alone the 7 days up to
+   * it, neither the last 7 local days; a clear 400 when it makes no sense.
+   */
   function resolveWindow(query: TWindowQuery, options: { maxDays?: number } = {}): UsageWindow {
     const today = toLocalDate(now(), config.timeZone);
-    // A window from a start only never runs past the last date a form accepts back.
-    const end =
-      query.end ?? (query.start ? minLocalDate(addLocalDays(query.start, DEFAULT_DAYS - 1), LATEST_LOCAL_DATE) : today);
+    // From alone means "since From": it used to show the 7 days from it, silently leaving out the rest.
+    const toToday = query.start !== undefined && query.end === undefined;
+    if (toToday && query.start !== undefined && query.start > today) {
+      throw new StartAfterTodayError(query.start, today);
+    }
+    const end = query.end ?? today;
     const start = query.start ?? addLocalDays(end, -(DEFAULT_DAYS - 1));
     if (start > end) {
       throw new ReversedWindowError(start, end);
     }
     if (options.maxDays !== undefined && daysBetween(start, end) + 1 > options.maxDays) {
-      throw new WindowTooLongForPageError({ start, end }, options.maxDays);
+      throw new WindowTooLongForPageError({ start, end }, options.maxDays, { toToday });
     }
     return {
       start,
