@@ -675,6 +675,12 @@ describe('receipts over HTTP', () => {
     const receiptId = location.slice(location.lastIndexOf('/') + 1).replace(/#.*/, '');
     expect(again.text).toContain(`Receipt #${receiptId} already bills your jobs up to that day.`);
     expect(again.text).toMatch(new RegExp(`<a href="/me/receipts/${receiptId}">Open receipt #${receiptId}</a>`));
+    // A day before any of alice's jobs ended: that receipt bills none of them, so it is not named.
+    const beforeAnyJob = await createReceipt(alice, '2025-09-09');
+    expect(beforeAnyJob.status).toBe(422);
+    expect(beforeAnyJob.text).toContain('Nothing to bill: no finished, unbilled jobs ended on or before 2025-09-09.');
+    expect(beforeAnyJob.text).not.toContain('already bills your jobs');
+    expect(beforeAnyJob.text).not.toContain('Open receipt #');
     expect(await db.prisma.receipt.count()).toBe(1);
   });
 

@@ -674,10 +674,19 @@ export function countReceiptsOfMonthEndRun(db: Client, runId: number): Promise<n
   return db.receipt.count({ where: { monthEndRunId: runId } });
 }
 
-/** The id of `username`'s newest receipt, not void, that bills jobs up to `before` (a local day) or later; null if none. */
-export async function findNewestReceiptBillingThrough(db: Client, username: string, before: string) {
+/**
+ * The id of `username`'s newest receipt, not void, that bills jobs up to `before` (a local day) or later
+ * and bills at least one job that ended before `cutoff` (the end of that day); null if none. A receipt
+ * that bills only later jobs does not hold the ones asked for.
+ */
+export async function findNewestReceiptBillingThrough(db: Client, username: string, before: string, cutoff: Date) {
   const receipt = await db.receipt.findFirst({
-    where: { username, status: { not: 'void' }, billedThrough: { gte: new Date(`${before}T00:00:00Z`) } },
+    where: {
+      username,
+      status: { not: 'void' },
+      billedThrough: { gte: new Date(`${before}T00:00:00Z`) },
+      items: { some: { jobEndAt: { lt: cutoff } } },
+    },
     orderBy: { id: 'desc' },
     select: { id: true },
   });

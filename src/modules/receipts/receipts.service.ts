@@ -715,7 +715,12 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       return await createReceipt(user.username, before, 'user', actor);
     } catch (error) {
       if (!(error instanceof NothingToBillError)) throw error;
-      const billedOn = await receiptsRepository.findNewestReceiptBillingThrough(db, user.username, before);
+      const billedOn = await receiptsRepository.findNewestReceiptBillingThrough(
+        db,
+        user.username,
+        before,
+        endOfLocalDay(before, config.timeZone),
+      );
       throw new NothingToBillError(before, billedOn);
     }
   }
