@@ -72,6 +72,16 @@ const json = (agent: Agent, path: string) => agent.get(path).set('Accept', 'appl
 const flashOf = (page: string) =>
   /<main class="content"[^>]*>\s*<div class="alert \w+" role="status">([^<]*)<\/div>/.exec(page)?.[1];
 
+describe('pages behind a session', () => {
+  it('carry no ETag: they are no-store, so hashing every answer for one would be work no cache uses', async () => {
+    const page = await html(alice, '/me').expect(200);
+    expect(page.headers['cache-control']).toBe('no-store');
+    expect(page.headers.etag).toBeUndefined();
+    const json = await alice.get('/me').set('Accept', 'application/json').expect(200);
+    expect(json.headers.etag).toBeUndefined();
+  });
+});
+
 describe('GET /formula', () => {
   it('answers the default tier with a strong ETag, no-cache, and 304 for the current tag', async () => {
     const first = await request(app).get('/formula').expect(200);
