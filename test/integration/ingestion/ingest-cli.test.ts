@@ -66,6 +66,22 @@ describe('npm run ingest over an sacct file', () => {
   });
 });
 
+describe('npm run ingest over days not over yet', () => {
+  it('reads today and a later day again on the next backfill, as they were read before they ended', async () => {
+    const file = path.join(dir, 'sacct-today.psv');
+    writeFileSync(file, 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n');
+    const today = new Date().toISOString().slice(0, 10);
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    const days = ['--from', today, '--to', tomorrow];
+
+    const first = await runIngestCli(days, { FALLBACK_CSV: file });
+    expect(first.code).toBe(0);
+    const again = await runIngestCli(days, { FALLBACK_CSV: file });
+    expect(again.code).toBe(0);
+    expect(again.output).toContain('2 day(s) read, 0 already done');
+  });
+});
+
 describe('npm run ingest without a terminal (cron, a log file, CI)', () => {
   it('writes each day on a line of its own, without carriage returns that run the days into one line', async () => {
     const file = path.join(dir, 'sacct-days.psv');
