@@ -2,9 +2,12 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { EARLIEST_LOCAL_DATE, isCalendarDate, LATEST_LOCAL_DATE } from '../shared/local-date.js';
 
-export const INGEST_USAGE = `Usage: npm run ingest -- --from 2025-01-01 --to 2025-03-31 [--force]
-  Reads Slurm accounting day by day (days in APP_TZ, both ends included) into the database.
-  Days a previous backfill already finished are skipped unless --force is given; stopping
+export const INGEST_USAGE = `Usage: npm run ingest [-- --force]
+  One incremental run, as the server's scheduler does (for cron with INGEST_ENABLED=false):
+  reads from where the last run ended (less INGEST_OVERLAP_SEC) up to now.
+Usage: npm run ingest -- --from 2025-01-01 --to 2025-03-31 [--force]
+  The backfill: reads Slurm accounting day by day (days in APP_TZ, both ends included) into the
+  database. Days a previous backfill already finished are skipped unless --force is given; stopping
   (Ctrl-C) finishes the current day first, so the command can simply be run again.`;
 
 export interface IngestArgs {
@@ -15,6 +18,7 @@ export interface IngestArgs {
 
 export type TParsedIngestArgs =
   | { kind: 'run'; args: IngestArgs }
+  | { kind: 'incremental'; force: boolean }
   | { kind: 'help' }
   | { kind: 'usage-error'; message: string };
 
@@ -38,7 +42,7 @@ const ZArgs = z
   });
 
 /**
- * The backfill's command line, checked before anything is opened: every mistake is a usage
+ * The ingestion tool's command line (an incremental run, or a backfill with both dates), checked before anything is opened: every mistake is a usage
  * error (exit 64) that names the option, never a stack of Date or parseArgs internals.
  */
 export function parseIngestArgs(argv: string[]): TParsedIngestArgs {
@@ -58,6 +62,10 @@ export function parseIngestArgs(argv: string[]): TParsedIngestArgs {
     return { kind: 'usage-error', message: error instanceof Error ? error.message : String(error) };
   }
   if (values.help) return { kind: 'help' };
+  // Neither date: cron's run (the docs' `npm run ingest` with INGEST_ENABLED=false), which reads
+  // from the high-water mark as the scheduler does; one date alone is a half-typed backfill.
+  if (values.from === undefined && values.to === undefined)
+    return { kind: 'incremental', force: values.force === true };
   const parsed = ZArgs.safeParse(values);
   if (!parsed.success) {
     const message = parsed.error.issues

@@ -3,6 +3,7 @@ import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
 import * as ingestionRepository from '../modules/ingestion/ingestion.repository.js';
+import type { IngestionService } from '../modules/ingestion/ingestion.service.js';
 import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser.js';
 import { createMetrics } from '../modules/metrics/metrics.js';
 import { addLocalDays } from '../shared/local-date.js';
@@ -16,7 +17,15 @@ function progressBar(done: number, total: number): string {
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total}`;
 }
 
-/** `npm run ingest`: a backfill over whole days, one ingestion run per day. */
+// How long an incremental run queues for the ingestion lock: a server's scheduled run or a
+// backfill day holds it for seconds; one held longer is a stuck leader, which IngestionStale
+// reports, and cron's next run tries again.
+const INCREMENTAL_LOCK_WAIT_MS = 60_000;
+
+/**
+ * `npm run ingest`: one incremental run (no dates), or a backfill over whole days, one ingestion
+ * run per day (`--from`, `--to`).
+ */
 async function main() {
   const parsed = parseIngestArgs(process.argv.slice(2));
   if (parsed.kind === 'help') {
@@ -27,10 +36,9 @@ async function main() {
     console.error(`${parsed.message}\n\n${INGEST_USAGE}`);
     process.exit(64); // EX_USAGE
   }
-  const { args } = parsed;
   const config = loadConfig();
   configureAuditChain(config.audit);
-  if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required for a backfill']);
+  if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to ingest']);
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const db = openDatabase(config.databaseUrl, {
     poolMax: 4,
@@ -39,6 +47,15 @@ async function main() {
     logger,
   });
   const service = buildIngestionService({ config, db, logger, metrics: createMetrics() });
+  if (parsed.kind === 'incremental') {
+    try {
+      await runIncremental(service, parsed.force);
+    } finally {
+      await db.close();
+    }
+    return;
+  }
+  const { args } = parsed;
   const toUtc = createLocalTimeConverter(config.timeZone);
 
   const days: string[] = [];
@@ -98,6 +115,43 @@ async function main() {
       (isStopping ? ' Stopped early: run the same command again to continue.' : ''),
   );
   if (totals.failedDays > 0) process.exitCode = 1;
+}
+
+/**
+ * One run over [high-water mark - INGEST_OVERLAP_SEC, now], recorded as a scheduled run, so that
+ * cron can stand in for the server's scheduler: the next run, from either, starts where it ended.
+ */
+async function runIncremental(service: IngestionService, force: boolean) {
+  const stopping = new AbortController();
+  process.on('SIGINT', () => {
+    if (stopping.signal.aborted) process.exit(130);
+    stopping.abort(new Error('stopped with Ctrl-C'));
+  });
+  const result = await service.runOnce({
+    trigger: 'schedule',
+    force,
+    waitForLockMs: INCREMENTAL_LOCK_WAIT_MS,
+    signal: stopping.signal,
+  });
+  if (result.status === 'skipped') {
+    console.error(
+      `Another ingestion run (a server's or a backfill) held the lock for ${INCREMENTAL_LOCK_WAIT_MS / 1000} s; nothing was read. ` +
+        'The next run reads from where the last completed one ended, so nothing is lost.',
+    );
+    process.exitCode = 75; // EX_TEMPFAIL: cron's next run retries
+    return;
+  }
+  const { run } = result;
+  const window = `${run.window.start.toISOString()} .. ${run.window.end.toISOString()}`;
+  if (run.outcome === 'failed') {
+    console.error(`Ingestion run #${run.runId} failed: ${run.error} (window ${window})`);
+    process.exitCode = 1;
+    return;
+  }
+  console.log(
+    `Ingestion run #${run.runId} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped` +
+      `${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}; window ${window}, in ${(run.durationMs / 1000).toFixed(1)} s.`,
+  );
 }
 
 runTool(main);

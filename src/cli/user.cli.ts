@@ -66,16 +66,39 @@ async function readPassword(isFromStdin: boolean): Promise<string | undefined> {
   return password;
 }
 
-function parseOptions(args: string[]) {
-  return parseArgs({
+type TCommand = 'create' | 'passwd' | 'disable' | 'unlock';
+
+/**
+ * The options each command takes. One parser for all used to take any of them anywhere, so
+ * `user:passwd -- --role admin` changed a password and said nothing of the role it ignored.
+ */
+const COMMAND_OPTIONS: Record<TCommand, string[]> = {
+  create: ['username', 'role', 'password-stdin'],
+  passwd: ['username', 'password-stdin'],
+  disable: ['username', 'enable'],
+  unlock: ['username'],
+};
+
+function parseOptions(command: TCommand, args: string[]) {
+  const { values } = parseArgs({
     args,
     options: {
       username: { type: 'string' },
       role: { type: 'string', default: 'user' },
       'password-stdin': { type: 'boolean', default: false },
       enable: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
     },
-  }).values;
+  });
+  const allowed = COMMAND_OPTIONS[command];
+  const given = args.filter((arg) => arg.startsWith('--')).map((arg) => arg.slice(2).split('=')[0] as string);
+  const stray = given.find((name) => name !== 'help' && !allowed.includes(name));
+  if (stray) {
+    throw new UsageError(
+      `user:${command} does not take --${stray} (it takes ${allowed.map((name) => `--${name}`).join(', ')}).\n\n${USAGE}`,
+    );
+  }
+  return values;
 }
 
 async function main() {
@@ -84,14 +107,20 @@ async function main() {
     console.log(USAGE);
     process.exit(command ? 0 : 2);
   }
-  if (!['create', 'passwd', 'disable', 'unlock'].includes(command)) {
+  if (!(command in COMMAND_OPTIONS)) {
     throw new UsageError(`Unknown command "${command}": use create, passwd, disable or unlock.\n\n${USAGE}`);
   }
   let values: ReturnType<typeof parseOptions>;
   try {
-    values = parseOptions(rest);
+    values = parseOptions(command as TCommand, rest);
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     throw new UsageError(`${(error as Error).message}\n\n${USAGE}`);
+  }
+  // `npm run user:create -- --help` puts the command first.
+  if (values.help) {
+    console.log(USAGE);
+    return;
   }
   const username = ZUsername.safeParse(values.username ?? '');
   if (!username.success) throw new UsageError(`--username ${username.error.issues[0]?.message}\n\n${USAGE}`);

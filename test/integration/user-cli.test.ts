@@ -128,6 +128,30 @@ describe('npm run user:*', () => {
   }, 60_000);
 });
 
+describe('npm run user:* command lines', () => {
+  it('prints the usage for --help after the command, as `npm run user:create -- --help` passes it', async () => {
+    for (const command of ['create', 'passwd', 'disable', 'unlock']) {
+      const help = await runUserCli([command, '--help'], '');
+      expect(help.output).not.toContain('Unknown option');
+      expect(help.code).toBe(0);
+      expect(help.output).toMatch(/^Usage:/);
+    }
+  });
+
+  it('refuses an option its command does not take instead of ignoring it, and changes nothing', async () => {
+    await buildUser(db.prisma, { username: 'roleless', role: 'user' });
+    const before = await db.prisma.user.findUniqueOrThrow({ where: { username: 'roleless' } });
+    const passwd = await runUserCli(['passwd', '--username', 'roleless', '--role', 'admin'], '');
+    expect(passwd.code).toBe(2);
+    expect(passwd.output).toMatch(/^user:passwd does not take --role \(it takes --username, --password-stdin\)/);
+    const unlock = await runUserCli(['unlock', '--username', 'roleless', '--enable'], '');
+    expect(unlock.code).toBe(2);
+    expect(unlock.output).toMatch(/^user:unlock does not take --enable/);
+    const after = await db.prisma.user.findUniqueOrThrow({ where: { username: 'roleless' } });
+    expect([after.role, after.passwordHash]).toEqual([before.role, before.passwordHash]);
+  }, 60_000);
+});
+
 describe('npm run user:unlock', () => {
   it('lifts a sign-in lockout at once, audited with the CLI as actor, and refuses an unknown user', async () => {
     const app = buildTestApp(db);

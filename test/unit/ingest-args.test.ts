@@ -39,6 +39,20 @@ describe('npm run ingest arguments', () => {
     });
   });
 
+  it.each([
+    [[], { kind: 'incremental', force: false }],
+    [['--force'], { kind: 'incremental', force: true }],
+  ])('takes %j, without --from and --to, as one incremental run (cron)', (argv, parsed) => {
+    expect(parseIngestArgs(argv)).toEqual(parsed);
+  });
+
+  it('refuses --to without --from, as a backfill needs both', () => {
+    expect(parseIngestArgs(['--to', '2026-01-31'])).toEqual({
+      kind: 'usage-error',
+      message: '--from: is required (YYYY-MM-DD)',
+    });
+  });
+
   it('asks for the usage with --help', () => {
     expect(parseIngestArgs(['--help'])).toEqual({ kind: 'help' });
   });

@@ -357,7 +357,12 @@ export async function listRecentRuns(db: Db, limit: number): Promise<RunRecord[]
   return rows.map(toRunRecord);
 }
 
-/** Whether a completed backfill run already read all of [start, end] (the backfill CLI skips it). */
+/**
+ * Whether a completed backfill run already read all of [start, end] (the backfill CLI skips it).
+ * Only a run that started after the window ended counts: one that read today, or a day still to
+ * come (`--to` the month's end), saw only the jobs that had ended by then, and counting it kept
+ * every later backfill from reading the rest of that day.
+ */
 export async function isBackfillWindowDone(db: Db, window: { start: Date; end: Date }): Promise<boolean> {
   const row = await db.ingestionRun.findFirst({
     where: {
@@ -365,6 +370,7 @@ export async function isBackfillWindowDone(db: Db, window: { start: Date; end: D
       outcome: { in: ['success', 'partial'] },
       windowStart: { lte: window.start },
       windowEnd: { gte: window.end },
+      startedAt: { gte: window.end },
     },
     select: { id: true },
   });

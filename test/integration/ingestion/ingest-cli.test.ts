@@ -66,6 +66,22 @@ describe('npm run ingest over an sacct file', () => {
   });
 });
 
+describe('npm run ingest over days not over yet', () => {
+  it('reads today and a later day again on the next backfill, as they were read before they ended', async () => {
+    const file = path.join(dir, 'sacct-today.psv');
+    writeFileSync(file, 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n');
+    const today = new Date().toISOString().slice(0, 10);
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    const days = ['--from', today, '--to', tomorrow];
+
+    const first = await runIngestCli(days, { FALLBACK_CSV: file });
+    expect(first.code).toBe(0);
+    const again = await runIngestCli(days, { FALLBACK_CSV: file });
+    expect(again.code).toBe(0);
+    expect(again.output).toContain('2 day(s) read, 0 already done');
+  });
+});
+
 describe('npm run ingest without a terminal (cron, a log file, CI)', () => {
   it('writes each day on a line of its own, without carriage returns that run the days into one line', async () => {
     const file = path.join(dir, 'sacct-days.psv');
@@ -129,6 +145,46 @@ describe('npm run ingest stopped with Ctrl-C twice', () => {
       if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
       killLeftoverSleep(wrapper.sleepPidFile);
     }
+  });
+});
+
+describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=false on the server)', () => {
+  it('runs one incremental run from where the last one ended, as the scheduler would', async () => {
+    // sacct's local format in APP_TZ=UTC, for a job that ended within INGEST_LOOKBACK_DAYS.
+    const local = (date: Date) => date.toISOString().slice(0, 19);
+    const end = new Date(Date.now() - 3_600_000);
+    const start = new Date(end.getTime() - 600_000);
+    const file = path.join(dir, 'sacct-cron.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        `31|31|ann|COMPLETED|600|${local(start)}|${local(end)}|cpu=1,mem=1G,node=1\n`,
+    );
+    const env = { FALLBACK_CSV: file, INGEST_OVERLAP_SEC: '900' };
+
+    const first = await runIngestCli([], env);
+    expect(first.output).not.toContain('Usage:');
+    expect(first.code).toBe(0);
+    expect(first.output).toMatch(/Ingestion run #\d+ success via file: 1 jobs, 1 new, 0 updated, 0 skipped/);
+
+    const second = await runIngestCli([], env);
+    expect(second.code).toBe(0);
+    const runs = await db.prisma.ingestionRun.findMany({
+      where: { trigger: 'schedule' },
+      orderBy: { id: 'asc' },
+      select: { outcome: true, windowStart: true, windowEnd: true },
+    });
+    expect(runs.map((run) => run.outcome)).toEqual(['success', 'success']);
+    const [firstRun, secondRun] = runs as [(typeof runs)[0], (typeof runs)[0]];
+    // The second reads from the first's end, less the overlap: incremental, as the server's runs.
+    expect(secondRun.windowStart.getTime()).toBe(firstRun.windowEnd.getTime() - 900_000);
+    expect(await db.prisma.slurmJob.count({ where: { jobId: '31' } })).toBe(1);
+  });
+
+  it('exits 1 with the reason when no source answers', async () => {
+    const result = await runIngestCli([], { FALLBACK_CSV: path.join(dir, 'no-such-file.psv') });
+    expect(result.code).toBe(1);
+    expect(result.output).toMatch(/Ingestion run #\d+ failed: .*no-such-file\.psv/);
   });
 });
 

@@ -1,0 +1,60 @@
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runToExit } from '../support/run-to-exit.js';
+import { PROJECT_ROOT } from '../support/spawn-server.js';
+
+const hasPromtool = existsSync('/usr/bin/promtool');
+if (!hasPromtool)
+  console.warn('check-prometheus-script.test.ts skipped: promtool is absent (apt-get install -y prometheus).');
+
+let dir: string | undefined;
+afterEach(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+/**
+ * A checkout (the script and prometheus/) whose prometheus/ is as an operator leaves it after
+ * "METRICS_TOKEN in .env" (docs/operations.md, Docker Compose): the authorization block uncommented.
+ */
+function withTokenBlockUncommented(): string {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'check-prometheus-'));
+  mkdirSync(path.join(dir, 'scripts'));
+  cpSync(path.join(PROJECT_ROOT, 'scripts/check-prometheus.sh'), path.join(dir, 'scripts/check-prometheus.sh'));
+  cpSync(path.join(PROJECT_ROOT, 'prometheus'), path.join(dir, 'prometheus'), { recursive: true });
+  const config = path.join(dir, 'prometheus/prometheus.yml');
+  writeFileSync(
+    config,
+    readFileSync(config, 'utf8')
+      .replace('    # authorization:', '    authorization:')
+      .replace('    #   type: Bearer', '      type: Bearer')
+      .replace('    #   credentials_file:', '      credentials_file:'),
+  );
+  expect(readFileSync(config, 'utf8')).toContain('      credentials_file: /etc/prometheus/metrics-token');
+  return dir;
+}
+
+const checkPrometheus = (checkout: string) =>
+  runToExit('bash', [path.join(checkout, 'scripts/check-prometheus.sh')], { cwd: os.tmpdir(), env: {} });
+
+describe.skipIf(!hasPromtool)('npm run check:prometheus with the metrics token block uncommented', () => {
+  it('passes once prometheus/metrics-token is written, as compose mounts prometheus/ at /etc/prometheus', async () => {
+    const checkout = withTokenBlockUncommented();
+    writeFileSync(path.join(checkout, 'prometheus/metrics-token'), 'a'.repeat(64));
+    const result = await checkPrometheus(checkout);
+    expect(result.output).not.toContain('no such file');
+    expect(result.code).toBe(0);
+    expect(result.output).toContain('check-prometheus: config, rules and rule tests OK');
+  }, 60_000);
+
+  it('says which file to write when the token file is missing', async () => {
+    const checkout = withTokenBlockUncommented();
+    const result = await checkPrometheus(checkout);
+    expect(result.code).toBe(1);
+    expect(result.output).toContain(
+      "prometheus.yml reads /etc/prometheus/metrics-token, which compose mounts from prometheus/metrics-token: it does not exist; write the app's METRICS_TOKEN to it",
+    );
+  }, 60_000);
+});
