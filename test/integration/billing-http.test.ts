@@ -1632,11 +1632,12 @@ describe('admin pages', () => {
     await billJobsBefore(alice, '2025-09-16');
     await billJobsBefore(bob, '2025-09-16');
     const page = (await html(admin, '/admin/usage?start=2025-09-14&end=2025-09-20').expect(200)).text;
-    const cells = (row: string) => [...row.matchAll(/<t[dh] class="num">([^<]*)<\/t[dh]>/g)].map((cell) => cell[1]);
+    const cells = (row: string) =>
+      [...row.matchAll(/<t[dh](?: data-label="[^"]*")? class="num">([^<]*)<\/t[dh]>/g)].map((cell) => cell[1]);
     const amount = (text: string | undefined) => new Prisma.Decimal((text ?? '').replaceAll(',', ''));
-    const rows = [...page.matchAll(/<tr><td><a href="\/admin\/receipts\?user=[^"]*">[^<]*<\/a>.*?<\/tr>/g)].map((row) =>
-      cells(row[0]),
-    );
+    const rows = [
+      ...page.matchAll(/<tr><td data-label="User"><a href="\/admin\/receipts\?user=[^"]*">[^<]*<\/a>.*?<\/tr>/g),
+    ].map((row) => cells(row[0]));
     const total = cells(/<tfoot>.*<\/tfoot>/s.exec(page)?.[0] ?? '');
     expect(rows).toHaveLength(2);
     const billed = rows.reduce((sum, row) => sum.plus(amount(row[5])), new Prisma.Decimal(0));
@@ -1919,8 +1920,12 @@ describe('counts of a thousand and more', () => {
     const window = 'start=2025-09-14&end=2025-09-20';
 
     const usage = (await html(admin, `/admin/usage?${window}`).expect(200)).text;
-    expect(usage).toMatch(/>alice<\/a><\/td><td>mu<\/td><td class="num">1,200<\/td>/);
-    expect(usage).toContain('<tfoot><tr><th colspan="2">Total</th><th class="num">1,200</th>');
+    expect(usage).toMatch(
+      />alice<\/a><\/td><td data-label="Tier">mu<\/td><td data-label="Jobs" class="num">1,200<\/td>/,
+    );
+    expect(usage).toContain(
+      '<tfoot><tr class="labelled"><th colspan="2">Total</th><th data-label="Jobs" class="num">1,200</th>',
+    );
 
     const perDay = (await html(alice, `/me?${window}&view=aggregate`).expect(200)).text;
     expect(perDay).toContain('<tr><td data-label="Day">2025-09-15</td><td data-label="Jobs" class="num">1,200</td>');
