@@ -124,4 +124,39 @@ describe('the audit entries of finance actions say how much money', () => {
       currency: 'THB',
     });
   });
+  it('the audit page writes each amount kept in minor units as money beside it, the details as recorded', async () => {
+    const receiptId = await pendingReceipt();
+    const { username } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    const agent = await signInAs(app, username, `${username}-password`);
+    await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+    await deliverDummy(app, {
+      event_id: `evt_page_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 123456,
+      currency: 'THB',
+    }).expect(200);
+    await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'refunded', note: 'refunded the 1,234.56 THB in the provider dashboard' })
+      .expect(200);
+    const page = await admin
+      .get(`/admin/audit?action=payment.resolve&actor=ledger`)
+      .set('Accept', 'text/html')
+      .expect(200);
+    const row = page.text.slice(page.text.indexOf(`receipt:${receiptId}`));
+    const details = row.slice(row.indexOf('data-label="Details"'), row.indexOf('</tr>'));
+    // "receivedMinor":"123456" read as 123,456 THB: the amount is said in the currency as well.
+    expect(details).toContain('amountMinor 150 = 1.50 THB');
+    expect(details).toContain('receivedMinor 123456 = 1,234.56 THB');
+    // The recorded details, which the hash chain covers, are shown as they are.
+    expect(details).toContain('&#34;amountMinor&#34;:&#34;150&#34;');
+  });
 });

@@ -10,7 +10,7 @@ import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../share
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuditFilter, StoredAuditEntry } from './audit.repository.js';
 import { ZAuditQuery } from './audit.schema.js';
-import { findAuditPage, iterateAuditEntries, listDistinctActions } from './audit.service.js';
+import { describeAuditAmounts, findAuditPage, iterateAuditEntries, listDistinctActions } from './audit.service.js';
 import type { AuditChainMonitor } from './audit-chain.monitor.js';
 
 const PAGE_SIZE = 50;
@@ -122,6 +122,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
         ...entry,
         when: formatLocalDateTime(entry.ts, timeZone),
         detailsText: entry.details ? JSON.stringify(entry.details) : '',
+        detailsAmounts: describeAuditAmounts(entry.details),
       })),
       query,
       actions: await listDistinctActions(db),

@@ -1,4 +1,7 @@
 import type { Database, Db } from '../../db/database.js';
+import { formatDecimalText } from '../../http/view-format.js';
+import { fromMinorUnits } from '../payments/payment-money.js';
+import { minorUnitDigits } from '../pricing/pricing.js';
 import * as auditRepository from './audit.repository.js';
 import { type AuditRecord, GENESIS_HASH, hashAuditRecord } from './audit-hash.js';
 
@@ -240,3 +243,30 @@ export {
   iterateEntries as iterateAuditEntries,
   listDistinctActions,
 } from './audit.repository.js';
+
+/** A whole number of minor units as the log records it ("922170", or "-5" as a provider may send). */
+const MINOR_UNITS = /^-?\d{1,30}$/;
+const CURRENCY_CODE = /^[A-Z]{3}$/;
+
+/**
+ * The amounts an entry's details keep in minor units, each as the pages write money:
+ * "receivedMinor 930000 = 9,300.00 THB". Payments record their money so (`amountMinor`,
+ * `receivedMinor`, `refundedTotalMinor`), receipts record theirs as decimals (`total`), and read
+ * side by side on the audit page "922170" was taken for 922,170 THB. An `xMinor` is in `xCurrency`
+ * when the entry has one, else in `currency`; one without a currency code is left as recorded.
+ * The details themselves are shown unchanged: the hash chain covers them.
+ */
+export function describeAuditAmounts(details: unknown): string[] {
+  if (details === null || typeof details !== 'object' || Array.isArray(details)) return [];
+  const fields = details as Record<string, unknown>;
+  const described: string[] = [];
+  for (const [key, value] of Object.entries(fields)) {
+    if (!key.endsWith('Minor') || typeof value !== 'string' || !MINOR_UNITS.test(value)) continue;
+    const currency = fields[`${key.slice(0, -'Minor'.length)}Currency`] ?? fields.currency;
+    if (typeof currency !== 'string' || !CURRENCY_CODE.test(currency)) continue;
+    const digits = minorUnitDigits(currency);
+    const text = fromMinorUnits(BigInt(value), currency).toFixed(digits);
+    described.push(`${key} ${value} = ${formatDecimalText(text, digits) ?? text} ${currency}`);
+  }
+  return described;
+}

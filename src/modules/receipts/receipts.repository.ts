@@ -425,6 +425,29 @@ export async function listReceipts(db: Client, filter: ReceiptFilter, page: { of
   return { rows: await withItemCounts(db, receipts), count };
 }
 
+/**
+ * What the online payment that paid each of these paid receipts received, less what the provider
+ * refunded of it, by receipt id (minor units; a refund is in the received currency). Receipts paid
+ * by hand, and payments whose provider did not say what it received, are not in it: the billing
+ * page's paid card sums the same.
+ */
+export async function findReceivedOfPaid(db: Client, receiptIds: number[]) {
+  if (receiptIds.length === 0) return new Map<number, { receivedMinor: bigint; currency: string }>();
+  const payments = await db.payment.findMany({
+    where: { ...PAID_THE_RECEIPT, receiptId: { in: receiptIds }, receipt: { status: 'paid' } },
+    select: { receiptId: true, receivedMinor: true, receivedCurrency: true, refundedMinor: true },
+  });
+  const received = new Map<number, { receivedMinor: bigint; currency: string }>();
+  for (const payment of payments) {
+    if (payment.receivedMinor === null || payment.receivedCurrency === null) continue;
+    received.set(payment.receiptId, {
+      receivedMinor: payment.receivedMinor - (payment.refundedMinor ?? 0n),
+      currency: payment.receivedCurrency,
+    });
+  }
+  return received;
+}
+
 /** Sum and count of receipts by status under a filter (the status part of it ignored). */
 export async function sumByStatus(db: Client, filter: ReceiptFilter) {
   const groups = await db.receipt.groupBy({

@@ -1402,7 +1402,23 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       receiptsRepository.sumReceivedOfPaid(db, repoFilter),
     ]);
     const pageCount = assertListPageExists('The filters match', count, filter.page);
-    return { receipts: rows, totals, received: receivedTotals(totals, received), page: filter.page, pageCount, count };
+    // A receipt paid short or over (an accepted held payment, or one partly refunded since) says
+    // what it brought in beside its total, as the paid card sums it: without it, a paid card of
+    // "received 24,165.02 THB" beside 24,087.61 THB could not be traced to its receipts.
+    const receivedOf = await receiptsRepository.findReceivedOfPaid(
+      db,
+      rows.filter((receipt) => receipt.status === 'paid').map((receipt) => receipt.id),
+    );
+    const receipts = rows.map((receipt) => {
+      const paidWith = receivedOf.get(receipt.id);
+      const amount = paidWith ? fromMinorUnits(paidWith.receivedMinor, paidWith.currency) : undefined;
+      const isDifferent =
+        paidWith !== undefined &&
+        amount !== undefined &&
+        (paidWith.currency !== receipt.currency || !amount.equals(receipt.total));
+      return { ...receipt, receivedDifferent: isDifferent ? { amount, currency: paidWith.currency } : null };
+    });
+    return { receipts, totals, received: receivedTotals(totals, received), page: filter.page, pageCount, count };
   }
 
   /** Today, the local day (APP_TZ) now. */

@@ -1,0 +1,87 @@
+import type express from 'express';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTiers } from '../support/billing-factories.js';
+import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * The billing page's list of receipts: its paid card said "received 24,165.02 THB" beside a paid
+ * total of 24,087.61 THB, but every row showed only the receipt's total, so finance could not find
+ * which receipt was paid short or over (or in another currency) without opening each one.
+ */
+let db: TestDatabase;
+let app: express.Express;
+let admin: Agent;
+const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline } = createPayingResearchers(
+  () => ({ db, app }),
+  'lister',
+);
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  await buildUser(db.prisma, { username: 'ledger', role: 'admin', password: 'ledger-password' });
+  admin = await signInAs(app, 'ledger', 'ledger-password');
+});
+afterAll(() => db?.drop());
+
+/** The list's row of a receipt. */
+async function rowOf(receiptId: number, username: string) {
+  const page = await admin.get(`/admin/receipts?user=${username}`).set('Accept', 'text/html').expect(200);
+  const start = page.text.indexOf(`<a href="/admin/receipts/${receiptId}">`);
+  expect(start).toBeGreaterThan(0);
+  return page.text.slice(start, page.text.indexOf('</tr>', start));
+}
+
+describe("the billing page's list of receipts", () => {
+  it('says what a receipt paid short or over received, beside its total', async () => {
+    const { user, agent, receiptId } = await researcherWithReceipt();
+    await startCheckout(agent, receiptId);
+    const payment = await latestPaymentOf(receiptId);
+    await deliverDummy(app, {
+      event_id: `short_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 100,
+      currency: 'THB',
+    }).expect(200);
+    await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'the payer is charged the rest next month', accept_mismatch: 'yes' })
+      .expect(200);
+    const row = await rowOf(receiptId, user.username);
+    expect(row).toContain('10.00 THB');
+    expect(row).toContain('received 1.00 THB');
+  });
+
+  it('says what stayed of a payment the provider refunded in part, as the paid card counts it', async () => {
+    const { user, receiptId, payment } = await paidOnline();
+    await deliverDummy(app, {
+      event_id: `refund_${payment.id}`,
+      event_type: 'payment.refunded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 300,
+      currency: 'THB',
+    }).expect(200);
+    expect(await rowOf(receiptId, user.username)).toContain('received 7.00 THB');
+  });
+
+  it('says nothing more of a receipt paid its total, online or by hand', async () => {
+    const online = await paidOnline();
+    expect(await rowOf(online.receiptId, online.user.username)).not.toContain('received');
+    const byHand = await researcherWithReceipt();
+    await admin
+      .post(`/admin/receipts/${byHand.receiptId}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ method: 'cash' })
+      .expect(200);
+    expect(await rowOf(byHand.receiptId, byHand.user.username)).not.toContain('received');
+  });
+});
