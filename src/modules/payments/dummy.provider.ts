@@ -29,6 +29,11 @@ const ZDummyEvent = z.object(
     dispute_reason: text(64).optional(),
     // payment.dispute_closed only: how the dispute ended.
     dispute_status: z.enum(['won', 'lost'], { error: 'must be "won" or "lost"' }).optional(),
+    // payment.refund_failed only: the refund that failed (each failure is recorded once per refund
+    // id, so it has no default), how it ended ("failed" when left out) and why, as Stripe's Refund says.
+    refund_id: text(128).optional(),
+    refund_status: z.enum(['failed', 'canceled'], { error: 'must be "failed" or "canceled"' }).optional(),
+    failure_reason: text(64).optional(),
   },
   { error: 'is not a JSON object with the dummy event fields' },
 );
@@ -80,6 +85,10 @@ export function createDummyProvider(options: { webhookSecret: string }): Payment
       if (isDisputeClosed && parsed.data.dispute_status === undefined) {
         throw new WebhookBodyError('body has no dispute_status; a payment.dispute_closed event needs "won" or "lost"');
       }
+      const isRefundFailed = parsed.data.event_type === 'payment.refund_failed';
+      if (isRefundFailed && parsed.data.refund_id === undefined) {
+        throw new WebhookBodyError('body has no refund_id; a payment.refund_failed event names the refund that failed');
+      }
       return {
         id: parsed.data.event_id,
         type: parsed.data.event_type,
@@ -92,6 +101,15 @@ export function createDummyProvider(options: { webhookSecret: string }): Payment
                 id: parsed.data.dispute_id ?? parsed.data.event_id,
                 reason: parsed.data.dispute_reason ?? null,
                 ...(isDisputeClosed ? { status: parsed.data.dispute_status } : {}),
+              },
+            }
+          : {}),
+        ...(isRefundFailed && parsed.data.refund_id !== undefined
+          ? {
+              refund: {
+                id: parsed.data.refund_id,
+                status: parsed.data.refund_status ?? 'failed',
+                failureReason: parsed.data.failure_reason ?? null,
               },
             }
           : {}),

@@ -21,8 +21,29 @@ export interface PaymentMoney {
   received: { amount: Prisma.Decimal; currency: string } | null;
   /** The received money is known and is not the amount due (another amount or currency). */
   isReceivedDifferent: boolean;
-  /** What the provider reported refunding of it so far, or null when nothing was. */
+  /**
+   * What of it went back to the payer: the provider's refunded total less its refunds that failed
+   * since (returnedMinorOf), or null when nothing was refunded.
+   */
   refunded: { amount: Prisma.Decimal; currency: string } | null;
+  /** Its refunds that failed at the provider (money still with the centre), or null when none did. */
+  refundFailed: { amount: Prisma.Decimal; currency: string } | null;
+}
+
+/**
+ * What of a payment's refunds went back to the payer, in minor units: the refunded total the
+ * provider reported less the refunds it reported failed since (docs/payments.md, "A refund that
+ * failed"), never below nothing; null when no refund was reported, failed or not.
+ */
+export function returnedMinorOf(
+  refundedMinor: bigint | null | undefined,
+  failedRefundMinor: bigint | null | undefined,
+): bigint | null {
+  const failed = failedRefundMinor ?? 0n;
+  if ((refundedMinor === null || refundedMinor === undefined) && failed === 0n) return null;
+  const returned = (refundedMinor ?? 0n) - failed;
+  // A failure told before the refund it undoes (or its total) arrived: nothing went back yet.
+  return returned > 0n ? returned : 0n;
 }
 
 export function paymentMoneyOf(payment: {
@@ -32,6 +53,8 @@ export function paymentMoneyOf(payment: {
   receivedCurrency: string | null;
   refundedMinor?: bigint | null;
   refundedCurrency?: string | null;
+  /** The sum of its refunds the provider reported failed, in the currency it received. */
+  failedRefundMinor?: bigint | null;
 }): PaymentMoney {
   const received =
     payment.receivedMinor === null || payment.receivedCurrency === null
@@ -44,16 +67,21 @@ export function paymentMoneyOf(payment: {
     isReceivedDifferent:
       received !== null &&
       (payment.receivedMinor !== payment.amountMinor || payment.receivedCurrency !== payment.currency),
-    refunded:
-      payment.refundedMinor === null ||
-      payment.refundedMinor === undefined ||
-      payment.refundedCurrency === null ||
-      payment.refundedCurrency === undefined
-        ? null
-        : {
-            amount: fromMinorUnits(payment.refundedMinor, payment.refundedCurrency),
-            currency: payment.refundedCurrency,
-          },
+    ...refundedMoneyOf(payment, received?.currency ?? payment.currency),
+  };
+}
+
+/** What went back to the payer and what failed to, in the currency of the refunds (which is the received one). */
+function refundedMoneyOf(
+  payment: { refundedMinor?: bigint | null; refundedCurrency?: string | null; failedRefundMinor?: bigint | null },
+  receivedCurrency: string,
+): Pick<PaymentMoney, 'refunded' | 'refundFailed'> {
+  const currency = payment.refundedCurrency ?? receivedCurrency;
+  const returned = returnedMinorOf(payment.refundedMinor, payment.failedRefundMinor);
+  const failed = payment.failedRefundMinor ?? 0n;
+  return {
+    refunded: returned === null ? null : { amount: fromMinorUnits(returned, currency), currency },
+    refundFailed: failed === 0n ? null : { amount: fromMinorUnits(failed, currency), currency },
   };
 }
 

@@ -401,13 +401,25 @@ export function resolveAsRefundedByProvider(
   });
 }
 
-/** The receipt's payments whose money the provider refunded, in whole or in part, newest refund first. */
-export function findRefundedPayments(db: Client, receiptId: number) {
-  return db.payment.findMany({
-    where: { receiptId, refundedMinor: { not: null } },
-    orderBy: [{ refundedAt: 'desc' }, { id: 'desc' }],
-    select: SELECT_PAYMENT,
+/**
+ * The receipt's payments whose money the provider refunded, in whole or in part, or a refund of
+ * which it reported failed, newest refund first; each with the sum of its failed refunds and when
+ * the latest failure arrived (a refund's currency is the one the payment received).
+ */
+export async function findRefundedPayments(db: Client, receiptId: number) {
+  const payments = await db.payment.findMany({
+    where: { receiptId, OR: [{ refundedMinor: { not: null } }, { failedRefunds: { some: {} } }] },
+    orderBy: [{ refundedAt: { sort: 'desc', nulls: 'last' } }, { id: 'desc' }],
+    select: { ...SELECT_PAYMENT, failedRefunds: { select: { amountMinor: true, failedAt: true } } },
   });
+  return payments.map(({ failedRefunds, ...payment }) => ({
+    ...payment,
+    failedRefundMinor: failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n),
+    lastFailedAt: failedRefunds.reduce<Date | null>(
+      (latest, failed) => (latest === null || failed.failedAt > latest ? failed.failedAt : latest),
+      null,
+    ),
+  }));
 }
 
 /**
@@ -740,7 +752,11 @@ export async function settleRefusedClaim(
   return result.count === 1;
 }
 
-export type AdminPaymentRow = PaymentRow & { username: string; receiptStatus: string };
+export type AdminPaymentRow = PaymentRow & {
+  username: string;
+  receiptStatus: string;
+  failedRefundMinor: bigint | null;
+};
 
 const SELECT_ADMIN_PAYMENTS = Prisma.sql`
   SELECT p.id, p.receipt_id AS "receiptId", p.provider, p.status::text AS status, p.amount_minor AS "amountMinor",
@@ -753,7 +769,10 @@ const SELECT_ADMIN_PAYMENTS = Prisma.sql`
          p.disputed_currency AS "disputedCurrency", p.dispute_reason AS "disputeReason", p.disputed_at AS "disputedAt",
          p.holds_paid_receipt AS "holdsPaidReceipt",
          p.review_note AS "reviewNote", p.reviewed_by AS "reviewedBy", p.reviewed_at AS "reviewedAt",
-         p.created_at AS "createdAt", p.updated_at AS "updatedAt", r.username, r.status::text AS "receiptStatus"
+         p.created_at AS "createdAt", p.updated_at AS "updatedAt", r.username, r.status::text AS "receiptStatus",
+         -- The refunds the provider reported failed: not money that went back (docs/payments.md).
+         (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f WHERE f.payment_id = p.id)::bigint
+           AS "failedRefundMinor"
   FROM payments p JOIN receipts r ON r.id = p.receipt_id`;
 
 /** The newest `limit` payments held for review, for the review forms at the top of /admin/payments. */

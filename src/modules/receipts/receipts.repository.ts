@@ -2,6 +2,7 @@ import { Prisma, type ReceiptStatus } from '@prisma/client';
 import type pg from 'pg';
 import { ADVISORY_LOCK_KEYS, type ReleaseLock, tryAcquireSessionLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
+import { returnedMinorOf } from '../payments/payment-money.js';
 import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import { costOfHoursSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL } from '../pricing/pricing.sql.js';
@@ -468,12 +469,12 @@ export async function sumByStatus(db: Client, filter: ReceiptFilter) {
  * What the paid receipts under a filter (the status part of it ignored) brought in: the totals,
  * by currency, of those marked paid by hand (the admin recorded the receipt as paid in full),
  * and the sums, by received currency, of what the online payments that paid the others
- * received, less what the provider refunded of it (minor units; a null currency counts those
+ * received, less what the provider refunded of it and did not fail (minor units; a null currency counts those
  * whose provider did not say).
  */
 export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
   const paid = { ...whereOf({ ...filter, status: undefined }), status: 'paid' } satisfies Prisma.ReceiptWhereInput;
-  const [byHand, online] = await Promise.all([
+  const [byHand, online, failedRefunds] = await Promise.all([
     db.receipt.groupBy({
       by: ['currency'],
       where: { ...paid, payments: { none: PAID_THE_RECEIPT } },
@@ -486,13 +487,32 @@ export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
       _sum: { receivedMinor: true, refundedMinor: true },
       _count: { _all: true },
     }),
+    // The few of those payments a refund of which failed at the provider: that money stayed.
+    db.payment.findMany({
+      where: { ...PAID_THE_RECEIPT, receipt: paid, failedRefunds: { some: {} } },
+      select: {
+        receivedCurrency: true,
+        refundedMinor: true,
+        failedRefunds: { select: { amountMinor: true } },
+      },
+    }),
   ]);
+  // What each failed refund keeps from counting as gone: the refunded total less what was returned.
+  const stayedAfterFailure = new Map<string | null, bigint>();
+  for (const payment of failedRefunds) {
+    const failedMinor = payment.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n);
+    const kept = (payment.refundedMinor ?? 0n) - (returnedMinorOf(payment.refundedMinor, failedMinor) ?? 0n);
+    stayedAfterFailure.set(payment.receivedCurrency, (stayedAfterFailure.get(payment.receivedCurrency) ?? 0n) + kept);
+  }
   return {
     byHand: byHand.map((group) => ({ currency: group.currency, total: group._sum.total ?? new Prisma.Decimal(0) })),
     online: online.map((group) => ({
       currency: group.receivedCurrency,
       // What stayed: a partial refund of a payment its receipt stays paid from went back to the payer.
-      receivedMinor: (group._sum.receivedMinor ?? 0n) - (group._sum.refundedMinor ?? 0n),
+      receivedMinor:
+        (group._sum.receivedMinor ?? 0n) -
+        (group._sum.refundedMinor ?? 0n) +
+        (stayedAfterFailure.get(group.receivedCurrency) ?? 0n),
       count: group._count._all,
     })),
   };
@@ -595,6 +615,8 @@ async function findPaidReceipts(
           receivedCurrency: true,
           refundedMinor: true,
           refundedCurrency: true,
+          // Refunds that failed at the provider went nowhere: paid.csv counts only what was returned.
+          failedRefunds: { select: { amountMinor: true } },
         },
       },
     },
@@ -616,6 +638,7 @@ async function findPaidReceipts(
               receivedCurrency: paidWith.receivedCurrency,
               refundedMinor: paidWith.refundedMinor,
               refundedCurrency: paidWith.refundedCurrency,
+              failedRefundMinor: paidWith.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n),
             }
           : null,
       },
@@ -645,6 +668,7 @@ async function findRefundedPayments(
       receivedCurrency: string | null;
       refundedMinor: bigint | null;
       refundedCurrency: string | null;
+      failedRefundMinor: bigint | null;
       id: number;
       username: string;
       total: Prisma.Decimal;
@@ -657,6 +681,8 @@ async function findRefundedPayments(
     SELECT p.id AS "paymentId", p.provider, p.external_payment_id AS "externalPaymentId", p.paid_at AS "paidAt",
            p.received_minor AS "receivedMinor", p.received_currency AS "receivedCurrency",
            p.refunded_minor AS "refundedMinor", p.refunded_currency AS "refundedCurrency",
+           (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f WHERE f.payment_id = p.id)::bigint
+             AS "failedRefundMinor",
            r.id, r.username, r.total, r.currency, r.tier_name AS "tierName",
            r.billed_through AS "billedThrough", r.created_at AS "createdAt"
       FROM payments p
@@ -688,6 +714,7 @@ async function findRefundedPayments(
       receivedCurrency: row.receivedCurrency,
       refundedMinor: row.refundedMinor,
       refundedCurrency: row.refundedCurrency,
+      failedRefundMinor: row.failedRefundMinor,
     },
   }));
 }

@@ -69,13 +69,16 @@ function ownReceiptJson(shown: ShownReceipt) {
       txRef: receipt.txRef,
       voidReason: receipt.voidReason,
       received,
-      // Money the provider gave back to the payer: a receipt refunded in full is pending again.
+      // Money the provider gave back to the payer: a receipt refunded in full is pending again. A
+      // refund that failed at the provider is not in `amount` (the money stayed): `failedAmount` says it.
       refunds: refundedPayments.map((refund) => ({
         paymentId: refund.paymentId,
         amount: moneyJson(refund.refunded.amount, refund.refunded.currency),
         currency: refund.refunded.currency,
         refundedAt: refund.refundedAt?.toISOString() ?? null,
         isFull: refund.isFull,
+        failedAmount: refund.refundFailed ? moneyJson(refund.refundFailed.amount, refund.refundFailed.currency) : null,
+        failedAt: refund.failedAt?.toISOString() ?? null,
       })),
       itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
     },

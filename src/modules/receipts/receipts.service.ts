@@ -1246,23 +1246,25 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     };
   }
 
-  /** A payment's refund as the receipt's pages and JSON show it. */
-  function refundOf(payment: paymentsRepository.PaymentRow) {
+  /**
+   * A payment's refund as the receipt's pages and JSON show it: what went back to the payer (the
+   * provider's refunded total less its refunds that failed since) and what failed, so a failed
+   * refund never reads as money returned.
+   */
+  function refundOf(payment: Awaited<ReturnType<typeof paymentsRepository.findRefundedPayments>>[number]) {
     const money = paymentMoneyOf(payment);
     const received = money.received ?? { amount: money.amount, currency: money.currency };
-    const refunded =
-      payment.refundedMinor === null || payment.refundedCurrency === null
-        ? received
-        : {
-            amount: fromMinorUnits(payment.refundedMinor, payment.refundedCurrency),
-            currency: payment.refundedCurrency,
-          };
+    const refunded = money.refunded ?? { amount: new Prisma.Decimal(0), currency: received.currency };
     return {
       paymentId: payment.id,
       provider: payment.provider,
+      // Still held for the billing team's review (a partial refund, a failed one).
+      isHeld: payment.status === 'needs_review',
       received,
       refunded,
       refundedAt: payment.refundedAt,
+      refundFailed: money.refundFailed,
+      failedAt: payment.lastFailedAt,
       isFull: refunded.currency === received.currency && refunded.amount.equals(received.amount),
     };
   }

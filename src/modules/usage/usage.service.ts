@@ -5,7 +5,7 @@ import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { counted } from '../../shared/counted.js';
 import { BadRequestError, NotFoundError, ReversedWindowError } from '../../shared/errors.js';
 import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
-import { fromMinorUnits } from '../payments/payment-money.js';
+import { fromMinorUnits, returnedMinorOf } from '../payments/payment-money.js';
 import { minorUnitDigits, sumCosts } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
@@ -142,6 +142,7 @@ function receivedColumns(receipt: {
     receivedCurrency: string | null;
     refundedMinor: bigint | null;
     refundedCurrency: string | null;
+    failedRefundMinor: bigint | null;
   } | null;
 }) {
   const payment = receipt.paidWith;
@@ -153,13 +154,16 @@ function receivedColumns(receipt: {
       amount_refunded: '',
     };
   }
-  const { receivedMinor, receivedCurrency, refundedMinor, refundedCurrency } = payment;
+  const { receivedMinor, receivedCurrency, refundedCurrency } = payment;
   // What went back to the payer, in the received currency: part of it, or all of it for a payment
-  // refunded in full since (its receipt was unpaid; its line stays in the period it paid in).
+  // refunded in full since (its receipt was unpaid; its line stays in the period it paid in). A
+  // refund that failed at the provider since is not counted: that money stayed with the centre.
+  const returnedMinor = returnedMinorOf(payment.refundedMinor, payment.failedRefundMinor);
+  const currency = refundedCurrency ?? receivedCurrency;
   const amount_refunded =
-    refundedMinor === null || refundedCurrency === null
+    returnedMinor === null || currency === null
       ? ''
-      : fromMinorUnits(refundedMinor, refundedCurrency).toFixed(minorUnitDigits(refundedCurrency));
+      : fromMinorUnits(returnedMinor, currency).toFixed(minorUnitDigits(currency));
   if (receivedMinor === null || receivedCurrency === null) {
     return { amount_received: '', received_currency: '', payment_id: payment.id, amount_refunded };
   }
