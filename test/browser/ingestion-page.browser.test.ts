@@ -11,7 +11,9 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 /**
  * /admin/ingestion as the operator reads it when runs fail: why each run failed (its error and
  * the sources' notes) must be on the screen, not off to the right of a 1280 px window in a
- * column a few words wide that makes every failed run hundreds of pixels tall.
+ * column a few words wide that makes every failed run hundreds of pixels tall. On a 390 px phone
+ * the table scrolled sideways, so each run's Outcome and Duration (its last two columns) started
+ * off the screen: whether ingestion failed could not be seen without scrolling.
  */
 const ARTIFACTS = path.join(PROJECT_ROOT, 'test-artifacts', 'browser');
 
@@ -50,8 +52,23 @@ const MEASURE_RUNS = `(() => {
   const runs = [...document.querySelectorAll('tbody tr[class^="outcome-"]')].map(
     (row) => row.getBoundingClientRect().height,
   );
+  // Each run's outcome (10th column) and duration (11th) as drawn, and where the run's other
+  // figures are, to tell which is read first.
+  const box = (cell) => {
+    const rect = cell.getBoundingClientRect();
+    return { left: rect.left, right: rect.right, middle: (rect.top + rect.bottom) / 2 };
+  };
+  const cells = [...document.querySelectorAll('tbody tr[class^="outcome-"]')].map((row) => {
+    const [outcome, duration] = [row.children[9], row.children[10]];
+    return {
+      outcome: { text: outcome.innerText.trim(), ...box(outcome) },
+      duration: { text: duration.innerText.trim(), ...box(duration) },
+      others: [...row.children].filter((cell) => cell !== outcome).map(box),
+    };
+  });
   return {
     isWiderThanItsCard: wrap.scrollWidth > wrap.clientWidth,
+    cells,
     visibleRight: wrap.getBoundingClientRect().right,
     reasons,
     tallestRun: Math.max(...runs),
@@ -112,6 +129,11 @@ describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 1
       visibleRight: number;
       reasons: { left: number; right: number; height: number }[];
       tallestRun: number;
+      cells: {
+        outcome: { text: string; left: number; right: number; middle: number };
+        duration: { text: string; left: number; right: number; middle: number };
+        others: { left: number; right: number; middle: number }[];
+      }[];
     };
     expect(layout.reasons).toHaveLength(3);
     // A run is a row of figures, not a column of words one under another.
@@ -123,8 +145,35 @@ describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 1
       expect(reason.right).toBeLessThanOrEqual(layout.visibleRight);
       expect(reason.height).toBeLessThan(width < 600 ? 320 : 120);
     }
-    // On a desktop the whole table fits its card: nothing to scroll sideways for.
-    if (width >= 1280) expect(layout.isWiderThanItsCard).toBe(false);
+    // Whether each run failed, and how long it took, is on the screen, readable.
+    expect(layout.cells.map((run) => run.outcome.text)).toEqual([
+      'failed',
+      'success',
+      'failed',
+      'success',
+      'failed',
+      'success',
+    ]);
+    for (const run of layout.cells) {
+      for (const [name, cell] of Object.entries({ outcome: run.outcome, duration: run.duration })) {
+        expect(cell.left, `${name} "${cell.text}" starts on the screen`).toBeGreaterThanOrEqual(0);
+        expect(cell.right, `${name} "${cell.text}" ends on the screen`).toBeLessThanOrEqual(layout.visibleRight);
+      }
+      expect(run.duration.text).toBe('0.4 s');
+      // On a phone the outcome is what a run's card says first: on its top line, leftmost.
+      if (width < 600) {
+        const top = Math.min(...run.others.map((cell) => cell.middle));
+        expect(run.outcome.middle).toBeLessThanOrEqual(top + 2);
+        for (const cell of run.others.filter((other) => Math.abs(other.middle - run.outcome.middle) < 4)) {
+          expect(cell.left).toBeGreaterThanOrEqual(run.outcome.right);
+        }
+      }
+    }
+    // Nothing to scroll sideways for: on a desktop the whole table fits its card, on a phone each
+    // run is a compact card.
+    expect(layout.isWiderThanItsCard).toBe(false);
+    // A desktop keeps the table, its columns named in its header.
+    if (width >= 1280) expect(await page.locator('main table thead').isVisible()).toBe(true);
     await context.close();
   });
 });

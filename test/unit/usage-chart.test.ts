@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { CHART_WIDTH, FONT_SIZE, renderBarChart, valueAxis } from '../../src/modules/usage/usage-chart.js';
+import { CHART_WIDTH, dayAxis, FONT_SIZE, renderBarChart, valueAxis } from '../../src/modules/usage/usage-chart.js';
+import { addLocalDays } from '../../src/shared/local-date.js';
+
+/** `count` consecutive days from `first` (YYYY-MM-DD), as the Per day view has them. */
+const daysFrom = (first: string, count: number) =>
+  Array.from({ length: count }, (_, index) => addLocalDays(first, index));
+
+/** The date axis's labels as read: "12-28 2025" where the year is drawn under the day. */
+const axisTextsOf = (svg: string) =>
+  [...svg.matchAll(/<text [^>]*text-anchor="middle"[^>]*>(.*?)<\/text>/g)].map((match) =>
+    (match[1] ?? '').replace(/<tspan[^>]*>/g, ' ').replace(/<[^>]+>/g, ''),
+  );
 
 describe('valueAxis', () => {
   it.each([
@@ -41,14 +52,43 @@ describe('valueAxis', () => {
   });
 });
 
-describe('renderBarChart', () => {
-  const chart = renderBarChart({
-    title: 'GPU-hours per day',
-    unit: 'GPU-h',
-    bars: [{ label: '12-02', value: 0.024 }],
+describe('dayAxis', () => {
+  // Over a window within one calendar year the month-day says it all; across years "12-03" and
+  // "09-25" could be either year, and the first and last day of a 366-day window can even be the
+  // same month-day: the year is written under the first label and under the first of each year.
+  it.each([
+    // first day, days, labels drawn (month-day, and the year under it)
+    ['2026-11-27', 7, ['11-27', '11-29', '12-01', '12-03']],
+    ['2026-12-03', 1, ['12-03']],
+    ['2026-01-01', 365, ['01-01', '03-15', '05-27', '08-08', '10-20']],
+    ['2025-12-28', 7, ['12-28 2025', '12-30', '01-01 2026', '01-03']],
+    ['2024-12-31', 2, ['12-31 2024', '01-01 2025']],
+    // New Year falls between two labels: the first label after it names the year.
+    ['2025-12-30', 11, ['12-30 2025', '01-02 2026', '01-05', '01-08']],
+    ['2025-12-03', 366, ['12-03 2025', '02-15 2026', '04-30', '07-13', '09-25']],
+    // Only the last day is in the next year, unlabelled: the first label still names its year.
+    ['2025-01-01', 366, ['01-01 2025', '03-16', '05-29', '08-11', '10-24']],
+  ])('from %s over %d days labels %j', (first, count, labels) => {
+    const ticks = dayAxis(daysFrom(first, count));
+    expect(ticks.map((tick) => (tick.year ? `${tick.monthDay} ${tick.year}` : tick.monthDay))).toEqual(labels);
+    expect(ticks[0]?.index).toBe(0);
   });
 
+  it('labels no day of an empty window', () => {
+    expect(dayAxis([])).toEqual([]);
+  });
+});
+
+describe('renderBarChart', () => {
+  const gpuChart = () =>
+    renderBarChart({
+      title: 'GPU-hours per day',
+      unit: 'GPU-h',
+      bars: [{ day: '2026-12-02', value: 0.024 }],
+    });
+
   it('labels the middle gridline of a 0 to 0.05 axis 0.025, beside the line at half the height', () => {
+    const chart = gpuChart();
     const labels = [...chart.matchAll(/<text [^>]*text-anchor="end"[^>]*>([^<]*)<\/text>/g)].map((match) => match[1]);
     expect(labels).toEqual(['0', '0.025', '0.05']);
     const lines = [...chart.matchAll(/<line [^>]*y1="([\d.]+)"/g)].map((match) => Number(match[1]));
@@ -59,6 +99,7 @@ describe('renderBarChart', () => {
   it('draws its text at least 11 px tall at the narrowest a chart is shown', () => {
     // The .charts grid's narrowest column, 18rem, less the card's padding (0.75rem each side).
     const narrowestPx = 18 * 16 - 2 * 12;
+    const chart = gpuChart();
     expect(chart).toContain(`viewBox="0 0 ${CHART_WIDTH} `);
     const sizes = [...chart.matchAll(/font-size="([\d.]+)"/g)].map((match) => Number(match[1]));
     expect(sizes.length).toBeGreaterThan(0);
@@ -68,15 +109,45 @@ describe('renderBarChart', () => {
     }
   });
 
-  it('thins the day labels of a long window so they do not overlap', () => {
-    const bars = Array.from({ length: 90 }, (_, index) => ({ label: `d${index}`, value: index }));
+  it.each([
+    ['2026-09-05', 90],
+    ['2025-12-03', 366],
+  ])('thins the day labels of a long window (from %s, %d days) so they do not overlap', (first, count) => {
+    const bars = daysFrom(first, count).map((day, index) => ({ day, value: index }));
     const long = renderBarChart({ title: 't', unit: 'h', bars });
     const xs = [...long.matchAll(/<text x="([\d.]+)"[^>]*text-anchor="middle"/g)].map((match) => Number(match[1]));
     expect(xs.length).toBeGreaterThan(1);
-    // "MM-DD" at FONT_SIZE is about 5 x 0.6 x FONT_SIZE units wide.
+    // "MM-DD" at FONT_SIZE is about 5 x 0.6 x FONT_SIZE units wide, the year under it 4 x.
     for (let index = 1; index < xs.length; index++) {
       expect((xs[index] as number) - (xs[index - 1] as number)).toBeGreaterThan(5 * 0.6 * FONT_SIZE);
     }
+  });
+
+  it('writes the year under the first day and the first of the new year, within the drawing', () => {
+    const svg = renderBarChart({
+      title: 't',
+      unit: 'h',
+      bars: daysFrom('2025-12-28', 7).map((day) => ({ day, value: 1 })),
+    });
+    expect(axisTextsOf(svg)).toEqual(['12-28 2025', '12-30', '01-01 2026', '01-03']);
+    const height = Number(/viewBox="0 0 [\d.]+ ([\d.]+)"/.exec(svg)?.[1]);
+    const lowest = Math.max(...[...svg.matchAll(/<text [^>]*y="([\d.]+)"/g)].map((match) => Number(match[1])));
+    const years = [...svg.matchAll(/<tspan [^>]*dy="([\d.]+)"[^>]*>\d{4}</g)].map((match) => Number(match[1]));
+    expect(years).toHaveLength(2);
+    // The year's baseline, a line under the day's, and its descent are within the drawing.
+    for (const dy of years) expect(lowest + dy + 0.25 * FONT_SIZE).toBeLessThanOrEqual(height);
+  });
+
+  it('keeps the bars as tall whether or not the axis names years', () => {
+    const gridlines = (first: string) =>
+      [
+        ...renderBarChart({
+          title: 't',
+          unit: 'h',
+          bars: daysFrom(first, 7).map((day) => ({ day, value: 1 })),
+        }).matchAll(/<line [^>]*y1="([\d.]+)"/g),
+      ].map((match) => Number(match[1]));
+    expect(gridlines('2025-12-28')).toEqual(gridlines('2026-11-27'));
   });
 });
 
@@ -87,7 +158,12 @@ describe("a bar's tooltip", () => {
     [1234.5, '1,234.50'],
     [0, '0.00'],
   ])('reads %d as %s, as the table does', (value, shown) => {
-    const svg = renderBarChart({ title: 'CPU core-hours per day', unit: 'core-h', bars: [{ label: '12-01', value }] });
-    expect(svg).toContain(`<title>12-01: ${shown} core-h</title>`);
+    const svg = renderBarChart({
+      title: 'CPU core-hours per day',
+      unit: 'core-h',
+      bars: [{ day: '2026-12-01', value }],
+    });
+    // The whole date: over a window across New Year "12-01" alone could be either year's.
+    expect(svg).toContain(`<title>2026-12-01: ${shown} core-h</title>`);
   });
 });

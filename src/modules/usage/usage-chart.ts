@@ -5,7 +5,8 @@
  */
 
 export interface Bar {
-  label: string;
+  /** The local day the bar sums, YYYY-MM-DD. */
+  day: string;
   value: number;
 }
 
@@ -69,22 +70,60 @@ const CHART_HEIGHT = 170;
 export const FONT_SIZE = 12.5;
 /** About how wide an "MM-DD" day label is at FONT_SIZE, with room either side. */
 const DAY_LABEL_SLOT = 48;
+/** Where the plot starts, after the value axis's labels, and the room right of it. */
+const PLOT_LEFT = 52;
+const PLOT_RIGHT = 8;
+const PLOT_WIDTH = CHART_WIDTH - PLOT_LEFT - PLOT_RIGHT;
+/** From one line of the date axis to the next: the year is drawn under its day. */
+const LINE_HEIGHT = FONT_SIZE * 1.2;
 
-/** An accessible bar chart (role="img" with a title), one bar per entry, labels thinned to fit. */
+/** A day that labels the date axis: its bar's index, its month-day, and the year drawn under it, if any. */
+export interface DayTick {
+  index: number;
+  monthDay: string;
+  year: string | null;
+}
+
+/**
+ * The date axis of a chart of one bar per day (`days`, YYYY-MM-DD, in order): every n-th day
+ * from the first, as many as fit side by side. Within one calendar year month-day says it all.
+ * Over a window across years "12-03" and "01-05" could be either year's, and the first and last
+ * of 366 days can be the same month-day: the first label and the first of each new year then
+ * carry their year, on a line under the day, so that a label is no wider and none overlaps.
+ */
+export function dayAxis(days: readonly string[]): DayTick[] {
+  const labelCount = Math.max(1, Math.floor(PLOT_WIDTH / DAY_LABEL_SLOT));
+  const every = Math.max(1, Math.ceil(days.length / labelCount));
+  const spansYears = days.length > 0 && yearOf(days[0] as string) !== yearOf(days.at(-1) as string);
+  const ticks: DayTick[] = [];
+  let labelledYear: string | null = null;
+  for (let index = 0; index < days.length; index += every) {
+    const day = days[index] as string;
+    const year = yearOf(day);
+    ticks.push({ index, monthDay: day.slice(5), year: spansYears && year !== labelledYear ? year : null });
+    labelledYear = year;
+  }
+  return ticks;
+}
+
+const yearOf = (day: string) => day.slice(0, 4);
+
+/** An accessible bar chart (role="img" with a title), one bar per day, its date axis from dayAxis. */
 export function renderBarChart(options: { title: string; unit: string; bars: Bar[]; color?: string }): string {
+  const ticks = dayAxis(options.bars.map((bar) => bar.day));
+  // A line more under the plot when years are written under their days: the plot keeps its height.
+  const yearLine = ticks.some((tick) => tick.year !== null) ? LINE_HEIGHT : 0;
   const width = CHART_WIDTH;
-  const height = CHART_HEIGHT;
-  const left = 52;
-  const bottom = 24;
+  const height = CHART_HEIGHT + yearLine;
+  const left = PLOT_LEFT;
+  const bottom = 24 + yearLine;
   const top = 10;
-  const plotWidth = width - left - 8;
+  const plotWidth = PLOT_WIDTH;
   const plotHeight = height - top - bottom;
   const axis = valueAxis(Math.max(0, ...options.bars.map((bar) => bar.value)));
   const max = axis.top;
   const slot = options.bars.length > 0 ? plotWidth / options.bars.length : plotWidth;
   const barWidth = Math.max(1, slot * 0.7);
-  const labelCount = Math.max(1, Math.floor(plotWidth / DAY_LABEL_SLOT));
-  const labelEvery = Math.max(1, Math.ceil(options.bars.length / labelCount));
   const color = options.color ?? '#1f5fbf';
   const parts: string[] = [
     `<svg class="chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escapeXml(options.title)}" xmlns="http://www.w3.org/2000/svg">`,
@@ -101,16 +140,19 @@ export function renderBarChart(options: { title: string; unit: string; bars: Bar
     const barHeight = max > 0 ? (Math.max(0, bar.value) / max) * plotHeight : 0;
     const x = left + index * slot + (slot - barWidth) / 2;
     const y = top + plotHeight - barHeight;
+    // The tooltip names the whole date: "12-01" alone could be either year's.
     parts.push(
       `<rect x="${x.toFixed(2)}" y="${y.toFixed(2)}" width="${barWidth.toFixed(2)}" height="${barHeight.toFixed(2)}" fill="${color}">` +
-        `<title>${escapeXml(bar.label)}: ${escapeXml(TOOLTIP_HOURS.format(bar.value))} ${escapeXml(options.unit)}</title></rect>`,
+        `<title>${escapeXml(bar.day)}: ${escapeXml(TOOLTIP_HOURS.format(bar.value))} ${escapeXml(options.unit)}</title></rect>`,
     );
-    if (index % labelEvery === 0) {
-      parts.push(
-        `<text x="${(left + index * slot + slot / 2).toFixed(2)}" y="${height - 6}" text-anchor="middle" font-size="${FONT_SIZE}" fill="#5b6578">${escapeXml(bar.label)}</text>`,
-      );
-    }
   });
+  for (const tick of ticks) {
+    const x = (left + tick.index * slot + slot / 2).toFixed(2);
+    const year = tick.year === null ? '' : `<tspan x="${x}" dy="${LINE_HEIGHT}">${escapeXml(tick.year)}</tspan>`;
+    parts.push(
+      `<text x="${x}" y="${height - 6 - yearLine}" text-anchor="middle" font-size="${FONT_SIZE}" fill="#5b6578">${escapeXml(tick.monthDay)}${year}</text>`,
+    );
+  }
   parts.push('</svg>');
   return parts.join('');
 }

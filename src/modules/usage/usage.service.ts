@@ -259,24 +259,23 @@ export function createUsageService(deps: UsageServiceDeps) {
         ),
         cost: sumCosts(days.map((day) => day.cost)),
       };
-      const label = (day: string) => day.slice(5);
       const charts = [
         {
           title: 'CPU core-hours per day',
           unit: 'core-h',
-          bars: days.map((day) => ({ label: label(day.day), value: day.cpuHours })),
+          bars: days.map((day) => ({ day: day.day, value: day.cpuHours })),
         },
         {
           title: 'GPU-hours per day',
           unit: 'GPU-h',
           color: '#067647',
-          bars: days.map((day) => ({ label: label(day.day), value: day.gpuHours })),
+          bars: days.map((day) => ({ day: day.day, value: day.gpuHours })),
         },
         {
           title: 'Memory GB-hours per day',
           unit: 'GB-h',
           color: '#b54708',
-          bars: days.map((day) => ({ label: label(day.day), value: day.memGbHours })),
+          bars: days.map((day) => ({ day: day.day, value: day.memGbHours })),
         },
       ].map((chart) => ({ title: chart.title, svg: renderBarChart(chart) }));
       return { ...base, view: 'aggregate' as const, days, totals, charts };
