@@ -350,6 +350,12 @@ export async function recordFailedRefund(
   return rows.length === 1;
 }
 
+/** What of the payment's refunds the provider reported failed or canceled, in minor units (0 when none). */
+export async function sumFailedRefundMinor(tx: Tx, paymentId: number): Promise<bigint> {
+  const sum = await tx.paymentFailedRefund.aggregate({ where: { paymentId }, _sum: { amountMinor: true } });
+  return sum._sum.amountMinor ?? 0n;
+}
+
 /** Replaces a held payment's reason (something more for the admin to decide on); it stays held as it was. */
 export function addToHoldReason(tx: Tx, id: number, reviewReason: string) {
   return tx.payment.updateMany({ where: { id, status: 'needs_review' }, data: { reviewReason } });

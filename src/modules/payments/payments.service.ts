@@ -554,6 +554,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     gone: paymentsRepository.Received,
     at: Date,
     texts: { fullReason: string; fullNote: string; partReason: string },
+    /** What of `gone` actually went back (less refunds known to have failed); `gone` when absent. */
+    returned: bigint = gone.amountMinor,
   ): Promise<{ receiptChange: 'unpaid' | 'stays_paid' | 'none'; outcome: WebhookOutcome }> {
     await paymentsRepository.recordRefund(tx, payment.id, gone, at);
     // Payment, then receipt: the lock order of every webhook and of a void.
@@ -561,7 +563,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
     const paidTheReceipt = receipt?.status === 'paid' && paysItsReceipt(payment);
     if (!paidTheReceipt) return { receiptChange: 'none', outcome: 'ok' };
-    if (gone.amountMinor === receivedBy(payment).amountMinor) {
+    if (returned === receivedBy(payment).amountMinor) {
       // Nothing of the money is left: the receipt, with its jobs, is to be paid again. The payment
       // keeps when it paid it, so paid.csv still lists it in that period.
       if (receipt.paidAt) await paymentsRepository.keepPaidAtIfUnset(tx, payment.id, receipt.paidAt);
@@ -617,13 +619,34 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const before = payment.refundedMinor ?? 0n;
     if (refunded.amountMinor <= before) return { outcome: 'ignored', paymentId: payment.id };
     const at = now();
-    const { receiptChange, outcome } = await recordMoneyGone(tx, providerName, payment, refunded, at, {
-      fullReason: `refunded in full at ${providerName} (${refundedText}); receipt #${payment.receiptId} is unpaid again`,
-      fullNote: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
-      partReason:
-        `${refundedText} of the ${receivedText} received was refunded at ${providerName}; ` +
-        `receipt #${payment.receiptId} stays paid until this is resolved`,
-    });
+    // Providers do not promise order: a refund's failure can arrive before the report that counts
+    // it. A refund known to have failed returned nothing, so it must not unpay the receipt; the
+    // total is still recorded as reported, as when the failure comes second (returnedMinorOf).
+    const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
+    const returned = refunded.amountMinor > failedMinor ? refunded.amountMinor - failedMinor : 0n;
+    const returnedText = returned === 0n ? 'nothing' : describeMinorUnits(returned, refunded.currency);
+    const partReason =
+      failedMinor === 0n
+        ? `${refundedText} of the ${receivedText} received was refunded at ${providerName}; ` +
+          `receipt #${payment.receiptId} stays paid until this is resolved`
+        : // Held already by the failure told first: what the admin decides on so far is kept.
+          `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
+          `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
+          `${describeMinorUnits(failedMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
+          `receipt #${payment.receiptId} stays paid until this is resolved`;
+    const { receiptChange, outcome } = await recordMoneyGone(
+      tx,
+      providerName,
+      payment,
+      refunded,
+      at,
+      {
+        fullReason: `refunded in full at ${providerName} (${refundedText}); receipt #${payment.receiptId} is unpaid again`,
+        fullNote: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
+        partReason,
+      },
+      returned,
+    );
     await appendAudit(
       tx,
       {
@@ -637,6 +660,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           amountMinor: String(refunded.amountMinor - before),
           currency: refunded.currency,
           refundedTotalMinor: String(refunded.amountMinor),
+          // Of that total, what went back: less the refunds already reported failed.
+          ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returned) }),
           receivedMinor: String(received.amountMinor),
           receivedCurrency: received.currency,
           receipt: receiptChange,
