@@ -356,6 +356,18 @@ export async function sumFailedRefundMinor(tx: Tx, paymentId: number): Promise<b
   return sum._sum.amountMinor ?? 0n;
 }
 
+/**
+ * When the payment first paid its receipt, if a refund of it was reported failed since (the money
+ * never left); null otherwise, or when it never paid its receipt.
+ */
+export async function findPaidAtKeptByFailedRefund(tx: Tx, paymentId: number): Promise<Date | null> {
+  const payment = await tx.payment.findFirst({
+    where: { id: paymentId, failedRefunds: { some: {} } },
+    select: { paidAt: true },
+  });
+  return payment?.paidAt ?? null;
+}
+
 /** Replaces a held payment's reason (something more for the admin to decide on); it stays held as it was. */
 export function addToHoldReason(tx: Tx, id: number, reviewReason: string) {
   return tx.payment.updateMany({ where: { id, status: 'needs_review' }, data: { reviewReason } });

@@ -1397,11 +1397,17 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           `receipt #${payment.receiptId} was marked paid from payment #${paymentId} while this checkout was open`,
           reviewedAt,
         );
+        // Held after a refund that failed, the payment's money arrived when it first paid the
+        // receipt and never left: it pays it from then, so the period it was paid in keeps its
+        // paid.csv line (a closed export must not lose or move one). Any other held payment's
+        // money pays the receipt from now.
+        const keptPaidAt = await paymentsRepository.findPaidAtKeptByFailedRefund(tx, paymentId);
+        const paidAt = keptPaidAt ?? reviewedAt;
         await markReceiptPaidIn(tx, actor, payment.receiptId, {
           method: payment.provider,
           txRef: payment.externalPaymentId,
-          paidAt: reviewedAt,
-          paidOn: toLocalDate(reviewedAt, deps.timeZone),
+          paidAt,
+          paidOn: toLocalDate(paidAt, deps.timeZone),
           recordedAt: reviewedAt,
           details: {
             paymentId,
@@ -1412,7 +1418,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
               : { receivedMinor: String(payment.receivedMinor), receivedCurrency: payment.receivedCurrency }),
           },
         });
-        await paymentsRepository.recordPaidAt(tx, paymentId, reviewedAt);
+        if (keptPaidAt === null) await paymentsRepository.recordPaidAt(tx, paymentId, reviewedAt);
       }
       const isResolved = await paymentsRepository.resolveReview(tx, paymentId, {
         outcome: input.outcome,
