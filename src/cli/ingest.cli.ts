@@ -7,7 +7,7 @@ import type { IngestionService } from '../modules/ingestion/ingestion.service.js
 import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser.js';
 import { createMetrics } from '../modules/metrics/metrics.js';
 import { addLocalDays } from '../shared/local-date.js';
-import { createLogger } from '../shared/logger.js';
+import { createToolLogger } from '../shared/logger.js';
 import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
 import { runTool } from './run-tool.js';
 
@@ -39,7 +39,7 @@ async function main() {
   const config = loadConfig();
   configureAuditChain(config.audit);
   if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to ingest']);
-  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const logger = createToolLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const db = openDatabase(config.databaseUrl, {
     poolMax: 4,
     queryTimeoutMs: config.dbQueryTimeoutMs,

@@ -6,7 +6,7 @@ import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { ZRole, ZUsername } from '../modules/users/users.schema.js';
 import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
-import { createLogger } from '../shared/logger.js';
+import { createToolLogger } from '../shared/logger.js';
 import { ZNewPassword } from '../shared/password-policy.js';
 import { runTool } from './run-tool.js';
 
@@ -134,7 +134,7 @@ async function main() {
     poolMax: 2,
     queryTimeoutMs: config.dbQueryTimeoutMs,
     connectTimeoutMs: config.dbConnectTimeoutMs,
-    logger: createLogger('warn'),
+    logger: createToolLogger('warn'),
   });
   try {
     if (command === 'create') {

@@ -4,7 +4,20 @@ export type Logger = pino.Logger;
 
 /** The process logger. Redaction is a second line of defence: nothing should pass secrets to it. */
 export function createLogger(level: string): Logger {
-  return pino({
+  return pino(loggerOptions(level));
+}
+
+/**
+ * The logger of a command-line tool: the same lines on stderr, because a tool's stdout carries
+ * its result, which a script or cron's mail reads. Written synchronously so that no line is lost
+ * when a failed tool exits at once.
+ */
+export function createToolLogger(level: string): Logger {
+  return pino(loggerOptions(level), pino.destination({ dest: 2, sync: true }));
+}
+
+function loggerOptions(level: string): pino.LoggerOptions {
+  return {
     level,
     base: { pid: process.pid },
     redact: {
@@ -22,5 +35,5 @@ export function createLogger(level: string): Logger {
       ],
       censor: '[redacted]',
     },
-  });
+  };
 }

@@ -4,6 +4,10 @@ export interface CollectingChild {
   child: ChildProcessWithoutNullStreams;
   /** All it has printed so far, stdout and stderr interleaved as they came. */
   output(): string;
+  /** What it has printed on stdout alone. */
+  stdout(): string;
+  /** What it has printed on stderr alone. */
+  stderr(): string;
   /** Its exit code (null when a signal ended it). */
   exited: Promise<number | null>;
 }
@@ -21,14 +25,18 @@ export function spawnCollecting(
   });
   child.stdin.end();
   let output = '';
+  let stdout = '';
+  let stderr = '';
   child.stdout.on('data', (chunk) => {
     output += chunk;
+    stdout += chunk;
   });
   child.stderr.on('data', (chunk) => {
     output += chunk;
+    stderr += chunk;
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { child, output: () => output, exited };
+  return { child, output: () => output, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 /**

@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isCalendarDate, parseIngestArgs } from '../../src/cli/ingest.args.js';
+import { PROJECT_ROOT } from '../../src/shared/paths.js';
 
 describe('npm run ingest arguments', () => {
   it.each([
@@ -67,5 +70,23 @@ describe('npm run ingest arguments', () => {
     ['2026-12-31T00:00:00', false],
   ])('isCalendarDate(%s) is %s', (text, expected) => {
     expect(isCalendarDate(text)).toBe(expected);
+  });
+
+  it('are shown in the README in both forms, each one the tool accepts, the cron one pointing to its section', () => {
+    // The README showed only the backfill, so who set up cron from it did not learn that
+    // `npm run ingest` with no dates is the one incremental run cron should make.
+    const readme = readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
+    const shown = [...readme.matchAll(/`npm run ingest((?: -- [^`]*)?)`([^\n]*)/g)].map((match) => ({
+      argv: (match[1] as string).replace(/^ -- /, '').split(' ').filter(Boolean),
+      rest: match[2] as string,
+    }));
+    expect(shown.map(({ argv }) => parseIngestArgs(argv).kind)).not.toContain('usage-error');
+    expect(shown.map(({ argv }) => parseIngestArgs(argv).kind)).toContain('run');
+    const forCron = shown.filter(
+      ({ argv, rest }) => parseIngestArgs(argv).kind === 'incremental' && rest.includes('"From cron"'),
+    );
+    expect(forCron).toHaveLength(1);
+    const guide = readFileSync(path.join(PROJECT_ROOT, 'docs/ingestion.md'), 'utf8');
+    expect(guide).toMatch(/^## From cron$/m);
   });
 });

@@ -11,7 +11,7 @@ import {
   withHangGuard,
   writeHangingSacctWrapper,
 } from '../../support/hung-sacct.js';
-import { runToExit } from '../../support/run-to-exit.js';
+import { runToExit, spawnCollecting } from '../../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
@@ -179,6 +179,40 @@ describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=fals
     // The second reads from the first's end, less the overlap: incremental, as the server's runs.
     expect(secondRun.windowStart.getTime()).toBe(firstRun.windowEnd.getTime() - 900_000);
     expect(await db.prisma.slurmJob.count({ where: { jobId: '31' } })).toBe(1);
+  });
+
+  it('prints its result alone on stdout, and its warnings on stderr, for cron and scripts to tell apart', async () => {
+    // The warnings (here, of a malformed record) came as JSON lines on stdout, between the result a
+    // script or cron's mail read there.
+    const local = (date: Date) => date.toISOString().slice(0, 19);
+    // Within the window of an incremental run after the earlier tests' (their end less the overlap).
+    const end = new Date(Date.now() - 60_000);
+    const start = new Date(end.getTime() - 600_000);
+    const file = path.join(dir, 'sacct-streams.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        `41|41|ann|COMPLETED|600|${local(start)}|${local(end)}|cpu=1,mem=1G,node=1\n` +
+        `42|42|ann|COMPLETED|ten minutes|${local(start)}|${local(end)}|\n`,
+    );
+    const cli = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts'], {
+      cwd: PROJECT_ROOT,
+      // LOG_LEVEL's default, info, which the tools take as warn.
+      env: { DATABASE_URL: db.url, APP_TZ: 'UTC', DEMO_SEED: 'false', FALLBACK_CSV: file, INGEST_OVERLAP_SEC: '900' },
+    });
+    // 'close' rather than 'exit': both streams have been read to their end.
+    const closed = new Promise((resolve) => cli.child.once('close', resolve));
+    expect(await cli.exited).toBe(0);
+    await closed;
+    expect(cli.stdout()).toMatch(
+      /^Ingestion run #\d+ partial via file: \d+ jobs, \d+ new, 0 updated, 1 skipped; window .+\n$/,
+    );
+    const warnings = cli
+      .stderr()
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as { level: number; msg: string });
+    expect(warnings).toContainEqual(expect.objectContaining({ level: 40, msg: 'skipped a malformed record' }));
   });
 
   it('exits 1 with the reason when no source answers', async () => {
