@@ -270,3 +270,14 @@ export function describeAuditAmounts(details: unknown): string[] {
   }
   return described;
 }
+
+/**
+ * An entry's details as one line of JSON, in pieces that each end at a comma, for the audit page to
+ * offer a line break between them (<wbr>). Without one the JSON has nowhere to break, and a narrow
+ * column cut it in the middle of keys and values ("scope":"ad / min"). The text is unchanged, so a
+ * copy of it is the JSON as recorded; a comma inside a value is a fair place to break too.
+ */
+export function splitAuditDetails(details: unknown): string[] {
+  if (details === null || details === undefined) return [];
+  return JSON.stringify(details).split(/(?<=,)/);
+}
