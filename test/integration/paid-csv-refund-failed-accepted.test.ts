@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { createPaidCsvStory } from '../support/paid-csv-story.js';
+import { csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -25,40 +26,7 @@ afterAll(() => db?.drop());
 
 /** Sessions end after an hour idle on the app's clock: every step of the story signs in afresh. */
 const signIn = (username: string) => signInAs(app, username, `${username}-password`);
-
-async function billEverything(agent: Agent): Promise<number> {
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2025-09-04', csrf_token: await csrfTokenOf(agent, '/me') });
-  expect(created.status, created.text.slice(0, 200)).toBe(303);
-  return Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
-}
-
-/** Pays the receipt at the dummy provider's checkout (its signed success webhook). */
-async function payOnline(agent: Agent, receiptId: number) {
-  const started = await agent
-    .post(`/payments/receipt/${receiptId}/start`)
-    .type('form')
-    .send({ csrf_token: await csrfTokenOf(agent) });
-  expect(started.status, started.text.slice(0, 200)).toBe(303);
-  await agent
-    .post(started.headers.location as string)
-    .type('form')
-    .send({ choice: 'pay', csrf_token: await csrfTokenOf(agent) })
-    .expect(303);
-  const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId }, orderBy: { id: 'desc' } });
-  expect(payment.status).toBe('succeeded');
-  return payment;
-}
-
-/** paid.csv of a window as one object per line, by column name. */
-async function paidCsv(admin: Agent, window: string) {
-  const text = (await admin.get(`/admin/paid.csv?${window}`).expect(200)).text;
-  const [header, ...lines] = text.trimEnd().split('\n');
-  const columns = (header ?? '').split(',');
-  return lines.map((line) => Object.fromEntries(line.split(',').map((value, index) => [columns[index], value])));
-}
+const { billEverything, payOnline, paidCsv } = createPaidCsvStory(() => db);
 
 describe('paid.csv of a month whose payment was refunded in full, the refund failed and the payment was accepted later', () => {
   it('keeps the payment’s line in the month the money arrived; the month it was accepted gains none', async () => {
@@ -72,7 +40,7 @@ describe('paid.csv of a month whose payment was refunded in full, the refund fai
     const september = 'start=2025-09-01&end=2025-09-30';
     const november = 'start=2025-11-01&end=2025-11-30';
     let admin = await signIn('finance');
-    const reconciled = await paidCsv(admin, september);
+    const reconciled = (await paidCsv(admin, september)).rows;
     expect(reconciled).toEqual([
       expect.objectContaining({ receipt_id: String(receiptId), payment_id: String(payment.id), paid_on: '2025-09-05' }),
     ]);
@@ -108,7 +76,7 @@ describe('paid.csv of a month whose payment was refunded in full, the refund fai
     expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).paidAt).toEqual(paidAt);
 
     // September still has its line, as reconciled; November has none for money that arrived before.
-    const after = await paidCsv(admin, september);
+    const after = (await paidCsv(admin, september)).rows;
     expect(after).toHaveLength(1);
     expect(after[0]).toMatchObject({
       receipt_id: String(receiptId),
@@ -117,6 +85,6 @@ describe('paid.csv of a month whose payment was refunded in full, the refund fai
       amount_received: reconciled[0]?.amount_received,
       amount_refunded: '0.00',
     });
-    expect(await paidCsv(admin, november)).toEqual([]);
+    expect((await paidCsv(admin, november)).rows).toEqual([]);
   });
 });

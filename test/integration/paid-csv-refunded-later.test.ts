@@ -6,7 +6,8 @@ import { findPaidBatch, type PaidLineCursor } from '../../src/modules/receipts/r
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { createPaidCsvStory } from '../support/paid-csv-story.js';
+import { csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -30,44 +31,7 @@ afterAll(() => db?.drop());
 
 /** Sessions end after an hour idle on the app's clock: every step of the story signs in afresh. */
 const signIn = (username: string) => signInAs(app, username, `${username}-password`);
-
-async function billEverything(agent: Agent): Promise<number> {
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2025-09-04', csrf_token: await csrfTokenOf(agent, '/me') });
-  expect(created.status, created.text.slice(0, 200)).toBe(303);
-  return Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
-}
-
-/** Pays the receipt at the dummy provider's checkout (its signed success webhook). */
-async function payOnline(agent: Agent, receiptId: number) {
-  const started = await agent
-    .post(`/payments/receipt/${receiptId}/start`)
-    .type('form')
-    .send({ csrf_token: await csrfTokenOf(agent) });
-  expect(started.status, started.text.slice(0, 200)).toBe(303);
-  await agent
-    .post(started.headers.location as string)
-    .type('form')
-    .send({ choice: 'pay', csrf_token: await csrfTokenOf(agent) })
-    .expect(303);
-  const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId }, orderBy: { id: 'desc' } });
-  expect(payment.status).toBe('succeeded');
-  return payment;
-}
-
-/** paid.csv of a window as its header and one object per line, by column name. */
-async function paidCsv(admin: Agent, window: string) {
-  const text = (await admin.get(`/admin/paid.csv?${window}`).expect(200)).text;
-  const [header, ...lines] = text.trimEnd().split('\n');
-  const columns = (header ?? '').split(',');
-  return {
-    columns,
-    lines,
-    rows: lines.map((line) => Object.fromEntries(line.split(',').map((value, index) => [columns[index], value]))),
-  };
-}
+const { billEverything, payOnline, paidCsv } = createPaidCsvStory(() => db);
 
 /** What a file's lines add up to in the docs' terms (minor units of THB, every line here is in THB). */
 function sumsOf(rows: Record<string, string | undefined>[]) {

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { createPaidCsvStory } from '../support/paid-csv-story.js';
+import { csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -25,27 +26,7 @@ afterAll(() => db?.drop());
 
 /** Sessions end after an hour idle on the app's clock: every step of the story signs in afresh. */
 const signIn = (username: string) => signInAs(app, username, `${username}-password`);
-
-async function billEverything(agent: Agent): Promise<number> {
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2025-09-04', csrf_token: await csrfTokenOf(agent, '/me') });
-  expect(created.status, created.text.slice(0, 200)).toBe(303);
-  return Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
-}
-
-/** paid.csv of a window as its header and one object per line, by column name. */
-async function paidCsv(admin: Agent, window: string) {
-  const text = (await admin.get(`/admin/paid.csv?${window}`).expect(200)).text;
-  const [header, ...lines] = text.trimEnd().split('\n');
-  const columns = (header ?? '').split(',');
-  return {
-    columns,
-    lines,
-    rows: lines.map((line) => Object.fromEntries(line.split(',').map((value, index) => [columns[index], value]))),
-  };
-}
+const { billEverything, paidCsv } = createPaidCsvStory(() => db);
 
 describe('paid.csv of a month whose receipts were voided after it', () => {
   it('still lists every receipt paid in it, unchanged, and says when and why each was voided since', async () => {
