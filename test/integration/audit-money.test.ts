@@ -39,6 +39,36 @@ async function auditOf(action: string, receiptId: number) {
   return db.prisma.auditLog.findFirstOrThrow({ where: { action, target: `receipt:${receiptId}` } });
 }
 
+/**
+ * A pending receipt whose checkout the provider paid `amountCents` (not the amount due), held for
+ * review, and which the admin resolved as refunded with `note`; the receipt's id.
+ */
+async function overpaidAndRefundedByHand(eventPrefix: string, amountCents: number, note: string) {
+  const receiptId = await pendingReceipt();
+  const { username } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+  const agent = await signInAs(app, username, `${username}-password`);
+  await agent
+    .post(`/payments/receipt/${receiptId}/start`)
+    .type('form')
+    .send({ csrf_token: await csrfTokenOf(agent) })
+    .expect(303);
+  const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
+  await deliverDummy(app, {
+    event_id: `${eventPrefix}${payment.id}`,
+    event_type: 'payment.succeeded',
+    external_payment_id: payment.externalPaymentId,
+    amount_cents: amountCents,
+    currency: 'THB',
+  }).expect(200);
+  await admin
+    .post(`/admin/payments/${payment.id}/resolve`)
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(admin))
+    .send({ outcome: 'refunded', note })
+    .expect(200);
+  return receiptId;
+}
+
 describe('the audit entries of finance actions say how much money', () => {
   it('a receipt marked paid by hand records the amount recorded as paid', async () => {
     const receiptId = await pendingReceipt();
@@ -73,28 +103,11 @@ describe('the audit entries of finance actions say how much money', () => {
   });
 
   it('a held payment resolved as refunded records what was due and what the provider received', async () => {
-    const receiptId = await pendingReceipt();
-    const { username } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
-    const agent = await signInAs(app, username, `${username}-password`);
-    await agent
-      .post(`/payments/receipt/${receiptId}/start`)
-      .type('form')
-      .send({ csrf_token: await csrfTokenOf(agent) })
-      .expect(303);
-    const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
-    await deliverDummy(app, {
-      event_id: `evt_over_${payment.id}`,
-      event_type: 'payment.succeeded',
-      external_payment_id: payment.externalPaymentId,
-      amount_cents: 1500,
-      currency: 'THB',
-    }).expect(200);
-    await admin
-      .post(`/admin/payments/${payment.id}/resolve`)
-      .set('Accept', 'application/json')
-      .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ outcome: 'refunded', note: 'refunded the 15.00 THB in the provider dashboard' })
-      .expect(200);
+    const receiptId = await overpaidAndRefundedByHand(
+      'evt_over_',
+      1500,
+      'refunded the 15.00 THB in the provider dashboard',
+    );
     expect((await auditOf('payment.resolve', receiptId)).details).toMatchObject({
       outcome: 'refunded',
       amountMinor: '150',
@@ -125,28 +138,11 @@ describe('the audit entries of finance actions say how much money', () => {
     });
   });
   it('the audit page writes each amount kept in minor units as money beside it, the details as recorded', async () => {
-    const receiptId = await pendingReceipt();
-    const { username } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
-    const agent = await signInAs(app, username, `${username}-password`);
-    await agent
-      .post(`/payments/receipt/${receiptId}/start`)
-      .type('form')
-      .send({ csrf_token: await csrfTokenOf(agent) })
-      .expect(303);
-    const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
-    await deliverDummy(app, {
-      event_id: `evt_page_${payment.id}`,
-      event_type: 'payment.succeeded',
-      external_payment_id: payment.externalPaymentId,
-      amount_cents: 123456,
-      currency: 'THB',
-    }).expect(200);
-    await admin
-      .post(`/admin/payments/${payment.id}/resolve`)
-      .set('Accept', 'application/json')
-      .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ outcome: 'refunded', note: 'refunded the 1,234.56 THB in the provider dashboard' })
-      .expect(200);
+    const receiptId = await overpaidAndRefundedByHand(
+      'evt_page_',
+      123456,
+      'refunded the 1,234.56 THB in the provider dashboard',
+    );
     const page = await admin
       .get(`/admin/audit?action=payment.resolve&actor=ledger`)
       .set('Accept', 'text/html')
