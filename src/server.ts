@@ -237,7 +237,9 @@ async function start(config: AppConfig, logger: Logger) {
   const database = await prepareDatabase(config, logger);
   if (config.webConcurrency === 1) {
     const worker = await runWorker(config, database.databaseUrl, logger);
-    announce(config, database, logger);
+    // Handlers before the banner: whoever waits for "is listening" (a supervisor, a test) may send
+    // SIGTERM at once, and one arriving before them took Node's default action, an exit by signal
+    // with no graceful close (seen once in CI as exit code null).
     onShutdownSignal(
       logger,
       async () => {
@@ -246,6 +248,7 @@ async function start(config: AppConfig, logger: Logger) {
       },
       worker.hurry,
     );
+    announce(config, database, logger);
     return;
   }
 
