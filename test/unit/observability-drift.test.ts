@@ -157,6 +157,22 @@ describe('the Grafana dashboard and the code agree', () => {
     expect(overlaps).toEqual([]);
   });
 
+  it('lists every metric the app exports in the operations guide, with its type', async () => {
+    // auth_lockout_active_total reads like a gauge of the locks in force; it counts refused
+    // attempts. The guide's table says what each name counts, and whether it is a counter.
+    const exported = (await createMetrics().registry.getMetricsAsJSON()).map((metric) => ({
+      name: metric.name,
+      type: String(metric.type),
+    }));
+    const guide = readFileSync(path.join(PROJECT_ROOT, 'docs/operations.md'), 'utf8');
+    const listed = [...guide.matchAll(/^\| `([a-z_]+)` \| (counter|gauge|histogram) \|/gm)].map((match) => ({
+      name: match[1] as string,
+      type: match[2] as string,
+    }));
+    const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
+    expect(listed.sort(byName)).toEqual(exported.sort(byName));
+  });
+
   it('has the panels the operations guide promises', () => {
     const titles = readDashboard().panels.map((panel) => panel.title);
     expect(titles).toEqual(

@@ -92,7 +92,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     authLockoutActive: new Counter({
       name: 'auth_lockout_active_total',
-      help: 'Sign-ins and password changes refused unchecked because a lock was already on (not the failure that started it).',
+      help: 'Sign-ins and password changes refused unchecked because a lock was already on (not the failure that started it); a count of refused attempts, not of the locks in force.',
       registers,
     }),
     authLockoutStart: new Counter({ name: 'auth_lockout_start_total', help: 'Lockouts started.', registers }),
