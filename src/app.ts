@@ -96,7 +96,7 @@ export interface AppDeps {
    * (each run ends after its users in flight). Default: one of the app's own.
    */
   backgroundWork?: BackgroundWork;
-  /** True once server.ts has begun a shutdown's drain: /readyz answers 503. Default: never. */
+  /** True once server.ts has begun a shutdown's drain: /readyz answers 503, hpc_ready reads 0. Default: never. */
   isDraining?: () => boolean;
 }
 
@@ -165,6 +165,7 @@ export function createApp(deps: AppDeps): express.Express {
   deps.metrics.observeDbPool(db.pool);
   deps.metrics.observePaymentProvider(payments.providerName);
   deps.metrics.observeReadiness(async () => (await checkReadiness(db.pool, config.readyTimeoutMs)).isReady);
+  if (deps.isDraining) deps.metrics.observeDrain(deps.isDraining);
   deps.metrics.observeIngestionFreshness(() => findLastIngestionSuccess(db, config.readyTimeoutMs));
   if (payments.providerName) {
     deps.metrics.observeOpenCheckouts(() => findOldestOpenCheckouts(db.pool, config.readyTimeoutMs));

@@ -173,8 +173,11 @@ describe('the server process on SIGTERM', () => {
   }, 60_000);
 });
 
-/** One GET on a connection of its own (as a load balancer's new connection): status and head, or the error. */
-function getOnNewConnection(port: number, path: string): Promise<{ status: number; head: string } | Error> {
+/** One GET on a connection of its own (as a load balancer's new connection): status, head and body, or the error. */
+function getOnNewConnection(
+  port: number,
+  path: string,
+): Promise<{ status: number; head: string; body: string } | Error> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     let received = '';
@@ -184,14 +187,24 @@ function getOnNewConnection(port: number, path: string): Promise<{ status: numbe
     });
     socket.once('error', (error) => resolve(error));
     socket.once('close', () => {
-      const head = received.slice(0, received.indexOf('\r\n\r\n'));
-      resolve(head === '' ? new Error('closed without an answer') : { status: Number(head.slice(9, 12)), head });
+      const end = received.indexOf('\r\n\r\n');
+      const head = received.slice(0, end);
+      const body = received.slice(end + 4);
+      resolve(head === '' ? new Error('closed without an answer') : { status: Number(head.slice(9, 12)), head, body });
     });
     socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
   });
 }
 
 const statusOf = (answer: { status: number } | Error) => (answer instanceof Error ? answer.message : answer.status);
+
+/** hpc_ready as a scrape of /metrics reads it (summed over the workers by the primary with several). */
+async function scrapeReady(port: number): Promise<number | string> {
+  const answer = await getOnNewConnection(port, '/metrics');
+  if (answer instanceof Error) return answer.message;
+  const line = answer.body.split('\n').find((candidate) => candidate.startsWith('hpc_ready '));
+  return line === undefined ? `no hpc_ready in:\n${answer.body}` : Number(line.slice('hpc_ready '.length));
+}
 
 describe('the server process on SIGTERM with SHUTDOWN_DRAIN_DELAY_MS', () => {
   let db: TestDatabase;
@@ -218,6 +231,7 @@ describe('the server process on SIGTERM with SHUTDOWN_DRAIN_DELAY_MS', () => {
       });
       try {
         expect(statusOf(await getOnNewConnection(port, '/readyz'))).toBe(200);
+        expect(await scrapeReady(port)).toBe(1);
 
         server.process.kill('SIGTERM');
         await expect.poll(async () => statusOf(await getOnNewConnection(port, '/readyz'))).toBe(503);
@@ -225,6 +239,9 @@ describe('the server process on SIGTERM with SHUTDOWN_DRAIN_DELAY_MS', () => {
           const ready = await getOnNewConnection(port, '/readyz');
           expect(statusOf(ready), server.output()).toBe(503);
           expect((ready as { head: string }).head).toMatch(/^Connection: close/im);
+          // Dashboards and AppNotReady read what /readyz says: the instance is leaving rotation.
+          // (hpc_ready stayed 1 through the drain: the scrape asked only the database.)
+          expect(await scrapeReady(port), server.output()).toBe(0);
           // Everything else is served as before, on new connections too.
           expect(statusOf(await getOnNewConnection(port, '/healthz'))).toBe(200);
           expect(statusOf(await getOnNewConnection(port, '/login'))).toBe(200);

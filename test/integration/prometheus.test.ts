@@ -185,6 +185,18 @@ describe.skipIf(!hasPrometheus)('the real Prometheus scraping the app', () => {
     );
   }, 40_000);
 
+  it('answers the dashboard checkout-close query with every pre-warmed outcome of the provider', async () => {
+    // A void's checkout the provider could not close (failed) may still take money: the counter
+    // was exported and documented, but no panel drew it.
+    const [closes] = dashboardQueries('Checkouts closed at the provider');
+    const result = await seriesOf(closes as string);
+    expect(result.map((series) => [series.metric.provider, series.metric.outcome, series.value[1]]).sort()).toEqual([
+      ['dummy', 'already_complete', '0'],
+      ['dummy', 'expired', '0'],
+      ['dummy', 'failed', '0'],
+    ]);
+  }, 40_000);
+
   it('shows the very first bad-signature webhook in increase(), not only the second', async () => {
     // A counter series born at 1 has no earlier sample to rise from: increase() saw nothing of
     // the first delivery signed with a rotated secret, and the panel stayed flat.

@@ -25,6 +25,14 @@ interface DashboardPanel {
   targets?: { expr: string }[];
 }
 
+/** Where Grafana draws a panel: columns of a 24-wide grid, rows of 30 px. */
+interface GridPos {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
 function readDashboard(): { panels: DashboardPanel[] } {
   return JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'grafana/dashboards/hpc-billing.json'), 'utf8'));
 }
@@ -121,14 +129,48 @@ describe('the Grafana dashboard and the code agree', () => {
     const notToWatch = new Set([
       // How WEB_CONCURRENCY > 1 sums it; AuditChainBroken and the panel read audit_chain_ok.
       'audit_chain_last_verified_timestamp_seconds',
-      // Not drawn yet: to be added to the dashboard (the guide's "a rise of failed").
-      'payments_checkout_expire_total',
     ]);
     const hidden = [...named].filter(
       (name) => exposed.has(name) && !notToWatch.has(name) && ![...shown].some((s) => s.startsWith(name)),
     );
     expect(named.has('csv_export_refused_total')).toBe(true);
     expect(hidden).toEqual([]);
+  });
+
+  it('places no panel over another', () => {
+    // Grafana pushes an overlapping panel down (or draws it over its neighbour when imported as
+    // is): a panel added at a spot already taken moves the rows below it.
+    const boxes = (readDashboard() as unknown as { panels: (DashboardPanel & { gridPos: GridPos })[] }).panels;
+    const overlaps = boxes.flatMap((a, index) =>
+      boxes
+        .slice(index + 1)
+        .filter(
+          (b) =>
+            a.gridPos.x < b.gridPos.x + b.gridPos.w &&
+            b.gridPos.x < a.gridPos.x + a.gridPos.w &&
+            a.gridPos.y < b.gridPos.y + b.gridPos.h &&
+            b.gridPos.y < a.gridPos.y + a.gridPos.h,
+        )
+        .map((b) => `${a.title} / ${b.title}`),
+    );
+    expect(boxes.every((panel) => panel.gridPos.x + panel.gridPos.w <= 24)).toBe(true);
+    expect(overlaps).toEqual([]);
+  });
+
+  it('lists every metric the app exports in the operations guide, with its type', async () => {
+    // auth_lockout_active_total reads like a gauge of the locks in force; it counts refused
+    // attempts. The guide's table says what each name counts, and whether it is a counter.
+    const exported = (await createMetrics().registry.getMetricsAsJSON()).map((metric) => ({
+      name: metric.name,
+      type: String(metric.type),
+    }));
+    const guide = readFileSync(path.join(PROJECT_ROOT, 'docs/operations.md'), 'utf8');
+    const listed = [...guide.matchAll(/^\| `([a-z_]+)` \| (counter|gauge|histogram) \|/gm)].map((match) => ({
+      name: match[1] as string,
+      type: match[2] as string,
+    }));
+    const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
+    expect(listed.sort(byName)).toEqual(exported.sort(byName));
   });
 
   it('has the panels the operations guide promises', () => {
@@ -144,6 +186,7 @@ describe('the Grafana dashboard and the code agree', () => {
         'CSV downloads',
         'CSV exports stalled and refused',
         'Webhook events',
+        'Checkouts closed at the provider',
         'Ingestion freshness',
         'Ingestion runs and jobs',
         'Ingestion run duration',

@@ -21,7 +21,8 @@ export function healthRoutes({ pool, readyTimeoutMs, logger, onReadiness, isDrai
   });
   router.get('/readyz', async (_req, res) => {
     if (isDraining?.()) {
-      // Not a database problem: hpc_ready is left to the database check, and nothing is logged per probe.
+      // Not a database problem: the database is not asked and nothing is logged per probe. hpc_ready
+      // reads 0 as well: the metrics read the same drain at each scrape.
       res.set('Cache-Control', 'no-store').status(503).json({ status: 'error', error: 'shutting down' });
       return;
     }

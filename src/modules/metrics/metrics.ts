@@ -62,6 +62,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   const registers = [registry];
   let pool: PoolStats | undefined;
   let probeReadiness: (() => Promise<boolean>) | undefined;
+  let isDraining: (() => boolean) | undefined;
   let readLastIngestSuccess: (() => Promise<Date | null>) | undefined;
   let pendingIngestRead: Promise<void> | undefined;
   let readOpenCheckouts: (() => Promise<{ provider: string; openedAt: Date }[]>) | undefined;
@@ -91,7 +92,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     authLockoutActive: new Counter({
       name: 'auth_lockout_active_total',
-      help: 'Sign-ins and password changes refused unchecked because a lock was already on (not the failure that started it).',
+      help: 'Sign-ins and password changes refused unchecked because a lock was already on (not the failure that started it); a count of refused attempts, not of the locks in force.',
       registers,
     }),
     authLockoutStart: new Counter({ name: 'auth_lockout_start_total', help: 'Lockouts started.', registers }),
@@ -180,14 +181,24 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     ready: new Gauge({
       name: 'hpc_ready',
-      help: '1 when the last readiness check saw the database, else 0.',
-      // The app is ready only when every worker reaches the database.
+      help: '1 when the last readiness check saw the database, else 0; 0 from the start of a shutdown drain, as /readyz says.',
+      // The app is ready only when every worker reaches the database and none is draining.
       aggregator: 'min',
       registers,
       async collect() {
+        // A draining instance is leaving rotation (/readyz answers 503): dashboards and alerts
+        // read 0 from the first scrape, without asking the database. At 1 they disagreed with
+        // /readyz for the whole SHUTDOWN_DRAIN_DELAY_MS.
+        if (isDraining?.()) {
+          this.set(0);
+          return;
+        }
         // Refreshed at each scrape too: nothing may be calling /readyz, and a value
         // frozen at start-up would keep AppNotReady firing (or silent) forever.
-        if (probeReadiness) this.set((await probeReadiness()) ? 1 : 0);
+        if (!probeReadiness) return;
+        const isReady = await probeReadiness();
+        // A drain that began while the database was asked wins.
+        this.set(isReady && !isDraining?.() ? 1 : 0);
       },
     }),
     ingestLastSuccess: new Gauge({
@@ -321,6 +332,10 @@ export function createMetrics(options: MetricsOptions = {}) {
     /** Runs this readiness check at each scrape to refresh hpc_ready. */
     observeReadiness(probe: () => Promise<boolean>) {
       probeReadiness = probe;
+    },
+    /** Reads whether a shutdown drain has begun at each scrape: hpc_ready is 0 from then on. */
+    observeDrain(draining: () => boolean) {
+      isDraining = draining;
     },
     /**
      * Reads when the newest completed ingestion run finished, at each scrape, for
