@@ -14,7 +14,8 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  * axis read month-day only: across New Year "12-28 ... 01-03" did not say which year either end
  * was in, and over 366 days the first and last day can be the same month-day. The year is
  * written under the first label and the first of the new year, and no label overlaps another,
- * on a phone or a desktop.
+ * on a phone or a desktop. Over a year the last label was 69 days short of the window's end:
+ * the last day is always labelled, within the chart.
  */
 const ARTIFACTS = path.join(PROJECT_ROOT, 'test-artifacts', 'browser');
 
@@ -66,8 +67,11 @@ describe.skipIf(!hasChromium)('per-day charts over a window across years', { tim
   it.each([
     ['phone', 390, 844, '2025-12-28', '2026-01-03', ['12-28 2025', '12-30', '01-01 2026', '01-03']],
     ['desktop', 1280, 900, '2025-12-28', '2026-01-03', ['12-28 2025', '12-30', '01-01 2026', '01-03']],
-    ['phone', 390, 844, '2025-12-03', '2026-12-03', ['12-03 2025', '02-15 2026', '04-30', '07-13', '09-25']],
-    ['desktop', 1280, 900, '2025-12-03', '2026-12-03', ['12-03 2025', '02-15 2026', '04-30', '07-13', '09-25']],
+    // The window's last day is labelled; the year 2026 it is in is named under 02-15.
+    ['phone', 390, 844, '2025-12-03', '2026-12-03', ['12-03 2025', '02-15 2026', '04-30', '07-13', '12-03']],
+    ['desktop', 1280, 900, '2025-12-03', '2026-12-03', ['12-03 2025', '02-15 2026', '04-30', '07-13', '12-03']],
+    ['phone', 390, 844, '2026-01-01', '2026-12-31', ['01-01', '03-15', '05-27', '08-08', '12-31']],
+    ['desktop', 1280, 900, '2026-01-01', '2026-12-31', ['01-01', '03-15', '05-27', '08-08', '12-31']],
   ])(
     'on a %s (%d by %d px) from %s to %s names the years on the axis: %j',
     async (name, width, height, start, end, labels) => {

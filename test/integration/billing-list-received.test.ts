@@ -57,7 +57,7 @@ describe("the billing page's list of receipts", () => {
       .expect(200);
     const row = await rowOf(receiptId, user.username);
     expect(row).toContain('10.00 THB');
-    expect(row).toContain('received 1.00 THB');
+    expect(row).toContain('received, net of refunds: 1.00 THB');
   });
 
   it('says what stayed of a payment the provider refunded in part, as the paid card counts it', async () => {
@@ -69,7 +69,7 @@ describe("the billing page's list of receipts", () => {
       amount_cents: 300,
       currency: 'THB',
     }).expect(200);
-    expect(await rowOf(receiptId, user.username)).toContain('received 7.00 THB');
+    expect(await rowOf(receiptId, user.username)).toContain('received, net of refunds: 7.00 THB');
   });
 
   it('says nothing more of a receipt paid its total, online or by hand', async () => {

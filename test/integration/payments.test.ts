@@ -1141,7 +1141,7 @@ describe('what a payment received, when it is not the amount due', () => {
     const billing = await admin.get(`/admin/receipts?user=${user.username}`).set('Accept', 'text/html').expect(200);
     const paidCard = billing.text.slice(billing.text.indexOf('<span class="badge paid">paid</span>'));
     expect(paidCard.slice(0, paidCard.indexOf('</div>'))).toMatch(
-      /<strong>34\.77 THB<\/strong>[\s\S]*<span class="received-different">received 1\.00 THB<\/span>/,
+      /<strong>34\.77 THB<\/strong>[\s\S]*<span class="received-different">received, net of refunds: 1\.00 THB<\/span>/,
     );
   });
 
@@ -1159,7 +1159,7 @@ describe('what a payment received, when it is not the amount due', () => {
     const page = await online.agent.get(`/me/receipts/${online.receiptId}`).set('Accept', 'text/html').expect(200);
     expect(page.text).not.toContain('<dt>Received</dt>');
     expect((await adminPaymentsPage(admin)).rowOf(payment.id)).toContain(
-      '<td data-label="Due" class="num">0.50 THB</td>\n      <td data-label="Received" class="num">0.50 THB</td>',
+      '<td data-label="Due" class="num">0.50 THB</td>\n      <td data-label="Received, before refunds" class="num">0.50 THB</td>',
     );
 
     const byHand = await researcherWithReceipt(app);

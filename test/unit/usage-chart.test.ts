@@ -56,22 +56,32 @@ describe('dayAxis', () => {
   // Over a window within one calendar year the month-day says it all; across years "12-03" and
   // "09-25" could be either year, and the first and last day of a 366-day window can even be the
   // same month-day: the year is written under the first label and under the first of each year.
+  // The last day is always labelled, so the window's end is read off the axis; the n-th day
+  // before it gives way when the two labels would not both fit.
   it.each([
     // first day, days, labels drawn (month-day, and the year under it)
     ['2026-11-27', 7, ['11-27', '11-29', '12-01', '12-03']],
     ['2026-12-03', 1, ['12-03']],
-    ['2026-01-01', 365, ['01-01', '03-15', '05-27', '08-08', '10-20']],
+    ['2026-01-01', 365, ['01-01', '03-15', '05-27', '08-08', '12-31']],
     ['2025-12-28', 7, ['12-28 2025', '12-30', '01-01 2026', '01-03']],
     ['2024-12-31', 2, ['12-31 2024', '01-01 2025']],
     // New Year falls between two labels: the first label after it names the year.
-    ['2025-12-30', 11, ['12-30 2025', '01-02 2026', '01-05', '01-08']],
-    ['2025-12-03', 366, ['12-03 2025', '02-15 2026', '04-30', '07-13', '09-25']],
-    // Only the last day is in the next year, unlabelled: the first label still names its year.
-    ['2025-01-01', 366, ['01-01 2025', '03-16', '05-29', '08-11', '10-24']],
+    ['2025-12-30', 11, ['12-30 2025', '01-02 2026', '01-05', '01-09']],
+    ['2025-12-03', 366, ['12-03 2025', '02-15 2026', '04-30', '07-13', '12-03']],
+    // Only the last day is in the next year: it names its year too.
+    ['2025-01-01', 366, ['01-01 2025', '03-16', '05-29', '08-11', '01-01 2026']],
+    ['2026-09-05', 90, ['09-05', '09-23', '10-11', '10-29', '12-03']],
   ])('from %s over %d days labels %j', (first, count, labels) => {
     const ticks = dayAxis(daysFrom(first, count));
     expect(ticks.map((tick) => (tick.year ? `${tick.monthDay} ${tick.year}` : tick.monthDay))).toEqual(labels);
     expect(ticks[0]?.index).toBe(0);
+  });
+
+  it('labels the first and the last day of every window from 1 to 731 days', () => {
+    for (let count = 1; count <= 731; count++) {
+      const ticks = dayAxis(daysFrom('2025-06-15', count));
+      expect([ticks[0]?.index, ticks.at(-1)?.index], `${count} days`).toEqual([0, count - 1]);
+    }
   });
 
   it('labels no day of an empty window', () => {
@@ -120,6 +130,22 @@ describe('renderBarChart', () => {
     // "MM-DD" at FONT_SIZE is about 5 x 0.6 x FONT_SIZE units wide, the year under it 4 x.
     for (let index = 1; index < xs.length; index++) {
       expect((xs[index] as number) - (xs[index - 1] as number)).toBeGreaterThan(5 * 0.6 * FONT_SIZE);
+    }
+  });
+
+  it("draws every day label, the last day's included, within the drawing and clear of the next, for 1 to 731 days", () => {
+    // "MM-DD" at FONT_SIZE is about 5 x 0.6 x FONT_SIZE units wide, centred on its x.
+    const half = (5 * 0.6 * FONT_SIZE) / 2;
+    for (let count = 1; count <= 731; count++) {
+      const bars = daysFrom('2025-06-15', count).map((day) => ({ day, value: 1 }));
+      const svg = renderBarChart({ title: 't', unit: 'h', bars });
+      const xs = [...svg.matchAll(/<text x="([\d.]+)"[^>]*text-anchor="middle"/g)].map((match) => Number(match[1]));
+      expect(axisTextsOf(svg).at(-1)?.slice(0, 5), `${count} days`).toBe(bars.at(-1)?.day.slice(5));
+      xs.forEach((x, index) => {
+        expect(x - half, `${count} days, label ${index}`).toBeGreaterThanOrEqual(0);
+        expect(x + half, `${count} days, label ${index}`).toBeLessThanOrEqual(CHART_WIDTH);
+        if (index > 0) expect(x - (xs[index - 1] as number), `${count} days, label ${index}`).toBeGreaterThan(2 * half);
+      });
     }
   });
 

@@ -15,6 +15,7 @@ import {
   findAuditPage,
   iterateAuditEntries,
   listDistinctActions,
+  splitAuditActor,
   splitAuditDetails,
 } from './audit.service.js';
 import type { AuditChainMonitor } from './audit-chain.monitor.js';
@@ -127,6 +128,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       entries: shown.map((entry) => ({
         ...entry,
         when: formatLocalDateTime(entry.ts, timeZone),
+        actorParts: splitAuditActor(entry.actor),
         detailsParts: splitAuditDetails(entry.details),
         // An IPv6 address, 39 characters on one line, left the details a third of the table.
         ipParts: entry.ip ? entry.ip.split(/(?<=:)/) : [],

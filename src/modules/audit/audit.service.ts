@@ -281,3 +281,17 @@ export function splitAuditDetails(details: unknown): string[] {
   if (details === null || details === undefined) return [];
   return JSON.stringify(details).split(/(?<=,)/);
 }
+
+/** The longest login name useradd accepts: an actor's piece up to this long is kept whole. */
+const LONGEST_LOGIN_NAME = 32;
+
+/**
+ * An entry's actor in the pieces the audit page may break it between: after "provider:" (a payment
+ * provider's actor) and after the separators of a login name ("_", "-", ".", "@"), never inside a
+ * word. Left to the table, the Actor column was squeezed until its names broke mid-word
+ * ("provider:stri / pe"). A piece longer than any login name (what someone typed at a failed
+ * sign-in) is not kept whole: on one line it would push the table past the screen.
+ */
+export function splitAuditActor(actor: string): { text: string; isKeptWhole: boolean }[] {
+  return actor.split(/(?<=[:_.@-])/).map((text) => ({ text, isKeptWhole: text.length <= LONGEST_LOGIN_NAME }));
+}

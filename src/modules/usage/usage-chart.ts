@@ -84,26 +84,50 @@ export interface DayTick {
   year: string | null;
 }
 
+/** Half of a day label's width at FONT_SIZE ("MM-DD", about 0.6 em a character), and a unit to spare. */
+const DAY_LABEL_HALF_WIDTH = (5 * 0.6 * FONT_SIZE) / 2 + 1;
+
+/**
+ * Where the label of day `index` of `count` is centred: under its bar, but never so near the
+ * drawing's edge that half of it is cut off (the last bar of a long window is 8 units from it).
+ */
+function dayLabelX(index: number, count: number): number {
+  const slot = PLOT_WIDTH / Math.max(1, count);
+  const underBar = PLOT_LEFT + index * slot + slot / 2;
+  return Math.min(Math.max(underBar, DAY_LABEL_HALF_WIDTH), CHART_WIDTH - DAY_LABEL_HALF_WIDTH);
+}
+
 /**
  * The date axis of a chart of one bar per day (`days`, YYYY-MM-DD, in order): every n-th day
- * from the first, as many as fit side by side. Within one calendar year month-day says it all.
- * Over a window across years "12-03" and "01-05" could be either year's, and the first and last
- * of 366 days can be the same month-day: the first label and the first of each new year then
- * carry their year, on a line under the day, so that a label is no wider and none overlaps.
+ * from the first, as many as fit side by side, and the last day, so that the window's end is
+ * read off the axis (over a year every 74th day stopped 69 days short of it). When the last
+ * n-th day is too near the last day for both labels, it gives way to the last day.
+ * Within one calendar year month-day says it all. Over a window across years "12-03" and
+ * "01-05" could be either year's, and the first and last of 366 days can be the same month-day:
+ * the first label and the first label of each new year then carry their year, on a line under
+ * the day, so that a label is no wider and none overlaps.
  */
 export function dayAxis(days: readonly string[]): DayTick[] {
+  if (days.length === 0) return [];
   const labelCount = Math.max(1, Math.floor(PLOT_WIDTH / DAY_LABEL_SLOT));
   const every = Math.max(1, Math.ceil(days.length / labelCount));
-  const spansYears = days.length > 0 && yearOf(days[0] as string) !== yearOf(days.at(-1) as string);
-  const ticks: DayTick[] = [];
+  const last = days.length - 1;
+  const indexes: number[] = [];
+  for (let index = 0; index < days.length; index += every) indexes.push(index);
+  if (indexes.at(-1) !== last) {
+    const before = indexes.at(-1) as number;
+    if (before > 0 && dayLabelX(last, days.length) - dayLabelX(before, days.length) < DAY_LABEL_SLOT) indexes.pop();
+    indexes.push(last);
+  }
+  const spansYears = yearOf(days[0] as string) !== yearOf(days[last] as string);
   let labelledYear: string | null = null;
-  for (let index = 0; index < days.length; index += every) {
+  return indexes.map((index) => {
     const day = days[index] as string;
     const year = yearOf(day);
-    ticks.push({ index, monthDay: day.slice(5), year: spansYears && year !== labelledYear ? year : null });
+    const tick = { index, monthDay: day.slice(5), year: spansYears && year !== labelledYear ? year : null };
     labelledYear = year;
-  }
-  return ticks;
+    return tick;
+  });
 }
 
 const yearOf = (day: string) => day.slice(0, 4);
@@ -147,7 +171,7 @@ export function renderBarChart(options: { title: string; unit: string; bars: Bar
     );
   });
   for (const tick of ticks) {
-    const x = (left + tick.index * slot + slot / 2).toFixed(2);
+    const x = dayLabelX(tick.index, options.bars.length).toFixed(2);
     const year = tick.year === null ? '' : `<tspan x="${x}" dy="${LINE_HEIGHT}">${escapeXml(tick.year)}</tspan>`;
     parts.push(
       `<text x="${x}" y="${height - 6 - yearLine}" text-anchor="middle" font-size="${FONT_SIZE}" fill="#5b6578">${escapeXml(tick.monthDay)}${year}</text>`,

@@ -1,0 +1,89 @@
+import type express from 'express';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTiers } from '../support/billing-factories.js';
+import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { visibleTextOf } from '../support/html.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * "received" meant two things: on the billing page (its paid card and a receipt's Paid column)
+ * what stayed after refunds, on /admin/payments what the provider took before any refund. A
+ * finance clerk comparing the two pages saw "received 7.00 THB" and "received 10.00 THB" for the
+ * same payment. Each label now says which it is.
+ */
+let db: TestDatabase;
+let app: express.Express;
+let admin: Agent;
+const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline } = createPayingResearchers(
+  () => ({ db, app }),
+  'clerk',
+);
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  await buildUser(db.prisma, { username: 'ledger', role: 'admin', password: 'ledger-password' });
+  admin = await signInAs(app, 'ledger', 'ledger-password');
+});
+afterAll(() => db?.drop());
+
+const textOf = async (path: string) =>
+  visibleTextOf((await admin.get(path).set('Accept', 'text/html').expect(200)).text);
+
+/** The provider refunds `cents` of payment `externalPaymentId`. */
+const refund = (externalPaymentId: string | null, cents: number) =>
+  deliverDummy(app, {
+    event_id: `refund_${externalPaymentId}`,
+    event_type: 'payment.refunded',
+    external_payment_id: externalPaymentId,
+    amount_cents: cents,
+    currency: 'THB',
+  }).expect(200);
+
+describe('what a payment received', () => {
+  it('reads as net of refunds on the billing page and as before refunds on /admin/payments', async () => {
+    const { user, receiptId, payment } = await paidOnline();
+    await refund(payment.externalPaymentId, 300);
+
+    const billing = await textOf(`/admin/receipts?user=${user.username}`);
+    // The paid card and the receipt's row: 10.00 THB paid, 3.00 THB of it refunded.
+    expect(billing).toContain('paid 10.00 THB1 receipt received, net of refunds: 7.00 THB');
+    expect(billing).toContain(`#${receiptId} ${user.username}`);
+    expect(billing.match(/received, net of refunds: 7\.00 THB/g)).toHaveLength(2);
+    expect(billing).not.toMatch(/received(?!, net of refunds:)/);
+
+    const payments = await textOf('/admin/payments');
+    expect(payments).toContain('Due Received, before refunds Refunded');
+    expect(payments).toContain(`#${receiptId} (paid) ${user.username} dummy needs review 10.00 THB 10.00 THB 3.00 THB`);
+  });
+
+  it('names a short payment refunded since as received before refunds on its held card', async () => {
+    const { user, agent, receiptId } = await researcherWithReceipt();
+    await startCheckout(agent, receiptId);
+    const payment = await latestPaymentOf(receiptId);
+    await deliverDummy(app, {
+      event_id: `short_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 100,
+      currency: 'THB',
+    }).expect(200);
+    await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'the payer is charged the rest next month', accept_mismatch: 'yes' })
+      .expect(200);
+    await refund(payment.externalPaymentId, 50);
+
+    const payments = await textOf('/admin/payments');
+    expect(payments).toContain(
+      `Payment #${payment.id}: 10.00 THB due, 1.00 THB received before refunds, 0.50 THB refunded`,
+    );
+    expect(await textOf(`/admin/receipts?user=${user.username}`)).toContain('received, net of refunds: 0.50 THB');
+  });
+});
