@@ -120,9 +120,16 @@ function readTresList(value: unknown): TresEntry[] {
   return value.map((entry) => {
     if (!isObject(entry)) throw new SlurmParseError('a TRES entry is not an object');
     const type = readString(entry.type);
-    return { type, name: readString(entry.name), count: readNonNegative(entry.count, `TRES ${type}`) };
+    // data_parser v0.0.39+ prints an unset count (NO_VAL64) as a signed 64-bit number, -2: the energy
+    // TRES of every job on a cluster without energy accounting (22.05 printed null). Refused as
+    // negative, it made each such job a skipped record, never billed.
+    const count = entry.count === UNSET_TRES_COUNT ? null : readNonNegative(entry.count, `TRES ${type}`);
+    return { type, name: readString(entry.name), count };
   });
 }
+
+/** NO_VAL64 (0xfffffffffffffffe) read as int64: how data_parser v0.0.39+ prints a TRES count that is not set. */
+const UNSET_TRES_COUNT = -2;
 
 function tresKey(entry: TresEntry): string {
   return entry.name ? `${entry.type}/${entry.name}` : entry.type;

@@ -9,6 +9,8 @@ import {
   readNoValNumber,
 } from '../../../src/modules/ingestion/slurm-rest.parser.js';
 
+type Json = Record<string, unknown>;
+
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm');
 const readJson = (name: string): unknown => JSON.parse(readFileSync(path.join(FIXTURES, name), 'utf8'));
 const options = (version: string) => ({ version, defaultCluster: 'fallback' });
@@ -116,6 +118,29 @@ describe('job records for v0.0.40-v0.0.42 built from the published OpenAPI schem
     expect(jobs.get('3')).toMatchObject({ exitCode: '1:0', timelimitSec: 525_600 * 60 });
     expect(jobs.get('2')).toMatchObject({ exitCode: '0:0', timelimitSec: null });
     expect(jobs.get('2')?.steps.map((step) => step.id)).toEqual(['batch', '0', '1', '2']);
+  });
+
+  it.each(['v0.0.40', 'v0.0.41', 'v0.0.42'])(
+    '%s: an unset TRES count (-2, as data_parser prints NO_VAL64) is no count, not a bad record',
+    (version) => {
+      const body = readJson(`schema/${version}-jobs.json`) as { jobs: Json[] };
+      const record = body.jobs.find((job) => job.job_id === 3) as Json;
+      expect(JSON.stringify(record.tres)).toContain('{"type":"energy","name":"","id":3,"count":-2}');
+      // Read as 22.05's null: the same job, and the same TRES text as sacct's.
+      const asNull = JSON.parse(JSON.stringify(record).replace('"count":-2', '"count":null')) as Json;
+      const [read, readAsNull] = parseSlurmRestJobsResponse({ jobs: [record, asNull] }, options(version)).items;
+      expect(read).toMatchObject({ kind: 'job', job: { allocTres: sacctJobs.get('3')?.allocTres } });
+      expect(read).toEqual({ ...readAsNull, line: 1 });
+    },
+  );
+
+  it.each([[-1], [-3], [-2.5]])('still skips a record whose TRES count is %d', (count) => {
+    const record = structuredClone((readJson('schema/v0.0.42-jobs.json') as { jobs: Json[] }).jobs[0]) as Json;
+    record.tres = { allocated: [{ type: 'cpu', name: '', id: 1, count }], requested: [] };
+    const { items } = parseSlurmRestJobsResponse({ jobs: [record] }, options('v0.0.42'));
+    expect(items).toEqual([
+      { kind: 'skip', line: 1, jobId: '2', reason: `TRES cpu is not a non-negative number: ${count}` },
+    ]);
   });
 
   it('keys heterogeneous components as 123+N and reads unset numbers', () => {
