@@ -9,8 +9,21 @@ import {
   truncate,
 } from './slurm-time.parser.js';
 
-/** The slurmdbd API versions this parser reads: Slurm 22.05 (36-38) and 23.02-24.11 (39-42). */
-export const SUPPORTED_API_VERSIONS = ['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.39', 'v0.0.40', 'v0.0.41', 'v0.0.42'];
+/**
+ * The slurmdbd API versions this parser reads, oldest first: Slurm 22.05 (36-38), 23.02-24.11 (39-42),
+ * 25.05 (43) and 25.11 (44). v0.0.43 and v0.0.44 changed nothing billing reads (docs/ingestion.md).
+ */
+export const SUPPORTED_API_VERSIONS = [
+  'v0.0.36',
+  'v0.0.37',
+  'v0.0.38',
+  'v0.0.39',
+  'v0.0.40',
+  'v0.0.41',
+  'v0.0.42',
+  'v0.0.43',
+  'v0.0.44',
+];
 
 export type TApiVersion = (typeof SUPPORTED_API_VERSIONS)[number];
 
