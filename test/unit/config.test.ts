@@ -92,16 +92,17 @@ describe('loadConfig', () => {
     ['v0.0.42', 'v0.0.42'],
     ['v0.0.43', 'v0.0.43'],
     ['v0.0.44', 'v0.0.44'],
-  ])('takes SLURMRESTD_API_VERSION=%s (Slurm 22.05 to 25.11)', (value, expected) => {
+    ['v0.0.45', 'v0.0.45'],
+  ])('takes SLURMRESTD_API_VERSION=%s (Slurm 22.05 to 26.05)', (value, expected) => {
     const config = loadConfig({ ...slurmrestd, SLURMRESTD_API_VERSION: value });
     expect(config.ingestion.slurmrestd?.apiVersion).toBe(expected);
   });
 
-  it.each(['v0.0.35', 'v0.0.45', '0.0.44', 'v0.0.4'])(
+  it.each(['v0.0.35', 'v0.0.46', '0.0.44', 'v0.0.4'])(
     'refuses SLURMRESTD_API_VERSION=%s, naming the range',
     (value) => {
       expect(problemsOf({ ...slurmrestd, SLURMRESTD_API_VERSION: value })).toEqual([
-        'SLURMRESTD_API_VERSION: must be auto or one of v0.0.36 ... v0.0.44',
+        'SLURMRESTD_API_VERSION: must be auto or one of v0.0.36 ... v0.0.45',
       ]);
     },
   );

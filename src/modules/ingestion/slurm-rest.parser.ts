@@ -11,7 +11,7 @@ import {
 
 /**
  * The slurmdbd API versions this parser reads, oldest first: Slurm 22.05 (36-38), 23.02-24.11 (39-42),
- * 25.05 (43) and 25.11 (44). v0.0.43 and v0.0.44 changed nothing billing reads (docs/ingestion.md).
+ * 25.05 (43), 25.11 (44) and 26.05 (45). v0.0.43 to v0.0.45 changed nothing billing reads (docs/ingestion.md).
  */
 export const SUPPORTED_API_VERSIONS = [
   'v0.0.36',
@@ -23,6 +23,7 @@ export const SUPPORTED_API_VERSIONS = [
   'v0.0.42',
   'v0.0.43',
   'v0.0.44',
+  'v0.0.45',
 ];
 
 export type TApiVersion = (typeof SUPPORTED_API_VERSIONS)[number];

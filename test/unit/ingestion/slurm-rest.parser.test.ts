@@ -105,8 +105,8 @@ describe('slurmdbd jobs from a real Slurm 22.05 (v0.0.36-v0.0.38)', () => {
   });
 });
 
-describe('job records for v0.0.40-v0.0.44 built from the published OpenAPI schema', () => {
-  const SCHEMA_VERSIONS = ['v0.0.40', 'v0.0.41', 'v0.0.42', 'v0.0.43', 'v0.0.44'];
+describe('job records for v0.0.40-v0.0.45 built from the published OpenAPI schema', () => {
+  const SCHEMA_VERSIONS = ['v0.0.40', 'v0.0.41', 'v0.0.42', 'v0.0.43', 'v0.0.44', 'v0.0.45'];
 
   it.each(SCHEMA_VERSIONS)('%s normalizes to the same figures as sacct', (version) => {
     const response = parseSlurmRestJobsResponse(readJson(`schema/${version}-jobs.json`), options(version));
@@ -115,7 +115,7 @@ describe('job records for v0.0.40-v0.0.44 built from the published OpenAPI schem
     for (const [key, job] of jobs) expect(billable(job), key).toEqual(billable(sacctJobs.get(key) as NormalizedJob));
   });
 
-  it.each(['v0.0.42', 'v0.0.43', 'v0.0.44'])(
+  it.each(['v0.0.42', 'v0.0.43', 'v0.0.44', 'v0.0.45'])(
     '%s: reads exit codes, `{set, infinite, number}` limits and `job.step` ids',
     (version) => {
       const jobs = jobsOf(parseSlurmRestJobsResponse(readJson(`schema/${version}-jobs.json`), options(version)).items);
@@ -148,9 +148,9 @@ describe('job records for v0.0.40-v0.0.44 built from the published OpenAPI schem
     ]);
   });
 
-  // What v0.0.43 (Slurm 25.05) and v0.0.44 (25.11) changed in a slurmdb job is not what billing reads
-  // (docs/ingestion.md, "API versions"): the same jobs give the same records, field for field.
-  it.each(['v0.0.43', 'v0.0.44'])('%s gives the very records v0.0.42 gives', (version) => {
+  // What v0.0.43 (Slurm 25.05), v0.0.44 (25.11) and v0.0.45 (26.05) changed in a slurmdb job is not what
+  // billing reads (docs/ingestion.md, "API versions"): the same jobs give the same records, field for field.
+  it.each(['v0.0.43', 'v0.0.44', 'v0.0.45'])('%s gives the very records v0.0.42 gives', (version) => {
     const records = (name: string) =>
       parseSlurmRestJobsResponse(readJson(`schema/${name}-jobs.json`), options(name)).items.map((item) =>
         item.kind === 'job' ? item.job : item,
@@ -183,6 +183,7 @@ describe('the `jobs` array of a recorded answer, for every API version', () => {
     ['v0.0.42', 'schema/v0.0.42-jobs.json'],
     ['v0.0.43', 'schema/v0.0.43-jobs.json'],
     ['v0.0.44', 'schema/v0.0.44-jobs.json'],
+    ['v0.0.45', 'schema/v0.0.45-jobs.json'],
   ];
   const recorded = (file: string) => readJson(file) as Record<string, unknown>;
 
