@@ -365,11 +365,11 @@ export const ZEnv = z
     SLURMRESTD_TOKEN: text('the JWT', 'to read it from SLURMRESTD_TOKEN_FILE', z.string().optional()),
     SLURMRESTD_TOKEN_FILE: text('the path of a file holding the JWT', 'to use SLURMRESTD_TOKEN', z.string().optional()),
     SLURMRESTD_API_VERSION: text(
-      'auto or one of v0.0.36 ... v0.0.42',
+      'auto or one of v0.0.36 ... v0.0.45',
       'for auto',
       z
         .string()
-        .regex(/^(auto|v0\.0\.(3[6-9]|4[0-2]))$/, 'must be auto or one of v0.0.36 ... v0.0.42')
+        .regex(/^(auto|v0\.0\.(3[6-9]|4[0-5]))$/, 'must be auto or one of v0.0.36 ... v0.0.45')
         .optional(),
     ),
     SLURMRESTD_CA_FILE: text(

@@ -80,6 +80,33 @@ describe('loadConfig', () => {
     expect(problemsOf({ [name]: value })).toEqual([`${name}: ${message}`]);
   });
 
+  const slurmrestd = {
+    SLURMRESTD_URL: 'http://slurm-head:6820',
+    SLURMRESTD_USER: 'billing',
+    SLURMRESTD_TOKEN: 'a.b.c',
+  };
+
+  it.each([
+    ['auto', undefined],
+    ['v0.0.36', 'v0.0.36'],
+    ['v0.0.42', 'v0.0.42'],
+    ['v0.0.43', 'v0.0.43'],
+    ['v0.0.44', 'v0.0.44'],
+    ['v0.0.45', 'v0.0.45'],
+  ])('takes SLURMRESTD_API_VERSION=%s (Slurm 22.05 to 26.05)', (value, expected) => {
+    const config = loadConfig({ ...slurmrestd, SLURMRESTD_API_VERSION: value });
+    expect(config.ingestion.slurmrestd?.apiVersion).toBe(expected);
+  });
+
+  it.each(['v0.0.35', 'v0.0.46', '0.0.44', 'v0.0.4'])(
+    'refuses SLURMRESTD_API_VERSION=%s, naming the range',
+    (value) => {
+      expect(problemsOf({ ...slurmrestd, SLURMRESTD_API_VERSION: value })).toEqual([
+        'SLURMRESTD_API_VERSION: must be auto or one of v0.0.36 ... v0.0.45',
+      ]);
+    },
+  );
+
   it('takes a choice left empty, as an .env line left blank, as unset', () => {
     const config = loadConfig({ APP_ENV: '', LOG_LEVEL: ' ', PAYMENT_PROVIDER: '', PRICING_CPU_BASIS: '' });
     expect(config).toMatchObject(loadConfig({}));

@@ -9,8 +9,22 @@ import {
   truncate,
 } from './slurm-time.parser.js';
 
-/** The slurmdbd API versions this parser reads: Slurm 22.05 (36-38) and 23.02-24.11 (39-42). */
-export const SUPPORTED_API_VERSIONS = ['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.39', 'v0.0.40', 'v0.0.41', 'v0.0.42'];
+/**
+ * The slurmdbd API versions this parser reads, oldest first: Slurm 22.05 (36-38), 23.02-24.11 (39-42),
+ * 25.05 (43), 25.11 (44) and 26.05 (45). v0.0.43 to v0.0.45 changed nothing billing reads (docs/ingestion.md).
+ */
+export const SUPPORTED_API_VERSIONS = [
+  'v0.0.36',
+  'v0.0.37',
+  'v0.0.38',
+  'v0.0.39',
+  'v0.0.40',
+  'v0.0.41',
+  'v0.0.42',
+  'v0.0.43',
+  'v0.0.44',
+  'v0.0.45',
+];
 
 export type TApiVersion = (typeof SUPPORTED_API_VERSIONS)[number];
 
@@ -120,9 +134,16 @@ function readTresList(value: unknown): TresEntry[] {
   return value.map((entry) => {
     if (!isObject(entry)) throw new SlurmParseError('a TRES entry is not an object');
     const type = readString(entry.type);
-    return { type, name: readString(entry.name), count: readNonNegative(entry.count, `TRES ${type}`) };
+    // data_parser v0.0.39+ prints an unset count (NO_VAL64) as a signed 64-bit number, -2: the energy
+    // TRES of every job on a cluster without energy accounting (22.05 printed null). Refused as
+    // negative, it made each such job a skipped record, never billed.
+    const count = entry.count === UNSET_TRES_COUNT ? null : readNonNegative(entry.count, `TRES ${type}`);
+    return { type, name: readString(entry.name), count };
   });
 }
+
+/** NO_VAL64 (0xfffffffffffffffe) read as int64: how data_parser v0.0.39+ prints a TRES count that is not set. */
+const UNSET_TRES_COUNT = -2;
 
 function tresKey(entry: TresEntry): string {
   return entry.name ? `${entry.type}/${entry.name}` : entry.type;

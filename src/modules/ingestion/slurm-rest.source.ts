@@ -53,7 +53,7 @@ class WrongUrlError extends SourceConfigError {}
 
 const OPENAPI_PATH = 'openapi/v3';
 
-/** The slurmdbd jobs endpoint of slurmrestd, for API versions v0.0.36 to v0.0.42. */
+/** The slurmdbd jobs endpoint of slurmrestd, for API versions v0.0.36 to v0.0.45. */
 export function createSlurmRestSource(
   options: SlurmRestSourceOptions,
 ): JobSource & { detectVersion(): Promise<string> } {

@@ -111,7 +111,7 @@ beforeAll(async () => {
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 describe('slurmrestd source against a replay of real answers', () => {
-  it.each(['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.40', 'v0.0.41', 'v0.0.42'])(
+  it.each(['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.40', 'v0.0.41', 'v0.0.42', 'v0.0.43', 'v0.0.44', 'v0.0.45'])(
     '%s: asks the accounting endpoint with encoded local times and the auth headers',
     async (version) => {
       replayServer.setPlan(replay);
@@ -134,6 +134,39 @@ describe('slurmrestd source against a replay of real answers', () => {
     expect(replayServer.requests.map((request) => request.url.split('?')[0])).toEqual([
       '/openapi/v3',
       '/slurmdb/v0.0.38/jobs',
+    ]);
+  });
+
+  // The data_parser versions each release's slurmrestd serves (its RELEASE_NOTES: each release adds one
+  // and removes the one deprecated a release earlier), as paths of its OpenAPI document.
+  const slurmdbJobsPaths = (...minors: number[]) =>
+    JSON.stringify({
+      paths: Object.fromEntries(
+        minors.flatMap((minor) => [
+          [`/slurmdb/v0.0.${minor}/jobs/`, {}],
+          [`/slurmdb/v0.0.${minor}/job/{job_id}`, {}],
+          [`/slurm/v0.0.${minor}/jobs/`, {}],
+        ]),
+      ),
+    });
+
+  it.each([
+    ['24.11', [40, 41, 42], 'v0.0.42'],
+    ['25.05', [40, 41, 42, 43], 'v0.0.43'],
+    ['25.11', [41, 42, 43, 44], 'v0.0.44'],
+    ['26.05', [42, 43, 44, 45], 'v0.0.45'],
+    // Slurm's master branch builds v0.0.43 to v0.0.46 (src/plugins/data_parser/Makefile.am): v0.0.46 is
+    // not read yet, so the newest one this parser knows.
+    ['26.11', [43, 44, 45, 46], 'v0.0.45'],
+  ])('Slurm %s offers %j: auto reads the newest supported version, %s', async (_release, minors, expected) => {
+    replayServer.setPlan((url) =>
+      url.startsWith('/openapi/v3') ? { status: 200, body: slurmdbJobsPaths(...minors) } : replay(url),
+    );
+    const items = await collect(createSlurmRestSource(sourceOptions({ apiVersion: undefined })).read(WINDOW));
+    expect(items.map((item) => item.kind === 'job' && item.job.jobKey).sort()).toEqual(['2', '3', '5', '6_1', '6_3']);
+    expect(replayServer.requests.map((request) => request.url.split('?')[0])).toEqual([
+      '/openapi/v3',
+      `/slurmdb/${expected}/jobs`,
     ]);
   });
 
@@ -387,6 +420,26 @@ describe('slurmrestd source against a replay of real answers', () => {
     ]);
   });
 
+  it('moves on to v0.0.45 when an upgrade past 26.05 removes the v0.0.42 it chose on 24.11', async () => {
+    replayServer.setPlan((url) =>
+      url.startsWith('/openapi/v3') ? { status: 200, body: slurmdbJobsPaths(40, 41, 42) } : replay(url),
+    );
+    const source = createSlurmRestSource(sourceOptions({ apiVersion: undefined }));
+    await collect(source.read(WINDOW));
+    // Slurm's master branch builds data_parser v0.0.43 to v0.0.46 (src/plugins/data_parser/Makefile.am).
+    replayServer.setPlan((url) => {
+      if (url.startsWith('/openapi/v3')) return { status: 200, body: slurmdbJobsPaths(43, 44, 45, 46) };
+      return /^\/slurmdb\/v0\.0\.4[345]\//.test(url) ? replay(url) : NOT_SERVED;
+    });
+    const items = await collect(source.read(WINDOW));
+    expect(items).toHaveLength(5);
+    expect(replayServer.requests.map((request) => request.url.split('?')[0])).toEqual([
+      '/slurmdb/v0.0.42/jobs',
+      '/openapi/v3',
+      '/slurmdb/v0.0.45/jobs',
+    ]);
+  });
+
   it('cuts short what an answer puts into its error message', async () => {
     const versions = [1, 2].map((digit) => `/slurmdb/v0.0.${String(digit).repeat(100_000)}/jobs`);
     const offered = JSON.stringify({ paths: Object.fromEntries(versions.map((version) => [version, {}])) });
@@ -411,7 +464,7 @@ describe('slurmrestd source against a replay of real answers', () => {
 });
 
 describe('an HTTP-200 answer without `jobs`', () => {
-  const VERSIONS = ['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.40', 'v0.0.41', 'v0.0.42'];
+  const VERSIONS = ['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.40', 'v0.0.41', 'v0.0.42', 'v0.0.43', 'v0.0.44', 'v0.0.45'];
   /** The recorded answer of `version` (the real 22.05 ones, the schema-built 23.02+ ones), changed by `edit`. */
   const recorded = (edit: (answer: Record<string, unknown>) => object) => (url: string) => {
     const answer = replay(url);
