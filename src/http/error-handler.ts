@@ -158,6 +158,8 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
       for (const [name, value] of Object.entries(error.publicFields)) if (!(name in body)) body[name] = value;
     }
     res.status(status);
+    const { allowedMethods } = error as { allowedMethods?: unknown };
+    if (Array.isArray(allowedMethods)) res.set('Allow', allowedMethods.join(', '));
     const { retryAfterSec } = error as { retryAfterSec?: unknown };
     if (typeof retryAfterSec === 'number') res.set('Retry-After', String(retryAfterSec));
     else if (status === 503) res.set('Retry-After', '5');

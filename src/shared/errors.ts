@@ -117,6 +117,21 @@ export class ConflictError extends AppError {
   }
 }
 
+/** A method an address does not answer; `allowedMethods` goes out as Allow. */
+export class MethodNotAllowedError extends AppError {
+  constructor(
+    path: string,
+    method: string,
+    readonly allowedMethods: readonly string[],
+  ) {
+    const answered =
+      allowedMethods.length > 1
+        ? `${allowedMethods.slice(0, -1).join(', ')} and ${allowedMethods[allowedMethods.length - 1]}`
+        : allowedMethods.join('');
+    super(405, `${path} answers ${answered} only, not ${method}.`);
+  }
+}
+
 export class TooManyRequestsError extends AppError {
   /** `retryAfterSec` goes out as Retry-After. */
   constructor(

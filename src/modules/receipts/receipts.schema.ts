@@ -15,6 +15,7 @@ export const RECEIPT_FIELD_LABELS = {
   tx_ref: 'Reference',
   paid_on: 'Paid on',
   reason: 'Reason to void',
+  based_on_status: 'Status the page showed',
   status: 'Status',
   user: 'User',
   start: 'Created from',
@@ -55,6 +56,12 @@ export const ZVoidReceipt = strictBody(
       .refine((reason) => countVisibleCharacters(reason) >= 3, {
         error: 'must say why the receipt is void, in at least 3 characters',
       }),
+    /**
+     * The status the void form was opened on (its page sends it; JSON clients may leave it out).
+     * A receipt marked paid, or refunded back to pending, since then is refused rather than voided
+     * with consequences the page did not show.
+     */
+    based_on_status: z.enum(['pending', 'paid'], { error: 'must be one of pending, paid' }).optional(),
   },
   RECEIPT_FIELD_LABELS,
 );

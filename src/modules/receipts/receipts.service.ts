@@ -1100,6 +1100,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // would void a paid receipt as if pending, leaving the money that paid it unheld.
       await paymentsRepository.lockReceiptForPayments(tx, id);
       const before = await requireReceipt(tx, id);
+      // A form opened on a pending receipt must not void it once paid (nor one opened on a paid
+      // receipt once refunded): what the void means for the money is what the page did not show.
+      // A void receipt keeps its own answer below.
+      if (input.based_on_status && before.status !== 'void' && before.status !== input.based_on_status) {
+        throw new ConflictError(
+          `Receipt #${id} was ${input.based_on_status} when this page was opened and is ${before.status} now; nothing was changed.`,
+        );
+      }
       const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending', 'paid'], {
         status: 'void',
         voidReason: input.reason,

@@ -1,0 +1,48 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildUser } from '../support/factories.js';
+import { visibleTextOf } from '../support/html.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * A mistyped date in the audit log's filter came back with the reason and, under it, the entries
+ * table saying "No entries match." although nothing had been searched: an admin checking whether
+ * something was ever logged read that it never was. Usage and Billing show no table for a refused
+ * filter; the audit log now does the same.
+ */
+let db: TestDatabase;
+let admin: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildUser(db.prisma, { username: 'auditor', role: 'admin', password: 'auditor-password' });
+  admin = await signInAs(buildTestApp(db), 'auditor', 'auditor-password');
+});
+afterAll(() => db?.drop());
+
+describe('the audit log with a refused filter', () => {
+  it.each([
+    ['a date that is not one', '/admin/audit?actor=auditor&from=2026-02-30', 'From: is not a real calendar date'],
+    [
+      'a start after the end',
+      '/admin/audit?actor=auditor&from=2026-03-05&to=2026-03-01',
+      'The start date (2026-03-05) is after the end date (2026-03-01).',
+    ],
+  ])('shows the reason and no entries table, not "No entries match." (%s)', async (_case, url, reason) => {
+    // auditor's sign-in is in the log: the filter would have found it.
+    expect(await db.prisma.auditLog.count({ where: { actor: 'auditor' } })).toBeGreaterThan(0);
+    const page = await admin.get(url).set('Accept', 'text/html').expect(400);
+    const text = visibleTextOf(page.text);
+    expect(text).toContain(reason);
+    expect(text).not.toContain('No entries match');
+    expect(page.text).not.toContain('<table');
+    // The filter form keeps what was typed, to be corrected.
+    expect(page.text).toContain('name="actor" value="auditor"');
+  });
+
+  it('still says "No entries match." when a valid filter finds nothing', async () => {
+    const page = await admin.get('/admin/audit?action=receipt.void').set('Accept', 'text/html').expect(200);
+    expect(visibleTextOf(page.text)).toContain('No entries match.');
+  });
+});
