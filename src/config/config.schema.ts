@@ -130,14 +130,24 @@ function isTrustedProxyEntry(entry: string): boolean {
 /**
  * Express's `trust proxy`: off by default so X-Forwarded-For cannot be forged;
  * a hop count, or a comma list of addresses, CIDRs and names (loopback, uniquelocal).
+ * Not `true`: Express then takes the left-most X-Forwarded-For entry, which the client
+ * writes itself (a proxy appends to it), so every sign-in could claim a new address, past
+ * the per-address and per-pair locks, and the audit log would record the address it chose.
  */
 const zTrustProxy = z
   .string()
   .optional()
-  .transform((value, ctx): boolean | number | string[] => {
+  .transform((value, ctx): false | number | string[] => {
     const text = (value ?? 'false').trim();
     if (text === '' || text === 'false' || text === '0') return false;
-    if (text === 'true') return true;
+    if (text === 'true') {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'true would believe any X-Forwarded-For a client sends; name the proxy (loopback, its address or CIDR) or give its hop count (1 for one proxy)',
+      });
+      return z.NEVER;
+    }
     if (/^\d+$/.test(text)) return Number(text);
     const entries = text.split(',').map((entry) => entry.trim());
     const invalid = entries.filter((entry) => !isTrustedProxyEntry(entry));

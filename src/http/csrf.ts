@@ -21,21 +21,20 @@ export function createCsrfProtection(options: { secret: string; isSecureCookie: 
     req.get('x-csrf-token') ??
     '';
   const forSignedIn = csurf({ value });
-  const forVisitor = csurf({
-    value,
-    cookie: {
-      key: CSRF_COOKIE,
-      signed: true,
-      httpOnly: true,
-      sameSite: 'lax',
-      secure: options.isSecureCookie,
-      path: '/',
-    },
-  });
+  const visitorCsrf = (secure: boolean) =>
+    csurf({
+      value,
+      cookie: { key: CSRF_COOKIE, signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/' },
+    });
+  const forSecureVisitor = visitorCsrf(true);
+  // Only with REQUIRE_HTTPS off, and only for a request that did not come over https: csurf sets
+  // its cookie with fixed options, and one set over TLS must never go back over plain HTTP.
+  const forPlainVisitor = options.isSecureCookie ? forSecureVisitor : visitorCsrf(false);
   // csurf signs and reads the visitor cookie through cookie-parser's req.secret and req.signedCookies.
   const parseCookies = cookieParser(options.secret);
   return (req, res, next) => {
     if (req.user) return forSignedIn(req, res, next);
+    const forVisitor = req.secure ? forSecureVisitor : forPlainVisitor;
     parseCookies(req, res, (error?: unknown) => (error ? next(error) : forVisitor(req, res, next)));
   };
 }

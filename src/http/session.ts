@@ -58,7 +58,14 @@ export function createSessionMiddleware(pool: pg.Pool, settings: SessionSettings
     resave: false,
     saveUninitialized: false,
     rolling: false,
-    cookie: { httpOnly: true, sameSite: 'lax', secure: settings.isSecureCookie, maxAge: settings.absoluteSec * 1000 },
+    cookie: {
+      httpOnly: true,
+      sameSite: 'lax',
+      // 'auto': Secure whenever Express sees the request as https (req.secure), even with
+      // REQUIRE_HTTPS off, so a cookie set over TLS is never sent again over plain HTTP.
+      secure: settings.isSecureCookie ? true : 'auto',
+      maxAge: settings.absoluteSec * 1000,
+    },
   });
 }
 

@@ -166,6 +166,17 @@ describe('production with REQUIRE_HTTPS=0 (a trial over plain HTTP)', () => {
     expect(admin.status).toBe(200);
   });
 
+  // REQUIRE_HTTPS=0 left in .env from the trial once a TLS proxy is in front: a request Express sees
+  // as https still gets Secure cookies, or the browser would send them over any plain-HTTP request
+  // to the host (the proxy's own redirect to https included), where anyone on the path reads them.
+  it('still marks both cookies Secure on a request that came over https through a trusted proxy', async () => {
+    const app = buildTestApp(db, { env: { ...PRODUCTION, REQUIRE_HTTPS: '0', TRUST_PROXY: 'loopback' } });
+    const { form, response } = await signIn(app, { 'X-Forwarded-Proto': 'https' });
+    expect(setCookieOf(form, 'hb.csrf')).toMatch(/; Secure/);
+    expect(response.status).toBe(302);
+    expect(setCookieOf(response, 'hb.sid')).toMatch(/; Secure/);
+  });
+
   it('keeps HSTS and upgrade-insecure-requests by default in production', async () => {
     const page = await request(buildTestApp(db, { env: PRODUCTION }))
       .get('/login')

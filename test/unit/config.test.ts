@@ -350,12 +350,20 @@ describe('loadConfig', () => {
 
   it.each([
     ['false', false],
-    ['true', true],
     ['2', 2],
     ['loopback', ['loopback']],
     ['10.0.0.0/8, 127.0.0.1', ['10.0.0.0/8', '127.0.0.1']],
   ])('reads TRUST_PROXY=%s', (value, expected) => {
     expect(loadConfig({ TRUST_PROXY: value }).trustProxy).toEqual(expected);
+  });
+
+  // Express's `true` takes the left-most X-Forwarded-For entry, which the client writes (nginx's
+  // $proxy_add_x_forwarded_for appends to it): each guess could claim a new address, past the
+  // per-address and per-pair sign-in locks, and the audit log would record the address it chose.
+  it('refuses TRUST_PROXY=true, which would let any client choose its own address', () => {
+    expect(problemsOf({ TRUST_PROXY: 'true' })).toEqual([
+      'TRUST_PROXY: true would believe any X-Forwarded-For a client sends; name the proxy (loopback, its address or CIDR) or give its hop count (1 for one proxy)',
+    ]);
   });
 
   it('refuses a TRUST_PROXY entry that is not an address or a known name', () => {
