@@ -26,6 +26,7 @@ import {
   heldForSameJobsMessage,
   heldPaymentOf,
   paymentMoneyOf,
+  returnedMinorOf,
 } from './payment-money.js';
 import {
   type Checkout,
@@ -790,20 +791,44 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     let receiptChange: 'unpaid' | 'stays_paid' | 'none' = 'none';
     let outcome: WebhookOutcome = 'ok';
     let goneTotal: paymentsRepository.Received | null = null;
+    let failedMinor = 0n;
+    let returnedTotalMinor = 0n;
     if (status === 'lost') {
       // The bank took the amount back from the centre: for finance it is gone as a refund of it is,
       // on top of what was refunded already (the total is what every refund count reads).
       goneTotal = { amountMinor: (payment.refundedMinor ?? 0n) + disputed.amountMinor, currency: disputed.currency };
-      refuseClaimBeyondReceived(payment, goneTotal, 'dispute', 'with its refunds');
+      // A refund that failed stays in that total (flagged, not reversed) but took nothing back: the
+      // money the bank took is checked, and settles the receipt, on top of what actually went back.
+      failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
+      returnedTotalMinor = (returnedMinorOf(payment.refundedMinor, failedMinor) ?? 0n) + disputed.amountMinor;
+      refuseClaimBeyondReceived(
+        payment,
+        { amountMinor: returnedTotalMinor, currency: disputed.currency },
+        'dispute',
+        'with its refunds',
+      );
       const lostNote = `the dispute was lost at ${providerName}: ${disputedText} of the ${receivedText} received was taken back`;
-      ({ receiptChange, outcome } = await recordMoneyGone(tx, providerName, payment, goneTotal, at, {
-        fullReason: `${lostNote}; receipt #${payment.receiptId} is unpaid again`,
-        fullNote: `${providerName} reported dispute ${event.dispute.id} lost (event ${event.id})`,
-        partReason:
-          payment.status === 'needs_review' && payment.reviewReason
-            ? `${payment.reviewReason}; ${lostNote}`
-            : `${lostNote}; receipt #${payment.receiptId} stays paid until this is resolved`,
-      }));
+      ({ receiptChange, outcome } = await recordMoneyGone(
+        tx,
+        providerName,
+        payment,
+        goneTotal,
+        at,
+        {
+          fullReason: `${lostNote}; receipt #${payment.receiptId} is unpaid again`,
+          fullNote: `${providerName} reported dispute ${event.dispute.id} lost (event ${event.id})`,
+          partReason:
+            payment.status === 'needs_review' && payment.reviewReason
+              ? `${payment.reviewReason}; ${lostNote}`
+              : `${lostNote}; receipt #${payment.receiptId} stays paid until this is resolved`,
+        },
+        returnedTotalMinor,
+      ));
+      // Held without paying its receipt (after a refund in full that failed): the reason says the
+      // bank took the money, so the admin does not mark the receipt paid from it.
+      if (receiptChange === 'none' && payment.status === 'needs_review') {
+        await paymentsRepository.addToHoldReason(tx, payment.id, `${payment.reviewReason ?? 'held'}; ${lostNote}`);
+      }
     } else if (payment.status === 'needs_review' && payment.holdsPaidReceipt) {
       // Still held for the admin, who decides; the won dispute is what they accept it on.
       await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
@@ -830,6 +855,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           amountMinor: String(disputed.amountMinor),
           currency: disputed.currency,
           ...(goneTotal ? { refundedTotalMinor: String(goneTotal.amountMinor) } : {}),
+          // Of that total, what went back: less the refunds reported failed.
+          ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returnedTotalMinor) }),
           receivedMinor: String(received.amountMinor),
           receivedCurrency: received.currency,
           receipt: receiptChange,
