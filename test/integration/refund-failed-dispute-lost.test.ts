@@ -278,6 +278,68 @@ describe('a dispute lost in part after a partial refund that failed', () => {
   });
 });
 
+describe('a refund reported and failed after a dispute lost in part', () => {
+  it.each(providers)('%s: the lost 4.00 THB stays counted as gone', async (_name, provider) => {
+    const paid = await provider.paid();
+    const id = `${provider.name}_reverse_${paid.paymentId}`;
+    expect((await provider.disputed(paid.ref, `dp_${id}`, 400, `${id}_disputed`)).body.outcome).toBe('review');
+    expect((await provider.lost(paid.ref, `dp_${id}`, 400, `${id}_lost`)).body.outcome).toBe('review');
+
+    const refunded = await provider.refunded(paid.ref, 300, `${id}_refunded`);
+    expect(refunded.status, refunded.text).toBe(200);
+    expect(refunded.body.outcome).toBe('review');
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: paid.paymentId } });
+    expect(held.refundedMinor).toBe(700n);
+    // The hold keeps what the admin decides on: the lost dispute, and the refund on top of it.
+    expect(held.reviewReason).toContain(
+      `the dispute was lost at ${provider.name}: 4.00 THB of the 10.00 THB received was taken back; ` +
+        `3.00 THB of the 10.00 THB received was refunded at ${provider.name}, on top of the 4.00 THB taken back by the lost dispute`,
+    );
+    const refundAudit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.refund', target: `receipt:${paid.receiptId}` },
+    });
+    expect(refundAudit.details).toMatchObject({ amountMinor: '300', refundedTotalMinor: '700', receipt: 'stays_paid' });
+
+    expect((await provider.refundFailed(paid.ref, `re_${id}`, 300, `${id}_failed`)).body.outcome).toBe('review');
+    expect(await moneyOf(provider, paid)).toEqual({
+      receipt: 'paid',
+      payment: {
+        status: 'needs_review',
+        reviewOutcome: null,
+        holdsPaidReceipt: true,
+        refundedMinor: 700n,
+        disputeStatus: 'lost',
+      },
+      failedRefundMinor: 300n,
+      csvRefunded: '4.00',
+      refunds: [{ amount: '4.00', isFull: false, failedAmount: '3.00' }],
+    });
+  });
+});
+
+describe('a refund reported after a dispute lost in full', () => {
+  it.each(providers)(
+    '%s: is refused as more than the payment received, and the loss stays',
+    async (_name, provider) => {
+      const paid = await provider.paid();
+      const id = `${provider.name}_after_lost_${paid.paymentId}`;
+      expect((await provider.disputed(paid.ref, `dp_${id}`, 1000, `${id}_disputed`)).body.outcome).toBe('review');
+      expect((await provider.lost(paid.ref, `dp_${id}`, 1000, `${id}_lost`)).body.outcome).toBe('ok');
+      const before = await moneyOf(provider, paid);
+
+      const refunded = await provider.refunded(paid.ref, 1000, `${id}_refunded`);
+      expect(refunded.status).toBe(409);
+      expect(refunded.body.error).toBe(
+        `Webhook rejected: the refund of payment #${paid.paymentId} (20.00 THB in all, with its lost dispute) is more ` +
+          'than the 10.00 THB it received; nothing was changed.',
+      );
+      expect(await db.prisma.paymentRefusedClaim.count({ where: { paymentId: paid.paymentId } })).toBe(1);
+      expect(await moneyOf(provider, paid)).toEqual(before);
+      expect(before).toMatchObject({ receipt: 'pending', csvRefunded: '10.00', payment: { refundedMinor: 1000n } });
+    },
+  );
+});
+
 describe('a dispute lost in full after a refund whose failure arrived before its report', () => {
   it.each(providers)('%s: the lost 10.00 THB unpays the receipt as a refund in full does', async (_name, provider) => {
     const paid = await provider.paid();

@@ -616,8 +616,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     }
     const refundedText = describeMinorUnits(refunded.amountMinor, refunded.currency);
     refuseClaimBeyondReceived(payment, refunded, 'refund', 'in all');
+    // A lost dispute is in the recorded total too (recordMoneyGone), but not in the provider's
+    // refund total (Stripe's amount_refunded counts refunds only): it is kept on top of it.
+    const lostMinor = payment.disputeStatus === 'lost' && payment.disputedMinor !== null ? payment.disputedMinor : 0n;
     // Provider totals only grow: an earlier refund's event arriving late, or one of nothing, adds nothing.
-    const before = payment.refundedMinor ?? 0n;
+    const before = (payment.refundedMinor ?? 0n) - lostMinor;
     if (refunded.amountMinor <= before) return { outcome: 'ignored', paymentId: payment.id };
     const at = now();
     // Providers do not promise order: a refund's failure can arrive before the report that counts
@@ -626,27 +629,43 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
     const returned = refunded.amountMinor > failedMinor ? refunded.amountMinor - failedMinor : 0n;
     const returnedText = returned === 0n ? 'nothing' : describeMinorUnits(returned, refunded.currency);
+    const recorded = { amountMinor: refunded.amountMinor + lostMinor, currency: refunded.currency };
+    refuseClaimBeyondReceived(
+      payment,
+      { amountMinor: returned + lostMinor, currency: refunded.currency },
+      'refund',
+      'in all, with its lost dispute',
+    );
+    const lostText = describeMinorUnits(lostMinor, refunded.currency);
     const partReason =
-      failedMinor === 0n
+      failedMinor === 0n && lostMinor === 0n
         ? `${refundedText} of the ${receivedText} received was refunded at ${providerName}; ` +
           `receipt #${payment.receiptId} stays paid until this is resolved`
-        : // Held already by the failure told first: what the admin decides on so far is kept.
-          `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
-          `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
-          `${describeMinorUnits(failedMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
-          `receipt #${payment.receiptId} stays paid until this is resolved`;
+        : failedMinor === 0n
+          ? // Held already by the lost dispute: what the admin decides on so far is kept.
+            `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
+            `${refundedText} of the ${receivedText} received was refunded at ${providerName}, on top of the ` +
+            `${lostText} taken back by the lost dispute; receipt #${payment.receiptId} stays paid until this is resolved`
+          : // Held already by the failure told first: what the admin decides on so far is kept.
+            `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
+            `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
+            `${describeMinorUnits(failedMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
+            `receipt #${payment.receiptId} stays paid until this is resolved`;
     const { receiptChange, outcome } = await recordMoneyGone(
       tx,
       providerName,
       payment,
-      refunded,
+      recorded,
       at,
       {
-        fullReason: `refunded in full at ${providerName} (${refundedText}); receipt #${payment.receiptId} is unpaid again`,
+        fullReason:
+          `refunded in full at ${providerName} (${refundedText}` +
+          `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); ` +
+          `receipt #${payment.receiptId} is unpaid again`,
         fullNote: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
         partReason,
       },
-      returned,
+      returned + lostMinor,
     );
     await appendAudit(
       tx,
@@ -657,12 +676,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         details: {
           paymentId: payment.id,
           eventId: event.id,
-          // This refund, and all of them so far, in the currency the payment received.
+          // This refund, in the currency the payment received.
           amountMinor: String(refunded.amountMinor - before),
           currency: refunded.currency,
-          refundedTotalMinor: String(refunded.amountMinor),
+          // All of them so far as recorded: with the amount of a lost dispute, as its audit entry's.
+          refundedTotalMinor: String(recorded.amountMinor),
           // Of that total, what went back: less the refunds already reported failed.
-          ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returned) }),
+          ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returned + lostMinor) }),
           receivedMinor: String(received.amountMinor),
           receivedCurrency: received.currency,
           receipt: receiptChange,
