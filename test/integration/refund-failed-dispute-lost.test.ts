@@ -372,3 +372,27 @@ describe('a dispute lost in full after a refund whose failure arrived before its
     });
   });
 });
+
+describe('a dispute lost in full after a refund failed whose report has not arrived', () => {
+  it.each(providers)('%s: counts the 10.00 THB the bank took, before and after the report', async (_name, provider) => {
+    const paid = await provider.paid();
+    const id = `${provider.name}_unreported_${paid.paymentId}`;
+    expect((await provider.refundFailed(paid.ref, `re_${id}`, 1000, `${id}_failed`)).body.outcome).toBe('review');
+    expect((await provider.disputed(paid.ref, `dp_${id}`, 1000, `${id}_disputed`)).body.outcome).toBe('review');
+    expect((await provider.lost(paid.ref, `dp_${id}`, 1000, `${id}_lost`)).body.outcome).toBe('ok');
+    const gone = {
+      receipt: 'pending',
+      failedRefundMinor: 1000n,
+      csvRefunded: '10.00',
+      refunds: [{ amount: '10.00', isFull: true, failedAmount: '10.00' }],
+    };
+    expect(await moneyOf(provider, paid)).toMatchObject({ ...gone, payment: { refundedMinor: 1000n } });
+
+    // The report of the refund that failed comes last: still the 10.00 THB the bank took.
+    expect((await provider.refunded(paid.ref, 1000, `${id}_refunded`)).body.outcome).toBe('ok');
+    expect(await moneyOf(provider, paid)).toMatchObject({
+      ...gone,
+      payment: { status: 'resolved', reviewOutcome: 'refunded', refundedMinor: 2000n },
+    });
+  });
+});

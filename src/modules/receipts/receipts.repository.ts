@@ -2,7 +2,7 @@ import { Prisma, type ReceiptStatus } from '@prisma/client';
 import type pg from 'pg';
 import { ADVISORY_LOCK_KEYS, type ReleaseLock, tryAcquireSessionLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
-import { returnedMinorOf } from '../payments/payment-money.js';
+import { lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
 import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import { costOfHoursSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL } from '../pricing/pricing.sql.js';
@@ -493,6 +493,8 @@ export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
       select: {
         receivedCurrency: true,
         refundedMinor: true,
+        disputeStatus: true,
+        disputedMinor: true,
         failedRefunds: { select: { amountMinor: true } },
       },
     }),
@@ -501,7 +503,8 @@ export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
   const stayedAfterFailure = new Map<string | null, bigint>();
   for (const payment of failedRefunds) {
     const failedMinor = payment.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n);
-    const kept = (payment.refundedMinor ?? 0n) - (returnedMinorOf(payment.refundedMinor, failedMinor) ?? 0n);
+    const returned = returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment));
+    const kept = (payment.refundedMinor ?? 0n) - (returned ?? 0n);
     stayedAfterFailure.set(payment.receivedCurrency, (stayedAfterFailure.get(payment.receivedCurrency) ?? 0n) + kept);
   }
   return {
@@ -615,6 +618,9 @@ async function findPaidReceipts(
           receivedCurrency: true,
           refundedMinor: true,
           refundedCurrency: true,
+          // A lost dispute is in the refunded total; no failed refund undoes it.
+          disputeStatus: true,
+          disputedMinor: true,
           // Refunds that failed at the provider went nowhere: paid.csv counts only what was returned.
           failedRefunds: { select: { amountMinor: true } },
         },
@@ -639,6 +645,8 @@ async function findPaidReceipts(
               refundedMinor: paidWith.refundedMinor,
               refundedCurrency: paidWith.refundedCurrency,
               failedRefundMinor: paidWith.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n),
+              disputeStatus: paidWith.disputeStatus,
+              disputedMinor: paidWith.disputedMinor,
             }
           : null,
       },
@@ -669,6 +677,8 @@ async function findRefundedPayments(
       refundedMinor: bigint | null;
       refundedCurrency: string | null;
       failedRefundMinor: bigint | null;
+      disputeStatus: string | null;
+      disputedMinor: bigint | null;
       id: number;
       username: string;
       total: Prisma.Decimal;
@@ -683,6 +693,7 @@ async function findRefundedPayments(
            p.refunded_minor AS "refundedMinor", p.refunded_currency AS "refundedCurrency",
            (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f WHERE f.payment_id = p.id)::bigint
              AS "failedRefundMinor",
+           p.dispute_status::text AS "disputeStatus", p.disputed_minor AS "disputedMinor",
            r.id, r.username, r.total, r.currency, r.tier_name AS "tierName",
            r.billed_through AS "billedThrough", r.created_at AS "createdAt"
       FROM payments p
@@ -715,6 +726,8 @@ async function findRefundedPayments(
       refundedMinor: row.refundedMinor,
       refundedCurrency: row.refundedCurrency,
       failedRefundMinor: row.failedRefundMinor,
+      disputeStatus: row.disputeStatus,
+      disputedMinor: row.disputedMinor,
     },
   }));
 }
