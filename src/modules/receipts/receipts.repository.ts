@@ -427,22 +427,33 @@ export async function listReceipts(db: Client, filter: ReceiptFilter, page: { of
 }
 
 /**
- * What the online payment that paid each of these paid receipts received, less what the provider
- * refunded of it, by receipt id (minor units; a refund is in the received currency). Receipts paid
- * by hand, and payments whose provider did not say what it received, are not in it: the billing
- * page's paid card sums the same.
+ * What the online payment that paid each of these paid receipts received, less what went back of
+ * it (refunds less those that failed, and a lost dispute; returnedMinorOf), by receipt id (minor
+ * units; a refund is in the received currency). Receipts paid by hand, and payments whose provider
+ * did not say what it received, are not in it: the billing page's paid card sums the same.
  */
 export async function findReceivedOfPaid(db: Client, receiptIds: number[]) {
   if (receiptIds.length === 0) return new Map<number, { receivedMinor: bigint; currency: string }>();
   const payments = await db.payment.findMany({
     where: { ...PAID_THE_RECEIPT, receiptId: { in: receiptIds }, receipt: { status: 'paid' } },
-    select: { receiptId: true, receivedMinor: true, receivedCurrency: true, refundedMinor: true },
+    select: {
+      receiptId: true,
+      receivedMinor: true,
+      receivedCurrency: true,
+      refundedMinor: true,
+      disputeStatus: true,
+      disputedMinor: true,
+      // A refund that failed at the provider took nothing back: the paid card counts it as stayed.
+      failedRefunds: { select: { amountMinor: true } },
+    },
   });
   const received = new Map<number, { receivedMinor: bigint; currency: string }>();
   for (const payment of payments) {
     if (payment.receivedMinor === null || payment.receivedCurrency === null) continue;
+    const failedMinor = payment.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n);
+    const returned = returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment)) ?? 0n;
     received.set(payment.receiptId, {
-      receivedMinor: payment.receivedMinor - (payment.refundedMinor ?? 0n),
+      receivedMinor: payment.receivedMinor - returned,
       currency: payment.receivedCurrency,
     });
   }
