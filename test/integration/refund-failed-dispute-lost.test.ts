@@ -11,7 +11,7 @@ import {
   buildStripeRefundUpdated,
 } from '../support/fake-stripe.js';
 import { createPaidCsvStory } from '../support/paid-csv-story.js';
-import { type Agent, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -275,6 +275,19 @@ describe('a dispute lost in part after a partial refund that failed', () => {
       returnedTotalMinor: '400',
       receipt: 'stays_paid',
     });
+
+    // Dismissing it is refused in the words of what went back: the failed 6.00 THB is no refund.
+    const admin = await signInAdmin(provider.app());
+    const dismissed = await admin
+      .post(`/admin/payments/${paid.paymentId}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'dismissed', note: 'The bank kept 4.00 THB.' });
+    expect(dismissed.status).toBe(409);
+    expect(dismissed.body.error).toBe(
+      `Payment #${paid.paymentId} still pays receipt #${paid.receiptId}, of which 4.00 THB was taken back by a lost ` +
+        'dispute. Accept it to keep the receipt paid from the rest, or void the receipt on the billing page first; nothing was changed.',
+    );
   });
 });
 

@@ -25,6 +25,7 @@ import {
   hasAmountDue,
   heldForSameJobsMessage,
   heldPaymentOf,
+  lostDisputeMinorOf,
   paymentMoneyOf,
   returnedMinorOf,
 } from './payment-money.js';
@@ -244,12 +245,13 @@ function paysItsReceipt(payment: paymentsRepository.PaymentRow): boolean {
  * 409 that refuses any other outcome: a dispute lost in part is money the bank took back, not a
  * refund, though both count as refunded (recordMoneyGone).
  */
-function whatWentBackFrom(payment: paymentsRepository.PaymentRow): string {
-  const lost = payment.disputeStatus === 'lost' && payment.disputedMinor !== null ? payment.disputedMinor : 0n;
+function whatWentBackFrom(payment: paymentsRepository.PaymentRow, failedRefundMinor: bigint): string {
+  const lost = lostDisputeMinorOf(payment);
   if (lost > 0n) {
     const lostText = describeMinorUnits(lost, payment.disputedCurrency);
-    // Refunds apart from the lost dispute, which the refunded total counts too.
-    const refundedApart = (payment.refundedMinor ?? 0n) - lost;
+    // Refunds apart from the lost dispute, which the refunded total counts too; a refund that
+    // failed took nothing back.
+    const refundedApart = (returnedMinorOf(payment.refundedMinor, failedRefundMinor, lost) ?? 0n) - lost;
     const what =
       refundedApart > 0n
         ? `${describeMinorUnits(refundedApart, payment.refundedCurrency)} was refunded and ${lostText} taken back by a lost dispute`
@@ -1403,8 +1405,9 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       }
       if (payment.holdsPaidReceipt && input.outcome !== 'accepted') {
         // Its receipt is paid from it: any other outcome would leave a paid receipt that no money pays.
+        const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
         throw new ConflictError(
-          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ${whatWentBackFrom(payment)} ` +
+          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ${whatWentBackFrom(payment, failedMinor)} ` +
             'or void the receipt on the billing page first; nothing was changed.',
           { field: 'outcome' },
         );
