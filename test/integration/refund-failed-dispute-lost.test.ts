@@ -242,6 +242,24 @@ describe('a dispute lost after a refund in full that failed', () => {
       returnedTotalMinor: '1000',
       receipt: 'none',
     });
+
+    // Nothing of it is left to pay the receipt: accepting it is refused, resolving it as refunded is not.
+    const admin = await signInAdmin(provider.app());
+    const resolve = async (outcome: string, note: string) =>
+      admin
+        .post(`/admin/payments/${paid.paymentId}/resolve`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(admin))
+        .send({ outcome, note });
+    const accepted = await resolve('accepted', 'The refund failed; the money stays for this receipt.');
+    expect(accepted.status).toBe(409);
+    expect(accepted.body.error).toBe(
+      `Nothing of payment #${paid.paymentId} is left to pay receipt #${paid.receiptId}: the 10.00 THB it received ` +
+        'went back (refunded, or taken back by a lost dispute). Resolve it as refunded, or as dismissed with what ' +
+        'was done; nothing was changed.',
+    );
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: paid.receiptId } })).status).toBe('pending');
+    expect((await resolve('refunded', 'The bank took it back in the dispute.')).status).toBe(200);
   });
 });
 

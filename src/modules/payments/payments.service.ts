@@ -1416,6 +1416,19 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         // The receipt stays paid from what is left of this payment, as it has been since the refund.
         await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
       } else if (input.outcome === 'accepted') {
+        // Held after its refund failed, a payment can still lose its money to a lost dispute (or a
+        // refund reported since): what went back is no money to mark its receipt paid from.
+        const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
+        const returned = returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment)) ?? 0n;
+        const received = receivedBy(payment);
+        if (returned >= received.amountMinor) {
+          throw new ConflictError(
+            `Nothing of payment #${paymentId} is left to pay receipt #${payment.receiptId}: the ` +
+              `${describeMinorUnits(received.amountMinor, received.currency)} it received went back (refunded, or taken ` +
+              'back by a lost dispute). Resolve it as refunded, or as dismissed with what was done; nothing was changed.',
+            { field: 'outcome' },
+          );
+        }
         if (payment.hasAmountMismatch && !input.accept_mismatch) {
           throw new BadRequestError(
             `Payment #${paymentId} did not match the amount due (${payment.reviewReason}). To accept it anyway, ` +
