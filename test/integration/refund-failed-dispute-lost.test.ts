@@ -172,6 +172,12 @@ async function moneyOf(provider: Provider, paid: Paid) {
   const csv = await paidCsv(admin, 'start=2000-01-01&end=2100-12-31');
   const line = csv.rows.find((row) => row.receipt_id === String(paid.receiptId));
   const json = await paid.agent.get(`/me/receipts/${paid.receiptId}`).set('Accept', 'application/json').expect(200);
+  // /admin/payments: the Refunded column of the payment's row, up to when it was refunded.
+  const list = (await admin.get('/admin/payments').set('Accept', 'text/html').expect(200)).text;
+  const row = list.slice(list.indexOf(`<td data-label="Payment">${paid.paymentId}</td>`));
+  const adminRefunded = /<td data-label="Refunded" class="num"><span>([^(<]*) \(/.exec(
+    row.slice(0, row.indexOf('</tr>')),
+  )?.[1];
   return {
     receipt: receipt.status,
     payment: {
@@ -188,6 +194,7 @@ async function moneyOf(provider: Provider, paid: Paid) {
       })
     )._sum.amountMinor,
     csvRefunded: line?.amount_refunded,
+    adminRefunded,
     refunds: (json.body.receipt.refunds as Array<Record<string, unknown>>).map(({ amount, isFull, failedAmount }) => ({
       amount,
       isFull,
@@ -229,6 +236,7 @@ describe('a dispute lost after a refund in full that failed', () => {
       },
       failedRefundMinor: 1000n,
       csvRefunded: '10.00',
+      adminRefunded: '10.00 THB',
       refunds: [{ amount: '10.00', isFull: true, failedAmount: '10.00' }],
     });
     // Held for the failed refund, the admin is no longer told to mark the receipt paid from money the bank took.
@@ -285,6 +293,7 @@ describe('a dispute lost in part after a partial refund that failed', () => {
       },
       failedRefundMinor: 600n,
       csvRefunded: '4.00',
+      adminRefunded: '4.00 THB',
       refunds: [{ amount: '4.00', isFull: false, failedAmount: '6.00' }],
     });
     expect(await lostAuditOf(paid.receiptId)).toMatchObject({
@@ -343,6 +352,7 @@ describe('a refund reported and failed after a dispute lost in part', () => {
       },
       failedRefundMinor: 300n,
       csvRefunded: '4.00',
+      adminRefunded: '4.00 THB',
       refunds: [{ amount: '4.00', isFull: false, failedAmount: '3.00' }],
     });
   });
@@ -393,6 +403,7 @@ describe('a dispute lost in full after a refund whose failure arrived before its
       },
       failedRefundMinor: 1000n,
       csvRefunded: '10.00',
+      adminRefunded: '10.00 THB',
       refunds: [{ amount: '10.00', isFull: true, failedAmount: '10.00' }],
     });
     expect(await lostAuditOf(paid.receiptId)).toMatchObject({
@@ -415,6 +426,7 @@ describe('a dispute lost in full after a refund failed whose report has not arri
       receipt: 'pending',
       failedRefundMinor: 1000n,
       csvRefunded: '10.00',
+      adminRefunded: '10.00 THB',
       refunds: [{ amount: '10.00', isFull: true, failedAmount: '10.00' }],
     };
     expect(await moneyOf(provider, paid)).toMatchObject({ ...gone, payment: { refundedMinor: 1000n } });
