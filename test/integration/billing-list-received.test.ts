@@ -72,6 +72,36 @@ describe("the billing page's list of receipts", () => {
     expect(await rowOf(receiptId, user.username)).toContain('received, net of refunds: 7.00 THB');
   });
 
+  it('counts a refund that failed as money that stayed, and a lost dispute as gone, as the paid card does', async () => {
+    const { user, receiptId, payment } = await paidOnline();
+    const event = { external_payment_id: payment.externalPaymentId, currency: 'THB' };
+    await deliverDummy(app, {
+      ...event,
+      event_id: `refund_${payment.id}`,
+      event_type: 'payment.refunded',
+      amount_cents: 600,
+    }).expect(200);
+    await deliverDummy(app, {
+      ...event,
+      event_id: `refund_failed_${payment.id}`,
+      event_type: 'payment.refund_failed',
+      amount_cents: 600,
+      refund_id: `refund_${payment.id}`,
+    }).expect(200);
+    // The 6.00 THB never left: the receipt brought in its total.
+    expect(await rowOf(receiptId, user.username)).not.toContain('received');
+
+    await deliverDummy(app, {
+      ...event,
+      event_id: `lost_${payment.id}`,
+      event_type: 'payment.dispute_closed',
+      amount_cents: 400,
+      dispute_id: `dp_${payment.id}`,
+      dispute_status: 'lost',
+    }).expect(200);
+    expect(await rowOf(receiptId, user.username)).toContain('received 6.00 THB');
+  });
+
   it('says nothing more of a receipt paid its total, online or by hand', async () => {
     const online = await paidOnline();
     expect(await rowOf(online.receiptId, online.user.username)).not.toContain('received');

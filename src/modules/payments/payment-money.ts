@@ -33,17 +33,24 @@ export interface PaymentMoney {
 /**
  * What of a payment's refunds went back to the payer, in minor units: the refunded total the
  * provider reported less the refunds it reported failed since (docs/payments.md, "A refund that
- * failed"), never below nothing; null when no refund was reported, failed or not.
+ * failed"), never below nothing, plus what a lost dispute took back (which that total counts too,
+ * and no failed refund undoes); null when no refund was reported, failed or not.
  */
 export function returnedMinorOf(
   refundedMinor: bigint | null | undefined,
   failedRefundMinor: bigint | null | undefined,
+  lostDisputeMinor: bigint = 0n,
 ): bigint | null {
   const failed = failedRefundMinor ?? 0n;
   if ((refundedMinor === null || refundedMinor === undefined) && failed === 0n) return null;
-  const returned = (refundedMinor ?? 0n) - failed;
+  const returned = (refundedMinor ?? 0n) - lostDisputeMinor - failed;
   // A failure told before the refund it undoes (or its total) arrived: nothing went back yet.
-  return returned > 0n ? returned : 0n;
+  return (returned > 0n ? returned : 0n) + lostDisputeMinor;
+}
+
+/** What a payment's lost dispute took back (counted in its refunded total), or nothing. */
+export function lostDisputeMinorOf(payment: { disputeStatus?: string | null; disputedMinor?: bigint | null }): bigint {
+  return payment.disputeStatus === 'lost' && payment.disputedMinor ? payment.disputedMinor : 0n;
 }
 
 export function paymentMoneyOf(payment: {
@@ -55,6 +62,8 @@ export function paymentMoneyOf(payment: {
   refundedCurrency?: string | null;
   /** The sum of its refunds the provider reported failed, in the currency it received. */
   failedRefundMinor?: bigint | null;
+  disputeStatus?: string | null;
+  disputedMinor?: bigint | null;
 }): PaymentMoney {
   const received =
     payment.receivedMinor === null || payment.receivedCurrency === null
@@ -73,11 +82,17 @@ export function paymentMoneyOf(payment: {
 
 /** What went back to the payer and what failed to, in the currency of the refunds (which is the received one). */
 function refundedMoneyOf(
-  payment: { refundedMinor?: bigint | null; refundedCurrency?: string | null; failedRefundMinor?: bigint | null },
+  payment: {
+    refundedMinor?: bigint | null;
+    refundedCurrency?: string | null;
+    failedRefundMinor?: bigint | null;
+    disputeStatus?: string | null;
+    disputedMinor?: bigint | null;
+  },
   receivedCurrency: string,
 ): Pick<PaymentMoney, 'refunded' | 'refundFailed'> {
   const currency = payment.refundedCurrency ?? receivedCurrency;
-  const returned = returnedMinorOf(payment.refundedMinor, payment.failedRefundMinor);
+  const returned = returnedMinorOf(payment.refundedMinor, payment.failedRefundMinor, lostDisputeMinorOf(payment));
   const failed = payment.failedRefundMinor ?? 0n;
   return {
     refunded: returned === null ? null : { amount: fromMinorUnits(returned, currency), currency },

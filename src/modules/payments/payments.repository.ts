@@ -785,6 +785,7 @@ const SELECT_ADMIN_PAYMENTS = Prisma.sql`
          p.refunded_currency AS "refundedCurrency", p.refunded_at AS "refundedAt",
          p.external_dispute_id AS "externalDisputeId", p.disputed_minor AS "disputedMinor",
          p.disputed_currency AS "disputedCurrency", p.dispute_reason AS "disputeReason", p.disputed_at AS "disputedAt",
+         p.dispute_status::text AS "disputeStatus", p.dispute_closed_at AS "disputeClosedAt",
          p.holds_paid_receipt AS "holdsPaidReceipt",
          p.review_note AS "reviewNote", p.reviewed_by AS "reviewedBy", p.reviewed_at AS "reviewedAt",
          p.created_at AS "createdAt", p.updated_at AS "updatedAt", r.username, r.status::text AS "receiptStatus",

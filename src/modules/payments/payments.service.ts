@@ -25,7 +25,9 @@ import {
   hasAmountDue,
   heldForSameJobsMessage,
   heldPaymentOf,
+  lostDisputeMinorOf,
   paymentMoneyOf,
+  returnedMinorOf,
 } from './payment-money.js';
 import {
   type Checkout,
@@ -243,12 +245,13 @@ function paysItsReceipt(payment: paymentsRepository.PaymentRow): boolean {
  * 409 that refuses any other outcome: a dispute lost in part is money the bank took back, not a
  * refund, though both count as refunded (recordMoneyGone).
  */
-function whatWentBackFrom(payment: paymentsRepository.PaymentRow): string {
-  const lost = payment.disputeStatus === 'lost' && payment.disputedMinor !== null ? payment.disputedMinor : 0n;
+function whatWentBackFrom(payment: paymentsRepository.PaymentRow, failedRefundMinor: bigint): string {
+  const lost = lostDisputeMinorOf(payment);
   if (lost > 0n) {
     const lostText = describeMinorUnits(lost, payment.disputedCurrency);
-    // Refunds apart from the lost dispute, which the refunded total counts too.
-    const refundedApart = (payment.refundedMinor ?? 0n) - lost;
+    // Refunds apart from the lost dispute, which the refunded total counts too; a refund that
+    // failed took nothing back.
+    const refundedApart = (returnedMinorOf(payment.refundedMinor, failedRefundMinor, lost) ?? 0n) - lost;
     const what =
       refundedApart > 0n
         ? `${describeMinorUnits(refundedApart, payment.refundedCurrency)} was refunded and ${lostText} taken back by a lost dispute`
@@ -615,8 +618,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     }
     const refundedText = describeMinorUnits(refunded.amountMinor, refunded.currency);
     refuseClaimBeyondReceived(payment, refunded, 'refund', 'in all');
+    // A lost dispute is in the recorded total too (recordMoneyGone), but not in the provider's
+    // refund total (Stripe's amount_refunded counts refunds only): it is kept on top of it.
+    const lostMinor = payment.disputeStatus === 'lost' && payment.disputedMinor !== null ? payment.disputedMinor : 0n;
     // Provider totals only grow: an earlier refund's event arriving late, or one of nothing, adds nothing.
-    const before = payment.refundedMinor ?? 0n;
+    const before = (payment.refundedMinor ?? 0n) - lostMinor;
     if (refunded.amountMinor <= before) return { outcome: 'ignored', paymentId: payment.id };
     const at = now();
     // Providers do not promise order: a refund's failure can arrive before the report that counts
@@ -625,27 +631,43 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
     const returned = refunded.amountMinor > failedMinor ? refunded.amountMinor - failedMinor : 0n;
     const returnedText = returned === 0n ? 'nothing' : describeMinorUnits(returned, refunded.currency);
+    const recorded = { amountMinor: refunded.amountMinor + lostMinor, currency: refunded.currency };
+    refuseClaimBeyondReceived(
+      payment,
+      { amountMinor: returned + lostMinor, currency: refunded.currency },
+      'refund',
+      'in all, with its lost dispute',
+    );
+    const lostText = describeMinorUnits(lostMinor, refunded.currency);
     const partReason =
-      failedMinor === 0n
+      failedMinor === 0n && lostMinor === 0n
         ? `${refundedText} of the ${receivedText} received was refunded at ${providerName}; ` +
           `receipt #${payment.receiptId} stays paid until this is resolved`
-        : // Held already by the failure told first: what the admin decides on so far is kept.
-          `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
-          `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
-          `${describeMinorUnits(failedMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
-          `receipt #${payment.receiptId} stays paid until this is resolved`;
+        : failedMinor === 0n
+          ? // Held already by the lost dispute: what the admin decides on so far is kept.
+            `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
+            `${refundedText} of the ${receivedText} received was refunded at ${providerName}, on top of the ` +
+            `${lostText} taken back by the lost dispute; receipt #${payment.receiptId} stays paid until this is resolved`
+          : // Held already by the failure told first: what the admin decides on so far is kept.
+            `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
+            `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
+            `${describeMinorUnits(failedMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
+            `receipt #${payment.receiptId} stays paid until this is resolved`;
     const { receiptChange, outcome } = await recordMoneyGone(
       tx,
       providerName,
       payment,
-      refunded,
+      recorded,
       at,
       {
-        fullReason: `refunded in full at ${providerName} (${refundedText}); receipt #${payment.receiptId} is unpaid again`,
+        fullReason:
+          `refunded in full at ${providerName} (${refundedText}` +
+          `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); ` +
+          `receipt #${payment.receiptId} is unpaid again`,
         fullNote: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
         partReason,
       },
-      returned,
+      returned + lostMinor,
     );
     await appendAudit(
       tx,
@@ -656,12 +678,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         details: {
           paymentId: payment.id,
           eventId: event.id,
-          // This refund, and all of them so far, in the currency the payment received.
+          // This refund, in the currency the payment received.
           amountMinor: String(refunded.amountMinor - before),
           currency: refunded.currency,
-          refundedTotalMinor: String(refunded.amountMinor),
+          // All of them so far as recorded: with the amount of a lost dispute, as its audit entry's.
+          refundedTotalMinor: String(recorded.amountMinor),
           // Of that total, what went back: less the refunds already reported failed.
-          ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returned) }),
+          ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returned + lostMinor) }),
           receivedMinor: String(received.amountMinor),
           receivedCurrency: received.currency,
           receipt: receiptChange,
@@ -790,20 +813,44 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     let receiptChange: 'unpaid' | 'stays_paid' | 'none' = 'none';
     let outcome: WebhookOutcome = 'ok';
     let goneTotal: paymentsRepository.Received | null = null;
+    let failedMinor = 0n;
+    let returnedTotalMinor = 0n;
     if (status === 'lost') {
       // The bank took the amount back from the centre: for finance it is gone as a refund of it is,
       // on top of what was refunded already (the total is what every refund count reads).
       goneTotal = { amountMinor: (payment.refundedMinor ?? 0n) + disputed.amountMinor, currency: disputed.currency };
-      refuseClaimBeyondReceived(payment, goneTotal, 'dispute', 'with its refunds');
+      // A refund that failed stays in that total (flagged, not reversed) but took nothing back: the
+      // money the bank took is checked, and settles the receipt, on top of what actually went back.
+      failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
+      returnedTotalMinor = (returnedMinorOf(payment.refundedMinor, failedMinor) ?? 0n) + disputed.amountMinor;
+      refuseClaimBeyondReceived(
+        payment,
+        { amountMinor: returnedTotalMinor, currency: disputed.currency },
+        'dispute',
+        'with its refunds',
+      );
       const lostNote = `the dispute was lost at ${providerName}: ${disputedText} of the ${receivedText} received was taken back`;
-      ({ receiptChange, outcome } = await recordMoneyGone(tx, providerName, payment, goneTotal, at, {
-        fullReason: `${lostNote}; receipt #${payment.receiptId} is unpaid again`,
-        fullNote: `${providerName} reported dispute ${event.dispute.id} lost (event ${event.id})`,
-        partReason:
-          payment.status === 'needs_review' && payment.reviewReason
-            ? `${payment.reviewReason}; ${lostNote}`
-            : `${lostNote}; receipt #${payment.receiptId} stays paid until this is resolved`,
-      }));
+      ({ receiptChange, outcome } = await recordMoneyGone(
+        tx,
+        providerName,
+        payment,
+        goneTotal,
+        at,
+        {
+          fullReason: `${lostNote}; receipt #${payment.receiptId} is unpaid again`,
+          fullNote: `${providerName} reported dispute ${event.dispute.id} lost (event ${event.id})`,
+          partReason:
+            payment.status === 'needs_review' && payment.reviewReason
+              ? `${payment.reviewReason}; ${lostNote}`
+              : `${lostNote}; receipt #${payment.receiptId} stays paid until this is resolved`,
+        },
+        returnedTotalMinor,
+      ));
+      // Held without paying its receipt (after a refund in full that failed): the reason says the
+      // bank took the money, so the admin does not mark the receipt paid from it.
+      if (receiptChange === 'none' && payment.status === 'needs_review') {
+        await paymentsRepository.addToHoldReason(tx, payment.id, `${payment.reviewReason ?? 'held'}; ${lostNote}`);
+      }
     } else if (payment.status === 'needs_review' && payment.holdsPaidReceipt) {
       // Still held for the admin, who decides; the won dispute is what they accept it on.
       await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
@@ -830,6 +877,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           amountMinor: String(disputed.amountMinor),
           currency: disputed.currency,
           ...(goneTotal ? { refundedTotalMinor: String(goneTotal.amountMinor) } : {}),
+          // Of that total, what went back: less the refunds reported failed.
+          ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returnedTotalMinor) }),
           receivedMinor: String(received.amountMinor),
           receivedCurrency: received.currency,
           receipt: receiptChange,
@@ -1356,8 +1405,9 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       }
       if (payment.holdsPaidReceipt && input.outcome !== 'accepted') {
         // Its receipt is paid from it: any other outcome would leave a paid receipt that no money pays.
+        const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
         throw new ConflictError(
-          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ${whatWentBackFrom(payment)} ` +
+          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ${whatWentBackFrom(payment, failedMinor)} ` +
             'or void the receipt on the billing page first; nothing was changed.',
           { field: 'outcome' },
         );
@@ -1366,6 +1416,19 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         // The receipt stays paid from what is left of this payment, as it has been since the refund.
         await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
       } else if (input.outcome === 'accepted') {
+        // Held after its refund failed, a payment can still lose its money to a lost dispute (or a
+        // refund reported since): what went back is no money to mark its receipt paid from.
+        const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
+        const returned = returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment)) ?? 0n;
+        const received = receivedBy(payment);
+        if (returned >= received.amountMinor) {
+          throw new ConflictError(
+            `Nothing of payment #${paymentId} is left to pay receipt #${payment.receiptId}: the ` +
+              `${describeMinorUnits(received.amountMinor, received.currency)} it received went back (refunded, or taken ` +
+              'back by a lost dispute). Resolve it as refunded, or as dismissed with what was done; nothing was changed.',
+            { field: 'outcome' },
+          );
+        }
         if (payment.hasAmountMismatch && !input.accept_mismatch) {
           throw new BadRequestError(
             `Payment #${paymentId} did not match the amount due (${payment.reviewReason}). To accept it anyway, ` +

@@ -2,7 +2,7 @@ import { Prisma, type ReceiptStatus } from '@prisma/client';
 import type pg from 'pg';
 import { ADVISORY_LOCK_KEYS, type ReleaseLock, tryAcquireSessionLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
-import { returnedMinorOf } from '../payments/payment-money.js';
+import { lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
 import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import { costOfHoursSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL } from '../pricing/pricing.sql.js';
@@ -427,22 +427,33 @@ export async function listReceipts(db: Client, filter: ReceiptFilter, page: { of
 }
 
 /**
- * What the online payment that paid each of these paid receipts received, less what the provider
- * refunded of it, by receipt id (minor units; a refund is in the received currency). Receipts paid
- * by hand, and payments whose provider did not say what it received, are not in it: the billing
- * page's paid card sums the same.
+ * What the online payment that paid each of these paid receipts received, less what went back of
+ * it (refunds less those that failed, and a lost dispute; returnedMinorOf), by receipt id (minor
+ * units; a refund is in the received currency). Receipts paid by hand, and payments whose provider
+ * did not say what it received, are not in it: the billing page's paid card sums the same.
  */
 export async function findReceivedOfPaid(db: Client, receiptIds: number[]) {
   if (receiptIds.length === 0) return new Map<number, { receivedMinor: bigint; currency: string }>();
   const payments = await db.payment.findMany({
     where: { ...PAID_THE_RECEIPT, receiptId: { in: receiptIds }, receipt: { status: 'paid' } },
-    select: { receiptId: true, receivedMinor: true, receivedCurrency: true, refundedMinor: true },
+    select: {
+      receiptId: true,
+      receivedMinor: true,
+      receivedCurrency: true,
+      refundedMinor: true,
+      disputeStatus: true,
+      disputedMinor: true,
+      // A refund that failed at the provider took nothing back: the paid card counts it as stayed.
+      failedRefunds: { select: { amountMinor: true } },
+    },
   });
   const received = new Map<number, { receivedMinor: bigint; currency: string }>();
   for (const payment of payments) {
     if (payment.receivedMinor === null || payment.receivedCurrency === null) continue;
+    const failedMinor = payment.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n);
+    const returned = returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment)) ?? 0n;
     received.set(payment.receiptId, {
-      receivedMinor: payment.receivedMinor - (payment.refundedMinor ?? 0n),
+      receivedMinor: payment.receivedMinor - returned,
       currency: payment.receivedCurrency,
     });
   }
@@ -493,6 +504,8 @@ export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
       select: {
         receivedCurrency: true,
         refundedMinor: true,
+        disputeStatus: true,
+        disputedMinor: true,
         failedRefunds: { select: { amountMinor: true } },
       },
     }),
@@ -501,7 +514,8 @@ export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
   const stayedAfterFailure = new Map<string | null, bigint>();
   for (const payment of failedRefunds) {
     const failedMinor = payment.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n);
-    const kept = (payment.refundedMinor ?? 0n) - (returnedMinorOf(payment.refundedMinor, failedMinor) ?? 0n);
+    const returned = returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment));
+    const kept = (payment.refundedMinor ?? 0n) - (returned ?? 0n);
     stayedAfterFailure.set(payment.receivedCurrency, (stayedAfterFailure.get(payment.receivedCurrency) ?? 0n) + kept);
   }
   return {
@@ -615,6 +629,9 @@ async function findPaidReceipts(
           receivedCurrency: true,
           refundedMinor: true,
           refundedCurrency: true,
+          // A lost dispute is in the refunded total; no failed refund undoes it.
+          disputeStatus: true,
+          disputedMinor: true,
           // Refunds that failed at the provider went nowhere: paid.csv counts only what was returned.
           failedRefunds: { select: { amountMinor: true } },
         },
@@ -639,6 +656,8 @@ async function findPaidReceipts(
               refundedMinor: paidWith.refundedMinor,
               refundedCurrency: paidWith.refundedCurrency,
               failedRefundMinor: paidWith.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n),
+              disputeStatus: paidWith.disputeStatus,
+              disputedMinor: paidWith.disputedMinor,
             }
           : null,
       },
@@ -669,6 +688,8 @@ async function findRefundedPayments(
       refundedMinor: bigint | null;
       refundedCurrency: string | null;
       failedRefundMinor: bigint | null;
+      disputeStatus: string | null;
+      disputedMinor: bigint | null;
       id: number;
       username: string;
       total: Prisma.Decimal;
@@ -683,6 +704,7 @@ async function findRefundedPayments(
            p.refunded_minor AS "refundedMinor", p.refunded_currency AS "refundedCurrency",
            (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f WHERE f.payment_id = p.id)::bigint
              AS "failedRefundMinor",
+           p.dispute_status::text AS "disputeStatus", p.disputed_minor AS "disputedMinor",
            r.id, r.username, r.total, r.currency, r.tier_name AS "tierName",
            r.billed_through AS "billedThrough", r.created_at AS "createdAt"
       FROM payments p
@@ -715,6 +737,8 @@ async function findRefundedPayments(
       refundedMinor: row.refundedMinor,
       refundedCurrency: row.refundedCurrency,
       failedRefundMinor: row.failedRefundMinor,
+      disputeStatus: row.disputeStatus,
+      disputedMinor: row.disputedMinor,
     },
   }));
 }

@@ -5,7 +5,7 @@ import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { counted } from '../../shared/counted.js';
 import { BadRequestError, NotFoundError, ReversedWindowError } from '../../shared/errors.js';
 import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
-import { fromMinorUnits, returnedMinorOf } from '../payments/payment-money.js';
+import { fromMinorUnits, lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
 import { minorUnitDigits, sumCosts } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
@@ -143,6 +143,8 @@ function receivedColumns(receipt: {
     refundedMinor: bigint | null;
     refundedCurrency: string | null;
     failedRefundMinor: bigint | null;
+    disputeStatus: string | null;
+    disputedMinor: bigint | null;
   } | null;
 }) {
   const payment = receipt.paidWith;
@@ -158,7 +160,7 @@ function receivedColumns(receipt: {
   // What went back to the payer, in the received currency: part of it, or all of it for a payment
   // refunded in full since (its receipt was unpaid; its line stays in the period it paid in). A
   // refund that failed at the provider since is not counted: that money stayed with the centre.
-  const returnedMinor = returnedMinorOf(payment.refundedMinor, payment.failedRefundMinor);
+  const returnedMinor = returnedMinorOf(payment.refundedMinor, payment.failedRefundMinor, lostDisputeMinorOf(payment));
   const currency = refundedCurrency ?? receivedCurrency;
   const amount_refunded =
     returnedMinor === null || currency === null
