@@ -99,7 +99,7 @@ describe("the billing page's list of receipts", () => {
       dispute_id: `dp_${payment.id}`,
       dispute_status: 'lost',
     }).expect(200);
-    expect(await rowOf(receiptId, user.username)).toContain('received 6.00 THB');
+    expect(await rowOf(receiptId, user.username)).toContain('received, net of refunds: 6.00 THB');
   });
 
   it('says nothing more of a receipt paid its total, online or by hand', async () => {
