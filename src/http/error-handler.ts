@@ -73,6 +73,13 @@ function describe(
       signInLink: signInAgainLink(req),
     };
   }
+  if (isCsrfError(error) && !req.user && req.path !== '/login' && req.session?.isAccountDisabled) {
+    return {
+      status: 403,
+      message: 'Your account has been disabled, so this form was not sent. Ask an administrator.',
+      isExpected: true,
+    };
+  }
   if (isCsrfError(error) && !req.user && req.path !== '/login') {
     // Every form but the sign-in's needs a signed-in user: one sent without a session comes from a
     // tab left open after signing out in another, or after the browser dropped an expired session's
