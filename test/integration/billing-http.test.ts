@@ -588,6 +588,23 @@ describe('/me paging', () => {
     // A page that is not a whole number from 1 stays a 400.
     await html(alice, '/me?page=0').expect(400);
   });
+
+  it('names a bad page number "Page" on every list page, as the usage page does, and "page" to JSON clients', async () => {
+    const pages: Array<[Agent, string]> = [
+      [alice, '/me?page=0'],
+      [alice, '/me/receipts?page=0'],
+      [alice, '/me/receipts/999999?page=0'],
+      [admin, '/admin/receipts/999999?page=0'],
+      [admin, '/admin/month-end?page=0'],
+    ];
+    for (const [agent, path] of pages) {
+      expect((await html(agent, path).expect(400)).text, path).toContain('Page: must be at least 1');
+      expect((await json(agent, path).expect(400)).body, path).toEqual({
+        error: 'page: must be at least 1',
+        code: 400,
+      });
+    }
+  });
 });
 
 describe('CSV exports opened in a spreadsheet', () => {
