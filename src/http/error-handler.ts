@@ -10,6 +10,7 @@ import {
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { isCsrfError } from './csrf.js';
+import { routeMissOf } from './method-not-allowed.js';
 import { linkTo } from './page-links.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from './plain-http.js';
 import { referringPageOf } from './referring-page.js';
@@ -27,7 +28,14 @@ export function prefersJson(req: Request): boolean {
   return Boolean(req.is('application/json')) || (accept.includes('application/json') && !accept.includes('text/html'));
 }
 
-export const notFoundHandler: RequestHandler = (_req, _res, next) => next(new NotFoundError('Page not found.'));
+/**
+ * No route took the request: 404, or 405 for a form sent to an address that answers other methods
+ * (as the CSRF refusal of one says). A GET stays "Page not found.": it is someone following a link.
+ */
+export const notFoundHandler: RequestHandler = (req, _res, next) => {
+  const isSafe = req.method === 'GET' || req.method === 'HEAD';
+  next((isSafe ? undefined : routeMissOf(req)) ?? new NotFoundError('Page not found.'));
+};
 
 interface BodyParserError {
   type?: string;
@@ -58,8 +66,22 @@ function describe(
   error: unknown,
   req: Request,
   options: ErrorHandlerOptions,
-): { status: number; message: string; isExpected: boolean; signInLink?: { href: string; text: string } } {
+): {
+  status: number;
+  message: string;
+  isExpected: boolean;
+  signInLink?: { href: string; text: string };
+  /** The Allow header of a 405 that is not an AppError of its own (a CSRF refusal at an address). */
+  allowedMethods?: readonly string[];
+} {
   if (error instanceof AppError) return { status: error.status, message: error.message, isExpected: true };
+  // A form sent where no route takes it (POST /nope, POST to a page that only shows) is refused by
+  // the CSRF check before routing: say what routing would have, not that a form was not sent.
+  const routeMiss = isCsrfError(error) ? routeMissOf(req) : undefined;
+  if (routeMiss) {
+    const { allowedMethods } = routeMiss as { allowedMethods?: readonly string[] };
+    return { status: routeMiss.status, message: routeMiss.message, isExpected: true, allowedMethods };
+  }
   if (isCsrfError(error) && isPlainHttpRefused(req, options.isHttpsRequired ?? false)) {
     // The visitor's CSRF cookie is Secure: a client that keeps Secure cookies off plain HTTP
     // (curl or a browser on any host but localhost) never sends it back, so every form fails here.
@@ -71,6 +93,13 @@ function describe(
       message: 'Your session ended, so this form was not sent. Sign in again, then send it again.',
       isExpected: true,
       signInLink: signInAgainLink(req),
+    };
+  }
+  if (isCsrfError(error) && !req.user && req.path !== '/login' && req.session?.isAccountDisabled) {
+    return {
+      status: 403,
+      message: 'Your account has been disabled, so this form was not sent. Ask an administrator.',
+      isExpected: true,
     };
   }
   if (isCsrfError(error) && !req.user && req.path !== '/login') {
@@ -134,7 +163,8 @@ function describe(
  */
 export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}): ErrorRequestHandler {
   return (error, req, res, next) => {
-    const { status, message, isExpected, signInLink } = describe(error, req, options);
+    const described = describe(error, req, options);
+    const { status, message, isExpected, signInLink } = described;
     if (!isExpected) {
       const summary = status === 503 ? 'database unavailable' : 'unhandled error';
       logger.error({ err: error, reqId: req.id, method: req.method, path: req.path }, summary);
@@ -158,7 +188,7 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
       for (const [name, value] of Object.entries(error.publicFields)) if (!(name in body)) body[name] = value;
     }
     res.status(status);
-    const { allowedMethods } = error as { allowedMethods?: unknown };
+    const allowedMethods = described.allowedMethods ?? (error as { allowedMethods?: unknown }).allowedMethods;
     if (Array.isArray(allowedMethods)) res.set('Allow', allowedMethods.join(', '));
     const { retryAfterSec } = error as { retryAfterSec?: unknown };
     if (typeof retryAfterSec === 'number') res.set('Retry-After', String(retryAfterSec));

@@ -1,5 +1,5 @@
-import type { RequestHandler } from 'express';
-import { MethodNotAllowedError } from '../shared/errors.js';
+import type { Request, RequestHandler } from 'express';
+import { type AppError, MethodNotAllowedError, NotFoundError } from '../shared/errors.js';
 
 /**
  * Answers 405 (with Allow) for a method that an address mounted before the sessions does not
@@ -14,4 +14,38 @@ export function refuseOtherMethods(allowedByPath: Readonly<Record<string, readon
     if (!allowed || allowed.includes(req.method) || req.method === 'OPTIONS') return next();
     next(new MethodNotAllowedError(req.path, req.method, allowed));
   };
+}
+
+/** The parts of Express 5's router (the `router` package) that routeMissOf reads. */
+interface RouterLayer {
+  match(path: string): { path: string } | false;
+  route?: { _methods(includeAll?: boolean): string[] };
+  handle?: { stack?: RouterLayer[] };
+}
+
+/**
+ * The refusal for a request no route answers: 405 (with the methods that address answers) when
+ * routes are at its path, 404 when none is; undefined when a route answers its method there.
+ * Read from the app's own routes, so it cannot fall out of step with them. The CSRF check asks it
+ * only to word its refusal: the request is refused either way, before any route runs.
+ */
+export function routeMissOf(req: Request): AppError | undefined {
+  const stack = (req.app as unknown as { router?: { stack?: RouterLayer[] } }).router?.stack ?? [];
+  const methods = new Set<string>();
+  collectMethods(stack, req.path, methods);
+  if (methods.has('*') || methods.has(req.method) || (req.method === 'OPTIONS' && methods.size > 0)) return undefined;
+  if (methods.size === 0) return new NotFoundError('Page not found.');
+  return new MethodNotAllowedError(req.path, req.method, [...methods]);
+}
+
+function collectMethods(stack: readonly RouterLayer[], path: string, into: Set<string>): void {
+  for (const layer of stack) {
+    const match = layer.match(path);
+    if (!match) continue;
+    if (layer.route) {
+      for (const method of layer.route._methods(true)) into.add(method);
+    } else if (Array.isArray(layer.handle?.stack)) {
+      collectMethods(layer.handle.stack, path.slice(match.path.length) || '/', into);
+    }
+  }
 }

@@ -7,6 +7,12 @@ declare module 'express-session' {
   interface SessionData {
     signedInAt?: number;
     lastSeenAt?: number;
+    /**
+     * Set, with a flash saying so, on every session of a user an admin disabled, in place of the
+     * signed-in session (users.repository.ts signOutSessionsOf): only whoever held that session
+     * learns why they were signed out. Gone at the next sign-in, which makes a new session.
+     */
+    isAccountDisabled?: boolean;
     /** csurf's secret for a signed-in session (src/http/csrf.ts). */
     csrfSecret?: string;
     flash?: {

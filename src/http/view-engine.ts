@@ -30,6 +30,7 @@ export const VIEW_LOCALS = [
   'amount',
   'cpuBasis',
   'csvLink',
+  'csvLabel',
   'dataThrough',
   'dismissedPaymentsText',
   'entries',

@@ -88,6 +88,16 @@ export class UnauthorizedError extends AppError {
   }
 }
 
+/** What a user whose account an admin disabled is told on their next request (only them: it lives in their session). */
+export const ACCOUNT_DISABLED_MESSAGE = 'Your account has been disabled. Ask an administrator.';
+
+/** A request on a session whose user was disabled since it signed in. */
+export class AccountDisabledError extends UnauthorizedError {
+  constructor() {
+    super(ACCOUNT_DISABLED_MESSAGE);
+  }
+}
+
 export class ForbiddenError extends AppError {
   constructor(message = 'You do not have access to this.') {
     super(403, message);

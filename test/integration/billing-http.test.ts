@@ -420,9 +420,23 @@ describe('/me', () => {
     const admin400 = await html(admin, '/admin/usage?start=2024-01-01&end=2025-09-20&user=alice&account=').expect(400);
     expect(admin400.text).toContain('pick at most 366 days');
     expect(admin400.text).toContain(
-      'href="/admin/usage.csv?user=alice&amp;start=2024-01-01&amp;end=2025-09-20">Download all jobs (CSV)</a>',
+      'href="/admin/usage.csv?user=alice&amp;start=2024-01-01&amp;end=2025-09-20">Download these jobs (CSV)</a>',
     );
     expect(admin400.text).toContain('href="/admin/my.csv?start=2024-01-01&amp;end=2025-09-20">My own usage (CSV)</a>');
+  });
+
+  it("names the admin's usage CSV by what it downloads: all jobs, or only the filtered ones", async () => {
+    const all = await html(admin, '/admin/usage?start=2025-09-01&end=2025-09-20').expect(200);
+    expect(all.text).toContain(
+      'href="/admin/usage.csv?start=2025-09-01&amp;end=2025-09-20">Download all jobs (CSV)</a>',
+    );
+    for (const filter of ['user=alice', 'account=physics', 'partition=gpu']) {
+      const filtered = await html(admin, `/admin/usage?start=2025-09-01&end=2025-09-20&${filter}`).expect(200);
+      expect(filtered.text).toContain(
+        `href="/admin/usage.csv?start=2025-09-01&amp;end=2025-09-20&amp;${filter}">Download these jobs (CSV)</a>`,
+      );
+      expect(filtered.text).not.toContain('Download all jobs');
+    }
   });
 
   it('never links a refused window to a CSV of another window: the typed one when the CSV takes it, else none', async () => {
@@ -456,7 +470,7 @@ describe('/me', () => {
     expect(adminReversed.text).toContain('The start date (2026-11-30) is after the end date (2026-11-01).');
     expect(adminReversed.text).not.toContain('href="/admin/usage.csv');
     expect(adminReversed.text).not.toContain('href="/admin/my.csv');
-    expect(adminReversed.text).toContain('Download all jobs (CSV): needs a valid window and filters');
+    expect(adminReversed.text).toContain('Download these jobs (CSV): needs a valid window and filters');
     expect(adminReversed.text).toContain('My own usage (CSV): needs a valid window');
     await admin.get('/admin/usage.csv?start=2026-11-30&end=2026-11-01&user=alice').expect(400);
     // A filter the export refuses leaves the admin's own export, which takes no filters.
@@ -573,6 +587,23 @@ describe('/me paging', () => {
     expect(past.text).toContain('No jobs ended in this window (2025-01-01 to 2025-01-07); there is no page 2.');
     // A page that is not a whole number from 1 stays a 400.
     await html(alice, '/me?page=0').expect(400);
+  });
+
+  it('names a bad page number "Page" on every list page, as the usage page does, and "page" to JSON clients', async () => {
+    const pages: Array<[Agent, string]> = [
+      [alice, '/me?page=0'],
+      [alice, '/me/receipts?page=0'],
+      [alice, '/me/receipts/999999?page=0'],
+      [admin, '/admin/receipts/999999?page=0'],
+      [admin, '/admin/month-end?page=0'],
+    ];
+    for (const [agent, path] of pages) {
+      expect((await html(agent, path).expect(400)).text, path).toContain('Page: must be at least 1');
+      expect((await json(agent, path).expect(400)).body, path).toEqual({
+        error: 'page: must be at least 1',
+        code: 400,
+      });
+    }
   });
 });
 

@@ -1,6 +1,8 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -50,5 +52,48 @@ describe('a method the operators’ addresses do not answer', () => {
     // POST /formula is the admins' rate change: still a session-backed, CSRF-checked request.
     const post = await request(app).post('/formula').set('Accept', 'application/json').send({});
     expect(post.status).toBe(403);
+  });
+});
+
+/**
+ * Any address behind the sessions had the same problem: POST /nope, or POST to a page that only
+ * shows (/me), was refused by the CSRF check with "You are not signed in ... this form was not
+ * sent", though no form could be sent there. The CSRF check still refuses every such request first;
+ * only its answer now says that nothing is there (404) or which methods are (405).
+ */
+describe('a method no page answers', () => {
+  it.each([
+    ['post', '/nope'],
+    ['put', '/admin/nothing-here'],
+  ] as const)('%s %s is 404, not a sign-in or form refusal', async (method, path) => {
+    const response = await request(app)[method](path).set('Accept', 'application/json');
+    expect(response.status).toBe(404);
+    expect(response.body).toEqual({ error: 'Page not found.', code: 404 });
+  });
+
+  it.each([
+    ['post', '/me', 'GET, HEAD'],
+    ['delete', '/account', 'GET, HEAD'],
+    ['put', '/me/receipt', 'POST'],
+  ] as const)('%s %s is 405 naming the methods it answers', async (method, path, allow) => {
+    const response = await request(app)[method](path).set('Accept', 'application/json');
+    expect(response.status).toBe(405);
+    expect(response.headers.allow).toBe(allow);
+    expect(response.body.error).toBe(
+      `${path} answers ${allow.replace(/, (\w+)$/, ' and $1')} only, not ${method.toUpperCase()}.`,
+    );
+  });
+
+  it('is 405 for a signed-in user whose token is good too, and a real form is still CSRF-checked', async () => {
+    const user = await buildUser(db.prisma, { username: 'wrongmethod' });
+    const agent = await signInAs(app, 'wrongmethod', user.password);
+    const token = await csrfTokenOf(agent);
+    const posted = await agent.post('/me').set('Accept', 'text/html').type('form').send({ csrf_token: token });
+    expect(posted.status).toBe(405);
+    expect(posted.headers.allow).toBe('GET, HEAD');
+    expect(posted.text).toContain('/me answers GET and HEAD only, not POST.');
+    const forged = await agent.post('/me/receipt').set('Accept', 'application/json').send({ before: '2026-01-01' });
+    expect(forged.status).toBe(403);
+    expect(await db.prisma.receipt.count()).toBe(0);
   });
 });

@@ -121,6 +121,22 @@ describe('stripe provider', () => {
     expect(otherEvent).toMatchObject({ type: 'customer.created', externalPaymentId: null });
   });
 
+  it.each([
+    ['checkout.session.completed', 'Checkout Session amount_total', { object: 'checkout.session', amount_total: 1e20 }],
+    ['charge.refunded', 'Charge amount_refunded', { object: 'charge', amount_refunded: 1e20, currency: 'thb' }],
+    ['charge.dispute.created', 'Dispute amount', { object: 'dispute', amount: 1e20, currency: 'thb' }],
+    ['charge.refund.updated', 'Refund amount', { object: 'refund', amount: 1e20, currency: 'thb', status: 'failed' }],
+  ])('says a %s amount too large to hold is too large', async (type, field, object) => {
+    const payload = JSON.stringify({
+      ...buildStripeEvent(type, {}, 'evt_huge'),
+      data: { object: { id: 'x_1', ...object } },
+    });
+    const header = signer.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET });
+    await expect(provider().parseWebhook(Buffer.from(payload), { 'stripe-signature': header })).rejects.toThrow(
+      `Webhook rejected: body's ${field} is too large: at most 9007199254740991 minor units.`,
+    );
+  });
+
   it('rejects a tampered body, a wrong secret, a stale timestamp and a bad or missing header, each in one plain sentence', async () => {
     const payload = JSON.stringify(
       buildStripeEvent('checkout.session.completed', { id: 'cs_test_x', payment_status: 'paid' }),
@@ -216,6 +232,17 @@ describe('dummy provider', () => {
         currency: 'THB',
       },
       "body's amount_cents must be a whole number of minor units, 0 or more",
+    ],
+    [
+      'an amount too large to hold',
+      {
+        event_id: 'ev5',
+        event_type: 'payment.succeeded',
+        external_payment_id: 'dummy_1_x',
+        amount_cents: 1e20,
+        currency: 'THB',
+      },
+      "body's amount_cents is too large: at most 9007199254740991 minor units",
     ],
     [
       'a currency that is no code',

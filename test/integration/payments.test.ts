@@ -354,6 +354,27 @@ describe('the webhook endpoint', () => {
     return { agent, receiptId, payment };
   }
 
+  it('refuses an amount too large to hold as too large, with 400, and stores nothing', async () => {
+    const payment = await pendingPayment();
+    const before = await db.prisma.paymentEvent.count();
+    const body = JSON.stringify(succeeded(payment, 'evt-huge')).replace(
+      /"amount_cents":\d+/,
+      '"amount_cents":100000000000000000000',
+    );
+    const answer = await request(app)
+      .post('/payments/webhook/dummy')
+      .set('Content-Type', 'application/json')
+      .set('X-Dummy-Signature', signDummyWebhook(body, DUMMY_WEBHOOK_SECRET))
+      .send(body);
+    expect(answer.status).toBe(400);
+    expect(answer.body).toEqual({
+      error: "Webhook rejected: body's amount_cents is too large: at most 9007199254740991 minor units.",
+      code: 400,
+    });
+    expect(await db.prisma.paymentEvent.count()).toBe(before);
+    expect((await paymentOf(payment.receiptId)).status).toBe('pending');
+  });
+
   it('rejects a bad, missing or wrong-secret signature with 400 and stores nothing', async () => {
     const payment = await pendingPayment();
     const before = await db.prisma.paymentEvent.count();

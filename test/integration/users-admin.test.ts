@@ -1,7 +1,8 @@
+import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenIn, csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -150,6 +151,48 @@ describe('admin user management', () => {
       select: { action: true },
     });
     expect(actions.map((entry) => entry.action)).toEqual(['user.disable', 'user.enable']);
+  });
+
+  it('tells a signed-in user who was disabled why they are signed out, and no one else', async () => {
+    const { app, agent } = await adminAgent();
+    const target = await buildUser(db.prisma, { username: 'benched' });
+    const browser = await signInAs(app, 'benched', target.password);
+    const script = await signInAs(app, 'benched', target.password);
+    const form = await browser.get('/account').set('Accept', 'text/html').expect(200);
+    await agent
+      .post(`/admin/users/${target.id}/disable`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    const disabled = 'Your account has been disabled. Ask an administrator.';
+
+    const sent = await browser
+      .post('/account/password')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({
+        current: target.password,
+        password: 'never-applied-1',
+        confirm: 'never-applied-1',
+        csrf_token: csrfTokenIn(form.text),
+      });
+    expect(sent.status).toBe(403);
+    expect(sent.text).toContain('Your account has been disabled, so this form was not sent.');
+    const page = await browser.get('/account').set('Accept', 'text/html').expect(302);
+    expect(page.headers.location).toBe('/login?next=%2Faccount');
+    const login = await browser.get('/login?next=%2Faccount').set('Accept', 'text/html').expect(200);
+    expect(flashOf(login.text)).toEqual(['error', disabled]);
+
+    const json = await script.get('/me').set('Accept', 'application/json').expect(401);
+    expect(json.body).toEqual({ error: disabled, code: 401 });
+
+    // A visitor who never held that session learns nothing.
+    const anonymous = await request(app).get('/login').set('Accept', 'text/html').expect(200);
+    expect(anonymous.text).not.toContain('disabled');
+    await request(app)
+      .get('/me')
+      .set('Accept', 'application/json')
+      .expect(401, { error: 'Sign in to continue.', code: 401 });
   });
 
   it('resets a password and changes a role, audited; the last admin cannot be demoted or disabled', async () => {

@@ -3,7 +3,12 @@ import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { referringPageOf } from '../../http/referring-page.js';
-import { ForbiddenError, UnauthorizedError } from '../../shared/errors.js';
+import {
+  ACCOUNT_DISABLED_MESSAGE,
+  AccountDisabledError,
+  ForbiddenError,
+  UnauthorizedError,
+} from '../../shared/errors.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { toSafeNextPath } from './auth.service.js';
@@ -16,7 +21,12 @@ export interface Guards {
 }
 
 function sendToLogin(req: Request, res: Response, next: NextFunction) {
-  if (req.method !== 'GET' || prefersJson(req)) return next(new UnauthorizedError());
+  const isDisabled = req.session?.isAccountDisabled === true;
+  if (req.method !== 'GET' || prefersJson(req)) {
+    return next(isDisabled ? new AccountDisabledError() : new UnauthorizedError());
+  }
+  // Said again on every page that needs a user: the first message may have gone to another page.
+  if (isDisabled) req.session.flash = { type: 'error', message: ACCOUNT_DISABLED_MESSAGE };
   // A CSV download comes back to the page its link was on: sent on to the CSV itself, a browser
   // signed in again downloaded it and stayed on the sign-in form.
   const isDownload = req.path.endsWith('.csv');

@@ -2,7 +2,7 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
 import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
-import { WebhookBodyError, WebhookSignatureError } from './payment-provider.js';
+import { AMOUNT_TOO_LARGE, isAmountTooLarge, WebhookBodyError, WebhookSignatureError } from './payment-provider.js';
 
 export const DUMMY_SIGNATURE_HEADER = 'x-dummy-signature';
 
@@ -22,7 +22,11 @@ const ZDummyEvent = z.object(
     event_id: text(128),
     event_type: text(64),
     external_payment_id: text(128),
-    amount_cents: z.number({ error: 'must be a whole number of minor units, 0 or more' }).int().nonnegative().safe(),
+    amount_cents: z
+      .number({ error: 'must be a whole number of minor units, 0 or more' })
+      .refine((value) => !isAmountTooLarge(value), { error: AMOUNT_TOO_LARGE, abort: true })
+      .int()
+      .nonnegative(),
     currency: z.string({ error: 'must be a three-letter currency code' }).regex(/^[A-Za-z]{3}$/),
     // payment.disputed only: the dispute's id (the event's when left out) and the payer's reason.
     dispute_id: text(128).optional(),

@@ -107,6 +107,17 @@ export class WebhookBodyError extends AppError {
   }
 }
 
+/**
+ * A webhook amount too large to hold as a whole number exactly (JSON numbers are doubles): said as
+ * such, since "must be a whole number, 0 or more" misled the sender of 1e20, which is both.
+ */
+export const AMOUNT_TOO_LARGE = `is too large: at most ${Number.MAX_SAFE_INTEGER} minor units`;
+
+/** True for a JSON number above the largest whole number of minor units a webhook may carry. */
+export function isAmountTooLarge(value: unknown): boolean {
+  return typeof value === 'number' && value > Number.MAX_SAFE_INTEGER;
+}
+
 export class PaymentProviderError extends AppError {
   constructor(message: string) {
     super(502, message);

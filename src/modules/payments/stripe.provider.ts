@@ -1,7 +1,13 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type Stripe from 'stripe';
 import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
-import { PaymentProviderError, WebhookBodyError, WebhookSignatureError } from './payment-provider.js';
+import {
+  AMOUNT_TOO_LARGE,
+  isAmountTooLarge,
+  PaymentProviderError,
+  WebhookBodyError,
+  WebhookSignatureError,
+} from './payment-provider.js';
 
 export interface StripeOptions {
   secretKey: string;
@@ -84,6 +90,8 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
   const object = body.data.object;
   if (body.type.startsWith('checkout.session.')) {
     requireObjectOf(body.type, object, 'checkout.session', 'a Checkout Session');
+    if (isAmountTooLarge(object.amount_total))
+      throw new WebhookBodyError(`body's Checkout Session amount_total ${AMOUNT_TOO_LARGE}`);
     if (object.amount_total !== null && !Number.isSafeInteger(object.amount_total)) {
       throw new WebhookBodyError(`body's Checkout Session amount_total must be a whole number of minor units or null`);
     }
@@ -93,6 +101,8 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
   }
   if (body.type === 'charge.refunded') {
     requireObjectOf(body.type, object, 'charge', 'a Charge');
+    if (isAmountTooLarge(object.amount_refunded))
+      throw new WebhookBodyError(`body's Charge amount_refunded ${AMOUNT_TOO_LARGE}`);
     if (!Number.isSafeInteger(object.amount_refunded) || (object.amount_refunded as number) < 0) {
       throw new WebhookBodyError(`body's Charge amount_refunded must be a whole number of minor units, 0 or more`);
     }
@@ -102,6 +112,7 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
   }
   if (body.type === 'charge.dispute.created' || body.type === 'charge.dispute.closed') {
     requireObjectOf(body.type, object, 'dispute', 'a Dispute');
+    if (isAmountTooLarge(object.amount)) throw new WebhookBodyError(`body's Dispute amount ${AMOUNT_TOO_LARGE}`);
     if (!Number.isSafeInteger(object.amount) || (object.amount as number) < 0) {
       throw new WebhookBodyError(`body's Dispute amount must be a whole number of minor units, 0 or more`);
     }
@@ -114,6 +125,7 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
   }
   if (body.type === 'charge.refund.updated') {
     requireObjectOf(body.type, object, 'refund', 'a Refund');
+    if (isAmountTooLarge(object.amount)) throw new WebhookBodyError(`body's Refund amount ${AMOUNT_TOO_LARGE}`);
     if (!Number.isSafeInteger(object.amount) || (object.amount as number) < 0) {
       throw new WebhookBodyError(`body's Refund amount must be a whole number of minor units, 0 or more`);
     }

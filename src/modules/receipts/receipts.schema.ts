@@ -94,5 +94,5 @@ export const ZReceiptFilter = labelFields(
 );
 export type TReceiptFilter = z.infer<typeof ZReceiptFilter>;
 
-/** ?page= of a listing. */
-export const ZPageQuery = z.object({ page: zWholeNumber(1, 100_000).default(1) });
+/** ?page= of a listing; a page shows a refusal as "Page: ...", as every other list does. */
+export const ZPageQuery = labelFields(z.object({ page: zWholeNumber(1, 100_000).default(1) }), RECEIPT_FIELD_LABELS);

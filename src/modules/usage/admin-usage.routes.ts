@@ -9,6 +9,15 @@ import { exportLinkOf, sendOwnUsageCsv } from './usage.routes.js';
 import { ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';
 import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
 
+/**
+ * The words of the usage CSV link: it downloads the jobs under the filters, and "all jobs" read as
+ * every user's even with a user, account or partition typed.
+ */
+function csvLabelFor(filters: { user?: string; account?: string; partition?: string }): string {
+  const isFiltered = [filters.user, filters.account, filters.partition].some((value) => Boolean(value?.trim()));
+  return isFiltered ? 'Download these jobs (CSV)' : 'Download all jobs (CSV)';
+}
+
 /** Usage across all users (admin) and the admin's own usage export. */
 export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExports; guards: Guards }) {
   const { usage, csvExports, guards } = deps;
@@ -28,6 +37,7 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
         invalidFields: [],
         form: current,
         csvLink: linkTo('/admin/usage.csv', current, {}),
+        csvLabel: csvLabelFor(result.filters),
         myCsvLink: linkTo('/admin/my.csv', window, {}),
       });
     } catch (error) {
@@ -48,6 +58,7 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
           const { user, account, partition } = parseInput(ZAdminUsageQuery, raw);
           return { user, account, partition, ...typedWindow() };
         }),
+        csvLabel: csvLabelFor(raw),
         myCsvLink: exportLinkOf('/admin/my.csv', typedWindow),
       });
     }

@@ -91,6 +91,16 @@ export function lockWithActiveAdmins(tx: Tx, id: number): Promise<UserRecord[]> 
 }
 
 /**
+ * Signs every session of a user out, keeping only the cookie settings and, for whoever holds the
+ * session, `flash` and the mark `isAccountDisabled` (src/http/session.ts); returns how many.
+ */
+export function signOutSessionsOf(db: Client, userId: number, flash: { type: 'error'; message: string }) {
+  return db.$executeRaw`UPDATE "session"
+     SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', ${JSON.stringify(flash)}::jsonb, 'isAccountDisabled', true)
+   WHERE sess -> 'passport' ->> 'user' = ${String(userId)}`;
+}
+
+/**
  * Ends every session of a user (rows of the session store, src/modules/auth/session.store.ts),
  * but the one named `exceptSessionId`; returns how many ended.
  */

@@ -2,7 +2,13 @@ import { randomInt } from 'node:crypto';
 import type { Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
 import { counted } from '../../shared/counted.js';
-import { BadRequestError, ConflictError, notFoundById, TooManyRequestsError } from '../../shared/errors.js';
+import {
+  ACCOUNT_DISABLED_MESSAGE,
+  BadRequestError,
+  ConflictError,
+  notFoundById,
+  TooManyRequestsError,
+} from '../../shared/errors.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import {
@@ -216,14 +222,17 @@ export async function changeRole(db: Db, id: number, role: 'admin' | 'user', con
   });
 }
 
-/** Disabling also ends every session the user has. */
+/**
+ * Disabling also signs out every session the user has; each keeps only a message saying why, so
+ * the user is told on their next request instead of landing on the sign-in page unexplained.
+ */
 export async function setDisabled(db: Db, id: number, isDisabled: boolean, context: AuditContext) {
   return db.$transaction(async (tx) => {
     const { user, isLastActiveAdmin } = await lockForAdminChange(tx, id);
     if (user.isDisabled === isDisabled) return user;
     if (isDisabled) {
       if (isLastActiveAdmin) throw lastAdminError();
-      await usersRepository.deleteSessionsOf(tx, id);
+      await usersRepository.signOutSessionsOf(tx, id, { type: 'error', message: ACCOUNT_DISABLED_MESSAGE });
     }
     const updated = await usersRepository.updateDisabled(tx, id, isDisabled);
     await appendAudit(tx, {
