@@ -15,7 +15,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 let db: TestDatabase;
 let app: express.Express;
 let admin: Agent;
-const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline } = createPayingResearchers(
+const { researcherWithReceipt, paidOnline, paidShortAndAccepted } = createPayingResearchers(
   () => ({ db, app }),
   'lister',
 );
@@ -39,22 +39,7 @@ async function rowOf(receiptId: number, username: string) {
 
 describe("the billing page's list of receipts", () => {
   it('says what a receipt paid short or over received, beside its total', async () => {
-    const { user, agent, receiptId } = await researcherWithReceipt();
-    await startCheckout(agent, receiptId);
-    const payment = await latestPaymentOf(receiptId);
-    await deliverDummy(app, {
-      event_id: `short_${payment.id}`,
-      event_type: 'payment.succeeded',
-      external_payment_id: payment.externalPaymentId,
-      amount_cents: 100,
-      currency: 'THB',
-    }).expect(200);
-    await admin
-      .post(`/admin/payments/${payment.id}/resolve`)
-      .set('Accept', 'application/json')
-      .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ outcome: 'accepted', note: 'the payer is charged the rest next month', accept_mismatch: 'yes' })
-      .expect(200);
+    const { user, receiptId } = await paidShortAndAccepted(admin, 100);
     const row = await rowOf(receiptId, user.username);
     expect(row).toContain('10.00 THB');
     expect(row).toContain('received, net of refunds: 1.00 THB');

@@ -4,7 +4,7 @@ import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { visibleTextOf } from '../support/html.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -17,10 +17,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 let db: TestDatabase;
 let app: express.Express;
 let admin: Agent;
-const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline } = createPayingResearchers(
-  () => ({ db, app }),
-  'clerk',
-);
+const { paidOnline, paidShortAndAccepted } = createPayingResearchers(() => ({ db, app }), 'clerk');
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -62,22 +59,7 @@ describe('what a payment received', () => {
   });
 
   it('names a short payment refunded since as received before refunds on its held card', async () => {
-    const { user, agent, receiptId } = await researcherWithReceipt();
-    await startCheckout(agent, receiptId);
-    const payment = await latestPaymentOf(receiptId);
-    await deliverDummy(app, {
-      event_id: `short_${payment.id}`,
-      event_type: 'payment.succeeded',
-      external_payment_id: payment.externalPaymentId,
-      amount_cents: 100,
-      currency: 'THB',
-    }).expect(200);
-    await admin
-      .post(`/admin/payments/${payment.id}/resolve`)
-      .set('Accept', 'application/json')
-      .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ outcome: 'accepted', note: 'the payer is charged the rest next month', accept_mismatch: 'yes' })
-      .expect(200);
+    const { user, receiptId, payment } = await paidShortAndAccepted(admin, 100);
     await refund(payment.externalPaymentId, 50);
 
     const payments = await textOf('/admin/payments');

@@ -80,5 +80,29 @@ export function createPayingResearchers(context: () => { db: TestDatabase; app: 
     return { ...researcher, payment };
   }
 
-  return { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline };
+  /**
+   * A receipt of 10.00 THB paid short (`amountCents`) at the dummy provider, and the held payment
+   * accepted by `admin` as it is: the receipt is paid with less than its total.
+   */
+  async function paidShortAndAccepted(admin: Agent, amountCents: number) {
+    const researcher = await researcherWithReceipt();
+    await startCheckout(researcher.agent, researcher.receiptId);
+    const payment = await latestPaymentOf(researcher.receiptId);
+    await deliverDummy(context().app, {
+      event_id: `short_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: amountCents,
+      currency: 'THB',
+    }).expect(200);
+    await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'the payer is charged the rest next month', accept_mismatch: 'yes' })
+      .expect(200);
+    return { ...researcher, payment };
+  }
+
+  return { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted };
 }
