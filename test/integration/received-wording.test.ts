@@ -59,7 +59,7 @@ describe('what a payment received', () => {
   });
 
   it('names a short payment refunded since as received before refunds on its held card', async () => {
-    const { user, receiptId, payment } = await paidShortAndAccepted(admin, 100);
+    const { user, payment } = await paidShortAndAccepted(admin, 100);
     await refund(payment.externalPaymentId, 50);
 
     const payments = await textOf('/admin/payments');
