@@ -11,7 +11,6 @@ import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
 import { requireObjectBody } from './http/json-object-body.js';
 import { jsonKeepingNumberText } from './http/lossless-json.js';
-import { refuseOtherMethods } from './http/method-not-allowed.js';
 import { describeRefusedForm } from './http/refused-form.js';
 import { rejectUnstorableText } from './http/reject-unstorable-text.js';
 import { requestContext } from './http/request-context.js';
@@ -210,17 +209,6 @@ export function createApp(deps: AppDeps): express.Express {
 
   // Public and polled thousands of times a second: before sessions, so it never reads the session store.
   app.use(formulaRoutes({ rates }));
-
-  // Any other method on these addresses is a 405 here, not the session section's CSRF refusal;
-  // POST /formula (admins setting rates) goes on to it.
-  app.use(
-    refuseOtherMethods({
-      '/healthz': ['GET', 'HEAD'],
-      '/readyz': ['GET', 'HEAD'],
-      ...(config.metrics.isEnabled ? { '/metrics': ['GET', 'HEAD'] } : {}),
-      '/formula': ['GET', 'HEAD', 'POST'],
-    }),
-  );
 
   // /healthz and plain /formula skip Express altogether (see hot-routes.ts); the routes
   // above still answer their variants (HEAD, ?type=) and any error of the fast path.
