@@ -620,7 +620,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     refuseClaimBeyondReceived(payment, refunded, 'refund', 'in all');
     // A lost dispute is in the recorded total too (recordMoneyGone), but not in the provider's
     // refund total (Stripe's amount_refunded counts refunds only): it is kept on top of it.
-    const lostMinor = payment.disputeStatus === 'lost' && payment.disputedMinor !== null ? payment.disputedMinor : 0n;
+    const lostMinor = lostDisputeMinorOf(payment);
     // Provider totals only grow: an earlier refund's event arriving late, or one of nothing, adds nothing.
     const before = (payment.refundedMinor ?? 0n) - lostMinor;
     if (refunded.amountMinor <= before) return { outcome: 'ignored', paymentId: payment.id };
