@@ -237,7 +237,8 @@ describe('a dispute lost after a refund in full that failed', () => {
       failedRefundMinor: 1000n,
       csvRefunded: '10.00',
       adminRefunded: '10.00 THB',
-      refunds: [{ amount: '10.00', isFull: true, failedAmount: '10.00' }],
+      // No failed amount: the bank took what the failed refund had left with the centre.
+      refunds: [{ amount: '10.00', isFull: true, failedAmount: null }],
     });
     // Held for the failed refund, the admin is no longer told to mark the receipt paid from money the bank took.
     const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: paid.paymentId } });
@@ -381,6 +382,55 @@ describe('a refund reported after a dispute lost in full', () => {
   );
 });
 
+describe('a refund that failed after a dispute lost in full', () => {
+  // The bank took back all the payment received, so a refund of it attempted afterwards (and
+  // refused by the provider) returned nothing and left nothing with the centre: the payment was held
+  // again with a reason saying the money "is still with the centre" and to accept it, which is refused.
+  it.each(providers)(
+    '%s: is recorded and audited, and the payment and receipt stay as the dispute left them',
+    async (_name, provider) => {
+      const paid = await provider.paid();
+      const id = `${provider.name}_failed_after_lost_${paid.paymentId}`;
+      expect((await provider.disputed(paid.ref, `dp_${id}`, 1000, `${id}_disputed`)).body.outcome).toBe('review');
+      expect((await provider.lost(paid.ref, `dp_${id}`, 1000, `${id}_lost`)).body.outcome).toBe('ok');
+      const before = await moneyOf(provider, paid);
+      const paymentBefore = await db.prisma.payment.findUniqueOrThrow({ where: { id: paid.paymentId } });
+
+      const failed = await provider.refundFailed(paid.ref, `re_${id}`, 1000, `${id}_failed`);
+      expect(failed.status, failed.text).toBe(200);
+      expect(failed.body.outcome).toBe('ok');
+      expect(await moneyOf(provider, paid)).toEqual({ ...before, failedRefundMinor: 1000n });
+      // The researcher's receipt page: money that went back, not a failure that kept it.
+      const page = (await paid.agent.get(`/me/receipts/${paid.receiptId}`).set('Accept', 'text/html').expect(200)).text;
+      expect(page).toContain(`Payment #${paid.paymentId} of 10.00 THB via ${provider.name} was refunded in full on`);
+      expect(page).not.toContain('still with the centre');
+      const paymentAfter = await db.prisma.payment.findUniqueOrThrow({ where: { id: paid.paymentId } });
+      expect({ ...paymentAfter, updatedAt: null }).toEqual({ ...paymentBefore, updatedAt: null });
+      const audits = await db.prisma.auditLog.findMany({
+        where: { action: 'payment.refund_failed', target: `receipt:${paid.receiptId}` },
+      });
+      expect(audits.map((audit) => audit.details)).toEqual([
+        expect.objectContaining({
+          refundId: `re_${id}`,
+          amountMinor: '1000',
+          receipt: 'none',
+          isAllTakenByDispute: true,
+        }),
+      ]);
+
+      // Told again: nothing more.
+      expect((await provider.refundFailed(paid.ref, `re_${id}`, 1000, `${id}_failed_again`)).body.outcome).toBe(
+        'ignored',
+      );
+      expect(
+        await db.prisma.auditLog.count({
+          where: { action: 'payment.refund_failed', target: `receipt:${paid.receiptId}` },
+        }),
+      ).toBe(1);
+    },
+  );
+});
+
 describe('a dispute lost in full after a refund whose failure arrived before its report', () => {
   it.each(providers)('%s: the lost 10.00 THB unpays the receipt as a refund in full does', async (_name, provider) => {
     const paid = await provider.paid();
@@ -404,7 +454,8 @@ describe('a dispute lost in full after a refund whose failure arrived before its
       failedRefundMinor: 1000n,
       csvRefunded: '10.00',
       adminRefunded: '10.00 THB',
-      refunds: [{ amount: '10.00', isFull: true, failedAmount: '10.00' }],
+      // No failed amount: the bank took what the failed refund had left with the centre.
+      refunds: [{ amount: '10.00', isFull: true, failedAmount: null }],
     });
     expect(await lostAuditOf(paid.receiptId)).toMatchObject({
       amountMinor: '1000',
@@ -427,7 +478,8 @@ describe('a dispute lost in full after a refund failed whose report has not arri
       failedRefundMinor: 1000n,
       csvRefunded: '10.00',
       adminRefunded: '10.00 THB',
-      refunds: [{ amount: '10.00', isFull: true, failedAmount: '10.00' }],
+      // No failed amount: the bank took what the failed refund had left with the centre.
+      refunds: [{ amount: '10.00', isFull: true, failedAmount: null }],
     };
     expect(await moneyOf(provider, paid)).toMatchObject({ ...gone, payment: { refundedMinor: 1000n } });
 

@@ -926,6 +926,32 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     });
     // The same refund's failure told again by another event.
     if (!isNew) return { outcome: 'ignored', paymentId: payment.id };
+    // A dispute lost in full took back all the payment received, so a refund of it tried since
+    // (a provider refuses one) returned nothing and leaves nothing with the centre: holding the
+    // payment would ask finance to decide on money that is not there, and accepting is refused.
+    if (lostDisputeMinorOf(payment) >= receivedBy(payment).amountMinor) {
+      await appendAudit(
+        tx,
+        {
+          ...providerAuditOf(providerName, payment),
+          action: 'payment.refund_failed',
+          status: 'ok',
+          details: {
+            paymentId: payment.id,
+            eventId: event.id,
+            refundId: event.refund.id,
+            refundStatus: event.refund.status,
+            failureReason: event.refund.failureReason,
+            amountMinor: String(failed.amountMinor),
+            currency: failed.currency,
+            isAllTakenByDispute: true,
+            receipt: 'none',
+          },
+        },
+        at,
+      );
+      return { outcome: 'ok', paymentId: payment.id };
+    }
     const failedText = describeMinorUnits(failed.amountMinor, failed.currency);
     const how = event.refund.status === 'failed' ? 'failed' : 'was canceled';
     const why = event.refund.failureReason ? ` (${event.refund.failureReason})` : '';

@@ -1263,6 +1263,15 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const money = paymentMoneyOf(payment);
     const received = money.received ?? { amount: money.amount, currency: money.currency };
     const refunded = money.refunded ?? { amount: new Prisma.Decimal(0), currency: received.currency };
+    // A failed refund's money stays with the centre only until a lost dispute takes it back: what is
+    // said to have stayed is never more than the centre still holds of the payment.
+    const held = received.amount.minus(refunded.amount);
+    const refundFailed =
+      money.refundFailed && money.refundFailed.currency === received.currency && refunded.currency === received.currency
+        ? held.greaterThan(0)
+          ? { amount: Prisma.Decimal.min(money.refundFailed.amount, held), currency: received.currency }
+          : null
+        : money.refundFailed;
     return {
       paymentId: payment.id,
       provider: payment.provider,
@@ -1271,8 +1280,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       received,
       refunded,
       refundedAt: payment.refundedAt,
-      refundFailed: money.refundFailed,
-      failedAt: payment.lastFailedAt,
+      refundFailed,
+      failedAt: refundFailed ? payment.lastFailedAt : null,
       isFull: refunded.currency === received.currency && refunded.amount.equals(received.amount),
     };
   }
