@@ -21,6 +21,7 @@ import { warnIfMetricsPublic } from './modules/metrics/metrics-exposure.js';
 import { interruptAbandonedMonthEndRuns } from './modules/receipts/abandoned-month-end-runs.js';
 import { closePasswordHashing, configurePasswordHashing } from './modules/users/password.js';
 import { createBackgroundWork } from './shared/background-work.js';
+import { onDistinctSignals } from './shared/distinct-signals.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { onPeriodicTasksAssigned, periodicTaskAssigner } from './shared/periodic-task.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
@@ -183,7 +184,8 @@ async function reportStartFailure(config: AppConfig, logger: Logger, error: unkn
 /**
  * Runs `stop` once on the first SIGTERM or SIGINT, then exits. A second signal calls `hurry`:
  * whoever sends it (an operator's second Ctrl-C, a supervisor) does not want to wait out the
- * drain delay; the graceful close still runs, within SHUTDOWN_TIMEOUT_MS.
+ * drain delay; the graceful close still runs, within SHUTDOWN_TIMEOUT_MS. The first one delivered
+ * again (onDistinctSignals) is no second signal.
  */
 function onShutdownSignal(logger: Logger, stop: () => Promise<void>, hurry: () => void) {
   let isStopping = false;
@@ -202,8 +204,7 @@ function onShutdownSignal(logger: Logger, stop: () => Promise<void>, hurry: () =
         process.exit(1);
       });
   };
-  process.on('SIGTERM', () => handle('SIGTERM'));
-  process.on('SIGINT', () => handle('SIGINT'));
+  onDistinctSignals(['SIGTERM', 'SIGINT'], handle);
 }
 
 async function main() {

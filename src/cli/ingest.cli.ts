@@ -6,6 +6,7 @@ import * as ingestionRepository from '../modules/ingestion/ingestion.repository.
 import type { IngestionService } from '../modules/ingestion/ingestion.service.js';
 import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser.js';
 import { createMetrics } from '../modules/metrics/metrics.js';
+import { onDistinctSignals } from '../shared/distinct-signals.js';
 import { addLocalDays } from '../shared/local-date.js';
 import { createToolLogger } from '../shared/logger.js';
 import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
@@ -61,7 +62,8 @@ async function main() {
   const days: string[] = [];
   for (let day = args.from; day <= args.to; day = addLocalDays(day, 1)) days.push(day);
   let isStopping = false;
-  process.on('SIGINT', () => {
+  // The same Ctrl-C delivered twice (by the terminal, and by npm to its script) is one.
+  onDistinctSignals(['SIGINT'], () => {
     if (isStopping) process.exit(130);
     isStopping = true;
     process.stderr.write('\nStopping after the current day (Ctrl-C again to stop now).\n');

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { closeGracefully, listen } from '../../src/http/lifecycle.js';
 import { requestContext } from '../../src/http/request-context.js';
+import { REPEATED_SIGNAL_MS } from '../../src/shared/distinct-signals.js';
 import { spawnServer } from '../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -247,6 +248,8 @@ describe('the server process on SIGTERM with SHUTDOWN_DRAIN_DELAY_MS', () => {
           expect(statusOf(await getOnNewConnection(port, '/login'))).toBe(200);
         }
 
+        // A second signal is a person's or a supervisor's, not the first one delivered again.
+        await new Promise((resolve) => setTimeout(resolve, REPEATED_SIGNAL_MS));
         server.process.kill('SIGTERM');
         expect(await server.exited).toBe(0);
         expect(server.output()).toContain('"msg":"second signal: ending the drain delay now"');
@@ -256,6 +259,48 @@ describe('the server process on SIGTERM with SHUTDOWN_DRAIN_DELAY_MS', () => {
     },
     60_000,
   );
+
+  // A terminal's Ctrl-C reaches the primary and every worker at once. The workers took it as their
+  // first signal and the primary's SIGTERM that follows as their second, so `npm start` with
+  // several workers skipped the drain delay on the first Ctrl-C, where one worker waited it out.
+  it('with 2 workers, a Ctrl-C to the process group waits out the delay, and a second one ends it', async () => {
+    const port = await findFreePort();
+    const server = await spawnServer(
+      {
+        DATABASE_URL: db.url,
+        PORT: String(port),
+        WEB_CONCURRENCY: '2',
+        DEMO_SEED: '0',
+        INGEST_ENABLED: '0',
+        LOG_LEVEL: 'info',
+        SHUTDOWN_DRAIN_DELAY_MS: '600000',
+      },
+      90_000,
+      { hasOwnProcessGroup: true },
+    );
+    const pid = server.process.pid as number;
+    try {
+      process.kill(-pid, 'SIGINT');
+      await expect.poll(async () => statusOf(await getOnNewConnection(port, '/readyz'))).toBe(503);
+      // Both workers still drain: several new connections, spread over them, are all served.
+      for (let index = 0; index < 6; index++) {
+        expect(statusOf(await getOnNewConnection(port, '/readyz')), server.output()).toBe(503);
+        expect(statusOf(await getOnNewConnection(port, '/healthz')), server.output()).toBe(200);
+      }
+      expect(server.output()).not.toContain('second signal');
+
+      await new Promise((resolve) => setTimeout(resolve, REPEATED_SIGNAL_MS));
+      process.kill(-pid, 'SIGINT');
+      expect(await server.exited).toBe(0);
+      expect(server.output()).toContain('"msg":"second signal: ending the drain delay now"');
+    } finally {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  }, 60_000);
 
   it('closes by itself once the delay is over, and exits 0', async () => {
     const port = await findFreePort();

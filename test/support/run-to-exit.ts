@@ -16,12 +16,18 @@ export interface CollectingChild {
 export function spawnCollecting(
   command: string,
   args: string[],
-  options: { cwd: string; env?: Record<string, string> },
+  options: {
+    cwd: string;
+    env?: Record<string, string>;
+    /** Leads a process group of its own, as a shell starts a foreground command: `process.kill(-pid, 'SIGINT')` is a Ctrl-C. */
+    hasOwnProcessGroup?: boolean;
+  },
 ): CollectingChild {
   const child = spawn(command, args, {
     cwd: options.cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],
+    detached: options.hasOwnProcessGroup ?? false,
   });
   child.stdin.end();
   let output = '';

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPEATED_SIGNAL_MS } from '../../../src/shared/distinct-signals.js';
 import {
   isRunning,
   killLeftoverSleep,
@@ -138,6 +139,8 @@ describe('npm run ingest stopped with Ctrl-C twice', () => {
       const sleepPid = readSleepPid(wrapper.sleepPidFile) as number;
       cli.kill('SIGINT');
       expect(await waitFor(() => output.includes('Stopping after the current day'), 30_000), output).toBe(true);
+      // A person's second Ctrl-C, not the first one delivered again.
+      await new Promise((resolve) => setTimeout(resolve, REPEATED_SIGNAL_MS));
       cli.kill('SIGINT');
       expect(await withHangGuard(exited, 30_000, 'the backfill after its second Ctrl-C')).toBe(130);
       expect(await waitFor(() => !isRunning(sleepPid), 10_000), `sleep ${sleepPid} is still running`).toBe(true);
