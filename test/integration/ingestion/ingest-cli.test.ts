@@ -108,11 +108,14 @@ describe('npm run ingest without a terminal (cron, a log file, CI)', () => {
 describe('npm run ingest stopped with Ctrl-C twice', () => {
   it('kills the sacct it was waiting for, with what its wrapper started', { timeout: 120_000 }, async () => {
     const wrapper = writeHangingSacctWrapper(path.join(dir, 'sacct-wrapper'));
+    // Through npm, in a process group of its own as a terminal runs it: a Ctrl-C reaches npm and the
+    // CLI, and npm passes it on to the CLI again. The first Ctrl-C stopped it at once, as a second.
     const cli = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-11-23', '--to', '2026-11-23', '--force'],
+      'npm',
+      ['run', '--silent', 'ingest', '--', '--from', '2026-11-23', '--to', '2026-11-23', '--force'],
       {
         cwd: PROJECT_ROOT,
+        detached: true,
         env: {
           PATH: process.env.PATH ?? '',
           HOME: process.env.HOME ?? '',
@@ -137,15 +140,24 @@ describe('npm run ingest stopped with Ctrl-C twice', () => {
     try {
       expect(await waitFor(() => readSleepPid(wrapper.sleepPidFile) !== undefined, 60_000), output).toBe(true);
       const sleepPid = readSleepPid(wrapper.sleepPidFile) as number;
-      cli.kill('SIGINT');
+      const group = -(cli.pid as number);
+      process.kill(group, 'SIGINT');
       expect(await waitFor(() => output.includes('Stopping after the current day'), 30_000), output).toBe(true);
-      // A person's second Ctrl-C, not the first one delivered again.
+      // A person's second Ctrl-C, not the first one delivered again: till then it waits for the day.
       await new Promise((resolve) => setTimeout(resolve, REPEATED_SIGNAL_MS));
-      cli.kill('SIGINT');
-      expect(await withHangGuard(exited, 30_000, 'the backfill after its second Ctrl-C')).toBe(130);
+      expect(cli.exitCode, output).toBeNull();
+      expect(isRunning(sleepPid)).toBe(true);
+      process.kill(group, 'SIGINT');
+      await withHangGuard(exited, 30_000, 'the backfill after its second Ctrl-C');
+      // npm ends as its script did (130), or by the signal, which it raises on itself once its script ended.
+      expect(cli.exitCode === 130 || cli.signalCode === 'SIGINT', output).toBe(true);
       expect(await waitFor(() => !isRunning(sleepPid), 10_000), `sleep ${sleepPid} is still running`).toBe(true);
     } finally {
-      if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
+      try {
+        process.kill(-(cli.pid as number), 'SIGKILL');
+      } catch {
+        // already gone, as it should be
+      }
       killLeftoverSleep(wrapper.sleepPidFile);
     }
   });
