@@ -21,34 +21,42 @@ async function isAnswering(port: number): Promise<boolean> {
   }
 }
 
+/** `npm start` in production mode on `port`, once it says it listens. */
+async function startWithNpm(port: number, env: Record<string, string> = {}, hasOwnProcessGroup = false) {
+  const npm = spawnCollecting('npm', ['run', '--silent', 'start'], {
+    cwd: PROJECT_ROOT,
+    env: {
+      APP_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATABASE_URL: db.url,
+      SESSION_SECRET: 's'.repeat(40),
+      AUDIT_CHAIN_KEY: 'k'.repeat(40),
+      INGEST_ENABLED: '0',
+      ...env,
+    },
+    hasOwnProcessGroup,
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${npm.output()}`)), 90_000);
+    npm.child.stdout.on('data', () => {
+      if (npm.output().includes('is listening on http')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  return npm;
+}
+
 // A service manager (systemd, supervisord, a container runtime) that starts `npm start` sends
 // SIGTERM to npm. npm forwards it to the shell that runs the script; a shell that did not
 // exec the server then dies and leaves the server running, orphaned, still holding its port.
 describe('npm start stops the server when npm gets SIGTERM', () => {
   it('the server shuts down gracefully and frees its port', async () => {
     const port = await findFreePort();
-    const npm = spawnCollecting('npm', ['run', '--silent', 'start'], {
-      cwd: PROJECT_ROOT,
-      env: {
-        APP_ENV: 'production',
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        DATABASE_URL: db.url,
-        SESSION_SECRET: 's'.repeat(40),
-        AUDIT_CHAIN_KEY: 'k'.repeat(40),
-        INGEST_ENABLED: '0',
-      },
-    });
+    const npm = await startWithNpm(port);
     const { child, output } = npm;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server did not start:\n${output()}`)), 90_000);
-      child.stdout.on('data', () => {
-        if (output().includes('is listening on http')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
     const serverPid = Number(/"pid":(\d+)[^\n]*is listening on http/.exec(output())?.[1]);
 
     child.kill('SIGTERM');
@@ -82,35 +90,15 @@ async function statusOf(port: number, path: string): Promise<number | string> {
 describe('npm start in a terminal stopped with Ctrl-C', () => {
   it('waits out the drain delay on the first Ctrl-C and ends it on a second', async () => {
     const port = await findFreePort();
-    const npm = spawnCollecting('npm', ['run', '--silent', 'start'], {
-      cwd: PROJECT_ROOT,
-      env: {
-        APP_ENV: 'production',
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        DATABASE_URL: db.url,
-        SESSION_SECRET: 's'.repeat(40),
-        AUDIT_CHAIN_KEY: 'k'.repeat(40),
-        INGEST_ENABLED: '0',
-        WEB_CONCURRENCY: '1',
-        // Far longer than the test: only a second Ctrl-C can end it in time.
-        SHUTDOWN_DRAIN_DELAY_MS: '600000',
-      },
-      hasOwnProcessGroup: true,
-    });
+    const npm = await startWithNpm(
+      port,
+      // Far longer than the test: only a second Ctrl-C can end it in time.
+      { WEB_CONCURRENCY: '1', SHUTDOWN_DRAIN_DELAY_MS: '600000' },
+      true,
+    );
     const { child, output } = npm;
     const group = -(child.pid as number);
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`server did not start:\n${output()}`)), 90_000);
-        child.stdout.on('data', () => {
-          if (output().includes('is listening on http')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      });
-
       process.kill(group, 'SIGINT');
       await expect.poll(() => statusOf(port, '/readyz')).toBe(503);
       // Past the time any passed-on copy of the signal takes: the server still drains.

@@ -929,6 +929,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // A dispute lost in full took back all the payment received, so a refund of it tried since
     // (a provider refuses one) returned nothing and leaves nothing with the centre: holding the
     // payment would ask finance to decide on money that is not there, and accepting is refused.
+    const failureDetails = {
+      paymentId: payment.id,
+      eventId: event.id,
+      refundId: event.refund.id,
+      refundStatus: event.refund.status,
+      failureReason: event.refund.failureReason,
+      amountMinor: String(failed.amountMinor),
+      currency: failed.currency,
+    };
     if (lostDisputeMinorOf(payment) >= receivedBy(payment).amountMinor) {
       await appendAudit(
         tx,
@@ -936,17 +945,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           ...providerAuditOf(providerName, payment),
           action: 'payment.refund_failed',
           status: 'ok',
-          details: {
-            paymentId: payment.id,
-            eventId: event.id,
-            refundId: event.refund.id,
-            refundStatus: event.refund.status,
-            failureReason: event.refund.failureReason,
-            amountMinor: String(failed.amountMinor),
-            currency: failed.currency,
-            isAllTakenByDispute: true,
-            receipt: 'none',
-          },
+          details: { ...failureDetails, isAllTakenByDispute: true, receipt: 'none' },
         },
         at,
       );
@@ -996,13 +995,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         action: 'payment.refund_failed',
         status: 'ok',
         details: {
-          paymentId: payment.id,
-          eventId: event.id,
-          refundId: event.refund.id,
-          refundStatus: event.refund.status,
-          failureReason: event.refund.failureReason,
-          amountMinor: String(failed.amountMinor),
-          currency: failed.currency,
+          ...failureDetails,
           // What is recorded as refunded so far, left as the provider reported it.
           ...(payment.refundedMinor === null ? {} : { refundedTotalMinor: String(payment.refundedMinor) }),
           // The payment was resolved before (by a full refund, or an admin): now held again.
