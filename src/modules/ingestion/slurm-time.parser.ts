@@ -1,4 +1,4 @@
-import { toLocalIsoSeconds } from '../../shared/local-date.js';
+import { toLocalIsoSeconds, zoneOffsetMs } from '../../shared/local-date.js';
 /**
  * Pure parsers for the ways Slurm prints durations, timestamps, memory sizes and
  * TRES lists. No I/O; every function returns `null` for "no value" rather than throwing,
@@ -215,35 +215,14 @@ const LOCAL_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})$/;
 
 /**
  * Converts wall-clock times of one IANA zone to UTC. sacct prints timestamps in the
- * cluster's local time without an offset; offsets are cached per hour, so a million
- * rows cost a handful of Intl calls.
+ * cluster's local time without an offset. The offsets come from zoneOffsetMs, cached per
+ * day, so a million rows cost a handful of Intl calls. They were cached per whole UTC hour,
+ * which zones half an hour off the hour do not change their clocks on (Adelaide at 16:30Z):
+ * the half hour after the change was read an hour late.
  */
 export function createLocalTimeConverter(timeZone: string): (text: string) => Date | null {
   const isUtc = timeZone === 'UTC' || timeZone === 'Etc/UTC';
-  const formatter = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-    hour: 'numeric',
-    minute: 'numeric',
-    second: 'numeric',
-  });
-  const offsetCache = new Map<number, number>();
-  // Offset (local - UTC, ms) in effect at a UTC instant.
-  const offsetAt = (utcMs: number): number => {
-    const hour = Math.floor(utcMs / 3_600_000);
-    const cached = offsetCache.get(hour);
-    if (cached !== undefined) return cached;
-    const parts = formatter.formatToParts(new Date(hour * 3_600_000));
-    const get = (type: string) => Number(parts.find((part) => part.type === type)?.value);
-    const local = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
-    const offset = local - hour * 3_600_000;
-    if (offsetCache.size > 100_000) offsetCache.clear();
-    offsetCache.set(hour, offset);
-    return offset;
-  };
+  const offsetAt = (utcMs: number): number => zoneOffsetMs(utcMs, timeZone);
   return (text: string) => {
     const trimmed = text.trim();
     if (NO_VALUE_WORDS.has(trimmed.toLowerCase())) return null;

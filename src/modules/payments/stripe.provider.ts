@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type Stripe from 'stripe';
+import { minorUnitDigits } from '../pricing/pricing.js';
 import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
 import {
   AMOUNT_TOO_LARGE,
@@ -63,6 +64,70 @@ const STRIPE_MINIMUM_CHARGES: Readonly<Record<string, string>> = {
   SGD: '0.50',
   THB: '10.00',
 };
+
+/**
+ * Stripe's zero-decimal currencies (docs.stripe.com/currencies#zero-decimal): Stripe takes their
+ * amounts in whole units. Its three-decimal ones take thousandths; every other currency hundredths.
+ */
+const STRIPE_ZERO_DECIMAL = new Set([
+  'BIF',
+  'CLP',
+  'DJF',
+  'GNF',
+  'JPY',
+  'KMF',
+  'KRW',
+  'MGA',
+  'PYG',
+  'RWF',
+  'UGX',
+  'VND',
+  'VUV',
+  'XAF',
+  'XOF',
+  'XPF',
+]);
+const STRIPE_THREE_DECIMAL = new Set(['BHD', 'JOD', 'KWD', 'OMR', 'TND']);
+
+/**
+ * How many digits more Stripe's unit of `currency` has than the app's minor unit (Intl's, the
+ * one receipts are priced to): 2 for HUF, IDR, ISK, COP or PKR, which the app bills in whole units
+ * and Stripe counts in hundredths; 0 for most. A receipt of 10,000 HUF was sent to Stripe as 10000,
+ * which Stripe reads as 100.00 HUF, and Stripe's report of those 10000 paid the receipt.
+ */
+function stripeShiftOf(currency: string): number {
+  const code = currency.toUpperCase();
+  // A code Intl does not know cannot be a receipt's; the payment's checks refuse it as it comes.
+  if (!/^[A-Z]{3}$/.test(code)) return 0;
+  const stripeDigits = STRIPE_ZERO_DECIMAL.has(code) ? 0 : STRIPE_THREE_DECIMAL.has(code) ? 3 : 2;
+  return stripeDigits - minorUnitDigits(code);
+}
+
+/** An amount in the app's minor units of `currency` as Stripe's API takes it. */
+export function toStripeAmount(amountMinor: bigint, currency: string): bigint {
+  const shift = stripeShiftOf(currency);
+  if (shift >= 0) return amountMinor * 10n ** BigInt(shift);
+  const unit = 10n ** BigInt(-shift);
+  if (amountMinor % unit !== 0n) {
+    throw new PaymentProviderError(
+      `Stripe takes ${currency} amounts to ${minorUnitDigits(currency) + shift} decimals, so this total cannot be charged exactly; ask the billing team how to pay it.`,
+    );
+  }
+  return amountMinor / unit;
+}
+
+/**
+ * An amount Stripe reports, in the app's minor units of `currency`. One that is not a whole
+ * number of them (a refund of 0.50 HUF typed at Stripe) is rounded against the centre: money
+ * received down, money returned up, so that neither can make a receipt read as paid in full.
+ */
+export function fromStripeAmount(amount: number, currency: string, rounding: 'received' | 'returned'): bigint {
+  const shift = stripeShiftOf(currency);
+  if (shift <= 0) return BigInt(amount) * 10n ** BigInt(-shift);
+  const unit = 10n ** BigInt(shift);
+  const whole = BigInt(amount) / unit;
+  return rounding === 'returned' && BigInt(amount) % unit !== 0n ? whole + 1n : whole;
+}
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -173,7 +238,7 @@ function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
       type: 'payment.refunded',
       externalPaymentId: null,
       externalIntentId: idOf(charge.payment_intent),
-      amountMinor: BigInt(charge.amount_refunded),
+      amountMinor: fromStripeAmount(charge.amount_refunded, charge.currency, 'returned'),
       currency: charge.currency.toUpperCase(),
     };
   }
@@ -189,7 +254,7 @@ function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
       type: 'payment.refund_failed',
       externalPaymentId: null,
       externalIntentId: idOf(refund.payment_intent),
-      amountMinor: BigInt(refund.amount),
+      amountMinor: fromStripeAmount(refund.amount, refund.currency, 'returned'),
       currency: refund.currency.toUpperCase(),
       // Stripe's failure reasons are short codes (expired_or_canceled_card, lost_or_stolen_card, unknown).
       refund: {
@@ -207,7 +272,7 @@ function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
       type: 'payment.disputed',
       externalPaymentId: null,
       externalIntentId: idOf(dispute.payment_intent),
-      amountMinor: BigInt(dispute.amount),
+      amountMinor: fromStripeAmount(dispute.amount, dispute.currency, 'returned'),
       currency: dispute.currency.toUpperCase(),
       // Stripe's reason codes are short words (fraudulent, duplicate, product_not_received, ...).
       dispute: { id: dispute.id, reason: dispute.reason ? dispute.reason.slice(0, 64) : null },
@@ -226,7 +291,7 @@ function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
       type: 'payment.dispute_closed',
       externalPaymentId: null,
       externalIntentId: idOf(dispute.payment_intent),
-      amountMinor: BigInt(dispute.amount),
+      amountMinor: fromStripeAmount(dispute.amount, dispute.currency, 'returned'),
       currency: dispute.currency.toUpperCase(),
       dispute: {
         id: dispute.id,
@@ -240,7 +305,10 @@ function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
     const money = {
       externalPaymentId: session.id,
       externalIntentId: idOf(session.payment_intent),
-      amountMinor: session.amount_total === null ? null : BigInt(session.amount_total),
+      amountMinor:
+        session.amount_total === null
+          ? null
+          : fromStripeAmount(session.amount_total, session.currency ?? '', 'received'),
       currency: session.currency ? session.currency.toUpperCase() : null,
     };
     if (
@@ -325,7 +393,7 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
                 quantity: 1,
                 price_data: {
                   currency: request.currency.toLowerCase(),
-                  unit_amount: Number(request.amountMinor),
+                  unit_amount: Number(toStripeAmount(request.amountMinor, request.currency)),
                   product_data: { name: request.description },
                 },
               },

@@ -134,6 +134,40 @@ describe('local timestamps', () => {
     expect(createLocalTimeConverter(zone)(text)?.toISOString()).toBe(iso);
   });
 
+  // Zones half an hour off the hour change their clocks at a half hour UTC (Adelaide at 16:30Z):
+  // an offset looked up per whole UTC hour read 03:15 on the morning summer time starts as 04:15.
+  it.each([
+    ['Australia/Adelaide', '2026-10-04T03:15:00', '2026-10-03T16:45:00.000Z'],
+    ['Australia/Adelaide', '2026-10-04T03:29:59', '2026-10-03T16:59:59.000Z'],
+    ['Australia/Lord_Howe', '2026-10-04T02:45:00', '2026-10-03T15:45:00.000Z'],
+  ])('converts %s wall clock %s, just after a change at a half hour UTC, to %s', (zone, text, iso) => {
+    expect(createLocalTimeConverter(zone)(text)?.toISOString()).toBe(iso);
+  });
+
+  it.each([
+    ['Australia/Adelaide', '2026-10-03T12:00:00Z'],
+    ['Australia/Adelaide', '2026-04-04T12:00:00Z'],
+    ['Australia/Lord_Howe', '2026-10-03T12:00:00Z'],
+    ['Australia/Lord_Howe', '2026-04-04T12:00:00Z'],
+    ['America/St_Johns', '2026-03-08T00:00:00Z'],
+    ['America/St_Johns', '2026-11-01T00:00:00Z'],
+    ['Asia/Kathmandu', '2026-03-08T00:00:00Z'],
+    ['America/New_York', '2026-11-01T00:00:00Z'],
+    ['Europe/Berlin', '2026-03-29T00:00:00Z'],
+  ])(
+    'every minute of the day around %s clock change from %s reads back as the wall clock sacct printed',
+    (zone, from) => {
+      const convert = createLocalTimeConverter(zone);
+      const misread: string[] = [];
+      for (let minute = 0; minute < 24 * 60; minute += 1) {
+        const text = formatLocalTimestamp(new Date(Date.parse(from) + minute * 60_000), zone);
+        const instant = convert(text) as Date;
+        if (formatLocalTimestamp(instant, zone) !== text) misread.push(`${text} -> ${instant.toISOString()}`);
+      }
+      expect(misread).toEqual([]);
+    },
+  );
+
   it('round-trips with formatLocalTimestamp', () => {
     const instant = new Date('2025-06-30T23:59:59Z');
     for (const zone of ['UTC', 'Asia/Bangkok', 'America/Los_Angeles']) {
