@@ -175,8 +175,33 @@ const NUMBER_FIELDS: (keyof NormalizedJob)[] = [
 ];
 
 /**
- * Why a job cannot be stored as is (a value too long or too large for its column), or
- * null. Checked before a batch is written, so one bad record never fails a whole batch.
+ * The most hours of one resource a job may bill: a million cores for a thousand hours, beyond any
+ * real job. Pricing multiplies them by a rate of up to 1,000,000 into a receipt item's
+ * numeric(20, 4), which three resources at this bound still fit; a job past it (each of its values
+ * fitting its own column) made every receipt of its user fail with a numeric overflow.
+ */
+export const MAX_JOB_RESOURCE_HOURS = 1_000_000_000;
+
+/** The most hours a job may bill of each resource, under either CPU basis, as float bounds. */
+function findResourceHoursProblem(job: NormalizedJob): string | null {
+  const elapsedHours = Math.max(0, job.elapsedSec) / 3600;
+  const cpuHours = Math.max(job.allocCpus * elapsedHours, (job.totalCpuSec ?? 0) / 3600, (job.cpuTimeSec ?? 0) / 3600);
+  const gpuHours = Math.max(job.allocGpus, job.reqGpus) * elapsedHours;
+  const memGbHours = Math.max((job.allocMemMb / 1024) * elapsedHours, job.stepMemGbHours ?? 0);
+  for (const [name, hours] of [
+    ['CPU core-hours', cpuHours],
+    ['GPU-hours', gpuHours],
+    ['memory GB-hours', memGbHours],
+  ] as const) {
+    if (hours > MAX_JOB_RESOURCE_HOURS) return `${name} are more than ${MAX_JOB_RESOURCE_HOURS}: ${Math.round(hours)}`;
+  }
+  return null;
+}
+
+/**
+ * Why a job cannot be stored as is (a value too long or too large for its column, or hours too
+ * many to price), or null. Checked before a batch is written, so one bad record never fails a
+ * whole batch.
  */
 export function findStorageProblem(job: NormalizedJob): string | null {
   for (const [field, limit] of TEXT_LIMITS) {
@@ -195,7 +220,7 @@ export function findStorageProblem(job: NormalizedJob): string | null {
       return `${field} is out of range: ${value}`;
     }
   }
-  return null;
+  return findResourceHoursProblem(job);
 }
 
 /**

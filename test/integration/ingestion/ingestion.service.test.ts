@@ -633,3 +633,34 @@ async function createTestDatabaseClone() {
   const { openDatabase } = await import('../../../src/db/database.js');
   return openDatabase(db.url, { poolMax: 2, queryTimeoutMs: db.queryTimeoutMs, logger: createLogger('silent') });
 }
+
+// Each value of a job fits its own column, yet their product may not fit a receipt item's: 2e9 GPUs
+// for 55 hours are 1.1e11 GPU-hours, 1.1e16 at a GPU rate of 100,000 an hour, past numeric(20, 4),
+// and every receipt of the user (and the month-end run) then failed with a numeric overflow. No
+// real job uses a billion hours of anything.
+describe('a job past a billion hours of a resource', () => {
+  it('is skipped with the reason, and the jobs beside it are stored', async () => {
+    const file = path.join(dir, 'huge-hours.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        '41|41|ann|COMPLETED|200000|2026-11-21T07:56:40|2026-11-23T15:30:00|cpu=1,mem=1G,node=1,gres/gpu=2000000000\n' +
+        '42|42|ann|COMPLETED|600|2026-11-23T15:20:00|2026-11-23T15:30:00|cpu=1,mem=1G,node=1\n' +
+        '43|43|ann|COMPLETED|3600|2026-11-23T14:30:00|2026-11-23T15:30:00|cpu=1,mem=1200000000G,node=1\n',
+    );
+    utimesSync(file, WRITTEN, WRITTEN);
+    const logged: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(line) });
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+
+    const run = await finishedRun(service([source], { logger }).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'partial', seen: 1, skipped: 2 });
+    const stored = await db.pool.query<{ job_id: string }>('SELECT job_id FROM slurm_jobs ORDER BY job_id');
+    expect(stored.rows.map((row) => row.job_id)).toEqual(['42']);
+    const skips = logged.map((line) => JSON.parse(line)).filter((entry) => /^skipped a/.test(entry.msg));
+    expect(skips.map(({ jobId, reason }) => ({ jobId, reason }))).toEqual([
+      { jobId: '41', reason: 'GPU-hours are more than 1000000000: 111111111111' },
+      { jobId: '43', reason: 'memory GB-hours are more than 1000000000: 1200000000' },
+    ]);
+  });
+});
