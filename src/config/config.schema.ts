@@ -265,7 +265,17 @@ export const ZEnv = z
     HOST: text(
       'the address to listen on (e.g. 0.0.0.0)',
       'to listen on 127.0.0.1 (development) or 0.0.0.0 (production)',
-      z.string().optional(),
+      // A space or quote kept from an env file made the start fail with "getaddrinfo ENOTFOUND 127.0.0.1 ".
+      z
+        .string()
+        .superRefine((host, ctx) => {
+          if (/[\s"']/.test(host))
+            ctx.addIssue({
+              code: 'custom',
+              message: `must be an address or a host name without spaces or quotes, e.g. 0.0.0.0 (got ${JSON.stringify(host)})`,
+            });
+        })
+        .optional(),
     ),
     DATABASE_URL: text(
       'a postgres:// or postgresql:// URL',

@@ -137,6 +137,20 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
   });
 
+  // Listening on "127.0.0.1 " failed the start with "getaddrinfo ENOTFOUND 127.0.0.1 ", the space unseen.
+  it.each(['127.0.0.1 ', ' 0.0.0.0', '0.0.0.0 # every interface', '"::"'])(
+    'refuses HOST %j, which no interface has',
+    (host) => {
+      expect(problemsOf({ HOST: host })).toEqual([
+        `HOST: must be an address or a host name without spaces or quotes, e.g. 0.0.0.0 (got ${JSON.stringify(host)})`,
+      ]);
+    },
+  );
+
+  it.each(['0.0.0.0', '::', '127.0.0.1', 'localhost', 'app.internal'])('listens on HOST %s', (host) => {
+    expect(loadConfig({ HOST: host }).host).toBe(host);
+  });
+
   it('takes a choice left empty, as an .env line left blank, as unset', () => {
     const config = loadConfig({ APP_ENV: '', LOG_LEVEL: ' ', PAYMENT_PROVIDER: '', PRICING_CPU_BASIS: '' });
     expect(config).toMatchObject(loadConfig({}));
