@@ -89,3 +89,20 @@ describe('a database migrated with the first versions of migrations edited after
     expect(again.warnings).toEqual([]);
   });
 });
+
+describe('a database migrated by a newer release', () => {
+  it('is said so at start, naming the migrations this release does not have', async () => {
+    await db.pool.query(
+      `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
+       VALUES ('00000000-0000-4000-8000-000000000001', 'x', now(), '29991231000000_from_the_future', 1)`,
+    );
+    const start = recordingLogger();
+    await applyMigrations(db.url, start.logger);
+    expect(start.warnings).toEqual([
+      expect.stringMatching(
+        /^the database was migrated by a newer release: 1 applied migration\(s\) are not in this one \(newest 29991231000000_from_the_future\)/,
+      ),
+    ]);
+    await db.pool.query(`DELETE FROM "_prisma_migrations" WHERE migration_name = '29991231000000_from_the_future'`);
+  });
+});
