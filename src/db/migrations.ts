@@ -23,6 +23,11 @@ export async function applyMigrations(databaseUrl: string, logger: Logger): Prom
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
+    // A statement_timeout set for the app's role or database (docs/operations.md) is sized for
+    // requests. Rebuilding an index or a column of a large table takes longer, and so may waiting
+    // for the lock below while another host migrates: cut by it, a migration failed again at every
+    // try and the app never started.
+    await client.query('SET statement_timeout = 0');
     // Several workers or replicas may start at once; one migrates, the rest wait.
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
     await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (

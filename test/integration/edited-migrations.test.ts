@@ -106,3 +106,38 @@ describe('a database migrated by a newer release', () => {
     await db.pool.query(`DELETE FROM "_prisma_migrations" WHERE migration_name = '29991231000000_from_the_future'`);
   });
 });
+
+describe('a database whose role or database sets statement_timeout', () => {
+  // docs/operations.md names statement_timeout as the tool for slow queries; a migration that
+  // rebuilds an index or rewrites a column of a large table takes longer than a request may.
+  it('is migrated all the same, also by two hosts at once', async () => {
+    const big = await createTestDatabase();
+    try {
+      await big.pool.query(
+        `INSERT INTO slurm_jobs (cluster, job_id, job_key, "user", state, is_terminal, source, end_at)
+         SELECT 'lab', g::text, g::text, 'u' || (g % 50), 'COMPLETED', true, 'file', now() - g * interval '1 minute'
+           FROM generate_series(1, 200000) g`,
+      );
+      await big.pool.query(FIRST_RESYNC_KEYS);
+      await big.pool.query('DROP INDEX "slurm_jobs_user_end_at_id_idx"');
+      await big.pool.query('CREATE INDEX "slurm_jobs_user_end_at_id_idx" ON "slurm_jobs" ("user", "end_at", "id")');
+      await big.pool.query(`DELETE FROM "_prisma_migrations" WHERE migration_name >= '20261203130000'`);
+      // Far below what rebuilding the covering index of 200,000 jobs takes.
+      await big.pool.query(`ALTER DATABASE ${big.name} SET statement_timeout = '20ms'`);
+
+      // The second waits for the first's lock longer than statement_timeout too.
+      const [first, second] = await Promise.all([
+        applyMigrations(big.url, recordingLogger().logger),
+        applyMigrations(big.url, recordingLogger().logger),
+      ]);
+      expect([...first, ...second]).toEqual(['20261203130000_edited_migrations_catch_up']);
+
+      const index = await big.pool.query<{ definition: string }>(
+        `SELECT pg_get_indexdef('slurm_jobs_user_end_at_id_idx'::regclass) AS definition`,
+      );
+      expect(index.rows[0]?.definition).toContain('INCLUDE');
+    } finally {
+      await big.drop();
+    }
+  });
+});
