@@ -111,6 +111,40 @@ const isTimeZone = (zone: string) => {
   }
 };
 
+const PERCENT_ENCODE_HINT =
+  'a user name or password holding / ? # @ : or % must have them percent-encoded (%2F %3F %23 %40 %3A %25)';
+
+/**
+ * Why the database driver (pg) would not read DATABASE_URL as the operator meant, or undefined.
+ * A password with an unencoded #, / or ? ends the host part early: pg then fails with a bare
+ * "Invalid URL" that names no setting, or connects to the user name as a host (ENOTFOUND). The
+ * message never repeats the URL, which holds the password.
+ */
+function describeUnreadableDatabaseUrl(url: string): string | undefined {
+  const rest = url.slice(url.indexOf('://') + 3);
+  const authorityEnd = rest.search(/[/?#]/);
+  if (authorityEnd >= 0) {
+    const authority = rest.slice(0, authorityEnd);
+    const afterAuthority = rest.slice(authorityEnd);
+    const queryStart = afterAuthority.indexOf('?');
+    const path = queryStart >= 0 ? afterAuthority.slice(0, queryStart) : afterAuthority;
+    const firstQueryKey = queryStart >= 0 ? (afterAuthority.slice(queryStart + 1).split(/[=&]/)[0] ?? '') : '';
+    // A connection URL has no #part, and no @ in its database name or its first option's name:
+    // those are the rest of a password cut at a #, / or ?.
+    const isPasswordCut =
+      afterAuthority.includes('#') || (!authority.includes('@') && (path.includes('@') || firstQueryKey.includes('@')));
+    if (isPasswordCut)
+      return `would reach another host or database than meant (it has a # or an @ after the host); ${PERCENT_ENCODE_HINT}`;
+  }
+  try {
+    // As pg reads it: an empty host (user:pass@/db) means the default one.
+    new URL(url.replace('@/', '@localhost/'));
+  } catch {
+    return `cannot be read as postgresql://user:password@host:port/database (a port is 1 to 65535); ${PERCENT_ENCODE_HINT}`;
+  }
+  return undefined;
+}
+
 const isCurrency = (code: string) => Intl.supportedValuesOf('currency').includes(code);
 
 /**
@@ -231,7 +265,17 @@ export const ZEnv = z
     HOST: text(
       'the address to listen on (e.g. 0.0.0.0)',
       'to listen on 127.0.0.1 (development) or 0.0.0.0 (production)',
-      z.string().optional(),
+      // A space or quote kept from an env file made the start fail with "getaddrinfo ENOTFOUND 127.0.0.1 ".
+      z
+        .string()
+        .superRefine((host, ctx) => {
+          if (/[\s"']/.test(host))
+            ctx.addIssue({
+              code: 'custom',
+              message: `must be an address or a host name without spaces or quotes, e.g. 0.0.0.0 (got ${JSON.stringify(host)})`,
+            });
+        })
+        .optional(),
     ),
     DATABASE_URL: text(
       'a postgres:// or postgresql:// URL',
@@ -239,6 +283,10 @@ export const ZEnv = z
       z
         .string()
         .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+        .superRefine((url, ctx) => {
+          const problem = describeUnreadableDatabaseUrl(url);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
         .optional(),
     ),
     DB_POOL_MAX: zInt(10, 1, 200),

@@ -23,6 +23,11 @@ export async function applyMigrations(databaseUrl: string, logger: Logger): Prom
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
+    // A statement_timeout set for the app's role or database (docs/operations.md) is sized for
+    // requests. Rebuilding an index or a column of a large table takes longer, and so may waiting
+    // for the lock below while another host migrates: cut by it, a migration failed again at every
+    // try and the app never started.
+    await client.query('SET statement_timeout = 0');
     // Several workers or replicas may start at once; one migrates, the rest wait.
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
     await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
@@ -42,6 +47,7 @@ export async function applyMigrations(databaseUrl: string, logger: Logger): Prom
       .filter((entry) => entry.isDirectory())
       .map((entry) => entry.name)
       .sort();
+    warnIfMigratedByANewerRelease(names, [...appliedChecksums.keys()], logger);
     const newlyApplied: string[] = [];
     for (const name of names) {
       const sql = await readFile(path.join(MIGRATIONS_DIR, name, 'migration.sql'), 'utf8');
@@ -72,4 +78,22 @@ export async function applyMigrations(databaseUrl: string, logger: Logger): Prom
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
     await client.end();
   }
+}
+
+/**
+ * An older release started on a database a newer one migrated (a rollback of the code alone, an
+ * instance left behind in a deploy) runs on a schema it does not know: it may fail where the newer
+ * schema changed (an older release's receipts failed on a NOT NULL column it never wrote). Said at
+ * start, so that the errors that follow have an explanation; not refused, since additive migrations
+ * leave the older release working.
+ */
+function warnIfMigratedByANewerRelease(known: string[], applied: string[], logger: Logger) {
+  const knownNames = new Set(known);
+  const unknown = applied.filter((name) => !knownNames.has(name)).sort();
+  if (unknown.length === 0) return;
+  logger.warn(
+    { unknownMigrations: unknown },
+    `the database was migrated by a newer release: ${unknown.length} applied migration(s) are not in this one (newest ${unknown.at(-1)}); ` +
+      'it may fail on that schema. Run the newer release, or restore the backup taken before that upgrade (docs/operations.md, "Upgrading")',
+  );
 }

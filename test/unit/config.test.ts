@@ -107,6 +107,50 @@ describe('loadConfig', () => {
     },
   );
 
+  // pg reads these as another host, port or database (connect ENOTFOUND u), or fails with a bare
+  // "Invalid URL" naming no setting; the password must not be echoed back.
+  it.each([
+    ['postgresql://billing:s3cr#t@db:5432/billing', '#'],
+    ['postgresql://billing:12#x@db:5432/billing', '#'],
+    ['postgresql://billing:a/b@db:5432/billing', '/'],
+    ['postgresql://billing:12/b@db:5432/billing', '/'],
+    ['postgresql://billing:a?b@db:5432/billing', '?'],
+    ['postgresql://billing:12?b@db:5432/billing', '?'],
+    ['postgresql://db:99999/billing', 'port'],
+  ])('refuses DATABASE_URL %s, which the database driver cannot read as meant', (url, reason) => {
+    const problems = problemsOf({ DATABASE_URL: url });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^DATABASE_URL: /);
+    expect(problems[0]).toContain(reason === 'port' ? 'cannot be read' : 'percent-encoded');
+    expect(problems[0]).not.toContain('billing:');
+  });
+
+  it.each([
+    'postgresql://billing:p@ss@db:5432/billing',
+    'postgresql://billing:p%23ss%2F%3F@db:5432/billing',
+    'postgresql://billing:p:ss%@db/billing',
+    'postgres://db/billing?sslmode=verify-full&application_name=hpc@billing',
+    'postgresql:///billing?host=/var/run/postgresql',
+    'postgresql://billing:pw@/billing',
+    'postgresql://[::1]:5432/billing',
+  ])('takes DATABASE_URL %s, which the database driver reads as meant', (url) => {
+    expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
+  });
+
+  // Listening on "127.0.0.1 " failed the start with "getaddrinfo ENOTFOUND 127.0.0.1 ", the space unseen.
+  it.each(['127.0.0.1 ', ' 0.0.0.0', '0.0.0.0 # every interface', '"::"'])(
+    'refuses HOST %j, which no interface has',
+    (host) => {
+      expect(problemsOf({ HOST: host })).toEqual([
+        `HOST: must be an address or a host name without spaces or quotes, e.g. 0.0.0.0 (got ${JSON.stringify(host)})`,
+      ]);
+    },
+  );
+
+  it.each(['0.0.0.0', '::', '127.0.0.1', 'localhost', 'app.internal'])('listens on HOST %s', (host) => {
+    expect(loadConfig({ HOST: host }).host).toBe(host);
+  });
+
   it('takes a choice left empty, as an .env line left blank, as unset', () => {
     const config = loadConfig({ APP_ENV: '', LOG_LEVEL: ' ', PAYMENT_PROVIDER: '', PRICING_CPU_BASIS: '' });
     expect(config).toMatchObject(loadConfig({}));
