@@ -23,7 +23,12 @@ export interface LockoutSettings {
 }
 
 export type SignInResult =
-  | { outcome: 'ok'; user: SessionUser }
+  | {
+      outcome: 'ok';
+      user: SessionUser;
+      /** When the password checked was set (epoch ms, or null): the stamp of the session it signs in. */
+      passwordChangedAt: number | null;
+    }
   | { outcome: 'failed' }
   | { outcome: 'locked'; lockedUntil: Date; scopes: throttleRepository.LockScope[] };
 
@@ -130,13 +135,17 @@ export async function signIn(
     throttleRepository.forgetFailures(deps.db.pool, username, key.network),
     (async () => {
       if (needsRehash(credentials.passwordHash)) {
-        await usersRepository.updatePasswordHash(db, credentials.id, await hashPassword(attempt.password));
+        await usersRepository.rehashPassword(db, credentials.id, await hashPassword(attempt.password));
       }
       metrics.authLoginSuccess.inc();
       await recordAudit(deps.db, { ...audit, action: 'login.success', status: 'ok' }, now);
     })(),
   ]);
-  return { outcome: 'ok', user: { id: credentials.id, username: credentials.username, role: credentials.role } };
+  return {
+    outcome: 'ok',
+    user: { id: credentials.id, username: credentials.username, role: credentials.role },
+    passwordChangedAt: credentials.passwordChangedAt,
+  };
 }
 
 /**

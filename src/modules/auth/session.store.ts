@@ -17,6 +17,13 @@ declare module 'express-session' {
      * deserializeUser takes it instead of reading the user again.
      */
     loadedUser?: LoadedSessionUser;
+    /**
+     * When the password the session was signed in with was set (epoch ms, or null): the user's
+     * `password_changed_at` then. A change or reset of the password sets another, and from its
+     * commit the session is not served, however its sign-in interleaved with the change.
+     * Sessions signed in before this was stored have none and are not checked.
+     */
+    passwordChangedAt?: number | null;
   }
 }
 
@@ -31,7 +38,7 @@ const DEFAULT_TTL_SEC = 24 * 60 * 60;
  */
 const GET_SESSION: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-get',
-  text: `SELECT s.sess, u.id AS user_id, u.username, u.role::text AS role, u.is_disabled
+  text: `SELECT s.sess, u.id AS user_id, u.username, u.role::text AS role, u.is_disabled, u.password_changed_at
            FROM "session" s
            LEFT JOIN users u
              ON u.id = CASE WHEN s.sess #>> '{passport,user}' ~ '^[0-9]{1,9}$'
@@ -56,6 +63,7 @@ interface SessionRow {
   username: string | null;
   role: 'admin' | 'user' | null;
   is_disabled: boolean | null;
+  password_changed_at: Date | null;
 }
 
 /**
@@ -99,6 +107,12 @@ export class PostgresSessionStore extends session.Store {
       const row = rows[0];
       if (!row) return callback(null, null);
       const data = row.sess;
+      // A change or reset of the password deletes the user's other sessions, but a sign-in with
+      // the old password checked just before it writes its session after that deletion: the
+      // stamp tells it apart, and it is answered as the deleted session it should have been.
+      if (row.user_id !== null && isSignedInWithOtherPassword(data, row.password_changed_at)) {
+        return callback(null, null);
+      }
       if (row.user_id !== null && row.username !== null && row.role !== null) {
         data.loadedUser = {
           id: row.user_id,
@@ -144,6 +158,11 @@ const DELETE_EXPIRED_SESSIONS = `DELETE FROM "session"
 export async function deleteExpiredSessions(pool: pg.Pool, before: Date, limit: number): Promise<number> {
   const result = await pool.query(DELETE_EXPIRED_SESSIONS, [before.getTime() / 1000, limit]);
   return result.rowCount ?? 0;
+}
+
+function isSignedInWithOtherPassword(data: session.SessionData, passwordChangedAt: Date | null): boolean {
+  if (data.passwordChangedAt === undefined) return false;
+  return data.passwordChangedAt !== (passwordChangedAt?.getTime() ?? null);
 }
 
 function expiresAtSec(data: session.SessionData): number {

@@ -63,8 +63,24 @@ export function insert(
   return db.user.create({ data: { ...data, passwordChangedAt: new Date() }, select: SELECT_USER });
 }
 
+/**
+ * Sets a new password. Its `passwordChangedAt` is the stamp every session signed in with the
+ * password before it carries (session.store.ts): from the commit on, those sessions are not served.
+ */
 export function updatePasswordHash(db: Client, id: number, passwordHash: string) {
-  return db.user.update({ where: { id }, data: { passwordHash, passwordChangedAt: new Date() }, select: SELECT_USER });
+  return db.user.update({
+    where: { id },
+    data: { passwordHash, passwordChangedAt: new Date() },
+    select: { ...SELECT_USER, passwordChangedAt: true },
+  });
+}
+
+/**
+ * Stores the same password under a current hash (an imported or weaker one, at sign-in). Not a
+ * change of password: the sessions it signed in stay, so `passwordChangedAt` is left as it is.
+ */
+export function rehashPassword(db: Client, id: number, passwordHash: string) {
+  return db.user.update({ where: { id }, data: { passwordHash }, select: SELECT_USER });
 }
 
 export function updateRole(db: Client, id: number, role: 'admin' | 'user') {

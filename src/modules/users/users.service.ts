@@ -135,7 +135,7 @@ export async function changeOwnPassword(
   user: SessionUser,
   change: { current: string; password: string; sessionId: string },
   context: AuditContext,
-): Promise<{ endedSessions: number }> {
+): Promise<{ endedSessions: number; passwordChangedAt: number }> {
   const check = await checkPasswordForChange(auth, { user, password: change.current, context });
   if (check.outcome === 'locked') {
     const now = auth.now();
@@ -148,7 +148,7 @@ export async function changeOwnPassword(
   const passwordHash = await hashPassword(change.password);
   const now = auth.now();
   return auth.db.prisma.$transaction(async (tx) => {
-    await usersRepository.updatePasswordHash(tx, user.id, passwordHash);
+    const changed = await usersRepository.updatePasswordHash(tx, user.id, passwordHash);
     const endedSessions = await usersRepository.deleteSessionsOf(tx, user.id, { exceptSessionId: change.sessionId });
     // The check counted this attempt before the password was known right: forget it with the rest.
     await throttleRepository.reset(tx, user.username);
@@ -157,7 +157,7 @@ export async function changeOwnPassword(
       { ...context, action: 'user.password_change', target: user.username, status: 'ok', details: { endedSessions } },
       now,
     );
-    return { endedSessions };
+    return { endedSessions, passwordChangedAt: (changed.passwordChangedAt ?? now).getTime() };
   });
 }
 

@@ -1,0 +1,122 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
+import { buildUser } from '../support/factories.js';
+import { sessionsWaitingForLocks } from '../support/lock-waits.js';
+import { type Agent, csrfTokenIn, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+/** A sign-in form of a browser of its own: the agent and the token it will post. */
+async function openSignInForm(app: ReturnType<typeof buildTestApp>): Promise<{ agent: Agent; token: string }> {
+  const agent = request.agent(app);
+  const form = await agent.get('/login').set('Accept', 'text/html');
+  return { agent, token: csrfTokenIn(form.text) };
+}
+
+/**
+ * Holds the audit chain's lock, so that every audited step waits for it: a sign-in whose password
+ * was already checked, and a password change whose sessions were already deleted.
+ */
+async function holdAuditLock() {
+  const client = await db.pool.connect();
+  await client.query('BEGIN');
+  await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+  return async () => {
+    await client.query('COMMIT');
+    client.release();
+  };
+}
+
+describe('a password change racing a sign-in with the old password', () => {
+  it('leaves no session of that sign-in signed in once the change is made, however the two interleave', async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'racer' });
+    const owner = await signInAs(app, 'racer', user.password);
+    const ownerToken = await csrfTokenOf(owner);
+    const intruder = await openSignInForm(app);
+
+    const release = await holdAuditLock();
+    let signIn: Promise<request.Response>;
+    let change: Promise<request.Response>;
+    try {
+      // The old password is checked and right; the sign-in waits to audit its success.
+      signIn = intruder.agent
+        .post('/login')
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ username: 'racer', password: user.password, csrf_token: intruder.token })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      // The change sets the new password and deletes the other sessions, then waits to audit.
+      change = owner
+        .post('/account/password')
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({
+          current: user.password,
+          password: 'brand-new-password-1',
+          confirm: 'brand-new-password-1',
+          csrf_token: ownerToken,
+        })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool, 10_000, 2)).toBe(2);
+    } finally {
+      await release();
+    }
+    // The sign-in was right when its password was checked; its session is written after the change's deletion.
+    expect((await signIn).status).toBe(302);
+    expect((await change).status).toBe(303);
+
+    const intruderPage = await intruder.agent.get('/account').set('Accept', 'text/html');
+    expect(intruderPage.status).toBe(302);
+    expect(intruderPage.headers.location).toMatch(/^\/login/);
+    // The session that made the change stays signed in, and the new password signs in.
+    expect((await owner.get('/account').set('Accept', 'text/html')).status).toBe(200);
+    await signInAs(app, 'racer', 'brand-new-password-1');
+  });
+
+  it('leaves no session of that sign-in signed in after an admin reset, too', async () => {
+    const app = buildTestApp(db);
+    await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password-1' });
+    const user = await buildUser(db.prisma, { username: 'resetme' });
+    const admin = await signInAs(app, 'boss', 'boss-password-1');
+    const adminToken = await csrfTokenOf(admin, '/admin/users');
+    const intruder = await openSignInForm(app);
+
+    const release = await holdAuditLock();
+    let signIn: Promise<request.Response>;
+    let reset: Promise<request.Response>;
+    try {
+      signIn = intruder.agent
+        .post('/login')
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ username: 'resetme', password: user.password, csrf_token: intruder.token })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      reset = admin
+        .post(`/admin/users/${user.id}/password`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', adminToken)
+        .send({ password: 'reset-password-12' })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool, 10_000, 2)).toBe(2);
+    } finally {
+      await release();
+    }
+    expect((await signIn).status).toBe(302);
+    expect((await reset).status).toBe(200);
+
+    const intruderPage = await intruder.agent.get('/account').set('Accept', 'text/html');
+    expect(intruderPage.status).toBe(302);
+    expect(intruderPage.headers.location).toMatch(/^\/login/);
+    await signInAs(app, 'resetme', 'reset-password-12');
+  });
+});
