@@ -1,3 +1,4 @@
+import { pbkdf2Sync } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
@@ -18,6 +19,11 @@ async function openSignInForm(app: ReturnType<typeof buildTestApp>): Promise<{ a
   const agent = request.agent(app);
   const form = await agent.get('/login').set('Accept', 'text/html');
   return { agent, token: csrfTokenIn(form.text) };
+}
+
+async function postLoginWith(app: ReturnType<typeof buildTestApp>, username: string, password: string) {
+  const { agent, token } = await openSignInForm(app);
+  return agent.post('/login').set('Accept', 'text/html').type('form').send({ username, password, csrf_token: token });
 }
 
 /**
@@ -118,5 +124,51 @@ describe('a password change racing a sign-in with the old password', () => {
     expect(intruderPage.status).toBe(302);
     expect(intruderPage.headers.location).toMatch(/^\/login/);
     await signInAs(app, 'resetme', 'reset-password-12');
+  });
+
+  it('keeps the new password when a sign-in upgrading the old hash lands after the change', async () => {
+    const app = buildTestApp(db);
+    await buildUser(db.prisma, { username: 'boss2', role: 'admin', password: 'boss2-password-1' });
+    // Imported from the earlier system: the next sign-in stores it again under argon2id.
+    const salt = 'abcdefgh';
+    const legacy = `pbkdf2:sha256:1000$${salt}$${pbkdf2Sync('imported-password', salt, 1000, 32, 'sha256').toString('hex')}`;
+    const user = await db.prisma.user.create({
+      data: { username: 'imported', passwordHash: legacy, passwordChangedAt: new Date() },
+    });
+    const admin = await signInAs(app, 'boss2', 'boss2-password-1');
+    const adminToken = await csrfTokenOf(admin, '/admin/users');
+    const intruder = await openSignInForm(app);
+
+    const release = await holdAuditLock();
+    let reset: Promise<request.Response>;
+    let signIn: Promise<request.Response>;
+    try {
+      // The reset has set the new password (its row stays locked) and waits to audit it.
+      reset = admin
+        .post(`/admin/users/${user.id}/password`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', adminToken)
+        .send({ password: 'after-reset-pass-1' })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      // The sign-in reads the old hash (the reset is not committed), finds the old password right,
+      // and waits on the user's row to store it under argon2id.
+      signIn = intruder.agent
+        .post('/login')
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ username: 'imported', password: 'imported-password', csrf_token: intruder.token })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool, 10_000, 2)).toBe(2);
+    } finally {
+      await release();
+    }
+    expect((await reset).status).toBe(200);
+    expect((await signIn).status).toBe(302);
+    expect((await intruder.agent.get('/account').set('Accept', 'text/html')).status).toBe(302);
+
+    await signInAs(app, 'imported', 'after-reset-pass-1');
+    const old = await postLoginWith(app, 'imported', 'imported-password');
+    expect(old.status).toBe(401);
   });
 });

@@ -135,7 +135,8 @@ export async function signIn(
     throttleRepository.forgetFailures(deps.db.pool, username, key.network),
     (async () => {
       if (needsRehash(credentials.passwordHash)) {
-        await usersRepository.rehashPassword(db, credentials.id, await hashPassword(attempt.password));
+        const rehashed = await hashPassword(attempt.password);
+        await usersRepository.rehashPassword(db, credentials.id, credentials.passwordHash, rehashed);
       }
       metrics.authLoginSuccess.inc();
       await recordAudit(deps.db, { ...audit, action: 'login.success', status: 'ok' }, now);

@@ -78,9 +78,13 @@ export function updatePasswordHash(db: Client, id: number, passwordHash: string)
 /**
  * Stores the same password under a current hash (an imported or weaker one, at sign-in). Not a
  * change of password: the sessions it signed in stay, so `passwordChangedAt` is left as it is.
+ * Only while the stored hash is still `checkedHash`, the one the sign-in verified: a change or
+ * reset committed since (the row is read again once it commits) keeps its new password, where an
+ * unconditional write put the old one back. Returns whether it stored it.
  */
-export function rehashPassword(db: Client, id: number, passwordHash: string) {
-  return db.user.update({ where: { id }, data: { passwordHash }, select: SELECT_USER });
+export async function rehashPassword(db: Client, id: number, checkedHash: string, passwordHash: string) {
+  const { count } = await db.user.updateMany({ where: { id, passwordHash: checkedHash }, data: { passwordHash } });
+  return count === 1;
 }
 
 export function updateRole(db: Client, id: number, role: 'admin' | 'user') {
