@@ -52,6 +52,17 @@ const SET_SESSION: Omit<pg.QueryConfig, 'values'> = {
          ON CONFLICT (sid) DO UPDATE SET sess = $1, expire = to_timestamp($2)`,
 };
 
+/*
+ * A session read from the table is written back only over its own row: if the row is gone (a
+ * sign-out in another tab, a password change or reset, the prune), the request that loaded it
+ * before must not bring it back. An upsert did: a slow request of a signed-out session that wrote
+ * its last-seen time as it answered put the signed-in row back, and its cookie worked again.
+ */
+const UPDATE_SESSION: Omit<pg.QueryConfig, 'values'> = {
+  name: 'session-update',
+  text: `UPDATE "session" SET sess = $1, expire = to_timestamp($2) WHERE sid = $3`,
+};
+
 const DESTROY_SESSION: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-destroy',
   text: `DELETE FROM "session" WHERE sid = $1`,
@@ -125,10 +136,15 @@ export class PostgresSessionStore extends session.Store {
     }, callback);
   }
 
+  /**
+   * Writes a new session's row, or a stored session's over its row only: one whose row was
+   * deleted meanwhile (signed out elsewhere) stays deleted, and the request goes on without error.
+   */
   override set(sid: string, data: session.SessionData, callback?: (error?: unknown) => void): void {
+    const statement = this.storedSessions.has(data) ? UPDATE_SESSION : SET_SESSION;
     this.storedSessions.add(data);
     const { loadedUser: _notStored, ...stored } = data;
-    this.pool.query({ ...SET_SESSION, values: [stored, expiresAtSec(data), sid] }).then(() => callback?.(), callback);
+    this.pool.query({ ...statement, values: [stored, expiresAtSec(data), sid] }).then(() => callback?.(), callback);
   }
 
   override destroy(sid: string, callback?: (error?: unknown) => void): void {
