@@ -66,4 +66,51 @@ describe('signing out while another tab of the same session is busy', () => {
     expect(withOldCookie.status).toBe(302);
     expect(withOldCookie.headers.location).toBe('/login?next=%2Faccount');
   });
+
+  it('keeps a session an admin signed out by disabling the user signed out, when a request of it answers later', async () => {
+    let clock = new Date();
+    const app = buildTestApp(db, { now: () => clock });
+    await buildUser(db.prisma, { username: 'disabler', role: 'admin', password: 'disabler-password' });
+    const user = await buildUser(db.prisma, { username: 'busyone' });
+    await buildJobs(db, [{ user: 'busyone', end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const { agent, response: signedIn } = await postLogin(app, 'busyone', user.password);
+    expect(signedIn.status).toBe(302);
+    const token = await csrfTokenOf(agent);
+    const { agent: admin } = await postLogin(app, 'disabler', 'disabler-password');
+    const adminToken = await csrfTokenOf(admin);
+
+    clock = new Date(clock.getTime() + 61_000);
+    const blocker = await db.pool.connect();
+    let receipt: Promise<{ status: number }>;
+    try {
+      await blocker.query('BEGIN; LOCK TABLE receipts IN SHARE MODE');
+      receipt = agent
+        .post('/me/receipt')
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ before: '2026-01-31', csrf_token: token })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      await admin
+        .post(`/admin/users/${user.id}/disable`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', adminToken)
+        .expect(200);
+    } finally {
+      await blocker.query('COMMIT');
+      blocker.release();
+    }
+    await receipt;
+    await admin
+      .post(`/admin/users/${user.id}/enable`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', adminToken)
+      .expect(200);
+
+    // Signed out by the disable, told why, and not signed in again by the enable.
+    const page = await agent.get('/account').set('Accept', 'text/html');
+    expect(page.status).toBe(302);
+    const signInPage = await agent.get(page.headers.location as string).set('Accept', 'text/html');
+    expect(signInPage.text).toContain('Your account has been disabled. Ask an administrator.');
+  });
 });

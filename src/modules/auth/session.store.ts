@@ -57,10 +57,16 @@ const SET_SESSION: Omit<pg.QueryConfig, 'values'> = {
  * sign-out in another tab, a password change or reset, the prune), the request that loaded it
  * before must not bring it back. An upsert did: a slow request of a signed-out session that wrote
  * its last-seen time as it answered put the signed-in row back, and its cookie worked again.
+ * And only while the row is signed in as the request found it ($4, the passport's user, or null):
+ * an admin disabling the user signs the row out meanwhile (users.repository.ts signOutSessionsOf),
+ * and writing the request's copy over it signed it in again for when the user is enabled. A
+ * request never signs a stored session in or out itself: signing in makes a new session, and
+ * signing out deletes the row.
  */
 const UPDATE_SESSION: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-update',
-  text: `UPDATE "session" SET sess = $1, expire = to_timestamp($2) WHERE sid = $3`,
+  text: `UPDATE "session" SET sess = $1, expire = to_timestamp($2)
+          WHERE sid = $3 AND sess #>> '{passport,user}' IS NOT DISTINCT FROM $4::text`,
 };
 
 const DESTROY_SESSION: Omit<pg.QueryConfig, 'values'> = {
@@ -84,8 +90,11 @@ interface SessionRow {
  */
 export class PostgresSessionStore extends session.Store {
   private readonly pool: pg.Pool;
-  /** Sessions read from or written to the table by this process: only these can have a row. */
-  private readonly storedSessions = new WeakSet<object>();
+  /**
+   * Sessions read from or written to the table by this process (only these can have a row), with
+   * the user their row was signed in as then (the passport's user, or null).
+   */
+  private readonly storedSessions = new WeakMap<object, string | null>();
 
   constructor(pool: pg.Pool) {
     super();
@@ -94,7 +103,7 @@ export class PostgresSessionStore extends session.Store {
 
   override createSession(req: Request, data: session.SessionData): session.Session & session.SessionData {
     const loaded = super.createSession(req, data);
-    this.storedSessions.add(loaded);
+    this.storedSessions.set(loaded, signedInUserOf(data));
     return loaded;
   }
 
@@ -141,10 +150,16 @@ export class PostgresSessionStore extends session.Store {
    * deleted meanwhile (signed out elsewhere) stays deleted, and the request goes on without error.
    */
   override set(sid: string, data: session.SessionData, callback?: (error?: unknown) => void): void {
-    const statement = this.storedSessions.has(data) ? UPDATE_SESSION : SET_SESSION;
-    this.storedSessions.add(data);
+    const storedAs = this.storedSessions.get(data);
     const { loadedUser: _notStored, ...stored } = data;
-    this.pool.query({ ...statement, values: [stored, expiresAtSec(data), sid] }).then(() => callback?.(), callback);
+    const values: unknown[] = [stored, expiresAtSec(data), sid];
+    const query =
+      storedAs === undefined ? { ...SET_SESSION, values } : { ...UPDATE_SESSION, values: [...values, storedAs] };
+    this.pool.query(query).then((result) => {
+      // What the row holds now: this session's user if it was written, else what it held.
+      if (storedAs === undefined || result.rowCount === 1) this.storedSessions.set(data, signedInUserOf(data));
+      callback?.();
+    }, callback);
   }
 
   override destroy(sid: string, callback?: (error?: unknown) => void): void {
@@ -174,6 +189,12 @@ const DELETE_EXPIRED_SESSIONS = `DELETE FROM "session"
 export async function deleteExpiredSessions(pool: pg.Pool, before: Date, limit: number): Promise<number> {
   const result = await pool.query(DELETE_EXPIRED_SESSIONS, [before.getTime() / 1000, limit]);
   return result.rowCount ?? 0;
+}
+
+/** The passport's user of a session, as the row's `sess #>> '{passport,user}'` reads it. */
+function signedInUserOf(data: session.SessionData): string | null {
+  const user = data.passport?.user;
+  return user === undefined || user === null ? null : String(user);
 }
 
 function isSignedInWithOtherPassword(data: session.SessionData, passwordChangedAt: Date | null): boolean {
