@@ -171,4 +171,44 @@ describe('a password change racing a sign-in with the old password', () => {
     const old = await postLoginWith(app, 'imported', 'imported-password');
     expect(old.status).toBe(401);
   });
+
+  it('of two changes proving the same old password at once, takes only the first', async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'twochanges' });
+    const owner = await signInAs(app, 'twochanges', user.password);
+    // Someone else holds a session of the account and knows its password, too.
+    const intruder = await signInAs(app, 'twochanges', user.password);
+    const ownerToken = await csrfTokenOf(owner);
+    const intruderToken = await csrfTokenOf(intruder);
+    const changeFrom = (agent: Agent, token: string, password: string) =>
+      agent
+        .post('/account/password')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', token)
+        .send({ current: user.password, password, confirm: password })
+        .then((response) => response);
+
+    const release = await holdAuditLock();
+    let owners: Promise<request.Response>;
+    let intruders: Promise<request.Response>;
+    try {
+      // The owner's change has set the new password (its row stays locked) and waits to audit it.
+      owners = changeFrom(owner, ownerToken, 'owners-new-password');
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      // The intruder's proved the old password (the owner's is not committed) and waits on the row.
+      intruders = changeFrom(intruder, intruderToken, 'intruders-password');
+      expect(await sessionsWaitingForLocks(db.pool, 10_000, 2)).toBe(2);
+    } finally {
+      await release();
+    }
+    expect((await owners).status).toBe(200);
+    const refused = await intruders;
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('The current password is not right: it was changed while this form was sent.');
+
+    await signInAs(app, 'twochanges', 'owners-new-password');
+    expect((await postLoginWith(app, 'twochanges', 'intruders-password')).status).toBe(401);
+    expect((await owner.get('/account').set('Accept', 'text/html')).status).toBe(200);
+    expect((await intruder.get('/account').set('Accept', 'text/html')).status).toBe(302);
+  });
 });

@@ -182,7 +182,14 @@ async function recordCountedFailure(
   return { lockedUntil, scopes: startedLocks };
 }
 
-export type PasswordChangeCheck = { outcome: 'ok' } | { outcome: 'failed' } | { outcome: 'locked'; lockedUntil: Date };
+export type PasswordChangeCheck =
+  | {
+      outcome: 'ok';
+      /** The stored hash the current password was checked against: the change replaces only it. */
+      checkedHash: string;
+    }
+  | { outcome: 'failed' }
+  | { outcome: 'locked'; lockedUntil: Date };
 
 /**
  * Checks the current password a signed-in user gives to change it, under the sign-in
@@ -227,7 +234,7 @@ export async function checkPasswordForChange(
     );
     return lock ? { outcome: 'locked', lockedUntil: lock.lockedUntil } : { outcome: 'failed' };
   }
-  return { outcome: 'ok' };
+  return { outcome: 'ok', checkedHash: credentials.passwordHash };
 }
 
 /** The whole seconds left of a lock, rounded up (at least 1): its Retry-After, and what formatTimeLeft writes. */

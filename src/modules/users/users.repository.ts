@@ -82,6 +82,20 @@ export function updatePasswordHash(db: Client, id: number, passwordHash: string)
  * reset committed since (the row is read again once it commits) keeps its new password, where an
  * unconditional write put the old one back. Returns whether it stored it.
  */
+/**
+ * Sets a new password in place of the one a user proved (`checkedHash`), as updatePasswordHash
+ * does; null, changing nothing, when the stored hash is another by now: a change or reset
+ * committed since the proof (the row is read again once it commits). Returns the new stamp.
+ */
+export async function replaceProvedPassword(db: Client, id: number, checkedHash: string, passwordHash: string) {
+  const passwordChangedAt = new Date();
+  const { count } = await db.user.updateMany({
+    where: { id, passwordHash: checkedHash },
+    data: { passwordHash, passwordChangedAt },
+  });
+  return count === 1 ? passwordChangedAt : null;
+}
+
 export async function rehashPassword(db: Client, id: number, checkedHash: string, passwordHash: string) {
   const { count } = await db.user.updateMany({ where: { id, passwordHash: checkedHash }, data: { passwordHash } });
   return count === 1;

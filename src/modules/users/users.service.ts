@@ -148,7 +148,14 @@ export async function changeOwnPassword(
   const passwordHash = await hashPassword(change.password);
   const now = auth.now();
   return auth.db.prisma.$transaction(async (tx) => {
-    const changed = await usersRepository.updatePasswordHash(tx, user.id, passwordHash);
+    // Only over the password it proved: two changes proving the same one at once (two tabs, or
+    // whoever else holds a session and the old password) must not both win, the later unseen.
+    const passwordChangedAt = await usersRepository.replaceProvedPassword(tx, user.id, check.checkedHash, passwordHash);
+    if (!passwordChangedAt) {
+      throw new BadRequestError('The current password is not right: it was changed while this form was sent.', {
+        field: 'current',
+      });
+    }
     const endedSessions = await usersRepository.deleteSessionsOf(tx, user.id, { exceptSessionId: change.sessionId });
     // The check counted this attempt before the password was known right: forget it with the rest.
     await throttleRepository.reset(tx, user.username);
@@ -157,7 +164,7 @@ export async function changeOwnPassword(
       { ...context, action: 'user.password_change', target: user.username, status: 'ok', details: { endedSessions } },
       now,
     );
-    return { endedSessions, passwordChangedAt: (changed.passwordChangedAt ?? now).getTime() };
+    return { endedSessions, passwordChangedAt: passwordChangedAt.getTime() };
   });
 }
 
