@@ -205,6 +205,14 @@ describe('a password change racing a sign-in with the old password', () => {
     const refused = await intruders;
     expect(refused.status).toBe(400);
     expect(refused.body.error).toBe('The current password is not right: it was changed while this form was sent.');
+    const audited = await db.prisma.auditLog.findMany({
+      where: { action: 'user.password_change', target: 'twochanges' },
+      orderBy: { id: 'asc' },
+    });
+    expect(audited.map((entry) => [entry.status, entry.details])).toEqual([
+      ['ok', { endedSessions: 1 }],
+      ['failed', { reason: 'changed_meanwhile' }],
+    ]);
 
     await signInAs(app, 'twochanges', 'owners-new-password');
     expect((await postLoginWith(app, 'twochanges', 'intruders-password')).status).toBe(401);
