@@ -14,6 +14,8 @@ export interface SignInCredentials {
   role: 'admin' | 'user';
   isDisabled: boolean;
   passwordHash: string;
+  /** When that password was set (epoch ms; null before the column existed): the session's stamp. */
+  passwordChangedAt: number | null;
 }
 
 /**
@@ -144,7 +146,7 @@ SELECT (SELECT until FROM running) AS running_until,
        n.failure_count AS network_count, n.locked_until AS network_locked_until,
        a.failure_count AS address_count, a.locked_until AS address_locked_until,
        pu.failure_count AS user_count, pu.locked_until AS user_locked_until,
-       u.id, u.username, u.role::text AS role, u.is_disabled, u.password_hash
+       u.id, u.username, u.role::text AS role, u.is_disabled, u.password_hash, u.password_changed_at
   FROM (SELECT) AS one
   LEFT JOIN per_network n ON true
   LEFT JOIN per_address a ON true
@@ -201,6 +203,7 @@ interface ReserveRow {
   role: 'admin' | 'user' | null;
   is_disabled: boolean | null;
   password_hash: string | null;
+  password_changed_at: Date | null;
 }
 
 function credentialsOf(row: ReserveRow): SignInCredentials | null {
@@ -211,6 +214,7 @@ function credentialsOf(row: ReserveRow): SignInCredentials | null {
         role: row.role,
         isDisabled: row.is_disabled === true,
         passwordHash: row.password_hash,
+        passwordChangedAt: row.password_changed_at?.getTime() ?? null,
       }
     : null;
 }

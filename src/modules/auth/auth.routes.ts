@@ -131,7 +131,11 @@ export function authRoutes(deps: {
         return renderLogin(req, res, { error: FAILED_MESSAGE, username });
       }
       const nextPath = toSafeNextPath(req.body?.next ?? req.query.next);
-      signInOnNewSession(deps.passport, req, res, user, deps.now().getTime(), (loginError) => {
+      const signedIn = {
+        at: deps.now().getTime(),
+        passwordChangedAt: info?.outcome === 'ok' ? info.passwordChangedAt : null,
+      };
+      signInOnNewSession(deps.passport, req, res, user, signedIn, (loginError) => {
         if (loginError) return next(loginError);
         res.redirect(302, nextPath ?? homeOf(user));
       });

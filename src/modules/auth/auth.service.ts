@@ -23,7 +23,12 @@ export interface LockoutSettings {
 }
 
 export type SignInResult =
-  | { outcome: 'ok'; user: SessionUser }
+  | {
+      outcome: 'ok';
+      user: SessionUser;
+      /** When the password checked was set (epoch ms, or null): the stamp of the session it signs in. */
+      passwordChangedAt: number | null;
+    }
   | { outcome: 'failed' }
   | { outcome: 'locked'; lockedUntil: Date; scopes: throttleRepository.LockScope[] };
 
@@ -130,13 +135,18 @@ export async function signIn(
     throttleRepository.forgetFailures(deps.db.pool, username, key.network),
     (async () => {
       if (needsRehash(credentials.passwordHash)) {
-        await usersRepository.updatePasswordHash(db, credentials.id, await hashPassword(attempt.password));
+        const rehashed = await hashPassword(attempt.password);
+        await usersRepository.rehashPassword(db, credentials.id, credentials.passwordHash, rehashed);
       }
       metrics.authLoginSuccess.inc();
       await recordAudit(deps.db, { ...audit, action: 'login.success', status: 'ok' }, now);
     })(),
   ]);
-  return { outcome: 'ok', user: { id: credentials.id, username: credentials.username, role: credentials.role } };
+  return {
+    outcome: 'ok',
+    user: { id: credentials.id, username: credentials.username, role: credentials.role },
+    passwordChangedAt: credentials.passwordChangedAt,
+  };
 }
 
 /**
@@ -172,7 +182,14 @@ async function recordCountedFailure(
   return { lockedUntil, scopes: startedLocks };
 }
 
-export type PasswordChangeCheck = { outcome: 'ok' } | { outcome: 'failed' } | { outcome: 'locked'; lockedUntil: Date };
+export type PasswordChangeCheck =
+  | {
+      outcome: 'ok';
+      /** The stored hash the current password was checked against: the change replaces only it. */
+      checkedHash: string;
+    }
+  | { outcome: 'failed' }
+  | { outcome: 'locked'; lockedUntil: Date };
 
 /**
  * Checks the current password a signed-in user gives to change it, under the sign-in
@@ -217,7 +234,7 @@ export async function checkPasswordForChange(
     );
     return lock ? { outcome: 'locked', lockedUntil: lock.lockedUntil } : { outcome: 'failed' };
   }
-  return { outcome: 'ok' };
+  return { outcome: 'ok', checkedHash: credentials.passwordHash };
 }
 
 /** The whole seconds left of a lock, rounded up (at least 1): its Retry-After, and what formatTimeLeft writes. */

@@ -24,7 +24,9 @@ export function createPassport(deps: AuthServiceDeps): InstanceType<typeof Passp
     new LocalStrategy({ passReqToCallback: true }, (req, username, password, done) => {
       signIn(deps, { username, password, ip: req.ip ?? 'unknown', userAgent: req.get('user-agent') ?? null })
         .then((result) =>
-          result.outcome === 'ok' ? done(null, result.user) : done(null, false, { message: result.outcome, ...result }),
+          result.outcome === 'ok'
+            ? done(null, result.user, { message: result.outcome, ...result })
+            : done(null, false, { message: result.outcome, ...result }),
         )
         .catch(done);
     }),
@@ -54,7 +56,14 @@ export function signInOnNewSession(
   req: Request,
   res: Response,
   user: Express.User,
-  signedInAt: number,
+  signedIn: {
+    at: number;
+    /**
+     * When the password it proved was set (epoch ms, or null): the session is served only while
+     * the user's password is still that one (session.store.ts).
+     */
+    passwordChangedAt: number | null;
+  },
   done: (error?: unknown) => void,
 ): void {
   req.session.regenerate((regenerateError) => {
@@ -62,8 +71,9 @@ export function signInOnNewSession(
     passport.serializeUser(user, req, (serializeError, serialized) => {
       if (serializeError) return done(serializeError);
       req.session.passport = { user: serialized };
-      req.session.signedInAt = signedInAt;
-      req.session.lastSeenAt = signedInAt;
+      req.session.signedInAt = signedIn.at;
+      req.session.lastSeenAt = signedIn.at;
+      req.session.passwordChangedAt = signedIn.passwordChangedAt;
       giveSessionCsrfSecret(req, res);
       // Written before the redirect is sent, by saveSessionBeforeResponding (src/http/session.ts).
       req.logIn(user, { session: false }, (loginError) => done(loginError ?? undefined));

@@ -17,6 +17,13 @@ declare module 'express-session' {
      * deserializeUser takes it instead of reading the user again.
      */
     loadedUser?: LoadedSessionUser;
+    /**
+     * When the password the session was signed in with was set (epoch ms, or null): the user's
+     * `password_changed_at` then. A change or reset of the password sets another, and from its
+     * commit the session is not served, however its sign-in interleaved with the change.
+     * Sessions signed in before this was stored have none and are not checked.
+     */
+    passwordChangedAt?: number | null;
   }
 }
 
@@ -31,7 +38,7 @@ const DEFAULT_TTL_SEC = 24 * 60 * 60;
  */
 const GET_SESSION: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-get',
-  text: `SELECT s.sess, u.id AS user_id, u.username, u.role::text AS role, u.is_disabled
+  text: `SELECT s.sess, u.id AS user_id, u.username, u.role::text AS role, u.is_disabled, u.password_changed_at
            FROM "session" s
            LEFT JOIN users u
              ON u.id = CASE WHEN s.sess #>> '{passport,user}' ~ '^[0-9]{1,9}$'
@@ -45,6 +52,23 @@ const SET_SESSION: Omit<pg.QueryConfig, 'values'> = {
          ON CONFLICT (sid) DO UPDATE SET sess = $1, expire = to_timestamp($2)`,
 };
 
+/*
+ * A session read from the table is written back only over its own row: if the row is gone (a
+ * sign-out in another tab, a password change or reset, the prune), the request that loaded it
+ * before must not bring it back. An upsert did: a slow request of a signed-out session that wrote
+ * its last-seen time as it answered put the signed-in row back, and its cookie worked again.
+ * And only while the row is signed in as the request found it ($4, the passport's user, or null):
+ * an admin disabling the user signs the row out meanwhile (users.repository.ts signOutSessionsOf),
+ * and writing the request's copy over it signed it in again for when the user is enabled. A
+ * request never signs a stored session in or out itself: signing in makes a new session, and
+ * signing out deletes the row.
+ */
+const UPDATE_SESSION: Omit<pg.QueryConfig, 'values'> = {
+  name: 'session-update',
+  text: `UPDATE "session" SET sess = $1, expire = to_timestamp($2)
+          WHERE sid = $3 AND sess #>> '{passport,user}' IS NOT DISTINCT FROM $4::text`,
+};
+
 const DESTROY_SESSION: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-destroy',
   text: `DELETE FROM "session" WHERE sid = $1`,
@@ -56,6 +80,7 @@ interface SessionRow {
   username: string | null;
   role: 'admin' | 'user' | null;
   is_disabled: boolean | null;
+  password_changed_at: Date | null;
 }
 
 /**
@@ -65,8 +90,11 @@ interface SessionRow {
  */
 export class PostgresSessionStore extends session.Store {
   private readonly pool: pg.Pool;
-  /** Sessions read from or written to the table by this process: only these can have a row. */
-  private readonly storedSessions = new WeakSet<object>();
+  /**
+   * Sessions read from or written to the table by this process (only these can have a row), with
+   * the user their row was signed in as then (the passport's user, or null).
+   */
+  private readonly storedSessions = new WeakMap<object, string | null>();
 
   constructor(pool: pg.Pool) {
     super();
@@ -75,7 +103,7 @@ export class PostgresSessionStore extends session.Store {
 
   override createSession(req: Request, data: session.SessionData): session.Session & session.SessionData {
     const loaded = super.createSession(req, data);
-    this.storedSessions.add(loaded);
+    this.storedSessions.set(loaded, signedInUserOf(data));
     return loaded;
   }
 
@@ -99,6 +127,12 @@ export class PostgresSessionStore extends session.Store {
       const row = rows[0];
       if (!row) return callback(null, null);
       const data = row.sess;
+      // A change or reset of the password deletes the user's other sessions, but a sign-in with
+      // the old password checked just before it writes its session after that deletion: the
+      // stamp tells it apart, and it is answered as the deleted session it should have been.
+      if (row.user_id !== null && isSignedInWithOtherPassword(data, row.password_changed_at)) {
+        return callback(null, null);
+      }
       if (row.user_id !== null && row.username !== null && row.role !== null) {
         data.loadedUser = {
           id: row.user_id,
@@ -111,10 +145,21 @@ export class PostgresSessionStore extends session.Store {
     }, callback);
   }
 
+  /**
+   * Writes a new session's row, or a stored session's over its row only: one whose row was
+   * deleted meanwhile (signed out elsewhere) stays deleted, and the request goes on without error.
+   */
   override set(sid: string, data: session.SessionData, callback?: (error?: unknown) => void): void {
-    this.storedSessions.add(data);
+    const storedAs = this.storedSessions.get(data);
     const { loadedUser: _notStored, ...stored } = data;
-    this.pool.query({ ...SET_SESSION, values: [stored, expiresAtSec(data), sid] }).then(() => callback?.(), callback);
+    const values: unknown[] = [stored, expiresAtSec(data), sid];
+    const query =
+      storedAs === undefined ? { ...SET_SESSION, values } : { ...UPDATE_SESSION, values: [...values, storedAs] };
+    this.pool.query(query).then((result) => {
+      // What the row holds now: this session's user if it was written, else what it held.
+      if (storedAs === undefined || result.rowCount === 1) this.storedSessions.set(data, signedInUserOf(data));
+      callback?.();
+    }, callback);
   }
 
   override destroy(sid: string, callback?: (error?: unknown) => void): void {
@@ -144,6 +189,17 @@ const DELETE_EXPIRED_SESSIONS = `DELETE FROM "session"
 export async function deleteExpiredSessions(pool: pg.Pool, before: Date, limit: number): Promise<number> {
   const result = await pool.query(DELETE_EXPIRED_SESSIONS, [before.getTime() / 1000, limit]);
   return result.rowCount ?? 0;
+}
+
+/** The passport's user of a session, as the row's `sess #>> '{passport,user}'` reads it. */
+function signedInUserOf(data: session.SessionData): string | null {
+  const user = data.passport?.user;
+  return user === undefined || user === null ? null : String(user);
+}
+
+function isSignedInWithOtherPassword(data: session.SessionData, passwordChangedAt: Date | null): boolean {
+  if (data.passwordChangedAt === undefined) return false;
+  return data.passwordChangedAt !== (passwordChangedAt?.getTime() ?? null);
 }
 
 function expiresAtSec(data: session.SessionData): number {

@@ -63,8 +63,42 @@ export function insert(
   return db.user.create({ data: { ...data, passwordChangedAt: new Date() }, select: SELECT_USER });
 }
 
+/**
+ * Sets a new password. Its `passwordChangedAt` is the stamp every session signed in with the
+ * password before it carries (session.store.ts): from the commit on, those sessions are not served.
+ */
 export function updatePasswordHash(db: Client, id: number, passwordHash: string) {
-  return db.user.update({ where: { id }, data: { passwordHash, passwordChangedAt: new Date() }, select: SELECT_USER });
+  return db.user.update({
+    where: { id },
+    data: { passwordHash, passwordChangedAt: new Date() },
+    select: { ...SELECT_USER, passwordChangedAt: true },
+  });
+}
+
+/**
+ * Stores the same password under a current hash (an imported or weaker one, at sign-in). Not a
+ * change of password: the sessions it signed in stay, so `passwordChangedAt` is left as it is.
+ * Only while the stored hash is still `checkedHash`, the one the sign-in verified: a change or
+ * reset committed since (the row is read again once it commits) keeps its new password, where an
+ * unconditional write put the old one back. Returns whether it stored it.
+ */
+/**
+ * Sets a new password in place of the one a user proved (`checkedHash`), as updatePasswordHash
+ * does; null, changing nothing, when the stored hash is another by now: a change or reset
+ * committed since the proof (the row is read again once it commits). Returns the new stamp.
+ */
+export async function replaceProvedPassword(db: Client, id: number, checkedHash: string, passwordHash: string) {
+  const passwordChangedAt = new Date();
+  const { count } = await db.user.updateMany({
+    where: { id, passwordHash: checkedHash },
+    data: { passwordHash, passwordChangedAt },
+  });
+  return count === 1 ? passwordChangedAt : null;
+}
+
+export async function rehashPassword(db: Client, id: number, checkedHash: string, passwordHash: string) {
+  const { count } = await db.user.updateMany({ where: { id, passwordHash: checkedHash }, data: { passwordHash } });
+  return count === 1;
 }
 
 export function updateRole(db: Client, id: number, role: 'admin' | 'user') {

@@ -70,10 +70,16 @@ export function usersRoutes(deps: {
   router.post('/account/password', guards.requireUser, async (req, res, next) => {
     const user = sessionUserOf(req);
     let endedSessions: number;
+    let passwordChangedAt: number;
     try {
       const form = parseInput(ZChangeOwnPasswordForm, req.body);
       const change = { current: form.current, password: form.password, sessionId: req.sessionID };
-      ({ endedSessions } = await usersService.changeOwnPassword(auth, user, change, auditContextOf(req)));
+      ({ endedSessions, passwordChangedAt } = await usersService.changeOwnPassword(
+        auth,
+        user,
+        change,
+        auditContextOf(req),
+      ));
     } catch (error) {
       // Refused (invalid, wrong current password, locked): the form again, with the reason;
       // JSON clients get {error, code} like everywhere else.
@@ -88,7 +94,7 @@ export function usersRoutes(deps: {
       });
     }
     // Proving the password is a sign-in: this session goes on under a new id (no fixation).
-    signInOnNewSession(passport, req, res, user, auth.now().getTime(), (signInError) => {
+    signInOnNewSession(passport, req, res, user, { at: auth.now().getTime(), passwordChangedAt }, (signInError) => {
       if (signInError) return next(signInError);
       answerChange(req, res, {
         json: { endedSessions },

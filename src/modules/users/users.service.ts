@@ -10,7 +10,7 @@ import {
   TooManyRequestsError,
 } from '../../shared/errors.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
-import { type AuditContext, appendAudit } from '../audit/audit.service.js';
+import { type AuditContext, appendAudit, recordAudit } from '../audit/audit.service.js';
 import {
   type AuthServiceDeps,
   checkPasswordForChange,
@@ -135,7 +135,7 @@ export async function changeOwnPassword(
   user: SessionUser,
   change: { current: string; password: string; sessionId: string },
   context: AuditContext,
-): Promise<{ endedSessions: number }> {
+): Promise<{ endedSessions: number; passwordChangedAt: number }> {
   const check = await checkPasswordForChange(auth, { user, password: change.current, context });
   if (check.outcome === 'locked') {
     const now = auth.now();
@@ -147,8 +147,11 @@ export async function changeOwnPassword(
   if (check.outcome === 'failed') throw new BadRequestError('The current password is not right.', { field: 'current' });
   const passwordHash = await hashPassword(change.password);
   const now = auth.now();
-  return auth.db.prisma.$transaction(async (tx) => {
-    await usersRepository.updatePasswordHash(tx, user.id, passwordHash);
+  const changed = await auth.db.prisma.$transaction(async (tx) => {
+    // Only over the password it proved: two changes proving the same one at once (two tabs, or
+    // whoever else holds a session and the old password) must not both win, the later unseen.
+    const passwordChangedAt = await usersRepository.replaceProvedPassword(tx, user.id, check.checkedHash, passwordHash);
+    if (!passwordChangedAt) return null;
     const endedSessions = await usersRepository.deleteSessionsOf(tx, user.id, { exceptSessionId: change.sessionId });
     // The check counted this attempt before the password was known right: forget it with the rest.
     await throttleRepository.reset(tx, user.username);
@@ -157,8 +160,26 @@ export async function changeOwnPassword(
       { ...context, action: 'user.password_change', target: user.username, status: 'ok', details: { endedSessions } },
       now,
     );
-    return { endedSessions };
+    return { endedSessions, passwordChangedAt: passwordChangedAt.getTime() };
   });
+  if (!changed) {
+    // Audited as a wrong current password is, in a transaction of its own: the change's rolled back.
+    await recordAudit(
+      auth.db,
+      {
+        ...context,
+        action: 'user.password_change',
+        target: user.username,
+        status: 'failed',
+        details: { reason: 'changed_meanwhile' },
+      },
+      now,
+    );
+    throw new BadRequestError('The current password is not right: it was changed while this form was sent.', {
+      field: 'current',
+    });
+  }
+  return changed;
 }
 
 /**
