@@ -87,6 +87,12 @@ export class SacctParser {
   private jobIdIndex = 0;
   /** No column before JobID holds free text, so a stray `|` in a value never moves the JobID. */
   private isJobIdPlaceFixed = true;
+  /**
+   * The one column that may hold free text (JobName), when every other column is one Slurm
+   * formats itself: a line with more fields than the header then has its extra `|`s in that
+   * value, and is read with them put back. Null when there is none or more than one.
+   */
+  private freeTextIndex: number | null = null;
   private open: OpenJob | null = null;
   /** The key of a job whose row was skipped: its step rows go with it, uncounted. */
   private skippedKey: string | null = null;
@@ -109,7 +115,7 @@ export class SacctParser {
       const head = text.slice(0, -CUT_LINE_MARK.length).split('|');
       return this.skipMisshapenLine(head, lineNumber, `a line longer than ${MAX_LINE_CHARS} characters`);
     }
-    const fields = text.split('|');
+    const fields = this.rejoinFreeText(text.split('|'));
     if (fields.length !== this.columnCount) return this.skipMisshapenLine(fields, lineNumber);
     const idText = this.field(fields, 'JobID');
     const id = parseJobId(idText);
@@ -166,6 +172,25 @@ export class SacctParser {
     this.columnCount = names.length;
     this.jobIdIndex = columns.get('JobID') as number;
     this.isJobIdPlaceFixed = names.slice(0, this.jobIdIndex).every((name) => PIPE_FREE_COLUMNS.has(name));
+    const freeText = names.flatMap((name, index) => (PIPE_FREE_COLUMNS.has(name) ? [] : [index]));
+    this.freeTextIndex = freeText.length === 1 ? (freeText[0] as number) : null;
+  }
+
+  /**
+   * sacct --parsable2 does not escape a `|` in a job or step name (`sbatch -J 'a|b'`): the line
+   * has more fields than the header. With a single free-text column, the extra `|`s can only be
+   * in it, so the value is put back together; skipped instead, such a job was never billed
+   * through sacct or a file, while slurmrestd read it whole.
+   */
+  private rejoinFreeText(fields: string[]): string[] {
+    const extra = fields.length - this.columnCount;
+    const index = this.freeTextIndex;
+    if (extra <= 0 || index === null) return fields;
+    return [
+      ...fields.slice(0, index),
+      fields.slice(index, index + extra + 1).join('|'),
+      ...fields.slice(index + extra + 1),
+    ];
   }
 
   /**
@@ -325,8 +350,9 @@ export class SacctParser {
   }
 }
 
-// Columns whose values Slurm formats itself (ids, names, states, times, numbers): never a `|`.
+// Columns whose values Slurm formats itself (ids, names, states, times, numbers, TRES lists): never a `|`.
 const PIPE_FREE_COLUMNS = new Set([
+  'JobID',
   'JobIDRaw',
   'Cluster',
   'User',
@@ -355,6 +381,14 @@ const PIPE_FREE_COLUMNS = new Set([
   'NodeList',
   'TimelimitRaw',
   'Timelimit',
+  'ReqTRES',
+  'AllocTRES',
+  'AveRSS',
+  'MaxRSS',
+  'ConsumedEnergyRaw',
+  'TRESUsageInTot',
+  'TRESUsageOutTot',
+  'Reason',
 ]);
 
 /** A skip as the run logs it: the JobID column's value and the reason, both cut short. */
