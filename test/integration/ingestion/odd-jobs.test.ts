@@ -119,3 +119,51 @@ describe('a job named with a `|` (sbatch -J "a|b"), which sacct --parsable2 prin
     },
   );
 });
+
+describe('a requeued job (scontrol requeue), whose runs slurmrestd returns as two records of one job id', () => {
+  // Job 21 of the lab: run 1 22:45:14-22:45:21, requeued (its record turns REQUEUED), eligible again
+  // at 22:47:22 (Slurm's requeue delay), run 2 22:47:47-22:48:12 COMPLETED. Captured for two windows:
+  // 22:45:15-22:45:30 holds the REQUEUED record alone (run 2 was not eligible yet), 22:47-22:49 run 2.
+  const restSource = (file: string): JobSource => ({
+    name: 'slurmrestd',
+    async *read() {
+      const body = JSON.parse(readFileSync(path.join(CAPTURES, 'requeue', file), 'utf8'));
+      yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
+    },
+  });
+  const job21 = async () =>
+    (
+      await db.pool.query(
+        `SELECT state, is_terminal, elapsed_sec, EXISTS (SELECT 1 FROM unbilled_jobs u WHERE u.job_id = j.id) AS is_unbilled
+           FROM slurm_jobs j WHERE job_id = '21'`,
+      )
+    ).rows;
+
+  it('reading the earlier window again (a backfill day) keeps the job as its last run ended, billable', async () => {
+    const live = await ingest(restSource('rest-dbv0.0.38-jobs-2247.json'), {
+      start: new Date('2026-12-03T22:47:00Z'),
+      end: new Date('2026-12-03T22:49:00Z'),
+    });
+    expect(live).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
+    const completed = { state: 'COMPLETED', is_terminal: true, elapsed_sec: 25, is_unbilled: true };
+    expect(await job21()).toEqual([completed]);
+
+    const again = await ingest(restSource('rest-dbv0.0.38-jobs-2245.json'), {
+      start: new Date('2026-12-03T22:45:15Z'),
+      end: new Date('2026-12-03T22:45:30Z'),
+    });
+    expect(again).toMatchObject({ status: 'finished', run: { outcome: 'success', seen: 1 } });
+    // It used to become the superseded run: REQUEUED, not terminal, out of the billing queue.
+    expect(await job21()).toEqual([completed]);
+  });
+
+  it('the earlier window alone stores neither superseded run, as sacct reads none', async () => {
+    await ingest(restSource('rest-dbv0.0.38-jobs-2245.json'), {
+      start: new Date('2026-12-03T22:45:15Z'),
+      end: new Date('2026-12-03T22:45:30Z'),
+    });
+    expect((await db.pool.query('SELECT job_id, state FROM slurm_jobs ORDER BY job_id')).rows).toEqual([
+      { job_id: '15', state: 'TIMEOUT' },
+    ]);
+  });
+});
