@@ -120,6 +120,65 @@ describe('a job named with a `|` (sbatch -J "a|b"), which sacct --parsable2 prin
   );
 });
 
+describe("a job named with a newline (sbatch -J $'line1\\nline2'), which sacct prints across two lines", () => {
+  // Job 19 of the lab, 22:45:11-22:45:12 UTC; sacct.psv is what the sacct source's own arguments printed.
+  const window = { start: new Date('2026-12-03T22:45:11Z'), end: new Date('2026-12-03T22:45:13Z') };
+  const expected = {
+    job_id: '19',
+    job_key: '19',
+    name: 'line1\nline2',
+    user: 'bob',
+    account: 'physics',
+    state: 'COMPLETED',
+    is_terminal: true,
+    elapsed_sec: 1,
+    alloc_cpus: 1,
+    alloc_mem_mb: '50.000',
+    cpu_time_sec: '1',
+    total_cpu_sec: '0.012',
+    step_count: 1,
+  };
+
+  it('slurmrestd gives it whole', () => {
+    const body = JSON.parse(readFileSync(path.join(CAPTURES, 'newline-in-name/rest-dbv0.0.38-jobs.json'), 'utf8'));
+    const { items } = parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' });
+    expect(items).toMatchObject([{ kind: 'job', job: { jobId: '19', name: 'line1\nline2', state: 'COMPLETED' } }]);
+  });
+
+  it.each([
+    [
+      'sacct',
+      () =>
+        createSacctSource({
+          sacctPath: fakeSacct('newline-in-name'),
+          timeZone: 'UTC',
+          cluster: undefined,
+          defaultCluster: 'lab',
+          timeoutMs: 10_000,
+        }),
+    ],
+    [
+      'file',
+      () =>
+        createSacctFileSource({
+          path: path.join(CAPTURES, 'newline-in-name/sacct.psv'),
+          timeZone: 'UTC',
+          defaultCluster: 'lab',
+        }),
+    ],
+  ])(
+    'through %s it is stored, billable, as slurmrestd gives it (it used to be skipped, never billed)',
+    async (name, build) => {
+      const result = await ingest(build(), window);
+      expect(result).toMatchObject({
+        status: 'finished',
+        run: { outcome: 'success', source: name, seen: 1, skipped: 0 },
+      });
+      expect(await storedJobs()).toEqual([expected]);
+    },
+  );
+});
+
 describe('a requeued job (scontrol requeue), whose runs slurmrestd returns as two records of one job id', () => {
   // Job 21 of the lab: run 1 22:45:14-22:45:21, requeued (its record turns REQUEUED), eligible again
   // at 22:47:22 (Slurm's requeue delay), run 2 22:47:47-22:48:12 COMPLETED. Captured for two windows:

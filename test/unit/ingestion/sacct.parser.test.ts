@@ -384,3 +384,33 @@ describe('sacct lines whose End is before their Start', () => {
     expect(findTimeProblem(job)).toBe(problem);
   });
 });
+
+describe('a name with newlines, which sacct prints across lines', () => {
+  const header = 'JobID|JobName|User|State|ElapsedRaw';
+  it.each([
+    ['one newline', ['7|a', 'b|ann|COMPLETED|60'], 'a\nb'],
+    ['two newlines and a blank line', ['7|a', '', 'b|ann|COMPLETED|60'], 'a\n\nb'],
+  ])('%s: the record is put back together', (_label, lines, name) => {
+    const items = parseSacctText([header, ...lines, '8|job|ann|COMPLETED|5'].join('\n'), options);
+    expect(items).toMatchObject([
+      { kind: 'job', line: 2, job: { jobKey: '7', name, elapsedSec: 60 } },
+      { kind: 'job', job: { jobKey: '8' } },
+    ]);
+  });
+
+  it('lines that do not make up exactly one record are skipped as before; the record after them is kept', () => {
+    const items = parseSacctText([header, '7|a', 'b|ann', '8|job|ann|COMPLETED|5'].join('\n'), options);
+    expect(items).toMatchObject([
+      { kind: 'skip', line: 2, jobId: '7', reason: 'expected 5 fields, found 3' },
+      { kind: 'job', job: { jobKey: '8' } },
+    ]);
+  });
+
+  it('a line cut short in the name, followed by a whole record, is never joined to it', () => {
+    const items = parseSacctText([header, '7|a', '8|job|ann|COMPLETED|5'].join('\n'), options);
+    expect(items).toMatchObject([
+      { kind: 'skip', line: 2, jobId: '7', reason: 'expected 5 fields, found 2' },
+      { kind: 'job', job: { jobKey: '8', name: 'job' } },
+    ]);
+  });
+});
