@@ -226,3 +226,45 @@ describe('a requeued job (scontrol requeue), whose runs slurmrestd returns as tw
     ]);
   });
 });
+
+describe('an array cancelled while its tasks were pending (scancel before any ran)', () => {
+  // Jobs 68 (--array=1-5%2) and 70 (--array=1,3,5-7,200) of the lab, pending on Resources behind
+  // job 67 and cancelled; sacct names their one record 68_[1-5%2] and 70_[1,3,5-7,200], and
+  // slurmrestd 22.05 gives the tasks as a hex bitmap (array.task "0x3E") without a task id.
+  const window = { start: new Date('2026-12-03T23:16:10Z'), end: new Date('2026-12-03T23:16:51Z') };
+  const dir = path.join(CAPTURES, 'array-cancelled-pending');
+  const rest: JobSource = {
+    name: 'slurmrestd',
+    async *read() {
+      const body = JSON.parse(readFileSync(path.join(dir, 'rest-dbv0.0.38-jobs.json'), 'utf8'));
+      yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
+    },
+  };
+  const sacct = createSacctFileSource({ path: path.join(dir, 'sacct.psv'), timeZone: 'UTC', defaultCluster: 'lab' });
+  const arrays = async () =>
+    (
+      await db.pool.query(
+        "SELECT job_id, job_key, array_job_id, array_task_id, state FROM slurm_jobs WHERE job_id IN ('68', '70') ORDER BY job_id",
+      )
+    ).rows;
+  const expected = [
+    { job_id: '68', job_key: '68_[1-5%2]', array_job_id: '68', array_task_id: '[1-5%2]', state: 'CANCELLED' },
+    {
+      job_id: '70',
+      job_key: '70_[1,3,5-7,200]',
+      array_job_id: '70',
+      array_task_id: '[1,3,5-7,200]',
+      state: 'CANCELLED',
+    },
+  ];
+
+  it('has the same job key through slurmrestd as through sacct, so switching the source keeps its key', async () => {
+    expect(await ingest(rest, window)).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
+    // It used to be stored as 68 and 70 through slurmrestd: receipts know a job by its key, and a
+    // switch to sacct gave a job already on a receipt a new key, unbilled.
+    expect(await arrays()).toEqual(expected);
+    const switched = await ingest(sacct, window);
+    expect(switched).toMatchObject({ status: 'finished', run: { outcome: 'success', source: 'file' } });
+    expect(await arrays()).toEqual(expected);
+  });
+});
