@@ -51,6 +51,8 @@ export interface RunSummary {
 export type RunResult = { status: 'finished'; run: RunSummary } | { status: 'skipped'; reason: 'locked' | 'recent' };
 
 const DEFAULT_BATCH_SIZE = 2000;
+/** The state of a job record whose run was requeued: a newer record of the same job id replaces it. */
+const SUPERSEDED_RUN_STATE = 'REQUEUED';
 const WRITERS = 2;
 const MAX_LOGGED_SKIPS = 50;
 
@@ -148,6 +150,11 @@ export function createIngestionService(deps: IngestionDeps) {
           }
           continue;
         }
+        // A REQUEUED record is a run Slurm superseded: a requeued job keeps its job id, and its next
+        // run is a record of its own (slurmrestd returns both, sacct --state and sacct without -D only
+        // the newest). Stored, it replaced that newer record whenever a window held it alone (a day
+        // read again whose requeued job ran again after midnight), and the job left billing.
+        if (item.job.state === SUPERSEDED_RUN_STATE) continue;
         const problem = findStorageProblem(item.job);
         if (problem) {
           counts.skipped += 1;

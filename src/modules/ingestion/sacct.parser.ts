@@ -87,6 +87,14 @@ export class SacctParser {
   private jobIdIndex = 0;
   /** No column before JobID holds free text, so a stray `|` in a value never moves the JobID. */
   private isJobIdPlaceFixed = true;
+  /**
+   * The one column that may hold free text (JobName), when every other column is one Slurm
+   * formats itself: a line with more fields than the header then has its extra `|`s in that
+   * value, and is read with them put back. Null when there is none or more than one.
+   */
+  private freeTextIndex: number | null = null;
+  /** A line that ended inside the free-text value (a name with a newline), waiting for the rest. */
+  private held: { text: string; line: number; lines: number } | null = null;
   private open: OpenJob | null = null;
   /** The key of a job whose row was skipped: its step rows go with it, uncounted. */
   private skippedKey: string | null = null;
@@ -103,13 +111,42 @@ export class SacctParser {
       this.readHeader(text);
       return [];
     }
+    const items: SourceItem[] = [];
+    const held = this.held;
+    if (held) {
+      this.held = null;
+      // A line that is a record of its own (as many fields as the header, or more) never continues a name.
+      const isContinuation =
+        held.lines < MAX_NAME_LINES && !text.endsWith(CUT_LINE_MARK) && text.split('|').length < this.columnCount;
+      if (isContinuation) {
+        const merged = `${held.text}\n${text}`;
+        const count = merged.split('|').length;
+        if (count === this.columnCount) return this.readLine(merged, held.line);
+        if (count < this.columnCount) {
+          this.held = { text: merged, line: held.line, lines: held.lines + 1 };
+          return [];
+        }
+      }
+      // Not a name broken across lines after all: the held line is read, and skipped, as it was.
+      items.push(...this.readLine(held.text, held.line, false));
+    }
+    items.push(...this.readLine(text, lineNumber));
+    return items;
+  }
+
+  /** One line (or a record put back together from several), as pushLine reads it. */
+  private readLine(text: string, lineNumber: number, mayHold = true): SourceItem[] {
     if (text.trim() === '') return [];
     if (text.endsWith(CUT_LINE_MARK)) {
       // Only its head was kept (line-reader.ts): skipped like a line cut short, with its job.
       const head = text.slice(0, -CUT_LINE_MARK.length).split('|');
       return this.skipMisshapenLine(head, lineNumber, `a line longer than ${MAX_LINE_CHARS} characters`);
     }
-    const fields = text.split('|');
+    const fields = this.rejoinFreeText(text.split('|'));
+    if (mayHold && this.mayBeBrokenName(fields)) {
+      this.held = { text, line: lineNumber, lines: 1 };
+      return [];
+    }
     if (fields.length !== this.columnCount) return this.skipMisshapenLine(fields, lineNumber);
     const idText = this.field(fields, 'JobID');
     const id = parseJobId(idText);
@@ -146,7 +183,23 @@ export class SacctParser {
   /** Call at the end of input: yields the last open job. */
   end(): SourceItem[] {
     if (this.columns === null) throw new SacctHeaderError('the sacct output is empty (no header row)');
-    return this.flush();
+    const held = this.held;
+    this.held = null;
+    const items = held ? this.readLine(held.text, held.line, false) : [];
+    items.push(...this.flush());
+    return items;
+  }
+
+  /**
+   * sacct prints a newline in a job or step name as it is (`sbatch -J $'a\nb'`, seen on the lab),
+   * so the record goes on on the next line. A line that ends inside the free-text column, with too
+   * few fields, is held until the lines after it make up exactly one record; skipped instead, such a
+   * job was never billed through sacct or a file. A line that does not complete it is read, and
+   * skipped, on its own, as a line cut short always was.
+   */
+  private mayBeBrokenName(fields: string[]): boolean {
+    const index = this.freeTextIndex;
+    return index !== null && fields.length < this.columnCount && fields.length - 1 === index;
   }
 
   private readHeader(text: string) {
@@ -166,6 +219,25 @@ export class SacctParser {
     this.columnCount = names.length;
     this.jobIdIndex = columns.get('JobID') as number;
     this.isJobIdPlaceFixed = names.slice(0, this.jobIdIndex).every((name) => PIPE_FREE_COLUMNS.has(name));
+    const freeText = names.flatMap((name, index) => (PIPE_FREE_COLUMNS.has(name) ? [] : [index]));
+    this.freeTextIndex = freeText.length === 1 ? (freeText[0] as number) : null;
+  }
+
+  /**
+   * sacct --parsable2 does not escape a `|` in a job or step name (`sbatch -J 'a|b'`): the line
+   * has more fields than the header. With a single free-text column, the extra `|`s can only be
+   * in it, so the value is put back together; skipped instead, such a job was never billed
+   * through sacct or a file, while slurmrestd read it whole.
+   */
+  private rejoinFreeText(fields: string[]): string[] {
+    const extra = fields.length - this.columnCount;
+    const index = this.freeTextIndex;
+    if (extra <= 0 || index === null) return fields;
+    return [
+      ...fields.slice(0, index),
+      fields.slice(index, index + extra + 1).join('|'),
+      ...fields.slice(index + extra + 1),
+    ];
   }
 
   /**
@@ -325,8 +397,12 @@ export class SacctParser {
   }
 }
 
-// Columns whose values Slurm formats itself (ids, names, states, times, numbers): never a `|`.
+/** The most lines one record is put back together from (a name with that many newlines less one). */
+const MAX_NAME_LINES = 16;
+
+// Columns whose values Slurm formats itself (ids, names, states, times, numbers, TRES lists): never a `|`.
 const PIPE_FREE_COLUMNS = new Set([
+  'JobID',
   'JobIDRaw',
   'Cluster',
   'User',
@@ -355,6 +431,14 @@ const PIPE_FREE_COLUMNS = new Set([
   'NodeList',
   'TimelimitRaw',
   'Timelimit',
+  'ReqTRES',
+  'AllocTRES',
+  'AveRSS',
+  'MaxRSS',
+  'ConsumedEnergyRaw',
+  'TRESUsageInTot',
+  'TRESUsageOutTot',
+  'Reason',
 ]);
 
 /** A skip as the run logs it: the JobID column's value and the reason, both cut short. */

@@ -252,8 +252,11 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
   const hetOffset = readNoValNumber(het.job_offset);
   const isArrayTask = arrayJob !== null && arrayJob > 0 && arrayTask !== null && Number.isFinite(arrayTask);
   const isHetComponent = hetJob !== null && hetJob > 0 && hetOffset !== null && Number.isFinite(hetOffset);
+  // The record of an array's tasks that never ran (cancelled while pending): no task id, its tasks in `task`.
+  const pendingTasks = !isArrayTask && arrayJob !== null && arrayJob > 0 ? readPendingArrayTasks(array) : null;
   let jobKey = jobId;
   if (isArrayTask) jobKey = `${arrayJob}_${arrayTask}`;
+  else if (pendingTasks !== null) jobKey = `${arrayJob}_${pendingTasks}`;
   else if (isHetComponent) jobKey = `${hetJob}+${hetOffset}`;
 
   const elapsedSec = readNonNegative(time.elapsed, 'elapsed') ?? 0;
@@ -285,8 +288,8 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
     cluster: readString(record.cluster) || options.defaultCluster,
     jobId,
     jobKey,
-    arrayJobId: isArrayTask ? String(arrayJob) : null,
-    arrayTaskId: isArrayTask ? String(arrayTask) : null,
+    arrayJobId: isArrayTask || pendingTasks !== null ? String(arrayJob) : null,
+    arrayTaskId: isArrayTask ? String(arrayTask) : pendingTasks,
     name: readString(record.name),
     user,
     account: readString(record.account) || (isObject(record.association) ? readString(record.association.account) : ''),
@@ -321,6 +324,41 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
     nodeList: nodes === 'None assigned' ? '' : nodes,
   };
   return foldSteps(job, steps);
+}
+
+/**
+ * The tasks of an array record that has no task id (those still pending, or cancelled before they
+ * ran) as sacct names them: `[1-5%2]`, `[1,3,5-7,200]`. slurmdbd keeps them as a hex bitmap, which
+ * 22.05's slurmrestd returns as it is (`task: "0x3E"`, seen on the lab), and the throttle in
+ * `limits.max.running.tasks`. Read as the master's plain id, such a job had another key through
+ * slurmrestd than through sacct, so a switch of source gave a job on a receipt a new, unbilled key.
+ * Null when `task` is not such a bitmap.
+ */
+function readPendingArrayTasks(array: Json): string | null {
+  const task = array.task;
+  if (typeof task !== 'string' || !/^0x[0-9a-f]+$/i.test(task)) return null;
+  const ranges: string[] = [];
+  let first = -1;
+  let last = -2;
+  const digits = task.slice(2);
+  for (let position = digits.length - 1, base = 0; position >= 0; position -= 1, base += 4) {
+    const nibble = Number.parseInt(digits[position] as string, 16);
+    for (let bit = 0; bit < 4; bit += 1) {
+      if ((nibble & (1 << bit)) === 0) continue;
+      const index = base + bit;
+      if (index !== last + 1) {
+        if (first >= 0) ranges.push(first === last ? `${first}` : `${first}-${last}`);
+        first = index;
+      }
+      last = index;
+    }
+  }
+  if (first < 0) return null;
+  ranges.push(first === last ? `${first}` : `${first}-${last}`);
+  const limits = isObject(array.limits) && isObject(array.limits.max) ? array.limits.max : {};
+  const running = isObject(limits.running) ? readNoValNumber(limits.running.tasks) : null;
+  const throttle = running !== null && running > 0 && Number.isFinite(running) ? `%${running}` : '';
+  return `[${ranges.join(',')}${throttle}]`;
 }
 
 function readErrors(value: unknown): SlurmRestError[] {

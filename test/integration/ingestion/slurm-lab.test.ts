@@ -158,8 +158,11 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
         'sleep 4',
       ]),
       submit('bob', ['-A', 'physics', '-J', 'lab-array', '--array=1-3', '-c', '1', '--mem=100M', '--wrap', 'sleep 2']),
+      // Names sacct --parsable2 prints unescaped: a `|` adds a field, a newline breaks the line.
+      submit('bob', ['-A', 'physics', '-J', 'lab|pipe', '--mem=100M', '--wrap', 'sleep 1']),
+      submit('alice', ['-A', 'physics', '-J', 'lab\nnewline', '--mem=100M', '--wrap', 'sleep 1']),
     ];
-    // Finished in accounting: all 8 allocations (5 jobs + 3 array tasks) and every step row
+    // Finished in accounting: all 10 allocations (7 jobs + 3 array tasks) and every step row
     // terminal, so the step CPU and memory figures are final too.
     const deadline = Date.now() + 150_000;
     for (;;) {
@@ -171,7 +174,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
         .filter(Boolean)
         .map((line) => line.split('|') as [string, string]);
       const allocations = rows.filter(([id]) => !id.includes('.'));
-      const isDone = allocations.length === 8 && rows.every(([, state]) => TERMINAL.test(state));
+      const isDone = allocations.length === 10 && rows.every(([, state]) => TERMINAL.test(state));
       if (isDone) break;
       if (Date.now() > deadline) {
         throw new Error(`jobs did not finish in accounting: ${rows.map((row) => row.join(' ')).join(', ')}`);
@@ -232,7 +235,8 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     const { rest, sacct } = sources();
     const viaRest = (await collect(rest.read(window))).filter(isOurs);
     const viaSacct = (await collect(sacct.read(window))).filter(isOurs);
-    expect(viaRest).toHaveLength(8);
+    expect(viaRest).toHaveLength(10);
+    expect(viaSacct.map((job) => job.name)).toEqual(expect.arrayContaining(['lab|pipe', 'lab\nnewline']));
     // Every field but the exit code: 22.05's slurmrestd says SUCCESS for failed jobs, so it gives
     // none, and the store keeps sacct's.
     expect(viaSacct.every((job) => /^\d+:\d+$/.test(job.exitCode ?? ''))).toBe(true);
@@ -261,7 +265,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     const viaSacct = await ingestInto(sacct);
 
     expect(viaRest.map((job) => job.jobKey)).toEqual(
-      [...jobIds.slice(0, 5), `${jobIds[5]}_1`, `${jobIds[5]}_2`, `${jobIds[5]}_3`].sort(),
+      [...jobIds.slice(0, 5), ...jobIds.slice(6), `${jobIds[5]}_1`, `${jobIds[5]}_2`, `${jobIds[5]}_3`].sort(),
     );
     expect(viaSacct).toEqual(viaRest);
     if (process.env.SLURM_LAB_PRINT === '1') console.table(viaRest);
@@ -329,6 +333,6 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
 
     const corrected = await ingest('lab');
     expect(corrected).toMatchObject({ status: 'finished', run: { outcome: 'success', source: 'sacct' } });
-    expect((await readBilledHours(db, jobIds)).length).toBe(8);
+    expect((await readBilledHours(db, jobIds)).length).toBe(10);
   }, 120_000);
 });

@@ -223,13 +223,6 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
       ['2'],
     ],
     [
-      'a step of the open job with a `|` in its name',
-      7,
-      (line: string) => line.replace('|bash|', '|ba|sh|'),
-      [{ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 36' }],
-      ['2'],
-    ],
-    [
       'a step of the open job cut right after its JobID',
       7,
       () => '|2.1|',
@@ -301,34 +294,66 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
     expect(jobsOf(items).get('2')).toMatchObject({ totalCpuSec: 4.139, stepCount: 3 });
   });
 
+  it('a step named with `|`s (JobName the only free-text column) is read whole, with its job', () => {
+    const lines = capture.split('\n');
+    lines[6] = (lines[6] as string).replace('|bash|', '|b|a|sh|');
+    const items = parseSacctText(lines.join('\n'), options);
+    expect(items.every((item) => item.kind === 'job')).toBe(true);
+    expect(jobsOf(items).get('2')).toMatchObject(fullJob2);
+    expect(
+      jobsOf(items)
+        .get('2')
+        ?.steps.map((step) => step.name),
+    ).toContain('b|a|sh');
+  });
+
   describe('a `|` inside a value (more fields than the header)', () => {
-    const row = (name: string, id: string) => `${name}|${id}|ann|COMPLETED|00:01:00|00:30.000|cpu=1`;
+    // Comment is free text too: with two such columns the stray `|` could be in either.
+    const row = (name: string, id: string) => `${name}|${id}|ann|COMPLETED|00:01:00|00:30.000|cpu=1|note`;
     it.each([
       [
         "after the JobID column: the JobID still says it is the open job's step",
-        'JobID|JobName|User|State|Elapsed|TotalCPU|AllocTRES',
+        'JobID|JobName|User|State|Elapsed|TotalCPU|AllocTRES|Comment',
         (name: string, id: string) => row(name, id).replace(`${name}|${id}`, `${id}|${name}`),
-        [{ kind: 'skip', line: 3, jobId: '7', reason: 'step 7.0: expected 7 fields, found 8' }],
+        [{ kind: 'skip', line: 3, jobId: '7', reason: 'step 7.0: expected 8 fields, found 9' }],
       ],
       [
         'before the JobID column (JobName first): the JobID cannot be trusted, the open job is skipped too',
-        'JobName|JobID|User|State|Elapsed|TotalCPU|AllocTRES',
+        'JobName|JobID|User|State|Elapsed|TotalCPU|AllocTRES|Comment',
         row,
         [
-          { kind: 'skip', line: 3, jobId: null, reason: 'expected 7 fields, found 8' },
+          { kind: 'skip', line: 3, jobId: null, reason: 'expected 8 fields, found 9' },
           {
             kind: 'skip',
             line: 2,
             jobId: '7',
-            reason: 'line 3 after it cannot be read (expected 7 fields, found 8) and may be one of its steps',
+            reason: 'line 3 after it cannot be read (expected 8 fields, found 9) and may be one of its steps',
           },
         ],
       ],
-    ])('%s', (_label, header, line, skips) => {
+    ])('with two free-text columns, %s', (_label, header, line, skips) => {
       const text = [header, line('job', '7'), line('a|b', '7.0'), line('job', '8')].join('\n');
       const items = parseSacctText(text, options);
       expect(items.filter((item) => item.kind === 'skip')).toEqual(skips);
       expect([...jobsOf(items).keys()]).toEqual(['8']);
+    });
+
+    it.each([
+      [
+        'after the JobID column',
+        'JobID|JobName|User|State|Elapsed|TotalCPU|AllocTRES',
+        '7|a|b||c|ann|COMPLETED|00:01:00|00:30.000|cpu=1',
+      ],
+      [
+        'before the JobID column',
+        'JobName|JobID|User|State|Elapsed|TotalCPU|AllocTRES',
+        'a|b||c|7|ann|COMPLETED|00:01:00|00:30.000|cpu=1',
+      ],
+    ])('with JobName the only free-text column, %s: the name is put back together', (_label, header, line) => {
+      const items = parseSacctText([header, line].join('\n'), options);
+      expect(items).toMatchObject([
+        { kind: 'job', job: { jobKey: '7', name: 'a|b||c', user: 'ann', elapsedSec: 60, totalCpuSec: 30 } },
+      ]);
     });
   });
 });
@@ -357,5 +382,35 @@ describe('sacct lines whose End is before their Start', () => {
     const job = (items[0] as Extract<SourceItem, { kind: 'job' }>).job;
     expect(job).toMatchObject({ elapsedSec: Number(line.split('|')[4]), isTerminal: true });
     expect(findTimeProblem(job)).toBe(problem);
+  });
+});
+
+describe('a name with newlines, which sacct prints across lines', () => {
+  const header = 'JobID|JobName|User|State|ElapsedRaw';
+  it.each([
+    ['one newline', ['7|a', 'b|ann|COMPLETED|60'], 'a\nb'],
+    ['two newlines and a blank line', ['7|a', '', 'b|ann|COMPLETED|60'], 'a\n\nb'],
+  ])('%s: the record is put back together', (_label, lines, name) => {
+    const items = parseSacctText([header, ...lines, '8|job|ann|COMPLETED|5'].join('\n'), options);
+    expect(items).toMatchObject([
+      { kind: 'job', line: 2, job: { jobKey: '7', name, elapsedSec: 60 } },
+      { kind: 'job', job: { jobKey: '8' } },
+    ]);
+  });
+
+  it('lines that do not make up exactly one record are skipped as before; the record after them is kept', () => {
+    const items = parseSacctText([header, '7|a', 'b|ann', '8|job|ann|COMPLETED|5'].join('\n'), options);
+    expect(items).toMatchObject([
+      { kind: 'skip', line: 2, jobId: '7', reason: 'expected 5 fields, found 3' },
+      { kind: 'job', job: { jobKey: '8' } },
+    ]);
+  });
+
+  it('a line cut short in the name, followed by a whole record, is never joined to it', () => {
+    const items = parseSacctText([header, '7|a', '8|job|ann|COMPLETED|5'].join('\n'), options);
+    expect(items).toMatchObject([
+      { kind: 'skip', line: 2, jobId: '7', reason: 'expected 5 fields, found 2' },
+      { kind: 'job', job: { jobKey: '8', name: 'job' } },
+    ]);
   });
 });
