@@ -11,6 +11,19 @@ export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'prisma', 'migrations');
 // Any constant works; it only has to be the same for every process.
 const MIGRATION_LOCK_KEY = ADVISORY_LOCK_KEYS.migrations;
 
+export interface MigrationOptions {
+  /** The folder of migrations; tests give their own. */
+  migrationsDir?: string;
+  /** How long one try of a migration waits for a table lock before it steps aside. */
+  lockTimeoutMs?: number;
+  /** The pause between tries, in which the queries queued behind the migration run. */
+  retryDelayMs?: number;
+  /** How long in all a migration keeps trying for its locks before it fails. */
+  maxWaitMs?: number;
+}
+
+const LOCK_NOT_AVAILABLE = '55P03';
+
 /**
  * Applies prisma/migrations in order, each in its own transaction, recording them in
  * Prisma's `_prisma_migrations` table so `prisma migrate status` agrees.
@@ -18,16 +31,27 @@ const MIGRATION_LOCK_KEY = ADVISORY_LOCK_KEYS.migrations;
  * Prisma's WebAssembly schema engine (the only one that works without downloading
  * native binaries) splits scripts on semicolons and cannot apply PL/pgSQL bodies;
  * Postgres applies a whole script in one simple query just fine.
+ *
+ * A migration that changes a table waits for its lock behind the transactions of the release still
+ * serving (a long export), and every later query of that table waits behind the migration: a
+ * deploy stopped the app until the export ended. Each try waits at most `lockTimeoutMs`, then rolls
+ * back and lets the queue through for `retryDelayMs`, for up to `maxWaitMs` in all.
  */
-export async function applyMigrations(databaseUrl: string, logger: Logger): Promise<string[]> {
+export async function applyMigrations(
+  databaseUrl: string,
+  logger: Logger,
+  options: MigrationOptions = {},
+): Promise<string[]> {
+  const { migrationsDir = MIGRATIONS_DIR, lockTimeoutMs = 2_000, retryDelayMs = 1_000, maxWaitMs = 600_000 } = options;
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
     // A statement_timeout set for the app's role or database (docs/operations.md) is sized for
     // requests. Rebuilding an index or a column of a large table takes longer, and so may waiting
     // for the lock below while another host migrates: cut by it, a migration failed again at every
-    // try and the app never started.
+    // try and the app never started. A role's lock_timeout would cut that wait as well.
     await client.query('SET statement_timeout = 0');
+    await client.query('SET lock_timeout = 0');
     // Several workers or replicas may start at once; one migrates, the rest wait.
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
     await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
@@ -43,32 +67,54 @@ export async function applyMigrations(databaseUrl: string, logger: Logger): Prom
       'SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
     );
     const appliedChecksums = new Map(applied.rows.map((row) => [row.migration_name, row.checksum]));
-    const names = (await readdir(MIGRATIONS_DIR, { withFileTypes: true }))
+    const names = (await readdir(migrationsDir, { withFileTypes: true }))
       .filter((entry) => entry.isDirectory())
       .map((entry) => entry.name)
       .sort();
     warnIfMigratedByANewerRelease(names, [...appliedChecksums.keys()], logger);
     const newlyApplied: string[] = [];
     for (const name of names) {
-      const sql = await readFile(path.join(MIGRATIONS_DIR, name, 'migration.sql'), 'utf8');
+      const sql = await readFile(path.join(migrationsDir, name, 'migration.sql'), 'utf8');
       const checksum = createHash('sha256').update(sql).digest('hex');
       const known = appliedChecksums.get(name);
       if (known !== undefined) {
         if (known !== checksum) logger.warn({ migration: name }, 'applied migration was edited afterwards');
         continue;
       }
-      await client.query('BEGIN');
-      try {
-        await client.query(sql);
-        await client.query(
-          `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
-           VALUES ($1, $2, now(), $3, 1)`,
-          [randomUUID(), checksum, name],
-        );
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK');
-        throw new Error(`migration ${name} failed: ${(error as Error).message}`);
+      const startedAt = performance.now();
+      for (;;) {
+        await client.query('BEGIN');
+        try {
+          await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
+          await client.query(sql);
+          await client.query(
+            `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
+             VALUES ($1, $2, now(), $3, 1)`,
+            [randomUUID(), checksum, name],
+          );
+          await client.query('COMMIT');
+          break;
+        } catch (error) {
+          await client.query('ROLLBACK');
+          if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) {
+            throw new Error(`migration ${name} failed: ${(error as Error).message}`);
+          }
+          if (performance.now() - startedAt + retryDelayMs >= maxWaitMs) {
+            throw new Error(
+              `migration ${name} failed: another session held a lock it needs for more than ${describeDuration(maxWaitMs)} ` +
+                `(it waited ${lockTimeoutMs} ms at a time, letting other queries through between tries). A long ` +
+                'request, export or ingestion of a running instance, or a transaction left open in psql, holds it: ' +
+                `find it with SELECT pid, xact_start, state, query FROM pg_stat_activity WHERE xact_start < now() - interval '1 minute', ` +
+                'let it end or end it, and start again. Nothing of this migration was applied.',
+            );
+          }
+          logger.warn(
+            { migration: name },
+            `migration ${name} waited ${lockTimeoutMs} ms for a lock another session holds (a long request or export ` +
+              `of a running instance); trying again in ${retryDelayMs} ms, for up to ${describeDuration(maxWaitMs)} in all`,
+          );
+          await new Promise((resolve) => setTimeout(resolve, retryDelayMs));
+        }
       }
       logger.info({ migration: name }, 'migration applied');
       newlyApplied.push(name);
@@ -96,4 +142,8 @@ function warnIfMigratedByANewerRelease(known: string[], applied: string[], logge
     `the database was migrated by a newer release: ${unknown.length} applied migration(s) are not in this one (newest ${unknown.at(-1)}); ` +
       'it may fail on that schema. Run the newer release, or restore the backup taken before that upgrade (docs/operations.md, "Upgrading")',
   );
+}
+
+function describeDuration(ms: number): string {
+  return ms >= 60_000 && ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;
 }
