@@ -47,6 +47,19 @@ export function describeEndedPayment(status: string): string | undefined {
   return ENDED_PAYMENTS.get(status);
 }
 
+/** The longest login name useradd accepts: a name's piece up to this long is kept whole. */
+const LONGEST_LOGIN_NAME = 32;
+
+/**
+ * A login name in the pieces a table may break it between: after its separators (_ - . @), never
+ * inside a word, as the audit log's actors. In one piece a name of 30-odd letters
+ * ("srinivasaraghavan_venkatanarayanan") widened the Billing list past a 1280 px screen, its Paid
+ * column behind a sideways scroll. A piece longer than any login name is not kept whole.
+ */
+export function splitLoginName(name: string): { text: string; isKeptWhole: boolean }[] {
+  return name.split(/(?<=[_.@-])/).map((text) => ({ text, isKeptWhole: text.length <= LONGEST_LOGIN_NAME }));
+}
+
 /** Number and date formatting the views share, fixed to the site's zone and currency. */
 export function createViewFormatters(options: { timeZone: string; currency: string }) {
   const time = new Intl.DateTimeFormat('en-GB', {
@@ -98,6 +111,8 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
     scheduledMark: (rate: { isScheduled: boolean }) => (rate.isScheduled ? ' (scheduled)' : ''),
     /** succeeded -> has already succeeded: how a payment ended, after "This payment"; undefined while pending. */
     endedPayment: describeEndedPayment,
+    /** A login name's pieces, to break between (views/partials/login-name.ejs). */
+    loginNameParts: splitLoginName,
     /** Hours to two decimals. */
     hours: (value: Numeric) => decimal(value, 2),
     /**

@@ -352,6 +352,26 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
 
   it("puts a user's actions and tier form on screen on a phone, without scrolling sideways", async () => {
     await buildUser(db.prisma, { username: 'hanna-with-a-rather-long-username', password: 'hanna-password' });
+    // A name with no hyphen for a line to break at: "_" and "." do not break one, and in one piece it
+    // pushed the phone's card, with the user's role, status and actions, past the screen's right edge.
+    await buildUser(db.prisma, { username: 'srinivasaraghavan_venkatanarayanan', password: 'srini-password' });
+    // Paid by hand, with a payment method as long as any: on Billing at 1280 px the name in one piece
+    // pushed the Paid column past the right edge.
+    await db.prisma.receipt.create({
+      data: {
+        username: 'srinivasaraghavan_venkatanarayanan',
+        billedThrough: new Date('2026-01-15'),
+        total: '1234.56',
+        currency: 'THB',
+        tierName: 'mu',
+        ratesSnapshot: { tier: 'mu', cpu: '1', gpu: '1', mem: '1', currency: 'THB' },
+        ratesLockedAt: new Date(),
+        createdBy: 'srinivasaraghavan_venkatanarayanan',
+        status: 'paid',
+        paidAt: new Date(),
+        paymentMethod: 'internal_transfer',
+      },
+    });
     for (const width of [390, 1280]) {
       const context = await browser.newContext({ viewport: { width, height: 900 } });
       const page = await context.newPage();
@@ -362,6 +382,11 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
           ['button:has-text("Make admin")', 'button:has-text("Disable")', 'button:has-text("Reset password")'],
         ],
         ['/admin/tiers?q=hanna', ['select[name="tier"]', 'button:has-text("Save")']],
+        [
+          '/admin/users?q=srinivasaraghavan',
+          ['button:has-text("Make admin")', 'button:has-text("Disable")', 'button:has-text("Reset password")'],
+        ],
+        ['/admin/tiers?q=srinivasaraghavan', ['select[name="tier"]', 'button:has-text("Save")']],
       ] as const) {
         await page.goto(`${base}${path}`);
         const [scrollWidth, clientWidth] = (await page.evaluate(
@@ -369,13 +394,30 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
         )) as number[];
         expect(scrollWidth, `${path} at ${width} px`).toBeLessThanOrEqual(clientWidth ?? 0);
         for (const control of controls) {
-          const box = await page.locator(`tr:has-text("hanna-with-a-rather-long-username") ${control}`).boundingBox();
+          const box = await page.locator(`tbody tr ${control}`).boundingBox();
           expect(
             (box?.x ?? Number.POSITIVE_INFINITY) + (box?.width ?? 0),
             `${control} at ${width} px`,
           ).toBeLessThanOrEqual(width);
         }
-        await shot(page, `16-admin-${path.split('?')[0]?.split('/').pop()}-${width}`);
+        await shot(page, `16-admin-${path.split('?')[0]?.split('/').pop()}-${path.split('=')[1]}-${width}`);
+      }
+      // Billing: the name breaks after its "_" rather than push the Paid column past the right edge.
+      await page.goto(`${base}/admin/receipts?user=srinivasaraghavan_venkatanarayanan`);
+      const [billingScroll, billingClient] = (await page.evaluate(
+        '[document.querySelector(".table-wrap").scrollWidth, document.querySelector(".table-wrap").clientWidth]',
+      )) as number[];
+      expect(billingScroll, `/admin/receipts at ${width} px`).toBeLessThanOrEqual(billingClient ?? 0);
+      const paid = await page.locator('tbody td[data-label="Paid"]').first().boundingBox();
+      expect((paid?.x ?? Number.POSITIVE_INFINITY) + (paid?.width ?? 0), `Paid at ${width} px`).toBeLessThanOrEqual(
+        width,
+      );
+      if (width > 390) {
+        // Each of its words on one line: broken, if at all, only after the "_".
+        const lines = await page
+          .locator('tbody td[data-label="User"] span.nowrap')
+          .evaluateAll((words) => words.map((word) => word.getClientRects().length));
+        expect(lines).toEqual([1, 1]);
       }
       // The audit log: each entry's action and details on screen, the details wrapped (boss's sign-in is one).
       await page.goto(`${base}/admin/audit?actor=boss`);

@@ -14,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  */
 const TIME_ZONE = 'Asia/Bangkok';
 const PHONE = { width: 390, height: 844 };
+const LONG_NAME = 'firstname_lastname_computational_structural_bio';
 
 describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_000 }, () => {
   let db: TestDatabase;
@@ -36,6 +37,8 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
         totalCpuSec: String(36_000 + index * 7_200),
       })),
     );
+    // 48 letters with no hyphen: "_" and "." do not break a line.
+    await buildUser(db.prisma, { username: LONG_NAME, password: 'long-name-password' });
     rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: TIME_ZONE } }));
     ({ browser, base } = rig);
   });
@@ -91,6 +94,21 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
     );
     expect(footLabels).toEqual(['none', '"Jobs"', '"CPU h"', '"GPU h"', '"Mem GB·h"', '"Cost"']);
     expect((await page.locator('tfoot').innerText()).split('\n')).toHaveLength(6);
+    await context.close();
+  });
+
+  it("keeps a long login name within the screen: the header's Sign out and the Account page", async () => {
+    const context = await browser.newContext({ viewport: PHONE });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, LONG_NAME, 'long-name-password', /\/me$/);
+    for (const path of ['/me', '/account']) {
+      await page.goto(`${base}${path}`);
+      // In one piece the name ran past the right edge, and the whole page scrolled sideways.
+      const scrollsBy = await page.evaluate('document.documentElement.scrollWidth - window.innerWidth');
+      expect(scrollsBy, path).toBe(0);
+      const signOut = await page.locator('button:has-text("Sign out")').boundingBox();
+      expect((signOut?.x ?? Number.POSITIVE_INFINITY) + (signOut?.width ?? 0), path).toBeLessThanOrEqual(PHONE.width);
+    }
     await context.close();
   });
 });

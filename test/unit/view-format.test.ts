@@ -1,6 +1,6 @@
 import { Prisma } from '@prisma/client';
 import { describe, expect, it } from 'vitest';
-import { createViewFormatters, formatDecimalText } from '../../src/http/view-format.js';
+import { createViewFormatters, formatDecimalText, splitLoginName } from '../../src/http/view-format.js';
 import { zoneOffsetMs } from '../../src/shared/local-date.js';
 
 // A fixed-seed generator, so a failure names a case that can be replayed.
@@ -125,5 +125,22 @@ describe('zoneOffsetMs', () => {
     expect(zoneOffsetMs(Date.UTC(2026, 2, 29, 1, 0, 0), 'Europe/Berlin')).toBe(7_200_000);
     expect(zoneOffsetMs(Date.UTC(2026, 2, 29, 12), 'Europe/Berlin')).toBe(7_200_000);
     expect(zoneOffsetMs(Date.UTC(2026, 5, 1), 'Asia/Kathmandu')).toBe(5.75 * 3_600_000);
+  });
+});
+
+describe('splitLoginName', () => {
+  it.each([
+    ['alice', ['alice']],
+    ['srinivasaraghavan_venkatanarayanan', ['srinivasaraghavan_', 'venkatanarayanan']],
+    ['jane.doe-ext@lab', ['jane.', 'doe-', 'ext@', 'lab']],
+  ])('breaks %s only after its separators, each word kept whole', (name, pieces) => {
+    expect(splitLoginName(name)).toEqual(pieces.map((text) => ({ text, isKeptWhole: true })));
+  });
+
+  it('lets a word longer than any login name break where it must', () => {
+    expect(splitLoginName(`${'x'.repeat(33)}_y`)).toEqual([
+      { text: `${'x'.repeat(33)}_`, isKeptWhole: false },
+      { text: 'y', isKeptWhole: true },
+    ]);
   });
 });
