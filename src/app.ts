@@ -6,7 +6,7 @@ import type { AppConfig } from './config/config.js';
 import type { Database } from './db/database.js';
 import { createCsrfProtection, exposeCsrfTokenOnRender } from './http/csrf.js';
 import { type CsvExportLimits, createCsvExports, csvExportLimitsFor } from './http/csv-exports.js';
-import { errorHandler, notFoundHandler } from './http/error-handler.js';
+import { errorHandler, FORM_FIELD_LIMIT, notFoundHandler } from './http/error-handler.js';
 import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
 import { requireObjectBody } from './http/json-object-body.js';
@@ -239,7 +239,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(saveSessionBeforeResponding);
   app.use(enforceSessionLifetime(sessionSettings));
   app.use(passport.session());
-  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }));
+  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: FORM_FIELD_LIMIT }));
   // Rates sent as JSON numbers are judged by the digits the client typed (1e3 is refused, not
   // read as 1000; 0.10000000000000001 is not 0.1): these routes' JSON keeps each number's text.
   app.post(RATE_WRITE_PATHS, jsonKeepingNumberText({ limit: BODY_LIMIT }));

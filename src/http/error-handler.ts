@@ -32,6 +32,9 @@ export function prefersJson(req: Request): boolean {
  * No route took the request: 404, or 405 for a form sent to an address that answers other methods
  * (as the CSRF refusal of one says). A GET stays "Page not found.": it is someone following a link.
  */
+/** The most fields a form may send (the body parser's `parameterLimit`, at its default). */
+export const FORM_FIELD_LIMIT = 1000;
+
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   const isSafe = req.method === 'GET' || req.method === 'HEAD';
   next((isSafe ? undefined : routeMissOf(req)) ?? new NotFoundError('Page not found.'));
@@ -137,7 +140,9 @@ function describe(
         ? 'The request body is too large.'
         : httpError.type === 'entity.parse.failed'
           ? 'The request body is not valid JSON.'
-          : 'The request could not be read.';
+          : httpError.type === 'parameters.too.many'
+            ? `The form has too many fields: at most ${FORM_FIELD_LIMIT}.`
+            : 'The request could not be read.';
     return { status: httpError.status, message, isExpected: true };
   }
   if (isPoolClosedByShutdown(error)) {

@@ -107,6 +107,14 @@ describe('the one error path', () => {
     expect(large.body.code).toBe(413);
   });
 
+  // A form of more fields than the body parser takes was told only "The request could not be read.".
+  it('answers a form of too many fields with 413 that says so', async () => {
+    const realApp = buildTestApp(db);
+    const fields = Array.from({ length: 1500 }, (_, index) => `f${index}=x`).join('&');
+    const response = await request(realApp).post('/account/password').type('form').send(fields).expect(413);
+    expect(response.body).toEqual({ error: 'The form has too many fields: at most 1000.', code: 413 });
+  });
+
   it('keeps serving after a request failed', async () => {
     await request(app).get('/crash').expect(500);
     await request(app).post('/echo').send({ ok: true }).expect(200, { ok: true });
