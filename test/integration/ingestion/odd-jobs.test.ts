@@ -52,6 +52,32 @@ function fakeSacct(mode: string): string {
   return link;
 }
 
+/** The sacct source (over the capture's recorded output) and the file source of one capture, by name. */
+function sacctSourcesOf(capture: string): [string, () => JobSource][] {
+  return [
+    [
+      'sacct',
+      () =>
+        createSacctSource({
+          sacctPath: fakeSacct(capture),
+          timeZone: 'UTC',
+          cluster: undefined,
+          defaultCluster: 'lab',
+          timeoutMs: 10_000,
+        }),
+    ],
+    [
+      'file',
+      () =>
+        createSacctFileSource({
+          path: path.join(CAPTURES, `${capture}/sacct.psv`),
+          timeZone: 'UTC',
+          defaultCluster: 'lab',
+        }),
+    ],
+  ];
+}
+
 const storedJobs = async () =>
   (
     await db.pool.query(
@@ -86,28 +112,7 @@ describe('a job named with a `|` (sbatch -J "a|b"), which sacct --parsable2 prin
     expect(items).toMatchObject([{ kind: 'job', job: { jobId: '16', name: 'a|b', state: 'COMPLETED' } }]);
   });
 
-  it.each([
-    [
-      'sacct',
-      () =>
-        createSacctSource({
-          sacctPath: fakeSacct('pipe-in-name'),
-          timeZone: 'UTC',
-          cluster: undefined,
-          defaultCluster: 'lab',
-          timeoutMs: 10_000,
-        }),
-    ],
-    [
-      'file',
-      () =>
-        createSacctFileSource({
-          path: path.join(CAPTURES, 'pipe-in-name/sacct.psv'),
-          timeZone: 'UTC',
-          defaultCluster: 'lab',
-        }),
-    ],
-  ])(
+  it.each(sacctSourcesOf('pipe-in-name'))(
     'through %s it is stored, billable, as slurmrestd gives it (it used to be skipped, never billed)',
     async (name, build) => {
       const result = await ingest(build(), window);
@@ -145,28 +150,7 @@ describe("a job named with a newline (sbatch -J $'line1\\nline2'), which sacct p
     expect(items).toMatchObject([{ kind: 'job', job: { jobId: '19', name: 'line1\nline2', state: 'COMPLETED' } }]);
   });
 
-  it.each([
-    [
-      'sacct',
-      () =>
-        createSacctSource({
-          sacctPath: fakeSacct('newline-in-name'),
-          timeZone: 'UTC',
-          cluster: undefined,
-          defaultCluster: 'lab',
-          timeoutMs: 10_000,
-        }),
-    ],
-    [
-      'file',
-      () =>
-        createSacctFileSource({
-          path: path.join(CAPTURES, 'newline-in-name/sacct.psv'),
-          timeZone: 'UTC',
-          defaultCluster: 'lab',
-        }),
-    ],
-  ])(
+  it.each(sacctSourcesOf('newline-in-name'))(
     'through %s it is stored, billable, as slurmrestd gives it (it used to be skipped, never billed)',
     async (name, build) => {
       const result = await ingest(build(), window);
