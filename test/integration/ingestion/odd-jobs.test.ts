@@ -87,51 +87,29 @@ const storedJobs = async () =>
     )
   ).rows;
 
-describe('a job named with a `|` (sbatch -J "a|b"), which sacct --parsable2 prints unescaped', () => {
-  // Job 16 of the lab, 22:45:08-22:45:09 UTC; sacct.psv is what the sacct source's own arguments printed.
-  const window = { start: new Date('2026-12-03T22:45:08Z'), end: new Date('2026-12-03T22:45:10Z') };
-  const expected = {
-    job_id: '16',
-    job_key: '16',
+// Jobs 16 and 19 of the lab (each ran 1 s); sacct.psv is what the sacct source's own arguments printed.
+describe.each([
+  {
+    what: 'a `|` (sbatch -J "a|b"), which sacct --parsable2 prints unescaped',
+    capture: 'pipe-in-name',
+    window: { start: new Date('2026-12-03T22:45:08Z'), end: new Date('2026-12-03T22:45:10Z') },
+    jobId: '16',
     name: 'a|b',
-    user: 'bob',
-    account: 'physics',
-    state: 'COMPLETED',
-    is_terminal: true,
-    elapsed_sec: 1,
-    alloc_cpus: 1,
-    alloc_mem_mb: '50.000',
-    cpu_time_sec: '1',
-    total_cpu_sec: '0.010',
-    step_count: 1,
-  };
-
-  it('slurmrestd gives it whole', () => {
-    const body = JSON.parse(readFileSync(path.join(CAPTURES, 'pipe-in-name/rest-dbv0.0.38-jobs.json'), 'utf8'));
-    const { items } = parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' });
-    expect(items).toMatchObject([{ kind: 'job', job: { jobId: '16', name: 'a|b', state: 'COMPLETED' } }]);
-  });
-
-  it.each(sacctSourcesOf('pipe-in-name'))(
-    'through %s it is stored, billable, as slurmrestd gives it (it used to be skipped, never billed)',
-    async (name, build) => {
-      const result = await ingest(build(), window);
-      expect(result).toMatchObject({
-        status: 'finished',
-        run: { outcome: 'success', source: name, seen: 1, skipped: 0 },
-      });
-      expect(await storedJobs()).toEqual([expected]);
-    },
-  );
-});
-
-describe("a job named with a newline (sbatch -J $'line1\\nline2'), which sacct prints across two lines", () => {
-  // Job 19 of the lab, 22:45:11-22:45:12 UTC; sacct.psv is what the sacct source's own arguments printed.
-  const window = { start: new Date('2026-12-03T22:45:11Z'), end: new Date('2026-12-03T22:45:13Z') };
-  const expected = {
-    job_id: '19',
-    job_key: '19',
+    totalCpuSec: '0.010',
+  },
+  {
+    what: "a newline (sbatch -J $'line1\\nline2'), which sacct prints across two lines",
+    capture: 'newline-in-name',
+    window: { start: new Date('2026-12-03T22:45:11Z'), end: new Date('2026-12-03T22:45:13Z') },
+    jobId: '19',
     name: 'line1\nline2',
+    totalCpuSec: '0.012',
+  },
+])('a job named with $what', ({ capture, window, jobId, name, totalCpuSec }) => {
+  const expected = {
+    job_id: jobId,
+    job_key: jobId,
+    name,
     user: 'bob',
     account: 'physics',
     state: 'COMPLETED',
@@ -140,23 +118,23 @@ describe("a job named with a newline (sbatch -J $'line1\\nline2'), which sacct p
     alloc_cpus: 1,
     alloc_mem_mb: '50.000',
     cpu_time_sec: '1',
-    total_cpu_sec: '0.012',
+    total_cpu_sec: totalCpuSec,
     step_count: 1,
   };
 
   it('slurmrestd gives it whole', () => {
-    const body = JSON.parse(readFileSync(path.join(CAPTURES, 'newline-in-name/rest-dbv0.0.38-jobs.json'), 'utf8'));
+    const body = JSON.parse(readFileSync(path.join(CAPTURES, `${capture}/rest-dbv0.0.38-jobs.json`), 'utf8'));
     const { items } = parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' });
-    expect(items).toMatchObject([{ kind: 'job', job: { jobId: '19', name: 'line1\nline2', state: 'COMPLETED' } }]);
+    expect(items).toMatchObject([{ kind: 'job', job: { jobId, name, state: 'COMPLETED' } }]);
   });
 
-  it.each(sacctSourcesOf('newline-in-name'))(
+  it.each(sacctSourcesOf(capture))(
     'through %s it is stored, billable, as slurmrestd gives it (it used to be skipped, never billed)',
-    async (name, build) => {
+    async (source, build) => {
       const result = await ingest(build(), window);
       expect(result).toMatchObject({
         status: 'finished',
-        run: { outcome: 'success', source: name, seen: 1, skipped: 0 },
+        run: { outcome: 'success', source, seen: 1, skipped: 0 },
       });
       expect(await storedJobs()).toEqual([expected]);
     },
