@@ -5,12 +5,13 @@ import {
   isPoolClosedByShutdown,
   isUniqueViolation,
   isUnstorableText,
+  MethodNotAllowedError,
   NotFoundError,
   readableMessageOf,
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { isCsrfError } from './csrf.js';
-import { routeMissOf } from './method-not-allowed.js';
+import { nearestPageOf, routeMissOf } from './method-not-allowed.js';
 import { linkTo } from './page-links.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from './plain-http.js';
 import { referringPageOf } from './referring-page.js';
@@ -28,16 +29,27 @@ export function prefersJson(req: Request): boolean {
   return Boolean(req.is('application/json')) || (accept.includes('application/json') && !accept.includes('text/html'));
 }
 
-/**
- * No route took the request: 404, or 405 for a form sent to an address that answers other methods
- * (as the CSRF refusal of one says). A GET stays "Page not found.": it is someone following a link.
- */
 /** The most fields a form may send (the body parser's `parameterLimit`, at its default). */
 export const FORM_FIELD_LIMIT = 1000;
 
-export const notFoundHandler: RequestHandler = (req, _res, next) => {
+/**
+ * No route took the request: 404, or 405 for a method the address does not answer (as the CSRF
+ * refusal of a form sent there says). A browser opening an address that only takes a form is sent to
+ * the page the form is on instead: a form refused with its page shown again leaves the browser at
+ * the form's address, and opening it again later (Enter in the address bar, a restored tab) is
+ * someone going back to that form.
+ */
+export const notFoundHandler: RequestHandler = (req, res, next) => {
+  const miss = routeMissOf(req) ?? new NotFoundError('Page not found.');
   const isSafe = req.method === 'GET' || req.method === 'HEAD';
-  next((isSafe ? undefined : routeMissOf(req)) ?? new NotFoundError('Page not found.'));
+  if (isSafe && miss instanceof MethodNotAllowedError && wantsHtml(req)) {
+    const page = nearestPageOf(req);
+    if (page) {
+      res.redirect(303, page);
+      return;
+    }
+  }
+  next(miss);
 };
 
 interface BodyParserError {

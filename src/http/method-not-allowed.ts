@@ -23,6 +23,23 @@ export function routeMissOf(req: Request): AppError | undefined {
   return new MethodNotAllowedError(req.path, req.method, [...methods]);
 }
 
+/**
+ * The closest page above a form's address (/me for /me/receipt, /admin/receipts/12 for
+ * /admin/receipts/12/paid): the first shorter path, segment by segment, that a route answers GET at.
+ * Undefined when only the start page is above it.
+ */
+export function nearestPageOf(req: Request): string | undefined {
+  const stack = (req.app as unknown as { router?: { stack?: RouterLayer[] } }).router?.stack ?? [];
+  const segments = req.path.split('/').filter(Boolean);
+  for (let length = segments.length - 1; length > 0; length--) {
+    const candidate = `/${segments.slice(0, length).join('/')}`;
+    const methods = new Set<string>();
+    collectMethods(stack, candidate, methods);
+    if (methods.has('GET')) return candidate;
+  }
+  return undefined;
+}
+
 function collectMethods(stack: readonly RouterLayer[], path: string, into: Set<string>): void {
   for (const layer of stack) {
     const match = layer.match(path);

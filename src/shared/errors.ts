@@ -138,7 +138,10 @@ export class MethodNotAllowedError extends AppError {
       allowedMethods.length > 1
         ? `${allowedMethods.slice(0, -1).join(', ')} and ${allowedMethods[allowedMethods.length - 1]}`
         : allowedMethods.join('');
-    super(405, `${path} answers ${answered} only, not ${method}.`);
+    // A page cannot be opened at an address that only takes a form: say so in words a browser user reads.
+    const isOpened = (method === 'GET' || method === 'HEAD') && !allowedMethods.includes('GET');
+    const opened = isOpened ? ' It takes a form sent from a page, so it cannot be opened as a page.' : '';
+    super(405, `${path} answers ${answered} only, not ${method}.${opened}`);
   }
 }
 

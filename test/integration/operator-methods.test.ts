@@ -97,3 +97,48 @@ describe('a method no page answers', () => {
     expect(await db.prisma.receipt.count()).toBe(0);
   });
 });
+
+/**
+ * A form refused with its page shown again (a receipt for a day in the future) leaves the browser at
+ * the form's address, /me/receipt. Opening that address again later (Enter in the address bar, a
+ * restored tab, a bookmark) answered "404 Page not found." for an address the app itself had put
+ * there. A browser is now sent to the page the form is on; other clients are told which methods the
+ * address answers.
+ */
+describe('opening an address that only takes a form', () => {
+  it.each([
+    ['/me/receipt', '/me'],
+    ['/account/password', '/account'],
+    ['/admin/receipts/12/paid', '/admin/receipts/12'],
+    ['/admin/receipts/12/void', '/admin/receipts/12'],
+    ['/admin/ingestion/run', '/admin/ingestion'],
+    ['/admin/users/3/unlock', '/admin/users'],
+    ['/admin/rates/tiers/edit', '/admin/rates'],
+  ])('a browser opening %s is sent to %s, the page its form is on', async (path, page) => {
+    const response = await request(app).get(`${path}?before=2026-01-01`).set('Accept', 'text/html');
+    expect(response.status).toBe(303);
+    expect(response.headers.location).toBe(page);
+    const head = await request(app).head(path).set('Accept', 'text/html');
+    expect(head.status).toBe(303);
+    expect(head.headers.location).toBe(page);
+  });
+
+  it('tells a client asking for JSON that the address answers POST only', async () => {
+    const response = await request(app).get('/me/receipt').set('Accept', 'application/json');
+    expect(response.status).toBe(405);
+    expect(response.headers.allow).toBe('POST');
+    expect(response.body.error).toMatch(/^\/me\/receipt answers POST only, not GET\./);
+  });
+
+  it('explains itself to a browser when no page leads to the form', async () => {
+    const response = await request(app).get('/payments/webhook/dummy').set('Accept', 'text/html');
+    expect(response.status).toBe(405);
+    expect(response.headers.allow).toBe('POST');
+    expect(response.text).toContain('takes a form sent from a page, so it cannot be opened as a page');
+  });
+
+  it('still answers 404 for an address nothing is at', async () => {
+    await request(app).get('/me/nothing-here').set('Accept', 'text/html').expect(404);
+    await request(app).get('/admin/receipts/12/nothing').set('Accept', 'text/html').expect(404);
+  });
+});
