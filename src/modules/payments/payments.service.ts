@@ -752,14 +752,20 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
     const paidTheReceipt = receipt?.status === 'paid' && paysItsReceipt(payment);
     let outcome: WebhookOutcome = 'ok';
+    const received =
+      payment.receivedMinor !== null && payment.receivedCurrency !== null
+        ? describeMinorUnits(payment.receivedMinor, payment.receivedCurrency)
+        : describeMinorUnits(payment.amountMinor, payment.currency);
+    const disputeNote =
+      `the payer disputed ${describeMinorUnits(disputed.amountMinor, disputed.currency)} of the ${received} received ` +
+      `at ${providerName} (reason: ${event.dispute.reason ?? 'none given'})`;
+    if (!paidTheReceipt && payment.status === 'needs_review') {
+      // Held for another reason (its receipt voided, a success after a cancel): the admin deciding
+      // to refund it must know the bank may take the money back as well. /admin/payments says a
+      // dispute nowhere but in the reason.
+      await paymentsRepository.addToHoldReason(tx, payment.id, `${payment.reviewReason ?? 'held'}; ${disputeNote}`);
+    }
     if (paidTheReceipt) {
-      const received =
-        payment.receivedMinor !== null && payment.receivedCurrency !== null
-          ? describeMinorUnits(payment.receivedMinor, payment.receivedCurrency)
-          : describeMinorUnits(payment.amountMinor, payment.currency);
-      const disputeNote =
-        `the payer disputed ${describeMinorUnits(disputed.amountMinor, disputed.currency)} of the ${received} received ` +
-        `at ${providerName} (reason: ${event.dispute.reason ?? 'none given'})`;
       // Held already after a partial refund: the dispute is added to what the admin decides on.
       const reason =
         payment.status === 'needs_review' && payment.reviewReason
@@ -886,6 +892,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       );
       receiptChange = 'stays_paid';
       outcome = 'review';
+    } else if (payment.status === 'needs_review') {
+      // Held for another reason, whose reason named the dispute: it must not read as still open.
+      await paymentsRepository.addToHoldReason(
+        tx,
+        payment.id,
+        `${payment.reviewReason ?? 'held'}; the dispute was won at ${providerName}, the ${disputedText} stays`,
+      );
     }
     await appendAudit(
       tx,
