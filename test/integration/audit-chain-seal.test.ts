@@ -153,6 +153,66 @@ describe('a chain sealed with AUDIT_CHAIN_KEY', () => {
   });
 });
 
+describe('an entry deleted or moved within the chain', () => {
+  // Every check reads the verdict an admin and the log line get: which entry, and what happened to it.
+  it('is named as deleted, not as a change to the intact entry after it', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(5);
+    const [, second, third] = await entries();
+    if (!second || !third) throw new Error('too few entries');
+    await asSuperuser('DELETE FROM audit_log WHERE id = $1', [second.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      isIntact: false,
+      brokenAt: third.id,
+      reason: `the entry is as it was written, but it was not chained after #${second.id - 1n}, the entry now before it: the entry it followed (#${second.id}) was deleted`,
+    });
+  });
+
+  it('names the range of ids the deleted entry was in, and a deleted first entry', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(6);
+    const [first, second, third, fourth, fifth] = await entries();
+    if (!first || !second || !third || !fourth || !fifth) throw new Error('too few entries');
+    await asSuperuser('DELETE FROM audit_log WHERE id IN ($1, $2)', [third.id, fourth.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: fifth.id,
+      reason: expect.stringContaining(`(an id from #${third.id} to #${fourth.id}) was deleted`),
+    });
+    await asSuperuser('DELETE FROM audit_log WHERE id = $1', [first.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: second.id,
+      reason: `the entry is as it was written, but it was chained after an entry that is gone: the entry before it (#${first.id}) was deleted`,
+    });
+  });
+
+  it('is named as moved when two entries swap places', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(4);
+    const [first, second, third] = await entries();
+    if (!first || !second || !third) throw new Error('too few entries');
+    const aside = 1_000_000n;
+    await asSuperuser('UPDATE audit_log SET id = $2 WHERE id = $1', [second.id, aside]);
+    await asSuperuser('UPDATE audit_log SET id = $2 WHERE id = $1', [third.id, second.id]);
+    await asSuperuser('UPDATE audit_log SET id = $2 WHERE id = $1', [aside, third.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: second.id,
+      reason: `the entry is as it was written, but it was not chained after #${first.id}, the entry before it: entries were moved (their ids changed) or #${first.id} was replaced`,
+    });
+  });
+
+  it('is still a change when the entry itself no longer matches its hash', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(3);
+    const [, second] = await entries();
+    if (!second) throw new Error('too few entries');
+    await asSuperuser(`UPDATE audit_log SET prev_hash = repeat('a', 64) WHERE id = $1`, [second.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: second.id,
+      reason: expect.stringMatching(/^the entry was changed after it was written/),
+    });
+  });
+});
+
 describe('the newest entry of the last verification', () => {
   it('must still be there: deleting the newest entries is reported by the process that saw them', async () => {
     configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });

@@ -6,6 +6,7 @@ import { PROJECT_ROOT } from '../support/spawn-server.js';
 
 // Arguments that get each tool past its own usage checks, so the configuration is what it reads next.
 const VALID_ARGUMENTS: Record<string, string[]> = {
+  'audit-verify.cli.ts': [],
   'ingest.cli.ts': ['--from', '2026-01-01', '--to', '2026-01-02'],
   'migrate.cli.ts': [],
   'seed.cli.ts': [],
@@ -38,6 +39,7 @@ describe('every command-line tool, given a bad setting', () => {
   });
 
   it.each([
+    ['audit-verify.cli.ts', 'DATABASE_URL: is required to verify the audit log'],
     ['migrate.cli.ts', 'DATABASE_URL: is required to run migrations'],
     ['user.cli.ts', 'DATABASE_URL: is required (the user tools work on a configured database)'],
   ])('%s exits 78 without the DATABASE_URL it needs', async (tool, problem) => {

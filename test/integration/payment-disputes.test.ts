@@ -206,6 +206,72 @@ describe('a dispute of the payment that paid a receipt', () => {
 
 // The outcome of a dispute was not read: a lost one, the money taken back from the centre, left the
 // receipt paid and paid.csv showing money that was gone.
+describe('voiding the receipt of a payment held for its dispute', () => {
+  it('holds the payment as any void of a paid receipt does, and still says what the payer disputed', async () => {
+    const { receiptId, payment } = await paidOnline();
+    await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `dispute_void_${receiptId}`, { amount_cents: 400 }),
+    ).expect(200);
+    const admin = await signInAdmin();
+    const voided = await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' });
+    expect(voided.status, voided.text).toBe(200);
+    const disputed = `the payer disputed 4.00 THB of the 10.00 THB received at dummy (reason: fraudulent); receipt #${receiptId} stays paid until this is resolved`;
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      holdsPaidReceipt: false,
+      reviewReason: `receipt #${receiptId} was voided after it was paid online: refund the payment or apply it elsewhere; before the void it was held for review: ${disputed}`,
+    });
+    // Where finance reads it: the held payment's card on /admin/payments.
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('before the void it was held for review: the payer disputed 4.00 THB');
+  });
+});
+
+describe('a dispute of a payment already held for another reason', () => {
+  it('is added to why it is held, and so is its outcome, so finance does not refund money the bank may take', async () => {
+    const { receiptId, payment } = await paidOnline();
+    const admin = await signInAdmin();
+    await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    const voidReason = `receipt #${receiptId} was voided after it was paid online: refund the payment or apply it elsewhere`;
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      reviewReason: voidReason,
+    });
+
+    const opened = await deliverDummy(app, disputeEvent(payment.externalPaymentId, `dispute_held_${receiptId}`));
+    expect(opened.body).toEqual({ received: true, outcome: 'ok' });
+    const disputed = `${voidReason}; the payer disputed 10.00 THB of the 10.00 THB received at dummy (reason: fraudulent)`;
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      externalDisputeId: `dp_dispute_held_${receiptId}`,
+      reviewReason: disputed,
+    });
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('the payer disputed 10.00 THB of the 10.00 THB received at dummy');
+
+    const won = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, `dispute_held_won_${receiptId}`, `dp_dispute_held_${receiptId}`, 'won'),
+    );
+    expect(won.body).toEqual({ received: true, outcome: 'ok' });
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      disputeStatus: 'won',
+      reviewReason: `${disputed}; the dispute was won at dummy, the 10.00 THB stays`,
+    });
+  });
+});
+
 describe('the outcome of a dispute', () => {
   const closedMetric = (outcome: string) =>
     metricValue(metrics, 'payments_webhook_events_total', {

@@ -295,6 +295,42 @@ describe('a refund that does not fit the payment is refused and changes nothing'
   });
 });
 
+describe('another event sent under an event id already received', () => {
+  it('is refused 409 with what the id was first received as, not answered duplicate, and changes nothing', async () => {
+    const { receiptId, payment } = await paidOnline();
+    const first = await deliverDummy(
+      app,
+      refundEvent(payment.externalPaymentId, 300, 'THB', `refund_reused_${receiptId}`),
+    );
+    expect(first.body).toEqual({ received: true, outcome: 'review' });
+    const before = await snapshotOf(receiptId);
+    const errorsBefore = await refundMetric('error');
+
+    // A second refund typed by hand from the first one's body, its event id left as it was.
+    const reused = await deliverDummy(
+      app,
+      refundEvent(payment.externalPaymentId, 700, 'THB', `refund_reused_${receiptId}`),
+    );
+    expect(reused.status).toBe(409);
+    expect(reused.body).toEqual({
+      error:
+        `Webhook rejected: event refund_reused_${receiptId} was already received as payment.refunded of 3.00 THB for ` +
+        `${payment.externalPaymentId}, and this delivery says payment.refunded of 7.00 THB for ${payment.externalPaymentId}; ` +
+        'an event id names one event, so this one was not applied. Send it with an event id of its own; nothing was changed.',
+      code: 409,
+    });
+    expect(await snapshotOf(receiptId)).toEqual(before);
+    expect(await refundMetric('error')).toBe(errorsBefore + 1);
+
+    // The same event again, even with its fields in another order, is still a redelivery.
+    const event = refundEvent(payment.externalPaymentId, 300, 'THB', `refund_reused_${receiptId}`);
+    const reordered = Object.fromEntries(Object.entries(event).reverse());
+    expect((await deliverDummy(app, event)).body).toEqual({ received: true, outcome: 'duplicate' });
+    expect((await deliverDummy(app, reordered)).body).toEqual({ received: true, outcome: 'duplicate' });
+    expect(await snapshotOf(receiptId)).toEqual(before);
+  });
+});
+
 describe('a refund of money this app never took', () => {
   it('for an unknown payment is recorded and answered 200, and changes no receipt', async () => {
     const { receiptId } = await paidOnline();
@@ -370,6 +406,15 @@ describe("Stripe's charge.refunded (SDK against a local fake of the API)", () =>
     );
     expect(refunded.status, refunded.text).toBe(200);
     expect(refunded.body).toEqual({ received: true, outcome: 'ok' });
+    // Stripe's redelivery of the event may differ in the envelope (pending_webhooks): still a duplicate.
+    const redelivered = await deliverStripe({
+      ...buildStripeChargeRefunded(
+        { payment_intent: 'pi_test_refunds_1', amount: 1000, amount_refunded: 1000, currency: 'thb' },
+        'evt_refunds_full',
+      ),
+      pending_webhooks: 0,
+    });
+    expect(redelivered.body).toEqual({ received: true, outcome: 'duplicate' });
     expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toMatchObject({
       status: 'pending',
       txRef: null,

@@ -200,26 +200,14 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
         }
         hasMetCheckpoint = true;
       }
-      if (entry.prevHash !== expectedPrev) {
-        return { isIntact: false, count, brokenAt: entry.id, reason: 'prev_hash does not match the previous entry' };
-      }
       const seal = sealOf(entry, keys);
-      if (seal === 'none') {
-        const reason =
-          keys.length > 0
-            ? `${CHANGED} (or sealed with a key this instance does not have)`
-            : `${CHANGED} (or sealed with an AUDIT_CHAIN_KEY this instance does not have)`;
+      const sealProblem = sealProblemOf(seal, entry.id, keys, unsealedUntil);
+      if (entry.prevHash !== expectedPrev) {
+        // An entry that still matches its own hash was not changed: what it was chained to is missing.
+        const reason = sealProblem ?? describeMissingLink(entry.id, head?.id);
         return { isIntact: false, count, brokenAt: entry.id, reason };
       }
-      if (seal === 'unsealed' && keys.length > 0 && entry.id > unsealedUntil) {
-        return {
-          isIntact: false,
-          count,
-          brokenAt: entry.id,
-          reason:
-            'the entry is not sealed with AUDIT_CHAIN_KEY: it was rewritten without the key, or written before the key was set (then set AUDIT_CHAIN_UNSEALED_UNTIL, docs/security.md)',
-        };
-      }
+      if (sealProblem !== undefined) return { isIntact: false, count, brokenAt: entry.id, reason: sealProblem };
       expectedPrev = entry.hash;
       head = { id: entry.id, hash: entry.hash };
       isHeadSealed = seal === 'sealed';
@@ -227,6 +215,44 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
   }
   if (!hasMetCheckpoint && checkpoint) return checkpointGone(count, checkpoint);
   return head ? { isIntact: true, count, head, isSealed: isHeadSealed } : { isIntact: true, count, isSealed: false };
+}
+
+/** Why an entry's own hash is not to be trusted, or undefined when it holds. */
+function sealProblemOf(
+  seal: 'sealed' | 'unsealed' | 'none',
+  id: bigint,
+  keys: readonly string[],
+  unsealedUntil: bigint,
+): string | undefined {
+  if (seal === 'none') {
+    return keys.length > 0
+      ? `${CHANGED} (or sealed with a key this instance does not have)`
+      : `${CHANGED} (or sealed with an AUDIT_CHAIN_KEY this instance does not have)`;
+  }
+  if (seal === 'unsealed' && keys.length > 0 && id > unsealedUntil) {
+    return 'the entry is not sealed with AUDIT_CHAIN_KEY: it was rewritten without the key, or written before the key was set (then set AUDIT_CHAIN_UNSEALED_UNTIL, docs/security.md)';
+  }
+  return undefined;
+}
+
+/**
+ * Why an intact entry does not follow the one before it (`previousId`, none for the first).
+ * Said as "prev_hash does not match the previous entry", a deleted entry read as a change to
+ * the intact one after it, and the operator looked for the tampering in the wrong entry.
+ */
+function describeMissingLink(id: bigint, previousId: bigint | undefined): string {
+  // Ids are never reused, so the entry it followed had an id between the two; a rolled-back
+  // append leaves gaps too, so the exact id is not known when the gap is wider than one.
+  const idsBetween = (from: bigint, to: bigint) => (from === to ? `#${from}` : `an id from #${from} to #${to}`);
+  if (previousId === undefined) {
+    return id > 1n
+      ? `the entry is as it was written, but it was chained after an entry that is gone: the entry before it (${idsBetween(1n, id - 1n)}) was deleted`
+      : 'the entry is as it was written, but it was chained after an entry that is gone: entries before it were deleted';
+  }
+  if (id > previousId + 1n) {
+    return `the entry is as it was written, but it was not chained after #${previousId}, the entry now before it: the entry it followed (${idsBetween(previousId + 1n, id - 1n)}) was deleted`;
+  }
+  return `the entry is as it was written, but it was not chained after #${previousId}, the entry before it: entries were moved (their ids changed) or #${previousId} was replaced`;
 }
 
 function checkpointGone(count: number, checkpoint: ChainCheckpoint): ChainVerdict {

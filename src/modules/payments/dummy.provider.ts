@@ -67,58 +67,64 @@ export function createDummyProvider(options: { webhookSecret: string }): Payment
       const expected = Buffer.from(signDummyWebhook(rawBody, options.webhookSecret), 'hex');
       if (!timingSafeEqual(expected, Buffer.from(given, 'hex')))
         throw new WebhookSignatureError('signature does not match');
-      let body: unknown;
-      try {
-        body = JSON.parse(rawBody.toString('utf8'));
-      } catch {
-        throw new WebhookBodyError('body is not JSON');
-      }
-      const parsed = ZDummyEvent.safeParse(body);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        const field = issue?.path.join('.');
-        if (!field) throw new WebhookBodyError(`body ${issue?.message}`);
-        if ((body as Record<string, unknown>)[field] === undefined) {
-          throw new WebhookBodyError(
-            `body has no ${field}; the dummy event fields are ${Object.keys(ZDummyEvent.shape).join(', ')}`,
-          );
-        }
-        throw new WebhookBodyError(`body's ${field} ${issue?.message}`);
-      }
-      const isDisputeClosed = parsed.data.event_type === 'payment.dispute_closed';
-      if (isDisputeClosed && parsed.data.dispute_status === undefined) {
-        throw new WebhookBodyError('body has no dispute_status; a payment.dispute_closed event needs "won" or "lost"');
-      }
-      const isRefundFailed = parsed.data.event_type === 'payment.refund_failed';
-      if (isRefundFailed && parsed.data.refund_id === undefined) {
-        throw new WebhookBodyError('body has no refund_id; a payment.refund_failed event names the refund that failed');
-      }
-      return {
-        id: parsed.data.event_id,
-        type: parsed.data.event_type,
-        externalPaymentId: parsed.data.external_payment_id,
-        amountMinor: BigInt(parsed.data.amount_cents),
-        currency: parsed.data.currency.toUpperCase(),
-        ...(parsed.data.event_type === 'payment.disputed' || isDisputeClosed
-          ? {
-              dispute: {
-                id: parsed.data.dispute_id ?? parsed.data.event_id,
-                reason: parsed.data.dispute_reason ?? null,
-                ...(isDisputeClosed ? { status: parsed.data.dispute_status } : {}),
-              },
-            }
-          : {}),
-        ...(isRefundFailed && parsed.data.refund_id !== undefined
-          ? {
-              refund: {
-                id: parsed.data.refund_id,
-                status: parsed.data.refund_status ?? 'failed',
-                failureReason: parsed.data.failure_reason ?? null,
-              },
-            }
-          : {}),
-        raw: rawBody.toString('utf8'),
-      };
+      return readDummyEvent(rawBody);
     },
+    readEvent: readDummyEvent,
+  };
+}
+
+/** A dummy event's body, once its signature holds; throws WebhookBodyError saying what is wrong. */
+function readDummyEvent(rawBody: Buffer): PaymentEvent {
+  let body: unknown;
+  try {
+    body = JSON.parse(rawBody.toString('utf8'));
+  } catch {
+    throw new WebhookBodyError('body is not JSON');
+  }
+  const parsed = ZDummyEvent.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.');
+    if (!field) throw new WebhookBodyError(`body ${issue?.message}`);
+    if ((body as Record<string, unknown>)[field] === undefined) {
+      throw new WebhookBodyError(
+        `body has no ${field}; the dummy event fields are ${Object.keys(ZDummyEvent.shape).join(', ')}`,
+      );
+    }
+    throw new WebhookBodyError(`body's ${field} ${issue?.message}`);
+  }
+  const isDisputeClosed = parsed.data.event_type === 'payment.dispute_closed';
+  if (isDisputeClosed && parsed.data.dispute_status === undefined) {
+    throw new WebhookBodyError('body has no dispute_status; a payment.dispute_closed event needs "won" or "lost"');
+  }
+  const isRefundFailed = parsed.data.event_type === 'payment.refund_failed';
+  if (isRefundFailed && parsed.data.refund_id === undefined) {
+    throw new WebhookBodyError('body has no refund_id; a payment.refund_failed event names the refund that failed');
+  }
+  return {
+    id: parsed.data.event_id,
+    type: parsed.data.event_type,
+    externalPaymentId: parsed.data.external_payment_id,
+    amountMinor: BigInt(parsed.data.amount_cents),
+    currency: parsed.data.currency.toUpperCase(),
+    ...(parsed.data.event_type === 'payment.disputed' || isDisputeClosed
+      ? {
+          dispute: {
+            id: parsed.data.dispute_id ?? parsed.data.event_id,
+            reason: parsed.data.dispute_reason ?? null,
+            ...(isDisputeClosed ? { status: parsed.data.dispute_status } : {}),
+          },
+        }
+      : {}),
+    ...(isRefundFailed && parsed.data.refund_id !== undefined
+      ? {
+          refund: {
+            id: parsed.data.refund_id,
+            status: parsed.data.refund_status ?? 'failed',
+            failureReason: parsed.data.failure_reason ?? null,
+          },
+        }
+      : {}),
+    raw: rawBody.toString('utf8'),
   };
 }

@@ -89,6 +89,11 @@ export interface PaymentProvider {
   expireCheckout?(externalPaymentId: string, idempotencyKey: string): Promise<CheckoutExpiry>;
   /** Verifies the signature over the raw body; throws WebhookSignatureError when it does not hold. */
   parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent>;
+  /**
+   * Reads a body whose signature held when it arrived (a stored event) as parseWebhook reads it,
+   * without the signature: a later delivery under the same event id is compared with it.
+   */
+  readEvent?(rawBody: Buffer): PaymentEvent;
 }
 
 export class WebhookSignatureError extends AppError {

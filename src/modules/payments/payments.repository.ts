@@ -665,6 +665,15 @@ export async function insertEventOnce(
   return rows[0]?.id ?? null;
 }
 
+/** The body an event id was first received with, when it is stored. */
+export async function findEventBody(tx: Tx, provider: string, externalEventId: string): Promise<string | null> {
+  const row = await tx.paymentEvent.findUnique({
+    where: { provider_externalEventId: { provider, externalEventId } },
+    select: { rawPayload: true },
+  });
+  return row?.rawPayload ?? null;
+}
+
 export function finishEvent(tx: Tx, id: bigint, outcome: string, paymentId: number | null) {
   return tx.paymentEvent.update({ where: { id }, data: { outcome, paymentId } });
 }

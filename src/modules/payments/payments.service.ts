@@ -115,6 +115,30 @@ export function describeMinorUnits(amountMinor: bigint | null, currency: string 
   return `${formatDecimalText(text, digits) ?? text} ${currency}`;
 }
 
+/** The parts of an event the app acts on: two events alike in these are the same event. */
+function isSameEvent(a: PaymentEvent, b: PaymentEvent): boolean {
+  return (
+    a.type === b.type &&
+    a.externalPaymentId === b.externalPaymentId &&
+    (a.externalIntentId ?? null) === (b.externalIntentId ?? null) &&
+    a.amountMinor === b.amountMinor &&
+    a.currency === b.currency &&
+    JSON.stringify(a.dispute ?? null) === JSON.stringify(b.dispute ?? null) &&
+    JSON.stringify(a.refund ?? null) === JSON.stringify(b.refund ?? null)
+  );
+}
+
+/** An event in a few words: "payment.refunded of 8,574.25 THB for dummy_1_ab12cd34". */
+function describeEvent(event: PaymentEvent): string {
+  const amount =
+    event.amountMinor === null || event.currency === null
+      ? ''
+      : ` of ${describeMinorUnits(event.amountMinor, event.currency)}`;
+  const about = event.externalPaymentId ?? event.externalIntentId;
+  const id = event.refund?.id ?? event.dispute?.id;
+  return `${event.type}${amount}${about ? ` for ${about}` : ''}${id && id !== event.id ? ` (${id})` : ''}`;
+}
+
 /**
  * What a success event says was received, when it says both amount and currency (a code that
  * is no currency is kept only in the reason, as it came).
@@ -728,14 +752,20 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
     const paidTheReceipt = receipt?.status === 'paid' && paysItsReceipt(payment);
     let outcome: WebhookOutcome = 'ok';
+    const received =
+      payment.receivedMinor !== null && payment.receivedCurrency !== null
+        ? describeMinorUnits(payment.receivedMinor, payment.receivedCurrency)
+        : describeMinorUnits(payment.amountMinor, payment.currency);
+    const disputeNote =
+      `the payer disputed ${describeMinorUnits(disputed.amountMinor, disputed.currency)} of the ${received} received ` +
+      `at ${providerName} (reason: ${event.dispute.reason ?? 'none given'})`;
+    if (!paidTheReceipt && payment.status === 'needs_review') {
+      // Held for another reason (its receipt voided, a success after a cancel): the admin deciding
+      // to refund it must know the bank may take the money back as well. /admin/payments says a
+      // dispute nowhere but in the reason.
+      await paymentsRepository.addToHoldReason(tx, payment.id, `${payment.reviewReason ?? 'held'}; ${disputeNote}`);
+    }
     if (paidTheReceipt) {
-      const received =
-        payment.receivedMinor !== null && payment.receivedCurrency !== null
-          ? describeMinorUnits(payment.receivedMinor, payment.receivedCurrency)
-          : describeMinorUnits(payment.amountMinor, payment.currency);
-      const disputeNote =
-        `the payer disputed ${describeMinorUnits(disputed.amountMinor, disputed.currency)} of the ${received} received ` +
-        `at ${providerName} (reason: ${event.dispute.reason ?? 'none given'})`;
       // Held already after a partial refund: the dispute is added to what the admin decides on.
       const reason =
         payment.status === 'needs_review' && payment.reviewReason
@@ -862,6 +892,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       );
       receiptChange = 'stays_paid';
       outcome = 'review';
+    } else if (payment.status === 'needs_review') {
+      // Held for another reason, whose reason named the dispute: it must not read as still open.
+      await paymentsRepository.addToHoldReason(
+        tx,
+        payment.id,
+        `${payment.reviewReason ?? 'held'}; the dispute was won at ${providerName}, the ${disputedText} stays`,
+      );
     }
     await appendAudit(
       tx,
@@ -1188,6 +1225,31 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
    * A webhook delivery: verified (bad signatures store nothing), recorded once per event id
    * (duplicates answer 200 and change nothing), then applied, all in one transaction.
    */
+  /**
+   * A redelivery carries the event its id was first received with. Another event under that id (a
+   * refund of another amount, another payment) is not applied, since the id has been used, and
+   * must not be answered as a duplicate either: "duplicate" told its sender that it was taken.
+   * Compared as the provider reads it, not byte for byte: a provider may word a redelivery
+   * differently (Stripe's pending_webhooks).
+   */
+  async function refuseOtherEventUnderSameId(tx: Prisma.TransactionClient, from: PaymentProvider, event: PaymentEvent) {
+    const storedBody = await paymentsRepository.findEventBody(tx, from.name, event.id);
+    if (storedBody === null || storedBody === event.raw || !from.readEvent) return;
+    let stored: PaymentEvent | undefined;
+    try {
+      stored = from.readEvent(Buffer.from(storedBody, 'utf8'));
+    } catch {
+      // Stored before this app read such bodies; nothing to compare with.
+      return;
+    }
+    if (isSameEvent(stored, event)) return;
+    throw new ConflictError(
+      `Webhook rejected: event ${event.id} was already received as ${describeEvent(stored)}, and this delivery ` +
+        `says ${describeEvent(event)}; an event id names one event, so this one was not applied. ` +
+        'Send it with an event id of its own; nothing was changed.',
+    );
+  }
+
   async function handleWebhook(
     providerName: string,
     rawBody: Buffer,
@@ -1224,7 +1286,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           type: event.type,
           rawPayload: event.raw,
         });
-        if (eventRowId === null) return { outcome: 'duplicate' as const, paymentId: null };
+        if (eventRowId === null) {
+          await refuseOtherEventUnderSameId(tx, activeProvider, event);
+          return { outcome: 'duplicate' as const, paymentId: null };
+        }
         const applied = await applyEvent(tx, providerName, event);
         await paymentsRepository.finishEvent(tx, eventRowId, applied.outcome, applied.paymentId);
         return applied;

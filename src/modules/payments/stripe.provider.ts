@@ -442,5 +442,8 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
       }
       return toPaymentEvent(readStripeEvent(rawBody), rawBody.toString('utf8'));
     },
+    readEvent(rawBody: Buffer): PaymentEvent {
+      return toPaymentEvent(readStripeEvent(rawBody), rawBody.toString('utf8'));
+    },
   };
 }

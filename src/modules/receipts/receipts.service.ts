@@ -1061,7 +1061,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const payment = await paymentsRepository.findPaymentThatPaid(tx, id);
     if (!payment) return null;
     const accepted = payment.status === 'resolved' ? `; it had been accepted for it by ${payment.reviewedBy}` : '';
-    const reason = `receipt #${id} was voided after it was paid online: refund the payment or apply it elsewhere${accepted}`;
+    // Already held while the receipt stayed paid from it (a partial refund, a dispute, a refund that
+    // failed): why is what finance must still settle, so it stays in the reason. Replaced, an open
+    // dispute vanished from /admin/payments, and its advice to refund the payment stood alone.
+    const held =
+      payment.status === 'needs_review' && payment.reviewReason
+        ? `; before the void it was held for review: ${payment.reviewReason}`
+        : '';
+    const reason = `receipt #${id} was voided after it was paid online: refund the payment or apply it elsewhere${accepted}${held}`;
     // Conditional, like every payment move: nothing else moves a payment out of these states, so
     // a miss means the data changed under us, and the whole void is refused rather than done half.
     if (!(await paymentsRepository.holdPaymentThatPaid(tx, payment.id, reason))) {

@@ -1,0 +1,54 @@
+import { ConfigError, loadConfig } from '../config/config.js';
+import { openDatabase } from '../db/database.js';
+import { type ChainVerdict, configureAuditChain, verifyAuditChain } from '../modules/audit/audit.service.js';
+import { createToolLogger } from '../shared/logger.js';
+import { runTool } from './run-tool.js';
+
+/** The exit code of a chain that failed verification: apart from 1, a run that could not verify. */
+const AUDIT_CHAIN_BROKEN_EXIT_CODE = 2;
+
+/** The verdict in the words of /admin/audit/verify. */
+function describeVerdict(verdict: ChainVerdict): string {
+  if (verdict.isIntact) {
+    const sealed =
+      verdict.count === 0
+        ? ''
+        : verdict.isSealed
+          ? ' The newest entry is sealed with AUDIT_CHAIN_KEY.'
+          : ' The newest entries are not sealed with a key (AUDIT_CHAIN_KEY is not set): whoever can write to the database could rewrite the log so that it still verifies.';
+    return `OK: all ${verdict.count} entries of the audit log are intact and chained.${sealed}`;
+  }
+  const first = verdict.count <= 1 ? ', the first entry' : '';
+  const intact = verdict.count <= 1 ? '' : ` Entries before #${verdict.brokenAt} are intact.`;
+  return (
+    `The audit log's hash chain is broken at entry #${verdict.brokenAt}${first}: ${verdict.reason}.${intact} ` +
+    'Keep a copy of the database as it is and investigate who changed it (docs/operations.md, AuditChainBroken).'
+  );
+}
+
+/**
+ * `npm run audit:verify`: walks the audit log's hash chain in DATABASE_URL, as /admin/audit/verify
+ * does, for an operator who is no admin of the app or whose app does not start. Exit 0 intact,
+ * 2 broken, 1 when it could not verify (78 for a configuration error).
+ */
+async function main() {
+  const config = loadConfig();
+  configureAuditChain(config.audit);
+  if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to verify the audit log']);
+  const logger = createToolLogger(config.logLevel);
+  const db = openDatabase(config.databaseUrl, {
+    poolMax: 1,
+    queryTimeoutMs: config.dbQueryTimeoutMs,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    logger,
+  });
+  try {
+    const verdict = await verifyAuditChain(db.prisma);
+    console.log(describeVerdict(verdict));
+    if (!verdict.isIntact) process.exitCode = AUDIT_CHAIN_BROKEN_EXIT_CODE;
+  } finally {
+    await db.close();
+  }
+}
+
+runTool(main);

@@ -1,0 +1,53 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordAudit } from '../../src/modules/audit/audit.service.js';
+import { spawnCollecting } from '../support/run-to-exit.js';
+import { PROJECT_ROOT } from '../support/spawn-server.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// `npm run audit:verify`: the AuditChainBroken runbook's check for an operator who is no admin of
+// the app, or whose app does not start.
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+async function runVerify(env: Record<string, string>) {
+  const tool = spawnCollecting('npm', ['run', '--silent', 'audit:verify'], { cwd: PROJECT_ROOT, env });
+  const code = await tool.exited;
+  return { code, stdout: tool.stdout(), stderr: tool.stderr() };
+}
+
+describe('npm run audit:verify', () => {
+  it('says the chain is intact (exit 0), then names a deleted entry (exit 2), as /admin/audit/verify does', async () => {
+    for (let index = 0; index < 4; index++) {
+      await recordAudit(db, { actor: 'ops', action: 'test.cli', status: 'ok', details: { index } });
+    }
+    const intact = await runVerify({ DATABASE_URL: db.url });
+    expect(intact).toMatchObject({ code: 0, stderr: '' });
+    expect(intact.stdout).toBe(
+      'OK: all 4 entries of the audit log are intact and chained. The newest entries are not sealed with a key ' +
+        '(AUDIT_CHAIN_KEY is not set): whoever can write to the database could rewrite the log so that it still verifies.\n',
+    );
+
+    const [, second, third] = await db.prisma.auditLog.findMany({ orderBy: { id: 'asc' }, select: { id: true } });
+    if (!second || !third) throw new Error('too few entries');
+    const client = await db.pool.connect();
+    try {
+      // A superuser with the table's triggers off, as the chain is there to reveal.
+      await client.query("SET session_replication_role = 'replica'");
+      await client.query('DELETE FROM audit_log WHERE id = $1', [second.id]);
+    } finally {
+      await client.query("SET session_replication_role = 'origin'");
+      client.release();
+    }
+    const broken = await runVerify({ DATABASE_URL: db.url });
+    expect(broken).toMatchObject({ code: 2, stderr: '' });
+    expect(broken.stdout).toBe(
+      `The audit log's hash chain is broken at entry #${third.id}: the entry is as it was written, but it was not ` +
+        `chained after #${second.id - 1n}, the entry now before it: the entry it followed (#${second.id}) was deleted. ` +
+        `Entries before #${third.id} are intact. Keep a copy of the database as it is and investigate who changed it ` +
+        '(docs/operations.md, AuditChainBroken).\n',
+    );
+  });
+});
