@@ -91,7 +91,8 @@ const storedJobs = async () =>
     )
   ).rows;
 
-// Jobs 16 and 19 of the lab (each ran 1 s); sacct.psv is what the sacct source's own arguments printed.
+// Jobs 16 and 19 of the lab (each ran 1 s), and job 4 of a later lab; sacct.psv is what the sacct source's own
+// arguments printed.
 describe.each([
   {
     what: 'a `|` (sbatch -J "a|b"), which sacct --parsable2 prints unescaped',
@@ -107,6 +108,14 @@ describe.each([
     window: { start: new Date('2026-12-03T22:45:11Z'), end: new Date('2026-12-03T22:45:13Z') },
     jobId: '19',
     name: 'line1\nline2',
+    totalCpuSec: '0.012',
+  },
+  {
+    what: "both (sbatch -J $'a|b\\nc|d'), which sacct prints across two lines with the `|`s unescaped",
+    capture: 'pipe-and-newline-in-name',
+    window: { start: new Date('2026-12-04T03:20:57Z'), end: new Date('2026-12-04T03:21:06Z') },
+    jobId: '4',
+    name: 'a|b\nc|d',
     totalCpuSec: '0.012',
   },
 ])('a job named with $what', ({ capture, window, jobId, name, totalCpuSec }) => {
