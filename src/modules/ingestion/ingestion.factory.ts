@@ -23,6 +23,7 @@ export function buildSources(config: AppConfig): { sources: JobSource[]; unconfi
         ...ingestion.slurmrestd,
         timeZone: config.timeZone,
         defaultCluster,
+        cluster: ingestion.cluster,
         maxAttempts: 3,
         retryBaseMs: 500,
       }),

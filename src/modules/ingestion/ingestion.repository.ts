@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { ADVISORY_LOCK_KEYS, type ReleaseLock, releaserOf, tryAcquireSessionLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { queryWithin } from '../../db/query-timeout.js';
+import type { StoredJobIdentity } from './reused-job-id.js';
 import type { NormalizedJob } from './slurm-job.model.js';
 
 const INGEST_LOCK_KEY = ADVISORY_LOCK_KEYS.ingestion;
@@ -106,6 +107,52 @@ export async function upsertJobs(pool: pg.Pool, jobs: NormalizedJob[], source: s
   const inserted = result.rows.filter((row) => row.is_inserted).length;
   const updated = result.rows.length - inserted;
   return { inserted, updated, unchanged: jobs.length - inserted - updated };
+}
+
+// The rows that share a cluster and JobIDRaw or job key with a record of the batch, with or without
+// the `@<submit>` of a job that reused an id (reused-job-id.ts): `4242` and `4242@...`, the range
+// between `4242@` and `4242A` in the byte order of the "C" collation these columns use. Four probes
+// of the (cluster, job_id) and (cluster, job_key) indexes per record.
+const STORED_IDENTITIES_SQL = `
+WITH wanted AS MATERIALIZED (
+  SELECT DISTINCT * FROM json_to_recordset($1::json)
+    AS w(cluster varchar COLLATE "C", job_id varchar COLLATE "C", job_key varchar COLLATE "C")
+)
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.is_terminal
+  FROM wanted w JOIN slurm_jobs j ON j.cluster = w.cluster AND j.job_id = w.job_id
+UNION ALL
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.is_terminal
+  FROM wanted w JOIN slurm_jobs j
+    ON j.cluster = w.cluster AND j.job_id > w.job_id || '@' AND j.job_id < w.job_id || 'A'
+UNION ALL
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.is_terminal
+  FROM wanted w JOIN slurm_jobs j ON j.cluster = w.cluster AND j.job_key = w.job_key
+UNION ALL
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.is_terminal
+  FROM wanted w JOIN slurm_jobs j
+    ON j.cluster = w.cluster AND j.job_key > w.job_key || '@' AND j.job_key < w.job_key || 'A'`;
+
+/**
+ * The stored rows a batch's records may be, or may collide with: the same cluster and JobIDRaw or
+ * job key, also as a later job that reused the id stored them (`4242@20261204T030510Z`).
+ */
+export async function findStoredIdentities(pool: pg.Pool, jobs: NormalizedJob[]): Promise<StoredJobIdentity[]> {
+  if (jobs.length === 0) return [];
+  const wanted = jobs.map((job) => ({ cluster: job.cluster, job_id: job.jobId, job_key: job.jobKey }));
+  const result = await pool.query<{
+    cluster: string;
+    job_id: string;
+    job_key: string;
+    submit_at: Date | null;
+    is_terminal: boolean;
+  }>(STORED_IDENTITIES_SQL, [JSON.stringify(wanted)]);
+  return result.rows.map((row) => ({
+    cluster: row.cluster,
+    jobId: row.job_id,
+    jobKey: row.job_key,
+    submitAt: row.submit_at,
+    isTerminal: row.is_terminal,
+  }));
 }
 
 /**

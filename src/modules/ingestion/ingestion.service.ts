@@ -10,6 +10,7 @@ import {
   SourceConfigError,
   throwIfStopped,
 } from './job-source.js';
+import { assignStoredIds } from './reused-job-id.js';
 import { findStorageProblem, findTimeProblem, type NormalizedJob } from './slurm-job.model.js';
 import { MAX_LOGGED_JOB_ID, truncate } from './slurm-time.parser.js';
 
@@ -101,10 +102,27 @@ export function createIngestionService(deps: IngestionDeps) {
   async function ingestFrom(source: JobSource, window: IngestWindow, counts: SourceCounts, readOptions: ReadOptions) {
     let batch: NormalizedJob[] = [];
     // Up to WRITERS batches are written at once (Postgres then uses more than one core) while
-    // the next is parsed. A batch sharing a job with one in flight waits for it, so the last
-    // record of a job always wins and two statements never lock the same rows.
+    // the next is parsed. A batch sharing a job id with one in flight waits for it, so the last
+    // record of a job always wins, two statements never lock the same rows, and a job that reused
+    // an id sees the earlier job's row before it is placed beside it.
     const inFlight: { keys: Set<string>; done: Promise<void> }[] = [];
-    const write = async (jobs: NormalizedJob[]) => {
+    const write = async (records: NormalizedJob[]) => {
+      // A job that reused the id or key of another stored job is stored, and billed, under its own
+      // (reused-job-id.ts); such an id or key is longer, and may not fit its column.
+      const stored = await ingestionRepository.findStoredIdentities(db.pool, records);
+      const jobs = assignStoredIds(records, stored).filter((job, index) => {
+        const problem = job === records[index] ? null : findStorageProblem(job);
+        if (problem === null) return true;
+        counts.seen -= 1;
+        counts.skipped += 1;
+        if (counts.skipped <= MAX_LOGGED_SKIPS) {
+          logger.warn(
+            { source: source.name, jobId: truncate(job.jobId, MAX_LOGGED_JOB_ID), reason: problem },
+            'skipped a record that cannot be stored',
+          );
+        }
+        return false;
+      });
       const result = await ingestionRepository.upsertJobs(db.pool, jobs, source.name);
       counts.inserted += result.inserted;
       counts.updated += result.updated;
@@ -118,7 +136,9 @@ export function createIngestionService(deps: IngestionDeps) {
       const jobs = batch;
       batch = [];
       if (jobs.length === 0) return;
-      const keys = new Set(jobs.map((job) => `${job.cluster}\u0000${job.jobId}`));
+      const keys = new Set(
+        jobs.flatMap((job) => [`${job.cluster}\u0000${job.jobId}`, `${job.cluster}\u0001${job.jobKey}`]),
+      );
       for (const entry of [...inFlight]) {
         if ([...keys].some((key) => entry.keys.has(key))) await settle(entry);
       }

@@ -115,13 +115,14 @@ export class SacctParser {
     const held = this.held;
     if (held) {
       this.held = null;
-      // A line that is a record of its own (as many fields as the header, or more) never continues a name.
+      // A line that is a record of its own never continues a name.
       const isContinuation =
-        held.lines < MAX_NAME_LINES && !text.endsWith(CUT_LINE_MARK) && text.split('|').length < this.columnCount;
+        held.lines < MAX_NAME_LINES && !text.endsWith(CUT_LINE_MARK) && !this.isRecordOfItsOwn(text);
       if (isContinuation) {
         const merged = `${held.text}\n${text}`;
         const count = merged.split('|').length;
-        if (count === this.columnCount) return this.readLine(merged, held.line);
+        // More fields than the header: the name holds a `|` as well, put back by readLine.
+        if (count >= this.columnCount) return this.readLine(merged, held.line);
         if (count < this.columnCount) {
           this.held = { text: merged, line: held.line, lines: held.lines + 1 };
           return [];
@@ -192,14 +193,30 @@ export class SacctParser {
 
   /**
    * sacct prints a newline in a job or step name as it is (`sbatch -J $'a\nb'`, seen on the lab),
-   * so the record goes on on the next line. A line that ends inside the free-text column, with too
-   * few fields, is held until the lines after it make up exactly one record; skipped instead, such a
-   * job was never billed through sacct or a file. A line that does not complete it is read, and
-   * skipped, on its own, as a line cut short always was.
+   * so the record goes on on the next line. A line with too few fields that reaches the free-text
+   * column is held until the lines after it make up one record (more fields when the name holds a
+   * `|` too, `sbatch -J $'a|b\nc|d'`); skipped instead, such a job was never billed through sacct or
+   * a file. A line that does not complete it is read, and skipped, on its own, as a line cut short
+   * always was.
    */
   private mayBeBrokenName(fields: string[]): boolean {
     const index = this.freeTextIndex;
-    return index !== null && fields.length < this.columnCount && fields.length - 1 === index;
+    // Past the name's column too: the part of the name before its newline may hold a `|`.
+    return index !== null && fields.length < this.columnCount && fields.length - 1 >= index;
+  }
+
+  /**
+   * Whether a line is a record of its own rather than the rest of a name broken by a newline: as
+   * many fields as the header or more, and, where the JobID column comes before the name and so
+   * keeps its place, a job id there. The rest of a name may hold `|`s (`sbatch -J $'a\nb|c'`), which
+   * give it as many fields as a record but never a job id where the JobID column is.
+   */
+  private isRecordOfItsOwn(text: string): boolean {
+    const fields = text.split('|');
+    if (fields.length < this.columnCount) return false;
+    const index = this.freeTextIndex;
+    const isIdPlaceKnown = this.isJobIdPlaceFixed && index !== null && this.jobIdIndex < index;
+    return !isIdPlaceKnown || parseJobId(fields[this.jobIdIndex] ?? '') !== null;
   }
 
   private readHeader(text: string) {

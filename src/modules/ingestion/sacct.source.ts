@@ -42,6 +42,9 @@ export function buildSacctArgs(options: SacctSourceOptions, window: IngestWindow
     '--noconvert',
     `--format=${SACCT_FORMAT.join(',')}`,
     `--state=${SACCT_TERMINAL_STATE_LIST}`,
+    // Every job of a reused job id (reused-job-id.ts), as slurmrestd returns them: without it sacct
+    // may print only the newest of a job id's jobs.
+    '--duplicates',
     `--starttime=${formatLocalTimestamp(window.start, options.timeZone)}`,
     `--endtime=${formatLocalTimestamp(window.end, options.timeZone)}`,
   ];

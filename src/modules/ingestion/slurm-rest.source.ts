@@ -30,6 +30,11 @@ export interface SlurmRestSourceOptions {
   caFile: string | undefined;
   timeZone: string;
   defaultCluster: string;
+  /**
+   * SLURM_CLUSTER, asked for as `cluster=` when set: without it slurmrestd reads only the cluster its
+   * own slurm.conf names, as sacct without --clusters does.
+   */
+  cluster?: string;
   timeoutMs: number;
   /** Attempts for timeouts, connection errors and 5xx; 4xx are not retried. */
   maxAttempts: number;
@@ -198,12 +203,50 @@ export function createSlurmRestSource(
     );
   };
 
+  // slurmrestd 22.05 asked for a cluster slurmdbd does not know answers 9003 "Nothing found", as for a
+  // quiet window (seen on the lab: cluster=lba). Taken as "no jobs", a misspelt SLURM_CLUSTER would
+  // complete every run and move the window past jobs never read, so an empty answer is believed only
+  // once /slurmdb/.../clusters lists the name; a name it listed stays known, as for sacct.
+  let isClusterKnown = false;
+  const checkCluster = async (cluster: string, version: string) => {
+    if (isClusterKnown) return;
+    let known: string[];
+    try {
+      const body = await get(`slurmdb/${version}/clusters`);
+      const clusters = (body as { clusters?: unknown }).clusters;
+      if (!Array.isArray(clusters)) throw new Error('the answer has no `clusters` array');
+      known = clusters.flatMap((entry) =>
+        typeof (entry as { name?: unknown })?.name === 'string' ? [(entry as { name: string }).name] : [],
+      );
+    } catch (error) {
+      if (error instanceof SourceConfigError) throw error;
+      throw new SourceUnavailableError(
+        `slurmrestd read no jobs for cluster=${cluster}, and the clusters the accounting database knows could not be ` +
+          `read to tell a quiet window from a wrong SLURM_CLUSTER: ${(error as Error).message}`,
+      );
+    }
+    if (known.some((name) => name.toLowerCase() === cluster.toLowerCase())) {
+      isClusterKnown = true;
+      return;
+    }
+    throw new SourceConfigError(
+      `SLURM_CLUSTER is "${cluster}", a cluster the Slurm accounting database does not know ` +
+        `(it knows: ${known.length > 0 ? known.join(', ') : 'none'}): slurmrestd reads no jobs for cluster=${cluster}. ` +
+        'Set SLURM_CLUSTER to one of those, or unset it',
+    );
+  };
+
   return {
     name: 'slurmrestd',
     detectVersion,
     async *read(window: IngestWindow, readOptions?: ReadOptions): AsyncGenerator<SourceItem> {
       // slurmrestd parses times in the cluster's zone and refuses raw ':' (HTTP 400) and epoch seconds (22.05).
-      const query = `start_time=${encodeURIComponent(formatLocalTimestamp(window.start, options.timeZone))}&end_time=${encodeURIComponent(formatLocalTimestamp(window.end, options.timeZone))}`;
+      let query = `start_time=${encodeURIComponent(formatLocalTimestamp(window.start, options.timeZone))}&end_time=${encodeURIComponent(formatLocalTimestamp(window.end, options.timeZone))}`;
+      // The cluster sacct is asked for (--clusters): without it slurmrestd reads the cluster of its own
+      // slurm.conf (seen on the lab with two clusters in one slurmdbd), another cluster than SLURM_CLUSTER
+      // names where slurmrestd runs on another cluster's host, and a switch of source changed which
+      // cluster's jobs were read.
+      if (options.cluster) query += `&cluster=${encodeURIComponent(options.cluster)}`;
       let version = await detectVersion();
       let body: unknown;
       try {
@@ -237,6 +280,7 @@ export function createSlurmRestSource(
           `slurmrestd reported ${failures.length} error(s): ${first?.errorNumber ?? ''} ${first?.description || first?.error || ''}`.trim(),
         );
       }
+      if (options.cluster && response.items.length === 0) await checkCluster(options.cluster, version);
       for (const item of response.items) {
         // 22.05 has no user filter on /slurmdb/.../jobs: filter here.
         if (readOptions?.user !== undefined && item.kind === 'job' && item.job.user !== readOptions.user) continue;

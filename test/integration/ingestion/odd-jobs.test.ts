@@ -12,7 +12,11 @@ import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.j
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { parseSlurmRestJobsResponse } from '../../../src/modules/ingestion/slurm-rest.parser.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
+import { createRatesService } from '../../../src/modules/pricing/rates.service.js';
+import { createReceiptsService } from '../../../src/modules/receipts/receipts.service.js';
 import { createLogger } from '../../../src/shared/logger.js';
+import { buildTiers } from '../../support/billing-factories.js';
+import { buildTestConfig } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 const CAPTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05');
@@ -87,7 +91,8 @@ const storedJobs = async () =>
     )
   ).rows;
 
-// Jobs 16 and 19 of the lab (each ran 1 s); sacct.psv is what the sacct source's own arguments printed.
+// Jobs 16 and 19 of the lab (each ran 1 s), and job 4 of a later lab; sacct.psv is what the sacct source's own
+// arguments printed.
 describe.each([
   {
     what: 'a `|` (sbatch -J "a|b"), which sacct --parsable2 prints unescaped',
@@ -103,6 +108,14 @@ describe.each([
     window: { start: new Date('2026-12-03T22:45:11Z'), end: new Date('2026-12-03T22:45:13Z') },
     jobId: '19',
     name: 'line1\nline2',
+    totalCpuSec: '0.012',
+  },
+  {
+    what: "both (sbatch -J $'a|b\\nc|d'), which sacct prints across two lines with the `|`s unescaped",
+    capture: 'pipe-and-newline-in-name',
+    window: { start: new Date('2026-12-04T03:20:57Z'), end: new Date('2026-12-04T03:21:06Z') },
+    jobId: '4',
+    name: 'a|b\nc|d',
     totalCpuSec: '0.012',
   },
 ])('a job named with $what', ({ capture, window, jobId, name, totalCpuSec }) => {
@@ -228,5 +241,119 @@ describe('an array cancelled while its tasks were pending (scancel before any ra
     const switched = await ingest(sacct, window);
     expect(switched).toMatchObject({ status: 'finished', run: { outcome: 'success', source: 'file' } });
     expect(await arrays()).toEqual(expected);
+  });
+});
+
+describe("a job id Slurm gave again (slurmctld's state lost), whose two jobs slurmdbd keeps apart by submit time", () => {
+  // Recorded on the lab (test/fixtures/slurm/README.md): jobs 1 (bob) and 2 (alice) ran, slurmctld was
+  // restarted with its state cleared, and the next two jobs (alice, bob) were given ids 1 and 2 again.
+  // reused-id-before holds the first two alone, reused-id-after the window of all four.
+  const WINDOW = { start: new Date('2026-12-04T03:13:00Z'), end: new Date('2026-12-04T03:15:00Z') };
+  const NOW = new Date('2026-12-05T00:00:00Z');
+  const BILL_DAY = '2026-12-04';
+  const FIRST = new Date('2026-12-04T03:13:48Z');
+  const LATER = new Date('2026-12-04T03:14:30Z');
+  const job = (jobId: string, user: string, name: string, elapsedSec: number, submitAt: Date, isUnbilled: boolean) => ({
+    job_id: jobId,
+    job_key: jobId,
+    user,
+    name,
+    elapsed_sec: elapsedSec,
+    submit_at: submitAt,
+    is_unbilled: isUnbilled,
+  });
+  const FIRST_JOBS = [
+    job('1', 'bob', 'reuse-first-bob', 3, FIRST, true),
+    job('2', 'alice', 'reuse-first-alice', 2, FIRST, true),
+  ];
+  // After the first two were billed.
+  const ALL_JOBS = [
+    job('1', 'bob', 'reuse-first-bob', 3, FIRST, false),
+    job('1@20261204T031430Z', 'alice', 'reuse-later-alice', 5, LATER, true),
+    job('2', 'alice', 'reuse-first-alice', 2, FIRST, false),
+    job('2@20261204T031430Z', 'bob', 'reuse-later-bob', 2, LATER, true),
+  ];
+  const restSourceOf = (capture: string): JobSource => ({
+    name: 'slurmrestd',
+    async *read() {
+      const body = JSON.parse(readFileSync(path.join(CAPTURES, capture, 'rest-dbv0.0.38-jobs.json'), 'utf8'));
+      yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
+    },
+  });
+  const sourcesOf = (capture: string): [string, () => JobSource][] => [
+    ['slurmrestd', () => restSourceOf(capture)],
+    ...sacctSourcesOf(capture),
+  ];
+  const BEFORE = 'reused-id-before';
+  const AFTER = 'reused-id-after';
+  const jobs = async () =>
+    (
+      await db.pool.query(
+        `SELECT job_id, job_key, "user", name, elapsed_sec, submit_at,
+                EXISTS (SELECT 1 FROM unbilled_jobs u WHERE u.job_id = j.id) AS is_unbilled
+           FROM slurm_jobs j ORDER BY job_id`,
+      )
+    ).rows;
+  const receipts = () => {
+    const config = buildTestConfig(db.url, { APP_TZ: 'UTC' });
+    const now = () => NOW;
+    const rates = createRatesService({ db, config, now });
+    return createReceiptsService({ db, config, rates, metrics: createMetrics(), now });
+  };
+  const actor = (username: string) => ({ actor: username, ip: '127.0.0.1', userAgent: 'test' });
+
+  beforeAll(async () => {
+    await buildTiers(db);
+  });
+  beforeEach(async () => {
+    await db.pool.query('TRUNCATE receipt_items, receipts CASCADE');
+  });
+
+  it.each(sourcesOf(BEFORE).map(([name, before], index) => [name, before, sourcesOf(AFTER)[index]?.[1]] as const))(
+    'through %s the later jobs are stored and billed beside the earlier ones, billed already, which keep their keys and usage',
+    async (_source, readBefore, readAfter) => {
+      if (!readAfter) throw new Error('no source for the later window');
+      expect(await ingest(readBefore(), WINDOW)).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
+      expect(await jobs()).toEqual(FIRST_JOBS);
+      for (const user of ['alice', 'bob']) await receipts().createForUser({ username: user }, BILL_DAY, actor(user));
+
+      const later = await ingest(readAfter(), WINDOW);
+      expect(later).toMatchObject({ status: 'finished', run: { outcome: 'success', seen: 4, inserted: 2 } });
+      // The later jobs used to overwrite the earlier rows: the first jobs' usage gone, the later jobs on
+      // the first jobs' receipts, never billed themselves.
+      expect(await jobs()).toEqual(ALL_JOBS);
+      for (const user of ['alice', 'bob']) await receipts().createForUser({ username: user }, BILL_DAY, actor(user));
+      const items = await db.pool.query(
+        'SELECT r.username, ri.job_key FROM receipt_items ri JOIN receipts r ON r.id = ri.receipt_id ORDER BY ri.id',
+      );
+      expect(items.rows).toEqual([
+        { username: 'alice', job_key: '2' },
+        { username: 'bob', job_key: '1' },
+        { username: 'alice', job_key: '1@20261204T031430Z' },
+        { username: 'bob', job_key: '2@20261204T031430Z' },
+      ]);
+
+      // Read again: nothing changes.
+      const again = await ingest(readAfter(), WINDOW);
+      expect(again).toMatchObject({ status: 'finished', run: { inserted: 0, updated: 0 } });
+      expect((await jobs()).map((job) => job.job_key)).toEqual(ALL_JOBS.map((job) => job.job_key));
+    },
+  );
+
+  it('every source gives both jobs the same keys, so a switch of source bills nothing again', async () => {
+    for (const [name, build] of sourcesOf(AFTER)) {
+      const run = await ingest(build(), WINDOW);
+      expect(run, name).toMatchObject({ status: 'finished', run: { outcome: 'success', seen: 4 } });
+      expect(
+        (await jobs()).map(({ job_id, job_key, user }) => ({ job_id, job_key, user })),
+        name,
+      ).toEqual(ALL_JOBS.map(({ job_id, job_key, user }) => ({ job_id, job_key, user })));
+    }
+    const runs = await db.pool.query('SELECT source, inserted FROM ingestion_runs ORDER BY id');
+    expect(runs.rows).toEqual([
+      { source: 'slurmrestd', inserted: 4 },
+      { source: 'sacct', inserted: 0 },
+      { source: 'file', inserted: 0 },
+    ]);
   });
 });

@@ -79,6 +79,7 @@ describe('sacct source with a fake sacct executable', () => {
       '--noconvert',
       expect.stringMatching(/^--format=JobID,JobIDRaw,Cluster,User,/),
       '--state=BF,CA,CD,DL,F,NF,OOM,PR,TO',
+      '--duplicates',
       // The window in the cluster's zone (Asia/Bangkok, UTC+7).
       '--starttime=2026-11-23T22:40:43',
       '--endtime=2026-11-23T22:47:01',

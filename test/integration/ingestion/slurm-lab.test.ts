@@ -213,6 +213,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
       caFile: undefined,
       timeZone: TIME_ZONE,
       defaultCluster: 'lab',
+      cluster,
       timeoutMs: 20_000,
       maxAttempts: 3,
       retryBaseMs: 500,
@@ -285,7 +286,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     expect(named('lab-array')).toHaveLength(3);
   }, 120_000);
 
-  it('a SLURM_CLUSTER slurmdbd does not know fails the sacct run, naming the clusters it knows, and keeps the window', async () => {
+  it('a SLURM_CLUSTER slurmdbd does not know fails the sacct and slurmrestd runs, naming the clusters it knows, and keeps the window', async () => {
     // What the real sacct does with such a name: its header alone, exit 0, as for a quiet window.
     const silent = spawnSync(
       'sacct',
@@ -302,10 +303,10 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     const db = await createTestDatabase();
     databases.push(db);
     const metrics = createMetrics();
-    const ingest = (cluster: string) =>
+    const ingest = (cluster: string, source: 'sacct' | 'rest' = 'sacct') =>
       createIngestionService({
         db,
-        sources: [sources(cluster).sacct],
+        sources: [sources(cluster)[source]],
         unconfigured: {},
         logger: createLogger('silent'),
         metrics,
@@ -331,8 +332,22 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     );
     expect(rows[0]?.n).toBe(0);
 
+    // slurmrestd answers such a name as a quiet window too (error 9003 "Nothing found").
+    const misspeltRest = await ingest('lba', 'rest');
+    expect(misspeltRest).toMatchObject({
+      status: 'finished',
+      run: {
+        outcome: 'failed',
+        error:
+          'slurmrestd: SLURM_CLUSTER is "lba", a cluster the Slurm accounting database does not know (it knows: lab): ' +
+          'slurmrestd reads no jobs for cluster=lba. Set SLURM_CLUSTER to one of those, or unset it',
+      },
+    });
+
     const corrected = await ingest('lab');
     expect(corrected).toMatchObject({ status: 'finished', run: { outcome: 'success', source: 'sacct' } });
     expect((await readBilledHours(db, jobIds)).length).toBe(10);
+    const correctedRest = await ingest('lab', 'rest');
+    expect(correctedRest).toMatchObject({ status: 'finished', run: { outcome: 'success', source: 'slurmrestd' } });
   }, 120_000);
 });

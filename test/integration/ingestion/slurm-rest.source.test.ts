@@ -6,12 +6,14 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildSources } from '../../../src/modules/ingestion/ingestion.factory.js';
 import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
 import {
   type JobSource,
   SourceConfigError,
   SourceUnavailableError,
 } from '../../../src/modules/ingestion/job-source.js';
+import { parseSacctText } from '../../../src/modules/ingestion/sacct.parser.js';
 import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import type { SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
@@ -21,6 +23,7 @@ import {
 } from '../../../src/modules/ingestion/slurm-rest.source.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../../src/shared/logger.js';
+import { buildTestConfig } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm');
@@ -665,5 +668,73 @@ describe('slurmrestd over HTTPS with a site CA', () => {
     const untrusted = createSlurmRestSource(sourceOptions({ url: tlsUrl }));
     await expect(collect(untrusted.read(WINDOW))).rejects.toThrow(SourceConfigError);
     await expect(collect(untrusted.read(WINDOW))).rejects.toThrow(/SLURMRESTD_CA_FILE/);
+  });
+});
+
+describe('SLURM_CLUSTER with two clusters in one accounting database', () => {
+  // Recorded on the lab with a second cluster, lab2, in its slurmdbd (test/fixtures/slurm/README.md):
+  // slurmrestd asked without `cluster` answered the jobs of its own cluster (lab) alone, with
+  // cluster=lab2 those of lab2; sacct --clusters=lab2 printed lab2's.
+  const CAPTURE = '22.05/two-clusters';
+  const window = { start: new Date('2026-12-04T03:13:00Z'), end: new Date('2026-12-04T03:15:00Z') };
+  const twoClusters = (url: string): Exchange => {
+    if (url.startsWith('/openapi/v3')) return { status: 200, body: fixture('22.05/openapi-v3-paths.json') };
+    if (url.startsWith('/slurmdb/v0.0.38/clusters')) {
+      return { status: 200, body: fixture(`${CAPTURE}/rest-dbv0.0.38-clusters.json`) };
+    }
+    const cluster = new URL(url, 'http://slurmrestd').searchParams.get('cluster');
+    // What it answered for a cluster it does not know, or a window without jobs.
+    if (cluster === 'lba' || url.includes('2026-12-05')) {
+      return { status: 200, body: fixture('22.05/rest-dbv0.0.38-nothing-found.json') };
+    }
+    const file = cluster === 'lab2' ? 'rest-dbv0.0.38-jobs-cluster-lab2.json' : 'rest-dbv0.0.38-jobs.json';
+    return { status: 200, body: fixture(`${CAPTURE}/${file}`) };
+  };
+  const keysOf = (items: SourceItem[]) =>
+    items.flatMap((item) => (item.kind === 'job' ? [`${item.job.cluster} ${item.job.jobKey} ${item.job.user}`] : []));
+
+  it("slurmrestd reads the cluster SLURM_CLUSTER names, the one sacct --clusters reads, not its own host's", async () => {
+    replayServer.setPlan(twoClusters);
+    const config = buildTestConfig('postgresql://postgres@127.0.0.1:5432/unused', {
+      SLURMRESTD_URL: baseUrl,
+      SLURMRESTD_USER: 'billing',
+      SLURMRESTD_TOKEN: 'token-from-config',
+      SLURMRESTD_API_VERSION: 'v0.0.38',
+      SLURM_CLUSTER: 'lab2',
+    });
+    const [source] = buildSources(config).sources;
+    if (!source) throw new Error('slurmrestd is not configured');
+    const items = await collect(source.read(window));
+    expect(replayServer.requests.map((request) => request.url)).toEqual([
+      '/slurmdb/v0.0.38/jobs?start_time=2026-12-04T03%3A13%3A00&end_time=2026-12-04T03%3A15%3A00&cluster=lab2',
+    ]);
+    // It used to read lab's four jobs: another cluster's, which a switch to sacct never read again.
+    const sacct = parseSacctText(fixture(`${CAPTURE}/sacct-clusters-lab2.psv`), {
+      timeZone: 'UTC',
+      defaultCluster: 'lab2',
+    });
+    expect(keysOf(items)).toEqual(['lab2 900 alice']);
+    expect(keysOf(sacct)).toEqual(keysOf(items));
+  });
+
+  it('a SLURM_CLUSTER slurmdbd does not know fails the slurmrestd read, naming the clusters it knows', async () => {
+    replayServer.setPlan(twoClusters);
+    const source = createSlurmRestSource(sourceOptions({ cluster: 'lba' }));
+    // slurmrestd answers it as a quiet window: believed, runs would pass over jobs never read.
+    await expect(collect(source.read(window))).rejects.toThrow(
+      new SourceConfigError(
+        'SLURM_CLUSTER is "lba", a cluster the Slurm accounting database does not know (it knows: lab, lab2): ' +
+          'slurmrestd reads no jobs for cluster=lba. Set SLURM_CLUSTER to one of those, or unset it',
+      ),
+    );
+  });
+
+  it('a quiet window of a known cluster is no jobs; the cluster is looked up once', async () => {
+    replayServer.setPlan(twoClusters);
+    const source = createSlurmRestSource(sourceOptions({ cluster: 'LAB2' }));
+    const quiet = { start: new Date('2026-12-05T03:00:00Z'), end: new Date('2026-12-05T03:15:00Z') };
+    expect(await collect(source.read(quiet))).toEqual([]);
+    expect(await collect(source.read(quiet))).toEqual([]);
+    expect(replayServer.requests.filter((request) => request.url.includes('/clusters'))).toHaveLength(1);
   });
 });

@@ -390,6 +390,10 @@ describe('a name with newlines, which sacct prints across lines', () => {
   it.each([
     ['one newline', ['7|a', 'b|ann|COMPLETED|60'], 'a\nb'],
     ['two newlines and a blank line', ['7|a', '', 'b|ann|COMPLETED|60'], 'a\n\nb'],
+    // Both used to be skipped: the first line ran past the name's column, or the rest had as many fields as a record.
+    ['a `|` before the newline', ['7|a|b', 'c|ann|COMPLETED|60'], 'a|b\nc'],
+    ['a `|` after the newline', ['7|a', 'b|c|ann|COMPLETED|60'], 'a\nb|c'],
+    ['`|`s on both sides of two newlines', ['7|x|a', 'b|', '|c|ann|COMPLETED|60'], 'x|a\nb|\n|c'],
   ])('%s: the record is put back together', (_label, lines, name) => {
     const items = parseSacctText([header, ...lines, '8|job|ann|COMPLETED|5'].join('\n'), options);
     expect(items).toMatchObject([

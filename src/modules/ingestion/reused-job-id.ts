@@ -1,0 +1,117 @@
+/**
+ * Slurm reuses job ids: after the controller's state is lost its ids start again at FirstJobId, and
+ * past MaxJobId they wrap. slurmdbd keeps the jobs apart by their submit time, and both reach the
+ * sources (slurmrestd returns every record, sacct with --duplicates). Stored by (cluster, JobIDRaw)
+ * alone, the later job overwrote the earlier one's row: the earlier job's usage was lost, or, when it
+ * was already billed, the later job took its place on the receipt and was never billed itself.
+ *
+ * A later job that reuses an id is stored under `<JobIDRaw>@<submit>` (job_id) and `<key>@<submit>`
+ * (job_key, the billing key), the submit time in UTC to the second (`4242@20261204T030510Z`), so it is
+ * billed on its own. The job stored first keeps the plain id and key, so stored jobs, and the
+ * receipts that name them, keep their keys.
+ */
+import type { NormalizedJob } from './slurm-job.model.js';
+
+/** What identifies a stored job row: its cluster, stored job id and key, when it was submitted, whether it ended. */
+export interface StoredJobIdentity {
+  cluster: string;
+  /** Slurm's JobIDRaw, or `<JobIDRaw>@<submit>` for a later job that reused it. */
+  jobId: string;
+  /** The billing key, `@<submit>` after it for a later job that reused it. */
+  jobKey: string;
+  submitAt: Date | null;
+  isTerminal: boolean;
+}
+
+const SEPARATOR = '@';
+
+/**
+ * How far apart two sources may put the same submit time: sacct prints local times, and a time in
+ * the hour repeated at the end of summer time is read as the later one (half an hour on Lord Howe),
+ * where slurmrestd gives the exact second.
+ */
+const SOURCE_SHIFTS_MS = [30 * 60_000, 60 * 60_000];
+
+/** The stored id or key without its `@<submit>`. */
+export function baseOf(idOrKey: string): string {
+  const at = idOrKey.indexOf(SEPARATOR);
+  return at === -1 ? idOrKey : idOrKey.slice(0, at);
+}
+
+/** `@20261204T030510Z`, or '' for an id or key without one. */
+function suffixOf(idOrKey: string): string {
+  const at = idOrKey.indexOf(SEPARATOR);
+  return at === -1 ? '' : idOrKey.slice(at);
+}
+
+/** `@20261204T030510Z`: the submit time in UTC to the second. */
+export function reuseSuffix(submitAt: Date): string {
+  return `${SEPARATOR}${submitAt.toISOString().slice(0, 19).replace(/[-:]/g, '')}Z`;
+}
+
+/**
+ * Whether a record is the job a stored row with the same cluster and JobIDRaw holds: the same
+ * submit time (as two sources may print it), or a later run of a requeued job, whose next run has a
+ * submit time of its own while its earlier run, stored unfinished, is superseded (its REQUEUED record
+ * is never stored). A row or record without a submit time is taken as the same job, as before.
+ */
+export function isSameJob(
+  stored: Pick<StoredJobIdentity, 'submitAt' | 'isTerminal'>,
+  record: Pick<NormalizedJob, 'submitAt'>,
+): boolean {
+  if (stored.submitAt === null || record.submitAt === null) return true;
+  const apart = record.submitAt.getTime() - stored.submitAt.getTime();
+  if (apart === 0 || SOURCE_SHIFTS_MS.includes(Math.abs(apart))) return true;
+  return !stored.isTerminal && apart > 0;
+}
+
+/**
+ * The job id and key each record of a batch is stored under, given the stored rows that share its
+ * cluster and JobIDRaw or job key (with or without `@<submit>`). A record that is the job of one of
+ * them (isSameJob; the same submit time first) takes that row's id and keeps its `@<submit>`. Any
+ * other record is a job of its own: it keeps the plain id and key unless another job holds them,
+ * and takes `@<submit>` otherwise (an array task or heterogeneous component of a reused id may have a
+ * fresh JobIDRaw but the key of an earlier job's). Records are placed in the order they were
+ * submitted, each seeing those placed before it.
+ */
+export function assignStoredIds(jobs: NormalizedJob[], stored: StoredJobIdentity[]): NormalizedJob[] {
+  // By cluster and JobIDRaw: the rows a record may be the job of; by cluster and key: the keys taken.
+  const byId = new Map<string, StoredJobIdentity[]>();
+  const keys = new Set<string>();
+  const place = (row: StoredJobIdentity) => {
+    const group = `${row.cluster}\u0000${baseOf(row.jobId)}`;
+    const rows = byId.get(group) ?? [];
+    byId.set(group, [...rows.filter((other) => other.jobId !== row.jobId), row]);
+    keys.add(`${row.cluster}\u0000${row.jobKey}`);
+  };
+  for (const row of stored) place(row);
+  const order = jobs
+    .map((job, index) => ({ job, index }))
+    .sort(
+      (a, b) =>
+        (a.job.submitAt?.getTime() ?? Number.NEGATIVE_INFINITY) -
+          (b.job.submitAt?.getTime() ?? Number.NEGATIVE_INFINITY) || a.index - b.index,
+    );
+  const result = [...jobs];
+  for (const { job, index } of order) {
+    const sameId = byId.get(`${job.cluster}\u0000${job.jobId}`) ?? [];
+    const submitted = job.submitAt?.getTime();
+    const match =
+      sameId.find((row) => submitted !== undefined && row.submitAt?.getTime() === submitted) ??
+      sameId.find((row) => isSameJob(row, job));
+    let jobId = job.jobId;
+    let jobKey = job.jobKey;
+    if (match) {
+      jobId = match.jobId;
+      jobKey = `${job.jobKey}${suffixOf(match.jobKey)}`;
+    } else if (job.submitAt !== null) {
+      const suffix = reuseSuffix(job.submitAt);
+      if (sameId.some((row) => row.jobId === job.jobId)) jobId = `${job.jobId}${suffix}`;
+      if (keys.has(`${job.cluster}\u0000${job.jobKey}`)) jobKey = `${job.jobKey}${suffix}`;
+    }
+    result[index] = jobId === job.jobId && jobKey === job.jobKey ? job : { ...job, jobId, jobKey };
+    // The row as the upsert leaves it, for the records after it in the batch.
+    place({ cluster: job.cluster, jobId, jobKey, submitAt: job.submitAt, isTerminal: job.isTerminal });
+  }
+  return result;
+}
