@@ -158,6 +158,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.locals.onlinePayment = payments.providerName ?? '';
   app.locals.findUnmetMinimumCharge = payments.findUnmetMinimumCharge;
+  app.locals.findUnpayableStep = payments.findUnpayableStep;
   app.locals.refusedForm = describeRefusedForm;
 
   app.use(requestContext(logger));

@@ -19,6 +19,7 @@ export const VIEW_LOCALS = [
   'refusedForm',
   'onlinePayment',
   'findUnmetMinimumCharge',
+  'findUnpayableStep',
   'minPasswordLength',
   'csrfToken',
   'currentUser',

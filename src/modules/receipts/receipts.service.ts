@@ -26,6 +26,7 @@ import {
   heldForSameJobsMessage,
   heldPaymentOf,
   paymentMoneyOf,
+  pricedDigitsOf,
 } from '../payments/payment-money.js';
 import * as paymentsRepository from '../payments/payments.repository.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
@@ -225,7 +226,7 @@ export type MonthEndEnd = 'succeeded' | 'failed' | 'interrupted';
 
 export interface ReceiptsServiceDeps {
   db: Database;
-  config: Pick<AppConfig, 'timeZone' | 'pricing'>;
+  config: Pick<AppConfig, 'timeZone' | 'pricing' | 'payments'>;
   rates: RatesService;
   metrics: Pick<Metrics, 'receiptCreated' | 'receiptMarkedPaid' | 'receiptVoided'>;
   /** Closes at the payment provider the checkouts a void canceled; none closed when absent. */
@@ -644,7 +645,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               cpu: tier.rates.cpu,
               gpu: tier.rates.gpu,
               mem: tier.rates.mem,
-              minorDigits: minorUnitDigits(tier.rates.currency),
+              // To the step the payment provider charges in, where coarser than the minor unit.
+              minorDigits: pricedDigitsOf(tier.rates.currency, config.payments),
             },
           );
           // The probe and the insert read the same snapshot only under REPEATABLE READ; a
