@@ -861,3 +861,58 @@ describe('a request racing another that bills the same jobs', () => {
     expect(await itemsOfJob(other as string)).toEqual([]);
   });
 });
+
+describe('a rate change committed while a receipt is being made', () => {
+  beforeEach(clearBilling);
+
+  it("is never dated before the receipt's rates-locked time when the receipt billed at the rates it replaced", async () => {
+    // A clock that moves a second on every reading, so the order of the readings shows in the times.
+    let tick = 0;
+    const now = () => new Date(NOW.getTime() + ++tick * 1000);
+    const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' });
+    const rates = createRatesService({ db, config, now });
+    const receipts = createReceiptsService({
+      db,
+      config,
+      rates,
+      metrics: createMetrics(),
+      now,
+      backgroundWork: createBackgroundWork(),
+    });
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-05T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
+    const holder = await db.pool.connect();
+    let change: Promise<unknown> | undefined;
+    try {
+      // Something else holds tier mu (another admin's rate change of it, say): this change waits for it.
+      await holder.query(`BEGIN; SELECT id FROM pricing_tiers WHERE name = 'mu' FOR UPDATE`);
+      change = rates.setRates(ADMIN, { type: 'mu', cpu: d('0.9'), gpu: d('12'), mem: d('0.05') });
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      const receipt = receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'));
+      // The receipt is made while the change waits, or waits behind it: either way the two must agree.
+      await Promise.race([receipt.catch(() => undefined), sessionsWaitingForLocks(db.pool, 5_000, 2)]);
+      await holder.query('COMMIT');
+      const created = await receipt;
+      const updated = (await change) as { effectiveFrom: string };
+
+      const made = await db.prisma.receipt.findUniqueOrThrow({ where: { id: created.id } });
+      // The history's answer to "which mu rates were in force when this receipt locked its rates?"
+      const inForce = await db.prisma.pricingRate.findFirstOrThrow({
+        where: { tier: { name: 'mu' }, effectiveFrom: { lte: made.ratesLockedAt } },
+        orderBy: [{ effectiveFrom: 'desc' }, { id: 'desc' }],
+      });
+      expect(
+        made.rateId,
+        `rates changed at ${updated.effectiveFrom}, receipt locked ${made.ratesLockedAt.toISOString()}`,
+      ).toBe(inForce.id);
+      expect(made.ratesSnapshot).toMatchObject({ cpu: inForce.cpuPerHour.toFixed() });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+      await change?.catch(() => undefined);
+      // Put mu back for the other tests: the change is dated by the test's clock, within seconds of NOW.
+      await db.prisma.pricingRate.deleteMany({
+        where: { effectiveFrom: { gt: NOW, lt: new Date(NOW.getTime() + 86_400_000) } },
+      });
+    }
+  });
+});

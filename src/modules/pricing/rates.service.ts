@@ -469,16 +469,20 @@ export function createRatesService(deps: RatesServiceDeps) {
    * database rather than the cache, so a receipt never uses rates a second stale.
    */
   async function getUserTierForBilling(tx: Prisma.TransactionClient, username: string, at: Date): Promise<UserTier> {
+    // Called after holdPricingForBilling, with `at` taken after it: see there.
     const snapshot = buildSnapshot(await ratesRepository.listTiersWithRates(tx), new Map(), at.getTime());
     return tierOf(snapshot, username, await ratesRepository.findOverride(tx, username));
   }
 
   /** Sets new rates for a tier from now on (a new row; history is kept); audited in the same transaction. */
   async function setRates(actor: AuditContext, input: TSetRates) {
-    const effectiveFrom = now();
     try {
       const result = await db.$transaction(async (tx) => {
+        await ratesRepository.lockPricingForChange(tx);
         const tierId = await ratesRepository.lockTierByName(tx, input.type);
+        // Taken once the receipts in flight have committed (lockPricingForChange) and the tier is
+        // ours: taken before, it dated the new rates before a receipt that billed at the old ones.
+        const effectiveFrom = now();
         if (tierId === undefined) {
           // Setting rates never adds a tier: a name mistyped in a script would otherwise become a
           // tier that users can be put on and billed with.

@@ -30,6 +30,7 @@ import {
 } from '../payments/payment-money.js';
 import * as paymentsRepository from '../payments/payments.repository.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
+import * as ratesRepository from '../pricing/rates.repository.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as monthEndRunsRepository from './month-end-runs.repository.js';
 import * as receiptsRepository from './receipts.repository.js';
@@ -603,12 +604,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     monthEndRunId: number | null = null,
   ) {
     const cutoff = endOfLocalDay(before, config.timeZone);
-    const lockedAt = now();
     try {
       const receipt = await db.$transaction(
         async (tx) => {
           // A cheap probe first: "nothing to bill" is the common answer and needs no rates.
           if (!(await receiptsRepository.hasUnbilledJobs(tx, username, cutoff))) throw new NothingToBillError(before);
+          // The rates are held until this commits, and the instant taken once they are: a rate change
+          // in flight commits first and is read below, a later one is dated after this receipt. The
+          // instant used to be taken before the transaction, and a rate change committing meanwhile
+          // showed in the history in force before the receipt's "rates locked" time, at rates it did
+          // not bill.
+          await ratesRepository.holdPricingForBilling(tx);
+          const lockedAt = now();
           const tier = await rates.getUserTierForBilling(tx, username, lockedAt);
           const created = await receiptsRepository.insertReceiptForUnbilledJobs(
             tx,
