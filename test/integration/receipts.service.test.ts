@@ -916,3 +916,53 @@ describe('a rate change committed while a receipt is being made', () => {
     }
   });
 });
+
+describe("a tier override committed while the user's receipt is being made", () => {
+  beforeEach(clearBilling);
+
+  it('is either read by the receipt or logged after its rates-locked time, never logged before it and missed', async () => {
+    // The real clock: the audit log stamps entries with it.
+    const now = () => new Date();
+    const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' });
+    const rates = createRatesService({ db, config, now });
+    const receipts = createReceiptsService({
+      db,
+      config,
+      rates,
+      metrics: createMetrics(),
+      now,
+      backgroundWork: createBackgroundWork(),
+    });
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-05T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
+    const holder = await db.pool.connect();
+    let move: Promise<unknown> | undefined;
+    try {
+      // The audit log is busy (another request appending): the move to gov waits to log itself.
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+      move = rates.setOverride(ADMIN, { username: 'alice', tier: 'gov' });
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      const receipt = receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'));
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+      await holder.query('COMMIT');
+      await move;
+      const created = await receipt;
+
+      const made = await db.prisma.receipt.findUniqueOrThrow({ where: { id: created.id } });
+      // What the audit log says alice's tier was when the receipt locked its rates.
+      const moves = await db.prisma.auditLog.findMany({
+        where: { action: { in: ['pricing.override.set', 'pricing.override.remove'] }, target: 'user:alice' },
+        orderBy: { id: 'asc' },
+        select: { ts: true, details: true },
+      });
+      const logged = moves.filter((entry) => entry.ts <= made.ratesLockedAt).at(-1);
+      const tierThen = (logged?.details as { next?: string | null } | undefined)?.next ?? 'mu';
+      expect(made.tierName, JSON.stringify({ moves, lockedAt: made.ratesLockedAt })).toBe(tierThen);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+      await move?.catch(() => undefined);
+      await db.prisma.tierOverride.deleteMany({ where: { username: 'alice' } });
+    }
+  });
+});

@@ -879,6 +879,9 @@ export function createRatesService(deps: RatesServiceDeps) {
     const next = isRemoval ? undefined : input.tier;
     try {
       const isChanged = await db.$transaction(async (tx) => {
+        // As a rate change: the user's receipts in flight commit at the tier they read, and the move
+        // (its audit entry's time) comes after them; a receipt started meanwhile waits and reads it.
+        await ratesRepository.lockPricingForChange(tx);
         if ((await ratesRepository.findOverride(tx, input.username)) === next) return false;
         // The snapshot may predate the tier's deletion: hold it, or say it is gone (not a 500 from the key).
         if (!isRemoval && !(await ratesRepository.holdTier(tx, tier.id))) {
