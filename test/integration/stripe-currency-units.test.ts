@@ -214,6 +214,10 @@ describe('Stripe and the currencies it takes only in steps of ten minor units', 
       { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '88.884', stepMemGbHours: '0' },
     ]);
     const maker = await signInAs(buildTestApp(db, { env }), user.username, user.password);
+    // What the usage pages estimate before the receipt is made, as JSON and CSV.
+    const usage = await maker.get('/me?start=2026-01-01&end=2026-01-31').set('Accept', 'application/json').expect(200);
+    const csv = await maker.get('/me.csv?start=2026-01-01&end=2026-01-31').expect(200);
+    const estimate = { json: usage.body.jobs[0]?.cost, csv: csv.text.split('\n')[1]?.split(',')[14] };
     const created = await maker
       .post('/me/receipt')
       .type('form')
@@ -221,13 +225,15 @@ describe('Stripe and the currencies it takes only in steps of ten minor units', 
     expect(created.status, created.text.slice(0, 300)).toBe(303);
     const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
     const app = buildTestApp(db, { env: stripeEnv('KWD') });
-    return { receiptId, agent: await signInAs(app, user.username, user.password) };
+    return { receiptId, estimate, agent: await signInAs(app, user.username, user.password) };
   }
 
   it('prices a KWD receipt to 0.010 KWD, so Stripe is asked for its exact total and the Pay button works', async () => {
-    const { receiptId, agent } = await kwdReceiptMadeBy(stripeEnv('KWD'));
+    const { receiptId, agent, estimate } = await kwdReceiptMadeBy(stripeEnv('KWD'));
     const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId }, include: { items: true } });
     expect(receipt.items.map((item) => item.cost.toFixed(3))).toEqual(['12.350']);
+    // The usage pages estimated the job as the receipt then priced it.
+    expect(estimate).toEqual({ json: '12.350', csv: '12.350' });
     expect(receipt.total.toFixed(3)).toBe('12.350');
     const page = await agent.get(`/me/receipts/${receiptId}`).expect(200);
     expect(page.text).toContain('Pay 12.350 KWD online');
@@ -245,9 +251,10 @@ describe('Stripe and the currencies it takes only in steps of ten minor units', 
   });
 
   it('refuses, before asking Stripe, to start paying a KWD receipt priced to the fils before Stripe was chosen', async () => {
-    const { receiptId, agent } = await kwdReceiptMadeBy({ CURRENCY: 'KWD', PAYMENT_PROVIDER: 'dummy' });
+    const { receiptId, agent, estimate } = await kwdReceiptMadeBy({ CURRENCY: 'KWD', PAYMENT_PROVIDER: 'dummy' });
     const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
     expect(receipt.total.toFixed(3)).toBe('12.345');
+    expect(estimate).toEqual({ json: '12.345', csv: '12.345' });
     const page = await agent.get(`/me/receipts/${receiptId}`).expect(200);
     expect(page.text).not.toContain('online</button>');
     expect(page.text).toContain('which cannot be paid online: stripe takes KWD only in steps of 0.010 KWD');
