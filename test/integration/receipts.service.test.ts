@@ -917,6 +917,30 @@ describe('a rate change committed while a receipt is being made', () => {
   });
 });
 
+describe('a rate change waiting for a long receipt', () => {
+  it("is saved once the receipt commits, however long it took (not cut off by the change's own transaction timeout)", async () => {
+    const { rates } = buildServices();
+    const receipt = await db.pool.connect();
+    let change: Promise<unknown> | undefined;
+    try {
+      // A receipt of a very busy user holds the rates for longer than Prisma's default 5 s.
+      await receipt.query('BEGIN');
+      await receipt.query('SELECT pg_advisory_xact_lock_shared($1)', [ADVISORY_LOCK_KEYS.pricingChange]);
+      change = rates.setRates(ADMIN, { type: 'gov', cpu: d('0.85'), gpu: d('18'), mem: d('0.08') });
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 5_500));
+      await receipt.query('COMMIT');
+      await expect(change).resolves.toMatchObject({ type: 'gov', cpu: '0.85', isChanged: true });
+    } finally {
+      await receipt.query('ROLLBACK').catch(() => undefined);
+      receipt.release();
+      await change?.catch(() => undefined);
+      // Put gov back for the other tests.
+      await db.prisma.pricingRate.deleteMany({ where: { tier: { name: 'gov' }, cpuPerHour: d('0.85') } });
+    }
+  }, 20_000);
+});
+
 describe("a tier override committed while the user's receipt is being made", () => {
   beforeEach(clearBilling);
 

@@ -131,6 +131,13 @@ export interface RatesServiceDeps {
 }
 
 /**
+ * A rate change or tier override waits for the receipts in flight (lockPricingForChange), as long
+ * as one of them may take (a receipt's own transaction allows 60 s); Prisma's default of 5 s cut
+ * the change off with a 500 behind a month-end receipt of a very busy user.
+ */
+const WAITS_FOR_RECEIPTS = { timeout: 60_000, maxWait: 10_000 };
+
+/**
  * Whether a rate row is scheduled at `nowMs`: entered for a later date, so not in force yet.
  * The one rule behind the rate in force, the cache's expiry, and the "(scheduled)" mark on
  * the price list and in the admin history, so the pages and /formula never disagree.
@@ -563,7 +570,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           },
         });
         return updated;
-      });
+      }, WAITS_FOR_RECEIPTS);
       return result;
     } catch (error) {
       if (isUniqueViolation(error)) {
@@ -905,7 +912,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           details: { previous: previous ?? null, next: next ?? null, naturalTier: natural },
         });
         return true;
-      });
+      }, WAITS_FOR_RECEIPTS);
       return { username: input.username, override: next, effectiveTier: input.tier, isChanged };
     } finally {
       // This worker prices with the new tier at once; the others within one cache check.
