@@ -990,3 +990,55 @@ describe("a tier override committed while the user's receipt is being made", () 
     }
   });
 });
+
+describe('a change of the default tier committed while a receipt of one of its users is being made', () => {
+  beforeEach(clearBilling);
+
+  it('is either read by the receipt or logged after its rates-locked time, never logged before it and missed', async () => {
+    // The real clock: the audit log stamps entries with it.
+    const now = () => new Date();
+    const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' });
+    const rates = createRatesService({ db, config, now });
+    const receipts = createReceiptsService({
+      db,
+      config,
+      rates,
+      metrics: createMetrics(),
+      now,
+      backgroundWork: createBackgroundWork(),
+    });
+    // alice matches no rule and has no override: she is billed on the default tier, mu.
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-05T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
+    const holder = await db.pool.connect();
+    let change: Promise<unknown> | undefined;
+    try {
+      // The audit log is busy (another request appending): the change waits to log itself.
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+      change = rates.setDefaultTier(ADMIN, { type: 'gov' });
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      const receipt = receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'));
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+      await holder.query('COMMIT');
+      await change;
+      const created = await receipt;
+
+      const made = await db.prisma.receipt.findUniqueOrThrow({ where: { id: created.id } });
+      // What the audit log says the default tier was when the receipt locked its rates.
+      const changes = await db.prisma.auditLog.findMany({
+        where: { action: 'pricing.tier.default' },
+        orderBy: { id: 'asc' },
+        select: { ts: true, details: true },
+      });
+      const logged = changes.filter((entry) => entry.ts <= made.ratesLockedAt).at(-1);
+      const defaultThen = (logged?.details as { next?: string } | undefined)?.next ?? 'mu';
+      expect(made.tierName, JSON.stringify({ changes, lockedAt: made.ratesLockedAt })).toBe(defaultThen);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+      await change?.catch(() => undefined);
+      // Put the default back on mu for the other tests.
+      await rates.setDefaultTier(ADMIN, { type: 'mu' });
+    }
+  });
+});

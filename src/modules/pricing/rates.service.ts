@@ -131,7 +131,7 @@ export interface RatesServiceDeps {
 }
 
 /**
- * A rate change or tier override waits for the receipts in flight (lockPricingForChange), as long
+ * A rate change, tier override or default change waits for the receipts in flight (lockPricingForChange), as long
  * as one of them may take (a receipt's own transaction allows 60 s); Prisma's default of 5 s cut
  * the change off with a 500 behind a month-end receipt of a very busy user.
  */
@@ -817,9 +817,12 @@ export function createRatesService(deps: RatesServiceDeps) {
    * elsewhere. Audited; choosing the tier that already is the default changes nothing.
    */
   async function setDefaultTier(actor: AuditContext, input: TSetDefaultTier) {
-    const at = now();
     try {
       return await db.$transaction(async (tx) => {
+        // As a rate change: the default tier's users' receipts in flight commit at the tier they
+        // read, and the change (its audit entry's time) comes after them.
+        await ratesRepository.lockPricingForChange(tx);
+        const at = now();
         await ratesRepository.lockTiersForChange(tx);
         const tier = await ratesRepository.findTierByName(tx, input.type);
         if (!tier) throw await unknownTierError(tx, input.type);
@@ -838,7 +841,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           details: { previous: previous ?? null, next: tier.name },
         });
         return { name: tier.name, previous, isChanged: true };
-      });
+      }, WAITS_FOR_RECEIPTS);
     } finally {
       invalidate();
     }
