@@ -20,6 +20,7 @@ export const VIEW_LOCALS = [
   'onlinePayment',
   'findUnmetMinimumCharge',
   'findUnpayableStep',
+  'costStep',
   'minPasswordLength',
   'csrfToken',
   'currentUser',

@@ -237,6 +237,11 @@ describe('Stripe and the currencies it takes only in steps of ten minor units', 
     expect(receipt.total.toFixed(3)).toBe('12.350');
     const page = await agent.get(`/me/receipts/${receiptId}`).expect(200);
     expect(page.text).toContain('Pay 12.350 KWD online');
+    // The receipt, and the price list, say what costs are rounded to.
+    expect(page.text).toContain('rounded half-up to 0.010 KWD (the step online payment takes KWD in)');
+    expect((await agent.get('/rates').expect(200)).text).toContain(
+      'rounded once, half up, to 0.010 KWD (the step online payment takes KWD in)',
+    );
 
     const started = await agent
       .post(`/payments/receipt/${receiptId}/start`)
@@ -258,6 +263,8 @@ describe('Stripe and the currencies it takes only in steps of ten minor units', 
     const page = await agent.get(`/me/receipts/${receiptId}`).expect(200);
     expect(page.text).not.toContain('online</button>');
     expect(page.text).toContain('which cannot be paid online: stripe takes KWD only in steps of 0.010 KWD');
+    // Priced to the fils, as it says.
+    expect(page.text).toMatch(/rounded half-up to the currency(&#39;|')s minor unit/);
     const asked = fake.requests.length;
 
     const started = await agent

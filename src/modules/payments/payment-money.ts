@@ -17,6 +17,16 @@ export function pricedDigitsOf(currency: string, payments: Pick<PaymentsConfig, 
   return charged === undefined ? digits : Math.min(digits, charged);
 }
 
+/**
+ * The step costs in `currency` are priced to ("0.01" for KWD with Stripe) when it is coarser than
+ * the currency's minor unit, else undefined: what the price list and a receipt say costs are
+ * rounded to.
+ */
+export function pricedStepOf(currency: string, payments: Pick<PaymentsConfig, 'provider'>): string | undefined {
+  const digits = pricedDigitsOf(currency, payments);
+  return digits < minorUnitDigits(currency) ? new Prisma.Decimal(10).pow(-digits).toFixed(digits) : undefined;
+}
+
 /** Minor units back to a decimal amount, for pages. */
 export function fromMinorUnits(amountMinor: bigint, currency: string): Prisma.Decimal {
   return new Prisma.Decimal(amountMinor.toString()).div(new Prisma.Decimal(10).pow(minorUnitDigits(currency)));

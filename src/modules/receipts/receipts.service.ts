@@ -27,6 +27,7 @@ import {
   heldPaymentOf,
   paymentMoneyOf,
   pricedDigitsOf,
+  pricedStepOf,
 } from '../payments/payment-money.js';
 import * as paymentsRepository from '../payments/payments.repository.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
@@ -617,6 +618,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           await ratesRepository.holdPricingForBilling(tx);
           const lockedAt = now();
           const tier = await rates.getUserTierForBilling(tx, username, lockedAt);
+          // Kept with the rates, so the receipt says what its costs were rounded to ever after.
+          const roundedTo = pricedStepOf(tier.rates.currency, config.payments);
           const created = await receiptsRepository.insertReceiptForUnbilledJobs(
             tx,
             {
@@ -636,6 +639,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
                 mem: tier.rates.mem.toFixed(),
                 currency: tier.rates.currency,
                 cpuBasis: config.pricing.cpuBasis,
+                ...(roundedTo === undefined ? {} : { roundedTo }),
               },
               ratesLockedAt: lockedAt,
               // One instant for the receipt's creation, its rates and (for 0.00) its payment: taken
