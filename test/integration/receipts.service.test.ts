@@ -1042,3 +1042,55 @@ describe('a change of the default tier committed while a receipt of one of its u
     }
   });
 });
+
+describe('a tier that PRICING_TIER_RULES names, added while a receipt of a user it matches is being made', () => {
+  beforeEach(clearBilling);
+
+  it("is in force from after the receipt's rates-locked time unless the receipt billed with it", async () => {
+    let tick = 0;
+    const now = () => new Date(NOW.getTime() + ++tick * 1000);
+    const config = buildTestConfig(db.url, {
+      APP_TZ: 'Asia/Bangkok',
+      PRICING_TIER_RULES: '[{"pattern":"^lab[-_.]","tier":"lab"}]',
+    });
+    const rates = createRatesService({ db, config, now });
+    const receipts = createReceiptsService({
+      db,
+      config,
+      rates,
+      metrics: createMetrics(),
+      now,
+      backgroundWork: createBackgroundWork(),
+    });
+    // lab-x is on the default tier, mu, until a tier named lab exists.
+    await buildJobs(db, [{ user: 'lab-x', end: '2025-09-05T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
+    const holder = await db.pool.connect();
+    let adding: Promise<unknown> | undefined;
+    try {
+      // The audit log is busy (another request appending): the new tier waits to log itself.
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+      adding = rates.createTier(ADMIN, { name: 'lab', description: '', cpu: d('2'), gpu: d('20'), mem: d('0.2') });
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      const receipt = receipts.createForUser({ username: 'lab-x' }, '2025-09-10', as('lab-x'));
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+      await holder.query('COMMIT');
+      await adding;
+      const created = await receipt;
+
+      const made = await db.prisma.receipt.findUniqueOrThrow({ where: { id: created.id } });
+      const lab = await db.prisma.pricingRate.findFirstOrThrow({ where: { tier: { name: 'lab' } } });
+      // By the history, lab-x was on lab from the moment lab's rates took effect.
+      const tierThen = lab.effectiveFrom <= made.ratesLockedAt ? 'lab' : 'mu';
+      expect(made.tierName, JSON.stringify({ labFrom: lab.effectiveFrom, lockedAt: made.ratesLockedAt })).toBe(
+        tierThen,
+      );
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+      await adding?.catch(() => undefined);
+      await db.prisma.pricingRate.deleteMany({ where: { tier: { name: 'lab' } } });
+      await db.prisma.pricingTier.deleteMany({ where: { name: 'lab' } });
+    }
+  });
+});

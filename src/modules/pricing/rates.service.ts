@@ -131,7 +131,7 @@ export interface RatesServiceDeps {
 }
 
 /**
- * A rate change, tier override or default change waits for the receipts in flight (lockPricingForChange), as long
+ * A rate change, new tier, tier override or default change waits for the receipts in flight (lockPricingForChange), as long
  * as one of them may take (a receipt's own transaction allows 60 s); Prisma's default of 5 s cut
  * the change off with a 500 behind a month-end receipt of a very busy user.
  */
@@ -619,9 +619,12 @@ export function createRatesService(deps: RatesServiceDeps) {
    * name at once the second gets a 409 from the index, not from a check that both could pass.
    */
   async function createTier(actor: AuditContext, input: TCreateTier) {
-    const effectiveFrom = now();
     try {
       return await db.$transaction(async (tx) => {
+        // As a rate change: a tier PRICING_TIER_RULES names moves the users it matches onto it from
+        // its first rates' time, which comes after the receipts in flight (they billed the old tier).
+        await ratesRepository.lockPricingForChange(tx);
+        const effectiveFrom = now();
         await ratesRepository.lockTiersForChange(tx);
         const isDefault = (await ratesRepository.countTiers(tx)) === 0;
         const tier = await ratesRepository.insertTier(tx, {
@@ -653,7 +656,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           },
         });
         return { name: input.name, isDefault, rulePatterns: rulePatternsFor(input.name) };
-      });
+      }, WAITS_FOR_RECEIPTS);
     } catch (error) {
       const index = uniqueViolationOf(error);
       if (index !== undefined && !index.includes('one_default')) {
