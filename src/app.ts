@@ -46,6 +46,7 @@ import { findLastIngestionSuccess } from './modules/ingestion/ingestion.service.
 import type { Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { createCheckoutCloser } from './modules/payments/checkout-closer.js';
+import { pricedStepOf } from './modules/payments/payment-money.js';
 import { findOldestOpenCheckouts } from './modules/payments/payments.repository.js';
 import { paymentRoutes, paymentWebhookRoutes } from './modules/payments/payments.routes.js';
 import { buildPaymentProvider, checkoutOrigins, createPaymentsService } from './modules/payments/payments.service.js';
@@ -158,6 +159,8 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.locals.onlinePayment = payments.providerName ?? '';
   app.locals.findUnmetMinimumCharge = payments.findUnmetMinimumCharge;
+  app.locals.findUnpayableStep = payments.findUnpayableStep;
+  app.locals.costStep = pricedStepOf(config.currency, config.payments) ?? '';
   app.locals.refusedForm = describeRefusedForm;
 
   app.use(requestContext(logger));

@@ -25,6 +25,13 @@ export const ADVISORY_LOCK_KEYS = {
    * and answers with hundreds of users "billed by another receipt".
    */
   monthEnd: 727_450_117,
+  /**
+   * Rates against receipts (transaction lock): a receipt holds it shared while it reads and copies
+   * the rates, a rate change exclusively, so the change is dated after the receipts in flight and
+   * read by every receipt after it. Fair, unlike a shared row lock: a month-end run's receipts,
+   * overlapping one another, cannot keep a rate change waiting for the whole run.
+   */
+  pricingChange: 727_450_118,
 } as const;
 
 /** Releases a session lock taken by tryAcquireSessionLock and gives its connection back. */

@@ -19,6 +19,8 @@ export const VIEW_LOCALS = [
   'refusedForm',
   'onlinePayment',
   'findUnmetMinimumCharge',
+  'findUnpayableStep',
+  'costStep',
   'minPasswordLength',
   'csrfToken',
   'currentUser',

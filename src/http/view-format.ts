@@ -1,7 +1,7 @@
 import type { Prisma } from '@prisma/client';
 import { minorUnitDigits } from '../modules/pricing/pricing.js';
 import { formatCount } from '../shared/counted.js';
-import { localParts, padTwoDigits } from '../shared/local-date.js';
+import { localParts, padTwoDigits, repeatedTimeMark } from '../shared/local-date.js';
 
 type Numeric = Prisma.Decimal | number | string | null | undefined;
 
@@ -117,13 +117,15 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
     hours: (value: Numeric) => decimal(value, 2),
     /**
      * 2025-09-20 14:05 in APP_TZ: the order the dates beside it (windows, the audit log) use;
-     * 02/12/2026 reads as 2 December to some and 12 February to others.
+     * 02/12/2026 reads as 2 December to some and 12 February to others. A time the clocks show
+     * twice (the hour repeated when summer time ends) adds its offset: 2026-11-01 01:30 (UTC-04:00).
      */
     dateTime: (value: Date | null | undefined) => {
       if (!value) return '';
       const p = localParts(value, options.timeZone);
-      if (!isPlainYear(p.year)) return `${date.format(value)} ${time.format(value)}`;
-      return `${p.year}-${padTwoDigits(p.month)}-${padTwoDigits(p.day)} ${padTwoDigits(p.hour)}:${padTwoDigits(p.minute)}`;
+      const mark = repeatedTimeMark(value, options.timeZone);
+      if (!isPlainYear(p.year)) return `${date.format(value)} ${time.format(value)}${mark}`;
+      return `${p.year}-${padTwoDigits(p.month)}-${padTwoDigits(p.day)} ${padTwoDigits(p.hour)}:${padTwoDigits(p.minute)}${mark}`;
     },
     /** 2025-09-20 in APP_TZ. */
     date: (value: Date | null | undefined) => {

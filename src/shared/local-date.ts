@@ -162,10 +162,38 @@ export function toLocalIsoSeconds(instant: Date, timeZone: string): string {
   return `${p.year}-${padTwoDigits(p.month)}-${padTwoDigits(p.day)}T${padTwoDigits(p.hour)}:${padTwoDigits(p.minute)}:${padTwoDigits(p.second)}`;
 }
 
-/** `YYYY-MM-DD HH:MM` in the zone, for pages. */
+/** `YYYY-MM-DD HH:MM` in the zone, for pages; a time the clocks show twice gets its offset (repeatedTimeMark). */
 export function formatLocalDateTime(instant: Date, timeZone: string): string {
   const p = localParts(instant, timeZone);
-  return `${p.year}-${padTwoDigits(p.month)}-${padTwoDigits(p.day)} ${padTwoDigits(p.hour)}:${padTwoDigits(p.minute)}`;
+  return `${p.year}-${padTwoDigits(p.month)}-${padTwoDigits(p.day)} ${padTwoDigits(p.hour)}:${padTwoDigits(p.minute)}${repeatedTimeMark(instant, timeZone)}`;
+}
+
+/** "UTC+07:00", "UTC-03:30": an offset from UTC in ms, as ISO 8601 writes it. */
+function formatUtcOffset(offsetMs: number): string {
+  const minutes = Math.round(Math.abs(offsetMs) / 60_000);
+  return `UTC${offsetMs < 0 ? '-' : '+'}${padTwoDigits(Math.floor(minutes / 60))}:${padTwoDigits(minutes % 60)}`;
+}
+
+const HOURS_6_MS = 6 * 3_600_000;
+
+/**
+ * " (UTC-04:00)" after a local time the zone's clocks show twice, naming which of the two it is:
+ * when summer time ends the hour before the change is repeated (01:30 on 2026-11-01 in New York
+ * is both 05:30 UTC, "(UTC-04:00)", and 06:30 UTC, "(UTC-05:00)"). "" for every other time, which
+ * has one reading. A zone changes its offset at most once in a few hours, so the other reading,
+ * if any, has the offset in force 6 hours before or after.
+ */
+export function repeatedTimeMark(instant: Date, timeZone: string): string {
+  const at = instant.getTime();
+  const offset = zoneOffsetMs(at, timeZone);
+  for (const probe of [at - HOURS_6_MS, at + HOURS_6_MS]) {
+    const other = zoneOffsetMs(probe, timeZone);
+    if (other === offset) continue;
+    // The instant that shows the same wall-clock time at the other offset, if that offset holds there.
+    const twin = at + offset - other;
+    if (twin !== at && zoneOffsetMs(twin, timeZone) === other) return ` (${formatUtcOffset(offset)})`;
+  }
+  return '';
 }
 
 /** True for a real calendar date written `YYYY-MM-DD` (2025-02-30 is not one). */

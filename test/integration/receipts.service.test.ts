@@ -861,3 +861,236 @@ describe('a request racing another that bills the same jobs', () => {
     expect(await itemsOfJob(other as string)).toEqual([]);
   });
 });
+
+describe('a rate change committed while a receipt is being made', () => {
+  beforeEach(clearBilling);
+
+  it("is never dated before the receipt's rates-locked time when the receipt billed at the rates it replaced", async () => {
+    // A clock that moves a second on every reading, so the order of the readings shows in the times.
+    let tick = 0;
+    const now = () => new Date(NOW.getTime() + ++tick * 1000);
+    const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' });
+    const rates = createRatesService({ db, config, now });
+    const receipts = createReceiptsService({
+      db,
+      config,
+      rates,
+      metrics: createMetrics(),
+      now,
+      backgroundWork: createBackgroundWork(),
+    });
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-05T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
+    const holder = await db.pool.connect();
+    let change: Promise<unknown> | undefined;
+    try {
+      // Something else holds tier mu (another admin's rate change of it, say): this change waits for it.
+      await holder.query(`BEGIN; SELECT id FROM pricing_tiers WHERE name = 'mu' FOR UPDATE`);
+      change = rates.setRates(ADMIN, { type: 'mu', cpu: d('0.9'), gpu: d('12'), mem: d('0.05') });
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      const receipt = receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'));
+      // The receipt is made while the change waits, or waits behind it: either way the two must agree.
+      await Promise.race([receipt.catch(() => undefined), sessionsWaitingForLocks(db.pool, 5_000, 2)]);
+      await holder.query('COMMIT');
+      const created = await receipt;
+      const updated = (await change) as { effectiveFrom: string };
+
+      const made = await db.prisma.receipt.findUniqueOrThrow({ where: { id: created.id } });
+      // The history's answer to "which mu rates were in force when this receipt locked its rates?"
+      const inForce = await db.prisma.pricingRate.findFirstOrThrow({
+        where: { tier: { name: 'mu' }, effectiveFrom: { lte: made.ratesLockedAt } },
+        orderBy: [{ effectiveFrom: 'desc' }, { id: 'desc' }],
+      });
+      expect(
+        made.rateId,
+        `rates changed at ${updated.effectiveFrom}, receipt locked ${made.ratesLockedAt.toISOString()}`,
+      ).toBe(inForce.id);
+      expect(made.ratesSnapshot).toMatchObject({ cpu: inForce.cpuPerHour.toFixed() });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+      await change?.catch(() => undefined);
+      // Put mu back for the other tests: the change is dated by the test's clock, within seconds of NOW.
+      await db.prisma.pricingRate.deleteMany({
+        where: { effectiveFrom: { gt: NOW, lt: new Date(NOW.getTime() + 86_400_000) } },
+      });
+    }
+  });
+});
+
+describe('a rate change waiting for a long receipt', () => {
+  it("is saved once the receipt commits, however long it took (not cut off by the change's own transaction timeout)", async () => {
+    const { rates } = buildServices();
+    const receipt = await db.pool.connect();
+    let change: Promise<unknown> | undefined;
+    try {
+      // A receipt of a very busy user holds the rates for longer than Prisma's default 5 s.
+      await receipt.query('BEGIN');
+      await receipt.query('SELECT pg_advisory_xact_lock_shared($1)', [ADVISORY_LOCK_KEYS.pricingChange]);
+      change = rates.setRates(ADMIN, { type: 'gov', cpu: d('0.85'), gpu: d('18'), mem: d('0.08') });
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 5_500));
+      await receipt.query('COMMIT');
+      await expect(change).resolves.toMatchObject({ type: 'gov', cpu: '0.85', isChanged: true });
+    } finally {
+      await receipt.query('ROLLBACK').catch(() => undefined);
+      receipt.release();
+      await change?.catch(() => undefined);
+      // Put gov back for the other tests.
+      await db.prisma.pricingRate.deleteMany({ where: { tier: { name: 'gov' }, cpuPerHour: d('0.85') } });
+    }
+  }, 20_000);
+});
+
+describe("a tier override committed while the user's receipt is being made", () => {
+  beforeEach(clearBilling);
+
+  it('is either read by the receipt or logged after its rates-locked time, never logged before it and missed', async () => {
+    // The real clock: the audit log stamps entries with it.
+    const now = () => new Date();
+    const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' });
+    const rates = createRatesService({ db, config, now });
+    const receipts = createReceiptsService({
+      db,
+      config,
+      rates,
+      metrics: createMetrics(),
+      now,
+      backgroundWork: createBackgroundWork(),
+    });
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-05T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
+    const holder = await db.pool.connect();
+    let move: Promise<unknown> | undefined;
+    try {
+      // The audit log is busy (another request appending): the move to gov waits to log itself.
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+      move = rates.setOverride(ADMIN, { username: 'alice', tier: 'gov' });
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      const receipt = receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'));
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+      await holder.query('COMMIT');
+      await move;
+      const created = await receipt;
+
+      const made = await db.prisma.receipt.findUniqueOrThrow({ where: { id: created.id } });
+      // What the audit log says alice's tier was when the receipt locked its rates.
+      const moves = await db.prisma.auditLog.findMany({
+        where: { action: { in: ['pricing.override.set', 'pricing.override.remove'] }, target: 'user:alice' },
+        orderBy: { id: 'asc' },
+        select: { ts: true, details: true },
+      });
+      const logged = moves.filter((entry) => entry.ts <= made.ratesLockedAt).at(-1);
+      const tierThen = (logged?.details as { next?: string | null } | undefined)?.next ?? 'mu';
+      expect(made.tierName, JSON.stringify({ moves, lockedAt: made.ratesLockedAt })).toBe(tierThen);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+      await move?.catch(() => undefined);
+      await db.prisma.tierOverride.deleteMany({ where: { username: 'alice' } });
+    }
+  });
+});
+
+describe('a change of the default tier committed while a receipt of one of its users is being made', () => {
+  beforeEach(clearBilling);
+
+  it('is either read by the receipt or logged after its rates-locked time, never logged before it and missed', async () => {
+    // The real clock: the audit log stamps entries with it.
+    const now = () => new Date();
+    const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' });
+    const rates = createRatesService({ db, config, now });
+    const receipts = createReceiptsService({
+      db,
+      config,
+      rates,
+      metrics: createMetrics(),
+      now,
+      backgroundWork: createBackgroundWork(),
+    });
+    // alice matches no rule and has no override: she is billed on the default tier, mu.
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-05T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
+    const holder = await db.pool.connect();
+    let change: Promise<unknown> | undefined;
+    try {
+      // The audit log is busy (another request appending): the change waits to log itself.
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+      change = rates.setDefaultTier(ADMIN, { type: 'gov' });
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      const receipt = receipts.createForUser({ username: 'alice' }, '2025-09-10', as('alice'));
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+      await holder.query('COMMIT');
+      await change;
+      const created = await receipt;
+
+      const made = await db.prisma.receipt.findUniqueOrThrow({ where: { id: created.id } });
+      // What the audit log says the default tier was when the receipt locked its rates.
+      const changes = await db.prisma.auditLog.findMany({
+        where: { action: 'pricing.tier.default' },
+        orderBy: { id: 'asc' },
+        select: { ts: true, details: true },
+      });
+      const logged = changes.filter((entry) => entry.ts <= made.ratesLockedAt).at(-1);
+      const defaultThen = (logged?.details as { next?: string } | undefined)?.next ?? 'mu';
+      expect(made.tierName, JSON.stringify({ changes, lockedAt: made.ratesLockedAt })).toBe(defaultThen);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+      await change?.catch(() => undefined);
+      // Put the default back on mu for the other tests.
+      await rates.setDefaultTier(ADMIN, { type: 'mu' });
+    }
+  });
+});
+
+describe('a tier that PRICING_TIER_RULES names, added while a receipt of a user it matches is being made', () => {
+  beforeEach(clearBilling);
+
+  it("is in force from after the receipt's rates-locked time unless the receipt billed with it", async () => {
+    let tick = 0;
+    const now = () => new Date(NOW.getTime() + ++tick * 1000);
+    const config = buildTestConfig(db.url, {
+      APP_TZ: 'Asia/Bangkok',
+      PRICING_TIER_RULES: '[{"pattern":"^lab[-_.]","tier":"lab"}]',
+    });
+    const rates = createRatesService({ db, config, now });
+    const receipts = createReceiptsService({
+      db,
+      config,
+      rates,
+      metrics: createMetrics(),
+      now,
+      backgroundWork: createBackgroundWork(),
+    });
+    // lab-x is on the default tier, mu, until a tier named lab exists.
+    await buildJobs(db, [{ user: 'lab-x', end: '2025-09-05T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
+    const holder = await db.pool.connect();
+    let adding: Promise<unknown> | undefined;
+    try {
+      // The audit log is busy (another request appending): the new tier waits to log itself.
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+      adding = rates.createTier(ADMIN, { name: 'lab', description: '', cpu: d('2'), gpu: d('20'), mem: d('0.2') });
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      const receipt = receipts.createForUser({ username: 'lab-x' }, '2025-09-10', as('lab-x'));
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 2)).toBe(2);
+      await holder.query('COMMIT');
+      await adding;
+      const created = await receipt;
+
+      const made = await db.prisma.receipt.findUniqueOrThrow({ where: { id: created.id } });
+      const lab = await db.prisma.pricingRate.findFirstOrThrow({ where: { tier: { name: 'lab' } } });
+      // By the history, lab-x was on lab from the moment lab's rates took effect.
+      const tierThen = lab.effectiveFrom <= made.ratesLockedAt ? 'lab' : 'mu';
+      expect(made.tierName, JSON.stringify({ labFrom: lab.effectiveFrom, lockedAt: made.ratesLockedAt })).toBe(
+        tierThen,
+      );
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+      await adding?.catch(() => undefined);
+      await db.prisma.pricingRate.deleteMany({ where: { tier: { name: 'lab' } } });
+      await db.prisma.pricingTier.deleteMany({ where: { name: 'lab' } });
+    }
+  });
+});

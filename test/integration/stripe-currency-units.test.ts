@@ -187,3 +187,98 @@ describe('Stripe amounts in currencies whose unit Stripe counts differently', ()
     });
   });
 });
+
+/**
+ * Stripe takes its three-decimal currencies (BHD, JOD, KWD, OMR, TND) in thousandths, but only with a
+ * last digit of 0 (docs.stripe.com/currencies). A KWD receipt priced to the fils, 12.345 KWD, opened
+ * no checkout: the researcher pressed Pay and got Stripe's refusal (502) instead.
+ */
+describe('Stripe and the currencies it takes only in steps of ten minor units', () => {
+  const stripeEnv = (currency: string) => ({
+    CURRENCY: currency,
+    PAYMENT_PROVIDER: 'stripe',
+    STRIPE_SECRET_KEY: SECRET_KEY,
+    STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    STRIPE_API_URL: fake.url,
+    PUBLIC_BASE_URL: 'http://billing.test',
+  });
+
+  /** A researcher with one job of `totalCpuSec` CPU seconds at 500 KWD a core-hour, and a receipt made by `app`. */
+  async function kwdReceiptMadeBy(env: Record<string, string>) {
+    counter += 1;
+    await db.prisma.$executeRawUnsafe('TRUNCATE pricing_rates, tier_overrides, pricing_tiers CASCADE');
+    await buildTiers(db, [{ name: 'mu', isDefault: true, cpu: '500', gpu: '0', mem: '0' }], 'KWD');
+    const user = await buildUser(db.prisma, { username: `kwd${counter}` });
+    // 88.884 s = 0.024690 core-hours: 12.345 KWD to the fils.
+    await buildJobs(db, [
+      { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '88.884', stepMemGbHours: '0' },
+    ]);
+    const maker = await signInAs(buildTestApp(db, { env }), user.username, user.password);
+    // What the usage pages estimate before the receipt is made, as JSON and CSV.
+    const usage = await maker.get('/me?start=2026-01-01&end=2026-01-31').set('Accept', 'application/json').expect(200);
+    const csv = await maker.get('/me.csv?start=2026-01-01&end=2026-01-31').expect(200);
+    const estimate = { json: usage.body.jobs[0]?.cost, csv: csv.text.split('\n')[1]?.split(',')[14] };
+    const created = await maker
+      .post('/me/receipt')
+      .type('form')
+      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(maker) });
+    expect(created.status, created.text.slice(0, 300)).toBe(303);
+    const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+    const app = buildTestApp(db, { env: stripeEnv('KWD') });
+    return { receiptId, estimate, agent: await signInAs(app, user.username, user.password) };
+  }
+
+  it('prices a KWD receipt to 0.010 KWD, so Stripe is asked for its exact total and the Pay button works', async () => {
+    const { receiptId, agent, estimate } = await kwdReceiptMadeBy(stripeEnv('KWD'));
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId }, include: { items: true } });
+    expect(receipt.items.map((item) => item.cost.toFixed(3))).toEqual(['12.350']);
+    // The usage pages estimated the job as the receipt then priced it.
+    expect(estimate).toEqual({ json: '12.350', csv: '12.350' });
+    expect(receipt.total.toFixed(3)).toBe('12.350');
+    const page = await agent.get(`/me/receipts/${receiptId}`).expect(200);
+    expect(page.text).toContain('Pay 12.350 KWD online');
+    // The receipt, and the price list, say what costs are rounded to.
+    expect(page.text).toContain('rounded half-up to 0.010 KWD (the step online payment takes KWD in)');
+    expect((await agent.get('/rates').expect(200)).text).toContain(
+      'rounded once, half up, to 0.010 KWD (the step online payment takes KWD in)',
+    );
+
+    const started = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) });
+    expect(started.status, started.text.slice(0, 300)).toBe(303);
+    expect(fake.requests.at(-1)?.form.get('line_items[0][price_data][unit_amount]')).toBe('12350');
+    expect(await db.prisma.payment.findFirstOrThrow({ where: { receiptId } })).toMatchObject({
+      amountMinor: 12350n,
+      status: 'pending',
+    });
+  });
+
+  it('refuses, before asking Stripe, to start paying a KWD receipt priced to the fils before Stripe was chosen', async () => {
+    const { receiptId, agent, estimate } = await kwdReceiptMadeBy({ CURRENCY: 'KWD', PAYMENT_PROVIDER: 'dummy' });
+    const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(receipt.total.toFixed(3)).toBe('12.345');
+    expect(estimate).toEqual({ json: '12.345', csv: '12.345' });
+    const page = await agent.get(`/me/receipts/${receiptId}`).expect(200);
+    expect(page.text).not.toContain('online</button>');
+    expect(page.text).toContain('which cannot be paid online: stripe takes KWD only in steps of 0.010 KWD');
+    // Priced to the fils, as it says.
+    expect(page.text).toMatch(/rounded half-up to the currency(&#39;|')s minor unit/);
+    const asked = fake.requests.length;
+
+    const started = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent));
+    expect(started.status).toBe(409);
+    expect(started.body.error).toBe(
+      `Receipt #${receiptId} totals 12.345 KWD, which cannot be paid online: stripe takes KWD only in steps of 0.010 KWD; ask the billing team how to pay it.`,
+    );
+    expect(fake.requests.length).toBe(asked);
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(0);
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toMatchObject({
+      status: 'pending',
+    });
+  });
+});

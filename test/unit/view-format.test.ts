@@ -1,7 +1,7 @@
 import { Prisma } from '@prisma/client';
 import { describe, expect, it } from 'vitest';
 import { createViewFormatters, formatDecimalText, splitLoginName } from '../../src/http/view-format.js';
-import { zoneOffsetMs } from '../../src/shared/local-date.js';
+import { formatLocalDateTime, zoneOffsetMs } from '../../src/shared/local-date.js';
 
 // A fixed-seed generator, so a failure names a case that can be replayed.
 function seededRandom(seed: number) {
@@ -81,6 +81,19 @@ describe('view formatters', () => {
     });
     const intlDate = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
     const intlDateTime = { format: (value: Date) => `${intlDate.format(value)} ${intlTime.format(value)}` };
+    // A time the clocks show twice (an hour, or Lord Howe's half hour, repeated when summer time
+    // ends) is followed by its offset from UTC; every other time is written as Intl writes it.
+    const intlOffset = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' });
+    const offsetOf = (value: Date) => {
+      const name = intlOffset.formatToParts(value).find((part) => part.type === 'timeZoneName')?.value ?? '';
+      return name === 'GMT' ? 'UTC+00:00' : name.replace('GMT', 'UTC');
+    };
+    const isShownTwice = (value: Date) =>
+      [-60, -30, 30, 60].some(
+        (minutes) => intlDateTime.format(new Date(value.getTime() + minutes * 60_000)) === intlDateTime.format(value),
+      );
+    const expectedDateTime = (value: Date) =>
+      `${intlDateTime.format(value)}${isShownTwice(value) ? ` (${offsetOf(value)})` : ''}`;
     const random = seededRandom(7);
     const instants = [
       // Around the 2026 changes in Europe and North America, minute by minute.
@@ -91,9 +104,29 @@ describe('view formatters', () => {
     ];
     for (const instant of instants) {
       const value = new Date(instant);
-      expect([value.toISOString(), fmt.dateTime(value)]).toEqual([value.toISOString(), intlDateTime.format(value)]);
+      expect([value.toISOString(), fmt.dateTime(value)]).toEqual([value.toISOString(), expectedDateTime(value)]);
       expect([value.toISOString(), fmt.date(value)]).toEqual([value.toISOString(), intlDate.format(value)]);
     }
+  });
+
+  it.each([
+    // New York goes back from UTC-4 to UTC-5 at 06:00 UTC on 2026-11-01: 01:00-01:59 happens twice.
+    ['America/New_York', '2026-11-01T04:30:00Z', '2026-11-01 00:30'],
+    ['America/New_York', '2026-11-01T05:30:00Z', '2026-11-01 01:30 (UTC-04:00)'],
+    ['America/New_York', '2026-11-01T06:30:00Z', '2026-11-01 01:30 (UTC-05:00)'],
+    ['America/New_York', '2026-11-01T07:30:00Z', '2026-11-01 02:30'],
+    // Berlin goes back from UTC+2 to UTC+1 at 01:00 UTC on 2026-10-25: 02:00-02:59 happens twice.
+    ['Europe/Berlin', '2026-10-25T00:30:00Z', '2026-10-25 02:30 (UTC+02:00)'],
+    ['Europe/Berlin', '2026-10-25T01:30:00Z', '2026-10-25 02:30 (UTC+01:00)'],
+    // Lord Howe goes back half an hour (UTC+11 to UTC+10:30) at 15:00 UTC on 2026-04-04.
+    ['Australia/Lord_Howe', '2026-04-04T14:45:00Z', '2026-04-05 01:45 (UTC+11:00)'],
+    ['Australia/Lord_Howe', '2026-04-04T15:15:00Z', '2026-04-05 01:45 (UTC+10:30)'],
+    // The hour skipped in spring has one reading.
+    ['America/New_York', '2026-03-08T07:30:00Z', '2026-03-08 03:30'],
+  ])('in %s, write %s as %s: a time the clocks show twice says which', (timeZone, instant, expected) => {
+    const fmt = createViewFormatters({ timeZone, currency: 'THB' });
+    expect(fmt.dateTime(new Date(instant))).toBe(expected);
+    expect(formatLocalDateTime(new Date(instant), timeZone)).toBe(expected);
   });
 
   it('write a date and time year first, as the dates beside them are', () => {

@@ -1,6 +1,31 @@
 import { Prisma } from '@prisma/client';
+import type { PaymentsConfig } from '../../config/config.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
+import { stripeChargeDigits } from './stripe.provider.js';
+
+/**
+ * Decimal places receipts (each item, so their total too) and cost estimates are priced to in
+ * `currency`: its minor unit, or fewer where the configured provider charges it in a coarser
+ * step. Stripe takes BHD, JOD, KWD, OMR and TND only with a last digit of 0, so with Stripe a KWD
+ * job costs 1.240, never 1.237: every receipt can be paid online at exactly its total
+ * (docs/payments.md, "Amounts at Stripe").
+ */
+export function pricedDigitsOf(currency: string, payments: Pick<PaymentsConfig, 'provider'>): number {
+  const digits = minorUnitDigits(currency);
+  const charged = payments.provider === 'stripe' ? stripeChargeDigits(currency) : undefined;
+  return charged === undefined ? digits : Math.min(digits, charged);
+}
+
+/**
+ * The step costs in `currency` are priced to ("0.01" for KWD with Stripe) when it is coarser than
+ * the currency's minor unit, else undefined: what the price list and a receipt say costs are
+ * rounded to.
+ */
+export function pricedStepOf(currency: string, payments: Pick<PaymentsConfig, 'provider'>): string | undefined {
+  const digits = pricedDigitsOf(currency, payments);
+  return digits < minorUnitDigits(currency) ? new Prisma.Decimal(10).pow(-digits).toFixed(digits) : undefined;
+}
 
 /** Minor units back to a decimal amount, for pages. */
 export function fromMinorUnits(amountMinor: bigint, currency: string): Prisma.Decimal {

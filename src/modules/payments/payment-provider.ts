@@ -79,6 +79,13 @@ export interface PaymentProvider {
    * is not known here. A receipt below it is refused before the provider is asked.
    */
   minimumCharge?(currency: string): string | undefined;
+  /**
+   * Decimal places the provider takes an amount of `currency` in, when fewer than the currency's
+   * minor unit (Stripe: 2 for KWD, whose last digit must be 0); undefined when it takes every
+   * minor unit. Receipts are priced to it (pricedDigitsOf), and an older total that is not a whole
+   * number of that step is refused before the provider is asked.
+   */
+  chargeDigits?(currency: string): number | undefined;
   startCheckout(request: CheckoutRequest): Promise<Checkout>;
   /**
    * Closes a checkout (what startCheckout returned as externalPaymentId) so that it takes no

@@ -191,6 +191,22 @@ export class BelowMinimumChargeError extends ConflictError {
 }
 
 /**
+ * A total the provider cannot charge exactly: more decimals than the step it takes the currency
+ * in (12.345 KWD at Stripe, which takes only a last digit of 0). Receipts are priced to that step
+ * (pricedDigitsOf); one made before the provider was chosen can still have such a total.
+ */
+export class UnpayableTotalError extends ConflictError {
+  constructor(receiptId: number, total: Prisma.Decimal, step: string, currency: string, provider: string) {
+    const amountOf = (amount: Prisma.Decimal | string) => describeMinorUnits(toMinorUnits(amount, currency), currency);
+    super(
+      `Receipt #${receiptId} totals ${amountOf(total)}, which cannot be paid online: ${provider} takes ${currency} ` +
+        `only in steps of ${amountOf(step)}; ask the billing team how to pay it.`,
+      { receiptId },
+    );
+  }
+}
+
+/**
  * A refund or dispute event that does not fit the payment (another currency, more than it
  * received): no money changes, the provider is told why (its dashboard shows the answer), and
  * the refusal is kept for finance on /admin/payments (recordRefusedClaim).
@@ -382,6 +398,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // rather than leave a failed payment carrying the provider's refusal.
     const minimum = findUnmetMinimumCharge(receipt.total, receipt.currency);
     if (minimum !== undefined) throw new BelowMinimumChargeError(receiptId, receipt.total, minimum, receipt.currency);
+    // The same for a total the provider cannot charge exactly (a KWD receipt priced before Stripe was chosen).
+    const step = findUnpayableStep(receipt.total, receipt.currency);
+    if (step !== undefined) {
+      throw new UnpayableTotalError(receiptId, receipt.total, step, receipt.currency, activeProvider.name);
+    }
     // Money already arrived for this receipt and an admin has not decided what it pays for:
     // a second payment now would most likely take the same amount twice.
     if (await paymentsRepository.hasPaymentInReview(prisma, receiptId))
@@ -1674,9 +1695,21 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     return minimum !== undefined && total.lessThan(minimum) ? minimum : undefined;
   }
 
+  /**
+   * The step the provider charges `currency` in ("0.01" for KWD at Stripe) when `total` is not a
+   * whole number of it, else undefined. The receipt page asks too, so it offers no Pay button
+   * that would only be refused.
+   */
+  function findUnpayableStep(total: Prisma.Decimal, currency: string): string | undefined {
+    const digits = provider?.chargeDigits?.(currency);
+    if (digits === undefined || new Prisma.Decimal(total).decimalPlaces() <= digits) return undefined;
+    return new Prisma.Decimal(10).pow(-digits).toFixed(digits);
+  }
+
   return {
     providerName: provider?.name,
     findUnmetMinimumCharge,
+    findUnpayableStep,
     startPayment,
     handleWebhook,
     getStatus,

@@ -103,9 +103,27 @@ function stripeShiftOf(currency: string): number {
   return stripeDigits - minorUnitDigits(code);
 }
 
+/**
+ * Decimal places Stripe charges `currency` in, where that is coarser than the app's minor unit:
+ * 2 for its three-decimal currencies (BHD, JOD, KWD, OMR, TND), whose amounts it takes in
+ * thousandths but only with a last digit of 0 (12.345 KWD is refused, 12.350 taken);
+ * undefined for every other currency.
+ */
+export function stripeChargeDigits(currency: string): number | undefined {
+  const code = currency.toUpperCase();
+  return STRIPE_THREE_DECIMAL.has(code) && minorUnitDigits(code) > 2 ? 2 : undefined;
+}
+
 /** An amount in the app's minor units of `currency` as Stripe's API takes it. */
 export function toStripeAmount(amountMinor: bigint, currency: string): bigint {
   const shift = stripeShiftOf(currency);
+  const chargeDigits = stripeChargeDigits(currency);
+  if (chargeDigits !== undefined && amountMinor % 10n ** BigInt(minorUnitDigits(currency) - chargeDigits) !== 0n) {
+    // The payment's start refuses such a total before it gets here (findUnpayableStep): Stripe would refuse it.
+    throw new PaymentProviderError(
+      `Stripe takes ${currency} amounts only in steps of 0.01 ${currency}, so this total cannot be charged exactly; ask the billing team how to pay it.`,
+    );
+  }
   if (shift >= 0) return amountMinor * 10n ** BigInt(shift);
   const unit = 10n ** BigInt(-shift);
   if (amountMinor % unit !== 0n) {
@@ -380,6 +398,7 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
   return {
     name: 'stripe',
     minimumCharge: (currency: string) => STRIPE_MINIMUM_CHARGES[currency.toUpperCase()],
+    chargeDigits: stripeChargeDigits,
     async startCheckout(request: CheckoutRequest): Promise<Checkout> {
       try {
         const stripe = await getStripe();

@@ -33,9 +33,12 @@ export const GPU_HOURS_SQL = Prisma.sql`(CASE WHEN j.alloc_gpus <= 0 AND j.req_g
 export const MEM_GB_HOURS_SQL = Prisma.sql`coalesce(j.step_mem_gb_hours,
   round(j.alloc_mem_mb * greatest(j.elapsed_sec, 0) / 3686400, 6))`;
 
-/** Cost of one job at the rates `r`, rounded half-up to `minorDigits`. */
-export function costSql(basis: CpuBasis, minorDigits: number): Prisma.Sql {
-  return costOfHoursSql(cpuHoursSql(basis), GPU_HOURS_SQL, MEM_GB_HOURS_SQL, Prisma.sql`r`, minorDigits);
+/**
+ * Cost of one job at the rates `r`, rounded half-up to `pricedDigits` (the currency's minor unit,
+ * or fewer where the payment provider charges it in a coarser step) and written to `minorDigits`.
+ */
+export function costSql(basis: CpuBasis, minorDigits: number, pricedDigits = minorDigits): Prisma.Sql {
+  return costOfHoursSql(cpuHoursSql(basis), GPU_HOURS_SQL, MEM_GB_HOURS_SQL, Prisma.sql`r`, minorDigits, pricedDigits);
 }
 
 /**
@@ -48,10 +51,13 @@ export function costOfHoursSql(
   memGbHours: Prisma.Sql,
   rates: Prisma.Sql,
   minorDigits: number,
+  pricedDigits = minorDigits,
 ): Prisma.Sql {
-  return Prisma.sql`round(
+  const cost = Prisma.sql`round(
     ${cpuHours} * ${rates}.cpu + ${gpuHours} * ${rates}.gpu + ${memGbHours} * ${rates}.mem,
-    ${Prisma.raw(String(Math.trunc(minorDigits)))})`;
+    ${Prisma.raw(String(Math.trunc(Math.min(pricedDigits, minorDigits))))})`;
+  // 12.35 KWD priced in Stripe's step is still written 12.350, as every KWD amount is.
+  return pricedDigits < minorDigits ? Prisma.sql`round(${cost}, ${Prisma.raw(String(Math.trunc(minorDigits)))})` : cost;
 }
 
 /** A `rates` CTE body: `SELECT username, tier, cpu, gpu, mem` from arrays bound as parameters. */

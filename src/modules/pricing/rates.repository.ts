@@ -1,4 +1,5 @@
 import { type PricingRate, Prisma } from '@prisma/client';
+import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { usernameSearchOf } from '../../db/username-search.js';
 
@@ -123,6 +124,24 @@ export async function findDefaultTierName(tx: Client): Promise<string | undefine
 export async function markDefaultTier(tx: Prisma.TransactionClient, tierId: number): Promise<void> {
   await tx.pricingTier.updateMany({ where: { isDefault: true, id: { not: tierId } }, data: { isDefault: false } });
   await tx.pricingTier.update({ where: { id: tierId }, data: { isDefault: true } });
+}
+
+/**
+ * Held by a receipt until it commits (shared: receipts do not wait for each other), before it
+ * takes its instant (rates_locked_at) and reads the rates: a rate change in flight commits first
+ * and is read, and one that comes later waits for the receipt (lockPricingForChange).
+ */
+export async function holdPricingForBilling(tx: Prisma.TransactionClient): Promise<void> {
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock_shared(${ADVISORY_LOCK_KEYS.pricingChange})`;
+}
+
+/**
+ * Held by a rate change until it commits, before it takes its effective_from: the receipts in
+ * flight commit first, so a rate is never dated before a receipt that billed at the rates it
+ * replaced, and receipts started meanwhile wait and read it.
+ */
+export async function lockPricingForChange(tx: Prisma.TransactionClient): Promise<void> {
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADVISORY_LOCK_KEYS.pricingChange})`;
 }
 
 /** The tier's id, locked against a concurrent rate change so two edits serialise. */

@@ -131,6 +131,13 @@ export interface RatesServiceDeps {
 }
 
 /**
+ * A rate change, new tier, tier override or default change waits for the receipts in flight (lockPricingForChange), as long
+ * as one of them may take (a receipt's own transaction allows 60 s); Prisma's default of 5 s cut
+ * the change off with a 500 behind a month-end receipt of a very busy user.
+ */
+const WAITS_FOR_RECEIPTS = { timeout: 60_000, maxWait: 10_000 };
+
+/**
  * Whether a rate row is scheduled at `nowMs`: entered for a later date, so not in force yet.
  * The one rule behind the rate in force, the cache's expiry, and the "(scheduled)" mark on
  * the price list and in the admin history, so the pages and /formula never disagree.
@@ -469,16 +476,20 @@ export function createRatesService(deps: RatesServiceDeps) {
    * database rather than the cache, so a receipt never uses rates a second stale.
    */
   async function getUserTierForBilling(tx: Prisma.TransactionClient, username: string, at: Date): Promise<UserTier> {
+    // Called after holdPricingForBilling, with `at` taken after it: see there.
     const snapshot = buildSnapshot(await ratesRepository.listTiersWithRates(tx), new Map(), at.getTime());
     return tierOf(snapshot, username, await ratesRepository.findOverride(tx, username));
   }
 
   /** Sets new rates for a tier from now on (a new row; history is kept); audited in the same transaction. */
   async function setRates(actor: AuditContext, input: TSetRates) {
-    const effectiveFrom = now();
     try {
       const result = await db.$transaction(async (tx) => {
+        await ratesRepository.lockPricingForChange(tx);
         const tierId = await ratesRepository.lockTierByName(tx, input.type);
+        // Taken once the receipts in flight have committed (lockPricingForChange) and the tier is
+        // ours: taken before, it dated the new rates before a receipt that billed at the old ones.
+        const effectiveFrom = now();
         if (tierId === undefined) {
           // Setting rates never adds a tier: a name mistyped in a script would otherwise become a
           // tier that users can be put on and billed with.
@@ -559,7 +570,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           },
         });
         return updated;
-      });
+      }, WAITS_FOR_RECEIPTS);
       return result;
     } catch (error) {
       if (isUniqueViolation(error)) {
@@ -608,9 +619,12 @@ export function createRatesService(deps: RatesServiceDeps) {
    * name at once the second gets a 409 from the index, not from a check that both could pass.
    */
   async function createTier(actor: AuditContext, input: TCreateTier) {
-    const effectiveFrom = now();
     try {
       return await db.$transaction(async (tx) => {
+        // As a rate change: a tier PRICING_TIER_RULES names moves the users it matches onto it from
+        // its first rates' time, which comes after the receipts in flight (they billed the old tier).
+        await ratesRepository.lockPricingForChange(tx);
+        const effectiveFrom = now();
         await ratesRepository.lockTiersForChange(tx);
         const isDefault = (await ratesRepository.countTiers(tx)) === 0;
         const tier = await ratesRepository.insertTier(tx, {
@@ -642,7 +656,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           },
         });
         return { name: input.name, isDefault, rulePatterns: rulePatternsFor(input.name) };
-      });
+      }, WAITS_FOR_RECEIPTS);
     } catch (error) {
       const index = uniqueViolationOf(error);
       if (index !== undefined && !index.includes('one_default')) {
@@ -806,9 +820,12 @@ export function createRatesService(deps: RatesServiceDeps) {
    * elsewhere. Audited; choosing the tier that already is the default changes nothing.
    */
   async function setDefaultTier(actor: AuditContext, input: TSetDefaultTier) {
-    const at = now();
     try {
       return await db.$transaction(async (tx) => {
+        // As a rate change: the default tier's users' receipts in flight commit at the tier they
+        // read, and the change (its audit entry's time) comes after them.
+        await ratesRepository.lockPricingForChange(tx);
+        const at = now();
         await ratesRepository.lockTiersForChange(tx);
         const tier = await ratesRepository.findTierByName(tx, input.type);
         if (!tier) throw await unknownTierError(tx, input.type);
@@ -827,7 +844,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           details: { previous: previous ?? null, next: tier.name },
         });
         return { name: tier.name, previous, isChanged: true };
-      });
+      }, WAITS_FOR_RECEIPTS);
     } finally {
       invalidate();
     }
@@ -875,6 +892,9 @@ export function createRatesService(deps: RatesServiceDeps) {
     const next = isRemoval ? undefined : input.tier;
     try {
       const isChanged = await db.$transaction(async (tx) => {
+        // As a rate change: the user's receipts in flight commit at the tier they read, and the move
+        // (its audit entry's time) comes after them; a receipt started meanwhile waits and reads it.
+        await ratesRepository.lockPricingForChange(tx);
         if ((await ratesRepository.findOverride(tx, input.username)) === next) return false;
         // The snapshot may predate the tier's deletion: hold it, or say it is gone (not a 500 from the key).
         if (!isRemoval && !(await ratesRepository.holdTier(tx, tier.id))) {
@@ -898,7 +918,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           details: { previous: previous ?? null, next: next ?? null, naturalTier: natural },
         });
         return true;
-      });
+      }, WAITS_FOR_RECEIPTS);
       return { username: input.username, override: next, effectiveTier: input.tier, isChanged };
     } finally {
       // This worker prices with the new tier at once; the others within one cache check.

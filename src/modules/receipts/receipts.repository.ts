@@ -73,6 +73,7 @@ export interface ReceiptPricing {
   cpu: Prisma.Decimal;
   gpu: Prisma.Decimal;
   mem: Prisma.Decimal;
+  /** Decimal places each item's cost is rounded to (pricedDigitsOf: the minor unit, or the provider's coarser step). */
   minorDigits: number;
 }
 

@@ -26,9 +26,12 @@ import {
   heldForSameJobsMessage,
   heldPaymentOf,
   paymentMoneyOf,
+  pricedDigitsOf,
+  pricedStepOf,
 } from '../payments/payment-money.js';
 import * as paymentsRepository from '../payments/payments.repository.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
+import * as ratesRepository from '../pricing/rates.repository.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as monthEndRunsRepository from './month-end-runs.repository.js';
 import * as receiptsRepository from './receipts.repository.js';
@@ -225,7 +228,7 @@ export type MonthEndEnd = 'succeeded' | 'failed' | 'interrupted';
 
 export interface ReceiptsServiceDeps {
   db: Database;
-  config: Pick<AppConfig, 'timeZone' | 'pricing'>;
+  config: Pick<AppConfig, 'timeZone' | 'pricing' | 'payments'>;
   rates: RatesService;
   metrics: Pick<Metrics, 'receiptCreated' | 'receiptMarkedPaid' | 'receiptVoided'>;
   /** Closes at the payment provider the checkouts a void canceled; none closed when absent. */
@@ -602,13 +605,21 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     monthEndRunId: number | null = null,
   ) {
     const cutoff = endOfLocalDay(before, config.timeZone);
-    const lockedAt = now();
     try {
       const receipt = await db.$transaction(
         async (tx) => {
           // A cheap probe first: "nothing to bill" is the common answer and needs no rates.
           if (!(await receiptsRepository.hasUnbilledJobs(tx, username, cutoff))) throw new NothingToBillError(before);
+          // The rates are held until this commits, and the instant taken once they are: a rate change
+          // in flight commits first and is read below, a later one is dated after this receipt. The
+          // instant used to be taken before the transaction, and a rate change committing meanwhile
+          // showed in the history in force before the receipt's "rates locked" time, at rates it did
+          // not bill.
+          await ratesRepository.holdPricingForBilling(tx);
+          const lockedAt = now();
           const tier = await rates.getUserTierForBilling(tx, username, lockedAt);
+          // Kept with the rates, so the receipt says what its costs were rounded to ever after.
+          const roundedTo = pricedStepOf(tier.rates.currency, config.payments);
           const created = await receiptsRepository.insertReceiptForUnbilledJobs(
             tx,
             {
@@ -628,6 +639,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
                 mem: tier.rates.mem.toFixed(),
                 currency: tier.rates.currency,
                 cpuBasis: config.pricing.cpuBasis,
+                ...(roundedTo === undefined ? {} : { roundedTo }),
               },
               ratesLockedAt: lockedAt,
               // One instant for the receipt's creation, its rates and (for 0.00) its payment: taken
@@ -644,7 +656,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               cpu: tier.rates.cpu,
               gpu: tier.rates.gpu,
               mem: tier.rates.mem,
-              minorDigits: minorUnitDigits(tier.rates.currency),
+              // To the step the payment provider charges in, where coarser than the minor unit.
+              minorDigits: pricedDigitsOf(tier.rates.currency, config.payments),
             },
           );
           // The probe and the insert read the same snapshot only under REPEATABLE READ; a

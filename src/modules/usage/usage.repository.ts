@@ -28,7 +28,14 @@ export interface JobFilter {
 
 export interface PricingContext {
   basis: CpuBasis;
+  /** Decimal places of the currency's minor unit: how costs are written. */
   minorDigits: number;
+  /**
+   * Decimal places an estimate is rounded to, as a receipt would price it: the minor unit, or
+   * fewer where the payment provider charges the currency in a coarser step (KWD at Stripe).
+   * Left out, the minor unit.
+   */
+  pricedDigits?: number;
   rates: RateTableRow[];
 }
 
@@ -65,7 +72,7 @@ function pricedJobsSql(
            ${cpuHoursSql(pricing.basis)} AS "cpuHours", ${GPU_HOURS_SQL} AS "gpuHours",
            ${MEM_GB_HOURS_SQL} AS "memGbHours",
            coalesce(rc.tier_name, r.tier) AS tier,
-           coalesce(ri.cost, ${costSql(pricing.basis, pricing.minorDigits)}) AS cost,
+           coalesce(ri.cost, ${costSql(pricing.basis, pricing.minorDigits, pricing.pricedDigits)}) AS cost,
            ri.receipt_id AS "receiptId", rc.status::text AS "receiptStatus"
       FROM ${filter.source ?? Prisma.sql`slurm_jobs`} j
       LEFT JOIN r ON r.username = j."user"
@@ -482,7 +489,7 @@ function usageCsvQuery(
   where: Prisma.Sql,
   rates: { cte: Prisma.Sql; join: Prisma.Sql },
   currency: Prisma.Sql,
-  pricing: Pick<PricingContext, 'minorDigits' | 'basis'>,
+  pricing: Pick<PricingContext, 'minorDigits' | 'pricedDigits' | 'basis'>,
 ): Prisma.Sql {
   // The hours are computed once per job in a subquery (OFFSET 0 keeps PostgreSQL from
   // folding it into the outer query and computing them again inside the cost): 15-25%
@@ -510,6 +517,7 @@ function usageCsvQuery(
       Prisma.sql`p.mem_gb_hours`,
       Prisma.sql`p`,
       pricing.minorDigits,
+      pricing.pricedDigits,
     )})`,
     Prisma.sql`p.receipt_id`,
     csvCodeSql(Prisma.sql`p.receipt_status`),
@@ -558,8 +566,8 @@ const userCsvFunctions = new Map<string, UserCsvFunction>();
  * them (spilling to disk past work_mem), which one user's window keeps small; exports
  * across users stay a plain COPY that streams.
  */
-function userCsvFunctionOf(pricing: Pick<PricingContext, 'minorDigits' | 'basis'>): UserCsvFunction {
-  const key = `${pricing.basis}:${pricing.minorDigits}`;
+function userCsvFunctionOf(pricing: Pick<PricingContext, 'minorDigits' | 'pricedDigits' | 'basis'>): UserCsvFunction {
+  const key = `${pricing.basis}:${pricing.minorDigits}:${pricing.pricedDigits ?? pricing.minorDigits}`;
   let found = userCsvFunctions.get(key);
   if (!found) {
     const query = usageCsvQuery(

@@ -5,7 +5,7 @@ import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { counted } from '../../shared/counted.js';
 import { BadRequestError, NotFoundError, ReversedWindowError } from '../../shared/errors.js';
 import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
-import { fromMinorUnits, lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
+import { fromMinorUnits, lostDisputeMinorOf, pricedDigitsOf, returnedMinorOf } from '../payments/payment-money.js';
 import { minorUnitDigits, sumCosts } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
@@ -15,7 +15,7 @@ import { renderBarChart } from './usage-chart.js';
 
 export interface UsageServiceDeps {
   db: Database;
-  config: Pick<AppConfig, 'timeZone' | 'currency' | 'pricing'>;
+  config: Pick<AppConfig, 'timeZone' | 'currency' | 'pricing' | 'payments'>;
   rates: RatesService;
   now?: () => Date;
 }
@@ -186,6 +186,8 @@ export function createUsageService(deps: UsageServiceDeps) {
   const db = deps.db.prisma;
   const now = deps.now ?? (() => new Date());
   const minorDigits = minorUnitDigits(config.currency);
+  // Estimates are rounded as a receipt would price them (KWD with Stripe: to 0.010).
+  const pricedDigits = pricedDigitsOf(config.currency, config.payments);
 
   /**
    * The window asked for: both dates as given, From alone up to today, To alone the 7 days up to
@@ -215,7 +217,7 @@ export function createUsageService(deps: UsageServiceDeps) {
   }
 
   async function pricingFor(usernames?: string[]): Promise<usageRepository.PricingContext> {
-    return { basis: config.pricing.cpuBasis, minorDigits, rates: await rates.getRateTable(usernames) };
+    return { basis: config.pricing.cpuBasis, minorDigits, pricedDigits, rates: await rates.getRateTable(usernames) };
   }
 
   function fillDays(window: UsageWindow, rows: Awaited<ReturnType<typeof usageRepository.sumByLocalDay>>) {
@@ -243,6 +245,7 @@ export function createUsageService(deps: UsageServiceDeps) {
     const pricing: usageRepository.PricingContext = {
       basis: config.pricing.cpuBasis,
       minorDigits,
+      pricedDigits,
       rates: [{ username, tier: tier.tier, cpu: tier.rates.cpu, gpu: tier.rates.gpu, mem: tier.rates.mem }],
     };
     const base = { window, tier, currency: config.currency, view: query.view };
