@@ -134,6 +134,7 @@ export function authRoutes(deps: {
       const signedIn = {
         at: deps.now().getTime(),
         passwordChangedAt: info?.outcome === 'ok' ? info.passwordChangedAt : null,
+        sessionEpoch: info?.outcome === 'ok' ? info.sessionEpoch : undefined,
       };
       signInOnNewSession(deps.passport, req, res, user, signedIn, (loginError) => {
         if (loginError) return next(loginError);

@@ -28,6 +28,8 @@ export type SignInResult =
       user: SessionUser;
       /** When the password checked was set (epoch ms, or null): the stamp of the session it signs in. */
       passwordChangedAt: number | null;
+      /** The account's session epoch, read with its enabled flag: the session's other stamp. */
+      sessionEpoch: number;
     }
   | { outcome: 'failed' }
   | { outcome: 'locked'; lockedUntil: Date; scopes: throttleRepository.LockScope[] };
@@ -146,6 +148,7 @@ export async function signIn(
     outcome: 'ok',
     user: { id: credentials.id, username: credentials.username, role: credentials.role },
     passwordChangedAt: credentials.passwordChangedAt,
+    sessionEpoch: credentials.sessionEpoch,
   };
 }
 
@@ -187,8 +190,11 @@ export type PasswordChangeCheck =
       outcome: 'ok';
       /** The stored hash the current password was checked against: the change replaces only it. */
       checkedHash: string;
+      /** The account's session epoch, read with its enabled flag: the stamp of the session the change goes on in. */
+      sessionEpoch: number;
     }
   | { outcome: 'failed' }
+  | { outcome: 'disabled' }
   | { outcome: 'locked'; lockedUntil: Date };
 
 /**
@@ -224,6 +230,11 @@ export async function checkPasswordForChange(
     );
     return { outcome: 'locked', lockedUntil: reservation.lockedUntil };
   }
+  // Disabled since this request's session was read: a change would sign a new session in.
+  if (credentials?.isDisabled) {
+    await recordAudit(deps.db, { ...audit, status: 'denied', details: { reason: 'disabled' } }, now);
+    return { outcome: 'disabled' };
+  }
   if (!credentials || !isPasswordRight) {
     const lock = await recordCountedFailure(
       deps,
@@ -234,7 +245,7 @@ export async function checkPasswordForChange(
     );
     return lock ? { outcome: 'locked', lockedUntil: lock.lockedUntil } : { outcome: 'failed' };
   }
-  return { outcome: 'ok', checkedHash: credentials.passwordHash };
+  return { outcome: 'ok', checkedHash: credentials.passwordHash, sessionEpoch: credentials.sessionEpoch };
 }
 
 /** The whole seconds left of a lock, rounded up (at least 1): its Retry-After, and what formatTimeLeft writes. */

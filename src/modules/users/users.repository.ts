@@ -105,8 +105,14 @@ export function updateRole(db: Client, id: number, role: 'admin' | 'user') {
   return db.user.update({ where: { id }, data: { role }, select: SELECT_USER });
 }
 
+/**
+ * Disables or enables a user. A disable raises the session epoch too: a session whose sign-in read
+ * the account before this commits carries the old one and is never served again (session.store.ts),
+ * whenever its row was written and whether or not the account is enabled later.
+ */
 export function updateDisabled(db: Client, id: number, isDisabled: boolean) {
-  return db.user.update({ where: { id }, data: { isDisabled }, select: SELECT_USER });
+  const data = isDisabled ? { isDisabled, sessionEpoch: { increment: 1 } } : { isDisabled };
+  return db.user.update({ where: { id }, data, select: SELECT_USER });
 }
 
 /**

@@ -71,10 +71,11 @@ export function usersRoutes(deps: {
     const user = sessionUserOf(req);
     let endedSessions: number;
     let passwordChangedAt: number;
+    let sessionEpoch: number;
     try {
       const form = parseInput(ZChangeOwnPasswordForm, req.body);
       const change = { current: form.current, password: form.password, sessionId: req.sessionID };
-      ({ endedSessions, passwordChangedAt } = await usersService.changeOwnPassword(
+      ({ endedSessions, passwordChangedAt, sessionEpoch } = await usersService.changeOwnPassword(
         auth,
         user,
         change,
@@ -94,7 +95,8 @@ export function usersRoutes(deps: {
       });
     }
     // Proving the password is a sign-in: this session goes on under a new id (no fixation).
-    signInOnNewSession(passport, req, res, user, { at: auth.now().getTime(), passwordChangedAt }, (signInError) => {
+    const signedIn = { at: auth.now().getTime(), passwordChangedAt, sessionEpoch };
+    signInOnNewSession(passport, req, res, user, signedIn, (signInError) => {
       if (signInError) return next(signInError);
       answerChange(req, res, {
         json: { endedSessions },

@@ -4,6 +4,7 @@ import type { Db } from '../../db/database.js';
 import { counted } from '../../shared/counted.js';
 import {
   ACCOUNT_DISABLED_MESSAGE,
+  AccountDisabledError,
   BadRequestError,
   ConflictError,
   notFoundById,
@@ -135,7 +136,7 @@ export async function changeOwnPassword(
   user: SessionUser,
   change: { current: string; password: string; sessionId: string },
   context: AuditContext,
-): Promise<{ endedSessions: number; passwordChangedAt: number }> {
+): Promise<{ endedSessions: number; passwordChangedAt: number; sessionEpoch: number }> {
   const check = await checkPasswordForChange(auth, { user, password: change.current, context });
   if (check.outcome === 'locked') {
     const now = auth.now();
@@ -145,6 +146,7 @@ export async function changeOwnPassword(
     );
   }
   if (check.outcome === 'failed') throw new BadRequestError('The current password is not right.', { field: 'current' });
+  if (check.outcome === 'disabled') throw new AccountDisabledError();
   const passwordHash = await hashPassword(change.password);
   const now = auth.now();
   const changed = await auth.db.prisma.$transaction(async (tx) => {
@@ -160,7 +162,7 @@ export async function changeOwnPassword(
       { ...context, action: 'user.password_change', target: user.username, status: 'ok', details: { endedSessions } },
       now,
     );
-    return { endedSessions, passwordChangedAt: passwordChangedAt.getTime() };
+    return { endedSessions, passwordChangedAt: passwordChangedAt.getTime(), sessionEpoch: check.sessionEpoch };
   });
   if (!changed) {
     // Audited as a wrong current password is, in a transaction of its own: the change's rolled back.
