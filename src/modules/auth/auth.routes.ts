@@ -4,7 +4,10 @@ import { auditContextOf } from '../../http/audit-context.js';
 import { isCsrfError } from '../../http/csrf.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from '../../http/plain-http.js';
-import { typedIn } from '../../http/route-helpers.js';
+import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
+import { parseInput } from '../../http/validate.js';
+import { readableMessageOf } from '../../shared/errors.js';
+import { ZSignInForm } from './auth.schema.js';
 import {
   formatTimeLeft,
   recordSignOut,
@@ -113,6 +116,15 @@ export function authRoutes(deps: {
       // audited as a sign-in, nor given a session row that no cookie would ever point to.
       res.status(403);
       return renderLogin(req, res, { error: plainHttpSignInMessageFor(req), username });
+    }
+    try {
+      parseInput(ZSignInForm, req.body);
+    } catch (error) {
+      // Not a sign-in at all (a field missing, or not text): said as a refused form is, with
+      // nothing checked, counted or audited.
+      if (!isRefusedForm(req, error, [400])) return next(error);
+      res.status(400);
+      return renderLogin(req, res, { error: readableMessageOf(error), username });
     }
     deps.passport.authenticate('local', (error: unknown, user: SessionUser | false, info?: SignInResult) => {
       if (error) return next(error);
