@@ -572,6 +572,63 @@ describe('your own account', () => {
     expect(audit).toMatchObject({ actor: 'twodevices', status: 'ok', details: { endedSessions: 1 } });
   });
 
+  it('keeps the session of an admin resetting their own password, on a new id, and ends their others', async () => {
+    const app = buildTestApp(db);
+    await buildUser(db.prisma, { username: 'selfreset', role: 'admin', password: 'selfreset-password' });
+    const agent = await signInAs(app, 'selfreset', 'selfreset-password');
+    const other = await signInAs(app, 'selfreset', 'selfreset-password');
+    const me = await db.prisma.user.findUniqueOrThrow({ where: { username: 'selfreset' } });
+    const before = await sessionIdsOf(me.id);
+
+    const chosen = await agent
+      .post(`/admin/users/${me.id}/password`)
+      .type('form')
+      .send({ password: 'my-own-new-password', csrf_token: await csrfTokenOf(agent, '/admin/users') });
+    expect(chosen.status).toBe(303);
+    const landed = await agent.get(chosen.headers.location as string).set('Accept', 'text/html');
+    expect(landed.status).toBe(200);
+    expect(flashOf(landed.text)).toEqual(['success', 'Password of selfreset changed.']);
+    await other.get('/account').set('Accept', 'text/html').expect(302);
+    const after = await sessionIdsOf(me.id);
+    expect(after).toHaveLength(1);
+    expect(before).not.toContain(after[0]);
+
+    // A generated one is shown, and the pages after it still open.
+    const generated = await agent
+      .post(`/admin/users/${me.id}/password`)
+      .type('form')
+      .send({ password: '', csrf_token: await csrfTokenOf(agent, '/admin/users') });
+    expect(generated.status).toBe(200);
+    const [, password = ''] = shownPasswordOf(generated.text);
+    await agent.get('/admin/users').set('Accept', 'text/html').expect(200);
+    // The page's own forms work: its token is the kept session's.
+    await agent
+      .post('/logout')
+      .type('form')
+      .send({ csrf_token: csrfTokenIn(generated.text) })
+      .expect(302, /login/);
+    await signInAs(app, 'selfreset', password);
+  });
+
+  it('keeps the session of an admin resetting their own password alive for as long as it had left', async () => {
+    let now = new Date('2026-06-01T08:00:00Z');
+    const app = buildTestApp(db, { now: () => now });
+    await buildUser(db.prisma, { username: 'longday', role: 'admin', password: 'longday-password' });
+    const agent = await signInAs(app, 'longday', 'longday-password');
+    const me = await db.prisma.user.findUniqueOrThrow({ where: { username: 'longday' } });
+    // Busy all morning: never idle for the hour the session allows, though signed in 3 hours ago.
+    for (const hour of ['09', '10', '11']) {
+      now = new Date(`2026-06-01T${hour}:00:00Z`);
+      await agent.get('/account').set('Accept', 'text/html').expect(200);
+    }
+    await agent
+      .post(`/admin/users/${me.id}/password`)
+      .type('form')
+      .send({ password: 'longday-new-password', csrf_token: await csrfTokenOf(agent, '/admin/users') })
+      .expect(303);
+    await agent.get('/account').set('Accept', 'text/html').expect(200);
+  });
+
   it('refuses a new password equal to the current one, and writes nothing', async () => {
     const app = buildTestApp(db);
     const user = await buildUser(db.prisma, { username: 'samesame' });

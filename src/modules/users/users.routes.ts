@@ -214,12 +214,30 @@ export function usersRoutes(deps: {
   router.post('/admin/users/:id/password', guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZUserId, req.params.id, 'user id');
     const form = parseInput(ZResetPasswordForm, req.body);
-    const { user, generatedPassword } = await usersService.resetPassword(
+    const admin = sessionUserOf(req);
+    // Their own: this session stays, as after a change of one's own password. Ended with the
+    // others, it sent the admin to the sign-in form unexplained, the confirmation (or the
+    // generated password's page) the last page they saw signed in.
+    const isOwn = id === admin.id;
+    const { user, generatedPassword, passwordChangedAt } = await usersService.resetPassword(
       db,
       id,
       form.password || undefined,
       auditContextOf(req),
+      isOwn ? { keepSessionId: req.sessionID } : {},
     );
+    if (isOwn) {
+      // A reset proves no password: the session's lifetime still counts from its sign-in.
+      const signedIn = {
+        at: req.session.signedInAt ?? auth.now().getTime(),
+        passwordChangedAt,
+        sessionEpoch: req.session.sessionEpoch,
+      };
+      await new Promise<void>((resolve, reject) =>
+        signInOnNewSession(passport, req, res, admin, signedIn, (error) => (error ? reject(error) : resolve())),
+      );
+      req.session.lastSeenAt = auth.now().getTime();
+    }
     if (generatedPassword) {
       return showUsersWithSecret(req, res, 200, {
         username: user.username,

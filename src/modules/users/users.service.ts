@@ -112,17 +112,28 @@ async function requireUser(db: Db, id: number) {
   return user;
 }
 
-/** Sets a new password (generated when none is given) and ends the user's sessions. */
-export async function resetPassword(db: Db, id: number, password: string | undefined, context: AuditContext) {
+/**
+ * Sets a new password (generated when none is given) and ends the user's sessions, but the one
+ * named `keepSessionId` (an admin resetting their own: the caller signs it in again on a new id,
+ * with the new stamp). Returns the stamp too.
+ */
+export async function resetPassword(
+  db: Db,
+  id: number,
+  password: string | undefined,
+  context: AuditContext,
+  options: { keepSessionId?: string } = {},
+) {
   const user = await requireUser(db, id);
   const generatedPassword = password ? undefined : generatePassword();
   const passwordHash = await hashPassword(password || (generatedPassword as string));
-  await db.$transaction(async (tx) => {
-    await usersRepository.updatePasswordHash(tx, id, passwordHash);
-    await usersRepository.deleteSessionsOf(tx, id);
+  const passwordChangedAt = await db.$transaction(async (tx) => {
+    const updated = await usersRepository.updatePasswordHash(tx, id, passwordHash);
+    await usersRepository.deleteSessionsOf(tx, id, { exceptSessionId: options.keepSessionId });
     await appendAudit(tx, { ...context, action: 'user.password_reset', target: user.username, status: 'ok' });
+    return updated.passwordChangedAt;
   });
-  return { user, generatedPassword };
+  return { user, generatedPassword, passwordChangedAt: passwordChangedAt?.getTime() ?? null };
 }
 
 /**
