@@ -30,6 +30,8 @@ interface GeneratedPassword {
   username: string;
   password: string;
   isNewUser: boolean;
+  /** A sentence said after it (a reset that lifted a sign-in lock says so). */
+  note?: string;
 }
 
 /**
@@ -219,13 +221,16 @@ export function usersRoutes(deps: {
     // others, it sent the admin to the sign-in form unexplained, the confirmation (or the
     // generated password's page) the last page they saw signed in.
     const isOwn = id === admin.id;
-    const { user, generatedPassword, passwordChangedAt } = await usersService.resetPassword(
+    const { user, generatedPassword, passwordChangedAt, lockedUntil, endedLocks } = await usersService.resetPassword(
       db,
       id,
       form.password || undefined,
       auditContextOf(req),
-      isOwn ? { keepSessionId: req.sessionID } : {},
+      { keepSessionId: isOwn ? req.sessionID : undefined, now: auth.now() },
     );
+    // Ended by hand, as an unlock's: the pruner will never count them.
+    auth.metrics.authLockoutEnd.inc(endedLocks);
+    const unlockedNote = lockedUntil ? ' Their sign-in lock was lifted.' : '';
     if (isOwn) {
       // A reset proves no password: the session's lifetime still counts from its sign-in.
       const signedIn = {
@@ -243,11 +248,12 @@ export function usersRoutes(deps: {
         username: user.username,
         password: generatedPassword,
         isNewUser: false,
+        note: unlockedNote.trim() || undefined,
       });
     }
     answerChange(req, res, {
       json: { user: userAnswerOf(user) },
-      flash: { type: 'success', message: `Password of ${user.username} changed.` },
+      flash: { type: 'success', message: `Password of ${user.username} changed.${unlockedNote}` },
       location: usersPageOf(user.username),
     });
   });

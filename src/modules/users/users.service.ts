@@ -115,25 +115,42 @@ async function requireUser(db: Db, id: number) {
 /**
  * Sets a new password (generated when none is given) and ends the user's sessions, but the one
  * named `keepSessionId` (an admin resetting their own: the caller signs it in again on a new id,
- * with the new stamp). Returns the stamp too.
+ * with the new stamp). It lifts the account's sign-in lock too, as Unlock sign-in does: the
+ * failures were against the old password, and the user given the new one (often because they
+ * were locked out) could not use it until the lock ended. Returns the stamp, and the end of the
+ * lock it lifted (null when none ran) with how many locks it ended (for the metrics).
  */
 export async function resetPassword(
   db: Db,
   id: number,
   password: string | undefined,
   context: AuditContext,
-  options: { keepSessionId?: string } = {},
+  options: { keepSessionId?: string; now?: Date } = {},
 ) {
   const user = await requireUser(db, id);
   const generatedPassword = password ? undefined : generatePassword();
   const passwordHash = await hashPassword(password || (generatedPassword as string));
-  const passwordChangedAt = await db.$transaction(async (tx) => {
+  const now = options.now ?? new Date();
+  const { passwordChangedAt, unlocked } = await db.$transaction(async (tx) => {
     const updated = await usersRepository.updatePasswordHash(tx, id, passwordHash);
     await usersRepository.deleteSessionsOf(tx, id, { exceptSessionId: options.keepSessionId });
-    await appendAudit(tx, { ...context, action: 'user.password_reset', target: user.username, status: 'ok' });
-    return updated.passwordChangedAt;
+    const lifted = await throttleRepository.unlockAccount(tx, user.username, now);
+    await appendAudit(tx, {
+      ...context,
+      action: 'user.password_reset',
+      target: user.username,
+      status: 'ok',
+      ...(lifted.lockedUntil ? { details: { lockedUntil: lifted.lockedUntil.toISOString() } } : {}),
+    });
+    return { passwordChangedAt: updated.passwordChangedAt, unlocked: lifted };
   });
-  return { user, generatedPassword, passwordChangedAt: passwordChangedAt?.getTime() ?? null };
+  return {
+    user,
+    generatedPassword,
+    passwordChangedAt: passwordChangedAt?.getTime() ?? null,
+    lockedUntil: unlocked.lockedUntil,
+    endedLocks: unlocked.endedLocks,
+  };
 }
 
 /**
