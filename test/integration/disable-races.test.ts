@@ -118,6 +118,12 @@ describe('a session signed in racing an admin disabling the account', () => {
     expect(page.status).toBe(302);
     const login = await intruder.get(page.headers.location as string).set('Accept', 'text/html');
     expect(flashOf(login.text)).toEqual(['error', DISABLED]);
+    const again = await intruder
+      .post('/login')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', csrfTokenIn(login.text))
+      .send({ username: 'leaver2', password: user.password });
+    expect(again.body).toEqual({ error: DISABLED, code: 401 });
 
     expect((await setDisabled(admin, user.id, 'enable')).status).toBe(200);
     expect((await intruder.get('/me').set('Accept', 'application/json')).status).toBe(401);

@@ -186,6 +186,27 @@ describe('admin user management', () => {
     const json = await script.get('/me').set('Accept', 'application/json').expect(401);
     expect(json.body).toEqual({ error: disabled, code: 401 });
 
+    // Told the account is disabled, they try their password all the same: the refusal says the
+    // same, not "Wrong username or password.", which sent them guessing into a lockout.
+    const again = await postLogin(app, 'Benched ', target.password, { agent: browser });
+    expect(again.response.status).toBe(401);
+    expect(again.response.text).toContain(disabled);
+    expect(again.response.text).not.toContain('Wrong username or password.');
+    const scripted = await script
+      .post('/login')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', csrfTokenIn((await script.get('/login').set('Accept', 'text/html')).text))
+      .send({ username: 'benched', password: 'not-even-right' });
+    expect(scripted.body).toEqual({ error: disabled, code: 401 });
+    // Another username typed in that browser is refused as anywhere else.
+    const other = await postLogin(app, 'chief', 'not-the-password', { agent: browser });
+    expect(other.response.text).toContain('Wrong username or password.');
+    expect(other.response.text).not.toContain(disabled);
+    // And a browser that never held that session learns nothing.
+    const elsewhere = await postLogin(app, 'benched', target.password);
+    expect(elsewhere.response.text).toContain('Wrong username or password.');
+    expect(elsewhere.response.text).not.toContain('disabled');
+
     // A visitor who never held that session learns nothing.
     const anonymous = await request(app).get('/login').set('Accept', 'text/html').expect(200);
     expect(anonymous.text).not.toContain('disabled');

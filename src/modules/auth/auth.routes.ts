@@ -6,10 +6,11 @@ import { prefersJson } from '../../http/error-handler.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from '../../http/plain-http.js';
 import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { readableMessageOf } from '../../shared/errors.js';
+import { ACCOUNT_DISABLED_MESSAGE, readableMessageOf } from '../../shared/errors.js';
 import { ZSignInForm } from './auth.schema.js';
 import {
   formatTimeLeft,
+  normalizedUsernameOf,
   recordSignOut,
   type SessionUser,
   type SignInResult,
@@ -43,6 +44,18 @@ function renderLogin(req: Request, res: Response, view: { error?: string; notice
     username: view.username ?? '',
     next: toSafeNextPath(req.body?.next ?? req.query.next) ?? '',
   });
+}
+
+/**
+ * Why a sign-in was refused (not locked): the one neutral message, but to a session an admin's
+ * disable signed out, for the username it was signed in as. That session was told its account
+ * is disabled; "Wrong username or password." then sent its user guessing passwords into a
+ * lockout. Anyone else, that username included, learns nothing.
+ */
+function refusalOf(req: Request, typedUsername: string): string {
+  const { isAccountDisabled, disabledUsername } = req.session ?? {};
+  const isDisabledHere = isAccountDisabled === true && disabledUsername === normalizedUsernameOf(typedUsername);
+  return isDisabledHere ? ACCOUNT_DISABLED_MESSAGE : FAILED_MESSAGE;
 }
 
 /**
@@ -140,7 +153,7 @@ export function authRoutes(deps: {
           return renderLogin(req, res, { error: message, username });
         }
         res.status(401);
-        return renderLogin(req, res, { error: FAILED_MESSAGE, username });
+        return renderLogin(req, res, { error: refusalOf(req, username), username });
       }
       const nextPath = toSafeNextPath(req.body?.next ?? req.query.next);
       const signedIn = {

@@ -85,6 +85,11 @@ function networkKey(deps: AuthServiceDeps, ip: string): throttleRepository.Netwo
   return { network: clientNetworkOf(ip), rule: deps.lockout.perNetwork };
 }
 
+/** A username as sign-in looks it up and counts it: trimmed, lower case, at most 64 characters. */
+export function normalizedUsernameOf(typed: string): string {
+  return typed.trim().toLowerCase().slice(0, 64);
+}
+
 /**
  * Checks a sign-in attempt: lockouts first (even the right password is refused while
  * locked), then the password, always at the cost of one argon2 verify. The attempt is
@@ -100,7 +105,7 @@ export async function signIn(
   const { metrics } = deps;
   const db = deps.db.prisma;
   const now = deps.now();
-  const username = attempt.username.trim().toLowerCase().slice(0, 64);
+  const username = normalizedUsernameOf(attempt.username);
   const audit: AuditContext = { actor: username || '(empty)', ip: attempt.ip, userAgent: attempt.userAgent };
 
   const key = attemptKey(deps, username, attempt.ip, true);

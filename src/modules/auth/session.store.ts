@@ -153,6 +153,7 @@ export class PostgresSessionStore extends session.Store {
           cookie: data.cookie,
           flash: { type: 'error', message: ACCOUNT_DISABLED_MESSAGE },
           isAccountDisabled: true,
+          disabledUsername: row.username ?? undefined,
         });
       }
       if (row.user_id !== null && row.username !== null && row.role !== null) {

@@ -132,12 +132,18 @@ export function lockWithActiveAdmins(tx: Tx, id: number): Promise<UserRecord[]> 
 
 /**
  * Signs every session of a user out, keeping only the cookie settings and, for whoever holds the
- * session, `flash` and the mark `isAccountDisabled` (src/http/session.ts); returns how many.
+ * session, `flash`, the mark `isAccountDisabled` and the `disabledUsername` (src/http/session.ts);
+ * returns how many.
  */
-export function signOutSessionsOf(db: Client, userId: number, flash: { type: 'error'; message: string }) {
+export function signOutSessionsOf(
+  db: Client,
+  user: { id: number; username: string },
+  flash: { type: 'error'; message: string },
+) {
   return db.$executeRaw`UPDATE "session"
-     SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', ${JSON.stringify(flash)}::jsonb, 'isAccountDisabled', true)
-   WHERE sess -> 'passport' ->> 'user' = ${String(userId)}`;
+     SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', ${JSON.stringify(flash)}::jsonb,
+                                   'isAccountDisabled', true, 'disabledUsername', ${user.username}::text)
+   WHERE sess -> 'passport' ->> 'user' = ${String(user.id)}`;
 }
 
 /**

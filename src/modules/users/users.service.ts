@@ -283,7 +283,7 @@ export async function setDisabled(db: Db, id: number, isDisabled: boolean, conte
     if (user.isDisabled === isDisabled) return user;
     if (isDisabled) {
       if (isLastActiveAdmin) throw lastAdminError();
-      await usersRepository.signOutSessionsOf(tx, id, { type: 'error', message: ACCOUNT_DISABLED_MESSAGE });
+      await usersRepository.signOutSessionsOf(tx, user, { type: 'error', message: ACCOUNT_DISABLED_MESSAGE });
     }
     const updated = await usersRepository.updateDisabled(tx, id, isDisabled);
     await appendAudit(tx, {
