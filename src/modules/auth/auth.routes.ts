@@ -82,8 +82,21 @@ export const redirectSignedInFromSignIn: RequestHandler = (req, res, next) => {
  */
 export const redirectSignedOutFromSignOut: RequestHandler = (req, res, next) => {
   if (req.user) return next();
+  if (prefersJson(req)) return answerSignedOut(res);
   res.redirect(302, '/login');
 };
+
+const SIGNED_OUT_MESSAGE = 'You are signed out.';
+
+/**
+ * A script signing out reads that it worked as every JSON answer says it: a redirect to the
+ * sign-in page, with the message stored in a new session for it, left a session row the script
+ * never opens until it expired.
+ */
+function answerSignedOut(res: Response) {
+  res.set('Cache-Control', 'no-store');
+  res.json({ ok: true, message: SIGNED_OUT_MESSAGE });
+}
 
 /**
  * A sign-in form whose token had expired (left open while another tab signed in and out, which
@@ -182,7 +195,13 @@ export function authRoutes(deps: {
       // worked. The bare sign-in page left someone on a shared computer unsure they were out.
       req.session.regenerate((regenerateError) => {
         if (regenerateError) return next(regenerateError);
-        req.session.flash = { type: 'success', message: 'You are signed out.' };
+        if (prefersJson(req)) {
+          // No session at all, not even the new empty one: express-session stores a regenerated
+          // session whatever it holds, and sets its cookie; without one it does neither.
+          (req as { session: unknown }).session = null;
+          return answerSignedOut(res);
+        }
+        req.session.flash = { type: 'success', message: SIGNED_OUT_MESSAGE };
         res.redirect(302, '/login');
       });
     });
