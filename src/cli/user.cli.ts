@@ -152,9 +152,15 @@ async function main() {
       if (!user) throw new AppError(404, `No user named ${username.data}.`);
       if (command === 'passwd') {
         const password = await readPassword(values['password-stdin'] ?? false);
-        const { generatedPassword } = await usersService.resetPassword(db.prisma, user.id, password, CLI_CONTEXT);
+        const { generatedPassword, lockedUntil } = await usersService.resetPassword(
+          db.prisma,
+          user.id,
+          password,
+          CLI_CONTEXT,
+        );
+        const unlocked = lockedUntil ? ' Its sign-in lock was lifted.' : '';
         console.log(
-          `Password of ${user.username} changed.${generatedPassword ? ` New password: ${generatedPassword}` : ''}`,
+          `Password of ${user.username} changed.${unlocked}${generatedPassword ? ` New password: ${generatedPassword}` : ''}`,
         );
       } else if (command === 'unlock') {
         const { lockedUntil } = await usersService.unlockSignIn(db.prisma, user.id, CLI_CONTEXT, new Date());

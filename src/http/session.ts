@@ -13,6 +13,12 @@ declare module 'express-session' {
      * learns why they were signed out. Gone at the next sign-in, which makes a new session.
      */
     isAccountDisabled?: boolean;
+    /**
+     * Whose account that was, beside `isAccountDisabled`: a sign-in refused for that username in
+     * this session says the account is disabled, as the session was already told, instead of
+     * "Wrong username or password." (src/modules/auth/auth.routes.ts).
+     */
+    disabledUsername?: string;
     /** csurf's secret for a signed-in session (src/http/csrf.ts). */
     csrfSecret?: string;
     flash?: {

@@ -53,7 +53,9 @@ async function migrateAsOnTheFirstVersions() {
     await db.pool.query('UPDATE "_prisma_migrations" SET checksum = $2 WHERE migration_name = $1', [name, checksum]);
   }
   // The migration that brings such a database up to the edited versions came later.
-  await db.pool.query(`DELETE FROM "_prisma_migrations" WHERE migration_name >= '20261203130000'`);
+  await db.pool.query(
+    `DELETE FROM "_prisma_migrations" WHERE migration_name = '20261203130000_edited_migrations_catch_up'`,
+  );
 }
 
 describe('a database migrated with the first versions of migrations edited afterwards', () => {
@@ -121,7 +123,9 @@ describe('a database whose role or database sets statement_timeout', () => {
       await big.pool.query(FIRST_RESYNC_KEYS);
       await big.pool.query('DROP INDEX "slurm_jobs_user_end_at_id_idx"');
       await big.pool.query('CREATE INDEX "slurm_jobs_user_end_at_id_idx" ON "slurm_jobs" ("user", "end_at", "id")');
-      await big.pool.query(`DELETE FROM "_prisma_migrations" WHERE migration_name >= '20261203130000'`);
+      await big.pool.query(
+        `DELETE FROM "_prisma_migrations" WHERE migration_name = '20261203130000_edited_migrations_catch_up'`,
+      );
       // Far below what rebuilding the covering index of 200,000 jobs takes.
       await big.pool.query(`ALTER DATABASE ${big.name} SET statement_timeout = '20ms'`);
 

@@ -62,3 +62,41 @@ describe('signing in as a JSON client', () => {
     expect(page.text).toContain('Wrong username or password.');
   });
 });
+
+describe('a sign-in whose username or password is not text', () => {
+  const attempts = async () => {
+    const throttle = await db.pool.query(`SELECT count(*)::int AS n FROM auth_throttle WHERE username = 'dave'`);
+    const audited = await db.pool.query(`SELECT count(*)::int AS n FROM audit_log WHERE actor = 'dave'`);
+    return { throttle: throttle.rows[0].n as number, audited: audited.rows[0].n as number };
+  };
+
+  it.each([
+    [{ username: 123, password: 'dave-password' }, 'username: must be text'],
+    [{ username: ['dave', 'carol'], password: 'dave-password' }, 'username: must be given once'],
+    [{ username: 'dave', password: { length: 13 } }, 'password: must be text'],
+    [{ username: 'dave' }, 'password: is required'],
+  ])('is refused as 400 %j, checking, counting and auditing nothing', async (body, reason) => {
+    await buildUser(db.prisma, { username: 'dave', password: 'dave-password' }).catch(() => undefined);
+    const agent = request.agent(buildTestApp(db));
+    const token = csrfTokenIn((await agent.get('/login').set('Accept', 'text/html')).text);
+    const answer = await agent.post('/login').set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toContain(reason);
+    expect(await attempts()).toEqual({ throttle: 0, audited: 0 });
+    expect(await signedInSessions()).toBe(0);
+  });
+
+  it('takes no username or password from the query string, where logs and histories keep it', async () => {
+    await buildUser(db.prisma, { username: 'erin', password: 'erin-password' });
+    const agent = request.agent(buildTestApp(db));
+    const token = csrfTokenIn((await agent.get('/login').set('Accept', 'text/html')).text);
+    const page = await agent
+      .post('/login?username=erin&password=erin-password')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: token });
+    expect(page.status).toBe(400);
+    expect(page.text).toContain('Username: is required');
+    expect(await signedInSessions()).toBe(0);
+  });
+});

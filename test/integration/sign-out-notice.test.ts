@@ -46,4 +46,24 @@ describe('signing out', () => {
     expect(await signedInSessions()).toBe(before);
     await agent.get('/account').set('Accept', 'text/html').expect(200);
   });
+
+  it('answers a JSON client {ok, message}, leaving no session row behind for a page it never opens', async () => {
+    const user = await buildUser(db.prisma, { username: 'fynn' });
+    const agent = await signInAs(buildTestApp(db), 'fynn', user.password);
+    const rowsBefore = (await db.pool.query(`SELECT count(*)::int AS n FROM "session"`)).rows[0].n as number;
+    const answer = await agent
+      .post('/logout')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({});
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ ok: true, message: 'You are signed out.' });
+    const rowsAfter = (await db.pool.query(`SELECT count(*)::int AS n FROM "session"`)).rows[0].n as number;
+    expect(rowsAfter).toBe(rowsBefore - 1);
+    await agent.get('/me').set('Accept', 'application/json').expect(401);
+    // Sent again (no session now), it is answered the same.
+    const again = await agent.post('/logout').set('Accept', 'application/json').send({});
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual({ ok: true, message: 'You are signed out.' });
+  });
 });

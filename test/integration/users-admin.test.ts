@@ -186,6 +186,27 @@ describe('admin user management', () => {
     const json = await script.get('/me').set('Accept', 'application/json').expect(401);
     expect(json.body).toEqual({ error: disabled, code: 401 });
 
+    // Told the account is disabled, they try their password all the same: the refusal says the
+    // same, not "Wrong username or password.", which sent them guessing into a lockout.
+    const again = await postLogin(app, 'Benched ', target.password, { agent: browser });
+    expect(again.response.status).toBe(401);
+    expect(again.response.text).toContain(disabled);
+    expect(again.response.text).not.toContain('Wrong username or password.');
+    const scripted = await script
+      .post('/login')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', csrfTokenIn((await script.get('/login').set('Accept', 'text/html')).text))
+      .send({ username: 'benched', password: 'not-even-right' });
+    expect(scripted.body).toEqual({ error: disabled, code: 401 });
+    // Another username typed in that browser is refused as anywhere else.
+    const other = await postLogin(app, 'chief', 'not-the-password', { agent: browser });
+    expect(other.response.text).toContain('Wrong username or password.');
+    expect(other.response.text).not.toContain(disabled);
+    // And a browser that never held that session learns nothing.
+    const elsewhere = await postLogin(app, 'benched', target.password);
+    expect(elsewhere.response.text).toContain('Wrong username or password.');
+    expect(elsewhere.response.text).not.toContain('disabled');
+
     // A visitor who never held that session learns nothing.
     const anonymous = await request(app).get('/login').set('Accept', 'text/html').expect(200);
     expect(anonymous.text).not.toContain('disabled');
@@ -570,6 +591,63 @@ describe('your own account', () => {
       where: { action: 'user.password_change', target: 'twodevices' },
     });
     expect(audit).toMatchObject({ actor: 'twodevices', status: 'ok', details: { endedSessions: 1 } });
+  });
+
+  it('keeps the session of an admin resetting their own password, on a new id, and ends their others', async () => {
+    const app = buildTestApp(db);
+    await buildUser(db.prisma, { username: 'selfreset', role: 'admin', password: 'selfreset-password' });
+    const agent = await signInAs(app, 'selfreset', 'selfreset-password');
+    const other = await signInAs(app, 'selfreset', 'selfreset-password');
+    const me = await db.prisma.user.findUniqueOrThrow({ where: { username: 'selfreset' } });
+    const before = await sessionIdsOf(me.id);
+
+    const chosen = await agent
+      .post(`/admin/users/${me.id}/password`)
+      .type('form')
+      .send({ password: 'my-own-new-password', csrf_token: await csrfTokenOf(agent, '/admin/users') });
+    expect(chosen.status).toBe(303);
+    const landed = await agent.get(chosen.headers.location as string).set('Accept', 'text/html');
+    expect(landed.status).toBe(200);
+    expect(flashOf(landed.text)).toEqual(['success', 'Password of selfreset changed.']);
+    await other.get('/account').set('Accept', 'text/html').expect(302);
+    const after = await sessionIdsOf(me.id);
+    expect(after).toHaveLength(1);
+    expect(before).not.toContain(after[0]);
+
+    // A generated one is shown, and the pages after it still open.
+    const generated = await agent
+      .post(`/admin/users/${me.id}/password`)
+      .type('form')
+      .send({ password: '', csrf_token: await csrfTokenOf(agent, '/admin/users') });
+    expect(generated.status).toBe(200);
+    const [, password = ''] = shownPasswordOf(generated.text);
+    await agent.get('/admin/users').set('Accept', 'text/html').expect(200);
+    // The page's own forms work: its token is the kept session's.
+    await agent
+      .post('/logout')
+      .type('form')
+      .send({ csrf_token: csrfTokenIn(generated.text) })
+      .expect(302, /login/);
+    await signInAs(app, 'selfreset', password);
+  });
+
+  it('keeps the session of an admin resetting their own password alive for as long as it had left', async () => {
+    let now = new Date('2026-06-01T08:00:00Z');
+    const app = buildTestApp(db, { now: () => now });
+    await buildUser(db.prisma, { username: 'longday', role: 'admin', password: 'longday-password' });
+    const agent = await signInAs(app, 'longday', 'longday-password');
+    const me = await db.prisma.user.findUniqueOrThrow({ where: { username: 'longday' } });
+    // Busy all morning: never idle for the hour the session allows, though signed in 3 hours ago.
+    for (const hour of ['09', '10', '11']) {
+      now = new Date(`2026-06-01T${hour}:00:00Z`);
+      await agent.get('/account').set('Accept', 'text/html').expect(200);
+    }
+    await agent
+      .post(`/admin/users/${me.id}/password`)
+      .type('form')
+      .send({ password: 'longday-new-password', csrf_token: await csrfTokenOf(agent, '/admin/users') })
+      .expect(303);
+    await agent.get('/account').set('Accept', 'text/html').expect(200);
   });
 
   it('refuses a new password equal to the current one, and writes nothing', async () => {

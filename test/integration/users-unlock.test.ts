@@ -165,3 +165,44 @@ describe('an admin lifts a sign-in lockout', () => {
     expect(still.response.text).toContain('Too many failed sign-ins.');
   });
 });
+
+describe('an admin resetting the password of a locked-out account', () => {
+  it('lifts the lock with it, says so, and the new password works at once', async () => {
+    const metrics = createMetrics({ hasProcessMetrics: false });
+    const app = lockoutApp(metrics);
+    const admin = await adminOf(app, 'helpdesk');
+    const user = await buildUser(db.prisma, { username: 'forgetful' });
+    await lockOut(app, 'forgetful');
+    const endedBefore = await metricValue(metrics, 'auth_lockout_end_total');
+
+    const reset = await admin
+      .post(`/admin/users/${user.id}/password`)
+      .type('form')
+      .send({ password: 'forgetful-new-password', csrf_token: await csrfTokenOf(admin) })
+      .expect(303);
+    const page = await admin.get(reset.headers.location as string).set('Accept', 'text/html');
+    expect(page.text).toContain('Password of forgetful changed. Their sign-in lock was lifted.');
+    expect(page.text).not.toContain('sign-in locked until');
+    expect(await metricValue(metrics, 'auth_lockout_end_total')).toBe(endedBefore + 2);
+
+    await signInAs(app, 'forgetful', 'forgetful-new-password');
+    const entry = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'user.password_reset', target: 'forgetful' },
+    });
+    expect(entry.details).toEqual({ lockedUntil: '2026-06-01T08:15:00.000Z' });
+    expect((await verifyAuditChain(db.prisma)).isIntact).toBe(true);
+  });
+
+  it('says nothing of a lock when there was none', async () => {
+    const app = lockoutApp();
+    const admin = await adminOf(app, 'helpdesk2');
+    const user = await buildUser(db.prisma, { username: 'unlockedone' });
+    const reset = await admin
+      .post(`/admin/users/${user.id}/password`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ password: 'unlockedone-new-pw' })
+      .expect(200);
+    expect(reset.body).toMatchObject({ ok: true, message: 'Password of unlockedone changed.' });
+  });
+});

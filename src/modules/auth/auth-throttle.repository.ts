@@ -16,6 +16,11 @@ export interface SignInCredentials {
   passwordHash: string;
   /** When that password was set (epoch ms; null before the column existed): the session's stamp. */
   passwordChangedAt: number | null;
+  /**
+   * The account's session epoch, read with `isDisabled`: a disable raises it, so a session stamped
+   * with this one is not served once a disable commits after this read (session.store.ts).
+   */
+  sessionEpoch: number;
 }
 
 /**
@@ -146,7 +151,8 @@ SELECT (SELECT until FROM running) AS running_until,
        n.failure_count AS network_count, n.locked_until AS network_locked_until,
        a.failure_count AS address_count, a.locked_until AS address_locked_until,
        pu.failure_count AS user_count, pu.locked_until AS user_locked_until,
-       u.id, u.username, u.role::text AS role, u.is_disabled, u.password_hash, u.password_changed_at
+       u.id, u.username, u.role::text AS role, u.is_disabled, u.password_hash, u.password_changed_at,
+       u.session_epoch
   FROM (SELECT) AS one
   LEFT JOIN per_network n ON true
   LEFT JOIN per_address a ON true
@@ -204,6 +210,7 @@ interface ReserveRow {
   is_disabled: boolean | null;
   password_hash: string | null;
   password_changed_at: Date | null;
+  session_epoch: number | null;
 }
 
 function credentialsOf(row: ReserveRow): SignInCredentials | null {
@@ -215,6 +222,7 @@ function credentialsOf(row: ReserveRow): SignInCredentials | null {
         isDisabled: row.is_disabled === true,
         passwordHash: row.password_hash,
         passwordChangedAt: row.password_changed_at?.getTime() ?? null,
+        sessionEpoch: row.session_epoch ?? 0,
       }
     : null;
 }

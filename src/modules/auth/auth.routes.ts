@@ -4,9 +4,13 @@ import { auditContextOf } from '../../http/audit-context.js';
 import { isCsrfError } from '../../http/csrf.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from '../../http/plain-http.js';
-import { typedIn } from '../../http/route-helpers.js';
+import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
+import { parseInput } from '../../http/validate.js';
+import { ACCOUNT_DISABLED_MESSAGE, readableMessageOf } from '../../shared/errors.js';
+import { ZSignInForm } from './auth.schema.js';
 import {
   formatTimeLeft,
+  normalizedUsernameOf,
   recordSignOut,
   type SessionUser,
   type SignInResult,
@@ -43,6 +47,18 @@ function renderLogin(req: Request, res: Response, view: { error?: string; notice
 }
 
 /**
+ * Why a sign-in was refused (not locked): the one neutral message, but to a session an admin's
+ * disable signed out, for the username it was signed in as. That session was told its account
+ * is disabled; "Wrong username or password." then sent its user guessing passwords into a
+ * lockout. Anyone else, that username included, learns nothing.
+ */
+function refusalOf(req: Request, typedUsername: string): string {
+  const { isAccountDisabled, disabledUsername } = req.session ?? {};
+  const isDisabledHere = isAccountDisabled === true && disabledUsername === normalizedUsernameOf(typedUsername);
+  return isDisabledHere ? ACCOUNT_DISABLED_MESSAGE : FAILED_MESSAGE;
+}
+
+/**
  * A sign-in posted by someone already signed in comes from a second sign-in tab (its form's
  * token died with the visit when the first tab signed in): send them where they were going
  * instead of refusing the stale token. Mounted before the CSRF check; it changes nothing.
@@ -66,8 +82,21 @@ export const redirectSignedInFromSignIn: RequestHandler = (req, res, next) => {
  */
 export const redirectSignedOutFromSignOut: RequestHandler = (req, res, next) => {
   if (req.user) return next();
+  if (prefersJson(req)) return answerSignedOut(res);
   res.redirect(302, '/login');
 };
+
+const SIGNED_OUT_MESSAGE = 'You are signed out.';
+
+/**
+ * A script signing out reads that it worked as every JSON answer says it: a redirect to the
+ * sign-in page, with the message stored in a new session for it, left a session row the script
+ * never opens until it expired.
+ */
+function answerSignedOut(res: Response) {
+  res.set('Cache-Control', 'no-store');
+  res.json({ ok: true, message: SIGNED_OUT_MESSAGE });
+}
 
 /**
  * A sign-in form whose token had expired (left open while another tab signed in and out, which
@@ -114,6 +143,15 @@ export function authRoutes(deps: {
       res.status(403);
       return renderLogin(req, res, { error: plainHttpSignInMessageFor(req), username });
     }
+    try {
+      parseInput(ZSignInForm, req.body);
+    } catch (error) {
+      // Not a sign-in at all (a field missing, or not text): said as a refused form is, with
+      // nothing checked, counted or audited.
+      if (!isRefusedForm(req, error, [400])) return next(error);
+      res.status(400);
+      return renderLogin(req, res, { error: readableMessageOf(error), username });
+    }
     deps.passport.authenticate('local', (error: unknown, user: SessionUser | false, info?: SignInResult) => {
       if (error) return next(error);
       if (!user) {
@@ -128,12 +166,13 @@ export function authRoutes(deps: {
           return renderLogin(req, res, { error: message, username });
         }
         res.status(401);
-        return renderLogin(req, res, { error: FAILED_MESSAGE, username });
+        return renderLogin(req, res, { error: refusalOf(req, username), username });
       }
       const nextPath = toSafeNextPath(req.body?.next ?? req.query.next);
       const signedIn = {
         at: deps.now().getTime(),
         passwordChangedAt: info?.outcome === 'ok' ? info.passwordChangedAt : null,
+        sessionEpoch: info?.outcome === 'ok' ? info.sessionEpoch : undefined,
       };
       signInOnNewSession(deps.passport, req, res, user, signedIn, (loginError) => {
         if (loginError) return next(loginError);
@@ -156,7 +195,13 @@ export function authRoutes(deps: {
       // worked. The bare sign-in page left someone on a shared computer unsure they were out.
       req.session.regenerate((regenerateError) => {
         if (regenerateError) return next(regenerateError);
-        req.session.flash = { type: 'success', message: 'You are signed out.' };
+        if (prefersJson(req)) {
+          // No session at all, not even the new empty one: express-session stores a regenerated
+          // session whatever it holds, and sets its cookie; without one it does neither.
+          (req as { session: unknown }).session = null;
+          return answerSignedOut(res);
+        }
+        req.session.flash = { type: 'success', message: SIGNED_OUT_MESSAGE };
         res.redirect(302, '/login');
       });
     });

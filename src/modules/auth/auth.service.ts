@@ -28,6 +28,8 @@ export type SignInResult =
       user: SessionUser;
       /** When the password checked was set (epoch ms, or null): the stamp of the session it signs in. */
       passwordChangedAt: number | null;
+      /** The account's session epoch, read with its enabled flag: the session's other stamp. */
+      sessionEpoch: number;
     }
   | { outcome: 'failed' }
   | { outcome: 'locked'; lockedUntil: Date; scopes: throttleRepository.LockScope[] };
@@ -83,6 +85,11 @@ function networkKey(deps: AuthServiceDeps, ip: string): throttleRepository.Netwo
   return { network: clientNetworkOf(ip), rule: deps.lockout.perNetwork };
 }
 
+/** A username as sign-in looks it up and counts it: trimmed, lower case, at most 64 characters. */
+export function normalizedUsernameOf(typed: string): string {
+  return typed.trim().toLowerCase().slice(0, 64);
+}
+
 /**
  * Checks a sign-in attempt: lockouts first (even the right password is refused while
  * locked), then the password, always at the cost of one argon2 verify. The attempt is
@@ -98,7 +105,7 @@ export async function signIn(
   const { metrics } = deps;
   const db = deps.db.prisma;
   const now = deps.now();
-  const username = attempt.username.trim().toLowerCase().slice(0, 64);
+  const username = normalizedUsernameOf(attempt.username);
   const audit: AuditContext = { actor: username || '(empty)', ip: attempt.ip, userAgent: attempt.userAgent };
 
   const key = attemptKey(deps, username, attempt.ip, true);
@@ -146,6 +153,7 @@ export async function signIn(
     outcome: 'ok',
     user: { id: credentials.id, username: credentials.username, role: credentials.role },
     passwordChangedAt: credentials.passwordChangedAt,
+    sessionEpoch: credentials.sessionEpoch,
   };
 }
 
@@ -187,8 +195,11 @@ export type PasswordChangeCheck =
       outcome: 'ok';
       /** The stored hash the current password was checked against: the change replaces only it. */
       checkedHash: string;
+      /** The account's session epoch, read with its enabled flag: the stamp of the session the change goes on in. */
+      sessionEpoch: number;
     }
   | { outcome: 'failed' }
+  | { outcome: 'disabled' }
   | { outcome: 'locked'; lockedUntil: Date };
 
 /**
@@ -224,6 +235,11 @@ export async function checkPasswordForChange(
     );
     return { outcome: 'locked', lockedUntil: reservation.lockedUntil };
   }
+  // Disabled since this request's session was read: a change would sign a new session in.
+  if (credentials?.isDisabled) {
+    await recordAudit(deps.db, { ...audit, status: 'denied', details: { reason: 'disabled' } }, now);
+    return { outcome: 'disabled' };
+  }
   if (!credentials || !isPasswordRight) {
     const lock = await recordCountedFailure(
       deps,
@@ -234,7 +250,7 @@ export async function checkPasswordForChange(
     );
     return lock ? { outcome: 'locked', lockedUntil: lock.lockedUntil } : { outcome: 'failed' };
   }
-  return { outcome: 'ok', checkedHash: credentials.passwordHash };
+  return { outcome: 'ok', checkedHash: credentials.passwordHash, sessionEpoch: credentials.sessionEpoch };
 }
 
 /** The whole seconds left of a lock, rounded up (at least 1): its Retry-After, and what formatTimeLeft writes. */

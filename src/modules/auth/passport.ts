@@ -63,6 +63,11 @@ export function signInOnNewSession(
      * the user's password is still that one (session.store.ts).
      */
     passwordChangedAt: number | null;
+    /**
+     * The account's session epoch, read with its enabled flag by the check that signs it in: the
+     * session is served only while a disable has not raised it since (session.store.ts).
+     */
+    sessionEpoch: number | undefined;
   },
   done: (error?: unknown) => void,
 ): void {
@@ -74,6 +79,7 @@ export function signInOnNewSession(
       req.session.signedInAt = signedIn.at;
       req.session.lastSeenAt = signedIn.at;
       req.session.passwordChangedAt = signedIn.passwordChangedAt;
+      req.session.sessionEpoch = signedIn.sessionEpoch;
       giveSessionCsrfSecret(req, res);
       // Written before the redirect is sent, by saveSessionBeforeResponding (src/http/session.ts).
       req.logIn(user, { session: false }, (loginError) => done(loginError ?? undefined));

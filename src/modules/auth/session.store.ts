@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import session from 'express-session';
 import type pg from 'pg';
+import { ACCOUNT_DISABLED_MESSAGE } from '../../shared/errors.js';
 
 /** The signed-in user as the session row's join read them, with the row. */
 export interface LoadedSessionUser {
@@ -24,6 +25,14 @@ declare module 'express-session' {
      * Sessions signed in before this was stored have none and are not checked.
      */
     passwordChangedAt?: number | null;
+    /**
+     * The user's `session_epoch` as the sign-in's check read it, with the account enabled. Disabling
+     * raises it, so a sign-in whose password was checked just before a disable, and whose row was
+     * written after the disable had signed the user's rows out, is never served: not while the
+     * account is disabled, nor once it is enabled again. Sessions signed in before this was stored
+     * have none and are not checked.
+     */
+    sessionEpoch?: number;
   }
 }
 
@@ -38,7 +47,8 @@ const DEFAULT_TTL_SEC = 24 * 60 * 60;
  */
 const GET_SESSION: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-get',
-  text: `SELECT s.sess, u.id AS user_id, u.username, u.role::text AS role, u.is_disabled, u.password_changed_at
+  text: `SELECT s.sess, u.id AS user_id, u.username, u.role::text AS role, u.is_disabled, u.password_changed_at,
+                u.session_epoch
            FROM "session" s
            LEFT JOIN users u
              ON u.id = CASE WHEN s.sess #>> '{passport,user}' ~ '^[0-9]{1,9}$'
@@ -81,6 +91,7 @@ interface SessionRow {
   role: 'admin' | 'user' | null;
   is_disabled: boolean | null;
   password_changed_at: Date | null;
+  session_epoch: number | null;
 }
 
 /**
@@ -132,6 +143,18 @@ export class PostgresSessionStore extends session.Store {
       // stamp tells it apart, and it is answered as the deleted session it should have been.
       if (row.user_id !== null && isSignedInWithOtherPassword(data, row.password_changed_at)) {
         return callback(null, null);
+      }
+      // Signed in racing a disable (its check read the account before the disable committed): it
+      // is the signed-out session that disable would have left, saying why while the account is
+      // disabled, and no session at all once it is enabled again.
+      if (row.user_id !== null && isSignedInBeforeDisable(data, row.session_epoch)) {
+        if (row.is_disabled !== true) return callback(null, null);
+        return callback(null, {
+          cookie: data.cookie,
+          flash: { type: 'error', message: ACCOUNT_DISABLED_MESSAGE },
+          isAccountDisabled: true,
+          disabledUsername: row.username ?? undefined,
+        });
       }
       if (row.user_id !== null && row.username !== null && row.role !== null) {
         data.loadedUser = {
@@ -200,6 +223,11 @@ function signedInUserOf(data: session.SessionData): string | null {
 function isSignedInWithOtherPassword(data: session.SessionData, passwordChangedAt: Date | null): boolean {
   if (data.passwordChangedAt === undefined) return false;
   return data.passwordChangedAt !== (passwordChangedAt?.getTime() ?? null);
+}
+
+function isSignedInBeforeDisable(data: session.SessionData, sessionEpoch: number | null): boolean {
+  if (data.sessionEpoch === undefined) return false;
+  return data.sessionEpoch !== (sessionEpoch ?? 0);
 }
 
 function expiresAtSec(data: session.SessionData): number {

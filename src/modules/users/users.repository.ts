@@ -105,8 +105,14 @@ export function updateRole(db: Client, id: number, role: 'admin' | 'user') {
   return db.user.update({ where: { id }, data: { role }, select: SELECT_USER });
 }
 
+/**
+ * Disables or enables a user. A disable raises the session epoch too: a session whose sign-in read
+ * the account before this commits carries the old one and is never served again (session.store.ts),
+ * whenever its row was written and whether or not the account is enabled later.
+ */
 export function updateDisabled(db: Client, id: number, isDisabled: boolean) {
-  return db.user.update({ where: { id }, data: { isDisabled }, select: SELECT_USER });
+  const data = isDisabled ? { isDisabled, sessionEpoch: { increment: 1 } } : { isDisabled };
+  return db.user.update({ where: { id }, data, select: SELECT_USER });
 }
 
 /**
@@ -126,12 +132,18 @@ export function lockWithActiveAdmins(tx: Tx, id: number): Promise<UserRecord[]> 
 
 /**
  * Signs every session of a user out, keeping only the cookie settings and, for whoever holds the
- * session, `flash` and the mark `isAccountDisabled` (src/http/session.ts); returns how many.
+ * session, `flash`, the mark `isAccountDisabled` and the `disabledUsername` (src/http/session.ts);
+ * returns how many.
  */
-export function signOutSessionsOf(db: Client, userId: number, flash: { type: 'error'; message: string }) {
+export function signOutSessionsOf(
+  db: Client,
+  user: { id: number; username: string },
+  flash: { type: 'error'; message: string },
+) {
   return db.$executeRaw`UPDATE "session"
-     SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', ${JSON.stringify(flash)}::jsonb, 'isAccountDisabled', true)
-   WHERE sess -> 'passport' ->> 'user' = ${String(userId)}`;
+     SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', ${JSON.stringify(flash)}::jsonb,
+                                   'isAccountDisabled', true, 'disabledUsername', ${user.username}::text)
+   WHERE sess -> 'passport' ->> 'user' = ${String(user.id)}`;
 }
 
 /**

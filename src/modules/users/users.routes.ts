@@ -30,6 +30,8 @@ interface GeneratedPassword {
   username: string;
   password: string;
   isNewUser: boolean;
+  /** A sentence said after it (a reset that lifted a sign-in lock says so). */
+  note?: string;
 }
 
 /**
@@ -71,10 +73,11 @@ export function usersRoutes(deps: {
     const user = sessionUserOf(req);
     let endedSessions: number;
     let passwordChangedAt: number;
+    let sessionEpoch: number;
     try {
       const form = parseInput(ZChangeOwnPasswordForm, req.body);
       const change = { current: form.current, password: form.password, sessionId: req.sessionID };
-      ({ endedSessions, passwordChangedAt } = await usersService.changeOwnPassword(
+      ({ endedSessions, passwordChangedAt, sessionEpoch } = await usersService.changeOwnPassword(
         auth,
         user,
         change,
@@ -94,7 +97,8 @@ export function usersRoutes(deps: {
       });
     }
     // Proving the password is a sign-in: this session goes on under a new id (no fixation).
-    signInOnNewSession(passport, req, res, user, { at: auth.now().getTime(), passwordChangedAt }, (signInError) => {
+    const signedIn = { at: auth.now().getTime(), passwordChangedAt, sessionEpoch };
+    signInOnNewSession(passport, req, res, user, signedIn, (signInError) => {
       if (signInError) return next(signInError);
       answerChange(req, res, {
         json: { endedSessions },
@@ -212,22 +216,44 @@ export function usersRoutes(deps: {
   router.post('/admin/users/:id/password', guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZUserId, req.params.id, 'user id');
     const form = parseInput(ZResetPasswordForm, req.body);
-    const { user, generatedPassword } = await usersService.resetPassword(
+    const admin = sessionUserOf(req);
+    // Their own: this session stays, as after a change of one's own password. Ended with the
+    // others, it sent the admin to the sign-in form unexplained, the confirmation (or the
+    // generated password's page) the last page they saw signed in.
+    const isOwn = id === admin.id;
+    const { user, generatedPassword, passwordChangedAt, lockedUntil, endedLocks } = await usersService.resetPassword(
       db,
       id,
       form.password || undefined,
       auditContextOf(req),
+      { keepSessionId: isOwn ? req.sessionID : undefined, now: auth.now() },
     );
+    // Ended by hand, as an unlock's: the pruner will never count them.
+    auth.metrics.authLockoutEnd.inc(endedLocks);
+    const unlockedNote = lockedUntil ? ' Their sign-in lock was lifted.' : '';
+    if (isOwn) {
+      // A reset proves no password: the session's lifetime still counts from its sign-in.
+      const signedIn = {
+        at: req.session.signedInAt ?? auth.now().getTime(),
+        passwordChangedAt,
+        sessionEpoch: req.session.sessionEpoch,
+      };
+      await new Promise<void>((resolve, reject) =>
+        signInOnNewSession(passport, req, res, admin, signedIn, (error) => (error ? reject(error) : resolve())),
+      );
+      req.session.lastSeenAt = auth.now().getTime();
+    }
     if (generatedPassword) {
       return showUsersWithSecret(req, res, 200, {
         username: user.username,
         password: generatedPassword,
         isNewUser: false,
+        note: unlockedNote.trim() || undefined,
       });
     }
     answerChange(req, res, {
       json: { user: userAnswerOf(user) },
-      flash: { type: 'success', message: `Password of ${user.username} changed.` },
+      flash: { type: 'success', message: `Password of ${user.username} changed.${unlockedNote}` },
       location: usersPageOf(user.username),
     });
   });

@@ -4,6 +4,7 @@ import type { Db } from '../../db/database.js';
 import { counted } from '../../shared/counted.js';
 import {
   ACCOUNT_DISABLED_MESSAGE,
+  AccountDisabledError,
   BadRequestError,
   ConflictError,
   notFoundById,
@@ -111,17 +112,45 @@ async function requireUser(db: Db, id: number) {
   return user;
 }
 
-/** Sets a new password (generated when none is given) and ends the user's sessions. */
-export async function resetPassword(db: Db, id: number, password: string | undefined, context: AuditContext) {
+/**
+ * Sets a new password (generated when none is given) and ends the user's sessions, but the one
+ * named `keepSessionId` (an admin resetting their own: the caller signs it in again on a new id,
+ * with the new stamp). It lifts the account's sign-in lock too, as Unlock sign-in does: the
+ * failures were against the old password, and the user given the new one (often because they
+ * were locked out) could not use it until the lock ended. Returns the stamp, and the end of the
+ * lock it lifted (null when none ran) with how many locks it ended (for the metrics).
+ */
+export async function resetPassword(
+  db: Db,
+  id: number,
+  password: string | undefined,
+  context: AuditContext,
+  options: { keepSessionId?: string; now?: Date } = {},
+) {
   const user = await requireUser(db, id);
   const generatedPassword = password ? undefined : generatePassword();
   const passwordHash = await hashPassword(password || (generatedPassword as string));
-  await db.$transaction(async (tx) => {
-    await usersRepository.updatePasswordHash(tx, id, passwordHash);
-    await usersRepository.deleteSessionsOf(tx, id);
-    await appendAudit(tx, { ...context, action: 'user.password_reset', target: user.username, status: 'ok' });
+  const now = options.now ?? new Date();
+  const { passwordChangedAt, unlocked } = await db.$transaction(async (tx) => {
+    const updated = await usersRepository.updatePasswordHash(tx, id, passwordHash);
+    await usersRepository.deleteSessionsOf(tx, id, { exceptSessionId: options.keepSessionId });
+    const lifted = await throttleRepository.unlockAccount(tx, user.username, now);
+    await appendAudit(tx, {
+      ...context,
+      action: 'user.password_reset',
+      target: user.username,
+      status: 'ok',
+      ...(lifted.lockedUntil ? { details: { lockedUntil: lifted.lockedUntil.toISOString() } } : {}),
+    });
+    return { passwordChangedAt: updated.passwordChangedAt, unlocked: lifted };
   });
-  return { user, generatedPassword };
+  return {
+    user,
+    generatedPassword,
+    passwordChangedAt: passwordChangedAt?.getTime() ?? null,
+    lockedUntil: unlocked.lockedUntil,
+    endedLocks: unlocked.endedLocks,
+  };
 }
 
 /**
@@ -135,7 +164,7 @@ export async function changeOwnPassword(
   user: SessionUser,
   change: { current: string; password: string; sessionId: string },
   context: AuditContext,
-): Promise<{ endedSessions: number; passwordChangedAt: number }> {
+): Promise<{ endedSessions: number; passwordChangedAt: number; sessionEpoch: number }> {
   const check = await checkPasswordForChange(auth, { user, password: change.current, context });
   if (check.outcome === 'locked') {
     const now = auth.now();
@@ -145,6 +174,7 @@ export async function changeOwnPassword(
     );
   }
   if (check.outcome === 'failed') throw new BadRequestError('The current password is not right.', { field: 'current' });
+  if (check.outcome === 'disabled') throw new AccountDisabledError();
   const passwordHash = await hashPassword(change.password);
   const now = auth.now();
   const changed = await auth.db.prisma.$transaction(async (tx) => {
@@ -160,7 +190,7 @@ export async function changeOwnPassword(
       { ...context, action: 'user.password_change', target: user.username, status: 'ok', details: { endedSessions } },
       now,
     );
-    return { endedSessions, passwordChangedAt: passwordChangedAt.getTime() };
+    return { endedSessions, passwordChangedAt: passwordChangedAt.getTime(), sessionEpoch: check.sessionEpoch };
   });
   if (!changed) {
     // Audited as a wrong current password is, in a transaction of its own: the change's rolled back.
@@ -253,7 +283,7 @@ export async function setDisabled(db: Db, id: number, isDisabled: boolean, conte
     if (user.isDisabled === isDisabled) return user;
     if (isDisabled) {
       if (isLastActiveAdmin) throw lastAdminError();
-      await usersRepository.signOutSessionsOf(tx, id, { type: 'error', message: ACCOUNT_DISABLED_MESSAGE });
+      await usersRepository.signOutSessionsOf(tx, user, { type: 'error', message: ACCOUNT_DISABLED_MESSAGE });
     }
     const updated = await usersRepository.updateDisabled(tx, id, isDisabled);
     await appendAudit(tx, {
