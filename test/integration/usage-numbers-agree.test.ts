@@ -2,7 +2,7 @@ import { Prisma } from '@prisma/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers, type JobSpec } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -14,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 
 let db: TestDatabase;
 let alice: Agent;
+let bob: Agent;
 let admin: Agent;
 // 2026-04-20 12:00 in Berlin.
 const now = () => new Date('2026-04-20T10:00:00Z');
@@ -52,9 +53,15 @@ beforeAll(async () => {
   ]);
   await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
   await buildUser(db.prisma, { username: 'root', password: 'root-password', role: 'admin' });
+  await buildUser(db.prisma, { username: 'bob', password: 'bob-password' });
   await buildJobs(db, hugeJobs());
+  await buildJobs(db, [
+    { user: 'bob', jobId: '901', end: '2026-03-10T12:00:00Z' },
+    { user: 'bob', jobId: '902', end: '2026-03-20T12:00:00Z' },
+  ]);
   const app = buildTestApp(db, { env: { APP_TZ: 'Europe/Berlin' }, now });
   alice = await signInAs(app, 'alice', 'alice-password');
+  bob = await signInAs(app, 'bob', 'bob-password');
   admin = await signInAs(app, 'root', 'root-password');
 });
 afterAll(() => db?.drop());
@@ -114,5 +121,31 @@ describe('one user and one window, read every way', () => {
       expect(cell(userRow, label), label).toBeDefined();
       expect(cell(userRow, label), label).toBe(cell(totalRow, label));
     }
+  });
+
+  it("Admin → Usage names the tier the user's own page names, after a move to another tier mid-month", async () => {
+    // Bob's first job is billed on mu; then an admin moves him to gov.
+    await bob
+      .post('/me/receipt')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(bob, '/me'))
+      .send({ before: '2026-03-15' })
+      .expect(201);
+    await admin
+      .post('/admin/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin, '/admin/rates'))
+      .send({ username: 'bob', tier: 'gov' })
+      .expect(200);
+    const own = (await bob.get(`/me?view=aggregate&${WINDOW}`).set('Accept', 'application/json').expect(200)).body;
+    expect(own.tier.name).toBe('gov');
+    const adminPage = (await admin.get(`/admin/usage?${WINDOW}`).set('Accept', 'text/html').expect(200)).text;
+    const userRow = adminPage.match(/<tr><td data-label="User"><a [^>]*>bob<\/a><\/td>(.*?)<\/tr>/)?.[1] ?? '';
+    expect(userRow.match(/data-label="Tier"[^>]*>([^<]*)</)?.[1]).toBe('gov');
+    // The same with the admin's user filter, which prices through one user's rates.
+    const filtered = (await admin.get(`/admin/usage?${WINDOW}&user=bob`).set('Accept', 'text/html').expect(200)).text;
+    expect(
+      filtered.match(/<tr><td data-label="User"><a [^>]*>bob<\/a><\/td><td data-label="Tier"[^>]*>([^<]*)</)?.[1],
+    ).toBe('gov');
   });
 });

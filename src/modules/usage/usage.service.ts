@@ -327,7 +327,14 @@ export function createUsageService(deps: UsageServiceDeps) {
     const window = resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
     const filter = { from: window.from, before: window.before, ...pickFilters(query) };
     const pricing = await pricingFor(query.user ? [query.user] : undefined);
-    const users = await usageRepository.sumByUser(db, filter, pricing);
+    // Each row names the user's tier as their own page does: the one in force for them now. The
+    // jobs' tiers (a billed job's receipt's) read the greatest name, so a user moved from mu to gov
+    // mid-month stayed "mu" here while My usage said gov.
+    const tierOf = new Map(pricing.rates.map((row) => [row.username, row.tier]));
+    const users = (await usageRepository.sumByUser(db, filter, pricing)).map((row) => ({
+      ...row,
+      tier: tierOf.get(row.username) ?? row.tier,
+    }));
     const totals = {
       ...sumHours(users),
       // Money and hours are added as decimals, as the CSV's rows add up.
