@@ -140,7 +140,8 @@ async function expectedUsage(
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([username, entry]) => ({
       username,
-      tier: entry.tiers.reduce((max, tier) => (tier > max ? tier : max)),
+      // The tier the user's own page names: the one in force for them now, whatever their receipts billed at.
+      tier: currentTier[username] ?? 'mu',
       jobs: entry.hours.length,
       cpuHours: sumCosts(entry.hours.map((hours) => hours.cpuHours)).toString(),
       gpuHours: sumCosts(entry.hours.map((hours) => hours.gpuHours)).toString(),

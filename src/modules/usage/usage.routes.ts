@@ -165,7 +165,12 @@ export function myUsageJson(page: MyUsagePage, timeZone: string) {
     },
   };
   if (page.view === 'aggregate') {
-    const sums = (row: { jobs: number; cpuHours: number; gpuHours: number; memGbHours: number }) => ({
+    const sums = (row: {
+      jobs: number;
+      cpuHours: Prisma.Decimal;
+      gpuHours: Prisma.Decimal;
+      memGbHours: Prisma.Decimal;
+    }) => ({
       jobs: row.jobs,
       cpuHours: hoursJson(row.cpuHours),
       gpuHours: hoursJson(row.gpuHours),

@@ -177,8 +177,24 @@ function receivedColumns(receipt: {
   };
 }
 
-const toNumber = (value: Prisma.Decimal | number | null | undefined) =>
-  value === null || value === undefined ? 0 : Number(value);
+/** Jobs and hours of several rows added up, the hours as decimals (floats drift off the CSV's sums). */
+interface HoursSum {
+  jobs: number;
+  cpuHours: Prisma.Decimal;
+  gpuHours: Prisma.Decimal;
+  memGbHours: Prisma.Decimal;
+}
+function sumHours(rows: HoursSum[]): HoursSum {
+  return rows.reduce<HoursSum>(
+    (sum, row) => ({
+      jobs: sum.jobs + row.jobs,
+      cpuHours: sum.cpuHours.plus(row.cpuHours),
+      gpuHours: sum.gpuHours.plus(row.gpuHours),
+      memGbHours: sum.memGbHours.plus(row.memGbHours),
+    }),
+    { jobs: 0, cpuHours: ZERO, gpuHours: ZERO, memGbHours: ZERO },
+  );
+}
 
 /** Usage pages and exports: per-job listings, daily and per-user totals, CSV streams. */
 export function createUsageService(deps: UsageServiceDeps) {
@@ -228,9 +244,12 @@ export function createUsageService(deps: UsageServiceDeps) {
       days.push({
         day,
         jobs: row?.jobs ?? 0,
-        cpuHours: toNumber(row?.cpuHours),
-        gpuHours: toNumber(row?.gpuHours),
-        memGbHours: toNumber(row?.memGbHours),
+        // Decimals, as SQL summed them: the totals below add them up exactly. Added as floats, a
+        // window of thousands of large jobs read 7450489958.019717 GB-hours where its CSV's rows add
+        // up to 7450489958.019716.
+        cpuHours: new Prisma.Decimal(row?.cpuHours ?? ZERO),
+        gpuHours: new Prisma.Decimal(row?.gpuHours ?? ZERO),
+        memGbHours: new Prisma.Decimal(row?.memGbHours ?? ZERO),
         cost: row?.cost ?? ZERO,
       });
     }
@@ -252,35 +271,24 @@ export function createUsageService(deps: UsageServiceDeps) {
 
     if (query.view === 'aggregate') {
       const days = fillDays(window, await usageRepository.sumByLocalDay(db, filter, pricing, config.timeZone));
-      const totals = {
-        ...days.reduce(
-          (sum, day) => ({
-            jobs: sum.jobs + day.jobs,
-            cpuHours: sum.cpuHours + day.cpuHours,
-            gpuHours: sum.gpuHours + day.gpuHours,
-            memGbHours: sum.memGbHours + day.memGbHours,
-          }),
-          { jobs: 0, cpuHours: 0, gpuHours: 0, memGbHours: 0 },
-        ),
-        cost: sumCosts(days.map((day) => day.cost)),
-      };
+      const totals = { ...sumHours(days), cost: sumCosts(days.map((day) => day.cost)) };
       const charts = [
         {
           title: 'CPU core-hours per day',
           unit: 'core-h',
-          bars: days.map((day) => ({ day: day.day, value: day.cpuHours })),
+          bars: days.map((day) => ({ day: day.day, value: day.cpuHours.toNumber() })),
         },
         {
           title: 'GPU-hours per day',
           unit: 'GPU-h',
           color: '#067647',
-          bars: days.map((day) => ({ day: day.day, value: day.gpuHours })),
+          bars: days.map((day) => ({ day: day.day, value: day.gpuHours.toNumber() })),
         },
         {
           title: 'Memory GB-hours per day',
           unit: 'GB-h',
           color: '#b54708',
-          bars: days.map((day) => ({ day: day.day, value: day.memGbHours })),
+          bars: days.map((day) => ({ day: day.day, value: day.memGbHours.toNumber() })),
         },
       ].map((chart) => ({ title: chart.title, svg: renderBarChart(chart) }));
       return { ...base, view: 'aggregate' as const, days, totals, charts };
@@ -319,18 +327,17 @@ export function createUsageService(deps: UsageServiceDeps) {
     const window = resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
     const filter = { from: window.from, before: window.before, ...pickFilters(query) };
     const pricing = await pricingFor(query.user ? [query.user] : undefined);
-    const users = await usageRepository.sumByUser(db, filter, pricing);
+    // Each row names the user's tier as their own page does: the one in force for them now. The
+    // jobs' tiers (a billed job's receipt's) read the greatest name, so a user moved from mu to gov
+    // mid-month stayed "mu" here while My usage said gov.
+    const tierOf = new Map(pricing.rates.map((row) => [row.username, row.tier]));
+    const users = (await usageRepository.sumByUser(db, filter, pricing)).map((row) => ({
+      ...row,
+      tier: tierOf.get(row.username) ?? row.tier,
+    }));
     const totals = {
-      ...users.reduce(
-        (sum, row) => ({
-          jobs: sum.jobs + row.jobs,
-          cpuHours: sum.cpuHours + toNumber(row.cpuHours),
-          gpuHours: sum.gpuHours + toNumber(row.gpuHours),
-          memGbHours: sum.memGbHours + toNumber(row.memGbHours),
-        }),
-        { jobs: 0, cpuHours: 0, gpuHours: 0, memGbHours: 0 },
-      ),
-      // Money is added as decimals; hours are quantities shown to two places.
+      ...sumHours(users),
+      // Money and hours are added as decimals, as the CSV's rows add up.
       cost: sumCosts(users.map((row) => row.cost ?? ZERO)),
       billedCost: sumCosts(users.map((row) => row.billedCost ?? ZERO)),
     };
