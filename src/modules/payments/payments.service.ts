@@ -637,6 +637,39 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * A payment whose review was closed other than by accepting it (refunded, dismissed, or resolved
+   * by a refund in full) pays no receipt, and /admin/payments lists it as settled: what the provider
+   * reports about its money since (a dispute, its outcome) is nothing that decision weighed.
+   */
+  function isResolvedApart(payment: paymentsRepository.PaymentRow): boolean {
+    return payment.status === 'resolved' && payment.reviewOutcome !== 'accepted';
+  }
+
+  /**
+   * Holds a resolved payment for review again because the provider reported `what` after the
+   * decision; the reason names that decision (who, when, their note) and what it was held for
+   * before, since the resolution itself is cleared (the audit log keeps it). Takes the receipt's
+   * lock after the payment's, as every hold does.
+   */
+  async function reopenAfterResolution(
+    tx: Prisma.TransactionClient,
+    providerName: string,
+    payment: paymentsRepository.PaymentRow,
+    what: string,
+    consequence: string,
+  ) {
+    await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
+    const when = payment.reviewedAt ? formatLocalDateTime(payment.reviewedAt, deps.timeZone) : 'an unknown date';
+    const reason =
+      `${what}, after this payment was resolved as ${payment.reviewOutcome} by ${payment.reviewedBy ?? 'an unknown reviewer'} ` +
+      `on ${when}${payment.reviewNote ? ` ("${payment.reviewNote}")` : ''}: ${consequence}; check it with ` +
+      `${providerName} and resolve it again` +
+      `${payment.reviewReason ? `; before it was resolved it was held for review: ${payment.reviewReason}` : ''}`;
+    if (!(await paymentsRepository.reopenResolvedReview(tx, payment.id, reason)))
+      throw new ConflictError(`Payment #${payment.id} changed meanwhile; nothing was changed.`);
+  }
+
+  /**
    * A refund the provider reports for a payment (what it has refunded of it so far), inside the
    * event's transaction; the payment's row is locked. Money that never arrived changes nothing
    * (`ignored`). A refund in another currency than the payment received, or of more than it
@@ -780,6 +813,19 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const disputeNote =
       `the payer disputed ${describeMinorUnits(disputed.amountMinor, disputed.currency)} of the ${received} received ` +
       `at ${providerName} (reason: ${event.dispute.reason ?? 'none given'})`;
+    // Resolved already (refunded, dismissed): the bank claiming the money back is news to finance,
+    // and a resolved payment is listed nowhere as needing attention. Held again, saying why.
+    const isReopened = isResolvedApart(payment);
+    if (isReopened) {
+      await reopenAfterResolution(
+        tx,
+        providerName,
+        payment,
+        disputeNote,
+        'the bank may take back money already returned or settled',
+      );
+      outcome = 'review';
+    }
     if (!paidTheReceipt && payment.status === 'needs_review') {
       // Held for another reason (its receipt voided, a success after a cancel): the admin deciding
       // to refund it must know the bank may take the money back as well. /admin/payments says a
@@ -808,6 +854,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           amountMinor: String(disputed.amountMinor),
           currency: disputed.currency,
           reason: event.dispute.reason,
+          // The payment was resolved before (refunded, dismissed): now held again.
+          ...(isReopened ? { previousOutcome: payment.reviewOutcome } : {}),
           // What became of the receipt: still paid from the held payment, or left as it was.
           receipt: paidTheReceipt ? 'stays_paid' : 'none',
         },
@@ -838,6 +886,9 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         `Webhook rejected: the closed dispute of payment #${payment.id} says no dispute id, outcome, amount or currency.`,
       );
     }
+    // Resolved before this event (refunded, dismissed): the outcome holds it again (a dispute told
+    // first, below, does it already).
+    const previousOutcome = isResolvedApart(payment) ? payment.reviewOutcome : null;
     // Providers do not promise the order of their events: an outcome that comes first records its
     // dispute as the dispute's own event would (that event, arriving later, then adds nothing).
     if (payment.externalDisputeId === null && hasTakenMoney(payment)) {
@@ -902,6 +953,28 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (receiptChange === 'none' && payment.status === 'needs_review') {
         await paymentsRepository.addToHoldReason(tx, payment.id, `${payment.reviewReason ?? 'held'}; ${lostNote}`);
       }
+      // Resolved (refunded, dismissed): the bank took money finance had returned or settled already.
+      if (receiptChange === 'none' && isResolvedApart(payment)) {
+        await reopenAfterResolution(
+          tx,
+          providerName,
+          payment,
+          lostNote,
+          'the bank took that money back from the centre, though it was already returned or settled',
+        );
+        outcome = 'review';
+      }
+    } else if (isResolvedApart(payment)) {
+      // Resolved (refunded, dismissed) while the dispute was open: finance may have counted this
+      // money as lost or returned; the bank takes none of it.
+      await reopenAfterResolution(
+        tx,
+        providerName,
+        payment,
+        `the dispute was won at ${providerName}, the ${disputedText} stays`,
+        'the bank takes none of it back, which the decision may not have counted on',
+      );
+      outcome = 'review';
     } else if (payment.status === 'needs_review' && payment.holdsPaidReceipt) {
       // Still held for the admin, who decides; the won dispute is what they accept it on.
       await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
@@ -939,6 +1012,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returnedTotalMinor) }),
           receivedMinor: String(received.amountMinor),
           receivedCurrency: received.currency,
+          // The payment was resolved before (refunded, dismissed): now held again.
+          ...(previousOutcome === null ? {} : { previousOutcome }),
           receipt: receiptChange,
         },
       },
