@@ -747,6 +747,21 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       },
       returned + lostMinor,
     );
+    // Dismissed (handled otherwise: applied to another receipt, settled outside the app): the
+    // decision counted on this money, which has now gone back to the payer. A payment resolved
+    // `refunded` was refunded as the admin said, and this is the provider confirming it.
+    const isReopened = payment.status === 'resolved' && payment.reviewOutcome === 'dismissed';
+    let heldOutcome = outcome;
+    if (isReopened) {
+      await reopenAfterResolution(
+        tx,
+        providerName,
+        payment,
+        `${refundedText} of the ${receivedText} received was refunded at ${providerName}`,
+        'the payer got back money that was settled otherwise, so what it was applied to may be unpaid',
+      );
+      heldOutcome = 'review';
+    }
     await appendAudit(
       tx,
       {
@@ -765,12 +780,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returned + lostMinor) }),
           receivedMinor: String(received.amountMinor),
           receivedCurrency: received.currency,
+          // The payment was resolved before (dismissed): now held again.
+          ...(isReopened ? { previousOutcome: payment.reviewOutcome } : {}),
           receipt: receiptChange,
         },
       },
       at,
     );
-    return { outcome, paymentId: payment.id };
+    return { outcome: heldOutcome, paymentId: payment.id };
   }
 
   /**
