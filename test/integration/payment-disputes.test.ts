@@ -721,6 +721,46 @@ describe('a dispute of a payment whose review an admin already resolved', () => 
     expect(audit.details).toMatchObject({ disputeStatus: 'won', previousOutcome: 'dismissed', receipt: 'none' });
   });
 
+  // A refund that failed after the decision held the payment again with a reason of its own, which
+  // replaced the one the admin had decided on: an open dispute vanished from /admin/payments, and
+  // finance, told to refund the payment again, could not see that the bank may take the money too.
+  it('a refund that fails after the admin resolved it keeps the decision, and the open dispute, in the reason', async () => {
+    const { receiptId, payment, admin } = await resolvedAfterVoid('refunded');
+    const { reviewedBy } = await resolvedPayment(payment.id);
+    // Held again for the dispute, then resolved again with the dispute still open.
+    await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `failed_after_resolve_${receiptId}`, { amount_cents: 400 }),
+    ).expect(200);
+    await resolveAs(admin, payment.id, 'refunded', 'Refunded again; the dispute is answered.');
+
+    const failed = await deliverDummy(app, {
+      event_id: `failed_after_resolve_refund_${receiptId}`,
+      event_type: 'payment.refund_failed',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 1000,
+      currency: 'THB',
+      refund_id: `re_failed_after_resolve_${receiptId}`,
+      failure_reason: 'expired_or_canceled_card',
+    });
+    expect(failed.body).toEqual({ received: true, outcome: 'review' });
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({ status: 'needs_review', reviewOutcome: null });
+    expect(held.reviewReason).toContain(
+      `the refund re_failed_after_resolve_${receiptId} of 10.00 THB failed at dummy (expired_or_canceled_card)`,
+    );
+    expect(held.reviewReason).toContain(`; it had been resolved as refunded by ${reviewedBy} on `);
+    expect(held.reviewReason).toContain('("Refunded again; the dispute is answered."), after it was held for review: ');
+    expect(held.reviewReason).toContain(
+      'the payer disputed 4.00 THB of the 10.00 THB received at dummy (reason: fraudulent)',
+    );
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    const cardStart = page.text.indexOf(`id="review-${payment.id}"`);
+    expect(page.text.slice(cardStart, page.text.indexOf('</section>', cardStart))).toContain(
+      'the payer disputed 4.00 THB of the 10.00 THB received at dummy',
+    );
+  });
+
   it('accepted for its receipt, a won dispute is what the admin accepted it on: recorded, not held again', async () => {
     const { receiptId, payment } = await paidOnline();
     const disputeId = `dp_accepted_won_${receiptId}`;

@@ -645,6 +645,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     return payment.status === 'resolved' && payment.reviewOutcome !== 'accepted';
   }
 
+  /** A resolution as the reason of a later hold names it: "resolved as refunded by alice on 2026-12-04 03:50 ("note")". */
+  function describeResolution(payment: paymentsRepository.PaymentRow): string {
+    const when = payment.reviewedAt ? formatLocalDateTime(payment.reviewedAt, deps.timeZone) : 'an unknown date';
+    return (
+      `resolved as ${payment.reviewOutcome} by ${payment.reviewedBy ?? 'an unknown reviewer'} on ${when}` +
+      `${payment.reviewNote ? ` ("${payment.reviewNote}")` : ''}`
+    );
+  }
+
   /**
    * Holds a resolved payment for review again because the provider reported `what` after the
    * decision; the reason names that decision (who, when, their note) and what it was held for
@@ -659,10 +668,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     consequence: string,
   ) {
     await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
-    const when = payment.reviewedAt ? formatLocalDateTime(payment.reviewedAt, deps.timeZone) : 'an unknown date';
     const reason =
-      `${what}, after this payment was resolved as ${payment.reviewOutcome} by ${payment.reviewedBy ?? 'an unknown reviewer'} ` +
-      `on ${when}${payment.reviewNote ? ` ("${payment.reviewNote}")` : ''}: ${consequence}; check it with ` +
+      `${what}, after this payment was ${describeResolution(payment)}: ${consequence}; check it with ` +
       `${providerName} and resolve it again` +
       `${payment.reviewReason ? `; before it was resolved it was held for review: ${payment.reviewReason}` : ''}`;
     if (!(await paymentsRepository.reopenResolvedReview(tx, payment.id, reason)))
@@ -1111,6 +1118,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
     const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
     const receiptStatus = receipt?.status ?? 'gone';
+    // Resolved by an admin: the hold below clears that decision, and its reason replaces the one it
+    // was taken on (an open dispute, a void). Both are kept in the new reason, where
+    // /admin/payments says them; a provider's own resolution (a refund in full) is this refund's.
+    const decisionNote =
+      payment.status === 'resolved' && !payment.reviewedBy?.startsWith('provider:')
+        ? `; it had been ${describeResolution(payment)}` +
+          `${payment.reviewReason ? `, after it was held for review: ${payment.reviewReason}` : ''}`
+        : '';
     let receiptChange: 'stays_paid' | 'none' = 'none';
     if (payment.status === 'needs_review') {
       // Held already (a partial refund, a dispute, a void): the failure is added to what the admin decides on.
@@ -1121,7 +1136,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       await paymentsRepository.holdForPartialRefund(
         tx,
         payment.id,
-        `${failureNote}; receipt #${payment.receiptId} stays paid until this is resolved`,
+        `${failureNote}; receipt #${payment.receiptId} stays paid until this is resolved${decisionNote}`,
       );
       receiptChange = 'stays_paid';
     } else {
@@ -1136,7 +1151,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
               `payment again at ${providerName} and resolve as refunded, or resolve as dismissed with what was done`
             : `receipt #${payment.receiptId} is ${receiptStatus}: refund this payment again at ${providerName} and ` +
               'resolve as refunded, or resolve as dismissed with what was done';
-      await paymentsRepository.holdAfterFailedRefund(tx, payment.id, `${failureNote}; ${receiptNote}`);
+      await paymentsRepository.holdAfterFailedRefund(tx, payment.id, `${failureNote}; ${receiptNote}${decisionNote}`);
     }
     await appendAudit(
       tx,
