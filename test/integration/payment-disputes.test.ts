@@ -272,6 +272,69 @@ describe('a dispute of a payment already held for another reason', () => {
   });
 });
 
+// A partial refund of a payment held for its dispute replaced the hold's reason with the refund's,
+// so /admin/payments no longer said the payer had disputed it, and the admin, asked only to accept
+// what was left, could not see that the bank might take that too.
+describe('a partial refund of a payment whose dispute is open', () => {
+  const refund = (externalPaymentId: string | null, eventId: string, amountCents: number) => ({
+    event_id: eventId,
+    event_type: 'payment.refunded',
+    external_payment_id: externalPaymentId,
+    amount_cents: amountCents,
+    currency: 'THB',
+  });
+
+  it('while held for the dispute, adds the refund to the reason and keeps the dispute', async () => {
+    const { receiptId, payment } = await paidOnline();
+    await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `part_refund_held_${receiptId}`, { amount_cents: 400 }),
+    ).expect(200);
+    const answer = await deliverDummy(app, refund(payment.externalPaymentId, `part_refund_held_r_${receiptId}`, 300));
+    expect(answer.body).toEqual({ received: true, outcome: 'review' });
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      holdsPaidReceipt: true,
+      refundedMinor: 300n,
+      reviewReason:
+        `the payer disputed 4.00 THB of the 10.00 THB received at dummy (reason: fraudulent); receipt #${receiptId} ` +
+        `stays paid until this is resolved; 3.00 THB of the 10.00 THB received was refunded at dummy; receipt #${receiptId} ` +
+        'stays paid until this is resolved',
+    });
+  });
+
+  it('after the admin accepted it with the dispute open, names the acceptance and the dispute', async () => {
+    const { receiptId, payment } = await paidOnline();
+    await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `part_refund_accepted_${receiptId}`, { amount_cents: 400 }),
+    ).expect(200);
+    const admin = await signInAdmin();
+    const accepted = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'Evidence sent to the bank.' });
+    expect(accepted.status, accepted.text).toBe(200);
+    const { reviewedBy } = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+
+    const answer = await deliverDummy(
+      app,
+      refund(payment.externalPaymentId, `part_refund_accepted_r_${receiptId}`, 300),
+    );
+    expect(answer.body).toEqual({ received: true, outcome: 'review' });
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({ status: 'needs_review', holdsPaidReceipt: true, reviewOutcome: null });
+    expect(held.reviewReason).toContain(
+      `3.00 THB of the 10.00 THB received was refunded at dummy; receipt #${receiptId} stays paid until this is resolved; ` +
+        `it had been resolved as accepted by ${reviewedBy} on `,
+    );
+    expect(held.reviewReason).toContain(
+      '("Evidence sent to the bank."), after it was held for review: the payer disputed 4.00 THB of the 10.00 THB',
+    );
+  });
+});
+
 describe('the outcome of a dispute', () => {
   const closedMetric = (outcome: string) =>
     metricValue(metrics, 'payments_webhook_events_total', {

@@ -655,6 +655,20 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * For a payment an admin resolved, which an event is about to hold again (clearing the decision
+   * from the row): the decision and what it was taken on (an open dispute, a void), for the end of
+   * the new reason, where /admin/payments says them. Empty otherwise; a provider's own resolution (a
+   * refund in full) is the event's business and not repeated.
+   */
+  function decisionNoteOf(payment: paymentsRepository.PaymentRow): string {
+    if (payment.status !== 'resolved' || payment.reviewedBy?.startsWith('provider:')) return '';
+    return (
+      `; it had been ${describeResolution(payment)}` +
+      `${payment.reviewReason ? `, after it was held for review: ${payment.reviewReason}` : ''}`
+    );
+  }
+
+  /**
    * Holds a resolved payment for review again because the provider reported `what` after the
    * decision; the reason names that decision (who, when, their note) and what it was held for
    * before, since the resolution itself is cleared (the audit log keeps it). Takes the receipt's
@@ -724,9 +738,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       'in all, with its lost dispute',
     );
     const lostText = describeMinorUnits(lostMinor, refunded.currency);
+    // Held already for a dispute: the bank may take more than this refund, so the dispute stays in
+    // what the admin decides on (the refund's own words replace an earlier refund's).
+    const heldForDispute =
+      payment.status === 'needs_review' && payment.externalDisputeId !== null && payment.reviewReason
+        ? `${payment.reviewReason}; `
+        : '';
     const partReason =
-      failedMinor === 0n && lostMinor === 0n
-        ? `${refundedText} of the ${receivedText} received was refunded at ${providerName}; ` +
+      (failedMinor === 0n && lostMinor === 0n
+        ? `${heldForDispute}${refundedText} of the ${receivedText} received was refunded at ${providerName}; ` +
           `receipt #${payment.receiptId} stays paid until this is resolved`
         : failedMinor === 0n
           ? // Held already by the lost dispute: what the admin decides on so far is kept.
@@ -737,7 +757,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
             `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
             `${describeMinorUnits(failedMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
-            `receipt #${payment.receiptId} stays paid until this is resolved`;
+            `receipt #${payment.receiptId} stays paid until this is resolved`) + decisionNoteOf(payment);
     const { receiptChange, outcome } = await recordMoneyGone(
       tx,
       providerName,
@@ -1118,14 +1138,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
     const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
     const receiptStatus = receipt?.status ?? 'gone';
-    // Resolved by an admin: the hold below clears that decision, and its reason replaces the one it
-    // was taken on (an open dispute, a void). Both are kept in the new reason, where
-    // /admin/payments says them; a provider's own resolution (a refund in full) is this refund's.
-    const decisionNote =
-      payment.status === 'resolved' && !payment.reviewedBy?.startsWith('provider:')
-        ? `; it had been ${describeResolution(payment)}` +
-          `${payment.reviewReason ? `, after it was held for review: ${payment.reviewReason}` : ''}`
-        : '';
+    // Resolved by an admin: the hold below clears that decision; the reason keeps it (decisionNoteOf).
+    const decisionNote = decisionNoteOf(payment);
     let receiptChange: 'stays_paid' | 'none' = 'none';
     if (payment.status === 'needs_review') {
       // Held already (a partial refund, a dispute, a void): the failure is added to what the admin decides on.
