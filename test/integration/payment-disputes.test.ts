@@ -23,10 +23,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline } = createPayingResearchers(
-  () => ({ db, app }),
-  'disputed',
-);
+const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted } =
+  createPayingResearchers(() => ({ db, app }), 'disputed');
 
 /** The dummy provider's dispute event: amount_cents is what the payer disputes of the payment. */
 function disputeEvent(externalPaymentId: string | null, eventId: string, fields: Record<string, unknown> = {}) {
@@ -331,6 +329,62 @@ describe('a partial refund of a payment whose dispute is open', () => {
     );
     expect(held.reviewReason).toContain(
       '("Evidence sent to the bank."), after it was held for review: the payer disputed 4.00 THB of the 10.00 THB',
+    );
+  });
+});
+
+// A dispute of a payment an admin had accepted (paid short, the rest to be charged later) held it
+// again with the dispute's reason only: the acceptance, its note and the shortfall it settled were
+// cleared from the row, and /admin/payments no longer said them.
+describe('a dispute of a payment an admin accepted', () => {
+  it('holds it again, its reason ending with the acceptance and what it was taken on; so does a loss in part', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, payment } = await paidShortAndAccepted(admin, 800);
+    const { reviewedBy } = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    const decision = `it had been resolved as accepted by ${reviewedBy} on `;
+    const takenOn =
+      '("the payer is charged the rest next month"), after it was held for review: paid 8.00 THB but 10.00 THB was due';
+
+    const opened = await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `accepted_short_${receiptId}`, { amount_cents: 300 }),
+    );
+    expect(opened.body).toEqual({ received: true, outcome: 'review' });
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({ status: 'needs_review', holdsPaidReceipt: true, reviewOutcome: null });
+    expect(held.reviewReason).toContain(
+      `the payer disputed 3.00 THB of the 8.00 THB received at dummy (reason: fraudulent); receipt #${receiptId} ` +
+        `stays paid until this is resolved; ${decision}`,
+    );
+    expect(held.reviewReason).toContain(takenOn);
+
+    // Accepted again, then lost in part: held again, the same way.
+    const accepted = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'Evidence sent to the bank.' });
+    expect(accepted.status, accepted.text).toBe(200);
+    const lost = await deliverDummy(
+      app,
+      closedEvent(
+        payment.externalPaymentId,
+        `accepted_short_lost_${receiptId}`,
+        `dp_accepted_short_${receiptId}`,
+        'lost',
+        {
+          amount_cents: 300,
+        },
+      ),
+    );
+    expect(lost.body).toEqual({ received: true, outcome: 'review' });
+    const heldAgain = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(heldAgain.reviewReason).toContain(
+      'the dispute was lost at dummy: 3.00 THB of the 8.00 THB received was taken back; ' +
+        `receipt #${receiptId} stays paid until this is resolved; ${decision}`,
+    );
+    expect(heldAgain.reviewReason).toContain(
+      '("Evidence sent to the bank."), after it was held for review: the payer disputed',
     );
   });
 });

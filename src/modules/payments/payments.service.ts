@@ -881,7 +881,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       const reason =
         payment.status === 'needs_review' && payment.reviewReason
           ? `${payment.reviewReason}; ${disputeNote}`
-          : `${disputeNote}; receipt #${payment.receiptId} stays paid until this is resolved`;
+          : `${disputeNote}; receipt #${payment.receiptId} stays paid until this is resolved${decisionNoteOf(payment)}`;
       await paymentsRepository.holdForDispute(tx, payment.id, reason);
       outcome = 'review';
     }
@@ -988,7 +988,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           partReason:
             payment.status === 'needs_review' && payment.reviewReason
               ? `${payment.reviewReason}; ${lostNote}`
-              : `${lostNote}; receipt #${payment.receiptId} stays paid until this is resolved`,
+              : `${lostNote}; receipt #${payment.receiptId} stays paid until this is resolved${decisionNoteOf(payment)}`,
         },
         returnedTotalMinor,
       ));
