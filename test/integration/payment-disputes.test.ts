@@ -389,6 +389,46 @@ describe('a dispute of a payment an admin accepted', () => {
   });
 });
 
+describe('a dispute lost in full after an admin accepted the payment', () => {
+  it('unpays the receipt and keeps the acceptance it undoes in the reason and the audit entry', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, payment } = await paidShortAndAccepted(admin, 800);
+    const disputeId = `dp_lost_full_accepted_${receiptId}`;
+    await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `lost_full_accepted_${receiptId}`, {
+        amount_cents: 800,
+        dispute_id: disputeId,
+      }),
+    ).expect(200);
+    const accepted = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'Evidence sent to the bank.' });
+    expect(accepted.status, accepted.text).toBe(200);
+    const { reviewedBy } = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+
+    const lost = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, `lost_full_accepted_closed_${receiptId}`, disputeId, 'lost', {
+        amount_cents: 800,
+      }),
+    );
+    expect(lost.body).toEqual({ received: true, outcome: 'ok' });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    const resolved = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(resolved.reviewReason).toContain(
+      `receipt #${receiptId} is unpaid again; it had been resolved as accepted by ${reviewedBy} on `,
+    );
+    expect(resolved.reviewReason).toContain('("Evidence sent to the bank."), after it was held for review: ');
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.dispute_closed', target: `receipt:${receiptId}` },
+    });
+    expect(audit.details).toMatchObject({ receipt: 'unpaid', previousOutcome: 'accepted' });
+  });
+});
+
 describe('the outcome of a dispute', () => {
   const closedMetric = (outcome: string) =>
     metricValue(metrics, 'payments_webhook_events_total', {

@@ -20,10 +20,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline } = createPayingResearchers(
-  () => ({ db, app }),
-  'refunded',
-);
+const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted } =
+  createPayingResearchers(() => ({ db, app }), 'refunded');
 
 let eventCounter = 0;
 /** The dummy provider's refund event: amount_cents is what it has refunded of the payment so far. */
@@ -336,6 +334,32 @@ describe('a refund of a payment whose review an admin resolved', () => {
       reviewOutcome: 'refunded',
       refundedMinor: 1000n,
     });
+  });
+});
+
+// A refund in full of a payment an admin had accepted (paid short) unpaid its receipt and resolved it
+// as refunded by the provider, writing over the acceptance: its note and the shortfall it settled
+// were gone from /admin/payments, and the audit entry did not say a decision was undone.
+describe('a refund in full of a payment an admin accepted', () => {
+  it('unpays the receipt and keeps the acceptance it undoes in the reason and the audit entry', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, payment } = await paidShortAndAccepted(admin, 800);
+    const { reviewedBy } = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    const answer = await deliverDummy(app, refundEvent(payment.externalPaymentId, 800));
+    expect(answer.body).toEqual({ received: true, outcome: 'ok' });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    const refunded = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(refunded).toMatchObject({ status: 'resolved', reviewOutcome: 'refunded', reviewedBy: 'provider:dummy' });
+    expect(refunded.reviewReason).toContain(
+      `refunded in full at dummy (8.00 THB); receipt #${receiptId} is unpaid again; it had been resolved as accepted by ${reviewedBy} on `,
+    );
+    expect(refunded.reviewReason).toContain(
+      '("the payer is charged the rest next month"), after it was held for review: paid 8.00 THB but 10.00 THB was due',
+    );
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.refund', target: `receipt:${receiptId}` },
+    });
+    expect(audit.details).toMatchObject({ receipt: 'unpaid', previousOutcome: 'accepted' });
   });
 });
 

@@ -768,7 +768,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         fullReason:
           `refunded in full at ${providerName} (${refundedText}` +
           `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); ` +
-          `receipt #${payment.receiptId} is unpaid again`,
+          `receipt #${payment.receiptId} is unpaid again${decisionNoteOf(payment)}`,
         fullNote: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
         partReason,
       },
@@ -807,8 +807,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returned + lostMinor) }),
           receivedMinor: String(received.amountMinor),
           receivedCurrency: received.currency,
-          // The payment was resolved before (dismissed): now held again.
-          ...(isReopened ? { previousOutcome: payment.reviewOutcome } : {}),
+          // The payment was resolved before: now held again, or (accepted) resolved by this refund.
+          ...(isReopened || (payment.status === 'resolved' && receiptChange !== 'none')
+            ? { previousOutcome: payment.reviewOutcome }
+            : {}),
           receipt: receiptChange,
         },
       },
@@ -930,9 +932,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         `Webhook rejected: the closed dispute of payment #${payment.id} says no dispute id, outcome, amount or currency.`,
       );
     }
-    // Resolved before this event (refunded, dismissed): the outcome holds it again (a dispute told
-    // first, below, does it already).
-    const previousOutcome = isResolvedApart(payment) ? payment.reviewOutcome : null;
+    // Resolved before this event: its audit entry names the decision the outcome undoes, if any.
+    const wasResolvedAs = payment.status === 'resolved' ? payment.reviewOutcome : null;
     // Providers do not promise the order of their events: an outcome that comes first records its
     // dispute as the dispute's own event would (that event, arriving later, then adds nothing).
     if (payment.externalDisputeId === null && hasTakenMoney(payment)) {
@@ -983,7 +984,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         goneTotal,
         at,
         {
-          fullReason: `${lostNote}; receipt #${payment.receiptId} is unpaid again`,
+          fullReason: `${lostNote}; receipt #${payment.receiptId} is unpaid again${decisionNoteOf(payment)}`,
           fullNote: `${providerName} reported dispute ${event.dispute.id} lost (event ${event.id})`,
           partReason:
             payment.status === 'needs_review' && payment.reviewReason
@@ -1056,8 +1057,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returnedTotalMinor) }),
           receivedMinor: String(received.amountMinor),
           receivedCurrency: received.currency,
-          // The payment was resolved before (refunded, dismissed): now held again.
-          ...(previousOutcome === null ? {} : { previousOutcome }),
+          // The payment was resolved before: now held again, or (accepted) unpaid by the loss.
+          ...(wasResolvedAs !== null && (outcome === 'review' || receiptChange !== 'none')
+            ? { previousOutcome: wasResolvedAs }
+            : {}),
           receipt: receiptChange,
         },
       },
