@@ -23,10 +23,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline } = createPayingResearchers(
-  () => ({ db, app }),
-  'disputed',
-);
+const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted } =
+  createPayingResearchers(() => ({ db, app }), 'disputed');
 
 /** The dummy provider's dispute event: amount_cents is what the payer disputes of the payment. */
 function disputeEvent(externalPaymentId: string | null, eventId: string, fields: Record<string, unknown> = {}) {
@@ -269,6 +267,165 @@ describe('a dispute of a payment already held for another reason', () => {
       disputeStatus: 'won',
       reviewReason: `${disputed}; the dispute was won at dummy, the 10.00 THB stays`,
     });
+  });
+});
+
+// A partial refund of a payment held for its dispute replaced the hold's reason with the refund's,
+// so /admin/payments no longer said the payer had disputed it, and the admin, asked only to accept
+// what was left, could not see that the bank might take that too.
+describe('a partial refund of a payment whose dispute is open', () => {
+  const refund = (externalPaymentId: string | null, eventId: string, amountCents: number) => ({
+    event_id: eventId,
+    event_type: 'payment.refunded',
+    external_payment_id: externalPaymentId,
+    amount_cents: amountCents,
+    currency: 'THB',
+  });
+
+  it('while held for the dispute, adds the refund to the reason and keeps the dispute', async () => {
+    const { receiptId, payment } = await paidOnline();
+    await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `part_refund_held_${receiptId}`, { amount_cents: 400 }),
+    ).expect(200);
+    const answer = await deliverDummy(app, refund(payment.externalPaymentId, `part_refund_held_r_${receiptId}`, 300));
+    expect(answer.body).toEqual({ received: true, outcome: 'review' });
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      holdsPaidReceipt: true,
+      refundedMinor: 300n,
+      reviewReason:
+        `the payer disputed 4.00 THB of the 10.00 THB received at dummy (reason: fraudulent); receipt #${receiptId} ` +
+        `stays paid until this is resolved; 3.00 THB of the 10.00 THB received was refunded at dummy; receipt #${receiptId} ` +
+        'stays paid until this is resolved',
+    });
+  });
+
+  it('after the admin accepted it with the dispute open, names the acceptance and the dispute', async () => {
+    const { receiptId, payment } = await paidOnline();
+    await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `part_refund_accepted_${receiptId}`, { amount_cents: 400 }),
+    ).expect(200);
+    const admin = await signInAdmin();
+    const accepted = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'Evidence sent to the bank.' });
+    expect(accepted.status, accepted.text).toBe(200);
+    const { reviewedBy } = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+
+    const answer = await deliverDummy(
+      app,
+      refund(payment.externalPaymentId, `part_refund_accepted_r_${receiptId}`, 300),
+    );
+    expect(answer.body).toEqual({ received: true, outcome: 'review' });
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({ status: 'needs_review', holdsPaidReceipt: true, reviewOutcome: null });
+    expect(held.reviewReason).toContain(
+      `3.00 THB of the 10.00 THB received was refunded at dummy; receipt #${receiptId} stays paid until this is resolved; ` +
+        `it had been resolved as accepted by ${reviewedBy} on `,
+    );
+    expect(held.reviewReason).toContain(
+      '("Evidence sent to the bank."), after it was held for review: the payer disputed 4.00 THB of the 10.00 THB',
+    );
+  });
+});
+
+// A dispute of a payment an admin had accepted (paid short, the rest to be charged later) held it
+// again with the dispute's reason only: the acceptance, its note and the shortfall it settled were
+// cleared from the row, and /admin/payments no longer said them.
+describe('a dispute of a payment an admin accepted', () => {
+  it('holds it again, its reason ending with the acceptance and what it was taken on; so does a loss in part', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, payment } = await paidShortAndAccepted(admin, 800);
+    const { reviewedBy } = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    const decision = `it had been resolved as accepted by ${reviewedBy} on `;
+    const takenOn =
+      '("the payer is charged the rest next month"), after it was held for review: paid 8.00 THB but 10.00 THB was due';
+
+    const opened = await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `accepted_short_${receiptId}`, { amount_cents: 300 }),
+    );
+    expect(opened.body).toEqual({ received: true, outcome: 'review' });
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({ status: 'needs_review', holdsPaidReceipt: true, reviewOutcome: null });
+    expect(held.reviewReason).toContain(
+      `the payer disputed 3.00 THB of the 8.00 THB received at dummy (reason: fraudulent); receipt #${receiptId} ` +
+        `stays paid until this is resolved; ${decision}`,
+    );
+    expect(held.reviewReason).toContain(takenOn);
+
+    // Accepted again, then lost in part: held again, the same way.
+    const accepted = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'Evidence sent to the bank.' });
+    expect(accepted.status, accepted.text).toBe(200);
+    const lost = await deliverDummy(
+      app,
+      closedEvent(
+        payment.externalPaymentId,
+        `accepted_short_lost_${receiptId}`,
+        `dp_accepted_short_${receiptId}`,
+        'lost',
+        {
+          amount_cents: 300,
+        },
+      ),
+    );
+    expect(lost.body).toEqual({ received: true, outcome: 'review' });
+    const heldAgain = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(heldAgain.reviewReason).toContain(
+      'the dispute was lost at dummy: 3.00 THB of the 8.00 THB received was taken back; ' +
+        `receipt #${receiptId} stays paid until this is resolved; ${decision}`,
+    );
+    expect(heldAgain.reviewReason).toContain(
+      '("Evidence sent to the bank."), after it was held for review: the payer disputed',
+    );
+  });
+});
+
+describe('a dispute lost in full after an admin accepted the payment', () => {
+  it('unpays the receipt and keeps the acceptance it undoes in the reason and the audit entry', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, payment } = await paidShortAndAccepted(admin, 800);
+    const disputeId = `dp_lost_full_accepted_${receiptId}`;
+    await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `lost_full_accepted_${receiptId}`, {
+        amount_cents: 800,
+        dispute_id: disputeId,
+      }),
+    ).expect(200);
+    const accepted = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'Evidence sent to the bank.' });
+    expect(accepted.status, accepted.text).toBe(200);
+    const { reviewedBy } = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+
+    const lost = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, `lost_full_accepted_closed_${receiptId}`, disputeId, 'lost', {
+        amount_cents: 800,
+      }),
+    );
+    expect(lost.body).toEqual({ received: true, outcome: 'ok' });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    const resolved = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(resolved.reviewReason).toContain(
+      `receipt #${receiptId} is unpaid again; it had been resolved as accepted by ${reviewedBy} on `,
+    );
+    expect(resolved.reviewReason).toContain('("Evidence sent to the bank."), after it was held for review: ');
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.dispute_closed', target: `receipt:${receiptId}` },
+    });
+    expect(audit.details).toMatchObject({ receipt: 'unpaid', previousOutcome: 'accepted' });
   });
 });
 
@@ -556,6 +713,233 @@ describe('the outcome of a dispute', () => {
   });
 });
 
+// A dispute told after finance had closed the payment's review (refunded it, or settled it otherwise)
+// was recorded in columns no page shows: /admin/payments no longer listed the payment, so finance
+// never learnt that the bank was taking back money it had already returned or applied.
+describe('a dispute of a payment whose review an admin already resolved', () => {
+  /** A receipt paid online, voided, and its held payment resolved by an admin as `outcome`. */
+  async function resolvedAfterVoid(outcome: 'refunded' | 'dismissed') {
+    const paid = await paidOnline();
+    const admin = await signInAdmin();
+    await admin
+      .post(`/admin/receipts/${paid.receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    await resolveAs(admin, paid.payment.id, outcome, 'Refunded in the dummy dashboard.');
+    const voidReason = `receipt #${paid.receiptId} was voided after it was paid online: refund the payment or apply it elsewhere`;
+    return { ...paid, admin, voidReason };
+  }
+
+  async function resolveAs(
+    admin: Awaited<ReturnType<typeof signInAdmin>>,
+    paymentId: number,
+    outcome: string,
+    note: string,
+  ) {
+    const answer = await admin
+      .post(`/admin/payments/${paymentId}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome, note });
+    expect(answer.status, answer.text).toBe(200);
+  }
+
+  const resolvedPayment = async (paymentId: number) => {
+    const resolved = await db.prisma.payment.findUniqueOrThrow({ where: { id: paymentId } });
+    expect(resolved.status).toBe('resolved');
+    return resolved;
+  };
+
+  it('opened: holds the payment for review again, naming the dispute, its amount and the decision it follows', async () => {
+    const { receiptId, payment, admin, voidReason } = await resolvedAfterVoid('refunded');
+    const resolved = await resolvedPayment(payment.id);
+    const receiptBefore = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    const reviewBefore = await disputeMetric('review');
+
+    const answer = await deliverDummy(app, disputeEvent(payment.externalPaymentId, `after_resolve_${receiptId}`));
+    expect(answer.status, answer.text).toBe(200);
+    expect(answer.body).toEqual({ received: true, outcome: 'review' });
+    expect(await disputeMetric('review')).toBe(reviewBefore + 1);
+
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({
+      status: 'needs_review',
+      holdsPaidReceipt: false,
+      reviewOutcome: null,
+      reviewNote: null,
+      reviewedBy: null,
+      reviewedAt: null,
+      externalDisputeId: `dp_after_resolve_${receiptId}`,
+      disputedMinor: 1000n,
+    });
+    expect(held.reviewReason).toMatch(
+      new RegExp(
+        `^the payer disputed 10\\.00 THB of the 10\\.00 THB received at dummy \\(reason: fraudulent\\), after this payment ` +
+          `was resolved as refunded by ${resolved.reviewedBy} on \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2} \\("Refunded in the dummy dashboard\\."\\): ` +
+          'the bank may take back money already returned or settled; check it with dummy and resolve it again; ' +
+          `before it was resolved it was held for review: ${voidReason.replace(/[.()#]/g, '\\$&')}$`,
+      ),
+    );
+    // The receipt is left as the void left it.
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(receiptBefore);
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.dispute', target: `receipt:${receiptId}` },
+    });
+    expect(audit.details).toMatchObject({
+      paymentId: payment.id,
+      disputeId: `dp_after_resolve_${receiptId}`,
+      amountMinor: '1000',
+      previousOutcome: 'refunded',
+      receipt: 'none',
+    });
+
+    // Where finance looks: held again on /admin/payments, with its resolve form.
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('or the payer disputed it (a chargeback, even one told after the payment was resolved');
+    const cardStart = page.text.indexOf(`id="review-${payment.id}"`);
+    expect(cardStart).toBeGreaterThan(-1);
+    const heldSection = page.text.slice(cardStart, page.text.indexOf('</section>', cardStart));
+    expect(heldSection).toContain(
+      'Why: the payer disputed 10.00 THB of the 10.00 THB received at dummy (reason: fraudulent), after this payment',
+    );
+    expect(heldSection).toContain(`/admin/payments/${payment.id}/resolve`);
+
+    // Resolved again, the dispute's loss is one more event after a decision: held again, saying so.
+    await resolveAs(admin, payment.id, 'dismissed', 'Answered the dispute with the refund as evidence.');
+    const lost = await deliverDummy(
+      app,
+      closedEvent(
+        payment.externalPaymentId,
+        `after_resolve_lost_${receiptId}`,
+        `dp_after_resolve_${receiptId}`,
+        'lost',
+      ),
+    );
+    expect(lost.body).toEqual({ received: true, outcome: 'review' });
+    const heldAgain = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(heldAgain).toMatchObject({
+      status: 'needs_review',
+      reviewOutcome: null,
+      disputeStatus: 'lost',
+      refundedMinor: 1000n,
+    });
+    expect(heldAgain.reviewReason).toContain(
+      'the dispute was lost at dummy: 10.00 THB of the 10.00 THB received was taken back, after this payment was resolved as dismissed by ',
+    );
+    expect(heldAgain.reviewReason).toContain(
+      'before it was resolved it was held for review: the payer disputed 10.00 THB',
+    );
+    const closedAudit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.dispute_closed', target: `receipt:${receiptId}` },
+    });
+    expect(closedAudit.details).toMatchObject({ disputeStatus: 'lost', previousOutcome: 'dismissed', receipt: 'none' });
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(receiptBefore);
+  });
+
+  it('won after the review was resolved: held again, so finance sees the bank took nothing back', async () => {
+    const paid = await paidOnline();
+    const { receiptId, payment } = paid;
+    const admin = await signInAdmin();
+    await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    // Opened while held (added to the void's reason), then resolved with the dispute still open.
+    const disputeId = `dp_won_after_resolve_${receiptId}`;
+    await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `won_after_resolve_${receiptId}`, { dispute_id: disputeId }),
+    ).expect(200);
+    await resolveAs(admin, payment.id, 'dismissed', 'Counted as lost to the chargeback in the ledger.');
+
+    const won = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, `won_after_resolve_closed_${receiptId}`, disputeId, 'won'),
+    );
+    expect(won.body).toEqual({ received: true, outcome: 'review' });
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({
+      status: 'needs_review',
+      reviewOutcome: null,
+      disputeStatus: 'won',
+      refundedMinor: null,
+    });
+    expect(held.reviewReason).toContain(
+      'the dispute was won at dummy, the 10.00 THB stays, after this payment was resolved as dismissed by ',
+    );
+    expect(held.reviewReason).toContain('("Counted as lost to the chargeback in the ledger.")');
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.dispute_closed', target: `receipt:${receiptId}` },
+    });
+    expect(audit.details).toMatchObject({ disputeStatus: 'won', previousOutcome: 'dismissed', receipt: 'none' });
+  });
+
+  // A refund that failed after the decision held the payment again with a reason of its own, which
+  // replaced the one the admin had decided on: an open dispute vanished from /admin/payments, and
+  // finance, told to refund the payment again, could not see that the bank may take the money too.
+  it('a refund that fails after the admin resolved it keeps the decision, and the open dispute, in the reason', async () => {
+    const { receiptId, payment, admin } = await resolvedAfterVoid('refunded');
+    const { reviewedBy } = await resolvedPayment(payment.id);
+    // Held again for the dispute, then resolved again with the dispute still open.
+    await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `failed_after_resolve_${receiptId}`, { amount_cents: 400 }),
+    ).expect(200);
+    await resolveAs(admin, payment.id, 'refunded', 'Refunded again; the dispute is answered.');
+
+    const failed = await deliverDummy(app, {
+      event_id: `failed_after_resolve_refund_${receiptId}`,
+      event_type: 'payment.refund_failed',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 1000,
+      currency: 'THB',
+      refund_id: `re_failed_after_resolve_${receiptId}`,
+      failure_reason: 'expired_or_canceled_card',
+    });
+    expect(failed.body).toEqual({ received: true, outcome: 'review' });
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({ status: 'needs_review', reviewOutcome: null });
+    expect(held.reviewReason).toContain(
+      `the refund re_failed_after_resolve_${receiptId} of 10.00 THB failed at dummy (expired_or_canceled_card)`,
+    );
+    expect(held.reviewReason).toContain(`; it had been resolved as refunded by ${reviewedBy} on `);
+    expect(held.reviewReason).toContain('("Refunded again; the dispute is answered."), after it was held for review: ');
+    expect(held.reviewReason).toContain(
+      'the payer disputed 4.00 THB of the 10.00 THB received at dummy (reason: fraudulent)',
+    );
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    const cardStart = page.text.indexOf(`id="review-${payment.id}"`);
+    expect(page.text.slice(cardStart, page.text.indexOf('</section>', cardStart))).toContain(
+      'the payer disputed 4.00 THB of the 10.00 THB received at dummy',
+    );
+  });
+
+  it('accepted for its receipt, a won dispute is what the admin accepted it on: recorded, not held again', async () => {
+    const { receiptId, payment } = await paidOnline();
+    const disputeId = `dp_accepted_won_${receiptId}`;
+    await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `accepted_won_${receiptId}`, { dispute_id: disputeId }),
+    ).expect(200);
+    const admin = await signInAdmin();
+    await resolveAs(admin, payment.id, 'accepted', 'Evidence sent to the bank; we expect to win.');
+    const won = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, `accepted_won_closed_${receiptId}`, disputeId, 'won'),
+    );
+    expect(won.body).toEqual({ received: true, outcome: 'ok' });
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'accepted',
+      disputeStatus: 'won',
+    });
+  });
+});
+
 describe("Stripe's charge.dispute.created (SDK against a local fake of the API)", () => {
   const { stripe, deliver: deliverStripe } = useStripeApp(() => db, {
     secretKey: 'sk_test_fakekeyfordisputes',
@@ -646,5 +1030,68 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
         outcome: 'ok',
       }),
     ).toBe(1);
+  });
+  it('charge.dispute.created and .closed after an admin resolved the payment hold it for review again', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(stripe.app);
+    await startCheckout(agent, receiptId);
+    const payment = await latestPaymentOf(receiptId);
+    await deliverStripe(
+      buildStripeEvent(
+        'checkout.session.completed',
+        {
+          id: payment.externalPaymentId,
+          amount_total: 1000,
+          currency: 'thb',
+          payment_status: 'paid',
+          status: 'complete',
+          payment_intent: 'pi_test_disputes_resolved',
+        },
+        'evt_disputes_paid_resolved',
+      ),
+    ).expect(200);
+    adminCounter += 1;
+    const username = `disputereviewer${adminCounter}`;
+    await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
+    const admin = await signInAs(stripe.app, username, `${username}-password`);
+    await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    const resolve = async (outcome: string, note: string) =>
+      admin
+        .post(`/admin/payments/${payment.id}/resolve`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(admin))
+        .send({ outcome, note })
+        .expect(200);
+    await resolve('refunded', 'Refunded in the Stripe dashboard.');
+
+    const dispute = {
+      id: 'dp_test_disputes_resolved',
+      payment_intent: 'pi_test_disputes_resolved',
+      amount: 1000,
+      currency: 'thb',
+    };
+    const created = await deliverStripe(buildStripeDisputeCreated(dispute, 'evt_disputes_created_resolved'));
+    expect(created.status, created.text).toBe(200);
+    expect(created.body).toEqual({ received: true, outcome: 'review' });
+    const held = await latestPaymentOf(receiptId);
+    expect(held).toMatchObject({ status: 'needs_review', reviewOutcome: null, externalDisputeId: dispute.id });
+    expect(held.reviewReason).toContain(
+      `the payer disputed 10.00 THB of the 10.00 THB received at stripe (reason: fraudulent), after this payment was resolved as refunded by ${username}`,
+    );
+
+    await resolve('dismissed', 'Sent Stripe the refund as evidence.');
+    const closed = await deliverStripe(buildStripeDisputeClosed(dispute, 'evt_disputes_closed_resolved'));
+    expect(closed.status, closed.text).toBe(200);
+    expect(closed.body).toEqual({ received: true, outcome: 'review' });
+    const lost = await latestPaymentOf(receiptId);
+    expect(lost).toMatchObject({ status: 'needs_review', reviewOutcome: null, disputeStatus: 'lost' });
+    expect(lost.reviewReason).toContain(
+      `the dispute was lost at stripe: 10.00 THB of the 10.00 THB received was taken back, after this payment was resolved as dismissed by ${username}`,
+    );
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('void');
   });
 });

@@ -20,10 +20,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline } = createPayingResearchers(
-  () => ({ db, app }),
-  'refunded',
-);
+const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted } =
+  createPayingResearchers(() => ({ db, app }), 'refunded');
 
 let eventCounter = 0;
 /** The dummy provider's refund event: amount_cents is what it has refunded of the payment so far. */
@@ -269,6 +267,102 @@ describe('voiding a receipt whose partly refunded payment is held', () => {
   });
 });
 
+// A refund reported after finance had closed the payment's review as handled otherwise (the money
+// applied to another receipt marked paid by hand, or settled outside the app) was recorded and
+// answered `ok`: the payment stayed resolved, nothing asked for attention, and the receipt it was
+// applied to stayed paid from money the payer had got back.
+describe('a refund of a payment whose review an admin resolved', () => {
+  async function resolvedAfterVoid(outcome: 'refunded' | 'dismissed', note: string) {
+    const paid = await paidOnline();
+    const admin = await signInAdmin();
+    await admin
+      .post(`/admin/receipts/${paid.receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    const resolved = await admin
+      .post(`/admin/payments/${paid.payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome, note });
+    expect(resolved.status, resolved.text).toBe(200);
+    return { ...paid, admin };
+  }
+
+  it('as dismissed: holds the payment for review again, naming the refund and the decision it follows', async () => {
+    const { receiptId, payment, admin } = await resolvedAfterVoid('dismissed', 'Applied to receipt #1 by hand.');
+    const { reviewedBy } = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    const reviewBefore = await refundMetric('review');
+
+    const answer = await deliverDummy(app, refundEvent(payment.externalPaymentId, 1000));
+    expect(answer.status, answer.text).toBe(200);
+    expect(answer.body).toEqual({ received: true, outcome: 'review' });
+    expect(await refundMetric('review')).toBe(reviewBefore + 1);
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({
+      status: 'needs_review',
+      holdsPaidReceipt: false,
+      reviewOutcome: null,
+      reviewedBy: null,
+      refundedMinor: 1000n,
+    });
+    expect(held.reviewReason).toContain(
+      `10.00 THB of the 10.00 THB received was refunded at dummy, after this payment was resolved as dismissed by ${reviewedBy} on `,
+    );
+    expect(held.reviewReason).toContain(
+      '("Applied to receipt #1 by hand."): the payer got back money that was settled',
+    );
+    expect(held.reviewReason).toContain(
+      `before it was resolved it was held for review: receipt #${receiptId} was voided after it was paid online`,
+    );
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.refund', target: `receipt:${receiptId}` },
+    });
+    expect(audit.details).toMatchObject({ paymentId: payment.id, previousOutcome: 'dismissed', receipt: 'none' });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('void');
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(`id="review-${payment.id}"`);
+  });
+
+  it('as refunded: the refund is what the admin said was done, so it stays resolved', async () => {
+    const { payment } = await resolvedAfterVoid('refunded', 'Refunded in the dummy dashboard.');
+    const answer = await deliverDummy(app, refundEvent(payment.externalPaymentId, 1000));
+    expect(answer.body).toEqual({ received: true, outcome: 'ok' });
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'refunded',
+      refundedMinor: 1000n,
+    });
+  });
+});
+
+// A refund in full of a payment an admin had accepted (paid short) unpaid its receipt and resolved it
+// as refunded by the provider, writing over the acceptance: its note and the shortfall it settled
+// were gone from /admin/payments, and the audit entry did not say a decision was undone.
+describe('a refund in full of a payment an admin accepted', () => {
+  it('unpays the receipt and keeps the acceptance it undoes in the reason and the audit entry', async () => {
+    const admin = await signInAdmin();
+    const { receiptId, payment } = await paidShortAndAccepted(admin, 800);
+    const { reviewedBy } = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    const answer = await deliverDummy(app, refundEvent(payment.externalPaymentId, 800));
+    expect(answer.body).toEqual({ received: true, outcome: 'ok' });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    const refunded = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(refunded).toMatchObject({ status: 'resolved', reviewOutcome: 'refunded', reviewedBy: 'provider:dummy' });
+    expect(refunded.reviewReason).toContain(
+      `refunded in full at dummy (8.00 THB); receipt #${receiptId} is unpaid again; it had been resolved as accepted by ${reviewedBy} on `,
+    );
+    expect(refunded.reviewReason).toContain(
+      '("the payer is charged the rest next month"), after it was held for review: paid 8.00 THB but 10.00 THB was due',
+    );
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.refund', target: `receipt:${receiptId}` },
+    });
+    expect(audit.details).toMatchObject({ receipt: 'unpaid', previousOutcome: 'accepted' });
+  });
+});
+
 describe('a refund that does not fit the payment is refused and changes nothing', () => {
   it.each([
     [
@@ -432,5 +526,54 @@ describe("Stripe's charge.refunded (SDK against a local fake of the API)", () =>
       buildStripeChargeRefunded({ payment_intent: 'pi_test_not_ours', amount_refunded: 500 }, 'evt_refunds_unknown'),
     );
     expect(unknown.body).toEqual({ received: true, outcome: 'unknown_payment' });
+  });
+  it('charge.refunded for a payment an admin resolved as dismissed holds it for review again', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(stripe.app);
+    await startCheckout(agent, receiptId);
+    const payment = await latestPaymentOf(receiptId);
+    await deliverStripe(
+      buildStripeEvent(
+        'checkout.session.completed',
+        {
+          id: payment.externalPaymentId,
+          amount_total: 1000,
+          currency: 'thb',
+          payment_status: 'paid',
+          status: 'complete',
+          payment_intent: 'pi_test_refunds_dismissed',
+        },
+        'evt_refunds_paid_dismissed',
+      ),
+    ).expect(200);
+    adminCounter += 1;
+    const username = `refundreviewer${adminCounter}`;
+    await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
+    const admin = await signInAs(stripe.app, username, `${username}-password`);
+    await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'dismissed', note: 'Applied to the right project by hand.' })
+      .expect(200);
+
+    const refunded = await deliverStripe(
+      buildStripeChargeRefunded(
+        { payment_intent: 'pi_test_refunds_dismissed', amount: 1000, amount_refunded: 400, currency: 'thb' },
+        'evt_refunds_dismissed',
+      ),
+    );
+    expect(refunded.status, refunded.text).toBe(200);
+    expect(refunded.body).toEqual({ received: true, outcome: 'review' });
+    const held = await latestPaymentOf(receiptId);
+    expect(held).toMatchObject({ status: 'needs_review', reviewOutcome: null, refundedMinor: 400n });
+    expect(held.reviewReason).toContain(
+      `4.00 THB of the 10.00 THB received was refunded at stripe, after this payment was resolved as dismissed by ${username}`,
+    );
   });
 });

@@ -95,6 +95,8 @@ async function resolve(admin: Agent, paymentId: number, outcome: string, note: s
     .send({ outcome, note });
 }
 
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 const failedMetric = (outcome: string) =>
   metricValue(stripe.metrics, 'payments_webhook_events_total', {
     provider: 'stripe',
@@ -160,6 +162,7 @@ describe('a partial refund that failed', () => {
     const admin = await signInAdmin();
     const accepted = await resolve(admin, payment.id, 'accepted', 'Partial refund agreed as a discount.');
     expect(accepted.status, accepted.text).toBe(200);
+    const { reviewedBy } = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
 
     const answer = await refundFailed(intent, 're_accepted_failed', 400, 'evt_accepted_refund_failed', {
       status: 'canceled',
@@ -167,15 +170,26 @@ describe('a partial refund that failed', () => {
     });
     expect(answer.body).toEqual({ received: true, outcome: 'review' });
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
-    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({
       status: 'needs_review',
       holdsPaidReceipt: true,
       reviewOutcome: null,
       reviewNote: null,
-      reviewReason:
-        'the refund re_accepted_failed of 4.00 THB was canceled at stripe: the money was not returned to the payer ' +
-        `and is still with the centre; receipt #${receiptId} stays paid until this is resolved`,
     });
+    // The acceptance it clears, and what it was taken on, stay in the reason.
+    expect(held.reviewReason).toMatch(
+      new RegExp(
+        `^${escapeRegExp(
+          'the refund re_accepted_failed of 4.00 THB was canceled at stripe: the money was not returned to the payer ' +
+            `and is still with the centre; receipt #${receiptId} stays paid until this is resolved; it had been ` +
+            `resolved as accepted by ${reviewedBy} on `,
+        )}\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}${escapeRegExp(
+          ' ("Partial refund agreed as a discount."), after it was held for review: 4.00 THB of the 10.00 THB ' +
+            `received was refunded at stripe; receipt #${receiptId} stays paid until this is resolved`,
+        )}$`,
+      ),
+    );
   });
 });
 

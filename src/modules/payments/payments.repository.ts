@@ -393,6 +393,28 @@ export function holdAfterFailedRefund(tx: Tx, id: number, reviewReason: string) 
   });
 }
 
+/**
+ * Puts a payment whose review was resolved (refunded or dismissed) back under review: the provider
+ * reported something about its money after the decision (a dispute, its outcome). The resolution is
+ * cleared, as a void's hold clears one (the CHECK allows it only on resolved payments); the audit
+ * log and the new reason keep it. False when the payment is no longer resolved.
+ */
+export async function reopenResolvedReview(tx: Tx, id: number, reviewReason: string): Promise<boolean> {
+  const result = await tx.payment.updateMany({
+    where: { id, status: 'resolved' },
+    data: {
+      status: 'needs_review',
+      reviewReason,
+      holdsPaidReceipt: false,
+      reviewOutcome: null,
+      reviewNote: null,
+      reviewedBy: null,
+      reviewedAt: null,
+    },
+  });
+  return result.count === 1;
+}
+
 /** Holds the payment that paid its receipt for review after the payer disputed it, as a partial refund does. */
 export const holdForDispute = holdForPartialRefund;
 

@@ -637,6 +637,60 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * A payment whose review was closed other than by accepting it (refunded, dismissed, or resolved
+   * by a refund in full) pays no receipt, and /admin/payments lists it as settled: what the provider
+   * reports about its money since (a dispute, its outcome) is nothing that decision weighed.
+   */
+  function isResolvedApart(payment: paymentsRepository.PaymentRow): boolean {
+    return payment.status === 'resolved' && payment.reviewOutcome !== 'accepted';
+  }
+
+  /** A resolution as the reason of a later hold names it: "resolved as refunded by alice on 2026-12-04 03:50 ("note")". */
+  function describeResolution(payment: paymentsRepository.PaymentRow): string {
+    const when = payment.reviewedAt ? formatLocalDateTime(payment.reviewedAt, deps.timeZone) : 'an unknown date';
+    return (
+      `resolved as ${payment.reviewOutcome} by ${payment.reviewedBy ?? 'an unknown reviewer'} on ${when}` +
+      `${payment.reviewNote ? ` ("${payment.reviewNote}")` : ''}`
+    );
+  }
+
+  /**
+   * For a payment an admin resolved, which an event is about to hold again (clearing the decision
+   * from the row): the decision and what it was taken on (an open dispute, a void), for the end of
+   * the new reason, where /admin/payments says them. Empty otherwise; a provider's own resolution (a
+   * refund in full) is the event's business and not repeated.
+   */
+  function decisionNoteOf(payment: paymentsRepository.PaymentRow): string {
+    if (payment.status !== 'resolved' || payment.reviewedBy?.startsWith('provider:')) return '';
+    return (
+      `; it had been ${describeResolution(payment)}` +
+      `${payment.reviewReason ? `, after it was held for review: ${payment.reviewReason}` : ''}`
+    );
+  }
+
+  /**
+   * Holds a resolved payment for review again because the provider reported `what` after the
+   * decision; the reason names that decision (who, when, their note) and what it was held for
+   * before, since the resolution itself is cleared (the audit log keeps it). Takes the receipt's
+   * lock after the payment's, as every hold does.
+   */
+  async function reopenAfterResolution(
+    tx: Prisma.TransactionClient,
+    providerName: string,
+    payment: paymentsRepository.PaymentRow,
+    what: string,
+    consequence: string,
+  ) {
+    await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
+    const reason =
+      `${what}, after this payment was ${describeResolution(payment)}: ${consequence}; check it with ` +
+      `${providerName} and resolve it again` +
+      `${payment.reviewReason ? `; before it was resolved it was held for review: ${payment.reviewReason}` : ''}`;
+    if (!(await paymentsRepository.reopenResolvedReview(tx, payment.id, reason)))
+      throw new ConflictError(`Payment #${payment.id} changed meanwhile; nothing was changed.`);
+  }
+
+  /**
    * A refund the provider reports for a payment (what it has refunded of it so far), inside the
    * event's transaction; the payment's row is locked. Money that never arrived changes nothing
    * (`ignored`). A refund in another currency than the payment received, or of more than it
@@ -684,9 +738,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       'in all, with its lost dispute',
     );
     const lostText = describeMinorUnits(lostMinor, refunded.currency);
+    // Held already for a dispute: the bank may take more than this refund, so the dispute stays in
+    // what the admin decides on (the refund's own words replace an earlier refund's).
+    const heldForDispute =
+      payment.status === 'needs_review' && payment.externalDisputeId !== null && payment.reviewReason
+        ? `${payment.reviewReason}; `
+        : '';
     const partReason =
-      failedMinor === 0n && lostMinor === 0n
-        ? `${refundedText} of the ${receivedText} received was refunded at ${providerName}; ` +
+      (failedMinor === 0n && lostMinor === 0n
+        ? `${heldForDispute}${refundedText} of the ${receivedText} received was refunded at ${providerName}; ` +
           `receipt #${payment.receiptId} stays paid until this is resolved`
         : failedMinor === 0n
           ? // Held already by the lost dispute: what the admin decides on so far is kept.
@@ -697,7 +757,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
             `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
             `${describeMinorUnits(failedMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
-            `receipt #${payment.receiptId} stays paid until this is resolved`;
+            `receipt #${payment.receiptId} stays paid until this is resolved`) + decisionNoteOf(payment);
     const { receiptChange, outcome } = await recordMoneyGone(
       tx,
       providerName,
@@ -708,12 +768,27 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         fullReason:
           `refunded in full at ${providerName} (${refundedText}` +
           `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); ` +
-          `receipt #${payment.receiptId} is unpaid again`,
+          `receipt #${payment.receiptId} is unpaid again${decisionNoteOf(payment)}`,
         fullNote: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
         partReason,
       },
       returned + lostMinor,
     );
+    // Dismissed (handled otherwise: applied to another receipt, settled outside the app): the
+    // decision counted on this money, which has now gone back to the payer. A payment resolved
+    // `refunded` was refunded as the admin said, and this is the provider confirming it.
+    const isReopened = payment.status === 'resolved' && payment.reviewOutcome === 'dismissed';
+    let heldOutcome = outcome;
+    if (isReopened) {
+      await reopenAfterResolution(
+        tx,
+        providerName,
+        payment,
+        `${refundedText} of the ${receivedText} received was refunded at ${providerName}`,
+        'the payer got back money that was settled otherwise, so what it was applied to may be unpaid',
+      );
+      heldOutcome = 'review';
+    }
     await appendAudit(
       tx,
       {
@@ -732,12 +807,16 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returned + lostMinor) }),
           receivedMinor: String(received.amountMinor),
           receivedCurrency: received.currency,
+          // The payment was resolved before: now held again, or (accepted) resolved by this refund.
+          ...(isReopened || (payment.status === 'resolved' && receiptChange !== 'none')
+            ? { previousOutcome: payment.reviewOutcome }
+            : {}),
           receipt: receiptChange,
         },
       },
       at,
     );
-    return { outcome, paymentId: payment.id };
+    return { outcome: heldOutcome, paymentId: payment.id };
   }
 
   /**
@@ -780,6 +859,19 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const disputeNote =
       `the payer disputed ${describeMinorUnits(disputed.amountMinor, disputed.currency)} of the ${received} received ` +
       `at ${providerName} (reason: ${event.dispute.reason ?? 'none given'})`;
+    // Resolved already (refunded, dismissed): the bank claiming the money back is news to finance,
+    // and a resolved payment is listed nowhere as needing attention. Held again, saying why.
+    const isReopened = isResolvedApart(payment);
+    if (isReopened) {
+      await reopenAfterResolution(
+        tx,
+        providerName,
+        payment,
+        disputeNote,
+        'the bank may take back money already returned or settled',
+      );
+      outcome = 'review';
+    }
     if (!paidTheReceipt && payment.status === 'needs_review') {
       // Held for another reason (its receipt voided, a success after a cancel): the admin deciding
       // to refund it must know the bank may take the money back as well. /admin/payments says a
@@ -791,7 +883,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       const reason =
         payment.status === 'needs_review' && payment.reviewReason
           ? `${payment.reviewReason}; ${disputeNote}`
-          : `${disputeNote}; receipt #${payment.receiptId} stays paid until this is resolved`;
+          : `${disputeNote}; receipt #${payment.receiptId} stays paid until this is resolved${decisionNoteOf(payment)}`;
       await paymentsRepository.holdForDispute(tx, payment.id, reason);
       outcome = 'review';
     }
@@ -808,6 +900,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           amountMinor: String(disputed.amountMinor),
           currency: disputed.currency,
           reason: event.dispute.reason,
+          // The payment was resolved before (refunded, dismissed): now held again.
+          ...(isReopened ? { previousOutcome: payment.reviewOutcome } : {}),
           // What became of the receipt: still paid from the held payment, or left as it was.
           receipt: paidTheReceipt ? 'stays_paid' : 'none',
         },
@@ -838,6 +932,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         `Webhook rejected: the closed dispute of payment #${payment.id} says no dispute id, outcome, amount or currency.`,
       );
     }
+    // Resolved before this event: its audit entry names the decision the outcome undoes, if any.
+    const wasResolvedAs = payment.status === 'resolved' ? payment.reviewOutcome : null;
     // Providers do not promise the order of their events: an outcome that comes first records its
     // dispute as the dispute's own event would (that event, arriving later, then adds nothing).
     if (payment.externalDisputeId === null && hasTakenMoney(payment)) {
@@ -888,12 +984,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         goneTotal,
         at,
         {
-          fullReason: `${lostNote}; receipt #${payment.receiptId} is unpaid again`,
+          fullReason: `${lostNote}; receipt #${payment.receiptId} is unpaid again${decisionNoteOf(payment)}`,
           fullNote: `${providerName} reported dispute ${event.dispute.id} lost (event ${event.id})`,
           partReason:
             payment.status === 'needs_review' && payment.reviewReason
               ? `${payment.reviewReason}; ${lostNote}`
-              : `${lostNote}; receipt #${payment.receiptId} stays paid until this is resolved`,
+              : `${lostNote}; receipt #${payment.receiptId} stays paid until this is resolved${decisionNoteOf(payment)}`,
         },
         returnedTotalMinor,
       ));
@@ -902,6 +998,28 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (receiptChange === 'none' && payment.status === 'needs_review') {
         await paymentsRepository.addToHoldReason(tx, payment.id, `${payment.reviewReason ?? 'held'}; ${lostNote}`);
       }
+      // Resolved (refunded, dismissed): the bank took money finance had returned or settled already.
+      if (receiptChange === 'none' && isResolvedApart(payment)) {
+        await reopenAfterResolution(
+          tx,
+          providerName,
+          payment,
+          lostNote,
+          'the bank took that money back from the centre, though it was already returned or settled',
+        );
+        outcome = 'review';
+      }
+    } else if (isResolvedApart(payment)) {
+      // Resolved (refunded, dismissed) while the dispute was open: finance may have counted this
+      // money as lost or returned; the bank takes none of it.
+      await reopenAfterResolution(
+        tx,
+        providerName,
+        payment,
+        `the dispute was won at ${providerName}, the ${disputedText} stays`,
+        'the bank takes none of it back, which the decision may not have counted on',
+      );
+      outcome = 'review';
     } else if (payment.status === 'needs_review' && payment.holdsPaidReceipt) {
       // Still held for the admin, who decides; the won dispute is what they accept it on.
       await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
@@ -939,6 +1057,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           ...(failedMinor === 0n ? {} : { returnedTotalMinor: String(returnedTotalMinor) }),
           receivedMinor: String(received.amountMinor),
           receivedCurrency: received.currency,
+          // The payment was resolved before: now held again, or (accepted) unpaid by the loss.
+          ...(wasResolvedAs !== null && (outcome === 'review' || receiptChange !== 'none')
+            ? { previousOutcome: wasResolvedAs }
+            : {}),
           receipt: receiptChange,
         },
       },
@@ -1019,6 +1141,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
     const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
     const receiptStatus = receipt?.status ?? 'gone';
+    // Resolved by an admin: the hold below clears that decision; the reason keeps it (decisionNoteOf).
+    const decisionNote = decisionNoteOf(payment);
     let receiptChange: 'stays_paid' | 'none' = 'none';
     if (payment.status === 'needs_review') {
       // Held already (a partial refund, a dispute, a void): the failure is added to what the admin decides on.
@@ -1029,7 +1153,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       await paymentsRepository.holdForPartialRefund(
         tx,
         payment.id,
-        `${failureNote}; receipt #${payment.receiptId} stays paid until this is resolved`,
+        `${failureNote}; receipt #${payment.receiptId} stays paid until this is resolved${decisionNote}`,
       );
       receiptChange = 'stays_paid';
     } else {
@@ -1044,7 +1168,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
               `payment again at ${providerName} and resolve as refunded, or resolve as dismissed with what was done`
             : `receipt #${payment.receiptId} is ${receiptStatus}: refund this payment again at ${providerName} and ` +
               'resolve as refunded, or resolve as dismissed with what was done';
-      await paymentsRepository.holdAfterFailedRefund(tx, payment.id, `${failureNote}; ${receiptNote}`);
+      await paymentsRepository.holdAfterFailedRefund(tx, payment.id, `${failureNote}; ${receiptNote}${decisionNote}`);
     }
     await appendAudit(
       tx,
