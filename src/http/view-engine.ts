@@ -117,9 +117,10 @@ export const VIEW_LOCALS = [
   'users',
   'verdict',
   // include data (views/partials/pager.ejs, views/payments/held-notice.ejs, views/partials/header.ejs,
-  // views/partials/user-search.ejs, views/partials/login-name.ejs)
+  // views/partials/user-search.ejs, views/partials/login-name.ejs, views/partials/date-time.ejs)
   'pager',
   'loginName',
+  'at',
   'searchPath',
   'heldPayments',
   'isFlashInPage',
