@@ -157,6 +157,11 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
         element.clientWidth,
       ])) as number[];
       expect(scrollWidth, `All payments at ${width} px`).toBeLessThanOrEqual(clientWidth ?? 0);
+      // Nor does the page: the held payment's heading names its payer too.
+      const pageWidth = (await page.evaluate('document.documentElement.scrollWidth')) as number;
+      expect(pageWidth, `the page at ${width} px`).toBeLessThanOrEqual(width);
+      const heading = page.locator(`#review-${refunded.payment.id} h3`);
+      expect((await heading.innerText()).replace(/\s/g, '')).toContain(`of${refunded.user.username}`);
       for (const { user, receiptId } of named) {
         const name = user.username;
         const row = list.locator(`tbody tr:has(a[href="/admin/receipts/${receiptId}"])`);
