@@ -176,6 +176,13 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
         ).toBeLessThanOrEqual(width);
         // Wrapped, if at all, between the day and the time: never "2026-12-" above "04 10:28".
         expect(await linesOfDay(updatedCell), `the day Updated at ${width} px`).toBe(1);
+        // And the time follows the day, a space apart: on a phone's card it was pushed to the far right.
+        const [day, time] = await updatedCell
+          .locator('span.nowrap')
+          .evaluateAll((parts) => parts.map((part) => part.getBoundingClientRect()));
+        if (day && time && Math.abs(day.top - time.top) < 2) {
+          expect(time.left - day.right, `the time after the day at ${width} px`).toBeLessThan(10);
+        }
       }
       const refundedCell = list.locator(
         `tbody tr:has(a[href="/admin/receipts/${refunded.receiptId}"]) td[data-label="Refunded"]`,
