@@ -125,4 +125,40 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
     }
     await context.close();
   });
+
+  it('offers a Print button only where it works, and says how to print without JavaScript', async () => {
+    await buildUser(db.prisma, { username: 'quinn', password: 'quinn-password' });
+    await buildJobs(db, [{ user: 'quinn', end: new Date(Date.now() - 86_400_000) }]);
+    for (const javaScriptEnabled of [false, true]) {
+      const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1280, height: 900 } });
+      await context.addInitScript({ content: 'window.print = () => { window.printed = (window.printed || 0) + 1; };' });
+      const page = await context.newPage();
+      await signInThroughPage(page, base, 'quinn', 'quinn-password', /\/me$/);
+      if (!javaScriptEnabled) {
+        await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
+        await Promise.all([
+          page.waitForURL(/\/me\/receipts\/\d+#receipt$/),
+          page.click('button:has-text("Create receipt")'),
+        ]);
+      }
+      const receipt = await db.prisma.receipt.findFirstOrThrow({ where: { username: 'quinn' } });
+      for (const path of [`/me/receipts/${receipt.id}`, `/me/receipts/${receipt.id}/print`]) {
+        await page.goto(`${base}${path}`);
+        const print = page.locator('button[data-print]');
+        const hint = page.getByText("use your browser's Print");
+        if (javaScriptEnabled) {
+          expect(await print.isVisible(), path).toBe(true);
+          expect(await hint.isVisible(), path).toBe(false);
+          const before = (await page.evaluate('window.printed || 0')) as number;
+          await print.click();
+          expect(await page.evaluate('window.printed'), path).toBe(before + 1);
+        } else {
+          // A button that did nothing when pressed: the browser's own Print is what works.
+          expect(await print.isVisible(), path).toBe(false);
+          expect(await hint.isVisible(), path).toBe(true);
+        }
+      }
+      await context.close();
+    }
+  });
 });
