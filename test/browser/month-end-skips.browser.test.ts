@@ -66,6 +66,9 @@ describe.skipIf(!hasChromium)("a month-end run's skipped users", { timeout: 120_
       await signInThroughPage(page, base, 'boss', 'boss-password');
       await page.goto(`${base}/admin/month-end/${runId}`);
       await page.screenshot({ path: path.join(ARTIFACTS, `month-end-skips-${width}.png`), fullPage: true });
+      // Nor does the page: the run's summary above the list names the skipped users too.
+      const pageWidth = (await page.evaluate('document.documentElement.scrollWidth')) as number;
+      expect(pageWidth, `the page at ${width} px`).toBeLessThanOrEqual(width);
       const list = page.locator('.table-wrap:has(caption:text-is("Users skipped by this run"))');
       const [scrollWidth, clientWidth] = (await list.evaluate((element) => [
         element.scrollWidth,
