@@ -176,4 +176,32 @@ describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 1
     if (width >= 1280) expect(await page.locator('main table thead').isVisible()).toBe(true);
     await context.close();
   });
+
+  it('never breaks the day the data is complete through across two lines, on any phone', async () => {
+    const context = await browser.newContext({ viewport: { width: 320, height: 700 } });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, 'ops', 'ops-password-1', /\/admin$/);
+    await page.goto(`${base}/admin/ingestion`);
+    // On a 375 px phone "2026-12-" ended one line and "04 03:17" began the next.
+    const daySplitAt: number[] = [];
+    for (let width = 320; width <= 480; width += 4) {
+      await page.setViewportSize({ width, height: 700 });
+      const lines = (await page.evaluate(`(() => {
+        const lead = document.querySelector('p.lead');
+        const walker = document.createTreeWalker(lead, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          const day = /\\d{4}-\\d\\d-\\d\\d/.exec(node.textContent);
+          if (!day) continue;
+          const range = document.createRange();
+          range.setStart(node, day.index);
+          range.setEnd(node, day.index + day[0].length);
+          return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
+        }
+        return 0;
+      })()`)) as number;
+      if (lines !== 1) daySplitAt.push(width);
+    }
+    expect(daySplitAt).toEqual([]);
+    await context.close();
+  });
 });
