@@ -2,7 +2,13 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  datesSplitAcrossLines,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -186,20 +192,7 @@ describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 1
     const daySplitAt: number[] = [];
     for (let width = 320; width <= 480; width += 4) {
       await page.setViewportSize({ width, height: 700 });
-      const lines = (await page.evaluate(`(() => {
-        const lead = document.querySelector('p.lead');
-        const walker = document.createTreeWalker(lead, NodeFilter.SHOW_TEXT);
-        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-          const day = /\\d{4}-\\d\\d-\\d\\d/.exec(node.textContent);
-          if (!day) continue;
-          const range = document.createRange();
-          range.setStart(node, day.index);
-          range.setEnd(node, day.index + day[0].length);
-          return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
-        }
-        return 0;
-      })()`)) as number;
-      if (lines !== 1) daySplitAt.push(width);
+      if ((await datesSplitAcrossLines(page, 'p.lead')).length > 0) daySplitAt.push(width);
     }
     expect(daySplitAt).toEqual([]);
     await context.close();

@@ -2,7 +2,13 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  datesSplitAcrossLines,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -160,5 +166,31 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
       }
       await context.close();
     }
+  });
+
+  it("keeps each date of a receipt's facts whole on a phone of any width", async () => {
+    await buildUser(db.prisma, { username: 'rosa', password: 'rosa-password' });
+    await buildJobs(db, [{ user: 'rosa', end: new Date(Date.now() - 86_400_000) }]);
+    const context = await browser.newContext({ viewport: { width: 375, height: 800 } });
+    await context.addInitScript({ content: 'window.print = () => {};' });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, 'rosa', 'rosa-password', /\/me$/);
+    await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
+    await Promise.all([
+      page.waitForURL(/\/me\/receipts\/\d+#receipt$/),
+      page.click('button:has-text("Create receipt")'),
+    ]);
+    const receiptPath = new URL(page.url()).pathname;
+    // "(in force since 2020-01-01, locked 2026-12-04 10:28)": at 375 px "2026-12-" ended a line.
+    const split: string[] = [];
+    for (const path of [receiptPath, `${receiptPath}/print`]) {
+      await page.goto(`${base}${path}`);
+      for (let width = 320; width <= 440; width += 4) {
+        await page.setViewportSize({ width, height: 800 });
+        for (const text of await datesSplitAcrossLines(page, '.facts')) split.push(`${path} at ${width} px: ${text}`);
+      }
+    }
+    expect(split).toEqual([]);
+    await context.close();
   });
 });

@@ -1464,7 +1464,7 @@ describe('receipts over HTTP', () => {
       [alice, `/me/receipts/${late}`],
     ] as const) {
       expect((await html(agent, path).expect(200)).text).toContain(
-        '<dt>Paid on</dt><dd>2025-08-31 · bank transfer · ref KBANK-31</dd>',
+        '<dt>Paid on</dt><dd><span class="nowrap">2025-08-31</span> · bank transfer · ref KBANK-31</dd>',
       );
     }
 
