@@ -1969,7 +1969,7 @@ describe('counts of a thousand and more', () => {
 
     const usage = (await html(admin, `/admin/usage?${window}`).expect(200)).text;
     expect(usage).toMatch(
-      />alice<\/a><\/td><td data-label="Tier">mu<\/td><td data-label="Jobs" class="num">1,200<\/td>/,
+      />alice<\/a><\/td><td data-label="Tier" class="tier-name">mu<\/td><td data-label="Jobs" class="num">1,200<\/td>/,
     );
     expect(usage).toContain(
       '<tfoot><tr class="labelled"><th colspan="2">Total</th><th data-label="Jobs" class="num">1,200</th>',
