@@ -77,4 +77,24 @@ describe.skipIf(!hasChromium)('a long tier name', { timeout: 120_000 }, () => {
       await context.close();
     }
   });
+
+  it('keeps the pages that name it within a phone screen', async () => {
+    const context = await browser.newContext({ viewport: { width: 375, height: 800 } });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, 'boss', 'boss-password');
+    const wide: string[] = [];
+    for (const pagePath of ['/admin/rates', '/rates', '/admin/tiers', '/admin/usage']) {
+      await page.goto(`${base}${pagePath}`);
+      for (const width of [320, 375, 390]) {
+        await page.setViewportSize({ width, height: 800 });
+        const pageWidth = (await page.evaluate('document.documentElement.scrollWidth')) as number;
+        if (pageWidth > width) wide.push(`${pagePath} at ${width} px: ${pageWidth} px wide`);
+      }
+    }
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(`${base}/admin/rates`);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'long-tier-admin-rates-375.png'), fullPage: true });
+    expect(wide).toEqual([]);
+    await context.close();
+  });
 });
