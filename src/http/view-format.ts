@@ -47,17 +47,21 @@ export function describeEndedPayment(status: string): string | undefined {
   return ENDED_PAYMENTS.get(status);
 }
 
-/** The longest login name useradd accepts: a name's piece up to this long is kept whole. */
-const LONGEST_LOGIN_NAME = 32;
+/**
+ * The longest word of a login name a list keeps whole: a name's words are rarely longer
+ * (srinivasaraghavan_ is 18), and a word of 32 letters kept whole, the most useradd accepts, widened
+ * the payments list past a 1280 px screen.
+ */
+const LONGEST_WHOLE_WORD = 20;
 
 /**
  * A login name in the pieces a table may break it between: after its separators (_ - . @), never
  * inside a word, as the audit log's actors. In one piece a name of 30-odd letters
  * ("srinivasaraghavan_venkatanarayanan") widened the Billing list past a 1280 px screen, its Paid
- * column behind a sideways scroll. A piece longer than any login name is not kept whole.
+ * column behind a sideways scroll. A piece longer than LONGEST_WHOLE_WORD breaks where it must.
  */
 export function splitLoginName(name: string): { text: string; isKeptWhole: boolean }[] {
-  return name.split(/(?<=[_.@-])/).map((text) => ({ text, isKeptWhole: text.length <= LONGEST_LOGIN_NAME }));
+  return name.split(/(?<=[_.@-])/).map((text) => ({ text, isKeptWhole: text.length <= LONGEST_WHOLE_WORD }));
 }
 
 /** Number and date formatting the views share, fixed to the site's zone and currency. */

@@ -1,7 +1,13 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit } from '../../src/modules/audit/audit.service.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  datesSplitAcrossLines,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -124,5 +130,46 @@ describe.skipIf(!hasChromium)("the audit log's details", { timeout: 120_000 }, (
       expect(overflow, `sideways scroll at ${width} px`).toEqual({ page: 0, table: 0 });
       await context.close();
     }
+  });
+
+  it('keep each date whole, at any width', async () => {
+    // As a void of a receipt paid by hand records it: "paidOn":"2026-12-" ended a line at 1280 px.
+    await db.prisma.$transaction(async (tx) => {
+      await appendAudit(tx, {
+        actor: 'admin',
+        action: 'receipt.void',
+        target: 'receipt:4',
+        status: 'ok',
+        details: {
+          total: '1160.12',
+          reason: 'duplicate billing test',
+          currency: 'THB',
+          paidByHand: {
+            txRef: 'BANK-2026-0001',
+            amount: '1160.12',
+            method: 'cash',
+            paidOn: '2026-12-04',
+            currency: 'THB',
+          },
+          releasedJobs: 52,
+          previousStatus: 'paid',
+          voidedAt: '2026-12-04T03:45:12.345Z',
+        },
+      });
+    });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, 'auditor', 'auditor-password');
+    await page.goto(`${base}/admin/audit`);
+    const split: string[] = [];
+    for (const width of [
+      ...Array.from({ length: 31 }, (_, index) => 320 + index * 4),
+      ...Array.from({ length: 40 }, (_, index) => 768 + index * 16),
+    ]) {
+      await page.setViewportSize({ width, height: 900 });
+      if ((await datesSplitAcrossLines(page, 'td.audit-details')).length > 0) split.push(`${width}`);
+    }
+    expect(split, 'widths with a date on two lines').toEqual([]);
+    await context.close();
   });
 });

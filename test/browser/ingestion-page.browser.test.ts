@@ -2,7 +2,13 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  datesSplitAcrossLines,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -174,6 +180,21 @@ describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 1
     expect(layout.isWiderThanItsCard).toBe(false);
     // A desktop keeps the table, its columns named in its header.
     if (width >= 1280) expect(await page.locator('main table thead').isVisible()).toBe(true);
+    await context.close();
+  });
+
+  it('never breaks the day the data is complete through across two lines, on any phone', async () => {
+    const context = await browser.newContext({ viewport: { width: 320, height: 700 } });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, 'ops', 'ops-password-1', /\/admin$/);
+    await page.goto(`${base}/admin/ingestion`);
+    // On a 375 px phone "2026-12-" ended one line and "04 03:17" began the next.
+    const daySplitAt: number[] = [];
+    for (let width = 320; width <= 480; width += 4) {
+      await page.setViewportSize({ width, height: 700 });
+      if ((await datesSplitAcrossLines(page, 'p.lead')).length > 0) daySplitAt.push(width);
+    }
+    expect(daySplitAt).toEqual([]);
     await context.close();
   });
 });

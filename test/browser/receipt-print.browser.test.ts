@@ -2,7 +2,13 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  datesSplitAcrossLines,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -123,6 +129,68 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
       expect(shown.hiddenCosts, `${path} on screen`).toEqual([]);
       expect(shown.cutOff, `${path} on screen`).toEqual([0]);
     }
+    await context.close();
+  });
+
+  it('offers a Print button only where it works, and says how to print without JavaScript', async () => {
+    await buildUser(db.prisma, { username: 'quinn', password: 'quinn-password' });
+    await buildJobs(db, [{ user: 'quinn', end: new Date(Date.now() - 86_400_000) }]);
+    for (const javaScriptEnabled of [false, true]) {
+      const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1280, height: 900 } });
+      await context.addInitScript({ content: 'window.print = () => { window.printed = (window.printed || 0) + 1; };' });
+      const page = await context.newPage();
+      await signInThroughPage(page, base, 'quinn', 'quinn-password', /\/me$/);
+      if (!javaScriptEnabled) {
+        await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
+        await Promise.all([
+          page.waitForURL(/\/me\/receipts\/\d+#receipt$/),
+          page.click('button:has-text("Create receipt")'),
+        ]);
+      }
+      const receipt = await db.prisma.receipt.findFirstOrThrow({ where: { username: 'quinn' } });
+      for (const path of [`/me/receipts/${receipt.id}`, `/me/receipts/${receipt.id}/print`]) {
+        await page.goto(`${base}${path}`);
+        const print = page.locator('button[data-print]');
+        const hint = page.getByText("use your browser's Print");
+        if (javaScriptEnabled) {
+          expect(await print.isVisible(), path).toBe(true);
+          expect(await hint.isVisible(), path).toBe(false);
+          const before = (await page.evaluate('window.printed || 0')) as number;
+          await print.click();
+          expect(await page.evaluate('window.printed'), path).toBe(before + 1);
+        } else {
+          // A button that did nothing when pressed: the browser's own Print is what works.
+          expect(await print.isVisible(), path).toBe(false);
+          expect(await hint.isVisible(), path).toBe(true);
+        }
+      }
+      await context.close();
+    }
+  });
+
+  it("keeps each date of a receipt's facts whole on a phone of any width", async () => {
+    await buildUser(db.prisma, { username: 'rosa', password: 'rosa-password' });
+    await buildJobs(db, [{ user: 'rosa', end: new Date(Date.now() - 86_400_000) }]);
+    const context = await browser.newContext({ viewport: { width: 375, height: 800 } });
+    await context.addInitScript({ content: 'window.print = () => {};' });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, 'rosa', 'rosa-password', /\/me$/);
+    await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
+    await Promise.all([
+      page.waitForURL(/\/me\/receipts\/\d+#receipt$/),
+      page.click('button:has-text("Create receipt")'),
+    ]);
+    const receiptPath = new URL(page.url()).pathname;
+    // "(in force since 2020-01-01, locked 2026-12-04 10:28)": at 375 px "2026-12-" ended a line.
+    const split: string[] = [];
+    for (const path of [receiptPath, `${receiptPath}/print`]) {
+      await page.goto(`${base}${path}`);
+      for (let width = 320; width <= 440; width += 4) {
+        await page.setViewportSize({ width, height: 800 });
+        for (const text of await datesSplitAcrossLines(page, '.facts')) split.push(`${path} at ${width} px: ${text}`);
+      }
+    }
+    expect(split).toEqual([]);
     await context.close();
   });
 });

@@ -1464,7 +1464,7 @@ describe('receipts over HTTP', () => {
       [alice, `/me/receipts/${late}`],
     ] as const) {
       expect((await html(agent, path).expect(200)).text).toContain(
-        '<dt>Paid on</dt><dd>2025-08-31 · bank transfer · ref KBANK-31</dd>',
+        '<dt>Paid on</dt><dd><span class="nowrap">2025-08-31</span> · bank transfer · ref KBANK-31</dd>',
       );
     }
 
@@ -1969,7 +1969,7 @@ describe('counts of a thousand and more', () => {
 
     const usage = (await html(admin, `/admin/usage?${window}`).expect(200)).text;
     expect(usage).toMatch(
-      />alice<\/a><\/td><td data-label="Tier">mu<\/td><td data-label="Jobs" class="num">1,200<\/td>/,
+      />alice<\/a><\/td><td data-label="Tier" class="tier-name">mu<\/td><td data-label="Jobs" class="num">1,200<\/td>/,
     );
     expect(usage).toContain(
       '<tfoot><tr class="labelled"><th colspan="2">Total</th><th data-label="Jobs" class="num">1,200</th>',

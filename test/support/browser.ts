@@ -63,3 +63,27 @@ export async function signInThroughPage(
   await page.fill('#password', password);
   await Promise.all([page.waitForURL(landing), page.click('button[type=submit]')]);
 }
+
+/**
+ * The dates (2026-12-04) in `selector` that the page draws across two lines, each with its text:
+ * Chromium breaks a line after a date's hyphen, and "2026-12-" above "04" reads as no date at all.
+ * (A string, run in the page: the tests are type-checked without the DOM's types.)
+ */
+export async function datesSplitAcrossLines(page: Page, selector: string): Promise<string[]> {
+  return (await page.evaluate(`(() => {
+    const split = [];
+    for (const root of document.querySelectorAll(${JSON.stringify(selector)})) {
+      const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (const day of node.textContent.matchAll(/\\d{4}-\\d\\d-\\d\\d/g)) {
+          const range = document.createRange();
+          range.setStart(node, day.index);
+          range.setEnd(node, day.index + day[0].length);
+          const lines = new Set([...range.getClientRects()].filter((rect) => rect.width > 0).map((rect) => Math.round(rect.top)));
+          if (lines.size > 1) split.push(node.parentElement.textContent.trim());
+        }
+      }
+    }
+    return split;
+  })()`)) as string[];
+}

@@ -170,10 +170,14 @@ describe('splitLoginName', () => {
     expect(splitLoginName(name)).toEqual(pieces.map((text) => ({ text, isKeptWhole: true })));
   });
 
-  it('lets a word longer than any login name break where it must', () => {
-    expect(splitLoginName(`${'x'.repeat(33)}_y`)).toEqual([
-      { text: `${'x'.repeat(33)}_`, isKeptWhole: false },
+  it('lets a word of more than 20 characters break where it must', () => {
+    expect(splitLoginName(`${'x'.repeat(20)}_y`)).toEqual([
+      { text: `${'x'.repeat(20)}_`, isKeptWhole: false },
       { text: 'y', isKeptWhole: true },
+    ]);
+    expect(splitLoginName(`y_${'x'.repeat(20)}`)).toEqual([
+      { text: 'y_', isKeptWhole: true },
+      { text: 'x'.repeat(20), isKeptWhole: true },
     ]);
   });
 });

@@ -4,7 +4,7 @@ import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
-import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import { type BackLink, isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
@@ -36,6 +36,9 @@ import {
 } from './receipts.service.js';
 
 const REFUSALS = [400, 409];
+
+/** Where a receipt that cannot be shown (not found, a bad id) sends the admin: the list that finds it. */
+const BILLING: BackLink = { href: '/admin/receipts', text: 'Open Billing' };
 
 /** What a void or a mark-paid did to the receipt's open online checkouts, for the admin's flash. */
 function describeCanceledCheckouts(paymentIds: number[]): string {
@@ -217,17 +220,20 @@ export function adminBillingRoutes(deps: {
   }
 
   router.get('/admin/receipts/:id', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
     await renderReceipt(res, id, page);
   });
 
   router.get('/admin/receipts/:id/print', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     await sendPrintableReceipt(res, await receipts.getPrintable(id), `/admin/receipts/${id}`);
   });
 
   router.get('/admin/receipts/:id/items.csv', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     await csvExports.send(req, res, {
       kind: 'receipt_items',

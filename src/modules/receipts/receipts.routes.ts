@@ -4,7 +4,14 @@ import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
-import { answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import {
+  answerCreated,
+  type BackLink,
+  isRefusedForm,
+  offerWayBack,
+  sessionUserOf,
+  typedIn,
+} from '../../http/route-helpers.js';
 import { renderView, sendStreamedPage } from '../../http/streamed-page.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
@@ -139,6 +146,9 @@ export async function sendPrintableReceipt(
 // "Nothing to bill" (422), a date refused (400), a race lost to another receipt (409).
 const RECEIPT_REFUSALS = [400, 409, 422];
 
+/** Where a receipt that cannot be shown (not found, a page past the last) sends the researcher. */
+const MY_RECEIPTS: BackLink = { href: '/me/receipts', text: 'Open My receipts' };
+
 /** A researcher's receipts: create one, list them, open one (printable). */
 export function receiptsRoutes(deps: {
   receipts: ReceiptsService;
@@ -206,6 +216,7 @@ export function receiptsRoutes(deps: {
   });
 
   router.get('/me/receipts', guards.requireUser, async (req, res) => {
+    offerWayBack(res, MY_RECEIPTS);
     const { page } = parseInput(ZPageQuery, req.query);
     const list = await receipts.listForUser(sessionUserOf(req).username, page);
     if (prefersJson(req)) {
@@ -221,6 +232,7 @@ export function receiptsRoutes(deps: {
   });
 
   router.get('/me/receipts/:id', guards.requireUser, async (req, res) => {
+    offerWayBack(res, MY_RECEIPTS);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
     const username = sessionUserOf(req).username;
@@ -232,12 +244,14 @@ export function receiptsRoutes(deps: {
   });
 
   router.get('/me/receipts/:id/print', guards.requireUser, async (req, res) => {
+    offerWayBack(res, MY_RECEIPTS);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const printable = await receipts.getPrintable(id, sessionUserOf(req).username);
     await sendPrintableReceipt(res, printable, `/me/receipts/${id}`);
   });
 
   router.get('/me/receipts/:id/items.csv', guards.requireUser, async (req, res) => {
+    offerWayBack(res, MY_RECEIPTS);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { username } = sessionUserOf(req);
     await csvExports.send(req, res, {

@@ -65,7 +65,7 @@ describe('/admin/ingestion', () => {
     const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
     expect(page.text).toMatch(/Run #1 via file: 12 jobs, 12 new, 0 updated, 0 skipped/);
     expect(page.text).toContain(
-      'Data complete through <strong>2026-11-23 16:00</strong> (UTC), <strong>0 s</strong> ago',
+      'Data complete through <strong><span><span class="nowrap">2026-11-23</span> <span class="nowrap">16:00</span></span></strong> (UTC), <strong>0 s</strong> ago',
     );
     expect(page.text).toMatch(/<td[^>]*>manual<\/td>\s*<td[^>]*>file<\/td>/);
     // The window on two lines, so Outcome fits a 1280 px screen; the sources' notes on a row of
@@ -245,7 +245,9 @@ describe('/admin/ingestion', () => {
       const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
       expect(visibleTextOf(page.text)).toContain(expected.replaceAll('"', '&#34;'));
       // The failed run did not move the data's completeness on.
-      expect(page.text).toContain('Data complete through <strong>2026-11-23 14:00</strong> (UTC)');
+      expect(page.text).toContain(
+        'Data complete through <strong><span><span class="nowrap">2026-11-23</span> <span class="nowrap">14:00</span></span></strong> (UTC)',
+      );
       expect(await metricValue(metrics, 'slurm_ingest_runs_total', { source: 'none', outcome: 'failed' })).toBe(1);
       expect(await metricValue(metrics, 'slurm_ingest_runs_total', { source: 'sacct', outcome: 'success' })).toBe(0);
 
@@ -287,7 +289,7 @@ describe('/admin/ingestion after a backfill that read today', () => {
     });
     const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
     expect(page.text).toContain(
-      'Data complete through <strong>2026-11-23 15:50</strong> (UTC), <strong>10 min</strong> ago',
+      'Data complete through <strong><span><span class="nowrap">2026-11-23</span> <span class="nowrap">15:50</span></span></strong> (UTC), <strong>10 min</strong> ago',
     );
 
     // A scheduled run that read up to 15:55 afterwards is the newer mark.
@@ -304,7 +306,7 @@ describe('/admin/ingestion after a backfill that read today', () => {
     });
     const later = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
     expect(later.text).toContain(
-      'Data complete through <strong>2026-11-23 15:55</strong> (UTC), <strong>5 min</strong> ago',
+      'Data complete through <strong><span><span class="nowrap">2026-11-23</span> <span class="nowrap">15:55</span></span></strong> (UTC), <strong>5 min</strong> ago',
     );
   });
 });

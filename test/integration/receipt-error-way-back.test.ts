@@ -1,0 +1,53 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * A receipt that is not there (a mistyped or old link, another user's receipt, a page past the last)
+ * left the browser on an error page whose only link was "Back to the start page": the researcher's
+ * receipts, or the admin's billing list, where the receipt would be found, were not offered.
+ */
+let db: TestDatabase;
+let alice: Agent;
+let boss: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
+  await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
+  const app = buildTestApp(db);
+  alice = await signInAs(app, 'alice', 'alice-password');
+  boss = await signInAs(app, 'boss', 'boss-password');
+});
+afterAll(() => db?.drop());
+
+// What Chromium sends when the address is typed or a link followed.
+const BROWSER_ACCEPT =
+  'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8';
+
+describe('a receipt page that cannot be shown', () => {
+  it.each([
+    ['alice', '/me/receipts/999999', 404, 'Receipt #999999 was not found.', '/me/receipts', 'Open My receipts'],
+    ['alice', '/me/receipts/999999/print', 404, 'Receipt #999999 was not found.', '/me/receipts', 'Open My receipts'],
+    ['alice', '/me/receipts/abc', 400, 'receipt id: must be a whole number', '/me/receipts', 'Open My receipts'],
+    ['alice', '/me/receipts?page=9', 404, 'there is no page 9', '/me/receipts', 'Open My receipts'],
+    ['boss', '/admin/receipts/999999', 404, 'Receipt #999999 was not found.', '/admin/receipts', 'Open Billing'],
+    ['boss', '/admin/receipts/999999/print', 404, 'Receipt #999999 was not found.', '/admin/receipts', 'Open Billing'],
+  ])('%s opening %s gets %i, the reason and a link to the list', async (who, path, status, reason, href, text) => {
+    const page = await (who === 'boss' ? boss : alice).get(path).set('Accept', BROWSER_ACCEPT);
+    expect(page.status).toBe(status);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.text).toContain(reason);
+    expect(page.text).toContain(`<a href="${href}">${text}</a>`);
+  });
+
+  it('still answers a script with {error, code} alone', async () => {
+    const answer = await alice.get('/me/receipts/999999').set('Accept', 'application/json');
+    expect(answer.status).toBe(404);
+    expect(answer.body).toEqual({ error: 'Receipt #999999 was not found.', code: 404 });
+  });
+});
