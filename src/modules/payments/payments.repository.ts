@@ -248,6 +248,22 @@ export function findPaymentThatPaid(db: Client, receiptId: number): Promise<Paym
 }
 
 /**
+ * A payment put under review (again): any resolution is cleared, since the CHECK allows outcome,
+ * note, reviewer and time only on resolved payments; the audit log and the reason keep it.
+ */
+function underReview(reviewReason: string, hold: { holdsPaidReceipt: boolean }) {
+  return {
+    status: 'needs_review',
+    reviewReason,
+    holdsPaidReceipt: hold.holdsPaidReceipt,
+    reviewOutcome: null,
+    reviewNote: null,
+    reviewedBy: null,
+    reviewedAt: null,
+  } as const;
+}
+
+/**
  * Holds the payment that paid the receipt for review, because the receipt is being voided and
  * its money now pays for nothing. An accepted resolution is cleared (the CHECK allows outcome,
  * note, reviewer and time only on resolved payments); the audit log keeps it, and the caller
@@ -256,15 +272,7 @@ export function findPaymentThatPaid(db: Client, receiptId: number): Promise<Paym
 export async function holdPaymentThatPaid(tx: Tx, id: number, reviewReason: string): Promise<boolean> {
   const result = await tx.payment.updateMany({
     where: { id, ...PAID_THE_RECEIPT },
-    data: {
-      status: 'needs_review',
-      reviewReason,
-      holdsPaidReceipt: false,
-      reviewOutcome: null,
-      reviewNote: null,
-      reviewedBy: null,
-      reviewedAt: null,
-    },
+    data: underReview(reviewReason, { holdsPaidReceipt: false }),
   });
   return result.count === 1;
 }
@@ -310,15 +318,7 @@ export function recordDisputeClosed(tx: Tx, id: number, status: 'won' | 'lost', 
 export function holdForPartialRefund(tx: Tx, id: number, reviewReason: string) {
   return tx.payment.update({
     where: { id },
-    data: {
-      status: 'needs_review',
-      reviewReason,
-      holdsPaidReceipt: true,
-      reviewOutcome: null,
-      reviewNote: null,
-      reviewedBy: null,
-      reviewedAt: null,
-    },
+    data: underReview(reviewReason, { holdsPaidReceipt: true }),
   });
 }
 
@@ -381,15 +381,7 @@ export function addToHoldReason(tx: Tx, id: number, reviewReason: string) {
 export function holdAfterFailedRefund(tx: Tx, id: number, reviewReason: string) {
   return tx.payment.update({
     where: { id },
-    data: {
-      status: 'needs_review',
-      reviewReason,
-      holdsPaidReceipt: false,
-      reviewOutcome: null,
-      reviewNote: null,
-      reviewedBy: null,
-      reviewedAt: null,
-    },
+    data: underReview(reviewReason, { holdsPaidReceipt: false }),
   });
 }
 
@@ -402,15 +394,7 @@ export function holdAfterFailedRefund(tx: Tx, id: number, reviewReason: string) 
 export async function reopenResolvedReview(tx: Tx, id: number, reviewReason: string): Promise<boolean> {
   const result = await tx.payment.updateMany({
     where: { id, status: 'resolved' },
-    data: {
-      status: 'needs_review',
-      reviewReason,
-      holdsPaidReceipt: false,
-      reviewOutcome: null,
-      reviewNote: null,
-      reviewedBy: null,
-      reviewedAt: null,
-    },
+    data: underReview(reviewReason, { holdsPaidReceipt: false }),
   });
   return result.count === 1;
 }
