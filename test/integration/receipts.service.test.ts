@@ -34,10 +34,10 @@ afterAll(() => db?.drop());
 
 const NOW = new Date('2025-09-20T05:00:00Z');
 
-function buildServices(database: Database = db) {
+/** `now` is the services' clock: NOW unless a test needs one that moves. */
+function buildServices(database: Database = db, now: () => Date = () => NOW) {
   const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' });
   const metrics = createMetrics();
-  const now = () => NOW;
   const rates = createRatesService({ db: database, config, now });
   const backgroundWork = createBackgroundWork();
   const receipts = createReceiptsService({ db: database, config, rates, metrics, now, backgroundWork });
@@ -869,16 +869,7 @@ describe('a rate change committed while a receipt is being made', () => {
     // A clock that moves a second on every reading, so the order of the readings shows in the times.
     let tick = 0;
     const now = () => new Date(NOW.getTime() + ++tick * 1000);
-    const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' });
-    const rates = createRatesService({ db, config, now });
-    const receipts = createReceiptsService({
-      db,
-      config,
-      rates,
-      metrics: createMetrics(),
-      now,
-      backgroundWork: createBackgroundWork(),
-    });
+    const { rates, receipts } = buildServices(db, now);
     await buildJobs(db, [{ user: 'alice', end: '2025-09-05T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
     const holder = await db.pool.connect();
     let change: Promise<unknown> | undefined;
@@ -947,16 +938,7 @@ describe("a tier override committed while the user's receipt is being made", () 
   it('is either read by the receipt or logged after its rates-locked time, never logged before it and missed', async () => {
     // The real clock: the audit log stamps entries with it.
     const now = () => new Date();
-    const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' });
-    const rates = createRatesService({ db, config, now });
-    const receipts = createReceiptsService({
-      db,
-      config,
-      rates,
-      metrics: createMetrics(),
-      now,
-      backgroundWork: createBackgroundWork(),
-    });
+    const { rates, receipts } = buildServices(db, now);
     await buildJobs(db, [{ user: 'alice', end: '2025-09-05T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
     const holder = await db.pool.connect();
     let move: Promise<unknown> | undefined;
@@ -997,16 +979,7 @@ describe('a change of the default tier committed while a receipt of one of its u
   it('is either read by the receipt or logged after its rates-locked time, never logged before it and missed', async () => {
     // The real clock: the audit log stamps entries with it.
     const now = () => new Date();
-    const config = buildTestConfig(db.url, { APP_TZ: 'Asia/Bangkok' });
-    const rates = createRatesService({ db, config, now });
-    const receipts = createReceiptsService({
-      db,
-      config,
-      rates,
-      metrics: createMetrics(),
-      now,
-      backgroundWork: createBackgroundWork(),
-    });
+    const { rates, receipts } = buildServices(db, now);
     // alice matches no rule and has no override: she is billed on the default tier, mu.
     await buildJobs(db, [{ user: 'alice', end: '2025-09-05T00:00:00Z', totalCpuSec: '3600', allocMemMb: 0 }]);
     const holder = await db.pool.connect();
