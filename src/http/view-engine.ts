@@ -119,12 +119,10 @@ export const VIEW_LOCALS = [
   'users',
   'verdict',
   // include data (views/partials/pager.ejs, views/payments/held-notice.ejs, views/partials/header.ejs,
-  // views/partials/user-search.ejs, views/partials/login-name.ejs, views/partials/date-time.ejs,
-  // views/partials/name-breaks.ejs)
+  // views/partials/user-search.ejs, views/partials/login-name.ejs)
   'pager',
   'loginName',
   'at',
-  'breakableName',
   'searchPath',
   'heldPayments',
   'isFlashInPage',

@@ -181,3 +181,24 @@ describe('splitLoginName', () => {
     ]);
   });
 });
+
+describe('the HTML formatters', () => {
+  const fmt = createViewFormatters({ timeZone: 'UTC', currency: 'THB' });
+
+  it.each([
+    ['research_computing_partners_tier', 'research_<wbr>computing_<wbr>partners_<wbr>tier'],
+    ['gov', 'gov'],
+    ['a-b.c@d', 'a-<wbr>b.<wbr>c@<wbr>d'],
+    ['<b>&"x\'_y', '&lt;b&gt;&amp;&#34;x&#39;_<wbr>y'],
+  ])('breakableNameHtml(%j) is %j, escaped as <%%= escapes', (name, html) => {
+    expect(fmt.breakableNameHtml(name)).toBe(html);
+  });
+
+  it('wraps a date and time between the day and the time only, and escapes what a route formatted', () => {
+    expect(fmt.wrappableDateTimeHtml(new Date('2026-12-04T10:28:00Z'))).toBe(
+      '<span><span class="nowrap">2026-12-04</span> <span class="nowrap">10:28</span></span>',
+    );
+    expect(fmt.wrappableDateTimeHtml('<today>')).toBe('&lt;today&gt;');
+    expect(fmt.wrappableDateTimeHtml(null)).toBe('');
+  });
+});
