@@ -113,7 +113,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   // Express hashes every res.send body (SHA-1) for a weak ETag. Nothing here can use one: the
   // pages are no-store, and /formula, the one answer meant to be revalidated, sets its own strong
-  // tag. Hashing each 40 kB /me was 1.3% of a worker's CPU (docs/performance.md, 2026-12-03 evening).
+  // tag. Hashing each 40 kB /me was 1.3% of a worker's CPU (docs/performance-history.md, 2026-12-03 evening).
   app.set('etag', false);
   app.set('trust proxy', config.trustProxy);
   app.engine('ejs', createViewEngine({ isProduction: config.isProduction }));

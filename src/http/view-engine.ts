@@ -4,7 +4,7 @@ import ejs from 'ejs';
  * Every name a view reads from its locals: app.locals, res.locals, the data of each
  * res.render and of each include. Views are compiled without `with (locals)`: a with-block
  * makes every name lookup in the template a dynamic scope search, and /me (50 rows, 700
- * lookups) rendered in 375 us with it and 240 us without (docs/performance.md). Instead
+ * lookups) rendered in 375 us with it and 240 us without (docs/performance-history.md). Instead
  * these names are declared at the top of every view, undefined where a render does not
  * supply them, so `typeof title === 'string'` works as before.
  *

@@ -82,7 +82,7 @@ export interface ReceiptPricing {
  * statement: the jobs are picked, priced by the SQL formulas of pricing.sql.ts (the pricing
  * core's, kept equal by tests), and the receipt and its items inserted, without a row
  * leaving PostgreSQL. Reading 10,000 jobs into Node, pricing them there and sending them back
- * took about a third of such a receipt's time (docs/performance.md). One item per billing
+ * took about a third of such a receipt's time (docs/performance-history.md). One item per billing
  * key: if ingestion ever stored two rows with one key, billing both would trip the live-item
  * unique index on every attempt; a job already on a live receipt raises that unique violation.
  * Returns undefined, having written nothing, when there is nothing to bill.

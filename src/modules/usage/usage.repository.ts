@@ -452,7 +452,7 @@ function inlineSql(sql: Prisma.Sql, escapeLiteral: (text: string) => string): st
  * The rates `r` of a CSV's jobs. A COPY cannot be prepared, so it is planned on every
  * export; one user's export joins one row of constants, which PostgreSQL folds into the
  * query, instead of a table of rates built from arrays: 1.83 -> 1.61 ms for a 347-row
- * export, most of it planning (docs/performance.md). Exports across users join the table.
+ * export, most of it planning (docs/performance-history.md). Exports across users join the table.
  */
 function ratesOf(filter: JobFilter, pricing: PricingContext): { cte: Prisma.Sql; join: Prisma.Sql } {
   const [only] = pricing.rates;
@@ -493,7 +493,7 @@ function usageCsvQuery(
 ): Prisma.Sql {
   // The hours are computed once per job in a subquery (OFFSET 0 keeps PostgreSQL from
   // folding it into the outer query and computing them again inside the cost): 15-25%
-  // less query time than repeating the formulas (docs/performance.md).
+  // less query time than repeating the formulas (docs/performance-history.md).
   const fields = [
     csvCodeSql(Prisma.sql`p.job_key`),
     csvTextSql(Prisma.sql`p.cluster`),
@@ -559,7 +559,7 @@ const userCsvFunctions = new Map<string, UserCsvFunction>();
  * connection the first time it exports. A COPY cannot be prepared, so its query is parsed
  * and planned on every export, which was 40-45% of PostgreSQL's work for a two-week export:
  * 1.17-1.25 -> 0.69 ms of backend CPU for 125 rows, 0.76-0.79 -> 0.38-0.44 ms for 57
- * (docs/performance.md). A PL/pgSQL function keeps the plan of its query for the session,
+ * (docs/performance-history.md). A PL/pgSQL function keeps the plan of its query for the session,
  * so the COPY only plans a call. The plan is the generic one, made once: it reads the
  * window off the (user, end_at, id) index and probes each job's live item, a cost that
  * follows the window whoever the user is. RETURN QUERY gathers the rows before COPY sends
@@ -656,7 +656,7 @@ const UNDEFINED_FUNCTION = '42883';
  * STDOUT (FORMAT csv)` has PostgreSQL write the CSV and node-pg pass the bytes through
  * untouched: no per-row protocol message parsed into a JS string, no joining. That beat
  * a cursor returning one preformatted line per row (86-94k rows/s) on 100,000 rows;
- * see docs/performance.md. PostgreSQL's CSV quoting is csv-stringify's (see csvCodeSql).
+ * see docs/performance-history.md. PostgreSQL's CSV quoting is csv-stringify's (see csvCodeSql).
  * Backpressure reaches PostgreSQL: the socket is read only as fast as the caller
  * consumes, so memory stays flat. Stopping early (a client that hangs up) cannot end a
  * COPY politely, so the connection is closed and the pool opens a fresh one later; the same
