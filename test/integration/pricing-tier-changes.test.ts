@@ -1,6 +1,7 @@
 import pg from 'pg';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { elementById } from '../support/html.js';
@@ -472,5 +473,43 @@ describe('deleting a tier while a user is being placed on it', () => {
       expect(isTierKept, `round ${round}: ${statuses}`).toBe(deletion.status === 409);
       expect(override?.tierId).toBe(isTierKept ? tier.id : undefined);
     }
+  });
+});
+
+describe('renaming a tier while a receipt is being made', () => {
+  it('waits for the receipt, which reads the tier and its users under one name', async () => {
+    const tier = await addTier('rename-race');
+    await buildUser(db.prisma, { username: 'ivan' });
+    await db.prisma.tierOverride.create({ data: { username: 'ivan', tierId: tier.id, createdBy: 'test' } });
+    // A receipt in flight, as receipts.service makes one: it holds the pricing lock (shared), reads
+    // every tier (getUserTierForBilling), then the user's override by name (findOverride).
+    const receipt = new pg.Client({ connectionString: db.url });
+    await receipt.connect();
+    try {
+      await receipt.query('BEGIN');
+      await receipt.query('SELECT pg_advisory_xact_lock_shared($1)', [ADVISORY_LOCK_KEYS.pricingChange]);
+      const { rows: tiers } = await receipt.query<{ name: string }>('SELECT name FROM pricing_tiers ORDER BY id');
+      expect(tiers.map((row) => row.name)).toContain('rename-race');
+      const rename = editTier(ops, {
+        type: 'rename-race',
+        name: 'rename-raced',
+        description: '',
+        based_on_description: '',
+      });
+      expect(await sessionsWaitingForLocks(db.pool, 2_000)).toBeGreaterThan(0);
+      // Had the rename committed meanwhile, the override would name a tier the receipt did not read
+      // (rename-raced), which pricing skips: ivan would be billed on the default tier's rates.
+      const { rows: override } = await receipt.query<{ name: string }>(
+        `SELECT t.name FROM tier_overrides o JOIN pricing_tiers t ON t.id = o.tier_id WHERE o.username = 'ivan'`,
+      );
+      expect(override).toEqual([{ name: 'rename-race' }]);
+      await receipt.query('COMMIT');
+      expect((await rename).status).toBe(303);
+    } finally {
+      await receipt.end();
+    }
+    expect(await db.prisma.pricingTier.findUniqueOrThrow({ where: { id: tier.id } })).toMatchObject({
+      name: 'rename-raced',
+    });
   });
 });

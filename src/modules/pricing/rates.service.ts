@@ -131,7 +131,7 @@ export interface RatesServiceDeps {
 }
 
 /**
- * A rate change, new tier, tier override or default change waits for the receipts in flight (lockPricingForChange), as long
+ * A rate change, new tier, rename, tier override or default change waits for the receipts in flight (lockPricingForChange), as long
  * as one of them may take (a receipt's own transaction allows 60 s); Prisma's default of 5 s cut
  * the change off with a 500 behind a month-end receipt of a very busy user.
  */
@@ -684,7 +684,13 @@ export function createRatesService(deps: RatesServiceDeps) {
   async function editTier(actor: AuditContext, input: TEditTier) {
     try {
       return await db.$transaction(async (tx) => {
-        // As when adding a tier or moving the default: a rename waits for those, never deadlocks with them.
+        // As a rate change: a receipt in flight reads the tiers, then the user's override by tier
+        // name, in two statements; a rename committing between them left the override naming a
+        // tier the receipt had not read, which pricing skips, and billed the user on another tier.
+        // It also moves the users a rule naming the new name matches. Taken before the tiers'
+        // lock, as adding a tier and moving the default take them, so the three never deadlock. A
+        // description alone changes no price and does not wait for a month-end's receipts.
+        if (input.name !== input.type) await ratesRepository.lockPricingForChange(tx);
         await ratesRepository.lockTiersForChange(tx);
         const tier = await ratesRepository.lockTierForChange(tx, input.type);
         if (!tier) throw await unknownTierError(tx, input.type);
@@ -735,7 +741,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           },
         });
         return { ...outcome, isChanged: true };
-      });
+      }, WAITS_FOR_RECEIPTS);
     } catch (error) {
       if (uniqueViolationOf(error) !== undefined) {
         throw new ConflictError(
