@@ -513,3 +513,44 @@ describe('renaming a tier while a receipt is being made', () => {
     });
   });
 });
+
+describe('placing a user while another worker moved the default tier', () => {
+  /** A JSON change on the Rates or Tier overrides page. */
+  async function postJson(agent: Agent, path: string, body: Record<string, string>) {
+    return agent
+      .post(path)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent, '/admin/rates'))
+      .send(body);
+  }
+
+  it('places the user on the tier chosen, judged by the tiers as they are, not as the worker cached them', async () => {
+    await buildUser(db.prisma, { username: 'jun' });
+    // A second worker, whose pricing cache is still the one from before the default moved.
+    const worker = buildTestApp(db, { env: { PRICING_CACHE_CHECK_MS: '60000' } });
+    const admin = await signInAs(worker, 'ops', 'ops-password-123');
+    expect((await html(admin, '/admin/tiers?q=jun').expect(200)).text).toContain('mu (natural)');
+    expect((await postJson(ops, '/admin/rates/default', { type: 'gov' })).status).toBe(200);
+    try {
+      // jun's natural tier is gov now: keeping jun on mu needs an override. Judged by the cached
+      // default (mu), it was taken for "back to the natural tier", changed nothing and said
+      // "jun is already on mu" while jun was priced with gov.
+      const moved = await postJson(admin, '/admin/tiers', { username: 'jun', tier: 'mu' });
+      expect(moved.status).toBe(200);
+      expect(moved.body.user).toEqual({ username: 'jun', override: 'mu', effectiveTier: 'mu', isChanged: true });
+      const override = await db.prisma.tierOverride.findUnique({
+        where: { username: 'jun' },
+        select: { tier: { select: { name: true } } },
+      });
+      expect(override).toEqual({ tier: { name: 'mu' } });
+      const audit = await db.prisma.auditLog.findFirstOrThrow({
+        where: { target: 'user:jun' },
+        orderBy: { id: 'desc' },
+      });
+      expect(audit).toMatchObject({ action: 'pricing.override.set' });
+      expect(audit.details).toEqual({ previous: null, next: 'mu', naturalTier: 'gov' });
+    } finally {
+      expect((await postJson(ops, '/admin/rates/default', { type: 'mu' })).status).toBe(200);
+    }
+  });
+});

@@ -893,15 +893,22 @@ export function createRatesService(deps: RatesServiceDeps) {
     if (!(await ratesRepository.isKnownUsername(db, input.username))) {
       throw new NotFoundError(`No user or job owner is called "${input.username}".`);
     }
-    const natural = tierOf(snapshot, input.username, undefined).naturalTier;
-    const isRemoval = input.tier === natural;
-    const next = isRemoval ? undefined : input.tier;
     try {
-      const isChanged = await db.$transaction(async (tx) => {
+      const outcome = await db.$transaction(async (tx) => {
         // As a rate change: the user's receipts in flight commit at the tier they read, and the move
         // (its audit entry's time) comes after them; a receipt started meanwhile waits and reads it.
         await ratesRepository.lockPricingForChange(tx);
-        if ((await ratesRepository.findOverride(tx, input.username)) === next) return false;
+        // The natural tier as it is now, read under the lock that default changes and new tiers take:
+        // this worker's cache may be up to PRICING_CACHE_CHECK_MS behind another worker's change, and
+        // judged by it, choosing the tier that was the default a moment ago was taken for "back to
+        // the natural tier" and left the user on the new default. Compared by id: a rename of the
+        // tier chosen, meanwhile, does not change which tier it is.
+        const tiersNow = buildSnapshot(await ratesRepository.listTiersWithRates(tx), new Map(), now().getTime());
+        const natural = tierOf(tiersNow, input.username, undefined).naturalTier;
+        const isRemoval = tiersNow.tiers.get(natural)?.id === tier.id;
+        const next = isRemoval ? undefined : input.tier;
+        const unchanged = { override: next, isChanged: false };
+        if ((await ratesRepository.findOverride(tx, input.username)) === next) return unchanged;
         // The snapshot may predate the tier's deletion: hold it, or say it is gone (not a 500 from the key).
         if (!isRemoval && !(await ratesRepository.holdTier(tx, tier.id))) {
           throw new ConflictError(
@@ -923,9 +930,9 @@ export function createRatesService(deps: RatesServiceDeps) {
           status: 'ok',
           details: { previous: previous ?? null, next: next ?? null, naturalTier: natural },
         });
-        return true;
+        return { override: next, isChanged: true };
       }, WAITS_FOR_RECEIPTS);
-      return { username: input.username, override: next, effectiveTier: input.tier, isChanged };
+      return { username: input.username, ...outcome, effectiveTier: input.tier };
     } finally {
       // This worker prices with the new tier at once; the others within one cache check.
       invalidate();
