@@ -554,3 +554,36 @@ describe('placing a user while another worker moved the default tier', () => {
     }
   });
 });
+
+describe('a tier description with a line break', () => {
+  it('is refused when a tier is added or described as JSON, as the page cannot keep it', async () => {
+    const before = await pricingState();
+    const token = await csrfTokenOf(ops, '/admin/rates');
+    const json = (path: string, body: Record<string, string>) =>
+      ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    const added = await json('/admin/rates/tiers', {
+      name: 'two-lines',
+      description: 'line one\nline two',
+      cpu: '1',
+      gpu: '1',
+      mem: '1',
+    });
+    expect(added.status).toBe(400);
+    expect(added.body.error).toBe(
+      'description: must be one line of text, without line breaks, tabs or other control characters',
+    );
+    const described = await json('/admin/rates/tiers/edit', { type: 'gov', name: 'gov', description: 'a\tb' });
+    expect(described.status).toBe(400);
+    expect(await pricingState()).toEqual(before);
+    // The page's one-line field is what it is for: one line is kept as sent.
+    const kept = await json('/admin/rates/tiers/edit', {
+      type: 'gov',
+      name: 'gov',
+      description: 'Ministries · “agencies”',
+    });
+    expect(kept.status).toBe(200);
+    expect((await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: 'gov' } })).description).toBe(
+      'Ministries · “agencies”',
+    );
+  });
+});
