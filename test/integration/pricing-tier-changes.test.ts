@@ -1,6 +1,7 @@
 import pg from 'pg';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { elementById } from '../support/html.js';
@@ -472,5 +473,117 @@ describe('deleting a tier while a user is being placed on it', () => {
       expect(isTierKept, `round ${round}: ${statuses}`).toBe(deletion.status === 409);
       expect(override?.tierId).toBe(isTierKept ? tier.id : undefined);
     }
+  });
+});
+
+describe('renaming a tier while a receipt is being made', () => {
+  it('waits for the receipt, which reads the tier and its users under one name', async () => {
+    const tier = await addTier('rename-race');
+    await buildUser(db.prisma, { username: 'ivan' });
+    await db.prisma.tierOverride.create({ data: { username: 'ivan', tierId: tier.id, createdBy: 'test' } });
+    // A receipt in flight, as receipts.service makes one: it holds the pricing lock (shared), reads
+    // every tier (getUserTierForBilling), then the user's override by name (findOverride).
+    const receipt = new pg.Client({ connectionString: db.url });
+    await receipt.connect();
+    try {
+      await receipt.query('BEGIN');
+      await receipt.query('SELECT pg_advisory_xact_lock_shared($1)', [ADVISORY_LOCK_KEYS.pricingChange]);
+      const { rows: tiers } = await receipt.query<{ name: string }>('SELECT name FROM pricing_tiers ORDER BY id');
+      expect(tiers.map((row) => row.name)).toContain('rename-race');
+      const rename = editTier(ops, {
+        type: 'rename-race',
+        name: 'rename-raced',
+        description: '',
+        based_on_description: '',
+      });
+      expect(await sessionsWaitingForLocks(db.pool, 2_000)).toBeGreaterThan(0);
+      // Had the rename committed meanwhile, the override would name a tier the receipt did not read
+      // (rename-raced), which pricing skips: ivan would be billed on the default tier's rates.
+      const { rows: override } = await receipt.query<{ name: string }>(
+        `SELECT t.name FROM tier_overrides o JOIN pricing_tiers t ON t.id = o.tier_id WHERE o.username = 'ivan'`,
+      );
+      expect(override).toEqual([{ name: 'rename-race' }]);
+      await receipt.query('COMMIT');
+      expect((await rename).status).toBe(303);
+    } finally {
+      await receipt.end();
+    }
+    expect(await db.prisma.pricingTier.findUniqueOrThrow({ where: { id: tier.id } })).toMatchObject({
+      name: 'rename-raced',
+    });
+  });
+});
+
+describe('placing a user while another worker moved the default tier', () => {
+  /** A JSON change on the Rates or Tier overrides page. */
+  async function postJson(agent: Agent, path: string, body: Record<string, string>) {
+    return agent
+      .post(path)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent, '/admin/rates'))
+      .send(body);
+  }
+
+  it('places the user on the tier chosen, judged by the tiers as they are, not as the worker cached them', async () => {
+    await buildUser(db.prisma, { username: 'jun' });
+    // A second worker, whose pricing cache is still the one from before the default moved.
+    const worker = buildTestApp(db, { env: { PRICING_CACHE_CHECK_MS: '60000' } });
+    const admin = await signInAs(worker, 'ops', 'ops-password-123');
+    expect((await html(admin, '/admin/tiers?q=jun').expect(200)).text).toContain('mu (natural)');
+    expect((await postJson(ops, '/admin/rates/default', { type: 'gov' })).status).toBe(200);
+    try {
+      // jun's natural tier is gov now: keeping jun on mu needs an override. Judged by the cached
+      // default (mu), it was taken for "back to the natural tier", changed nothing and said
+      // "jun is already on mu" while jun was priced with gov.
+      const moved = await postJson(admin, '/admin/tiers', { username: 'jun', tier: 'mu' });
+      expect(moved.status).toBe(200);
+      expect(moved.body.user).toEqual({ username: 'jun', override: 'mu', effectiveTier: 'mu', isChanged: true });
+      const override = await db.prisma.tierOverride.findUnique({
+        where: { username: 'jun' },
+        select: { tier: { select: { name: true } } },
+      });
+      expect(override).toEqual({ tier: { name: 'mu' } });
+      const audit = await db.prisma.auditLog.findFirstOrThrow({
+        where: { target: 'user:jun' },
+        orderBy: { id: 'desc' },
+      });
+      expect(audit).toMatchObject({ action: 'pricing.override.set' });
+      expect(audit.details).toEqual({ previous: null, next: 'mu', naturalTier: 'gov' });
+    } finally {
+      expect((await postJson(ops, '/admin/rates/default', { type: 'mu' })).status).toBe(200);
+    }
+  });
+});
+
+describe('a tier description with a line break', () => {
+  it('is refused when a tier is added or described as JSON, as the page cannot keep it', async () => {
+    const before = await pricingState();
+    const token = await csrfTokenOf(ops, '/admin/rates');
+    const json = (path: string, body: Record<string, string>) =>
+      ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    const added = await json('/admin/rates/tiers', {
+      name: 'two-lines',
+      description: 'line one\nline two',
+      cpu: '1',
+      gpu: '1',
+      mem: '1',
+    });
+    expect(added.status).toBe(400);
+    expect(added.body.error).toBe(
+      'description: must be one line of text, without line breaks, tabs or other control characters',
+    );
+    const described = await json('/admin/rates/tiers/edit', { type: 'gov', name: 'gov', description: 'a\tb' });
+    expect(described.status).toBe(400);
+    expect(await pricingState()).toEqual(before);
+    // The page's one-line field is what it is for: one line is kept as sent.
+    const kept = await json('/admin/rates/tiers/edit', {
+      type: 'gov',
+      name: 'gov',
+      description: 'Ministries · “agencies”',
+    });
+    expect(kept.status).toBe(200);
+    expect((await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: 'gov' } })).description).toBe(
+      'Ministries · “agencies”',
+    );
   });
 });

@@ -64,8 +64,17 @@ export const ZNewTierName = z
   .max(MAX_TIER_NAME_LENGTH, { error: `must be at most ${MAX_TIER_NAME_LENGTH} characters`, abort: true })
   .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _, starting with a letter or digit');
 
-/** A tier's description as the rates page shows it under its name. */
-const ZTierDescriptionText = z.string().trim().max(200);
+/**
+ * A tier's description as the rates page shows it under its name: one line. The page edits it in a
+ * one-line field, which drops line breaks (as HTML requires of a text input), so a description with
+ * one, sent as JSON, lost it silently the next time the tier was renamed on the page ("line one" and
+ * "line two" saved as "line oneline two"); the price list shows it on one line anyway.
+ */
+const ZTierDescriptionText = z
+  .string()
+  .trim()
+  .max(200)
+  .regex(/^\P{Cc}*$/u, 'must be one line of text, without line breaks, tabs or other control characters');
 const ZTierDescription = ZTierDescriptionText.optional().default('');
 
 /** The rates page's labels of the rate fields, which a refusal shown on the page names them by. */

@@ -131,7 +131,7 @@ export interface RatesServiceDeps {
 }
 
 /**
- * A rate change, new tier, tier override or default change waits for the receipts in flight (lockPricingForChange), as long
+ * A rate change, new tier, rename, tier override or default change waits for the receipts in flight (lockPricingForChange), as long
  * as one of them may take (a receipt's own transaction allows 60 s); Prisma's default of 5 s cut
  * the change off with a 500 behind a month-end receipt of a very busy user.
  */
@@ -684,7 +684,13 @@ export function createRatesService(deps: RatesServiceDeps) {
   async function editTier(actor: AuditContext, input: TEditTier) {
     try {
       return await db.$transaction(async (tx) => {
-        // As when adding a tier or moving the default: a rename waits for those, never deadlocks with them.
+        // As a rate change: a receipt in flight reads the tiers, then the user's override by tier
+        // name, in two statements; a rename committing between them left the override naming a
+        // tier the receipt had not read, which pricing skips, and billed the user on another tier.
+        // It also moves the users a rule naming the new name matches. Taken before the tiers'
+        // lock, as adding a tier and moving the default take them, so the three never deadlock. A
+        // description alone changes no price and does not wait for a month-end's receipts.
+        if (input.name !== input.type) await ratesRepository.lockPricingForChange(tx);
         await ratesRepository.lockTiersForChange(tx);
         const tier = await ratesRepository.lockTierForChange(tx, input.type);
         if (!tier) throw await unknownTierError(tx, input.type);
@@ -735,7 +741,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           },
         });
         return { ...outcome, isChanged: true };
-      });
+      }, WAITS_FOR_RECEIPTS);
     } catch (error) {
       if (uniqueViolationOf(error) !== undefined) {
         throw new ConflictError(
@@ -887,15 +893,22 @@ export function createRatesService(deps: RatesServiceDeps) {
     if (!(await ratesRepository.isKnownUsername(db, input.username))) {
       throw new NotFoundError(`No user or job owner is called "${input.username}".`);
     }
-    const natural = tierOf(snapshot, input.username, undefined).naturalTier;
-    const isRemoval = input.tier === natural;
-    const next = isRemoval ? undefined : input.tier;
     try {
-      const isChanged = await db.$transaction(async (tx) => {
+      const outcome = await db.$transaction(async (tx) => {
         // As a rate change: the user's receipts in flight commit at the tier they read, and the move
         // (its audit entry's time) comes after them; a receipt started meanwhile waits and reads it.
         await ratesRepository.lockPricingForChange(tx);
-        if ((await ratesRepository.findOverride(tx, input.username)) === next) return false;
+        // The natural tier as it is now, read under the lock that default changes and new tiers take:
+        // this worker's cache may be up to PRICING_CACHE_CHECK_MS behind another worker's change, and
+        // judged by it, choosing the tier that was the default a moment ago was taken for "back to
+        // the natural tier" and left the user on the new default. Compared by id: a rename of the
+        // tier chosen, meanwhile, does not change which tier it is.
+        const tiersNow = buildSnapshot(await ratesRepository.listTiersWithRates(tx), new Map(), now().getTime());
+        const natural = tierOf(tiersNow, input.username, undefined).naturalTier;
+        const isRemoval = tiersNow.tiers.get(natural)?.id === tier.id;
+        const next = isRemoval ? undefined : input.tier;
+        const unchanged = { override: next, isChanged: false };
+        if ((await ratesRepository.findOverride(tx, input.username)) === next) return unchanged;
         // The snapshot may predate the tier's deletion: hold it, or say it is gone (not a 500 from the key).
         if (!isRemoval && !(await ratesRepository.holdTier(tx, tier.id))) {
           throw new ConflictError(
@@ -917,9 +930,9 @@ export function createRatesService(deps: RatesServiceDeps) {
           status: 'ok',
           details: { previous: previous ?? null, next: next ?? null, naturalTier: natural },
         });
-        return true;
+        return { override: next, isChanged: true };
       }, WAITS_FOR_RECEIPTS);
-      return { username: input.username, override: next, effectiveTier: input.tier, isChanged };
+      return { username: input.username, ...outcome, effectiveTier: input.tier };
     } finally {
       // This worker prices with the new tier at once; the others within one cache check.
       invalidate();

@@ -58,7 +58,10 @@ function whereOf(filter: JobFilter): Prisma.Sql {
 
 /**
  * Jobs with their hours, the billing state and the cost: the receipt's cost when the
- * job is on a live receipt, else an estimate at the owner's current rates.
+ * job is on a live receipt, else an estimate at the owner's current rates. Every cost is
+ * written to CURRENCY's minor unit, as the CSV writes it: a receipt made before CURRENCY
+ * changed (0.50 THB, now shown as JPY) is 1 on its row, and the totals summed here must add
+ * up those 1s, not 0.50s (three such jobs read 1 + 1 + 1 = 2 on the page and 3 in the CSV).
  */
 function pricedJobsSql(
   filter: JobFilter & { source?: Prisma.Sql; extraColumns?: Prisma.Sql; owners?: Prisma.Sql },
@@ -72,7 +75,8 @@ function pricedJobsSql(
            ${cpuHoursSql(pricing.basis)} AS "cpuHours", ${GPU_HOURS_SQL} AS "gpuHours",
            ${MEM_GB_HOURS_SQL} AS "memGbHours",
            coalesce(rc.tier_name, r.tier) AS tier,
-           coalesce(ri.cost, ${costSql(pricing.basis, pricing.minorDigits, pricing.pricedDigits)}) AS cost,
+           coalesce(round(ri.cost, ${Prisma.raw(String(Math.trunc(pricing.minorDigits)))}),
+                    ${costSql(pricing.basis, pricing.minorDigits, pricing.pricedDigits)}) AS cost,
            ri.receipt_id AS "receiptId", rc.status::text AS "receiptStatus"
       FROM ${filter.source ?? Prisma.sql`slurm_jobs`} j
       LEFT JOIN r ON r.username = j."user"
