@@ -66,6 +66,19 @@ describe('a researcher whose payment is held for review after a dispute', () => 
     expect(row).toContain('payment being checked by the billing team; not payable online meanwhile');
   });
 
+  it('is told on the payment status page that the paid receipt is being checked, not only "Paid. Thank you."', async () => {
+    const { agent, receiptId, payment } = await paidOnline();
+    const before = textOf((await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html')).text);
+    expect(before).toContain('Paid. Thank you.');
+    await deliverDummy(app, dispute(payment.externalPaymentId, `held_status_${payment.id}`)).expect(200);
+
+    const status = textOf((await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html')).text);
+    expect(status).not.toContain('Paid. Thank you.');
+    expect(status).toContain(
+      'Paid, but a payment of this receipt is being checked by the billing team; they will be in touch. Please do not pay it again meanwhile.',
+    );
+  });
+
   it('lists a receipt without a held payment as before', async () => {
     const { agent, receiptId } = await researcherWithReceipt();
     const row = await listRowOf(agent, receiptId);
