@@ -79,6 +79,26 @@ describe('a researcher whose payment is held for review after a dispute', () => 
     );
   });
 
+  it('is told on the payment status page that a receipt a dispute reopened cannot be paid online, not that the payment arrived', async () => {
+    const { agent, receiptId, payment } = await paidOnline();
+    await deliverDummy(app, {
+      event_id: `status_refund_${payment.id}`,
+      event_type: 'payment.refunded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 1000,
+      currency: 'THB',
+    }).expect(200);
+    await deliverDummy(app, dispute(payment.externalPaymentId, `status_reopened_${payment.id}`)).expect(200);
+
+    const status = textOf((await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html')).text);
+    // The money went back to the payer; what the billing team checks now is the bank's claim on it.
+    expect(status).not.toContain('Your payment arrived');
+    expect(status).toContain(
+      'A payment of this receipt is being checked by the billing team; they will be in touch. Please do not pay this receipt again meanwhile: it cannot be paid online until they have decided.',
+    );
+    expect(status).not.toContain('Try again');
+  });
+
   it('lists a receipt without a held payment as before', async () => {
     const { agent, receiptId } = await researcherWithReceipt();
     const row = await listRowOf(agent, receiptId);
