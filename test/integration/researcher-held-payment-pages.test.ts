@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
 import { visibleTextOf as textOf } from '../support/html.js';
+import { csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -97,6 +99,38 @@ describe('a researcher whose payment is held for review after a dispute', () => 
       'A payment of this receipt is being checked by the billing team; they will be in touch. Please do not pay this receipt again meanwhile: it cannot be paid online until they have decided.',
     );
     expect(status).not.toContain('Try again');
+  });
+
+  it('sees on My receipts that a receipt billing again the jobs of a voided receipt whose payment is held cannot be paid online', async () => {
+    const { agent, receiptId, payment } = await paidOnline();
+    const admin = await buildUser(db.prisma, { username: `voider${payment.id}`, role: 'admin' });
+    const adminAgent = await signInAs(app, admin.username, admin.password);
+    await adminAgent
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(adminAgent))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    const again = await agent
+      .post('/me/receipt')
+      .type('form')
+      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    const newReceiptId = Number(/\/me\/receipts\/(\d+)/.exec(again.headers.location ?? '')?.[1]);
+    // Its own page refuses to offer Pay (the held money may pay for these jobs already) ...
+    const page = textOf((await agent.get(`/me/receipts/${newReceiptId}`).set('Accept', 'text/html')).text);
+    expect(page).toContain('cannot be paid online until they have decided');
+
+    // ... and the list says so too, rather than a bare "pending".
+    const row = await listRowOf(agent, newReceiptId);
+    expect(row).toContain('pending');
+    expect(row).toContain(
+      'a payment for some of these jobs is being checked by the billing team; not payable online meanwhile',
+    );
+    const voided = await listRowOf(agent, receiptId);
+    expect(voided).toContain('void');
+    expect(voided).toContain('payment being checked by the billing team');
+    expect(voided).not.toContain('not payable online');
   });
 
   it('lists a receipt without a held payment as before', async () => {

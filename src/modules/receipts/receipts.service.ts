@@ -1215,9 +1215,21 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       findHeldPaymentsOf(username),
     ]);
     const pageCount = assertListPageExists('You have', count, page);
+    const heldReceiptIds = [...new Set(held.map((payment) => payment.receiptId))];
+    // A pending receipt that bills again jobs of a receipt whose payment is held (one voided and billed
+    // again) cannot be paid online either (startPayment refuses it): held payments are rare, so this
+    // reads anything only when there is one.
+    const blocked = await paymentsRepository.findReceiptsBillingJobsOf(
+      db,
+      heldReceiptIds,
+      rows
+        .filter((receipt) => receipt.status === 'pending' && !heldReceiptIds.includes(receipt.id))
+        .map((receipt) => receipt.id),
+    );
     return {
       receipts: rows,
-      heldReceiptIds: new Set(held.map((payment) => payment.receiptId)),
+      heldReceiptIds: new Set(heldReceiptIds),
+      sameJobsHeldReceiptIds: new Set(blocked),
       page,
       pageCount,
       count,
