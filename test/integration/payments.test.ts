@@ -585,8 +585,10 @@ describe('the webhook endpoint', () => {
     expect(marked.status).toBe(303);
     const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
     expect(receipt).toMatchObject({ status: 'paid', paymentMethod: 'card', txRef: payment.externalPaymentId });
+    // The late success stays held until the admin resolves it on the payments page: the status page
+    // says the receipt is paid and that a payment of it is being checked, as the receipt page does.
     const thanks = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
-    expect(thanks.text).toContain('Paid. Thank you.');
+    expect(thanks.text).toContain('Paid, but a payment of this receipt is being checked by the billing team');
   });
 
   it("writes the mismatch reason in the currency's decimals, on the admin page and in the audit entry", async () => {

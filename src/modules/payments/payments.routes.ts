@@ -1,11 +1,11 @@
 import express, { Router } from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
-import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import { isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import type { ShowOwnReceipt } from '../receipts/receipts.routes.js';
+import { MY_RECEIPTS, type ShowOwnReceipt } from '../receipts/receipts.routes.js';
 import { ZReceiptId } from '../receipts/receipts.schema.js';
 import {
   PAYMENT_REVIEW_OUTCOMES,
@@ -84,6 +84,8 @@ export function paymentRoutes(deps: {
 
   // A GET must not start anything: it asks, and the button POSTs.
   router.get('/payments/receipt/:id/start', guards.requireUser, async (req, res) => {
+    // A receipt (or checkout) that cannot be shown links to the researcher's receipts, as a receipt's own page does.
+    offerWayBack(res, MY_RECEIPTS);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { receipt, isPaymentHeld, hasAmountDue, sameJobsHeldMessage } = await payments.getStatus(
       sessionUserOf(req).username,
@@ -99,6 +101,7 @@ export function paymentRoutes(deps: {
   });
 
   router.post('/payments/receipt/:id/start', guards.requireUser, async (req, res) => {
+    offerWayBack(res, MY_RECEIPTS);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { username } = sessionUserOf(req);
     let started: Awaited<ReturnType<typeof payments.startPayment>>;
@@ -128,6 +131,7 @@ export function paymentRoutes(deps: {
   });
 
   router.get('/payments/thanks', guards.requireUser, async (req, res) => {
+    offerWayBack(res, MY_RECEIPTS);
     const { rid } = parseInput(ZThanksQuery, req.query);
     const status = await payments.getStatus(sessionUserOf(req).username, rid);
     res.set('Cache-Control', 'no-store');
@@ -151,11 +155,13 @@ export function paymentRoutes(deps: {
   }
 
   router.get('/payments/dummy/checkout/:externalId', guards.requireUser, async (req, res) => {
+    offerWayBack(res, MY_RECEIPTS);
     const { externalId } = parseInput(ZExternalIdParam, req.params);
     await renderDummyCheckout(res, sessionUserOf(req).username, externalId);
   });
 
   router.post('/payments/dummy/checkout/:externalId', guards.requireUser, async (req, res) => {
+    offerWayBack(res, MY_RECEIPTS);
     const { externalId } = parseInput(ZExternalIdParam, req.params);
     const { username } = sessionUserOf(req);
     let completed: Awaited<ReturnType<typeof payments.completeDummyCheckout>>;

@@ -147,7 +147,7 @@ export async function sendPrintableReceipt(
 const RECEIPT_REFUSALS = [400, 409, 422];
 
 /** Where a receipt that cannot be shown (not found, a page past the last) sends the researcher. */
-const MY_RECEIPTS: BackLink = { href: '/me/receipts', text: 'Open My receipts' };
+export const MY_RECEIPTS: BackLink = { href: '/me/receipts', text: 'Open My receipts' };
 
 /** A researcher's receipts: create one, list them, open one (printable). */
 export function receiptsRoutes(deps: {

@@ -1205,15 +1205,35 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     };
   }
 
-  /** The user's receipts, newest first; a page past the last is a 404. */
+  /**
+   * The user's receipts, newest first, and which of them have a payment held for review (a dispute,
+   * a short payment): the list says so, as each receipt's page does. A page past the last is a 404.
+   */
   async function listForUser(username: string, page: number) {
-    const { rows, count } = await receiptsRepository.listReceipts(
-      db,
-      { username },
-      { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE },
-    );
+    const [{ rows, count }, held] = await Promise.all([
+      receiptsRepository.listReceipts(db, { username }, { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),
+      findHeldPaymentsOf(username),
+    ]);
     const pageCount = assertListPageExists('You have', count, page);
-    return { receipts: rows, page, pageCount, count };
+    const heldReceiptIds = [...new Set(held.map((payment) => payment.receiptId))];
+    // A pending receipt that bills again jobs of a receipt whose payment is held (one voided and billed
+    // again) cannot be paid online either (startPayment refuses it): held payments are rare, so this
+    // reads anything only when there is one.
+    const blocked = await paymentsRepository.findReceiptsBillingJobsOf(
+      db,
+      heldReceiptIds,
+      rows
+        .filter((receipt) => receipt.status === 'pending' && !heldReceiptIds.includes(receipt.id))
+        .map((receipt) => receipt.id),
+    );
+    return {
+      receipts: rows,
+      heldReceiptIds: new Set(heldReceiptIds),
+      sameJobsHeldReceiptIds: new Set(blocked),
+      page,
+      pageCount,
+      count,
+    };
   }
 
   /** The pages of a list of `count` receipts, refusing a page past the last as a receipt's items do. */
