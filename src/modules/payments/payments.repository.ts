@@ -399,6 +399,17 @@ export async function reopenResolvedReview(tx: Tx, id: number, reviewReason: str
   return result.count === 1;
 }
 
+/**
+ * Holds for review a payment refunded in full whose dispute is still open: its receipt was unpaid by
+ * the refund, but the bank may take the money back as well. Cleared of any resolution, as every hold.
+ */
+export function holdAfterFullRefund(tx: Tx, id: number, reviewReason: string) {
+  return tx.payment.update({
+    where: { id },
+    data: underReview(reviewReason, { holdsPaidReceipt: false }),
+  });
+}
+
 /** Holds the payment that paid its receipt for review after the payer disputed it, as a partial refund does. */
 export const holdForDispute = holdForPartialRefund;
 
