@@ -601,6 +601,21 @@ export async function lockReceiptForPayments(tx: Tx, receiptId: number): Promise
   await tx.$queryRaw`SELECT id FROM receipts WHERE id = ${receiptId} FOR NO KEY UPDATE`;
 }
 
+/**
+ * Locks the receipt's payments held for review, before the receipt's row (the lock order of a
+ * webhook: payment, then receipt), and returns them oldest first: a void of the receipt names them.
+ */
+export async function lockHeldPaymentsOfReceipt(tx: Tx, receiptId: number): Promise<PaymentRow[]> {
+  const locked = await tx.$queryRaw<{ id: number }[]>`
+    SELECT id FROM payments WHERE receipt_id = ${receiptId} AND status = 'needs_review' ORDER BY id FOR UPDATE`;
+  if (locked.length === 0) return [];
+  return tx.payment.findMany({
+    where: { id: { in: locked.map((row) => row.id) } },
+    orderBy: { id: 'asc' },
+    select: SELECT_PAYMENT,
+  });
+}
+
 /** Payments held for review and not yet resolved, across all receipts. */
 export function countPaymentsInReview(db: Client): Promise<number> {
   return db.payment.count({ where: { status: 'needs_review' } });

@@ -1115,6 +1115,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // First, so that a success a webhook is applying to one of them has committed (the receipt
       // is then read as paid, and its payment held) or waits for the void.
       await paymentsRepository.lockOpenPayments(tx, id);
+      // And those held for review, before the receipt too (payment, then receipt, as a webhook locks):
+      // a void names them, as the money they hold is for the jobs it puts back to be billed.
+      const heldBefore = await paymentsRepository.lockHeldPaymentsOfReceipt(tx, id);
       // Then the receipt, before reading its status: an admin accepting a held payment (or marking
       // it paid by hand) may be committing pending -> paid, and a status read before that commit
       // would void a paid receipt as if pending, leaving the money that paid it unheld.
@@ -1138,6 +1141,23 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       const releasedJobs = await receiptsRepository.voidItems(tx, id);
       // Only a paid receipt can have an online payment that paid it.
       const heldPaymentId = before.status === 'paid' ? await holdPaymentOfVoidedReceipt(tx, actor, id, voidedAt) : null;
+      // Held already (paid short or over, after its refund failed, a success after a cancel): that
+      // money can no longer be accepted for this receipt, and its jobs are billed again. The void used
+      // to say nothing of it, in its answer or its audit entry, and the reason still read as if the
+      // receipt could be paid from it.
+      const alreadyHeld = heldBefore.filter((payment) => payment.id !== heldPaymentId);
+      for (const payment of alreadyHeld) {
+        await paymentsRepository.addToHoldReason(
+          tx,
+          payment.id,
+          `${payment.reviewReason ?? 'held for review'}; receipt #${id} was voided while this payment was held, so ` +
+            'it cannot be accepted for it: refund the payment or apply it elsewhere',
+        );
+      }
+      const alreadyHeldPayments = alreadyHeld.map((payment) => ({
+        id: payment.id,
+        received: paymentMoneyOf(payment).received,
+      }));
       // Paid by hand, the money is outside the app and nothing can be held: the answer and the audit
       // entry say what it was, and which dismissed online payments of the receipt took money too.
       const paidByHand = before.status === 'paid' && heldPaymentId === null ? paidByHandOf(before) : null;
@@ -1167,6 +1187,16 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
             currency: before.currency,
             releasedJobs,
             ...(heldPaymentId === null ? {} : { heldPaymentId }),
+            ...(alreadyHeld.length === 0
+              ? {}
+              : {
+                  alreadyHeld: alreadyHeld.map((payment) => ({
+                    paymentId: payment.id,
+                    ...(payment.receivedMinor === null
+                      ? {}
+                      : { receivedMinor: String(payment.receivedMinor), receivedCurrency: payment.receivedCurrency }),
+                  })),
+                }),
             ...(paidByHand === null
               ? {}
               : {
@@ -1190,6 +1220,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         previousStatus: before.status,
         releasedJobs,
         heldPaymentId,
+        alreadyHeldPayments,
         paidByHand,
         dismissedPayments,
         canceledPaymentIds,
