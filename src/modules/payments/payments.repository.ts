@@ -602,15 +602,18 @@ export async function lockReceiptForPayments(tx: Tx, receiptId: number): Promise
 }
 
 /**
- * Locks the receipt's payments held for review, before the receipt's row (the lock order of a
- * webhook: payment, then receipt), and returns them oldest first: a void of the receipt names them.
+ * Locks the receipt's payments held for review, in id order. A void takes them first, before the
+ * receipt's open payments and its row: the order in which an admin resolving one of them takes
+ * locks (that payment, the open ones, the receipt), so neither waits for the other in a circle.
  */
-export async function lockHeldPaymentsOfReceipt(tx: Tx, receiptId: number): Promise<PaymentRow[]> {
-  const locked = await tx.$queryRaw<{ id: number }[]>`
-    SELECT id FROM payments WHERE receipt_id = ${receiptId} AND status = 'needs_review' ORDER BY id FOR UPDATE`;
-  if (locked.length === 0) return [];
-  return tx.payment.findMany({
-    where: { id: { in: locked.map((row) => row.id) } },
+export async function lockHeldPayments(tx: Tx, receiptId: number): Promise<void> {
+  await tx.$queryRaw`SELECT id FROM payments WHERE receipt_id = ${receiptId} AND status = 'needs_review' ORDER BY id FOR UPDATE`;
+}
+
+/** The receipt's payments held for review, oldest first. */
+export function findHeldPaymentsOfReceipt(db: Client, receiptId: number): Promise<PaymentRow[]> {
+  return db.payment.findMany({
+    where: { receiptId, status: 'needs_review' },
     orderBy: { id: 'asc' },
     select: SELECT_PAYMENT,
   });

@@ -1112,12 +1112,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const voidedAt = now();
     let canceled: CanceledCheckout[] = [];
     const result = await db.$transaction(async (tx) => {
-      // First, so that a success a webhook is applying to one of them has committed (the receipt
-      // is then read as paid, and its payment held) or waits for the void.
+      // Its payments held for review first, in the order an admin resolving one takes locks (that
+      // payment, the open ones, the receipt): the void names them, as their money is for the jobs
+      // it puts back to be billed.
+      await paymentsRepository.lockHeldPayments(tx, id);
+      // Then the open ones, so that a success a webhook is applying to one of them has committed (the
+      // receipt is then read as paid, and its payment held) or waits for the void.
       await paymentsRepository.lockOpenPayments(tx, id);
-      // And those held for review, before the receipt too (payment, then receipt, as a webhook locks):
-      // a void names them, as the money they hold is for the jobs it puts back to be billed.
-      const heldBefore = await paymentsRepository.lockHeldPaymentsOfReceipt(tx, id);
       // Then the receipt, before reading its status: an admin accepting a held payment (or marking
       // it paid by hand) may be committing pending -> paid, and a status read before that commit
       // would void a paid receipt as if pending, leaving the money that paid it unheld.
@@ -1145,7 +1146,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // money can no longer be accepted for this receipt, and its jobs are billed again. The void used
       // to say nothing of it, in its answer or its audit entry, and the reason still read as if the
       // receipt could be paid from it.
-      const alreadyHeld = heldBefore.filter((payment) => payment.id !== heldPaymentId);
+      const alreadyHeld = (await paymentsRepository.findHeldPaymentsOfReceipt(tx, id)).filter(
+        (payment) => payment.id !== heldPaymentId,
+      );
       for (const payment of alreadyHeld) {
         await paymentsRepository.addToHoldReason(
           tx,
