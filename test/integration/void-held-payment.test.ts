@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
+import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -23,7 +24,7 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { researcherWithReceipt, startCheckout, latestPaymentOf } = createPayingResearchers(
+const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline } = createPayingResearchers(
   () => ({ db, app }),
   'heldvoid',
 );
@@ -110,5 +111,37 @@ describe('voiding a pending receipt whose payment is held for review', () => {
       where: { target: `receipt:${receiptId}`, action: 'receipt.void' },
     });
     expect(entry.details).not.toHaveProperty('alreadyHeld');
+  });
+});
+
+// A refund or dispute of the payment that paid a receipt locks that payment, then the receipt. The
+// void locked the receipt first and the payment only when it held it: a void and such a webhook at
+// the same moment each waited for the other, until PostgreSQL broke the deadlock with an error.
+describe('voiding a receipt paid online while a webhook about its payment is being applied', () => {
+  it('waits for the payment before it takes the receipt, the order the webhook takes them', async () => {
+    const { receiptId, payment } = await paidOnline();
+    const webhook = await db.pool.connect();
+    try {
+      // As a refund's transaction does: the payment first.
+      await webhook.query('BEGIN');
+      await webhook.query('SELECT id FROM payments WHERE id = $1 FOR UPDATE', [payment.id]);
+      const voiding = admin
+        .post(`/admin/receipts/${receiptId}/void`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(admin))
+        .send({ reason: 'billed to the wrong project', based_on_status: 'paid' })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool)).toBeGreaterThan(0);
+      // Then the receipt, as the webhook would: the void must not be holding it.
+      await webhook.query("SET LOCAL lock_timeout = '2s'");
+      await webhook.query('SELECT id FROM receipts WHERE id = $1 FOR NO KEY UPDATE', [receiptId]);
+      await webhook.query('COMMIT');
+      const voided = await voiding;
+      expect(voided.status, voided.text).toBe(200);
+      expect(voided.body.receipt).toMatchObject({ status: 'void', heldPaymentId: payment.id });
+    } finally {
+      await webhook.query('ROLLBACK').catch(() => undefined);
+      webhook.release();
+    }
   });
 });

@@ -610,6 +610,21 @@ export async function lockHeldPayments(tx: Tx, receiptId: number): Promise<void>
   await tx.$queryRaw`SELECT id FROM payments WHERE receipt_id = ${receiptId} AND status = 'needs_review' ORDER BY id FOR UPDATE`;
 }
 
+/**
+ * Locks the online payment that paid the receipt (PAID_THE_RECEIPT), if any. A void takes it before
+ * the receipt's row, as a webhook about it (a refund, a dispute) does: taken after, while holding the
+ * receipt, a void and such a webhook each waited for the other until PostgreSQL broke the deadlock.
+ */
+export async function lockPaymentThatPaid(tx: Tx, receiptId: number): Promise<void> {
+  await tx.$queryRaw`
+    SELECT id FROM payments
+     WHERE receipt_id = ${receiptId}
+       AND (status = 'succeeded'
+            OR (status = 'resolved' AND review_outcome = 'accepted')
+            OR (status = 'needs_review' AND holds_paid_receipt))
+     ORDER BY id FOR UPDATE`;
+}
+
 /** The receipt's payments held for review, oldest first. */
 export function findHeldPaymentsOfReceipt(db: Client, receiptId: number): Promise<PaymentRow[]> {
   return db.payment.findMany({

@@ -1119,6 +1119,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // Then the open ones, so that a success a webhook is applying to one of them has committed (the
       // receipt is then read as paid, and its payment held) or waits for the void.
       await paymentsRepository.lockOpenPayments(tx, id);
+      // And the one that paid it, which a paid receipt's void holds: a refund or a dispute of it
+      // locks it, then the receipt, and a void that took them the other way round deadlocked with it.
+      await paymentsRepository.lockPaymentThatPaid(tx, id);
       // Then the receipt, before reading its status: an admin accepting a held payment (or marking
       // it paid by hand) may be committing pending -> paid, and a status read before that commit
       // would void a paid receipt as if pending, leaving the money that paid it unheld.
