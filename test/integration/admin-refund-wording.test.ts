@@ -63,3 +63,35 @@ describe("a partial refund on the admin's receipt page", () => {
     );
   });
 });
+
+// A payment refunded in full while its dispute was open stays held for review with nothing of it left;
+// accepting it is refused (409), but its card offered "Accepted: mark receipt #N paid from this payment".
+describe('the held card of a payment none of whose money is left', () => {
+  it('does not offer to accept it, saying why, and still offers refunded and dismissed', async () => {
+    const { receiptId, payment } = await paidOnline();
+    const deliver = (fields: Record<string, unknown>) =>
+      deliverDummy(app, {
+        external_payment_id: payment.externalPaymentId,
+        amount_cents: 1000,
+        currency: 'THB',
+        ...fields,
+      }).expect(200);
+    await deliver({
+      event_id: `nl_d_${payment.id}`,
+      event_type: 'payment.disputed',
+      dispute_id: `dp_nl_${payment.id}`,
+    });
+    await deliver({ event_id: `nl_r_${payment.id}`, event_type: 'payment.refunded' });
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+    });
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    const card = page.text.slice(page.text.indexOf(`id="review-${payment.id}"`)).split('</section>')[0] ?? '';
+    expect(card).toMatch(new RegExp(`id="outcome-${payment.id}-accepted"[^>]*disabled`));
+    expect(card).toContain(
+      `Accepted: mark receipt #${receiptId} paid from this payment (not possible: nothing of this payment is left, all it received went back)`,
+    );
+    expect(card).not.toMatch(new RegExp(`id="outcome-${payment.id}-refunded"[^>]*disabled`));
+    expect(card).not.toMatch(new RegExp(`id="outcome-${payment.id}-dismissed"[^>]*disabled`));
+  });
+});
