@@ -145,3 +145,64 @@ describe('voiding a receipt paid online while a webhook about its payment is bei
     }
   });
 });
+
+// Marking such a receipt paid by hand left the held money unmentioned too: the mark_paid entry did not
+// record it and the payment's reason still read as if it could be accepted for the receipt.
+describe('marking a pending receipt paid by hand while its payment is held for review', () => {
+  it('names the held payment in its answer, its one audit entry and the payment reason', async () => {
+    const { receiptId, paymentId } = await receiptWithShortPaymentHeld();
+    const auditsBefore = await db.prisma.auditLog.count({ where: { target: `receipt:${receiptId}` } });
+    const marked = await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ method: 'bank_transfer', tx_ref: 'KBANK-77' });
+    expect(marked.status, marked.text).toBe(200);
+    expect(marked.body.receipt).toMatchObject({ status: 'paid', heldPaymentIds: [paymentId] });
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: paymentId } })).reviewReason).toBe(
+      `paid 1.00 THB but 10.00 THB was due; receipt #${receiptId} was marked paid by hand while this payment was ` +
+        'held, so it cannot be accepted for it: resolve it as dismissed if its money is what paid the receipt, ' +
+        'otherwise refund it',
+    );
+    const audits = await db.prisma.auditLog.findMany({
+      where: { target: `receipt:${receiptId}` },
+      orderBy: { id: 'asc' },
+      skip: auditsBefore,
+    });
+    expect(audits.map((entry) => entry.action)).toEqual(['receipt.mark_paid']);
+    expect(audits[0]?.details).toMatchObject({
+      method: 'bank_transfer',
+      total: '10.00',
+      heldPayments: [{ paymentId, receivedMinor: '100', receivedCurrency: 'THB' }],
+    });
+  });
+
+  it("says so in the billing page's confirmation", async () => {
+    const { receiptId, paymentId } = await receiptWithShortPaymentHeld();
+    await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .type('form')
+      .send({ method: 'cash', csrf_token: await csrfTokenOf(admin) })
+      .expect(303);
+    const after = await admin.get(`/admin/receipts/${receiptId}`).expect(200);
+    expect(after.text).toContain(
+      `Payment #${paymentId} (1.00 THB received) of this receipt is held for review and can no longer be accepted ` +
+        'for it: resolve it as dismissed on the payments page if its money is what paid this receipt, otherwise refund it.',
+    );
+  });
+
+  it('a receipt with no held payment says nothing of one', async () => {
+    const { receiptId } = await researcherWithReceipt();
+    const marked = await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ method: 'cash' });
+    expect(marked.status, marked.text).toBe(200);
+    expect(marked.body.receipt.heldPaymentIds).toEqual([]);
+    const entry = await db.prisma.auditLog.findFirstOrThrow({
+      where: { target: `receipt:${receiptId}`, action: 'receipt.mark_paid' },
+    });
+    expect(entry.details).not.toHaveProperty('heldPayments');
+  });
+});

@@ -77,6 +77,16 @@ function describeDismissedPayments(payments: DismissedPayment[], fmt: ViewFormat
     .join(' ');
 }
 
+/** " (1.00 THB received)": what a held payment received, when the provider said. */
+function describeReceived(
+  payment: { received: { amount: Prisma.Decimal; currency: string } | null },
+  fmt: ViewFormatters,
+): string {
+  return payment.received
+    ? ` (${fmt.money(payment.received.amount, payment.received.currency)} ${payment.received.currency} received)`
+    : '';
+}
+
 /**
  * The receipt's online payments that were held for review when it was voided: their money can no
  * longer be accepted for it, and its jobs are billed again, so the admin must settle it.
@@ -87,11 +97,8 @@ function describeAlreadyHeld(
 ): string {
   return payments
     .map((payment) => {
-      const received = payment.received
-        ? ` (${fmt.money(payment.received.amount, payment.received.currency)} ${payment.received.currency} received)`
-        : '';
       return (
-        ` Payment #${payment.id}${received} was held for review and can no longer be accepted for this receipt: ` +
+        ` Payment #${payment.id}${describeReceived(payment, fmt)} was held for review and can no longer be accepted for this receipt: ` +
         'refund it or apply it elsewhere, then resolve it on the payments page.'
       );
     })
@@ -287,16 +294,25 @@ export function adminBillingRoutes(deps: {
       });
       return;
     }
+    const { heldPayments, ...marked } = result;
     if (prefersJson(req)) {
-      res.json({ ok: true, receipt: result });
+      res.json({ ok: true, receipt: { ...marked, heldPaymentIds: heldPayments.map((payment) => payment.id) } });
       return;
     }
     const fmt = req.app.locals.fmt as ViewFormatters;
+    const held = heldPayments
+      .map(
+        (payment) =>
+          ` Payment #${payment.id}${describeReceived(payment, fmt)} of this receipt is held for review and can no ` +
+          'longer be accepted for it: resolve it as dismissed on the payments page if its money is what paid this ' +
+          'receipt, otherwise refund it.',
+      )
+      .join('');
     req.session.flash = {
       type: 'success',
       message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}).${describeCanceledCheckouts(
         result.canceledPaymentIds,
-      )}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
+      )}${held}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
     };
     res.redirect(303, `/admin/receipts/${id}`);
   });

@@ -1012,8 +1012,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     }
     let canceled: CanceledCheckout[] = [];
     const result = await db.$transaction(async (tx) => {
-      // As a void does, first: a success a webhook is applying to one of them commits first (the
-      // receipt is then paid online, and this is a 409) or waits for this.
+      // As a void does: its held payments first (named below), then the open ones, so that a success
+      // a webhook is applying to one of them commits first (the receipt is then paid online, and this
+      // is a 409) or waits for this.
+      await paymentsRepository.lockHeldPayments(tx, id);
       await paymentsRepository.lockOpenPayments(tx, id);
       const receipt = await requireReceipt(tx, id);
       const createdOn = toLocalDate(receipt.createdAt, config.timeZone);
@@ -1041,15 +1043,41 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         recordedAt,
       );
       const canceledPaymentIds = canceled.map((payment) => payment.id);
+      // Online money of this receipt held for review (paid short, a success after a cancel, a refund
+      // that failed) can no longer be accepted for it once it is paid by hand: the hand record may be
+      // that money (dismiss it) or other money (refund it). The mark paid used to say nothing of it.
+      const held = await paymentsRepository.findHeldPaymentsOfReceipt(tx, id);
       const paid = await markReceiptPaidIn(tx, actor, id, {
         method: input.method,
         txRef: input.tx_ref ?? null,
         paidAt,
         paidOn,
         recordedAt,
-        details: canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds },
+        details: {
+          ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
+          ...(held.length === 0
+            ? {}
+            : {
+                heldPayments: held.map((payment) => ({
+                  paymentId: payment.id,
+                  ...(payment.receivedMinor === null
+                    ? {}
+                    : { receivedMinor: String(payment.receivedMinor), receivedCurrency: payment.receivedCurrency }),
+                })),
+              }),
+        },
       });
-      return { ...paid, canceledPaymentIds };
+      for (const payment of held) {
+        await paymentsRepository.addToHoldReason(
+          tx,
+          payment.id,
+          `${payment.reviewReason ?? 'held for review'}; receipt #${id} was marked paid by hand while this payment was ` +
+            'held, so it cannot be accepted for it: resolve it as dismissed if its money is what paid the receipt, ' +
+            'otherwise refund it',
+        );
+      }
+      const heldPayments = held.map((payment) => ({ id: payment.id, received: paymentMoneyOf(payment).received }));
+      return { ...paid, canceledPaymentIds, heldPayments };
     });
     metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
     // After the commit, and whatever the provider answers: the receipt stays paid either way.
