@@ -119,9 +119,8 @@ export const VIEW_LOCALS = [
   'users',
   'verdict',
   // include data (views/partials/pager.ejs, views/payments/held-notice.ejs, views/partials/header.ejs,
-  // views/partials/user-search.ejs, views/partials/login-name.ejs)
+  // views/partials/user-search.ejs)
   'pager',
-  'loginName',
   'at',
   'searchPath',
   'heldPayments',

@@ -115,8 +115,18 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
     scheduledMark: (rate: { isScheduled: boolean }) => (rate.isScheduled ? ' (scheduled)' : ''),
     /** succeeded -> has already succeeded: how a payment ended, after "This payment"; undefined while pending. */
     endedPayment: describeEndedPayment,
-    /** A login name's pieces, to break between (views/partials/login-name.ejs). */
+    /** A login name's pieces, to break between (loginNameHtml). */
     loginNameParts: splitLoginName,
+    /**
+     * A login name in a table cell of class login-name, as HTML: it may break after its separators,
+     * its words kept whole (loginNameParts). One block, so that on a phone it stays together beside
+     * the cell's label. A function, not an EJS include: an include copies the view's locals each time,
+     * once a row on /admin/payments' 200 payments (the cost 37fb8bb measured on My usage).
+     */
+    loginNameHtml: (name: unknown) =>
+      `<span>${splitLoginName(String(name))
+        .map((part) => `<span${part.isKeptWhole ? ' class="nowrap"' : ''}>${escapeHtml(part.text)}</span>`)
+        .join('<wbr>')}</span>`,
     /** Hours to two decimals. */
     hours: (value: Numeric) => decimal(value, 2),
     /**

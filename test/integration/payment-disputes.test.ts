@@ -333,6 +333,96 @@ describe('a partial refund of a payment whose dispute is open', () => {
   });
 });
 
+// A refund in full of a payment held for its open dispute resolved it as refunded by the provider with
+// the refund's words only: the dispute vanished from /admin/payments (its reason and its held list),
+// though the bank could still take the money back from the centre. A dispute told after the refund
+// holds it; told before, it now does too.
+describe('a refund in full of a payment whose dispute is open', () => {
+  const refund = (externalPaymentId: string | null, eventId: string, amountCents: number) => ({
+    event_id: eventId,
+    event_type: 'payment.refunded',
+    external_payment_id: externalPaymentId,
+    amount_cents: amountCents,
+    currency: 'THB',
+  });
+
+  it('unpays the receipt but keeps the payment held, the dispute in its reason, audited once', async () => {
+    const { receiptId, payment } = await paidOnline();
+    await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `full_refund_held_${receiptId}`, { amount_cents: 400 }),
+    ).expect(200);
+    const auditsBefore = await db.prisma.auditLog.count({ where: { target: `receipt:${receiptId}` } });
+    const answer = await deliverDummy(app, refund(payment.externalPaymentId, `full_refund_held_r_${receiptId}`, 1000));
+    expect(answer.body).toEqual({ received: true, outcome: 'review' });
+    const disputed =
+      `the payer disputed 4.00 THB of the 10.00 THB received at dummy (reason: fraudulent); receipt #${receiptId} ` +
+      'stays paid until this is resolved';
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      holdsPaidReceipt: false,
+      reviewOutcome: null,
+      refundedMinor: 1000n,
+      reviewReason:
+        `${disputed}; refunded in full at dummy (10.00 THB); receipt #${receiptId} is unpaid again; the dispute is ` +
+        'still open, so the bank may take the money back as well: answer it at dummy (the payer was refunded) and ' +
+        'resolve this once it is settled',
+    });
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toMatchObject({
+      status: 'pending',
+      paidAt: null,
+    });
+    const audits = await db.prisma.auditLog.findMany({
+      where: { target: `receipt:${receiptId}` },
+      orderBy: { id: 'asc' },
+      skip: auditsBefore,
+    });
+    expect(audits.map((entry) => entry.action)).toEqual(['payment.refund']);
+    expect(audits[0]?.details).toMatchObject({ receipt: 'unpaid', isDisputeOpen: true, refundedTotalMinor: '1000' });
+
+    // Where finance reads it: the held payment's card on /admin/payments.
+    const admin = await signInAdmin();
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    const card = page.text.slice(page.text.indexOf(`id="review-${payment.id}"`));
+    expect(card).toContain('Why: the payer disputed 4.00 THB of the 10.00 THB received at dummy');
+    // Nothing of it is left to mark the receipt paid from; refunded is what the admin closes it with.
+    const accepted = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'Trying to keep it for the receipt.' });
+    expect(accepted.status).toBe(409);
+    const resolved = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'refunded', note: 'Told the bank the payer was refunded.' });
+    expect(resolved.status, resolved.text).toBe(200);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+  });
+
+  it('after the dispute was won, resolves it as refunded and keeps the dispute in the reason', async () => {
+    const { receiptId, payment } = await paidOnline();
+    const opened = disputeEvent(payment.externalPaymentId, `full_refund_won_${receiptId}`, { amount_cents: 400 });
+    await deliverDummy(app, opened).expect(200);
+    await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, `full_refund_won_c_${receiptId}`, opened.dispute_id, 'won', {
+        amount_cents: 400,
+      }),
+    ).expect(200);
+    const answer = await deliverDummy(app, refund(payment.externalPaymentId, `full_refund_won_r_${receiptId}`, 1000));
+    expect(answer.body).toEqual({ received: true, outcome: 'ok' });
+    const resolved = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(resolved).toMatchObject({ status: 'resolved', reviewOutcome: 'refunded', reviewedBy: 'provider:dummy' });
+    expect(resolved.reviewReason).toBe(
+      `the payer disputed 4.00 THB of the 10.00 THB received at dummy (reason: fraudulent); receipt #${receiptId} ` +
+        `stays paid until this is resolved; the dispute was won at dummy, the 4.00 THB stays: accept this payment to ` +
+        `keep receipt #${receiptId} paid; refunded in full at dummy (10.00 THB); receipt #${receiptId} is unpaid again`,
+    );
+  });
+});
+
 // A dispute of a payment an admin had accepted (paid short, the rest to be charged later) held it
 // again with the dispute's reason only: the acceptance, its note and the shortfall it settled were
 // cleared from the row, and /admin/payments no longer said them.

@@ -194,6 +194,22 @@ describe('the HTML formatters', () => {
     expect(fmt.breakableNameHtml(name)).toBe(html);
   });
 
+  it.each([
+    ['alice', '<span><span class="nowrap">alice</span></span>'],
+    [
+      'research_computing-partners.team',
+      '<span><span class="nowrap">research_</span><wbr><span class="nowrap">computing-</span><wbr>' +
+        '<span class="nowrap">partners.</span><wbr><span class="nowrap">team</span></span>',
+    ],
+    [
+      '<b>&"x\'_y',
+      '<span><span class="nowrap">&lt;b&gt;&amp;&#34;x&#39;_</span><wbr><span class="nowrap">y</span></span>',
+    ],
+    [`${'x'.repeat(40)}_y`, `<span><span>${'x'.repeat(40)}_</span><wbr><span class="nowrap">y</span></span>`],
+  ])('loginNameHtml(%j) is %j: the login-name partial it replaces, escaped as <%%= escapes', (name, html) => {
+    expect(fmt.loginNameHtml(name)).toBe(html);
+  });
+
   it('wraps a date and time between the day and the time only, and escapes what a route formatted', () => {
     expect(fmt.wrappableDateTimeHtml(new Date('2026-12-04T10:28:00Z'))).toBe(
       '<span><span class="nowrap">2026-12-04</span> <span class="nowrap">10:28</span></span>',

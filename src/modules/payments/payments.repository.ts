@@ -399,6 +399,17 @@ export async function reopenResolvedReview(tx: Tx, id: number, reviewReason: str
   return result.count === 1;
 }
 
+/**
+ * Holds for review a payment refunded in full whose dispute is still open: its receipt was unpaid by
+ * the refund, but the bank may take the money back as well. Cleared of any resolution, as every hold.
+ */
+export function holdAfterFullRefund(tx: Tx, id: number, reviewReason: string) {
+  return tx.payment.update({
+    where: { id },
+    data: underReview(reviewReason, { holdsPaidReceipt: false }),
+  });
+}
+
 /** Holds the payment that paid its receipt for review after the payer disputed it, as a partial refund does. */
 export const holdForDispute = holdForPartialRefund;
 
@@ -610,6 +621,39 @@ export async function hasPaymentInReview(db: Client, receiptId: number): Promise
  */
 export async function lockReceiptForPayments(tx: Tx, receiptId: number): Promise<void> {
   await tx.$queryRaw`SELECT id FROM receipts WHERE id = ${receiptId} FOR NO KEY UPDATE`;
+}
+
+/**
+ * Locks the receipt's payments held for review, in id order. A void takes them first, before the
+ * receipt's open payments and its row: the order in which an admin resolving one of them takes
+ * locks (that payment, the open ones, the receipt), so neither waits for the other in a circle.
+ */
+export async function lockHeldPayments(tx: Tx, receiptId: number): Promise<void> {
+  await tx.$queryRaw`SELECT id FROM payments WHERE receipt_id = ${receiptId} AND status = 'needs_review' ORDER BY id FOR UPDATE`;
+}
+
+/**
+ * Locks the online payment that paid the receipt (PAID_THE_RECEIPT), if any. A void takes it before
+ * the receipt's row, as a webhook about it (a refund, a dispute) does: taken after, while holding the
+ * receipt, a void and such a webhook each waited for the other until PostgreSQL broke the deadlock.
+ */
+export async function lockPaymentThatPaid(tx: Tx, receiptId: number): Promise<void> {
+  await tx.$queryRaw`
+    SELECT id FROM payments
+     WHERE receipt_id = ${receiptId}
+       AND (status = 'succeeded'
+            OR (status = 'resolved' AND review_outcome = 'accepted')
+            OR (status = 'needs_review' AND holds_paid_receipt))
+     ORDER BY id FOR UPDATE`;
+}
+
+/** The receipt's payments held for review, oldest first. */
+export function findHeldPaymentsOfReceipt(db: Client, receiptId: number): Promise<PaymentRow[]> {
+  return db.payment.findMany({
+    where: { receiptId, status: 'needs_review' },
+    orderBy: { id: 'asc' },
+    select: SELECT_PAYMENT,
+  });
 }
 
 /** Payments held for review and not yet resolved, across all receipts. */

@@ -601,7 +601,16 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     payment: paymentsRepository.PaymentRow,
     gone: paymentsRepository.Received,
     at: Date,
-    texts: { fullReason: string; fullNote: string; partReason: string },
+    texts: {
+      fullReason: string;
+      fullNote: string;
+      partReason: string;
+      /**
+       * Gone in full while something is still open on the payment (a dispute): the receipt is unpaid
+       * all the same, but the payment stays held with this reason instead of being resolved.
+       */
+      fullHeldReason?: string;
+    },
     /** What of `gone` actually went back (less refunds known to have failed); `gone` when absent. */
     returned: bigint = gone.amountMinor,
   ): Promise<{ receiptChange: 'unpaid' | 'stays_paid' | 'none'; outcome: WebhookOutcome }> {
@@ -622,6 +631,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         txRef: null,
       });
       if (!isUnpaid) throw new ConflictError(`Receipt #${payment.receiptId} changed meanwhile; nothing was changed.`);
+      if (texts.fullHeldReason !== undefined) {
+        await paymentsRepository.holdAfterFullRefund(tx, payment.id, texts.fullHeldReason);
+        return { receiptChange: 'unpaid', outcome: 'review' };
+      }
       await paymentsRepository.resolveAsRefundedByProvider(tx, payment.id, {
         reviewReason: texts.fullReason,
         note: texts.fullNote,
@@ -758,6 +771,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
             `${describeMinorUnits(failedMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
             `receipt #${payment.receiptId} stays paid until this is resolved`) + decisionNoteOf(payment);
+    const fullReason =
+      `${heldForDispute}refunded in full at ${providerName} (${refundedText}` +
+      `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); ` +
+      `receipt #${payment.receiptId} is unpaid again`;
+    // A dispute still open: the bank may yet take the money back from the centre, though it went back
+    // to the payer already. Resolved as refunded, the payment left /admin/payments' held list and the
+    // dispute's words left its reason, so nobody answered the bank; held, it waits for finance, as a
+    // dispute told after a refund in full holds it (either order ends the same).
+    const isDisputeOpen = payment.externalDisputeId !== null && payment.disputeStatus === null;
     const { receiptChange, outcome } = await recordMoneyGone(
       tx,
       providerName,
@@ -765,12 +787,17 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       recorded,
       at,
       {
-        fullReason:
-          `refunded in full at ${providerName} (${refundedText}` +
-          `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); ` +
-          `receipt #${payment.receiptId} is unpaid again${decisionNoteOf(payment)}`,
+        fullReason: `${fullReason}${decisionNoteOf(payment)}`,
         fullNote: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
         partReason,
+        ...(isDisputeOpen
+          ? {
+              fullHeldReason:
+                `${fullReason}; the dispute is still open, so the bank may take the money back as well: answer ` +
+                `it at ${providerName} (the payer was refunded) and resolve this once it is settled` +
+                decisionNoteOf(payment),
+            }
+          : {}),
       },
       returned + lostMinor,
     );
@@ -811,6 +838,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           ...(isReopened || (payment.status === 'resolved' && receiptChange !== 'none')
             ? { previousOutcome: payment.reviewOutcome }
             : {}),
+          // Unpaid by this refund, but held: its dispute is still open.
+          ...(receiptChange === 'unpaid' && isDisputeOpen ? { isDisputeOpen: true } : {}),
           receipt: receiptChange,
         },
       },

@@ -1,3 +1,4 @@
+import type { Prisma } from '@prisma/client';
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
@@ -74,6 +75,34 @@ function describeDismissedPayments(payments: DismissedPayment[], fmt: ViewFormat
       );
     })
     .join(' ');
+}
+
+/** " (1.00 THB received)": what a held payment received, when the provider said. */
+function describeReceived(
+  payment: { received: { amount: Prisma.Decimal; currency: string } | null },
+  fmt: ViewFormatters,
+): string {
+  return payment.received
+    ? ` (${fmt.money(payment.received.amount, payment.received.currency)} ${payment.received.currency} received)`
+    : '';
+}
+
+/**
+ * The receipt's online payments that were held for review when it was voided: their money can no
+ * longer be accepted for it, and its jobs are billed again, so the admin must settle it.
+ */
+function describeAlreadyHeld(
+  payments: { id: number; received: { amount: Prisma.Decimal; currency: string } | null }[],
+  fmt: ViewFormatters,
+): string {
+  return payments
+    .map((payment) => {
+      return (
+        ` Payment #${payment.id}${describeReceived(payment, fmt)} was held for review and can no longer be accepted for this receipt: ` +
+        'refund it or apply it elsewhere, then resolve it on the payments page.'
+      );
+    })
+    .join('');
 }
 
 /** How often a running month-end run's page reloads itself, as the payment status page does. */
@@ -265,16 +294,25 @@ export function adminBillingRoutes(deps: {
       });
       return;
     }
+    const { heldPayments, ...marked } = result;
     if (prefersJson(req)) {
-      res.json({ ok: true, receipt: result });
+      res.json({ ok: true, receipt: { ...marked, heldPaymentIds: heldPayments.map((payment) => payment.id) } });
       return;
     }
     const fmt = req.app.locals.fmt as ViewFormatters;
+    const held = heldPayments
+      .map(
+        (payment) =>
+          ` Payment #${payment.id}${describeReceived(payment, fmt)} of this receipt is held for review and can no ` +
+          'longer be accepted for it: resolve it as dismissed on the payments page if its money is what paid this ' +
+          'receipt, otherwise refund it.',
+      )
+      .join('');
     req.session.flash = {
       type: 'success',
       message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}).${describeCanceledCheckouts(
         result.canceledPaymentIds,
-      )}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
+      )}${held}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
     };
     res.redirect(303, `/admin/receipts/${id}`);
   });
@@ -295,12 +333,13 @@ export function adminBillingRoutes(deps: {
       });
       return;
     }
-    const { paidByHand, dismissedPayments, ...voided } = result;
+    const { paidByHand, dismissedPayments, alreadyHeldPayments, ...voided } = result;
     if (prefersJson(req)) {
       res.json({
         ok: true,
         receipt: {
           ...voided,
+          alreadyHeldPaymentIds: alreadyHeldPayments.map((payment) => payment.id),
           paidByHand: paidByHand && { ...paidByHand, amount: moneyJson(paidByHand.amount, paidByHand.currency) },
           dismissedPaymentIds: dismissedPayments.map((payment) => payment.id),
         },
@@ -320,7 +359,7 @@ export function adminBillingRoutes(deps: {
         result.heldPaymentId === null
           ? ''
           : ` Payment #${result.heldPaymentId} is held for review: refund it or apply it elsewhere, then resolve it on the payments page.`
-      }${byHand}${describeCanceledCheckouts(result.canceledPaymentIds)}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
+      }${describeAlreadyHeld(alreadyHeldPayments, fmt)}${byHand}${describeCanceledCheckouts(result.canceledPaymentIds)}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
     };
     res.redirect(303, `/admin/receipts/${id}`);
   });

@@ -1012,8 +1012,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     }
     let canceled: CanceledCheckout[] = [];
     const result = await db.$transaction(async (tx) => {
-      // As a void does, first: a success a webhook is applying to one of them commits first (the
-      // receipt is then paid online, and this is a 409) or waits for this.
+      // As a void does: its held payments first (named below), then the open ones, so that a success
+      // a webhook is applying to one of them commits first (the receipt is then paid online, and this
+      // is a 409) or waits for this.
+      await paymentsRepository.lockHeldPayments(tx, id);
       await paymentsRepository.lockOpenPayments(tx, id);
       const receipt = await requireReceipt(tx, id);
       const createdOn = toLocalDate(receipt.createdAt, config.timeZone);
@@ -1041,15 +1043,41 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         recordedAt,
       );
       const canceledPaymentIds = canceled.map((payment) => payment.id);
+      // Online money of this receipt held for review (paid short, a success after a cancel, a refund
+      // that failed) can no longer be accepted for it once it is paid by hand: the hand record may be
+      // that money (dismiss it) or other money (refund it). The mark paid used to say nothing of it.
+      const held = await paymentsRepository.findHeldPaymentsOfReceipt(tx, id);
       const paid = await markReceiptPaidIn(tx, actor, id, {
         method: input.method,
         txRef: input.tx_ref ?? null,
         paidAt,
         paidOn,
         recordedAt,
-        details: canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds },
+        details: {
+          ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
+          ...(held.length === 0
+            ? {}
+            : {
+                heldPayments: held.map((payment) => ({
+                  paymentId: payment.id,
+                  ...(payment.receivedMinor === null
+                    ? {}
+                    : { receivedMinor: String(payment.receivedMinor), receivedCurrency: payment.receivedCurrency }),
+                })),
+              }),
+        },
       });
-      return { ...paid, canceledPaymentIds };
+      for (const payment of held) {
+        await paymentsRepository.addToHoldReason(
+          tx,
+          payment.id,
+          `${payment.reviewReason ?? 'held for review'}; receipt #${id} was marked paid by hand while this payment was ` +
+            'held, so it cannot be accepted for it: resolve it as dismissed if its money is what paid the receipt, ' +
+            'otherwise refund it',
+        );
+      }
+      const heldPayments = held.map((payment) => ({ id: payment.id, received: paymentMoneyOf(payment).received }));
+      return { ...paid, canceledPaymentIds, heldPayments };
     });
     metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
     // After the commit, and whatever the provider answers: the receipt stays paid either way.
@@ -1112,9 +1140,16 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const voidedAt = now();
     let canceled: CanceledCheckout[] = [];
     const result = await db.$transaction(async (tx) => {
-      // First, so that a success a webhook is applying to one of them has committed (the receipt
-      // is then read as paid, and its payment held) or waits for the void.
+      // Its payments held for review first, in the order an admin resolving one takes locks (that
+      // payment, the open ones, the receipt): the void names them, as their money is for the jobs
+      // it puts back to be billed.
+      await paymentsRepository.lockHeldPayments(tx, id);
+      // Then the open ones, so that a success a webhook is applying to one of them has committed (the
+      // receipt is then read as paid, and its payment held) or waits for the void.
       await paymentsRepository.lockOpenPayments(tx, id);
+      // And the one that paid it, which a paid receipt's void holds: a refund or a dispute of it
+      // locks it, then the receipt, and a void that took them the other way round deadlocked with it.
+      await paymentsRepository.lockPaymentThatPaid(tx, id);
       // Then the receipt, before reading its status: an admin accepting a held payment (or marking
       // it paid by hand) may be committing pending -> paid, and a status read before that commit
       // would void a paid receipt as if pending, leaving the money that paid it unheld.
@@ -1138,6 +1173,25 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       const releasedJobs = await receiptsRepository.voidItems(tx, id);
       // Only a paid receipt can have an online payment that paid it.
       const heldPaymentId = before.status === 'paid' ? await holdPaymentOfVoidedReceipt(tx, actor, id, voidedAt) : null;
+      // Held already (paid short or over, after its refund failed, a success after a cancel): that
+      // money can no longer be accepted for this receipt, and its jobs are billed again. The void used
+      // to say nothing of it, in its answer or its audit entry, and the reason still read as if the
+      // receipt could be paid from it.
+      const alreadyHeld = (await paymentsRepository.findHeldPaymentsOfReceipt(tx, id)).filter(
+        (payment) => payment.id !== heldPaymentId,
+      );
+      for (const payment of alreadyHeld) {
+        await paymentsRepository.addToHoldReason(
+          tx,
+          payment.id,
+          `${payment.reviewReason ?? 'held for review'}; receipt #${id} was voided while this payment was held, so ` +
+            'it cannot be accepted for it: refund the payment or apply it elsewhere',
+        );
+      }
+      const alreadyHeldPayments = alreadyHeld.map((payment) => ({
+        id: payment.id,
+        received: paymentMoneyOf(payment).received,
+      }));
       // Paid by hand, the money is outside the app and nothing can be held: the answer and the audit
       // entry say what it was, and which dismissed online payments of the receipt took money too.
       const paidByHand = before.status === 'paid' && heldPaymentId === null ? paidByHandOf(before) : null;
@@ -1167,6 +1221,16 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
             currency: before.currency,
             releasedJobs,
             ...(heldPaymentId === null ? {} : { heldPaymentId }),
+            ...(alreadyHeld.length === 0
+              ? {}
+              : {
+                  alreadyHeld: alreadyHeld.map((payment) => ({
+                    paymentId: payment.id,
+                    ...(payment.receivedMinor === null
+                      ? {}
+                      : { receivedMinor: String(payment.receivedMinor), receivedCurrency: payment.receivedCurrency }),
+                  })),
+                }),
             ...(paidByHand === null
               ? {}
               : {
@@ -1190,6 +1254,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         previousStatus: before.status,
         releasedJobs,
         heldPaymentId,
+        alreadyHeldPayments,
         paidByHand,
         dismissedPayments,
         canceledPaymentIds,

@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTiers } from '../support/billing-factories.js';
+import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// A partial refund holds the payment that paid a receipt for an admin to decide; once they accept
+// it, the receipt stays paid from the rest. The admin's receipt page still said "this receipt stays
+// paid while the billing team checks it", so finance looked for a review that was already closed.
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+let admin: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'reconciler', role: 'admin', password: 'reconciler-password' });
+  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  admin = await signInAs(app, 'reconciler', 'reconciler-password');
+});
+afterAll(() => db?.drop());
+
+const { paidOnline } = createPayingResearchers(() => ({ db, app }), 'partrefund');
+
+/** The notice of payment `paymentId`'s refund on the admin's page of the receipt. */
+async function refundNoticeOf(receiptId: number, paymentId: number) {
+  const page = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+  return new RegExp(`<div class="alert warning" role="status" id="refund-${paymentId}">([^<]*)</div>`).exec(
+    page.text,
+  )?.[1];
+}
+
+describe("a partial refund on the admin's receipt page", () => {
+  it('says the billing team checks it while the payment is held, and that the rest was accepted once it is', async () => {
+    const { receiptId, payment } = await paidOnline();
+    await deliverDummy(app, {
+      event_id: `part_${payment.id}`,
+      event_type: 'payment.refunded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 300,
+      currency: 'THB',
+    }).expect(200);
+    expect(await refundNoticeOf(receiptId, payment.id)).toMatch(
+      new RegExp(
+        `^3\\.00 THB of payment #${payment.id} \\(10\\.00 THB via dummy\\) was refunded on [\\d-]+ [\\d:]+; ` +
+          'this receipt stays paid while the billing team checks it\\.$',
+      ),
+    );
+
+    const accepted = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'Partial refund agreed with the lab as a discount.' });
+    expect(accepted.status, accepted.text).toBe(200);
+    expect(await refundNoticeOf(receiptId, payment.id)).toMatch(
+      new RegExp(
+        `^3\\.00 THB of payment #${payment.id} \\(10\\.00 THB via dummy\\) was refunded on [\\d-]+ [\\d:]+; ` +
+          'what is left of it was accepted as paying this receipt, which stays paid\\.$',
+      ),
+    );
+  });
+});
+
+// A payment refunded in full while its dispute was open stays held for review with nothing of it left;
+// accepting it is refused (409), but its card offered "Accepted: mark receipt #N paid from this payment".
+describe('the held card of a payment none of whose money is left', () => {
+  it('does not offer to accept it, saying why, and still offers refunded and dismissed', async () => {
+    const { receiptId, payment } = await paidOnline();
+    const deliver = (fields: Record<string, unknown>) =>
+      deliverDummy(app, {
+        external_payment_id: payment.externalPaymentId,
+        amount_cents: 1000,
+        currency: 'THB',
+        ...fields,
+      }).expect(200);
+    await deliver({
+      event_id: `nl_d_${payment.id}`,
+      event_type: 'payment.disputed',
+      dispute_id: `dp_nl_${payment.id}`,
+    });
+    await deliver({ event_id: `nl_r_${payment.id}`, event_type: 'payment.refunded' });
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+    });
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    const card = page.text.slice(page.text.indexOf(`id="review-${payment.id}"`)).split('</section>')[0] ?? '';
+    expect(card).toMatch(new RegExp(`id="outcome-${payment.id}-accepted"[^>]*disabled`));
+    expect(card).toContain(
+      `Accepted: mark receipt #${receiptId} paid from this payment (not possible: nothing of this payment is left, all it received went back)`,
+    );
+    expect(card).not.toMatch(new RegExp(`id="outcome-${payment.id}-refunded"[^>]*disabled`));
+    expect(card).not.toMatch(new RegExp(`id="outcome-${payment.id}-dismissed"[^>]*disabled`));
+  });
+});
