@@ -153,6 +153,18 @@ function readKnownClusters(
   });
 }
 
+/**
+ * sacct reads --starttime/--endtime and prints every time in the zone of its own process (TZ, else
+ * the host's /etc/localtime; seen on the lab: `TZ=Asia/Tokyo sacct` prints 20:57 for a job that
+ * ended at 11:57 UTC), not in APP_TZ, which the window is written in and the output read in. On a
+ * host whose zone is not APP_TZ (a server kept in UTC, a container), every stored time was off by
+ * the difference, the window read was shifted by it, and a job read through slurmrestd (epoch
+ * seconds) and then sacct no longer had the same submit time and was stored, and billed, twice.
+ */
+export function sacctEnvironment(timeZone: string): NodeJS.ProcessEnv {
+  return { ...process.env, TZ: timeZone };
+}
+
 /** Process groups of sacct runs still going: a process that exits takes them with it. */
 const liveGroups = new Set<number>();
 let isExitHookInstalled = false;
@@ -201,6 +213,7 @@ async function* runSacct(
     shell: false,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: sacctEnvironment(options.timeZone),
   });
   const group = child.pid;
   if (group !== undefined) {

@@ -88,6 +88,36 @@ describe('sacct source with a fake sacct executable', () => {
     ]);
   });
 
+  it('runs sacct in APP_TZ, so its times are read right on a host kept in another zone', async () => {
+    // sacct prints (and reads -S/-E) in its own process's zone: on a host in UTC with APP_TZ
+    // Asia/Bangkok, every time was stored 7 hours early.
+    const hostZone = process.env.TZ;
+    process.env.TZ = 'UTC';
+    try {
+      const times = (items: SourceItem[]) =>
+        items.flatMap((item) =>
+          item.kind === 'job'
+            ? [
+                [
+                  item.job.jobKey,
+                  item.job.submitAt?.toISOString(),
+                  item.job.startAt?.toISOString(),
+                  item.job.endAt?.toISOString(),
+                ],
+              ]
+            : [],
+        );
+      const read = await collect(createSacctSource(options(fakeSacct('local-time'))).read(WINDOW));
+      // The capture's times are UTC (the lab's zone), read here as UTC: the real times.
+      const real = await collect(createSacctSource(options(fakeSacct('ok'), { timeZone: 'UTC' })).read(WINDOW));
+      expect(times(real)).toHaveLength(12);
+      expect(times(read)).toEqual(times(real));
+    } finally {
+      if (hostZone === undefined) delete process.env.TZ;
+      else process.env.TZ = hostZone;
+    }
+  });
+
   it('asks for one validated user, and refuses a name that could be an option', async () => {
     const sacct = fakeSacct('ok-user');
     await expect(collect(createSacctSource(options(sacct)).read(WINDOW, { user: '-x;rm' }))).rejects.toThrow(

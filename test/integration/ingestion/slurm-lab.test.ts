@@ -24,6 +24,10 @@ const LAB_SCRIPT = path.resolve(import.meta.dirname, '../../../scripts/slurm-lab
 const LAB_DIR = process.env.SLURM_LAB_DIR ?? '/tmp/slurmlab';
 const TOKEN_FILE = path.join(LAB_DIR, 'jwt/token.env');
 const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+// sacct is read in a zone other than the host's, as on a server kept in UTC for a cluster in Tokyo:
+// sacct prints (and reads -S/-E) in its own process's zone, so the source must run it in APP_TZ.
+// slurmrestd parses the window in its own host's zone (this one) and answers in epoch seconds.
+const SACCT_TIME_ZONE = TIME_ZONE === 'Asia/Tokyo' ? 'America/Santiago' : 'Asia/Tokyo';
 const TERMINAL = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL)/;
 
 const lab = (command: string, timeoutMs = 60_000) =>
@@ -220,7 +224,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     });
     const sacct = createSacctSource({
       sacctPath: 'sacct',
-      timeZone: TIME_ZONE,
+      timeZone: SACCT_TIME_ZONE,
       cluster,
       defaultCluster: 'lab',
       timeoutMs: 60_000,
