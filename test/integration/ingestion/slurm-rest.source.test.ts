@@ -738,3 +738,98 @@ describe('SLURM_CLUSTER with two clusters in one accounting database', () => {
     expect(replayServer.requests.filter((request) => request.url.includes('/clusters'))).toHaveLength(1);
   });
 });
+
+describe('a window whose answer is more than one answer may be (a first run, a catch-up after an outage)', () => {
+  // slurmrestd pretty-prints some 13 kB a job: a week of a cluster running 6,000 jobs a day is past
+  // the body limit, and slow to build. Here the recorded jobs plus filler in proportion to the
+  // window's length (the other jobs of a busy cluster) stand for it, with a small body limit.
+  const NOW = new Date('2026-11-23T16:00:00Z');
+  const MAX_BODY = 400_000;
+  const recordedJobs = () =>
+    (JSON.parse(fixture('22.05/final/rest-dbv0.0.38-jobs.json')) as { jobs: Record<string, unknown>[] }).jobs;
+  const windowOf = (url: string) => {
+    const query = new URL(url, 'http://slurmrestd').searchParams;
+    return {
+      start: new Date(`${query.get('start_time')}Z`).getTime(),
+      end: new Date(`${query.get('end_time')}Z`).getTime(),
+    };
+  };
+  /** As slurmdbd selects them: eligible before the window ends, and not ended before it starts. */
+  const busyCluster =
+    (options: { slowAboveMs?: number } = {}) =>
+    (url: string): Exchange => {
+      if (!url.startsWith('/slurmdb/v0.0.38/jobs?')) return replay(url);
+      const { start, end } = windowOf(url);
+      const jobs = recordedJobs().filter((job) => {
+        const time = job.time as { submission: number; end: number };
+        return time.submission * 1000 <= end && (time.end === 0 || time.end * 1000 >= start);
+      });
+      const hours = (end - start) / 3_600_000;
+      const body = JSON.stringify({ errors: [], jobs, filler: 'x'.repeat(Math.round(hours * 20_000)) });
+      const isSlow = options.slowAboveMs !== undefined && end - start > options.slowAboveMs;
+      return { status: 200, body, ...(isSlow ? { delayMs: 1000 } : {}) };
+    };
+
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  const firstRun = async (source: JobSource) => {
+    const service = createIngestionService({
+      db,
+      sources: [source],
+      unconfigured: {},
+      logger: createLogger('silent'),
+      metrics: createMetrics(),
+      overlapSec: 600,
+      initialLookbackSec: 7 * 86_400,
+      now: () => NOW,
+    });
+    const result = await service.runOnce({ trigger: 'schedule' });
+    if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
+    return result.run;
+  };
+  /** The windows asked for, in order: they must follow each other without a gap from start to end. */
+  const askedWindows = () =>
+    replayServer.requests.filter((request) => request.url.includes('/jobs?')).map((request) => windowOf(request.url));
+
+  it('is read in slices small enough to answer, so the run completes and the window moves on', async () => {
+    await db.prisma.$executeRawUnsafe('TRUNCATE slurm_jobs, ingestion_runs');
+    replayServer.setPlan(busyCluster());
+    const run = await firstRun(createSlurmRestSource(sourceOptions({ maxBodyBytes: MAX_BODY })));
+    // It used to fail on every run, each reading a longer window than the last.
+    expect(run).toMatchObject({ outcome: 'success', source: 'slurmrestd', inserted: 12, error: null });
+    const slices: { start: number; end: number }[] = [];
+    for (const window of askedWindows()) {
+      const last = slices.at(-1);
+      if (last && window.start === last.start)
+        slices[slices.length - 1] = window; // halved and asked again
+      else slices.push(window);
+    }
+    expect(slices[0]?.start).toBe(NOW.getTime() - 7 * 86_400_000);
+    expect(slices.at(-1)?.end).toBe(NOW.getTime());
+    for (const [index, slice] of slices.entries()) {
+      if (index > 0) expect(slice.start).toBe(slices[index - 1]?.end);
+    }
+    expect(await db.prisma.slurmJob.count()).toBe(12);
+  });
+
+  it('a long window too slow to answer in SLURMRESTD_TIMEOUT_MS is read in shorter slices too', async () => {
+    await db.prisma.$executeRawUnsafe('TRUNCATE slurm_jobs, ingestion_runs');
+    replayServer.setPlan(busyCluster({ slowAboveMs: 2 * 3_600_000 }));
+    const run = await firstRun(createSlurmRestSource(sourceOptions({ timeoutMs: 300, maxAttempts: 2 })));
+    expect(run).toMatchObject({ outcome: 'success', source: 'slurmrestd', inserted: 12 });
+    expect(askedWindows().at(-1)?.end).toBe(NOW.getTime());
+  });
+
+  it('a short window that does not answer in time still fails after its attempts, as before', async () => {
+    replayServer.setPlan((url) => ({ ...busyCluster()(url), delayMs: 1000 }));
+    const source = createSlurmRestSource(sourceOptions({ timeoutMs: 100, maxAttempts: 2 }));
+    await expect(collect(source.read(WINDOW))).rejects.toThrow(/did not answer within 100 ms \(after 2 attempts\)/);
+    expect(askedWindows()).toHaveLength(2);
+  });
+});
