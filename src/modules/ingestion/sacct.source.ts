@@ -162,7 +162,11 @@ function readKnownClusters(
  * seconds) and then sacct no longer had the same submit time and was stored, and billed, twice.
  */
 export function sacctEnvironment(timeZone: string): NodeJS.ProcessEnv {
-  return { ...process.env, TZ: timeZone };
+  // SLURM_TIME_FORMAT, which sites set in their login profile for people (`%F %T`, `relative`), changes
+  // how sacct prints every time (seen on the lab: `2026-12-04 12:05:03`, `12:05:03`), and the parser
+  // reads sacct's own format: from a shell that had it, `npm run ingest` skipped every job as
+  // malformed, and the partial run still completed its window, so those jobs were never read again.
+  return { ...process.env, TZ: timeZone, SLURM_TIME_FORMAT: 'standard' };
 }
 
 /** Process groups of sacct runs still going: a process that exits takes them with it. */

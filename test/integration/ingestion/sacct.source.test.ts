@@ -118,6 +118,26 @@ describe('sacct source with a fake sacct executable', () => {
     }
   });
 
+  it("reads every job whatever SLURM_TIME_FORMAT the server's environment has (a login profile's)", async () => {
+    // Sites set it for people (`%F %T`); sacct then prints `2026-11-23 15:40:43`, and every job
+    // was skipped as malformed in a run that still completed its window.
+    const saved = { TZ: process.env.TZ, SLURM_TIME_FORMAT: process.env.SLURM_TIME_FORMAT };
+    process.env.TZ = 'UTC';
+    process.env.SLURM_TIME_FORMAT = '%F %T';
+    try {
+      const items = await collect(
+        createSacctSource(options(fakeSacct('local-time'), { timeZone: 'UTC' })).read(WINDOW),
+      );
+      expect(items.filter((item) => item.kind === 'skip')).toEqual([]);
+      expect(items.filter((item) => item.kind === 'job')).toHaveLength(12);
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
   it('asks for one validated user, and refuses a name that could be an option', async () => {
     const sacct = fakeSacct('ok-user');
     await expect(collect(createSacctSource(options(sacct)).read(WINDOW, { user: '-x;rm' }))).rejects.toThrow(

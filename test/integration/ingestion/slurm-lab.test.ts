@@ -116,6 +116,16 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
   let jobIds: string[] = [];
   let window: IngestWindow;
   const databases: TestDatabase[] = [];
+  // A login profile's SLURM_TIME_FORMAT (`%F %T`) in the environment the app runs sacct from: the
+  // sacct source must still get sacct's own timestamps.
+  const savedTimeFormat = process.env.SLURM_TIME_FORMAT;
+  beforeAll(() => {
+    process.env.SLURM_TIME_FORMAT = '%F %T';
+  });
+  afterAll(() => {
+    if (savedTimeFormat === undefined) delete process.env.SLURM_TIME_FORMAT;
+    else process.env.SLURM_TIME_FORMAT = savedTimeFormat;
+  });
 
   beforeAll(async () => {
     wasRunning = lab('status').status === 0;
