@@ -346,14 +346,22 @@ export async function findLiveHighWaterMark(db: Db, options: { withSeed?: boolea
   return row?.windowEnd ?? null;
 }
 
-/** When the newest completed run finished. */
+/**
+ * The runs that say new jobs are being read: every run reading up to now, and a backfill day only when
+ * it had begun by the time the run started (today). A backfill of past days, counted as fresh, kept
+ * IngestionStale silent for as long as an operator backfilled last month while the scheduled runs
+ * failed, and no new job was read.
+ */
+const READ_UP_TO_ITS_START_SQL = `(trigger <> 'backfill' OR window_end >= started_at)`;
+
+/** When the newest completed run that read up to its own start finished (READ_UP_TO_ITS_START_SQL). */
 export async function findLastSuccessfulFinish(db: Db): Promise<Date | null> {
-  const row = await db.ingestionRun.findFirst({
-    where: { outcome: { in: ['success', 'partial'] }, finishedAt: { not: null } },
-    orderBy: { finishedAt: 'desc' },
-    select: { finishedAt: true },
-  });
-  return row?.finishedAt ?? null;
+  const rows = await db.$queryRawUnsafe<{ finished_at: Date }[]>(
+    `SELECT finished_at FROM ingestion_runs
+     WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL AND ${READ_UP_TO_ITS_START_SQL}
+     ORDER BY finished_at DESC LIMIT 1`,
+  );
+  return rows[0]?.finished_at ?? null;
 }
 
 /**
@@ -367,7 +375,7 @@ export async function findLastSuccessfulFinishWithin(pool: pg.Pool, timeoutMs: n
     pool,
     {
       text: `SELECT finished_at FROM ingestion_runs
-             WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL
+             WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL AND ${READ_UP_TO_ITS_START_SQL}
              ORDER BY id DESC LIMIT 1`,
     },
     timeoutMs,

@@ -5,7 +5,11 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { tryAcquireIngestLock } from '../../../src/modules/ingestion/ingestion.repository.js';
 import { startIngestionScheduler } from '../../../src/modules/ingestion/ingestion.scheduler.js';
-import { createIngestionService, type IngestionDeps } from '../../../src/modules/ingestion/ingestion.service.js';
+import {
+  createIngestionService,
+  findLastIngestionSuccess,
+  type IngestionDeps,
+} from '../../../src/modules/ingestion/ingestion.service.js';
 import { type JobSource, SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
 import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
@@ -470,6 +474,59 @@ describe('one run at a time', () => {
     await service([], { metrics: restarted }).restoreFreshnessGauge();
     const { values } = await restarted.ingestLastSuccess.get();
     expect(values[0]?.value).toBe(finishedAt.getTime() / 1000);
+  });
+
+  it('a backfill of past days does not make ingestion look fresh (IngestionStale), one of today does', async () => {
+    // The scheduled runs have failed since 10:00 (an expired token, say) while an operator backfills
+    // last month from another shell: no new job is read, and the alert must still fire.
+    const lastLive = new Date('2026-11-23T10:00:00Z');
+    const backfillFinish = new Date('2026-11-23T15:30:00Z');
+    await db.prisma.ingestionRun.createMany({
+      data: [
+        {
+          trigger: 'schedule',
+          windowStart: new Date('2026-11-23T09:45:00Z'),
+          windowEnd: lastLive,
+          outcome: 'success',
+          startedAt: lastLive,
+          finishedAt: lastLive,
+        },
+        {
+          trigger: 'schedule',
+          windowStart: new Date('2026-11-23T09:50:00Z'),
+          windowEnd: backfillFinish,
+          outcome: 'failed',
+          startedAt: backfillFinish,
+          finishedAt: backfillFinish,
+        },
+        {
+          trigger: 'backfill',
+          windowStart: new Date('2026-10-31T00:00:00Z'),
+          windowEnd: new Date('2026-11-01T00:00:00Z'),
+          outcome: 'success',
+          startedAt: backfillFinish,
+          finishedAt: backfillFinish,
+        },
+      ],
+    });
+    expect(await findLastIngestionSuccess(db, 5000)).toEqual(lastLive);
+    const restarted = createMetrics();
+    await service([], { metrics: restarted }).restoreFreshnessGauge();
+    expect((await restarted.ingestLastSuccess.get()).values[0]?.value).toBe(lastLive.getTime() / 1000);
+
+    // A backfill of today read up to when it ran: new jobs were read.
+    const today = new Date('2026-11-23T15:40:00Z');
+    await db.prisma.ingestionRun.create({
+      data: {
+        trigger: 'backfill',
+        windowStart: new Date('2026-11-23T00:00:00Z'),
+        windowEnd: new Date('2026-11-24T00:00:00Z'),
+        outcome: 'success',
+        startedAt: today,
+        finishedAt: today,
+      },
+    });
+    expect(await findLastIngestionSuccess(db, 5000)).toEqual(today);
   });
 
   it('runs once per interval however many processes schedule it', async () => {
