@@ -118,17 +118,17 @@ WITH wanted AS MATERIALIZED (
   SELECT DISTINCT * FROM json_to_recordset($1::json)
     AS w(cluster varchar COLLATE "C", job_id varchar COLLATE "C", job_key varchar COLLATE "C")
 )
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.is_terminal
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal
   FROM wanted w JOIN slurm_jobs j ON j.cluster = w.cluster AND j.job_id = w.job_id
 UNION ALL
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.is_terminal
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal
   FROM wanted w JOIN slurm_jobs j
     ON j.cluster = w.cluster AND j.job_id > w.job_id || '@' AND j.job_id < w.job_id || 'A'
 UNION ALL
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.is_terminal
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal
   FROM wanted w JOIN slurm_jobs j ON j.cluster = w.cluster AND j.job_key = w.job_key
 UNION ALL
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.is_terminal
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal
   FROM wanted w JOIN slurm_jobs j
     ON j.cluster = w.cluster AND j.job_key > w.job_key || '@' AND j.job_key < w.job_key || 'A'`;
 
@@ -144,6 +144,8 @@ export async function findStoredIdentities(pool: pg.Pool, jobs: NormalizedJob[])
     job_id: string;
     job_key: string;
     submit_at: Date | null;
+    start_at: Date | null;
+    end_at: Date | null;
     is_terminal: boolean;
   }>(STORED_IDENTITIES_SQL, [JSON.stringify(wanted)]);
   return result.rows.map((row) => ({
@@ -151,6 +153,8 @@ export async function findStoredIdentities(pool: pg.Pool, jobs: NormalizedJob[])
     jobId: row.job_id,
     jobKey: row.job_key,
     submitAt: row.submit_at,
+    startAt: row.start_at,
+    endAt: row.end_at,
     isTerminal: row.is_terminal,
   }));
 }

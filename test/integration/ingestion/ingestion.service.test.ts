@@ -341,6 +341,28 @@ describe('switching the source', () => {
   });
 });
 
+describe('jobs sacct stored in the server zone, not APP_TZ (before sacct ran with TZ=APP_TZ)', () => {
+  it('are the same jobs when read again with the right times: corrected, not stored and billed twice', async () => {
+    // The capture was printed in UTC; read as Asia/Bangkok it is what sacct on a UTC host gave a
+    // server with APP_TZ=Asia/Bangkok: every time 7 hours early.
+    const wide = { start: new Date('2026-11-23T00:00:00Z'), end: new Date('2026-11-24T00:00:00Z') };
+    const file = path.join(dir, 'sacct.psv');
+    copyFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), file);
+    const shifted = createSacctFileSource({ path: file, timeZone: 'Asia/Bangkok', defaultCluster: 'lab' });
+    const right = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    expect(await finishedRun(service([shifted]).runOnce({ trigger: 'manual', window: wide }))).toMatchObject({
+      inserted: 12,
+    });
+    const again = await finishedRun(service([right]).runOnce({ trigger: 'manual', window: wide, force: true }));
+    expect(again).toMatchObject({ outcome: 'success', inserted: 0, updated: 12 });
+    const rows = await db.pool.query<{ job_id: string; end_at: Date }>(
+      `SELECT job_id, end_at FROM slurm_jobs WHERE job_id = '1'`,
+    );
+    expect(rows.rows).toEqual([{ job_id: '1', end_at: new Date('2026-11-23T15:41:03Z') }]);
+    expect(await db.prisma.slurmJob.count()).toBe(12);
+  });
+});
+
 describe('the high-water mark', () => {
   it('a backfill of later days, today included, does not move it: the next scheduled run reads from the last one', async () => {
     // One job that ended while the scheduler was not running (its last run reached T0).
