@@ -298,22 +298,38 @@ export async function failAbandonedRuns(db: Db, now: Date): Promise<number> {
 export const LIVE_WINDOW_TRIGGERS = ['schedule', 'manual', 'seed'];
 
 /**
- * How far a completed run of any trigger has read (the admin page's "data through"). A backfill
- * of a day not over yet has a window ending at midnight, in the future: it read only up to when
- * it ran, so its mark is the earlier of its window's end and its start.
+ * How far a completed run of any trigger has read (the admin page's "data through"). A backfill day
+ * read up to the earlier of its window's end and when it ran (today's ends at midnight, in the
+ * future), and moves the mark only where it joins on to what was read before it: from the mark of the
+ * runs reading up to now, a backfill day that begins by then extends it, and the days after it in
+ * turn. A day that had not begun when it was read (`--to` the month's end) read nothing. The newest
+ * backfill day used to be taken whatever came before it: a backfill of today, or of a day still to
+ * come, said the data was complete up to when it ran while the scheduled runs had failed since
+ * yesterday, and the hours between were never read.
  */
 export async function findHighWaterMark(db: Db): Promise<Date | null> {
-  const [live, backfill] = await Promise.all([
-    findLiveHighWaterMark(db),
-    db.ingestionRun.findFirst({
-      where: { outcome: { in: ['success', 'partial'] }, trigger: 'backfill' },
-      orderBy: [{ windowEnd: 'desc' }, { startedAt: 'desc' }],
-      select: { windowEnd: true, startedAt: true },
-    }),
-  ]);
-  const backfilled = backfill ? Math.min(backfill.windowEnd.getTime(), backfill.startedAt.getTime()) : null;
-  if (backfilled === null) return live;
-  return live && live.getTime() >= backfilled ? live : new Date(backfilled);
+  const live = await findLiveHighWaterMark(db);
+  if (live === null) {
+    // No run has read up to now: the newest backfill day that had begun when it was read.
+    const rows = await db.$queryRawUnsafe<{ mark: Date }[]>(
+      `SELECT LEAST(window_end, started_at) AS mark FROM ingestion_runs
+       WHERE outcome IN ('success', 'partial') AND trigger = 'backfill' AND window_start <= started_at
+       ORDER BY window_end DESC, started_at DESC LIMIT 1`,
+    );
+    return rows[0]?.mark ?? null;
+  }
+  // Only the days reaching past the mark: a few, however long the backfills before them.
+  const later = await db.ingestionRun.findMany({
+    where: { outcome: { in: ['success', 'partial'] }, trigger: 'backfill', windowEnd: { gt: live } },
+    orderBy: [{ windowStart: 'asc' }, { startedAt: 'asc' }],
+    select: { windowStart: true, windowEnd: true, startedAt: true },
+  });
+  let mark = live.getTime();
+  for (const run of later) {
+    if (run.windowStart.getTime() > mark || run.windowStart > run.startedAt) continue;
+    mark = Math.max(mark, Math.min(run.windowEnd.getTime(), run.startedAt.getTime()));
+  }
+  return new Date(mark);
 }
 
 /** Rows counted exactly before storedJobCount falls back to the planner's estimate. */
