@@ -61,7 +61,7 @@ export function createSacctSource(options: SacctSourceOptions): JobSource {
   const cluster = options.cluster ? createClusterCheck(options, options.cluster) : undefined;
   return {
     name: 'sacct',
-    read: (window, readOptions) => runSacct(options, window, readOptions, cluster),
+    read: (window, readOptions) => readInSlices(options, window, readOptions, cluster),
     async findSetupProblem() {
       // A bare name is looked up on PATH when sacct runs; only a path can be checked here.
       if (!options.sacctPath.includes('/')) return null;
@@ -73,6 +73,30 @@ export function createSacctSource(options: SacctSourceOptions): JobSource {
       }
     },
   };
+}
+
+/**
+ * The longest window one sacct reads. A long window (the first run's INGEST_LOOKBACK_DAYS, a catch-up
+ * after an outage) of a busy cluster took one sacct longer than SACCT_TIMEOUT_MS: it was killed on
+ * every run, and as a failed run does not move the window, each run after it read a longer one and
+ * was killed too, so ingestion through sacct never recovered. A day at a time, each sacct has the
+ * whole timeout for one day's jobs, and a day's jobs are written before the next day is read.
+ */
+export const SACCT_SLICE_MS = 86_400_000;
+
+/** Reads the window with one sacct per day or less (SACCT_SLICE_MS), in order. */
+async function* readInSlices(
+  options: SacctSourceOptions,
+  window: IngestWindow,
+  readOptions: ReadOptions | undefined,
+  checkCluster: ((signal: AbortSignal | undefined) => Promise<void>) | undefined,
+): AsyncGenerator<SourceItem> {
+  let start = window.start;
+  do {
+    const end = new Date(Math.min(start.getTime() + SACCT_SLICE_MS, window.end.getTime()));
+    yield* runSacct(options, { start, end }, readOptions, checkCluster);
+    start = end;
+  } while (start < window.end);
 }
 
 /**

@@ -138,6 +138,26 @@ describe('sacct source with a fake sacct executable', () => {
     }
   });
 
+  it('reads a long window a day at a time, so a busy week is not one sacct killed on every run', async () => {
+    // The first run's INGEST_LOOKBACK_DAYS, or a catch-up after an outage: one sacct over five days
+    // took longer than SACCT_TIMEOUT_MS, was killed, and each run after it read a longer window.
+    const sacct = fakeSacct('slow-per-day');
+    const week = { start: new Date('2026-11-18T15:40:43Z'), end: new Date('2026-11-23T15:47:01Z') };
+    const items = await collect(createSacctSource(options(sacct, { timeoutMs: 1500, timeZone: 'UTC' })).read(week));
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([]);
+    const windows = argsOf(sacct).map((args) =>
+      args.filter((arg) => /^--(start|end)time=/.test(arg)).map((arg) => arg.split('=')[1]),
+    );
+    expect(windows).toEqual([
+      ['2026-11-18T15:40:43', '2026-11-19T15:40:43'],
+      ['2026-11-19T15:40:43', '2026-11-20T15:40:43'],
+      ['2026-11-20T15:40:43', '2026-11-21T15:40:43'],
+      ['2026-11-21T15:40:43', '2026-11-22T15:40:43'],
+      ['2026-11-22T15:40:43', '2026-11-23T15:40:43'],
+      ['2026-11-23T15:40:43', '2026-11-23T15:47:01'],
+    ]);
+  });
+
   it('asks for one validated user, and refuses a name that could be an option', async () => {
     const sacct = fakeSacct('ok-user');
     await expect(collect(createSacctSource(options(sacct)).read(WINDOW, { user: '-x;rm' }))).rejects.toThrow(
