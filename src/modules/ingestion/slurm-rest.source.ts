@@ -41,6 +41,28 @@ export interface SlurmRestSourceOptions {
   retryBaseMs: number;
   /** The largest body accepted, so a runaway answer cannot exhaust memory. */
   maxBodyBytes?: number;
+  /** The clock the window is written against for Slurm 22.05 (relative times, below); tests fix it. */
+  now?: () => Date;
+}
+
+/** The newest API version that is Slurm 22.05's, whose query times are sent relative to now. */
+const LAST_2205_VERSION = 38;
+/** Read this much more before a window's start: slurmrestd's "now" is a little later than ours. */
+const RELATIVE_START_MARGIN_SEC = 5;
+
+/**
+ * A window's edge as Slurm 22.05's slurmrestd reads it whatever its own zone: `now-900seconds`. It
+ * parses a written time (`2026-12-04T12:00:00`) in the zone of its own process, which the app cannot
+ * set: where that is not APP_TZ (slurmrestd in a container kept in UTC, APP_TZ=Asia/Tokyo) every
+ * window was read 9 hours in the future, so a finished job was never returned and a running one
+ * stayed running, unbilled, for good. Relative times (Slurm's parse_time, accepted by 22.05's
+ * /slurmdb/v0.0.36-38/jobs, seen on the lab) depend on no zone, only on the two clocks agreeing.
+ */
+export function formatRelativeTime(edge: Date, now: Date, side: 'start' | 'end'): string {
+  const seconds = (now.getTime() - edge.getTime()) / 1000;
+  const offset = side === 'start' ? Math.ceil(seconds) + RELATIVE_START_MARGIN_SEC : Math.floor(seconds);
+  if (offset === 0) return 'now';
+  return offset > 0 ? `now-${offset}seconds` : `now+${-offset}seconds`;
 }
 
 /**
@@ -313,16 +335,26 @@ export function createSlurmRestSource(
     chosen: string,
     isSplittable: boolean,
   ): Promise<{ body: unknown; version: string }> {
-    // slurmrestd parses times in the cluster's zone and refuses raw ':' (HTTP 400) and epoch seconds (22.05).
-    let query = `start_time=${encodeURIComponent(formatLocalTimestamp(slice.start, options.timeZone))}&end_time=${encodeURIComponent(formatLocalTimestamp(slice.end, options.timeZone))}`;
-    // The cluster sacct is asked for (--clusters): without it slurmrestd reads the cluster of its own
-    // slurm.conf (seen on the lab with two clusters in one slurmdbd), another cluster than SLURM_CLUSTER
-    // names where slurmrestd runs on another cluster's host, and a switch of source changed which
-    // cluster's jobs were read.
-    if (options.cluster) query += `&cluster=${encodeURIComponent(options.cluster)}`;
+    // slurmrestd parses times in its own process's zone and refuses raw ':' (HTTP 400) and epoch
+    // seconds (22.05): 22.05 is sent times relative to now (formatRelativeTime); later versions, whose
+    // parsing of them was not seen here, times in the cluster's zone (APP_TZ).
+    const queryFor = (version: string) => {
+      const isRelative = Number(version.slice(5)) <= LAST_2205_VERSION;
+      const now = options.now?.() ?? new Date();
+      const edge = (date: Date, side: 'start' | 'end') =>
+        encodeURIComponent(
+          isRelative ? formatRelativeTime(date, now, side) : formatLocalTimestamp(date, options.timeZone),
+        );
+      const query = `start_time=${edge(slice.start, 'start')}&end_time=${edge(slice.end, 'end')}`;
+      // The cluster sacct is asked for (--clusters): without it slurmrestd reads the cluster of its own
+      // slurm.conf (seen on the lab with two clusters in one slurmdbd), another cluster than SLURM_CLUSTER
+      // names where slurmrestd runs on another cluster's host, and a switch of source changed which
+      // cluster's jobs were read.
+      return options.cluster ? `${query}&cluster=${encodeURIComponent(options.cluster)}` : query;
+    };
     let version = chosen;
     try {
-      return { body: await get(`slurmdb/${version}/jobs?${query}`, { isSplittable }), version };
+      return { body: await get(`slurmdb/${version}/jobs?${queryFor(version)}`, { isSplittable }), version };
     } catch (error) {
       if (!(error instanceof PathNotServedError)) throw error;
       if (options.apiVersion) throw await unservedVersionError(version, error);
@@ -333,7 +365,7 @@ export function createSlurmRestSource(
       detectedVersion = undefined;
       version = await detectVersion();
       if (version === gone) throw error;
-      return { body: await get(`slurmdb/${version}/jobs?${query}`, { isSplittable }), version };
+      return { body: await get(`slurmdb/${version}/jobs?${queryFor(version)}`, { isSplittable }), version };
     }
   }
 

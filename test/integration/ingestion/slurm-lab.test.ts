@@ -24,9 +24,9 @@ const LAB_SCRIPT = path.resolve(import.meta.dirname, '../../../scripts/slurm-lab
 const LAB_DIR = process.env.SLURM_LAB_DIR ?? '/tmp/slurmlab';
 const TOKEN_FILE = path.join(LAB_DIR, 'jwt/token.env');
 const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
-// sacct is read in a zone other than the host's, as on a server kept in UTC for a cluster in Tokyo:
-// sacct prints (and reads -S/-E) in its own process's zone, so the source must run it in APP_TZ.
-// slurmrestd parses the window in its own host's zone (this one) and answers in epoch seconds.
+// Both sources are read in a zone other than the host's, as on a server kept in UTC for a cluster in
+// Tokyo: sacct prints (and reads -S/-E) in its own process's zone, so the source must run it in APP_TZ;
+// slurmrestd parses a written time in its own process's zone (this one), so 22.05 is asked relative to now.
 const SACCT_TIME_ZONE = TIME_ZONE === 'Asia/Tokyo' ? 'America/Santiago' : 'Asia/Tokyo';
 const TERMINAL = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL)/;
 
@@ -225,7 +225,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
       tokenFile: TOKEN_FILE,
       apiVersion: undefined,
       caFile: undefined,
-      timeZone: TIME_ZONE,
+      timeZone: SACCT_TIME_ZONE,
       defaultCluster: 'lab',
       cluster,
       timeoutMs: 20_000,
