@@ -185,10 +185,12 @@ describe('GET /metrics', () => {
     const run = (outcome: 'success' | 'partial' | 'failed', finishedAt: string) =>
       db.prisma.ingestionRun.create({
         data: {
-          trigger: 'backfill',
+          // As `npm run ingest` from cron records its runs (a backfill of past days reads no new job,
+          // and does not count: ingestion.service.test.ts).
+          trigger: 'schedule',
           outcome,
           windowStart: new Date('2026-12-02T00:00:00Z'),
-          windowEnd: new Date('2026-12-03T00:00:00Z'),
+          windowEnd: new Date(finishedAt),
           startedAt: new Date(finishedAt),
           finishedAt: new Date(finishedAt),
         },

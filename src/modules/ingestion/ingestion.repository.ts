@@ -118,17 +118,17 @@ WITH wanted AS MATERIALIZED (
   SELECT DISTINCT * FROM json_to_recordset($1::json)
     AS w(cluster varchar COLLATE "C", job_id varchar COLLATE "C", job_key varchar COLLATE "C")
 )
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.is_terminal
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal
   FROM wanted w JOIN slurm_jobs j ON j.cluster = w.cluster AND j.job_id = w.job_id
 UNION ALL
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.is_terminal
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal
   FROM wanted w JOIN slurm_jobs j
     ON j.cluster = w.cluster AND j.job_id > w.job_id || '@' AND j.job_id < w.job_id || 'A'
 UNION ALL
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.is_terminal
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal
   FROM wanted w JOIN slurm_jobs j ON j.cluster = w.cluster AND j.job_key = w.job_key
 UNION ALL
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.is_terminal
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal
   FROM wanted w JOIN slurm_jobs j
     ON j.cluster = w.cluster AND j.job_key > w.job_key || '@' AND j.job_key < w.job_key || 'A'`;
 
@@ -144,6 +144,8 @@ export async function findStoredIdentities(pool: pg.Pool, jobs: NormalizedJob[])
     job_id: string;
     job_key: string;
     submit_at: Date | null;
+    start_at: Date | null;
+    end_at: Date | null;
     is_terminal: boolean;
   }>(STORED_IDENTITIES_SQL, [JSON.stringify(wanted)]);
   return result.rows.map((row) => ({
@@ -151,6 +153,8 @@ export async function findStoredIdentities(pool: pg.Pool, jobs: NormalizedJob[])
     jobId: row.job_id,
     jobKey: row.job_key,
     submitAt: row.submit_at,
+    startAt: row.start_at,
+    endAt: row.end_at,
     isTerminal: row.is_terminal,
   }));
 }
@@ -294,22 +298,38 @@ export async function failAbandonedRuns(db: Db, now: Date): Promise<number> {
 export const LIVE_WINDOW_TRIGGERS = ['schedule', 'manual', 'seed'];
 
 /**
- * How far a completed run of any trigger has read (the admin page's "data through"). A backfill
- * of a day not over yet has a window ending at midnight, in the future: it read only up to when
- * it ran, so its mark is the earlier of its window's end and its start.
+ * How far a completed run of any trigger has read (the admin page's "data through"). A backfill day
+ * read up to the earlier of its window's end and when it ran (today's ends at midnight, in the
+ * future), and moves the mark only where it joins on to what was read before it: from the mark of the
+ * runs reading up to now, a backfill day that begins by then extends it, and the days after it in
+ * turn. A day that had not begun when it was read (`--to` the month's end) read nothing. The newest
+ * backfill day used to be taken whatever came before it: a backfill of today, or of a day still to
+ * come, said the data was complete up to when it ran while the scheduled runs had failed since
+ * yesterday, and the hours between were never read.
  */
 export async function findHighWaterMark(db: Db): Promise<Date | null> {
-  const [live, backfill] = await Promise.all([
-    findLiveHighWaterMark(db),
-    db.ingestionRun.findFirst({
-      where: { outcome: { in: ['success', 'partial'] }, trigger: 'backfill' },
-      orderBy: [{ windowEnd: 'desc' }, { startedAt: 'desc' }],
-      select: { windowEnd: true, startedAt: true },
-    }),
-  ]);
-  const backfilled = backfill ? Math.min(backfill.windowEnd.getTime(), backfill.startedAt.getTime()) : null;
-  if (backfilled === null) return live;
-  return live && live.getTime() >= backfilled ? live : new Date(backfilled);
+  const live = await findLiveHighWaterMark(db);
+  if (live === null) {
+    // No run has read up to now: the newest backfill day that had begun when it was read.
+    const rows = await db.$queryRawUnsafe<{ mark: Date }[]>(
+      `SELECT LEAST(window_end, started_at) AS mark FROM ingestion_runs
+       WHERE outcome IN ('success', 'partial') AND trigger = 'backfill' AND window_start <= started_at
+       ORDER BY window_end DESC, started_at DESC LIMIT 1`,
+    );
+    return rows[0]?.mark ?? null;
+  }
+  // Only the days reaching past the mark: a few, however long the backfills before them.
+  const later = await db.ingestionRun.findMany({
+    where: { outcome: { in: ['success', 'partial'] }, trigger: 'backfill', windowEnd: { gt: live } },
+    orderBy: [{ windowStart: 'asc' }, { startedAt: 'asc' }],
+    select: { windowStart: true, windowEnd: true, startedAt: true },
+  });
+  let mark = live.getTime();
+  for (const run of later) {
+    if (run.windowStart.getTime() > mark || run.windowStart > run.startedAt) continue;
+    mark = Math.max(mark, Math.min(run.windowEnd.getTime(), run.startedAt.getTime()));
+  }
+  return new Date(mark);
 }
 
 /** Rows counted exactly before storedJobCount falls back to the planner's estimate. */
@@ -346,14 +366,22 @@ export async function findLiveHighWaterMark(db: Db, options: { withSeed?: boolea
   return row?.windowEnd ?? null;
 }
 
-/** When the newest completed run finished. */
+/**
+ * The runs that say new jobs are being read: every run reading up to now, and a backfill day only when
+ * it had begun by the time the run started (today). A backfill of past days, counted as fresh, kept
+ * IngestionStale silent for as long as an operator backfilled last month while the scheduled runs
+ * failed, and no new job was read.
+ */
+const READ_UP_TO_ITS_START_SQL = `(trigger <> 'backfill' OR window_end >= started_at)`;
+
+/** When the newest completed run that read up to its own start finished (READ_UP_TO_ITS_START_SQL). */
 export async function findLastSuccessfulFinish(db: Db): Promise<Date | null> {
-  const row = await db.ingestionRun.findFirst({
-    where: { outcome: { in: ['success', 'partial'] }, finishedAt: { not: null } },
-    orderBy: { finishedAt: 'desc' },
-    select: { finishedAt: true },
-  });
-  return row?.finishedAt ?? null;
+  const rows = await db.$queryRawUnsafe<{ finished_at: Date }[]>(
+    `SELECT finished_at FROM ingestion_runs
+     WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL AND ${READ_UP_TO_ITS_START_SQL}
+     ORDER BY finished_at DESC LIMIT 1`,
+  );
+  return rows[0]?.finished_at ?? null;
 }
 
 /**
@@ -367,7 +395,7 @@ export async function findLastSuccessfulFinishWithin(pool: pg.Pool, timeoutMs: n
     pool,
     {
       text: `SELECT finished_at FROM ingestion_runs
-             WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL
+             WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL AND ${READ_UP_TO_ITS_START_SQL}
              ORDER BY id DESC LIMIT 1`,
     },
     timeoutMs,

@@ -20,6 +20,9 @@ export interface StoredJobIdentity {
   /** The billing key, `@<submit>` after it for a later job that reused it. */
   jobKey: string;
   submitAt: Date | null;
+  /** Start and end as stored: a row sacct stored in another zone than APP_TZ has all three shifted alike. */
+  startAt?: Date | null;
+  endAt?: Date | null;
   isTerminal: boolean;
 }
 
@@ -31,6 +34,29 @@ const SEPARATOR = '@';
  * where slurmrestd gives the exact second.
  */
 const SOURCE_SHIFTS_MS = [30 * 60_000, 60 * 60_000];
+
+/** Zones are whole quarters of an hour off UTC (Kathmandu +5:45, Chatham +12:45), at most 26 hours apart. */
+const ZONE_STEP_MS = 15 * 60_000;
+const MAX_ZONE_SHIFT_MS = 26 * 3_600_000;
+
+/**
+ * Whether a stored row is the record's job read with every time shifted by one zone difference: sacct
+ * ran in the server's zone, not APP_TZ, before it was given TZ=APP_TZ (sacct.source.ts), so a row it
+ * stored on such a host has submit, start and end off by the same whole quarters of an hour. Taken for
+ * another job, the first read after the fix stored the job a second time, as `<id>@<submit>`, billed
+ * twice; a job that reused the id does not start and end exactly that far from the first.
+ */
+function isZoneShifted(
+  stored: Pick<StoredJobIdentity, 'submitAt' | 'startAt' | 'endAt'>,
+  record: Pick<NormalizedJob, 'submitAt' | 'startAt' | 'endAt'>,
+): boolean {
+  if (!stored.submitAt || !record.submitAt || !stored.endAt || !record.endAt) return false;
+  const shift = record.submitAt.getTime() - stored.submitAt.getTime();
+  if (shift === 0 || shift % ZONE_STEP_MS !== 0 || Math.abs(shift) > MAX_ZONE_SHIFT_MS) return false;
+  const isShiftedAlike = (a: Date | null | undefined, b: Date | null) =>
+    a === undefined ? false : a === null || b === null ? a === b : b.getTime() - a.getTime() === shift;
+  return isShiftedAlike(stored.endAt, record.endAt) && isShiftedAlike(stored.startAt, record.startAt);
+}
 
 /** The stored id or key without its `@<submit>`. */
 export function baseOf(idOrKey: string): string {
@@ -56,12 +82,13 @@ export function reuseSuffix(submitAt: Date): string {
  * is never stored). A row or record without a submit time is taken as the same job, as before.
  */
 export function isSameJob(
-  stored: Pick<StoredJobIdentity, 'submitAt' | 'isTerminal'>,
-  record: Pick<NormalizedJob, 'submitAt'>,
+  stored: Pick<StoredJobIdentity, 'submitAt' | 'startAt' | 'endAt' | 'isTerminal'>,
+  record: Pick<NormalizedJob, 'submitAt' | 'startAt' | 'endAt'>,
 ): boolean {
   if (stored.submitAt === null || record.submitAt === null) return true;
   const apart = record.submitAt.getTime() - stored.submitAt.getTime();
   if (apart === 0 || SOURCE_SHIFTS_MS.includes(Math.abs(apart))) return true;
+  if (isZoneShifted(stored, record)) return true;
   return !stored.isTerminal && apart > 0;
 }
 
@@ -111,7 +138,15 @@ export function assignStoredIds(jobs: NormalizedJob[], stored: StoredJobIdentity
     }
     result[index] = jobId === job.jobId && jobKey === job.jobKey ? job : { ...job, jobId, jobKey };
     // The row as the upsert leaves it, for the records after it in the batch.
-    place({ cluster: job.cluster, jobId, jobKey, submitAt: job.submitAt, isTerminal: job.isTerminal });
+    place({
+      cluster: job.cluster,
+      jobId,
+      jobKey,
+      submitAt: job.submitAt,
+      startAt: job.startAt,
+      endAt: job.endAt,
+      isTerminal: job.isTerminal,
+    });
   }
   return result;
 }

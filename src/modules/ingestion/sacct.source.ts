@@ -61,7 +61,7 @@ export function createSacctSource(options: SacctSourceOptions): JobSource {
   const cluster = options.cluster ? createClusterCheck(options, options.cluster) : undefined;
   return {
     name: 'sacct',
-    read: (window, readOptions) => runSacct(options, window, readOptions, cluster),
+    read: (window, readOptions) => readInSlices(options, window, readOptions, cluster),
     async findSetupProblem() {
       // A bare name is looked up on PATH when sacct runs; only a path can be checked here.
       if (!options.sacctPath.includes('/')) return null;
@@ -73,6 +73,30 @@ export function createSacctSource(options: SacctSourceOptions): JobSource {
       }
     },
   };
+}
+
+/**
+ * The longest window one sacct reads. A long window (the first run's INGEST_LOOKBACK_DAYS, a catch-up
+ * after an outage) of a busy cluster took one sacct longer than SACCT_TIMEOUT_MS: it was killed on
+ * every run, and as a failed run does not move the window, each run after it read a longer one and
+ * was killed too, so ingestion through sacct never recovered. A day at a time, each sacct has the
+ * whole timeout for one day's jobs, and a day's jobs are written before the next day is read.
+ */
+export const SACCT_SLICE_MS = 86_400_000;
+
+/** Reads the window with one sacct per day or less (SACCT_SLICE_MS), in order. */
+async function* readInSlices(
+  options: SacctSourceOptions,
+  window: IngestWindow,
+  readOptions: ReadOptions | undefined,
+  checkCluster: ((signal: AbortSignal | undefined) => Promise<void>) | undefined,
+): AsyncGenerator<SourceItem> {
+  let start = window.start;
+  do {
+    const end = new Date(Math.min(start.getTime() + SACCT_SLICE_MS, window.end.getTime()));
+    yield* runSacct(options, { start, end }, readOptions, checkCluster);
+    start = end;
+  } while (start < window.end);
 }
 
 /**
@@ -153,6 +177,22 @@ function readKnownClusters(
   });
 }
 
+/**
+ * sacct reads --starttime/--endtime and prints every time in the zone of its own process (TZ, else
+ * the host's /etc/localtime; seen on the lab: `TZ=Asia/Tokyo sacct` prints 20:57 for a job that
+ * ended at 11:57 UTC), not in APP_TZ, which the window is written in and the output read in. On a
+ * host whose zone is not APP_TZ (a server kept in UTC, a container), every stored time was off by
+ * the difference, the window read was shifted by it, and a job read through slurmrestd (epoch
+ * seconds) and then sacct no longer had the same submit time and was stored, and billed, twice.
+ */
+export function sacctEnvironment(timeZone: string): NodeJS.ProcessEnv {
+  // SLURM_TIME_FORMAT, which sites set in their login profile for people (`%F %T`, `relative`), changes
+  // how sacct prints every time (seen on the lab: `2026-12-04 12:05:03`, `12:05:03`), and the parser
+  // reads sacct's own format: from a shell that had it, `npm run ingest` skipped every job as
+  // malformed, and the partial run still completed its window, so those jobs were never read again.
+  return { ...process.env, TZ: timeZone, SLURM_TIME_FORMAT: 'standard' };
+}
+
 /** Process groups of sacct runs still going: a process that exits takes them with it. */
 const liveGroups = new Set<number>();
 let isExitHookInstalled = false;
@@ -201,6 +241,7 @@ async function* runSacct(
     shell: false,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: sacctEnvironment(options.timeZone),
   });
   const group = child.pid;
   if (group !== undefined) {

@@ -114,11 +114,15 @@ export interface JobKeyParts {
   hetOffset: string | null;
 }
 
-const JOB_ID = /^(\d+)(?:_(\d+|\[[^\]]*\]))?(?:\+(\d+))?(?:\.([A-Za-z0-9_-]+))?$/;
+// A step may end in `+<component>`: a heterogeneous step (`srun ... : ...`, one line per component,
+// seen on the lab: `53.0+0`), which Slurm 20.11+ runs in any allocation. Refused as "not a Slurm job
+// id", such a step was skipped, its usage left out of its job's sums, and the run called partial.
+const JOB_ID = /^(\d+)(?:_(\d+|\[[^\]]*\]))?(?:\+(\d+))?(?:\.([A-Za-z0-9_-]+(?:\+\d+)?))?$/;
 
 /**
  * Splits a Slurm display id: `123`, `123.batch`, `123.0`, `123_4`, `123_4.extern`,
- * `123_[1-3]` (pending array), `123+0`, `123+1.0`. Returns null for anything else.
+ * `123_[1-3]` (pending array), `123+0`, `123+1.0`, `123.0+1` (a component of a heterogeneous step).
+ * Returns null for anything else.
  */
 export function parseJobId(text: string): JobKeyParts | null {
   const match = JOB_ID.exec(text.trim());

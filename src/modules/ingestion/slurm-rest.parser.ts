@@ -142,6 +142,9 @@ function readTresList(value: unknown): TresEntry[] {
   });
 }
 
+/** Slurm's NO_VAL (0xfffffffe): how a 32-bit number that is not set may be printed. */
+const SLURM_NO_VAL = 0xfffffffe;
+
 /** NO_VAL64 (0xfffffffffffffffe) read as int64: how data_parser v0.0.39+ prints a TRES count that is not set. */
 const UNSET_TRES_COUNT = -2;
 
@@ -194,8 +197,13 @@ function readStep(step: unknown): NormalizedStep {
   const usage = isObject(tres.requested) ? tres.requested : {};
   const statistics = isObject(step.statistics) ? step.statistics : {};
   const energy = isObject(statistics.energy) ? readNoValNumber(statistics.energy.consumed) : null;
-  const id = readStepId(info.id);
+  let id = readStepId(info.id);
   if (id === '') throw new SlurmParseError('a step without an id');
+  // A component of a heterogeneous step: sacct prints `53.0+0`, v0.0.39+ `step.id` "53.0+0", but
+  // v0.0.36-38 the bare number with `step.het.component` beside it (seen on the lab).
+  const component = isObject(info.het) ? readNoValNumber(info.het.component) : null;
+  const isComponent = component !== null && Number.isInteger(component) && component >= 0 && component < SLURM_NO_VAL;
+  if (isComponent && !id.includes('+')) id = `${id}+${component}`;
   return {
     id,
     name: readString(info.name),

@@ -41,7 +41,41 @@ export interface SlurmRestSourceOptions {
   retryBaseMs: number;
   /** The largest body accepted, so a runaway answer cannot exhaust memory. */
   maxBodyBytes?: number;
+  /** The clock the window is written against for Slurm 22.05 (relative times, below); tests fix it. */
+  now?: () => Date;
 }
+
+/** The newest API version that is Slurm 22.05's, whose query times are sent relative to now. */
+const LAST_2205_VERSION = 38;
+/** Read this much more before a window's start: slurmrestd's "now" is a little later than ours. */
+const RELATIVE_START_MARGIN_SEC = 5;
+
+/**
+ * A window's edge as Slurm 22.05's slurmrestd reads it whatever its own zone: `now-900seconds`. It
+ * parses a written time (`2026-12-04T12:00:00`) in the zone of its own process, which the app cannot
+ * set: where that is not APP_TZ (slurmrestd in a container kept in UTC, APP_TZ=Asia/Tokyo) every
+ * window was read 9 hours in the future, so a finished job was never returned and a running one
+ * stayed running, unbilled, for good. Relative times (Slurm's parse_time, accepted by 22.05's
+ * /slurmdb/v0.0.36-38/jobs, seen on the lab) depend on no zone, only on the two clocks agreeing.
+ */
+export function formatRelativeTime(edge: Date, now: Date, side: 'start' | 'end'): string {
+  const seconds = (now.getTime() - edge.getTime()) / 1000;
+  const offset = side === 'start' ? Math.ceil(seconds) + RELATIVE_START_MARGIN_SEC : Math.floor(seconds);
+  if (offset === 0) return 'now';
+  return offset > 0 ? `now-${offset}seconds` : `now+${-offset}seconds`;
+}
+
+/**
+ * The shortest slice a window is cut into when its answer is too large: a minute of any real
+ * cluster's jobs is far below the body limit.
+ */
+const MIN_SLICE_MS = 60_000;
+/**
+ * A timeout is taken for an answer too large to come in time only for slices longer than this:
+ * an hour of accounting is quick to answer, so a shorter slice that times out is a slurmrestd that
+ * does not answer, retried and then failed over as before rather than cut ever finer.
+ */
+const SPLIT_ON_TIMEOUT_ABOVE_MS = 3_600_000;
 
 interface HttpAnswer {
   status: number;
@@ -49,6 +83,15 @@ interface HttpAnswer {
 }
 
 class RetryableError extends Error {}
+
+/** slurmrestd took longer than SLURMRESTD_TIMEOUT_MS (retried, as any RetryableError). */
+class TimedOutError extends RetryableError {}
+
+/**
+ * The answer for a window was more than one answer may be: larger than the body limit, or (for a
+ * long window) too slow to come within SLURMRESTD_TIMEOUT_MS. The window is read in shorter slices.
+ */
+class AnswerTooLargeError extends SourceUnavailableError {}
 
 /** slurmrestd has no such path (HTTP 404): for a jobs path, an API version it does not serve. */
 class PathNotServedError extends SourceUnavailableError {}
@@ -107,7 +150,7 @@ export function createSlurmRestSource(
     }
   };
 
-  const get = async (path: string): Promise<unknown> => {
+  const get = async (path: string, getOptions: { isSplittable?: boolean } = {}): Promise<unknown> => {
     const headers = {
       'X-SLURM-USER-NAME': options.user,
       'X-SLURM-USER-TOKEN': await token(),
@@ -138,6 +181,7 @@ export function createSlurmRestSource(
           throw new SourceUnavailableError(`slurmrestd answered malformed JSON (${answer.body.length} bytes)`);
         }
       } catch (error) {
+        if (getOptions.isSplittable && error instanceof TimedOutError) throw new AnswerTooLargeError(error.message);
         if (!(error instanceof RetryableError)) throw error;
         lastError = error;
         if (attempt < options.maxAttempts) await delay(options.retryBaseMs * 2 ** (attempt - 1));
@@ -240,54 +284,112 @@ export function createSlurmRestSource(
     name: 'slurmrestd',
     detectVersion,
     async *read(window: IngestWindow, readOptions?: ReadOptions): AsyncGenerator<SourceItem> {
-      // slurmrestd parses times in the cluster's zone and refuses raw ':' (HTTP 400) and epoch seconds (22.05).
-      let query = `start_time=${encodeURIComponent(formatLocalTimestamp(window.start, options.timeZone))}&end_time=${encodeURIComponent(formatLocalTimestamp(window.end, options.timeZone))}`;
+      // A long window (the first run's INGEST_LOOKBACK_DAYS, a catch-up after an outage) of a busy
+      // cluster is more than one answer can hold: slurmrestd pretty-prints some 13 kB a job, so 40,000
+      // jobs pass the body limit, and its answer takes minutes to build. Read whole, such a window
+      // failed every run, and since a failed run does not move the window, every later run read a
+      // longer one: ingestion through slurmrestd never recovered. It is read in consecutive slices,
+      // halved while an answer is too large (or, above an hour, too slow); a slice's jobs are
+      // written before the next slice is asked for. A job that overlaps two slices comes in both, as
+      // the same record.
+      let sliceMs = window.end.getTime() - window.start.getTime();
+      let sliceStart = window.start;
+      let itemCount = 0;
+      let version = await detectVersion();
+      while (sliceStart < window.end) {
+        const slice = {
+          start: sliceStart,
+          end: new Date(Math.min(sliceStart.getTime() + sliceMs, window.end.getTime())),
+        };
+        const sliceLength = slice.end.getTime() - slice.start.getTime();
+        let answer: { body: unknown; version: string };
+        try {
+          answer = await fetchJobs(slice, version, sliceLength > SPLIT_ON_TIMEOUT_ABOVE_MS);
+        } catch (error) {
+          if (!(error instanceof AnswerTooLargeError)) throw error;
+          if (sliceLength <= MIN_SLICE_MS) {
+            throw new SourceUnavailableError(
+              `${error.message} for the ${Math.round(sliceLength / 1000)} s from ${slice.start.toISOString()}, the shortest slice a window is read in`,
+            );
+          }
+          sliceMs = Math.max(MIN_SLICE_MS, Math.ceil(sliceLength / 2 / 1000) * 1000);
+          continue;
+        }
+        version = answer.version;
+        const items = await readAnswer(answer.body, version);
+        for (const item of items) {
+          itemCount += 1;
+          // 22.05 has no user filter on /slurmdb/.../jobs: filter here.
+          if (readOptions?.user !== undefined && item.kind === 'job' && item.job.user !== readOptions.user) continue;
+          yield item;
+        }
+        sliceStart = slice.end;
+      }
+      if (options.cluster && itemCount === 0) await checkCluster(options.cluster, version);
+    },
+  };
+
+  /** One slice's answer, with the version that gave it (a version slurmrestd dropped is replaced). */
+  async function fetchJobs(
+    slice: IngestWindow,
+    chosen: string,
+    isSplittable: boolean,
+  ): Promise<{ body: unknown; version: string }> {
+    // slurmrestd parses times in its own process's zone and refuses raw ':' (HTTP 400) and epoch
+    // seconds (22.05): 22.05 is sent times relative to now (formatRelativeTime); later versions, whose
+    // parsing of them was not seen here, times in the cluster's zone (APP_TZ).
+    const queryFor = (version: string) => {
+      const isRelative = Number(version.slice(5)) <= LAST_2205_VERSION;
+      const now = options.now?.() ?? new Date();
+      const edge = (date: Date, side: 'start' | 'end') =>
+        encodeURIComponent(
+          isRelative ? formatRelativeTime(date, now, side) : formatLocalTimestamp(date, options.timeZone),
+        );
+      const query = `start_time=${edge(slice.start, 'start')}&end_time=${edge(slice.end, 'end')}`;
       // The cluster sacct is asked for (--clusters): without it slurmrestd reads the cluster of its own
       // slurm.conf (seen on the lab with two clusters in one slurmdbd), another cluster than SLURM_CLUSTER
       // names where slurmrestd runs on another cluster's host, and a switch of source changed which
       // cluster's jobs were read.
-      if (options.cluster) query += `&cluster=${encodeURIComponent(options.cluster)}`;
-      let version = await detectVersion();
-      let body: unknown;
-      try {
-        body = await get(`slurmdb/${version}/jobs?${query}`);
-      } catch (error) {
-        if (!(error instanceof PathNotServedError)) throw error;
-        if (options.apiVersion) throw await unservedVersionError(version, error);
-        // The version chosen earlier is gone: Slurm was upgraded under the running app, and each
-        // release drops its oldest API versions. Ask the OpenAPI document again rather than fail
-        // every run until a restart.
-        const gone = version;
-        detectedVersion = undefined;
-        version = await detectVersion();
-        if (version === gone) throw error;
-        body = await get(`slurmdb/${version}/jobs?${query}`);
-      }
-      const response = readJobsResponse(body, { version, defaultCluster: options.defaultCluster });
-      const authError = response.errors.find(isAuthenticationError);
-      if (authError) {
-        throw new SourceConfigError(
-          `slurmrestd rejected the token (error ${authError.errorNumber ?? '?'}: ${authError.description || authError.error}); ${rejectedTokenAdvice(await token().catch(() => undefined), new Date(), options.user)}`,
-        );
-      }
-      // Slurm 22.05 answers a window without jobs with `jobs: []` and the error 9003 "Nothing found"
-      // (every version it serves, seen on the lab): that is an empty answer, not a failure, or
-      // every run over a quiet quarter of an hour would fail and IngestionStale would fire.
-      const failures = response.errors.filter((error) => error.errorNumber !== NOTHING_FOUND);
-      if (failures.length > 0) {
-        const first = failures[0];
-        throw new SourceUnavailableError(
-          `slurmrestd reported ${failures.length} error(s): ${first?.errorNumber ?? ''} ${first?.description || first?.error || ''}`.trim(),
-        );
-      }
-      if (options.cluster && response.items.length === 0) await checkCluster(options.cluster, version);
-      for (const item of response.items) {
-        // 22.05 has no user filter on /slurmdb/.../jobs: filter here.
-        if (readOptions?.user !== undefined && item.kind === 'job' && item.job.user !== readOptions.user) continue;
-        yield item;
-      }
-    },
-  };
+      return options.cluster ? `${query}&cluster=${encodeURIComponent(options.cluster)}` : query;
+    };
+    let version = chosen;
+    try {
+      return { body: await get(`slurmdb/${version}/jobs?${queryFor(version)}`, { isSplittable }), version };
+    } catch (error) {
+      if (!(error instanceof PathNotServedError)) throw error;
+      if (options.apiVersion) throw await unservedVersionError(version, error);
+      // The version chosen earlier is gone: Slurm was upgraded under the running app, and each
+      // release drops its oldest API versions. Ask the OpenAPI document again rather than fail
+      // every run until a restart.
+      const gone = version;
+      detectedVersion = undefined;
+      version = await detectVersion();
+      if (version === gone) throw error;
+      return { body: await get(`slurmdb/${version}/jobs?${queryFor(version)}`, { isSplittable }), version };
+    }
+  }
+
+  /** The items of one answer; throws for an answer that failed (a rejected token, an error besides "Nothing found"). */
+  async function readAnswer(body: unknown, version: string): Promise<SourceItem[]> {
+    const response = readJobsResponse(body, { version, defaultCluster: options.defaultCluster });
+    const authError = response.errors.find(isAuthenticationError);
+    if (authError) {
+      throw new SourceConfigError(
+        `slurmrestd rejected the token (error ${authError.errorNumber ?? '?'}: ${authError.description || authError.error}); ${rejectedTokenAdvice(await token().catch(() => undefined), new Date(), options.user)}`,
+      );
+    }
+    // Slurm 22.05 answers a window without jobs with `jobs: []` and the error 9003 "Nothing found"
+    // (every version it serves, seen on the lab): that is an empty answer, not a failure, or
+    // every run over a quiet quarter of an hour would fail and IngestionStale would fire.
+    const failures = response.errors.filter((error) => error.errorNumber !== NOTHING_FOUND);
+    if (failures.length > 0) {
+      const first = failures[0];
+      throw new SourceUnavailableError(
+        `slurmrestd reported ${failures.length} error(s): ${first?.errorNumber ?? ''} ${first?.description || first?.error || ''}`.trim(),
+      );
+    }
+    return response.items;
+  }
 }
 
 /**
@@ -371,9 +473,7 @@ function request(
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size > maxBody) {
-          req.destroy(
-            new SourceUnavailableError(`slurmrestd answer larger than ${maxBody} bytes; use a smaller window`),
-          );
+          req.destroy(new AnswerTooLargeError(`slurmrestd answer larger than ${maxBody} bytes`));
           return;
         }
         chunks.push(chunk);
@@ -383,7 +483,7 @@ function request(
     });
     // One deadline for the whole exchange: a server that trickles bytes must not hold a run forever.
     const timer = setTimeout(() => {
-      req.destroy(new RetryableError(`slurmrestd did not answer within ${options.timeoutMs} ms`));
+      req.destroy(new TimedOutError(`slurmrestd did not answer within ${options.timeoutMs} ms`));
     }, options.timeoutMs);
     req.on('close', () => clearTimeout(timer));
     req.on('error', (error) => {

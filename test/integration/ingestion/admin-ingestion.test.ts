@@ -311,6 +311,40 @@ describe('/admin/ingestion after a backfill that read today', () => {
   });
 });
 
+describe('/admin/ingestion after a backfill that does not join on to what was read', () => {
+  it('keeps the mark of the last scheduled run: a later day read after a gap, or a day still to come, read nothing before it', async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const agent = await signInAs(app(), admin.username, admin.password);
+    await db.prisma.ingestionRun.deleteMany();
+    const run = (trigger: string, windowStart: string, windowEnd: string, startedAt: string) =>
+      db.prisma.ingestionRun.create({
+        data: {
+          trigger,
+          source: 'file',
+          outcome: 'success',
+          windowStart: new Date(windowStart),
+          windowEnd: new Date(windowEnd),
+          startedAt: new Date(startedAt),
+          finishedAt: new Date(startedAt),
+        },
+      });
+    const dataThrough = async () =>
+      /Data complete through <strong><span><span class="nowrap">([\d-]+)<\/span> <span class="nowrap">([\d:]+)<\/span>/
+        .exec((await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200)).text)
+        ?.slice(1)
+        .join(' ');
+    // The scheduled runs last succeeded yesterday at 20:00 (they have failed since).
+    await run('schedule', '2026-11-22T19:45:00Z', '2026-11-22T20:00:00Z', '2026-11-22T20:00:00Z');
+    // At 15:50 an operator backfills today and a day to come: 20:00 to midnight yesterday was never read.
+    await run('backfill', '2026-11-23T00:00:00Z', '2026-11-24T00:00:00Z', '2026-11-23T15:50:00Z');
+    await run('backfill', '2026-11-25T00:00:00Z', '2026-11-26T00:00:00Z', '2026-11-23T15:50:01Z');
+    expect(await dataThrough()).toBe('2026-11-22 20:00');
+    // Yesterday backfilled too: the days join on, up to when today was read.
+    await run('backfill', '2026-11-22T00:00:00Z', '2026-11-23T00:00:00Z', '2026-11-23T15:51:00Z');
+    expect(await dataThrough()).toBe('2026-11-23 15:50');
+  });
+});
+
 describe("/admin/ingestion after the demo's seed", () => {
   it('says the seed read from the start of the file, not from 1970 in the local zone', async () => {
     await db.prisma.ingestionRun.create({

@@ -5,7 +5,11 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { tryAcquireIngestLock } from '../../../src/modules/ingestion/ingestion.repository.js';
 import { startIngestionScheduler } from '../../../src/modules/ingestion/ingestion.scheduler.js';
-import { createIngestionService, type IngestionDeps } from '../../../src/modules/ingestion/ingestion.service.js';
+import {
+  createIngestionService,
+  findLastIngestionSuccess,
+  type IngestionDeps,
+} from '../../../src/modules/ingestion/ingestion.service.js';
 import { type JobSource, SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
 import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
@@ -337,6 +341,28 @@ describe('switching the source', () => {
   });
 });
 
+describe('jobs sacct stored in the server zone, not APP_TZ (before sacct ran with TZ=APP_TZ)', () => {
+  it('are the same jobs when read again with the right times: corrected, not stored and billed twice', async () => {
+    // The capture was printed in UTC; read as Asia/Bangkok it is what sacct on a UTC host gave a
+    // server with APP_TZ=Asia/Bangkok: every time 7 hours early.
+    const wide = { start: new Date('2026-11-23T00:00:00Z'), end: new Date('2026-11-24T00:00:00Z') };
+    const file = path.join(dir, 'sacct.psv');
+    copyFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), file);
+    const shifted = createSacctFileSource({ path: file, timeZone: 'Asia/Bangkok', defaultCluster: 'lab' });
+    const right = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    expect(await finishedRun(service([shifted]).runOnce({ trigger: 'manual', window: wide }))).toMatchObject({
+      inserted: 12,
+    });
+    const again = await finishedRun(service([right]).runOnce({ trigger: 'manual', window: wide, force: true }));
+    expect(again).toMatchObject({ outcome: 'success', inserted: 0, updated: 12 });
+    const rows = await db.pool.query<{ job_id: string; end_at: Date }>(
+      `SELECT job_id, end_at FROM slurm_jobs WHERE job_id = '1'`,
+    );
+    expect(rows.rows).toEqual([{ job_id: '1', end_at: new Date('2026-11-23T15:41:03Z') }]);
+    expect(await db.prisma.slurmJob.count()).toBe(12);
+  });
+});
+
 describe('the high-water mark', () => {
   it('a backfill of later days, today included, does not move it: the next scheduled run reads from the last one', async () => {
     // One job that ended while the scheduler was not running (its last run reached T0).
@@ -470,6 +496,59 @@ describe('one run at a time', () => {
     await service([], { metrics: restarted }).restoreFreshnessGauge();
     const { values } = await restarted.ingestLastSuccess.get();
     expect(values[0]?.value).toBe(finishedAt.getTime() / 1000);
+  });
+
+  it('a backfill of past days does not make ingestion look fresh (IngestionStale), one of today does', async () => {
+    // The scheduled runs have failed since 10:00 (an expired token, say) while an operator backfills
+    // last month from another shell: no new job is read, and the alert must still fire.
+    const lastLive = new Date('2026-11-23T10:00:00Z');
+    const backfillFinish = new Date('2026-11-23T15:30:00Z');
+    await db.prisma.ingestionRun.createMany({
+      data: [
+        {
+          trigger: 'schedule',
+          windowStart: new Date('2026-11-23T09:45:00Z'),
+          windowEnd: lastLive,
+          outcome: 'success',
+          startedAt: lastLive,
+          finishedAt: lastLive,
+        },
+        {
+          trigger: 'schedule',
+          windowStart: new Date('2026-11-23T09:50:00Z'),
+          windowEnd: backfillFinish,
+          outcome: 'failed',
+          startedAt: backfillFinish,
+          finishedAt: backfillFinish,
+        },
+        {
+          trigger: 'backfill',
+          windowStart: new Date('2026-10-31T00:00:00Z'),
+          windowEnd: new Date('2026-11-01T00:00:00Z'),
+          outcome: 'success',
+          startedAt: backfillFinish,
+          finishedAt: backfillFinish,
+        },
+      ],
+    });
+    expect(await findLastIngestionSuccess(db, 5000)).toEqual(lastLive);
+    const restarted = createMetrics();
+    await service([], { metrics: restarted }).restoreFreshnessGauge();
+    expect((await restarted.ingestLastSuccess.get()).values[0]?.value).toBe(lastLive.getTime() / 1000);
+
+    // A backfill of today read up to when it ran: new jobs were read.
+    const today = new Date('2026-11-23T15:40:00Z');
+    await db.prisma.ingestionRun.create({
+      data: {
+        trigger: 'backfill',
+        windowStart: new Date('2026-11-23T00:00:00Z'),
+        windowEnd: new Date('2026-11-24T00:00:00Z'),
+        outcome: 'success',
+        startedAt: today,
+        finishedAt: today,
+      },
+    });
+    expect(await findLastIngestionSuccess(db, 5000)).toEqual(today);
   });
 
   it('runs once per interval however many processes schedule it', async () => {

@@ -88,6 +88,76 @@ describe('sacct source with a fake sacct executable', () => {
     ]);
   });
 
+  it('runs sacct in APP_TZ, so its times are read right on a host kept in another zone', async () => {
+    // sacct prints (and reads -S/-E) in its own process's zone: on a host in UTC with APP_TZ
+    // Asia/Bangkok, every time was stored 7 hours early.
+    const hostZone = process.env.TZ;
+    process.env.TZ = 'UTC';
+    try {
+      const times = (items: SourceItem[]) =>
+        items.flatMap((item) =>
+          item.kind === 'job'
+            ? [
+                [
+                  item.job.jobKey,
+                  item.job.submitAt?.toISOString(),
+                  item.job.startAt?.toISOString(),
+                  item.job.endAt?.toISOString(),
+                ],
+              ]
+            : [],
+        );
+      const read = await collect(createSacctSource(options(fakeSacct('local-time'))).read(WINDOW));
+      // The capture's times are UTC (the lab's zone), read here as UTC: the real times.
+      const real = await collect(createSacctSource(options(fakeSacct('ok'), { timeZone: 'UTC' })).read(WINDOW));
+      expect(times(real)).toHaveLength(12);
+      expect(times(read)).toEqual(times(real));
+    } finally {
+      if (hostZone === undefined) delete process.env.TZ;
+      else process.env.TZ = hostZone;
+    }
+  });
+
+  it("reads every job whatever SLURM_TIME_FORMAT the server's environment has (a login profile's)", async () => {
+    // Sites set it for people (`%F %T`); sacct then prints `2026-11-23 15:40:43`, and every job
+    // was skipped as malformed in a run that still completed its window.
+    const saved = { TZ: process.env.TZ, SLURM_TIME_FORMAT: process.env.SLURM_TIME_FORMAT };
+    process.env.TZ = 'UTC';
+    process.env.SLURM_TIME_FORMAT = '%F %T';
+    try {
+      const items = await collect(
+        createSacctSource(options(fakeSacct('local-time'), { timeZone: 'UTC' })).read(WINDOW),
+      );
+      expect(items.filter((item) => item.kind === 'skip')).toEqual([]);
+      expect(items.filter((item) => item.kind === 'job')).toHaveLength(12);
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
+  it('reads a long window a day at a time, so a busy week is not one sacct killed on every run', async () => {
+    // The first run's INGEST_LOOKBACK_DAYS, or a catch-up after an outage: one sacct over five days
+    // took longer than SACCT_TIMEOUT_MS, was killed, and each run after it read a longer window.
+    const sacct = fakeSacct('slow-per-day');
+    const week = { start: new Date('2026-11-18T15:40:43Z'), end: new Date('2026-11-23T15:47:01Z') };
+    const items = await collect(createSacctSource(options(sacct, { timeoutMs: 1500, timeZone: 'UTC' })).read(week));
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([]);
+    const windows = argsOf(sacct).map((args) =>
+      args.filter((arg) => /^--(start|end)time=/.test(arg)).map((arg) => arg.split('=')[1]),
+    );
+    expect(windows).toEqual([
+      ['2026-11-18T15:40:43', '2026-11-19T15:40:43'],
+      ['2026-11-19T15:40:43', '2026-11-20T15:40:43'],
+      ['2026-11-20T15:40:43', '2026-11-21T15:40:43'],
+      ['2026-11-21T15:40:43', '2026-11-22T15:40:43'],
+      ['2026-11-22T15:40:43', '2026-11-23T15:40:43'],
+      ['2026-11-23T15:40:43', '2026-11-23T15:47:01'],
+    ]);
+  });
+
   it('asks for one validated user, and refuses a name that could be an option', async () => {
     const sacct = fakeSacct('ok-user');
     await expect(collect(createSacctSource(options(sacct)).read(WINDOW, { user: '-x;rm' }))).rejects.toThrow(

@@ -24,6 +24,10 @@ const LAB_SCRIPT = path.resolve(import.meta.dirname, '../../../scripts/slurm-lab
 const LAB_DIR = process.env.SLURM_LAB_DIR ?? '/tmp/slurmlab';
 const TOKEN_FILE = path.join(LAB_DIR, 'jwt/token.env');
 const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+// Both sources are read in a zone other than the host's, as on a server kept in UTC for a cluster in
+// Tokyo: sacct prints (and reads -S/-E) in its own process's zone, so the source must run it in APP_TZ;
+// slurmrestd parses a written time in its own process's zone (this one), so 22.05 is asked relative to now.
+const SACCT_TIME_ZONE = TIME_ZONE === 'Asia/Tokyo' ? 'America/Santiago' : 'Asia/Tokyo';
 const TERMINAL = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL)/;
 
 const lab = (command: string, timeoutMs = 60_000) =>
@@ -112,6 +116,16 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
   let jobIds: string[] = [];
   let window: IngestWindow;
   const databases: TestDatabase[] = [];
+  // A login profile's SLURM_TIME_FORMAT (`%F %T`) in the environment the app runs sacct from: the
+  // sacct source must still get sacct's own timestamps.
+  const savedTimeFormat = process.env.SLURM_TIME_FORMAT;
+  beforeAll(() => {
+    process.env.SLURM_TIME_FORMAT = '%F %T';
+  });
+  afterAll(() => {
+    if (savedTimeFormat === undefined) delete process.env.SLURM_TIME_FORMAT;
+    else process.env.SLURM_TIME_FORMAT = savedTimeFormat;
+  });
 
   beforeAll(async () => {
     wasRunning = lab('status').status === 0;
@@ -211,7 +225,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
       tokenFile: TOKEN_FILE,
       apiVersion: undefined,
       caFile: undefined,
-      timeZone: TIME_ZONE,
+      timeZone: SACCT_TIME_ZONE,
       defaultCluster: 'lab',
       cluster,
       timeoutMs: 20_000,
@@ -220,7 +234,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     });
     const sacct = createSacctSource({
       sacctPath: 'sacct',
-      timeZone: TIME_ZONE,
+      timeZone: SACCT_TIME_ZONE,
       cluster,
       defaultCluster: 'lab',
       timeoutMs: 60_000,

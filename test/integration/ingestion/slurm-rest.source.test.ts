@@ -103,8 +103,28 @@ const sourceOptions = (overrides: Partial<SlurmRestSourceOptions> = {}): SlurmRe
   timeoutMs: 2000,
   maxAttempts: 3,
   retryBaseMs: 10,
+  now: () => TEST_NOW,
   ...overrides,
 });
+
+/** The clock sourceOptions' sources write 22.05's relative query times against. */
+const TEST_NOW = new Date('2026-12-05T12:00:00Z');
+
+/**
+ * A query time as slurmrestd reads it: relative to now (`now-900seconds`, what 22.05 is sent) or
+ * written in the zone of slurmrestd's process (UTC here).
+ */
+function timeOf(text: string | null, now = TEST_NOW): number {
+  const relative = /^now(?:([+-])(\d+)seconds)?$/.exec(text ?? '');
+  if (relative) return now.getTime() + (relative[1] === '-' ? -1 : 1) * Number(relative[2] ?? 0) * 1000;
+  return Date.parse(`${text}Z`);
+}
+
+/** The window a jobs request asked for. */
+function askedWindow(url: string, now = TEST_NOW): { start: number; end: number } {
+  const query = new URL(url, 'http://slurmrestd').searchParams;
+  return { start: timeOf(query.get('start_time'), now), end: timeOf(query.get('end_time'), now) };
+}
 
 beforeAll(async () => {
   server = http.createServer(replayServer.handler);
@@ -115,15 +135,19 @@ afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 describe('slurmrestd source against a replay of real answers', () => {
   it.each(['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.40', 'v0.0.41', 'v0.0.42', 'v0.0.43', 'v0.0.44', 'v0.0.45'])(
-    '%s: asks the accounting endpoint with encoded local times and the auth headers',
+    '%s: asks the accounting endpoint with encoded times (22.05: relative to now) and the auth headers',
     async (version) => {
       replayServer.setPlan(replay);
       const items = await collect(createSlurmRestSource(sourceOptions({ apiVersion: version })).read(WINDOW));
       expect(items.length).toBeGreaterThanOrEqual(5);
       expect(items.every((item) => item.kind === 'job')).toBe(true);
       const [request] = replayServer.requests;
+      // 22.05 parses a written time in its own process's zone, whatever APP_TZ is: it is asked
+      // relative to now (seen accepted on the lab), 5 s more before the start.
       expect(request?.url).toBe(
-        `/slurmdb/${version}/jobs?start_time=2026-11-23T15%3A40%3A43&end_time=2026-11-23T15%3A47%3A01`,
+        Number(version.slice(5)) <= 38
+          ? `/slurmdb/${version}/jobs?start_time=now-1023562seconds&end_time=now-1023179seconds`
+          : `/slurmdb/${version}/jobs?start_time=2026-11-23T15%3A40%3A43&end_time=2026-11-23T15%3A47%3A01`,
       );
       expect(request?.headers['x-slurm-user-name']).toBe('billing');
       expect(request?.headers['x-slurm-user-token']).toBe('token-from-config');
@@ -676,6 +700,9 @@ describe('SLURM_CLUSTER with two clusters in one accounting database', () => {
   // slurmrestd asked without `cluster` answered the jobs of its own cluster (lab) alone, with
   // cluster=lab2 those of lab2; sacct --clusters=lab2 printed lab2's.
   const CAPTURE = '22.05/two-clusters';
+  // The clock the replay reads 22.05's relative times against: the sources' own (TEST_NOW), or the
+  // real one for a source built from the configuration.
+  let replayClock = () => TEST_NOW;
   const window = { start: new Date('2026-12-04T03:13:00Z'), end: new Date('2026-12-04T03:15:00Z') };
   const twoClusters = (url: string): Exchange => {
     if (url.startsWith('/openapi/v3')) return { status: 200, body: fixture('22.05/openapi-v3-paths.json') };
@@ -684,7 +711,7 @@ describe('SLURM_CLUSTER with two clusters in one accounting database', () => {
     }
     const cluster = new URL(url, 'http://slurmrestd').searchParams.get('cluster');
     // What it answered for a cluster it does not know, or a window without jobs.
-    if (cluster === 'lba' || url.includes('2026-12-05')) {
+    if (cluster === 'lba' || new Date(askedWindow(url, replayClock()).start).toISOString().startsWith('2026-12-05')) {
       return { status: 200, body: fixture('22.05/rest-dbv0.0.38-nothing-found.json') };
     }
     const file = cluster === 'lab2' ? 'rest-dbv0.0.38-jobs-cluster-lab2.json' : 'rest-dbv0.0.38-jobs.json';
@@ -704,10 +731,20 @@ describe('SLURM_CLUSTER with two clusters in one accounting database', () => {
     });
     const [source] = buildSources(config).sources;
     if (!source) throw new Error('slurmrestd is not configured');
-    const items = await collect(source.read(window));
-    expect(replayServer.requests.map((request) => request.url)).toEqual([
-      '/slurmdb/v0.0.38/jobs?start_time=2026-12-04T03%3A13%3A00&end_time=2026-12-04T03%3A15%3A00&cluster=lab2',
+    replayClock = () => new Date();
+    const items = await collect(source.read(window)).finally(() => {
+      replayClock = () => TEST_NOW;
+    });
+    const urls = replayServer.requests.map((request) => request.url);
+    expect(urls).toEqual([
+      expect.stringMatching(
+        /^\/slurmdb\/v0\.0\.38\/jobs\?start_time=now-\d+seconds&end_time=now-\d+seconds&cluster=lab2$/,
+      ),
     ]);
+    // Relative to the real clock here (buildSources): the window asked for, to the second.
+    const asked = askedWindow(urls[0] as string, new Date());
+    expect(Math.abs(asked.start - (window.start.getTime() - 5000))).toBeLessThan(3000);
+    expect(Math.abs(asked.end - window.end.getTime())).toBeLessThan(3000);
     // It used to read lab's four jobs: another cluster's, which a switch to sacct never read again.
     const sacct = parseSacctText(fixture(`${CAPTURE}/sacct-clusters-lab2.psv`), {
       timeZone: 'UTC',
@@ -736,5 +773,106 @@ describe('SLURM_CLUSTER with two clusters in one accounting database', () => {
     expect(await collect(source.read(quiet))).toEqual([]);
     expect(await collect(source.read(quiet))).toEqual([]);
     expect(replayServer.requests.filter((request) => request.url.includes('/clusters'))).toHaveLength(1);
+  });
+});
+
+describe('a window whose answer is more than one answer may be (a first run, a catch-up after an outage)', () => {
+  // slurmrestd pretty-prints some 13 kB a job: a week of a cluster running 6,000 jobs a day is past
+  // the body limit, and slow to build. Here the recorded jobs plus filler in proportion to the
+  // window's length (the other jobs of a busy cluster) stand for it, with a small body limit.
+  const NOW = new Date('2026-11-23T16:00:00Z');
+  const MAX_BODY = 400_000;
+  const recordedJobs = () =>
+    (JSON.parse(fixture('22.05/final/rest-dbv0.0.38-jobs.json')) as { jobs: Record<string, unknown>[] }).jobs;
+  const windowOf = (url: string) => askedWindow(url, NOW);
+  /** As slurmdbd selects them: eligible before the window ends, and not ended before it starts. */
+  const busyCluster =
+    (options: { slowAboveMs?: number } = {}) =>
+    (url: string): Exchange => {
+      if (!url.startsWith('/slurmdb/v0.0.38/jobs?')) return replay(url);
+      const { start, end } = windowOf(url);
+      const jobs = recordedJobs().filter((job) => {
+        const time = job.time as { submission: number; end: number };
+        return time.submission * 1000 <= end && (time.end === 0 || time.end * 1000 >= start);
+      });
+      const hours = (end - start) / 3_600_000;
+      const body = JSON.stringify({ errors: [], jobs, filler: 'x'.repeat(Math.round(hours * 20_000)) });
+      const isSlow = options.slowAboveMs !== undefined && end - start > options.slowAboveMs;
+      return { status: 200, body, ...(isSlow ? { delayMs: 1000 } : {}) };
+    };
+
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  const firstRun = async (source: JobSource) => {
+    const service = createIngestionService({
+      db,
+      sources: [source],
+      unconfigured: {},
+      logger: createLogger('silent'),
+      metrics: createMetrics(),
+      overlapSec: 600,
+      initialLookbackSec: 7 * 86_400,
+      now: () => NOW,
+    });
+    const result = await service.runOnce({ trigger: 'schedule' });
+    if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
+    return result.run;
+  };
+  /** The windows asked for, in order: they must follow each other without a gap from start to end. */
+  const askedWindows = () =>
+    replayServer.requests.filter((request) => request.url.includes('/jobs?')).map((request) => windowOf(request.url));
+
+  it('is read in slices small enough to answer, so the run completes and the window moves on', async () => {
+    await db.prisma.$executeRawUnsafe('TRUNCATE slurm_jobs, ingestion_runs');
+    replayServer.setPlan(busyCluster());
+    const run = await firstRun(createSlurmRestSource(sourceOptions({ maxBodyBytes: MAX_BODY, now: () => NOW })));
+    // It used to fail on every run, each reading a longer window than the last.
+    expect(run).toMatchObject({ outcome: 'success', source: 'slurmrestd', inserted: 12, error: null });
+    const slices: { start: number; end: number }[] = [];
+    for (const window of askedWindows()) {
+      const last = slices.at(-1);
+      if (last && window.start === last.start)
+        slices[slices.length - 1] = window; // halved and asked again
+      else slices.push(window);
+    }
+    // 22.05 is asked relative to now, from 5 s before each slice's start: the slices overlap by that.
+    expect(slices[0]?.start).toBe(NOW.getTime() - 7 * 86_400_000 - 5000);
+    expect(slices.at(-1)?.end).toBe(NOW.getTime());
+    for (const [index, slice] of slices.entries()) {
+      if (index > 0) expect(slice.start).toBe((slices[index - 1]?.end as number) - 5000);
+    }
+    expect(await db.prisma.slurmJob.count()).toBe(12);
+  });
+
+  it('a long window too slow to answer in SLURMRESTD_TIMEOUT_MS is read in shorter slices too', async () => {
+    await db.prisma.$executeRawUnsafe('TRUNCATE slurm_jobs, ingestion_runs');
+    replayServer.setPlan(busyCluster({ slowAboveMs: 2 * 3_600_000 }));
+    const run = await firstRun(
+      createSlurmRestSource(sourceOptions({ timeoutMs: 300, maxAttempts: 2, now: () => NOW })),
+    );
+    expect(run).toMatchObject({ outcome: 'success', source: 'slurmrestd', inserted: 12 });
+    expect(askedWindows().at(-1)?.end).toBe(NOW.getTime());
+  });
+
+  it('a slurmrestd 22.05 in another zone than APP_TZ (a container in UTC) reads the window meant', async () => {
+    // It parses a written time in its own process's zone: asked 2026-11-24T00:40:43 (Asia/Tokyo), it
+    // read 9 hours in the future, and every finished job of the window was missing from the answer.
+    replayServer.setPlan(busyCluster());
+    const source = createSlurmRestSource(sourceOptions({ timeZone: 'Asia/Tokyo', now: () => NOW }));
+    const items = await collect(source.read(WINDOW));
+    expect(items.filter((item) => item.kind === 'job')).toHaveLength(12);
+  });
+
+  it('a short window that does not answer in time still fails after its attempts, as before', async () => {
+    replayServer.setPlan((url) => ({ ...busyCluster()(url), delayMs: 1000 }));
+    const source = createSlurmRestSource(sourceOptions({ timeoutMs: 100, maxAttempts: 2 }));
+    await expect(collect(source.read(WINDOW))).rejects.toThrow(/did not answer within 100 ms \(after 2 attempts\)/);
+    expect(askedWindows()).toHaveLength(2);
   });
 });

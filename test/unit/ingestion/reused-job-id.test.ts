@@ -127,3 +127,28 @@ describe('assignStoredIds', () => {
     expect(placed(assignStoredIds(jobs, stored))).toEqual(expected);
   });
 });
+
+describe('a row sacct stored in the server zone, not APP_TZ (every time shifted alike)', () => {
+  const at = (text: string) => new Date(text);
+  const stored: StoredJobIdentity = {
+    ...row('7', '2026-12-03T18:00:00Z'),
+    startAt: at('2026-12-03T18:00:05Z'),
+    endAt: at('2026-12-03T19:00:05Z'),
+  };
+
+  it('is the same job when submit, start and end are all off by the same zone difference', () => {
+    const job = record('7', '2026-12-04T01:00:00Z', {
+      startAt: at('2026-12-04T01:00:05Z'),
+      endAt: at('2026-12-04T02:00:05Z'),
+    });
+    expect(placed(assignStoredIds([job], [stored]))).toEqual([['7', '7']]);
+  });
+
+  it('is another job (a reused id) when only the submit time is a whole number of hours apart', () => {
+    const job = record('7', '2026-12-04T01:00:00Z', {
+      startAt: at('2026-12-04T01:00:07Z'),
+      endAt: at('2026-12-04T01:30:00Z'),
+    });
+    expect(placed(assignStoredIds([job], [stored]))).toEqual([['7@20261204T010000Z', '7@20261204T010000Z']]);
+  });
+});

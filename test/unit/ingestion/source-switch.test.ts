@@ -84,3 +84,34 @@ describe('formatTresText: one spelling of a TRES list', () => {
     expect(formatTresText(parseTres(text))).toBe(canonical);
   });
 });
+
+// Recorded on the lab (fixtures/slurm/22.05/het-step): job 53 ran `srun -n1 sleep 3 : -n1 sleep 3`, a
+// heterogeneous step, which sacct prints as `53.0+0` and 22.05's slurmrestd as step 0 with
+// `step.het.component` 0. sacct's row was skipped as "not a Slurm job id", so the job lost that step's
+// usage, differed from slurmrestd's record (rewritten at each switch of source) and every run was partial.
+describe('a heterogeneous step (srun ... : ...), either source', () => {
+  const HET_STEP = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/het-step');
+  const sacctItems = parseSacctText(readFileSync(path.join(HET_STEP, 'sacct.psv'), 'utf8'), {
+    timeZone: 'UTC',
+    defaultCluster: 'x',
+  });
+
+  it('is read by sacct as a step of its job, not skipped', () => {
+    expect(sacctItems.filter((item) => item.kind === 'skip')).toEqual([]);
+    const job = jobsOf(sacctItems).get('53');
+    expect(job?.steps.map((step) => step.id)).toEqual(['batch', '0+0']);
+    expect(job?.stepCount).toBe(2);
+  });
+
+  it.each(VERSIONS)('%s: gives the same record as sacct', (version) => {
+    const rest = jobsOf(
+      parseSlurmRestJobsResponse(JSON.parse(readFileSync(path.join(HET_STEP, `rest-db${version}-jobs.json`), 'utf8')), {
+        version,
+        defaultCluster: 'x',
+      }).items,
+    );
+    const sacct = jobsOf(sacctItems);
+    expect([...rest.keys()].sort()).toEqual(['52', '53']);
+    for (const [key, job] of sacct) expect(rest.get(key)).toEqual({ ...job, exitCode: null });
+  });
+});
