@@ -191,14 +191,35 @@ describe('a dispute of the payment that paid a receipt', () => {
     expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(before.receipt);
   });
 
-  it('for a payment that never received money is recorded and answered 200, and changes nothing', async () => {
+  it('arriving before the payment succeeded is refused unstored (409), and applied when sent again after the success', async () => {
     const { agent, receiptId } = await researcherWithReceipt();
     await startCheckout(agent, receiptId);
     const pending = await latestPaymentOf(receiptId);
     const before = await snapshotOf(receiptId);
-    const answer = await deliverDummy(app, disputeEvent(pending.externalPaymentId, 'dispute_pending'));
-    expect(answer.body).toEqual({ received: true, outcome: 'ignored' });
+    const dispute = disputeEvent(pending.externalPaymentId, 'dispute_pending');
+    const early = await deliverDummy(app, dispute);
+    expect(early.status).toBe(409);
+    expect(early.body.error).toBe(
+      `Webhook rejected: payment #${pending.id} has not been reported paid yet, so its dispute cannot be applied before its success; nothing was changed. Send it again once the success has arrived.`,
+    );
     expect(await snapshotOf(receiptId)).toEqual(before);
+    expect(await db.prisma.paymentEvent.count({ where: { externalEventId: 'dispute_pending' } })).toBe(0);
+
+    await deliverDummy(app, {
+      event_id: `dispute_pending_paid_${pending.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: pending.externalPaymentId,
+      amount_cents: 1000,
+      currency: 'THB',
+    }).expect(200);
+    const retried = await deliverDummy(app, dispute);
+    expect(retried.body).toEqual({ received: true, outcome: 'review' });
+    expect(await latestPaymentOf(receiptId)).toMatchObject({
+      status: 'needs_review',
+      externalDisputeId: 'dp_dispute_pending',
+      disputedMinor: 1000n,
+    });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
   });
 });
 

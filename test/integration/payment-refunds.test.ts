@@ -438,16 +438,34 @@ describe('a refund of money this app never took', () => {
     expect(await refundMetric('unknown_payment')).toBeGreaterThanOrEqual(1);
   });
 
-  it('for a payment that never succeeded is recorded and answered 200, and changes nothing', async () => {
+  // Providers do not promise order: a refund told before the payment's success was answered
+  // `ignored` (200, never sent again), and the success then paid the receipt with money gone back.
+  it('arriving before the payment succeeded is refused unstored (409), and applied when sent again after the success', async () => {
     const { agent, receiptId } = await researcherWithReceipt();
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     const before = await snapshotOf(receiptId);
-    const answer = await deliverDummy(app, refundEvent(payment.externalPaymentId, 1000, 'THB', 'refund_pending'));
-    expect(answer.body).toEqual({ received: true, outcome: 'ignored' });
-    const recorded = await db.prisma.paymentEvent.findFirstOrThrow({ where: { externalEventId: 'refund_pending' } });
-    expect(recorded).toMatchObject({ outcome: 'ignored', paymentId: payment.id });
-    expect(await snapshotOf(receiptId)).toEqual({ ...before, events: before.events + 1 });
+    const refund = refundEvent(payment.externalPaymentId, 1000, 'THB', 'refund_pending');
+    const early = await deliverDummy(app, refund);
+    expect(early.status).toBe(409);
+    expect(early.body.error).toBe(
+      `Webhook rejected: payment #${payment.id} has not been reported paid yet, so its refund cannot be applied before its success; nothing was changed. Send it again once the success has arrived.`,
+    );
+    expect(await snapshotOf(receiptId)).toEqual(before);
+    expect(await db.prisma.paymentRefusedClaim.count({ where: { paymentId: payment.id } })).toBe(0);
+
+    await deliverDummy(app, {
+      event_id: `refund_pending_paid_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 1000,
+      currency: 'THB',
+    }).expect(200);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+    const retried = await deliverDummy(app, refund);
+    expect(retried.body).toEqual({ received: true, outcome: 'ok' });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    expect(await latestPaymentOf(receiptId)).toMatchObject({ status: 'resolved', refundedMinor: 1000n });
   });
 });
 
