@@ -5,7 +5,7 @@ import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../su
 import { buildUser } from '../support/factories.js';
 import { buildStripeDisputeClosed, buildStripeDisputeCreated, buildStripeEvent } from '../support/fake-stripe.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { useStripeApp } from '../support/stripe-webhooks.js';
+import { paidAtStripeVoidedAndResolved, useStripeApp } from '../support/stripe-webhooks.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -23,8 +23,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted } =
-  createPayingResearchers(() => ({ db, app }), 'disputed');
+const payers = createPayingResearchers(() => ({ db, app }), 'disputed');
+const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted } = payers;
 
 /** The dummy provider's dispute event: amount_cents is what the payer disputes of the payment. */
 function disputeEvent(externalPaymentId: string | null, eventId: string, fields: Record<string, unknown> = {}) {
@@ -191,14 +191,35 @@ describe('a dispute of the payment that paid a receipt', () => {
     expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(before.receipt);
   });
 
-  it('for a payment that never received money is recorded and answered 200, and changes nothing', async () => {
+  it('arriving before the payment succeeded is refused unstored (409), and applied when sent again after the success', async () => {
     const { agent, receiptId } = await researcherWithReceipt();
     await startCheckout(agent, receiptId);
     const pending = await latestPaymentOf(receiptId);
     const before = await snapshotOf(receiptId);
-    const answer = await deliverDummy(app, disputeEvent(pending.externalPaymentId, 'dispute_pending'));
-    expect(answer.body).toEqual({ received: true, outcome: 'ignored' });
+    const dispute = disputeEvent(pending.externalPaymentId, 'dispute_pending');
+    const early = await deliverDummy(app, dispute);
+    expect(early.status).toBe(409);
+    expect(early.body.error).toBe(
+      `Webhook rejected: payment #${pending.id} has not been reported paid yet, so its dispute cannot be applied before its success; nothing was changed. Send it again once the success has arrived.`,
+    );
     expect(await snapshotOf(receiptId)).toEqual(before);
+    expect(await db.prisma.paymentEvent.count({ where: { externalEventId: 'dispute_pending' } })).toBe(0);
+
+    await deliverDummy(app, {
+      event_id: `dispute_pending_paid_${pending.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: pending.externalPaymentId,
+      amount_cents: 1000,
+      currency: 'THB',
+    }).expect(200);
+    const retried = await deliverDummy(app, dispute);
+    expect(retried.body).toEqual({ received: true, outcome: 'review' });
+    expect(await latestPaymentOf(receiptId)).toMatchObject({
+      status: 'needs_review',
+      externalDisputeId: 'dp_dispute_pending',
+      disputedMinor: 1000n,
+    });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
   });
 });
 
@@ -1122,41 +1143,17 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
     ).toBe(1);
   });
   it('charge.dispute.created and .closed after an admin resolved the payment hold it for review again', async () => {
-    const { agent, receiptId } = await researcherWithReceipt(stripe.app);
-    await startCheckout(agent, receiptId);
-    const payment = await latestPaymentOf(receiptId);
-    await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_disputes_resolved',
-        },
-        'evt_disputes_paid_resolved',
-      ),
-    ).expect(200);
     adminCounter += 1;
     const username = `disputereviewer${adminCounter}`;
-    await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-    const admin = await signInAs(stripe.app, username, `${username}-password`);
-    await admin
-      .post(`/admin/receipts/${receiptId}/void`)
-      .set('Accept', 'application/json')
-      .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ reason: 'billed to the wrong project' })
-      .expect(200);
-    const resolve = async (outcome: string, note: string) =>
-      admin
-        .post(`/admin/payments/${payment.id}/resolve`)
-        .set('Accept', 'application/json')
-        .set('X-CSRFToken', await csrfTokenOf(admin))
-        .send({ outcome, note })
-        .expect(200);
-    await resolve('refunded', 'Refunded in the Stripe dashboard.');
+    const { receiptId, resolve } = await paidAtStripeVoidedAndResolved(
+      { db, app: stripe.app, deliver: deliverStripe, payers },
+      {
+        paymentIntent: 'pi_test_disputes_resolved',
+        paidEventId: 'evt_disputes_paid_resolved',
+        adminUsername: username,
+        resolvedAs: { outcome: 'refunded', note: 'Refunded in the Stripe dashboard.' },
+      },
+    );
 
     const dispute = {
       id: 'dp_test_disputes_resolved',

@@ -5,7 +5,7 @@ import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../su
 import { buildUser } from '../support/factories.js';
 import { buildStripeChargeRefunded, buildStripeEvent } from '../support/fake-stripe.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { useStripeApp } from '../support/stripe-webhooks.js';
+import { paidAtStripeVoidedAndResolved, useStripeApp } from '../support/stripe-webhooks.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -20,8 +20,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted } =
-  createPayingResearchers(() => ({ db, app }), 'refunded');
+const payers = createPayingResearchers(() => ({ db, app }), 'refunded');
+const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted } = payers;
 
 let eventCounter = 0;
 /** The dummy provider's refund event: amount_cents is what it has refunded of the payment so far. */
@@ -438,16 +438,34 @@ describe('a refund of money this app never took', () => {
     expect(await refundMetric('unknown_payment')).toBeGreaterThanOrEqual(1);
   });
 
-  it('for a payment that never succeeded is recorded and answered 200, and changes nothing', async () => {
+  // Providers do not promise order: a refund told before the payment's success was answered
+  // `ignored` (200, never sent again), and the success then paid the receipt with money gone back.
+  it('arriving before the payment succeeded is refused unstored (409), and applied when sent again after the success', async () => {
     const { agent, receiptId } = await researcherWithReceipt();
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     const before = await snapshotOf(receiptId);
-    const answer = await deliverDummy(app, refundEvent(payment.externalPaymentId, 1000, 'THB', 'refund_pending'));
-    expect(answer.body).toEqual({ received: true, outcome: 'ignored' });
-    const recorded = await db.prisma.paymentEvent.findFirstOrThrow({ where: { externalEventId: 'refund_pending' } });
-    expect(recorded).toMatchObject({ outcome: 'ignored', paymentId: payment.id });
-    expect(await snapshotOf(receiptId)).toEqual({ ...before, events: before.events + 1 });
+    const refund = refundEvent(payment.externalPaymentId, 1000, 'THB', 'refund_pending');
+    const early = await deliverDummy(app, refund);
+    expect(early.status).toBe(409);
+    expect(early.body.error).toBe(
+      `Webhook rejected: payment #${payment.id} has not been reported paid yet, so its refund cannot be applied before its success; nothing was changed. Send it again once the success has arrived.`,
+    );
+    expect(await snapshotOf(receiptId)).toEqual(before);
+    expect(await db.prisma.paymentRefusedClaim.count({ where: { paymentId: payment.id } })).toBe(0);
+
+    await deliverDummy(app, {
+      event_id: `refund_pending_paid_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 1000,
+      currency: 'THB',
+    }).expect(200);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+    const retried = await deliverDummy(app, refund);
+    expect(retried.body).toEqual({ received: true, outcome: 'ok' });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    expect(await latestPaymentOf(receiptId)).toMatchObject({ status: 'resolved', refundedMinor: 1000n });
   });
 });
 
@@ -528,39 +546,17 @@ describe("Stripe's charge.refunded (SDK against a local fake of the API)", () =>
     expect(unknown.body).toEqual({ received: true, outcome: 'unknown_payment' });
   });
   it('charge.refunded for a payment an admin resolved as dismissed holds it for review again', async () => {
-    const { agent, receiptId } = await researcherWithReceipt(stripe.app);
-    await startCheckout(agent, receiptId);
-    const payment = await latestPaymentOf(receiptId);
-    await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_refunds_dismissed',
-        },
-        'evt_refunds_paid_dismissed',
-      ),
-    ).expect(200);
     adminCounter += 1;
     const username = `refundreviewer${adminCounter}`;
-    await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-    const admin = await signInAs(stripe.app, username, `${username}-password`);
-    await admin
-      .post(`/admin/receipts/${receiptId}/void`)
-      .set('Accept', 'application/json')
-      .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ reason: 'billed to the wrong project' })
-      .expect(200);
-    await admin
-      .post(`/admin/payments/${payment.id}/resolve`)
-      .set('Accept', 'application/json')
-      .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ outcome: 'dismissed', note: 'Applied to the right project by hand.' })
-      .expect(200);
+    const { receiptId } = await paidAtStripeVoidedAndResolved(
+      { db, app: stripe.app, deliver: deliverStripe, payers },
+      {
+        paymentIntent: 'pi_test_refunds_dismissed',
+        paidEventId: 'evt_refunds_paid_dismissed',
+        adminUsername: username,
+        resolvedAs: { outcome: 'dismissed', note: 'Applied to the right project by hand.' },
+      },
+    );
 
     const refunded = await deliverStripe(
       buildStripeChargeRefunded(

@@ -3,7 +3,10 @@ import Stripe from 'stripe';
 import request from 'supertest';
 import { afterAll, beforeAll } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
-import { type FakeStripe, startFakeStripe } from './fake-stripe.js';
+import type { createPayingResearchers } from './dummy-payments.js';
+import { buildUser } from './factories.js';
+import { buildStripeEvent, type FakeStripe, startFakeStripe } from './fake-stripe.js';
+import { csrfTokenOf, signInAs } from './sign-in.js';
 import { buildTestApp } from './test-app.js';
 import type { TestDatabase } from './test-database.js';
 
@@ -40,4 +43,63 @@ export function useStripeApp(db: () => TestDatabase, keys: { secretKey: string; 
   }
 
   return { stripe, deliver };
+}
+
+/**
+ * A receipt of 10.00 THB paid at Stripe (its checkout.session.completed, naming `paymentIntent`),
+ * voided by a new admin `adminUsername` (which holds its payment for review), and that review
+ * resolved by the admin as `resolvedAs`. `resolve` resolves the payment again, once it is held again.
+ */
+export async function paidAtStripeVoidedAndResolved(
+  on: {
+    db: TestDatabase;
+    app: express.Express;
+    deliver: (event: unknown) => request.Test;
+    payers: ReturnType<typeof createPayingResearchers>;
+  },
+  story: {
+    paymentIntent: string;
+    paidEventId: string;
+    adminUsername: string;
+    resolvedAs: { outcome: 'refunded' | 'dismissed'; note: string };
+  },
+) {
+  const { researcherWithReceipt, startCheckout, latestPaymentOf } = on.payers;
+  const { agent, receiptId } = await researcherWithReceipt(on.app);
+  await startCheckout(agent, receiptId);
+  const payment = await latestPaymentOf(receiptId);
+  await on
+    .deliver(
+      buildStripeEvent(
+        'checkout.session.completed',
+        {
+          id: payment.externalPaymentId,
+          amount_total: 1000,
+          currency: 'thb',
+          payment_status: 'paid',
+          status: 'complete',
+          payment_intent: story.paymentIntent,
+        },
+        story.paidEventId,
+      ),
+    )
+    .expect(200);
+  const username = story.adminUsername;
+  await buildUser(on.db.prisma, { username, role: 'admin', password: `${username}-password` });
+  const admin = await signInAs(on.app, username, `${username}-password`);
+  await admin
+    .post(`/admin/receipts/${receiptId}/void`)
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(admin))
+    .send({ reason: 'billed to the wrong project' })
+    .expect(200);
+  const resolve = async (outcome: string, note: string) =>
+    admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome, note })
+      .expect(200);
+  await resolve(story.resolvedAs.outcome, story.resolvedAs.note);
+  return { receiptId, payment, admin, resolve };
 }

@@ -222,6 +222,14 @@ export class ClaimBackRefusedError extends ConflictError {
   }
 }
 
+/** Events that claim money back from a payment, as a refusal names them. */
+const CLAIM_BACK_EVENTS: Readonly<Record<string, string>> = {
+  'payment.refunded': 'its refund',
+  'payment.disputed': 'its dispute',
+  'payment.dispute_closed': "its dispute's outcome",
+  'payment.refund_failed': 'its failed refund',
+};
+
 /** False for a payment that never took money (still open, failed or canceled): a refund or dispute of it changes nothing. */
 function hasTakenMoney(payment: paymentsRepository.PaymentRow): boolean {
   return payment.status !== 'pending' && payment.status !== 'failed' && payment.status !== 'canceled';
@@ -1234,6 +1242,17 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         : null;
     if (!payment) return { outcome: 'unknown_payment', paymentId: null };
     const audit = providerAuditOf(providerName, payment);
+    // Providers do not promise the order of their events: a refund or dispute of a payment whose
+    // success has not arrived yet was answered `ignored` (200, so never sent again), and the success
+    // arriving next paid the receipt with money that had gone back. Refused unstored, so the
+    // provider's retry, once the success is in, is applied. Failed and canceled payments are final
+    // here: a claim on them still changes nothing.
+    if (payment.status === 'pending' && CLAIM_BACK_EVENTS[event.type] !== undefined) {
+      throw new ConflictError(
+        `Webhook rejected: payment #${payment.id} has not been reported paid yet, so ${CLAIM_BACK_EVENTS[event.type]} ` +
+          'cannot be applied before its success; nothing was changed. Send it again once the success has arrived.',
+      );
+    }
     if (event.type === 'payment.refunded') return applyRefund(tx, providerName, payment, event);
     if (event.type === 'payment.disputed') return applyDispute(tx, providerName, payment, event);
     if (event.type === 'payment.dispute_closed') return applyDisputeClosed(tx, providerName, payment, event);
