@@ -79,4 +79,20 @@ describe('docker-compose.yml and .env.example', () => {
     const neededSeconds = (10_000 + env.SHUTDOWN_TIMEOUT_MS) / 1000 + 5;
     expect(gracePeriodSeconds(readAppService().stop_grace_period)).toBeGreaterThanOrEqual(neededSeconds);
   });
+
+  it("publish Prometheus and Grafana on the host's loopback only unless .env says otherwise", () => {
+    // Prometheus has no sign-in and Grafana's admin is admin/admin until its password is set:
+    // "9090:9090" and "3000:3000" put both on every interface of the host.
+    const compose = parse(readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+      services: Record<string, { ports?: string[] }>;
+    };
+    for (const service of ['prometheus', 'grafana']) {
+      const published = (compose.services[service]?.ports ?? []).map((port) =>
+        // As compose reads it with the variable unset: ${NAME:-default} is the default.
+        port.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1'),
+      );
+      expect(published.length, service).toBeGreaterThan(0);
+      for (const port of published) expect(port, service).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+    }
+  });
 });
