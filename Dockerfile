@@ -6,7 +6,7 @@
 #   docker run --rm -e DATABASE_URL=... -e SESSION_SECRET=... -e AUDIT_CHAIN_KEY=... hpc-billing node dist/src/cli/migrate.cli.js   # one-shot
 #   docker run --rm -it -e DATABASE_URL=... -e SESSION_SECRET=... -e AUDIT_CHAIN_KEY=... hpc-billing \
 #     node dist/src/cli/user.cli.js create --username ops --role admin   # the first admin; asks for a password
-#   docker run -d -p 127.0.0.1:8000:8000 -e DATABASE_URL=... -e SESSION_SECRET=... -e AUDIT_CHAIN_KEY=... -e TRUST_PROXY=172.17.0.1 hpc-billing
+#   docker run -d --stop-timeout 30 -p 127.0.0.1:8000:8000 -e DATABASE_URL=... -e SESSION_SECRET=... -e AUDIT_CHAIN_KEY=... -e TRUST_PROXY=172.17.0.1 hpc-billing
 # Production needs HTTPS: the last line is for a TLS proxy on the same host that sends X-Forwarded-Proto
 # (TRUST_PROXY: where its connections come from, the default bridge's gateway). For a trial over plain
 # HTTP, -e REQUIRE_HTTPS=0 instead.

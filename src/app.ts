@@ -101,6 +101,9 @@ export interface AppDeps {
   isDraining?: () => boolean;
 }
 
+/** How long a scrape of /metrics waits for each database read: half of Prometheus's default scrape_timeout. */
+export const SCRAPE_DATABASE_READ_LIMIT_MS = 5_000;
+
 /** Builds the Express app from its dependencies; it does not listen (server.ts does, tests use supertest). */
 export function createApp(deps: AppDeps): express.Express {
   const { config, db, logger, metrics } = deps;
@@ -167,11 +170,15 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(httpMetrics(deps.metrics));
   deps.metrics.observeDbPool(db.pool);
   deps.metrics.observePaymentProvider(payments.providerName);
-  deps.metrics.observeReadiness(async () => (await checkReadiness(db.pool, config.readyTimeoutMs)).isReady);
+  // A scrape asks the database within Prometheus's scrape_timeout (10 s by default), whatever
+  // READY_TIMEOUT_MS allows /readyz: with a longer one, a scrape of a silent database timed out, up
+  // read 0 and AppDown ("cannot scrape") paged instead of AppNotReady, which never fired.
+  const scrapeReadTimeoutMs = Math.min(config.readyTimeoutMs, SCRAPE_DATABASE_READ_LIMIT_MS);
+  deps.metrics.observeReadiness(async () => (await checkReadiness(db.pool, scrapeReadTimeoutMs)).isReady);
   if (deps.isDraining) deps.metrics.observeDrain(deps.isDraining);
-  deps.metrics.observeIngestionFreshness(() => findLastIngestionSuccess(db, config.readyTimeoutMs));
+  deps.metrics.observeIngestionFreshness(() => findLastIngestionSuccess(db, scrapeReadTimeoutMs));
   if (payments.providerName) {
-    deps.metrics.observeOpenCheckouts(() => findOldestOpenCheckouts(db.pool, config.readyTimeoutMs));
+    deps.metrics.observeOpenCheckouts(() => findOldestOpenCheckouts(db.pool, scrapeReadTimeoutMs));
   }
   const securityHeaders = helmet({
     contentSecurityPolicy: {

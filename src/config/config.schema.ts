@@ -145,6 +145,12 @@ function describeUnreadableDatabaseUrl(url: string): string | undefined {
   return undefined;
 }
 
+/** An IP address, or a host name: dot-separated labels of letters, digits, `-` and `_` (Docker's names). */
+const isListenHost = (host: string) =>
+  isIP(host) !== 0 ||
+  (host.length <= 253 &&
+    host.split('.').every((label) => /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label)));
+
 const isCurrency = (code: string) => Intl.supportedValuesOf('currency').includes(code);
 
 /**
@@ -273,6 +279,13 @@ export const ZEnv = z
             ctx.addIssue({
               code: 'custom',
               message: `must be an address or a host name without spaces or quotes, e.g. 0.0.0.0 (got ${JSON.stringify(host)})`,
+            });
+          // "0.0.0.0:8000" or "http://0.0.0.0" passed, and the start failed only after the database
+          // was started and migrated, with "getaddrinfo ENOTFOUND" and exit 1 instead of this list.
+          else if (!isListenHost(host))
+            ctx.addIssue({
+              code: 'custom',
+              message: `must be an address or a host name alone, without a scheme, port or path (the port is PORT), e.g. 0.0.0.0 (got ${JSON.stringify(host)})`,
             });
         })
         .optional(),

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { openDatabase } from '../../src/db/database.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { createLogger } from '../../src/shared/logger.js';
 import { buildUser } from '../support/factories.js';
 import { csrfTokenIn, signInAs } from '../support/sign-in.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -143,4 +144,32 @@ describe('GET /readyz, and requests while the database is gone', () => {
     proxy.restore();
     await agent.get('/account').set('Accept', 'text/html').expect(200);
   });
+});
+
+describe('GET /metrics while the database does not answer', () => {
+  // READY_TIMEOUT_MS may be up to 60 s for /readyz; a scrape waited as long for hpc_ready, past
+  // Prometheus's scrape_timeout (10 s): up read 0 and AppDown paged, while AppNotReady never fired.
+  it('answers within Prometheus scrape timeout, with hpc_ready 0, even with a long READY_TIMEOUT_MS', async () => {
+    const target = new URL(db.url);
+    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+    const viaProxy = new URL(db.url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const config = buildTestConfig(viaProxy.toString(), { READY_TIMEOUT_MS: '20000', INGEST_ENABLED: '0' });
+    const logger = createLogger('silent');
+    const database = openDatabase(viaProxy.toString(), { poolMax: 4, queryTimeoutMs: config.dbQueryTimeoutMs, logger });
+    try {
+      const app = createApp({ config, db: database, logger, metrics: createMetrics() });
+      expect((await request(app).get('/metrics').expect(200)).text).toMatch(/^hpc_ready 1$/m);
+      proxy.freeze();
+      const startedAt = Date.now();
+      const scrape = await request(app).get('/metrics').expect(200);
+      expect(Date.now() - startedAt).toBeLessThan(8_000);
+      expect(scrape.text).toMatch(/^hpc_ready 0$/m);
+    } finally {
+      proxy.thaw();
+      await database.close();
+      await proxy.close();
+    }
+  }, 40_000);
 });

@@ -227,6 +227,14 @@ describe.skipIf(!hasPrometheus)('the real Prometheus scraping the app', () => {
     expect(result).toEqual([{ metric: {}, value: [expect.any(Number), '0'] }]);
   }, 40_000);
 
+  it('shows "Ingestion freshness" as no value (drawn "never"), not 56 years, while no run has succeeded', async () => {
+    // The test database has no ingestion run: the gauge is 0, and time() - 0 drew a red "56 years"
+    // on a fresh install, where IngestionStale itself says "no run has ever succeeded".
+    await seriesOf('slurm_ingest_last_success_timestamp_seconds == 0');
+    const [freshness] = dashboardQueries('Ingestion freshness');
+    expect(await query(freshness as string)).toEqual([]);
+  }, 40_000);
+
   it('evaluates every dashboard query without an error', async () => {
     for (const panel of dashboard.panels) {
       for (const target of panel.targets ?? []) await query(withGrafanaVariables(target.expr));

@@ -19,11 +19,27 @@ const NOT_PASSED_ON: Record<string, string> = {
 
 const appSettings = Object.keys(ZEnv.shape);
 
-function readAppEnvironment(): Record<string, string | null> {
+interface AppService {
+  environment: Record<string, string | null>;
+  stop_grace_period?: string;
+}
+
+function readAppService(): AppService {
   const compose = parse(readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
-    services: { app: { environment: Record<string, string | null> } };
+    services: { app: AppService };
   };
-  return compose.services.app.environment;
+  return compose.services.app;
+}
+
+function readAppEnvironment(): Record<string, string | null> {
+  return readAppService().environment;
+}
+
+/** Compose's duration (`30s`, `1m30s`) in seconds; unset is Docker's default, 10 s. */
+function gracePeriodSeconds(duration = '10s'): number {
+  const parts = [...duration.matchAll(/(\d+)(h|m|s)/g)];
+  expect(parts.map((part) => part[0]).join(''), `stop_grace_period ${duration}`).toBe(duration);
+  return parts.reduce((total, [, amount, unit]) => total + Number(amount) * { h: 3600, m: 60, s: 1 }[unit as 'h'], 0);
 }
 
 /** `NAME=value` lines of .env.example, commented out (`# NAME=value`) or not. */
@@ -55,5 +71,28 @@ describe('docker-compose.yml and .env.example', () => {
     expect(unknown.map(({ name }) => name)).toEqual([]);
     // Secrets are the operator's to generate (the quick start appends them), never a shared value.
     expect(example.filter(({ isSet }) => isSet).map(({ name }) => name)).toEqual(['REQUIRE_HTTPS']);
+  });
+
+  it('give the app longer to stop than a 10 s drain and the shutdown timeout, so Docker does not kill it mid-close', () => {
+    const env = ZEnv.parse({});
+    // The drain a load balancer needs (docs/operations.md: 5-10 s), the close, and a few seconds to close the pool.
+    const neededSeconds = (10_000 + env.SHUTDOWN_TIMEOUT_MS) / 1000 + 5;
+    expect(gracePeriodSeconds(readAppService().stop_grace_period)).toBeGreaterThanOrEqual(neededSeconds);
+  });
+
+  it("publish Prometheus and Grafana on the host's loopback only unless .env says otherwise", () => {
+    // Prometheus has no sign-in and Grafana's admin is admin/admin until its password is set:
+    // "9090:9090" and "3000:3000" put both on every interface of the host.
+    const compose = parse(readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+      services: Record<string, { ports?: string[] }>;
+    };
+    for (const service of ['prometheus', 'grafana']) {
+      const published = (compose.services[service]?.ports ?? []).map((port) =>
+        // As compose reads it with the variable unset: ${NAME:-default} is the default.
+        port.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1'),
+      );
+      expect(published.length, service).toBeGreaterThan(0);
+      for (const port of published) expect(port, service).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+    }
   });
 });

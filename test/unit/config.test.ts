@@ -147,9 +147,23 @@ describe('loadConfig', () => {
     },
   );
 
-  it.each(['0.0.0.0', '::', '127.0.0.1', 'localhost', 'app.internal'])('listens on HOST %s', (host) => {
-    expect(loadConfig({ HOST: host }).host).toBe(host);
-  });
+  // They passed the check and the start failed later, after the database was started and migrated,
+  // with "getaddrinfo ENOTFOUND 0.0.0.0:8000" and exit 1 instead of the list of problems (exit 78).
+  it.each(['0.0.0.0:8000', 'http://0.0.0.0', '127.0.0.1/32', 'app..internal', '[::]', '-app'])(
+    'refuses HOST %j, which is no address or host name alone',
+    (host) => {
+      expect(problemsOf({ HOST: host })).toEqual([
+        `HOST: must be an address or a host name alone, without a scheme, port or path (the port is PORT), e.g. 0.0.0.0 (got ${JSON.stringify(host)})`,
+      ]);
+    },
+  );
+
+  it.each(['0.0.0.0', '::', '127.0.0.1', 'localhost', 'app.internal', 'fe80::1', 'hpc_billing_app'])(
+    'listens on HOST %s',
+    (host) => {
+      expect(loadConfig({ HOST: host }).host).toBe(host);
+    },
+  );
 
   it('takes a choice left empty, as an .env line left blank, as unset', () => {
     const config = loadConfig({ APP_ENV: '', LOG_LEVEL: ' ', PAYMENT_PROVIDER: '', PRICING_CPU_BASIS: '' });
