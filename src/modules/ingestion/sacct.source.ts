@@ -190,7 +190,12 @@ export function sacctEnvironment(timeZone: string): NodeJS.ProcessEnv {
   // how sacct prints every time (seen on the lab: `2026-12-04 12:05:03`, `12:05:03`), and the parser
   // reads sacct's own format: from a shell that had it, `npm run ingest` skipped every job as
   // malformed, and the partial run still completed its window, so those jobs were never read again.
-  return { ...process.env, TZ: timeZone, SLURM_TIME_FORMAT: 'standard' };
+  // SLURM_CLUSTERS is sacct's own `--clusters` (`all`, or another cluster's name on a site with several),
+  // also set in login profiles. Inherited, sacct read the clusters it names while slurmrestd, which never
+  // sees it, read its host's: a switch of source changed which cluster was billed. The cluster read is
+  // SLURM_CLUSTER's (`--clusters`), else the host's, for every source alike.
+  const { SLURM_CLUSTERS: _ignored, ...inherited } = process.env;
+  return { ...inherited, TZ: timeZone, SLURM_TIME_FORMAT: 'standard' };
 }
 
 /** Process groups of sacct runs still going: a process that exits takes them with it. */

@@ -158,6 +158,23 @@ describe('sacct source with a fake sacct executable', () => {
     ]);
   });
 
+  it("reads the cluster SLURM_CLUSTER names, whatever SLURM_CLUSTERS the server's environment has", async () => {
+    // Slurm's own SLURM_CLUSTERS (`all`, another cluster) is sacct's `--clusters`; inherited, sacct
+    // read other clusters than slurmrestd, which never sees it, so a switch of source changed the bill.
+    const saved = process.env.SLURM_CLUSTERS;
+    process.env.SLURM_CLUSTERS = 'all';
+    try {
+      const sacct = fakeSacct('ok');
+      await collect(createSacctSource(options(sacct)).read(WINDOW));
+      const environments = readFileSync(`${sacct}.env`, 'utf8').trim().split('\n');
+      expect(JSON.parse(environments.at(-1) ?? '')).toEqual({ TZ: 'Asia/Bangkok', SLURM_TIME_FORMAT: 'standard' });
+      expect(argsOf(sacct).at(-1)).not.toContainEqual(expect.stringMatching(/^--clusters/));
+    } finally {
+      if (saved === undefined) delete process.env.SLURM_CLUSTERS;
+      else process.env.SLURM_CLUSTERS = saved;
+    }
+  });
+
   it('asks for one validated user, and refuses a name that could be an option', async () => {
     const sacct = fakeSacct('ok-user');
     await expect(collect(createSacctSource(options(sacct)).read(WINDOW, { user: '-x;rm' }))).rejects.toThrow(
