@@ -447,6 +447,19 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
         throw new PaymentProviderError(`Stripe could not expire the checkout: ${(error as Error).message}`);
       }
     },
+    async findCheckoutOfIntent(externalIntentId: string): Promise<string | null> {
+      try {
+        const stripe = await getStripe();
+        // A webhook waits for this answer, as a void waits for an expiry: at most two tries of 5 s.
+        const patience = options.apiUrl ? { timeout: 5_000 } : { timeout: 5_000, maxNetworkRetries: 1 };
+        const sessions = await stripe.checkout.sessions.list({ payment_intent: externalIntentId, limit: 1 }, patience);
+        return sessions.data[0]?.id ?? null;
+      } catch (error) {
+        throw new PaymentProviderError(
+          `Stripe could not say which Checkout Session took ${externalIntentId}: ${(error as Error).message}`,
+        );
+      }
+    },
     async parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent> {
       const signature = headers['stripe-signature'];
       if (typeof signature !== 'string') throw new WebhookSignatureError('missing Stripe-Signature');
