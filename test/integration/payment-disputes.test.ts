@@ -1142,6 +1142,71 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
       }),
     ).toBe(1);
   });
+  // Stripe names a dispute's payment by the PaymentIntent, which the app learns from the success: a
+  // dispute told first was `unknown_payment` (200, never sent again), and the bank's claim was lost.
+  it('arriving before the success is matched through its Checkout Session and refused unstored (409), also for a checkout a void canceled', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(stripe.app);
+    await startCheckout(agent, receiptId);
+    const payment = await latestPaymentOf(receiptId);
+    const session = String(payment.externalPaymentId);
+    stripe.fake.completeSession(session, 'pi_test_disputes_early');
+    const dispute = buildStripeDisputeCreated(
+      { id: 'dp_test_disputes_early', payment_intent: 'pi_test_disputes_early', amount: 1000, currency: 'thb' },
+      'evt_disputes_early',
+    );
+    const refusal = `Webhook rejected: payment #${payment.id} has not been reported paid yet, so its dispute cannot be applied before its success; nothing was changed. Send it again once the success has arrived.`;
+    const before = await snapshotOf(receiptId);
+    const early = await deliverStripe(dispute);
+    expect(early.status, early.text).toBe(409);
+    expect(early.body.error).toBe(refusal);
+    expect(await snapshotOf(receiptId)).toEqual(before);
+
+    // The receipt is voided: its checkout is canceled here, though the payer had paid at Stripe
+    // just before (the void is told so). A canceled payment's claims change nothing, but Stripe has
+    // just said that this checkout took the money, so the success is due: still refused.
+    adminCounter += 1;
+    const username = `disputereviewer${adminCounter}`;
+    await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
+    const admin = await signInAs(stripe.app, username, `${username}-password`);
+    await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    expect((await latestPaymentOf(receiptId)).status).toBe('canceled');
+    const afterVoid = await deliverStripe(dispute);
+    expect(afterVoid.status, afterVoid.text).toBe(409);
+    expect(afterVoid.body.error).toBe(refusal);
+    expect(await db.prisma.paymentEvent.count({ where: { externalEventId: 'evt_disputes_early' } })).toBe(0);
+
+    const completed = await deliverStripe(
+      buildStripeEvent(
+        'checkout.session.completed',
+        {
+          id: session,
+          amount_total: 1000,
+          currency: 'thb',
+          payment_status: 'paid',
+          status: 'complete',
+          payment_intent: 'pi_test_disputes_early',
+        },
+        'evt_disputes_early_paid',
+      ),
+    );
+    expect(completed.body).toEqual({ received: true, outcome: 'review' });
+    const retried = await deliverStripe(dispute);
+    expect(retried.status, retried.text).toBe(200);
+    const held = await latestPaymentOf(receiptId);
+    expect(held).toMatchObject({
+      status: 'needs_review',
+      externalDisputeId: 'dp_test_disputes_early',
+      disputedMinor: 1000n,
+    });
+    expect(held.reviewReason).toContain('payment succeeded after it was canceled');
+    expect(held.reviewReason).toContain('the payer disputed 10.00 THB of the 10.00 THB received at stripe');
+  });
+
   it('charge.dispute.created and .closed after an admin resolved the payment hold it for review again', async () => {
     adminCounter += 1;
     const username = `disputereviewer${adminCounter}`;

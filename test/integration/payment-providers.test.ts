@@ -137,7 +137,7 @@ describe('stripe provider', () => {
     );
   });
 
-  it('rejects a tampered body, a wrong secret, a stale timestamp and a bad or missing header, each in one plain sentence', async () => {
+  it('rejects a tampered body, a wrong secret, a timestamp too old or too far ahead and a bad or missing header, each in one plain sentence', async () => {
     const payload = JSON.stringify(
       buildStripeEvent('checkout.session.completed', { id: 'cs_test_x', payment_status: 'paid' }),
     );
@@ -169,6 +169,26 @@ describe('stripe provider', () => {
     expect(await refusalOf(payload, { 'stripe-signature': stale })).toBe(
       'Webhook rejected: the Stripe-Signature timestamp is more than 300 s from now.',
     );
+    // Stripe's package checks only the past: a body signed for an hour ahead was taken.
+    const ahead = signer.webhooks.generateTestHeaderString({
+      payload,
+      secret: WEBHOOK_SECRET,
+      timestamp: Math.floor(Date.now() / 1000) + 3600,
+    });
+    expect(await refusalOf(payload, { 'stripe-signature': ahead })).toBe(
+      'Webhook rejected: the Stripe-Signature timestamp is more than 300 s from now.',
+    );
+    // Within the tolerance either way (clocks differ a little): taken.
+    for (const offset of [-240, 240]) {
+      const near = signer.webhooks.generateTestHeaderString({
+        payload,
+        secret: WEBHOOK_SECRET,
+        timestamp: Math.floor(Date.now() / 1000) + offset,
+      });
+      await expect(provider().parseWebhook(Buffer.from(payload), { 'stripe-signature': near })).resolves.toMatchObject({
+        type: 'payment.succeeded',
+      });
+    }
     expect(await refusalOf(payload, { 'stripe-signature': 'nonsense' })).toBe(
       'Webhook rejected: the Stripe-Signature header has no timestamp or no signature.',
     );

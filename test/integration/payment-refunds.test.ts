@@ -545,6 +545,86 @@ describe("Stripe's charge.refunded (SDK against a local fake of the API)", () =>
     );
     expect(unknown.body).toEqual({ received: true, outcome: 'unknown_payment' });
   });
+  // Stripe names a refund's payment by the PaymentIntent, which the app learns from the success: a
+  // refund told first was `unknown_payment` (200, so Stripe never sent it again), and the success
+  // arriving next paid the receipt with money that had gone back to the payer.
+  it('arriving before the success is matched through its Checkout Session, refused unstored (409), and applied when sent again', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(stripe.app);
+    await startCheckout(agent, receiptId);
+    const payment = await latestPaymentOf(receiptId);
+    stripe.fake.completeSession(String(payment.externalPaymentId), 'pi_test_refunds_early');
+    const before = await snapshotOf(receiptId);
+    const refund = buildStripeChargeRefunded(
+      { payment_intent: 'pi_test_refunds_early', amount: 1000, amount_refunded: 1000, currency: 'thb' },
+      'evt_refunds_early',
+    );
+    const early = await deliverStripe(refund);
+    expect(early.status, early.text).toBe(409);
+    expect(early.body.error).toBe(
+      `Webhook rejected: payment #${payment.id} has not been reported paid yet, so its refund cannot be applied before its success; nothing was changed. Send it again once the success has arrived.`,
+    );
+    expect(stripe.fake.requests.at(-1)).toMatchObject({
+      method: 'GET',
+      path: expect.stringMatching(/^\/v1\/checkout\/sessions\?/),
+    });
+    expect(stripe.fake.requests.at(-1)?.form.get('payment_intent')).toBe('pi_test_refunds_early');
+    expect(await snapshotOf(receiptId)).toEqual(before);
+    expect(await db.prisma.paymentRefusedClaim.count({ where: { paymentId: payment.id } })).toBe(0);
+
+    const completed = await deliverStripe(
+      buildStripeEvent(
+        'checkout.session.completed',
+        {
+          id: payment.externalPaymentId,
+          amount_total: 1000,
+          currency: 'thb',
+          payment_status: 'paid',
+          status: 'complete',
+          payment_intent: 'pi_test_refunds_early',
+        },
+        'evt_refunds_early_paid',
+      ),
+    );
+    expect(completed.body).toEqual({ received: true, outcome: 'ok' });
+    const asked = stripe.fake.requests.length;
+    const retried = await deliverStripe(refund);
+    expect(retried.body).toEqual({ received: true, outcome: 'ok' });
+    // Found by the PaymentIntent the success recorded: Stripe is not asked again.
+    expect(stripe.fake.requests.length).toBe(asked);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    expect(await latestPaymentOf(receiptId)).toMatchObject({ status: 'resolved', refundedMinor: 1000n });
+  });
+
+  it('for money no checkout of this app took is recorded unknown_payment (200); when Stripe cannot say, 502 and nothing stored', async () => {
+    // A Checkout Session of another integration on the same Stripe account.
+    stripe.fake.completeSession('cs_test_another_integration', 'pi_test_refunds_other_integration');
+    const other = await deliverStripe(
+      buildStripeChargeRefunded(
+        { payment_intent: 'pi_test_refunds_other_integration', amount_refunded: 500 },
+        'evt_refunds_other_integration',
+      ),
+    );
+    expect(other.body).toEqual({ received: true, outcome: 'unknown_payment' });
+    expect(
+      await db.prisma.paymentEvent.findFirstOrThrow({ where: { externalEventId: 'evt_refunds_other_integration' } }),
+    ).toMatchObject({ outcome: 'unknown_payment', paymentId: null });
+
+    const events = await db.prisma.paymentEvent.count();
+    stripe.fake.failNext(500, 'An unknown error occurred.');
+    const refund = buildStripeChargeRefunded(
+      { payment_intent: 'pi_test_refunds_stripe_down', amount_refunded: 500 },
+      'evt_refunds_stripe_down',
+    );
+    const down = await deliverStripe(refund);
+    expect(down.status).toBe(502);
+    expect(down.body.error).toMatch(
+      /^Webhook rejected: Stripe could not say which Checkout Session took pi_test_refunds_stripe_down: .+; no payment here has recorded pi_test_refunds_stripe_down yet, so this refund could not be matched to a payment; nothing was changed\. Send it again\.$/,
+    );
+    expect(await db.prisma.paymentEvent.count()).toBe(events);
+    const again = await deliverStripe(refund);
+    expect(again.body).toEqual({ received: true, outcome: 'unknown_payment' });
+  });
+
   it('charge.refunded for a payment an admin resolved as dismissed holds it for review again', async () => {
     adminCounter += 1;
     const username = `refundreviewer${adminCounter}`;

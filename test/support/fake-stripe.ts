@@ -34,8 +34,12 @@ export interface FakeStripe {
   failNext(status: number, message: string): void;
   /** Makes the next request get no answer at all, until the client gives up (its timeout). */
   hangNext(): void;
-  /** The payer finished paying this session: expiring it is then refused, as Stripe refuses it. */
-  completeSession(id: string): void;
+  /**
+   * The payer finished paying this session (with the PaymentIntent `paymentIntent`, which listing
+   * the sessions by it then finds): expiring it is then refused, as Stripe refuses it. A session
+   * the fake never opened (another integration's) may be named too.
+   */
+  completeSession(id: string, paymentIntent?: string): void;
   /**
    * Runs `during` while the next request is in flight: received, and answered (as failNext and
    * hangNext had it before `during` ran) only once `during` has settled. failNext or hangNext
@@ -46,15 +50,17 @@ export interface FakeStripe {
 }
 
 /**
- * A local stand-in for api.stripe.com's Checkout Sessions endpoints (create, expire): answers with
- * the documented Checkout Session object, filled in from the request, refuses to expire a session
- * that is no longer open with Stripe's recorded 400, and replays the same answer for a repeated
- * Idempotency-Key, as Stripe does.
+ * A local stand-in for api.stripe.com's Checkout Sessions endpoints (create, expire, list by
+ * PaymentIntent): answers with the documented Checkout Session object, filled in from the request,
+ * refuses to expire a session that is no longer open with Stripe's recorded 400, lists the session
+ * a completed PaymentIntent belongs to (none for another), and replays the same answer for a
+ * repeated Idempotency-Key, as Stripe does.
  */
 export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
   const requests: FakeStripe['requests'] = [];
   const byIdempotencyKey = new Map<string, string>();
   const statusOf = new Map<string, 'open' | 'complete' | 'expired'>();
+  const sessionOfIntent = new Map<string, Record<string, unknown>>();
   let failure: { status: number; message: string } | undefined;
   let isHangingNext = false;
   let inFlight: (() => Promise<unknown>) | undefined;
@@ -74,15 +80,17 @@ export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
         return send(401, { error: { type: 'invalid_request_error', message: 'Invalid API Key provided.' } });
       }
       const expiring = /^\/v1\/checkout\/sessions\/([A-Za-z0-9_]+)\/expire$/.exec(req.url ?? '');
-      if (req.method !== 'POST' || (req.url !== '/v1/checkout/sessions' && !expiring)) {
+      const [pathname = '', query = ''] = (req.url ?? '').split('?', 2);
+      const isListing = req.method === 'GET' && pathname === '/v1/checkout/sessions';
+      if (!isListing && (req.method !== 'POST' || (req.url !== '/v1/checkout/sessions' && !expiring))) {
         return send(404, {
           error: { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${req.url}).` },
         });
       }
-      const form = new URLSearchParams(body);
+      const form = new URLSearchParams(isListing ? query : body);
       const idempotencyKey = req.headers['idempotency-key'] as string | undefined;
       requests.push({
-        method: req.method,
+        method: req.method ?? '',
         path: req.url ?? '',
         form,
         idempotencyKey,
@@ -100,6 +108,10 @@ export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
         if (failing) {
           const { status, message } = failing;
           return send(status, { error: { type: status >= 500 ? 'api_error' : 'invalid_request_error', message } });
+        }
+        if (isListing) {
+          const session = sessionOfIntent.get(form.get('payment_intent') ?? '');
+          return send(200, { object: 'list', data: session ? [session] : [], has_more: false, url: pathname });
         }
         const replay = idempotencyKey ? byIdempotencyKey.get(idempotencyKey) : undefined;
         if (replay) {
@@ -175,8 +187,18 @@ export async function startFakeStripe(secretKey: string): Promise<FakeStripe> {
     hangNext() {
       isHangingNext = true;
     },
-    completeSession(id) {
+    completeSession(id, paymentIntent) {
       statusOf.set(id, 'complete');
+      if (paymentIntent) {
+        sessionOfIntent.set(paymentIntent, {
+          ...SESSION_FIXTURE,
+          id,
+          payment_intent: paymentIntent,
+          payment_status: 'paid',
+          status: 'complete',
+          url: null,
+        });
+      }
     },
     whileNextInFlight(during) {
       inFlight = during;

@@ -94,6 +94,15 @@ export interface PaymentProvider {
    * after a lost answer read "expired", not "no longer open".
    */
   expireCheckout?(externalPaymentId: string, idempotencyKey: string): Promise<CheckoutExpiry>;
+  /**
+   * The checkout (what startCheckout returned as externalPaymentId) whose payment took the money
+   * `externalIntentId` names (Stripe's PaymentIntent), or null when none of the provider's checkouts
+   * did; throws PaymentProviderError when the provider could not be asked. A refund or dispute
+   * names only that money, which the app learns from the checkout's success: told before the
+   * success, it is matched to its payment through this. Absent for a provider whose events name
+   * the checkout itself.
+   */
+  findCheckoutOfIntent?(externalIntentId: string): Promise<string | null>;
   /** Verifies the signature over the raw body; throws WebhookSignatureError when it does not hold. */
   parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent>;
   /**

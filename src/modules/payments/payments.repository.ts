@@ -721,6 +721,24 @@ export function findByExternalId(db: Client, provider: string, externalPaymentId
   });
 }
 
+/** True when a payment of `provider` has recorded this id of the money taken (Stripe's PaymentIntent). */
+export async function hasExternalIntentId(db: Client, provider: string, externalIntentId: string): Promise<boolean> {
+  const row = await db.payment.findUnique({
+    where: { provider_externalIntentId: { provider, externalIntentId } },
+    select: { id: true },
+  });
+  return row !== null;
+}
+
+/** True when a delivery of this (provider, event id) is recorded already. */
+export async function hasEvent(db: Client, provider: string, externalEventId: string): Promise<boolean> {
+  const row = await db.paymentEvent.findUnique({
+    where: { provider_externalEventId: { provider, externalEventId } },
+    select: { id: true },
+  });
+  return row !== null;
+}
+
 /**
  * Records a delivery once per (provider, event id): concurrent duplicates wait on the unique
  * index and then insert nothing. Returns the new row's id, or null for a duplicate.

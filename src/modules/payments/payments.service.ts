@@ -34,6 +34,7 @@ import {
   KNOWN_EVENT_TYPES,
   type PaymentEvent,
   type PaymentProvider,
+  PaymentProviderError,
   WebhookBodyError,
   WebhookSignatureError,
 } from './payment-provider.js';
@@ -1227,27 +1228,43 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     return { outcome: 'review', paymentId: payment.id };
   }
 
-  /** Applies a verified event to its payment and receipt; runs inside the event's transaction. */
+  /**
+   * Applies a verified event to its payment and receipt; runs inside the event's transaction.
+   * `checkoutOfIntent`: the provider's checkout that took the money the event names, when no
+   * payment had recorded that money before the transaction (checkoutOfUnknownIntent).
+   */
   async function applyEvent(
     tx: Prisma.TransactionClient,
     providerName: string,
     event: PaymentEvent,
+    checkoutOfIntent: string | null,
   ): Promise<{ outcome: WebhookOutcome; paymentId: number | null }> {
     if (!(KNOWN_EVENT_TYPES as readonly string[]).includes(event.type)) return { outcome: 'ignored', paymentId: null };
     // A refund may name only the money taken (Stripe's charge names its PaymentIntent).
-    const payment = event.externalPaymentId
+    let payment = event.externalPaymentId
       ? await paymentsRepository.lockByExternalId(tx, providerName, event.externalPaymentId)
       : event.externalIntentId
         ? await paymentsRepository.lockByExternalIntentId(tx, providerName, event.externalIntentId)
         : null;
+    // Not recorded on any payment, but the provider says which of its checkouts took that money:
+    // the payment of that checkout, if this app opened it, whose success has not been applied yet
+    // (one that recorded other money is not this money's).
+    let isFoundByCheckout = false;
+    if (!payment && checkoutOfIntent !== null) {
+      const ofCheckout = await paymentsRepository.lockByExternalId(tx, providerName, checkoutOfIntent);
+      isFoundByCheckout = ofCheckout !== null && ofCheckout.externalIntentId === null;
+      if (isFoundByCheckout) payment = ofCheckout;
+    }
     if (!payment) return { outcome: 'unknown_payment', paymentId: null };
     const audit = providerAuditOf(providerName, payment);
     // Providers do not promise the order of their events: a refund or dispute of a payment whose
     // success has not arrived yet was answered `ignored` (200, so never sent again), and the success
     // arriving next paid the receipt with money that had gone back. Refused unstored, so the
     // provider's retry, once the success is in, is applied. Failed and canceled payments are final
-    // here: a claim on them still changes nothing.
-    if (payment.status === 'pending' && CLAIM_BACK_EVENTS[event.type] !== undefined) {
+    // here: a claim on them still changes nothing, unless the provider has just said that their
+    // checkout took the money (found by it), whose success, held for review when it comes, is due.
+    const isAwaitingSuccess = payment.status === 'pending' || (isFoundByCheckout && !hasTakenMoney(payment));
+    if (isAwaitingSuccess && CLAIM_BACK_EVENTS[event.type] !== undefined) {
       throw new ConflictError(
         `Webhook rejected: payment #${payment.id} has not been reported paid yet, so ${CLAIM_BACK_EVENTS[event.type]} ` +
           'cannot be applied before its success; nothing was changed. Send it again once the success has arrived.',
@@ -1443,6 +1460,37 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     );
   }
 
+  /**
+   * For a refund or dispute that names only the money taken (Stripe's PaymentIntent) when no payment
+   * here has recorded it: the provider's checkout that took that money, or null when none did
+   * (money this app never took). The app records the money from the checkout's success, and
+   * providers do not promise order, so such an event may come first. Null without asking when there
+   * is nothing to ask: another event, the money recorded already, a redelivery (a duplicate anyway).
+   * The provider is asked outside the event's transaction, so a slow answer holds no row lock.
+   */
+  async function checkoutOfUnknownIntent(
+    from: PaymentProvider,
+    providerName: string,
+    event: PaymentEvent,
+  ): Promise<string | null> {
+    const intent = event.externalIntentId;
+    if (CLAIM_BACK_EVENTS[event.type] === undefined || event.externalPaymentId || !intent) return null;
+    if (!from.findCheckoutOfIntent) return null;
+    if (await paymentsRepository.hasExternalIntentId(prisma, providerName, intent)) return null;
+    if (await paymentsRepository.hasEvent(prisma, providerName, event.id)) return null;
+    try {
+      return await from.findCheckoutOfIntent(intent);
+    } catch (error) {
+      if (!(error instanceof PaymentProviderError)) throw error;
+      // Not knowing whose money it is, the event is not applied: the provider sends it again.
+      const what = CLAIM_BACK_EVENTS[event.type]?.replace(/^its /, 'this ');
+      throw new PaymentProviderError(
+        `Webhook rejected: ${error.message.replace(/[\s.]+$/, '')}; no payment here has recorded ${intent} yet, ` +
+          `so ${what} could not be matched to a payment; nothing was changed. Send it again.`,
+      );
+    }
+  }
+
   async function handleWebhook(
     providerName: string,
     rawBody: Buffer,
@@ -1472,6 +1520,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         event.raw,
       ]);
       if (unstorable !== undefined) throw new BadRequestError(unstorable);
+      const checkoutOfIntent = await checkoutOfUnknownIntent(activeProvider, providerName, event);
       const result = await prisma.$transaction(async (tx) => {
         const eventRowId = await paymentsRepository.insertEventOnce(tx, {
           provider: providerName,
@@ -1483,7 +1532,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           await refuseOtherEventUnderSameId(tx, activeProvider, event);
           return { outcome: 'duplicate' as const, paymentId: null };
         }
-        const applied = await applyEvent(tx, providerName, event);
+        const applied = await applyEvent(tx, providerName, event, checkoutOfIntent);
         await paymentsRepository.finishEvent(tx, eventRowId, applied.outcome, applied.paymentId);
         return applied;
       });

@@ -384,6 +384,16 @@ function signatureRefusalOf(error: unknown, toleranceSec: number): string {
   return first || 'bad signature';
 }
 
+/** The Stripe-Signature header's timestamp (`t=`, seconds), as the package reads it; undefined without one. */
+function signedAtOf(header: string): number | undefined {
+  const stamp = header
+    .split(',')
+    .map((item) => item.split('='))
+    .find(([key]) => key === 't')?.[1];
+  const seconds = stamp === undefined ? Number.NaN : Number.parseInt(stamp, 10);
+  return Number.isFinite(seconds) ? seconds : undefined;
+}
+
 /** Stripe Checkout through the official SDK; webhooks verified with its own signature check. */
 export function createStripeProvider(options: StripeOptions): PaymentProvider {
   // Loaded on first use: the SDK adds ~18 MB to every worker, which sites on another
@@ -447,6 +457,19 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
         throw new PaymentProviderError(`Stripe could not expire the checkout: ${(error as Error).message}`);
       }
     },
+    async findCheckoutOfIntent(externalIntentId: string): Promise<string | null> {
+      try {
+        const stripe = await getStripe();
+        // A webhook waits for this answer, as a void waits for an expiry: at most two tries of 5 s.
+        const patience = options.apiUrl ? { timeout: 5_000 } : { timeout: 5_000, maxNetworkRetries: 1 };
+        const sessions = await stripe.checkout.sessions.list({ payment_intent: externalIntentId, limit: 1 }, patience);
+        return sessions.data[0]?.id ?? null;
+      } catch (error) {
+        throw new PaymentProviderError(
+          `Stripe could not say which Checkout Session took ${externalIntentId}: ${(error as Error).message}`,
+        );
+      }
+    },
     async parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent> {
       const signature = headers['stripe-signature'];
       if (typeof signature !== 'string') throw new WebhookSignatureError('missing Stripe-Signature');
@@ -456,6 +479,12 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
         const verifier = stripe.webhooks.signature;
         if (!verifier) throw new Error('the stripe package has no signature verifier');
         verifier.verifyHeader(rawBody, signature, options.webhookSecret, options.toleranceSec);
+        // The package refuses only a timestamp older than the tolerance: one as far ahead (a body
+        // signed for later) was taken, and stayed replayable until that time plus the tolerance.
+        const signedAt = signedAtOf(signature);
+        if (signedAt === undefined || signedAt - Math.floor(Date.now() / 1000) > options.toleranceSec) {
+          throw new Error('Timestamp outside the tolerance zone');
+        }
       } catch (error) {
         throw new WebhookSignatureError(signatureRefusalOf(error, options.toleranceSec));
       }
