@@ -7,6 +7,7 @@ import type { Database } from './db/database.js';
 import { createCsrfProtection, exposeCsrfTokenOnRender } from './http/csrf.js';
 import { type CsvExportLimits, createCsvExports, csvExportLimitsFor } from './http/csv-exports.js';
 import { errorHandler, FORM_FIELD_LIMIT, notFoundHandler } from './http/error-handler.js';
+import { serveFavicon } from './http/favicon.js';
 import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
 import { requireObjectBody } from './http/json-object-body.js';
@@ -207,6 +208,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.use(securityHeaders);
   app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.isProduction ? '1d' : 0, index: false }));
+  app.get('/favicon.ico', serveFavicon(PUBLIC_DIR));
 
   app.use(
     healthRoutes({
