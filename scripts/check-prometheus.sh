@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Validates the Prometheus config and alert rules with promtool and runs the rule unit tests.
-# promtool comes with Debian's `prometheus` package (apt-get install -y prometheus).
+# Validates the Prometheus config and alert rules with promtool and runs the rule unit tests, then
+# the Alertmanager config with amtool.
+# promtool comes with Debian's `prometheus` package (apt-get install -y prometheus), amtool with
+# `prometheus-alertmanager`; without amtool the Alertmanager config is skipped with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,3 +32,27 @@ promtool check config "$tmp/prometheus.yml"
 promtool check rules prometheus/alerts.yml
 promtool test rules prometheus/alerts.test.yml
 echo "check-prometheus: config, rules and rule tests OK"
+
+# alertmanager.yml is mounted at /etc/alertmanager the same way: the secret files its receiver
+# names (an SMTP password, a webhook URL) are checked where compose takes them from.
+if [ ! -f alertmanager/alertmanager.yml ]; then
+  echo "check-prometheus: no alertmanager/alertmanager.yml; Alertmanager config not checked" >&2
+  exit 0
+fi
+for mounted in $(grep -vE '^[[:space:]]*#' alertmanager/alertmanager.yml | grep -oE '/etc/alertmanager/[^[:space:]"]+' | sort -u); do
+  local_file=alertmanager/${mounted#/etc/alertmanager/}
+  if [ ! -e "$local_file" ]; then
+    echo "check-prometheus: alertmanager.yml reads $mounted, which compose mounts from $local_file: it does not exist; write it (docs/operations.md, \"Alert notifications\")" >&2
+    exit 1
+  fi
+done
+if ! command -v amtool >/dev/null 2>&1; then
+  echo "check-prometheus: amtool not found; alertmanager/alertmanager.yml not checked (apt-get install -y prometheus-alertmanager)" >&2
+  exit 0
+fi
+mkdir "$tmp/alertmanager"
+cp -R alertmanager/. "$tmp/alertmanager/"
+sed "s#/etc/alertmanager/#$tmp/alertmanager/#g" alertmanager/alertmanager.yml >"$tmp/alertmanager/alertmanager.yml"
+echo "Checking alertmanager/alertmanager.yml (as compose mounts it)"
+amtool check-config "$tmp/alertmanager/alertmanager.yml"
+echo "check-prometheus: Alertmanager config OK"

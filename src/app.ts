@@ -7,6 +7,7 @@ import type { Database } from './db/database.js';
 import { createCsrfProtection, exposeCsrfTokenOnRender } from './http/csrf.js';
 import { type CsvExportLimits, createCsvExports, csvExportLimitsFor } from './http/csv-exports.js';
 import { errorHandler, FORM_FIELD_LIMIT, notFoundHandler } from './http/error-handler.js';
+import { serveFavicon } from './http/favicon.js';
 import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
 import { requireObjectBody } from './http/json-object-body.js';
@@ -40,6 +41,7 @@ import {
 import { createPassport } from './modules/auth/passport.js';
 import { healthRoutes } from './modules/health/health.routes.js';
 import { checkReadiness } from './modules/health/health.service.js';
+import { createReadinessLog } from './modules/health/readiness-log.js';
 import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
 import { ingestionRoutes } from './modules/ingestion/ingestion.routes.js';
 import { findLastIngestionSuccess } from './modules/ingestion/ingestion.service.js';
@@ -174,7 +176,14 @@ export function createApp(deps: AppDeps): express.Express {
   // READY_TIMEOUT_MS allows /readyz: with a longer one, a scrape of a silent database timed out, up
   // read 0 and AppDown ("cannot scrape") paged instead of AppNotReady, which never fired.
   const scrapeReadTimeoutMs = Math.min(config.readyTimeoutMs, SCRAPE_DATABASE_READ_LIMIT_MS);
-  deps.metrics.observeReadiness(async () => (await checkReadiness(db.pool, scrapeReadTimeoutMs)).isReady);
+  // /readyz's probes and the scrapes' checks both tell it: with no load balancer probing (compose),
+  // the scrapes still log the `not ready` warning AppNotReady's description points to.
+  const readinessLog = createReadinessLog({ logger, now: () => now().getTime() });
+  deps.metrics.observeReadiness(async () => {
+    const readiness = await checkReadiness(db.pool, scrapeReadTimeoutMs);
+    readinessLog.report(readiness);
+    return readiness.isReady;
+  });
   if (deps.isDraining) deps.metrics.observeDrain(deps.isDraining);
   deps.metrics.observeIngestionFreshness(() => findLastIngestionSuccess(db, scrapeReadTimeoutMs));
   if (payments.providerName) {
@@ -199,13 +208,16 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.use(securityHeaders);
   app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.isProduction ? '1d' : 0, index: false }));
+  app.get('/favicon.ico', serveFavicon(PUBLIC_DIR));
 
   app.use(
     healthRoutes({
       pool: db.pool,
       readyTimeoutMs: config.readyTimeoutMs,
-      logger,
-      onReadiness: (readiness) => deps.metrics.ready.set(readiness.isReady ? 1 : 0),
+      onReadiness: (readiness) => {
+        deps.metrics.ready.set(readiness.isReady ? 1 : 0);
+        readinessLog.report(readiness);
+      },
       isDraining: deps.isDraining,
     }),
   );

@@ -8,6 +8,11 @@ import { PROJECT_ROOT } from '../support/spawn-server.js';
 const hasPromtool = existsSync('/usr/bin/promtool');
 if (!hasPromtool)
   console.warn('check-prometheus-script.test.ts skipped: promtool is absent (apt-get install -y prometheus).');
+const hasAmtool = existsSync('/usr/bin/amtool');
+if (!hasAmtool)
+  console.warn(
+    'check-prometheus-script.test.ts: the Alertmanager checks skipped: amtool is absent (apt-get install -y prometheus-alertmanager).',
+  );
 
 let dir: string | undefined;
 afterEach(() => {
@@ -56,5 +61,55 @@ describe.skipIf(!hasPromtool)('npm run check:prometheus with the metrics token b
     expect(result.output).toContain(
       "prometheus.yml reads /etc/prometheus/metrics-token, which compose mounts from prometheus/metrics-token: it does not exist; write the app's METRICS_TOKEN to it",
     );
+  }, 60_000);
+});
+
+/**
+ * A checkout (the script, prometheus/ and alertmanager/) whose Alertmanager receiver is filled in
+ * as docs/operations.md ("Alert notifications") says: a webhook whose bearer token is in a file.
+ */
+function withWebhookReceiver(): string {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'check-prometheus-'));
+  mkdirSync(path.join(dir, 'scripts'));
+  cpSync(path.join(PROJECT_ROOT, 'scripts/check-prometheus.sh'), path.join(dir, 'scripts/check-prometheus.sh'));
+  cpSync(path.join(PROJECT_ROOT, 'prometheus'), path.join(dir, 'prometheus'), { recursive: true });
+  cpSync(path.join(PROJECT_ROOT, 'alertmanager'), path.join(dir, 'alertmanager'), { recursive: true });
+  const config = path.join(dir, 'alertmanager/alertmanager.yml');
+  const example = [
+    '    # webhook_configs:',
+    '    #   - url: https://alerts.example.edu/hooks/hpc-billing',
+    '    #     http_config:',
+    '    #       authorization:',
+    '    #         credentials_file: /etc/alertmanager/webhook-key',
+    '    #     send_resolved: true',
+  ].join('\n');
+  const text = readFileSync(config, 'utf8');
+  expect(text).toContain(example);
+  writeFileSync(config, text.replace(example, example.replace(/^ {4}# /gm, '    ')));
+  expect(readFileSync(config, 'utf8')).toContain('        http_config:\n          authorization:');
+  return dir;
+}
+
+describe.skipIf(!hasPromtool || !hasAmtool)('npm run check:prometheus and the Alertmanager config', () => {
+  it('checks the config as it comes, with its empty receiver', async () => {
+    const real = await runToExit('bash', [path.join(PROJECT_ROOT, 'scripts/check-prometheus.sh')], {
+      cwd: os.tmpdir(),
+      env: {},
+    });
+    expect(real.output).toContain('check-prometheus: Alertmanager config OK');
+    expect(real.code).toBe(0);
+  }, 60_000);
+
+  it('passes with a webhook receiver once its token file is written, and says which file is missing before', async () => {
+    const checkout = withWebhookReceiver();
+    const missing = await checkPrometheus(checkout);
+    expect(missing.code).toBe(1);
+    expect(missing.output).toContain(
+      'alertmanager.yml reads /etc/alertmanager/webhook-key, which compose mounts from alertmanager/webhook-key: it does not exist',
+    );
+    writeFileSync(path.join(checkout, 'alertmanager/webhook-key'), 'a-bearer-token\n');
+    const written = await checkPrometheus(checkout);
+    expect(written.output).toContain('check-prometheus: Alertmanager config OK');
+    expect(written.code).toBe(0);
   }, 60_000);
 });

@@ -146,6 +146,109 @@ describe('GET /readyz, and requests while the database is gone', () => {
   });
 });
 
+describe('the readiness log while the database is gone', () => {
+  // A load balancer probing /readyz every 2 s wrote a `not ready` warning at each probe: 1,800 an
+  // hour per instance, for as long as the database was away, burying every other line.
+  let proxy: TcpProxy;
+  let app: ReturnType<typeof createApp>;
+  let closeDatabase: () => Promise<void>;
+  let clock = new Date('2026-12-04T10:00:00Z');
+  const logged: Record<string, unknown>[] = [];
+  const readinessLines = () => logged.filter((line) => /^(not ready|ready again)/.test(String(line.msg)));
+
+  beforeAll(async () => {
+    const target = new URL(db.url);
+    proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+    const viaProxy = new URL(db.url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const config = buildTestConfig(viaProxy.toString(), { READY_TIMEOUT_MS: '500', INGEST_ENABLED: '0' });
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk, _encoding, done) {
+          logged.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+          done();
+        },
+      }),
+    );
+    const database = openDatabase(viaProxy.toString(), { poolMax: 2, queryTimeoutMs: config.dbQueryTimeoutMs, logger });
+    closeDatabase = database.close;
+    app = createApp({ config, db: database, logger, metrics: createMetrics(), now: () => clock });
+  });
+  afterAll(async () => {
+    await closeDatabase?.();
+    await proxy?.close();
+  });
+
+  const advance = (ms: number) => {
+    clock = new Date(clock.getTime() + ms);
+  };
+
+  it('says it once when readiness is lost, reminds every 5 minutes, and says once when it is back, while every probe still answers', async () => {
+    await request(app).get('/readyz').expect(200);
+    expect(readinessLines()).toEqual([]);
+
+    proxy.cut();
+    try {
+      // A load balancer's probes every 2 s, and Prometheus's scrapes, for a minute.
+      for (let probe = 0; probe < 30; probe++) {
+        await request(app).get('/readyz').expect(503);
+        if (probe % 8 === 0) expect((await request(app).get('/metrics').expect(200)).text).toMatch(/^hpc_ready 0$/m);
+        advance(2_000);
+      }
+      expect(readinessLines()).toEqual([
+        expect.objectContaining({
+          level: 40,
+          msg: 'not ready',
+          err: expect.stringMatching(new RegExp(`^database at 127\\.0\\.0\\.1:${proxy.port} unavailable: `)),
+        }),
+      ]);
+
+      // Still away 5 minutes after the first warning: one reminder, with how long and how many checks.
+      advance(4 * 60_000);
+      await request(app).get('/readyz').expect(503);
+      await request(app).get('/readyz').expect(503);
+      expect(readinessLines()).toHaveLength(2);
+      expect(readinessLines()[1]).toMatchObject({
+        level: 40,
+        msg: 'not ready',
+        notReadyForMs: 5 * 60_000,
+        failedChecks: 30 + 4 + 1,
+        err: expect.stringContaining('unavailable: '),
+      });
+    } finally {
+      proxy.restore();
+    }
+
+    advance(30_000);
+    await request(app).get('/readyz').expect(200);
+    await request(app).get('/readyz').expect(200);
+    expect((await request(app).get('/metrics').expect(200)).text).toMatch(/^hpc_ready 1$/m);
+    expect(readinessLines()).toHaveLength(3);
+    expect(readinessLines()[2]).toMatchObject({
+      level: 30,
+      msg: 'ready again: the database answers',
+      notReadyForMs: 5 * 60_000 + 30_000,
+      failedChecks: 30 + 4 + 2,
+    });
+  });
+
+  it('is told by the scrapes too, so an instance no load balancer probes still says why AppNotReady fires', async () => {
+    logged.length = 0;
+    proxy.cut();
+    try {
+      expect((await request(app).get('/metrics').expect(200)).text).toMatch(/^hpc_ready 0$/m);
+      expect((await request(app).get('/metrics').expect(200)).text).toMatch(/^hpc_ready 0$/m);
+      expect(readinessLines()).toEqual([expect.objectContaining({ level: 40, msg: 'not ready' })]);
+    } finally {
+      proxy.restore();
+    }
+    expect((await request(app).get('/metrics').expect(200)).text).toMatch(/^hpc_ready 1$/m);
+    expect(readinessLines().map((line) => line.msg)).toEqual(['not ready', 'ready again: the database answers']);
+  });
+});
+
 describe('GET /metrics while the database does not answer', () => {
   // READY_TIMEOUT_MS may be up to 60 s for /readyz; a scrape waited as long for hpc_ready, past
   // Prometheus's scrape_timeout (10 s): up read 0 and AppDown paged, while AppNotReady never fired.

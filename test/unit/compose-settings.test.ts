@@ -80,19 +80,68 @@ describe('docker-compose.yml and .env.example', () => {
     expect(gracePeriodSeconds(readAppService().stop_grace_period)).toBeGreaterThanOrEqual(neededSeconds);
   });
 
-  it("publish Prometheus and Grafana on the host's loopback only unless .env says otherwise", () => {
+  it("publish Prometheus, Grafana and Alertmanager on the host's loopback only unless .env says otherwise", () => {
     // Prometheus has no sign-in and Grafana's admin is admin/admin until its password is set:
     // "9090:9090" and "3000:3000" put both on every interface of the host.
     const compose = parse(readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
       services: Record<string, { ports?: string[] }>;
     };
-    for (const service of ['prometheus', 'grafana']) {
+    for (const service of ['prometheus', 'grafana', 'alertmanager']) {
       const published = (compose.services[service]?.ports ?? []).map((port) =>
         // As compose reads it with the variable unset: ${NAME:-default} is the default.
         port.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1'),
       );
       expect(published.length, service).toBeGreaterThan(0);
       for (const port of published) expect(port, service).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+    }
+  });
+
+  it('send the alerts Prometheus fires to an Alertmanager of its own, which routes them to a receiver', () => {
+    // prometheus/alerts.yml had rules and prometheus.yml no `alerting:` section, nor compose an
+    // Alertmanager: a firing AppDown showed on Prometheus's Alerts page and reached no one.
+    const compose = parse(readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+      services: Record<string, { image?: string; command?: string[]; volumes?: string[]; depends_on?: string[] }>;
+    };
+    const prometheus = parse(readFileSync(path.join(PROJECT_ROOT, 'prometheus/prometheus.yml'), 'utf8')) as {
+      alerting?: { alertmanagers?: { static_configs?: { targets?: string[] }[] }[] };
+    };
+    const targets = (prometheus.alerting?.alertmanagers ?? []).flatMap((manager) =>
+      (manager.static_configs ?? []).flatMap((config) => config.targets ?? []),
+    );
+    expect(targets).toEqual(['alertmanager:9093']);
+    const service = compose.services.alertmanager;
+    expect(service?.image).toMatch(/^prom\/alertmanager:v\d+\.\d+\.\d+$/);
+    expect(compose.services.prometheus?.depends_on).toContain('alertmanager');
+
+    // The config file it is started with is the one in the checkout, mounted where it reads it.
+    const configFlag = service?.command?.find((argument) => argument.startsWith('--config.file='));
+    const mounted = configFlag?.slice('--config.file='.length) ?? '';
+    const mount = (service?.volumes ?? [])
+      .map((volume) => volume.split(':'))
+      .find(([, target]) => target !== undefined && mounted.startsWith(`${target}/`));
+    expect(mount?.[0]).toBe('./alertmanager');
+    const configPath = path.join(PROJECT_ROOT, 'alertmanager', path.relative(mount?.[1] ?? '', mounted));
+    const config = parse(readFileSync(configPath, 'utf8')) as {
+      route: { receiver: string; routes?: { receiver?: string }[] };
+      receivers: { name: string }[];
+      inhibit_rules?: { source_matchers?: string[]; target_matchers?: string[] }[];
+    };
+    const receivers = config.receivers.map((receiver) => receiver.name);
+    for (const route of [config.route, ...(config.route.routes ?? [])]) expect(receivers).toContain(route.receiver);
+
+    // Its inhibitions name alerts that exist.
+    const alerts = parse(readFileSync(path.join(PROJECT_ROOT, 'prometheus/alerts.yml'), 'utf8')) as {
+      groups: { rules: { alert: string }[] }[];
+    };
+    const alertNames = new Set(alerts.groups.flatMap((group) => group.rules.map((rule) => rule.alert)));
+    const inhibited = (config.inhibit_rules ?? []).flatMap((rule) => [
+      ...(rule.source_matchers ?? []),
+      ...(rule.target_matchers ?? []),
+    ]);
+    expect(inhibited.length).toBeGreaterThan(0);
+    for (const matcher of inhibited) {
+      const alert = /^alertname\s*=\s*"?([A-Za-z0-9]+)"?$/.exec(matcher)?.[1];
+      expect(alertNames.has(alert ?? ''), matcher).toBe(true);
     }
   });
 });

@@ -195,6 +195,70 @@ describe('the Grafana dashboard and the code agree', () => {
   });
 });
 
+describe("the dashboard's panel descriptions", () => {
+  // Grafana shows a panel's description as its (i) tooltip: what someone looking at a red panel
+  // reads first. "Webhook events" said "None for 2 hours raises NoWebhooks", which the rule has
+  // not done since it learned when a webhook is due, and most panels said what they show but not
+  // what to do about it.
+  const panels = () =>
+    (readDashboard() as unknown as { panels: (DashboardPanel & { description?: string })[] }).panels.map((panel) => ({
+      ...panel,
+      description: panel.description ?? '',
+    }));
+  const rules = readAlertRules();
+
+  it('each say what the panel shows and, after "Do:", what to do about it', () => {
+    const incomplete = panels()
+      .filter(({ description }) => {
+        const [shows = '', todo = ''] = description.split(/\bDo: /);
+        return shows.trim().length < 40 || todo.trim().length < 40;
+      })
+      .map((panel) => panel.title);
+    expect(incomplete).toEqual([]);
+  });
+
+  it('name the alert of each metric an alert rule reads, and no alert that does not exist', () => {
+    const alertOf = new Map<string, string[]>();
+    for (const rule of rules) {
+      for (const name of metricNamesIn(rule.expr)) alertOf.set(name, [...(alertOf.get(name) ?? []), rule.alert]);
+    }
+    const alerts = new Set(rules.map((rule) => rule.alert));
+    const problems = panels().flatMap(({ title, description, targets = [] }) => {
+      const read = new Set(targets.flatMap((target) => metricNamesIn(target.expr)));
+      const expected = new Set([...read].flatMap((name) => alertOf.get(name) ?? []));
+      const named = [...description.matchAll(/\b[A-Z][a-z]+(?:[A-Z][a-z0-9]+)+\b/g)].map((match) => match[0]);
+      return [
+        ...[...expected].filter((alert) => !named.includes(alert)).map((alert) => `${title}: does not name ${alert}`),
+        ...named.filter((alert) => !alerts.has(alert)).map((alert) => `${title}: names ${alert}, which is no alert`),
+      ];
+    });
+    expect(problems).toEqual([]);
+  });
+
+  it('describe NoWebhooks as its rule fires: only while a webhook is due, refused deliveries not counting', () => {
+    const rule = rules.find((candidate) => candidate.alert === 'NoWebhooks');
+    // The conditions the description restates, as the rule has them.
+    expect(rule?.expr).toContain('[2h])) == 0');
+    expect(rule?.expr).toContain('[1d])) > 0');
+    expect(rule?.expr).toContain('payments_oldest_open_checkout_timestamp_seconds');
+    expect(rule?.expr).toContain('> 7200');
+    expect(rule?.expr).toContain('outcome!~"bad_signature|error"');
+    // The panels that draw what NoWebhooks reads; others may point to it by name.
+    const drawing = panels().filter(({ targets = [] }) =>
+      targets.some((target) => metricNamesIn(target.expr).includes('payments_webhook_events_total')),
+    );
+    expect(drawing.map((panel) => panel.title)).toEqual(['Webhook events']);
+    for (const { title, description } of drawing) {
+      expect(description, title).not.toMatch(/none for 2 hours raises NoWebhooks/i);
+      expect(description, title).toMatch(/2 hours/);
+      expect(description, title).toMatch(/last day/);
+      expect(description, title).toMatch(/checkout (has been )?open for over 2 hours/);
+      expect(description, title).toMatch(/bad_signature/);
+      expect(description, title).toMatch(/PAYMENT_PROVIDER=none/);
+    }
+  });
+});
+
 /**
  * The http_* selectors of an expression, each with the endpoints its `endpoint!~"…"` leaves out
  * (read as Prometheus does: the regex anchored at both ends).

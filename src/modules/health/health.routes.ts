@@ -1,20 +1,21 @@
 import { Router } from 'express';
 import type pg from 'pg';
-import type { Logger } from '../../shared/logger.js';
 import { checkReadiness, type Readiness } from './health.service.js';
 
 export interface HealthRoutesOptions {
   pool: pg.Pool;
   readyTimeoutMs: number;
-  logger: Logger;
-  /** Told what each readiness check saw (the hpc_ready gauge). */
+  /**
+   * Told what each readiness check saw: the hpc_ready gauge, and the readiness log, which says
+   * why once when it changes rather than at every probe (readiness-log.ts).
+   */
   onReadiness?: (readiness: Readiness) => void;
   /** True once a shutdown has begun: /readyz then answers 503 so the instance leaves rotation. */
   isDraining?: () => boolean;
 }
 
 /** Liveness and readiness for orchestrators and load balancers. */
-export function healthRoutes({ pool, readyTimeoutMs, logger, onReadiness, isDraining }: HealthRoutesOptions): Router {
+export function healthRoutes({ pool, readyTimeoutMs, onReadiness, isDraining }: HealthRoutesOptions): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
     res.set('Cache-Control', 'no-store').json({ status: 'ok' });
@@ -30,12 +31,9 @@ export function healthRoutes({ pool, readyTimeoutMs, logger, onReadiness, isDrai
     onReadiness?.(readiness);
     res.set('Cache-Control', 'no-store');
     if (readiness.isReady) res.json({ status: 'ok' });
-    else {
-      // The driver's message names the database's host and port; /readyz is often reachable by
-      // anyone who can reach the load balancer, so the detail goes to the log only.
-      logger.warn({ err: readiness.error }, 'not ready');
-      res.status(503).json({ status: 'error', error: 'database unavailable' });
-    }
+    // The driver's message names the database's host and port; /readyz is often reachable by
+    // anyone who can reach the load balancer, so the detail goes to the log only (onReadiness).
+    else res.status(503).json({ status: 'error', error: 'database unavailable' });
   });
   return router;
 }

@@ -1,0 +1,58 @@
+import type { Logger } from '../../shared/logger.js';
+import type { Readiness } from './health.service.js';
+
+/** How often a readiness that stays lost is logged again, with how long it has lasted. */
+export const NOT_READY_REMINDER_MS = 5 * 60_000;
+
+export interface ReadinessLogOptions {
+  logger: Logger;
+  /** The time source, in milliseconds; tests pass a controllable one. */
+  now?: () => number;
+  reminderMs?: number;
+}
+
+export interface ReadinessLog {
+  /** Told what each readiness check saw: a /readyz probe's or a scrape's. */
+  report(readiness: Readiness): void;
+}
+
+/**
+ * Logs readiness when it changes, not at every check: a load balancer probing /readyz every few
+ * seconds while the database is away wrote a `not ready` warning each time, thousands an hour,
+ * burying every other line. The first failed check logs the warning with its cause; while it lasts,
+ * one reminder every `reminderMs` says for how long and how many checks failed meanwhile (and the
+ * cause now); the first check that passes again logs `ready again`.
+ */
+export function createReadinessLog({
+  logger,
+  now = Date.now,
+  reminderMs = NOT_READY_REMINDER_MS,
+}: ReadinessLogOptions): ReadinessLog {
+  let outage: { since: number; loggedAt: number; failedChecks: number } | undefined;
+  return {
+    report(readiness) {
+      const at = now();
+      if (readiness.isReady) {
+        if (!outage) return;
+        logger.info(
+          { notReadyForMs: at - outage.since, failedChecks: outage.failedChecks },
+          'ready again: the database answers',
+        );
+        outage = undefined;
+        return;
+      }
+      if (!outage) {
+        outage = { since: at, loggedAt: at, failedChecks: 1 };
+        logger.warn({ err: readiness.error }, 'not ready');
+        return;
+      }
+      outage.failedChecks += 1;
+      if (at - outage.loggedAt < reminderMs) return;
+      outage.loggedAt = at;
+      logger.warn(
+        { err: readiness.error, notReadyForMs: at - outage.since, failedChecks: outage.failedChecks },
+        'not ready',
+      );
+    },
+  };
+}
