@@ -166,31 +166,34 @@ async function runIncremental(service: IngestionService, force: boolean) {
     waitForLockMs: INCREMENTAL_LOCK_WAIT_MS,
     signal: stopping.signal,
   });
+  // One result line on stdout, whatever the outcome, and an exit code that tells them apart: cron's
+  // log, or a script reading stdout (`>result 2>>log`), gets the line of a failed run as of a
+  // successful one. The details of a failure (each source's log line) are JSON lines on stderr.
   if (result.status === 'skipped') {
-    console.error(
-      `Another ingestion run (a server's or a backfill) held the lock for ${INCREMENTAL_LOCK_WAIT_MS / 1000} s; nothing was read. ` +
-        'The next run reads from where the last completed one ended, so nothing is lost.',
+    console.log(
+      `No ingestion run: another run (a server's or a backfill) held the lock for ${INCREMENTAL_LOCK_WAIT_MS / 1000} s, so nothing was read; ` +
+        'the next run reads from where the last completed one ended, so nothing is lost.',
     );
     process.exitCode = 75; // EX_TEMPFAIL: cron's next run retries
     return;
   }
   const { run } = result;
-  const window = `${run.window.start.toISOString()} .. ${run.window.end.toISOString()}`;
+  const tail = `; window ${run.window.start.toISOString()} .. ${run.window.end.toISOString()}, in ${(run.durationMs / 1000).toFixed(1)} s.`;
   if (run.outcome === 'failed' && stopping.signal.aborted) {
-    console.error(
-      `Ingestion run #${run.runId} interrupted (Ctrl-C): recorded failed, so the next run reads its window again (window ${window})`,
+    console.log(
+      `Ingestion run #${run.runId} interrupted (Ctrl-C): recorded failed, so the next run reads its window again${tail}`,
     );
     process.exitCode = EXIT_INTERRUPTED;
     return;
   }
   if (run.outcome === 'failed') {
-    console.error(`Ingestion run #${run.runId} failed: ${run.error} (window ${window})`);
+    console.log(`Ingestion run #${run.runId} failed: ${run.error}${tail}`);
     process.exitCode = 1;
     return;
   }
   console.log(
     `Ingestion run #${run.runId} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped` +
-      `${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}; window ${window}, in ${(run.durationMs / 1000).toFixed(1)} s.`,
+      `${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}${tail}`,
   );
 }
 

@@ -258,7 +258,9 @@ describe('npm run ingest stopped with one Ctrl-C', () => {
       }
       killLeftoverSleep(wrapper.sleepPidFile);
     }
-    expect(cli.output()).toMatch(/Ingestion run #\d+ interrupted \(Ctrl-C\)/);
+    expect(cli.stdout()).toMatch(
+      /^Ingestion run #\d+ interrupted \(Ctrl-C\): .*; window \S+ \.\. \S+, in \d+\.\d s\.\n$/,
+    );
     const run = await db.prisma.ingestionRun.findFirst({ where: { trigger: 'schedule' }, orderBy: { id: 'desc' } });
     expect(run).toMatchObject({ outcome: 'failed', error: 'sacct: stopped: interrupted with Ctrl-C' });
     // The next incremental run reads the window again: it is not the high-water mark.
@@ -333,10 +335,31 @@ describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=fals
     expect(warnings).toContainEqual(expect.objectContaining({ level: 40, msg: 'skipped a malformed record' }));
   });
 
-  it('exits 1 with the reason when no source answers', async () => {
-    const result = await runIngestCli([], { FALLBACK_CSV: path.join(dir, 'no-such-file.psv') });
-    expect(result.code).toBe(1);
-    expect(result.output).toMatch(/Ingestion run #\d+ failed: .*no-such-file\.psv/);
+  it('exits 1 with the reason when no source answers, its result line on stdout as a successful run has it', async () => {
+    // A failed run printed its line on stderr, in another form (`(window …)`), so `>result 2>>log`
+    // or a wrapper reading stdout got nothing for it, and a log read for result lines missed it.
+    const cli = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts'], {
+      cwd: PROJECT_ROOT,
+      env: {
+        DATABASE_URL: db.url,
+        APP_TZ: 'UTC',
+        DEMO_SEED: 'false',
+        FALLBACK_CSV: path.join(dir, 'no-such-file.psv'),
+      },
+    });
+    const closed = new Promise((resolve) => cli.child.once('close', resolve));
+    expect(await cli.exited).toBe(1);
+    await closed;
+    expect(cli.stdout()).toMatch(
+      /^Ingestion run #\d+ failed: file: .*no-such-file\.psv.*; window \S+ \.\. \S+, in \d+\.\d s\.\n$/,
+    );
+    // stderr has the details as JSON log lines, and nothing else.
+    const logLines = cli
+      .stderr()
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as { level: number; msg: string });
+    expect(logLines).toContainEqual(expect.objectContaining({ level: 50, msg: 'ingestion run failed' }));
   });
 });
 
