@@ -16,7 +16,7 @@ import {
   type SlurmRestParseOptions,
   SUPPORTED_API_VERSIONS,
 } from './slurm-rest.parser.js';
-import { formatLocalTimestamp, SlurmParseError, truncate } from './slurm-time.parser.js';
+import { SlurmParseError, truncate } from './slurm-time.parser.js';
 
 export interface SlurmRestSourceOptions {
   url: string;
@@ -41,12 +41,17 @@ export interface SlurmRestSourceOptions {
   retryBaseMs: number;
   /** The largest body accepted, so a runaway answer cannot exhaust memory. */
   maxBodyBytes?: number;
-  /** The clock the window is written against for Slurm 22.05 (relative times, below); tests fix it. */
+  /** The clock the window is written against up to v0.0.39 (relative times, below); tests fix it. */
   now?: () => Date;
 }
 
-/** The newest API version that is Slurm 22.05's, whose query times are sent relative to now. */
-const LAST_2205_VERSION = 38;
+/**
+ * The newest API version whose query times slurmrestd reads as written times (Slurm's parse_time):
+ * 22.05's v0.0.36-38 and 23.02's v0.0.39 (openapi/dbv0.0.39 parses `start_time` as 22.05 does, and
+ * its OpenAPI document lists the same formats). From v0.0.40 (23.11, the data_parser's
+ * JOB_CONDITION) `start_time` and `end_time` are "Usage start/end (UNIX timestamp)".
+ */
+const LAST_WRITTEN_TIME_VERSION = 39;
 /** Read this much more before a window's start: slurmrestd's "now" is a little later than ours. */
 const RELATIVE_START_MARGIN_SEC = 5;
 
@@ -63,6 +68,19 @@ export function formatRelativeTime(edge: Date, now: Date, side: 'start' | 'end')
   const offset = side === 'start' ? Math.ceil(seconds) + RELATIVE_START_MARGIN_SEC : Math.floor(seconds);
   if (offset === 0) return 'now';
   return offset > 0 ? `now-${offset}seconds` : `now+${-offset}seconds`;
+}
+
+/**
+ * A window's edge as slurmrestd of API `version` reads it whatever its own zone: relative to now up to
+ * v0.0.39 (formatRelativeTime), Unix seconds from v0.0.40, rounded outwards so the window read is never
+ * shorter than the one meant. v0.0.40 and later used to be sent the time written in APP_TZ, which they
+ * do not read as such: a slurmrestd in another zone (or any, as they take Unix timestamps) was asked
+ * another window than the one meant.
+ */
+export function formatQueryTime(version: string, edge: Date, now: Date, side: 'start' | 'end'): string {
+  if (Number(version.slice(5)) <= LAST_WRITTEN_TIME_VERSION) return formatRelativeTime(edge, now, side);
+  const seconds = edge.getTime() / 1000;
+  return String(side === 'start' ? Math.floor(seconds) : Math.ceil(seconds));
 }
 
 /**
@@ -335,16 +353,12 @@ export function createSlurmRestSource(
     chosen: string,
     isSplittable: boolean,
   ): Promise<{ body: unknown; version: string }> {
-    // slurmrestd parses times in its own process's zone and refuses raw ':' (HTTP 400) and epoch
-    // seconds (22.05): 22.05 is sent times relative to now (formatRelativeTime); later versions, whose
-    // parsing of them was not seen here, times in the cluster's zone (APP_TZ).
+    // Up to v0.0.39 slurmrestd parses a written time in its own process's zone and refuses raw ':'
+    // (HTTP 400) and epoch seconds (22.05): it is sent times relative to now. From v0.0.40 it takes
+    // Unix timestamps (formatQueryTime).
     const queryFor = (version: string) => {
-      const isRelative = Number(version.slice(5)) <= LAST_2205_VERSION;
       const now = options.now?.() ?? new Date();
-      const edge = (date: Date, side: 'start' | 'end') =>
-        encodeURIComponent(
-          isRelative ? formatRelativeTime(date, now, side) : formatLocalTimestamp(date, options.timeZone),
-        );
+      const edge = (date: Date, side: 'start' | 'end') => encodeURIComponent(formatQueryTime(version, date, now, side));
       const query = `start_time=${edge(slice.start, 'start')}&end_time=${edge(slice.end, 'end')}`;
       // The cluster sacct is asked for (--clusters): without it slurmrestd reads the cluster of its own
       // slurm.conf (seen on the lab with two clusters in one slurmdbd), another cluster than SLURM_CLUSTER
