@@ -2,8 +2,12 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import {
+  halfSlice,
   type IngestWindow,
   type JobSource,
+  MIN_SLICE_MS,
+  QUERY_TOO_WIDE_TEXT,
+  QueryTooWideError,
   type ReadOptions,
   SourceConfigError,
   SourceUnavailableError,
@@ -11,7 +15,9 @@ import {
 import type { SourceItem } from './slurm-job.model.js';
 import {
   isAuthenticationError,
+  isQueryTooWideError,
   parseSlurmRestJobsResponse,
+  QUERY_TOO_WIDE,
   type SlurmRestJobsResponse,
   type SlurmRestParseOptions,
   SUPPORTED_API_VERSIONS,
@@ -83,11 +89,6 @@ export function formatQueryTime(version: string, edge: Date, now: Date, side: 's
   return String(side === 'start' ? Math.floor(seconds) : Math.ceil(seconds));
 }
 
-/**
- * The shortest slice a window is cut into when its answer is too large: a minute of any real
- * cluster's jobs is far below the body limit.
- */
-const MIN_SLICE_MS = 60_000;
 /**
  * A timeout is taken for an answer too large to come in time only for slices longer than this:
  * an hour of accounting is quick to answer, so a shorter slice that times out is a slurmrestd that
@@ -183,6 +184,11 @@ export function createSlurmRestSource(
           throw new SourceConfigError(
             `slurmrestd refused the credentials (HTTP ${answer.status}); ${rejectedTokenAdvice(headers['X-SLURM-USER-TOKEN'], new Date(), options.user)}`,
           );
+        }
+        // slurmdbd refused the window as longer than its MaxQueryTimeRange: asked again it refuses
+        // again, so it is not retried but read in shorter slices (read()).
+        if (answer.status !== 200 && bodySaysQueryTooWide(answer.body)) {
+          throw new QueryTooWideError(`slurmrestd answered HTTP ${answer.status}: ${summarize(answer.body)}`);
         }
         if (answer.status >= 500 || answer.status === 429) {
           throw new RetryableError(`slurmrestd answered HTTP ${answer.status}: ${summarize(answer.body)}`);
@@ -320,21 +326,23 @@ export function createSlurmRestSource(
           end: new Date(Math.min(sliceStart.getTime() + sliceMs, window.end.getTime())),
         };
         const sliceLength = slice.end.getTime() - slice.start.getTime();
-        let answer: { body: unknown; version: string };
+        let items: SourceItem[];
         try {
-          answer = await fetchJobs(slice, version, sliceLength > SPLIT_ON_TIMEOUT_ABOVE_MS);
+          const answer = await fetchJobs(slice, version, sliceLength > SPLIT_ON_TIMEOUT_ABOVE_MS);
+          version = answer.version;
+          items = await readAnswer(answer.body, version);
         } catch (error) {
-          if (!(error instanceof AnswerTooLargeError)) throw error;
+          // Too large or too slow an answer, or a window longer than slurmdbd's MaxQueryTimeRange
+          // (which failed every run whose window was longer, for good): read it in halves.
+          if (!(error instanceof AnswerTooLargeError || error instanceof QueryTooWideError)) throw error;
           if (sliceLength <= MIN_SLICE_MS) {
             throw new SourceUnavailableError(
               `${error.message} for the ${Math.round(sliceLength / 1000)} s from ${slice.start.toISOString()}, the shortest slice a window is read in`,
             );
           }
-          sliceMs = Math.max(MIN_SLICE_MS, Math.ceil(sliceLength / 2 / 1000) * 1000);
+          sliceMs = halfSlice(sliceLength);
           continue;
         }
-        version = answer.version;
-        const items = await readAnswer(answer.body, version);
         for (const item of items) {
           itemCount += 1;
           // 22.05 has no user filter on /slurmdb/.../jobs: filter here.
@@ -396,6 +404,12 @@ export function createSlurmRestSource(
     // (every version it serves, seen on the lab): that is an empty answer, not a failure, or
     // every run over a quiet quarter of an hour would fail and IngestionStale would fire.
     const failures = response.errors.filter((error) => error.errorNumber !== NOTHING_FOUND);
+    const tooWide = failures.find(isQueryTooWideError);
+    if (tooWide) {
+      throw new QueryTooWideError(
+        `slurmdbd refused the window (error ${tooWide.errorNumber ?? QUERY_TOO_WIDE}: ${tooWide.description || tooWide.error}): it is longer than MaxQueryTimeRange in slurmdbd.conf`,
+      );
+    }
     if (failures.length > 0) {
       const first = failures[0];
       throw new SourceUnavailableError(
@@ -455,6 +469,11 @@ function readJobsResponse(body: unknown, options: SlurmRestParseOptions): SlurmR
     }
     throw error;
   }
+}
+
+/** A non-200 answer whose errors are slurmdbd's refusal of a window longer than MaxQueryTimeRange. */
+function bodySaysQueryTooWide(body: string): boolean {
+  return QUERY_TOO_WIDE_TEXT.test(body) || new RegExp(`"error_number"\\s*:\\s*${QUERY_TOO_WIDE}\\b`).test(body);
 }
 
 function summarize(body: string): string {

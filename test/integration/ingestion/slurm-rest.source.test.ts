@@ -852,6 +852,47 @@ describe('a window whose answer is more than one answer may be (a first run, a c
     expect(await db.prisma.slurmJob.count()).toBe(12);
   });
 
+  it.each([
+    ['Slurm 22.05: HTTP 200, the error beside `jobs: []`', 200, { jobs: [] }],
+    ['a later slurmrestd: HTTP 500, without `jobs`', 500, {}],
+  ])(
+    "a window longer than slurmdbd's MaxQueryTimeRange is read in slices it accepts (%s)",
+    async (_label, status, rest) => {
+      // slurmdbd refuses a query over more than MaxQueryTimeRange (slurmdbd.conf) with error 7007: each
+      // first run or catch-up over a longer window failed, and the next, over a longer one, failed too.
+      await db.prisma.$executeRawUnsafe('TRUNCATE slurm_jobs, ingestion_runs');
+      const maxRangeMs = 2 * 86_400_000;
+      const refusal = {
+        errors: [
+          {
+            error_number: 7007,
+            error: 'Too wide of a date range in query',
+            description: '',
+            source: 'slurmdb_jobs_get',
+          },
+        ],
+        ...rest,
+      };
+      replayServer.setPlan((url) => {
+        if (!url.startsWith('/slurmdb/v0.0.38/jobs?')) return replay(url);
+        const { start, end } = windowOf(url);
+        return end - start > maxRangeMs ? { status, body: JSON.stringify(refusal) } : busyCluster()(url);
+      });
+      const run = await firstRun(createSlurmRestSource(sourceOptions({ now: () => NOW })));
+      expect(run).toMatchObject({ outcome: 'success', source: 'slurmrestd', inserted: 12, error: null });
+      const windows = askedWindows();
+      // A refusal is not retried: the slice is halved at once.
+      // (22.05 is asked from 5 s before each slice's start.)
+      expect(windows.slice(0, 3).map((window) => window.end - window.start)).toEqual([
+        7 * 86_400_000 + 5000,
+        3.5 * 86_400_000 + 5000,
+        1.75 * 86_400_000 + 5000,
+      ]);
+      expect(windows.slice(2).every((window) => window.end - window.start <= maxRangeMs)).toBe(true);
+      expect(windows.at(-1)?.end).toBe(NOW.getTime());
+    },
+  );
+
   it('a long window too slow to answer in SLURMRESTD_TIMEOUT_MS is read in shorter slices too', async () => {
     await db.prisma.$executeRawUnsafe('TRUNCATE slurm_jobs, ingestion_runs');
     replayServer.setPlan(busyCluster({ slowAboveMs: 2 * 3_600_000 }));
