@@ -713,6 +713,39 @@ async function createTestDatabaseClone() {
   return openDatabase(db.url, { poolMax: 2, queryTimeoutMs: db.queryTimeoutMs, logger: createLogger('silent') });
 }
 
+describe('a job whose billing is more than its column holds', () => {
+  it('is skipped with the reason, and the jobs of its batch are stored', async () => {
+    // alloc_billing is numeric(18, 4), below 10^14; the check allowed up to 10^15, so such a job
+    // reached the database, which refused its whole batch ("numeric field overflow"): the run failed
+    // and no job of the batch was stored, on every run over that window.
+    const file = path.join(dir, 'huge-billing.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        '51|51|ann|COMPLETED|600|2026-11-23T15:20:00|2026-11-23T15:30:00|billing=500000000000000,cpu=1,mem=1G,node=1\n' +
+        '52|52|ann|COMPLETED|600|2026-11-23T15:20:00|2026-11-23T15:30:00|billing=2,cpu=1,mem=1G,node=1\n',
+    );
+    utimesSync(file, WRITTEN, WRITTEN);
+    const logged: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(line) });
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+
+    const run = await finishedRun(service([source], { logger }).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'partial', seen: 1, skipped: 1, error: null });
+    const stored = await db.pool.query<{ job_id: string; alloc_billing: string }>(
+      'SELECT job_id, alloc_billing::text FROM slurm_jobs ORDER BY job_id',
+    );
+    expect(stored.rows).toEqual([{ job_id: '52', alloc_billing: '2.0000' }]);
+    const skips = logged.map((line) => JSON.parse(line)).filter((entry) => /^skipped a/.test(entry.msg));
+    expect(skips.map(({ jobId, reason }) => ({ jobId, reason }))).toEqual([
+      {
+        jobId: '51',
+        reason: 'allocBilling is out of range (0 to below 100000000000000, numeric(18, 4)): 500000000000000',
+      },
+    ]);
+  });
+});
+
 // Each value of a job fits its own column, yet their product may not fit a receipt item's: 2e9 GPUs
 // for 55 hours are 1.1e11 GPU-hours, 1.1e16 at a GPU rate of 100,000 an hour, past numeric(20, 4),
 // and every receipt of the user (and the month-end run) then failed with a numeric overflow. No
