@@ -23,6 +23,10 @@ function progressBar(done: number, total: number): string {
 // reports, and cron's next run tries again.
 const INCREMENTAL_LOCK_WAIT_MS = 60_000;
 
+/** A command stopped by SIGINT exits 128 + 2, as a shell reports one the signal killed. */
+const EXIT_INTERRUPTED = 130;
+const INTERRUPTED = 'interrupted with Ctrl-C';
+
 /**
  * `npm run ingest`: one incremental run (no dates), or a backfill over whole days, one ingestion
  * run per day (`--from`, `--to`).
@@ -61,13 +65,21 @@ async function main() {
 
   const days: string[] = [];
   for (let day = args.from; day <= args.to; day = addLocalDays(day, 1)) days.push(day);
-  let isStopping = false;
-  // The same Ctrl-C delivered twice (by the terminal, and by npm to its script) is one.
+  // Ctrl-C: the first finishes the current day and stops; the second stops that day at once (its
+  // sacct killed, its run recorded failed, the day not done); a third exits without waiting. The
+  // same Ctrl-C delivered twice (by the terminal, and by npm to its script) is one.
+  let interrupts = 0;
+  const stopping = new AbortController();
   onDistinctSignals(['SIGINT'], () => {
-    if (isStopping) process.exit(130);
-    isStopping = true;
-    process.stderr.write('\nStopping after the current day (Ctrl-C again to stop now).\n');
+    interrupts += 1;
+    if (interrupts === 1) {
+      process.stderr.write('\nStopping after the current day (Ctrl-C again to stop now).\n');
+    } else if (interrupts === 2) {
+      process.stderr.write('\nStopping now: the current day is left not done.\n');
+      stopping.abort(new Error(INTERRUPTED));
+    } else process.exit(EXIT_INTERRUPTED);
   });
+  const isStopping = () => interrupts > 0;
 
   // On a terminal each day overwrites the last (\r); anywhere else (cron's mail, a log file) a \r
   // would run every day into one line, so each gets a line of its own.
@@ -75,28 +87,38 @@ async function main() {
   const writeProgress = (text: string) => process.stderr.write(isTerminal ? `\r${text}` : `${text}\n`);
 
   const totals = { days: 0, skippedDays: 0, failedDays: 0, seen: 0, inserted: 0, updated: 0, skipped: 0 };
+  let stoppedDay: string | undefined;
+  let daysLeft = days.length;
   const started = Date.now();
   try {
     for (const [index, day] of days.entries()) {
-      if (isStopping) break;
+      if (isStopping()) break;
       const window = {
         start: toUtc(`${day}T00:00:00`) as Date,
         end: toUtc(`${addLocalDays(day, 1)}T00:00:00`) as Date,
       };
       if (!args.force && (await ingestionRepository.isBackfillWindowDone(db.prisma, window))) {
         totals.skippedDays += 1;
+        daysLeft -= 1;
         writeProgress(`${progressBar(index + 1, days.length)} ${day} already done${isTerminal ? '          ' : ''}`);
         continue;
       }
-      let result = await service.runOnce({ trigger: 'backfill', window, force: args.force });
+      const runDay = () => service.runOnce({ trigger: 'backfill', window, force: args.force, signal: stopping.signal });
+      let result = await runDay();
       // The scheduler of a running server may hold the lock for a moment: wait for it.
-      while (result.status === 'skipped' && !isStopping) {
+      while (result.status === 'skipped' && !isStopping()) {
         await new Promise((resolve) => setTimeout(resolve, 1000));
-        result = await service.runOnce({ trigger: 'backfill', window, force: args.force });
+        result = await runDay();
       }
       if (result.status !== 'finished') break;
       const run = result.run;
+      if (run.outcome === 'failed' && stopping.signal.aborted) {
+        // Stopped part way by the second Ctrl-C: recorded failed, not done, read again next time.
+        stoppedDay = day;
+        break;
+      }
       totals.days += 1;
+      daysLeft -= 1;
       if (run.outcome === 'failed') totals.failedDays += 1;
       totals.seen += run.seen;
       totals.inserted += run.inserted;
@@ -111,12 +133,19 @@ async function main() {
     await db.close();
   }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  // Stopped before its last day: a Ctrl-C during the last day, which that day's end answers, is not.
+  const isInterrupted = daysLeft > 0;
+  const interrupted = isInterrupted
+    ? ` Interrupted (Ctrl-C)${stoppedDay ? `: ${stoppedDay} was stopped part way and is not done` : ''}; run the same command again to continue.`
+    : '';
   console.log(
-    `\nBackfill ${args.from} .. ${args.to}: ${totals.days} day(s) read, ${totals.skippedDays} already done, ${totals.failedDays} failed; ` +
+    `\nBackfill ${args.from} .. ${args.to}${isInterrupted ? ' interrupted' : ''}: ${totals.days} day(s) read, ${totals.skippedDays} already done, ${totals.failedDays} failed; ` +
       `${totals.seen} jobs seen, ${totals.inserted} new, ${totals.updated} updated, ${totals.skipped} malformed skipped, in ${seconds} s.` +
-      (isStopping ? ' Stopped early: run the same command again to continue.' : ''),
+      interrupted,
   );
-  if (totals.failedDays > 0) process.exitCode = 1;
+  // An interrupted backfill did not do what it was asked: cron and scripts must not take it for done.
+  if (isInterrupted) process.exitCode = EXIT_INTERRUPTED;
+  else if (totals.failedDays > 0) process.exitCode = 1;
 }
 
 /**
@@ -125,9 +154,11 @@ async function main() {
  */
 async function runIncremental(service: IngestionService, force: boolean) {
   const stopping = new AbortController();
-  process.on('SIGINT', () => {
-    if (stopping.signal.aborted) process.exit(130);
-    stopping.abort(new Error('stopped with Ctrl-C'));
+  // The same Ctrl-C delivered twice (by the terminal, and by npm to its script) is one: taken for a
+  // second, it exited at once and left the run `running`.
+  onDistinctSignals(['SIGINT'], () => {
+    if (stopping.signal.aborted) process.exit(EXIT_INTERRUPTED);
+    stopping.abort(new Error(INTERRUPTED));
   });
   const result = await service.runOnce({
     trigger: 'schedule',
@@ -135,24 +166,34 @@ async function runIncremental(service: IngestionService, force: boolean) {
     waitForLockMs: INCREMENTAL_LOCK_WAIT_MS,
     signal: stopping.signal,
   });
+  // One result line on stdout, whatever the outcome, and an exit code that tells them apart: cron's
+  // log, or a script reading stdout (`>result 2>>log`), gets the line of a failed run as of a
+  // successful one. The details of a failure (each source's log line) are JSON lines on stderr.
   if (result.status === 'skipped') {
-    console.error(
-      `Another ingestion run (a server's or a backfill) held the lock for ${INCREMENTAL_LOCK_WAIT_MS / 1000} s; nothing was read. ` +
-        'The next run reads from where the last completed one ended, so nothing is lost.',
+    console.log(
+      `No ingestion run: another run (a server's or a backfill) held the lock for ${INCREMENTAL_LOCK_WAIT_MS / 1000} s, so nothing was read; ` +
+        'the next run reads from where the last completed one ended, so nothing is lost.',
     );
     process.exitCode = 75; // EX_TEMPFAIL: cron's next run retries
     return;
   }
   const { run } = result;
-  const window = `${run.window.start.toISOString()} .. ${run.window.end.toISOString()}`;
+  const tail = `; window ${run.window.start.toISOString()} .. ${run.window.end.toISOString()}, in ${(run.durationMs / 1000).toFixed(1)} s.`;
+  if (run.outcome === 'failed' && stopping.signal.aborted) {
+    console.log(
+      `Ingestion run #${run.runId} interrupted (Ctrl-C): recorded failed, so the next run reads its window again${tail}`,
+    );
+    process.exitCode = EXIT_INTERRUPTED;
+    return;
+  }
   if (run.outcome === 'failed') {
-    console.error(`Ingestion run #${run.runId} failed: ${run.error} (window ${window})`);
+    console.log(`Ingestion run #${run.runId} failed: ${run.error}${tail}`);
     process.exitCode = 1;
     return;
   }
   console.log(
     `Ingestion run #${run.runId} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped` +
-      `${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}; window ${window}, in ${(run.durationMs / 1000).toFixed(1)} s.`,
+      `${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}${tail}`,
   );
 }
 

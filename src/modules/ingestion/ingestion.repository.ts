@@ -367,6 +367,32 @@ export async function findLiveHighWaterMark(db: Db, options: { withSeed?: boolea
 }
 
 /**
+ * Where the failed runs of the newest outage began, while it is recent: the window start of the first
+ * completed run reading up to now that followed failed runs (they all had its window start, since a
+ * failed run does not move the mark), when that run's window ended after `since`; else null.
+ * Accounting records of the jobs that ended during an outage of slurmdbd reach it after it is back
+ * (slurmctld queues them), possibly after that first run read the outage: the runs after it re-read
+ * from there until `since` passes it.
+ */
+export async function findRecentCatchUpStart(db: Db, since: Date): Promise<Date | null> {
+  const live = LIVE_WINDOW_TRIGGERS.map((trigger) => `'${trigger}'`).join(', ');
+  // The window_end bounds let (outcome, window_end) find the few rows concerned.
+  const rows = await db.$queryRawUnsafe<{ start: Date | null }[]>(
+    `SELECT min(r.window_start) AS start FROM ingestion_runs r
+     WHERE r.outcome IN ('success', 'partial') AND r.trigger IN (${live}) AND r.window_end > $1::timestamptz
+       AND EXISTS (SELECT 1 FROM ingestion_runs f
+                   WHERE f.outcome = 'failed' AND f.trigger IN (${live}) AND f.window_start = r.window_start
+                     AND f.window_end > r.window_start AND f.window_end <= r.window_end AND f.id < r.id)
+       AND NOT EXISTS (SELECT 1 FROM ingestion_runs p
+                       WHERE p.outcome IN ('success', 'partial') AND p.trigger IN (${live})
+                         AND p.window_start = r.window_start
+                         AND p.window_end > r.window_start AND p.window_end <= r.window_end AND p.id < r.id)`,
+    since.toISOString(),
+  );
+  return rows[0]?.start ?? null;
+}
+
+/**
  * The runs that say new jobs are being read: every run reading up to now, and a backfill day only when
  * it had begun by the time the run started (today). A backfill of past days, counted as fresh, kept
  * IngestionStale silent for as long as an operator backfilled last month while the scheduled runs

@@ -92,10 +92,18 @@ export function createIngestionService(deps: IngestionDeps) {
     // this server reads instead: counted, it made the first slurmrestd or sacct run read only
     // INGEST_OVERLAP_SEC back, not INGEST_LOOKBACK_DAYS, and the week before was never read.
     const highWater = await ingestionRepository.findLiveHighWaterMark(db.prisma, { withSeed: readsFile });
-    const start = highWater
-      ? new Date(Math.min(highWater.getTime(), end.getTime()) - deps.overlapSec * 1000)
-      : new Date(end.getTime() - deps.initialLookbackSec * 1000);
-    return { start, end };
+    if (!highWater) return { start: new Date(end.getTime() - deps.initialLookbackSec * 1000), end };
+    const start = new Date(Math.min(highWater.getTime(), end.getTime()) - deps.overlapSec * 1000);
+    // After an outage (failed runs), slurmctld sends slurmdbd the records of the jobs that ended
+    // meanwhile once it is back, with their real end times, possibly after the first run that
+    // succeeded again read the outage: for INGEST_OVERLAP_SEC after that run, the runs re-read from
+    // where the failed ones began. They used to read only the overlap before the last run, so a job
+    // that ended more than INGEST_OVERLAP_SEC before its record arrived was never read, nor billed.
+    const catchUp = await ingestionRepository.findRecentCatchUpStart(
+      db.prisma,
+      new Date(end.getTime() - deps.overlapSec * 1000),
+    );
+    return { start: catchUp && catchUp < start ? catchUp : start, end };
   }
 
   /** Reads one source for the window and writes what it yields; throws when the source fails. */

@@ -48,6 +48,29 @@ export class SourceUnavailableError extends Error {
   }
 }
 
+/**
+ * slurmdbd refused the query as longer than its MaxQueryTimeRange (slurmdbd.conf): error 7007, "Too
+ * wide of a date range in query", which sacct prints and slurmrestd reports. The window is read again
+ * in shorter slices.
+ */
+export class QueryTooWideError extends SourceUnavailableError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'QueryTooWideError';
+  }
+}
+
+/** slurmdbd's words for ESLURM_DB_QUERY_TOO_WIDE (7007), as sacct prints them and slurmrestd reports them. */
+export const QUERY_TOO_WIDE_TEXT = /too wide of a date range/i;
+
+/** The shortest slice a window is cut into when slurmdbd finds it too wide (or its answer too large). */
+export const MIN_SLICE_MS = 60_000;
+
+/** Half of a slice `lengthMs` long, in whole seconds, and never below MIN_SLICE_MS. */
+export function halfSlice(lengthMs: number): number {
+  return Math.max(MIN_SLICE_MS, Math.ceil(lengthMs / 2 / 1000) * 1000);
+}
+
 /** The run was stopped from outside (the process is shutting down): no other source is tried. */
 export class RunStoppedError extends Error {
   constructor(signal: AbortSignal) {

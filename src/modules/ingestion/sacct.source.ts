@@ -2,8 +2,12 @@ import { execFile, spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  halfSlice,
   type IngestWindow,
   type JobSource,
+  MIN_SLICE_MS,
+  QUERY_TOO_WIDE_TEXT,
+  QueryTooWideError,
   type ReadOptions,
   RunStoppedError,
   SourceConfigError,
@@ -84,7 +88,13 @@ export function createSacctSource(options: SacctSourceOptions): JobSource {
  */
 export const SACCT_SLICE_MS = 86_400_000;
 
-/** Reads the window with one sacct per day or less (SACCT_SLICE_MS), in order. */
+/**
+ * Reads the window with one sacct per day or less (SACCT_SLICE_MS), in order. A slice slurmdbd refuses
+ * as longer than its MaxQueryTimeRange (slurmdbd.conf; sacct prints "Too wide of a date range in
+ * query") is read again in halves, down to a minute, and the slices after it keep the shorter length:
+ * refused, every run over a window longer than that range failed, and each failed run left a longer
+ * window to the next.
+ */
 async function* readInSlices(
   options: SacctSourceOptions,
   window: IngestWindow,
@@ -92,9 +102,23 @@ async function* readInSlices(
   checkCluster: ((signal: AbortSignal | undefined) => Promise<void>) | undefined,
 ): AsyncGenerator<SourceItem> {
   let start = window.start;
+  let sliceMs = SACCT_SLICE_MS;
   do {
-    const end = new Date(Math.min(start.getTime() + SACCT_SLICE_MS, window.end.getTime()));
-    yield* runSacct(options, { start, end }, readOptions, checkCluster);
+    const end = new Date(Math.min(start.getTime() + sliceMs, window.end.getTime()));
+    const length = end.getTime() - start.getTime();
+    try {
+      // sacct prints its header and nothing else before slurmdbd's refusal: no job comes twice.
+      yield* runSacct(options, { start, end }, readOptions, checkCluster);
+    } catch (error) {
+      if (!(error instanceof QueryTooWideError)) throw error;
+      if (length <= MIN_SLICE_MS) {
+        throw new SourceUnavailableError(
+          `${error.message} for the ${Math.round(length / 1000)} s from ${start.toISOString()}, the shortest slice a window is read in`,
+        );
+      }
+      sliceMs = halfSlice(length);
+      continue;
+    }
     start = end;
   } while (start < window.end);
 }
@@ -314,6 +338,11 @@ async function* runSacct(
     }
     if (result.code !== 0) {
       const detail = stderr.trim().split('\n').slice(-3).join(' / ');
+      if (QUERY_TOO_WIDE_TEXT.test(stderr)) {
+        throw new QueryTooWideError(
+          `slurmdbd refused the window (${detail.slice(0, 300)}): it is longer than MaxQueryTimeRange in slurmdbd.conf`,
+        );
+      }
       throw new SourceUnavailableError(
         `sacct exited with ${result.code ?? result.signal}${detail ? `: ${detail.slice(0, 300)}` : ''}`,
       );

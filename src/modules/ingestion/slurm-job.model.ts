@@ -142,8 +142,6 @@ export function parseJobId(text: string): JobKeyParts | null {
 }
 
 const INT32_MAX = 2_147_483_647;
-// numeric(18, 3) holds 15 digits before the point.
-const NUMERIC_MAX = 1e15;
 const TEXT_LIMITS: [keyof NormalizedJob, number][] = [
   ['cluster', 64],
   ['jobId', 32],
@@ -167,16 +165,28 @@ const INT_FIELDS: (keyof NormalizedJob)[] = [
   'reqGpus',
   'stepCount',
 ];
-const NUMBER_FIELDS: (keyof NormalizedJob)[] = [
-  'allocMemMb',
-  'reqMemMb',
-  'allocBilling',
-  'cpuTimeSec',
-  'totalCpuSec',
-  'stepMemGbHours',
-  'maxRssBytes',
-  'energyJoules',
+/**
+ * Each number's column (prisma/schema.prisma): numeric(18, s) holds a value that, rounded to s
+ * decimals as it is written, is below 10^(18 - s); a bigint is bounded at 10^15, beyond any real value.
+ * One bound for all (10^15) let an alloc_billing between 10^14 and 10^15 through to numeric(18, 4),
+ * which refused it, and with it the whole batch of 2,000 jobs, with a database error.
+ */
+const NUMBER_COLUMNS: [field: keyof NormalizedJob, scale: number, type: string][] = [
+  ['allocMemMb', 3, 'numeric(18, 3)'],
+  ['reqMemMb', 3, 'numeric(18, 3)'],
+  ['allocBilling', 4, 'numeric(18, 4)'],
+  ['cpuTimeSec', 0, 'bigint'],
+  ['totalCpuSec', 3, 'numeric(18, 3)'],
+  ['stepMemGbHours', 6, 'numeric(18, 6)'],
+  ['maxRssBytes', 0, 'bigint'],
+  ['energyJoules', 0, 'bigint'],
 ];
+const BIGINT_BOUND = 1e15;
+
+/** The bound a value of a column must stay below once rounded as it is written. */
+function columnBound(scale: number, type: string): number {
+  return type === 'bigint' ? BIGINT_BOUND : 10 ** (18 - scale);
+}
 
 /**
  * The most hours of one resource a job may bill: a million cores for a thousand hours, beyond any
@@ -218,10 +228,12 @@ export function findStorageProblem(job: NormalizedJob): string | null {
       return `${field} is not a whole number between 0 and ${INT32_MAX}: ${value}`;
     }
   }
-  for (const field of NUMBER_FIELDS) {
+  for (const [field, scale, type] of NUMBER_COLUMNS) {
     const value = job[field];
-    if (value !== null && (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value >= NUMERIC_MAX)) {
-      return `${field} is out of range: ${value}`;
+    if (value === null) continue;
+    const bound = columnBound(scale, type);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || roundTo(value, scale) >= bound) {
+      return `${field} is out of range (0 to below ${bound}, ${type}): ${value}`;
     }
   }
   return findResourceHoursProblem(job);

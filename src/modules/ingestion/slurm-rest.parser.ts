@@ -433,6 +433,19 @@ export function parseSlurmRestJobsResponse(body: unknown, options: SlurmRestPars
   return { items, errors, warnings };
 }
 
+/** ESLURM_DB_QUERY_TOO_WIDE: slurmdbd refused a window longer than its MaxQueryTimeRange. */
+export const QUERY_TOO_WIDE = 7007;
+
+/**
+ * slurmdbd's refusal of a window longer than MaxQueryTimeRange (slurmdbd.conf): error 7007, "Too wide
+ * of a date range in query" (Slurm's slurm_errno.h and slurm_errno.c).
+ */
+export function isQueryTooWideError(error: SlurmRestError): boolean {
+  return (
+    error.errorNumber === QUERY_TOO_WIDE || /too wide of a date range/i.test(`${error.error} ${error.description}`)
+  );
+}
+
 /** Slurm's "Protocol authentication error" and friends: a configuration problem, not a transient one. */
 export function isAuthenticationError(error: SlurmRestError): boolean {
   return (

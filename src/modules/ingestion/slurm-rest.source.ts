@@ -2,8 +2,12 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import {
+  halfSlice,
   type IngestWindow,
   type JobSource,
+  MIN_SLICE_MS,
+  QUERY_TOO_WIDE_TEXT,
+  QueryTooWideError,
   type ReadOptions,
   SourceConfigError,
   SourceUnavailableError,
@@ -11,12 +15,14 @@ import {
 import type { SourceItem } from './slurm-job.model.js';
 import {
   isAuthenticationError,
+  isQueryTooWideError,
   parseSlurmRestJobsResponse,
+  QUERY_TOO_WIDE,
   type SlurmRestJobsResponse,
   type SlurmRestParseOptions,
   SUPPORTED_API_VERSIONS,
 } from './slurm-rest.parser.js';
-import { formatLocalTimestamp, SlurmParseError, truncate } from './slurm-time.parser.js';
+import { SlurmParseError, truncate } from './slurm-time.parser.js';
 
 export interface SlurmRestSourceOptions {
   url: string;
@@ -41,12 +47,17 @@ export interface SlurmRestSourceOptions {
   retryBaseMs: number;
   /** The largest body accepted, so a runaway answer cannot exhaust memory. */
   maxBodyBytes?: number;
-  /** The clock the window is written against for Slurm 22.05 (relative times, below); tests fix it. */
+  /** The clock the window is written against up to v0.0.39 (relative times, below); tests fix it. */
   now?: () => Date;
 }
 
-/** The newest API version that is Slurm 22.05's, whose query times are sent relative to now. */
-const LAST_2205_VERSION = 38;
+/**
+ * The newest API version whose query times slurmrestd reads as written times (Slurm's parse_time):
+ * 22.05's v0.0.36-38 and 23.02's v0.0.39 (openapi/dbv0.0.39 parses `start_time` as 22.05 does, and
+ * its OpenAPI document lists the same formats). From v0.0.40 (23.11, the data_parser's
+ * JOB_CONDITION) `start_time` and `end_time` are "Usage start/end (UNIX timestamp)".
+ */
+const LAST_WRITTEN_TIME_VERSION = 39;
 /** Read this much more before a window's start: slurmrestd's "now" is a little later than ours. */
 const RELATIVE_START_MARGIN_SEC = 5;
 
@@ -66,10 +77,18 @@ export function formatRelativeTime(edge: Date, now: Date, side: 'start' | 'end')
 }
 
 /**
- * The shortest slice a window is cut into when its answer is too large: a minute of any real
- * cluster's jobs is far below the body limit.
+ * A window's edge as slurmrestd of API `version` reads it whatever its own zone: relative to now up to
+ * v0.0.39 (formatRelativeTime), Unix seconds from v0.0.40, rounded outwards so the window read is never
+ * shorter than the one meant. v0.0.40 and later used to be sent the time written in APP_TZ, which they
+ * do not read as such: a slurmrestd in another zone (or any, as they take Unix timestamps) was asked
+ * another window than the one meant.
  */
-const MIN_SLICE_MS = 60_000;
+export function formatQueryTime(version: string, edge: Date, now: Date, side: 'start' | 'end'): string {
+  if (Number(version.slice(5)) <= LAST_WRITTEN_TIME_VERSION) return formatRelativeTime(edge, now, side);
+  const seconds = edge.getTime() / 1000;
+  return String(side === 'start' ? Math.floor(seconds) : Math.ceil(seconds));
+}
+
 /**
  * A timeout is taken for an answer too large to come in time only for slices longer than this:
  * an hour of accounting is quick to answer, so a shorter slice that times out is a slurmrestd that
@@ -165,6 +184,11 @@ export function createSlurmRestSource(
           throw new SourceConfigError(
             `slurmrestd refused the credentials (HTTP ${answer.status}); ${rejectedTokenAdvice(headers['X-SLURM-USER-TOKEN'], new Date(), options.user)}`,
           );
+        }
+        // slurmdbd refused the window as longer than its MaxQueryTimeRange: asked again it refuses
+        // again, so it is not retried but read in shorter slices (read()).
+        if (answer.status !== 200 && bodySaysQueryTooWide(answer.body)) {
+          throw new QueryTooWideError(`slurmrestd answered HTTP ${answer.status}: ${summarize(answer.body)}`);
         }
         if (answer.status >= 500 || answer.status === 429) {
           throw new RetryableError(`slurmrestd answered HTTP ${answer.status}: ${summarize(answer.body)}`);
@@ -302,21 +326,23 @@ export function createSlurmRestSource(
           end: new Date(Math.min(sliceStart.getTime() + sliceMs, window.end.getTime())),
         };
         const sliceLength = slice.end.getTime() - slice.start.getTime();
-        let answer: { body: unknown; version: string };
+        let items: SourceItem[];
         try {
-          answer = await fetchJobs(slice, version, sliceLength > SPLIT_ON_TIMEOUT_ABOVE_MS);
+          const answer = await fetchJobs(slice, version, sliceLength > SPLIT_ON_TIMEOUT_ABOVE_MS);
+          version = answer.version;
+          items = await readAnswer(answer.body, version);
         } catch (error) {
-          if (!(error instanceof AnswerTooLargeError)) throw error;
+          // Too large or too slow an answer, or a window longer than slurmdbd's MaxQueryTimeRange
+          // (which failed every run whose window was longer, for good): read it in halves.
+          if (!(error instanceof AnswerTooLargeError || error instanceof QueryTooWideError)) throw error;
           if (sliceLength <= MIN_SLICE_MS) {
             throw new SourceUnavailableError(
               `${error.message} for the ${Math.round(sliceLength / 1000)} s from ${slice.start.toISOString()}, the shortest slice a window is read in`,
             );
           }
-          sliceMs = Math.max(MIN_SLICE_MS, Math.ceil(sliceLength / 2 / 1000) * 1000);
+          sliceMs = halfSlice(sliceLength);
           continue;
         }
-        version = answer.version;
-        const items = await readAnswer(answer.body, version);
         for (const item of items) {
           itemCount += 1;
           // 22.05 has no user filter on /slurmdb/.../jobs: filter here.
@@ -335,16 +361,12 @@ export function createSlurmRestSource(
     chosen: string,
     isSplittable: boolean,
   ): Promise<{ body: unknown; version: string }> {
-    // slurmrestd parses times in its own process's zone and refuses raw ':' (HTTP 400) and epoch
-    // seconds (22.05): 22.05 is sent times relative to now (formatRelativeTime); later versions, whose
-    // parsing of them was not seen here, times in the cluster's zone (APP_TZ).
+    // Up to v0.0.39 slurmrestd parses a written time in its own process's zone and refuses raw ':'
+    // (HTTP 400) and epoch seconds (22.05): it is sent times relative to now. From v0.0.40 it takes
+    // Unix timestamps (formatQueryTime).
     const queryFor = (version: string) => {
-      const isRelative = Number(version.slice(5)) <= LAST_2205_VERSION;
       const now = options.now?.() ?? new Date();
-      const edge = (date: Date, side: 'start' | 'end') =>
-        encodeURIComponent(
-          isRelative ? formatRelativeTime(date, now, side) : formatLocalTimestamp(date, options.timeZone),
-        );
+      const edge = (date: Date, side: 'start' | 'end') => encodeURIComponent(formatQueryTime(version, date, now, side));
       const query = `start_time=${edge(slice.start, 'start')}&end_time=${edge(slice.end, 'end')}`;
       // The cluster sacct is asked for (--clusters): without it slurmrestd reads the cluster of its own
       // slurm.conf (seen on the lab with two clusters in one slurmdbd), another cluster than SLURM_CLUSTER
@@ -382,6 +404,12 @@ export function createSlurmRestSource(
     // (every version it serves, seen on the lab): that is an empty answer, not a failure, or
     // every run over a quiet quarter of an hour would fail and IngestionStale would fire.
     const failures = response.errors.filter((error) => error.errorNumber !== NOTHING_FOUND);
+    const tooWide = failures.find(isQueryTooWideError);
+    if (tooWide) {
+      throw new QueryTooWideError(
+        `slurmdbd refused the window (error ${tooWide.errorNumber ?? QUERY_TOO_WIDE}: ${tooWide.description || tooWide.error}): it is longer than MaxQueryTimeRange in slurmdbd.conf`,
+      );
+    }
     if (failures.length > 0) {
       const first = failures[0];
       throw new SourceUnavailableError(
@@ -441,6 +469,11 @@ function readJobsResponse(body: unknown, options: SlurmRestParseOptions): SlurmR
     }
     throw error;
   }
+}
+
+/** A non-200 answer whose errors are slurmdbd's refusal of a window longer than MaxQueryTimeRange. */
+function bodySaysQueryTooWide(body: string): boolean {
+  return QUERY_TOO_WIDE_TEXT.test(body) || new RegExp(`"error_number"\\s*:\\s*${QUERY_TOO_WIDE}\\b`).test(body);
 }
 
 function summarize(body: string): string {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,8 @@ import {
 import { runToExit, spawnCollecting } from '../../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
+
+const FAKE_SACCT = path.resolve(import.meta.dirname, '../../fixtures/slurm/fake-sacct.mjs');
 
 let db: TestDatabase;
 let dir: string;
@@ -152,6 +154,15 @@ describe('npm run ingest stopped with Ctrl-C twice', () => {
       // npm ends as its script did (130), or by the signal, which it raises on itself once its script ended.
       expect(cli.exitCode === 130 || cli.signalCode === 'SIGINT', output).toBe(true);
       expect(await waitFor(() => !isRunning(sleepPid), 10_000), `sleep ${sleepPid} is still running`).toBe(true);
+      // The day stopped part way is recorded failed, not left `running`, and is not done.
+      const runs = await db.prisma.ingestionRun.findMany({
+        where: { trigger: 'backfill', outcome: { in: ['failed', 'running'] } },
+      });
+      expect(
+        runs.map((run) => [run.outcome, run.error]),
+        output,
+      ).toEqual([['failed', 'sacct: stopped: interrupted with Ctrl-C']]);
+      expect(output).toContain('2026-11-23 was stopped part way and is not done');
     } finally {
       try {
         process.kill(-(cli.pid as number), 'SIGKILL');
@@ -160,6 +171,100 @@ describe('npm run ingest stopped with Ctrl-C twice', () => {
       }
       killLeftoverSleep(wrapper.sleepPidFile);
     }
+  });
+});
+
+describe('npm run ingest stopped with one Ctrl-C', () => {
+  const slowSacct = () => {
+    const link = path.join(dir, 'sacct-slow-per-day');
+    symlinkSync(FAKE_SACCT, link);
+    return link;
+  };
+
+  it('a backfill finishes the current day, then exits 130 saying it was interrupted, not 0 as if it were done', {
+    timeout: 60_000,
+  }, async () => {
+    // sacct takes 400 ms a day. Cron, or a script (`npm run ingest -- --from ... && next-step`), took
+    // an interrupted backfill for a finished one: it exited 0.
+    const cli = spawnCollecting(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-10-01', '--to', '2026-10-10', '--force'],
+      {
+        cwd: PROJECT_ROOT,
+        env: {
+          DATABASE_URL: db.url,
+          APP_TZ: 'UTC',
+          LOG_LEVEL: 'error',
+          DEMO_SEED: 'false',
+          SACCT_PATH: slowSacct(),
+          SACCT_TIMEOUT_MS: '60000',
+        },
+      },
+    );
+    const closed = new Promise((resolve) => cli.child.once('close', resolve));
+    try {
+      expect(await waitFor(() => cli.output().includes('2026-10-01 success'), 30_000), cli.output()).toBe(true);
+      process.kill(cli.child.pid as number, 'SIGINT');
+      expect(await withHangGuard(cli.exited, 30_000, 'the backfill after its Ctrl-C'), cli.output()).toBe(130);
+      await closed;
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+    expect(cli.stdout()).toMatch(
+      /Backfill 2026-10-01 \.\. 2026-10-10 interrupted: [2-9] day\(s\) read, .* Interrupted \(Ctrl-C\); run the same command again to continue\.\n$/,
+    );
+    // The day under way when Ctrl-C came was finished: nothing is left half done or `running`.
+    const runs = await db.prisma.ingestionRun.findMany({
+      where: {
+        trigger: 'backfill',
+        windowStart: { gte: new Date('2026-10-01T00:00:00Z'), lt: new Date('2026-10-11T00:00:00Z') },
+      },
+      orderBy: { id: 'asc' },
+    });
+    expect(runs.length).toBeLessThan(10);
+    expect(runs.every((run) => run.outcome === 'success')).toBe(true);
+  });
+
+  it('an incremental run through npm (which passes the Ctrl-C on again) is recorded failed and exits 130', {
+    timeout: 60_000,
+  }, async () => {
+    const wrapper = writeHangingSacctWrapper(path.join(dir, 'sacct-wrapper-incremental'));
+    // The Ctrl-C npm passed on was taken for a second one: the CLI exited at once, leaving its run
+    // `running`; one reaching it alone exited 1 as a failed run.
+    const cli = spawnCollecting('npm', ['run', '--silent', 'ingest'], {
+      cwd: PROJECT_ROOT,
+      env: {
+        DATABASE_URL: db.url,
+        APP_TZ: 'UTC',
+        LOG_LEVEL: 'error',
+        DEMO_SEED: 'false',
+        SACCT_PATH: wrapper.path,
+        SACCT_TIMEOUT_MS: '600000',
+      },
+      hasOwnProcessGroup: true,
+    });
+    try {
+      expect(await waitFor(() => readSleepPid(wrapper.sleepPidFile) !== undefined, 60_000), cli.output()).toBe(true);
+      const sleepPid = readSleepPid(wrapper.sleepPidFile) as number;
+      process.kill(-(cli.child.pid as number), 'SIGINT');
+      await withHangGuard(cli.exited, 30_000, 'the incremental run after its Ctrl-C');
+      expect(cli.child.exitCode === 130 || cli.child.signalCode === 'SIGINT', cli.output()).toBe(true);
+      expect(await waitFor(() => !isRunning(sleepPid), 10_000), `sleep ${sleepPid} is still running`).toBe(true);
+    } finally {
+      try {
+        process.kill(-(cli.child.pid as number), 'SIGKILL');
+      } catch {
+        // already gone, as it should be
+      }
+      killLeftoverSleep(wrapper.sleepPidFile);
+    }
+    expect(cli.stdout()).toMatch(
+      /^Ingestion run #\d+ interrupted \(Ctrl-C\): .*; window \S+ \.\. \S+, in \d+\.\d s\.\n$/,
+    );
+    const run = await db.prisma.ingestionRun.findFirst({ where: { trigger: 'schedule' }, orderBy: { id: 'desc' } });
+    expect(run).toMatchObject({ outcome: 'failed', error: 'sacct: stopped: interrupted with Ctrl-C' });
+    // The next incremental run reads the window again: it is not the high-water mark.
+    await db.prisma.ingestionRun.deleteMany({ where: { trigger: 'schedule' } });
   });
 });
 
@@ -230,10 +335,31 @@ describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=fals
     expect(warnings).toContainEqual(expect.objectContaining({ level: 40, msg: 'skipped a malformed record' }));
   });
 
-  it('exits 1 with the reason when no source answers', async () => {
-    const result = await runIngestCli([], { FALLBACK_CSV: path.join(dir, 'no-such-file.psv') });
-    expect(result.code).toBe(1);
-    expect(result.output).toMatch(/Ingestion run #\d+ failed: .*no-such-file\.psv/);
+  it('exits 1 with the reason when no source answers, its result line on stdout as a successful run has it', async () => {
+    // A failed run printed its line on stderr, in another form (`(window …)`), so `>result 2>>log`
+    // or a wrapper reading stdout got nothing for it, and a log read for result lines missed it.
+    const cli = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts'], {
+      cwd: PROJECT_ROOT,
+      env: {
+        DATABASE_URL: db.url,
+        APP_TZ: 'UTC',
+        DEMO_SEED: 'false',
+        FALLBACK_CSV: path.join(dir, 'no-such-file.psv'),
+      },
+    });
+    const closed = new Promise((resolve) => cli.child.once('close', resolve));
+    expect(await cli.exited).toBe(1);
+    await closed;
+    expect(cli.stdout()).toMatch(
+      /^Ingestion run #\d+ failed: file: .*no-such-file\.psv.*; window \S+ \.\. \S+, in \d+\.\d s\.\n$/,
+    );
+    // stderr has the details as JSON log lines, and nothing else.
+    const logLines = cli
+      .stderr()
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as { level: number; msg: string });
+    expect(logLines).toContainEqual(expect.objectContaining({ level: 50, msg: 'ingestion run failed' }));
   });
 });
 

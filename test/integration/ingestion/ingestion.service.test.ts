@@ -388,6 +388,54 @@ describe('the high-water mark', () => {
   });
 });
 
+describe('after an outage (failed runs)', () => {
+  it('re-reads the outage for INGEST_OVERLAP_SEC after the first run that succeeds, for records that arrive late', async () => {
+    // slurmdbd was down from T0 for an hour: the runs failed, and slurmctld kept the records of the
+    // jobs that ended meanwhile and sent them once slurmdbd was back, after the first run that
+    // succeeded again. Job 911 ended 20 minutes into the outage and reached slurmdbd after that run:
+    // the next run read only INGEST_OVERLAP_SEC (10 min) before the last one, and never read it.
+    const file = path.join(dir, 'outage.psv');
+    const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n';
+    const early = '910|910|ann|COMPLETED|600|2026-11-23T13:50:00|2026-11-23T14:00:00|cpu=1,mem=1G,node=1\n';
+    const late = '911|911|ann|COMPLETED|600|2026-11-23T15:10:00|2026-11-23T15:20:00|cpu=1,mem=1G,node=1\n';
+    writeFileSync(file, header + early);
+    const fileSource = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const down: JobSource = {
+      name: 'sacct',
+      // biome-ignore lint/correctness/useYield: a source that fails before yielding anything
+      async *read() {
+        throw new Error('sacct exited with 1: sacct: error: Problem talking to the database: Connection refused');
+      },
+    };
+    const at = (text: string) => () => new Date(text);
+    const T0 = '2026-11-23T14:55:00Z';
+    await finishedRun(service([fileSource], { now: at(T0) }).runOnce({ trigger: 'schedule' }));
+    for (const time of ['2026-11-23T15:20:00Z', '2026-11-23T15:40:00Z']) {
+      const failed = await finishedRun(service([down], { now: at(time) }).runOnce({ trigger: 'schedule' }));
+      expect(failed.outcome).toBe('failed');
+    }
+    const outageStart = new Date(new Date(T0).getTime() - 600_000);
+    // slurmdbd is back; the first run reads the outage, before job 911's record arrived.
+    const back = await finishedRun(
+      service([fileSource], { now: at('2026-11-23T16:00:00Z') }).runOnce({ trigger: 'schedule' }),
+    );
+    expect(back).toMatchObject({ outcome: 'success', window: { start: outageStart } });
+    writeFileSync(file, header + early + late);
+
+    const next = await finishedRun(
+      service([fileSource], { now: at('2026-11-23T16:05:00Z') }).runOnce({ trigger: 'schedule' }),
+    );
+    expect(next.window).toEqual({ start: outageStart, end: new Date('2026-11-23T16:05:00Z') });
+    expect(await jobRow('911')).toMatchObject({ state: 'COMPLETED', end_at: new Date('2026-11-23T15:20:00Z') });
+
+    // INGEST_OVERLAP_SEC after the first run that succeeded again, the windows are as before the outage.
+    const later = await finishedRun(
+      service([fileSource], { now: at('2026-11-23T16:11:00Z') }).runOnce({ trigger: 'schedule' }),
+    );
+    expect(later.window).toEqual({ start: new Date('2026-11-23T15:55:00Z'), end: new Date('2026-11-23T16:11:00Z') });
+  });
+});
+
 describe('sources in order, and failures', () => {
   const failing = (name: 'slurmrestd' | 'sacct', error: Error): JobSource => ({
     name,
@@ -712,6 +760,39 @@ async function createTestDatabaseClone() {
   const { openDatabase } = await import('../../../src/db/database.js');
   return openDatabase(db.url, { poolMax: 2, queryTimeoutMs: db.queryTimeoutMs, logger: createLogger('silent') });
 }
+
+describe('a job whose billing is more than its column holds', () => {
+  it('is skipped with the reason, and the jobs of its batch are stored', async () => {
+    // alloc_billing is numeric(18, 4), below 10^14; the check allowed up to 10^15, so such a job
+    // reached the database, which refused its whole batch ("numeric field overflow"): the run failed
+    // and no job of the batch was stored, on every run over that window.
+    const file = path.join(dir, 'huge-billing.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        '51|51|ann|COMPLETED|600|2026-11-23T15:20:00|2026-11-23T15:30:00|billing=500000000000000,cpu=1,mem=1G,node=1\n' +
+        '52|52|ann|COMPLETED|600|2026-11-23T15:20:00|2026-11-23T15:30:00|billing=2,cpu=1,mem=1G,node=1\n',
+    );
+    utimesSync(file, WRITTEN, WRITTEN);
+    const logged: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(line) });
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+
+    const run = await finishedRun(service([source], { logger }).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'partial', seen: 1, skipped: 1, error: null });
+    const stored = await db.pool.query<{ job_id: string; alloc_billing: string }>(
+      'SELECT job_id, alloc_billing::text FROM slurm_jobs ORDER BY job_id',
+    );
+    expect(stored.rows).toEqual([{ job_id: '52', alloc_billing: '2.0000' }]);
+    const skips = logged.map((line) => JSON.parse(line)).filter((entry) => /^skipped a/.test(entry.msg));
+    expect(skips.map(({ jobId, reason }) => ({ jobId, reason }))).toEqual([
+      {
+        jobId: '51',
+        reason: 'allocBilling is out of range (0 to below 100000000000000, numeric(18, 4)): 500000000000000',
+      },
+    ]);
+  });
+});
 
 // Each value of a job fits its own column, yet their product may not fit a receipt item's: 2e9 GPUs
 // for 55 hours are 1.1e11 GPU-hours, 1.1e16 at a GPU rate of 100,000 an hour, past numeric(20, 4),

@@ -138,6 +138,27 @@ describe('sacct source with a fake sacct executable', () => {
     }
   });
 
+  it("reads a window longer than slurmdbd's MaxQueryTimeRange in slices it accepts", async () => {
+    // slurmdbd refuses a query over more than MaxQueryTimeRange ("Too wide of a date range in query");
+    // each run over such a window failed, and as a failed run does not move the window, for good.
+    const sacct = fakeSacct('max-range-6h');
+    const window = { start: new Date('2026-11-22T00:00:00Z'), end: new Date('2026-11-23T02:00:00Z') };
+    const items = await collect(createSacctSource(options(sacct, { timeZone: 'UTC' })).read(window));
+    expect(items.filter((item) => item.kind === 'job').length).toBeGreaterThan(0);
+    const windows = argsOf(sacct).map((args) =>
+      args.filter((arg) => /^--(start|end)time=/.test(arg)).map((arg) => arg.split('=')[1]),
+    );
+    expect(windows).toEqual([
+      ['2026-11-22T00:00:00', '2026-11-23T00:00:00'], // refused
+      ['2026-11-22T00:00:00', '2026-11-22T12:00:00'], // refused
+      ['2026-11-22T00:00:00', '2026-11-22T06:00:00'],
+      ['2026-11-22T06:00:00', '2026-11-22T12:00:00'],
+      ['2026-11-22T12:00:00', '2026-11-22T18:00:00'],
+      ['2026-11-22T18:00:00', '2026-11-23T00:00:00'],
+      ['2026-11-23T00:00:00', '2026-11-23T02:00:00'],
+    ]);
+  });
+
   it('reads a long window a day at a time, so a busy week is not one sacct killed on every run', async () => {
     // The first run's INGEST_LOOKBACK_DAYS, or a catch-up after an outage: one sacct over five days
     // took longer than SACCT_TIMEOUT_MS, was killed, and each run after it read a longer window.

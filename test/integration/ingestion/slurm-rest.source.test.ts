@@ -111,12 +111,13 @@ const sourceOptions = (overrides: Partial<SlurmRestSourceOptions> = {}): SlurmRe
 const TEST_NOW = new Date('2026-12-05T12:00:00Z');
 
 /**
- * A query time as slurmrestd reads it: relative to now (`now-900seconds`, what 22.05 is sent) or
- * written in the zone of slurmrestd's process (UTC here).
+ * A query time as slurmrestd reads it: relative to now (`now-900seconds`, what 22.05 is sent), a Unix
+ * timestamp (v0.0.40 and later), or written in the zone of slurmrestd's process (UTC here).
  */
 function timeOf(text: string | null, now = TEST_NOW): number {
   const relative = /^now(?:([+-])(\d+)seconds)?$/.exec(text ?? '');
   if (relative) return now.getTime() + (relative[1] === '-' ? -1 : 1) * Number(relative[2] ?? 0) * 1000;
+  if (/^\d+$/.test(text ?? '')) return Number(text) * 1000;
   return Date.parse(`${text}Z`);
 }
 
@@ -135,7 +136,7 @@ afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 describe('slurmrestd source against a replay of real answers', () => {
   it.each(['v0.0.36', 'v0.0.37', 'v0.0.38', 'v0.0.40', 'v0.0.41', 'v0.0.42', 'v0.0.43', 'v0.0.44', 'v0.0.45'])(
-    '%s: asks the accounting endpoint with encoded times (22.05: relative to now) and the auth headers',
+    '%s: asks the accounting endpoint with times of no zone (22.05: relative to now; 23.11+: Unix timestamps) and the auth headers',
     async (version) => {
       replayServer.setPlan(replay);
       const items = await collect(createSlurmRestSource(sourceOptions({ apiVersion: version })).read(WINDOW));
@@ -143,11 +144,12 @@ describe('slurmrestd source against a replay of real answers', () => {
       expect(items.every((item) => item.kind === 'job')).toBe(true);
       const [request] = replayServer.requests;
       // 22.05 parses a written time in its own process's zone, whatever APP_TZ is: it is asked
-      // relative to now (seen accepted on the lab), 5 s more before the start.
+      // relative to now (seen accepted on the lab), 5 s more before the start. v0.0.40 and later take
+      // Unix timestamps (they were sent the window written in APP_TZ).
       expect(request?.url).toBe(
         Number(version.slice(5)) <= 38
           ? `/slurmdb/${version}/jobs?start_time=now-1023562seconds&end_time=now-1023179seconds`
-          : `/slurmdb/${version}/jobs?start_time=2026-11-23T15%3A40%3A43&end_time=2026-11-23T15%3A47%3A01`,
+          : `/slurmdb/${version}/jobs?start_time=1795448443&end_time=1795448821`,
       );
       expect(request?.headers['x-slurm-user-name']).toBe('billing');
       expect(request?.headers['x-slurm-user-token']).toBe('token-from-config');
@@ -850,6 +852,47 @@ describe('a window whose answer is more than one answer may be (a first run, a c
     expect(await db.prisma.slurmJob.count()).toBe(12);
   });
 
+  it.each([
+    ['Slurm 22.05: HTTP 200, the error beside `jobs: []`', 200, { jobs: [] }],
+    ['a later slurmrestd: HTTP 500, without `jobs`', 500, {}],
+  ])(
+    "a window longer than slurmdbd's MaxQueryTimeRange is read in slices it accepts (%s)",
+    async (_label, status, rest) => {
+      // slurmdbd refuses a query over more than MaxQueryTimeRange (slurmdbd.conf) with error 7007: each
+      // first run or catch-up over a longer window failed, and the next, over a longer one, failed too.
+      await db.prisma.$executeRawUnsafe('TRUNCATE slurm_jobs, ingestion_runs');
+      const maxRangeMs = 2 * 86_400_000;
+      const refusal = {
+        errors: [
+          {
+            error_number: 7007,
+            error: 'Too wide of a date range in query',
+            description: '',
+            source: 'slurmdb_jobs_get',
+          },
+        ],
+        ...rest,
+      };
+      replayServer.setPlan((url) => {
+        if (!url.startsWith('/slurmdb/v0.0.38/jobs?')) return replay(url);
+        const { start, end } = windowOf(url);
+        return end - start > maxRangeMs ? { status, body: JSON.stringify(refusal) } : busyCluster()(url);
+      });
+      const run = await firstRun(createSlurmRestSource(sourceOptions({ now: () => NOW })));
+      expect(run).toMatchObject({ outcome: 'success', source: 'slurmrestd', inserted: 12, error: null });
+      const windows = askedWindows();
+      // A refusal is not retried: the slice is halved at once.
+      // (22.05 is asked from 5 s before each slice's start.)
+      expect(windows.slice(0, 3).map((window) => window.end - window.start)).toEqual([
+        7 * 86_400_000 + 5000,
+        3.5 * 86_400_000 + 5000,
+        1.75 * 86_400_000 + 5000,
+      ]);
+      expect(windows.slice(2).every((window) => window.end - window.start <= maxRangeMs)).toBe(true);
+      expect(windows.at(-1)?.end).toBe(NOW.getTime());
+    },
+  );
+
   it('a long window too slow to answer in SLURMRESTD_TIMEOUT_MS is read in shorter slices too', async () => {
     await db.prisma.$executeRawUnsafe('TRUNCATE slurm_jobs, ingestion_runs');
     replayServer.setPlan(busyCluster({ slowAboveMs: 2 * 3_600_000 }));
@@ -868,6 +911,20 @@ describe('a window whose answer is more than one answer may be (a first run, a c
     const items = await collect(source.read(WINDOW));
     expect(items.filter((item) => item.kind === 'job')).toHaveLength(12);
   });
+
+  it.each(['v0.0.40', 'v0.0.42', 'v0.0.44', 'v0.0.45'])(
+    'a slurmrestd at %s in another zone than APP_TZ (a container in UTC) is asked the window meant',
+    async (version) => {
+      // From v0.0.40 slurmrestd takes Unix timestamps; it was sent 2026-11-24T00:40:43, the window's
+      // start written in APP_TZ=Asia/Tokyo, 9 hours off the window meant wherever it runs.
+      replayServer.setPlan(replay);
+      const source = createSlurmRestSource(sourceOptions({ apiVersion: version, timeZone: 'Asia/Tokyo' }));
+      const items = await collect(source.read(WINDOW));
+      expect(items.some((item) => item.kind === 'job')).toBe(true);
+      const asked = askedWindow(replayServer.requests.find((request) => request.url.includes('/jobs?'))?.url ?? '');
+      expect(asked).toEqual({ start: WINDOW.start.getTime(), end: WINDOW.end.getTime() });
+    },
+  );
 
   it('a short window that does not answer in time still fails after its attempts, as before', async () => {
     replayServer.setPlan((url) => ({ ...busyCluster()(url), delayMs: 1000 }));

@@ -5,6 +5,7 @@ import { parseSacctText } from '../../../src/modules/ingestion/sacct.parser.js';
 import type { NormalizedJob, SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
 import {
   isAuthenticationError,
+  isQueryTooWideError,
   parseSlurmRestJobsResponse,
   readNoValNumber,
 } from '../../../src/modules/ingestion/slurm-rest.parser.js';
@@ -302,5 +303,30 @@ describe('malformed records', () => {
 
   it.each([[null], ['text'], [{ jobs: {} }]])('refuses a body that is not a jobs response: %j', (body) => {
     expect(() => parseSlurmRestJobsResponse(body, options('v0.0.38'))).toThrow();
+  });
+});
+
+describe("isQueryTooWideError: slurmdbd's refusal of a window longer than MaxQueryTimeRange", () => {
+  it.each([
+    [
+      'error 7007 with its words',
+      { errorNumber: 7007, error: 'Too wide of a date range in query', description: '' },
+      true,
+    ],
+    ['error 7007 alone', { errorNumber: 7007, error: '', description: '' }, true],
+    [
+      'its words in the description',
+      { errorNumber: null, error: '', description: 'Too wide of a date range in query' },
+      true,
+    ],
+    ['Nothing found', { errorNumber: 9003, error: 'Nothing found', description: '' }, false],
+    ['an authentication error', { errorNumber: 1007, error: 'Protocol authentication error', description: '' }, false],
+    [
+      'a result too large (7006)',
+      { errorNumber: 7006, error: 'Query result exceeds size limit', description: '' },
+      false,
+    ],
+  ])('%s: %s', (_label, error, expected) => {
+    expect(isQueryTooWideError({ source: '', ...error })).toBe(expected);
   });
 });
