@@ -86,6 +86,8 @@ function ownReceiptJson(shown: ShownReceipt) {
           amount: paidWith.received ? moneyJson(paidWith.received.amount, paidWith.received.currency) : null,
           currency: paidWith.received?.currency ?? null,
           paymentId: paidWith.id,
+          // What it received pays the receipt because an admin accepted it after a review, as the page says.
+          isAccepted: paidWith.isAccepted && receipt.status === 'paid',
         };
   return {
     receipt: {
@@ -149,14 +151,22 @@ export async function sendPrintableReceipt(
   printable: Awaited<ReturnType<ReceiptsService['getPrintable']>>,
   receiptLink: string,
 ): Promise<void> {
-  const { receipt, paidWith, heldPayment, itemBatches } = printable;
+  const { receipt, paidWith, heldPayment, paidOnline, refundedPayments, itemBatches } = printable;
   async function* rows() {
     for await (const items of itemBatches) yield await renderView(res, 'receipts/item-rows', { receipt, items });
   }
   await sendStreamedPage(
     res,
     'receipts/print',
-    { title: `Receipt #${receipt.id} (printable, all jobs)`, receipt, paidWith, heldPayment, receiptLink },
+    {
+      title: `Receipt #${receipt.id} (printable, all jobs)`,
+      receipt,
+      paidWith,
+      heldPayment,
+      paidOnline,
+      refundedPayments,
+      receiptLink,
+    },
     rows(),
   );
 }

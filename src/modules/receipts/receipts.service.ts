@@ -1419,7 +1419,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   async function findPaidWith(receipt: FoundReceipt) {
     if (!(receipt.paidAt && receipt.paymentMethod && receipt.txRef)) return null;
     const payment = await paymentsRepository.findByExternalId(db, receipt.paymentMethod, receipt.txRef);
-    return payment?.receiptId === receipt.id ? { id: payment.id, ...paymentMoneyOf(payment) } : null;
+    if (payment?.receiptId !== receipt.id) return null;
+    return {
+      id: payment.id,
+      ...paymentMoneyOf(payment),
+      // An admin accepted it for the receipt after a review (paid short or over, refunded in part): the
+      // researcher is told that what it received pays the receipt, not only that it was not the total.
+      isAccepted: payment.status === 'resolved' && payment.reviewOutcome === 'accepted',
+    };
   }
 
   /**
@@ -1443,16 +1450,20 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    */
   async function getPrintable(id: number, username?: string) {
     const receipt = await findOrFail(id, username);
-    // On paper too: the receipt's page says a payment is being checked, but only on screen.
-    const [paidWith, heldHere, heldForSameJobs] = await Promise.all([
+    // On paper too: the receipt's page says a payment is being checked, or was refunded, but only on screen.
+    const [paidWith, heldHere, heldForSameJobs, paidOnline, refunded] = await Promise.all([
       findPaidWith(receipt),
       paymentsRepository.findHeldPaymentsOfReceipt(db, receipt.id),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
+      receipt.status === 'paid' ? paymentsRepository.findPaymentThatPaid(db, receipt.id) : null,
+      paymentsRepository.findRefundedPayments(db, receipt.id),
     ]);
     const own = heldHere[0];
     return {
       receipt,
       paidWith,
+      paidOnline,
+      refundedPayments: refunded.map(refundOf),
       heldPayment: heldPaymentOfReceipt(
         receipt,
         own === undefined ? undefined : heldPaymentOf(own),
