@@ -52,6 +52,7 @@ export const VIEW_LOCALS = [
   'heldForReview',
   'heldElsewhere',
   'heldHere',
+  'heldPayment',
   'invalidFields',
   'isAdminView',
   'isFinal',

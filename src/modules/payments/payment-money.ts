@@ -165,3 +165,24 @@ export function heldForSameJobsMessage(held: HeldPayment): string {
     'money pays for; they will be in touch.'
   );
 }
+
+/** A held payment that concerns a receipt, with what its researcher is told of it. */
+export interface HeldPaymentNote extends HeldPayment {
+  /** The sentence the receipt's page, My receipts, the printable receipt and the JSON answer all say. */
+  message: string;
+}
+
+/**
+ * What the researcher is told of a payment held for review that concerns `receipt`: one of its own
+ * (whatever its status), or one of another receipt that billed some of its jobs (a receipt voided and
+ * billed again), which stops this one being paid online until the billing team has decided.
+ */
+export function heldPaymentNoteOf(held: HeldPayment, receipt: { id: number; status: string }): HeldPaymentNote {
+  const message =
+    held.receiptId === receipt.id
+      ? `A payment of ${describeHeldAmount(held)} for this receipt is being checked by the billing team; they will ` +
+        'be in touch. Please do not pay again for these jobs meanwhile' +
+        `${receipt.status === 'pending' ? ': this receipt cannot be paid online until they have decided' : ''}.`
+      : heldForSameJobsMessage(held);
+  return { ...held, message };
+}

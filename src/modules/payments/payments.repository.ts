@@ -575,24 +575,23 @@ export async function findHeldPaymentForSameJobs(db: Client, receiptId: number):
 
 /**
  * Of `receiptIds`, those that bill (live) some of the jobs of one of `heldReceiptIds`, the
- * receipts with a payment held for review, other than themselves: as findHeldPaymentForSameJobs,
- * for a whole list at once. Reads only the held receipts' items, which are few.
+ * receipts with a payment held for review, other than themselves, each with that held receipt: as
+ * findHeldPaymentForSameJobs, for a whole list at once. Reads only the held receipts' items, which are few.
  */
 export async function findReceiptsBillingJobsOf(
   db: Client,
   heldReceiptIds: number[],
   receiptIds: number[],
-): Promise<number[]> {
+): Promise<Array<{ receiptId: number; heldReceiptId: number }>> {
   if (heldReceiptIds.length === 0 || receiptIds.length === 0) return [];
-  const rows = await db.$queryRaw<Array<{ receiptId: number }>>`
-    SELECT DISTINCT here.receipt_id AS "receiptId"
+  return db.$queryRaw<Array<{ receiptId: number; heldReceiptId: number }>>`
+    SELECT DISTINCT here.receipt_id AS "receiptId", held.receipt_id AS "heldReceiptId"
       FROM receipt_items held
       JOIN receipt_items here ON here.cluster = held.cluster AND here.job_key = held.job_key
      WHERE held.receipt_id = ANY(${heldReceiptIds}::int[])
        AND here.receipt_id = ANY(${receiptIds}::int[])
        AND here.receipt_id <> held.receipt_id
        AND NOT here.is_voided`;
-  return rows.map((row) => row.receiptId);
 }
 
 /**

@@ -18,6 +18,7 @@ import type { ViewFormatters } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
 import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
+import type { HeldPaymentNote } from '../payments/payment-money.js';
 import type { ShowMyUsage } from '../usage/usage.routes.js';
 import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
 import {
@@ -36,8 +37,24 @@ export type ShowOwnReceipt = (
 type ListedReceipt = Awaited<ReturnType<ReceiptsService['listForUser']>>['receipts'][number];
 type ShownReceipt = Awaited<ReturnType<ReceiptsService['getForUser']>>;
 
+/**
+ * A payment held for review that concerns the receipt (its own, or one of another receipt that billed
+ * some of its jobs), as the page, My receipts and the printable receipt say it; null when none.
+ */
+function heldPaymentJson(held: HeldPaymentNote | null) {
+  return held === null
+    ? null
+    : {
+        paymentId: held.id,
+        receiptId: held.receiptId,
+        amount: moneyJson(held.amount, held.currency),
+        currency: held.currency,
+        message: held.message,
+      };
+}
+
 /** A receipt's own facts as the JSON answers write them: money as decimal text, days as YYYY-MM-DD. */
-function receiptJson(receipt: ListedReceipt) {
+function receiptJson(receipt: Omit<ListedReceipt, 'heldPayment'>, heldPayment: HeldPaymentNote | null) {
   return {
     id: receipt.id,
     status: receipt.status,
@@ -49,6 +66,7 @@ function receiptJson(receipt: ListedReceipt) {
     currency: receipt.currency,
     paidAt: receipt.paidAt?.toISOString() ?? null,
     voidedAt: receipt.voidedAt?.toISOString() ?? null,
+    heldPayment: heldPaymentJson(heldPayment),
     url: `/me/receipts/${receipt.id}`,
   };
 }
@@ -58,7 +76,7 @@ function receiptJson(receipt: ListedReceipt) {
  * hours with the six decimals they were priced at and costs at the currency's minor unit.
  */
 function ownReceiptJson(shown: ShownReceipt) {
-  const { receipt, items, itemPager, paidWith, refundedPayments } = shown;
+  const { receipt, items, itemPager, paidWith, refundedPayments, heldPayment } = shown;
   // What the online payment that paid it received, as the page's "Received" line says: an admin may
   // have accepted a short or over payment, so the total alone would tell a client it was paid in full.
   const received =
@@ -68,10 +86,12 @@ function ownReceiptJson(shown: ShownReceipt) {
           amount: paidWith.received ? moneyJson(paidWith.received.amount, paidWith.received.currency) : null,
           currency: paidWith.received?.currency ?? null,
           paymentId: paidWith.id,
+          // What it received pays the receipt because an admin accepted it after a review, as the page says.
+          isAccepted: paidWith.isAccepted && receipt.status === 'paid',
         };
   return {
     receipt: {
-      ...receiptJson(receipt),
+      ...receiptJson(receipt, heldPayment),
       paymentMethod: receipt.paymentMethod,
       txRef: receipt.txRef,
       voidReason: receipt.voidReason,
@@ -131,14 +151,22 @@ export async function sendPrintableReceipt(
   printable: Awaited<ReturnType<ReceiptsService['getPrintable']>>,
   receiptLink: string,
 ): Promise<void> {
-  const { receipt, paidWith, itemBatches } = printable;
+  const { receipt, paidWith, heldPayment, paidOnline, refundedPayments, itemBatches } = printable;
   async function* rows() {
     for await (const items of itemBatches) yield await renderView(res, 'receipts/item-rows', { receipt, items });
   }
   await sendStreamedPage(
     res,
     'receipts/print',
-    { title: `Receipt #${receipt.id} (printable, all jobs)`, receipt, paidWith, receiptLink },
+    {
+      title: `Receipt #${receipt.id} (printable, all jobs)`,
+      receipt,
+      paidWith,
+      heldPayment,
+      paidOnline,
+      refundedPayments,
+      receiptLink,
+    },
     rows(),
   );
 }
@@ -224,7 +252,7 @@ export function receiptsRoutes(deps: {
         page: list.page,
         pageCount: list.pageCount,
         count: list.count,
-        receipts: list.receipts.map(receiptJson),
+        receipts: list.receipts.map((receipt) => receiptJson(receipt, receipt.heldPayment)),
       });
       return;
     }

@@ -22,8 +22,10 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { CanceledCheckout, CloseCanceledCheckouts } from '../payments/checkout-closer.js';
 import {
   fromMinorUnits,
+  type HeldPayment,
+  type HeldPaymentNote,
   hasAmountDue,
-  heldForSameJobsMessage,
+  heldPaymentNoteOf,
   heldPaymentOf,
   paymentMoneyOf,
   pricedDigitsOf,
@@ -1292,13 +1294,32 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         .map((receipt) => receipt.id),
     );
     return {
-      receipts: rows,
-      heldReceiptIds: new Set(heldReceiptIds),
-      sameJobsHeldReceiptIds: new Set(blocked),
+      // Each with the held payment that concerns it, as its own page and JSON name it (heldPaymentOfReceipt).
+      receipts: rows.map((receipt) => {
+        const sameJobsOf = blocked.filter((pair) => pair.receiptId === receipt.id).map((pair) => pair.heldReceiptId);
+        // The oldest of each kind, as the receipt's page picks them: held is in id order.
+        const own = held.find((payment) => payment.receiptId === receipt.id);
+        const sameJobs = held.find((payment) => sameJobsOf.includes(payment.receiptId)) ?? null;
+        return { ...receipt, heldPayment: heldPaymentOfReceipt(receipt, own, sameJobs) };
+      }),
       page,
       pageCount,
       count,
     };
+  }
+
+  /**
+   * The held payment a researcher is told of on a receipt: its own held payment (the oldest), whatever
+   * its status, or else, for a pending receipt, the held payment of another receipt that billed some of
+   * its jobs (paying this one online is refused meanwhile). `own` and `sameJobs` as read for it.
+   */
+  function heldPaymentOfReceipt(
+    receipt: { id: number; status: string },
+    own: HeldPayment | undefined,
+    sameJobs: HeldPayment | null,
+  ): HeldPaymentNote | null {
+    const held = own ?? (receipt.status === 'pending' ? sameJobs : null);
+    return held ? heldPaymentNoteOf(held, receipt) : null;
   }
 
   /** The pages of a list of `count` receipts, refusing a page past the last as a receipt's items do. */
@@ -1398,7 +1419,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   async function findPaidWith(receipt: FoundReceipt) {
     if (!(receipt.paidAt && receipt.paymentMethod && receipt.txRef)) return null;
     const payment = await paymentsRepository.findByExternalId(db, receipt.paymentMethod, receipt.txRef);
-    return payment?.receiptId === receipt.id ? { id: payment.id, ...paymentMoneyOf(payment) } : null;
+    if (payment?.receiptId !== receipt.id) return null;
+    return {
+      id: payment.id,
+      ...paymentMoneyOf(payment),
+      // An admin accepted it for the receipt after a review (paid short or over, refunded in part): the
+      // researcher is told that what it received pays the receipt, not only that it was not the total.
+      isAccepted: payment.status === 'resolved' && payment.reviewOutcome === 'accepted',
+    };
   }
 
   /**
@@ -1422,9 +1450,25 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    */
   async function getPrintable(id: number, username?: string) {
     const receipt = await findOrFail(id, username);
+    // On paper too: the receipt's page says a payment is being checked, or was refunded, but only on screen.
+    const [paidWith, heldHere, heldForSameJobs, paidOnline, refunded] = await Promise.all([
+      findPaidWith(receipt),
+      paymentsRepository.findHeldPaymentsOfReceipt(db, receipt.id),
+      receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
+      receipt.status === 'paid' ? paymentsRepository.findPaymentThatPaid(db, receipt.id) : null,
+      paymentsRepository.findRefundedPayments(db, receipt.id),
+    ]);
+    const own = heldHere[0];
     return {
       receipt,
-      paidWith: await findPaidWith(receipt),
+      paidWith,
+      paidOnline,
+      refundedPayments: refunded.map(refundOf),
+      heldPayment: heldPaymentOfReceipt(
+        receipt,
+        own === undefined ? undefined : heldPaymentOf(own),
+        heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs),
+      ),
       itemBatches: itemBatchesOf(receipt.id, ITEMS_PRINT_BATCH),
     };
   }
@@ -1441,11 +1485,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       findHeldPaymentsOf(username),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
     ]);
+    const heldHere = held.find((payment) => payment.receiptId === id);
+    const sameJobs = heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs);
     return {
       ...shown,
-      heldHere: held.find((payment) => payment.receiptId === id) ?? null,
+      heldHere: heldHere ?? null,
       heldElsewhere: held.filter((payment) => payment.receiptId !== id && payment.id !== heldForSameJobs?.id),
-      sameJobsHeldMessage: heldForSameJobs === null ? null : heldForSameJobsMessage(heldPaymentOf(heldForSameJobs)),
+      /** What the page, My receipts, the printable receipt and the JSON say of a held payment concerning it. */
+      heldPayment: heldPaymentOfReceipt(receipt, heldHere, sameJobs),
     };
   }
 

@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTiers } from '../support/billing-factories.js';
+import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { elementById, visibleTextOf as textOf } from '../support/html.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// A payment held for review was said on the receipt's page (and under its status on My receipts),
+// but the printable receipt and the receipts' JSON answers said nothing of it: a printout, or a
+// script, read a held receipt as settled, or as one to pay again.
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+let admin: Agent;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  await buildUser(db.prisma, { username: 'heldprintadmin', role: 'admin', password: 'heldprintadmin-password' });
+  admin = await signInAs(app, 'heldprintadmin', 'heldprintadmin-password');
+});
+afterAll(() => db?.drop());
+
+const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline } = createPayingResearchers(
+  () => ({ db, app }),
+  'heldprint',
+);
+
+/** What each of the researcher's four views of the receipt says of a held payment. */
+async function viewsOf(agent: Agent, receiptId: number) {
+  const page = (await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200)).text;
+  const print = (await agent.get(`/me/receipts/${receiptId}/print`).set('Accept', 'text/html').expect(200)).text;
+  const json = (await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'application/json').expect(200)).body;
+  const list = (await agent.get('/me/receipts').set('Accept', 'application/json').expect(200)).body;
+  return {
+    pageText: textOf(page),
+    printLine: textOf(elementById(print, 'payment-held') ?? ''),
+    json: json.receipt.heldPayment,
+    listed: list.receipts.find((receipt: { id: number }) => receipt.id === receiptId)?.heldPayment,
+  };
+}
+
+describe('a held payment on the printable receipt and in the JSON answers', () => {
+  it('a short payment held on a pending receipt: the same sentence on the page, on paper and in JSON', async () => {
+    const { agent, receiptId } = await researcherWithReceipt();
+    await startCheckout(agent, receiptId);
+    const payment = await latestPaymentOf(receiptId);
+    await deliverDummy(app, {
+      event_id: `held_short_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 100,
+      currency: 'THB',
+    }).expect(200);
+
+    const said =
+      'A payment of 1.00 THB for this receipt is being checked by the billing team; they will be in touch. ' +
+      'Please do not pay again for these jobs meanwhile: this receipt cannot be paid online until they have decided.';
+    const views = await viewsOf(agent, receiptId);
+    expect(views.pageText).toContain(said);
+    expect(views.printLine).toBe(said);
+    const held = { paymentId: payment.id, receiptId, amount: '1.00', currency: 'THB', message: said };
+    expect(views.json).toEqual(held);
+    expect(views.listed).toEqual(held);
+  });
+
+  it('a disputed payment of a paid receipt: held, the receipt still paid', async () => {
+    const { agent, receiptId, payment } = await paidOnline();
+    await deliverDummy(app, {
+      event_id: `held_dispute_${payment.id}`,
+      event_type: 'payment.disputed',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 1000,
+      currency: 'THB',
+      dispute_reason: 'fraudulent',
+    }).expect(200);
+
+    const said =
+      'A payment of 10.00 THB for this receipt is being checked by the billing team; they will be in touch. ' +
+      'Please do not pay again for these jobs meanwhile.';
+    const views = await viewsOf(agent, receiptId);
+    expect(views.pageText).toContain(said);
+    expect(views.printLine).toBe(said);
+    expect(views.json).toEqual({ paymentId: payment.id, receiptId, amount: '10.00', currency: 'THB', message: said });
+    expect(views.listed).toEqual(views.json);
+  });
+
+  it('a receipt billing again the jobs of a voided receipt whose payment is held names that payment', async () => {
+    const { agent, receiptId: voided, payment } = await paidOnline();
+    await admin
+      .post(`/admin/receipts/${voided}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    const again = await agent
+      .post('/me/receipt')
+      .type('form')
+      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(again.headers.location ?? '')?.[1]);
+
+    const said =
+      `A payment of 10.00 THB for receipt #${voided}, which billed some of these jobs, is being checked by the ` +
+      'billing team, so this receipt cannot be paid online until they have decided what that money pays for; ' +
+      'they will be in touch.';
+    const views = await viewsOf(agent, receiptId);
+    expect(views.pageText).toContain(said);
+    expect(views.printLine).toBe(said);
+    expect(views.json).toEqual({
+      paymentId: payment.id,
+      receiptId: voided,
+      amount: '10.00',
+      currency: 'THB',
+      message: said,
+    });
+    expect(views.listed).toEqual(views.json);
+
+    // The voided receipt's own payment is the one held, and it says so on paper too.
+    const own = await viewsOf(agent, voided);
+    expect(own.printLine).toBe(
+      'A payment of 10.00 THB for this receipt is being checked by the billing team; they will be in touch. ' +
+        'Please do not pay again for these jobs meanwhile.',
+    );
+    expect(own.json).toMatchObject({ paymentId: payment.id, receiptId: voided });
+  });
+
+  it('a receipt with no held payment has none, on paper or in JSON', async () => {
+    const { agent, receiptId } = await paidOnline();
+    const views = await viewsOf(agent, receiptId);
+    expect(views.printLine).toBe('');
+    expect(views.json).toBeNull();
+    expect(views.listed).toBeNull();
+    expect(views.pageText).not.toContain('being checked');
+  });
+});
