@@ -216,6 +216,36 @@ describe('admin user management', () => {
       .expect(401, { error: 'Sign in to continue.', code: 401 });
   });
 
+  it('stops telling that session the account is disabled once it is enabled again', async () => {
+    const { app, agent } = await adminAgent();
+    const target = await buildUser(db.prisma, { username: 'returning' });
+    const browser = await signInAs(app, 'returning', target.password);
+    const script = await signInAs(app, 'returning', target.password);
+    const disabled = 'Your account has been disabled. Ask an administrator.';
+    for (const action of ['disable', 'enable']) {
+      await agent
+        .post(`/admin/users/${target.id}/${action}`)
+        .type('form')
+        .send({ csrf_token: await csrfTokenOf(agent) })
+        .expect(303);
+    }
+
+    // Enabled again: that browser is signed out, as anyone else, and told nothing of a disable.
+    const page = await browser.get('/account').set('Accept', 'text/html').expect(302);
+    expect(page.headers.location).toBe('/login?next=%2Faccount');
+    const login = await browser.get('/login?next=%2Faccount').set('Accept', 'text/html').expect(200);
+    expect(login.text).not.toContain(disabled);
+    const json = await script.get('/me').set('Accept', 'application/json').expect(401);
+    expect(json.body).toEqual({ error: 'Sign in to continue.', code: 401 });
+    const typo = await postLogin(app, 'returning', 'not-the-password', { agent: browser });
+    expect(typo.response.status).toBe(401);
+    expect(typo.response.text).toContain('Wrong username or password.');
+    expect(typo.response.text).not.toContain(disabled);
+    await signInAs(app, 'returning', target.password);
+    const signedIn = await postLogin(app, 'returning', target.password, { agent: browser });
+    expect(signedIn.response.status).toBe(302);
+  });
+
   it('resets a password and changes a role, audited; the last admin cannot be demoted or disabled', async () => {
     const { app, agent } = await adminAgent();
     const target = await buildUser(db.prisma, { username: 'promoted' });
