@@ -1,7 +1,9 @@
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { buildUser } from '../support/factories.js';
+import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { type Agent, csrfTokenIn, csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -85,6 +87,44 @@ describe('admin user management', () => {
     expect(duplicate.status).toBe(409);
     expect(duplicate.body.error).toBe('A user named "chief" already exists.');
     expect(await db.prisma.user.count()).toBe(before);
+  });
+
+  it('refuses the second of two creations of one username sent at once (a double click) as any duplicate', async () => {
+    const { agent } = await adminAgent();
+    const token = await csrfTokenOf(agent);
+    // Holding the audit chain's lock keeps the first creation's row uncommitted while the second
+    // finds no user of that name and inserts its own behind it.
+    const client = await db.pool.connect();
+    let first: Promise<request.Response>;
+    let second: Promise<request.Response>;
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+      first = agent
+        .post('/admin/users')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', token)
+        .send({ username: 'twin', password: 'twin-password-1' })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      second = agent
+        .post('/admin/users')
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ username: 'twin', password: 'twin-password-2', csrf_token: token })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool, 10_000, 2)).toBe(2);
+    } finally {
+      await client.query('COMMIT');
+      client.release();
+    }
+    expect((await first).status).toBe(201);
+    const refused = await second;
+    expect(refused.status).toBe(409);
+    expect(refused.text).toContain('A user named &#34;twin&#34; already exists.');
+    expect(refused.text).toContain('name="username" value="twin"');
+    expect(await db.prisma.user.count({ where: { username: 'twin' } })).toBe(1);
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.create', target: 'twin' } })).toBe(1);
   });
 
   it('gives a browser the form back with the reason and what was typed, never the password', async () => {
