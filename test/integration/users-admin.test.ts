@@ -286,6 +286,28 @@ describe('admin user management', () => {
     expect(signedIn.response.status).toBe(302);
   });
 
+  it('takes an admin who made themselves a user to My usage with the confirmation, audited as no forbidden attempt', async () => {
+    const app = buildTestApp(db);
+    await buildUser(db.prisma, { username: 'stepsdown', role: 'admin', password: 'stepsdown-password' });
+    const self = await db.prisma.user.findUniqueOrThrow({ where: { username: 'stepsdown' } });
+    await buildUser(db.prisma, { username: 'staysadmin', role: 'admin', password: 'staysadmin-password' });
+    const agent = await signInAs(app, 'stepsdown', 'stepsdown-password');
+    const changed = await agent
+      .post(`/admin/users/${self.id}/role`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ role: 'user', csrf_token: await csrfTokenOf(agent, '/admin/users') })
+      .expect(303);
+    // The users page is no longer theirs: sent there, they were refused it, told only that, and
+    // the refusal was audited as a forbidden attempt they never made.
+    expect(changed.headers.location).toBe('/me');
+    // (This database has no pricing tier, so My usage itself is a 404 here; the message is above it.)
+    const next = await agent.get(changed.headers.location as string).set('Accept', 'text/html');
+    expect(flashOf(next.text)).toEqual(['success', 'stepsdown is now a user.']);
+    expect(await db.prisma.auditLog.count({ where: { actor: 'stepsdown', action: 'admin.forbidden' } })).toBe(0);
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { id: self.id } })).role).toBe('user');
+  });
+
   it('resets a password and changes a role, audited; the last admin cannot be demoted or disabled', async () => {
     const { app, agent } = await adminAgent();
     const target = await buildUser(db.prisma, { username: 'promoted' });
