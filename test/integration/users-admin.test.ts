@@ -1,7 +1,9 @@
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { buildUser } from '../support/factories.js';
+import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { type Agent, csrfTokenIn, csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -85,6 +87,44 @@ describe('admin user management', () => {
     expect(duplicate.status).toBe(409);
     expect(duplicate.body.error).toBe('A user named "chief" already exists.');
     expect(await db.prisma.user.count()).toBe(before);
+  });
+
+  it('refuses the second of two creations of one username sent at once (a double click) as any duplicate', async () => {
+    const { agent } = await adminAgent();
+    const token = await csrfTokenOf(agent);
+    // Holding the audit chain's lock keeps the first creation's row uncommitted while the second
+    // finds no user of that name and inserts its own behind it.
+    const client = await db.pool.connect();
+    let first: Promise<request.Response>;
+    let second: Promise<request.Response>;
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+      first = agent
+        .post('/admin/users')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', token)
+        .send({ username: 'twin', password: 'twin-password-1' })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      second = agent
+        .post('/admin/users')
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ username: 'twin', password: 'twin-password-2', csrf_token: token })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool, 10_000, 2)).toBe(2);
+    } finally {
+      await client.query('COMMIT');
+      client.release();
+    }
+    expect((await first).status).toBe(201);
+    const refused = await second;
+    expect(refused.status).toBe(409);
+    expect(refused.text).toContain('A user named &#34;twin&#34; already exists.');
+    expect(refused.text).toContain('name="username" value="twin"');
+    expect(await db.prisma.user.count({ where: { username: 'twin' } })).toBe(1);
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.create', target: 'twin' } })).toBe(1);
   });
 
   it('gives a browser the form back with the reason and what was typed, never the password', async () => {
@@ -214,6 +254,58 @@ describe('admin user management', () => {
       .get('/me')
       .set('Accept', 'application/json')
       .expect(401, { error: 'Sign in to continue.', code: 401 });
+  });
+
+  it('stops telling that session the account is disabled once it is enabled again', async () => {
+    const { app, agent } = await adminAgent();
+    const target = await buildUser(db.prisma, { username: 'returning' });
+    const browser = await signInAs(app, 'returning', target.password);
+    const script = await signInAs(app, 'returning', target.password);
+    const disabled = 'Your account has been disabled. Ask an administrator.';
+    for (const action of ['disable', 'enable']) {
+      await agent
+        .post(`/admin/users/${target.id}/${action}`)
+        .type('form')
+        .send({ csrf_token: await csrfTokenOf(agent) })
+        .expect(303);
+    }
+
+    // Enabled again: that browser is signed out, as anyone else, and told nothing of a disable.
+    const page = await browser.get('/account').set('Accept', 'text/html').expect(302);
+    expect(page.headers.location).toBe('/login?next=%2Faccount');
+    const login = await browser.get('/login?next=%2Faccount').set('Accept', 'text/html').expect(200);
+    expect(login.text).not.toContain(disabled);
+    const json = await script.get('/me').set('Accept', 'application/json').expect(401);
+    expect(json.body).toEqual({ error: 'Sign in to continue.', code: 401 });
+    const typo = await postLogin(app, 'returning', 'not-the-password', { agent: browser });
+    expect(typo.response.status).toBe(401);
+    expect(typo.response.text).toContain('Wrong username or password.');
+    expect(typo.response.text).not.toContain(disabled);
+    await signInAs(app, 'returning', target.password);
+    const signedIn = await postLogin(app, 'returning', target.password, { agent: browser });
+    expect(signedIn.response.status).toBe(302);
+  });
+
+  it('takes an admin who made themselves a user to My usage with the confirmation, audited as no forbidden attempt', async () => {
+    const app = buildTestApp(db);
+    await buildUser(db.prisma, { username: 'stepsdown', role: 'admin', password: 'stepsdown-password' });
+    const self = await db.prisma.user.findUniqueOrThrow({ where: { username: 'stepsdown' } });
+    await buildUser(db.prisma, { username: 'staysadmin', role: 'admin', password: 'staysadmin-password' });
+    const agent = await signInAs(app, 'stepsdown', 'stepsdown-password');
+    const changed = await agent
+      .post(`/admin/users/${self.id}/role`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ role: 'user', csrf_token: await csrfTokenOf(agent, '/admin/users') })
+      .expect(303);
+    // The users page is no longer theirs: sent there, they were refused it, told only that, and
+    // the refusal was audited as a forbidden attempt they never made.
+    expect(changed.headers.location).toBe('/me');
+    // (This database has no pricing tier, so My usage itself is a 404 here; the message is above it.)
+    const next = await agent.get(changed.headers.location as string).set('Accept', 'text/html');
+    expect(flashOf(next.text)).toEqual(['success', 'stepsdown is now a user.']);
+    expect(await db.prisma.auditLog.count({ where: { actor: 'stepsdown', action: 'admin.forbidden' } })).toBe(0);
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { id: self.id } })).role).toBe('user');
   });
 
   it('resets a password and changes a role, audited; the last admin cannot be demoted or disabled', async () => {

@@ -79,6 +79,12 @@ const UPDATE_SESSION: Omit<pg.QueryConfig, 'values'> = {
           WHERE sid = $3 AND sess #>> '{passport,user}' IS NOT DISTINCT FROM $4::text`,
 };
 
+/* Whether the account a disable signed a session out of is still disabled (only such sessions ask). */
+const IS_USER_DISABLED: Omit<pg.QueryConfig, 'values'> = {
+  name: 'session-marked-user-disabled',
+  text: 'SELECT is_disabled FROM users WHERE username = $1',
+};
+
 const DESTROY_SESSION: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-destroy',
   text: `DELETE FROM "session" WHERE sid = $1`,
@@ -155,6 +161,16 @@ export class PostgresSessionStore extends session.Store {
           isAccountDisabled: true,
           disabledUsername: row.username ?? undefined,
         });
+      }
+      // A session a disable signed out (users.repository.ts signOutSessionsOf) says so only while the
+      // account is disabled; once it is enabled again, it is no session at all, as above. It told its
+      // user "Your account has been disabled" on every page, and at a mistyped password, until they
+      // next signed in. Only these rare sessions pay the extra read.
+      if (row.user_id === null && data.isAccountDisabled === true && data.disabledUsername !== undefined) {
+        this.pool
+          .query<{ is_disabled: boolean }>({ ...IS_USER_DISABLED, values: [data.disabledUsername] })
+          .then((marked) => callback(null, marked.rows[0]?.is_disabled === true ? data : null), callback);
+        return;
       }
       if (row.user_id !== null && row.username !== null && row.role !== null) {
         data.loadedUser = {

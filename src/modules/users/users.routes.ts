@@ -268,10 +268,13 @@ export function usersRoutes(deps: {
       if (await refuseUserChange(req, res, error)) return;
       throw error;
     }
+    // An admin who made themselves a user can no longer open the users page: sent there, the
+    // guard refused it, put its warning in place of this confirmation and audited a forbidden attempt.
+    const isNoLongerAdmin = user.id === sessionUserOf(req).id && user.role !== 'admin';
     answerChange(req, res, {
       json: { user: userAnswerOf(user) },
       flash: { type: 'success', message: `${user.username} is now ${role === 'admin' ? 'an admin' : 'a user'}.` },
-      location: usersPageOf(user.username),
+      location: isNoLongerAdmin ? '/me' : usersPageOf(user.username),
     });
   });
 

@@ -7,6 +7,7 @@ import {
   AccountDisabledError,
   BadRequestError,
   ConflictError,
+  isUniqueViolation,
   notFoundById,
   TooManyRequestsError,
 } from '../../shared/errors.js';
@@ -89,21 +90,28 @@ export async function createUser(
 ): Promise<{ user: usersRepository.UserRecord; generatedPassword?: string }> {
   const generatedPassword = input.password ? undefined : generatePassword();
   const passwordHash = await hashPassword(input.password || (generatedPassword as string));
-  const user = await db.$transaction(async (tx) => {
-    if (await usersRepository.findByUsername(tx, input.username)) {
-      throw new ConflictError(`A user named "${input.username}" already exists.`, { field: 'username' });
-    }
-    const created = await usersRepository.insert(tx, { username: input.username, passwordHash, role: input.role });
-    await appendAudit(tx, {
-      ...context,
-      action: 'user.create',
-      target: input.username,
-      status: 'ok',
-      details: { role: input.role },
+  const taken = () => new ConflictError(`A user named "${input.username}" already exists.`, { field: 'username' });
+  try {
+    const user = await db.$transaction(async (tx) => {
+      if (await usersRepository.findByUsername(tx, input.username)) throw taken();
+      const created = await usersRepository.insert(tx, { username: input.username, passwordHash, role: input.role });
+      await appendAudit(tx, {
+        ...context,
+        action: 'user.create',
+        target: input.username,
+        status: 'ok',
+        details: { role: input.role },
+      });
+      return created;
     });
-    return created;
-  });
-  return { user, generatedPassword };
+    return { user, generatedPassword };
+  } catch (error) {
+    // Created meanwhile by another request (a double click on Create) that committed after this
+    // one looked: the same refusal, where the unique index's error gave a bare "This conflicts
+    // with something that already exists." page instead of the form.
+    if (isUniqueViolation(error)) throw taken();
+    throw error;
+  }
 }
 
 async function requireUser(db: Db, id: number) {
