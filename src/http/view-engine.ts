@@ -30,6 +30,7 @@ export const VIEW_LOCALS = [
   // res.render data
   'actions',
   'amount',
+  'billingTeamRefund',
   'cpuBasis',
   'csvLink',
   'csvLabel',

@@ -121,6 +121,7 @@ describe('a refund in full that failed', () => {
         currency: 'THB',
         refundedAt: expect.any(String),
         isFull: false,
+        isByBillingTeam: false,
         failedAmount: '10.00',
         failedAt: expect.any(String),
       },

@@ -105,6 +105,30 @@ export function paymentMoneyOf(payment: {
   };
 }
 
+/**
+ * A payment the billing team resolved as refunded (after a void, or paid short or too late): all it
+ * received went back to the payer then, the admin's record says, and any refund the provider reported
+ * failed is no longer money with the centre. Null for any other payment, and for one the provider had
+ * already refunded in full (resolved by the provider itself, or reopened by a dispute and resolved
+ * again): that refund stays the provider's, with the provider's date.
+ */
+export function billingTeamRefundOf(
+  payment: Parameters<typeof paymentMoneyOf>[0] & {
+    status: string;
+    reviewOutcome: string | null;
+    reviewedBy: string | null;
+    reviewedAt: Date | null;
+  },
+): { amount: Prisma.Decimal; currency: string; at: Date | null } | null {
+  if (payment.status !== 'resolved' || payment.reviewOutcome !== 'refunded') return null;
+  if ((payment.reviewedBy ?? '').startsWith('provider:')) return null;
+  const money = paymentMoneyOf(payment);
+  const received = money.received ?? { amount: money.amount, currency: money.currency };
+  const byProvider = money.refunded;
+  if (byProvider && byProvider.currency === received.currency && byProvider.amount.gte(received.amount)) return null;
+  return { ...received, at: payment.reviewedAt };
+}
+
 /** What went back to the payer and what failed to, in the currency of the refunds (which is the received one). */
 function refundedMoneyOf(
   payment: {

@@ -437,13 +437,22 @@ export function resolveAsRefundedByProvider(
 }
 
 /**
- * The receipt's payments whose money the provider refunded, in whole or in part, or a refund of
- * which it reported failed, newest refund first; each with the sum of its failed refunds and when
- * the latest failure arrived (a refund's currency is the one the payment received).
+ * The receipts' payments whose money went back to the payer, in whole or in part: refunded by the
+ * provider, a refund of which it reported failed, or resolved by an admin as refunded (the billing
+ * team returned it, e.g. after a void); newest refund first; each with the sum of its failed refunds
+ * and when the latest failure arrived (a refund's currency is the one the payment received).
  */
-export async function findRefundedPayments(db: Client, receiptId: number) {
+export async function findRefundedPaymentsOfReceipts(db: Client, receiptIds: number[]) {
+  if (receiptIds.length === 0) return [];
   const payments = await db.payment.findMany({
-    where: { receiptId, OR: [{ refundedMinor: { not: null } }, { failedRefunds: { some: {} } }] },
+    where: {
+      receiptId: { in: receiptIds },
+      OR: [
+        { refundedMinor: { not: null } },
+        { failedRefunds: { some: {} } },
+        { status: 'resolved', reviewOutcome: 'refunded' },
+      ],
+    },
     orderBy: [{ refundedAt: { sort: 'desc', nulls: 'last' } }, { id: 'desc' }],
     select: { ...SELECT_PAYMENT, failedRefunds: { select: { amountMinor: true, failedAt: true } } },
   });
@@ -455,6 +464,11 @@ export async function findRefundedPayments(db: Client, receiptId: number) {
       null,
     ),
   }));
+}
+
+/** The receipt's refunded payments, as findRefundedPaymentsOfReceipts reads them. */
+export function findRefundedPayments(db: Client, receiptId: number) {
+  return findRefundedPaymentsOfReceipts(db, [receiptId]);
 }
 
 /**

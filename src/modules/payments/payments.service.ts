@@ -21,6 +21,7 @@ import {
 } from './checkout-closer.js';
 import { createDummyProvider, signDummyWebhook } from './dummy.provider.js';
 import {
+  billingTeamRefundOf,
   fromMinorUnits,
   hasAmountDue,
   heldForSameJobsMessage,
@@ -1592,6 +1593,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       payment,
       /** The latest payment's money: what arrived, when the provider said, is shown beside the total. */
       paymentMoney: payment === null ? null : paymentMoneyOf(payment),
+      /** The latest payment's money, when the billing team refunded it (a voided receipt says so). */
+      billingTeamRefund: payment === null ? null : billingTeamRefundOf(payment),
       isFinal,
       isPaymentHeld,
       isStartAbandoned,

@@ -53,8 +53,29 @@ function heldPaymentJson(held: HeldPaymentNote | null) {
       };
 }
 
+type ShownRefund = ShownReceipt['refundedPayments'][number];
+
+/**
+ * Money that went back to the payer, as the receipt's page says it: given back by the provider (a
+ * receipt refunded in full is pending again), or by the billing team (`isByBillingTeam`, e.g. after a
+ * void; `refundedAt` is when they recorded it). A refund that failed at the provider is not in
+ * `amount` (the money stayed): `failedAmount` says it.
+ */
+function refundJson(refund: ShownRefund) {
+  return {
+    paymentId: refund.paymentId,
+    amount: moneyJson(refund.refunded.amount, refund.refunded.currency),
+    currency: refund.refunded.currency,
+    refundedAt: refund.refundedAt?.toISOString() ?? null,
+    isFull: refund.isFull,
+    isByBillingTeam: refund.isByBillingTeam,
+    failedAmount: refund.refundFailed ? moneyJson(refund.refundFailed.amount, refund.refundFailed.currency) : null,
+    failedAt: refund.failedAt?.toISOString() ?? null,
+  };
+}
+
 /** A receipt's own facts as the JSON answers write them: money as decimal text, days as YYYY-MM-DD. */
-function receiptJson(receipt: Omit<ListedReceipt, 'heldPayment'>, heldPayment: HeldPaymentNote | null) {
+function receiptJson(receipt: Omit<ListedReceipt, 'heldPayment' | 'refunds'>, heldPayment: HeldPaymentNote | null) {
   return {
     id: receipt.id,
     status: receipt.status,
@@ -96,17 +117,7 @@ function ownReceiptJson(shown: ShownReceipt) {
       txRef: receipt.txRef,
       voidReason: receipt.voidReason,
       received,
-      // Money the provider gave back to the payer: a receipt refunded in full is pending again. A
-      // refund that failed at the provider is not in `amount` (the money stayed): `failedAmount` says it.
-      refunds: refundedPayments.map((refund) => ({
-        paymentId: refund.paymentId,
-        amount: moneyJson(refund.refunded.amount, refund.refunded.currency),
-        currency: refund.refunded.currency,
-        refundedAt: refund.refundedAt?.toISOString() ?? null,
-        isFull: refund.isFull,
-        failedAmount: refund.refundFailed ? moneyJson(refund.refundFailed.amount, refund.refundFailed.currency) : null,
-        failedAt: refund.failedAt?.toISOString() ?? null,
-      })),
+      refunds: refundedPayments.map(refundJson),
       itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
     },
     page: itemPager.page,
@@ -252,7 +263,10 @@ export function receiptsRoutes(deps: {
         page: list.page,
         pageCount: list.pageCount,
         count: list.count,
-        receipts: list.receipts.map((receipt) => receiptJson(receipt, receipt.heldPayment)),
+        receipts: list.receipts.map((receipt) => ({
+          ...receiptJson(receipt, receipt.heldPayment),
+          refunds: receipt.refunds.map(refundJson),
+        })),
       });
       return;
     }

@@ -21,6 +21,7 @@ import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CanceledCheckout, CloseCanceledCheckouts } from '../payments/checkout-closer.js';
 import {
+  billingTeamRefundOf,
   fromMinorUnits,
   type HeldPayment,
   type HeldPaymentNote,
@@ -1282,6 +1283,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       findHeldPaymentsOf(username),
     ]);
     const pageCount = assertListPageExists('You have', count, page);
+    // Money that went back to the payer, as each receipt's page says it: a voided receipt whose payment
+    // the billing team refunded read as paid and void, nothing more.
+    const refunded = (
+      await paymentsRepository.findRefundedPaymentsOfReceipts(
+        db,
+        rows.map((receipt) => receipt.id),
+      )
+    ).map((payment) => ({ receiptId: payment.receiptId, refund: refundOf(payment) }));
     const heldReceiptIds = [...new Set(held.map((payment) => payment.receiptId))];
     // A pending receipt that bills again jobs of a receipt whose payment is held (one voided and billed
     // again) cannot be paid online either (startPayment refuses it): held payments are rare, so this
@@ -1300,7 +1309,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         // The oldest of each kind, as the receipt's page picks them: held is in id order.
         const own = held.find((payment) => payment.receiptId === receipt.id);
         const sameJobs = held.find((payment) => sameJobsOf.includes(payment.receiptId)) ?? null;
-        return { ...receipt, heldPayment: heldPaymentOfReceipt(receipt, own, sameJobs) };
+        return {
+          ...receipt,
+          heldPayment: heldPaymentOfReceipt(receipt, own, sameJobs),
+          refunds: refunded.filter((row) => row.receiptId === receipt.id).map((row) => row.refund),
+        };
       }),
       page,
       pageCount,
@@ -1388,6 +1401,23 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   function refundOf(payment: Awaited<ReturnType<typeof paymentsRepository.findRefundedPayments>>[number]) {
     const money = paymentMoneyOf(payment);
     const received = money.received ?? { amount: money.amount, currency: money.currency };
+    // Resolved as refunded by the billing team (after a void, say): all of it went back then.
+    const byBillingTeam = billingTeamRefundOf(payment);
+    if (byBillingTeam) {
+      const refunded = { amount: byBillingTeam.amount, currency: byBillingTeam.currency };
+      return {
+        paymentId: payment.id,
+        provider: payment.provider,
+        isHeld: false,
+        received,
+        refunded,
+        refundedAt: byBillingTeam.at,
+        refundFailed: null,
+        failedAt: null,
+        isFull: true,
+        isByBillingTeam: true,
+      };
+    }
     const refunded = money.refunded ?? { amount: new Prisma.Decimal(0), currency: received.currency };
     // A failed refund's money stays with the centre only until a lost dispute takes it back: what is
     // said to have stayed is never more than the centre still holds of the payment.
@@ -1409,6 +1439,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       refundFailed,
       failedAt: refundFailed ? payment.lastFailedAt : null,
       isFull: refunded.currency === received.currency && refunded.amount.equals(received.amount),
+      isByBillingTeam: false,
     };
   }
 
