@@ -674,6 +674,12 @@ export function countPaymentsInReview(db: Client): Promise<number> {
   return db.payment.count({ where: { status: 'needs_review' } });
 }
 
+/** The receipt a payment is for (which never changes), without locking it; null when there is no such payment. */
+export async function findReceiptIdOf(db: Client, id: number): Promise<number | null> {
+  const payment = await db.payment.findUnique({ where: { id }, select: { receiptId: true } });
+  return payment?.receiptId ?? null;
+}
+
 /** Locks the payment row for the rest of the transaction, so one admin at a time resolves it. */
 export async function lockById(tx: Tx, id: number): Promise<PaymentRow | null> {
   const rows = await tx.$queryRaw<Array<{ id: number }>>`SELECT id FROM payments WHERE id = ${id} FOR UPDATE`;

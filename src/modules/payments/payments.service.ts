@@ -1718,6 +1718,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const reviewedAt = now();
     let canceled: CanceledCheckout[] = [];
     const result = await prisma.$transaction(async (tx) => {
+      // Accepting marks the receipt paid and names its other held payments, as marking paid by hand
+      // does: their locks are taken in the order marking paid and voiding take them, the receipt's
+      // held payments in id order (this one among them) before anything else. Taking this one first,
+      // then an earlier one, waited in a circle with a mark paid holding the earlier one.
+      if (input.outcome === 'accepted') {
+        const receiptId = await paymentsRepository.findReceiptIdOf(tx, paymentId);
+        if (receiptId !== null) await paymentsRepository.lockHeldPayments(tx, receiptId);
+      }
       const payment = await paymentsRepository.lockById(tx, paymentId);
       if (!payment) throw notFoundById('Payment', paymentId);
       if (payment.status === 'resolved') {
@@ -1795,6 +1803,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         // money pays the receipt from now.
         const keptPaidAt = await paymentsRepository.findPaidAtKeptByFailedRefund(tx, paymentId);
         const paidAt = keptPaidAt ?? reviewedAt;
+        // The receipt's other payments held for review (a success held behind this one, paid short)
+        // can no longer be accepted for it once it is paid from this one: named in the mark_paid entry
+        // and in their reasons, as marking paid by hand names them. Locked above, in id order.
+        const otherHeld = (await paymentsRepository.findHeldPaymentsOfReceipt(tx, payment.receiptId)).filter(
+          (held) => held.id !== paymentId,
+        );
         await markReceiptPaidIn(tx, actor, payment.receiptId, {
           method: payment.provider,
           txRef: payment.externalPaymentId,
@@ -1808,8 +1822,27 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             ...(payment.receivedMinor === null
               ? {}
               : { receivedMinor: String(payment.receivedMinor), receivedCurrency: payment.receivedCurrency }),
+            ...(otherHeld.length === 0
+              ? {}
+              : {
+                  heldPayments: otherHeld.map((held) => ({
+                    paymentId: held.id,
+                    ...(held.receivedMinor === null
+                      ? {}
+                      : { receivedMinor: String(held.receivedMinor), receivedCurrency: held.receivedCurrency }),
+                  })),
+                }),
           },
         });
+        for (const held of otherHeld) {
+          await paymentsRepository.addToHoldReason(
+            tx,
+            held.id,
+            `${held.reviewReason ?? 'held for review'}; receipt #${payment.receiptId} was marked paid from payment ` +
+              `#${paymentId}, accepted by ${actor.actor}, while this payment was held, so it cannot be accepted for ` +
+              'it: refund it, or apply it elsewhere and resolve it as dismissed',
+          );
+        }
         if (keptPaidAt === null) await paymentsRepository.recordPaidAt(tx, paymentId, reviewedAt);
       }
       const isResolved = await paymentsRepository.resolveReview(tx, paymentId, {
