@@ -1622,7 +1622,12 @@ describe('voiding a receipt while its online checkout is open', () => {
     expect(confirm.text).not.toContain(`action="/payments/receipt/${sameJobsId}/start"`);
     const json = await startAsJson(agent, sameJobsId);
     expect(json.status).toBe(409);
-    expect(json.body).toMatchObject({ error: refusal, code: 409 });
+    // Naming the held payment, as the receipt's JSON does, so a script can tell which.
+    expect(json.body).toMatchObject({
+      error: refusal,
+      code: 409,
+      heldPayment: { paymentId: payment.id, receiptId, amount: '0.50', currency: 'THB', message: refusal },
+    });
     const form = await agent
       .post(`/payments/receipt/${sameJobsId}/start`)
       .set('Accept', 'text/html')

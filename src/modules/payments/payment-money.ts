@@ -1,5 +1,6 @@
 import { Prisma } from '@prisma/client';
 import type { PaymentsConfig } from '../../config/config.js';
+import { moneyJson } from '../../http/json-money.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import { stripeChargeDigits } from './stripe.provider.js';
@@ -209,4 +210,21 @@ export function heldPaymentNoteOf(held: HeldPayment, receipt: { id: number; stat
         `${receipt.status === 'pending' ? ': this receipt cannot be paid online until they have decided' : ''}.`
       : heldForSameJobsMessage(held);
   return { ...held, message };
+}
+
+/**
+ * A held payment that concerns a receipt as the JSON answers write it (the receipts' `heldPayment`,
+ * and a refused start's): which payment, of which receipt, the money it stands for and the sentence
+ * the pages say; null when none.
+ */
+export function heldPaymentJsonOf(held: HeldPaymentNote | null) {
+  return held === null
+    ? null
+    : {
+        paymentId: held.id,
+        receiptId: held.receiptId,
+        amount: moneyJson(held.amount, held.currency),
+        currency: held.currency,
+        message: held.message,
+      };
 }

@@ -25,6 +25,8 @@ import {
   fromMinorUnits,
   hasAmountDue,
   heldForSameJobsMessage,
+  heldPaymentJsonOf,
+  heldPaymentNoteOf,
   heldPaymentOf,
   lostDisputeMinorOf,
   paymentMoneyOf,
@@ -339,13 +341,43 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * Money already arrived for this receipt and an admin has not decided what it pays for: a second
+   * payment now would most likely take the same amount twice. The refusal names the held payment (the
+   * oldest) as the receipt's JSON does (`heldPayment`), so a script can tell which.
+   */
+  async function refuseWhileHeld(
+    client: Prisma.TransactionClient | typeof prisma,
+    receipt: { id: number; status: string },
+  ) {
+    const [held] = await paymentsRepository.findHeldPaymentsOfReceipt(client, receipt.id);
+    if (held) {
+      throw new ConflictError(
+        PAYMENT_IN_REVIEW_MESSAGE,
+        { receiptId: receipt.id, heldPaymentId: held.id },
+        { publicFields: { heldPayment: heldPaymentJsonOf(heldPaymentNoteOf(heldPaymentOf(held), receipt)) } },
+      );
+    }
+  }
+
+  /**
    * Money taken for another receipt that billed some of these jobs waits for an admin's decision
    * (refund it, or apply it to this receipt): paying this one now would pay for the jobs twice.
    */
   async function refuseWhileSameJobsHeld(client: Prisma.TransactionClient | typeof prisma, receiptId: number) {
-    const held = await paymentsRepository.findHeldPaymentForSameJobs(client, receiptId);
-    if (held)
-      throw new ConflictError(heldForSameJobsMessage(heldPaymentOf(held)), { receiptId, heldPaymentId: held.id });
+    const found = await paymentsRepository.findHeldPaymentForSameJobs(client, receiptId);
+    if (found) {
+      const held = heldPaymentOf(found);
+      // Named as the receipt's JSON names it (`heldPayment`, the other receipt's payment).
+      throw new ConflictError(
+        heldForSameJobsMessage(held),
+        { receiptId, heldPaymentId: held.id },
+        {
+          publicFields: {
+            heldPayment: heldPaymentJsonOf(heldPaymentNoteOf(held, { id: receiptId, status: 'pending' })),
+          },
+        },
+      );
+    }
   }
 
   /**
@@ -415,8 +447,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     }
     // Money already arrived for this receipt and an admin has not decided what it pays for:
     // a second payment now would most likely take the same amount twice.
-    if (await paymentsRepository.hasPaymentInReview(prisma, receiptId))
-      throw new ConflictError(PAYMENT_IN_REVIEW_MESSAGE, { receiptId });
+    await refuseWhileHeld(prisma, receipt);
     await refuseWhileSameJobsHeld(prisma, receiptId);
     const open = await paymentsRepository.findOpenPayment(prisma, receiptId, activeProvider.name);
     if (open?.checkoutUrl) return { redirectUrl: open.checkoutUrl };
@@ -434,9 +465,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       payment = await prisma.$transaction(async (tx) => {
         // Checked again under the receipt's lock: a webhook may have held a payment since.
         await paymentsRepository.lockReceiptForPayments(tx, receiptId);
-        if (await paymentsRepository.hasPaymentInReview(tx, receiptId)) {
-          throw new ConflictError(PAYMENT_IN_REVIEW_MESSAGE, { receiptId });
-        }
+        await refuseWhileHeld(tx, receipt);
         // And voided meanwhile: a void cancels the open payments it finds under this lock.
         const locked = await receiptsRepository.findReceipt(tx, receiptId);
         if (locked?.status !== 'pending') {

@@ -18,7 +18,7 @@ import type { ViewFormatters } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
 import { readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import type { HeldPaymentNote } from '../payments/payment-money.js';
+import { type HeldPaymentNote, heldPaymentJsonOf } from '../payments/payment-money.js';
 import type { ShowMyUsage } from '../usage/usage.routes.js';
 import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
 import {
@@ -36,22 +36,6 @@ export type ShowOwnReceipt = (
 
 type ListedReceipt = Awaited<ReturnType<ReceiptsService['listForUser']>>['receipts'][number];
 type ShownReceipt = Awaited<ReturnType<ReceiptsService['getForUser']>>;
-
-/**
- * A payment held for review that concerns the receipt (its own, or one of another receipt that billed
- * some of its jobs), as the page, My receipts and the printable receipt say it; null when none.
- */
-function heldPaymentJson(held: HeldPaymentNote | null) {
-  return held === null
-    ? null
-    : {
-        paymentId: held.id,
-        receiptId: held.receiptId,
-        amount: moneyJson(held.amount, held.currency),
-        currency: held.currency,
-        message: held.message,
-      };
-}
 
 type ShownRefund = ShownReceipt['refundedPayments'][number];
 
@@ -87,7 +71,7 @@ function receiptJson(receipt: Omit<ListedReceipt, 'heldPayment' | 'refunds'>, he
     currency: receipt.currency,
     paidAt: receipt.paidAt?.toISOString() ?? null,
     voidedAt: receipt.voidedAt?.toISOString() ?? null,
-    heldPayment: heldPaymentJson(heldPayment),
+    heldPayment: heldPaymentJsonOf(heldPayment),
     url: `/me/receipts/${receipt.id}`,
   };
 }
