@@ -162,10 +162,14 @@ export function parseJsonKeepingNumberText(text: string): LosslessJson {
  * JSON value is read, and one that is not an object is refused after the parsers
  * (json-object-body.ts). Other content types (a form) pass through to the parsers after it.
  */
-export function jsonKeepingNumberText(options: { limit: string }): express.RequestHandler[] {
-  return [
-    express.text({ type: 'application/json', limit: options.limit }),
-    (req, _res, next) => {
+export function jsonKeepingNumberText(options: { limit: string }): express.RequestHandler {
+  const readText = express.text({ type: 'application/json', limit: options.limit });
+  return (req, res, next) => {
+    readText(req, res, (readError?: unknown) => {
+      if (readError !== undefined) {
+        next(readError);
+        return;
+      }
       if (typeof req.body !== 'string' || !req.is('application/json')) {
         next();
         return;
@@ -177,11 +181,11 @@ export function jsonKeepingNumberText(options: { limit: string }): express.Reque
       }
       try {
         req.body = parseJsonKeepingNumberText(req.body);
-        next();
       } catch (error) {
-        if (!(error instanceof JsonSyntaxError)) throw error;
-        next(new BadRequestError('The request body is not valid JSON.'));
+        next(error instanceof JsonSyntaxError ? new BadRequestError('The request body is not valid JSON.') : error);
+        return;
       }
-    },
-  ];
+      next();
+    });
+  };
 }

@@ -221,6 +221,19 @@ describe('GET /metrics', () => {
     expect(text).not.toContain('endpoint="/metrics"');
   });
 
+  it('counts a rates form refused before its route ran under before_route, as any other form', async () => {
+    // The rates' JSON parser is registered for three paths at once; it must not lend the refusal
+    // a label listing all three ("/formula,/admin/rates,/admin/rates/tiers").
+    const app = buildTestApp(db);
+    for (const path of ['/formula', '/admin/rates', '/admin/rates/tiers', '/admin/users']) {
+      await request(app).post(path).set('Accept', 'application/json').send({ type: 'mu', cpu: '1' }).expect(403);
+    }
+    const text = (await request(app).get('/metrics').expect(200)).text;
+
+    expect(sampleOf(text, 'http_requests_total{method="POST",endpoint="before_route",status="403"}')).toBe(4);
+    expect(text).not.toMatch(/endpoint="[^"]*,[^"]*"/);
+  });
+
   it('leaves out Node process metrics unless METRICS_PROCESS is on', async () => {
     const plain = (await request(buildTestApp(db)).get('/metrics').expect(200)).text;
     expect(plain).not.toContain('process_cpu_user_seconds_total');

@@ -101,6 +101,14 @@ describe('/admin/tiers paging', () => {
     expect(json.body).toEqual({ error: '62 users match “zed” on 2 pages; there is no page 3.', code: 404 });
   });
 
+  it('leads the error page of a page past the last, or of a refused query, back to the list', async () => {
+    // Only "Back to the start page" was offered: the admin lost the list and their search.
+    const past = (await page('/admin/tiers?q=zed&page=3').expect(404)).text;
+    expect(past).toContain('<a href="/admin/tiers?q=zed">Go to page 1</a>');
+    const refused = (await page('/admin/tiers?page=0').expect(400)).text;
+    expect(refused).toContain('<a href="/admin/tiers">Open Tier overrides</a>');
+  });
+
   it.each([
     ['page 0', '/admin/tiers?page=0', /^page: must be at least 1/],
     ['a negative page', '/admin/tiers?page=-1', /^page: must be a whole number/],

@@ -56,6 +56,14 @@ describe('/admin/users paging', () => {
     expect(json.body).toEqual({ error: '61 users match “zed” on 2 pages; there is no page 3.', code: 404 });
   });
 
+  it('leads the error page of a page past the last, or of a refused query, back to the list', async () => {
+    // Only "Back to the start page" was offered: the admin lost the list and their search.
+    const past = (await page('/admin/users?q=zed&page=3').expect(404)).text;
+    expect(past).toContain('<a href="/admin/users?q=zed">Go to page 1</a>');
+    const refused = (await page('/admin/users?page=0').expect(400)).text;
+    expect(refused).toContain('<a href="/admin/users">Open the list of users</a>');
+  });
+
   it.each([
     ['page 0', '/admin/users?page=0', /^page: must be at least 1/],
     ['a page that is not a number', '/admin/users?page=two', /^page: must be a whole number/],

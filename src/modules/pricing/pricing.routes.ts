@@ -4,7 +4,7 @@ import { wantsHtml } from '../../http/error-handler.js';
 import { isEtagMatched, takeFastPathFailure } from '../../http/hot-routes.js';
 import { linkTo } from '../../http/page-links.js';
 import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
-import { answerChange, isRefusedForm, typedIn } from '../../http/route-helpers.js';
+import { answerChange, isRefusedForm, offerWayBack, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -360,7 +360,11 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
   }
 
   router.get('/admin/tiers', guards.requireAdmin, async (req, res) => {
-    await renderTiers(res, parseInput(ZUserListQuery, req.query));
+    // A refused query or a page past the last is the error page: it leads back to the list, not only to the start.
+    offerWayBack(res, { href: '/admin/tiers', text: 'Open Tier overrides' });
+    const listed = parseInput(ZUserListQuery, req.query);
+    if (listed.q) offerWayBack(res, { href: `/admin/tiers?q=${encodeURIComponent(listed.q)}`, text: 'Go to page 1' });
+    await renderTiers(res, listed);
   });
 
   // The page's forms post to the search and page they were on (?q=&page=), to come back to them.

@@ -3,7 +3,14 @@ import type { Db } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { linkTo } from '../../http/page-links.js';
-import { answerChange, answerCreated, isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import {
+  answerChange,
+  answerCreated,
+  isRefusedForm,
+  offerWayBack,
+  sessionUserOf,
+  typedIn,
+} from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { counted } from '../../shared/counted.js';
 import { invalidFieldsOf, readableMessageOf, TooManyRequestsError } from '../../shared/errors.js';
@@ -168,7 +175,10 @@ export function usersRoutes(deps: {
   }
 
   router.get('/admin/users', guards.requireAdmin, async (req, res) => {
+    // A refused query or a page past the last is the error page: it leads back to the list, not only to the start.
+    offerWayBack(res, { href: '/admin/users', text: 'Open the list of users' });
     const { q, page } = parseInput(ZUserListQuery, req.query);
+    if (q) offerWayBack(res, { href: `/admin/users?q=${encodeURIComponent(q)}`, text: 'Go to page 1' });
     await renderUsers(res, {}, { search: q, page });
   });
 
