@@ -101,16 +101,23 @@ describe('signing out while another tab of the same session is busy', () => {
       blocker.release();
     }
     await receipt;
+
+    // Signed out by the disable, and told why.
+    const page = await agent.get('/account').set('Accept', 'text/html');
+    expect(page.status).toBe(302);
+    const signInPage = await agent.get(page.headers.location as string).set('Accept', 'text/html');
+    expect(signInPage.text).toContain('Your account has been disabled. Ask an administrator.');
+
+    // Not signed in again by the enable; no longer told the account is disabled (users-admin.test.ts).
     await admin
       .post(`/admin/users/${user.id}/enable`)
       .set('Accept', 'application/json')
       .set('X-CSRFToken', adminToken)
       .expect(200);
-
-    // Signed out by the disable, told why, and not signed in again by the enable.
-    const page = await agent.get('/account').set('Accept', 'text/html');
-    expect(page.status).toBe(302);
-    const signInPage = await agent.get(page.headers.location as string).set('Accept', 'text/html');
-    expect(signInPage.text).toContain('Your account has been disabled. Ask an administrator.');
+    const afterEnable = await agent.get('/account').set('Accept', 'text/html');
+    expect(afterEnable.status).toBe(302);
+    expect(afterEnable.headers.location).toBe('/login?next=%2Faccount');
+    const signInAfterEnable = await agent.get('/login').set('Accept', 'text/html');
+    expect(signInAfterEnable.text).not.toContain('has been disabled');
   });
 });
