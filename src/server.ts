@@ -196,9 +196,16 @@ function onShutdownSignal(logger: Logger, stop: () => Promise<void>, hurry: () =
       return;
     }
     isStopping = true;
+    const startedAt = Date.now();
     logger.info({ signal }, 'shutting down');
     stop()
-      .then(() => process.exit(0))
+      .then(async () => {
+        // The last line says the stop finished cleanly, not only that it began: an operator reading
+        // a log that ends at "shutting down" cannot tell a clean stop from a process killed mid-way.
+        logger.info({ signal, durationMs: Date.now() - startedAt }, 'stopped');
+        await new Promise<void>((resolve) => logger.flush(() => resolve()));
+        process.exit(0);
+      })
       .catch((error) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);

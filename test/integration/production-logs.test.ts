@@ -71,7 +71,11 @@ describe('a production server writes only JSON lines to stdout', () => {
       workers: 1,
       database: 'configured',
     });
-    expect(lines.map((line) => line.msg)).toContain('shutting down');
+    const messages = lines.map((line) => line.msg);
+    expect(messages).toContain('shutting down');
+    // The last line says the stop finished, so a log that ends earlier tells of a process killed mid-way.
+    expect(messages.at(-1)).toBe('stopped');
+    expect(lines.at(-1)).toMatchObject({ level: 30, signal: 'SIGTERM', durationMs: expect.any(Number) });
   }, 120_000);
 
   it('reports a database it cannot reach as a JSON error line, with its address and not its password', async () => {
