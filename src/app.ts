@@ -12,6 +12,7 @@ import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
 import { requireObjectBody } from './http/json-object-body.js';
 import { jsonKeepingNumberText } from './http/lossless-json.js';
+import { answerOptions } from './http/method-not-allowed.js';
 import { describeRefusedForm } from './http/refused-form.js';
 import { rejectUnstorableText } from './http/reject-unstorable-text.js';
 import { requestContext } from './http/request-context.js';
@@ -209,6 +210,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(securityHeaders);
   app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.isProduction ? '1d' : 0, index: false }));
   app.get('/favicon.ico', serveFavicon(PUBLIC_DIR));
+  app.use(answerOptions);
 
   app.use(
     healthRoutes({

@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { NextFunction, Request, Response } from 'express';
 import { type AppError, MethodNotAllowedError, NotFoundError } from '../shared/errors.js';
 
 /** The parts of Express 5's router (the `router` package) that routeMissOf reads. */
@@ -21,6 +21,32 @@ export function routeMissOf(req: Request): AppError | undefined {
   if (methods.has('*') || methods.has(req.method) || (req.method === 'OPTIONS' && methods.size > 0)) return undefined;
   if (methods.size === 0) return new NotFoundError('Page not found.');
   return new MethodNotAllowedError(req.path, req.method, [...methods]);
+}
+
+/**
+ * OPTIONS, answered from every route of the app at that address. Express's router answers it by
+ * itself, but from the first router that has the address alone: OPTIONS /formula said `GET, HEAD`
+ * (the public formula's router) where a PUT there is refused with `Allow: GET, HEAD, POST` (the
+ * admins' rate change is another router's). Mounted before the routers; an address nothing is at
+ * goes on to the 404.
+ */
+export function answerOptions(req: Request, res: Response, next: NextFunction): void {
+  if (req.method !== 'OPTIONS') {
+    next();
+    return;
+  }
+  const stack = (req.app as unknown as { router?: { stack?: RouterLayer[] } }).router?.stack ?? [];
+  const methods = new Set<string>();
+  collectMethods(stack, req.path, methods);
+  // A route for every method answers OPTIONS itself; nothing at the address is the 404's.
+  if (methods.size === 0 || methods.has('*')) {
+    next();
+    return;
+  }
+  res
+    .set('Allow', [...methods].join(', '))
+    .status(204)
+    .end();
 }
 
 /**

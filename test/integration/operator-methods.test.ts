@@ -45,6 +45,24 @@ describe('a method the operators’ addresses do not answer', () => {
     },
   );
 
+  it.each([
+    ['/healthz', 'GET, HEAD'],
+    ['/formula', 'GET, HEAD, POST'],
+    ['/me', 'GET, HEAD'],
+    ['/me/receipt', 'POST'],
+  ] as const)('OPTIONS %s names the same methods as its 405 does', async (path, allow) => {
+    // The formula's own router answered OPTIONS /formula with GET, HEAD: not the admins' POST.
+    const response = await request(app).options(path);
+    expect(response.status).toBe(204);
+    expect(response.headers.allow).toBe(allow);
+    expect(response.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('OPTIONS of an address nothing is at is 404', async () => {
+    const response = await request(app).options('/nope').set('Accept', 'application/json');
+    expect(response.status).toBe(404);
+  });
+
   it('leaves the methods they answer as they were', async () => {
     await request(app).get('/healthz').expect(200);
     await request(app).head('/readyz').expect(200);
