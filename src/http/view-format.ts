@@ -1,7 +1,7 @@
 import type { Prisma } from '@prisma/client';
 import { minorUnitDigits } from '../modules/pricing/pricing.js';
 import { formatCount } from '../shared/counted.js';
-import { localParts, padTwoDigits, repeatedTimeMark } from '../shared/local-date.js';
+import { endOfLocalDay, localParts, padTwoDigits, repeatedTimeMark } from '../shared/local-date.js';
 
 type Numeric = Prisma.Decimal | number | string | null | undefined;
 
@@ -147,6 +147,22 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
       const p = localParts(value, options.timeZone);
       if (!isPlainYear(p.year)) return date.format(value);
       return `${p.year}-${padTwoDigits(p.month)}-${padTwoDigits(p.day)}`;
+    },
+    /**
+     * Up to when a receipt's jobs ended: its last day, or, for a receipt made before that day was
+     * over (its end was the day it was made), the moment it was made. A receipt bills only the
+     * jobs that had ended by then; one that ends later that day goes on the next receipt, so
+     * "2025-09-20 (end of day)" said more than it billed. `madeAt` is that moment's local time, or
+     * null when the whole day was over.
+     */
+    receiptWindowEnd: (receipt: {
+      billedThrough: Date;
+      windowEnd?: Date | null;
+      createdAt: Date;
+    }): { day: string; madeAt: string | null } => {
+      const day = receipt.billedThrough.toISOString().slice(0, 10);
+      const dayEnd = receipt.windowEnd ?? endOfLocalDay(day, options.timeZone);
+      return { day, madeAt: receipt.createdAt < dayEnd ? formatters.dateTime(receipt.createdAt) : null };
     },
     /** 1-02:03:04 like sacct. */
     duration: (seconds: number) => {
