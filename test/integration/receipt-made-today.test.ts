@@ -103,3 +103,40 @@ describe('a receipt made on its own last day', () => {
     );
   });
 });
+
+describe('a month-end run started on its own last day', () => {
+  async function buildFinishedRun(billedThrough: string, startedAt: string) {
+    const row = await db.prisma.monthEndRun.create({
+      data: {
+        billedThrough: new Date(`${billedThrough}T00:00:00Z`),
+        startedBy: 'boss',
+        startedAt: new Date(startedAt),
+        finishedAt: new Date(startedAt),
+        outcome: 'succeeded',
+        usersTotal: 0,
+        usersDone: 0,
+        receiptCount: 0,
+        totals: [],
+      },
+    });
+    return row.id;
+  }
+
+  it('says each receipt bills the jobs ended up to when it was made, not to the end of that day', async () => {
+    // Started 15:42 Bangkok on the day it bills up to.
+    const id = await buildFinishedRun('2025-09-20', '2025-09-20T08:42:00Z');
+    // Tags end before the commas: their text reads without the space textOf leaves there.
+    const page = textOf((await admin.get(`/admin/month-end/${id}`).expect(200)).text).replace(/ ,/g, ',');
+    expect(page).toContain(
+      "Jobs ended up to 2025-09-20, each user's up to when their receipt was made (the run started 2025-09-20 15:42, Asia/Bangkok)",
+    );
+    expect(page).not.toContain('end of day');
+  });
+
+  it('keeps "end of day" for a run started after its last day ended', async () => {
+    const id = await buildFinishedRun('2025-09-19', '2025-09-20T01:00:00Z');
+    expect(textOf((await admin.get(`/admin/month-end/${id}`).expect(200)).text)).toContain(
+      'Jobs ended up to 2025-09-19 (end of day, Asia/Bangkok)',
+    );
+  });
+});
