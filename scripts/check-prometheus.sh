@@ -15,16 +15,24 @@ fi
 # promtool checks that files it names exist, and /etc/prometheus/metrics-token (the token block an
 # operator uncomments with METRICS_TOKEN) does not on the host: check a copy that names them where
 # compose takes them from, so the check passes once prometheus/metrics-token is written.
+# require_mounted_files CONFIG DIR HINT: every /etc/DIR/ file CONFIG reads (outside comments) must exist
+# as DIR/..., where compose mounts it from; HINT says how to write a missing one.
+require_mounted_files() {
+  local config=$1 dir=$2 hint=$3 mounted local_file
+  for mounted in $(grep -vE '^[[:space:]]*#' "$config" | grep -oE "/etc/$dir/[^[:space:]\"]+" | sort -u); do
+    local_file=$dir/${mounted#/etc/$dir/}
+    if [ ! -e "$local_file" ]; then
+      echo "check-prometheus: $(basename "$config") reads $mounted, which compose mounts from $local_file: it does not exist; $hint" >&2
+      exit 1
+    fi
+  done
+}
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cp -R prometheus/. "$tmp/"
-for mounted in $(grep -vE '^[[:space:]]*#' prometheus/prometheus.yml | grep -oE '/etc/prometheus/[^[:space:]"]+' | sort -u); do
-  local_file=prometheus/${mounted#/etc/prometheus/}
-  if [ ! -e "$local_file" ]; then
-    echo "check-prometheus: prometheus.yml reads $mounted, which compose mounts from $local_file: it does not exist; write the app's METRICS_TOKEN to it (docs/operations.md, \"Running with Docker Compose\")" >&2
-    exit 1
-  fi
-done
+require_mounted_files prometheus/prometheus.yml prometheus \
+  "write the app's METRICS_TOKEN to it (docs/operations.md, \"Running with Docker Compose\")"
 sed "s#/etc/prometheus/#$tmp/#g" prometheus/prometheus.yml >"$tmp/prometheus.yml"
 
 echo "Checking prometheus/prometheus.yml (as compose mounts it)"
@@ -39,13 +47,7 @@ if [ ! -f alertmanager/alertmanager.yml ]; then
   echo "check-prometheus: no alertmanager/alertmanager.yml; Alertmanager config not checked" >&2
   exit 0
 fi
-for mounted in $(grep -vE '^[[:space:]]*#' alertmanager/alertmanager.yml | grep -oE '/etc/alertmanager/[^[:space:]"]+' | sort -u); do
-  local_file=alertmanager/${mounted#/etc/alertmanager/}
-  if [ ! -e "$local_file" ]; then
-    echo "check-prometheus: alertmanager.yml reads $mounted, which compose mounts from $local_file: it does not exist; write it (docs/operations.md, \"Alert notifications\")" >&2
-    exit 1
-  fi
-done
+require_mounted_files alertmanager/alertmanager.yml alertmanager "write it (docs/operations.md, \"Alert notifications\")"
 if ! command -v amtool >/dev/null 2>&1; then
   echo "check-prometheus: amtool not found; alertmanager/alertmanager.yml not checked (apt-get install -y prometheus-alertmanager)" >&2
   exit 0
