@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // Two payments of one receipt held for review: an admin accepting one marks the receipt paid from it,
 // and the other could then no longer be accepted for it. Its reason still read "another payment of
@@ -15,11 +13,7 @@ let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  await buildUser(db.prisma, { username: 'acceptnotes', role: 'admin', password: 'acceptnotes-password' });
-  admin = await signInAs(app, 'acceptnotes', 'acceptnotes-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('acceptnotes'));
 });
 afterAll(() => db?.drop());
 

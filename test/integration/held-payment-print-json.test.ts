@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
 import { elementById, visibleTextOf as textOf } from '../support/html.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // A payment held for review was said on the receipt's page (and under its status on My receipts),
 // but the printable receipt and the receipts' JSON answers said nothing of it: a printout, or a
@@ -14,11 +12,7 @@ let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  await buildUser(db.prisma, { username: 'heldprintadmin', role: 'admin', password: 'heldprintadmin-password' });
-  admin = await signInAs(app, 'heldprintadmin', 'heldprintadmin-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('heldprintadmin'));
 });
 afterAll(() => db?.drop());
 

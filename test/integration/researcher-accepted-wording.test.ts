@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
 import { elementById, visibleTextOf as textOf } from '../support/html.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // Once an admin accepted a held payment, the researcher's receipt page kept saying of a partial refund
 // "this receipt stays paid while the billing team checks it" (e555f51 fixed the admin's page only), the
@@ -15,11 +13,7 @@ let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  await buildUser(db.prisma, { username: 'acceptwording', role: 'admin', password: 'acceptwording-password' });
-  admin = await signInAs(app, 'acceptwording', 'acceptwording-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('acceptwording'));
 });
 afterAll(() => db?.drop());
 

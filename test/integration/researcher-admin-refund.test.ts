@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
+import { createPayingResearchers, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
 import { elementById, visibleTextOf as textOf } from '../support/html.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // A receipt paid online, voided by an admin, whose held payment the admin then resolved as refunded:
 // the researcher's receipt page still read "Paid on … · dummy" and "Void …" with no word that the
@@ -16,11 +14,7 @@ let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  await buildUser(db.prisma, { username: 'adminrefunder', role: 'admin', password: 'adminrefunder-password' });
-  admin = await signInAs(app, 'adminrefunder', 'adminrefunder-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('adminrefunder'));
 });
 afterAll(() => db?.drop());
 

@@ -2,10 +2,11 @@ import type express from 'express';
 import request from 'supertest';
 import { expect } from 'vitest';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
-import { buildJobs } from './billing-factories.js';
+import { buildJobs, buildTiers } from './billing-factories.js';
 import { buildUser } from './factories.js';
 import { type Agent, csrfTokenOf, signInAs } from './sign-in.js';
-import type { TestDatabase } from './test-database.js';
+import { buildTestApp } from './test-app.js';
+import { createTestDatabase, type TestDatabase } from './test-database.js';
 
 export const DUMMY_WEBHOOK_SECRET = 'test-dummy-webhook-secret';
 
@@ -15,6 +16,20 @@ export const DUMMY_PAYMENTS_ENV = {
   PAYMENT_WEBHOOK_SECRET: DUMMY_WEBHOOK_SECRET,
   PUBLIC_BASE_URL: 'http://billing.test',
 };
+
+/**
+ * A new database with buildTiers' rates, the app on the dummy provider, and admin `adminName`
+ * (password `<adminName>-password`) signed in: the set-up of a payments test file, for its beforeAll
+ * (the file drops `db` in its afterAll).
+ */
+export async function setUpDummyPaymentsApp(adminName: string) {
+  const db = await createTestDatabase();
+  await buildTiers(db);
+  const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  await buildUser(db.prisma, { username: adminName, role: 'admin', password: `${adminName}-password` });
+  const admin = await signInAs(app, adminName, `${adminName}-password`);
+  return { db, app, admin };
+}
 
 /** POSTs `event` to the dummy provider's webhook, signed as the provider signs it. */
 export function deliverDummy(app: express.Express, event: Record<string, unknown>, secret = DUMMY_WEBHOOK_SECRET) {
