@@ -1,8 +1,12 @@
+import { Prisma } from '@prisma/client';
 import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { prefersJson } from '../../http/error-handler.js';
+import { hoursJson, moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { sessionUserOf } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
+import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { exportLinkOf, sendOwnUsageCsv } from './usage.routes.js';
@@ -18,12 +22,43 @@ function csvLabelFor(filters: { user?: string; account?: string; partition?: str
   return isFiltered ? 'Download these jobs (CSV)' : 'Download all jobs (CSV)';
 }
 
+type AdminUsage = Awaited<ReturnType<UsageService['getAdminUsage']>>;
+
+/**
+ * /admin/usage as JSON: the page's per-user totals and their total under the same window and
+ * filters. Money is decimal text at the currency's scale and hours the six decimals they are
+ * priced at, as /me's JSON writes them: never floats, whose sums drift from the receipts.
+ */
+export function adminUsageJson(result: AdminUsage, timeZone: string) {
+  const figures = (row: AdminUsage['totals'] & { jobs: number }) => ({
+    jobs: row.jobs,
+    cpuHours: hoursJson(row.cpuHours),
+    gpuHours: hoursJson(row.gpuHours),
+    memGbHours: hoursJson(row.memGbHours),
+    cost: moneyJson(new Prisma.Decimal(row.cost ?? 0), result.currency),
+    billedCost: moneyJson(new Prisma.Decimal(row.billedCost ?? 0), result.currency),
+  });
+  return {
+    window: { start: result.window.start, end: result.window.end, timeZone },
+    filters: result.filters,
+    currency: result.currency,
+    users: result.users.map((row) => ({ username: row.username, tier: row.tier, ...figures(row) })),
+    totals: figures(result.totals),
+  };
+}
+
 /** Usage across all users (admin) and the admin's own usage export. */
 export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExports; guards: Guards }) {
   const { usage, csvExports, guards } = deps;
   const router = express.Router();
 
   router.get('/admin/usage', guards.requireAdmin, async (req, res) => {
+    // A script gets the page's figures as JSON, and a refused window or filter as {error, code}.
+    if (prefersJson(req)) {
+      const result = await usage.getAdminUsage(parseInput(ZAdminUsageQuery, req.query));
+      res.json(adminUsageJson(result, (req.app.locals.fmt as ViewFormatters).timeZone));
+      return;
+    }
     const raw = req.query as Record<string, string | undefined>;
     try {
       const query = parseInput(ZAdminUsageQuery, req.query);

@@ -1,0 +1,126 @@
+import { Prisma } from '@prisma/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * /admin/usage for a script (a finance export, a monthly report): the figures of the page as
+ * JSON, money and hours as decimal text, and a refused filter as {error, code} like every other
+ * JSON answer, not the HTML page.
+ */
+
+let db: TestDatabase;
+let admin: Agent;
+let alice: Agent;
+// 2025-09-20 12:00 in Bangkok.
+const now = () => new Date('2025-09-20T05:00:00Z');
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'admin', role: 'admin', password: 'admin-password' });
+  await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
+  await buildUser(db.prisma, { username: 'bob', password: 'bob-password' });
+  const app = buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' }, now });
+  await buildJobs(db, [
+    {
+      user: 'alice',
+      jobId: '101',
+      end: '2025-09-18T03:00:00Z',
+      totalCpuSec: '7200',
+      elapsedSec: 3600,
+      account: 'chemistry',
+    },
+    { user: 'alice', jobId: '102', end: '2025-09-19T03:00:00Z', totalCpuSec: '1234.567', account: 'chemistry' },
+    { user: 'bob', jobId: '201', end: '2025-09-19T03:00:00Z', account: 'physics' },
+  ]);
+  alice = await signInAs(app, 'alice', 'alice-password');
+  admin = await signInAs(app, 'admin', 'admin-password');
+  // Job 101 on a receipt, so "of which billed" is not zero.
+  await alice
+    .post('/me/receipt')
+    .set('Accept', 'text/html')
+    .type('form')
+    .send({ before: '2025-09-18', csrf_token: await csrfTokenOf(alice, '/me') })
+    .expect(303);
+});
+afterAll(() => db?.drop());
+
+const MONEY = /^\d+\.\d{2}$/;
+const HOURS = /^\d+\.\d{6}$/;
+/** The cells of a page's table, as text, by their data-label. */
+const cellsOf = (page: string, label: string) =>
+  [...page.matchAll(new RegExp(`data-label="${label}"[^>]*>([^<]*)<`, 'g'))].map((match) => match[1]);
+
+describe('GET /admin/usage for a JSON client', () => {
+  it('answers the per-user totals of the page as JSON, money and hours as decimal text', async () => {
+    const path = '/admin/usage?start=2025-09-14&end=2025-09-20';
+    const answer = await admin.get(path).set('Accept', 'application/json').expect(200);
+    expect(answer.headers['content-type']).toMatch(/^application\/json/);
+    const body = answer.body;
+    expect(body).toMatchObject({
+      window: { start: '2025-09-14', end: '2025-09-20', timeZone: 'Asia/Bangkok' },
+      filters: {},
+      currency: 'THB',
+    });
+    expect(body.users.map((row: { username: string; jobs: number }) => [row.username, row.jobs])).toEqual([
+      ['alice', 2],
+      ['bob', 1],
+    ]);
+    const [aliceRow] = body.users;
+    expect(aliceRow.tier).toBe('mu');
+    for (const row of [...body.users, body.totals]) {
+      expect(row.cost).toMatch(MONEY);
+      expect(row.billedCost).toMatch(MONEY);
+      for (const hours of [row.cpuHours, row.gpuHours, row.memGbHours]) expect(hours).toMatch(HOURS);
+    }
+    expect(body.totals.jobs).toBe(3);
+    expect(aliceRow.billedCost).not.toBe('0.00');
+    expect(body.users[1].billedCost).toBe('0.00');
+
+    // The same figures as the page: its rows, then its total line.
+    const page = await admin.get(path).set('Accept', 'text/html').expect(200);
+    const rows = [...body.users, body.totals];
+    expect(cellsOf(page.text, 'Cost')).toEqual(rows.map((row: { cost: string }) => row.cost));
+    expect(cellsOf(page.text, 'Of which billed')).toEqual(rows.map((row: { billedCost: string }) => row.billedCost));
+    // The page rounds hours to two decimals; the JSON keeps the six they are priced at.
+    expect(cellsOf(page.text, 'CPU h')).toEqual(
+      rows.map((row: { cpuHours: string }) =>
+        new Prisma.Decimal(row.cpuHours).toFixed(2, Prisma.Decimal.ROUND_HALF_UP),
+      ),
+    );
+  });
+
+  it('applies the filters and names them', async () => {
+    const body = (
+      await admin
+        .get('/admin/usage?start=2025-09-14&end=2025-09-20&account=physics')
+        .set('Accept', 'application/json')
+        .expect(200)
+    ).body;
+    expect(body.filters).toEqual({ account: 'physics' });
+    expect(body.users.map((row: { username: string }) => row.username)).toEqual(['bob']);
+    expect(body.totals.jobs).toBe(1);
+  });
+
+  it('refuses a bad window or filter with {error, code} instead of the page', async () => {
+    const reversed = await admin
+      .get('/admin/usage?start=2025-09-20&end=2025-09-01')
+      .set('Accept', 'application/json')
+      .expect(400);
+    expect(reversed.headers['content-type']).toMatch(/^application\/json/);
+    expect(reversed.body).toEqual({ error: expect.any(String), code: 400 });
+    const notADate = await admin.get('/admin/usage?start=2025-13-01').set('Accept', 'application/json').expect(400);
+    expect(notADate.body).toEqual({ error: expect.stringMatching(/^start: /), code: 400 });
+  });
+
+  it('still gives a browser the page, and a researcher asking for JSON no one else’s usage', async () => {
+    const both = await admin.get('/admin/usage').set('Accept', 'text/html,application/json').expect(200);
+    expect(both.headers['content-type']).toMatch(/^text\/html/);
+    const refused = await alice.get('/admin/usage').set('Accept', 'application/json').expect(403);
+    expect(refused.body).toEqual({ error: expect.any(String), code: 403 });
+  });
+});
