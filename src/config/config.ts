@@ -117,7 +117,19 @@ export interface IngestionConfig {
       }
     | undefined;
   /** sacctmgr (SACCTMGR_PATH, default beside sacct) lists the clusters when sacct reads none for SLURM_CLUSTER. */
-  sacct: { path: string; timeoutMs: number; sacctmgrPath: string | undefined } | undefined;
+  sacct:
+    | {
+        path: string;
+        timeoutMs: number;
+        sacctmgrPath: string | undefined;
+        /**
+         * The environment sacct and sacctmgr inherit: the app's own as read at start-up (PATH,
+         * HOME, a site's Slurm variables such as SLURM_CONF), before the source takes out the ones
+         * that change what sacct reads or prints.
+         */
+        inheritedEnvironment: Readonly<Record<string, string | undefined>>;
+      }
+    | undefined;
   /** An sacct --parsable2 file with a header row; in development with the demo and no Slurm source, the demo's file. */
   fallbackCsv: string | undefined;
 }
@@ -212,7 +224,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
       tierRules: env.PRICING_TIER_RULES,
       cacheCheckMs: env.PRICING_CACHE_CHECK_MS,
     },
-    ingestion: readIngestionConfig(env, isProduction),
+    ingestion: readIngestionConfig(env, source, isProduction),
     payments: {
       provider: env.PAYMENT_PROVIDER ?? (isProduction ? 'none' : 'dummy'),
       // Development only (production refuses the dummy provider): the signature is still checked.
@@ -231,7 +243,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
   };
 }
 
-function readIngestionConfig(env: TEnv, isProduction: boolean): IngestionConfig {
+function readIngestionConfig(env: TEnv, source: NodeJS.ProcessEnv, isProduction: boolean): IngestionConfig {
   const dataDir = path.resolve(env.DATA_DIR);
   const isDemo = env.DEMO_SEED && !isProduction;
   return {
@@ -252,7 +264,12 @@ function readIngestionConfig(env: TEnv, isProduction: boolean): IngestionConfig 
         }
       : undefined,
     sacct: env.SACCT_PATH
-      ? { path: env.SACCT_PATH, timeoutMs: env.SACCT_TIMEOUT_MS, sacctmgrPath: env.SACCTMGR_PATH }
+      ? {
+          path: env.SACCT_PATH,
+          timeoutMs: env.SACCT_TIMEOUT_MS,
+          sacctmgrPath: env.SACCTMGR_PATH,
+          inheritedEnvironment: { ...source },
+        }
       : undefined,
     // The demo's file stands in for Slurm only while no Slurm is configured: behind slurmrestd or
     // sacct it "answered" every run they failed (a wrong token, slurmrestd down) with the demo's

@@ -35,6 +35,7 @@ export function buildSources(config: AppConfig): { sources: JobSource[]; unconfi
         sacctPath: ingestion.sacct.path,
         timeoutMs: ingestion.sacct.timeoutMs,
         sacctmgrPath: ingestion.sacct.sacctmgrPath,
+        inheritedEnvironment: ingestion.sacct.inheritedEnvironment,
         timeZone: config.timeZone,
         cluster: ingestion.cluster,
         defaultCluster,

@@ -32,6 +32,8 @@ export interface SacctSourceOptions {
    * (SACCTMGR_PATH); default: `sacctmgr` beside `sacctPath`.
    */
   sacctmgrPath?: string;
+  /** The environment sacct and sacctmgr inherit (the app's, from configuration); see sacctEnvironment. */
+  inheritedEnvironment: Readonly<Record<string, string | undefined>>;
 }
 
 /** `sacctmgr` in the directory of `sacctPath` (or on PATH when that is a bare name). */
@@ -140,7 +142,12 @@ function createClusterCheck(
     const sacctmgrPath = options.sacctmgrPath ?? defaultSacctmgrPath(options.sacctPath);
     let known: string[];
     try {
-      known = await readKnownClusters(sacctmgrPath, options.timeoutMs, signal);
+      known = await readKnownClusters(
+        sacctmgrPath,
+        options.timeoutMs,
+        sacctEnvironment(options.inheritedEnvironment, options.timeZone),
+        signal,
+      );
     } catch (error) {
       throwIfStopped(signal);
       if (error instanceof SourceConfigError) throw error;
@@ -165,13 +172,14 @@ function createClusterCheck(
 function readKnownClusters(
   sacctmgrPath: string,
   timeoutMs: number,
+  env: NodeJS.ProcessEnv,
   signal: AbortSignal | undefined,
 ): Promise<string[]> {
   return new Promise((resolve, reject) => {
     execFile(
       sacctmgrPath,
       ['--noheader', '--parsable2', 'show', 'cluster', 'format=cluster'],
-      { shell: false, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024, signal },
+      { shell: false, env, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024, signal },
       (error, stdout, stderr) => {
         if (!error) {
           resolve(
@@ -209,7 +217,10 @@ function readKnownClusters(
  * the difference, the window read was shifted by it, and a job read through slurmrestd (epoch
  * seconds) and then sacct no longer had the same submit time and was stored, and billed, twice.
  */
-export function sacctEnvironment(timeZone: string): NodeJS.ProcessEnv {
+export function sacctEnvironment(
+  inherited: Readonly<Record<string, string | undefined>>,
+  timeZone: string,
+): NodeJS.ProcessEnv {
   // SLURM_TIME_FORMAT, which sites set in their login profile for people (`%F %T`, `relative`), changes
   // how sacct prints every time (seen on the lab: `2026-12-04 12:05:03`, `12:05:03`), and the parser
   // reads sacct's own format: from a shell that had it, `npm run ingest` skipped every job as
@@ -218,8 +229,8 @@ export function sacctEnvironment(timeZone: string): NodeJS.ProcessEnv {
   // also set in login profiles. Inherited, sacct read the clusters it names while slurmrestd, which never
   // sees it, read its host's: a switch of source changed which cluster was billed. The cluster read is
   // SLURM_CLUSTER's (`--clusters`), else the host's, for every source alike.
-  const { SLURM_CLUSTERS: _ignored, ...inherited } = process.env;
-  return { ...inherited, TZ: timeZone, SLURM_TIME_FORMAT: 'standard' };
+  const { SLURM_CLUSTERS: _ignored, ...kept } = inherited;
+  return { ...kept, TZ: timeZone, SLURM_TIME_FORMAT: 'standard' };
 }
 
 /** Process groups of sacct runs still going: a process that exits takes them with it. */
@@ -270,7 +281,7 @@ async function* runSacct(
     shell: false,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: sacctEnvironment(options.timeZone),
+    env: sacctEnvironment(options.inheritedEnvironment, options.timeZone),
   });
   const group = child.pid;
   if (group !== undefined) {

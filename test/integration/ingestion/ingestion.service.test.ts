@@ -725,6 +725,7 @@ describe('one run at a time', () => {
   }, async () => {
     const wrapper = writeHangingSacctWrapper(path.join(dir, 'sacct-wrapper'));
     const sacct = createSacctSource({
+      inheritedEnvironment: process.env,
       sacctPath: wrapper.path,
       timeZone: 'UTC',
       cluster: undefined,

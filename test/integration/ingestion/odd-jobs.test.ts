@@ -63,6 +63,7 @@ function sacctSourcesOf(capture: string): [string, () => JobSource][] {
       'sacct',
       () =>
         createSacctSource({
+          inheritedEnvironment: process.env,
           sacctPath: fakeSacct(capture),
           timeZone: 'UTC',
           cluster: undefined,

@@ -30,6 +30,8 @@ const options = (sacctPath: string, overrides: Partial<SacctSourceOptions> = {})
   timeZone: 'Asia/Bangkok',
   cluster: undefined,
   defaultCluster: 'lab',
+  // Read when the source runs, so a test's change to the environment reaches sacct as a restart would.
+  inheritedEnvironment: process.env,
   timeoutMs: 5000,
   ...overrides,
 });

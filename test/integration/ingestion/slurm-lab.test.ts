@@ -233,6 +233,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
       retryBaseMs: 500,
     });
     const sacct = createSacctSource({
+      inheritedEnvironment: process.env,
       sacctPath: 'sacct',
       timeZone: SACCT_TIME_ZONE,
       cluster,

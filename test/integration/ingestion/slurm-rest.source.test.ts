@@ -588,7 +588,14 @@ describe('an HTTP-200 answer without `jobs`', () => {
       replayServer.setPlan(replay);
       const rest = createSlurmRestSource(sourceOptions());
       const sacctAt = (sacctPath: string) =>
-        createSacctSource({ sacctPath, timeoutMs: 5000, timeZone: 'UTC', cluster: undefined, defaultCluster: 'lab' });
+        createSacctSource({
+          sacctPath,
+          timeoutMs: 5000,
+          timeZone: 'UTC',
+          cluster: undefined,
+          defaultCluster: 'lab',
+          inheritedEnvironment: process.env,
+        });
       const missing = path.join(dir, 'sacctt');
       const answered = await run([rest, sacctAt(missing)], WINDOW);
       expect(answered).toMatchObject({ outcome: 'success', source: 'slurmrestd', error: null });
@@ -606,6 +613,7 @@ describe('an HTTP-200 answer without `jobs`', () => {
       replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
       const rest = createSlurmRestSource(sourceOptions());
       const sacct = createSacctSource({
+        inheritedEnvironment: process.env,
         sacctPath: path.join(dir, 'no-such-sacct'),
         timeoutMs: 5000,
         timeZone: 'UTC',
