@@ -2,7 +2,8 @@ import { Prisma } from '@prisma/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { cellsLabelled } from '../support/html.js';
+import { type Agent, createReceiptAs, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -40,20 +41,12 @@ beforeAll(async () => {
   alice = await signInAs(app, 'alice', 'alice-password');
   admin = await signInAs(app, 'admin', 'admin-password');
   // Job 101 on a receipt, so "of which billed" is not zero.
-  await alice
-    .post('/me/receipt')
-    .set('Accept', 'text/html')
-    .type('form')
-    .send({ before: '2025-09-18', csrf_token: await csrfTokenOf(alice, '/me') })
-    .expect(303);
+  await createReceiptAs(alice, '2025-09-18');
 });
 afterAll(() => db?.drop());
 
 const MONEY = /^\d+\.\d{2}$/;
 const HOURS = /^\d+\.\d{6}$/;
-/** The cells of a page's table, as text, by their data-label. */
-const cellsOf = (page: string, label: string) =>
-  [...page.matchAll(new RegExp(`data-label="${label}"[^>]*>([^<]*)<`, 'g'))].map((match) => match[1]);
 
 describe('GET /admin/usage for a JSON client', () => {
   it('answers the per-user totals of the page as JSON, money and hours as decimal text', async () => {
@@ -84,10 +77,12 @@ describe('GET /admin/usage for a JSON client', () => {
     // The same figures as the page: its rows, then its total line.
     const page = await admin.get(path).set('Accept', 'text/html').expect(200);
     const rows = [...body.users, body.totals];
-    expect(cellsOf(page.text, 'Cost')).toEqual(rows.map((row: { cost: string }) => row.cost));
-    expect(cellsOf(page.text, 'Of which billed')).toEqual(rows.map((row: { billedCost: string }) => row.billedCost));
+    expect(cellsLabelled(page.text, 'Cost')).toEqual(rows.map((row: { cost: string }) => row.cost));
+    expect(cellsLabelled(page.text, 'Of which billed')).toEqual(
+      rows.map((row: { billedCost: string }) => row.billedCost),
+    );
     // The page rounds hours to two decimals; the JSON keeps the six they are priced at.
-    expect(cellsOf(page.text, 'CPU h')).toEqual(
+    expect(cellsLabelled(page.text, 'CPU h')).toEqual(
       rows.map((row: { cpuHours: string }) =>
         new Prisma.Decimal(row.cpuHours).toFixed(2, Prisma.Decimal.ROUND_HALF_UP),
       ),

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { cellsLabelled } from '../support/html.js';
+import { type Agent, createReceiptAs, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -23,21 +24,13 @@ beforeAll(async () => {
   ]);
   alice = await signInAs(app, 'alice', 'alice-password');
   // Job 101 on a receipt, so the Billed view has a row.
-  await alice
-    .post('/me/receipt')
-    .set('Accept', 'text/html')
-    .type('form')
-    .send({ before: '2025-09-18', csrf_token: await csrfTokenOf(alice, '/me') })
-    .expect(303);
+  await createReceiptAs(alice, '2025-09-18');
 });
 afterAll(() => db?.drop());
 
 const json = (path: string) => alice.get(path).set('Accept', 'application/json');
 const html = (path: string) => alice.get(path).set('Accept', 'text/html');
 const MONEY = /^\d+\.\d{2}$/;
-/** The cells of a page's table, as text, by their data-label. */
-const cellsOf = (page: string, label: string) =>
-  [...page.matchAll(new RegExp(`data-label="${label}"[^>]*>([^<]*)<`, 'g'))].map((match) => match[1]);
 
 describe('GET /me for a JSON client', () => {
   it('answers the Jobs view as JSON: the window, tier and rates, and each job with money as decimal strings', async () => {
@@ -71,8 +64,8 @@ describe('GET /me for a JSON client', () => {
     }
     // The same figures as the page shows.
     const page = await html('/me?start=2025-09-14&end=2025-09-20&sort=job&dir=asc').expect(200);
-    expect(cellsOf(page.text, 'Cost')).toEqual(body.jobs.map((job: { cost: string }) => job.cost));
-    expect(cellsOf(page.text, 'CPU h')).toEqual(body.jobs.map((job: { cpuHours: string }) => job.cpuHours));
+    expect(cellsLabelled(page.text, 'Cost')).toEqual(body.jobs.map((job: { cost: string }) => job.cost));
+    expect(cellsLabelled(page.text, 'CPU h')).toEqual(body.jobs.map((job: { cpuHours: string }) => job.cpuHours));
     // Another user's jobs are not in it.
     expect(JSON.stringify(body)).not.toContain('"201"');
   });

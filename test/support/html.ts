@@ -73,3 +73,10 @@ export function refusedFormStateOf(html: string): RefusedFormState {
   }
   return state;
 }
+
+/** The text of every table cell of a page with this data-label (the name a phone's card shows), in page order. */
+export function cellsLabelled(html: string, label: string): string[] {
+  return [...html.matchAll(new RegExp(`data-label="${escapeRegExp(label)}"[^>]*>([^<]*)<`, 'g'))].map(
+    (match) => match[1] as string,
+  );
+}
