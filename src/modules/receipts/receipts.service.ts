@@ -1487,6 +1487,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         failedAt: null,
         isFull: true,
         isByBillingTeam: true,
+        partByProvider: byBillingTeam.byProvider,
+        partByBillingTeam: byBillingTeam.byProvider ? byBillingTeam.byBillingTeam : null,
       };
     }
     const refunded = money.refunded ?? { amount: new Prisma.Decimal(0), currency: received.currency };
@@ -1511,6 +1513,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       failedAt: refundFailed ? payment.lastFailedAt : null,
       isFull: refunded.currency === received.currency && refunded.amount.equals(received.amount),
       isByBillingTeam: false,
+      partByProvider: null,
+      partByBillingTeam: null,
     };
   }
 
