@@ -60,7 +60,7 @@ import {
   ratesPageRoutes,
 } from './modules/pricing/pricing.routes.js';
 import { createRatesService } from './modules/pricing/rates.service.js';
-import { adminBillingRoutes } from './modules/receipts/admin-billing.routes.js';
+import { adminBillingRoutes, MARK_PAID_PATH } from './modules/receipts/admin-billing.routes.js';
 import { createOwnReceiptPage, receiptsRoutes } from './modules/receipts/receipts.routes.js';
 import { createReceiptsService } from './modules/receipts/receipts.service.js';
 import { adminUsageRoutes } from './modules/usage/admin-usage.routes.js';
@@ -264,14 +264,17 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(enforceSessionLifetime(sessionSettings));
   app.use(passport.session());
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: FORM_FIELD_LIMIT }));
-  // Rates sent as JSON numbers are judged by the digits the client typed (1e3 is refused, not
-  // read as 1000; 0.10000000000000001 is not 0.1): these routes' JSON keeps each number's text.
+  // Rates (and a mark paid's amount received) sent as JSON numbers are judged by the digits the client
+  // typed (1e3 is refused, not read as 1000; 0.10000000000000001 is not 0.1): these routes' JSON keeps
+  // each number's text.
   // Mounted as middleware, not as a route (app.post): a route would lend a request that the CSRF check
   // below refuses the label "/formula,/admin/rates,/admin/rates/tiers" in the logs and metrics, where
   // every other refusal in front of the routes is before_route. Each path alone, for that path only.
-  const rateJson = jsonKeepingNumberText({ limit: BODY_LIMIT });
-  for (const path of RATE_WRITE_PATHS) {
-    app.use(path, (req, res, next) => (req.method === 'POST' && req.path === '/' ? rateJson(req, res, next) : next()));
+  const numberTextJson = jsonKeepingNumberText({ limit: BODY_LIMIT });
+  for (const path of [...RATE_WRITE_PATHS, MARK_PAID_PATH]) {
+    app.use(path, (req, res, next) =>
+      req.method === 'POST' && req.path === '/' ? numberTextJson(req, res, next) : next(),
+    );
   }
   // Not strict: a list or a bare value is valid JSON, refused next with a message saying so.
   app.use(express.json({ limit: BODY_LIMIT, strict: false }));

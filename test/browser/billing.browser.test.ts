@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
@@ -144,6 +144,8 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     await signIn(boss, 'boss', 'boss-password');
     await boss.goto(`${base}/admin/receipts/${receiptUrl.split('/').pop()}`);
     await boss.selectOption('#method', 'bank_transfer');
+    // What the bank statement shows: the whole total arrived.
+    await boss.fill('#amount_received', await amountDueOf(db, Number(receiptUrl.split('/').pop())));
     await boss.fill('#tx_ref', 'KBANK-0042');
     await Promise.all([boss.waitForLoadState('load'), boss.click('button:has-text("Mark paid")')]);
     expect((await boss.locator('.badge.big').innerText()).trim()).toBe('paid');

@@ -64,6 +64,59 @@ describe("a partial refund on the admin's receipt page", () => {
   });
 });
 
+// The provider refunded part of a payment (3.00 of 10.00 THB); the receipt was voided and the billing
+// team refunded the rest, resolving the payment as refunded. Every page then said "Payment #N of 10.00
+// THB via dummy was refunded in full by the billing team", as if the team had returned all of it: finance
+// reconciling the team's refunds looked for 10.00 THB it never sent, and the provider's 3.00 vanished.
+describe('a payment refunded in part at the provider and the rest by the billing team', () => {
+  it('says what each returned, on the receipt page, the list and the payment status page', async () => {
+    const { agent, receiptId, payment } = await paidOnline();
+    await deliverDummy(app, {
+      event_id: `rest_${payment.id}`,
+      event_type: 'payment.refunded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 300,
+      currency: 'THB',
+    }).expect(200);
+    const token = await csrfTokenOf(admin);
+    const voided = await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ reason: 'billed to the wrong project' });
+    expect(voided.status, voided.text).toBe(200);
+    const resolved = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ outcome: 'refunded', note: 'Returned the other 7.00 THB by bank transfer.' });
+    expect(resolved.status, resolved.text).toBe(200);
+
+    const said = new RegExp(
+      `^Payment #${payment.id} of 10\\.00 THB via dummy was refunded in full: 3\\.00 THB at dummy on [\\d-]+ [\\d:]+, ` +
+        'and the other 7\\.00 THB by the billing team on [\\d-]+ [\\d:]+: the money went back to the payer\\.$',
+    );
+    expect(await refundNoticeOf(receiptId, payment.id)).toMatch(said);
+    const own = (await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200)).text;
+    expect(new RegExp(`id="refund-${payment.id}">([^<]*)</div>`).exec(own)?.[1]).toMatch(said);
+
+    const list = (await agent.get('/me/receipts').set('Accept', 'text/html').expect(200)).text;
+    const row = list.slice(list.indexOf(`href="/me/receipts/${receiptId}"`)).split('</tr>')[0] ?? '';
+    expect(row).toContain(
+      `payment #${payment.id} of 10.00 THB refunded in full (3.00 THB at dummy, the other 7.00 THB by the billing team)`,
+    );
+    expect(row).not.toContain('in full by the billing team');
+
+    const status = (await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200)).text;
+    expect(status).toMatch(
+      new RegExp(
+        `This receipt was voided\\. Your payment #${payment.id} of 10\\.00 THB was refunded in full: 3\\.00 THB at ` +
+          'dummy on [\\d-]+ [\\d:]+, and the other 7\\.00 THB by the billing team on [\\d-]+ [\\d:]+\\.',
+      ),
+    );
+  });
+});
+
 // A payment refunded in full while its dispute was open stays held for review with nothing of it left;
 // accepting it is refused (409), but its card offered "Accepted: mark receipt #N paid from this payment".
 describe('the held card of a payment none of whose money is left', () => {

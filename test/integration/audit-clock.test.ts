@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
@@ -67,7 +67,10 @@ describe('the audit entries of finance changes carry the time the change was mad
       .type('form')
       .send({ csrf_token: await csrfTokenOf(agent) })
       .expect(303);
-    await post(`/admin/receipts/${receiptId}/paid`, { method: 'cash' });
+    await post(`/admin/receipts/${receiptId}/paid`, {
+      method: 'cash',
+      amount_received: await amountDueOf(db, receiptId),
+    });
     const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
     expect(receipt.paidAt?.toISOString()).toBe(NOW.toISOString());
     expect(await auditTimes(receiptId, ['payment.cancel', 'receipt.mark_paid'])).toEqual([

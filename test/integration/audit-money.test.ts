@@ -77,11 +77,12 @@ describe('the audit entries of finance actions say how much money', () => {
       .post(`/admin/receipts/${receiptId}/paid`)
       .set('Accept', 'application/json')
       .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ method: 'bank_transfer', tx_ref: 'BT-1' })
+      .send({ method: 'bank_transfer', amount_received: total.toFixed(2), tx_ref: 'BT-1' })
       .expect(200);
     expect((await auditOf('receipt.mark_paid', receiptId)).details).toMatchObject({
       method: 'bank_transfer',
       total: total.toFixed(2),
+      amountReceived: total.toFixed(2),
       currency,
     });
   });

@@ -3,7 +3,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import * as receiptsRepository from '../../src/modules/receipts/receipts.repository.js';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { elementById, refusedFormStateOf } from '../support/html.js';
 import { sessionsWaitingForLocks, transactionsWaitedOn } from '../support/lock-waits.js';
@@ -632,6 +632,7 @@ describe('CSV exports opened in a spreadsheet', () => {
       .type('form')
       .send({
         method: 'bank_transfer',
+        amount_received: await amountDueOf(db, id),
         tx_ref: '=HYPERLINK("http://pay")',
         csrf_token: await csrfTokenOf(admin, '/admin/receipts'),
       })
@@ -951,7 +952,12 @@ describe('receipts over HTTP', () => {
     const paid = await admin
       .post(`/admin/receipts/${id}/paid`)
       .type('form')
-      .send({ method: 'bank_transfer', tx_ref: 'KBANK-42', csrf_token: token });
+      .send({
+        method: 'bank_transfer',
+        amount_received: await amountDueOf(db, id),
+        tx_ref: 'KBANK-42',
+        csrf_token: token,
+      });
     expect(paid.status).toBe(303);
     expect(await metricValue(metrics, 'billing_receipt_marked_paid_total', { actor_type: 'admin' })).toBe(
       paidBefore + 1,
@@ -960,7 +966,7 @@ describe('receipts over HTTP', () => {
       .post(`/admin/receipts/${id}/paid`)
       .set('Accept', 'application/json')
       .set('X-CSRFToken', token)
-      .send({ method: 'cash' });
+      .send({ method: 'cash', amount_received: await amountDueOf(db, id) });
     expect(twice.status).toBe(409);
     expect(twice.body.error).toMatch(/is paid; only a pending receipt can be marked paid/);
 
@@ -1023,7 +1029,11 @@ describe('receipts over HTTP', () => {
         .type('form')
         .send({ ...body, csrf_token: token });
 
-    const paid = await formAskingJson(`/admin/receipts/${first}/paid`, { method: 'cash', paid_on: '2025-09-20' });
+    const paid = await formAskingJson(`/admin/receipts/${first}/paid`, {
+      method: 'cash',
+      amount_received: await amountDueOf(db, first),
+      paid_on: '2025-09-20',
+    });
     expect(paid.status).toBe(200);
     expect(paid.headers['content-type']).toMatch(/^application\/json/);
     expect(paid.body).toMatchObject({ ok: true, receipt: { id: first, status: 'paid', paidOn: '2025-09-20' } });
@@ -1059,7 +1069,10 @@ describe('receipts over HTTP', () => {
         .set('Accept', 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8')
         .type('form')
         .send({ ...body, csrf_token: token });
-    const paidInBrowser = await browserForm(`/admin/receipts/${second}/paid`, { method: 'cash' });
+    const paidInBrowser = await browserForm(`/admin/receipts/${second}/paid`, {
+      method: 'cash',
+      amount_received: await amountDueOf(db, second),
+    });
     expect(paidInBrowser.status).toBe(303);
     expect(paidInBrowser.headers.location).toBe(`/admin/receipts/${second}`);
     await browserForm(`/admin/receipts/${second}/void`, { reason: 'duplicate' }).expect(303);
@@ -1147,12 +1160,18 @@ describe('receipts over HTTP', () => {
         .type('form')
         .send({ ...body, csrf_token: token });
 
-    const paid = await form('paid', { method: 'bank_transfer', tx_ref: 'KBANK-9', paid_on: '2025-09-20' });
+    const amount = await amountDueOf(db, id);
+    const paid = await form('paid', {
+      method: 'bank_transfer',
+      amount_received: amount,
+      tx_ref: 'KBANK-9',
+      paid_on: '2025-09-20',
+    });
     expect(paid.status).toBe(303);
     const paidPage = await html(admin, paid.headers.location as string).expect(200);
     expect(paidPage.text).toContain(`<h1>Receipt #${id}</h1>`);
     expect(paidPage.text).toContain(
-      `<div class="alert success" role="status">Receipt #${id} marked paid on 2025-09-20 (bank transfer).</div>`,
+      `<div class="alert success" role="status">Receipt #${id} marked paid on 2025-09-20 (bank transfer), ${amount} THB received.</div>`,
     );
     expect((await html(admin, `/admin/receipts/${id}`).expect(200)).text).not.toContain('marked paid on');
 
@@ -1176,7 +1195,11 @@ describe('receipts over HTTP', () => {
     const postJson = (path: string, body: object) =>
       admin.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
 
-    const paid = await postJson(`/admin/receipts/${id}/paid`, { method: 'cash', paid_at: '2025-01-01' });
+    const paid = await postJson(`/admin/receipts/${id}/paid`, {
+      method: 'cash',
+      amount_received: await amountDueOf(db, id),
+      paid_at: '2025-01-01',
+    });
     expect(paid.status).toBe(400);
     expect(paid.body).toEqual({ error: 'input: has an unknown field: paid_at', code: 400 });
     const voided = await postJson(`/admin/receipts/${id}/void`, { reason: 'duplicate', refund: true, notify: 1 });
@@ -1273,7 +1296,8 @@ describe('receipts over HTTP', () => {
       expect(page.text).toContain('<a href="/admin/receipts">Back to billing</a>');
     };
 
-    const badMethod = await form('paid', { method: 'barter', tx_ref: 'GOAT-1' });
+    const amount = await amountDueOf(db, id);
+    const badMethod = await form('paid', { method: 'barter', amount_received: amount, tx_ref: 'GOAT-1' });
     expect(badMethod.status).toBe(400);
     onReceiptPage(badMethod);
     expect(badMethod.text).toContain('Not marked paid. Payment method: must be one of bank_transfer');
@@ -1302,8 +1326,8 @@ describe('receipts over HTTP', () => {
     );
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id } })).status).toBe('pending');
 
-    await form('paid', { method: 'cheque', tx_ref: 'CHQ-7' }).expect(303);
-    const paidTwice = await form('paid', { method: 'cash' });
+    await form('paid', { method: 'cheque', amount_received: amount, tx_ref: 'CHQ-7' }).expect(303);
+    const paidTwice = await form('paid', { method: 'cash', amount_received: amount });
     expect(paidTwice.status).toBe(409);
     onReceiptPage(paidTwice);
     expect(paidTwice.text).toContain(
@@ -1315,7 +1339,7 @@ describe('receipts over HTTP', () => {
     expect(voidTwice.status).toBe(409);
     onReceiptPage(voidTwice);
     expect(voidTwice.text).toContain(`Not voided. Receipt #${id} is already void.`);
-    const paidVoid = await form('paid', { method: 'cash' });
+    const paidVoid = await form('paid', { method: 'cash', amount_received: amount });
     expect(paidVoid.status).toBe(409);
     expect(paidVoid.text).toContain(
       `Not marked paid. Receipt #${id} is void; only a pending receipt can be marked paid.`,
@@ -1333,7 +1357,7 @@ describe('receipts over HTTP', () => {
       .post('/admin/receipts/999999/paid')
       .set('Accept', 'text/html')
       .type('form')
-      .send({ method: 'cash', csrf_token: token });
+      .send({ method: 'cash', amount_received: amount, csrf_token: token });
     expect(missing.status).toBe(404);
   });
 
@@ -1431,26 +1455,44 @@ describe('receipts over HTTP', () => {
       '<input id="paid_on" name="paid_on" type="date" min="2025-08-25" max="2025-09-20" value="2025-09-20">',
     );
 
-    const future = await form(late, { method: 'bank_transfer', tx_ref: 'KBANK-31', paid_on: '2025-09-21' });
+    const future = await form(late, {
+      method: 'bank_transfer',
+      amount_received: await amountDueOf(db, late),
+      tx_ref: 'KBANK-31',
+      paid_on: '2025-09-21',
+    });
     expect(future.status).toBe(400);
     expect(future.text).toContain(
       'Not marked paid. Paid on: 2025-09-21 is in the future; the latest day a payment can be recorded on is today, 2025-09-20.',
     );
     expect(future.text).toContain('value="2025-09-21"');
     expect(refusedFormStateOf(future.text)).toMatchObject({ invalid: ['paid_on'], autofocus: ['paid_on'] });
-    const early = await postJson(late, { method: 'bank_transfer', paid_on: '2025-08-24' });
+    const early = await postJson(late, {
+      method: 'bank_transfer',
+      amount_received: await amountDueOf(db, late),
+      paid_on: '2025-08-24',
+    });
     expect(early.body).toEqual({
       error: `paid_on: 2025-08-24 is before receipt #${late} was created (2025-08-25); it cannot have been paid earlier.`,
       code: 400,
     });
-    const unreal = await postJson(late, { method: 'bank_transfer', paid_on: '2025-02-30' });
+    const unreal = await postJson(late, {
+      method: 'bank_transfer',
+      amount_received: await amountDueOf(db, late),
+      paid_on: '2025-02-30',
+    });
     expect(unreal.status).toBe(400);
     expect(unreal.body.error).toBe('paid_on: is not a real calendar date');
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: late } })).status).toBe('pending');
     expect(await markPaidAudits()).toBe(auditsBefore);
 
     // A transfer of 31 August recorded on 20 September: paid at the start of that Bangkok day.
-    await form(late, { method: 'bank_transfer', tx_ref: 'KBANK-31', paid_on: '2025-08-31' }).expect(303);
+    await form(late, {
+      method: 'bank_transfer',
+      amount_received: await amountDueOf(db, late),
+      tx_ref: 'KBANK-31',
+      paid_on: '2025-08-31',
+    }).expect(303);
     expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: late } })).toMatchObject({
       status: 'paid',
       paidAt: new Date('2025-08-30T17:00:00Z'),
@@ -1469,11 +1511,15 @@ describe('receipts over HTTP', () => {
     }
 
     // Paid on the day the receipt was made: not before it was made.
-    const onCreation = await postJson(sameDay, { method: 'cash', paid_on: '2025-08-25' });
+    const onCreation = await postJson(sameDay, {
+      method: 'cash',
+      amount_received: await amountDueOf(db, sameDay),
+      paid_on: '2025-08-25',
+    });
     expect(onCreation.status).toBe(200);
     expect(onCreation.body.receipt).toMatchObject({ paidOn: '2025-08-25', paidAt: createdAt.toISOString() });
     // No day: today, at the moment it was recorded.
-    const now = await postJson(today, { method: 'cash' });
+    const now = await postJson(today, { method: 'cash', amount_received: await amountDueOf(db, today) });
     expect(now.body.receipt.paidOn).toBe('2025-09-20');
     expect(Date.parse(now.body.receipt.paidAt)).toBeGreaterThan(Date.parse('2025-09-20T04:59:00Z'));
 

@@ -1,6 +1,6 @@
 import type express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
@@ -95,7 +95,7 @@ describe("the billing page's list of receipts", () => {
       .post(`/admin/receipts/${byHand.receiptId}/paid`)
       .set('Accept', 'application/json')
       .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ method: 'cash' })
+      .send({ method: 'cash', amount_received: await amountDueOf(db, byHand.receiptId) })
       .expect(200);
     expect(await rowOf(byHand.receiptId, byHand.user.username)).not.toContain('received');
   });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { visibleTextOf } from '../support/html.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
@@ -47,7 +47,7 @@ async function markPaidByHand(receiptId: number) {
   await admin
     .post(`/admin/receipts/${receiptId}/paid`)
     .type('form')
-    .send({ method: 'cash', csrf_token: await csrfTokenOf(admin) })
+    .send({ method: 'cash', amount_received: await amountDueOf(db, receiptId), csrf_token: await csrfTokenOf(admin) })
     .expect(303);
 }
 

@@ -47,7 +47,7 @@ describe('an admin marking a receipt paid while its online payment succeeds', ()
           .post(`/admin/receipts/${receiptId}/paid`)
           .set('Accept', 'application/json')
           .set('X-CSRFToken', adminToken)
-          .send({ method: 'bank_transfer', tx_ref: `ref-${round}` }),
+          .send({ method: 'bank_transfer', amount_received: receipt.total.toFixed(2), tx_ref: `ref-${round}` }),
         deliverDummy(app, {
           event_id: `evt_${started.id}`,
           event_type: 'payment.succeeded',

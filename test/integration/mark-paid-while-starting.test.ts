@@ -1,6 +1,6 @@
 import type request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
@@ -55,7 +55,7 @@ describe('a receipt marked paid by hand while its payment is starting', () => {
         .post(`/admin/receipts/${receiptId}/paid`)
         .set('Accept', 'application/json')
         .set('X-CSRFToken', await csrfTokenOf(admin))
-        .send({ method: 'bank_transfer', tx_ref: 'BT-77' });
+        .send({ method: 'bank_transfer', amount_received: await amountDueOf(db, receiptId), tx_ref: 'BT-77' });
     });
     const token = await csrfTokenOf(agent);
     const started = await agent

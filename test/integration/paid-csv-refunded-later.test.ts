@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS_DIR } from '../../src/db/migrations.js';
 import { findPaidBatch, type PaidLineCursor } from '../../src/modules/receipts/receipts.repository.js';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { createPaidCsvStory } from '../support/paid-csv-story.js';
@@ -58,7 +58,12 @@ describe('paid.csv of a month whose online payment was refunded in full after it
     await admin
       .post(`/admin/receipts/${byHand}/paid`)
       .type('form')
-      .send({ method: 'bank_transfer', tx_ref: 'KBANK-905', csrf_token: await csrfTokenOf(admin) })
+      .send({
+        method: 'bank_transfer',
+        amount_received: await amountDueOf(db, byHand),
+        tx_ref: 'KBANK-905',
+        csrf_token: await csrfTokenOf(admin),
+      })
       .expect(303);
 
     const september = 'start=2025-09-01&end=2025-09-30';

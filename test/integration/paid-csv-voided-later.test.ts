@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { createPaidCsvStory } from '../support/paid-csv-story.js';
@@ -44,7 +44,12 @@ describe('paid.csv of a month whose receipts were voided after it', () => {
     await admin
       .post(`/admin/receipts/${byHand}/paid`)
       .type('form')
-      .send({ method: 'bank_transfer', tx_ref: 'KBANK-905', csrf_token: await csrfTokenOf(admin) })
+      .send({
+        method: 'bank_transfer',
+        amount_received: await amountDueOf(db, byHand),
+        tx_ref: 'KBANK-905',
+        csrf_token: await csrfTokenOf(admin),
+      })
       .expect(303);
     const started = await bob
       .post(`/payments/receipt/${online}/start`)

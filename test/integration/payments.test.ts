@@ -16,7 +16,7 @@ import {
 } from '../../src/modules/payments/payments.service.js';
 import { createStripeProvider } from '../../src/modules/payments/stripe.provider.js';
 import { createLogger } from '../../src/shared/logger.js';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV, DUMMY_WEBHOOK_SECRET, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
@@ -296,7 +296,7 @@ describe('a missing receipt or payment, and a bad id', () => {
       .post(`/admin/receipts/${missing}/paid`)
       .set('Accept', 'application/json')
       .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ method: 'cash' });
+      .send({ method: 'cash', amount_received: '0.50' });
     expect(paid.body).toEqual({ error: `Receipt #${missing} was not found.`, code: 404 });
     const resolved = await admin
       .post(`/admin/payments/${missing}/resolve`)
@@ -581,7 +581,12 @@ describe('the webhook endpoint', () => {
     const marked = await admin
       .post(`/admin/receipts/${receiptId}/paid`)
       .type('form')
-      .send({ method: 'card', tx_ref: payment.externalPaymentId, csrf_token: await csrfTokenOf(admin) });
+      .send({
+        method: 'card',
+        amount_received: await amountDueOf(db, receiptId),
+        tx_ref: payment.externalPaymentId,
+        csrf_token: await csrfTokenOf(admin),
+      });
     expect(marked.status).toBe(303);
     const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
     expect(receipt).toMatchObject({ status: 'paid', paymentMethod: 'card', txRef: payment.externalPaymentId });
@@ -840,7 +845,12 @@ describe('resolving a payment held for review', () => {
     await admin
       .post(`/admin/receipts/${receiptId}/paid`)
       .type('form')
-      .send({ method: 'bank_transfer', tx_ref: 'BT-77', csrf_token: await csrfTokenOf(admin) })
+      .send({
+        method: 'bank_transfer',
+        amount_received: await amountDueOf(db, receiptId),
+        tx_ref: 'BT-77',
+        csrf_token: await csrfTokenOf(admin),
+      })
       .expect(303);
     const held = await deliverDummy(app, {
       event_id: `evt-dismiss-${payment.id}`,
@@ -1191,7 +1201,12 @@ describe('what a payment received, when it is not the amount due', () => {
     await admin
       .post(`/admin/receipts/${byHand.receiptId}/paid`)
       .type('form')
-      .send({ method: 'bank_transfer', tx_ref: 'KBANK-77', csrf_token: await csrfTokenOf(admin) })
+      .send({
+        method: 'bank_transfer',
+        amount_received: await amountDueOf(db, byHand.receiptId),
+        tx_ref: 'KBANK-77',
+        csrf_token: await csrfTokenOf(admin),
+      })
       .expect(303);
     const rows = await paidCsvRows(admin);
     expect(rows.find((line) => line.receipt_id === String(online.receiptId))).toMatchObject({
@@ -1428,7 +1443,12 @@ describe('voiding a receipt that was paid online', () => {
     await admin
       .post(`/admin/receipts/${receiptId}/paid`)
       .type('form')
-      .send({ method: 'bank_transfer', tx_ref: 'BT-1', csrf_token: await csrfTokenOf(admin) })
+      .send({
+        method: 'bank_transfer',
+        amount_received: await amountDueOf(db, receiptId),
+        tx_ref: 'BT-1',
+        csrf_token: await csrfTokenOf(admin),
+      })
       .expect(303);
     const page = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
     expect(page.text).not.toContain('Paid online');
@@ -2057,12 +2077,14 @@ describe('a receipt of 0.00: nothing to pay online', () => {
 
     const admin = await signInAdmin(app);
     const adminPage = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
-    expect(adminPage.text).toContain('Mark it paid with the method "other" to close it.');
+    expect(adminPage.text).toContain(
+      'Mark it paid with the method "other" and an amount received of 0.00 to close it.',
+    );
     const marked = await admin
       .post(`/admin/receipts/${receiptId}/paid`)
       .set('Accept', 'application/json')
       .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ method: 'other', tx_ref: 'no charge' });
+      .send({ method: 'other', amount_received: '0.00', tx_ref: 'no charge' });
     expect(marked.status, marked.text).toBe(200);
     expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toMatchObject({
       status: 'paid',

@@ -271,7 +271,11 @@ describe('paying and voiding', () => {
 
   it('marks a pending receipt paid once; a second time is a conflict', async () => {
     const { receipts, receipt, metrics } = await pendingReceipt();
-    await receipts.markPaid(ADMIN, receipt.id, { method: 'bank_transfer', tx_ref: 'TX-1' });
+    await receipts.markPaid(ADMIN, receipt.id, {
+      method: 'bank_transfer',
+      amount_received: receipt.total,
+      tx_ref: 'TX-1',
+    });
     const paid = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receipt.id } });
     expect(paid).toMatchObject({ status: 'paid', paymentMethod: 'bank_transfer', txRef: 'TX-1', paidAt: NOW });
     expect(await lastAudit()).toMatchObject({
@@ -279,9 +283,9 @@ describe('paying and voiding', () => {
       actor: 'admin',
       target: `receipt:${receipt.id}`,
     });
-    await expect(receipts.markPaid(ADMIN, receipt.id, { method: 'cash' })).rejects.toThrow(
-      /is paid; only a pending receipt/,
-    );
+    await expect(
+      receipts.markPaid(ADMIN, receipt.id, { method: 'cash', amount_received: receipt.total }),
+    ).rejects.toThrow(/is paid; only a pending receipt/);
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receipt.id } })).paymentMethod).toBe(
       'bank_transfer',
     );
@@ -291,7 +295,7 @@ describe('paying and voiding', () => {
 
   it('voids a paid receipt with its reason, keeps it visible, and frees its jobs for a new receipt', async () => {
     const { receipts, receipt, jobIds, metrics } = await pendingReceipt();
-    await receipts.markPaid(ADMIN, receipt.id, { method: 'cash' });
+    await receipts.markPaid(ADMIN, receipt.id, { method: 'cash', amount_received: receipt.total });
     await receipts.voidReceipt(ADMIN, receipt.id, { reason: 'billed the wrong project' });
     const voided = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receipt.id } });
     expect(voided).toMatchObject({ status: 'void', voidReason: 'billed the wrong project', voidedBy: 'admin' });
@@ -310,13 +314,17 @@ describe('paying and voiding', () => {
     const { receipts, receipt } = await pendingReceipt();
     await receipts.voidReceipt(ADMIN, receipt.id, { reason: 'duplicate' });
     await expect(receipts.voidReceipt(ADMIN, receipt.id, { reason: 'again' })).rejects.toThrow(ConflictError);
-    await expect(receipts.markPaid(ADMIN, receipt.id, { method: 'cash' })).rejects.toThrow(ConflictError);
+    await expect(
+      receipts.markPaid(ADMIN, receipt.id, { method: 'cash', amount_received: receipt.total }),
+    ).rejects.toThrow(ConflictError);
     expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receipt.id } })).toMatchObject({
       status: 'void',
       voidReason: 'duplicate',
       paidAt: null,
     });
-    await expect(receipts.markPaid(ADMIN, 999_999, { method: 'cash' })).rejects.toThrow(NotFoundError);
+    await expect(receipts.markPaid(ADMIN, 999_999, { method: 'cash', amount_received: receipt.total })).rejects.toThrow(
+      NotFoundError,
+    );
   });
 
   it('shows a receipt only to its owner', async () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { createCheckoutCloser } from '../../src/modules/payments/checkout-closer.js';
 import { PaymentProviderError } from '../../src/modules/payments/payment-provider.js';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
@@ -261,7 +261,7 @@ describe('marking a receipt paid by hand while its Stripe checkout is open', () 
       .post(`/admin/receipts/${receiptId}/paid`)
       .set('Accept', 'application/json')
       .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ method: 'bank_transfer', tx_ref: 'KBANK-7' });
+      .send({ method: 'bank_transfer', amount_received: await amountDueOf(db, receiptId), tx_ref: 'KBANK-7' });
     expect(marked.status, marked.text).toBe(200);
     expect(marked.body.receipt).toMatchObject({
       status: 'paid',
@@ -316,17 +316,18 @@ describe('marking a receipt paid by hand while its Stripe checkout is open', () 
     const admin = await signInAdmin();
     const { receiptId, payment } = await checkoutOpen();
     fake.failNext(503, 'Stripe is temporarily unavailable.');
+    const amount = await amountDueOf(db, receiptId);
     const marked = await admin
       .post(`/admin/receipts/${receiptId}/paid`)
       .type('form')
-      .send({ method: 'cash', csrf_token: await csrfTokenOf(admin) });
+      .send({ method: 'cash', amount_received: amount, csrf_token: await csrfTokenOf(admin) });
     expect(marked.status, marked.text.slice(0, 300)).toBe(303);
     const page = await admin
       .get(marked.headers.location as string)
       .set('Accept', 'text/html')
       .expect(200);
     expect(page.text).toContain(
-      `(cash). Its open online checkout (payment #${payment.id}) was canceled; money paid there from now on is held for review on the payments page.`,
+      `(cash), ${amount} THB received. Its open online checkout (payment #${payment.id}) was canceled; money paid there from now on is held for review on the payments page.`,
     );
     expect(page.text).toContain(`The checkout of payment #${payment.id} could not be expired at Stripe (`);
     expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe('canceled');
@@ -341,7 +342,7 @@ describe('marking a receipt paid by hand while its Stripe checkout is open', () 
       .post(`/admin/receipts/${receiptId}/paid`)
       .set('Accept', 'application/json')
       .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ method: 'cash' });
+      .send({ method: 'cash', amount_received: await amountDueOf(db, receiptId) });
     expect(again.status).toBe(409);
     expect(await db.prisma.auditLog.count({ where: { action: 'payment.cancel' } })).toBe(cancels);
     expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe('canceled');

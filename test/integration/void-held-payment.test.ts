@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
@@ -156,7 +156,7 @@ describe('marking a pending receipt paid by hand while its payment is held for r
       .post(`/admin/receipts/${receiptId}/paid`)
       .set('Accept', 'application/json')
       .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ method: 'bank_transfer', tx_ref: 'KBANK-77' });
+      .send({ method: 'bank_transfer', amount_received: await amountDueOf(db, receiptId), tx_ref: 'KBANK-77' });
     expect(marked.status, marked.text).toBe(200);
     expect(marked.body.receipt).toMatchObject({ status: 'paid', heldPaymentIds: [paymentId] });
     expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: paymentId } })).reviewReason).toBe(
@@ -182,7 +182,7 @@ describe('marking a pending receipt paid by hand while its payment is held for r
     await admin
       .post(`/admin/receipts/${receiptId}/paid`)
       .type('form')
-      .send({ method: 'cash', csrf_token: await csrfTokenOf(admin) })
+      .send({ method: 'cash', amount_received: await amountDueOf(db, receiptId), csrf_token: await csrfTokenOf(admin) })
       .expect(303);
     const after = await admin.get(`/admin/receipts/${receiptId}`).expect(200);
     expect(after.text).toContain(
@@ -197,7 +197,7 @@ describe('marking a pending receipt paid by hand while its payment is held for r
       .post(`/admin/receipts/${receiptId}/paid`)
       .set('Accept', 'application/json')
       .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ method: 'cash' });
+      .send({ method: 'cash', amount_received: await amountDueOf(db, receiptId) });
     expect(marked.status, marked.text).toBe(200);
     expect(marked.body.receipt.heldPaymentIds).toEqual([]);
     const entry = await db.prisma.auditLog.findFirstOrThrow({

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
@@ -43,7 +43,12 @@ async function markPaidByHand(receiptId: number, txRef: string) {
   await admin
     .post(`/admin/receipts/${receiptId}/paid`)
     .type('form')
-    .send({ method: 'bank_transfer', tx_ref: txRef, csrf_token: await csrfTokenOf(admin) })
+    .send({
+      method: 'bank_transfer',
+      amount_received: await amountDueOf(db, receiptId),
+      tx_ref: txRef,
+      csrf_token: await csrfTokenOf(admin),
+    })
     .expect(303);
 }
 

@@ -1,5 +1,6 @@
 import { Prisma } from '@prisma/client';
 import type { Database } from '../../src/db/database.js';
+import { minorUnitDigits } from '../../src/modules/pricing/pricing.js';
 
 /** The demo's three tiers with one rate each, effective long ago. */
 export async function buildTiers(
@@ -29,6 +30,15 @@ export async function buildTiers(
       },
     });
   }
+}
+
+/** A receipt's total at its currency's scale ("10.00"): the amount received that marks it paid. */
+export async function amountDueOf(db: Pick<Database, 'prisma'>, receiptId: number): Promise<string> {
+  const { total, currency } = await db.prisma.receipt.findUniqueOrThrow({
+    where: { id: receiptId },
+    select: { total: true, currency: true },
+  });
+  return total.toFixed(minorUnitDigits(currency));
 }
 
 let nextJobId = 10_000;

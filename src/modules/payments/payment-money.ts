@@ -119,15 +119,40 @@ export function billingTeamRefundOf(
     reviewOutcome: string | null;
     reviewedBy: string | null;
     reviewedAt: Date | null;
+    refundedAt?: Date | null;
   },
-): { amount: Prisma.Decimal; currency: string; at: Date | null } | null {
+): BillingTeamRefund | null {
   if (payment.status !== 'resolved' || payment.reviewOutcome !== 'refunded') return null;
   if ((payment.reviewedBy ?? '').startsWith('provider:')) return null;
   const money = paymentMoneyOf(payment);
   const received = money.received ?? { amount: money.amount, currency: money.currency };
   const byProvider = money.refunded;
   if (byProvider && byProvider.currency === received.currency && byProvider.amount.gte(received.amount)) return null;
-  return { ...received, at: payment.reviewedAt };
+  // Part of it the provider had refunded already (a partial refund): the team returned only the rest,
+  // and saying it refunded all of it sent finance looking for money the team never sent.
+  const isPartByProvider =
+    byProvider !== null && byProvider.currency === received.currency && byProvider.amount.greaterThan(0);
+  return {
+    ...received,
+    at: payment.reviewedAt,
+    byProvider: isPartByProvider ? { ...byProvider, at: payment.refundedAt ?? null } : null,
+    byBillingTeam: isPartByProvider
+      ? { amount: received.amount.minus(byProvider.amount), currency: received.currency }
+      : { ...received },
+  };
+}
+
+/** A payment's money the billing team recorded as refunded: all it received, of which part may be the provider's. */
+export interface BillingTeamRefund {
+  /** All the payment received: it all went back to the payer. */
+  amount: Prisma.Decimal;
+  currency: string;
+  /** When the billing team recorded it. */
+  at: Date | null;
+  /** What the provider had refunded before (a partial refund, net of refunds that failed), with when; null if nothing. */
+  byProvider: { amount: Prisma.Decimal; currency: string; at: Date | null } | null;
+  /** What the billing team returned: the rest. */
+  byBillingTeam: { amount: Prisma.Decimal; currency: string };
 }
 
 /** What went back to the payer and what failed to, in the currency of the refunds (which is the received one). */

@@ -37,6 +37,14 @@ import {
 } from './receipts.service.js';
 
 const REFUSALS = [400, 409];
+/** A mark paid is also refused (422) for an amount received that is not the receipt's total. */
+const MARK_PAID_REFUSALS = [...REFUSALS, 422];
+
+/**
+ * The mark-paid route, whose JSON keeps each number's text (app.ts mounts the lossless parser for
+ * it): an amount received sent as a JSON number is judged by the digits the client wrote, never a float.
+ */
+export const MARK_PAID_PATH = '/admin/receipts/:id/paid';
 
 /** Where a receipt that cannot be shown (not found, a bad id) sends the admin: the list that finds it. */
 const BILLING: BackLink = { href: '/admin/receipts', text: 'Open Billing' };
@@ -274,19 +282,20 @@ export function adminBillingRoutes(deps: {
     });
   });
 
-  router.post('/admin/receipts/:id/paid', guards.requireAdmin, async (req, res) => {
+  router.post(MARK_PAID_PATH, guards.requireAdmin, async (req, res) => {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     let result: Awaited<ReturnType<typeof receipts.markPaid>>;
     try {
       const input = parseInput(ZMarkPaid, req.body);
       result = await receipts.markPaid(auditContextOf(req), id, input);
     } catch (error) {
-      if (!isRefusedForm(req, error, REFUSALS)) throw error;
+      if (!isRefusedForm(req, error, MARK_PAID_REFUSALS)) throw error;
       res.status(error.status);
       await renderReceipt(res, id, 1, {
         error: `Not marked paid. ${readableMessageOf(error)}`,
         form: {
           method: typedIn(req.body, 'method'),
+          amount_received: typedIn(req.body, 'amount_received'),
           tx_ref: typedIn(req.body, 'tx_ref'),
           paid_on: typedIn(req.body, 'paid_on'),
         },
@@ -294,9 +303,16 @@ export function adminBillingRoutes(deps: {
       });
       return;
     }
-    const { heldPayments, ...marked } = result;
+    const { heldPayments, amountReceived, ...marked } = result;
     if (prefersJson(req)) {
-      res.json({ ok: true, receipt: { ...marked, heldPaymentIds: heldPayments.map((payment) => payment.id) } });
+      res.json({
+        ok: true,
+        receipt: {
+          ...marked,
+          amountReceived: moneyJson(amountReceived, marked.currency),
+          heldPaymentIds: heldPayments.map((payment) => payment.id),
+        },
+      });
       return;
     }
     const fmt = req.app.locals.fmt as ViewFormatters;
@@ -310,7 +326,10 @@ export function adminBillingRoutes(deps: {
       .join('');
     req.session.flash = {
       type: 'success',
-      message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}).${describeCanceledCheckouts(
+      message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}), ${fmt.money(
+        amountReceived,
+        result.currency,
+      )} ${result.currency} received.${describeCanceledCheckouts(
         result.canceledPaymentIds,
       )}${held}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
     };

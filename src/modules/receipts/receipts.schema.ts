@@ -1,5 +1,7 @@
+import { Prisma } from '@prisma/client';
 import { z } from 'zod';
 import { labelFields } from '../../http/field-labels.js';
+import { JsonNumberText } from '../../http/lossless-json.js';
 import { strictBody } from '../../http/strict-body.js';
 import { ZLocalDate, ZOptionalLocalDate } from '../../shared/local-date.js';
 import { countVisibleCharacters } from '../../shared/visible-text.js';
@@ -14,6 +16,7 @@ export const RECEIPT_FIELD_LABELS = {
   method: 'Payment method',
   tx_ref: 'Reference',
   paid_on: 'Paid on',
+  amount_received: 'Amount received',
   reason: 'Reason to void',
   based_on_status: 'Status the page showed',
   status: 'Status',
@@ -29,10 +32,44 @@ export type TCreateReceipt = z.infer<typeof ZCreateReceipt>;
 
 export const PAYMENT_METHODS = ['bank_transfer', 'cash', 'cheque', 'card', 'internal_transfer', 'other'] as const;
 
+/**
+ * What every malformed amount received is told (a sign, letters, thousands separators, an exponent, a
+ * currency): the whole rule at once, as a rate's refusal says its rule. Too many decimals for the
+ * receipt's currency is judged by the service, which knows the currency.
+ */
+export const AMOUNT_RECEIVED_RULE =
+  'must be a plain decimal amount of money, 0 or more, such as 1234.50 (no sign, thousands separators or currency)';
+
+/**
+ * Digits, then optionally a point and more digits: the grammar of a rate. Twenty digits a side is
+ * far beyond any total (receipts store 16 before the point) and keeps a pasted novel out of Decimal.
+ */
+const PLAIN_AMOUNT = /^\d{1,20}(\.\d{1,20})?$/;
+
+/**
+ * The money that arrived for a receipt, as the bank statement, the cash or the cheque shows it:
+ * a form field, a JSON string, or a JSON number as written (JsonNumberText: the mark-paid route
+ * parses JSON keeping each number's text, so 1e3 is refused rather than read as 1000). A decimal,
+ * never a float. Required: without it, money short of the total was marked paid in full unnoticed.
+ */
+export const ZAmountReceived = z.unknown().transform((input, ctx) => {
+  const text = input instanceof JsonNumberText ? input.text : typeof input === 'string' ? input.trim() : undefined;
+  if (input === undefined || input === null || text === '') {
+    ctx.addIssue({ code: 'custom', message: 'is required: the amount that arrived, such as 1234.50' });
+    return z.NEVER;
+  }
+  if (text === undefined || !PLAIN_AMOUNT.test(text)) {
+    ctx.addIssue({ code: 'custom', message: AMOUNT_RECEIVED_RULE });
+    return z.NEVER;
+  }
+  return new Prisma.Decimal(text);
+});
+
 /** POST /admin/receipts/:id/paid. */
 export const ZMarkPaid = strictBody(
   {
     method: z.enum(PAYMENT_METHODS, { error: `must be one of ${PAYMENT_METHODS.join(', ')}` }),
+    amount_received: ZAmountReceived,
     tx_ref: z
       .string()
       .trim()

@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvFormula, formatCsvLines, formatCsvUtcTime } from '../../http/csv-format.js';
+import { formatDecimalText } from '../../http/view-format.js';
 import { type BackgroundWork, createBackgroundWork } from '../../shared/background-work.js';
 import { counted, formatCount } from '../../shared/counted.js';
 import {
@@ -53,7 +54,47 @@ export class UnknownRunFilterError extends NotFoundError {
   }
 }
 
-type MarkPaidInput = Pick<TMarkPaid, 'method'> & { tx_ref?: string | undefined; paid_on?: string | undefined };
+type MarkPaidInput = Pick<TMarkPaid, 'method' | 'amount_received'> & {
+  tx_ref?: string | undefined;
+  paid_on?: string | undefined;
+};
+
+/** "1,234.50 THB": money in a message, to the currency's minor unit, as the pages write it. */
+function describeMoney(amount: Prisma.Decimal, currency: string): string {
+  const digits = minorUnitDigits(currency);
+  const text = amount.toFixed(digits);
+  return `${formatDecimalText(text, digits) ?? text} ${currency}`;
+}
+
+/**
+ * An admin recorded an amount received that is not the receipt's total. Marked paid, the receipt
+ * read as settled in full while money was missing (or the payer was owed an excess) and nobody
+ * noticed; refused, the admin is told both amounts, the difference and what to do, and nothing changes.
+ */
+export class AmountNotTotalError extends AppError {
+  constructor(id: number, received: Prisma.Decimal, total: Prisma.Decimal, currency: string) {
+    const difference = describeMoney(received.minus(total).abs(), currency);
+    const isShort = received.lessThan(total);
+    const whatToDo = isShort
+      ? `Collect the remaining ${difference}, then mark it paid with the whole ${describeMoney(total, currency)} once it has all arrived.`
+      : `Return the excess ${difference} to the payer (or apply it elsewhere), then mark it paid with ${describeMoney(total, currency)}.`;
+    super(
+      422,
+      `The amount received, ${describeMoney(received, currency)}, is ${difference} ${isShort ? 'short of' : 'more than'} ` +
+        `the total of receipt #${id}, ${describeMoney(total, currency)}; nothing was changed. ${whatToDo} ` +
+        'If the total itself is wrong (a wrong tier or rate), void the receipt so that its jobs are billed again.',
+      { field: 'amount_received' },
+      {
+        publicFields: {
+          field: 'amount_received',
+          amountReceived: received.toFixed(minorUnitDigits(currency)),
+          total: total.toFixed(minorUnitDigits(currency)),
+          currency,
+        },
+      },
+    );
+  }
+}
 
 /** Asked for a receipt with no finished, unbilled job in its window: no empty receipt is made. */
 export class NothingToBillError extends AppError {
@@ -997,9 +1038,12 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /**
-   * pending -> paid, with method, reference and the local day it was paid (today unless said);
-   * anything else is a 409. Audited. A day in the future, or before the receipt was created,
-   * is a 400 and changes nothing. paid.csv selects and the pages date receipts by paid_at, so
+   * pending -> paid, with method, the amount received, reference and the local day it was paid
+   * (today unless said); anything else is a 409. Audited. A day in the future, or before the
+   * receipt was created, or an amount with more decimals than the receipt's currency has, is a
+   * 400; an amount that is not the receipt's total is a 422 (AmountNotTotalError): a receipt is
+   * paid in full or not at all, so money short of it never reads as settled. Each changes nothing.
+   * paid.csv selects and the pages date receipts by paid_at, so
    * an earlier day is stored as its start, or the receipt's creation when that is later (a
    * receipt is not paid before it exists); today is the moment it was recorded.
    */
@@ -1033,6 +1077,24 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           RECEIPT_FIELD_LABELS,
         );
       }
+      // Judged in the receipt's own currency (a receipt made before CURRENCY changed keeps its own).
+      const digits = minorUnitDigits(receipt.currency);
+      if (input.amount_received.decimalPlaces() > digits) {
+        throw new InvalidFieldsError(
+          {
+            amount_received:
+              digits === 0
+                ? `must be a whole number of ${receipt.currency}, the currency of receipt #${id}`
+                : `must have at most ${digits} decimal places in ${receipt.currency}, the currency of receipt #${id}`,
+          },
+          RECEIPT_FIELD_LABELS,
+        );
+      }
+      // A paid or void receipt keeps its 409, whatever amount was typed.
+      if (receipt.status === 'pending' && !input.amount_received.equals(receipt.total)) {
+        throw new AmountNotTotalError(id, input.amount_received, receipt.total, receipt.currency);
+      }
+      const amountReceived = input.amount_received.toFixed(digits);
       const startOfDay = startOfLocalDay(paidOn, config.timeZone);
       const paidAt =
         paidOn === today ? recordedAt : new Date(Math.max(startOfDay.getTime(), receipt.createdAt.getTime()));
@@ -1057,6 +1119,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         paidOn,
         recordedAt,
         details: {
+          // What the admin typed as received, beside the total markReceiptPaidIn records: equal, or
+          // it would have been refused above.
+          amountReceived,
           ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
           ...(held.length === 0
             ? {}
@@ -1080,7 +1145,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         );
       }
       const heldPayments = held.map((payment) => ({ id: payment.id, received: paymentMoneyOf(payment).received }));
-      return { ...paid, canceledPaymentIds, heldPayments };
+      return {
+        ...paid,
+        amountReceived: input.amount_received,
+        currency: receipt.currency,
+        canceledPaymentIds,
+        heldPayments,
+      };
     });
     metrics.receiptMarkedPaid.inc({ actor_type: 'admin' });
     // After the commit, and whatever the provider answers: the receipt stays paid either way.
@@ -1416,6 +1487,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         failedAt: null,
         isFull: true,
         isByBillingTeam: true,
+        partByProvider: byBillingTeam.byProvider,
+        partByBillingTeam: byBillingTeam.byProvider ? byBillingTeam.byBillingTeam : null,
       };
     }
     const refunded = money.refunded ?? { amount: new Prisma.Decimal(0), currency: received.currency };
@@ -1440,6 +1513,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       failedAt: refundFailed ? payment.lastFailedAt : null,
       isFull: refunded.currency === received.currency && refunded.amount.equals(received.amount),
       isByBillingTeam: false,
+      partByProvider: null,
+      partByBillingTeam: null,
     };
   }
 
