@@ -216,7 +216,12 @@ function onShutdownSignal(logger: Logger, stop: () => Promise<void>, hurry: () =
 
 async function main() {
   const config = readConfigOrExit();
-  const logger = createLogger(config.logLevel);
+  // With WEB_CONCURRENCY > 1 each worker logs for itself: one database outage is a `not ready`
+  // line from every worker (each checks its own connections), which read as that many outages, or
+  // instances, with only a pid to tell them apart. The worker's number says whose line it is.
+  const logger = cluster.isWorker
+    ? createLogger(config.logLevel).child({ worker: cluster.worker?.id })
+    : createLogger(config.logLevel);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
   try {
     await start(config, logger);

@@ -111,6 +111,8 @@ const isTimeZone = (zone: string) => {
   }
 };
 
+const POSTGRES_URL_SCHEME = /^postgres(ql)?:\/\//;
+
 const PERCENT_ENCODE_HINT =
   'a user name or password holding / ? # @ : or % must have them percent-encoded (%2F %3F %23 %40 %3A %25)';
 
@@ -295,8 +297,11 @@ export const ZEnv = z
       'to start the embedded PostgreSQL (development only)',
       z
         .string()
-        .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+        .regex(POSTGRES_URL_SCHEME, 'must be a postgres:// or postgresql:// URL')
         .superRefine((url, ctx) => {
+          // The line above says what is wrong with one that is no postgresql:// URL at all; advice
+          // on encoding the password of "nonsense" under it only misled.
+          if (!POSTGRES_URL_SCHEME.test(url)) return;
           const problem = describeUnreadableDatabaseUrl(url);
           if (problem) ctx.addIssue({ code: 'custom', message: problem });
         })

@@ -41,12 +41,28 @@ export function listen(
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
     });
-    server.once('error', reject);
+    const fail = (error: NodeJS.ErrnoException) => reject(explainListenError(error, port, host));
+    server.once('error', fail);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve(server);
     });
   });
+}
+
+/**
+ * Node's listen errors ("listen EADDRINUSE: address already in use 127.0.0.1:8000") name no setting.
+ * The start fails with this message (one line on stderr, or the fatal log line), so it says which
+ * setting to change; the code stays on the error.
+ */
+function explainListenError(error: NodeJS.ErrnoException, port: number, host: string): Error {
+  const explanation = {
+    EADDRINUSE: `port ${port} of ${host} is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
+    EADDRNOTAVAIL: `HOST ${host} is not an address of this machine (EADDRNOTAVAIL): set HOST to one of its addresses, or to 0.0.0.0 for every interface`,
+    EACCES: `port ${port} needs privileges this user does not have (EACCES; ports below 1024 do): set PORT to 1024 or above`,
+  }[error.code ?? ''];
+  if (!explanation) return error;
+  return Object.assign(new Error(explanation, { cause: error }), { code: error.code });
 }
 
 /** The connections of each server `listen` started, so a shutdown can reach the answers in flight. */

@@ -37,3 +37,15 @@ export function metricNamesIn(expression: string): string[] {
   }
   return [...names];
 }
+
+/** Each place an expression reads a metric: the selector as written, and its `{…}` matchers ('' without). */
+export function metricSelectorsIn(expression: string): { selector: string; matchers: string }[] {
+  const selectors: { selector: string; matchers: string }[] = [];
+  for (const name of metricNamesIn(expression)) {
+    const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    for (const match of expression.matchAll(new RegExp(`(?<![\\w:"])${escaped}(?![\\w:])\\s*(\\{[^}]*\\})?`, 'g'))) {
+      selectors.push({ selector: match[0].trim(), matchers: match[1] ?? '' });
+    }
+  }
+  return selectors;
+}

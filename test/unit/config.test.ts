@@ -125,6 +125,15 @@ describe('loadConfig', () => {
     expect(problems[0]).not.toContain('billing:');
   });
 
+  // "nonsense" (or a mysql:// URL) also got the percent-encoding advice about a user name or
+  // password it does not have, as a second problem, under the one that says what is wrong.
+  it.each(['nonsense', 'localhost:5432/billing', 'mysql://billing:pw@db/billing', 'db #1'])(
+    'refuses DATABASE_URL %s, which is no postgresql:// URL, with one line saying so',
+    (url) => {
+      expect(problemsOf({ DATABASE_URL: url })).toEqual(['DATABASE_URL: must be a postgres:// or postgresql:// URL']);
+    },
+  );
+
   it.each([
     'postgresql://billing:p@ss@db:5432/billing',
     'postgresql://billing:p%23ss%2F%3F@db:5432/billing',

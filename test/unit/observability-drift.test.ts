@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
-import { metricNamesIn } from '../support/promql.js';
+import { metricNamesIn, metricSelectorsIn } from '../support/promql.js';
 
 // Series Prometheus adds itself to every target.
 const PROMETHEUS_SERIES = new Set(['up', 'scrape_duration_seconds', 'scrape_samples_scraped']);
@@ -192,6 +192,29 @@ describe('the Grafana dashboard and the code agree', () => {
         'Ingestion run duration',
       ]),
     );
+  });
+});
+
+describe('every query reads the app\'s own series (job="hpc-billing"), as the operations guide says', () => {
+  // Imported into a site's Prometheus, which scrapes other services too, a dashboard query
+  // without the job summed their http_requests_total, http_request_duration_seconds and
+  // db_pool_* into this app's panels, while the alerts the panels explain read only this
+  // app's: the "5xx ratio" a HighErrorRate page points to showed another service's errors.
+  const queries = [
+    ...readDashboard().panels.flatMap((panel) =>
+      (panel.targets ?? []).map((target) => ({ where: `panel ${panel.title}`, expr: target.expr })),
+    ),
+    ...readAlertRules().map((rule) => ({ where: `alert ${rule.alert}`, expr: rule.expr })),
+  ];
+
+  it('in every selector of every panel and alert', () => {
+    const unscoped = queries.flatMap(({ where, expr }) =>
+      metricSelectorsIn(expr)
+        .filter(({ matchers }) => !/\bjob="hpc-billing"/.test(matchers))
+        .map(({ selector }) => `${where}: ${selector}`),
+    );
+    expect(queries.length).toBeGreaterThan(20);
+    expect(unscoped).toEqual([]);
   });
 });
 

@@ -1,0 +1,43 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { listen } from '../../src/http/lifecycle.js';
+
+const squatters: net.Server[] = [];
+afterEach(async () => {
+  await Promise.all(squatters.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+});
+
+const answer = () => undefined;
+
+// A second `npm start` given its own DATA_DIR but not its own PORT said only "listen EADDRINUSE:
+// address already in use 127.0.0.1:8000", Node's words, naming no setting to change.
+describe('a server that cannot listen', () => {
+  it('on a port another process holds says so and names PORT', async () => {
+    const port = await findFreePort();
+    const squatter = net.createServer();
+    squatters.push(squatter);
+    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+
+    const failure = await listen(answer, port, '127.0.0.1').then(
+      () => undefined,
+      (error: NodeJS.ErrnoException) => error,
+    );
+    expect(failure?.message).toBe(
+      `port ${port} of 127.0.0.1 is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
+    );
+    expect(failure?.code).toBe('EADDRINUSE');
+  });
+
+  it('on an address this machine does not have says so and names HOST', async () => {
+    // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never an address of a real machine.
+    const failure = await listen(answer, await findFreePort(), '192.0.2.7').then(
+      () => undefined,
+      (error: NodeJS.ErrnoException) => error,
+    );
+    expect(failure?.message).toBe(
+      'HOST 192.0.2.7 is not an address of this machine (EADDRNOTAVAIL): set HOST to one of its addresses, or to 0.0.0.0 for every interface',
+    );
+    expect(failure?.code).toBe('EADDRNOTAVAIL');
+  });
+});
