@@ -305,7 +305,12 @@ export class SacctParser {
     if (open.poison) {
       return [skipItem(open.poison.line, open.job.jobId, open.poison.reason)];
     }
-    return [{ kind: 'job', job: foldSteps(open.job, open.steps), line: open.line }];
+    try {
+      return [{ kind: 'job', job: foldSteps(open.job, open.steps), line: open.line }];
+    } catch (error) {
+      // A step figure that cannot be summed exactly (an AveRSS of petabytes): skipped, never billed short.
+      return [skipItem(open.line, open.job.jobId, describe(error))];
+    }
   }
 
   private skipLine(line: number, jobId: string | null, reason: string): SourceItem[] {

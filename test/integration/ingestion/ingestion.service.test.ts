@@ -299,6 +299,33 @@ describe('ingestion runs through the file source', () => {
   });
 });
 
+describe('memory GB-hours of the steps, as stored and as billed', () => {
+  it('stores the exact sum, half a millionth rounded up, and re-reading it changes nothing', async () => {
+    // 7605964K x 300 s + 695042K x 120 s = 0.6265625 GiB-hours exactly. Summed as floats it was
+    // stored as 0.626562, and the job billed a millionth of a GB-hour short.
+    const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES|AveRSS';
+    const file = path.join(dir, 'half-millionth.psv');
+    writeFileSync(
+      file,
+      [
+        header,
+        '61|61|ann|COMPLETED|420|2026-11-23T15:20:00|2026-11-23T15:27:00|cpu=1,mem=8G,node=1|',
+        '61.batch|61.batch||COMPLETED|300|2026-11-23T15:20:00|2026-11-23T15:25:00||7605964K',
+        '61.0|61.0||COMPLETED|120|2026-11-23T15:25:00|2026-11-23T15:27:00||695042K',
+        '',
+      ].join('\n'),
+    );
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    const stored = await db.pool.query('SELECT step_mem_gb_hours::text AS mem FROM slurm_jobs WHERE job_id = $1', [
+      '61',
+    ]);
+    expect(stored.rows).toEqual([{ mem: '0.626563' }]);
+    const again = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW, force: true }));
+    expect(again).toMatchObject({ seen: 1, unchanged: 1, updated: 0 });
+  });
+});
+
 describe('switching the source', () => {
   // The same window of the real 22.05 lab, through the sacct source's arguments and through v0.0.38.
   const switchDir = path.join(CAPTURES, 'switch');

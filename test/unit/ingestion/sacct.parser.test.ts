@@ -79,11 +79,8 @@ describe('sacct --parsable2 from a real Slurm 22.05 (final/sacct-steps-extra.psv
   });
 
   it('sums AveRSS GB x step hours over the steps', () => {
-    const expected = [12_284, 0, 6238, 158_612].reduce(
-      (sum, kb, index) => sum + (((kb * 1024) / 1024 ** 3) * ([16, 0, 6, 10][index] as number)) / 3600,
-      0,
-    );
-    expect(jobs.get('2')?.stepMemGbHours).toBeCloseTo(expected, 6);
+    // (12284K x 16 s + 0 + 6238K x 6 s + 158612K x 10 s) / (1 GiB x 1 h), rounded half-up to 6 decimals.
+    expect(jobs.get('2')?.stepMemGbHours).toBe('0.000482');
     expect(jobs.get('2')?.steps.map((step) => step.id)).toEqual(['batch', '0', '1', '2']);
   });
 
@@ -147,6 +144,14 @@ describe('malformed sacct lines', () => {
     const items = parseSacctText([header, good, badStep, goodStep.replace('batch', '0')].join('\n'), options);
     expect(items).toEqual([
       { kind: 'skip', line: 3, jobId: '7', reason: expect.stringMatching(/step 7.batch: not a memory size/) },
+    ]);
+  });
+
+  it('skips a whole job whose step memory cannot be summed exactly, rather than bill it short', () => {
+    const hugeStep = goodStep.replace('1024K', '99999999P');
+    const items = parseSacctText([header, good, hugeStep].join('\n'), options);
+    expect(items).toEqual([
+      { kind: 'skip', line: 2, jobId: '7', reason: expect.stringMatching(/^step batch: AveRSS is not a whole number/) },
     ]);
   });
 
