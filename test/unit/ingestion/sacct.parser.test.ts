@@ -423,3 +423,41 @@ describe('a name with newlines, which sacct prints across lines', () => {
     ]);
   });
 });
+
+// A site's sacct file need not have the sacct source's columns: AllocCPUS and ReqMem (sacct before
+// TRES, and many sites' exports) or no AveRSS. Memory is billed from what the file does say.
+describe('memory from a file without AllocTRES or AveRSS', () => {
+  const header = 'JobID|User|State|ElapsedRaw|AllocCPUS|AllocNodes|ReqMem|Start|End';
+  const row = (id: number, cpus: number, nodes: number, reqMem: string) =>
+    `${id}|ann|COMPLETED|3600|${cpus}|${nodes}|${reqMem}|2025-01-01T00:00:00|2025-01-01T01:00:00`;
+
+  it.each([
+    ['per CPU, times the CPUs it holds', row(1, 4, 1, '4000Mc'), 16_000],
+    ['per node, times the nodes it holds', row(1, 8, 2, '2Gn'), 4096],
+    ['per CPU in G, lower case', row(1, 2, 1, '1.5gc'), 3072],
+    ['for the job (Slurm 21.08 and later print no suffix)', row(1, 4, 2, '1000M'), 1000],
+    ['a bare number, in MB', row(1, 4, 2, '512'), 512],
+    ['none asked', row(1, 4, 2, ''), 0],
+  ])('ReqMem %s', (_label, line, memMb) => {
+    const job = jobsOf(parseSacctText([header, line].join('\n'), options)).get('1');
+    expect(job?.allocMemMb).toBe(memMb);
+  });
+
+  it('AllocTRES, when there, says what the job holds', () => {
+    const text = [`${header}|AllocTRES`, `${row(1, 4, 1, '4000Mc')}|cpu=4,mem=1G,node=1`].join('\n');
+    expect(jobsOf(parseSacctText(text, options)).get('1')?.allocMemMb).toBe(1024);
+  });
+
+  it.each([
+    ['without an AveRSS column, no step memory: priced from the allocation', header, '', null],
+    ['with an AveRSS column, the steps sum what they show', `${header}|AveRSS`, '|', '0.000000'],
+  ])('%s', (_label, head, empty, stepMem) => {
+    const lines = [
+      head,
+      `${row(1, 4, 1, '4000Mc')}${empty}`,
+      `${row(1, 4, 1, '').replace(/^1\|ann/, '1.batch|')}${empty}`,
+    ];
+    const job = jobsOf(parseSacctText(lines.join('\n'), options)).get('1');
+    expect(job).toMatchObject({ stepCount: 1, stepMemGbHours: stepMem });
+  });
+});
