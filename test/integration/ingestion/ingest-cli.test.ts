@@ -29,6 +29,11 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The id of the newest ingestion run, so a test can remove the failed runs it made, which later tests count. */
+async function lastRunId(): Promise<number> {
+  return (await db.prisma.ingestionRun.aggregate({ _max: { id: true } }))._max.id ?? 0;
+}
+
 function runIngestCli(args: string[], env: Record<string, string> = {}) {
   return runToExit(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts', ...args], {
     cwd: PROJECT_ROOT,
@@ -66,6 +71,29 @@ describe('npm run ingest over an sacct file', () => {
       ['partial', 4, 7],
       ['partial', 4, 7],
     ]);
+  });
+});
+
+describe('npm run ingest over an sacct file cut short', () => {
+  it('fails the day with the reason and exits 1, storing nothing of the file', async () => {
+    const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES|AveRSS';
+    const lines = [
+      header,
+      '81|81|ann|COMPLETED|600|2026-11-19T10:00:00|2026-11-19T10:10:00|cpu=1,mem=8G,node=1|',
+      '81.batch|81.batch||COMPLETED|600|2026-11-19T10:00:00|2026-11-19T10:10:00||7605964K',
+    ];
+    const file = path.join(dir, 'sacct-cut.psv');
+    // Cut in the last AveRSS, where the line still has every field.
+    writeFileSync(file, `${lines.join('\n')}\n`.slice(0, -8));
+    const before = await db.prisma.slurmJob.count();
+    const runsBefore = await lastRunId();
+
+    const result = await runIngestCli(['--from', '2026-11-19', '--to', '2026-11-19'], { FALLBACK_CSV: file });
+    expect(result.code).toBe(1);
+    expect(result.output).toContain(`2026-11-19: file: FALLBACK_CSV ${file} does not end with a newline`);
+    expect(result.output).toContain('1 day(s) read, 0 already done, 1 failed; 0 jobs seen, 0 new');
+    expect(await db.prisma.slurmJob.count()).toBe(before);
+    await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
   });
 });
 

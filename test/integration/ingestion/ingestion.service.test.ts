@@ -326,6 +326,39 @@ describe('memory GB-hours of the steps, as stored and as billed', () => {
   });
 });
 
+describe('a file cut short (copied or read while still being written)', () => {
+  it('is not read at all: the run fails saying why, nothing is stored, and the whole file is read once complete', async () => {
+    const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES|AveRSS';
+    const lines = [
+      header,
+      '71|71|ann|COMPLETED|600|2026-11-23T15:20:00|2026-11-23T15:30:00|cpu=1,mem=1G,node=1|',
+      '72|72|ann|COMPLETED|600|2026-11-23T15:20:00|2026-11-23T15:30:00|cpu=1,mem=8G,node=1|',
+      '72.batch|72.batch||COMPLETED|600|2026-11-23T15:20:00|2026-11-23T15:30:00||7605964K',
+    ];
+    const file = path.join(dir, 'cut-short.psv');
+    // Cut inside the last AveRSS: the line still has all its fields, with 76 bytes where 7605964K were.
+    writeFileSync(file, `${lines.join('\n')}\n`.slice(0, -8));
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+
+    const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'failed', seen: 0, inserted: 0 });
+    expect(run.error).toBe(
+      `file: FALLBACK_CSV ${file} does not end with a newline, as sacct output does: its last line may be cut short ` +
+        '(the file copied or read while still being written), so none of it was read. ' +
+        'The next run reads it once it is whole (if it is whole, add the missing newline at its end)',
+    );
+    expect(await db.prisma.slurmJob.count()).toBe(0);
+
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const whole = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(whole).toMatchObject({ outcome: 'success', seen: 2, inserted: 2 });
+    const stored = await db.pool.query('SELECT step_mem_gb_hours::text AS mem FROM slurm_jobs WHERE job_id = $1', [
+      '72',
+    ]);
+    expect(stored.rows).toEqual([{ mem: '1.208935' }]);
+  });
+});
+
 describe('switching the source', () => {
   // The same window of the real 22.05 lab, through the sacct source's arguments and through v0.0.38.
   const switchDir = path.join(CAPTURES, 'switch');
