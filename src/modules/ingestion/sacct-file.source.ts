@@ -9,7 +9,7 @@ import {
   SourceUnavailableError,
 } from './job-source.js';
 import { readLineChunks } from './line-reader.js';
-import { SacctParser } from './sacct.parser.js';
+import { SacctHeaderError, SacctParser } from './sacct.parser.js';
 import type { SourceItem } from './slurm-job.model.js';
 
 export interface SacctFileSourceOptions {
@@ -96,6 +96,13 @@ async function* readSacctFile(
       }
     }
     for (const item of parser.end()) if (keep(item)) yield item;
+  } catch (error) {
+    // Its first line tells: a file that is not sacct output with its header row is the wrong file
+    // (a setting to fix), not a source that may answer next time.
+    if (error instanceof SacctHeaderError) {
+      throw new SourceConfigError(`FALLBACK_CSV ${options.path} is not sacct --parsable2 output: ${error.message}`);
+    }
+    throw error;
   } finally {
     input.destroy();
   }

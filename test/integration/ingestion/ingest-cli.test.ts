@@ -97,6 +97,41 @@ describe('npm run ingest over an sacct file cut short', () => {
   });
 });
 
+describe('npm run ingest over an sacct file that cannot be read as set up', () => {
+  it.each([
+    ['missing', null, 'cannot be read (ENOENT)'],
+    [
+      'not sacct output',
+      'JobID,User,State\n1,ann,COMPLETED\n',
+      'is not sacct --parsable2 output: the sacct output has no JobID column; the first line must be the header',
+    ],
+    ['empty', '', 'is not sacct --parsable2 output: the sacct output is empty (no header row)'],
+  ])(
+    'FALLBACK_CSV %s: the first day fails, exit 1, no other day tried, nothing stored',
+    async (label, text, reason) => {
+      const file = path.join(dir, `setup-${label.replaceAll(' ', '-')}.psv`);
+      if (text !== null) writeFileSync(file, text);
+      const jobsBefore = await db.prisma.slurmJob.count();
+      const runsBefore = await lastRunId();
+
+      const result = await runIngestCli(['--from', '2026-10-01', '--to', '2026-10-31'], { FALLBACK_CSV: file });
+      expect(result.code).toBe(1);
+      expect(result.output).toContain(`2026-10-01: file: FALLBACK_CSV ${file} ${reason}`);
+      expect(result.output).toContain(
+        'Backfill 2026-10-01 .. 2026-10-31 stopped: 1 day(s) read, 0 already done, 1 failed; 0 jobs seen, 0 new',
+      );
+      expect(result.output).toContain(
+        'Stopped at 2026-10-01: no source can be read as it is set up (above), so the 30 day(s) after it were not tried; ' +
+          'fix that and run the same command again.',
+      );
+      expect(await db.prisma.slurmJob.count()).toBe(jobsBefore);
+      // One failed run, not one a day for the month.
+      expect(await db.prisma.ingestionRun.count({ where: { id: { gt: runsBefore } } })).toBe(1);
+      await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
+    },
+  );
+});
+
 describe('npm run ingest over days not over yet', () => {
   it('reads today and a later day again on the next backfill, as they were read before they ended', async () => {
     const file = path.join(dir, 'sacct-today.psv');
