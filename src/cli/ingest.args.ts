@@ -51,8 +51,9 @@ export function parseIngestArgs(argv: string[]): TParsedIngestArgs {
     ({ values } = parseArgs({
       args: argv,
       options: {
-        from: { type: 'string' },
-        to: { type: 'string' },
+        // Collected, not last-one-wins: `--from 2026-01-01 ... --from 2026-02-01` read a month fewer unsaid.
+        from: { type: 'string', multiple: true },
+        to: { type: 'string', multiple: true },
         force: { type: 'boolean' },
         help: { type: 'boolean' },
       },
@@ -61,7 +62,16 @@ export function parseIngestArgs(argv: string[]): TParsedIngestArgs {
     // parseArgs throws TypeErrors naming the option for unknown options, missing values and extra words.
     return { kind: 'usage-error', message: error instanceof Error ? error.message : String(error) };
   }
+  const repeated = (['from', 'to'] as const).flatMap((name) => {
+    const given = values[name] as string[] | undefined;
+    return given && given.length > 1
+      ? [`--${name}: given ${given.length} times (${given.join(', ')}); give it once`]
+      : [];
+  });
   if (values.help) return { kind: 'help' };
+  if (repeated.length > 0) return { kind: 'usage-error', message: repeated.join('\n') };
+  values.from = (values.from as string[] | undefined)?.[0];
+  values.to = (values.to as string[] | undefined)?.[0];
   // Neither date: cron's run (the docs' `npm run ingest` with INGEST_ENABLED=false), which reads
   // from the high-water mark as the scheduler does; one date alone is a half-typed backfill.
   if (values.from === undefined && values.to === undefined)

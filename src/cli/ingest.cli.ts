@@ -88,6 +88,8 @@ async function main() {
 
   const totals = { days: 0, skippedDays: 0, failedDays: 0, seen: 0, inserted: 0, updated: 0, skipped: 0 };
   let stoppedDay: string | undefined;
+  /** The day whose run failed for how the sources are set up: every day after it would fail the same way. */
+  let setupProblemDay: string | undefined;
   let daysLeft = days.length;
   const started = Date.now();
   try {
@@ -128,20 +130,31 @@ async function main() {
         `${progressBar(index + 1, days.length)} ${day} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}`,
       );
       if (run.outcome === 'failed') process.stderr.write(`${isTerminal ? '\n' : ''}  ${day}: ${run.error}\n`);
+      if (run.isSetupProblem) {
+        // It read nothing and recorded a failed run; so would each day after it, a line and a run
+        // apiece (90 for a quarter), until the setting is fixed.
+        setupProblemDay = day;
+        break;
+      }
     }
   } finally {
     await db.close();
   }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   // Stopped before its last day: a Ctrl-C during the last day, which that day's end answers, is not.
-  const isInterrupted = daysLeft > 0;
+  const isInterrupted = daysLeft > 0 && setupProblemDay === undefined;
   const interrupted = isInterrupted
     ? ` Interrupted (Ctrl-C)${stoppedDay ? `: ${stoppedDay} was stopped part way and is not done` : ''}; run the same command again to continue.`
     : '';
+  const stopped =
+    setupProblemDay !== undefined && daysLeft > 0
+      ? ` Stopped at ${setupProblemDay}: no source can be read as it is set up (above), so the ${daysLeft} day(s) after it were not tried; fix that and run the same command again.`
+      : '';
   console.log(
-    `\nBackfill ${args.from} .. ${args.to}${isInterrupted ? ' interrupted' : ''}: ${totals.days} day(s) read, ${totals.skippedDays} already done, ${totals.failedDays} failed; ` +
+    `\nBackfill ${args.from} .. ${args.to}${isInterrupted ? ' interrupted' : stopped ? ' stopped' : ''}: ${totals.days} day(s) read, ${totals.skippedDays} already done, ${totals.failedDays} failed; ` +
       `${totals.seen} jobs seen, ${totals.inserted} new, ${totals.updated} updated, ${totals.skipped} malformed skipped, in ${seconds} s.` +
-      interrupted,
+      interrupted +
+      stopped,
   );
   // An interrupted backfill did not do what it was asked: cron and scripts must not take it for done.
   if (isInterrupted) process.exitCode = EXIT_INTERRUPTED;

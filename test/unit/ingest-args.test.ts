@@ -26,6 +26,14 @@ describe('npm run ingest arguments', () => {
     [['--form', '2026-01-01', '--to', '2026-01-02'], /Unknown option '--form'/],
     [['--from', '2026-01-01', '--to', '2026-01-02', 'again'], /Unexpected argument 'again'/],
     [['--to', '2026-01-02', '--from'], /'--from <value>' argument missing/],
+    [
+      ['--from', '2026-01-01', '--to', '2026-03-31', '--from', '2026-02-01'],
+      '--from: given 2 times (2026-01-01, 2026-02-01); give it once',
+    ],
+    [
+      ['--from', '2026-01-01', '--to', '2026-03-31', '--to=2026-01-31'],
+      '--to: given 2 times (2026-03-31, 2026-01-31); give it once',
+    ],
   ])('refuses %j as a usage error naming the option', (argv, message) => {
     const parsed = parseIngestArgs(argv);
     expect(parsed.kind).toBe('usage-error');

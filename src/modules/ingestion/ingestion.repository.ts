@@ -48,7 +48,8 @@ const COLUMNS: [column: string, type: string, read: (job: NormalizedJob) => unkn
   ['req_tres', 'text', (job) => job.reqTres],
   ['cpu_time_sec', 'bigint', (job) => roundOrNull(job.cpuTimeSec, 0)],
   ['total_cpu_sec', 'numeric', (job) => roundOrNull(job.totalCpuSec, 3)],
-  ['step_mem_gb_hours', 'numeric', (job) => roundOrNull(job.stepMemGbHours, 6)],
+  // Decimal text, exact (slurm-job.model.ts, sumStepMemGbHours): json_to_recordset reads it as numeric.
+  ['step_mem_gb_hours', 'numeric', (job) => job.stepMemGbHours],
   ['max_rss_bytes', 'bigint', (job) => roundOrNull(job.maxRssBytes, 0)],
   ['energy_joules', 'bigint', (job) => roundOrNull(job.energyJoules, 0)],
   ['step_count', 'int', (job) => job.stepCount],

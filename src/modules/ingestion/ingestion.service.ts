@@ -45,6 +45,12 @@ export interface RunSummary {
   warned: number;
   outcome: 'success' | 'partial' | 'failed';
   error: string | null;
+  /**
+   * A failed run whose every source failed for how it is set up (a FALLBACK_CSV that is not there
+   * or is not sacct output, a token slurmrestd refuses), or that had none: the next run fails the
+   * same way until a setting changes.
+   */
+  isSetupProblem: boolean;
   durationMs: number;
   sourceNotes: Record<string, string>;
 }
@@ -282,6 +288,7 @@ export function createIngestionService(deps: IngestionDeps) {
     // Every source's failure, in order: the first is the one that matters most (the preferred
     // source), and an sacct fallback missing on this host must not hide slurmrestd's reason.
     const failures: string[] = [];
+    let isEveryFailureSetup = true;
     for (const source of deps.sources) {
       const counts: SourceCounts = { seen: 0, skipped: 0, warned: 0, inserted: 0, updated: 0, unchanged: 0 };
       try {
@@ -312,6 +319,7 @@ export function createIngestionService(deps: IngestionDeps) {
               : 'failed';
         notes[source.name] = kind ? `${kind}: ${message}` : message;
         failures.push(`${source.name}: ${message}`);
+        if (!(error instanceof SourceConfigError)) isEveryFailureSetup = false;
         logger.warn({ source: source.name, err: message, runId }, `ingestion source ${kind ?? 'stopped'}`);
       } finally {
         totals.inserted += counts.inserted;
@@ -344,6 +352,7 @@ export function createIngestionService(deps: IngestionDeps) {
       warned: answered?.counts.warned ?? 0,
       outcome,
       error: answered ? null : runError,
+      isSetupProblem: !answered && isEveryFailureSetup,
       durationMs,
       sourceNotes: notes,
     };

@@ -1,8 +1,15 @@
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { type IngestWindow, isInWindow, type JobSource, type ReadOptions, SourceConfigError } from './job-source.js';
+import { open, stat } from 'node:fs/promises';
+import {
+  type IngestWindow,
+  isInWindow,
+  type JobSource,
+  type ReadOptions,
+  SourceConfigError,
+  SourceUnavailableError,
+} from './job-source.js';
 import { readLineChunks } from './line-reader.js';
-import { SacctParser } from './sacct.parser.js';
+import { SacctHeaderError, SacctParser } from './sacct.parser.js';
 import type { SourceItem } from './slurm-job.model.js';
 
 export interface SacctFileSourceOptions {
@@ -37,14 +44,46 @@ async function statOrConfigError(path: string) {
   }
 }
 
+/**
+ * sacct ends every line it prints, the last one too, with a newline; a file whose last byte is not one
+ * was cut short (copied, or read, while sacct was still writing it, or a disk that filled up). Its last
+ * line may be cut at a field boundary and still have every field, with a figure cut short (AveRSS
+ * `1234567K` as `12`, a TotalCPU): read, that job was stored and billed short, and the window passed.
+ * The whole file is refused before anything of it is written, so the run fails and the next one, once
+ * the file is whole, reads it all.
+ */
+async function refuseCutShortFile(path: string, size: number): Promise<void> {
+  if (size === 0) return;
+  const last = Buffer.alloc(1);
+  try {
+    const handle = await open(path, 'r');
+    try {
+      await handle.read(last, 0, 1, size - 1);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new SourceConfigError(`FALLBACK_CSV ${path} cannot be read (${code ?? 'error'})`);
+  }
+  if (last[0] === 0x0a) return;
+  throw new SourceUnavailableError(
+    `FALLBACK_CSV ${path} does not end with a newline, as sacct output does: its last line may be cut short ` +
+      '(the file copied or read while still being written), so none of it was read. ' +
+      'The next run reads it once it is whole (if it is whole, add the missing newline at its end)',
+  );
+}
+
 async function* readSacctFile(
   options: SacctFileSourceOptions,
   window: IngestWindow,
   readOptions: ReadOptions | undefined,
 ): AsyncGenerator<SourceItem> {
-  await statOrConfigError(options.path);
+  const { size } = await statOrConfigError(options.path);
+  await refuseCutShortFile(options.path, size);
   const parser = new SacctParser({ timeZone: options.timeZone, defaultCluster: options.defaultCluster });
-  const input = createReadStream(options.path, { highWaterMark: 1 << 20 });
+  // Only the bytes checked above: a line an sacct or a copy appends meanwhile is for the next run.
+  const input = createReadStream(options.path, { highWaterMark: 1 << 20, start: 0, end: Math.max(0, size - 1) });
   const keep = (item: SourceItem) =>
     item.kind === 'skip' ||
     (isInWindow(item.job, window) && (readOptions?.user === undefined || item.job.user === readOptions.user));
@@ -57,6 +96,13 @@ async function* readSacctFile(
       }
     }
     for (const item of parser.end()) if (keep(item)) yield item;
+  } catch (error) {
+    // Its first line tells: a file that is not sacct output with its header row is the wrong file
+    // (a setting to fix), not a source that may answer next time.
+    if (error instanceof SacctHeaderError) {
+      throw new SourceConfigError(`FALLBACK_CSV ${options.path} is not sacct --parsable2 output: ${error.message}`);
+    }
+    throw error;
   } finally {
     input.destroy();
   }

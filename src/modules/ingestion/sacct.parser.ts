@@ -5,6 +5,7 @@ import {
   formatTresText,
   isTerminalState,
   MAX_LOGGED_JOB_ID,
+  type MemoryAmount,
   normalizeState,
   parseCount,
   parseDurationSec,
@@ -305,7 +306,16 @@ export class SacctParser {
     if (open.poison) {
       return [skipItem(open.poison.line, open.job.jobId, open.poison.reason)];
     }
-    return [{ kind: 'job', job: foldSteps(open.job, open.steps), line: open.line }];
+    try {
+      const job = foldSteps(open.job, open.steps);
+      // Without an AveRSS column the steps say nothing of memory: none (null) is priced from the
+      // allocation (docs/pricing.md), where a sum of nothing, 0, billed no memory at all.
+      if (!this.has('AveRSS')) job.stepMemGbHours = null;
+      return [{ kind: 'job', job, line: open.line }];
+    } catch (error) {
+      // A step figure that cannot be summed exactly (an AveRSS of petabytes): skipped, never billed short.
+      return [skipItem(open.line, open.job.jobId, describe(error))];
+    }
   }
 
   private skipLine(line: number, jobId: string | null, reason: string): SourceItem[] {
@@ -351,6 +361,10 @@ export class SacctParser {
       const factor = reqMem.per === 'cpu' ? Math.max(reqCpus, 1) : reqMem.per === 'node' ? Math.max(allocNodes, 1) : 1;
       reqMemMb = (reqMem.bytes * factor) / 1024 ** 2;
     }
+    // Without AllocTRES (a file of AllocCPUS and ReqMem, as sacct before TRES printed them) the job
+    // holds what it asked for, on every CPU or node it holds: Slurm allocates ReqMem so. Read as 0,
+    // the memory of a job without AveRSS steps was billed as none.
+    const allocMemMb = hasAllocTres || !reqMem ? alloc.memMb : allocatedMemMb(reqMem, allocCpus, allocNodes);
     const timelimit = this.has('TimelimitRaw')
       ? parseTimelimitRawSec(this.field(fields, 'TimelimitRaw'))
       : parseDurationSec(this.field(fields, 'Timelimit'));
@@ -377,7 +391,7 @@ export class SacctParser {
       elapsedSec: elapsed ?? 0,
       timelimitSec: timelimit === Number.POSITIVE_INFINITY ? null : timelimit,
       allocCpus,
-      allocMemMb: alloc.memMb,
+      allocMemMb,
       allocGpus: alloc.gpus,
       allocNodes,
       allocBilling: alloc.billing,
@@ -412,6 +426,12 @@ export class SacctParser {
       energyJoules: this.has('ConsumedEnergyRaw') ? parseCount(this.field(fields, 'ConsumedEnergyRaw')) : null,
     };
   }
+}
+
+/** Memory a job was given for its ReqMem: per CPU (`c`) times its CPUs, per node (`n`) times its nodes, else as is. */
+function allocatedMemMb(reqMem: MemoryAmount, cpus: number, nodes: number): number {
+  const factor = reqMem.per === 'cpu' ? cpus : reqMem.per === 'node' ? nodes : 1;
+  return (reqMem.bytes * factor) / 1024 ** 2;
 }
 
 /** The most lines one record is put back together from (a name with that many newlines less one). */

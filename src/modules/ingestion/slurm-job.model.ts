@@ -1,3 +1,5 @@
+import { SlurmParseError, truncate } from './slurm-time.parser.js';
+
 /**
  * The one job model every source produces, mapped 1:1 onto the `slurm_jobs` table.
  * Sums over steps are computed here so sacct and slurmrestd records agree by construction.
@@ -55,7 +57,11 @@ export interface NormalizedJob {
   /** CPUTimeRAW: allocated CPUs x elapsed seconds. */
   cpuTimeSec: number | null;
   totalCpuSec: number | null;
-  stepMemGbHours: number | null;
+  /**
+   * Sum over steps of AveRSS (GiB) x step elapsed (hours), as decimal text rounded half-up to 6
+   * decimals (what numeric(18, 6) stores): memory usage is billed, and money is never a float.
+   */
+  stepMemGbHours: string | null;
   maxRssBytes: number | null;
   energyJoules: number | null;
   stepCount: number;
@@ -68,7 +74,40 @@ export type SourceItem =
   | { kind: 'job'; job: NormalizedJob; line: number }
   | { kind: 'skip'; line: number; jobId: string | null; reason: string };
 
-const GIB = 1024 ** 3;
+/** Byte-seconds in one GiB-hour. */
+const BYTE_SECONDS_PER_GIB_HOUR = 1024n ** 3n * 3600n;
+/** step_mem_gb_hours is numeric(18, 6): millionths of a GiB-hour. */
+const MEM_HOURS_SCALE = 6;
+const MICRO = 10n ** BigInt(MEM_HOURS_SCALE);
+
+/**
+ * AveRSS x elapsed summed over the steps, in GiB-hours rounded half-up to 6 decimals, as decimal
+ * text. Summed exactly, in whole byte-seconds, and divided once: summed as floats in GiB-hours and
+ * rounded with Math.round, a sum on a half millionth (AveRSS 3637248K for 60 s is 0.0578125 GiB-hours)
+ * was stored, and billed, as 0.057812 rather than 0.057813. Steps without an AveRSS add nothing.
+ */
+export function sumStepMemGbHours(steps: readonly Pick<NormalizedStep, 'id' | 'aveRssBytes' | 'elapsedSec'>[]): string {
+  let byteSeconds = 0n;
+  for (const step of steps) {
+    if (step.aveRssBytes === null) continue;
+    byteSeconds +=
+      wholeNumber(step.aveRssBytes, `step ${step.id}: AveRSS`, 'bytes') *
+      wholeNumber(step.elapsedSec, `step ${step.id}: elapsed`, 'seconds');
+  }
+  const micro = (byteSeconds * MICRO * 2n + BYTE_SECONDS_PER_GIB_HOUR) / (BYTE_SECONDS_PER_GIB_HOUR * 2n);
+  const digits = micro.toString().padStart(MEM_HOURS_SCALE + 1, '0');
+  return `${digits.slice(0, -MEM_HOURS_SCALE)}.${digits.slice(-MEM_HOURS_SCALE)}`;
+}
+
+/** A figure summed exactly: a whole number that a double holds exactly, or a SlurmParseError. */
+function wholeNumber(value: number, what: string, unit: string): bigint {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new SlurmParseError(
+      `${what} is not a whole number of ${unit} from 0 to ${Number.MAX_SAFE_INTEGER}: ${value}`,
+    );
+  }
+  return BigInt(value);
+}
 
 /**
  * Fills the step sums of a job from its steps: total CPU, AveRSS GB x elapsed hours,
@@ -77,19 +116,17 @@ const GIB = 1024 ** 3;
 export function foldSteps(job: NormalizedJob, steps: NormalizedStep[]): NormalizedJob {
   if (steps.length === 0) return job;
   let totalCpuSec = 0;
-  let memGbHours = 0;
   let maxRss: number | null = null;
   let energy: number | null = null;
   for (const step of steps) {
     totalCpuSec += step.totalCpuSec;
-    if (step.aveRssBytes !== null) memGbHours += (step.aveRssBytes / GIB) * (step.elapsedSec / 3600);
     if (step.maxRssBytes !== null) maxRss = Math.max(maxRss ?? 0, step.maxRssBytes);
     if (step.energyJoules !== null) energy = (energy ?? 0) + step.energyJoules;
   }
   return {
     ...job,
     totalCpuSec: roundTo(totalCpuSec, 3),
-    stepMemGbHours: roundTo(memGbHours, 6),
+    stepMemGbHours: sumStepMemGbHours(steps),
     maxRssBytes: maxRss,
     energyJoules: job.energyJoules ?? energy,
     stepCount: steps.length,
@@ -177,7 +214,6 @@ const NUMBER_COLUMNS: [field: keyof NormalizedJob, scale: number, type: string][
   ['allocBilling', 4, 'numeric(18, 4)'],
   ['cpuTimeSec', 0, 'bigint'],
   ['totalCpuSec', 3, 'numeric(18, 3)'],
-  ['stepMemGbHours', 6, 'numeric(18, 6)'],
   ['maxRssBytes', 0, 'bigint'],
   ['energyJoules', 0, 'bigint'],
 ];
@@ -201,7 +237,7 @@ function findResourceHoursProblem(job: NormalizedJob): string | null {
   const elapsedHours = Math.max(0, job.elapsedSec) / 3600;
   const cpuHours = Math.max(job.allocCpus * elapsedHours, (job.totalCpuSec ?? 0) / 3600, (job.cpuTimeSec ?? 0) / 3600);
   const gpuHours = Math.max(job.allocGpus, job.reqGpus) * elapsedHours;
-  const memGbHours = Math.max((job.allocMemMb / 1024) * elapsedHours, job.stepMemGbHours ?? 0);
+  const memGbHours = Math.max((job.allocMemMb / 1024) * elapsedHours, Number(job.stepMemGbHours ?? 0));
   for (const [name, hours] of [
     ['CPU core-hours', cpuHours],
     ['GPU-hours', gpuHours],
@@ -235,6 +271,11 @@ export function findStorageProblem(job: NormalizedJob): string | null {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || roundTo(value, scale) >= bound) {
       return `${field} is out of range (0 to below ${bound}, ${type}): ${value}`;
     }
+  }
+  const memory = job.stepMemGbHours;
+  // Decimal text with at most 6 decimals (sumStepMemGbHours): numeric(18, 6) holds it below 10^12.
+  if (memory !== null && !/^\d{1,12}(?:\.\d{1,6})?$/.test(memory.replace(/^0+(?=\d)/, ''))) {
+    return `stepMemGbHours is out of range (0 to below ${10 ** 12}, numeric(18, 6)): ${truncate(memory)}`;
   }
   return findResourceHoursProblem(job);
 }

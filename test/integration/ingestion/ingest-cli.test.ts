@@ -29,6 +29,11 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The id of the newest ingestion run, so a test can remove the failed runs it made, which later tests count. */
+async function lastRunId(): Promise<number> {
+  return (await db.prisma.ingestionRun.aggregate({ _max: { id: true } }))._max.id ?? 0;
+}
+
 function runIngestCli(args: string[], env: Record<string, string> = {}) {
   return runToExit(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts', ...args], {
     cwd: PROJECT_ROOT,
@@ -67,6 +72,64 @@ describe('npm run ingest over an sacct file', () => {
       ['partial', 4, 7],
     ]);
   });
+});
+
+describe('npm run ingest over an sacct file cut short', () => {
+  it('fails the day with the reason and exits 1, storing nothing of the file', async () => {
+    const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES|AveRSS';
+    const lines = [
+      header,
+      '81|81|ann|COMPLETED|600|2026-11-19T10:00:00|2026-11-19T10:10:00|cpu=1,mem=8G,node=1|',
+      '81.batch|81.batch||COMPLETED|600|2026-11-19T10:00:00|2026-11-19T10:10:00||7605964K',
+    ];
+    const file = path.join(dir, 'sacct-cut.psv');
+    // Cut in the last AveRSS, where the line still has every field.
+    writeFileSync(file, `${lines.join('\n')}\n`.slice(0, -8));
+    const before = await db.prisma.slurmJob.count();
+    const runsBefore = await lastRunId();
+
+    const result = await runIngestCli(['--from', '2026-11-19', '--to', '2026-11-19'], { FALLBACK_CSV: file });
+    expect(result.code).toBe(1);
+    expect(result.output).toContain(`2026-11-19: file: FALLBACK_CSV ${file} does not end with a newline`);
+    expect(result.output).toContain('1 day(s) read, 0 already done, 1 failed; 0 jobs seen, 0 new');
+    expect(await db.prisma.slurmJob.count()).toBe(before);
+    await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
+  });
+});
+
+describe('npm run ingest over an sacct file that cannot be read as set up', () => {
+  it.each([
+    ['missing', null, 'cannot be read (ENOENT)'],
+    [
+      'not sacct output',
+      'JobID,User,State\n1,ann,COMPLETED\n',
+      'is not sacct --parsable2 output: the sacct output has no JobID column; the first line must be the header',
+    ],
+    ['empty', '', 'is not sacct --parsable2 output: the sacct output is empty (no header row)'],
+  ])(
+    'FALLBACK_CSV %s: the first day fails, exit 1, no other day tried, nothing stored',
+    async (label, text, reason) => {
+      const file = path.join(dir, `setup-${label.replaceAll(' ', '-')}.psv`);
+      if (text !== null) writeFileSync(file, text);
+      const jobsBefore = await db.prisma.slurmJob.count();
+      const runsBefore = await lastRunId();
+
+      const result = await runIngestCli(['--from', '2026-10-01', '--to', '2026-10-31'], { FALLBACK_CSV: file });
+      expect(result.code).toBe(1);
+      expect(result.output).toContain(`2026-10-01: file: FALLBACK_CSV ${file} ${reason}`);
+      expect(result.output).toContain(
+        'Backfill 2026-10-01 .. 2026-10-31 stopped: 1 day(s) read, 0 already done, 1 failed; 0 jobs seen, 0 new',
+      );
+      expect(result.output).toContain(
+        'Stopped at 2026-10-01: no source can be read as it is set up (above), so the 30 day(s) after it were not tried; ' +
+          'fix that and run the same command again.',
+      );
+      expect(await db.prisma.slurmJob.count()).toBe(jobsBefore);
+      // One failed run, not one a day for the month.
+      expect(await db.prisma.ingestionRun.count({ where: { id: { gt: runsBefore } } })).toBe(1);
+      await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
+    },
+  );
 });
 
 describe('npm run ingest over days not over yet', () => {

@@ -299,6 +299,66 @@ describe('ingestion runs through the file source', () => {
   });
 });
 
+describe('memory GB-hours of the steps, as stored and as billed', () => {
+  it('stores the exact sum, half a millionth rounded up, and re-reading it changes nothing', async () => {
+    // 7605964K x 300 s + 695042K x 120 s = 0.6265625 GiB-hours exactly. Summed as floats it was
+    // stored as 0.626562, and the job billed a millionth of a GB-hour short.
+    const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES|AveRSS';
+    const file = path.join(dir, 'half-millionth.psv');
+    writeFileSync(
+      file,
+      [
+        header,
+        '61|61|ann|COMPLETED|420|2026-11-23T15:20:00|2026-11-23T15:27:00|cpu=1,mem=8G,node=1|',
+        '61.batch|61.batch||COMPLETED|300|2026-11-23T15:20:00|2026-11-23T15:25:00||7605964K',
+        '61.0|61.0||COMPLETED|120|2026-11-23T15:25:00|2026-11-23T15:27:00||695042K',
+        '',
+      ].join('\n'),
+    );
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    const stored = await db.pool.query('SELECT step_mem_gb_hours::text AS mem FROM slurm_jobs WHERE job_id = $1', [
+      '61',
+    ]);
+    expect(stored.rows).toEqual([{ mem: '0.626563' }]);
+    const again = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW, force: true }));
+    expect(again).toMatchObject({ seen: 1, unchanged: 1, updated: 0 });
+  });
+});
+
+describe('a file cut short (copied or read while still being written)', () => {
+  it('is not read at all: the run fails saying why, nothing is stored, and the whole file is read once complete', async () => {
+    const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES|AveRSS';
+    const lines = [
+      header,
+      '71|71|ann|COMPLETED|600|2026-11-23T15:20:00|2026-11-23T15:30:00|cpu=1,mem=1G,node=1|',
+      '72|72|ann|COMPLETED|600|2026-11-23T15:20:00|2026-11-23T15:30:00|cpu=1,mem=8G,node=1|',
+      '72.batch|72.batch||COMPLETED|600|2026-11-23T15:20:00|2026-11-23T15:30:00||7605964K',
+    ];
+    const file = path.join(dir, 'cut-short.psv');
+    // Cut inside the last AveRSS: the line still has all its fields, with 76 bytes where 7605964K were.
+    writeFileSync(file, `${lines.join('\n')}\n`.slice(0, -8));
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+
+    const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'failed', seen: 0, inserted: 0 });
+    expect(run.error).toBe(
+      `file: FALLBACK_CSV ${file} does not end with a newline, as sacct output does: its last line may be cut short ` +
+        '(the file copied or read while still being written), so none of it was read. ' +
+        'The next run reads it once it is whole (if it is whole, add the missing newline at its end)',
+    );
+    expect(await db.prisma.slurmJob.count()).toBe(0);
+
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const whole = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(whole).toMatchObject({ outcome: 'success', seen: 2, inserted: 2 });
+    const stored = await db.pool.query('SELECT step_mem_gb_hours::text AS mem FROM slurm_jobs WHERE job_id = $1', [
+      '72',
+    ]);
+    expect(stored.rows).toEqual([{ mem: '1.208935' }]);
+  });
+});
+
 describe('switching the source', () => {
   // The same window of the real 22.05 lab, through the sacct source's arguments and through v0.0.38.
   const switchDir = path.join(CAPTURES, 'switch');

@@ -79,11 +79,8 @@ describe('sacct --parsable2 from a real Slurm 22.05 (final/sacct-steps-extra.psv
   });
 
   it('sums AveRSS GB x step hours over the steps', () => {
-    const expected = [12_284, 0, 6238, 158_612].reduce(
-      (sum, kb, index) => sum + (((kb * 1024) / 1024 ** 3) * ([16, 0, 6, 10][index] as number)) / 3600,
-      0,
-    );
-    expect(jobs.get('2')?.stepMemGbHours).toBeCloseTo(expected, 6);
+    // (12284K x 16 s + 0 + 6238K x 6 s + 158612K x 10 s) / (1 GiB x 1 h), rounded half-up to 6 decimals.
+    expect(jobs.get('2')?.stepMemGbHours).toBe('0.000482');
     expect(jobs.get('2')?.steps.map((step) => step.id)).toEqual(['batch', '0', '1', '2']);
   });
 
@@ -147,6 +144,14 @@ describe('malformed sacct lines', () => {
     const items = parseSacctText([header, good, badStep, goodStep.replace('batch', '0')].join('\n'), options);
     expect(items).toEqual([
       { kind: 'skip', line: 3, jobId: '7', reason: expect.stringMatching(/step 7.batch: not a memory size/) },
+    ]);
+  });
+
+  it('skips a whole job whose step memory cannot be summed exactly, rather than bill it short', () => {
+    const hugeStep = goodStep.replace('1024K', '99999999P');
+    const items = parseSacctText([header, good, hugeStep].join('\n'), options);
+    expect(items).toEqual([
+      { kind: 'skip', line: 2, jobId: '7', reason: expect.stringMatching(/^step batch: AveRSS is not a whole number/) },
     ]);
   });
 
@@ -416,5 +421,43 @@ describe('a name with newlines, which sacct prints across lines', () => {
       { kind: 'skip', line: 2, jobId: '7', reason: 'expected 5 fields, found 2' },
       { kind: 'job', job: { jobKey: '8', name: 'job' } },
     ]);
+  });
+});
+
+// A site's sacct file need not have the sacct source's columns: AllocCPUS and ReqMem (sacct before
+// TRES, and many sites' exports) or no AveRSS. Memory is billed from what the file does say.
+describe('memory from a file without AllocTRES or AveRSS', () => {
+  const header = 'JobID|User|State|ElapsedRaw|AllocCPUS|AllocNodes|ReqMem|Start|End';
+  const row = (id: number, cpus: number, nodes: number, reqMem: string) =>
+    `${id}|ann|COMPLETED|3600|${cpus}|${nodes}|${reqMem}|2025-01-01T00:00:00|2025-01-01T01:00:00`;
+
+  it.each([
+    ['per CPU, times the CPUs it holds', row(1, 4, 1, '4000Mc'), 16_000],
+    ['per node, times the nodes it holds', row(1, 8, 2, '2Gn'), 4096],
+    ['per CPU in G, lower case', row(1, 2, 1, '1.5gc'), 3072],
+    ['for the job (Slurm 21.08 and later print no suffix)', row(1, 4, 2, '1000M'), 1000],
+    ['a bare number, in MB', row(1, 4, 2, '512'), 512],
+    ['none asked', row(1, 4, 2, ''), 0],
+  ])('ReqMem %s', (_label, line, memMb) => {
+    const job = jobsOf(parseSacctText([header, line].join('\n'), options)).get('1');
+    expect(job?.allocMemMb).toBe(memMb);
+  });
+
+  it('AllocTRES, when there, says what the job holds', () => {
+    const text = [`${header}|AllocTRES`, `${row(1, 4, 1, '4000Mc')}|cpu=4,mem=1G,node=1`].join('\n');
+    expect(jobsOf(parseSacctText(text, options)).get('1')?.allocMemMb).toBe(1024);
+  });
+
+  it.each([
+    ['without an AveRSS column, no step memory: priced from the allocation', header, '', null],
+    ['with an AveRSS column, the steps sum what they show', `${header}|AveRSS`, '|', '0.000000'],
+  ])('%s', (_label, head, empty, stepMem) => {
+    const lines = [
+      head,
+      `${row(1, 4, 1, '4000Mc')}${empty}`,
+      `${row(1, 4, 1, '').replace(/^1\|ann/, '1.batch|')}${empty}`,
+    ];
+    const job = jobsOf(parseSacctText(lines.join('\n'), options)).get('1');
+    expect(job).toMatchObject({ stepCount: 1, stepMemGbHours: stepMem });
   });
 });
