@@ -130,7 +130,7 @@ export function toJobCopyLine(job: DemoJob): string {
     tres,
     job.elapsedSec * job.allocCpus,
     totalCpuSec.toFixed(3),
-    stepMemGbHours.toFixed(6),
+    stepMemGbHours,
     maxRssBytes,
     job.steps.length,
     JSON.stringify(job.steps),

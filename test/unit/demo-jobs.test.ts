@@ -5,7 +5,9 @@ import {
   generateDemoJobs,
   renderSacctFile,
   SACCT_DEMO_COLUMNS,
+  summarizeJob,
 } from '../../src/modules/demo/demo-jobs.js';
+import { parseSacctText } from '../../src/modules/ingestion/sacct.parser.js';
 
 describe('Slurm duration formats', () => {
   it.each([
@@ -61,5 +63,18 @@ describe('generateDemoJobs', () => {
     const local = new Date(endUtc.getTime() + 7 * 3_600_000).toISOString().slice(0, 19);
     expect(row.End).toBe(local);
     expect(lines[2]?.split('|')[0]).toBe(`${first?.jobId}.batch`);
+  });
+});
+
+describe('summarizeJob (the rows npm run bench:data writes without ingesting)', () => {
+  it('gives each job the memory GB-hours that ingesting its sacct lines stores, to the last digit', () => {
+    const jobs = generateDemoJobs({ count: 400, now: new Date('2026-11-23T12:00:00Z'), days: 30, seed: 8 });
+    const ingested = new Map(
+      parseSacctText(renderSacctFile(jobs, 'UTC'), { timeZone: 'UTC', defaultCluster: 'demo' }).flatMap((item) =>
+        item.kind === 'job' ? [[item.job.jobId, item.job.stepMemGbHours] as const] : [],
+      ),
+    );
+    expect(ingested.size).toBe(jobs.length);
+    for (const job of jobs) expect(summarizeJob(job).stepMemGbHours).toBe(ingested.get(String(job.jobId)));
   });
 });

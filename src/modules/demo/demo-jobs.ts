@@ -1,3 +1,4 @@
+import { sumStepMemGbHours } from '../ingestion/slurm-job.model.js';
 import { formatLocalTimestamp } from '../ingestion/slurm-time.parser.js';
 /**
  * Deterministic demo Slurm jobs: a few thousand jobs with steps for a few dozen
@@ -218,21 +219,26 @@ export function generateDemoJobs(options: { count: number; now: Date; days: numb
   return jobs.sort((a, b) => a.end.getTime() - b.end.getTime());
 }
 
-/** The sums a slurm_jobs row stores besides the steps: used CPU, memory GB-hours, peak RSS, TRES text. */
+/**
+ * The sums a slurm_jobs row stores besides the steps: used CPU, memory GB-hours (decimal text, summed
+ * exactly as ingestion sums a job's steps, so a generated row holds what ingesting its sacct line would),
+ * peak RSS, TRES text.
+ */
 export function summarizeJob(job: DemoJob): {
   totalCpuSec: number;
-  stepMemGbHours: number;
+  stepMemGbHours: string;
   maxRssBytes: number;
   tres: string;
 } {
   let totalCpuSec = 0;
-  let stepMemGbHours = 0;
   let maxRssKb = 0;
   for (const step of job.steps) {
     totalCpuSec += step.totalCpuSec;
-    stepMemGbHours += (step.aveRssKb / 1024 / 1024) * (step.elapsedSec / 3600);
     maxRssKb = Math.max(maxRssKb, step.maxRssKb);
   }
+  const stepMemGbHours = sumStepMemGbHours(
+    job.steps.map((step) => ({ id: step.stepId, aveRssBytes: step.aveRssKb * 1024, elapsedSec: step.elapsedSec })),
+  );
   const gres = job.allocGpus > 0 ? `,gres/gpu=${job.allocGpus}` : '';
   const tres = `billing=${job.allocCpus},cpu=${job.allocCpus}${gres},mem=${job.allocMemMb}M,node=${job.allocNodes}`;
   return { totalCpuSec, stepMemGbHours, maxRssBytes: maxRssKb * 1024, tres };
