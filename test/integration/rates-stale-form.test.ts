@@ -134,18 +134,14 @@ describe('a rates form opened before another admin changed the rates', () => {
     expect(await db.prisma.pricingRate.count()).toBe(rows);
 
     // On the page, in the tier's card, as any other refusal of its form.
-    const page = await ops
-      .post('/admin/rates')
-      .set('Accept', 'text/html')
-      .type('form')
-      .send({
-        type: 'mu',
-        cpu: '0.7',
-        gpu: muBefore.gpu,
-        mem: muBefore.mem,
-        based_on: govForm.basedOn,
-        csrf_token: govForm.csrf,
-      });
+    const page = await ops.post('/admin/rates').set('Accept', 'text/html').type('form').send({
+      type: 'mu',
+      cpu: '0.7',
+      gpu: muBefore.gpu,
+      mem: muBefore.mem,
+      based_on: govForm.basedOn,
+      csrf_token: govForm.csrf,
+    });
     expect(page.status).toBe(400);
     expect(page.text).toContain(`Rates of mu not changed. based_on: ${govForm.basedOn} names no rates of mu`);
     // The form now starts from mu's rates in force, so sending it again is not refused the same way.
