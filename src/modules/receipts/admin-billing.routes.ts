@@ -41,6 +41,9 @@ const REFUSALS = [400, 409];
 /** Where a receipt that cannot be shown (not found, a bad id) sends the admin: the list that finds it. */
 const BILLING: BackLink = { href: '/admin/receipts', text: 'Open Billing' };
 
+/** Where a month-end run that cannot be shown (not found, a bad id, a page past the last) sends the admin. */
+const MONTH_END_RUNS: BackLink = { href: '/admin/month-end', text: 'Open Month-end runs' };
+
 /** What a void or a mark-paid did to the receipt's open online checkouts, for the admin's flash. */
 function describeCanceledCheckouts(paymentIds: number[]): string {
   if (paymentIds.length === 0) return '';
@@ -404,6 +407,7 @@ export function adminBillingRoutes(deps: {
 
   // Every run, newest first: the billing page links only the last one, and a run's receipts are found from its page.
   router.get('/admin/month-end', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, MONTH_END_RUNS);
     const { page } = parseInput(ZPageQuery, req.query);
     const list = await receipts.listMonthEndRuns(page);
     if (prefersJson(req)) {
@@ -415,6 +419,7 @@ export function adminBillingRoutes(deps: {
   });
 
   router.get('/admin/month-end/:id', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, MONTH_END_RUNS);
     const id = parseInput(ZMonthEndRunId, req.params.id, 'month-end run id');
     const run = await receipts.getMonthEndRun(id);
     const fmt = req.app.locals.fmt as ViewFormatters;

@@ -1,7 +1,7 @@
 import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { linkTo } from '../../http/page-links.js';
-import { sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import { offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -21,6 +21,9 @@ function csvLabelFor(filters: Record<string, unknown>): string {
   return isFiltered ? 'Download these jobs (CSV)' : 'Download all jobs (CSV)';
 }
 
+/** The fields of the page's filter form, which its export takes too. */
+const USAGE_FILTERS = ['start', 'end', 'user', 'account', 'partition'] as const;
+
 /** Usage across all users (admin) and the admin's own usage export. */
 export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExports; guards: Guards }) {
   const { usage, csvExports, guards } = deps;
@@ -28,9 +31,7 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
 
   router.get('/admin/usage', guards.requireAdmin, async (req, res) => {
     // What the refused page's form shows: a field given twice is a list, which it cannot, and leaves empty.
-    const typed = Object.fromEntries(
-      (['start', 'end', 'user', 'account', 'partition'] as const).map((name) => [name, typedIn(req.query, name)]),
-    );
+    const typed = Object.fromEntries(USAGE_FILTERS.map((name) => [name, typedIn(req.query, name)]));
     try {
       const query = parseInput(ZAdminUsageQuery, req.query);
       const result = await usage.getAdminUsage(query);
@@ -71,6 +72,9 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
   });
 
   router.get('/admin/usage.csv', guards.requireAdmin, async (req, res) => {
+    // Refused, back to the page at the window and filters typed, which says the same beside a form to correct them.
+    const typed = Object.fromEntries(USAGE_FILTERS.map((name) => [name, typedIn(req.query, name)]));
+    offerWayBack(res, { href: linkTo('/admin/usage', typed, {}), text: 'Back to Usage across users' });
     const query = parseInput(ZAdminUsageQuery, req.query);
     await csvExports.send(req, res, {
       kind: 'user_usage',
