@@ -181,6 +181,7 @@ export function adminBillingRoutes(deps: {
       monthEnd: await receipts.findMonthEndRuns(),
       // The month-end form's latest day, as on /me's receipt form: a later one is refused.
       today: receipts.today(),
+      ingested: await receipts.findIngestedThrough(),
       link: (changes: Record<string, unknown>) =>
         linkTo(
           '/admin/receipts',
