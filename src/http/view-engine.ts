@@ -54,6 +54,7 @@ export const VIEW_LOCALS = [
   'heldElsewhere',
   'heldHere',
   'heldPayment',
+  'ingested',
   'invalidFields',
   'isAdminView',
   'isFinal',

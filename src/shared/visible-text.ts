@@ -7,3 +7,27 @@
 export function countVisibleCharacters(text: string): number {
   return text.match(/[\p{L}\p{N}\p{P}\p{S}]/gu)?.length ?? 0;
 }
+
+/**
+ * The bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): each turns
+ * the order of the text after it around until its paragraph ends, figures included, so a right-to-left
+ * override in a void's reason showed the audit entry's "releasedJobs":76 as 67. The marks (LRM, RLM)
+ * only place punctuation, and stay.
+ */
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/gu;
+
+/** `text` with every bidirectional control written as its JSON escape (\u202e), which shows and turns nothing around. */
+export function revealBidiControls(text: string): string {
+  return text.replace(BIDI_CONTROLS, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * Text a page edits in a one-line field, which drops line breaks (as HTML requires of a text
+ * input): no control character at all, tabs included, nor a bidirectional control. Sent anyway
+ * (JSON, or a tab pasted from a spreadsheet row), it was stored as sent and came back another text
+ * at the next save, or split a CSV row over two lines.
+ */
+export const ONE_LINE_TEXT = /^[^\p{Cc}\u202a-\u202e\u2066-\u2069]*$/u;
+
+/** What a field refused by ONE_LINE_TEXT is told. */
+export const ONE_LINE_RULE = 'must be one line of text, without line breaks, tabs or other control characters';

@@ -84,7 +84,8 @@ describe('a rates form opened before another admin changed the rates', () => {
       .set('X-CSRFToken', token)
       .send({ type: 'mu', cpu: '0.6', gpu: '12', mem: '0.05', based_on: Number(opsForm.basedOn) });
     expect(json.status).toBe(409);
-    expect(json.body.error).toContain('They were changed by carol at ');
+    // Whose rates, as the page says: "They were changed" alone named no tier.
+    expect(json.body.error).toMatch(/^Rates of mu not changed\. They were changed by carol at /);
 
     // Sent again as the refused page shows it, the change goes through, carol's rate kept.
     await ops
@@ -107,6 +108,48 @@ describe('a rates form opened before another admin changed the rates', () => {
     const second = await send();
     expect(second.status).toBe(200);
     expect(second.body.updated).toMatchObject({ isChanged: false });
+  });
+
+  it('refuses a based_on that names rates of another tier, rather than say someone changed these', async () => {
+    // A script that took the rateId of gov's audit entry for mu's was told mu's rates "were changed by
+    // demo-seed at 2020-01-01 after this page was opened": no one had changed them.
+    const govForm = await openRatesForm(ops, 'gov');
+    const muBefore = await ratesInForce('mu');
+    const rows = await db.prisma.pricingRate.count();
+    const send = (basedOn: number) =>
+      ops
+        .post('/formula')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', govForm.csrf ?? '')
+        .send({ type: 'mu', cpu: '0.7', gpu: muBefore.gpu, mem: muBefore.mem, based_on: basedOn });
+    const otherTiers = await send(Number(govForm.basedOn));
+    expect(otherTiers.status).toBe(400);
+    expect(otherTiers.body.error).toMatch(
+      new RegExp(`^based_on: ${govForm.basedOn} names no rates of mu \\(its rates in force are \\d+\\)`),
+    );
+    const none = await send(2_000_000);
+    expect(none.status).toBe(400);
+    expect(none.body.error).toMatch(/^based_on: 2000000 names no rates of mu/);
+    expect(await ratesInForce('mu')).toEqual(muBefore);
+    expect(await db.prisma.pricingRate.count()).toBe(rows);
+
+    // On the page, in the tier's card, as any other refusal of its form.
+    const page = await ops.post('/admin/rates').set('Accept', 'text/html').type('form').send({
+      type: 'mu',
+      cpu: '0.7',
+      gpu: muBefore.gpu,
+      mem: muBefore.mem,
+      based_on: govForm.basedOn,
+      csrf_token: govForm.csrf,
+    });
+    expect(page.status).toBe(400);
+    expect(page.text).toContain(`Rates of mu not changed. based_on: ${govForm.basedOn} names no rates of mu`);
+    // The form now starts from mu's rates in force, so sending it again is not refused the same way.
+    const muRates = await openRatesForm(ops, 'mu');
+    const refusedCard = /<section class="card" id="tier-mu">.*?<\/form>/s.exec(page.text)?.[0] ?? '';
+    expect(refusedCard).toContain(`name="based_on" value="${muRates.basedOn}"`);
+    expect(refusedCard).toContain('id="cpu-mu" name="cpu" inputmode="decimal" required value="0.7"');
+    expect(await db.prisma.pricingRate.count()).toBe(rows);
   });
 
   it('refuses a based_on that is not a rate id', async () => {

@@ -3,7 +3,7 @@ import type { Db } from '../../db/database.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { linkTo } from '../../http/page-links.js';
-import { isRefusedForm, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import { isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { invalidFieldsOf, ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
@@ -145,6 +145,9 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   });
 
   router.get('/admin/audit.csv', guards.requireAdmin, async (req, res) => {
+    // Refused, back to the log filtered as typed, which says the same beside the filters to correct.
+    const typed = Object.fromEntries(['actor', 'action', 'from', 'to'].map((name) => [name, typedIn(req.query, name)]));
+    offerWayBack(res, { href: linkTo('/admin/audit', typed, {}), text: 'Back to the audit log' });
     const filter = filterOf(parseQuery(req.query));
     async function* chunks() {
       for await (const batch of iterateAuditEntries(db, 'asc', 1000, filter)) {

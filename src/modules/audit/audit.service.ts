@@ -1,5 +1,6 @@
 import type { Database, Db } from '../../db/database.js';
 import { formatDecimalText } from '../../http/view-format.js';
+import { revealBidiControls } from '../../shared/visible-text.js';
 import { fromMinorUnits } from '../payments/payment-money.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import * as auditRepository from './audit.repository.js';
@@ -305,7 +306,8 @@ export function describeAuditAmounts(details: unknown): string[] {
  */
 export function splitAuditDetails(details: unknown): string[] {
   if (details === null || details === undefined) return [];
-  return JSON.stringify(details).split(/(?<=,)/);
+  // A bidirectional control appears only inside a JSON string, where its escape is the same text.
+  return revealBidiControls(JSON.stringify(details)).split(/(?<=,)/);
 }
 
 /** The longest login name useradd accepts: an actor's piece up to this long is kept whole. */
@@ -319,5 +321,8 @@ const LONGEST_LOGIN_NAME = 32;
  * sign-in) is not kept whole: on one line it would push the table past the screen.
  */
 export function splitAuditActor(actor: string): { text: string; isKeptWhole: boolean }[] {
-  return actor.split(/(?<=[:_.@-])/).map((text) => ({ text, isKeptWhole: text.length <= LONGEST_LOGIN_NAME }));
+  // What someone typed at a failed sign-in: a right-to-left override there turned the name around.
+  return revealBidiControls(actor)
+    .split(/(?<=[:_.@-])/)
+    .map((text) => ({ text, isKeptWhole: text.length <= LONGEST_LOGIN_NAME }));
 }

@@ -195,6 +195,8 @@ export function paymentRoutes(deps: {
   }
 
   router.get('/admin/payments', guards.requireAdmin, async (req, res) => {
+    // A refused cursor (older= and newer= together, edited by hand) leads back to the first page.
+    offerWayBack(res, { href: '/admin/payments', text: 'Open Payments' });
     await renderPayments(res, undefined, parseInput(ZPaymentsPageQuery, req.query));
   });
 

@@ -200,9 +200,12 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           mem: shown?.mem ?? typed('mem'),
           // Refused as stale, the form starts from the rates in force; refused for a typo, it keeps
           // the rates it was opened on, so a change made meanwhile is still caught.
-          basedOn: shown ? undefined : typedIn(req.body, 'based_on'),
+          // based_on refused (not one of this tier's rates) starts from those in force too, or sending
+          // the form again would be refused the same way.
+          basedOn: shown || invalidFieldsOf(error).includes('based_on') ? undefined : typedIn(req.body, 'based_on'),
           // Every tier's form has the same three fields: "CPU core-hour: must be a plain decimal ..." alone does not say whose.
-          error: `Rates of ${type} not changed. ${readableMessageOf(error)}`,
+          // A stale form's refusal says so itself (JSON clients get it too).
+          error: shown ? readableMessageOf(error) : `Rates of ${type} not changed. ${readableMessageOf(error)}`,
           invalid: invalidFieldsOf(error),
         },
       });

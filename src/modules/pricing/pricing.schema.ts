@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import { z } from 'zod';
 import { JsonNumberText } from '../../http/lossless-json.js';
 import { strictBody } from '../../http/strict-body.js';
+import { ONE_LINE_RULE, ONE_LINE_TEXT } from '../../shared/visible-text.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
 /** A rate above this per hour is a typo (an extra zero or two), not a price. */
@@ -70,11 +71,7 @@ export const ZNewTierName = z
  * one, sent as JSON, lost it silently the next time the tier was renamed on the page ("line one" and
  * "line two" saved as "line oneline two"); the price list shows it on one line anyway.
  */
-const ZTierDescriptionText = z
-  .string()
-  .trim()
-  .max(200)
-  .regex(/^\P{Cc}*$/u, 'must be one line of text, without line breaks, tabs or other control characters');
+const ZTierDescriptionText = z.string().trim().max(200).regex(ONE_LINE_TEXT, ONE_LINE_RULE);
 const ZTierDescription = ZTierDescriptionText.optional().default('');
 
 /** The rates page's labels of the rate fields, which a refusal shown on the page names them by. */

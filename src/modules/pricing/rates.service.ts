@@ -257,6 +257,7 @@ export class StaleRatesError extends ConflictError {
   readonly formRates: RateFields;
 
   constructor(
+    tier: string,
     current: InForce | undefined,
     basedOn: InForce | undefined,
     typed: Pick<TSetRates, 'cpu' | 'gpu' | 'mem'>,
@@ -264,13 +265,15 @@ export class StaleRatesError extends ConflictError {
   ) {
     const fields = ['cpu', 'gpu', 'mem'] as const;
     const text = (rate: InForce, field: (typeof fields)[number]) => rate[field].toFixed();
+    // Whose rates, in the message itself: a JSON client gets it without the page's heading.
     super(
-      current
-        ? `They were changed${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)} ` +
+      `Rates of ${tier} not changed. ` +
+        (current
+          ? `They were changed${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)} ` +
             `after this page was opened: now CPU core-hour ${text(current, 'cpu')}, GPU-hour ${text(current, 'gpu')}, ` +
             `Memory GB-hour ${text(current, 'mem')}. The form keeps the rates you changed and shows the others as ` +
             'they are now; check it and submit again.'
-        : 'They were changed after this page was opened. Reload it and try again.',
+          : 'They were changed after this page was opened. Reload it and try again.'),
     );
     const isTouched = (field: (typeof fields)[number]) => !basedOn?.[field].equals(typed[field]);
     this.formRates = Object.fromEntries(
@@ -507,12 +510,19 @@ export function createRatesService(deps: RatesServiceDeps) {
           previous.gpu.equals(input.gpu) &&
           previous.mem.equals(input.mem);
         if (!isUnchanged && input.based_on !== undefined && previous?.id !== input.based_on) {
-          throw new StaleRatesError(
-            previous,
-            await ratesRepository.findTierRate(tx, tierId, input.based_on),
-            input,
-            config.timeZone,
-          );
+          const basedOn = await ratesRepository.findTierRate(tx, tierId, input.based_on);
+          // Rates of another tier (a script's mix-up) or none: a stale page it is not, and the 409's
+          // "changed by demo-seed at 2020-01-01 after this page was opened" named a change no one made.
+          if (!basedOn) {
+            const inForce = previous ? ` (its rates in force are ${previous.id})` : '';
+            throw new InvalidFieldsError(
+              {
+                based_on: `${input.based_on} names no rates of ${input.type}${inForce}: send the rateId of the ${input.type} rates the change starts from, or leave it out`,
+              },
+              TIER_FIELD_LABELS,
+            );
+          }
+          throw new StaleRatesError(input.type, previous, basedOn, input, config.timeZone);
         }
         if (isUnchanged) {
           // A double submit or a form sent back as it was: a new history row and audit entry

@@ -49,6 +49,9 @@ export const MARK_PAID_PATH = '/admin/receipts/:id/paid';
 /** Where a receipt that cannot be shown (not found, a bad id) sends the admin: the list that finds it. */
 const BILLING: BackLink = { href: '/admin/receipts', text: 'Open Billing' };
 
+/** Where a month-end run that cannot be shown (not found, a bad id, a page past the last) sends the admin. */
+const MONTH_END_RUNS: BackLink = { href: '/admin/month-end', text: 'Open Month-end runs' };
+
 /** What a void or a mark-paid did to the receipt's open online checkouts, for the admin's flash. */
 function describeCanceledCheckouts(paymentIds: number[]): string {
   if (paymentIds.length === 0) return '';
@@ -186,6 +189,7 @@ export function adminBillingRoutes(deps: {
       monthEnd: await receipts.findMonthEndRuns(),
       // The month-end form's latest day, as on /me's receipt form: a later one is refused.
       today: receipts.today(),
+      ingested: await receipts.findIngestedThrough(),
       link: (changes: Record<string, unknown>) =>
         linkTo(
           '/admin/receipts',
@@ -423,6 +427,7 @@ export function adminBillingRoutes(deps: {
 
   // Every run, newest first: the billing page links only the last one, and a run's receipts are found from its page.
   router.get('/admin/month-end', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, MONTH_END_RUNS);
     const { page } = parseInput(ZPageQuery, req.query);
     const list = await receipts.listMonthEndRuns(page);
     if (prefersJson(req)) {
@@ -434,6 +439,7 @@ export function adminBillingRoutes(deps: {
   });
 
   router.get('/admin/month-end/:id', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, MONTH_END_RUNS);
     const id = parseInput(ZMonthEndRunId, req.params.id, 'month-end run id');
     const run = await receipts.getMonthEndRun(id);
     const fmt = req.app.locals.fmt as ViewFormatters;

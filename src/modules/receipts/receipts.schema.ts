@@ -4,7 +4,7 @@ import { labelFields } from '../../http/field-labels.js';
 import { JsonNumberText } from '../../http/lossless-json.js';
 import { strictBody } from '../../http/strict-body.js';
 import { ZLocalDate, ZOptionalLocalDate } from '../../shared/local-date.js';
-import { countVisibleCharacters } from '../../shared/visible-text.js';
+import { countVisibleCharacters, ONE_LINE_RULE, ONE_LINE_TEXT } from '../../shared/visible-text.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 
 export { ZLocalDate };
@@ -74,6 +74,8 @@ export const ZMarkPaid = strictBody(
       .string()
       .trim()
       .max(128, 'must be at most 128 characters')
+      // As the bank statement writes it, on one line: a line break or tab split the paid CSV's row.
+      .regex(ONE_LINE_TEXT, ONE_LINE_RULE)
       .optional()
       .transform((value) => (value ? value : undefined)),
     /** The local day (APP_TZ) the money was paid; today when left out or empty. */
@@ -90,6 +92,7 @@ export const ZVoidReceipt = strictBody(
       .string({ error: 'is required' })
       .trim()
       .max(500, 'must be at most 500 characters')
+      .regex(ONE_LINE_TEXT, { error: ONE_LINE_RULE, abort: true })
       .refine((reason) => countVisibleCharacters(reason) >= 3, {
         error: 'must say why the receipt is void, in at least 3 characters',
       }),

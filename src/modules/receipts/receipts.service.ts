@@ -19,6 +19,7 @@ import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from
 import type { Logger } from '../../shared/logger.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
+import * as ingestionRepository from '../ingestion/ingestion.repository.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CanceledCheckout, CloseCanceledCheckouts } from '../payments/checkout-closer.js';
 import {
@@ -1703,8 +1704,22 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return toLocalDate(now(), config.timeZone);
   }
 
+  /**
+   * How far Slurm accounting has been read (ingestion's "data complete through"), for the billing
+   * page's month-end form: a run bills only the jobs read, so with ingestion stopped since the
+   * month's last afternoon a run on the 1st left that evening's jobs to December, unannounced.
+   * `isBehind`: a run for yesterday would leave jobs out. Null before any run has read accounting.
+   */
+  async function findIngestedThrough(): Promise<{ through: Date; day: string; isBehind: boolean } | null> {
+    const through = await ingestionRepository.findHighWaterMark(db);
+    if (!through) return null;
+    const isBehind = through < startOfLocalDay(today(), config.timeZone);
+    return { through, day: toLocalDate(through, config.timeZone), isBehind };
+  }
+
   return {
     today,
+    findIngestedThrough,
     createForUser,
     startMonthEnd,
     runMonthEnd,

@@ -4,7 +4,7 @@ import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
-import { sessionUserOf } from '../../http/route-helpers.js';
+import { offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
@@ -15,10 +15,13 @@ import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
 
 /**
  * The words of the usage CSV link: it downloads the jobs under the filters, and "all jobs" read as
- * every user's even with a user, account or partition typed.
+ * every user's even with a user, account or partition typed (once, or twice in an edited address).
  */
-function csvLabelFor(filters: { user?: string; account?: string; partition?: string }): string {
-  const isFiltered = [filters.user, filters.account, filters.partition].some((value) => Boolean(value?.trim()));
+function csvLabelFor(filters: Record<string, unknown>): string {
+  const isFiltered = ['user', 'account', 'partition'].some((name) => {
+    const value = filters[name];
+    return Array.isArray(value) || (typeof value === 'string' && value.trim() !== '');
+  });
   return isFiltered ? 'Download these jobs (CSV)' : 'Download all jobs (CSV)';
 }
 
@@ -47,6 +50,9 @@ export function adminUsageJson(result: AdminUsage, timeZone: string) {
   };
 }
 
+/** The fields of the page's filter form, which its export takes too. */
+const USAGE_FILTERS = ['start', 'end', 'user', 'account', 'partition'] as const;
+
 /** Usage across all users (admin) and the admin's own usage export. */
 export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExports; guards: Guards }) {
   const { usage, csvExports, guards } = deps;
@@ -59,7 +65,8 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
       res.json(adminUsageJson(result, (req.app.locals.fmt as ViewFormatters).timeZone));
       return;
     }
-    const raw = req.query as Record<string, string | undefined>;
+    // What the refused page's form shows: a field given twice is a list, which it cannot, and leaves empty.
+    const typed = Object.fromEntries(USAGE_FILTERS.map((name) => [name, typedIn(req.query, name)]));
     try {
       const query = parseInput(ZAdminUsageQuery, req.query);
       const result = await usage.getAdminUsage(query);
@@ -80,7 +87,7 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
       // The exports take the window and filters typed (a too-long window is what the message
       // sends to the CSV), and are not offered for ones they would refuse.
       const typedWindow = () => {
-        const window = usage.resolveWindow(parseInput(ZWindowQuery, { start: raw.start, end: raw.end }));
+        const window = usage.resolveWindow(parseInput(ZWindowQuery, { start: req.query.start, end: req.query.end }));
         return { start: window.start, end: window.end };
       };
       res.status(400).render('admin/usage', {
@@ -88,18 +95,21 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
         result: undefined,
         error: readableMessageOf(error),
         invalidFields: invalidFieldsOf(error),
-        form: raw,
+        form: typed,
         csvLink: exportLinkOf('/admin/usage.csv', () => {
-          const { user, account, partition } = parseInput(ZAdminUsageQuery, raw);
+          const { user, account, partition } = parseInput(ZAdminUsageQuery, req.query);
           return { user, account, partition, ...typedWindow() };
         }),
-        csvLabel: csvLabelFor(raw),
+        csvLabel: csvLabelFor(req.query),
         myCsvLink: exportLinkOf('/admin/my.csv', typedWindow),
       });
     }
   });
 
   router.get('/admin/usage.csv', guards.requireAdmin, async (req, res) => {
+    // Refused, back to the page at the window and filters typed, which says the same beside a form to correct them.
+    const typed = Object.fromEntries(USAGE_FILTERS.map((name) => [name, typedIn(req.query, name)]));
+    offerWayBack(res, { href: linkTo('/admin/usage', typed, {}), text: 'Back to Usage across users' });
     const query = parseInput(ZAdminUsageQuery, req.query);
     await csvExports.send(req, res, {
       kind: 'user_usage',

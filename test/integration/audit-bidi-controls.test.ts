@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordAudit } from '../../src/modules/audit/audit.service.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * A right-to-left override (U+202E) in a void's reason made the audit log show the rest of that
+ * entry's details backwards: {"releasedJobs":76, …} read `67:"sboJdesaeler"`, a mark paid's
+ * "paidOn":"2026-12-04" read `40-21-6202`. The log is where finance checks what was done; the page
+ * now writes such a character as its JSON escape (\u202e), and the one-line fields refuse it.
+ */
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+let admin: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'books', role: 'admin', password: 'books-password' });
+  app = buildTestApp(db);
+  admin = await signInAs(app, 'books', 'books-password');
+});
+afterAll(() => db?.drop());
+
+const RLO = '\u202e';
+const ISOLATE = '\u2066';
+
+describe('bidirectional controls', () => {
+  it('are shown on the audit log as escapes, so they cannot turn the figures after them around', async () => {
+    await recordAudit(db, {
+      actor: `mallory${RLO}nimda`,
+      ip: null,
+      userAgent: null,
+      action: 'test.bidi',
+      status: 'ok',
+      details: { reason: `dup${RLO}licate`, releasedJobs: 76, note: `a${ISOLATE}b` },
+    });
+    const page = await admin.get('/admin/audit?action=test.bidi').set('Accept', 'text/html').expect(200);
+    expect(page.text).not.toContain(RLO);
+    expect(page.text).not.toContain(ISOLATE);
+    expect(page.text).toContain('mallory\\u202enimda');
+    const shown = (/<code>(.*?)<\/code>/s.exec(page.text)?.[1] ?? '').replaceAll('<wbr>', '').replaceAll('&#34;', '"');
+    expect(shown).toContain('"reason":"dup\\u202elicate"');
+    expect(shown).toContain('"note":"a\\u2066b"');
+    // The details are still the JSON recorded: the escape reads back as the same text.
+    expect(JSON.parse(shown)).toEqual({
+      note: `a${ISOLATE}b`,
+      reason: `dup${RLO}licate`,
+      releasedJobs: 76,
+    });
+  });
+
+  it("in a tier's description are refused, and no tier is added", async () => {
+    const answer = await admin
+      .post('/admin/rates/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ name: 'partners', description: `Partners ${RLO}0.50 off`, cpu: '1', gpu: '1', mem: '1' });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toBe(
+      'description: must be one line of text, without line breaks, tabs or other control characters',
+    );
+    expect(await db.prisma.pricingTier.count({ where: { name: 'partners' } })).toBe(0);
+  });
+
+  it.each([
+    ['a void reason', 'void', { reason: `duplicate${RLO} of 12` }, 'reason'],
+    ['a reference', 'paid', { method: 'bank_transfer', tx_ref: `KB${ISOLATE}77` }, 'tx_ref'],
+  ])('in %s are refused, and nothing changes', async (_what, action, body, field) => {
+    const user = await buildUser(db.prisma, { username: `bidi${action}` });
+    await buildJobs(db, [
+      { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' },
+    ]);
+    const agent = await signInAs(app, user.username, user.password);
+    const created = await agent
+      .post('/me/receipt')
+      .type('form')
+      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    const id = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+    const answer = await admin
+      .post(`/admin/receipts/${id}/${action}`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send(body);
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toBe(
+      `${field}: must be one line of text, without line breaks, tabs or other control characters`,
+    );
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id } })).status).toBe('pending');
+  });
+});
