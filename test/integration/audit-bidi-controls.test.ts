@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordAudit } from '../../src/modules/audit/audit.service.js';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -85,7 +85,7 @@ describe('bidirectional controls', () => {
       .post(`/admin/receipts/${id}/${action}`)
       .set('Accept', 'application/json')
       .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send(body);
+      .send(action === 'paid' ? { ...body, amount_received: await amountDueOf(db, id) } : body);
     expect(answer.status).toBe(400);
     expect(answer.body.error).toBe(
       `${field}: must be one line of text, without line breaks, tabs or other control characters`,

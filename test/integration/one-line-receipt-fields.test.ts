@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -62,7 +62,7 @@ describe('a receipt field the page holds on one line', () => {
       .post(`/admin/receipts/${id}/paid`)
       .set('Accept', 'application/json')
       .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ method: 'bank_transfer', tx_ref: txRef });
+      .send({ method: 'bank_transfer', amount_received: await amountDueOf(db, id), tx_ref: txRef });
     expect(answer.status).toBe(400);
     expect(answer.body.error).toBe(`tx_ref: ${ONE_LINE}`);
     expect(await receiptState(id)).toEqual(before);
@@ -87,13 +87,23 @@ describe('a receipt field the page holds on one line', () => {
       .post(`/admin/receipts/${id}/paid`)
       .set('Accept', 'text/html')
       .type('form')
-      .send({ method: 'bank_transfer', tx_ref: 'KBANK-77\t2026-01-12', csrf_token: await csrfTokenOf(admin) });
+      .send({
+        method: 'bank_transfer',
+        amount_received: await amountDueOf(db, id),
+        tx_ref: 'KBANK-77\t2026-01-12',
+        csrf_token: await csrfTokenOf(admin),
+      });
     expect(refused.status).toBe(400);
     expect(refused.text).toContain(`Not marked paid. Reference: ${ONE_LINE}`);
     await admin
       .post(`/admin/receipts/${id}/paid`)
       .type('form')
-      .send({ method: 'bank_transfer', tx_ref: ' KBANK-77 2026-01-12 ', csrf_token: await csrfTokenOf(admin) })
+      .send({
+        method: 'bank_transfer',
+        amount_received: await amountDueOf(db, id),
+        tx_ref: ' KBANK-77 2026-01-12 ',
+        csrf_token: await csrfTokenOf(admin),
+      })
       .expect(303);
     expect(await receiptState(id)).toMatchObject({ status: 'paid', txRef: 'KBANK-77 2026-01-12' });
   });
