@@ -1333,6 +1333,19 @@ describe('receipts over HTTP', () => {
     expect(paidTwice.text).toContain(
       `Not marked paid. Receipt #${id} is paid; only a pending receipt can be marked paid.`,
     );
+    // Whatever the day or the amount typed: the receipt's state is the answer, as docs/billing.md says,
+    // not a complaint about a field of a payment that cannot be recorded anyway.
+    const typedForms: Record<string, string>[] = [
+      { paid_on: '2025-09-21', amount_received: amount },
+      { amount_received: '1.005' },
+    ];
+    for (const typed of typedForms) {
+      const again = await form('paid', { method: 'cash', ...typed });
+      expect(again.status).toBe(409);
+      expect(again.text).toContain(
+        `Not marked paid. Receipt #${id} is paid; only a pending receipt can be marked paid.`,
+      );
+    }
 
     await form('void', { reason: 'wrong project' }).expect(303);
     const voidTwice = await form('void', { reason: 'again' });

@@ -1052,12 +1052,6 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const recordedAt = now();
     const today = toLocalDate(recordedAt, config.timeZone);
     const paidOn = input.paid_on ?? today;
-    if (paidOn > today) {
-      throw new InvalidFieldsError(
-        { paid_on: `${paidOn} is in the future; the latest day a payment can be recorded on is today, ${today}.` },
-        RECEIPT_FIELD_LABELS,
-      );
-    }
     let canceled: CanceledCheckout[] = [];
     const result = await db.$transaction(async (tx) => {
       // As a void does: its held payments first (named below), then the open ones, so that a success
@@ -1067,10 +1061,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       await paymentsRepository.lockOpenPayments(tx, id);
       const receipt = await requireReceipt(tx, id);
       const createdOn = toLocalDate(receipt.createdAt, config.timeZone);
-      // A paid or void receipt is answered by the mark-paid rule (409), whatever the day. Today
-      // needs no check (the receipt exists now), so a database clock a little ahead of the
+      // A paid or void receipt is answered by the mark-paid rule (409), whatever the day or the
+      // amount typed: the fields of a payment that cannot be recorded are not the answer.
+      const isPending = receipt.status === 'pending';
+      if (isPending && paidOn > today) {
+        throw new InvalidFieldsError(
+          { paid_on: `${paidOn} is in the future; the latest day a payment can be recorded on is today, ${today}.` },
+          RECEIPT_FIELD_LABELS,
+        );
+      }
+      // Today needs no check (the receipt exists now), so a database clock a little ahead of the
       // app's cannot refuse it.
-      if (receipt.status === 'pending' && paidOn !== today && paidOn < createdOn) {
+      if (isPending && paidOn !== today && paidOn < createdOn) {
         throw new InvalidFieldsError(
           {
             paid_on: `${paidOn} is before receipt #${id} was created (${createdOn}); it cannot have been paid earlier.`,
@@ -1080,7 +1082,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       }
       // Judged in the receipt's own currency (a receipt made before CURRENCY changed keeps its own).
       const digits = minorUnitDigits(receipt.currency);
-      if (input.amount_received.decimalPlaces() > digits) {
+      if (isPending && input.amount_received.decimalPlaces() > digits) {
         throw new InvalidFieldsError(
           {
             amount_received:
@@ -1091,8 +1093,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           RECEIPT_FIELD_LABELS,
         );
       }
-      // A paid or void receipt keeps its 409, whatever amount was typed.
-      if (receipt.status === 'pending' && !input.amount_received.equals(receipt.total)) {
+      if (isPending && !input.amount_received.equals(receipt.total)) {
         throw new AmountNotTotalError(id, input.amount_received, receipt.total, receipt.currency);
       }
       const amountReceived = input.amount_received.toFixed(digits);
