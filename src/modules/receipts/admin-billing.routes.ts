@@ -12,7 +12,7 @@ import { invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TWindowQuery, ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
-import { sendPrintableReceipt } from './receipts.routes.js';
+import { receiptFactsJson, sendPrintableReceipt } from './receipts.routes.js';
 import {
   PAYMENT_METHODS,
   type TReceiptFilter,
@@ -148,6 +148,47 @@ function monthEndRunJson(run: MonthEndRunView, fmt: ViewFormatters) {
   };
 }
 
+type AdminReceiptList = Awaited<ReturnType<ReceiptsService['listForAdmin']>>;
+
+/**
+ * The billing page's list as JSON: the filters applied, the page of receipts (each written as
+ * /me/receipts writes it, with its user, how it was paid and, when that differs from its total,
+ * what it brought in net of refunds), the paging, and the cards' totals under the filters.
+ */
+function adminReceiptsJson(filter: TReceiptFilter, list: AdminReceiptList) {
+  const { page: _page, ...filters } = filter;
+  return {
+    filters: Object.fromEntries(Object.entries(filters).filter(([, value]) => value !== undefined && value !== '')),
+    page: list.page,
+    pageCount: list.pageCount,
+    count: list.count,
+    totals: list.totals.map((total) => ({
+      status: total.status,
+      currency: total.currency,
+      total: moneyJson(total.total, total.currency),
+      count: total.count,
+    })),
+    received: {
+      byCurrency: list.received.byCurrency.map((row) => ({
+        currency: row.currency,
+        total: moneyJson(row.total, row.currency),
+      })),
+      unknownCount: list.received.unknownCount,
+      isDifferent: list.received.isDifferent,
+    },
+    receipts: list.receipts.map((receipt) => ({
+      ...receiptFactsJson(receipt),
+      username: receipt.username,
+      paymentMethod: receipt.paymentMethod,
+      receivedNetOfRefunds: receipt.receivedDifferent && {
+        amount: moneyJson(receipt.receivedDifferent.amount, receipt.receivedDifferent.currency),
+        currency: receipt.receivedDifferent.currency,
+      },
+      url: `/admin/receipts/${receipt.id}`,
+    })),
+  };
+}
+
 /** Admin billing: receipts across users, mark paid, void, month-end run, paid CSV. */
 export function adminBillingRoutes(deps: {
   receipts: ReceiptsService;
@@ -196,6 +237,12 @@ export function adminBillingRoutes(deps: {
   }
 
   router.get('/admin/receipts', guards.requireAdmin, async (req, res) => {
+    // A script gets the list as JSON, and a refused filter (or run, or page) as {error, code}.
+    if (prefersJson(req)) {
+      const filter = parseInput(ZReceiptFilter, req.query);
+      res.json(adminReceiptsJson(filter, await receipts.listForAdmin(filter)));
+      return;
+    }
     let filter: TReceiptFilter;
     let result: Awaited<ReturnType<typeof receipts.listForAdmin>>;
     try {

@@ -45,7 +45,7 @@ type ShownRefund = ShownReceipt['refundedPayments'][number];
  * void; `refundedAt` is when they recorded it). A refund that failed at the provider is not in
  * `amount` (the money stayed): `failedAmount` says it.
  */
-function refundJson(refund: ShownRefund) {
+export function refundJson(refund: ShownRefund) {
   return {
     paymentId: refund.paymentId,
     amount: moneyJson(refund.refunded.amount, refund.refunded.currency),
@@ -58,8 +58,16 @@ function refundJson(refund: ShownRefund) {
   };
 }
 
-/** A receipt's own facts as the JSON answers write them: money as decimal text, days as YYYY-MM-DD. */
-function receiptJson(receipt: Omit<ListedReceipt, 'heldPayment' | 'refunds'>, heldPayment: HeldPaymentNote | null) {
+type ReceiptFacts = Pick<
+  ListedReceipt,
+  'id' | 'status' | 'createdAt' | 'billedThrough' | 'tierName' | '_count' | 'total' | 'currency' | 'paidAt' | 'voidedAt'
+>;
+
+/**
+ * A receipt's own facts as every JSON answer writes them (a researcher's and the admin's): money as
+ * decimal text, days as YYYY-MM-DD, times as ISO 8601, so a receipt reads the same wherever a script meets it.
+ */
+export function receiptFactsJson(receipt: ReceiptFacts) {
   return {
     id: receipt.id,
     status: receipt.status,
@@ -71,6 +79,13 @@ function receiptJson(receipt: Omit<ListedReceipt, 'heldPayment' | 'refunds'>, he
     currency: receipt.currency,
     paidAt: receipt.paidAt?.toISOString() ?? null,
     voidedAt: receipt.voidedAt?.toISOString() ?? null,
+  };
+}
+
+/** A researcher's receipt as JSON: its facts, the held payment that concerns it, and its page. */
+function receiptJson(receipt: ReceiptFacts, heldPayment: HeldPaymentNote | null) {
+  return {
+    ...receiptFactsJson(receipt),
     heldPayment: heldPaymentJsonOf(heldPayment),
     url: `/me/receipts/${receipt.id}`,
   };
