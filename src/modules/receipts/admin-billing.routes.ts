@@ -12,7 +12,7 @@ import { invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TWindowQuery, ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
-import { receiptFactsJson, sendPrintableReceipt } from './receipts.routes.js';
+import { receiptFactsJson, receiptWithItemsJson, sendPrintableReceipt } from './receipts.routes.js';
 import {
   PAYMENT_METHODS,
   type TReceiptFilter,
@@ -189,6 +189,56 @@ function adminReceiptsJson(filter: TReceiptFilter, list: AdminReceiptList) {
   };
 }
 
+/**
+ * The admin's receipt page as JSON: the receipt as the researcher's JSON writes it, with what only
+ * the admin's page says: who it bills and who made it, its online payment held for review (its own,
+ * or one of a receipt that billed some of its jobs), the payment that paid it online or the money
+ * recorded by hand (and the online payments dismissed meanwhile), and its open checkouts.
+ */
+function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>) {
+  const { receipt, ...itemsPage } = receiptWithItemsJson(shown);
+  const { sameJobsHeldPayment: sameJobs, paidOnline, paidByHand } = shown;
+  return {
+    receipt: {
+      ...receipt,
+      username: shown.receipt.username,
+      createdBy: shown.receipt.createdBy,
+      monthEndRunId: shown.receipt.monthEndRunId,
+      voidedBy: shown.receipt.voidedBy,
+      url: `/admin/receipts/${receipt.id}`,
+      itemsCsvUrl: `/admin/receipts/${receipt.id}/items.csv`,
+      isPaymentHeld: shown.isPaymentHeld,
+      sameJobsHeldPayment: sameJobs && {
+        paymentId: sameJobs.id,
+        receiptId: sameJobs.receiptId,
+        amount: moneyJson(sameJobs.amount, sameJobs.currency),
+        currency: sameJobs.currency,
+      },
+      paidOnline: paidOnline && {
+        paymentId: paidOnline.id,
+        provider: paidOnline.provider,
+        externalPaymentId: paidOnline.externalPaymentId,
+      },
+      paidByHand: paidByHand && { ...paidByHand, amount: moneyJson(paidByHand.amount, paidByHand.currency) },
+      dismissedPayments: shown.dismissedPayments.map((payment) => ({
+        paymentId: payment.id,
+        received: payment.received && {
+          amount: moneyJson(payment.received.amount, payment.received.currency),
+          currency: payment.received.currency,
+        },
+        reviewedBy: payment.reviewedBy,
+        reviewNote: payment.reviewNote,
+      })),
+      openPayments: shown.openPayments.map((payment) => ({
+        paymentId: payment.id,
+        provider: payment.provider,
+        createdAt: payment.createdAt.toISOString(),
+      })),
+    },
+    ...itemsPage,
+  };
+}
+
 /** Admin billing: receipts across users, mark paid, void, month-end run, paid CSV. */
 export function adminBillingRoutes(deps: {
   receipts: ReceiptsService;
@@ -307,6 +357,10 @@ export function adminBillingRoutes(deps: {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
+    if (prefersJson(req)) {
+      res.json(adminReceiptJson(await receipts.getById(id, page)));
+      return;
+    }
     await renderReceipt(res, id, page);
   });
 

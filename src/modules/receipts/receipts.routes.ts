@@ -91,12 +91,15 @@ function receiptJson(receipt: ReceiptFacts, heldPayment: HeldPaymentNote | null)
   };
 }
 
+type ReceiptWithItems = Pick<ShownReceipt, 'receipt' | 'items' | 'itemPager' | 'paidWith' | 'refundedPayments'>;
+
 /**
- * A researcher's receipt as JSON: its facts and one page of its items (as the page pages them),
- * hours with the six decimals they were priced at and costs at the currency's minor unit.
+ * A receipt with one page of its items (as the page pages them), as the researcher's and the admin's
+ * JSON both write it: its facts, how it was paid and what went back, hours with the six decimals they
+ * were priced at and costs at the currency's minor unit.
  */
-function ownReceiptJson(shown: ShownReceipt) {
-  const { receipt, items, itemPager, paidWith, refundedPayments, heldPayment } = shown;
+export function receiptWithItemsJson(shown: ReceiptWithItems) {
+  const { receipt, items, itemPager, paidWith, refundedPayments } = shown;
   // What the online payment that paid it received, as the page's "Received" line says: an admin may
   // have accepted a short or over payment, so the total alone would tell a client it was paid in full.
   const received =
@@ -111,13 +114,12 @@ function ownReceiptJson(shown: ShownReceipt) {
         };
   return {
     receipt: {
-      ...receiptJson(receipt, heldPayment),
+      ...receiptFactsJson(receipt),
       paymentMethod: receipt.paymentMethod,
       txRef: receipt.txRef,
       voidReason: receipt.voidReason,
       received,
       refunds: refundedPayments.map(refundJson),
-      itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
     },
     page: itemPager.page,
     pageCount: itemPager.pageCount,
@@ -132,6 +134,20 @@ function ownReceiptJson(shown: ShownReceipt) {
       memGbHours: hoursJson(item.memGbHours),
       cost: moneyJson(item.cost, receipt.currency),
     })),
+  };
+}
+
+/** A researcher's receipt as JSON: with the held payment that concerns it, and its own addresses. */
+function ownReceiptJson(shown: ShownReceipt) {
+  const { receipt, ...itemsPage } = receiptWithItemsJson(shown);
+  return {
+    receipt: {
+      ...receipt,
+      heldPayment: heldPaymentJsonOf(shown.heldPayment),
+      url: `/me/receipts/${receipt.id}`,
+      itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
+    },
+    ...itemsPage,
   };
 }
 
