@@ -2,6 +2,8 @@ import { Router } from 'express';
 import type { Db } from '../../db/database.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
+import { prefersJson } from '../../http/error-handler.js';
+import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
@@ -12,6 +14,7 @@ import type { AuditFilter, StoredAuditEntry } from './audit.repository.js';
 import { ZAuditQuery } from './audit.schema.js';
 import {
   describeAuditAmounts,
+  findAuditAmounts,
   findAuditPage,
   iterateAuditEntries,
   listDistinctActions,
@@ -64,6 +67,30 @@ function auditCsvRecord(entry: StoredAuditEntry): string[] {
     entry.prevHash,
     entry.hash,
   ];
+}
+
+/**
+ * An entry as /admin/audit's JSON writes it: the columns of the page, the details as recorded (the
+ * hash chain covers them) and the amounts they keep in minor units as money at the currency's
+ * scale. The id is text: a bigint, and the "older entries" cursor.
+ */
+function auditEntryJson(entry: StoredAuditEntry) {
+  return {
+    id: String(entry.id),
+    ts: entry.ts.toISOString(),
+    actor: entry.actor,
+    action: entry.action,
+    target: entry.target ?? null,
+    status: entry.status,
+    ip: entry.ip ?? null,
+    details: entry.details ?? null,
+    amounts: findAuditAmounts(entry.details).map((found) => ({
+      field: found.field,
+      minor: found.minor,
+      amount: moneyJson(found.amount, found.currency),
+      currency: found.currency,
+    })),
+  };
 }
 
 export interface AuditRoutesDeps {
@@ -123,6 +150,20 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       ...(query.to ? { to: query.to } : {}),
       ...(hasMore ? { before: String(shown[shown.length - 1]?.id) } : {}),
     });
+    const nextPageUrl = hasMore ? `/admin/audit?${nextQuery}` : undefined;
+    if (prefersJson(req)) {
+      res.json({
+        filters: Object.fromEntries(
+          (['actor', 'action', 'from', 'to'] as const).flatMap((name) => (query[name] ? [[name, query[name]]] : [])),
+        ),
+        timeZone,
+        actions: await listDistinctActions(db),
+        entries: shown.map(auditEntryJson),
+        nextPageUrl: nextPageUrl ?? null,
+        csvUrl: csvLinkOf(query),
+      });
+      return;
+    }
     res.render('audit/audit-log', {
       title: 'Audit log',
       entries: shown.map((entry) => ({
@@ -136,7 +177,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       })),
       query,
       actions: await listDistinctActions(db),
-      nextPageUrl: hasMore ? `/admin/audit?${nextQuery}` : undefined,
+      nextPageUrl,
       csvLink: csvLinkOf(query),
       timeZone,
       error: undefined,

@@ -1,3 +1,4 @@
+import type { Prisma } from '@prisma/client';
 import type { Database, Db } from '../../db/database.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { revealBidiControls } from '../../shared/visible-text.js';
@@ -275,27 +276,43 @@ export {
 const MINOR_UNITS = /^-?\d{1,30}$/;
 const CURRENCY_CODE = /^[A-Z]{3}$/;
 
+/** An amount an entry's details keep in minor units, with the currency it is in. */
+export interface AuditAmount {
+  /** The details' key, e.g. `receivedMinor`. */
+  field: string;
+  /** As recorded: "930000". */
+  minor: string;
+  amount: Prisma.Decimal;
+  currency: string;
+}
+
 /**
- * The amounts an entry's details keep in minor units, each as the pages write money:
- * "receivedMinor 930000 = 9,300.00 THB". Payments record their money so (`amountMinor`,
+ * The amounts an entry's details keep in minor units. Payments record their money so (`amountMinor`,
  * `receivedMinor`, `refundedTotalMinor`), receipts record theirs as decimals (`total`), and read
  * side by side on the audit page "922170" was taken for 922,170 THB. An `xMinor` is in `xCurrency`
  * when the entry has one, else in `currency`; one without a currency code is left as recorded.
  * The details themselves are shown unchanged: the hash chain covers them.
  */
-export function describeAuditAmounts(details: unknown): string[] {
+export function findAuditAmounts(details: unknown): AuditAmount[] {
   if (details === null || typeof details !== 'object' || Array.isArray(details)) return [];
   const fields = details as Record<string, unknown>;
-  const described: string[] = [];
+  const found: AuditAmount[] = [];
   for (const [key, value] of Object.entries(fields)) {
     if (!key.endsWith('Minor') || typeof value !== 'string' || !MINOR_UNITS.test(value)) continue;
     const currency = fields[`${key.slice(0, -'Minor'.length)}Currency`] ?? fields.currency;
     if (typeof currency !== 'string' || !CURRENCY_CODE.test(currency)) continue;
-    const digits = minorUnitDigits(currency);
-    const text = fromMinorUnits(BigInt(value), currency).toFixed(digits);
-    described.push(`${key} ${value} = ${formatDecimalText(text, digits) ?? text} ${currency}`);
+    found.push({ field: key, minor: value, amount: fromMinorUnits(BigInt(value), currency), currency });
   }
-  return described;
+  return found;
+}
+
+/** The amounts of an entry's details (findAuditAmounts) as the pages write money: "receivedMinor 930000 = 9,300.00 THB". */
+export function describeAuditAmounts(details: unknown): string[] {
+  return findAuditAmounts(details).map(({ field, minor, amount, currency }) => {
+    const digits = minorUnitDigits(currency);
+    const text = amount.toFixed(digits);
+    return `${field} ${minor} = ${formatDecimalText(text, digits) ?? text} ${currency}`;
+  });
 }
 
 /**

@@ -1,6 +1,8 @@
+import type { Prisma } from '@prisma/client';
 import express, { Router } from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { moneyJson } from '../../http/json-money.js';
 import { isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
@@ -53,6 +55,95 @@ export function paymentWebhookRoutes(deps: { payments: PaymentsService }): Route
     receive((req) => parseInput(ZProviderParam, req.params).provider),
   );
   return router;
+}
+
+type AdminPayments = Awaited<ReturnType<PaymentsService['listForAdmin']>>;
+type AdminPayment = AdminPayments['payments'][number];
+
+/** Money of a payment as JSON answers write it: decimal text at the currency's minor unit, or null. */
+function moneyOrNull(money: { amount: Prisma.Decimal; currency: string } | null) {
+  return money && { amount: moneyJson(money.amount, money.currency), currency: money.currency };
+}
+
+/**
+ * A payment as /admin/payments shows it: due, received (before refunds) and what went back, why it
+ * was held and how it was resolved, and the receipt and user it is for.
+ */
+function adminPaymentJson(payment: AdminPayment) {
+  return {
+    id: payment.id,
+    receiptId: payment.receiptId,
+    receiptStatus: payment.receiptStatus,
+    username: payment.username,
+    provider: payment.provider,
+    status: payment.status,
+    amount: moneyJson(payment.amount, payment.currency),
+    currency: payment.currency,
+    received: moneyOrNull(payment.received),
+    isReceivedDifferent: payment.isReceivedDifferent,
+    hasAmountMismatch: payment.hasAmountMismatch,
+    refunded: moneyOrNull(payment.refunded),
+    refundedAt: payment.refundedAt?.toISOString() ?? null,
+    refundFailed: moneyOrNull(payment.refundFailed),
+    holdsPaidReceipt: payment.holdsPaidReceipt,
+    externalPaymentId: payment.externalPaymentId,
+    reviewReason: payment.reviewReason,
+    reviewOutcome: payment.reviewOutcome,
+    reviewedBy: payment.reviewedBy,
+    reviewedAt: payment.reviewedAt?.toISOString() ?? null,
+    reviewNote: payment.reviewNote,
+    createdAt: payment.createdAt.toISOString(),
+    updatedAt: payment.updatedAt.toISOString(),
+    receiptUrl: `/admin/receipts/${payment.receiptId}`,
+  };
+}
+
+/**
+ * /admin/payments as JSON: the payments held for review (the newest 200, of `needsReview`), the
+ * refused refunds and disputes not yet settled, one page of every payment with the page's cursor
+ * links, and the latest webhook deliveries.
+ */
+function adminPaymentsJson(list: AdminPayments) {
+  return {
+    needsReview: list.needsReview,
+    heldForReview: list.heldForReview.map(adminPaymentJson),
+    refusedClaimCount: list.refusedClaimCount,
+    refusedClaims: list.refusedClaims.map((claim) => ({
+      id: claim.id,
+      paymentId: claim.paymentId,
+      receiptId: claim.receiptId,
+      provider: claim.provider,
+      externalEventId: claim.externalEventId,
+      eventType: claim.eventType,
+      what: claim.what,
+      claimed:
+        claim.claimedMinor === null || claim.claimedCurrency === null
+          ? null
+          : {
+              amount: moneyJson(fromMinorUnits(claim.claimedMinor, claim.claimedCurrency), claim.claimedCurrency),
+              currency: claim.claimedCurrency,
+            },
+      reason: claim.reason,
+      deliveries: claim.deliveries,
+      firstReceivedAt: claim.firstReceivedAt.toISOString(),
+      lastReceivedAt: claim.lastReceivedAt.toISOString(),
+    })),
+    payments: list.payments.map(adminPaymentJson),
+    paging: {
+      isFirst: list.paymentsPage.isFirst,
+      newerUrl: list.paymentsPage.newerLink ?? null,
+      olderUrl: list.paymentsPage.olderLink ?? null,
+    },
+    // The delivery's row id is left out: the page does not show it, and it is a BigInt, which JSON cannot write.
+    events: list.events.map((event) => ({
+      provider: event.provider,
+      externalEventId: event.externalEventId,
+      type: event.type,
+      outcome: event.outcome,
+      paymentId: event.paymentId,
+      receivedAt: event.receivedAt.toISOString(),
+    })),
+  };
 }
 
 /** The payer's side (start, dummy checkout, status) and the admin's payments page with its review actions. */
@@ -197,6 +288,11 @@ export function paymentRoutes(deps: {
   router.get('/admin/payments', guards.requireAdmin, async (req, res) => {
     // A refused cursor (older= and newer= together, edited by hand) leads back to the first page.
     offerWayBack(res, { href: '/admin/payments', text: 'Open Payments' });
+    // A script gets the page's lists as JSON; a bad cursor is {error, code}, as it already was.
+    if (prefersJson(req)) {
+      res.json(adminPaymentsJson(await payments.listForAdmin(parseInput(ZPaymentsPageQuery, req.query))));
+      return;
+    }
     await renderPayments(res, undefined, parseInput(ZPaymentsPageQuery, req.query));
   });
 

@@ -12,7 +12,7 @@ import { invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TWindowQuery, ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
-import { sendPrintableReceipt } from './receipts.routes.js';
+import { receiptFactsJson, receiptWithItemsJson, sendPrintableReceipt } from './receipts.routes.js';
 import {
   PAYMENT_METHODS,
   type TReceiptFilter,
@@ -151,6 +151,97 @@ function monthEndRunJson(run: MonthEndRunView, fmt: ViewFormatters) {
   };
 }
 
+type AdminReceiptList = Awaited<ReturnType<ReceiptsService['listForAdmin']>>;
+
+/**
+ * The billing page's list as JSON: the filters applied, the page of receipts (each written as
+ * /me/receipts writes it, with its user, how it was paid and, when that differs from its total,
+ * what it brought in net of refunds), the paging, and the cards' totals under the filters.
+ */
+function adminReceiptsJson(filter: TReceiptFilter, list: AdminReceiptList) {
+  const { page: _page, ...filters } = filter;
+  return {
+    filters: Object.fromEntries(Object.entries(filters).filter(([, value]) => value !== undefined && value !== '')),
+    page: list.page,
+    pageCount: list.pageCount,
+    count: list.count,
+    totals: list.totals.map((total) => ({
+      status: total.status,
+      currency: total.currency,
+      total: moneyJson(total.total, total.currency),
+      count: total.count,
+    })),
+    received: {
+      byCurrency: list.received.byCurrency.map((row) => ({
+        currency: row.currency,
+        total: moneyJson(row.total, row.currency),
+      })),
+      unknownCount: list.received.unknownCount,
+      isDifferent: list.received.isDifferent,
+    },
+    receipts: list.receipts.map((receipt) => ({
+      ...receiptFactsJson(receipt),
+      username: receipt.username,
+      paymentMethod: receipt.paymentMethod,
+      receivedNetOfRefunds: receipt.receivedDifferent && {
+        amount: moneyJson(receipt.receivedDifferent.amount, receipt.receivedDifferent.currency),
+        currency: receipt.receivedDifferent.currency,
+      },
+      url: `/admin/receipts/${receipt.id}`,
+    })),
+  };
+}
+
+/**
+ * The admin's receipt page as JSON: the receipt as the researcher's JSON writes it, with what only
+ * the admin's page says: who it bills and who made it, its online payment held for review (its own,
+ * or one of a receipt that billed some of its jobs), the payment that paid it online or the money
+ * recorded by hand (and the online payments dismissed meanwhile), and its open checkouts.
+ */
+function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>) {
+  const { receipt, ...itemsPage } = receiptWithItemsJson(shown);
+  const { sameJobsHeldPayment: sameJobs, paidOnline, paidByHand } = shown;
+  return {
+    receipt: {
+      ...receipt,
+      username: shown.receipt.username,
+      createdBy: shown.receipt.createdBy,
+      monthEndRunId: shown.receipt.monthEndRunId,
+      voidedBy: shown.receipt.voidedBy,
+      url: `/admin/receipts/${receipt.id}`,
+      itemsCsvUrl: `/admin/receipts/${receipt.id}/items.csv`,
+      isPaymentHeld: shown.isPaymentHeld,
+      sameJobsHeldPayment: sameJobs && {
+        paymentId: sameJobs.id,
+        receiptId: sameJobs.receiptId,
+        amount: moneyJson(sameJobs.amount, sameJobs.currency),
+        currency: sameJobs.currency,
+      },
+      paidOnline: paidOnline && {
+        paymentId: paidOnline.id,
+        provider: paidOnline.provider,
+        externalPaymentId: paidOnline.externalPaymentId,
+      },
+      paidByHand: paidByHand && { ...paidByHand, amount: moneyJson(paidByHand.amount, paidByHand.currency) },
+      dismissedPayments: shown.dismissedPayments.map((payment) => ({
+        paymentId: payment.id,
+        received: payment.received && {
+          amount: moneyJson(payment.received.amount, payment.received.currency),
+          currency: payment.received.currency,
+        },
+        reviewedBy: payment.reviewedBy,
+        reviewNote: payment.reviewNote,
+      })),
+      openPayments: shown.openPayments.map((payment) => ({
+        paymentId: payment.id,
+        provider: payment.provider,
+        createdAt: payment.createdAt.toISOString(),
+      })),
+    },
+    ...itemsPage,
+  };
+}
+
 /** Admin billing: receipts across users, mark paid, void, month-end run, paid CSV. */
 export function adminBillingRoutes(deps: {
   receipts: ReceiptsService;
@@ -200,6 +291,12 @@ export function adminBillingRoutes(deps: {
   }
 
   router.get('/admin/receipts', guards.requireAdmin, async (req, res) => {
+    // A script gets the list as JSON, and a refused filter (or run, or page) as {error, code}.
+    if (prefersJson(req)) {
+      const filter = parseInput(ZReceiptFilter, req.query);
+      res.json(adminReceiptsJson(filter, await receipts.listForAdmin(filter)));
+      return;
+    }
     let filter: TReceiptFilter;
     let result: Awaited<ReturnType<typeof receipts.listForAdmin>>;
     try {
@@ -264,6 +361,10 @@ export function adminBillingRoutes(deps: {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
+    if (prefersJson(req)) {
+      res.json(adminReceiptJson(await receipts.getById(id, page)));
+      return;
+    }
     await renderReceipt(res, id, page);
   });
 

@@ -45,7 +45,7 @@ type ShownRefund = ShownReceipt['refundedPayments'][number];
  * void; `refundedAt` is when they recorded it). A refund that failed at the provider is not in
  * `amount` (the money stayed): `failedAmount` says it.
  */
-function refundJson(refund: ShownRefund) {
+export function refundJson(refund: ShownRefund) {
   return {
     paymentId: refund.paymentId,
     amount: moneyJson(refund.refunded.amount, refund.refunded.currency),
@@ -58,8 +58,16 @@ function refundJson(refund: ShownRefund) {
   };
 }
 
-/** A receipt's own facts as the JSON answers write them: money as decimal text, days as YYYY-MM-DD. */
-function receiptJson(receipt: Omit<ListedReceipt, 'heldPayment' | 'refunds'>, heldPayment: HeldPaymentNote | null) {
+type ReceiptFacts = Pick<
+  ListedReceipt,
+  'id' | 'status' | 'createdAt' | 'billedThrough' | 'tierName' | '_count' | 'total' | 'currency' | 'paidAt' | 'voidedAt'
+>;
+
+/**
+ * A receipt's own facts as every JSON answer writes them (a researcher's and the admin's): money as
+ * decimal text, days as YYYY-MM-DD, times as ISO 8601, so a receipt reads the same wherever a script meets it.
+ */
+export function receiptFactsJson(receipt: ReceiptFacts) {
   return {
     id: receipt.id,
     status: receipt.status,
@@ -71,17 +79,27 @@ function receiptJson(receipt: Omit<ListedReceipt, 'heldPayment' | 'refunds'>, he
     currency: receipt.currency,
     paidAt: receipt.paidAt?.toISOString() ?? null,
     voidedAt: receipt.voidedAt?.toISOString() ?? null,
+  };
+}
+
+/** A researcher's receipt as JSON: its facts, the held payment that concerns it, and its page. */
+function receiptJson(receipt: ReceiptFacts, heldPayment: HeldPaymentNote | null) {
+  return {
+    ...receiptFactsJson(receipt),
     heldPayment: heldPaymentJsonOf(heldPayment),
     url: `/me/receipts/${receipt.id}`,
   };
 }
 
+type ReceiptWithItems = Pick<ShownReceipt, 'receipt' | 'items' | 'itemPager' | 'paidWith' | 'refundedPayments'>;
+
 /**
- * A researcher's receipt as JSON: its facts and one page of its items (as the page pages them),
- * hours with the six decimals they were priced at and costs at the currency's minor unit.
+ * A receipt with one page of its items (as the page pages them), as the researcher's and the admin's
+ * JSON both write it: its facts, how it was paid and what went back, hours with the six decimals they
+ * were priced at and costs at the currency's minor unit.
  */
-function ownReceiptJson(shown: ShownReceipt) {
-  const { receipt, items, itemPager, paidWith, refundedPayments, heldPayment } = shown;
+export function receiptWithItemsJson(shown: ReceiptWithItems) {
+  const { receipt, items, itemPager, paidWith, refundedPayments } = shown;
   // What the online payment that paid it received, as the page's "Received" line says: an admin may
   // have accepted a short or over payment, so the total alone would tell a client it was paid in full.
   const received =
@@ -96,13 +114,12 @@ function ownReceiptJson(shown: ShownReceipt) {
         };
   return {
     receipt: {
-      ...receiptJson(receipt, heldPayment),
+      ...receiptFactsJson(receipt),
       paymentMethod: receipt.paymentMethod,
       txRef: receipt.txRef,
       voidReason: receipt.voidReason,
       received,
       refunds: refundedPayments.map(refundJson),
-      itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
     },
     page: itemPager.page,
     pageCount: itemPager.pageCount,
@@ -117,6 +134,20 @@ function ownReceiptJson(shown: ShownReceipt) {
       memGbHours: hoursJson(item.memGbHours),
       cost: moneyJson(item.cost, receipt.currency),
     })),
+  };
+}
+
+/** A researcher's receipt as JSON: with the held payment that concerns it, and its own addresses. */
+function ownReceiptJson(shown: ShownReceipt) {
+  const { receipt, ...itemsPage } = receiptWithItemsJson(shown);
+  return {
+    receipt: {
+      ...receipt,
+      heldPayment: heldPaymentJsonOf(shown.heldPayment),
+      url: `/me/receipts/${receipt.id}`,
+      itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
+    },
+    ...itemsPage,
   };
 }
 
