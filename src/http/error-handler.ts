@@ -37,7 +37,9 @@ export const FORM_FIELD_LIMIT = 1000;
  * refusal of a form sent there says). A browser opening an address that only takes a form is sent to
  * the page the form is on instead: a form refused with its page shown again leaves the browser at
  * the form's address, and opening it again later (Enter in the address bar, a restored tab) is
- * someone going back to that form.
+ * someone going back to that form. With the address's query: a form's action carries the state of
+ * its page (/me/receipt?start=...&view=aggregate, the window My usage showed), and without it the
+ * page came back at its default (the last 7 days). Pages ignore a query field they do not take.
  */
 export const notFoundHandler: RequestHandler = (req, res, next) => {
   const miss = routeMissOf(req) ?? new NotFoundError('Page not found.');
@@ -45,7 +47,8 @@ export const notFoundHandler: RequestHandler = (req, res, next) => {
   if (isSafe && miss instanceof MethodNotAllowedError && wantsHtml(req)) {
     const page = nearestPageOf(req);
     if (page) {
-      res.redirect(303, page);
+      const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?')) : '';
+      res.redirect(303, `${page}${query}`);
       return;
     }
   }
