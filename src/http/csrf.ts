@@ -6,6 +6,16 @@ import type { Request, RequestHandler, Response } from 'express';
 /** The signed cookie that holds a visitor's CSRF secret until they sign in. */
 export const CSRF_COOKIE = 'hb.csrf';
 
+/** The CSRF token a request carries: its form's `csrf_token`, or a header; '' when it has none. */
+export function sentCsrfTokenOf(req: Request): string {
+  return (
+    (typeof req.body?.csrf_token === 'string' ? req.body.csrf_token : undefined) ??
+    req.get('x-csrftoken') ??
+    req.get('x-csrf-token') ??
+    ''
+  );
+}
+
 /**
  * CSRF protection for every session-backed unsafe request, wrapped here so the library can
  * be swapped. The token comes from the form field `csrf_token` or the `X-CSRFToken` /
@@ -15,11 +25,7 @@ export const CSRF_COOKIE = 'hb.csrf';
  * made every anonymous request (a crawler's, a sign-in form's) write a session row.
  */
 export function createCsrfProtection(options: { secret: string; isSecureCookie: boolean }): RequestHandler {
-  const value = (req: Request) =>
-    (typeof req.body?.csrf_token === 'string' ? req.body.csrf_token : undefined) ??
-    req.get('x-csrftoken') ??
-    req.get('x-csrf-token') ??
-    '';
+  const value = sentCsrfTokenOf;
   const forSignedIn = csurf({ value });
   const visitorCsrf = (secure: boolean) =>
     csurf({

@@ -10,7 +10,7 @@ import {
   readableMessageOf,
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { isCsrfError } from './csrf.js';
+import { isCsrfError, sentCsrfTokenOf } from './csrf.js';
 import { nearestPageOf, routeMissOf } from './method-not-allowed.js';
 import { linkTo } from './page-links.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from './plain-http.js';
@@ -37,7 +37,9 @@ export const FORM_FIELD_LIMIT = 1000;
  * refusal of a form sent there says). A browser opening an address that only takes a form is sent to
  * the page the form is on instead: a form refused with its page shown again leaves the browser at
  * the form's address, and opening it again later (Enter in the address bar, a restored tab) is
- * someone going back to that form.
+ * someone going back to that form. With the address's query: a form's action carries the state of
+ * its page (/me/receipt?start=...&view=aggregate, the window My usage showed), and without it the
+ * page came back at its default (the last 7 days). Pages ignore a query field they do not take.
  */
 export const notFoundHandler: RequestHandler = (req, res, next) => {
   const miss = routeMissOf(req) ?? new NotFoundError('Page not found.');
@@ -45,7 +47,8 @@ export const notFoundHandler: RequestHandler = (req, res, next) => {
   if (isSafe && miss instanceof MethodNotAllowedError && wantsHtml(req)) {
     const page = nearestPageOf(req);
     if (page) {
-      res.redirect(303, page);
+      const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?')) : '';
+      res.redirect(303, `${page}${query}`);
       return;
     }
   }
@@ -85,7 +88,8 @@ function describe(
   status: number;
   message: string;
   isExpected: boolean;
-  signInLink?: { href: string; text: string };
+  /** A way on from the error page: the sign-in page, or the page the refused form was on. */
+  backLink?: { href: string; text: string } | undefined;
   /** The Allow header of a 405 that is not an AppError of its own (a CSRF refusal at an address). */
   allowedMethods?: readonly string[];
 } {
@@ -107,7 +111,7 @@ function describe(
       status: 403,
       message: 'Your session ended, so this form was not sent. Sign in again, then send it again.',
       isExpected: true,
-      signInLink: signInAgainLink(req),
+      backLink: signInAgainLink(req),
     };
   }
   if (isCsrfError(error) && !req.user && req.path !== '/login' && req.session?.isAccountDisabled) {
@@ -120,14 +124,23 @@ function describe(
   if (isCsrfError(error) && !req.user && req.path !== '/login') {
     // Every form but the sign-in's needs a signed-in user: one sent without a session comes from a
     // tab left open after signing out in another, or after the browser dropped an expired session's
-    // cookie. Reloading, as the message below says, would only post it again.
-    return { status: 403, message: SIGNED_OUT_FORM_MESSAGE, isExpected: true, signInLink: signInAgainLink(req) };
+    // cookie. Reloading the answer would only post it again.
+    return { status: 403, message: SIGNED_OUT_FORM_MESSAGE, isExpected: true, backLink: signInAgainLink(req) };
   }
   if (isCsrfError(error)) {
+    // Signed in, with a token of an earlier secret: a tab loaded before this session signed in again
+    // (a password change in another tab does). "Reload the page" reloaded this answer, which posts
+    // the same stale token again; the page the form was on gives it a fresh one.
+    const formPage = referringPageOf(req);
     return {
       status: 403,
-      message: 'The security token of this form is missing or has expired. Reload the page and try again.',
+      message: sentCsrfTokenOf(req)
+        ? 'The security token of this form has expired, so it was not sent: the page it was on was loaded ' +
+          'before you last signed in or changed your password. Open that page again and send the form from there.'
+        : 'The security token of this form is missing, so it was not sent. Open the page the form is on again ' +
+          'and send it from there.',
       isExpected: true,
+      backLink: formPage ? { href: formPage, text: 'Open that page again' } : undefined,
     };
   }
   if (isUniqueViolation(error)) {
@@ -181,7 +194,7 @@ function describe(
 export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}): ErrorRequestHandler {
   return (error, req, res, next) => {
     const described = describe(error, req, options);
-    const { status, message, isExpected, signInLink } = described;
+    const { status, message, isExpected, backLink } = described;
     if (!isExpected) {
       const summary = status === 503 ? 'database unavailable' : 'unhandled error';
       logger.error({ err: error, reqId: req.id, method: req.method, path: req.path }, summary);
@@ -214,7 +227,7 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
       // An error raised before the page's locals were set (a CSRF or NUL refusal) must still
       // show a signed-in user their own navigation, not "Sign in".
       res.locals.currentUser ??= req.user;
-      if (signInLink) res.locals.backLink = signInLink;
+      if (backLink) res.locals.backLink = backLink;
       const shown = error instanceof AppError ? readableMessageOf(error) : message;
       res.render('error', {
         title: `Error ${status}`,

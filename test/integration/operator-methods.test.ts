@@ -133,12 +133,37 @@ describe('opening an address that only takes a form', () => {
     ['/admin/users/3/unlock', '/admin/users'],
     ['/admin/rates/tiers/edit', '/admin/rates'],
   ])('a browser opening %s is sent to %s, the page its form is on', async (path, page) => {
+    // With the query, which a form's action carries for its page (below); a page ignores a field it does not take.
     const response = await request(app).get(`${path}?before=2026-01-01`).set('Accept', 'text/html');
     expect(response.status).toBe(303);
-    expect(response.headers.location).toBe(page);
+    expect(response.headers.location).toBe(`${page}?before=2026-01-01`);
     const head = await request(app).head(path).set('Accept', 'text/html');
     expect(head.status).toBe(303);
     expect(head.headers.location).toBe(page);
+  });
+
+  it('sends a browser back to My usage at the window the refused receipt was sent from', async () => {
+    const user = await buildUser(db.prisma, { username: 'novemberview' });
+    const agent = await signInAs(app, 'novemberview', user.password);
+    // The form's action carries the window, so the refusal is shown on My usage at November's days.
+    const formAddress = '/me/receipt?start=2026-11-01&end=2026-11-30&view=aggregate';
+    const refused = await agent
+      .post(formAddress)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ before: '2999-01-01', csrf_token: await csrfTokenOf(agent, '/me') });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('id="start" name="start" type="date" value="2026-11-01"');
+    // The browser stays at that address: opened again (a restored tab), it led to the last 7 days.
+    const reopened = await agent.get(formAddress).set('Accept', 'text/html');
+    expect(reopened.status).toBe(303);
+    expect(reopened.headers.location).toBe('/me?start=2026-11-01&end=2026-11-30&view=aggregate');
+    const page = await agent
+      .get(reopened.headers.location as string)
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(page.text).toContain('2026-11-01 to 2026-11-30');
+    expect(await db.prisma.receipt.count()).toBe(0);
   });
 
   it('tells a client asking for JSON that the address answers POST only', async () => {

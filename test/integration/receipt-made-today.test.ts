@@ -87,6 +87,37 @@ describe('a receipt made on its own last day', () => {
     expect(billing).toMatch(new RegExp(`>#${first}</a>[\\s\\S]*?data-label="Jobs up to">2025-09-20 12:00<`));
   });
 
+  it('says, when there is nothing to bill since, that it bills the jobs ended by when it was made', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-20T04:00:00Z', jobId: '7011' }]);
+    const first = await billAliceUpTo('2025-09-20');
+    clock = new Date('2025-09-20T08:42:00Z');
+    await signInBoth();
+    const sendAgain = async (before: string) =>
+      alice
+        .post('/me/receipt')
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ before, csrf_token: await csrfTokenOf(alice, '/me') });
+    // It said the receipt bills "your jobs up to that day", which it does not: a job that ends later
+    // today goes on the next receipt, as the receipt's own page says.
+    const refused = await sendAgain('2025-09-20');
+    expect(refused.status).toBe(422);
+    const again = textOf(refused.text);
+    expect(again).toContain(
+      `Receipt #${first}, made at 12:00 today, already bills your jobs that had ended by then, and none has ended since.`,
+    );
+    expect(again).not.toContain('up to that day');
+    // The next day, for that day: the jobs that ended after the receipt was made would be billed now.
+    clock = new Date('2025-09-21T03:00:00Z');
+    await signInBoth();
+    const nextDay = await sendAgain('2025-09-20');
+    expect(nextDay.status).toBe(422);
+    expect(textOf(nextDay.text)).toContain(
+      `Receipt #${first} already bills your jobs that had ended when it was made (2025-09-20 12:00), and none ended later that day.`,
+    );
+    expect(await db.prisma.receipt.count()).toBe(1);
+  });
+
   it('keeps "end of day" for a receipt made after its last day ended', async () => {
     await buildJobs(db, [{ user: 'alice', end: '2025-09-18T04:00:00Z', jobId: '7003' }]);
     const id = await billAliceUpTo('2025-09-19');

@@ -685,6 +685,51 @@ describe('your own account', () => {
     expect(audit).toMatchObject({ actor: 'twodevices', status: 'ok', details: { endedSessions: 1 } });
   });
 
+  it('tells a session your change signed out why, on the sign-in page it is sent to', async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'labdesk' });
+    const office = await signInAs(app, 'labdesk', user.password);
+    const lab = await signInAs(app, 'labdesk', user.password);
+    await changePassword(office, { current: user.password, password: 'fresh-password-2' }).then((response) =>
+      expect(response.status).toBe(303),
+    );
+
+    // The lab computer's next click: signed out, and the sign-in page says why (it said nothing, as
+    // if the session had never been, and the researcher there could not tell what had happened).
+    await lab.get('/me').set('Accept', 'text/html').expect(302).expect('Location', '/login?next=%2Fme');
+    const signInPage = await lab.get('/login?next=%2Fme').set('Accept', 'text/html').expect(200);
+    expect(flashOf(signInPage.text)).toEqual([
+      'warning',
+      'Your password was changed in another session, so this one was signed out. Sign in with the new password.',
+    ]);
+    // Said once, and the session signs in again with the new password.
+    expect(flashOf((await lab.get('/login').set('Accept', 'text/html')).text)).toBeUndefined();
+    const { response } = await postLogin(app, 'labdesk', 'fresh-password-2', { agent: lab });
+    expect(response.status).toBe(302);
+    await lab.get('/account').set('Accept', 'text/html').expect(200);
+    expect(await sessionIdsOf(user.id)).toHaveLength(2);
+  });
+
+  it("tells the user's sessions an admin's reset signed out why", async () => {
+    const { agent: admin } = await adminAgent();
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'resetwhileaway' });
+    const session = await signInAs(app, 'resetwhileaway', user.password);
+    await admin
+      .post(`/admin/users/${user.id}/password`)
+      .type('form')
+      .send({ password: 'given-by-admin-1', csrf_token: await csrfTokenOf(admin) })
+      .expect(303);
+
+    await session.get('/me').set('Accept', 'text/html').expect(302);
+    const signInPage = await session.get('/login?next=%2Fme').set('Accept', 'text/html').expect(200);
+    expect(flashOf(signInPage.text)).toEqual([
+      'warning',
+      'An administrator reset your password, so you were signed out. Sign in with the new password.',
+    ]);
+    expect(await sessionIdsOf(user.id)).toHaveLength(0);
+  });
+
   it('keeps the session of an admin resetting their own password, on a new id, and ends their others', async () => {
     const app = buildTestApp(db);
     await buildUser(db.prisma, { username: 'selfreset', role: 'admin', password: 'selfreset-password' });

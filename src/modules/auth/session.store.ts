@@ -64,14 +64,14 @@ const SET_SESSION: Omit<pg.QueryConfig, 'values'> = {
 
 /*
  * A session read from the table is written back only over its own row: if the row is gone (a
- * sign-out in another tab, a password change or reset, the prune), the request that loaded it
- * before must not bring it back. An upsert did: a slow request of a signed-out session that wrote
- * its last-seen time as it answered put the signed-in row back, and its cookie worked again.
- * And only while the row is signed in as the request found it ($4, the passport's user, or null):
- * an admin disabling the user signs the row out meanwhile (users.repository.ts signOutSessionsOf),
- * and writing the request's copy over it signed it in again for when the user is enabled. A
- * request never signs a stored session in or out itself: signing in makes a new session, and
- * signing out deletes the row.
+ * sign-out in another tab, the prune), the request that loaded it before must not bring it back.
+ * An upsert did: a slow request of a signed-out session that wrote its last-seen time as it
+ * answered put the signed-in row back, and its cookie worked again. And only while the row is
+ * signed in as the request found it ($4, the passport's user, or null): an admin disabling the
+ * user, or a change or reset of the password, signs the row out meanwhile (users.repository.ts
+ * signOutSessionsOf, signOutOtherSessionsOf), and writing the request's copy over it signed it in
+ * again. A request never signs a stored session in or out itself: signing in makes a new session,
+ * and signing out deletes the row.
  */
 const UPDATE_SESSION: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-update',
@@ -144,9 +144,9 @@ export class PostgresSessionStore extends session.Store {
       const row = rows[0];
       if (!row) return callback(null, null);
       const data = row.sess;
-      // A change or reset of the password deletes the user's other sessions, but a sign-in with
-      // the old password checked just before it writes its session after that deletion: the
-      // stamp tells it apart, and it is answered as the deleted session it should have been.
+      // A change or reset of the password signs the user's other sessions out, but a sign-in with
+      // the old password checked just before it writes its session after that: the stamp tells it
+      // apart, and it is answered as no session, signed out as it should have been.
       if (row.user_id !== null && isSignedInWithOtherPassword(data, row.password_changed_at)) {
         return callback(null, null);
       }

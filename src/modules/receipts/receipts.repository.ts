@@ -750,7 +750,7 @@ export function countReceiptsOfMonthEndRun(db: Client, runId: number): Promise<n
 }
 
 /**
- * The id of `username`'s newest receipt, not void, that bills jobs up to `before` (a local day) or later
+ * The id and creation time of `username`'s newest receipt, not void, that bills jobs up to `before` (a local day) or later
  * and bills at least one job that ended before `cutoff` (the end of that day); null if none. A receipt
  * that bills only later jobs does not hold the ones asked for.
  */
@@ -763,7 +763,7 @@ export async function findNewestReceiptBillingThrough(db: Client, username: stri
       items: { some: { jobEndAt: { lt: cutoff } } },
     },
     orderBy: { id: 'desc' },
-    select: { id: true },
+    select: { id: true, createdAt: true },
   });
-  return receipt?.id ?? null;
+  return receipt ?? null;
 }

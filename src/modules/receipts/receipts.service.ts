@@ -102,17 +102,24 @@ export class NothingToBillError extends AppError {
   /**
    * `billedOn`: the user's newest receipt that bills up to `before` or later, when there is one (a
    * receipt made a moment ago in another tab, or before the back button): where the jobs went.
+   * `madeOnThatDay`: when that receipt was made during day `before` itself (local `YYYY-MM-DD HH:MM`,
+   * and whether that day is today): it bills only the jobs ended by then, as its page says, not the
+   * whole day ("already bills your jobs up to that day" said more than it billed).
    */
   constructor(
     readonly before: string,
     readonly billedOn: number | null = null,
+    madeOnThatDay?: { at: string; isToday: boolean },
   ) {
-    super(
-      422,
-      `Nothing to bill: no finished, unbilled jobs ended on or before ${before}.` +
-        (billedOn === null ? '' : ` Receipt #${billedOn} already bills your jobs up to that day.`),
-      { before },
-    );
+    let billedBy = '';
+    if (billedOn !== null && madeOnThatDay?.isToday) {
+      billedBy = ` Receipt #${billedOn}, made at ${madeOnThatDay.at.slice(11)} today, already bills your jobs that had ended by then, and none has ended since.`;
+    } else if (billedOn !== null && madeOnThatDay) {
+      billedBy = ` Receipt #${billedOn} already bills your jobs that had ended when it was made (${madeOnThatDay.at}), and none ended later that day.`;
+    } else if (billedOn !== null) {
+      billedBy = ` Receipt #${billedOn} already bills your jobs up to that day.`;
+    }
+    super(422, `Nothing to bill: no finished, unbilled jobs ended on or before ${before}.${billedBy}`, { before });
   }
 }
 
@@ -773,13 +780,16 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       return await createReceipt(user.username, before, 'user', actor);
     } catch (error) {
       if (!(error instanceof NothingToBillError)) throw error;
-      const billedOn = await receiptsRepository.findNewestReceiptBillingThrough(
-        db,
-        user.username,
-        before,
-        endOfLocalDay(before, config.timeZone),
-      );
-      throw new NothingToBillError(before, billedOn);
+      const cutoff = endOfLocalDay(before, config.timeZone);
+      const billedOn = await receiptsRepository.findNewestReceiptBillingThrough(db, user.username, before, cutoff);
+      const madeOnThatDay =
+        billedOn && billedOn.createdAt < cutoff
+          ? {
+              at: formatLocalDateTime(billedOn.createdAt, config.timeZone),
+              isToday: before === toLocalDate(now(), config.timeZone),
+            }
+          : undefined;
+      throw new NothingToBillError(before, billedOn?.id ?? null, madeOnThatDay);
     }
   }
 

@@ -11,8 +11,9 @@ import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/error
 import { toLocalDate } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { HeldPayment } from '../payments/payment-money.js';
-import { ZUsageQuery, ZWindowQuery } from './usage.schema.js';
+import { type TUsageQuery, ZUsageQuery, ZWindowQuery } from './usage.schema.js';
 import {
+  MAX_PAGE_WINDOW_DAYS,
   USAGE_CSV_COLUMNS,
   UsagePageNotFoundError,
   type UsageService,
@@ -115,7 +116,7 @@ export function createMyUsagePage(deps: {
       }
       // Bad dates come back as the page with the message and the form, not as an error page.
       if (!(error instanceof AppError) || error.status !== 400) throw error;
-      const keptWindow = error instanceof WindowTooLongForPageError ? { ...error.typed } : {};
+      const keptWindow = shownWindowOf(raw);
       res.status(400).render('usage/me', {
         title: 'My usage',
         page: undefined,
@@ -124,8 +125,11 @@ export function createMyUsagePage(deps: {
         invalidFields: invalidFieldsOf(error),
         refusedReceipt,
         heldPayments,
-        form: { start: raw.start ?? '', end: raw.end ?? '', view: raw.view ?? 'detail' },
-        // A too-long window is kept in the tabs as in the form (a From alone stays alone).
+        // The window form sends the view back: a refused one (view=Per day) was refused again at every Show.
+        form: { start: raw.start ?? '', end: raw.end ?? '', view: isUsageView(raw.view) ? raw.view : 'detail' },
+        // The tabs keep the window of the form when a page can show it (a refused view, sort or page
+        // sent them to the last 7 days, another window than the form's and the CSV's), or a too-long
+        // one as typed (a From alone stays alone).
         link: (changes: Record<string, unknown>) => linkTo('/me', keptWindow, changes),
         // The CSV exports the window typed (a too-long one is what the message sends it to),
         // and is not offered for a window it would refuse.
@@ -136,7 +140,27 @@ export function createMyUsagePage(deps: {
       });
     }
   };
+
+  /**
+   * The window typed, as parsed, when a page can show it (the refusal is about something else); no
+   * window (the default one) when the window itself is refused.
+   */
+  function shownWindowOf(raw: Record<string, unknown>): { start?: string; end?: string } {
+    try {
+      const typed = parseInput(ZWindowQuery, { start: raw.start, end: raw.end });
+      usage.resolveWindow(typed, { maxDays: MAX_PAGE_WINDOW_DAYS });
+      return { start: typed.start, end: typed.end };
+    } catch (error) {
+      if (error instanceof WindowTooLongForPageError) return { ...error.typed };
+      if (error instanceof AppError && error.status === 400) return {};
+      throw error;
+    }
+  }
 }
+
+const USAGE_VIEWS: readonly string[] = ZUsageQuery.shape.view.unwrap().options;
+const isUsageView = (view: unknown): view is TUsageQuery['view'] =>
+  typeof view === 'string' && USAGE_VIEWS.includes(view);
 
 type MyUsagePage = Awaited<ReturnType<UsageService['getUserUsage']>>;
 

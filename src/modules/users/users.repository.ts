@@ -147,11 +147,20 @@ export function signOutSessionsOf(
 }
 
 /**
- * Ends every session of a user (rows of the session store, src/modules/auth/session.store.ts),
- * but the one named `exceptSessionId`; returns how many ended.
+ * Signs every session of a user out but the one named `exceptSessionId`, keeping only the cookie
+ * settings and `notice` (a flash), so that whoever holds one learns why on the sign-in page it is
+ * sent to; returns how many. Deleted, such a session was no session at all: the researcher at their
+ * other computer was sent to the sign-in form with no word why, as if nothing had happened.
  */
-export function deleteSessionsOf(db: Client, userId: number, options: { exceptSessionId?: string } = {}) {
+export function signOutOtherSessionsOf(
+  db: Client,
+  userId: number,
+  notice: { type: 'warning'; message: string },
+  options: { exceptSessionId?: string } = {},
+) {
   const except =
     options.exceptSessionId === undefined ? Prisma.empty : Prisma.sql`AND sid <> ${options.exceptSessionId}`;
-  return db.$executeRaw`DELETE FROM "session" WHERE sess -> 'passport' ->> 'user' = ${String(userId)} ${except}`;
+  return db.$executeRaw`UPDATE "session"
+     SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', ${JSON.stringify(notice)}::jsonb)
+   WHERE sess -> 'passport' ->> 'user' = ${String(userId)} ${except}`;
 }
