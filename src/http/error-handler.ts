@@ -10,7 +10,7 @@ import {
   readableMessageOf,
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { isCsrfError } from './csrf.js';
+import { csrfTokenForErrorPage, isCsrfError } from './csrf.js';
 import { nearestPageOf, routeMissOf } from './method-not-allowed.js';
 import { linkTo } from './page-links.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from './plain-http.js';
@@ -214,6 +214,9 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
       // An error raised before the page's locals were set (a CSRF or NUL refusal) must still
       // show a signed-in user their own navigation, not "Sign in".
       res.locals.currentUser ??= req.user;
+      res.locals.csrfToken ??= csrfTokenForErrorPage(req, res);
+      // Refusals before the page middleware missed its no-store: the page names who is signed in.
+      res.set('Cache-Control', 'no-store');
       if (signInLink) res.locals.backLink = signInLink;
       const shown = error instanceof AppError ? readableMessageOf(error) : message;
       res.render('error', {
