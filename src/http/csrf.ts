@@ -60,6 +60,22 @@ export function isCsrfError(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'EBADCSRFTOKEN';
 }
 
+// csurf with no method checked: it only gives the request its csrfToken(), from the session's secret.
+const issueOnly = csurf({ ignoreMethods: ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE'] });
+
+/**
+ * A token for the page of an error, so that its Sign out form works: a refusal raised before the
+ * page middleware (a stale token, a NUL, an unreadable body) rendered it with an empty token, and
+ * pressing Sign out there was refused in turn. Only for a signed-in user, whose secret is in the
+ * session; a visitor's page has no form in its header.
+ */
+export function csrfTokenForErrorPage(req: Request, res: Response): string | undefined {
+  if (!req.user || !req.session) return undefined;
+  // csurf calls back at once; a CSRF refusal has already given the request its csrfToken().
+  if (typeof req.csrfToken !== 'function') issueOnly(req, res, () => {});
+  return typeof req.csrfToken === 'function' ? req.csrfToken() : undefined;
+}
+
 /**
  * Gives the views `csrfToken` only when a page is rendered: a token costs a random salt and
  * a hash, and CSV downloads, redirects and JSON answers never show one. Every render (the

@@ -10,7 +10,7 @@ import {
   readableMessageOf,
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { isCsrfError, sentCsrfTokenOf } from './csrf.js';
+import { csrfTokenForErrorPage, isCsrfError, sentCsrfTokenOf } from './csrf.js';
 import { nearestPageOf, routeMissOf } from './method-not-allowed.js';
 import { linkTo } from './page-links.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from './plain-http.js';
@@ -227,6 +227,9 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
       // An error raised before the page's locals were set (a CSRF or NUL refusal) must still
       // show a signed-in user their own navigation, not "Sign in".
       res.locals.currentUser ??= req.user;
+      res.locals.csrfToken ??= csrfTokenForErrorPage(req, res);
+      // Refusals before the page middleware missed its no-store: the page names who is signed in.
+      res.set('Cache-Control', 'no-store');
       if (backLink) res.locals.backLink = backLink;
       const shown = error instanceof AppError ? readableMessageOf(error) : message;
       res.render('error', {

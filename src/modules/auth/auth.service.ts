@@ -59,9 +59,9 @@ function getDummyHash(): Promise<string> {
 }
 
 /**
- * The throttle rows an attempt of `username` from `ip` is counted in: the pair's and the
- * username's, and with `isNetworkCounted` (sign-in, not the change-password form) the
- * client network's.
+ * The throttle rows an attempt of `username` from `ip` is counted in: the pair's (an IPv6
+ * address by its /64) and the username's, and with `isNetworkCounted` (sign-in, not the
+ * change-password form) the client network's.
  */
 function attemptKey(
   deps: AuthServiceDeps,
@@ -73,7 +73,10 @@ function attemptKey(
   const address = ip === ALL_ADDRESSES ? 'unknown' : ip;
   return {
     username,
-    ip: address,
+    // An IPv6 address as its /64, as in the network's row: counted one by one, a client rotating
+    // through its 2^64 addresses was never locked by this rule, and reached the per-username lock
+    // (the account locked from everywhere) in seconds, which one IPv4 address cannot.
+    ip: clientNetworkOf(address),
     addressRule: deps.lockout.perAddress,
     userRule: deps.lockout.perUser,
     network: isNetworkCounted ? networkKey(deps, ip) : undefined,
