@@ -77,7 +77,7 @@ describe('parseInput says what is wrong in words people read', () => {
     ],
     [
       'a JSON null for an optional date',
-      () => parseInput(ZMarkPaid, { method: 'cash', paid_on: null }),
+      () => parseInput(ZMarkPaid, { method: 'cash', amount_received: '10.00', paid_on: null }),
       'paid_on: cannot be null (leave it out, or give a value)',
     ],
     ['an empty rate', () => parseInput(ZSetRates, { type: 'mu', cpu: '', gpu: '1', mem: '1' }), 'cpu: '],
@@ -209,7 +209,7 @@ describe('a refusal names fields by key for API clients and by label on a page',
     ],
     [
       'the day a payment was made',
-      () => parseInput(ZMarkPaid, { method: 'cash', paid_on: '2025-02-30' }),
+      () => parseInput(ZMarkPaid, { method: 'cash', amount_received: '10.00', paid_on: '2025-02-30' }),
       'paid_on: is not a real calendar date',
       'Paid on: is not a real calendar date',
     ],
