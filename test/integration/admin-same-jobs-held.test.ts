@@ -1,17 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
+import { buildJobs } from '../support/billing-factories.js';
+import { setUpDummyPayments } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  ({ db, app } = await setUpDummyPayments());
 });
 afterAll(() => db?.drop());
 

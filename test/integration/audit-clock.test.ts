@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildJobs } from '../support/billing-factories.js';
+import { deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // The app's clock, a day after the jobs were billed: every finance change is recorded at this instant.
 const NOW = new Date('2026-02-02T09:00:00.000Z');
@@ -13,11 +13,7 @@ let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, now: () => NOW });
-  await buildUser(db.prisma, { username: 'clockadmin', role: 'admin', password: 'clockadmin-password' });
-  admin = await signInAs(app, 'clockadmin', 'clockadmin-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('clockadmin', { now: () => NOW }));
 });
 afterAll(() => db?.drop());
 

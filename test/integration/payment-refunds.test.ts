@@ -1,22 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { buildStripeChargeRefunded, buildStripeEvent } from '../support/fake-stripe.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { paidAtStripeVoidedAndResolved, useStripeApp } from '../support/stripe-webhooks.js';
-import { buildTestApp, metricValue } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type buildTestApp, metricValue } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
 let metrics: Metrics;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
   metrics = createMetrics();
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, metrics });
+  ({ db, app } = await setUpDummyPayments({ metrics }));
 });
 afterAll(() => db?.drop());
 

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { visibleTextOf as textOf } from '../support/html.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // A payment disputed by the payer's bank (or reopened by a dispute after a refund) is held for the
 // billing team's review. The receipt's own page said so, but My receipts listed the receipt as a
@@ -13,9 +12,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  ({ db, app } = await setUpDummyPayments());
 });
 afterAll(() => db?.drop());
 

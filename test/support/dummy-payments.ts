@@ -4,8 +4,8 @@ import { expect } from 'vitest';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
 import { buildJobs, buildTiers } from './billing-factories.js';
 import { buildUser } from './factories.js';
-import { type Agent, csrfTokenOf, signInAs } from './sign-in.js';
-import { buildTestApp } from './test-app.js';
+import { type Agent, csrfTokenOf, signInAs, signInNewAdmin } from './sign-in.js';
+import { buildTestApp, type TestAppOptions } from './test-app.js';
 import { createTestDatabase, type TestDatabase } from './test-database.js';
 
 export const DUMMY_WEBHOOK_SECRET = 'test-dummy-webhook-secret';
@@ -17,17 +17,24 @@ export const DUMMY_PAYMENTS_ENV = {
   PUBLIC_BASE_URL: 'http://billing.test',
 };
 
+/** What buildTestApp takes for a dummy-payments app besides its environment (a clock, metrics). */
+type DummyAppOptions = Omit<TestAppOptions, 'env'>;
+
 /**
- * A new database with buildTiers' rates, the app on the dummy provider, and admin `adminName`
- * (password `<adminName>-password`) signed in: the set-up of a payments test file, for its beforeAll
- * (the file drops `db` in its afterAll).
+ * A new database with buildTiers' rates and the app on the dummy provider: the set-up of a
+ * payments test file, for its beforeAll (the file drops `db` in its afterAll).
  */
-export async function setUpDummyPaymentsApp(adminName: string) {
+export async function setUpDummyPayments(options: DummyAppOptions = {}) {
   const db = await createTestDatabase();
   await buildTiers(db);
-  const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  await buildUser(db.prisma, { username: adminName, role: 'admin', password: `${adminName}-password` });
-  const admin = await signInAs(app, adminName, `${adminName}-password`);
+  const app = buildTestApp(db, { ...options, env: DUMMY_PAYMENTS_ENV });
+  return { db, app };
+}
+
+/** setUpDummyPayments with admin `adminName` (password `<adminName>-password`) signed in. */
+export async function setUpDummyPaymentsApp(adminName: string, options: DummyAppOptions = {}) {
+  const { db, app } = await setUpDummyPayments(options);
+  const admin = await signInNewAdmin(app, db, adminName);
   return { db, app, admin };
 }
 
