@@ -21,6 +21,7 @@ import { DUMMY_PAYMENTS_ENV, DUMMY_WEBHOOK_SECRET, deliverDummy } from '../suppo
 import { buildUser } from '../support/factories.js';
 import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
 import { elementById, refusedFormStateOf } from '../support/html.js';
+import { billJobs } from '../support/receipt-steps.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp, buildTestConfig, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -1347,12 +1348,7 @@ describe('voiding a receipt that was paid online', () => {
 
     // The jobs are billable again: the researcher's next receipt bills them, and can be paid once
     // the held money has been refunded (until then it may already pay for them).
-    const rebilled = await agent
-      .post('/me/receipt')
-      .type('form')
-      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
-    expect(rebilled.status).toBe(303);
-    const nextId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(rebilled.headers.location ?? '')?.[1]);
+    const nextId = await billJobs(agent);
     expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: nextId } })).toMatchObject({
       username: user.username,
       status: 'pending',
@@ -1495,15 +1491,6 @@ describe('voiding a receipt while its online checkout is open', () => {
       .send({ reason });
   }
 
-  async function rebill(agent: Agent, before: string) {
-    const created = await agent
-      .post('/me/receipt')
-      .type('form')
-      .send({ before, csrf_token: await csrfTokenOf(agent) });
-    expect(created.status, created.text.slice(0, 200)).toBe(303);
-    return Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
-  }
-
   async function startAsJson(agent: Agent, receiptId: number) {
     return agent
       .post(`/payments/receipt/${receiptId}/start`)
@@ -1609,7 +1596,7 @@ describe('voiding a receipt while its online checkout is open', () => {
     );
 
     // The same job billed again: no Pay button, a start is 409 and creates nothing.
-    const sameJobsId = await rebill(agent, '2026-01-31');
+    const sameJobsId = await billJobs(agent);
     const refusal =
       `A payment of 0.50 THB for receipt #${receiptId}, which billed some of these jobs, is being checked by the ` +
       'billing team, so this receipt cannot be paid online until they have decided what that money pays for; ' +
@@ -1641,7 +1628,7 @@ describe('voiding a receipt while its online checkout is open', () => {
     await buildJobs(db, [
       { user: user.username, end: '2026-02-10T10:00:00Z', totalCpuSec: '7200', stepMemGbHours: '0' },
     ]);
-    const otherId = await rebill(agent, '2026-02-28');
+    const otherId = await billJobs(agent, '2026-02-28');
     const notice =
       `A payment of 0.50 THB for <a href="/me/receipts/${receiptId}">receipt #${receiptId}</a> is being checked by ` +
       `the billing team; they will be in touch. Please do not pay again for the jobs of receipt #${receiptId} meanwhile.`;

@@ -4,6 +4,7 @@ import { expect } from 'vitest';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
 import { buildJobs, buildTiers } from './billing-factories.js';
 import { buildUser } from './factories.js';
+import { billJobs } from './receipt-steps.js';
 import { type Agent, csrfTokenOf, signInAs, signInNewAdmin } from './sign-in.js';
 import { buildTestApp, type TestAppOptions } from './test-app.js';
 import { createTestDatabase, type TestDatabase } from './test-database.js';
@@ -65,13 +66,7 @@ export function createPayingResearchers(context: () => { db: TestDatabase; app: 
       { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '72000', stepMemGbHours: '0' },
     ]);
     const agent = await signInAs(on ?? app, user.username, user.password);
-    const created = await agent
-      .post('/me/receipt')
-      .type('form')
-      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
-    expect(created.status, created.text.slice(0, 200)).toBe(303);
-    const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
-    return { user, agent, receiptId };
+    return { user, agent, receiptId: await billJobs(agent) };
   }
 
   /** Starts a checkout for the receipt; where the researcher is sent to pay. */
