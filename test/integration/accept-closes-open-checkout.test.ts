@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs } from '../support/billing-factories.js';
 import { deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -48,8 +48,7 @@ describe('accepting a held payment while a newer checkout of the receipt is open
     expect(second.id).not.toBe(first.id);
     expect(second.status).toBe('pending');
 
-    await buildUser(db.prisma, { username: 'acceptor', role: 'admin', password: 'acceptor-password' });
-    const admin = await signInAs(app, 'acceptor', 'acceptor-password');
+    const admin = await signInNewAdmin(app, db, 'acceptor');
     const accepted = await admin
       .post(`/admin/payments/${first.id}/resolve`)
       .set('Accept', 'application/json')

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs } from '../support/billing-factories.js';
 import { deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -17,8 +17,7 @@ afterAll(() => db?.drop());
 // first: the mark is a 409); either way the receipt is paid once, by one of them.
 describe('an admin marking a receipt paid while its online payment succeeds', () => {
   it('ends with the money counted once, whichever lands first, over many rounds', async () => {
-    await buildUser(db.prisma, { username: 'markadmin', role: 'admin', password: 'markadmin-password' });
-    const admin = await signInAs(app, 'markadmin', 'markadmin-password');
+    const admin = await signInNewAdmin(app, db, 'markadmin');
     const adminToken = await csrfTokenOf(admin);
     for (let round = 0; round < 8; round++) {
       const user = await buildUser(db.prisma, { username: `payer${round}` });

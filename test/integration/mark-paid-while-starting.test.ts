@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -45,8 +45,7 @@ describe('a receipt marked paid by hand while its payment is starting', () => {
       .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
       .expect(303);
     const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
-    await buildUser(db.prisma, { username: 'cashier', role: 'admin', password: 'cashier-password' });
-    const admin = await signInAs(app, 'cashier', 'cashier-password');
+    const admin = await signInNewAdmin(app, db, 'cashier');
 
     // The researcher pays by bank transfer too; the billing team records it while Stripe opens the session.
     let marked: request.Response | undefined;

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
 import { buildStripeDisputeClosed, buildStripeDisputeCreated, buildStripeEvent } from '../support/fake-stripe.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { paidAtStripeVoidedAndResolved, useStripeApp } from '../support/stripe-webhooks.js';
 import { type buildTestApp, metricValue } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
@@ -77,8 +76,7 @@ let adminCounter = 0;
 async function signInAdmin() {
   adminCounter += 1;
   const username = `disputereviewer${adminCounter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(app, username, `${username}-password`);
+  return signInNewAdmin(app, db, username);
 }
 
 const disputeMetric = (outcome: string, provider = 'dummy', on = metrics) =>
@@ -1163,8 +1161,7 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
     // just said that this checkout took the money, so the success is due: still refused.
     adminCounter += 1;
     const username = `disputereviewer${adminCounter}`;
-    await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-    const admin = await signInAs(stripe.app, username, `${username}-password`);
+    const admin = await signInNewAdmin(stripe.app, db, username);
     await admin
       .post(`/admin/receipts/${receiptId}/void`)
       .set('Accept', 'application/json')

@@ -22,7 +22,7 @@ import { buildUser } from '../support/factories.js';
 import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
 import { elementById, refusedFormStateOf } from '../support/html.js';
 import { billJobs } from '../support/receipt-steps.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import { buildTestApp, buildTestConfig, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -76,8 +76,7 @@ let adminCounter = 0;
 async function signInAdmin(app: ReturnType<typeof buildTestApp>) {
   adminCounter += 1;
   const username = `payreviewer${adminCounter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(app, username, `${username}-password`);
+  return signInNewAdmin(app, db, username);
 }
 
 /** The admin payments page: the review banner's count and each payment's row, in page order. */
@@ -666,8 +665,7 @@ describe('the webhook endpoint', () => {
   });
 
   it('shows payments needing review first on the admin page', async () => {
-    await buildUser(db.prisma, { username: 'payadmin', role: 'admin', password: 'payadmin-password' });
-    const admin = await signInAs(app, 'payadmin', 'payadmin-password');
+    const admin = await signInNewAdmin(app, db, 'payadmin');
     const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
     expect(page.text).toMatch(/\d+ payments? needs? review/);
     const firstRow = page.text.indexOf('<tbody>');

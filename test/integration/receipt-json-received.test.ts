@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs } from '../support/billing-factories.js';
 import { deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -48,8 +48,7 @@ describe('a receipt as JSON says what its online payment received, as its page d
       amount_cents: 40,
       currency: 'THB',
     }).expect(200);
-    await buildUser(db.prisma, { username: 'jsonadmin', role: 'admin', password: 'jsonadmin-password' });
-    const admin = await signInAs(app, 'jsonadmin', 'jsonadmin-password');
+    const admin = await signInNewAdmin(app, db, 'jsonadmin');
     await admin
       .post(`/admin/payments/${paymentId}/resolve`)
       .set('Accept', 'application/json')

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
 import { buildStripeChargeRefunded, buildStripeEvent, buildStripeRefundUpdated } from '../support/fake-stripe.js';
-import { type Agent, signInAs } from '../support/sign-in.js';
+import { type Agent, signInNewAdmin } from '../support/sign-in.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -70,8 +69,7 @@ let adminCounter = 0;
 async function signInAdmin(): Promise<Agent> {
   adminCounter += 1;
   const username = `refundwordingadmin${adminCounter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(stripe.app, username, `${username}-password`);
+  return signInNewAdmin(stripe.app, db, username);
 }
 
 /** paid.csv's line of the payment, by column name. */

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
 import { buildStripeChargeRefunded, buildStripeEvent, buildStripeRefundUpdated } from '../support/fake-stripe.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
 import { metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -83,8 +82,7 @@ let adminCounter = 0;
 async function signInAdmin() {
   adminCounter += 1;
   const username = `failedrefundreviewer${adminCounter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(stripe.app, username, `${username}-password`);
+  return signInNewAdmin(stripe.app, db, username);
 }
 
 async function resolve(admin: Agent, paymentId: number, outcome: string, note: string) {

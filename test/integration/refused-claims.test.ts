@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
 import { buildStripeChargeRefunded, buildStripeEvent } from '../support/fake-stripe.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
 import { type buildTestApp, metricValue } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
@@ -38,8 +37,7 @@ let adminCounter = 0;
 async function signInAdmin() {
   adminCounter += 1;
   const username = `claimreviewer${adminCounter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(app, username, `${username}-password`);
+  return signInNewAdmin(app, db, username);
 }
 
 const refusalsOf = (eventId: string) =>

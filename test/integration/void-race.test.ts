@@ -3,7 +3,7 @@ import { buildJobs } from '../support/billing-factories.js';
 import { deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -47,8 +47,7 @@ async function receiptWithHeldPayment() {
 async function signInAdmin(): Promise<Agent> {
   counter += 1;
   const username = `raceadmin${counter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(app, username, `${username}-password`);
+  return signInNewAdmin(app, db, username);
 }
 
 describe('a void that lands while the receipt is being paid', () => {
