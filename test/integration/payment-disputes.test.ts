@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
-import { buildStripeDisputeClosed, buildStripeDisputeCreated, buildStripeEvent } from '../support/fake-stripe.js';
+import {
+  buildStripeCheckoutPaid,
+  buildStripeDisputeClosed,
+  buildStripeDisputeCreated,
+} from '../support/fake-stripe.js';
 import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { paidAtStripeVoidedAndResolved, useStripeApp } from '../support/stripe-webhooks.js';
 import { type buildTestApp, metricValue } from '../support/test-app.js';
@@ -1057,18 +1061,7 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     const completed = await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_disputes_1',
-        },
-        'evt_disputes_paid',
-      ),
+      buildStripeCheckoutPaid(payment.externalPaymentId, 'pi_test_disputes_1', 'evt_disputes_paid'),
     );
     expect(completed.body).toEqual({ received: true, outcome: 'ok' });
 
@@ -1103,18 +1096,7 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_disputes_2',
-        },
-        'evt_disputes_paid_2',
-      ),
+      buildStripeCheckoutPaid(payment.externalPaymentId, 'pi_test_disputes_2', 'evt_disputes_paid_2'),
     ).expect(200);
     const dispute = { id: 'dp_test_disputes_2', payment_intent: 'pi_test_disputes_2', amount: 1000, currency: 'thb' };
     await deliverStripe(buildStripeDisputeCreated(dispute, 'evt_disputes_created_2')).expect(200);
@@ -1175,18 +1157,7 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
     expect(await db.prisma.paymentEvent.count({ where: { externalEventId: 'evt_disputes_early' } })).toBe(0);
 
     const completed = await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: session,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_disputes_early',
-        },
-        'evt_disputes_early_paid',
-      ),
+      buildStripeCheckoutPaid(session, 'pi_test_disputes_early', 'evt_disputes_early_paid'),
     );
     expect(completed.body).toEqual({ received: true, outcome: 'review' });
     const retried = await deliverStripe(dispute);

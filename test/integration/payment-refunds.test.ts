@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
-import { buildStripeChargeRefunded, buildStripeEvent } from '../support/fake-stripe.js';
+import { buildStripeChargeRefunded, buildStripeCheckoutPaid } from '../support/fake-stripe.js';
 import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { paidAtStripeVoidedAndResolved, useStripeApp } from '../support/stripe-webhooks.js';
 import { type buildTestApp, metricValue } from '../support/test-app.js';
@@ -475,18 +475,7 @@ describe("Stripe's charge.refunded (SDK against a local fake of the API)", () =>
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     const completed = await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_refunds_1',
-        },
-        'evt_refunds_paid',
-      ),
+      buildStripeCheckoutPaid(payment.externalPaymentId, 'pi_test_refunds_1', 'evt_refunds_paid'),
     );
     expect(completed.body).toEqual({ received: true, outcome: 'ok' });
     expect(await latestPaymentOf(receiptId)).toMatchObject({
@@ -567,18 +556,7 @@ describe("Stripe's charge.refunded (SDK against a local fake of the API)", () =>
     expect(await db.prisma.paymentRefusedClaim.count({ where: { paymentId: payment.id } })).toBe(0);
 
     const completed = await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_refunds_early',
-        },
-        'evt_refunds_early_paid',
-      ),
+      buildStripeCheckoutPaid(payment.externalPaymentId, 'pi_test_refunds_early', 'evt_refunds_early_paid'),
     );
     expect(completed.body).toEqual({ received: true, outcome: 'ok' });
     const asked = stripe.fake.requests.length;

@@ -4,9 +4,9 @@ import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import {
   buildStripeChargeRefunded,
+  buildStripeCheckoutPaid,
   buildStripeDisputeClosed,
   buildStripeDisputeCreated,
-  buildStripeEvent,
   buildStripeRefundUpdated,
 } from '../support/fake-stripe.js';
 import { createPaidCsvStory } from '../support/paid-csv-story.js';
@@ -117,18 +117,7 @@ const stripeProvider: Provider = {
     const payment = await stripeResearchers.latestPaymentOf(receiptId);
     const intent = `pi_test_failed_dispute_${stripeCounter}`;
     const completed = await deliver(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: intent,
-        },
-        `evt_failed_dispute_paid_${stripeCounter}`,
-      ),
+      buildStripeCheckoutPaid(payment.externalPaymentId, intent, `evt_failed_dispute_paid_${stripeCounter}`),
     );
     expect(completed.body).toEqual({ received: true, outcome: 'ok' });
     return { agent, receiptId, paymentId: payment.id, ref: intent };

@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers } from '../support/dummy-payments.js';
-import { buildStripeChargeRefunded, buildStripeEvent, buildStripeRefundUpdated } from '../support/fake-stripe.js';
+import {
+  buildStripeChargeRefunded,
+  buildStripeCheckoutPaid,
+  buildStripeRefundUpdated,
+} from '../support/fake-stripe.js';
 import { type Agent, signInNewAdmin } from '../support/sign-in.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -36,18 +40,7 @@ async function paidAtStripe() {
   const payment = await latestPaymentOf(receiptId);
   const intent = `pi_test_refund_wording_${paidCounter}`;
   await deliver(
-    buildStripeEvent(
-      'checkout.session.completed',
-      {
-        id: payment.externalPaymentId,
-        amount_total: 1000,
-        currency: 'thb',
-        payment_status: 'paid',
-        status: 'complete',
-        payment_intent: intent,
-      },
-      `evt_refund_wording_paid_${paidCounter}`,
-    ),
+    buildStripeCheckoutPaid(payment.externalPaymentId, intent, `evt_refund_wording_paid_${paidCounter}`),
   ).expect(200);
   return { agent, receiptId, payment, intent, username: user.username };
 }

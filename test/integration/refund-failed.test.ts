@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers } from '../support/dummy-payments.js';
-import { buildStripeChargeRefunded, buildStripeEvent, buildStripeRefundUpdated } from '../support/fake-stripe.js';
+import {
+  buildStripeChargeRefunded,
+  buildStripeCheckoutPaid,
+  buildStripeRefundUpdated,
+} from '../support/fake-stripe.js';
 import { type Agent, csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
 import { metricValue } from '../support/test-app.js';
@@ -37,18 +41,7 @@ async function paidAtStripe() {
   const payment = await latestPaymentOf(receiptId);
   const intent = `pi_test_refund_failed_${paidCounter}`;
   const completed = await deliver(
-    buildStripeEvent(
-      'checkout.session.completed',
-      {
-        id: payment.externalPaymentId,
-        amount_total: 1000,
-        currency: 'thb',
-        payment_status: 'paid',
-        status: 'complete',
-        payment_intent: intent,
-      },
-      `evt_refund_failed_paid_${paidCounter}`,
-    ),
+    buildStripeCheckoutPaid(payment.externalPaymentId, intent, `evt_refund_failed_paid_${paidCounter}`),
   );
   expect(completed.body).toEqual({ received: true, outcome: 'ok' });
   return { agent, receiptId, payment, intent };
@@ -242,18 +235,7 @@ describe('a refund in full that failed, after it unpaid the receipt', () => {
     await startCheckout(agent, receiptId);
     const second = await latestPaymentOf(receiptId);
     await deliver(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: second.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: `${intent}_second`,
-        },
-        'evt_full_refund_repaid_second',
-      ),
+      buildStripeCheckoutPaid(second.externalPaymentId, `${intent}_second`, 'evt_full_refund_repaid_second'),
     ).expect(200);
     const paidAgain = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
     expect(paidAgain.status).toBe('paid');

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
-import { buildStripeChargeRefunded, buildStripeEvent } from '../support/fake-stripe.js';
+import { buildStripeChargeRefunded, buildStripeCheckoutPaid } from '../support/fake-stripe.js';
 import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
 import { type buildTestApp, metricValue } from '../support/test-app.js';
@@ -371,18 +371,7 @@ describe("Stripe's charge.refunded refused (SDK against a local fake of the API)
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_refused_1',
-        },
-        'evt_refused_paid',
-      ),
+      buildStripeCheckoutPaid(payment.externalPaymentId, 'pi_test_refused_1', 'evt_refused_paid'),
     ).expect(200);
     const before = await moneyOf(receiptId);
     const event = buildStripeChargeRefunded(

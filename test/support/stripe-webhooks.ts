@@ -4,7 +4,7 @@ import request from 'supertest';
 import { afterAll, beforeAll } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import type { createPayingResearchers } from './dummy-payments.js';
-import { buildStripeEvent, type FakeStripe, startFakeStripe } from './fake-stripe.js';
+import { buildStripeCheckoutPaid, type FakeStripe, startFakeStripe } from './fake-stripe.js';
 import { csrfTokenOf, signInNewAdmin } from './sign-in.js';
 import { buildTestApp } from './test-app.js';
 import type { TestDatabase } from './test-database.js';
@@ -68,20 +68,7 @@ export async function paidAtStripeVoidedAndResolved(
   await startCheckout(agent, receiptId);
   const payment = await latestPaymentOf(receiptId);
   await on
-    .deliver(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: story.paymentIntent,
-        },
-        story.paidEventId,
-      ),
-    )
+    .deliver(buildStripeCheckoutPaid(payment.externalPaymentId, story.paymentIntent, story.paidEventId))
     .expect(200);
   const username = story.adminUsername;
   const admin = await signInNewAdmin(on.app, on.db, username);
