@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs } from '../support/billing-factories.js';
 import { setUpDummyPayments } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { billJobs, voidAndBillAgain } from '../support/receipt-steps.js';
-import { csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
+import { researcherWithReceiptOf, startCheckout, voidAndBillAgain } from '../support/receipt-steps.js';
+import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -16,19 +14,9 @@ afterAll(() => db?.drop());
 
 describe("the admin's page of a receipt whose jobs' money is held on a voided receipt", () => {
   it('tells the admin before they mark it paid, as the researcher is told before paying', async () => {
-    const user = await buildUser(db.prisma, { username: 'rebilled' });
-    await buildJobs(db, [
-      { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' },
-    ]);
-    const agent = await signInAs(app, user.username, user.password);
-    const first = await billJobs(agent);
-    const started = await agent
-      .post(`/payments/receipt/${first}/start`)
-      .type('form')
-      .send({ csrf_token: await csrfTokenOf(agent) })
-      .expect(303);
+    const { agent, receiptId: first } = await researcherWithReceiptOf(app, db, 'rebilled', 1);
     await agent
-      .post(started.headers.location as string)
+      .post(await startCheckout(agent, first))
       .type('form')
       .send({ choice: 'pay', csrf_token: await csrfTokenOf(agent) })
       .expect(303);

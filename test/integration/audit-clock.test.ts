@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs } from '../support/billing-factories.js';
 import { deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { researcherWithReceiptOf } from '../support/receipt-steps.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -20,15 +19,8 @@ afterAll(() => db?.drop());
 let counter = 0;
 async function pendingReceipt() {
   counter += 1;
-  const user = await buildUser(db.prisma, { username: `clocked${counter}` });
-  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
-  const agent = await signInAs(app, user.username, user.password);
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
-    .expect(303);
-  return { agent, receiptId: Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]) };
+  const { agent, receiptId } = await researcherWithReceiptOf(app, db, `clocked${counter}`, 1);
+  return { agent, receiptId };
 }
 
 async function auditTimes(receiptId: number, actions: string[]) {

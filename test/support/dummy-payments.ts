@@ -2,10 +2,9 @@ import type express from 'express';
 import request from 'supertest';
 import { expect } from 'vitest';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
-import { buildJobs, buildTiers } from './billing-factories.js';
-import { buildUser } from './factories.js';
-import { billJobs } from './receipt-steps.js';
-import { type Agent, csrfTokenOf, signInAs, signInNewAdmin } from './sign-in.js';
+import { buildTiers } from './billing-factories.js';
+import { researcherWithReceiptOf, startCheckout } from './receipt-steps.js';
+import { type Agent, csrfTokenOf, signInNewAdmin } from './sign-in.js';
 import { buildTestApp, type TestAppOptions } from './test-app.js';
 import { createTestDatabase, type TestDatabase } from './test-database.js';
 
@@ -58,25 +57,10 @@ export function createPayingResearchers(context: () => { db: TestDatabase; app: 
   let userCounter = 0;
 
   /** A signed-in researcher with a pending receipt of 10.00 THB, on `on` (the context's app by default). */
-  async function researcherWithReceipt(on?: express.Express) {
+  function researcherWithReceipt(on?: express.Express) {
     const { db, app } = context();
     userCounter += 1;
-    const user = await buildUser(db.prisma, { username: `${prefix}${userCounter}` });
-    await buildJobs(db, [
-      { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '72000', stepMemGbHours: '0' },
-    ]);
-    const agent = await signInAs(on ?? app, user.username, user.password);
-    return { user, agent, receiptId: await billJobs(agent) };
-  }
-
-  /** Starts a checkout for the receipt; where the researcher is sent to pay. */
-  async function startCheckout(agent: Agent, receiptId: number) {
-    const response = await agent
-      .post(`/payments/receipt/${receiptId}/start`)
-      .type('form')
-      .send({ csrf_token: await csrfTokenOf(agent) });
-    expect(response.status, response.text.slice(0, 200)).toBe(303);
-    return response.headers.location as string;
+    return researcherWithReceiptOf(on ?? app, db, `${prefix}${userCounter}`, 20);
   }
 
   function latestPaymentOf(receiptId: number) {

@@ -1,5 +1,9 @@
+import type express from 'express';
 import { expect } from 'vitest';
-import { type Agent, csrfTokenOf } from './sign-in.js';
+import { buildJobs } from './billing-factories.js';
+import { buildUser } from './factories.js';
+import { type Agent, csrfTokenOf, signInAs } from './sign-in.js';
+import type { TestDatabase } from './test-database.js';
 
 /** The signed-in researcher bills their jobs that ended before `before`, as the form does: the new receipt's id. */
 export async function billJobs(agent: Agent, before = '2026-01-31'): Promise<number> {
@@ -29,4 +33,33 @@ export async function voidReceiptAsJson(admin: Agent, receiptId: number, reason 
 export async function voidAndBillAgain(admin: Agent, agent: Agent, receiptId: number, before = '2026-01-31') {
   await voidReceiptAsJson(admin, receiptId);
   return billJobs(agent, before);
+}
+
+/**
+ * A new researcher `username` with one job of `cpuHours` CPU core-hours (no memory) that ended on
+ * 2026-01-10, signed in to `app` and billed: at buildTiers' 0.50 THB an hour, a pending receipt of
+ * cpuHours × 0.50 THB.
+ */
+export async function researcherWithReceiptOf(
+  app: express.Express,
+  db: TestDatabase,
+  username: string,
+  cpuHours: number,
+) {
+  const user = await buildUser(db.prisma, { username });
+  await buildJobs(db, [
+    { user: username, end: '2026-01-10T10:00:00Z', totalCpuSec: String(cpuHours * 3600), stepMemGbHours: '0' },
+  ]);
+  const agent = await signInAs(app, user.username, user.password);
+  return { user, agent, receiptId: await billJobs(agent) };
+}
+
+/** Starts the online payment of the receipt, as its Pay button does: where the payer is sent to pay. */
+export async function startCheckout(agent: Agent, receiptId: number) {
+  const started = await agent
+    .post(`/payments/receipt/${receiptId}/start`)
+    .type('form')
+    .send({ csrf_token: await csrfTokenOf(agent) });
+  expect(started.status, started.text.slice(0, 200)).toBe(303);
+  return started.headers.location as string;
 }
