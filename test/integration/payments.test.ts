@@ -21,7 +21,7 @@ import { DUMMY_PAYMENTS_ENV, DUMMY_WEBHOOK_SECRET, deliverDummy } from '../suppo
 import { buildUser } from '../support/factories.js';
 import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
 import { elementById, refusedFormStateOf } from '../support/html.js';
-import { billJobs } from '../support/receipt-steps.js';
+import { billJobs, startCheckout } from '../support/receipt-steps.js';
 import { type Agent, csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import { buildTestApp, buildTestConfig, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -40,13 +40,7 @@ async function researcherWithReceipt(app: ReturnType<typeof buildTestApp>, total
   const user = await buildUser(db.prisma, { username: `payer${userCounter}` });
   await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec, stepMemGbHours: '0' }]);
   const agent = await signInAs(app, user.username, user.password);
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
-  expect(created.status, created.text.slice(0, 200)).toBe(303);
-  const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
-  return { user, agent, receiptId };
+  return { user, agent, receiptId: await billJobs(agent) };
 }
 
 /** A researcher who started paying a receipt online and canceled that attempt at the checkout. */
@@ -57,15 +51,6 @@ async function researcherWhoCanceledAnAttempt(app: ReturnType<typeof buildTestAp
   const token = await csrfTokenOf(agent);
   await agent.post(firstPath).type('form').send({ choice: 'cancel', csrf_token: token }).expect(303);
   return { agent, receiptId, first, token, firstPath };
-}
-
-async function startCheckout(agent: Agent, receiptId: number) {
-  const response = await agent
-    .post(`/payments/receipt/${receiptId}/start`)
-    .type('form')
-    .send({ csrf_token: await csrfTokenOf(agent) });
-  expect(response.status, response.text.slice(0, 200)).toBe(303);
-  return response.headers.location as string;
 }
 
 async function paymentOf(receiptId: number) {
