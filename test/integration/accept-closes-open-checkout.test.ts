@@ -1,42 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
+import { researcherWithReceiptOf, startCheckout } from '../support/receipt-steps.js';
+import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  ({ db, app } = await setUpDummyPayments());
 });
 afterAll(() => db?.drop());
 
-async function startCheckout(agent: Agent, receiptId: number) {
-  const started = await agent
-    .post(`/payments/receipt/${receiptId}/start`)
-    .type('form')
-    .send({ csrf_token: await csrfTokenOf(agent) });
-  expect(started.status, started.text.slice(0, 200)).toBe(303);
-  return started.headers.location as string;
-}
-
 describe('accepting a held payment while a newer checkout of the receipt is open', () => {
   it('cancels that checkout, so the researcher cannot pay the receipt a second time there', async () => {
-    const user = await buildUser(db.prisma, { username: 'twicepayer' });
-    await buildJobs(db, [
-      { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' },
-    ]);
-    const agent = await signInAs(app, user.username, user.password);
-    const created = await agent
-      .post('/me/receipt')
-      .type('form')
-      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
-      .expect(303);
-    const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
+    const { agent, receiptId } = await researcherWithReceiptOf(app, db, 'twicepayer', 1);
 
     // The first attempt fails at the provider, the researcher opens a second checkout, and then the
     // provider reports that the first attempt took the money after all: it is held for review.
@@ -50,8 +28,7 @@ describe('accepting a held payment while a newer checkout of the receipt is open
     expect(second.id).not.toBe(first.id);
     expect(second.status).toBe('pending');
 
-    await buildUser(db.prisma, { username: 'acceptor', role: 'admin', password: 'acceptor-password' });
-    const admin = await signInAs(app, 'acceptor', 'acceptor-password');
+    const admin = await signInNewAdmin(app, db, 'acceptor');
     const accepted = await admin
       .post(`/admin/payments/${first.id}/resolve`)
       .set('Accept', 'application/json')

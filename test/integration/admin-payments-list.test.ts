@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildReceiptRow } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { visibleTextOf } from '../support/html.js';
@@ -31,18 +32,7 @@ describe('/admin/payments with more payments than it lists', () => {
     const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
     await buildUser(db.prisma, { username: 'listadmin', role: 'admin', password: 'listadmin-password' });
     const researcher = await buildUser(db.prisma, { username: 'manypayments' });
-    const receipt = await db.prisma.receipt.create({
-      data: {
-        username: researcher.username,
-        billedThrough: new Date('2026-01-31'),
-        total: '0.50',
-        currency: 'THB',
-        tierName: 'mu',
-        ratesSnapshot: {},
-        ratesLockedAt: new Date(),
-        createdBy: researcher.username,
-      },
-    });
+    const receipt = await buildReceiptRow(db, researcher.username);
     const admin = await signInAs(app, 'listadmin', 'listadmin-password');
 
     await buildPayments(receipt.id, 150, 'succeeded', 'ok-');

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildReceiptRow } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, signInAs } from '../support/sign-in.js';
@@ -15,18 +16,7 @@ beforeAll(async () => {
   const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
   await buildUser(db.prisma, { username: 'pageadmin', role: 'admin', password: 'pageadmin-password' });
   const researcher = await buildUser(db.prisma, { username: 'payer' });
-  const receipt = await db.prisma.receipt.create({
-    data: {
-      username: researcher.username,
-      billedThrough: new Date('2026-01-31'),
-      total: '0.50',
-      currency: 'THB',
-      tierName: 'mu',
-      ratesSnapshot: {},
-      ratesLockedAt: new Date(),
-      createdBy: researcher.username,
-    },
-  });
+  const receipt = await buildReceiptRow(db, researcher.username);
   receiptId = receipt.id;
   admin = await signInAs(app, 'pageadmin', 'pageadmin-password');
 });

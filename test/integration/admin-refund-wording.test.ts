@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // A partial refund holds the payment that paid a receipt for an admin to decide; once they accept
 // it, the receipt stays paid from the rest. The admin's receipt page still said "this receipt stays
@@ -14,11 +12,7 @@ let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  await buildUser(db.prisma, { username: 'reconciler', role: 'admin', password: 'reconciler-password' });
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  admin = await signInAs(app, 'reconciler', 'reconciler-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('reconciler'));
 });
 afterAll(() => db?.drop());
 

@@ -1,58 +1,29 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { setUpDummyPayments } from '../support/dummy-payments.js';
+import { researcherWithReceiptOf, startCheckout, voidAndBillAgain } from '../support/receipt-steps.js';
+import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  ({ db, app } = await setUpDummyPayments());
 });
 afterAll(() => db?.drop());
 
-async function createReceipt(agent: Agent) {
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
-    .expect(303);
-  return Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
-}
-
 describe("the admin's page of a receipt whose jobs' money is held on a voided receipt", () => {
   it('tells the admin before they mark it paid, as the researcher is told before paying', async () => {
-    const user = await buildUser(db.prisma, { username: 'rebilled' });
-    await buildJobs(db, [
-      { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' },
-    ]);
-    const agent = await signInAs(app, user.username, user.password);
-    const first = await createReceipt(agent);
-    const started = await agent
-      .post(`/payments/receipt/${first}/start`)
-      .type('form')
-      .send({ csrf_token: await csrfTokenOf(agent) })
-      .expect(303);
+    const { agent, receiptId: first } = await researcherWithReceiptOf(app, db, 'rebilled', 1);
     await agent
-      .post(started.headers.location as string)
+      .post(await startCheckout(agent, first))
       .type('form')
       .send({ choice: 'pay', csrf_token: await csrfTokenOf(agent) })
       .expect(303);
     const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId: first } });
 
-    await buildUser(db.prisma, { username: 'biller', role: 'admin', password: 'biller-password' });
-    const admin = await signInAs(app, 'biller', 'biller-password');
-    await admin
-      .post(`/admin/receipts/${first}/void`)
-      .set('Accept', 'application/json')
-      .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ reason: 'billed to the wrong project' })
-      .expect(200);
-    const second = await createReceipt(agent);
+    const admin = await signInNewAdmin(app, db, 'biller');
+    const second = await voidAndBillAgain(admin, agent, first);
 
     const page = await admin.get(`/admin/receipts/${second}`).set('Accept', 'text/html').expect(200);
     expect(page.text).toContain(

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { amountDueOf } from '../support/billing-factories.js';
+import { deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
+import { researcherWithReceiptOf } from '../support/receipt-steps.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // The app's clock, a day after the jobs were billed: every finance change is recorded at this instant.
 const NOW = new Date('2026-02-02T09:00:00.000Z');
@@ -13,26 +13,15 @@ let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, now: () => NOW });
-  await buildUser(db.prisma, { username: 'clockadmin', role: 'admin', password: 'clockadmin-password' });
-  admin = await signInAs(app, 'clockadmin', 'clockadmin-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('clockadmin', { now: () => NOW }));
 });
 afterAll(() => db?.drop());
 
 let counter = 0;
 async function pendingReceipt() {
   counter += 1;
-  const user = await buildUser(db.prisma, { username: `clocked${counter}` });
-  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
-  const agent = await signInAs(app, user.username, user.password);
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
-    .expect(303);
-  return { agent, receiptId: Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]) };
+  const { agent, receiptId } = await researcherWithReceiptOf(app, db, `clocked${counter}`, 1);
+  return { agent, receiptId };
 }
 
 async function auditTimes(receiptId: number, actions: string[]) {

@@ -1,20 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
+import { deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
+import { researcherWithReceiptOf } from '../support/receipt-steps.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  await buildUser(db.prisma, { username: 'ledger', role: 'admin', password: 'ledger-password' });
-  admin = await signInAs(app, 'ledger', 'ledger-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('ledger'));
 });
 afterAll(() => db?.drop());
 
@@ -22,17 +17,7 @@ let counter = 0;
 /** A pending receipt of 1.50 THB (3 CPU hours at 0.50 THB). */
 async function pendingReceipt() {
   counter += 1;
-  const user = await buildUser(db.prisma, { username: `auditee${counter}` });
-  await buildJobs(db, [
-    { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '10800', stepMemGbHours: '0' },
-  ]);
-  const agent = await signInAs(app, user.username, user.password);
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
-    .expect(303);
-  return Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
+  return (await researcherWithReceiptOf(app, db, `auditee${counter}`, 3)).receiptId;
 }
 
 async function auditOf(action: string, receiptId: number) {

@@ -1,11 +1,9 @@
 import type express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amountDueOf, buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { amountDueOf } from '../support/billing-factories.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 /**
  * The billing page's list of receipts: its paid card said "received 24,165.02 THB" beside a paid
@@ -21,11 +19,7 @@ const { researcherWithReceipt, paidOnline, paidShortAndAccepted } = createPaying
 );
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  await buildUser(db.prisma, { username: 'ledger', role: 'admin', password: 'ledger-password' });
-  admin = await signInAs(app, 'ledger', 'ledger-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('ledger'));
 });
 afterAll(() => db?.drop());
 

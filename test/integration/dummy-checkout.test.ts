@@ -1,22 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildJobs } from '../support/billing-factories.js';
+import { deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { formActionsIn } from '../support/html.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  await buildUser(db.prisma, { username: 'cashier', role: 'admin', password: 'cashier-password' });
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  admin = await signInAs(app, 'cashier', 'cashier-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('cashier'));
 });
 afterAll(() => db?.drop());
 

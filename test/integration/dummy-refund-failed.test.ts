@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import { csrfTokenOf } from '../support/sign-in.js';
-import { buildTestApp, metricValue } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type buildTestApp, metricValue } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // The dummy provider (the demo's, a first-time user's) had no failed refund: its
 // payment.refund_failed was refused with 400 "says no refund id", so the flow could only be
@@ -13,10 +12,8 @@ let db: TestDatabase;
 let metrics: Metrics;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
   metrics = createMetrics();
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, metrics });
+  ({ db, app } = await setUpDummyPayments({ metrics }));
 });
 afterAll(() => db?.drop());
 

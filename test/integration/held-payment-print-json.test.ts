@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
 import { elementById, visibleTextOf as textOf } from '../support/html.js';
-import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import { voidAndBillAgain } from '../support/receipt-steps.js';
+import type { Agent } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -82,18 +83,7 @@ describe('a held payment on the printable receipt and in the JSON answers', () =
 
   it('a receipt billing again the jobs of a voided receipt whose payment is held names that payment', async () => {
     const { agent, receiptId: voided, payment } = await paidOnline();
-    await admin
-      .post(`/admin/receipts/${voided}/void`)
-      .set('Accept', 'application/json')
-      .set('X-CSRFToken', await csrfTokenOf(admin))
-      .send({ reason: 'billed to the wrong project' })
-      .expect(200);
-    const again = await agent
-      .post('/me/receipt')
-      .type('form')
-      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
-      .expect(303);
-    const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(again.headers.location ?? '')?.[1]);
+    const receiptId = await voidAndBillAgain(admin, agent, voided);
 
     const said =
       `A payment of 10.00 THB for receipt #${voided}, which billed some of these jobs, is being checked by the ` +

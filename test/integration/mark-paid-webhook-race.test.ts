@@ -1,17 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
+import { researcherWithReceiptOf, startCheckout } from '../support/receipt-steps.js';
+import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  ({ db, app } = await setUpDummyPayments());
 });
 afterAll(() => db?.drop());
 
@@ -19,26 +16,11 @@ afterAll(() => db?.drop());
 // first: the mark is a 409); either way the receipt is paid once, by one of them.
 describe('an admin marking a receipt paid while its online payment succeeds', () => {
   it('ends with the money counted once, whichever lands first, over many rounds', async () => {
-    await buildUser(db.prisma, { username: 'markadmin', role: 'admin', password: 'markadmin-password' });
-    const admin = await signInAs(app, 'markadmin', 'markadmin-password');
+    const admin = await signInNewAdmin(app, db, 'markadmin');
     const adminToken = await csrfTokenOf(admin);
     for (let round = 0; round < 8; round++) {
-      const user = await buildUser(db.prisma, { username: `payer${round}` });
-      await buildJobs(db, [
-        { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '72000', stepMemGbHours: '0' },
-      ]);
-      const agent = await signInAs(app, user.username, user.password);
-      const created = await agent
-        .post('/me/receipt')
-        .type('form')
-        .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
-        .expect(303);
-      const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
-      await agent
-        .post(`/payments/receipt/${receiptId}/start`)
-        .type('form')
-        .send({ csrf_token: await csrfTokenOf(agent) })
-        .expect(303);
+      const { agent, receiptId } = await researcherWithReceiptOf(app, db, `payer${round}`, 20);
+      await startCheckout(agent, receiptId);
       const started = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
       const receipt = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
       const cents = Number(receipt.total.mul(100).toFixed(0));

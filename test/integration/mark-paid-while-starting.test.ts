@@ -1,9 +1,9 @@
 import type request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
-import { buildUser } from '../support/factories.js';
+import { amountDueOf, buildTiers } from '../support/billing-factories.js';
 import { type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { researcherWithReceiptOf } from '../support/receipt-steps.js';
+import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -34,19 +34,8 @@ afterAll(async () => {
 describe('a receipt marked paid by hand while its payment is starting', () => {
   it('tells the researcher it was paid, not that it was voided, and closes the session it opened', async () => {
     // 10.00 THB (20 CPU core-hours), Stripe's minimum in THB.
-    const user = await buildUser(db.prisma, { username: 'startpayer' });
-    await buildJobs(db, [
-      { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '72000', stepMemGbHours: '0' },
-    ]);
-    const agent = await signInAs(app, user.username, user.password);
-    const created = await agent
-      .post('/me/receipt')
-      .type('form')
-      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
-      .expect(303);
-    const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
-    await buildUser(db.prisma, { username: 'cashier', role: 'admin', password: 'cashier-password' });
-    const admin = await signInAs(app, 'cashier', 'cashier-password');
+    const { agent, receiptId } = await researcherWithReceiptOf(app, db, 'startpayer', 20);
+    const admin = await signInNewAdmin(app, db, 'cashier');
 
     // The researcher pays by bank transfer too; the billing team records it while Stripe opens the session.
     let marked: request.Response | undefined;

@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METRICS_CONTENT_TYPE } from '../../src/modules/metrics/metrics.routes.js';
+import { buildReceiptRow } from '../support/billing-factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -125,17 +126,9 @@ describe('GET /metrics', () => {
     const oldest = 'payments_oldest_open_checkout_timestamp_seconds{provider="dummy"}';
     expect(await scrape()).not.toContain('payments_oldest_open_checkout_timestamp_seconds{');
 
-    const receipt = await db.prisma.receipt.create({
-      data: {
-        username: 'checkoutgauge',
-        billedThrough: new Date('2026-11-30'),
-        total: '10.00',
-        currency: 'THB',
-        tierName: 'mu',
-        ratesSnapshot: {},
-        ratesLockedAt: new Date(),
-        createdBy: 'checkoutgauge',
-      },
+    const receipt = await buildReceiptRow(db, 'checkoutgauge', {
+      billedThrough: new Date('2026-11-30'),
+      total: '10.00',
     });
     const payment = (
       tag: string,

@@ -1,13 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { buildStripeDisputeClosed, buildStripeDisputeCreated, buildStripeEvent } from '../support/fake-stripe.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
+import {
+  buildStripeCheckoutPaid,
+  buildStripeDisputeClosed,
+  buildStripeDisputeCreated,
+} from '../support/fake-stripe.js';
+import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { paidAtStripeVoidedAndResolved, useStripeApp } from '../support/stripe-webhooks.js';
-import { buildTestApp, metricValue } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type buildTestApp, metricValue } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // A payer who disputes a card payment with their bank (a chargeback) takes the money back
 // through the provider, which reports it as a dispute. The app ignored it: the receipt stayed paid
@@ -16,10 +18,8 @@ let db: TestDatabase;
 let metrics: Metrics;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
   metrics = createMetrics();
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, metrics });
+  ({ db, app } = await setUpDummyPayments({ metrics }));
 });
 afterAll(() => db?.drop());
 
@@ -80,8 +80,7 @@ let adminCounter = 0;
 async function signInAdmin() {
   adminCounter += 1;
   const username = `disputereviewer${adminCounter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(app, username, `${username}-password`);
+  return signInNewAdmin(app, db, username);
 }
 
 const disputeMetric = (outcome: string, provider = 'dummy', on = metrics) =>
@@ -1062,18 +1061,7 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     const completed = await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_disputes_1',
-        },
-        'evt_disputes_paid',
-      ),
+      buildStripeCheckoutPaid(payment.externalPaymentId, 'pi_test_disputes_1', 'evt_disputes_paid'),
     );
     expect(completed.body).toEqual({ received: true, outcome: 'ok' });
 
@@ -1108,18 +1096,7 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_disputes_2',
-        },
-        'evt_disputes_paid_2',
-      ),
+      buildStripeCheckoutPaid(payment.externalPaymentId, 'pi_test_disputes_2', 'evt_disputes_paid_2'),
     ).expect(200);
     const dispute = { id: 'dp_test_disputes_2', payment_intent: 'pi_test_disputes_2', amount: 1000, currency: 'thb' };
     await deliverStripe(buildStripeDisputeCreated(dispute, 'evt_disputes_created_2')).expect(200);
@@ -1166,8 +1143,7 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
     // just said that this checkout took the money, so the success is due: still refused.
     adminCounter += 1;
     const username = `disputereviewer${adminCounter}`;
-    await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-    const admin = await signInAs(stripe.app, username, `${username}-password`);
+    const admin = await signInNewAdmin(stripe.app, db, username);
     await admin
       .post(`/admin/receipts/${receiptId}/void`)
       .set('Accept', 'application/json')
@@ -1181,18 +1157,7 @@ describe("Stripe's charge.dispute.created (SDK against a local fake of the API)"
     expect(await db.prisma.paymentEvent.count({ where: { externalEventId: 'evt_disputes_early' } })).toBe(0);
 
     const completed = await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: session,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_disputes_early',
-        },
-        'evt_disputes_early_paid',
-      ),
+      buildStripeCheckoutPaid(session, 'pi_test_disputes_early', 'evt_disputes_early_paid'),
     );
     expect(completed.body).toEqual({ received: true, outcome: 'review' });
     const retried = await deliverStripe(dispute);

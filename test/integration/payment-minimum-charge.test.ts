@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStripeProvider } from '../../src/modules/payments/stripe.provider.js';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { buildUser } from '../support/factories.js';
+import { buildTiers } from '../support/billing-factories.js';
 import { type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { researcherWithReceiptOf } from '../support/receipt-steps.js';
+import { csrfTokenOf } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -36,17 +36,7 @@ let counter = 0;
 /** A researcher with one pending receipt of `cpuHours` × 0.50 THB. */
 async function researcherWithReceipt(cpuHours: number) {
   counter += 1;
-  const user = await buildUser(db.prisma, { username: `minpayer${counter}` });
-  await buildJobs(db, [
-    { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: String(cpuHours * 3600), stepMemGbHours: '0' },
-  ]);
-  const agent = await signInAs(app, user.username, user.password);
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
-  expect(created.status, created.text.slice(0, 200)).toBe(303);
-  const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+  const { agent, receiptId } = await researcherWithReceiptOf(app, db, `minpayer${counter}`, cpuHours);
   return { agent, receiptId };
 }
 

@@ -1,22 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { buildStripeChargeRefunded, buildStripeEvent } from '../support/fake-stripe.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
+import { buildStripeChargeRefunded, buildStripeCheckoutPaid } from '../support/fake-stripe.js';
+import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { paidAtStripeVoidedAndResolved, useStripeApp } from '../support/stripe-webhooks.js';
-import { buildTestApp, metricValue } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type buildTestApp, metricValue } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
 let metrics: Metrics;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
   metrics = createMetrics();
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, metrics });
+  ({ db, app } = await setUpDummyPayments({ metrics }));
 });
 afterAll(() => db?.drop());
 
@@ -61,8 +57,7 @@ let adminCounter = 0;
 async function signInAdmin() {
   adminCounter += 1;
   const username = `refundreviewer${adminCounter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(app, username, `${username}-password`);
+  return signInNewAdmin(app, db, username);
 }
 
 const refundMetric = (outcome: string, provider = 'dummy', on = metrics) =>
@@ -480,18 +475,7 @@ describe("Stripe's charge.refunded (SDK against a local fake of the API)", () =>
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     const completed = await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_refunds_1',
-        },
-        'evt_refunds_paid',
-      ),
+      buildStripeCheckoutPaid(payment.externalPaymentId, 'pi_test_refunds_1', 'evt_refunds_paid'),
     );
     expect(completed.body).toEqual({ received: true, outcome: 'ok' });
     expect(await latestPaymentOf(receiptId)).toMatchObject({
@@ -572,18 +556,7 @@ describe("Stripe's charge.refunded (SDK against a local fake of the API)", () =>
     expect(await db.prisma.paymentRefusedClaim.count({ where: { paymentId: payment.id } })).toBe(0);
 
     const completed = await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_refunds_early',
-        },
-        'evt_refunds_early_paid',
-      ),
+      buildStripeCheckoutPaid(payment.externalPaymentId, 'pi_test_refunds_early', 'evt_refunds_early_paid'),
     );
     expect(completed.body).toEqual({ received: true, outcome: 'ok' });
     const asked = stripe.fake.requests.length;

@@ -21,7 +21,8 @@ import { DUMMY_PAYMENTS_ENV, DUMMY_WEBHOOK_SECRET, deliverDummy } from '../suppo
 import { buildUser } from '../support/factories.js';
 import { buildStripeEvent, type FakeStripe, startFakeStripe } from '../support/fake-stripe.js';
 import { elementById, refusedFormStateOf } from '../support/html.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { billJobs, startCheckout } from '../support/receipt-steps.js';
+import { type Agent, csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import { buildTestApp, buildTestConfig, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -39,13 +40,7 @@ async function researcherWithReceipt(app: ReturnType<typeof buildTestApp>, total
   const user = await buildUser(db.prisma, { username: `payer${userCounter}` });
   await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec, stepMemGbHours: '0' }]);
   const agent = await signInAs(app, user.username, user.password);
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
-  expect(created.status, created.text.slice(0, 200)).toBe(303);
-  const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
-  return { user, agent, receiptId };
+  return { user, agent, receiptId: await billJobs(agent) };
 }
 
 /** A researcher who started paying a receipt online and canceled that attempt at the checkout. */
@@ -58,15 +53,6 @@ async function researcherWhoCanceledAnAttempt(app: ReturnType<typeof buildTestAp
   return { agent, receiptId, first, token, firstPath };
 }
 
-async function startCheckout(agent: Agent, receiptId: number) {
-  const response = await agent
-    .post(`/payments/receipt/${receiptId}/start`)
-    .type('form')
-    .send({ csrf_token: await csrfTokenOf(agent) });
-  expect(response.status, response.text.slice(0, 200)).toBe(303);
-  return response.headers.location as string;
-}
-
 async function paymentOf(receiptId: number) {
   return db.prisma.payment.findFirstOrThrow({ where: { receiptId }, orderBy: { id: 'desc' } });
 }
@@ -75,8 +61,7 @@ let adminCounter = 0;
 async function signInAdmin(app: ReturnType<typeof buildTestApp>) {
   adminCounter += 1;
   const username = `payreviewer${adminCounter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(app, username, `${username}-password`);
+  return signInNewAdmin(app, db, username);
 }
 
 /** The admin payments page: the review banner's count and each payment's row, in page order. */
@@ -670,8 +655,7 @@ describe('the webhook endpoint', () => {
   });
 
   it('shows payments needing review first on the admin page', async () => {
-    await buildUser(db.prisma, { username: 'payadmin', role: 'admin', password: 'payadmin-password' });
-    const admin = await signInAs(app, 'payadmin', 'payadmin-password');
+    const admin = await signInNewAdmin(app, db, 'payadmin');
     const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
     expect(page.text).toMatch(/\d+ payments? needs? review/);
     const firstRow = page.text.indexOf('<tbody>');
@@ -1362,12 +1346,7 @@ describe('voiding a receipt that was paid online', () => {
 
     // The jobs are billable again: the researcher's next receipt bills them, and can be paid once
     // the held money has been refunded (until then it may already pay for them).
-    const rebilled = await agent
-      .post('/me/receipt')
-      .type('form')
-      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
-    expect(rebilled.status).toBe(303);
-    const nextId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(rebilled.headers.location ?? '')?.[1]);
+    const nextId = await billJobs(agent);
     expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: nextId } })).toMatchObject({
       username: user.username,
       status: 'pending',
@@ -1515,15 +1494,6 @@ describe('voiding a receipt while its online checkout is open', () => {
       .send({ reason });
   }
 
-  async function rebill(agent: Agent, before: string) {
-    const created = await agent
-      .post('/me/receipt')
-      .type('form')
-      .send({ before, csrf_token: await csrfTokenOf(agent) });
-    expect(created.status, created.text.slice(0, 200)).toBe(303);
-    return Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
-  }
-
   async function startAsJson(agent: Agent, receiptId: number) {
     return agent
       .post(`/payments/receipt/${receiptId}/start`)
@@ -1629,7 +1599,7 @@ describe('voiding a receipt while its online checkout is open', () => {
     );
 
     // The same job billed again: no Pay button, a start is 409 and creates nothing.
-    const sameJobsId = await rebill(agent, '2026-01-31');
+    const sameJobsId = await billJobs(agent);
     const refusal =
       `A payment of 0.50 THB for receipt #${receiptId}, which billed some of these jobs, is being checked by the ` +
       'billing team, so this receipt cannot be paid online until they have decided what that money pays for; ' +
@@ -1661,7 +1631,7 @@ describe('voiding a receipt while its online checkout is open', () => {
     await buildJobs(db, [
       { user: user.username, end: '2026-02-10T10:00:00Z', totalCpuSec: '7200', stepMemGbHours: '0' },
     ]);
-    const otherId = await rebill(agent, '2026-02-28');
+    const otherId = await billJobs(agent, '2026-02-28');
     const notice =
       `A payment of 0.50 THB for <a href="/me/receipts/${receiptId}">receipt #${receiptId}</a> is being checked by ` +
       `the billing team; they will be in touch. Please do not pay again for the jobs of receipt #${receiptId} meanwhile.`;

@@ -1,17 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
+import { researcherWithReceiptOf, startCheckout } from '../support/receipt-steps.js';
+import { type Agent, csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  ({ db, app } = await setUpDummyPayments());
 });
 afterAll(() => db?.drop());
 
@@ -19,20 +16,8 @@ let counter = 0;
 /** A researcher's receipt of 0.50 THB, with its online checkout started. */
 async function receiptBeingPaid(): Promise<{ agent: Agent; receiptId: number; paymentId: number; external: string }> {
   counter += 1;
-  const user = await buildUser(db.prisma, { username: `jsonpayer${counter}` });
-  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
-  const agent = await signInAs(app, user.username, user.password);
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
-    .expect(303);
-  const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
-  await agent
-    .post(`/payments/receipt/${receiptId}/start`)
-    .type('form')
-    .send({ csrf_token: await csrfTokenOf(agent) })
-    .expect(303);
+  const { agent, receiptId } = await researcherWithReceiptOf(app, db, `jsonpayer${counter}`, 1);
+  await startCheckout(agent, receiptId);
   const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
   return { agent, receiptId, paymentId: payment.id, external: payment.externalPaymentId as string };
 }
@@ -50,8 +35,7 @@ describe('a receipt as JSON says what its online payment received, as its page d
       amount_cents: 40,
       currency: 'THB',
     }).expect(200);
-    await buildUser(db.prisma, { username: 'jsonadmin', role: 'admin', password: 'jsonadmin-password' });
-    const admin = await signInAs(app, 'jsonadmin', 'jsonadmin-password');
+    const admin = await signInNewAdmin(app, db, 'jsonadmin');
     await admin
       .post(`/admin/payments/${paymentId}/resolve`)
       .set('Accept', 'application/json')

@@ -1,12 +1,9 @@
 import type express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
 import { visibleTextOf } from '../support/html.js';
-import { type Agent, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { Agent } from '../support/sign-in.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 /**
  * "received" meant two things: on the billing page (its paid card and a receipt's Paid column)
@@ -20,11 +17,7 @@ let admin: Agent;
 const { paidOnline, paidShortAndAccepted } = createPayingResearchers(() => ({ db, app }), 'clerk');
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  await buildUser(db.prisma, { username: 'ledger', role: 'admin', password: 'ledger-password' });
-  admin = await signInAs(app, 'ledger', 'ledger-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('ledger'));
 });
 afterAll(() => db?.drop());
 

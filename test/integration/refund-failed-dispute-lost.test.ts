@@ -2,16 +2,15 @@ import type express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
 import {
   buildStripeChargeRefunded,
+  buildStripeCheckoutPaid,
   buildStripeDisputeClosed,
   buildStripeDisputeCreated,
-  buildStripeEvent,
   buildStripeRefundUpdated,
 } from '../support/fake-stripe.js';
 import { createPaidCsvStory } from '../support/paid-csv-story.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -118,18 +117,7 @@ const stripeProvider: Provider = {
     const payment = await stripeResearchers.latestPaymentOf(receiptId);
     const intent = `pi_test_failed_dispute_${stripeCounter}`;
     const completed = await deliver(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: intent,
-        },
-        `evt_failed_dispute_paid_${stripeCounter}`,
-      ),
+      buildStripeCheckoutPaid(payment.externalPaymentId, intent, `evt_failed_dispute_paid_${stripeCounter}`),
     );
     expect(completed.body).toEqual({ received: true, outcome: 'ok' });
     return { agent, receiptId, paymentId: payment.id, ref: intent };
@@ -160,8 +148,7 @@ let adminCounter = 0;
 async function signInAdmin(on: express.Express) {
   adminCounter += 1;
   const username = `faileddisputefinance${adminCounter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(on, username, `${username}-password`);
+  return signInNewAdmin(on, db, username);
 }
 
 /** What finance and the researcher see of the money: the rows, paid.csv's line and the receipt's JSON. */

@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers } from '../support/dummy-payments.js';
-import { buildStripeChargeRefunded, buildStripeEvent, buildStripeRefundUpdated } from '../support/fake-stripe.js';
+import {
+  buildStripeChargeRefunded,
+  buildStripeCheckoutPaid,
+  buildStripeRefundUpdated,
+} from '../support/fake-stripe.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -31,18 +35,7 @@ async function payAtStripe(receiptId: number) {
   const payment = await latestPaymentOf(receiptId);
   const intent = `pi_test_refund_order_${paidCounter}`;
   const completed = await deliver(
-    buildStripeEvent(
-      'checkout.session.completed',
-      {
-        id: payment.externalPaymentId,
-        amount_total: 1000,
-        currency: 'thb',
-        payment_status: 'paid',
-        status: 'complete',
-        payment_intent: intent,
-      },
-      `evt_refund_order_paid_${paidCounter}`,
-    ),
+    buildStripeCheckoutPaid(payment.externalPaymentId, intent, `evt_refund_order_paid_${paidCounter}`),
   );
   expect(completed.body).toEqual({ received: true, outcome: 'ok' });
   return { payment, intent };

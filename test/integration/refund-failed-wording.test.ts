@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { buildStripeChargeRefunded, buildStripeEvent, buildStripeRefundUpdated } from '../support/fake-stripe.js';
-import { type Agent, signInAs } from '../support/sign-in.js';
+import {
+  buildStripeChargeRefunded,
+  buildStripeCheckoutPaid,
+  buildStripeRefundUpdated,
+} from '../support/fake-stripe.js';
+import { type Agent, signInNewAdmin } from '../support/sign-in.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -37,18 +40,7 @@ async function paidAtStripe() {
   const payment = await latestPaymentOf(receiptId);
   const intent = `pi_test_refund_wording_${paidCounter}`;
   await deliver(
-    buildStripeEvent(
-      'checkout.session.completed',
-      {
-        id: payment.externalPaymentId,
-        amount_total: 1000,
-        currency: 'thb',
-        payment_status: 'paid',
-        status: 'complete',
-        payment_intent: intent,
-      },
-      `evt_refund_wording_paid_${paidCounter}`,
-    ),
+    buildStripeCheckoutPaid(payment.externalPaymentId, intent, `evt_refund_wording_paid_${paidCounter}`),
   ).expect(200);
   return { agent, receiptId, payment, intent, username: user.username };
 }
@@ -70,8 +62,7 @@ let adminCounter = 0;
 async function signInAdmin(): Promise<Agent> {
   adminCounter += 1;
   const username = `refundwordingadmin${adminCounter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(stripe.app, username, `${username}-password`);
+  return signInNewAdmin(stripe.app, db, username);
 }
 
 /** paid.csv's line of the payment, by column name. */

@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { buildStripeChargeRefunded, buildStripeEvent, buildStripeRefundUpdated } from '../support/fake-stripe.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import {
+  buildStripeChargeRefunded,
+  buildStripeCheckoutPaid,
+  buildStripeRefundUpdated,
+} from '../support/fake-stripe.js';
+import { type Agent, csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
 import { metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -38,18 +41,7 @@ async function paidAtStripe() {
   const payment = await latestPaymentOf(receiptId);
   const intent = `pi_test_refund_failed_${paidCounter}`;
   const completed = await deliver(
-    buildStripeEvent(
-      'checkout.session.completed',
-      {
-        id: payment.externalPaymentId,
-        amount_total: 1000,
-        currency: 'thb',
-        payment_status: 'paid',
-        status: 'complete',
-        payment_intent: intent,
-      },
-      `evt_refund_failed_paid_${paidCounter}`,
-    ),
+    buildStripeCheckoutPaid(payment.externalPaymentId, intent, `evt_refund_failed_paid_${paidCounter}`),
   );
   expect(completed.body).toEqual({ received: true, outcome: 'ok' });
   return { agent, receiptId, payment, intent };
@@ -83,8 +75,7 @@ let adminCounter = 0;
 async function signInAdmin() {
   adminCounter += 1;
   const username = `failedrefundreviewer${adminCounter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(stripe.app, username, `${username}-password`);
+  return signInNewAdmin(stripe.app, db, username);
 }
 
 async function resolve(admin: Agent, paymentId: number, outcome: string, note: string) {
@@ -244,18 +235,7 @@ describe('a refund in full that failed, after it unpaid the receipt', () => {
     await startCheckout(agent, receiptId);
     const second = await latestPaymentOf(receiptId);
     await deliver(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: second.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: `${intent}_second`,
-        },
-        'evt_full_refund_repaid_second',
-      ),
+      buildStripeCheckoutPaid(second.externalPaymentId, `${intent}_second`, 'evt_full_refund_repaid_second'),
     ).expect(200);
     const paidAgain = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
     expect(paidAgain.status).toBe('paid');

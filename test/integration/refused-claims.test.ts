@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { buildStripeChargeRefunded, buildStripeEvent } from '../support/fake-stripe.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
+import { buildStripeChargeRefunded, buildStripeCheckoutPaid } from '../support/fake-stripe.js';
+import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
-import { buildTestApp, metricValue } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type buildTestApp, metricValue } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // A refund or dispute the app refuses (more than the payment received, another currency) answered
 // 409 and was kept only in the log and a metric: the provider retried it for days, and finance, who
@@ -16,10 +14,8 @@ let db: TestDatabase;
 let metrics: Metrics;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
   metrics = createMetrics();
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV, metrics });
+  ({ db, app } = await setUpDummyPayments({ metrics }));
 });
 afterAll(() => db?.drop());
 
@@ -41,8 +37,7 @@ let adminCounter = 0;
 async function signInAdmin() {
   adminCounter += 1;
   const username = `claimreviewer${adminCounter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(app, username, `${username}-password`);
+  return signInNewAdmin(app, db, username);
 }
 
 const refusalsOf = (eventId: string) =>
@@ -376,18 +371,7 @@ describe("Stripe's charge.refunded refused (SDK against a local fake of the API)
     await startCheckout(agent, receiptId);
     const payment = await latestPaymentOf(receiptId);
     await deliverStripe(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: 'pi_test_refused_1',
-        },
-        'evt_refused_paid',
-      ),
+      buildStripeCheckoutPaid(payment.externalPaymentId, 'pi_test_refused_1', 'evt_refused_paid'),
     ).expect(200);
     const before = await moneyOf(receiptId);
     const event = buildStripeChargeRefunded(

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import { visibleTextOf as textOf } from '../support/html.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { voidAndBillAgain } from '../support/receipt-steps.js';
+import { signInNewAdmin } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // A payment disputed by the payer's bank (or reopened by a dispute after a refund) is held for the
 // billing team's review. The receipt's own page said so, but My receipts listed the receipt as a
@@ -13,9 +12,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  ({ db, app } = await setUpDummyPayments());
 });
 afterAll(() => db?.drop());
 
@@ -103,20 +100,8 @@ describe('a researcher whose payment is held for review after a dispute', () => 
 
   it('sees on My receipts that a receipt billing again the jobs of a voided receipt whose payment is held cannot be paid online', async () => {
     const { agent, receiptId, payment } = await paidOnline();
-    const admin = await buildUser(db.prisma, { username: `voider${payment.id}`, role: 'admin' });
-    const adminAgent = await signInAs(app, admin.username, admin.password);
-    await adminAgent
-      .post(`/admin/receipts/${receiptId}/void`)
-      .set('Accept', 'application/json')
-      .set('X-CSRFToken', await csrfTokenOf(adminAgent))
-      .send({ reason: 'billed to the wrong project' })
-      .expect(200);
-    const again = await agent
-      .post('/me/receipt')
-      .type('form')
-      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
-      .expect(303);
-    const newReceiptId = Number(/\/me\/receipts\/(\d+)/.exec(again.headers.location ?? '')?.[1]);
+    const admin = await signInNewAdmin(app, db, `voider${payment.id}`);
+    const newReceiptId = await voidAndBillAgain(admin, agent, receiptId);
     // Its own page refuses to offer Pay (the held money may pay for these jobs already) ...
     const page = textOf((await agent.get(`/me/receipts/${newReceiptId}`).set('Accept', 'text/html')).text);
     expect(page).toContain('cannot be paid online until they have decided');

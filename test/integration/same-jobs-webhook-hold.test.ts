@@ -3,7 +3,8 @@ import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.j
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { billJobs, voidAndBillAgain } from '../support/receipt-steps.js';
+import { type Agent, csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -42,18 +43,7 @@ async function researcherWithJobs(app: App) {
 
 async function signInAdmin(app: App) {
   counter += 1;
-  const username = `samejobsadmin${counter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(app, username, `${username}-password`);
-}
-
-async function bill(agent: Agent, before: string) {
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before, csrf_token: await csrfTokenOf(agent) });
-  expect(created.status, created.text.slice(0, 200)).toBe(303);
-  return Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+  return signInNewAdmin(app, db, `samejobsadmin${counter}`);
 }
 
 /** Opens the dummy checkout of the receipt: its payment, pending. */
@@ -66,15 +56,6 @@ async function openCheckout(agent: Agent, receiptId: number) {
   const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId }, orderBy: { id: 'desc' } });
   expect(payment.status).toBe('pending');
   return payment;
-}
-
-async function voidReceipt(admin: Agent, receiptId: number) {
-  const voided = await admin
-    .post(`/admin/receipts/${receiptId}/void`)
-    .set('Accept', 'application/json')
-    .set('X-CSRFToken', await csrfTokenOf(admin))
-    .send({ reason: 'wrong project code' });
-  expect(voided.status, voided.text).toBe(200);
 }
 
 /** The provider's signed success for the payment, with the amount due. */
@@ -102,11 +83,10 @@ describe("a success for a receipt whose jobs another receipt's held payment bill
     const { app, metrics } = buildApp();
     const admin = await signInAdmin(app);
     const { agent } = await researcherWithJobs(app);
-    const receiptA = await bill(agent, '2026-01-31');
+    const receiptA = await billJobs(agent);
     const paymentA = await openCheckout(agent, receiptA);
-    await voidReceipt(admin, receiptA);
     // The same two jobs billed again, and B's checkout opened while nothing was held yet.
-    const receiptB = await bill(agent, '2026-01-31');
+    const receiptB = await voidAndBillAgain(admin, agent, receiptA);
     const paymentB = await openCheckout(agent, receiptB);
     // The researcher pays in A's tab left open: the provider's success is held (A is void).
     expect((await succeed(app, paymentA, `evt-a-${paymentA.id}`).expect(200)).body.outcome).toBe('review');
@@ -193,15 +173,14 @@ describe("a success for a receipt whose jobs another receipt's held payment bill
     const { app, metrics } = buildApp();
     const admin = await signInAdmin(app);
     const { user, agent } = await researcherWithJobs(app);
-    const receiptA = await bill(agent, '2026-01-31');
+    const receiptA = await billJobs(agent);
     const paymentA = await openCheckout(agent, receiptA);
-    await voidReceipt(admin, receiptA);
     // A's jobs are billed again on a receipt left unpaid; B bills only a February job.
-    await bill(agent, '2026-01-31');
+    await voidAndBillAgain(admin, agent, receiptA);
     await buildJobs(db, [
       { user: user.username, end: '2026-02-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' },
     ]);
-    const receiptB = await bill(agent, '2026-02-28');
+    const receiptB = await billJobs(agent, '2026-02-28');
     const paymentB = await openCheckout(agent, receiptB);
     expect((await succeed(app, paymentA, `evt-a-${paymentA.id}`).expect(200)).body.outcome).toBe('review');
 

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import { csrfTokenOf } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // A script starting the payment of a receipt whose own payment is held for review was refused with
 // the generic sentence alone: it could not tell which payment, or how much, as the receipt's JSON
@@ -11,9 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  ({ db, app } = await setUpDummyPayments());
 });
 afterAll(() => db?.drop());
 

@@ -1,39 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
+import { deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import { visibleTextOf as textOf } from '../support/html.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { researcherWithReceiptOf, startCheckout } from '../support/receipt-steps.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  ({ db, app } = await setUpDummyPayments());
 });
 afterAll(() => db?.drop());
 
 describe('the payment status page of a payment held because it was not the amount due', () => {
   it('says what arrived next to the total, as the receipt page does', async () => {
-    const user = await buildUser(db.prisma, { username: 'shortpayer' });
-    await buildJobs(db, [
-      { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' },
-    ]);
-    const agent = await signInAs(app, user.username, user.password);
-    const created = await agent
-      .post('/me/receipt')
-      .type('form')
-      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
-      .expect(303);
-    const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
-    await agent
-      .post(`/payments/receipt/${receiptId}/start`)
-      .type('form')
-      .send({ csrf_token: await csrfTokenOf(agent) })
-      .expect(303);
+    const { agent, receiptId } = await researcherWithReceiptOf(app, db, 'shortpayer', 1);
+    await startCheckout(agent, receiptId);
     const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
     await deliverDummy(app, {
       event_id: `evt_short_${payment.id}`,

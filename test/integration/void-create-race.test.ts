@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -31,8 +31,7 @@ async function billingFaultsOf(username: string) {
 
 describe('a researcher billing while an admin voids their receipt', () => {
   it('bills every job once at most, keeps the billing queue exact and answers both, over many rounds', async () => {
-    await buildUser(db.prisma, { username: 'voider', role: 'admin', password: 'voider-password' });
-    const admin = await signInAs(app, 'voider', 'voider-password');
+    const admin = await signInNewAdmin(app, db, 'voider');
     const adminToken = await csrfTokenOf(admin);
     for (let round = 0; round < 8; round++) {
       const user = await buildUser(db.prisma, { username: `biller${round}` });

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amountDueOf, buildTiers } from '../support/billing-factories.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
+import { amountDueOf } from '../support/billing-factories.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // A pending receipt whose online payment is held for review (paid short, say) can be voided: its
 // jobs go back to be billed, and the held money can no longer be accepted for it. The void said
@@ -16,11 +15,7 @@ let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  await buildUser(db.prisma, { username: 'voider', role: 'admin', password: 'voider-password' });
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  admin = await signInAs(app, 'voider', 'voider-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('voider'));
 });
 afterAll(() => db?.drop());
 

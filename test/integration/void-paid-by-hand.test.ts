@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { amountDueOf, buildJobs } from '../support/billing-factories.js';
+import { deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // Voiding a paid receipt holds the online payment that paid it, for a refund decision. A receipt
 // marked paid by hand has none, and its void said only "its jobs can be billed again": nothing
@@ -15,11 +15,7 @@ let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  admin = await signInAs(app, 'finance', 'finance-password');
+  ({ db, app, admin } = await setUpDummyPaymentsApp('finance'));
 });
 afterAll(() => db?.drop());
 

@@ -1,18 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
+import { deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { researcherWithReceiptOf, startCheckout } from '../support/receipt-steps.js';
+import { type Agent, csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+  ({ db, app } = await setUpDummyPayments());
 });
 afterAll(() => db?.drop());
 
@@ -20,20 +17,8 @@ let counter = 0;
 /** A receipt of 0.50 THB whose online payment arrived 0.01 THB short and is held for review. */
 async function receiptWithHeldPayment() {
   counter += 1;
-  const user = await buildUser(db.prisma, { username: `racer${counter}` });
-  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
-  const agent = await signInAs(app, user.username, user.password);
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) })
-    .expect(303);
-  const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
-  await agent
-    .post(`/payments/receipt/${receiptId}/start`)
-    .type('form')
-    .send({ csrf_token: await csrfTokenOf(agent) })
-    .expect(303);
+  const { agent, receiptId } = await researcherWithReceiptOf(app, db, `racer${counter}`, 1);
+  await startCheckout(agent, receiptId);
   const started = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
   await deliverDummy(app, {
     event_id: `evt_short_${started.id}`,
@@ -49,8 +34,7 @@ async function receiptWithHeldPayment() {
 async function signInAdmin(): Promise<Agent> {
   counter += 1;
   const username = `raceadmin${counter}`;
-  await buildUser(db.prisma, { username, role: 'admin', password: `${username}-password` });
-  return signInAs(app, username, `${username}-password`);
+  return signInNewAdmin(app, db, username);
 }
 
 describe('a void that lands while the receipt is being paid', () => {

@@ -181,3 +181,28 @@ export async function buildJobs(db: Pick<Database, 'pool'>, specs: JobSpec[]): P
   }
   return rows.map((row) => row.jobId);
 }
+
+/**
+ * A receipt row of `username` with no items, written straight to the table: for tests of what is
+ * listed about receipts and their payments, not of billing. 0.50 THB on tier mu, billed through
+ * 2026-01-31, unless `overrides` say otherwise.
+ */
+export function buildReceiptRow(
+  db: Pick<Database, 'prisma'>,
+  username: string,
+  overrides: Partial<Prisma.ReceiptUncheckedCreateInput> = {},
+) {
+  return db.prisma.receipt.create({
+    data: {
+      username,
+      billedThrough: new Date('2026-01-31'),
+      total: '0.50',
+      currency: 'THB',
+      tierName: 'mu',
+      ratesSnapshot: {},
+      ratesLockedAt: new Date(),
+      createdBy: username,
+      ...overrides,
+    },
+  });
+}

@@ -2,10 +2,10 @@ import type express from 'express';
 import request from 'supertest';
 import { expect } from 'vitest';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
-import { buildJobs, buildTiers } from './billing-factories.js';
-import { buildUser } from './factories.js';
-import { type Agent, csrfTokenOf, signInAs } from './sign-in.js';
-import { buildTestApp } from './test-app.js';
+import { buildTiers } from './billing-factories.js';
+import { researcherWithReceiptOf, startCheckout } from './receipt-steps.js';
+import { type Agent, csrfTokenOf, signInNewAdmin } from './sign-in.js';
+import { buildTestApp, type TestAppOptions } from './test-app.js';
 import { createTestDatabase, type TestDatabase } from './test-database.js';
 
 export const DUMMY_WEBHOOK_SECRET = 'test-dummy-webhook-secret';
@@ -17,17 +17,24 @@ export const DUMMY_PAYMENTS_ENV = {
   PUBLIC_BASE_URL: 'http://billing.test',
 };
 
+/** What buildTestApp takes for a dummy-payments app besides its environment (a clock, metrics). */
+type DummyAppOptions = Omit<TestAppOptions, 'env'>;
+
 /**
- * A new database with buildTiers' rates, the app on the dummy provider, and admin `adminName`
- * (password `<adminName>-password`) signed in: the set-up of a payments test file, for its beforeAll
- * (the file drops `db` in its afterAll).
+ * A new database with buildTiers' rates and the app on the dummy provider: the set-up of a
+ * payments test file, for its beforeAll (the file drops `db` in its afterAll).
  */
-export async function setUpDummyPaymentsApp(adminName: string) {
+export async function setUpDummyPayments(options: DummyAppOptions = {}) {
   const db = await createTestDatabase();
   await buildTiers(db);
-  const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-  await buildUser(db.prisma, { username: adminName, role: 'admin', password: `${adminName}-password` });
-  const admin = await signInAs(app, adminName, `${adminName}-password`);
+  const app = buildTestApp(db, { ...options, env: DUMMY_PAYMENTS_ENV });
+  return { db, app };
+}
+
+/** setUpDummyPayments with admin `adminName` (password `<adminName>-password`) signed in. */
+export async function setUpDummyPaymentsApp(adminName: string, options: DummyAppOptions = {}) {
+  const { db, app } = await setUpDummyPayments(options);
+  const admin = await signInNewAdmin(app, db, adminName);
   return { db, app, admin };
 }
 
@@ -50,31 +57,10 @@ export function createPayingResearchers(context: () => { db: TestDatabase; app: 
   let userCounter = 0;
 
   /** A signed-in researcher with a pending receipt of 10.00 THB, on `on` (the context's app by default). */
-  async function researcherWithReceipt(on?: express.Express) {
+  function researcherWithReceipt(on?: express.Express) {
     const { db, app } = context();
     userCounter += 1;
-    const user = await buildUser(db.prisma, { username: `${prefix}${userCounter}` });
-    await buildJobs(db, [
-      { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '72000', stepMemGbHours: '0' },
-    ]);
-    const agent = await signInAs(on ?? app, user.username, user.password);
-    const created = await agent
-      .post('/me/receipt')
-      .type('form')
-      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
-    expect(created.status, created.text.slice(0, 200)).toBe(303);
-    const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
-    return { user, agent, receiptId };
-  }
-
-  /** Starts a checkout for the receipt; where the researcher is sent to pay. */
-  async function startCheckout(agent: Agent, receiptId: number) {
-    const response = await agent
-      .post(`/payments/receipt/${receiptId}/start`)
-      .type('form')
-      .send({ csrf_token: await csrfTokenOf(agent) });
-    expect(response.status, response.text.slice(0, 200)).toBe(303);
-    return response.headers.location as string;
+    return researcherWithReceiptOf(on ?? app, db, `${prefix}${userCounter}`, 20);
   }
 
   function latestPaymentOf(receiptId: number) {

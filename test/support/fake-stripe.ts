@@ -225,6 +225,29 @@ export function buildStripeEvent(type: string, session: Record<string, unknown>,
   };
 }
 
+/**
+ * Stripe's checkout.session.completed for Checkout Session `sessionId` paid in full (10.00 THB, the
+ * dummy-payments researchers' receipt), naming the PaymentIntent later refunds and disputes name.
+ */
+export function buildStripeCheckoutPaid(
+  sessionId: string | null,
+  paymentIntent: string,
+  id = `evt_test_${Date.now()}`,
+) {
+  return buildStripeEvent(
+    'checkout.session.completed',
+    {
+      id: sessionId,
+      amount_total: 1000,
+      currency: 'thb',
+      payment_status: 'paid',
+      status: 'complete',
+      payment_intent: paymentIntent,
+    },
+    id,
+  );
+}
+
 /** Stripe's charge.refunded event around a Charge (the recorded one, with `charge`'s fields over it). */
 export function buildStripeChargeRefunded(charge: Record<string, unknown>, id = `evt_test_${Date.now()}`) {
   return {

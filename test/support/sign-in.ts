@@ -1,6 +1,8 @@
 import type express from 'express';
 import request from 'supertest';
 import { expect } from 'vitest';
+import type { Database } from '../../src/db/database.js';
+import { buildUser } from './factories.js';
 
 const CSRF_FIELD = /<input type="hidden" name="csrf_token" value="([^"]+)">/;
 
@@ -36,6 +38,12 @@ export async function signInAs(app: express.Express, username: string, password:
   const { agent, response } = await postLogin(app, username, password);
   expect(response.status, `sign-in of ${username}: ${response.text.slice(0, 300)}`).toBe(302);
   return agent;
+}
+
+/** A new admin `username` (password `<username>-password`), signed in. */
+export async function signInNewAdmin(app: express.Express, db: Pick<Database, 'prisma'>, username: string) {
+  const admin = await buildUser(db.prisma, { username, role: 'admin' });
+  return signInAs(app, admin.username, admin.password);
 }
 
 /** A fresh CSRF token for a signed-in agent. */

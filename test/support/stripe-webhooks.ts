@@ -4,9 +4,8 @@ import request from 'supertest';
 import { afterAll, beforeAll } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import type { createPayingResearchers } from './dummy-payments.js';
-import { buildUser } from './factories.js';
-import { buildStripeEvent, type FakeStripe, startFakeStripe } from './fake-stripe.js';
-import { csrfTokenOf, signInAs } from './sign-in.js';
+import { buildStripeCheckoutPaid, type FakeStripe, startFakeStripe } from './fake-stripe.js';
+import { csrfTokenOf, signInNewAdmin } from './sign-in.js';
 import { buildTestApp } from './test-app.js';
 import type { TestDatabase } from './test-database.js';
 
@@ -69,24 +68,10 @@ export async function paidAtStripeVoidedAndResolved(
   await startCheckout(agent, receiptId);
   const payment = await latestPaymentOf(receiptId);
   await on
-    .deliver(
-      buildStripeEvent(
-        'checkout.session.completed',
-        {
-          id: payment.externalPaymentId,
-          amount_total: 1000,
-          currency: 'thb',
-          payment_status: 'paid',
-          status: 'complete',
-          payment_intent: story.paymentIntent,
-        },
-        story.paidEventId,
-      ),
-    )
+    .deliver(buildStripeCheckoutPaid(payment.externalPaymentId, story.paymentIntent, story.paidEventId))
     .expect(200);
   const username = story.adminUsername;
-  await buildUser(on.db.prisma, { username, role: 'admin', password: `${username}-password` });
-  const admin = await signInAs(on.app, username, `${username}-password`);
+  const admin = await signInNewAdmin(on.app, on.db, username);
   await admin
     .post(`/admin/receipts/${receiptId}/void`)
     .set('Accept', 'application/json')
