@@ -77,6 +77,20 @@ describe('GET /admin/receipts/:id for a JSON client', () => {
     expect(body.items).toEqual([expect.objectContaining({ cost: '10.00', cpuHours: '20.000000' })]);
   });
 
+  it('answers a mark paid with the method named paymentMethod, as the receipt’s JSON names it', async () => {
+    const { receiptId } = await researchers.researcherWithReceipt();
+    const marked = await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ method: 'cheque', amount_received: '10.00', tx_ref: 'CHQ-0042' })
+      .expect(200);
+    const shown = (await getJson(`/admin/receipts/${receiptId}`).expect(200)).body.receipt;
+    expect(shown.paymentMethod).toBe('cheque');
+    // `method` stays for the scripts written against the older answer.
+    expect(marked.body.receipt).toMatchObject({ id: receiptId, paymentMethod: shown.paymentMethod, method: 'cheque' });
+  });
+
   it('names the online payment that paid it short, and an open checkout of a pending one', async () => {
     const short = await researchers.paidShortAndAccepted(admin, 100);
     const paid = (await getJson(`/admin/receipts/${short.receiptId}`).expect(200)).body.receipt;

@@ -414,6 +414,8 @@ export function adminBillingRoutes(deps: {
         ok: true,
         receipt: {
           ...marked,
+          // Named as every receipt JSON names it; `method` stays for scripts written against this answer before.
+          paymentMethod: marked.method,
           amountReceived: moneyJson(amountReceived, marked.currency),
           heldPaymentIds: heldPayments.map((payment) => payment.id),
         },
