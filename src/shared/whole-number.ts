@@ -20,7 +20,10 @@ export function zWholeNumber(min: number, max: number) {
 }
 
 function wholeNumberProblem(input: unknown, min: number, max: number): string | undefined {
-  if (input === undefined || input === null || input === '') return 'is required';
+  if (input === undefined || input === '') return 'is required';
+  // JSON's null, worded as describeIssue (validate.ts) words it for every other field: an optional
+  // field sent as null was told "is required".
+  if (input === null) return 'cannot be null (leave it out, or give a value)';
   const isWhole =
     (typeof input === 'string' && /^\d+$/.test(input)) || (typeof input === 'number' && Number.isSafeInteger(input));
   if (!isWhole) return 'must be a whole number';

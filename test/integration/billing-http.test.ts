@@ -1257,7 +1257,7 @@ describe('receipts over HTTP', () => {
       expect((await json(alice, `/me/receipts/${written}`)).body, written).toEqual(REFUSED);
       const page = await html(admin, `/admin/receipts/${written}`);
       expect(page.status, written).toBe(400);
-      expect(page.text).toContain('receipt id: must be written without leading zeros');
+      expect(page.text).toContain('Receipt number in the address: must be written without leading zeros');
       for (const [action, body] of [
         ['paid', { method: 'cash' }],
         ['void', { reason: 'typed with zeros' }],

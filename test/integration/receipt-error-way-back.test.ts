@@ -33,7 +33,14 @@ describe('a receipt page that cannot be shown', () => {
   it.each([
     ['alice', '/me/receipts/999999', 404, 'Receipt #999999 was not found.', '/me/receipts', 'Open My receipts'],
     ['alice', '/me/receipts/999999/print', 404, 'Receipt #999999 was not found.', '/me/receipts', 'Open My receipts'],
-    ['alice', '/me/receipts/abc', 400, 'receipt id: must be a whole number', '/me/receipts', 'Open My receipts'],
+    [
+      'alice',
+      '/me/receipts/abc',
+      400,
+      'Receipt number in the address: must be a whole number',
+      '/me/receipts',
+      'Open My receipts',
+    ],
     ['alice', '/me/receipts?page=9', 404, 'there is no page 9', '/me/receipts', 'Open My receipts'],
     // The pages of paying a receipt (a bookmarked status page, an old Pay link) are the receipt's too.
     [
@@ -48,12 +55,12 @@ describe('a receipt page that cannot be shown', () => {
       'alice',
       '/payments/receipt/abc/start',
       400,
-      'receipt id: must be a whole number',
+      'Receipt number in the address: must be a whole number',
       '/me/receipts',
       'Open My receipts',
     ],
     ['alice', '/payments/thanks?rid=999999', 404, 'Receipt #999999 was not found.', '/me/receipts', 'Open My receipts'],
-    ['alice', '/payments/thanks?rid=abc', 400, 'rid:', '/me/receipts', 'Open My receipts'],
+    ['alice', '/payments/thanks?rid=abc', 400, 'Receipt number in the address:', '/me/receipts', 'Open My receipts'],
     ['boss', '/admin/receipts/999999', 404, 'Receipt #999999 was not found.', '/admin/receipts', 'Open Billing'],
     ['boss', '/admin/receipts/999999/print', 404, 'Receipt #999999 was not found.', '/admin/receipts', 'Open Billing'],
   ])('%s opening %s gets %i, the reason and a link to the list', async (who, path, status, reason, href, text) => {

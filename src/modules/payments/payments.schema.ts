@@ -2,8 +2,12 @@ import { z } from 'zod';
 import { labelFields } from '../../http/field-labels.js';
 import { countVisibleCharacters } from '../../shared/visible-text.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
+import { RECEIPT_IN_ADDRESS_LABEL } from '../receipts/receipts.schema.js';
 
-export const ZThanksQuery = z.object({ rid: zWholeNumber(1, MAX_INT4) });
+// `rid` is the query key the provider sends the payer back with; a page names it as the receipt in the address.
+export const ZThanksQuery = labelFields(z.object({ rid: zWholeNumber(1, MAX_INT4) }), {
+  rid: RECEIPT_IN_ADDRESS_LABEL,
+});
 export const ZProviderParam = z.object({ provider: z.string().regex(/^[a-z]{1,32}$/, 'is not a provider name') });
 export const ZExternalIdParam = z.object({
   externalId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'is not a checkout id'),

@@ -89,7 +89,7 @@ export type TMarkPaid = z.infer<typeof ZMarkPaid>;
 export const ZVoidReceipt = strictBody(
   {
     reason: z
-      .string({ error: 'is required' })
+      .string()
       .trim()
       .max(500, 'must be at most 500 characters')
       .regex(ONE_LINE_TEXT, { error: ONE_LINE_RULE, abort: true })
@@ -107,8 +107,14 @@ export const ZVoidReceipt = strictBody(
 );
 export type TVoidReceipt = z.infer<typeof ZVoidReceipt>;
 
-/** A receipt id in a path. */
-export const ZReceiptId = zWholeNumber(1, MAX_INT4);
+/**
+ * How a page names the receipt in its address when refusing it: people know receipts by number
+ * ("Receipt #7"), not by "receipt id", the name routes give the path parameter (and JSON keeps).
+ */
+export const RECEIPT_IN_ADDRESS_LABEL = 'Receipt number in the address';
+
+/** A receipt id in a path, parsed under the name `receipt id`. */
+export const ZReceiptId = labelFields(zWholeNumber(1, MAX_INT4), { 'receipt id': RECEIPT_IN_ADDRESS_LABEL });
 
 /** A month-end run's id in its page's path. */
 export const ZMonthEndRunId = zWholeNumber(1, MAX_INT4);

@@ -1,0 +1,80 @@
+import type express from 'express';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPayingResearchers, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
+import { visibleTextOf } from '../support/html.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import type { TestDatabase } from '../support/test-database.js';
+
+/**
+ * What a refusal says about the field it names: a page named the receipt in its address by the
+ * code's names ("rid: is required", "receipt id: must be a whole number"), and a JSON client was told
+ * an optional field it sent as null, or a reason it sent as a number, "is required".
+ */
+
+let db: TestDatabase;
+let app: express.Express;
+let admin: Agent;
+const researchers = createPayingResearchers(() => ({ db, app }), 'named');
+
+beforeAll(async () => {
+  ({ db, app, admin } = await setUpDummyPaymentsApp('ledger'));
+});
+afterAll(() => db?.drop());
+
+const pageTextOf = async (agent: Agent, path: string) => {
+  const page = await agent.get(path).set('Accept', 'text/html');
+  return { status: page.status, text: visibleTextOf(page.text) };
+};
+
+describe('a receipt named in the address, refused on a page', () => {
+  it.each([
+    ['/payments/thanks', 'Receipt number in the address: is required'],
+    ['/payments/thanks?rid=', 'Receipt number in the address: is required'],
+    ['/payments/thanks?rid=abc', 'Receipt number in the address: must be a whole number'],
+    ['/me/receipts/abc', 'Receipt number in the address: must be a whole number'],
+    ['/payments/receipt/abc/start', 'Receipt number in the address: must be a whole number'],
+  ])('%s says "%s"', async (path, reason) => {
+    const { agent } = await researchers.researcherWithReceipt();
+    const page = await pageTextOf(agent, path);
+    expect(page.status).toBe(400);
+    expect(page.text).toContain(reason);
+    expect(page.text).not.toMatch(/\brid:|receipt id:/);
+  });
+
+  it('names the field by its key for a JSON client, as before', async () => {
+    const { agent } = await researchers.researcherWithReceipt();
+    const thanks = await agent.get('/payments/thanks').set('Accept', 'application/json').expect(400);
+    expect(thanks.body).toEqual({ error: 'rid: is required', code: 400 });
+    const receipt = await agent.get('/me/receipts/abc').set('Accept', 'application/json').expect(400);
+    expect(receipt.body).toEqual({ error: 'receipt id: must be a whole number', code: 400 });
+  });
+});
+
+describe('a JSON field of the wrong kind', () => {
+  it.each(['/formula', '/admin/rates'])(
+    '%s: based_on null is not "required" (it is optional), changing nothing',
+    async (path) => {
+      const before = await db.prisma.pricingRate.findMany({ orderBy: { id: 'asc' } });
+      const refused = await admin
+        .post(path)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(admin))
+        .send({ type: 'mu', cpu: '9', gpu: '9', mem: '9', based_on: null })
+        .expect(400);
+      expect(refused.body).toEqual({ error: 'based_on: cannot be null (leave it out, or give a value)', code: 400 });
+      expect(await db.prisma.pricingRate.findMany({ orderBy: { id: 'asc' } })).toEqual(before);
+    },
+  );
+
+  it('a void reason sent as a number must be text, and the receipt stays pending', async () => {
+    const { receiptId } = await researchers.researcherWithReceipt();
+    const refused = await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 5 })
+      .expect(400);
+    expect(refused.body).toEqual({ error: 'reason: must be text', code: 400 });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+  });
+});
