@@ -33,3 +33,16 @@ function wholeNumberProblem(input: unknown, min: number, max: number): string | 
   if (value > max) return `must be at most ${max}`;
   return undefined;
 }
+
+/** The most pages a listing's `?page=` may ask for. */
+const MAX_PAGE = 100_000;
+
+/**
+ * `?page=` of a listing, 1 when left out. Empty or only spaces (a form's empty field, a script's
+ * unset variable) is left out too, as an empty optional field is everywhere (ZOptionalLocalDate):
+ * it was refused with "Page: is required", which a field that has a default never is.
+ */
+export const ZPageNumber = z.preprocess(
+  (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+  zWholeNumber(1, MAX_PAGE).default(1),
+);

@@ -5,7 +5,7 @@ import { JsonNumberText } from '../../http/lossless-json.js';
 import { strictBody } from '../../http/strict-body.js';
 import { ZLocalDate, ZOptionalLocalDate } from '../../shared/local-date.js';
 import { countVisibleCharacters, ONE_LINE_RULE, ONE_LINE_TEXT } from '../../shared/visible-text.js';
-import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
+import { MAX_INT4, ZPageNumber, zWholeNumber } from '../../shared/whole-number.js';
 
 export { ZLocalDate };
 
@@ -134,11 +134,11 @@ export const ZReceiptFilter = labelFields(
       (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
       zWholeNumber(1, MAX_INT4).optional(),
     ),
-    page: zWholeNumber(1, 100_000).default(1),
+    page: ZPageNumber,
   }),
   RECEIPT_FIELD_LABELS,
 );
 export type TReceiptFilter = z.infer<typeof ZReceiptFilter>;
 
 /** ?page= of a listing; a page shows a refusal as "Page: ...", as every other list does. */
-export const ZPageQuery = labelFields(z.object({ page: zWholeNumber(1, 100_000).default(1) }), RECEIPT_FIELD_LABELS);
+export const ZPageQuery = labelFields(z.object({ page: ZPageNumber }), RECEIPT_FIELD_LABELS);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { labelFields } from '../../http/field-labels.js';
 import { ZOptionalLocalDate } from '../../shared/local-date.js';
-import { zWholeNumber } from '../../shared/whole-number.js';
+import { ZPageNumber } from '../../shared/whole-number.js';
 import { SORT_COLUMNS, type SortColumn } from './usage.repository.js';
 
 const optionalText = (max: number) =>
@@ -42,7 +42,7 @@ export const ZUsageQuery = labelFields(
       })
       .default('end'),
     dir: z.enum(['asc', 'desc']).default('desc'),
-    page: zWholeNumber(1, 100_000).default(1),
+    page: ZPageNumber,
   }),
   USAGE_FIELD_LABELS,
 );

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { labelFields } from '../../http/field-labels.js';
 import { ZNewPassword } from '../../shared/password-policy.js';
-import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
+import { MAX_INT4, ZPageNumber, zWholeNumber } from '../../shared/whole-number.js';
 
 const MAX_USERNAME_LENGTH = 64;
 
@@ -53,7 +53,7 @@ export const ZUserListQuery = labelFields(
       .max(MAX_USERNAME_LENGTH, `must be at most ${MAX_USERNAME_LENGTH} characters (a username's longest)`)
       .optional()
       .transform((q) => q || undefined),
-    page: zWholeNumber(1, 100_000).default(1),
+    page: ZPageNumber,
   }),
   { q: 'Search', page: 'Page' },
 );
