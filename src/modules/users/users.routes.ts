@@ -32,6 +32,24 @@ function userAnswerOf(user: usersService.UserRecord) {
   return { id: user.id, username: user.username, role: user.role, isDisabled: user.isDisabled };
 }
 
+/**
+ * A page of /admin/users as JSON: each user as the page shows them (named from the columns the
+ * repository selects, never the row, so a password hash cannot come along), and the paging.
+ */
+function usersListJson(search: string | undefined, list: Awaited<ReturnType<typeof usersService.listUsers>>) {
+  return {
+    q: search ?? null,
+    page: list.page,
+    pageCount: list.pageCount,
+    count: list.count,
+    users: list.users.map((user) => ({
+      ...userAnswerOf(user),
+      createdAt: user.createdAt.toISOString(),
+      lockedUntil: user.lockedUntil?.toISOString() ?? null,
+    })),
+  };
+}
+
 /** A password the app generated for a user it created (`isNewUser`) or reset: shown once, on the answer's page. */
 interface GeneratedPassword {
   username: string;
@@ -179,6 +197,11 @@ export function usersRoutes(deps: {
     offerWayBack(res, { href: '/admin/users', text: 'Open the list of users' });
     const { q, page } = parseInput(ZUserListQuery, req.query);
     if (q) offerWayBack(res, { href: `/admin/users?q=${encodeURIComponent(q)}`, text: 'Go to page 1' });
+    // A script gets the list as JSON, as the other admin lists answer it; refusals were already {error, code}.
+    if (prefersJson(req)) {
+      res.json(usersListJson(q, await usersService.listUsers(db, { search: q, page }, auth.now())));
+      return;
+    }
     await renderUsers(res, {}, { search: q, page });
   });
 
