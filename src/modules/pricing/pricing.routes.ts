@@ -1,6 +1,6 @@
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
-import { wantsHtml } from '../../http/error-handler.js';
+import { prefersJson, wantsHtml } from '../../http/error-handler.js';
 import { isEtagMatched, takeFastPathFailure } from '../../http/hot-routes.js';
 import { linkTo } from '../../http/page-links.js';
 import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
@@ -18,7 +18,13 @@ import {
   ZSetOverride,
   ZSetRates,
 } from './pricing.schema.js';
-import { NO_TIERS_MESSAGE, type RatesService, StaleRatesError, StaleTierDescriptionError } from './rates.service.js';
+import {
+  NO_TIERS_MESSAGE,
+  NoTiersError,
+  type RatesService,
+  StaleRatesError,
+  StaleTierDescriptionError,
+} from './rates.service.js';
 
 /** /admin/tiers at `listed`'s search and page (page 1 unnamed, as the page's own address has it), with `extra`. */
 function tiersPageOf(listed: TUserListQuery, extra: Record<string, string> = {}): string {
@@ -367,6 +373,24 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     offerWayBack(res, { href: '/admin/tiers', text: 'Open Tier overrides' });
     const listed = parseInput(ZUserListQuery, req.query);
     if (listed.q) offerWayBack(res, { href: `/admin/tiers?q=${encodeURIComponent(listed.q)}`, text: 'Go to page 1' });
+    if (prefersJson(req)) {
+      // A script gets the list as JSON, as the page's changes and the other admin lists answer it.
+      // Before the first tier no one can be on one: the 404 /formula and /me give, with its reason.
+      const snapshot = await rates.getSnapshot();
+      if (snapshot.knownTiers.size === 0) throw new NoTiersError();
+      const list = await rates.listUserTiers({ search: listed.q, page: listed.page });
+      res.json({
+        q: listed.q ?? null,
+        tiers: [...snapshot.knownTiers],
+        defaultTier: snapshot.defaultTier,
+        page: list.page,
+        pageCount: list.pageCount,
+        count: list.count,
+        // No override (null) is the user on their natural tier, as the change's answer says.
+        users: list.users.map((user) => ({ ...user, override: user.override ?? null })),
+      });
+      return;
+    }
     await renderTiers(res, listed);
   });
 
