@@ -1,7 +1,9 @@
+import type { Prisma } from '@prisma/client';
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson, wantsHtml } from '../../http/error-handler.js';
 import { isEtagMatched, takeFastPathFailure } from '../../http/hot-routes.js';
+import { rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
 import { answerChange, isRefusedForm, offerWayBack, typedIn } from '../../http/route-helpers.js';
@@ -19,6 +21,7 @@ import {
   ZSetRates,
 } from './pricing.schema.js';
 import {
+  type AdminRatesTier,
   NO_TIERS_MESSAGE,
   NoTiersError,
   type RatesService,
@@ -115,6 +118,46 @@ interface TypedTierEdit {
   invalid: string[];
 }
 
+/**
+ * A rate of a tier as the Edit rates page's JSON writes it: the rates as /formula writes them, and
+ * `rateId`, what a rates change sends as `based_on` to be refused if another change came first.
+ */
+function adminRateJson(rate: {
+  id: number;
+  cpu: Prisma.Decimal;
+  gpu: Prisma.Decimal;
+  mem: Prisma.Decimal;
+  currency: string;
+  effectiveFrom: Date;
+}) {
+  return {
+    rateId: rate.id,
+    cpu: rateJson(rate.cpu, rate.currency),
+    gpu: rateJson(rate.gpu, rate.currency),
+    mem: rateJson(rate.mem, rate.currency),
+    currency: rate.currency,
+    effectiveFrom: rate.effectiveFrom.toISOString(),
+  };
+}
+
+/** A tier of the Edit rates page as JSON: what its card shows, its whole rate history included. */
+function adminRatesTierJson(tier: AdminRatesTier) {
+  return {
+    name: tier.name,
+    description: tier.description,
+    isDefault: tier.isDefault,
+    current: tier.current ? adminRateJson(tier.current) : null,
+    // Newest first, as the page lists it.
+    history: [...tier.history].reverse().map((rate) => ({
+      ...adminRateJson(rate),
+      isScheduled: rate.isScheduled,
+      createdBy: rate.createdBy,
+      createdAt: rate.createdAt.toISOString(),
+    })),
+    deletionBlockers: tier.deletionBlockers,
+  };
+}
+
 /** The flash after a tier's name or description was saved: what follows the new name, and what does not. */
 function describeTierEdit(outcome: Awaited<ReturnType<RatesService['editTier']>>): string {
   const { previous, name } = outcome;
@@ -168,7 +211,14 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     });
   }
 
-  router.get('/admin/rates', guards.requireAdmin, async (_req, res) => {
+  router.get('/admin/rates', guards.requireAdmin, async (req, res) => {
+    // A script gets the tiers as JSON, as the page's changes and the other admin pages answer it;
+    // before the first tier, an empty list (this is where the first tier is added, not a 404).
+    if (prefersJson(req)) {
+      const { tiers, ruleTiers } = await rates.getAdminRates();
+      res.json({ tiers: tiers.map(adminRatesTierJson), ruleTiers });
+      return;
+    }
     await renderRates(res);
   });
 
