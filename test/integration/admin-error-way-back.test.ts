@@ -46,7 +46,7 @@ describe('an admin finance page that cannot be shown', () => {
     [
       '/admin/month-end/abc',
       400,
-      'month-end run id: must be a whole number',
+      'Month-end run number in the address: must be a whole number',
       '/admin/month-end',
       'Open Month-end runs',
     ],

@@ -50,6 +50,40 @@ describe('a receipt named in the address, refused on a page', () => {
   });
 });
 
+describe('another record named in the address, refused on an admin’s page', () => {
+  it.each([
+    ['/admin/month-end/abc', 'Month-end run number in the address: must be a whole number', /month-end run id:/],
+    ['/admin/month-end/0', 'Month-end run number in the address: must be at least 1', /month-end run id:/],
+  ])('%s says "%s", and JSON keeps the key', async (path, reason, codeName) => {
+    const page = await pageTextOf(admin, path);
+    expect(page.status).toBe(400);
+    expect(page.text).toContain(reason);
+    expect(page.text).not.toMatch(codeName);
+    const json = await admin.get(path).set('Accept', 'application/json').expect(400);
+    expect(json.body.error).toMatch(codeName);
+  });
+
+  it.each([
+    [
+      '/admin/payments/abc/resolve',
+      { outcome: 'dismissed', note: 'x' },
+      'Payment number in the address:',
+      /payment id:/,
+    ],
+    ['/admin/users/abc/disable', {}, 'User number in the address:', /user id:/],
+  ])('a form posted to %s names the record by its label', async (path, fields, reason, codeName) => {
+    const page = await admin
+      .post(path)
+      .type('form')
+      .set('Accept', 'text/html')
+      .send({ ...fields, csrf_token: await csrfTokenOf(admin) });
+    expect(page.status).toBe(400);
+    const text = visibleTextOf(page.text);
+    expect(text).toContain(reason);
+    expect(text).not.toMatch(codeName);
+  });
+});
+
 describe('a JSON field of the wrong kind', () => {
   it.each(['/formula', '/admin/rates'])(
     '%s: based_on null is not "required" (it is optional), changing nothing',

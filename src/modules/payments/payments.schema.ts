@@ -15,7 +15,8 @@ export const ZExternalIdParam = z.object({
 export const ZDummyChoice = z.object({ choice: z.enum(['pay', 'fail', 'cancel']) });
 
 /** A payment id in a path. */
-export const ZPaymentId = zWholeNumber(1, MAX_INT4);
+// Named on a page as people know payments ("payment #12"), not by the route's name for the parameter.
+export const ZPaymentId = labelFields(zWholeNumber(1, MAX_INT4), { 'payment id': 'Payment number in the address' });
 
 /** An optional payment id in a query: empty reads as left out, as every optional field does. */
 const zOptionalPaymentId = z.preprocess(
@@ -56,7 +57,9 @@ export const ZResolveReview = labelFields(
 export type TResolveReview = z.infer<typeof ZResolveReview>;
 
 /** A refused refund or dispute's id in a path. */
-export const ZRefusedClaimId = zWholeNumber(1, MAX_INT4);
+export const ZRefusedClaimId = labelFields(zWholeNumber(1, MAX_INT4), {
+  'refused claim id': 'Refused claim number in the address',
+});
 
 /** POST /admin/payments/refused-claims/:id/settle: what finance did about it at the provider. */
 export const ZSettleRefusedClaim = labelFields(z.object({ note: zWhatWasDone() }), { note: 'Note' });

@@ -117,7 +117,9 @@ export const RECEIPT_IN_ADDRESS_LABEL = 'Receipt number in the address';
 export const ZReceiptId = labelFields(zWholeNumber(1, MAX_INT4), { 'receipt id': RECEIPT_IN_ADDRESS_LABEL });
 
 /** A month-end run's id in its page's path. */
-export const ZMonthEndRunId = zWholeNumber(1, MAX_INT4);
+export const ZMonthEndRunId = labelFields(zWholeNumber(1, MAX_INT4), {
+  'month-end run id': 'Month-end run number in the address',
+});
 
 /** Admin billing list filters. */
 export const ZReceiptFilter = labelFields(

@@ -60,7 +60,8 @@ export const ZUserListQuery = labelFields(
 export type TUserListQuery = z.infer<typeof ZUserListQuery>;
 
 /** A user id in a path. */
-export const ZUserId = zWholeNumber(1, MAX_INT4);
+// The number in the address of a user's actions (/admin/users/7/disable), named on a page without the route's name.
+export const ZUserId = labelFields(zWholeNumber(1, MAX_INT4), { 'user id': 'User number in the address' });
 
 export const ZChangeOwnPasswordForm = labelFields(
   z
