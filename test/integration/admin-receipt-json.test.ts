@@ -91,6 +91,35 @@ describe('GET /admin/receipts/:id for a JSON client', () => {
     expect(marked.body.receipt).toMatchObject({ id: receiptId, paymentMethod: shown.paymentMethod, method: 'cheque' });
   });
 
+  it('answers a mark paid and a void with the message the page’s flash says, as every other change does', async () => {
+    const paid = await researchers.researcherWithReceipt();
+    const marked = await admin
+      .post(`/admin/receipts/${paid.receiptId}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ method: 'cash', amount_received: '10.00' })
+      .expect(200);
+    expect(marked.body).toMatchObject({ ok: true, receipt: { id: paid.receiptId, status: 'paid' } });
+    expect(marked.body.message).toMatch(
+      new RegExp(
+        `^Receipt #${paid.receiptId} marked paid on \\d{4}-\\d{2}-\\d{2} \\(cash\\), 10\\.00 THB received\\.$`,
+      ),
+    );
+    const voided = await admin
+      .post(`/admin/receipts/${paid.receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    expect(voided.body).toMatchObject({ ok: true, receipt: { id: paid.receiptId, status: 'void' } });
+    expect(voided.body.message).toMatch(
+      new RegExp(`^Receipt #${paid.receiptId} voided; its job can be billed again\\. It was paid by hand: `),
+    );
+    // Only browsers get the flash: the admin's next page says nothing of what the script did.
+    const next = await admin.get('/admin/receipts').set('Accept', 'text/html').expect(200);
+    expect(next.text).not.toContain(`Receipt #${paid.receiptId} voided`);
+  });
+
   it('names the online payment that paid it short, and an open checkout of a pending one', async () => {
     const short = await researchers.paidShortAndAccepted(admin, 100);
     const paid = (await getJson(`/admin/receipts/${short.receiptId}`).expect(200)).body.receipt;

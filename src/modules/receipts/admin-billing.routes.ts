@@ -5,7 +5,14 @@ import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
-import { type BackLink, isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import {
+  answerChange,
+  type BackLink,
+  isRefusedForm,
+  offerWayBack,
+  sessionUserOf,
+  typedIn,
+} from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
@@ -409,19 +416,6 @@ export function adminBillingRoutes(deps: {
       return;
     }
     const { heldPayments, amountReceived, ...marked } = result;
-    if (prefersJson(req)) {
-      res.json({
-        ok: true,
-        receipt: {
-          ...marked,
-          // Named as every receipt JSON names it; `method` stays for scripts written against this answer before.
-          paymentMethod: marked.method,
-          amountReceived: moneyJson(amountReceived, marked.currency),
-          heldPaymentIds: heldPayments.map((payment) => payment.id),
-        },
-      });
-      return;
-    }
     const fmt = req.app.locals.fmt as ViewFormatters;
     const held = heldPayments
       .map(
@@ -431,16 +425,28 @@ export function adminBillingRoutes(deps: {
           'receipt, otherwise refund it.',
       )
       .join('');
-    req.session.flash = {
-      type: 'success',
-      message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}), ${fmt.money(
-        amountReceived,
-        result.currency,
-      )} ${result.currency} received.${describeCanceledCheckouts(
-        result.canceledPaymentIds,
-      )}${held}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
-    };
-    res.redirect(303, `/admin/receipts/${id}`);
+    // A JSON client gets the flash's sentence as `message`, as every other change's answer has it.
+    answerChange(req, res, {
+      json: {
+        receipt: {
+          ...marked,
+          // Named as every receipt JSON names it; `method` stays for scripts written against this answer before.
+          paymentMethod: marked.method,
+          amountReceived: moneyJson(amountReceived, marked.currency),
+          heldPaymentIds: heldPayments.map((payment) => payment.id),
+        },
+      },
+      flash: {
+        type: 'success',
+        message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}), ${fmt.money(
+          amountReceived,
+          result.currency,
+        )} ${result.currency} received.${describeCanceledCheckouts(
+          result.canceledPaymentIds,
+        )}${held}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
+      },
+      location: `/admin/receipts/${id}`,
+    });
   });
 
   router.post('/admin/receipts/:id/void', guards.requireAdmin, async (req, res) => {
@@ -460,18 +466,6 @@ export function adminBillingRoutes(deps: {
       return;
     }
     const { paidByHand, dismissedPayments, alreadyHeldPayments, ...voided } = result;
-    if (prefersJson(req)) {
-      res.json({
-        ok: true,
-        receipt: {
-          ...voided,
-          alreadyHeldPaymentIds: alreadyHeldPayments.map((payment) => payment.id),
-          paidByHand: paidByHand && { ...paidByHand, amount: moneyJson(paidByHand.amount, paidByHand.currency) },
-          dismissedPaymentIds: dismissedPayments.map((payment) => payment.id),
-        },
-      });
-      return;
-    }
     const fmt = req.app.locals.fmt as ViewFormatters;
     const jobs = result.releasedJobs === 1 ? 'its job' : `its ${result.releasedJobs} jobs`;
     // Paid by hand, nothing is held: the admin is told what money the void concerns, not left to assume none.
@@ -479,15 +473,26 @@ export function adminBillingRoutes(deps: {
       ? ` It was paid by hand: ${describePaidByHand(paidByHand, fmt)}. The app holds none of this money: return it ` +
         `to the payer or apply it elsewhere.${dismissedPayments.length > 0 ? ` ${describeDismissedPayments(dismissedPayments, fmt)}` : ''}`
       : '';
-    req.session.flash = {
-      type: 'success',
-      message: `Receipt #${id} voided; ${jobs} can be billed again.${
-        result.heldPaymentId === null
-          ? ''
-          : ` Payment #${result.heldPaymentId} is held for review: refund it or apply it elsewhere, then resolve it on the payments page.`
-      }${describeAlreadyHeld(alreadyHeldPayments, fmt)}${byHand}${describeCanceledCheckouts(result.canceledPaymentIds)}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
-    };
-    res.redirect(303, `/admin/receipts/${id}`);
+    // A JSON client gets the flash's sentence as `message`, as every other change's answer has it.
+    answerChange(req, res, {
+      json: {
+        receipt: {
+          ...voided,
+          alreadyHeldPaymentIds: alreadyHeldPayments.map((payment) => payment.id),
+          paidByHand: paidByHand && { ...paidByHand, amount: moneyJson(paidByHand.amount, paidByHand.currency) },
+          dismissedPaymentIds: dismissedPayments.map((payment) => payment.id),
+        },
+      },
+      flash: {
+        type: 'success',
+        message: `Receipt #${id} voided; ${jobs} can be billed again.${
+          result.heldPaymentId === null
+            ? ''
+            : ` Payment #${result.heldPaymentId} is held for review: refund it or apply it elsewhere, then resolve it on the payments page.`
+        }${describeAlreadyHeld(alreadyHeldPayments, fmt)}${byHand}${describeCanceledCheckouts(result.canceledPaymentIds)}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
+      },
+      location: `/admin/receipts/${id}`,
+    });
   });
 
   router.post('/admin/month-end', guards.requireAdmin, async (req, res) => {
