@@ -783,6 +783,8 @@ describe('resolving a payment held for review', () => {
     expect(resolved.body).toEqual({
       ok: true,
       payment: { id: payment.id, receiptId, status: 'resolved', outcome: 'refunded' },
+      // The flash's sentence, as every change's JSON answer has it.
+      message: `Payment #${payment.id} resolved as refunded.`,
     });
   });
 
@@ -1059,6 +1061,7 @@ describe('resolving a payment held for review', () => {
     expect(response.body).toEqual({
       ok: true,
       payment: { id: payment.id, receiptId, status: 'resolved', outcome: 'dismissed' },
+      message: `Payment #${payment.id} resolved as dismissed.`,
     });
   });
 });

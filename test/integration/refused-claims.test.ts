@@ -245,6 +245,8 @@ describe('settling a refused claim', () => {
     expect(settled.body).toEqual({
       ok: true,
       refusedClaim: { id: claim.id, paymentId: claim.paymentId, settled: true },
+      // The flash's sentence, as every change's JSON answer has it.
+      message: `Refused claim #${claim.id} (event settle_me) settled.`,
     });
     const row = await db.prisma.paymentRefusedClaim.findUniqueOrThrow({ where: { id: claim.id } });
     expect(row).toMatchObject({

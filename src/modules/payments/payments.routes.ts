@@ -3,7 +3,7 @@ import express, { Router } from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
-import { isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import { answerChange, isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -316,22 +316,22 @@ export function paymentRoutes(deps: {
         invalid: invalidFieldsOf(error),
       });
     }
-    if (prefersJson(req)) {
-      const { canceledPaymentIds, checkoutNotice, ...payment } = result;
-      // Only an accept that canceled an open checkout has more to say.
-      const canceled = canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds, checkoutNotice };
-      res.json({ ok: true, payment: { ...payment, ...canceled } });
-      return;
-    }
-    req.session.flash = {
-      type: 'success',
-      message: `Payment #${id} resolved as ${result.outcome}${result.outcome === 'accepted' ? `; receipt #${result.receiptId} is paid` : ''}.${
-        result.canceledPaymentIds.length === 0
-          ? ''
-          : ` Its open online checkout (payment ${result.canceledPaymentIds.map((open) => `#${open}`).join(', ')}) was canceled; money paid there from now on is held for review.`
-      }${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
-    };
-    res.redirect(303, '/admin/payments');
+    const { canceledPaymentIds, checkoutNotice, ...payment } = result;
+    // Only an accept that canceled an open checkout has more to say.
+    const canceled = canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds, checkoutNotice };
+    // A JSON client gets the flash's sentence as `message`, as every other change's answer has it.
+    answerChange(req, res, {
+      json: { payment: { ...payment, ...canceled } },
+      flash: {
+        type: 'success',
+        message: `Payment #${id} resolved as ${result.outcome}${result.outcome === 'accepted' ? `; receipt #${result.receiptId} is paid` : ''}.${
+          result.canceledPaymentIds.length === 0
+            ? ''
+            : ` Its open online checkout (payment ${result.canceledPaymentIds.map((open) => `#${open}`).join(', ')}) was canceled; money paid there from now on is held for review.`
+        }${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
+      },
+      location: '/admin/payments',
+    });
   });
 
   router.post('/admin/payments/refused-claims/:id/settle', guards.requireAdmin, async (req, res) => {
@@ -349,15 +349,11 @@ export function paymentRoutes(deps: {
         note: typedIn(req.body, 'note') ?? '',
       });
     }
-    if (prefersJson(req)) {
-      res.json({ ok: true, refusedClaim: { id: settled.id, paymentId: settled.paymentId, settled: true } });
-      return;
-    }
-    req.session.flash = {
-      type: 'success',
-      message: `Refused claim #${id} (event ${settled.externalEventId}) settled.`,
-    };
-    res.redirect(303, '/admin/payments');
+    answerChange(req, res, {
+      json: { refusedClaim: { id: settled.id, paymentId: settled.paymentId, settled: true } },
+      flash: { type: 'success', message: `Refused claim #${id} (event ${settled.externalEventId}) settled.` },
+      location: '/admin/payments',
+    });
   });
 
   return router;
