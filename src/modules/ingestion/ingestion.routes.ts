@@ -1,11 +1,13 @@
 import { Router } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
+import { prefersJson } from '../../http/error-handler.js';
 import { answerChange, answerRefused } from '../../http/route-helpers.js';
 import { counted, formatCount } from '../../shared/counted.js';
 import { formatLocalDateTime } from '../../shared/local-date.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { Guards } from '../auth/auth.guards.js';
+import type { RunRecord } from './ingestion.repository.js';
 import { getIngestionOverview, type IngestionService } from './ingestion.service.js';
 
 export interface IngestionRoutesDeps {
@@ -33,13 +35,53 @@ export function noCompletedRunText(storedJobs: { count: number; isEstimate: bool
   return `No ingestion run has completed yet; ${jobs} ${storedJobs.count === 1 ? 'is' : 'are'} stored.`;
 }
 
+/**
+ * The sources' notes as the page shows them: without the file's fingerprint, which only tells the
+ * next run whether the file changed.
+ */
+function shownNotesOf(run: RunRecord): [string, string][] {
+  return Object.entries(run.sourceNotes ?? {}).filter(([key]) => key !== 'fileFingerprint');
+}
+
+/** A run of /admin/ingestion as JSON, named as Run now's answer names its run (`runId`, `window`). */
+function runJson(run: RunRecord) {
+  return {
+    runId: run.id,
+    trigger: run.trigger,
+    source: run.source,
+    window: { start: run.windowStart.toISOString(), end: run.windowEnd.toISOString() },
+    seen: run.seen,
+    inserted: run.inserted,
+    updated: run.updated,
+    skipped: run.skipped,
+    outcome: run.outcome,
+    error: run.error,
+    startedAt: run.startedAt.toISOString(),
+    finishedAt: run.finishedAt?.toISOString() ?? null,
+    durationMs: run.durationMs,
+    sourceNotes: Object.fromEntries(shownNotesOf(run)),
+  };
+}
+
 /** /admin/ingestion: recent runs, data freshness, and "run now" (CSRF-checked globally, audited). */
 export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
   const { db, guards, timeZone } = deps;
   const router = Router();
 
-  router.get('/admin/ingestion', guards.requireAdmin, async (_req, res) => {
+  router.get('/admin/ingestion', guards.requireAdmin, async (req, res) => {
     const overview = await getIngestionOverview(db, deps.now());
+    // A script gets the page's figures, as Run now and the other admin pages answer it.
+    if (prefersJson(req)) {
+      res.json({
+        timeZone,
+        isRunning: overview.isRunning,
+        dataThrough: overview.dataThrough?.toISOString() ?? null,
+        freshnessSec: overview.freshnessSec,
+        storedJobs: overview.storedJobs,
+        runs: overview.runs.map(runJson),
+      });
+      return;
+    }
     const when = (date: Date | null) => (date ? formatLocalDateTime(date, timeZone) : '');
     res.render('ingestion/admin-ingestion', {
       title: 'Ingestion',
@@ -54,8 +96,7 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
         // The demo's seed reads its whole file, from the epoch: 1970, shifted into the local zone, read as a date.
         windowStartText: run.windowStart.getTime() === 0 ? 'the start' : when(run.windowStart),
         windowEndText: when(run.windowEnd),
-        notesText: Object.entries(run.sourceNotes ?? {})
-          .filter(([key]) => key !== 'fileFingerprint')
+        notesText: shownNotesOf(run)
           .map(([key, value]) => `${key}: ${value}`)
           .join('; '),
       })),
