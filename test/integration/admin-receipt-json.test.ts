@@ -89,6 +89,9 @@ describe('GET /admin/receipts/:id for a JSON client', () => {
     expect(shown.paymentMethod).toBe('cheque');
     // `method` stays for the scripts written against the older answer.
     expect(marked.body.receipt).toMatchObject({ id: receiptId, paymentMethod: shown.paymentMethod, method: 'cheque' });
+    // And the reference, as the receipt's JSON has it beside the method.
+    expect(shown.txRef).toBe('CHQ-0042');
+    expect(marked.body.receipt.txRef).toBe(shown.txRef);
   });
 
   it('answers a mark paid and a void with the message the page’s flash says, as every other change does', async () => {

@@ -1159,6 +1159,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       const heldPayments = held.map((payment) => ({ id: payment.id, received: paymentMoneyOf(payment).received }));
       return {
         ...paid,
+        // The reference as stored (trimmed, null when none), as the receipt's JSON has it.
+        txRef: input.tx_ref ?? null,
         amountReceived: input.amount_received,
         currency: receipt.currency,
         canceledPaymentIds,
