@@ -59,7 +59,9 @@ function joinFieldReasons(fields: Readonly<Record<string, string>>, labels: Read
 
 /** What a page shows for `error`: the fields by their labels where it names fields. */
 export function readableMessageOf(error: AppError): string {
-  return error instanceof InvalidFieldsError ? error.readableMessage : error.message;
+  return error instanceof InvalidFieldsError || error instanceof ReversedWindowError
+    ? error.readableMessage
+    : error.message;
 }
 
 /**
@@ -73,12 +75,24 @@ export function invalidFieldsOf(error: AppError): string[] {
 }
 
 /**
- * A date window given the wrong way round, worded the same wherever one is taken (usage, receipts,
- * paid.csv, the audit log): a page that answered with an empty list would read as "nothing happened".
+ * A date window given the wrong way round, refused wherever one is taken (usage, receipts, paid.csv,
+ * the audit log): a page that answered with an empty list would read as "nothing happened". Like an
+ * InvalidFieldsError it names the dates by the labels their form shows on a page ("From (…) is after
+ * To (…)."), where "the start date" matched no field the reader could see, and by the keys it sent
+ * to an API client ("start (…) is after end (…).").
  */
 export class ReversedWindowError extends BadRequestError {
-  constructor(start: string, end: string, field = 'start') {
-    super(`The start date (${start}) is after the end date (${end}).`, { field });
+  readonly readableMessage: string;
+
+  constructor(
+    start: string,
+    end: string,
+    options: { fields?: readonly [string, string]; labels?: Readonly<Record<string, string>> } = {},
+  ) {
+    const [startField, endField] = options.fields ?? ['start', 'end'];
+    const labels = options.labels ?? {};
+    super(`${startField} (${start}) is after ${endField} (${end}).`, { field: startField });
+    this.readableMessage = `${labels[startField] ?? startField} (${start}) is after ${labels[endField] ?? endField} (${end}).`;
   }
 }
 

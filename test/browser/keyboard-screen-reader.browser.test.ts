@@ -123,7 +123,7 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect(await from.getAttribute('aria-invalid')).toBe('true');
     expect(await page.getByLabel('To', { exact: true }).getAttribute('aria-invalid')).toBeNull();
     expect(await page.locator(`#${await from.getAttribute('aria-describedby')}`).textContent()).toContain(
-      'is after the end date',
+      'From (2026-03-10) is after To (2026-03-01).',
     );
     expect(await focused(page)).toBe('input#start ');
 
@@ -365,7 +365,7 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     expect(await from.getAttribute('aria-invalid')).toBe('true');
     expect(await page.getByLabel('User', { exact: true }).inputValue()).toBe('kim');
     expect(await page.locator(`#${await from.getAttribute('aria-describedby')}`).textContent()).toContain(
-      'is after the end date',
+      'From (2026-03-10) is after To (2026-03-01).',
     );
     expect(await focused(page)).toBe('input#start ');
 

@@ -38,7 +38,7 @@ describe('an admin finance page that cannot be shown', () => {
     [
       '/admin/audit.csv?from=2026-12-05&to=2026-12-01&action=receipt.void',
       400,
-      'The start date (2026-12-05) is after the end date (2026-12-01).',
+      'From (2026-12-05) is after To (2026-12-01).',
       '/admin/audit?action=receipt.void&amp;from=2026-12-05&amp;to=2026-12-01',
       'Back to the audit log',
     ],

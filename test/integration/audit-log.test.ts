@@ -185,13 +185,13 @@ describe('the audit pages', () => {
       .get('/admin/audit?actor=filterme&from=2026-03-05&to=2026-03-01')
       .set('Accept', 'text/html')
       .expect(400);
-    // Worded as usage, receipts and paid.csv word it.
-    expect(backwards.text).toContain('The start date (2026-03-05) is after the end date (2026-03-01).');
+    // Worded as usage, receipts and paid.csv word it: by the labels on the page, by the keys to a script.
+    expect(backwards.text).toContain('From (2026-03-05) is after To (2026-03-01).');
     const csvBackwards = await agent
       .get('/admin/audit.csv?from=2026-03-05&to=2026-03-01')
       .set('Accept', 'application/json')
       .expect(400);
-    expect(csvBackwards.body.error).toBe('The start date (2026-03-05) is after the end date (2026-03-01).');
+    expect(csvBackwards.body.error).toBe('from (2026-03-05) is after to (2026-03-01).');
     expect(backwards.text).toContain('name="actor" value="filterme"');
     expect(backwards.text).toContain('name="from" type="date" value="2026-03-05"');
     // Nothing was searched: no table saying that nothing matched.
@@ -207,7 +207,7 @@ describe('the audit pages', () => {
       }
       expect(state.autofocus).toEqual([fields[0]]);
     };
-    expectTied(backwards.text, ['from'], 'The start date (2026-03-05) is after the end date (2026-03-01).');
+    expectTied(backwards.text, ['from'], 'From (2026-03-05) is after To (2026-03-01).');
     const badTo = await agent.get('/admin/audit?from=2026-03-01&to=2026-02-30').set('Accept', 'text/html').expect(400);
     expectTied(badTo.text, ['to'], 'To: ');
     expect(badTo.text).toContain('name="to" type="date" value="2026-02-30"');

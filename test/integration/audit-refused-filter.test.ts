@@ -27,7 +27,7 @@ describe('the audit log with a refused filter', () => {
     [
       'a start after the end',
       '/admin/audit?actor=auditor&from=2026-03-05&to=2026-03-01',
-      'The start date (2026-03-05) is after the end date (2026-03-01).',
+      'From (2026-03-05) is after To (2026-03-01).',
     ],
   ])('shows the reason and no entries table, not "No entries match." (%s)', async (_case, url, reason) => {
     // auditor's sign-in is in the log: the filter would have found it.

@@ -369,7 +369,7 @@ describe('/me', () => {
     await html(alice, '/me?view=billed').expect(200);
 
     const backwards = await html(alice, '/me?start=2025-09-19&end=2025-09-01').expect(400);
-    expect(backwards.text).toContain('The start date (2025-09-19) is after the end date (2025-09-01).');
+    expect(backwards.text).toContain('From (2025-09-19) is after To (2025-09-01).');
     const nonsense = await html(alice, '/me?start=2025-02-30').expect(400);
     expect(nonsense.text).toContain('From: is not a real calendar date');
     const badSort = await html(alice, '/me?sort=password').expect(400);
@@ -451,10 +451,10 @@ describe('/me', () => {
       await alice.get(`/me.csv?${query}`).expect(400);
     }
     const reversed = await html(alice, '/me?start=2026-11-30&end=2026-11-01').expect(400);
-    expect(reversed.text).toContain('The start date (2026-11-30) is after the end date (2026-11-01).');
+    expect(reversed.text).toContain('From (2026-11-30) is after To (2026-11-01).');
     expect(reversed.text).toContain('id="start" name="start" type="date" value="2026-11-30"');
     expect((await alice.get('/me.csv?start=2026-11-30&end=2026-11-01').expect(400)).body).toEqual({
-      error: 'The start date (2026-11-30) is after the end date (2026-11-01).',
+      error: 'start (2026-11-30) is after end (2026-11-01).',
       code: 400,
     });
 
@@ -467,7 +467,7 @@ describe('/me', () => {
 
     // The admin usage page: neither export of a reversed window is offered.
     const adminReversed = await html(admin, '/admin/usage?start=2026-11-30&end=2026-11-01&user=alice').expect(400);
-    expect(adminReversed.text).toContain('The start date (2026-11-30) is after the end date (2026-11-01).');
+    expect(adminReversed.text).toContain('From (2026-11-30) is after To (2026-11-01).');
     expect(adminReversed.text).not.toContain('href="/admin/usage.csv');
     expect(adminReversed.text).not.toContain('href="/admin/my.csv');
     expect(adminReversed.text).toContain('Download these jobs (CSV): needs a valid window and filters');
@@ -488,7 +488,7 @@ describe('/me', () => {
       expect(elementById(page, state.describedBy[field] ?? '')).toContain(message);
       expect(state.autofocus).toEqual([field]);
     };
-    expectTied(adminReversed.text, 'start', 'is after the end date');
+    expectTied(adminReversed.text, 'start', 'From (2026-11-30) is after To (2026-11-01).');
     expect(adminReversed.text).toMatch(/id="start" name="start" type="date" value="2026-11-30"/);
     expectTied(longUser.text, 'user', 'User: must be at most 64 characters');
     const tooLong = await html(admin, '/admin/usage?start=2024-01-01&end=2025-09-20').expect(400);
@@ -1990,7 +1990,8 @@ describe('admin pages', () => {
   });
 
   it('refuses a window that ends before it starts, as the other windows do, keeping what was typed', async () => {
-    const message = 'The start date (2026-12-03) is after the end date (2026-12-01).';
+    // Each page names the dates by its own labels (Created from … to here); a script reads the keys it sent.
+    const message = 'Created from (2026-12-03) is after Created to (2026-12-01).';
     const page = await html(admin, '/admin/receipts?start=2026-12-03&end=2026-12-01&user=alice&status=paid');
     expect(page.status).toBe(400);
     expect(page.text).toContain(message);
@@ -2005,9 +2006,11 @@ describe('admin pages', () => {
     expect(elementById(page.text, state.describedBy.start ?? '')).toContain(message);
     const api = await json(admin, '/admin/receipts?start=2026-12-03&end=2026-12-01');
     expect(api.status).toBe(400);
-    expect(api.body).toEqual({ error: message, code: 400 });
+    expect(api.body).toEqual({ error: 'start (2026-12-03) is after end (2026-12-01).', code: 400 });
     expect((await json(admin, '/admin/paid.csv?start=2026-12-03&end=2026-12-01')).body).toEqual(api.body);
-    expect((await html(admin, '/admin/usage?start=2026-12-03&end=2026-12-01').expect(400)).text).toContain(message);
+    expect((await html(admin, '/admin/usage?start=2026-12-03&end=2026-12-01').expect(400)).text).toContain(
+      'From (2026-12-03) is after To (2026-12-01).',
+    );
     await html(admin, '/admin/receipts?start=2026-12-01&end=2026-12-01').expect(200);
   });
 });

@@ -27,9 +27,7 @@ describe('the paid receipts export form, refused', () => {
     expect(refused.headers['content-type']).toMatch(/^text\/html/);
     expect(refused.text).toContain('<h1>Billing</h1>');
     const form = /<section class="card" id="paid-export">.*?<\/section>/s.exec(refused.text)?.[0] ?? '';
-    expect(form).toContain(
-      'Paid receipts not exported. The start date (2026-03-05) is after the end date (2026-03-01).',
-    );
+    expect(form).toContain('Paid receipts not exported. From (2026-03-05) is after To (2026-03-01).');
     expect(form).toContain('id="paid-start" name="start" type="date" value="2026-03-05"');
     expect(form).toContain('id="paid-end" name="end" type="date" value="2026-03-01"');
     // The date to fix is marked, described by the reason and focused once the page opens at #paid-export.
@@ -49,7 +47,7 @@ describe('the paid receipts export form, refused', () => {
       .set('Accept', 'application/json');
     expect(refused.status).toBe(400);
     expect(refused.body).toEqual({
-      error: 'The start date (2026-03-05) is after the end date (2026-03-01).',
+      error: 'start (2026-03-05) is after end (2026-03-01).',
       code: 400,
     });
     const csv = await admin.get('/admin/paid.csv?start=2026-03-01&end=2026-03-05').expect(200);

@@ -34,8 +34,8 @@ describe('a refused export of my own usage', () => {
   it.each([
     [
       'start=2026-11-30&end=2026-11-01',
-      'The start date (2026-11-30) is after the end date (2026-11-01).',
-      'The start date (2026-11-30) is after the end date (2026-11-01).',
+      'From (2026-11-30) is after To (2026-11-01).',
+      'start (2026-11-30) is after end (2026-11-01).',
     ],
     ['start=2025-02-30', 'From: is not a real calendar date', 'start: is not a real calendar date'],
     ['start=tomorrow&end=2025-09-01', 'From: must be a date as YYYY-MM-DD', 'start: must be a date as YYYY-MM-DD'],
@@ -67,6 +67,6 @@ describe('a refused export of my own usage', () => {
     );
     const json = await boss.get('/admin/my.csv?start=2026-11-30&end=2026-11-01').set('Accept', 'application/json');
     expect(json.status).toBe(400);
-    expect(json.body).toEqual({ error: 'The start date (2026-11-30) is after the end date (2026-11-01).', code: 400 });
+    expect(json.body).toEqual({ error: 'start (2026-11-30) is after end (2026-11-01).', code: 400 });
   });
 });

@@ -440,7 +440,7 @@ describe('usage of one user', () => {
   });
 
   it.each([
-    [{ start: '2025-09-10', end: '2025-09-01' }, /start date \(2025-09-10\) is after the end date/],
+    [{ start: '2025-09-10', end: '2025-09-01' }, /start \(2025-09-10\) is after end \(2025-09-01\)/],
     [{ start: '2023-01-01', end: '2025-09-01' }, /pick at most 366 days/],
   ])('refuses the window %o with a clear message', async (window, message) => {
     const { usage } = buildServices();

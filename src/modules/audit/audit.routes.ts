@@ -3,6 +3,7 @@ import type { Db } from '../../db/database.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { fieldLabelsOf } from '../../http/field-labels.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
@@ -115,7 +116,12 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   });
   const parseQuery = (input: unknown) => {
     const query = parseInput(ZAuditQuery, input);
-    if (query.from && query.to && query.from > query.to) throw new ReversedWindowError(query.from, query.to, 'from');
+    if (query.from && query.to && query.from > query.to) {
+      throw new ReversedWindowError(query.from, query.to, {
+        fields: ['from', 'to'],
+        labels: fieldLabelsOf(ZAuditQuery),
+      });
+    }
     return query;
   };
 

@@ -1674,7 +1674,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // Answered like the other windows (/admin/usage, /admin/paid.csv): an empty list with zero
     // totals would read as "nothing was billed" rather than "these dates are the wrong way round".
     if (filter.start && filter.end && filter.start > filter.end) {
-      throw new ReversedWindowError(filter.start, filter.end);
+      throw new ReversedWindowError(filter.start, filter.end, { labels: RECEIPT_FIELD_LABELS });
     }
     // A run that does not exist is a 404, not an empty list that reads as "it made no receipts".
     if (filter.run !== undefined && !(await monthEndRunsRepository.findRun(db, filter.run))) {

@@ -12,17 +12,19 @@ const optionalText = (max: number) =>
     .optional()
     .transform((value) => (value ? value : undefined));
 
+/** The labels of a window's dates on every form that sends one (My usage, Usage across users, paid.csv). */
+export const WINDOW_FIELD_LABELS = { start: 'From', end: 'To' } as const;
+
 /** A date window; both ends optional (From alone: up to today; To alone or neither: 7 days, in APP_TZ). */
-export const ZWindowQuery = labelFields(z.object({ start: ZOptionalLocalDate, end: ZOptionalLocalDate }), {
-  start: 'From',
-  end: 'To',
-});
+export const ZWindowQuery = labelFields(
+  z.object({ start: ZOptionalLocalDate, end: ZOptionalLocalDate }),
+  WINDOW_FIELD_LABELS,
+);
 export type TWindowQuery = z.infer<typeof ZWindowQuery>;
 
 /** The usage pages' labels of their fields, which a refusal on a page names them by. */
 const USAGE_FIELD_LABELS = {
-  start: 'From',
-  end: 'To',
+  ...WINDOW_FIELD_LABELS,
   view: 'View',
   sort: 'Sort',
   dir: 'Sort direction',

@@ -10,7 +10,7 @@ import { minorUnitDigits, sumCosts } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
 import * as usageRepository from './usage.repository.js';
-import type { TAdminUsageQuery, TUsageQuery, TWindowQuery } from './usage.schema.js';
+import { type TAdminUsageQuery, type TUsageQuery, type TWindowQuery, WINDOW_FIELD_LABELS } from './usage.schema.js';
 import { renderBarChart } from './usage-chart.js';
 
 export interface UsageServiceDeps {
@@ -219,7 +219,7 @@ export function createUsageService(deps: UsageServiceDeps) {
     const end = query.end ?? today;
     const start = query.start ?? addLocalDays(end, -(DEFAULT_DAYS - 1));
     if (start > end) {
-      throw new ReversedWindowError(start, end);
+      throw new ReversedWindowError(start, end, { labels: WINDOW_FIELD_LABELS });
     }
     if (options.maxDays !== undefined && daysBetween(start, end) + 1 > options.maxDays) {
       throw new WindowTooLongForPageError({ start, end }, options.maxDays, { toToday });
