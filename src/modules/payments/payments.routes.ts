@@ -3,7 +3,14 @@ import express, { Router } from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
-import { answerChange, isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import {
+  answerChange,
+  type BackLink,
+  isRefusedForm,
+  offerWayBack,
+  sessionUserOf,
+  typedIn,
+} from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -146,6 +153,9 @@ function adminPaymentsJson(list: AdminPayments) {
   };
 }
 
+/** Where a payment or refused claim that cannot be shown or resolved (a bad cursor, a form posted to one not there) sends the admin. */
+const PAYMENTS: BackLink = { href: '/admin/payments', text: 'Open Payments' };
+
 /** The payer's side (start, dummy checkout, status) and the admin's payments page with its review actions. */
 /** A resolution the service refused, as the admin filled it in. */
 interface RefusedResolution {
@@ -287,7 +297,7 @@ export function paymentRoutes(deps: {
 
   router.get('/admin/payments', guards.requireAdmin, async (req, res) => {
     // A refused cursor (older= and newer= together, edited by hand) leads back to the first page.
-    offerWayBack(res, { href: '/admin/payments', text: 'Open Payments' });
+    offerWayBack(res, PAYMENTS);
     // A script gets the page's lists as JSON; a bad cursor is {error, code}, as it already was.
     if (prefersJson(req)) {
       res.json(adminPaymentsJson(await payments.listForAdmin(parseInput(ZPaymentsPageQuery, req.query))));
@@ -297,6 +307,7 @@ export function paymentRoutes(deps: {
   });
 
   router.post('/admin/payments/:id/resolve', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, PAYMENTS);
     const id = parseInput(ZPaymentId, req.params.id, 'payment id');
     let result: Awaited<ReturnType<typeof payments.resolveReview>>;
     try {
@@ -335,6 +346,7 @@ export function paymentRoutes(deps: {
   });
 
   router.post('/admin/payments/refused-claims/:id/settle', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, PAYMENTS);
     const id = parseInput(ZRefusedClaimId, req.params.id, 'refused claim id');
     let settled: Awaited<ReturnType<typeof payments.settleRefusedClaim>>;
     try {

@@ -53,7 +53,10 @@ const MARK_PAID_REFUSALS = [...REFUSALS, 422];
  */
 export const MARK_PAID_PATH = '/admin/receipts/:id/paid';
 
-/** Where a receipt that cannot be shown (not found, a bad id) sends the admin: the list that finds it. */
+/**
+ * Where a receipt that cannot be shown or changed (not found, a bad id, a form posted to one deleted since)
+ * sends the admin: the list that finds it.
+ */
 const BILLING: BackLink = { href: '/admin/receipts', text: 'Open Billing' };
 
 /** Where a month-end run that cannot be shown (not found, a bad id, a page past the last) sends the admin. */
@@ -395,6 +398,7 @@ export function adminBillingRoutes(deps: {
   });
 
   router.post(MARK_PAID_PATH, guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     let result: Awaited<ReturnType<typeof receipts.markPaid>>;
     try {
@@ -450,6 +454,7 @@ export function adminBillingRoutes(deps: {
   });
 
   router.post('/admin/receipts/:id/void', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     let result: Awaited<ReturnType<typeof receipts.voidReceipt>>;
     try {

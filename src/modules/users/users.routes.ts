@@ -6,6 +6,7 @@ import { linkTo } from '../../http/page-links.js';
 import {
   answerChange,
   answerCreated,
+  type BackLink,
   isRefusedForm,
   offerWayBack,
   sessionUserOf,
@@ -66,6 +67,12 @@ interface GeneratedPassword {
 function usersPageOf(username: string): string {
   return linkTo('/admin/users', { q: username }, {});
 }
+
+/**
+ * Where a user that cannot be listed or changed (a refused query, a page past the last, a form posted
+ * to a user deleted since or an id edited by hand) sends the admin: the list that finds them.
+ */
+const USERS: BackLink = { href: '/admin/users', text: 'Open the list of users' };
 
 /** What changing your own password did: sessions elsewhere are named only when there were any to end. */
 function describePasswordChange(endedSessions: number): string {
@@ -194,7 +201,7 @@ export function usersRoutes(deps: {
 
   router.get('/admin/users', guards.requireAdmin, async (req, res) => {
     // A refused query or a page past the last is the error page: it leads back to the list, not only to the start.
-    offerWayBack(res, { href: '/admin/users', text: 'Open the list of users' });
+    offerWayBack(res, USERS);
     const { q, page } = parseInput(ZUserListQuery, req.query);
     if (q) offerWayBack(res, { href: `/admin/users?q=${encodeURIComponent(q)}`, text: 'Go to page 1' });
     // A script gets the list as JSON, as the other admin lists answer it; refusals were already {error, code}.
@@ -247,6 +254,7 @@ export function usersRoutes(deps: {
   });
 
   router.post('/admin/users/:id/password', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, USERS);
     const id = parseInput(ZUserId, req.params.id, 'user id');
     const form = parseInput(ZResetPasswordForm, req.body);
     const admin = sessionUserOf(req);
@@ -292,6 +300,7 @@ export function usersRoutes(deps: {
   });
 
   router.post('/admin/users/:id/role', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, USERS);
     const id = parseInput(ZUserId, req.params.id, 'user id');
     const { role } = parseInput(ZChangeRoleForm, req.body);
     let user: usersService.UserRecord;
@@ -312,6 +321,7 @@ export function usersRoutes(deps: {
   });
 
   router.post('/admin/users/:id/unlock', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, USERS);
     const id = parseInput(ZUserId, req.params.id, 'user id');
     const { user, lockedUntil, endedLocks } = await usersService.unlockSignIn(db, id, auditContextOf(req), auth.now());
     // The pruner counts the locks that run out; these were ended by hand and will never reach it.
@@ -331,6 +341,7 @@ export function usersRoutes(deps: {
     ['enable', false],
   ] as const) {
     router.post(`/admin/users/:id/${action}`, guards.requireAdmin, async (req, res) => {
+      offerWayBack(res, USERS);
       const id = parseInput(ZUserId, req.params.id, 'user id');
       let user: usersService.UserRecord;
       try {
