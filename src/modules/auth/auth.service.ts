@@ -88,9 +88,21 @@ function networkKey(deps: AuthServiceDeps, ip: string): throttleRepository.Netwo
   return { network: clientNetworkOf(ip), rule: deps.lockout.perNetwork };
 }
 
-/** A username as sign-in looks it up and counts it: trimmed, lower case, at most 64 characters. */
+/** A username's longest (users.username, auth_throttle.username and audit_log.actor are varchar(64)). */
+const MAX_USERNAME_LENGTH = 64;
+
+/**
+ * A username as sign-in looks it up, counts and audits it: trimmed, lower case. One longer than a
+ * username can be is no account's: it used to be cut to 64 characters, so a name typed longer whose
+ * first 64 characters were an account's name signed in to that account. It is kept as its first 63
+ * characters and "…", which fits the throttle's and the audit log's 64 and is never a username, so it
+ * fails as an unknown name does and is counted as one, never against the account.
+ */
 export function normalizedUsernameOf(typed: string): string {
-  return typed.trim().toLowerCase().slice(0, 64);
+  // Counted in characters, as PostgreSQL counts varchar(64): an emoji is one, not two UTF-16 units.
+  const characters = Array.from(typed.trim().toLowerCase());
+  if (characters.length <= MAX_USERNAME_LENGTH) return characters.join('');
+  return `${characters.slice(0, MAX_USERNAME_LENGTH - 1).join('')}…`;
 }
 
 /**
