@@ -85,3 +85,20 @@ describe('a form posted to a record that is not there', () => {
     expect(answer.body).toEqual({ error: 'Receipt #999999 was not found.', code: 404 });
   });
 });
+
+describe('a refused settlement of a refused claim that is not on the payments page', () => {
+  // The reason was shown only beside the claim's entry: for a claim not listed (not there, settled
+  // meanwhile in another tab, older than the newest listed) the page came back without it.
+  it('says why above the page, naming the claim, as a refused resolution of a payment does', async () => {
+    const page = await boss
+      .post('/admin/payments/refused-claims/999999/settle')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ note: 'short', csrf_token: token });
+    expect(page.status).toBe(400);
+    expect(page.text).toContain('<h1>Payments</h1>');
+    expect(page.text).toContain(
+      '<div class="alert error" role="alert">Refused claim #999999: Note: must say what was done, in at least 10 characters',
+    );
+  });
+});

@@ -340,6 +340,19 @@ describe('settling a refused claim', () => {
     expect(done.headers.location).toBe('/admin/payments');
     const after = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
     expect(after.text).toContain(`Refused claim #${claim.id} (event settle_form) settled.`);
+
+    // The same form sent again (another tab): the entry is off the page, so the reason is said above it.
+    const again = await admin
+      .post(`/admin/payments/refused-claims/${claim.id}/settle`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ note: 'Checked in the Stripe dashboard: a test refund.', csrf_token: await csrfTokenOf(admin) });
+    expect(again.status).toBe(409);
+    expect(again.text).toMatch(
+      new RegExp(
+        `<div class="alert error" role="alert">Refused claim #${claim.id} was already settled by claimreviewer\\d+ on `,
+      ),
+    );
   });
 });
 
