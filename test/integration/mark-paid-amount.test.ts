@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { visibleTextOf } from '../support/html.js';
+import { researcherWithReceiptOf } from '../support/receipt-steps.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -26,17 +27,7 @@ let counter = 0;
 /** A pending receipt of 1,234.50 THB: 2,469 CPU hours at buildTiers' 0.50 THB. */
 async function pendingReceipt(): Promise<number> {
   counter += 1;
-  const user = await buildUser(db.prisma, { username: `transferrer${counter}` });
-  await buildJobs(db, [
-    { user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: String(2469 * 3600), stepMemGbHours: '0' },
-  ]);
-  const agent = await signInAs(app, user.username, user.password);
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
-  expect(created.status, created.text.slice(0, 200)).toBe(303);
-  const receiptId = Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+  const { receiptId } = await researcherWithReceiptOf(app, db, `transferrer${counter}`, 2469);
   const { total } = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
   expect(total.toFixed(2)).toBe('1234.50');
   return receiptId;

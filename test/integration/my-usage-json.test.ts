@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { cellsLabelled } from '../support/html.js';
-import { type Agent, createReceiptAs, signInAs } from '../support/sign-in.js';
+import { billJobs } from '../support/receipt-steps.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -24,7 +25,7 @@ beforeAll(async () => {
   ]);
   alice = await signInAs(app, 'alice', 'alice-password');
   // Job 101 on a receipt, so the Billed view has a row.
-  await createReceiptAs(alice, '2025-09-18');
+  await billJobs(alice, '2025-09-18');
 });
 afterAll(() => db?.drop());
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { researcherWithReceiptOf } from '../support/receipt-steps.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -29,15 +30,7 @@ let counter = 0;
 /** A researcher's pending receipt. */
 async function pendingReceipt() {
   counter += 1;
-  const user = await buildUser(db.prisma, { username: `oneline${counter}` });
-  await buildJobs(db, [{ user: user.username, end: '2026-01-10T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
-  const agent = await signInAs(app, user.username, user.password);
-  const created = await agent
-    .post('/me/receipt')
-    .type('form')
-    .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
-  expect(created.status, created.text.slice(0, 200)).toBe(303);
-  return Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+  return (await researcherWithReceiptOf(app, db, `oneline${counter}`, 1)).receiptId;
 }
 
 async function receiptState(id: number) {

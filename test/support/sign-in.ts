@@ -80,17 +80,3 @@ export async function signInOverHttp(base: string, username: string): Promise<st
   keep(signedIn);
   return header();
 }
-
-/**
- * "Create receipt" on /me as the researcher's browser sends it: every unbilled job that ended up to
- * `before` (a local day); the new receipt's id.
- */
-export async function createReceiptAs(agent: Agent, before: string): Promise<number> {
-  const created = await agent
-    .post('/me/receipt')
-    .set('Accept', 'text/html')
-    .type('form')
-    .send({ before, csrf_token: await csrfTokenOf(agent, '/me') });
-  expect(created.status, created.text.slice(0, 200)).toBe(303);
-  return Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
-}
