@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordAudit } from '../../src/modules/audit/audit.service.js';
+import { expectPageForBrowsersAndNoJsonForResearchers } from '../support/admin-json.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -108,9 +109,6 @@ describe('GET /admin/audit for a JSON client', () => {
   });
 
   it('still gives a browser the page, and a researcher asking for JSON no entries', async () => {
-    const both = await admin.get('/admin/audit').set('Accept', 'text/html,application/json').expect(200);
-    expect(both.headers['content-type']).toMatch(/^text\/html/);
-    const refused = await researcher.get('/admin/audit').set('Accept', 'application/json').expect(403);
-    expect(refused.body).toEqual({ error: expect.any(String), code: 403 });
+    await expectPageForBrowsersAndNoJsonForResearchers(admin, researcher, '/admin/audit');
   });
 });

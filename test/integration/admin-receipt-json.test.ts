@@ -1,5 +1,6 @@
 import type express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectPageForBrowsersAndNoJsonForResearchers } from '../support/admin-json.js';
 import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
 import { type Agent, csrfTokenOf } from '../support/sign-in.js';
 import type { TestDatabase } from '../support/test-database.js';
@@ -176,12 +177,6 @@ describe('GET /admin/receipts/:id for a JSON client', () => {
 
   it('still gives a browser the page, and a researcher asking for JSON not the admin’s view', async () => {
     const { agent, receiptId } = await researchers.researcherWithReceipt();
-    const both = await admin
-      .get(`/admin/receipts/${receiptId}`)
-      .set('Accept', 'text/html,application/json')
-      .expect(200);
-    expect(both.headers['content-type']).toMatch(/^text\/html/);
-    const refused = await agent.get(`/admin/receipts/${receiptId}`).set('Accept', 'application/json').expect(403);
-    expect(refused.body).toEqual({ error: expect.any(String), code: 403 });
+    await expectPageForBrowsersAndNoJsonForResearchers(admin, agent, `/admin/receipts/${receiptId}`);
   });
 });

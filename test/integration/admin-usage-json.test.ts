@@ -1,5 +1,6 @@
 import { Prisma } from '@prisma/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectPageForBrowsersAndNoJsonForResearchers } from '../support/admin-json.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { cellsLabelled } from '../support/html.js';
@@ -114,9 +115,6 @@ describe('GET /admin/usage for a JSON client', () => {
   });
 
   it('still gives a browser the page, and a researcher asking for JSON no one else’s usage', async () => {
-    const both = await admin.get('/admin/usage').set('Accept', 'text/html,application/json').expect(200);
-    expect(both.headers['content-type']).toMatch(/^text\/html/);
-    const refused = await alice.get('/admin/usage').set('Accept', 'application/json').expect(403);
-    expect(refused.body).toEqual({ error: expect.any(String), code: 403 });
+    await expectPageForBrowsersAndNoJsonForResearchers(admin, alice, '/admin/usage');
   });
 });

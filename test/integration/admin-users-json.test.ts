@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectPageForBrowsersAndNoJsonForResearchers } from '../support/admin-json.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, postLogin, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -74,12 +75,10 @@ describe('GET /admin/users for a JSON client', () => {
   });
 
   it('still gives a browser the page, and refuses a researcher asking for JSON', async () => {
-    const both = await admin.get('/admin/users').set('Accept', 'text/html,application/json').expect(200);
-    expect(both.headers['content-type']).toMatch(/^text\/html/);
-    const researcher = await signInAs(app, 'alice', 'alice-password');
-    expect((await getJson(researcher, '/admin/users').expect(403)).body).toEqual({
-      error: expect.any(String),
-      code: 403,
-    });
+    await expectPageForBrowsersAndNoJsonForResearchers(
+      admin,
+      await signInAs(app, 'alice', 'alice-password'),
+      '/admin/users',
+    );
   });
 });
