@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordAudit } from '../../src/modules/audit/audit.service.js';
-import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
+import { setUpBillingApp } from '../support/billing-app.js';
+import { amountDueOf, buildJobs } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 /**
  * A right-to-left override (U+202E) in a void's reason made the audit log show the rest of that
@@ -17,11 +18,7 @@ let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  await buildUser(db.prisma, { username: 'books', role: 'admin', password: 'books-password' });
-  app = buildTestApp(db);
-  admin = await signInAs(app, 'books', 'books-password');
+  ({ db, app, admin } = await setUpBillingApp('books'));
 });
 afterAll(() => db?.drop());
 

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
-import { buildUser } from '../support/factories.js';
+import { setUpBillingApp } from '../support/billing-app.js';
 import { visibleTextOf } from '../support/html.js';
 import { researcherWithReceiptOf } from '../support/receipt-steps.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 // Marking a receipt paid took a method, a reference and a day, but no amount: a bank transfer short of
 // the total (or over it) marked the receipt paid in full, and nobody noticed. The admin now types the
@@ -15,11 +14,7 @@ let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  await buildUser(db.prisma, { username: 'ledger', role: 'admin', password: 'ledger-password' });
-  app = buildTestApp(db);
-  admin = await signInAs(app, 'ledger', 'ledger-password');
+  ({ db, app, admin } = await setUpBillingApp('ledger'));
 });
 afterAll(() => db?.drop());
 

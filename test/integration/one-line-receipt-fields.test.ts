@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amountDueOf, buildTiers } from '../support/billing-factories.js';
-import { buildUser } from '../support/factories.js';
+import { setUpBillingApp } from '../support/billing-app.js';
+import { amountDueOf } from '../support/billing-factories.js';
 import { researcherWithReceiptOf } from '../support/receipt-steps.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 /**
  * A mark-paid's Reference and a void's Reason are one-line fields on the receipt page, but a JSON
@@ -18,11 +18,7 @@ let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  await buildUser(db.prisma, { username: 'books', role: 'admin', password: 'books-password' });
-  app = buildTestApp(db);
-  admin = await signInAs(app, 'books', 'books-password');
+  ({ db, app, admin } = await setUpBillingApp('books'));
 });
 afterAll(() => db?.drop());
 

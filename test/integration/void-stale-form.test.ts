@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amountDueOf, buildTiers } from '../support/billing-factories.js';
-import { buildUser } from '../support/factories.js';
+import { setUpBillingApp } from '../support/billing-app.js';
+import { amountDueOf } from '../support/billing-factories.js';
 import { visibleTextOf } from '../support/html.js';
 import { researcherWithReceiptOf } from '../support/receipt-steps.js';
-import { type Agent, csrfTokenIn, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { type Agent, csrfTokenIn, csrfTokenOf } from '../support/sign-in.js';
+import type { buildTestApp } from '../support/test-app.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 /**
  * An admin opened a pending receipt's page in one tab and, in another, marked it paid by hand. The
@@ -18,11 +18,7 @@ let app: ReturnType<typeof buildTestApp>;
 let admin: Agent;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await buildTiers(db);
-  await buildUser(db.prisma, { username: 'books', role: 'admin', password: 'books-password' });
-  app = buildTestApp(db);
-  admin = await signInAs(app, 'books', 'books-password');
+  ({ db, app, admin } = await setUpBillingApp('books'));
 });
 afterAll(() => db?.drop());
 

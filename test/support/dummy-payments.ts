@@ -2,9 +2,10 @@ import type express from 'express';
 import request from 'supertest';
 import { expect } from 'vitest';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
+import { setUpBillingApp } from './billing-app.js';
 import { buildTiers } from './billing-factories.js';
 import { researcherWithReceiptOf, startCheckout } from './receipt-steps.js';
-import { type Agent, csrfTokenOf, signInNewAdmin } from './sign-in.js';
+import { type Agent, csrfTokenOf } from './sign-in.js';
 import { buildTestApp, type TestAppOptions } from './test-app.js';
 import { createTestDatabase, type TestDatabase } from './test-database.js';
 
@@ -32,10 +33,8 @@ export async function setUpDummyPayments(options: DummyAppOptions = {}) {
 }
 
 /** setUpDummyPayments with admin `adminName` (password `<adminName>-password`) signed in. */
-export async function setUpDummyPaymentsApp(adminName: string, options: DummyAppOptions = {}) {
-  const { db, app } = await setUpDummyPayments(options);
-  const admin = await signInNewAdmin(app, db, adminName);
-  return { db, app, admin };
+export function setUpDummyPaymentsApp(adminName: string, options: DummyAppOptions = {}) {
+  return setUpBillingApp(adminName, { ...options, env: DUMMY_PAYMENTS_ENV });
 }
 
 /** POSTs `event` to the dummy provider's webhook, signed as the provider signs it. */
