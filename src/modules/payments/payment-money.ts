@@ -197,11 +197,16 @@ export function heldPaymentOf(payment: {
   return { id: payment.id, receiptId: payment.receiptId, amount: shown.amount, currency: shown.currency };
 }
 
+/** Money in a sentence, as the pages write it: "1,234.50 THB", to the currency's minor unit. */
+export function describeMoney(amount: Prisma.Decimal, currency: string): string {
+  const digits = minorUnitDigits(currency);
+  const text = amount.toFixed(digits);
+  return `${formatDecimalText(text, digits) ?? text} ${currency}`;
+}
+
 /** The held money as the pages write money: "8,542.37 THB". */
 export function describeHeldAmount(held: HeldPayment): string {
-  const digits = minorUnitDigits(held.currency);
-  const text = held.amount.toFixed(digits);
-  return `${formatDecimalText(text, digits) ?? text} ${held.currency}`;
+  return describeMoney(held.amount, held.currency);
 }
 
 /**

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Prisma } from '@prisma/client';
 import type { PaymentsConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
-import { describeEndedPayment, formatDecimalText } from '../../http/view-format.js';
+import { describeEndedPayment } from '../../http/view-format.js';
 import { formatCount } from '../../shared/counted.js';
 import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError, notFoundById } from '../../shared/errors.js';
 import { formatLocalDateTime, toLocalDate } from '../../shared/local-date.js';
@@ -22,6 +22,7 @@ import {
 import { createDummyProvider, signDummyWebhook } from './dummy.provider.js';
 import {
   billingTeamRefundOf,
+  describeMoney,
   fromMinorUnits,
   hasAmountDue,
   heldForSameJobsMessage,
@@ -114,9 +115,7 @@ export function describeMinorUnits(amountMinor: bigint | null, currency: string 
   if (amountMinor === null) return `an unknown amount of ${currency ?? 'an unknown currency'}`;
   if (currency === null || !ISO_CURRENCY.test(currency))
     return `${amountMinor} minor units of ${currency === null ? 'an unknown currency' : `"${currency}"`}`;
-  const digits = minorUnitDigits(currency);
-  const text = fromMinorUnits(amountMinor, currency).toFixed(digits);
-  return `${formatDecimalText(text, digits) ?? text} ${currency}`;
+  return describeMoney(fromMinorUnits(amountMinor, currency), currency);
 }
 
 /** The parts of an event the app acts on: two events alike in these are the same event. */

@@ -2,7 +2,6 @@ import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvFormula, formatCsvLines, formatCsvUtcTime } from '../../http/csv-format.js';
-import { formatDecimalText } from '../../http/view-format.js';
 import { type BackgroundWork, createBackgroundWork } from '../../shared/background-work.js';
 import { counted, formatCount } from '../../shared/counted.js';
 import {
@@ -24,6 +23,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { CanceledCheckout, CloseCanceledCheckouts } from '../payments/checkout-closer.js';
 import {
   billingTeamRefundOf,
+  describeMoney,
   fromMinorUnits,
   type HeldPayment,
   type HeldPaymentNote,
@@ -59,13 +59,6 @@ type MarkPaidInput = Pick<TMarkPaid, 'method' | 'amount_received'> & {
   tx_ref?: string | undefined;
   paid_on?: string | undefined;
 };
-
-/** "1,234.50 THB": money in a message, to the currency's minor unit, as the pages write it. */
-function describeMoney(amount: Prisma.Decimal, currency: string): string {
-  const digits = minorUnitDigits(currency);
-  const text = amount.toFixed(digits);
-  return `${formatDecimalText(text, digits) ?? text} ${currency}`;
-}
 
 /**
  * An admin recorded an amount received that is not the receipt's total. Marked paid, the receipt
