@@ -30,6 +30,7 @@ export const VIEW_LOCALS = [
   // res.render data
   'actions',
   'amount',
+  'billedAgainOn',
   'billingTeamRefund',
   'cpuBasis',
   'csvLink',
@@ -108,6 +109,7 @@ export const VIEW_LOCALS = [
   'runs',
   'sameJobsHeldMessage',
   'sameJobsHeldPayment',
+  'sameJobsVoidedPaidByHand',
   'search',
   'sections',
   'status',

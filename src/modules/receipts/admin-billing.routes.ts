@@ -247,6 +247,21 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
         provider: payment.provider,
         createdAt: payment.createdAt.toISOString(),
       })),
+      sameJobsVoidedPaidByHand: shown.sameJobsVoidedPaidByHand.map((voided) => ({
+        receiptId: voided.receiptId,
+        voidedAt: voided.voidedAt.toISOString(),
+        paidByHand: {
+          ...voided.paidByHand,
+          amount: moneyJson(voided.paidByHand.amount, voided.paidByHand.currency),
+        },
+      })),
+      billedAgainOn: shown.billedAgainOn.map((again) => ({
+        receiptId: again.id,
+        status: again.status,
+        total: moneyJson(again.total, again.currency),
+        currency: again.currency,
+        url: `/admin/receipts/${again.id}`,
+      })),
     },
     ...itemsPage,
   };
@@ -347,11 +362,15 @@ export function adminBillingRoutes(deps: {
     page: number,
     refused?: { error: string; form: Record<string, string | undefined>; invalid?: string[] },
   ) {
-    const { paidByHand, dismissedPayments, ...shown } = await receipts.getById(id, page);
+    const { paidByHand, dismissedPayments, sameJobsVoidedPaidByHand, ...shown } = await receipts.getById(id, page);
     const fmt = res.app.locals.fmt as ViewFormatters;
     res.render('receipts/show', {
       title: `Receipt #${id}`,
       ...shown,
+      sameJobsVoidedPaidByHand: sameJobsVoidedPaidByHand.map((voided) => ({
+        receiptId: voided.receiptId,
+        paidByHandText: describePaidByHand(voided.paidByHand, fmt),
+      })),
       paidByHandText: paidByHand && describePaidByHand(paidByHand, fmt),
       dismissedPaymentsText: describeDismissedPayments(dismissedPayments, fmt),
       isAdminView: true,

@@ -767,3 +767,57 @@ export async function findNewestReceiptBillingThrough(db: Client, username: stri
   });
   return receipt ?? null;
 }
+
+/** A void receipt that had been paid, as a receipt billing some of its jobs again names it. */
+export interface VoidedPaidReceiptRow {
+  id: number;
+  paidAt: Date;
+  paymentMethod: string;
+  txRef: string | null;
+  total: Prisma.Decimal;
+  currency: string;
+  voidedAt: Date;
+}
+
+/**
+ * The void receipts other than `receiptId`, paid with one of `methods` before they were voided,
+ * that billed some of the jobs this receipt bills (live): money for those jobs may already have
+ * been paid there. Oldest first. Driven by the few void receipts that were paid (their items by
+ * receipt, then the live-item index), not by this receipt's items.
+ */
+export async function findVoidedPaidReceiptsOfSameJobs(
+  db: Client,
+  receiptId: number,
+  methods: readonly string[],
+): Promise<VoidedPaidReceiptRow[]> {
+  const rows = await db.$queryRaw<Array<Omit<VoidedPaidReceiptRow, 'total'> & { total: string }>>`
+    SELECT v.id, v.paid_at AS "paidAt", v.payment_method AS "paymentMethod", v.tx_ref AS "txRef",
+           v.total::text AS total, v.currency, v.voided_at AS "voidedAt"
+      FROM receipts v
+     WHERE v.status = 'void'
+       AND v.id <> ${receiptId}
+       AND v.paid_at IS NOT NULL
+       AND v.payment_method = ANY(${methods as string[]}::text[])
+       AND EXISTS (SELECT 1
+                     FROM receipt_items voided
+                     JOIN receipt_items here ON here.cluster = voided.cluster AND here.job_key = voided.job_key
+                    WHERE voided.receipt_id = v.id AND here.receipt_id = ${receiptId} AND NOT here.is_voided)
+     ORDER BY v.id`;
+  return rows.map((row) => ({ ...row, total: new Prisma.Decimal(row.total) }));
+}
+
+/** The live receipts that bill some of the jobs of (void) receipt `receiptId` again, oldest first. */
+export async function findReceiptsBillingJobsAgain(
+  db: Client,
+  receiptId: number,
+): Promise<Array<{ id: number; status: ReceiptStatus; total: Prisma.Decimal; currency: string }>> {
+  const rows = await db.$queryRaw<Array<{ id: number; status: ReceiptStatus; total: string; currency: string }>>`
+    SELECT r.id, r.status::text AS status, r.total::text AS total, r.currency
+      FROM receipts r
+     WHERE r.id IN (SELECT here.receipt_id
+                      FROM receipt_items voided
+                      JOIN receipt_items here ON here.cluster = voided.cluster AND here.job_key = voided.job_key
+                     WHERE voided.receipt_id = ${receiptId} AND here.receipt_id <> ${receiptId} AND NOT here.is_voided)
+     ORDER BY r.id`;
+  return rows.map((row) => ({ ...row, total: new Prisma.Decimal(row.total) }));
+}

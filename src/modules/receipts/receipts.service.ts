@@ -1619,18 +1619,27 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const receipt = await findOrFail(id);
     // An admin about to void a receipt paid by hand, or reading one voided since, is told what money it concerns.
     const paidByHand = paidByHandOf(receipt);
-    const [shown, heldForSameJobs, dismissed] = await Promise.all([
+    const [shown, heldForSameJobs, dismissed, voidedPaidByHand, billedAgainOn] = await Promise.all([
       withItemsPage(receipt, page),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
       paidByHand ? paymentsRepository.findDismissedPayments(db, id) : [],
+      receipt.status === 'pending' ? receiptsRepository.findVoidedPaidReceiptsOfSameJobs(db, id, HAND_METHODS) : [],
+      receipt.status === 'void' ? receiptsRepository.findReceiptsBillingJobsAgain(db, id) : [],
     ]);
     // Money for some of these jobs may already be held on a voided receipt that billed them: the
     // researcher is told not to pay again, and the admin, about to mark this one paid, is told too.
+    // Money recorded by hand on a receipt voided since is not held by the app, but may be what pays
+    // for them: the admin is told of it here too, and a void receipt names the receipts that bill its jobs now.
     return {
       ...shown,
       sameJobsHeldPayment: heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs),
       paidByHand,
       dismissedPayments: dismissed.map(dismissedPaymentOf),
+      sameJobsVoidedPaidByHand: voidedPaidByHand.flatMap((voided) => {
+        const money = paidByHandOf(voided);
+        return money ? [{ receiptId: voided.id, voidedAt: voided.voidedAt, paidByHand: money }] : [];
+      }),
+      billedAgainOn,
     };
   }
 
