@@ -12,6 +12,12 @@ export interface UpsertCounts {
   inserted: number;
   updated: number;
   unchanged: number;
+  /**
+   * Records of jobs on a live receipt whose figures differ from the stored ones: left as billed
+   * (counted in `unchanged` too). `firstHeld` names the first, with its receipt.
+   */
+  held: number;
+  firstHeld?: { jobKey: string; receiptId: number };
 }
 
 // Column -> its type in the batch document and a reader from the job. A batch travels as
@@ -79,23 +85,76 @@ const KEPT_WHEN_UNKNOWN = new Set(['exit_code']);
 const incoming = (column: string) =>
   KEPT_WHEN_UNKNOWN.has(column) ? `COALESCE(EXCLUDED.${column}, slurm_jobs.${column})` : `EXCLUDED.${column}`;
 
+// A row a live receipt item bills (same cluster and job key) keeps the figures it was billed with:
+// the receipt's hours and cost were computed from them, and the usage pages show them beside that
+// cost. A later read that finds other figures (late step records, a corrected accounting record)
+// used to change them under the receipt. For such a row the record's figures are replaced by the
+// stored ones before the upsert, so only what billing does not read (the exit code another source
+// adds, the name, the TRES text's spelling) may still change; a record whose figures differ is counted
+// and named instead (the run's notes). Once the receipt is voided, the next read stores them.
+const FROZEN_WHEN_BILLED = new Set([
+  'job_key',
+  'user',
+  'state',
+  'is_terminal',
+  'start_at',
+  'end_at',
+  'elapsed_sec',
+  'alloc_cpus',
+  'alloc_mem_mb',
+  'alloc_gpus',
+  'req_gpus',
+  'cpu_time_sec',
+  'total_cpu_sec',
+  'step_mem_gb_hours',
+  'max_rss_bytes',
+  'step_count',
+  'steps',
+]);
+const FROZEN = COMPARED.filter((column) => FROZEN_WHEN_BILLED.has(column.replaceAll('"', '')));
+const recordColumn = (column: string) =>
+  FROZEN.includes(column) ? `CASE WHEN b.receipt_id IS NULL THEN t.${column} ELSE j.${column} END` : `t.${column}`;
+
 const UPSERT_SQL = `
-INSERT INTO slurm_jobs (${COLUMN_LIST}, source)
-SELECT ${COLUMN_LIST}, $2::varchar FROM json_to_recordset($1::json) AS t(${RECORD_TYPES})
-ON CONFLICT (cluster, job_id) DO UPDATE SET
-  ${COMPARED.map((column) => `${column} = ${incoming(column)}`).join(',\n  ')},
-  source = EXCLUDED.source,
-  updated_at = now()
-WHERE (${COMPARED.map((column) => `slurm_jobs.${column}`).join(', ')})
-  IS DISTINCT FROM (${COMPARED.map(incoming).join(', ')})
-RETURNING (xmax = 0) AS is_inserted`;
+WITH t AS MATERIALIZED (
+  SELECT * FROM json_to_recordset($1::json) AS t(${RECORD_TYPES})
+), r AS MATERIALIZED (
+  SELECT t.*, b.receipt_id,
+         b.receipt_id IS NOT NULL
+           AND (${FROZEN.map((column) => `j.${column}`).join(', ')})
+               IS DISTINCT FROM (${FROZEN.map((column) => `t.${column}`).join(', ')}) AS is_held,
+         ${COLUMNS.map(([column]) => `${recordColumn(quote(column))} AS "w_${column}"`).join(',\n         ')}
+    FROM t
+    LEFT JOIN slurm_jobs j ON j.cluster = t.cluster AND j.job_id = t.job_id
+    LEFT JOIN LATERAL (
+      SELECT ri.receipt_id FROM receipt_items ri
+       WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
+       LIMIT 1
+    ) b ON true
+), written AS (
+  INSERT INTO slurm_jobs (${COLUMN_LIST}, source)
+  SELECT ${COLUMNS.map(([column]) => `"w_${column}"`).join(', ')}, $2::varchar FROM r
+  ON CONFLICT (cluster, job_id) DO UPDATE SET
+    ${COMPARED.map((column) => `${column} = ${incoming(column)}`).join(',\n    ')},
+    source = EXCLUDED.source,
+    updated_at = now()
+  WHERE (${COMPARED.map((column) => `slurm_jobs.${column}`).join(', ')})
+    IS DISTINCT FROM (${COMPARED.map(incoming).join(', ')})
+  RETURNING (xmax = 0) AS is_inserted
+)
+SELECT (SELECT count(*) FROM written WHERE is_inserted)::int AS inserted,
+       (SELECT count(*) FROM written WHERE NOT is_inserted)::int AS updated,
+       (SELECT count(*) FROM r WHERE is_held)::int AS held,
+       (SELECT job_key FROM r WHERE is_held ORDER BY job_key LIMIT 1) AS first_held_key,
+       (SELECT receipt_id FROM r WHERE is_held ORDER BY job_key LIMIT 1) AS first_held_receipt`;
 
 /**
  * Upserts one batch by (cluster, job_id) in a single statement (atomic on its own: a batch
- * is written whole or not at all). Rows whose data did not change are left untouched.
+ * is written whole or not at all). Rows whose data did not change are left untouched, and so are
+ * rows a live receipt bills (counted as `held` when the record differs).
  */
 export async function upsertJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string): Promise<UpsertCounts> {
-  if (jobs.length === 0) return { inserted: 0, updated: 0, unchanged: 0 };
+  if (jobs.length === 0) return { inserted: 0, updated: 0, unchanged: 0, held: 0 };
   // Postgres refuses to update one row twice in a statement: the last record of a job wins.
   const unique = new Map<string, NormalizedJob>();
   for (const job of jobs) unique.set(`${job.cluster}\u0000${job.jobId}`, job);
@@ -104,10 +163,29 @@ export async function upsertJobs(pool: pg.Pool, jobs: NormalizedJob[], source: s
     for (const [column, , read] of COLUMNS) row[column] = read(job);
     return row;
   });
-  const result = await pool.query<{ is_inserted: boolean }>(UPSERT_SQL, [JSON.stringify(rows), source]);
-  const inserted = result.rows.filter((row) => row.is_inserted).length;
-  const updated = result.rows.length - inserted;
-  return { inserted, updated, unchanged: jobs.length - inserted - updated };
+  const result = await pool.query<{
+    inserted: number;
+    updated: number;
+    held: number;
+    first_held_key: string | null;
+    first_held_receipt: number | null;
+  }>(UPSERT_SQL, [JSON.stringify(rows), source]);
+  const { inserted, updated, held, first_held_key, first_held_receipt } = result.rows[0] ?? {
+    inserted: 0,
+    updated: 0,
+    held: 0,
+    first_held_key: null,
+    first_held_receipt: null,
+  };
+  return {
+    inserted,
+    updated,
+    unchanged: jobs.length - inserted - updated,
+    held,
+    ...(first_held_key !== null && first_held_receipt !== null
+      ? { firstHeld: { jobKey: first_held_key, receiptId: first_held_receipt } }
+      : {}),
+  };
 }
 
 // The rows that share a cluster and JobIDRaw or job key with a record of the batch, with or without

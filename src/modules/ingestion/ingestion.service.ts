@@ -71,6 +71,9 @@ interface SourceCounts {
   inserted: number;
   updated: number;
   unchanged: number;
+  /** Records of billed jobs whose figures differ from what their receipt billed: kept as billed. */
+  held: number;
+  firstHeld?: { jobKey: string; receiptId: number };
 }
 
 /** Where a record came from, as the notes name it: a line of sacct output, a record of a JSON answer. */
@@ -141,6 +144,8 @@ export function createIngestionService(deps: IngestionDeps) {
       counts.inserted += result.inserted;
       counts.updated += result.updated;
       counts.unchanged += result.unchanged;
+      counts.held += result.held;
+      if (result.firstHeld) counts.firstHeld ??= result.firstHeld;
     };
     const settle = async (entry: (typeof inFlight)[number]) => {
       inFlight.splice(inFlight.indexOf(entry), 1);
@@ -290,7 +295,7 @@ export function createIngestionService(deps: IngestionDeps) {
     const failures: string[] = [];
     let isEveryFailureSetup = true;
     for (const source of deps.sources) {
-      const counts: SourceCounts = { seen: 0, skipped: 0, warned: 0, inserted: 0, updated: 0, unchanged: 0 };
+      const counts: SourceCounts = { seen: 0, skipped: 0, warned: 0, inserted: 0, updated: 0, unchanged: 0, held: 0 };
       try {
         const unchanged = await findUnchangedFileRun(source, window);
         if (unchanged.fingerprint) notes.fileFingerprint = unchanged.fingerprint;
@@ -333,6 +338,17 @@ export function createIngestionService(deps: IngestionDeps) {
     else await noteBrokenFallbacks(answered.source, notes);
     if (answered && answered.counts.warned > 0) {
       notes.warnings = `${answered.counts.warned} job(s) stored with End before Start (billed by elapsed time), first: ${answered.counts.firstWarning}`;
+    }
+    if (answered && answered.counts.held > 0) {
+      const first = answered.counts.firstHeld;
+      notes.billed =
+        `${answered.counts.held} job(s) on a live receipt now read with other figures than billed; kept as billed` +
+        (first ? ` (first: job ${first.jobKey} on receipt #${first.receiptId})` : '') +
+        ': void the receipt to bill the new figures, the next read of their window stores them';
+      logger.warn(
+        { runId, held: answered.counts.held, first },
+        'billed jobs read with other figures were kept as billed',
+      );
     }
     const runError =
       deps.sources.length === 0
