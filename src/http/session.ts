@@ -66,7 +66,9 @@ export function createSessionMiddleware(pool: pg.Pool, settings: SessionSettings
   return session({
     name: SESSION_COOKIE,
     secret: settings.secret,
-    store: new PostgresSessionStore(pool),
+    // The row outlives its last write by the absolute limit, as it did while the cookie carried it;
+    // enforceSessionLifetime ends the session by both limits whatever the row's expiry.
+    store: new PostgresSessionStore(pool, { ttlSec: settings.absoluteSec }),
     resave: false,
     saveUninitialized: false,
     rolling: false,
@@ -76,7 +78,9 @@ export function createSessionMiddleware(pool: pg.Pool, settings: SessionSettings
       // 'auto': Secure whenever Express sees the request as https (req.secure), even with
       // REQUIRE_HTTPS off, so a cookie set over TLS is never sent again over plain HTTP.
       secure: settings.isSecureCookie ? true : 'auto',
-      maxAge: settings.absoluteSec * 1000,
+      // No maxAge: a browser-session cookie, gone when the browser closes. With an expiry, a
+      // session on a shared lab or library computer survived closing the browser, and the next
+      // person to open it was signed in. The server's limits (idle, absolute) hold either way.
     },
   });
 }

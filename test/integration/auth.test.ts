@@ -369,6 +369,29 @@ describe('GET /logout', () => {
 });
 
 describe('session lifetimes', () => {
+  it('sets a cookie that ends with the browser, while the session row still expires by the absolute limit', async () => {
+    const app = buildTestApp(db, { env: { SESSION_ABSOLUTE_SEC: '3600' } });
+    const user = await buildUser(db.prisma, { username: 'shared-pc' });
+    const { response } = await postLogin(app, 'shared-pc', user.password);
+    expect(response.status).toBe(302);
+    const cookie = setCookies(response).find((c) => c.startsWith('hb.sid='));
+    // A browser keeps a cookie with an expiry after it is closed: on a shared computer the next
+    // person to open it would find the session signed in.
+    expect(cookie).toBeDefined();
+    expect(cookie).not.toMatch(/;\s*(Expires|Max-Age)=/i);
+
+    const sid = decodeURIComponent(sessionCookie(response)?.slice('hb.sid='.length) ?? '').replace(
+      /^s:([^.]+)\..*$/,
+      '$1',
+    );
+    const { rows } = await db.pool.query<{ seconds: number }>(
+      `SELECT extract(epoch FROM expire - now())::float AS seconds FROM "session" WHERE sid = $1`,
+      [sid],
+    );
+    expect(rows[0]?.seconds).toBeGreaterThan(3500);
+    expect(rows[0]?.seconds).toBeLessThanOrEqual(3601);
+  });
+
   it('ends a session after the idle limit and after the absolute limit', async () => {
     let clock = new Date('2026-06-01T08:00:00Z');
     const app = buildTestApp(db, { now: () => clock, env: { SESSION_IDLE_SEC: '600', SESSION_ABSOLUTE_SEC: '3600' } });

@@ -65,6 +65,32 @@ describe('changes sent as JSON', () => {
     expect(flashOf(await nextPage('/admin/rates'))).toBeUndefined();
   });
 
+  it('POST /formula answers with the message POST /admin/rates gives, as every change does', async () => {
+    const response = await sendJson('/formula', { type: 'gov', cpu: '0.95', gpu: 18, mem: 0.08 });
+    expect(response.status, response.text.slice(0, 300)).toBe(200);
+    expect(response.body).toEqual({
+      ok: true,
+      updated: {
+        type: 'gov',
+        cpu: '0.95',
+        gpu: '18.00',
+        mem: '0.08',
+        currency: 'THB',
+        effectiveFrom: expect.any(String),
+        isChanged: true,
+      },
+      message: 'Rates of gov saved; they apply from now.',
+    });
+
+    const again = await sendJson('/formula', { type: 'gov', cpu: '0.95', gpu: 18, mem: 0.08 });
+    expect(again.body).toMatchObject({
+      ok: true,
+      updated: { isChanged: false },
+      message: 'Rates of gov are already these; nothing was saved.',
+    });
+    expect(flashOf(await nextPage('/admin/rates'))).toBeUndefined();
+  });
+
   it('POST /admin/rates/tiers answers 200 with the tier added', async () => {
     const response = await sendJson('/admin/rates/tiers', {
       name: 'lab',

@@ -107,15 +107,18 @@ interface SessionRow {
  */
 export class PostgresSessionStore extends session.Store {
   private readonly pool: pg.Pool;
+  /** How long a row lives after its last write when its cookie carries no expiry. */
+  private readonly ttlSec: number;
   /**
    * Sessions read from or written to the table by this process (only these can have a row), with
    * the user their row was signed in as then (the passport's user, or null).
    */
   private readonly storedSessions = new WeakMap<object, string | null>();
 
-  constructor(pool: pg.Pool) {
+  constructor(pool: pg.Pool, options: { ttlSec?: number } = {}) {
     super();
     this.pool = pool;
+    this.ttlSec = options.ttlSec ?? DEFAULT_TTL_SEC;
   }
 
   override createSession(req: Request, data: session.SessionData): session.Session & session.SessionData {
@@ -191,7 +194,7 @@ export class PostgresSessionStore extends session.Store {
   override set(sid: string, data: session.SessionData, callback?: (error?: unknown) => void): void {
     const storedAs = this.storedSessions.get(data);
     const { loadedUser: _notStored, ...stored } = data;
-    const values: unknown[] = [stored, expiresAtSec(data), sid];
+    const values: unknown[] = [stored, expiresAtSec(data, this.ttlSec), sid];
     const query =
       storedAs === undefined ? { ...SET_SESSION, values } : { ...UPDATE_SESSION, values: [...values, storedAs] };
     this.pool.query(query).then((result) => {
@@ -246,8 +249,13 @@ function isSignedInBeforeDisable(data: session.SessionData, sessionEpoch: number
   return data.sessionEpoch !== (sessionEpoch ?? 0);
 }
 
-function expiresAtSec(data: session.SessionData): number {
+/*
+ * The session cookie is a browser-session cookie (no expiry), so a row lives `ttlSec` after its
+ * last write. A session stored while the cookie still carried an expiry keeps it in its row's
+ * cookie settings, and its row keeps expiring by it.
+ */
+function expiresAtSec(data: session.SessionData, ttlSec: number): number {
   const expires = data.cookie?.expires;
   if (expires) return Math.ceil(new Date(expires).getTime() / 1000);
-  return Math.ceil(Date.now() / 1000 + DEFAULT_TTL_SEC);
+  return Math.ceil(Date.now() / 1000 + ttlSec);
 }

@@ -6,7 +6,7 @@ import { isEtagMatched, takeFastPathFailure } from '../../http/hot-routes.js';
 import { rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
-import { answerChange, isRefusedForm, offerWayBack, typedIn } from '../../http/route-helpers.js';
+import { answerChange, type ChangeMade, isRefusedForm, offerWayBack, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -178,15 +178,23 @@ function describeTierEdit(outcome: Awaited<ReturnType<RatesService['editTier']>>
   return notes.join(' ');
 }
 
+/** What setting `type`'s rates did, in a sentence: POST /admin/rates's flash, and both rate routes' JSON `message`. */
+function ratesSetFlashOf(type: string, updated: { isChanged: boolean }): ChangeMade['flash'] {
+  return updated.isChanged
+    ? { type: 'success', message: `Rates of ${type} saved; they apply from now.` }
+    : { type: 'warning', message: `Rates of ${type} are already these; nothing was saved.` };
+}
+
 /** POST /formula (JSON) and the admin pages for rates and tier overrides. */
 export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }) {
   const { rates, guards } = deps;
   const router = express.Router();
 
+  // JSON to every client (an API, not a form), with the `message` every change's JSON answer has.
   router.post('/formula', guards.requireAdmin, async (req, res) => {
     const input = parseInput(ZSetRates, req.body);
     const updated = await rates.setRates(auditContextOf(req), input);
-    res.json({ ok: true, updated });
+    res.json({ ok: true, updated, message: ratesSetFlashOf(input.type, updated).message });
   });
 
   /**
@@ -229,9 +237,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       answerChange(req, res, {
         // The `updated` POST /formula answers, so a script reads the two alike.
         json: { updated },
-        flash: updated.isChanged
-          ? { type: 'success', message: `Rates of ${input.type} saved; they apply from now.` }
-          : { type: 'warning', message: `Rates of ${input.type} are already these; nothing was saved.` },
+        flash: ratesSetFlashOf(input.type, updated),
         // Back to the tier's card, as browsers would anyway: a Location without a fragment keeps the form action's.
         location: `/admin/rates#tier-${encodeURIComponent(input.type)}`,
       });
