@@ -14,7 +14,8 @@ export default defineConfig({
   migrations: { path: 'prisma/migrations' },
   experimental: { adapter: true },
   engine: 'js',
-  // `migrate diff` builds the adapter without connecting; commands that do
-  // connect are run through src/cli/migrate.cli.ts, which requires the URL.
+  // `migrate diff` connects through this adapter too (it reads nothing), so it
+  // needs a reachable DATABASE_URL (docs/development.md); applying migrations
+  // goes through src/cli/migrate.cli.ts, which requires the URL.
   adapter: async () => new PrismaPg({ connectionString: process.env.DATABASE_URL }),
 });

@@ -1439,6 +1439,20 @@ describe('receipts over HTTP', () => {
     expect(await db.prisma.receipt.count()).toBe(0);
   });
 
+  it.each([
+    ['/me/receipt', 'the researcher'],
+    ['/admin/month-end', 'the admin'],
+  ])('names the date %s needs when %s sends no body at all, as a script posting nothing does', async (path, who) => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z' }]);
+    const agent = who === 'the admin' ? admin : alice;
+    const token = await csrfTokenOf(agent, path === '/me/receipt' ? '/me' : '/admin/receipts');
+    const api = await agent.post(path).set('Accept', 'application/json').set('X-CSRFToken', token);
+    expect(api.status).toBe(400);
+    expect(api.body).toEqual({ error: 'before: is required', code: 400 });
+    expect(await db.prisma.receipt.count()).toBe(0);
+    expect(await db.prisma.monthEndRun.count()).toBe(0);
+  });
+
   it('records the day a payment was made, refusing a day in the future or before the receipt, and exports by it', async () => {
     await buildJobs(db, [
       { user: 'alice', end: '2025-08-10T03:00:00Z', jobId: '9701' },
