@@ -13,7 +13,10 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { paidOnline } = createPayingResearchers(() => ({ db, app }), 'contract');
+const { paidOnline, researcherWithReceipt, startCheckout, latestPaymentOf } = createPayingResearchers(
+  () => ({ db, app }),
+  'contract',
+);
 
 let eventCounter = 0;
 /** A dummy event about `externalPaymentId` of 10.00 THB, with its own event id unless `fields` gives one. */
@@ -67,4 +70,53 @@ describe('a dummy payment.dispute_closed without dispute_id', () => {
     expect(after).toMatchObject({ disputeStatus: 'lost', refundedMinor: 1000n, status: 'resolved' });
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
   });
+});
+
+describe('a dummy refund or dispute of a canceled or failed payment, before its late success', () => {
+  // Providers do not promise order. A checkout canceled here (the payer gave up, the receipt was
+  // voided) whose payer had paid at the provider after all: the provider's refund of that money
+  // overtook its success. It was answered 200 "ignored" (never sent again), and the late success
+  // then held the payment for review with no word of the refund, so finance refunded it a second
+  // time. With Stripe the same claim is refused until the success has arrived; now so is the dummy's.
+  it.each([
+    ['payment.canceled', 'payment.refunded', {}, 'its refund'],
+    ['payment.failed', 'payment.disputed', { dispute_id: 'dp_late' }, 'its dispute'],
+  ] as const)(
+    'after %s, %s is refused unstored (409) and applied when sent again after the success',
+    async (ended, claimType, fields, what) => {
+      const { agent, receiptId } = await researcherWithReceipt();
+      await startCheckout(agent, receiptId);
+      const payment = await latestPaymentOf(receiptId);
+      await deliverDummy(app, dummyEvent(payment.externalPaymentId, ended)).expect(200, {
+        received: true,
+        outcome: 'ok',
+      });
+      const before = await snapshotOf(receiptId);
+
+      const claim = dummyEvent(payment.externalPaymentId, claimType, {
+        ...fields,
+        event_id: `late_claim_${payment.id}`,
+      });
+      const early = await deliverDummy(app, claim);
+      expect(early.status, early.text).toBe(409);
+      expect(early.body.error).toBe(
+        `Webhook rejected: payment #${payment.id} has not been reported paid yet, so ${what} cannot be applied before ` +
+          'its success; nothing was changed. Send it again once the success has arrived.',
+      );
+      expect(await snapshotOf(receiptId)).toEqual(before);
+
+      await deliverDummy(app, dummyEvent(payment.externalPaymentId, 'payment.succeeded')).expect(200, {
+        received: true,
+        outcome: 'review',
+      });
+      const retried = await deliverDummy(app, claim);
+      expect(retried.status, retried.text).toBe(200);
+      // Recorded on the held payment, where /admin/payments shows it (Refunded, or the reason).
+      const held = await latestPaymentOf(receiptId);
+      expect(held.status).toBe('needs_review');
+      if (claimType === 'payment.refunded') expect(held.refundedMinor).toBe(1000n);
+      else
+        expect(held).toMatchObject({ externalDisputeId: 'dp_late', reviewReason: expect.stringContaining('disputed') });
+    },
+  );
 });
