@@ -97,6 +97,13 @@ function readDummyEvent(rawBody: Buffer): PaymentEvent {
   if (isDisputeClosed && parsed.data.dispute_status === undefined) {
     throw new WebhookBodyError('body has no dispute_status; a payment.dispute_closed event needs "won" or "lost"');
   }
+  // Left out, the closed dispute's id was this event's own, which no recorded dispute has: a lost
+  // dispute was answered 200 "ignored", and the money the bank took back was never counted.
+  if (isDisputeClosed && parsed.data.dispute_id === undefined) {
+    throw new WebhookBodyError(
+      "body has no dispute_id; a payment.dispute_closed event names the dispute it closes: the dispute_id its payment.disputed gave, or that event's event_id when it gave none",
+    );
+  }
   const isRefundFailed = parsed.data.event_type === 'payment.refund_failed';
   if (isRefundFailed && parsed.data.refund_id === undefined) {
     throw new WebhookBodyError('body has no refund_id; a payment.refund_failed event names the refund that failed');

@@ -1289,10 +1289,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // Providers do not promise the order of their events: a refund or dispute of a payment whose
     // success has not arrived yet was answered `ignored` (200, so never sent again), and the success
     // arriving next paid the receipt with money that had gone back. Refused unstored, so the
-    // provider's retry, once the success is in, is applied. Failed and canceled payments are final
-    // here: a claim on them still changes nothing, unless the provider has just said that their
-    // checkout took the money (found by it), whose success, held for review when it comes, is due.
-    const isAwaitingSuccess = payment.status === 'pending' || (isFoundByCheckout && !hasTakenMoney(payment));
+    // provider's retry, once the success is in, is applied. So is a claim on a failed or canceled
+    // payment when the provider names its checkout (the dummy's external_payment_id, or Stripe's
+    // session found by its PaymentIntent): the provider says that checkout took money, so its
+    // success is due and will be held for review. Answered `ignored`, a refund of it was never sent
+    // again, and the held payment showed no refund: finance refunded the money a second time.
+    const namesItsCheckout = isFoundByCheckout || event.externalPaymentId !== null;
+    const isAwaitingSuccess = payment.status === 'pending' || (namesItsCheckout && !hasTakenMoney(payment));
     if (isAwaitingSuccess && CLAIM_BACK_EVENTS[event.type] !== undefined) {
       throw new ConflictError(
         `Webhook rejected: payment #${payment.id} has not been reported paid yet, so ${CLAIM_BACK_EVENTS[event.type]} ` +
