@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 import { parseTierRules } from '../modules/pricing/pricing.js';
 import { ZNewPassword } from '../shared/password-policy.js';
@@ -170,6 +170,28 @@ function isTrustedProxyEntry(entry: string): boolean {
 }
 
 /**
+ * Whether a CIDR entry (already read by isTrustedProxyEntry) trusts more addresses than the widest
+ * private network holds: IPv4 10.0.0.0/8, IPv6 fc00::/7. Clients are inside such a range, so it is
+ * `true` under another name (each could name its own address in X-Forwarded-For). An IPv6 range is
+ * also judged by the IPv4 clients it holds, as IPv4-mapped addresses (::ffff:0:0/96 is every one):
+ * more than one /8 of them is too wide. 0.0.0.0/0 and ::/0 also crashed Express's proxy-addr.
+ */
+function isTooWideProxyRange(entry: string): boolean {
+  const [address = '', prefix] = entry.split('/');
+  if (prefix === undefined || isIP(address) === 0) return false;
+  const bits = Number(prefix);
+  if (isIP(address) === 4) return bits < 8;
+  if (bits < 7) return true;
+  const range = new BlockList();
+  range.addSubnet(address, bits, 'ipv6');
+  let ipv4Blocks = 0;
+  for (let first = 0; first < 256 && ipv4Blocks < 2; first++) {
+    if (range.check(`::ffff:${first}.0.0.1`, 'ipv6')) ipv4Blocks++;
+  }
+  return ipv4Blocks > 1;
+}
+
+/**
  * Express's `trust proxy`: off by default so X-Forwarded-For cannot be forged;
  * a hop count, or a comma list of addresses, CIDRs and names (loopback, uniquelocal).
  * Not `true`: Express then takes the left-most X-Forwarded-For entry, which the client
@@ -197,6 +219,14 @@ const zTrustProxy = z
       ctx.addIssue({
         code: 'custom',
         message: `not a hop count (plain digits), an address, a CIDR or loopback/linklocal/uniquelocal: ${invalid.join(', ')}`,
+      });
+      return z.NEVER;
+    }
+    const tooWide = entries.filter(isTooWideProxyRange);
+    if (tooWide.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `wider than any private network (an IPv4 /8, an IPv6 /7), so a client inside it could choose its own address, as with true: ${tooWide.join(', ')}`,
       });
       return z.NEVER;
     }

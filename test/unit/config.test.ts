@@ -449,13 +449,40 @@ describe('loadConfig', () => {
     },
   );
 
-  it.each(['10.0.0.0/8', '192.168.1.10', 'fe80::1', 'fd00::/8', '::ffff:10.0.0.1', 'loopback, uniquelocal'])(
-    'takes TRUST_PROXY=%s, which Express accepts',
-    (value) => {
-      const app = express();
-      expect(() => app.set('trust proxy', loadConfig({ TRUST_PROXY: value }).trustProxy)).not.toThrow();
-    },
-  );
+  // A range that holds every client is `true` under another name: 0.0.0.0/0 and ::/0 passed the check and
+  // stopped the start with a TypeError from Express, and ::ffff:0:0/96 (every IPv4 client, as Node
+  // writes an IPv4 client on a dual-stack socket) or two halves of the address space started, and let
+  // each sign-in name its own address past the per-address locks.
+  it.each([
+    '0.0.0.0/0',
+    '::/0',
+    '::ffff:0:0/96',
+    '::/80',
+    '0.0.0.0/1, 128.0.0.0/1',
+    '10.0.0.0/7',
+    '::ffff:10.0.0.0/100',
+    'fc00::/6',
+  ])('refuses TRUST_PROXY=%s, wider than any private network: a client in it could choose its own address', (value) => {
+    const wide = value.split(',').map((entry) => entry.trim());
+    expect(problemsOf({ TRUST_PROXY: value })).toEqual([
+      `TRUST_PROXY: wider than any private network (an IPv4 /8, an IPv6 /7), so a client inside it could choose its own address, as with true: ${wide.join(', ')}`,
+    ]);
+  });
+
+  it.each([
+    '10.0.0.0/8',
+    '192.168.1.10',
+    'fe80::1',
+    'fd00::/8',
+    'fc00::/7',
+    '::ffff:10.0.0.1',
+    '::ffff:10.0.0.0/104',
+    '2001:db8::/32',
+    'loopback, uniquelocal',
+  ])('takes TRUST_PROXY=%s, which Express accepts', (value) => {
+    const app = express();
+    expect(() => app.set('trust proxy', loadConfig({ TRUST_PROXY: value }).trustProxy)).not.toThrow();
+  });
 
   it.each([
     ['development', undefined, false],
