@@ -39,6 +39,7 @@ import {
   redirectSignedOutFromSignOut,
   signInFormOnExpiredToken,
 } from './modules/auth/auth.routes.js';
+import { AuditedLocks } from './modules/auth/auth.service.js';
 import { createPassport } from './modules/auth/passport.js';
 import { healthRoutes } from './modules/health/health.routes.js';
 import { checkReadiness } from './modules/health/health.service.js';
@@ -257,7 +258,7 @@ export function createApp(deps: AppDeps): express.Express {
     absoluteSec: config.auth.sessionAbsoluteSec,
     now,
   };
-  const authDeps = { db, metrics, lockout: config.auth, now };
+  const authDeps = { db, metrics, lockout: config.auth, now, auditedLocks: new AuditedLocks() };
   const passport = createPassport(authDeps);
   app.use(createSessionMiddleware(db.pool, sessionSettings));
   app.use(saveSessionBeforeResponding);

@@ -729,7 +729,8 @@ describe('lockout', () => {
         details: { equals: { reason: 'locked', scope: ['network'] } },
       },
     });
-    expect(refused).toBe(10);
+    // The first of the ten refused unchecked is audited; the metrics count all ten.
+    expect(refused).toBe(1);
     expect(await metricValue(metrics, 'auth_lockout_start_total')).toBe(1);
     // The ten refused unchecked; the fiftieth, which started the lock, was a wrong password.
     expect(await metricValue(metrics, 'auth_lockout_active_total')).toBe(10);
@@ -751,6 +752,39 @@ describe('lockout', () => {
     expect((await postLogin(app, 'spray07', user.password, { ip: '198.51.100.70' })).response.status).toBe(302);
     expect(await verifiedFailuresFrom('198.51.100.70')).toBe(50);
     expect(await metricValue(metrics, 'auth_lockout_end_total')).toBe(1);
+  });
+
+  // Refused unchecked, an attempt costs the client nothing, and each wrote an audit entry: one client,
+  // signed in to nothing, could append to the log (which nothing may delete) as fast as it could send.
+  it('audits the first attempt a lock refuses, and counts the rest only in the metrics', async () => {
+    await buildUser(db.prisma, { username: 'refusedagain' });
+    const app = lockoutApp({ AUTH_ADDRESS_MAX_FAILS: '3' });
+    const refusedFrom = (ip: string) =>
+      db.prisma.auditLog.count({
+        where: { action: 'login.failure', ip, status: 'denied', details: { path: ['reason'], equals: 'locked' } },
+      });
+    for (let index = 0; index < 3; index++) await postLogin(app, `flood${index}`, 'guess', { ip: '198.51.100.80' });
+    // Every username from the locked network, each one new.
+    for (let index = 3; index < 23; index++) {
+      const { response } = await postLogin(app, `flood${index}`, 'guess', { ip: '198.51.100.80' });
+      expect(response.status).toBe(429);
+    }
+    expect(await refusedFrom('198.51.100.80')).toBe(1);
+    expect(await metricValue(metrics, 'auth_login_failure_total', { reason: 'locked' })).toBe(20);
+
+    // One username from one address, again and again (an address's own limit is not reached).
+    const pairApp = lockoutApp();
+    for (let index = 0; index < 5; index++) await postLogin(pairApp, 'refusedagain', 'guess', { ip: '198.51.100.81' });
+    for (let index = 0; index < 10; index++) {
+      expect((await postLogin(pairApp, 'refusedagain', 'guess', { ip: '198.51.100.81' })).response.status).toBe(429);
+    }
+    expect(await refusedFrom('198.51.100.81')).toBe(1);
+
+    // The next lock's first refusal is audited again.
+    clock = new Date(clock.getTime() + 901_000);
+    for (let index = 0; index < 5; index++) await postLogin(pairApp, 'refusedagain', 'guess', { ip: '198.51.100.81' });
+    expect((await postLogin(pairApp, 'refusedagain', 'guess', { ip: '198.51.100.81' })).response.status).toBe(429);
+    expect(await refusedFrom('198.51.100.81')).toBe(2);
   });
 
   it('checks no more than AUTH_ADDRESS_MAX_FAILS passwords of 60 usernames sprayed at once from one address', async () => {

@@ -39,6 +39,53 @@ export interface AuthServiceDeps {
   metrics: Metrics;
   lockout: LockoutSettings;
   now: () => Date;
+  /** The locks whose first refusal this process has audited; default: one shared by the process. */
+  auditedLocks?: AuditedLocks;
+}
+
+/**
+ * The locks (each row's, until its end) whose first refused sign-in this process has audited. An
+ * attempt refused unchecked costs its client nothing, so auditing every one let a client signed in
+ * to nothing append to the audit log, which nothing may delete, as fast as it could send (a new
+ * username each time under its network's lock). A lock's later refusals are counted only in
+ * `auth_lockout_active_total` and `auth_login_failure_total{reason="locked"}`. Kept in the process,
+ * not the database: with WEB_CONCURRENCY workers a lock is audited at most once per worker, and
+ * again after a restart. Bounded: past MAX_AUDITED_LOCKS, the locks that ended go, then the oldest.
+ */
+export class AuditedLocks {
+  private readonly ends = new Map<string, number>();
+
+  /** True for the first refusal of any of these locks (keys of rows, all ending at `until`): audit it. */
+  isFirstRefusal(keys: string[], until: Date, now: Date): boolean {
+    const fresh = keys.map((key) => `${key} until ${until.getTime()}`).filter((key) => !this.ends.has(key));
+    if (fresh.length === 0) return false;
+    if (this.ends.size + fresh.length > MAX_AUDITED_LOCKS) this.forgetEnded(now);
+    for (const key of fresh) this.ends.set(key, until.getTime());
+    return true;
+  }
+
+  private forgetEnded(now: Date) {
+    for (const [key, end] of this.ends) if (end <= now.getTime()) this.ends.delete(key);
+    // Insertion order is oldest first.
+    for (const key of this.ends.keys()) {
+      if (this.ends.size < MAX_AUDITED_LOCKS / 2) break;
+      this.ends.delete(key);
+    }
+  }
+}
+
+const MAX_AUDITED_LOCKS = 10_000;
+const processAuditedLocks = new AuditedLocks();
+
+/** The rows of the locks that refused an attempt: its network's, its pair's, its username's. */
+function lockKeysOf(key: throttleRepository.AttemptKey, scopes: throttleRepository.LockScope[]): string[] {
+  return scopes.map((scope) =>
+    scope === 'network'
+      ? `network ${key.network?.network ?? ''}`
+      : scope === 'address'
+        ? `address ${key.username} ${key.ip}`
+        : `user ${key.username}`,
+  );
 }
 
 // The row of auth_throttle that counts a username's failures from every address.
@@ -129,11 +176,19 @@ export async function signIn(
   if (reservation.outcome === 'locked') {
     metrics.authLoginFailure.inc({ reason: 'locked' });
     metrics.authLockoutActive.inc();
-    await recordAudit(
-      deps.db,
-      { ...audit, action: 'login.failure', status: 'denied', details: { reason: 'locked', scope: reservation.scopes } },
-      now,
-    );
+    const auditedLocks = deps.auditedLocks ?? processAuditedLocks;
+    if (auditedLocks.isFirstRefusal(lockKeysOf(key, reservation.scopes), reservation.lockedUntil, now)) {
+      await recordAudit(
+        deps.db,
+        {
+          ...audit,
+          action: 'login.failure',
+          status: 'denied',
+          details: { reason: 'locked', scope: reservation.scopes },
+        },
+        now,
+      );
+    }
     return { outcome: 'locked', lockedUntil: reservation.lockedUntil, scopes: reservation.scopes };
   }
 
