@@ -120,3 +120,31 @@ describe('a dummy refund or dispute of a canceled or failed payment, before its 
     },
   );
 });
+
+describe('a dummy dispute or failed refund whose own fields hold text no column can store', () => {
+  // The webhook refused a NUL or a lone surrogate ("\ud800", which JSON can spell) up front only in
+  // the event's id, type, payment and currency. In dispute_id, dispute_reason, refund_id or
+  // failure_reason a lone surrogate failed inside the query: 500, which a provider retries for days.
+  it.each([
+    ['payment.disputed', 'dispute_reason'],
+    ['payment.disputed', 'dispute_id'],
+    ['payment.refund_failed', 'refund_id'],
+    ['payment.refund_failed', 'failure_reason'],
+  ] as const)(
+    '%s with a lone surrogate in %s is refused with 400 saying so, and changes nothing',
+    async (type, field) => {
+      const { receiptId, payment } = await paidOnline();
+      const before = await snapshotOf(receiptId);
+      const event = dummyEvent(payment.externalPaymentId, type, {
+        ...(type === 'payment.refund_failed' ? { refund_id: `re_${payment.id}` } : {}),
+        [field]: 'fraudulent\ud800',
+      });
+      const answer = await deliverDummy(app, event);
+      expect(answer.status, answer.text).toBe(400);
+      expect(answer.body.error).toBe(
+        'The request contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape without its other half), which no field accepts.',
+      );
+      expect(await snapshotOf(receiptId)).toEqual(before);
+    },
+  );
+});

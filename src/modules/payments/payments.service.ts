@@ -1550,6 +1550,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         event.externalIntentId,
         event.currency,
         event.raw,
+        // A dispute's or failed refund's own ids and reasons are stored too (a lone surrogate there
+        // failed inside the query: 500, retried for days).
+        event.dispute,
+        event.refund,
       ]);
       if (unstorable !== undefined) throw new BadRequestError(unstorable);
       const checkoutOfIntent = await checkoutOfUnknownIntent(activeProvider, providerName, event);
