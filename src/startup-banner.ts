@@ -34,16 +34,27 @@ export function startupLogLine(
   };
 }
 
-/** What `npm start` prints once it serves: where, which database, and how to sign in to the demo. */
+/** What `npm start` prints once it serves: where, with how many workers, which database, and how to sign in to the demo. */
 export function formatStartupBanner(
   config: Pick<
     AppConfig,
-    'host' | 'port' | 'publicBaseUrl' | 'dataDir' | 'shouldSeedDemo' | 'isProduction' | 'isHttpsRequired' | 'trustProxy'
+    | 'host'
+    | 'port'
+    | 'publicBaseUrl'
+    | 'dataDir'
+    | 'shouldSeedDemo'
+    | 'isProduction'
+    | 'isHttpsRequired'
+    | 'trustProxy'
+    | 'webConcurrency'
   >,
   database: Pick<PreparedDatabase, 'databaseUrl' | 'isEmbedded' | 'demo'>,
 ): string {
   const lines = [listeningLine(config)];
   if (config.publicBaseUrl) lines.push(`  public address: ${config.publicBaseUrl}`);
+  // As the production log line's `workers`: someone trying WEB_CONCURRENCY could not tell it was taken.
+  const workers = config.webConcurrency;
+  lines.push(`  workers: ${workers} ${workers === 1 ? 'process' : 'processes'} (WEB_CONCURRENCY)`);
   if (config.isHttpsRequired && config.trustProxy === false) {
     // The address above is plain HTTP, where a Secure session cookie is never set.
     lines.push(

@@ -1,3 +1,5 @@
+import { revealBidiControls } from '../shared/visible-text.js';
+
 /** One CSV record: values in column order, or an object read by column name. */
 export type CsvRecord = readonly unknown[] | Readonly<Record<string, unknown>>;
 
@@ -24,6 +26,16 @@ export function escapeCsvFormula(text: string): string;
 export function escapeCsvFormula(text: string | null | undefined): string | null | undefined;
 export function escapeCsvFormula(text: string | null | undefined): string | null | undefined {
   return text && FORMULA_START.has(text.charAt(0)) ? `'${text}` : text;
+}
+
+/**
+ * A text cell from outside as escapeCsvFormula makes it, with every bidirectional control
+ * (U+202A-U+202E, U+2066-U+2069) written as its JSON escape (revealBidiControls), as the audit
+ * page writes them: stored before the one-line fields refused them (a reference, a reason to
+ * void) or in the audit log, one turned the rest of its cell around in a spreadsheet.
+ */
+export function escapeCsvText(text: string): string {
+  return escapeCsvFormula(revealBidiControls(text));
 }
 
 /**

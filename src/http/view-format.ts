@@ -2,6 +2,7 @@ import type { Prisma } from '@prisma/client';
 import { minorUnitDigits } from '../modules/pricing/pricing.js';
 import { formatCount } from '../shared/counted.js';
 import { endOfLocalDay, localParts, padTwoDigits, repeatedTimeMark } from '../shared/local-date.js';
+import { revealBidiControls } from '../shared/visible-text.js';
 
 type Numeric = Prisma.Decimal | number | string | null | undefined;
 
@@ -113,6 +114,12 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
      * list and the admin history alike; nothing for any other rate.
      */
     scheduledMark: (rate: { isScheduled: boolean }) => (rate.isScheduled ? ' (scheduled)' : ''),
+    /**
+     * Free text someone typed (a review note), its bidirectional controls written as escapes
+     * (\u202e) as the audit log writes them: shown as typed, one turned the rest of its paragraph
+     * around, figures included.
+     */
+    visibleText: (text: string | null | undefined) => revealBidiControls(text ?? ''),
     /** succeeded -> has already succeeded: how a payment ended, after "This payment"; undefined while pending. */
     endedPayment: describeEndedPayment,
     /** A login name's pieces, to break between (loginNameHtml). */

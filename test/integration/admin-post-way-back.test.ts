@@ -86,6 +86,27 @@ describe('a form posted to a record that is not there', () => {
   });
 });
 
+describe('a tier override posted with a bad page in its address', () => {
+  // The form posts to the search and page it was on (?q=&page=): an address edited by hand, or a
+  // page number cut short, showed the error page with only "Back to the start page".
+  it.each(['abc', '0', '99999999999'])(
+    '?page=%s gets 400, the reason and a link back to Tier overrides',
+    async (bad) => {
+      await buildUser(db.prisma, { username: `paged-${bad}` });
+      const page = await boss
+        .post(`/admin/tiers?page=${bad}`)
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ username: `paged-${bad}`, tier: 'gov', csrf_token: token });
+      expect(page.status, page.text.slice(0, 400)).toBe(400);
+      expect(page.text).toContain('Page');
+      expect(page.text).toContain('<a href="/admin/tiers">Open Tier overrides</a>');
+      // Nothing was changed.
+      expect(await db.prisma.tierOverride.count({ where: { username: `paged-${bad}` } })).toBe(0);
+    },
+  );
+});
+
 describe('a refused settlement of a refused claim that is not on the payments page', () => {
   // The reason was shown only beside the claim's entry: for a claim not listed (not there, settled
   // meanwhile in another tab, older than the newest listed) the page came back without it.

@@ -11,6 +11,7 @@ const config = {
   isProduction: false,
   isHttpsRequired: false,
   trustProxy: false as boolean | number | string[],
+  webConcurrency: 1,
 };
 // Production as deployed: HTTPS required, behind a TLS proxy the app trusts.
 const production = { ...config, isProduction: true, shouldSeedDemo: false, isHttpsRequired: true, trustProxy: 1 };
@@ -21,6 +22,7 @@ describe('start-up banner', () => {
     const banner = formatStartupBanner(config, { databaseUrl: EMBEDDED_URL, isEmbedded: true, demo: seeded });
     expect(banner.split('\n')).toEqual([
       'HPC Billing is listening on http://127.0.0.1:8000',
+      '  workers: 1 process (WEB_CONCURRENCY)',
       '  database: embedded PostgreSQL under /srv/app/.data',
       `  for npm run ingest / user:* in another shell (new port each start): export DATABASE_URL=${EMBEDDED_URL}`,
       '  demo data: seeded now (3000 Slurm jobs from /srv/app/.data/demo/sacct-demo.psv)',
@@ -40,7 +42,18 @@ describe('start-up banner', () => {
       { ...production, host },
       { databaseUrl: '', isEmbedded: false, demo: undefined },
     );
-    expect(banner.split('\n')).toEqual([firstLine]);
+    expect(banner.split('\n')).toEqual([firstLine, '  workers: 1 process (WEB_CONCURRENCY)']);
+  });
+
+  it.each([
+    [1, '  workers: 1 process (WEB_CONCURRENCY)'],
+    [4, '  workers: 4 processes (WEB_CONCURRENCY)'],
+  ])('says how many worker processes serve with WEB_CONCURRENCY=%i', (webConcurrency, line) => {
+    const banner = formatStartupBanner(
+      { ...config, webConcurrency },
+      { databaseUrl: EMBEDDED_URL, isEmbedded: true, demo: seeded },
+    );
+    expect(banner.split('\n')[1]).toBe(line);
   });
 
   it('shows the public address when PUBLIC_BASE_URL is set', () => {
@@ -50,6 +63,7 @@ describe('start-up banner', () => {
       'HPC Billing is listening on port 8000 of every interface (0.0.0.0; http://localhost:8000 from this machine)',
       '  public address: https://billing.example.edu',
     ]);
+    expect(banner.split('\n')[2]).toBe('  workers: 1 process (WEB_CONCURRENCY)');
   });
 
   it.each([
@@ -71,6 +85,7 @@ describe('start-up banner', () => {
     const banner = formatStartupBanner(direct, { databaseUrl: '', isEmbedded: false, demo: undefined });
     expect(banner.split('\n')).toEqual([
       'HPC Billing is listening on port 8000 of every interface (0.0.0.0; http://localhost:8000 from this machine)',
+      '  workers: 1 process (WEB_CONCURRENCY)',
       '  sign-in needs HTTPS: serve it through a TLS proxy named in TRUST_PROXY (REQUIRE_HTTPS=0 for a trial over plain HTTP)',
     ]);
   });

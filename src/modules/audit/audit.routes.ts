@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { Db } from '../../db/database.js';
 import type { CsvExports } from '../../http/csv-exports.js';
-import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
+import { escapeCsvFormula, escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { fieldLabelsOf } from '../../http/field-labels.js';
 import { moneyJson } from '../../http/json-money.js';
@@ -51,20 +51,22 @@ const AUDIT_CSV_COLUMNS = [
 
 /**
  * One audit entry as a CSV record. The actor of a failed sign-in, the user agent and what a
- * target or the details name come from outside (escapeCsvFormula); the action and status are
- * the application's own.
+ * target or the details name come from outside (escapeCsvText: inert for a spreadsheet, and
+ * their bidirectional controls written as escapes, as the audit page writes them); the action and
+ * status are the application's own.
  */
 function auditCsvRecord(entry: StoredAuditEntry): string[] {
   return [
     String(entry.id),
     entry.ts.toISOString(),
-    escapeCsvFormula(entry.actor),
+    escapeCsvText(entry.actor),
     escapeCsvFormula(entry.ip ?? ''),
-    escapeCsvFormula(entry.userAgent ?? ''),
+    escapeCsvText(entry.userAgent ?? ''),
     entry.action,
-    escapeCsvFormula(entry.target ?? ''),
+    escapeCsvText(entry.target ?? ''),
     entry.status,
-    escapeCsvFormula(entry.details ? JSON.stringify(entry.details) : ''),
+    // A bidirectional control is only inside a JSON string there, where its escape is the same text.
+    escapeCsvText(entry.details ? JSON.stringify(entry.details) : ''),
     entry.prevHash,
     entry.hash,
   ];

@@ -452,6 +452,9 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
 
   // The page's forms post to the search and page they were on (?q=&page=), to come back to them.
   router.post('/admin/tiers', guards.requireAdmin, async (req, res) => {
+    // A refused ?q=&page= (an address edited by hand) is the error page, as on the GET: it leads back
+    // to the list, not only to the start page.
+    offerWayBack(res, { href: '/admin/tiers', text: 'Open Tier overrides' });
     const listed = parseInput(ZUserListQuery, req.query);
     try {
       const input = parseInput(ZSetOverride, req.body);

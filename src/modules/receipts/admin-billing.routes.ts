@@ -89,7 +89,7 @@ function describeDismissedPayments(payments: DismissedPayment[], fmt: ViewFormat
         ? `received ${fmt.money(payment.received.amount, payment.received.currency)} ${payment.received.currency}`
         : 'took an amount the provider did not report';
       const by = payment.reviewedBy ? ` by ${payment.reviewedBy}` : '';
-      const note = payment.reviewNote ? ` ("${payment.reviewNote}")` : '';
+      const note = payment.reviewNote ? ` ("${fmt.visibleText(payment.reviewNote)}")` : '';
       return (
         `Online payment #${payment.id} of this receipt ${took} and was dismissed${by}${note}: if its money is what ` +
         'paid this receipt, refund it at the provider or apply it elsewhere.'

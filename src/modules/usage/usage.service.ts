@@ -1,7 +1,7 @@
 import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
-import { escapeCsvFormula, formatCsvLines } from '../../http/csv-format.js';
+import { escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
 import { counted } from '../../shared/counted.js';
 import { BadRequestError, NotFoundError, ReversedWindowError } from '../../shared/errors.js';
 import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
@@ -378,20 +378,20 @@ export function createUsageService(deps: UsageServiceDeps) {
         const batch = await receiptsRepository.findPaidBatch(db, window, after, CSV_BATCH);
         const records = batch.map((receipt) => ({
           receipt_id: receipt.id,
-          user: escapeCsvFormula(receipt.username),
+          user: escapeCsvText(receipt.username),
           paid_at: receipt.paidAt.toISOString(),
           method: receipt.paymentMethod ?? '',
-          tx_ref: escapeCsvFormula(receipt.txRef ?? ''),
+          tx_ref: escapeCsvText(receipt.txRef ?? ''),
           total: receipt.total.toFixed(minorUnitDigits(receipt.currency)),
           currency: receipt.currency,
-          tier: escapeCsvFormula(receipt.tierName),
+          tier: escapeCsvText(receipt.tierName),
           billed_through: receipt.billedThrough.toISOString().slice(0, 10),
           created_at: receipt.createdAt.toISOString(),
           ...receivedColumns(receipt),
           // The local day of paid_at: the day the window selects by, and a hand-marked receipt's "Paid on".
           paid_on: toLocalDate(receipt.paidAt, config.timeZone),
           voided_at: receipt.voidedAt?.toISOString() ?? '',
-          void_reason: escapeCsvFormula(receipt.voidReason ?? ''),
+          void_reason: escapeCsvText(receipt.voidReason ?? ''),
         }));
         yield formatCsvLines(records, PAID_CSV_COLUMNS);
         const last = batch.at(-1);
