@@ -272,11 +272,16 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
   const rawSteps = Array.isArray(record.steps) ? record.steps : [];
   const steps = rawSteps.map(readStep);
   let startAt = readEpoch(time.start);
+  const tres = isObject(record.tres) ? record.tres : {};
+  const allocatedList = readTresList(tres.allocated);
   if (minor <= 37) {
     // dbv0.0.36/37 in Slurm 22.05 report the eligible time as `start` (seen in the captures);
-    // the real start is end - elapsed, or the first step's start while still running.
+    // the real start is end - elapsed, or the first step's start while still running. A job that
+    // never started (cancelled while pending: nothing allocated, no step) has none, as sacct
+    // (`None`) and v0.0.38 (null) say; it used to be given its end as its start.
     const suspended = readNoValNumber(time.suspended) ?? 0;
-    if (endAt) startAt = new Date(endAt.getTime() - (elapsedSec + suspended) * 1000);
+    if (allocatedList.length === 0 && rawSteps.length === 0) startAt = null;
+    else if (endAt) startAt = new Date(endAt.getTime() - (elapsedSec + suspended) * 1000);
     else {
       const stepStarts = rawSteps
         .map((step) => (isObject(step) && isObject(step.time) ? readNoValNumber(step.time.start) : null))
@@ -285,8 +290,6 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
     }
   }
   const limit = readNoValNumber(time.limit);
-  const tres = isObject(record.tres) ? record.tres : {};
-  const allocatedList = readTresList(tres.allocated);
   const requestedList = readTresList(tres.requested);
   const alloc = summarize(allocatedList);
   const req = summarize(requestedList);
