@@ -106,6 +106,42 @@ describe('slurmdbd jobs from a real Slurm 22.05 (v0.0.36-v0.0.38)', () => {
   });
 });
 
+// Jobs 8 and 11 of the lab, cancelled while pending (never started): sacct prints Start `None`, v0.0.38
+// gives `time.start` null, and v0.0.36/37 give the eligible time there, as for every job. The start
+// rebuilt from it (end - elapsed) made a job that never ran start when it was cancelled, so a switch
+// between v0.0.36/37 and sacct or v0.0.38 rewrote both rows on every run. Nor did any version give
+// sacct's energy (0) for them: every switch between slurmrestd and sacct rewrote them too.
+describe('a job cancelled before it started (recorded on the lab, 22.05/cancelled-pending)', () => {
+  const sacct = jobsOf(
+    parseSacctText(readFileSync(path.join(FIXTURES, '22.05/cancelled-pending/sacct.psv'), 'utf8'), {
+      timeZone: 'UTC',
+      defaultCluster: 'lab',
+    }),
+  );
+  const cases = ['v0.0.36', 'v0.0.37', 'v0.0.38'].flatMap((version) =>
+    ['8', '11'].map((jobId) => [version, jobId] as const),
+  );
+  it.each(cases)('%s job %s has no start, as sacct says', (version, jobId) => {
+    const jobs = jobsOf(
+      parseSlurmRestJobsResponse(readJson(`22.05/cancelled-pending/rest-db${version}-jobs.json`), options(version))
+        .items,
+    );
+    expect(sacct.get(jobId)).toMatchObject({ state: 'CANCELLED', startAt: null, elapsedSec: 0 });
+    expect(jobs.get(jobId)).toMatchObject({ state: 'CANCELLED', startAt: null, elapsedSec: 0 });
+    expect(billable(jobs.get(jobId) as NormalizedJob)).toEqual(billable(sacct.get(jobId) as NormalizedJob));
+    // The whole record, as the store compares it (22.05's exit code is not read: sacct's is kept).
+    expect({ ...jobs.get(jobId), exitCode: '0:0' }).toEqual(sacct.get(jobId));
+  });
+  it.each(['v0.0.36', 'v0.0.37'])('%s still rebuilds the start of the jobs that ran', (version) => {
+    const jobs = jobsOf(
+      parseSlurmRestJobsResponse(readJson(`22.05/cancelled-pending/rest-db${version}-jobs.json`), options(version))
+        .items,
+    );
+    // Job 2 ran 35 s and ended at 1796415366 (v0.0.38 says it started at 1796415331).
+    expect(jobs.get('2')?.startAt).toEqual(new Date(1796415331 * 1000));
+  });
+});
+
 describe('job records for v0.0.40-v0.0.45 built from the published OpenAPI schema', () => {
   const SCHEMA_VERSIONS = ['v0.0.40', 'v0.0.41', 'v0.0.42', 'v0.0.43', 'v0.0.44', 'v0.0.45'];
 
