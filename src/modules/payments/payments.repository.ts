@@ -609,6 +609,36 @@ export async function findReceiptsBillingJobsOf(
 }
 
 /**
+ * For a list of receipts, the payment held for review that concerns each: its own (the oldest), or
+ * for one of `pendingIds` the oldest held payment of another receipt that billed some of its jobs, as
+ * the receipt's own page picks them. Receipts with none are left out. Driven by the held payments,
+ * which are few (the (status, created_at) index), as findReceiptsBillingJobsOf is.
+ */
+export async function findHeldPaymentsConcerning(
+  db: Client,
+  receiptIds: number[],
+  pendingIds: number[],
+): Promise<Array<{ receiptId: number; paymentId: number; heldReceiptId: number }>> {
+  if (receiptIds.length === 0) return [];
+  return db.$queryRaw<Array<{ receiptId: number; paymentId: number; heldReceiptId: number }>>`
+    SELECT DISTINCT ON (c.receipt_id) c.receipt_id AS "receiptId", c.payment_id AS "paymentId",
+           c.held_receipt_id AS "heldReceiptId"
+      FROM (SELECT p.receipt_id, p.id AS payment_id, p.receipt_id AS held_receipt_id, 0 AS kind
+              FROM payments p
+             WHERE p.status = 'needs_review' AND p.receipt_id = ANY(${receiptIds}::int[])
+            UNION ALL
+            SELECT here.receipt_id, p.id, p.receipt_id, 1
+              FROM payments p
+              JOIN receipt_items held ON held.receipt_id = p.receipt_id
+              JOIN receipt_items here ON here.cluster = held.cluster AND here.job_key = held.job_key
+             WHERE p.status = 'needs_review'
+               AND here.receipt_id = ANY(${pendingIds}::int[])
+               AND here.receipt_id <> p.receipt_id
+               AND NOT here.is_voided) c
+     ORDER BY c.receipt_id, c.kind, c.payment_id`;
+}
+
+/**
  * How many of this receipt's (live) jobs the other receipt billed too, for a hold's reason: the
  * admin sees how much of the bill the held money may already pay.
  */

@@ -198,6 +198,7 @@ function adminReceiptsJson(filter: TReceiptFilter, list: AdminReceiptList) {
         currency: receipt.receivedDifferent.currency,
       },
       url: `/admin/receipts/${receipt.id}`,
+      heldPayment: receipt.heldPayment,
     })),
   };
 }

@@ -1,8 +1,9 @@
+import { Prisma } from '@prisma/client';
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
-import { hoursJson, moneyJson } from '../../http/json-money.js';
+import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import {
   answerCreated,
@@ -82,6 +83,33 @@ export function receiptFactsJson(receipt: ReceiptFacts) {
   };
 }
 
+/**
+ * The rates a receipt was priced at, from its snapshot, as `/formula` writes rates ("0.50"): what a
+ * script checks a receipt's costs against, kept whatever the tier's rates have become since. Null
+ * for a snapshot without them (none is written so; a row edited by hand).
+ */
+function receiptRatesJson(
+  receipt: Pick<ShownReceipt['receipt'], 'ratesSnapshot' | 'ratesLockedAt' | 'currency' | 'rateId'>,
+) {
+  const snapshot = receipt.ratesSnapshot;
+  if (snapshot === null || typeof snapshot !== 'object' || Array.isArray(snapshot)) return null;
+  const { cpu, gpu, mem, currency, effectiveFrom, cpuBasis, roundedTo } = snapshot as Record<string, unknown>;
+  if (typeof cpu !== 'string' || typeof gpu !== 'string' || typeof mem !== 'string') return null;
+  const rateCurrency = typeof currency === 'string' ? currency : receipt.currency;
+  const rate = (value: string) => rateJson(new Prisma.Decimal(value), rateCurrency);
+  return {
+    rateId: receipt.rateId,
+    cpu: rate(cpu),
+    gpu: rate(gpu),
+    mem: rate(mem),
+    currency: rateCurrency,
+    effectiveFrom: typeof effectiveFrom === 'string' ? effectiveFrom : null,
+    lockedAt: receipt.ratesLockedAt.toISOString(),
+    cpuBasis: typeof cpuBasis === 'string' ? cpuBasis : null,
+    ...(typeof roundedTo === 'string' ? { roundedTo } : {}),
+  };
+}
+
 /** A researcher's receipt as JSON: its facts, the held payment that concerns it, and its page. */
 function receiptJson(receipt: ReceiptFacts, heldPayment: HeldPaymentNote | null) {
   return {
@@ -115,6 +143,7 @@ export function receiptWithItemsJson(shown: ReceiptWithItems) {
   return {
     receipt: {
       ...receiptFactsJson(receipt),
+      rates: receiptRatesJson(receipt),
       paymentMethod: receipt.paymentMethod,
       txRef: receipt.txRef,
       voidReason: receipt.voidReason,

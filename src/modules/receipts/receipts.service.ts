@@ -1698,18 +1698,33 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // A receipt paid short or over (an accepted held payment, or one partly refunded since) says
     // what it brought in beside its total, as the paid card sums it: without it, a paid card of
     // "received 24,165.02 THB" beside 24,087.61 THB could not be traced to its receipts.
-    const receivedOf = await receiptsRepository.findReceivedOfPaid(
-      db,
-      rows.filter((receipt) => receipt.status === 'paid').map((receipt) => receipt.id),
-    );
+    // A payment held for review (a dispute, a short payment, a void's hold) says so on the row, as the
+    // receipt's own page does: the list read such a receipt as plainly paid, or payable.
+    const [receivedOf, held] = await Promise.all([
+      receiptsRepository.findReceivedOfPaid(
+        db,
+        rows.filter((receipt) => receipt.status === 'paid').map((receipt) => receipt.id),
+      ),
+      paymentsRepository.findHeldPaymentsConcerning(
+        db,
+        rows.map((receipt) => receipt.id),
+        rows.filter((receipt) => receipt.status === 'pending').map((receipt) => receipt.id),
+      ),
+    ]);
     const receipts = rows.map((receipt) => {
+      const heldHere = held.find((row) => row.receiptId === receipt.id);
+      const heldPayment = heldHere ? { paymentId: heldHere.paymentId, receiptId: heldHere.heldReceiptId } : null;
       const paidWith = receivedOf.get(receipt.id);
       const amount = paidWith ? fromMinorUnits(paidWith.receivedMinor, paidWith.currency) : undefined;
       const isDifferent =
         paidWith !== undefined &&
         amount !== undefined &&
         (paidWith.currency !== receipt.currency || !amount.equals(receipt.total));
-      return { ...receipt, receivedDifferent: isDifferent ? { amount, currency: paidWith.currency } : null };
+      return {
+        ...receipt,
+        receivedDifferent: isDifferent ? { amount, currency: paidWith.currency } : null,
+        heldPayment,
+      };
     });
     return { receipts, totals, received: receivedTotals(totals, received), page: filter.page, pageCount, count };
   }
