@@ -16,6 +16,8 @@ function describeVerdict(verdict: ChainVerdict): string {
         : verdict.isSealed
           ? ' The newest entry is sealed with AUDIT_CHAIN_KEY.'
           : ' The newest entries are not sealed with a key (AUDIT_CHAIN_KEY is not set): whoever can write to the database could rewrite the log so that it still verifies.';
+    if (verdict.count === 0) return 'OK: the audit log has no entries yet, so there is nothing to verify.';
+    if (verdict.count === 1) return `OK: the one entry of the audit log is intact.${sealed}`;
     return `OK: all ${verdict.count} entries of the audit log are intact and chained.${sealed}`;
   }
   const first = verdict.count <= 1 ? ', the first entry' : '';

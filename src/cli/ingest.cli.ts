@@ -150,8 +150,11 @@ async function main() {
     setupProblemDay !== undefined && daysLeft > 0
       ? ` Stopped at ${setupProblemDay}: no source can be read as it is set up (above), so the ${daysLeft} day(s) after it were not tried; fix that and run the same command again.`
       : '';
+  // The newline ends a terminal's last progress line, on stderr where that line is: on stdout it
+  // was an empty line before the result, the first line a script reading stdout got.
+  if (isTerminal) process.stderr.write('\n');
   console.log(
-    `\nBackfill ${args.from} .. ${args.to}${isInterrupted ? ' interrupted' : stopped ? ' stopped' : ''}: ${totals.days} day(s) read, ${totals.skippedDays} already done, ${totals.failedDays} failed; ` +
+    `Backfill ${args.from} .. ${args.to}${isInterrupted ? ' interrupted' : stopped ? ' stopped' : ''}: ${totals.days} day(s) read, ${totals.skippedDays} already done, ${totals.failedDays} failed; ` +
       `${totals.seen} jobs seen, ${totals.inserted} new, ${totals.updated} updated, ${totals.skipped} malformed skipped, in ${seconds} s.` +
       interrupted +
       stopped,

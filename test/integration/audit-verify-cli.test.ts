@@ -19,6 +19,22 @@ async function runVerify(env: Record<string, string>) {
 }
 
 describe('npm run audit:verify', () => {
+  it('words an empty log and a log of one entry as such, not "all 0 entries" or "all 1 entries"', async () => {
+    // A new demo's log is empty, and holds one entry after README's `npm run user:create`.
+    const empty = await createTestDatabase();
+    try {
+      const none = await runVerify({ DATABASE_URL: empty.url });
+      expect(none).toMatchObject({ code: 0, stderr: '' });
+      expect(none.stdout).toBe('OK: the audit log has no entries yet, so there is nothing to verify.\n');
+      await recordAudit(empty, { actor: 'ops', action: 'test.cli', status: 'ok', details: {} });
+      const one = await runVerify({ DATABASE_URL: empty.url });
+      expect(one).toMatchObject({ code: 0, stderr: '' });
+      expect(one.stdout).toMatch(/^OK: the one entry of the audit log is intact\. The newest entries are not sealed/);
+    } finally {
+      await empty.drop();
+    }
+  });
+
   it('says the chain is intact (exit 0), then names a deleted entry (exit 2), as /admin/audit/verify does', async () => {
     for (let index = 0; index < 4; index++) {
       await recordAudit(db, { actor: 'ops', action: 'test.cli', status: 'ok', details: { index } });

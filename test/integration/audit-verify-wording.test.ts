@@ -72,3 +72,20 @@ describe("a break found by an admin's verification", () => {
     );
   });
 });
+
+describe('/admin/audit/verify on a log of one entry', () => {
+  it('says the one entry is intact, not "all 1 entries are intact and chained"', async () => {
+    const own = await createTestDatabase();
+    try {
+      await buildUser(own.prisma, { username: 'auditor', role: 'admin', password: 'auditor-password' });
+      // The sign-in is the log's first and only entry, as on a new demo after one sign-in.
+      const agent = await signInAs(buildTestApp(own), 'auditor', 'auditor-password');
+      expect(await own.prisma.auditLog.count()).toBe(1);
+      const page = await agent.get('/admin/audit/verify').set('Accept', 'text/html').expect(200);
+      expect(page.text).toContain('OK: the one entry is intact.');
+      expect(page.text).not.toContain('all 1 entries');
+    } finally {
+      await own.drop();
+    }
+  });
+});

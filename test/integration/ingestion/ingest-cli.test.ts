@@ -72,6 +72,30 @@ describe('npm run ingest over an sacct file', () => {
       ['partial', 4, 7],
     ]);
   });
+
+  it("prints a backfill's summary alone on stdout, without a blank line before it, and its day lines on stderr", async () => {
+    // `npm run --silent ingest -- --from … >result 2>>ingest.log` (docs/operations.md, "Logs"): the result
+    // file began with an empty line, the newline that ends a terminal's progress line.
+    const file = path.join(dir, 'sacct-backfill-streams.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        '51|51|ann|COMPLETED|600|2026-11-15T10:00:00|2026-11-15T10:10:00|cpu=1,mem=1G,node=1\n',
+    );
+    const cli = spawnCollecting(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-11-15', '--to', '2026-11-15'],
+      {
+        cwd: PROJECT_ROOT,
+        env: { DATABASE_URL: db.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', FALLBACK_CSV: file },
+      },
+    );
+    const closed = new Promise((resolve) => cli.child.once('close', resolve));
+    expect(await cli.exited, cli.output()).toBe(0);
+    await closed;
+    expect(cli.stdout()).toMatch(/^Backfill 2026-11-15 \.\. 2026-11-15: 1 day\(s\) read, .* in \d+\.\d s\.\n$/);
+    expect(cli.stderr()).toContain('1/1 2026-11-15 success via file: 1 jobs, 1 new');
+  });
 });
 
 describe('npm run ingest over an sacct file cut short', () => {
