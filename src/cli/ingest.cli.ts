@@ -150,8 +150,11 @@ async function main() {
     setupProblemDay !== undefined && daysLeft > 0
       ? ` Stopped at ${setupProblemDay}: no source can be read as it is set up (above), so the ${daysLeft} day(s) after it were not tried; fix that and run the same command again.`
       : '';
+  // The blank line sets the summary apart from the progress lines on a terminal; like them it goes to
+  // stderr, so that stdout is the summary alone (it began with an empty line, which `head -1` read).
+  console.error('');
   console.log(
-    `\nBackfill ${args.from} .. ${args.to}${isInterrupted ? ' interrupted' : stopped ? ' stopped' : ''}: ${totals.days} day(s) read, ${totals.skippedDays} already done, ${totals.failedDays} failed; ` +
+    `Backfill ${args.from} .. ${args.to}${isInterrupted ? ' interrupted' : stopped ? ' stopped' : ''}: ${totals.days} day(s) read, ${totals.skippedDays} already done, ${totals.failedDays} failed; ` +
       `${totals.seen} jobs seen, ${totals.inserted} new, ${totals.updated} updated, ${totals.skipped} malformed skipped, in ${seconds} s.` +
       interrupted +
       stopped,

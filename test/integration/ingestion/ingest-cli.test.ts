@@ -74,6 +74,33 @@ describe('npm run ingest over an sacct file', () => {
   });
 });
 
+describe('npm run ingest, the backfill, as a script reads it', () => {
+  // docs/operations.md, "Logs": stdout carries the result alone. The summary began with a blank
+  // line, meant to set it apart from the progress lines on a terminal, which are on stderr: the
+  // first line of `>result` was empty, and `head -1 result` read nothing.
+  it('writes the summary alone on stdout, as its first line', async () => {
+    const file = path.join(dir, 'sacct-summary.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        '71|71|ann|COMPLETED|600|2026-09-20T10:00:00|2026-09-20T10:10:00|cpu=1,mem=1G,node=1\n',
+    );
+    const tool = spawnCollecting(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-09-20', '--to', '2026-09-20'],
+      {
+        cwd: PROJECT_ROOT,
+        env: { DATABASE_URL: db.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', FALLBACK_CSV: file },
+      },
+    );
+    expect(await tool.exited).toBe(0);
+    expect(tool.stdout()).toMatch(
+      /^Backfill 2026-09-20 \.\. 2026-09-20: 1 day\(s\) read, 0 already done, 0 failed; [^\n]*\n$/,
+    );
+    expect(tool.stderr()).toContain('2026-09-20 success via file');
+  }, 60_000);
+});
+
 describe('npm run ingest over an sacct file cut short', () => {
   it('fails the day with the reason and exits 1, storing nothing of the file', async () => {
     const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES|AveRSS';
