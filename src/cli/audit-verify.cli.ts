@@ -2,7 +2,7 @@ import { ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { type ChainVerdict, configureAuditChain, verifyAuditChain } from '../modules/audit/audit.service.js';
 import { createToolLogger } from '../shared/logger.js';
-import { runTool } from './run-tool.js';
+import { refuseArguments, runTool } from './run-tool.js';
 
 /** The exit code of a chain that failed verification: apart from 1, a run that could not verify. */
 const AUDIT_CHAIN_BROKEN_EXIT_CODE = 2;
@@ -31,9 +31,13 @@ function describeVerdict(verdict: ChainVerdict): string {
 /**
  * `npm run audit:verify`: walks the audit log's hash chain in DATABASE_URL, as /admin/audit/verify
  * does, for an operator who is no admin of the app or whose app does not start. Exit 0 intact,
- * 2 broken, 1 when it could not verify (78 for a configuration error).
+ * 2 broken, 1 when it could not verify (78 for a configuration error, 64 for any argument).
  */
 async function main() {
+  refuseArguments(
+    'npm run audit:verify',
+    'it verifies the whole audit log in DATABASE_URL with AUDIT_CHAIN_KEY, AUDIT_CHAIN_OLD_KEYS and AUDIT_CHAIN_UNSEALED_UNTIL from the environment.',
+  );
   const config = loadConfig();
   configureAuditChain(config.audit);
   if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to verify the audit log']);

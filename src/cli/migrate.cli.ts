@@ -1,10 +1,11 @@
 import { ConfigError, loadConfig } from '../config/config.js';
 import { applyMigrations } from '../db/migrations.js';
 import { createToolLogger } from '../shared/logger.js';
-import { runTool } from './run-tool.js';
+import { refuseArguments, runTool } from './run-tool.js';
 
 /** `npm run db:migrate`: applies pending migrations to DATABASE_URL. */
 async function main() {
+  refuseArguments('npm run db:migrate', 'it applies every pending migration in prisma/migrations to DATABASE_URL.');
   const config = loadConfig();
   if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to run migrations']);
   // The summary below is the result; a JSON line per migration (info) would only repeat it.

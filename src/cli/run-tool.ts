@@ -17,6 +17,20 @@ export function runTool(
   });
 }
 
+/** A command line the tool cannot take (EX_USAGE), as `npm run ingest` exits for a bad option. */
+export const USAGE_EXIT_CODE = 64;
+
+/**
+ * For a tool that takes no arguments: any stops it before it does anything, saying what it does
+ * instead. An ignored `--from 1200` ran the whole tool and exited 0, which a script took for what
+ * it had asked.
+ */
+export function refuseArguments(command: string, whatItDoes: string, args = process.argv.slice(2)): void {
+  if (args.length === 0) return;
+  console.error(`${command} takes no arguments (got '${args.join(' ')}'): ${whatItDoes}`);
+  process.exit(USAGE_EXIT_CODE);
+}
+
 /**
  * What a failed tool prints: the error's own words. Prisma puts its call site before them
  * ("Invalid `db.user.findUnique()` invocation in", the source file and a numbered code frame),

@@ -439,7 +439,19 @@ export const ZEnv = z
         .regex(/^whsec_[A-Za-z0-9_]+$/, 'must be a webhook signing secret (whsec_...)')
         .optional(),
     ),
-    STRIPE_API_URL: text("an http(s) URL of Stripe's API", "for Stripe's own", z.url().optional()),
+    // Only its scheme, host and port are used (stripe.provider.ts): a path, such as an egress proxy's
+    // prefix, would be dropped unsaid, and another scheme taken for https.
+    STRIPE_API_URL: text(
+      "an http:// or https:// address of Stripe's API without a path",
+      "for Stripe's own",
+      z
+        .string()
+        .regex(
+          /^https?:\/\/[^\s/?#]+\/?$/,
+          'must be an http:// or https:// address without a path, e.g. https://stripe-egress.example.edu:8443',
+        )
+        .optional(),
+    ),
     STRIPE_WEBHOOK_TOLERANCE_SEC: zInt(300, 10, 3600),
     PUBLIC_BASE_URL: text(
       'the site address without a path, e.g. https://billing.example.edu',

@@ -12,8 +12,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-async function runVerify(env: Record<string, string>) {
-  const tool = spawnCollecting('npm', ['run', '--silent', 'audit:verify'], { cwd: PROJECT_ROOT, env });
+async function runVerify(env: Record<string, string>, args: string[] = []) {
+  const tool = spawnCollecting('npm', ['run', '--silent', 'audit:verify', '--', ...args], { cwd: PROJECT_ROOT, env });
   const code = await tool.exited;
   return { code, stdout: tool.stdout(), stderr: tool.stderr() };
 }
@@ -64,6 +64,18 @@ describe('npm run audit:verify', () => {
         `chained after #${second.id - 1n}, the entry now before it: the entry it followed (#${second.id}) was deleted. ` +
         `Entries before #${third.id} are intact. Keep a copy of the database as it is and investigate who changed it ` +
         '(docs/operations.md, AuditChainBroken).\n',
+    );
+  });
+
+  // It takes no arguments. A mistyped or imagined option (`--from 1200`, `--key ...`) was ignored:
+  // the whole chain was verified with the environment's settings and it exited 0, which a script
+  // took for the check it meant to run.
+  it('refuses an argument as a usage error (exit 64), verifying nothing', async () => {
+    const refused = await runVerify({ DATABASE_URL: db.url }, ['--from', '1200']);
+    expect(refused).toMatchObject({ code: 64, stdout: '' });
+    expect(refused.stderr).toBe(
+      "npm run audit:verify takes no arguments (got '--from 1200'): it verifies the whole audit log in DATABASE_URL " +
+        'with AUDIT_CHAIN_KEY, AUDIT_CHAIN_OLD_KEYS and AUDIT_CHAIN_UNSEALED_UNTIL from the environment.\n',
     );
   });
 });

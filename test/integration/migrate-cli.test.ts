@@ -23,8 +23,8 @@ async function withAdmin(work: (client: pg.Client) => Promise<unknown>): Promise
 beforeAll(() => withAdmin((client) => client.query(`CREATE DATABASE ${name}`)));
 afterAll(() => withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)));
 
-function runMigrate(): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/migrate.cli.ts'], {
+function runMigrate(args: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/migrate.cli.ts', ...args], {
     cwd: PROJECT_ROOT,
     env: {
       PATH: process.env.PATH ?? '',
@@ -48,6 +48,17 @@ function runMigrate(): Promise<{ code: number | null; stdout: string; stderr: st
 }
 
 describe('npm run db:migrate', () => {
+  // It takes no arguments: `db:migrate -- --dry-run` applied every migration and exited 0. Run first,
+  // so the next test's "Applied every migration" shows it applied none.
+  it('refuses an argument as a usage error (exit 64), applying nothing', async () => {
+    expect(await runMigrate(['--dry-run'])).toEqual({
+      code: 64,
+      stdout: '',
+      stderr:
+        "npm run db:migrate takes no arguments (got '--dry-run'): it applies every pending migration in prisma/migrations to DATABASE_URL.\n",
+    });
+  }, 60_000);
+
   it('says what it applied in one line, without a JSON log line per migration', async () => {
     const migrations = readdirSync(path.join(PROJECT_ROOT, 'prisma/migrations'), { withFileTypes: true })
       .filter((entry) => entry.isDirectory())

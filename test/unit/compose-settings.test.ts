@@ -80,6 +80,21 @@ describe('docker-compose.yml and .env.example', () => {
     expect(gracePeriodSeconds(readAppService().stop_grace_period)).toBeGreaterThanOrEqual(neededSeconds);
   });
 
+  it('call postgres healthy only once it takes TCP connections, as migrate and the app make', () => {
+    // On a new volume the image's entrypoint runs a temporary server on the Unix socket alone while
+    // it creates the database, then stops it and starts the real one. pg_isready without a host asks
+    // that socket, so it said healthy during the temporary server: migrate connected to postgres:5432,
+    // was refused or cut as it stopped, exited 1, and the app (service_completed_successfully) never
+    // started on the first `docker compose up`. Over 127.0.0.1 only the real server answers.
+    const compose = parse(readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+      services: Record<string, { healthcheck?: { test?: string[] } }>;
+    };
+    const test = compose.services.postgres?.healthcheck?.test ?? [];
+    const command = test.slice(1).join(' ');
+    expect(command).toMatch(/\bpg_isready\b/);
+    expect(command).toMatch(/(-h|--host[= ])\s*127\.0\.0\.1\b/);
+  });
+
   it("publish Prometheus, Grafana and Alertmanager on the host's loopback only unless .env says otherwise", () => {
     // Prometheus has no sign-in and Grafana's admin is admin/admin until its password is set:
     // "9090:9090" and "3000:3000" put both on every interface of the host.

@@ -572,6 +572,31 @@ describe('loadConfig', () => {
     expect(loadConfig(production).payments.provider).toBe('none');
     expect(loadConfig({}).payments.provider).toBe('dummy');
   });
+
+  // Only the scheme, host and port of STRIPE_API_URL are used: a path (an egress proxy's prefix) was
+  // dropped unsaid, any other scheme was taken for https, and no scheme at all was "Invalid URL".
+  it.each([
+    'stripe-egress.example.edu',
+    'ftp://stripe-egress.example.edu',
+    'https://stripe-egress.example.edu/stripe',
+    'https://stripe-egress.example.edu?via=proxy',
+  ])('refuses STRIPE_API_URL=%s, saying what it needs', (value) => {
+    expect(problemsOf({ STRIPE_API_URL: value })).toEqual([
+      'STRIPE_API_URL: must be an http:// or https:// address without a path, e.g. https://stripe-egress.example.edu:8443',
+    ]);
+  });
+
+  it.each(['http://127.0.0.1:9', 'https://stripe-egress.example.edu:8443', 'https://stripe-egress.example.edu/'])(
+    'takes STRIPE_API_URL=%s',
+    (value) => {
+      const stripe = {
+        PAYMENT_PROVIDER: 'stripe',
+        STRIPE_SECRET_KEY: 'sk_test_abc',
+        STRIPE_WEBHOOK_SECRET: 'whsec_abc',
+      };
+      expect(loadConfig({ ...stripe, STRIPE_API_URL: value }).payments.stripe?.apiUrl).toBe(value);
+    },
+  );
 });
 
 describe('a setting given as an empty string', () => {
