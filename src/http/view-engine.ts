@@ -93,6 +93,7 @@ export const VIEW_LOCALS = [
   'query',
   'receipt',
   'receiptAction',
+  'receiptBefore',
   'receiptLink',
   'refreshSeconds',
   'refundedPayments',

@@ -134,8 +134,11 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
       `<span>${splitLoginName(String(name))
         .map((part) => `<span${part.isKeptWhole ? ' class="nowrap"' : ''}>${escapeHtml(part.text)}</span>`)
         .join('<wbr>')}</span>`,
-    /** Hours to two decimals. */
-    hours: (value: Numeric) => decimal(value, 2),
+    /**
+     * Hours to the six decimals they are priced at (as Jobs, a receipt and the CSV write them): rounded
+     * to two, Per day's days read 0.01 each under a total of 0.02, and its column did not add up.
+     */
+    hours: (value: Numeric) => decimal(value, 6),
     /**
      * 2025-09-20 14:05 in APP_TZ: the order the dates beside it (windows, the audit log) use;
      * 02/12/2026 reads as 2 December to some and 12 February to others. A time the clocks show

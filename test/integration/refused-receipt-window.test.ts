@@ -70,3 +70,26 @@ describe('a refused "Create receipt" on /me', () => {
     expect(await db.prisma.receiptItem.count()).toBe(1);
   });
 });
+
+describe('the "Create receipt" form under a window', () => {
+  it('bills up to the last day shown, not up to today, when sent as it comes', async () => {
+    // Reading September 1-10 at month-end and pressing Create receipt billed the job of the
+    // 19th too: the form's day was today, whatever window the page showed above it.
+    const page = await alice.get('/me?start=2025-09-01&end=2025-09-10').set('Accept', 'text/html');
+    const prefilled = inputValue(page.text, 'before') as string;
+    await submitReceiptFormOf('/me?start=2025-09-01&end=2025-09-10', prefilled);
+    const items = await db.prisma.receiptItem.findMany({ select: { jobKey: true } });
+    expect(items.map((item) => item.jobKey)).not.toContain('302');
+    expect(prefilled).toBe('2025-09-10');
+  });
+
+  it.each([
+    ['the default window', '/me'],
+    ['a window that ends after today', '/me?start=2025-09-15&end=2025-09-30'],
+    ['a window that ends today', '/me?start=2025-09-15&end=2025-09-20'],
+  ])('is today for %s', async (_, path) => {
+    const page = await alice.get(path).set('Accept', 'text/html');
+    expect(page.status).toBe(200);
+    expect(inputValue(page.text, 'before')).toBe('2025-09-20');
+  });
+});

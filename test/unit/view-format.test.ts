@@ -62,13 +62,14 @@ describe('view formatters', () => {
 
   it('format hours and money as Intl does, also for Decimal exponents and JS numbers', () => {
     const fmt = createViewFormatters({ timeZone: 'UTC', currency: 'THB' });
-    expect(fmt.hours(new Prisma.Decimal('37.063940'))).toBe('37.06');
-    expect(fmt.hours(new Prisma.Decimal('0.00000001'))).toBe('0.00');
+    expect(fmt.hours(new Prisma.Decimal('37.063940'))).toBe('37.063940');
+    expect(fmt.hours(new Prisma.Decimal('1234.5678901'))).toBe('1,234.567890');
+    expect(fmt.hours(new Prisma.Decimal('0.00000001'))).toBe('0.000000');
     expect(fmt.money(new Prisma.Decimal('1234.565'))).toBe('1,234.57');
     expect(fmt.money('1500', 'JPY')).toBe('1,500');
     expect(fmt.money(null)).toBe('0.00');
     // A JS number is rounded from its binary value, as before: 1.005 is 1.00499...
-    expect(fmt.hours(1.005)).toBe(intlDecimal(1.005 as unknown as string, 2));
+    expect(fmt.hours(1.0000005)).toBe(intlDecimal(1.0000005 as unknown as string, 6));
   });
 
   it.each(zones)('write dates and times in %s as Intl does, across DST changes', (timeZone) => {

@@ -161,8 +161,15 @@ export function authRoutes(deps: {
         if (info?.outcome === 'locked') {
           const now = deps.now();
           res.status(429).set('Retry-After', String(secondsLeft(info.lockedUntil, now)));
-          const from = info.scopes.includes('network') ? ' from your network' : '';
-          const message = `Too many failed sign-ins${from}. Try again in ${formatTimeLeft(info.lockedUntil, now)}.`;
+          const isNetwork = info.scopes.includes('network');
+          const from = isNetwork ? ' from your network' : '';
+          // What to do, not only how long: a locked researcher who then remembered the password was
+          // refused with it too, and did not know the help desk could end the wait (Unlock sign-in,
+          // or a password reset). No one lifts a network's lock: it ends on its own.
+          const meanwhile = isNetwork
+            ? 'Until then even the right password is refused.'
+            : 'Until then even the right password is refused; an administrator can lift the lock sooner.';
+          const message = `Too many failed sign-ins${from}. Try again in ${formatTimeLeft(info.lockedUntil, now)}. ${meanwhile}`;
           return renderLogin(req, res, { error: message, username });
         }
         res.status(401);

@@ -79,6 +79,9 @@ export function createMyUsagePage(deps: {
         title: 'My usage',
         page,
         today,
+        // The receipt form under a window that ended before today bills up to its last day: it
+        // billed up to today, more than the researcher had been reading, whatever the window.
+        receiptBefore: page.window.end < today ? page.window.end : today,
         error: undefined,
         refusedReceipt,
         heldPayments,
@@ -103,6 +106,7 @@ export function createMyUsagePage(deps: {
           title: 'My usage',
           page: undefined,
           today,
+          receiptBefore: window.end < today ? window.end : today,
           error: readableMessageOf(error),
           refusedReceipt,
           heldPayments,
@@ -121,6 +125,7 @@ export function createMyUsagePage(deps: {
         title: 'My usage',
         page: undefined,
         today,
+        receiptBefore: keptWindow.end !== undefined && keptWindow.end < today ? keptWindow.end : today,
         error: readableMessageOf(error),
         invalidFields: invalidFieldsOf(error),
         refusedReceipt,
