@@ -32,6 +32,7 @@ import {
   createAuditChainMonitor,
   reportChainVerdictTo,
 } from './modules/audit/audit-chain.monitor.js';
+import { FirstRefusals } from './modules/audit/first-refusals.js';
 import { createGuards } from './modules/auth/auth.guards.js';
 import {
   authRoutes,
@@ -39,7 +40,6 @@ import {
   redirectSignedOutFromSignOut,
   signInFormOnExpiredToken,
 } from './modules/auth/auth.routes.js';
-import { AuditedLocks } from './modules/auth/auth.service.js';
 import { createPassport } from './modules/auth/passport.js';
 import { healthRoutes } from './modules/health/health.routes.js';
 import { checkReadiness } from './modules/health/health.service.js';
@@ -258,7 +258,7 @@ export function createApp(deps: AppDeps): express.Express {
     absoluteSec: config.auth.sessionAbsoluteSec,
     now,
   };
-  const authDeps = { db, metrics, lockout: config.auth, now, auditedLocks: new AuditedLocks() };
+  const authDeps = { db, metrics, lockout: config.auth, now, auditedLocks: new FirstRefusals() };
   const passport = createPassport(authDeps);
   app.use(createSessionMiddleware(db.pool, sessionSettings));
   app.use(saveSessionBeforeResponding);
@@ -297,7 +297,7 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   });
 
-  const guards = createGuards({ db, metrics });
+  const guards = createGuards({ db, metrics, now, forbiddenRefusals: new FirstRefusals() });
   app.get('/', (req, res) => {
     if (req.user) return res.redirect(302, req.user.role === 'admin' ? '/admin' : '/me');
     res.render('home', { title: 'HPC Billing' });

@@ -103,3 +103,62 @@ describe('bidirectional controls in stored text', () => {
     expect(JSON.stringify(json.body)).toContain(JSON.stringify(note).slice(1, -1));
   });
 });
+
+// A note put into a sentence of the app's own: a payment dismissed with a note that holds a bidi
+// control, held again by a dispute, carried the note raw in its new reason ("Why:" on its card) and in
+// the 400 that refused accepting it without the tick, as JSON and beside the card.
+describe('bidirectional controls in a resolution named by a later hold', () => {
+  it('are written as escapes in the reason and in the refusal that quotes it', async () => {
+    const researcher = await researchers.researcherWithReceipt();
+    await researchers.startCheckout(researcher.agent, researcher.receiptId);
+    const payment = await researchers.latestPaymentOf(researcher.receiptId);
+    await deliverDummy(app, {
+      event_id: `short_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 800,
+      currency: 'THB',
+    }).expect(200);
+    await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'dismissed', note: `Settled by hand, ref ${RLO}RF-10 for 200 THB` })
+      .expect(200);
+    await deliverDummy(app, {
+      event_id: `dispute_${payment.id}`,
+      event_type: 'payment.disputed',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 800,
+      currency: 'THB',
+      dispute_id: `dp_${payment.id}`,
+      dispute_reason: 'fraudulent',
+    }).expect(200);
+    const escapedNote = 'Settled by hand, ref \\u202eRF-10 for 200 THB';
+
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    const card = page.text.slice(page.text.indexOf(`id="review-${payment.id}"`));
+    expect(card.slice(0, card.indexOf('</section>'))).toContain(escapedNote);
+    expect(page.text).not.toMatch(BIDI);
+
+    const refused = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'The bank was told.' });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toContain('did not match the amount due');
+    expect(refused.body.error).toContain(escapedNote);
+    expect(refused.body.error).not.toMatch(BIDI);
+
+    const form = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ outcome: 'accepted', note: 'The bank was told.', csrf_token: await csrfTokenOf(admin) });
+    expect(form.status).toBe(400);
+    expect(form.text).toContain('did not match the amount due');
+    expect(form.text).not.toMatch(BIDI);
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe('needs_review');
+  });
+});

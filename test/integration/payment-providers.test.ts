@@ -228,12 +228,17 @@ describe('dummy provider', () => {
     ['no signature', {}],
     ['a malformed signature', { 'x-dummy-signature': 'abc' }],
     ['another secret', { 'x-dummy-signature': signDummyWebhook(body, 'not-the-secret') }],
-    [
-      'an uppercase signature of the right value',
-      { 'x-dummy-signature': signDummyWebhook(body, 'dummy-secret').toUpperCase() },
-    ],
+    ['a sha256= prefix', { 'x-dummy-signature': `sha256=${signDummyWebhook(body, 'dummy-secret')}` }],
+    ['an uppercase signature of another secret', { 'x-dummy-signature': signDummyWebhook(body, 'x').toUpperCase() }],
   ])('rejects %s', async (_label, headers) => {
     await expect(provider.parseWebhook(Buffer.from(body), headers)).rejects.toThrow(WebhookSignatureError);
+  });
+
+  it('accepts the right signature in upper case (as .NET prints hex)', async () => {
+    const event = await provider.parseWebhook(Buffer.from(body), {
+      'x-dummy-signature': signDummyWebhook(body, 'dummy-secret').toUpperCase(),
+    });
+    expect(event).toMatchObject({ id: 'ev1', externalPaymentId: 'dummy_1_x' });
   });
 
   it('has nothing to expire: its page closes with the payment', async () => {

@@ -10,6 +10,7 @@ import {
   UnauthorizedError,
 } from '../../shared/errors.js';
 import { recordAudit } from '../audit/audit.service.js';
+import { FirstRefusals } from '../audit/first-refusals.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { toSafeNextPath } from './auth.service.js';
 
@@ -40,20 +41,46 @@ function pathOf(url: string): string {
   return path.length > 80 ? `${path.slice(0, 80)}…` : path;
 }
 
-export function createGuards(deps: { db: Database; metrics: Metrics }): Guards {
+/** How long a user's refusal at an admin page stands for their next ones there in the audit log. */
+export const FORBIDDEN_AUDIT_WINDOW_MS = 60 * 60 * 1000;
+
+/**
+ * The admin page a request was refused: its route (`/admin/receipts/:id`), so that walking the ids
+ * is one page, by method (a form posted is another attempt than reading the page).
+ */
+function pageKeyOf(req: Request, userId: number): string {
+  const route: unknown = req.route?.path;
+  return `user ${userId} ${req.method} ${typeof route === 'string' ? route : req.path}`;
+}
+
+export function createGuards(deps: {
+  db: Database;
+  metrics: Metrics;
+  now?: () => Date;
+  /** The refusals audited as admin.forbidden; default: a new record for these guards. */
+  forbiddenRefusals?: FirstRefusals;
+}): Guards {
+  const now = deps.now ?? (() => new Date());
+  const forbiddenRefusals = deps.forbiddenRefusals ?? new FirstRefusals();
   return {
     requireUser: (req, res, next) => (req.user ? next() : sendToLogin(req, res, next)),
     requireAdmin: async (req, res, next) => {
       if (!req.user) return sendToLogin(req, res, next);
       if (req.user.role === 'admin') return next();
+      // Every refusal is counted; the first of each user at each admin page in an hour is audited:
+      // each one an entry, a researcher's script could append to the log as fast as it could send.
       deps.metrics.authForbiddenRedirect.inc();
-      await recordAudit(deps.db, {
-        ...auditContextOf(req),
-        action: 'admin.forbidden',
-        target: req.path,
-        status: 'denied',
-        details: { method: req.method },
-      });
+      const at = now();
+      const until = new Date(at.getTime() + FORBIDDEN_AUDIT_WINDOW_MS);
+      if (forbiddenRefusals.isFirst([pageKeyOf(req, req.user.id)], until, at)) {
+        await recordAudit(deps.db, {
+          ...auditContextOf(req),
+          action: 'admin.forbidden',
+          target: req.path,
+          status: 'denied',
+          details: { method: req.method },
+        });
+      }
       if (req.method !== 'GET' || prefersJson(req)) return next(new ForbiddenError('Only admins can do this.'));
       // Sent on without a word, a researcher who followed a link to an admin page (from the billing
       // office, a bookmark, a sign-in's `next`) took My usage for the page the link was to.

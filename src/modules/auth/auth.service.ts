@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../../db/database.js';
 import { type AuditContext, type AuditEntry, recordAudit } from '../audit/audit.service.js';
+import { FirstRefusals } from '../audit/first-refusals.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { hashPassword, needsRehash, verifyPassword } from '../users/password.js';
 import * as usersRepository from '../users/users.repository.js';
@@ -40,51 +41,27 @@ export interface AuthServiceDeps {
   lockout: LockoutSettings;
   now: () => Date;
   /** The locks whose first refusal this process has audited; default: one shared by the process. */
-  auditedLocks?: AuditedLocks;
+  auditedLocks?: FirstRefusals;
 }
+
+// The locks whose first refused sign-in this process has audited (FirstRefusals): a lock's later
+// refusals are counted only in auth_lockout_active_total and auth_login_failure_total{reason="locked"}.
+const processAuditedLocks = new FirstRefusals();
 
 /**
- * The locks (each row's, until its end) whose first refused sign-in this process has audited. An
- * attempt refused unchecked costs its client nothing, so auditing every one let a client signed in
- * to nothing append to the audit log, which nothing may delete, as fast as it could send (a new
- * username each time under its network's lock). A lock's later refusals are counted only in
- * `auth_lockout_active_total` and `auth_login_failure_total{reason="locked"}`. Kept in the process,
- * not the database: with WEB_CONCURRENCY workers a lock is audited at most once per worker, and
- * again after a restart. Bounded: past MAX_AUDITED_LOCKS, the locks that ended go, then the oldest.
+ * The locks that refused an attempt (its network's, its pair's, its username's rows), each with its
+ * end: a lock that ends and starts again is a new lock.
  */
-export class AuditedLocks {
-  private readonly ends = new Map<string, number>();
-
-  /** True for the first refusal of any of these locks (keys of rows, all ending at `until`): audit it. */
-  isFirstRefusal(keys: string[], until: Date, now: Date): boolean {
-    const fresh = keys.map((key) => `${key} until ${until.getTime()}`).filter((key) => !this.ends.has(key));
-    if (fresh.length === 0) return false;
-    if (this.ends.size + fresh.length > MAX_AUDITED_LOCKS) this.forgetEnded(now);
-    for (const key of fresh) this.ends.set(key, until.getTime());
-    return true;
-  }
-
-  private forgetEnded(now: Date) {
-    for (const [key, end] of this.ends) if (end <= now.getTime()) this.ends.delete(key);
-    // Insertion order is oldest first.
-    for (const key of this.ends.keys()) {
-      if (this.ends.size < MAX_AUDITED_LOCKS / 2) break;
-      this.ends.delete(key);
-    }
-  }
-}
-
-const MAX_AUDITED_LOCKS = 10_000;
-const processAuditedLocks = new AuditedLocks();
-
-/** The rows of the locks that refused an attempt: its network's, its pair's, its username's. */
-function lockKeysOf(key: throttleRepository.AttemptKey, scopes: throttleRepository.LockScope[]): string[] {
-  return scopes.map((scope) =>
-    scope === 'network'
-      ? `network ${key.network?.network ?? ''}`
-      : scope === 'address'
-        ? `address ${key.username} ${key.ip}`
-        : `user ${key.username}`,
+function lockKeysOf(key: throttleRepository.AttemptKey, scopes: throttleRepository.LockScope[], until: Date): string[] {
+  return scopes.map(
+    (scope) =>
+      `${
+        scope === 'network'
+          ? `network ${key.network?.network ?? ''}`
+          : scope === 'address'
+            ? `address ${key.username} ${key.ip}`
+            : `user ${key.username}`
+      } until ${until.getTime()}`,
   );
 }
 
@@ -177,7 +154,8 @@ export async function signIn(
     metrics.authLoginFailure.inc({ reason: 'locked' });
     metrics.authLockoutActive.inc();
     const auditedLocks = deps.auditedLocks ?? processAuditedLocks;
-    if (auditedLocks.isFirstRefusal(lockKeysOf(key, reservation.scopes), reservation.lockedUntil, now)) {
+    const lockKeys = lockKeysOf(key, reservation.scopes, reservation.lockedUntil);
+    if (auditedLocks.isFirst(lockKeys, reservation.lockedUntil, now)) {
       await recordAudit(
         deps.db,
         {

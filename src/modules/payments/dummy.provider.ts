@@ -6,7 +6,7 @@ import { AMOUNT_TOO_LARGE, isAmountTooLarge, WebhookBodyError, WebhookSignatureE
 
 export const DUMMY_SIGNATURE_HEADER = 'x-dummy-signature';
 
-/** Lowercase hex HMAC-SHA256 of the raw body. */
+/** Lowercase hex HMAC-SHA256 of the raw body (the header takes it in either case). */
 export function signDummyWebhook(rawBody: string | Buffer, secret: string): string {
   return createHmac('sha256', secret).update(rawBody).digest('hex');
 }
@@ -62,7 +62,8 @@ export function createDummyProvider(options: { webhookSecret: string }): Payment
     },
     async parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent> {
       const given = headers[DUMMY_SIGNATURE_HEADER];
-      if (typeof given !== 'string' || !/^[0-9a-f]{64}$/.test(given))
+      // Hex in either case: some HMAC libraries (.NET's) print it in upper case, the same bytes.
+      if (typeof given !== 'string' || !/^[0-9a-f]{64}$/i.test(given))
         throw new WebhookSignatureError('missing or malformed X-Dummy-Signature');
       const expected = Buffer.from(signDummyWebhook(rawBody, options.webhookSecret), 'hex');
       if (!timingSafeEqual(expected, Buffer.from(given, 'hex')))
