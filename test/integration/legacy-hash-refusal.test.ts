@@ -1,0 +1,57 @@
+import { pbkdf2Sync } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import * as password from '../../src/modules/users/password.js';
+import { buildUser } from '../support/factories.js';
+import { postLogin } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// The hashing function is watched at its module's boundary; the database stays real.
+vi.mock('../../src/modules/users/password.js', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../../src/modules/users/password.js')>();
+  return { ...actual, verifyPassword: vi.fn(actual.verifyPassword) };
+});
+const verifyPassword = vi.mocked(password.verifyPassword);
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+beforeEach(() => verifyPassword.mockClear());
+
+/** The hashes a sign-in verified against, in order. */
+async function hashesCheckedBySignIn(username: string, typed: string): Promise<string[]> {
+  verifyPassword.mockClear();
+  const { response } = await postLogin(buildTestApp(db), username, typed);
+  expect(response.status).toBe(401);
+  return verifyPassword.mock.calls.map(([storedHash]) => storedHash);
+}
+
+describe('a wrong password for an account with a hash from the old system', () => {
+  it('is refused after the same argon2 check an unknown username gets, besides its own', async () => {
+    const salt = 'abcdefgh';
+    const legacy = `pbkdf2:sha256:1000$${salt}$${pbkdf2Sync('old-password', salt, 1000, 32, 'sha256').toString('hex')}`;
+    await db.prisma.user.create({
+      data: { username: 'imported', passwordHash: legacy, passwordChangedAt: new Date() },
+    });
+    await buildUser(db.prisma, { username: 'current' });
+
+    const [dummy, ...unknownRest] = await hashesCheckedBySignIn('nobody-here', 'a-wrong-password');
+    expect(dummy).toMatch(/^\$argon2id\$/);
+    expect(unknownRest).toEqual([]);
+
+    // A cheap legacy hash (1,000 rounds) used to be refused sooner than an unknown username.
+    expect(await hashesCheckedBySignIn('imported', 'a-wrong-password')).toEqual([legacy, dummy]);
+
+    const current = await hashesCheckedBySignIn('current', 'a-wrong-password');
+    expect(current).toHaveLength(1);
+    expect(current[0]).not.toBe(dummy);
+
+    // The legacy hash itself still works, and is replaced at that sign-in.
+    const { response } = await postLogin(buildTestApp(db), 'imported', 'old-password');
+    expect(response.status).toBe(302);
+    const stored = await db.prisma.user.findUniqueOrThrow({ where: { username: 'imported' } });
+    expect(stored.passwordHash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+  });
+});
