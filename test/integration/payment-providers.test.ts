@@ -197,6 +197,26 @@ describe('stripe provider', () => {
     );
     expect(await refusalOf(payload, {})).toBe('Webhook rejected: missing Stripe-Signature.');
   });
+
+  it('reads the timestamp of a header with two as the signature check does: a body signed for later stays refused behind a current one', async () => {
+    const payload = JSON.stringify(
+      buildStripeEvent('checkout.session.completed', { id: 'cs_test_two_stamps', payment_status: 'paid' }),
+    );
+    const now = Math.floor(Date.now() / 1000);
+    const ahead = signer.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET, timestamp: now + 3600 });
+    // Stripe's package checks the signature against the last t=; the check of the future read the
+    // first, so a current t= put in front let the delivery signed for an hour ahead through.
+    const refused = await provider()
+      .parseWebhook(Buffer.from(payload), { 'stripe-signature': `t=${now},${ahead}` })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(refused).toBeInstanceOf(WebhookSignatureError);
+    expect((refused as Error).message).toBe(
+      'Webhook rejected: the Stripe-Signature timestamp is more than 300 s from now.',
+    );
+  });
 });
 
 describe('dummy provider', () => {

@@ -384,12 +384,16 @@ function signatureRefusalOf(error: unknown, toleranceSec: number): string {
   return first || 'bad signature';
 }
 
-/** The Stripe-Signature header's timestamp (`t=`, seconds), as the package reads it; undefined without one. */
+/**
+ * The Stripe-Signature header's timestamp (`t=`, seconds), as the package reads it; undefined without one.
+ * Of several, the last: the package checks the signature over that one, so reading the first let a
+ * current `t=` put in front of a delivery signed for later through.
+ */
 function signedAtOf(header: string): number | undefined {
   const stamp = header
     .split(',')
     .map((item) => item.split('='))
-    .find(([key]) => key === 't')?.[1];
+    .findLast(([key]) => key === 't')?.[1];
   const seconds = stamp === undefined ? Number.NaN : Number.parseInt(stamp, 10);
   return Number.isFinite(seconds) ? seconds : undefined;
 }
