@@ -14,12 +14,34 @@ const WEBHOOK_SECRET = 'bench-smoke-webhook-secret';
 
 type Outcome = { scenario: string; verdict: 'ok' | 'FAILED' | 'skipped'; detail: string };
 
+const USAGE = `Usage: npm run bench:smoke
+
+Runs every load scenario briefly (${VUS} virtual users for ${DURATION_SEC} s each) against the app in production
+mode, on a fresh scratch database with ${USERS} users and ${JOBS} jobs: on DATABASE_URL's server when it is
+set (a database of its own, dropped afterwards), else on an embedded PostgreSQL. It checks that
+every scenario runs without failures and asserts no timings.
+
+Exits 0 when every scenario whose routes exist ran clean, 1 when one failed, 64 for an argument
+(it takes none but --help).`;
+
+/** --help (or -h) prints the usage; anything else stops before a database is touched. */
+function readArguments(args = process.argv.slice(2)) {
+  if (args.length === 0) return;
+  if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  console.error(`bench:smoke takes no arguments but --help (got '${args.join(' ')}')\n\n${USAGE}`);
+  process.exit(64);
+}
+
 /**
  * npm run bench:smoke: a fresh database (DATABASE_URL's server or an embedded one) with a
  * small data set, the app in production mode, every scenario at 2 virtual users for 2 s.
  * Exits 1 if a scenario whose routes exist had any failure. Asserts no timings.
  */
 async function main() {
+  readArguments();
   const started = Date.now();
   const database = await createScratchDatabase(process.env.DATABASE_URL);
   let server: AppServer | undefined;

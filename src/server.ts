@@ -4,7 +4,13 @@ import { createApp } from './app.js';
 import { type PreparedDatabase, prepareDatabase } from './bootstrap.js';
 import { type AppConfig, CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
-import { closeConnectionsAfterAnswers, closeGracefully, createDrain, listen } from './http/lifecycle.js';
+import {
+  checkCanListen,
+  closeConnectionsAfterAnswers,
+  closeGracefully,
+  createDrain,
+  listen,
+} from './http/lifecycle.js';
 import { warnAboutPlainHttp } from './http/plain-http.js';
 import {
   createAuditChainMonitor,
@@ -244,6 +250,8 @@ async function start(config: AppConfig, logger: Logger) {
     return;
   }
 
+  // Before the database: a port that is taken fails the start in a moment, with nothing written.
+  await checkCanListen(config.port, config.host);
   warnIfTransparentHugePagesOff(logger, await readTransparentHugePagesMode());
   warnIfMetricsPublic(logger, config);
   warnAboutPlainHttp(logger, config);

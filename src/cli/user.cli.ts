@@ -8,7 +8,7 @@ import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
 import { createToolLogger } from '../shared/logger.js';
 import { ZNewPassword } from '../shared/password-policy.js';
-import { runTool } from './run-tool.js';
+import { runTool, USAGE_EXIT_CODE } from './run-tool.js';
 
 const USAGE = `Usage:
   npm run user:create -- --username NAME [--role admin|user] [--password-stdin]
@@ -24,7 +24,11 @@ with no terminal a password is generated and printed once.`;
 
 const CLI_CONTEXT = { actor: 'cli', ip: null, userAgent: 'user.cli' };
 
-/** A mistake in how the tool was called: its message, then exit 2 (not "Invalid configuration"). */
+/**
+ * A mistake in how the tool was called, or in the password it was given: its message, then exit 64
+ * (EX_USAGE) before anything is changed, as `npm run ingest`, `db:migrate` and `audit:verify` exit
+ * for theirs (it was 2, which a script checking for 64 took for a failed run).
+ */
 class UsageError extends Error {}
 
 /** One line from stdin; on a terminal after `prompt`, with what is typed kept off the screen. */
@@ -103,9 +107,10 @@ function parseOptions(command: TCommand, args: string[]) {
 
 async function main() {
   const [command, ...rest] = process.argv.slice(2);
-  if (!command || command === '--help' || command === '-h' || command === 'help') {
+  if (!command) throw new UsageError(USAGE);
+  if (command === '--help' || command === '-h' || command === 'help') {
     console.log(USAGE);
-    process.exit(command ? 0 : 2);
+    process.exit(0);
   }
   if (!(command in COMMAND_OPTIONS)) {
     throw new UsageError(`Unknown command "${command}": use create, passwd, disable or unlock.\n\n${USAGE}`);
@@ -175,4 +180,4 @@ async function main() {
   }
 }
 
-runTool(main, (error) => (error instanceof UsageError ? 2 : undefined));
+runTool(main, (error) => (error instanceof UsageError ? USAGE_EXIT_CODE : undefined));

@@ -1,4 +1,6 @@
+import { statSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
+import path from 'node:path';
 import { z } from 'zod';
 import { parseTierRules } from '../modules/pricing/pricing.js';
 import { ZNewPassword } from '../shared/password-policy.js';
@@ -101,6 +103,33 @@ const text = <T extends z.ZodType>(need: string, whenLeftOut: string, schema: T)
     }
     return value;
   }, schema);
+
+/**
+ * Why DATA_DIR can never be the directory the embedded PostgreSQL and the demo write to: it, or a
+ * folder on its way, is a file. The start otherwise got as far as creating it and failed with
+ * Node's "EEXIST: file already exists, mkdir …", which names no setting. A path that does not
+ * exist yet is fine (it is created), and one this check cannot look at is left to the start.
+ */
+export function describeUnusableDataDir(dataDir: string): string | undefined {
+  const wanted = path.resolve(dataDir);
+  for (let current = wanted; ; current = path.dirname(current)) {
+    let stats: ReturnType<typeof statSync>;
+    try {
+      stats = statSync(current, { throwIfNoEntry: false });
+    } catch (error) {
+      // ENOTDIR: a folder further up is a file, found on the way up; EACCES and others, the start's.
+      if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') continue;
+      return undefined;
+    }
+    if (stats?.isDirectory()) return undefined;
+    if (stats) {
+      return current === wanted
+        ? `${wanted} is a file, not a directory; set DATA_DIR to a directory (it is created if missing)`
+        : `${wanted} cannot be created: ${current} is a file, not a directory`;
+    }
+    if (path.dirname(current) === current) return undefined;
+  }
+}
 
 const isTimeZone = (zone: string) => {
   try {
@@ -340,7 +369,17 @@ export const ZEnv = z
     DB_POOL_MAX: zInt(10, 1, 200),
     DB_QUERY_TIMEOUT_MS: zInt(DEFAULT_DB_QUERY_TIMEOUT_MS, 100, 3_600_000),
     DB_CONNECT_TIMEOUT_MS: zInt(DEFAULT_DB_CONNECT_TIMEOUT_MS, 100, 600_000),
-    DATA_DIR: text('a directory', 'for .data', z.string().default('.data')),
+    DATA_DIR: text(
+      'a directory',
+      'for .data',
+      z
+        .string()
+        .default('.data')
+        .superRefine((dataDir, ctx) => {
+          const problem = describeUnusableDataDir(dataDir);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        }),
+    ),
     SESSION_SECRET: text(
       'at least 32 characters (openssl rand -hex 32)',
       'for a development-only secret (production requires one)',

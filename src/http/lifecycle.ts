@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import type { RequestListener } from 'node:http';
 import { createServer, OutgoingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { HttpTimeouts } from '../config/config.js';
 import { DEFAULT_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS } from '../config/config.schema.js';
 import { markConnectionsCutByShutdown } from './request-context.js';
@@ -47,6 +47,21 @@ export function listen(
       server.off('error', fail);
       resolve(server);
     });
+  });
+}
+
+/**
+ * Binds the address the app will serve on and lets it go again, so a start on a port another
+ * process holds stops before it starts the embedded PostgreSQL and seeds the demo: that took a
+ * newcomer's second `npm start` (its own DATA_DIR, the same PORT) most of a minute, and left a
+ * seeded data directory behind, only to fail at the end. Fails as `listen` would. The primary of
+ * a cluster checks too: its workers' listens go through it, to the same address.
+ */
+export function checkCanListen(port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => reject(explainListenError(error, port, host)));
+    probe.listen(port, host, () => probe.close(() => resolve()));
   });
 }
 

@@ -1,4 +1,6 @@
 import net from 'node:net';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { runToExit } from '../support/run-to-exit.js';
@@ -11,11 +13,48 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-// Production with WEB_CONCURRENCY > 1 on a port another process holds: every worker fails to
-// listen. The primary used to start another, for ever ("worker died; starting another"), so the
-// process stayed up serving nothing, and a service manager never saw the start fail.
+const productionEnv = (port: number) => ({
+  APP_ENV: 'production',
+  HOST: '127.0.0.1',
+  PORT: String(port),
+  DATABASE_URL: db.url,
+  SESSION_SECRET: 's'.repeat(40),
+  AUDIT_CHAIN_KEY: 'k'.repeat(40),
+  INGEST_ENABLED: '0',
+  WEB_CONCURRENCY: '2',
+});
+
+/** The fatal lines of a production start's output (JSON lines). */
+function fatalMessages(output: string): string[] {
+  return output
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { level: number; msg: string })
+    .filter((line) => line.level === 60 && line.msg.startsWith('HPC Billing failed to start'))
+    .map((line) => line.msg);
+}
+
+// Production with WEB_CONCURRENCY > 1 whose workers fail before they listen (a taken port did,
+// before the primary checked it). The primary used to start another, for ever ("worker died;
+// starting another"), so the process stayed up serving nothing, and a service manager never saw
+// the start fail.
 describe('a cluster whose workers cannot start', () => {
   it('stops with one fatal line saying why and exits 1, instead of restarting workers for ever', async () => {
+    const failInWorker = path.join(PROJECT_ROOT, 'test/support/fail-in-cluster-worker.mjs');
+    const result = await runToExit(
+      process.execPath,
+      ['--import', 'tsx', '--import', pathToFileURL(failInWorker).href, 'src/server.ts'],
+      { cwd: PROJECT_ROOT, giveUpMs: 60_000, env: productionEnv(await findFreePort()) },
+    );
+    expect(result.hasExitedItself).toBe(true);
+    expect(result.code).toBe(1);
+    expect(fatalMessages(result.output)).toContain(
+      'HPC Billing failed to start: a worker exited (code 1) before it listened; its error is logged above',
+    );
+    expect(result.output).toContain('this worker fails on purpose before it listens');
+  }, 120_000);
+
+  it('on a port another process holds stops before it starts any worker, naming PORT', async () => {
     const port = await findFreePort();
     const squatter = net.createServer();
     await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
@@ -23,28 +62,14 @@ describe('a cluster whose workers cannot start', () => {
       const result = await runToExit(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
         cwd: PROJECT_ROOT,
         giveUpMs: 60_000,
-        env: {
-          APP_ENV: 'production',
-          HOST: '127.0.0.1',
-          PORT: String(port),
-          DATABASE_URL: db.url,
-          SESSION_SECRET: 's'.repeat(40),
-          AUDIT_CHAIN_KEY: 'k'.repeat(40),
-          INGEST_ENABLED: '0',
-          WEB_CONCURRENCY: '2',
-        },
+        env: productionEnv(port),
       });
       expect(result.hasExitedItself).toBe(true);
       expect(result.code).toBe(1);
-      const fatal = result.output
-        .split('\n')
-        .filter((line) => line.startsWith('{'))
-        .map((line) => JSON.parse(line) as { level: number; msg: string })
-        .filter((line) => line.level === 60 && line.msg.startsWith('HPC Billing failed to start'));
-      expect(fatal.map((line) => line.msg)).toContain(
-        'HPC Billing failed to start: a worker exited (code 1) before it listened; its error is logged above',
-      );
-      expect(result.output).toContain('EADDRINUSE');
+      expect(fatalMessages(result.output)).toEqual([
+        `HPC Billing failed to start: port ${port} of 127.0.0.1 is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
+      ]);
+      expect(result.output).not.toContain('worker');
     } finally {
       await new Promise((resolve) => squatter.close(resolve));
     }

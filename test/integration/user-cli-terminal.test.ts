@@ -52,7 +52,7 @@ describe.skipIf(!existsSync(SCRIPT))('npm run user:create on a terminal', () => 
     );
     expect(result.output).toContain(REPEAT_PROMPT);
     expect(result.output).toContain('The two passwords differ; nothing was changed.');
-    expect(result.code).toBe(2);
+    expect(result.code).toBe(64);
     expect(await db.prisma.user.count({ where: { username: 'typo' } })).toBe(0);
   }, 60_000);
 

@@ -95,32 +95,36 @@ describe('npm run user:*', () => {
     const generated = await runUserCli(['create', '--username', 'scripted'], '');
     expect(generated.output).toMatch(/^Created user scripted\. Password: [A-HJ-NP-Za-km-np-z2-9]{17}\n$/);
     const badName = await runUserCli(['create', '--username', 'Bad Name'], '');
-    expect(badName.code).toBe(2);
+    expect(badName.code).toBe(64);
     expect(badName.output).toContain('--username must start with a lowercase letter');
     // The same rule and words as ADMIN_PASSWORD and the web forms: 11 characters are one short.
     const shortPassword = await runUserCli(['create', '--username', 'shorty', '--password-stdin'], 'eleven-char\n');
-    expect(shortPassword).toEqual({ code: 2, output: 'password: must be at least 12 characters\n' });
+    expect(shortPassword).toEqual({ code: 64, output: 'password: must be at least 12 characters\n' });
     // A script's unset variable: no password is not "generate one nobody sees".
     const emptyStdin = await runUserCli(['create', '--username', 'shorty', '--password-stdin'], '\n');
     expect(emptyStdin).toEqual({
-      code: 2,
+      code: 64,
       output: 'No password arrived on stdin (--password-stdin reads one line); leave the option out to generate one.\n',
     });
     const badRole = await runUserCli(['create', '--username', 'shorty', '--role', 'superuser'], '');
-    expect(badRole).toEqual({ code: 2, output: '--role must be admin or user.\n' });
+    expect(badRole).toEqual({ code: 64, output: '--role must be admin or user.\n' });
     const unknown = await runUserCli(['frob', '--username', 'shorty'], '');
-    expect(unknown.code).toBe(2);
+    expect(unknown.code).toBe(64);
     expect(unknown.output).toMatch(/^Unknown command "frob": use create, passwd, disable or unlock\.\n\nUsage:/);
     const help = await runUserCli(['--help'], '');
     expect(help.code).toBe(0);
     expect(help.output).toMatch(/^Usage:/);
+    // A usage error exits 64 (EX_USAGE), as `npm run ingest`, `db:migrate` and `audit:verify` do.
+    const noCommand = await runUserCli([], '');
+    expect(noCommand.code).toBe(64);
+    expect(noCommand.output).toMatch(/^Usage:/);
     const missing = await runUserCli(['passwd', '--username', 'ghost', '--password-stdin'], 'whatever-123\n');
     expect(missing).toEqual({ code: 1, output: 'No user named ghost.\n' });
     const before = await db.prisma.user.findUniqueOrThrow({ where: { username: 'scripted' } });
     const emptyPasswd = await runUserCli(['passwd', '--username', 'scripted', '--password-stdin'], '');
-    expect(emptyPasswd.code).toBe(2);
+    expect(emptyPasswd.code).toBe(64);
     const shortPasswd = await runUserCli(['passwd', '--username', 'scripted', '--password-stdin'], 'eleven-char\n');
-    expect(shortPasswd).toEqual({ code: 2, output: 'password: must be at least 12 characters\n' });
+    expect(shortPasswd).toEqual({ code: 64, output: 'password: must be at least 12 characters\n' });
     expect((await db.prisma.user.findUniqueOrThrow({ where: { username: 'scripted' } })).passwordHash).toBe(
       before.passwordHash,
     );
@@ -142,10 +146,10 @@ describe('npm run user:* command lines', () => {
     await buildUser(db.prisma, { username: 'roleless', role: 'user' });
     const before = await db.prisma.user.findUniqueOrThrow({ where: { username: 'roleless' } });
     const passwd = await runUserCli(['passwd', '--username', 'roleless', '--role', 'admin'], '');
-    expect(passwd.code).toBe(2);
+    expect(passwd.code).toBe(64);
     expect(passwd.output).toMatch(/^user:passwd does not take --role \(it takes --username, --password-stdin\)/);
     const unlock = await runUserCli(['unlock', '--username', 'roleless', '--enable'], '');
-    expect(unlock.code).toBe(2);
+    expect(unlock.code).toBe(64);
     expect(unlock.output).toMatch(/^user:unlock does not take --enable/);
     const after = await db.prisma.user.findUniqueOrThrow({ where: { username: 'roleless' } });
     expect([after.role, after.passwordHash]).toEqual([before.role, before.passwordHash]);

@@ -1,5 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -57,6 +58,31 @@ describe('zero-configuration start', () => {
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
     expect(await second.stop()).toBe(0);
   }, 180_000);
+
+  // A second `npm start` with its own DATA_DIR but the first one's PORT started an embedded
+  // PostgreSQL and seeded the demo (most of a minute) before it found the port taken, and left
+  // that seeded data directory behind.
+  it('on a port another process holds stops at once, naming PORT, and writes nothing to DATA_DIR', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hpc-billing-zero-config-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const port = await findFreePort();
+    const squatter = net.createServer();
+    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => squatter.close(resolve)));
+
+    const result = await runToExit(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      cwd: PROJECT_ROOT,
+      env: { DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'info' },
+      giveUpMs: 60_000,
+    });
+    expect(result.hasExitedItself, result.output).toBe(true);
+    expect(result.code, result.output).toBe(1);
+    expect(result.output).toContain(
+      `HPC Billing failed to start: port ${port} of 127.0.0.1 is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
+    );
+    expect(result.output).not.toContain('embedded PostgreSQL');
+    expect(readdirSync(dataDir)).toEqual([]);
+  }, 90_000);
 
   it('refuses to start with a readable list when the configuration is bad', async () => {
     const bad = spawnServer({ PORT: 'eighty', APP_TZ: 'Nowhere/Town' }, 30_000);

@@ -58,6 +58,17 @@ describe('docker-compose.yml and .env.example', () => {
     expect([...passed].sort()).toEqual([...expected].sort());
   });
 
+  it('refuse to render without the secrets, rather than fall back to a value everyone knows', () => {
+    // POSTGRES_PASSWORD fell back to `hpc_billing`: an operator who forgot it in .env ran production
+    // on the database password printed in this file. Each secret is `${NAME:?why}`, never `${NAME:-x}`.
+    const composeText = readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8');
+    for (const secret of ['POSTGRES_PASSWORD', 'SESSION_SECRET', 'AUDIT_CHAIN_KEY']) {
+      const uses = [...composeText.matchAll(new RegExp(`\\$\\{${secret}([^}]*)\\}`, 'g'))].map((match) => match[1]);
+      expect(uses.length, secret).toBeGreaterThan(0);
+      for (const use of uses) expect(use, secret).toMatch(new RegExp(`^:\\?set ${secret} `));
+    }
+  });
+
   it('leave REQUIRE_HTTPS to .env: compose itself keeps production secure', () => {
     expect(readAppEnvironment().REQUIRE_HTTPS).toBeNull();
   });

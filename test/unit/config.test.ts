@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import express from 'express';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { ZEnv } from '../../src/config/config.schema.js';
 import { parseInput } from '../../src/http/validate.js';
@@ -647,5 +650,33 @@ describe('a setting given as an empty string', () => {
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^${name}: is empty; set it to .+, or leave it out .+`));
     expect(problems[0]).not.toMatch(/Too small|Invalid|expected string|received/i);
+  });
+});
+
+// A DATA_DIR that is a file passed the configuration and failed the start further on with Node's
+// own words ("EEXIST: file already exists, mkdir …"), naming no setting.
+describe('a DATA_DIR that cannot be a directory', () => {
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'hpc-billing-config-'));
+  const file = path.join(scratch, 'notes.txt');
+  writeFileSync(file, 'not a directory\n');
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it('is refused in the list when it is a file', () => {
+    expect(problemsOf({ DATA_DIR: file, PORT: 'eighty' })).toEqual([
+      expect.stringMatching(/^PORT: /),
+      `DATA_DIR: ${file} is a file, not a directory; set DATA_DIR to a directory (it is created if missing)`,
+    ]);
+  });
+
+  it('is refused in the list when a folder on its way is a file', () => {
+    const inside = path.join(file, 'data');
+    expect(problemsOf({ DATA_DIR: inside })).toEqual([
+      `DATA_DIR: ${inside} cannot be created: ${file} is a file, not a directory`,
+    ]);
+  });
+
+  it('is taken when it does not exist yet, or is a directory', () => {
+    expect(loadConfig({ DATA_DIR: path.join(scratch, 'new', 'data') }).dataDir).toBe(path.join(scratch, 'new', 'data'));
+    expect(loadConfig({ DATA_DIR: scratch }).dataDir).toBe(scratch);
   });
 });
