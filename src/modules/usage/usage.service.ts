@@ -331,12 +331,15 @@ export function createUsageService(deps: UsageServiceDeps) {
     }
 
     if (query.view === 'billed') {
-      const { rows, count } = await usageRepository.findBilledPage(db, filter, {
-        offset: (query.page - 1) * PAGE_SIZE,
-        limit: PAGE_SIZE,
-      });
+      const { rows, count, cost } = await usageRepository.findBilledPage(
+        db,
+        filter,
+        { offset: (query.page - 1) * PAGE_SIZE, limit: PAGE_SIZE },
+        minorDigits,
+      );
       const pageCount = assertPageExists(window, 'billed', query.page, count);
-      return { ...base, view: 'billed' as const, rows, page: query.page, pageCount, count };
+      const totals = { jobs: count, cost };
+      return { ...base, view: 'billed' as const, rows, page: query.page, pageCount, count, totals };
     }
 
     const { rows, count } = await usageRepository.findJobsPage(deps.db.pool, filter, pricing, {
