@@ -158,6 +158,48 @@ describe('marking a receipt paid with the amount received', () => {
   });
 });
 
+// An amount more precise than the receipt's currency was told it "must be a plain decimal" once it had
+// more than 20 decimals, which it is: the reason is the currency's digits, whatever way it is typed.
+describe('an amount received with more decimals than the currency has', () => {
+  /** The digits 1234.50 is followed by to have 21 decimals: past what the grammar used to take. */
+  const longTail = `${'0'.repeat(19)}1`;
+  it.each([
+    // [how it is sent, currency, total, amount received, what the currency allows]
+    ['form', 'THB', '1234.50', '1234.501', 'must have at most 2 decimal places in THB'],
+    ['JSON string', 'THB', '1234.50', '1234.501', 'must have at most 2 decimal places in THB'],
+    ['JSON number', 'THB', '1234.50', '1234.501', 'must have at most 2 decimal places in THB'],
+    ['form', 'THB', '1234.50', `1234.50${longTail}`, 'must have at most 2 decimal places in THB'],
+    ['JSON string', 'THB', '1234.50', `1234.50${longTail}`, 'must have at most 2 decimal places in THB'],
+    ['JSON number', 'THB', '1234.50', `1234.50${longTail}`, 'must have at most 2 decimal places in THB'],
+    ['form', 'KWD', '1234.500', '1234.5001', 'must have at most 3 decimal places in KWD'],
+    ['JSON number', 'KWD', '1234.500', `1234.50${longTail}`, 'must have at most 3 decimal places in KWD'],
+    ['form', 'JPY', '1234', '1234.5', 'must be a whole number of JPY'],
+    ['JSON string', 'JPY', '1234', `1234.0${longTail}`, 'must be a whole number of JPY'],
+  ])(
+    "sent as a %s in %s (total %s), %s is refused naming the currency's digits, and changes nothing",
+    async (how, currency, total, amount, rule) => {
+      const receiptId = await pendingReceipt();
+      // As a receipt made while CURRENCY was another: it keeps its own currency.
+      await db.prisma.receipt.update({ where: { id: receiptId }, data: { currency, total } });
+      const before = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+      const reason = `${rule}, the currency of receipt #${receiptId}`;
+      if (how === 'form') {
+        const refused = await markPaidForm(receiptId, { method: 'bank_transfer', amount_received: amount });
+        expect(refused.status).toBe(400);
+        expect(visibleTextOf(refused.text)).toContain(`Not marked paid. Amount received: ${reason}`);
+        expect(visibleTextOf(refused.text)).not.toContain('plain decimal');
+      } else {
+        const value = how === 'JSON number' ? amount : JSON.stringify(amount);
+        const refused = await markPaidJson(receiptId, `{"method":"bank_transfer","amount_received":${value}}`);
+        expect(refused.status, refused.text).toBe(400);
+        expect(refused.body.error).toBe(`amount_received: ${reason}`);
+      }
+      expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(before);
+      await expectUnchanged(receiptId);
+    },
+  );
+});
+
 describe("the receipt page's mark paid form", () => {
   it('asks for the amount received without filling in the total', async () => {
     const receiptId = await pendingReceipt();

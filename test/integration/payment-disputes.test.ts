@@ -622,7 +622,7 @@ describe('the outcome of a dispute', () => {
     });
     const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
     expect(page.text).toContain('Pay 10.00 THB online');
-    expect(await paidCsvLineOf(receiptId)).toMatch(new RegExp(`,${payment.id},\\d{4}-\\d{2}-\\d{2},10\\.00,,$`));
+    expect(await paidCsvLineOf(receiptId)).toMatch(new RegExp(`,${payment.id},\\d{4}-\\d{2}-\\d{2},10\\.00,,,,$`));
 
     // A replay is a duplicate; the same outcome told by another event changes nothing either.
     const after = await snapshotOf(receiptId);
@@ -669,7 +669,7 @@ describe('the outcome of a dispute', () => {
       refunds: [{ paymentId: payment.id, amount: '4.00', currency: 'THB', isFull: false }],
     });
     expect(await paidCsvLineOf(receiptId)).toMatch(
-      new RegExp(`,10\\.00,THB,${payment.id},\\d{4}-\\d{2}-\\d{2},4\\.00,,$`),
+      new RegExp(`,10\\.00,THB,${payment.id},\\d{4}-\\d{2}-\\d{2},4\\.00,,,,$`),
     );
 
     // Dismissing it is refused, in the words of what happened: a dispute lost in part, not a refund.

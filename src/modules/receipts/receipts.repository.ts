@@ -633,6 +633,8 @@ async function findPaidReceipts(
           // A lost dispute is in the refunded total; no failed refund undoes it.
           disputeStatus: true,
           disputedMinor: true,
+          disputedCurrency: true,
+          disputedAt: true,
           // Refunds that failed at the provider went nowhere: paid.csv counts only what was returned.
           failedRefunds: { select: { amountMinor: true } },
         },
@@ -659,6 +661,8 @@ async function findPaidReceipts(
               failedRefundMinor: paidWith.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n),
               disputeStatus: paidWith.disputeStatus,
               disputedMinor: paidWith.disputedMinor,
+              disputedCurrency: paidWith.disputedCurrency,
+              disputedAt: paidWith.disputedAt,
             }
           : null,
       },
@@ -691,6 +695,8 @@ async function findRefundedPayments(
       failedRefundMinor: bigint | null;
       disputeStatus: string | null;
       disputedMinor: bigint | null;
+      disputedCurrency: string | null;
+      disputedAt: Date | null;
       id: number;
       username: string;
       total: Prisma.Decimal;
@@ -706,6 +712,7 @@ async function findRefundedPayments(
            (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f WHERE f.payment_id = p.id)::bigint
              AS "failedRefundMinor",
            p.dispute_status::text AS "disputeStatus", p.disputed_minor AS "disputedMinor",
+           p.disputed_currency AS "disputedCurrency", p.disputed_at AS "disputedAt",
            r.id, r.username, r.total, r.currency, r.tier_name AS "tierName",
            r.billed_through AS "billedThrough", r.created_at AS "createdAt"
       FROM payments p
@@ -740,6 +747,8 @@ async function findRefundedPayments(
       failedRefundMinor: row.failedRefundMinor,
       disputeStatus: row.disputeStatus,
       disputedMinor: row.disputedMinor,
+      disputedCurrency: row.disputedCurrency,
+      disputedAt: row.disputedAt,
     },
   }));
 }

@@ -35,16 +35,19 @@ export const PAYMENT_METHODS = ['bank_transfer', 'cash', 'cheque', 'card', 'inte
 /**
  * What every malformed amount received is told (a sign, letters, thousands separators, an exponent, a
  * currency): the whole rule at once, as a rate's refusal says its rule. Too many decimals for the
- * receipt's currency is judged by the service, which knows the currency.
+ * receipt's currency, however many, is judged by the service, which knows the currency.
  */
 export const AMOUNT_RECEIVED_RULE =
   'must be a plain decimal amount of money, 0 or more, such as 1234.50 (no sign, thousands separators or currency)';
 
 /**
- * Digits, then optionally a point and more digits: the grammar of a rate. Twenty digits a side is
- * far beyond any total (receipts store 16 before the point) and keeps a pasted novel out of Decimal.
+ * Digits, then optionally a point and more digits: the grammar of a rate. Twenty digits before the
+ * point is far beyond any total (receipts store 16 there). The decimals are not capped: an amount
+ * with more than its currency has is refused as such by the service, however many it has (capped at
+ * 20, 21 were told the amount was no plain decimal), and digits alone, within the body limit, cost
+ * Decimal little.
  */
-const PLAIN_AMOUNT = /^\d{1,20}(\.\d{1,20})?$/;
+const PLAIN_AMOUNT = /^\d{1,20}(\.\d+)?$/;
 
 /**
  * The money that arrived for a receipt, as the bank statement, the cash or the cheque shows it:

@@ -333,7 +333,8 @@ export interface BilledRow {
 }
 
 /**
- * Jobs in the window that are on a live receipt, grouped by receipt (newest receipt first).
+ * Jobs in the window that are on a live receipt, grouped by receipt (newest receipt first), with
+ * how many there are and what they cost in all.
  * Each job of the window looks up its live item and receipt (LATERAL ... LIMIT 1; the
  * live-item unique index allows one anyway). As a plain join, PostgreSQL chose to walk every
  * receipt item in receipt order to find the page's first rows: 0.75-5 s for a year of a busy
@@ -343,7 +344,8 @@ export async function findBilledPage(
   db: Db,
   filter: JobFilter,
   page: { offset: number; limit: number },
-): Promise<{ rows: BilledRow[]; count: number }> {
+  minorDigits: number,
+): Promise<{ rows: BilledRow[]; count: number; cost: Prisma.Decimal }> {
   const from = Prisma.sql`FROM slurm_jobs j
       JOIN LATERAL (
              SELECT ri.cost, rc.id AS receipt_id, rc.status, rc.created_at
@@ -358,9 +360,18 @@ export async function findBilledPage(
              j.job_key AS "jobId", j.name, j.end_at AS "endAt", b.cost
       ${from}
       ORDER BY b.receipt_id DESC, j.end_at, j.id LIMIT ${page.limit} OFFSET ${page.offset}`),
-    db.$queryRaw<{ count: bigint }[]>(Prisma.sql`SELECT count(*) AS count ${from}`),
+    // The window's total, of every page, adds up the costs as the rows show them (to CURRENCY's
+    // minor unit), as Per day's total does (see pricedJobsSql).
+    db.$queryRaw<{ count: bigint; cost: Prisma.Decimal }[]>(Prisma.sql`
+      SELECT count(*) AS count,
+             coalesce(sum(round(b.cost, ${Prisma.raw(String(Math.trunc(minorDigits)))})), 0) AS cost
+      ${from}`),
   ]);
-  return { rows, count: Number(counted[0]?.count ?? 0) };
+  return {
+    rows,
+    count: Number(counted[0]?.count ?? 0),
+    cost: new Prisma.Decimal(counted[0]?.cost ?? 0),
+  };
 }
 
 /** Columns of a usage CSV row, in the order streamCsvLines writes them. */

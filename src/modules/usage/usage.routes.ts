@@ -225,6 +225,7 @@ export function myUsageJson(page: MyUsagePage, timeZone: string) {
         endAt: row.endAt.toISOString(),
         cost: money(row.cost),
       })),
+      totals: { jobs: page.totals.jobs, cost: money(page.totals.cost) },
     };
   }
   return {

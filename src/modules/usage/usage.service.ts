@@ -123,6 +123,9 @@ export const PAID_CSV_COLUMNS = [
   'amount_refunded',
   'voided_at',
   'void_reason',
+  // Added after void_reason, likewise: a dispute the bank has not decided yet (docs/billing.md).
+  'amount_disputed',
+  'disputed_at',
 ] as const;
 
 const ZERO = new Prisma.Decimal(0);
@@ -145,6 +148,8 @@ function receivedColumns(receipt: {
     failedRefundMinor: bigint | null;
     disputeStatus: string | null;
     disputedMinor: bigint | null;
+    disputedCurrency: string | null;
+    disputedAt: Date | null;
   } | null;
 }) {
   const payment = receipt.paidWith;
@@ -154,6 +159,7 @@ function receivedColumns(receipt: {
       received_currency: receipt.currency,
       payment_id: '',
       amount_refunded: '',
+      ...openDisputeColumns(null),
     };
   }
   const { receivedMinor, receivedCurrency, refundedCurrency } = payment;
@@ -167,13 +173,43 @@ function receivedColumns(receipt: {
       ? ''
       : fromMinorUnits(returnedMinor, currency).toFixed(minorUnitDigits(currency));
   if (receivedMinor === null || receivedCurrency === null) {
-    return { amount_received: '', received_currency: '', payment_id: payment.id, amount_refunded };
+    return {
+      amount_received: '',
+      received_currency: '',
+      payment_id: payment.id,
+      amount_refunded,
+      ...openDisputeColumns(payment),
+    };
   }
   return {
     amount_received: fromMinorUnits(receivedMinor, receivedCurrency).toFixed(minorUnitDigits(receivedCurrency)),
     received_currency: receivedCurrency,
     payment_id: payment.id,
     amount_refunded,
+    ...openDisputeColumns(payment),
+  };
+}
+
+/**
+ * A dispute of the payment the bank has not decided yet: the money still counts as received (the
+ * billing page counts it so too), but the bank may take this much of it back. Empty once decided:
+ * a lost one is in amount_refunded, a won one took nothing.
+ */
+function openDisputeColumns(
+  payment: {
+    disputeStatus: string | null;
+    disputedMinor: bigint | null;
+    disputedCurrency: string | null;
+    disputedAt: Date | null;
+  } | null,
+) {
+  if (!payment || payment.disputeStatus !== null || payment.disputedMinor === null || !payment.disputedCurrency) {
+    return { amount_disputed: '', disputed_at: '' };
+  }
+  const currency = payment.disputedCurrency;
+  return {
+    amount_disputed: fromMinorUnits(payment.disputedMinor, currency).toFixed(minorUnitDigits(currency)),
+    disputed_at: payment.disputedAt?.toISOString() ?? '',
   };
 }
 
@@ -295,12 +331,15 @@ export function createUsageService(deps: UsageServiceDeps) {
     }
 
     if (query.view === 'billed') {
-      const { rows, count } = await usageRepository.findBilledPage(db, filter, {
-        offset: (query.page - 1) * PAGE_SIZE,
-        limit: PAGE_SIZE,
-      });
+      const { rows, count, cost } = await usageRepository.findBilledPage(
+        db,
+        filter,
+        { offset: (query.page - 1) * PAGE_SIZE, limit: PAGE_SIZE },
+        minorDigits,
+      );
       const pageCount = assertPageExists(window, 'billed', query.page, count);
-      return { ...base, view: 'billed' as const, rows, page: query.page, pageCount, count };
+      const totals = { jobs: count, cost };
+      return { ...base, view: 'billed' as const, rows, page: query.page, pageCount, count, totals };
     }
 
     const { rows, count } = await usageRepository.findJobsPage(deps.db.pool, filter, pricing, {
