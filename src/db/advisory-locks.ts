@@ -34,6 +34,22 @@ export const ADVISORY_LOCK_KEYS = {
   pricingChange: 727_450_118,
 } as const;
 
+/**
+ * The first key of the two-key advisory locks (`pg_advisory_xact_lock(int, int)`), one per kind of
+ * object; the second key names the object. PostgreSQL keeps the two-key locks apart from the
+ * one-key locks above (pg_locks.objsubid 2, not 1), so they can never meet those keys.
+ */
+export const ADVISORY_LOCK_CLASSES = {
+  /**
+   * A user's jobs, second key `hashtext(username)` (transaction lock): a receipt billing the user
+   * holds it exclusively from before it reads their unbilled jobs; an ingestion batch holds it
+   * shared for every user whose stored or incoming jobs it writes, taken in key order before its
+   * upsert. So a receipt bills the figures the job rows keep (docs/billing.md, "Receipts and
+   * ingestion"). Two users whose names share a hash only wait for each other now and then.
+   */
+  userJobs: 727_450_119,
+} as const;
+
 /** Releases a session lock taken by tryAcquireSessionLock and gives its connection back. */
 export type ReleaseLock = () => Promise<void>;
 

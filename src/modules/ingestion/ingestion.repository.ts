@@ -1,6 +1,12 @@
 import type { Prisma } from '@prisma/client';
 import type pg from 'pg';
-import { ADVISORY_LOCK_KEYS, type ReleaseLock, releaserOf, tryAcquireSessionLock } from '../../db/advisory-locks.js';
+import {
+  ADVISORY_LOCK_CLASSES,
+  ADVISORY_LOCK_KEYS,
+  type ReleaseLock,
+  releaserOf,
+  tryAcquireSessionLock,
+} from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { queryWithin } from '../../db/query-timeout.js';
 import type { StoredJobIdentity } from './reused-job-id.js';
@@ -148,10 +154,31 @@ SELECT (SELECT count(*) FROM written WHERE is_inserted)::int AS inserted,
        (SELECT job_key FROM r WHERE is_held ORDER BY job_key LIMIT 1) AS first_held_key,
        (SELECT receipt_id FROM r WHERE is_held ORDER BY job_key LIMIT 1) AS first_held_receipt`;
 
+// The user locks (ADVISORY_LOCK_CLASSES.userJobs) of every owner the batch's jobs have, stored or
+// incoming, shared and in key order: batches share them, a receipt holds its user's exclusively,
+// and a receipt takes one lock only, so no two transactions can each wait for a lock the other holds.
+// The subquery's ORDER BY sorts the keys before the outer SELECT takes each lock.
+const HOLD_OWNERS_SQL = `
+SELECT count(pg_advisory_xact_lock_shared($2::int, k.key))::int AS held
+  FROM (SELECT DISTINCT hashtext(o.owner) AS key
+          FROM (SELECT t."user" AS owner FROM json_to_recordset($1::json) AS t(cluster varchar, job_id varchar, "user" varchar)
+                UNION ALL
+                SELECT j."user"
+                  FROM json_to_recordset($1::json) AS t(cluster varchar, job_id varchar, "user" varchar)
+                  JOIN slurm_jobs j ON j.cluster = t.cluster AND j.job_id = t.job_id) o
+         ORDER BY 1) k`;
+
 /**
  * Upserts one batch by (cluster, job_id) in a single statement (atomic on its own: a batch
  * is written whole or not at all). Rows whose data did not change are left untouched, and so are
  * rows a live receipt bills (counted as `held` when the record differs).
+ *
+ * In a transaction that first takes the user locks of the batch's owners (HOLD_OWNERS_SQL): the
+ * upsert decides "billed or not" from the snapshot its statement starts with, and under READ
+ * COMMITTED that snapshot, taken once the locks are granted, holds every receipt of those users
+ * that committed while the batch waited, and none can commit before the batch does. A receipt
+ * committing between the snapshot and the row's update used to leave the row with new figures
+ * beside an item priced from the old ones (docs/billing.md, "Receipts and ingestion").
  */
 export async function upsertJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string): Promise<UpsertCounts> {
   if (jobs.length === 0) return { inserted: 0, updated: 0, unchanged: 0, held: 0 };
@@ -163,13 +190,30 @@ export async function upsertJobs(pool: pg.Pool, jobs: NormalizedJob[], source: s
     for (const [column, , read] of COLUMNS) row[column] = read(job);
     return row;
   });
-  const result = await pool.query<{
+  const owners = rows.map((row) => ({ cluster: row.cluster, job_id: row.job_id, user: row.user }));
+  const client = await pool.connect();
+  let result: pg.QueryResult<{
     inserted: number;
     updated: number;
     held: number;
     first_held_key: string | null;
     first_held_receipt: number | null;
-  }>(UPSERT_SQL, [JSON.stringify(rows), source]);
+  }>;
+  try {
+    await client.query('BEGIN');
+    await client.query(HOLD_OWNERS_SQL, [JSON.stringify(owners), ADVISORY_LOCK_CLASSES.userJobs]);
+    result = await client.query(UPSERT_SQL, [JSON.stringify(rows), source]);
+    await client.query('COMMIT');
+  } catch (error) {
+    // A connection that cannot roll back is dropped, which rolls back too.
+    const failed = await client.query('ROLLBACK').then(
+      () => undefined,
+      (rollbackError: unknown) => rollbackError as Error,
+    );
+    client.release(failed);
+    throw error;
+  }
+  client.release();
   const { inserted, updated, held, first_held_key, first_held_receipt } = result.rows[0] ?? {
     inserted: 0,
     updated: 0,

@@ -1,6 +1,11 @@
 import { Prisma, type ReceiptStatus } from '@prisma/client';
 import type pg from 'pg';
-import { ADVISORY_LOCK_KEYS, type ReleaseLock, tryAcquireSessionLock } from '../../db/advisory-locks.js';
+import {
+  ADVISORY_LOCK_CLASSES,
+  ADVISORY_LOCK_KEYS,
+  type ReleaseLock,
+  tryAcquireSessionLock,
+} from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
 import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
@@ -43,6 +48,20 @@ export async function hasUnbilledJobs(tx: Client, username: string, cutoff: Date
     { found: boolean }[]
   >`SELECT EXISTS (SELECT 1 ${unbilledJobsOf(username, cutoff)}) AS found`;
   return rows[0]?.found === true;
+}
+
+/**
+ * Holds `username`'s jobs against ingestion until the transaction ends: waits for the ingestion
+ * batches writing any of them to commit, and keeps new ones from writing them meanwhile. The
+ * statements after it read the job rows as no ingestion can change them before this commits, so
+ * the receipt bills the figures its jobs keep. Without it, a receipt made while a batch rewrote
+ * one of its jobs billed the old figures while the row took the new ones: the batch decided "not
+ * billed yet" from a snapshot taken before the receipt committed (docs/billing.md, "Receipts and
+ * ingestion"). Exclusive, so two receipts of one user bill one after the other: the second then
+ * finds the jobs the first billed gone. One lock, however many jobs the receipt bills.
+ */
+export async function holdUserJobsForBilling(tx: Prisma.TransactionClient, username: string): Promise<void> {
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADVISORY_LOCK_CLASSES.userJobs}::int, hashtext(${username}))`;
 }
 
 /** The receipt row; its total, window start and items come from the jobs it bills. */

@@ -655,6 +655,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         async (tx) => {
           // A cheap probe first: "nothing to bill" is the common answer and needs no rates.
           if (!(await receiptsRepository.hasUnbilledJobs(tx, username, cutoff))) throw new NothingToBillError(before);
+          // Before any read of the jobs it bills: an ingestion batch rewriting one of them commits
+          // first and is billed as it wrote it, a later one finds the jobs billed and keeps them.
+          await receiptsRepository.holdUserJobsForBilling(tx, username);
           // The rates are held until this commits, and the instant taken once they are: a rate change
           // in flight commits first and is read below, a later one is dated after this receipt. The
           // instant used to be taken before the transaction, and a rate change committing meanwhile
