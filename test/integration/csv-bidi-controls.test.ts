@@ -6,14 +6,14 @@ import { csvTextSql } from '../../src/modules/usage/usage.repository.js';
 import { revealBidiControls } from '../../src/shared/visible-text.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 /**
  * A bidirectional embedding, override or isolate (U+202A-U+202E, U+2066-U+2069) turns the text
  * after it around until the line ends. Job names, accounts and partitions come from Slurm, as
- * users and their admins typed them, and the usage CSVs (written by PostgreSQL) wrote them raw: opened in an editor, a right-to-left override in a job name showed the
+ * users and their admins typed them, and the usage CSVs (written by PostgreSQL) and a receipt's items.csv wrote them raw: opened in an editor, a right-to-left override in a job name showed the
  * rest of its line, the cost included, backwards. They are written as their JSON escape (\u202e),
  * as revealBidiControls writes them in paid.csv, audit.csv and on the pages.
  */
@@ -131,6 +131,37 @@ describe('bidirectional controls in the CSVs written by PostgreSQL', () => {
           `,${revealBidiControls(job?.cluster ?? '')},${revealBidiControls(job?.name ?? '')},${job?.user},${revealBidiControls(job?.account ?? '')},` +
             `${revealBidiControls(job?.partition ?? '')},COMPLETED,`,
         );
+      }
+    }
+  });
+
+  it("are escaped in a receipt's items.csv, for its researcher and for an admin", async () => {
+    const jobs = CONTROLS.map((control, index) => ({
+      user: 'alice',
+      jobId: String(9300 + index),
+      cluster: `hpc${control}`,
+      name: `train${control}-net 2.50`,
+      end: new Date(Date.UTC(2025, 8, 16, index)),
+    }));
+    await buildJobs(db, jobs);
+    const created = await alice
+      .post('/me/receipt')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ before: '2025-09-19', csrf_token: await csrfTokenOf(alice, '/me') })
+      .expect(303);
+    const receiptPath = (created.headers.location as string).replace(/#.*$/, '');
+    const receiptId = receiptPath.split('/').at(-1);
+    for (const { agent, path } of [
+      { agent: alice, path: `${receiptPath}/items.csv` },
+      { agent: admin, path: `/admin/receipts/${receiptId}/items.csv` },
+    ]) {
+      const csv = await agent.get(path).expect(200);
+      expect(csv.text, path).not.toMatch(BIDI);
+      for (const job of jobs) {
+        const line = csv.text.split('\n').find((row) => row.includes(`,${job.jobId},`)) ?? '';
+        expect(line, `${path} ${job.jobId}`).toContain(`,${job.jobId},${revealBidiControls(job.cluster)},`);
+        expect(line, `${path} ${job.jobId}`).toContain(`,THB,${revealBidiControls(job.name)},`);
       }
     }
   });
