@@ -14,9 +14,21 @@ export function countVisibleCharacters(text: string): number {
  * override in a void's reason showed the audit entry's "releasedJobs":76 as 67. The marks (LRM, RLM)
  * only place punctuation, and stay.
  */
-const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/gu;
+export const BIDI_CONTROL_RANGES = [
+  [0x202a, 0x202e],
+  [0x2066, 0x2069],
+] as const;
 
-/** `text` with every bidirectional control written as its JSON escape (\u202e), which shows and turns nothing around. */
+const BIDI_CONTROLS = new RegExp(
+  `[${BIDI_CONTROL_RANGES.map(([first, last]) => `${String.fromCodePoint(first)}-${String.fromCodePoint(last)}`).join('')}]`,
+  'gu',
+);
+
+/**
+ * `text` with every bidirectional control written as its JSON escape (\u202e, lower-case), which
+ * shows and turns nothing around. A backslash already there is left as it is. The usage CSVs
+ * write the same text in SQL (csvTextSql in usage.repository.ts, built from BIDI_CONTROL_RANGES).
+ */
 export function revealBidiControls(text: string): string {
   return text.replace(BIDI_CONTROLS, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -1,7 +1,7 @@
 import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
-import { escapeCsvFormula, formatCsvLines, formatCsvUtcTime } from '../../http/csv-format.js';
+import { escapeCsvText, formatCsvLines, formatCsvUtcTime } from '../../http/csv-format.js';
 import { type BackgroundWork, createBackgroundWork } from '../../shared/background-work.js';
 import { counted, formatCount } from '../../shared/counted.js';
 import {
@@ -1659,13 +1659,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         const records = batch.map((item) => [
           receipt.id,
           item.displayJobId,
-          escapeCsvFormula(item.cluster),
+          escapeCsvText(item.cluster),
           item.cpuHours.toFixed(6),
           item.gpuHours.toFixed(6),
           item.memGbHours.toFixed(6),
           item.cost.toFixed(digits),
           receipt.currency,
-          escapeCsvFormula(item.jobName),
+          escapeCsvText(item.jobName ?? ''),
           formatCsvUtcTime(item.jobEndAt),
         ]);
         yield formatCsvLines(records, RECEIPT_ITEMS_CSV_COLUMNS);

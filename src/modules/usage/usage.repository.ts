@@ -6,6 +6,7 @@ import type { Database, Db } from '../../db/database.js';
 import { queryPrepared } from '../../db/prepared-query.js';
 import { readWithinTimeout } from '../../db/query-timeout.js';
 import { CSV_FORMULA_TRIGGERS } from '../../http/csv-format.js';
+import { BIDI_CONTROL_RANGES } from '../../shared/visible-text.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import {
   costOfHoursSql,
@@ -404,17 +405,83 @@ const FORMULA_TRIGGER_BELOW = Prisma.raw(String(Math.max(...FORMULA_TRIGGER_CODE
 const FORMULA_TRIGGER_LIST = Prisma.raw(FORMULA_TRIGGER_CODES.join(', '));
 
 /**
- * A text column from outside the application (a name, a Slurm state) for PostgreSQL's CSV
- * writer, written as formatCsvField(escapeCsvFormula(text)) writes it in Node: a text that
- * would start a spreadsheet formula gets a leading `'`, and empty text is NULL (see
- * csvCodeSql). The test is ascii() (the first code point, 0 for '') against integers, which
- * most text (starting with a letter) leaves after one comparison; comparing left(text, 1) as
- * text took about twice as long (docs/performance.md). `value` is read three times, so it
- * must be a column, not a bound value.
+ * `text` as an E'' literal, which reads the same whatever standard_conforming_strings says, with
+ * anything beyond ASCII written as \uXXXX: the statement itself shows no control in a log.
+ */
+function escapeStringLiteral(text: string): Prisma.Sql {
+  return Prisma.raw(
+    `E'${text.replace(/[\\']|[^\x20-\x7e]/g, (character) =>
+      character === '\\' || character === "'"
+        ? `\\${character}`
+        : `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    )}'`,
+  );
+}
+
+/** A regular expression matching any bidirectional control. */
+const BIDI_CONTROL_CLASS = escapeStringLiteral(
+  `[${BIDI_CONTROL_RANGES.map(([first, last]) => `${String.fromCodePoint(first)}-${String.fromCodePoint(last)}`).join('')}]`,
+);
+
+/**
+ * `value` with each bidirectional control written as revealBidiControls writes it (\u202e): each
+ * range's controls (which share all but the last hex digit) get the rest of their escape put in
+ * front by one regexp_replace, then one translate turns every control into its last digit. Three
+ * calls however many controls there are, so the planner's estimate of each text column (which
+ * counts every branch of its CASE) grows as little as it can: more of it tipped a large plain
+ * COPY to a parallel scan (docs/performance.md).
+ */
+function revealBidiControlsSql(value: Prisma.Sql): Prisma.Sql {
+  const hex = (code: number) => code.toString(16).padStart(4, '0');
+  let revealed = value;
+  let controls = '';
+  let lastDigits = '';
+  for (const [first, last] of BIDI_CONTROL_RANGES) {
+    const prefix = hex(first).slice(0, -1);
+    if (hex(last).slice(0, -1) !== prefix)
+      throw new Error(`bidi controls ${hex(first)}-${hex(last)} differ in more than one digit`);
+    // In a replacement \\ is one backslash and \& the text matched.
+    revealed = Prisma.sql`regexp_replace(${revealed}, ${escapeStringLiteral(
+      `[${String.fromCodePoint(first)}-${String.fromCodePoint(last)}]`,
+    )}, ${escapeStringLiteral(`\\\\u${prefix}\\&`)}, 'g')`;
+    for (let code = first; code <= last; code++) {
+      controls += String.fromCodePoint(code);
+      lastDigits += hex(code).slice(-1);
+    }
+  }
+  return Prisma.sql`translate(${revealed}, ${escapeStringLiteral(controls)}, ${escapeStringLiteral(lastDigits)})`;
+}
+
+/**
+ * A text column from outside the application for PostgreSQL's CSV writer, written as
+ * formatCsvField(escapeCsvFormula(text)) writes it in Node: a text that would start a
+ * spreadsheet formula gets a leading `'`, and empty text is NULL (see csvCodeSql). The test is
+ * ascii() (the first code point, 0 for '') against integers, which most text (starting with a
+ * letter) leaves after one comparison; comparing left(text, 1) as text took about twice as long
+ * (docs/performance.md). For words whose spelling Slurm or the application fixes (a Slurm state,
+ * a tier name: lowercase letters, digits, - and _), which hold no bidirectional control; names
+ * people type go through csvTextSql. `value` is read several times, so it must be a column, not
+ * a bound value.
+ */
+function csvWordSql(value: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`CASE WHEN ascii(${value}) < ${FORMULA_TRIGGER_BELOW} AND ascii(${value}) IN (${FORMULA_TRIGGER_LIST})
+    THEN '''' || ${value} ELSE nullif(${value}, '') END`;
+}
+
+/**
+ * A name people type (a job's, a user's, an account's, a partition's, a cluster's) as csvWordSql
+ * writes a word, and with each bidirectional control written as its escape (\u202e): as
+ * formatCsvField(escapeCsvText(text)) writes it in Node. Controls are looked for only in text
+ * that is not all ASCII (more bytes than characters), and there with a regular expression: on
+ * every cell it cost about ten times the length test. Escaping a control never changes whether
+ * the text starts a formula (neither a control nor the backslash replacing it is a trigger), so
+ * the two are independent.
  */
 export function csvTextSql(value: Prisma.Sql): Prisma.Sql {
   return Prisma.sql`CASE WHEN ascii(${value}) < ${FORMULA_TRIGGER_BELOW} AND ascii(${value}) IN (${FORMULA_TRIGGER_LIST})
-    THEN '''' || ${value} ELSE nullif(${value}, '') END`;
+    THEN '''' || ${revealBidiControlsSql(value)}
+    WHEN octet_length(${value}) <> length(${value}) AND ${value} ~ ${BIDI_CONTROL_CLASS} THEN ${revealBidiControlsSql(value)}
+    ELSE nullif(${value}, '') END`;
 }
 
 /**
@@ -516,14 +583,14 @@ function usageCsvQuery(
     csvTextSql(Prisma.sql`p."user"`),
     csvTextSql(Prisma.sql`p.account`),
     csvTextSql(Prisma.sql`p.partition`),
-    csvTextSql(Prisma.sql`p.state`),
+    csvWordSql(Prisma.sql`p.state`),
     Prisma.sql`to_char(p.start_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`,
     Prisma.sql`to_char(p.end_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`,
     Prisma.sql`p.elapsed_sec`,
     Prisma.sql`p.cpu_hours`,
     Prisma.sql`p.gpu_hours`,
     Prisma.sql`p.mem_gb_hours`,
-    csvTextSql(Prisma.sql`p.tier`),
+    csvWordSql(Prisma.sql`p.tier`),
     // A billed job's cost is its receipt item's, stored with 4 decimals (numeric(20,4)) but
     // already rounded to the minor unit: written to it, like an estimate and the receipt.
     Prisma.sql`coalesce(round(p.billed_cost, ${Prisma.raw(String(Math.trunc(pricing.minorDigits)))}), ${costOfHoursSql(
