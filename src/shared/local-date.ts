@@ -21,7 +21,9 @@ function localDateProblem(text: string): string | undefined {
   // An empty form field is a date not given, not a date in the wrong format.
   if (text === '') return 'is required';
   if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return 'must be a date as YYYY-MM-DD';
-  if (!isCalendarDate(text)) return 'is not a real calendar date';
+  // Named, as it is safely ten characters here: a browser's date field cannot hold 2026-02-30 and
+  // shows an empty field, so a page that re-rendered it said a date was wrong but showed none.
+  if (!isCalendarDate(text)) return `is not a real calendar date (${text})`;
   if (text < EARLIEST_LOCAL_DATE || text > LATEST_LOCAL_DATE) {
     return `must be between ${EARLIEST_LOCAL_DATE} and ${LATEST_LOCAL_DATE}`;
   }

@@ -434,6 +434,20 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     }
   });
 
+  it("leaves room between My usage's pages and the receipt form under them", async () => {
+    // The pager sat flush on the Create a receipt card, as if it were part of the form.
+    for (const width of [1280, 390]) {
+      const context = await browser.newContext({ viewport: { width, height: 900 } });
+      const page = await context.newPage();
+      await signIn(page, 'frank', 'frank-password');
+      const pager = await page.locator('main nav.pagination').boundingBox();
+      const form = await page.locator('#create-receipt').boundingBox();
+      if (!pager || !form) throw new Error('no pager or no receipt form on /me');
+      expect(form.y - (pager.y + pager.height), `${width}`).toBeGreaterThanOrEqual(16);
+      await context.close();
+    }
+  });
+
   it('draws the Per day charts with axis text at least 11 px tall, three to a row or one', async () => {
     // 1280: three charts a row; 940: three at about their narrowest; 390: a phone, one a row.
     for (const width of [1280, 940, 390]) {

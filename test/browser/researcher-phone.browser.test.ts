@@ -97,6 +97,21 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
     await context.close();
   });
 
+  it("puts a billed job's receipt number beside its status, at the right of the card", async () => {
+    // Spread across the card, the number sat alone in the middle of the line, away from its status.
+    const context = await browser.newContext({ viewport: PHONE });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, 'pia', 'pia-password', /\/me$/);
+    const cell = page.locator('main td[data-label="Billed"]').first();
+    const number = await cell.locator('a').boundingBox();
+    const status = await cell.locator('.badge').boundingBox();
+    const box = await cell.boundingBox();
+    if (!number || !status || !box) throw new Error('no billed job on /me');
+    expect(status.x - (number.x + number.width)).toBeLessThanOrEqual(12);
+    expect(box.x + box.width - (status.x + status.width)).toBeLessThanOrEqual(12);
+    await context.close();
+  });
+
   it("keeps a long login name within the screen: the header's Sign out and the Account page", async () => {
     const context = await browser.newContext({ viewport: PHONE });
     const page = await context.newPage();

@@ -1509,7 +1509,7 @@ describe('receipts over HTTP', () => {
       paid_on: '2025-02-30',
     });
     expect(unreal.status).toBe(400);
-    expect(unreal.body.error).toBe('paid_on: is not a real calendar date');
+    expect(unreal.body.error).toBe('paid_on: is not a real calendar date (2025-02-30)');
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: late } })).status).toBe('pending');
     expect(await markPaidAudits()).toBe(auditsBefore);
 

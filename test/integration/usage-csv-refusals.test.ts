@@ -37,7 +37,11 @@ describe('a refused export of my own usage', () => {
       'From (2026-11-30) is after To (2026-11-01).',
       'start (2026-11-30) is after end (2026-11-01).',
     ],
-    ['start=2025-02-30', 'From: is not a real calendar date', 'start: is not a real calendar date'],
+    [
+      'start=2025-02-30',
+      'From: is not a real calendar date (2025-02-30)',
+      'start: is not a real calendar date (2025-02-30)',
+    ],
     ['start=tomorrow&end=2025-09-01', 'From: must be a date as YYYY-MM-DD', 'start: must be a date as YYYY-MM-DD'],
   ])('/me.csv?%s: the error page to a browser, {error, code} to a script, both 400', async (query, shown, sent) => {
     const page = await alice.get(`/me.csv?${query}`).set('Accept', BROWSER_ACCEPT);

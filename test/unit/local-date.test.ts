@@ -61,7 +61,7 @@ describe('local days', () => {
     ['', 'is required'],
     ['   ', 'is required'],
     ['yesterday', 'must be a date as YYYY-MM-DD'],
-    ['2026-02-30', 'is not a real calendar date'],
+    ['2026-02-30', 'is not a real calendar date (2026-02-30)'],
   ])('says why %j is no date', (text, reason) => {
     expect(ZLocalDate.safeParse(text).error?.issues.map((issue) => issue.message)).toEqual([reason]);
   });

@@ -73,7 +73,7 @@ describe('parseInput says what is wrong in words people read', () => {
     [
       'a date that is no date, on a field that also takes an empty one',
       () => parseInput(ZReceiptFilter, { start: '2026-13-01' }),
-      'start: is not a real calendar date',
+      'start: is not a real calendar date (2026-13-01)',
     ],
     [
       'a JSON null for an optional date',
@@ -210,8 +210,8 @@ describe('a refusal names fields by key for API clients and by label on a page',
     [
       'the day a payment was made',
       () => parseInput(ZMarkPaid, { method: 'cash', amount_received: '10.00', paid_on: '2025-02-30' }),
-      'paid_on: is not a real calendar date',
-      'Paid on: is not a real calendar date',
+      'paid_on: is not a real calendar date (2025-02-30)',
+      'Paid on: is not a real calendar date (2025-02-30)',
     ],
     [
       'a refined field (the confirmation)',
@@ -227,8 +227,8 @@ describe('a refusal names fields by key for API clients and by label on a page',
     [
       'a window',
       () => parseInput(ZUsageQuery, { start: '2025-13-01' }),
-      'start: is not a real calendar date',
-      'From: is not a real calendar date',
+      'start: is not a real calendar date (2025-13-01)',
+      'From: is not a real calendar date (2025-13-01)',
     ],
   ])('%s', (_what, run, message, readable) => {
     const refusal = refusalOf(run);
