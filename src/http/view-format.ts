@@ -105,6 +105,18 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
   const formatters = {
     /** 1,234.50 in the currency's minor unit (no symbol; columns say which currency). */
     money: (value: Numeric, currency = options.currency) => decimal(value, minorUnitDigits(currency)),
+    /**
+     * A rate (money an hour) as /formula and every JSON answer write it (rateJson): at least the
+     * currency's decimals and every digit stored, 0.50, 12.00, 0.123456, never rounded. Pages wrote
+     * the stored digits alone (0.5, 12), and a receipt's 0.5 was compared with /formula's 0.50.
+     */
+    rate: (value: Numeric, currency = options.currency) => {
+      // A receipt made before its snapshot kept a rate shows none, not 0.00.
+      if (value === null || value === undefined) return '';
+      const text = value.toString();
+      const stored = PLAIN_DECIMAL.exec(text)?.[3]?.replace(/0+$/, '').length ?? 0;
+      return decimal(value, Math.max(minorUnitDigits(currency), stored)).replaceAll(',', '');
+    },
     /** 10,146: a count with thousands separators. */
     count: formatCount,
     /** bank_transfer -> bank transfer: a payment method's code as the mark-paid form names it. */

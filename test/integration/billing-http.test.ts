@@ -355,7 +355,7 @@ describe('/me', () => {
     ]);
     const detail = await html(alice, '/me').expect(200);
     expect(detail.text).toContain(
-      'rates: CPU 0.5 THB per core-hour, GPU 12 THB per GPU-hour, memory 0.05 THB per GB-hour.',
+      'rates: CPU 0.50 THB per core-hour, GPU 12.00 THB per GPU-hour, memory 0.05 THB per GB-hour.',
     );
     expect(detail.text).toContain('2025-09-14');
     expect(detail.text).toContain('md-run');

@@ -184,7 +184,9 @@ describe('adding tiers on the rates page', () => {
     await buildJobs(db, [{ user: 'alice', end: '2025-09-10T03:00:00Z', jobId: '5001', allocGpus: 1 }]);
     const usage = (await html(alice, '/me?start=2025-09-08&end=2025-09-20').expect(200)).text;
     expect(usage).toContain('tier <strong>standard</strong>');
-    expect(usage).toContain('rates: CPU 0.4 THB per core-hour, GPU 10 THB per GPU-hour, memory 0.02 THB per GB-hour.');
+    expect(usage).toContain(
+      'rates: CPU 0.40 THB per core-hour, GPU 10.00 THB per GPU-hour, memory 0.02 THB per GB-hour.',
+    );
     // 2 CPU-hours x 0.4 + 1 GPU-hour x 10 + 4 GB-hours x 0.02.
     expect(usage).toContain('10.88');
 

@@ -147,17 +147,17 @@ describe('with tiers', () => {
 
   it('lists every tier with its rates in force, exactly as stored, the currency and since when', async () => {
     const html = (await page().expect(200)).text;
-    expect(rowOf(html, 'mu')).toBe('mu (default tier) University members 0.123456 12.5 0.000001 THB 2025-09-01 10:30');
-    expect(rowOf(html, 'gov')).toContain('0.8 18 0.08 THB 2025-06-01 07:00');
+    expect(rowOf(html, 'mu')).toBe('mu (default tier) University members 0.123456 12.50 0.000001 THB 2025-09-01 10:30');
+    expect(rowOf(html, 'gov')).toContain('0.80 18.00 0.08 THB 2025-06-01 07:00');
     // The rates that are no longer in force are not offered as prices.
-    expect(html).not.toContain('>0.5<');
+    expect(html).not.toContain('>0.50<');
   });
 
   it('shows rates entered for a later date as scheduled, under the rates in force', async () => {
     const html = (await page().expect(200)).text;
     const gov = html.slice(html.indexOf('id="tier-gov"'));
     expect(gov.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ')).toContain(
-      '0.08 THB 2025-06-01 07:00 0.9 19 0.09 THB 2025-10-01 07:00 (scheduled)',
+      '0.08 THB 2025-06-01 07:00 0.90 19.00 0.09 THB 2025-10-01 07:00 (scheduled)',
     );
   });
 
@@ -238,17 +238,17 @@ describe('with tiers', () => {
       const admin = await signInAs(app, 'treasurer', 'treasurer-password');
       const html = (await admin.get('/admin/rates').set('Accept', 'text/html').expect(200)).text;
       expect(historyOf(html, 'mu')).toEqual([
-        '2025-12-01 07:00 (scheduled) 0.2 13 0.002 THB sql',
-        '2025-09-01 10:30 (current) 0.123456 12.5 0.000001 THB test',
-        '2025-01-01 07:00 0.5 12 0.05 THB test',
+        '2025-12-01 07:00 (scheduled) 0.20 13.00 0.002 THB sql',
+        '2025-09-01 10:30 (current) 0.123456 12.50 0.000001 THB test',
+        '2025-01-01 07:00 0.50 12.00 0.05 THB test',
       ]);
       expect(historyOf(html, 'gov')).toEqual([
-        '2025-10-01 07:00 (scheduled) 0.9 19 0.09 THB test',
-        '2025-06-01 07:00 (current) 0.8 18 0.08 THB test',
+        '2025-10-01 07:00 (scheduled) 0.90 19.00 0.09 THB test',
+        '2025-06-01 07:00 (current) 0.80 18.00 0.08 THB test',
       ]);
       // The price list says the same of the same row.
       const priceList = (await page().expect(200)).text.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
-      expect(priceList).toContain('0.2 13 0.002 THB 2025-12-01 07:00 (scheduled)');
+      expect(priceList).toContain('0.20 13.00 0.002 THB 2025-12-01 07:00 (scheduled)');
     } finally {
       await db.pool.query(`DELETE FROM pricing_rates WHERE created_by = 'sql'`);
     }

@@ -135,6 +135,7 @@ const SELECT_ENTRY = {
 export interface AuditFilter {
   actor?: string;
   action?: string;
+  target?: string;
   from?: Date;
   to?: Date;
 }
@@ -143,6 +144,7 @@ function whereOf(filter: AuditFilter, beforeId?: bigint): Prisma.AuditLogWhereIn
   return {
     ...(filter.actor ? { actor: filter.actor } : {}),
     ...(filter.action ? { action: filter.action } : {}),
+    ...(filter.target ? { target: filter.target } : {}),
     ...(filter.from || filter.to
       ? { ts: { ...(filter.from ? { gte: filter.from } : {}), ...(filter.to ? { lt: filter.to } : {}) } }
       : {}),

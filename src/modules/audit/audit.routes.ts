@@ -30,10 +30,16 @@ const PAGE_SIZE = 50;
  * The CSV of the entries a page lists: its filters, not its "older entries" cursor. Without a
  * filter it is the whole log; refused filters (undefined) get none, since the export refuses them too.
  */
-function csvLinkOf(query: { actor?: string; action?: string; from?: string; to?: string } | undefined) {
+function csvLinkOf(
+  query: { actor?: string; action?: string; target?: string; from?: string; to?: string } | undefined,
+) {
   if (!query) return undefined;
-  return linkTo('/admin/audit.csv', { actor: query.actor, action: query.action, from: query.from, to: query.to }, {});
+  const { actor, action, target, from, to } = query;
+  return linkTo('/admin/audit.csv', { actor, action, target, from, to }, {});
 }
+
+/** The page's filters, in the order of its form and its links. */
+const FILTER_NAMES = ['actor', 'action', 'target', 'from', 'to'] as const;
 
 const AUDIT_CSV_COLUMNS = [
   'id',
@@ -113,6 +119,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   const filterOf = (query: ReturnType<typeof parseQuery>): AuditFilter => ({
     actor: query.actor,
     action: query.action,
+    target: query.target,
     from: query.from ? startOfLocalDay(query.from, timeZone) : undefined,
     to: query.to ? endOfLocalDay(query.to, timeZone) : undefined,
   });
@@ -138,7 +145,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       res.status(400).render('audit/audit-log', {
         title: 'Audit log',
         entries: [],
-        query: { actor: typed('actor'), action: typed('action'), from: typed('from'), to: typed('to') },
+        query: Object.fromEntries(FILTER_NAMES.map((name) => [name, typed(name)])),
         actions: await listDistinctActions(db),
         nextPageUrl: undefined,
         csvLink: csvLinkOf(undefined),
@@ -152,18 +159,13 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     const hasMore = entries.length > PAGE_SIZE;
     const shown = entries.slice(0, PAGE_SIZE);
     const nextQuery = new URLSearchParams({
-      ...(query.actor ? { actor: query.actor } : {}),
-      ...(query.action ? { action: query.action } : {}),
-      ...(query.from ? { from: query.from } : {}),
-      ...(query.to ? { to: query.to } : {}),
+      ...Object.fromEntries(FILTER_NAMES.flatMap((name) => (query[name] ? [[name, query[name]]] : []))),
       ...(hasMore ? { before: String(shown[shown.length - 1]?.id) } : {}),
     });
     const nextPageUrl = hasMore ? `/admin/audit?${nextQuery}` : undefined;
     if (prefersJson(req)) {
       res.json({
-        filters: Object.fromEntries(
-          (['actor', 'action', 'from', 'to'] as const).flatMap((name) => (query[name] ? [[name, query[name]]] : [])),
-        ),
+        filters: Object.fromEntries(FILTER_NAMES.flatMap((name) => (query[name] ? [[name, query[name]]] : []))),
         timeZone,
         actions: await listDistinctActions(db),
         entries: shown.map(auditEntryJson),
@@ -195,7 +197,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
 
   router.get('/admin/audit.csv', guards.requireAdmin, async (req, res) => {
     // Refused, back to the log filtered as typed, which says the same beside the filters to correct.
-    const typed = Object.fromEntries(['actor', 'action', 'from', 'to'].map((name) => [name, typedIn(req.query, name)]));
+    const typed = Object.fromEntries(FILTER_NAMES.map((name) => [name, typedIn(req.query, name)]));
     offerWayBack(res, { href: linkTo('/admin/audit', typed, {}), text: 'Back to the audit log' });
     const filter = filterOf(parseQuery(req.query));
     async function* chunks() {

@@ -14,6 +14,14 @@ export const ZAuditQuery = labelFields(
   z.object({
     actor: optionalText(64),
     action: optionalText(64),
+    // A whole target as the log writes it: `receipt:42`, `tier:standard`, a username, a path.
+    target: optionalText(256).refine(
+      (value) => value === undefined || !/^receipt:/.test(value) || /^receipt:\d+$/.test(value),
+      {
+        // "receipt:#42" or "receipt: 42" matched nothing, which read as "no history".
+        message: 'a receipt is written receipt: and its number (receipt:42)',
+      },
+    ),
     from: ZOptionalLocalDate,
     to: ZOptionalLocalDate,
     before: z
@@ -23,7 +31,7 @@ export const ZAuditQuery = labelFields(
       .transform((value) => (value ? BigInt(value) : undefined)),
   }),
   // The audit log's filter labels; `before` is the "older entries" link's cursor.
-  { actor: 'Actor', action: 'Action', from: 'From', to: 'To', before: 'Older than entry' },
+  { actor: 'Actor', action: 'Action', target: 'Target', from: 'From', to: 'To', before: 'Older than entry' },
 );
 
 export type TAuditQuery = z.infer<typeof ZAuditQuery>;

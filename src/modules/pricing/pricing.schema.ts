@@ -165,6 +165,13 @@ const ZUsername = z
   .max(64)
   .regex(/^[A-Za-z0-9._@-]+$/, 'is not a username');
 
-/** The tier overrides form: choosing the natural tier removes the override. */
-export const ZSetOverride = strictBody({ username: ZUsername, tier: ZTierName }, TIER_FIELD_LABELS);
+/**
+ * The tier overrides form: choosing the natural tier removes the override. `based_on_override` is
+ * the override the form was opened on (the page's hidden field; empty for none): a user moved by
+ * someone else since is not moved back over them (409). Left out (a script), nothing is compared.
+ */
+export const ZSetOverride = strictBody(
+  { username: ZUsername, tier: ZTierName, based_on_override: z.string().max(MAX_TIER_NAME_LENGTH).optional() },
+  TIER_FIELD_LABELS,
+);
 export type TSetOverride = z.infer<typeof ZSetOverride>;

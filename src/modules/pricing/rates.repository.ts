@@ -319,6 +319,24 @@ export async function upsertOverride(
   return previous;
 }
 
+/**
+ * Who gave a user the override they have now (`override`, undefined for none), and when, as the
+ * audit log recorded it. None when the last move left another name: the tier was renamed since.
+ */
+export async function findOverrideChange(
+  tx: Prisma.TransactionClient,
+  username: string,
+  override: string | undefined,
+): Promise<{ actor: string; at: Date } | undefined> {
+  // audit_log_target_id_idx: the user's entries, not the whole log.
+  const rows = await tx.$queryRaw<{ actor: string; at: Date; next: string | null }[]>`
+    SELECT actor, ts AS at, details ->> 'next' AS next FROM audit_log
+     WHERE target = ${`user:${username}`} AND action IN ('pricing.override.set', 'pricing.override.remove')
+     ORDER BY id DESC LIMIT 1`;
+  const last = rows[0];
+  return last && (last.next ?? undefined) === override ? { actor: last.actor, at: last.at } : undefined;
+}
+
 /** Removes a user's override; returns the tier name it had, if any. */
 export async function deleteOverride(tx: Prisma.TransactionClient, username: string): Promise<string | undefined> {
   const previous = await findOverride(tx, username);

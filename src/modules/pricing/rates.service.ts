@@ -313,6 +313,29 @@ export class StaleTierDescriptionError extends ConflictError {
   }
 }
 
+/**
+ * A 409 for a user's tier chosen on a Tier overrides page opened before someone else moved them
+ * (`based_on_override` is no longer their override): saving would move them back over that change,
+ * unnoticed, and the audit log would read as this admin's choice. Says where they are now and who
+ * moved them, when the audit log knows.
+ */
+export class StaleOverrideError extends ConflictError {
+  constructor(
+    input: Pick<TSetOverride, 'username' | 'tier'>,
+    now: { override: string | undefined; naturalTier: string },
+    change: { actor: string; at: Date } | undefined,
+    timeZone: string,
+  ) {
+    const by = change ? ` by ${change.actor} at ${formatLocalDateTime(change.at, timeZone)}` : '';
+    const where = now.override ? `${now.override} (override)` : `${now.naturalTier} (natural, no override)`;
+    super(
+      `${input.username} not moved to ${input.tier}. Their tier was changed${by} after this page was opened: ` +
+        `now ${where}. The list shows it as it is now; check it and save again.`,
+      { field: 'tier' },
+    );
+  }
+}
+
 export function createRatesService(deps: RatesServiceDeps) {
   const { config } = deps;
   const db = deps.db.prisma;
@@ -918,7 +941,17 @@ export function createRatesService(deps: RatesServiceDeps) {
         const isRemoval = tiersNow.tiers.get(natural)?.id === tier.id;
         const next = isRemoval ? undefined : input.tier;
         const unchanged = { override: next, isChanged: false };
-        if ((await ratesRepository.findOverride(tx, input.username)) === next) return unchanged;
+        const current = await ratesRepository.findOverride(tx, input.username);
+        if (current === next) return unchanged;
+        // Moved by someone else since the page was opened: saving would put them back unnoticed.
+        if (input.based_on_override !== undefined && input.based_on_override !== (current ?? '')) {
+          throw new StaleOverrideError(
+            input,
+            { override: current, naturalTier: natural },
+            await ratesRepository.findOverrideChange(tx, input.username, current),
+            config.timeZone,
+          );
+        }
         // The snapshot may predate the tier's deletion: hold it, or say it is gone (not a 500 from the key).
         if (!isRemoval && !(await ratesRepository.holdTier(tx, tier.id))) {
           throw new ConflictError(

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { refusedFormStateOf, visibleTextOf } from '../support/html.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// Two admins with Tier overrides open in two tabs: the second save silently undid the first, and
+// the audit log read as though the second admin had chosen to overwrite it. As the rates form does,
+// the user's form now carries the override it was opened on, and a change made since is a 409.
+let db: TestDatabase;
+let ops: Agent;
+let carol: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'ops', role: 'admin', password: 'ops-password-123' });
+  await buildUser(db.prisma, { username: 'carol', role: 'admin', password: 'carol-password-123' });
+  await buildUser(db.prisma, { username: 'zoe', password: 'zoe-password-123' });
+  const app = buildTestApp(db, { env: { PRICING_CACHE_CHECK_MS: '0' } });
+  ops = await signInAs(app, 'ops', 'ops-password-123');
+  carol = await signInAs(app, 'carol', 'carol-password-123');
+});
+afterAll(() => db?.drop());
+
+/** The hidden fields of a user's form on Tier overrides as the page rendered them. */
+async function openOverrideForm(agent: Agent, username: string) {
+  const page = (await agent.get('/admin/tiers').set('Accept', 'text/html').expect(200)).text;
+  const row = new RegExp(`<tbody id="user-${username}">.*?</form>`, 's').exec(page)?.[0] ?? '';
+  const basedOn = /name="based_on_override" value="([^"]*)"/.exec(row)?.[1];
+  const csrf = /name="csrf_token" value="([^"]+)"/.exec(row)?.[1];
+  return { basedOn, csrf };
+}
+
+async function overrideOf(username: string) {
+  const row = await db.prisma.tierOverride.findUnique({ where: { username }, include: { tier: true } });
+  return row?.tier.name;
+}
+
+describe('a tier override form opened before another admin moved the user', () => {
+  it('is refused with what changed and by whom, and leaves the user where the other admin put them', async () => {
+    const opsForm = await openOverrideForm(ops, 'zoe');
+    // zoe is on her natural tier: no override.
+    expect(opsForm.basedOn).toBe('');
+    const carolForm = await openOverrideForm(carol, 'zoe');
+    await carol
+      .post('/admin/tiers')
+      .type('form')
+      .send({ username: 'zoe', tier: 'gov', based_on_override: carolForm.basedOn, csrf_token: carolForm.csrf })
+      .expect(303);
+    expect(await overrideOf('zoe')).toBe('gov');
+    const entries = await db.prisma.auditLog.count({ where: { action: { startsWith: 'pricing.override' } } });
+
+    const stale = await ops
+      .post('/admin/tiers')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ username: 'zoe', tier: 'private', based_on_override: opsForm.basedOn, csrf_token: opsForm.csrf });
+    expect(stale.status).toBe(409);
+    expect(visibleTextOf(stale.text)).toMatch(
+      /zoe not moved to private\. Their tier was changed by carol at \d{4}-\d\d-\d\d \d\d:\d\d after this page was opened: now gov \(override\)\. The list shows it as it is now; check it and save again\./,
+    );
+    // Her row is marked and focused, and its form now starts from carol's change.
+    expect(refusedFormStateOf(stale.text).invalid).toEqual(['tier-for-zoe']);
+    const refusedRow = /<tbody id="user-zoe">.*?<\/form>/s.exec(stale.text)?.[0] ?? '';
+    expect(refusedRow).toContain('name="based_on_override" value="gov"');
+    expect(await overrideOf('zoe')).toBe('gov');
+    expect(await db.prisma.auditLog.count({ where: { action: { startsWith: 'pricing.override' } } })).toBe(entries);
+
+    // JSON clients are told the same, with a 409.
+    const json = await ops
+      .post('/admin/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(ops, '/admin/tiers'))
+      .send({ username: 'zoe', tier: 'mu', based_on_override: '' });
+    expect(json.status).toBe(409);
+    expect(json.body.error).toMatch(/^zoe not moved to mu\. Their tier was changed by carol at /);
+    expect(await overrideOf('zoe')).toBe('gov');
+
+    // Sent again from the refused page, the move goes through.
+    await ops
+      .post('/admin/tiers')
+      .type('form')
+      .send({ username: 'zoe', tier: 'private', based_on_override: 'gov', csrf_token: opsForm.csrf })
+      .expect(303);
+    expect(await overrideOf('zoe')).toBe('private');
+  });
+
+  it('says a removed override was removed, and still takes a double submit as "already there"', async () => {
+    const form = await openOverrideForm(ops, 'zoe');
+    expect(form.basedOn).toBe('private');
+    // carol puts zoe back on her natural tier (mu, the default): the override is removed.
+    const carolForm = await openOverrideForm(carol, 'zoe');
+    await carol
+      .post('/admin/tiers')
+      .type('form')
+      .send({ username: 'zoe', tier: 'mu', based_on_override: carolForm.basedOn, csrf_token: carolForm.csrf })
+      .expect(303);
+    expect(await overrideOf('zoe')).toBeUndefined();
+    const stale = await ops
+      .post('/admin/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', form.csrf ?? '')
+      .send({ username: 'zoe', tier: 'gov', based_on_override: 'private' });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error).toMatch(/Their tier was changed by carol at .* now mu \(natural, no override\)\./);
+    // The same move twice (a double submit from one page): the second changes nothing, it is no conflict.
+    const again = await ops
+      .post('/admin/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', form.csrf ?? '')
+      .send({ username: 'zoe', tier: 'mu', based_on_override: 'private' });
+    expect(again.status).toBe(200);
+    expect(again.body.user).toMatchObject({ isChanged: false });
+  });
+});
