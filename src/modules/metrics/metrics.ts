@@ -95,8 +95,18 @@ export function createMetrics(options: MetricsOptions = {}) {
       help: 'Sign-ins and password changes refused unchecked because a lock was already on (not the failure that started it); a count of refused attempts, not of the locks in force.',
       registers,
     }),
-    authLockoutStart: new Counter({ name: 'auth_lockout_start_total', help: 'Lockouts started.', registers }),
-    authLockoutEnd: new Counter({ name: 'auth_lockout_end_total', help: 'Lockouts that ended.', registers }),
+    authLockoutStart: new Counter({
+      name: 'auth_lockout_start_total',
+      help: 'Wrong passwords (sign-in or password change) that started a lock, once each whatever it locked (username, address, network).',
+      registers,
+    }),
+    // Per lock, where the start is per password: one wrong password can lock the pair, the username
+    // and the address, so this may rise by more than the start did.
+    authLockoutEnd: new Counter({
+      name: 'auth_lockout_end_total',
+      help: 'Locks that ended (found ended by a later attempt or the prune, or lifted by an admin), each lock once: can rise by more than auth_lockout_start_total, which counts the wrong password that started them.',
+      registers,
+    }),
     authForbiddenRedirect: new Counter({
       name: 'auth_forbidden_redirect_total',
       help: 'Signed-in non-admins sent away from admin pages.',
