@@ -80,7 +80,9 @@ export function createMetrics(options: MetricsOptions = {}) {
       name: 'http_request_duration_seconds',
       help: 'HTTP request latency by route template and method.',
       labelNames: ['endpoint', 'method'] as const,
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      // 0.5 and 1.5 are the p95 and p99 objectives: at a bucket's bound histogram_quantile says
+      // exactly whether they are met, where between 1 and 2.5 it could only guess.
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5],
       registers,
     }),
     authLoginSuccess: new Counter({ name: 'auth_login_success_total', help: 'Successful sign-ins.', registers }),
@@ -95,8 +97,18 @@ export function createMetrics(options: MetricsOptions = {}) {
       help: 'Sign-ins and password changes refused unchecked because a lock was already on (not the failure that started it); a count of refused attempts, not of the locks in force.',
       registers,
     }),
-    authLockoutStart: new Counter({ name: 'auth_lockout_start_total', help: 'Lockouts started.', registers }),
-    authLockoutEnd: new Counter({ name: 'auth_lockout_end_total', help: 'Lockouts that ended.', registers }),
+    authLockoutStart: new Counter({
+      name: 'auth_lockout_start_total',
+      help: 'Wrong passwords (sign-in or password change) that started a lock, once each whatever it locked (username, address, network).',
+      registers,
+    }),
+    // Per lock, where the start is per password: one wrong password can lock the pair, the username
+    // and the address, so this may rise by more than the start did.
+    authLockoutEnd: new Counter({
+      name: 'auth_lockout_end_total',
+      help: 'Locks that ended (found ended by a later attempt or the prune, or lifted by an admin), each lock once: can rise by more than auth_lockout_start_total, which counts the wrong password that started them.',
+      registers,
+    }),
     authForbiddenRedirect: new Counter({
       name: 'auth_forbidden_redirect_total',
       help: 'Signed-in non-admins sent away from admin pages.',
