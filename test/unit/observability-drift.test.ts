@@ -282,6 +282,26 @@ describe("the dashboard's panel descriptions", () => {
   });
 });
 
+describe("the dashboard's lockout legends", () => {
+  // auth_lockout_start_total counts the wrong password that started locks, once, and
+  // auth_lockout_end_total each lock as it ends: legends "lockout started" and "lockout ended"
+  // read as one unit, so ends above starts looked like a bug (the /metrics HELP text says it).
+  const legendOf = (metric: string) =>
+    (readDashboard() as unknown as { panels: { targets?: { expr: string; legendFormat?: string }[] }[] }).panels
+      .flatMap((panel) => panel.targets ?? [])
+      .filter((target) => metricNamesIn(target.expr).includes(metric))
+      .map((target) => target.legendFormat ?? '');
+
+  it('name the wrong passwords that started locks, and the locks that ended', () => {
+    const starts = legendOf('auth_lockout_start_total');
+    const ends = legendOf('auth_lockout_end_total');
+    expect(starts).toHaveLength(1);
+    expect(ends).toHaveLength(1);
+    expect(starts[0]).toMatch(/wrong password/);
+    expect(ends[0]).toMatch(/\blocks ended\b/);
+  });
+});
+
 /**
  * The http_* selectors of an expression, each with the endpoints its `endpoint!~"…"` leaves out
  * (read as Prometheus does: the regex anchored at both ends).
