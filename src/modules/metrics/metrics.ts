@@ -215,7 +215,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     ingestLastSuccess: new Gauge({
       name: 'slurm_ingest_last_success_timestamp_seconds',
-      help: 'When the newest run that read new jobs (in full or in part) finished, in Unix seconds: scheduled, Run now, cron, or a backfill reaching today; a backfill of past days does not count.',
+      help: 'When the newest successful (or partial) run reading Slurm up to now finished, in Unix seconds, whether it found jobs or no job (a quiet cluster): scheduled, Run now, cron, or a backfill reaching today; a backfill of past days does not count.',
       // Every process reads the same newest run; max() also covers a read that failed (kept value).
       aggregator: 'max',
       registers,
