@@ -78,6 +78,26 @@ export const PUBLIC_DIR = path.join(PROJECT_ROOT, 'public');
 /** The largest form or JSON body a session-backed route reads. */
 const BODY_LIMIT = '100kb';
 
+/**
+ * Browser features no page uses, turned off for this origin and any frame: a script that got
+ * past the CSP cannot ask for the camera, the microphone or the location in the app's name.
+ * Paying online leaves for the provider's hosted page, so the Payment Request API is off too.
+ */
+const PERMISSIONS_POLICY = [
+  'accelerometer',
+  'camera',
+  'display-capture',
+  'geolocation',
+  'gyroscope',
+  'magnetometer',
+  'microphone',
+  'midi',
+  'payment',
+  'usb',
+]
+  .map((feature) => `${feature}=()`)
+  .join(', ');
+
 type ExpressHandle = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 
 export interface AppDeps {
@@ -191,7 +211,7 @@ export function createApp(deps: AppDeps): express.Express {
   if (payments.providerName) {
     deps.metrics.observeOpenCheckouts(() => findOldestOpenCheckouts(db.pool, scrapeReadTimeoutMs));
   }
-  const securityHeaders = helmet({
+  const helmetHeaders = helmet({
     contentSecurityPolicy: {
       useDefaults: true,
       directives: {
@@ -208,6 +228,11 @@ export function createApp(deps: AppDeps): express.Express {
     referrerPolicy: { policy: 'same-origin' },
     strictTransportSecurity: config.isHttpsRequired,
   });
+  // Helmet sets no Permissions-Policy; set with its headers, so the hot routes capture it too.
+  const securityHeaders = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => {
+    res.setHeader('Permissions-Policy', PERMISSIONS_POLICY);
+    helmetHeaders(req, res, next);
+  };
   app.use(securityHeaders);
   app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.isProduction ? '1d' : 0, index: false }));
   app.get('/favicon.ico', serveFavicon(PUBLIC_DIR));

@@ -139,6 +139,18 @@ describe('security headers', () => {
     expect(response.headers['referrer-policy']).toBe('same-origin');
     expect(response.headers['x-powered-by']).toBeUndefined();
   });
+
+  it('turns off the browser features no page uses (camera, microphone, geolocation, payment...)', async () => {
+    // Without a Permissions-Policy, a script that got past the CSP (or a page that framed
+    // ours, were framing ever allowed) could ask for the camera in this origin's name.
+    const app = buildTestApp(db);
+    for (const path of ['/', '/login', '/no/such/page']) {
+      const response = await request(app).get(path).set('Accept', 'text/html');
+      const policy = response.headers['permissions-policy'] ?? '';
+      for (const feature of ['camera', 'microphone', 'geolocation', 'payment', 'usb'])
+        expect(policy, `${path}: ${feature}`).toMatch(new RegExp(`(^|, )${feature}=\\(\\)(,|$)`));
+    }
+  });
 });
 
 describe('page titles', () => {

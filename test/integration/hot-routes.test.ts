@@ -25,6 +25,7 @@ const SECURITY_HEADERS = [
   'cross-origin-opener-policy',
   'cross-origin-resource-policy',
   'origin-agent-cluster',
+  'permissions-policy',
   'referrer-policy',
   'strict-transport-security',
   'x-content-type-options',
@@ -47,6 +48,7 @@ describe('hot routes answered before Express', () => {
     expect(health.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(health.headers['cache-control']).toBe('no-store');
     expect(health.headers['strict-transport-security']).toMatch(/^max-age=/);
+    expect(health.headers['permissions-policy']).toContain('camera=()');
     expect(securityHeadersOf(health.headers)).toEqual(securityHeadersOf(page.headers));
     expect(health.headers['x-powered-by']).toBeUndefined();
   });
