@@ -15,6 +15,7 @@ import { nearestPageOf, routeMissOf } from './method-not-allowed.js';
 import { linkTo } from './page-links.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from './plain-http.js';
 import { referringPageOf } from './referring-page.js';
+import { routeTemplateOf } from './request-context.js';
 import { hasSessionEndedOn } from './session.js';
 
 /** Browsers ask for HTML explicitly; API clients, curl and fetch get JSON. */
@@ -195,12 +196,15 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
   return (error, req, res, next) => {
     const described = describe(error, req, options);
     const { status, message, isExpected, backLink } = described;
+    // The route template, as the request's own line has it: a raw path no route took can carry
+    // anything (a token, a name) into the logs.
+    const route = routeTemplateOf(req, status);
     if (!isExpected) {
       const summary = status === 503 ? 'database unavailable' : 'unhandled error';
-      logger.error({ err: error, reqId: req.id, method: req.method, path: req.path }, summary);
+      logger.error({ err: error, reqId: req.id, method: req.method, route }, summary);
     } else if (isPoolClosedByShutdown(error)) {
       logger.warn(
-        { reqId: req.id, method: req.method, path: req.path },
+        { reqId: req.id, method: req.method, route },
         'request failed after the shutdown closed the database pool: the server is shutting down',
       );
     }

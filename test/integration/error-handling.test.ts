@@ -194,3 +194,43 @@ describe('a request still running when a shutdown closed the database pool', () 
     );
   });
 });
+
+describe('the error lines of an unexpected error', () => {
+  // The request's own line logs the route template, never the raw path; the error lines logged
+  // the raw path, so a token or a name in a URL (a mistyped address, a scan) went to the logs.
+  function buildLoggedApp(lines: Record<string, unknown>[]) {
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk, _encoding, callback) {
+          lines.push(JSON.parse(String(chunk)));
+          callback();
+        },
+      }),
+    );
+    const app = express();
+    app.use(requestContext(createLogger('silent')));
+    app.use('/broken', () => {
+      throw new Error('middleware failed');
+    });
+    app.get('/receipts/:id', () => {
+      throw new Error('handler failed');
+    });
+    app.use(notFoundHandler);
+    app.use(errorHandler(logger));
+    return app;
+  }
+
+  it('name the route template, or before_route when no route had taken the request, never the raw path', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const app = buildLoggedApp(lines);
+    await request(app).get('/receipts/token-a1b2c3?email=alice%40example.org').expect(500);
+    await request(app).get('/broken/token-d4e5f6/alice@example.org').expect(500);
+    const errors = lines.filter((line) => line.msg === 'unhandled error');
+    expect(errors.map((line) => line.route)).toEqual(['/receipts/:id', 'before_route']);
+    for (const line of errors) {
+      expect(line).not.toHaveProperty('path');
+      expect(JSON.stringify(line)).not.toMatch(/token-|alice/);
+    }
+  });
+});
