@@ -10,6 +10,18 @@ export interface HttpMetricsOptions {
   skipEndpoints?: readonly string[];
 }
 
+/** The methods the app answers (OPTIONS by answerOptions); labelled by their own name. */
+const ROUTED_METHODS = new Set(['GET', 'HEAD', 'POST', 'OPTIONS']);
+
+/**
+ * The `method` label of a request: Node accepts some 34 methods (PROPFIND, MKCOL, ...), and
+ * labelled by name each would be a series any client could add, so the ones no route answers
+ * share `other`.
+ */
+export function methodLabelOf(method: string): string {
+  return ROUTED_METHODS.has(method) ? method : 'other';
+}
+
 /**
  * Counts each request and times it, labelled by route template. Register it before the
  * routers: it reads the template once the response has been sent, or once the client closed
@@ -25,8 +37,9 @@ export function httpMetrics(metrics: Metrics, { skipEndpoints = ['/metrics'] }: 
       const endpoint = routeTemplateOf(req, status);
       if (skipped.has(endpoint)) return;
       const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
-      metrics.httpRequests.inc({ method: req.method, endpoint, status: String(status) });
-      metrics.httpRequestDuration.observe({ endpoint, method: req.method }, seconds);
+      const method = methodLabelOf(req.method);
+      metrics.httpRequests.inc({ method, endpoint, status: String(status) });
+      metrics.httpRequestDuration.observe({ endpoint, method }, seconds);
     });
     next();
   };

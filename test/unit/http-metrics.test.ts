@@ -52,6 +52,22 @@ describe('httpMetrics', () => {
     expect(unmatched).toEqual([{ method: 'GET', endpoint: 'unmatched', status: '404', value: 1000 }]);
   });
 
+  it('keeps the methods the app answers and counts every other one as `other`', async () => {
+    // Node accepts some 34 methods (PROPFIND, MKCOL, ...): labelled by name, each was a new
+    // series any client could add with one request.
+    const { app, metrics } = buildApp();
+    await request(app).get('/me/receipts/1').expect(200);
+    await request(app).head('/me/receipts/1').expect(200);
+    await request(app).options('/things').expect(200);
+    for (const method of ['propfind', 'mkcol', 'put', 'delete', 'patch'] as const)
+      await request(app)[method]('/things');
+    const methods = new Set((await valuesOf(metrics)).map((value) => value.method));
+    expect([...methods].sort()).toEqual(['GET', 'HEAD', 'OPTIONS', 'other']);
+    const text = await metrics.registry.metrics();
+    expect(text).not.toMatch(/method="(PROPFIND|MKCOL|PUT|DELETE|PATCH)"/);
+    expect(text).toMatch(/http_request_duration_seconds_count\{endpoint="[^"]+",method="other"\} \d+/);
+  });
+
   it('tells a refusal before any route ran from a path no route takes', async () => {
     const { app, metrics } = buildApp();
     await request(app).post('/things').expect(403);
