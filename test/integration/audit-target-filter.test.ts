@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordAudit } from '../../src/modules/audit/audit.service.js';
+import { changeRole } from '../../src/modules/users/users.service.js';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { refusedFormStateOf, visibleTextOf } from '../support/html.js';
@@ -91,6 +92,13 @@ describe('the audit log filtered by target', () => {
     const text = plan.rows.map((row) => row['QUERY PLAN']).join('\n');
     expect(text).toContain('audit_log_target_id_idx');
     expect(text).not.toContain('Seq Scan');
+    // A user's filter reads both forms of the target (user:<name> and the older bare name).
+    const userPlan = await db.pool.query(
+      `EXPLAIN SELECT * FROM audit_log WHERE target IN ('user:alice', 'alice') ORDER BY id DESC LIMIT 51`,
+    );
+    const userText = userPlan.rows.map((row) => row['QUERY PLAN']).join('\n');
+    expect(userText).toContain('audit_log_target_id_idx');
+    expect(userText).not.toContain('Seq Scan');
   });
 });
 
@@ -101,5 +109,43 @@ describe("the admin's receipt page", () => {
     expect(page.text).toContain(`<a href="/admin/audit?target=receipt%3A${receiptId}">This receipt’s history</a>`);
     const history = await html(`/admin/audit?target=receipt%3A${receiptId}`).expect(200);
     expect(history.text).toContain('<td data-label="Action">receipt.create</td>');
+  });
+});
+
+describe("a user's entries", () => {
+  // User changes logged a bare username (`renamed`) while tier overrides logged `user:renamed`, so one
+  // filter found half of a user's history. New entries are all `user:<name>`; old ones stay as written
+  // (the log is a hash chain) and are found by either form.
+  it('are written user:<name> and found with the older bare-name entries by either form', async () => {
+    const target = await buildUser(db.prisma, { username: 'renamed' });
+    await buildUser(db.prisma, { username: 'renamedx' });
+    // As an admin's disable wrote it before: the bare name.
+    await recordAudit(db, { ...context, action: 'user.disable', status: 'ok', target: 'renamed' });
+    await recordAudit(db, { ...context, action: 'user.disable', status: 'ok', target: 'renamedx' });
+    await changeRole(db.prisma, target.id, 'admin', context);
+    const written = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'user.role_change' },
+      orderBy: { id: 'desc' },
+    });
+    expect(written.target).toBe('user:renamed');
+
+    for (const typed of ['user:renamed', 'renamed']) {
+      const answer = await admin
+        .get(`/admin/audit?target=${encodeURIComponent(typed)}`)
+        .set('Accept', 'application/json')
+        .expect(200);
+      expect(answer.body.filters).toEqual({ target: typed });
+      expect(answer.body.entries.map((entry: { target: string }) => entry.target)).toEqual(['user:renamed', 'renamed']);
+      const csv = await admin.get(`/admin/audit.csv?target=${encodeURIComponent(typed)}`).expect(200);
+      const rows = csv.text.trimEnd().split('\n').slice(1);
+      expect(rows.map((row) => row.split(',')[6])).toEqual(['renamed', 'user:renamed']);
+    }
+    const users = await html('/admin/users?q=renamed').expect(200);
+    expect(users.text).toContain(
+      '<a href="/admin/audit?target=user%3Arenamed">History<span class="visually-hidden"> of renamed</span></a>',
+    );
+    // A path is never a username: a forbidden attempt's target is not a user's.
+    const paths = await admin.get('/admin/audit?target=user:%2Fadmin').set('Accept', 'application/json').expect(200);
+    expect(paths.body.entries).toEqual([]);
   });
 });

@@ -186,7 +186,7 @@ describe('a session signed in racing an admin disabling the account', () => {
     const after = await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
     expect(after.passwordHash).toBe(before.passwordHash);
     const audited = await db.prisma.auditLog.findMany({
-      where: { action: 'user.password_change', target: 'latecomer' },
+      where: { action: 'user.password_change', target: 'user:latecomer' },
     });
     expect(audited.map((entry) => [entry.status, entry.details])).toEqual([['denied', { reason: 'disabled' }]]);
   });

@@ -26,7 +26,7 @@ const tabLinksOf = (page: string) =>
 
 describe('My usage refusing the view, sort or page of a window it can show', () => {
   it.each([
-    ['view=Per+day', 'View: must be one of detail, aggregate, billed'],
+    ['view=Per+day', 'View: must be one of detail (Jobs), aggregate (Per day), billed (Billed)'],
     ['sort=elapsed_sec', 'Sort: must be one of'],
     ['page=0', 'Page: must be at least 1'],
   ])('keeps the window in the tabs for %s, as the form and the CSV link do', async (refused, message) => {
@@ -41,6 +41,16 @@ describe('My usage refusing the view, sort or page of a window it can show', () 
       '/me?start=2025-09-01&end=2025-09-10&view=billed',
     ]);
     expect((await html(tabLinksOf(page.text)[0] as string).expect(200)).text).toContain('>8801</td>');
+  });
+
+  it('names each view with the tab it is, for a tab name typed in, to a JSON client too', async () => {
+    // "must be one of detail, aggregate, billed" named words the page never shows beside its tabs.
+    const answer = await alice.get('/me?view=Per%20day').set('Accept', 'application/json').expect(400);
+    // JSON names the field by its parameter, as every JSON refusal does.
+    expect(answer.body).toMatchObject({
+      error: 'view: must be one of detail (Jobs), aggregate (Per day), billed (Billed)',
+      code: 400,
+    });
   });
 
   it('sends a view the page shows with the window form: Show sent the refused one and was refused again', async () => {

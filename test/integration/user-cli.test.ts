@@ -78,10 +78,10 @@ describe('npm run user:*', () => {
       select: { action: true, target: true },
     });
     expect(actions).toEqual([
-      { action: 'user.create', target: 'opsadmin' },
-      { action: 'user.password_reset', target: 'opsadmin' },
-      { action: 'user.create', target: 'spare' },
-      { action: 'user.disable', target: 'opsadmin' },
+      { action: 'user.create', target: 'user:opsadmin' },
+      { action: 'user.password_reset', target: 'user:opsadmin' },
+      { action: 'user.create', target: 'user:spare' },
+      { action: 'user.disable', target: 'user:opsadmin' },
     ]);
   }, 60_000);
 
@@ -169,17 +169,21 @@ describe('npm run user:unlock', () => {
     expect(await db.prisma.authThrottle.count({ where: { username: 'lockedcli' } })).toBe(0);
     await signInAs(app, 'lockedcli', 'lockedcli-password');
     const entry = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'user.unlock_sign_in' } });
-    expect(entry).toMatchObject({ actor: 'cli', target: 'lockedcli', status: 'ok' });
+    expect(entry).toMatchObject({ actor: 'cli', target: 'user:lockedcli', status: 'ok' });
 
-    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'lockedcli' } })).toBe(1);
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'user:lockedcli' } })).toBe(
+      1,
+    );
 
     // Nothing locked, nothing lifted: said so, and no second audit entry.
     const again = await runUserCli(['unlock', '--username', 'lockedcli'], '');
     expect(again).toEqual({ code: 0, output: 'Sign-in of lockedcli was not locked.\n' });
-    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'lockedcli' } })).toBe(1);
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'user:lockedcli' } })).toBe(
+      1,
+    );
     const missing = await runUserCli(['unlock', '--username', 'ghost'], '');
     expect(missing).toEqual({ code: 1, output: 'No user named ghost.\n' });
-    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'ghost' } })).toBe(0);
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'user:ghost' } })).toBe(0);
   }, 60_000);
 });
 

@@ -59,7 +59,9 @@ describe('admin user management', () => {
     const again = await agent.get('/admin/users').set('Accept', 'text/html');
     expect(again.text).not.toContain(password);
     await signInAs(app, 'newbie', password);
-    const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'user.create', target: 'newbie' } });
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'user.create', target: 'user:newbie' },
+    });
     expect(audit).toMatchObject({ actor: 'chief', status: 'ok' });
   });
 
@@ -124,7 +126,7 @@ describe('admin user management', () => {
     expect(refused.text).toContain('A user named &#34;twin&#34; already exists.');
     expect(refused.text).toContain('name="username" value="twin"');
     expect(await db.prisma.user.count({ where: { username: 'twin' } })).toBe(1);
-    expect(await db.prisma.auditLog.count({ where: { action: 'user.create', target: 'twin' } })).toBe(1);
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.create', target: 'user:twin' } })).toBe(1);
   });
 
   it('gives a browser the form back with the reason and what was typed, never the password', async () => {
@@ -186,7 +188,7 @@ describe('admin user management', () => {
       .expect(303);
     await signInAs(app, 'offboarded', target.password);
     const actions = await db.prisma.auditLog.findMany({
-      where: { target: 'offboarded' },
+      where: { target: 'user:offboarded' },
       orderBy: { id: 'asc' },
       select: { action: true },
     });
@@ -351,7 +353,7 @@ describe('admin user management', () => {
     expect(demote.body.error).toContain('last active admin');
     expect((await db.prisma.user.findUniqueOrThrow({ where: { id: chief.id } })).role).toBe('admin');
     const actions = await db.prisma.auditLog.findMany({
-      where: { target: 'promoted' },
+      where: { target: 'user:promoted' },
       orderBy: { id: 'asc' },
       select: { action: true },
     });
@@ -440,7 +442,7 @@ describe('admin user management', () => {
       role: 'user',
       passwordHash: hash,
     });
-    expect(await db.prisma.auditLog.count({ where: { target: 'zeropadded' } })).toBe(0);
+    expect(await db.prisma.auditLog.count({ where: { target: 'user:zeropadded' } })).toBe(0);
   });
 
   it('refuses ids that only Number() reads as whole numbers, and one past integer, changing nobody', async () => {
@@ -680,7 +682,7 @@ describe('your own account', () => {
       .send({ csrf_token: await csrfTokenOf(laptop) })
       .expect(302, /login/);
     const audit = await db.prisma.auditLog.findFirstOrThrow({
-      where: { action: 'user.password_change', target: 'twodevices' },
+      where: { action: 'user.password_change', target: 'user:twodevices' },
     });
     expect(audit).toMatchObject({ actor: 'twodevices', status: 'ok', details: { endedSessions: 1 } });
   });

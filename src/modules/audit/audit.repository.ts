@@ -135,7 +135,8 @@ const SELECT_ENTRY = {
 export interface AuditFilter {
   actor?: string;
   action?: string;
-  target?: string;
+  /** Any of these targets (`targetsMatching`): a user's entries are written in two forms. */
+  targets?: string[];
   from?: Date;
   to?: Date;
 }
@@ -144,7 +145,7 @@ function whereOf(filter: AuditFilter, beforeId?: bigint): Prisma.AuditLogWhereIn
   return {
     ...(filter.actor ? { actor: filter.actor } : {}),
     ...(filter.action ? { action: filter.action } : {}),
-    ...(filter.target ? { target: filter.target } : {}),
+    ...(filter.targets ? { target: { in: filter.targets } } : {}),
     ...(filter.from || filter.to
       ? { ts: { ...(filter.from ? { gte: filter.from } : {}), ...(filter.to ? { lt: filter.to } : {}) } }
       : {}),

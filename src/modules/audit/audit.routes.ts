@@ -23,6 +23,7 @@ import {
   splitAuditDetails,
 } from './audit.service.js';
 import type { AuditChainMonitor } from './audit-chain.monitor.js';
+import { targetsMatching } from './audit-target.js';
 
 const PAGE_SIZE = 50;
 
@@ -119,7 +120,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   const filterOf = (query: ReturnType<typeof parseQuery>): AuditFilter => ({
     actor: query.actor,
     action: query.action,
-    target: query.target,
+    targets: query.target ? targetsMatching(query.target) : undefined,
     from: query.from ? startOfLocalDay(query.from, timeZone) : undefined,
     to: query.to ? endOfLocalDay(query.to, timeZone) : undefined,
   });

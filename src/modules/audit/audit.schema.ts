@@ -14,7 +14,7 @@ export const ZAuditQuery = labelFields(
   z.object({
     actor: optionalText(64),
     action: optionalText(64),
-    // A whole target as the log writes it: `receipt:42`, `tier:standard`, a username, a path.
+    // A whole target as the log writes it: `receipt:42`, `tier:standard`, `user:alice`, a path.
     target: optionalText(256).refine(
       (value) => value === undefined || !/^receipt:/.test(value) || /^receipt:\d+$/.test(value),
       {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../../db/database.js';
 import { type AuditContext, type AuditEntry, recordAudit } from '../audit/audit.service.js';
+import { userTarget } from '../audit/audit-target.js';
 import { FirstRefusals } from '../audit/first-refusals.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { hashPassword, needsRehash, verifyPassword } from '../users/password.js';
@@ -273,7 +274,7 @@ export async function checkPasswordForChange(
   const now = deps.now();
   const { username } = attempt.user;
   const ip = attempt.context.ip ?? 'unknown';
-  const audit = { ...attempt.context, action: 'user.password_change', target: username };
+  const audit = { ...attempt.context, action: 'user.password_change', target: userTarget(username) };
 
   // Not counted in the network's row: see docs/security.md ("Lockout").
   const reservation = await throttleRepository.reserveAttempt(deps.db.pool, attemptKey(deps, username, ip, false), now);

@@ -2,6 +2,7 @@ import { type PricingRate, Prisma } from '@prisma/client';
 import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { usernameSearchOf } from '../../db/username-search.js';
+import { userTarget } from '../audit/audit-target.js';
 
 type Client = Db | Prisma.TransactionClient;
 
@@ -331,7 +332,7 @@ export async function findOverrideChange(
   // audit_log_target_id_idx: the user's entries, not the whole log.
   const rows = await tx.$queryRaw<{ actor: string; at: Date; next: string | null }[]>`
     SELECT actor, ts AS at, details ->> 'next' AS next FROM audit_log
-     WHERE target = ${`user:${username}`} AND action IN ('pricing.override.set', 'pricing.override.remove')
+     WHERE target = ${userTarget(username)} AND action IN ('pricing.override.set', 'pricing.override.remove')
      ORDER BY id DESC LIMIT 1`;
   const last = rows[0];
   return last && (last.next ?? undefined) === override ? { actor: last.actor, at: last.at } : undefined;

@@ -14,6 +14,7 @@ import {
 } from '../../shared/errors.js';
 import { formatLocalDateTime } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
+import { userTarget } from '../audit/audit-target.js';
 import { USERS_PAGE_SIZE, userListPageCount } from '../users/users.service.js';
 import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.js';
 import {
@@ -969,7 +970,7 @@ export function createRatesService(deps: RatesServiceDeps) {
         await appendAudit(tx, {
           ...actor,
           action: isRemoval ? 'pricing.override.remove' : 'pricing.override.set',
-          target: `user:${input.username}`,
+          target: userTarget(input.username),
           status: 'ok',
           details: { previous: previous ?? null, next: next ?? null, naturalTier: natural },
         });

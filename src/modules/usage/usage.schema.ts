@@ -34,10 +34,21 @@ const USAGE_FIELD_LABELS = {
   partition: 'Partition',
 } as const;
 
+/** My usage's views, each with the tab that shows it. */
+const USAGE_VIEW_TABS = { detail: 'Jobs', aggregate: 'Per day', billed: 'Billed' } as const;
+const USAGE_VIEWS = Object.keys(USAGE_VIEW_TABS) as [keyof typeof USAGE_VIEW_TABS, ...(keyof typeof USAGE_VIEW_TABS)[]];
+
 /** GET /me. */
 export const ZUsageQuery = labelFields(
   ZWindowQuery.extend({
-    view: z.enum(['detail', 'aggregate', 'billed']).default('detail'),
+    // A tab's name typed in (view=Per day) was told "one of detail, aggregate, billed", words the page never shows.
+    view: z
+      .enum(USAGE_VIEWS, {
+        error: `must be one of ${Object.entries(USAGE_VIEW_TABS)
+          .map(([view, tab]) => `${view} (${tab})`)
+          .join(', ')}`,
+      })
+      .default('detail'),
     sort: z
       .enum(Object.keys(SORT_COLUMNS) as [SortColumn, ...SortColumn[]], {
         error: `must be one of ${Object.keys(SORT_COLUMNS).join(', ')}`,

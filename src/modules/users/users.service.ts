@@ -13,6 +13,7 @@ import {
 } from '../../shared/errors.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
 import { type AuditContext, appendAudit, recordAudit } from '../audit/audit.service.js';
+import { userTarget } from '../audit/audit-target.js';
 import {
   type AuthServiceDeps,
   checkPasswordForChange,
@@ -112,7 +113,7 @@ export async function createUser(
       await appendAudit(tx, {
         ...context,
         action: 'user.create',
-        target: input.username,
+        target: userTarget(input.username),
         status: 'ok',
         details: { role: input.role },
       });
@@ -162,7 +163,7 @@ export async function resetPassword(
     await appendAudit(tx, {
       ...context,
       action: 'user.password_reset',
-      target: user.username,
+      target: userTarget(user.username),
       status: 'ok',
       ...(lifted.lockedUntil ? { details: { lockedUntil: lifted.lockedUntil.toISOString() } } : {}),
     });
@@ -213,7 +214,13 @@ export async function changeOwnPassword(
     await throttleRepository.reset(tx, user.username);
     await appendAudit(
       tx,
-      { ...context, action: 'user.password_change', target: user.username, status: 'ok', details: { endedSessions } },
+      {
+        ...context,
+        action: 'user.password_change',
+        target: userTarget(user.username),
+        status: 'ok',
+        details: { endedSessions },
+      },
       now,
     );
     return { endedSessions, passwordChangedAt: passwordChangedAt.getTime(), sessionEpoch: check.sessionEpoch };
@@ -225,7 +232,7 @@ export async function changeOwnPassword(
       {
         ...context,
         action: 'user.password_change',
-        target: user.username,
+        target: userTarget(user.username),
         status: 'failed',
         details: { reason: 'changed_meanwhile' },
       },
@@ -256,7 +263,7 @@ export async function unlockSignIn(db: Db, id: number, context: AuditContext, no
       {
         ...context,
         action: 'user.unlock_sign_in',
-        target: user.username,
+        target: userTarget(user.username),
         status: 'ok',
         details: { lockedUntil: unlocked.lockedUntil.toISOString() },
       },
@@ -291,7 +298,7 @@ export async function changeRole(db: Db, id: number, role: 'admin' | 'user', con
     await appendAudit(tx, {
       ...context,
       action: 'user.role_change',
-      target: user.username,
+      target: userTarget(user.username),
       status: 'ok',
       details: { from: user.role, to: role },
     });
@@ -315,7 +322,7 @@ export async function setDisabled(db: Db, id: number, isDisabled: boolean, conte
     await appendAudit(tx, {
       ...context,
       action: isDisabled ? 'user.disable' : 'user.enable',
-      target: user.username,
+      target: userTarget(user.username),
       status: 'ok',
     });
     return updated;
