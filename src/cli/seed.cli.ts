@@ -3,10 +3,14 @@ import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { seedDemoIfEmpty } from '../modules/demo/demo.service.js';
 import { createToolLogger } from '../shared/logger.js';
-import { runTool } from './run-tool.js';
+import { refuseArguments, runTool } from './run-tool.js';
 
 /** `npm run db:seed`: the demo data into an empty DATABASE_URL (refused in production). */
 async function main() {
+  refuseArguments(
+    'npm run db:seed',
+    'it seeds the demo data into DATABASE_URL when the database has no users yet (never with APP_ENV=production).',
+  );
   const config = loadConfig();
   configureAuditChain(config.audit);
   if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to seed']);

@@ -89,6 +89,16 @@ describe('marking a receipt paid with the amount received', () => {
     expect(visibleTextOf(page.text)).toContain('(cash), 1,234.50 THB received.');
   });
 
+  it('reads leading zeros as nothing, however many: 000…01234.50 is the total, not too large', async () => {
+    const receiptId = await pendingReceipt();
+    const paid = await markPaidJson(
+      receiptId,
+      `{"method":"bank_transfer","amount_received":"${'0'.repeat(20)}1234.50"}`,
+    );
+    expect(paid.status, paid.text).toBe(200);
+    expect(paid.body.receipt).toMatchObject({ status: 'paid', amountReceived: '1234.50' });
+  });
+
   it.each([
     ['left out', '{"method":"bank_transfer"}', /^amount_received: is required/],
     ['empty', '{"method":"bank_transfer","amount_received":""}', /^amount_received: is required/],
@@ -114,6 +124,22 @@ describe('marking a receipt paid with the amount received', () => {
       'too many decimals as a number',
       '{"method":"bank_transfer","amount_received":1234.499}',
       /^amount_received: must have at most 2 decimal places in THB/,
+    ],
+    // More than 20 digits before the point was told it "must be a plain decimal", which it is.
+    [
+      'with 21 digits before the point',
+      `{"method":"bank_transfer","amount_received":"1${'0'.repeat(20)}.00"}`,
+      /^amount_received: is too large: it must have at most 20 digits before the decimal point$/,
+    ],
+    [
+      'with 21 digits before the point as a number',
+      `{"method":"bank_transfer","amount_received":1${'0'.repeat(20)}}`,
+      /^amount_received: is too large: it must have at most 20 digits before the decimal point$/,
+    ],
+    [
+      'with 40 digits and too many decimals',
+      `{"method":"bank_transfer","amount_received":"${'9'.repeat(40)}.999"}`,
+      /^amount_received: is too large: it must have at most 20 digits before the decimal point$/,
     ],
   ])('refuses an amount received %s with a 400 naming the field, and changes nothing', async (_case, body, error) => {
     const receiptId = await pendingReceipt();
@@ -226,6 +252,13 @@ describe("the receipt page's mark paid form", () => {
     const missing = await markPaidForm(receiptId, { method: 'bank_transfer', amount_received: '' });
     expect(missing.status).toBe(400);
     expect(visibleTextOf(missing.text)).toContain('Not marked paid. Amount received: is required');
+
+    const huge = await markPaidForm(receiptId, { method: 'bank_transfer', amount_received: '9'.repeat(21) });
+    expect(huge.status).toBe(400);
+    expect(visibleTextOf(huge.text)).toContain(
+      'Not marked paid. Amount received: is too large: it must have at most 20 digits before the decimal point',
+    );
+    expect(/<input id="amount_received"[^>]*>/.exec(huge.text)?.[0]).toContain(`value="${'9'.repeat(21)}"`);
     await expectUnchanged(receiptId);
   });
 });

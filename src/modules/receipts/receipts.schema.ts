@@ -41,13 +41,16 @@ export const AMOUNT_RECEIVED_RULE =
   'must be a plain decimal amount of money, 0 or more, such as 1234.50 (no sign, thousands separators or currency)';
 
 /**
- * Digits, then optionally a point and more digits: the grammar of a rate. Twenty digits before the
- * point is far beyond any total (receipts store 16 there). The decimals are not capped: an amount
- * with more than its currency has is refused as such by the service, however many it has (capped at
- * 20, 21 were told the amount was no plain decimal), and digits alone, within the body limit, cost
- * Decimal little.
+ * Digits, then optionally a point and more digits: the grammar of a rate. The grammar caps neither
+ * part, so that an amount is refused for what is wrong with it, not as no plain decimal (which it
+ * is): more decimals than its currency has are refused as such by the service, however many (capped
+ * at 20, 21 were told the amount was no plain decimal), and more than 20 digits before the point,
+ * far beyond any total (receipts store 16 there), are told the amount is too large (as 21 were told
+ * it was no plain decimal). Digits alone, within the body limit, cost Decimal little.
  */
-const PLAIN_AMOUNT = /^\d{1,20}(\.\d+)?$/;
+const PLAIN_AMOUNT = /^(\d+)(\.\d+)?$/;
+const MAX_AMOUNT_RECEIVED_DIGITS = 20;
+const AMOUNT_TOO_LARGE = `is too large: it must have at most ${MAX_AMOUNT_RECEIVED_DIGITS} digits before the decimal point`;
 
 /**
  * The money that arrived for a receipt, as the bank statement, the cash or the cheque shows it:
@@ -61,8 +64,14 @@ export const ZAmountReceived = z.unknown().transform((input, ctx) => {
     ctx.addIssue({ code: 'custom', message: 'is required: the amount that arrived, such as 1234.50' });
     return z.NEVER;
   }
-  if (text === undefined || !PLAIN_AMOUNT.test(text)) {
+  const plain = text === undefined ? null : PLAIN_AMOUNT.exec(text);
+  if (text === undefined || plain === null) {
     ctx.addIssue({ code: 'custom', message: AMOUNT_RECEIVED_RULE });
+    return z.NEVER;
+  }
+  // Leading zeros add nothing: 0001234.50 is 1234.50, however many there are.
+  if ((plain[1] ?? '').replace(/^0+/, '').length > MAX_AMOUNT_RECEIVED_DIGITS) {
+    ctx.addIssue({ code: 'custom', message: AMOUNT_TOO_LARGE });
     return z.NEVER;
   }
   return new Prisma.Decimal(text);
