@@ -126,23 +126,30 @@ async function startedAndWaiting<T>(work: Promise<T>, waiting: number) {
   return { outcome };
 }
 
+/**
+ * Bills alice and, while her receipt's items are written but uncommitted (its audit entry waits for
+ * the audit lock held here), reads `text`; then lets both finish and checks both succeeded.
+ */
+async function readWhileAliceIsBilled(text: string) {
+  const holder = await db.pool.connect();
+  try {
+    await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+    const receipt = await startedAndWaiting(billAlice(), 1);
+    expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+    const run = await startedAndWaiting(ingestText(text), 2);
+    await holder.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
+    expect(await receipt.outcome).toMatchObject({ value: { itemCount: expect.any(Number) } });
+    expect(await run.outcome).toMatchObject({ value: { outcome: 'success', error: null } });
+  } finally {
+    await holder.query('SELECT pg_advisory_unlock_all()');
+    holder.release();
+  }
+}
+
 describe('a receipt in flight while an ingestion run rewrites one of its jobs', () => {
   it('is billed with the figures the job keeps: the run waits for it, then keeps them as billed', async () => {
     await ingestText(ORIGINAL);
-    // The receipt's items are written, uncommitted: its audit entry waits for the audit lock held here.
-    const holder = await db.pool.connect();
-    try {
-      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
-      const receipt = await startedAndWaiting(billAlice(), 1);
-      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
-      const run = await startedAndWaiting(ingestText(CORRECTED), 2);
-      await holder.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
-      expect(await receipt.outcome).toMatchObject({ value: { itemCount: expect.any(Number) } });
-      expect(await run.outcome).toMatchObject({ value: { outcome: 'success', error: null } });
-    } finally {
-      await holder.query('SELECT pg_advisory_unlock_all()');
-      holder.release();
-    }
+    await readWhileAliceIsBilled(CORRECTED);
     const { row, items } = await job4();
     expect(row).toEqual({ user: 'alice', totalCpuSec: '10.268' });
     expect(items).toEqual([
@@ -153,20 +160,7 @@ describe('a receipt in flight while an ingestion run rewrites one of its jobs', 
 
   it("keeps the job's owner too when the run reads it as another user's", async () => {
     await ingestText(ORIGINAL);
-    const holder = await db.pool.connect();
-    try {
-      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
-      const receipt = await startedAndWaiting(billAlice(), 1);
-      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
-      const run = await startedAndWaiting(ingestText(MOVED_TO_BOB), 2);
-
-      await holder.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK_KEYS.auditAppend]);
-      expect(await receipt.outcome).toMatchObject({ value: { itemCount: expect.any(Number) } });
-      expect(await run.outcome).toMatchObject({ value: { outcome: 'success', error: null } });
-    } finally {
-      await holder.query('SELECT pg_advisory_unlock_all()');
-      holder.release();
-    }
+    await readWhileAliceIsBilled(MOVED_TO_BOB);
     expect((await job4()).row).toEqual({ user: 'alice', totalCpuSec: '10.268' });
     expect(await itemsUnlikeTheirRows()).toEqual([]);
   });
