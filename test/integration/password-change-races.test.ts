@@ -206,7 +206,7 @@ describe('a password change racing a sign-in with the old password', () => {
     expect(refused.status).toBe(400);
     expect(refused.body.error).toBe('The current password is not right: it was changed while this form was sent.');
     const audited = await db.prisma.auditLog.findMany({
-      where: { action: 'user.password_change', target: 'twochanges' },
+      where: { action: 'user.password_change', target: 'user:twochanges' },
       orderBy: { id: 'asc' },
     });
     expect(audited.map((entry) => [entry.status, entry.details])).toEqual([

@@ -86,7 +86,7 @@ describe('two admins changing each other at the same moment', () => {
       }
       expect(await activeAdmins()).toEqual([a.username]);
       const refused = await db.prisma.auditLog.count({
-        where: { target: a.username, action: { in: ['user.disable', 'user.role_change'] } },
+        where: { target: `user:${a.username}`, action: { in: ['user.disable', 'user.role_change'] } },
       });
       expect(refused, 'the refused change wrote an audit entry').toBe(0);
     },
