@@ -66,7 +66,9 @@ describe('an admin lifts a sign-in lockout', () => {
     await signInAs(app, 'lockedout', user.password);
     const entry = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'user.unlock_sign_in' } });
     expect(entry).toMatchObject({ actor: 'unlocker', target: 'user:lockedout', status: 'ok' });
-    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'user:lockedout' } })).toBe(1);
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'user:lockedout' } })).toBe(
+      1,
+    );
     expect(entry.details).toEqual({ lockedUntil: '2026-06-01T08:15:00.000Z' });
     expect((await verifyAuditChain(db.prisma)).isIntact).toBe(true);
   });
@@ -128,7 +130,9 @@ describe('an admin lifts a sign-in lockout', () => {
       .expect(200);
     expect(json.body).toMatchObject({ ok: true, wasLocked: false, message: 'Sign-in of notlocked was not locked.' });
 
-    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'user:notlocked' } })).toBe(0);
+    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'user:notlocked' } })).toBe(
+      0,
+    );
     expect(await db.prisma.auditLog.count()).toBe(auditBefore);
     expect(await db.prisma.authThrottle.findMany({ where: { username: 'notlocked' }, orderBy: { id: 'asc' } })).toEqual(
       counters,
@@ -160,7 +164,9 @@ describe('an admin lifts a sign-in lockout', () => {
     expect(unknown.body.code).toBe(404);
 
     expect(await throttleRows('stayslocked')).toBe(rows);
-    expect(await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'user:stayslocked' } })).toBe(0);
+    expect(
+      await db.prisma.auditLog.count({ where: { action: 'user.unlock_sign_in', target: 'user:stayslocked' } }),
+    ).toBe(0);
     const still = await postLogin(app, 'stayslocked', user.password);
     expect(still.response.text).toContain('Too many failed sign-ins.');
   });
