@@ -182,7 +182,7 @@ export async function signIn(
   const { credentials } = reservation;
   const isPasswordRight = await verifyPassword(credentials?.passwordHash ?? (await getDummyHash()), attempt.password);
   if (!credentials || !isPasswordRight || credentials.isDisabled) {
-    // A hash still to be replaced (werkzeug's, or argon2 with weaker parameters) costs what its own
+    // A hash still to be replaced (werkzeug's, or argon2 made otherwise than now) costs what its own
     // parameters say, 1,000 pbkdf2 rounds as well as 600,000: refused after it alone, a cheap one
     // told an account's existence (and its age) apart from an unknown name's argon2 check. The
     // refusal also pays that check, so it is never quicker than an unknown name's.
