@@ -1,4 +1,5 @@
 import { pbkdf2Sync } from 'node:crypto';
+import { hashSync } from '@node-rs/argon2';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import * as password from '../../src/modules/users/password.js';
 import { buildUser } from '../support/factories.js';
@@ -53,5 +54,29 @@ describe('a wrong password for an account with a hash from the old system', () =
     expect(response.status).toBe(302);
     const stored = await db.prisma.user.findUniqueOrThrow({ where: { username: 'imported' } });
     expect(stored.passwordHash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+  });
+});
+
+describe('an argon2 hash made with other parameters than the current ones', () => {
+  // Only weaker argon2id hashes were replaced: a stronger one, or argon2i, was kept for good.
+  it.each([
+    ['stronger argon2id', 'strongerhash', { algorithm: 2, memoryCost: 47_104, timeCost: 3, parallelism: 1 }],
+    ['argon2id with p=2', 'paralleled', { algorithm: 2, memoryCost: 19_456, timeCost: 2, parallelism: 2 }],
+    ['argon2i', 'argon2iuser', { algorithm: 1, memoryCost: 19_456, timeCost: 2, parallelism: 1 }],
+  ])('(%s) is replaced with a current one at the next sign-in', async (_, username, options) => {
+    const stored = hashSync('its-password-1', options);
+    await db.prisma.user.create({ data: { username, passwordHash: stored, passwordChangedAt: new Date() } });
+    // Until then a wrong password is checked against it and the unknown names' dummy, as a legacy hash is.
+    const checked = await hashesCheckedBySignIn(username, 'a-wrong-password');
+    expect(checked).toHaveLength(2);
+    expect(checked[0]).toBe(stored);
+
+    const { response } = await postLogin(buildTestApp(db), username, 'its-password-1');
+    expect(response.status).toBe(302);
+    const rehashed = (await db.prisma.user.findUniqueOrThrow({ where: { username } })).passwordHash;
+    expect(rehashed).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+    expect(await password.verifyPassword(rehashed, 'its-password-1')).toBe(true);
+    // Current now: a wrong password is checked against it alone.
+    expect(await hashesCheckedBySignIn(username, 'a-wrong-password')).toEqual([rehashed]);
   });
 });

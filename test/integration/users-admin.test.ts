@@ -192,7 +192,14 @@ describe('admin user management', () => {
       orderBy: { id: 'asc' },
       select: { action: true },
     });
-    expect(actions.map((entry) => entry.action)).toEqual(['user.disable', 'user.enable']);
+    // The account's own sign-ins are in its history too: the one refused while disabled among them.
+    expect(actions.map((entry) => entry.action)).toEqual([
+      'login.success',
+      'user.disable',
+      'login.failure',
+      'user.enable',
+      'login.success',
+    ]);
   });
 
   it('tells a signed-in user who was disabled why they are signed out, and no one else', async () => {
@@ -359,7 +366,9 @@ describe('admin user management', () => {
     });
     expect(actions.map((entry) => entry.action)).toEqual([
       'user.password_reset',
+      'login.success',
       'user.password_reset',
+      'login.success',
       'user.role_change',
       'user.role_change',
     ]);

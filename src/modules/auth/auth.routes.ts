@@ -195,7 +195,7 @@ export function authRoutes(deps: {
   });
 
   router.post('/logout', async (req, res, next) => {
-    if (req.user) await recordSignOut(deps.db, auditContextOf(req));
+    if (req.user) await recordSignOut(deps.db, req.user, auditContextOf(req));
     req.logout((logoutError) => {
       if (logoutError) return next(logoutError);
       // The signed-in session's row goes; a fresh, signed-out one carries the one line that says it

@@ -146,10 +146,18 @@ export async function signIn(
   const db = deps.db.prisma;
   const now = deps.now();
   const username = normalizedUsernameOf(attempt.username);
-  const audit: AuditContext = { actor: username || '(empty)', ip: attempt.ip, userAgent: attempt.userAgent };
-
   const key = attemptKey(deps, username, attempt.ip, true);
   const reservation = await throttleRepository.reserveAttempt(deps.db.pool, key, now);
+  // Each entry targets the account it is about (user:<name>), so the user's History lists their
+  // sign-ins, failures and locks. A name no account has gets no target: its actor already keeps it
+  // as typed, and a target would file a stranger's typing (often a password) under a name that an
+  // account created later would inherit in its History.
+  const audit = {
+    actor: username || '(empty)',
+    ip: attempt.ip,
+    userAgent: attempt.userAgent,
+    target: reservation.credentials ? userTarget(reservation.credentials.username) : null,
+  };
   if (reservation.endedLocks > 0) metrics.authLockoutEnd.inc(reservation.endedLocks);
   if (reservation.outcome === 'locked') {
     metrics.authLoginFailure.inc({ reason: 'locked' });
@@ -174,7 +182,7 @@ export async function signIn(
   const { credentials } = reservation;
   const isPasswordRight = await verifyPassword(credentials?.passwordHash ?? (await getDummyHash()), attempt.password);
   if (!credentials || !isPasswordRight || credentials.isDisabled) {
-    // A hash still to be replaced (werkzeug's, or argon2 with weaker parameters) costs what its own
+    // A hash still to be replaced (werkzeug's, or argon2 made otherwise than now) costs what its own
     // parameters say, 1,000 pbkdf2 rounds as well as 600,000: refused after it alone, a cheap one
     // told an account's existence (and its age) apart from an unknown name's argon2 check. The
     // refusal also pays that check, so it is never quicker than an unknown name's.
@@ -234,6 +242,8 @@ async function recordCountedFailure(
       actor: failure.actor,
       ip: failure.ip,
       userAgent: failure.userAgent,
+      // The failure's account (none for a name no account has): the lock is in its History too.
+      target: failure.target,
       action: 'login.lockout_start',
       status: 'denied',
       details: { scope: startedLocks, until: lockedUntil.toISOString(), ...lockDetails },
@@ -331,8 +341,9 @@ export function toSessionUser(user: SessionUser): SessionUser {
   return { id: user.id, username: user.username, role: user.role };
 }
 
-export async function recordSignOut(db: Database, context: AuditContext) {
-  await recordAudit(db, { ...context, action: 'logout', status: 'ok' });
+/** Audits a sign-out of `user`, targeting their account as their sign-in's entry does. */
+export async function recordSignOut(db: Database, user: SessionUser, context: AuditContext) {
+  await recordAudit(db, { ...context, action: 'logout', target: userTarget(user.username), status: 'ok' });
 }
 
 /** A `next` path that stays on this site, or undefined. */

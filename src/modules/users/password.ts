@@ -73,11 +73,20 @@ export async function verifyPassword(storedHash: string, password: string): Prom
   }
 }
 
-/** True when a hash should be replaced by a fresh argon2id one after a successful sign-in. */
+// What hashPassword writes: argon2id, version 0x13, the current parameters, then @node-rs/argon2's
+// 16-byte salt (22 characters of unpadded base64) and 32-byte output (43).
+const CURRENT_HASH = new RegExp(
+  `^\\$argon2id\\$v=19\\$m=${MEMORY_COST},t=${TIME_COST},p=${ARGON2_OPTIONS.parallelism}\\$[A-Za-z0-9+/]{22}\\$[A-Za-z0-9+/]{43}$`,
+);
+
+/**
+ * True when a hash should be replaced by a fresh argon2id one after a successful sign-in: whenever
+ * it is anything but what hashPassword writes now. Only weaker argon2id parameters were replaced: a
+ * stronger hash (more memory or passes, another parallelism, argon2i or argon2d) was kept for good,
+ * so its account went on costing more CPU per sign-in and was told apart from the others by timing.
+ */
 export function needsRehash(storedHash: string): boolean {
-  const match = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=\d+\$/.exec(storedHash);
-  if (!match) return true;
-  return Number(match[1]) < MEMORY_COST || Number(match[2]) < TIME_COST;
+  return !CURRENT_HASH.test(storedHash);
 }
 
 async function verifyWerkzeug(storedHash: string, password: string): Promise<boolean> {

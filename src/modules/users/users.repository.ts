@@ -76,7 +76,7 @@ export function updatePasswordHash(db: Client, id: number, passwordHash: string)
 }
 
 /**
- * Stores the same password under a current hash (an imported or weaker one, at sign-in). Not a
+ * Stores the same password under a current hash (an imported or outdated one, at sign-in). Not a
  * change of password: the sessions it signed in stay, so `passwordChangedAt` is left as it is.
  * Only while the stored hash is still `checkedHash`, the one the sign-in verified: a change or
  * reset committed since (the row is read again once it commits) keeps its new password, where an
