@@ -5,7 +5,7 @@ import helmet from 'helmet';
 import type { AppConfig } from './config/config.js';
 import type { Database } from './db/database.js';
 import { createCsrfProtection, exposeCsrfTokenOnRender } from './http/csrf.js';
-import { type CsvExportLimits, createCsvExports, csvExportLimitsFor } from './http/csv-exports.js';
+import { type CsvExportLimits, createCsvExports, csvExportLimitsFor, excelCsvLinkOf } from './http/csv-exports.js';
 import { errorHandler, FORM_FIELD_LIMIT, notFoundHandler } from './http/error-handler.js';
 import { serveFavicon } from './http/favicon.js';
 import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
@@ -153,6 +153,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.locals.currency = config.currency;
   app.locals.fmt = createViewFormatters(config);
   app.locals.minPasswordLength = MIN_PASSWORD_LENGTH;
+  // Every page that links a CSV for people links its "CSV for Excel" (bom=1) beside it.
+  app.locals.excelCsvLink = excelCsvLinkOf;
 
   const rates = createRatesService({ db, config, now });
   // One provider for starting checkouts and for closing those a void canceled.

@@ -1,8 +1,33 @@
 import type { Request, Response } from 'express';
+import { z } from 'zod';
 import type { Metrics } from '../modules/metrics/metrics.js';
 import { ServiceUnavailableError, TooManyRequestsError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { DEFAULT_CSV_STALL_MS, sendCsv } from './csv-response.js';
+import { parseInput } from './validate.js';
+
+/**
+ * The query field every CSV export takes besides its own: `bom=1` puts the UTF-8 byte-order mark
+ * before the same bytes, for Excel on Windows, which reads a CSV without one in the system's
+ * ANSI code page and showed every name outside ASCII as mojibake. Without it the bytes stay as
+ * they always were (scripts read them). Empty is left out, as every empty optional field is.
+ */
+export const ZCsvExportQuery = z.object({
+  bom: z
+    .string()
+    .trim()
+    .optional()
+    .transform((text) => text || undefined)
+    .pipe(z.literal('1', { error: 'must be 1 (a byte-order mark for Excel), or left out' }).optional()),
+});
+
+/** `link` (a CSV export's address) asking for the byte-order mark: the "CSV for Excel" link beside it. */
+export function excelCsvLinkOf(link: string): string;
+export function excelCsvLinkOf(link: string | undefined): string | undefined;
+export function excelCsvLinkOf(link: string | undefined): string | undefined {
+  if (link === undefined) return undefined;
+  return `${link}${link.includes('?') ? '&' : '?'}bom=1`;
+}
 
 /** The kinds of CSV export (the `kind` label of csv_download_total). */
 export type CsvExportKind = 'my_usage' | 'user_usage' | 'receipt_items' | 'admin_paid' | 'audit';
@@ -143,8 +168,8 @@ export interface CsvExportsDeps {
 }
 
 /**
- * Every CSV export goes through here: a slot of the worker's and of the user's (see
- * createExportSlots), then sendCsv with the stall limit. A client cut off for not reading is
+ * Every CSV export goes through here: its `bom` field (ZCsvExportQuery), a slot of the worker's
+ * and of the user's (see createExportSlots), then sendCsv with the stall limit. A client cut off for not reading is
  * logged at warn and counted (csv_export_stalled_total).
  */
 export function createCsvExports(deps: CsvExportsDeps) {
@@ -157,6 +182,8 @@ export function createCsvExports(deps: CsvExportsDeps) {
     job: { kind: CsvExportKind; username: string; open: () => Promise<CsvExportSource> },
   ): Promise<void> {
     const { kind, username } = job;
+    // Checked before a slot is taken: a refused export holds none.
+    const { bom } = parseInput(ZCsvExportQuery, req.query);
     let release: () => void;
     try {
       release = await slots.acquire(username, (leave) => {
@@ -179,6 +206,7 @@ export function createCsvExports(deps: CsvExportsDeps) {
       const started = Date.now();
       await sendCsv(res, filename, columns, chunks, {
         stallMs: limits.stallMs,
+        hasByteOrderMark: bom === '1',
         onStall: () => {
           metrics.csvExportsStalled.inc({ kind });
           logger.warn(

@@ -39,7 +39,10 @@ export async function sendCsv(
     res.destroy();
   };
   const iterator = chunks[Symbol.asyncIterator]();
-  const held: (string | Uint8Array)[] = [formatCsvLines([columns], columns)];
+  // The BOM goes out with the header row, so the rest of the bytes are those sent without it.
+  const held: (string | Uint8Array)[] = [
+    `${options.hasByteOrderMark ? UTF8_BYTE_ORDER_MARK : ''}${formatCsvLines([columns], columns)}`,
+  ];
   let isHoldingChunk = false;
   let isSourceDone = false;
   try {
@@ -78,7 +81,12 @@ export async function sendCsv(
 /** Without a drain for this long, an export's client is taken to have stopped reading (CSV_EXPORT_STALL_MS). */
 export const DEFAULT_CSV_STALL_MS = DEFAULT_CSV_EXPORT_STALL_MS;
 
+/** Written as UTF-8, EF BB BF: what tells Excel on Windows that the file is UTF-8. */
+const UTF8_BYTE_ORDER_MARK = '\uFEFF';
+
 export interface CsvSendOptions {
+  /** Start with the UTF-8 byte-order mark (a download for Excel: `bom=1`); default without. */
+  hasByteOrderMark?: boolean;
   /** How long a write may wait for the client to read (default DEFAULT_CSV_STALL_MS). */
   stallMs?: number;
   /** Told when the client is cut off for not reading, before the response is destroyed. */

@@ -22,6 +22,7 @@ export const VIEW_LOCALS = [
   'findUnpayableStep',
   'costStep',
   'minPasswordLength',
+  'excelCsvLink',
   'csrfToken',
   'currentUser',
   'currentPath',

@@ -233,7 +233,9 @@ describe('the audit pages', () => {
         href: '/admin/audit.csv?actor=csvpick&action=receipt.void&from=2000-01-01',
         text: 'Download these entries (CSV)',
       },
+      { href: '/admin/audit.csv?actor=csvpick&action=receipt.void&from=2000-01-01&bom=1', text: 'CSV for Excel' },
       { href: '/admin/audit.csv', text: 'the whole log (CSV)' },
+      { href: '/admin/audit.csv?bom=1', text: 'CSV for Excel' },
     ]);
     // What the link downloads is what the page lists: the one void, not the whole log.
     const csv = await agent.get(links[0]?.href ?? '').expect(200);
@@ -249,7 +251,9 @@ describe('the audit pages', () => {
       .get('/admin/audit?actor=csvpick&from=2026-02-30')
       .set('Accept', 'text/html')
       .expect(400);
-    expect(refused.text).not.toContain('href="/admin/audit.csv?');
+    // Only the whole log's links (its CSV for Excel has bom=1 alone), no filtered one.
+    expect(refused.text).not.toMatch(/href="\/admin\/audit\.csv\?(?!bom=1")/);
+    expect(refused.text).toContain('<a href="/admin/audit.csv?bom=1">CSV for Excel</a>');
     expect(refused.text).toContain('Download these entries (CSV): needs valid filters');
     expect(refused.text).toContain('<a href="/admin/audit.csv">the whole log (CSV)</a>');
   });

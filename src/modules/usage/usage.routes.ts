@@ -193,6 +193,7 @@ export function myUsageJson(page: MyUsagePage, timeZone: string) {
       },
     },
   };
+  const paging = { page: page.page, pageCount: page.pageCount, count: page.count };
   if (page.view === 'aggregate') {
     const sums = (row: {
       jobs: number;
@@ -205,13 +206,14 @@ export function myUsageJson(page: MyUsagePage, timeZone: string) {
       gpuHours: hoursJson(row.gpuHours),
       memGbHours: hoursJson(row.memGbHours),
     });
+    // The page's days (`count` is the window's), and the totals of the whole window, as the page shows them.
     return {
       ...base,
+      ...paging,
       days: page.days.map((day) => ({ day: day.day, ...sums(day), cost: money(day.cost) })),
       totals: { ...sums(page.totals), cost: money(page.totals.cost) },
     };
   }
-  const paging = { page: page.page, pageCount: page.pageCount, count: page.count };
   if (page.view === 'billed') {
     return {
       ...base,

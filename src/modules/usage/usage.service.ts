@@ -70,11 +70,12 @@ export class StartAfterTodayError extends BadRequestError {
 /**
  * A page of /me past the last one (as a receipt's items answer it: a 404 saying how many
  * there are); it carries the window and view so the answer can link to their first page.
+ * `count` is the view's jobs, or for Per day (aggregate) the window's days.
  */
 export class UsagePageNotFoundError extends NotFoundError {
   constructor(
     readonly window: UsageWindow,
-    readonly view: 'detail' | 'billed',
+    readonly view: 'detail' | 'aggregate' | 'billed',
     page: number,
     pageCount: number,
     count: number,
@@ -83,7 +84,9 @@ export class UsagePageNotFoundError extends NotFoundError {
     const jobs = counted(count, 'job');
     const pages = `on ${counted(pageCount, 'page')}`;
     let found: string;
-    if (view === 'billed') {
+    if (view === 'aggregate') {
+      found = `This window (${window.start} to ${window.end}) has ${counted(count, 'day')}, ${pages}`;
+    } else if (view === 'billed') {
       found =
         count === 0
           ? `No job of ${span} is on a receipt yet`
@@ -306,7 +309,10 @@ export function createUsageService(deps: UsageServiceDeps) {
     const base = { window, tier, currency: config.currency, view: query.view };
 
     if (query.view === 'aggregate') {
+      // Every day of the window for its totals and charts; the table lists a page of them, as
+      // Jobs does its jobs: a year was 366 rows on a desktop and 366 cards on a phone.
       const days = fillDays(window, await usageRepository.sumByLocalDay(db, filter, pricing, config.timeZone));
+      const pageCount = assertPageExists(window, 'aggregate', query.page, days.length);
       const totals = { ...sumHours(days), cost: sumCosts(days.map((day) => day.cost)) };
       const charts = [
         {
@@ -327,7 +333,17 @@ export function createUsageService(deps: UsageServiceDeps) {
           bars: days.map((day) => ({ day: day.day, value: day.memGbHours.toNumber() })),
         },
       ].map((chart) => ({ title: chart.title, svg: renderBarChart(chart) }));
-      return { ...base, view: 'aggregate' as const, days, totals, charts };
+      const shownDays = days.slice((query.page - 1) * PAGE_SIZE, query.page * PAGE_SIZE);
+      return {
+        ...base,
+        view: 'aggregate' as const,
+        days: shownDays,
+        page: query.page,
+        pageCount,
+        count: days.length,
+        totals,
+        charts,
+      };
     }
 
     if (query.view === 'billed') {
@@ -445,10 +461,15 @@ export function createUsageService(deps: UsageServiceDeps) {
 }
 
 /**
- * The number of pages of a listing of `count` jobs; a page past the last is a 404. An empty
- * window still has its page 1 (which says there is nothing in it).
+ * The number of pages of a listing of `count` jobs (or days, for Per day); a page past the last
+ * is a 404. An empty window still has its page 1 (which says there is nothing in it).
  */
-function assertPageExists(window: UsageWindow, view: 'detail' | 'billed', page: number, count: number): number {
+function assertPageExists(
+  window: UsageWindow,
+  view: UsagePageNotFoundError['view'],
+  page: number,
+  count: number,
+): number {
   const pageCount = Math.max(1, Math.ceil(count / PAGE_SIZE));
   if (page > pageCount) throw new UsagePageNotFoundError(window, view, page, pageCount, count);
   return pageCount;

@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { cellsLabelled } from '../support/html.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * Per day over a long window listed every day of it: a year was 366 rows on a desktop and 366
+ * cards on a phone. It is paged as the Jobs tab is (50 a page, the same pager), with the totals
+ * still those of the whole window on every page; the CSV stays whole.
+ */
+let db: TestDatabase;
+let alice: Agent;
+// 2025-09-20 12:00 in Bangkok.
+const now = () => new Date('2025-09-20T05:00:00Z');
+const YEAR = 'start=2024-09-20&end=2025-09-20';
+const YEAR_HTML = YEAR.replace('&', '&amp;');
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
+  // The window's first day, a day in the middle and its last day (noon in Bangkok).
+  await buildJobs(db, [
+    { user: 'alice', jobId: '1', end: '2024-09-20T05:00:00Z', totalCpuSec: '3600' },
+    { user: 'alice', jobId: '2', end: '2025-03-01T05:00:00Z', totalCpuSec: '3600' },
+    { user: 'alice', jobId: '3', end: '2025-09-20T04:00:00Z', totalCpuSec: '3600' },
+  ]);
+  alice = await signInAs(buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' }, now }), 'alice', 'alice-password');
+});
+afterAll(() => db?.drop());
+
+const html = (path: string) => alice.get(path).set('Accept', 'text/html');
+const json = (path: string) => alice.get(path).set('Accept', 'application/json');
+const totalRowOf = (page: string) => /<tfoot>([\s\S]*?)<\/tfoot>/.exec(page)?.[1] ?? '';
+
+describe('Per day over a year', () => {
+  it('shows 50 days a page under the pager the Jobs tab has, the totals of the whole window on each', async () => {
+    const first = (await html(`/me?${YEAR}&view=aggregate`).expect(200)).text;
+    const days = cellsLabelled(first, 'Day');
+    expect(days).toHaveLength(50);
+    expect(days[0]).toBe('2024-09-20');
+    expect(days.at(-1)).toBe('2024-11-08');
+    expect(first).toContain('<nav class="pagination" aria-label="Pages">');
+    expect(first).toContain('<span>Page 1 of 8</span>');
+    expect(first).toContain(`href="/me?${YEAR_HTML}&amp;view=aggregate&amp;page=2" rel="next"`);
+    expect(totalRowOf(first)).toContain('<th data-label="Jobs" class="num">3</th>');
+    expect(first).toContain(
+      "<p>Days 2024-09-20 to 2024-11-08 (page 1 of 8, 50 days a page). The total under them is the whole window's 366 days.</p>",
+    );
+
+    const last = (await html(`/me?${YEAR}&view=aggregate&page=8`).expect(200)).text;
+    const lastDays = cellsLabelled(last, 'Day');
+    expect(lastDays).toHaveLength(16);
+    expect(lastDays.at(-1)).toBe('2025-09-20');
+    expect(last).toContain('<span>Page 8 of 8</span>');
+    expect(last).toContain(`href="/me?${YEAR_HTML}&amp;view=aggregate&amp;page=7" rel="prev"`);
+    expect(totalRowOf(last)).toBe(totalRowOf(first));
+    // The tabs go to the first page of their view.
+    expect(last).toContain(`href="/me?${YEAR_HTML}&amp;view=detail"`);
+  });
+
+  it('answers a page past the last with a 404 saying how many days and pages, and a link to page 1', async () => {
+    const past = (await html(`/me?${YEAR}&view=aggregate&page=9`).expect(404)).text;
+    expect(past).toContain('This window (2024-09-20 to 2025-09-20) has 366 days, on 8 pages; there is no page 9.');
+    expect(past).toContain(`<a href="/me?${YEAR_HTML}&amp;view=aggregate">Go to page 1</a>`);
+    const refused = await json(`/me?${YEAR}&view=aggregate&page=9`).expect(404);
+    expect(refused.body.error).toBe(
+      'This window (2024-09-20 to 2025-09-20) has 366 days, on 8 pages; there is no page 9.',
+    );
+  });
+
+  it('pages the JSON as the page, with the paging and the totals of the whole window', async () => {
+    const body = (await json(`/me?${YEAR}&view=aggregate&page=2`).expect(200)).body;
+    expect(body).toMatchObject({ view: 'aggregate', page: 2, pageCount: 8, count: 366 });
+    expect(body.days).toHaveLength(50);
+    expect(body.days[0].day).toBe('2024-11-09');
+    expect(body.totals.jobs).toBe(3);
+  });
+
+  it('keeps a window of 50 days or fewer on one page, without a pager', async () => {
+    const page = (await html('/me?start=2025-08-02&end=2025-09-20&view=aggregate').expect(200)).text;
+    expect(cellsLabelled(page, 'Day')).toHaveLength(50);
+    expect(page).not.toContain('class="pagination"');
+    const body = (await json('/me?start=2025-08-02&end=2025-09-20&view=aggregate').expect(200)).body;
+    expect(body).toMatchObject({ page: 1, pageCount: 1, count: 50 });
+  });
+
+  it('still exports every job of the window as CSV', async () => {
+    const csv = (await alice.get(`/me.csv?${YEAR}`).expect(200)).text;
+    expect(csv.trimEnd().split('\n')).toHaveLength(4);
+  });
+});
