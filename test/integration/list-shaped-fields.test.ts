@@ -53,6 +53,8 @@ const LIST_SHAPED_QUERIES: [Who, string, string, string][] = [
   ['admin', '/admin/tiers?page[]=1', 'page', 'Page'],
   ['admin', '/admin/month-end?page[]=1', 'page', 'Page'],
   ['admin', '/admin/payments?older[]=5', 'older', 'older'],
+  ['admin', '/admin/receipts/RECEIPT?page[]=1', 'page', 'Page'],
+  ['researcher', '/payments/thanks?rid[]=RECEIPT', 'rid', 'Receipt number in the address'],
 ];
 
 describe('a query field given as a list or an object', () => {
@@ -98,6 +100,21 @@ describe('a form field given as a list', () => {
     expect(refused.status).toBe(400);
     expect(visibleTextOf(refused.text)).toContain('Jobs ended up to and including: must be given once');
     expect(await db.prisma.receipt.count()).toBe(receipts);
+  });
+
+  it('refuses a mark paid whose day is sent as paid_on[], and leaves the receipt pending', async () => {
+    const { receiptId: pending } = await researchers.researcherWithReceipt();
+    const audits = await db.prisma.auditLog.count();
+    const refused = await admin
+      .post(`/admin/receipts/${pending}/paid`)
+      .set('Accept', 'application/json')
+      .type('form')
+      .send(
+        `method=cash&amount_received=10.00&paid_on[]=2025-09-01&csrf_token=${encodeURIComponent(await csrfTokenOf(admin))}`,
+      );
+    expect(refused.body).toEqual({ error: 'paid_on: must be given once', code: 400 });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: pending } })).status).toBe('pending');
+    expect(await db.prisma.auditLog.count()).toBe(audits);
   });
 
   it('refuses a new user whose role is sent as role[], and creates nobody', async () => {
