@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { BadRequestError, InvalidFieldsError } from '../shared/errors.js';
 import { fieldLabelsOf } from './field-labels.js';
 import { NOT_A_JSON_OBJECT_MESSAGE } from './json-object-body.js';
+import { foldListShapedKeys } from './list-shaped-fields.js';
 
 type RawIssue = z.core.$ZodRawIssue;
 
@@ -90,32 +91,20 @@ const REPEATED_FIELD_REASON = 'must be given once';
 
 /**
  * `input` with each field of `schema` written as a list or an object (`start[]=`, `start[0]=`,
- * `page[a]=`: PHP's, Rails's and qs's way) folded into that field as a list of its values, and the
- * fields of `schema` given as a list (`?start=a&start=b`, a JSON list). The query and form parsers
- * are the simple ones, which read `start[]` as a key of its own: no schema names it, so it was
- * dropped unread, and a page showed its default window as if it had been asked for. No field
- * takes a list. A key whose name before `[` is no field of `schema` is left as it is: an unknown
- * query field is ignored, and a strict body names it as sent.
+ * `page[a]=`) folded into that field as a list of its values, and the fields of `schema` given as a
+ * list (`?start=a&start=b`, `start[]=` folded, a JSON list). The app's query parser folds such keys
+ * already (list-shaped-fields.ts); a form's body, read by the simple parser too, is folded here. The
+ * key used to be dropped as a field no schema named, and a page showed its default window as if it
+ * had been asked for. No field takes a list. A key whose name before `[` is no field of `schema` is
+ * left as it is: an unknown query field is ignored, and a strict body names it as sent.
  */
 function foldListShapedFields(schema: z.ZodType, input: unknown): { fields: unknown; listShaped: string[] } {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) return { fields: input, listShaped: [] };
   const names = cachedFieldNamesOf(schema);
   if (names.size === 0) return { fields: input, listShaped: [] };
-  const fields: Record<string, unknown> = { ...(input as Record<string, unknown>) };
-  for (const [key, value] of Object.entries(input)) {
-    const bracket = key.indexOf('[');
-    const field = key.slice(0, bracket);
-    if (bracket <= 0 || !names.has(field)) continue;
-    delete fields[key];
-    fields[field] = [...listOf(fields[field]), ...listOf(value)];
-  }
+  const fields = foldListShapedKeys(input as Record<string, unknown>, (name) => names.has(name));
   const listShaped = [...names].filter((field) => Object.hasOwn(fields, field) && Array.isArray(fields[field]));
   return { fields, listShaped };
-}
-
-function listOf(value: unknown): unknown[] {
-  if (value === undefined) return [];
-  return Array.isArray(value) ? value : [value];
 }
 
 const fieldNamesBySchema = new WeakMap<z.ZodType, ReadonlySet<string>>();

@@ -75,6 +75,17 @@ describe('a query field given as a list or an object', () => {
     },
   );
 
+  it.each(['/me?start[]=2025-09-01', '/me?start=2025-09-01&start=2025-09-02'])(
+    '%s offers no CSV of another window than the one refused',
+    async (path) => {
+      // The page read the window it re-shows from the query: without `start` (the key was `start[]`)
+      // it offered the default window's CSV beside "From: must be given once".
+      const page = await researcher.get(path).set('Accept', 'text/html').expect(400);
+      expect(visibleTextOf(page.text)).toContain('Download CSV (needs a valid window)');
+      expect(page.text).not.toContain('href="/me.csv');
+    },
+  );
+
   it('is refused by the public formula too', async () => {
     const json = await request(app).get('/formula?type[]=standard').set('Accept', 'application/json');
     expect(json.status).toBe(400);
