@@ -11,6 +11,7 @@ import { serveFavicon } from './http/favicon.js';
 import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
 import { requireObjectBody } from './http/json-object-body.js';
+import { parseQueryFields } from './http/list-shaped-fields.js';
 import { jsonKeepingNumberText } from './http/lossless-json.js';
 import { answerOptions } from './http/method-not-allowed.js';
 import { describeRefusedForm } from './http/refused-form.js';
@@ -143,6 +144,9 @@ export function createApp(deps: AppDeps): express.Express {
   // tag. Hashing each 40 kB /me was 1.3% of a worker's CPU (docs/performance-history.md, 2026-12-03 evening).
   app.set('etag', false);
   app.set('trust proxy', config.trustProxy);
+  // `?start[]=a` is `start` given as a list, refused as `?start=a&start=b` is, not a key of its own
+  // that every route dropped unread (list-shaped-fields.ts).
+  app.set('query parser', parseQueryFields);
   app.engine('ejs', createViewEngine({ isProduction: config.isProduction }));
   app.set('view engine', 'ejs');
   app.set('views', VIEWS_DIR);

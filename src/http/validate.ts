@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { BadRequestError, InvalidFieldsError } from '../shared/errors.js';
 import { fieldLabelsOf } from './field-labels.js';
 import { NOT_A_JSON_OBJECT_MESSAGE } from './json-object-body.js';
+import { foldListShapedKeys } from './list-shaped-fields.js';
 
 type RawIssue = z.core.$ZodRawIssue;
 
@@ -16,7 +17,7 @@ export function describeIssue(issue: RawIssue): string | undefined {
       if (issue.input === undefined) return 'is required';
       // JSON's null: an optional field is left out, not null; a required one still needs a value.
       if (issue.input === null) return 'cannot be null (leave it out, or give a value)';
-      if (Array.isArray(issue.input)) return 'must be given once';
+      if (Array.isArray(issue.input)) return REPEATED_FIELD_REASON;
       if (issue.expected === 'number' || issue.expected === 'int') return 'must be a whole number';
       if (issue.expected === 'string') return 'must be text';
       return undefined;
@@ -64,22 +65,81 @@ export function describeIssue(issue: RawIssue): string | undefined {
  * value (a path parameter) that has no field of its own.
  */
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown, name = 'input'): z.infer<T> {
-  const result = schema.safeParse(input, { error: describeIssue, reportInput: true });
-  if (result.success) return result.data;
+  const { fields: given, listShaped } = foldListShapedFields(schema, input);
+  const result = schema.safeParse(given, { error: describeIssue, reportInput: true });
+  if (result.success && listShaped.length === 0) return result.data;
   // A JSON list or bare value where fields go: about the body as a whole, not a field of it.
-  if (input !== undefined && result.error.issues.some(isObjectExpectedAtTop)) {
+  if (input !== undefined && !result.success && result.error.issues.some(isObjectExpectedAtTop)) {
     throw new BadRequestError(NOT_A_JSON_OBJECT_MESSAGE);
   }
   // One reason a field: a number past 2^53 fails both "an integer" and the route's own maximum,
   // and the maximum is the one worth reading, so a field's last reason wins.
   const fields: Record<string, string> = {};
-  for (const issue of result.error.issues) {
+  for (const issue of result.error?.issues ?? []) {
     // No form or query field takes a list, so a list is a field given more than once
     // (?start=a&start=b); unions and coerced numbers would otherwise word it as something else.
-    const isRepeated = issue.path.length > 0 && Array.isArray(valueAt(input, issue.path));
-    fields[issue.path.join('.') || name] = isRepeated ? 'must be given once' : issue.message;
+    const isRepeated = issue.path.length > 0 && Array.isArray(valueAt(given, issue.path));
+    fields[issue.path.join('.') || name] = isRepeated ? REPEATED_FIELD_REASON : issue.message;
   }
+  // Refused even where the schema would take it: a one-item list (?page[]=2) is not one value.
+  for (const field of listShaped) fields[field] = REPEATED_FIELD_REASON;
   throw new InvalidFieldsError(fields, fieldLabelsOf(schema));
+}
+
+/** What a field given more than once, or as a list or an object, is told. */
+const REPEATED_FIELD_REASON = 'must be given once';
+
+/**
+ * `input` with each field of `schema` written as a list or an object (`start[]=`, `start[0]=`,
+ * `page[a]=`) folded into that field as a list of its values, and the fields of `schema` given as a
+ * list (`?start=a&start=b`, `start[]=` folded, a JSON list). The app's query parser folds such keys
+ * already (list-shaped-fields.ts); a form's body, read by the simple parser too, is folded here. The
+ * key used to be dropped as a field no schema named, and a page showed its default window as if it
+ * had been asked for. No field takes a list. A key whose name before `[` is no field of `schema` is
+ * left as it is: an unknown query field is ignored, and a strict body names it as sent.
+ */
+function foldListShapedFields(schema: z.ZodType, input: unknown): { fields: unknown; listShaped: string[] } {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return { fields: input, listShaped: [] };
+  const names = cachedFieldNamesOf(schema);
+  if (names.size === 0) return { fields: input, listShaped: [] };
+  const fields = foldListShapedKeys(input as Record<string, unknown>, (name) => names.has(name));
+  const listShaped = [...names].filter((field) => Object.hasOwn(fields, field) && Array.isArray(fields[field]));
+  return { fields, listShaped };
+}
+
+const fieldNamesBySchema = new WeakMap<z.ZodType, ReadonlySet<string>>();
+function cachedFieldNamesOf(schema: z.ZodType): ReadonlySet<string> {
+  let names = fieldNamesBySchema.get(schema);
+  if (!names) {
+    names = fieldNamesOf(schema);
+    fieldNamesBySchema.set(schema, names);
+  }
+  return names;
+}
+
+/** The fields an object schema reads, through the wrappers put around one (transform, refine, optional). */
+function fieldNamesOf(schema: z.core.$ZodType): Set<string> {
+  const def = schema._zod.def as unknown as Record<string, unknown> & { type: string };
+  switch (def.type) {
+    case 'object':
+      return new Set(Object.keys(def.shape as object));
+    case 'pipe':
+      return fieldNamesOf(def.in as z.core.$ZodType);
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'readonly':
+    case 'catch':
+    case 'nonoptional':
+      return fieldNamesOf(def.innerType as z.core.$ZodType);
+    case 'union':
+      return new Set((def.options as z.core.$ZodType[]).flatMap((option) => [...fieldNamesOf(option)]));
+    case 'intersection':
+      return new Set([...fieldNamesOf(def.left as z.core.$ZodType), ...fieldNamesOf(def.right as z.core.$ZodType)]);
+    default:
+      return new Set();
+  }
 }
 
 function isObjectExpectedAtTop(issue: z.core.$ZodIssue): boolean {

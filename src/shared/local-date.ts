@@ -16,11 +16,36 @@ export function isCalendarDate(text: string): boolean {
   return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === text;
 }
 
+/** The most characters of a refused date a reason quotes back: enough to recognise it by. */
+const QUOTED_TYPING_LIMIT = 32;
+
+/**
+ * `text` as a reason quotes it: in double quotes, escaped as JSON writes a string (a quote, a
+ * backslash, a line break or another control character cannot end the quote or the line), any
+ * other invisible format character (a bidirectional control, a zero-width space) written as its
+ * \u escape, and cut to QUOTED_TYPING_LIMIT characters with an ellipsis: whatever was sent, the
+ * reason stays one short line. Pages escape it for HTML as they escape every message.
+ */
+function quotedTyping(text: string): string {
+  const characters = [...text];
+  const shown =
+    characters.length > QUOTED_TYPING_LIMIT ? `${characters.slice(0, QUOTED_TYPING_LIMIT).join('')}…` : text;
+  return JSON.stringify(shown).replace(/\p{Cf}/gu, (character) =>
+    // Each UTF-16 unit, as JSON writes a character past U+FFFF (a tag character is one).
+    character
+      .split('')
+      .map((unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`)
+      .join(''),
+  );
+}
+
 /** What is wrong with `text` as a local date, or undefined when it is one; one reason at a time. */
 function localDateProblem(text: string): string | undefined {
   // An empty form field is a date not given, not a date in the wrong format.
   if (text === '') return 'is required';
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return 'must be a date as YYYY-MM-DD';
+  // Quoted back, as an impossible day is named below: on a CSV's error page or to a script the reason
+  // named no date, and the reader had to find which of those sent was wrong.
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return `must be a date as YYYY-MM-DD (got ${quotedTyping(text)})`;
   // Named, as it is safely ten characters here: a browser's date field cannot hold 2026-02-30 and
   // shows an empty field, so a page that re-rendered it said a date was wrong but showed none.
   if (!isCalendarDate(text)) return `is not a real calendar date (${text})`;

@@ -749,7 +749,11 @@ describe('receipts over HTTP', () => {
     );
     const notADate = await createReceipt(alice, '15/09/2025');
     expect(notADate.status).toBe(400);
-    onMyUsagePage(notADate, 'Jobs ended up to and including: must be a date as YYYY-MM-DD', '15/09/2025');
+    onMyUsagePage(
+      notADate,
+      'Jobs ended up to and including: must be a date as YYYY-MM-DD (got &#34;15/09/2025&#34;)',
+      '15/09/2025',
+    );
 
     // Another receipt takes the job while this one waits on it: a 409, shown the same way.
     const racer = await db.pool.connect();

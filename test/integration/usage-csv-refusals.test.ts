@@ -42,7 +42,11 @@ describe('a refused export of my own usage', () => {
       'From: is not a real calendar date (2025-02-30)',
       'start: is not a real calendar date (2025-02-30)',
     ],
-    ['start=tomorrow&end=2025-09-01', 'From: must be a date as YYYY-MM-DD', 'start: must be a date as YYYY-MM-DD'],
+    [
+      'start=tomorrow&end=2025-09-01',
+      'From: must be a date as YYYY-MM-DD (got &#34;tomorrow&#34;)',
+      'start: must be a date as YYYY-MM-DD (got "tomorrow")',
+    ],
   ])('/me.csv?%s: the error page to a browser, {error, code} to a script, both 400', async (query, shown, sent) => {
     const page = await alice.get(`/me.csv?${query}`).set('Accept', BROWSER_ACCEPT);
     expect(page.status).toBe(400);

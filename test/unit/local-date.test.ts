@@ -60,8 +60,19 @@ describe('local days', () => {
   it.each([
     ['', 'is required'],
     ['   ', 'is required'],
-    ['yesterday', 'must be a date as YYYY-MM-DD'],
+    ['yesterday', 'must be a date as YYYY-MM-DD (got "yesterday")'],
+    ['2026/09/01', 'must be a date as YYYY-MM-DD (got "2026/09/01")'],
+    [' 01-09-2026 ', 'must be a date as YYYY-MM-DD (got "01-09-2026")'],
     ['2026-02-30', 'is not a real calendar date (2026-02-30)'],
+    // Quoted as JSON writes a string: a quote, a backslash or a control character cannot end the
+    // quote early or break the line, and a bidirectional control is written out, not obeyed.
+    ['say "when"', 'must be a date as YYYY-MM-DD (got "say \\"when\\"")'],
+    ['2026\t09\n01', 'must be a date as YYYY-MM-DD (got "2026\\t09\\n01")'],
+    ['\u202e10-90-6202', 'must be a date as YYYY-MM-DD (got "\\u202e10-90-6202")'],
+    ['2026\u200b-09-01\u{e0041}', 'must be a date as YYYY-MM-DD (got "2026\\u200b-09-01\\udb40\\udc41")'],
+    // Bounded: what was typed is shown for the reader to recognise, not echoed whole.
+    ['x'.repeat(500), `must be a date as YYYY-MM-DD (got "${'x'.repeat(32)}…")`],
+    ['😀'.repeat(40), `must be a date as YYYY-MM-DD (got "${'😀'.repeat(32)}…")`],
   ])('says why %j is no date', (text, reason) => {
     expect(ZLocalDate.safeParse(text).error?.issues.map((issue) => issue.message)).toEqual([reason]);
   });
@@ -77,7 +88,7 @@ describe('local days', () => {
 
   it('still refuses an optional date that is given but no date', () => {
     expect(ZOptionalLocalDate.safeParse('yesterday').error?.issues.map((issue) => issue.message)).toEqual([
-      'must be a date as YYYY-MM-DD',
+      'must be a date as YYYY-MM-DD (got "yesterday")',
     ]);
   });
 });

@@ -65,6 +65,24 @@ describe('parseInput says what is wrong in words people read', () => {
       'start: must be given once',
     ],
     ['a page given twice', () => parseInput(ZUsageQuery, { page: ['1', '2'] }), 'page: must be given once'],
+    // The simple query and form parsers read `start[]=` as a key of its own, which no schema named.
+    ['a date given as a list', () => parseInput(ZUsageQuery, { 'start[]': '2026-01-01' }), 'start: must be given once'],
+    ['a page given as an object', () => parseInput(ZUsageQuery, { 'page[a]': '1' }), 'page: must be given once'],
+    [
+      'a field given both plainly and as a list',
+      () => parseInput(ZUsageQuery, { sort: 'end', 'sort[0]': 'start' }),
+      'sort: must be given once',
+    ],
+    [
+      'a list-shaped field of a strict body that it does not have, named as sent',
+      () => parseInput(ZVoidReceipt, { reason: 'duplicate', 'refund[]': 'yes' }),
+      'input: has an unknown field: refund[]',
+    ],
+    [
+      'a list-shaped field of a strict body that it has',
+      () => parseInput(ZVoidReceipt, { 'reason[]': 'duplicate' }),
+      'reason: must be given once',
+    ],
     [
       'a status it does not know, on a filter that also takes an empty field',
       () => parseInput(ZReceiptFilter, { status: 'bogus' }),
