@@ -112,6 +112,33 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
     await context.close();
   });
 
+  it("rules off a receipt's total, and Billed's, across the whole card", async () => {
+    // The total and its label sat on one line as two boxes, each with its own rule above and below
+    // as wide as its text: the rule over the figure most read on the page was broken in the middle.
+    const context = await browser.newContext({ viewport: PHONE });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, 'pia', 'pia-password', /\/me$/);
+    await page.goto(`${base}/me/receipts`);
+    const receipt = await page.locator('main a[href^="/me/receipts/"]').first().getAttribute('href');
+    for (const path of [receipt, '/me?view=billed']) {
+      await page.goto(`${base}${path}`);
+      const foot = (await page.evaluate(`(() => {
+        const row = document.querySelector('main tfoot tr');
+        const style = getComputedStyle(row);
+        return {
+          row: [style.borderTopWidth, style.borderTopStyle],
+          cells: [...row.children].map((cell) => [getComputedStyle(cell).borderTopWidth, getComputedStyle(cell).borderBottomWidth]),
+        };
+      })()`)) as { row: string[]; cells: string[][] };
+      expect(foot.row, `${path}`).toEqual(['2px', 'solid']);
+      expect(foot.cells, `${path}`).toEqual([
+        ['0px', '0px'],
+        ['0px', '0px'],
+      ]);
+    }
+    await context.close();
+  });
+
   it("keeps a long login name within the screen: the header's Sign out and the Account page", async () => {
     const context = await browser.newContext({ viewport: PHONE });
     const page = await context.newPage();

@@ -28,9 +28,9 @@ beforeAll(async () => {
 afterAll(() => db?.drop());
 
 /** Posts the page's own "Create receipt" form, to the address its action names, as a browser does. */
-async function submitReceiptFormOf(pagePath: string, before: string) {
+async function submitReceiptFormOf(pagePath: string, before: string, pageStatus = 200) {
   const page = await alice.get(pagePath).set('Accept', 'text/html');
-  expect(page.status, page.text.slice(0, 500)).toBe(200);
+  expect(page.status, page.text.slice(0, 500)).toBe(pageStatus);
   const action = /<form method="post" action="([^"#]*)#create-receipt"/.exec(page.text)?.[1];
   expect(action).toBeDefined();
   return alice
@@ -62,6 +62,25 @@ describe('a refused "Create receipt" on /me', () => {
       expect(await db.prisma.receipt.count()).toBe(0);
     },
   );
+
+  it.each([
+    // A page past the last of the window (a link kept from before a receipt or a new window).
+    ['a page past the last', `${WINDOW}&page=9`, 404, 'detail', 'cost'],
+    // A refused view: the window shows again, as the page's tabs keep it, without what was refused.
+    ['a view that is not one', '/me?start=2025-09-01&end=2025-09-10&view=Jobs', 400, 'detail', undefined],
+  ])('sent from %s, comes back to that window, not to the last 7 days', async (_, path, pageStatus, view, sort) => {
+    // The form under the refusal posted to /me/receipt alone: the reason came back beside the
+    // default window, another window than the one the researcher had asked for.
+    const answer = await submitReceiptFormOf(path, '2025-08-01', pageStatus);
+    expect(answer.status).toBe(422);
+    expect(answer.text).toMatch(/Nothing to bill/);
+    expect(inputValue(answer.text, 'start')).toBe('2025-09-01');
+    expect(inputValue(answer.text, 'end')).toBe('2025-09-10');
+    expect(answer.text).toContain('2025-09-01 to 2025-09-10');
+    expect(answer.text).toContain(`<input type="hidden" name="view" value="${view}">`);
+    expect(/<input type="hidden" name="sort" value="([^"]*)">/.exec(answer.text)?.[1]).toBe(sort);
+    expect(await db.prisma.receipt.count()).toBe(0);
+  });
 
   it('a receipt that is created still opens the receipt', async () => {
     const answer = await submitReceiptFormOf(WINDOW, '2025-09-10');

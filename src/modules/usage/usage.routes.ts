@@ -115,12 +115,15 @@ export function createMyUsagePage(deps: {
           link: (changes: Record<string, unknown>) => linkTo('/me', current, changes),
           csvLink: linkTo('/me.csv', { start: window.start, end: window.end }, {}),
           firstPageLink: linkTo('/me', current, {}),
+          // Under a refused page too, a refused receipt comes back to this window (it came back to the last 7 days).
+          receiptAction: linkTo('/me/receipt', current, {}),
         });
         return;
       }
       // Bad dates come back as the page with the message and the form, not as an error page.
       if (!(error instanceof AppError) || error.status !== 400) throw error;
       const keptWindow = shownWindowOf(raw);
+      const keptView = isUsageView(raw.view) ? raw.view : undefined;
       res.status(400).render('usage/me', {
         title: 'My usage',
         page: undefined,
@@ -136,6 +139,9 @@ export function createMyUsagePage(deps: {
         // sent them to the last 7 days, another window than the form's and the CSV's), or a too-long
         // one as typed (a From alone stays alone).
         link: (changes: Record<string, unknown>) => linkTo('/me', keptWindow, changes),
+        // A refused receipt comes back to the window the tabs keep, in a view that is one, without
+        // what was refused (it came back to the last 7 days).
+        receiptAction: linkTo('/me/receipt', { ...keptWindow, view: keptView }, {}),
         // The CSV exports the window typed (a too-long one is what the message sends it to),
         // and is not offered for a window it would refuse.
         csvLink: exportLinkOf('/me.csv', () => {

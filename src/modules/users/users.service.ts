@@ -193,8 +193,12 @@ export async function changeOwnPassword(
   const check = await checkPasswordForChange(auth, { user, password: change.current, context });
   if (check.outcome === 'locked') {
     const now = auth.now();
+    // What the lock means, not only how long: it is the sign-in lock (one budget for both forms), so
+    // a researcher who signed out to start again found sign-in refused too, and did not know an
+    // administrator could end the wait. The network's lock never refuses this form: the pair's or
+    // the username's, which an administrator can lift, is the one running.
     throw new TooManyRequestsError(
-      `Too many failed attempts. Try again in ${formatTimeLeft(check.lockedUntil, now)}.`,
+      `Too many failed attempts. Try again in ${formatTimeLeft(check.lockedUntil, now)}. Until then even the right password is refused, here and at sign-in: stay signed in meanwhile; an administrator can lift the lock sooner.`,
       secondsLeft(check.lockedUntil, now),
     );
   }
