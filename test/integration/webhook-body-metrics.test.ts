@@ -136,6 +136,25 @@ describe('a correctly signed Stripe delivery whose body is no event', () => {
       }),
       "Webhook rejected: body's Dispute id must be an id of at most 128 characters.",
     ],
+    // Kept in char(3) columns (a refused refund's claimed_currency): "thbx" failed that insert, so the
+    // refusal never reached /admin/payments.
+    [
+      'a refund in a currency of four letters',
+      JSON.stringify({
+        ...buildStripeEvent('charge.refunded', {}, 'evt_body_refund_currency'),
+        data: {
+          object: {
+            id: 'ch_body_refund_currency',
+            object: 'charge',
+            amount: 1000,
+            amount_refunded: 1000,
+            currency: 'thbx',
+            payment_intent: 'pi_body_refund_currency',
+          },
+        },
+      }),
+      "Webhook rejected: body's Charge currency must be a currency code.",
+    ],
     [
       'an event without its object',
       JSON.stringify({ ...buildStripeEvent('checkout.session.completed', {}, 'evt_body_no_object'), data: {} }),

@@ -199,7 +199,7 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
     if (!Number.isSafeInteger(object.amount_refunded) || (object.amount_refunded as number) < 0) {
       throw new WebhookBodyError(`body's Charge amount_refunded must be a whole number of minor units, 0 or more`);
     }
-    if (typeof object.currency !== 'string') {
+    if (!isCurrencyCode(object.currency)) {
       throw new WebhookBodyError(`body's Charge currency must be a currency code`);
     }
     requireStorableId(object.payment_intent, 'Charge payment_intent');
@@ -210,7 +210,7 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
     if (!Number.isSafeInteger(object.amount) || (object.amount as number) < 0) {
       throw new WebhookBodyError(`body's Dispute amount must be a whole number of minor units, 0 or more`);
     }
-    if (typeof object.currency !== 'string') {
+    if (!isCurrencyCode(object.currency)) {
       throw new WebhookBodyError(`body's Dispute currency must be a currency code`);
     }
     if (object.reason !== undefined && object.reason !== null && typeof object.reason !== 'string') {
@@ -225,7 +225,7 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
     if (!Number.isSafeInteger(object.amount) || (object.amount as number) < 0) {
       throw new WebhookBodyError(`body's Refund amount must be a whole number of minor units, 0 or more`);
     }
-    if (typeof object.currency !== 'string') {
+    if (!isCurrencyCode(object.currency)) {
       throw new WebhookBodyError(`body's Refund currency must be a currency code`);
     }
     if (typeof object.status !== 'string') throw new WebhookBodyError(`body's Refund status must be text`);
@@ -241,6 +241,13 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
   }
   return body as unknown as Stripe.Event;
 }
+
+/**
+ * Three letters, as Stripe writes ISO 4217 codes: money claimed back is kept in char(3) columns
+ * (refunded_currency, disputed_currency, a refused claim's claimed_currency), and a longer code
+ * failed the insert of a refused refund, which then never reached /admin/payments.
+ */
+const isCurrencyCode = (value: unknown): value is string => typeof value === 'string' && /^[A-Za-z]{3}$/.test(value);
 
 /** payment_events.type: varchar(64). */
 const STORED_TYPE_MAX = 64;
