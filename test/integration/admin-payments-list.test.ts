@@ -58,3 +58,33 @@ describe('/admin/payments with more payments than it lists', () => {
     expect(many.text).toContain('Older payments →');
   });
 });
+
+describe("/admin/payments' line under a payment that was never held", () => {
+  it('says why it failed or was canceled, not "Why review"', async () => {
+    const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+    await buildUser(db.prisma, { username: 'notesadmin', role: 'admin', password: 'notesadmin-password' });
+    const researcher = await buildUser(db.prisma, { username: 'notespayer' });
+    const receipt = await buildReceiptRow(db, researcher.username);
+    const admin = await signInAs(app, 'notesadmin', 'notesadmin-password');
+    // The reasons the app writes on payments it gave up on: a checkout the provider could not open,
+    // and one a mark paid by hand canceled. Neither waits for anyone, so "Why review" sent finance
+    // looking for a review that was never asked of them.
+    await db.pool.query(
+      `INSERT INTO payments (receipt_id, provider, status, amount_minor, currency, external_payment_id,
+                             idempotency_key, review_reason)
+       VALUES ($1, 'dummy', 'failed', 5000, 'THB', NULL, 'notes-failed',
+               'checkout could not start: the provider refused it'),
+              ($1, 'dummy', 'canceled', 5000, 'THB', 'dummy_notes_canceled', 'notes-canceled',
+               'receipt #${receipt.id} was marked paid by hand while this checkout was open'),
+              ($1, 'dummy', 'needs_review', 5000, 'THB', 'dummy_notes_held', 'notes-held',
+               'paid 50.00 THB but 0.50 THB was due')`,
+      [receipt.id],
+    );
+    const page = visibleTextOf((await admin.get('/admin/payments').set('Accept', 'text/html').expect(200)).text);
+    expect(page).toContain('Why it failed: checkout could not start: the provider refused it');
+    expect(page).toContain(`Why canceled: receipt #${receipt.id} was marked paid by hand while this checkout was open`);
+    expect(page).toContain('Why review: paid 50.00 THB but 0.50 THB was due');
+    expect(page).not.toContain('Why review: checkout could not start');
+    expect(page).not.toContain('Why review: receipt #');
+  });
+});

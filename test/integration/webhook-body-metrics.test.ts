@@ -96,6 +96,65 @@ describe('a correctly signed Stripe delivery whose body is no event', () => {
       }),
       'Webhook rejected: body\'s checkout.session.completed event is about a "charge", not a Checkout Session.',
     ],
+    // Longer than the columns that keep them (varchar(128) ids, varchar(64) types): such a delivery
+    // used to fail inside the query with a 500, which Stripe retries for three days.
+    [
+      'an event id of 129 characters',
+      JSON.stringify(buildStripeEvent('checkout.session.completed', {}, `evt_${'x'.repeat(125)}`)),
+      "Webhook rejected: body's event id must be text of 1 to 128 characters.",
+    ],
+    [
+      'an event type of 65 characters',
+      JSON.stringify({
+        ...buildStripeEvent('checkout.session.completed', {}, 'evt_body_long_type'),
+        type: `treasury.${'t'.repeat(56)}`,
+      }),
+      "Webhook rejected: body's event type must be text of 1 to 64 characters.",
+    ],
+    [
+      'a PaymentIntent id of 129 characters',
+      JSON.stringify(
+        buildStripeEvent('checkout.session.completed', { payment_intent: `pi_${'x'.repeat(126)}` }, 'evt_body_long_pi'),
+      ),
+      "Webhook rejected: body's Checkout Session payment_intent must be an id of at most 128 characters.",
+    ],
+    [
+      'a Dispute id of 129 characters',
+      JSON.stringify({
+        ...buildStripeEvent('charge.dispute.created', {}, 'evt_body_long_dispute'),
+        data: {
+          object: {
+            id: `dp_${'x'.repeat(126)}`,
+            object: 'dispute',
+            amount: 1000,
+            currency: 'thb',
+            payment_intent: 'pi_body_long_dispute',
+            reason: 'fraudulent',
+            status: 'needs_response',
+          },
+        },
+      }),
+      "Webhook rejected: body's Dispute id must be an id of at most 128 characters.",
+    ],
+    // Kept in char(3) columns (a refused refund's claimed_currency): "thbx" failed that insert, so the
+    // refusal never reached /admin/payments.
+    [
+      'a refund in a currency of four letters',
+      JSON.stringify({
+        ...buildStripeEvent('charge.refunded', {}, 'evt_body_refund_currency'),
+        data: {
+          object: {
+            id: 'ch_body_refund_currency',
+            object: 'charge',
+            amount: 1000,
+            amount_refunded: 1000,
+            currency: 'thbx',
+            payment_intent: 'pi_body_refund_currency',
+          },
+        },
+      }),
+      "Webhook rejected: body's Charge currency must be a currency code.",
+    ],
     [
       'an event without its object',
       JSON.stringify({ ...buildStripeEvent('checkout.session.completed', {}, 'evt_body_no_object'), data: {} }),

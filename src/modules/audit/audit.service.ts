@@ -204,7 +204,7 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
     for (const entry of batch) {
       count += 1;
       if (!hasMetCheckpoint && checkpoint && entry.id >= checkpoint.id) {
-        if (entry.id !== checkpoint.id) return checkpointGone(count, checkpoint);
+        if (entry.id !== checkpoint.id) return checkpointGone(count, checkpoint, head?.id);
         if (entry.hash !== checkpoint.hash) {
           return {
             isIntact: false,
@@ -228,7 +228,7 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
       isHeadSealed = seal === 'sealed';
     }
   }
-  if (!hasMetCheckpoint && checkpoint) return checkpointGone(count, checkpoint);
+  if (!hasMetCheckpoint && checkpoint) return checkpointGone(count, checkpoint, head?.id);
   return head ? { isIntact: true, count, head, isSealed: isHeadSealed } : { isIntact: true, count, isSealed: false };
 }
 
@@ -270,12 +270,20 @@ function describeMissingLink(id: bigint, previousId: bigint | undefined): string
   return `the entry is as it was written, but it was not chained after #${previousId}, the entry before it: entries were moved (their ids changed) or #${previousId} was replaced`;
 }
 
-function checkpointGone(count: number, checkpoint: ChainCheckpoint): ChainVerdict {
+/**
+ * The remembered newest entry is not there: the entries after the newest intact one (`lastIntactId`)
+ * up to it went. Said as a range, as describeMissingLink does, since "entries were deleted" under
+ * "Entries before #6 are intact" let a reader think #5 was still there.
+ */
+function checkpointGone(count: number, checkpoint: ChainCheckpoint, lastIntactId: bigint | undefined): ChainVerdict {
+  const from = (lastIntactId ?? 0n) + 1n;
+  const range = from === checkpoint.id ? `#${from}` : `#${from} to #${checkpoint.id}`;
+  const which = lastIntactId === undefined ? 'the entries up to it' : `the entries after #${lastIntactId} up to it`;
   return {
     isIntact: false,
     count,
     brokenAt: checkpoint.id,
-    reason: 'the entry, the newest at the last verification, is gone: entries were deleted',
+    reason: `the entry, the newest at the last verification, is gone: ${which} (${range}) were deleted`,
   };
 }
 

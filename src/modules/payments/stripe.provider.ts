@@ -170,6 +170,15 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
   ) {
     throw new WebhookBodyError('body is not a Stripe event (an object with an id, a type and data.object)');
   }
+  // What the event's row and the payment's columns can hold (payment_events.external_event_id
+  // varchar(128), type varchar(64)): longer, the insert failed with a 500 that Stripe retried for
+  // three days, where a body the dummy provider's schema refuses is a 400 saying why.
+  if (body.id.length < 1 || body.id.length > STORED_ID_MAX) {
+    throw new WebhookBodyError(`body's event id must be text of 1 to ${STORED_ID_MAX} characters`);
+  }
+  if (body.type.length < 1 || body.type.length > STORED_TYPE_MAX) {
+    throw new WebhookBodyError(`body's event type must be text of 1 to ${STORED_TYPE_MAX} characters`);
+  }
   const object = body.data.object;
   if (body.type.startsWith('checkout.session.')) {
     requireObjectOf(body.type, object, 'checkout.session', 'a Checkout Session');
@@ -181,6 +190,7 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
     if (object.currency !== null && typeof object.currency !== 'string') {
       throw new WebhookBodyError(`body's Checkout Session currency must be a currency code or null`);
     }
+    requireStorableId(object.payment_intent, 'Checkout Session payment_intent');
   }
   if (body.type === 'charge.refunded') {
     requireObjectOf(body.type, object, 'charge', 'a Charge');
@@ -189,9 +199,10 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
     if (!Number.isSafeInteger(object.amount_refunded) || (object.amount_refunded as number) < 0) {
       throw new WebhookBodyError(`body's Charge amount_refunded must be a whole number of minor units, 0 or more`);
     }
-    if (typeof object.currency !== 'string') {
+    if (!isCurrencyCode(object.currency)) {
       throw new WebhookBodyError(`body's Charge currency must be a currency code`);
     }
+    requireStorableId(object.payment_intent, 'Charge payment_intent');
   }
   if (body.type === 'charge.dispute.created' || body.type === 'charge.dispute.closed') {
     requireObjectOf(body.type, object, 'dispute', 'a Dispute');
@@ -199,12 +210,14 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
     if (!Number.isSafeInteger(object.amount) || (object.amount as number) < 0) {
       throw new WebhookBodyError(`body's Dispute amount must be a whole number of minor units, 0 or more`);
     }
-    if (typeof object.currency !== 'string') {
+    if (!isCurrencyCode(object.currency)) {
       throw new WebhookBodyError(`body's Dispute currency must be a currency code`);
     }
     if (object.reason !== undefined && object.reason !== null && typeof object.reason !== 'string') {
       throw new WebhookBodyError(`body's Dispute reason must be text`);
     }
+    requireStorableId(object.id, 'Dispute id');
+    requireStorableId(object.payment_intent, 'Dispute payment_intent');
   }
   if (body.type === 'charge.refund.updated') {
     requireObjectOf(body.type, object, 'refund', 'a Refund');
@@ -212,7 +225,7 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
     if (!Number.isSafeInteger(object.amount) || (object.amount as number) < 0) {
       throw new WebhookBodyError(`body's Refund amount must be a whole number of minor units, 0 or more`);
     }
-    if (typeof object.currency !== 'string') {
+    if (!isCurrencyCode(object.currency)) {
       throw new WebhookBodyError(`body's Refund currency must be a currency code`);
     }
     if (typeof object.status !== 'string') throw new WebhookBodyError(`body's Refund status must be text`);
@@ -223,8 +236,33 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
     ) {
       throw new WebhookBodyError(`body's Refund failure_reason must be text`);
     }
+    requireStorableId(object.id, 'Refund id');
+    requireStorableId(object.payment_intent, 'Refund payment_intent');
   }
   return body as unknown as Stripe.Event;
+}
+
+/**
+ * Three letters, as Stripe writes ISO 4217 codes: money claimed back is kept in char(3) columns
+ * (refunded_currency, disputed_currency, a refused claim's claimed_currency), and a longer code
+ * failed the insert of a refused refund, which then never reached /admin/payments.
+ */
+const isCurrencyCode = (value: unknown): value is string => typeof value === 'string' && /^[A-Za-z]{3}$/.test(value);
+
+/** payment_events.type: varchar(64). */
+const STORED_TYPE_MAX = 64;
+/** payment_events.external_event_id and the payment's external_*_id columns: varchar(128). */
+const STORED_ID_MAX = 128;
+
+/**
+ * Refuses an id (or an expanded object's id) the payment's columns cannot hold: the dispute's and
+ * the failed refund's ids are stored, and so is the PaymentIntent a success names. Absent is fine.
+ */
+function requireStorableId(value: unknown, what: string): void {
+  const id = idOf(value as string | { id: string } | null | undefined);
+  if (id !== null && id.length > STORED_ID_MAX) {
+    throw new WebhookBodyError(`body's ${what} must be an id of at most ${STORED_ID_MAX} characters`);
+  }
 }
 
 /** Refuses an event whose object is not the kind its type is about, or has no id. */
