@@ -43,7 +43,16 @@ export function buildSources(config: AppConfig): { sources: JobSource[]; unconfi
     );
   } else unconfigured.sacct = 'not configured (SACCT_PATH unset)';
   if (ingestion.fallbackCsv) {
-    sources.push(createSacctFileSource({ path: ingestion.fallbackCsv, timeZone: config.timeZone, defaultCluster }));
+    sources.push(
+      createSacctFileSource({
+        path: ingestion.fallbackCsv,
+        timeZone: config.timeZone,
+        defaultCluster,
+        // Behind slurmrestd or sacct, the file's jobs must be the rows they store for them: a file
+        // without JobIDRaw (or Cluster) stored them again, and they were billed twice.
+        fallbackFor: sources.length > 0 ? { isClusterSet: ingestion.cluster !== undefined } : undefined,
+      }),
+    );
   } else unconfigured.file = 'not configured (FALLBACK_CSV unset)';
   return { sources, unconfigured };
 }

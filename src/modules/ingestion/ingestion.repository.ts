@@ -432,22 +432,22 @@ export const LIVE_WINDOW_TRIGGERS = ['schedule', 'manual', 'seed'];
  */
 export async function findHighWaterMark(db: Db): Promise<Date | null> {
   const live = await findLiveHighWaterMark(db);
-  if (live === null) {
-    // No run has read up to now: the newest backfill day that had begun when it was read.
-    const rows = await db.$queryRawUnsafe<{ mark: Date }[]>(
-      `SELECT LEAST(window_end, started_at) AS mark FROM ingestion_runs
-       WHERE outcome IN ('success', 'partial') AND trigger = 'backfill' AND window_start <= started_at
-       ORDER BY window_end DESC, started_at DESC LIMIT 1`,
-    );
-    return rows[0]?.mark ?? null;
-  }
-  // Only the days reaching past the mark: a few, however long the backfills before them.
+  // Only the days reaching past the mark: a few, however long the backfills before them. With no run
+  // reading up to now (backfills alone, a day at a time from cron), every day, joined on from the first:
+  // the newest day read used to be taken, so a day whose run failed, and was never read again, was
+  // counted as complete (the month-end form did not say the month's data was short of it).
   const later = await db.ingestionRun.findMany({
-    where: { outcome: { in: ['success', 'partial'] }, trigger: 'backfill', windowEnd: { gt: live } },
+    where: {
+      outcome: { in: ['success', 'partial'] },
+      trigger: 'backfill',
+      ...(live === null ? {} : { windowEnd: { gt: live } }),
+    },
     orderBy: [{ windowStart: 'asc' }, { startedAt: 'asc' }],
     select: { windowStart: true, windowEnd: true, startedAt: true },
   });
-  let mark = live.getTime();
+  const first = later.find((run) => run.windowStart <= run.startedAt);
+  if (live === null && first === undefined) return null;
+  let mark = live?.getTime() ?? (first as { windowStart: Date }).windowStart.getTime();
   for (const run of later) {
     if (run.windowStart.getTime() > mark || run.windowStart > run.startedAt) continue;
     mark = Math.max(mark, Math.min(run.windowEnd.getTime(), run.startedAt.getTime()));

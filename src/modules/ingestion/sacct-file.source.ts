@@ -9,14 +9,22 @@ import {
   SourceUnavailableError,
 } from './job-source.js';
 import { readLineChunks } from './line-reader.js';
-import { SacctHeaderError, SacctParser } from './sacct.parser.js';
+import { findKeyColumnProblem, SacctHeaderError, SacctParser } from './sacct.parser.js';
 import type { SourceItem } from './slurm-job.model.js';
 
 export interface SacctFileSourceOptions {
   path: string;
   timeZone: string;
   defaultCluster: string;
+  /**
+   * Set when the file is a fallback behind slurmrestd or sacct: its records must then name their jobs
+   * as those sources do (JobIDRaw, and Cluster unless SLURM_CLUSTER is set), else the file is refused.
+   */
+  fallbackFor?: { isClusterSet: boolean };
 }
+
+/** The most of a file read to find its header row (findSetupProblem). */
+const HEADER_PEEK_BYTES = 64 * 1024;
 
 /**
  * An `sacct --parsable2` output file with a header row (FALLBACK_CSV; the demo's data):
@@ -32,7 +40,34 @@ export function createSacctFileSource(options: SacctFileSourceOptions): JobSourc
     read(window: IngestWindow, readOptions?: ReadOptions) {
       return readSacctFile(options, window, readOptions);
     },
+    // A fallback file that would be refused (keyColumnProblem) is named while the source before it
+    // answers, not first in the outage it is there for.
+    async findSetupProblem() {
+      if (!options.fallbackFor) return null;
+      try {
+        await statOrConfigError(options.path);
+        const handle = await open(options.path, 'r');
+        try {
+          const { buffer, bytesRead } = await handle.read(Buffer.alloc(HEADER_PEEK_BYTES), 0, HEADER_PEEK_BYTES, 0);
+          const header = buffer.subarray(0, bytesRead).toString('utf8').split('\n')[0] ?? '';
+          return keyColumnProblem(options, header)?.message ?? null;
+        } finally {
+          await handle.close();
+        }
+      } catch (error) {
+        return error instanceof Error ? error.message : String(error);
+      }
+    },
   };
+}
+
+/** A fallback file whose records would not be the rows slurmrestd and sacct store for its jobs. */
+function keyColumnProblem(options: SacctFileSourceOptions, header: string): SourceConfigError | null {
+  if (!options.fallbackFor) return null;
+  const problem = findKeyColumnProblem(header, options.fallbackFor);
+  return problem
+    ? new SourceConfigError(`FALLBACK_CSV ${options.path} cannot stand in for slurmrestd and sacct: ${problem}`)
+    : null;
 }
 
 async function statOrConfigError(path: string) {
@@ -92,6 +127,10 @@ async function* readSacctFile(
     for await (const lines of readLineChunks(input)) {
       for (const line of lines) {
         lineNumber += 1;
+        if (lineNumber === 1) {
+          const problem = keyColumnProblem(options, line);
+          if (problem) throw problem;
+        }
         for (const item of parser.pushLine(line, lineNumber)) if (keep(item)) yield item;
       }
     }

@@ -498,6 +498,31 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * Why the records of sacct output with this header row would not be the rows slurmrestd and sacct (the
+ * source's own `--format`, SACCT_FORMAT) store for the same jobs, or null. Without JobIDRaw an array task
+ * or heterogeneous component is keyed by its display id (`123_4`), not by its own job id; without Cluster,
+ * and SLURM_CLUSTER unset, every job gets the cluster "default". A file read beside those sources (a
+ * FALLBACK_CSV) stored such jobs again, beside their rows, and they were billed twice.
+ */
+export function findKeyColumnProblem(header: string, options: { isClusterSet: boolean }): string | null {
+  const names = new Set(header.split('|').map((name) => name.trim()));
+  const noJobIdRaw = !names.has('JobIDRaw');
+  const noCluster = !names.has('Cluster') && !options.isClusterSet;
+  if (!noJobIdRaw && !noCluster) return null;
+  const missing = [...(noJobIdRaw ? ['JobIDRaw'] : []), ...(noCluster ? ['Cluster'] : [])];
+  const why = [
+    ...(noJobIdRaw ? ['an array task under its display id, 123_4, not its own job id'] : []),
+    ...(noCluster ? ['the cluster named "default"'] : []),
+  ];
+  return (
+    `it has no ${missing.join(' or ')} column${noCluster ? ' and SLURM_CLUSTER is unset' : ''}: ` +
+    `its jobs would not be the rows slurmrestd and sacct store for them (${why.join('; ')}), so each job read ` +
+    `both ways would be stored, and billed, twice. Add ${missing.join(' and ')} to the sacct --format that ` +
+    `writes it${noCluster ? ', or set SLURM_CLUSTER' : ''}`
+  );
+}
+
 /** Parses a whole sacct text at once (tests, small files). */
 export function parseSacctText(text: string, options: SacctParserOptions): SourceItem[] {
   const parser = new SacctParser(options);

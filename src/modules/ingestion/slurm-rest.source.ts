@@ -188,16 +188,16 @@ export function createSlurmRestSource(
         // slurmdbd refused the window as longer than its MaxQueryTimeRange: asked again it refuses
         // again, so it is not retried but read in shorter slices (read()).
         if (answer.status !== 200 && bodySaysQueryTooWide(answer.body)) {
-          throw new QueryTooWideError(`slurmrestd answered HTTP ${answer.status}: ${summarize(answer.body)}`);
+          throw new QueryTooWideError(answeredHttp(answer.status, answer.body));
         }
         if (answer.status >= 500 || answer.status === 429) {
-          throw new RetryableError(`slurmrestd answered HTTP ${answer.status}: ${summarize(answer.body)}`);
+          throw new RetryableError(answeredHttp(answer.status, answer.body));
         }
         if (answer.status === 404) {
-          throw new PathNotServedError(`slurmrestd answered HTTP 404: ${summarize(answer.body)}`);
+          throw new PathNotServedError(answeredHttp(404, answer.body));
         }
         if (answer.status !== 200) {
-          throw new SourceUnavailableError(`slurmrestd answered HTTP ${answer.status}: ${summarize(answer.body)}`);
+          throw new SourceUnavailableError(answeredHttp(answer.status, answer.body));
         }
         try {
           return JSON.parse(answer.body);
@@ -484,7 +484,26 @@ function summarize(body: string): string {
   } catch {
     // Not JSON: show the start of the text.
   }
+  // A proxy's error page (nginx's 502 when slurmrestd behind it is down) was quoted as 200 characters
+  // of markup: its title, or its text, says it in words.
+  if (/^\s*<(?:!doctype\s+html|html)\b/i.test(body)) {
+    const page = body.slice(0, 64 * 1024);
+    const title = /<title[^>]*>([^<]*)<\/title>/i.exec(page)?.[1]?.replace(/\s+/g, ' ').trim();
+    const text = page
+      .replace(/<(script|style)\b[^>]*>[\s\S]*?<\/\1>/gi, ' ')
+      .replace(/<[^>]*>/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim();
+    const shown = title ? ` titled "${truncate(title, 100)}"` : `, "${truncate(text, 100)}"`;
+    return `an HTML page${shown} (from a proxy in front of slurmrestd?)`;
+  }
   return body.slice(0, 200).replace(/\s+/g, ' ');
+}
+
+/** An HTTP answer other than 200, in words: `slurmrestd answered HTTP 502: ...`. */
+function answeredHttp(status: number, body: string): string {
+  const summary = summarize(body).trim();
+  return `slurmrestd answered HTTP ${status}${summary ? `: ${summary}` : ' with an empty body'}`;
 }
 
 function delay(ms: number) {

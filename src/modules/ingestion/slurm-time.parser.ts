@@ -178,6 +178,8 @@ export interface TresTotals {
   energyJoules: number | null;
 }
 
+const TRES_COUNT = /^\d+(?:\.\d+)?$/;
+
 /**
  * The billable totals of a TRES map. GPUs count the untyped `gres/gpu` when present, else
  * the sum of typed `gres/gpu:<type>` entries (Slurm lists both for typed GRES).
@@ -185,18 +187,18 @@ export interface TresTotals {
 export function summarizeTres(tres: TresMap): TresTotals {
   const number = (key: string) => {
     const value = tres.get(key);
-    if (value === undefined || value === '') return null;
-    const parsed = Number(value);
-    if (!Number.isFinite(parsed) || parsed < 0)
-      throw new SlurmParseError(`TRES ${key} is not a number: "${truncate(value)}"`);
-    return parsed;
+    if (value === undefined || value.trim() === '') return null;
+    // Slurm prints a TRES count as a plain decimal number. Number() alone also took `0x10` (16),
+    // `1e3` (1000) or `-1`.
+    if (!TRES_COUNT.test(value.trim())) throw new SlurmParseError(`TRES ${key} is not a number: "${truncate(value)}"`);
+    return Number(value);
   };
   let gpus = number('gres/gpu');
   if (gpus === null) {
     let typed = 0;
-    for (const [key, value] of tres) {
-      if (key.startsWith('gres/gpu:')) typed += Number(value) || 0;
-    }
+    // Checked as the untyped count is: `Number(value) || 0` counted `gres/gpu:a100=x` as no GPU and
+    // `=-1` as minus one, so such a job was stored, and billed, without its GPUs.
+    for (const key of tres.keys()) if (key.startsWith('gres/gpu:')) typed += number(key) ?? 0;
     gpus = typed;
   }
   const mem = tres.get('mem');

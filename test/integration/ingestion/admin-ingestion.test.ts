@@ -345,6 +345,41 @@ describe('/admin/ingestion after a backfill that does not join on to what was re
   });
 });
 
+describe('/admin/ingestion with backfills alone (no scheduled run yet)', () => {
+  it('says the data is complete up to the first day a backfill did not complete, not up to the newest day read', async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const agent = await signInAs(app(), admin.username, admin.password);
+    await db.prisma.ingestionRun.deleteMany();
+    const run = (outcome: 'success' | 'partial' | 'failed', day: string, startedAt: string) =>
+      db.prisma.ingestionRun.create({
+        data: {
+          trigger: 'backfill',
+          source: outcome === 'failed' ? null : 'sacct',
+          outcome,
+          windowStart: new Date(`${day}T00:00:00Z`),
+          windowEnd: new Date(new Date(`${day}T00:00:00Z`).getTime() + 86_400_000),
+          startedAt: new Date(startedAt),
+          finishedAt: new Date(startedAt),
+        },
+      });
+    const dataThrough = async () =>
+      /Data complete through <strong><span><span class="nowrap">([\d-]+)<\/span> <span class="nowrap">([\d:]+)<\/span>/
+        .exec((await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200)).text)
+        ?.slice(1)
+        .join(' ');
+    // A backfill from cron, a day at a time: the 21st failed (slurmdbd down that night) and was not read
+    // again, the 22nd and today were. The 21st's jobs are not stored: the data is complete up to it only.
+    await run('success', '2026-11-20', '2026-11-21T01:00:00Z');
+    await run('failed', '2026-11-21', '2026-11-22T01:00:00Z');
+    await run('partial', '2026-11-22', '2026-11-23T01:00:00Z');
+    await run('success', '2026-11-23', '2026-11-23T15:50:00Z');
+    expect(await dataThrough()).toBe('2026-11-21 00:00');
+    // The 21st read again: the days join on, up to when today was read.
+    await run('success', '2026-11-21', '2026-11-23T15:55:00Z');
+    expect(await dataThrough()).toBe('2026-11-23 15:50');
+  });
+});
+
 describe("/admin/ingestion after the demo's seed", () => {
   it('says the seed read from the start of the file, not from 1970 in the local zone', async () => {
     await db.prisma.ingestionRun.create({

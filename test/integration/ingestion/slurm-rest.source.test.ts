@@ -342,6 +342,28 @@ describe('slurmrestd source against a replay of real answers', () => {
     expect(replayServer.requests).toHaveLength(3);
   });
 
+  // A proxy's error page was quoted as its first 200 characters of markup, and an empty body as "HTTP 429: ".
+  it.each([
+    [
+      'a proxy in front of slurmrestd answers with its HTML error page',
+      502,
+      '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n',
+      'slurmrestd answered HTTP 502: an HTML page titled "502 Bad Gateway" (from a proxy in front of slurmrestd?) (after 3 attempts)',
+    ],
+    [
+      'an HTML page without a title',
+      503,
+      '<!DOCTYPE html><html><body><p>Service   Unavailable</p></body></html>',
+      'slurmrestd answered HTTP 503: an HTML page, "Service Unavailable" (from a proxy in front of slurmrestd?) (after 3 attempts)',
+    ],
+    ['an empty body', 429, '', 'slurmrestd answered HTTP 429 with an empty body (after 3 attempts)'],
+  ])('when %s, says so in words', async (_label, status, body, message) => {
+    replayServer.setPlan(() => ({ status, body }));
+    const error = await collect(createSlurmRestSource(sourceOptions()).read(WINDOW)).catch((caught) => caught);
+    expect(error).toBeInstanceOf(SourceUnavailableError);
+    expect(error.message).toBe(message);
+  });
+
   it('when nothing listens at SLURMRESTD_URL (slurmrestd stopped, wrong port), says where it looked and what to check', async () => {
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));

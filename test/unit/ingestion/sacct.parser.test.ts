@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CUT_LINE_MARK } from '../../../src/modules/ingestion/line-reader.js';
-import { parseSacctText, SacctHeaderError } from '../../../src/modules/ingestion/sacct.parser.js';
+import { findKeyColumnProblem, parseSacctText, SacctHeaderError } from '../../../src/modules/ingestion/sacct.parser.js';
 import {
   findTimeProblem,
   type NormalizedJob,
@@ -459,5 +459,41 @@ describe('memory from a file without AllocTRES or AveRSS', () => {
     ];
     const job = jobsOf(parseSacctText(lines.join('\n'), options)).get('1');
     expect(job).toMatchObject({ stepCount: 1, stepMemGbHours: stepMem });
+  });
+});
+
+// A fallback file is read beside slurmrestd or sacct, whose records carry JobIDRaw and Cluster. Without
+// them its records are not the rows those sources store for the same jobs (an array task under its
+// display id, a cluster named "default"), and a switch of source stored, and billed, such jobs twice.
+describe('findKeyColumnProblem: whether a file names its jobs as slurmrestd and sacct do', () => {
+  const header = (...names: string[]) => ['JobID', 'User', 'State', ...names].join('|');
+  it.each([
+    [header('JobIDRaw', 'Cluster'), false, null],
+    [header('JobIDRaw', 'Cluster'), true, null],
+    [header('JobIDRaw'), true, null],
+    [` ${header('JobIDRaw', 'Cluster')}\r`, false, null],
+    [header('Cluster'), false, 'it has no JobIDRaw column'],
+    [header('Cluster'), true, 'it has no JobIDRaw column'],
+    [header('JobIDRaw'), false, 'it has no Cluster column and SLURM_CLUSTER is unset'],
+    [header(), false, 'it has no JobIDRaw or Cluster column and SLURM_CLUSTER is unset'],
+    [header(), true, 'it has no JobIDRaw column'],
+  ])('%j with SLURM_CLUSTER set: %s', (text, isClusterSet, start) => {
+    const problem = findKeyColumnProblem(text, { isClusterSet });
+    if (start === null) expect(problem).toBeNull();
+    else expect(problem).toMatch(new RegExp(`^${start}: `));
+  });
+
+  it('says what goes wrong and what to do', () => {
+    expect(findKeyColumnProblem(header(), { isClusterSet: false })).toBe(
+      'it has no JobIDRaw or Cluster column and SLURM_CLUSTER is unset: its jobs would not be the rows ' +
+        'slurmrestd and sacct store for them (an array task under its display id, 123_4, not its own job id; ' +
+        'the cluster named "default"), so each job read both ways would be stored, and billed, twice. ' +
+        'Add JobIDRaw and Cluster to the sacct --format that writes it, or set SLURM_CLUSTER',
+    );
+    expect(findKeyColumnProblem(header('Cluster'), { isClusterSet: false })).toBe(
+      'it has no JobIDRaw column: its jobs would not be the rows slurmrestd and sacct store for them ' +
+        '(an array task under its display id, 123_4, not its own job id), so each job read both ways would ' +
+        'be stored, and billed, twice. Add JobIDRaw to the sacct --format that writes it',
+    );
   });
 });

@@ -115,6 +115,27 @@ describe('TRES', () => {
   it.each(['cpu', 'cpu=x', '=1'])('refuses "%s"', (text) => {
     expect(() => summarizeTres(parseTres(text))).toThrow(SlurmParseError);
   });
+
+  // A typed GPU count that is not one used to count as 0 GPUs (or as -1), so the job was stored, and
+  // billed, without its GPUs and the run said success; slurmrestd's reader skips such a record. Slurm
+  // prints TRES counts as plain decimal numbers, so hex or exponent forms are not counts either.
+  it.each([
+    ['cpu=1,gres/gpu:a100=x,mem=200M', 'TRES gres/gpu:a100 is not a number: "x"'],
+    ['cpu=1,gres/gpu:a100=-1', 'TRES gres/gpu:a100 is not a number: "-1"'],
+    ['cpu=1,gres/gpu:a100=2,gres/gpu:v100=two', 'TRES gres/gpu:v100 is not a number: "two"'],
+    ['cpu=0x10,mem=1G', 'TRES cpu is not a number: "0x10"'],
+    ['cpu=1,gres/gpu=1e3', 'TRES gres/gpu is not a number: "1e3"'],
+  ])('refuses the count in "%s"', (text, message) => {
+    expect(() => summarizeTres(parseTres(text))).toThrow(new SlurmParseError(message));
+  });
+
+  it.each([
+    ['cpu=1,gres/gpu:a100=2,gres/gpu:v100=1', 3],
+    ['cpu=1,gres/gpu:a100=,gres/gpu:v100=1', 1],
+    ['cpu=1,gres/gpu=2,gres/gpu:a100=x', 2],
+  ])('counts the GPUs of "%s" as %d', (text, gpus) => {
+    expect(summarizeTres(parseTres(text)).gpus).toBe(gpus);
+  });
 });
 
 describe('local timestamps', () => {

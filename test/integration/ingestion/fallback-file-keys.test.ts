@@ -1,0 +1,110 @@
+/**
+ * A FALLBACK_CSV read beside slurmrestd or sacct must name its jobs as they do: with JobIDRaw (an array
+ * task's own job id) and Cluster (or SLURM_CLUSTER). A file without them stored an array task under its
+ * display id (6_1) and, with SLURM_CLUSTER unset, every job under the cluster "default"; the same jobs
+ * read through sacct or slurmrestd were then stored beside them, and billed twice.
+ */
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { buildSources } from '../../../src/modules/ingestion/ingestion.factory.js';
+import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
+import { createMetrics } from '../../../src/modules/metrics/metrics.js';
+import { createLogger } from '../../../src/shared/logger.js';
+import { buildTestConfig } from '../../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm');
+// sacct's own columns, without JobIDRaw and Cluster (the shared captures' bare file).
+const BARE_FILE = path.join(FIXTURES, '22.05/final/sacct-steps.psv');
+// The same jobs with JobIDRaw and Cluster.
+const FULL_FILE = path.join(FIXTURES, '22.05/final/sacct-steps-extra.psv');
+const WINDOW = { start: new Date('2026-11-23T15:00:00Z'), end: new Date('2026-11-23T16:00:00Z') };
+
+let db: TestDatabase;
+let dir: string;
+
+function fakeSacct(mode: string): string {
+  const link = path.join(dir, `sacct-${mode}`);
+  if (!existsSync(link)) symlinkSync(path.join(FIXTURES, 'fake-sacct.mjs'), link);
+  return link;
+}
+
+async function run(env: Record<string, string>) {
+  const { sources, unconfigured } = buildSources(buildTestConfig(db.url, { APP_TZ: 'UTC', ...env }));
+  const result = await createIngestionService({
+    db,
+    sources,
+    unconfigured,
+    logger: createLogger('silent'),
+    metrics: createMetrics(),
+    overlapSec: 0,
+    initialLookbackSec: 3600,
+  }).runOnce({ trigger: 'manual', window: WINDOW, force: true });
+  if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
+  return result.run;
+}
+
+async function storedKeys() {
+  const { rows } = await db.pool.query<{ cluster: string; job_id: string; job_key: string }>(
+    'SELECT cluster, job_id, job_key FROM slurm_jobs ORDER BY cluster, job_id',
+  );
+  return rows;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = mkdtempSync(path.join(os.tmpdir(), 'fallback-file-keys-'));
+});
+afterAll(async () => {
+  await db?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+beforeEach(async () => {
+  await db.pool.query('TRUNCATE slurm_jobs, ingestion_runs RESTART IDENTITY CASCADE');
+});
+
+describe('a fallback file without JobIDRaw or Cluster', () => {
+  it('fails the run as a setting to fix, stores nothing, and a later sacct run stores each job once', async () => {
+    const failed = await run({ SACCT_PATH: fakeSacct('fail'), FALLBACK_CSV: BARE_FILE });
+    expect(failed.outcome).toBe('failed');
+    expect(failed.error).toContain(
+      `file: FALLBACK_CSV ${BARE_FILE} cannot stand in for slurmrestd and sacct: it has no JobIDRaw or Cluster column and SLURM_CLUSTER is unset`,
+    );
+    expect(await storedKeys()).toEqual([]);
+
+    const answered = await run({ SACCT_PATH: fakeSacct('ok'), FALLBACK_CSV: BARE_FILE });
+    expect(answered).toMatchObject({ outcome: 'success', source: 'sacct', inserted: 12 });
+    const keys = await storedKeys();
+    expect(keys).toHaveLength(12);
+    expect(new Set(keys.map((key) => key.job_key)).size).toBe(12);
+    expect(keys.filter((key) => key.job_key === '6_1')).toEqual([{ cluster: 'lab', job_id: '10', job_key: '6_1' }]);
+    // The broken fallback is named while sacct answers, before the outage it is there for.
+    expect(answered.sourceNotes?.file).toMatch(
+      /^not tried \(sacct answered\), but would fail: FALLBACK_CSV .* cannot stand in for slurmrestd and sacct: it has no JobIDRaw or Cluster column/,
+    );
+  });
+
+  it('with SLURM_CLUSTER set, still needs JobIDRaw', async () => {
+    const failed = await run({ SACCT_PATH: fakeSacct('fail'), FALLBACK_CSV: BARE_FILE, SLURM_CLUSTER: 'lab' });
+    expect(failed.outcome).toBe('failed');
+    expect(failed.error).toContain('it has no JobIDRaw column: ');
+    expect(await storedKeys()).toEqual([]);
+  });
+
+  it('is read as before where it is the only source (the demo, a file alone)', async () => {
+    const alone = await run({ FALLBACK_CSV: BARE_FILE });
+    expect(alone).toMatchObject({ outcome: 'success', source: 'file', inserted: 12 });
+  });
+
+  it('a file with both columns stands in for sacct, and the jobs are the same rows', async () => {
+    const fromFile = await run({ SACCT_PATH: fakeSacct('fail'), FALLBACK_CSV: FULL_FILE });
+    expect(fromFile).toMatchObject({ outcome: 'success', source: 'file', inserted: 12 });
+    expect(fromFile.sourceNotes?.file).toBe('answered');
+    const fromSacct = await run({ SACCT_PATH: fakeSacct('ok'), FALLBACK_CSV: FULL_FILE });
+    expect(fromSacct).toMatchObject({ outcome: 'success', source: 'sacct', inserted: 0 });
+    expect(fromSacct.sourceNotes?.file).toBeUndefined();
+    expect(await storedKeys()).toHaveLength(12);
+  });
+});
