@@ -72,14 +72,19 @@ export function formatStartupBanner(
       );
     }
   }
+  // A database with users of its own (a real system's DATABASE_URL, started without DEMO_SEED=0)
+  // was told "kept from an earlier start" and offered admin/admin, which it never had.
+  const isSomeoneElsesData = database.demo?.isSeeded === false && database.demo.hasDemoLogins === false;
   if (database.demo) {
     lines.push(
       database.demo.isSeeded
         ? `  demo data: seeded now (${database.demo.jobCount} Slurm jobs from ${database.demo.sacctFile})`
-        : '  demo data: kept from an earlier start',
+        : isSomeoneElsesData
+          ? "  demo data: not seeded: the database already has users, none of them the demo's (DEMO_SEED seeds only an empty database; DEMO_SEED=0 turns it off)"
+          : '  demo data: kept from an earlier start',
     );
   }
-  if (config.shouldSeedDemo) {
+  if (config.shouldSeedDemo && !isSomeoneElsesData) {
     const logins = DEMO_LOGINS.map((login) => `${login.username}/${login.password}`).join(', ');
     // Kept data may have new passwords by now; the banner cannot know them.
     const isFresh = database.demo?.isSeeded !== false;

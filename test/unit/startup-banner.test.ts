@@ -30,6 +30,30 @@ describe('start-up banner', () => {
     ]);
   });
 
+  it("offers no demo logins for a database whose users are not the demo's", () => {
+    const banner = formatStartupBanner(config, {
+      databaseUrl: 'postgresql://billing@db:5432/billing',
+      isEmbedded: false,
+      demo: { isSeeded: false, hasDemoLogins: false },
+    });
+    expect(banner.split('\n').slice(2)).toEqual([
+      "  demo data: not seeded: the database already has users, none of them the demo's (DEMO_SEED seeds only an empty database; DEMO_SEED=0 turns it off)",
+    ]);
+    expect(banner).not.toContain('admin/admin');
+  });
+
+  it('offers the demo logins as first seeded when the database kept the demo', () => {
+    const banner = formatStartupBanner(config, {
+      databaseUrl: EMBEDDED_URL,
+      isEmbedded: true,
+      demo: { isSeeded: false, hasDemoLogins: true },
+    });
+    expect(banner.split('\n').slice(-2)).toEqual([
+      '  demo data: kept from an earlier start',
+      '  demo logins as first seeded (unless changed since): admin/admin, alice/alice, bob/bob',
+    ]);
+  });
+
   it.each([
     [
       '0.0.0.0',

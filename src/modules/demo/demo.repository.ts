@@ -20,6 +20,15 @@ export interface DemoUser {
 // Any constant works; it keeps two processes from seeding the same empty database.
 const SEED_LOCK_KEY = ADVISORY_LOCK_KEYS.demoSeed;
 
+export async function countUsers(db: Db): Promise<number> {
+  return db.user.count();
+}
+
+/** How many of `usernames` are accounts: whether the users a database has are the demo's. */
+export async function countUsersNamed(db: Db, usernames: string[]): Promise<number> {
+  return db.user.count({ where: { username: { in: usernames } } });
+}
+
 /** Runs `work` in a transaction holding the seed lock, only while the database has no users. */
 export async function withEmptyDatabase<T>(db: Db, work: (tx: Tx) => Promise<T>): Promise<T | undefined> {
   return db.$transaction(

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Database } from '../../db/database.js';
+import type { Database, Db } from '../../db/database.js';
 import type { Logger } from '../../shared/logger.js';
 import { createIngestionService, type RunSummary } from '../ingestion/ingestion.service.js';
 import { createSacctFileSource } from '../ingestion/sacct-file.source.js';
@@ -35,6 +35,12 @@ export interface DemoSeedResult {
   isSeeded: boolean;
   sacctFile?: string;
   jobCount?: number;
+  /**
+   * Not seeded: whether any demo login is an account. A database that had users of its own (a
+   * DATABASE_URL of a real system, started without DEMO_SEED=0) is not the demo, and the banner
+   * must not offer admin/admin for it.
+   */
+  hasDemoLogins?: boolean;
 }
 
 /**
@@ -48,7 +54,7 @@ export async function seedDemoIfEmpty(
   options: { dataDir: string; currency: string; timeZone: string; now?: Date; logger: Logger },
 ): Promise<DemoSeedResult> {
   const db = database.prisma;
-  if ((await db.user.count()) > 0) return { isSeeded: false };
+  if ((await demoRepository.countUsers(db)) > 0) return notSeeded(db);
   const now = options.now ?? new Date();
   const jobs = generateDemoJobs({ count: DEMO_JOB_COUNT, now, days: 90 });
   const researchers = DEMO_RESEARCHERS.filter((name) => !DEMO_LOGINS.some((login) => login.username === name));
@@ -68,10 +74,15 @@ export async function seedDemoIfEmpty(
     await demoRepository.insertTierOverride(tx, 'bob', 'gov');
     return { isSeeded: true, sacctFile, jobCount: jobs.length };
   });
-  if (!result) return { isSeeded: false };
+  if (!result) return notSeeded(db);
   const run = await ingestDemoFile(database, sacctFile, now, options);
   options.logger.info({ users: users.length, jobs: run.seen, runId: run.runId, sacctFile }, 'demo data seeded');
   return { ...result, jobCount: run.seen };
+}
+
+async function notSeeded(db: Db): Promise<DemoSeedResult> {
+  const demoLogins = DEMO_LOGINS.map((login) => login.username);
+  return { isSeeded: false, hasDemoLogins: (await demoRepository.countUsersNamed(db, demoLogins)) > 0 };
 }
 
 const SEED_LOCK_WAIT_MS = 60_000;

@@ -50,7 +50,20 @@ describe('demo seed through the file source', () => {
       stepCount: sample.steps.length,
     });
 
-    expect(await seedDemoIfEmpty(db, options)).toEqual({ isSeeded: false });
+    expect(await seedDemoIfEmpty(db, options)).toEqual({ isSeeded: false, hasDemoLogins: true });
     expect(await db.prisma.slurmJob.count()).toBe(DEMO_JOB_COUNT);
+  });
+
+  it('seeds nothing into a database with users of its own, and says none of them is a demo login', async () => {
+    const own = await createTestDatabase();
+    try {
+      await own.prisma.user.create({ data: { username: 'ops', passwordHash: 'x', role: 'admin' } });
+      const options = { dataDir, currency: 'THB', timeZone: 'Asia/Bangkok', now: NOW, logger: createLogger('silent') };
+      expect(await seedDemoIfEmpty(own, options)).toEqual({ isSeeded: false, hasDemoLogins: false });
+      expect(await own.prisma.user.count()).toBe(1);
+      expect(await own.prisma.slurmJob.count()).toBe(0);
+    } finally {
+      await own.drop();
+    }
   });
 });
