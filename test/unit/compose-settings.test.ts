@@ -62,7 +62,8 @@ describe('docker-compose.yml and .env.example', () => {
     // POSTGRES_PASSWORD fell back to `hpc_billing`: an operator who forgot it in .env ran production
     // on the database password printed in this file. Each secret is `${NAME:?why}`, never `${NAME:-x}`.
     const composeText = readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8');
-    for (const secret of ['POSTGRES_PASSWORD', 'SESSION_SECRET', 'AUDIT_CHAIN_KEY']) {
+    // GRAFANA_ADMIN_PASSWORD fell back to `admin`: Grafana's admin was admin/admin until someone changed it.
+    for (const secret of ['POSTGRES_PASSWORD', 'SESSION_SECRET', 'AUDIT_CHAIN_KEY', 'GRAFANA_ADMIN_PASSWORD']) {
       const uses = [...composeText.matchAll(new RegExp(`\\$\\{${secret}([^}]*)\\}`, 'g'))].map((match) => match[1]);
       expect(uses.length, secret).toBeGreaterThan(0);
       for (const use of uses) expect(use, secret).toMatch(new RegExp(`^:\\?set ${secret} `));
