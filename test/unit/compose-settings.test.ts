@@ -108,7 +108,7 @@ describe('docker-compose.yml and .env.example', () => {
   });
 
   it("publish Prometheus, Grafana and Alertmanager on the host's loopback only unless .env says otherwise", () => {
-    // Prometheus has no sign-in and Grafana's admin is admin/admin until its password is set:
+    // Prometheus has no sign-in and Grafana's admin was admin/admin until its password was set:
     // "9090:9090" and "3000:3000" put both on every interface of the host.
     const compose = parse(readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
       services: Record<string, { ports?: string[] }>;
