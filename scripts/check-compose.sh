@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The file refuses to render without SESSION_SECRET, AUDIT_CHAIN_KEY and POSTGRES_PASSWORD; any values do for validation.
+# The file refuses to render without SESSION_SECRET, AUDIT_CHAIN_KEY, POSTGRES_PASSWORD and
+# GRAFANA_ADMIN_PASSWORD; any values do for validation.
 export SESSION_SECRET="${SESSION_SECRET:-check-compose-placeholder-not-a-real-secret}"
 export AUDIT_CHAIN_KEY="${AUDIT_CHAIN_KEY:-check-compose-placeholder-not-a-real-audit-key}"
 export POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-checkcomposeplaceholder}"
+export GRAFANA_ADMIN_PASSWORD="${GRAFANA_ADMIN_PASSWORD:-checkcomposeplaceholder}"
 
 if docker compose version >/dev/null 2>&1; then
   compose=(docker compose)

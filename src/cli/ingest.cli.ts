@@ -8,7 +8,7 @@ import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser
 import { createMetrics } from '../modules/metrics/metrics.js';
 import { onDistinctSignals } from '../shared/distinct-signals.js';
 import { addLocalDays } from '../shared/local-date.js';
-import { createToolLogger } from '../shared/logger.js';
+import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
 import { runTool } from './run-tool.js';
 
@@ -44,7 +44,7 @@ async function main() {
   const config = loadConfig();
   configureAuditChain(config.audit);
   if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to ingest']);
-  const logger = createToolLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const logger = createToolLogger(resultToolLogLevel(config.logLevel));
   const db = openDatabase(config.databaseUrl, {
     poolMax: 4,
     queryTimeoutMs: config.dbQueryTimeoutMs,

@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from '../config/config.js';
 import { applyMigrations } from '../db/migrations.js';
-import { createToolLogger } from '../shared/logger.js';
+import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { refuseArguments, runTool } from './run-tool.js';
 
 /** `npm run db:migrate`: applies pending migrations to DATABASE_URL. */
@@ -9,8 +9,7 @@ async function main() {
   const config = loadConfig();
   if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to run migrations']);
   // The summary below is the result; a JSON line per migration (info) would only repeat it.
-  // Warnings and errors still come as JSON lines, and LOG_LEVEL=debug shows everything.
-  const logger = createToolLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const logger = createToolLogger(resultToolLogLevel(config.logLevel));
   const applied = await applyMigrations(config.databaseUrl, logger);
   console.log(
     applied.length === 0 ? 'Database is up to date.' : `Applied ${applied.length} migration(s): ${applied.join(', ')}`,

@@ -2,7 +2,7 @@ import { ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { seedDemoIfEmpty } from '../modules/demo/demo.service.js';
-import { createToolLogger } from '../shared/logger.js';
+import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { refuseArguments, runTool } from './run-tool.js';
 
 /** `npm run db:seed`: the demo data into an empty DATABASE_URL (refused in production). */
@@ -15,7 +15,8 @@ async function main() {
   configureAuditChain(config.audit);
   if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to seed']);
   if (config.isProduction) throw new ConfigError(['APP_ENV: demo data is never seeded in production']);
-  const logger = createToolLogger(config.logLevel);
+  // The line below is the result; the seeding's ingestion run and `demo data seeded` (info) repeat it.
+  const logger = createToolLogger(resultToolLogLevel(config.logLevel));
   const db = openDatabase(config.databaseUrl, {
     poolMax: 2,
     queryTimeoutMs: config.dbQueryTimeoutMs,

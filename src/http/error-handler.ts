@@ -15,7 +15,7 @@ import { nearestPageOf, routeMissOf } from './method-not-allowed.js';
 import { linkTo } from './page-links.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from './plain-http.js';
 import { referringPageOf } from './referring-page.js';
-import { routeTemplateOf } from './request-context.js';
+import { methodLabelOf, routeTemplateOf } from './request-context.js';
 import { hasSessionEndedOn } from './session.js';
 
 /** Browsers ask for HTML explicitly; API clients, curl and fetch get JSON. */
@@ -201,10 +201,10 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
     const route = routeTemplateOf(req, status);
     if (!isExpected) {
       const summary = status === 503 ? 'database unavailable' : 'unhandled error';
-      logger.error({ err: error, reqId: req.id, method: req.method, route }, summary);
+      logger.error({ err: error, reqId: req.id, method: methodLabelOf(req.method), route }, summary);
     } else if (isPoolClosedByShutdown(error)) {
       logger.warn(
-        { reqId: req.id, method: req.method, route },
+        { reqId: req.id, method: methodLabelOf(req.method), route },
         'request failed after the shutdown closed the database pool: the server is shutting down',
       );
     }

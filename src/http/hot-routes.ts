@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Metrics } from '../modules/metrics/metrics.js';
 import type { RatesService } from '../modules/pricing/rates.service.js';
 import type { Logger } from '../shared/logger.js';
-import { CLIENT_CLOSED_REQUEST, isSafeRequestId } from './request-context.js';
+import { CLIENT_CLOSED_REQUEST, isSafeRequestId, methodLabelOf } from './request-context.js';
 
 type NodeMiddleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
 
@@ -108,7 +108,7 @@ export function createHotRoutes(deps: HotRoutesDeps) {
     logger.info(
       {
         reqId: id,
-        method: req.method,
+        method: methodLabelOf(req.method),
         route: endpoint,
         status,
         ...(clientClosed && { clientClosed: true }),

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Metrics } from '../modules/metrics/metrics.js';
-import { onRequestEnd, routeTemplateOf, trackRouteTemplate } from './request-context.js';
+import { methodLabelOf, onRequestEnd, routeTemplateOf, trackRouteTemplate } from './request-context.js';
 
 export interface HttpMetricsOptions {
   /**
@@ -8,18 +8,6 @@ export interface HttpMetricsOptions {
    * otherwise pull the latency percentiles toward whatever a scrape costs.
    */
   skipEndpoints?: readonly string[];
-}
-
-/** The methods the app answers (OPTIONS by answerOptions); labelled by their own name. */
-const ROUTED_METHODS = new Set(['GET', 'HEAD', 'POST', 'OPTIONS']);
-
-/**
- * The `method` label of a request: Node accepts some 34 methods (PROPFIND, MKCOL, ...), and
- * labelled by name each would be a series any client could add, so the ones no route answers
- * share `other`.
- */
-export function methodLabelOf(method: string): string {
-  return ROUTED_METHODS.has(method) ? method : 'other';
 }
 
 /**

@@ -44,6 +44,18 @@ export function trackRouteTemplate(req: Request): void {
   });
 }
 
+/** The methods the app answers (OPTIONS by answerOptions); logged and labelled by their own name. */
+const ROUTED_METHODS = new Set(['GET', 'HEAD', 'POST', 'OPTIONS']);
+
+/**
+ * A request's method for logs and metrics: Node accepts some 34 methods (PROPFIND, MKCOL, ...),
+ * and labelled by name each would be a series any client could add, so the ones no route answers
+ * share `other`. The log lines say the same, so that a line and its series read against each other.
+ */
+export function methodLabelOf(method: string | undefined): string {
+  return method !== undefined && ROUTED_METHODS.has(method) ? method : 'other';
+}
+
 /**
  * Route template for logs and metrics, never the raw path: `/me/receipts/:id`; `unmatched` for
  * a request no route took (a 404, a static file); `before_route` for one the middleware in
@@ -127,7 +139,7 @@ export function requestContext(logger: Logger) {
       logger.info(
         {
           reqId: req.id,
-          method: req.method,
+          method: methodLabelOf(req.method),
           route: routeTemplateOf(req, status),
           status,
           ...(clientClosed && { clientClosed: true }),

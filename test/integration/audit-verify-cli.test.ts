@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordAudit } from '../../src/modules/audit/audit.service.js';
+import { configureAuditChain, recordAudit } from '../../src/modules/audit/audit.service.js';
 import { spawnCollecting } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -65,6 +65,54 @@ describe('npm run audit:verify', () => {
         `Entries before #${third.id} are intact. Keep a copy of the database as it is and investigate who changed it ` +
         '(docs/operations.md, AuditChainBroken).\n',
     );
+  });
+
+  // Right after a change of key (docs/operations.md, "Changing a secret") the newest entry is still
+  // sealed with the old key, and right after a first key the newest entries are unsealed: the tool
+  // said "sealed with AUDIT_CHAIN_KEY" of the first and "AUDIT_CHAIN_KEY is not set" of the second.
+  it('says which key sealed the newest entry right after a change of key, and that a new key seals what comes', async () => {
+    const oldKey = 'o'.repeat(40);
+    const newKey = 'n'.repeat(40);
+    const log = await createTestDatabase();
+    try {
+      await recordAudit(log, { actor: 'ops', action: 'test.cli', status: 'ok', details: {} });
+      const [unsealed] = await log.prisma.auditLog.findMany({ select: { id: true } });
+      const firstKey = await runVerify({
+        DATABASE_URL: log.url,
+        AUDIT_CHAIN_KEY: oldKey,
+        AUDIT_CHAIN_UNSEALED_UNTIL: String(unsealed?.id),
+      });
+      expect(firstKey).toMatchObject({ code: 0, stderr: '' });
+      expect(firstKey.stdout).toBe(
+        'OK: the one entry of the audit log is intact. The newest entries were written before AUDIT_CHAIN_KEY was ' +
+          'set (AUDIT_CHAIN_UNSEALED_UNTIL) and are not sealed; the entries written from now on are.\n',
+      );
+
+      configureAuditChain({ chainKeys: [oldKey], unsealedUntil: unsealed?.id ?? 0n });
+      try {
+        await recordAudit(log, { actor: 'ops', action: 'test.cli', status: 'ok', details: {} });
+      } finally {
+        configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+      }
+      const keys = { AUDIT_CHAIN_UNSEALED_UNTIL: String(unsealed?.id) };
+      const sameKey = await runVerify({ DATABASE_URL: log.url, AUDIT_CHAIN_KEY: oldKey, ...keys });
+      expect(sameKey.stdout).toBe(
+        'OK: all 2 entries of the audit log are intact and chained. The newest entry is sealed with AUDIT_CHAIN_KEY.\n',
+      );
+      const changed = await runVerify({
+        DATABASE_URL: log.url,
+        AUDIT_CHAIN_KEY: newKey,
+        AUDIT_CHAIN_OLD_KEYS: oldKey,
+        ...keys,
+      });
+      expect(changed).toMatchObject({ code: 0, stderr: '' });
+      expect(changed.stdout).toBe(
+        'OK: all 2 entries of the audit log are intact and chained. The newest entry is sealed with a key of ' +
+          'AUDIT_CHAIN_OLD_KEYS; the entries written from now on are sealed with AUDIT_CHAIN_KEY.\n',
+      );
+    } finally {
+      await log.drop();
+    }
   });
 
   // It takes no arguments. A mistyped or imagined option (`--from 1200`, `--key ...`) was ignored:

@@ -233,4 +233,13 @@ describe('the error lines of an unexpected error', () => {
       expect(JSON.stringify(line)).not.toMatch(/token-|alice/);
     }
   });
+
+  it('name the method as the request line and the metrics do: other for a method the app does not answer', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const app = buildLoggedApp(lines);
+    await request(app).get('/broken/x').expect(500);
+    await request(app).propfind('/broken/x').expect(500);
+    const errors = lines.filter((line) => line.msg === 'unhandled error');
+    expect(errors.map((line) => line.method)).toEqual(['GET', 'other']);
+  });
 });

@@ -38,4 +38,28 @@ describe('npm run db:seed', () => {
     expect(await db.prisma.pricingTier.count()).toBe(0);
     expect(await readdir(dataDir)).toEqual([]);
   }, 120_000);
+
+  // Its stdout line is the result; at LOG_LEVEL=info it also wrote the JSON line `demo data seeded`
+  // to stderr, which only repeated it, where db:migrate and ingest read `info` as `warn`.
+  it('says what it seeded in one line, without a JSON log line repeating it (as db:migrate)', async () => {
+    const tool = spawnCollecting('npm', ['run', '--silent', 'db:seed'], {
+      cwd: PROJECT_ROOT,
+      env: { DATABASE_URL: db.url, DATA_DIR: dataDir, LOG_LEVEL: 'info' },
+    });
+    const code = await tool.exited;
+    expect({ code, stdout: tool.stdout(), stderr: tool.stderr() }).toEqual({
+      code: 0,
+      stdout: expect.stringMatching(/^Seeded \d+ demo jobs\.\n$/),
+      stderr: '',
+    });
+    expect(await db.prisma.user.count()).toBeGreaterThan(0);
+
+    // LOG_LEVEL=debug still shows everything, as it does for db:migrate.
+    const again = spawnCollecting('npm', ['run', '--silent', 'db:seed'], {
+      cwd: PROJECT_ROOT,
+      env: { DATABASE_URL: db.url, DATA_DIR: dataDir, LOG_LEVEL: 'debug' },
+    });
+    expect(await again.exited).toBe(0);
+    expect(again.stdout()).toBe('The database already has users; nothing seeded.\n');
+  }, 180_000);
 });

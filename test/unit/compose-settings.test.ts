@@ -62,7 +62,8 @@ describe('docker-compose.yml and .env.example', () => {
     // POSTGRES_PASSWORD fell back to `hpc_billing`: an operator who forgot it in .env ran production
     // on the database password printed in this file. Each secret is `${NAME:?why}`, never `${NAME:-x}`.
     const composeText = readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8');
-    for (const secret of ['POSTGRES_PASSWORD', 'SESSION_SECRET', 'AUDIT_CHAIN_KEY']) {
+    // GRAFANA_ADMIN_PASSWORD fell back to `admin`: Grafana's admin was admin/admin until someone changed it.
+    for (const secret of ['POSTGRES_PASSWORD', 'SESSION_SECRET', 'AUDIT_CHAIN_KEY', 'GRAFANA_ADMIN_PASSWORD']) {
       const uses = [...composeText.matchAll(new RegExp(`\\$\\{${secret}([^}]*)\\}`, 'g'))].map((match) => match[1]);
       expect(uses.length, secret).toBeGreaterThan(0);
       for (const use of uses) expect(use, secret).toMatch(new RegExp(`^:\\?set ${secret} `));
@@ -107,7 +108,7 @@ describe('docker-compose.yml and .env.example', () => {
   });
 
   it("publish Prometheus, Grafana and Alertmanager on the host's loopback only unless .env says otherwise", () => {
-    // Prometheus has no sign-in and Grafana's admin is admin/admin until its password is set:
+    // Prometheus has no sign-in and Grafana's admin was admin/admin until its password was set:
     // "9090:9090" and "3000:3000" put both on every interface of the host.
     const compose = parse(readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
       services: Record<string, { ports?: string[] }>;

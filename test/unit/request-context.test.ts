@@ -31,6 +31,21 @@ describe('requestContext', () => {
     expect(JSON.stringify(lines)).not.toContain('secret');
   });
 
+  it('logs the method as the metrics label it: by name for the methods the app answers, other for the rest', async () => {
+    // The line logged the raw method while http_requests_total said `other`: a PROPFIND in the logs
+    // matched no series, and the two could not be read against each other.
+    const { app, lines } = appLoggingAt('info');
+    await request(app).get('/things/1').expect(200);
+    await request(app).head('/things/1').expect(200);
+    await request(app).post('/things/1').expect(404);
+    await request(app).options('/things/1').expect(200);
+    await request(app).patch('/things/1').expect(404);
+    await request(app).delete('/things/1').expect(404);
+    await request(app).propfind('/things/1').expect(404);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines.map((line) => line.method)).toEqual(['GET', 'HEAD', 'POST', 'OPTIONS', 'other', 'other', 'other']);
+  });
+
   it('writes nothing at warn (production) but still gives the request an id', async () => {
     const { app, lines } = appLoggingAt('warn');
     const response = await request(app).get('/things/42').expect(200);

@@ -169,6 +169,11 @@ export type ChainVerdict =
       head?: ChainCheckpoint;
       /** Whether the newest entry is sealed with a key (AUDIT_CHAIN_KEY). */
       isSealed: boolean;
+      /**
+       * Whether that key is one of AUDIT_CHAIN_OLD_KEYS: right after a change of key, until the
+       * next entry is written with the new one.
+       */
+      isSealedWithOldKey: boolean;
     }
   | { isIntact: false; count: number; brokenAt: bigint; reason: string };
 
@@ -198,6 +203,7 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
   let expectedPrev = GENESIS_HASH;
   let count = 0;
   let head: ChainCheckpoint | undefined;
+  let headEntry: auditRepository.StoredAuditEntry | undefined;
   let isHeadSealed = false;
   let hasMetCheckpoint = checkpoint === undefined;
   for await (const batch of auditRepository.iterateEntries(db, 'asc')) {
@@ -225,11 +231,15 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
       if (sealProblem !== undefined) return { isIntact: false, count, brokenAt: entry.id, reason: sealProblem };
       expectedPrev = entry.hash;
       head = { id: entry.id, hash: entry.hash };
+      headEntry = entry;
       isHeadSealed = seal === 'sealed';
     }
   }
   if (!hasMetCheckpoint && checkpoint) return checkpointGone(count, checkpoint, head?.id);
-  return head ? { isIntact: true, count, head, isSealed: isHeadSealed } : { isIntact: true, count, isSealed: false };
+  if (!head || !headEntry) return { isIntact: true, count, isSealed: false, isSealedWithOldKey: false };
+  // Once, for the newest entry: sealOf tries every key and says only that one of them fits.
+  const isSealedWithOldKey = isHeadSealed && sealOf(headEntry, keys.slice(0, 1)) !== 'sealed';
+  return { isIntact: true, count, head, isSealed: isHeadSealed, isSealedWithOldKey };
 }
 
 /** Why an entry's own hash is not to be trusted, or undefined when it holds. */
