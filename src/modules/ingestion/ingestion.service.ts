@@ -36,6 +36,7 @@ export interface RunSummary {
   runId: number;
   source: string | null;
   window: IngestWindow;
+  /** Distinct jobs read and stored: a job read in two slices of the window, or twice, is one. */
   seen: number;
   inserted: number;
   updated: number;
@@ -64,6 +65,7 @@ const WRITERS = 2;
 const MAX_LOGGED_SKIPS = 50;
 
 interface SourceCounts {
+  /** Distinct jobs written (RunSummary.seen). */
   seen: number;
   skipped: number;
   warned: number;
@@ -120,6 +122,10 @@ export function createIngestionService(deps: IngestionDeps) {
   /** Reads one source for the window and writes what it yields; throws when the source fails. */
   async function ingestFrom(source: JobSource, window: IngestWindow, counts: SourceCounts, readOptions: ReadOptions) {
     let batch: NormalizedJob[] = [];
+    // The jobs written, each once: a long window is read in slices (sacct's days, slurmrestd's shorter
+    // windows), and a job that overlaps two of them comes in both. Counted per record, a 7-day first
+    // run reported more jobs than there are (the stored rows were right). Keyed as the row is stored.
+    const jobsWritten = new Set<string>();
     // Up to WRITERS batches are written at once (Postgres then uses more than one core) while
     // the next is parsed. A batch sharing a job id with one in flight waits for it, so the last
     // record of a job always wins, two statements never lock the same rows, and a job that reused
@@ -132,7 +138,6 @@ export function createIngestionService(deps: IngestionDeps) {
       const jobs = assignStoredIds(records, stored).filter((job, index) => {
         const problem = job === records[index] ? null : findStorageProblem(job);
         if (problem === null) return true;
-        counts.seen -= 1;
         counts.skipped += 1;
         counts.firstSkip ??= `job ${truncate(job.jobId, MAX_LOGGED_JOB_ID)}: ${problem}`;
         if (counts.skipped <= MAX_LOGGED_SKIPS) {
@@ -143,6 +148,8 @@ export function createIngestionService(deps: IngestionDeps) {
         }
         return false;
       });
+      for (const job of jobs) jobsWritten.add(`${job.cluster}\u0000${job.jobId}`);
+      counts.seen = jobsWritten.size;
       const result = await ingestionRepository.upsertJobs(db.pool, jobs, source.name);
       counts.inserted += result.inserted;
       counts.updated += result.updated;
@@ -227,7 +234,6 @@ export function createIngestionService(deps: IngestionDeps) {
             );
           }
         }
-        counts.seen += 1;
         batch.push(item.job);
         if (batch.length >= batchSize) await flush();
       }

@@ -229,8 +229,25 @@ describe('ingestion runs through the file source', () => {
     writeFileSync(file, `${lines.join('\n')}\n`);
     const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
     const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
-    expect(run).toMatchObject({ outcome: 'success', seen: 13, inserted: 12, updated: 1 });
+    expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, updated: 1 });
     expect(await jobRow('1')).toMatchObject({ state: 'COMPLETED', is_terminal: true });
+  });
+
+  it('counts a job once however many of the slices of a long window it overlaps', async () => {
+    // sacct reads a long window a day at a time, slurmrestd in shorter windows: a job that overlaps
+    // two of them comes in both, as the same record. Here the capture's 12 jobs come in 3 slices.
+    const { source: file } = fileSource('final/sacct-steps-extra.psv');
+    const sliced: JobSource = {
+      name: 'sacct',
+      async *read(window) {
+        for (let slice = 0; slice < 3; slice++) yield* file.read(window);
+      },
+    };
+    const run = await finishedRun(service([sliced]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'success', source: 'sacct', seen: 12, inserted: 12, updated: 0 });
+    const row = await db.pool.query('SELECT seen FROM ingestion_runs WHERE id = $1', [run.runId]);
+    expect(row.rows[0].seen).toBe(12);
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM slurm_jobs')).rows[0].n).toBe(12);
   });
 
   it('skips an unchanged file when a completed run already reached past the time it was written', async () => {
