@@ -202,6 +202,9 @@ export function createSlurmRestSource(
         try {
           return JSON.parse(answer.body);
         } catch {
+          // A proxy's login page comes with HTTP 200: named as its error pages are, not as malformed
+          // JSON, which sent the admin looking at slurmrestd.
+          if (isHtmlPage(answer.body)) throw new SourceUnavailableError(`${answeredHttp(200, answer.body)}, not JSON`);
           throw new SourceUnavailableError(`slurmrestd answered malformed JSON (${answer.body.length} bytes)`);
         }
       } catch (error) {
@@ -486,7 +489,7 @@ function summarize(body: string): string {
   }
   // A proxy's error page (nginx's 502 when slurmrestd behind it is down) was quoted as 200 characters
   // of markup: its title, or its text, says it in words.
-  if (/^\s*<(?:!doctype\s+html|html)\b/i.test(body)) {
+  if (isHtmlPage(body)) {
     const page = body.slice(0, 64 * 1024);
     const title = /<title[^>]*>([^<]*)<\/title>/i.exec(page)?.[1]?.replace(/\s+/g, ' ').trim();
     const text = page
@@ -500,7 +503,12 @@ function summarize(body: string): string {
   return body.slice(0, 200).replace(/\s+/g, ' ');
 }
 
-/** An HTTP answer other than 200, in words: `slurmrestd answered HTTP 502: ...`. */
+/** A web page, not an answer of slurmrestd's (a proxy's error or login page). */
+function isHtmlPage(body: string): boolean {
+  return /^\s*<(?:!doctype\s+html|html)\b/i.test(body);
+}
+
+/** An HTTP answer in words: `slurmrestd answered HTTP 502: ...`. */
 function answeredHttp(status: number, body: string): string {
   const summary = summarize(body).trim();
   return `slurmrestd answered HTTP ${status}${summary ? `: ${summary}` : ' with an empty body'}`;

@@ -407,6 +407,22 @@ describe('slurmrestd source against a replay of real answers', () => {
     );
   });
 
+  // A proxy's login page comes with HTTP 200: it was reported as "malformed JSON (N bytes)".
+  it.each([
+    ['the jobs', {}],
+    ['the OpenAPI document', { apiVersion: undefined }],
+  ])('names an HTML page answered with HTTP 200 for %s as an error page is named', async (_label, options) => {
+    const login =
+      '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Sign in - Campus SSO</title>' +
+      '<style>body { font: 14px sans-serif }</style></head><body><form method="post"><input name="user"></form></body></html>\n';
+    replayServer.setPlan(() => ({ status: 200, body: login }));
+    const error = await collect(createSlurmRestSource(sourceOptions(options)).read(WINDOW)).catch((caught) => caught);
+    expect(error).toBeInstanceOf(SourceUnavailableError);
+    expect(error.message).toBe(
+      'slurmrestd answered HTTP 200: an HTML page titled "Sign in - Campus SSO" (from a proxy in front of slurmrestd?), not JSON',
+    );
+  });
+
   it('says which versions the server offers when none is supported', async () => {
     replayServer.setPlan(() => ({ status: 200, body: JSON.stringify({ paths: { '/slurmdb/v0.0.35/jobs': {} } }) }));
     await expect(collect(createSlurmRestSource(sourceOptions({ apiVersion: undefined })).read(WINDOW))).rejects.toThrow(
