@@ -291,6 +291,17 @@ const NON_TERMINAL_STATES = new Set([
   'EXPEDITING',
 ]);
 
+/**
+ * A cluster name as Slurm stores it: slurm.conf(5) ClusterName's upper-case letters are mapped to
+ * lower case in the accounting database, so sacct and slurmrestd give `lab` for ClusterName=LAB.
+ * The one place SLURM_CLUSTER (config.ts) and every source's cluster (the parsers) are normalized:
+ * kept as given, a SLURM_CLUSTER=LAB stored the records without a Cluster column under `LAB` beside
+ * the same jobs under `lab`, and each was billable.
+ */
+export function normalizeClusterName(text: string): string {
+  return text.trim().toLowerCase();
+}
+
 /** `CANCELLED by 1002` -> `CANCELLED`; upper-case, first word only. */
 export function normalizeState(text: string): string {
   const word = text.trim().split(/\s+/)[0] ?? '';

@@ -262,6 +262,32 @@ describe('ingestion runs through the file source', () => {
     ]);
   });
 
+  it("SLURM_CLUSTER in another case than Slurm's stores the jobs of a file without a Cluster column under Slurm's name, once", async () => {
+    // sacct and slurmrestd give `lab` for ClusterName=LAB; the file's jobs were stored under `LAB`
+    // beside them, and each job was billable twice.
+    const end = '2026-11-23T15:11:00';
+    const bare = path.join(dir, 'no-cluster.psv');
+    writeFileSync(
+      bare,
+      `JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n8|8|ann|COMPLETED|60|2026-11-23T15:10:00|${end}|cpu=1\n`,
+    );
+    const withCluster = path.join(dir, 'with-cluster.psv');
+    writeFileSync(
+      withCluster,
+      `JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES\n8|8|lab|ann|COMPLETED|60|2026-11-23T15:10:00|${end}|cpu=1\n`,
+    );
+    const first = createSacctFileSource({ path: bare, timeZone: 'UTC', defaultCluster: 'LAB' });
+    expect(await finishedRun(service([first]).runOnce({ trigger: 'manual', window: WINDOW }))).toMatchObject({
+      inserted: 1,
+    });
+    const second = createSacctFileSource({ path: withCluster, timeZone: 'UTC', defaultCluster: 'LAB' });
+    expect(await finishedRun(service([second]).runOnce({ trigger: 'manual', window: WINDOW }))).toMatchObject({
+      inserted: 0,
+    });
+    const rows = await db.pool.query('SELECT cluster FROM slurm_jobs WHERE job_id = $1', ['8']);
+    expect(rows.rows).toEqual([{ cluster: 'lab' }]);
+  });
+
   it('when a job appears twice in one read, in batches written concurrently, the later record wins', async () => {
     const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
     const row = (id: number, state: string, end: string) =>

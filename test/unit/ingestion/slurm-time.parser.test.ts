@@ -4,6 +4,7 @@ import {
   formatLocalTimestamp,
   isKnownState,
   isTerminalState,
+  normalizeClusterName,
   normalizeState,
   parseDurationSec,
   parseMemory,
@@ -261,5 +262,17 @@ describe('isTerminalState and isKnownState', () => {
   ])('%s: terminal %s, known %s', (state, isTerminal, isKnown) => {
     expect(isTerminalState(state)).toBe(isTerminal);
     expect(isKnownState(state)).toBe(isKnown);
+  });
+});
+
+describe('normalizeClusterName', () => {
+  // slurm.conf(5) ClusterName: upper-case letters are mapped to lower case in the accounting database.
+  it.each([
+    ['lab', 'lab'],
+    ['LAB', 'lab'],
+    ['Lab-2', 'lab-2'],
+    [' lab ', 'lab'],
+  ])('reads %j as %j', (text, cluster) => {
+    expect(normalizeClusterName(text)).toBe(cluster);
   });
 });
