@@ -3,7 +3,7 @@ import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
 import * as ingestionRepository from '../modules/ingestion/ingestion.repository.js';
-import type { IngestionService } from '../modules/ingestion/ingestion.service.js';
+import type { IngestionService, RunSummary } from '../modules/ingestion/ingestion.service.js';
 import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser.js';
 import { createMetrics } from '../modules/metrics/metrics.js';
 import { onDistinctSignals } from '../shared/distinct-signals.js';
@@ -127,7 +127,7 @@ async function main() {
       totals.updated += run.updated;
       totals.skipped += run.skipped;
       writeProgress(
-        `${progressBar(index + 1, days.length)} ${day} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}`,
+        `${progressBar(index + 1, days.length)} ${day} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}${unknownStatesText(run)}`,
       );
       if (run.outcome === 'failed') process.stderr.write(`${isTerminal ? '\n' : ''}  ${day}: ${run.error}\n`);
       if (run.isSetupProblem) {
@@ -209,8 +209,15 @@ async function runIncremental(service: IngestionService, force: boolean) {
   }
   console.log(
     `Ingestion run #${run.runId} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped` +
-      `${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}${tail}`,
+      `${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}${unknownStatesText(run)}${tail}`,
   );
+  // Which states, as the run's notes on /admin/ingestion say it.
+  if (run.sourceNotes.unknownStates) console.log(`  ${run.sourceNotes.unknownStates}`);
+}
+
+/** Jobs stored in a state the app does not know stay unbilled: the run's line says how many. */
+function unknownStatesText(run: RunSummary): string {
+  return run.unknownStateJobs > 0 ? `, ${run.unknownStateJobs} in a state it does not know (unbilled)` : '';
 }
 
 runTool(main);

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { demoSacctFilePath } from '../modules/demo/demo-jobs.js';
+import { normalizeClusterName } from '../modules/ingestion/slurm-time.parser.js';
 import type { CpuBasis, TierRule } from '../modules/pricing/pricing.js';
 import { crossSettingProblems, type TEnv, ZEnv } from './config.schema.js';
 
@@ -251,7 +252,8 @@ function readIngestionConfig(env: TEnv, source: NodeJS.ProcessEnv, isProduction:
     intervalSec: env.INGEST_INTERVAL_SEC,
     overlapSec: env.INGEST_OVERLAP_SEC,
     lookbackSec: env.INGEST_LOOKBACK_DAYS * 86_400,
-    cluster: env.SLURM_CLUSTER,
+    // As Slurm stores it (lower case), so the sources ask for and store the name sacct and slurmrestd give.
+    cluster: env.SLURM_CLUSTER === undefined ? undefined : normalizeClusterName(env.SLURM_CLUSTER),
     slurmrestd: env.SLURMRESTD_URL
       ? {
           url: env.SLURMRESTD_URL,

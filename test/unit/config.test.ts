@@ -101,6 +101,16 @@ describe('loadConfig', () => {
     expect(config.ingestion.slurmrestd?.apiVersion).toBe(expected);
   });
 
+  it.each([
+    ['lab', 'lab'],
+    ['LAB', 'lab'],
+    ['Lab_2', 'lab_2'],
+  ])('takes SLURM_CLUSTER=%s as %s, lower-cased as Slurm stores cluster names', (value, expected) => {
+    // sacct and slurmrestd give `lab` for ClusterName=LAB; records without a cluster stored as `LAB`
+    // were the same jobs twice, billable twice.
+    expect(loadConfig({ SLURM_CLUSTER: value }).ingestion.cluster).toBe(expected);
+  });
+
   it.each(['v0.0.35', 'v0.0.46', '0.0.44', 'v0.0.4'])(
     'refuses SLURMRESTD_API_VERSION=%s, naming the range',
     (value) => {

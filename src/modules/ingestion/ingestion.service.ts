@@ -12,7 +12,7 @@ import {
 } from './job-source.js';
 import { assignStoredIds } from './reused-job-id.js';
 import { findStorageProblem, findTimeProblem, type NormalizedJob } from './slurm-job.model.js';
-import { MAX_LOGGED_JOB_ID, truncate } from './slurm-time.parser.js';
+import { isKnownState, MAX_LOGGED_JOB_ID, truncate } from './slurm-time.parser.js';
 
 export type TTrigger = 'schedule' | 'manual' | 'backfill' | 'seed';
 
@@ -44,6 +44,8 @@ export interface RunSummary {
   skipped: number;
   /** Stored, but with data that contradicts itself (End before Start); the notes say which. */
   warned: number;
+  /** Stored in a state the app does not know, so as not finished and unbilled; the notes say which. */
+  unknownStateJobs: number;
   outcome: 'success' | 'partial' | 'failed';
   error: string | null;
   /**
@@ -63,6 +65,8 @@ const DEFAULT_BATCH_SIZE = 2000;
 const SUPERSEDED_RUN_STATE = 'REQUEUED';
 const WRITERS = 2;
 const MAX_LOGGED_SKIPS = 50;
+/** The unknown states a run's notes and log name; any more are counted, not named. */
+const MAX_NAMED_STATES = 10;
 
 interface SourceCounts {
   /** Distinct jobs written (RunSummary.seen). */
@@ -70,6 +74,10 @@ interface SourceCounts {
   skipped: number;
   warned: number;
   firstWarning?: string;
+  /** Jobs stored in a state isKnownState does not know, by state (at most MAX_NAMED_STATES named). */
+  unknownStateJobs: number;
+  unknownStates: Map<string, number>;
+  firstUnknownState?: string;
   /** The first record skipped, with where and why, for the run's notes. */
   firstSkip?: string;
   inserted: number;
@@ -234,6 +242,15 @@ export function createIngestionService(deps: IngestionDeps) {
             );
           }
         }
+        if (!isKnownState(item.job.state)) {
+          // Stored as not terminal, so never billed: said in the notes and the log, not decided here.
+          counts.unknownStateJobs += 1;
+          const state = item.job.state;
+          const named = counts.unknownStates.get(state);
+          if (named !== undefined) counts.unknownStates.set(state, named + 1);
+          else if (counts.unknownStates.size < MAX_NAMED_STATES) counts.unknownStates.set(state, 1);
+          counts.firstUnknownState ??= `job ${item.job.jobKey} (${lineLabel(source, item.line)})`;
+        }
         batch.push(item.job);
         if (batch.length >= batchSize) await flush();
       }
@@ -306,7 +323,17 @@ export function createIngestionService(deps: IngestionDeps) {
     const failures: string[] = [];
     let isEveryFailureSetup = true;
     for (const source of deps.sources) {
-      const counts: SourceCounts = { seen: 0, skipped: 0, warned: 0, inserted: 0, updated: 0, unchanged: 0, held: 0 };
+      const counts: SourceCounts = {
+        seen: 0,
+        skipped: 0,
+        warned: 0,
+        unknownStateJobs: 0,
+        unknownStates: new Map(),
+        inserted: 0,
+        updated: 0,
+        unchanged: 0,
+        held: 0,
+      };
       try {
         const unchanged = await findUnchangedFileRun(source, window);
         if (unchanged.fingerprint) notes.fileFingerprint = unchanged.fingerprint;
@@ -350,6 +377,25 @@ export function createIngestionService(deps: IngestionDeps) {
     if (answered && answered.counts.warned > 0) {
       notes.warnings = `${answered.counts.warned} job(s) stored with End before Start (billed by elapsed time), first: ${answered.counts.firstWarning}`;
     }
+    if (answered && answered.counts.unknownStateJobs > 0) {
+      const { unknownStateJobs, unknownStates, firstUnknownState } = answered.counts;
+      const named = [...unknownStates].map(([state, count]) => `${state}: ${count}`);
+      const namedJobs = [...unknownStates.values()].reduce((sum, count) => sum + count, 0);
+      if (namedJobs < unknownStateJobs) named.push(`${unknownStateJobs - namedJobs} in other states`);
+      notes.unknownStates =
+        `${unknownStateJobs} job(s) stored in a state this app does not know (${named.join(', ')}): ` +
+        `stored as not finished, so they stay unbilled until Slurm reports them in a known state, first: ${firstUnknownState}`;
+      logger.warn(
+        {
+          runId,
+          source: answered.source,
+          unknownStateJobs,
+          unknownStates: Object.fromEntries(unknownStates),
+          first: firstUnknownState,
+        },
+        'stored jobs in a state this app does not know; they stay unbilled',
+      );
+    }
     // Which job a partial run left out, and why, where the admin sees the run: the run completed its
     // window, so that job is read again only by a backfill of its day (--force) once the cause is fixed.
     if (answered?.counts.firstSkip) {
@@ -382,6 +428,7 @@ export function createIngestionService(deps: IngestionDeps) {
       unchanged: totals.unchanged,
       skipped: answered?.counts.skipped ?? 0,
       warned: answered?.counts.warned ?? 0,
+      unknownStateJobs: answered?.counts.unknownStateJobs ?? 0,
       outcome,
       error: answered ? null : runError,
       isSetupProblem: !answered && isEveryFailureSetup,
@@ -420,6 +467,7 @@ export function createIngestionService(deps: IngestionDeps) {
         unchanged: summary.unchanged,
         skipped: summary.skipped,
         warned: summary.warned,
+        unknownStateJobs: summary.unknownStateJobs,
         durationMs,
         error: summary.error,
       },

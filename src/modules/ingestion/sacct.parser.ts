@@ -6,6 +6,7 @@ import {
   isTerminalState,
   MAX_LOGGED_JOB_ID,
   type MemoryAmount,
+  normalizeClusterName,
   normalizeState,
   parseCount,
   parseDurationSec,
@@ -370,7 +371,7 @@ export class SacctParser {
       : parseDurationSec(this.field(fields, 'Timelimit'));
     const totalCpu = parseFiniteDurationSec(this.field(fields, 'TotalCPU'));
     const nodeList = this.field(fields, 'NodeList').trim();
-    const cluster = this.field(fields, 'Cluster').trim() || this.options.defaultCluster;
+    const cluster = normalizeClusterName(this.field(fields, 'Cluster').trim() || this.options.defaultCluster);
     return {
       cluster,
       jobId: rawId || id.jobKey,

@@ -3,6 +3,7 @@ import {
   formatTresText,
   isTerminalState,
   MAX_LOGGED_JOB_ID,
+  normalizeClusterName,
   normalizeState,
   SlurmParseError,
   type TresMap,
@@ -298,7 +299,7 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
   const energyEntry = allocatedList.find((entry) => entry.type === 'energy');
   const nodes = readString(record.nodes);
   const job: NormalizedJob = {
-    cluster: readString(record.cluster) || options.defaultCluster,
+    cluster: normalizeClusterName(readString(record.cluster) || options.defaultCluster),
     jobId,
     jobKey,
     arrayJobId: isArrayTask || pendingTasks !== null ? String(arrayJob) : null,

@@ -262,6 +262,46 @@ const TERMINAL_STATES = new Set([
   'TIMEOUT',
 ]);
 
+/**
+ * Slurm's states of a job that may still change: the base states and the state flags sacct(1) and
+ * squeue(1) list under JOB STATE CODES, and the flags slurmrestd and squeue print on their own
+ * (slurm.h: LAUNCH_FAILED, UPDATE_DB, POWER_UP_NODE, RECONFIG_FAIL, EXPEDITING). A job in one of
+ * these is stored as not finished, and billed once Slurm reports it in a terminal state.
+ */
+const NON_TERMINAL_STATES = new Set([
+  'PENDING',
+  'RUNNING',
+  'SUSPENDED',
+  'REQUEUED',
+  'REQUEUE_HOLD',
+  'REQUEUE_FED',
+  'RESIZING',
+  'REVOKED',
+  'COMPLETING',
+  'CONFIGURING',
+  'STOPPED',
+  'SIGNALING',
+  'STAGE_OUT',
+  'SPECIAL_EXIT',
+  'RESV_DEL_HOLD',
+  'UPDATE_DB',
+  'POWER_UP_NODE',
+  'LAUNCH_FAILED',
+  'RECONFIG_FAIL',
+  'EXPEDITING',
+]);
+
+/**
+ * A cluster name as Slurm stores it: slurm.conf(5) ClusterName's upper-case letters are mapped to
+ * lower case in the accounting database, so sacct and slurmrestd give `lab` for ClusterName=LAB.
+ * The one place SLURM_CLUSTER (config.ts) and every source's cluster (the parsers) are normalized:
+ * kept as given, a SLURM_CLUSTER=LAB stored the records without a Cluster column under `LAB` beside
+ * the same jobs under `lab`, and each was billable.
+ */
+export function normalizeClusterName(text: string): string {
+  return text.trim().toLowerCase();
+}
+
 /** `CANCELLED by 1002` -> `CANCELLED`; upper-case, first word only. */
 export function normalizeState(text: string): string {
   const word = text.trim().split(/\s+/)[0] ?? '';
@@ -271,6 +311,15 @@ export function normalizeState(text: string): string {
 /** Whether a normalized state is final (billable once the job has an end time). */
 export function isTerminalState(state: string): boolean {
   return TERMINAL_STATES.has(state);
+}
+
+/**
+ * Whether a normalized state is one Slurm is known to report, terminal or not. Any other (a state
+ * a later Slurm adds, a typo in a file) is stored as not terminal, so never billed, and the run
+ * says so (ingestion.service.ts): how such a job should be billed is not this app's guess to make.
+ */
+export function isKnownState(state: string): boolean {
+  return TERMINAL_STATES.has(state) || NON_TERMINAL_STATES.has(state);
 }
 
 /** The sacct `--state` list that selects only terminal jobs. */

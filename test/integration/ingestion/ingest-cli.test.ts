@@ -98,6 +98,31 @@ describe('npm run ingest over an sacct file', () => {
   });
 });
 
+describe('npm run ingest over jobs in a state the app does not know', () => {
+  it('says how many, in which states, and that they stay unbilled', async () => {
+    const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES';
+    const row = (id: number, state: string) =>
+      `${id}|${id}|ann|${state}|600|2026-11-18T10:00:00|2026-11-18T10:10:00|cpu=1,mem=1G,node=1`;
+    const file = path.join(dir, 'sacct-unknown-state.psv');
+    writeFileSync(file, `${[header, row(61, 'COMPLETED'), row(62, 'COMPLETD')].join('\n')}\n`);
+    const result = await runIngestCli(['--from', '2026-11-18', '--to', '2026-11-18'], { FALLBACK_CSV: file });
+    expect(result.code).toBe(0);
+    expect(result.output).toContain('2 jobs, 2 new, 0 updated, 0 skipped, 1 in a state it does not know (unbilled)');
+
+    // An incremental run prints the run's note too: which states, and why they stay unbilled.
+    const local = (date: Date) => date.toISOString().slice(0, 19);
+    const end = new Date(Date.now() - 120_000);
+    const start = new Date(end.getTime() - 600_000);
+    writeFileSync(file, `${header}\n63|63|ann|FUTURE_STATE|600|${local(start)}|${local(end)}|cpu=1,mem=1G,node=1\n`);
+    const incremental = await runIngestCli([], { FALLBACK_CSV: file, INGEST_OVERLAP_SEC: '900' });
+    expect(incremental.code).toBe(0);
+    expect(incremental.output).toContain(', 1 in a state it does not know (unbilled); window ');
+    expect(incremental.output).toContain(
+      '  1 job(s) stored in a state this app does not know (FUTURE_STATE: 1): stored as not finished, so they stay unbilled',
+    );
+  });
+});
+
 describe('npm run ingest over an sacct file cut short', () => {
   it('fails the day with the reason and exits 1, storing nothing of the file', async () => {
     const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES|AveRSS';

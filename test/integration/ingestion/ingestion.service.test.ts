@@ -218,6 +218,76 @@ describe('ingestion runs through the file source', () => {
     expect(stored.sourceNotes).toMatchObject({ warnings: run.sourceNotes.warnings });
   });
 
+  it('stores a job in a state it does not know as not finished, and says so in the notes and the log', async () => {
+    // A state a later Slurm adds, or a typo in a file: stored as not terminal, so never billed; the
+    // run names the states and how many jobs, and that they stay unbilled, without deciding more.
+    const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
+    const row = (id: number, state: string) =>
+      `${id}|${id}|lab|ann|${state}|60|2026-11-23T15:10:00|2026-11-23T15:11:00|cpu=1,mem=1G,node=1`;
+    const file = path.join(dir, 'unknown-states.psv');
+    writeFileSync(
+      file,
+      [
+        header,
+        row(1, 'COMPLETED'),
+        row(2, 'COMPLETD'),
+        row(3, 'ARCHIVED'),
+        row(4, 'COMPLETD'),
+        row(5, 'SUSPENDED'),
+        '',
+      ].join('\n'),
+    );
+    const logged: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(line) });
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const run = await finishedRun(service([source], { logger }).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'success', seen: 5, inserted: 5, skipped: 0, unknownStateJobs: 3 });
+    expect(run.sourceNotes.unknownStates).toBe(
+      '3 job(s) stored in a state this app does not know (COMPLETD: 2, ARCHIVED: 1): ' +
+        'stored as not finished, so they stay unbilled until Slurm reports them in a known state, first: job 2 (line 3)',
+    );
+    expect(await jobRow('2')).toMatchObject({ state: 'COMPLETD', is_terminal: false });
+    expect(await jobRow('5')).toMatchObject({ state: 'SUSPENDED', is_terminal: false });
+    const stored = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: run.runId } });
+    expect(stored.sourceNotes).toMatchObject({ unknownStates: run.sourceNotes.unknownStates });
+    const warnings = logged.map((line) => JSON.parse(line)).filter((entry) => /unknown|does not know/.test(entry.msg));
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        level: 40,
+        runId: run.runId,
+        source: 'file',
+        unknownStates: { COMPLETD: 2, ARCHIVED: 1 },
+        msg: 'stored jobs in a state this app does not know; they stay unbilled',
+      }),
+    ]);
+  });
+
+  it("SLURM_CLUSTER in another case than Slurm's stores the jobs of a file without a Cluster column under Slurm's name, once", async () => {
+    // sacct and slurmrestd give `lab` for ClusterName=LAB; the file's jobs were stored under `LAB`
+    // beside them, and each job was billable twice.
+    const end = '2026-11-23T15:11:00';
+    const bare = path.join(dir, 'no-cluster.psv');
+    writeFileSync(
+      bare,
+      `JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n8|8|ann|COMPLETED|60|2026-11-23T15:10:00|${end}|cpu=1\n`,
+    );
+    const withCluster = path.join(dir, 'with-cluster.psv');
+    writeFileSync(
+      withCluster,
+      `JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES\n8|8|lab|ann|COMPLETED|60|2026-11-23T15:10:00|${end}|cpu=1\n`,
+    );
+    const first = createSacctFileSource({ path: bare, timeZone: 'UTC', defaultCluster: 'LAB' });
+    expect(await finishedRun(service([first]).runOnce({ trigger: 'manual', window: WINDOW }))).toMatchObject({
+      inserted: 1,
+    });
+    const second = createSacctFileSource({ path: withCluster, timeZone: 'UTC', defaultCluster: 'LAB' });
+    expect(await finishedRun(service([second]).runOnce({ trigger: 'manual', window: WINDOW }))).toMatchObject({
+      inserted: 0,
+    });
+    const rows = await db.pool.query('SELECT cluster FROM slurm_jobs WHERE job_id = $1', ['8']);
+    expect(rows.rows).toEqual([{ cluster: 'lab' }]);
+  });
+
   it('when a job appears twice in one read, in batches written concurrently, the later record wins', async () => {
     const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
     const row = (id: number, state: string, end: string) =>

@@ -497,3 +497,21 @@ describe('findKeyColumnProblem: whether a file names its jobs as slurmrestd and 
     );
   });
 });
+
+describe('the cluster, as Slurm names it', () => {
+  // Slurm lower-cases cluster names (slurm.conf(5) ClusterName), so sacct and slurmrestd store `lab`:
+  // a record stored as `LAB` (SLURM_CLUSTER=LAB, or a file's Cluster column) was the same job twice.
+  const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
+  const row = (cluster: string) => `7|7|${cluster}|ann|COMPLETED|60|2026-11-23T15:10:00|2026-11-23T15:11:00|cpu=1`;
+  it.each([
+    ['lab', 'fallback', 'lab'],
+    ['LAB', 'fallback', 'lab'],
+    ['', 'LAB', 'lab'],
+    ['', 'Lab', 'lab'],
+  ])('Cluster %j with the default %j is stored as %j', (cluster, defaultCluster, stored) => {
+    const items = parseSacctText([header, row(cluster)].join('\n'), { timeZone: 'UTC', defaultCluster });
+    expect(items).toEqual([
+      expect.objectContaining({ kind: 'job', job: expect.objectContaining({ cluster: stored }) }),
+    ]);
+  });
+});

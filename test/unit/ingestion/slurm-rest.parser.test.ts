@@ -366,3 +366,21 @@ describe("isQueryTooWideError: slurmdbd's refusal of a window longer than MaxQue
     expect(isQueryTooWideError({ source: '', ...error })).toBe(expected);
   });
 });
+
+describe('the cluster, as Slurm names it', () => {
+  // Slurm lower-cases cluster names (slurm.conf(5) ClusterName); sacct stores `lab`.
+  const record = (readJson('22.05/final/rest-dbv0.0.38-jobs.json') as { jobs: Json[] }).jobs[0] as Json;
+  it.each([
+    ['lab', 'fallback', 'lab'],
+    ['LAB', 'fallback', 'lab'],
+    ['', 'LAB', 'lab'],
+  ])('cluster %j with the default %j is stored as %j', (cluster, defaultCluster, stored) => {
+    const response = parseSlurmRestJobsResponse(
+      { jobs: [{ ...record, cluster }], errors: [], warnings: [] },
+      { version: 'v0.0.38', defaultCluster },
+    );
+    expect(response.items).toEqual([
+      expect.objectContaining({ kind: 'job', job: expect.objectContaining({ cluster: stored }) }),
+    ]);
+  });
+});

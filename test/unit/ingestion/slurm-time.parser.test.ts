@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import {
   createLocalTimeConverter,
   formatLocalTimestamp,
+  isKnownState,
+  isTerminalState,
+  normalizeClusterName,
   normalizeState,
   parseDurationSec,
   parseMemory,
@@ -216,5 +219,60 @@ describe('normalizeState', () => {
     ['OUT_OF_MEMORY', 'OUT_OF_MEMORY'],
   ])('reads %s as %s', (text, state) => {
     expect(normalizeState(text)).toBe(state);
+  });
+});
+
+describe('isTerminalState and isKnownState', () => {
+  // Slurm's job states (sacct(1) and squeue(1) JOB STATE CODES, and the state flags slurmrestd and
+  // squeue print on their own): a job in one the app does not know is stored as not finished, and
+  // the run says so (ingestion.service.ts), rather than leaving it unbilled without a word.
+  it.each([
+    ['BOOT_FAIL', true, true],
+    ['CANCELLED', true, true],
+    ['COMPLETED', true, true],
+    ['DEADLINE', true, true],
+    ['FAILED', true, true],
+    ['NODE_FAIL', true, true],
+    ['OUT_OF_MEMORY', true, true],
+    ['PREEMPTED', true, true],
+    ['TIMEOUT', true, true],
+    ['PENDING', false, true],
+    ['RUNNING', false, true],
+    ['SUSPENDED', false, true],
+    ['REQUEUED', false, true],
+    ['REQUEUE_HOLD', false, true],
+    ['REQUEUE_FED', false, true],
+    ['RESIZING', false, true],
+    ['REVOKED', false, true],
+    ['COMPLETING', false, true],
+    ['CONFIGURING', false, true],
+    ['STOPPED', false, true],
+    ['SIGNALING', false, true],
+    ['STAGE_OUT', false, true],
+    ['SPECIAL_EXIT', false, true],
+    ['RESV_DEL_HOLD', false, true],
+    ['UPDATE_DB', false, true],
+    ['POWER_UP_NODE', false, true],
+    ['LAUNCH_FAILED', false, true],
+    ['RECONFIG_FAIL', false, true],
+    ['EXPEDITING', false, true],
+    ['COMPLETD', false, false],
+    ['ARCHIVED', false, false],
+    ['', false, false],
+  ])('%s: terminal %s, known %s', (state, isTerminal, isKnown) => {
+    expect(isTerminalState(state)).toBe(isTerminal);
+    expect(isKnownState(state)).toBe(isKnown);
+  });
+});
+
+describe('normalizeClusterName', () => {
+  // slurm.conf(5) ClusterName: upper-case letters are mapped to lower case in the accounting database.
+  it.each([
+    ['lab', 'lab'],
+    ['LAB', 'lab'],
+    ['Lab-2', 'lab-2'],
+    [' lab ', 'lab'],
+  ])('reads %j as %j', (text, cluster) => {
+    expect(normalizeClusterName(text)).toBe(cluster);
   });
 });
