@@ -1,7 +1,22 @@
-import type { RequestHandler } from 'express';
-import { BadRequestError } from '../shared/errors.js';
+import type { Request, RequestHandler } from 'express';
+import { BadRequestError, UnsupportedMediaTypeError } from '../shared/errors.js';
 
 export const NOT_A_JSON_OBJECT_MESSAGE = 'The request body must be a JSON object.';
+
+const READ_BODY_TYPES =
+  'The request body must be JSON (Content-Type: application/json) or a form (application/x-www-form-urlencoded)';
+
+/** Bytes were sent (GET and HEAD bodies mean nothing, RFC 9110, and are left alone). */
+function hasBodyBytes(req: Request): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD') return false;
+  return Number(req.headers['content-length']) > 0 || req.headers['transfer-encoding'] !== undefined;
+}
+
+/** Its media type alone (no parameters), cut to a length fit for a message. */
+function mediaTypeOf(req: Request): string | undefined {
+  const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+  return type ? type.slice(0, 100) : undefined;
+}
 
 /** An object of fields: what JSON.parse and the form parser make, not a list or a JsonNumberText. */
 export function isFieldObject(value: unknown): value is Record<string, unknown> {
@@ -17,9 +32,22 @@ export function isFieldObject(value: unknown): value is Record<string, unknown> 
  * `"gov"` as "not valid JSON", which it is. Runs after the body parsers. No body at all
  * (a POST with nothing sent: Express leaves `req.body` undefined) reads as an object of no
  * fields, so each route names the fields it needs ("before: is required"), where it said
- * "input: is required", naming no field.
+ * "input: is required", naming no field. A body the parsers left unread (`req.body` still
+ * undefined with bytes sent) came in a type they do not read: a script's `curl -F` (multipart), or
+ * JSON labelled text/plain or sent without a Content-Type. It is refused with 415 naming that type;
+ * read as no fields, it made the route say that a field it had been sent was missing
+ * ("before: is required" for `curl -F before=2026-12-01`).
  */
 export const requireObjectBody: RequestHandler = (req, _res, next) => {
+  if (req.body === undefined && hasBodyBytes(req)) {
+    const type = mediaTypeOf(req);
+    next(
+      new UnsupportedMediaTypeError(
+        `${READ_BODY_TYPES}; it was sent ${type ? `as ${type}` : 'without a Content-Type'}.`,
+      ),
+    );
+    return;
+  }
   if (req.body === undefined) req.body = {};
   if (isFieldObject(req.body)) {
     next();

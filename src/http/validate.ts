@@ -16,7 +16,7 @@ export function describeIssue(issue: RawIssue): string | undefined {
     case 'invalid_type':
       if (issue.input === undefined) return 'is required';
       // JSON's null: an optional field is left out, not null; a required one still needs a value.
-      if (issue.input === null) return 'cannot be null (leave it out, or give a value)';
+      if (issue.input === null) return NULL_FIELD_REASON;
       if (Array.isArray(issue.input)) return REPEATED_FIELD_REASON;
       if (issue.expected === 'number' || issue.expected === 'int') return 'must be a whole number';
       if (issue.expected === 'string') return 'must be text';
@@ -78,8 +78,14 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown, name 
   for (const issue of result.error?.issues ?? []) {
     // No form or query field takes a list, so a list is a field given more than once
     // (?start=a&start=b); unions and coerced numbers would otherwise word it as something else.
-    const isRepeated = issue.path.length > 0 && Array.isArray(valueAt(given, issue.path));
-    fields[issue.path.join('.') || name] = isRepeated ? REPEATED_FIELD_REASON : issue.message;
+    const value = issue.path.length > 0 ? valueAt(given, issue.path) : undefined;
+    // JSON's null is refused as null whatever the field's own wording: a field whose schema words
+    // its refusals itself (a list of choices, a decimal's form) said that of a null instead.
+    fields[issue.path.join('.') || name] = Array.isArray(value)
+      ? REPEATED_FIELD_REASON
+      : value === null
+        ? NULL_FIELD_REASON
+        : issue.message;
   }
   // Refused even where the schema would take it: a one-item list (?page[]=2) is not one value.
   for (const field of listShaped) fields[field] = REPEATED_FIELD_REASON;
@@ -88,6 +94,9 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown, name 
 
 /** What a field given more than once, or as a list or an object, is told. */
 const REPEATED_FIELD_REASON = 'must be given once';
+
+/** What a field given as JSON's null is told: an optional field is left out, not null. */
+const NULL_FIELD_REASON = 'cannot be null (leave it out, or give a value)';
 
 /**
  * `input` with each field of `schema` written as a list or an object (`start[]=`, `start[0]=`,

@@ -175,6 +175,12 @@ export class PayloadTooLargeError extends AppError {
   }
 }
 
+export class UnsupportedMediaTypeError extends AppError {
+  constructor(message: string) {
+    super(415, message);
+  }
+}
+
 export class ServiceUnavailableError extends AppError {
   /** `retryAfterSec` goes out as Retry-After (5 s when unset, as for any 503). */
   constructor(

@@ -110,9 +110,12 @@ describe('a rate sent as a JSON number is judged by its digits, with the same me
     expect(await pricingState()).toEqual(before);
   });
 
-  it('a rate left out or null is told the same', async () => {
+  it('a rate left out is told the rule, and a null that it cannot be null, as every field is', async () => {
     const before = await pricingState();
-    for (const body of ['{"type":"gov","cpu":0.8,"gpu":18}', '{"type":"gov","cpu":0.8,"gpu":18,"mem":null}']) {
+    for (const [body, error] of [
+      ['{"type":"gov","cpu":0.8,"gpu":18}', `mem: ${RULE}`],
+      ['{"type":"gov","cpu":0.8,"gpu":18,"mem":null}', 'mem: cannot be null (leave it out, or give a value)'],
+    ]) {
       const response = await admin
         .post('/formula')
         .set('Accept', 'application/json')
@@ -120,7 +123,7 @@ describe('a rate sent as a JSON number is judged by its digits, with the same me
         .set('X-CSRFToken', await csrfTokenOf(admin))
         .send(body);
       expect(response.status, body).toBe(400);
-      expect(response.body, body).toEqual({ error: `mem: ${RULE}`, code: 400 });
+      expect(response.body, body).toEqual({ error, code: 400 });
     }
     expect(await pricingState()).toEqual(before);
   });

@@ -152,6 +152,20 @@ describe('parseInput says what is wrong in words people read', () => {
     expect(message).not.toMatch(/Too small|Too big|Invalid input|expected \w+, received|>=|<=/);
   });
 
+  // The rule is the field's, not its type's: a field whose schema words its own refusal (a list of
+  // choices, a decimal's form, "is required: the amount that arrived") said that of a null instead,
+  // so a script could not tell a null it sent from a value of the wrong form.
+  const NULL_REASON = 'cannot be null (leave it out, or give a value)';
+  it.each([
+    ['a payment method', () => parseInput(ZMarkPaid, { method: null, amount_received: '10.00' }), 'method'],
+    ['an amount received', () => parseInput(ZMarkPaid, { method: 'cash', amount_received: null }), 'amount_received'],
+    ['a rate', () => parseInput(ZSetRates, { type: 'mu', cpu: null, gpu: '1', mem: '1' }), 'cpu'],
+    ['a role', () => parseInput(ZChangeRoleForm, { role: null }), 'role'],
+    ['a usage view', () => parseInput(ZUsageQuery, { view: null }), 'view'],
+  ])('says a JSON null for %s cannot be null, whatever its own wording', (_case, run, field) => {
+    expect(messageOf(run)).toBe(`${field}: ${NULL_REASON}`);
+  });
+
   it.each([
     ['an empty list', []],
     ['a list holding the fields', [{ type: 'mu', cpu: '1', gpu: '1', mem: '1' }]],
