@@ -63,6 +63,7 @@ export const VIEW_LOCALS = [
   'isPaymentHeld',
   'isRunning',
   'isStartAbandoned',
+  'isUnkeyed',
   'itemPager',
   'items',
   'itemsCsvLink',

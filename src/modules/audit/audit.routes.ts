@@ -15,8 +15,10 @@ import type { AuditFilter, StoredAuditEntry } from './audit.repository.js';
 import { ZAuditQuery } from './audit.schema.js';
 import {
   describeAuditAmounts,
+  describeChainSeal,
   findAuditAmounts,
   findAuditPage,
+  hasChainKey,
   iterateAuditEntries,
   listDistinctActions,
   splitAuditActor,
@@ -215,14 +217,26 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
 
   router.get('/admin/audit/verify', guards.requireAdmin, async (req, res) => {
     const verdict = await deps.chainMonitor.verify();
+    // The seal in the words of `npm run audit:verify` (null for an empty log).
     const body = verdict.isIntact
-      ? { status: 'ok', entries: verdict.count, isSealed: verdict.isSealed }
+      ? {
+          status: 'ok',
+          entries: verdict.count,
+          isSealed: verdict.isSealed,
+          isSealedWithOldKey: verdict.isSealedWithOldKey,
+          seal: describeChainSeal(verdict) ?? null,
+        }
       : { status: 'broken', entries: verdict.count, brokenAt: String(verdict.brokenAt), reason: verdict.reason };
     if (req.accepts(['html', 'json']) === 'json') {
       res.status(verdict.isIntact ? 200 : 409).json(body);
       return;
     }
-    res.status(verdict.isIntact ? 200 : 409).render('audit/audit-verify', { title: 'Audit chain', verdict: body });
+    res.status(verdict.isIntact ? 200 : 409).render('audit/audit-verify', {
+      title: 'Audit chain',
+      verdict: body,
+      // Only an unkeyed log is a risk to warn of; entries before a first key are sealed by the next one.
+      isUnkeyed: !hasChainKey(),
+    });
   });
 
   return router;

@@ -177,6 +177,31 @@ export type ChainVerdict =
     }
   | { isIntact: false; count: number; brokenAt: bigint; reason: string };
 
+/**
+ * How the newest entry of an intact chain is sealed, in the words of `npm run audit:verify` and
+ * /admin/audit/verify alike (one source: the page said "AUDIT_CHAIN_KEY is not set" after a first
+ * key). Right after a change of key the newest entry is still sealed with the old one, and right
+ * after a first key it is unsealed (AUDIT_CHAIN_UNSEALED_UNTIL): the next entry written is sealed
+ * with AUDIT_CHAIN_KEY. Undefined for an empty log. Read with this process's settings, as the
+ * verification that made the verdict was.
+ */
+export function describeChainSeal(verdict: Extract<ChainVerdict, { isIntact: true }>): string | undefined {
+  if (verdict.count === 0) return undefined;
+  if (verdict.isSealedWithOldKey) {
+    return 'The newest entry is sealed with a key of AUDIT_CHAIN_OLD_KEYS; the entries written from now on are sealed with AUDIT_CHAIN_KEY.';
+  }
+  if (verdict.isSealed) return 'The newest entry is sealed with AUDIT_CHAIN_KEY.';
+  if (hasChainKey()) {
+    return 'The newest entries were written before AUDIT_CHAIN_KEY was set (AUDIT_CHAIN_UNSEALED_UNTIL) and are not sealed; the entries written from now on are.';
+  }
+  return 'The newest entries are not sealed with a key (AUDIT_CHAIN_KEY is not set): whoever can write to the database could rewrite the log so that it still verifies.';
+}
+
+/** Whether this process seals new entries (AUDIT_CHAIN_KEY is set). */
+export function hasChainKey(): boolean {
+  return chainSettings.chainKeys.length > 0;
+}
+
 function toRecord(entry: auditRepository.StoredAuditEntry): AuditRecord {
   const { ts, actor, ip, userAgent, action, target, status, details } = entry;
   return { ts, actor, ip, userAgent, action, target, status, details };
