@@ -328,6 +328,30 @@ export {
   listDistinctActions,
 } from './audit.repository.js';
 
+// A tier renamed more often than this in one history is not followed further back.
+const MAX_TIER_RENAMES = 100;
+
+/**
+ * The spans of a tier's entries under its earlier names, for a filter by `tier:<name>`: a rename
+ * writes the new name from then on, and the log is never rewritten, so the tier's creation, its
+ * earlier rates and the rename itself stay under the old name. Follows the renames of the tier that
+ * got `name` last back in time, each earlier name only from where this tier got it up to the
+ * rename away from it (that entry included), so a tier given an old name later is not its history.
+ * Entries written under `name` itself are all found, as the log writes them.
+ */
+export async function tierNameSpans(db: Db, target: string): Promise<auditRepository.TargetSpan[]> {
+  if (!target.startsWith('tier:')) return [];
+  const spans: auditRepository.TargetSpan[] = [];
+  let naming = await auditRepository.findTierNaming(db, target.slice('tier:'.length));
+  for (let step = 0; step < MAX_TIER_RENAMES && naming?.previousName; step++) {
+    const renamedAt = naming.id;
+    const previousName: string = naming.previousName;
+    naming = await auditRepository.findTierNaming(db, previousName, renamedAt);
+    spans.push({ target: `tier:${previousName}`, fromId: naming?.id, upToId: renamedAt });
+  }
+  return spans;
+}
+
 /** A whole number of minor units as the log records it ("922170", or "-5" as a provider may send). */
 const MINOR_UNITS = /^-?\d{1,30}$/;
 const CURRENCY_CODE = /^[A-Z]{3}$/;
