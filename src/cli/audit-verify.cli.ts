@@ -1,32 +1,22 @@
 import { ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
-import { type ChainVerdict, configureAuditChain, verifyAuditChain } from '../modules/audit/audit.service.js';
+import {
+  type ChainVerdict,
+  configureAuditChain,
+  describeChainSeal,
+  verifyAuditChain,
+} from '../modules/audit/audit.service.js';
 import { createToolLogger } from '../shared/logger.js';
 import { refuseArguments, runTool } from './run-tool.js';
 
 /** The exit code of a chain that failed verification: apart from 1, a run that could not verify. */
 const AUDIT_CHAIN_BROKEN_EXIT_CODE = 2;
 
-/**
- * How the newest entry is sealed. Right after a change of key it is still sealed with the old one,
- * and right after a first key it is unsealed (AUDIT_CHAIN_UNSEALED_UNTIL): the next entry written
- * is sealed with AUDIT_CHAIN_KEY.
- */
-function describeSeal(verdict: Extract<ChainVerdict, { isIntact: true }>, hasKey: boolean): string {
-  if (verdict.isSealedWithOldKey) {
-    return ' The newest entry is sealed with a key of AUDIT_CHAIN_OLD_KEYS; the entries written from now on are sealed with AUDIT_CHAIN_KEY.';
-  }
-  if (verdict.isSealed) return ' The newest entry is sealed with AUDIT_CHAIN_KEY.';
-  if (hasKey) {
-    return ' The newest entries were written before AUDIT_CHAIN_KEY was set (AUDIT_CHAIN_UNSEALED_UNTIL) and are not sealed; the entries written from now on are.';
-  }
-  return ' The newest entries are not sealed with a key (AUDIT_CHAIN_KEY is not set): whoever can write to the database could rewrite the log so that it still verifies.';
-}
-
 /** The verdict in the words of /admin/audit/verify. */
-function describeVerdict(verdict: ChainVerdict, hasKey: boolean): string {
+function describeVerdict(verdict: ChainVerdict): string {
   if (verdict.isIntact) {
-    const sealed = verdict.count === 0 ? '' : describeSeal(verdict, hasKey);
+    const seal = describeChainSeal(verdict);
+    const sealed = seal === undefined ? '' : ` ${seal}`;
     if (verdict.count === 0) return 'OK: the audit log has no entries yet, so there is nothing to verify.';
     if (verdict.count === 1) return `OK: the one entry of the audit log is intact.${sealed}`;
     return `OK: all ${verdict.count} entries of the audit log are intact and chained.${sealed}`;
@@ -61,7 +51,7 @@ async function main() {
   });
   try {
     const verdict = await verifyAuditChain(db.prisma);
-    console.log(describeVerdict(verdict, config.audit.chainKeys.length > 0));
+    console.log(describeVerdict(verdict));
     if (!verdict.isIntact) process.exitCode = AUDIT_CHAIN_BROKEN_EXIT_CODE;
   } finally {
     await db.close();

@@ -15,6 +15,7 @@ export const VIEW_LOCALS = [
   // app.locals and res.locals (src/app.ts: currentUser, currentPath; src/http/csrf.ts, src/http/session.ts, offerWayBack in src/http/route-helpers.ts)
   'appName',
   'currency',
+  'earlierTargets',
   'fmt',
   'refusedForm',
   'onlinePayment',
@@ -63,6 +64,7 @@ export const VIEW_LOCALS = [
   'isPaymentHeld',
   'isRunning',
   'isStartAbandoned',
+  'isUnkeyed',
   'itemPager',
   'items',
   'itemsCsvLink',

@@ -70,6 +70,7 @@ describe('GET /admin/audit for a JSON client', () => {
           ],
         },
       ],
+      earlierTargets: [],
       nextPageUrl: null,
       csvUrl: '/admin/audit.csv?action=test.money',
     });

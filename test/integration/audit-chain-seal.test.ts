@@ -311,4 +311,40 @@ describe('/admin/audit/verify', () => {
     expect(page.text).toContain('entries are intact and chained');
     expect(page.text).not.toContain('AUDIT_CHAIN_KEY is not set');
   });
+
+  // The page said "AUDIT_CHAIN_KEY is not set" of entries written before a first key
+  // (AUDIT_CHAIN_UNSEALED_UNTIL), and did not say an old key sealed the newest entry right after a
+  // change of key: it now words the seal as `npm run audit:verify` does, from the same function.
+  it('says, as npm run audit:verify does, that entries predate a first key, and which key sealed the newest entry', async () => {
+    await buildUser(db.prisma, { username: 'keyless', role: 'admin', password: 'keyless-password' });
+    const before = await signInAs(buildTestApp(db), 'keyless', 'keyless-password');
+    const lastUnsealed = (await entries()).at(-1)?.id ?? 0n;
+    // The restarted process with its first key, before it writes anything (viewing the page writes nothing).
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: lastUnsealed });
+    const firstKey = await before.get('/admin/audit/verify').set('Accept', 'text/html').expect(200);
+    const predating =
+      'The newest entries were written before AUDIT_CHAIN_KEY was set (AUDIT_CHAIN_UNSEALED_UNTIL) and are not sealed; the entries written from now on are.';
+    expect(firstKey.text).toContain(predating);
+    expect(firstKey.text).not.toContain('AUDIT_CHAIN_KEY is not set');
+    const firstKeyJson = await before.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
+    expect(firstKeyJson.body).toMatchObject({
+      status: 'ok',
+      isSealed: false,
+      isSealedWithOldKey: false,
+      seal: predating,
+    });
+
+    // Sealed with OLD_KEY, then the key changes: the newest entry is still sealed with the old one.
+    const oldKeyApp = buildTestApp(db, {
+      env: { AUDIT_CHAIN_KEY: OLD_KEY, AUDIT_CHAIN_UNSEALED_UNTIL: String(lastUnsealed) },
+    });
+    const sealedOld = await signInAs(oldKeyApp, 'keyless', 'keyless-password');
+    configureAuditChain({ chainKeys: [KEY, OLD_KEY], unsealedUntil: lastUnsealed });
+    const changed = await sealedOld.get('/admin/audit/verify').set('Accept', 'text/html').expect(200);
+    const oldKey =
+      'The newest entry is sealed with a key of AUDIT_CHAIN_OLD_KEYS; the entries written from now on are sealed with AUDIT_CHAIN_KEY.';
+    expect(changed.text).toContain(oldKey);
+    const changedJson = await sealedOld.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
+    expect(changedJson.body).toMatchObject({ status: 'ok', isSealed: true, isSealedWithOldKey: true, seal: oldKey });
+  });
 });

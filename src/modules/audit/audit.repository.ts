@@ -1,4 +1,4 @@
-import type { Prisma } from '@prisma/client';
+import { Prisma } from '@prisma/client';
 import type pg from 'pg';
 import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
@@ -132,20 +132,46 @@ const SELECT_ENTRY = {
   hash: true,
 } as const;
 
+/** Entries written under `target` with ids from `fromId` up to `upToId` (either open). */
+export interface TargetSpan {
+  target: string;
+  fromId?: bigint;
+  upToId?: bigint;
+}
+
 export interface AuditFilter {
   actor?: string;
   action?: string;
   /** Any of these targets (`targetsMatching`): a user's entries are written in two forms. */
   targets?: string[];
+  /** Or any of these spans: a renamed tier's entries under its earlier names (`tierNameSpans`). */
+  targetSpans?: TargetSpan[];
   from?: Date;
   to?: Date;
+}
+
+function targetWhereOf(filter: AuditFilter): Prisma.AuditLogWhereInput {
+  if (!filter.targets) return {};
+  if (!filter.targetSpans?.length) return { target: { in: filter.targets } };
+  return {
+    OR: [
+      { target: { in: filter.targets } },
+      ...filter.targetSpans.map((span) => ({
+        target: span.target,
+        id: {
+          ...(span.fromId !== undefined ? { gte: span.fromId } : {}),
+          ...(span.upToId !== undefined ? { lte: span.upToId } : {}),
+        },
+      })),
+    ],
+  };
 }
 
 function whereOf(filter: AuditFilter, beforeId?: bigint): Prisma.AuditLogWhereInput {
   return {
     ...(filter.actor ? { actor: filter.actor } : {}),
     ...(filter.action ? { action: filter.action } : {}),
-    ...(filter.targets ? { target: { in: filter.targets } } : {}),
+    ...targetWhereOf(filter),
     ...(filter.from || filter.to
       ? { ts: { ...(filter.from ? { gte: filter.from } : {}), ...(filter.to ? { lt: filter.to } : {}) } }
       : {}),
@@ -206,4 +232,29 @@ export async function listDistinctActions(db: Db): Promise<string[]> {
     )
     SELECT action FROM actions WHERE action IS NOT NULL`;
   return rows.map((row) => row.action);
+}
+
+/**
+ * Where tier `name` got that name, newest before `beforeId` (or of all): its creation, or a rename
+ * to it, whose `previous` is the name it had. The actions and details are rates.service's
+ * (`pricing.tier.create`, `pricing.tier.update` with `previous` and `next`); a tier made outside
+ * the app (SQL, an install older than the log) has none.
+ */
+export async function findTierNaming(
+  db: Db,
+  name: string,
+  beforeId?: bigint,
+): Promise<{ id: bigint; previousName: string | null } | undefined> {
+  const before = beforeId === undefined ? Prisma.empty : Prisma.sql`AND id < ${beforeId}`;
+  const rows = await db.$queryRaw<{ id: bigint; previousName: string | null }[]>`
+    SELECT id, CASE WHEN action = 'pricing.tier.update' THEN details->'previous'->>'name' END AS "previousName"
+      FROM audit_log
+     WHERE status = 'ok'
+       AND ((action = 'pricing.tier.create' AND target = ${`tier:${name}`})
+         OR (action = 'pricing.tier.update' AND details->'next'->>'name' = ${name}
+             AND details->'previous'->>'name' IS DISTINCT FROM ${name}))
+       ${before}
+     ORDER BY id DESC
+     LIMIT 1`;
+  return rows[0];
 }

@@ -15,12 +15,15 @@ import type { AuditFilter, StoredAuditEntry } from './audit.repository.js';
 import { ZAuditQuery } from './audit.schema.js';
 import {
   describeAuditAmounts,
+  describeChainSeal,
   findAuditAmounts,
   findAuditPage,
+  hasChainKey,
   iterateAuditEntries,
   listDistinctActions,
   splitAuditActor,
   splitAuditDetails,
+  tierNameSpans,
 } from './audit.service.js';
 import type { AuditChainMonitor } from './audit-chain.monitor.js';
 import { targetsMatching } from './audit-target.js';
@@ -117,10 +120,11 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   const { db, guards, timeZone } = deps;
   const router = Router();
 
-  const filterOf = (query: ReturnType<typeof parseQuery>): AuditFilter => ({
+  const filterOf = async (query: ReturnType<typeof parseQuery>): Promise<AuditFilter> => ({
     actor: query.actor,
     action: query.action,
     targets: query.target ? targetsMatching(query.target) : undefined,
+    targetSpans: query.target ? await tierNameSpans(db, query.target) : undefined,
     from: query.from ? startOfLocalDay(query.from, timeZone) : undefined,
     to: query.to ? endOfLocalDay(query.to, timeZone) : undefined,
   });
@@ -150,13 +154,21 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
         actions: await listDistinctActions(db),
         nextPageUrl: undefined,
         csvLink: csvLinkOf(undefined),
+        earlierTargets: [],
         timeZone,
         error: readableMessageOf(error),
         invalidFields: invalidFieldsOf(error),
       });
       return;
     }
-    const entries = await findAuditPage(db, filterOf(query), PAGE_SIZE + 1, query.before);
+    const filter = await filterOf(query);
+    const entries = await findAuditPage(db, filter, PAGE_SIZE + 1, query.before);
+    // Said on the page: entries under other targets than the one typed would otherwise puzzle.
+    const earlierTargets = (filter.targetSpans ?? []).map((span) => ({
+      target: span.target,
+      fromId: span.fromId === undefined ? null : String(span.fromId),
+      upToId: span.upToId === undefined ? null : String(span.upToId),
+    }));
     const hasMore = entries.length > PAGE_SIZE;
     const shown = entries.slice(0, PAGE_SIZE);
     const nextQuery = new URLSearchParams({
@@ -170,6 +182,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
         timeZone,
         actions: await listDistinctActions(db),
         entries: shown.map(auditEntryJson),
+        earlierTargets,
         nextPageUrl: nextPageUrl ?? null,
         csvUrl: csvLinkOf(query),
       });
@@ -190,6 +203,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       actions: await listDistinctActions(db),
       nextPageUrl,
       csvLink: csvLinkOf(query),
+      earlierTargets,
       timeZone,
       error: undefined,
       invalidFields: [],
@@ -200,7 +214,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     // Refused, back to the log filtered as typed, which says the same beside the filters to correct.
     const typed = Object.fromEntries(FILTER_NAMES.map((name) => [name, typedIn(req.query, name)]));
     offerWayBack(res, { href: linkTo('/admin/audit', typed, {}), text: 'Back to the audit log' });
-    const filter = filterOf(parseQuery(req.query));
+    const filter = await filterOf(parseQuery(req.query));
     async function* chunks() {
       for await (const batch of iterateAuditEntries(db, 'asc', 1000, filter)) {
         yield formatCsvLines(batch.map(auditCsvRecord), AUDIT_CSV_COLUMNS);
@@ -215,14 +229,26 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
 
   router.get('/admin/audit/verify', guards.requireAdmin, async (req, res) => {
     const verdict = await deps.chainMonitor.verify();
+    // The seal in the words of `npm run audit:verify` (null for an empty log).
     const body = verdict.isIntact
-      ? { status: 'ok', entries: verdict.count, isSealed: verdict.isSealed }
+      ? {
+          status: 'ok',
+          entries: verdict.count,
+          isSealed: verdict.isSealed,
+          isSealedWithOldKey: verdict.isSealedWithOldKey,
+          seal: describeChainSeal(verdict) ?? null,
+        }
       : { status: 'broken', entries: verdict.count, brokenAt: String(verdict.brokenAt), reason: verdict.reason };
     if (req.accepts(['html', 'json']) === 'json') {
       res.status(verdict.isIntact ? 200 : 409).json(body);
       return;
     }
-    res.status(verdict.isIntact ? 200 : 409).render('audit/audit-verify', { title: 'Audit chain', verdict: body });
+    res.status(verdict.isIntact ? 200 : 409).render('audit/audit-verify', {
+      title: 'Audit chain',
+      verdict: body,
+      // Only an unkeyed log is a risk to warn of; entries before a first key are sealed by the next one.
+      isUnkeyed: !hasChainKey(),
+    });
   });
 
   return router;

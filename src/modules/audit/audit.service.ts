@@ -177,6 +177,31 @@ export type ChainVerdict =
     }
   | { isIntact: false; count: number; brokenAt: bigint; reason: string };
 
+/**
+ * How the newest entry of an intact chain is sealed, in the words of `npm run audit:verify` and
+ * /admin/audit/verify alike (one source: the page said "AUDIT_CHAIN_KEY is not set" after a first
+ * key). Right after a change of key the newest entry is still sealed with the old one, and right
+ * after a first key it is unsealed (AUDIT_CHAIN_UNSEALED_UNTIL): the next entry written is sealed
+ * with AUDIT_CHAIN_KEY. Undefined for an empty log. Read with this process's settings, as the
+ * verification that made the verdict was.
+ */
+export function describeChainSeal(verdict: Extract<ChainVerdict, { isIntact: true }>): string | undefined {
+  if (verdict.count === 0) return undefined;
+  if (verdict.isSealedWithOldKey) {
+    return 'The newest entry is sealed with a key of AUDIT_CHAIN_OLD_KEYS; the entries written from now on are sealed with AUDIT_CHAIN_KEY.';
+  }
+  if (verdict.isSealed) return 'The newest entry is sealed with AUDIT_CHAIN_KEY.';
+  if (hasChainKey()) {
+    return 'The newest entries were written before AUDIT_CHAIN_KEY was set (AUDIT_CHAIN_UNSEALED_UNTIL) and are not sealed; the entries written from now on are.';
+  }
+  return 'The newest entries are not sealed with a key (AUDIT_CHAIN_KEY is not set): whoever can write to the database could rewrite the log so that it still verifies.';
+}
+
+/** Whether this process seals new entries (AUDIT_CHAIN_KEY is set). */
+export function hasChainKey(): boolean {
+  return chainSettings.chainKeys.length > 0;
+}
+
 function toRecord(entry: auditRepository.StoredAuditEntry): AuditRecord {
   const { ts, actor, ip, userAgent, action, target, status, details } = entry;
   return { ts, actor, ip, userAgent, action, target, status, details };
@@ -302,6 +327,30 @@ export {
   iterateEntries as iterateAuditEntries,
   listDistinctActions,
 } from './audit.repository.js';
+
+// A tier renamed more often than this in one history is not followed further back.
+const MAX_TIER_RENAMES = 100;
+
+/**
+ * The spans of a tier's entries under its earlier names, for a filter by `tier:<name>`: a rename
+ * writes the new name from then on, and the log is never rewritten, so the tier's creation, its
+ * earlier rates and the rename itself stay under the old name. Follows the renames of the tier that
+ * got `name` last back in time, each earlier name only from where this tier got it up to the
+ * rename away from it (that entry included), so a tier given an old name later is not its history.
+ * Entries written under `name` itself are all found, as the log writes them.
+ */
+export async function tierNameSpans(db: Db, target: string): Promise<auditRepository.TargetSpan[]> {
+  if (!target.startsWith('tier:')) return [];
+  const spans: auditRepository.TargetSpan[] = [];
+  let naming = await auditRepository.findTierNaming(db, target.slice('tier:'.length));
+  for (let step = 0; step < MAX_TIER_RENAMES && naming?.previousName; step++) {
+    const renamedAt = naming.id;
+    const previousName: string = naming.previousName;
+    naming = await auditRepository.findTierNaming(db, previousName, renamedAt);
+    spans.push({ target: `tier:${previousName}`, fromId: naming?.id, upToId: renamedAt });
+  }
+  return spans;
+}
 
 /** A whole number of minor units as the log records it ("922170", or "-5" as a provider may send). */
 const MINOR_UNITS = /^-?\d{1,30}$/;
