@@ -311,6 +311,15 @@ describe('/admin/ingestion after a backfill that read today', () => {
   });
 });
 
+/** The "Data complete through" date and time /admin/ingestion shows, as "YYYY-MM-DD HH:MM". */
+async function dataThroughOn(agent: Awaited<ReturnType<typeof signInAs>>): Promise<string | undefined> {
+  const page = (await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200)).text;
+  return /Data complete through <strong><span><span class="nowrap">([\d-]+)<\/span> <span class="nowrap">([\d:]+)<\/span>/
+    .exec(page)
+    ?.slice(1)
+    .join(' ');
+}
+
 describe('/admin/ingestion after a backfill that does not join on to what was read', () => {
   it('keeps the mark of the last scheduled run: a later day read after a gap, or a day still to come, read nothing before it', async () => {
     const admin = await buildUser(db.prisma, { role: 'admin' });
@@ -328,20 +337,15 @@ describe('/admin/ingestion after a backfill that does not join on to what was re
           finishedAt: new Date(startedAt),
         },
       });
-    const dataThrough = async () =>
-      /Data complete through <strong><span><span class="nowrap">([\d-]+)<\/span> <span class="nowrap">([\d:]+)<\/span>/
-        .exec((await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200)).text)
-        ?.slice(1)
-        .join(' ');
     // The scheduled runs last succeeded yesterday at 20:00 (they have failed since).
     await run('schedule', '2026-11-22T19:45:00Z', '2026-11-22T20:00:00Z', '2026-11-22T20:00:00Z');
     // At 15:50 an operator backfills today and a day to come: 20:00 to midnight yesterday was never read.
     await run('backfill', '2026-11-23T00:00:00Z', '2026-11-24T00:00:00Z', '2026-11-23T15:50:00Z');
     await run('backfill', '2026-11-25T00:00:00Z', '2026-11-26T00:00:00Z', '2026-11-23T15:50:01Z');
-    expect(await dataThrough()).toBe('2026-11-22 20:00');
+    expect(await dataThroughOn(agent)).toBe('2026-11-22 20:00');
     // Yesterday backfilled too: the days join on, up to when today was read.
     await run('backfill', '2026-11-22T00:00:00Z', '2026-11-23T00:00:00Z', '2026-11-23T15:51:00Z');
-    expect(await dataThrough()).toBe('2026-11-23 15:50');
+    expect(await dataThroughOn(agent)).toBe('2026-11-23 15:50');
   });
 });
 
@@ -362,21 +366,16 @@ describe('/admin/ingestion with backfills alone (no scheduled run yet)', () => {
           finishedAt: new Date(startedAt),
         },
       });
-    const dataThrough = async () =>
-      /Data complete through <strong><span><span class="nowrap">([\d-]+)<\/span> <span class="nowrap">([\d:]+)<\/span>/
-        .exec((await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200)).text)
-        ?.slice(1)
-        .join(' ');
     // A backfill from cron, a day at a time: the 21st failed (slurmdbd down that night) and was not read
     // again, the 22nd and today were. The 21st's jobs are not stored: the data is complete up to it only.
     await run('success', '2026-11-20', '2026-11-21T01:00:00Z');
     await run('failed', '2026-11-21', '2026-11-22T01:00:00Z');
     await run('partial', '2026-11-22', '2026-11-23T01:00:00Z');
     await run('success', '2026-11-23', '2026-11-23T15:50:00Z');
-    expect(await dataThrough()).toBe('2026-11-21 00:00');
+    expect(await dataThroughOn(agent)).toBe('2026-11-21 00:00');
     // The 21st read again: the days join on, up to when today was read.
     await run('success', '2026-11-21', '2026-11-23T15:55:00Z');
-    expect(await dataThrough()).toBe('2026-11-23 15:50');
+    expect(await dataThroughOn(agent)).toBe('2026-11-23 15:50');
   });
 });
 
