@@ -2,7 +2,13 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
 import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
-import { AMOUNT_TOO_LARGE, isAmountTooLarge, WebhookBodyError, WebhookSignatureError } from './payment-provider.js';
+import {
+  AMOUNT_TOO_LARGE,
+  isAmountTooLarge,
+  PROVIDER_CURRENCY_CODE,
+  WebhookBodyError,
+  WebhookSignatureError,
+} from './payment-provider.js';
 
 export const DUMMY_SIGNATURE_HEADER = 'x-dummy-signature';
 
@@ -27,7 +33,7 @@ const ZDummyEvent = z.object(
       .refine((value) => !isAmountTooLarge(value), { error: AMOUNT_TOO_LARGE, abort: true })
       .int()
       .nonnegative(),
-    currency: z.string({ error: 'must be a three-letter currency code' }).regex(/^[A-Za-z]{3}$/),
+    currency: z.string({ error: 'must be a three-letter currency code' }).regex(PROVIDER_CURRENCY_CODE),
     // payment.disputed only: the dispute's id (the event's when left out) and the payer's reason.
     dispute_id: text(128).optional(),
     dispute_reason: text(64).optional(),

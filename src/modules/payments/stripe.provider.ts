@@ -6,6 +6,7 @@ import {
   AMOUNT_TOO_LARGE,
   isAmountTooLarge,
   PaymentProviderError,
+  PROVIDER_CURRENCY_CODE,
   WebhookBodyError,
   WebhookSignatureError,
 } from './payment-provider.js';
@@ -247,7 +248,8 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
  * (refunded_currency, disputed_currency, a refused claim's claimed_currency), and a longer code
  * failed the insert of a refused refund, which then never reached /admin/payments.
  */
-const isCurrencyCode = (value: unknown): value is string => typeof value === 'string' && /^[A-Za-z]{3}$/.test(value);
+const isCurrencyCode = (value: unknown): value is string =>
+  typeof value === 'string' && PROVIDER_CURRENCY_CODE.test(value);
 
 /** payment_events.type: varchar(64). */
 const STORED_TYPE_MAX = 64;
