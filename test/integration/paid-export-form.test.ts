@@ -41,6 +41,28 @@ describe('the paid receipts export form, refused', () => {
     expect(typo.text).toContain('Paid receipts not exported. From: is not a real calendar date');
   });
 
+  it('refuses a bom typed by hand the same way: the billing page, the reason in the form, the dates kept', async () => {
+    // It used to be the bare error page ("Back to the start page"), unlike a refused date.
+    const refused = await admin
+      .get('/admin/paid.csv?start=2026-03-01&end=2026-03-05&bom=yes')
+      .set('Accept', 'text/html');
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('<h1>Billing</h1>');
+    const form = /<section class="card" id="paid-export">.*?<\/section>/s.exec(refused.text)?.[0] ?? '';
+    expect(form).toContain('Paid receipts not exported. bom: must be 1 (a byte-order mark for Excel), or left out');
+    expect(form).toContain('id="paid-start" name="start" type="date" value="2026-03-01"');
+    expect(form).toContain('id="paid-end" name="end" type="date" value="2026-03-05"');
+
+    const twice = await admin.get('/admin/paid.csv?bom=1&bom=1').set('Accept', 'text/html');
+    expect(twice.status).toBe(400);
+    expect(twice.text).toContain('Paid receipts not exported. bom: must be given once');
+
+    // A script still gets {error, code}.
+    const json = await admin.get('/admin/paid.csv?bom=yes').set('Accept', 'application/json');
+    expect(json.status).toBe(400);
+    expect(json.body).toEqual({ error: 'bom: must be 1 (a byte-order mark for Excel), or left out', code: 400 });
+  });
+
   it('still answers a script with JSON, and a good window with the CSV', async () => {
     const refused = await admin
       .get('/admin/paid.csv?start=2026-03-05&end=2026-03-01')

@@ -1,7 +1,7 @@
 import type { Prisma } from '@prisma/client';
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
-import type { CsvExports } from '../../http/csv-exports.js';
+import { type CsvExports, ZCsvExportQuery } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
@@ -592,8 +592,10 @@ export function adminBillingRoutes(deps: {
     let query: TWindowQuery;
     try {
       query = parseInput(ZWindowQuery, req.query);
-      // Checked here as the export will, so that a browser gets its form back rather than an error page.
+      // Checked here as the export will, so that a browser gets its form back rather than an error page:
+      // the window, and the form's CSV for Excel (`bom`), which csvExports.send reads again.
       usage.resolveWindow(query);
+      parseInput(ZCsvExportQuery, req.query);
     } catch (error) {
       // The billing page's form, with the reason in it and the dates as picked; scripts get the JSON 400.
       if (!isRefusedForm(req, error, [400])) throw error;
