@@ -25,7 +25,11 @@ const zOptionalPaymentId = z.preprocess(
 );
 
 /** /admin/payments?older=<id> or ?newer=<id>: the page of payments just older or newer than that one. */
-export const ZPaymentsPageQuery = z.object({ older: zOptionalPaymentId, newer: zOptionalPaymentId });
+// Named on a page as the audit log names its own cursor ("Older than entry"); a script sees the key.
+export const ZPaymentsPageQuery = labelFields(z.object({ older: zOptionalPaymentId, newer: zOptionalPaymentId }), {
+  older: 'Older than payment',
+  newer: 'Newer than payment',
+});
 export type TPaymentsPageQuery = z.infer<typeof ZPaymentsPageQuery>;
 
 /** What finance did with a held payment's money (PaymentReviewOutcome). */
