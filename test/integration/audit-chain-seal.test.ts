@@ -196,7 +196,75 @@ describe('an entry deleted or moved within the chain', () => {
     await asSuperuser('UPDATE audit_log SET id = $2 WHERE id = $1', [aside, third.id]);
     expect(await verifyAuditChain(db.prisma)).toMatchObject({
       brokenAt: second.id,
-      reason: `the entry is as it was written, but it was not chained after #${first.id}, the entry before it: entries were moved (their ids changed) or #${first.id} was replaced`,
+      reason: `the entry is as it was written, but it was not chained after #${first.id}, the entry before it: it was chained after #${third.id}, so entries were moved (their ids changed)`,
+    });
+  });
+
+  // Said as "the entry it followed (#N) was deleted", the operator looked for a deletion, and
+  // restored a backup, when the entry was still there under another id.
+  it('is named as moved, not deleted, when an entry is given an id after the others', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(4);
+    const [first, second, third] = await entries();
+    if (!first || !second || !third) throw new Error('too few entries');
+    const far = 1_000_000n;
+    await asSuperuser('UPDATE audit_log SET id = $2 WHERE id = $1', [second.id, far]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      isIntact: false,
+      brokenAt: third.id,
+      reason: `the entry is as it was written, but it was not chained after #${first.id}, the entry now before it: it was chained after #${far}, so entries were moved (their ids changed)`,
+    });
+    await asSuperuser('UPDATE audit_log SET id = $2 WHERE id = $1', [first.id, far + 1n]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      isIntact: false,
+      brokenAt: third.id,
+      reason: `the entry is as it was written, but it was chained after #${far}, an entry that is not before it: entries were moved (their ids changed)`,
+    });
+  });
+
+  it('says an entry was replaced, or deleted and its id given to another, when nothing has the hash it followed', async () => {
+    await recordEntries(3);
+    const [first, second, third] = await entries();
+    if (!first || !second || !third) throw new Error('too few entries');
+    // Without a key: the replaced entry matches its own plain hash, so only the link after it shows.
+    const { ts, actor, ip, userAgent, action, target, status } = second;
+    const record = { ts, actor, ip, userAgent, action, target, status, details: { index: 1, total: '0.01' } };
+    const hash = hashAuditRecord(second.prevHash, record);
+    await asSuperuser('UPDATE audit_log SET details = $2, hash = $3 WHERE id = $1', [
+      second.id,
+      JSON.stringify(record.details),
+      hash,
+    ]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: third.id,
+      reason: `the entry is as it was written, but it was not chained after #${second.id}, the entry before it: the entry it followed is gone: #${second.id} was replaced, or it was deleted and another entry given its id`,
+    });
+  });
+
+  it('names a moved first entry as moved', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(3);
+    const [first, second] = await entries();
+    if (!first || !second) throw new Error('too few entries');
+    const far = 1_000_000n;
+    await asSuperuser('UPDATE audit_log SET id = $2 WHERE id = $1', [first.id, far]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      isIntact: false,
+      brokenAt: second.id,
+      reason: `the entry is as it was written, but it was chained after #${far}, an entry that is not before it: entries were moved (their ids changed)`,
+    });
+  });
+
+  // The chain cannot tell which of the two was given another id, so neither is named as the one moved.
+  it('is named as moved when the newest entry is given an id before the others', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(4);
+    const [, , third, fourth] = await entries();
+    if (!third || !fourth) throw new Error('too few entries');
+    await asSuperuser('UPDATE audit_log SET id = 0 WHERE id = $1', [fourth.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: 0n,
+      reason: `the entry is as it was written, but it was chained after #${third.id}, an entry that is not before it: entries were moved (their ids changed)`,
     });
   });
 

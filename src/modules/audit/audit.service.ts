@@ -250,7 +250,9 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
       const sealProblem = sealProblemOf(seal, entry.id, keys, unsealedUntil);
       if (entry.prevHash !== expectedPrev) {
         // An entry that still matches its own hash was not changed: what it was chained to is missing.
-        const reason = sealProblem ?? describeMissingLink(entry.id, head?.id);
+        const reason =
+          sealProblem ??
+          describeMissingLink(entry.id, head?.id, await auditRepository.findEntryIdByHash(db, entry.prevHash));
         return { isIntact: false, count, brokenAt: entry.id, reason };
       }
       if (sealProblem !== undefined) return { isIntact: false, count, brokenAt: entry.id, reason: sealProblem };
@@ -286,23 +288,35 @@ function sealProblemOf(
 }
 
 /**
- * Why an intact entry does not follow the one before it (`previousId`, none for the first).
- * Said as "prev_hash does not match the previous entry", a deleted entry read as a change to
- * the intact one after it, and the operator looked for the tampering in the wrong entry.
+ * Why an intact entry does not follow the one before it (`previousId`, none for the first), given
+ * where the entry it was chained after is now (`followedId`: the entry whose hash is its prev_hash,
+ * none when no entry has it). Said as "prev_hash does not match the previous entry", a deleted entry
+ * read as a change to the intact one after it, and the operator looked for the tampering in the
+ * wrong entry; and an entry given another id was said to be deleted while it was still there.
  */
-function describeMissingLink(id: bigint, previousId: bigint | undefined): string {
+function describeMissingLink(id: bigint, previousId: bigint | undefined, followedId: bigint | undefined): string {
   // Ids are never reused, so the entry it followed had an id between the two; a rolled-back
   // append leaves gaps too, so the exact id is not known when the gap is wider than one.
   const idsBetween = (from: bigint, to: bigint) => (from === to ? `#${from}` : `an id from #${from} to #${to}`);
+  // The hash covers the record, not its id: some entry still has the hash this one followed, so
+  // nothing was deleted, but ids were changed. Which entry was given another id, this one or the
+  // one it followed, the chain cannot tell.
+  const moved = 'entries were moved (their ids changed)';
   if (previousId === undefined) {
+    if (followedId !== undefined) {
+      return `the entry is as it was written, but it was chained after #${followedId}, an entry that is not before it: ${moved}`;
+    }
     return id > 1n
       ? `the entry is as it was written, but it was chained after an entry that is gone: the entry before it (${idsBetween(1n, id - 1n)}) was deleted`
       : 'the entry is as it was written, but it was chained after an entry that is gone: entries before it were deleted';
   }
+  const before = id > previousId + 1n ? 'the entry now before it' : 'the entry before it';
+  const notAfter = `the entry is as it was written, but it was not chained after #${previousId}, ${before}`;
+  if (followedId !== undefined) return `${notAfter}: it was chained after #${followedId}, so ${moved}`;
   if (id > previousId + 1n) {
-    return `the entry is as it was written, but it was not chained after #${previousId}, the entry now before it: the entry it followed (${idsBetween(previousId + 1n, id - 1n)}) was deleted`;
+    return `${notAfter}: the entry it followed (${idsBetween(previousId + 1n, id - 1n)}) was deleted`;
   }
-  return `the entry is as it was written, but it was not chained after #${previousId}, the entry before it: entries were moved (their ids changed) or #${previousId} was replaced`;
+  return `${notAfter}: the entry it followed is gone: #${previousId} was replaced, or it was deleted and another entry given its id`;
 }
 
 /**
