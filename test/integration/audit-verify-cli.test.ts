@@ -18,7 +18,9 @@ async function runVerify(env: Record<string, string>, args: string[] = []) {
   return { code, stdout: tool.stdout(), stderr: tool.stderr() };
 }
 
-describe('npm run audit:verify', () => {
+// Every test runs the tool, each run an npm and tsx start-up of several seconds (three runs took 28 s
+// alone and passed 30 s under load), so the file's limit is above the suite's 30 s.
+describe('npm run audit:verify', { timeout: 120_000 }, () => {
   it('words an empty log and a log of one entry as such, not "all 0 entries" or "all 1 entries"', async () => {
     // A new demo's log is empty, and holds one entry after README's `npm run user:create`.
     const empty = await createTestDatabase();
