@@ -232,6 +232,8 @@ export function createApp(deps: AppDeps): express.Express {
       },
     },
     referrerPolicy: { policy: 'same-origin' },
+    // For browsers that read only X-Frame-Options: the same as frame-ancestors 'none' above.
+    xFrameOptions: { action: 'deny' },
     strictTransportSecurity: config.isHttpsRequired,
   });
   // Helmet sets no Permissions-Policy; set with its headers, so the hot routes capture it too.

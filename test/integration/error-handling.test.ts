@@ -136,6 +136,8 @@ describe('security headers', () => {
     const response = await request(buildTestApp(db)).get('/').set('Accept', 'text/html').expect(200);
     expect(response.headers['content-security-policy']).toContain("script-src 'self'");
     expect(response.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    // Browsers without CSP level 2 read only X-Frame-Options; it says what frame-ancestors says.
+    expect(response.headers['x-frame-options']).toBe('DENY');
     expect(response.headers['referrer-policy']).toBe('same-origin');
     expect(response.headers['x-powered-by']).toBeUndefined();
   });
