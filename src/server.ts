@@ -28,6 +28,7 @@ import { interruptAbandonedMonthEndRuns } from './modules/receipts/abandoned-mon
 import { closePasswordHashing, configurePasswordHashing } from './modules/users/password.js';
 import { createBackgroundWork } from './shared/background-work.js';
 import { onDistinctSignals } from './shared/distinct-signals.js';
+import { isDatabaseUnavailable } from './shared/errors.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { onPeriodicTasksAssigned, periodicTaskAssigner } from './shared/periodic-task.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
@@ -176,7 +177,12 @@ function announce(config: AppConfig, database: PreparedDatabase, logger: Logger)
 
 /** A start that failed after the configuration was read: a JSON line in production, a sentence in development. */
 async function reportStartFailure(config: AppConfig, logger: Logger, error: unknown) {
-  const reason = error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  // Said as the tools say it: a bare "connect ECONNREFUSED 10.0.0.5:5432" named no setting to check.
+  const reason =
+    config.databaseUrl !== undefined && isDatabaseUnavailable(error)
+      ? `the database cannot be reached (DATABASE_URL): ${message}`
+      : message;
   if (!config.isProduction) {
     console.error(`HPC Billing failed to start: ${reason}`);
     return;

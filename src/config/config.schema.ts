@@ -397,12 +397,24 @@ export const ZEnv = z
     APP_TZ: text(
       'an IANA time zone such as Asia/Bangkok',
       'for UTC',
-      z.string().default('UTC').refine(isTimeZone, 'not an IANA time zone (e.g. Asia/Bangkok)'),
+      z
+        .string()
+        .default('UTC')
+        .refine(isTimeZone, {
+          error: (issue) => `not an IANA time zone such as Asia/Bangkok (got ${JSON.stringify(issue.input)})`,
+        }),
     ),
     CURRENCY: text(
       'an ISO 4217 currency code such as THB or EUR',
       'for THB',
-      z.string().default('THB').refine(isCurrency, 'not an ISO 4217 currency code (e.g. THB, EUR)'),
+      // Quoted: a lower-case `thb`, refused, read like a code the list did not know.
+      z
+        .string()
+        .default('THB')
+        .refine(isCurrency, {
+          error: (issue) =>
+            `not an ISO 4217 currency code, three capital letters such as THB or EUR (got ${JSON.stringify(issue.input)})`,
+        }),
     ),
     METRICS_ENABLED: zFlag(true),
     METRICS_PROCESS: zFlag(false),

@@ -168,11 +168,48 @@ export function closeGracefully(server: http.Server, timeoutMs: number): Promise
     const timer = setTimeout(() => {
       // Their requests are logged as cut by the shutdown, not as closed by their clients (499).
       markConnectionsCutByShutdown(server);
-      server.closeAllConnections();
+      for (const socket of openSockets.get(server) ?? []) {
+        if (!answerCutRequest(socket)) socket.destroy();
+      }
       finish(false);
     }, timeoutMs);
     timer.unref();
     server.close(() => finish(true));
     server.closeIdleConnections();
   });
+}
+
+const CUT_MESSAGE = 'The server is restarting. Try again in a moment.';
+
+/**
+ * A request still waiting for its answer when SHUTDOWN_TIMEOUT_MS ran out gets a 503 before its
+ * connection closes: cut with nothing on it, its client saw an empty reply (a proxy in front, a
+ * 502) while the log said 503. Written on the socket itself, past Express and the session (whose
+ * store may be what the request waits for), and the connection is closed once it is sent, so a
+ * handler that answers later writes to a closed connection and changes nothing the client sees.
+ * False when there is nothing to answer: no request in flight, its answer begun (a download cut
+ * midway keeps its status), or its body still arriving.
+ */
+function answerCutRequest(socket: Socket): boolean {
+  const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+  if (!(answer instanceof OutgoingMessage) || answer.headersSent || socket.destroyed || !socket.writable) return false;
+  const request = (answer as http.ServerResponse).req;
+  if (!request?.complete) return false;
+  const isPage = /\btext\/html\b/i.test(request.headers.accept ?? '');
+  const body = isPage
+    ? `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error 503</title></head><body><h1>Error 503</h1><p>${CUT_MESSAGE}</p></body></html>`
+    : JSON.stringify({ error: CUT_MESSAGE, code: 503 });
+  const requestId = answer.getHeader('X-Request-Id');
+  const head = [
+    'HTTP/1.1 503 Service Unavailable',
+    `Content-Type: ${isPage ? 'text/html' : 'application/json'}; charset=utf-8`,
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Retry-After: 5',
+    'Cache-Control: no-store',
+    'X-Content-Type-Options: nosniff',
+    ...(typeof requestId === 'string' ? [`X-Request-Id: ${requestId}`] : []),
+    'Connection: close',
+  ];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`, () => socket.destroy());
+  return true;
 }

@@ -3,6 +3,7 @@ import express from 'express';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { errorHandler } from '../../src/http/error-handler.js';
 import { closeGracefully, listen } from '../../src/http/lifecycle.js';
 import { requestContext } from '../../src/http/request-context.js';
 import { REPEATED_SIGNAL_MS } from '../../src/shared/distinct-signals.js';
@@ -33,13 +34,31 @@ describe('closeGracefully', () => {
     await expect(fetch(`http://127.0.0.1:${port}/slow`)).rejects.toThrow();
   });
 
-  it('cuts requests that outlive the timeout and reports it', async () => {
+  it('answers 503 to a request that outlives the timeout with nothing sent yet, and reports it', async () => {
     const server = await listen(buildSlowApp(5_000), 0, '127.0.0.1');
     const { port } = server.address() as AddressInfo;
-    const inFlight = fetch(`http://127.0.0.1:${port}/slow`).catch((error: Error) => error);
+    const inFlight = fetch(`http://127.0.0.1:${port}/slow`, { headers: { Accept: 'application/json' } });
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(await closeGracefully(server, 200)).toBe(false);
-    expect(await inFlight).toBeInstanceOf(Error);
+    // Before: the connection was cut with nothing on it, and the client (or the proxy in front,
+    // as a 502) saw an empty reply instead of the 503 the log recorded.
+    const response = await inFlight;
+    expect(response.status).toBe(503);
+    expect(response.headers.get('retry-after')).toBe('5');
+    expect(response.headers.get('connection')).toBe('close');
+    expect(await response.json()).toEqual({ error: 'The server is restarting. Try again in a moment.', code: 503 });
+  });
+
+  it('answers a page its 503 in HTML', async () => {
+    const server = await listen(buildSlowApp(5_000), 0, '127.0.0.1');
+    const { port } = server.address() as AddressInfo;
+    const inFlight = fetch(`http://127.0.0.1:${port}/slow`, { headers: { Accept: 'text/html' } });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await closeGracefully(server, 200)).toBe(false);
+    const response = await inFlight;
+    expect(response.status).toBe(503);
+    expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await response.text()).toContain('The server is restarting. Try again in a moment.');
   });
 });
 
@@ -127,6 +146,45 @@ describe('the request log of a shutdown that cuts what is left', () => {
     expect(logged['/export.csv']).toMatchObject({ msg: 'request', status: 200, cutByShutdown: true });
     expect(logged['/slow']).toMatchObject({ msg: 'request', status: 503, cutByShutdown: true });
     for (const line of lines) expect(line).not.toHaveProperty('clientClosed');
+  });
+
+  it('logs a handler that answers after the shutdown answered 503 for it once, as cut, with no error', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    let finishLate: () => void = () => undefined;
+    const answeredLate = new Promise<void>((resolve) => {
+      finishLate = resolve;
+    });
+    let handlerDone: () => void = () => undefined;
+    const handled = new Promise<void>((resolve) => {
+      handlerDone = resolve;
+    });
+    const app = express();
+    app.use(requestContext(logger));
+    // Its database answers just after the shutdown's time is up, before the pool is closed.
+    app.get('/slow', async (_req, res) => {
+      try {
+        await answeredLate;
+        res.json({ finished: true });
+      } finally {
+        handlerDone();
+      }
+    });
+    app.use(errorHandler(logger));
+    const server = await listen(app, 0, '127.0.0.1');
+    const { port } = server.address() as AddressInfo;
+    const page = fetch(`http://127.0.0.1:${port}/slow`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    expect(await closeGracefully(server, 200)).toBe(false);
+    expect((await page).status).toBe(503);
+    await expect.poll(() => lines.length).toBe(1);
+    finishLate();
+    await handled;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines).toEqual([
+      expect.objectContaining({ msg: 'request', route: '/slow', status: 503, cutByShutdown: true }),
+    ]);
   });
 });
 

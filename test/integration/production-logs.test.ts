@@ -90,7 +90,7 @@ describe('a production server writes only JSON lines to stdout', () => {
     // Every line is JSON; the start-up warnings may be written before or after the fatal one.
     expect(lines.find((line) => line.level === 60)).toMatchObject({
       level: 60,
-      msg: `HPC Billing failed to start: connect ECONNREFUSED 127.0.0.1:${port}`,
+      msg: `HPC Billing failed to start: the database cannot be reached (DATABASE_URL): connect ECONNREFUSED 127.0.0.1:${port}`,
     });
     expect(result.stdout + result.stderr).not.toContain('not-this-password');
   }, 120_000);

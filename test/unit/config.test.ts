@@ -57,6 +57,22 @@ describe('loadConfig', () => {
   });
 
   it.each([
+    ['APP_TZ', 'Mars/Olympus', 'APP_TZ: not an IANA time zone such as Asia/Bangkok (got "Mars/Olympus")'],
+    [
+      'CURRENCY',
+      'thb',
+      'CURRENCY: not an ISO 4217 currency code, three capital letters such as THB or EUR (got "thb")',
+    ],
+    [
+      'CURRENCY',
+      'baht',
+      'CURRENCY: not an ISO 4217 currency code, three capital letters such as THB or EUR (got "baht")',
+    ],
+  ])('quotes a refused %s (%s), so a typo or a lower-case code shows in the list', (name, value, problem) => {
+    expect(problemsOf({ [name]: value })).toEqual([problem]);
+  });
+
+  it.each([
     ['1e3', 'must be a whole number from 0 to 65535, in plain digits (got "1e3")'],
     ['0x1f90', 'must be a whole number from 0 to 65535, in plain digits (got "0x1f90")'],
     ['80.5', 'must be a whole number from 0 to 65535, in plain digits (got "80.5")'],
