@@ -191,6 +191,8 @@ const CUT_MESSAGE = 'The server is restarting. Try again in a moment.';
  * midway keeps its status), or its body still arriving.
  */
 function answerCutRequest(socket: Socket): boolean {
+  // Node's own field for the answer a socket is writing: read once here at shutdown, where tracking
+  // each answer through a 'request' listener would cost every request, /healthz's included.
   const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
   if (!(answer instanceof OutgoingMessage) || answer.headersSent || socket.destroyed || !socket.writable) return false;
   const request = (answer as http.ServerResponse).req;
