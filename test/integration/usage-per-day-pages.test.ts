@@ -91,6 +91,14 @@ describe('Per day over a year', () => {
     expect(body).toMatchObject({ page: 1, pageCount: 1, count: 50 });
   });
 
+  it('names a last page of one day as that day, not as days from it back to itself', async () => {
+    const page = (await html('/me?start=2025-08-01&end=2025-09-20&view=aggregate&page=2').expect(200)).text;
+    expect(cellsLabelled(page, 'Day')).toEqual(['2025-08-01']);
+    expect(page).toContain(
+      "<p>Day 2025-08-01 (page 2 of 2, 50 days a page). The total under it is the whole window's 51 days.</p>",
+    );
+  });
+
   it('still exports every job of the window as CSV', async () => {
     const csv = (await alice.get(`/me.csv?${YEAR}`).expect(200)).text;
     expect(csv.trimEnd().split('\n')).toHaveLength(4);
