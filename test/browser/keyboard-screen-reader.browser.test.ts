@@ -175,7 +175,7 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     const admin = await signedIn('root');
     const pages: [Page, string, string[]][] = [
       [researcher, '/me', ['Jobs']],
-      [researcher, '/me?view=aggregate', ['Usage per day']],
+      [researcher, '/me?view=aggregate', ['Usage per day, newest first']],
       [researcher, '/me/receipts', ['Receipts']],
       [researcher, '/rates', ['Rates by tier']],
       [admin, '/admin/usage', ['Usage by user']],

@@ -57,7 +57,7 @@ describe('usage totals after CURRENCY changed to a currency with fewer decimals'
     const aggregate = await kenji.get(`/me?${window}&view=aggregate`).set('Accept', 'application/json').expect(200);
     expect(aggregate.body.currency).toBe('JPY');
     expect(aggregate.body.totals.cost).toBe('3');
-    expect(aggregate.body.days.map((day: { cost: string }) => day.cost)).toEqual(['0', '1', '1', '1', '0', '0', '0']);
+    expect(aggregate.body.days.map((day: { cost: string }) => day.cost)).toEqual(['0', '0', '0', '1', '1', '1', '0']);
     const page = await kenji.get(`/me?${window}&view=aggregate`).set('Accept', 'text/html').expect(200);
     expect(page.text).toMatch(/<th data-label="Cost" class="num">3<\/th>/);
   });

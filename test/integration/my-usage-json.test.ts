@@ -75,13 +75,13 @@ describe('GET /me for a JSON client', () => {
     const days = (await json('/me?view=aggregate&start=2025-09-17&end=2025-09-19').expect(200)).body;
     expect(days.view).toBe('aggregate');
     expect(days.days.map((day: { day: string; jobs: number }) => [day.day, day.jobs])).toEqual([
-      ['2025-09-17', 0],
-      ['2025-09-18', 1],
       ['2025-09-19', 1],
+      ['2025-09-18', 1],
+      ['2025-09-17', 0],
     ]);
     expect(days.totals.jobs).toBe(2);
     expect(days.totals.cost).toMatch(MONEY);
-    expect(days.days[0].cost).toBe('0.00');
+    expect(days.days.at(-1).cost).toBe('0.00');
     const page = await html('/me?view=aggregate&start=2025-09-17&end=2025-09-19').expect(200);
     expect(page.text).toContain(`<th data-label="Cost" class="num">${days.totals.cost}</th>`);
 

@@ -101,13 +101,14 @@ describe('one user and one window, read every way', () => {
       memGbHours: sums.mem_gb_hours.toFixed(6),
       cost: sums.cost.toFixed(2),
     });
-    // And each day's hours are its jobs' sum, exactly.
-    const firstDay = csv.text
+    // And each day's hours are its jobs' sum, exactly (page 1 starts at the window's last day, newest first).
+    const lastDay = csv.text
       .trim()
       .split('\n')
-      .filter((line) => line.includes(',big-1-'));
+      .filter((line) => line.includes(`,big-${DAYS}-`));
+    expect(page.days[0].day).toBe('2026-03-31');
     expect(page.days[0].memGbHours).toBe(
-      sumsOfCsv(`${csv.text.split('\n')[0]}\n${firstDay.join('\n')}`).mem_gb_hours.toFixed(6),
+      sumsOfCsv(`${csv.text.split('\n')[0]}\n${lastDay.join('\n')}`).mem_gb_hours.toFixed(6),
     );
   });
 

@@ -9,7 +9,8 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 /**
  * Per day over a long window listed every day of it: a year was 366 rows on a desktop and 366
  * cards on a phone. It is paged as the Jobs tab is (50 a page, the same pager), with the totals
- * still those of the whole window on every page; the CSV stays whole.
+ * still those of the whole window on every page; the CSV stays whole. The days are listed newest
+ * first, as Jobs lists its jobs: page 1 of a year's window showed its oldest 50 days, a year ago.
  */
 let db: TestDatabase;
 let alice: Agent;
@@ -41,20 +42,21 @@ describe('Per day over a year', () => {
     const first = (await html(`/me?${YEAR}&view=aggregate`).expect(200)).text;
     const days = cellsLabelled(first, 'Day');
     expect(days).toHaveLength(50);
-    expect(days[0]).toBe('2024-09-20');
-    expect(days.at(-1)).toBe('2024-11-08');
+    expect(days[0]).toBe('2025-09-20');
+    expect(days.at(-1)).toBe('2025-08-02');
     expect(first).toContain('<nav class="pagination" aria-label="Pages">');
     expect(first).toContain('<span>Page 1 of 8</span>');
     expect(first).toContain(`href="/me?${YEAR_HTML}&amp;view=aggregate&amp;page=2" rel="next"`);
     expect(totalRowOf(first)).toContain('<th data-label="Jobs" class="num">3</th>');
     expect(first).toContain(
-      "<p>Days 2024-09-20 to 2024-11-08 (page 1 of 8, 50 days a page). The total under them is the whole window's 366 days.</p>",
+      "<p>Days 2025-09-20 back to 2025-08-02, newest first (page 1 of 8, 50 days a page). The total under them is the whole window's 366 days.</p>",
     );
 
     const last = (await html(`/me?${YEAR}&view=aggregate&page=8`).expect(200)).text;
     const lastDays = cellsLabelled(last, 'Day');
     expect(lastDays).toHaveLength(16);
-    expect(lastDays.at(-1)).toBe('2025-09-20');
+    expect(lastDays[0]).toBe('2024-10-05');
+    expect(lastDays.at(-1)).toBe('2024-09-20');
     expect(last).toContain('<span>Page 8 of 8</span>');
     expect(last).toContain(`href="/me?${YEAR_HTML}&amp;view=aggregate&amp;page=7" rel="prev"`);
     expect(totalRowOf(last)).toBe(totalRowOf(first));
@@ -76,7 +78,8 @@ describe('Per day over a year', () => {
     const body = (await json(`/me?${YEAR}&view=aggregate&page=2`).expect(200)).body;
     expect(body).toMatchObject({ view: 'aggregate', page: 2, pageCount: 8, count: 366 });
     expect(body.days).toHaveLength(50);
-    expect(body.days[0].day).toBe('2024-11-09');
+    expect(body.days[0].day).toBe('2025-08-01');
+    expect(body.days.at(-1).day).toBe('2025-06-13');
     expect(body.totals.jobs).toBe(3);
   });
 
@@ -86,6 +89,14 @@ describe('Per day over a year', () => {
     expect(page).not.toContain('class="pagination"');
     const body = (await json('/me?start=2025-08-02&end=2025-09-20&view=aggregate').expect(200)).body;
     expect(body).toMatchObject({ page: 1, pageCount: 1, count: 50 });
+  });
+
+  it('names a last page of one day as that day, not as days from it back to itself', async () => {
+    const page = (await html('/me?start=2025-08-01&end=2025-09-20&view=aggregate&page=2').expect(200)).text;
+    expect(cellsLabelled(page, 'Day')).toEqual(['2025-08-01']);
+    expect(page).toContain(
+      "<p>Day 2025-08-01 (page 2 of 2, 50 days a page). The total under it is the whole window's 51 days.</p>",
+    );
   });
 
   it('still exports every job of the window as CSV', async () => {

@@ -351,11 +351,11 @@ describe('usage of one user', () => {
       page: 1,
     });
     if (page.view !== 'aggregate') throw new Error('expected the aggregate view');
-    // Hours are decimals, as SQL summed them, so that the totals add up exactly.
+    // Hours are decimals, as SQL summed them, so that the totals add up exactly; newest day first, as Jobs lists jobs.
     expect(page.days.map((day) => [day.day, day.jobs, day.cpuHours.toFixed(6), day.gpuHours.toFixed(6)])).toEqual([
-      ['2025-09-17', 0, '0.000000', '0.000000'],
-      ['2025-09-18', 1, '2.000000', '0.000000'],
       ['2025-09-19', 2, '2.000000', '1.000000'],
+      ['2025-09-18', 1, '2.000000', '0.000000'],
+      ['2025-09-17', 0, '0.000000', '0.000000'],
     ]);
     expect(page.totals.jobs).toBe(3);
     expect(page.totals.cost).toBeInstanceOf(Prisma.Decimal);

@@ -333,7 +333,11 @@ export function createUsageService(deps: UsageServiceDeps) {
           bars: days.map((day) => ({ day: day.day, value: day.memGbHours.toNumber() })),
         },
       ].map((chart) => ({ title: chart.title, svg: renderBarChart(chart) }));
-      const shownDays = days.slice((query.page - 1) * PAGE_SIZE, query.page * PAGE_SIZE);
+      // The table (and its JSON) lists the days newest first, as Jobs lists its jobs by Ended:
+      // oldest first, page 1 of a year's window was its oldest 50 days, a year ago. The charts
+      // above stay a time axis, oldest on the left, and the CSV stays in the order the jobs ended.
+      const newestFirst = days.toReversed();
+      const shownDays = newestFirst.slice((query.page - 1) * PAGE_SIZE, query.page * PAGE_SIZE);
       return {
         ...base,
         view: 'aggregate' as const,
