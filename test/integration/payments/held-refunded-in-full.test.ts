@@ -92,6 +92,12 @@ describe('a payment held for review, refunded in full at the provider', () => {
       previousStatus: 'needs_review',
     });
 
+    // The receipt was never paid from that money, so it is not "unpaid again": it is still to be paid.
+    const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(`Payment #${payment.id} of 1.00 THB via dummy was refunded in full on`);
+    expect(page.text).toContain('the money went back to the payer, and this receipt is still to be paid.');
+    expect(page.text).not.toContain('unpaid again');
+
     // Nothing is held any more: the researcher pays the receipt again.
     const started = await startAnswer(agent, receiptId);
     expect(started.status, started.text).toBe(200);
