@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../../support/dummy-payments.js';
+import { buildStripeChargeRefunded, buildStripeEvent } from '../../support/fake-stripe.js';
 import { voidAndBillAgain } from '../../support/receipt-steps.js';
 import { type Agent, csrfTokenOf } from '../../support/sign-in.js';
+import { useStripeApp } from '../../support/stripe-webhooks.js';
 import type { buildTestApp } from '../../support/test-app.js';
 import type { TestDatabase } from '../../support/test-database.js';
 
@@ -150,5 +152,61 @@ describe('a payment held for review, refunded in full at the provider', () => {
     const answer = await deliverDummy(app, refundOf(payment.externalPaymentId, 100, `held_disputed_${payment.id}`));
     expect(answer.status, answer.text).toBe(200);
     expect(await latestPaymentOf(receiptId)).toMatchObject({ status: 'needs_review', refundedMinor: 100n });
+  });
+});
+
+describe('with Stripe, a payment paid short and held, then refunded in full by charge.refunded', () => {
+  const { stripe, deliver } = useStripeApp(() => db, {
+    secretKey: 'sk_test_heldrefundedinfull',
+    webhookSecret: 'whsec_heldrefundedinfull',
+  });
+
+  it('is resolved as refunded by stripe, and the receipt can be paid again', async () => {
+    const { agent, receiptId } = await researcherWithReceipt(stripe.app);
+    await startCheckout(agent, receiptId);
+    const payment = await latestPaymentOf(receiptId);
+    const short = await deliver(
+      buildStripeEvent(
+        'checkout.session.completed',
+        {
+          id: payment.externalPaymentId,
+          amount_total: 100,
+          currency: 'thb',
+          payment_status: 'paid',
+          status: 'complete',
+          payment_intent: 'pi_held_refunded_1',
+        },
+        'evt_held_short_1',
+      ),
+    );
+    expect(short.body).toEqual({ received: true, outcome: 'mismatch' });
+
+    const refunded = await deliver(
+      buildStripeChargeRefunded(
+        {
+          payment_intent: 'pi_held_refunded_1',
+          amount: 100,
+          amount_captured: 100,
+          amount_refunded: 100,
+          currency: 'thb',
+        },
+        'evt_held_refunded_1',
+      ),
+    );
+    expect(refunded.status, refunded.text).toBe(200);
+    expect(refunded.body).toEqual({ received: true, outcome: 'ok' });
+    expect(await latestPaymentOf(receiptId)).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'refunded',
+      reviewedBy: 'provider:stripe',
+      reviewReason: 'paid 1.00 THB but 10.00 THB was due; refunded in full at stripe (1.00 THB)',
+    });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    const started = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({});
+    expect(started.status, started.text).toBe(200);
   });
 });
