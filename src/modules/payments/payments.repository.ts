@@ -440,7 +440,8 @@ export function resolveAsRefundedByProvider(
  * The receipts' payments whose money went back to the payer, in whole or in part: refunded by the
  * provider, a refund of which it reported failed, or resolved by an admin as refunded (the billing
  * team returned it, e.g. after a void); newest refund first; each with the sum of its failed refunds
- * and when the latest failure arrived (a refund's currency is the one the payment received).
+ * and when the latest failure arrived (a refund's currency is the one the payment received), and
+ * when it paid its receipt (null for one that never did: held when paid short, say).
  */
 export async function findRefundedPaymentsOfReceipts(db: Client, receiptIds: number[]) {
   if (receiptIds.length === 0) return [];
@@ -454,7 +455,7 @@ export async function findRefundedPaymentsOfReceipts(db: Client, receiptIds: num
       ],
     },
     orderBy: [{ refundedAt: { sort: 'desc', nulls: 'last' } }, { id: 'desc' }],
-    select: { ...SELECT_PAYMENT, failedRefunds: { select: { amountMinor: true, failedAt: true } } },
+    select: { ...SELECT_PAYMENT, paidAt: true, failedRefunds: { select: { amountMinor: true, failedAt: true } } },
   });
   return payments.map(({ failedRefunds, ...payment }) => ({
     ...payment,

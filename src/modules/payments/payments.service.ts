@@ -845,6 +845,26 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       },
       returned + lostMinor,
     );
+    // Held without paying its receipt (paid short, after a cancel, its receipt voided or paid
+    // otherwise), and now all of its money went back to the payer: there is nothing left for
+    // finance to accept or apply, which is what the hold waited for. Left held, it kept the receipt,
+    // and every receipt billing its jobs, from being paid online until an admin typed in what the
+    // provider had already said. An open dispute keeps it held: the bank may take the money again.
+    const isHeldRefundedInFull =
+      receiptChange === 'none' &&
+      payment.status === 'needs_review' &&
+      !isDisputeOpen &&
+      returned + lostMinor === received.amountMinor;
+    if (isHeldRefundedInFull) {
+      await paymentsRepository.resolveAsRefundedByProvider(tx, payment.id, {
+        reviewReason:
+          `${payment.reviewReason ?? 'held for review'}; refunded in full at ${providerName} (${refundedText}` +
+          `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`})`,
+        note: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
+        reviewedBy: `provider:${providerName}`,
+        reviewedAt: at,
+      });
+    }
     // Dismissed (handled otherwise: applied to another receipt, settled outside the app): the
     // decision counted on this money, which has now gone back to the payer. A payment resolved
     // `refunded` was refunded as the admin said, and this is the provider confirming it.
@@ -882,6 +902,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           ...(isReopened || (payment.status === 'resolved' && receiptChange !== 'none')
             ? { previousOutcome: payment.reviewOutcome }
             : {}),
+          // Held for review before, and resolved as refunded by this refund.
+          ...(isHeldRefundedInFull ? { previousStatus: 'needs_review' } : {}),
           // Unpaid by this refund, but held: its dispute is still open.
           ...(receiptChange === 'unpaid' && isDisputeOpen ? { isDisputeOpen: true } : {}),
           receipt: receiptChange,

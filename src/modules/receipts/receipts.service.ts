@@ -1496,6 +1496,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         refundFailed: null,
         failedAt: null,
         isFull: true,
+        hasPaidReceipt: payment.paidAt !== null,
         isByBillingTeam: true,
         partByProvider: byBillingTeam.byProvider,
         partByBillingTeam: byBillingTeam.byProvider ? byBillingTeam.byBillingTeam : null,
@@ -1522,6 +1523,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       refundFailed,
       failedAt: refundFailed ? payment.lastFailedAt : null,
       isFull: refunded.currency === received.currency && refunded.amount.equals(received.amount),
+      // Whether it ever paid the receipt: a refund in full of one held instead (paid short, say)
+      // leaves a receipt that was never paid, not one "unpaid again".
+      hasPaidReceipt: payment.paidAt !== null,
       isByBillingTeam: false,
       partByProvider: null,
       partByBillingTeam: null,
