@@ -53,3 +53,42 @@ describe('a JSON client sending a text field as another type', () => {
     expect(response.body).toEqual({ error: 'note: is required', code: 400 });
   });
 });
+
+// The routes that read a JSON number's digits (rates, a mark paid's amount) stop reading past 64
+// levels; such a body was called "not valid JSON", which it is, and sent the client looking for a typo.
+describe('a JSON body nested deeper than 64 levels on the exact-number routes', () => {
+  const deeply = (levels: number) => `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
+  it.each(['/formula', '/admin/rates', '/admin/rates/tiers', '/admin/receipts/999/paid'])(
+    '%s refuses it as nested too deeply, changing nothing',
+    async (path) => {
+      const [auditBefore, ratesBefore] = await Promise.all([db.prisma.auditLog.count(), db.prisma.pricingRate.count()]);
+      const token = await csrfTokenOf(admin);
+      const response = await admin
+        .post(path)
+        .set('Accept', 'application/json')
+        .set('Content-Type', 'application/json')
+        .set('X-CSRFToken', token)
+        .send(deeply(65));
+      expect(response.status, response.text).toBe(400);
+      expect(response.body).toEqual({
+        error: 'The request body is nested too deeply: at most 64 levels of objects and lists.',
+        code: 400,
+      });
+      expect([await db.prisma.auditLog.count(), await db.prisma.pricingRate.count()]).toEqual([
+        auditBefore,
+        ratesBefore,
+      ]);
+    },
+  );
+
+  it('malformed JSON there is still "not valid JSON"', async () => {
+    const token = await csrfTokenOf(admin);
+    const response = await admin
+      .post('/formula')
+      .set('Accept', 'application/json')
+      .set('Content-Type', 'application/json')
+      .set('X-CSRFToken', token)
+      .send('{"type": "mu",');
+    expect(response.body).toEqual({ error: 'The request body is not valid JSON.', code: 400 });
+  });
+});
