@@ -105,6 +105,36 @@ export class UnauthorizedError extends AppError {
 /** What a user whose account an admin disabled is told on their next request (only them: it lives in their session). */
 export const ACCOUNT_DISABLED_MESSAGE = 'Your account has been disabled. Ask an administrator.';
 
+/**
+ * Why a password change or reset signed a session out (SessionData.signedOutBy), as whoever holds
+ * that session is told: on the sign-in page it is sent to (`notice`), as a JSON client's 401 until it
+ * signs in again, and when a form it sends is refused (`formRefused`). It was told only "Sign in to
+ * continue." or that it was not signed in, as if it had signed out or timed out.
+ */
+export const PASSWORD_SIGN_OUTS = {
+  password_change: {
+    notice: 'Your password was changed in another session, so this one was signed out. Sign in with the new password.',
+    formRefused:
+      'Your password was changed in another session, so this one was signed out and this form was not sent. ' +
+      'Sign in with the new password, then send it again.',
+  },
+  password_reset: {
+    notice: 'An administrator reset your password, so you were signed out. Sign in with the new password.',
+    formRefused:
+      'An administrator reset your password, so you were signed out and this form was not sent. ' +
+      'Sign in with the new password, then send it again.',
+  },
+} as const;
+export type PasswordSignOut = keyof typeof PASSWORD_SIGN_OUTS;
+
+/** The PasswordSignOut a session holds, if any (a session's data is JSON read back from its row). */
+export function passwordSignOutOf(session: { signedOutBy?: unknown } | undefined): PasswordSignOut | undefined {
+  const reason = session?.signedOutBy;
+  return typeof reason === 'string' && Object.hasOwn(PASSWORD_SIGN_OUTS, reason)
+    ? (reason as PasswordSignOut)
+    : undefined;
+}
+
 /** A request on a session whose user was disabled since it signed in. */
 export class AccountDisabledError extends UnauthorizedError {
   constructor() {
