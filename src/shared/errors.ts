@@ -189,6 +189,16 @@ export class MethodNotAllowedError extends AppError {
   }
 }
 
+/**
+ * A page that has no JSON, asked for by a client that wants JSON (406): the message says what to ask
+ * for instead. Such pages answered it with their HTML, which a script then failed to parse.
+ */
+export class NotAcceptableError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super(406, message, undefined, options);
+  }
+}
+
 export class TooManyRequestsError extends AppError {
   /** `retryAfterSec` goes out as Retry-After. */
   constructor(
