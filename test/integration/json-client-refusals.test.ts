@@ -92,3 +92,19 @@ describe('a JSON body nested deeper than 64 levels on the exact-number routes', 
     expect(response.body).toEqual({ error: 'The request body is not valid JSON.', code: 400 });
   });
 });
+
+// Resolving a held payment can mark its receipt paid: a misspelt field (acceptMismatch for
+// accept_mismatch) was ignored, and the answer read as if the option had been applied or refused
+// for another reason. Every other body that changes money names such a field.
+describe('a field the payments review forms do not have', () => {
+  it.each([
+    ['/admin/payments/999/resolve', { outcome: 'accepted', note: 'settled at the bank today', acceptMismatch: true }],
+    ['/admin/payments/refused-claims/999/settle', { note: 'reversed by the provider', refund_id: 're_1' }],
+  ])('%s refuses it by name, changing nothing', async (path, body) => {
+    const auditBefore = await db.prisma.auditLog.count();
+    const response = await postJson(path, body);
+    const [extra] = Object.keys(body).filter((key) => !['outcome', 'note'].includes(key));
+    expect(response.body).toEqual({ error: `input: has an unknown field: ${extra}`, code: 400 });
+    expect(await db.prisma.auditLog.count()).toBe(auditBefore);
+  });
+});
