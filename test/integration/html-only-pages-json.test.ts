@@ -90,6 +90,20 @@ describe('pages a JSON client asked for', () => {
     }
   });
 
+  it('/rates points a JSON client at /formula, signed in or not', async () => {
+    for (const agent of [request(app), alice]) {
+      const response = await agent.get('/rates').set('Accept', 'application/json');
+      expect(response.status).toBe(406);
+      expect(response.body).toEqual({
+        error:
+          '/rates is the price list for people, HTML only. Programs read the rates as JSON from /formula?type=<tier>.',
+        code: 406,
+        jsonUrl: '/formula',
+      });
+    }
+    expect((await request(app).get('/rates').set('Accept', 'text/html')).status).toBe(200);
+  });
+
   it("a printable page's other refusals stay as they were", async () => {
     const notANumber = await alice.get('/me/receipts/abc/print').set('Accept', 'application/json');
     expect(notANumber.body).toEqual({ error: 'receipt id: must be a whole number', code: 400 });
