@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -106,5 +107,34 @@ describe('a field the payments review forms do not have', () => {
     const [extra] = Object.keys(body).filter((key) => !['outcome', 'note'].includes(key));
     expect(response.body).toEqual({ error: `input: has an unknown field: ${extra}`, code: 400 });
     expect(await db.prisma.auditLog.count()).toBe(auditBefore);
+  });
+});
+
+// A misspelt field was ignored: a reset with `new_password` gave the user a generated password
+// instead of the one chosen (and the old one stopped working), and a new user with `Role: admin`
+// was made a user.
+describe('a field the users forms do not have', () => {
+  it('a password reset refuses it by name and leaves the password alone', async () => {
+    const user = await buildUser(db.prisma, { username: 'misspelt-reset' });
+    const before = await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+    const auditBefore = await db.prisma.auditLog.count();
+    const response = await postJson(`/admin/users/${user.id}/password`, { new_password: 'a-chosen-password-1' });
+    expect(response.body).toEqual({ error: 'input: has an unknown field: new_password', code: 400 });
+    const after = await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+    expect(after.passwordHash).toBe(before.passwordHash);
+    expect(await db.prisma.auditLog.count()).toBe(auditBefore);
+  });
+
+  it('a new user refuses it by name and is not made', async () => {
+    const response = await postJson('/admin/users', { username: 'misspelt-role', Role: 'admin' });
+    expect(response.body).toEqual({ error: 'input: has an unknown field: Role', code: 400 });
+    expect(await db.prisma.user.count({ where: { username: 'misspelt-role' } })).toBe(0);
+  });
+
+  it('a role change refuses it by name', async () => {
+    const user = await buildUser(db.prisma, { username: 'misspelt-role-change' });
+    const response = await postJson(`/admin/users/${user.id}/role`, { role: 'admin', notify: true });
+    expect(response.body).toEqual({ error: 'input: has an unknown field: notify', code: 400 });
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).role).toBe('user');
   });
 });
