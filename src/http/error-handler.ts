@@ -7,6 +7,8 @@ import {
   isUnstorableText,
   MethodNotAllowedError,
   NotFoundError,
+  PASSWORD_SIGN_OUTS,
+  passwordSignOutOf,
   readableMessageOf,
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -120,6 +122,15 @@ function describe(
       status: 403,
       message: 'Your account has been disabled, so this form was not sent. Ask an administrator.',
       isExpected: true,
+    };
+  }
+  const passwordSignOut = passwordSignOutOf(req.session);
+  if (isCsrfError(error) && !req.user && req.path !== '/login' && passwordSignOut) {
+    return {
+      status: 403,
+      message: PASSWORD_SIGN_OUTS[passwordSignOut].formRefused,
+      isExpected: true,
+      backLink: signInAgainLink(req),
     };
   }
   if (isCsrfError(error) && !req.user && req.path !== '/login') {

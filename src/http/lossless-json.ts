@@ -30,6 +30,20 @@ export class JsonSyntaxError extends Error {
 }
 
 /**
+ * The body is JSON, or may be, but nested deeper than MAX_DEPTH: refused as that, not as "not valid
+ * JSON", which sent a client that built its body by program looking for a typo.
+ */
+export class JsonTooDeepError extends JsonSyntaxError {
+  constructor(
+    readonly maxDepth: number,
+    position: number,
+  ) {
+    super(`nested deeper than ${maxDepth} levels`, position);
+    this.name = 'JsonTooDeepError';
+  }
+}
+
+/**
  * Deeper than any money request. Recursion this deep is still far from the stack's end, so a
  * body of 50,000 "[" is a 400 rather than a RangeError.
  */
@@ -96,7 +110,7 @@ export function parseJsonKeepingNumberText(text: string): LosslessJson {
   };
 
   const readArray = (depth: number): LosslessJson[] => {
-    if (depth > MAX_DEPTH) fail(`nested deeper than ${MAX_DEPTH} levels`);
+    if (depth > MAX_DEPTH) throw new JsonTooDeepError(MAX_DEPTH, position);
     position += 1;
     const items: LosslessJson[] = [];
     skipWhitespace();
@@ -118,7 +132,7 @@ export function parseJsonKeepingNumberText(text: string): LosslessJson {
   };
 
   const readObject = (depth: number): { [key: string]: LosslessJson } => {
-    if (depth > MAX_DEPTH) fail(`nested deeper than ${MAX_DEPTH} levels`);
+    if (depth > MAX_DEPTH) throw new JsonTooDeepError(MAX_DEPTH, position);
     position += 1;
     const object: { [key: string]: LosslessJson } = {};
     skipWhitespace();
@@ -182,7 +196,15 @@ export function jsonKeepingNumberText(options: { limit: string }): express.Reque
       try {
         req.body = parseJsonKeepingNumberText(req.body);
       } catch (error) {
-        next(error instanceof JsonSyntaxError ? new BadRequestError('The request body is not valid JSON.') : error);
+        next(
+          error instanceof JsonTooDeepError
+            ? new BadRequestError(
+                `The request body is nested too deeply: at most ${error.maxDepth} levels of objects and lists.`,
+              )
+            : error instanceof JsonSyntaxError
+              ? new BadRequestError('The request body is not valid JSON.')
+              : error,
+        );
         return;
       }
       next();

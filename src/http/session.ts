@@ -2,6 +2,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import session from 'express-session';
 import type pg from 'pg';
 import { PostgresSessionStore } from '../modules/auth/session.store.js';
+import type { PasswordSignOut } from '../shared/errors.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -19,6 +20,13 @@ declare module 'express-session' {
      * "Wrong username or password." (src/modules/auth/auth.routes.ts).
      */
     disabledUsername?: string;
+    /**
+     * Set, with a flash saying so, on every session a password change or reset signed out
+     * (users.repository.ts signOutOtherSessionsOf): a JSON client's 401 and a refused form say why
+     * (PASSWORD_SIGN_OUTS), not only the one sign-in page the flash shows on. Gone at the next
+     * sign-in, which makes a new session.
+     */
+    signedOutBy?: PasswordSignOut;
     /** csurf's secret for a signed-in session (src/http/csrf.ts). */
     csrfSecret?: string;
     flash?: {

@@ -85,11 +85,23 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown, name 
       ? REPEATED_FIELD_REASON
       : value === null
         ? NULL_FIELD_REASON
-        : issue.message;
+        : (wrongTypeReasonOf(issue, value) ?? issue.message);
   }
   // Refused even where the schema would take it: a one-item list (?page[]=2) is not one value.
   for (const field of listShaped) fields[field] = REPEATED_FIELD_REASON;
   throw new InvalidFieldsError(fields, fieldLabelsOf(schema));
+}
+
+/**
+ * A field sent as another JSON type than its own (a number or `true` where text goes, an object),
+ * worded as that whatever the schema's own wording: one whose message was "is required" for any
+ * type problem told a JSON client that sent `"note": 5` it had sent no note.
+ */
+function wrongTypeReasonOf(issue: z.core.$ZodIssue, value: unknown): string | undefined {
+  if (issue.code !== 'invalid_type' || value === undefined) return undefined;
+  if (issue.expected === 'string') return 'must be text';
+  if (issue.expected === 'number' || issue.expected === 'int') return 'must be a whole number';
+  return undefined;
 }
 
 /** What a field given more than once, or as a list or an object, is told. */

@@ -105,6 +105,36 @@ export class UnauthorizedError extends AppError {
 /** What a user whose account an admin disabled is told on their next request (only them: it lives in their session). */
 export const ACCOUNT_DISABLED_MESSAGE = 'Your account has been disabled. Ask an administrator.';
 
+/**
+ * Why a password change or reset signed a session out (SessionData.signedOutBy), as whoever holds
+ * that session is told: on the sign-in page it is sent to (`notice`), as a JSON client's 401 until it
+ * signs in again, and when a form it sends is refused (`formRefused`). It was told only "Sign in to
+ * continue." or that it was not signed in, as if it had signed out or timed out.
+ */
+export const PASSWORD_SIGN_OUTS = {
+  password_change: {
+    notice: 'Your password was changed in another session, so this one was signed out. Sign in with the new password.',
+    formRefused:
+      'Your password was changed in another session, so this one was signed out and this form was not sent. ' +
+      'Sign in with the new password, then send it again.',
+  },
+  password_reset: {
+    notice: 'An administrator reset your password, so you were signed out. Sign in with the new password.',
+    formRefused:
+      'An administrator reset your password, so you were signed out and this form was not sent. ' +
+      'Sign in with the new password, then send it again.',
+  },
+} as const;
+export type PasswordSignOut = keyof typeof PASSWORD_SIGN_OUTS;
+
+/** The PasswordSignOut a session holds, if any (a session's data is JSON read back from its row). */
+export function passwordSignOutOf(session: { signedOutBy?: unknown } | undefined): PasswordSignOut | undefined {
+  const reason = session?.signedOutBy;
+  return typeof reason === 'string' && Object.hasOwn(PASSWORD_SIGN_OUTS, reason)
+    ? (reason as PasswordSignOut)
+    : undefined;
+}
+
 /** A request on a session whose user was disabled since it signed in. */
 export class AccountDisabledError extends UnauthorizedError {
   constructor() {
@@ -156,6 +186,16 @@ export class MethodNotAllowedError extends AppError {
     const isOpened = (method === 'GET' || method === 'HEAD') && !allowedMethods.includes('GET');
     const opened = isOpened ? ' It takes a form sent from a page, so it cannot be opened as a page.' : '';
     super(405, `${path} answers ${answered} only, not ${method}.${opened}`);
+  }
+}
+
+/**
+ * A page that has no JSON, asked for by a client that wants JSON (406): the message says what to ask
+ * for instead. Such pages answered it with their HTML, which a script then failed to parse.
+ */
+export class NotAcceptableError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super(406, message, undefined, options);
   }
 }
 

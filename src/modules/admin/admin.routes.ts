@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { prefersJson } from '../../http/error-handler.js';
 import type { Guards } from '../auth/auth.guards.js';
 
 export interface AdminSection {
@@ -10,7 +11,12 @@ export interface AdminSection {
 /** The admin start page: one card per admin section the app has. */
 export function adminRoutes(deps: { guards: Guards; sections: AdminSection[] }): Router {
   const router = Router();
-  router.get('/admin', deps.guards.requireAdmin, (_req, res) => {
+  router.get('/admin', deps.guards.requireAdmin, (req, res) => {
+    // A script finds the admin sections here as a browser does; it got the HTML page.
+    if (prefersJson(req)) {
+      res.json({ sections: deps.sections.map(({ href, title, description }) => ({ href, title, description })) });
+      return;
+    }
     res.render('admin/index', { title: 'Admin', sections: deps.sections });
   });
   return router;

@@ -7,6 +7,8 @@ import {
   ACCOUNT_DISABLED_MESSAGE,
   AccountDisabledError,
   ForbiddenError,
+  PASSWORD_SIGN_OUTS,
+  passwordSignOutOf,
   UnauthorizedError,
 } from '../../shared/errors.js';
 import { recordAudit } from '../audit/audit.service.js';
@@ -23,11 +25,16 @@ export interface Guards {
 
 function sendToLogin(req: Request, res: Response, next: NextFunction) {
   const isDisabled = req.session?.isAccountDisabled === true;
+  const passwordSignOut = passwordSignOutOf(req.session);
   if (req.method !== 'GET' || prefersJson(req)) {
-    return next(isDisabled ? new AccountDisabledError() : new UnauthorizedError());
+    if (isDisabled) return next(new AccountDisabledError());
+    // A script never opens the sign-in page the flash waits on: its 401 says why, until it signs in.
+    return next(new UnauthorizedError(passwordSignOut ? PASSWORD_SIGN_OUTS[passwordSignOut].notice : undefined));
   }
   // Said again on every page that needs a user: the first message may have gone to another page.
   if (isDisabled) req.session.flash = { type: 'error', message: ACCOUNT_DISABLED_MESSAGE };
+  else if (passwordSignOut)
+    req.session.flash = { type: 'warning', message: PASSWORD_SIGN_OUTS[passwordSignOut].notice };
   // A CSV download comes back to the page its link was on: sent on to the CSV itself, a browser
   // signed in again downloaded it and stayed on the sign-in form.
   const isDownload = req.path.endsWith('.csv');

@@ -6,7 +6,7 @@ import { prefersJson } from '../../http/error-handler.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from '../../http/plain-http.js';
 import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { ACCOUNT_DISABLED_MESSAGE, readableMessageOf } from '../../shared/errors.js';
+import { ACCOUNT_DISABLED_MESSAGE, NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
 import { ZSignInForm } from './auth.schema.js';
 import {
   formatTimeLeft,
@@ -87,6 +87,11 @@ export const redirectSignedOutFromSignOut: RequestHandler = (req, res, next) => 
 };
 
 const SIGNED_OUT_MESSAGE = 'You are signed out.';
+
+/** What a JSON client asking GET /logout is told (406). */
+const GET_LOGOUT_REFUSAL =
+  'GET /logout is the page with the Sign out button, for browsers, and signs no one out. ' +
+  'To sign out, send POST /logout with the X-CSRFToken header.';
 
 /**
  * A script signing out reads that it worked as every JSON answer says it: a redirect to the
@@ -190,6 +195,9 @@ export function authRoutes(deps: {
 
   // People type /logout; signing out is a POST (with the CSRF token), so this page offers the button.
   router.get('/logout', (req, res) => {
+    // A script that asked for JSON got the page with the button (or a redirect to the sign-in page):
+    // told nothing, it could take the GET for a sign-out. It signs no one out, signed in or not.
+    if (prefersJson(req)) throw new NotAcceptableError(GET_LOGOUT_REFUSAL);
     if (!req.user) return res.redirect(302, '/login');
     res.render('auth/logout', { title: 'Sign out' });
   });

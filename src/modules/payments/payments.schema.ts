@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { labelFields } from '../../http/field-labels.js';
+import { strictBody } from '../../http/strict-body.js';
 import { countVisibleCharacters } from '../../shared/visible-text.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
 import { RECEIPT_IN_ADDRESS_LABEL } from '../receipts/receipts.schema.js';
@@ -45,9 +46,12 @@ const zWhatWasDone = () =>
       error: 'must say what was done, in at least 10 characters',
     });
 
-/** POST /admin/payments/:id/resolve. */
-export const ZResolveReview = labelFields(
-  z.object({
+/**
+ * POST /admin/payments/:id/resolve. Strict, as every body that changes money: accepting marks the
+ * receipt paid, and a misspelt `acceptMismatch` was ignored unseen.
+ */
+export const ZResolveReview = strictBody(
+  {
     outcome: z.enum(PAYMENT_REVIEW_OUTCOMES, { error: `must be one of ${PAYMENT_REVIEW_OUTCOMES.join(', ')}` }),
     note: zWhatWasDone(),
     // A checkbox: present ("yes") only when ticked; JSON clients may send true.
@@ -55,7 +59,7 @@ export const ZResolveReview = labelFields(
       .union([z.literal('yes'), z.literal(true)], { error: 'must be "yes" when given' })
       .optional()
       .transform((value) => value !== undefined),
-  }),
+  },
   { outcome: 'Outcome', note: 'Note', accept_mismatch: 'Accept the different amount' },
 );
 export type TResolveReview = z.infer<typeof ZResolveReview>;
@@ -66,5 +70,5 @@ export const ZRefusedClaimId = labelFields(zWholeNumber(1, MAX_INT4), {
 });
 
 /** POST /admin/payments/refused-claims/:id/settle: what finance did about it at the provider. */
-export const ZSettleRefusedClaim = labelFields(z.object({ note: zWhatWasDone() }), { note: 'Note' });
+export const ZSettleRefusedClaim = strictBody({ note: zWhatWasDone() }, { note: 'Note' });
 export type TSettleRefusedClaim = z.infer<typeof ZSettleRefusedClaim>;

@@ -8,7 +8,7 @@ import { linkTo } from '../../http/page-links.js';
 import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
 import { answerChange, type ChangeMade, isRefusedForm, offerWayBack, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
+import { AppError, invalidFieldsOf, NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TUserListQuery, ZUserListQuery } from '../users/users.schema.js';
 import {
@@ -67,7 +67,14 @@ export function formulaRoutes(deps: { rates: RatesService }) {
  */
 export function ratesPageRoutes(deps: { rates: RatesService }) {
   const router = express.Router();
-  router.get('/rates', async (_req, res) => {
+  router.get('/rates', async (req, res) => {
+    // The page is for people; a script that asked it for JSON got the HTML. /formula is its JSON.
+    if (prefersJson(req)) {
+      throw new NotAcceptableError(
+        '/rates is the price list for people, HTML only. Programs read the rates as JSON from /formula?type=<tier>.',
+        { publicFields: { jsonUrl: '/formula' } },
+      );
+    }
     const priceList = await deps.rates.getPriceList();
     res.render('pricing/rates', { title: 'Rates', ...priceList, noTiersMessage: NO_TIERS_MESSAGE });
   });

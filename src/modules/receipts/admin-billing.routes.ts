@@ -19,7 +19,7 @@ import { invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TWindowQuery, ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
-import { receiptFactsJson, receiptWithItemsJson, sendPrintableReceipt } from './receipts.routes.js';
+import { printableHasNoJson, receiptFactsJson, receiptWithItemsJson, sendPrintableReceipt } from './receipts.routes.js';
 import {
   PAYMENT_METHODS,
   type TReceiptFilter,
@@ -401,6 +401,10 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/receipts/:id/print', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    if (prefersJson(req)) {
+      await receipts.assertFound(id);
+      throw printableHasNoJson(id, `/admin/receipts/${id}`);
+    }
     await sendPrintableReceipt(res, await receipts.getPrintable(id), `/admin/receipts/${id}`);
   });
 

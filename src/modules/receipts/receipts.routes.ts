@@ -17,7 +17,7 @@ import { renderView, sendStreamedPage } from '../../http/streamed-page.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
-import { readableMessageOf } from '../../shared/errors.js';
+import { NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type HeldPaymentNote, heldPaymentJsonOf } from '../payments/payment-money.js';
 import type { ShowMyUsage } from '../usage/usage.routes.js';
@@ -197,6 +197,17 @@ export function createOwnReceiptPage(receipts: ReceiptsService): ShowOwnReceipt 
 }
 
 /**
+ * What a client asking a printable page for JSON gets (406), once the receipt is known to be there
+ * for it: the receipt's JSON (`receiptLink`) holds the same receipt, and the printable page has no
+ * JSON of its own. It got the HTML.
+ */
+export function printableHasNoJson(id: number, receiptLink: string): NotAcceptableError {
+  return new NotAcceptableError(`The printable page of receipt #${id} is HTML only. Its JSON is at ${receiptLink}.`, {
+    publicFields: { jsonUrl: receiptLink },
+  });
+}
+
+/**
  * The printable full receipt: every item on one page, which opens the print dialog. A receipt's
  * own page lists 500 items at a time, so printing it printed one page of jobs under the full
  * total. The rows are rendered and sent a batch at a time (see ReceiptsService.getPrintable).
@@ -332,6 +343,10 @@ export function receiptsRoutes(deps: {
   router.get('/me/receipts/:id/print', guards.requireUser, async (req, res) => {
     offerWayBack(res, MY_RECEIPTS);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    if (prefersJson(req)) {
+      await receipts.assertFound(id, sessionUserOf(req).username);
+      throw printableHasNoJson(id, `/me/receipts/${id}`);
+    }
     const printable = await receipts.getPrintable(id, sessionUserOf(req).username);
     await sendPrintableReceipt(res, printable, `/me/receipts/${id}`);
   });

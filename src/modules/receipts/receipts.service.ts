@@ -1568,6 +1568,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * A receipt with every one of its items, for printing it whole, `username`'s only when given
    * (as getForUser). The items come in batches as the page is written, never all at once.
    */
+  /** Nothing when the receipt is there for the asker (a user's own; any, for an admin), else its 404. */
+  async function assertFound(id: number, username?: string): Promise<void> {
+    await findOrFail(id, username);
+  }
+
   async function getPrintable(id: number, username?: string) {
     const receipt = await findOrFail(id, username);
     // On paper too: the receipt's page says a payment is being checked, or was refunded, but only on screen.
@@ -1769,6 +1774,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     getForUser,
     findHeldPaymentsOf,
     getById,
+    assertFound,
     getPrintable,
     streamItemsCsv,
     listForAdmin,

@@ -1,6 +1,7 @@
 import { Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
 import { usernameSearchOf } from '../../db/username-search.js';
+import { PASSWORD_SIGN_OUTS, type PasswordSignOut } from '../../shared/errors.js';
 
 type Tx = Prisma.TransactionClient;
 type Client = Db | Tx;
@@ -148,19 +149,22 @@ export function signOutSessionsOf(
 
 /**
  * Signs every session of a user out but the one named `exceptSessionId`, keeping only the cookie
- * settings and `notice` (a flash), so that whoever holds one learns why on the sign-in page it is
- * sent to; returns how many. Deleted, such a session was no session at all: the researcher at their
+ * settings, the reason `signedOutBy` and its notice as a flash, so that whoever holds one learns why
+ * on the sign-in page it is sent to (and a script, or a form sent from it, at its next request);
+ * returns how many. Deleted, such a session was no session at all: the researcher at their
  * other computer was sent to the sign-in form with no word why, as if nothing had happened.
  */
 export function signOutOtherSessionsOf(
   db: Client,
   userId: number,
-  notice: { type: 'warning'; message: string },
+  reason: PasswordSignOut,
   options: { exceptSessionId?: string } = {},
 ) {
   const except =
     options.exceptSessionId === undefined ? Prisma.empty : Prisma.sql`AND sid <> ${options.exceptSessionId}`;
+  const flash = { type: 'warning', message: PASSWORD_SIGN_OUTS[reason].notice };
   return db.$executeRaw`UPDATE "session"
-     SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', ${JSON.stringify(notice)}::jsonb)
+     SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', ${JSON.stringify(flash)}::jsonb,
+                                   'signedOutBy', ${reason}::text)
    WHERE sess -> 'passport' ->> 'user' = ${String(userId)} ${except}`;
 }

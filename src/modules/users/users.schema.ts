@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { labelFields } from '../../http/field-labels.js';
+import { strictBody } from '../../http/strict-body.js';
 import { ZNewPassword } from '../../shared/password-policy.js';
 import { MAX_INT4, ZPageNumber, zWholeNumber } from '../../shared/whole-number.js';
 
@@ -26,21 +27,23 @@ function usernameProblem(name: string): string | undefined {
 
 export const ZRole = z.enum(['admin', 'user']);
 
-export const ZCreateUserForm = labelFields(
-  z.object({
+// Strict (a field they do not have is refused by name): a misspelt `Role` made an admin a user, and
+// a reset's misspelt `new_password` gave the user a generated password in place of the chosen one.
+export const ZCreateUserForm = strictBody(
+  {
     username: ZUsername,
     role: ZRole.default('user'),
     // Empty: generate one and show it once.
     password: z.union([z.literal(''), ZNewPassword]).optional(),
-  }),
+  },
   { username: 'Username', role: 'Role', password: 'Password' },
 );
 
-export const ZResetPasswordForm = labelFields(
-  z.object({ password: z.union([z.literal(''), ZNewPassword]).optional() }),
+export const ZResetPasswordForm = strictBody(
+  { password: z.union([z.literal(''), ZNewPassword]).optional() },
   { password: 'New password' },
 );
-export const ZChangeRoleForm = labelFields(z.object({ role: ZRole }), { role: 'Role' });
+export const ZChangeRoleForm = strictBody({ role: ZRole }, { role: 'Role' });
 /**
  * /admin/users?q=&page=: a part of a username (any case; a username's longest) and a page. Empty q
  * lists everyone.

@@ -27,20 +27,6 @@ import * as usersRepository from './users.repository.js';
 
 export type { UserRecord } from './users.repository.js';
 
-/*
- * What a session a password change or reset signed out says on the sign-in page it is sent to next.
- * Whoever holds it (the owner at another computer, or whom the change shuts out) learns only that
- * the password changed, which no longer lets them in.
- */
-const SIGNED_OUT_BY_CHANGE = {
-  type: 'warning',
-  message: 'Your password was changed in another session, so this one was signed out. Sign in with the new password.',
-} as const;
-const SIGNED_OUT_BY_RESET = {
-  type: 'warning',
-  message: 'An administrator reset your password, so you were signed out. Sign in with the new password.',
-} as const;
-
 /**
  * Letters and digits that cannot be taken for one another when read off a screen or a printout:
  * no 0, O, o, 1, l or I (nor base64url's - and _, easy to miss at an edge). 56 characters.
@@ -156,7 +142,7 @@ export async function resetPassword(
   const now = options.now ?? new Date();
   const { passwordChangedAt, unlocked } = await db.$transaction(async (tx) => {
     const updated = await usersRepository.updatePasswordHash(tx, id, passwordHash);
-    await usersRepository.signOutOtherSessionsOf(tx, id, SIGNED_OUT_BY_RESET, {
+    await usersRepository.signOutOtherSessionsOf(tx, id, 'password_reset', {
       exceptSessionId: options.keepSessionId,
     });
     const lifted = await throttleRepository.unlockAccount(tx, user.username, now);
@@ -211,7 +197,7 @@ export async function changeOwnPassword(
     // whoever else holds a session and the old password) must not both win, the later unseen.
     const passwordChangedAt = await usersRepository.replaceProvedPassword(tx, user.id, check.checkedHash, passwordHash);
     if (!passwordChangedAt) return null;
-    const endedSessions = await usersRepository.signOutOtherSessionsOf(tx, user.id, SIGNED_OUT_BY_CHANGE, {
+    const endedSessions = await usersRepository.signOutOtherSessionsOf(tx, user.id, 'password_change', {
       exceptSessionId: change.sessionId,
     });
     // The check counted this attempt before the password was known right: forget it with the rest.
