@@ -71,7 +71,7 @@ export function formatStartupBanner(
     // The port is new on every start and the password lives in the code, so the CLIs that
     // need DATABASE_URL (npm run ingest, npm run user:*) could not reach the demo otherwise.
     // The cluster listens on loopback only; a configured DATABASE_URL is never printed.
-    // DATA_DIR too, absolute: pasted in another directory, or after `DATA_DIR=... npm start`, the
+    // DATA_DIR too, absolute: pasted for another checkout, or after `DATA_DIR=... npm start`, the
     // backfill looked for the demo's sacct file under that shell's ./.data and failed (ENOENT).
     if (!config.isProduction) {
       lines.push(

@@ -30,7 +30,7 @@ describe('start-up banner', () => {
     ]);
   });
 
-  // Pasted in another directory, or after `DATA_DIR=... npm start`, the line without DATA_DIR sent
+  // Pasted for another checkout, or after `DATA_DIR=... npm start`, the line without DATA_DIR sent
   // `npm run ingest` looking for the demo's sacct file under that shell's ./.data (ENOENT).
   it.each([
     ['/tmp/demo-data', 'DATA_DIR=/tmp/demo-data'],

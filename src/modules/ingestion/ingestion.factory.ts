@@ -52,7 +52,7 @@ export function buildSources(config: AppConfig): { sources: JobSource[]; unconfi
         // Behind slurmrestd or sacct, the file's jobs must be the rows they store for them: a file
         // without JobIDRaw (or Cluster) stored them again, and they were billed twice.
         fallbackFor: sources.length > 0 ? { isClusterSet: ingestion.cluster !== undefined } : undefined,
-        // A CLI run from another directory, or without the DATA_DIR the demo started with, looked for
+        // A CLI run from another checkout, or without the DATA_DIR the demo started with, looked for
         // it under its own ./.data and named only a FALLBACK_CSV its user had never set.
         missingHint:
           ingestion.fallbackCsv === demoSacctFilePath(config.dataDir)

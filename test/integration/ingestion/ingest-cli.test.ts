@@ -182,7 +182,7 @@ describe('npm run ingest over an sacct file that cannot be read as set up', () =
 });
 
 describe('npm run ingest against the demo from a shell without its DATA_DIR', () => {
-  // A newcomer pasting the banner's DATABASE_URL into a shell in another directory, or after
+  // A newcomer pasting the banner's DATABASE_URL into a shell for another checkout, or after
   // `DATA_DIR=... npm start`, was told only that a FALLBACK_CSV they never set could not be read.
   it('says the file is the demo one under DATA_DIR and how to point the command at it', async () => {
     const dataDir = path.join(dir, 'another-directory', '.data');
