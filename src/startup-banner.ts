@@ -12,6 +12,11 @@ function listeningLine(config: Pick<AppConfig, 'host' | 'port'>): string {
     : `HPC Billing is listening on http://${config.host}:${config.port}`;
 }
 
+/** A word as a POSIX shell reads it back: bare when it is plain, else in single quotes. */
+function quoteForShell(word: string): string {
+  return /^[\w./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
 /**
  * The start-up announcement as one log line, for production, where stdout carries only JSON
  * lines: the banner's first line as the message, its facts as fields. The banner's other lines
@@ -66,9 +71,11 @@ export function formatStartupBanner(
     // The port is new on every start and the password lives in the code, so the CLIs that
     // need DATABASE_URL (npm run ingest, npm run user:*) could not reach the demo otherwise.
     // The cluster listens on loopback only; a configured DATABASE_URL is never printed.
+    // DATA_DIR too, absolute: pasted for another checkout, or after `DATA_DIR=... npm start`, the
+    // backfill looked for the demo's sacct file under that shell's ./.data and failed (ENOENT).
     if (!config.isProduction) {
       lines.push(
-        `  for npm run ingest / user:* in another shell (new port each start): export DATABASE_URL=${database.databaseUrl}`,
+        `  for npm run ingest / user:* in another shell (new port each start): export DATABASE_URL=${database.databaseUrl} DATA_DIR=${quoteForShell(config.dataDir)}`,
       );
     }
   }

@@ -1,5 +1,5 @@
 import { CONFIG_ERROR_EXIT_CODE, ConfigError } from '../config/config.js';
-import { isDatabaseUnavailable } from '../shared/errors.js';
+import { isDatabaseUnavailable, sqlStateOf } from '../shared/errors.js';
 
 /**
  * Runs a command-line tool's main. Whatever it throws ends the process with the message alone on
@@ -40,7 +40,17 @@ export function refuseArguments(command: string, whatItDoes: string, args = proc
 export function describeToolError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const message = withoutPrismaCallSite(error.message);
-  return isDatabaseUnavailable(error) ? `The database cannot be reached (DATABASE_URL): ${message}` : message;
+  if (isDatabaseUnavailable(error)) return `The database cannot be reached (DATABASE_URL): ${message}`;
+  // A new DATABASE_URL before `npm run db:migrate` (db:seed first, say) said only that a table does not
+  // exist, which read like a bug rather than a step left out.
+  return isMissingTable(error)
+    ? `${message}\nThe database is missing tables this version needs: apply its migrations with npm run db:migrate first (npm start applies them itself).`
+    : message;
+}
+
+/** Prisma's "table does not exist" (P2021), or PostgreSQL's undefined_table from a query of our own. */
+function isMissingTable(error: Error): boolean {
+  return (error as { code?: unknown }).code === 'P2021' || sqlStateOf(error) === '42P01';
 }
 
 const PRISMA_CALL_SITE = /^Invalid `[^`]*` invocation/;

@@ -24,10 +24,26 @@ describe('start-up banner', () => {
       'HPC Billing is listening on http://127.0.0.1:8000',
       '  workers: 1 process (WEB_CONCURRENCY)',
       '  database: embedded PostgreSQL under /srv/app/.data',
-      `  for npm run ingest / user:* in another shell (new port each start): export DATABASE_URL=${EMBEDDED_URL}`,
+      `  for npm run ingest / user:* in another shell (new port each start): export DATABASE_URL=${EMBEDDED_URL} DATA_DIR=/srv/app/.data`,
       '  demo data: seeded now (3000 Slurm jobs from /srv/app/.data/demo/sacct-demo.psv)',
       '  demo logins: admin/admin, alice/alice, bob/bob',
     ]);
+  });
+
+  // Pasted for another checkout, or after `DATA_DIR=... npm start`, the line without DATA_DIR sent
+  // `npm run ingest` looking for the demo's sacct file under that shell's ./.data (ENOENT).
+  it.each([
+    ['/tmp/demo-data', 'DATA_DIR=/tmp/demo-data'],
+    ['/srv/my app/.data', "DATA_DIR='/srv/my app/.data'"],
+    ["/srv/bob's/.data", "DATA_DIR='/srv/bob'\\''s/.data'"],
+  ])('names the data directory %s in the line to paste, quoted for the shell', (dataDir, assignment) => {
+    const banner = formatStartupBanner(
+      { ...config, dataDir },
+      { databaseUrl: EMBEDDED_URL, isEmbedded: true, demo: seeded },
+    );
+    expect(banner.split('\n')[3]).toBe(
+      `  for npm run ingest / user:* in another shell (new port each start): export DATABASE_URL=${EMBEDDED_URL} ${assignment}`,
+    );
   });
 
   it("offers no demo logins for a database whose users are not the demo's", () => {

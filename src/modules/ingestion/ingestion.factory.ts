@@ -1,6 +1,7 @@
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import type { Logger } from '../../shared/logger.js';
+import { demoSacctFilePath } from '../demo/demo-jobs.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { createIngestionService, type IngestionService } from './ingestion.service.js';
 import type { JobSource } from './job-source.js';
@@ -51,6 +52,13 @@ export function buildSources(config: AppConfig): { sources: JobSource[]; unconfi
         // Behind slurmrestd or sacct, the file's jobs must be the rows they store for them: a file
         // without JobIDRaw (or Cluster) stored them again, and they were billed twice.
         fallbackFor: sources.length > 0 ? { isClusterSet: ingestion.cluster !== undefined } : undefined,
+        // A CLI run from another checkout, or without the DATA_DIR the demo started with, looked for
+        // it under its own ./.data and named only a FALLBACK_CSV its user had never set.
+        missingHint:
+          ingestion.fallbackCsv === demoSacctFilePath(config.dataDir)
+            ? "with FALLBACK_CSV unset this is the demo's file under DATA_DIR, written when the demo is seeded; " +
+              "give DATA_DIR as the app that seeded it has it (the start-up banner's line for another shell sets it), or set FALLBACK_CSV"
+            : undefined,
       }),
     );
   } else unconfigured.file = 'not configured (FALLBACK_CSV unset)';

@@ -21,6 +21,8 @@ export interface SacctFileSourceOptions {
    * as those sources do (JobIDRaw, and Cluster unless SLURM_CLUSTER is set), else the file is refused.
    */
   fallbackFor?: { isClusterSet: boolean };
+  /** Said after "cannot be read (ENOENT)" of a file no one named (the demo's): where it comes from. */
+  missingHint?: string;
 }
 
 /** The most of a file read to find its header row (findSetupProblem). */
@@ -34,7 +36,7 @@ export function createSacctFileSource(options: SacctFileSourceOptions): JobSourc
   return {
     name: 'file',
     async fingerprint() {
-      const info = await statOrConfigError(options.path);
+      const info = await statOrConfigError(options.path, options.missingHint);
       return { value: `${info.size}:${Math.floor(info.mtimeMs)}`, modifiedAt: info.mtime };
     },
     read(window: IngestWindow, readOptions?: ReadOptions) {
@@ -45,7 +47,7 @@ export function createSacctFileSource(options: SacctFileSourceOptions): JobSourc
     async findSetupProblem() {
       if (!options.fallbackFor) return null;
       try {
-        await statOrConfigError(options.path);
+        await statOrConfigError(options.path, options.missingHint);
         const handle = await open(options.path, 'r');
         try {
           const { buffer, bytesRead } = await handle.read(Buffer.alloc(HEADER_PEEK_BYTES), 0, HEADER_PEEK_BYTES, 0);
@@ -70,12 +72,13 @@ function keyColumnProblem(options: SacctFileSourceOptions, header: string): Sour
     : null;
 }
 
-async function statOrConfigError(path: string) {
+async function statOrConfigError(path: string, missingHint?: string) {
   try {
     return await stat(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new SourceConfigError(`FALLBACK_CSV ${path} cannot be read (${code ?? 'error'})`);
+    const hint = code === 'ENOENT' && missingHint ? `: ${missingHint}` : '';
+    throw new SourceConfigError(`FALLBACK_CSV ${path} cannot be read (${code ?? 'error'})${hint}`);
   }
 }
 
@@ -114,7 +117,7 @@ async function* readSacctFile(
   window: IngestWindow,
   readOptions: ReadOptions | undefined,
 ): AsyncGenerator<SourceItem> {
-  const { size } = await statOrConfigError(options.path);
+  const { size } = await statOrConfigError(options.path, options.missingHint);
   await refuseCutShortFile(options.path, size);
   const parser = new SacctParser({ timeZone: options.timeZone, defaultCluster: options.defaultCluster });
   // Only the bytes checked above: a line an sacct or a copy appends meanwhile is for the next run.

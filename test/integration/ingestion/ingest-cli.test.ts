@@ -181,6 +181,27 @@ describe('npm run ingest over an sacct file that cannot be read as set up', () =
   );
 });
 
+describe('npm run ingest against the demo from a shell without its DATA_DIR', () => {
+  // A newcomer pasting the banner's DATABASE_URL into a shell for another checkout, or after
+  // `DATA_DIR=... npm start`, was told only that a FALLBACK_CSV they never set could not be read.
+  it('says the file is the demo one under DATA_DIR and how to point the command at it', async () => {
+    const dataDir = path.join(dir, 'another-directory', '.data');
+    const runsBefore = await lastRunId();
+
+    const result = await runIngestCli(['--from', '2026-10-01', '--to', '2026-10-02'], {
+      DEMO_SEED: 'true',
+      DATA_DIR: dataDir,
+    });
+    expect(result.code).toBe(1);
+    expect(result.output).toContain(
+      `2026-10-01: file: FALLBACK_CSV ${path.join(dataDir, 'demo', 'sacct-demo.psv')} cannot be read (ENOENT): ` +
+        "with FALLBACK_CSV unset this is the demo's file under DATA_DIR, written when the demo is seeded; " +
+        "give DATA_DIR as the app that seeded it has it (the start-up banner's line for another shell sets it), or set FALLBACK_CSV",
+    );
+    await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
+  });
+});
+
 describe('npm run ingest over days not over yet', () => {
   it('reads today and a later day again on the next backfill, as they were read before they ended', async () => {
     const file = path.join(dir, 'sacct-today.psv');

@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { withDatabase } from '../support/global-setup.js';
+import { spawnCollecting } from '../support/run-to-exit.js';
+import { PROJECT_ROOT } from '../support/spawn-server.js';
+
+// A newcomer who points DATABASE_URL at a new database and runs `npm run db:seed` (or any tool)
+// before `npm run db:migrate` was told only Prisma's "The table `public.users` does not exist in
+// the current database.", with nothing saying what to do about it.
+const name = `cli_unmigrated_${randomBytes(4).toString('hex')}`;
+let dataDir: string;
+
+async function withAdmin(work: (client: pg.Client) => Promise<unknown>): Promise<void> {
+  const client = new pg.Client({ connectionString: inject('adminUrl') });
+  await client.connect();
+  try {
+    await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+beforeAll(async () => {
+  await withAdmin((client) => client.query(`CREATE DATABASE ${name}`));
+  dataDir = await mkdtemp(path.join(tmpdir(), 'cli-unmigrated-'));
+});
+afterAll(async () => {
+  await withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('the command-line tools on a database whose migrations are not applied', () => {
+  it.each([
+    ['db:seed', 'seed.cli.ts', [], 'users'],
+    ['user:create', 'user.cli.ts', ['create', '--username', 'ops', '--role', 'admin'], 'users'],
+    ['audit:verify', 'audit-verify.cli.ts', [], 'audit_log'],
+    ['ingest', 'ingest.cli.ts', [], 'ingestion_runs'],
+  ])(
+    'npm run %s says to run npm run db:migrate first, and exits 1',
+    async (_script, file, args, table) => {
+      const tool = spawnCollecting(process.execPath, ['--import', 'tsx', `src/cli/${file}`, ...args], {
+        cwd: PROJECT_ROOT,
+        env: { DATABASE_URL: withDatabase(inject('adminUrl'), name), DATA_DIR: dataDir, LOG_LEVEL: 'error' },
+      });
+      const code = await tool.exited;
+      expect({ code, stderr: tool.stderr() }).toEqual({
+        code: 1,
+        stderr:
+          `The table \`public.${table}\` does not exist in the current database.\n` +
+          'The database is missing tables this version needs: apply its migrations with npm run db:migrate first (npm start applies them itself).\n',
+      });
+    },
+    120_000,
+  );
+});
