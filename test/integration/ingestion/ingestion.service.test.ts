@@ -194,6 +194,18 @@ describe('ingestion runs through the file source', () => {
     for (const line of logged) expect(line.length).toBeLessThan(1000);
   });
 
+  it('reads two sacct exports joined with cat, each with its header row, as one: not partial', async () => {
+    const capture = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').trimEnd().split('\n');
+    const [header, ...records] = capture;
+    const half = records.findIndex((line) => line.startsWith('bob|3|'));
+    const file = path.join(dir, 'joined.psv');
+    writeFileSync(file, [header, ...records.slice(0, half), header, ...records.slice(half), ''].join('\n'));
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, skipped: 0 });
+    expect(run.sourceNotes.skipped).toBeUndefined();
+  });
+
   it('stores a job whose End is before its Start, and says so in the run notes without calling it partial', async () => {
     const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
     const file = path.join(dir, 'inverted.psv');
