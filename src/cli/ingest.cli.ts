@@ -155,7 +155,9 @@ async function main() {
   if (isTerminal) process.stderr.write('\n');
   console.log(
     `Backfill ${args.from} .. ${args.to}${isInterrupted ? ' interrupted' : stopped ? ' stopped' : ''}: ${totals.days} day(s) read, ${totals.skippedDays} already done, ${totals.failedDays} failed; ` +
-      `${totals.seen} jobs seen, ${totals.inserted} new, ${totals.updated} updated, ${totals.skipped} malformed skipped, in ${seconds} s.` +
+      // Each day is a run that counts its own jobs: a job still running is in every day's window since it
+      // started, and keeping every job's key across the days to count it once would hold a quarter's jobs.
+      `${totals.seen} jobs summed over the days (a job still running is in each day it spans), ${totals.inserted} new, ${totals.updated} updated, ${totals.skipped} skipped, in ${seconds} s.` +
       interrupted +
       stopped,
   );

@@ -14,16 +14,44 @@ import type { NormalizedJob } from './slurm-job.model.js';
 
 const INGEST_LOCK_KEY = ADVISORY_LOCK_KEYS.ingestion;
 
+/**
+ * What a batch adds to its run's counts of distinct jobs: a job the run wrote in an earlier batch
+ * (`RunWrite.writtenBefore`) was counted then, so it adds nothing, except that a job counted
+ * unchanged whose later record changes it moves from `unchanged` (which may then be negative) to
+ * `updated`.
+ */
 export interface UpsertCounts {
   inserted: number;
   updated: number;
   unchanged: number;
   /**
-   * Records of jobs on a live receipt whose figures differ from the stored ones: left as billed
+   * Jobs on a live receipt whose records' figures differ from the stored ones: left as billed
    * (counted in `unchanged` too). `firstHeld` names the first, with its receipt.
    */
   held: number;
   firstHeld?: { jobKey: string; receiptId: number };
+}
+
+/** The run a batch is written for, so that its counts count each job once however often it is read. */
+export interface RunWrite {
+  /**
+   * When the run began reading, by the database's clock, to the millisecond below: a row whose
+   * updated_at is not before it was inserted or changed by this run.
+   */
+  since: Date;
+  /** The keys (jobRowKey) of the batch's jobs that the run wrote in an earlier batch. */
+  writtenBefore: ReadonlySet<string>;
+}
+
+/** A job's row as the upsert finds it: its cluster and stored job id. */
+export function jobRowKey(job: Pick<NormalizedJob, 'cluster' | 'jobId'>): string {
+  return `${job.cluster}\u0000${job.jobId}`;
+}
+
+/** The database's clock, to the millisecond below (RunWrite.since). */
+export async function readDatabaseClock(pool: pg.Pool): Promise<Date> {
+  const result = await pool.query<{ now: Date }>(`SELECT date_trunc('milliseconds', now()) AS now`);
+  return (result.rows[0] as { now: Date }).now;
 }
 
 // Column -> its type in the batch document and a reader from the job. A batch travels as
@@ -121,11 +149,13 @@ const FROZEN = COMPARED.filter((column) => FROZEN_WHEN_BILLED.has(column.replace
 const recordColumn = (column: string) =>
   FROZEN.includes(column) ? `CASE WHEN b.receipt_id IS NULL THEN t.${column} ELSE j.${column} END` : `t.${column}`;
 
+// Counted once a job per run (UpsertCounts): `is_repeat` marks a job the run wrote in an earlier batch,
+// and `is_written_in_run` one whose row that earlier write inserted or changed (updated_at since $3).
 const UPSERT_SQL = `
 WITH t AS MATERIALIZED (
-  SELECT * FROM json_to_recordset($1::json) AS t(${RECORD_TYPES})
+  SELECT * FROM json_to_recordset($1::json) AS t(${RECORD_TYPES}, is_repeat boolean)
 ), r AS MATERIALIZED (
-  SELECT t.*, b.receipt_id,
+  SELECT t.*, b.receipt_id, j.updated_at >= $3::timestamptz AS is_written_in_run,
          b.receipt_id IS NOT NULL
            AND (${FROZEN.map((column) => `j.${column}`).join(', ')})
                IS DISTINCT FROM (${FROZEN.map((column) => `t.${column}`).join(', ')}) AS is_held,
@@ -146,13 +176,18 @@ WITH t AS MATERIALIZED (
     updated_at = now()
   WHERE (${COMPARED.map((column) => `slurm_jobs.${column}`).join(', ')})
     IS DISTINCT FROM (${COMPARED.map(incoming).join(', ')})
-  RETURNING (xmax = 0) AS is_inserted
+  RETURNING (xmax = 0) AS is_inserted, slurm_jobs.cluster, slurm_jobs.job_id
+), o AS (
+  SELECT r.is_repeat, r.is_written_in_run, w.is_inserted
+    FROM r LEFT JOIN written w ON w.cluster = r.cluster AND w.job_id = r.job_id
 )
-SELECT (SELECT count(*) FROM written WHERE is_inserted)::int AS inserted,
-       (SELECT count(*) FROM written WHERE NOT is_inserted)::int AS updated,
-       (SELECT count(*) FROM r WHERE is_held)::int AS held,
-       (SELECT job_key FROM r WHERE is_held ORDER BY job_key LIMIT 1) AS first_held_key,
-       (SELECT receipt_id FROM r WHERE is_held ORDER BY job_key LIMIT 1) AS first_held_receipt`;
+SELECT (SELECT count(*) FROM o WHERE NOT is_repeat)::int AS firsts,
+       (SELECT count(*) FROM o WHERE NOT is_repeat AND is_inserted)::int AS inserted,
+       (SELECT count(*) FROM o WHERE NOT is_repeat AND NOT is_inserted)::int AS updated,
+       (SELECT count(*) FROM o WHERE is_repeat AND NOT is_inserted AND is_written_in_run IS NOT TRUE)::int AS changed_later,
+       (SELECT count(*) FROM r WHERE is_held AND NOT is_repeat)::int AS held,
+       (SELECT job_key FROM r WHERE is_held AND NOT is_repeat ORDER BY job_key LIMIT 1) AS first_held_key,
+       (SELECT receipt_id FROM r WHERE is_held AND NOT is_repeat ORDER BY job_key LIMIT 1) AS first_held_receipt`;
 
 // The user locks (ADVISORY_LOCK_CLASSES.userJobs) of every owner the batch's jobs have, stored or
 // incoming, shared and in key order: batches share them, a receipt holds its user's exclusively,
@@ -180,21 +215,28 @@ SELECT count(pg_advisory_xact_lock_shared($2::int, k.key))::int AS held
  * committing between the snapshot and the row's update used to leave the row with new figures
  * beside an item priced from the old ones (docs/billing.md, "Receipts and ingestion").
  */
-export async function upsertJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string): Promise<UpsertCounts> {
+export async function upsertJobs(
+  pool: pg.Pool,
+  jobs: NormalizedJob[],
+  source: string,
+  run: RunWrite,
+): Promise<UpsertCounts> {
   if (jobs.length === 0) return { inserted: 0, updated: 0, unchanged: 0, held: 0 };
   // Postgres refuses to update one row twice in a statement: the last record of a job wins.
   const unique = new Map<string, NormalizedJob>();
-  for (const job of jobs) unique.set(`${job.cluster}\u0000${job.jobId}`, job);
-  const rows = [...unique.values()].map((job) => {
-    const row: Record<string, unknown> = {};
+  for (const job of jobs) unique.set(jobRowKey(job), job);
+  const rows = [...unique].map(([key, job]) => {
+    const row: Record<string, unknown> = { is_repeat: run.writtenBefore.has(key) };
     for (const [column, , read] of COLUMNS) row[column] = read(job);
     return row;
   });
   const owners = rows.map((row) => ({ cluster: row.cluster, job_id: row.job_id, user: row.user }));
   const client = await pool.connect();
   let result: pg.QueryResult<{
+    firsts: number;
     inserted: number;
     updated: number;
+    changed_later: number;
     held: number;
     first_held_key: string | null;
     first_held_receipt: number | null;
@@ -202,7 +244,7 @@ export async function upsertJobs(pool: pg.Pool, jobs: NormalizedJob[], source: s
   try {
     await client.query('BEGIN');
     await client.query(HOLD_OWNERS_SQL, [JSON.stringify(owners), ADVISORY_LOCK_CLASSES.userJobs]);
-    result = await client.query(UPSERT_SQL, [JSON.stringify(rows), source]);
+    result = await client.query(UPSERT_SQL, [JSON.stringify(rows), source, run.since]);
     await client.query('COMMIT');
   } catch (error) {
     // A connection that cannot roll back is dropped, which rolls back too.
@@ -214,17 +256,19 @@ export async function upsertJobs(pool: pg.Pool, jobs: NormalizedJob[], source: s
     throw error;
   }
   client.release();
-  const { inserted, updated, held, first_held_key, first_held_receipt } = result.rows[0] ?? {
+  const { firsts, inserted, updated, changed_later, held, first_held_key, first_held_receipt } = result.rows[0] ?? {
+    firsts: 0,
     inserted: 0,
     updated: 0,
+    changed_later: 0,
     held: 0,
     first_held_key: null,
     first_held_receipt: null,
   };
   return {
     inserted,
-    updated,
-    unchanged: jobs.length - inserted - updated,
+    updated: updated + changed_later,
+    unchanged: firsts - inserted - updated - changed_later,
     held,
     ...(first_held_key !== null && first_held_receipt !== null
       ? { firstHeld: { jobKey: first_held_key, receiptId: first_held_receipt } }

@@ -36,11 +36,17 @@ export interface RunSummary {
   runId: number;
   source: string | null;
   window: IngestWindow;
-  /** Distinct jobs read and stored: a job read in two slices of the window, or twice, is one. */
+  /**
+   * Distinct jobs read and stored, by any source the run tried: a job read in two slices of the
+   * window, or twice, is one. Each is in one of inserted, updated and unchanged.
+   */
   seen: number;
+  /** Jobs the run stored for the first time (a later record of one in the run does not make it updated). */
   inserted: number;
+  /** Stored jobs a record of the run changed. */
   updated: number;
   unchanged: number;
+  /** Jobs the answering source skipped (a record without a job id counts as one): the run is partial. */
   skipped: number;
   /** Stored, but with data that contradicts itself (End before Start); the notes say which. */
   warned: number;
@@ -65,12 +71,28 @@ const DEFAULT_BATCH_SIZE = 2000;
 const SUPERSEDED_RUN_STATE = 'REQUEUED';
 const WRITERS = 2;
 const MAX_LOGGED_SKIPS = 50;
+/** Before a skipped job's JobID in the run's set of jobs, apart from the keys of the jobs written. */
+const SKIPPED_KEY = '\u0002';
 /** The unknown states a run's notes and log name; any more are counted, not named. */
 const MAX_NAMED_STATES = 10;
 
-interface SourceCounts {
+/**
+ * The jobs a run has written, by any of the sources it tried, each once (jobRowKey), and the jobs each
+ * source skipped (SKIPPED_KEY): a long window is read in slices (sacct's days, slurmrestd's shorter
+ * windows), and a job that overlaps two of them comes in both. Counted per record, a 7-day first run
+ * reported more jobs than there are (the stored rows were right), as new, unchanged, skipped, in an
+ * unknown state or with End before Start.
+ */
+interface RunJobs {
+  keys: Set<string>;
+  /** When the run began writing, by the database's clock (RunWrite.since). */
+  since: Date;
   /** Distinct jobs written (RunSummary.seen). */
   seen: number;
+}
+
+interface SourceCounts {
+  /** Distinct jobs skipped, or records without a job id. */
   skipped: number;
   warned: number;
   firstWarning?: string;
@@ -128,25 +150,71 @@ export function createIngestionService(deps: IngestionDeps) {
   }
 
   /** Reads one source for the window and writes what it yields; throws when the source fails. */
-  async function ingestFrom(source: JobSource, window: IngestWindow, counts: SourceCounts, readOptions: ReadOptions) {
+  async function ingestFrom(
+    source: JobSource,
+    window: IngestWindow,
+    counts: SourceCounts,
+    readOptions: ReadOptions,
+    runJobs: RunJobs,
+  ) {
     let batch: NormalizedJob[] = [];
-    // The jobs written, each once: a long window is read in slices (sacct's days, slurmrestd's shorter
-    // windows), and a job that overlaps two of them comes in both. Counted per record, a 7-day first
-    // run reported more jobs than there are (the stored rows were right). Keyed as the row is stored.
-    const jobsWritten = new Set<string>();
+    /** The line (record) of each of the batch's records, for the notes. */
+    let batchLines: number[] = [];
+    const jobsWritten = runJobs.keys;
+    /** Counts a skipped record once a job of this source; true for the first record of its job. */
+    const countSkip = (jobId: string | null): boolean => {
+      if (jobId !== null) {
+        // By the JobID the source gave, apart from the jobs written: a source tried before this one
+        // may have skipped it too.
+        const key = `${SKIPPED_KEY}${source.name}\u0000${truncate(jobId, MAX_LOGGED_JOB_ID)}`;
+        if (jobsWritten.has(key)) return false;
+        jobsWritten.add(key);
+      }
+      counts.skipped += 1;
+      return true;
+    };
+    /** Counts, and logs, what is odd about a job stored: its times, a state the app does not know. */
+    const noteOddities = (job: NormalizedJob, line: number) => {
+      const doubt = findTimeProblem(job);
+      if (doubt) {
+        counts.warned += 1;
+        counts.firstWarning ??= `job ${job.jobKey} (${lineLabel(source, line)}): ${doubt}`;
+        if (counts.warned <= MAX_LOGGED_SKIPS) {
+          logger.warn(
+            { source: source.name, line, jobId: job.jobId, reason: doubt },
+            'stored a record whose times contradict each other',
+          );
+        }
+      }
+      if (!isKnownState(job.state)) {
+        // Stored as not terminal, so never billed: said in the notes and the log, not decided here.
+        counts.unknownStateJobs += 1;
+        const named = counts.unknownStates.get(job.state);
+        if (named !== undefined) counts.unknownStates.set(job.state, named + 1);
+        else if (counts.unknownStates.size < MAX_NAMED_STATES) counts.unknownStates.set(job.state, 1);
+        counts.firstUnknownState ??= `job ${job.jobKey} (${lineLabel(source, line)})`;
+      }
+    };
     // Up to WRITERS batches are written at once (Postgres then uses more than one core) while
     // the next is parsed. A batch sharing a job id with one in flight waits for it, so the last
     // record of a job always wins, two statements never lock the same rows, and a job that reused
     // an id sees the earlier job's row before it is placed beside it.
     const inFlight: { keys: Set<string>; done: Promise<void> }[] = [];
-    const write = async (records: NormalizedJob[]) => {
+    const write = async (records: NormalizedJob[], lines: number[]) => {
       // A job that reused the id or key of another stored job is stored, and billed, under its own
       // (reused-job-id.ts); such an id or key is longer, and may not fit its column.
       const stored = await ingestionRepository.findStoredIdentities(db.pool, records);
-      const jobs = assignStoredIds(records, stored).filter((job, index) => {
-        const problem = job === records[index] ? null : findStorageProblem(job);
-        if (problem === null) return true;
-        counts.skipped += 1;
+      // The record of each job that is written (its last in the batch, as the upsert writes it).
+      const written = new Map<string, number>();
+      const assigned = assignStoredIds(records, stored);
+      assigned.forEach((job, index) => {
+        const record = records[index] as NormalizedJob;
+        const problem = job === record ? null : findStorageProblem(job);
+        if (problem === null) {
+          written.set(ingestionRepository.jobRowKey(job), index);
+          return;
+        }
+        if (!countSkip(record.jobKey)) return;
         counts.firstSkip ??= `job ${truncate(job.jobId, MAX_LOGGED_JOB_ID)}: ${problem}`;
         if (counts.skipped <= MAX_LOGGED_SKIPS) {
           logger.warn(
@@ -154,11 +222,24 @@ export function createIngestionService(deps: IngestionDeps) {
             'skipped a record that cannot be stored',
           );
         }
-        return false;
       });
-      for (const job of jobs) jobsWritten.add(`${job.cluster}\u0000${job.jobId}`);
-      counts.seen = jobsWritten.size;
-      const result = await ingestionRepository.upsertJobs(db.pool, jobs, source.name);
+      const jobs: NormalizedJob[] = [];
+      const writtenBefore = new Set<string>();
+      for (const [key, index] of written) {
+        const job = assigned[index] as NormalizedJob;
+        jobs.push(job);
+        if (jobsWritten.has(key)) {
+          writtenBefore.add(key);
+          continue;
+        }
+        jobsWritten.add(key);
+        runJobs.seen += 1;
+        noteOddities(job, lines[index] as number);
+      }
+      const result = await ingestionRepository.upsertJobs(db.pool, jobs, source.name, {
+        since: runJobs.since,
+        writtenBefore,
+      });
       counts.inserted += result.inserted;
       counts.updated += result.updated;
       counts.unchanged += result.unchanged;
@@ -171,7 +252,9 @@ export function createIngestionService(deps: IngestionDeps) {
     };
     const flush = async () => {
       const jobs = batch;
+      const lines = batchLines;
       batch = [];
+      batchLines = [];
       if (jobs.length === 0) return;
       const keys = new Set(
         jobs.flatMap((job) => [`${job.cluster}\u0000${job.jobId}`, `${job.cluster}\u0001${job.jobKey}`]),
@@ -180,7 +263,7 @@ export function createIngestionService(deps: IngestionDeps) {
         if ([...keys].some((key) => entry.keys.has(key))) await settle(entry);
       }
       while (inFlight.length >= WRITERS) await settle(inFlight[0] as (typeof inFlight)[number]);
-      const done = write(jobs);
+      const done = write(jobs, lines);
       // Awaited in settle(); this only keeps a failure from being reported as unhandled meanwhile.
       done.catch(() => undefined);
       inFlight.push({ keys, done });
@@ -192,7 +275,7 @@ export function createIngestionService(deps: IngestionDeps) {
         // Between records, for sources that do not watch the signal themselves.
         throwIfStopped(readOptions.signal);
         if (item.kind === 'skip') {
-          counts.skipped += 1;
+          if (!countSkip(item.jobId)) continue;
           counts.firstSkip ??= `${item.jobId === null ? 'a record' : `job ${truncate(item.jobId, MAX_LOGGED_JOB_ID)}`} (${lineLabel(source, item.line)}): ${truncate(item.reason, 300)}`;
           if (counts.skipped <= MAX_LOGGED_SKIPS) {
             // The parsers cut these short already; a log line stays bounded whatever the source.
@@ -215,7 +298,7 @@ export function createIngestionService(deps: IngestionDeps) {
         if (item.job.state === SUPERSEDED_RUN_STATE) continue;
         const problem = findStorageProblem(item.job);
         if (problem) {
-          counts.skipped += 1;
+          if (!countSkip(item.job.jobKey)) continue;
           counts.firstSkip ??= `job ${truncate(item.job.jobId, MAX_LOGGED_JOB_ID)} (${lineLabel(source, item.line)}): ${problem}`;
           if (counts.skipped <= MAX_LOGGED_SKIPS) {
             logger.warn(
@@ -231,27 +314,8 @@ export function createIngestionService(deps: IngestionDeps) {
           }
           continue;
         }
-        const doubt = findTimeProblem(item.job);
-        if (doubt) {
-          counts.warned += 1;
-          counts.firstWarning ??= `job ${item.job.jobKey} (${lineLabel(source, item.line)}): ${doubt}`;
-          if (counts.warned <= MAX_LOGGED_SKIPS) {
-            logger.warn(
-              { source: source.name, line: item.line, jobId: item.job.jobId, reason: doubt },
-              'stored a record whose times contradict each other',
-            );
-          }
-        }
-        if (!isKnownState(item.job.state)) {
-          // Stored as not terminal, so never billed: said in the notes and the log, not decided here.
-          counts.unknownStateJobs += 1;
-          const state = item.job.state;
-          const named = counts.unknownStates.get(state);
-          if (named !== undefined) counts.unknownStates.set(state, named + 1);
-          else if (counts.unknownStates.size < MAX_NAMED_STATES) counts.unknownStates.set(state, 1);
-          counts.firstUnknownState ??= `job ${item.job.jobKey} (${lineLabel(source, item.line)})`;
-        }
         batch.push(item.job);
+        batchLines.push(item.line);
         if (batch.length >= batchSize) await flush();
       }
       await flush();
@@ -315,6 +379,11 @@ export function createIngestionService(deps: IngestionDeps) {
   ): Promise<RunSummary> {
     const startedAt = Date.now();
     const runId = await ingestionRepository.createRun(db.prisma, { trigger, window });
+    const runJobs: RunJobs = {
+      keys: new Set(),
+      since: await ingestionRepository.readDatabaseClock(db.pool),
+      seen: 0,
+    };
     const notes: Record<string, string> = { ...deps.unconfigured };
     const totals = { inserted: 0, updated: 0, unchanged: 0 };
     let answered: { source: string; counts: SourceCounts } | undefined;
@@ -324,7 +393,6 @@ export function createIngestionService(deps: IngestionDeps) {
     let isEveryFailureSetup = true;
     for (const source of deps.sources) {
       const counts: SourceCounts = {
-        seen: 0,
         skipped: 0,
         warned: 0,
         unknownStateJobs: 0,
@@ -347,7 +415,7 @@ export function createIngestionService(deps: IngestionDeps) {
               ? `answered: file unchanged since run #${coveringRunId}, nothing new; its ${skipped} malformed record(s) are still skipped`
               : `answered: file unchanged since run #${coveringRunId}, nothing new`;
         } else {
-          await ingestFrom(source, window, counts, readOptions);
+          await ingestFrom(source, window, counts, readOptions, runJobs);
           notes[source.name] = 'answered';
         }
         answered = { source: source.name, counts };
@@ -399,7 +467,7 @@ export function createIngestionService(deps: IngestionDeps) {
     // Which job a partial run left out, and why, where the admin sees the run: the run completed its
     // window, so that job is read again only by a backfill of its day (--force) once the cause is fixed.
     if (answered?.counts.firstSkip) {
-      notes.skipped = `${answered.counts.skipped} record(s) skipped, first: ${answered.counts.firstSkip}`;
+      notes.skipped = `${answered.counts.skipped} job(s) skipped, first: ${answered.counts.firstSkip}`;
     }
     if (answered && answered.counts.held > 0) {
       const first = answered.counts.firstHeld;
@@ -422,7 +490,7 @@ export function createIngestionService(deps: IngestionDeps) {
       runId,
       source: answered?.source ?? null,
       window,
-      seen: answered?.counts.seen ?? 0,
+      seen: runJobs.seen,
       inserted: totals.inserted,
       updated: totals.updated,
       unchanged: totals.unchanged,

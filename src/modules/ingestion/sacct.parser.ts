@@ -78,6 +78,21 @@ export class SacctHeaderError extends Error {
   }
 }
 
+/** The columns the header row must name; a later line that names all three is a header row too. */
+const HEADER_COLUMNS = ['JobID', 'State', 'User'];
+
+function headerNamesOf(text: string): string {
+  return text
+    .split('|')
+    .map((name) => name.trim())
+    .join('|');
+}
+
+function isHeaderRow(text: string): boolean {
+  const names = new Set(text.split('|').map((name) => name.trim()));
+  return HEADER_COLUMNS.every((name) => names.has(name));
+}
+
 /**
  * A streaming parser for `sacct --parsable2` output with a header row. Feed it lines in
  * order; it yields a job once the next job starts (sacct prints a job, then its steps),
@@ -85,6 +100,8 @@ export class SacctHeaderError extends Error {
  */
 export class SacctParser {
   private columns: Map<string, number> | null = null;
+  /** The header row's column names, trimmed, joined by `|`: the same row again is not a record. */
+  private headerNames = '';
   private columnCount = 0;
   private jobIdIndex = 0;
   /** No column before JobID holds free text, so a stray `|` in a value never moves the JobID. */
@@ -113,6 +130,7 @@ export class SacctParser {
       this.readHeader(text);
       return [];
     }
+    if (isHeaderRow(text)) return this.readHeaderAgain(text, lineNumber);
     const items: SourceItem[] = [];
     const held = this.held;
     if (held) {
@@ -134,6 +152,28 @@ export class SacctParser {
       items.push(...this.readLine(held.text, held.line, false));
     }
     items.push(...this.readLine(text, lineNumber));
+    return items;
+  }
+
+  /**
+   * A header row after the first: `cat a.psv b.psv` of two sacct exports, a natural file to give the
+   * file source, has one before each. The same columns again are no record (it made the run partial,
+   * "not a Slurm job id: "JobID""); other columns are skipped, and said to be what they are. The
+   * lines after it are read with the first header's columns. It ends a line held for the rest of a name.
+   */
+  private readHeaderAgain(text: string, lineNumber: number): SourceItem[] {
+    const held = this.held;
+    this.held = null;
+    const items = held ? this.readLine(held.text, held.line, false) : [];
+    if (headerNamesOf(text) !== this.headerNames) {
+      items.push(
+        skipItem(
+          lineNumber,
+          null,
+          "a header row again, with other columns than line 1's (two sacct outputs of different formats joined?): the lines after it are read with line 1's columns",
+        ),
+      );
+    }
     return items;
   }
 
@@ -223,11 +263,12 @@ export class SacctParser {
 
   private readHeader(text: string) {
     const names = text.split('|').map((name) => name.trim());
+    this.headerNames = names.join('|');
     const columns = new Map<string, number>();
     names.forEach((name, index) => {
       columns.set(name, index);
     });
-    for (const required of ['JobID', 'State', 'User']) {
+    for (const required of HEADER_COLUMNS) {
       if (!columns.has(required)) {
         throw new SacctHeaderError(
           `the sacct output has no ${required} column; the first line must be the header (sacct --parsable2 without --noheader)`,

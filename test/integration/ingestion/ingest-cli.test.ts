@@ -98,6 +98,30 @@ describe('npm run ingest over an sacct file', () => {
   });
 });
 
+describe('npm run ingest over days a job still running spans', () => {
+  it("says the backfill's total of jobs adds up the days' runs, in which such a job is read on each day", async () => {
+    // Each day is a run of its own: a job still running is in every day's window since it started, so
+    // the days' "N jobs" add up to more jobs than there are; the summary called that sum "jobs seen".
+    const file = path.join(dir, 'sacct-running-across-days.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        '61|61|ann|RUNNING|600|2026-11-25T10:00:00|Unknown|cpu=1,mem=1G,node=1\n' +
+        '62|62|ann|COMPLETED|600|2026-11-26T10:00:00|2026-11-26T10:10:00|cpu=1,mem=1G,node=1\n',
+    );
+    const runsBefore = await lastRunId();
+    const result = await runIngestCli(['--from', '2026-11-25', '--to', '2026-11-26'], { FALLBACK_CSV: file });
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toContain('2026-11-25 success via file: 1 jobs, 1 new, 0 updated, 0 skipped');
+    expect(result.output).toContain('2026-11-26 success via file: 2 jobs, 1 new, 0 updated, 0 skipped');
+    expect(result.output).toContain(
+      '2 day(s) read, 0 already done, 0 failed; 3 jobs summed over the days (a job still running is in each day it spans), 2 new, 0 updated, 0 skipped, in ',
+    );
+    await db.prisma.slurmJob.deleteMany({ where: { jobId: { in: ['61', '62'] } } });
+    await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
+  });
+});
+
 describe('npm run ingest over jobs in a state the app does not know', () => {
   it('says how many, in which states, and that they stay unbilled', async () => {
     const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES';
@@ -140,7 +164,7 @@ describe('npm run ingest over an sacct file cut short', () => {
     const result = await runIngestCli(['--from', '2026-11-19', '--to', '2026-11-19'], { FALLBACK_CSV: file });
     expect(result.code).toBe(1);
     expect(result.output).toContain(`2026-11-19: file: FALLBACK_CSV ${file} does not end with a newline`);
-    expect(result.output).toContain('1 day(s) read, 0 already done, 1 failed; 0 jobs seen, 0 new');
+    expect(result.output).toContain('1 day(s) read, 0 already done, 1 failed; 0 jobs summed over the days');
     expect(await db.prisma.slurmJob.count()).toBe(before);
     await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
   });
@@ -167,7 +191,7 @@ describe('npm run ingest over an sacct file that cannot be read as set up', () =
       expect(result.code).toBe(1);
       expect(result.output).toContain(`2026-10-01: file: FALLBACK_CSV ${file} ${reason}`);
       expect(result.output).toContain(
-        'Backfill 2026-10-01 .. 2026-10-31 stopped: 1 day(s) read, 0 already done, 1 failed; 0 jobs seen, 0 new',
+        'Backfill 2026-10-01 .. 2026-10-31 stopped: 1 day(s) read, 0 already done, 1 failed; 0 jobs summed over the days',
       );
       expect(result.output).toContain(
         'Stopped at 2026-10-01: no source can be read as it is set up (above), so the 30 day(s) after it were not tried; ' +

@@ -130,7 +130,7 @@ describe('ingestion runs through the file source', () => {
     expect(stored).toMatchObject({ outcome: 'partial', skipped: 1, seen: 11, inserted: 11, source: 'file' });
     // The admin page names the job skipped and why (it used to say only "1 skipped"): the run completed
     // its window, so that job is read again only by a backfill of its day with --force once fixed.
-    expect(run.sourceNotes.skipped).toBe('1 record(s) skipped, first: job 2 (line 4): not a count: "x16"');
+    expect(run.sourceNotes.skipped).toBe('1 job(s) skipped, first: job 2 (line 4): not a count: "x16"');
     expect((stored.sourceNotes as Record<string, string>).skipped).toBe(run.sourceNotes.skipped);
   });
 
@@ -192,6 +192,18 @@ describe('ingestion runs through the file source', () => {
       }),
     ]);
     for (const line of logged) expect(line.length).toBeLessThan(1000);
+  });
+
+  it('reads two sacct exports joined with cat, each with its header row, as one: not partial', async () => {
+    const capture = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').trimEnd().split('\n');
+    const [header, ...records] = capture;
+    const half = records.findIndex((line) => line.startsWith('bob|3|'));
+    const file = path.join(dir, 'joined.psv');
+    writeFileSync(file, [header, ...records.slice(0, half), header, ...records.slice(half), ''].join('\n'));
+    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, skipped: 0 });
+    expect(run.sourceNotes.skipped).toBeUndefined();
   });
 
   it('stores a job whose End is before its Start, and says so in the run notes without calling it partial', async () => {
@@ -299,7 +311,7 @@ describe('ingestion runs through the file source', () => {
     writeFileSync(file, `${lines.join('\n')}\n`);
     const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
     const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
-    expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, updated: 1 });
+    expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, updated: 0, unchanged: 0 });
     expect(await jobRow('1')).toMatchObject({ state: 'COMPLETED', is_terminal: true });
   });
 
@@ -318,6 +330,110 @@ describe('ingestion runs through the file source', () => {
     const row = await db.pool.query('SELECT seen FROM ingestion_runs WHERE id = $1', [run.runId]);
     expect(row.rows[0].seen).toBe(12);
     expect((await db.pool.query('SELECT count(*)::int AS n FROM slurm_jobs')).rows[0].n).toBe(12);
+  });
+
+  /** A source that reads the given file sources one after another, as sacct reads a long window's days. */
+  const slices = (...parts: JobSource[]): JobSource => ({
+    name: 'sacct',
+    async *read(window) {
+      for (const part of parts) yield* part.read(window);
+    },
+  });
+
+  it('counts each job once as new, updated or unchanged, however many slices it comes in', async () => {
+    // The 12 jobs of the capture in 3 slices: each is new once; its later records are the same job, not
+    // 24 unchanged ones (the admin page's and the CLI's "12 jobs, 12 new" beside a log's "unchanged: 24").
+    const { source: file } = fileSource('final/sacct-steps-extra.psv');
+    const run = await finishedRun(service([slices(file, file, file)]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, updated: 0, unchanged: 0 });
+  });
+
+  it('counts a job new in the run as new, though a later slice finds it changed', async () => {
+    // Jobs 12 and 13 run when the first slice is read and have ended by the second.
+    const live = fileSource('live/sacct-steps-extra.psv', 'live.psv').source;
+    const final = fileSource('final/sacct-steps-extra.psv', 'final.psv').source;
+    const run = await finishedRun(service([slices(live, final)]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ seen: 12, inserted: 12, updated: 0, unchanged: 0 });
+    expect(await jobRow('12')).toMatchObject({ state: 'CANCELLED' });
+  });
+
+  it('counts a stored job once as updated when one slice finds it unchanged and a later one changed', async () => {
+    const live = fileSource('live/sacct-steps-extra.psv', 'live.psv').source;
+    const final = fileSource('final/sacct-steps-extra.psv', 'final.psv').source;
+    await finishedRun(service([live]).runOnce({ trigger: 'manual', window: WINDOW }));
+    const run = await finishedRun(service([slices(live, final, final)]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ seen: 12, inserted: 0, updated: 2, unchanged: 10 });
+    const again = await finishedRun(service([slices(live, final)]).runOnce({ trigger: 'manual', window: WINDOW }));
+    // Read live first, jobs 12 and 13 go back to running, then to ended: updated, each once.
+    expect(again).toMatchObject({ seen: 12, inserted: 0, updated: 2, unchanged: 10 });
+  });
+
+  it('counts once a job written by a source that then failed and again by the one that answered', async () => {
+    const { source: file } = fileSource('final/sacct-steps-extra.psv');
+    const failing: JobSource = {
+      name: 'slurmrestd',
+      async *read(window) {
+        yield* file.read(window);
+        throw new Error('connection reset');
+      },
+    };
+    const run = await finishedRun(service([failing, file]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'success', source: 'file', seen: 12, inserted: 12, updated: 0, unchanged: 0 });
+  });
+
+  it('counts a malformed job once however many slices it comes in', async () => {
+    const file = path.join(dir, 'damaged-sliced.psv');
+    const lines = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').split('\n');
+    lines[3] = lines[3]?.replace('|16|00:05.694|', '|x16|00:05.694|') ?? '';
+    writeFileSync(file, lines.join('\n'));
+    const damaged = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const run = await finishedRun(
+      service([slices(damaged, damaged, damaged)]).runOnce({ trigger: 'manual', window: WINDOW }),
+    );
+    expect(run).toMatchObject({ outcome: 'partial', seen: 11, inserted: 11, unchanged: 0, skipped: 1 });
+    expect(run.sourceNotes.skipped).toBe('1 job(s) skipped, first: job 2 (line 4): not a count: "x16"');
+    const stored = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: run.runId } });
+    expect(stored).toMatchObject({ seen: 11, inserted: 11, skipped: 1 });
+  });
+
+  it('counts a job in an unknown state, or with End before Start, once however many slices it comes in', async () => {
+    const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
+    const file = path.join(dir, 'odd-sliced.psv');
+    writeFileSync(
+      file,
+      [
+        header,
+        '1|1|lab|ann|COMPLETD|60|2026-11-23T15:10:00|2026-11-23T15:11:00|cpu=1,mem=1G,node=1',
+        '2|2|lab|ann|COMPLETED|3600|2026-11-23T15:50:00|2026-11-23T15:20:00|cpu=1,mem=1G,node=1',
+        '',
+      ].join('\n'),
+    );
+    const odd = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const run = await finishedRun(service([slices(odd, odd, odd)]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ seen: 2, inserted: 2, unknownStateJobs: 1, warned: 1 });
+    expect(run.sourceNotes.unknownStates).toMatch(
+      /^1 job\(s\) stored in a state this app does not know \(COMPLETD: 1\)/,
+    );
+    expect(run.sourceNotes.warnings).toMatch(/^1 job\(s\) stored with End before Start/);
+  });
+
+  it('does not count as stored in an unknown state a job skipped when it was written', async () => {
+    // A later job that reused a stored job's id is stored as `<id>@<submit>`; a 28-digit id then no
+    // longer fits its column, and the record is skipped: it was still counted as stored in its state.
+    const id = '1234567890123456789012345678';
+    const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Submit|Start|End|AllocTRES';
+    const row = (state: string, day: string) =>
+      `${id}|${id}|lab|ann|${state}|60|${day}T15:09:00|${day}T15:10:00|${day}T15:11:00|cpu=1,mem=1G,node=1`;
+    const earlier = path.join(dir, 'earlier.psv');
+    writeFileSync(earlier, [header, row('COMPLETED', '2026-11-20'), ''].join('\n'));
+    const later = path.join(dir, 'later.psv');
+    writeFileSync(later, [header, row('COMPLETD', '2026-11-23'), ''].join('\n'));
+    const read = (file: string) => createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const earlierWindow = { start: new Date('2026-11-20T15:00:00Z'), end: new Date('2026-11-20T16:00:00Z') };
+    await finishedRun(service([read(earlier)]).runOnce({ trigger: 'manual', window: earlierWindow }));
+    const run = await finishedRun(service([read(later)]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'partial', seen: 0, skipped: 1, unknownStateJobs: 0 });
+    expect(run.sourceNotes.unknownStates).toBeUndefined();
   });
 
   it('skips an unchanged file when a completed run already reached past the time it was written', async () => {

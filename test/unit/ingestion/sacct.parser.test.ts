@@ -206,6 +206,30 @@ describe('malformed sacct lines', () => {
     });
   });
 
+  it('reads past the header row repeated, as `cat a.psv b.psv` of two sacct exports gives it', () => {
+    const next = good.replaceAll('7', '8');
+    const items = parseSacctText([header, good, goodStep, header, `${next}\r`, header].join('\n'), options);
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([]);
+    expect(items.flatMap((item) => (item.kind === 'job' ? [[item.job.jobKey, item.job.stepCount]] : []))).toEqual([
+      ['7', 1],
+      ['8', 0],
+    ]);
+  });
+
+  it('skips a header row of other columns after the first, saying what it is', () => {
+    const other = 'JobID|User|State|Elapsed';
+    const items = parseSacctText([header, good, other].join('\n'), options);
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([
+      {
+        kind: 'skip',
+        line: 3,
+        jobId: null,
+        reason:
+          "a header row again, with other columns than line 1's (two sacct outputs of different formats joined?): the lines after it are read with line 1's columns",
+      },
+    ]);
+  });
+
   it('refuses output without a header row or a needed column', () => {
     expect(() => parseSacctText(good, options)).toThrow(SacctHeaderError);
     expect(() => parseSacctText('', options)).toThrow(SacctHeaderError);
