@@ -52,7 +52,7 @@ const LIST_SHAPED_QUERIES: [Who, string, string, string][] = [
   ['admin', '/admin/users?q[]=lister', 'q', 'Search'],
   ['admin', '/admin/tiers?page[]=1', 'page', 'Page'],
   ['admin', '/admin/month-end?page[]=1', 'page', 'Page'],
-  ['admin', '/admin/payments?older[]=5', 'older', 'older'],
+  ['admin', '/admin/payments?older[]=5', 'older', 'Older than payment'],
   ['admin', '/admin/receipts/RECEIPT?page[]=1', 'page', 'Page'],
   ['researcher', '/payments/thanks?rid[]=RECEIPT', 'rid', 'Receipt number in the address'],
 ];
