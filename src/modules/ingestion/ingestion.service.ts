@@ -257,7 +257,7 @@ export function createIngestionService(deps: IngestionDeps) {
       batchLines = [];
       if (jobs.length === 0) return;
       const keys = new Set(
-        jobs.flatMap((job) => [`${job.cluster}\u0000${job.jobId}`, `${job.cluster}\u0001${job.jobKey}`]),
+        jobs.flatMap((job) => [ingestionRepository.jobRowKey(job), `${job.cluster}\u0001${job.jobKey}`]),
       );
       for (const entry of [...inFlight]) {
         if ([...keys].some((key) => entry.keys.has(key))) await settle(entry);
