@@ -1,6 +1,11 @@
 import { hashSync } from '@node-rs/argon2';
 import { afterAll, describe, expect, it } from 'vitest';
-import { closePasswordHashing, hashPassword, needsRehash } from '../../src/modules/users/password.js';
+import {
+  closePasswordHashing,
+  costsLessThanCurrentHash,
+  hashPassword,
+  needsRehash,
+} from '../../src/modules/users/password.js';
 
 /**
  * A stored hash is replaced at the next successful sign-in whenever it is not what hashPassword
@@ -44,5 +49,35 @@ describe('needsRehash', () => {
     ['empty', () => ''],
   ])('is true for %s', (_, stored) => {
     expect(needsRehash(stored())).toBe(true);
+  });
+});
+
+describe('costsLessThanCurrentHash', () => {
+  // A refused sign-in against a hash that costs less than the unknown names' argon2 check also pays
+  // that check; one at the current cost or more does not pay it again.
+  it.each([
+    ['the current parameters', () => argon2({}), false],
+    ['argon2id, more memory', () => argon2({ memoryCost: 65_536 }), false],
+    ['argon2id, more passes', () => argon2({ timeCost: 3 }), false],
+    [
+      "argon2id, more memory and one pass (OWASP's 46 MiB, t=1)",
+      () => argon2({ memoryCost: 47_104, timeCost: 1 }),
+      false,
+    ],
+    ['argon2id, more parallelism', () => argon2({ parallelism: 2 }), false],
+    ['argon2i, the same parameters', () => argon2({ algorithm: ARGON2I }), false],
+    [
+      'argon2 with the parameters in another order',
+      () => argon2({}).replace('m=19456,t=2,p=1', 't=2,m=19456,p=1'),
+      false,
+    ],
+    ['argon2id, less memory', () => argon2({ memoryCost: 12_288 }), true],
+    ['argon2id, fewer passes', () => argon2({ timeCost: 1 }), true],
+    ['argon2 without a memory cost', () => argon2({}).replace('m=19456,', ''), true],
+    ['werkzeug pbkdf2', () => 'pbkdf2:sha256:600000$abcdefgh$00ff', true],
+    ['werkzeug scrypt', () => 'scrypt:32768:8:1$abcdefgh$00ff', true],
+    ['empty', () => '', true],
+  ])('%s: %s', (_, stored, isCheaper) => {
+    expect(costsLessThanCurrentHash(stored())).toBe(isCheaper);
   });
 });

@@ -4,7 +4,7 @@ import { type AuditContext, type AuditEntry, recordAudit } from '../audit/audit.
 import { userTarget } from '../audit/audit-target.js';
 import { FirstRefusals } from '../audit/first-refusals.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { hashPassword, needsRehash, verifyPassword } from '../users/password.js';
+import { costsLessThanCurrentHash, hashPassword, needsRehash, verifyPassword } from '../users/password.js';
 import * as usersRepository from '../users/users.repository.js';
 import * as throttleRepository from './auth-throttle.repository.js';
 import { clientNetworkOf } from './client-network.js';
@@ -185,8 +185,9 @@ export async function signIn(
     // A hash still to be replaced (werkzeug's, or argon2 made otherwise than now) costs what its own
     // parameters say, 1,000 pbkdf2 rounds as well as 600,000: refused after it alone, a cheap one
     // told an account's existence (and its age) apart from an unknown name's argon2 check. The
-    // refusal also pays that check, so it is never quicker than an unknown name's.
-    if (credentials && needsRehash(credentials.passwordHash))
+    // refusal also pays that check, so it is never quicker than an unknown name's. A hash to be
+    // replaced because it is stronger than now costs that much already, and does not pay it again.
+    if (credentials && costsLessThanCurrentHash(credentials.passwordHash))
       await verifyPassword(await getDummyHash(), attempt.password);
     const reason = credentials && isPasswordRight ? 'disabled' : 'bad_credentials';
     metrics.authLoginFailure.inc({ reason });

@@ -89,6 +89,22 @@ export function needsRehash(storedHash: string): boolean {
   return !CURRENT_HASH.test(storedHash);
 }
 
+/**
+ * True when checking a password against `storedHash` may cost less than the argon2 check an unknown
+ * username pays: werkzeug's hashes (1,000 pbkdf2 rounds are as valid as 600,000), argon2 at less
+ * memory times passes than now, and anything malformed (refused before any hashing). A refused
+ * sign-in against such a hash also pays that check, so it is never quicker than an unknown name's.
+ * An argon2 hash at the current cost or more already costs what the unknown name's check does: paying
+ * the check on top only made its account's refusals slower still, and a hashing thread busier.
+ */
+export function costsLessThanCurrentHash(storedHash: string): boolean {
+  const parameters = /^\$argon2(?:id|i|d)\$(?:v=\d+\$)?([^$]+)\$[^$]+\$[^$]+$/.exec(storedHash)?.[1];
+  if (!parameters) return true;
+  const memory = Number(/(?:^|,)m=(\d+)(?:,|$)/.exec(parameters)?.[1] ?? 0);
+  const passes = Number(/(?:^|,)t=(\d+)(?:,|$)/.exec(parameters)?.[1] ?? 0);
+  return memory * passes < MEMORY_COST * TIME_COST;
+}
+
 async function verifyWerkzeug(storedHash: string, password: string): Promise<boolean> {
   const [method, salt, expectedHex] = storedHash.split('$');
   if (!method || salt === undefined || !expectedHex || !/^[0-9a-f]+$/.test(expectedHex)) return false;
