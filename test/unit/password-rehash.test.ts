@@ -64,7 +64,12 @@ describe('costsLessThanCurrentHash', () => {
       () => argon2({ memoryCost: 47_104, timeCost: 1 }),
       false,
     ],
-    ['argon2id, more parallelism', () => argon2({ parallelism: 2 }), false],
+    [
+      'argon2id, more parallelism and as much work per lane',
+      () => argon2({ parallelism: 2, memoryCost: 38_912 }),
+      false,
+    ],
+    ['argon2id, more parallelism (its lanes may be hashed at once)', () => argon2({ parallelism: 2 }), true],
     ['argon2i, the same parameters', () => argon2({ algorithm: ARGON2I }), false],
     [
       'argon2 with the parameters in another order',

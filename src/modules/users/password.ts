@@ -92,7 +92,7 @@ export function needsRehash(storedHash: string): boolean {
 /**
  * True when checking a password against `storedHash` may cost less than the argon2 check an unknown
  * username pays: werkzeug's hashes (1,000 pbkdf2 rounds are as valid as 600,000), argon2 at less
- * memory times passes than now, and anything malformed (refused before any hashing). A refused
+ * memory times passes per lane than now, and anything malformed (refused before any hashing). A refused
  * sign-in against such a hash also pays that check, so it is never quicker than an unknown name's.
  * An argon2 hash at the current cost or more already costs what the unknown name's check does: paying
  * the check on top only made its account's refusals slower still, and a hashing thread busier.
@@ -102,7 +102,9 @@ export function costsLessThanCurrentHash(storedHash: string): boolean {
   if (!parameters) return true;
   const memory = Number(/(?:^|,)m=(\d+)(?:,|$)/.exec(parameters)?.[1] ?? 0);
   const passes = Number(/(?:^|,)t=(\d+)(?:,|$)/.exec(parameters)?.[1] ?? 0);
-  return memory * passes < MEMORY_COST * TIME_COST;
+  // Lanes may be filled on as many threads at once: the check can take 1/p of its work's time.
+  const lanes = Number(/(?:^|,)p=(\d+)(?:,|$)/.exec(parameters)?.[1] ?? 1) || 1;
+  return (memory * passes) / lanes < (MEMORY_COST * TIME_COST) / ARGON2_OPTIONS.parallelism;
 }
 
 async function verifyWerkzeug(storedHash: string, password: string): Promise<boolean> {
