@@ -10,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 // way round, or a typed one that is not a date, used to land on the bare error page ("Back to the
 // start page"), the billing page and what was picked gone.
 const NOT_READ_HERE =
-  'is not read here: the window of this export is start and end (Paid from and to on the billing page); from and to are read by the audit log only';
+  'is not read here: this export reads its window from start and end; from and to are read by the audit log only';
 
 let db: TestDatabase;
 let admin: Agent;

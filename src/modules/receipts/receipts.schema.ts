@@ -6,7 +6,6 @@ import { strictBody } from '../../http/strict-body.js';
 import { ZLocalDate, ZOptionalLocalDate } from '../../shared/local-date.js';
 import { countVisibleCharacters, ONE_LINE_RULE, ONE_LINE_TEXT } from '../../shared/visible-text.js';
 import { MAX_INT4, ZPageNumber, zWholeNumber } from '../../shared/whole-number.js';
-import { WINDOW_FIELD_LABELS, ZWindowQuery } from '../usage/usage.schema.js';
 
 export { ZLocalDate };
 
@@ -157,21 +156,3 @@ export type TReceiptFilter = z.infer<typeof ZReceiptFilter>;
 
 /** ?page= of a listing; a page shows a refusal as "Page: ...", as every other list does. */
 export const ZPageQuery = labelFields(z.object({ page: ZPageNumber }), RECEIPT_FIELD_LABELS);
-
-/**
- * The audit log's names for a window, which this export does not read: refused by name. Ignored as
- * any unknown query field is, paid.csv?from=2026-03-01&to=2026-03-31 exported the last 7 days, and
- * finance reconciled a period against the bank from another period's lines.
- */
-const ZAuditWindowKey = z
-  .undefined({
-    error:
-      'is not read here: the window of this export is start and end (Paid from and to on the billing page); from and to are read by the audit log only',
-  })
-  .optional();
-
-/** GET /admin/paid.csv: the window (its `bom` is read by csvExports). */
-export const ZPaidExportQuery = labelFields(
-  ZWindowQuery.extend({ from: ZAuditWindowKey, to: ZAuditWindowKey }),
-  WINDOW_FIELD_LABELS,
-);
