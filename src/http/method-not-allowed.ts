@@ -20,8 +20,15 @@ export function routeMissOf(req: Request): AppError | undefined {
   collectMethods(stack, req.path, methods);
   if (methods.has('*') || methods.has(req.method) || (req.method === 'OPTIONS' && methods.size > 0)) return undefined;
   if (methods.size === 0) return new NotFoundError('Page not found.');
-  return new MethodNotAllowedError(req.path, req.method, [...methods]);
+  const takes = WEBHOOK_ADDRESS.test(req.path) ? 'the signed webhooks a payment provider posts' : undefined;
+  return new MethodNotAllowedError(req.path, req.method, [...methods], takes);
 }
+
+/**
+ * The addresses payment providers post their webhooks to (payments.routes.ts). Opened in a browser (a
+ * provider's engineer checking the endpoint), one was said to take "a form sent from a page".
+ */
+const WEBHOOK_ADDRESS = /^\/payments\/webhook(?:\/[^/]+)?\/?$/;
 
 /**
  * OPTIONS, answered from every route of the app at that address. Express's router answers it by

@@ -177,6 +177,8 @@ export class MethodNotAllowedError extends AppError {
     path: string,
     method: string,
     readonly allowedMethods: readonly string[],
+    /** What the address takes instead of being opened, worded for whoever opened it. */
+    takes = 'a form sent from a page',
   ) {
     const answered =
       allowedMethods.length > 1
@@ -184,7 +186,7 @@ export class MethodNotAllowedError extends AppError {
         : allowedMethods.join('');
     // A page cannot be opened at an address that only takes a form: say so in words a browser user reads.
     const isOpened = (method === 'GET' || method === 'HEAD') && !allowedMethods.includes('GET');
-    const opened = isOpened ? ' It takes a form sent from a page, so it cannot be opened as a page.' : '';
+    const opened = isOpened ? ` It takes ${takes}, so it cannot be opened as a page.` : '';
     super(405, `${path} answers ${answered} only, not ${method}.${opened}`);
   }
 }

@@ -12,6 +12,9 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  * ended), so this form was not sent. Sign in, then send it again." with a 403: the session section's
  * CSRF refusal, about a form and a sign-in that /healthz has nothing to do with.
  */
+const WEBHOOK_ADDRESS_TAKES =
+  'It takes the signed webhooks a payment provider posts, so it cannot be opened as a page.';
+
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
 
@@ -173,12 +176,20 @@ describe('opening an address that only takes a form', () => {
     expect(response.body.error).toMatch(/^\/me\/receipt answers POST only, not GET\./);
   });
 
-  it('explains itself to a browser when no page leads to the form', async () => {
-    const response = await request(app).get('/payments/webhook/dummy').set('Accept', 'text/html');
-    expect(response.status).toBe(405);
-    expect(response.headers.allow).toBe('POST');
-    expect(response.text).toContain('takes a form sent from a page, so it cannot be opened as a page');
-  });
+  it.each(['/payments/webhook/dummy', '/payments/webhook'])(
+    "tells whoever opens the webhook address %s what it takes: a provider's signed deliveries, not a form",
+    async (path) => {
+      // A provider's engineer checking the endpoint in a browser was told it takes a form sent from a page.
+      const page = await request(app).get(path).set('Accept', 'text/html');
+      expect(page.status).toBe(405);
+      expect(page.headers.allow).toBe('POST');
+      expect(page.text).toContain(`${path} answers POST only, not GET. ${WEBHOOK_ADDRESS_TAKES}`);
+      expect(page.text).not.toContain('form sent from a page');
+      const json = await request(app).get(path).set('Accept', 'application/json');
+      expect(json.status).toBe(405);
+      expect(json.body).toEqual({ error: `${path} answers POST only, not GET. ${WEBHOOK_ADDRESS_TAKES}`, code: 405 });
+    },
+  );
 
   it('still answers 404 for an address nothing is at', async () => {
     await request(app).get('/me/nothing-here').set('Accept', 'text/html').expect(404);

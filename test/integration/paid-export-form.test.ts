@@ -9,6 +9,9 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 // The billing page's "Paid receipts export" form is a GET of /admin/paid.csv. Dates picked the wrong
 // way round, or a typed one that is not a date, used to land on the bare error page ("Back to the
 // start page"), the billing page and what was picked gone.
+const NOT_READ_HERE =
+  'is not read here: this export reads its window from start and end; from and to are read by the audit log only';
+
 let db: TestDatabase;
 let admin: Agent;
 
@@ -74,6 +77,26 @@ describe('the paid receipts export form, refused', () => {
     });
     const csv = await admin.get('/admin/paid.csv?start=2026-03-01&end=2026-03-05').expect(200);
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
+  });
+
+  it("refuses the audit log's from and to by name rather than export the last 7 days instead", async () => {
+    // The audit log's window is from/to, every other one start/end. paid.csv?from=2026-03-01&to=2026-03-31
+    // answered 200 with the last 7 days (the file named so, its lines not March's): a period reconciled
+    // against the bank from the wrong lines, with nothing said.
+    const json = await admin.get('/admin/paid.csv?from=2026-03-01&to=2026-03-31').set('Accept', 'application/json');
+    expect(json.status).toBe(400);
+    expect(json.headers['content-disposition']).toBeUndefined();
+    expect(json.body.error).toBe(`from: ${NOT_READ_HERE}; to: ${NOT_READ_HERE}`);
+
+    const page = await admin.get('/admin/paid.csv?from=2026-03-01').set('Accept', 'text/html');
+    expect(page.status).toBe(400);
+    expect(page.text).toContain('<h1>Billing</h1>');
+    const form = /<section class="card" id="paid-export">.*?<\/section>/s.exec(page.text)?.[0] ?? '';
+    expect(form).toContain(`Paid receipts not exported. from: ${NOT_READ_HERE}`);
+
+    // start and end, as the form sends them, still export; an unknown field of another name is ignored, as before.
+    const csv = await admin.get('/admin/paid.csv?start=2026-03-01&end=2026-03-31&utm_source=mail').expect(200);
+    expect(csv.headers['content-disposition']).toContain('paid-2026-03-01-2026-03-31.csv');
   });
 
   it('says what an empty window exports', async () => {

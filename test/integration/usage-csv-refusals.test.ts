@@ -78,3 +78,27 @@ describe('a refused export of my own usage', () => {
     expect(json.body).toEqual({ error: 'start (2026-11-30) is after end (2026-11-01).', code: 400 });
   });
 });
+
+describe("the audit log's from and to on a usage export", () => {
+  // The audit log's window is from/to, every other one start/end. Ignored as unknown fields, a
+  // /me.csv?from=2025-08-01&to=2025-08-31 answered 200 with the last 7 days' jobs, named so only in the file name.
+  const NOT_READ_HERE =
+    'is not read here: this export reads its window from start and end; from and to are read by the audit log only';
+  it.each([
+    ['/me.csv', () => alice],
+    ['/admin/my.csv', () => boss],
+    ['/admin/usage.csv', () => boss],
+  ])('%s refuses them by name, and still exports start and end', async (path, agent) => {
+    const refused = await agent().get(`${path}?from=2025-08-01&to=2025-08-31`).set('Accept', 'application/json');
+    expect(refused.status).toBe(400);
+    expect(refused.headers['content-disposition']).toBeUndefined();
+    expect(refused.body).toEqual({ error: `from: ${NOT_READ_HERE}; to: ${NOT_READ_HERE}`, code: 400 });
+
+    const page = await agent().get(`${path}?to=2025-08-31`).set('Accept', BROWSER_ACCEPT);
+    expect(page.status).toBe(400);
+    expect(page.text).toContain(`<p class="lead">to: ${NOT_READ_HERE}</p>`);
+
+    const csv = await agent().get(`${path}?start=2025-08-01&end=2025-08-31`).expect(200);
+    expect(csv.headers['content-disposition']).toContain('-2025-08-01-2025-08-31.csv');
+  });
+});

@@ -17,7 +17,7 @@ import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { type TWindowQuery, ZWindowQuery } from '../usage/usage.schema.js';
+import { type TWindowQuery, ZWindowExportQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import { printableHasNoJson, receiptFactsJson, receiptWithItemsJson, sendPrintableReceipt } from './receipts.routes.js';
 import {
@@ -595,7 +595,7 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/paid.csv', guards.requireAdmin, async (req, res) => {
     let query: TWindowQuery;
     try {
-      query = parseInput(ZWindowQuery, req.query);
+      query = parseInput(ZWindowExportQuery, req.query);
       // Checked here as the export will, so that a browser gets its form back rather than an error page:
       // the window, and the form's CSV for Excel (`bom`), which csvExports.send reads again.
       usage.resolveWindow(query);

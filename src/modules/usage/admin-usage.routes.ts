@@ -10,7 +10,7 @@ import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { exportLinkOf, sendOwnUsageCsv } from './usage.routes.js';
-import { ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';
+import { ZAdminUsageCsvQuery, ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';
 import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
 
 /**
@@ -110,7 +110,7 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
     // Refused, back to the page at the window and filters typed, which says the same beside a form to correct them.
     const typed = Object.fromEntries(USAGE_FILTERS.map((name) => [name, typedIn(req.query, name)]));
     offerWayBack(res, { href: linkTo('/admin/usage', typed, {}), text: 'Back to Usage across users' });
-    const query = parseInput(ZAdminUsageQuery, req.query);
+    const query = parseInput(ZAdminUsageCsvQuery, req.query);
     await csvExports.send(req, res, {
       kind: 'user_usage',
       username: sessionUserOf(req).username,

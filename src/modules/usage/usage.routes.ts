@@ -11,7 +11,7 @@ import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/error
 import { toLocalDate } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { HeldPayment } from '../payments/payment-money.js';
-import { type TUsageQuery, ZUsageQuery, ZWindowQuery } from './usage.schema.js';
+import { type TUsageQuery, ZUsageQuery, ZWindowExportQuery, ZWindowQuery } from './usage.schema.js';
 import {
   MAX_PAGE_WINDOW_DAYS,
   USAGE_CSV_COLUMNS,
@@ -302,7 +302,7 @@ export function sendOwnUsageCsv(deps: {
     const typedWindow = { start: typedIn(req.query, 'start'), end: typedIn(req.query, 'end') };
     offerWayBack(res, { href: linkTo(deps.backTo.href, typedWindow, {}), text: deps.backTo.text });
     const user = sessionUserOf(req);
-    const query = parseInput(ZWindowQuery, req.query);
+    const query = parseInput(ZWindowExportQuery, req.query);
     await deps.csvExports.send(req, res, {
       kind: 'my_usage',
       username: user.username,

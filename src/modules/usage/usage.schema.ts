@@ -22,6 +22,22 @@ export const ZWindowQuery = labelFields(
 );
 export type TWindowQuery = z.infer<typeof ZWindowQuery>;
 
+/**
+ * The audit log's names for a window, which the other exports do not read: refused by name. Ignored
+ * as any unknown query field is, paid.csv?from=2026-03-01&to=2026-03-31 exported the last 7 days, and
+ * finance reconciled a period against the bank from another period's lines.
+ */
+const ZAuditWindowKey = z
+  .undefined({
+    error:
+      'is not read here: this export reads its window from start and end; from and to are read by the audit log only',
+  })
+  .optional();
+const AUDIT_WINDOW_KEYS = { from: ZAuditWindowKey, to: ZAuditWindowKey };
+
+/** GET /me.csv, /admin/my.csv and /admin/paid.csv: the window (their `bom` is read by csvExports). */
+export const ZWindowExportQuery = labelFields(ZWindowQuery.extend(AUDIT_WINDOW_KEYS), WINDOW_FIELD_LABELS);
+
 /** The usage pages' labels of their fields, which a refusal on a page names them by. */
 const USAGE_FIELD_LABELS = {
   ...WINDOW_FIELD_LABELS,
@@ -71,3 +87,6 @@ export const ZAdminUsageQuery = labelFields(
   USAGE_FIELD_LABELS,
 );
 export type TAdminUsageQuery = z.infer<typeof ZAdminUsageQuery>;
+
+/** GET /admin/usage.csv: the page's window and filters. */
+export const ZAdminUsageCsvQuery = labelFields(ZAdminUsageQuery.extend(AUDIT_WINDOW_KEYS), USAGE_FIELD_LABELS);
