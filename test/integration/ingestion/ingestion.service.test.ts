@@ -206,6 +206,26 @@ describe('ingestion runs through the file source', () => {
     expect(run.sourceNotes.skipped).toBeUndefined();
   });
 
+  it('reads two sacct exports of different column orders joined with cat, each by its own header row', async () => {
+    const capture = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').trimEnd().split('\n');
+    const [header = '', ...records] = capture;
+    const half = records.findIndex((line) => line.startsWith('bob|3|'));
+    // The second export's columns in reverse order: read with the first's, its values went to the wrong fields.
+    const reversed = (line: string) => line.split('|').reverse().join('|');
+    const file = path.join(dir, 'joined-reordered.psv');
+    writeFileSync(
+      file,
+      [header, ...records.slice(0, half), reversed(header), ...records.slice(half).map(reversed), ''].join('\n'),
+    );
+    const joined = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const run = await finishedRun(service([joined]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, skipped: 0 });
+    // The same jobs as the capture read whole: a re-read of it changes none.
+    const whole = fileSource('final/sacct-steps-extra.psv').source;
+    const again = await finishedRun(service([whole]).runOnce({ trigger: 'manual', window: WINDOW, force: true }));
+    expect(again).toMatchObject({ seen: 12, inserted: 0, updated: 0, unchanged: 12 });
+  });
+
   it('stores a job whose End is before its Start, and says so in the run notes without calling it partial', async () => {
     const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
     const file = path.join(dir, 'inverted.psv');

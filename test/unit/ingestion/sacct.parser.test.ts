@@ -216,20 +216,6 @@ describe('malformed sacct lines', () => {
     ]);
   });
 
-  it('skips a header row of other columns after the first, saying what it is', () => {
-    const other = 'JobID|User|State|Elapsed';
-    const items = parseSacctText([header, good, other].join('\n'), options);
-    expect(items.filter((item) => item.kind === 'skip')).toEqual([
-      {
-        kind: 'skip',
-        line: 3,
-        jobId: null,
-        reason:
-          "a header row again, with other columns than line 1's (two sacct outputs of different formats joined?): the lines after it are read with line 1's columns",
-      },
-    ]);
-  });
-
   it('refuses output without a header row or a needed column', () => {
     expect(() => parseSacctText(good, options)).toThrow(SacctHeaderError);
     expect(() => parseSacctText('', options)).toThrow(SacctHeaderError);
@@ -536,6 +522,132 @@ describe('the cluster, as Slurm names it', () => {
     const items = parseSacctText([header, row(cluster)].join('\n'), { timeZone: 'UTC', defaultCluster });
     expect(items).toEqual([
       expect.objectContaining({ kind: 'job', job: expect.objectContaining({ cluster: stored }) }),
+    ]);
+  });
+});
+
+describe('a header row after the first with other columns (`cat a.psv b.psv` of two sacct --formats)', () => {
+  const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|AllocTRES';
+  const first = '1|1|lab|ann|COMPLETED|60|cpu=1,mem=1G,node=1';
+  const skipOf = (line: number, reason: string) => ({ kind: 'skip', line, jobId: null, reason });
+  const withoutState =
+    'a header row without the State column a record needs (two sacct outputs of different formats joined?): the 2 line(s) under it were skipped';
+
+  it.each([
+    [
+      'columns in another order',
+      ['User|State|JobID|JobIDRaw|AllocTRES|ElapsedRaw|Cluster', 'bob|FAILED|2|2|cpu=2,mem=2G,node=1|120|lab'],
+      [['2', 'bob', 'FAILED', 120, 2, 'lab']],
+      [],
+    ],
+    [
+      'more columns, with CRLF line ends',
+      [
+        'JobID|Partition|JobIDRaw|Cluster|User|State|ElapsedRaw|AllocTRES\r',
+        '3|gpu|3|lab|cy|COMPLETED|30|cpu=4,mem=1G,node=1\r',
+      ],
+      [['3', 'cy', 'COMPLETED', 30, 4, 'lab']],
+      [],
+    ],
+    [
+      'fewer columns that still have every one a record needs',
+      ['JobID|User|State|ElapsedRaw|AllocCPUS', '4|dee|COMPLETED|40|8'],
+      [['4', 'dee', 'COMPLETED', 40, 8, 'fallback']],
+      [],
+    ],
+    [
+      'no State column: the lines under it are skipped, as one skip, up to the next usable header',
+      [
+        'JobID|JobIDRaw|User|ElapsedRaw',
+        '5|5|eve|50',
+        '',
+        '6|6|eve|60',
+        header,
+        '7|7|lab|fay|COMPLETED|70|cpu=1,mem=1G,node=1',
+      ],
+      [['7', 'fay', 'COMPLETED', 70, 1, 'lab']],
+      [skipOf(3, withoutState)],
+    ],
+    [
+      'no State column up to the end of the output',
+      ['JobID|JobIDRaw|User|ElapsedRaw', '5|5|eve|50', '6|6|eve|60'],
+      [],
+      [skipOf(3, withoutState)],
+    ],
+    [
+      'no JobID column (JobIDRaw only)',
+      ['JobIDRaw|User|State', '8|gus|COMPLETED'],
+      [],
+      [
+        skipOf(
+          3,
+          'a header row without the JobID column a record needs (two sacct outputs of different formats joined?): the 1 line(s) under it were skipped',
+        ),
+      ],
+    ],
+    [
+      'one header without the columns, then another: each its own skip',
+      ['JobID|User', '9|hal', 'JobID|State', '10|COMPLETED'],
+      [],
+      [
+        skipOf(
+          3,
+          'a header row without the State column a record needs (two sacct outputs of different formats joined?): the 1 line(s) under it were skipped',
+        ),
+        skipOf(
+          5,
+          'a header row without the User column a record needs (two sacct outputs of different formats joined?): the 1 line(s) under it were skipped',
+        ),
+      ],
+    ],
+    ['a header without the columns and nothing under it', ['JobID|Elapsed', header], [], []],
+  ])('%s', (_label, lines, jobs, skips) => {
+    const items = parseSacctText([header, first, ...lines].join('\n'), options);
+    expect(items.filter((item) => item.kind === 'skip')).toEqual(skips);
+    const read = items.flatMap((item) =>
+      item.kind === 'job'
+        ? [[item.job.jobKey, item.job.user, item.job.state, item.job.elapsedSec, item.job.allocCpus, item.job.cluster]]
+        : [],
+    );
+    expect(read).toEqual([['1', 'ann', 'COMPLETED', 60, 1, 'lab'], ...jobs]);
+  });
+
+  it('is no header row when a job merely has JobID in its name', () => {
+    const items = parseSacctText(
+      [`${header}|JobName`, `${first}|JobID`, '2|2|lab|bob|COMPLETED|60|cpu=1,mem=1G,node=1|JobID|x'].join('\n'),
+      options,
+    );
+    expect(items.map((item) => (item.kind === 'job' ? item.job.name : item.reason))).toEqual(['JobID', 'JobID|x']);
+  });
+
+  it('ends the job before it: its steps were summed with its own columns', () => {
+    const withRss = 'JobID|JobIDRaw|User|State|ElapsedRaw|AllocTRES|AveRSS';
+    const items = parseSacctText(
+      [
+        withRss,
+        '1|1|ann|COMPLETED|3600|cpu=1,mem=1G,node=1|',
+        '1.batch|1.batch||COMPLETED|3600|cpu=1,mem=1G,node=1|1G',
+        header,
+        '2|2|lab|bob|COMPLETED|60|cpu=1,mem=1G,node=1',
+      ].join('\n'),
+      options,
+    );
+    expect(items.map((item) => (item.kind === 'job' ? [item.job.jobKey, item.job.stepMemGbHours] : item))).toEqual([
+      ['1', '1.000000'],
+      ['2', null],
+    ]);
+  });
+
+  it('skips the lines under a header without the key columns a fallback file needs (requiredColumns)', () => {
+    const items = parseSacctText([header, first, 'JobID|JobIDRaw|User|State', '2|2|bob|COMPLETED'].join('\n'), {
+      ...options,
+      requiredColumns: ['JobIDRaw', 'Cluster'],
+    });
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([
+      skipOf(
+        3,
+        'a header row without the Cluster column a record needs (two sacct outputs of different formats joined?): the 1 line(s) under it were skipped',
+      ),
     ]);
   });
 });
