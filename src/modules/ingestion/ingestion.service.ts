@@ -105,8 +105,12 @@ interface SourceCounts {
   inserted: number;
   updated: number;
   unchanged: number;
-  /** Records of billed jobs whose figures differ from what their receipt billed: kept as billed. */
+  /**
+   * Distinct jobs on a live receipt any of whose records had other figures than billed: kept as billed.
+   * Counted by their keys (jobRowKey), whichever of a job's records was refused.
+   */
   held: number;
+  heldKeys: Set<string>;
   firstHeld?: { jobKey: string; receiptId: number };
 }
 
@@ -243,8 +247,12 @@ export function createIngestionService(deps: IngestionDeps) {
       counts.inserted += result.inserted;
       counts.updated += result.updated;
       counts.unchanged += result.unchanged;
-      counts.held += result.held;
-      if (result.firstHeld) counts.firstHeld ??= result.firstHeld;
+      for (const held of result.held) {
+        if (counts.heldKeys.has(held.rowKey)) continue;
+        counts.heldKeys.add(held.rowKey);
+        counts.held += 1;
+        counts.firstHeld ??= { jobKey: held.jobKey, receiptId: held.receiptId };
+      }
     };
     const settle = async (entry: (typeof inFlight)[number]) => {
       inFlight.splice(inFlight.indexOf(entry), 1);
@@ -401,6 +409,7 @@ export function createIngestionService(deps: IngestionDeps) {
         updated: 0,
         unchanged: 0,
         held: 0,
+        heldKeys: new Set(),
       };
       try {
         const unchanged = await findUnchangedFileRun(source, window);
