@@ -1,5 +1,12 @@
 import { CUT_LINE_MARK, MAX_LINE_CHARS } from './line-reader.js';
-import { foldSteps, type NormalizedJob, type NormalizedStep, parseJobId, type SourceItem } from './slurm-job.model.js';
+import {
+  foldSteps,
+  type NormalizedJob,
+  type NormalizedStep,
+  parseJobId,
+  type SkippedJob,
+  type SourceItem,
+} from './slurm-job.model.js';
 import {
   createLocalTimeConverter,
   formatTresText,
@@ -246,7 +253,9 @@ export class SacctParser {
       if (this.open === null && this.skippedKey === id.jobKey) return [];
       const open = this.open;
       if (!open || open.job.jobKey !== id.jobKey) {
-        return this.skipLine(lineNumber, idText, `step ${shortId(idText)} without its job row before it`);
+        return [
+          skipItem(lineNumber, idText, `step ${shortId(idText)} without its job row before it`, this.jobOf(fields, id)),
+        ];
       }
       if (open.poison) return [];
       try {
@@ -263,7 +272,7 @@ export class SacctParser {
       const job = this.readJob(fields, id);
       this.open = { job, steps: [], line: lineNumber, poison: null };
     } catch (error) {
-      items.push(skipItem(lineNumber, idText, describe(error)));
+      items.push(skipItem(lineNumber, idText, describe(error), this.jobOf(fields, id)));
       this.open = null;
       this.skippedKey = id.jobKey;
     }
@@ -399,7 +408,7 @@ export class SacctParser {
     this.open = null;
     if (!open) return [];
     if (open.poison) {
-      return [skipItem(open.poison.line, open.job.jobId, open.poison.reason)];
+      return [skipItem(open.poison.line, open.job.jobId, open.poison.reason, open.job)];
     }
     try {
       const job = foldSteps(open.job, open.steps);
@@ -409,7 +418,7 @@ export class SacctParser {
       return [{ kind: 'job', job, line: open.line }];
     } catch (error) {
       // A step figure that cannot be summed exactly (an AveRSS of petabytes): skipped, never billed short.
-      return [skipItem(open.line, open.job.jobId, describe(error))];
+      return [skipItem(open.line, open.job.jobId, describe(error), open.job)];
     }
   }
 
@@ -420,6 +429,22 @@ export class SacctParser {
   private field(fields: string[], name: string): string {
     const index = this.columns?.get(name);
     return index === undefined ? '' : (fields[index] ?? '');
+  }
+
+  /**
+   * The cluster and JobIDRaw a record's job would be stored under (as readJob reads them; a step's
+   * JobIDRaw without its `.step`), or undefined when they cannot be read: the run counts a skipped job
+   * by them, as it counts the jobs it stores.
+   */
+  private jobOf(fields: string[], id: NonNullable<ReturnType<typeof parseJobId>>): SkippedJob | undefined {
+    const raw = this.field(fields, 'JobIDRaw').trim();
+    const rawJob = id.stepId === null || raw.indexOf('.') === -1 ? raw : raw.slice(0, raw.indexOf('.'));
+    const jobId = rawJob || (raw === '' ? id.jobKey : '');
+    const cluster = this.field(fields, 'Cluster').trim() || this.options.defaultCluster;
+    const isReadable = (raw === '' || /^\d+$/.test(rawJob)) && jobId.length <= MAX_LOGGED_JOB_ID;
+    return isReadable && cluster.length <= MAX_LOGGED_JOB_ID
+      ? { cluster: normalizeClusterName(cluster), jobId }
+      : undefined;
   }
 
   private has(name: string): boolean {
@@ -574,8 +599,14 @@ const PIPE_FREE_COLUMNS = new Set([
 ]);
 
 /** A skip as the run logs it: the JobID column's value and the reason, both cut short. */
-function skipItem(line: number, jobId: string | null, reason: string): SourceItem {
-  return { kind: 'skip', line, jobId: jobId === null ? null : shortId(jobId), reason: truncate(reason, 300) };
+function skipItem(line: number, jobId: string | null, reason: string, job?: SkippedJob): SourceItem {
+  return {
+    kind: 'skip',
+    line,
+    jobId: jobId === null ? null : shortId(jobId),
+    reason: truncate(reason, 300),
+    ...(job ? { job: { cluster: job.cluster, jobId: job.jobId } } : {}),
+  };
 }
 
 function shortId(jobId: string | undefined): string {

@@ -416,6 +416,45 @@ describe('ingestion runs through the file source', () => {
     expect(stored).toMatchObject({ seen: 11, inserted: 11, skipped: 1 });
   });
 
+  it.each([
+    ['before', true],
+    ['after', false],
+  ])(
+    'counts a job skipped in a slice %s the one it was stored from as stored, not skipped',
+    async (_order, damagedFirst) => {
+      const file = path.join(dir, 'damaged-one-slice.psv');
+      const lines = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').split('\n');
+      lines[3] = lines[3]?.replace('|16|00:05.694|', '|x16|00:05.694|') ?? '';
+      writeFileSync(file, lines.join('\n'));
+      const damaged = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+      const { source: whole } = fileSource('final/sacct-steps-extra.psv');
+      const parts = damagedFirst ? [damaged, whole] : [whole, damaged];
+      const run = await finishedRun(service([slices(...parts)]).runOnce({ trigger: 'manual', window: WINDOW }));
+      // 12 distinct jobs: new + updated + unchanged + skipped.
+      expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, updated: 0, unchanged: 0, skipped: 0 });
+      expect(run.sourceNotes.skipped).toBeUndefined();
+      expect(await jobRow('2')).toMatchObject({ total_cpu_sec: '5.693' });
+    },
+  );
+
+  it('counts as two the skipped jobs of two clusters that share a JobID, and names the one still skipped', async () => {
+    const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
+    const row = (cluster: string, elapsed: string) =>
+      `7|7|${cluster}|ann|COMPLETED|${elapsed}|2026-11-23T15:10:00|2026-11-23T15:11:00|cpu=1,mem=1G,node=1`;
+    const file = path.join(dir, 'two-clusters.psv');
+    writeFileSync(file, [header, row('lab', 'x'), row('other', 'y'), ''].join('\n'));
+    const bad = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const run = await finishedRun(service([slices(bad, bad)]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'partial', seen: 0, skipped: 2 });
+    // Job 7 of lab read whole in a later slice is stored: the other cluster's is the one the notes name.
+    const good = path.join(dir, 'lab-whole.psv');
+    writeFileSync(good, [header, row('lab', '60'), ''].join('\n'));
+    const whole = createSacctFileSource({ path: good, timeZone: 'UTC', defaultCluster: 'lab' });
+    const later = await finishedRun(service([slices(bad, whole)]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(later).toMatchObject({ outcome: 'partial', seen: 1, inserted: 1, skipped: 1 });
+    expect(later.sourceNotes.skipped).toBe('1 job(s) skipped, first: job 7 (line 3): not a count: "y"');
+  });
+
   it('counts a job in an unknown state, or with End before Start, once however many slices it comes in', async () => {
     const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
     const file = path.join(dir, 'odd-sliced.psv');

@@ -143,7 +143,13 @@ describe('malformed sacct lines', () => {
     const badStep = goodStep.replace('1024K', '12Q');
     const items = parseSacctText([header, good, badStep, goodStep.replace('batch', '0')].join('\n'), options);
     expect(items).toEqual([
-      { kind: 'skip', line: 3, jobId: '7', reason: expect.stringMatching(/step 7.batch: not a memory size/) },
+      {
+        kind: 'skip',
+        line: 3,
+        jobId: '7',
+        reason: expect.stringMatching(/step 7.batch: not a memory size/),
+        job: { cluster: 'fallback', jobId: '7' },
+      },
     ]);
   });
 
@@ -151,7 +157,13 @@ describe('malformed sacct lines', () => {
     const hugeStep = goodStep.replace('1024K', '99999999P');
     const items = parseSacctText([header, good, hugeStep].join('\n'), options);
     expect(items).toEqual([
-      { kind: 'skip', line: 2, jobId: '7', reason: expect.stringMatching(/^step batch: AveRSS is not a whole number/) },
+      {
+        kind: 'skip',
+        line: 2,
+        jobId: '7',
+        reason: expect.stringMatching(/^step batch: AveRSS is not a whole number/),
+        job: { cluster: 'fallback', jobId: '7' },
+      },
     ]);
   });
 
@@ -172,7 +184,13 @@ describe('malformed sacct lines', () => {
     const cutStep = `${goodStep.replace('batch', '0').slice(0, 40)}${CUT_LINE_MARK}`;
     const items = parseSacctText([header, good, goodStep, cutStep, good.replaceAll('7', '5')].join('\n'), options);
     expect(items.filter((item) => item.kind === 'skip')).toEqual([
-      { kind: 'skip', line: 4, jobId: '7', reason: expect.stringMatching(/^step 7\.0: a line longer than/) },
+      {
+        kind: 'skip',
+        line: 4,
+        jobId: '7',
+        reason: expect.stringMatching(/^step 7\.0: a line longer than/),
+        job: { cluster: 'fallback', jobId: '7' },
+      },
     ]);
     expect([...jobsOf(items).keys()]).toEqual(['5']);
   });
@@ -190,6 +208,8 @@ describe('malformed sacct lines', () => {
         goodStep.replace(/^7\.batch/, `${digits}.batch`),
         cut(digits),
         /^step 9{61}\.\.\. without its job row before it$/,
+        // Its JobIDRaw (`7.batch`) names its job.
+        '7',
       ],
       ['a huge JobIDRaw', good.replace('7|7|', `8|${huge}|`), '8', /^JobIDRaw is not a number: "x{57}\.\.\."$/],
       [
@@ -197,11 +217,13 @@ describe('malformed sacct lines', () => {
         good.replace('7|7|', '8|8|').replace('cpu=1,', `cpu=${huge},`),
         '8',
         /^TRES cpu is not a number: "x{57}\.\.\."$/,
+        '8',
       ],
-    ])('%s', (_label, line, jobId, reason) => {
+    ])('%s', (_label, line, jobId, reason, rawId?: string) => {
       const items = parseSacctText([header, good, goodStep, line].join('\n'), options);
       const skips = items.filter((item) => item.kind === 'skip');
-      expect(skips).toEqual([{ kind: 'skip', line: 4, jobId, reason: expect.stringMatching(reason) }]);
+      const job = rawId === undefined ? {} : { job: { cluster: 'fallback', jobId: rawId } };
+      expect(skips).toEqual([{ kind: 'skip', line: 4, jobId, reason: expect.stringMatching(reason), ...job }]);
       expect(JSON.stringify(skips).length).toBeLessThan(300);
     });
   });
@@ -234,14 +256,14 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
       'a step of the open job without its last field',
       7,
       dropLastField,
-      [{ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 34' }],
+      [{ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 34', job: { cluster: 'lab', jobId: '2' } }],
       ['2'],
     ],
     [
       'a step of the open job cut right after its JobID',
       7,
       () => '|2.1|',
-      [{ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 3' }],
+      [{ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 3', job: { cluster: 'lab', jobId: '2' } }],
       ['2'],
     ],
     [
@@ -254,6 +276,7 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
           line: 4,
           jobId: '2',
           reason: 'line 7 after it cannot be read (expected 35 fields, found 2) and may be one of its steps',
+          job: { cluster: 'lab', jobId: '2' },
         },
       ],
       ['2'],
@@ -268,6 +291,7 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
           line: 4,
           jobId: '2',
           reason: 'line 7 after it cannot be read (expected 35 fields, found 2) and may be one of its steps',
+          job: { cluster: 'lab', jobId: '2' },
         },
       ],
       ['2'],
@@ -285,7 +309,12 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
       () => 'bob|3',
       [
         { line: 9, jobId: '3', reason: 'expected 35 fields, found 2' },
-        { line: 10, jobId: '3.batch', reason: 'step 3.batch without its job row before it' },
+        {
+          line: 10,
+          jobId: '3.batch',
+          reason: 'step 3.batch without its job row before it',
+          job: { cluster: 'lab', jobId: '3' },
+        },
       ],
       ['3'],
     ],
@@ -330,7 +359,15 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
         "after the JobID column: the JobID still says it is the open job's step",
         'JobID|JobName|User|State|Elapsed|TotalCPU|AllocTRES|Comment',
         (name: string, id: string) => row(name, id).replace(`${name}|${id}`, `${id}|${name}`),
-        [{ kind: 'skip', line: 3, jobId: '7', reason: 'step 7.0: expected 8 fields, found 9' }],
+        [
+          {
+            kind: 'skip',
+            line: 3,
+            jobId: '7',
+            reason: 'step 7.0: expected 8 fields, found 9',
+            job: { cluster: 'fallback', jobId: '7' },
+          },
+        ],
       ],
       [
         'before the JobID column (JobName first): the JobID cannot be trusted, the open job is skipped too',
@@ -343,6 +380,7 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
             line: 2,
             jobId: '7',
             reason: 'line 3 after it cannot be read (expected 8 fields, found 9) and may be one of its steps',
+            job: { cluster: 'fallback', jobId: '7' },
           },
         ],
       ],
@@ -649,5 +687,24 @@ describe('a header row after the first with other columns (`cat a.psv b.psv` of 
         'a header row without the Cluster column a record needs (two sacct outputs of different formats joined?): the 1 line(s) under it were skipped',
       ),
     ]);
+  });
+});
+
+describe('the job a skipped record is of, as its row would be keyed (cluster and JobIDRaw)', () => {
+  const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|AllocTRES';
+  it.each([
+    ['a job row with a bad value', '6_1|10|LAB|ann|COMPLETED|x|cpu=1', { cluster: 'lab', jobId: '10' }],
+    ['a step without its job row', '6_1.batch|10.batch|lab||COMPLETED|60|cpu=1', { cluster: 'lab', jobId: '10' }],
+    ['a job row without a cluster', '6_1|10||ann|COMPLETED|x|cpu=1', { cluster: 'fallback', jobId: '10' }],
+    ['a job row whose JobIDRaw is no number', '6_1|ten|lab|ann|COMPLETED|60|cpu=1', undefined],
+  ])('%s', (_label, line, job) => {
+    const [skip] = parseSacctText([header, line].join('\n'), options);
+    expect(skip).toMatchObject({ kind: 'skip', line: 2 });
+    expect(skip?.kind === 'skip' ? skip.job : 'a job').toEqual(job);
+  });
+
+  it('without a JobIDRaw column, the job key, as readJob stores it', () => {
+    const [skip] = parseSacctText(['JobID|User|State|ElapsedRaw', '6_1|ann|COMPLETED|x'].join('\n'), options);
+    expect(skip).toMatchObject({ kind: 'skip', job: { cluster: 'fallback', jobId: '6_1' } });
   });
 });
