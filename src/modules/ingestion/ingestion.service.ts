@@ -46,7 +46,11 @@ export interface RunSummary {
   /** Stored jobs a record of the run changed. */
   updated: number;
   unchanged: number;
-  /** Jobs the answering source skipped (a record without a job id counts as one): the run is partial. */
+  /**
+   * Jobs the answering source skipped and the run did not store from another of their records (a record
+   * without a job id counts as one): the run is partial. inserted + updated + unchanged + skipped add up to
+   * the distinct jobs read.
+   */
   skipped: number;
   /** Stored, but with data that contradicts itself (End before Start); the notes say which. */
   warned: number;
