@@ -25,11 +25,18 @@ export interface UpsertCounts {
   updated: number;
   unchanged: number;
   /**
-   * Jobs on a live receipt whose records' figures differ from the stored ones: left as billed
-   * (counted in `unchanged` too). `firstHeld` names the first, with its receipt.
+   * The batch's jobs on a live receipt whose records' figures differ from the stored ones: left as
+   * billed (counted in `unchanged` too), repeats of the run included, in job key order. The run counts
+   * each job once by `rowKey` (jobRowKey), whichever of its records was refused.
    */
-  held: number;
-  firstHeld?: { jobKey: string; receiptId: number };
+  held: HeldJob[];
+}
+
+/** A job whose record was refused because a live receipt bills it. */
+export interface HeldJob {
+  rowKey: string;
+  jobKey: string;
+  receiptId: number;
 }
 
 /** The run a batch is written for, so that its counts count each job once however often it is read. */
@@ -185,9 +192,8 @@ SELECT (SELECT count(*) FROM o WHERE NOT is_repeat)::int AS firsts,
        (SELECT count(*) FROM o WHERE NOT is_repeat AND is_inserted)::int AS inserted,
        (SELECT count(*) FROM o WHERE NOT is_repeat AND NOT is_inserted)::int AS updated,
        (SELECT count(*) FROM o WHERE is_repeat AND NOT is_inserted AND is_written_in_run IS NOT TRUE)::int AS changed_later,
-       (SELECT count(*) FROM r WHERE is_held AND NOT is_repeat)::int AS held,
-       (SELECT job_key FROM r WHERE is_held AND NOT is_repeat ORDER BY job_key LIMIT 1) AS first_held_key,
-       (SELECT receipt_id FROM r WHERE is_held AND NOT is_repeat ORDER BY job_key LIMIT 1) AS first_held_receipt`;
+       (SELECT coalesce(json_agg(json_build_array(cluster, job_id, job_key, receipt_id) ORDER BY job_key), '[]'::json)
+          FROM r WHERE is_held) AS held`;
 
 // The user locks (ADVISORY_LOCK_CLASSES.userJobs) of every owner the batch's jobs have, stored or
 // incoming, shared and in key order: batches share them, a receipt holds its user's exclusively,
@@ -221,7 +227,7 @@ export async function upsertJobs(
   source: string,
   run: RunWrite,
 ): Promise<UpsertCounts> {
-  if (jobs.length === 0) return { inserted: 0, updated: 0, unchanged: 0, held: 0 };
+  if (jobs.length === 0) return { inserted: 0, updated: 0, unchanged: 0, held: [] };
   // Postgres refuses to update one row twice in a statement: the last record of a job wins.
   const unique = new Map<string, NormalizedJob>();
   for (const job of jobs) unique.set(jobRowKey(job), job);
@@ -237,9 +243,7 @@ export async function upsertJobs(
     inserted: number;
     updated: number;
     changed_later: number;
-    held: number;
-    first_held_key: string | null;
-    first_held_receipt: number | null;
+    held: [cluster: string, jobId: string, jobKey: string, receiptId: number][];
   }>;
   try {
     await client.query('BEGIN');
@@ -256,23 +260,22 @@ export async function upsertJobs(
     throw error;
   }
   client.release();
-  const { firsts, inserted, updated, changed_later, held, first_held_key, first_held_receipt } = result.rows[0] ?? {
+  const { firsts, inserted, updated, changed_later, held } = result.rows[0] ?? {
     firsts: 0,
     inserted: 0,
     updated: 0,
     changed_later: 0,
-    held: 0,
-    first_held_key: null,
-    first_held_receipt: null,
+    held: [],
   };
   return {
     inserted,
     updated: updated + changed_later,
     unchanged: firsts - inserted - updated - changed_later,
-    held,
-    ...(first_held_key !== null && first_held_receipt !== null
-      ? { firstHeld: { jobKey: first_held_key, receiptId: first_held_receipt } }
-      : {}),
+    held: held.map(([cluster, jobId, jobKey, receiptId]) => ({
+      rowKey: jobRowKey({ cluster, jobId }),
+      jobKey,
+      receiptId,
+    })),
   };
 }
 

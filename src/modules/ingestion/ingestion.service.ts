@@ -11,7 +11,7 @@ import {
   throwIfStopped,
 } from './job-source.js';
 import { assignStoredIds } from './reused-job-id.js';
-import { findStorageProblem, findTimeProblem, type NormalizedJob } from './slurm-job.model.js';
+import { findStorageProblem, findTimeProblem, type NormalizedJob, type SourceItem } from './slurm-job.model.js';
 import { isKnownState, MAX_LOGGED_JOB_ID, truncate } from './slurm-time.parser.js';
 
 export type TTrigger = 'schedule' | 'manual' | 'backfill' | 'seed';
@@ -46,7 +46,11 @@ export interface RunSummary {
   /** Stored jobs a record of the run changed. */
   updated: number;
   unchanged: number;
-  /** Jobs the answering source skipped (a record without a job id counts as one): the run is partial. */
+  /**
+   * Jobs the answering source skipped and the run did not store from another of their records (a record
+   * without a job id counts as one): the run is partial. inserted + updated + unchanged + skipped add up to
+   * the distinct jobs read.
+   */
   skipped: number;
   /** Stored, but with data that contradicts itself (End before Start); the notes say which. */
   warned: number;
@@ -71,15 +75,17 @@ const DEFAULT_BATCH_SIZE = 2000;
 const SUPERSEDED_RUN_STATE = 'REQUEUED';
 const WRITERS = 2;
 const MAX_LOGGED_SKIPS = 50;
-/** Before a skipped job's JobID in the run's set of jobs, apart from the keys of the jobs written. */
+/**
+ * Before the JobID text of a skipped record whose cluster and JobIDRaw could not be read (a line cut
+ * short): apart from the keys of jobs (jobRowKey), which it can never match.
+ */
 const SKIPPED_KEY = '\u0002';
 /** The unknown states a run's notes and log name; any more are counted, not named. */
 const MAX_NAMED_STATES = 10;
 
 /**
- * The jobs a run has written, by any of the sources it tried, each once (jobRowKey), and the jobs each
- * source skipped (SKIPPED_KEY): a long window is read in slices (sacct's days, slurmrestd's shorter
- * windows), and a job that overlaps two of them comes in both. Counted per record, a 7-day first run
+ * The jobs a run has written, by any of the sources it tried, each once (jobRowKey): a long window is
+ * read in slices (sacct's days, slurmrestd's shorter windows), and a job that overlaps two of them comes in both. Counted per record, a 7-day first run
  * reported more jobs than there are (the stored rows were right), as new, unchanged, skipped, in an
  * unknown state or with End before Start.
  */
@@ -92,7 +98,7 @@ interface RunJobs {
 }
 
 interface SourceCounts {
-  /** Distinct jobs skipped, or records without a job id. */
+  /** Distinct jobs skipped and not stored from another record, or records without a job id. */
   skipped: number;
   warned: number;
   firstWarning?: string;
@@ -105,9 +111,23 @@ interface SourceCounts {
   inserted: number;
   updated: number;
   unchanged: number;
-  /** Records of billed jobs whose figures differ from what their receipt billed: kept as billed. */
+  /**
+   * Distinct jobs on a live receipt any of whose records had other figures than billed: kept as billed.
+   * Counted by their keys (jobRowKey), whichever of a job's records was refused.
+   */
   held: number;
+  heldKeys: Set<string>;
   firstHeld?: { jobKey: string; receiptId: number };
+}
+
+/**
+ * A skipped job's key: its row's (jobRowKey), or, for a job id or cluster too long to be stored (a
+ * runaway value), its JobID cut short, so that the run's set of skips stays small.
+ */
+function jobKeyOf(job: Pick<NormalizedJob, 'cluster' | 'jobId'>): string {
+  return job.jobId.length + job.cluster.length <= 2 * MAX_LOGGED_JOB_ID
+    ? ingestionRepository.jobRowKey(job)
+    : `${SKIPPED_KEY}${truncate(job.jobId, MAX_LOGGED_JOB_ID)}`;
 }
 
 /** Where a record came from, as the notes name it: a line of sacct output, a record of a JSON answer. */
@@ -161,18 +181,43 @@ export function createIngestionService(deps: IngestionDeps) {
     /** The line (record) of each of the batch's records, for the notes. */
     let batchLines: number[] = [];
     const jobsWritten = runJobs.keys;
-    /** Counts a skipped record once a job of this source; true for the first record of its job. */
-    const countSkip = (jobId: string | null): boolean => {
-      if (jobId !== null) {
-        // By the JobID the source gave, apart from the jobs written: a source tried before this one
-        // may have skipped it too.
-        const key = `${SKIPPED_KEY}${source.name}\u0000${truncate(jobId, MAX_LOGGED_JOB_ID)}`;
-        if (jobsWritten.has(key)) return false;
-        jobsWritten.add(key);
+    /**
+     * The jobs this source skipped that the run has not stored, by the key their rows would have
+     * (jobRowKey), or SKIPPED_KEY and the JobID text where the source could not read it. A job stored
+     * from another record (a slice before or after) is stored, not skipped: the counts add up to the
+     * distinct jobs. Counted per source: a source tried before this one may have skipped them too.
+     */
+    const skippedKeys = new Set<string>();
+    /** The first skips' notes, by key, while their jobs are not stored: the notes name the first left. */
+    const namedSkips = new Map<string, string>();
+    let loggedSkips = 0;
+    /**
+     * Counts a skip once a job (records without a job id each) and keeps its note; true when it is
+     * counted (the first record skipped of a job not stored), to be logged.
+     */
+    const countSkip = (key: string | null, note: () => string): boolean => {
+      if (key !== null) {
+        if (skippedKeys.has(key) || jobsWritten.has(key)) return false;
+        skippedKeys.add(key);
       }
       counts.skipped += 1;
-      return true;
+      loggedSkips += 1;
+      // A record without a job id is named under a key of its own, which no job's can be.
+      if (namedSkips.size < MAX_LOGGED_SKIPS) namedSkips.set(key ?? `\u0003${loggedSkips}`, note());
+      return loggedSkips <= MAX_LOGGED_SKIPS;
     };
+    /** A job stored, once in the run: no longer counted as skipped, if this source skipped it. */
+    const countStored = (key: string) => {
+      if (!skippedKeys.delete(key)) return;
+      counts.skipped -= 1;
+      namedSkips.delete(key);
+    };
+    const skipKeyOf = (item: Extract<SourceItem, { kind: 'skip' }>): string | null =>
+      item.job
+        ? jobKeyOf(item.job)
+        : item.jobId === null
+          ? null
+          : `${SKIPPED_KEY}${truncate(item.jobId, MAX_LOGGED_JOB_ID)}`;
     /** Counts, and logs, what is odd about a job stored: its times, a state the app does not know. */
     const noteOddities = (job: NormalizedJob, line: number) => {
       const doubt = findTimeProblem(job);
@@ -214,9 +259,9 @@ export function createIngestionService(deps: IngestionDeps) {
           written.set(ingestionRepository.jobRowKey(job), index);
           return;
         }
-        if (!countSkip(record.jobKey)) return;
-        counts.firstSkip ??= `job ${truncate(job.jobId, MAX_LOGGED_JOB_ID)}: ${problem}`;
-        if (counts.skipped <= MAX_LOGGED_SKIPS) {
+        // Under the key it would have been stored by (a later job that reused the id: its own).
+        const isLogged = countSkip(jobKeyOf(job), () => `job ${truncate(job.jobId, MAX_LOGGED_JOB_ID)}: ${problem}`);
+        if (isLogged) {
           logger.warn(
             { source: source.name, jobId: truncate(job.jobId, MAX_LOGGED_JOB_ID), reason: problem },
             'skipped a record that cannot be stored',
@@ -234,6 +279,7 @@ export function createIngestionService(deps: IngestionDeps) {
         }
         jobsWritten.add(key);
         runJobs.seen += 1;
+        countStored(key);
         noteOddities(job, lines[index] as number);
       }
       const result = await ingestionRepository.upsertJobs(db.pool, jobs, source.name, {
@@ -243,8 +289,12 @@ export function createIngestionService(deps: IngestionDeps) {
       counts.inserted += result.inserted;
       counts.updated += result.updated;
       counts.unchanged += result.unchanged;
-      counts.held += result.held;
-      if (result.firstHeld) counts.firstHeld ??= result.firstHeld;
+      for (const held of result.held) {
+        if (counts.heldKeys.has(held.rowKey)) continue;
+        counts.heldKeys.add(held.rowKey);
+        counts.held += 1;
+        counts.firstHeld ??= { jobKey: held.jobKey, receiptId: held.receiptId };
+      }
     };
     const settle = async (entry: (typeof inFlight)[number]) => {
       inFlight.splice(inFlight.indexOf(entry), 1);
@@ -275,9 +325,12 @@ export function createIngestionService(deps: IngestionDeps) {
         // Between records, for sources that do not watch the signal themselves.
         throwIfStopped(readOptions.signal);
         if (item.kind === 'skip') {
-          if (!countSkip(item.jobId)) continue;
-          counts.firstSkip ??= `${item.jobId === null ? 'a record' : `job ${truncate(item.jobId, MAX_LOGGED_JOB_ID)}`} (${lineLabel(source, item.line)}): ${truncate(item.reason, 300)}`;
-          if (counts.skipped <= MAX_LOGGED_SKIPS) {
+          const isLogged = countSkip(
+            skipKeyOf(item),
+            () =>
+              `${item.jobId === null ? 'a record' : `job ${truncate(item.jobId, MAX_LOGGED_JOB_ID)}`} (${lineLabel(source, item.line)}): ${truncate(item.reason, 300)}`,
+          );
+          if (isLogged) {
             // The parsers cut these short already; a log line stays bounded whatever the source.
             logger.warn(
               {
@@ -298,9 +351,12 @@ export function createIngestionService(deps: IngestionDeps) {
         if (item.job.state === SUPERSEDED_RUN_STATE) continue;
         const problem = findStorageProblem(item.job);
         if (problem) {
-          if (!countSkip(item.job.jobKey)) continue;
-          counts.firstSkip ??= `job ${truncate(item.job.jobId, MAX_LOGGED_JOB_ID)} (${lineLabel(source, item.line)}): ${problem}`;
-          if (counts.skipped <= MAX_LOGGED_SKIPS) {
+          const { job, line } = item;
+          const isLogged = countSkip(
+            jobKeyOf(job),
+            () => `job ${truncate(job.jobId, MAX_LOGGED_JOB_ID)} (${lineLabel(source, line)}): ${problem}`,
+          );
+          if (isLogged) {
             logger.warn(
               // The job id may be the value too long for its column.
               {
@@ -328,7 +384,14 @@ export function createIngestionService(deps: IngestionDeps) {
     if (readFailure) throw readFailure.error;
     const failure = results.find((result) => result.status === 'rejected');
     if (failure) throw failure.reason;
-    if (counts.skipped > MAX_LOGGED_SKIPS) {
+    // The first skip of a job that is still not stored; past MAX_LOGGED_SKIPS named ones that all were
+    // stored later (rare), the notes can only count the rest.
+    const [firstSkip] = namedSkips.values();
+    counts.firstSkip =
+      counts.skipped === 0
+        ? undefined
+        : (firstSkip ?? `not named (the first ${MAX_LOGGED_SKIPS} named were stored from other records; see the log)`);
+    if (loggedSkips > MAX_LOGGED_SKIPS) {
       logger.warn({ source: source.name, skipped: counts.skipped }, 'more malformed records were skipped than logged');
     }
   }
@@ -401,6 +464,7 @@ export function createIngestionService(deps: IngestionDeps) {
         updated: 0,
         unchanged: 0,
         held: 0,
+        heldKeys: new Set(),
       };
       try {
         const unchanged = await findUnchangedFileRun(source, window);

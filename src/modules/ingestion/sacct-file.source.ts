@@ -9,7 +9,7 @@ import {
   SourceUnavailableError,
 } from './job-source.js';
 import { readLineChunks } from './line-reader.js';
-import { findKeyColumnProblem, SacctHeaderError, SacctParser } from './sacct.parser.js';
+import { findKeyColumnProblem, keyColumnsNeeded, SacctHeaderError, SacctParser } from './sacct.parser.js';
 import type { SourceItem } from './slurm-job.model.js';
 
 export interface SacctFileSourceOptions {
@@ -119,7 +119,12 @@ async function* readSacctFile(
 ): AsyncGenerator<SourceItem> {
   const { size } = await statOrConfigError(options.path, options.missingHint);
   await refuseCutShortFile(options.path, size);
-  const parser = new SacctParser({ timeZone: options.timeZone, defaultCluster: options.defaultCluster });
+  const parser = new SacctParser({
+    timeZone: options.timeZone,
+    defaultCluster: options.defaultCluster,
+    // A later header row (`cat a.psv b.psv`) without them has the lines under it skipped, not stored twice.
+    ...(options.fallbackFor ? { requiredColumns: keyColumnsNeeded(options.fallbackFor) } : {}),
+  });
   // Only the bytes checked above: a line an sacct or a copy appends meanwhile is for the next run.
   const input = createReadStream(options.path, { highWaterMark: 1 << 20, start: 0, end: Math.max(0, size - 1) });
   const keep = (item: SourceItem) =>

@@ -1,5 +1,12 @@
 import { CUT_LINE_MARK, MAX_LINE_CHARS } from './line-reader.js';
-import { foldSteps, type NormalizedJob, type NormalizedStep, parseJobId, type SourceItem } from './slurm-job.model.js';
+import {
+  foldSteps,
+  type NormalizedJob,
+  type NormalizedStep,
+  parseJobId,
+  type SkippedJob,
+  type SourceItem,
+} from './slurm-job.model.js';
 import {
   createLocalTimeConverter,
   formatTresText,
@@ -60,6 +67,11 @@ export interface SacctParserOptions {
   timeZone: string;
   /** Used when the output has no Cluster column. */
   defaultCluster: string;
+  /**
+   * Columns a header row after the first must name, beyond JobID, State and User, for the lines under
+   * it to be read: a fallback file's key columns (keyColumnsNeeded). The source checks the first.
+   */
+  requiredColumns?: readonly string[];
 }
 
 interface OpenJob {
@@ -81,19 +93,27 @@ export class SacctHeaderError extends Error {
 /** The columns the header row must name; a later line that names all three is a header row too. */
 const HEADER_COLUMNS = ['JobID', 'State', 'User'];
 
-function headerNamesOf(text: string): string {
-  return text
-    .split('|')
-    .map((name) => name.trim())
-    .join('|');
-}
+/** A column name as sacct prints it in a header row: no record's line has only such values (its job id is a number). */
+const COLUMN_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 
-function isHeaderRow(text: string): boolean {
+/**
+ * The column names of a header row after the first, trimmed, or null for a line that is none: one
+ * naming JobID, State and User, or one of column names alone, JobID or JobIDRaw among them (a header
+ * of another sacct --format, which may lack a column the parser needs).
+ */
+function headerNamesIn(text: string): string[] | null {
   // Every line comes here: the substring test first, as splitting a million lines took a third
   // longer over a whole ingest (bench:ingest, 21.7 -> 28.7 s).
-  if (!text.includes('JobID')) return false;
-  const names = new Set(text.split('|').map((name) => name.trim()));
-  return HEADER_COLUMNS.every((name) => names.has(name));
+  if (!text.includes('JobID')) return null;
+  const names = text.split('|').map((name) => name.trim());
+  if (HEADER_COLUMNS.every((name) => names.includes(name))) return names;
+  const namesJob = names.includes('JobID') || names.includes('JobIDRaw');
+  return namesJob && names.every((name) => COLUMN_NAME.test(name)) ? names : null;
+}
+
+/** The key columns a file read beside slurmrestd and sacct must have (findKeyColumnProblem). */
+export function keyColumnsNeeded(options: { isClusterSet: boolean }): string[] {
+  return options.isClusterSet ? ['JobIDRaw'] : ['JobIDRaw', 'Cluster'];
 }
 
 /**
@@ -120,6 +140,12 @@ export class SacctParser {
   private open: OpenJob | null = null;
   /** The key of a job whose row was skipped: its step rows go with it, uncounted. */
   private skippedKey: string | null = null;
+  /**
+   * A header row after the first without a column a record needs, and how many lines under it were
+   * skipped (without being split) up to now: one skip for them all, given at the next header row
+   * with the columns needed, or at the end.
+   */
+  private skipping: { line: number; missing: string[]; lines: number } | null = null;
   private readonly toUtc: (text: string) => Date | null;
 
   constructor(private readonly options: SacctParserOptions) {
@@ -133,7 +159,12 @@ export class SacctParser {
       this.readHeader(text);
       return [];
     }
-    if (isHeaderRow(text)) return this.readHeaderAgain(text, lineNumber);
+    const headerNames = headerNamesIn(text);
+    if (headerNames !== null) return this.readHeaderAgain(headerNames, lineNumber);
+    if (this.skipping !== null) {
+      if (text !== '') this.skipping.lines += 1;
+      return [];
+    }
     const items: SourceItem[] = [];
     const held = this.held;
     if (held) {
@@ -161,23 +192,43 @@ export class SacctParser {
   /**
    * A header row after the first: `cat a.psv b.psv` of two sacct exports, a natural file to give the
    * file source, has one before each. The same columns again are no record (it made the run partial,
-   * "not a Slurm job id: "JobID""); other columns are skipped, and said to be what they are. The
-   * lines after it are read with the first header's columns. It ends a line held for the rest of a name.
+   * "not a Slurm job id: "JobID""). Other columns are read from there on, by their names; they used to
+   * be skipped and the lines under them read with the first header's columns, which put values in
+   * the wrong fields. A header without a column a record needs has the lines under it skipped, as one
+   * skip, up to the next header row that has them. It ends a line held for the rest of a name.
    */
-  private readHeaderAgain(text: string, lineNumber: number): SourceItem[] {
+  private readHeaderAgain(names: string[], lineNumber: number): SourceItem[] {
     const held = this.held;
     this.held = null;
     const items = held ? this.readLine(held.text, held.line, false) : [];
-    if (headerNamesOf(text) !== this.headerNames) {
-      items.push(
-        skipItem(
-          lineNumber,
-          null,
-          "a header row again, with other columns than line 1's (two sacct outputs of different formats joined?): the lines after it are read with line 1's columns",
-        ),
-      );
-    }
+    items.push(...this.endSkipping());
+    if (names.join('|') === this.headerNames) return items;
+    // The output before it has ended, and its open job with it: read under these columns, the job's
+    // last step would have been folded by another header's (AveRSS or not, flush).
+    items.push(...this.flush());
+    this.skippedKey = null;
+    const missing = [...HEADER_COLUMNS, ...(this.options.requiredColumns ?? [])].filter(
+      (name) => !names.includes(name),
+    );
+    if (missing.length > 0) this.skipping = { line: lineNumber, missing, lines: 0 };
+    else this.useHeader(names);
     return items;
+  }
+
+  /** The one skip of the lines under a header row without a column they need, if any were. */
+  private endSkipping(): SourceItem[] {
+    const skipping = this.skipping;
+    this.skipping = null;
+    if (skipping === null || skipping.lines === 0) return [];
+    const { line, missing, lines } = skipping;
+    return [
+      skipItem(
+        line,
+        null,
+        `a header row without the ${missing.join(' and ')} column${missing.length > 1 ? 's' : ''} a record needs ` +
+          `(two sacct outputs of different formats joined?): the ${lines} line(s) under it were skipped`,
+      ),
+    ];
   }
 
   /** One line (or a record put back together from several), as pushLine reads it. */
@@ -202,7 +253,9 @@ export class SacctParser {
       if (this.open === null && this.skippedKey === id.jobKey) return [];
       const open = this.open;
       if (!open || open.job.jobKey !== id.jobKey) {
-        return this.skipLine(lineNumber, idText, `step ${shortId(idText)} without its job row before it`);
+        return [
+          skipItem(lineNumber, idText, `step ${shortId(idText)} without its job row before it`, this.jobOf(fields, id)),
+        ];
       }
       if (open.poison) return [];
       try {
@@ -219,7 +272,7 @@ export class SacctParser {
       const job = this.readJob(fields, id);
       this.open = { job, steps: [], line: lineNumber, poison: null };
     } catch (error) {
-      items.push(skipItem(lineNumber, idText, describe(error)));
+      items.push(skipItem(lineNumber, idText, describe(error), this.jobOf(fields, id)));
       this.open = null;
       this.skippedKey = id.jobKey;
     }
@@ -232,6 +285,7 @@ export class SacctParser {
     const held = this.held;
     this.held = null;
     const items = held ? this.readLine(held.text, held.line, false) : [];
+    items.push(...this.endSkipping());
     items.push(...this.flush());
     return items;
   }
@@ -266,18 +320,23 @@ export class SacctParser {
 
   private readHeader(text: string) {
     const names = text.split('|').map((name) => name.trim());
-    this.headerNames = names.join('|');
-    const columns = new Map<string, number>();
-    names.forEach((name, index) => {
-      columns.set(name, index);
-    });
     for (const required of HEADER_COLUMNS) {
-      if (!columns.has(required)) {
+      if (!names.includes(required)) {
         throw new SacctHeaderError(
           `the sacct output has no ${required} column; the first line must be the header (sacct --parsable2 without --noheader)`,
         );
       }
     }
+    this.useHeader(names);
+  }
+
+  /** Reads the lines from here on by this header row's column names. */
+  private useHeader(names: string[]) {
+    this.headerNames = names.join('|');
+    const columns = new Map<string, number>();
+    names.forEach((name, index) => {
+      columns.set(name, index);
+    });
     this.columns = columns;
     this.columnCount = names.length;
     this.jobIdIndex = columns.get('JobID') as number;
@@ -349,7 +408,7 @@ export class SacctParser {
     this.open = null;
     if (!open) return [];
     if (open.poison) {
-      return [skipItem(open.poison.line, open.job.jobId, open.poison.reason)];
+      return [skipItem(open.poison.line, open.job.jobId, open.poison.reason, open.job)];
     }
     try {
       const job = foldSteps(open.job, open.steps);
@@ -359,7 +418,7 @@ export class SacctParser {
       return [{ kind: 'job', job, line: open.line }];
     } catch (error) {
       // A step figure that cannot be summed exactly (an AveRSS of petabytes): skipped, never billed short.
-      return [skipItem(open.line, open.job.jobId, describe(error))];
+      return [skipItem(open.line, open.job.jobId, describe(error), open.job)];
     }
   }
 
@@ -370,6 +429,22 @@ export class SacctParser {
   private field(fields: string[], name: string): string {
     const index = this.columns?.get(name);
     return index === undefined ? '' : (fields[index] ?? '');
+  }
+
+  /**
+   * The cluster and JobIDRaw a record's job would be stored under (as readJob reads them; a step's
+   * JobIDRaw without its `.step`), or undefined when they cannot be read: the run counts a skipped job
+   * by them, as it counts the jobs it stores.
+   */
+  private jobOf(fields: string[], id: NonNullable<ReturnType<typeof parseJobId>>): SkippedJob | undefined {
+    const raw = this.field(fields, 'JobIDRaw').trim();
+    const rawJob = id.stepId === null || raw.indexOf('.') === -1 ? raw : raw.slice(0, raw.indexOf('.'));
+    const jobId = rawJob || (raw === '' ? id.jobKey : '');
+    const cluster = this.field(fields, 'Cluster').trim() || this.options.defaultCluster;
+    const isReadable = (raw === '' || /^\d+$/.test(rawJob)) && jobId.length <= MAX_LOGGED_JOB_ID;
+    return isReadable && cluster.length <= MAX_LOGGED_JOB_ID
+      ? { cluster: normalizeClusterName(cluster), jobId }
+      : undefined;
   }
 
   private has(name: string): boolean {
@@ -524,8 +599,14 @@ const PIPE_FREE_COLUMNS = new Set([
 ]);
 
 /** A skip as the run logs it: the JobID column's value and the reason, both cut short. */
-function skipItem(line: number, jobId: string | null, reason: string): SourceItem {
-  return { kind: 'skip', line, jobId: jobId === null ? null : shortId(jobId), reason: truncate(reason, 300) };
+function skipItem(line: number, jobId: string | null, reason: string, job?: SkippedJob): SourceItem {
+  return {
+    kind: 'skip',
+    line,
+    jobId: jobId === null ? null : shortId(jobId),
+    reason: truncate(reason, 300),
+    ...(job ? { job: { cluster: job.cluster, jobId: job.jobId } } : {}),
+  };
 }
 
 function shortId(jobId: string | undefined): string {
@@ -552,8 +633,9 @@ function describe(error: unknown): string {
  */
 export function findKeyColumnProblem(header: string, options: { isClusterSet: boolean }): string | null {
   const names = new Set(header.split('|').map((name) => name.trim()));
+  const needed = keyColumnsNeeded(options);
   const noJobIdRaw = !names.has('JobIDRaw');
-  const noCluster = !names.has('Cluster') && !options.isClusterSet;
+  const noCluster = needed.includes('Cluster') && !names.has('Cluster');
   if (!noJobIdRaw && !noCluster) return null;
   const missing = [...(noJobIdRaw ? ['JobIDRaw'] : []), ...(noCluster ? ['Cluster'] : [])];
   const why = [

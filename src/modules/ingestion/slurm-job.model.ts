@@ -69,10 +69,20 @@ export interface NormalizedJob {
   nodeList: string;
 }
 
-/** What a source yields: a job, or a record it had to skip (with where and why). */
+/**
+ * What a source yields: a job, or a record it had to skip (with where and why). A skip names the job
+ * it is of as its row would be keyed (`job`: cluster and JobIDRaw, jobRowKey) when the source could
+ * read them, so that the run counts a job once, and as stored when another record of it was.
+ */
 export type SourceItem =
   | { kind: 'job'; job: NormalizedJob; line: number }
-  | { kind: 'skip'; line: number; jobId: string | null; reason: string };
+  | { kind: 'skip'; line: number; jobId: string | null; reason: string; job?: SkippedJob };
+
+/** The cluster and JobIDRaw of a skipped record's job, as its row would have them. */
+export interface SkippedJob {
+  cluster: string;
+  jobId: string;
+}
 
 /** Byte-seconds in one GiB-hour. */
 const BYTE_SECONDS_PER_GIB_HOUR = 1024n ** 3n * 3600n;

@@ -1,4 +1,11 @@
-import { foldSteps, type NormalizedJob, type NormalizedStep, roundTo, type SourceItem } from './slurm-job.model.js';
+import {
+  foldSteps,
+  type NormalizedJob,
+  type NormalizedStep,
+  roundTo,
+  type SkippedJob,
+  type SourceItem,
+} from './slurm-job.model.js';
 import {
   formatTresText,
   isTerminalState,
@@ -435,10 +442,26 @@ export function parseSlurmRestJobsResponse(body: unknown, options: SlurmRestPars
         line: index + 1,
         jobId,
         reason: truncate(error instanceof Error ? error.message : String(error), 300),
+        ...skippedJobOf(record, options),
       };
     }
   });
   return { items, errors, warnings };
+}
+
+/** The cluster and job id a skipped record's row would have, when its job_id and cluster can be read. */
+function skippedJobOf(record: unknown, options: SlurmRestParseOptions): { job?: SkippedJob } {
+  if (!isObject(record) || !(typeof record.job_id === 'number' || isObject(record.job_id))) return {};
+  let jobId: number | null;
+  try {
+    jobId = readNoValNumber(record.job_id);
+  } catch {
+    return {};
+  }
+  if (jobId === null || !Number.isSafeInteger(jobId) || jobId <= 0) return {};
+  const cluster = typeof record.cluster === 'string' ? record.cluster : '';
+  if (cluster.length > MAX_LOGGED_JOB_ID) return {};
+  return { job: { cluster: normalizeClusterName(cluster || options.defaultCluster), jobId: String(jobId) } };
 }
 
 /** ESLURM_DB_QUERY_TOO_WIDE: slurmdbd refused a window longer than its MaxQueryTimeRange. */

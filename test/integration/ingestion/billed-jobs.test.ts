@@ -39,7 +39,7 @@ beforeEach(async () => {
 });
 
 /** Reads `text` as the sacct file for WINDOW (a new file each time, so it is never "unchanged"). */
-async function ingestText(text: string, name: string) {
+async function ingestText(text: string, name: string, batchSize?: number) {
   const file = path.join(dir, name);
   writeFileSync(file, text);
   const result = await createIngestionService({
@@ -51,6 +51,7 @@ async function ingestText(text: string, name: string) {
     overlapSec: 0,
     initialLookbackSec: 3600,
     now: () => NOW,
+    ...(batchSize === undefined ? {} : { batchSize }),
   }).runOnce({ trigger: 'manual', window: WINDOW, force: true });
   if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
   return result.run;
@@ -115,6 +116,27 @@ describe('a job on a live receipt', () => {
     const again = await ingestText(CORRECTED, 'third.psv');
     expect(again).toMatchObject({ inserted: 0, updated: 0, unchanged: 12 });
     expect(await row('4')).toMatchObject({ total_cpu_sec: '10.268' });
+  });
+
+  it('counts a billed job once in the note, whichever of its records in the run was refused', async () => {
+    await ingestText(ORIGINAL, 'first.psv');
+    await receipts().createForUser({ username: 'alice' }, BILL_DAY, {
+      actor: 'alice',
+      ip: '127.0.0.1',
+      userAgent: 't',
+    });
+    // Two slices of a window (sacct's days; here two exports joined, written in batches of 5): job 4's
+    // first record has the billed figures, its second other ones, which are refused. The note counted a
+    // job only by its first record, and said nothing.
+    const [, ...corrected] = CORRECTED.trimEnd().split('\n');
+    const twice = `${ORIGINAL}${corrected.join('\n')}\n`;
+    const run = await ingestText(twice, 'twice.psv', 5);
+    expect(run.sourceNotes.billed).toMatch(/^1 job\(s\) on a live receipt .*first: job 4 on receipt #\d+/);
+    expect(await row('4')).toMatchObject({ total_cpu_sec: '10.268' });
+    // Refused in both slices, it is still one job.
+    const both = `${CORRECTED}${corrected.join('\n')}\n`;
+    const again = await ingestText(both, 'both.psv', 5);
+    expect(again.sourceNotes.billed).toMatch(/^1 job\(s\) on a live receipt /);
   });
 
   it('takes the new figures once its receipt is voided', async () => {

@@ -4,7 +4,7 @@
  * display id (6_1) and, with SLURM_CLUSTER unset, every job under the cluster "default"; the same jobs
  * read through sacct or slurmrestd were then stored beside them, and billed twice.
  */
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -105,6 +105,17 @@ describe('a fallback file without JobIDRaw or Cluster', () => {
     const fromSacct = await run({ SACCT_PATH: fakeSacct('ok'), FALLBACK_CSV: FULL_FILE });
     expect(fromSacct).toMatchObject({ outcome: 'success', source: 'sacct', inserted: 0 });
     expect(fromSacct.sourceNotes?.file).toBeUndefined();
+    expect(await storedKeys()).toHaveLength(12);
+  });
+
+  it('joined after a file with both columns (cat), has the lines under its header skipped, not stored twice', async () => {
+    const joined = path.join(dir, 'joined.psv');
+    writeFileSync(joined, readFileSync(FULL_FILE, 'utf8') + readFileSync(BARE_FILE, 'utf8'));
+    const fromFile = await run({ SACCT_PATH: fakeSacct('fail'), FALLBACK_CSV: joined });
+    expect(fromFile).toMatchObject({ outcome: 'partial', source: 'file', inserted: 12, skipped: 1 });
+    expect(fromFile.sourceNotes?.skipped).toBe(
+      '1 job(s) skipped, first: a record (line 29): a header row without the JobIDRaw and Cluster columns a record needs (two sacct outputs of different formats joined?): the 27 line(s) under it were skipped',
+    );
     expect(await storedKeys()).toHaveLength(12);
   });
 });

@@ -206,6 +206,26 @@ describe('ingestion runs through the file source', () => {
     expect(run.sourceNotes.skipped).toBeUndefined();
   });
 
+  it('reads two sacct exports of different column orders joined with cat, each by its own header row', async () => {
+    const capture = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').trimEnd().split('\n');
+    const [header = '', ...records] = capture;
+    const half = records.findIndex((line) => line.startsWith('bob|3|'));
+    // The second export's columns in reverse order: read with the first's, its values went to the wrong fields.
+    const reversed = (line: string) => line.split('|').reverse().join('|');
+    const file = path.join(dir, 'joined-reordered.psv');
+    writeFileSync(
+      file,
+      [header, ...records.slice(0, half), reversed(header), ...records.slice(half).map(reversed), ''].join('\n'),
+    );
+    const joined = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const run = await finishedRun(service([joined]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, skipped: 0 });
+    // The same jobs as the capture read whole: a re-read of it changes none.
+    const whole = fileSource('final/sacct-steps-extra.psv').source;
+    const again = await finishedRun(service([whole]).runOnce({ trigger: 'manual', window: WINDOW, force: true }));
+    expect(again).toMatchObject({ seen: 12, inserted: 0, updated: 0, unchanged: 12 });
+  });
+
   it('stores a job whose End is before its Start, and says so in the run notes without calling it partial', async () => {
     const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
     const file = path.join(dir, 'inverted.psv');
@@ -394,6 +414,45 @@ describe('ingestion runs through the file source', () => {
     expect(run.sourceNotes.skipped).toBe('1 job(s) skipped, first: job 2 (line 4): not a count: "x16"');
     const stored = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: run.runId } });
     expect(stored).toMatchObject({ seen: 11, inserted: 11, skipped: 1 });
+  });
+
+  it.each([
+    ['before', true],
+    ['after', false],
+  ])(
+    'counts a job skipped in a slice %s the one it was stored from as stored, not skipped',
+    async (_order, damagedFirst) => {
+      const file = path.join(dir, 'damaged-one-slice.psv');
+      const lines = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').split('\n');
+      lines[3] = lines[3]?.replace('|16|00:05.694|', '|x16|00:05.694|') ?? '';
+      writeFileSync(file, lines.join('\n'));
+      const damaged = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+      const { source: whole } = fileSource('final/sacct-steps-extra.psv');
+      const parts = damagedFirst ? [damaged, whole] : [whole, damaged];
+      const run = await finishedRun(service([slices(...parts)]).runOnce({ trigger: 'manual', window: WINDOW }));
+      // 12 distinct jobs: new + updated + unchanged + skipped.
+      expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, updated: 0, unchanged: 0, skipped: 0 });
+      expect(run.sourceNotes.skipped).toBeUndefined();
+      expect(await jobRow('2')).toMatchObject({ total_cpu_sec: '5.693' });
+    },
+  );
+
+  it('counts as two the skipped jobs of two clusters that share a JobID, and names the one still skipped', async () => {
+    const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
+    const row = (cluster: string, elapsed: string) =>
+      `7|7|${cluster}|ann|COMPLETED|${elapsed}|2026-11-23T15:10:00|2026-11-23T15:11:00|cpu=1,mem=1G,node=1`;
+    const file = path.join(dir, 'two-clusters.psv');
+    writeFileSync(file, [header, row('lab', 'x'), row('other', 'y'), ''].join('\n'));
+    const bad = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const run = await finishedRun(service([slices(bad, bad)]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'partial', seen: 0, skipped: 2 });
+    // Job 7 of lab read whole in a later slice is stored: the other cluster's is the one the notes name.
+    const good = path.join(dir, 'lab-whole.psv');
+    writeFileSync(good, [header, row('lab', '60'), ''].join('\n'));
+    const whole = createSacctFileSource({ path: good, timeZone: 'UTC', defaultCluster: 'lab' });
+    const later = await finishedRun(service([slices(bad, whole)]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(later).toMatchObject({ outcome: 'partial', seen: 1, inserted: 1, skipped: 1 });
+    expect(later.sourceNotes.skipped).toBe('1 job(s) skipped, first: job 7 (line 3): not a count: "y"');
   });
 
   it('counts a job in an unknown state, or with End before Start, once however many slices it comes in', async () => {

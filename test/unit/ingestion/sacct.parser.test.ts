@@ -143,7 +143,13 @@ describe('malformed sacct lines', () => {
     const badStep = goodStep.replace('1024K', '12Q');
     const items = parseSacctText([header, good, badStep, goodStep.replace('batch', '0')].join('\n'), options);
     expect(items).toEqual([
-      { kind: 'skip', line: 3, jobId: '7', reason: expect.stringMatching(/step 7.batch: not a memory size/) },
+      {
+        kind: 'skip',
+        line: 3,
+        jobId: '7',
+        reason: expect.stringMatching(/step 7.batch: not a memory size/),
+        job: { cluster: 'fallback', jobId: '7' },
+      },
     ]);
   });
 
@@ -151,7 +157,13 @@ describe('malformed sacct lines', () => {
     const hugeStep = goodStep.replace('1024K', '99999999P');
     const items = parseSacctText([header, good, hugeStep].join('\n'), options);
     expect(items).toEqual([
-      { kind: 'skip', line: 2, jobId: '7', reason: expect.stringMatching(/^step batch: AveRSS is not a whole number/) },
+      {
+        kind: 'skip',
+        line: 2,
+        jobId: '7',
+        reason: expect.stringMatching(/^step batch: AveRSS is not a whole number/),
+        job: { cluster: 'fallback', jobId: '7' },
+      },
     ]);
   });
 
@@ -172,7 +184,13 @@ describe('malformed sacct lines', () => {
     const cutStep = `${goodStep.replace('batch', '0').slice(0, 40)}${CUT_LINE_MARK}`;
     const items = parseSacctText([header, good, goodStep, cutStep, good.replaceAll('7', '5')].join('\n'), options);
     expect(items.filter((item) => item.kind === 'skip')).toEqual([
-      { kind: 'skip', line: 4, jobId: '7', reason: expect.stringMatching(/^step 7\.0: a line longer than/) },
+      {
+        kind: 'skip',
+        line: 4,
+        jobId: '7',
+        reason: expect.stringMatching(/^step 7\.0: a line longer than/),
+        job: { cluster: 'fallback', jobId: '7' },
+      },
     ]);
     expect([...jobsOf(items).keys()]).toEqual(['5']);
   });
@@ -190,6 +208,8 @@ describe('malformed sacct lines', () => {
         goodStep.replace(/^7\.batch/, `${digits}.batch`),
         cut(digits),
         /^step 9{61}\.\.\. without its job row before it$/,
+        // Its JobIDRaw (`7.batch`) names its job.
+        '7',
       ],
       ['a huge JobIDRaw', good.replace('7|7|', `8|${huge}|`), '8', /^JobIDRaw is not a number: "x{57}\.\.\."$/],
       [
@@ -197,11 +217,13 @@ describe('malformed sacct lines', () => {
         good.replace('7|7|', '8|8|').replace('cpu=1,', `cpu=${huge},`),
         '8',
         /^TRES cpu is not a number: "x{57}\.\.\."$/,
+        '8',
       ],
-    ])('%s', (_label, line, jobId, reason) => {
+    ])('%s', (_label, line, jobId, reason, rawId?: string) => {
       const items = parseSacctText([header, good, goodStep, line].join('\n'), options);
       const skips = items.filter((item) => item.kind === 'skip');
-      expect(skips).toEqual([{ kind: 'skip', line: 4, jobId, reason: expect.stringMatching(reason) }]);
+      const job = rawId === undefined ? {} : { job: { cluster: 'fallback', jobId: rawId } };
+      expect(skips).toEqual([{ kind: 'skip', line: 4, jobId, reason: expect.stringMatching(reason), ...job }]);
       expect(JSON.stringify(skips).length).toBeLessThan(300);
     });
   });
@@ -213,20 +235,6 @@ describe('malformed sacct lines', () => {
     expect(items.flatMap((item) => (item.kind === 'job' ? [[item.job.jobKey, item.job.stepCount]] : []))).toEqual([
       ['7', 1],
       ['8', 0],
-    ]);
-  });
-
-  it('skips a header row of other columns after the first, saying what it is', () => {
-    const other = 'JobID|User|State|Elapsed';
-    const items = parseSacctText([header, good, other].join('\n'), options);
-    expect(items.filter((item) => item.kind === 'skip')).toEqual([
-      {
-        kind: 'skip',
-        line: 3,
-        jobId: null,
-        reason:
-          "a header row again, with other columns than line 1's (two sacct outputs of different formats joined?): the lines after it are read with line 1's columns",
-      },
     ]);
   });
 
@@ -248,14 +256,14 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
       'a step of the open job without its last field',
       7,
       dropLastField,
-      [{ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 34' }],
+      [{ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 34', job: { cluster: 'lab', jobId: '2' } }],
       ['2'],
     ],
     [
       'a step of the open job cut right after its JobID',
       7,
       () => '|2.1|',
-      [{ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 3' }],
+      [{ line: 7, jobId: '2', reason: 'step 2.1: expected 35 fields, found 3', job: { cluster: 'lab', jobId: '2' } }],
       ['2'],
     ],
     [
@@ -268,6 +276,7 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
           line: 4,
           jobId: '2',
           reason: 'line 7 after it cannot be read (expected 35 fields, found 2) and may be one of its steps',
+          job: { cluster: 'lab', jobId: '2' },
         },
       ],
       ['2'],
@@ -282,6 +291,7 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
           line: 4,
           jobId: '2',
           reason: 'line 7 after it cannot be read (expected 35 fields, found 2) and may be one of its steps',
+          job: { cluster: 'lab', jobId: '2' },
         },
       ],
       ['2'],
@@ -299,7 +309,12 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
       () => 'bob|3',
       [
         { line: 9, jobId: '3', reason: 'expected 35 fields, found 2' },
-        { line: 10, jobId: '3.batch', reason: 'step 3.batch without its job row before it' },
+        {
+          line: 10,
+          jobId: '3.batch',
+          reason: 'step 3.batch without its job row before it',
+          job: { cluster: 'lab', jobId: '3' },
+        },
       ],
       ['3'],
     ],
@@ -344,7 +359,15 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
         "after the JobID column: the JobID still says it is the open job's step",
         'JobID|JobName|User|State|Elapsed|TotalCPU|AllocTRES|Comment',
         (name: string, id: string) => row(name, id).replace(`${name}|${id}`, `${id}|${name}`),
-        [{ kind: 'skip', line: 3, jobId: '7', reason: 'step 7.0: expected 8 fields, found 9' }],
+        [
+          {
+            kind: 'skip',
+            line: 3,
+            jobId: '7',
+            reason: 'step 7.0: expected 8 fields, found 9',
+            job: { cluster: 'fallback', jobId: '7' },
+          },
+        ],
       ],
       [
         'before the JobID column (JobName first): the JobID cannot be trusted, the open job is skipped too',
@@ -357,6 +380,7 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
             line: 2,
             jobId: '7',
             reason: 'line 3 after it cannot be read (expected 8 fields, found 9) and may be one of its steps',
+            job: { cluster: 'fallback', jobId: '7' },
           },
         ],
       ],
@@ -537,5 +561,150 @@ describe('the cluster, as Slurm names it', () => {
     expect(items).toEqual([
       expect.objectContaining({ kind: 'job', job: expect.objectContaining({ cluster: stored }) }),
     ]);
+  });
+});
+
+describe('a header row after the first with other columns (`cat a.psv b.psv` of two sacct --formats)', () => {
+  const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|AllocTRES';
+  const first = '1|1|lab|ann|COMPLETED|60|cpu=1,mem=1G,node=1';
+  const skipOf = (line: number, reason: string) => ({ kind: 'skip', line, jobId: null, reason });
+  const withoutState =
+    'a header row without the State column a record needs (two sacct outputs of different formats joined?): the 2 line(s) under it were skipped';
+
+  it.each([
+    [
+      'columns in another order',
+      ['User|State|JobID|JobIDRaw|AllocTRES|ElapsedRaw|Cluster', 'bob|FAILED|2|2|cpu=2,mem=2G,node=1|120|lab'],
+      [['2', 'bob', 'FAILED', 120, 2, 'lab']],
+      [],
+    ],
+    [
+      'more columns, with CRLF line ends',
+      [
+        'JobID|Partition|JobIDRaw|Cluster|User|State|ElapsedRaw|AllocTRES\r',
+        '3|gpu|3|lab|cy|COMPLETED|30|cpu=4,mem=1G,node=1\r',
+      ],
+      [['3', 'cy', 'COMPLETED', 30, 4, 'lab']],
+      [],
+    ],
+    [
+      'fewer columns that still have every one a record needs',
+      ['JobID|User|State|ElapsedRaw|AllocCPUS', '4|dee|COMPLETED|40|8'],
+      [['4', 'dee', 'COMPLETED', 40, 8, 'fallback']],
+      [],
+    ],
+    [
+      'no State column: the lines under it are skipped, as one skip, up to the next usable header',
+      [
+        'JobID|JobIDRaw|User|ElapsedRaw',
+        '5|5|eve|50',
+        '',
+        '6|6|eve|60',
+        header,
+        '7|7|lab|fay|COMPLETED|70|cpu=1,mem=1G,node=1',
+      ],
+      [['7', 'fay', 'COMPLETED', 70, 1, 'lab']],
+      [skipOf(3, withoutState)],
+    ],
+    [
+      'no State column up to the end of the output',
+      ['JobID|JobIDRaw|User|ElapsedRaw', '5|5|eve|50', '6|6|eve|60'],
+      [],
+      [skipOf(3, withoutState)],
+    ],
+    [
+      'no JobID column (JobIDRaw only)',
+      ['JobIDRaw|User|State', '8|gus|COMPLETED'],
+      [],
+      [
+        skipOf(
+          3,
+          'a header row without the JobID column a record needs (two sacct outputs of different formats joined?): the 1 line(s) under it were skipped',
+        ),
+      ],
+    ],
+    [
+      'one header without the columns, then another: each its own skip',
+      ['JobID|User', '9|hal', 'JobID|State', '10|COMPLETED'],
+      [],
+      [
+        skipOf(
+          3,
+          'a header row without the State column a record needs (two sacct outputs of different formats joined?): the 1 line(s) under it were skipped',
+        ),
+        skipOf(
+          5,
+          'a header row without the User column a record needs (two sacct outputs of different formats joined?): the 1 line(s) under it were skipped',
+        ),
+      ],
+    ],
+    ['a header without the columns and nothing under it', ['JobID|Elapsed', header], [], []],
+  ])('%s', (_label, lines, jobs, skips) => {
+    const items = parseSacctText([header, first, ...lines].join('\n'), options);
+    expect(items.filter((item) => item.kind === 'skip')).toEqual(skips);
+    const read = items.flatMap((item) =>
+      item.kind === 'job'
+        ? [[item.job.jobKey, item.job.user, item.job.state, item.job.elapsedSec, item.job.allocCpus, item.job.cluster]]
+        : [],
+    );
+    expect(read).toEqual([['1', 'ann', 'COMPLETED', 60, 1, 'lab'], ...jobs]);
+  });
+
+  it('is no header row when a job merely has JobID in its name', () => {
+    const items = parseSacctText(
+      [`${header}|JobName`, `${first}|JobID`, '2|2|lab|bob|COMPLETED|60|cpu=1,mem=1G,node=1|JobID|x'].join('\n'),
+      options,
+    );
+    expect(items.map((item) => (item.kind === 'job' ? item.job.name : item.reason))).toEqual(['JobID', 'JobID|x']);
+  });
+
+  it('ends the job before it: its steps were summed with its own columns', () => {
+    const withRss = 'JobID|JobIDRaw|User|State|ElapsedRaw|AllocTRES|AveRSS';
+    const items = parseSacctText(
+      [
+        withRss,
+        '1|1|ann|COMPLETED|3600|cpu=1,mem=1G,node=1|',
+        '1.batch|1.batch||COMPLETED|3600|cpu=1,mem=1G,node=1|1G',
+        header,
+        '2|2|lab|bob|COMPLETED|60|cpu=1,mem=1G,node=1',
+      ].join('\n'),
+      options,
+    );
+    expect(items.map((item) => (item.kind === 'job' ? [item.job.jobKey, item.job.stepMemGbHours] : item))).toEqual([
+      ['1', '1.000000'],
+      ['2', null],
+    ]);
+  });
+
+  it('skips the lines under a header without the key columns a fallback file needs (requiredColumns)', () => {
+    const items = parseSacctText([header, first, 'JobID|JobIDRaw|User|State', '2|2|bob|COMPLETED'].join('\n'), {
+      ...options,
+      requiredColumns: ['JobIDRaw', 'Cluster'],
+    });
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([
+      skipOf(
+        3,
+        'a header row without the Cluster column a record needs (two sacct outputs of different formats joined?): the 1 line(s) under it were skipped',
+      ),
+    ]);
+  });
+});
+
+describe('the job a skipped record is of, as its row would be keyed (cluster and JobIDRaw)', () => {
+  const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|AllocTRES';
+  it.each([
+    ['a job row with a bad value', '6_1|10|LAB|ann|COMPLETED|x|cpu=1', { cluster: 'lab', jobId: '10' }],
+    ['a step without its job row', '6_1.batch|10.batch|lab||COMPLETED|60|cpu=1', { cluster: 'lab', jobId: '10' }],
+    ['a job row without a cluster', '6_1|10||ann|COMPLETED|x|cpu=1', { cluster: 'fallback', jobId: '10' }],
+    ['a job row whose JobIDRaw is no number', '6_1|ten|lab|ann|COMPLETED|60|cpu=1', undefined],
+  ])('%s', (_label, line, job) => {
+    const [skip] = parseSacctText([header, line].join('\n'), options);
+    expect(skip).toMatchObject({ kind: 'skip', line: 2 });
+    expect(skip?.kind === 'skip' ? skip.job : 'a job').toEqual(job);
+  });
+
+  it('without a JobIDRaw column, the job key, as readJob stores it', () => {
+    const [skip] = parseSacctText(['JobID|User|State|ElapsedRaw', '6_1|ann|COMPLETED|x'].join('\n'), options);
+    expect(skip).toMatchObject({ kind: 'skip', job: { cluster: 'fallback', jobId: '6_1' } });
   });
 });

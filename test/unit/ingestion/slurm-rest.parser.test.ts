@@ -181,7 +181,13 @@ describe('job records for v0.0.40-v0.0.45 built from the published OpenAPI schem
     record.tres = { allocated: [{ type: 'cpu', name: '', id: 1, count }], requested: [] };
     const { items } = parseSlurmRestJobsResponse({ jobs: [record] }, options('v0.0.42'));
     expect(items).toEqual([
-      { kind: 'skip', line: 1, jobId: '2', reason: `TRES cpu is not a non-negative number: ${count}` },
+      {
+        kind: 'skip',
+        line: 1,
+        jobId: '2',
+        reason: `TRES cpu is not a non-negative number: ${count}`,
+        job: { cluster: 'lab', jobId: '2' },
+      },
     ]);
   });
 
