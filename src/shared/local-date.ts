@@ -66,8 +66,9 @@ function notADateReason(sent: string): string {
  * quotedTyping cuts text.
  */
 function sentNonText(value: unknown): string {
-  const hasOwnJson = typeof value === 'object' && value !== null && 'toJSON' in value;
-  const written = hasOwnJson ? String((value as { toJSON(): unknown }).toJSON()) : JSON.stringify(value);
+  // A method, never a field of a JSON object named so (`{"toJSON": 1}`), which JSON.stringify writes.
+  const toJson = typeof value === 'object' && value !== null ? (value as { toJSON?: unknown }).toJSON : undefined;
+  const written = typeof toJson === 'function' ? String(toJson.call(value)) : JSON.stringify(value);
   const characters = [...String(written)];
   return characters.length > QUOTED_TYPING_LIMIT
     ? `${characters.slice(0, QUOTED_TYPING_LIMIT).join('')}…`
