@@ -305,7 +305,7 @@ export function paymentRoutes(deps: {
     }
     const { receiptId } = completed;
     if (prefersJson(req)) {
-      // Sent on to the status page, a browser's, a script got a 303 to HTML (406 to it now).
+      // A browser is sent on to the status page; a script got that 303 too, to HTML (a 406 to it now).
       const reported = { pay: 'paid', fail: 'failed', cancel: 'canceled' }[choice];
       res.json({
         ok: true,

@@ -66,8 +66,6 @@ export type TUserListQuery = z.infer<typeof ZUserListQuery>;
 // The number in the address of a user's actions (/admin/users/7/disable), named on a page without the route's name.
 export const ZUserId = labelFields(zWholeNumber(1, MAX_INT4), { 'user id': 'User number in the address' });
 
-const OWN_PASSWORD_LABELS = { current: 'Current password', password: 'New password', confirm: 'New password again' };
-
 // Strict, as the admin's reset: a misspelt field (`new_pasword`) beside the right ones was ignored,
 // and a script could not tell a field it meant from one it had not sent.
 export const ZChangeOwnPasswordForm = labelFields(
@@ -77,5 +75,5 @@ export const ZChangeOwnPasswordForm = labelFields(
       path: ['password'],
       message: 'must differ from the current password',
     }),
-  OWN_PASSWORD_LABELS,
+  { current: 'Current password', password: 'New password', confirm: 'New password again' },
 );
