@@ -45,7 +45,7 @@ function localDateProblem(text: string): string | undefined {
   if (text === '') return 'is required';
   // Quoted back, as an impossible day is named below: on a CSV's error page or to a script the reason
   // named no date, and the reader had to find which of those sent was wrong.
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return `must be a date as YYYY-MM-DD (got ${quotedTyping(text)})`;
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return notADateReason(quotedTyping(text));
   // Named, as it is safely ten characters here: a browser's date field cannot hold 2026-02-30 and
   // shows an empty field, so a page that re-rendered it said a date was wrong but showed none.
   if (!isCalendarDate(text)) return `is not a real calendar date (${text})`;
@@ -55,8 +55,42 @@ function localDateProblem(text: string): string | undefined {
   return undefined;
 }
 
-/** A calendar date `YYYY-MM-DD` that exists (no 2026-02-30), between the two above. */
-export const ZLocalDate = z
+/** What a date field says of anything but a date as YYYY-MM-DD, with what was sent after "got". */
+function notADateReason(sent: string): string {
+  return `must be a date as YYYY-MM-DD (got ${sent})`;
+}
+
+/**
+ * A value sent where a date goes that is not text, as a reason writes it: as JSON writes it (a JSON
+ * number a route read as written, JsonNumberText, writes its digits through toJSON), cut as
+ * quotedTyping cuts text.
+ */
+function sentNonText(value: unknown): string {
+  // A method, never a field of a JSON object named so (`{"toJSON": 1}`), which JSON.stringify writes.
+  const toJson = typeof value === 'object' && value !== null ? (value as { toJSON?: unknown }).toJSON : undefined;
+  const written = typeof toJson === 'function' ? String(toJson.call(value)) : JSON.stringify(value);
+  const characters = [...String(written)];
+  return characters.length > QUOTED_TYPING_LIMIT
+    ? `${characters.slice(0, QUOTED_TYPING_LIMIT).join('')}…`
+    : String(written);
+}
+
+/**
+ * A date field's value before it is read as text. A JSON number, `true` or an object where a date goes
+ * (`{"start": 20260101}`) is told the date's format, as a string in another format is: it was told
+ * "must be text", which named no format. Left out, null and a list go on to the text schema, whose
+ * refusals (is required, cannot be null, must be given once) parseInput words.
+ */
+const ZDateText = z
+  .unknown()
+  .superRefine((value, context) => {
+    if (value === undefined || value === null || typeof value === 'string' || Array.isArray(value)) return;
+    context.addIssue({ code: 'custom', message: notADateReason(sentNonText(value)) });
+  })
+  .transform((value) => value as string);
+
+/** A date's text: a calendar date `YYYY-MM-DD` that exists (no 2026-02-30), between the two above. */
+const ZLocalDateText = z
   .string()
   .trim()
   .superRefine((text, context) => {
@@ -64,16 +98,21 @@ export const ZLocalDate = z
     if (problem) context.addIssue({ code: 'custom', message: problem });
   });
 
+/** A calendar date `YYYY-MM-DD` that exists (no 2026-02-30), between the two above. */
+export const ZLocalDate = ZDateText.pipe(ZLocalDateText);
+
 /**
  * A ZLocalDate a form or query may leave out: missing, empty or only spaces is undefined (a date
  * field left empty is sent as ""), anything else must be a date.
  */
-export const ZOptionalLocalDate = z
-  .string()
-  .trim()
-  .optional()
-  .transform((text) => text || undefined)
-  .pipe(ZLocalDate.optional());
+export const ZOptionalLocalDate = ZDateText.optional().pipe(
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((text) => text || undefined)
+    .pipe(ZLocalDateText.optional()),
+);
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 function formatterFor(timeZone: string): Intl.DateTimeFormat {

@@ -138,3 +138,63 @@ describe('the dummy checkout page', () => {
     expect(await stateOf(receiptId)).toEqual(before);
   });
 });
+
+// The payer's browser pages answered a client asking for JSON with their HTML, which a script then
+// failed to parse; a choice sent as JSON was a 303 to one of them.
+describe('the payer pages asked for JSON', () => {
+  it('/payments/thanks is 406 pointing at the receipt, whose JSON answers; a browser still gets the page', async () => {
+    const { agent, receiptId } = await atCheckout();
+    const response = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'application/json');
+    expect(response.status).toBe(406);
+    expect(response.body).toEqual({
+      error: `/payments/thanks is the page a payer's browser comes back to from the checkout, HTML only. The status of receipt #${receiptId} is in its JSON at /me/receipts/${receiptId}.`,
+      code: 406,
+      jsonUrl: `/me/receipts/${receiptId}`,
+    });
+    const receipt = await agent.get(response.body.jsonUrl).set('Accept', 'application/json').expect(200);
+    expect(receipt.body.receipt.status).toBe('pending');
+    const page = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html');
+    expect([page.status, page.type]).toEqual([200, 'text/html']);
+  });
+
+  it("/payments/thanks keeps its other refusals: another's receipt 404, a bad rid 400", async () => {
+    const { receiptId } = await atCheckout();
+    const other = await atCheckout();
+    const notTheirs = await other.agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'application/json');
+    expect(notTheirs.status).toBe(404);
+    const badRid = await other.agent.get('/payments/thanks?rid=abc').set('Accept', 'application/json');
+    expect(badRid.status).toBe(400);
+  });
+
+  it('the checkout page is 406 saying how to choose, and chooses nothing; a browser still gets the page', async () => {
+    const { agent, checkoutPath, receiptId, payment } = await atCheckout();
+    const response = await agent.get(checkoutPath).set('Accept', 'application/json');
+    expect(response.status).toBe(406);
+    expect(response.body).toEqual({
+      error: `The dummy checkout is the payment provider's page for the payer's browser, HTML only. To choose as its buttons do, send POST ${checkoutPath} with choice pay, fail or cancel and the X-CSRFToken header. The status of receipt #${receiptId} is in its JSON at /me/receipts/${receiptId}.`,
+      code: 406,
+      jsonUrl: `/me/receipts/${receiptId}`,
+    });
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe('pending');
+    const page = await agent.get(checkoutPath).set('Accept', 'text/html');
+    expect([page.status, page.type]).toEqual([200, 'text/html']);
+    // Another's checkout is still not found.
+    const other = await atCheckout();
+    expect((await other.agent.get(checkoutPath).set('Accept', 'application/json')).status).toBe(404);
+  });
+
+  it('a choice sent as JSON answers what was done, not a redirect to the HTML status page', async () => {
+    const { agent, checkoutPath, receiptId, payment } = await atCheckout();
+    const response = await choose(agent, checkoutPath, 'pay', 'application/json');
+    expect(response.status, response.text.slice(0, 300)).toBe(200);
+    expect(response.body).toEqual({
+      ok: true,
+      receiptId,
+      choice: 'pay',
+      receiptUrl: `/me/receipts/${receiptId}`,
+      message: `The dummy checkout reported the payment of receipt #${receiptId} as paid. The status of receipt #${receiptId} is in its JSON at /me/receipts/${receiptId}.`,
+    });
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe('succeeded');
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+  });
+});

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
+import { type Agent, csrfTokenIn, csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -136,5 +136,88 @@ describe('a field the users forms do not have', () => {
     const response = await postJson(`/admin/users/${user.id}/role`, { role: 'admin', notify: true });
     expect(response.body).toEqual({ error: 'input: has an unknown field: notify', code: 400 });
     expect((await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).role).toBe('user');
+  });
+});
+
+// A misspelt field was ignored: `new_pasword` beside the right fields changed the password all the
+// same, and a script could not tell a field it meant from one it had not sent.
+describe('a field the account password form does not have', () => {
+  async function ownAccount(username: string) {
+    const user = await buildUser(db.prisma, { username });
+    const agent = await signInAs(buildTestApp(db), username, user.password);
+    const hashOf = async () => (await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).passwordHash;
+    return { user, agent, hashOf, hashBefore: await hashOf() };
+  }
+
+  it('is refused by name to a JSON client, and the password stays', async () => {
+    const { user, agent, hashOf, hashBefore } = await ownAccount('misspelt-own-json');
+    const auditBefore = await db.prisma.auditLog.count();
+    const response = await agent
+      .post('/account/password')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({
+        current: user.password,
+        password: 'a-new-password-12',
+        confirm: 'a-new-password-12',
+        new_pasword: 'a-new-password-12',
+      });
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({ error: 'input: has an unknown field: new_pasword', code: 400 });
+    expect(await hashOf()).toBe(hashBefore);
+    expect(await db.prisma.auditLog.count()).toBe(auditBefore);
+  });
+
+  it('is named beside the field it was meant for', async () => {
+    const { user, agent, hashOf, hashBefore } = await ownAccount('misspelt-own-only');
+    const response = await agent
+      .post('/account/password')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({ current: user.password, new_pasword: 'a-new-password-12', confirm: 'a-new-password-12' });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toContain('input: has an unknown field: new_pasword');
+    expect(response.body.error).toContain('password: is required');
+    expect(await hashOf()).toBe(hashBefore);
+  });
+
+  it('is refused by name on the page to a form post, and the password stays', async () => {
+    const { user, agent, hashOf, hashBefore } = await ownAccount('misspelt-own-form');
+    const response = await agent
+      .post('/account/password')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({
+        csrf_token: await csrfTokenOf(agent),
+        current: user.password,
+        password: 'a-new-password-12',
+        confirm: 'a-new-password-12',
+        new_pasword: 'a-new-password-12',
+      });
+    expect(response.status).toBe(400);
+    expect(response.text).toContain('input: has an unknown field: new_pasword');
+    expect(response.text).not.toContain('a-new-password-12');
+    expect(await hashOf()).toBe(hashBefore);
+  });
+
+  it("takes every field the page's own form sends, the CSRF token among them", async () => {
+    const { user, agent, hashOf, hashBefore } = await ownAccount('own-form-fields');
+    const page = (await agent.get('/account').set('Accept', 'text/html').expect(200)).text;
+    const form = /<form method="post" action="\/account\/password">([\s\S]*?)<\/form>/.exec(page)?.[1] ?? '';
+    const names = [...form.matchAll(/<input[^>]*\bname="([^"]+)"/g)].map((match) => match[1] as string);
+    expect(names.sort()).toEqual(['confirm', 'csrf_token', 'current', 'password']);
+    const typed: Record<string, string> = {
+      csrf_token: csrfTokenIn(page),
+      current: user.password,
+      password: 'a-new-password-12',
+      confirm: 'a-new-password-12',
+    };
+    const response = await agent
+      .post('/account/password')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send(Object.fromEntries(names.map((name) => [name, typed[name]])));
+    expect(response.status, response.text.slice(0, 300)).toBe(303);
+    expect(await hashOf()).not.toBe(hashBefore);
   });
 });

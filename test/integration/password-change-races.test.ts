@@ -3,10 +3,15 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
 import { buildUser } from '../support/factories.js';
+import { visibleTextOf } from '../support/html.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
-import { type Agent, csrfTokenIn, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenIn, csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/** What every session a password change signed out is told (PASSWORD_SIGN_OUTS.password_change). */
+const CHANGED =
+  'Your password was changed in another session, so this one was signed out. Sign in with the new password.';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -86,6 +91,78 @@ describe('a password change racing a sign-in with the old password', () => {
     // The session that made the change stays signed in, and the new password signs in.
     expect((await owner.get('/account').set('Accept', 'text/html')).status).toBe(200);
     await signInAs(app, 'racer', 'brand-new-password-1');
+  });
+
+  // Its session was answered as no session at all: "Sign in to continue." to a script, the sign-in page
+  // with no word why to a browser, where every other session the change signed out says why.
+  it("signs that sign-in's session out with the change's message, to a script and a browser", async () => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'racer-told' });
+    const owner = await signInAs(app, 'racer-told', user.password);
+    const ownerToken = await csrfTokenOf(owner);
+    const intruder = await openSignInForm(app);
+
+    const release = await holdAuditLock();
+    let signIn: Promise<request.Response>;
+    let change: Promise<request.Response>;
+    try {
+      // The old password is checked and right; the sign-in waits to audit its success.
+      signIn = intruder.agent
+        .post('/login')
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ username: 'racer-told', password: user.password, csrf_token: intruder.token })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
+      // The change sets the new password and signs the other sessions out, then waits to audit.
+      change = owner
+        .post('/account/password')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', ownerToken)
+        .send({ current: user.password, password: 'told-new-password-1', confirm: 'told-new-password-1' })
+        .then((response) => response);
+      expect(await sessionsWaitingForLocks(db.pool, 10_000, 2)).toBe(2);
+    } finally {
+      await release();
+    }
+    // The sign-in's session row is written after the change signed the others out.
+    expect((await signIn).status).toBe(302);
+    expect((await change).status).toBe(200);
+    const signedOutRows = async () =>
+      (
+        await db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM "session"
+            WHERE sess ->> 'signedOutBy' = 'password_change' AND sess -> 'passport' IS NULL`,
+        )
+      ).rows[0]?.n;
+    const signedOutBefore = (await signedOutRows()) ?? 0;
+
+    for (const path of ['/me', '/account']) {
+      const json = await intruder.agent.get(path).set('Accept', 'application/json');
+      expect([json.status, json.body]).toEqual([401, { error: CHANGED, code: 401 }]);
+    }
+    const page = await intruder.agent.get('/account').set('Accept', 'text/html');
+    expect(page.status).toBe(302);
+    const signInPage = await intruder.agent.get(page.headers.location as string).set('Accept', 'text/html');
+    expect(visibleTextOf(signInPage.text)).toContain(CHANGED);
+    // A form sent from it with the token it had is refused as the change's other sessions' are.
+    const form = await intruder.agent
+      .post('/me/receipt')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', ownerToken)
+      .send({ before: '2026-01-31' });
+    expect([form.status, form.body.error]).toEqual([
+      403,
+      'Your password was changed in another session, so this one was signed out and this form was not sent. ' +
+        'Sign in with the new password, then send it again.',
+    ]);
+    // Its row is signed out as the change's other sessions are, not only answered as if it were.
+    expect(await signedOutRows()).toBe(signedOutBefore + 1);
+    // The owner's session goes on, and the new password signs in on that browser.
+    await owner.get('/account').set('Accept', 'application/json').expect(200);
+    const { response } = await postLogin(app, 'racer-told', 'told-new-password-1', { agent: intruder.agent });
+    expect(response.status).toBe(302);
+    await intruder.agent.get('/account').set('Accept', 'application/json').expect(200);
   });
 
   it('leaves no session of that sign-in signed in after an admin reset, too', async () => {

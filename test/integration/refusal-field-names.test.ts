@@ -112,3 +112,63 @@ describe('a JSON field of the wrong kind', () => {
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
   });
 });
+
+// A date sent as a JSON number (or true, or an object) was told "must be text", which named no
+// format: the same field sent as a string in another format says what a date is written as.
+describe('a date sent as another JSON type than text', () => {
+  it.each([
+    [20260131, 'must be a date as YYYY-MM-DD (got 20260131)'],
+    [true, 'must be a date as YYYY-MM-DD (got true)'],
+    [{ year: 2026 }, 'must be a date as YYYY-MM-DD (got {"year":2026})'],
+  ])('POST /me/receipt with before %j says "%s", and makes no receipt', async (before, reason) => {
+    const { agent } = await researchers.researcherWithReceipt();
+    const receiptsBefore = await db.prisma.receipt.count();
+    const refused = await agent
+      .post('/me/receipt')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({ before });
+    expect(refused.status, refused.text).toBe(400);
+    expect(refused.body).toEqual({ error: `before: ${reason}`, code: 400 });
+    expect(await db.prisma.receipt.count()).toBe(receiptsBefore);
+  });
+
+  it('a string in another format still says so, quoted', async () => {
+    const { agent } = await researchers.researcherWithReceipt();
+    const refused = await agent
+      .post('/me/receipt')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({ before: '20260131' });
+    expect(refused.body).toEqual({ error: 'before: must be a date as YYYY-MM-DD (got "20260131")', code: 400 });
+  });
+
+  it('the month-end run refuses it the same way, and starts no run', async () => {
+    const runsBefore = await db.prisma.monthEndRun.count();
+    const refused = await admin
+      .post('/admin/month-end')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ before: 20260131 });
+    expect(refused.body).toEqual({ error: 'before: must be a date as YYYY-MM-DD (got 20260131)', code: 400 });
+    expect(await db.prisma.monthEndRun.count()).toBe(runsBefore);
+  });
+
+  it("a mark paid's paid_on as a number (read as written there) says so, and the receipt stays pending", async () => {
+    const { receiptId } = await researchers.researcherWithReceipt();
+    const refused = await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .set('Content-Type', 'application/json')
+      .send('{"method": "cash", "amount_received": "10.00", "paid_on": 20260115}');
+    expect(refused.body).toEqual({ error: 'paid_on: must be a date as YYYY-MM-DD (got 20260115)', code: 400 });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+  });
+
+  it('a query date, always text, keeps its wording', async () => {
+    const { agent } = await researchers.researcherWithReceipt();
+    const refused = await agent.get('/me?start=20260101').set('Accept', 'application/json');
+    expect(refused.body).toEqual({ error: 'start: must be a date as YYYY-MM-DD (got "20260101")', code: 400 });
+  });
+});

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { JsonNumberText } from '../../src/http/lossless-json.js';
 import {
   addLocalDays,
   daysBetween,
@@ -84,6 +85,20 @@ describe('local days', () => {
     [' 2026-03-10 ', '2026-03-10'],
   ])('reads %j as an optional date %j', (text, date) => {
     expect(ZOptionalLocalDate.parse(text)).toBe(date);
+  });
+
+  // A JSON number, true or an object was "must be text", which named no format.
+  it.each([
+    [20260101, 'must be a date as YYYY-MM-DD (got 20260101)'],
+    [false, 'must be a date as YYYY-MM-DD (got false)'],
+    [{ y: 2026 }, 'must be a date as YYYY-MM-DD (got {"y":2026})'],
+    [{ n: 'x'.repeat(100) }, `must be a date as YYYY-MM-DD (got {"n":"${'x'.repeat(26)}…)`],
+    [{ toJSON: 1 }, 'must be a date as YYYY-MM-DD (got {"toJSON":1})'],
+    [new JsonNumberText('20260101.5'), 'must be a date as YYYY-MM-DD (got 20260101.5)'],
+  ])('names the format to %j sent where a date goes, required or not', (value, reason) => {
+    for (const schema of [ZLocalDate, ZOptionalLocalDate]) {
+      expect(schema.safeParse(value).error?.issues.map((issue) => issue.message)).toEqual([reason]);
+    }
   });
 
   it('still refuses an optional date that is given but no date', () => {

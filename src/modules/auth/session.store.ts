@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import session from 'express-session';
 import type pg from 'pg';
-import { ACCOUNT_DISABLED_MESSAGE } from '../../shared/errors.js';
+import { ACCOUNT_DISABLED_MESSAGE, PASSWORD_SIGN_OUTS, type PasswordSignOut } from '../../shared/errors.js';
 
 /** The signed-in user as the session row's join read them, with the row. */
 export interface LoadedSessionUser {
@@ -79,6 +79,18 @@ const UPDATE_SESSION: Omit<pg.QueryConfig, 'values'> = {
           WHERE sid = $3 AND sess #>> '{passport,user}' IS NOT DISTINCT FROM $4::text`,
 };
 
+/*
+ * Signs out a session found signed in with a password changed since (its sign-in's check ran before the
+ * change, its row was written after the change signed the user's sessions out): written as the change
+ * leaves the sessions it signed out (users.repository.ts signOutOtherSessionsOf), if still signed in as
+ * found. Another request of the same session may have written it meanwhile; it is signed out all the same.
+ */
+const SIGN_OUT_STALE_PASSWORD: Omit<pg.QueryConfig, 'values'> = {
+  name: 'session-sign-out-stale-password',
+  text: `UPDATE "session" SET sess = $2::jsonb
+          WHERE sid = $1 AND sess #>> '{passport,user}' IS NOT DISTINCT FROM $3::text`,
+};
+
 /* Whether the account a disable signed a session out of is still disabled (only such sessions ask). */
 const IS_USER_DISABLED: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-marked-user-disabled',
@@ -149,9 +161,20 @@ export class PostgresSessionStore extends session.Store {
       const data = row.sess;
       // A change or reset of the password signs the user's other sessions out, but a sign-in with
       // the old password checked just before it writes its session after that: the stamp tells it
-      // apart, and it is answered as no session, signed out as it should have been.
+      // apart, and it is signed out as the change signed the others out, saying why. Answered as no
+      // session, it was told only "Sign in to continue.", as if it had timed out. Which of the two it
+      // raced is not kept; a change is the likelier (the owner shutting out whoever knew the password).
       if (row.user_id !== null && isSignedInWithOtherPassword(data, row.password_changed_at)) {
-        return callback(null, null);
+        const reason: PasswordSignOut = 'password_change';
+        const signedOut: session.SessionData = {
+          cookie: data.cookie,
+          flash: { type: 'warning', message: PASSWORD_SIGN_OUTS[reason].notice },
+          signedOutBy: reason,
+        };
+        this.pool
+          .query({ ...SIGN_OUT_STALE_PASSWORD, values: [sid, signedOut, signedInUserOf(data)] })
+          .then(() => callback(null, signedOut), callback);
+        return;
       }
       // Signed in racing a disable (its check read the account before the disable committed): it
       // is the signed-out session that disable would have left, saying why while the account is

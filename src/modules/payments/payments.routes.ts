@@ -1,5 +1,6 @@
 import type { Prisma } from '@prisma/client';
 import express, { Router } from 'express';
+import type { z } from 'zod';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
@@ -12,7 +13,7 @@ import {
   typedIn,
 } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
+import { AppError, invalidFieldsOf, NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { MY_RECEIPTS, type ShowOwnReceipt } from '../receipts/receipts.routes.js';
 import { ZReceiptId } from '../receipts/receipts.schema.js';
@@ -153,6 +154,11 @@ function adminPaymentsJson(list: AdminPayments) {
   };
 }
 
+/** Where a script reads a receipt's status: its JSON. */
+function receiptStatusAt(receiptId: number): string {
+  return `The status of receipt #${receiptId} is in its JSON at /me/receipts/${receiptId}.`;
+}
+
 /** Where a payment or refused claim that cannot be shown or resolved (a bad cursor, a form posted to one not there) sends the admin. */
 const PAYMENTS: BackLink = { href: '/admin/payments', text: 'Open Payments' };
 
@@ -234,6 +240,15 @@ export function paymentRoutes(deps: {
   router.get('/payments/thanks', guards.requireUser, async (req, res) => {
     offerWayBack(res, MY_RECEIPTS);
     const { rid } = parseInput(ZThanksQuery, req.query);
+    // The page a provider sends the payer's browser back to; a script asking it for JSON got its HTML.
+    // After the receipt's own 404, it is pointed at the receipt's JSON, which holds its status.
+    if (prefersJson(req)) {
+      await payments.assertOwnReceipt(sessionUserOf(req).username, rid);
+      throw new NotAcceptableError(
+        `/payments/thanks is the page a payer's browser comes back to from the checkout, HTML only. ${receiptStatusAt(rid)}`,
+        { publicFields: { jsonUrl: `/me/receipts/${rid}` } },
+      );
+    }
     const status = await payments.getStatus(sessionUserOf(req).username, rid);
     res.set('Cache-Control', 'no-store');
     res.render('payments/thanks', {
@@ -258,6 +273,17 @@ export function paymentRoutes(deps: {
   router.get('/payments/dummy/checkout/:externalId', guards.requireUser, async (req, res) => {
     offerWayBack(res, MY_RECEIPTS);
     const { externalId } = parseInput(ZExternalIdParam, req.params);
+    // The provider's page for the payer's browser; a script asking it for JSON got its HTML. After
+    // the checkout's own 404, it is told how to choose as the buttons do, and where the status is.
+    if (prefersJson(req)) {
+      const { receiptId } = await payments.getDummyCheckout(sessionUserOf(req).username, externalId);
+      throw new NotAcceptableError(
+        "The dummy checkout is the payment provider's page for the payer's browser, HTML only. To choose as its " +
+          `buttons do, send POST /payments/dummy/checkout/${encodeURIComponent(externalId)} with choice pay, fail or ` +
+          `cancel and the X-CSRFToken header. ${receiptStatusAt(receiptId)}`,
+        { publicFields: { jsonUrl: `/me/receipts/${receiptId}` } },
+      );
+    }
     await renderDummyCheckout(res, sessionUserOf(req).username, externalId);
   });
 
@@ -266,8 +292,9 @@ export function paymentRoutes(deps: {
     const { externalId } = parseInput(ZExternalIdParam, req.params);
     const { username } = sessionUserOf(req);
     let completed: Awaited<ReturnType<typeof payments.completeDummyCheckout>>;
+    let choice: z.infer<typeof ZDummyChoice>['choice'];
     try {
-      const { choice } = parseInput(ZDummyChoice, req.body);
+      ({ choice } = parseInput(ZDummyChoice, req.body));
       completed = await payments.completeDummyCheckout(username, externalId, choice);
     } catch (error) {
       // A choice for a payment that has ended (409): the checkout page again, saying how it ended.
@@ -276,7 +303,20 @@ export function paymentRoutes(deps: {
       await renderDummyCheckout(res, username, externalId, readableMessageOf(error));
       return;
     }
-    res.redirect(303, `/payments/thanks?rid=${completed.receiptId}`);
+    const { receiptId } = completed;
+    if (prefersJson(req)) {
+      // A browser is sent on to the status page; a script got that 303 too, to HTML (a 406 to it now).
+      const reported = { pay: 'paid', fail: 'failed', cancel: 'canceled' }[choice];
+      res.json({
+        ok: true,
+        receiptId,
+        choice,
+        receiptUrl: `/me/receipts/${receiptId}`,
+        message: `The dummy checkout reported the payment of receipt #${receiptId} as ${reported}. ${receiptStatusAt(receiptId)}`,
+      });
+      return;
+    }
+    res.redirect(303, `/payments/thanks?rid=${receiptId}`);
   });
 
   /** The payments page; `refused` brings a refused resolution back beside its payment. */

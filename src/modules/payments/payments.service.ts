@@ -1667,6 +1667,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     };
   }
 
+  /** Throws NotFoundError unless `receiptId` is a receipt of `username`'s (what its pages show first). */
+  async function assertOwnReceipt(username: string, receiptId: number): Promise<void> {
+    await requireOwnReceipt(username, receiptId);
+  }
+
   /** The dummy provider's hosted page: the payment, for its owner only. */
   async function getDummyCheckout(username: string, externalPaymentId: string) {
     if (provider?.name !== 'dummy') throw new NotFoundError('The dummy payment provider is not enabled.');
@@ -2035,6 +2040,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     startPayment,
     handleWebhook,
     getStatus,
+    assertOwnReceipt,
     getDummyCheckout,
     completeDummyCheckout,
     listForAdmin,

@@ -66,9 +66,10 @@ export type TUserListQuery = z.infer<typeof ZUserListQuery>;
 // The number in the address of a user's actions (/admin/users/7/disable), named on a page without the route's name.
 export const ZUserId = labelFields(zWholeNumber(1, MAX_INT4), { 'user id': 'User number in the address' });
 
+// Strict, as the admin's reset: a misspelt field (`new_pasword`) beside the right ones was ignored,
+// and a script could not tell a field it meant from one it had not sent.
 export const ZChangeOwnPasswordForm = labelFields(
-  z
-    .object({ current: z.string().min(1, 'is required'), password: ZNewPassword, confirm: z.string() })
+  strictBody({ current: z.string().min(1, 'is required'), password: ZNewPassword, confirm: z.string() })
     .refine((form) => form.password === form.confirm, { path: ['confirm'], message: 'does not match the new password' })
     .refine((form) => form.password !== form.current, {
       path: ['password'],
