@@ -183,6 +183,35 @@ describe('the payer pages asked for JSON', () => {
     expect((await other.agent.get(checkoutPath).set('Accept', 'application/json')).status).toBe(404);
   });
 
+  it('the Pay confirmation page is 406 naming the POST that starts a payment, and starts none', async () => {
+    payerCount += 1;
+    const username = `payer${payerCount}`;
+    await buildUser(db.prisma, { username, password: `${username}-password` });
+    await buildJobs(db, [{ user: username, end: '2026-01-10T10:00:00Z' }]);
+    const agent = await signInAs(app, username, `${username}-password`);
+    const created = await agent
+      .post('/me/receipt')
+      .type('form')
+      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
+    const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
+    const response = await agent.get(`/payments/receipt/${receiptId}/start`).set('Accept', 'application/json');
+    expect(response.status).toBe(406);
+    expect(response.body).toEqual({
+      error: `/payments/receipt/${receiptId}/start is the page that asks a payer's browser to confirm, HTML only. To start the payment, send POST /payments/receipt/${receiptId}/start with the X-CSRFToken header: it answers the checkout's address. The status of receipt #${receiptId} is in its JSON at /me/receipts/${receiptId}.`,
+      code: 406,
+      jsonUrl: `/me/receipts/${receiptId}`,
+    });
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(0);
+    const page = await agent.get(`/payments/receipt/${receiptId}/start`).set('Accept', 'text/html');
+    expect([page.status, page.type]).toEqual([200, 'text/html']);
+    // Another's receipt, and a receipt id that is none, keep their refusals.
+    const other = await atCheckout();
+    const notTheirs = await other.agent.get(`/payments/receipt/${receiptId}/start`).set('Accept', 'application/json');
+    expect(notTheirs.status).toBe(404);
+    const badId = await other.agent.get('/payments/receipt/abc/start').set('Accept', 'application/json');
+    expect(badId.status).toBe(400);
+  });
+
   it('a choice sent as JSON answers what was done, not a redirect to the HTML status page', async () => {
     const { agent, checkoutPath, receiptId, payment } = await atCheckout();
     const response = await choose(agent, checkoutPath, 'pay', 'application/json');

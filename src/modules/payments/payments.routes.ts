@@ -194,6 +194,16 @@ export function paymentRoutes(deps: {
     // A receipt (or checkout) that cannot be shown links to the researcher's receipts, as a receipt's own page does.
     offerWayBack(res, MY_RECEIPTS);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    // The page that asks a payer's browser to confirm; a script asking it for JSON got its HTML.
+    if (prefersJson(req)) {
+      await payments.assertOwnReceipt(sessionUserOf(req).username, id);
+      throw new NotAcceptableError(
+        `/payments/receipt/${id}/start is the page that asks a payer's browser to confirm, HTML only. To start the ` +
+          `payment, send POST /payments/receipt/${id}/start with the X-CSRFToken header: it answers the checkout's ` +
+          `address. ${receiptStatusAt(id)}`,
+        { publicFields: { jsonUrl: `/me/receipts/${id}` } },
+      );
+    }
     const { receipt, isPaymentHeld, hasAmountDue, sameJobsHeldMessage } = await payments.getStatus(
       sessionUserOf(req).username,
       id,
