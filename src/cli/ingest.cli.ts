@@ -215,6 +215,25 @@ async function runIncremental(service: IngestionService, force: boolean) {
   );
   // Which states, as the run's notes on /admin/ingestion say it.
   if (run.sourceNotes.unknownStates) console.log(`  ${run.sourceNotes.unknownStates}`);
+  for (const problem of sourceProblems(run)) console.log(`  ${problem}`);
+}
+
+/** The sources, in the order a run tries them (ingestion.factory.ts). */
+const SOURCE_NAMES = ['slurmrestd', 'sacct', 'file'];
+/** A source's note that says it failed, or that it would fail when it is needed (a fallback not tried). */
+const SOURCE_PROBLEM = /^(?:failed: |configuration error: |not tried \(.*\), but would fail: )/;
+
+/**
+ * Why the sources before the one that answered did not, and which fallback after it could not run,
+ * as the run's notes on /admin/ingestion say it. `npm run ingest` is how an admin tries the Slurm
+ * settings: with slurmrestd's token refused and sacct answering it printed "success via sacct" alone,
+ * the refusal a JSON line on stderr, and the settings looked right.
+ */
+function sourceProblems(run: RunSummary): string[] {
+  return SOURCE_NAMES.flatMap((name) => {
+    const note = run.sourceNotes[name];
+    return note !== undefined && SOURCE_PROBLEM.test(note) ? [`${name}: ${note}`] : [];
+  });
 }
 
 /** Jobs stored in a state the app does not know stay unbilled: the run's line says how many. */

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { access, constants } from 'node:fs/promises';
+import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   halfSlice,
@@ -18,7 +18,7 @@ import {
 import { readLineChunks } from './line-reader.js';
 import { SACCT_FORMAT, SacctParser } from './sacct.parser.js';
 import type { SourceItem } from './slurm-job.model.js';
-import { formatLocalTimestamp, SACCT_TERMINAL_STATE_LIST } from './slurm-time.parser.js';
+import { formatLocalTimestamp, SACCT_TERMINAL_STATE_LIST, truncate } from './slurm-time.parser.js';
 
 export interface SacctSourceOptions {
   sacctPath: string;
@@ -69,16 +69,53 @@ export function createSacctSource(options: SacctSourceOptions): JobSource {
     name: 'sacct',
     read: (window, readOptions) => readInSlices(options, window, readOptions, cluster),
     async findSetupProblem() {
-      // A bare name is looked up on PATH when sacct runs; only a path can be checked here.
-      if (!options.sacctPath.includes('/')) return null;
+      // A bare name is looked up on the PATH sacct is run with, as spawn does.
+      if (!options.sacctPath.includes('/')) {
+        const env = sacctEnvironment(options.inheritedEnvironment, options.timeZone);
+        return (await isOnPath(options.sacctPath, env.PATH)) ? null : cannotRun(options.sacctPath, 'ENOENT', env.PATH);
+      }
       try {
         await access(options.sacctPath, constants.X_OK);
         return null;
       } catch (error) {
-        return `SACCT_PATH ${options.sacctPath} cannot be run (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
+        return cannotRun(options.sacctPath, (error as NodeJS.ErrnoException).code ?? 'error', undefined);
       }
     },
   };
+}
+
+/** Where a command without a `/` is looked for when PATH is unset (libuv's default, as execvp's). */
+const DEFAULT_PATH = '/usr/bin:/bin';
+
+/**
+ * Why SACCT_PATH cannot be run. A bare name (`SACCT_PATH=sacct`) is looked up on the PATH sacct is run
+ * with, the app's own: from cron (`/usr/bin:/bin`) or a service unit it often lacks the directory a site
+ * installs Slurm in (`/opt/slurm/bin`), and "cannot be run (ENOENT)" alone sent the admin looking for
+ * a missing sacct that a login shell finds at once. That PATH is named, and the cure.
+ */
+function cannotRun(sacctPath: string, code: string, searchPath: string | undefined): string {
+  const plain = `SACCT_PATH ${sacctPath} cannot be run (${code})`;
+  if (sacctPath.includes('/') || code !== 'ENOENT') return plain;
+  const shown = searchPath === undefined ? `unset: ${DEFAULT_PATH}` : truncate(searchPath, 300);
+  return (
+    `${plain}: no ${sacctPath} on the PATH sacct is run with (${shown}); ` +
+    'set SACCT_PATH to its full path (command -v sacct on a login node, e.g. /usr/bin/sacct)'
+  );
+}
+
+/** Whether `name` is an executable file in a directory of `searchPath`, as spawn finds it. */
+async function isOnPath(name: string, searchPath: string | undefined): Promise<boolean> {
+  for (const directory of (searchPath ?? DEFAULT_PATH).split(':')) {
+    const candidate = path.join(directory || '.', name);
+    try {
+      if (!(await stat(candidate)).isFile()) continue;
+      await access(candidate, constants.X_OK);
+      return true;
+    } catch {
+      // Not there, or not executable: the next directory.
+    }
+  }
+  return false;
 }
 
 /**
@@ -277,11 +314,12 @@ async function* runSacct(
   // detached: a process group of its own. Sites often call a wrapper (`module load slurm;
   // sacct "$@"`) whose sacct is a grandchild; killing only the wrapper leaves that one
   // running with our stdout pipe open, and the run (and the ingestion lock) waits for it.
+  const env = sacctEnvironment(options.inheritedEnvironment, options.timeZone);
   const child = spawn(options.sacctPath, args, {
     shell: false,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: sacctEnvironment(options.inheritedEnvironment, options.timeZone),
+    env,
   });
   const group = child.pid;
   if (group !== undefined) {
@@ -343,7 +381,7 @@ async function* runSacct(
     if (result.error) {
       const code = (result.error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'EACCES') {
-        throw new SourceConfigError(`SACCT_PATH ${options.sacctPath} cannot be run (${code})`);
+        throw new SourceConfigError(cannotRun(options.sacctPath, code, env.PATH));
       }
       throw new SourceUnavailableError(`sacct could not start: ${result.error.message}`);
     }

@@ -571,6 +571,28 @@ function request(
             `slurmrestd cannot be reached at ${url.origin} (${error.message}): check that slurmrestd runs there and that SLURMRESTD_URL is its address`,
           ),
         );
+      } else if (/^HPE_/.test((error as NodeJS.ErrnoException).code ?? '')) {
+        // Node's HTTP parser refused the answer: another service than slurmrestd listens there (seen on
+        // the lab with MariaDB's port; a Slurm daemon's, slurmctld 6817, is the likely mistake). It was
+        // retried three times as "slurmrestd connection failed: Parse Error: Expected HTTP/, RTSP/ or ICE/".
+        reject(
+          new SourceConfigError(
+            `${url.origin} does not answer HTTP: SLURMRESTD_URL names another service than slurmrestd ` +
+              '(slurmctld listens on 6817 and slurmdbd on 6819 by default; slurmrestd on the address it is started with, often 6820); ' +
+              "set it to slurmrestd's http(s)://host:port",
+          ),
+        );
+      } else if ((error as NodeJS.ErrnoException).code === 'ECONNRESET') {
+        // Still retried (a slurmrestd restarting may drop a connection), but a Slurm daemon given for
+        // slurmrestd (slurmctld's 6817, seen on the lab) closes every HTTP request this way: said so, as
+        // "read ECONNRESET" alone did not.
+        reject(
+          new RetryableError(
+            `slurmrestd connection failed: ${error.message}: ${url.origin} closed the connection without an HTTP answer; ` +
+              "check that slurmrestd runs there and that SLURMRESTD_URL is its address, not another Slurm daemon's " +
+              '(slurmctld listens on 6817, slurmdbd on 6819)',
+          ),
+        );
       } else reject(new RetryableError(`slurmrestd connection failed: ${error.message}`));
     });
     req.end();

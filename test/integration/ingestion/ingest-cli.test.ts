@@ -492,6 +492,31 @@ describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=fals
     expect(warnings).toContainEqual(expect.objectContaining({ level: 40, msg: 'skipped a malformed record' }));
   });
 
+  it('says, under a run that succeeded through a fallback, why the sources before it did not answer', async () => {
+    // `npm run ingest` is how an admin tries the Slurm settings: with slurmrestd's token refused and sacct
+    // answering, it printed "success via sacct" alone, the refusal being a JSON line on stderr, so the
+    // settings looked right. Here sacct cannot be run and the file behind it answers (LOG_LEVEL=error:
+    // the output is stdout alone).
+    const local = (date: Date) => date.toISOString().slice(0, 19);
+    const end = new Date(Date.now() - 60_000);
+    const start = new Date(end.getTime() - 600_000);
+    const file = path.join(dir, 'sacct-behind-sacct.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        `51|51|lab|ann|COMPLETED|600|${local(start)}|${local(end)}|cpu=1,mem=1G,node=1\n`,
+    );
+    const sacctPath = path.join(dir, 'no-such-sacct');
+    const result = await runIngestCli([], { FALLBACK_CSV: file, SACCT_PATH: sacctPath, INGEST_OVERLAP_SEC: '900' });
+    expect(result.code).toBe(0);
+    const lines = result.output.split('\n');
+    expect(lines[0]).toMatch(/^Ingestion run #\d+ success via file: \d+ jobs, 1 new, 0 updated, 0 skipped; window /);
+    expect(lines.slice(1)).toEqual([
+      `  sacct: configuration error: SACCT_PATH ${sacctPath} cannot be run (ENOENT)`,
+      '',
+    ]);
+  });
+
   it('exits 1 with the reason when no source answers, its result line on stdout as a successful run has it', async () => {
     // A failed run printed its line on stderr, in another form (`(window …)`), so `>result 2>>log`
     // or a wrapper reading stdout got nothing for it, and a log read for result lines missed it.

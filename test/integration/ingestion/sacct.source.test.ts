@@ -308,6 +308,33 @@ describe('sacct source with a fake sacct executable', () => {
     });
   });
 
+  it('says a bare SACCT_PATH is not on PATH, naming that PATH, when it runs and on the notes before it is needed', async () => {
+    // `SACCT_PATH=sacct` from cron, whose PATH (/usr/bin:/bin) lacks a site's /opt/slurm/bin: it said
+    // only "cannot be run (ENOENT)", and the notes' early warning did not check a bare name at all.
+    const onPath = createSacctSource(
+      options(path.basename(fakeSacct('ok')), {
+        inheritedEnvironment: { ...process.env, PATH: `/nonexistent-bin:${dir}:${path.dirname(process.execPath)}` },
+      }),
+    );
+    expect(await onPath.findSetupProblem?.()).toBeNull();
+    expect((await collect(onPath.read(WINDOW))).filter((item) => item.kind === 'job')).toHaveLength(12);
+
+    const missing = createSacctSource(
+      options('sacct-not-here', { inheritedEnvironment: { ...process.env, PATH: '/nonexistent-bin:/also-not' } }),
+    );
+    const expected =
+      'SACCT_PATH sacct-not-here cannot be run (ENOENT): no sacct-not-here on the PATH sacct is run with ' +
+      '(/nonexistent-bin:/also-not); set SACCT_PATH to its full path (command -v sacct on a login node, e.g. /usr/bin/sacct)';
+    await expect(collect(missing.read(WINDOW))).rejects.toEqual(new SourceConfigError(expected));
+    expect(await missing.findSetupProblem?.()).toBe(expected);
+    const noPath = createSacctSource(
+      options('sacct-not-here', { inheritedEnvironment: { ...process.env, PATH: undefined } }),
+    );
+    expect(await noPath.findSetupProblem?.()).toMatch(
+      /no sacct-not-here on the PATH sacct is run with \(unset: \/usr\/bin:\/bin\)/,
+    );
+  });
+
   it('calls a missing binary a configuration error', async () => {
     await expect(collect(createSacctSource(options(path.join(dir, 'no-such-sacct'))).read(WINDOW))).rejects.toThrow(
       /SACCT_PATH .*no-such-sacct cannot be run \(ENOENT\)/,

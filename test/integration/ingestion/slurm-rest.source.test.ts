@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -378,6 +378,63 @@ describe('slurmrestd source against a replay of real answers', () => {
       `slurmrestd cannot be reached at http://127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}): ` +
         'check that slurmrestd runs there and that SLURMRESTD_URL is its address (after 3 attempts)',
     );
+  });
+
+  it.each([
+    // What the lab's MariaDB (127.0.0.1:3307) sends first; the same was seen there.
+    [
+      'another service, which greets in its own protocol',
+      (socket: net.Socket) => socket.write('J\u0000\u0000\u0000\n5.5.5-10.11.19-MariaDB\u0000'),
+    ],
+  ])('when SLURMRESTD_URL names %s, says it does not answer HTTP, as a configuration error', async (_label, greet) => {
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      greet(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const error = await collect(
+        createSlurmRestSource(sourceOptions({ url: `http://127.0.0.1:${port}` })).read(WINDOW),
+      ).catch((caught: Error) => caught);
+      // Not retried: the same service answers the same way. It used to be retried three times as
+      // "slurmrestd connection failed: Parse Error: Expected HTTP/, RTSP/ or ICE/".
+      expect(error).toBeInstanceOf(SourceConfigError);
+      expect((error as Error).message).toBe(
+        `http://127.0.0.1:${port} does not answer HTTP: SLURMRESTD_URL names another service than slurmrestd ` +
+          '(slurmctld listens on 6817 and slurmdbd on 6819 by default; slurmrestd on the address it is started with, often 6820); ' +
+          "set it to slurmrestd's http(s)://host:port",
+      );
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('when the server at SLURMRESTD_URL closes the connection without an answer (slurmctld does), says where and what to check', async () => {
+    // slurmctld's port (6817) given for slurmrestd's, seen on the lab: "read ECONNRESET", retried, alone.
+    const server = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.resetAndDestroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const error = await collect(
+        createSlurmRestSource(sourceOptions({ url: `http://127.0.0.1:${port}` })).read(WINDOW),
+      ).catch((caught: Error) => caught);
+      // Still retried (a slurmrestd restarting may drop a connection), then the next source is tried.
+      expect(error).toBeInstanceOf(SourceUnavailableError);
+      expect((error as Error).message).toBe(
+        `slurmrestd connection failed: read ECONNRESET: http://127.0.0.1:${port} closed the connection without an HTTP answer; ` +
+          "check that slurmrestd runs there and that SLURMRESTD_URL is its address, not another Slurm daemon's " +
+          '(slurmctld listens on 6817, slurmdbd on 6819) (after 3 attempts)',
+      );
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('with https:// for a slurmrestd that speaks plain HTTP (as the lab does), says to write http://', async () => {
