@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../config/config.js';
+import { loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
@@ -10,7 +10,7 @@ import { onDistinctSignals } from '../shared/distinct-signals.js';
 import { addLocalDays } from '../shared/local-date.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
-import { runTool } from './run-tool.js';
+import { missingDatabaseUrl, runTool } from './run-tool.js';
 
 function progressBar(done: number, total: number): string {
   const width = 24;
@@ -43,7 +43,7 @@ async function main() {
   }
   const config = loadConfig();
   configureAuditChain(config.audit);
-  if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to ingest']);
+  if (!config.databaseUrl) throw missingDatabaseUrl('to ingest');
   const logger = createToolLogger(resultToolLogLevel(config.logLevel));
   const db = openDatabase(config.databaseUrl, {
     poolMax: 4,

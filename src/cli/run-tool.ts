@@ -17,6 +17,16 @@ export function runTool(
   });
 }
 
+/**
+ * The problem a tool reports when it needs DATABASE_URL and has none, saying where the demo's is:
+ * the embedded PostgreSQL's port is new on every start, and only `npm start`'s banner prints it.
+ */
+export function missingDatabaseUrl(need: string): ConfigError {
+  return new ConfigError([
+    `DATABASE_URL: is required ${need}; for the demo that npm start runs, paste the export line its start-up banner prints 'for npm run ingest / user:* in another shell' (the embedded PostgreSQL's port changes on every start)`,
+  ]);
+}
+
 /** A command line the tool cannot take (EX_USAGE), as `npm run ingest` exits for a bad option. */
 export const USAGE_EXIT_CODE = 64;
 

@@ -38,11 +38,18 @@ describe('every command-line tool, given a bad setting', () => {
     expect(result).toEqual({ code: 78, output: PROBLEM_LIST });
   });
 
+  // A newcomer who runs a tool beside the demo is told where the demo's DATABASE_URL is: it said only
+  // that one is required, and the embedded database's port is new on every start.
+  const DEMO_HINT =
+    "; for the demo that npm start runs, paste the export line its start-up banner prints 'for npm run ingest / user:* in another shell' (the embedded PostgreSQL's port changes on every start)";
+
   it.each([
-    ['audit-verify.cli.ts', 'DATABASE_URL: is required to verify the audit log'],
-    ['migrate.cli.ts', 'DATABASE_URL: is required to run migrations'],
-    ['user.cli.ts', 'DATABASE_URL: is required (the user tools work on a configured database)'],
-  ])('%s exits 78 without the DATABASE_URL it needs', async (tool, problem) => {
+    ['audit-verify.cli.ts', `DATABASE_URL: is required to verify the audit log${DEMO_HINT}`],
+    ['ingest.cli.ts', `DATABASE_URL: is required to ingest${DEMO_HINT}`],
+    ['migrate.cli.ts', `DATABASE_URL: is required to run migrations${DEMO_HINT}`],
+    ['seed.cli.ts', `DATABASE_URL: is required to seed${DEMO_HINT}`],
+    ['user.cli.ts', `DATABASE_URL: is required (the user tools work on a configured database)${DEMO_HINT}`],
+  ])('%s exits 78 without the DATABASE_URL it needs, saying where the demo prints its own', async (tool, problem) => {
     const result = await runToExit(
       process.execPath,
       ['--import', 'tsx', `src/cli/${tool}`, ...(VALID_ARGUMENTS[tool] ?? [])],
