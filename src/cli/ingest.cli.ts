@@ -127,7 +127,7 @@ async function main() {
       totals.updated += run.updated;
       totals.skipped += run.skipped;
       writeProgress(
-        `${progressBar(index + 1, days.length)} ${day} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}${unknownStatesText(run)}`,
+        `${progressBar(index + 1, days.length)} ${day} ${run.outcome}${viaSourceText(run)}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}${unknownStatesText(run)}`,
       );
       if (run.outcome === 'failed') process.stderr.write(`${isTerminal ? '\n' : ''}  ${day}: ${run.error}\n`);
       if (run.isSetupProblem) {
@@ -210,11 +210,16 @@ async function runIncremental(service: IngestionService, force: boolean) {
     return;
   }
   console.log(
-    `Ingestion run #${run.runId} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped` +
+    `Ingestion run #${run.runId} ${run.outcome}${viaSourceText(run)}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped` +
       `${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}${unknownStatesText(run)}${tail}`,
   );
   // Which states, as the run's notes on /admin/ingestion say it.
   if (run.sourceNotes.unknownStates) console.log(`  ${run.sourceNotes.unknownStates}`);
+}
+
+/** The source that answered; a run no source answered (a FALLBACK_CSV that cannot be read) said 'via -'. */
+function viaSourceText(run: RunSummary): string {
+  return run.source ? ` via ${run.source}` : '';
 }
 
 /** Jobs stored in a state the app does not know stay unbilled: the run's line says how many. */
