@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../config/config.js';
+import { loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import {
   type ChainVerdict,
@@ -7,7 +7,7 @@ import {
   verifyAuditChain,
 } from '../modules/audit/audit.service.js';
 import { createToolLogger } from '../shared/logger.js';
-import { refuseArguments, runTool } from './run-tool.js';
+import { missingDatabaseUrl, refuseArguments, runTool } from './run-tool.js';
 
 /** The exit code of a chain that failed verification: apart from 1, a run that could not verify. */
 const AUDIT_CHAIN_BROKEN_EXIT_CODE = 2;
@@ -41,7 +41,7 @@ async function main() {
   );
   const config = loadConfig();
   configureAuditChain(config.audit);
-  if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to verify the audit log']);
+  if (!config.databaseUrl) throw missingDatabaseUrl('to verify the audit log');
   const logger = createToolLogger(config.logLevel);
   const db = openDatabase(config.databaseUrl, {
     poolMax: 1,

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../config/config.js';
+import { loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
@@ -10,7 +10,7 @@ import { onDistinctSignals } from '../shared/distinct-signals.js';
 import { addLocalDays } from '../shared/local-date.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
-import { runTool } from './run-tool.js';
+import { missingDatabaseUrl, runTool } from './run-tool.js';
 
 function progressBar(done: number, total: number): string {
   const width = 24;
@@ -43,7 +43,7 @@ async function main() {
   }
   const config = loadConfig();
   configureAuditChain(config.audit);
-  if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to ingest']);
+  if (!config.databaseUrl) throw missingDatabaseUrl('to ingest');
   const logger = createToolLogger(resultToolLogLevel(config.logLevel));
   const db = openDatabase(config.databaseUrl, {
     poolMax: 4,
@@ -127,7 +127,7 @@ async function main() {
       totals.updated += run.updated;
       totals.skipped += run.skipped;
       writeProgress(
-        `${progressBar(index + 1, days.length)} ${day} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}${unknownStatesText(run)}`,
+        `${progressBar(index + 1, days.length)} ${day} ${run.outcome}${viaSourceText(run)}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}${unknownStatesText(run)}`,
       );
       if (run.outcome === 'failed') process.stderr.write(`${isTerminal ? '\n' : ''}  ${day}: ${run.error}\n`);
       if (run.isSetupProblem) {
@@ -210,7 +210,7 @@ async function runIncremental(service: IngestionService, force: boolean) {
     return;
   }
   console.log(
-    `Ingestion run #${run.runId} ${run.outcome} via ${run.source ?? '-'}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped` +
+    `Ingestion run #${run.runId} ${run.outcome}${viaSourceText(run)}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped` +
       `${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}${unknownStatesText(run)}${tail}`,
   );
   // Which states, as the run's notes on /admin/ingestion say it.
@@ -234,6 +234,11 @@ function sourceProblems(run: RunSummary): string[] {
     const note = run.sourceNotes[name];
     return note !== undefined && SOURCE_PROBLEM.test(note) ? [`${name}: ${note}`] : [];
   });
+}
+
+/** The source that answered; a run no source answered (a FALLBACK_CSV that cannot be read) said 'via -'. */
+function viaSourceText(run: RunSummary): string {
+  return run.source ? ` via ${run.source}` : '';
 }
 
 /** Jobs stored in a state the app does not know stay unbilled: the run's line says how many. */

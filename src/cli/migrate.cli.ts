@@ -1,13 +1,13 @@
-import { ConfigError, loadConfig } from '../config/config.js';
+import { loadConfig } from '../config/config.js';
 import { applyMigrations } from '../db/migrations.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
-import { refuseArguments, runTool } from './run-tool.js';
+import { missingDatabaseUrl, refuseArguments, runTool } from './run-tool.js';
 
 /** `npm run db:migrate`: applies pending migrations to DATABASE_URL. */
 async function main() {
   refuseArguments('npm run db:migrate', 'it applies every pending migration in prisma/migrations to DATABASE_URL.');
   const config = loadConfig();
-  if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to run migrations']);
+  if (!config.databaseUrl) throw missingDatabaseUrl('to run migrations');
   // The summary below is the result; a JSON line per migration (info) would only repeat it.
   const logger = createToolLogger(resultToolLogLevel(config.logLevel));
   const applied = await applyMigrations(config.databaseUrl, logger);

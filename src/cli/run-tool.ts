@@ -1,4 +1,5 @@
-import { CONFIG_ERROR_EXIT_CODE, ConfigError } from '../config/config.js';
+import { CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from '../config/config.js';
+import { isEmbeddedDatabaseUrl } from '../db/embedded-postgres.js';
 import { isDatabaseUnavailable, sqlStateOf } from '../shared/errors.js';
 
 /**
@@ -12,9 +13,19 @@ export function runTool(
   exitCodeOf: (error: unknown) => number | undefined = () => undefined,
 ) {
   main().catch((error: unknown) => {
-    console.error(describeToolError(error));
+    console.error(describeToolError(error, configuredDatabaseUrl()));
     process.exit(error instanceof ConfigError ? CONFIG_ERROR_EXIT_CODE : (exitCodeOf(error) ?? 1));
   });
+}
+
+/**
+ * The problem a tool reports when it needs DATABASE_URL and has none, saying where the demo's is:
+ * the embedded PostgreSQL's port is new on every start, and only `npm start`'s banner prints it.
+ */
+export function missingDatabaseUrl(need: string): ConfigError {
+  return new ConfigError([
+    `DATABASE_URL: is required ${need}; for the demo that npm start runs, paste the export line its start-up banner prints 'for npm run ingest / user:* in another shell' (the embedded PostgreSQL's port changes on every start)`,
+  ]);
 }
 
 /** A command line the tool cannot take (EX_USAGE), as `npm run ingest` exits for a bad option. */
@@ -37,15 +48,31 @@ export function refuseArguments(command: string, whatItDoes: string, args = proc
  * which tells the person running the tool nothing; a database that cannot be reached is said to
  * be one, so that a wrong DATABASE_URL or a stopped server is not mistaken for a bug.
  */
-export function describeToolError(error: unknown): string {
+export function describeToolError(error: unknown, databaseUrl?: string): string {
   if (!(error instanceof Error)) return String(error);
   const message = withoutPrismaCallSite(error.message);
-  if (isDatabaseUnavailable(error)) return `The database cannot be reached (DATABASE_URL): ${message}`;
+  if (isDatabaseUnavailable(error)) {
+    // The demo's URL, pasted from the banner of a start before the last, names a port nothing listens on now.
+    const demoHint =
+      databaseUrl !== undefined && isEmbeddedDatabaseUrl(databaseUrl)
+        ? "; this is the URL of the demo's embedded PostgreSQL, whose port changes on every start of the app: while it runs, paste the export line its start-up banner prints 'for npm run ingest / user:* in another shell' again"
+        : '';
+    return `The database cannot be reached (DATABASE_URL): ${message}${demoHint}`;
+  }
   // A new DATABASE_URL before `npm run db:migrate` (db:seed first, say) said only that a table does not
   // exist, which read like a bug rather than a step left out.
   return isMissingTable(error)
     ? `${message}\nThe database is missing tables this version needs: apply its migrations with npm run db:migrate first (npm start applies them itself).`
     : message;
+}
+
+/** The tool's DATABASE_URL, read as the tool read it; none when the configuration itself failed. */
+function configuredDatabaseUrl(): string | undefined {
+  try {
+    return loadConfig().databaseUrl;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Prisma's "table does not exist" (P2021), or PostgreSQL's undefined_table from a query of our own. */

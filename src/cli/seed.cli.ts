@@ -3,7 +3,7 @@ import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { seedDemoIfEmpty } from '../modules/demo/demo.service.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
-import { refuseArguments, runTool } from './run-tool.js';
+import { missingDatabaseUrl, refuseArguments, runTool } from './run-tool.js';
 
 /** `npm run db:seed`: the demo data into an empty DATABASE_URL (refused in production). */
 async function main() {
@@ -13,7 +13,7 @@ async function main() {
   );
   const config = loadConfig();
   configureAuditChain(config.audit);
-  if (!config.databaseUrl) throw new ConfigError(['DATABASE_URL: is required to seed']);
+  if (!config.databaseUrl) throw missingDatabaseUrl('to seed');
   if (config.isProduction) throw new ConfigError(['APP_ENV: demo data is never seeded in production']);
   // The line below is the result; the seeding's ingestion run and `demo data seeded` (info) repeat it.
   const logger = createToolLogger(resultToolLogLevel(config.logLevel));

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config/config.js';
+import { loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { ZRole, ZUsername } from '../modules/users/users.schema.js';
@@ -8,7 +8,7 @@ import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
 import { createToolLogger } from '../shared/logger.js';
 import { ZNewPassword } from '../shared/password-policy.js';
-import { runTool, USAGE_EXIT_CODE } from './run-tool.js';
+import { missingDatabaseUrl, runTool, USAGE_EXIT_CODE } from './run-tool.js';
 
 const USAGE = `Usage:
   npm run user:create -- --username NAME [--role admin|user] [--password-stdin]
@@ -133,8 +133,7 @@ async function main() {
   if (!role.success) throw new UsageError('--role must be admin or user.');
   const config = loadConfig();
   configureAuditChain(config.audit);
-  if (!config.databaseUrl)
-    throw new ConfigError(['DATABASE_URL: is required (the user tools work on a configured database)']);
+  if (!config.databaseUrl) throw missingDatabaseUrl('(the user tools work on a configured database)');
   const db = openDatabase(config.databaseUrl, {
     poolMax: 2,
     queryTimeoutMs: config.dbQueryTimeoutMs,

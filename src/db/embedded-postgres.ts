@@ -24,6 +24,20 @@ const USER = 'postgres';
 // The cluster only listens on loopback; the password keeps other local users out.
 const PASSWORD = 'embedded-postgres';
 
+/** The URL of the embedded PostgreSQL listening on `port`, as the start-up banner prints it. */
+export function embeddedDatabaseUrl(port: number): string {
+  return `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}/${DATABASE_NAME}`;
+}
+
+/** Whether a DATABASE_URL is the embedded PostgreSQL's of some start (its port aside). */
+export function isEmbeddedDatabaseUrl(url: string): boolean {
+  try {
+    return embeddedDatabaseUrl(Number(new URL(url).port)) === url;
+  } catch {
+    return false;
+  }
+}
+
 /** A free TCP port on loopback, chosen by the kernel. */
 export async function findFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -303,7 +317,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   await client.end();
   logger.info({ port, databaseDir }, 'embedded PostgreSQL started');
   return {
-    url: `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}/${DATABASE_NAME}`,
+    url: embeddedDatabaseUrl(port),
     stop: async () => {
       isStopping = true;
       process.removeListener('exit', stopOnExit);

@@ -38,11 +38,18 @@ describe('every command-line tool, given a bad setting', () => {
     expect(result).toEqual({ code: 78, output: PROBLEM_LIST });
   });
 
+  // A newcomer who runs a tool beside the demo is told where the demo's DATABASE_URL is: it said only
+  // that one is required, and the embedded database's port is new on every start.
+  const DEMO_HINT =
+    "; for the demo that npm start runs, paste the export line its start-up banner prints 'for npm run ingest / user:* in another shell' (the embedded PostgreSQL's port changes on every start)";
+
   it.each([
-    ['audit-verify.cli.ts', 'DATABASE_URL: is required to verify the audit log'],
-    ['migrate.cli.ts', 'DATABASE_URL: is required to run migrations'],
-    ['user.cli.ts', 'DATABASE_URL: is required (the user tools work on a configured database)'],
-  ])('%s exits 78 without the DATABASE_URL it needs', async (tool, problem) => {
+    ['audit-verify.cli.ts', `DATABASE_URL: is required to verify the audit log${DEMO_HINT}`],
+    ['ingest.cli.ts', `DATABASE_URL: is required to ingest${DEMO_HINT}`],
+    ['migrate.cli.ts', `DATABASE_URL: is required to run migrations${DEMO_HINT}`],
+    ['seed.cli.ts', `DATABASE_URL: is required to seed${DEMO_HINT}`],
+    ['user.cli.ts', `DATABASE_URL: is required (the user tools work on a configured database)${DEMO_HINT}`],
+  ])('%s exits 78 without the DATABASE_URL it needs, saying where the demo prints its own', async (tool, problem) => {
     const result = await runToExit(
       process.execPath,
       ['--import', 'tsx', `src/cli/${tool}`, ...(VALID_ARGUMENTS[tool] ?? [])],
@@ -74,5 +81,40 @@ describe('every command-line tool, given a database it cannot reach', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^The database cannot be reached \(DATABASE_URL\): .*127\.0\.0\.1:1\b/);
     expect(result.output).not.toContain('not-shown');
+  });
+});
+
+describe("every command-line tool, given the demo's DATABASE_URL from an earlier start", () => {
+  // The banner's line pasted before the demo was restarted: its embedded PostgreSQL listens on a new
+  // port now, and the tools said only that the database could not be reached.
+  const STALE_DEMO_URL = { DATABASE_URL: 'postgresql://postgres:embedded-postgres@127.0.0.1:1/hpc_billing' };
+  const REACHING_THE_DATABASE: Record<string, string[]> = {
+    ...VALID_ARGUMENTS,
+    'user.cli.ts': ['disable', '--username', 'ops'],
+  };
+
+  it.each(tools)('%s says, on the same line, to paste the running demo banner line again', async (tool) => {
+    const result = await runToExit(
+      process.execPath,
+      ['--import', 'tsx', `src/cli/${tool}`, ...(REACHING_THE_DATABASE[tool] ?? [])],
+      { cwd: PROJECT_ROOT, env: STALE_DEMO_URL },
+    );
+    expect(result.code).toBe(1);
+    const lines = result.output.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^The database cannot be reached \(DATABASE_URL\): .*127\.0\.0\.1:1\b/);
+    expect(lines[0]).toContain(
+      "; this is the URL of the demo's embedded PostgreSQL, whose port changes on every start of the app: " +
+        "while it runs, paste the export line its start-up banner prints 'for npm run ingest / user:* in another shell' again",
+    );
+  });
+
+  it('a database of its own on that port is not taken for the demo', async () => {
+    const result = await runToExit(process.execPath, ['--import', 'tsx', 'src/cli/migrate.cli.ts'], {
+      cwd: PROJECT_ROOT,
+      env: { DATABASE_URL: 'postgresql://billing:secret@127.0.0.1:1/hpc_billing' },
+    });
+    expect(result.code).toBe(1);
+    expect(result.output).not.toContain('demo');
   });
 });

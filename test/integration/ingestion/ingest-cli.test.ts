@@ -190,6 +190,9 @@ describe('npm run ingest over an sacct file that cannot be read as set up', () =
       const result = await runIngestCli(['--from', '2026-10-01', '--to', '2026-10-31'], { FALLBACK_CSV: file });
       expect(result.code).toBe(1);
       expect(result.output).toContain(`2026-10-01: file: FALLBACK_CSV ${file} ${reason}`);
+      // No source answered: the day's line said it failed 'via -'.
+      expect(result.output).toMatch(/\] 1\/31 2026-10-01 failed: 0 jobs, 0 new, 0 updated, 0 skipped\n/);
+      expect(result.output).not.toContain('via -');
       expect(result.output).toContain(
         'Backfill 2026-10-01 .. 2026-10-31 stopped: 1 day(s) read, 0 already done, 1 failed; 0 jobs summed over the days',
       );
