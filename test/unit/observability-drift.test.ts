@@ -387,6 +387,7 @@ describe('the alert rules and the code agree', () => {
         'NoWebhooks',
         'AppNotReady',
         'IngestionStale',
+        'IngestionSourceFailing',
         'AuditChainBroken',
       ]),
     );

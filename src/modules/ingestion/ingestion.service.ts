@@ -144,6 +144,7 @@ export function createIngestionService(deps: IngestionDeps) {
   // can have, and a failed run, which has no source.
   for (const source of deps.sources) {
     for (const outcome of ['success', 'partial']) metrics.ingestRuns.inc({ source: source.name, outcome }, 0);
+    metrics.ingestSourceFailures.inc({ source: source.name }, 0);
   }
   metrics.ingestRuns.inc({ source: 'none', outcome: 'failed' }, 0);
 
@@ -493,6 +494,9 @@ export function createIngestionService(deps: IngestionDeps) {
               ? 'configuration error'
               : 'failed';
         notes[source.name] = kind ? `${kind}: ${message}` : message;
+        // Counted whether or not a fallback answers the run: a run answered by sacct is fresh, so
+        // only this counter (alert IngestionSourceFailing) tells that slurmrestd has been failing.
+        if (kind) metrics.ingestSourceFailures.inc({ source: source.name });
         failures.push(`${source.name}: ${message}`);
         if (!(error instanceof SourceConfigError)) isEveryFailureSetup = false;
         logger.warn({ source: source.name, err: message, runId }, `ingestion source ${kind ?? 'stopped'}`);

@@ -269,6 +269,12 @@ export function createMetrics(options: MetricsOptions = {}) {
       labelNames: ['source', 'outcome'] as const,
       registers,
     }),
+    ingestSourceFailures: new Counter({
+      name: 'slurm_ingest_source_failures_total',
+      help: 'Ingestion sources that failed when a run tried them, by source (a later source in the chain may have answered the run).',
+      labelNames: ['source'] as const,
+      registers,
+    }),
     ingestJobs: new Counter({
       name: 'slurm_ingest_jobs_total',
       help: 'Jobs seen by ingestion, by result (inserted, updated, unchanged, skipped).',

@@ -800,6 +800,23 @@ describe('sources in order, and failures', () => {
     );
   });
 
+  it('counts each failed source in the metrics, whether or not a fallback answered (IngestionSourceFailing)', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    const chain = service([failing('slurmrestd', new Error('HTTP 401: token expired')), source]);
+    const failuresOf = async () => metrics.registry.getSingleMetricAsString('slurm_ingest_source_failures_total');
+    // Before the first run: each configured source at 0, so increase() sees its first failure.
+    expect(await failuresOf()).toContain('slurm_ingest_source_failures_total{source="slurmrestd"} 0');
+    expect(await failuresOf()).toContain('slurm_ingest_source_failures_total{source="file"} 0');
+    const run = await finishedRun(chain.runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'success', source: 'file' });
+    await finishedRun(chain.runOnce({ trigger: 'manual', window: WINDOW, force: true }));
+    expect(await failuresOf()).toContain('slurm_ingest_source_failures_total{source="slurmrestd"} 2');
+    expect(await failuresOf()).toContain('slurm_ingest_source_failures_total{source="file"} 0');
+    expect(await metrics.registry.getSingleMetricAsString('slurm_ingest_runs_total')).toContain(
+      'slurm_ingest_runs_total{source="file",outcome="success"} 2',
+    );
+  });
+
   it('counts runs and jobs in the metrics', async () => {
     const { source } = fileSource('final/sacct-steps-extra.psv');
     await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
