@@ -19,7 +19,13 @@ import { invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TWindowQuery, ZWindowQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
-import { printableHasNoJson, receiptFactsJson, receiptWithItemsJson, sendPrintableReceipt } from './receipts.routes.js';
+import {
+  backToReceipt,
+  printableHasNoJson,
+  receiptFactsJson,
+  receiptWithItemsJson,
+  sendPrintableReceipt,
+} from './receipts.routes.js';
 import {
   PAYMENT_METHODS,
   type TReceiptFilter,
@@ -411,6 +417,9 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/receipts/:id/items.csv', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    // Found first, so that a refusal of the export itself leads back to the receipt, which is there.
+    await receipts.assertFound(id);
+    offerWayBack(res, backToReceipt(`/admin/receipts/${id}`, id));
     await csvExports.send(req, res, {
       kind: 'receipt_items',
       username: sessionUserOf(req).username,
