@@ -329,6 +329,17 @@ export function adminBillingRoutes(deps: {
       res.json(adminReceiptsJson(filter, await receipts.listForAdmin(filter)));
       return;
     }
+    const typedFilter = Object.fromEntries(
+      (['status', 'user', 'start', 'end', 'run'] as const).map((name) => [name, typedIn(req.query, name)]),
+    );
+    // A page past the last is the one refusal shown as an error page (an old bookmark, filters that now match
+    // fewer receipts): it leads to page 1 at the filters typed, where it offered only the start page.
+    offerWayBack(
+      res,
+      Object.values(typedFilter).some((value) => value)
+        ? { href: linkTo('/admin/receipts', typedFilter, {}), text: 'Go to page 1' }
+        : BILLING,
+    );
     let filter: TReceiptFilter;
     let result: Awaited<ReturnType<typeof receipts.listForAdmin>>;
     try {
@@ -343,9 +354,7 @@ export function adminBillingRoutes(deps: {
       ) {
         throw error;
       }
-      const filter = Object.fromEntries(
-        (['status', 'user', 'start', 'end', 'run'] as const).map((name) => [name, typedIn(req.query, name)]),
-      );
+      const filter = typedFilter;
       res.status(error.status);
       if (error instanceof UnknownRunFilterError) {
         // No run to name or link back to: the list without it is the way out.
