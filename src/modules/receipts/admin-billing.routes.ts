@@ -406,6 +406,11 @@ export function adminBillingRoutes(deps: {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
+    if (page > 1) {
+      // A page past the last (an old link) leads to the receipt's page 1, once the receipt is known to be there.
+      await receipts.assertFound(id);
+      offerWayBack(res, { href: `/admin/receipts/${id}`, text: 'Go to page 1' });
+    }
     if (prefersJson(req)) {
       res.json(adminReceiptJson(await receipts.getById(id, page)));
       return;

@@ -341,6 +341,12 @@ export function receiptsRoutes(deps: {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
     const username = sessionUserOf(req).username;
+    if (page > 1) {
+      // A page past the last (an old link) leads to the receipt's page 1, once the receipt is known to be
+      // there: another user's receipt keeps My receipts as its way back.
+      await receipts.assertFound(id, username);
+      offerWayBack(res, { href: `/me/receipts/${id}`, text: 'Go to page 1' });
+    }
     if (prefersJson(req)) {
       res.json(ownReceiptJson(await receipts.getForUser(username, id, page)));
       return;
