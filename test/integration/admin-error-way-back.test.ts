@@ -51,6 +51,16 @@ describe('an admin finance page that cannot be shown', () => {
       'Open Month-end runs',
     ],
     ['/admin/month-end?page=3', 404, 'there is no page 3', '/admin/month-end', 'Open Month-end runs'],
+    // A page of Billing past the last (an old bookmark, a filter that now matches fewer receipts) had only
+    // the start page: Billing itself, or its page 1 at the filters typed.
+    ['/admin/receipts?page=2', 404, 'there is no page 2', '/admin/receipts', 'Open Billing'],
+    [
+      '/admin/receipts?user=alice&status=pending&start=2026-01-01&page=3',
+      404,
+      'The filters match 0 receipts on 1 page; there is no page 3.',
+      '/admin/receipts?status=pending&amp;user=alice&amp;start=2026-01-01',
+      'Go to page 1',
+    ],
     ['/admin/payments?older=1&newer=2', 400, 'Give older or newer, not both.', '/admin/payments', 'Open Payments'],
   ])('%s gets %i, the reason and a link back', async (path, status, reason, href, text) => {
     const page = await boss.get(path).set('Accept', BROWSER_ACCEPT);

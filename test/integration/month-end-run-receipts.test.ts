@@ -117,6 +117,22 @@ describe("a month-end run's receipts", () => {
     expect(await db.prisma.receipt.count()).toBe(before);
   });
 
+  it.each([
+    ['2147483648', 'Month-end run: must be at most 2147483647'],
+    ['01', 'Month-end run: must be written without leading zeros'],
+  ])(
+    'a run filter of digits refused as a run id (run=%s) names no run either: its page is a 400 too',
+    async (run, reason) => {
+      const refused = await html(`/admin/receipts?run=${run}`).expect(400);
+      const text = visibleTextOf(refused.text);
+      expect(text).toContain(reason);
+      expect(text).not.toContain(`Receipts made by month-end run #${run}`);
+      expect(text).toContain('Show every receipt');
+      expect(refused.text).not.toContain(`href="/admin/month-end/${run}"`);
+      expect(refused.text).not.toContain('name="run"');
+    },
+  );
+
   it('a run filter refused for another field keeps its run: banner, link back and the Filter button', async () => {
     const refused = await html('/admin/receipts?run=1&status=bogus').expect(400);
     expect(visibleTextOf(refused.text)).toContain('Receipts made by month-end run #1.');

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { billJobs } from '../support/receipt-steps.js';
 import { type Agent, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -13,14 +14,17 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 let db: TestDatabase;
 let alice: Agent;
 let boss: Agent;
+let bob: Agent;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
   await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
+  await buildUser(db.prisma, { username: 'bob', password: 'bob-password' });
   await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
   const app = buildTestApp(db);
   alice = await signInAs(app, 'alice', 'alice-password');
+  bob = await signInAs(app, 'bob', 'bob-password');
   boss = await signInAs(app, 'boss', 'boss-password');
 });
 afterAll(() => db?.drop());
@@ -75,5 +79,25 @@ describe('a receipt page that cannot be shown', () => {
     const answer = await alice.get('/me/receipts/999999').set('Accept', 'application/json');
     expect(answer.status).toBe(404);
     expect(answer.body).toEqual({ error: 'Receipt #999999 was not found.', code: 404 });
+  });
+
+  it("leads a page of a receipt past its last to the receipt's page 1, not the whole list", async () => {
+    await buildJobs(db, [{ user: 'alice', jobId: '4242', end: '2026-01-10T10:00:00Z' }]);
+    const id = await billJobs(alice, '2026-01-31');
+    for (const [agent, path] of [
+      [alice, `/me/receipts/${id}`],
+      [boss, `/admin/receipts/${id}`],
+    ] as const) {
+      const page = await agent.get(`${path}?page=2`).set('Accept', BROWSER_ACCEPT);
+      expect(page.status, path).toBe(404);
+      expect(page.text, path).toContain(`Receipt #${id} lists 1 job on 1 page; there is no page 2.`);
+      expect(page.text, path).toContain(`<a href="${path}">Go to page 1</a>`);
+    }
+    // Another user's receipt is not there for bob, whatever the page: no link to it.
+    const bobs = await bob.get(`/me/receipts/${id}?page=2`).set('Accept', BROWSER_ACCEPT);
+    expect(bobs.status).toBe(404);
+    expect(bobs.text).toContain(`Receipt #${id} was not found.`);
+    expect(bobs.text).toContain('<a href="/me/receipts">Open My receipts</a>');
+    expect(bobs.text).not.toContain(`/me/receipts/${id}"`);
   });
 });

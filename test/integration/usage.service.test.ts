@@ -372,7 +372,7 @@ describe('usage of one user', () => {
     expect(page.charts.map((chart) => chart.svg).join('')).not.toMatch(/<script|style=/);
   });
 
-  it('lists billed jobs with their live receipt, newest receipt first, then by end', async () => {
+  it("lists billed jobs with their live receipt, newest receipt first, then each receipt's jobs newest first", async () => {
     const { usage, receipts } = buildServices();
     const [first, second, third, fourth] = await buildJobs(db, [
       { user: 'alice', end: '2025-09-10T00:00:00Z' },
@@ -399,9 +399,9 @@ describe('usage of one user', () => {
     if (page.view !== 'billed') throw new Error('expected the billed view');
     expect(page.rows.map((row) => [row.receiptId, row.jobId, row.receiptStatus])).toEqual([
       [newer.id, fourth, 'pending'],
-      [older.id, first, 'pending'],
-      [older.id, second, 'pending'],
       [older.id, third, 'pending'],
+      [older.id, second, 'pending'],
+      [older.id, first, 'pending'],
     ]);
     expect(page.count).toBe(4);
   });

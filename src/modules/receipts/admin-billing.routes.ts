@@ -19,7 +19,13 @@ import { invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TWindowQuery, ZWindowExportQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
-import { printableHasNoJson, receiptFactsJson, receiptWithItemsJson, sendPrintableReceipt } from './receipts.routes.js';
+import {
+  backToReceipt,
+  printableHasNoJson,
+  receiptFactsJson,
+  receiptWithItemsJson,
+  sendPrintableReceipt,
+} from './receipts.routes.js';
 import {
   PAYMENT_METHODS,
   type TReceiptFilter,
@@ -323,6 +329,17 @@ export function adminBillingRoutes(deps: {
       res.json(adminReceiptsJson(filter, await receipts.listForAdmin(filter)));
       return;
     }
+    const typedFilter = Object.fromEntries(
+      (['status', 'user', 'start', 'end', 'run'] as const).map((name) => [name, typedIn(req.query, name)]),
+    );
+    // A page past the last is the one refusal shown as an error page (an old bookmark, filters that now match
+    // fewer receipts): it leads to page 1 at the filters typed, where it offered only the start page.
+    offerWayBack(
+      res,
+      Object.values(typedFilter).some((value) => value)
+        ? { href: linkTo('/admin/receipts', typedFilter, {}), text: 'Go to page 1' }
+        : BILLING,
+    );
     let filter: TReceiptFilter;
     let result: Awaited<ReturnType<typeof receipts.listForAdmin>>;
     try {
@@ -337,9 +354,7 @@ export function adminBillingRoutes(deps: {
       ) {
         throw error;
       }
-      const filter = Object.fromEntries(
-        (['status', 'user', 'start', 'end', 'run'] as const).map((name) => [name, typedIn(req.query, name)]),
-      );
+      const filter = typedFilter;
       res.status(error.status);
       if (error instanceof UnknownRunFilterError) {
         // No run to name or link back to: the list without it is the way out.
@@ -391,6 +406,11 @@ export function adminBillingRoutes(deps: {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
+    if (page > 1) {
+      // A page past the last (an old link) leads to the receipt's page 1, once the receipt is known to be there.
+      await receipts.assertFound(id);
+      offerWayBack(res, { href: `/admin/receipts/${id}`, text: 'Go to page 1' });
+    }
     if (prefersJson(req)) {
       res.json(adminReceiptJson(await receipts.getById(id, page)));
       return;
@@ -411,6 +431,9 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/receipts/:id/items.csv', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    // Found first, so that a refusal of the export itself leads back to the receipt, which is there.
+    await receipts.assertFound(id);
+    offerWayBack(res, backToReceipt(`/admin/receipts/${id}`, id));
     await csvExports.send(req, res, {
       kind: 'receipt_items',
       username: sessionUserOf(req).username,

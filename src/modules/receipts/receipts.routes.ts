@@ -243,6 +243,14 @@ const RECEIPT_REFUSALS = [400, 409, 422];
 /** Where a receipt that cannot be shown (not found, a page past the last) sends the researcher. */
 export const MY_RECEIPTS: BackLink = { href: '/me/receipts', text: 'Open My receipts' };
 
+/**
+ * Where a refused download of a receipt that is there (its items CSV with an option edited by hand,
+ * or no export slot free) sends the browser: the receipt whose link it was, not the whole list.
+ */
+export function backToReceipt(receiptUrl: string, id: number): BackLink {
+  return { href: receiptUrl, text: `Back to receipt #${id}` };
+}
+
 /** A researcher's receipts: create one, list them, open one (printable). */
 export function receiptsRoutes(deps: {
   receipts: ReceiptsService;
@@ -333,6 +341,12 @@ export function receiptsRoutes(deps: {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
     const username = sessionUserOf(req).username;
+    if (page > 1) {
+      // A page past the last (an old link) leads to the receipt's page 1, once the receipt is known to be
+      // there: another user's receipt keeps My receipts as its way back.
+      await receipts.assertFound(id, username);
+      offerWayBack(res, { href: `/me/receipts/${id}`, text: 'Go to page 1' });
+    }
     if (prefersJson(req)) {
       res.json(ownReceiptJson(await receipts.getForUser(username, id, page)));
       return;
@@ -355,6 +369,10 @@ export function receiptsRoutes(deps: {
     offerWayBack(res, MY_RECEIPTS);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { username } = sessionUserOf(req);
+    // Found first: another user's receipt stays a 404 whatever the query, and a refusal of the
+    // export itself can then lead back to the receipt's page, which is there.
+    await receipts.assertFound(id, username);
+    offerWayBack(res, backToReceipt(`/me/receipts/${id}`, id));
     await csvExports.send(req, res, {
       kind: 'receipt_items',
       username,

@@ -334,8 +334,9 @@ export interface BilledRow {
 }
 
 /**
- * Jobs in the window that are on a live receipt, grouped by receipt (newest receipt first), with
- * how many there are and what they cost in all.
+ * Jobs in the window that are on a live receipt, grouped by receipt (newest receipt first), each
+ * receipt's jobs newest first as Jobs lists them (by end, ties by row id, the later first), with how
+ * many there are and what they cost in all.
  * Each job of the window looks up its live item and receipt (LATERAL ... LIMIT 1; the
  * live-item unique index allows one anyway). As a plain join, PostgreSQL chose to walk every
  * receipt item in receipt order to find the page's first rows: 0.75-5 s for a year of a busy
@@ -360,7 +361,7 @@ export async function findBilledPage(
       SELECT b.receipt_id AS "receiptId", b.status::text AS "receiptStatus", b.created_at AS "receiptCreatedAt",
              j.job_key AS "jobId", j.name, j.end_at AS "endAt", b.cost
       ${from}
-      ORDER BY b.receipt_id DESC, j.end_at, j.id LIMIT ${page.limit} OFFSET ${page.offset}`),
+      ORDER BY b.receipt_id DESC, j.end_at DESC, j.id DESC LIMIT ${page.limit} OFFSET ${page.offset}`),
     // The window's total, of every page, adds up the costs as the rows show them (to CURRENCY's
     // minor unit), as Per day's total does (see pricedJobsSql).
     db.$queryRaw<{ count: bigint; cost: Prisma.Decimal }[]>(Prisma.sql`

@@ -359,7 +359,9 @@ export function createUsageService(deps: UsageServiceDeps) {
       );
       const pageCount = assertPageExists(window, 'billed', query.page, count);
       const totals = { jobs: count, cost };
-      return { ...base, view: 'billed' as const, rows, page: query.page, pageCount, count, totals };
+      // The number of the page's first job, for the line that says which jobs a page shows.
+      const first = (query.page - 1) * PAGE_SIZE + 1;
+      return { ...base, view: 'billed' as const, rows, page: query.page, pageCount, count, totals, first };
     }
 
     const { rows, count } = await usageRepository.findJobsPage(deps.db.pool, filter, pricing, {
