@@ -153,3 +153,45 @@ describe('the last admin, refused in the browser', () => {
     },
   );
 });
+
+describe('an admin disabling their own account', () => {
+  it('is refused while another admin could do it, and nothing changes; another admin still can', async () => {
+    const { a, b, agentOfA, agentOfB } = await twoAdmins();
+    const self = await post(agentOfA, a.id, 'disable');
+    expect(self.status).toBe(409);
+    expect(self.body).toEqual({
+      error: 'You cannot disable your own account: you would be signed out of this page at once. Another admin can.',
+      code: 409,
+    });
+    expect(await activeAdmins()).toEqual([a.username, b.username]);
+    // Still signed in: the admin pages still answer.
+    await agentOfA.get('/admin/users').set('Accept', 'application/json').expect(200);
+    await post(agentOfB, a.id, 'disable').then((response) => expect(response.status).toBe(200));
+    expect(await activeAdmins()).toEqual([b.username]);
+  });
+
+  it('comes back as the users page saying why in the browser', async () => {
+    const { a, agentOfA } = await twoAdmins();
+    const refused = await agentOfA
+      .post(`/admin/users/${a.id}/disable`)
+      .set('Accept', 'text/html')
+      .set('X-CSRFToken', await csrfTokenOf(agentOfA))
+      .type('form')
+      .send({})
+      .expect(409);
+    expect(refused.text).toContain('<h1>Users</h1>');
+    expect(refused.text).toContain('You cannot disable your own account');
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { id: a.id } })).isDisabled).toBe(false);
+  });
+});
+
+describe('the users page', () => {
+  it("offers no Disable button on the admin's own row, and one on another admin's", async () => {
+    const { a, b, agentOfA } = await twoAdmins();
+    const page = await agentOfA.get(`/admin/users?q=${a.username}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).not.toContain(`action="/admin/users/${a.id}/disable"`);
+    expect(page.text).toContain('Another admin can disable your account');
+    const other = await agentOfA.get(`/admin/users?q=${b.username}`).set('Accept', 'text/html').expect(200);
+    expect(other.text).toContain(`action="/admin/users/${b.id}/disable"`);
+  });
+});

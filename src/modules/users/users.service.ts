@@ -278,6 +278,10 @@ async function lockForAdminChange(tx: Prisma.TransactionClient, id: number) {
 }
 
 const lastAdminError = () => new ConflictError('This is the last active admin; make another admin first.');
+const selfDisableError = () =>
+  new ConflictError(
+    'You cannot disable your own account: you would be signed out of this page at once. Another admin can.',
+  );
 
 export async function changeRole(db: Db, id: number, role: 'admin' | 'user', context: AuditContext) {
   return db.$transaction(async (tx) => {
@@ -306,6 +310,10 @@ export async function setDisabled(db: Db, id: number, isDisabled: boolean, conte
     if (user.isDisabled === isDisabled) return user;
     if (isDisabled) {
       if (isLastActiveAdmin) throw lastAdminError();
+      // It signed its own session out mid-click: the page came back as "Your account has been
+      // disabled", pointing at the users page the admin could no longer open. Another admin (or
+      // `npm run user:disable`) can still do it.
+      if (user.username === context.actor) throw selfDisableError();
       await usersRepository.signOutSessionsOf(tx, user, { type: 'error', message: ACCOUNT_DISABLED_MESSAGE });
     }
     const updated = await usersRepository.updateDisabled(tx, id, isDisabled);
