@@ -345,7 +345,7 @@ export function usersRoutes(deps: {
       const id = parseInput(ZUserId, req.params.id, 'user id');
       let user: usersService.UserRecord;
       try {
-        user = await usersService.setDisabled(db, id, isDisabled, auditContextOf(req));
+        user = await usersService.setDisabled(db, id, isDisabled, auditContextOf(req), sessionUserOf(req).id);
       } catch (error) {
         if (await refuseUserChange(req, res, error)) return;
         throw error;

@@ -304,7 +304,14 @@ export async function changeRole(db: Db, id: number, role: 'admin' | 'user', con
  * Disabling also signs out every session the user has; each keeps only a message saying why, so
  * the user is told on their next request instead of landing on the sign-in page unexplained.
  */
-export async function setDisabled(db: Db, id: number, isDisabled: boolean, context: AuditContext) {
+export async function setDisabled(
+  db: Db,
+  id: number,
+  isDisabled: boolean,
+  context: AuditContext,
+  /** The signed-in user making the change, if any (not `npm run user:disable`): they cannot disable themselves. */
+  actingUserId?: number,
+) {
   return db.$transaction(async (tx) => {
     const { user, isLastActiveAdmin } = await lockForAdminChange(tx, id);
     if (user.isDisabled === isDisabled) return user;
@@ -313,7 +320,7 @@ export async function setDisabled(db: Db, id: number, isDisabled: boolean, conte
       // It signed its own session out mid-click: the page came back as "Your account has been
       // disabled", pointing at the users page the admin could no longer open. Another admin (or
       // `npm run user:disable`) can still do it.
-      if (user.username === context.actor) throw selfDisableError();
+      if (user.id === actingUserId) throw selfDisableError();
       await usersRepository.signOutSessionsOf(tx, user, { type: 'error', message: ACCOUNT_DISABLED_MESSAGE });
     }
     const updated = await usersRepository.updateDisabled(tx, id, isDisabled);
