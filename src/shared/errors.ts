@@ -350,6 +350,10 @@ export function isPoolClosedByShutdown(error: unknown, depth = 0): boolean {
 // Errors that mean "the database cannot be reached right now", not "this request is wrong":
 // the socket (pg), PostgreSQL refusing connections (SQLSTATE class 08, 57P01-57P03, 53300),
 // no answer in time (DatabaseTimeoutError), and Prisma's and its pg adapter's names for the same.
+// So is a connection PostgreSQL refuses for DATABASE_URL itself: its database does not exist
+// (3D000: dropped, restored under another name, misspelt) or its role or password is refused
+// (class 28). Only opening a connection raises them; they were each request's "unhandled error"
+// and 500, and each scheduled ingestion's "crashed", while /readyz said "database unavailable".
 const UNREACHABLE_SOCKET_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -360,7 +364,7 @@ const UNREACHABLE_SOCKET_CODES = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
 ]);
-const UNREACHABLE_SQL_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+const UNREACHABLE_SQL_STATES = new Set(['57P01', '57P02', '57P03', '53300', '3D000']);
 const UNREACHABLE_PRISMA_CODES = new Set(['P1001', 'P1002', 'P1017', 'P2024']);
 const UNREACHABLE_ADAPTER_KINDS = new Set([
   'DatabaseNotReachable',
@@ -377,7 +381,7 @@ export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   if (error instanceof DatabaseTimeoutError) return true;
   const { code, kind, message } = error as { code?: unknown; kind?: unknown; message?: unknown };
   const state = sqlStateOf(error);
-  if (state !== undefined && (state.startsWith('08') || UNREACHABLE_SQL_STATES.has(state))) return true;
+  if (state !== undefined && (/^(08|28)/.test(state) || UNREACHABLE_SQL_STATES.has(state))) return true;
   if (typeof code === 'string' && (UNREACHABLE_SOCKET_CODES.has(code) || UNREACHABLE_PRISMA_CODES.has(code))) {
     return true;
   }

@@ -42,7 +42,7 @@ function dashboardQueries(title: string): string[] {
 }
 
 function withGrafanaVariables(expression: string): string {
-  return expression.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '1m');
+  return expression.replaceAll('$__rate_interval', '1m').replaceAll('$__interval', '1m').replaceAll('$__range', '1m');
 }
 
 async function waitFor<T>(what: string, attempt: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {

@@ -15,6 +15,9 @@ describe('isDatabaseUnavailable', () => {
     ['PostgreSQL starting up (57P03)', { code: '57P03', severity: 'FATAL' }],
     ['too many connections (53300)', { code: '53300', severity: 'FATAL' }],
     ['a connection exception (08006)', { code: '08006' }],
+    ['a database that does not exist (3D000)', { code: '3D000', severity: 'FATAL' }],
+    ['a role that does not exist (28000)', { code: '28000', severity: 'FATAL' }],
+    ['a wrong password (28P01)', { code: '28P01', severity: 'FATAL' }],
     ["Prisma's cannot reach (P1001)", prismaError('P1001')],
     ["Prisma's pool timeout (P2024)", prismaError('P2024')],
     [

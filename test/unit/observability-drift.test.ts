@@ -353,6 +353,46 @@ describe('the service-level figures leave out the probes', () => {
   });
 });
 
+describe("the dashboard's count panels", () => {
+  // A panel of counts draws increase() at every step. Over $__rate_interval (at least 4 scrapes,
+  // 1 minute) at Grafana's step for the time range (15-20 s over a few hours), the windows of
+  // neighbouring points overlapped and each event was drawn 3 or 4 times: one receipt read as
+  // 1.1, 1.3, 1.1, and 42 failed sign-ins in a live Prometheus summed to 163 over the points.
+  // Each point counts its own step instead ($__interval), which the panel's min interval keeps at
+  // 1 minute or more, so that a window holds enough scrapes for increase().
+  const MIN_INTERVAL_SEC = 60;
+  const seconds = (interval: string) => {
+    const match = /^(\d+)(s|m|h)$/.exec(interval);
+    return match ? Number(match[1]) * { s: 1, m: 60, h: 3600 }[match[2] as 's' | 'm' | 'h'] : 0;
+  };
+  const countPanels = (readDashboard().panels as (DashboardPanel & { interval?: string })[]).filter((panel) =>
+    (panel.targets ?? []).some((target) => /\bincrease\(/.test(target.expr)),
+  );
+
+  it('count each event at one point: increase() over the step, never over overlapping windows', () => {
+    expect(countPanels.length).toBeGreaterThanOrEqual(7);
+    const overlapping = countPanels.flatMap((panel) =>
+      (panel.targets ?? [])
+        .filter((target) => /\bincrease\([^)]*\[\$__rate_interval\]\)/.test(target.expr))
+        .map((target) => `${panel.title}: ${target.expr}`),
+    );
+    expect(overlapping).toEqual([]);
+    for (const panel of countPanels) {
+      for (const target of panel.targets ?? []) {
+        if (/\bincrease\(/.test(target.expr)) expect(target.expr, panel.title).toContain('[$__interval])');
+      }
+    }
+  });
+
+  it('set a min interval of at least a minute, so each step holds 4 scrapes of 15 s', () => {
+    for (const panel of countPanels) {
+      expect(seconds(panel.interval ?? ''), `${panel.title}: interval ${panel.interval}`).toBeGreaterThanOrEqual(
+        MIN_INTERVAL_SEC,
+      );
+    }
+  });
+});
+
 describe('the alert rules and the code agree', () => {
   it('read only metrics the app exposes (or Prometheus adds)', async () => {
     const exposed = await exposedNames();
