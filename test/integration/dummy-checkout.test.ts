@@ -17,8 +17,8 @@ beforeAll(async () => {
 afterAll(() => db?.drop());
 
 let payerCount = 0;
-/** A researcher at the dummy checkout of their receipt's first payment, still pending. */
-async function atCheckout() {
+/** A new researcher, signed in, with a receipt of one job and no payment started. */
+async function withUnpaidReceipt() {
   payerCount += 1;
   const username = `payer${payerCount}`;
   await buildUser(db.prisma, { username, password: `${username}-password` });
@@ -30,6 +30,12 @@ async function atCheckout() {
     .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
   expect(created.status, created.text.slice(0, 200)).toBe(303);
   const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
+  return { agent, receiptId };
+}
+
+/** A researcher at the dummy checkout of their receipt's first payment, still pending. */
+async function atCheckout() {
+  const { agent, receiptId } = await withUnpaidReceipt();
   const started = await agent
     .post(`/payments/receipt/${receiptId}/start`)
     .type('form')
@@ -184,16 +190,7 @@ describe('the payer pages asked for JSON', () => {
   });
 
   it('the Pay confirmation page is 406 naming the POST that starts a payment, and starts none', async () => {
-    payerCount += 1;
-    const username = `payer${payerCount}`;
-    await buildUser(db.prisma, { username, password: `${username}-password` });
-    await buildJobs(db, [{ user: username, end: '2026-01-10T10:00:00Z' }]);
-    const agent = await signInAs(app, username, `${username}-password`);
-    const created = await agent
-      .post('/me/receipt')
-      .type('form')
-      .send({ before: '2026-01-31', csrf_token: await csrfTokenOf(agent) });
-    const receiptId = Number(/\/me\/receipts\/(\d+)/.exec(created.headers.location ?? '')?.[1]);
+    const { agent, receiptId } = await withUnpaidReceipt();
     const response = await agent.get(`/payments/receipt/${receiptId}/start`).set('Accept', 'application/json');
     expect(response.status).toBe(406);
     expect(response.body).toEqual({
