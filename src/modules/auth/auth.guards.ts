@@ -14,7 +14,7 @@ import {
 import { recordAudit } from '../audit/audit.service.js';
 import { FirstRefusals } from '../audit/first-refusals.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { toSafeNextPath } from './auth.service.js';
+import { shortPathOf, toSafeNextPath } from './auth.service.js';
 
 export interface Guards {
   /** Signed-in users only; visitors go to /login?next=... (API clients get 401). */
@@ -40,12 +40,6 @@ function sendToLogin(req: Request, res: Response, next: NextFunction) {
   const isDownload = req.path.endsWith('.csv');
   const nextPath = (isDownload ? referringPageOf(req) : undefined) ?? toSafeNextPath(req.originalUrl);
   res.redirect(302, nextPath ? `/login?next=${encodeURIComponent(nextPath)}` : '/login');
-}
-
-/** The path of a request's URL, without its query, cut short enough to fit in a sentence. */
-function pathOf(url: string): string {
-  const path = new URL(url, 'http://local.invalid').pathname;
-  return path.length > 80 ? `${path.slice(0, 80)}…` : path;
 }
 
 /** How long a user's refusal at an admin page stands for their next ones there in the audit log. */
@@ -93,7 +87,7 @@ export function createGuards(deps: {
       // office, a bookmark, a sign-in's `next`) took My usage for the page the link was to.
       req.session.flash = {
         type: 'warning',
-        message: `The page ${pathOf(req.originalUrl)} is for administrators only, and ${req.user.username} is not one: here is My usage instead.`,
+        message: `The page ${shortPathOf(req.originalUrl)} is for administrators only, and ${req.user.username} is not one: here is My usage instead.`,
       };
       res.redirect(302, '/me');
     },

@@ -15,6 +15,7 @@ import {
   type SessionUser,
   type SignInResult,
   secondsLeft,
+  shortPathOf,
   toSafeNextPath,
 } from './auth.service.js';
 import { type createPassport, signInOnNewSession } from './passport.js';
@@ -56,6 +57,23 @@ function refusalOf(req: Request, typedUsername: string): string {
   const { isAccountDisabled, disabledUsername } = req.session ?? {};
   const isDisabledHere = isAccountDisabled === true && disabledUsername === normalizedUsernameOf(typedUsername);
   return isDisabledHere ? ACCOUNT_DISABLED_MESSAGE : FAILED_MESSAGE;
+}
+
+/**
+ * What the sign-in page says before anyone types a password. Over plain HTTP refused, that the form
+ * cannot work over this connection. Sent here by a page that needs a user (its `next`), that the
+ * page needs a sign-in and that signing in returns there: the bare form left a newcomer who opened a
+ * link to /me/receipts/3 wondering what had become of that page. Not when a notice already waits
+ * (the session ended, or a password change or a disable signed it out): it says more, and why.
+ */
+function signInNoticeOf(req: Request, isHttpsRequired: boolean): string | undefined {
+  if (isPlainHttpRefused(req, isHttpsRequired)) return plainHttpSignInMessageFor(req);
+  if (req.session?.flash) return undefined;
+  // Reloaded after that notice: a disabled account's sign-in will not take anyone anywhere.
+  if (req.session?.isAccountDisabled === true) return undefined;
+  // Only a `next` the sign-in will follow is named: any other is dropped from the form as well.
+  const nextPath = toSafeNextPath(req.query.next);
+  return nextPath ? `Sign in to see ${shortPathOf(nextPath)}: you will be taken there once signed in.` : undefined;
 }
 
 /**
@@ -134,10 +152,7 @@ export function authRoutes(deps: {
 
   router.get('/login', (req, res) => {
     if (req.user) return res.redirect(302, toSafeNextPath(req.query.next) ?? homeOf(req.user));
-    // Said before anyone types a password: the form cannot work over this connection.
-    renderLogin(req, res, {
-      notice: isPlainHttpRefused(req, deps.isHttpsRequired) ? plainHttpSignInMessageFor(req) : undefined,
-    });
+    renderLogin(req, res, { notice: signInNoticeOf(req, deps.isHttpsRequired) });
   });
 
   router.post('/login', (req, res, next) => {
