@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import request from 'supertest';
@@ -5,6 +6,9 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { type Database, openDatabase } from '../../src/db/database.js';
 import { applyMigrations } from '../../src/db/migrations.js';
+import { startIngestionScheduler } from '../../src/modules/ingestion/ingestion.scheduler.js';
+import { createIngestionService } from '../../src/modules/ingestion/ingestion.service.js';
+import { createSacctFileSource } from '../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { buildTestConfig, metricValue } from '../support/test-app.js';
@@ -107,5 +111,37 @@ describe('a new database nobody migrated', () => {
 
     await expectNotReadyForNoSchema(served);
     await expectPagesUnavailable(served);
+  });
+});
+
+describe('the scheduled ingestion over a database with no schema', () => {
+  it('says the run was not started and why (a warning, no stack), not that ingestion crashed', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    await emptySchema(db);
+    const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const capture = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
+    const service = createIngestionService({
+      db,
+      sources: [createSacctFileSource({ path: capture, timeZone: 'UTC', defaultCluster: 'lab' })],
+      unconfigured: {},
+      logger,
+      metrics: createMetrics(),
+      overlapSec: 900,
+      initialLookbackSec: 86_400,
+    });
+    const stop = startIngestionScheduler({ service, intervalSec: 3600, logger, initialDelayMs: 0 });
+    await expect.poll(() => lines.some((line) => line.msg.startsWith('ingestion run '))).toBe(true);
+    await stop();
+
+    const runLines = lines.filter((line) => line.msg.startsWith('ingestion run '));
+    expect(runLines).toEqual([
+      expect.objectContaining({
+        level: 40,
+        msg: `ingestion run not started: ${NO_SCHEMA}; the next interval tries again`,
+        err: expect.stringMatching(/does not exist/),
+      }),
+    ]);
   });
 });
