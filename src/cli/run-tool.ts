@@ -1,6 +1,6 @@
 import { CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from '../config/config.js';
 import { isEmbeddedDatabaseUrl } from '../db/embedded-postgres.js';
-import { isDatabaseUnavailable, sqlStateOf } from '../shared/errors.js';
+import { isDatabaseUnavailable, isMissingTable } from '../shared/errors.js';
 
 /**
  * Runs a command-line tool's main. Whatever it throws ends the process with the message alone on
@@ -73,11 +73,6 @@ function configuredDatabaseUrl(): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Prisma's "table does not exist" (P2021), or PostgreSQL's undefined_table from a query of our own. */
-function isMissingTable(error: Error): boolean {
-  return (error as { code?: unknown }).code === 'P2021' || sqlStateOf(error) === '42P01';
 }
 
 const PRISMA_CALL_SITE = /^Invalid `[^`]*` invocation/;

@@ -1,7 +1,9 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import {
   AppError,
+  DATABASE_HAS_NO_SCHEMA,
   isDatabaseUnavailable,
+  isMissingTable,
   isPoolClosedByShutdown,
   isUniqueViolation,
   isUnstorableText,
@@ -95,6 +97,8 @@ function describe(
   backLink?: { href: string; text: string } | undefined;
   /** The Allow header of a 405 that is not an AppError of its own (a CSRF refusal at an address). */
   allowedMethods?: readonly string[];
+  /** The log line's message for an unexpected error, when it says more than its status. */
+  logSummary?: string;
 } {
   if (error instanceof AppError) return { status: error.status, message: error.message, isExpected: true };
   // A form sent where no route takes it (POST /nope, POST to a page that only shows) is refused by
@@ -196,6 +200,17 @@ function describe(
       isExpected: false,
     };
   }
+  if (isMissingTable(error)) {
+    // The database answers but has none of this release's tables: restored empty (a restore that
+    // failed) or new and never migrated. /readyz says so too; a 500 with a stack at every page read
+    // like a bug in the page. Logged as an error at every request: someone has to migrate or restore.
+    return {
+      status: 503,
+      message: 'The database is unavailable right now. Try again in a moment.',
+      isExpected: false,
+      logSummary: `database unavailable: ${DATABASE_HAS_NO_SCHEMA}`,
+    };
+  }
   return { status: 500, message: 'Something went wrong on our side.', isExpected: false };
 }
 
@@ -211,7 +226,7 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
     // anything (a token, a name) into the logs.
     const route = routeTemplateOf(req, status);
     if (!isExpected) {
-      const summary = status === 503 ? 'database unavailable' : 'unhandled error';
+      const summary = described.logSummary ?? (status === 503 ? 'database unavailable' : 'unhandled error');
       logger.error({ err: error, reqId: req.id, method: methodLabelOf(req.method), route }, summary);
     } else if (isPoolClosedByShutdown(error)) {
       logger.warn(

@@ -320,6 +320,21 @@ export function sqlStateOf(error: unknown, depth = 0): string | undefined {
   return undefined;
 }
 
+/** What /readyz says, and the log of a request that met it, of a database with none of the app's tables. */
+export const DATABASE_HAS_NO_SCHEMA = 'the database has no schema: run npm run db:migrate';
+
+/**
+ * Prisma's "table does not exist" (P2021), or PostgreSQL's undefined_table (42P01) from a query of
+ * our own: the database answers but has not been migrated (a restore that failed, a new database).
+ */
+export function isMissingTable(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  if ((error as { code?: unknown }).code === 'P2021' || sqlStateOf(error) === '42P01') return true;
+  return (
+    searchWrappedErrors(error, depth, (inner, innerDepth) => isMissingTable(inner, innerDepth) || undefined) ?? false
+  );
+}
+
 /**
  * Text PostgreSQL refuses to store: a NUL character (22021) or one the database's encoding
  * lacks (22P05). The input was wrong, not the server; the statement failed, so nothing of it

@@ -33,7 +33,7 @@ export function healthRoutes({ pool, readyTimeoutMs, onReadiness, isDraining }: 
     if (readiness.isReady) res.json({ status: 'ok' });
     // The driver's message names the database's host and port; /readyz is often reachable by
     // anyone who can reach the load balancer, so the detail goes to the log only (onReadiness).
-    else res.status(503).json({ status: 'error', error: 'database unavailable' });
+    else res.status(503).json({ status: 'error', error: readiness.publicError });
   });
   return router;
 }

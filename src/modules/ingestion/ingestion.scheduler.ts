@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable } from '../../shared/errors.js';
+import { DATABASE_HAS_NO_SCHEMA, isDatabaseUnavailable, isMissingTable } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { IngestionService } from './ingestion.service.js';
 
@@ -55,6 +55,14 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
           deps.logger.warn(
             { err: cause },
             'ingestion run not started: the database is unavailable; the next interval tries again',
+          );
+        } else if (isMissingTable(error)) {
+          // A database restored empty or never migrated: nothing crashed either, and there is no
+          // ingestion_runs table to record the run in. /readyz and AppNotReady say so too.
+          const cause = error instanceof Error ? error.message : String(error);
+          deps.logger.warn(
+            { err: cause },
+            `ingestion run not started: ${DATABASE_HAS_NO_SCHEMA}; the next interval tries again`,
           );
         } else deps.logger.error({ err: error }, 'ingestion run crashed');
       })

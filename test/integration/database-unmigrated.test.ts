@@ -1,0 +1,147 @@
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import request from 'supertest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.js';
+import { type Database, openDatabase } from '../../src/db/database.js';
+import { applyMigrations } from '../../src/db/migrations.js';
+import { startIngestionScheduler } from '../../src/modules/ingestion/ingestion.scheduler.js';
+import { createIngestionService } from '../../src/modules/ingestion/ingestion.service.js';
+import { createSacctFileSource } from '../../src/modules/ingestion/sacct-file.source.js';
+import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { buildTestConfig, metricValue } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// A database restored empty (a restore that failed, or a new database nobody migrated) that the
+// running app can still connect to: /readyz said ready, hpc_ready read 1 and AppNotReady never
+// fired, while every page was an "unhandled error" with a stack and a 500 (Prisma's P2021, the
+// table does not exist).
+
+const NO_SCHEMA = 'the database has no schema: run npm run db:migrate';
+
+const opened: Database[] = [];
+const databases: TestDatabase[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((database) => database.close()));
+});
+afterAll(async () => {
+  await Promise.all(databases.splice(0).map((database) => database.drop()));
+});
+
+/** The app over `url`, with what it logs at info and above and its metrics. */
+function appOver(url: string) {
+  const logged: Record<string, unknown>[] = [];
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _encoding, done) {
+        logged.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
+  const config = buildTestConfig(url, { READY_TIMEOUT_MS: '2000' });
+  const database = openDatabase(url, { poolMax: 2, queryTimeoutMs: config.dbQueryTimeoutMs, logger });
+  opened.push(database);
+  const metrics: Metrics = createMetrics();
+  return { app: createApp({ config, db: database, logger, metrics }), database, logged, metrics };
+}
+
+/** Empties `db` as a restore that failed after dropping everything leaves it. */
+async function emptySchema(db: TestDatabase) {
+  await db.pool.query('DROP SCHEMA public CASCADE');
+  await db.pool.query('CREATE SCHEMA public');
+}
+
+async function expectNotReadyForNoSchema(served: ReturnType<typeof appOver>) {
+  const answer = await request(served.app).get('/readyz').expect(503);
+  expect(answer.headers['cache-control']).toBe('no-store');
+  expect(answer.body).toEqual({ status: 'error', error: NO_SCHEMA });
+  expect(await metricValue(served.metrics, 'hpc_ready')).toBe(0);
+  expect(served.logged.find((entry) => entry.msg === 'not ready')).toMatchObject({
+    level: 40,
+    err: expect.stringMatching(/^database at [^ ]+ has no schema \(no users table\): run npm run db:migrate$/),
+  });
+}
+
+async function expectPagesUnavailable(served: ReturnType<typeof appOver>) {
+  const json = await request(served.app).get('/formula').set('Accept', 'application/json');
+  expect(json.status).toBe(503);
+  expect(json.headers['retry-after']).toBe('5');
+  expect(json.body).toMatchObject({ error: 'The database is unavailable right now. Try again in a moment.' });
+  const page = await request(served.app).get('/rates').set('Accept', 'text/html');
+  expect(page.status).toBe(503);
+  expect(page.text).toContain('The database is unavailable right now. Try again in a moment.');
+  const line = served.logged.find((entry) => entry.route === '/formula');
+  expect(line).toMatchObject({ level: 50, msg: `database unavailable: ${NO_SCHEMA}` });
+  expect(served.logged.map((entry) => entry.msg)).not.toContain('unhandled error');
+}
+
+describe('a database restored empty under a running app', () => {
+  it('is not ready (503 naming the cause, hpc_ready 0) and pages answer 503, until it is migrated again', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    const served = appOver(db.url);
+    expect((await request(served.app).get('/readyz').expect(200)).body).toEqual({ status: 'ok' });
+    expect(await metricValue(served.metrics, 'hpc_ready')).toBe(1);
+
+    await emptySchema(db);
+
+    await expectNotReadyForNoSchema(served);
+    await expectPagesUnavailable(served);
+
+    await applyMigrations(db.url, createLogger('silent'));
+    expect((await request(served.app).get('/readyz').expect(200)).body).toEqual({ status: 'ok' });
+    expect(await metricValue(served.metrics, 'hpc_ready')).toBe(1);
+    expect(served.logged.find((entry) => entry.msg === 'ready again: the database answers')).toMatchObject({
+      level: 30,
+    });
+    await request(served.app).get('/rates').set('Accept', 'text/html').expect(200);
+  });
+});
+
+describe('a new database nobody migrated', () => {
+  it('is not ready, and a page is the 503 database-unavailable answer rather than a 500', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    await emptySchema(db);
+    const served = appOver(db.url);
+
+    await expectNotReadyForNoSchema(served);
+    await expectPagesUnavailable(served);
+  });
+});
+
+describe('the scheduled ingestion over a database with no schema', () => {
+  it('says the run was not started and why (a warning, no stack), not that ingestion crashed', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    await emptySchema(db);
+    const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const capture = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
+    const service = createIngestionService({
+      db,
+      sources: [createSacctFileSource({ path: capture, timeZone: 'UTC', defaultCluster: 'lab' })],
+      unconfigured: {},
+      logger,
+      metrics: createMetrics(),
+      overlapSec: 900,
+      initialLookbackSec: 86_400,
+    });
+    const stop = startIngestionScheduler({ service, intervalSec: 3600, logger, initialDelayMs: 0 });
+    await expect.poll(() => lines.some((line) => line.msg.startsWith('ingestion run '))).toBe(true);
+    await stop();
+
+    const runLines = lines.filter((line) => line.msg.startsWith('ingestion run '));
+    expect(runLines).toEqual([
+      expect.objectContaining({
+        level: 40,
+        msg: `ingestion run not started: ${NO_SCHEMA}; the next interval tries again`,
+        err: expect.stringMatching(/does not exist/),
+      }),
+    ]);
+  });
+});
