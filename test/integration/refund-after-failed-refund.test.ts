@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MIGRATIONS_DIR } from '../../src/db/migrations.js';
 import { buildTiers } from '../support/billing-factories.js';
 import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import {
@@ -130,6 +133,29 @@ describe('a Stripe refund reported after an earlier refund failed', () => {
     expect(over.status, over.text).toBe(409);
     expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toEqual(before);
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+  });
+});
+
+describe('failed refunds recorded before the app knew which totals count them', () => {
+  it('are counted by the recorded total when a refund report of their payment was recorded, by their migration', async () => {
+    const reported = await paidAtStripe();
+    await refundAtStripe(reported.intent, 400, 'evt_after_failure_migrated_report').expect(200);
+    await refundFailed(reported.intent, 're_after_failure_migrated', 400, 'evt_after_failure_migrated_failed').expect(
+      200,
+    );
+    const unreported = await paidAtStripe();
+    await refundFailed(unreported.intent, 're_after_failure_first', 400, 'evt_after_failure_first_failed').expect(200);
+    const countedOf = async (paymentId: number) =>
+      (await db.prisma.paymentFailedRefund.findFirstOrThrow({ where: { paymentId } })).isInReportedTotal;
+    expect([await countedOf(reported.payment.id), await countedOf(unreported.payment.id)]).toEqual([true, false]);
+
+    const migration = readFileSync(
+      path.join(MIGRATIONS_DIR, '20261205100000_failed_refund_in_reported_total', 'migration.sql'),
+      'utf8',
+    );
+    await db.pool.query('UPDATE payment_failed_refunds SET is_in_reported_total = false');
+    await db.pool.query(migration.slice(migration.indexOf('UPDATE')));
+    expect([await countedOf(reported.payment.id), await countedOf(unreported.payment.id)]).toEqual([true, false]);
   });
 });
 
