@@ -100,13 +100,14 @@ describe('a refund in full whose failure arrives before the refund report', () =
       receipt: 'stays_paid',
     });
 
-    // Both told again, by the same events and by new ones: nothing changes.
+    // Both told again by the same events, and the failure by a new one: nothing changes. (A new
+    // charge.refunded of 10.00 THB would be a refund made since: Stripe's amount_refunded leaves a
+    // failed refund out once it failed, refund-after-failed-refund.test.ts.)
     await refundFailed(intent, 're_order_full', 1000, 'evt_order_full_failed').expect(200);
     await refundAtStripe(intent, 1000, 'evt_order_full_refunded').expect(200);
     expect((await refundFailed(intent, 're_order_full', 1000, 'evt_order_full_failed_again')).body.outcome).toBe(
       'ignored',
     );
-    expect((await refundAtStripe(intent, 1000, 'evt_order_full_refunded_again')).body.outcome).toBe('ignored');
     expect(await stateOf(receiptId, payment.id)).toEqual(after);
   });
 

@@ -337,23 +337,46 @@ export async function recordFailedRefund(
     failureReason: string | null;
     externalEventId: string;
     failedAt: Date;
+    /** The payment's recorded refunded total counts this refund already (its report came first). */
+    isInReportedTotal: boolean;
   },
 ): Promise<boolean> {
   const rows = await tx.$queryRaw<Array<{ id: number }>>`
     INSERT INTO payment_failed_refunds (provider, external_refund_id, payment_id, amount_minor, currency, status,
-                                        failure_reason, external_event_id, failed_at)
+                                        failure_reason, external_event_id, failed_at, is_in_reported_total)
     VALUES (${refund.provider}, ${refund.externalRefundId}, ${refund.paymentId}, ${refund.failed.amountMinor},
             ${refund.failed.currency}, ${refund.status}, ${refund.failureReason}, ${refund.externalEventId},
-            ${refund.failedAt})
+            ${refund.failedAt}, ${refund.isInReportedTotal})
     ON CONFLICT (provider, external_refund_id) DO NOTHING
     RETURNING id`;
   return rows.length === 1;
 }
 
-/** What of the payment's refunds the provider reported failed or canceled, in minor units (0 when none). */
-export async function sumFailedRefundMinor(tx: Tx, paymentId: number): Promise<bigint> {
-  const sum = await tx.paymentFailedRefund.aggregate({ where: { paymentId }, _sum: { amountMinor: true } });
+/**
+ * What of the payment's refunds the provider reported failed or canceled, in minor units (0 when
+ * none): all of them, or only those the recorded refunded total counts (`isInReportedTotal`).
+ */
+export async function sumFailedRefundMinor(
+  tx: Tx,
+  paymentId: number,
+  only: { isInReportedTotal?: boolean } = {},
+): Promise<bigint> {
+  const sum = await tx.paymentFailedRefund.aggregate({
+    where: { paymentId, ...only },
+    _sum: { amountMinor: true },
+  });
   return sum._sum.amountMinor ?? 0n;
+}
+
+/**
+ * Marks the payment's failed refunds as counted by its recorded refunded total: a refund report
+ * was just recorded, and the provider's reports after it leave them out.
+ */
+export function countFailedRefundsInReportedTotal(tx: Tx, paymentId: number) {
+  return tx.paymentFailedRefund.updateMany({
+    where: { paymentId, isInReportedTotal: false },
+    data: { isInReportedTotal: true },
+  });
 }
 
 /**

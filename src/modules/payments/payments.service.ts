@@ -777,17 +777,23 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // A lost dispute is in the recorded total too (recordMoneyGone), but not in the provider's
     // refund total (Stripe's amount_refunded counts refunds only): it is kept on top of it.
     const lostMinor = lostDisputeMinorOf(payment);
+    // The provider's total counts the refunds that stand: one reported and then failed is taken out
+    // of it again (Stripe's amount_refunded; the dummy's amount_cents alike), so the failures the
+    // recorded total counts are added back to read it as the recorded one (refunds ever reported).
+    const droppedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id, { isInReportedTotal: true });
+    const reported = refunded.amountMinor + droppedMinor;
     // Provider totals only grow: an earlier refund's event arriving late, or one of nothing, adds nothing.
     const before = (payment.refundedMinor ?? 0n) - lostMinor;
-    if (refunded.amountMinor <= before) return { outcome: 'ignored', paymentId: payment.id };
+    if (reported <= before) return { outcome: 'ignored', paymentId: payment.id };
     const at = now();
     // Providers do not promise order: a refund's failure can arrive before the report that counts
     // it. A refund known to have failed returned nothing, so it must not unpay the receipt; the
     // total is still recorded as reported, as when the failure comes second (returnedMinorOf).
     const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
-    const returned = refunded.amountMinor > failedMinor ? refunded.amountMinor - failedMinor : 0n;
+    const failedFirstMinor = failedMinor - droppedMinor;
+    const returned = reported > failedMinor ? reported - failedMinor : 0n;
     const returnedText = returned === 0n ? 'nothing' : describeMinorUnits(returned, refunded.currency);
-    const recorded = { amountMinor: refunded.amountMinor + lostMinor, currency: refunded.currency };
+    const recorded = { amountMinor: reported + lostMinor, currency: refunded.currency };
     refuseClaimBeyondReceived(
       payment,
       { amountMinor: returned + lostMinor, currency: refunded.currency },
@@ -801,11 +807,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       payment.status === 'needs_review' && payment.externalDisputeId !== null && payment.reviewReason
         ? `${payment.reviewReason}; `
         : '';
+    // Held already, by a refund that failed before this total: what the admin decides on so far is kept.
+    const heldBefore = payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : '';
     const partReason =
-      (failedMinor === 0n && lostMinor === 0n
-        ? `${heldForDispute}${refundedText} of the ${receivedText} received was refunded at ${providerName}; ` +
-          `receipt #${payment.receiptId} stays paid until this is resolved`
-        : failedMinor === 0n
+      (failedFirstMinor === 0n && lostMinor === 0n
+        ? `${failedMinor === 0n ? heldForDispute : heldBefore}${refundedText} of the ${receivedText} received was ` +
+          `refunded at ${providerName}; receipt #${payment.receiptId} stays paid until this is resolved`
+        : failedFirstMinor === 0n
           ? // Held already by the lost dispute: what the admin decides on so far is kept.
             `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
             `${refundedText} of the ${receivedText} received was refunded at ${providerName}, on top of the ` +
@@ -813,7 +821,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           : // Held already by the failure told first: what the admin decides on so far is kept.
             `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
             `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
-            `${describeMinorUnits(failedMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
+            `${describeMinorUnits(failedFirstMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
             `receipt #${payment.receiptId} stays paid until this is resolved`) + decisionNoteOf(payment);
     const fullReason =
       `${heldForDispute}refunded in full at ${providerName} (${refundedText}` +
@@ -845,6 +853,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       },
       returned + lostMinor,
     );
+    // A failure told before this report is counted by it; the provider's next totals leave it out.
+    if (failedFirstMinor !== 0n) await paymentsRepository.countFailedRefundsInReportedTotal(tx, payment.id);
     // Held without paying its receipt (paid short, after a cancel, its receipt voided or paid
     // otherwise), and now all of its money went back to the payer: there is nothing left for
     // finance to accept or apply, which is what the hold waited for. Left held, it kept the receipt,
@@ -890,7 +900,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           paymentId: payment.id,
           eventId: event.id,
           // This refund, in the currency the payment received.
-          amountMinor: String(refunded.amountMinor - before),
+          amountMinor: String(reported - before),
           currency: refunded.currency,
           // All of them so far as recorded: with the amount of a lost dispute, as its audit entry's.
           refundedTotalMinor: String(recorded.amountMinor),
@@ -1189,6 +1199,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (!hasTakenMoney(payment)) return { outcome: 'ignored', paymentId: payment.id };
     refuseClaimBeyondReceived(payment, failed, 'failed refund');
     const at = now();
+    // Reported already when the refunds the provider's last total counted (the recorded total less
+    // the lost dispute and the failures it leaves out since) cover it; else its report is still to
+    // come, and will count it (applyRefund).
+    const standingMinor =
+      (payment.refundedMinor ?? 0n) -
+      lostDisputeMinorOf(payment) -
+      (await paymentsRepository.sumFailedRefundMinor(tx, payment.id, { isInReportedTotal: true }));
     const isNew = await paymentsRepository.recordFailedRefund(tx, {
       provider: providerName,
       externalRefundId: event.refund.id,
@@ -1198,6 +1215,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       failureReason: event.refund.failureReason,
       externalEventId: event.id,
       failedAt: at,
+      isInReportedTotal: standingMinor >= failed.amountMinor,
     });
     // The same refund's failure told again by another event.
     if (!isNew) return { outcome: 'ignored', paymentId: payment.id };

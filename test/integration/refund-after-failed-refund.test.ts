@@ -1,0 +1,194 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MIGRATIONS_DIR } from '../../src/db/migrations.js';
+import { buildTiers } from '../support/billing-factories.js';
+import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
+import {
+  buildStripeChargeRefunded,
+  buildStripeCheckoutPaid,
+  buildStripeRefundUpdated,
+} from '../support/fake-stripe.js';
+import { useStripeApp } from '../support/stripe-webhooks.js';
+import type { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// Stripe's amount_refunded counts the refunds that stand: a refund that fails is taken out of it
+// again (its money went back to the centre's balance, docs.stripe.com/refunds, "Handle failed
+// refunds"), so a charge can then be refunded in full. The app read every later total as still
+// counting the failed refund: after 3.00 THB failed, the whole 10.00 THB refunded read as 7.00 THB
+// returned (the receipt stayed paid), a smaller total was ignored as an old one, and the 13.00 THB
+// that would have made "in full" was refused as more than the payment received.
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+});
+afterAll(() => db?.drop());
+
+const { stripe, deliver } = useStripeApp(() => db, {
+  secretKey: 'sk_test_fakekeyforrefundafterfailure',
+  webhookSecret: 'whsec_refundafterfailuresecretfortests',
+});
+
+const { researcherWithReceipt, startCheckout, latestPaymentOf } = createPayingResearchers(
+  () => ({ db, app: stripe.app }),
+  'refundafterfail',
+);
+
+let paidCounter = 0;
+/** A receipt of 10.00 THB paid through Stripe Checkout, its PaymentIntent named by the success. */
+async function paidAtStripe() {
+  paidCounter += 1;
+  const { agent, receiptId } = await researcherWithReceipt(stripe.app);
+  await startCheckout(agent, receiptId);
+  const payment = await latestPaymentOf(receiptId);
+  const intent = `pi_test_refund_after_failure_${paidCounter}`;
+  const completed = await deliver(
+    buildStripeCheckoutPaid(payment.externalPaymentId, intent, `evt_refund_after_failure_paid_${paidCounter}`),
+  );
+  expect(completed.body).toEqual({ received: true, outcome: 'ok' });
+  return { agent, receiptId, payment, intent };
+}
+
+function refundAtStripe(intent: string, amountRefunded: number, eventId: string) {
+  return deliver(
+    buildStripeChargeRefunded(
+      { payment_intent: intent, amount: 1000, amount_refunded: amountRefunded, currency: 'thb' },
+      eventId,
+    ),
+  );
+}
+
+function refundFailed(intent: string, refundId: string, amount: number, eventId: string) {
+  return deliver(buildStripeRefundUpdated({ id: refundId, payment_intent: intent, amount, currency: 'thb' }, eventId));
+}
+
+async function receiptJson(agent: ReturnType<typeof request.agent>, receiptId: number) {
+  const answer = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'application/json').expect(200);
+  return answer.body.receipt as { status: string; refunds: Array<{ amount: string; isFull: boolean }> };
+}
+
+describe('a Stripe refund reported after an earlier refund failed', () => {
+  it('counts the total as Stripe reports it: the whole payment refunded unpays the receipt', async () => {
+    const { agent, receiptId, payment, intent } = await paidAtStripe();
+    await refundAtStripe(intent, 300, 'evt_after_failure_part').expect(200);
+    expect((await refundFailed(intent, 're_after_failure_part', 300, 'evt_after_failure_failed')).body.outcome).toBe(
+      'review',
+    );
+
+    // Stripe took the failed 3.00 THB out of amount_refunded; the whole 10.00 THB is refunded now.
+    const full = await refundAtStripe(intent, 1000, 'evt_after_failure_full');
+    expect(full.status, full.text).toBe(200);
+    expect(full.body).toEqual({ received: true, outcome: 'ok' });
+
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toMatchObject({
+      status: 'pending',
+      paidAt: null,
+    });
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'refunded',
+      reviewedBy: 'provider:stripe',
+      holdsPaidReceipt: false,
+    });
+    const shown = await receiptJson(agent, receiptId);
+    expect(shown.refunds).toEqual([expect.objectContaining({ amount: '10.00', isFull: true })]);
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.refund', target: `receipt:${receiptId}` },
+      orderBy: { id: 'desc' },
+    });
+    expect(audit.details).toMatchObject({ amountMinor: '1000', returnedTotalMinor: '1000', receipt: 'unpaid' });
+
+    // Told again, by the same event: nothing changes.
+    expect((await refundAtStripe(intent, 1000, 'evt_after_failure_full')).body.outcome).toBe('duplicate');
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+  });
+
+  it('records a smaller total after the failure as what went back, not as an old report', async () => {
+    const { agent, receiptId, payment, intent } = await paidAtStripe();
+    await refundAtStripe(intent, 500, 'evt_after_failure_smaller_first').expect(200);
+    await refundFailed(intent, 're_after_failure_smaller', 500, 'evt_after_failure_smaller_failed').expect(200);
+
+    const smaller = await refundAtStripe(intent, 200, 'evt_after_failure_smaller_second');
+    expect(smaller.body).toEqual({ received: true, outcome: 'review' });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({ status: 'needs_review', holdsPaidReceipt: true });
+    expect(held.reviewReason).toContain('the refund re_after_failure_smaller of 5.00 THB failed at stripe');
+    expect(held.reviewReason).toContain('2.00 THB of the 10.00 THB received was refunded at stripe');
+    expect((await receiptJson(agent, receiptId)).refunds).toEqual([
+      expect.objectContaining({ amount: '2.00', isFull: false }),
+    ]);
+  });
+
+  it('refuses a total of more than the payment received, failed refund or not, and changes nothing', async () => {
+    const { receiptId, payment, intent } = await paidAtStripe();
+    await refundAtStripe(intent, 300, 'evt_after_failure_over_part').expect(200);
+    await refundFailed(intent, 're_after_failure_over', 300, 'evt_after_failure_over_failed').expect(200);
+    const before = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+
+    const over = await refundAtStripe(intent, 1300, 'evt_after_failure_over');
+    expect(over.status, over.text).toBe(409);
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toEqual(before);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+  });
+});
+
+describe('failed refunds recorded before the app knew which totals count them', () => {
+  it('are counted by the recorded total when a refund report of their payment was recorded, by their migration', async () => {
+    const reported = await paidAtStripe();
+    await refundAtStripe(reported.intent, 400, 'evt_after_failure_migrated_report').expect(200);
+    await refundFailed(reported.intent, 're_after_failure_migrated', 400, 'evt_after_failure_migrated_failed').expect(
+      200,
+    );
+    const unreported = await paidAtStripe();
+    await refundFailed(unreported.intent, 're_after_failure_first', 400, 'evt_after_failure_first_failed').expect(200);
+    const countedOf = async (paymentId: number) =>
+      (await db.prisma.paymentFailedRefund.findFirstOrThrow({ where: { paymentId } })).isInReportedTotal;
+    expect([await countedOf(reported.payment.id), await countedOf(unreported.payment.id)]).toEqual([true, false]);
+
+    const migration = readFileSync(
+      path.join(MIGRATIONS_DIR, '20261205100000_failed_refund_in_reported_total', 'migration.sql'),
+      'utf8',
+    );
+    await db.pool.query('UPDATE payment_failed_refunds SET is_in_reported_total = false');
+    await db.pool.query(migration.slice(migration.indexOf('UPDATE')));
+    expect([await countedOf(reported.payment.id), await countedOf(unreported.payment.id)]).toEqual([true, false]);
+  });
+});
+
+describe("the dummy provider's refund reported after an earlier refund failed", () => {
+  let dummy: { db: TestDatabase; app: ReturnType<typeof buildTestApp> };
+  beforeAll(async () => {
+    dummy = await setUpDummyPayments();
+  });
+  afterAll(() => dummy?.db.drop());
+  const payers = createPayingResearchers(() => dummy, 'dummyafterfail');
+
+  it('counts its amount_cents as the refunds that stand, as Stripe does: the whole payment unpays the receipt', async () => {
+    const { agent, receiptId, payment } = await payers.paidOnline();
+    const send = (event: Record<string, unknown>) =>
+      deliverDummy(dummy.app, { external_payment_id: payment.externalPaymentId, currency: 'THB', ...event });
+    await send({ event_id: 'dummy_after_fail_part', event_type: 'payment.refunded', amount_cents: 300 }).expect(200);
+    await send({
+      event_id: 'dummy_after_fail_failed',
+      event_type: 'payment.refund_failed',
+      amount_cents: 300,
+      refund_id: 'dummy_refund_after_fail',
+    }).expect(200);
+
+    const full = await send({ event_id: 'dummy_after_fail_full', event_type: 'payment.refunded', amount_cents: 1000 });
+    expect(full.body).toEqual({ received: true, outcome: 'ok' });
+    expect((await dummy.db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    expect(await dummy.db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'resolved',
+      reviewOutcome: 'refunded',
+      reviewedBy: 'provider:dummy',
+    });
+    expect((await receiptJson(agent, receiptId)).refunds).toEqual([
+      expect.objectContaining({ amount: '10.00', isFull: true }),
+    ]);
+  });
+});
