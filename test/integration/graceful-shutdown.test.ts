@@ -19,6 +19,11 @@ function buildSlowApp(delayMs: number) {
   return app;
 }
 
+// A spawned server may take up to spawnServer's 90 s to start on a loaded machine; these tests had 60 s
+// in all. With two suites running at once the 2-worker Ctrl-C test timed out at 60 s twice, and
+// passed in 11-12 s four times on its own.
+const SPAWNED_TEST_TIMEOUT_MS = 150_000;
+
 describe('closeGracefully', () => {
   it('lets an in-flight request finish, then refuses new connections', async () => {
     const server = await listen(buildSlowApp(400), 0, '127.0.0.1');
@@ -229,7 +234,7 @@ describe('the server process on SIGTERM', () => {
     socket.end(body.slice(10));
     expect(await server.exited).toBe(0);
     expect(answer).toMatch(/^HTTP\/1\.1 403 /);
-  }, 60_000);
+  }, SPAWNED_TEST_TIMEOUT_MS);
 });
 
 /** One GET on a connection of its own (as a load balancer's new connection): status, head and body, or the error. */
@@ -315,7 +320,7 @@ describe('the server process on SIGTERM with SHUTDOWN_DRAIN_DELAY_MS', () => {
         server.process.kill('SIGKILL');
       }
     },
-    60_000,
+    SPAWNED_TEST_TIMEOUT_MS,
   );
 
   // A terminal's Ctrl-C reaches the primary and every worker at once. The workers took it as their
@@ -358,7 +363,7 @@ describe('the server process on SIGTERM with SHUTDOWN_DRAIN_DELAY_MS', () => {
         // Already gone.
       }
     }
-  }, 60_000);
+  }, SPAWNED_TEST_TIMEOUT_MS);
 
   it('closes by itself once the delay is over, and exits 0', async () => {
     const port = await findFreePort();
@@ -375,5 +380,5 @@ describe('the server process on SIGTERM with SHUTDOWN_DRAIN_DELAY_MS', () => {
     expect(await server.exited).toBe(0);
     expect(server.output()).toContain('"drainDelayMs":500');
     expect(await getOnNewConnection(port, '/healthz')).toBeInstanceOf(Error);
-  }, 60_000);
+  }, SPAWNED_TEST_TIMEOUT_MS);
 });
