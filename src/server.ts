@@ -246,8 +246,16 @@ async function main() {
 async function start(config: AppConfig, logger: Logger) {
   if (cluster.isWorker) {
     // The primary prepared the database and passed its URL in DATABASE_URL.
-    const worker = await runWorker(config, config.databaseUrl as string, logger);
-    onShutdownSignal(logger, worker.stop, worker.hurry);
+    const starting = runWorker(config, config.databaseUrl as string, logger);
+    // Handlers before listening, as for one worker below: the primary says "is listening" once every
+    // worker has listened, and a Ctrl-C to the process group can then reach a worker that has not
+    // yet set them, which then took Node's default action: it died instead of draining.
+    onShutdownSignal(
+      logger,
+      async () => (await starting).stop(),
+      () => void starting.then((worker) => worker.hurry()),
+    );
+    const worker = await starting;
     // The primary is gone, and with it the listening socket: nothing new can come to drain for.
     process.on('disconnect', () => {
       worker.hurry();
