@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { labelFields } from '../../http/field-labels.js';
+import { labelFields, refusedField } from '../../http/field-labels.js';
 import { ZOptionalLocalDate } from '../../shared/local-date.js';
 
 const optionalText = (max: number) =>
@@ -14,11 +14,9 @@ const optionalText = (max: number) =>
  * The other pages' names for a window (usage, its exports, paid.csv), which the audit log does not
  * read: refused by name. Ignored as unknown fields, audit.csv?start=…&end=… exported the whole log.
  */
-const ZOtherWindowKey = z
-  .undefined({
-    error: 'is not read here: the audit log reads its window as from and to; start and end are read by the other pages',
-  })
-  .optional();
+const ZOtherWindowKey = refusedField(
+  'is not read here: the audit log reads its window as from and to; start and end are read by the other pages',
+);
 
 export const ZAuditQuery = labelFields(
   z.object({

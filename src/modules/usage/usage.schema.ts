@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { labelFields } from '../../http/field-labels.js';
+import { labelFields, refusedField } from '../../http/field-labels.js';
 import { ZOptionalLocalDate } from '../../shared/local-date.js';
 import { ZPageNumber } from '../../shared/whole-number.js';
 import { SORT_COLUMNS, type SortColumn } from './usage.repository.js';
@@ -27,12 +27,9 @@ export type TWindowQuery = z.infer<typeof ZWindowQuery>;
  * as any unknown query field is, paid.csv?from=2026-03-01&to=2026-03-31 exported the last 7 days, and
  * finance reconciled a period against the bank from another period's lines.
  */
-const ZAuditWindowKey = z
-  .undefined({
-    error:
-      'is not read here: this export reads its window from start and end; from and to are read by the audit log only',
-  })
-  .optional();
+const ZAuditWindowKey = refusedField(
+  'is not read here: this export reads its window from start and end; from and to are read by the audit log only',
+);
 const AUDIT_WINDOW_KEYS = { from: ZAuditWindowKey, to: ZAuditWindowKey };
 
 /** GET /me.csv, /admin/my.csv and /admin/paid.csv: the window (their `bom` is read by csvExports). */
