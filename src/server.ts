@@ -65,7 +65,11 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     connectTimeoutMs: config.dbConnectTimeoutMs,
     logger,
   });
-  const metrics = createMetrics({ hasProcessMetrics: config.metrics.hasProcessMetrics });
+  const metrics = createMetrics({
+    hasProcessMetrics: config.metrics.hasProcessMetrics,
+    // The number the logs' `worker` field gives, so a worker's process series and its lines match.
+    processLabels: cluster.isWorker ? { worker: String(cluster.worker?.id) } : undefined,
+  });
   // A worker's own registry holds only the requests it served; the primary sums them.
   const scrapeMetrics = cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined;
   const auditChainMonitor = createAuditChainMonitor({

@@ -47,6 +47,7 @@ beforeAll(async () => {
       DEMO_SEED: '0',
       LOG_LEVEL: 'info',
       METRICS_ENABLED: '1',
+      METRICS_PROCESS: '1',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -114,6 +115,48 @@ describe('GET /metrics with WEB_CONCURRENCY=2', () => {
   });
 });
 
+/** The `worker` labels of a per-process series, with their values. */
+function perWorker(text: string, name: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const match = new RegExp(`^${name}\\{worker="(\\d+)"\\} (\\S+)$`).exec(line);
+    if (match) samples.set(match[1] as string, Number(match[2]));
+  }
+  return samples;
+}
+
+/** The cluster ids of the workers alive, as their log lines name them. */
+function workerIdsOf(pids: number[]): string[] {
+  return pids.map((pid) => {
+    const line = output
+      .split('\n')
+      .find((candidate) => candidate.includes(`"pid":${pid},`) && candidate.includes('"worker":'));
+    return String((JSON.parse(line as string) as { worker: number }).worker);
+  });
+}
+
+describe('METRICS_PROCESS with WEB_CONCURRENCY=2', () => {
+  it('gives each worker its own process series, labelled with its number, instead of their sum', async () => {
+    const text = (await get('/metrics')).body;
+    // A sum of the workers' fd limits is no process's limit: open/max then hid the one worker near it.
+    const maxFds = perWorker(text, 'process_max_fds');
+    expect([...maxFds.keys()].sort()).toEqual(workerIdsOf([...workerPids()]).sort());
+    expect(new Set(maxFds.values()).size).toBe(1);
+    expect(text).not.toMatch(/^process_max_fds /m);
+    expect(perWorker(text, 'process_resident_memory_bytes').size).toBe(2);
+  });
+});
+
+/** The pids of the workers serving, from their request log lines. */
+function workerPids(): Set<number> {
+  return new Set(
+    output
+      .split('\n')
+      .filter((line) => line.includes('"route":'))
+      .map((line) => (JSON.parse(line) as { pid: number }).pid),
+  );
+}
+
 describe('GET /metrics after a worker dies and is replaced', () => {
   it('keeps what the dead worker counted: a counter never goes down, so Prometheus sees no reset (no phantom spike)', async () => {
     const series = 'http_requests_total{method="GET",endpoint="unmatched",status="404"}';
@@ -152,6 +195,19 @@ describe('GET /metrics after a worker dies and is replaced', () => {
       // Summed over the workers alive, the total fell by what the dead worker had counted: Prometheus
       // reads a fall as a counter reset and the survivors' whole count as new requests.
       expect(sampleOf(response.body, series)).toBe(counted);
+    }
+    // The dead worker's process series end with it (a series that ends is no reset); its
+    // replacement has its own.
+    const deadWorker = workerIdsOf([servedBy[0] as number])[0] as string;
+    // The replacement joins the scrapes once it has started.
+    await expect
+      .poll(async () => perWorker((await get('/metrics')).body, 'process_max_fds').size, { timeout: 20_000 })
+      .toBe(2);
+    const after = (await get('/metrics')).body;
+    for (const name of ['process_cpu_seconds_total', 'process_max_fds']) {
+      const workers = perWorker(after, name);
+      expect(workers.has(deadWorker), `${name} of worker ${deadWorker}:\n${after}`).toBe(false);
+      expect(workers.size).toBe(2);
     }
   }, 60_000);
 });

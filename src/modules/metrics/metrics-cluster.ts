@@ -58,9 +58,16 @@ function isCollectResponse(message: unknown): message is CollectResponse {
   return (message as CollectResponse | null)?.type === COLLECT_RESPONSE;
 }
 
-/** Counters and histograms only: what a worker counted stays counted once it is gone. */
+/**
+ * Counters and histograms only: what a worker counted stays counted once it is gone. Its own
+ * series (METRICS_PROCESS's, labelled with its `worker` number) end with it instead: a series that
+ * ends is no counter reset, and kept they would pile up, frozen, one set per replaced worker.
+ */
 function cumulativePartOf(metrics: MetricsJson): MetricsJson {
-  return metrics.filter((metric) => String(metric.type) === 'counter' || String(metric.type) === 'histogram');
+  return metrics
+    .filter((metric) => String(metric.type) === 'counter' || String(metric.type) === 'histogram')
+    .map((metric) => ({ ...metric, values: metric.values.filter((value) => value.labels.worker === undefined) }))
+    .filter((metric) => metric.values.length > 0);
 }
 
 /** In the cluster primary: answers each worker's scrape request with the sum over all workers. */

@@ -13,6 +13,11 @@ export interface PoolStats {
 export interface MetricsOptions {
   /** Node's process metrics (CPU, memory, event loop lag), off unless METRICS_PROCESS=1. */
   hasProcessMetrics?: boolean;
+  /**
+   * Labels on those process metrics: a cluster worker's `worker` number. The primary sums what the
+   * workers report, and a sum of their fd limits, heap limits or event-loop lags is no process's.
+   */
+  processLabels?: Record<string, string>;
 }
 
 /** slurm_ingest_jobs_total's results: what happened to each job a run read. */
@@ -319,7 +324,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   metrics.ready.set(0);
   // Nothing is known to be broken until a verification says so.
   metrics.auditChainOk.set(1);
-  if (options.hasProcessMetrics) collectDefaultMetrics({ register: registry });
+  if (options.hasProcessMetrics) collectDefaultMetrics({ register: registry, labels: options.processLabels });
 
   return {
     ...metrics,
