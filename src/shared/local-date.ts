@@ -250,6 +250,16 @@ const HOURS_6_MS = 6 * 3_600_000;
  * if any, has the offset in force 6 hours before or after.
  */
 export function repeatedTimeMark(instant: Date, timeZone: string): string {
+  return repeatedTimeTwin(instant, timeZone) === null
+    ? ''
+    : ` (${formatUtcOffset(zoneOffsetMs(instant.getTime(), timeZone))})`;
+}
+
+/**
+ * The other instant whose wall-clock time in the zone is the same as this one's, for a time the
+ * clocks show twice (an hour before or after it when summer time ends), else null.
+ */
+export function repeatedTimeTwin(instant: Date, timeZone: string): Date | null {
   const at = instant.getTime();
   const offset = zoneOffsetMs(at, timeZone);
   for (const probe of [at - HOURS_6_MS, at + HOURS_6_MS]) {
@@ -257,9 +267,9 @@ export function repeatedTimeMark(instant: Date, timeZone: string): string {
     if (other === offset) continue;
     // The instant that shows the same wall-clock time at the other offset, if that offset holds there.
     const twin = at + offset - other;
-    if (twin !== at && zoneOffsetMs(twin, timeZone) === other) return ` (${formatUtcOffset(offset)})`;
+    if (twin !== at && zoneOffsetMs(twin, timeZone) === other) return new Date(twin);
   }
-  return '';
+  return null;
 }
 
 /** True for a real calendar date written `YYYY-MM-DD` (2025-02-30 is not one). */

@@ -18,7 +18,7 @@ import {
 import { readLineChunks } from './line-reader.js';
 import { SACCT_FORMAT, SacctParser } from './sacct.parser.js';
 import type { SourceItem } from './slurm-job.model.js';
-import { formatLocalTimestamp, SACCT_TERMINAL_STATE_LIST, truncate } from './slurm-time.parser.js';
+import { formatSacctWindowEdge, SACCT_TERMINAL_STATE_LIST, truncate } from './slurm-time.parser.js';
 
 export interface SacctSourceOptions {
   sacctPath: string;
@@ -51,8 +51,9 @@ export function buildSacctArgs(options: SacctSourceOptions, window: IngestWindow
     // Every job of a reused job id (reused-job-id.ts), as slurmrestd returns them: without it sacct
     // may print only the newest of a job id's jobs.
     '--duplicates',
-    `--starttime=${formatLocalTimestamp(window.start, options.timeZone)}`,
-    `--endtime=${formatLocalTimestamp(window.end, options.timeZone)}`,
+    // No reading of an edge in the hour repeated when summer time ends may narrow the window.
+    `--starttime=${formatSacctWindowEdge(window.start, options.timeZone, 'start')}`,
+    `--endtime=${formatSacctWindowEdge(window.end, options.timeZone, 'end')}`,
   ];
   if (readOptions?.user !== undefined) args.push(`--user=${validateUsername(readOptions.user)}`);
   else args.push('--allusers');

@@ -92,10 +92,37 @@ function readString(value: unknown): string {
   throw new SlurmParseError(`expected a string, got ${preview(value)}`);
 }
 
-/** A state as `"COMPLETED"` (v0.0.36-38) or `["COMPLETED"]` (v0.0.39+, flags may follow). */
+/**
+ * The state flags Slurm's job_state_string (sacct, and 22.05's slurmrestd) prints instead of the base
+ * state, in its order. slurmdbd keeps a run superseded by a requeue as the REQUEUED flag alone (and a
+ * resized job's earlier record as RESIZING): data_parser v0.0.39+ prints that base first,
+ * `["PENDING", "REQUEUED"]`.
+ */
+const STATE_FLAGS_FIRST = [
+  'COMPLETING',
+  'STAGE_OUT',
+  'CONFIGURING',
+  'RESIZING',
+  'REQUEUED',
+  'REQUEUE_FED',
+  'REQUEUE_HOLD',
+  'SPECIAL_EXIT',
+  'STOPPED',
+  'REVOKED',
+  'RESV_DEL_HOLD',
+  'SIGNALING',
+];
+
+/**
+ * A state as `"COMPLETED"` (v0.0.36-38) or `["COMPLETED"]` (v0.0.39+, its flags after it), read as sacct
+ * prints the same record: a flag job_state_string puts first, else the base state. The base alone read a
+ * superseded requeued run as PENDING, so it was stored, not passed over as REQUEUED: beside the job's
+ * finished run as another job (`21@<submit>`), pending for good.
+ */
 function readState(value: unknown): string {
-  const first = Array.isArray(value) ? value[0] : value;
-  return normalizeState(readString(first));
+  if (!Array.isArray(value)) return normalizeState(readString(value));
+  const states = value.map((entry) => normalizeState(readString(entry)));
+  return STATE_FLAGS_FIRST.find((flag) => states.includes(flag)) ?? states[0] ?? '';
 }
 
 /** An epoch-seconds timestamp; 0 and unset mean "not yet" (RUNNING has end 0, PENDING start 0). */

@@ -169,16 +169,20 @@ export function createSlurmRestSource(
     }
   };
 
-  const get = async (path: string, getOptions: { isSplittable?: boolean } = {}): Promise<unknown> => {
+  /**
+   * `path` may be a function, called for each attempt: a query relative to now (22.05) must be written
+   * again when it is asked again, as slurmrestd reads "now" when the request reaches it.
+   */
+  const get = async (path: string | (() => string), getOptions: { isSplittable?: boolean } = {}): Promise<unknown> => {
     const headers = {
       'X-SLURM-USER-NAME': options.user,
       'X-SLURM-USER-TOKEN': await token(),
       Accept: 'application/json',
     };
-    const target = new URL(path, baseUrl());
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= options.maxAttempts; attempt++) {
       try {
+        const target = new URL(typeof path === 'string' ? path : path(), baseUrl());
         const answer = await request(target, headers, await ca(), options);
         if (answer.status === 401 || answer.status === 403) {
           throw new SourceConfigError(
@@ -379,7 +383,9 @@ export function createSlurmRestSource(
     };
     let version = chosen;
     try {
-      return { body: await get(`slurmdb/${version}/jobs?${queryFor(version)}`, { isSplittable }), version };
+      // Written again for each attempt: a retried request reaches slurmrestd later, and 22.05 reads
+      // its relative times against the moment it does (a retry 30 s later read a window 30 s late).
+      return { body: await get(() => `slurmdb/${version}/jobs?${queryFor(version)}`, { isSplittable }), version };
     } catch (error) {
       if (!(error instanceof PathNotServedError)) throw error;
       if (options.apiVersion) throw await unservedVersionError(version, error);
@@ -390,7 +396,8 @@ export function createSlurmRestSource(
       detectedVersion = undefined;
       version = await detectVersion();
       if (version === gone) throw error;
-      return { body: await get(`slurmdb/${version}/jobs?${queryFor(version)}`, { isSplittable }), version };
+      const detected = version;
+      return { body: await get(() => `slurmdb/${detected}/jobs?${queryFor(detected)}`, { isSplittable }), version };
     }
   }
 

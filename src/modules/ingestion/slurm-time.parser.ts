@@ -1,4 +1,4 @@
-import { toLocalIsoSeconds, zoneOffsetMs } from '../../shared/local-date.js';
+import { repeatedTimeTwin, toLocalIsoSeconds, zoneOffsetMs } from '../../shared/local-date.js';
 /**
  * Pure parsers for the ways Slurm prints durations, timestamps, memory sizes and
  * TRES lists. No I/O; every function returns `null` for "no value" rather than throwing,
@@ -247,6 +247,26 @@ export function createLocalTimeConverter(timeZone: string): (text: string) => Da
 /** Formats a UTC instant as the zone's wall-clock time, as sacct -S/-E and slurmrestd expect. */
 export function formatLocalTimestamp(date: Date, timeZone: string): string {
   return toLocalIsoSeconds(date, timeZone);
+}
+
+/**
+ * A window's edge for sacct -S/-E, in the zone sacct runs in, such that no reading of it narrows the
+ * window. A wall-clock time the clocks show twice (the hour repeated when summer time ends) has two
+ * readings, and sacct takes either (Slurm's parse_time gives it to mktime with tm_isdst = -1: in a
+ * fresh process Europe/Berlin's 02:15 is read as the later, CET, America/New_York's 01:15 as the
+ * earlier, EDT). Written as it was, a start in the first such hour read as the second was an hour
+ * late (and a window over the change began after it ended), so the jobs that ended in that hour were in
+ * no window, never stored nor billed. Such a start is written as early again as its other reading is
+ * late (before the repeated hour), an end in the second such hour as late again as its other reading
+ * is early: the window only grows, and a job read twice is the same row.
+ */
+export function formatSacctWindowEdge(edge: Date, timeZone: string, side: 'start' | 'end'): string {
+  const at = Math.floor(edge.getTime() / 1000) * 1000;
+  const twin = repeatedTimeTwin(new Date(at), timeZone)?.getTime();
+  if (twin !== undefined && side === 'start' && twin > at)
+    return formatLocalTimestamp(new Date(2 * at - twin), timeZone);
+  if (twin !== undefined && side === 'end' && twin < at) return formatLocalTimestamp(new Date(2 * at - twin), timeZone);
+  return formatLocalTimestamp(new Date(at), timeZone);
 }
 
 // Billing only ever charges jobs in one of these: they will not change again.

@@ -192,6 +192,41 @@ describe('a requeued job (scontrol requeue), whose runs slurmrestd returns as tw
     expect(await job21()).toEqual([completed]);
   });
 
+  // data_parser v0.0.39+ (Slurm 23.02 and later) prints a state as its base state and then its flags: slurmdbd
+  // keeps a superseded run as the REQUEUED flag alone (base 0, PENDING), so it reads ["PENDING", "REQUEUED"]
+  // where sacct and 22.05's slurmrestd print REQUEUED (Slurm's job_state_string puts such flags first).
+  const asStateArrays = (file: string): JobSource => ({
+    name: 'slurmrestd',
+    async *read() {
+      const body = JSON.parse(readFileSync(path.join(CAPTURES, 'requeue', file), 'utf8')) as {
+        jobs: { state: { current: unknown } }[];
+      };
+      for (const job of body.jobs) {
+        const current = job.state.current as string;
+        job.state.current = current === 'REQUEUED' ? ['PENDING', 'REQUEUED'] : [current];
+      }
+      yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.42', defaultCluster: 'lab' }).items;
+    },
+  });
+
+  it('v0.0.39+: the earlier window read again adds no second, pending, job 21 beside the billed run', async () => {
+    await ingest(asStateArrays('rest-dbv0.0.38-jobs-2247.json'), {
+      start: new Date('2026-12-03T22:47:00Z'),
+      end: new Date('2026-12-03T22:49:00Z'),
+    });
+    const again = await ingest(asStateArrays('rest-dbv0.0.38-jobs-2245.json'), {
+      start: new Date('2026-12-03T22:45:15Z'),
+      end: new Date('2026-12-03T22:45:30Z'),
+    });
+    expect(again).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
+    // The superseded run was read as PENDING: stored beside the finished run as another job,
+    // 21@20261203T224333Z, pending for good on the user's usage page.
+    expect((await db.pool.query('SELECT job_id, job_key, state FROM slurm_jobs ORDER BY job_id')).rows).toEqual([
+      { job_id: '15', job_key: '15', state: 'TIMEOUT' },
+      { job_id: '21', job_key: '21', state: 'COMPLETED' },
+    ]);
+  });
+
   it('the earlier window alone stores neither superseded run, as sacct reads none', async () => {
     await ingest(restSource('rest-dbv0.0.38-jobs-2245.json'), {
       start: new Date('2026-12-03T22:45:15Z'),

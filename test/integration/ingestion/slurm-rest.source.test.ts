@@ -334,6 +334,26 @@ describe('slurmrestd source against a replay of real answers', () => {
     expect(replayServer.requests).toHaveLength(3);
   });
 
+  it('asks a retried request for the window meant, as slurmrestd reads "now" when it is asked again', async () => {
+    // 22.05 is sent times relative to now, which slurmrestd reads against its own clock when a request
+    // reaches it. A request retried after a timeout (30 s each by default) reached it that much later,
+    // yet asked `now-905seconds` as before: the window read began that much after the one meant, and
+    // between two slices of a long window (a catch-up, a backfill day) the jobs of that gap were read by
+    // neither. Here each failed attempt costs 40 s of both clocks.
+    let clock = TEST_NOW.getTime();
+    const asked: { start: number; end: number }[] = [];
+    replayServer.setPlan((url, count) => {
+      asked.push(askedWindow(url, new Date(clock)));
+      if (count >= 3) return replay(url);
+      clock += 40_000;
+      return { status: 500, body: '{"errors":[{"description":"slurmdbd not responding"}]}' };
+    });
+    const source = createSlurmRestSource(sourceOptions({ now: () => new Date(clock) }));
+    expect(await collect(source.read(WINDOW))).toHaveLength(12);
+    const meant = { start: WINDOW.start.getTime() - 5000, end: WINDOW.end.getTime() };
+    expect(asked).toEqual([meant, meant, meant]);
+  });
+
   it('gives up after the bounded attempts with the server error in the message', async () => {
     replayServer.setPlan(() => ({ status: 500, body: '{"errors":[{"description":"Unable to parse time format"}]}' }));
     const error = await collect(createSlurmRestSource(sourceOptions()).read(WINDOW)).catch((caught) => caught);

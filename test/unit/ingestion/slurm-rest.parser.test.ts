@@ -204,6 +204,27 @@ describe('job records for v0.0.40-v0.0.45 built from the published OpenAPI schem
     expect(records(version)).toEqual(records('v0.0.42'));
   });
 
+  // Slurm's job_state_string (sacct, 22.05's slurmrestd) prints these flags instead of the base state;
+  // data_parser v0.0.39+ prints the base first. slurmdbd keeps a requeued job's superseded run as the
+  // REQUEUED flag alone (base PENDING), a resized job's earlier record as RESIZING.
+  it.each<[current: string[], state: string, isTerminal: boolean]>([
+    [['COMPLETED'], 'COMPLETED', true],
+    [['CANCELLED'], 'CANCELLED', true],
+    [['PENDING', 'REQUEUED'], 'REQUEUED', false],
+    [['PENDING', 'RESIZING'], 'RESIZING', false],
+    [['PENDING', 'REVOKED'], 'REVOKED', false],
+    [['PENDING', 'REQUEUE_HOLD'], 'REQUEUE_HOLD', false],
+    [['RUNNING', 'CONFIGURING', 'COMPLETING'], 'COMPLETING', false],
+    [['PENDING', 'REQUEUED', 'SPECIAL_EXIT'], 'REQUEUED', false],
+    [['FAILED', 'LAUNCH_FAILED'], 'FAILED', true],
+    [['RUNNING', 'POWER_UP_NODE'], 'RUNNING', false],
+  ])('state %j reads %s, as sacct prints that record', (current, state, isTerminal) => {
+    const record = structuredClone((readJson('schema/v0.0.42-jobs.json') as { jobs: Json[] }).jobs[0]) as Json;
+    record.state = { current, reason: 'None' };
+    const [item] = parseSlurmRestJobsResponse({ jobs: [record] }, options('v0.0.42')).items;
+    expect(item).toMatchObject({ kind: 'job', job: { state, isTerminal } });
+  });
+
   it('keys heterogeneous components as 123+N and reads unset numbers', () => {
     const body = readJson('schema/v0.0.40-jobs.json') as { jobs: Record<string, unknown>[] };
     const component = structuredClone(body.jobs[0]) as Record<string, unknown>;
