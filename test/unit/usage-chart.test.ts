@@ -94,7 +94,7 @@ describe('renderBarChart', () => {
     renderBarChart({
       title: 'GPU-hours per day',
       unit: 'GPU-h',
-      bars: [{ day: '2026-12-02', value: 0.024 }],
+      bars: [{ day: '2026-12-02', value: 0.024, shown: '0.024000' }],
     });
 
   it('labels the middle gridline of a 0 to 0.05 axis 0.025, beside the line at half the height', () => {
@@ -123,7 +123,7 @@ describe('renderBarChart', () => {
     ['2026-09-05', 90],
     ['2025-12-03', 366],
   ])('thins the day labels of a long window (from %s, %d days) so they do not overlap', (first, count) => {
-    const bars = daysFrom(first, count).map((day, index) => ({ day, value: index }));
+    const bars = daysFrom(first, count).map((day, index) => ({ day, value: index, shown: `${index}.000000` }));
     const long = renderBarChart({ title: 't', unit: 'h', bars });
     const xs = [...long.matchAll(/<text x="([\d.]+)"[^>]*text-anchor="middle"/g)].map((match) => Number(match[1]));
     expect(xs.length).toBeGreaterThan(1);
@@ -137,7 +137,7 @@ describe('renderBarChart', () => {
     // "MM-DD" at FONT_SIZE is about 5 x 0.6 x FONT_SIZE units wide, centred on its x.
     const half = (5 * 0.6 * FONT_SIZE) / 2;
     for (let count = 1; count <= 731; count++) {
-      const bars = daysFrom('2025-06-15', count).map((day) => ({ day, value: 1 }));
+      const bars = daysFrom('2025-06-15', count).map((day) => ({ day, value: 1, shown: '1.000000' }));
       const svg = renderBarChart({ title: 't', unit: 'h', bars });
       const xs = [...svg.matchAll(/<text x="([\d.]+)"[^>]*text-anchor="middle"/g)].map((match) => Number(match[1]));
       expect(axisTextsOf(svg).at(-1)?.slice(0, 5), `${count} days`).toBe(bars.at(-1)?.day.slice(5));
@@ -153,7 +153,7 @@ describe('renderBarChart', () => {
     const svg = renderBarChart({
       title: 't',
       unit: 'h',
-      bars: daysFrom('2025-12-28', 7).map((day) => ({ day, value: 1 })),
+      bars: daysFrom('2025-12-28', 7).map((day) => ({ day, value: 1, shown: '1.000000' })),
     });
     expect(axisTextsOf(svg)).toEqual(['12-28 2025', '12-30', '01-01 2026', '01-03']);
     const height = Number(/viewBox="0 0 [\d.]+ ([\d.]+)"/.exec(svg)?.[1]);
@@ -170,7 +170,7 @@ describe('renderBarChart', () => {
         ...renderBarChart({
           title: 't',
           unit: 'h',
-          bars: daysFrom(first, 7).map((day) => ({ day, value: 1 })),
+          bars: daysFrom(first, 7).map((day) => ({ day, value: 1, shown: '1.000000' })),
         }).matchAll(/<line [^>]*y1="([\d.]+)"/g),
       ].map((match) => Number(match[1]));
     expect(gridlines('2025-12-28')).toEqual(gridlines('2026-11-27'));
@@ -178,16 +178,18 @@ describe('renderBarChart', () => {
 });
 
 describe("a bar's tooltip", () => {
+  // The table under the chart writes the hours to their six decimals; the tooltip rounded the
+  // float to two ("0.01" over a cell of 0.005833, "0.00" for 0.004167 GPU-hours).
   it.each([
-    [286.079336, '286.08'],
-    [0.024, '0.02'],
-    [1234.5, '1,234.50'],
-    [0, '0.00'],
-  ])('reads %d as %s, as the table does', (value, shown) => {
+    [286.079336, '286.079336'],
+    [0.005833, '0.005833'],
+    [1234.5, '1,234.500000'],
+    [0, '0.000000'],
+  ])('reads %d as the table writes it, %s', (value, shown) => {
     const svg = renderBarChart({
       title: 'CPU core-hours per day',
       unit: 'core-h',
-      bars: [{ day: '2026-12-01', value }],
+      bars: [{ day: '2026-12-01', value, shown }],
     });
     // The whole date: over a window across New Year "12-01" alone could be either year's.
     expect(svg).toContain(`<title>2026-12-01: ${shown} core-h</title>`);

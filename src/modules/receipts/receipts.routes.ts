@@ -173,6 +173,13 @@ function ownReceiptJson(shown: ShownReceipt) {
     receipt: {
       ...receipt,
       heldPayment: heldPaymentJsonOf(shown.heldPayment),
+      billedAgainOn: shown.billedAgainOn.map((again) => ({
+        receiptId: again.id,
+        status: again.status,
+        total: moneyJson(again.total, again.currency),
+        currency: again.currency,
+        url: `/me/receipts/${again.id}`,
+      })),
       url: `/me/receipts/${receipt.id}`,
       itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
     },

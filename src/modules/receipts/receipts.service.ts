@@ -1605,10 +1605,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    */
   async function getForUser(username: string, id: number, page = 1) {
     const receipt = await findOrFail(id, username);
-    const [shown, held, heldForSameJobs] = await Promise.all([
+    const [shown, held, heldForSameJobs, billedAgainOn] = await Promise.all([
       withItemsPage(receipt, page),
       findHeldPaymentsOf(username),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
+      // A void receipt's jobs are billed again (or will be): where, as the admin's page says it. The
+      // researcher's page said only "void" above the jobs a new receipt lists again.
+      receipt.status === 'void' ? receiptsRepository.findReceiptsBillingJobsAgain(db, id) : [],
     ]);
     const heldHere = held.find((payment) => payment.receiptId === id);
     const sameJobs = heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs);
@@ -1618,6 +1621,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       heldElsewhere: held.filter((payment) => payment.receiptId !== id && payment.id !== heldForSameJobs?.id),
       /** What the page, My receipts, the printable receipt and the JSON say of a held payment concerning it. */
       heldPayment: heldPaymentOfReceipt(receipt, heldHere, sameJobs),
+      /** For a void receipt, the receipts that bill its jobs now (empty while none does, and for any other receipt). */
+      billedAgainOn,
     };
   }
 

@@ -7,15 +7,17 @@
 export interface Bar {
   /** The local day the bar sums, YYYY-MM-DD. */
   day: string;
+  /** The bar's height. */
   value: number;
+  /**
+   * The value as the table under the chart writes it, for the tooltip: hours to the six decimals
+   * they are priced at ("0.005833"), not the float rounded to two ("0.01").
+   */
+  shown: string;
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 const escapeXml = (text: string) => text.replace(/[&<>"']/g, (character) => ESCAPES[character] ?? character);
-
-// A bar's tooltip reads its value as the table under the chart does (2 decimals, grouped), not
-// as the float the day's sum left ("286.079336 core-h").
-const TOOLTIP_HOURS = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
 /** Rounds a maximum up to 1, 2 or 5 x 10^n so the axis reads well. */
 export function niceCeiling(value: number): number {
@@ -167,7 +169,7 @@ export function renderBarChart(options: { title: string; unit: string; bars: Bar
     // The tooltip names the whole date: "12-01" alone could be either year's.
     parts.push(
       `<rect x="${x.toFixed(2)}" y="${y.toFixed(2)}" width="${barWidth.toFixed(2)}" height="${barHeight.toFixed(2)}" fill="${color}">` +
-        `<title>${escapeXml(bar.day)}: ${escapeXml(TOOLTIP_HOURS.format(bar.value))} ${escapeXml(options.unit)}</title></rect>`,
+        `<title>${escapeXml(bar.day)}: ${escapeXml(bar.shown)} ${escapeXml(options.unit)}</title></rect>`,
     );
   });
   for (const tick of ticks) {

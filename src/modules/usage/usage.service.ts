@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
+import { formatDecimalText } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
 import { BadRequestError, NotFoundError, ReversedWindowError } from '../../shared/errors.js';
 import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
@@ -11,7 +12,16 @@ import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
 import * as usageRepository from './usage.repository.js';
 import { type TAdminUsageQuery, type TUsageQuery, type TWindowQuery, WINDOW_FIELD_LABELS } from './usage.schema.js';
-import { renderBarChart } from './usage-chart.js';
+import { type Bar, renderBarChart } from './usage-chart.js';
+
+/**
+ * A day's bar: its hours as the height, and as the table under the chart writes them (six
+ * decimals, grouped) for its tooltip, which rounded them to two: 0.004167 GPU-hours read 0.00.
+ */
+function barOf(day: string, hours: Prisma.Decimal): Bar {
+  const digits = hours.toFixed(6);
+  return { day, value: hours.toNumber(), shown: formatDecimalText(digits, 6) ?? digits };
+}
 
 export interface UsageServiceDeps {
   db: Database;
@@ -318,19 +328,19 @@ export function createUsageService(deps: UsageServiceDeps) {
         {
           title: 'CPU core-hours per day',
           unit: 'core-h',
-          bars: days.map((day) => ({ day: day.day, value: day.cpuHours.toNumber() })),
+          bars: days.map((day) => barOf(day.day, day.cpuHours)),
         },
         {
           title: 'GPU-hours per day',
           unit: 'GPU-h',
           color: '#067647',
-          bars: days.map((day) => ({ day: day.day, value: day.gpuHours.toNumber() })),
+          bars: days.map((day) => barOf(day.day, day.gpuHours)),
         },
         {
           title: 'Memory GB-hours per day',
           unit: 'GB-h',
           color: '#b54708',
-          bars: days.map((day) => ({ day: day.day, value: day.memGbHours.toNumber() })),
+          bars: days.map((day) => barOf(day.day, day.memGbHours)),
         },
       ].map((chart) => ({ title: chart.title, svg: renderBarChart(chart) }));
       // The table (and its JSON) lists the days newest first, as Jobs lists its jobs by Ended:
