@@ -25,6 +25,7 @@ import {
   NO_TIERS_MESSAGE,
   NoTiersError,
   type RatesService,
+  RenamedTierError,
   StaleRatesError,
   StaleTierDescriptionError,
 } from './rates.service.js';
@@ -252,7 +253,9 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       // A form gets its page back with the problem on it; API clients get JSON from the error handler.
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       const typed = (name: string) => typedIn(req.body, name) ?? '';
-      const type = typed('type');
+      // A tier renamed since the page was opened: its card is under the name it has now.
+      const renamed = error instanceof RenamedTierError;
+      const type = renamed ? error.tier : typed('type');
       res.status(error.status);
       // A tier that is not on the page has no card to show it in.
       if (!(await rates.getSnapshot()).tiers.has(type)) {
@@ -274,7 +277,8 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           basedOn: shown || invalidFieldsOf(error).includes('based_on') ? undefined : typedIn(req.body, 'based_on'),
           // Every tier's form has the same three fields: "CPU core-hour: must be a plain decimal ..." alone does not say whose.
           // A stale form's refusal says so itself (JSON clients get it too).
-          error: shown ? readableMessageOf(error) : `Rates of ${type} not changed. ${readableMessageOf(error)}`,
+          error:
+            shown || renamed ? readableMessageOf(error) : `Rates of ${type} not changed. ${readableMessageOf(error)}`,
           invalid: invalidFieldsOf(error),
         },
       });

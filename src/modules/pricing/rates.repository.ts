@@ -182,6 +182,33 @@ export async function findDescriptionChange(
   return rows[0];
 }
 
+/** The tier a rate row belongs to, by the rate's id, under the tier's name now; undefined for no such rate. */
+export async function findTierOfRate(tx: Client, rateId: number): Promise<{ id: number; name: string } | undefined> {
+  const rate = await tx.pricingRate.findUnique({
+    where: { id: rateId },
+    select: { tier: { select: { id: true, name: true } } },
+  });
+  return rate?.tier;
+}
+
+/**
+ * Who last renamed the tier `tierId` away from `name`, and when, as the audit log recorded it
+ * (`pricing.tier.update`); undefined when no entry did (a rename made in SQL, say).
+ */
+export async function findRenameChange(
+  tx: Client,
+  tierId: number,
+  name: string,
+): Promise<{ actor: string; at: Date } | undefined> {
+  const rows = await tx.$queryRaw<{ actor: string; at: Date }[]>`
+    SELECT actor, ts AS at FROM audit_log
+     WHERE action = 'pricing.tier.update' AND details ->> 'tierId' = ${String(tierId)}
+       AND details -> 'previous' ->> 'name' = ${name}
+       AND details -> 'next' ->> 'name' IS DISTINCT FROM ${name}
+     ORDER BY id DESC LIMIT 1`;
+  return rows[0];
+}
+
 /** Renames a tier or changes its description; a name that is taken fails with P2002 (pricing_tiers_name_key). */
 export async function updateTier(
   tx: Prisma.TransactionClient,

@@ -284,6 +284,30 @@ export class StaleRatesError extends ConflictError {
 }
 
 /**
+ * A 409 for rates sent from a page opened before someone else renamed their tier: the form names
+ * the tier by its old name, and `based_on` (the rates it was opened on) is one of the renamed
+ * tier's. It was refused as an unknown tier, told to add it (a second tier under the old name,
+ * which nobody is on), and the page, having no card of that name, dropped the rates typed.
+ * `tier` is the name now, whose card shows the form again; JSON clients get it as `tier`.
+ */
+export class RenamedTierError extends ConflictError {
+  constructor(
+    readonly previousName: string,
+    readonly tier: string,
+    change: { actor: string; at: Date },
+    timeZone: string,
+  ) {
+    const by = ` by ${change.actor} at ${formatLocalDateTime(change.at, timeZone)}`;
+    super(
+      `Rates of ${previousName} not changed. Tier ${previousName} was renamed to ${tier}${by} after this page ` +
+        `was opened. The form of ${tier} keeps the rates you typed; check them and submit again.`,
+      undefined,
+      { publicFields: { tier } },
+    );
+  }
+}
+
+/**
  * A 409 for a tier's name and description sent from a page opened before someone else changed its
  * description (`based_on_description` is no longer the description): saving would put the old text
  * back, unnoticed, as the Rates form would its rates (StaleRatesError). Says what it is now and who
@@ -518,6 +542,12 @@ export function createRatesService(deps: RatesServiceDeps) {
         // ours: taken before, it dated the new rates before a receipt that billed at the old ones.
         const effectiveFrom = now();
         if (tierId === undefined) {
+          // A form opened before its tier was renamed: its rates say which tier it meant, and the
+          // audit log that the tier had this name (not a script's typo beside another tier's rates).
+          const tier =
+            input.based_on === undefined ? undefined : await ratesRepository.findTierOfRate(tx, input.based_on);
+          const rename = tier && (await ratesRepository.findRenameChange(tx, tier.id, input.type));
+          if (tier && rename) throw new RenamedTierError(input.type, tier.name, rename, config.timeZone);
           // Setting rates never adds a tier: a name mistyped in a script would otherwise become a
           // tier that users can be put on and billed with.
           throw await unknownTierError(
