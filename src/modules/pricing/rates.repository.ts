@@ -209,6 +209,25 @@ export async function findRenameChange(
   return rows[0];
 }
 
+/**
+ * The tier that was called `name` until it was renamed, under its name now, with who renamed it away
+ * from `name` and when, as the audit log recorded it (`pricing.tier.update`); undefined when no
+ * entry did or that tier is gone.
+ */
+export async function findRenamedTier(
+  db: Client,
+  name: string,
+): Promise<{ name: string; actor: string; at: Date } | undefined> {
+  const rows = await db.$queryRaw<{ name: string; actor: string; at: Date }[]>`
+    SELECT t.name, a.actor, a.ts AS at FROM audit_log a
+      JOIN pricing_tiers t ON t.id::text = a.details ->> 'tierId'
+     WHERE a.action = 'pricing.tier.update'
+       AND a.details -> 'previous' ->> 'name' = ${name}
+       AND a.details -> 'next' ->> 'name' IS DISTINCT FROM ${name}
+     ORDER BY a.id DESC LIMIT 1`;
+  return rows[0];
+}
+
 /** Renames a tier or changes its description; a name that is taken fails with P2002 (pricing_tiers_name_key). */
 export async function updateTier(
   tx: Prisma.TransactionClient,

@@ -650,13 +650,27 @@ export function createRatesService(deps: RatesServiceDeps) {
   async function unknownTierError(tx: Prisma.TransactionClient, name: string, hint = ''): Promise<InvalidFieldsError> {
     const names = await ratesRepository.listTierNames(tx);
     const known = names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.';
+    const renamed = await renameNoteOf(tx, name);
+    // A tier renamed is not to be added again: the hint (add it) is for a name no tier ever had.
     return new InvalidFieldsError(
-      { type: `unknown tier "${name}". ${known}${hint ? ` ${hint}` : ''}` },
+      { type: `unknown tier "${name}"${renamed}. ${known}${hint && !renamed ? ` ${hint}` : ''}` },
       TIER_FIELD_LABELS,
       {
         knownTiers: names,
       },
     );
+  }
+
+  /**
+   * Why a form names a tier that does not exist, when the reason is that another admin renamed it
+   * after the page was opened (": it was renamed to uni by ops at ..."); '' otherwise. Such a
+   * form was refused as naming an unknown tier, with no word of the rename.
+   */
+  async function renameNoteOf(client: Db | Prisma.TransactionClient, name: string): Promise<string> {
+    const renamed = await ratesRepository.findRenamedTier(client, name);
+    return renamed
+      ? `: it was renamed to ${renamed.name} by ${renamed.actor} at ${formatLocalDateTime(renamed.at, config.timeZone)}`
+      : '';
   }
 
   /** The PRICING_TIER_RULES patterns that send usernames to `tierName`, in rule order. */
@@ -952,7 +966,8 @@ export function createRatesService(deps: RatesServiceDeps) {
     const snapshot = await getSnapshot();
     const tier = snapshot.tiers.get(input.tier);
     if (!tier || !snapshot.knownTiers.has(input.tier)) {
-      throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}".` }, TIER_FIELD_LABELS);
+      const renamed = tier ? '' : await renameNoteOf(db, input.tier);
+      throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}"${renamed}.` }, TIER_FIELD_LABELS);
     }
     if (!(await ratesRepository.isKnownUsername(db, input.username))) {
       throw new NotFoundError(`No user or job owner is called "${input.username}".`);

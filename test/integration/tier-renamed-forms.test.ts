@@ -1,0 +1,90 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// Pages opened before another admin renamed a tier name it by its old name. Each of their forms
+// (make it the default, delete it, rename or describe it, move a user to it) was refused with
+// 'unknown tier "mu"', the tier the admin had just seen on the page, and no word of the rename.
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+let ops: Agent;
+let carol: Agent;
+let carolToken: string;
+
+const RENAMED = /unknown tier &#34;mu&#34;: it was renamed to uni by ops at \d{4}-\d\d-\d\d \d\d:\d\d\./;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db, [
+    { name: 'gov', isDefault: true, cpu: '0.80', gpu: '18.00', mem: '0.08' },
+    { name: 'mu', cpu: '0.50', gpu: '12.00', mem: '0.05' },
+    { name: 'spare', cpu: '1.00', gpu: '20.00', mem: '0.10' },
+  ]);
+  await buildUser(db.prisma, { username: 'ops', role: 'admin', password: 'ops-password-123' });
+  await buildUser(db.prisma, { username: 'carol', role: 'admin', password: 'carol-password-123' });
+  await buildUser(db.prisma, { username: 'zed', password: 'zed-password-1234' });
+  app = buildTestApp(db, { env: { PRICING_CACHE_CHECK_MS: '0' } });
+  ops = await signInAs(app, 'ops', 'ops-password-123');
+  carol = await signInAs(app, 'carol', 'carol-password-123');
+  carolToken = await csrfTokenOf(carol);
+  await ops
+    .post('/admin/rates/tiers/edit')
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(ops))
+    .send({ type: 'mu', name: 'uni' })
+    .expect(200);
+});
+afterAll(() => db?.drop());
+
+function post(path: string, body: Record<string, string>) {
+  return carol
+    .post(path)
+    .set('Accept', 'text/html')
+    .type('form')
+    .send({ ...body, csrf_token: carolToken });
+}
+
+describe('a tier form opened before another admin renamed the tier', () => {
+  it('says the tier was renamed, to what, by whom and when, on every form that names it', async () => {
+    const entries = await db.prisma.auditLog.count();
+    const forms = [
+      post('/admin/rates/default', { type: 'mu' }),
+      post('/admin/rates/tiers/delete', { type: 'mu' }),
+      post('/admin/rates/tiers/edit', { type: 'mu', name: 'mu', description: 'University', based_on_description: '' }),
+      post('/admin/tiers', { username: 'zed', tier: 'mu', based_on_override: '' }),
+    ];
+    for (const response of await Promise.all(forms)) {
+      expect(response.status).toBe(400);
+      expect(response.text).toMatch(RENAMED);
+    }
+    expect(await db.prisma.pricingTier.findMany({ orderBy: { id: 'asc' }, select: { name: true } })).toEqual([
+      { name: 'gov' },
+      { name: 'uni' },
+      { name: 'spare' },
+    ]);
+    expect(await db.prisma.tierOverride.count()).toBe(0);
+    expect(await db.prisma.auditLog.count()).toBe(entries);
+  });
+
+  it('tells a script setting rates by the old name of the rename, not to add the tier again', async () => {
+    const response = await carol
+      .post('/formula')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', carolToken)
+      .send({ type: 'mu', cpu: '0.7', gpu: '12', mem: '0.05' });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatch(
+      /^type: unknown tier "mu": it was renamed to uni by ops at [\d-]+ [\d:]+\. Known/,
+    );
+    expect(response.body.error).not.toContain('add it on the Rates page');
+  });
+
+  it('says nothing of a rename for a name no tier had', async () => {
+    const response = await post('/admin/rates/default', { type: 'nosuch' });
+    expect(response.status).toBe(400);
+    expect(response.text).toContain('unknown tier &#34;nosuch&#34;. Known tiers:');
+  });
+});
