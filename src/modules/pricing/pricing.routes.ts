@@ -8,6 +8,7 @@ import { linkTo } from '../../http/page-links.js';
 import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
 import { answerChange, type ChangeMade, isRefusedForm, offerWayBack, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
+import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TUserListQuery, ZUserListQuery } from '../users/users.schema.js';
@@ -186,11 +187,26 @@ function describeTierEdit(outcome: Awaited<ReturnType<RatesService['editTier']>>
   return notes.join(' ');
 }
 
-/** What setting `type`'s rates did, in a sentence: POST /admin/rates's flash, and both rate routes' JSON `message`. */
-function ratesSetFlashOf(type: string, updated: { isChanged: boolean }): ChangeMade['flash'] {
-  return updated.isChanged
-    ? { type: 'success', message: `Rates of ${type} saved; they apply from now.` }
-    : { type: 'warning', message: `Rates of ${type} are already these; nothing was saved.` };
+/**
+ * What setting `type`'s rates did, in a sentence: POST /admin/rates's flash, and both rate routes'
+ * JSON `message`. Rates scheduled for later (SQL) replace the new ones at their time, which the
+ * admin must hear: "they apply from now" alone read as for good.
+ */
+function ratesSetFlashOf(
+  type: string,
+  updated: Awaited<ReturnType<RatesService['setRates']>>,
+  fmt: ViewFormatters,
+): ChangeMade['flash'] {
+  if (!updated.isChanged) return { type: 'warning', message: `Rates of ${type} are already these; nothing was saved.` };
+  const { scheduled } = updated;
+  if (!scheduled) return { type: 'success', message: `Rates of ${type} saved; they apply from now.` };
+  return {
+    type: 'success',
+    message:
+      `Rates of ${type} saved; they apply from now until ${fmt.dateTime(new Date(scheduled.effectiveFrom))}, when the rates ` +
+      `scheduled then${scheduled.createdBy ? ` by ${scheduled.createdBy}` : ''} take over (CPU core-hour ${scheduled.cpu}, ` +
+      `GPU-hour ${scheduled.gpu}, Memory GB-hour ${scheduled.mem}): delete that scheduled row to keep these.`,
+  };
 }
 
 /** POST /formula (JSON) and the admin pages for rates and tier overrides. */
@@ -202,7 +218,11 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
   router.post('/formula', guards.requireAdmin, async (req, res) => {
     const input = parseInput(ZSetRates, req.body);
     const updated = await rates.setRates(auditContextOf(req), input);
-    res.json({ ok: true, updated, message: ratesSetFlashOf(input.type, updated).message });
+    res.json({
+      ok: true,
+      updated,
+      message: ratesSetFlashOf(input.type, updated, req.app.locals.fmt as ViewFormatters).message,
+    });
   });
 
   /**
@@ -245,7 +265,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       answerChange(req, res, {
         // The `updated` POST /formula answers, so a script reads the two alike.
         json: { updated },
-        flash: ratesSetFlashOf(input.type, updated),
+        flash: ratesSetFlashOf(input.type, updated, req.app.locals.fmt as ViewFormatters),
         // Back to the tier's card, as browsers would anyway: a Location without a fragment keeps the form action's.
         location: `/admin/rates#tier-${encodeURIComponent(input.type)}`,
       });

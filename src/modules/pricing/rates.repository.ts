@@ -278,6 +278,15 @@ export async function findRateInForce(
   return rate ? toRateRow(rate) : undefined;
 }
 
+/** The first rates of a tier scheduled after `at` (docs/pricing.md, "Scheduled rates"), if any. */
+export async function findNextScheduledRate(tx: Client, tierId: number, at: Date): Promise<RateRow | undefined> {
+  const rate = await tx.pricingRate.findFirst({
+    where: { tierId, effectiveFrom: { gt: at } },
+    orderBy: [{ effectiveFrom: 'asc' }, { id: 'asc' }],
+  });
+  return rate ? toRateRow(rate) : undefined;
+}
+
 /** One rate row of a tier, by id; undefined when the tier has no such row. */
 export async function findTierRate(tx: Client, tierId: number, id: number): Promise<RateRow | undefined> {
   const rate = await tx.pricingRate.findFirst({ where: { id, tierId } });

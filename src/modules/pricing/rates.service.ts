@@ -578,6 +578,18 @@ export function createRatesService(deps: RatesServiceDeps) {
           }
           throw new StaleRatesError(input.type, previous, basedOn, input, config.timeZone);
         }
+        // Rates scheduled for later (SQL) still take over at their time: the answer says until when these apply.
+        const next = await ratesRepository.findNextScheduledRate(tx, tierId, effectiveFrom);
+        const scheduled = next
+          ? {
+              cpu: rateJson(next.cpu, next.currency),
+              gpu: rateJson(next.gpu, next.currency),
+              mem: rateJson(next.mem, next.currency),
+              currency: next.currency,
+              effectiveFrom: next.effectiveFrom.toISOString(),
+              createdBy: next.createdBy,
+            }
+          : null;
         if (isUnchanged) {
           // A double submit or a form sent back as it was: a new history row and audit entry
           // saying 0.5 -> 0.5 would only hide the real changes.
@@ -589,6 +601,7 @@ export function createRatesService(deps: RatesServiceDeps) {
             currency: previous.currency,
             effectiveFrom: previous.effectiveFrom.toISOString(),
             isChanged: false,
+            scheduled,
           };
         }
         const rate = await ratesRepository.insertRate(tx, {
@@ -608,6 +621,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           currency: config.currency,
           effectiveFrom: effectiveFrom.toISOString(),
           isChanged: true,
+          scheduled,
         };
         await appendAudit(tx, {
           ...actor,
