@@ -69,6 +69,34 @@ describe('a tier form opened before another admin renamed the tier', () => {
     expect(await db.prisma.auditLog.count()).toBe(entries);
   });
 
+  it('keeps what was typed in the rename-or-describe form, in the card of the name the tier has now', async () => {
+    const response = await post('/admin/rates/tiers/edit', {
+      type: 'mu',
+      name: 'mu',
+      description: 'University members and staff',
+      based_on_description: '',
+    });
+    expect(response.status).toBe(400);
+    expect(response.text).toMatch(
+      /Tier mu not changed\. Tier: unknown tier &#34;mu&#34;: it was renamed to uni by ops at [\d-]+ [\d:]+\. Known tiers: gov, uni, spare\. The form keeps what you typed; check it and save again\./,
+    );
+    const form = /<details id="rename-uni" open>.*?<\/form>/s.exec(response.text)?.[0] ?? '';
+    expect(form).toContain('id="edit-name-uni" name="name"');
+    expect(form).toMatch(/id="edit-name-uni"[^>]* value="uni"/);
+    expect(form).toMatch(/id="edit-description-uni"[^>]* value="University members and staff"/);
+    expect(form).toContain('name="based_on_description" value=""');
+    // Sent again as shown, the description is saved on the tier under its new name.
+    await post('/admin/rates/tiers/edit', {
+      type: 'uni',
+      name: 'uni',
+      description: 'University members and staff',
+      based_on_description: '',
+    }).expect(303);
+    expect((await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: 'uni' } })).description).toBe(
+      'University members and staff',
+    );
+  });
+
   it('tells a script setting rates by the old name of the rename, not to add the tier again', async () => {
     const response = await carol
       .post('/formula')

@@ -357,23 +357,28 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       const typed = (name: string) => typedIn(req.body, name) ?? '';
       res.status(error.status);
+      // A tier renamed by someone else since the page was opened: its form is under the name it has now,
+      // keeping what was typed (a name left as the page showed it becomes the name now).
+      const renamedTo = typeof error.details?.renamedTo === 'string' ? error.details.renamedTo : undefined;
+      const type = renamedTo ?? typed('type');
       // The refusal goes back into the tier's own form; a tier that is not on the page has none.
-      if (!(await rates.getSnapshot()).tiers.has(typed('type'))) {
+      if (!(await rates.getSnapshot()).tiers.has(type)) {
         await renderRates(res, { error: `Tier not changed. ${readableMessageOf(error)}` });
         return;
       }
       // Over a stale page, a description the admin did not change shows as it is now.
       const isStale = error instanceof StaleTierDescriptionError;
+      const keeps = renamedTo ? ' The form keeps what you typed; check it and save again.' : '';
       await renderRates(res, {
         tierEdit: {
-          type: typed('type'),
-          name: typed('name'),
+          type,
+          name: renamedTo && typed('name') === typed('type') ? renamedTo : typed('name'),
           description: isStale ? error.formDescription : typed('description'),
           basedOnDescription: isStale ? undefined : typedIn(req.body, 'based_on_description'),
           // A 409 already says what was not done; a 400 names only the field.
           error:
             error.status === 400
-              ? `Tier ${typed('type')} not changed. ${readableMessageOf(error)}`
+              ? `Tier ${typed('type')} not changed. ${readableMessageOf(error)}${keeps}`
               : readableMessageOf(error),
           invalid: invalidFieldsOf(error),
         },

@@ -664,14 +664,14 @@ export function createRatesService(deps: RatesServiceDeps) {
   async function unknownTierError(tx: Prisma.TransactionClient, name: string, hint = ''): Promise<InvalidFieldsError> {
     const names = await ratesRepository.listTierNames(tx);
     const known = names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.';
-    const renamed = await renameNoteOf(tx, name);
+    const renamed = await ratesRepository.findRenamedTier(tx, name);
+    const note = renamed ? renameNoteOf(renamed) : '';
     // A tier renamed is not to be added again: the hint (add it) is for a name no tier ever had.
     return new InvalidFieldsError(
-      { type: `unknown tier "${name}"${renamed}. ${known}${hint && !renamed ? ` ${hint}` : ''}` },
+      { type: `unknown tier "${name}"${note}. ${known}${hint && !renamed ? ` ${hint}` : ''}` },
       TIER_FIELD_LABELS,
-      {
-        knownTiers: names,
-      },
+      // `renamedTo`: the name the tier has now, whose card a page shows the refused form in.
+      { knownTiers: names, renamedTo: renamed?.name },
     );
   }
 
@@ -680,11 +680,8 @@ export function createRatesService(deps: RatesServiceDeps) {
    * after the page was opened (": it was renamed to uni by ops at ..."); '' otherwise. Such a
    * form was refused as naming an unknown tier, with no word of the rename.
    */
-  async function renameNoteOf(client: Db | Prisma.TransactionClient, name: string): Promise<string> {
-    const renamed = await ratesRepository.findRenamedTier(client, name);
-    return renamed
-      ? `: it was renamed to ${renamed.name} by ${renamed.actor} at ${formatLocalDateTime(renamed.at, config.timeZone)}`
-      : '';
+  function renameNoteOf(renamed: { name: string; actor: string; at: Date }): string {
+    return `: it was renamed to ${renamed.name} by ${renamed.actor} at ${formatLocalDateTime(renamed.at, config.timeZone)}`;
   }
 
   /** The PRICING_TIER_RULES patterns that send usernames to `tierName`, in rule order. */
@@ -980,8 +977,9 @@ export function createRatesService(deps: RatesServiceDeps) {
     const snapshot = await getSnapshot();
     const tier = snapshot.tiers.get(input.tier);
     if (!tier || !snapshot.knownTiers.has(input.tier)) {
-      const renamed = tier ? '' : await renameNoteOf(db, input.tier);
-      throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}"${renamed}.` }, TIER_FIELD_LABELS);
+      const renamed = tier ? undefined : await ratesRepository.findRenamedTier(db, input.tier);
+      const note = renamed ? renameNoteOf(renamed) : '';
+      throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}"${note}.` }, TIER_FIELD_LABELS);
     }
     if (!(await ratesRepository.isKnownUsername(db, input.username))) {
       throw new NotFoundError(`No user or job owner is called "${input.username}".`);
