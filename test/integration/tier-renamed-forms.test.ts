@@ -116,3 +116,36 @@ describe('a tier form opened before another admin renamed the tier', () => {
     expect(response.text).toContain('unknown tier &#34;nosuch&#34;. Known tiers:');
   });
 });
+
+describe('a Tier overrides page opened before the tier a user is on was renamed', () => {
+  it('moves the user, not refused as if someone had moved them', async () => {
+    const opsToken = await csrfTokenOf(ops);
+    const json = (path: string, body: Record<string, string>) =>
+      ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', opsToken).send(body);
+    await json('/admin/rates/tiers', { name: 'lab', cpu: '1', gpu: '2', mem: '0.1' }).expect(200);
+    await json('/admin/tiers', { username: 'zed', tier: 'lab' }).expect(200);
+    // carol's page shows zed on lab (the form's based_on_override); ops then renames lab.
+    await json('/admin/rates/tiers/edit', { type: 'lab', name: 'lab2' }).expect(200);
+
+    const moved = await post('/admin/tiers', { username: 'zed', tier: 'spare', based_on_override: 'lab' });
+    expect(moved.status, moved.text.match(/role="alert"[^>]*>[^<]*/)?.[0]).toBe(303);
+    const override = await db.prisma.tierOverride.findUniqueOrThrow({
+      where: { username: 'zed' },
+      include: { tier: true },
+    });
+    expect(override.tier.name).toBe('spare');
+    const entry = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'pricing.override.set' },
+      orderBy: { id: 'desc' },
+    });
+    expect(entry.details).toMatchObject({ previous: 'lab2', next: 'spare' });
+
+    // Moved by someone else as well as renamed, it is still a conflict.
+    await json('/admin/tiers', { username: 'zed', tier: 'lab2' }).expect(200);
+    await json('/admin/rates/tiers/edit', { type: 'lab2', name: 'lab3' }).expect(200);
+    await json('/admin/tiers', { username: 'zed', tier: 'gov' }).expect(200);
+    const stale = await post('/admin/tiers', { username: 'zed', tier: 'spare', based_on_override: 'lab2' });
+    expect(stale.status).toBe(409);
+    expect(stale.text).toContain('zed not moved to spare. Their tier was changed by ops at');
+  });
+});

@@ -946,6 +946,17 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
+   * Whether the tier a page named `shownName` is the tier now called `currentName`, renamed since:
+   * a user on it was not moved by anyone, and a move from that page is no conflict. It was refused
+   * as "Their tier was changed after this page was opened". Not while another tier has the old name.
+   */
+  async function isRenamedTo(tx: Prisma.TransactionClient, shownName: string, currentName: string | undefined) {
+    if (currentName === undefined || shownName === '') return false;
+    if (await ratesRepository.findTierByName(tx, shownName)) return false;
+    return (await ratesRepository.findRenamedTier(tx, shownName))?.name === currentName;
+  }
+
+  /**
    * A page of the overrides page: the known users whose name contains `search` (everyone without
    * one) with natural, override and effective tier, paged and refused as /admin/users is.
    */
@@ -1002,7 +1013,11 @@ export function createRatesService(deps: RatesServiceDeps) {
         const current = await ratesRepository.findOverride(tx, input.username);
         if (current === next) return unchanged;
         // Moved by someone else since the page was opened: saving would put them back unnoticed.
-        if (input.based_on_override !== undefined && input.based_on_override !== (current ?? '')) {
+        if (
+          input.based_on_override !== undefined &&
+          input.based_on_override !== (current ?? '') &&
+          !(await isRenamedTo(tx, input.based_on_override, current))
+        ) {
           throw new StaleOverrideError(
             input,
             { override: current, naturalTier: natural },
