@@ -149,3 +149,28 @@ describe('a Tier overrides page opened before the tier a user is on was renamed'
     expect(stale.text).toContain('zed not moved to spare. Their tier was changed by ops at');
   });
 });
+
+describe('a tier form opened before another admin deleted the tier', () => {
+  it('says it was deleted, by whom and when, rather than only that no such tier exists', async () => {
+    const opsToken = await csrfTokenOf(ops);
+    const json = (path: string, body: Record<string, string>) =>
+      ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', opsToken).send(body);
+    await json('/admin/rates/tiers', { name: 'tmp', cpu: '1', gpu: '2', mem: '0.1' }).expect(200);
+    await json('/admin/rates/tiers/delete', { type: 'tmp' }).expect(200);
+    const DELETED = /unknown tier &#34;tmp&#34;: it was deleted by ops at \d{4}-\d\d-\d\d \d\d:\d\d\./;
+    const forms = [
+      post('/admin/rates', { type: 'tmp', cpu: '1.5', gpu: '2', mem: '0.1' }),
+      post('/admin/rates/default', { type: 'tmp' }),
+      post('/admin/rates/tiers/delete', { type: 'tmp' }),
+      post('/admin/rates/tiers/edit', { type: 'tmp', name: 'tmp', description: 'x', based_on_description: '' }),
+      post('/admin/tiers', { username: 'zed', tier: 'tmp', based_on_override: '' }),
+    ];
+    for (const response of await Promise.all(forms)) {
+      expect(response.status).toBe(400);
+      expect(response.text).toMatch(DELETED);
+    }
+    // Added again under that name, its forms work as any tier's.
+    await json('/admin/rates/tiers', { name: 'tmp', cpu: '1', gpu: '2', mem: '0.1' }).expect(200);
+    await post('/admin/rates/default', { type: 'tmp' }).expect(303);
+  });
+});

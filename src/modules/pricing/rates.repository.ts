@@ -217,14 +217,27 @@ export async function findRenameChange(
 export async function findRenamedTier(
   db: Client,
   name: string,
-): Promise<{ name: string; actor: string; at: Date } | undefined> {
-  const rows = await db.$queryRaw<{ name: string; actor: string; at: Date }[]>`
-    SELECT t.name, a.actor, a.ts AS at FROM audit_log a
+): Promise<{ name: string; actor: string; at: Date; entryId: bigint } | undefined> {
+  const rows = await db.$queryRaw<{ name: string; actor: string; at: Date; entryId: bigint }[]>`
+    SELECT t.name, a.actor, a.ts AS at, a.id AS "entryId" FROM audit_log a
       JOIN pricing_tiers t ON t.id::text = a.details ->> 'tierId'
      WHERE a.action = 'pricing.tier.update'
        AND a.details -> 'previous' ->> 'name' = ${name}
        AND a.details -> 'next' ->> 'name' IS DISTINCT FROM ${name}
      ORDER BY a.id DESC LIMIT 1`;
+  return rows[0];
+}
+
+/** Who last deleted a tier called `name`, and when, as the audit log recorded it (`pricing.tier.delete`). */
+export async function findTierDeletion(
+  db: Client,
+  name: string,
+): Promise<{ actor: string; at: Date; entryId: bigint } | undefined> {
+  // audit_log_target_id_idx: the tier's entries, not the whole log.
+  const rows = await db.$queryRaw<{ actor: string; at: Date; entryId: bigint }[]>`
+    SELECT actor, ts AS at, id AS "entryId" FROM audit_log
+     WHERE target = ${`tier:${name}`} AND action = 'pricing.tier.delete'
+     ORDER BY id DESC LIMIT 1`;
   return rows[0];
 }
 

@@ -664,9 +664,8 @@ export function createRatesService(deps: RatesServiceDeps) {
   async function unknownTierError(tx: Prisma.TransactionClient, name: string, hint = ''): Promise<InvalidFieldsError> {
     const names = await ratesRepository.listTierNames(tx);
     const known = names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.';
-    const renamed = await ratesRepository.findRenamedTier(tx, name);
-    const note = renamed ? renameNoteOf(renamed) : '';
-    // A tier renamed is not to be added again: the hint (add it) is for a name no tier ever had.
+    const { note, renamed } = await fateOfTierName(tx, name);
+    // A tier renamed is not to be added again: the hint (add it) is for a name no tier has had since.
     return new InvalidFieldsError(
       { type: `unknown tier "${name}"${note}. ${known}${hint && !renamed ? ` ${hint}` : ''}` },
       TIER_FIELD_LABELS,
@@ -676,12 +675,26 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
-   * Why a form names a tier that does not exist, when the reason is that another admin renamed it
-   * after the page was opened (": it was renamed to uni by ops at ..."); '' otherwise. Such a
-   * form was refused as naming an unknown tier, with no word of the rename.
+   * Why a form names a tier that does not exist, when the reason is that another admin renamed or
+   * deleted it after the page was opened (": it was renamed to uni by ops at ...", ": it was deleted
+   * by ops at ..."), as the audit log says; '' otherwise. Such a form was refused as naming an
+   * unknown tier, with no word of what became of the tier the admin had just seen.
    */
-  function renameNoteOf(renamed: { name: string; actor: string; at: Date }): string {
-    return `: it was renamed to ${renamed.name} by ${renamed.actor} at ${formatLocalDateTime(renamed.at, config.timeZone)}`;
+  async function fateOfTierName(
+    client: Db | Prisma.TransactionClient,
+    name: string,
+  ): Promise<{ note: string; renamed?: { name: string } }> {
+    // One after the other: the client may be a transaction's.
+    const renamed = await ratesRepository.findRenamedTier(client, name);
+    const deleted = await ratesRepository.findTierDeletion(client, name);
+    const at = (when: Date) => formatLocalDateTime(when, config.timeZone);
+    // The later of the two is what became of the name: a tier renamed away, then another of that name deleted.
+    if (deleted && (!renamed || deleted.entryId > renamed.entryId)) {
+      return { note: `: it was deleted by ${deleted.actor} at ${at(deleted.at)}` };
+    }
+    if (renamed)
+      return { note: `: it was renamed to ${renamed.name} by ${renamed.actor} at ${at(renamed.at)}`, renamed };
+    return { note: '' };
   }
 
   /** The PRICING_TIER_RULES patterns that send usernames to `tierName`, in rule order. */
@@ -988,8 +1001,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     const snapshot = await getSnapshot();
     const tier = snapshot.tiers.get(input.tier);
     if (!tier || !snapshot.knownTiers.has(input.tier)) {
-      const renamed = tier ? undefined : await ratesRepository.findRenamedTier(db, input.tier);
-      const note = renamed ? renameNoteOf(renamed) : '';
+      const { note } = tier ? { note: '' } : await fateOfTierName(db, input.tier);
       throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}"${note}.` }, TIER_FIELD_LABELS);
     }
     if (!(await ratesRepository.isKnownUsername(db, input.username))) {
