@@ -73,6 +73,9 @@ describe('a rates form opened before another admin renamed its tier', () => {
       /Rates of mu not changed\. Tier mu was renamed to uni by ops at \d{4}-\d\d-\d\d \d\d:\d\d after this page was opened\. The form of uni keeps the rates you typed; check them and submit again\./,
     );
     expect(refused.text).not.toContain('add it on the Rates page');
+    // The form was sent to #tier-mu, which the page no longer has: it would open at its top, the
+    // reason out of sight further down; the reason takes the focus (autofocus.js), which scrolls to it.
+    expect(refused.text).toMatch(/<div class="alert error" role="alert" id="rates-error-uni" tabindex="-1" autofocus>/);
     // In uni's card, as typed, still based on the rates the page was opened on.
     const card = ratesFormIn(refused.text, 'uni');
     expect(card.card).toContain('id="cpu-uni" name="cpu" inputmode="decimal" required value="0.7"');
