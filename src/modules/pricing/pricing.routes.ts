@@ -9,7 +9,13 @@ import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
 import { answerChange, type ChangeMade, isRefusedForm, offerWayBack, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
-import { AppError, invalidFieldsOf, NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
+import {
+  AppError,
+  InvalidFieldsError,
+  invalidFieldsOf,
+  NotAcceptableError,
+  readableMessageOf,
+} from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TUserListQuery, ZUserListQuery } from '../users/users.schema.js';
 import {
@@ -323,7 +329,12 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
         flash: { type: 'success', message: notes.join(' ') },
         location: `/admin/rates#tier-${encodeURIComponent(created.name)}`,
       });
-    } catch (error) {
+    } catch (caught) {
+      // A name another tier has is said with the other reasons, not once they are fixed.
+      const error =
+        caught instanceof InvalidFieldsError
+          ? await rates.withTakenTierName(caught, typedIn(req.body, 'name'))
+          : caught;
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       const typed = (name: string) => typedIn(req.body, name) ?? '';
       res.status(error.status);

@@ -777,6 +777,20 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
+   * A new tier's form refused for its other fields, with the reason its name would be refused too
+   * when another tier has it: said one at a time, the admin fixed a rate and only then heard the
+   * name was taken. The error itself when the name is free (or already refused).
+   */
+  async function withTakenTierName(error: InvalidFieldsError, name: string | undefined): Promise<InvalidFieldsError> {
+    const typed = name?.trim();
+    if (!typed || 'name' in error.fields || !(await ratesRepository.findTierByName(db, typed))) return error;
+    return new InvalidFieldsError(
+      { name: `a tier named "${typed}" already exists (to change its rates, use its own form)`, ...error.fields },
+      TIER_FIELD_LABELS,
+    );
+  }
+
+  /**
    * Renames a tier or changes its description, with the audit entry, in one transaction. The
    * tier keeps its id, so its rate history and the users placed on it by override follow the
    * new name; receipts keep the name they copied. A taken name is refused by the unique index
@@ -1078,6 +1092,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     getUserTierForBilling,
     setRates,
     createTier,
+    withTakenTierName,
     editTier,
     deleteTier,
     setDefaultTier,
