@@ -54,6 +54,7 @@ describe('changes sent as JSON', () => {
         currency: 'THB',
         effectiveFrom: expect.any(String),
         isChanged: true,
+        scheduled: null,
       },
       message: 'Rates of gov saved; they apply from now.',
     });

@@ -8,7 +8,14 @@ import { linkTo } from '../../http/page-links.js';
 import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
 import { answerChange, type ChangeMade, isRefusedForm, offerWayBack, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError, invalidFieldsOf, NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
+import type { ViewFormatters } from '../../http/view-format.js';
+import {
+  AppError,
+  InvalidFieldsError,
+  invalidFieldsOf,
+  NotAcceptableError,
+  readableMessageOf,
+} from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TUserListQuery, ZUserListQuery } from '../users/users.schema.js';
 import {
@@ -25,6 +32,7 @@ import {
   NO_TIERS_MESSAGE,
   NoTiersError,
   type RatesService,
+  RenamedTierError,
   StaleRatesError,
   StaleTierDescriptionError,
 } from './rates.service.js';
@@ -185,11 +193,26 @@ function describeTierEdit(outcome: Awaited<ReturnType<RatesService['editTier']>>
   return notes.join(' ');
 }
 
-/** What setting `type`'s rates did, in a sentence: POST /admin/rates's flash, and both rate routes' JSON `message`. */
-function ratesSetFlashOf(type: string, updated: { isChanged: boolean }): ChangeMade['flash'] {
-  return updated.isChanged
-    ? { type: 'success', message: `Rates of ${type} saved; they apply from now.` }
-    : { type: 'warning', message: `Rates of ${type} are already these; nothing was saved.` };
+/**
+ * What setting `type`'s rates did, in a sentence: POST /admin/rates's flash, and both rate routes'
+ * JSON `message`. Rates scheduled for later (SQL) replace the new ones at their time, which the
+ * admin must hear: "they apply from now" alone read as for good.
+ */
+function ratesSetFlashOf(
+  type: string,
+  updated: Awaited<ReturnType<RatesService['setRates']>>,
+  fmt: ViewFormatters,
+): ChangeMade['flash'] {
+  if (!updated.isChanged) return { type: 'warning', message: `Rates of ${type} are already these; nothing was saved.` };
+  const { scheduled } = updated;
+  if (!scheduled) return { type: 'success', message: `Rates of ${type} saved; they apply from now.` };
+  return {
+    type: 'success',
+    message:
+      `Rates of ${type} saved; they apply from now until ${fmt.dateTime(new Date(scheduled.effectiveFrom))}, when the rates ` +
+      `scheduled then${scheduled.createdBy ? ` by ${scheduled.createdBy}` : ''} take over (CPU core-hour ${scheduled.cpu}, ` +
+      `GPU-hour ${scheduled.gpu}, Memory GB-hour ${scheduled.mem}): delete that scheduled row to keep these.`,
+  };
 }
 
 /** POST /formula (JSON) and the admin pages for rates and tier overrides. */
@@ -201,7 +224,11 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
   router.post('/formula', guards.requireAdmin, async (req, res) => {
     const input = parseInput(ZSetRates, req.body);
     const updated = await rates.setRates(auditContextOf(req), input);
-    res.json({ ok: true, updated, message: ratesSetFlashOf(input.type, updated).message });
+    res.json({
+      ok: true,
+      updated,
+      message: ratesSetFlashOf(input.type, updated, req.app.locals.fmt as ViewFormatters).message,
+    });
   });
 
   /**
@@ -244,7 +271,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       answerChange(req, res, {
         // The `updated` POST /formula answers, so a script reads the two alike.
         json: { updated },
-        flash: ratesSetFlashOf(input.type, updated),
+        flash: ratesSetFlashOf(input.type, updated, req.app.locals.fmt as ViewFormatters),
         // Back to the tier's card, as browsers would anyway: a Location without a fragment keeps the form action's.
         location: `/admin/rates#tier-${encodeURIComponent(input.type)}`,
       });
@@ -252,7 +279,9 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       // A form gets its page back with the problem on it; API clients get JSON from the error handler.
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       const typed = (name: string) => typedIn(req.body, name) ?? '';
-      const type = typed('type');
+      // A tier renamed since the page was opened: its card is under the name it has now.
+      const renamed = error instanceof RenamedTierError;
+      const type = renamed ? error.tier : typed('type');
       res.status(error.status);
       // A tier that is not on the page has no card to show it in.
       if (!(await rates.getSnapshot()).tiers.has(type)) {
@@ -274,7 +303,8 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           basedOn: shown || invalidFieldsOf(error).includes('based_on') ? undefined : typedIn(req.body, 'based_on'),
           // Every tier's form has the same three fields: "CPU core-hour: must be a plain decimal ..." alone does not say whose.
           // A stale form's refusal says so itself (JSON clients get it too).
-          error: shown ? readableMessageOf(error) : `Rates of ${type} not changed. ${readableMessageOf(error)}`,
+          error:
+            shown || renamed ? readableMessageOf(error) : `Rates of ${type} not changed. ${readableMessageOf(error)}`,
           invalid: invalidFieldsOf(error),
         },
       });
@@ -299,7 +329,12 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
         flash: { type: 'success', message: notes.join(' ') },
         location: `/admin/rates#tier-${encodeURIComponent(created.name)}`,
       });
-    } catch (error) {
+    } catch (caught) {
+      // A name another tier has is said with the other reasons, not once they are fixed.
+      const error =
+        caught instanceof InvalidFieldsError
+          ? await rates.withTakenTierName(caught, typedIn(req.body, 'name'))
+          : caught;
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       const typed = (name: string) => typedIn(req.body, name) ?? '';
       res.status(error.status);
@@ -333,23 +368,28 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       const typed = (name: string) => typedIn(req.body, name) ?? '';
       res.status(error.status);
+      // A tier renamed by someone else since the page was opened: its form is under the name it has now,
+      // keeping what was typed (a name left as the page showed it becomes the name now).
+      const renamedTo = typeof error.details?.renamedTo === 'string' ? error.details.renamedTo : undefined;
+      const type = renamedTo ?? typed('type');
       // The refusal goes back into the tier's own form; a tier that is not on the page has none.
-      if (!(await rates.getSnapshot()).tiers.has(typed('type'))) {
+      if (!(await rates.getSnapshot()).tiers.has(type)) {
         await renderRates(res, { error: `Tier not changed. ${readableMessageOf(error)}` });
         return;
       }
       // Over a stale page, a description the admin did not change shows as it is now.
       const isStale = error instanceof StaleTierDescriptionError;
+      const keeps = renamedTo ? ' The form keeps what you typed; check it and save again.' : '';
       await renderRates(res, {
         tierEdit: {
-          type: typed('type'),
-          name: typed('name'),
+          type,
+          name: renamedTo && typed('name') === typed('type') ? renamedTo : typed('name'),
           description: isStale ? error.formDescription : typed('description'),
           basedOnDescription: isStale ? undefined : typedIn(req.body, 'based_on_description'),
           // A 409 already says what was not done; a 400 names only the field.
           error:
             error.status === 400
-              ? `Tier ${typed('type')} not changed. ${readableMessageOf(error)}`
+              ? `Tier ${typed('type')} not changed. ${readableMessageOf(error)}${keeps}`
               : readableMessageOf(error),
           invalid: invalidFieldsOf(error),
         },

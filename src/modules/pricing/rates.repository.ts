@@ -182,6 +182,65 @@ export async function findDescriptionChange(
   return rows[0];
 }
 
+/** The tier a rate row belongs to, by the rate's id, under the tier's name now; undefined for no such rate. */
+export async function findTierOfRate(tx: Client, rateId: number): Promise<{ id: number; name: string } | undefined> {
+  const rate = await tx.pricingRate.findUnique({
+    where: { id: rateId },
+    select: { tier: { select: { id: true, name: true } } },
+  });
+  return rate?.tier;
+}
+
+/**
+ * Who last renamed the tier `tierId` away from `name`, and when, as the audit log recorded it
+ * (`pricing.tier.update`); undefined when no entry did (a rename made in SQL, say).
+ */
+export async function findRenameChange(
+  tx: Client,
+  tierId: number,
+  name: string,
+): Promise<{ actor: string; at: Date } | undefined> {
+  const rows = await tx.$queryRaw<{ actor: string; at: Date }[]>`
+    SELECT actor, ts AS at FROM audit_log
+     WHERE action = 'pricing.tier.update' AND details ->> 'tierId' = ${String(tierId)}
+       AND details -> 'previous' ->> 'name' = ${name}
+       AND details -> 'next' ->> 'name' IS DISTINCT FROM ${name}
+     ORDER BY id DESC LIMIT 1`;
+  return rows[0];
+}
+
+/**
+ * The tier that was called `name` until it was renamed, under its name now, with who renamed it away
+ * from `name` and when, as the audit log recorded it (`pricing.tier.update`); undefined when no
+ * entry did or that tier is gone.
+ */
+export async function findRenamedTier(
+  db: Client,
+  name: string,
+): Promise<{ name: string; actor: string; at: Date; entryId: bigint } | undefined> {
+  const rows = await db.$queryRaw<{ name: string; actor: string; at: Date; entryId: bigint }[]>`
+    SELECT t.name, a.actor, a.ts AS at, a.id AS "entryId" FROM audit_log a
+      JOIN pricing_tiers t ON t.id::text = a.details ->> 'tierId'
+     WHERE a.action = 'pricing.tier.update'
+       AND a.details -> 'previous' ->> 'name' = ${name}
+       AND a.details -> 'next' ->> 'name' IS DISTINCT FROM ${name}
+     ORDER BY a.id DESC LIMIT 1`;
+  return rows[0];
+}
+
+/** Who last deleted a tier called `name`, and when, as the audit log recorded it (`pricing.tier.delete`). */
+export async function findTierDeletion(
+  db: Client,
+  name: string,
+): Promise<{ actor: string; at: Date; entryId: bigint } | undefined> {
+  // audit_log_target_id_idx: the tier's entries, not the whole log.
+  const rows = await db.$queryRaw<{ actor: string; at: Date; entryId: bigint }[]>`
+    SELECT actor, ts AS at, id AS "entryId" FROM audit_log
+     WHERE target = ${`tier:${name}`} AND action = 'pricing.tier.delete'
+     ORDER BY id DESC LIMIT 1`;
+  return rows[0];
+}
+
 /** Renames a tier or changes its description; a name that is taken fails with P2002 (pricing_tiers_name_key). */
 export async function updateTier(
   tx: Prisma.TransactionClient,
@@ -228,6 +287,15 @@ export async function findRateInForce(
   const rate = await tx.pricingRate.findFirst({
     where: { tierId, effectiveFrom: { lte: at } },
     orderBy: [{ effectiveFrom: 'desc' }, { id: 'desc' }],
+  });
+  return rate ? toRateRow(rate) : undefined;
+}
+
+/** The first rates of a tier scheduled after `at` (docs/pricing.md, "Scheduled rates"), if any. */
+export async function findNextScheduledRate(tx: Client, tierId: number, at: Date): Promise<RateRow | undefined> {
+  const rate = await tx.pricingRate.findFirst({
+    where: { tierId, effectiveFrom: { gt: at } },
+    orderBy: [{ effectiveFrom: 'asc' }, { id: 'asc' }],
   });
   return rate ? toRateRow(rate) : undefined;
 }

@@ -284,6 +284,30 @@ export class StaleRatesError extends ConflictError {
 }
 
 /**
+ * A 409 for rates sent from a page opened before someone else renamed their tier: the form names
+ * the tier by its old name, and `based_on` (the rates it was opened on) is one of the renamed
+ * tier's. It was refused as an unknown tier, told to add it (a second tier under the old name,
+ * which nobody is on), and the page, having no card of that name, dropped the rates typed.
+ * `tier` is the name now, whose card shows the form again; JSON clients get it as `tier`.
+ */
+export class RenamedTierError extends ConflictError {
+  constructor(
+    readonly previousName: string,
+    readonly tier: string,
+    change: { actor: string; at: Date },
+    timeZone: string,
+  ) {
+    const by = ` by ${change.actor} at ${formatLocalDateTime(change.at, timeZone)}`;
+    super(
+      `Rates of ${previousName} not changed. Tier ${previousName} was renamed to ${tier}${by} after this page ` +
+        `was opened. The form of ${tier} keeps the rates you typed; check them and submit again.`,
+      undefined,
+      { publicFields: { tier } },
+    );
+  }
+}
+
+/**
  * A 409 for a tier's name and description sent from a page opened before someone else changed its
  * description (`based_on_description` is no longer the description): saving would put the old text
  * back, unnoticed, as the Rates form would its rates (StaleRatesError). Says what it is now and who
@@ -518,6 +542,12 @@ export function createRatesService(deps: RatesServiceDeps) {
         // ours: taken before, it dated the new rates before a receipt that billed at the old ones.
         const effectiveFrom = now();
         if (tierId === undefined) {
+          // A form opened before its tier was renamed: its rates say which tier it meant, and the
+          // audit log that the tier had this name (not a script's typo beside another tier's rates).
+          const tier =
+            input.based_on === undefined ? undefined : await ratesRepository.findTierOfRate(tx, input.based_on);
+          const rename = tier && (await ratesRepository.findRenameChange(tx, tier.id, input.type));
+          if (tier && rename) throw new RenamedTierError(input.type, tier.name, rename, config.timeZone);
           // Setting rates never adds a tier: a name mistyped in a script would otherwise become a
           // tier that users can be put on and billed with.
           throw await unknownTierError(
@@ -548,6 +578,18 @@ export function createRatesService(deps: RatesServiceDeps) {
           }
           throw new StaleRatesError(input.type, previous, basedOn, input, config.timeZone);
         }
+        // Rates scheduled for later (SQL) still take over at their time: the answer says until when these apply.
+        const next = await ratesRepository.findNextScheduledRate(tx, tierId, effectiveFrom);
+        const scheduled = next
+          ? {
+              cpu: rateJson(next.cpu, next.currency),
+              gpu: rateJson(next.gpu, next.currency),
+              mem: rateJson(next.mem, next.currency),
+              currency: next.currency,
+              effectiveFrom: next.effectiveFrom.toISOString(),
+              createdBy: next.createdBy,
+            }
+          : null;
         if (isUnchanged) {
           // A double submit or a form sent back as it was: a new history row and audit entry
           // saying 0.5 -> 0.5 would only hide the real changes.
@@ -559,6 +601,7 @@ export function createRatesService(deps: RatesServiceDeps) {
             currency: previous.currency,
             effectiveFrom: previous.effectiveFrom.toISOString(),
             isChanged: false,
+            scheduled,
           };
         }
         const rate = await ratesRepository.insertRate(tx, {
@@ -578,6 +621,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           currency: config.currency,
           effectiveFrom: effectiveFrom.toISOString(),
           isChanged: true,
+          scheduled,
         };
         await appendAudit(tx, {
           ...actor,
@@ -620,13 +664,37 @@ export function createRatesService(deps: RatesServiceDeps) {
   async function unknownTierError(tx: Prisma.TransactionClient, name: string, hint = ''): Promise<InvalidFieldsError> {
     const names = await ratesRepository.listTierNames(tx);
     const known = names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.';
+    const { note, renamed } = await fateOfTierName(tx, name);
+    // A tier renamed is not to be added again: the hint (add it) is for a name no tier has had since.
     return new InvalidFieldsError(
-      { type: `unknown tier "${name}". ${known}${hint ? ` ${hint}` : ''}` },
+      { type: `unknown tier "${name}"${note}. ${known}${hint && !renamed ? ` ${hint}` : ''}` },
       TIER_FIELD_LABELS,
-      {
-        knownTiers: names,
-      },
+      // `renamedTo`: the name the tier has now, whose card a page shows the refused form in.
+      { knownTiers: names, renamedTo: renamed?.name },
     );
+  }
+
+  /**
+   * Why a form names a tier that does not exist, when the reason is that another admin renamed or
+   * deleted it after the page was opened (": it was renamed to uni by ops at ...", ": it was deleted
+   * by ops at ..."), as the audit log says; '' otherwise. Such a form was refused as naming an
+   * unknown tier, with no word of what became of the tier the admin had just seen.
+   */
+  async function fateOfTierName(
+    client: Db | Prisma.TransactionClient,
+    name: string,
+  ): Promise<{ note: string; renamed?: { name: string } }> {
+    // One after the other: the client may be a transaction's.
+    const renamed = await ratesRepository.findRenamedTier(client, name);
+    const deleted = await ratesRepository.findTierDeletion(client, name);
+    const at = (when: Date) => formatLocalDateTime(when, config.timeZone);
+    // The later of the two is what became of the name: a tier renamed away, then another of that name deleted.
+    if (deleted && (!renamed || deleted.entryId > renamed.entryId)) {
+      return { note: `: it was deleted by ${deleted.actor} at ${at(deleted.at)}` };
+    }
+    if (renamed)
+      return { note: `: it was renamed to ${renamed.name} by ${renamed.actor} at ${at(renamed.at)}`, renamed };
+    return { note: '' };
   }
 
   /** The PRICING_TIER_RULES patterns that send usernames to `tierName`, in rule order. */
@@ -706,6 +774,20 @@ export function createRatesService(deps: RatesServiceDeps) {
     } finally {
       invalidate();
     }
+  }
+
+  /**
+   * A new tier's form refused for its other fields, with the reason its name would be refused too
+   * when another tier has it: said one at a time, the admin fixed a rate and only then heard the
+   * name was taken. The error itself when the name is free (or already refused).
+   */
+  async function withTakenTierName(error: InvalidFieldsError, name: string | undefined): Promise<InvalidFieldsError> {
+    const typed = name?.trim();
+    if (!typed || 'name' in error.fields || !(await ratesRepository.findTierByName(db, typed))) return error;
+    return new InvalidFieldsError(
+      { name: `a tier named "${typed}" already exists (to change its rates, use its own form)`, ...error.fields },
+      TIER_FIELD_LABELS,
+    );
   }
 
   /**
@@ -891,6 +973,17 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
+   * Whether the tier a page named `shownName` is the tier now called `currentName`, renamed since:
+   * a user on it was not moved by anyone, and a move from that page is no conflict. It was refused
+   * as "Their tier was changed after this page was opened". Not while another tier has the old name.
+   */
+  async function isRenamedTo(tx: Prisma.TransactionClient, shownName: string, currentName: string | undefined) {
+    if (currentName === undefined || shownName === '') return false;
+    if (await ratesRepository.findTierByName(tx, shownName)) return false;
+    return (await ratesRepository.findRenamedTier(tx, shownName))?.name === currentName;
+  }
+
+  /**
    * A page of the overrides page: the known users whose name contains `search` (everyone without
    * one) with natural, override and effective tier, paged and refused as /admin/users is.
    */
@@ -922,7 +1015,8 @@ export function createRatesService(deps: RatesServiceDeps) {
     const snapshot = await getSnapshot();
     const tier = snapshot.tiers.get(input.tier);
     if (!tier || !snapshot.knownTiers.has(input.tier)) {
-      throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}".` }, TIER_FIELD_LABELS);
+      const { note } = tier ? { note: '' } : await fateOfTierName(db, input.tier);
+      throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}"${note}.` }, TIER_FIELD_LABELS);
     }
     if (!(await ratesRepository.isKnownUsername(db, input.username))) {
       throw new NotFoundError(`No user or job owner is called "${input.username}".`);
@@ -945,7 +1039,11 @@ export function createRatesService(deps: RatesServiceDeps) {
         const current = await ratesRepository.findOverride(tx, input.username);
         if (current === next) return unchanged;
         // Moved by someone else since the page was opened: saving would put them back unnoticed.
-        if (input.based_on_override !== undefined && input.based_on_override !== (current ?? '')) {
+        if (
+          input.based_on_override !== undefined &&
+          input.based_on_override !== (current ?? '') &&
+          !(await isRenamedTo(tx, input.based_on_override, current))
+        ) {
           throw new StaleOverrideError(
             input,
             { override: current, naturalTier: natural },
@@ -994,6 +1092,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     getUserTierForBilling,
     setRates,
     createTier,
+    withTakenTierName,
     editTier,
     deleteTier,
     setDefaultTier,

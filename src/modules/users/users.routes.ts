@@ -14,7 +14,7 @@ import {
 } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { counted } from '../../shared/counted.js';
-import { invalidFieldsOf, readableMessageOf, TooManyRequestsError } from '../../shared/errors.js';
+import { InvalidFieldsError, invalidFieldsOf, readableMessageOf, TooManyRequestsError } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuthServiceDeps } from '../auth/auth.service.js';
 import { type createPassport, signInOnNewSession } from '../auth/passport.js';
@@ -221,7 +221,12 @@ export function usersRoutes(deps: {
         { username: form.username, role: form.role, password: form.password || undefined },
         auditContextOf(req),
       );
-    } catch (error) {
+    } catch (caught) {
+      // A name that is taken is said with the other reasons, not once they are fixed.
+      const error =
+        caught instanceof InvalidFieldsError
+          ? await usersService.withTakenUsername(db, caught, typedIn(req.body, 'username'))
+          : caught;
       // A refused user (bad name, short password, name taken) comes back as the form with the
       // reason and what was typed, the password excepted; JSON clients get {error, code}.
       if (!isRefusedForm(req, error, [400, 409])) throw error;

@@ -27,6 +27,9 @@ function usernameProblem(name: string): string | undefined {
 
 export const ZRole = z.enum(['admin', 'user']);
 
+/** The labels the Create a user form shows its fields under, which a refusal on the page names them by. */
+export const CREATE_USER_FIELD_LABELS = { username: 'Username', role: 'Role', password: 'Password' } as const;
+
 // Strict (a field they do not have is refused by name): a misspelt `Role` made an admin a user, and
 // a reset's misspelt `new_password` gave the user a generated password in place of the chosen one.
 export const ZCreateUserForm = strictBody(
@@ -36,7 +39,7 @@ export const ZCreateUserForm = strictBody(
     // Empty: generate one and show it once.
     password: z.union([z.literal(''), ZNewPassword]).optional(),
   },
-  { username: 'Username', role: 'Role', password: 'Password' },
+  CREATE_USER_FIELD_LABELS,
 );
 
 export const ZResetPasswordForm = strictBody(

@@ -7,6 +7,7 @@ import {
   AccountDisabledError,
   BadRequestError,
   ConflictError,
+  InvalidFieldsError,
   isUniqueViolation,
   notFoundById,
   TooManyRequestsError,
@@ -24,6 +25,7 @@ import {
 import * as throttleRepository from '../auth/auth-throttle.repository.js';
 import { hashPassword } from './password.js';
 import * as usersRepository from './users.repository.js';
+import { CREATE_USER_FIELD_LABELS } from './users.schema.js';
 
 export type { UserRecord } from './users.repository.js';
 
@@ -332,6 +334,24 @@ export async function setDisabled(
     });
     return updated;
   });
+}
+
+/**
+ * A new user's form refused for its other fields, with the reason its name would be refused too
+ * when that name is taken: said one at a time, the admin fixed the password, typed it again, and
+ * only then heard the name was taken. The error itself when the name is free (or already refused).
+ */
+export async function withTakenUsername(
+  db: Db,
+  error: InvalidFieldsError,
+  username: string | undefined,
+): Promise<InvalidFieldsError> {
+  const name = username?.trim();
+  if (!name || 'username' in error.fields || !(await usersRepository.findByUsername(db, name))) return error;
+  return new InvalidFieldsError(
+    { username: `a user named "${name}" already exists`, ...error.fields },
+    CREATE_USER_FIELD_LABELS,
+  );
 }
 
 /** Creates or promotes the bootstrap admin from ADMIN_USERNAME/ADMIN_PASSWORD when it does not exist yet. */

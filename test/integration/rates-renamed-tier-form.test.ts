@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// Two admins with the Rates page open; one renames a tier, the other then sets its rates from the
+// page opened before. The form still names the tier by its old name: it was refused as an unknown
+// tier, told to "add it on the Rates page" (a second tier under the old name, which nobody is on),
+// and the rates typed were gone from the page.
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+let ops: Agent;
+let carol: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'ops', role: 'admin', password: 'ops-password-123' });
+  await buildUser(db.prisma, { username: 'carol', role: 'admin', password: 'carol-password-123' });
+  app = buildTestApp(db, { env: { PRICING_CACHE_CHECK_MS: '0' } });
+  ops = await signInAs(app, 'ops', 'ops-password-123');
+  carol = await signInAs(app, 'carol', 'carol-password-123');
+});
+afterAll(() => db?.drop());
+
+/** The hidden fields of a tier's rates form as the page rendered them. */
+async function openRatesForm(agent: Agent, tier: string) {
+  const page = (await agent.get('/admin/rates').set('Accept', 'text/html').expect(200)).text;
+  return ratesFormIn(page, tier);
+}
+
+function ratesFormIn(page: string, tier: string) {
+  const card = new RegExp(`<section class="card" id="tier-${tier}">.*?</form>`, 's').exec(page)?.[0] ?? '';
+  const basedOn = /name="based_on" value="(\d+)"/.exec(card)?.[1];
+  const csrf = /name="csrf_token" value="([^"]+)"/.exec(card)?.[1];
+  return { card, basedOn, csrf };
+}
+
+async function ratesOf(tier: string) {
+  const rate = await db.prisma.pricingRate.findFirstOrThrow({
+    where: { tier: { name: tier } },
+    orderBy: [{ effectiveFrom: 'desc' }, { id: 'desc' }],
+  });
+  return { cpu: rate.cpuPerHour.toFixed(), gpu: rate.gpuPerHour.toFixed(), mem: rate.memPerHour.toFixed() };
+}
+
+describe('a rates form opened before another admin renamed its tier', () => {
+  it('says the tier was renamed, to what and by whom, and keeps the typed rates in its card', async () => {
+    const carolForm = await openRatesForm(carol, 'mu');
+    expect(carolForm.basedOn).toMatch(/^\d+$/);
+    const token = await csrfTokenOf(ops);
+    await ops
+      .post('/admin/rates/tiers/edit')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ type: 'mu', name: 'uni' })
+      .expect(200);
+    const rows = await db.prisma.pricingRate.count();
+    const entries = await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } });
+
+    const refused = await carol.post('/admin/rates').set('Accept', 'text/html').type('form').send({
+      type: 'mu',
+      cpu: '0.7',
+      gpu: '12',
+      mem: '0.05',
+      based_on: carolForm.basedOn,
+      csrf_token: carolForm.csrf,
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.text).toMatch(
+      /Rates of mu not changed\. Tier mu was renamed to uni by ops at \d{4}-\d\d-\d\d \d\d:\d\d after this page was opened\. The form of uni keeps the rates you typed; check them and submit again\./,
+    );
+    expect(refused.text).not.toContain('add it on the Rates page');
+    // The form was sent to #tier-mu, which the page no longer has: it would open at its top, the
+    // reason out of sight further down; the reason takes the focus (autofocus.js), which scrolls to it.
+    expect(refused.text).toMatch(/<div class="alert error" role="alert" id="rates-error-uni" tabindex="-1" autofocus>/);
+    // In uni's card, as typed, still based on the rates the page was opened on.
+    const card = ratesFormIn(refused.text, 'uni');
+    expect(card.card).toContain('id="cpu-uni" name="cpu" inputmode="decimal" required value="0.7"');
+    expect(card.basedOn).toBe(carolForm.basedOn);
+    expect(await db.prisma.pricingRate.count()).toBe(rows);
+    expect(await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } })).toBe(entries);
+
+    // A JSON client is told the same, with the tier's name now.
+    const json = await carol
+      .post('/admin/rates')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(carol))
+      .send({ type: 'mu', cpu: '0.7', gpu: '12', mem: '0.05', based_on: carolForm.basedOn });
+    expect(json.status).toBe(409);
+    expect(json.body).toMatchObject({ code: 409, tier: 'uni' });
+    expect(json.body.error).toMatch(/^Rates of mu not changed\. Tier mu was renamed to uni by ops at /);
+
+    // Sent again as the refused page shows it, the rates are set.
+    await carol
+      .post('/admin/rates')
+      .type('form')
+      .send({ type: 'uni', cpu: '0.7', gpu: '12', mem: '0.05', based_on: card.basedOn, csrf_token: card.csrf })
+      .expect(303);
+    expect(await ratesOf('uni')).toEqual({ cpu: '0.7', gpu: '12', mem: '0.05' });
+  });
+
+  it('still refuses a tier that never had that name as unknown, whatever rates it names', async () => {
+    const token = await csrfTokenOf(ops);
+    const gov = await openRatesForm(ops, 'gov');
+    for (const basedOn of [undefined, gov.basedOn]) {
+      const response = await ops
+        .post('/admin/rates')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', token)
+        .send({ type: 'nosuch', cpu: '0.7', gpu: '12', mem: '0.05', based_on: basedOn });
+      expect(response.status).toBe(400);
+      expect(response.body.error).toMatch(/^type: unknown tier "nosuch"/);
+    }
+  });
+});
