@@ -17,6 +17,8 @@ export interface AppConfig {
   dbQueryTimeoutMs: number;
   /** Opening a connection (or waiting for a free one) longer than this fails (503). */
   dbConnectTimeoutMs: number;
+  /** How long a start keeps trying a configured database it cannot reach yet; 0: it fails at once. */
+  dbStartWaitSec: number;
   dataDir: string;
   sessionSecret: string;
   audit: {
@@ -176,6 +178,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     dbPoolMax: env.DB_POOL_MAX,
     dbQueryTimeoutMs: env.DB_QUERY_TIMEOUT_MS,
     dbConnectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,
+    dbStartWaitSec: env.DB_START_WAIT_SEC,
     dataDir: path.resolve(env.DATA_DIR),
     sessionSecret: env.SESSION_SECRET ?? DEVELOPMENT_SESSION_SECRET,
     audit: {

@@ -265,6 +265,14 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('waits 60 s at start for a database it cannot reach unless DB_START_WAIT_SEC says otherwise, 0 to 1 hour', () => {
+    expect(loadConfig({}).dbStartWaitSec).toBe(60);
+    expect(loadConfig({ DB_START_WAIT_SEC: '0' }).dbStartWaitSec).toBe(0);
+    expect(problemsOf({ DB_START_WAIT_SEC: '3601' })).toEqual([
+      'DB_START_WAIT_SEC: must be from 0 to 3600 (got "3601")',
+    ]);
+  });
+
   it('gives a connection 5 s to open unless DB_CONNECT_TIMEOUT_MS says otherwise, from 100 ms to 10 minutes', () => {
     expect(loadConfig({}).dbConnectTimeoutMs).toBe(5_000);
     expect(loadConfig({ DB_CONNECT_TIMEOUT_MS: '1500' }).dbConnectTimeoutMs).toBe(1_500);
