@@ -2,7 +2,6 @@ import type { AppConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { applyMigrations } from './db/migrations.js';
-import { waitForDatabase } from './db/wait-for-database.js';
 import { configureAuditChain } from './modules/audit/audit.service.js';
 import { type DemoSeedResult, seedDemoIfEmpty } from './modules/demo/demo.service.js';
 import { describeRatesInOtherCurrency } from './modules/pricing/rates.service.js';
@@ -24,14 +23,6 @@ export interface PreparedDatabase {
 export async function prepareDatabase(config: AppConfig, logger: Logger): Promise<PreparedDatabase> {
   const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir, logger);
   const databaseUrl = config.databaseUrl ?? (embedded?.url as string);
-  // A configured database may come up after the app (a reboot, a unit without a health check).
-  if (config.databaseUrl) {
-    await waitForDatabase(config.databaseUrl, {
-      waitMs: config.dbStartWaitSec * 1000,
-      connectTimeoutMs: config.dbConnectTimeoutMs,
-      logger,
-    });
-  }
   // The bootstrap admin's creation is audited, sealed as every later entry.
   configureAuditChain(config.audit);
   let demo: DemoSeedResult | undefined;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { isDatabaseUnavailable, sqlStateOf } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -11,6 +12,16 @@ export interface WaitForDatabaseOptions {
   /** The pause after the first failed attempt; it doubles up to `maxRetryDelayMs`. */
   firstRetryDelayMs?: number;
   maxRetryDelayMs?: number;
+  /** Aborted (with the signal's name) when the process is told to stop while it waits. */
+  stopSignal?: AbortSignal;
+}
+
+/** The wait ended because the process was told to stop (SIGTERM, Ctrl-C): not a failed start. */
+export class StoppedWhileWaiting extends Error {
+  constructor(readonly signal: string) {
+    super(`stopped by ${signal} while waiting for the database`);
+    this.name = 'StoppedWhileWaiting';
+  }
 }
 
 /**
@@ -31,7 +42,8 @@ function isRefusedForGood(error: unknown): boolean {
  * the last error is thrown, saying how long it was tried. Anything else fails at once.
  */
 export async function waitForDatabase(databaseUrl: string, options: WaitForDatabaseOptions): Promise<void> {
-  const { waitMs, connectTimeoutMs, logger, firstRetryDelayMs = 1_000, maxRetryDelayMs = 5_000 } = options;
+  const { waitMs, connectTimeoutMs, logger, firstRetryDelayMs = 1_000, maxRetryDelayMs = 5_000, stopSignal } = options;
+  const stopped = () => new StoppedWhileWaiting(String(stopSignal?.reason ?? 'a signal'));
   const startedAt = Date.now();
   let delayMs = firstRetryDelayMs;
   for (let attempt = 1; ; attempt++) {
@@ -41,8 +53,11 @@ export async function waitForDatabase(databaseUrl: string, options: WaitForDatab
     try {
       await client.connect();
       await client.query('SELECT 1');
+      // Told to stop during this attempt: the start would otherwise carry on, the signal lost.
+      if (stopSignal?.aborted) throw stopped();
       return;
     } catch (error) {
+      if (error instanceof StoppedWhileWaiting) throw error;
       if (waitMs === 0 || !isDatabaseUnavailable(error) || isRefusedForGood(error)) throw error;
       const leftMs = waitMs - (Date.now() - startedAt);
       const message = (error as Error).message;
@@ -58,7 +73,12 @@ export async function waitForDatabase(databaseUrl: string, options: WaitForDatab
         `waiting for the database (DATABASE_URL): ${message}; trying again in ${describeSeconds(retryInMs)}, ` +
           `for ${describeSeconds(leftMs)} more (DB_START_WAIT_SEC)`,
       );
-      await new Promise((resolve) => setTimeout(resolve, retryInMs));
+      if (stopSignal?.aborted) throw stopped();
+      try {
+        await sleep(retryInMs, undefined, { signal: stopSignal });
+      } catch {
+        throw stopped();
+      }
       delayMs = Math.min(delayMs * 2, maxRetryDelayMs);
     } finally {
       await client.end().catch(() => undefined);

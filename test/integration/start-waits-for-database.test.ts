@@ -112,6 +112,24 @@ describe('a production start with its database not up yet', () => {
     });
   }, 120_000);
 
+  // Docker runs the app as PID 1, which the kernel gives no default action for SIGTERM: with no
+  // handler during the wait, `docker stop` waited out its grace period and killed it.
+  it('stops at once on SIGTERM while it waits, saying so', async () => {
+    const server = startServer({
+      ...PRODUCTION,
+      DATABASE_URL: `postgresql://billing:secret@127.0.0.1:${await findFreePort()}/billing`,
+      PORT: String(await findFreePort()),
+    });
+    await server.logged(isWaiting);
+    server.kill();
+    expect(await server.exited).toBe(0);
+    expect(server.lines.at(-1)).toMatchObject({
+      level: 30,
+      signal: 'SIGTERM',
+      msg: 'stopped while waiting for the database',
+    });
+  }, 120_000);
+
   it('starts once the database comes up, and is ready', async () => {
     const port = await findFreePort();
     const target = new URL(db.url);
