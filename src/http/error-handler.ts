@@ -1,8 +1,10 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import {
   AppError,
+  DATABASE_BEHIND,
   DATABASE_HAS_NO_SCHEMA,
   isDatabaseUnavailable,
+  isMissingColumn,
   isMissingTable,
   isPoolClosedByShutdown,
   isUniqueViolation,
@@ -209,6 +211,16 @@ function describe(
       message: 'The database is unavailable right now. Try again in a moment.',
       isExpected: false,
       logSummary: `database unavailable: ${DATABASE_HAS_NO_SCHEMA}`,
+    };
+  }
+  if (isMissingColumn(error)) {
+    // A column this release reads is missing: the database is behind the code (an older dump
+    // restored, an upgrade nobody migrated), as /readyz says. A 500 with a stack read like a bug.
+    return {
+      status: 503,
+      message: 'The database is unavailable right now. Try again in a moment.',
+      isExpected: false,
+      logSummary: `database unavailable: ${DATABASE_BEHIND}`,
     };
   }
   return { status: 500, message: 'Something went wrong on our side.', isExpected: false };

@@ -11,6 +11,7 @@ import { createIngestionService } from '../../src/modules/ingestion/ingestion.se
 import { createSacctFileSource } from '../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../src/shared/logger.js';
+import { signInNewAdmin } from '../support/sign-in.js';
 import { buildTestConfig, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -204,6 +205,34 @@ describe('a database behind the code (an older dump restored, or an upgrade nobo
 
     await applyMigrations(db.url, createLogger('silent'));
     await request(served.app).get('/readyz').expect(200);
+  });
+});
+
+describe('pages over a database behind the code', () => {
+  // Every signed-in page failed as "Something went wrong on our side." (500), logged as an
+  // "unhandled error" with Prisma's "column does not exist" (P2022) read like a bug in the page.
+  it('answer 503 "database unavailable", logged as the database being behind, not an unhandled error', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    const served = appOver(db.url);
+    const admin = await signInNewAdmin(served.app, db, 'behind-admin');
+    await admin.get('/account').set('Accept', 'text/html').expect(200);
+
+    // A dump from before users.session_epoch (2026-12-04), restored under the running app.
+    await db.pool.query('ALTER TABLE "users" DROP COLUMN "session_epoch"');
+    await db.pool.query('DELETE FROM "_prisma_migrations" WHERE migration_name = $1', [
+      '20261204000000_user_session_epoch',
+    ]);
+
+    const page = await admin.get('/account').set('Accept', 'text/html');
+    expect(page.status).toBe(503);
+    expect(page.text).toContain('The database is unavailable right now. Try again in a moment.');
+    // Met while the session was read, before any route: the request's line names no route.
+    expect(served.logged.find((entry) => entry.level === 50)).toMatchObject({
+      msg: `database unavailable: ${BEHIND}`,
+      err: expect.objectContaining({ message: expect.stringMatching(/session_epoch/) }),
+    });
+    expect(served.logged.map((entry) => entry.msg)).not.toContain('unhandled error');
   });
 });
 

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { queryWithin } from '../../db/query-timeout.js';
-import { DATABASE_HAS_NO_SCHEMA, isMissingTable } from '../../shared/errors.js';
+import { DATABASE_BEHIND, DATABASE_HAS_NO_SCHEMA, isMissingTable } from '../../shared/errors.js';
 
 /**
  * What a readiness check saw. `error` is for the log (it names the database's host and port);
@@ -18,8 +18,6 @@ export interface DatabaseAhead {
   unknownMigrations: string[];
 }
 
-/** What /readyz says, and logs, of a database whose migrations are behind the code. */
-export const DATABASE_BEHIND = 'the database is behind this release (migrations not applied): run npm run db:migrate';
 export const MIGRATION_FAILED = 'a migration of this release failed: fix its cause, then run npm run db:migrate';
 export const DATABASE_AHEAD = 'the database was migrated by a newer release';
 
