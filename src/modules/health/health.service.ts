@@ -70,10 +70,10 @@ export async function checkReadiness(
       pool,
       {
         text: `SELECT to_regclass('users') IS NOT NULL AS "hasSchema",
-          ARRAY(SELECT name FROM unnest($1::text[]) AS name WHERE NOT EXISTS (
+          ARRAY(SELECT shipped FROM unnest($1::text[]) AS shipped WHERE NOT EXISTS (
             SELECT 1 FROM "_prisma_migrations" m
-            WHERE m.migration_name = name AND m.finished_at IS NOT NULL AND m.rolled_back_at IS NULL
-          ) ORDER BY name) AS "pending",
+            WHERE m.migration_name = shipped AND m.finished_at IS NOT NULL AND m.rolled_back_at IS NULL
+          ) ORDER BY shipped) AS "pending",
           ARRAY(SELECT DISTINCT m.migration_name FROM "_prisma_migrations" m
             WHERE m.finished_at IS NULL AND m.rolled_back_at IS NULL AND NOT EXISTS (
               SELECT 1 FROM "_prisma_migrations" done WHERE done.migration_name = m.migration_name
