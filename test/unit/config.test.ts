@@ -333,6 +333,22 @@ describe('loadConfig', () => {
     ]);
   });
 
+  // NODE_ENV=production, as a service unit or an image commonly sets, with APP_ENV forgotten, ran the
+  // development mode on the production database: demo logins (admin/admin) seeded into an empty one,
+  // sessions signed with the known development secret, the dummy provider taking fake payments.
+  it('refuses NODE_ENV=production without APP_ENV, saying which to set; APP_ENV decides when it is set', () => {
+    expect(problemsOf({ NODE_ENV: 'production' })).toEqual([
+      'APP_ENV: is unset while NODE_ENV=production: set APP_ENV=production for a production instance, or ' +
+        'APP_ENV=development for the demo (unset, it would run the development mode: demo logins seeded into an ' +
+        'empty database, a known session secret, the dummy payment provider)',
+    ]);
+    expect(problemsOf({ NODE_ENV: 'production', APP_ENV: ' ', PORT: 'x' })).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^APP_ENV: is unset while NODE_ENV=production/)]),
+    );
+    expect(loadConfig({ NODE_ENV: 'production', APP_ENV: 'development' }).isProduction).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'test' }).isProduction).toBe(false);
+  });
+
   it('requires a session secret, an audit key and a real database in production, and never seeds the demo there', () => {
     expect(problemsOf({ APP_ENV: 'production' })).toEqual([
       expect.stringMatching(/^SESSION_SECRET: is required when APP_ENV=production/),
