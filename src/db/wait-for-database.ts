@@ -55,6 +55,9 @@ export async function waitForDatabase(databaseUrl: string, options: WaitForDatab
       await client.query('SELECT 1');
       // Told to stop during this attempt: the start would otherwise carry on, the signal lost.
       if (stopSignal?.aborted) throw stopped();
+      if (attempt > 1) {
+        logger.info({ attempt, waitedMs: Date.now() - startedAt }, 'the database answers: starting');
+      }
       return;
     } catch (error) {
       if (error instanceof StoppedWhileWaiting) throw error;

@@ -158,5 +158,11 @@ describe('a production start with its database not up yet', () => {
       proxy.close();
     }
     expect(server.lines.find((line) => line.level === 60)).toBeUndefined();
+    // The wait's end is said, so that the warnings before it do not read as a start still failing.
+    expect(server.lines.find((line) => line.msg === 'the database answers: starting')).toMatchObject({
+      level: 30,
+      attempt: expect.any(Number),
+      waitedMs: expect.any(Number),
+    });
   }, 120_000);
 });
