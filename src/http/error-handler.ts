@@ -3,10 +3,12 @@ import {
   AppError,
   DATABASE_BEHIND,
   DATABASE_HAS_NO_SCHEMA,
+  DATABASE_READ_ONLY,
   isDatabaseUnavailable,
   isMissingColumn,
   isMissingTable,
   isPoolClosedByShutdown,
+  isReadOnlyDatabase,
   isUniqueViolation,
   isUnstorableText,
   MethodNotAllowedError,
@@ -211,6 +213,16 @@ function describe(
       message: 'The database is unavailable right now. Try again in a moment.',
       isExpected: false,
       logSummary: `database unavailable: ${DATABASE_HAS_NO_SCHEMA}`,
+    };
+  }
+  if (isReadOnlyDatabase(error)) {
+    // A standby (a failover that left DATABASE_URL on the old primary) or a database set
+    // read-only: not a bug in the page, and /readyz says so too.
+    return {
+      status: 503,
+      message: 'The database is unavailable right now. Try again in a moment.',
+      isExpected: false,
+      logSummary: `database unavailable: ${DATABASE_READ_ONLY}`,
     };
   }
   if (isMissingColumn(error)) {

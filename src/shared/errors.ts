@@ -335,6 +335,23 @@ export function isMissingTable(error: unknown, depth = 0): boolean {
   );
 }
 
+/** What /readyz says, and the log of a request that met it, of a database that only reads. */
+export const DATABASE_READ_ONLY =
+  'the database only reads (a standby, or set read-only): point DATABASE_URL at the primary';
+
+/**
+ * PostgreSQL's read_only_sql_transaction (25006): a write, or a SELECT … FOR UPDATE, on a standby
+ * (a failover that left DATABASE_URL on the old primary) or a database set read-only.
+ */
+export function isReadOnlyDatabase(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  if (sqlStateOf(error) === '25006') return true;
+  return (
+    searchWrappedErrors(error, depth, (inner, innerDepth) => isReadOnlyDatabase(inner, innerDepth) || undefined) ??
+    false
+  );
+}
+
 /** What /readyz says, and the log of a request that met it, of a database whose migrations are behind the code. */
 export const DATABASE_BEHIND = 'the database is behind this release (migrations not applied): run npm run db:migrate';
 

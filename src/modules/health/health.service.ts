@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { queryWithin } from '../../db/query-timeout.js';
-import { DATABASE_BEHIND, DATABASE_HAS_NO_SCHEMA, isMissingTable } from '../../shared/errors.js';
+import { DATABASE_BEHIND, DATABASE_HAS_NO_SCHEMA, DATABASE_READ_ONLY, isMissingTable } from '../../shared/errors.js';
 
 /**
  * What a readiness check saw. `error` is for the log (it names the database's host and port);
@@ -64,12 +64,13 @@ export async function checkReadiness(
   timeoutMs: number,
   expectedMigrations: readonly string[],
 ): Promise<Readiness> {
-  let state: { hasSchema: boolean; pending: string[]; failed: string[]; unknown: string[] };
+  let state: { hasSchema: boolean; isReadOnly: boolean; pending: string[]; failed: string[]; unknown: string[] };
   try {
     const { rows } = await queryWithin<typeof state>(
       pool,
       {
         text: `SELECT to_regclass('users') IS NOT NULL AS "hasSchema",
+          current_setting('transaction_read_only') = 'on' AS "isReadOnly",
           ARRAY(SELECT shipped FROM unnest($1::text[]) AS shipped WHERE NOT EXISTS (
             SELECT 1 FROM "_prisma_migrations" m
             WHERE m.migration_name = shipped AND m.finished_at IS NOT NULL AND m.rolled_back_at IS NULL
@@ -98,6 +99,17 @@ export async function checkReadiness(
     };
   }
   if (!state.hasSchema) return hasNoSchema(pool);
+  if (state.isReadOnly) {
+    // A standby after a failover, or a database set read-only: it answers and has every table, but
+    // signing in and every page that writes fail.
+    return {
+      isReady: false,
+      error:
+        `database at ${databaseAddressOf(pool)} only reads (transaction_read_only is on: a standby, or ` +
+        'default_transaction_read_only set): point DATABASE_URL at the primary',
+      publicError: DATABASE_READ_ONLY,
+    };
+  }
   if (state.failed.length > 0) {
     return {
       isReady: false,
