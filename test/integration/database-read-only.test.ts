@@ -1,9 +1,13 @@
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { type Database, openDatabase } from '../../src/db/database.js';
+import { startIngestionScheduler } from '../../src/modules/ingestion/ingestion.scheduler.js';
+import { createIngestionService } from '../../src/modules/ingestion/ingestion.service.js';
+import { createSacctFileSource } from '../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { buildUser } from '../support/factories.js';
 import { postLogin } from '../support/sign-in.js';
@@ -69,5 +73,36 @@ describe('a database that only reads', () => {
     opened.push(writable);
     const again = createApp({ config, db: writable, logger, metrics: createMetrics() });
     await request(again).get('/readyz').expect(200);
+  });
+
+  it('the scheduled ingestion says its run was not started and why (a warning), not that ingestion crashed', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    await db.pool.query(`ALTER DATABASE ${db.name} SET default_transaction_read_only = on`);
+    const database = openDatabase(db.url, { poolMax: 2, queryTimeoutMs: 30_000, logger: pino({ level: 'silent' }) });
+    opened.push(database);
+    const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const capture = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
+    const service = createIngestionService({
+      db: database,
+      sources: [createSacctFileSource({ path: capture, timeZone: 'UTC', defaultCluster: 'lab' })],
+      unconfigured: {},
+      logger,
+      metrics: createMetrics(),
+      overlapSec: 900,
+      initialLookbackSec: 86_400,
+    });
+    const stop = startIngestionScheduler({ service, intervalSec: 3600, logger, initialDelayMs: 0 });
+    await expect.poll(() => lines.some((line) => line.msg.startsWith('ingestion run '))).toBe(true);
+    await stop();
+
+    expect(lines.filter((line) => line.msg.startsWith('ingestion run '))).toEqual([
+      expect.objectContaining({
+        level: 40,
+        msg: `ingestion run not started: ${READ_ONLY}; the next interval tries again`,
+        err: expect.stringMatching(/read-only transaction/),
+      }),
+    ]);
   });
 });
