@@ -29,7 +29,7 @@ import { interruptAbandonedMonthEndRuns } from './modules/receipts/abandoned-mon
 import { closePasswordHashing, configurePasswordHashing } from './modules/users/password.js';
 import { createBackgroundWork } from './shared/background-work.js';
 import { onDistinctSignals } from './shared/distinct-signals.js';
-import { isDatabaseUnavailable } from './shared/errors.js';
+import { DATABASE_READ_ONLY, isDatabaseUnavailable, isReadOnlyDatabase } from './shared/errors.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { onPeriodicTasksAssigned, periodicTaskAssigner } from './shared/periodic-task.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
@@ -183,7 +183,11 @@ async function reportStartFailure(config: AppConfig, logger: Logger, error: unkn
   const reason =
     config.databaseUrl !== undefined && isDatabaseUnavailable(error)
       ? `the database cannot be reached (DATABASE_URL): ${message}`
-      : message;
+      : // A standby (a failover that left DATABASE_URL on the old primary): PostgreSQL's words alone
+        // ("cannot execute CREATE TABLE in a read-only transaction") named nothing to change.
+        isReadOnlyDatabase(error)
+        ? `${DATABASE_READ_ONLY}: ${message}`
+        : message;
   if (!config.isProduction) {
     console.error(`HPC Billing failed to start: ${reason}`);
     return;

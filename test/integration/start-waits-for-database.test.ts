@@ -130,6 +130,24 @@ describe('a production start with its database not up yet', () => {
     });
   }, 120_000);
 
+  // The start migrates: on a standby it failed with PostgreSQL's words alone, naming no setting.
+  it('fails at once on a database that only reads, saying so and what to point DATABASE_URL at', async () => {
+    const readOnly = await createTestDatabase();
+    try {
+      await readOnly.pool.query(`ALTER DATABASE ${readOnly.name} SET default_transaction_read_only = on`);
+      const server = startServer({ ...PRODUCTION, DATABASE_URL: readOnly.url, PORT: String(await findFreePort()) });
+      expect(await server.exited).toBe(1);
+      expect(server.lines.filter(isWaiting)).toEqual([]);
+      expect(server.lines.find((line) => line.level === 60)).toMatchObject({
+        msg: expect.stringMatching(
+          /^HPC Billing failed to start: the database only reads \(a standby, or set read-only\): point DATABASE_URL at the primary: .*read-only transaction$/,
+        ),
+      });
+    } finally {
+      await readOnly.drop();
+    }
+  }, 120_000);
+
   it('starts once the database comes up, and is ready', async () => {
     const port = await findFreePort();
     const target = new URL(db.url);
