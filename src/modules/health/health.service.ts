@@ -44,13 +44,13 @@ function listed(names: string[]): string {
 }
 
 /**
- * Ready means the database answers within the timeout, has the users table, and has applied every
- * migration this build ships (`expectedMigrations`, read once at start), none of them recorded as
- * failed. A database restored empty (a restore that failed, a new one nobody migrated) answered
+ * Ready means the database answers within the timeout, has the users table, takes writes (not a
+ * standby), and has applied every migration this build ships (`expectedMigrations`, read once at
+ * start), none of them recorded as failed. A database restored empty (a restore that failed, a new one nobody migrated) answered
  * `SELECT 1`, so /readyz said ready while every page failed; so did one restored from an older dump
  * or upgraded without `npm run db:migrate`, while every page reading a newer column failed with a
  * 500. Probed every few seconds, so one query: a lookup of one name in the catalogue (to_regclass,
- * through the same search_path as the app's queries) and three small reads of `_prisma_migrations`
+ * through the same search_path as the app's queries), one setting (transaction_read_only) and three small reads of `_prisma_migrations`
  * (a few dozen rows) against the names given as one parameter.
  *
  * A database AHEAD of the code (migrations this build does not ship: the code rolled back, or an
