@@ -4,6 +4,7 @@ import express from 'express';
 import helmet from 'helmet';
 import type { AppConfig } from './config/config.js';
 import type { Database } from './db/database.js';
+import { shippedMigrationNames } from './db/migrations.js';
 import { createCsrfProtection, exposeCsrfTokenOnRender } from './http/csrf.js';
 import { type CsvExportLimits, createCsvExports, csvExportLimitsFor, excelCsvLinkOf } from './http/csv-exports.js';
 import { errorHandler, FORM_FIELD_LIMIT, notFoundHandler } from './http/error-handler.js';
@@ -207,8 +208,10 @@ export function createApp(deps: AppDeps): express.Express {
   // /readyz's probes and the scrapes' checks both tell it: with no load balancer probing (compose),
   // the scrapes still log the `not ready` warning AppNotReady's description points to.
   const readinessLog = createReadinessLog({ logger, now: () => now().getTime() });
+  // Read once, at start: every check compares the database's applied migrations with them.
+  const expectedMigrations = shippedMigrationNames();
   deps.metrics.observeReadiness(async () => {
-    const readiness = await checkReadiness(db.pool, scrapeReadTimeoutMs);
+    const readiness = await checkReadiness(db.pool, scrapeReadTimeoutMs, expectedMigrations);
     readinessLog.report(readiness);
     return readiness.isReady;
   });
@@ -250,6 +253,7 @@ export function createApp(deps: AppDeps): express.Express {
     healthRoutes({
       pool: db.pool,
       readyTimeoutMs: config.readyTimeoutMs,
+      expectedMigrations,
       onReadiness: (readiness) => {
         deps.metrics.ready.set(readiness.isReady ? 1 : 0);
         readinessLog.report(readiness);

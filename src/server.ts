@@ -4,6 +4,7 @@ import { createApp } from './app.js';
 import { type PreparedDatabase, prepareDatabase } from './bootstrap.js';
 import { type AppConfig, CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
+import { StoppedWhileWaiting, waitForDatabase } from './db/wait-for-database.js';
 import {
   checkCanListen,
   closeConnectionsAfterAnswers,
@@ -28,7 +29,7 @@ import { interruptAbandonedMonthEndRuns } from './modules/receipts/abandoned-mon
 import { closePasswordHashing, configurePasswordHashing } from './modules/users/password.js';
 import { createBackgroundWork } from './shared/background-work.js';
 import { onDistinctSignals } from './shared/distinct-signals.js';
-import { isDatabaseUnavailable } from './shared/errors.js';
+import { DATABASE_READ_ONLY, isDatabaseUnavailable, isReadOnlyDatabase } from './shared/errors.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { onPeriodicTasksAssigned, periodicTaskAssigner } from './shared/periodic-task.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
@@ -186,7 +187,11 @@ async function reportStartFailure(config: AppConfig, logger: Logger, error: unkn
   const reason =
     config.databaseUrl !== undefined && isDatabaseUnavailable(error)
       ? `the database cannot be reached (DATABASE_URL): ${message}`
-      : message;
+      : // A standby (a failover that left DATABASE_URL on the old primary): PostgreSQL's words alone
+        // ("cannot execute CREATE TABLE in a read-only transaction") named nothing to change.
+        isReadOnlyDatabase(error)
+        ? `${DATABASE_READ_ONLY}: ${message}`
+        : message;
   if (!config.isProduction) {
     console.error(`HPC Billing failed to start: ${reason}`);
     return;
@@ -242,8 +247,38 @@ async function main() {
   try {
     await start(config, logger);
   } catch (error) {
+    if (error instanceof StoppedWhileWaiting) {
+      logger.info({ signal: error.signal }, 'stopped while waiting for the database');
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      process.exit(0);
+    }
     await reportStartFailure(config, logger, error);
     process.exit(1);
+  }
+}
+
+/**
+ * Waits for a configured database that cannot be reached yet (a host's reboot, a unit without a
+ * health check bring the app up before PostgreSQL) for DB_START_WAIT_SEC, before anything else
+ * connects to it. SIGTERM or SIGINT meanwhile ends the wait and the process (StoppedWhileWaiting):
+ * without a handler the signal took Node's default action, and none at all where the app is PID 1
+ * (Docker runs it so), so `docker stop` waited out its grace period.
+ */
+async function waitForConfiguredDatabase(config: AppConfig, logger: Logger): Promise<void> {
+  if (!config.databaseUrl) return;
+  const stopping = new AbortController();
+  const stop = (signal: NodeJS.Signals) => stopping.abort(signal);
+  const signals = ['SIGTERM', 'SIGINT'] as const;
+  for (const signal of signals) process.on(signal, stop);
+  try {
+    await waitForDatabase(config.databaseUrl, {
+      waitMs: config.dbStartWaitSec * 1000,
+      connectTimeoutMs: config.dbConnectTimeoutMs,
+      logger,
+      stopSignal: stopping.signal,
+    });
+  } finally {
+    for (const signal of signals) process.off(signal, stop);
   }
 }
 
@@ -273,6 +308,7 @@ async function start(config: AppConfig, logger: Logger) {
   warnIfTransparentHugePagesOff(logger, await readTransparentHugePagesMode());
   warnIfMetricsPublic(logger, config);
   warnAboutPlainHttp(logger, config);
+  await waitForConfiguredDatabase(config, logger);
   const database = await prepareDatabase(config, logger);
   if (config.webConcurrency === 1) {
     const worker = await runWorker(config, database.databaseUrl, logger);

@@ -309,6 +309,13 @@ export const DEFAULT_DB_QUERY_TIMEOUT_MS = 30_000;
 export const DEFAULT_DB_CONNECT_TIMEOUT_MS = 5_000;
 
 /**
+ * How long a start waits for a configured database that cannot be reached yet (DB_START_WAIT_SEC):
+ * a host that reboots, or a compose file or systemd unit without a health check, brings the app up
+ * before PostgreSQL accepts connections, which takes seconds, a minute after a crash's recovery.
+ */
+export const DEFAULT_DB_START_WAIT_SEC = 60;
+
+/**
  * How long a client may take to send a request's headers (HTTP_HEADERS_TIMEOUT_MS), and the
  * whole request with its body (HTTP_REQUEST_TIMEOUT_MS), before the server answers 408 and
  * closes the connection. They bound receiving a request only, never the answer: a CSV export
@@ -369,6 +376,7 @@ export const ZEnv = z
     DB_POOL_MAX: zInt(10, 1, 200),
     DB_QUERY_TIMEOUT_MS: zInt(DEFAULT_DB_QUERY_TIMEOUT_MS, 100, 3_600_000),
     DB_CONNECT_TIMEOUT_MS: zInt(DEFAULT_DB_CONNECT_TIMEOUT_MS, 100, 600_000),
+    DB_START_WAIT_SEC: zInt(DEFAULT_DB_START_WAIT_SEC, 0, 3_600),
     DATA_DIR: text(
       'a directory',
       'for .data',

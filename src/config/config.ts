@@ -17,6 +17,8 @@ export interface AppConfig {
   dbQueryTimeoutMs: number;
   /** Opening a connection (or waiting for a free one) longer than this fails (503). */
   dbConnectTimeoutMs: number;
+  /** How long a start keeps trying a configured database it cannot reach yet; 0: it fails at once. */
+  dbStartWaitSec: number;
   dataDir: string;
   sessionSecret: string;
   audit: {
@@ -149,8 +151,25 @@ export class ConfigError extends Error {
 const DEVELOPMENT_SESSION_SECRET = 'development-only-session-secret-not-for-production';
 
 /** Parses the environment once; throws ConfigError listing every problem. */
+/**
+ * NODE_ENV=production (a service unit's, an image's, a shell profile's) with APP_ENV left out ran the
+ * development mode on the production database: demo logins (admin/admin) seeded into an empty one,
+ * sessions signed with the known development secret, the dummy provider taking fake payments. The
+ * app never reads NODE_ENV otherwise; here it only asks for APP_ENV to be said.
+ */
+function unsetModeProblems(source: NodeJS.ProcessEnv): string[] {
+  if (source.APP_ENV?.trim() || source.NODE_ENV?.trim() !== 'production') return [];
+  return [
+    'APP_ENV: is unset while NODE_ENV=production: set APP_ENV=production for a production instance, or ' +
+      'APP_ENV=development for the demo (unset, it would run the development mode: demo logins seeded into an ' +
+      'empty database, a known session secret, the dummy payment provider)',
+  ];
+}
+
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = ZEnv.safeParse(source);
+  const modeProblems = unsetModeProblems(source);
+  if (parsed.success && modeProblems.length > 0) throw new ConfigError(modeProblems);
   if (!parsed.success) {
     // zod runs the rules across settings only when every setting parsed; run them on the raw
     // text too, so a production start does not reveal a missing DATABASE_URL one fix later.
@@ -162,7 +181,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
         .filter((problem) => !malformed.has(problem.path))
         .map((problem) => `${problem.path}: ${problem.message}`),
     ];
-    throw new ConfigError([...new Set(problems)]);
+    throw new ConfigError([...new Set([...modeProblems, ...problems])]);
   }
   const env = parsed.data;
   const isProduction = env.APP_ENV === 'production';
@@ -176,6 +195,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     dbPoolMax: env.DB_POOL_MAX,
     dbQueryTimeoutMs: env.DB_QUERY_TIMEOUT_MS,
     dbConnectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,
+    dbStartWaitSec: env.DB_START_WAIT_SEC,
     dataDir: path.resolve(env.DATA_DIR),
     sessionSecret: env.SESSION_SECRET ?? DEVELOPMENT_SESSION_SECRET,
     audit: {

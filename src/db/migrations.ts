@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
@@ -67,10 +68,7 @@ export async function applyMigrations(
       'SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
     );
     const appliedChecksums = new Map(applied.rows.map((row) => [row.migration_name, row.checksum]));
-    const names = (await readdir(migrationsDir, { withFileTypes: true }))
-      .filter((entry) => entry.isDirectory())
-      .map((entry) => entry.name)
-      .sort();
+    const names = namesOf(await readdir(migrationsDir, { withFileTypes: true }));
     warnIfMigratedByANewerRelease(names, [...appliedChecksums.keys()], logger);
     const newlyApplied: string[] = [];
     for (const name of names) {
@@ -124,6 +122,26 @@ export async function applyMigrations(
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
     await client.end();
   }
+}
+
+/** The migrations of a folder, oldest first: one folder each, named for the time it was written. */
+function namesOf(entries: Array<{ name: string; isDirectory(): boolean }>): string[] {
+  return entries
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort();
+}
+
+let shippedNames: readonly string[] | undefined;
+
+/**
+ * The migrations this build ships (prisma/migrations), oldest first. Read once per process, at the
+ * first call (createApp's, at start): the readiness check compares the database with them at every
+ * probe, and the folder does not change while the process runs.
+ */
+export function shippedMigrationNames(): readonly string[] {
+  shippedNames ??= Object.freeze(namesOf(readdirSync(MIGRATIONS_DIR, { withFileTypes: true })));
+  return shippedNames;
 }
 
 /**

@@ -1,10 +1,14 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import {
   AppError,
+  DATABASE_BEHIND,
   DATABASE_HAS_NO_SCHEMA,
+  DATABASE_READ_ONLY,
   isDatabaseUnavailable,
+  isMissingColumn,
   isMissingTable,
   isPoolClosedByShutdown,
+  isReadOnlyDatabase,
   isUniqueViolation,
   isUnstorableText,
   MethodNotAllowedError,
@@ -209,6 +213,26 @@ function describe(
       message: 'The database is unavailable right now. Try again in a moment.',
       isExpected: false,
       logSummary: `database unavailable: ${DATABASE_HAS_NO_SCHEMA}`,
+    };
+  }
+  if (isReadOnlyDatabase(error)) {
+    // A standby (a failover that left DATABASE_URL on the old primary) or a database set
+    // read-only: not a bug in the page, and /readyz says so too.
+    return {
+      status: 503,
+      message: 'The database is unavailable right now. Try again in a moment.',
+      isExpected: false,
+      logSummary: `database unavailable: ${DATABASE_READ_ONLY}`,
+    };
+  }
+  if (isMissingColumn(error)) {
+    // A column this release reads is missing: the database is behind the code (an older dump
+    // restored, an upgrade nobody migrated), as /readyz says. A 500 with a stack read like a bug.
+    return {
+      status: 503,
+      message: 'The database is unavailable right now. Try again in a moment.',
+      isExpected: false,
+      logSummary: `database unavailable: ${DATABASE_BEHIND}`,
     };
   }
   return { status: 500, message: 'Something went wrong on our side.', isExpected: false };

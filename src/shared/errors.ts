@@ -335,6 +335,38 @@ export function isMissingTable(error: unknown, depth = 0): boolean {
   );
 }
 
+/** What /readyz says, and the log of a request that met it, of a database that only reads. */
+export const DATABASE_READ_ONLY =
+  'the database only reads (a standby, or set read-only): point DATABASE_URL at the primary';
+
+/**
+ * PostgreSQL's read_only_sql_transaction (25006): a write, or a SELECT … FOR UPDATE, on a standby
+ * (a failover that left DATABASE_URL on the old primary) or a database set read-only.
+ */
+export function isReadOnlyDatabase(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  if (sqlStateOf(error) === '25006') return true;
+  return (
+    searchWrappedErrors(error, depth, (inner, innerDepth) => isReadOnlyDatabase(inner, innerDepth) || undefined) ??
+    false
+  );
+}
+
+/** What /readyz says, and the log of a request that met it, of a database whose migrations are behind the code. */
+export const DATABASE_BEHIND = 'the database is behind this release (migrations not applied): run npm run db:migrate';
+
+/**
+ * Prisma's "column does not exist" (P2022), or PostgreSQL's undefined_column (42703): a database
+ * behind the code (an older dump restored, an upgrade nobody migrated), as a rule.
+ */
+export function isMissingColumn(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  if ((error as { code?: unknown }).code === 'P2022' || sqlStateOf(error) === '42703') return true;
+  return (
+    searchWrappedErrors(error, depth, (inner, innerDepth) => isMissingColumn(inner, innerDepth) || undefined) ?? false
+  );
+}
+
 /**
  * Text PostgreSQL refuses to store: a NUL character (22021) or one the database's encoding
  * lacks (22P05). The input was wrong, not the server; the statement failed, so nothing of it

@@ -11,6 +11,7 @@ import { createIngestionService } from '../../src/modules/ingestion/ingestion.se
 import { createSacctFileSource } from '../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../src/shared/logger.js';
+import { signInNewAdmin } from '../support/sign-in.js';
 import { buildTestConfig, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -141,6 +142,122 @@ describe('the scheduled ingestion over a database with no schema', () => {
         level: 40,
         msg: `ingestion run not started: ${NO_SCHEMA}; the next interval tries again`,
         err: expect.stringMatching(/does not exist/),
+      }),
+    ]);
+  });
+});
+
+// A database whose migrations are behind the code (an upgrade deployed without `npm run db:migrate`,
+// an older dump restored under running instances): /readyz checked only that the users table
+// existed, so it said ready while every page reading a newer column failed with a 500.
+
+const NEWEST_MIGRATION = '20261205100000_failed_refund_in_reported_total';
+const BEHIND = 'the database is behind this release (migrations not applied): run npm run db:migrate';
+
+/** Undoes the newest migration, as a dump taken before it and restored leaves the database. */
+async function undoNewestMigration(db: TestDatabase) {
+  await db.pool.query('ALTER TABLE "payment_failed_refunds" DROP COLUMN "is_in_reported_total"');
+  await db.pool.query('DELETE FROM "_prisma_migrations" WHERE migration_name = $1', [NEWEST_MIGRATION]);
+}
+
+describe('a database behind the code (an older dump restored, or an upgrade nobody migrated)', () => {
+  it('is not ready (503 naming what to run, hpc_ready 0) until it is migrated', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    const served = appOver(db.url);
+    expect((await request(served.app).get('/readyz').expect(200)).body).toEqual({ status: 'ok' });
+
+    await undoNewestMigration(db);
+
+    const answer = await request(served.app).get('/readyz').expect(503);
+    expect(answer.headers['cache-control']).toBe('no-store');
+    expect(answer.body).toEqual({ status: 'error', error: BEHIND });
+    expect(await metricValue(served.metrics, 'hpc_ready')).toBe(0);
+    expect(served.logged.find((entry) => entry.msg === 'not ready')).toMatchObject({
+      level: 40,
+      err: `database at ${new URL(db.url).host} is behind this release: 1 migration(s) not applied (${NEWEST_MIGRATION}): run npm run db:migrate`,
+    });
+
+    await applyMigrations(db.url, createLogger('silent'));
+    expect((await request(served.app).get('/readyz').expect(200)).body).toEqual({ status: 'ok' });
+    expect(await metricValue(served.metrics, 'hpc_ready')).toBe(1);
+  });
+
+  it('names a migration recorded as failed (as `prisma migrate deploy` leaves one) apart from the pending ones', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    const served = appOver(db.url);
+    await undoNewestMigration(db);
+    await db.pool.query(
+      `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, logs, started_at, applied_steps_count)
+       VALUES (gen_random_uuid(), 'x', $1, 'ERROR: deadlock detected', now(), 0)`,
+      [NEWEST_MIGRATION],
+    );
+
+    const answer = await request(served.app).get('/readyz').expect(503);
+    expect(answer.body).toEqual({
+      status: 'error',
+      error: 'a migration of this release failed: fix its cause, then run npm run db:migrate',
+    });
+    expect(served.logged.find((entry) => entry.msg === 'not ready')).toMatchObject({
+      err: `database at ${new URL(db.url).host} has a failed migration (${NEWEST_MIGRATION}, recorded in _prisma_migrations): fix its cause, then run npm run db:migrate`,
+    });
+
+    await applyMigrations(db.url, createLogger('silent'));
+    await request(served.app).get('/readyz').expect(200);
+  });
+});
+
+describe('pages over a database behind the code', () => {
+  // Every signed-in page failed as "Something went wrong on our side." (500), logged as an
+  // "unhandled error" with Prisma's "column does not exist" (P2022) read like a bug in the page.
+  it('answer 503 "database unavailable", logged as the database being behind, not an unhandled error', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    const served = appOver(db.url);
+    const admin = await signInNewAdmin(served.app, db, 'behind-admin');
+    await admin.get('/account').set('Accept', 'text/html').expect(200);
+
+    // A dump from before users.session_epoch (2026-12-04), restored under the running app.
+    await db.pool.query('ALTER TABLE "users" DROP COLUMN "session_epoch"');
+    await db.pool.query('DELETE FROM "_prisma_migrations" WHERE migration_name = $1', [
+      '20261204000000_user_session_epoch',
+    ]);
+
+    const page = await admin.get('/account').set('Accept', 'text/html');
+    expect(page.status).toBe(503);
+    expect(page.text).toContain('The database is unavailable right now. Try again in a moment.');
+    // Met while the session was read, before any route: the request's line names no route.
+    expect(served.logged.find((entry) => entry.level === 50)).toMatchObject({
+      msg: `database unavailable: ${BEHIND}`,
+      err: expect.objectContaining({ message: expect.stringMatching(/session_epoch/) }),
+    });
+    expect(served.logged.map((entry) => entry.msg)).not.toContain('unhandled error');
+  });
+});
+
+describe('a database ahead of the code (the code rolled back, the database not)', () => {
+  it('stays ready, says so in the answer, and warns once in the log', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    const served = appOver(db.url);
+    await db.pool.query(
+      `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, finished_at, applied_steps_count)
+       VALUES (gen_random_uuid(), 'x', '29990101000000_from_a_newer_release', now(), 1)`,
+    );
+
+    for (let probe = 0; probe < 3; probe++) {
+      const answer = await request(served.app).get('/readyz').expect(200);
+      expect(answer.body).toEqual({ status: 'ok', warning: 'the database was migrated by a newer release' });
+    }
+    expect(await metricValue(served.metrics, 'hpc_ready')).toBe(1);
+    const warnings = served.logged.filter(
+      (entry) => entry.msg === 'ready, but the database was migrated by a newer release',
+    );
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        level: 40,
+        unknownMigrations: ['29990101000000_from_a_newer_release'],
       }),
     ]);
   });

@@ -84,6 +84,8 @@ describe('a production server writes only JSON lines to stdout', () => {
       ...PRODUCTION,
       DATABASE_URL: `postgresql://billing:not-this-password@127.0.0.1:${port}/billing`,
       PORT: String(await findFreePort()),
+      // At once, as an operator who wants no wait sets it (start-waits-for-database.test.ts waits).
+      DB_START_WAIT_SEC: '0',
     });
     expect(result.code, result.stdout + result.stderr).toBe(1);
     const lines = jsonLinesOf(result.stdout);

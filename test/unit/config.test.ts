@@ -265,6 +265,14 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('waits 60 s at start for a database it cannot reach unless DB_START_WAIT_SEC says otherwise, 0 to 1 hour', () => {
+    expect(loadConfig({}).dbStartWaitSec).toBe(60);
+    expect(loadConfig({ DB_START_WAIT_SEC: '0' }).dbStartWaitSec).toBe(0);
+    expect(problemsOf({ DB_START_WAIT_SEC: '3601' })).toEqual([
+      'DB_START_WAIT_SEC: must be from 0 to 3600 (got "3601")',
+    ]);
+  });
+
   it('gives a connection 5 s to open unless DB_CONNECT_TIMEOUT_MS says otherwise, from 100 ms to 10 minutes', () => {
     expect(loadConfig({}).dbConnectTimeoutMs).toBe(5_000);
     expect(loadConfig({ DB_CONNECT_TIMEOUT_MS: '1500' }).dbConnectTimeoutMs).toBe(1_500);
@@ -323,6 +331,22 @@ describe('loadConfig', () => {
       'HTTP_HEADERS_TIMEOUT_MS: must be a whole number from 100 to 600000, in plain digits (got "20s")',
       'HTTP_REQUEST_TIMEOUT_MS: must be from 100 to 3600000 (got "0")',
     ]);
+  });
+
+  // NODE_ENV=production, as a service unit or an image commonly sets, with APP_ENV forgotten, ran the
+  // development mode on the production database: demo logins (admin/admin) seeded into an empty one,
+  // sessions signed with the known development secret, the dummy provider taking fake payments.
+  it('refuses NODE_ENV=production without APP_ENV, saying which to set; APP_ENV decides when it is set', () => {
+    expect(problemsOf({ NODE_ENV: 'production' })).toEqual([
+      'APP_ENV: is unset while NODE_ENV=production: set APP_ENV=production for a production instance, or ' +
+        'APP_ENV=development for the demo (unset, it would run the development mode: demo logins seeded into an ' +
+        'empty database, a known session secret, the dummy payment provider)',
+    ]);
+    expect(problemsOf({ NODE_ENV: 'production', APP_ENV: ' ', PORT: 'x' })).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^APP_ENV: is unset while NODE_ENV=production/)]),
+    );
+    expect(loadConfig({ NODE_ENV: 'production', APP_ENV: 'development' }).isProduction).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'test' }).isProduction).toBe(false);
   });
 
   it('requires a session secret, an audit key and a real database in production, and never seeds the demo there', () => {

@@ -1,12 +1,25 @@
 import pg from 'pg';
 import { queryWithin } from '../../db/query-timeout.js';
-import { DATABASE_HAS_NO_SCHEMA } from '../../shared/errors.js';
+import { DATABASE_BEHIND, DATABASE_HAS_NO_SCHEMA, DATABASE_READ_ONLY, isMissingTable } from '../../shared/errors.js';
 
 /**
  * What a readiness check saw. `error` is for the log (it names the database's host and port);
- * `publicError` is what /readyz may say to anyone who can reach it.
+ * `publicError` is what /readyz may say to anyone who can reach it. A ready database may still
+ * carry a `warning`: one migrated by a newer release (below).
  */
-export type Readiness = { isReady: true } | { isReady: false; error: string; publicError: string };
+export type Readiness =
+  | { isReady: true; warning?: DatabaseAhead }
+  | { isReady: false; error: string; publicError: string };
+
+/** A database a newer release migrated: the migrations it applied that this build does not ship. */
+export interface DatabaseAhead {
+  publicWarning: string;
+  message: string;
+  unknownMigrations: string[];
+}
+
+export const MIGRATION_FAILED = 'a migration of this release failed: fix its cause, then run npm run db:migrate';
+export const DATABASE_AHEAD = 'the database was migrated by a newer release';
 
 /** What /readyz says of a database it cannot reach; the cause goes to the log only. */
 export const DATABASE_UNAVAILABLE = 'database unavailable';
@@ -22,22 +35,124 @@ export function databaseAddressOf(pool: pg.Pool): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/** How many migration names a log line lists before it says how many more. */
+const LISTED_MIGRATIONS = 5;
+
+function listed(names: string[]): string {
+  const shown = names.slice(0, LISTED_MIGRATIONS).join(', ');
+  return names.length > LISTED_MIGRATIONS ? `${shown} and ${names.length - LISTED_MIGRATIONS} more` : shown;
+}
+
 /**
- * Ready means the database answers within the timeout and has the users table. A database restored
- * empty (a restore that failed, a new one nobody migrated) answered `SELECT 1`, so /readyz said
- * ready while every page failed. Probed every few seconds, so one lookup of one name in the catalogue
- * (to_regclass, through the same search_path as the app's queries), not a count of the tables: users
- * is the table every signed-in page reads, and the one the first migration creates.
+ * Ready means the database answers within the timeout, has the users table, takes writes (not a
+ * standby), and has applied every migration this build ships (`expectedMigrations`, read once at
+ * start), none of them recorded as failed. A database restored empty (a restore that failed, a new one nobody migrated) answered
+ * `SELECT 1`, so /readyz said ready while every page failed; so did one restored from an older dump
+ * or upgraded without `npm run db:migrate`, while every page reading a newer column failed with a
+ * 500. Probed every few seconds, so one query: a lookup of one name in the catalogue (to_regclass,
+ * through the same search_path as the app's queries), one setting (transaction_read_only) and three small reads of `_prisma_migrations`
+ * (a few dozen rows) against the names given as one parameter.
+ *
+ * A database AHEAD of the code (migrations this build does not ship: the code rolled back, or an
+ * instance of the older release still serving while a deploy migrates for the newer one) stays
+ * ready, with a warning: migrations are additive, so the older release mostly works there, and every
+ * instance of it saying 503 would take the whole service out of rotation during every upgrade and
+ * every rollback, an outage worse than the errors it might meet.
  */
-export async function checkReadiness(pool: pg.Pool, timeoutMs: number): Promise<Readiness> {
-  let hasSchema: boolean;
+export async function checkReadiness(
+  pool: pg.Pool,
+  timeoutMs: number,
+  expectedMigrations: readonly string[],
+): Promise<Readiness> {
+  let state: { hasSchema: boolean; isReadOnly: boolean; pending: string[]; failed: string[]; unknown: string[] };
   try {
-    const { rows } = await queryWithin<{ hasSchema: boolean }>(
+    const { rows } = await queryWithin<typeof state>(
       pool,
-      { text: `SELECT to_regclass('users') IS NOT NULL AS "hasSchema"` },
+      {
+        text: `SELECT to_regclass('users') IS NOT NULL AS "hasSchema",
+          current_setting('transaction_read_only') = 'on' AS "isReadOnly",
+          ARRAY(SELECT shipped FROM unnest($1::text[]) AS shipped WHERE NOT EXISTS (
+            SELECT 1 FROM "_prisma_migrations" m
+            WHERE m.migration_name = shipped AND m.finished_at IS NOT NULL AND m.rolled_back_at IS NULL
+          ) ORDER BY shipped) AS "pending",
+          ARRAY(SELECT DISTINCT m.migration_name FROM "_prisma_migrations" m
+            WHERE m.finished_at IS NULL AND m.rolled_back_at IS NULL AND NOT EXISTS (
+              SELECT 1 FROM "_prisma_migrations" done WHERE done.migration_name = m.migration_name
+                AND done.finished_at IS NOT NULL AND done.rolled_back_at IS NULL
+            ) ORDER BY 1) AS "failed",
+          ARRAY(SELECT DISTINCT m.migration_name FROM "_prisma_migrations" m
+            WHERE m.finished_at IS NOT NULL AND m.rolled_back_at IS NULL
+              AND m.migration_name <> ALL($1::text[]) ORDER BY 1) AS "unknown"`,
+        values: [expectedMigrations],
+      },
       timeoutMs,
     );
-    hasSchema = rows[0]?.hasSchema === true;
+    state = rows[0] as typeof state;
+  } catch (error) {
+    // No _prisma_migrations: a database emptied or never migrated, as a rule (a second query, on
+    // this broken path only, says whether the users table is missing too).
+    if (isMissingTable(error)) return withoutMigrationHistory(pool, timeoutMs);
+    return {
+      isReady: false,
+      error: `database at ${databaseAddressOf(pool)} unavailable: ${(error as Error).message}`,
+      publicError: DATABASE_UNAVAILABLE,
+    };
+  }
+  if (!state.hasSchema) return hasNoSchema(pool);
+  if (state.isReadOnly) {
+    // A standby after a failover, or a database set read-only: it answers and has every table, but
+    // signing in and every page that writes fail.
+    return {
+      isReady: false,
+      error:
+        `database at ${databaseAddressOf(pool)} only reads (transaction_read_only is on: a standby, or ` +
+        'default_transaction_read_only set): point DATABASE_URL at the primary',
+      publicError: DATABASE_READ_ONLY,
+    };
+  }
+  if (state.failed.length > 0) {
+    return {
+      isReady: false,
+      error: `database at ${databaseAddressOf(pool)} has a failed migration (${listed(state.failed)}, recorded in _prisma_migrations): fix its cause, then run npm run db:migrate`,
+      publicError: MIGRATION_FAILED,
+    };
+  }
+  if (state.pending.length > 0) {
+    return {
+      isReady: false,
+      error: `database at ${databaseAddressOf(pool)} is behind this release: ${state.pending.length} migration(s) not applied (${listed(state.pending)}): run npm run db:migrate`,
+      publicError: DATABASE_BEHIND,
+    };
+  }
+  if (state.unknown.length > 0) {
+    return {
+      isReady: true,
+      warning: {
+        publicWarning: DATABASE_AHEAD,
+        unknownMigrations: state.unknown,
+        message:
+          `database at ${databaseAddressOf(pool)} has ${state.unknown.length} applied migration(s) this release does not ship ` +
+          `(newest ${state.unknown.at(-1)}): it may fail where that schema changed. Run the newer release, or restore the ` +
+          'backup taken before that upgrade (docs/operations.md, "Upgrading")',
+      },
+    };
+  }
+  return { isReady: true };
+}
+
+/**
+ * A database without `_prisma_migrations`: no schema at all, or tables made some other way (`prisma
+ * db push`, a partial restore) that `npm run db:migrate` cannot carry on from.
+ */
+async function withoutMigrationHistory(pool: pg.Pool, timeoutMs: number): Promise<Readiness> {
+  let hasUsers: boolean;
+  try {
+    const { rows } = await queryWithin<{ hasUsers: boolean }>(
+      pool,
+      { text: `SELECT to_regclass('users') IS NOT NULL AS "hasUsers"` },
+      timeoutMs,
+    );
+    hasUsers = rows[0]?.hasUsers === true;
   } catch (error) {
     return {
       isReady: false,
@@ -45,7 +160,17 @@ export async function checkReadiness(pool: pg.Pool, timeoutMs: number): Promise<
       publicError: DATABASE_UNAVAILABLE,
     };
   }
-  if (hasSchema) return { isReady: true };
+  if (!hasUsers) return hasNoSchema(pool);
+  return {
+    isReady: false,
+    error:
+      `database at ${databaseAddressOf(pool)} has tables but no _prisma_migrations (made without npm run db:migrate, ` +
+      'or restored in part): restore a whole dump, or migrate a new database',
+    publicError: DATABASE_HAS_NO_SCHEMA,
+  };
+}
+
+function hasNoSchema(pool: pg.Pool): Readiness {
   return {
     isReady: false,
     error: `database at ${databaseAddressOf(pool)} has no schema (no users table): run npm run db:migrate`,

@@ -29,10 +29,20 @@ export function createReadinessLog({
   reminderMs = NOT_READY_REMINDER_MS,
 }: ReadinessLogOptions): ReadinessLog {
   let outage: { since: number; loggedAt: number; failedChecks: number } | undefined;
+  // The newer release's migrations last warned of: said once, and again only when they change.
+  let warnedAhead: string | undefined;
   return {
     report(readiness) {
       const at = now();
       if (readiness.isReady) {
+        const ahead = readiness.warning?.unknownMigrations.join(',');
+        if (ahead !== undefined && ahead !== warnedAhead && readiness.warning) {
+          logger.warn(
+            { err: readiness.warning.message, unknownMigrations: readiness.warning.unknownMigrations },
+            'ready, but the database was migrated by a newer release',
+          );
+        }
+        warnedAhead = ahead;
         if (!outage) return;
         logger.info(
           { notReadyForMs: at - outage.since, failedChecks: outage.failedChecks },

@@ -1,4 +1,10 @@
-import { DATABASE_HAS_NO_SCHEMA, isDatabaseUnavailable, isMissingTable } from '../../shared/errors.js';
+import {
+  DATABASE_HAS_NO_SCHEMA,
+  DATABASE_READ_ONLY,
+  isDatabaseUnavailable,
+  isMissingTable,
+  isReadOnlyDatabase,
+} from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { IngestionService } from './ingestion.service.js';
 
@@ -63,6 +69,14 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
           deps.logger.warn(
             { err: cause },
             `ingestion run not started: ${DATABASE_HAS_NO_SCHEMA}; the next interval tries again`,
+          );
+        } else if (isReadOnlyDatabase(error)) {
+          // A standby or a database set read-only: nothing could be written, the run included.
+          // /readyz and AppNotReady say so too.
+          const cause = error instanceof Error ? error.message : String(error);
+          deps.logger.warn(
+            { err: cause },
+            `ingestion run not started: ${DATABASE_READ_ONLY}; the next interval tries again`,
           );
         } else deps.logger.error({ err: error }, 'ingestion run crashed');
       })

@@ -198,7 +198,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     ready: new Gauge({
       name: 'hpc_ready',
-      help: '1 when the last readiness check saw the database, else 0; 0 from the start of a shutdown drain, as /readyz says.',
+      help: '1 when the last readiness check saw the database usable (reachable, migrated for this release, writable), else 0; 0 from the start of a shutdown drain, as /readyz says.',
       // The app is ready only when every worker reaches the database and none is draining.
       aggregator: 'min',
       registers,
