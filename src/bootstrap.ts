@@ -1,4 +1,5 @@
 import type { AppConfig } from './config/config.js';
+import { describeConnectionOverflow } from './db/connection-budget.js';
 import { openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { applyMigrations } from './db/migrations.js';
@@ -46,6 +47,12 @@ export async function prepareDatabase(config: AppConfig, logger: Logger): Promis
       // Rates entered before CURRENCY was changed would be shown and billed under the new label.
       const currencyWarning = await describeRatesInOtherCurrency(db.prisma, config.currency, new Date());
       if (currencyWarning) logger.warn(currencyWarning);
+      // Pools open connections lazily: past max_connections the start looks fine and load fails.
+      const connectionWarning = await describeConnectionOverflow(db.pool, {
+        workers: config.webConcurrency,
+        poolMax: config.dbPoolMax,
+      });
+      if (connectionWarning) logger.warn(connectionWarning);
     } finally {
       await db.close();
     }
