@@ -6,7 +6,7 @@ import { applyMigrations } from './db/migrations.js';
 import { configureAuditChain } from './modules/audit/audit.service.js';
 import { type DemoSeedResult, seedDemoIfEmpty } from './modules/demo/demo.service.js';
 import { describeRatesInOtherCurrency } from './modules/pricing/rates.service.js';
-import { ensureBootstrapAdmin } from './modules/users/users.service.js';
+import { describeExistingBootstrapAdmin, ensureBootstrapAdmin } from './modules/users/users.service.js';
 import type { Logger } from './shared/logger.js';
 
 export interface PreparedDatabase {
@@ -43,6 +43,9 @@ export async function prepareDatabase(config: AppConfig, logger: Logger): Promis
       const admin = config.auth.bootstrapAdmin;
       if (admin && (await ensureBootstrapAdmin(db.prisma, admin.username, admin.password))) {
         logger.info({ username: admin.username }, 'created the admin from ADMIN_USERNAME');
+      } else if (admin) {
+        const existing = await describeExistingBootstrapAdmin(db.prisma, admin.username, admin.password);
+        if (existing) logger.warn(existing);
       }
       // Rates entered before CURRENCY was changed would be shown and billed under the new label.
       const currencyWarning = await describeRatesInOtherCurrency(db.prisma, config.currency, new Date());

@@ -22,7 +22,7 @@ import {
   secondsLeft,
 } from '../auth/auth.service.js';
 import * as throttleRepository from '../auth/auth-throttle.repository.js';
-import { hashPassword } from './password.js';
+import { hashPassword, verifyPassword } from './password.js';
 import * as usersRepository from './users.repository.js';
 
 export type { UserRecord } from './users.repository.js';
@@ -339,4 +339,31 @@ export async function ensureBootstrapAdmin(db: Db, username: string, password: s
   if (await usersRepository.findByUsername(db, username)) return false;
   await createUser(db, { username, role: 'admin', password }, { actor: 'system', ip: null, userAgent: null });
   return true;
+}
+
+const ONLY_CREATES = 'ADMIN_USERNAME and ADMIN_PASSWORD only create an admin who does not exist yet';
+
+/**
+ * Why the user ADMIN_USERNAME names, who existed already and was left as they are, is not the
+ * admin the operator can sign in as with ADMIN_PASSWORD: not an admin, disabled, or another
+ * password; undefined when they are. Without it the start said nothing, and the operator found
+ * out at the sign-in page.
+ */
+export async function describeExistingBootstrapAdmin(
+  db: Db,
+  username: string,
+  password: string,
+): Promise<string | undefined> {
+  const user = await usersRepository.findWithPasswordHashByUsername(db, username);
+  if (!user) return undefined;
+  if (user.role !== 'admin') {
+    return `ADMIN_USERNAME ${username} exists already and is not an admin: it was left as it is, so no admin was created (${ONLY_CREATES}). Choose another ADMIN_USERNAME, or have an admin change its role on /admin/users`;
+  }
+  if (user.isDisabled) {
+    return `ADMIN_USERNAME ${username} exists already and is disabled: it was left as it is, so it cannot sign in (${ONLY_CREATES}). Enable it with npm run user:disable -- --username ${username} --enable, or choose another ADMIN_USERNAME`;
+  }
+  if (!(await verifyPassword(user.passwordHash, password))) {
+    return `ADMIN_USERNAME ${username} exists already and ADMIN_PASSWORD is not its password: it was left as it is (${ONLY_CREATES}). Sign in with its own password, or set one with npm run user:passwd -- --username ${username}; then remove ADMIN_PASSWORD from the settings`;
+  }
+  return undefined;
 }
