@@ -6,7 +6,11 @@ import { applyMigrations } from './db/migrations.js';
 import { configureAuditChain } from './modules/audit/audit.service.js';
 import { type DemoSeedResult, seedDemoIfEmpty } from './modules/demo/demo.service.js';
 import { describeRatesInOtherCurrency } from './modules/pricing/rates.service.js';
-import { describeExistingBootstrapAdmin, ensureBootstrapAdmin } from './modules/users/users.service.js';
+import {
+  describeExistingBootstrapAdmin,
+  describeMissingAdmin,
+  ensureBootstrapAdmin,
+} from './modules/users/users.service.js';
 import type { Logger } from './shared/logger.js';
 
 export interface PreparedDatabase {
@@ -47,6 +51,8 @@ export async function prepareDatabase(config: AppConfig, logger: Logger): Promis
         const existing = await describeExistingBootstrapAdmin(db.prisma, admin.username, admin.password);
         if (existing) logger.warn(existing);
       }
+      const missingAdmin = await describeMissingAdmin(db.prisma);
+      if (missingAdmin) logger.warn(missingAdmin);
       // Rates entered before CURRENCY was changed would be shown and billed under the new label.
       const currencyWarning = await describeRatesInOtherCurrency(db.prisma, config.currency, new Date());
       if (currencyWarning) logger.warn(currencyWarning);

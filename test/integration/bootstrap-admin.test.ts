@@ -15,8 +15,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-/** The warnings a start with ADMIN_USERNAME / ADMIN_PASSWORD logs. */
-async function startWith(username: string, password: string): Promise<string[]> {
+/** The warnings a start logs, with ADMIN_USERNAME / ADMIN_PASSWORD when given. */
+async function startWith(username?: string, password?: string, database: TestDatabase = db): Promise<string[]> {
   const lines: Array<{ level: number; msg: string }> = [];
   const logger = pino(
     { level: 'warn' },
@@ -27,7 +27,9 @@ async function startWith(username: string, password: string): Promise<string[]> 
       },
     }),
   );
-  const config = buildTestConfig(db.url, { ADMIN_USERNAME: username, ADMIN_PASSWORD: password });
+  const admin: Record<string, string> =
+    username && password ? { ADMIN_USERNAME: username, ADMIN_PASSWORD: password } : {};
+  const config = buildTestConfig(database.url, admin);
   await (await prepareDatabase(config, logger)).stop();
   return lines.filter((line) => line.level === 40).map((line) => line.msg);
 }
@@ -57,5 +59,35 @@ describe('ADMIN_USERNAME naming a user who exists already', () => {
     expect(await startWith('gone', 'gone-password-12')).toEqual([
       'ADMIN_USERNAME gone exists already and is disabled: it was left as it is, so it cannot sign in (ADMIN_USERNAME and ADMIN_PASSWORD only create an admin who does not exist yet). Enable it with npm run user:disable -- --username gone --enable, or choose another ADMIN_USERNAME',
     ]);
+  });
+});
+
+// A database without an enabled admin (a production start before the first admin, the demo with
+// DEMO_SEED=0, the last admin disabled) started as if all was well: the sign-in page then took no one.
+describe('a start with no enabled admin', () => {
+  const NO_ADMIN =
+    'No enabled admin exists, so no one can sign in to manage users, rates and receipts: create one with npm run user:create -- --username NAME --role admin (node dist/src/cli/user.cli.js create ... in the Docker image), or set ADMIN_USERNAME and ADMIN_PASSWORD for the next start (docs/operations.md, "First production start")';
+
+  it('warns on an empty database', async () => {
+    const empty = await createTestDatabase();
+    try {
+      expect(await startWith(undefined, undefined, empty)).toEqual([NO_ADMIN]);
+      // ADMIN_USERNAME creates one at this start: nothing to warn about.
+      expect(await startWith('first', 'first-admin-password', empty)).toEqual([]);
+    } finally {
+      await empty.drop();
+    }
+  });
+
+  it('warns when the only admins are disabled, and not while one is enabled', async () => {
+    const researchers = await createTestDatabase();
+    try {
+      await buildUser(researchers.prisma, { username: 'bob', role: 'user' });
+      await buildUser(researchers.prisma, { username: 'old', role: 'admin', isDisabled: true });
+      expect(await startWith(undefined, undefined, researchers)).toEqual([NO_ADMIN]);
+      expect(await startWith(undefined, undefined, db)).toEqual([]);
+    } finally {
+      await researchers.drop();
+    }
   });
 });

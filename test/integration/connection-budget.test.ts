@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareDatabase } from '../../src/bootstrap.js';
+import { buildUser } from '../support/factories.js';
 import { buildTestConfig } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -10,6 +11,8 @@ let maxConnections: number;
 let reservedConnections: number;
 beforeAll(async () => {
   db = await createTestDatabase();
+  // An admin, so that the start's only warning is the one under test.
+  await buildUser(db.prisma, { username: 'ops', role: 'admin' });
   const { rows } = await db.pool.query<{ max: number; reserved: number }>(
     `SELECT current_setting('max_connections')::int AS max,
             current_setting('superuser_reserved_connections')::int

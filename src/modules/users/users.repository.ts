@@ -37,6 +37,11 @@ export function findByUsername(db: Client, username: string): Promise<UserRecord
   return db.user.findUnique({ where: { username }, select: SELECT_USER });
 }
 
+/** How many enabled admins there are: none, and no one can manage users, rates or receipts. */
+export function countEnabledAdmins(db: Client): Promise<number> {
+  return db.user.count({ where: { role: 'admin', isDisabled: false } });
+}
+
 /** A user with their password hash, for checking a password given in the settings (ADMIN_PASSWORD). */
 export function findWithPasswordHashByUsername(
   db: Client,

@@ -341,6 +341,16 @@ export async function ensureBootstrapAdmin(db: Db, username: string, password: s
   return true;
 }
 
+/**
+ * Why no one can administer the site, or undefined: no enabled admin (a production database before
+ * its first admin, the demo with DEMO_SEED=0, the last admin disabled). The start said nothing, and
+ * the sign-in page then took no one.
+ */
+export async function describeMissingAdmin(db: Db): Promise<string | undefined> {
+  if ((await usersRepository.countEnabledAdmins(db)) > 0) return undefined;
+  return 'No enabled admin exists, so no one can sign in to manage users, rates and receipts: create one with npm run user:create -- --username NAME --role admin (node dist/src/cli/user.cli.js create ... in the Docker image), or set ADMIN_USERNAME and ADMIN_PASSWORD for the next start (docs/operations.md, "First production start")';
+}
+
 const ONLY_CREATES = 'ADMIN_USERNAME and ADMIN_PASSWORD only create an admin who does not exist yet';
 
 /**
