@@ -6,10 +6,14 @@ try {
   import.meta.resolve('tsx');
 } catch {
   const command = process.env.npm_lifecycle_event ? `npm run ${process.env.npm_lifecycle_event}` : 'This command';
+  const missing = `${command} cannot start: tsx, the devDependency that runs the TypeScript source, is not installed`;
+  // Without NODE_ENV=production it is most often a checkout where `npm ci` never ran: blaming
+  // NODE_ENV, which the newcomer had not set, sent them to --include=dev for the wrong reason.
   console.error(
-    `${command} cannot start: tsx, the devDependency that runs the TypeScript source, is not installed ` +
-      '(npm ci leaves out the devDependencies when NODE_ENV=production is set). Install with ' +
-      'npm ci --include=dev, or build where they are installed and run the compiled :prod scripts (docs/operations.md).',
+    process.env.NODE_ENV === 'production'
+      ? `${missing} (npm ci leaves out the devDependencies when NODE_ENV=production is set, as it is here). Install with ` +
+          'npm ci --include=dev, or build where they are installed and run the compiled :prod scripts (docs/operations.md).'
+      : `${missing}: run npm ci first (npm ci --include=dev where npm is set to leave out the devDependencies).`,
   );
   process.exit(1);
 }

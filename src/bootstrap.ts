@@ -1,11 +1,16 @@
 import type { AppConfig } from './config/config.js';
+import { describeConnectionOverflow } from './db/connection-budget.js';
 import { openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { applyMigrations } from './db/migrations.js';
 import { configureAuditChain } from './modules/audit/audit.service.js';
 import { type DemoSeedResult, seedDemoIfEmpty } from './modules/demo/demo.service.js';
 import { describeRatesInOtherCurrency } from './modules/pricing/rates.service.js';
-import { ensureBootstrapAdmin } from './modules/users/users.service.js';
+import {
+  describeExistingBootstrapAdmin,
+  describeMissingAdmin,
+  ensureBootstrapAdmin,
+} from './modules/users/users.service.js';
 import type { Logger } from './shared/logger.js';
 
 export interface PreparedDatabase {
@@ -42,10 +47,21 @@ export async function prepareDatabase(config: AppConfig, logger: Logger): Promis
       const admin = config.auth.bootstrapAdmin;
       if (admin && (await ensureBootstrapAdmin(db.prisma, admin.username, admin.password))) {
         logger.info({ username: admin.username }, 'created the admin from ADMIN_USERNAME');
+      } else if (admin) {
+        const existing = await describeExistingBootstrapAdmin(db.prisma, admin.username, admin.password);
+        if (existing) logger.warn(existing);
       }
+      const missingAdmin = await describeMissingAdmin(db.prisma);
+      if (missingAdmin) logger.warn(missingAdmin);
       // Rates entered before CURRENCY was changed would be shown and billed under the new label.
       const currencyWarning = await describeRatesInOtherCurrency(db.prisma, config.currency, new Date());
       if (currencyWarning) logger.warn(currencyWarning);
+      // Pools open connections lazily: past max_connections the start looks fine and load fails.
+      const connectionWarning = await describeConnectionOverflow(db.pool, {
+        workers: config.webConcurrency,
+        poolMax: config.dbPoolMax,
+      });
+      if (connectionWarning) logger.warn(connectionWarning);
     } finally {
       await db.close();
     }

@@ -4,6 +4,7 @@ import { createApp } from './app.js';
 import { type PreparedDatabase, prepareDatabase } from './bootstrap.js';
 import { type AppConfig, CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
+import { isEmbeddedDatabaseUrl } from './db/embedded-postgres.js';
 import { StoppedWhileWaiting, waitForDatabase } from './db/wait-for-database.js';
 import {
   checkCanListen,
@@ -184,9 +185,14 @@ function announce(config: AppConfig, database: PreparedDatabase, logger: Logger)
 async function reportStartFailure(config: AppConfig, logger: Logger, error: unknown) {
   const message = error instanceof Error ? error.message : String(error);
   // Said as the tools say it: a bare "connect ECONNREFUSED 10.0.0.5:5432" named no setting to check.
+  // A demo banner's URL exported in this shell for the tools outlives that demo: its port is gone.
+  const demoHint =
+    config.databaseUrl !== undefined && isEmbeddedDatabaseUrl(config.databaseUrl)
+      ? "; this is the URL of the demo's embedded PostgreSQL of an earlier npm start (its banner's line for another shell), whose port changes on every start: unset DATABASE_URL, and npm start starts the embedded PostgreSQL of its own under DATA_DIR"
+      : '';
   const reason =
     config.databaseUrl !== undefined && isDatabaseUnavailable(error)
-      ? `the database cannot be reached (DATABASE_URL): ${message}`
+      ? `the database cannot be reached (DATABASE_URL): ${message}${demoHint}`
       : // A standby (a failover that left DATABASE_URL on the old primary): PostgreSQL's words alone
         // ("cannot execute CREATE TABLE in a read-only transaction") named nothing to change.
         isReadOnlyDatabase(error)

@@ -247,7 +247,10 @@ const zTrustProxy = z
     if (invalid.length > 0) {
       ctx.addIssue({
         code: 'custom',
-        message: `not a hop count (plain digits), an address, a CIDR or loopback/linklocal/uniquelocal: ${invalid.join(', ')}`,
+        // An empty entry ("loopback,") named as itself: listed as '' it left the line ending in ": ".
+        message: `not a hop count (plain digits), an address, a CIDR or loopback/linklocal/uniquelocal: ${invalid
+          .map((entry) => (entry === '' ? 'an empty entry (a comma too many, or one with nothing after it)' : entry))
+          .join(', ')}`,
       });
       return z.NEVER;
     }

@@ -492,6 +492,16 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('names an empty TRUST_PROXY entry (a comma too many) rather than listing nothing', () => {
+    // "loopback," ended the line with ": " and nothing after it: the operator could not see what was refused.
+    expect(problemsOf({ TRUST_PROXY: 'loopback,' })).toEqual([
+      'TRUST_PROXY: not a hop count (plain digits), an address, a CIDR or loopback/linklocal/uniquelocal: an empty entry (a comma too many, or one with nothing after it)',
+    ]);
+    expect(problemsOf({ TRUST_PROXY: 'loopback,,evil.example' })).toEqual([
+      'TRUST_PROXY: not a hop count (plain digits), an address, a CIDR or loopback/linklocal/uniquelocal: an empty entry (a comma too many, or one with nothing after it), evil.example',
+    ]);
+  });
+
   // Each of these passed the setting's check and then stopped the start with a TypeError from Express.
   it.each(['-1', '1.5', '1e3', '2.0', '300.1.1.1', '10.0.0.0/33', '::1/129', '10.0.0.0/8/8'])(
     'refuses TRUST_PROXY=%s in the list of problems, before Express reads it',

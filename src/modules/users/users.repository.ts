@@ -37,6 +37,19 @@ export function findByUsername(db: Client, username: string): Promise<UserRecord
   return db.user.findUnique({ where: { username }, select: SELECT_USER });
 }
 
+/** How many enabled admins there are: none, and no one can manage users, rates or receipts. */
+export function countEnabledAdmins(db: Client): Promise<number> {
+  return db.user.count({ where: { role: 'admin', isDisabled: false } });
+}
+
+/** A user with their password hash, for checking a password given in the settings (ADMIN_PASSWORD). */
+export function findWithPasswordHashByUsername(
+  db: Client,
+  username: string,
+): Promise<(UserRecord & { passwordHash: string }) | null> {
+  return db.user.findUnique({ where: { username }, select: { ...SELECT_USER, passwordHash: true } });
+}
+
 /**
  * One page of the users whose name contains `search` (any case; everyone without one) by name,
  * the exact name first: the redirect after acting on a user (?q=<username>) lands on page 1 with

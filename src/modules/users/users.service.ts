@@ -23,7 +23,7 @@ import {
   secondsLeft,
 } from '../auth/auth.service.js';
 import * as throttleRepository from '../auth/auth-throttle.repository.js';
-import { hashPassword } from './password.js';
+import { hashPassword, verifyPassword } from './password.js';
 import * as usersRepository from './users.repository.js';
 import { CREATE_USER_FIELD_LABELS } from './users.schema.js';
 
@@ -359,4 +359,41 @@ export async function ensureBootstrapAdmin(db: Db, username: string, password: s
   if (await usersRepository.findByUsername(db, username)) return false;
   await createUser(db, { username, role: 'admin', password }, { actor: 'system', ip: null, userAgent: null });
   return true;
+}
+
+/**
+ * Why no one can administer the site, or undefined: no enabled admin (a production database before
+ * its first admin, the demo with DEMO_SEED=0, the last admin disabled). The start said nothing, and
+ * the sign-in page then took no one.
+ */
+export async function describeMissingAdmin(db: Db): Promise<string | undefined> {
+  if ((await usersRepository.countEnabledAdmins(db)) > 0) return undefined;
+  return 'No enabled admin exists, so no one can sign in to manage users, rates and receipts: create one with npm run user:create -- --username NAME --role admin (node dist/src/cli/user.cli.js create ... in the Docker image), or set ADMIN_USERNAME and ADMIN_PASSWORD for the next start (docs/operations.md, "First production start")';
+}
+
+const ONLY_CREATES = 'ADMIN_USERNAME and ADMIN_PASSWORD only create an admin who does not exist yet';
+
+/**
+ * Why the user ADMIN_USERNAME names, who existed already and was left as they are, is not the
+ * admin the operator can sign in as with ADMIN_PASSWORD: not an admin, disabled, or another
+ * password; undefined when they are. Without it the start said nothing, and the operator found
+ * out at the sign-in page.
+ */
+export async function describeExistingBootstrapAdmin(
+  db: Db,
+  username: string,
+  password: string,
+): Promise<string | undefined> {
+  const user = await usersRepository.findWithPasswordHashByUsername(db, username);
+  if (!user) return undefined;
+  if (user.role !== 'admin') {
+    return `ADMIN_USERNAME ${username} exists already and is not an admin: it was left as it is, so no admin was created (${ONLY_CREATES}). Choose another ADMIN_USERNAME, or have an admin change its role on /admin/users`;
+  }
+  if (user.isDisabled) {
+    return `ADMIN_USERNAME ${username} exists already and is disabled: it was left as it is, so it cannot sign in (${ONLY_CREATES}). Enable it with npm run user:disable -- --username ${username} --enable, or choose another ADMIN_USERNAME`;
+  }
+  if (!(await verifyPassword(user.passwordHash, password))) {
+    return `ADMIN_USERNAME ${username} exists already and ADMIN_PASSWORD is not its password: it was left as it is (${ONLY_CREATES}). Sign in with its own password, or set one with npm run user:passwd -- --username ${username}; then remove ADMIN_PASSWORD from the settings`;
+  }
+  return undefined;
 }
