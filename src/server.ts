@@ -271,7 +271,9 @@ async function main() {
  * (Docker runs it so), so `docker stop` waited out its grace period.
  */
 async function waitForConfiguredDatabase(config: AppConfig, logger: Logger): Promise<void> {
-  if (!config.databaseUrl) return;
+  // An earlier demo's URL (its banner's line, exported for the tools) names a port that went with
+  // that demo: no wait brings it back, so the start fails at once saying so (reportStartFailure).
+  if (!config.databaseUrl || isEmbeddedDatabaseUrl(config.databaseUrl)) return;
   const stopping = new AbortController();
   const stop = (signal: NodeJS.Signals) => stopping.abort(signal);
   const signals = ['SIGTERM', 'SIGINT'] as const;
