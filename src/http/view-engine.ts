@@ -99,6 +99,8 @@ export const VIEW_LOCALS = [
   'receiptBefore',
   'receiptLink',
   'refreshSeconds',
+  'isRefreshWithoutScriptOnly',
+  'waitState',
   'refundedPayments',
   'refused',
   'refusedClaimCount',

@@ -135,19 +135,46 @@ describe('paying a receipt with the dummy provider, end to end', () => {
     expect(await metricValue(metrics, 'billing_receipt_marked_paid_total', { actor_type: 'provider' })).toBe(1);
   });
 
-  it('shows a pending status page that refreshes itself, and a failed payment can be retried', async () => {
+  it('shows a pending status page that follows the payment by itself, and a failed payment can be retried', async () => {
     const app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
     const { agent, receiptId } = await researcherWithReceipt(app);
     const checkoutPath = await startCheckout(agent, receiptId);
     const pending = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
-    expect(pending.text).toContain('<meta http-equiv="refresh" content="2">');
+    // Its script asks for the state and loads the page again once it changes (a reload every 2 s sent
+    // the keyboard's focus to the top each time); the meta refresh is kept for browsers without script.
+    expect(pending.text).toContain('<noscript><meta http-equiv="refresh" content="2"></noscript>');
+    expect(pending.text).toContain('<script src="/static/js/payment-wait.js" defer></script>');
+    const drawnState = /data-wait-state="([^"]*)"/.exec(pending.text)?.[1];
+    expect(pending.text).toContain(`data-status-url="/payments/receipt/${receiptId}/status"`);
+    const waiting = await agent
+      .get(`/payments/receipt/${receiptId}/status`)
+      .set('Accept', 'application/json')
+      .expect(200);
+    expect(waiting.headers['cache-control']).toBe('no-store');
+    expect(waiting.body).toMatchObject({
+      receiptId,
+      receiptStatus: 'pending',
+      paymentStatus: 'pending',
+      isFinal: false,
+    });
+    expect(waiting.body.state).toBe(drawnState);
+    // Another researcher's receipt is not found, as its pages are.
+    const other = await researcherWithReceipt(app);
+    await other.agent.get(`/payments/receipt/${receiptId}/status`).set('Accept', 'application/json').expect(404);
     await agent
       .post(checkoutPath)
       .type('form')
       .send({ choice: 'fail', csrf_token: await csrfTokenOf(agent) })
       .expect(303);
+    const ended = await agent
+      .get(`/payments/receipt/${receiptId}/status`)
+      .set('Accept', 'application/json')
+      .expect(200);
+    expect(ended.body).toMatchObject({ receiptId, receiptStatus: 'pending', paymentStatus: 'failed', isFinal: true });
+    expect(ended.body.state).not.toBe(drawnState);
     const failed = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html');
     expect(failed.text).toContain('The payment failed.');
+    expect(failed.text).not.toContain('payment-wait.js');
     const retry = await startCheckout(agent, receiptId);
     expect(retry).not.toBe(checkoutPath);
     expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(2);
@@ -2113,11 +2140,17 @@ describe('a payment start that never got its checkout (the process died in betwe
     expect(early.status).toBe(303);
     expect(early.headers.location).toBe(`/payments/thanks?rid=${receiptId}`);
     const waiting = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
-    expect(waiting.text).toContain('<meta http-equiv="refresh" content="2">');
+    expect(waiting.text).toContain('<noscript><meta http-equiv="refresh" content="2"></noscript>');
     expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(1);
 
     // After it, the status page stops refreshing and offers a new attempt.
     clock.offsetMs = ABANDONED_START_GRACE_MS + 1_000;
+    // The page's script sees it too, and loads the page again.
+    const state = await agent
+      .get(`/payments/receipt/${receiptId}/status`)
+      .set('Accept', 'application/json')
+      .expect(200);
+    expect(state.body).toMatchObject({ paymentStatus: 'pending', isFinal: true });
     const stopped = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
     expect(stopped.text).not.toContain('http-equiv="refresh"');
     expect(stopped.text).toContain('The payment could not be started');

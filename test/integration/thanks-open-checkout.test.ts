@@ -8,7 +8,7 @@ import type { TestDatabase } from '../support/test-database.js';
 /**
  * A payment that failed sends the payer to the status page, whose Try again opens a new checkout.
  * Pressing Back there (or opening the status page from history while a checkout is open) showed
- * "Waiting for the payment provider to confirm… this page refreshes by itself", refreshing every
+ * "Waiting for the payment provider to confirm… this page refreshes by itself" (it then was), refreshing every
  * 2 seconds for as long as the page stayed open, for a payment the payer never made, and offered
  * no way back to the checkout: only the receipt's page. The status page now says how to go on
  * paying, with a link to the open checkout, while it waits.

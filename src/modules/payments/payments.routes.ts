@@ -264,8 +264,19 @@ export function paymentRoutes(deps: {
     res.render('payments/thanks', {
       title: 'Payment status',
       ...status,
+      // Without JavaScript only (in <noscript>): with it, payment-wait.js asks for the state and
+      // loads the page again once it changes, keeping the keyboard's focus where it is meanwhile.
       refreshSeconds: status.isFinal ? undefined : 2,
+      isRefreshWithoutScriptOnly: true,
     });
+  });
+
+  // What the status page's script (public/js/payment-wait.js) asks while it waits: JSON only, for the
+  // receipt's owner (another user's receipt is 404). The page used to reload itself every 2 s instead.
+  router.get('/payments/receipt/:id/status', guards.requireUser, async (req, res) => {
+    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    res.set('Cache-Control', 'no-store');
+    res.json(await payments.getWaitState(sessionUserOf(req).username, id));
   });
 
   /** The dummy checkout page; once the payment has ended it says how, and offers no choice. */

@@ -1672,6 +1672,19 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     return {
       receipt,
       payment,
+      /**
+       * What the status page shows, in one word list: its script (payment-wait.js) asks for it
+       * (getWaitState) while it waits, and loads the page again only once it differs.
+       */
+      waitState: [
+        receipt.status,
+        payment?.id ?? 'none',
+        payment?.status ?? 'none',
+        payment?.checkoutUrl ? 'checkout' : 'no-checkout',
+        isPaymentHeld ? 'held' : 'not-held',
+        heldForSameJobs === null ? 'jobs-free' : 'jobs-held',
+        isFinal ? 'final' : 'waiting',
+      ].join(' '),
       /** The latest payment's money: what arrived, when the provider said, is shown beside the total. */
       paymentMoney: payment === null ? null : paymentMoneyOf(payment),
       /** The latest payment's money, when the billing team refunded it (a voided receipt says so). */
@@ -1682,6 +1695,22 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       hasAmountDue: hasAmountDue(receipt),
       /** Why it cannot be paid online now: a payment for some of its jobs is held (startPayment refuses). */
       sameJobsHeldMessage: heldForSameJobs === null ? null : heldForSameJobsMessage(heldPaymentOf(heldForSameJobs)),
+    };
+  }
+
+  /**
+   * The status page's state while it waits for the provider (GET /payments/receipt/:id/status): the
+   * page's script compares `state` with the one the page was drawn with, and loads it again once
+   * they differ, instead of reloading every 2 s.
+   */
+  async function getWaitState(username: string, receiptId: number) {
+    const { receipt, payment, isFinal, waitState } = await getStatus(username, receiptId);
+    return {
+      receiptId: receipt.id,
+      receiptStatus: receipt.status,
+      paymentStatus: payment?.status ?? null,
+      isFinal,
+      state: waitState,
     };
   }
 
@@ -2058,6 +2087,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     startPayment,
     handleWebhook,
     getStatus,
+    getWaitState,
     assertOwnReceipt,
     getDummyCheckout,
     completeDummyCheckout,
