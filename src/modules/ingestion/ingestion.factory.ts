@@ -52,6 +52,8 @@ export function buildSources(config: AppConfig): { sources: JobSource[]; unconfi
         // Behind slurmrestd or sacct, the file's jobs must be the rows they store for them: a file
         // without JobIDRaw (or Cluster) stored them again, and they were billed twice.
         fallbackFor: sources.length > 0 ? { isClusterSet: ingestion.cluster !== undefined } : undefined,
+        // Under the used basis, sacct -X output (no step rows, TotalCPU 0) would bill no CPU time.
+        cpuBasis: config.pricing.cpuBasis,
         // A CLI run from another checkout, or without the DATA_DIR the demo started with, looked for
         // it under its own ./.data and named only a FALLBACK_CSV its user had never set.
         missingHint:

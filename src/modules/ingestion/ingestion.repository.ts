@@ -288,17 +288,17 @@ WITH wanted AS MATERIALIZED (
   SELECT DISTINCT * FROM json_to_recordset($1::json)
     AS w(cluster varchar COLLATE "C", job_id varchar COLLATE "C", job_key varchar COLLATE "C")
 )
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal, j.state
   FROM wanted w JOIN slurm_jobs j ON j.cluster = w.cluster AND j.job_id = w.job_id
 UNION ALL
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal, j.state
   FROM wanted w JOIN slurm_jobs j
     ON j.cluster = w.cluster AND j.job_id > w.job_id || '@' AND j.job_id < w.job_id || 'A'
 UNION ALL
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal, j.state
   FROM wanted w JOIN slurm_jobs j ON j.cluster = w.cluster AND j.job_key = w.job_key
 UNION ALL
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal
+SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal, j.state
   FROM wanted w JOIN slurm_jobs j
     ON j.cluster = w.cluster AND j.job_key > w.job_key || '@' AND j.job_key < w.job_key || 'A'`;
 
@@ -317,6 +317,7 @@ export async function findStoredIdentities(pool: pg.Pool, jobs: NormalizedJob[])
     start_at: Date | null;
     end_at: Date | null;
     is_terminal: boolean;
+    state: string;
   }>(STORED_IDENTITIES_SQL, [JSON.stringify(wanted)]);
   return result.rows.map((row) => ({
     cluster: row.cluster,
@@ -326,6 +327,7 @@ export async function findStoredIdentities(pool: pg.Pool, jobs: NormalizedJob[])
     startAt: row.start_at,
     endAt: row.end_at,
     isTerminal: row.is_terminal,
+    state: row.state,
   }));
 }
 

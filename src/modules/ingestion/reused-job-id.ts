@@ -24,6 +24,8 @@ export interface StoredJobIdentity {
   startAt?: Date | null;
   endAt?: Date | null;
   isTerminal: boolean;
+  /** The normalized Slurm state (RESIZING: the part of a resized job before its resize). */
+  state?: string;
 }
 
 const SEPARATOR = '@';
@@ -75,17 +77,36 @@ export function reuseSuffix(submitAt: Date): string {
   return `${SEPARATOR}${submitAt.toISOString().slice(0, 19).replace(/[-:]/g, '')}Z`;
 }
 
+const RESIZED = 'RESIZING';
+
+/**
+ * Whether one of the two is the record a resize closed (RESIZING, ended at the resize) and the other
+ * the record the job went on as, which slurmdbd starts with its submit time at that resize (a job
+ * resized again has one such pair per resize): two parts of one job, each billed on its own, whatever
+ * their submit times otherwise look like (30 or 60 minutes apart is else read as one job's).
+ */
+function isResizedPair(
+  stored: Pick<StoredJobIdentity, 'submitAt' | 'endAt' | 'state'>,
+  record: Pick<NormalizedJob, 'submitAt' | 'endAt' | 'state'>,
+): boolean {
+  const follows = (closed: { endAt?: Date | null }, next: { submitAt: Date | null }) =>
+    closed.endAt != null && next.submitAt !== null && closed.endAt.getTime() === next.submitAt.getTime();
+  return (stored.state === RESIZED && follows(stored, record)) || (record.state === RESIZED && follows(record, stored));
+}
+
 /**
  * Whether a record is the job a stored row with the same cluster and JobIDRaw holds: the same
  * submit time (as two sources may print it), or a later run of a requeued job, whose next run has a
  * submit time of its own while its earlier run, stored unfinished, is superseded (its REQUEUED record
- * is never stored). A row or record without a submit time is taken as the same job, as before.
+ * is never stored). A row or record without a submit time is taken as the same job, as before. The
+ * parts of a resized job are not (isResizedPair).
  */
 export function isSameJob(
-  stored: Pick<StoredJobIdentity, 'submitAt' | 'startAt' | 'endAt' | 'isTerminal'>,
-  record: Pick<NormalizedJob, 'submitAt' | 'startAt' | 'endAt'>,
+  stored: Pick<StoredJobIdentity, 'submitAt' | 'startAt' | 'endAt' | 'isTerminal' | 'state'>,
+  record: Pick<NormalizedJob, 'submitAt' | 'startAt' | 'endAt' | 'state'>,
 ): boolean {
   if (stored.submitAt === null || record.submitAt === null) return true;
+  if (isResizedPair(stored, record)) return false;
   const apart = record.submitAt.getTime() - stored.submitAt.getTime();
   if (apart === 0 || SOURCE_SHIFTS_MS.includes(Math.abs(apart))) return true;
   if (isZoneShifted(stored, record)) return true;
@@ -146,6 +167,7 @@ export function assignStoredIds(jobs: NormalizedJob[], stored: StoredJobIdentity
       startAt: job.startAt,
       endAt: job.endAt,
       isTerminal: job.isTerminal,
+      state: job.state,
     });
   }
   return result;

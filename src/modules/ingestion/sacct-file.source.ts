@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import type { CpuBasis } from '../pricing/pricing.js';
 import {
   type IngestWindow,
   isInWindow,
@@ -23,6 +24,11 @@ export interface SacctFileSourceOptions {
   fallbackFor?: { isClusterSet: boolean };
   /** Said after "cannot be read (ENOENT)" of a file no one named (the demo's): where it comes from. */
   missingHint?: string;
+  /**
+   * PRICING_CPU_BASIS. Under `used` a file without step rows (sacct -X), whose every TotalCPU is 0, is
+   * refused (refuseFileWithoutSteps).
+   */
+  cpuBasis?: CpuBasis;
 }
 
 /** The most of a file read to find its header row (findSetupProblem). */
@@ -112,6 +118,67 @@ async function refuseCutShortFile(path: string, size: number): Promise<void> {
   );
 }
 
+function parserFor(options: SacctFileSourceOptions): SacctParser {
+  return new SacctParser({
+    timeZone: options.timeZone,
+    defaultCluster: options.defaultCluster,
+    // A later header row (`cat a.psv b.psv`) without them has the lines under it skipped, not stored twice.
+    ...(options.fallbackFor ? { requiredColumns: keyColumnsNeeded(options.fallbackFor) } : {}),
+  });
+}
+
+/**
+ * sacct prints a job's CPU time (TotalCPU) on its steps' rows; its job row carries their sum, and with
+ * `-X` (`--allocations`: job rows alone) sacct reads no steps and prints TotalCPU 0 for every job (seen on
+ * the lab, final/sacct-X.psv). Under PRICING_CPU_BASIS=used, where a TotalCPU of 0 is a real zero, every
+ * job of such a file was billed 0 CPU-hours, and the run said success. A file with jobs that ran, a
+ * TotalCPU column and not one step row is refused before any of it is read: the run fails saying so (the
+ * CLI, the run's record, /admin/ingestion), the window does not move, and the file read after it is
+ * exported without -X is billed in full. The file is read to its first job with a step row: at once for
+ * sacct output with steps, the whole file only for one without.
+ */
+async function refuseFileWithoutSteps(options: SacctFileSourceOptions, size: number): Promise<void> {
+  if (options.cpuBasis !== 'used' || size === 0) return;
+  const parser = parserFor(options);
+  const input = createReadStream(options.path, { highWaterMark: 1 << 20, start: 0, end: size - 1 });
+  let ranWithoutSteps = 0;
+  let firstJob = '';
+  const hasSteps = (items: SourceItem[]) => {
+    for (const item of items) {
+      if (item.kind !== 'job') continue;
+      if (item.job.stepCount > 0) return true;
+      if (item.job.startAt !== null && item.job.elapsedSec > 0 && item.job.totalCpuSec === 0) {
+        ranWithoutSteps += 1;
+        firstJob ||= item.job.jobKey;
+      }
+    }
+    return false;
+  };
+  try {
+    let lineNumber = 0;
+    for await (const lines of readLineChunks(input)) {
+      for (const line of lines) {
+        lineNumber += 1;
+        if (hasSteps(parser.pushLine(line, lineNumber))) return;
+      }
+    }
+    if (hasSteps(parser.end())) return;
+  } catch {
+    // Not sacct output, or unreadable: the read itself says so.
+    return;
+  } finally {
+    input.destroy();
+  }
+  if (ranWithoutSteps === 0) return;
+  throw new SourceConfigError(
+    `FALLBACK_CSV ${options.path} has no step rows (sacct -X / --allocations output?): sacct prints TotalCPU 0 ` +
+      `for every job there, so under PRICING_CPU_BASIS=used its ${ranWithoutSteps} job(s) that ran (first: job ${firstJob}) ` +
+      'would be billed 0 CPU-hours. None of it was read. Export it again without -X ' +
+      '(sacct --parsable2 --duplicates --allusers --starttime ... --endtime ..., which prints each job with its steps), ' +
+      'or bill allocated CPU time (PRICING_CPU_BASIS=allocated)',
+  );
+}
+
 async function* readSacctFile(
   options: SacctFileSourceOptions,
   window: IngestWindow,
@@ -119,12 +186,8 @@ async function* readSacctFile(
 ): AsyncGenerator<SourceItem> {
   const { size } = await statOrConfigError(options.path, options.missingHint);
   await refuseCutShortFile(options.path, size);
-  const parser = new SacctParser({
-    timeZone: options.timeZone,
-    defaultCluster: options.defaultCluster,
-    // A later header row (`cat a.psv b.psv`) without them has the lines under it skipped, not stored twice.
-    ...(options.fallbackFor ? { requiredColumns: keyColumnsNeeded(options.fallbackFor) } : {}),
-  });
+  await refuseFileWithoutSteps(options, size);
+  const parser = parserFor(options);
   // Only the bytes checked above: a line an sacct or a copy appends meanwhile is for the next run.
   const input = createReadStream(options.path, { highWaterMark: 1 << 20, start: 0, end: Math.max(0, size - 1) });
   const keep = (item: SourceItem) =>

@@ -269,7 +269,12 @@ export function formatSacctWindowEdge(edge: Date, timeZone: string, side: 'start
   return formatLocalTimestamp(new Date(at), timeZone);
 }
 
-// Billing only ever charges jobs in one of these: they will not change again.
+// Billing only ever charges jobs in one of these: they will not change again. RESIZING is the record
+// slurmdbd closes when a running job is resized (scontrol update JobId=N NumNodes=...): it ends at the
+// resize with the allocation held until then, and the job goes on as a new record of the same JobID
+// whose submit and start are the resize time. That record is never written again, so it is billed as
+// it stands, and the part after the resize on its own (reused-job-id.ts): taken as not finished, the
+// next part overwrote it and the usage before the resize was never billed.
 const TERMINAL_STATES = new Set([
   'BOOT_FAIL',
   'CANCELLED',
@@ -279,6 +284,7 @@ const TERMINAL_STATES = new Set([
   'NODE_FAIL',
   'OUT_OF_MEMORY',
   'PREEMPTED',
+  'RESIZING',
   'TIMEOUT',
 ]);
 
@@ -295,7 +301,6 @@ const NON_TERMINAL_STATES = new Set([
   'REQUEUED',
   'REQUEUE_HOLD',
   'REQUEUE_FED',
-  'RESIZING',
   'REVOKED',
   'COMPLETING',
   'CONFIGURING',
@@ -342,8 +347,11 @@ export function isKnownState(state: string): boolean {
   return TERMINAL_STATES.has(state) || NON_TERMINAL_STATES.has(state);
 }
 
-/** The sacct `--state` list that selects only terminal jobs. */
-export const SACCT_TERMINAL_STATE_LIST = 'BF,CA,CD,DL,F,NF,OOM,PR,TO';
+/**
+ * The sacct `--state` list that selects only terminal jobs, the records a resize closed (RS) among
+ * them: without RS sacct never read the part of a resized job before its resize.
+ */
+export const SACCT_TERMINAL_STATE_LIST = 'BF,CA,CD,DL,F,NF,OOM,PR,RS,TO';
 
 /**
  * Text from Slurm cut to `max` characters (an ellipsis marks the cut), for messages and log

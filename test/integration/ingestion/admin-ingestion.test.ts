@@ -176,6 +176,33 @@ describe('/admin/ingestion', () => {
     expect(await db.prisma.slurmJob.count()).toBe(jobsBefore);
   });
 
+  it('shows why a "run now" over an sacct -X file was refused: no step rows, CPU-hours 0 under the used basis', async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const allocations = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/final/sacct-X.psv');
+    const app = buildTestApp(db, {
+      env: { FALLBACK_CSV: allocations, INGEST_LOOKBACK_DAYS: '1', APP_TZ: 'UTC' },
+      now: () => NOW,
+      metrics: createMetrics(),
+    });
+    const agent = await signInAs(app, admin.username, admin.password);
+    const jobsBefore = await db.prisma.slurmJob.count();
+    const response = await agent
+      .post('/admin/ingestion/run')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({});
+    // It used to succeed, its jobs stored with TotalCPU 0: no CPU time billed, nothing said.
+    expect(response.status, response.text.slice(0, 300)).toBe(502);
+    expect(response.body.error).toContain(
+      `FALLBACK_CSV ${allocations} has no step rows (sacct -X / --allocations output?)`,
+    );
+    const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    expect(visibleTextOf(page.text)).toContain(
+      'so under PRICING_CPU_BASIS=used its 12 job(s) that ran (first: job 1) would be billed 0 CPU-hours. None of it was read. Export it again without -X',
+    );
+    expect(await db.prisma.slurmJob.count()).toBe(jobsBefore);
+  });
+
   it('refuses "run now" without a CSRF token, and runs nothing', async () => {
     const admin = await buildUser(db.prisma, { role: 'admin' });
     const agent = await signInAs(app(), admin.username, admin.password);

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,6 +119,24 @@ describe('npm run ingest over days a job still running spans', () => {
     );
     await db.prisma.slurmJob.deleteMany({ where: { jobId: { in: ['61', '62'] } } });
     await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
+  });
+});
+
+describe('npm run ingest over a file exported with sacct -X (no step rows)', () => {
+  it('stops, saying the file would bill 0 CPU-hours under the used basis and what to export instead', async () => {
+    const file = path.join(dir, 'sacct-X.psv');
+    copyFileSync(path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/final/sacct-X.psv'), file);
+    const runsBefore = await lastRunId();
+    const jobsBefore = await db.prisma.slurmJob.count();
+    const result = await runIngestCli(['--from', '2026-11-23', '--to', '2026-11-23'], { FALLBACK_CSV: file });
+    const runs = await db.prisma.ingestionRun.findMany({ where: { id: { gt: runsBefore } } });
+    await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
+    // It used to store the day's 12 jobs with TotalCPU 0, billed no CPU time, and exit 0.
+    expect(result.code, result.output).toBe(1);
+    expect(result.output).toContain(`FALLBACK_CSV ${file} has no step rows (sacct -X / --allocations output?)`);
+    expect(result.output).toContain('Export it again without -X');
+    expect(runs.map((run) => run.outcome)).toEqual(['failed']);
+    expect(await db.prisma.slurmJob.count()).toBe(jobsBefore);
   });
 });
 

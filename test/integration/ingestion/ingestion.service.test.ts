@@ -625,6 +625,50 @@ describe('a file cut short (copied or read while still being written)', () => {
   });
 });
 
+describe('a file exported with sacct -X (job rows alone, no step rows)', () => {
+  // sacct -X reads no steps and prints TotalCPU 0 for every job (the lab's final/sacct-X.psv): under the
+  // used CPU basis, where a TotalCPU of 0 is a real zero, every job of it was billed 0 CPU-hours.
+  const copy = (capture: string) => {
+    const file = path.join(dir, 'allocations.psv');
+    copyFileSync(path.join(CAPTURES, capture), file);
+    return file;
+  };
+  const source = (file: string, cpuBasis: 'used' | 'allocated') =>
+    createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab', cpuBasis });
+
+  it('is refused under the used basis: the run fails saying why and what to run, nothing is stored', async () => {
+    const file = copy('final/sacct-X.psv');
+    const run = await finishedRun(service([source(file, 'used')]).runOnce({ trigger: 'manual', window: WINDOW }));
+    // It used to succeed, storing 12 jobs whose CPU time was all 0, billed as none.
+    expect(run).toMatchObject({ outcome: 'failed', seen: 0, inserted: 0 });
+    expect(run.error).toBe(
+      `file: FALLBACK_CSV ${file} has no step rows (sacct -X / --allocations output?): sacct prints TotalCPU 0 ` +
+        'for every job there, so under PRICING_CPU_BASIS=used its 12 job(s) that ran (first: job 1) ' +
+        'would be billed 0 CPU-hours. None of it was read. Export it again without -X ' +
+        '(sacct --parsable2 --duplicates --allusers --starttime ... --endtime ..., which prints each job with its steps), ' +
+        'or bill allocated CPU time (PRICING_CPU_BASIS=allocated)',
+    );
+    const record = await db.pool.query('SELECT outcome, error FROM ingestion_runs ORDER BY id DESC LIMIT 1');
+    expect(record.rows).toEqual([{ outcome: 'failed', error: run.error }]);
+    expect(await db.prisma.slurmJob.count()).toBe(0);
+  });
+
+  it('is read under the allocated basis, which bills allocated CPUs x elapsed and not TotalCPU', async () => {
+    const run = await finishedRun(
+      service([source(copy('final/sacct-X.psv'), 'allocated')]).runOnce({ trigger: 'manual', window: WINDOW }),
+    );
+    expect(run).toMatchObject({ outcome: 'success', inserted: 12 });
+  });
+
+  it('sacct output with its step rows is read under the used basis, as before', async () => {
+    const run = await finishedRun(
+      service([source(copy('final/sacct-steps-extra.psv'), 'used')]).runOnce({ trigger: 'manual', window: WINDOW }),
+    );
+    expect(run).toMatchObject({ outcome: 'success', inserted: 12 });
+    expect(await jobRow('2')).toMatchObject({ total_cpu_sec: '5.693' });
+  });
+});
+
 describe('switching the source', () => {
   // The same window of the real 22.05 lab, through the sacct source's arguments and through v0.0.38.
   const switchDir = path.join(CAPTURES, 'switch');

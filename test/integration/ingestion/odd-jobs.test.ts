@@ -2,7 +2,7 @@
  * Real Slurm 22.05 jobs of shapes a centre sees and the parsers once mishandled, recorded on the
  * lab (test/fixtures/slurm/22.05/<case>/), ingested through every source into a real database.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import { createRatesService } from '../../../src/modules/pricing/rates.service.j
 import { createReceiptsService } from '../../../src/modules/receipts/receipts.service.js';
 import { createLogger } from '../../../src/shared/logger.js';
 import { buildTiers } from '../../support/billing-factories.js';
+import { RESIZED_SACCT, RESIZED_WINDOW, resizedRestAnswer } from '../../support/resized-job.js';
 import { buildTestConfig } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
@@ -390,6 +391,86 @@ describe("a job id Slurm gave again (slurmctld's state lost), whose two jobs slu
       { source: 'slurmrestd', inserted: 4 },
       { source: 'sacct', inserted: 0 },
       { source: 'file', inserted: 0 },
+    ]);
+  });
+});
+
+describe('a job resized while it ran (scontrol update JobId=2 NumNodes=1), whose two records share its JobID', () => {
+  // slurmdbd closes the record before the resize as RESIZING (End the resize time) and the job goes on
+  // as a record submitted and started at the resize (test/support/resized-job.ts).
+  const NOW = new Date('2026-12-05T00:00:00Z');
+  const restSource = (stateArrays: boolean): JobSource => ({
+    name: 'slurmrestd',
+    async *read() {
+      const version = stateArrays ? 'v0.0.42' : 'v0.0.38';
+      yield* parseSlurmRestJobsResponse(resizedRestAnswer({ stateArrays }), { version, defaultCluster: 'lab' }).items;
+    },
+  });
+  const fileSource = (): JobSource => {
+    const file = path.join(dir, 'resized.psv');
+    writeFileSync(file, RESIZED_SACCT);
+    return createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+  };
+  const rows = async () =>
+    (
+      await db.pool.query(
+        `SELECT job_id, job_key, state, is_terminal, elapsed_sec, alloc_cpus, cpu_time_sec::text,
+                EXISTS (SELECT 1 FROM unbilled_jobs u WHERE u.job_id = j.id) AS is_unbilled
+           FROM slurm_jobs j ORDER BY submit_at`,
+      )
+    ).rows;
+  const receipts = () => {
+    const config = buildTestConfig(db.url, { APP_TZ: 'UTC' });
+    const now = () => NOW;
+    const rates = createRatesService({ db, config, now });
+    return createReceiptsService({ db, config, rates, metrics: createMetrics(), now });
+  };
+
+  beforeAll(async () => {
+    // The tiers of the reused-id cases, when they ran before these.
+    if ((await db.prisma.pricingTier.count()) === 0) await buildTiers(db);
+  });
+  beforeEach(async () => {
+    await db.pool.query('TRUNCATE receipt_items, receipts CASCADE');
+  });
+
+  it.each<[string, () => JobSource]>([
+    ['sacct output (a file)', fileSource],
+    ['slurmrestd v0.0.38', () => restSource(false)],
+    ['slurmrestd v0.0.42', () => restSource(true)],
+  ])('through %s both parts are stored, and billed, once each', async (_name, source) => {
+    const run = await ingest(source(), RESIZED_WINDOW);
+    expect(run).toMatchObject({ status: 'finished', run: { outcome: 'success', seen: 2, inserted: 2 } });
+    // The part after the resize used to overwrite the RESIZING record, not billable itself: the usage
+    // before the resize was never billed.
+    const before = { job_id: '2', job_key: '2', state: 'RESIZING', is_terminal: true, elapsed_sec: 1, alloc_cpus: 2 };
+    const after = {
+      job_id: '2@20261204T031353Z',
+      job_key: '2@20261204T031353Z',
+      state: 'COMPLETED',
+      is_terminal: true,
+      elapsed_sec: 1,
+      alloc_cpus: 1,
+    };
+    expect(await rows()).toEqual([
+      { ...before, cpu_time_sec: '2', is_unbilled: true },
+      { ...after, cpu_time_sec: '1', is_unbilled: true },
+    ]);
+
+    await receipts().createForUser({ username: 'alice' }, '2026-12-04', {
+      actor: 'alice',
+      ip: '127.0.0.1',
+      userAgent: 'test',
+    });
+    const items = await db.pool.query('SELECT job_key FROM receipt_items ORDER BY job_key');
+    expect(items.rows).toEqual([{ job_key: '2' }, { job_key: '2@20261204T031353Z' }]);
+
+    // Read again (the next run's overlap, a backfill day): nothing changes, nothing is billed twice.
+    const again = await ingest(source(), RESIZED_WINDOW);
+    expect(again).toMatchObject({ status: 'finished', run: { inserted: 0, updated: 0 } });
+    expect((await rows()).map(({ job_key, is_unbilled }) => ({ job_key, is_unbilled }))).toEqual([
+      { job_key: '2', is_unbilled: false },
+      { job_key: '2@20261204T031353Z', is_unbilled: false },
     ]);
   });
 });

@@ -80,7 +80,7 @@ describe('sacct source with a fake sacct executable', () => {
       '--parsable2',
       '--noconvert',
       expect.stringMatching(/^--format=JobID,JobIDRaw,Cluster,User,/),
-      '--state=BF,CA,CD,DL,F,NF,OOM,PR,TO',
+      '--state=BF,CA,CD,DL,F,NF,OOM,PR,RS,TO',
       '--duplicates',
       // The window in the cluster's zone (Asia/Bangkok, UTC+7).
       '--starttime=2026-11-23T22:40:43',

@@ -211,7 +211,7 @@ describe('job records for v0.0.40-v0.0.45 built from the published OpenAPI schem
     [['COMPLETED'], 'COMPLETED', true],
     [['CANCELLED'], 'CANCELLED', true],
     [['PENDING', 'REQUEUED'], 'REQUEUED', false],
-    [['PENDING', 'RESIZING'], 'RESIZING', false],
+    [['PENDING', 'RESIZING'], 'RESIZING', true],
     [['PENDING', 'REVOKED'], 'REVOKED', false],
     [['PENDING', 'REQUEUE_HOLD'], 'REQUEUE_HOLD', false],
     [['RUNNING', 'CONFIGURING', 'COMPLETING'], 'COMPLETING', false],

@@ -242,7 +242,7 @@ describe('isTerminalState and isKnownState', () => {
     ['REQUEUED', false, true],
     ['REQUEUE_HOLD', false, true],
     ['REQUEUE_FED', false, true],
-    ['RESIZING', false, true],
+    ['RESIZING', true, true],
     ['REVOKED', false, true],
     ['COMPLETING', false, true],
     ['CONFIGURING', false, true],
