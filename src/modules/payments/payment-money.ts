@@ -54,6 +54,11 @@ export interface PaymentMoney {
   refunded: { amount: Prisma.Decimal; currency: string } | null;
   /** Its refunds that failed at the provider (money still with the centre), or null when none did. */
   refundFailed: { amount: Prisma.Decimal; currency: string } | null;
+  /**
+   * What of `refunded` the payer's bank took back by a dispute the centre lost (a chargeback, not a
+   * refund: the pages say which), or null when no dispute was lost.
+   */
+  takenBackByDispute: { amount: Prisma.Decimal; currency: string } | null;
 }
 
 /**
@@ -165,13 +170,16 @@ function refundedMoneyOf(
     disputedMinor?: bigint | null;
   },
   receivedCurrency: string,
-): Pick<PaymentMoney, 'refunded' | 'refundFailed'> {
+): Pick<PaymentMoney, 'refunded' | 'refundFailed' | 'takenBackByDispute'> {
   const currency = payment.refundedCurrency ?? receivedCurrency;
-  const returned = returnedMinorOf(payment.refundedMinor, payment.failedRefundMinor, lostDisputeMinorOf(payment));
+  const lostMinor = lostDisputeMinorOf(payment);
+  const returned = returnedMinorOf(payment.refundedMinor, payment.failedRefundMinor, lostMinor);
   const failed = payment.failedRefundMinor ?? 0n;
   return {
     refunded: returned === null ? null : { amount: fromMinorUnits(returned, currency), currency },
     refundFailed: failed === 0n ? null : { amount: fromMinorUnits(failed, currency), currency },
+    takenBackByDispute:
+      returned === null || lostMinor === 0n ? null : { amount: fromMinorUnits(lostMinor, currency), currency },
   };
 }
 
