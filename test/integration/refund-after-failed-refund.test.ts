@@ -136,6 +136,55 @@ describe('a Stripe refund reported after an earlier refund failed', () => {
   });
 });
 
+// A failure told before any report of its refund is read as counted by the next report (Stripe made
+// the report while the refund stood). A total smaller than the refund cannot have counted it: the
+// report was made after the refund failed, and its amount is other refunds that went back. Every
+// failure told first was marked counted by whatever total came next, so 3.00 THB reported after a
+// 4.00 THB refund had failed read as nothing refunded (3.00 less 4.00), the receipt's page said so,
+// and the 3.00 THB the payer got back was missing from every count.
+describe('a Stripe refund total that cannot hold a refund told failed before it', () => {
+  it('counts what it reports as gone: 3.00 THB after a failed 4.00 THB is 3.00 THB refunded', async () => {
+    const { agent, receiptId, payment, intent } = await paidAtStripe();
+    await refundFailed(intent, 're_cannot_hold_4', 400, 'evt_cannot_hold_failed').expect(200);
+
+    const reported = await refundAtStripe(intent, 300, 'evt_cannot_hold_report');
+    expect(reported.body).toEqual({ received: true, outcome: 'review' });
+    expect((await receiptJson(agent, receiptId)).refunds).toEqual([
+      expect.objectContaining({ amount: '3.00', isFull: false, failedAmount: '4.00' }),
+    ]);
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    // Refunds ever reported: the 3.00 THB standing and the 4.00 THB that failed before this total.
+    expect(held).toMatchObject({ status: 'needs_review', holdsPaidReceipt: true, refundedMinor: 700n });
+    expect(held.reviewReason).toContain('3.00 THB of the 10.00 THB received was refunded at stripe');
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.refund', target: `receipt:${receiptId}` },
+      orderBy: { id: 'desc' },
+    });
+    expect(audit.details).toMatchObject({ returnedTotalMinor: '300', refundedTotalMinor: '700' });
+
+    // The rest refunded later: Stripe's total is then the whole 10.00 THB, and the receipt is unpaid.
+    expect((await refundAtStripe(intent, 1000, 'evt_cannot_hold_full')).body).toEqual({
+      received: true,
+      outcome: 'ok',
+    });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    expect((await receiptJson(agent, receiptId)).refunds).toEqual([
+      expect.objectContaining({ amount: '10.00', isFull: true }),
+    ]);
+  });
+
+  it('of two failures told first, counts only those its total can hold', async () => {
+    const { agent, receiptId, intent } = await paidAtStripe();
+    await refundFailed(intent, 're_holds_one_3', 300, 'evt_holds_one_failed_3').expect(200);
+    await refundFailed(intent, 're_holds_one_4', 400, 'evt_holds_one_failed_4').expect(200);
+
+    // 5.00 THB holds the 3.00 THB refund (which failed since), not both: 2.00 THB went back.
+    await refundAtStripe(intent, 500, 'evt_holds_one_report').expect(200);
+    expect((await receiptJson(agent, receiptId)).refunds).toEqual([expect.objectContaining({ amount: '2.00' })]);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+  });
+});
+
 describe('failed refunds recorded before the app knew which totals count them', () => {
   it('are counted by the recorded total when a refund report of their payment was recorded, by their migration', async () => {
     const reported = await paidAtStripe();

@@ -369,6 +369,18 @@ export async function sumFailedRefundMinor(
 }
 
 /**
+ * The payment's failed refunds that its recorded refunded total does not count yet (told before
+ * any report of them), in the order they were told.
+ */
+export function findFailedRefundsNotInReportedTotal(tx: Tx, paymentId: number) {
+  return tx.paymentFailedRefund.findMany({
+    where: { paymentId, isInReportedTotal: false },
+    orderBy: { id: 'asc' },
+    select: { amountMinor: true },
+  });
+}
+
+/**
  * Marks the payment's failed refunds as counted by its recorded refunded total: a refund report
  * was just recorded, and the provider's reports after it leave them out.
  */

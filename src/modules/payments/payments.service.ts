@@ -790,10 +790,27 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // it. A refund known to have failed returned nothing, so it must not unpay the receipt; the
     // total is still recorded as reported, as when the failure comes second (returnedMinorOf).
     const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
-    const failedFirstMinor = failedMinor - droppedMinor;
-    const returned = reported > failedMinor ? reported - failedMinor : 0n;
+    // Of the failures told before any report of them, this total counts only those it can hold (in
+    // the order they were told): what it adds to the refunds already recorded. A refund larger than
+    // that had failed before the total was made, which leaves it out as it leaves out any failed
+    // refund; it was read as counted all the same, so 3.00 THB reported after a failed 4.00 THB read
+    // as nothing returned. Either way it is in the recorded total from now on.
+    const failedFirst = await paymentsRepository.findFailedRefundsNotInReportedTotal(tx, payment.id);
+    let room = reported - before;
+    let failedFirstMinor = 0n;
+    let failedBeforeMinor = 0n;
+    for (const failure of failedFirst) {
+      if (failure.amountMinor <= room) {
+        room -= failure.amountMinor;
+        failedFirstMinor += failure.amountMinor;
+      } else {
+        failedBeforeMinor += failure.amountMinor;
+      }
+    }
+    const standingMinor = reported - droppedMinor - failedFirstMinor;
+    const returned = standingMinor > 0n ? standingMinor : 0n;
     const returnedText = returned === 0n ? 'nothing' : describeMinorUnits(returned, refunded.currency);
-    const recorded = { amountMinor: reported + lostMinor, currency: refunded.currency };
+    const recorded = { amountMinor: reported + failedBeforeMinor + lostMinor, currency: refunded.currency };
     refuseClaimBeyondReceived(
       payment,
       { amountMinor: returned + lostMinor, currency: refunded.currency },
@@ -854,7 +871,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       returned + lostMinor,
     );
     // A failure told before this report is counted by it; the provider's next totals leave it out.
-    if (failedFirstMinor !== 0n) await paymentsRepository.countFailedRefundsInReportedTotal(tx, payment.id);
+    if (failedFirst.length > 0) await paymentsRepository.countFailedRefundsInReportedTotal(tx, payment.id);
     // Held without paying its receipt (paid short, after a cancel, its receipt voided or paid
     // otherwise), and now all of its money went back to the payer: there is nothing left for
     // finance to accept or apply, which is what the hold waited for. Left held, it kept the receipt,
