@@ -185,6 +185,61 @@ describe('a Stripe refund total that cannot hold a refund told failed before it'
   });
 });
 
+// Stripe says when it made each event (`created`): a charge.refunded made before a refund failed
+// still counts that refund, though it may be delivered after the failure (Stripe does not promise
+// order, and retries a delivery the app missed for days). It was read as made after the failure,
+// counting the failed refund as returned: 3.00 THB refunded, then 7.00 THB more (10.00 in all),
+// then the 3.00 THB failing, with the 10.00 THB report delivered last, unpaid the receipt and
+// resolved the payment as refunded in full, though 3.00 THB of it is still with the centre.
+describe('a Stripe refund total made before a failure but delivered after it', () => {
+  const at = (event: ReturnType<typeof buildStripeChargeRefunded>, created: number) => ({ ...event, created });
+  const t0 = Math.floor(Date.now() / 1000) - 3600;
+
+  it('still counts the failed refund, as Stripe did when it made the report', async () => {
+    const { agent, receiptId, payment, intent } = await paidAtStripe();
+    const report = (total: number, eventId: string, created: number) =>
+      deliver(
+        at(
+          buildStripeChargeRefunded(
+            { payment_intent: intent, amount: 1000, amount_refunded: total, currency: 'thb' },
+            eventId,
+          ),
+          created,
+        ),
+      );
+    await report(300, 'evt_late_report_first', t0).expect(200);
+    const failed = {
+      ...buildStripeRefundUpdated(
+        { id: 're_late_report_3', payment_intent: intent, amount: 300, currency: 'thb' },
+        'evt_late_report_failed',
+      ),
+      created: t0 + 120,
+    };
+    expect((await deliver(failed)).body.outcome).toBe('review');
+
+    // Made at t0 + 60, before the failure: its 10.00 THB counts the 3.00 THB that failed since.
+    const late = await report(1000, 'evt_late_report_full', t0 + 60);
+    expect(late.status, late.text).toBe(200);
+    expect(late.body).toEqual({ received: true, outcome: 'review' });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      holdsPaidReceipt: true,
+      refundedMinor: 1000n,
+    });
+    expect((await receiptJson(agent, receiptId)).refunds).toEqual([
+      expect.objectContaining({ amount: '7.00', isFull: false }),
+    ]);
+
+    // A report made after the failure leaves it out, as before: the whole 10.00 THB refunded since.
+    expect((await report(1000, 'evt_late_report_after', t0 + 180)).body).toEqual({ received: true, outcome: 'ok' });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    expect((await receiptJson(agent, receiptId)).refunds).toEqual([
+      expect.objectContaining({ amount: '10.00', isFull: true }),
+    ]);
+  });
+});
+
 describe('failed refunds recorded before the app knew which totals count them', () => {
   it('are counted by the recorded total when a refund report of their payment was recorded, by their migration', async () => {
     const reported = await paidAtStripe();

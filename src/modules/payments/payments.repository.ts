@@ -339,14 +339,17 @@ export async function recordFailedRefund(
     failedAt: Date;
     /** The payment's recorded refunded total counts this refund already (its report came first). */
     isInReportedTotal: boolean;
+    /** When the provider made the event that said it failed, when it says. */
+    failureOccurredAt: Date | null;
   },
 ): Promise<boolean> {
   const rows = await tx.$queryRaw<Array<{ id: number }>>`
     INSERT INTO payment_failed_refunds (provider, external_refund_id, payment_id, amount_minor, currency, status,
-                                        failure_reason, external_event_id, failed_at, is_in_reported_total)
+                                        failure_reason, external_event_id, failed_at, is_in_reported_total,
+                                        failure_occurred_at)
     VALUES (${refund.provider}, ${refund.externalRefundId}, ${refund.paymentId}, ${refund.failed.amountMinor},
             ${refund.failed.currency}, ${refund.status}, ${refund.failureReason}, ${refund.externalEventId},
-            ${refund.failedAt}, ${refund.isInReportedTotal})
+            ${refund.failedAt}, ${refund.isInReportedTotal}, ${refund.failureOccurredAt})
     ON CONFLICT (provider, external_refund_id) DO NOTHING
     RETURNING id`;
   return rows.length === 1;
@@ -376,7 +379,19 @@ export function findFailedRefundsNotInReportedTotal(tx: Tx, paymentId: number) {
   return tx.paymentFailedRefund.findMany({
     where: { paymentId, isInReportedTotal: false },
     orderBy: { id: 'asc' },
-    select: { amountMinor: true },
+    select: { amountMinor: true, failureOccurredAt: true },
+  });
+}
+
+/**
+ * The payment's failed refunds that its recorded refunded total counts, with when the provider
+ * made the event that said each failed (null when it did not say).
+ */
+export function findFailedRefundsInReportedTotal(tx: Tx, paymentId: number) {
+  return tx.paymentFailedRefund.findMany({
+    where: { paymentId, isInReportedTotal: true },
+    orderBy: { id: 'asc' },
+    select: { amountMinor: true, failureOccurredAt: true },
   });
 }
 

@@ -780,7 +780,18 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // The provider's total counts the refunds that stand: one reported and then failed is taken out
     // of it again (Stripe's amount_refunded; the dummy's amount_cents alike), so the failures the
     // recorded total counts are added back to read it as the recorded one (refunds ever reported).
-    const droppedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id, { isInReportedTotal: true });
+    // A failure the provider made after this total (Stripe's event times say so) is still in it:
+    // a report made before a refund failed, delivered after the failure. Without the times (the
+    // dummy provider), or made in the same second, a total is read as made after every failure told
+    // before it.
+    const madeBefore = (failure: { failureOccurredAt: Date | null }) =>
+      event.occurredAt != null && failure.failureOccurredAt !== null && event.occurredAt < failure.failureOccurredAt;
+    let droppedMinor = 0n;
+    let failedSinceMinor = 0n;
+    for (const failure of await paymentsRepository.findFailedRefundsInReportedTotal(tx, payment.id)) {
+      if (madeBefore(failure)) failedSinceMinor += failure.amountMinor;
+      else droppedMinor += failure.amountMinor;
+    }
     const reported = refunded.amountMinor + droppedMinor;
     // Provider totals only grow: an earlier refund's event arriving late, or one of nothing, adds nothing.
     const before = (payment.refundedMinor ?? 0n) - lostMinor;
@@ -800,14 +811,19 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     let failedFirstMinor = 0n;
     let failedBeforeMinor = 0n;
     for (const failure of failedFirst) {
-      if (failure.amountMinor <= room) {
+      // One the provider made before this total failed before it, whatever its size.
+      const isLeftOut =
+        event.occurredAt != null && failure.failureOccurredAt !== null && failure.failureOccurredAt < event.occurredAt;
+      if (!isLeftOut && failure.amountMinor <= room) {
         room -= failure.amountMinor;
         failedFirstMinor += failure.amountMinor;
       } else {
         failedBeforeMinor += failure.amountMinor;
       }
     }
-    const standingMinor = reported - droppedMinor - failedFirstMinor;
+    // Refunds this total counts that had failed already: its reason says so.
+    const failedInTotalMinor = failedFirstMinor + failedSinceMinor;
+    const standingMinor = reported - droppedMinor - failedInTotalMinor;
     const returned = standingMinor > 0n ? standingMinor : 0n;
     const returnedText = returned === 0n ? 'nothing' : describeMinorUnits(returned, refunded.currency);
     const recorded = { amountMinor: reported + failedBeforeMinor + lostMinor, currency: refunded.currency };
@@ -827,10 +843,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // Held already, by a refund that failed before this total: what the admin decides on so far is kept.
     const heldBefore = payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : '';
     const partReason =
-      (failedFirstMinor === 0n && lostMinor === 0n
+      (failedInTotalMinor === 0n && lostMinor === 0n
         ? `${failedMinor === 0n ? heldForDispute : heldBefore}${refundedText} of the ${receivedText} received was ` +
           `refunded at ${providerName}; receipt #${payment.receiptId} stays paid until this is resolved`
-        : failedFirstMinor === 0n
+        : failedInTotalMinor === 0n
           ? // Held already by the lost dispute: what the admin decides on so far is kept.
             `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
             `${refundedText} of the ${receivedText} received was refunded at ${providerName}, on top of the ` +
@@ -838,7 +854,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           : // Held already by the failure told first: what the admin decides on so far is kept.
             `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
             `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
-            `${describeMinorUnits(failedFirstMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
+            `${describeMinorUnits(failedInTotalMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
             `receipt #${payment.receiptId} stays paid until this is resolved`) + decisionNoteOf(payment);
     const fullReason =
       `${heldForDispute}refunded in full at ${providerName} (${refundedText}` +
@@ -1233,6 +1249,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       externalEventId: event.id,
       failedAt: at,
       isInReportedTotal: standingMinor >= failed.amountMinor,
+      failureOccurredAt: event.occurredAt ?? null,
     });
     // The same refund's failure told again by another event.
     if (!isNew) return { outcome: 'ignored', paymentId: payment.id };
