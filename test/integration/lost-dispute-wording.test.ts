@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPayingResearchers, deliverDummy, setUpDummyPayments } from '../support/dummy-payments.js';
 import { visibleTextOf } from '../support/html.js';
-import { signInNewAdmin } from '../support/sign-in.js';
+import { csrfTokenOf, signInNewAdmin } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -129,6 +129,34 @@ describe('a dispute lost, as the pages say it', () => {
     );
     expect(adminPayments).toMatch(
       new RegExp(`10\\.00 THB \\(${AT}\\); 4\\.00 THB of it taken back by a lost dispute, not refunded`),
+    );
+  });
+
+  it('lost in part, the rest refunded by the billing team after a void: each part said as what it was', async () => {
+    const { payment, receiptId, agent, admin } = await lostDispute('team', 400);
+    const post = async (path: string, body: Record<string, unknown>) => {
+      const answer = await admin
+        .post(path)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(admin))
+        .send(body);
+      expect(answer.status, answer.text).toBe(200);
+    };
+    await post(`/admin/receipts/${receiptId}/void`, { reason: 'billed to the wrong project' });
+    await post(`/admin/payments/${payment.id}/resolve`, { outcome: 'refunded', note: 'Refunded the rest at dummy.' });
+    const page = visibleTextOf(
+      (await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200)).text,
+    );
+    expect(page).toMatch(
+      new RegExp(
+        `Payment #${payment.id} of 10\\.00 THB via dummy went back in full: 4\\.00 THB was taken back by the bank on ${AT}, ` +
+          `as the dispute was lost, and the other 6\\.00 THB was refunded by the billing team on ${AT}\\.`,
+      ),
+    );
+    expect(page).not.toContain('4.00 THB at dummy');
+    const list = visibleTextOf((await agent.get('/me/receipts').set('Accept', 'text/html').expect(200)).text);
+    expect(list).toContain(
+      `payment #${payment.id} of 10.00 THB refunded in full (4.00 THB taken back by the bank: dispute lost, the other 6.00 THB by the billing team)`,
     );
   });
 });

@@ -1501,9 +1501,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         isByBillingTeam: true,
         partByProvider: byBillingTeam.byProvider,
         partByBillingTeam: byBillingTeam.byProvider ? byBillingTeam.byBillingTeam : null,
-        takenBackByDispute: null,
-        refundedApart: null,
-        takenBackAt: null,
+        // The provider's part may be, all or in part, what the bank took back by a lost dispute.
+        ...(byBillingTeam.byProvider
+          ? takenBackOf(money.takenBackByDispute, byBillingTeam.byProvider, payment.disputeClosedAt)
+          : takenBackOf(null, refunded, null)),
       };
     }
     const refunded = money.refunded ?? { amount: new Prisma.Decimal(0), currency: received.currency };
