@@ -173,6 +173,24 @@ describe('a Stripe refund total that cannot hold a refund told failed before it'
     ]);
   });
 
+  // Told before its own report, a failure is not in the total recorded so far: a refund that stands
+  // (3.00 THB) and the failure of another (4.00 THB) whose report has not arrived yet read as nothing
+  // refunded (3.00 less 4.00) until that report came, on every page and in paid.csv.
+  it('leaves a failure told first out of what went back of the total recorded before it', async () => {
+    const { agent, receiptId, intent } = await paidAtStripe();
+    await refundAtStripe(intent, 300, 'evt_told_first_standing').expect(200);
+    await refundFailed(intent, 're_told_first_4', 400, 'evt_told_first_failed').expect(200);
+    expect((await receiptJson(agent, receiptId)).refunds).toEqual([
+      expect.objectContaining({ amount: '3.00', failedAmount: '4.00' }),
+    ]);
+
+    // Its report, made before it failed, arrives: 7.00 THB in all, of which the 4.00 THB failed.
+    await refundAtStripe(intent, 700, 'evt_told_first_report').expect(200);
+    expect((await receiptJson(agent, receiptId)).refunds).toEqual([
+      expect.objectContaining({ amount: '3.00', failedAmount: '4.00' }),
+    ]);
+  });
+
   it('of two failures told first, counts only those its total can hold', async () => {
     const { agent, receiptId, intent } = await paidAtStripe();
     await refundFailed(intent, 're_holds_one_3', 300, 'evt_holds_one_failed_3').expect(200);

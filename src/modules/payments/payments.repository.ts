@@ -505,11 +505,19 @@ export async function findRefundedPaymentsOfReceipts(db: Client, receiptIds: num
       ],
     },
     orderBy: [{ refundedAt: { sort: 'desc', nulls: 'last' } }, { id: 'desc' }],
-    select: { ...SELECT_PAYMENT, paidAt: true, failedRefunds: { select: { amountMinor: true, failedAt: true } } },
+    select: {
+      ...SELECT_PAYMENT,
+      paidAt: true,
+      failedRefunds: { select: { amountMinor: true, failedAt: true, isInReportedTotal: true } },
+    },
   });
   return payments.map(({ failedRefunds, ...payment }) => ({
     ...payment,
     failedRefundMinor: failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n),
+    uncountedFailedRefundMinor: failedRefunds.reduce(
+      (sum, failed) => (failed.isInReportedTotal ? sum : sum + failed.amountMinor),
+      0n,
+    ),
     lastFailedAt: failedRefunds.reduce<Date | null>(
       (latest, failed) => (latest === null || failed.failedAt > latest ? failed.failedAt : latest),
       null,
@@ -973,6 +981,7 @@ export type AdminPaymentRow = PaymentRow & {
   username: string;
   receiptStatus: string;
   failedRefundMinor: bigint | null;
+  uncountedFailedRefundMinor: bigint | null;
 };
 
 const SELECT_ADMIN_PAYMENTS = Prisma.sql`
@@ -990,7 +999,10 @@ const SELECT_ADMIN_PAYMENTS = Prisma.sql`
          p.created_at AS "createdAt", p.updated_at AS "updatedAt", r.username, r.status::text AS "receiptStatus",
          -- The refunds the provider reported failed: not money that went back (docs/payments.md).
          (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f WHERE f.payment_id = p.id)::bigint
-           AS "failedRefundMinor"
+           AS "failedRefundMinor",
+         -- Of those, the ones told before any report of them, which the refunded total does not count yet.
+         (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f
+           WHERE f.payment_id = p.id AND NOT f.is_in_reported_total)::bigint AS "uncountedFailedRefundMinor"
   FROM payments p JOIN receipts r ON r.id = p.receipt_id`;
 
 /** The newest `limit` payments held for review, for the review forms at the top of /admin/payments. */

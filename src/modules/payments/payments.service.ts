@@ -297,13 +297,18 @@ function paysItsReceipt(payment: paymentsRepository.PaymentRow): boolean {
  * 409 that refuses any other outcome: a dispute lost in part is money the bank took back, not a
  * refund, though both count as refunded (recordMoneyGone).
  */
-function whatWentBackFrom(payment: paymentsRepository.PaymentRow, failedRefundMinor: bigint): string {
+function whatWentBackFrom(
+  payment: paymentsRepository.PaymentRow,
+  failedRefundMinor: bigint,
+  uncountedFailedMinor: bigint,
+): string {
   const lost = lostDisputeMinorOf(payment);
   if (lost > 0n) {
     const lostText = describeMinorUnits(lost, payment.disputedCurrency);
     // Refunds apart from the lost dispute, which the refunded total counts too; a refund that
     // failed took nothing back.
-    const refundedApart = (returnedMinorOf(payment.refundedMinor, failedRefundMinor, lost) ?? 0n) - lost;
+    const refundedApart =
+      (returnedMinorOf(payment.refundedMinor, failedRefundMinor, lost, uncountedFailedMinor) ?? 0n) - lost;
     const what =
       refundedApart > 0n
         ? `${describeMinorUnits(refundedApart, payment.refundedCurrency)} was refunded and ${lostText} taken back by a lost dispute`
@@ -811,10 +816,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     let failedFirstMinor = 0n;
     let failedBeforeMinor = 0n;
     for (const failure of failedFirst) {
-      // One the provider made before this total failed before it, whatever its size.
-      const isLeftOut =
-        event.occurredAt != null && failure.failureOccurredAt !== null && failure.failureOccurredAt < event.occurredAt;
-      if (!isLeftOut && failure.amountMinor <= room) {
+      if (failure.amountMinor <= room) {
         room -= failure.amountMinor;
         failedFirstMinor += failure.amountMinor;
       } else {
@@ -1107,7 +1109,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       // A refund that failed stays in that total (flagged, not reversed) but took nothing back: the
       // money the bank took is checked, and settles the receipt, on top of what actually went back.
       failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
-      returnedTotalMinor = (returnedMinorOf(payment.refundedMinor, failedMinor) ?? 0n) + disputed.amountMinor;
+      // One told before any report of its refund is not in the refunded total: nothing to take out.
+      const uncountedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id, {
+        isInReportedTotal: false,
+      });
+      returnedTotalMinor =
+        (returnedMinorOf(payment.refundedMinor, failedMinor, 0n, uncountedMinor) ?? 0n) + disputed.amountMinor;
       refuseClaimBeyondReceived(
         payment,
         { amountMinor: returnedTotalMinor, currency: disputed.currency },
@@ -1863,8 +1870,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (payment.holdsPaidReceipt && input.outcome !== 'accepted') {
         // Its receipt is paid from it: any other outcome would leave a paid receipt that no money pays.
         const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
+        const uncountedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id, {
+          isInReportedTotal: false,
+        });
         throw new ConflictError(
-          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ${whatWentBackFrom(payment, failedMinor)} ` +
+          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ` +
+            `${whatWentBackFrom(payment, failedMinor, uncountedMinor)} ` +
             'or void the receipt on the billing page first; nothing was changed.',
           { field: 'outcome' },
         );
@@ -1876,7 +1887,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         // Held after its refund failed, a payment can still lose its money to a lost dispute (or a
         // refund reported since): what went back is no money to mark its receipt paid from.
         const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
-        const returned = returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment)) ?? 0n;
+        const uncountedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id, {
+          isInReportedTotal: false,
+        });
+        const returned =
+          returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment), uncountedMinor) ?? 0n;
         const received = receivedBy(payment);
         if (returned >= received.amountMinor) {
           throw new ConflictError(
