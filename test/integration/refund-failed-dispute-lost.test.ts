@@ -387,9 +387,11 @@ describe('a refund that failed after a dispute lost in full', () => {
       expect(failed.status, failed.text).toBe(200);
       expect(failed.body.outcome).toBe('ok');
       expect(await moneyOf(provider, paid)).toEqual({ ...before, failedRefundMinor: 1000n });
-      // The researcher's receipt page: money that went back, not a failure that kept it.
+      // The researcher's receipt page: money the bank took back, not a failure that kept it.
       const page = (await paid.agent.get(`/me/receipts/${paid.receiptId}`).set('Accept', 'text/html').expect(200)).text;
-      expect(page).toContain(`Payment #${paid.paymentId} of 10.00 THB via ${provider.name} was refunded in full on`);
+      expect(page).toContain(
+        `Payment #${paid.paymentId} of 10.00 THB via ${provider.name} was taken back in full by the bank on`,
+      );
       expect(page).not.toContain('still with the centre');
       const paymentAfter = await db.prisma.payment.findUniqueOrThrow({ where: { id: paid.paymentId } });
       expect({ ...paymentAfter, updatedAt: null }).toEqual({ ...paymentBefore, updatedAt: null });

@@ -115,6 +115,7 @@ describe('a refund in full that failed', () => {
         isByBillingTeam: false,
         failedAmount: '10.00',
         failedAt: expect.any(String),
+        takenBackByDispute: null,
       },
     ]);
 

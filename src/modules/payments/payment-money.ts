@@ -54,6 +54,11 @@ export interface PaymentMoney {
   refunded: { amount: Prisma.Decimal; currency: string } | null;
   /** Its refunds that failed at the provider (money still with the centre), or null when none did. */
   refundFailed: { amount: Prisma.Decimal; currency: string } | null;
+  /**
+   * What of `refunded` the payer's bank took back by a dispute the centre lost (a chargeback, not a
+   * refund: the pages say which), or null when no dispute was lost.
+   */
+  takenBackByDispute: { amount: Prisma.Decimal; currency: string } | null;
 }
 
 /**
@@ -66,10 +71,15 @@ export function returnedMinorOf(
   refundedMinor: bigint | null | undefined,
   failedRefundMinor: bigint | null | undefined,
   lostDisputeMinor: bigint = 0n,
+  /**
+   * Of `failedRefundMinor`, the failures told before any report of their refund, which the refunded
+   * total does not count yet (payment_failed_refunds.is_in_reported_total false): nothing to take out of it.
+   */
+  uncountedFailedMinor: bigint | null | undefined = 0n,
 ): bigint | null {
   const failed = failedRefundMinor ?? 0n;
   if ((refundedMinor === null || refundedMinor === undefined) && failed === 0n) return null;
-  const returned = (refundedMinor ?? 0n) - lostDisputeMinor - failed;
+  const returned = (refundedMinor ?? 0n) - lostDisputeMinor - (failed - (uncountedFailedMinor ?? 0n));
   // A failure told before the refund it undoes (or its total) arrived: nothing went back yet.
   return (returned > 0n ? returned : 0n) + lostDisputeMinor;
 }
@@ -88,6 +98,8 @@ export function paymentMoneyOf(payment: {
   refundedCurrency?: string | null;
   /** The sum of its refunds the provider reported failed, in the currency it received. */
   failedRefundMinor?: bigint | null;
+  /** Of those, the ones its refunded total does not count yet (told before any report of them). */
+  uncountedFailedRefundMinor?: bigint | null;
   disputeStatus?: string | null;
   disputedMinor?: bigint | null;
 }): PaymentMoney {
@@ -161,17 +173,26 @@ function refundedMoneyOf(
     refundedMinor?: bigint | null;
     refundedCurrency?: string | null;
     failedRefundMinor?: bigint | null;
+    uncountedFailedRefundMinor?: bigint | null;
     disputeStatus?: string | null;
     disputedMinor?: bigint | null;
   },
   receivedCurrency: string,
-): Pick<PaymentMoney, 'refunded' | 'refundFailed'> {
+): Pick<PaymentMoney, 'refunded' | 'refundFailed' | 'takenBackByDispute'> {
   const currency = payment.refundedCurrency ?? receivedCurrency;
-  const returned = returnedMinorOf(payment.refundedMinor, payment.failedRefundMinor, lostDisputeMinorOf(payment));
+  const lostMinor = lostDisputeMinorOf(payment);
+  const returned = returnedMinorOf(
+    payment.refundedMinor,
+    payment.failedRefundMinor,
+    lostMinor,
+    payment.uncountedFailedRefundMinor,
+  );
   const failed = payment.failedRefundMinor ?? 0n;
   return {
     refunded: returned === null ? null : { amount: fromMinorUnits(returned, currency), currency },
     refundFailed: failed === 0n ? null : { amount: fromMinorUnits(failed, currency), currency },
+    takenBackByDispute:
+      returned === null || lostMinor === 0n ? null : { amount: fromMinorUnits(lostMinor, currency), currency },
   };
 }
 

@@ -34,6 +34,11 @@ export interface PaymentEvent {
    * was reported, how it ended, and why when the provider says (Stripe's failure_reason).
    */
   refund?: { id: string; status: 'failed' | 'canceled'; failureReason: string | null };
+  /**
+   * When the provider made the event, when it says (Stripe's `created`, to the second): a refund total
+   * made before a refund failed still counts that refund, however late it is delivered.
+   */
+  occurredAt?: Date | null;
   /** The body exactly as received, for the record. */
   raw: string;
 }

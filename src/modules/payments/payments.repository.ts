@@ -339,14 +339,17 @@ export async function recordFailedRefund(
     failedAt: Date;
     /** The payment's recorded refunded total counts this refund already (its report came first). */
     isInReportedTotal: boolean;
+    /** When the provider made the event that said it failed, when it says. */
+    failureOccurredAt: Date | null;
   },
 ): Promise<boolean> {
   const rows = await tx.$queryRaw<Array<{ id: number }>>`
     INSERT INTO payment_failed_refunds (provider, external_refund_id, payment_id, amount_minor, currency, status,
-                                        failure_reason, external_event_id, failed_at, is_in_reported_total)
+                                        failure_reason, external_event_id, failed_at, is_in_reported_total,
+                                        failure_occurred_at)
     VALUES (${refund.provider}, ${refund.externalRefundId}, ${refund.paymentId}, ${refund.failed.amountMinor},
             ${refund.failed.currency}, ${refund.status}, ${refund.failureReason}, ${refund.externalEventId},
-            ${refund.failedAt}, ${refund.isInReportedTotal})
+            ${refund.failedAt}, ${refund.isInReportedTotal}, ${refund.failureOccurredAt})
     ON CONFLICT (provider, external_refund_id) DO NOTHING
     RETURNING id`;
   return rows.length === 1;
@@ -366,6 +369,30 @@ export async function sumFailedRefundMinor(
     _sum: { amountMinor: true },
   });
   return sum._sum.amountMinor ?? 0n;
+}
+
+/**
+ * The payment's failed refunds that its recorded refunded total does not count yet (told before
+ * any report of them), in the order they were told.
+ */
+export function findFailedRefundsNotInReportedTotal(tx: Tx, paymentId: number) {
+  return tx.paymentFailedRefund.findMany({
+    where: { paymentId, isInReportedTotal: false },
+    orderBy: { id: 'asc' },
+    select: { amountMinor: true, failureOccurredAt: true },
+  });
+}
+
+/**
+ * The payment's failed refunds that its recorded refunded total counts, with when the provider
+ * made the event that said each failed (null when it did not say).
+ */
+export function findFailedRefundsInReportedTotal(tx: Tx, paymentId: number) {
+  return tx.paymentFailedRefund.findMany({
+    where: { paymentId, isInReportedTotal: true },
+    orderBy: { id: 'asc' },
+    select: { amountMinor: true, failureOccurredAt: true },
+  });
 }
 
 /**
@@ -478,11 +505,19 @@ export async function findRefundedPaymentsOfReceipts(db: Client, receiptIds: num
       ],
     },
     orderBy: [{ refundedAt: { sort: 'desc', nulls: 'last' } }, { id: 'desc' }],
-    select: { ...SELECT_PAYMENT, paidAt: true, failedRefunds: { select: { amountMinor: true, failedAt: true } } },
+    select: {
+      ...SELECT_PAYMENT,
+      paidAt: true,
+      failedRefunds: { select: { amountMinor: true, failedAt: true, isInReportedTotal: true } },
+    },
   });
   return payments.map(({ failedRefunds, ...payment }) => ({
     ...payment,
     failedRefundMinor: failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n),
+    uncountedFailedRefundMinor: failedRefunds.reduce(
+      (sum, failed) => (failed.isInReportedTotal ? sum : sum + failed.amountMinor),
+      0n,
+    ),
     lastFailedAt: failedRefunds.reduce<Date | null>(
       (latest, failed) => (latest === null || failed.failedAt > latest ? failed.failedAt : latest),
       null,
@@ -946,6 +981,7 @@ export type AdminPaymentRow = PaymentRow & {
   username: string;
   receiptStatus: string;
   failedRefundMinor: bigint | null;
+  uncountedFailedRefundMinor: bigint | null;
 };
 
 const SELECT_ADMIN_PAYMENTS = Prisma.sql`
@@ -963,7 +999,10 @@ const SELECT_ADMIN_PAYMENTS = Prisma.sql`
          p.created_at AS "createdAt", p.updated_at AS "updatedAt", r.username, r.status::text AS "receiptStatus",
          -- The refunds the provider reported failed: not money that went back (docs/payments.md).
          (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f WHERE f.payment_id = p.id)::bigint
-           AS "failedRefundMinor"
+           AS "failedRefundMinor",
+         -- Of those, the ones told before any report of them, which the refunded total does not count yet.
+         (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f
+           WHERE f.payment_id = p.id AND NOT f.is_in_reported_total)::bigint AS "uncountedFailedRefundMinor"
   FROM payments p JOIN receipts r ON r.id = p.receipt_id`;
 
 /** The newest `limit` payments held for review, for the review forms at the top of /admin/payments. */

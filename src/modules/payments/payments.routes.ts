@@ -93,6 +93,8 @@ function adminPaymentJson(payment: AdminPayment) {
     refunded: moneyOrNull(payment.refunded),
     refundedAt: payment.refundedAt?.toISOString() ?? null,
     refundFailed: moneyOrNull(payment.refundFailed),
+    // What of `refunded` the payer's bank took back by a dispute the centre lost (no refund), or null.
+    takenBackByDispute: moneyOrNull(payment.takenBackByDispute),
     holdsPaidReceipt: payment.holdsPaidReceipt,
     externalPaymentId: payment.externalPaymentId,
     reviewReason: payment.reviewReason,

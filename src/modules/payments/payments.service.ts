@@ -297,13 +297,18 @@ function paysItsReceipt(payment: paymentsRepository.PaymentRow): boolean {
  * 409 that refuses any other outcome: a dispute lost in part is money the bank took back, not a
  * refund, though both count as refunded (recordMoneyGone).
  */
-function whatWentBackFrom(payment: paymentsRepository.PaymentRow, failedRefundMinor: bigint): string {
+function whatWentBackFrom(
+  payment: paymentsRepository.PaymentRow,
+  failedRefundMinor: bigint,
+  uncountedFailedMinor: bigint,
+): string {
   const lost = lostDisputeMinorOf(payment);
   if (lost > 0n) {
     const lostText = describeMinorUnits(lost, payment.disputedCurrency);
     // Refunds apart from the lost dispute, which the refunded total counts too; a refund that
     // failed took nothing back.
-    const refundedApart = (returnedMinorOf(payment.refundedMinor, failedRefundMinor, lost) ?? 0n) - lost;
+    const refundedApart =
+      (returnedMinorOf(payment.refundedMinor, failedRefundMinor, lost, uncountedFailedMinor) ?? 0n) - lost;
     const what =
       refundedApart > 0n
         ? `${describeMinorUnits(refundedApart, payment.refundedCurrency)} was refunded and ${lostText} taken back by a lost dispute`
@@ -780,7 +785,18 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // The provider's total counts the refunds that stand: one reported and then failed is taken out
     // of it again (Stripe's amount_refunded; the dummy's amount_cents alike), so the failures the
     // recorded total counts are added back to read it as the recorded one (refunds ever reported).
-    const droppedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id, { isInReportedTotal: true });
+    // A failure the provider made after this total (Stripe's event times say so) is still in it:
+    // a report made before a refund failed, delivered after the failure. Without the times (the
+    // dummy provider), or made in the same second, a total is read as made after every failure told
+    // before it.
+    const madeBefore = (failure: { failureOccurredAt: Date | null }) =>
+      event.occurredAt != null && failure.failureOccurredAt !== null && event.occurredAt < failure.failureOccurredAt;
+    let droppedMinor = 0n;
+    let failedSinceMinor = 0n;
+    for (const failure of await paymentsRepository.findFailedRefundsInReportedTotal(tx, payment.id)) {
+      if (madeBefore(failure)) failedSinceMinor += failure.amountMinor;
+      else droppedMinor += failure.amountMinor;
+    }
     const reported = refunded.amountMinor + droppedMinor;
     // Provider totals only grow: an earlier refund's event arriving late, or one of nothing, adds nothing.
     const before = (payment.refundedMinor ?? 0n) - lostMinor;
@@ -790,10 +806,29 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // it. A refund known to have failed returned nothing, so it must not unpay the receipt; the
     // total is still recorded as reported, as when the failure comes second (returnedMinorOf).
     const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
-    const failedFirstMinor = failedMinor - droppedMinor;
-    const returned = reported > failedMinor ? reported - failedMinor : 0n;
+    // Of the failures told before any report of them, this total counts only those it can hold (in
+    // the order they were told): what it adds to the refunds already recorded. A refund larger than
+    // that had failed before the total was made, which leaves it out as it leaves out any failed
+    // refund; it was read as counted all the same, so 3.00 THB reported after a failed 4.00 THB read
+    // as nothing returned. Either way it is in the recorded total from now on.
+    const failedFirst = await paymentsRepository.findFailedRefundsNotInReportedTotal(tx, payment.id);
+    let room = reported - before;
+    let failedFirstMinor = 0n;
+    let failedBeforeMinor = 0n;
+    for (const failure of failedFirst) {
+      if (failure.amountMinor <= room) {
+        room -= failure.amountMinor;
+        failedFirstMinor += failure.amountMinor;
+      } else {
+        failedBeforeMinor += failure.amountMinor;
+      }
+    }
+    // Refunds this total counts that had failed already: its reason says so.
+    const failedInTotalMinor = failedFirstMinor + failedSinceMinor;
+    const standingMinor = reported - droppedMinor - failedInTotalMinor;
+    const returned = standingMinor > 0n ? standingMinor : 0n;
     const returnedText = returned === 0n ? 'nothing' : describeMinorUnits(returned, refunded.currency);
-    const recorded = { amountMinor: reported + lostMinor, currency: refunded.currency };
+    const recorded = { amountMinor: reported + failedBeforeMinor + lostMinor, currency: refunded.currency };
     refuseClaimBeyondReceived(
       payment,
       { amountMinor: returned + lostMinor, currency: refunded.currency },
@@ -810,10 +845,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // Held already, by a refund that failed before this total: what the admin decides on so far is kept.
     const heldBefore = payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : '';
     const partReason =
-      (failedFirstMinor === 0n && lostMinor === 0n
+      (failedInTotalMinor === 0n && lostMinor === 0n
         ? `${failedMinor === 0n ? heldForDispute : heldBefore}${refundedText} of the ${receivedText} received was ` +
           `refunded at ${providerName}; receipt #${payment.receiptId} stays paid until this is resolved`
-        : failedFirstMinor === 0n
+        : failedInTotalMinor === 0n
           ? // Held already by the lost dispute: what the admin decides on so far is kept.
             `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
             `${refundedText} of the ${receivedText} received was refunded at ${providerName}, on top of the ` +
@@ -821,7 +856,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           : // Held already by the failure told first: what the admin decides on so far is kept.
             `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
             `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
-            `${describeMinorUnits(failedFirstMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
+            `${describeMinorUnits(failedInTotalMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
             `receipt #${payment.receiptId} stays paid until this is resolved`) + decisionNoteOf(payment);
     const fullReason =
       `${heldForDispute}refunded in full at ${providerName} (${refundedText}` +
@@ -854,7 +889,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       returned + lostMinor,
     );
     // A failure told before this report is counted by it; the provider's next totals leave it out.
-    if (failedFirstMinor !== 0n) await paymentsRepository.countFailedRefundsInReportedTotal(tx, payment.id);
+    if (failedFirst.length > 0) await paymentsRepository.countFailedRefundsInReportedTotal(tx, payment.id);
     // Held without paying its receipt (paid short, after a cancel, its receipt voided or paid
     // otherwise), and now all of its money went back to the payer: there is nothing left for
     // finance to accept or apply, which is what the hold waited for. Left held, it kept the receipt,
@@ -1074,7 +1109,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       // A refund that failed stays in that total (flagged, not reversed) but took nothing back: the
       // money the bank took is checked, and settles the receipt, on top of what actually went back.
       failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
-      returnedTotalMinor = (returnedMinorOf(payment.refundedMinor, failedMinor) ?? 0n) + disputed.amountMinor;
+      // One told before any report of its refund is not in the refunded total: nothing to take out.
+      const uncountedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id, {
+        isInReportedTotal: false,
+      });
+      returnedTotalMinor =
+        (returnedMinorOf(payment.refundedMinor, failedMinor, 0n, uncountedMinor) ?? 0n) + disputed.amountMinor;
       refuseClaimBeyondReceived(
         payment,
         { amountMinor: returnedTotalMinor, currency: disputed.currency },
@@ -1216,6 +1256,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       externalEventId: event.id,
       failedAt: at,
       isInReportedTotal: standingMinor >= failed.amountMinor,
+      failureOccurredAt: event.occurredAt ?? null,
     });
     // The same refund's failure told again by another event.
     if (!isNew) return { outcome: 'ignored', paymentId: payment.id };
@@ -1858,8 +1899,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (payment.holdsPaidReceipt && input.outcome !== 'accepted') {
         // Its receipt is paid from it: any other outcome would leave a paid receipt that no money pays.
         const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
+        const uncountedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id, {
+          isInReportedTotal: false,
+        });
         throw new ConflictError(
-          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ${whatWentBackFrom(payment, failedMinor)} ` +
+          `Payment #${paymentId} still pays receipt #${payment.receiptId}, ` +
+            `${whatWentBackFrom(payment, failedMinor, uncountedMinor)} ` +
             'or void the receipt on the billing page first; nothing was changed.',
           { field: 'outcome' },
         );
@@ -1871,7 +1916,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         // Held after its refund failed, a payment can still lose its money to a lost dispute (or a
         // refund reported since): what went back is no money to mark its receipt paid from.
         const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
-        const returned = returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment)) ?? 0n;
+        const uncountedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id, {
+          isInReportedTotal: false,
+        });
+        const returned =
+          returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment), uncountedMinor) ?? 0n;
         const received = receivedBy(payment);
         if (returned >= received.amountMinor) {
           throw new ConflictError(

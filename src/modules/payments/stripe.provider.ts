@@ -286,7 +286,16 @@ function idOf(value: string | { id: string } | null | undefined): string | null 
  * Stripe type (ignored).
  */
 function toPaymentEvent(event: Stripe.Event, raw: string): PaymentEvent {
-  const base = { id: event.id, raw };
+  // When Stripe made the event: orders a refund total against a refund's failure (applyRefund).
+  const occurredAt =
+    // Up to 9999-12-31: a Date holds no more, and the column no further.
+    typeof event.created === 'number' &&
+    Number.isInteger(event.created) &&
+    event.created > 0 &&
+    event.created < 253402300800
+      ? new Date(event.created * 1000)
+      : null;
+  const base = { id: event.id, raw, occurredAt };
   if (event.type === 'charge.refunded') {
     // Names the PaymentIntent, not the Checkout Session: the payment is found by the intent its
     // success recorded. amount_refunded is every refund of the charge so far, as ours is.

@@ -447,6 +447,14 @@ export async function listReceipts(db: Client, filter: ReceiptFilter, page: { of
 }
 
 /**
+ * Of a payment's failed refunds, those told before any report of them: its refunded total does not
+ * count them yet, so nothing of them is taken out of it (returnedMinorOf).
+ */
+function uncountedOf(payment: { failedRefunds: { amountMinor: bigint; isInReportedTotal: boolean }[] }): bigint {
+  return payment.failedRefunds.reduce((sum, failed) => (failed.isInReportedTotal ? sum : sum + failed.amountMinor), 0n);
+}
+
+/**
  * What the online payment that paid each of these paid receipts received, less what went back of
  * it (refunds less those that failed, and a lost dispute; returnedMinorOf), by receipt id (minor
  * units; a refund is in the received currency). Receipts paid by hand, and payments whose provider
@@ -464,14 +472,15 @@ export async function findReceivedOfPaid(db: Client, receiptIds: number[]) {
       disputeStatus: true,
       disputedMinor: true,
       // A refund that failed at the provider took nothing back: the paid card counts it as stayed.
-      failedRefunds: { select: { amountMinor: true } },
+      failedRefunds: { select: { amountMinor: true, isInReportedTotal: true } },
     },
   });
   const received = new Map<number, { receivedMinor: bigint; currency: string }>();
   for (const payment of payments) {
     if (payment.receivedMinor === null || payment.receivedCurrency === null) continue;
     const failedMinor = payment.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n);
-    const returned = returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment)) ?? 0n;
+    const returned =
+      returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment), uncountedOf(payment)) ?? 0n;
     received.set(payment.receiptId, {
       receivedMinor: payment.receivedMinor - returned,
       currency: payment.receivedCurrency,
@@ -526,7 +535,7 @@ export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
         refundedMinor: true,
         disputeStatus: true,
         disputedMinor: true,
-        failedRefunds: { select: { amountMinor: true } },
+        failedRefunds: { select: { amountMinor: true, isInReportedTotal: true } },
       },
     }),
   ]);
@@ -534,7 +543,12 @@ export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
   const stayedAfterFailure = new Map<string | null, bigint>();
   for (const payment of failedRefunds) {
     const failedMinor = payment.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n);
-    const returned = returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment));
+    const returned = returnedMinorOf(
+      payment.refundedMinor,
+      failedMinor,
+      lostDisputeMinorOf(payment),
+      uncountedOf(payment),
+    );
     const kept = (payment.refundedMinor ?? 0n) - (returned ?? 0n);
     stayedAfterFailure.set(payment.receivedCurrency, (stayedAfterFailure.get(payment.receivedCurrency) ?? 0n) + kept);
   }
@@ -655,7 +669,7 @@ async function findPaidReceipts(
           disputedCurrency: true,
           disputedAt: true,
           // Refunds that failed at the provider went nowhere: paid.csv counts only what was returned.
-          failedRefunds: { select: { amountMinor: true } },
+          failedRefunds: { select: { amountMinor: true, isInReportedTotal: true } },
         },
       },
     },
@@ -678,6 +692,7 @@ async function findPaidReceipts(
               refundedMinor: paidWith.refundedMinor,
               refundedCurrency: paidWith.refundedCurrency,
               failedRefundMinor: paidWith.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n),
+              uncountedFailedRefundMinor: uncountedOf(paidWith),
               disputeStatus: paidWith.disputeStatus,
               disputedMinor: paidWith.disputedMinor,
               disputedCurrency: paidWith.disputedCurrency,
@@ -712,6 +727,7 @@ async function findRefundedPayments(
       refundedMinor: bigint | null;
       refundedCurrency: string | null;
       failedRefundMinor: bigint | null;
+      uncountedFailedRefundMinor: bigint | null;
       disputeStatus: string | null;
       disputedMinor: bigint | null;
       disputedCurrency: string | null;
@@ -730,6 +746,8 @@ async function findRefundedPayments(
            p.refunded_minor AS "refundedMinor", p.refunded_currency AS "refundedCurrency",
            (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f WHERE f.payment_id = p.id)::bigint
              AS "failedRefundMinor",
+           (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f
+             WHERE f.payment_id = p.id AND NOT f.is_in_reported_total)::bigint AS "uncountedFailedRefundMinor",
            p.dispute_status::text AS "disputeStatus", p.disputed_minor AS "disputedMinor",
            p.disputed_currency AS "disputedCurrency", p.disputed_at AS "disputedAt",
            r.id, r.username, r.total, r.currency, r.tier_name AS "tierName",
@@ -764,6 +782,7 @@ async function findRefundedPayments(
       refundedMinor: row.refundedMinor,
       refundedCurrency: row.refundedCurrency,
       failedRefundMinor: row.failedRefundMinor,
+      uncountedFailedRefundMinor: row.uncountedFailedRefundMinor,
       disputeStatus: row.disputeStatus,
       disputedMinor: row.disputedMinor,
       disputedCurrency: row.disputedCurrency,

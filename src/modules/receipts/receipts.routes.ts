@@ -44,7 +44,8 @@ type ShownRefund = ShownReceipt['refundedPayments'][number];
  * Money that went back to the payer, as the receipt's page says it: given back by the provider (a
  * receipt refunded in full is pending again), or by the billing team (`isByBillingTeam`, e.g. after a
  * void; `refundedAt` is when they recorded it). A refund that failed at the provider is not in
- * `amount` (the money stayed): `failedAmount` says it.
+ * `amount` (the money stayed): `failedAmount` says it. What a lost dispute took back is in `amount`,
+ * and `takenBackByDispute` says how much of it that was.
  */
 export function refundJson(refund: ShownRefund) {
   return {
@@ -56,6 +57,10 @@ export function refundJson(refund: ShownRefund) {
     isByBillingTeam: refund.isByBillingTeam,
     failedAmount: refund.refundFailed ? moneyJson(refund.refundFailed.amount, refund.refundFailed.currency) : null,
     failedAt: refund.failedAt?.toISOString() ?? null,
+    // What of `amount` the payer's bank took back by a dispute the centre lost (no refund), or null.
+    takenBackByDispute: refund.takenBackByDispute
+      ? moneyJson(refund.takenBackByDispute.amount, refund.takenBackByDispute.currency)
+      : null,
   };
 }
 

@@ -30,6 +30,7 @@ import {
   hasAmountDue,
   heldPaymentNoteOf,
   heldPaymentOf,
+  type PaymentMoney,
   paymentMoneyOf,
   pricedDigitsOf,
   pricedStepOf,
@@ -1500,6 +1501,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         isByBillingTeam: true,
         partByProvider: byBillingTeam.byProvider,
         partByBillingTeam: byBillingTeam.byProvider ? byBillingTeam.byBillingTeam : null,
+        // The provider's part may be, all or in part, what the bank took back by a lost dispute.
+        ...(byBillingTeam.byProvider
+          ? takenBackOf(money.takenBackByDispute, byBillingTeam.byProvider, payment.disputeClosedAt)
+          : takenBackOf(null, refunded, null)),
       };
     }
     const refunded = money.refunded ?? { amount: new Prisma.Decimal(0), currency: received.currency };
@@ -1529,6 +1534,24 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       isByBillingTeam: false,
       partByProvider: null,
       partByBillingTeam: null,
+      // Part or all of it was taken back by the payer's bank, a dispute lost, not refunded: said as such,
+      // with what was refunded apart from it and when the bank took it.
+      ...takenBackOf(money.takenBackByDispute, refunded, payment.disputeClosedAt),
+    };
+  }
+
+  function takenBackOf(
+    takenBack: PaymentMoney['takenBackByDispute'],
+    refunded: { amount: Prisma.Decimal; currency: string },
+    at: Date | null,
+  ) {
+    if (!takenBack || takenBack.currency !== refunded.currency) {
+      return { takenBackByDispute: null, refundedApart: null, takenBackAt: null };
+    }
+    return {
+      takenBackByDispute: takenBack,
+      refundedApart: { amount: refunded.amount.minus(takenBack.amount), currency: refunded.currency },
+      takenBackAt: at,
     };
   }
 

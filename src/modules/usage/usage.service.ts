@@ -159,6 +159,7 @@ function receivedColumns(receipt: {
     refundedMinor: bigint | null;
     refundedCurrency: string | null;
     failedRefundMinor: bigint | null;
+    uncountedFailedRefundMinor?: bigint | null;
     disputeStatus: string | null;
     disputedMinor: bigint | null;
     disputedCurrency: string | null;
@@ -179,7 +180,12 @@ function receivedColumns(receipt: {
   // What went back to the payer, in the received currency: part of it, or all of it for a payment
   // refunded in full since (its receipt was unpaid; its line stays in the period it paid in). A
   // refund that failed at the provider since is not counted: that money stayed with the centre.
-  const returnedMinor = returnedMinorOf(payment.refundedMinor, payment.failedRefundMinor, lostDisputeMinorOf(payment));
+  const returnedMinor = returnedMinorOf(
+    payment.refundedMinor,
+    payment.failedRefundMinor,
+    lostDisputeMinorOf(payment),
+    payment.uncountedFailedRefundMinor,
+  );
   const currency = refundedCurrency ?? receivedCurrency;
   const amount_refunded =
     returnedMinor === null || currency === null
