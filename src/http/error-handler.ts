@@ -64,6 +64,41 @@ interface BodyParserError {
   type?: string;
   status?: number;
   expose?: boolean;
+  /** The charset an `charset.unsupported` refusal names. */
+  charset?: string;
+  /** The Content-Encoding an `encoding.unsupported` refusal names. */
+  encoding?: string;
+}
+
+/**
+ * What the body parsers' refusal of a body they could not read says: which charset or content
+ * encoding it was sent in and what is read instead, rather than "The request could not be read.",
+ * which left a script's author nothing to change.
+ */
+function unreadableBodyMessage(error: BodyParserError, req: Request): string {
+  switch (error.type) {
+    case 'entity.too.large':
+      return 'The request body is too large.';
+    case 'entity.parse.failed':
+      return 'The request body is not valid JSON.';
+    case 'parameters.too.many':
+      return `The form has too many fields: at most ${FORM_FIELD_LIMIT}.`;
+    case 'charset.unsupported':
+      return `The request body is in the charset ${String(error.charset ?? '').toLowerCase()}, which is not read here: send it as UTF-8.`;
+    case 'encoding.unsupported':
+      return (
+        `The request body is sent with Content-Encoding ${error.encoding ?? req.get('content-encoding')}, which is ` +
+        'not read here: send it uncompressed, or as gzip, deflate or br.'
+      );
+    case 'request.size.invalid':
+      return 'The request body is not as long as its Content-Length says.';
+  }
+  const encoding = (req.get('content-encoding') ?? 'identity').toLowerCase();
+  // Decompressing it failed (zlib's error, passed on as a 400): not what its header says it is.
+  if (error.type === undefined && encoding !== 'identity') {
+    return `The request body could not be decompressed as its Content-Encoding, ${encoding}, says it is compressed.`;
+  }
+  return 'The request could not be read.';
 }
 
 export interface ErrorHandlerOptions {
@@ -176,15 +211,7 @@ function describe(
   }
   const httpError = error as BodyParserError;
   if (httpError?.expose && typeof httpError.status === 'number' && httpError.status >= 400 && httpError.status < 500) {
-    const message =
-      httpError.type === 'entity.too.large'
-        ? 'The request body is too large.'
-        : httpError.type === 'entity.parse.failed'
-          ? 'The request body is not valid JSON.'
-          : httpError.type === 'parameters.too.many'
-            ? `The form has too many fields: at most ${FORM_FIELD_LIMIT}.`
-            : 'The request could not be read.';
-    return { status: httpError.status, message, isExpected: true };
+    return { status: httpError.status, message: unreadableBodyMessage(httpError, req), isExpected: true };
   }
   if (isPoolClosedByShutdown(error)) {
     // Logged by errorHandler as a warning: an "unhandled error" with a stack at every deploy that
