@@ -326,7 +326,15 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
         json: { tier: outcome },
         flash: outcome.isChanged
           ? { type: 'success', message: describeTierEdit(outcome) }
-          : { type: 'warning', message: `${outcome.name} already has this name and description; nothing was changed.` },
+          : 'renamedBefore' in outcome && outcome.renamedBefore
+            ? {
+                type: 'warning',
+                message: `Tier ${outcome.previous} was already renamed to ${outcome.name}, by ${outcome.renamedBefore.by} at ${outcome.renamedBefore.at}; nothing was changed.`,
+              }
+            : {
+                type: 'warning',
+                message: `${outcome.name} already has this name and description; nothing was changed.`,
+              },
         location: `/admin/rates#tier-${encodeURIComponent(outcome.name)}`,
       });
     } catch (error) {

@@ -182,6 +182,26 @@ export async function findDescriptionChange(
   return rows[0];
 }
 
+/**
+ * The rename of the tier now named `to` from `from`, as the audit log recorded it (who, when), with
+ * that tier's description now; undefined when no tier is named `to` or the log has no such rename of it.
+ */
+export async function findRenameOf(
+  tx: Prisma.TransactionClient,
+  from: string,
+  to: string,
+): Promise<{ actor: string; at: Date; description: string } | undefined> {
+  const rows = await tx.$queryRaw<{ actor: string; at: Date; description: string }[]>`
+    SELECT a.actor, a.ts AS at, t.description
+      FROM pricing_tiers t
+      JOIN audit_log a ON a.action = 'pricing.tier.update' AND a.details ->> 'tierId' = t.id::text
+     WHERE t.name = ${to}
+       AND a.details -> 'previous' ->> 'name' = ${from}
+       AND a.details -> 'next' ->> 'name' = ${to}
+     ORDER BY a.id DESC LIMIT 1`;
+  return rows[0];
+}
+
 /** Renames a tier or changes its description; a name that is taken fails with P2002 (pricing_tiers_name_key). */
 export async function updateTier(
   tx: Prisma.TransactionClient,

@@ -727,7 +727,25 @@ export function createRatesService(deps: RatesServiceDeps) {
         if (input.name !== input.type) await ratesRepository.lockPricingForChange(tx);
         await ratesRepository.lockTiersForChange(tx);
         const tier = await ratesRepository.lockTierForChange(tx, input.type);
-        if (!tier) throw await unknownTierError(tx, input.type);
+        if (!tier) {
+          // The same rename sent again once made (a double click on Save, two tabs): done already,
+          // not an unknown tier. Only with the description it has now: any other was not saved.
+          const renamed =
+            input.name === input.type ? undefined : await ratesRepository.findRenameOf(tx, input.type, input.name);
+          if (renamed && (input.description === undefined || input.description === renamed.description)) {
+            return {
+              previous: input.type,
+              name: input.name,
+              isRenamed: false,
+              isDescribed: false,
+              previousRulePatterns: rulePatternsFor(input.type),
+              rulePatterns: rulePatternsFor(input.name),
+              isChanged: false,
+              renamedBefore: { by: renamed.actor, at: formatLocalDateTime(renamed.at, config.timeZone) },
+            };
+          }
+          throw await unknownTierError(tx, input.type);
+        }
         const next = { name: input.name, description: input.description ?? tier.description };
         const basedOn = input.based_on_description;
         // Saving would overwrite a description changed since the form was opened with another text.
