@@ -308,7 +308,9 @@ describe('deleting a tier', () => {
     await request(app).get('/formula?type=spare').expect(400);
     expect((await request(app).get('/rates').expect(200)).text).not.toContain('spare');
 
-    const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'pricing.tier.delete' } });
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'pricing.tier.delete', target: 'tier:spare' },
+    });
     expect(audit).toMatchObject({ actor: 'ops', target: 'tier:spare', status: 'ok' });
     expect(audit.details).toEqual({
       tierId: spare.id,
@@ -326,6 +328,22 @@ describe('deleting a tier', () => {
     });
     expect((await html(ops, '/admin/audit/verify')).status).toBe(200);
     await db.prisma.receipt.delete({ where: { id: receipt.id } });
+
+    // Sent again (a double click on Delete): done already, not "unknown tier"; nothing more is written.
+    const audits = await db.prisma.auditLog.count();
+    const again = await deleteTier(ops, 'spare');
+    expect(again.status).toBe(303);
+    expect(flashOf((await html(ops, '/admin/rates').expect(200)).text)).toMatch(
+      /^Tier spare was already deleted, by ops at \d{4}-\d\d-\d\d \d\d:\d\d; nothing was changed\.$/,
+    );
+    const json = await ops
+      .post('/admin/rates/tiers/delete')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(ops))
+      .send({ type: 'spare' });
+    expect(json.status).toBe(200);
+    expect(json.body).toMatchObject({ ok: true, tier: { name: 'spare', isChanged: false } });
+    expect(await db.prisma.auditLog.count()).toBe(audits);
   });
 
   it('refuses the default tier with a 409 saying why, changing nothing', async () => {

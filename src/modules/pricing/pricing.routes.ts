@@ -371,10 +371,16 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       const deleted = await rates.deleteTier(auditContextOf(req), input);
       answerChange(req, res, {
         json: { tier: deleted },
-        flash: {
-          type: 'success',
-          message: `Tier ${deleted.name} deleted, with its rate history (${deleted.rateCount === 1 ? '1 rate' : `${deleted.rateCount} rates`}). Receipts priced with it keep their copy of its rates.`,
-        },
+        flash:
+          'deletedBefore' in deleted && deleted.deletedBefore
+            ? {
+                type: 'warning',
+                message: `Tier ${deleted.name} was already deleted, by ${deleted.deletedBefore.by} at ${deleted.deletedBefore.at}; nothing was changed.`,
+              }
+            : {
+                type: 'success',
+                message: `Tier ${deleted.name} deleted, with its rate history (${deleted.rateCount === 1 ? '1 rate' : `${deleted.rateCount} rates`}). Receipts priced with it keep their copy of its rates.`,
+              },
         location: '/admin/rates',
       });
     } catch (error) {

@@ -202,6 +202,24 @@ export async function findRenameOf(
   return rows[0];
 }
 
+/**
+ * Who deleted the tier named `name`, and when, when that is the last thing the audit log says of the
+ * name (not a rename away from it, nor a tier given it since: the caller found no tier of that name).
+ */
+export async function findDeletionOf(
+  tx: Prisma.TransactionClient,
+  name: string,
+): Promise<{ actor: string; at: Date } | undefined> {
+  const rows = await tx.$queryRaw<{ action: string; actor: string; at: Date }[]>`
+    SELECT action, actor, ts AS at FROM audit_log
+     WHERE (action = 'pricing.tier.delete' AND target = ${`tier:${name}`})
+        OR (action = 'pricing.tier.update' AND details -> 'previous' ->> 'name' = ${name}
+            AND details -> 'next' ->> 'name' IS DISTINCT FROM ${name})
+     ORDER BY id DESC LIMIT 1`;
+  const last = rows[0];
+  return last?.action === 'pricing.tier.delete' ? { actor: last.actor, at: last.at } : undefined;
+}
+
 /** Renames a tier or changes its description; a name that is taken fails with P2002 (pricing_tiers_name_key). */
 export async function updateTier(
   tx: Prisma.TransactionClient,

@@ -824,7 +824,20 @@ export function createRatesService(deps: RatesServiceDeps) {
         // The row lock makes a user being placed on the tier either finish first (and be counted
         // below) or wait and then find the tier gone; the foreign keys stop anything missed.
         const tier = await ratesRepository.lockTierForChange(tx, input.type);
-        if (!tier) throw await unknownTierError(tx, input.type);
+        if (!tier) {
+          // The same deletion sent again once made (a double click on Delete, two tabs): done
+          // already, not an unknown tier.
+          const deleted = await ratesRepository.findDeletionOf(tx, input.type);
+          if (deleted) {
+            return {
+              name: input.type,
+              rateCount: 0,
+              isChanged: false,
+              deletedBefore: { by: deleted.actor, at: formatLocalDateTime(deleted.at, config.timeZone) },
+            };
+          }
+          throw await unknownTierError(tx, input.type);
+        }
         const tiers = await ratesRepository.listTiersWithRates(tx);
         const users = await ratesRepository.listOverrideUsernamesOfTier(tx, tier.id);
         const reasons = deletionBlockersOf({
@@ -858,7 +871,7 @@ export function createRatesService(deps: RatesServiceDeps) {
             })),
           },
         });
-        return { name: tier.name, rateCount: history.length };
+        return { name: tier.name, rateCount: history.length, isChanged: true };
       });
     } catch (error) {
       // Unreachable through the app (the row lock comes first), but a foreign key is the last word.
