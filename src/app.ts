@@ -14,6 +14,7 @@ import { requireObjectBody } from './http/json-object-body.js';
 import { parseQueryFields } from './http/list-shaped-fields.js';
 import { jsonKeepingNumberText, refuseDuplicateJsonKeys } from './http/lossless-json.js';
 import { answerOptions } from './http/method-not-allowed.js';
+import { lowerCaseForwardedProto } from './http/plain-http.js';
 import { describeRefusedForm } from './http/refused-form.js';
 import { rejectUnstorableText } from './http/reject-unstorable-text.js';
 import { requestContext } from './http/request-context.js';
@@ -280,6 +281,7 @@ export function createApp(deps: AppDeps): express.Express {
   const routable = app as unknown as { handle: ExpressHandle };
   const handleWithExpress = routable.handle.bind(app);
   routable.handle = (req, res, next) => {
+    lowerCaseForwardedProto(req);
     if (!serveHotRoute(req, res, (again) => handleWithExpress(again, res, next))) handleWithExpress(req, res, next);
   };
 
