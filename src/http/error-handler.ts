@@ -178,6 +178,19 @@ function describe(
     // cookie. Reloading the answer would only post it again.
     return { status: 403, message: SIGNED_OUT_FORM_MESSAGE, isExpected: true, backLink: signInAgainLink(req) };
   }
+  if (isCsrfError(error) && prefersJson(req)) {
+    // A script has no page to open again: it is told the header to send, and where the token is read.
+    return {
+      status: 403,
+      message: sentCsrfTokenOf(req)
+        ? 'The security token (CSRF token) is not one of this session, so nothing was done: it was read before the ' +
+          'session last signed in or changed its password, or from another session. Read the token again from a page ' +
+          'of this session (the forms hold it as csrf_token) and send it in the X-CSRFToken header.'
+        : 'The security token (CSRF token) is missing, so nothing was done: send the token of this session in the ' +
+          'X-CSRFToken header (or the csrf_token field); the forms of its pages hold it as csrf_token.',
+      isExpected: true,
+    };
+  }
   if (isCsrfError(error)) {
     // Signed in, with a token of an earlier secret: a tab loaded before this session signed in again
     // (a password change in another tab does). "Reload the page" reloaded this answer, which posts
