@@ -13,8 +13,9 @@ import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
 import { requireObjectBody } from './http/json-object-body.js';
 import { parseQueryFields } from './http/list-shaped-fields.js';
-import { jsonKeepingNumberText } from './http/lossless-json.js';
+import { jsonKeepingNumberText, refuseDuplicateJsonKeys } from './http/lossless-json.js';
 import { answerOptions } from './http/method-not-allowed.js';
+import { lowerCaseForwardedProto } from './http/plain-http.js';
 import { describeRefusedForm } from './http/refused-form.js';
 import { rejectUnstorableText } from './http/reject-unstorable-text.js';
 import { requestContext } from './http/request-context.js';
@@ -284,6 +285,7 @@ export function createApp(deps: AppDeps): express.Express {
   const routable = app as unknown as { handle: ExpressHandle };
   const handleWithExpress = routable.handle.bind(app);
   routable.handle = (req, res, next) => {
+    lowerCaseForwardedProto(req);
     if (!serveHotRoute(req, res, (again) => handleWithExpress(again, res, next))) handleWithExpress(req, res, next);
   };
 
@@ -315,7 +317,8 @@ export function createApp(deps: AppDeps): express.Express {
     );
   }
   // Not strict: a list or a bare value is valid JSON, refused next with a message saying so.
-  app.use(express.json({ limit: BODY_LIMIT, strict: false }));
+  // A key given twice is refused, as a form field given twice is: JSON.parse would keep the last unseen.
+  app.use(express.json({ limit: BODY_LIMIT, strict: false, verify: refuseDuplicateJsonKeys }));
   app.use(requireObjectBody);
   app.use(rejectUnstorableText);
   app.post('/login', redirectSignedInFromSignIn);

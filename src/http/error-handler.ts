@@ -68,6 +68,41 @@ interface BodyParserError {
   type?: string;
   status?: number;
   expose?: boolean;
+  /** The charset an `charset.unsupported` refusal names. */
+  charset?: string;
+  /** The Content-Encoding an `encoding.unsupported` refusal names. */
+  encoding?: string;
+}
+
+/**
+ * What the body parsers' refusal of a body they could not read says: which charset or content
+ * encoding it was sent in and what is read instead, rather than "The request could not be read.",
+ * which left a script's author nothing to change.
+ */
+function unreadableBodyMessage(error: BodyParserError, req: Request): string {
+  switch (error.type) {
+    case 'entity.too.large':
+      return 'The request body is too large.';
+    case 'entity.parse.failed':
+      return 'The request body is not valid JSON.';
+    case 'parameters.too.many':
+      return `The form has too many fields: at most ${FORM_FIELD_LIMIT}.`;
+    case 'charset.unsupported':
+      return `The request body is in the charset ${String(error.charset ?? '').toLowerCase()}, which is not read here: send it as UTF-8.`;
+    case 'encoding.unsupported':
+      return (
+        `The request body is sent with Content-Encoding ${error.encoding ?? req.get('content-encoding')}, which is ` +
+        'not read here: send it uncompressed, or as gzip, deflate or br.'
+      );
+    case 'request.size.invalid':
+      return 'The request body is not as long as its Content-Length says.';
+  }
+  const encoding = (req.get('content-encoding') ?? 'identity').toLowerCase();
+  // Decompressing it failed (zlib's error, passed on as a 400): not what its header says it is.
+  if (error.type === undefined && encoding !== 'identity') {
+    return `The request body could not be decompressed as its Content-Encoding, ${encoding}, says it is compressed.`;
+  }
+  return 'The request could not be read.';
 }
 
 export interface ErrorHandlerOptions {
@@ -147,6 +182,19 @@ function describe(
     // cookie. Reloading the answer would only post it again.
     return { status: 403, message: SIGNED_OUT_FORM_MESSAGE, isExpected: true, backLink: signInAgainLink(req) };
   }
+  if (isCsrfError(error) && prefersJson(req)) {
+    // A script has no page to open again: it is told the header to send, and where the token is read.
+    return {
+      status: 403,
+      message: sentCsrfTokenOf(req)
+        ? 'The security token (CSRF token) is not one of this session, so nothing was done: it was read before the ' +
+          'session last signed in or changed its password, or from another session. Read the token again from a page ' +
+          'of this session (the forms hold it as csrf_token) and send it in the X-CSRFToken header.'
+        : 'The security token (CSRF token) is missing, so nothing was done: send the token of this session in the ' +
+          'X-CSRFToken header (or the csrf_token field); the forms of its pages hold it as csrf_token.',
+      isExpected: true,
+    };
+  }
   if (isCsrfError(error)) {
     // Signed in, with a token of an earlier secret: a tab loaded before this session signed in again
     // (a password change in another tab does). "Reload the page" reloaded this answer, which posts
@@ -180,15 +228,7 @@ function describe(
   }
   const httpError = error as BodyParserError;
   if (httpError?.expose && typeof httpError.status === 'number' && httpError.status >= 400 && httpError.status < 500) {
-    const message =
-      httpError.type === 'entity.too.large'
-        ? 'The request body is too large.'
-        : httpError.type === 'entity.parse.failed'
-          ? 'The request body is not valid JSON.'
-          : httpError.type === 'parameters.too.many'
-            ? `The form has too many fields: at most ${FORM_FIELD_LIMIT}.`
-            : 'The request could not be read.';
-    return { status: httpError.status, message, isExpected: true };
+    return { status: httpError.status, message: unreadableBodyMessage(httpError, req), isExpected: true };
   }
   if (isPoolClosedByShutdown(error)) {
     // Logged by errorHandler as a warning: an "unhandled error" with a stack at every deploy that

@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { RequestListener } from 'node:http';
-import { createServer, OutgoingMessage } from 'node:http';
+import { createServer, maxHeaderSize, OutgoingMessage, STATUS_CODES } from 'node:http';
 import net, { type Socket } from 'node:net';
 import type { HttpTimeouts } from '../config/config.js';
 import { DEFAULT_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS } from '../config/config.schema.js';
@@ -35,6 +35,7 @@ export function listen(
     // Behind a load balancer, idle sockets must outlive its own idle timeout. The time a
     // keep-alive connection waits for its next request does not count toward headersTimeout.
     server.keepAliveTimeout = 65_000;
+    server.on('clientError', answerClientError);
     const sockets = new Set<Socket>();
     openSockets.set(server, sockets);
     server.on('connection', (socket: Socket) => {
@@ -48,6 +49,44 @@ export function listen(
       resolve(server);
     });
   });
+}
+
+/** What Node's refusals of a request it could not take say: the status and a sentence, as {error, code}. */
+function clientErrorOf(code: string | undefined): { status: number; message: string } {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return {
+        status: 431,
+        message: `The request's headers are too large: its address with the query string, and its cookies, may take at most ${Math.floor(maxHeaderSize / 1024)} KB together.`,
+      };
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return { status: 413, message: 'The request body is too large: its chunk extensions are too long.' };
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { status: 408, message: 'The request took too long to arrive, so it was not read.' };
+    default:
+      return { status: 400, message: 'The request could not be read: it is not a well-formed HTTP request.' };
+  }
+}
+
+/**
+ * Answers a request Node refused before the app saw it (headers past 16 KB, a long query string
+ * being the usual cause; a malformed request; one too slow to arrive) as Node does, with the same
+ * status, and closes the connection, but with an `{error, code}` body: Node's own answer was the
+ * status line alone, the one refusal a script got without a reason. Nothing is written over a
+ * response already under way on the connection, as Node itself refrains.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: net.Socket): void {
+  const inFlight = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const { status, message } = clientErrorOf(error.code);
+  const body = JSON.stringify({ error: message, code: status });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /**

@@ -33,6 +33,26 @@ export class JsonSyntaxError extends Error {
  * The body is JSON, or may be, but nested deeper than MAX_DEPTH: refused as that, not as "not valid
  * JSON", which sent a client that built its body by program looking for a typo.
  */
+/**
+ * An object that gives a key twice. JSON.parse keeps the last value, unseen; the form parser's
+ * list of the two values is refused as "must be given once", and a JSON body is refused as well
+ * (`{"mem":0.08,"mem":0.50}` set the rate to 0.50 where the script's author read 0.08).
+ */
+export class JsonDuplicateKeyError extends JsonSyntaxError {
+  constructor(
+    readonly key: string,
+    position: number,
+  ) {
+    super(`the key ${JSON.stringify(key)} is given twice`, position);
+    this.name = 'JsonDuplicateKeyError';
+  }
+}
+
+/** What a request body with a key given twice is told. */
+export function duplicateKeyMessage(key: string): string {
+  return `The request body gives ${key} more than once; send each field once.`;
+}
+
 export class JsonTooDeepError extends JsonSyntaxError {
   constructor(
     readonly maxDepth: number,
@@ -58,8 +78,9 @@ const WHITESPACE = /[ \t\n\r]*/y;
 
 /**
  * JSON.parse, but numbers come back as JsonNumberText holding their literal text. Strings
- * (escapes included) and the structure are JSON.parse's, and so is what counts as JSON: a key
- * given twice keeps its last value, and "__proto__" is an ordinary key, never the prototype.
+ * (escapes included) and the structure are JSON.parse's, and so is what counts as JSON, but for a
+ * key given twice in one object, which throws JsonDuplicateKeyError (JSON.parse keeps its last value);
+ * "__proto__" is an ordinary key, never the prototype.
  */
 export function parseJsonKeepingNumberText(text: string): LosslessJson {
   let position = 0;
@@ -143,7 +164,9 @@ export function parseJsonKeepingNumberText(text: string): LosslessJson {
     for (;;) {
       skipWhitespace();
       if (text[position] !== '"') fail('expected a quoted key');
+      const keyAt = position;
       const key = readString();
+      if (Object.hasOwn(object, key)) throw new JsonDuplicateKeyError(key, keyAt);
       skipWhitespace();
       if (text[position] !== ':') fail('expected :');
       position += 1;
@@ -197,17 +220,40 @@ export function jsonKeepingNumberText(options: { limit: string }): express.Reque
         req.body = parseJsonKeepingNumberText(req.body);
       } catch (error) {
         next(
-          error instanceof JsonTooDeepError
-            ? new BadRequestError(
-                `The request body is nested too deeply: at most ${error.maxDepth} levels of objects and lists.`,
-              )
-            : error instanceof JsonSyntaxError
-              ? new BadRequestError('The request body is not valid JSON.')
-              : error,
+          error instanceof JsonDuplicateKeyError
+            ? new BadRequestError(duplicateKeyMessage(error.key))
+            : error instanceof JsonTooDeepError
+              ? new BadRequestError(
+                  `The request body is nested too deeply: at most ${error.maxDepth} levels of objects and lists.`,
+                )
+              : error instanceof JsonSyntaxError
+                ? new BadRequestError('The request body is not valid JSON.')
+                : error,
         );
         return;
       }
       next();
     });
   };
+}
+
+/**
+ * A body-parser `verify` for express.json: refuses (400) a body whose objects give a key twice, which
+ * JSON.parse would read as its last value. Anything else the check cannot read (not JSON, nested too
+ * deeply, a charset it does not decode) is left for JSON.parse and the parser's own refusals.
+ */
+export function refuseDuplicateJsonKeys(_req: unknown, _res: unknown, body: Buffer, encoding: string | null): void {
+  let text: string;
+  try {
+    text = new TextDecoder(encoding ?? 'utf-8').decode(body);
+  } catch {
+    return;
+  }
+  // Only an object can give a key twice: most bodies have one key per field, and are checked in one pass.
+  if (!text.includes('{')) return;
+  try {
+    parseJsonKeepingNumberText(text);
+  } catch (error) {
+    if (error instanceof JsonDuplicateKeyError) throw new BadRequestError(duplicateKeyMessage(error.key));
+  }
 }

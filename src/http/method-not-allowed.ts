@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { type AppError, MethodNotAllowedError, NotFoundError } from '../shared/errors.js';
+import { type AppError, BadRequestError, MethodNotAllowedError, NotFoundError } from '../shared/errors.js';
 
 /** The parts of Express 5's router (the `router` package) that routeMissOf reads. */
 interface RouterLayer {
@@ -38,6 +38,10 @@ const WEBHOOK_ADDRESS = /^\/payments\/webhook(?:\/[^/]+)?\/?$/;
  * goes on to the 404.
  */
 export function answerOptions(req: Request, res: Response, next: NextFunction): void {
+  if (req.url === '*') {
+    answerAsterisk(req, res, next);
+    return;
+  }
   if (req.method !== 'OPTIONS') {
     next();
     return;
@@ -54,6 +58,50 @@ export function answerOptions(req: Request, res: Response, next: NextFunction): 
     .set('Allow', [...methods].join(', '))
     .status(204)
     .end();
+}
+
+/**
+ * The request target `*` (`OPTIONS * HTTP/1.1`, RFC 9110 9.3.7): the server as a whole, which some
+ * load balancers and scanners send as a ping. OPTIONS is answered with every method a route of the
+ * app answers; any other method is a 400, since it needs a path. Both before the sessions, which
+ * leave a target that is not a path alone: it went on to passport, which threw, a 500 logged as an
+ * unhandled error with its stack.
+ */
+function answerAsterisk(req: Request, res: Response, next: NextFunction): void {
+  if (req.method !== 'OPTIONS') {
+    next(
+      new BadRequestError(
+        `The request target * (the server as a whole) is for OPTIONS only; ${req.method} needs a path, such as /.`,
+      ),
+    );
+    return;
+  }
+  const stack = (req.app as unknown as { router?: { stack?: RouterLayer[] } }).router?.stack ?? [];
+  const methods = new Set<string>();
+  collectAllMethods(stack, methods);
+  methods.delete('*');
+  methods.delete('OPTIONS');
+  res
+    .set('Allow', [...[...methods].sort(byUsualOrder), 'OPTIONS'].join(', '))
+    .status(204)
+    .end();
+}
+
+const USUAL_ORDER = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
+function byUsualOrder(a: string, b: string): number {
+  const rank = (method: string) => (USUAL_ORDER.includes(method) ? USUAL_ORDER.indexOf(method) : USUAL_ORDER.length);
+  return rank(a) - rank(b) || a.localeCompare(b);
+}
+
+/** Every method any route of `stack` answers, at any address. */
+function collectAllMethods(stack: readonly RouterLayer[], into: Set<string>): void {
+  for (const layer of stack) {
+    if (layer.route) {
+      for (const method of layer.route._methods(true)) into.add(method);
+    } else if (Array.isArray(layer.handle?.stack)) {
+      collectAllMethods(layer.handle.stack, into);
+    }
+  }
 }
 
 /**

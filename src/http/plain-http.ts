@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
 import type { AppConfig } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
@@ -65,4 +66,16 @@ export function warnAboutPlainHttp(
     return true;
   }
   return false;
+}
+
+/**
+ * Writes X-Forwarded-Proto in lower case, before anything reads it. A URI scheme is case-insensitive
+ * (RFC 3986 3.1), but Express compares the header to 'https' as sent, so a trusted proxy that wrote
+ * `HTTPS` was read as plain HTTP: no Secure cookie, and every sign-in refused as "this request came
+ * over plain HTTP". Only a proxy named in TRUST_PROXY is believed at all, as before.
+ */
+export function lowerCaseForwardedProto(req: IncomingMessage): void {
+  const proto = req.headers['x-forwarded-proto'];
+  if (typeof proto === 'string' && proto !== proto.toLowerCase())
+    req.headers['x-forwarded-proto'] = proto.toLowerCase();
 }

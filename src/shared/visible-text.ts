@@ -35,11 +35,12 @@ export function revealBidiControls(text: string): string {
 
 /**
  * Text a page edits in a one-line field, which drops line breaks (as HTML requires of a text
- * input): no control character at all, tabs included, nor a bidirectional control. Sent anyway
+ * input): no control character at all, tabs included, nor Unicode's line and paragraph separators
+ * (U+2028, U+2029: line breaks too, which the rule let through), nor a bidirectional control. Sent anyway
  * (JSON, or a tab pasted from a spreadsheet row), it was stored as sent and came back another text
  * at the next save, or split a CSV row over two lines.
  */
-export const ONE_LINE_TEXT = /^[^\p{Cc}\u202a-\u202e\u2066-\u2069]*$/u;
+export const ONE_LINE_TEXT = /^[^\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]*$/u;
 
 /** What a field refused by ONE_LINE_TEXT is told. */
 export const ONE_LINE_RULE = 'must be one line of text, without line breaks, tabs or other control characters';

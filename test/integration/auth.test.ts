@@ -1038,6 +1038,36 @@ describe('CSRF', () => {
     await agent.post('/admin/users').set('X-CSRF-Token', token).send({ username: 'viajson2' }).expect(201);
     expect(await db.prisma.user.count({ where: { username: { in: ['viajson', 'viajson2'] } } })).toBe(2);
   });
+
+  // A script was told to "Open the page the form is on again and send it from there": it has no page,
+  // and the header it must send was named nowhere.
+  it('tells a JSON client without a token, or with one of no use, to send this session’s token in X-CSRFToken', async () => {
+    const app = buildTestApp(db);
+    await buildUser(db.prisma, { username: 'tokenless', password: 'tokenless-password' });
+    const agent = await signInAs(app, 'tokenless', 'tokenless-password');
+    const missing = await agent.post('/me/receipt').set('Accept', 'application/json').send({ before: '2025-09-30' });
+    expect(missing.status).toBe(403);
+    expect(missing.body).toEqual({
+      error:
+        'The security token (CSRF token) is missing, so nothing was done: send the token of this session in the ' +
+        'X-CSRFToken header (or the csrf_token field); the forms of its pages hold it as csrf_token.',
+      code: 403,
+    });
+    const wrong = await agent
+      .post('/me/receipt')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', 'forged')
+      .send({ before: '2025-09-30' });
+    expect(wrong.status).toBe(403);
+    expect(wrong.body).toEqual({
+      error:
+        'The security token (CSRF token) is not one of this session, so nothing was done: it was read before the ' +
+        'session last signed in or changed its password, or from another session. Read the token again from a page ' +
+        'of this session (the forms hold it as csrf_token) and send it in the X-CSRFToken header.',
+      code: 403,
+    });
+    expect(await db.prisma.receipt.count({ where: { username: 'tokenless' } })).toBe(0);
+  });
 });
 
 describe('roles', () => {

@@ -294,6 +294,24 @@ describe('POST /formula', () => {
     expect(await ratesOf('gov')).toEqual(before);
   });
 
+  // A form field given twice is refused ("must be given once"); a JSON key given twice took its last
+  // value unseen: a script that built its body by hand set mem to 0.50 where it read 0.08.
+  it.each([
+    ['/formula', '{"type":"gov","cpu":1,"gpu":18,"mem":0.08,"mem":0.50}', 'mem'],
+    ['/admin/rates', '{"type":"gov","cpu":"1","gpu":"18","cpu":"2","mem":"0.08"}', 'cpu'],
+    ['/admin/rates/tiers/edit', '{"type":"gov","name":"gov2","name":"agency"}', 'name'],
+  ])('refuses a JSON key given twice at %s, naming it, changing nothing', async (path, text, field) => {
+    const before = await ratesOf('gov');
+    const response = await postText(admin, path, text);
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({
+      error: `The request body gives ${field} more than once; send each field once.`,
+      code: 400,
+    });
+    expect(await ratesOf('gov')).toEqual(before);
+    expect(await db.prisma.pricingTier.count({ where: { name: 'gov' } })).toBe(1);
+  });
+
   it.each(['[]', '[{"type":"gov","cpu":1,"gpu":18,"mem":0.08}]', '"gov"', '5', 'null', 'true'])(
     'refuses the JSON value %s, which is not an object of fields, changing nothing',
     async (text) => {

@@ -115,6 +115,50 @@ describe('the one error path', () => {
     expect(response.body).toEqual({ error: 'The form has too many fields: at most 1000.', code: 413 });
   });
 
+  // A script sending its JSON in another charset, or compressed in a way the app does not read, was
+  // told only "The request could not be read.", with nothing about what to change.
+  it('says which charset or content encoding of a body it cannot read, and what it reads', async () => {
+    const realApp = buildTestApp(db);
+    const charset = await request(realApp)
+      .post('/me/receipt')
+      .set('Content-Type', 'application/json; charset=latin1')
+      .send('{"before":"2026-11-01"}')
+      .expect(415);
+    expect(charset.body).toEqual({
+      error: 'The request body is in the charset latin1, which is not read here: send it as UTF-8.',
+      code: 415,
+    });
+    const form = await request(realApp)
+      .post('/me/receipt')
+      .set('Content-Type', 'application/x-www-form-urlencoded; charset=utf-16')
+      .send('before=2026-11-01')
+      .expect(415);
+    expect(form.body.error).toBe(
+      'The request body is in the charset utf-16, which is not read here: send it as UTF-8.',
+    );
+    const encoding = await request(realApp)
+      .post('/me/receipt')
+      .set('Content-Type', 'application/json')
+      .set('Content-Encoding', 'x-compress')
+      .send('{"before":"2026-11-01"}')
+      .expect(415);
+    expect(encoding.body).toEqual({
+      error:
+        'The request body is sent with Content-Encoding x-compress, which is not read here: send it uncompressed, or as gzip, deflate or br.',
+      code: 415,
+    });
+    const corrupt = await request(realApp)
+      .post('/me/receipt')
+      .set('Content-Type', 'application/json')
+      .set('Content-Encoding', 'gzip')
+      .send('{"before":"2026-11-01"}')
+      .expect(400);
+    expect(corrupt.body).toEqual({
+      error: 'The request body could not be decompressed as its Content-Encoding, gzip, says it is compressed.',
+      code: 400,
+    });
+  });
+
   it('keeps serving after a request failed', async () => {
     await request(app).get('/crash').expect(500);
     await request(app).post('/echo').send({ ok: true }).expect(200, { ok: true });

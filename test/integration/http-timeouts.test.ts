@@ -166,3 +166,38 @@ describe('requests that are not slow to send', () => {
     expect(lines).toHaveLength(1 + JOBS);
   }, 60_000);
 });
+
+/**
+ * Requests Node refuses before the app sees them were answered with a status line and nothing else:
+ * a script whose query string made the headers pass Node's 16 KB was told `431` with an empty body,
+ * and a malformed request `400` with an empty body, where every other refusal is `{error, code}`.
+ */
+describe('a request Node refuses before the app sees it', () => {
+  function bodyOf(received: string): unknown {
+    return JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4));
+  }
+
+  it('is answered 431 with {error, code} when its headers are too large (a long query string)', async () => {
+    const client = connect();
+    client.socket.write(`GET /me?q=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    await client.closed;
+    expect(client.received()).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    expect(client.received()).toMatch(/\r\nContent-Type: application\/json; charset=utf-8\r\n/);
+    expect(bodyOf(client.received())).toEqual({
+      error:
+        "The request's headers are too large: its address with the query string, and its cookies, may take at most 16 KB together.",
+      code: 431,
+    });
+  });
+
+  it('is answered 400 with {error, code} when it is not HTTP', async () => {
+    const client = connect();
+    client.socket.write('GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nBroken header line\r\n\r\n');
+    await client.closed;
+    expect(client.received()).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(bodyOf(client.received())).toEqual({
+      error: 'The request could not be read: it is not a well-formed HTTP request.',
+      code: 400,
+    });
+  });
+});

@@ -44,6 +44,9 @@ describe('a receipt field the page holds on one line', () => {
     ['a line break', 'KBANK-77\n2026-01-12'],
     ['a tab', 'KBANK-77\t2026-01-12'],
     ['a carriage return', 'KBANK-77\r2026-01-12'],
+    // Unicode's own line and paragraph breaks (a reference pasted from a text a Mac's Pages or a PDF wrote).
+    ['a line separator (U+2028)', 'KBANK-77\u20282026-01-12'],
+    ['a paragraph separator (U+2029)', 'KBANK-77\u20292026-01-12'],
   ])('a Reference with %s is refused and the receipt stays pending', async (_what, txRef) => {
     const id = await pendingReceipt();
     const before = await receiptState(id);

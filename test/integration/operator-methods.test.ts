@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
@@ -194,5 +196,58 @@ describe('opening an address that only takes a form', () => {
   it('still answers 404 for an address nothing is at', async () => {
     await request(app).get('/me/nothing-here').set('Accept', 'text/html').expect(404);
     await request(app).get('/admin/receipts/12/nothing').set('Accept', 'text/html').expect(404);
+  });
+});
+
+/**
+ * `OPTIONS * HTTP/1.1` (RFC 9110 9.3.7: the server as a whole, sent by some load balancers and
+ * scanners as a ping) was a 500 "Something went wrong on our side." logged as an unhandled error
+ * with a stack: express-session leaves a target that is not a path alone, and passport then threw
+ * "Login sessions require session support". Any other method with that target did the same.
+ */
+describe('the asterisk request target', () => {
+  async function sendAsterisk(
+    method: string,
+  ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      return await new Promise((resolve, reject) => {
+        const sent = http.request(
+          { host: '127.0.0.1', port, method, path: '*', headers: { accept: 'application/json', connection: 'close' } },
+          (response) => {
+            let body = '';
+            response.setEncoding('utf8');
+            response.on('data', (chunk: string) => {
+              body += chunk;
+            });
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
+          },
+        );
+        sent.on('error', reject);
+        sent.end();
+      });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }
+
+  it('OPTIONS * is 204 naming the methods the server answers', async () => {
+    const response = await sendAsterisk('OPTIONS');
+    expect(response.status).toBe(204);
+    expect(response.headers.allow).toBe('GET, HEAD, POST, OPTIONS');
+    expect(response.headers['set-cookie']).toBeUndefined();
+  });
+
+  it.each(['GET', 'POST', 'HEAD'])('%s * is 400 saying the target is for OPTIONS only', async (method) => {
+    const response = await sendAsterisk(method);
+    expect(response.status).toBe(400);
+    if (method !== 'HEAD') {
+      expect(JSON.parse(response.body)).toEqual({
+        error: `The request target * (the server as a whole) is for OPTIONS only; ${method} needs a path, such as /.`,
+        code: 400,
+      });
+    }
   });
 });

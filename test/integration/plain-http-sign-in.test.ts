@@ -130,6 +130,18 @@ describe('production over plain HTTP', () => {
 });
 
 describe('production behind a TLS proxy named in TRUST_PROXY', () => {
+  // A URI scheme is case-insensitive (RFC 3986 3.1), and a proxy that wrote HTTPS was read as plain
+  // HTTP by Express, which compares the header to 'https' as sent: nobody could sign in, each told
+  // the request had come over plain HTTP.
+  it.each(['HTTPS', 'Https'])('reads X-Forwarded-Proto: %s as https', async (proto) => {
+    const app = buildTestApp(db, { env: { ...PRODUCTION, TRUST_PROXY: 'loopback' } });
+    const { form, response } = await signIn(app, { 'X-Forwarded-Proto': proto });
+    expect(form.text).not.toContain(PLAIN_HTTP_WORDS);
+    expect(response.status).toBe(302);
+    expect(response.headers.location).toBe('/admin');
+    expect(setCookieOf(response, 'hb.sid')).toMatch(/; Secure/);
+  });
+
   it('signs in over X-Forwarded-Proto: https with a Secure session cookie that opens /admin', async () => {
     const app = buildTestApp(db, { env: { ...PRODUCTION, TRUST_PROXY: 'loopback' } });
     const https = { 'X-Forwarded-Proto': 'https' };

@@ -126,7 +126,7 @@ describe('changes sent as JSON', () => {
     expect(response.status, response.text.slice(0, 300)).toBe(200);
     expect(response.body).toEqual({
       ok: true,
-      tier: { name: 'lab2', rateCount: 1 },
+      tier: { name: 'lab2', rateCount: 1, isChanged: true },
       message:
         'Tier lab2 deleted, with its rate history (1 rate). Receipts priced with it keep their copy of its rates.',
     });

@@ -164,6 +164,37 @@ describe('renaming and describing a tier', () => {
     expect(await audits()).toBe(before + 1);
   });
 
+  // A double click on Save (or two tabs) sent the rename twice: the second, finding no tier under the
+  // old name, came back as "Tier not changed. Tier: unknown tier lab", the page the browser showed
+  // last, over a rename that had been made.
+  it('answers a rename sent again once made as done already, not as an unknown tier', async () => {
+    await addTier('lab');
+    expect((await editTier(ops, { type: 'lab', name: 'lab2', description: 'Lab' })).status).toBe(303);
+    const audits = await db.prisma.auditLog.count({ where: { action: 'pricing.tier.update' } });
+    const before = await pricingState();
+
+    const again = await editTier(ops, { type: 'lab', name: 'lab2', description: 'Lab' });
+    expect(again.status).toBe(303);
+    expect(flashOf((await html(ops, '/admin/rates').expect(200)).text)).toMatch(
+      /^Tier lab was already renamed to lab2, by ops at \d{4}-\d\d-\d\d \d\d:\d\d; nothing was changed\.$/,
+    );
+    const json = await ops
+      .post('/admin/rates/tiers/edit')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(ops))
+      .send({ type: 'lab', name: 'lab2' });
+    expect(json.status).toBe(200);
+    expect(json.body).toMatchObject({ ok: true, tier: { previous: 'lab', name: 'lab2', isChanged: false } });
+    expect(await pricingState()).toEqual(before);
+    expect(await db.prisma.auditLog.count({ where: { action: 'pricing.tier.update' } })).toBe(audits);
+
+    // Another description than lab2's is not what was saved: still refused, naming the tier it is now.
+    const other = await editTier(ops, { type: 'lab', name: 'lab2', description: 'Other' });
+    expect(other.status).toBe(400);
+    expect(await pricingState()).toEqual(before);
+    await deleteTier(ops, 'lab2');
+  });
+
   it('refuses a name another tier has with a 409, keeping what was typed and changing nothing', async () => {
     const before = await pricingState();
     const response = await editTier(ops, { type: 'gov', name: 'private', description: 'typed' });
@@ -277,7 +308,9 @@ describe('deleting a tier', () => {
     await request(app).get('/formula?type=spare').expect(400);
     expect((await request(app).get('/rates').expect(200)).text).not.toContain('spare');
 
-    const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'pricing.tier.delete' } });
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'pricing.tier.delete', target: 'tier:spare' },
+    });
     expect(audit).toMatchObject({ actor: 'ops', target: 'tier:spare', status: 'ok' });
     expect(audit.details).toEqual({
       tierId: spare.id,
@@ -295,6 +328,22 @@ describe('deleting a tier', () => {
     });
     expect((await html(ops, '/admin/audit/verify')).status).toBe(200);
     await db.prisma.receipt.delete({ where: { id: receipt.id } });
+
+    // Sent again (a double click on Delete): done already, not "unknown tier"; nothing more is written.
+    const audits = await db.prisma.auditLog.count();
+    const again = await deleteTier(ops, 'spare');
+    expect(again.status).toBe(303);
+    expect(flashOf((await html(ops, '/admin/rates').expect(200)).text)).toMatch(
+      /^Tier spare was already deleted, by ops at \d{4}-\d\d-\d\d \d\d:\d\d; nothing was changed\.$/,
+    );
+    const json = await ops
+      .post('/admin/rates/tiers/delete')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(ops))
+      .send({ type: 'spare' });
+    expect(json.status).toBe(200);
+    expect(json.body).toMatchObject({ ok: true, tier: { name: 'spare', isChanged: false } });
+    expect(await db.prisma.auditLog.count()).toBe(audits);
   });
 
   it('refuses the default tier with a 409 saying why, changing nothing', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  JsonDuplicateKeyError,
   JsonNumberText,
   JsonSyntaxError,
   type LosslessJson,
@@ -55,7 +56,6 @@ describe('parseJsonKeepingNumberText', () => {
       { a: { number: '1' }, b: [{ number: '2' }, { number: '3' }] },
     ],
     ['true, false and null', '[true,false,null]', [true, false, null]],
-    ['a key given twice keeps its last value', '{"cpu":1,"cpu":2}', { cpu: { number: '2' } }],
     ['a bare number', '12.5', { number: '12.5' }],
     ['a bare string', '"x"', 'x'],
   ])('reads %s', (_case, text, expected) => {
@@ -63,6 +63,27 @@ describe('parseJsonKeepingNumberText', () => {
     expect(withNumberText(parsed)).toEqual(expected);
     // Everything but the numbers' text is what JSON.parse gives.
     expect(asJsonParseWould(parsed)).toEqual(JSON.parse(text));
+  });
+
+  // JSON.parse keeps the last value of a key given twice; a body giving one twice is refused instead.
+  it.each([
+    ['{"cpu":1,"cpu":2}', 'cpu'],
+    ['{"a":{"b":1,"c":2,"b":3}}', 'b'],
+    ['[{"x":1},{"x":2,"y":[{"z":1,"z":1}]}]', 'z'],
+  ])('refuses %s, which gives a key twice', (text, key) => {
+    expect(() => parseJsonKeepingNumberText(text)).toThrow(JsonDuplicateKeyError);
+    try {
+      parseJsonKeepingNumberText(text);
+    } catch (error) {
+      expect((error as JsonDuplicateKeyError).key).toBe(key);
+    }
+  });
+
+  it('reads the same key in two objects, which is no key given twice', () => {
+    expect(withNumberText(parseJsonKeepingNumberText('[{"x":1},{"x":2}]'))).toEqual([
+      { x: { number: '1' } },
+      { x: { number: '2' } },
+    ]);
   });
 
   it('keeps "__proto__" an ordinary key, as JSON.parse does', () => {

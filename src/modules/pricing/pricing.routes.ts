@@ -361,7 +361,15 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
         json: { tier: outcome },
         flash: outcome.isChanged
           ? { type: 'success', message: describeTierEdit(outcome) }
-          : { type: 'warning', message: `${outcome.name} already has this name and description; nothing was changed.` },
+          : 'renamedBefore' in outcome && outcome.renamedBefore
+            ? {
+                type: 'warning',
+                message: `Tier ${outcome.previous} was already renamed to ${outcome.name}, by ${outcome.renamedBefore.by} at ${outcome.renamedBefore.at}; nothing was changed.`,
+              }
+            : {
+                type: 'warning',
+                message: `${outcome.name} already has this name and description; nothing was changed.`,
+              },
         location: `/admin/rates#tier-${encodeURIComponent(outcome.name)}`,
       });
     } catch (error) {
@@ -403,10 +411,16 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       const deleted = await rates.deleteTier(auditContextOf(req), input);
       answerChange(req, res, {
         json: { tier: deleted },
-        flash: {
-          type: 'success',
-          message: `Tier ${deleted.name} deleted, with its rate history (${deleted.rateCount === 1 ? '1 rate' : `${deleted.rateCount} rates`}). Receipts priced with it keep their copy of its rates.`,
-        },
+        flash:
+          'deletedBefore' in deleted && deleted.deletedBefore
+            ? {
+                type: 'warning',
+                message: `Tier ${deleted.name} was already deleted, by ${deleted.deletedBefore.by} at ${deleted.deletedBefore.at}; nothing was changed.`,
+              }
+            : {
+                type: 'success',
+                message: `Tier ${deleted.name} deleted, with its rate history (${deleted.rateCount === 1 ? '1 rate' : `${deleted.rateCount} rates`}). Receipts priced with it keep their copy of its rates.`,
+              },
         location: '/admin/rates',
       });
     } catch (error) {

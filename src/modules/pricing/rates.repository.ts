@@ -228,6 +228,26 @@ export async function findRenamedTier(
   return rows[0];
 }
 
+/**
+ * The rename of the tier now named `to` from `from`, as the audit log recorded it (who, when), with
+ * that tier's description now; undefined when no tier is named `to` or the log has no such rename of it.
+ */
+export async function findRenameOf(
+  tx: Prisma.TransactionClient,
+  from: string,
+  to: string,
+): Promise<{ actor: string; at: Date; description: string } | undefined> {
+  const rows = await tx.$queryRaw<{ actor: string; at: Date; description: string }[]>`
+    SELECT a.actor, a.ts AS at, t.description
+      FROM pricing_tiers t
+      JOIN audit_log a ON a.action = 'pricing.tier.update' AND a.details ->> 'tierId' = t.id::text
+     WHERE t.name = $to
+       AND a.details -> 'previous' ->> 'name' = $from
+       AND a.details -> 'next' ->> 'name' = $to
+     ORDER BY a.id DESC LIMIT 1`;
+  return rows[0];
+}
+
 /** Who last deleted a tier called `name`, and when, as the audit log recorded it (`pricing.tier.delete`). */
 export async function findTierDeletion(
   db: Client,
@@ -239,6 +259,24 @@ export async function findTierDeletion(
      WHERE target = ${`tier:${name}`} AND action = 'pricing.tier.delete'
      ORDER BY id DESC LIMIT 1`;
   return rows[0];
+}
+
+/**
+ * Who deleted the tier named `name`, and when, when that is the last thing the audit log says of the
+ * name (not a rename away from it, nor a tier given it since: the caller found no tier of that name).
+ */
+export async function findDeletionOf(
+  tx: Prisma.TransactionClient,
+  name: string,
+): Promise<{ actor: string; at: Date } | undefined> {
+  const rows = await tx.$queryRaw<{ action: string; actor: string; at: Date }[]>`
+    SELECT action, actor, ts AS at FROM audit_log
+     WHERE (action = 'pricing.tier.delete' AND target = ${`tier:${name}`})
+        OR (action = 'pricing.tier.update' AND details -> 'previous' ->> 'name' = ${name}
+            AND details -> 'next' ->> 'name' IS DISTINCT FROM ${name})
+     ORDER BY id DESC LIMIT 1`;
+  const last = rows[0];
+  return last?.action === 'pricing.tier.delete' ? { actor: last.actor, at: last.at } : undefined;
 }
 
 /** Renames a tier or changes its description; a name that is taken fails with P2002 (pricing_tiers_name_key). */

@@ -809,7 +809,25 @@ export function createRatesService(deps: RatesServiceDeps) {
         if (input.name !== input.type) await ratesRepository.lockPricingForChange(tx);
         await ratesRepository.lockTiersForChange(tx);
         const tier = await ratesRepository.lockTierForChange(tx, input.type);
-        if (!tier) throw await unknownTierError(tx, input.type);
+        if (!tier) {
+          // The same rename sent again once made (a double click on Save, two tabs): done already,
+          // not an unknown tier. Only with the description it has now: any other was not saved.
+          const renamed =
+            input.name === input.type ? undefined : await ratesRepository.findRenameOf(tx, input.type, input.name);
+          if (renamed && (input.description === undefined || input.description === renamed.description)) {
+            return {
+              previous: input.type,
+              name: input.name,
+              isRenamed: false,
+              isDescribed: false,
+              previousRulePatterns: rulePatternsFor(input.type),
+              rulePatterns: rulePatternsFor(input.name),
+              isChanged: false,
+              renamedBefore: { by: renamed.actor, at: formatLocalDateTime(renamed.at, config.timeZone) },
+            };
+          }
+          throw await unknownTierError(tx, input.type);
+        }
         const next = { name: input.name, description: input.description ?? tier.description };
         const basedOn = input.based_on_description;
         // Saving would overwrite a description changed since the form was opened with another text.
@@ -888,7 +906,20 @@ export function createRatesService(deps: RatesServiceDeps) {
         // The row lock makes a user being placed on the tier either finish first (and be counted
         // below) or wait and then find the tier gone; the foreign keys stop anything missed.
         const tier = await ratesRepository.lockTierForChange(tx, input.type);
-        if (!tier) throw await unknownTierError(tx, input.type);
+        if (!tier) {
+          // The same deletion sent again once made (a double click on Delete, two tabs): done
+          // already, not an unknown tier.
+          const deleted = await ratesRepository.findDeletionOf(tx, input.type);
+          if (deleted) {
+            return {
+              name: input.type,
+              rateCount: 0,
+              isChanged: false,
+              deletedBefore: { by: deleted.actor, at: formatLocalDateTime(deleted.at, config.timeZone) },
+            };
+          }
+          throw await unknownTierError(tx, input.type);
+        }
         const tiers = await ratesRepository.listTiersWithRates(tx);
         const users = await ratesRepository.listOverrideUsernamesOfTier(tx, tier.id);
         const reasons = deletionBlockersOf({
@@ -922,7 +953,7 @@ export function createRatesService(deps: RatesServiceDeps) {
             })),
           },
         });
-        return { name: tier.name, rateCount: history.length };
+        return { name: tier.name, rateCount: history.length, isChanged: true };
       });
     } catch (error) {
       // Unreachable through the app (the row lock comes first), but a foreign key is the last word.
