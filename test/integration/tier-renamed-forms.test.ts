@@ -161,7 +161,6 @@ describe('a tier form opened before another admin deleted the tier', () => {
     const forms = [
       post('/admin/rates', { type: 'tmp', cpu: '1.5', gpu: '2', mem: '0.1' }),
       post('/admin/rates/default', { type: 'tmp' }),
-      post('/admin/rates/tiers/delete', { type: 'tmp' }),
       post('/admin/rates/tiers/edit', { type: 'tmp', name: 'tmp', description: 'x', based_on_description: '' }),
       post('/admin/tiers', { username: 'zed', tier: 'tmp', based_on_override: '' }),
     ];
@@ -169,6 +168,9 @@ describe('a tier form opened before another admin deleted the tier', () => {
       expect(response.status).toBe(400);
       expect(response.text).toMatch(DELETED);
     }
+    // Its Delete button asked for what is done already: so it answers (pricing-tier-changes).
+    const deleteAgain = await json('/admin/rates/tiers/delete', { type: 'tmp' }).expect(200);
+    expect(deleteAgain.body.tier).toMatchObject({ name: 'tmp', isChanged: false, deletedBefore: { by: 'ops' } });
     // Added again under that name, its forms work as any tier's.
     await json('/admin/rates/tiers', { name: 'tmp', cpu: '1', gpu: '2', mem: '0.1' }).expect(200);
     await post('/admin/rates/default', { type: 'tmp' }).expect(303);

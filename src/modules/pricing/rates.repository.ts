@@ -241,9 +241,9 @@ export async function findRenameOf(
     SELECT a.actor, a.ts AS at, t.description
       FROM pricing_tiers t
       JOIN audit_log a ON a.action = 'pricing.tier.update' AND a.details ->> 'tierId' = t.id::text
-     WHERE t.name = $to
-       AND a.details -> 'previous' ->> 'name' = $from
-       AND a.details -> 'next' ->> 'name' = $to
+     WHERE t.name = ${to}
+       AND a.details -> 'previous' ->> 'name' = ${from}
+       AND a.details -> 'next' ->> 'name' = ${to}
      ORDER BY a.id DESC LIMIT 1`;
   return rows[0];
 }
