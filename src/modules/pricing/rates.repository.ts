@@ -210,40 +210,20 @@ export async function findRenameChange(
 }
 
 /**
- * The tier that was called `name` until it was renamed, under its name now, with who renamed it away
- * from `name` and when, as the audit log recorded it (`pricing.tier.update`); undefined when no
- * entry did or that tier is gone.
+ * The tier that was called `name` until it was renamed, under its name now and with its description,
+ * with who renamed it away from `name` and when, as the audit log recorded it (`pricing.tier.update`);
+ * undefined when no entry did or that tier is gone.
  */
 export async function findRenamedTier(
   db: Client,
   name: string,
-): Promise<{ name: string; actor: string; at: Date; entryId: bigint } | undefined> {
-  const rows = await db.$queryRaw<{ name: string; actor: string; at: Date; entryId: bigint }[]>`
-    SELECT t.name, a.actor, a.ts AS at, a.id AS "entryId" FROM audit_log a
+): Promise<{ name: string; description: string; actor: string; at: Date; entryId: bigint } | undefined> {
+  const rows = await db.$queryRaw<{ name: string; description: string; actor: string; at: Date; entryId: bigint }[]>`
+    SELECT t.name, t.description, a.actor, a.ts AS at, a.id AS "entryId" FROM audit_log a
       JOIN pricing_tiers t ON t.id::text = a.details ->> 'tierId'
      WHERE a.action = 'pricing.tier.update'
        AND a.details -> 'previous' ->> 'name' = ${name}
        AND a.details -> 'next' ->> 'name' IS DISTINCT FROM ${name}
-     ORDER BY a.id DESC LIMIT 1`;
-  return rows[0];
-}
-
-/**
- * The rename of the tier now named `to` from `from`, as the audit log recorded it (who, when), with
- * that tier's description now; undefined when no tier is named `to` or the log has no such rename of it.
- */
-export async function findRenameOf(
-  tx: Prisma.TransactionClient,
-  from: string,
-  to: string,
-): Promise<{ actor: string; at: Date; description: string } | undefined> {
-  const rows = await tx.$queryRaw<{ actor: string; at: Date; description: string }[]>`
-    SELECT a.actor, a.ts AS at, t.description
-      FROM pricing_tiers t
-      JOIN audit_log a ON a.action = 'pricing.tier.update' AND a.details ->> 'tierId' = t.id::text
-     WHERE t.name = ${to}
-       AND a.details -> 'previous' ->> 'name' = ${from}
-       AND a.details -> 'next' ->> 'name' = ${to}
      ORDER BY a.id DESC LIMIT 1`;
   return rows[0];
 }
@@ -259,24 +239,6 @@ export async function findTierDeletion(
      WHERE target = ${`tier:${name}`} AND action = 'pricing.tier.delete'
      ORDER BY id DESC LIMIT 1`;
   return rows[0];
-}
-
-/**
- * Who deleted the tier named `name`, and when, when that is the last thing the audit log says of the
- * name (not a rename away from it, nor a tier given it since: the caller found no tier of that name).
- */
-export async function findDeletionOf(
-  tx: Prisma.TransactionClient,
-  name: string,
-): Promise<{ actor: string; at: Date } | undefined> {
-  const rows = await tx.$queryRaw<{ action: string; actor: string; at: Date }[]>`
-    SELECT action, actor, ts AS at FROM audit_log
-     WHERE (action = 'pricing.tier.delete' AND target = ${`tier:${name}`})
-        OR (action = 'pricing.tier.update' AND details -> 'previous' ->> 'name' = ${name}
-            AND details -> 'next' ->> 'name' IS DISTINCT FROM ${name})
-     ORDER BY id DESC LIMIT 1`;
-  const last = rows[0];
-  return last?.action === 'pricing.tier.delete' ? { actor: last.actor, at: last.at } : undefined;
 }
 
 /** Renames a tier or changes its description; a name that is taken fails with P2002 (pricing_tiers_name_key). */

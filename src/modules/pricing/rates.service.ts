@@ -684,17 +684,24 @@ export function createRatesService(deps: RatesServiceDeps) {
     client: Db | Prisma.TransactionClient,
     name: string,
   ): Promise<{ note: string; renamed?: { name: string } }> {
-    // One after the other: the client may be a transaction's.
-    const renamed = await ratesRepository.findRenamedTier(client, name);
-    const deleted = await ratesRepository.findTierDeletion(client, name);
+    const { renamed, deleted } = await findLastChangeOfTierName(client, name);
     const at = (when: Date) => formatLocalDateTime(when, config.timeZone);
-    // The later of the two is what became of the name: a tier renamed away, then another of that name deleted.
-    if (deleted && (!renamed || deleted.entryId > renamed.entryId)) {
-      return { note: `: it was deleted by ${deleted.actor} at ${at(deleted.at)}` };
-    }
+    if (deleted) return { note: `: it was deleted by ${deleted.actor} at ${at(deleted.at)}` };
     if (renamed)
       return { note: `: it was renamed to ${renamed.name} by ${renamed.actor} at ${at(renamed.at)}`, renamed };
     return { note: '' };
+  }
+
+  /**
+   * What the audit log last says became of the tier name `name`: a rename of it away (with the
+   * tier under its name now) or a deletion, whichever is later; neither when the log has none.
+   */
+  async function findLastChangeOfTierName(client: Db | Prisma.TransactionClient, name: string) {
+    // One after the other: the client may be a transaction's.
+    const renamed = await ratesRepository.findRenamedTier(client, name);
+    const deleted = await ratesRepository.findTierDeletion(client, name);
+    // The later of the two is what became of the name: a tier renamed away, then another of that name deleted.
+    return deleted && (!renamed || deleted.entryId > renamed.entryId) ? { deleted } : { renamed };
   }
 
   /** The PRICING_TIER_RULES patterns that send usernames to `tierName`, in rule order. */
@@ -813,8 +820,11 @@ export function createRatesService(deps: RatesServiceDeps) {
           // The same rename sent again once made (a double click on Save, two tabs): done already,
           // not an unknown tier. Only with the description it has now: any other was not saved.
           const renamed =
-            input.name === input.type ? undefined : await ratesRepository.findRenameOf(tx, input.type, input.name);
-          if (renamed && (input.description === undefined || input.description === renamed.description)) {
+            input.name === input.type ? undefined : (await findLastChangeOfTierName(tx, input.type)).renamed;
+          if (
+            renamed?.name === input.name &&
+            (input.description === undefined || input.description === renamed.description)
+          ) {
             return {
               previous: input.type,
               name: input.name,
@@ -909,7 +919,7 @@ export function createRatesService(deps: RatesServiceDeps) {
         if (!tier) {
           // The same deletion sent again once made (a double click on Delete, two tabs): done
           // already, not an unknown tier.
-          const deleted = await ratesRepository.findDeletionOf(tx, input.type);
+          const { deleted } = await findLastChangeOfTierName(tx, input.type);
           if (deleted) {
             return {
               name: input.type,
