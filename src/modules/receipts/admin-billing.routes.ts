@@ -21,6 +21,7 @@ import { type TWindowQuery, ZWindowExportQuery } from '../usage/usage.schema.js'
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import {
   backToReceipt,
+  billedAgainJson,
   printableHasNoJson,
   receiptFactsJson,
   receiptWithItemsJson,
@@ -262,13 +263,7 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
           amount: moneyJson(voided.paidByHand.amount, voided.paidByHand.currency),
         },
       })),
-      billedAgainOn: shown.billedAgainOn.map((again) => ({
-        receiptId: again.id,
-        status: again.status,
-        total: moneyJson(again.total, again.currency),
-        currency: again.currency,
-        url: `/admin/receipts/${again.id}`,
-      })),
+      billedAgainOn: billedAgainJson(shown.billedAgainOn, '/admin/receipts'),
     },
     ...itemsPage,
   };

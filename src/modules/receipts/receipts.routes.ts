@@ -171,6 +171,20 @@ export function receiptWithItemsJson(shown: ReceiptWithItems) {
   };
 }
 
+/** The receipts that bill a void receipt's jobs now, as JSON, with their addresses under `base`. */
+export function billedAgainJson(
+  billedAgainOn: ShownReceipt['billedAgainOn'],
+  base: '/me/receipts' | '/admin/receipts',
+) {
+  return billedAgainOn.map((again) => ({
+    receiptId: again.id,
+    status: again.status,
+    total: moneyJson(again.total, again.currency),
+    currency: again.currency,
+    url: `${base}/${again.id}`,
+  }));
+}
+
 /** A researcher's receipt as JSON: with the held payment that concerns it, and its own addresses. */
 function ownReceiptJson(shown: ShownReceipt) {
   const { receipt, ...itemsPage } = receiptWithItemsJson(shown);
@@ -178,13 +192,7 @@ function ownReceiptJson(shown: ShownReceipt) {
     receipt: {
       ...receipt,
       heldPayment: heldPaymentJsonOf(shown.heldPayment),
-      billedAgainOn: shown.billedAgainOn.map((again) => ({
-        receiptId: again.id,
-        status: again.status,
-        total: moneyJson(again.total, again.currency),
-        currency: again.currency,
-        url: `/me/receipts/${again.id}`,
-      })),
+      billedAgainOn: billedAgainJson(shown.billedAgainOn, '/me/receipts'),
       url: `/me/receipts/${receipt.id}`,
       itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
     },
