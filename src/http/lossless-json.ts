@@ -30,10 +30,6 @@ export class JsonSyntaxError extends Error {
 }
 
 /**
- * The body is JSON, or may be, but nested deeper than MAX_DEPTH: refused as that, not as "not valid
- * JSON", which sent a client that built its body by program looking for a typo.
- */
-/**
  * An object that gives a key twice. JSON.parse keeps the last value, unseen; the form parser's
  * list of the two values is refused as "must be given once", and a JSON body is refused as well
  * (`{"mem":0.08,"mem":0.50}` set the rate to 0.50 where the script's author read 0.08).
@@ -53,6 +49,10 @@ export function duplicateKeyMessage(key: string): string {
   return `The request body gives ${key} more than once; send each field once.`;
 }
 
+/**
+ * The body is JSON, or may be, but nested deeper than MAX_DEPTH: refused as that, not as "not valid
+ * JSON", which sent a client that built its body by program looking for a typo.
+ */
 export class JsonTooDeepError extends JsonSyntaxError {
   constructor(
     readonly maxDepth: number,
