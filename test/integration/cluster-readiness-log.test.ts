@@ -92,7 +92,7 @@ describe('the readiness log of an instance with WEB_CONCURRENCY=2', () => {
         .sort();
     // Each worker has its own connections and checks them itself: one line each, named.
     expect(workersOf('not ready')).toEqual([1, 2]);
-    expect(workersOf('ready again: the database answers')).toEqual([1, 2]);
+    expect(workersOf('ready again')).toEqual([1, 2]);
     // The primary's lines (the banner's facts, a worker that died) carry no worker.
     const primaryPid = server.process.pid;
     expect(logLines().filter((line) => line.pid === primaryPid && line.worker !== undefined)).toEqual([]);

@@ -21,14 +21,14 @@ export interface ReadinessLog {
  * seconds while the database is away wrote a `not ready` warning each time, thousands an hour,
  * burying every other line. The first failed check logs the warning with its cause; while it lasts,
  * one reminder every `reminderMs` says for how long and how many checks failed meanwhile (and the
- * cause now); the first check that passes again logs `ready again`.
+ * cause now); the first check that passes again logs `ready again`, with the last failure's cause.
  */
 export function createReadinessLog({
   logger,
   now = Date.now,
   reminderMs = NOT_READY_REMINDER_MS,
 }: ReadinessLogOptions): ReadinessLog {
-  let outage: { since: number; loggedAt: number; failedChecks: number } | undefined;
+  let outage: { since: number; loggedAt: number; failedChecks: number; lastError?: string } | undefined;
   // The newer release's migrations last warned of: said once, and again only when they change.
   let warnedAhead: string | undefined;
   return {
@@ -44,19 +44,22 @@ export function createReadinessLog({
         }
         warnedAhead = ahead;
         if (!outage) return;
+        // Not "the database answers": a schema behind the code or a read-only database answered
+        // throughout. The last failure's cause says what came back.
         logger.info(
-          { notReadyForMs: at - outage.since, failedChecks: outage.failedChecks },
-          'ready again: the database answers',
+          { notReadyForMs: at - outage.since, failedChecks: outage.failedChecks, lastError: outage.lastError },
+          'ready again',
         );
         outage = undefined;
         return;
       }
       if (!outage) {
-        outage = { since: at, loggedAt: at, failedChecks: 1 };
+        outage = { since: at, loggedAt: at, failedChecks: 1, lastError: readiness.error };
         logger.warn({ err: readiness.error }, 'not ready');
         return;
       }
       outage.failedChecks += 1;
+      outage.lastError = readiness.error;
       if (at - outage.loggedAt < reminderMs) return;
       outage.loggedAt = at;
       logger.warn(
