@@ -96,6 +96,7 @@ describe('user management sent as JSON', () => {
     expect(response.body).toEqual({
       ok: true,
       user: { id, username: 'promoted', role: 'admin', isDisabled: false },
+      isChanged: true,
       message: 'promoted is now an admin.',
     });
     expect((await userNamed('promoted')).role).toBe('admin');
@@ -109,6 +110,7 @@ describe('user management sent as JSON', () => {
     expect(disabled.body).toEqual({
       ok: true,
       user: { id, username: 'leaver', role: 'user', isDisabled: true },
+      isChanged: true,
       message: 'leaver is disabled.',
     });
     expect((await userNamed('leaver')).isDisabled).toBe(true);
@@ -119,6 +121,7 @@ describe('user management sent as JSON', () => {
     expect(enabled.body).toEqual({
       ok: true,
       user: { id, username: 'leaver', role: 'user', isDisabled: false },
+      isChanged: true,
       message: 'leaver is enabled.',
     });
     expect((await userNamed('leaver')).isDisabled).toBe(false);

@@ -309,8 +309,9 @@ export function usersRoutes(deps: {
     const id = parseInput(ZUserId, req.params.id, 'user id');
     const { role } = parseInput(ZChangeRoleForm, req.body);
     let user: usersService.UserRecord;
+    let isChanged: boolean;
     try {
-      user = await usersService.changeRole(db, id, role, auditContextOf(req));
+      ({ user, isChanged } = await usersService.changeRole(db, id, role, auditContextOf(req)));
     } catch (error) {
       if (await refuseUserChange(req, res, error)) return;
       throw error;
@@ -319,8 +320,13 @@ export function usersRoutes(deps: {
     // guard refused it, put its warning in place of this confirmation and audited a forbidden attempt.
     const isNoLongerAdmin = user.id === sessionUserOf(req).id && user.role !== 'admin';
     answerChange(req, res, {
-      json: { user: userAnswerOf(user) },
-      flash: { type: 'success', message: `${user.username} is now ${role === 'admin' ? 'an admin' : 'a user'}.` },
+      json: { user: userAnswerOf(user), isChanged },
+      flash: isChanged
+        ? { type: 'success', message: `${user.username} is now ${role === 'admin' ? 'an admin' : 'a user'}.` }
+        : {
+            type: 'warning',
+            message: `${user.username} is already ${role === 'admin' ? 'an admin' : 'a user'}; nothing was changed.`,
+          },
       location: isNoLongerAdmin ? '/me' : usersPageOf(user.username),
     });
   });
@@ -349,15 +355,27 @@ export function usersRoutes(deps: {
       offerWayBack(res, USERS);
       const id = parseInput(ZUserId, req.params.id, 'user id');
       let user: usersService.UserRecord;
+      let isChanged: boolean;
       try {
-        user = await usersService.setDisabled(db, id, isDisabled, auditContextOf(req), sessionUserOf(req).id);
+        ({ user, isChanged } = await usersService.setDisabled(
+          db,
+          id,
+          isDisabled,
+          auditContextOf(req),
+          sessionUserOf(req).id,
+        ));
       } catch (error) {
         if (await refuseUserChange(req, res, error)) return;
         throw error;
       }
       answerChange(req, res, {
-        json: { user: userAnswerOf(user) },
-        flash: { type: 'success', message: `${user.username} is ${isDisabled ? 'disabled' : 'enabled'}.` },
+        json: { user: userAnswerOf(user), isChanged },
+        flash: isChanged
+          ? { type: 'success', message: `${user.username} is ${isDisabled ? 'disabled' : 'enabled'}.` }
+          : {
+              type: 'warning',
+              message: `${user.username} is already ${isDisabled ? 'disabled' : 'enabled'}; nothing was changed.`,
+            },
         location: usersPageOf(user.username),
       });
     });

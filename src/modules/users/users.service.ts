@@ -285,10 +285,14 @@ const selfDisableError = () =>
     'You cannot disable your own account: you would be signed out of this page at once. Another admin can.',
   );
 
+/**
+ * Both answer whether anything changed: a role or state the user already has (a second tab, a double
+ * click) changes nothing and audits nothing, and was confirmed as if it had been changed.
+ */
 export async function changeRole(db: Db, id: number, role: 'admin' | 'user', context: AuditContext) {
   return db.$transaction(async (tx) => {
     const { user, isLastActiveAdmin } = await lockForAdminChange(tx, id);
-    if (user.role === role) return user;
+    if (user.role === role) return { user, isChanged: false };
     if (role === 'user' && isLastActiveAdmin) throw lastAdminError();
     const updated = await usersRepository.updateRole(tx, id, role);
     await appendAudit(tx, {
@@ -298,7 +302,7 @@ export async function changeRole(db: Db, id: number, role: 'admin' | 'user', con
       status: 'ok',
       details: { from: user.role, to: role },
     });
-    return updated;
+    return { user: updated, isChanged: true };
   });
 }
 
@@ -316,7 +320,7 @@ export async function setDisabled(
 ) {
   return db.$transaction(async (tx) => {
     const { user, isLastActiveAdmin } = await lockForAdminChange(tx, id);
-    if (user.isDisabled === isDisabled) return user;
+    if (user.isDisabled === isDisabled) return { user, isChanged: false };
     if (isDisabled) {
       if (isLastActiveAdmin) throw lastAdminError();
       // It signed its own session out mid-click: the page came back as "Your account has been
@@ -332,7 +336,7 @@ export async function setDisabled(
       target: userTarget(user.username),
       status: 'ok',
     });
-    return updated;
+    return { user: updated, isChanged: true };
   });
 }
 
