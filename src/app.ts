@@ -246,7 +246,12 @@ export function createApp(deps: AppDeps): express.Express {
     helmetHeaders(req, res, next);
   };
   app.use(securityHeaders);
-  app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.isProduction ? '1d' : 0, index: false }));
+  // redirect: false: a folder (/static, /static/css) is the 404 of any address nothing is at, not a
+  // 301 to the same folder with a slash that then answered 404.
+  app.use(
+    '/static',
+    express.static(PUBLIC_DIR, { maxAge: config.isProduction ? '1d' : 0, index: false, redirect: false }),
+  );
   app.get('/favicon.ico', serveFavicon(PUBLIC_DIR));
   app.use(answerOptions);
 
