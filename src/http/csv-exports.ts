@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Metrics } from '../modules/metrics/metrics.js';
 import { ServiceUnavailableError, TooManyRequestsError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { DEFAULT_CSV_STALL_MS, sendCsv } from './csv-response.js';
+import { DEFAULT_CSV_STALL_MS, sendCsv, setCsvHeaders } from './csv-response.js';
 import { parseInput } from './validate.js';
 
 /**
@@ -154,11 +154,16 @@ export function createExportSlots(limits: Pick<CsvExportLimits, 'maxConcurrent' 
   };
 }
 
-/** What an export streams: built once it holds a slot (so its queries count against it). */
-export interface CsvExportSource {
+/**
+ * One export: its file's name and columns, known before any query (all a HEAD answers with), and
+ * `open`, which starts its queries, only for a GET and once it holds a slot (so they count against it).
+ */
+export interface CsvExportJob {
+  kind: CsvExportKind;
+  username: string;
   filename: string;
   columns: readonly string[];
-  chunks: AsyncIterable<string | Uint8Array>;
+  open: () => Promise<AsyncIterable<string | Uint8Array>>;
 }
 
 export interface CsvExportsDeps {
@@ -170,20 +175,23 @@ export interface CsvExportsDeps {
 /**
  * Every CSV export goes through here: its `bom` field (ZCsvExportQuery), a slot of the worker's
  * and of the user's (see createExportSlots), then sendCsv with the stall limit. A client cut off for not reading is
- * logged at warn and counted (csv_export_stalled_total).
+ * logged at warn and counted (csv_export_stalled_total). A HEAD (a link checker, `curl -I`) is answered with
+ * the status and headers its GET would have, and takes no slot and runs no query: it used to run the
+ * whole export and stream it to nothing.
  */
 export function createCsvExports(deps: CsvExportsDeps) {
   const { limits, logger, metrics } = deps;
   const slots = createExportSlots(limits);
 
-  async function send(
-    req: Request,
-    res: Response,
-    job: { kind: CsvExportKind; username: string; open: () => Promise<CsvExportSource> },
-  ): Promise<void> {
-    const { kind, username } = job;
+  async function send(req: Request, res: Response, job: CsvExportJob): Promise<void> {
+    const { kind, username, filename, columns } = job;
     // Checked before a slot is taken: a refused export holds none.
     const { bom } = parseInput(ZCsvExportQuery, req.query);
+    if (req.method === 'HEAD') {
+      setCsvHeaders(res, filename);
+      res.end();
+      return;
+    }
     let release: () => void;
     try {
       release = await slots.acquire(username, (leave) => {
@@ -201,7 +209,7 @@ export function createCsvExports(deps: CsvExportsDeps) {
       throw error;
     }
     try {
-      const { filename, columns, chunks } = await job.open();
+      const chunks = await job.open();
       metrics.csvDownloads.inc({ kind });
       const started = Date.now();
       await sendCsv(res, filename, columns, chunks, {

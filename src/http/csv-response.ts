@@ -118,17 +118,20 @@ function waitForDrain(
   });
 }
 
+/** A CSV download's status and headers: what sendCsv sends first, and all a HEAD of an export answers. */
+export function setCsvHeaders(res: Response, filename: string): void {
+  res.status(200);
+  res.setHeader('Content-Type', 'text/csv; charset=utf-8');
+  res.setHeader('Content-Disposition', `attachment; filename="${filename.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
+  res.setHeader('Cache-Control', 'no-store');
+}
+
 /**
  * Writes the chunks in one socket write, with the response's headers if they are not out
  * yet, and the end of the response if `isLast` (end() flushes the corked writes with it).
  */
 function writeTogether(res: Response, filename: string, chunks: (string | Uint8Array)[], options: { isLast: boolean }) {
-  if (!res.headersSent) {
-    res.status(200);
-    res.setHeader('Content-Type', 'text/csv; charset=utf-8');
-    res.setHeader('Content-Disposition', `attachment; filename="${filename.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
-    res.setHeader('Cache-Control', 'no-store');
-  }
+  if (!res.headersSent) setCsvHeaders(res, filename);
   res.cork();
   for (const chunk of chunks) res.write(chunk);
   if (options.isLast) res.end();

@@ -223,7 +223,9 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     await deps.csvExports.send(req, res, {
       kind: 'audit',
       username: sessionUserOf(req).username,
-      open: async () => ({ filename: 'audit-log.csv', columns: AUDIT_CSV_COLUMNS, chunks: chunks() }),
+      filename: 'audit-log.csv',
+      columns: AUDIT_CSV_COLUMNS,
+      open: async () => chunks(),
     });
   });
 

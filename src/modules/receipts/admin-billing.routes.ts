@@ -432,9 +432,10 @@ export function adminBillingRoutes(deps: {
     await csvExports.send(req, res, {
       kind: 'receipt_items',
       username: sessionUserOf(req).username,
+      filename: `receipt-${id}-items.csv`,
+      columns: RECEIPT_ITEMS_CSV_COLUMNS,
       async open() {
-        const { chunks } = await receipts.streamItemsCsv(id);
-        return { filename: `receipt-${id}-items.csv`, columns: RECEIPT_ITEMS_CSV_COLUMNS, chunks };
+        return (await receipts.streamItemsCsv(id)).chunks;
       },
     });
   });
@@ -612,11 +613,12 @@ export function adminBillingRoutes(deps: {
 
   router.get('/admin/paid.csv', guards.requireAdmin, async (req, res) => {
     let query: TWindowQuery;
+    let window: { start: string; end: string };
     try {
       query = parseInput(ZWindowExportQuery, req.query);
       // Checked here as the export will, so that a browser gets its form back rather than an error page:
       // the window, and the form's CSV for Excel (`bom`), which csvExports.send reads again.
-      usage.resolveWindow(query);
+      window = usage.resolveWindow(query);
       parseInput(ZCsvExportQuery, req.query);
     } catch (error) {
       // The billing page's form, with the reason in it and the dates as picked; scripts get the JSON 400.
@@ -637,9 +639,11 @@ export function adminBillingRoutes(deps: {
     await csvExports.send(req, res, {
       kind: 'admin_paid',
       username: sessionUserOf(req).username,
+      filename: `paid-${window.start}-${window.end}.csv`,
+      columns: PAID_CSV_COLUMNS,
       async open() {
-        const { window, chunks } = await usage.streamPaidCsv(query);
-        return { filename: `paid-${window.start}-${window.end}.csv`, columns: PAID_CSV_COLUMNS, chunks };
+        // The dates the file is named for, as resolved above.
+        return (await usage.streamPaidCsv({ ...query, start: window.start, end: window.end })).chunks;
       },
     });
   });

@@ -396,9 +396,10 @@ export function receiptsRoutes(deps: {
     await csvExports.send(req, res, {
       kind: 'receipt_items',
       username,
+      filename: `receipt-${id}-items.csv`,
+      columns: RECEIPT_ITEMS_CSV_COLUMNS,
       async open() {
-        const { chunks } = await receipts.streamItemsCsv(id, username);
-        return { filename: `receipt-${id}-items.csv`, columns: RECEIPT_ITEMS_CSV_COLUMNS, chunks };
+        return (await receipts.streamItemsCsv(id, username)).chunks;
       },
     });
   });

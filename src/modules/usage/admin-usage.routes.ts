@@ -111,12 +111,15 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
     const typed = Object.fromEntries(USAGE_FILTERS.map((name) => [name, typedIn(req.query, name)]));
     offerWayBack(res, { href: linkTo('/admin/usage', typed, {}), text: 'Back to Usage across users' });
     const query = parseInput(ZAdminUsageCsvQuery, req.query);
+    // Resolved here, for the file's name a HEAD answers with too; the export reads the same dates.
+    const { start, end } = usage.resolveWindow(query);
     await csvExports.send(req, res, {
       kind: 'user_usage',
       username: sessionUserOf(req).username,
+      filename: `usage-all-${start}-${end}.csv`,
+      columns: USAGE_CSV_COLUMNS,
       async open() {
-        const { window, chunks } = await usage.streamAdminCsv(query);
-        return { filename: `usage-all-${window.start}-${window.end}.csv`, columns: USAGE_CSV_COLUMNS, chunks };
+        return (await usage.streamAdminCsv({ ...query, start, end })).chunks;
       },
     });
   });

@@ -303,16 +303,15 @@ export function sendOwnUsageCsv(deps: {
     offerWayBack(res, { href: linkTo(deps.backTo.href, typedWindow, {}), text: deps.backTo.text });
     const user = sessionUserOf(req);
     const query = parseInput(ZWindowExportQuery, req.query);
+    // Resolved here, for the file's name a HEAD answers with too; the export reads the same dates.
+    const { start, end } = deps.usage.resolveWindow(query);
     await deps.csvExports.send(req, res, {
       kind: 'my_usage',
       username: user.username,
+      filename: `usage-${user.username}-${start}-${end}.csv`,
+      columns: USAGE_CSV_COLUMNS,
       async open() {
-        const { window, chunks } = await deps.usage.streamUserCsv(user.username, query);
-        return {
-          filename: `usage-${user.username}-${window.start}-${window.end}.csv`,
-          columns: USAGE_CSV_COLUMNS,
-          chunks,
-        };
+        return (await deps.usage.streamUserCsv(user.username, { ...query, start, end })).chunks;
       },
     });
   };
