@@ -120,9 +120,10 @@ describe('a month-end run in the background', () => {
         message: null,
       });
       const page = await html(runPath).expect(200);
-      expect(page.text).toContain('<meta http-equiv="refresh" content="2">');
-      expect(page.text).toContain('Running… 0 of 4 users done.');
-      expect(page.text).not.toContain('<script');
+      // A script follows the run in place; the page reloads itself only without JavaScript.
+      expect(page.text).toContain('<noscript><meta http-equiv="refresh" content="2"></noscript>');
+      expect(page.text).toContain('<script src="/static/js/month-end-wait.js" defer></script>');
+      expect(page.text).toContain('Running… <span data-run="progress">0 of 4 users done.</span>');
       const billing = await html('/admin/receipts').expect(200);
       expect(billing.text).toMatch(
         new RegExp(
@@ -169,6 +170,7 @@ describe('a month-end run in the background', () => {
     expect(ran.message).toBe(`Month-end run up to 2025-08-31: 4 receipts created, total ${total.toFixed(2)} THB.`);
     const done = await html(runPath).expect(200);
     expect(done.text).not.toContain('http-equiv="refresh"');
+    expect(done.text).not.toContain('month-end-wait.js');
     expect(done.text).toContain(`<div class="alert success" role="status">${ran.message}</div>`);
     const billing = await html('/admin/receipts').expect(200);
     expect(billing.text).not.toContain('id="month-end-running"');
