@@ -182,6 +182,38 @@ describe('a month-end run in the background', () => {
     ).toBeGreaterThanOrEqual(4);
   });
 
+  it('names the run already going to a second run started at the same moment, in JSON and on the page', async () => {
+    await buildUnbilledUsage();
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    // Holds the first run between taking the month-end lock and committing its row.
+    const stall = await db.pool.connect();
+    try {
+      await stall.query('BEGIN');
+      await stall.query('LOCK TABLE month_end_runs IN EXCLUSIVE MODE');
+      const post = (accept: string, body: Record<string, string>) =>
+        admin.post('/admin/month-end').set('Accept', accept).set('X-CSRFToken', token).type('form').send(body);
+      const first = post('application/json', { before: '2025-08-31' }).then((answer) => answer);
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 1)).toBeGreaterThanOrEqual(1);
+      const secondJson = post('application/json', { before: '2025-08-31' }).then((answer) => answer);
+      const secondPage = post('text/html', { before: '2025-08-31', csrf_token: token }).then((answer) => answer);
+      // The second ones wait for the first's row (or, before, were refused at once without it).
+      await sessionsWaitingForLocks(db.pool, 2_000, 3);
+      await stall.query('COMMIT');
+      const [started, refusedJson, refusedPage] = await Promise.all([first, secondJson, secondPage]);
+      expect(started.status, started.text.slice(0, 300)).toBe(202);
+      const { runId, statusUrl } = started.body;
+      expect(refusedJson.status).toBe(409);
+      expect(refusedJson.body).toMatchObject({ code: 409, runId, statusUrl });
+      expect(refusedPage.status).toBe(409);
+      expect(refusedPage.text).toContain(`<a href="${statusUrl}">See its progress</a>`);
+      expect(await db.prisma.monthEndRun.count()).toBe(1);
+      await waitForMonthEndRun(admin, statusUrl);
+    } finally {
+      await stall.query('ROLLBACK').catch(() => undefined);
+      stall.release();
+    }
+  });
+
   it('answers a JSON client with 202, the run id and its status URL', async () => {
     await buildUnbilledUsage();
     const started = await startAsJson('2025-08-31');
