@@ -32,6 +32,12 @@ export const ADVISORY_LOCK_KEYS = {
    * overlapping one another, cannot keep a rate change waiting for the whole run.
    */
   pricingChange: 727_450_118,
+  /**
+   * Month-end starts against one another (transaction lock): a start holds it from before it tries
+   * `monthEnd` until its run's row has committed, so a second start refused at the same moment
+   * reads that row and can name the run already going (its id and page).
+   */
+  monthEndStart: 727_450_120,
 } as const;
 
 /**

@@ -120,9 +120,10 @@ describe('a month-end run in the background', () => {
         message: null,
       });
       const page = await html(runPath).expect(200);
-      expect(page.text).toContain('<meta http-equiv="refresh" content="2">');
-      expect(page.text).toContain('Running… 0 of 4 users done.');
-      expect(page.text).not.toContain('<script');
+      // A script follows the run in place; the page reloads itself only without JavaScript.
+      expect(page.text).toContain('<noscript><meta http-equiv="refresh" content="2"></noscript>');
+      expect(page.text).toContain('<script src="/static/js/month-end-wait.js" defer></script>');
+      expect(page.text).toContain('Running… <span data-run="progress">0 of 4 users done.</span>');
       const billing = await html('/admin/receipts').expect(200);
       expect(billing.text).toMatch(
         new RegExp(
@@ -169,6 +170,7 @@ describe('a month-end run in the background', () => {
     expect(ran.message).toBe(`Month-end run up to 2025-08-31: 4 receipts created, total ${total.toFixed(2)} THB.`);
     const done = await html(runPath).expect(200);
     expect(done.text).not.toContain('http-equiv="refresh"');
+    expect(done.text).not.toContain('month-end-wait.js');
     expect(done.text).toContain(`<div class="alert success" role="status">${ran.message}</div>`);
     const billing = await html('/admin/receipts').expect(200);
     expect(billing.text).not.toContain('id="month-end-running"');
@@ -178,6 +180,38 @@ describe('a month-end run in the background', () => {
     expect(
       await db.prisma.auditLog.count({ where: { action: 'receipt.create', actor: 'boss' } }),
     ).toBeGreaterThanOrEqual(4);
+  });
+
+  it('names the run already going to a second run started at the same moment, in JSON and on the page', async () => {
+    await buildUnbilledUsage();
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    // Holds the first run between taking the month-end lock and committing its row.
+    const stall = await db.pool.connect();
+    try {
+      await stall.query('BEGIN');
+      await stall.query('LOCK TABLE month_end_runs IN EXCLUSIVE MODE');
+      const post = (accept: string, body: Record<string, string>) =>
+        admin.post('/admin/month-end').set('Accept', accept).set('X-CSRFToken', token).type('form').send(body);
+      const first = post('application/json', { before: '2025-08-31' }).then((answer) => answer);
+      expect(await sessionsWaitingForLocks(db.pool, 5_000, 1)).toBeGreaterThanOrEqual(1);
+      const secondJson = post('application/json', { before: '2025-08-31' }).then((answer) => answer);
+      const secondPage = post('text/html', { before: '2025-08-31', csrf_token: token }).then((answer) => answer);
+      // The second ones wait for the first's row (or, before, were refused at once without it).
+      await sessionsWaitingForLocks(db.pool, 2_000, 3);
+      await stall.query('COMMIT');
+      const [started, refusedJson, refusedPage] = await Promise.all([first, secondJson, secondPage]);
+      expect(started.status, started.text.slice(0, 300)).toBe(202);
+      const { runId, statusUrl } = started.body;
+      expect(refusedJson.status).toBe(409);
+      expect(refusedJson.body).toMatchObject({ code: 409, runId, statusUrl });
+      expect(refusedPage.status).toBe(409);
+      expect(refusedPage.text).toContain(`<a href="${statusUrl}">See its progress</a>`);
+      expect(await db.prisma.monthEndRun.count()).toBe(1);
+      await waitForMonthEndRun(admin, statusUrl);
+    } finally {
+      await stall.query('ROLLBACK').catch(() => undefined);
+      stall.release();
+    }
   });
 
   it('answers a JSON client with 202, the run id and its status URL', async () => {

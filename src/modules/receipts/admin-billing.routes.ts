@@ -133,7 +133,10 @@ function describeAlreadyHeld(
     .join('');
 }
 
-/** How often a running month-end run's page reloads itself, as the payment status page does. */
+/**
+ * How often a running month-end run's page reloads itself without JavaScript (in <noscript>); with it,
+ * public/js/month-end-wait.js asks for the run's JSON as often and writes its counts in place.
+ */
 const MONTH_END_REFRESH_SEC = 2;
 
 /**
@@ -608,6 +611,9 @@ export function adminBillingRoutes(deps: {
       run,
       message: summaryOf(run, fmt),
       refreshSeconds: run.isRunning ? MONTH_END_REFRESH_SEC : undefined,
+      // Without JavaScript only (in <noscript>): with it, month-end-wait.js follows the run in place,
+      // keeping the keyboard's focus and the scroll position where they are.
+      isRefreshWithoutScriptOnly: true,
     });
   });
 

@@ -235,6 +235,14 @@ export function tryAcquireMonthEndLock(pool: pg.Pool, holder: MonthEndHolder): P
 }
 
 /**
+ * Waits for the month-end starts in flight to commit (a transaction lock, held until `tx` ends): a
+ * start refused meanwhile then finds the running run's row that the start before it wrote.
+ */
+export async function lockMonthEndStart(tx: Prisma.TransactionClient): Promise<void> {
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADVISORY_LOCK_KEYS.monthEndStart})`;
+}
+
+/**
  * The session holding the month-end lock, read from its application_name; undefined when none
  * does any more (the run ended meanwhile) or its label cannot be read.
  */

@@ -1,5 +1,6 @@
 import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
+import type { ReleaseLock } from '../../db/advisory-locks.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvText, formatCsvLines, formatCsvUtcTime } from '../../http/csv-format.js';
 import { type BackgroundWork, createBackgroundWork } from '../../shared/background-work.js';
@@ -795,7 +796,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * billed in the background (startMonthEnd's `finished` says when it has ended): at 465 users and
    * 801,000 jobs it took 76 s, longer than a reverse proxy waits for an answer. Refused at once,
    * with nothing started, for a day in the future (400), while another run holds the lock (409) or
-   * while the process stops (503). The run's progress and outcome are its month_end_runs row.
+   * while the process stops (503). The run's progress and outcome are its month_end_runs row. A
+   * start beside another waits only for the other's row to commit, so that its 409 names that run.
    */
   async function startMonthEnd(actor: AuditContext, before: string) {
     assertNotFuture(before);
@@ -803,16 +805,20 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       throw new ServiceUnavailableError('The app is stopping; start the month-end run again in a moment.');
     }
     const startedAt = now();
-    // One run at a time, refused at once: a second run beside the first billed nothing new but
-    // doubled the load for its minute, and reported every user the first had billed meanwhile.
-    const release = await receiptsRepository.tryAcquireMonthEndLock(deps.db.pool, {
-      actor: actor.actor,
-      startedAt,
-    });
-    if (!release) throw await monthEndInProgress();
-    let runId: number;
+    const held: { release?: ReleaseLock } = {};
+    let inserted: number | undefined;
     try {
-      runId = await db.$transaction(async (tx) => {
+      inserted = await db.$transaction(async (tx) => {
+        // Starts one after the other, each until its row has committed: a start refused at the same
+        // moment as another began found no row yet, and could not say which run was going.
+        await receiptsRepository.lockMonthEndStart(tx);
+        // One run at a time, refused at once: a second run beside the first billed nothing new but
+        // doubled the load for its minute, and reported every user the first had billed meanwhile.
+        held.release = await receiptsRepository.tryAcquireMonthEndLock(deps.db.pool, {
+          actor: actor.actor,
+          startedAt,
+        });
+        if (!held.release) return undefined;
         // The lock is ours, so no other run is running: a row that says so was left by a process that died.
         await monthEndRunsRepository.interruptRunningRuns(tx, startedAt, ABANDONED_RUN_MESSAGE);
         return monthEndRunsRepository.insertRun(tx, {
@@ -822,9 +828,12 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         });
       });
     } catch (error) {
-      await release();
+      await held.release?.();
       throw error;
     }
+    const { release } = held;
+    if (!release || inserted === undefined) throw await monthEndInProgress();
+    const runId = inserted;
     const state: MonthEndState = { outcomes: [], usersTotal: 0, usersDone: 0, isAbandoned: false };
     const finished = backgroundWork.track(
       (shouldStop) => billMonthEnd(actor, before, runId, shouldStop, state).finally(() => release()),
