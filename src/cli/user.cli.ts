@@ -84,8 +84,9 @@ const COMMAND_OPTIONS: Record<TCommand, string[]> = {
 };
 
 function parseOptions(command: TCommand, args: string[]) {
-  const { values } = parseArgs({
+  const { values, tokens } = parseArgs({
     args,
+    tokens: true,
     options: {
       username: { type: 'string' },
       role: { type: 'string', default: 'user' },
@@ -101,6 +102,14 @@ function parseOptions(command: TCommand, args: string[]) {
     throw new UsageError(
       `user:${command} does not take --${stray} (it takes ${allowed.map((name) => `--${name}`).join(', ')}).\n\n${USAGE}`,
     );
+  }
+  // parseArgs keeps the last of a repeated option: `disable --username alice --username bob`
+  // disabled bob alone and said only that, as `ingest --from` once read a month fewer.
+  for (const name of ['username', 'role'] as const) {
+    const given = tokens.flatMap((token) => (token.kind === 'option' && token.name === name ? [token.value] : []));
+    if (given.length > 1) {
+      throw new UsageError(`--${name}: given ${given.length} times (${given.join(', ')}); give it once\n\n${USAGE}`);
+    }
   }
   return values;
 }

@@ -154,6 +154,32 @@ describe('npm run user:* command lines', () => {
     const after = await db.prisma.user.findUniqueOrThrow({ where: { username: 'roleless' } });
     expect([after.role, after.passwordHash]).toEqual([before.role, before.passwordHash]);
   }, 60_000);
+
+  it('refuses an option given twice instead of acting on the last one, and changes nothing', async () => {
+    // `disable --username twicea --username twiceb` disabled twiceb alone and said only that, and
+    // `create --username x --role admin --role user` made a user: the last value won unsaid.
+    await buildUser(db.prisma, { username: 'twicea', role: 'user' });
+    await buildUser(db.prisma, { username: 'twiceb', role: 'user' });
+    const disable = await runUserCli(['disable', '--username', 'twicea', '--username=twiceb'], '');
+    expect(disable).toEqual({
+      code: 64,
+      output: expect.stringMatching(/^--username: given 2 times \(twicea, twiceb\); give it once\n/),
+    });
+    const create = await runUserCli(['create', '--username', 'twicec', '--role', 'admin', '--role', 'user'], '');
+    expect(create).toEqual({
+      code: 64,
+      output: expect.stringMatching(/^--role: given 2 times \(admin, user\); give it once\n/),
+    });
+    const users = await db.prisma.user.findMany({
+      where: { username: { startsWith: 'twice' } },
+      orderBy: { username: 'asc' },
+      select: { username: true, isDisabled: true },
+    });
+    expect(users).toEqual([
+      { username: 'twicea', isDisabled: false },
+      { username: 'twiceb', isDisabled: false },
+    ]);
+  }, 60_000);
 });
 
 describe('npm run user:unlock', () => {

@@ -173,6 +173,35 @@ describe('the Grafana dashboard and the code agree', () => {
     expect(listed.sort(byName)).toEqual(exported.sort(byName));
   });
 
+  it('says in the operations guide how each gauge combines across workers, as the primary combines it', async () => {
+    // The guide listed how every gauge but payments_oldest_open_checkout_timestamp_seconds combines
+    // with WEB_CONCURRENCY > 1: summed, as counters are, it would be 4 timestamps added up, and
+    // NoWebhooks reads it. Each gauge's name (or `prefix_*`) is followed by how it combines.
+    const guide = readFileSync(path.join(PROJECT_ROOT, 'docs/operations.md'), 'utf8');
+    const paragraph = /^- With `WEB_CONCURRENCY` > 1 the worker that receives the scrape[\s\S]*?(?=\n- )/m.exec(
+      guide,
+    )?.[0];
+    expect(paragraph).toBeDefined();
+    const text = (paragraph ?? '').replace(/\s+/g, ' ');
+    const WORDS = { sum: 'summed', min: 'minimum', max: 'maximum' } as const;
+    const gauges = (await createMetrics().registry.getMetricsAsJSON()).filter(
+      (metric) => String(metric.type) === 'gauge',
+    );
+    const said = gauges.map((gauge) => {
+      const named = [...text.matchAll(/`([a-z_]+)(\*?)`/g)].find(
+        ([, name = '', star]) => name === gauge.name || (star === '*' && gauge.name.startsWith(name)),
+      );
+      const after = named === undefined ? '' : text.slice(named.index);
+      const word = /\b(summed|minimum|maximum)\b/.exec(after)?.[1] ?? 'not said';
+      return { name: gauge.name, combines: word };
+    });
+    const expected = gauges.map((gauge) => ({
+      name: gauge.name,
+      combines: WORDS[(gauge as { aggregator?: keyof typeof WORDS }).aggregator ?? 'sum'],
+    }));
+    expect(said).toEqual(expected);
+  });
+
   it('has the panels the operations guide promises', () => {
     const titles = readDashboard().panels.map((panel) => panel.title);
     expect(titles).toEqual(
