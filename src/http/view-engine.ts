@@ -34,6 +34,7 @@ export const VIEW_LOCALS = [
   'amount',
   'billedAgainOn',
   'billingTeamRefund',
+  'billingTeamTakenBack',
   'cpuBasis',
   'csvLink',
   'csvLabel',

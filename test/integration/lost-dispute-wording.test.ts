@@ -156,7 +156,46 @@ describe('a dispute lost, as the pages say it', () => {
     expect(page).not.toContain('4.00 THB at dummy');
     const list = visibleTextOf((await agent.get('/me/receipts').set('Accept', 'text/html').expect(200)).text);
     expect(list).toContain(
-      `payment #${payment.id} of 10.00 THB refunded in full (4.00 THB taken back by the bank: dispute lost, the other 6.00 THB by the billing team)`,
+      `payment #${payment.id} of 10.00 THB went back in full (4.00 THB taken back by the bank: dispute lost, the other 6.00 THB by the billing team)`,
+    );
+    expect(list).not.toContain('refunded in full');
+    // The payment status page of the voided receipt said "refunded in full: 4.00 THB at dummy on …".
+    const thanks = visibleTextOf(
+      (await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200)).text,
+    );
+    expect(thanks).toMatch(
+      new RegExp(
+        `This receipt was voided\\. Your payment #${payment.id} of 10\\.00 THB went back in full: 4\\.00 THB was ` +
+          `taken back by the bank on ${AT}, as the dispute was lost, and the other 6\\.00 THB was refunded by the ` +
+          `billing team on ${AT}\\.`,
+      ),
+    );
+    expect(thanks).not.toContain('at dummy');
+    expect(thanks).not.toContain('refunded in full');
+  });
+
+  it('refunded in part, lost in part, the rest refunded by the billing team after a void: the status page says each', async () => {
+    const { payment, receiptId, agent, admin } = await lostDispute('teammixed', 400, 200);
+    for (const [path, body] of [
+      [`/admin/receipts/${receiptId}/void`, { reason: 'billed to the wrong project' }],
+      [`/admin/payments/${payment.id}/resolve`, { outcome: 'refunded', note: 'Refunded the rest at dummy.' }],
+    ] as const) {
+      const answer = await admin
+        .post(path)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(admin))
+        .send(body);
+      expect(answer.status, answer.text).toBe(200);
+    }
+    const thanks = visibleTextOf(
+      (await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200)).text,
+    );
+    expect(thanks).toMatch(
+      new RegExp(
+        `This receipt was voided\\. Your payment #${payment.id} of 10\\.00 THB went back in full: 2\\.00 THB was ` +
+          `refunded at dummy, 4\\.00 THB was taken back by the bank on ${AT}, as the dispute was lost, and the other ` +
+          `4\\.00 THB was refunded by the billing team on ${AT}\\.`,
+      ),
     );
   });
 });

@@ -65,13 +65,14 @@ describe('paid.csv of a payment whose dispute is open', () => {
     const admin = await signInAdmin();
     const { receiptId, payment } = await paidOnline();
     const before = await paidCsvLineOf(admin, payment.id);
-    expect(before.columns.slice(-6)).toEqual([
+    expect(before.columns.slice(-7)).toEqual([
       'paid_on',
       'amount_refunded',
       'voided_at',
       'void_reason',
       'amount_disputed',
       'disputed_at',
+      'amount_disputed_lost',
     ]);
     expect(before.row).toMatchObject({ amount_disputed: '', disputed_at: '' });
 
@@ -89,16 +90,17 @@ describe('paid.csv of a payment whose dispute is open', () => {
       disputed_at: disputed.disputedAt?.toISOString(),
     });
 
-    // Lost: the money is gone, counted as refunded as before; the dispute is no longer open.
+    // Lost: the money is gone, in a column of its own (it is no refund); the dispute is no longer open.
     await deliverDummy(
       app,
       closedEvent(payment.externalPaymentId, `csv_dispute_lost_${payment.id}`, `dp_${eventId}`, 'lost', 400),
     ).expect(200);
     expect((await paidCsvLineOf(admin, payment.id)).row).toMatchObject({
       amount_received: '10.00',
-      amount_refunded: '4.00',
+      amount_refunded: '',
       amount_disputed: '',
       disputed_at: '',
+      amount_disputed_lost: '4.00',
     });
   });
 
@@ -117,6 +119,7 @@ describe('paid.csv of a payment whose dispute is open', () => {
       amount_refunded: '',
       amount_disputed: '',
       disputed_at: '',
+      amount_disputed_lost: '',
     });
   });
 
@@ -139,5 +142,39 @@ describe('paid.csv of a payment whose dispute is open', () => {
       amount_refunded: '10.00',
       amount_disputed: '4.00',
     });
+  });
+
+  // Finance sums amount_refunded to match the provider's refunds: money a lost dispute took back was
+  // added into it, so the file's refunds were more than the provider ever refunded.
+  it('keeps a refund and a lost dispute of one payment apart, and each on its own', async () => {
+    const admin = await signInAdmin();
+    const { payment } = await paidOnline();
+    const ext = payment.externalPaymentId;
+    await deliverDummy(app, {
+      event_id: `csv_lost_refund_${payment.id}`,
+      event_type: 'payment.refunded',
+      external_payment_id: ext,
+      amount_cents: 300,
+      currency: 'THB',
+    }).expect(200);
+    expect((await paidCsvLineOf(admin, payment.id)).row).toMatchObject({
+      amount_refunded: '3.00',
+      amount_disputed_lost: '',
+    });
+    const eventId = `csv_lost_mixed_${payment.id}`;
+    await deliverDummy(app, disputeEvent(ext, eventId, 500)).expect(200);
+    await deliverDummy(
+      app,
+      closedEvent(ext, `csv_lost_mixed_closed_${payment.id}`, `dp_${eventId}`, 'lost', 500),
+    ).expect(200);
+    const { columns, row } = await paidCsvLineOf(admin, payment.id);
+    expect(row).toMatchObject({
+      amount_received: '10.00',
+      amount_refunded: '3.00',
+      amount_disputed: '',
+      amount_disputed_lost: '5.00',
+    });
+    // The last column: every column before it keeps its place.
+    expect(columns.at(-1)).toBe('amount_disputed_lost');
   });
 });

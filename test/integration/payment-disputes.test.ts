@@ -612,8 +612,8 @@ describe('the outcome of a dispute', () => {
       receipt: 'unpaid',
     });
 
-    // Counted as refunded wherever refunds are: the receipt's JSON and page, and paid.csv's line,
-    // kept in the period it was paid in.
+    // Counted as gone wherever refunds are: the receipt's JSON and page, and paid.csv's line, kept in
+    // the period it was paid in, in its own column (amount_disputed_lost, last), no refund.
     const json = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'application/json').expect(200);
     expect(json.body.receipt).toMatchObject({
       status: 'pending',
@@ -622,7 +622,7 @@ describe('the outcome of a dispute', () => {
     });
     const page = await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'text/html').expect(200);
     expect(page.text).toContain('Pay 10.00 THB online');
-    expect(await paidCsvLineOf(receiptId)).toMatch(new RegExp(`,${payment.id},\\d{4}-\\d{2}-\\d{2},10\\.00,,,,$`));
+    expect(await paidCsvLineOf(receiptId)).toMatch(new RegExp(`,${payment.id},\\d{4}-\\d{2}-\\d{2},,,,,,10\\.00$`));
 
     // A replay is a duplicate; the same outcome told by another event changes nothing either.
     const after = await snapshotOf(receiptId);
@@ -669,7 +669,7 @@ describe('the outcome of a dispute', () => {
       refunds: [{ paymentId: payment.id, amount: '4.00', currency: 'THB', isFull: false }],
     });
     expect(await paidCsvLineOf(receiptId)).toMatch(
-      new RegExp(`,10\\.00,THB,${payment.id},\\d{4}-\\d{2}-\\d{2},4\\.00,,,,$`),
+      new RegExp(`,10\\.00,THB,${payment.id},\\d{4}-\\d{2}-\\d{2},,,,,,4\\.00$`),
     );
 
     // Dismissing it is refused, in the words of what happened: a dispute lost in part, not a refund.

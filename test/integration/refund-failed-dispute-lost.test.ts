@@ -181,6 +181,7 @@ async function moneyOf(provider: Provider, paid: Paid) {
       })
     )._sum.amountMinor,
     csvRefunded: line?.amount_refunded,
+    csvLost: line?.amount_disputed_lost,
     adminRefunded,
     refunds: (json.body.receipt.refunds as Array<Record<string, unknown>>).map(({ amount, isFull, failedAmount }) => ({
       amount,
@@ -222,7 +223,8 @@ describe('a dispute lost after a refund in full that failed', () => {
         disputeStatus: 'lost',
       },
       failedRefundMinor: 1000n,
-      csvRefunded: '10.00',
+      csvRefunded: '0.00',
+      csvLost: '10.00',
       adminRefunded: '10.00 THB',
       // No failed amount: the bank took what the failed refund had left with the centre.
       refunds: [{ amount: '10.00', isFull: true, failedAmount: null }],
@@ -280,7 +282,8 @@ describe('a dispute lost in part after a partial refund that failed', () => {
         disputeStatus: 'lost',
       },
       failedRefundMinor: 600n,
-      csvRefunded: '4.00',
+      csvRefunded: '0.00',
+      csvLost: '4.00',
       adminRefunded: '4.00 THB',
       refunds: [{ amount: '4.00', isFull: false, failedAmount: '6.00' }],
     });
@@ -339,7 +342,8 @@ describe('a refund reported and failed after a dispute lost in part', () => {
         disputeStatus: 'lost',
       },
       failedRefundMinor: 300n,
-      csvRefunded: '4.00',
+      csvRefunded: '0.00',
+      csvLost: '4.00',
       adminRefunded: '4.00 THB',
       refunds: [{ amount: '4.00', isFull: false, failedAmount: '3.00' }],
     });
@@ -364,7 +368,12 @@ describe('a refund reported after a dispute lost in full', () => {
       );
       expect(await db.prisma.paymentRefusedClaim.count({ where: { paymentId: paid.paymentId } })).toBe(1);
       expect(await moneyOf(provider, paid)).toEqual(before);
-      expect(before).toMatchObject({ receipt: 'pending', csvRefunded: '10.00', payment: { refundedMinor: 1000n } });
+      expect(before).toMatchObject({
+        receipt: 'pending',
+        csvRefunded: '',
+        csvLost: '10.00',
+        payment: { refundedMinor: 1000n },
+      });
     },
   );
 });
@@ -386,7 +395,9 @@ describe('a refund that failed after a dispute lost in full', () => {
       const failed = await provider.refundFailed(paid.ref, `re_${id}`, 1000, `${id}_failed`);
       expect(failed.status, failed.text).toBe(200);
       expect(failed.body.outcome).toBe('ok');
-      expect(await moneyOf(provider, paid)).toEqual({ ...before, failedRefundMinor: 1000n });
+      // paid.csv: a refund was reported, and it failed: nothing went back by refund, the bank's 10.00 THB apart.
+      expect(before).toMatchObject({ csvRefunded: '', csvLost: '10.00' });
+      expect(await moneyOf(provider, paid)).toEqual({ ...before, failedRefundMinor: 1000n, csvRefunded: '0.00' });
       // The researcher's receipt page: money the bank took back, not a failure that kept it.
       const page = (await paid.agent.get(`/me/receipts/${paid.receiptId}`).set('Accept', 'text/html').expect(200)).text;
       expect(page).toContain(
@@ -441,7 +452,8 @@ describe('a dispute lost in full after a refund whose failure arrived before its
         disputeStatus: 'lost',
       },
       failedRefundMinor: 1000n,
-      csvRefunded: '10.00',
+      csvRefunded: '0.00',
+      csvLost: '10.00',
       adminRefunded: '10.00 THB',
       // No failed amount: the bank took what the failed refund had left with the centre.
       refunds: [{ amount: '10.00', isFull: true, failedAmount: null }],
@@ -465,7 +477,8 @@ describe('a dispute lost in full after a refund failed whose report has not arri
     const gone = {
       receipt: 'pending',
       failedRefundMinor: 1000n,
-      csvRefunded: '10.00',
+      csvRefunded: '0.00',
+      csvLost: '10.00',
       adminRefunded: '10.00 THB',
       // No failed amount: the bank took what the failed refund had left with the centre.
       refunds: [{ amount: '10.00', isFull: true, failedAmount: null }],

@@ -126,13 +126,14 @@ describe('a refund in full that failed', () => {
 
     // paid.csv: the payment's line says nothing went back; its columns are as before.
     const { columns, row } = await paidCsvLineOf(admin, payment.id);
-    expect(columns.slice(-6)).toEqual([
+    expect(columns.slice(-7)).toEqual([
       'paid_on',
       'amount_refunded',
       'voided_at',
       'void_reason',
       'amount_disputed',
       'disputed_at',
+      'amount_disputed_lost',
     ]);
     expect(row).toMatchObject({ amount_received: '10.00', received_currency: 'THB', amount_refunded: '0.00' });
 

@@ -154,6 +154,36 @@ export function billingTeamRefundOf(
   };
 }
 
+/**
+ * Of the provider's part of a billing team's refund, what the payer's bank took back by a dispute the
+ * centre lost (no refund: the pages say so) with when, and what the provider refunded apart from it;
+ * null when no lost dispute is in it.
+ */
+export function billingTeamTakenBackOf(
+  refund: BillingTeamRefund | null,
+  money: Pick<PaymentMoney, 'takenBackByDispute'> | null,
+  disputeClosedAt: Date | null,
+): BillingTeamTakenBack | null {
+  const byProvider = refund?.byProvider;
+  const takenBack = money?.takenBackByDispute;
+  if (!byProvider || !takenBack || takenBack.currency !== byProvider.currency) return null;
+  return {
+    ...takenBack,
+    at: disputeClosedAt,
+    refundedApart: { amount: byProvider.amount.minus(takenBack.amount), currency: byProvider.currency },
+  };
+}
+
+/** What a lost dispute took back of a payment the billing team refunded the rest of (billingTeamTakenBackOf). */
+export interface BillingTeamTakenBack {
+  amount: Prisma.Decimal;
+  currency: string;
+  /** When the provider reported the dispute lost. */
+  at: Date | null;
+  /** What the provider refunded of the payment apart from it (zero when nothing). */
+  refundedApart: { amount: Prisma.Decimal; currency: string };
+}
+
 /** A payment's money the billing team recorded as refunded: all it received, of which part may be the provider's. */
 export interface BillingTeamRefund {
   /** All the payment received: it all went back to the payer. */

@@ -23,6 +23,7 @@ import {
 import { createDummyProvider, signDummyWebhook } from './dummy.provider.js';
 import {
   billingTeamRefundOf,
+  billingTeamTakenBackOf,
   describeMoney,
   fromMinorUnits,
   hasAmountDue,
@@ -1710,6 +1711,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // the page says so instead of waiting for a provider that was never asked.
     const isFinal =
       receipt.status !== 'pending' || payment === null || payment.status !== 'pending' || isStartAbandoned;
+    const paymentMoney = payment === null ? null : paymentMoneyOf(payment);
+    const billingTeamRefund = payment === null ? null : billingTeamRefundOf(payment);
     return {
       receipt,
       payment,
@@ -1727,9 +1730,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         isFinal ? 'final' : 'waiting',
       ].join(' '),
       /** The latest payment's money: what arrived, when the provider said, is shown beside the total. */
-      paymentMoney: payment === null ? null : paymentMoneyOf(payment),
+      paymentMoney,
       /** The latest payment's money, when the billing team refunded it (a voided receipt says so). */
-      billingTeamRefund: payment === null ? null : billingTeamRefundOf(payment),
+      billingTeamRefund,
+      /** Of that refund, what the payer's bank took back by a lost dispute: said as such, not as refunded. */
+      billingTeamTakenBack: billingTeamTakenBackOf(billingTeamRefund, paymentMoney, payment?.disputeClosedAt ?? null),
       isFinal,
       isPaymentHeld,
       isStartAbandoned,

@@ -139,6 +139,8 @@ export const PAID_CSV_COLUMNS = [
   // Added after void_reason, likewise: a dispute the bank has not decided yet (docs/billing.md).
   'amount_disputed',
   'disputed_at',
+  // Last, likewise: money a lost dispute took back, which is no refund (docs/billing.md).
+  'amount_disputed_lost',
 ] as const;
 
 const ZERO = new Prisma.Decimal(0);
@@ -174,45 +176,71 @@ function receivedColumns(receipt: {
       payment_id: '',
       amount_refunded: '',
       ...openDisputeColumns(null),
+      amount_disputed_lost: '',
     };
   }
-  const { receivedMinor, receivedCurrency, refundedCurrency } = payment;
-  // What went back to the payer, in the received currency: part of it, or all of it for a payment
-  // refunded in full since (its receipt was unpaid; its line stays in the period it paid in). A
-  // refund that failed at the provider since is not counted: that money stayed with the centre.
-  const returnedMinor = returnedMinorOf(
-    payment.refundedMinor,
-    payment.failedRefundMinor,
-    lostDisputeMinorOf(payment),
-    payment.uncountedFailedRefundMinor,
-  );
-  const currency = refundedCurrency ?? receivedCurrency;
-  const amount_refunded =
-    returnedMinor === null || currency === null
-      ? ''
-      : fromMinorUnits(returnedMinor, currency).toFixed(minorUnitDigits(currency));
+  const { receivedMinor, receivedCurrency } = payment;
+  const returned = returnedColumns(payment);
   if (receivedMinor === null || receivedCurrency === null) {
     return {
       amount_received: '',
       received_currency: '',
       payment_id: payment.id,
-      amount_refunded,
+      amount_refunded: returned.amount_refunded,
       ...openDisputeColumns(payment),
+      amount_disputed_lost: returned.amount_disputed_lost,
     };
   }
   return {
     amount_received: fromMinorUnits(receivedMinor, receivedCurrency).toFixed(minorUnitDigits(receivedCurrency)),
     received_currency: receivedCurrency,
     payment_id: payment.id,
-    amount_refunded,
+    amount_refunded: returned.amount_refunded,
     ...openDisputeColumns(payment),
+    amount_disputed_lost: returned.amount_disputed_lost,
+  };
+}
+
+/**
+ * What went back to the payer of a paid line's payment, in the received currency: part of it, or all
+ * of it for a payment refunded in full since (its receipt was unpaid; its line stays in the period it
+ * paid in). `amount_refunded` is what the provider refunded, less refunds that failed since (that money
+ * stayed with the centre), empty when no refund was reported; `amount_disputed_lost` what the payer's
+ * bank took back by a dispute the centre lost, which is no refund, empty when none was lost. Both
+ * together are what went back, as the pages count it.
+ */
+function returnedColumns(payment: {
+  receivedCurrency: string | null;
+  refundedMinor: bigint | null;
+  refundedCurrency: string | null;
+  failedRefundMinor: bigint | null;
+  uncountedFailedRefundMinor?: bigint | null;
+  disputeStatus: string | null;
+  disputedMinor: bigint | null;
+}) {
+  const currency = payment.refundedCurrency ?? payment.receivedCurrency;
+  const lostMinor = lostDisputeMinorOf(payment);
+  const returnedMinor = returnedMinorOf(
+    payment.refundedMinor,
+    payment.failedRefundMinor,
+    lostMinor,
+    payment.uncountedFailedRefundMinor,
+  );
+  if (returnedMinor === null || currency === null) return { amount_refunded: '', amount_disputed_lost: '' };
+  const text = (minor: bigint) => fromMinorUnits(minor, currency).toFixed(minorUnitDigits(currency));
+  // The provider's refunded total counts the lost dispute too: without it, had any refund been reported?
+  const hasRefund =
+    lostMinor === 0n || (payment.refundedMinor ?? 0n) - lostMinor > 0n || (payment.failedRefundMinor ?? 0n) > 0n;
+  return {
+    amount_refunded: hasRefund ? text(returnedMinor - lostMinor) : '',
+    amount_disputed_lost: lostMinor > 0n ? text(lostMinor) : '',
   };
 }
 
 /**
  * A dispute of the payment the bank has not decided yet: the money still counts as received (the
  * billing page counts it so too), but the bank may take this much of it back. Empty once decided:
- * a lost one is in amount_refunded, a won one took nothing.
+ * a lost one is in amount_disputed_lost, a won one took nothing.
  */
 function openDisputeColumns(
   payment: {
