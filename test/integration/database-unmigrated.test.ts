@@ -284,6 +284,8 @@ describe('a database ahead of the code (the code rolled back, the database not)'
     const db = await createTestDatabase();
     databases.push(db);
     const served = appOver(db.url);
+    await request(served.app).get('/readyz').expect(200);
+    expect(await metricValue(served.metrics, 'hpc_schema_unknown_migrations')).toBe(0);
     await db.pool.query(
       `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, finished_at, applied_steps_count)
        VALUES (gen_random_uuid(), 'x', '29990101000000_from_a_newer_release', now(), 1)`,
@@ -294,6 +296,10 @@ describe('a database ahead of the code (the code rolled back, the database not)'
       expect(answer.body).toEqual({ status: 'ok', warning: 'the database was migrated by a newer release' });
     }
     expect(await metricValue(served.metrics, 'hpc_ready')).toBe(1);
+    // Ready by design, so AppNotReady stays quiet: this gauge is what SchemaAheadOfCode alerts on.
+    expect(await metricValue(served.metrics, 'hpc_schema_unknown_migrations')).toBe(1);
+    const scraped = await request(served.app).get('/metrics').expect(200);
+    expect(scraped.text).toMatch(/^hpc_schema_unknown_migrations 1$/m);
     const warnings = served.logged.filter(
       (entry) => entry.msg === 'ready, but the database was migrated by a newer release',
     );

@@ -429,6 +429,7 @@ describe('the alert rules and the code agree', () => {
         'IngestionStale',
         'IngestionSourceFailing',
         'AuditChainBroken',
+        'SchemaAheadOfCode',
       ]),
     );
   });
