@@ -45,7 +45,7 @@ import {
 } from './modules/auth/auth.routes.js';
 import { createPassport } from './modules/auth/passport.js';
 import { healthRoutes } from './modules/health/health.routes.js';
-import { checkReadiness } from './modules/health/health.service.js';
+import { checkReadiness, type Readiness } from './modules/health/health.service.js';
 import { createReadinessLog } from './modules/health/readiness-log.js';
 import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
 import { ingestionRoutes } from './modules/ingestion/ingestion.routes.js';
@@ -211,9 +211,14 @@ export function createApp(deps: AppDeps): express.Express {
   const readinessLog = createReadinessLog({ logger, now: () => now().getTime() });
   // Read once, at start: every check compares the database's applied migrations with them.
   const expectedMigrations = shippedMigrationNames();
+  // A check that failed says nothing of the migrations (a database away or behind): the last value stays.
+  const observeSchemaAhead = (readiness: Readiness) => {
+    if (readiness.isReady) deps.metrics.schemaUnknownMigrations.set(readiness.warning?.unknownMigrations.length ?? 0);
+  };
   deps.metrics.observeReadiness(async () => {
     const readiness = await checkReadiness(db.pool, scrapeReadTimeoutMs, expectedMigrations);
     readinessLog.report(readiness);
+    observeSchemaAhead(readiness);
     return readiness.isReady;
   });
   if (deps.isDraining) deps.metrics.observeDrain(deps.isDraining);
@@ -262,6 +267,7 @@ export function createApp(deps: AppDeps): express.Express {
       expectedMigrations,
       onReadiness: (readiness) => {
         deps.metrics.ready.set(readiness.isReady ? 1 : 0);
+        observeSchemaAhead(readiness);
         readinessLog.report(readiness);
       },
       isDraining: deps.isDraining,

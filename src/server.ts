@@ -21,6 +21,7 @@ import {
 } from './modules/audit/audit-chain.monitor.js';
 import { createThrottlePruner } from './modules/auth/auth-throttle.pruner.js';
 import { createSessionPruner } from './modules/auth/session.pruner.js';
+import { warnIfDemoLoginsExposed } from './modules/demo/demo-exposure.js';
 import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
 import { startIngestionScheduler } from './modules/ingestion/ingestion.scheduler.js';
 import { createMetrics } from './modules/metrics/metrics.js';
@@ -318,6 +319,7 @@ async function start(config: AppConfig, logger: Logger) {
   warnAboutPlainHttp(logger, config);
   await waitForConfiguredDatabase(config, logger);
   const database = await prepareDatabase(config, logger);
+  warnIfDemoLoginsExposed(logger, config, database.demo);
   if (config.webConcurrency === 1) {
     const worker = await runWorker(config, database.databaseUrl, logger);
     // Handlers before the banner: whoever waits for "is listening" (a supervisor, a test) may send

@@ -3,6 +3,7 @@ import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseTierRules } from '../modules/pricing/pricing.js';
+import { MAX_TIER_NAME_LENGTH, ZNewTierName } from '../modules/pricing/pricing.schema.js';
 import { ZNewPassword } from '../shared/password-policy.js';
 
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
@@ -596,6 +597,20 @@ export const ZEnv = z
             ctx.addIssue({ code: 'custom', message: (error as Error).message });
             return z.NEVER;
           }
+        })
+        .superRefine((rules, ctx) => {
+          // A tier can only be added under a name of this format (the Rates page holds every new or
+          // renamed tier to it): a rule naming "Gov" or a 40-character name could never match a
+          // tier, and the users it was written for silently stayed on the default.
+          rules.forEach((rule, index) => {
+            if (ZNewTierName.safeParse(rule.tier).success) return;
+            ctx.addIssue({
+              code: 'custom',
+              message:
+                `rule ${index + 1}'s tier "${rule.tier}" is no tier's name: a tier's name is lowercase letters, digits, ` +
+                `- or _, starting with a letter or digit, at most ${MAX_TIER_NAME_LENGTH} characters (docs/pricing.md, "Tiers")`,
+            });
+          });
         }),
     ),
     PRICING_CACHE_CHECK_MS: zInt(1_000, 0, 60_000),

@@ -150,6 +150,46 @@ describe('the scheduled ingestion over a database with no schema', () => {
   });
 });
 
+describe('the scheduled ingestion over a database missing a column (behind the code)', () => {
+  it('says in one line that the database is behind and to run npm run db:migrate, and counts the run as failed', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    // A column this release writes at the end of every run, as an older dump restored lacks a newer one.
+    await db.pool.query('ALTER TABLE "ingestion_runs" DROP COLUMN "duration_ms"');
+    const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const capture = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
+    const metrics = createMetrics();
+    const service = createIngestionService({
+      db,
+      sources: [createSacctFileSource({ path: capture, timeZone: 'UTC', defaultCluster: 'lab' })],
+      unconfigured: {},
+      logger,
+      metrics,
+      overlapSec: 900,
+      initialLookbackSec: 86_400,
+    });
+    const stop = startIngestionScheduler({ service, intervalSec: 3600, logger, initialDelayMs: 0 });
+    await expect
+      .poll(() => lines.some((line) => line.msg.startsWith('ingestion run ')), { timeout: 30_000 })
+      .toBe(true);
+    await stop();
+
+    const runLines = lines.filter((line) => line.msg.startsWith('ingestion run '));
+    expect(runLines).toEqual([
+      expect.objectContaining({
+        level: 50,
+        msg: `ingestion run failed: ${BEHIND}; the next interval tries again`,
+        err: expect.stringMatching(/duration_ms/),
+      }),
+    ]);
+    // A message, not a stack.
+    expect(typeof runLines[0]?.err).toBe('string');
+    expect(lines.some((line) => line.msg.includes('crashed'))).toBe(false);
+    expect(await metricValue(metrics, 'slurm_ingest_runs_total', { source: 'none', outcome: 'failed' })).toBe(1);
+  });
+});
+
 // A database whose migrations are behind the code (an upgrade deployed without `npm run db:migrate`,
 // an older dump restored under running instances): /readyz checked only that the users table
 // existed, so it said ready while every page reading a newer column failed with a 500.
@@ -244,6 +284,8 @@ describe('a database ahead of the code (the code rolled back, the database not)'
     const db = await createTestDatabase();
     databases.push(db);
     const served = appOver(db.url);
+    await request(served.app).get('/readyz').expect(200);
+    expect(await metricValue(served.metrics, 'hpc_schema_unknown_migrations')).toBe(0);
     await db.pool.query(
       `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, finished_at, applied_steps_count)
        VALUES (gen_random_uuid(), 'x', '29990101000000_from_a_newer_release', now(), 1)`,
@@ -254,6 +296,10 @@ describe('a database ahead of the code (the code rolled back, the database not)'
       expect(answer.body).toEqual({ status: 'ok', warning: 'the database was migrated by a newer release' });
     }
     expect(await metricValue(served.metrics, 'hpc_ready')).toBe(1);
+    // Ready by design, so AppNotReady stays quiet: this gauge is what SchemaAheadOfCode alerts on.
+    expect(await metricValue(served.metrics, 'hpc_schema_unknown_migrations')).toBe(1);
+    const scraped = await request(served.app).get('/metrics').expect(200);
+    expect(scraped.text).toMatch(/^hpc_schema_unknown_migrations 1$/m);
     const warnings = served.logged.filter(
       (entry) => entry.msg === 'ready, but the database was migrated by a newer release',
     );

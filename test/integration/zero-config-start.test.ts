@@ -26,6 +26,8 @@ describe('zero-configuration start', () => {
     expect(first.output()).toContain(`HPC Billing is listening on http://127.0.0.1:${port}`);
     expect(first.output()).toContain('demo logins: admin/admin, alice/alice, bob/bob');
     expect(first.output()).toMatch(/demo data: seeded now \(3000 Slurm jobs from /);
+    // On 127.0.0.1 (the development default) only this machine reaches the demo's logins.
+    expect(first.output()).not.toContain("the demo's logins");
 
     // The banner's URL is what the CLIs need to reach the demo while it runs.
     const databaseUrl = /export DATABASE_URL=(postgresql:\/\/\S+)/.exec(first.output())?.[1];
@@ -50,8 +52,12 @@ describe('zero-configuration start', () => {
     expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
     expect(existsSync(path.join(dataDir, 'demo', 'sacct-demo.psv'))).toBe(true);
 
-    const second = await spawnServer(env);
+    // HOST=0.0.0.0 (copied from a production env file) served admin/admin on every interface without a word.
+    const second = await spawnServer({ ...env, HOST: '0.0.0.0' });
     cleanups.push(() => second.stop());
+    expect(second.output()).toContain(
+      `the demo's logins (admin/admin, alice/alice, bob/bob) are served on HOST=0.0.0.0, every interface of this machine: anyone who can reach port ${port} can sign in as admin`,
+    );
     expect(second.output()).not.toContain('creating the embedded PostgreSQL cluster');
     expect(second.output()).toContain('demo data: kept from an earlier start');
     expect(second.output()).toContain('demo logins as first seeded (unless changed since): admin/admin, alice/alice');

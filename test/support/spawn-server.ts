@@ -50,7 +50,7 @@ export async function spawnServer(
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in ${timeoutMs} ms:\n${output}`)), timeoutMs);
     const check = () => {
-      if (/is listening on http/.test(output)) {
+      if (/is listening on (http|port \d+ of every interface)/.test(output)) {
         clearTimeout(timer);
         resolve();
       }

@@ -427,6 +427,26 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('refuses a PRICING_TIER_RULES tier no tier can be called, naming the rule and the format', () => {
+    // A tier's name is lowercase letters, digits, - or _, at most 32 characters: a rule naming "Gov",
+    // "gov tier" or a 33-character name could never match a tier, and its users silently stayed on the default.
+    const rules = (tier: string) =>
+      JSON.stringify([
+        { pattern: '^gov[-_.]', tier: 'gov' },
+        { pattern: '^x', tier },
+      ]);
+    for (const tier of ['Gov', 'gov tier', 'g'.repeat(33), '-gov', 'gov!']) {
+      expect(problemsOf({ PRICING_TIER_RULES: rules(tier) })).toEqual([
+        expect.stringMatching(
+          /^PRICING_TIER_RULES: rule 2's tier ".*" is no tier's name: a tier's name is lowercase letters, digits/,
+        ),
+      ]);
+    }
+    for (const tier of ['gov', 'private-2', 'a_b', 'g'.repeat(32), ' gov ']) {
+      expect(loadConfig({ PRICING_TIER_RULES: rules(tier) }).pricing.tierRules[1]?.tier).toBe(tier.trim());
+    }
+  });
+
   it('refuses a short session secret', () => {
     expect(problemsOf({ SESSION_SECRET: 'short' })).toEqual(['SESSION_SECRET: must be at least 32 characters']);
   });

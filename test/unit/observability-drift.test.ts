@@ -458,6 +458,7 @@ describe('the alert rules and the code agree', () => {
         'IngestionStale',
         'IngestionSourceFailing',
         'AuditChainBroken',
+        'SchemaAheadOfCode',
       ]),
     );
   });

@@ -1,7 +1,9 @@
 import {
+  DATABASE_BEHIND,
   DATABASE_HAS_NO_SCHEMA,
   DATABASE_READ_ONLY,
   isDatabaseUnavailable,
+  isMissingColumn,
   isMissingTable,
   isReadOnlyDatabase,
 } from '../../shared/errors.js';
@@ -77,6 +79,15 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
           deps.logger.warn(
             { err: cause },
             `ingestion run not started: ${DATABASE_READ_ONLY}; the next interval tries again`,
+          );
+        } else if (isMissingColumn(error)) {
+          // A column this release writes is missing: the database is behind the code (an older
+          // dump restored, an upgrade nobody migrated), as /readyz says. Logged as "crashed" with
+          // Prisma's stack and code frame, it read as a bug; the run is counted failed (the service).
+          const message = error instanceof Error ? error.message : String(error);
+          deps.logger.error(
+            { err: message.trim().split('\n').at(-1) },
+            `ingestion run failed: ${DATABASE_BEHIND}; the next interval tries again`,
           );
         } else deps.logger.error({ err: error }, 'ingestion run crashed');
       })

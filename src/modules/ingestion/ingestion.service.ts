@@ -1,4 +1,5 @@
 import type { Database } from '../../db/database.js';
+import { isMissingColumn } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import * as ingestionRepository from './ingestion.repository.js';
@@ -671,6 +672,11 @@ export function createIngestionService(deps: IngestionDeps) {
         if (!(window.start < window.end)) throw new RangeError('the ingestion window must start before it ends');
         const readOptions: ReadOptions = { user: input.user, signal: input.signal };
         return { status: 'finished', run: await runLocked(input.trigger, window, readOptions, input.force ?? false) };
+      } catch (error) {
+        // A database behind the code fails the run before it is recorded (its record is what
+        // lacks the column): counted here, or slurm_ingest_runs_total never saw it.
+        if (isMissingColumn(error)) metrics.ingestRuns.inc({ source: 'none', outcome: 'failed' });
+        throw error;
       } finally {
         await release();
       }

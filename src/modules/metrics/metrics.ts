@@ -218,6 +218,16 @@ export function createMetrics(options: MetricsOptions = {}) {
         this.set(isReady && !isDraining?.() ? 1 : 0);
       },
     }),
+    // Set by every readiness check beside hpc_ready (registered after it, so a scrape's probe
+    // sets it first). A database ahead of the code stays ready by design (health.service.ts): with
+    // only hpc_ready, a rolled-back release running on a newer schema paged no one.
+    schemaUnknownMigrations: new Gauge({
+      name: 'hpc_schema_unknown_migrations',
+      help: 'Migrations the database has applied that this build does not ship (the database is ahead of the code: the code was rolled back, or this instance was left on an older release), as the last readiness check that reached it saw; 0 when none.',
+      // Every process checks the same database; the older build among them sees the most.
+      aggregator: 'max',
+      registers,
+    }),
     ingestLastSuccess: new Gauge({
       name: 'slurm_ingest_last_success_timestamp_seconds',
       help: 'When the newest successful (or partial) run reading Slurm up to now finished, in Unix seconds, whether it found jobs or no job (a quiet cluster): scheduled, Run now, cron, or a backfill reaching today; a backfill of past days does not count.',
