@@ -29,14 +29,26 @@ export interface AllocationsOnly {
 export const MAX_HELD_JOBS = 1000;
 
 /**
+ * Under PRICING_CPU_BASIS=allocated an -X output is read, but its TotalCPU 0 is no figure: stored as
+ * one, a later switch to the used basis billed those jobs no CPU time. It is stored as not known
+ * (null), which the used basis prices from CPUTimeRAW (docs/pricing.md) and which keeps a TotalCPU
+ * another source stored (ingestion.repository.ts, KEPT_WHEN_UNKNOWN).
+ */
+export function withoutTotalCpu(item: SourceItem): SourceItem {
+  if (item.kind !== 'job' || item.job.stepCount > 0 || item.job.totalCpuSec === null) return item;
+  return { ...item, job: { ...item.job, totalCpuSec: null } };
+}
+
+/**
  * Watches one sacct output as it streams. Until a step row is seen, the records are held back (at most
  * MAX_HELD_JOBS jobs that ran); once one is, they are passed on and every later record costs one flag
  * test. An output that ends (or reaches MAX_HELD_JOBS) with jobs that ran and no step row is -X's:
- * under the used basis `refuse` is thrown before any of it is passed on; under the allocated basis, which
- * never reads TotalCPU, it is passed on.
+ * under the used basis `refuse` is thrown before any of it is passed on, under the allocated basis its
+ * jobs are passed on without their TotalCPU (withoutTotalCpu).
  */
 export class StepRowWatch {
   private isDecided = false;
+  private isAllocationsOnly = false;
   private held: SourceItem[] = [];
   private found: AllocationsOnly = { ranWithoutSteps: 0, firstJob: '', isCountCut: false };
 
@@ -47,7 +59,7 @@ export class StepRowWatch {
 
   /** The records to pass on now, of those the parser gave for a line. */
   pass(items: SourceItem[]): SourceItem[] {
-    if (this.isDecided) return items;
+    if (this.isDecided) return this.isAllocationsOnly ? items.map(withoutTotalCpu) : items;
     for (const item of items) {
       if (item.kind !== 'job') continue;
       if (item.job.stepCount > 0) {
@@ -83,9 +95,10 @@ export class StepRowWatch {
 
   private decideAllocationsOnly(): SourceItem[] {
     this.isDecided = true;
+    this.isAllocationsOnly = true;
     const out = this.held;
     this.held = [];
     if (this.cpuBasis === 'used') throw this.refuse(this.found);
-    return out;
+    return out.map(withoutTotalCpu);
   }
 }

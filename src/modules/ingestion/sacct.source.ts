@@ -38,7 +38,8 @@ export interface SacctSourceOptions {
   inheritedEnvironment: Readonly<Record<string, string | undefined>>;
   /**
    * PRICING_CPU_BASIS. sacct output without step rows (a SACCT_PATH wrapper that adds -X) is refused
-   * under `used` and read without its TotalCPU under `allocated` (allocations-only.ts); unset: read as is.
+   * under `used` and read with its TotalCPU stored as not known under `allocated` (allocations-only.ts);
+   * unset: read as is.
    */
   cpuBasis?: CpuBasis;
 }

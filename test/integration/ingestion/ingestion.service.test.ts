@@ -670,6 +670,30 @@ describe('a file exported with sacct -X (job rows alone, no step rows)', () => {
     expect(run).toMatchObject({ outcome: 'success', inserted: 12 });
   });
 
+  it('under the allocated basis its TotalCPU is stored as not known, not as a 0 it never measured', async () => {
+    await finishedRun(
+      service([source(copy('final/sacct-X.psv'), 'allocated')]).runOnce({ trigger: 'manual', window: WINDOW }),
+    );
+    // It was stored as 0: a later switch to the used basis billed those jobs 0 CPU-hours, where a TotalCPU
+    // not known is priced from CPUTimeRAW (docs/pricing.md).
+    expect(await jobRow('1')).toMatchObject({ total_cpu_sec: null, elapsed_sec: 20 });
+    const cpuTime = await db.pool.query('SELECT cpu_time_sec::text FROM slurm_jobs WHERE job_id = $1', ['2']);
+    expect(cpuTime.rows).toEqual([{ cpu_time_sec: '32' }]);
+  });
+
+  it('under the allocated basis it keeps the TotalCPU a read with the steps stored', async () => {
+    await finishedRun(
+      service([source(copy('final/sacct-steps-extra.psv'), 'allocated')]).runOnce({
+        trigger: 'manual',
+        window: WINDOW,
+      }),
+    );
+    await finishedRun(
+      service([source(copy('final/sacct-X.psv'), 'allocated')]).runOnce({ trigger: 'manual', window: WINDOW }),
+    );
+    expect(await jobRow('2')).toMatchObject({ total_cpu_sec: '5.693' });
+  });
+
   it('sacct output with its step rows is read under the used basis, as before', async () => {
     const run = await finishedRun(
       service([source(copy('final/sacct-steps-extra.psv'), 'used')]).runOnce({ trigger: 'manual', window: WINDOW }),
@@ -741,6 +765,15 @@ describe('sacct run with -X (a SACCT_PATH wrapper that adds it), as the fallback
     const next = await finishedRun(ingest.runOnce({ trigger: 'schedule' }));
     expect(next).toMatchObject({ outcome: 'failed', inserted: 0 });
     expect(await db.prisma.slurmJob.count()).toBe(0);
+  });
+
+  it('under the allocated basis it is read, its TotalCPU stored as not known rather than 0', async () => {
+    restDown.fails = true;
+    const run = await finishedRun(
+      service([rest, sacctX(wrapperAddingX(), 'allocated')]).runOnce({ trigger: 'manual', window: WINDOW }),
+    );
+    expect(run).toMatchObject({ outcome: 'success', source: 'sacct', inserted: 12 });
+    expect(await jobRow('1')).toMatchObject({ total_cpu_sec: null, elapsed_sec: 20 });
   });
 
   it('sacct output with its step rows (no -X) is read under the used basis, as before', async () => {
