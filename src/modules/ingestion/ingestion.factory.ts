@@ -40,6 +40,8 @@ export function buildSources(config: AppConfig): { sources: JobSource[]; unconfi
         timeZone: config.timeZone,
         cluster: ingestion.cluster,
         defaultCluster,
+        // As the file's: sacct -X output (a wrapper adding it) has no step rows and TotalCPU 0.
+        cpuBasis: config.pricing.cpuBasis,
       }),
     );
   } else unconfigured.sacct = 'not configured (SACCT_PATH unset)';

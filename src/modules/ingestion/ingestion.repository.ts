@@ -122,9 +122,14 @@ const COMPARED = COLUMNS.map(([column]) => quote(column)).filter(
 // (it says SUCCESS for failed jobs), sacct and later slurmrestd versions can. Null from such a
 // source keeps what another source stored, so switching sources neither loses it nor counts a
 // job as changed.
-const KEPT_WHEN_UNKNOWN = new Set(['exit_code']);
+// Likewise TotalCPU from output without step rows (sacct -X, allocations-only.ts), where sacct prints 0
+// for every job: stored as not known, it keeps the figure a read with the steps stored.
+const KEPT_WHEN_UNKNOWN = new Set(['exit_code', 'total_cpu_sec']);
 const incoming = (column: string) =>
   KEPT_WHEN_UNKNOWN.has(column) ? `COALESCE(EXCLUDED.${column}, slurm_jobs.${column})` : `EXCLUDED.${column}`;
+/** A record's value as the upsert would store it over the row `j` (for the billed check). */
+const heldValue = (column: string) =>
+  KEPT_WHEN_UNKNOWN.has(column) ? `COALESCE(t.${column}, j.${column})` : `t.${column}`;
 
 // A row a live receipt item bills (same cluster and job key) keeps the figures it was billed with:
 // the receipt's hours and cost were computed from them, and the usage pages show them beside that
@@ -165,7 +170,7 @@ WITH t AS MATERIALIZED (
   SELECT t.*, b.receipt_id, j.updated_at >= $3::timestamptz AS is_written_in_run,
          b.receipt_id IS NOT NULL
            AND (${FROZEN.map((column) => `j.${column}`).join(', ')})
-               IS DISTINCT FROM (${FROZEN.map((column) => `t.${column}`).join(', ')}) AS is_held,
+               IS DISTINCT FROM (${FROZEN.map(heldValue).join(', ')}) AS is_held,
          ${COLUMNS.map(([column]) => `${recordColumn(quote(column))} AS "w_${column}"`).join(',\n         ')}
     FROM t
     LEFT JOIN slurm_jobs j ON j.cluster = t.cluster AND j.job_id = t.job_id

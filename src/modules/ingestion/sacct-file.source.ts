@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { CpuBasis } from '../pricing/pricing.js';
+import { type AllocationsOnly, ranWithoutSteps, withoutTotalCpu } from './allocations-only.js';
 import {
   type IngestWindow,
   isInWindow,
@@ -26,7 +27,7 @@ export interface SacctFileSourceOptions {
   missingHint?: string;
   /**
    * PRICING_CPU_BASIS. Under `used` a file without step rows (sacct -X), whose every TotalCPU is 0, is
-   * refused (refuseFileWithoutSteps).
+   * refused; under `allocated` it is read with TotalCPU not known (findAllocationsOnly).
    */
   cpuBasis?: CpuBasis;
 }
@@ -134,22 +135,22 @@ function parserFor(options: SacctFileSourceOptions): SacctParser {
  * job of such a file was billed 0 CPU-hours, and the run said success. A file with jobs that ran, a
  * TotalCPU column and not one step row is refused before any of it is read: the run fails saying so (the
  * CLI, the run's record, /admin/ingestion), the window does not move, and the file read after it is
- * exported without -X is billed in full. The file is read to its first job with a step row: at once for
- * sacct output with steps, the whole file only for one without.
+ * exported without -X is billed in full. Under `allocated` it is read, its TotalCPU stored as not known
+ * (allocations-only.ts, withoutTotalCpu). The file is read to its first job with a step row: at once for
+ * sacct output with steps, the whole file only for one without. Null when the file has step rows.
  */
-async function refuseFileWithoutSteps(options: SacctFileSourceOptions, size: number): Promise<void> {
-  if (options.cpuBasis !== 'used' || size === 0) return;
+async function findAllocationsOnly(options: SacctFileSourceOptions, size: number): Promise<AllocationsOnly | null> {
+  if (options.cpuBasis === undefined || size === 0) return null;
   const parser = parserFor(options);
   const input = createReadStream(options.path, { highWaterMark: 1 << 20, start: 0, end: size - 1 });
-  let ranWithoutSteps = 0;
-  let firstJob = '';
+  const found: AllocationsOnly = { ranWithoutSteps: 0, firstJob: '', isCountCut: false };
   const hasSteps = (items: SourceItem[]) => {
     for (const item of items) {
       if (item.kind !== 'job') continue;
       if (item.job.stepCount > 0) return true;
-      if (item.job.startAt !== null && item.job.elapsedSec > 0 && item.job.totalCpuSec === 0) {
-        ranWithoutSteps += 1;
-        firstJob ||= item.job.jobKey;
+      if (ranWithoutSteps(item.job)) {
+        found.ranWithoutSteps += 1;
+        found.firstJob ||= item.job.jobKey;
       }
     }
     return false;
@@ -159,24 +160,27 @@ async function refuseFileWithoutSteps(options: SacctFileSourceOptions, size: num
     for await (const lines of readLineChunks(input)) {
       for (const line of lines) {
         lineNumber += 1;
-        if (hasSteps(parser.pushLine(line, lineNumber))) return;
+        if (hasSteps(parser.pushLine(line, lineNumber))) return null;
       }
     }
-    if (hasSteps(parser.end())) return;
+    if (hasSteps(parser.end())) return null;
   } catch {
     // Not sacct output, or unreadable: the read itself says so.
-    return;
+    return null;
   } finally {
     input.destroy();
   }
-  if (ranWithoutSteps === 0) return;
-  throw new SourceConfigError(
-    `FALLBACK_CSV ${options.path} has no step rows (sacct -X / --allocations output?): sacct prints TotalCPU 0 ` +
-      `for every job there, so under PRICING_CPU_BASIS=used its ${ranWithoutSteps} job(s) that ran (first: job ${firstJob}) ` +
-      'would be billed 0 CPU-hours. None of it was read. Export it again without -X ' +
-      '(sacct --parsable2 --duplicates --allusers --starttime ... --endtime ..., which prints each job with its steps), ' +
-      'or bill allocated CPU time (PRICING_CPU_BASIS=allocated)',
-  );
+  if (found.ranWithoutSteps === 0) return null;
+  if (options.cpuBasis === 'used') {
+    throw new SourceConfigError(
+      `FALLBACK_CSV ${options.path} has no step rows (sacct -X / --allocations output?): sacct prints TotalCPU 0 ` +
+        `for every job there, so under PRICING_CPU_BASIS=used its ${found.ranWithoutSteps} job(s) that ran (first: job ${found.firstJob}) ` +
+        'would be billed 0 CPU-hours. None of it was read. Export it again without -X ' +
+        '(sacct --parsable2 --duplicates --allusers --starttime ... --endtime ..., which prints each job with its steps), ' +
+        'or bill allocated CPU time (PRICING_CPU_BASIS=allocated)',
+    );
+  }
+  return found;
 }
 
 async function* readSacctFile(
@@ -186,7 +190,7 @@ async function* readSacctFile(
 ): AsyncGenerator<SourceItem> {
   const { size } = await statOrConfigError(options.path, options.missingHint);
   await refuseCutShortFile(options.path, size);
-  await refuseFileWithoutSteps(options, size);
+  const isAllocationsOnly = (await findAllocationsOnly(options, size)) !== null;
   const parser = parserFor(options);
   // Only the bytes checked above: a line an sacct or a copy appends meanwhile is for the next run.
   const input = createReadStream(options.path, { highWaterMark: 1 << 20, start: 0, end: Math.max(0, size - 1) });
@@ -202,10 +206,12 @@ async function* readSacctFile(
           const problem = keyColumnProblem(options, line);
           if (problem) throw problem;
         }
-        for (const item of parser.pushLine(line, lineNumber)) if (keep(item)) yield item;
+        for (const item of parser.pushLine(line, lineNumber)) {
+          if (keep(item)) yield isAllocationsOnly ? withoutTotalCpu(item) : item;
+        }
       }
     }
-    for (const item of parser.end()) if (keep(item)) yield item;
+    for (const item of parser.end()) if (keep(item)) yield isAllocationsOnly ? withoutTotalCpu(item) : item;
   } catch (error) {
     // Its first line tells: a file that is not sacct output with its header row is the wrong file
     // (a setting to fix), not a source that may answer next time.

@@ -1,6 +1,8 @@
 import { execFile, spawn } from 'node:child_process';
 import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { CpuBasis } from '../pricing/pricing.js';
+import { type AllocationsOnly, StepRowWatch } from './allocations-only.js';
 import {
   halfSlice,
   type IngestWindow,
@@ -34,6 +36,12 @@ export interface SacctSourceOptions {
   sacctmgrPath?: string;
   /** The environment sacct and sacctmgr inherit (the app's, from configuration); see sacctEnvironment. */
   inheritedEnvironment: Readonly<Record<string, string | undefined>>;
+  /**
+   * PRICING_CPU_BASIS. sacct output without step rows (a SACCT_PATH wrapper that adds -X) is refused
+   * under `used` and read with its TotalCPU stored as not known under `allocated` (allocations-only.ts);
+   * unset: read as is.
+   */
+  cpuBasis?: CpuBasis;
 }
 
 /** `sacctmgr` in the directory of `sacctPath` (or on PATH when that is a bare name). */
@@ -271,6 +279,22 @@ export function sacctEnvironment(
   return { ...kept, TZ: timeZone, SLURM_TIME_FORMAT: 'standard' };
 }
 
+/**
+ * sacct printed job rows alone (`-X`, `--allocations`, which a SACCT_PATH wrapper may add: the source
+ * itself never asks for it), so every TotalCPU is 0: under PRICING_CPU_BASIS=used every job would be
+ * billed 0 CPU-hours. The attempt fails as a setting to fix, and nothing of this output is stored.
+ */
+function allocationsOnlyError(sacctPath: string, found: AllocationsOnly): SourceConfigError {
+  const count = `${found.isCountCut ? 'at least ' : ''}${found.ranWithoutSteps}`;
+  return new SourceConfigError(
+    `SACCT_PATH ${sacctPath} printed no step rows (does it run sacct with -X / --allocations?): sacct prints ` +
+      `TotalCPU 0 for every job then, so under PRICING_CPU_BASIS=used its ${count} job(s) that ran (first: job ` +
+      `${found.firstJob}) would be billed 0 CPU-hours. None of them was stored. Have SACCT_PATH run sacct ` +
+      'with the arguments it is given and without -X (they ask for each job with its steps), ' +
+      'or bill allocated CPU time (PRICING_CPU_BASIS=allocated)',
+  );
+}
+
 /** Process groups of sacct runs still going: a process that exits takes them with it. */
 const liveGroups = new Set<number>();
 let isExitHookInstalled = false;
@@ -362,6 +386,10 @@ async function* runSacct(
   };
   stopSignal?.addEventListener('abort', onAbort, { once: true });
   const parser = new SacctParser({ timeZone: options.timeZone, defaultCluster: options.defaultCluster });
+  // Every sacct call is watched, not only a run's first: each slice and each run is its own output.
+  const watch = options.cpuBasis
+    ? new StepRowWatch(options.cpuBasis, (found) => allocationsOnlyError(options.sacctPath, found))
+    : undefined;
   let lineNumber = 0;
   let dataLines = 0;
   try {
@@ -370,7 +398,8 @@ async function* runSacct(
         for (const line of lines) {
           lineNumber += 1;
           if (lineNumber > 1 && line.trim() !== '') dataLines += 1;
-          yield* parser.pushLine(line, lineNumber);
+          const items = parser.pushLine(line, lineNumber);
+          yield* watch ? watch.pass(items) : items;
         }
       }
     } catch (error) {
@@ -398,7 +427,8 @@ async function* runSacct(
       );
     }
     if (dataLines === 0 && checkCluster) await checkCluster(stopSignal);
-    yield* parser.end();
+    const last = parser.end();
+    yield* watch ? [...watch.pass(last), ...watch.end()] : last;
   } finally {
     clearTimeout(timer);
     stopSignal?.removeEventListener('abort', onAbort);

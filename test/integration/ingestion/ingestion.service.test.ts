@@ -1,4 +1,14 @@
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -660,11 +670,118 @@ describe('a file exported with sacct -X (job rows alone, no step rows)', () => {
     expect(run).toMatchObject({ outcome: 'success', inserted: 12 });
   });
 
+  it('under the allocated basis its TotalCPU is stored as not known, not as a 0 it never measured', async () => {
+    await finishedRun(
+      service([source(copy('final/sacct-X.psv'), 'allocated')]).runOnce({ trigger: 'manual', window: WINDOW }),
+    );
+    // It was stored as 0: a later switch to the used basis billed those jobs 0 CPU-hours, where a TotalCPU
+    // not known is priced from CPUTimeRAW (docs/pricing.md).
+    expect(await jobRow('1')).toMatchObject({ total_cpu_sec: null, elapsed_sec: 20 });
+    const cpuTime = await db.pool.query('SELECT cpu_time_sec::text FROM slurm_jobs WHERE job_id = $1', ['2']);
+    expect(cpuTime.rows).toEqual([{ cpu_time_sec: '32' }]);
+  });
+
+  it('under the allocated basis it keeps the TotalCPU a read with the steps stored', async () => {
+    await finishedRun(
+      service([source(copy('final/sacct-steps-extra.psv'), 'allocated')]).runOnce({
+        trigger: 'manual',
+        window: WINDOW,
+      }),
+    );
+    await finishedRun(
+      service([source(copy('final/sacct-X.psv'), 'allocated')]).runOnce({ trigger: 'manual', window: WINDOW }),
+    );
+    expect(await jobRow('2')).toMatchObject({ total_cpu_sec: '5.693' });
+  });
+
   it('sacct output with its step rows is read under the used basis, as before', async () => {
     const run = await finishedRun(
       service([source(copy('final/sacct-steps-extra.psv'), 'used')]).runOnce({ trigger: 'manual', window: WINDOW }),
     );
     expect(run).toMatchObject({ outcome: 'success', inserted: 12 });
+    expect(await jobRow('2')).toMatchObject({ total_cpu_sec: '5.693' });
+  });
+});
+
+describe('sacct run with -X (a SACCT_PATH wrapper that adds it), as the fallback behind slurmrestd', () => {
+  // The file source refuses an -X file under the used basis; the sacct source read the same output
+  // (job rows alone, TotalCPU 0) on every run, first or incremental, and stored 0 CPU-hours for each job.
+  const FAKE_SACCT = path.resolve(import.meta.dirname, '../../fixtures/slurm/fake-sacct.mjs');
+  const wrapperAddingX = () => {
+    const link = path.join(dir, 'sacct-ok');
+    if (!existsSync(link)) symlinkSync(FAKE_SACCT, link);
+    const script = path.join(dir, 'sacct-with-X');
+    writeFileSync(script, `#!/bin/bash\nexec '${link}' -X "$@"\n`);
+    chmodSync(script, 0o755);
+    return script;
+  };
+  const sacctX = (sacctPath: string, cpuBasis: 'used' | 'allocated') =>
+    createSacctSource({
+      sacctPath,
+      timeZone: 'UTC',
+      cluster: undefined,
+      defaultCluster: 'lab',
+      inheritedEnvironment: process.env,
+      timeoutMs: 10_000,
+      cpuBasis,
+    });
+  /** slurmrestd that answers (with no job) until `fails` is set, then fails as when it is down. */
+  const restDown = { fails: false };
+  const rest: JobSource = {
+    name: 'slurmrestd',
+    // biome-ignore lint/correctness/useYield: an answer without jobs, or a failure
+    async *read() {
+      if (restDown.fails) throw new Error('slurmrestd cannot be reached');
+    },
+  };
+  const refusal = (sacctPath: string) =>
+    `sacct: SACCT_PATH ${sacctPath} printed no step rows (does it run sacct with -X / --allocations?): sacct prints ` +
+    'TotalCPU 0 for every job then, so under PRICING_CPU_BASIS=used its 12 job(s) that ran (first: job 1) would be ' +
+    'billed 0 CPU-hours. None of them was stored. Have SACCT_PATH run sacct with the arguments it is given and ' +
+    'without -X (they ask for each job with its steps), or bill allocated CPU time (PRICING_CPU_BASIS=allocated)';
+
+  it.each([
+    ['the first run (INGEST_LOOKBACK_DAYS back)', false],
+    ['an incremental run after slurmrestd answered', true],
+  ])('is refused under the used basis in %s: nothing is stored', async (_name, isIncremental) => {
+    const sacctPath = wrapperAddingX();
+    let clock = new Date('2026-11-23T15:30:00Z');
+    const ingest = service([rest, sacctX(sacctPath, 'used')], { now: () => clock });
+    if (isIncremental) {
+      restDown.fails = false;
+      expect(await finishedRun(ingest.runOnce({ trigger: 'schedule' }))).toMatchObject({ source: 'slurmrestd' });
+      clock = new Date('2026-11-23T15:50:00Z');
+    }
+    restDown.fails = true;
+    const run = await finishedRun(ingest.runOnce({ trigger: 'schedule' }));
+    expect(run.window.start.getTime()).toBeLessThan(Date.parse('2026-11-23T15:40:00Z'));
+    // It used to succeed via sacct, storing the 12 jobs with a TotalCPU of 0: billed no CPU time.
+    expect(run).toMatchObject({ outcome: 'failed', seen: 0, inserted: 0 });
+    expect(run.error).toBe(`slurmrestd: slurmrestd cannot be reached; ${refusal(sacctPath)}`);
+    expect(await db.prisma.slurmJob.count()).toBe(0);
+
+    // The next run is refused the same way: each sacct output is checked, not a run's first alone.
+    clock = new Date('2026-11-23T15:55:00Z');
+    const next = await finishedRun(ingest.runOnce({ trigger: 'schedule' }));
+    expect(next).toMatchObject({ outcome: 'failed', inserted: 0 });
+    expect(await db.prisma.slurmJob.count()).toBe(0);
+  });
+
+  it('under the allocated basis it is read, its TotalCPU stored as not known rather than 0', async () => {
+    restDown.fails = true;
+    const run = await finishedRun(
+      service([rest, sacctX(wrapperAddingX(), 'allocated')]).runOnce({ trigger: 'manual', window: WINDOW }),
+    );
+    expect(run).toMatchObject({ outcome: 'success', source: 'sacct', inserted: 12 });
+    expect(await jobRow('1')).toMatchObject({ total_cpu_sec: null, elapsed_sec: 20 });
+  });
+
+  it('sacct output with its step rows (no -X) is read under the used basis, as before', async () => {
+    const link = path.join(dir, 'sacct-ok');
+    if (!existsSync(link)) symlinkSync(FAKE_SACCT, link);
+    restDown.fails = true;
+    const run = await finishedRun(service([rest, sacctX(link, 'used')]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(run).toMatchObject({ outcome: 'success', source: 'sacct', inserted: 12 });
     expect(await jobRow('2')).toMatchObject({ total_cpu_sec: '5.693' });
   });
 });

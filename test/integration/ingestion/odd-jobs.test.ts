@@ -474,3 +474,85 @@ describe('a job resized while it ran (scontrol update JobId=2 NumNodes=1), whose
     ]);
   });
 });
+
+describe('a resized job stored before resizes were read apart (only the part after the resize kept)', () => {
+  // Before RESIZING was read as terminal, the record after the resize (same JobID, submitted at the resize)
+  // was taken for a requeued job's next run and overwrote the row, and sacct did not read RS at all: the
+  // job's row holds the part after the resize alone, under its plain id and key. docs/ingestion.md says
+  // reading its day again (--force) adds the part before it beside that row, billable; a billed row is
+  // never changed (its receipt billed it as it is).
+  const NOW = new Date('2026-12-05T00:00:00Z');
+  const afterOnly = RESIZED_SACCT.split('\n')
+    .filter((_line, index) => index === 0 || index >= 3)
+    .join('\n');
+  const file = (name: string, text: string): JobSource => {
+    const at = path.join(dir, name);
+    writeFileSync(at, text);
+    return createSacctFileSource({ path: at, timeZone: 'UTC', defaultCluster: 'lab' });
+  };
+  const rest = (): JobSource => ({
+    name: 'slurmrestd',
+    async *read() {
+      yield* parseSlurmRestJobsResponse(resizedRestAnswer(), { version: 'v0.0.38', defaultCluster: 'lab' }).items;
+    },
+  });
+  const rows = async () =>
+    (
+      await db.pool.query(
+        `SELECT job_id, job_key, state, alloc_cpus, cpu_time_sec::text,
+                EXISTS (SELECT 1 FROM unbilled_jobs u WHERE u.job_id = j.id) AS is_unbilled
+           FROM slurm_jobs j ORDER BY submit_at`,
+      )
+    ).rows;
+  const receipts = () => {
+    const config = buildTestConfig(db.url, { APP_TZ: 'UTC' });
+    const now = () => NOW;
+    const rates = createRatesService({ db, config, now });
+    return createReceiptsService({ db, config, rates, metrics: createMetrics(), now });
+  };
+  const before = { job_id: '2@20261204T031348Z', job_key: '2@20261204T031348Z', state: 'RESIZING', alloc_cpus: 2 };
+  const after = { job_id: '2', job_key: '2', state: 'COMPLETED', alloc_cpus: 1 };
+
+  beforeAll(async () => {
+    if ((await db.prisma.pricingTier.count()) === 0) await buildTiers(db);
+  });
+  beforeEach(async () => {
+    await db.pool.query('TRUNCATE receipt_items, receipts CASCADE');
+  });
+
+  it.each<[string, () => JobSource]>([
+    ['sacct output (a file)', () => file('again.psv', RESIZED_SACCT)],
+    ['slurmrestd v0.0.38', rest],
+  ])(
+    'reading its window again through %s adds the part before the resize beside it, billable',
+    async (_name, source) => {
+      await ingest(file('old.psv', afterOnly), RESIZED_WINDOW);
+      expect(await rows()).toEqual([{ ...after, cpu_time_sec: '1', is_unbilled: true }]);
+
+      const run = await ingest(source(), RESIZED_WINDOW);
+      expect(run).toMatchObject({ status: 'finished', run: { outcome: 'success', seen: 2, inserted: 1 } });
+      // The stored row keeps its id and key (a receipt may name it); the part before the resize, the one
+      // not stored, is the one placed beside it, under its own submit time.
+      expect(await rows()).toEqual([
+        { ...before, cpu_time_sec: '2', is_unbilled: true },
+        { ...after, cpu_time_sec: '1', is_unbilled: true },
+      ]);
+      const again = await ingest(source(), RESIZED_WINDOW);
+      expect(again).toMatchObject({ status: 'finished', run: { inserted: 0, updated: 0 } });
+    },
+  );
+
+  it('a billed old row stays as billed; the part before the resize is added and billed on its own', async () => {
+    await ingest(file('old.psv', afterOnly), RESIZED_WINDOW);
+    const request = { actor: 'alice', ip: '127.0.0.1', userAgent: 'test' };
+    await receipts().createForUser({ username: 'alice' }, '2026-12-04', request);
+    await ingest(file('again.psv', RESIZED_SACCT), RESIZED_WINDOW);
+    expect(await rows()).toEqual([
+      { ...before, cpu_time_sec: '2', is_unbilled: true },
+      { ...after, cpu_time_sec: '1', is_unbilled: false },
+    ]);
+    await receipts().createForUser({ username: 'alice' }, '2026-12-04', request);
+    const items = await db.pool.query('SELECT job_key FROM receipt_items ORDER BY job_key');
+    expect(items.rows).toEqual([{ job_key: '2' }, { job_key: '2@20261204T031348Z' }]);
+  });
+});

@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MAX_HELD_JOBS, StepRowWatch } from '../../../src/modules/ingestion/allocations-only.js';
+import { parseSacctText } from '../../../src/modules/ingestion/sacct.parser.js';
+import type { SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05');
+const itemsOf = (name: string) =>
+  parseSacctText(readFileSync(path.join(FIXTURES, name), 'utf8'), { timeZone: 'UTC', defaultCluster: 'lab' });
+const refuse = () => new Error('refused');
+
+/** Passes every record through the watch, one a line, as the sacct source does. */
+function watched(items: SourceItem[], watch: StepRowWatch): SourceItem[] {
+  return [...items.flatMap((item) => watch.pass([item])), ...watch.end()];
+}
+const totalCpuOf = (items: SourceItem[]) => items.map((item) => (item.kind === 'job' ? item.job.totalCpuSec : 'skip'));
+
+describe('StepRowWatch over the lab real sacct output', () => {
+  it.each(['used', 'allocated'] as const)('passes output with step rows on unchanged under the %s basis', (basis) => {
+    const items = itemsOf('final/sacct-steps-extra.psv');
+    expect(watched(items, new StepRowWatch(basis, refuse))).toEqual(items);
+  });
+
+  it('refuses -X output (job rows alone) under the used basis, naming the jobs that ran', () => {
+    let found: unknown;
+    const watch = new StepRowWatch('used', (what) => {
+      found = what;
+      return new Error('refused');
+    });
+    expect(() => watched(itemsOf('final/sacct-X.psv'), watch)).toThrow('refused');
+    expect(found).toEqual({ ranWithoutSteps: 12, firstJob: '1', isCountCut: false });
+  });
+
+  it('passes -X output on under the allocated basis with TotalCPU not known', () => {
+    const items = itemsOf('final/sacct-X.psv');
+    const out = watched(items, new StepRowWatch('allocated', refuse));
+    expect(out).toHaveLength(items.length);
+    expect(totalCpuOf(out).every((value) => value === null)).toBe(true);
+  });
+
+  it(`holds at most ${MAX_HELD_JOBS} jobs that ran: past them the output is taken for -X's`, () => {
+    const [first] = itemsOf('final/sacct-X.psv') as [SourceItem];
+    const many = Array.from({ length: MAX_HELD_JOBS + 5 }, () => first);
+    const used = new StepRowWatch('used', refuse);
+    expect(() => many.flatMap((item) => used.pass([item]))).toThrow('refused');
+
+    const allocated = new StepRowWatch('allocated', refuse);
+    const out = many.flatMap((item) => allocated.pass([item]));
+    // Released at the cut, and every record after it passed on at once.
+    expect(out).toHaveLength(many.length);
+    expect(totalCpuOf(out).every((value) => value === null)).toBe(true);
+  });
+});
