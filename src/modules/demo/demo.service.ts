@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Database, Db } from '../../db/database.js';
+import { startOfLocalDay } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { createIngestionService, type RunSummary } from '../ingestion/ingestion.service.js';
 import { createSacctFileSource } from '../ingestion/sacct-file.source.js';
@@ -69,7 +70,9 @@ export async function seedDemoIfEmpty(
   await writeFile(sacctFile, renderSacctFile(jobs, options.timeZone));
 
   const result = await demoRepository.withEmptyDatabase(db, async (tx) => {
-    await demoRepository.insertTiers(tx, DEMO_TIERS, options.currency, new Date('2020-01-01T00:00:00Z'));
+    // Midnight where the cluster is: at UTC's, a demo west of Greenwich showed its rates "in force since 2019-12-31".
+    const ratesFrom = startOfLocalDay('2020-01-01', options.timeZone);
+    await demoRepository.insertTiers(tx, DEMO_TIERS, options.currency, ratesFrom);
     await demoRepository.insertUsers(tx, users);
     await demoRepository.insertTierOverride(tx, 'bob', 'gov');
     return { isSeeded: true, sacctFile, jobCount: jobs.length };

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_JOB_COUNT, seedDemoIfEmpty } from '../../../src/modules/demo/demo.service.js';
 import { generateDemoJobs } from '../../../src/modules/demo/demo-jobs.js';
+import { formatLocalDateTime } from '../../../src/shared/local-date.js';
 import { createLogger } from '../../../src/shared/logger.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
@@ -52,6 +53,24 @@ describe('demo seed through the file source', () => {
 
     expect(await seedDemoIfEmpty(db, options)).toEqual({ isSeeded: false, hasDemoLogins: true });
     expect(await db.prisma.slurmJob.count()).toBe(DEMO_JOB_COUNT);
+  });
+
+  it("puts the demo's rates in force from 2020-01-01 at midnight in APP_TZ, not at UTC's", async () => {
+    // At UTC's midnight, /rates and every receipt of a demo west of Greenwich read "in force since
+    // 2019-12-31 16:00" (Los Angeles), a date no one chose.
+    const west = await createTestDatabase();
+    const westDir = mkdtempSync(path.join(os.tmpdir(), 'demo-seed-west-'));
+    try {
+      const timeZone = 'America/Los_Angeles';
+      const options = { dataDir: westDir, currency: 'THB', timeZone, now: NOW, logger: createLogger('silent') };
+      expect(await seedDemoIfEmpty(west, options)).toMatchObject({ isSeeded: true });
+      const rates = await west.prisma.pricingRate.findMany({ select: { effectiveFrom: true } });
+      expect(rates).toHaveLength(3);
+      for (const rate of rates) expect(formatLocalDateTime(rate.effectiveFrom, timeZone)).toBe('2020-01-01 00:00');
+    } finally {
+      await west.drop();
+      rmSync(westDir, { recursive: true, force: true });
+    }
   });
 
   it('seeds nothing into a database with users of its own, and says none of them is a demo login', async () => {
