@@ -3,10 +3,10 @@
 // made a screen reader read it all again: its links (back to billing, all month-end runs) could not
 // be reached while the run went on. This asks for the run's JSON instead (GET data-status-url with
 // Accept: application/json, the run's own address), writes its counts into the page in place (the
-// data-run elements), and loads the page once, when the run has ended, for its summary. It asks
-// every 2 s, not at all while the tab is hidden (at once when it is shown again). An external
-// file because the CSP allows no inline script; without JavaScript the page keeps its meta
-// refresh (in <noscript>).
+// data-run elements: users done, receipts, of them no charge, total, users skipped), and loads the
+// page once, when the run has ended, for its summary. It asks every 2 s, not at all while the tab
+// is hidden (at once when it is shown again). An external file because the CSP allows no inline
+// script; without JavaScript the page keeps its meta refresh (in <noscript>).
 (() => {
   const status = document.getElementById('month-end-run-status');
   if (!status?.dataset.statusUrl) return;
@@ -59,6 +59,11 @@
       }
     }
     setText(field('receipts'), COUNT.format(run.receiptCount));
+    setText(
+      field('no-charge'),
+      run.noChargeCount > 0 ? ` (${COUNT.format(run.noChargeCount)} of 0.00, settled as no charge)` : '',
+    );
+    setText(field('skipped'), COUNT.format(run.skipped.length));
     setText(
       field('totals'),
       run.totals.length === 0

@@ -81,10 +81,20 @@ describe.skipIf(!hasChromium)("a running month-end run's page", { timeout: 120_0
 
       // Progress the run records (written here, as the stalled run cannot) shows in place, without a reload.
       const runId = Number(runPath.split('/').pop());
-      await db.prisma.monthEndRun.update({ where: { id: runId }, data: { usersDone: 2, receiptCount: 2 } });
+      await db.prisma.monthEndRun.update({
+        where: { id: runId },
+        data: {
+          usersDone: 2,
+          receiptCount: 1,
+          noChargeCount: 1,
+          skipped: [{ username: 'mefocus2', kind: 'nothing_left', reason: 'Nothing to bill.' }],
+        },
+      });
       await page.waitForSelector('#month-end-run-status:has-text("2 of 3 users done.")');
       expect(await page.textContent('[data-run="users"]')).toContain('2 of 3 done');
-      expect(await page.textContent('[data-run="receipts"]')).toBe('2');
+      expect(await page.textContent('[data-run="receipts"]')).toBe('1');
+      expect(await page.textContent('[data-run="no-charge"]')).toBe(' (1 of 0.00, settled as no charge)');
+      expect(await page.textContent('[data-run="skipped"]')).toBe('1');
       expect(loads).toBe(0);
       expect(await page.evaluate('document.activeElement && document.activeElement.textContent')).toBe(
         'All month-end runs',
