@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { ZEnv } from '../../src/config/config.schema.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
 import { metricNamesIn, metricSelectorsIn } from '../support/promql.js';
@@ -419,6 +420,54 @@ describe("the dashboard's count panels", () => {
         MIN_INTERVAL_SEC,
       );
     }
+  });
+});
+
+/** Every annotation of every alert rule (summary, description, runbook), with where it is. */
+function readAlertAnnotations(): { where: string; text: string }[] {
+  const file = parse(readFileSync(path.join(PROJECT_ROOT, 'prometheus/alerts.yml'), 'utf8')) as {
+    groups: { rules: { alert: string; annotations?: Record<string, string> }[] }[];
+  };
+  return file.groups.flatMap((group) =>
+    group.rules.flatMap((rule) =>
+      Object.entries(rule.annotations ?? {}).map(([key, text]) => ({ where: `${rule.alert} ${key}`, text })),
+    ),
+  );
+}
+
+describe('what a page and a panel tell the operator to look at', () => {
+  // IngestionSourceFailing said "an expired or wrong SLURM_JWT": the app has no such setting (its
+  // JWT is SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE), so whoever was paged looked for it in vain.
+  const texts = () => [
+    ...readAlertAnnotations(),
+    ...(readDashboard() as unknown as { panels: { title: string; description?: string }[] }).panels.map((panel) => ({
+      where: `panel ${panel.title}`,
+      text: panel.description ?? '',
+    })),
+  ];
+
+  it('names only settings the app reads', () => {
+    const settings = new Set(Object.keys(ZEnv.shape));
+    const unknown = texts().flatMap(({ where, text }) =>
+      [...text.matchAll(/\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b/g)]
+        .map((match) => match[0])
+        .filter((name) => !settings.has(name))
+        .map((name) => `${where}: ${name}`),
+    );
+    expect(unknown).toEqual([]);
+  });
+
+  it('gives queries to paste that read the app\'s own series (job="hpc-billing"), as the rules do', async () => {
+    // HighErrorRate's description offered sum by (endpoint, status) (rate(http_requests_total{status=~"5.."}[5m])):
+    // pasted into a Prometheus that scrapes other services too, it listed their 5xx beside this app's.
+    const exposed = await exposedNames();
+    const unscoped = texts().flatMap(({ where, text }) =>
+      [...text.matchAll(/\b([a-z_:][a-z0-9_:]*)(\{[^}]*\})/g)]
+        .filter(([, name = '']) => exposed.has(name))
+        .filter(([, , matchers = '']) => !/\bjob=(["'])hpc-billing\1/.test(matchers))
+        .map(([selector]) => `${where}: ${selector}`),
+    );
+    expect(unscoped).toEqual([]);
   });
 });
 
