@@ -197,9 +197,9 @@ describe('a partial refund of the payment that paid a receipt', () => {
     const paidCsv = await admin.get('/admin/paid.csv?start=2000-01-01&end=2100-12-31').expect(200);
     // Still paid, with what went back beside what arrived.
     const line = paidCsv.text.split('\n').find((row) => row.startsWith(`${receiptId},`));
-    expect(line).toMatch(new RegExp(`,10\\.00,THB,${payment.id},\\d{4}-\\d{2}-\\d{2},5\\.00,,,,$`));
+    expect(line).toMatch(new RegExp(`,10\\.00,THB,${payment.id},\\d{4}-\\d{2}-\\d{2},5\\.00,,,,,$`));
     expect(paidCsv.text.split('\n')[0]).toMatch(
-      /,paid_on,amount_refunded,voided_at,void_reason,amount_disputed,disputed_at$/,
+      /,paid_on,amount_refunded,voided_at,void_reason,amount_disputed,disputed_at,amount_disputed_lost$/,
     );
     // The billing page's paid card counts what stayed.
     const billingPage = await admin.get('/admin/receipts').set('Accept', 'text/html').expect(200);
