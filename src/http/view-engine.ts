@@ -63,6 +63,7 @@ export const VIEW_LOCALS = [
   'isAdminView',
   'isFinal',
   'isPaymentHeld',
+  'isReceivedAllReturned',
   'isRunning',
   'isStartAbandoned',
   'isUnkeyed',

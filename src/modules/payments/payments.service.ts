@@ -22,6 +22,7 @@ import {
 } from './checkout-closer.js';
 import { createDummyProvider, signDummyWebhook } from './dummy.provider.js';
 import {
+  type BillingTeamRefund,
   billingTeamRefundOf,
   billingTeamTakenBackOf,
   describeMoney,
@@ -32,6 +33,7 @@ import {
   heldPaymentNoteOf,
   heldPaymentOf,
   lostDisputeMinorOf,
+  type PaymentMoney,
   paymentMoneyOf,
   returnedMinorOf,
 } from './payment-money.js';
@@ -1696,6 +1698,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     }
   }
 
+  /** Whether all a payment received went back to the payer, by the provider, the bank or the billing team. */
+  function isAllReturned(money: PaymentMoney | null, byBillingTeam: BillingTeamRefund | null): boolean {
+    if (money?.received == null) return false;
+    if (byBillingTeam !== null) return true;
+    const { refunded, received } = money;
+    return refunded !== null && refunded.currency === received.currency && refunded.amount.gte(received.amount);
+  }
+
   /** What the payer sees after checkout: the receipt and its latest payment. */
   async function getStatus(username: string, receiptId: number) {
     const receipt = await requireOwnReceipt(username, receiptId);
@@ -1711,8 +1721,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // the page says so instead of waiting for a provider that was never asked.
     const isFinal =
       receipt.status !== 'pending' || payment === null || payment.status !== 'pending' || isStartAbandoned;
-    const paymentMoney = payment === null ? null : paymentMoneyOf(payment);
-    const billingTeamRefund = payment === null ? null : billingTeamRefundOf(payment);
+    // Its refunds counted with those that failed since (money that stayed), read once one was reported.
+    const refundedPayment =
+      payment !== null && payment.refundedMinor !== null
+        ? ((await paymentsRepository.findRefundedPaymentsOfReceipts(prisma, [receiptId])).find(
+            (row) => row.id === payment.id,
+          ) ?? payment)
+        : payment;
+    const paymentMoney = refundedPayment === null ? null : paymentMoneyOf(refundedPayment);
+    const billingTeamRefund = refundedPayment === null ? null : billingTeamRefundOf(refundedPayment);
     return {
       receipt,
       payment,
@@ -1735,6 +1752,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       billingTeamRefund,
       /** Of that refund, what the payer's bank took back by a lost dispute: said as such, not as refunded. */
       billingTeamTakenBack: billingTeamTakenBackOf(billingTeamRefund, paymentMoney, payment?.disputeClosedAt ?? null),
+      /**
+       * All the latest payment received went back (refunded, taken back by a lost dispute, or refunded by
+       * the billing team): the page no longer says it was received, as if the receipt were paid short by it.
+       */
+      isReceivedAllReturned: isAllReturned(paymentMoney, billingTeamRefund),
       isFinal,
       isPaymentHeld,
       isStartAbandoned,
