@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from '../shared/logger.js';
 import { PROJECT_ROOT } from '../shared/paths.js';
@@ -21,6 +22,25 @@ export interface MigrationOptions {
   retryDelayMs?: number;
   /** How long in all a migration keeps trying for its locks before it fails. */
   maxWaitMs?: number;
+  /**
+   * Aborted when the process is told to stop (SIGTERM, Ctrl-C): a migration that is applying
+   * finishes (its transaction commits whole), one waiting for a lock rolls back, and no later one
+   * starts; StoppedDuringStartup is thrown.
+   */
+  stopSignal?: AbortSignal;
+}
+
+/** The process was told to stop (SIGTERM, Ctrl-C) while it migrated or seeded: not a failed start. */
+export class StoppedDuringStartup extends Error {
+  constructor(readonly signal: string) {
+    super(`stopped by ${signal} during start-up`);
+    this.name = 'StoppedDuringStartup';
+  }
+}
+
+/** Throws StoppedDuringStartup once `stopSignal` is aborted; its reason is the signal's name. */
+export function throwIfStoppedDuringStartup(stopSignal: AbortSignal | undefined): void {
+  if (stopSignal?.aborted) throw new StoppedDuringStartup(String(stopSignal.reason ?? 'a signal'));
 }
 
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -43,7 +63,13 @@ export async function applyMigrations(
   logger: Logger,
   options: MigrationOptions = {},
 ): Promise<string[]> {
-  const { migrationsDir = MIGRATIONS_DIR, lockTimeoutMs = 2_000, retryDelayMs = 1_000, maxWaitMs = 600_000 } = options;
+  const {
+    migrationsDir = MIGRATIONS_DIR,
+    lockTimeoutMs = 2_000,
+    retryDelayMs = 1_000,
+    maxWaitMs = 600_000,
+    stopSignal,
+  } = options;
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -79,6 +105,8 @@ export async function applyMigrations(
         if (known !== checksum) logger.warn({ migration: name }, 'applied migration was edited afterwards');
         continue;
       }
+      // Between migrations: each is one transaction, so the database stops at a whole one.
+      throwIfStoppedDuringStartup(stopSignal);
       const startedAt = performance.now();
       for (;;) {
         await client.query('BEGIN');
@@ -97,6 +125,8 @@ export async function applyMigrations(
           if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) {
             throw new Error(`migration ${name} failed: ${(error as Error).message}`);
           }
+          // Told to stop while it waited for a lock: rolled back just now, nothing of it applied.
+          throwIfStoppedDuringStartup(stopSignal);
           if (performance.now() - startedAt + retryDelayMs >= maxWaitMs) {
             throw new Error(
               `migration ${name} failed: another session held a lock it needs for more than ${describeDuration(maxWaitMs)} ` +
@@ -111,7 +141,8 @@ export async function applyMigrations(
             `migration ${name} waited ${lockTimeoutMs} ms for a lock another session holds (a long request or export ` +
               `of a running instance); trying again in ${retryDelayMs} ms, for up to ${describeDuration(maxWaitMs)} in all`,
           );
-          await new Promise((resolve) => setTimeout(resolve, retryDelayMs));
+          await sleep(retryDelayMs, undefined, { signal: stopSignal }).catch(() => undefined);
+          throwIfStoppedDuringStartup(stopSignal);
         }
       }
       logger.info({ migration: name }, 'migration applied');
