@@ -80,7 +80,7 @@ export async function applyMigrations(
     await client.query('SET statement_timeout = 0');
     await client.query('SET lock_timeout = 0');
     // Several workers or replicas may start at once; one migrates, the rest wait.
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await waitForMigrationLock(client, databaseUrl, stopSignal);
     await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
       "id" VARCHAR(36) PRIMARY KEY,
       "checksum" VARCHAR(64) NOT NULL,
@@ -153,6 +153,41 @@ export async function applyMigrations(
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
     await client.end();
   }
+}
+
+/**
+ * Takes the migration lock, waiting for as long as another process migrates. Told to stop meanwhile,
+ * the wait is cancelled (pg_cancel_backend, from a connection of its own: PostgreSQL does not notice
+ * a client gone while it waits for a lock, and would hand the lock to it) and StoppedDuringStartup thrown.
+ */
+async function waitForMigrationLock(client: pg.Client, databaseUrl: string, stopSignal: AbortSignal | undefined) {
+  throwIfStoppedDuringStartup(stopSignal);
+  const cancel = async () => {
+    const canceller = new pg.Client({ connectionString: databaseUrl });
+    try {
+      await canceller.connect();
+      await canceller.query('SELECT pg_cancel_backend($1)', [(client as unknown as { processID: number }).processID]);
+    } finally {
+      await canceller.end().catch(() => undefined);
+    }
+  };
+  let cancelling: Promise<void> | undefined;
+  const onStop = () => {
+    cancelling = cancel().catch(() => undefined);
+  };
+  stopSignal?.addEventListener('abort', onStop, { once: true });
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+  } catch (error) {
+    await cancelling;
+    throwIfStoppedDuringStartup(stopSignal);
+    throw error;
+  } finally {
+    stopSignal?.removeEventListener('abort', onStop);
+  }
+  // Taken just as it was told to stop: the finally of applyMigrations gives it back.
+  await cancelling;
+  throwIfStoppedDuringStartup(stopSignal);
 }
 
 /** The migrations of a folder, oldest first: one folder each, named for the time it was written. */

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { spawnCollecting } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
@@ -87,4 +88,45 @@ describe('SIGTERM while the start-up migrations run', () => {
     },
     150_000,
   );
+
+  it('while it waits for another instance to finish migrating, ends the wait, and exits 0', async () => {
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    // Another instance (or `npm run db:migrate`) holds the migration lock for a long migration.
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    cleanups.push(() => other.end());
+    await other.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.migrations]);
+
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hb-startup-interrupt-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const server = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      cwd: PROJECT_ROOT,
+      env: {
+        DATABASE_URL: db.url,
+        DATA_DIR: dataDir,
+        PORT: String(await findFreePort()),
+        LOG_LEVEL: 'info',
+        DEMO_SEED: '0',
+      },
+    });
+    cleanups.push(async () => {
+      if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+    });
+    const waiters = async () =>
+      (
+        await other.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT pg_advisory_lock%'`,
+        )
+      ).rows[0].n as number;
+    await expect.poll(waiters, { timeout: 60_000 }).toBe(1);
+
+    server.child.kill('SIGTERM');
+    expect(await server.exited, server.output()).toBe(0);
+    expect(server.output()).toMatch(/"msg":"stopped during start-up: nothing was served"/);
+    expect(server.output()).not.toContain('is listening');
+    // Its wait ended with it: the lock never goes to a process that is gone.
+    await expect.poll(waiters).toBe(0);
+  }, 150_000);
 });
