@@ -2,7 +2,7 @@ import type { AppConfig } from './config/config.js';
 import { describeConnectionOverflow } from './db/connection-budget.js';
 import { openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
-import { applyMigrations } from './db/migrations.js';
+import { applyMigrations, throwIfStoppedDuringStartup } from './db/migrations.js';
 import { configureAuditChain } from './modules/audit/audit.service.js';
 import { type DemoSeedResult, seedDemoIfEmpty } from './modules/demo/demo.service.js';
 import { describeRatesInOtherCurrency } from './modules/pricing/rates.service.js';
@@ -23,16 +23,25 @@ export interface PreparedDatabase {
 
 /**
  * Gets a database ready before any worker serves: the configured one, or an embedded
- * PostgreSQL under DATA_DIR; migrated; seeded with the demo when that applies.
+ * PostgreSQL under DATA_DIR; migrated; seeded with the demo when that applies. Once `stopSignal`
+ * is aborted (SIGTERM or Ctrl-C during start-up) it throws StoppedDuringStartup at the next step:
+ * a migration or the demo seed in progress, each one transaction, commits or rolls back whole
+ * first, and its connections and the embedded PostgreSQL are closed.
  */
-export async function prepareDatabase(config: AppConfig, logger: Logger): Promise<PreparedDatabase> {
+export async function prepareDatabase(
+  config: AppConfig,
+  logger: Logger,
+  stopSignal?: AbortSignal,
+): Promise<PreparedDatabase> {
   const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir, logger);
   const databaseUrl = config.databaseUrl ?? (embedded?.url as string);
   // The bootstrap admin's creation is audited, sealed as every later entry.
   configureAuditChain(config.audit);
   let demo: DemoSeedResult | undefined;
   try {
-    await applyMigrations(databaseUrl, logger);
+    throwIfStoppedDuringStartup(stopSignal);
+    await applyMigrations(databaseUrl, logger, { stopSignal });
+    throwIfStoppedDuringStartup(stopSignal);
     const db = openDatabase(databaseUrl, {
       poolMax: 2,
       queryTimeoutMs: config.dbQueryTimeoutMs,
@@ -43,6 +52,7 @@ export async function prepareDatabase(config: AppConfig, logger: Logger): Promis
       if (config.shouldSeedDemo) {
         const { dataDir, currency, timeZone } = config;
         demo = await seedDemoIfEmpty(db, { dataDir, currency, timeZone, logger });
+        throwIfStoppedDuringStartup(stopSignal);
       }
       const admin = config.auth.bootstrapAdmin;
       if (admin && (await ensureBootstrapAdmin(db.prisma, admin.username, admin.password))) {

@@ -5,6 +5,7 @@ import { type PreparedDatabase, prepareDatabase } from './bootstrap.js';
 import { type AppConfig, CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { isEmbeddedDatabaseUrl } from './db/embedded-postgres.js';
+import { StoppedDuringStartup } from './db/migrations.js';
 import { StoppedWhileWaiting, waitForDatabase } from './db/wait-for-database.js';
 import {
   checkCanListen,
@@ -254,6 +255,12 @@ async function main() {
   try {
     await start(config, logger);
   } catch (error) {
+    if (error instanceof StoppedDuringStartup) {
+      // Asked to stop, which it did: not a failed start, so 0 as after a stop while serving.
+      logger.info({ signal: error.signal }, 'stopped during start-up: nothing was served');
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      process.exit(0);
+    }
     if (error instanceof StoppedWhileWaiting) {
       logger.info({ signal: error.signal }, 'stopped while waiting for the database');
       await new Promise<void>((resolve) => logger.flush(() => resolve()));
@@ -291,6 +298,32 @@ async function waitForConfiguredDatabase(config: AppConfig, logger: Logger): Pro
   }
 }
 
+/**
+ * prepareDatabase, stopped by SIGTERM or SIGINT: without a handler the signal took Node's default
+ * action, and the process died mid-migration or mid-seed with no log line (none at all as PID 1).
+ * The migration or seed in progress, one transaction, commits or rolls back whole, the connections
+ * and the embedded PostgreSQL are closed, and StoppedDuringStartup ends the start (main exits 0).
+ */
+async function prepareWithStopSignals(config: AppConfig, logger: Logger): Promise<PreparedDatabase> {
+  const stopping = new AbortController();
+  const stop = (signal: NodeJS.Signals) => {
+    // Ctrl-C reaches the app twice (npm passes it on): one line.
+    if (stopping.signal.aborted) return;
+    logger.info(
+      { signal },
+      'asked to stop during start-up: the migration or demo seed in progress finishes or rolls back, then the process exits without serving',
+    );
+    stopping.abort(signal);
+  };
+  const signals = ['SIGTERM', 'SIGINT'] as const;
+  for (const signal of signals) process.on(signal, stop);
+  try {
+    return await prepareDatabase(config, logger, stopping.signal);
+  } finally {
+    for (const signal of signals) process.off(signal, stop);
+  }
+}
+
 async function start(config: AppConfig, logger: Logger) {
   if (cluster.isWorker) {
     // The primary prepared the database and passed its URL in DATABASE_URL.
@@ -318,7 +351,7 @@ async function start(config: AppConfig, logger: Logger) {
   warnIfMetricsPublic(logger, config);
   warnAboutPlainHttp(logger, config);
   await waitForConfiguredDatabase(config, logger);
-  const database = await prepareDatabase(config, logger);
+  const database = await prepareWithStopSignals(config, logger);
   warnIfDemoLoginsExposed(logger, config, database.demo);
   if (config.webConcurrency === 1) {
     const worker = await runWorker(config, database.databaseUrl, logger);

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from '../shared/logger.js';
 import { PROJECT_ROOT } from '../shared/paths.js';
@@ -21,6 +22,25 @@ export interface MigrationOptions {
   retryDelayMs?: number;
   /** How long in all a migration keeps trying for its locks before it fails. */
   maxWaitMs?: number;
+  /**
+   * Aborted when the process is told to stop (SIGTERM, Ctrl-C): a migration that is applying
+   * finishes (its transaction commits whole), one waiting for a lock rolls back, and no later one
+   * starts; StoppedDuringStartup is thrown.
+   */
+  stopSignal?: AbortSignal;
+}
+
+/** The process was told to stop (SIGTERM, Ctrl-C) while it migrated or seeded: not a failed start. */
+export class StoppedDuringStartup extends Error {
+  constructor(readonly signal: string) {
+    super(`stopped by ${signal} during start-up`);
+    this.name = 'StoppedDuringStartup';
+  }
+}
+
+/** Throws StoppedDuringStartup once `stopSignal` is aborted; its reason is the signal's name. */
+export function throwIfStoppedDuringStartup(stopSignal: AbortSignal | undefined): void {
+  if (stopSignal?.aborted) throw new StoppedDuringStartup(String(stopSignal.reason ?? 'a signal'));
 }
 
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -43,7 +63,13 @@ export async function applyMigrations(
   logger: Logger,
   options: MigrationOptions = {},
 ): Promise<string[]> {
-  const { migrationsDir = MIGRATIONS_DIR, lockTimeoutMs = 2_000, retryDelayMs = 1_000, maxWaitMs = 600_000 } = options;
+  const {
+    migrationsDir = MIGRATIONS_DIR,
+    lockTimeoutMs = 2_000,
+    retryDelayMs = 1_000,
+    maxWaitMs = 600_000,
+    stopSignal,
+  } = options;
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -54,7 +80,7 @@ export async function applyMigrations(
     await client.query('SET statement_timeout = 0');
     await client.query('SET lock_timeout = 0');
     // Several workers or replicas may start at once; one migrates, the rest wait.
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await waitForMigrationLock(client, databaseUrl, stopSignal);
     await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
       "id" VARCHAR(36) PRIMARY KEY,
       "checksum" VARCHAR(64) NOT NULL,
@@ -79,6 +105,8 @@ export async function applyMigrations(
         if (known !== checksum) logger.warn({ migration: name }, 'applied migration was edited afterwards');
         continue;
       }
+      // Between migrations: each is one transaction, so the database stops at a whole one.
+      throwIfStoppedDuringStartup(stopSignal);
       const startedAt = performance.now();
       for (;;) {
         await client.query('BEGIN');
@@ -97,6 +125,8 @@ export async function applyMigrations(
           if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) {
             throw new Error(`migration ${name} failed: ${(error as Error).message}`);
           }
+          // Told to stop while it waited for a lock: rolled back just now, nothing of it applied.
+          throwIfStoppedDuringStartup(stopSignal);
           if (performance.now() - startedAt + retryDelayMs >= maxWaitMs) {
             throw new Error(
               `migration ${name} failed: another session held a lock it needs for more than ${describeDuration(maxWaitMs)} ` +
@@ -111,7 +141,8 @@ export async function applyMigrations(
             `migration ${name} waited ${lockTimeoutMs} ms for a lock another session holds (a long request or export ` +
               `of a running instance); trying again in ${retryDelayMs} ms, for up to ${describeDuration(maxWaitMs)} in all`,
           );
-          await new Promise((resolve) => setTimeout(resolve, retryDelayMs));
+          await sleep(retryDelayMs, undefined, { signal: stopSignal }).catch(() => undefined);
+          throwIfStoppedDuringStartup(stopSignal);
         }
       }
       logger.info({ migration: name }, 'migration applied');
@@ -122,6 +153,41 @@ export async function applyMigrations(
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
     await client.end();
   }
+}
+
+/**
+ * Takes the migration lock, waiting for as long as another process migrates. Told to stop meanwhile,
+ * the wait is cancelled (pg_cancel_backend, from a connection of its own: PostgreSQL does not notice
+ * a client gone while it waits for a lock, and would hand the lock to it) and StoppedDuringStartup thrown.
+ */
+async function waitForMigrationLock(client: pg.Client, databaseUrl: string, stopSignal: AbortSignal | undefined) {
+  throwIfStoppedDuringStartup(stopSignal);
+  const cancel = async () => {
+    const canceller = new pg.Client({ connectionString: databaseUrl });
+    try {
+      await canceller.connect();
+      await canceller.query('SELECT pg_cancel_backend($1)', [(client as unknown as { processID: number }).processID]);
+    } finally {
+      await canceller.end().catch(() => undefined);
+    }
+  };
+  let cancelling: Promise<void> | undefined;
+  const onStop = () => {
+    cancelling = cancel().catch(() => undefined);
+  };
+  stopSignal?.addEventListener('abort', onStop, { once: true });
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+  } catch (error) {
+    await cancelling;
+    throwIfStoppedDuringStartup(stopSignal);
+    throw error;
+  } finally {
+    stopSignal?.removeEventListener('abort', onStop);
+  }
+  // Taken just as it was told to stop: the finally of applyMigrations gives it back.
+  await cancelling;
+  throwIfStoppedDuringStartup(stopSignal);
 }
 
 /** The migrations of a folder, oldest first: one folder each, named for the time it was written. */
