@@ -41,7 +41,7 @@ export function withoutTotalCpu(item: SourceItem): SourceItem {
 
 /**
  * Watches one sacct output as it streams. Until a step row is seen, the records are held back (at most
- * MAX_HELD_JOBS jobs that ran); once one is, they are passed on and every later record costs one flag
+ * MAX_HELD_JOBS jobs that ran, or MAX_HELD_JOBS records while none of them ran); once one is, they are passed on and every later record costs one flag
  * test. An output that ends (or reaches MAX_HELD_JOBS) with jobs that ran and no step row is -X's:
  * under the used basis `refuse` is thrown before any of it is passed on, under the allocated basis its
  * jobs are passed on without their TotalCPU (withoutTotalCpu).
@@ -77,6 +77,13 @@ export class StepRowWatch {
     if (this.found.ranWithoutSteps >= MAX_HELD_JOBS) {
       this.found.isCountCut = true;
       return this.decideAllocationsOnly();
+    }
+    // None of them ran (cancelled while pending): their TotalCPU of 0 is right whatever the output, and
+    // holding them would cost memory for nothing.
+    if (this.found.ranWithoutSteps === 0 && this.held.length >= MAX_HELD_JOBS) {
+      const out = this.held;
+      this.held = [];
+      return out;
     }
     return [];
   }

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { CpuBasis } from '../pricing/pricing.js';
-import { type AllocationsOnly, ranWithoutSteps, withoutTotalCpu } from './allocations-only.js';
+import { type AllocationsOnly, ranWithoutSteps, StepRowWatch, withoutTotalCpu } from './allocations-only.js';
 import {
   type IngestWindow,
   isInWindow,
@@ -183,6 +183,68 @@ async function findAllocationsOnly(options: SacctFileSourceOptions, size: number
   return found;
 }
 
+/**
+ * A file of several sacct outputs joined, each under its header row (`cat a.psv b.psv`, or a cron job that
+ * appends each export to FALLBACK_CSV), may have step rows in one and none in another: an export made with
+ * -X appended to one made without. findAllocationsOnly, which stops at the file's first step row, passed such
+ * a file, and the jobs of the -X part were stored with TotalCPU 0, billed 0 CPU-hours under the used basis,
+ * run after run as exports were appended. Each output after the first is watched as it streams
+ * (StepRowWatch, as the sacct source watches each sacct run): refused under `used`, read with TotalCPU not
+ * known under `allocated`. A record belongs to the output its job's row is in (its `line`): the job open
+ * at a header row that repeats the first is only given at the next job row.
+ */
+function createOutputWatches(options: SacctFileSourceOptions, cpuBasis: CpuBasis) {
+  const watchFrom = (start: number) => ({
+    start,
+    watch: new StepRowWatch(cpuBasis, (found) => appendedAllocationsOnlyError(options.path, start, found)),
+  });
+  let current = watchFrom(1);
+  let previous: ReturnType<typeof watchFrom> | null = null;
+  return {
+    /** The records to pass on now, of those the parser gave for a line; `headerLine` is its lastHeaderLine. */
+    pass(items: SourceItem[], headerLine: number): SourceItem[] {
+      if (headerLine > current.start) {
+        // Records of a job before the header row may still come (the job open there).
+        const out = previous ? previous.watch.end() : [];
+        previous = current;
+        current = watchFrom(headerLine);
+        return [...out, ...this.pass(items, headerLine)];
+      }
+      if (previous === null) return current.watch.pass(items);
+      const out: SourceItem[] = [];
+      for (const item of items) {
+        if (previous !== null && item.line < current.start) {
+          out.push(...previous.watch.pass([item]));
+          continue;
+        }
+        if (previous !== null) {
+          out.push(...previous.watch.end());
+          previous = null;
+        }
+        out.push(...current.watch.pass([item]));
+      }
+      return out;
+    },
+    /** What is still held at the end of the file; throws for an output without step rows under `used`. */
+    end(): SourceItem[] {
+      const out = previous ? previous.watch.end() : [];
+      previous = null;
+      return [...out, ...current.watch.end()];
+    },
+  };
+}
+
+function appendedAllocationsOnlyError(path: string, line: number, found: AllocationsOnly): SourceConfigError {
+  const count = `${found.isCountCut ? 'at least ' : ''}${found.ranWithoutSteps}`;
+  return new SourceConfigError(
+    `FALLBACK_CSV ${path} has no step rows in the sacct output from line ${line} (an export made with sacct -X / ` +
+      `--allocations joined or appended to it?): sacct prints TotalCPU 0 for every job there, so under ` +
+      `PRICING_CPU_BASIS=used its ${count} job(s) that ran (first: job ${found.firstJob}) would be billed 0 ` +
+      'CPU-hours. None of them was stored. Export that part again without -X, or bill allocated CPU time ' +
+      '(PRICING_CPU_BASIS=allocated)',
+  );
+}
+
 async function* readSacctFile(
   options: SacctFileSourceOptions,
   window: IngestWindow,
@@ -192,6 +254,7 @@ async function* readSacctFile(
   await refuseCutShortFile(options.path, size);
   const isAllocationsOnly = (await findAllocationsOnly(options, size)) !== null;
   const parser = parserFor(options);
+  const watches = options.cpuBasis && !isAllocationsOnly ? createOutputWatches(options, options.cpuBasis) : undefined;
   // Only the bytes checked above: a line an sacct or a copy appends meanwhile is for the next run.
   const input = createReadStream(options.path, { highWaterMark: 1 << 20, start: 0, end: Math.max(0, size - 1) });
   const keep = (item: SourceItem) =>
@@ -206,12 +269,16 @@ async function* readSacctFile(
           const problem = keyColumnProblem(options, line);
           if (problem) throw problem;
         }
-        for (const item of parser.pushLine(line, lineNumber)) {
+        const items = parser.pushLine(line, lineNumber);
+        for (const item of watches ? watches.pass(items, parser.lastHeaderLine) : items) {
           if (keep(item)) yield isAllocationsOnly ? withoutTotalCpu(item) : item;
         }
       }
     }
-    for (const item of parser.end()) if (keep(item)) yield isAllocationsOnly ? withoutTotalCpu(item) : item;
+    const last = parser.end();
+    for (const item of watches ? [...watches.pass(last, parser.lastHeaderLine), ...watches.end()] : last) {
+      if (keep(item)) yield isAllocationsOnly ? withoutTotalCpu(item) : item;
+    }
   } catch (error) {
     // Its first line tells: a file that is not sacct output with its header row is the wrong file
     // (a setting to fix), not a source that may answer next time.

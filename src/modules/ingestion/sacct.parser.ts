@@ -138,6 +138,11 @@ export class SacctParser {
   /** A line that ended inside the free-text value (a name with a newline), waiting for the rest. */
   private held: { text: string; line: number; lines: number } | null = null;
   private open: OpenJob | null = null;
+  /**
+   * The line of the last header row after the first (0: none yet), where another sacct output joined to
+   * the file begins (`cat a.psv b.psv`, an export appended to it): the file source checks each for step rows.
+   */
+  lastHeaderLine = 0;
   /** The key of a job whose row was skipped: its step rows go with it, uncounted. */
   private skippedKey: string | null = null;
   /**
@@ -198,6 +203,7 @@ export class SacctParser {
    * skip, up to the next header row that has them. It ends a line held for the rest of a name.
    */
   private readHeaderAgain(names: string[], lineNumber: number): SourceItem[] {
+    this.lastHeaderLine = lineNumber;
     const held = this.held;
     this.held = null;
     const items = held ? this.readLine(held.text, held.line, false) : [];

@@ -694,6 +694,42 @@ describe('a file exported with sacct -X (job rows alone, no step rows)', () => {
     expect(await jobRow('2')).toMatchObject({ total_cpu_sec: '5.693' });
   });
 
+  describe('appended to an export with steps (a cron job that appends each export to FALLBACK_CSV)', () => {
+    // The file has step rows (the first export's), so it passed the check, and the jobs of the -X export
+    // after it were stored with TotalCPU 0: job 2's 5.693 s became 0, billed 0 CPU-hours under the used basis.
+    const appended = () => {
+      const file = path.join(dir, 'appended.psv');
+      writeFileSync(
+        file,
+        readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8') +
+          readFileSync(path.join(CAPTURES, 'final/sacct-X.psv'), 'utf8'),
+      );
+      return file;
+    };
+    const firstLines = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').split('\n').length;
+
+    it('is refused under the used basis, naming the line the -X output begins at', async () => {
+      const file = appended();
+      const run = await finishedRun(service([source(file, 'used')]).runOnce({ trigger: 'manual', window: WINDOW }));
+      expect(run).toMatchObject({ outcome: 'failed' });
+      expect(run.error).toBe(
+        `file: FALLBACK_CSV ${file} has no step rows in the sacct output from line ${firstLines} (an export made with ` +
+          'sacct -X / --allocations joined or appended to it?): sacct prints TotalCPU 0 for every job there, so under ' +
+          'PRICING_CPU_BASIS=used its 12 job(s) that ran (first: job 1) would be billed 0 CPU-hours. None of them was ' +
+          'stored. Export that part again without -X, or bill allocated CPU time (PRICING_CPU_BASIS=allocated)',
+      );
+      expect(await jobRow('2')).not.toMatchObject({ total_cpu_sec: '0.000' });
+    });
+
+    it('is read under the allocated basis, the -X part without its TotalCPU: job 2 keeps its 5.693 s', async () => {
+      const run = await finishedRun(
+        service([source(appended(), 'allocated')]).runOnce({ trigger: 'manual', window: WINDOW }),
+      );
+      expect(run).toMatchObject({ outcome: 'success' });
+      expect(await jobRow('2')).toMatchObject({ total_cpu_sec: '5.693' });
+    });
+  });
+
   it('sacct output with its step rows is read under the used basis, as before', async () => {
     const run = await finishedRun(
       service([source(copy('final/sacct-steps-extra.psv'), 'used')]).runOnce({ trigger: 'manual', window: WINDOW }),

@@ -51,4 +51,15 @@ describe('StepRowWatch over the lab real sacct output', () => {
     expect(out).toHaveLength(many.length);
     expect(totalCpuOf(out).every((value) => value === null)).toBe(true);
   });
+
+  it('does not hold records of jobs that never ran past the same bound', () => {
+    const pending = itemsOf('cancelled-pending/sacct.psv').filter(
+      (item) => item.kind === 'job' && item.job.startAt === null,
+    );
+    expect(pending.length).toBeGreaterThan(0);
+    const many = Array.from({ length: MAX_HELD_JOBS }, (_, index) => pending[index % pending.length] as SourceItem);
+    const watch = new StepRowWatch('used', refuse);
+    expect(many.flatMap((item) => watch.pass([item]))).toHaveLength(MAX_HELD_JOBS);
+    expect(watch.end()).toEqual([]);
+  });
 });
