@@ -104,3 +104,46 @@ describe('Per day over a year', () => {
     expect(csv.trimEnd().split('\n')).toHaveLength(4);
   });
 });
+
+describe('Per day of a window that runs past today', () => {
+  // A researcher's "this month", 2025-09-01 to 2025-09-30 on 2025-09-20: the table began with ten
+  // days still to come, all zero, above today; a window to 2025-12-31 had a whole first page of them.
+  it('lists the days from today back, and says the days after today are not listed', async () => {
+    const month = (await html('/me?start=2025-09-01&end=2025-09-30&view=aggregate').expect(200)).text;
+    const days = cellsLabelled(month, 'Day');
+    expect(days[0]).toBe('2025-09-20');
+    expect(days).toHaveLength(20);
+    expect(month).toContain(
+      '<p class="muted">The days after today (<span class="nowrap">2025-09-21</span> to <span class="nowrap">2025-09-30</span>) are not listed: no job has ended on them yet.</p>',
+    );
+    expect(totalRowOf(month)).toContain('<th data-label="Jobs" class="num">1</th>');
+
+    const ahead = (await html('/me?start=2025-08-01&end=2025-12-31&view=aggregate').expect(200)).text;
+    expect(cellsLabelled(ahead, 'Day')[0]).toBe('2025-09-20');
+    expect(ahead).toContain(
+      "<p>Days 2025-09-20 back to 2025-08-02, newest first (page 1 of 2, 50 days a page). The total under them is the whole window's 153 days.</p>",
+    );
+    const past = await json('/me?start=2025-08-01&end=2025-12-31&view=aggregate&page=3').expect(404);
+    expect(past.body.error).toBe(
+      'This window (2025-08-01 to 2025-12-31) has 51 days up to today (2025-09-20), on 2 pages; there is no page 3.',
+    );
+
+    const tomorrow = (await html('/me?start=2025-09-14&end=2025-09-21&view=aggregate').expect(200)).text;
+    expect(tomorrow).toContain(
+      'The day after today (<span class="nowrap">2025-09-21</span>) is not listed: no job has ended on it yet.',
+    );
+  });
+
+  it('lists the same days in its JSON, the window totals unchanged', async () => {
+    const body = (await json('/me?start=2025-09-01&end=2025-09-30&view=aggregate').expect(200)).body;
+    expect(body).toMatchObject({ page: 1, pageCount: 1, count: 20 });
+    expect(body.days[0].day).toBe('2025-09-20');
+    expect(body.totals.jobs).toBe(1);
+  });
+
+  it('lists every day of a window that ends today or earlier, as before', async () => {
+    const week = (await html('/me?start=2025-09-14&end=2025-09-20&view=aggregate').expect(200)).text;
+    expect(cellsLabelled(week, 'Day')).toHaveLength(7);
+    expect(week).not.toContain('not listed');
+  });
+});

@@ -212,7 +212,7 @@ export function myUsageJson(page: MyUsagePage, timeZone: string) {
       gpuHours: hoursJson(row.gpuHours),
       memGbHours: hoursJson(row.memGbHours),
     });
-    // The page's days (`count` is the window's), and the totals of the whole window, as the page shows them.
+    // The page's days (`count` is the window's up to today, or its last job when later), and the totals of the whole window, as the page shows them.
     return {
       ...base,
       ...paging,

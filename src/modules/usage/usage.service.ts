@@ -80,7 +80,8 @@ export class StartAfterTodayError extends BadRequestError {
 /**
  * A page of /me past the last one (as a receipt's items answer it: a 404 saying how many
  * there are); it carries the window and view so the answer can link to their first page.
- * `count` is the view's jobs, or for Per day (aggregate) the window's days.
+ * `count` is the view's jobs, or for Per day (aggregate) the window's days listed: up to
+ * `listedToDay` (today) when the days after it, with no job yet, are not.
  */
 export class UsagePageNotFoundError extends NotFoundError {
   constructor(
@@ -89,13 +90,15 @@ export class UsagePageNotFoundError extends NotFoundError {
     page: number,
     pageCount: number,
     count: number,
+    listedToDay?: string,
   ) {
     const span = `this window (${window.start} to ${window.end})`;
     const jobs = counted(count, 'job');
     const pages = `on ${counted(pageCount, 'page')}`;
     let found: string;
     if (view === 'aggregate') {
-      found = `This window (${window.start} to ${window.end}) has ${counted(count, 'day')}, ${pages}`;
+      const upTo = listedToDay ? ` up to today (${listedToDay})` : '';
+      found = `This window (${window.start} to ${window.end}) has ${counted(count, 'day')}${upTo}, ${pages}`;
     } else if (view === 'billed') {
       found =
         count === 0
@@ -356,7 +359,18 @@ export function createUsageService(deps: UsageServiceDeps) {
       // Every day of the window for its totals and charts; the table lists a page of them, as
       // Jobs does its jobs: a year was 366 rows on a desktop and 366 cards on a phone.
       const days = fillDays(window, await usageRepository.sumByLocalDay(db, filter, pricing, config.timeZone));
-      const pageCount = assertPageExists(window, 'aggregate', query.page, days.length);
+      // The table (and its JSON) lists the days newest first, as Jobs lists its jobs by Ended:
+      // oldest first, page 1 of a year's window was its oldest 50 days, a year ago. The charts
+      // below stay a time axis, oldest on the left, and the CSV stays in the order the jobs ended.
+      // Days after today without a job are charted but not listed: a window to the end of the
+      // month put a column of zero days still to come above the days a researcher came to check,
+      // and a window months ahead a whole first page of them.
+      const today = toLocalDate(now(), config.timeZone);
+      const newestFirst = days.toReversed();
+      const firstListed = newestFirst.findIndex((day) => day.day <= today || day.jobs > 0);
+      const listed = firstListed < 0 ? [] : newestFirst.slice(firstListed);
+      const toCome = listed.length < days.length ? { start: addLocalDays(today, 1), end: window.end } : null;
+      const pageCount = assertPageExists(window, 'aggregate', query.page, listed.length, toCome ? today : undefined);
       const totals = { ...sumHours(days), cost: sumCosts(days.map((day) => day.cost)) };
       const charts = [
         {
@@ -377,18 +391,16 @@ export function createUsageService(deps: UsageServiceDeps) {
           bars: days.map((day) => barOf(day.day, day.memGbHours)),
         },
       ].map((chart) => ({ title: chart.title, svg: renderBarChart(chart) }));
-      // The table (and its JSON) lists the days newest first, as Jobs lists its jobs by Ended:
-      // oldest first, page 1 of a year's window was its oldest 50 days, a year ago. The charts
-      // above stay a time axis, oldest on the left, and the CSV stays in the order the jobs ended.
-      const newestFirst = days.toReversed();
-      const shownDays = newestFirst.slice((query.page - 1) * PAGE_SIZE, query.page * PAGE_SIZE);
+      const shownDays = listed.slice((query.page - 1) * PAGE_SIZE, query.page * PAGE_SIZE);
       return {
         ...base,
         view: 'aggregate' as const,
         days: shownDays,
         page: query.page,
         pageCount,
-        count: days.length,
+        count: listed.length,
+        windowDays: days.length,
+        toCome,
         totals,
         charts,
       };
@@ -519,9 +531,10 @@ function assertPageExists(
   view: UsagePageNotFoundError['view'],
   page: number,
   count: number,
+  listedToDay?: string,
 ): number {
   const pageCount = Math.max(1, Math.ceil(count / PAGE_SIZE));
-  if (page > pageCount) throw new UsagePageNotFoundError(window, view, page, pageCount, count);
+  if (page > pageCount) throw new UsagePageNotFoundError(window, view, page, pageCount, count, listedToDay);
   return pageCount;
 }
 

@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTiers } from '../support/billing-factories.js';
+import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
+import { researcherWithReceiptOf, startCheckout } from '../support/receipt-steps.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * The demo provider's checkout offers Pay, Fail and Cancel. Each button took a share of the card's
+ * width as a form field does: at 1280 px Pay sat at the left, Fail near the middle and Cancel alone
+ * on a second line, and on a phone each had a line of its own. They are one row of buttons.
+ */
+describe.skipIf(!hasChromium)("the demo provider's checkout buttons", { timeout: 120_000 }, () => {
+  let db: TestDatabase;
+  let app: ReturnType<typeof buildTestApp>;
+  let rig: BrowserRig;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await buildTiers(db);
+    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
+    rig = await startBrowserRig(app);
+  });
+
+  afterAll(async () => {
+    await rig?.close();
+    await db?.drop();
+  });
+
+  it.each([
+    ['desktop', { width: 1280, height: 900 }],
+    ['phone', { width: 390, height: 844 }],
+  ])('puts Pay, Fail and Cancel side by side on one line (%s)', async (label, viewport) => {
+    const { user, agent, receiptId } = await researcherWithReceiptOf(app, db, `checkout_${label}`, 4);
+    const checkout = await startCheckout(agent, receiptId);
+    const context = await rig.browser.newContext({ viewport });
+    try {
+      const page = await context.newPage();
+      await signInThroughPage(page, rig.base, user.username, user.password);
+      await page.goto(`${rig.base}${checkout}`);
+      const boxes = [];
+      for (const choice of ['pay', 'fail', 'cancel']) {
+        const box = await page.locator(`button[name=choice][value=${choice}]`).boundingBox();
+        expect(box, choice).not.toBeNull();
+        boxes.push(box as { x: number; y: number; width: number; height: number });
+      }
+      const [pay, fail, cancel] = boxes as [(typeof boxes)[0], (typeof boxes)[0], (typeof boxes)[0]];
+      expect([fail.y, cancel.y]).toEqual([pay.y, pay.y]);
+      // Next to each other, as buttons in a row are: not spread over the card.
+      expect(fail.x - (pay.x + pay.width)).toBeLessThan(24);
+      expect(cancel.x - (fail.x + fail.width)).toBeLessThan(24);
+      expect(fail.x).toBeGreaterThan(pay.x + pay.width);
+      expect(cancel.x).toBeGreaterThan(fail.x + fail.width);
+    } finally {
+      await context.close();
+    }
+  });
+});
