@@ -115,6 +115,13 @@ describe('GET /admin/audit for a JSON client', () => {
       .expect(200);
     expect(past.text).toContain(`No entries older than #${oldest} match.`);
     expect(past.text).toContain('<a href="/admin/audit?action=test.paged">← Newest entries</a>');
+    // Nor a hint that the actor filter found nobody: it found every entry it could.
+    const pastOfActor = await admin
+      .get(`/admin/audit?actor=scripted&before=${oldest}`)
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(pastOfActor.text).toContain(`No entries older than #${oldest} match.`);
+    expect(pastOfActor.text).not.toContain('The Actor filter matches a whole name');
   });
 
   it('refuses a bad filter or cursor with {error, code}, changing nothing', async () => {
