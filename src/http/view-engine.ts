@@ -80,6 +80,8 @@ export const VIEW_LOCALS = [
   'newTier',
   'next',
   'nextPageUrl',
+  'newestPageUrl',
+  'olderThan',
   'noRunYet',
   'noTiersMessage',
   'notice',

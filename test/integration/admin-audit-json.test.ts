@@ -72,6 +72,7 @@ describe('GET /admin/audit for a JSON client', () => {
       ],
       earlierTargets: [],
       nextPageUrl: null,
+      newestPageUrl: null,
       csvUrl: '/admin/audit.csv?action=test.money',
     });
   });
@@ -93,6 +94,34 @@ describe('GET /admin/audit for a JSON client', () => {
       'item:1',
     ]);
     expect(second.nextPageUrl).toBeNull();
+  });
+
+  it('leads an older page, its last included, back to the newest entries under the same filters', async () => {
+    const first = (await getJson('/admin/audit?action=test.paged').expect(200)).body;
+    expect(first.newestPageUrl).toBeNull();
+    const last = (await getJson(first.nextPageUrl).expect(200)).body;
+    expect(last.nextPageUrl).toBeNull();
+    expect(last.newestPageUrl).toBe('/admin/audit?action=test.paged');
+    // The page says so too: its only way on was the browser's back button, or Filter again.
+    const lastPage = await admin.get(first.nextPageUrl).set('Accept', 'text/html').expect(200);
+    expect(lastPage.text).toContain('<a href="/admin/audit?action=test.paged">← Newest entries</a>');
+    const firstPage = await admin.get('/admin/audit?action=test.paged').set('Accept', 'text/html').expect(200);
+    expect(firstPage.text).not.toContain('Newest entries');
+    // Past the oldest (an edited or stale address): not "No entries match", which reads as "never logged".
+    const oldest = last.entries.at(-1).id;
+    const past = await admin
+      .get(`/admin/audit?action=test.paged&before=${oldest}`)
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(past.text).toContain(`No entries older than #${oldest} match.`);
+    expect(past.text).toContain('<a href="/admin/audit?action=test.paged">← Newest entries</a>');
+    // Nor a hint that the actor filter found nobody: it found every entry it could.
+    const pastOfActor = await admin
+      .get(`/admin/audit?actor=scripted&before=${oldest}`)
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(pastOfActor.text).toContain(`No entries older than #${oldest} match.`);
+    expect(pastOfActor.text).not.toContain('The Actor filter matches a whole name');
   });
 
   it('refuses a bad filter or cursor with {error, code}, changing nothing', async () => {

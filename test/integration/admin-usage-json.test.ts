@@ -66,6 +66,12 @@ describe('GET /admin/usage for a JSON client', () => {
     ]);
     const [aliceRow] = body.users;
     expect(aliceRow.tier).toBe('mu');
+    // Job 101 billed on mu, job 102 unbilled under alice's current tier (mu too): told apart.
+    expect(aliceRow.tiers).toEqual([
+      { tier: 'mu', billed: false, jobs: 1 },
+      { tier: 'mu', billed: true, jobs: 1 },
+    ]);
+    expect(body.users[1].tiers).toEqual([{ tier: 'mu', billed: false, jobs: 1 }]);
     for (const row of [...body.users, body.totals]) {
       expect(row.cost).toMatch(MONEY);
       expect(row.billedCost).toMatch(MONEY);

@@ -78,9 +78,17 @@ function jobsOf(user: string, days: string[], extra: Partial<JobSpec> = {}): Job
   );
 }
 
+/** A tier a user's jobs of the window are under: a receipt's (billed) or the user's current one (unbilled). */
+interface TierShare {
+  tier: string | null;
+  billed: boolean;
+  jobs: number;
+}
+
 interface Expected {
   username: string;
   tier: string;
+  tiers: TierShare[];
   jobs: number;
   cpuHours: string;
   gpuHours: string;
@@ -109,7 +117,7 @@ async function expectedUsage(
   const itemOf = new Map(items.map((item) => [`${item.cluster}/${item.jobKey}`, item]));
   const byUser = new Map<
     string,
-    { tiers: string[]; hours: ResourceHours[]; costs: Prisma.Decimal[]; billed: Prisma.Decimal[] }
+    { tiers: TierShare[]; hours: ResourceHours[]; costs: Prisma.Decimal[]; billed: Prisma.Decimal[] }
   >();
   for (const job of jobs) {
     const usage = {
@@ -130,7 +138,9 @@ async function expectedUsage(
     // The receipt priced its items in SQL; the core is the statement of the rule.
     if (item) expect(item.cost.toFixed(2)).toBe(price.toFixed(2));
     const entry = byUser.get(job.user) ?? { tiers: [], hours: [], costs: [], billed: [] };
-    entry.tiers.push(tier);
+    const share = entry.tiers.find((known) => known.tier === tier && known.billed === Boolean(item));
+    if (share) share.jobs += 1;
+    else entry.tiers.push({ tier, billed: Boolean(item), jobs: 1 });
     entry.hours.push(computeResourceHours(usage, 'used'));
     entry.costs.push(price);
     if (item) entry.billed.push(price);
@@ -142,6 +152,11 @@ async function expectedUsage(
       username,
       // The tier the user's own page names: the one in force for them now, whatever their receipts billed at.
       tier: currentTier[username] ?? 'mu',
+      // What each job was priced under: a billed job its receipt's tier, an unbilled one the
+      // current tier; the unbilled share first, then the receipts' tiers by name.
+      tiers: entry.tiers.toSorted(
+        (a, b) => Number(a.billed) - Number(b.billed) || String(a.tier).localeCompare(String(b.tier), 'en'),
+      ),
       jobs: entry.hours.length,
       cpuHours: sumCosts(entry.hours.map((hours) => hours.cpuHours)).toString(),
       gpuHours: sumCosts(entry.hours.map((hours) => hours.gpuHours)).toString(),
@@ -157,6 +172,7 @@ function shown(result: AdminUsage): Expected[] {
   return result.users.map((row) => ({
     username: row.username,
     tier: row.tier ?? '',
+    tiers: row.tiers,
     jobs: row.jobs,
     cpuHours: d(row.cpuHours.toString()).toString(),
     gpuHours: d(row.gpuHours.toString()).toString(),
@@ -203,7 +219,7 @@ describe('admin usage across users', () => {
     const alicesSecond = await services.receipts.createForUser({ username: 'alice' }, '2025-09-20', as('alice'));
     rateOfReceipt.set(alicesSecond.id, SECOND.mu as Rates);
     // A tier change moves only the unbilled jobs; receipts keep theirs (alice's mu, carol's private),
-    // and the page names the greatest of them.
+    // and the page names each beside the current tier of the unbilled ones.
     await services.rates.setOverride(ADMIN, { username: 'alice', tier: 'private' });
     await services.rates.setOverride(ADMIN, { username: 'carol', tier: 'gov' });
     const currentTier = { alice: 'private', bob: 'gov', carol: 'gov', dave: 'mu' };

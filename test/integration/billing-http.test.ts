@@ -540,11 +540,12 @@ describe('/me', () => {
     );
     const lines = response.text.trim().split('\n');
     expect(lines[0]).toBe(
-      'job_id,cluster,name,user,account,partition,state,start,end,elapsed_sec,cpu_hours,gpu_hours,mem_gb_hours,tier,cost,receipt_id,receipt_status,currency',
+      'job_id,cluster,name,user,account,partition,state,start,end,elapsed_sec,cpu_hours,gpu_hours,mem_gb_hours,tier,cost,receipt_id,receipt_status,currency,tier_basis',
     );
     expect(lines).toHaveLength(2);
-    // The page heads its cost column "Cost (THB)"; each CSV line says the same.
-    expect(lines[1]).toMatch(/,\d+\.\d{2},,,THB$/);
+    // The page heads its cost column "Cost (THB)"; each CSV line says the same. An unbilled job's
+    // tier is alice's current one.
+    expect(lines[1]).toMatch(/,mu,\d+\.\d{2},,,THB,current$/);
     expect(lines[1]).toContain('8001,test,"md, ""quoted""",alice');
     expect(lines[1]).toContain(',1.000000,0.000000,');
     expect(await metricValue(metrics, 'csv_download_total', { kind: 'my_usage' })).toBe(before + 1);
@@ -1759,8 +1760,8 @@ describe('admin pages', () => {
     const all = await admin.get('/admin/usage.csv?start=2025-09-14&end=2025-09-20').expect(200);
     const lines = all.text.trim().split('\n');
     expect(lines).toHaveLength(3);
-    expect(lines[0]).toMatch(/,cost,receipt_id,receipt_status,currency$/);
-    expect(lines.slice(1)).toEqual([expect.stringMatching(/,THB$/), expect.stringMatching(/,THB$/)]);
+    expect(lines[0]).toMatch(/,cost,receipt_id,receipt_status,currency,tier_basis$/);
+    expect(lines.slice(1)).toEqual([expect.stringMatching(/,THB,current$/), expect.stringMatching(/,THB,current$/)]);
     expect(await metricValue(metrics, 'csv_download_total', { kind: 'user_usage' })).toBe(before + 1);
     const mine = await admin.get('/admin/my.csv?start=2025-09-14&end=2025-09-20').expect(200);
     expect(mine.text.trim().split('\n')).toHaveLength(1);
@@ -2068,7 +2069,7 @@ describe('counts of a thousand and more', () => {
 
     const usage = (await html(admin, `/admin/usage?${window}`).expect(200)).text;
     expect(usage).toMatch(
-      />alice<\/a><\/td><td data-label="Tier" class="tier-name">mu<\/td><td data-label="Jobs" class="num">1,200<\/td>/,
+      />alice<\/a><\/td><td data-label="Tier" class="tier-name"><span class="tier-share">mu <span class="muted">\(billed\)<\/span><\/span><\/td><td data-label="Jobs" class="num">1,200<\/td>/,
     );
     expect(usage).toContain(
       '<tfoot><tr class="labelled"><th colspan="2">Total</th><th data-label="Jobs" class="num">1,200</th>',

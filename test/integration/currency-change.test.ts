@@ -86,8 +86,8 @@ describe('usage CSVs after CURRENCY changed', () => {
     const page = await yuki.get(`/me?${window}`).set('Accept', 'text/html').expect(200);
     expect(page.text).toContain('Cost (THB)');
     const csv = (await yuki.get(`/me.csv?${window}`).expect(200)).text.trimEnd().split('\n');
-    expect(csv[0]?.endsWith(',currency')).toBe(true);
-    expect(csv.slice(1)).toEqual([expect.stringMatching(/^\d+,test,.*,yuki,.*,THB$/)]);
+    expect(csv[0]?.endsWith(',currency,tier_basis')).toBe(true);
+    expect(csv.slice(1)).toEqual([expect.stringMatching(/^\d+,test,.*,yuki,.*,THB,current$/)]);
     const admin = await signInAs(buildTestApp(db), 'cfo', 'cfo-password');
     const all = (await admin.get(`/admin/usage.csv?${window}`).expect(200)).text.trimEnd().split('\n');
     expect(all.slice(1)).toEqual(csv.slice(1));

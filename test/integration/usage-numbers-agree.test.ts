@@ -124,7 +124,7 @@ describe('one user and one window, read every way', () => {
     }
   });
 
-  it("Admin → Usage names the tier the user's own page names, after a move to another tier mid-month", async () => {
+  it("Admin → Usage names the tier the user's own page names for unbilled jobs, and the receipt's for billed ones, after a move to another tier mid-month", async () => {
     // Bob's first job is billed on mu; then an admin moves him to gov.
     await bob
       .post('/me/receipt')
@@ -141,12 +141,35 @@ describe('one user and one window, read every way', () => {
     const own = (await bob.get(`/me?view=aggregate&${WINDOW}`).set('Accept', 'application/json').expect(200)).body;
     expect(own.tier.name).toBe('gov');
     const adminPage = (await admin.get(`/admin/usage?${WINDOW}`).set('Accept', 'text/html').expect(200)).text;
-    const userRow = adminPage.match(/<tr><td data-label="User"><a [^>]*>bob<\/a><\/td>(.*?)<\/tr>/)?.[1] ?? '';
-    expect(userRow.match(/data-label="Tier"[^>]*>([^<]*)</)?.[1]).toBe('gov');
+    // Job 902, unbilled, is under bob's tier now; job 901 under the tier its receipt billed it at.
+    const tierCellOf = (page: string) =>
+      (page.match(/<tr><td data-label="User"><a [^>]*>bob<\/a><\/td><td data-label="Tier"[^>]*>(.*?)<\/td>/)?.[1] ?? '')
+        .replace(/<br>/g, ' | ')
+        .replace(/<[^>]*>/g, '');
+    expect(tierCellOf(adminPage)).toBe('gov (current, 1 job) | mu (billed, 1 job)');
     // The same with the admin's user filter, which prices through one user's rates.
     const filtered = (await admin.get(`/admin/usage?${WINDOW}&user=bob`).set('Accept', 'text/html').expect(200)).text;
-    expect(
-      filtered.match(/<tr><td data-label="User"><a [^>]*>bob<\/a><\/td><td data-label="Tier"[^>]*>([^<]*)</)?.[1],
-    ).toBe('gov');
+    expect(tierCellOf(filtered)).toBe('gov (current, 1 job) | mu (billed, 1 job)');
+    const json = (await admin.get(`/admin/usage?${WINDOW}&user=bob`).set('Accept', 'application/json').expect(200))
+      .body;
+    expect(json.users[0]).toMatchObject({
+      username: 'bob',
+      tier: 'gov',
+      tiers: [
+        { tier: 'gov', billed: false, jobs: 1 },
+        { tier: 'mu', billed: true, jobs: 1 },
+      ],
+    });
+    // The CSV says the same of each job: its tier, and which kind of tier it is.
+    const csv = (await admin.get(`/admin/usage.csv?${WINDOW}&user=bob`).expect(200)).text.trim().split('\n');
+    const columns = (csv[0] ?? '').split(',');
+    const tierAndBasis = csv.slice(1).map((line) => {
+      const cells = line.split(',');
+      return [cells[columns.indexOf('job_id')], cells[columns.indexOf('tier')], cells[columns.indexOf('tier_basis')]];
+    });
+    expect(tierAndBasis).toEqual([
+      ['901', 'mu', 'billed'],
+      ['902', 'gov', 'current'],
+    ]);
   });
 });

@@ -541,10 +541,10 @@ describe('CSV rows', () => {
     let rest = text;
     for (const start of expectedStarts) {
       expect(rest.startsWith(start)).toBe(true);
-      // Unbilled: receipt_id and receipt_status are empty, then the currency ends the line.
-      const end = rest.indexOf(',,,THB\n');
+      // Unbilled: receipt_id and receipt_status are empty, then the currency and the tier's basis end the line.
+      const end = rest.indexOf(',,,THB,current\n');
       expect(end).toBeGreaterThan(0);
-      rest = rest.slice(end + 7);
+      rest = rest.slice(end + 15);
     }
     expect(rest).toBe('');
   });
@@ -650,9 +650,9 @@ describe('CSV rows', () => {
     // The item's cost, not re-estimated, to the currency's minor unit like an estimate's
     // (the item is stored as numeric(20,4), which kept four decimals in the CSV).
     expect(item.cost.toFixed(4)).toMatch(/00$/);
-    expect(lines[0]?.endsWith(`,mu,${item.cost.toFixed(2)},${receipt.id},pending,THB`)).toBe(true);
+    expect(lines[0]?.endsWith(`,mu,${item.cost.toFixed(2)},${receipt.id},pending,THB,billed`)).toBe(true);
     expect(lines[1]?.startsWith(`${openId},`)).toBe(true);
-    expect(lines[1]).toMatch(/,\d+\.\d{2},,,THB$/);
+    expect(lines[1]).toMatch(/,\d+\.\d{2},,,THB,current$/);
   });
 
   it('writes the tier and the estimated cost as the listing has them, quoting an odd tier name', async () => {
@@ -684,7 +684,7 @@ describe('CSV rows', () => {
     });
     expect(listed?.cost?.toFixed(2)).toBe('0.25');
     expect(Buffer.concat(parts).toString('utf8')).toMatch(
-      /^9001,test,.*,2\.000000,0\.000000,[\d.]+,"gold, ""plus"" \\ 'x'",0\.25,,,THB\n$/,
+      /^9001,test,.*,2\.000000,0\.000000,[\d.]+,"gold, ""plus"" \\ 'x'",0\.25,,,THB,current\n$/,
     );
   });
 
@@ -718,7 +718,7 @@ describe('CSV rows', () => {
     const alices = await read({ ...window, user: 'alice' }, [rate('alice', "o'neil", '0.125')]);
     expect(everyone).toHaveLength(3);
     expect(alices).toEqual(everyone.filter((line) => line.includes(',alice,')));
-    expect(alices[0]).toMatch(/,o'neil,[\d.]+,,,THB$/);
+    expect(alices[0]).toMatch(/,o'neil,[\d.]+,,,THB,current$/);
   });
 
   const aliceOnly = {
@@ -794,8 +794,8 @@ describe('CSV rows', () => {
       expect(first.split('\n')).toHaveLength(4);
       expect(first).toMatch(/^\d+,test,"a,""b""",alice,/);
       // Billed at the receipt's tier and item cost; the unbilled job at the user's rates.
-      expect(first.split('\n')[0]).toMatch(/,mu,[\d.]+,\d+,pending,THB$/);
-      expect(first.split('\n')[2]).toMatch(/,o'neil,[\d.]+,,,THB$/);
+      expect(first.split('\n')[0]).toMatch(/,mu,[\d.]+,\d+,pending,THB,billed$/);
+      expect(first.split('\n')[2]).toMatch(/,o'neil,[\d.]+,,,THB,current$/);
       expect(second).toBe(first);
       expect(physics).toBe(first);
     } finally {
@@ -821,8 +821,8 @@ describe('CSV rows', () => {
         expect(viaFunction).toBe(plain);
         const lines = viaFunction.trimEnd().split('\n');
         expect(lines).toHaveLength(2);
-        expect(lines[0]).toMatch(new RegExp(`,mu,[\\d.]+,\\d+,pending,${currency}$`));
-        expect(lines[1]).toMatch(new RegExp(`,o'neil,[\\d.]+,,,${currency}$`));
+        expect(lines[0]).toMatch(new RegExp(`,mu,[\\d.]+,\\d+,pending,${currency},billed$`));
+        expect(lines[1]).toMatch(new RegExp(`,o'neil,[\\d.]+,,,${currency},current$`));
       }
       const { rows } = await oneConnection.query('SELECT 1 FROM pg_proc WHERE pronamespace = pg_my_temp_schema()');
       expect(rows).toHaveLength(1);

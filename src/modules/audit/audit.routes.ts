@@ -153,6 +153,8 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
         query: Object.fromEntries(FILTER_NAMES.map((name) => [name, typed(name)])),
         actions: await listDistinctActions(db),
         nextPageUrl: undefined,
+        newestPageUrl: undefined,
+        olderThan: undefined,
         csvLink: csvLinkOf(undefined),
         earlierTargets: [],
         timeZone,
@@ -176,6 +178,11 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       ...(hasMore ? { before: String(shown[shown.length - 1]?.id) } : {}),
     });
     const nextPageUrl = hasMore ? `/admin/audit?${nextQuery}` : undefined;
+    // An older page (the last one, or one past it) leads back to the newest entries under the same
+    // filters: the Filter button was its only way there, and past the oldest it said "No entries match".
+    const newestPageUrl = query.before
+      ? linkTo('/admin/audit', Object.fromEntries(FILTER_NAMES.map((name) => [name, query[name]])), {})
+      : undefined;
     if (prefersJson(req)) {
       res.json({
         filters: Object.fromEntries(FILTER_NAMES.flatMap((name) => (query[name] ? [[name, query[name]]] : []))),
@@ -184,6 +191,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
         entries: shown.map(auditEntryJson),
         earlierTargets,
         nextPageUrl: nextPageUrl ?? null,
+        newestPageUrl: newestPageUrl ?? null,
         csvUrl: csvLinkOf(query),
       });
       return;
@@ -202,6 +210,8 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       query,
       actions: await listDistinctActions(db),
       nextPageUrl,
+      newestPageUrl,
+      olderThan: query.before === undefined ? undefined : String(query.before),
       csvLink: csvLinkOf(query),
       earlierTargets,
       timeZone,

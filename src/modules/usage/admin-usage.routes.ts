@@ -45,7 +45,12 @@ export function adminUsageJson(result: AdminUsage, timeZone: string) {
     window: { start: result.window.start, end: result.window.end, timeZone },
     filters: result.filters,
     currency: result.currency,
-    users: result.users.map((row) => ({ username: row.username, tier: row.tier, ...figures(row) })),
+    users: result.users.map((row) => ({
+      username: row.username,
+      tier: row.tier,
+      tiers: row.tiers.map((share) => ({ tier: share.tier, billed: share.billed, jobs: share.jobs })),
+      ...figures(row),
+    })),
     totals: figures(result.totals),
   };
 }

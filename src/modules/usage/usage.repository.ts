@@ -300,7 +300,7 @@ function ownersConditionOf(filter: JobFilter, maxMs: number): Prisma.Sql {
 }
 
 /**
- * Totals per job owner (admin usage across users). Each job is still priced on its own: a
+ * Totals per job owner and tier (admin usage across users). Each job is still priced on its own: a
  * cost is rounded per job, so pricing a user's summed hours once would be off by up to several
  * units of the currency a year.
  *
@@ -316,11 +316,14 @@ export async function sumByUser(
   db: Db,
   filter: JobFilter,
   pricing: PricingContext,
-): Promise<(TotalsRow & { username: string; tier: string | null })[]> {
+): Promise<(TotalsRow & { username: string; tier: string | null; isBilled: boolean })[]> {
+  // One row per owner and tier the jobs were priced under (a billed job's receipt's, an unbilled
+  // one's current tier), which the service adds up per owner: plain sums, which PostgreSQL still
+  // aggregates in parallel (a DISTINCT aggregate of the tiers would not be).
   return db.$queryRaw(Prisma.sql`
-    SELECT p.username, max(p.tier) AS tier, ${totalsSelect}
+    SELECT p.username, p.tier, p."receiptId" IS NOT NULL AS "isBilled", ${totalsSelect}
       FROM (${pricedJobsSql({ ...filter, owners: ownersConditionOf(filter, OWNER_BY_OWNER_MAX_MS) }, pricing, Prisma.empty)}) p
-     GROUP BY p.username ORDER BY p.username`);
+     GROUP BY p.username, p.tier, 3 ORDER BY p.username`);
 }
 
 export interface BilledRow {
@@ -398,6 +401,9 @@ export const CSV_JOB_COLUMNS = [
   // Last rather than beside cost: consumers that read the file by position before the column
   // existed still find receipt_id and receipt_status where they were.
   'currency',
+  // What `tier` is: `billed`, the tier the job's receipt billed it under; `current`, the owner's
+  // tier now, which an unbilled job's estimate is priced at. Last, as currency, for the same reason.
+  'tier_basis',
 ] as const;
 
 const FORMULA_TRIGGER_CODES = CSV_FORMULA_TRIGGERS.map((trigger) => trigger.charCodeAt(0));
@@ -606,6 +612,7 @@ function usageCsvQuery(
     csvCodeSql(Prisma.sql`p.receipt_status`),
     // An ISO 4217 code (config checks CURRENCY): no quoting or formula escape can apply.
     currency,
+    Prisma.sql`CASE WHEN p.receipt_id IS NULL THEN 'current' ELSE 'billed' END`,
   ];
   return Prisma.sql`
     ${rates.cte}

@@ -444,14 +444,8 @@ export function createUsageService(deps: UsageServiceDeps) {
     const window = resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
     const filter = { from: window.from, before: window.before, ...pickFilters(query) };
     const pricing = await pricingFor(query.user ? [query.user] : undefined);
-    // Each row names the user's tier as their own page does: the one in force for them now. The
-    // jobs' tiers (a billed job's receipt's) read the greatest name, so a user moved from mu to gov
-    // mid-month stayed "mu" here while My usage said gov.
     const tierOf = new Map(pricing.rates.map((row) => [row.username, row.tier]));
-    const users = (await usageRepository.sumByUser(db, filter, pricing)).map((row) => ({
-      ...row,
-      tier: tierOf.get(row.username) ?? row.tier,
-    }));
+    const users = sharesToUsers(await usageRepository.sumByUser(db, filter, pricing), tierOf);
     const totals = {
       ...sumHours(users),
       // Money and hours are added as decimals, as the CSV's rows add up.
@@ -536,6 +530,56 @@ function assertPageExists(
   const pageCount = Math.max(1, Math.ceil(count / PAGE_SIZE));
   if (page > pageCount) throw new UsagePageNotFoundError(window, view, page, pageCount, count, listedToDay);
   return pageCount;
+}
+
+/** A tier a user's jobs of the window were priced under, and how many of them. */
+export interface TierShare {
+  tier: string | null;
+  /** A receipt's tier (its jobs billed under it), or else the user's current tier (unbilled jobs). */
+  billed: boolean;
+  jobs: number;
+}
+
+/**
+ * Per-user totals from the sums per user and tier (ordered by user), each user's `tiers` listing
+ * what their jobs were priced under: the current tier of the unbilled ones first, then each
+ * receipt's tier by name. `tier` stays the one in force for the user now, as My usage names it.
+ * A single tier for the row, the current or the greatest name, said a user's billed jobs were
+ * under the tier they were moved to since, or the reverse.
+ */
+function sharesToUsers(
+  rows: Awaited<ReturnType<typeof usageRepository.sumByUser>>,
+  currentTierOf: Map<string, string>,
+) {
+  const users: (usageRepository.TotalsRow & { username: string; tier: string | null; tiers: TierShare[] })[] = [];
+  for (const row of rows) {
+    let user = users.at(-1);
+    if (user?.username !== row.username) {
+      user = {
+        username: row.username,
+        tier: currentTierOf.get(row.username) ?? null,
+        tiers: [],
+        jobs: 0,
+        cpuHours: ZERO,
+        gpuHours: ZERO,
+        memGbHours: ZERO,
+        cost: ZERO,
+        billedCost: ZERO,
+      };
+      users.push(user);
+    }
+    if (!row.isBilled) user.tier ??= row.tier;
+    user.tiers.push({ tier: row.tier, billed: row.isBilled, jobs: row.jobs });
+    user.jobs += row.jobs;
+    user.cpuHours = user.cpuHours.plus(row.cpuHours);
+    user.gpuHours = user.gpuHours.plus(row.gpuHours);
+    user.memGbHours = user.memGbHours.plus(row.memGbHours);
+    user.cost = user.cost.plus(row.cost ?? ZERO);
+    user.billedCost = user.billedCost.plus(row.billedCost ?? ZERO);
+  }
+  const byName = (a: string | null, b: string | null) => ((a ?? '') < (b ?? '') ? -1 : (a ?? '') > (b ?? '') ? 1 : 0);
+  for (const user of users) user.tiers.sort((a, b) => Number(a.billed) - Number(b.billed) || byName(a.tier, b.tier));
+  return users;
 }
 
 function pickFilters(query: TAdminUsageQuery) {
