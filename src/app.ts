@@ -25,6 +25,7 @@ import {
   exposeFlash,
   saveSessionBeforeResponding,
 } from './http/session.js';
+import { refuseOtherMethodsOnStaticFiles } from './http/static-methods.js';
 import { createViewEngine } from './http/view-engine.js';
 import { createViewFormatters } from './http/view-format.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
@@ -256,6 +257,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(
     '/static',
     express.static(PUBLIC_DIR, { maxAge: config.isProduction ? '1d' : 0, index: false, redirect: false }),
+    refuseOtherMethodsOnStaticFiles(PUBLIC_DIR),
   );
   app.get('/favicon.ico', serveFavicon(PUBLIC_DIR));
   app.use(answerOptions);

@@ -42,8 +42,11 @@ function listOf(value: unknown): unknown[] {
  * The app's query parser: Express's "simple" one (node:querystring), with list-shaped keys folded
  * into their fields, so that whatever reads req.query (a refused page re-showing what was typed, the
  * links it offers) sees `?start[]=a` as `start` given as a list, as parseInput refuses it. It used
- * to see no `start` at all: a refused /me offered the CSV of the default window.
+ * to see no `start` at all: a refused /me offered the CSV of the default window. Every field is read
+ * (maxKeys 0): by default node:querystring stops at 1,000 and drops the rest unread, so a field after
+ * 1,000 others was ignored rather than used or refused. Node's header size limit (16 KB for the
+ * address and cookies together) bounds how many there can be.
  */
 export function parseQueryFields(text: string): Record<string, unknown> {
-  return foldListShapedKeys(querystring.parse(text) as Record<string, unknown>);
+  return foldListShapedKeys(querystring.parse(text, undefined, undefined, { maxKeys: 0 }) as Record<string, unknown>);
 }

@@ -73,3 +73,47 @@ describe('the static files themselves', () => {
     expect(response.body).toEqual({ error: 'Page not found.', code: 404 });
   });
 });
+
+/**
+ * PUT, POST or DELETE of a static file that is there (/static/css/app.css) answered "404 Page not
+ * found.", and OPTIONS of it 404 too: a file the pages load every time, said not to exist. It is a
+ * 405 naming the methods it answers, as every route's wrong method is; OPTIONS names them too.
+ */
+describe('a method the static files do not answer', () => {
+  it.each([
+    ['put', '/static/css/app.css'],
+    ['post', '/static/js/confirm.js'],
+    ['delete', '/static/css/app.css'],
+    ['patch', '/static/css/app.css'],
+  ] as const)('%s %s is 405 with Allow: GET, HEAD', async (method, path) => {
+    const response = await request(app)[method](path).set('Accept', 'application/json');
+    expect(response.status).toBe(405);
+    expect(response.headers.allow).toBe('GET, HEAD');
+    expect(response.body).toEqual({
+      error: `${path} answers GET and HEAD only, not ${method.toUpperCase()}.`,
+      code: 405,
+    });
+    expect(response.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('OPTIONS of a static file names GET and HEAD', async () => {
+    const response = await request(app).options('/static/css/app.css');
+    expect(response.status).toBe(204);
+    expect(response.headers.allow).toBe('GET, HEAD');
+  });
+
+  it.each(['/static/css/nope.css', '/static', '/static/css', '/static/css/../../package.json'])(
+    'POST %s, where no file is, stays a 404',
+    async (path) => {
+      const response = await request(app).post(path).set('Accept', 'application/json');
+      expect(response.status).toBe(404);
+      expect(response.body).toEqual({ error: 'Page not found.', code: 404 });
+    },
+  );
+
+  it('a browser is shown the 405 page', async () => {
+    const response = await request(app).post('/static/css/app.css').set('Accept', 'text/html');
+    expect(response.status).toBe(405);
+    expect(response.text).toContain('/static/css/app.css answers GET and HEAD only, not POST.');
+  });
+});

@@ -23,3 +23,17 @@ describe("the app's query parser", () => {
     expect(parsed.a).toBe('1');
   });
 });
+
+/**
+ * node:querystring reads at most 1,000 `&`-separated pairs by default and drops the rest unread: a
+ * query past that (a long link a tool built, padding by someone probing) had its later fields
+ * ignored, so `...&type=gov` answered the default tier's rates as if no type were given. The
+ * address's own limit (Node's header size, 16 KB) bounds how many pairs there can be.
+ */
+describe('a query of more than 1,000 fields', () => {
+  it('keeps every field, the last ones too', () => {
+    const fields = parseQueryFields(`${'x=1&'.repeat(1000)}type=gov`);
+    expect(fields.type).toBe('gov');
+    expect(fields.x).toHaveLength(1000);
+  });
+});

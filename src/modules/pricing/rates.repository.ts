@@ -228,6 +228,23 @@ export async function findRenamedTier(
   return rows[0];
 }
 
+/**
+ * Every name a tier was renamed away from, with the name that tier has now, as the audit log
+ * recorded the renames (`pricing.tier.update`; audit_log_action_ts_idx): the latest rename away
+ * from each name wins, and a tier deleted since is left out.
+ */
+export async function listFormerTierNames(db: Client): Promise<Map<string, string>> {
+  const rows = await db.$queryRaw<{ previous: string; name: string }[]>`
+    SELECT DISTINCT ON (a.details -> 'previous' ->> 'name') a.details -> 'previous' ->> 'name' AS previous, t.name
+      FROM audit_log a
+      JOIN pricing_tiers t ON t.id::text = a.details ->> 'tierId'
+     WHERE a.action = 'pricing.tier.update'
+       AND a.details -> 'previous' ->> 'name' IS NOT NULL
+       AND a.details -> 'next' ->> 'name' IS DISTINCT FROM a.details -> 'previous' ->> 'name'
+     ORDER BY a.details -> 'previous' ->> 'name', a.id DESC`;
+  return new Map(rows.map((row) => [row.previous, row.name]));
+}
+
 /** Who last deleted a tier called `name`, and when, as the audit log recorded it (`pricing.tier.delete`). */
 export async function findTierDeletion(
   db: Client,

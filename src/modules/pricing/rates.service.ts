@@ -4,6 +4,7 @@ import type { AppConfig } from '../../config/config.js';
 import type { Database, Db } from '../../db/database.js';
 import { rateJson } from '../../http/json-money.js';
 import {
+  AppError,
   BadRequestError,
   ConflictError,
   InvalidFieldsError,
@@ -62,6 +63,8 @@ export interface RatesSnapshot {
   validUntilMs: number;
   /** Tier overrides, username -> tier name. */
   overrides: ReadonlyMap<string, string>;
+  /** Names tiers were renamed away from -> the name that tier has now (listFormerTierNames). */
+  formerNames: ReadonlyMap<string, string>;
 }
 
 /** One rate row as the public price list shows it: the stored decimals as exact text. */
@@ -190,6 +193,7 @@ export async function describeRatesInOtherCurrency(db: Db, currency: string, now
 function buildSnapshot(
   tiers: ratesRepository.TierWithRates[],
   overrides: ReadonlyMap<string, string>,
+  formerNames: ReadonlyMap<string, string>,
   nowMs: number,
 ): RatesSnapshot {
   const views = new Map<string, TierView>();
@@ -230,7 +234,7 @@ function buildSnapshot(
   const knownTiers = new Set([...views.values()].filter((tier) => tier.current).map((tier) => tier.name));
   const defaultTier =
     [...views.values()].find((tier) => tier.isDefault && tier.current)?.name ?? [...knownTiers][0] ?? '';
-  return { tiers: views, knownTiers, defaultTier, formulas, validUntilMs, overrides };
+  return { tiers: views, knownTiers, defaultTier, formulas, validUntilMs, overrides, formerNames };
 }
 
 /**
@@ -378,11 +382,14 @@ export function createRatesService(deps: RatesServiceDeps) {
       cached.checkedAtMs = nowMs;
       return cached.snapshot;
     }
-    const [tiers, overrides] = await Promise.all([
+    // The former names too, read with the tiers (a rename bumps pricing_versions): /formula's refusal
+    // of an old name says what the tier is called now without a query per refused request.
+    const [tiers, overrides, formerNames] = await Promise.all([
       ratesRepository.listTiersWithRates(db),
       ratesRepository.listOverrides(db),
+      ratesRepository.listFormerTierNames(db),
     ]);
-    const snapshot = buildSnapshot(tiers, overrides, nowMs);
+    const snapshot = buildSnapshot(tiers, overrides, formerNames, nowMs);
     if (startedGeneration === generation) cached = { snapshot, version, checkedAtMs: nowMs };
     return snapshot;
   }
@@ -416,9 +423,16 @@ export function createRatesService(deps: RatesServiceDeps) {
     const tier = tierName ?? snapshot.defaultTier;
     const formula = snapshot.formulas.get(tier);
     if (!formula) {
-      throw new BadRequestError(`Unknown tier "${tier}". Known tiers: ${[...snapshot.knownTiers].join(', ')}.`, {
-        knownTiers: [...snapshot.knownTiers],
-      });
+      const known = `Known tiers: ${[...snapshot.knownTiers].join(', ')}.`;
+      // A client still asking by a renamed tier's old name is told its name now, as the admins' forms
+      // say it; not who renamed it or when, which they add: /formula is public.
+      const renamedTo = snapshot.formerNames.get(tier);
+      if (renamedTo !== undefined && snapshot.knownTiers.has(renamedTo)) {
+        throw new AppError(400, `Unknown tier "${tier}": it was renamed to ${renamedTo}. ${known}`, undefined, {
+          publicFields: { renamedTo },
+        });
+      }
+      throw new BadRequestError(`Unknown tier "${tier}". ${known}`, { knownTiers: [...snapshot.knownTiers] });
     }
     return { ...formula, tier };
   }
@@ -528,7 +542,7 @@ export function createRatesService(deps: RatesServiceDeps) {
    */
   async function getUserTierForBilling(tx: Prisma.TransactionClient, username: string, at: Date): Promise<UserTier> {
     // Called after holdPricingForBilling, with `at` taken after it: see there.
-    const snapshot = buildSnapshot(await ratesRepository.listTiersWithRates(tx), new Map(), at.getTime());
+    const snapshot = buildSnapshot(await ratesRepository.listTiersWithRates(tx), new Map(), new Map(), at.getTime());
     return tierOf(snapshot, username, await ratesRepository.findOverride(tx, username));
   }
 
@@ -934,7 +948,8 @@ export function createRatesService(deps: RatesServiceDeps) {
         const users = await ratesRepository.listOverrideUsernamesOfTier(tx, tier.id);
         const reasons = deletionBlockersOf({
           // Also the tier pricing falls back to when none is marked (tiers made in SQL).
-          isDefault: tier.isDefault || buildSnapshot(tiers, new Map(), at.getTime()).defaultTier === tier.name,
+          isDefault:
+            tier.isDefault || buildSnapshot(tiers, new Map(), new Map(), at.getTime()).defaultTier === tier.name,
           overrideUsernames: users,
           rulePatterns: rulePatternsFor(tier.name),
         });
@@ -1072,7 +1087,12 @@ export function createRatesService(deps: RatesServiceDeps) {
         // judged by it, choosing the tier that was the default a moment ago was taken for "back to
         // the natural tier" and left the user on the new default. Compared by id: a rename of the
         // tier chosen, meanwhile, does not change which tier it is.
-        const tiersNow = buildSnapshot(await ratesRepository.listTiersWithRates(tx), new Map(), now().getTime());
+        const tiersNow = buildSnapshot(
+          await ratesRepository.listTiersWithRates(tx),
+          new Map(),
+          new Map(),
+          now().getTime(),
+        );
         const natural = tierOf(tiersNow, input.username, undefined).naturalTier;
         const isRemoval = tiersNow.tiers.get(natural)?.id === tier.id;
         const next = isRemoval ? undefined : input.tier;
