@@ -191,7 +191,9 @@ describe('a change on a searched page', () => {
       'an unknown tier',
       { username: 'a-zed-50', tier: 'platinum' },
       400,
-      'Tier: unknown tier &#34;platinum&#34;.',
+      // What to choose instead, as every other form naming a tier says it: a script sending the
+      // override has no list of tiers to pick from.
+      'Tier: unknown tier &#34;platinum&#34;. Known tiers: mu, gov, private.',
       ['tier-for-a-zed-50'],
     ],
     [
@@ -221,6 +223,18 @@ describe('a change on a searched page', () => {
       expect(await overridesAndAudit()).toEqual(before);
     },
   );
+
+  it('tells a JSON client moving a user to an unknown tier which tiers exist, and changes nothing', async () => {
+    const before = await overridesAndAudit();
+    const json = await agent
+      .post('/admin/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({ username: 'a-zed-50', tier: 'platinum' })
+      .expect(400);
+    expect(json.body.error).toBe('tier: unknown tier "platinum". Known tiers: mu, gov, private.');
+    expect(await overridesAndAudit()).toEqual(before);
+  });
 
   it.each([
     ['page 0', '/admin/tiers?page=0', /page: must be at least 1/i],

@@ -1072,7 +1072,12 @@ export function createRatesService(deps: RatesServiceDeps) {
     const tier = snapshot.tiers.get(input.tier);
     if (!tier || !snapshot.knownTiers.has(input.tier)) {
       const { note } = tier ? { note: '' } : await fateOfTierName(db, input.tier);
-      throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}"${note}.` }, TIER_FIELD_LABELS);
+      // Which tiers there are, as every other form naming a tier says: a script had no list to pick from.
+      const names = await ratesRepository.listTierNames(db);
+      const known = names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.';
+      throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}"${note}. ${known}` }, TIER_FIELD_LABELS, {
+        knownTiers: names,
+      });
     }
     if (!(await ratesRepository.isKnownUsername(db, input.username))) {
       throw new NotFoundError(`No user or job owner is called "${input.username}".`);
