@@ -354,19 +354,27 @@ async function start(config: AppConfig, logger: Logger) {
   const database = await prepareWithStopSignals(config, logger);
   warnIfDemoLoginsExposed(logger, config, database.demo);
   if (config.webConcurrency === 1) {
-    const worker = await runWorker(config, database.databaseUrl, logger);
-    // Handlers before the banner: whoever waits for "is listening" (a supervisor, a test) may send
-    // SIGTERM at once, and one arriving before them took Node's default action, an exit by signal
-    // with no graceful close (seen once in CI as exit code null).
+    const starting = runWorker(config, database.databaseUrl, logger);
+    // Handlers before runWorker sets up hashing, opens the pool and listens, as in a cluster worker
+    // above: the start-up's own went with prepareWithStopSignals, and a SIGTERM in between took
+    // Node's default action, an exit by signal with no log line and the embedded PostgreSQL left
+    // running. Whoever waits for "is listening" (a supervisor, a test) may also send one at once.
+    let isStopping = false;
     onShutdownSignal(
       logger,
       async () => {
-        await worker.stop();
-        await database.stop();
+        isStopping = true;
+        try {
+          await (await starting).stop();
+        } finally {
+          await database.stop();
+        }
       },
-      worker.hurry,
+      () => void starting.then((worker) => worker.hurry()),
     );
-    announce(config, database, logger);
+    await starting;
+    // Stopping already: "is listening" would be the line after "shutting down".
+    if (!isStopping) announce(config, database, logger);
     return;
   }
 

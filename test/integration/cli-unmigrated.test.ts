@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabase } from '../support/global-setup.js';
 import { spawnCollecting } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 // A newcomer who points DATABASE_URL at a new database and runs `npm run db:seed` (or any tool)
 // before `npm run db:migrate` was told only Prisma's "The table `public.users` does not exist in
@@ -52,6 +53,48 @@ describe('the command-line tools on a database whose migrations are not applied'
         stderr:
           `The table \`public.${table}\` does not exist in the current database.\n` +
           'The database is missing tables this version needs: apply its migrations with npm run db:migrate first (npm start applies them itself).\n',
+      });
+    },
+    120_000,
+  );
+});
+
+// A database behind the code (an older dump restored, an upgrade nobody migrated) has the tables but
+// not this release's columns: `npm run ingest` printed PostgreSQL's or Prisma's "column … does not
+// exist" alone, with nothing saying what to do about it.
+describe('npm run ingest on a database whose newest migrations are not applied', () => {
+  const behind: TestDatabase[] = [];
+  afterAll(async () => {
+    for (const db of behind) await db.drop();
+  });
+
+  it.each([
+    ['the runs it records', 'ingestion_runs', 'duration_ms'],
+    ['the jobs it writes', 'slurm_jobs', 'node_list'],
+  ])(
+    'with a column of %s missing, says to run npm run db:migrate, and exits 1',
+    async (_what, table, column) => {
+      const db = await createTestDatabase();
+      behind.push(db);
+      await db.pool.query(`ALTER TABLE "${table}" DROP COLUMN "${column}"`);
+      const capture = path.join(PROJECT_ROOT, 'test/fixtures/slurm/22.05/final/sacct-steps-extra.psv');
+      const tool = spawnCollecting(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-11-23', '--to', '2026-11-23'],
+        {
+          cwd: PROJECT_ROOT,
+          env: { DATABASE_URL: db.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', FALLBACK_CSV: capture },
+        },
+      );
+      const code = await tool.exited;
+      expect({ code, stderr: tool.stderr() }).toEqual({
+        code: 1,
+        stderr: expect.stringMatching(
+          new RegExp(
+            `^[^\\n]*column[^\\n]*${column}[^\\n]*does not exist[^\\n]*\\n` +
+              'The database is behind this version \\(migrations not applied\\): apply them with npm run db:migrate first \\(npm start applies them itself\\)\\.\\n$',
+          ),
+        ),
       });
     },
     120_000,

@@ -190,6 +190,52 @@ describe('the scheduled ingestion over a database missing a column (behind the c
   });
 });
 
+// A column missing from slurm_jobs failed the write of the first batch inside the source's read: the
+// run said the source failed, and slurm_ingest_source_failures_total counted a failure of a healthy
+// Slurm, enough for IngestionSourceFailing to page someone about slurmrestd.
+describe('the scheduled ingestion over a jobs table missing a column (behind the code)', () => {
+  it('says the database is behind, counts the run failed and no source failure, and records the run failed', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    await db.pool.query('ALTER TABLE "slurm_jobs" DROP COLUMN "node_list"');
+    const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const capture = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
+    const metrics = createMetrics();
+    const service = createIngestionService({
+      db,
+      sources: [createSacctFileSource({ path: capture, timeZone: 'UTC', defaultCluster: 'lab' })],
+      unconfigured: {},
+      logger,
+      metrics,
+      overlapSec: 900,
+      // Back to the capture's jobs (November 2026), so that the run has a batch to write.
+      initialLookbackSec: 400 * 86_400,
+    });
+    const stop = startIngestionScheduler({ service, intervalSec: 3600, logger, initialDelayMs: 0 });
+    await expect
+      .poll(() => lines.some((line) => line.msg.startsWith('ingestion run ')), { timeout: 30_000 })
+      .toBe(true);
+    await stop();
+
+    const runLines = lines.filter((line) => line.msg.startsWith('ingestion run '));
+    expect(runLines).toEqual([
+      expect.objectContaining({
+        level: 50,
+        msg: `ingestion run failed: ${BEHIND}; the next interval tries again`,
+        err: expect.stringMatching(/node_list/),
+      }),
+    ]);
+    expect(lines.some((line) => line.msg.startsWith('ingestion source'))).toBe(false);
+    expect(await metricValue(metrics, 'slurm_ingest_source_failures_total', { source: 'file' })).toBe(0);
+    expect(await metricValue(metrics, 'slurm_ingest_runs_total', { source: 'none', outcome: 'failed' })).toBe(1);
+    // Recorded failed, saying why, rather than left running until the next run marks it abandoned.
+    const runs = await db.pool.query('SELECT outcome, error, source_notes FROM ingestion_runs');
+    expect(runs.rows).toEqual([expect.objectContaining({ outcome: 'failed', error: expect.stringContaining(BEHIND) })]);
+    expect(JSON.stringify(runs.rows[0].source_notes)).not.toContain('failed');
+  });
+});
+
 // A database whose migrations are behind the code (an upgrade deployed without `npm run db:migrate`,
 // an older dump restored under running instances): /readyz checked only that the users table
 // existed, so it said ready while every page reading a newer column failed with a 500.

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
@@ -129,4 +130,48 @@ describe('SIGTERM while the start-up migrations run', () => {
     // Its wait ended with it: the lock never goes to a process that is gone.
     await expect.poll(waiters).toBe(0);
   }, 150_000);
+});
+
+// With one worker, the start-up's signal handlers went away once the database was prepared, and the
+// shutdown's were set only after runWorker had set up hashing, opened the pool and listened: a
+// SIGTERM in between took Node's default action, an exit by signal with no log line.
+describe('SIGTERM after the database is prepared, before the server listens (one worker)', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'on %s stops gracefully and exits 0',
+    async (signal) => {
+      const db = await createTestDatabase();
+      cleanups.push(() => db.drop());
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hb-startup-interrupt-'));
+      cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+      const signalBeforeListen = path.join(PROJECT_ROOT, 'test/support/signal-before-listen.mjs');
+      const server = spawnCollecting(
+        process.execPath,
+        ['--import', 'tsx', '--import', pathToFileURL(signalBeforeListen).href, 'src/server.ts'],
+        {
+          cwd: PROJECT_ROOT,
+          env: {
+            DATABASE_URL: db.url,
+            DATA_DIR: dataDir,
+            PORT: String(await findFreePort()),
+            LOG_LEVEL: 'info',
+            DEMO_SEED: '0',
+            WEB_CONCURRENCY: '1',
+            SIGNAL_BEFORE_LISTEN: signal,
+          },
+        },
+      );
+      cleanups.push(async () => {
+        if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+      });
+
+      expect({ code: await server.exited, signal: server.child.signalCode }, server.output()).toEqual({
+        code: 0,
+        signal: null,
+      });
+      expect(server.output()).toContain(`sending ${signal} to itself before the HTTP server listens`);
+      expect(server.output()).toContain(`"signal":"${signal}","msg":"shutting down"`);
+      expect(server.output()).toMatch(/"msg":"stopped"/);
+    },
+    150_000,
+  );
 });

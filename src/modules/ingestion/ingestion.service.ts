@@ -1,5 +1,5 @@
 import type { Database } from '../../db/database.js';
-import { isMissingColumn } from '../../shared/errors.js';
+import { DATABASE_BEHIND, isMissingColumn, isMissingTable } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import * as ingestionRepository from './ingestion.repository.js';
@@ -169,6 +169,34 @@ export function createIngestionService(deps: IngestionDeps) {
       new Date(end.getTime() - deps.overlapSec * 1000),
     );
     return { start: catchUp && catchUp < start ? catchUp : start, end };
+  }
+
+  /**
+   * Records a run that met the database behind the code as failed, saying so, rather than leaving
+   * it running until the next run marks it abandoned. Its own write may meet the same missing
+   * column (ingestion_runs behind too): the run's error, thrown by the caller, says the same.
+   */
+  async function failRunForSchema(
+    runId: number,
+    error: unknown,
+    so: { notes: Record<string, string>; seen: number; inserted: number; updated: number },
+    durationMs: number,
+  ) {
+    const message = error instanceof Error ? error.message : String(error);
+    await ingestionRepository
+      .finishRun(db.prisma, runId, {
+        source: null,
+        sourceNotes: so.notes,
+        seen: so.seen,
+        inserted: so.inserted,
+        updated: so.updated,
+        skipped: 0,
+        outcome: 'failed',
+        error: `${DATABASE_BEHIND}: ${message.trim().split('\n').at(-1)}`,
+        finishedAt: new Date(),
+        durationMs,
+      })
+      .catch(() => undefined);
   }
 
   /** Reads one source for the window and writes what it yields; throws when the source fails. */
@@ -456,6 +484,8 @@ export function createIngestionService(deps: IngestionDeps) {
     // source), and an sacct fallback missing on this host must not hide slurmrestd's reason.
     const failures: string[] = [];
     let isEveryFailureSetup = true;
+    /** The database behind the code (a column or table of this release missing), met writing a source's jobs. */
+    let schemaBehind: unknown;
     for (const source of deps.sources) {
       const counts: SourceCounts = {
         skipped: 0,
@@ -486,6 +516,13 @@ export function createIngestionService(deps: IngestionDeps) {
         }
         answered = { source: source.name, counts };
       } catch (error) {
+        if (isMissingColumn(error) || isMissingTable(error)) {
+          // Met writing the jobs: the database is behind the code, not the source failing. Counted as
+          // the source's failure, IngestionSourceFailing paged about a healthy Slurm; another source
+          // would meet the same table.
+          schemaBehind = error;
+          break;
+        }
         const message = error instanceof Error ? error.message : String(error);
         // A stopped run's message says so itself ("stopped: ..."): it is not the source's failure.
         const kind =
@@ -508,6 +545,12 @@ export function createIngestionService(deps: IngestionDeps) {
       }
       // A stopped run tries no other source: the process is going away.
       if (answered || readOptions.signal?.aborted) break;
+    }
+    if (schemaBehind !== undefined) {
+      await failRunForSchema(runId, schemaBehind, { notes, seen: runJobs.seen, ...totals }, Date.now() - startedAt);
+      // Thrown as a database behind the code is wherever it is met: the scheduler's and the CLI's
+      // "run npm run db:migrate", and the run counted failed (runOnce).
+      throw schemaBehind;
     }
     if (!answered) delete notes.fileFingerprint;
     else await noteBrokenFallbacks(answered.source, notes);
