@@ -85,6 +85,10 @@ describe("the billing page's list of receipts", () => {
       /<span class="received-different">received, net of refunds and lost disputes: 6\.00 THB<\/span>\s*<\/div>/,
     );
     expect(page.text).not.toMatch(/net of refunds(?! and lost disputes)/);
+    // The JSON's fields count the same, as docs/billing.md says.
+    const json = await admin.get(`/admin/receipts?user=${user.username}`).set('Accept', 'application/json').expect(200);
+    expect(json.body.received.byCurrency).toEqual([{ currency: 'THB', total: '6.00' }]);
+    expect(json.body.receipts[0].receivedNetOfRefunds).toEqual({ amount: '6.00', currency: 'THB' });
   });
 
   it('says nothing more of a receipt paid its total, online or by hand', async () => {
