@@ -10,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 
 /**
  * The billing list says under a receipt's status which payment is held for review. On one line it
- * pushed the Paid column, and its "received, net of refunds", past a 1280 px screen's edge.
+ * pushed the Paid column, and its "received, net of refunds and lost disputes", past a 1280 px screen's edge.
  */
 describe.skipIf(!hasChromium)('the held-payment note on the billing list', { timeout: 120_000 }, () => {
   let db: TestDatabase;

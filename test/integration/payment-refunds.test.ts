@@ -203,7 +203,7 @@ describe('a partial refund of the payment that paid a receipt', () => {
     );
     // The billing page's paid card counts what stayed.
     const billingPage = await admin.get('/admin/receipts').set('Accept', 'text/html').expect(200);
-    expect(billingPage.text).toMatch(/received, net of refunds: [\d,]+\.\d{2} THB/);
+    expect(billingPage.text).toMatch(/received, net of refunds and lost disputes: [\d,]+\.\d{2} THB/);
     const resolve = async (outcome: string) =>
       admin
         .post(`/admin/payments/${payment.id}/resolve`)

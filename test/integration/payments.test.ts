@@ -1190,7 +1190,7 @@ describe('what a payment received, when it is not the amount due', () => {
     const billing = await admin.get(`/admin/receipts?user=${user.username}`).set('Accept', 'text/html').expect(200);
     const paidCard = billing.text.slice(billing.text.indexOf('<span class="badge paid">paid</span>'));
     expect(paidCard.slice(0, paidCard.indexOf('</div>'))).toMatch(
-      /<strong>34\.77 THB<\/strong>[\s\S]*<span class="received-different">received, net of refunds: 1\.00 THB<\/span>/,
+      /<strong>34\.77 THB<\/strong>[\s\S]*<span class="received-different">received, net of refunds and lost disputes: 1\.00 THB<\/span>/,
     );
   });
 

@@ -41,10 +41,10 @@ describe('what a payment received', () => {
 
     const billing = await textOf(`/admin/receipts?user=${user.username}`);
     // The paid card and the receipt's row: 10.00 THB paid, 3.00 THB of it refunded.
-    expect(billing).toContain('paid 10.00 THB1 receipt received, net of refunds: 7.00 THB');
+    expect(billing).toContain('paid 10.00 THB1 receipt received, net of refunds and lost disputes: 7.00 THB');
     expect(billing).toContain(`#${receiptId} ${user.username}`);
-    expect(billing.match(/received, net of refunds: 7\.00 THB/g)).toHaveLength(2);
-    expect(billing).not.toMatch(/received(?!, net of refunds:)/);
+    expect(billing.match(/received, net of refunds and lost disputes: 7\.00 THB/g)).toHaveLength(2);
+    expect(billing).not.toMatch(/received(?!, net of refunds and lost disputes:)/);
 
     const payments = await textOf('/admin/payments');
     expect(payments).toContain('Due Received, before refunds Refunded');
@@ -59,6 +59,8 @@ describe('what a payment received', () => {
     expect(payments).toContain(
       `Payment #${payment.id}: 10.00 THB due, 1.00 THB received before refunds, 0.50 THB refunded`,
     );
-    expect(await textOf(`/admin/receipts?user=${user.username}`)).toContain('received, net of refunds: 0.50 THB');
+    expect(await textOf(`/admin/receipts?user=${user.username}`)).toContain(
+      'received, net of refunds and lost disputes: 0.50 THB',
+    );
   });
 });

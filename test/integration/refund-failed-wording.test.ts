@@ -181,7 +181,7 @@ describe('a partial refund, part of which failed', () => {
 
     // The paid card counts what stayed: 10.00 received, 2.00 of it went back.
     const billing = await admin.get(`/admin/receipts?user=${username}`).set('Accept', 'text/html').expect(200);
-    expect(billing.text).toContain('received, net of refunds: 8.00 THB');
+    expect(billing.text).toContain('received, net of refunds and lost disputes: 8.00 THB');
 
     const payments = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
     expect(payments.text).toContain('the refund of 3.00 THB failed</strong>');

@@ -176,7 +176,8 @@ type AdminReceiptList = Awaited<ReturnType<ReceiptsService['listForAdmin']>>;
 /**
  * The billing page's list as JSON: the filters applied, the page of receipts (each written as
  * /me/receipts writes it, with its user, how it was paid and, when that differs from its total,
- * what it brought in net of refunds), the paging, and the cards' totals under the filters.
+ * what it brought in net of refunds and lost disputes, as receivedNetOfRefunds), the paging, and
+ * the cards' totals under the filters.
  */
 function adminReceiptsJson(filter: TReceiptFilter, list: AdminReceiptList) {
   const { page: _page, ...filters } = filter;
