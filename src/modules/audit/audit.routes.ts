@@ -240,6 +240,17 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   });
 
   router.get('/admin/audit/verify', guards.requireAdmin, async (req, res) => {
+    const isJson = req.accepts(['html', 'json']) === 'json';
+    // A HEAD (a link checker, `curl -I`) is answered with the type its GET would have and reads no
+    // entry: it walked the whole chain, as a CSV export's HEAD ran the export, to send nothing.
+    // Only a GET gives the verdict, and its 409.
+    if (req.method === 'HEAD') {
+      res
+        .status(200)
+        .type(isJson ? 'json' : 'html')
+        .end();
+      return;
+    }
     const verdict = await deps.chainMonitor.verify();
     // The seal in the words of `npm run audit:verify` (null for an empty log).
     const body = verdict.isIntact
@@ -251,7 +262,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
           seal: describeChainSeal(verdict) ?? null,
         }
       : { status: 'broken', entries: verdict.count, brokenAt: String(verdict.brokenAt), reason: verdict.reason };
-    if (req.accepts(['html', 'json']) === 'json') {
+    if (isJson) {
       res.status(verdict.isIntact ? 200 : 409).json(body);
       return;
     }
