@@ -119,9 +119,10 @@ async function main() {
         stoppedDay = day;
         break;
       }
-      totals.days += 1;
       daysLeft -= 1;
+      // Each day is counted once, read or failed: a failed day was counted as both ("1 day(s) read, … 1 failed").
       if (run.outcome === 'failed') totals.failedDays += 1;
+      else totals.days += 1;
       totals.seen += run.seen;
       totals.inserted += run.inserted;
       totals.updated += run.updated;

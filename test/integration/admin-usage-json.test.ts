@@ -117,6 +117,19 @@ describe('GET /admin/usage for a JSON client', () => {
     expect(notADate.body).toEqual({ error: expect.stringMatching(/^start: /), code: 400 });
   });
 
+  it('lists every user in one answer, so a page field (its address edited, a link from a paged page) is ignored', async () => {
+    // It has no pages: ignored as any unknown query field is, as /admin/rates and /admin/ingestion, unpaged too, ignore it.
+    const whole = await admin.get('/admin/usage?start=2025-09-14').set('Accept', 'application/json').expect(200);
+    expect(whole.body.users.length).toBeGreaterThan(1);
+    for (const page of ['2', 'abc', '0']) {
+      const answer = await admin.get(`/admin/usage?start=2025-09-14&page=${page}`).set('Accept', 'application/json');
+      expect(answer.status).toBe(200);
+      expect(answer.body).toEqual(whole.body);
+    }
+    const html = await admin.get('/admin/usage?start=2025-09-14&page=2').set('Accept', 'text/html').expect(200);
+    expect(html.text).not.toContain('page=2');
+  });
+
   it('still gives a browser the page, and a researcher asking for JSON no one else’s usage', async () => {
     await expectPageForBrowsersAndNoJsonForResearchers(admin, alice, '/admin/usage');
   });

@@ -55,6 +55,20 @@ describe('the audit log with a refused filter', () => {
     await admin.get('/admin/audit.csv?from=2026-03-01&to=2026-03-31').expect(200);
   });
 
+  it('ignores the page\'s "older entries" cursor in the CSV, whatever it says, and the page still refuses a bad one', async () => {
+    // The CSV exports the entries the filters match, not a page of them: before=5 was ignored, but
+    // before=abc (an address edited by hand, a page's link pasted) refused the whole export with 400.
+    const whole = await admin.get('/admin/audit.csv?actor=auditor').expect(200);
+    for (const before of ['abc', '5', '']) {
+      const csv = await admin.get(`/admin/audit.csv?actor=auditor&before=${before}`).set('Accept', 'application/json');
+      expect(csv.status).toBe(200);
+      expect(csv.text).toBe(whole.text);
+      await admin.head(`/admin/audit.csv?actor=auditor&before=${before}`).expect(200);
+    }
+    const json = await admin.get('/admin/audit?before=abc').set('Accept', 'application/json').expect(400);
+    expect(json.body).toEqual({ error: 'before: must be an entry id', code: 400 });
+  });
+
   it('still says "No entries match." when a valid filter finds nothing', async () => {
     const page = await admin.get('/admin/audit?action=receipt.void').set('Accept', 'text/html').expect(200);
     expect(visibleTextOf(page.text)).toContain('No entries match.');

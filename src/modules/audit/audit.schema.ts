@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { labelFields, refusedField } from '../../http/field-labels.js';
+import { fieldLabelsOf, labelFields, refusedField } from '../../http/field-labels.js';
 import { ZOptionalLocalDate } from '../../shared/local-date.js';
 
 const optionalText = (max: number) =>
@@ -45,3 +45,11 @@ export const ZAuditQuery = labelFields(
 );
 
 export type TAuditQuery = z.infer<typeof ZAuditQuery>;
+
+/**
+ * GET /admin/audit.csv: the page's filters, not its "older entries" cursor (`before`), which the
+ * export does not read: ignored as any unknown query field is, whatever it says. `before=5` was
+ * ignored while `before=abc` refused the whole export.
+ */
+export const ZAuditCsvQuery = labelFields(ZAuditQuery.omit({ before: true }), fieldLabelsOf(ZAuditQuery));
+export type TAuditCsvQuery = z.infer<typeof ZAuditCsvQuery>;

@@ -64,6 +64,16 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
   const router = express.Router();
 
   router.get('/admin/usage', guards.requireAdmin, async (req, res) => {
+    // A HEAD (a link checker, `curl -I`) gets the status and type of its GET, refused as the GET is,
+    // without the sums: it read up to a year of every user's jobs to send nothing.
+    if (req.method === 'HEAD') {
+      usage.checkAdminUsageQuery(parseInput(ZAdminUsageQuery, req.query));
+      res
+        .status(200)
+        .type(prefersJson(req) ? 'json' : 'html')
+        .end();
+      return;
+    }
     // A script gets the page's figures as JSON, and a refused window or filter as {error, code}.
     if (prefersJson(req)) {
       const result = await usage.getAdminUsage(parseInput(ZAdminUsageQuery, req.query));

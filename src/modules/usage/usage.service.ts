@@ -440,6 +440,14 @@ export function createUsageService(deps: UsageServiceDeps) {
   }
 
   /** Usage across users (admin): per-user totals under the filters. */
+  /**
+   * What getAdminUsage refuses, checked without reading a job: for a HEAD of /admin/usage, which
+   * answers the status and headers of its GET and used to sum up to a year of jobs for nothing.
+   */
+  function checkAdminUsageQuery(query: TAdminUsageQuery): void {
+    resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
+  }
+
   async function getAdminUsage(query: TAdminUsageQuery) {
     const window = resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
     const filter = { from: window.from, before: window.before, ...pickFilters(query) };
@@ -513,7 +521,15 @@ export function createUsageService(deps: UsageServiceDeps) {
     return { window, chunks: chunks() };
   }
 
-  return { resolveWindow, getUserUsage, getAdminUsage, streamUserCsv, streamAdminCsv, streamPaidCsv };
+  return {
+    resolveWindow,
+    getUserUsage,
+    checkAdminUsageQuery,
+    getAdminUsage,
+    streamUserCsv,
+    streamAdminCsv,
+    streamPaidCsv,
+  };
 }
 
 /**

@@ -182,7 +182,7 @@ describe('npm run ingest over an sacct file cut short', () => {
     const result = await runIngestCli(['--from', '2026-11-19', '--to', '2026-11-19'], { FALLBACK_CSV: file });
     expect(result.code).toBe(1);
     expect(result.output).toContain(`2026-11-19: file: FALLBACK_CSV ${file} does not end with a newline`);
-    expect(result.output).toContain('1 day(s) read, 0 already done, 1 failed; 0 jobs summed over the days');
+    expect(result.output).toContain('0 day(s) read, 0 already done, 1 failed; 0 jobs summed over the days');
     expect(await db.prisma.slurmJob.count()).toBe(before);
     await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
   });
@@ -212,7 +212,7 @@ describe('npm run ingest over an sacct file that cannot be read as set up', () =
       expect(result.output).toMatch(/\] 1\/31 2026-10-01 failed: 0 jobs, 0 new, 0 updated, 0 skipped\n/);
       expect(result.output).not.toContain('via -');
       expect(result.output).toContain(
-        'Backfill 2026-10-01 .. 2026-10-31 stopped: 1 day(s) read, 0 already done, 1 failed; 0 jobs summed over the days',
+        'Backfill 2026-10-01 .. 2026-10-31 stopped: 0 day(s) read, 0 already done, 1 failed; 0 jobs summed over the days',
       );
       expect(result.output).toContain(
         'Stopped at 2026-10-01: no source can be read as it is set up (above), so the 30 day(s) after it were not tried; ' +

@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildUser } from '../support/factories.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * HEAD /admin/audit/verify (a link checker, `curl -I`) walked and verified the whole audit chain,
+ * as its GET does (Express answers a HEAD with the GET's route), and sent the verdict to nothing. It
+ * now answers the headers without reading the log, as a CSV export's HEAD does: with the table
+ * renamed away its GET fails, while its HEAD still answers.
+ */
+let db: TestDatabase;
+let admin: Agent;
+let researcher: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
+  await buildUser(db.prisma, { username: 'ann', password: 'ann-password' });
+  const app = buildTestApp(db);
+  admin = await signInAs(app, 'boss', 'boss-password');
+  researcher = await signInAs(app, 'ann', 'ann-password');
+});
+afterAll(() => db?.drop());
+
+async function withoutAuditLog<T>(body: () => Promise<T>): Promise<T> {
+  await db.pool.query('ALTER TABLE audit_log RENAME TO audit_log_away');
+  try {
+    return await body();
+  } finally {
+    await db.pool.query('ALTER TABLE audit_log_away RENAME TO audit_log');
+  }
+}
+
+describe('HEAD /admin/audit/verify', () => {
+  it.each([
+    ['text/html', 'text/html; charset=utf-8'],
+    ['application/json', 'application/json; charset=utf-8'],
+  ])('Accept %s: the type its GET answers, without walking the chain', async (accept, type) => {
+    const got = await admin.get('/admin/audit/verify').set('Accept', accept).expect(200);
+    expect(got.headers['content-type']).toBe(type);
+    await withoutAuditLog(async () => {
+      const head = await admin.head('/admin/audit/verify').set('Accept', accept);
+      expect(head.status).toBe(200);
+      expect(head.headers['content-type']).toBe(type);
+      expect(head.text ?? '').toBe('');
+      // The control: its GET does read the log.
+      const failed = await admin.get('/admin/audit/verify').set('Accept', accept);
+      expect(failed.status).not.toBe(200);
+    });
+  });
+
+  it('is still for admins only', async () => {
+    const head = await researcher.head('/admin/audit/verify').set('Accept', 'application/json');
+    expect(head.status).toBe(403);
+  });
+});
