@@ -33,9 +33,11 @@ export const ADVISORY_LOCK_KEYS = {
    */
   pricingChange: 727_450_118,
   /**
-   * Month-end starts against one another (transaction lock): a start holds it from before it tries
-   * `monthEnd` until its run's row has committed, so a second start refused at the same moment
-   * reads that row and can name the run already going (its id and page).
+   * Month-end starts against one another (transaction lock, tried): a start holds it from before it
+   * tries `monthEnd` until its run's row has committed, so a second start refused at the same
+   * moment reads that row and can name the run already going (its id and page). A start finding it
+   * taken tries again shortly, holding no connection meanwhile: waiting for it inside a transaction
+   * kept a pool connection each, and starved the start holding it of the second one it needs.
    */
   monthEndStart: 727_450_120,
 } as const;

@@ -54,14 +54,17 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
     await db?.drop();
   });
 
-  /** How far each table's content reaches past what its wrapper shows, and whether each cost cell is shown. */
+  /**
+   * How far each table's content reaches past what its wrapper shows, and whether each cost cell
+   * is shown (labelled "Cost" on a receipt, "Cost (THB)", with its currency, on My usage).
+   */
   async function measurePrinted(page: Page) {
     return (await page.evaluate(`(() => {
       const wraps = [...document.querySelectorAll('.table-wrap')];
       const hidden = [];
       for (const wrap of wraps) {
         const right = wrap.getBoundingClientRect().right;
-        const cells = wrap.querySelectorAll('td[data-label="Cost"], tfoot th:last-child');
+        const cells = wrap.querySelectorAll('td[data-label^="Cost"], tfoot th:last-child');
         for (const cell of cells) {
           if (cell.getBoundingClientRect().right > Math.min(right, window.innerWidth) + 0.5) hidden.push(cell.textContent.trim());
         }
@@ -70,7 +73,7 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
         tables: wraps.length,
         cutOff: wraps.map((wrap) => wrap.scrollWidth - wrap.clientWidth),
         hiddenCosts: hidden,
-        costCells: document.querySelectorAll('td[data-label="Cost"]').length,
+        costCells: document.querySelectorAll('td[data-label^="Cost"]').length,
       };
     })()`)) as { tables: number; cutOff: number[]; hiddenCosts: string[]; costCells: number };
   }

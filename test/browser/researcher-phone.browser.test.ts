@@ -75,8 +75,8 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
 
     const checks: [string, string, number][] = [
       // Every day of the 7-day window, and the total under them.
-      ['/me?view=aggregate', 'Cost', 8],
-      ['/me?view=billed', 'Cost', 6],
+      ['/me?view=aggregate', 'Cost (THB)', 8],
+      ['/me?view=billed', 'Cost (THB)', 6],
       ['/me/receipts', 'Total', 1],
       ['/me/receipts', 'Status', 1],
     ];
@@ -92,8 +92,26 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
     const footLabels = await page.evaluate(
       `[...document.querySelectorAll('tfoot th')].map((cell) => getComputedStyle(cell, '::before').content)`,
     );
-    expect(footLabels).toEqual(['none', '"Jobs"', '"CPU h"', '"GPU h"', '"Mem GB·h"', '"Cost"']);
+    expect(footLabels).toEqual(['none', '"Jobs"', '"CPU h"', '"GPU h"', '"Mem GB·h"', '"Cost (THB)"']);
     expect((await page.locator('tfoot').innerText()).split('\n')).toHaveLength(6);
+    await context.close();
+  });
+
+  it("labels each card's cost with its currency, as the desktop header does", async () => {
+    // The header said "Cost (THB)", the cards on a phone only "Cost".
+    const context = await browser.newContext({ viewport: PHONE });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, 'pia', 'pia-password', /\/me$/);
+    for (const path of ['/me', '/me?view=billed', '/me?view=aggregate']) {
+      await page.goto(`${base}${path}`);
+      const labels = (await page.evaluate(
+        `[...document.querySelectorAll('main tbody td')]
+          .map((cell) => getComputedStyle(cell, '::before').content)
+          .filter((label) => label.startsWith('"Cost'))`,
+      )) as string[];
+      expect(labels.length, path).toBeGreaterThan(0);
+      expect(new Set(labels), path).toEqual(new Set(['"Cost (THB)"']));
+    }
     await context.close();
   });
 

@@ -411,14 +411,14 @@ describe('/me', () => {
     const page = (await html(alice, '/me').expect(200)).text;
     const row = /<td data-label="Job">7101<\/td>.*?<\/tr>/s.exec(page)?.[0] ?? '';
     const cell = (label: string) => new RegExp(`data-label="${label}" class="num">([^<]*)<`).exec(row)?.[1] ?? '';
-    const shown = [cell('CPU h'), cell('GPU h'), cell('Mem GB·h'), cell('Cost')];
+    const shown = [cell('CPU h'), cell('GPU h'), cell('Mem GB·h'), cell('Cost \\(THB\\)')];
     expect(shown).toEqual(['0.002427', '0.776389', '0.008292', '9.32']);
     const [cpu, gpu, mem] = shown.map((figure) => new Prisma.Decimal(figure));
     const cost = (cpu as Prisma.Decimal)
       .times('0.5')
       .plus((gpu as Prisma.Decimal).times('12'))
       .plus((mem as Prisma.Decimal).times('0.05'));
-    expect(cost.toDecimalPlaces(2, Prisma.Decimal.ROUND_HALF_UP).toFixed(2)).toBe(cell('Cost'));
+    expect(cost.toDecimalPlaces(2, Prisma.Decimal.ROUND_HALF_UP).toFixed(2)).toBe(cell('Cost \\(THB\\)'));
   });
 
   it('points a window too long for a page to a CSV download of that same window', async () => {
@@ -706,7 +706,7 @@ describe('CSV exports opened in a spreadsheet', () => {
     const items = (await alice.get(`/me/receipts/${id}/items.csv`).expect(200)).text.trimEnd().split('\n');
     expect(items[1]?.split(',')[6]).toBe(cost);
     const page = await html(alice, `/me?${window}`).expect(200);
-    expect([...page.text.matchAll(/data-label="Cost" class="num">([^<]*)</g)].map((match) => match[1])).toEqual(
+    expect([...page.text.matchAll(/data-label="Cost \(THB\)" class="num">([^<]*)</g)].map((match) => match[1])).toEqual(
       expected,
     );
   });

@@ -3,6 +3,7 @@ import { Prisma } from '@prisma/client';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
+import { openDatabase } from '../../src/db/database.js';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { interruptAbandonedMonthEndRuns } from '../../src/modules/receipts/abandoned-month-end-runs.js';
@@ -196,7 +197,7 @@ describe('a month-end run in the background', () => {
       expect(await sessionsWaitingForLocks(db.pool, 5_000, 1)).toBeGreaterThanOrEqual(1);
       const secondJson = post('application/json', { before: '2025-08-31' }).then((answer) => answer);
       const secondPage = post('text/html', { before: '2025-08-31', csrf_token: token }).then((answer) => answer);
-      // The second ones wait for the first's row (or, before, were refused at once without it).
+      // The second ones try again until the first's row has committed (or, before, were refused at once without it).
       await sessionsWaitingForLocks(db.pool, 2_000, 3);
       await stall.query('COMMIT');
       const [started, refusedJson, refusedPage] = await Promise.all([first, secondJson, secondPage]);
@@ -211,6 +212,47 @@ describe('a month-end run in the background', () => {
     } finally {
       await stall.query('ROLLBACK').catch(() => undefined);
       stall.release();
+    }
+  });
+
+  it('starts one run and answers every other start at the same moment 409 with its id, on a pool of two', async () => {
+    await buildUnbilledUsage();
+    // A worker with DB_POOL_MAX=2: each start waiting its turn used to keep a connection while the
+    // one that could go on needed a second, and every start failed on the pool instead.
+    const small = openDatabase(db.url, { poolMax: 2, queryTimeoutMs: 30_000, logger: pino({ level: 'silent' }) });
+    try {
+      const app = buildTestApp(
+        { ...small, url: db.url },
+        { env: { APP_TZ: 'Asia/Bangkok', DB_POOL_MAX: '2' }, now, metrics: createMetrics() },
+      );
+      const boss = await signInAs(app, 'boss', 'boss-password');
+      const token = await csrfTokenOf(boss, '/admin/receipts');
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          boss
+            .post('/admin/month-end')
+            .set('Accept', 'application/json')
+            .set('X-CSRFToken', token)
+            .send({ before: '2025-08-31' }),
+        ),
+      );
+      const started = answers.filter((answer) => answer.status === 202);
+      expect(
+        answers.map((answer) => answer.status).sort(),
+        answers.map((answer) => answer.text.slice(0, 200)).join('\n'),
+      ).toEqual([202, 409, 409, 409, 409, 409]);
+      const { runId, statusUrl } = started[0]?.body ?? {};
+      for (const refused of answers.filter((answer) => answer.status === 409)) {
+        expect(refused.body).toMatchObject({ code: 409, runId, statusUrl });
+      }
+      expect(await db.prisma.monthEndRun.count()).toBe(1);
+      expect(await waitForMonthEndRun(boss, statusUrl)).toMatchObject({
+        id: runId,
+        outcome: 'succeeded',
+        receiptCount: 4,
+      });
+    } finally {
+      await small.close();
     }
   });
 

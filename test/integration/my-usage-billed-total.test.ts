@@ -47,7 +47,7 @@ describe("My usage's Billed view", () => {
       (await html(`/me?${window}&view=billed`).expect(200)).text,
       (await html(`/me?${window}&view=billed&page=2`).expect(200)).text,
     ];
-    const costs = pages.flatMap((page) => cellsLabelled(page, 'Cost'));
+    const costs = pages.flatMap((page) => cellsLabelled(page, 'Cost (THB)'));
     expect(costs).toHaveLength(52);
     const shown = costs.reduce((sum, cost) => sum.plus(cost), new Prisma.Decimal(0));
     // 1.23 + 51 × 0.01.

@@ -235,11 +235,15 @@ export function tryAcquireMonthEndLock(pool: pg.Pool, holder: MonthEndHolder): P
 }
 
 /**
- * Waits for the month-end starts in flight to commit (a transaction lock, held until `tx` ends): a
- * start refused meanwhile then finds the running run's row that the start before it wrote.
+ * Tries the month-end start lock (a transaction lock, held until `tx` ends): false while another
+ * start holds it, without waiting. A start that waited for it inside its transaction kept a pool
+ * connection meanwhile, and with a few such starts the one holding the lock found no connection
+ * free for its run's (DB_POOL_MAX=2: every start failed on the pool).
  */
-export async function lockMonthEndStart(tx: Prisma.TransactionClient): Promise<void> {
-  await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADVISORY_LOCK_KEYS.monthEndStart})`;
+export async function tryLockMonthEndStart(tx: Prisma.TransactionClient): Promise<boolean> {
+  const rows = await tx.$queryRaw<{ locked: boolean }[]>`
+    SELECT pg_try_advisory_xact_lock(${ADVISORY_LOCK_KEYS.monthEndStart}) AS locked`;
+  return rows[0]?.locked === true;
 }
 
 /**
@@ -261,18 +265,28 @@ export async function isMonthEndLockHeld(pool: pg.Pool): Promise<boolean> {
   return (await findMonthEndLockSession(pool)) !== undefined;
 }
 
-async function findMonthEndLockSession(pool: pg.Pool): Promise<{ applicationName: string } | undefined> {
-  // A bigint key is stored as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
-  const { rows } = await pool.query<{ application_name: string | null }>(
-    `SELECT a.application_name
+/**
+ * isMonthEndLockHeld on `tx`'s own connection: a start holding the start lock asks this before it
+ * takes a second connection to try the month-end lock, so a start refused needs only the one.
+ */
+export async function isMonthEndLockHeldIn(tx: Prisma.TransactionClient): Promise<boolean> {
+  const rows = await tx.$queryRawUnsafe<unknown[]>(MONTH_END_LOCK_SESSION_SQL, MONTH_END_LOCK_KEY);
+  return rows.length > 0;
+}
+
+// A bigint key is stored as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
+const MONTH_END_LOCK_SESSION_SQL = `SELECT a.application_name
        FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
         -- Advisory locks are per database: another database's month-end is not this one's.
         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
         AND l.classid::bigint = ($1::bigint >> 32) AND l.objid::bigint = ($1::bigint & 4294967295)
-      LIMIT 1`,
-    [MONTH_END_LOCK_KEY],
-  );
+      LIMIT 1`;
+
+async function findMonthEndLockSession(pool: pg.Pool): Promise<{ applicationName: string } | undefined> {
+  const { rows } = await pool.query<{ application_name: string | null }>(MONTH_END_LOCK_SESSION_SQL, [
+    MONTH_END_LOCK_KEY,
+  ]);
   const row = rows[0];
   return row ? { applicationName: row.application_name ?? '' } : undefined;
 }

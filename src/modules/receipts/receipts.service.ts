@@ -329,6 +329,13 @@ export const NO_CHARGE_METHOD = 'no_charge';
 /** Users billed at the same time by the month-end run. */
 const MONTH_END_CONCURRENCY = 2;
 
+/**
+ * A month-end start finding another start between its lock and its commit (milliseconds, as a
+ * rule) tries again every 50 ms for up to 10 s, then is refused without the other run's id.
+ */
+const MONTH_END_START_RETRY_MS = 50;
+const MONTH_END_START_ATTEMPTS = 200;
+
 /** A receipt the month-end run made. */
 interface MonthEndReceipt {
   id: number;
@@ -806,33 +813,42 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     }
     const startedAt = now();
     const held: { release?: ReleaseLock } = {};
-    let inserted: number | undefined;
+    let inserted: number | 'busy' | undefined = 'busy';
     try {
-      inserted = await db.$transaction(async (tx) => {
-        // Starts one after the other, each until its row has committed: a start refused at the same
-        // moment as another began found no row yet, and could not say which run was going.
-        await receiptsRepository.lockMonthEndStart(tx);
-        // One run at a time, refused at once: a second run beside the first billed nothing new but
-        // doubled the load for its minute, and reported every user the first had billed meanwhile.
-        held.release = await receiptsRepository.tryAcquireMonthEndLock(deps.db.pool, {
-          actor: actor.actor,
-          startedAt,
+      // Starts one after the other, each until its row has committed: a start refused at the same
+      // moment as another began found no row yet, and could not say which run was going. A start
+      // finding the start lock taken tries again shortly, holding no connection in between (it
+      // once waited inside its transaction, and a few such starts took every pool connection
+      // while the start holding the lock needed a second one).
+      for (let attempt = 1; inserted === 'busy' && attempt <= MONTH_END_START_ATTEMPTS; attempt++) {
+        if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, MONTH_END_START_RETRY_MS));
+        inserted = await db.$transaction(async (tx) => {
+          if (!(await receiptsRepository.tryLockMonthEndStart(tx))) return 'busy' as const;
+          // One run at a time, refused at once: a second run beside the first billed nothing new but
+          // doubled the load for its minute, and reported every user the first had billed meanwhile.
+          // Asked on this connection first, so a refused start never needs a second one.
+          if (await receiptsRepository.isMonthEndLockHeldIn(tx)) return undefined;
+          held.release = await receiptsRepository.tryAcquireMonthEndLock(deps.db.pool, {
+            actor: actor.actor,
+            startedAt,
+          });
+          if (!held.release) return undefined;
+          // The lock is ours, so no other run is running: a row that says so was left by a process that died.
+          await monthEndRunsRepository.interruptRunningRuns(tx, startedAt, ABANDONED_RUN_MESSAGE);
+          return monthEndRunsRepository.insertRun(tx, {
+            billedThrough: new Date(`${before}T00:00:00Z`),
+            startedBy: actor.actor,
+            startedAt,
+          });
         });
-        if (!held.release) return undefined;
-        // The lock is ours, so no other run is running: a row that says so was left by a process that died.
-        await monthEndRunsRepository.interruptRunningRuns(tx, startedAt, ABANDONED_RUN_MESSAGE);
-        return monthEndRunsRepository.insertRun(tx, {
-          billedThrough: new Date(`${before}T00:00:00Z`),
-          startedBy: actor.actor,
-          startedAt,
-        });
-      });
+      }
     } catch (error) {
       await held.release?.();
       throw error;
     }
     const { release } = held;
-    if (!release || inserted === undefined) throw await monthEndInProgress();
+    // Still 'busy' after every attempt (another start stuck before its commit): refused all the same.
+    if (!release || typeof inserted !== 'number') throw await monthEndInProgress();
     const runId = inserted;
     const state: MonthEndState = { outcomes: [], usersTotal: 0, usersDone: 0, isAbandoned: false };
     const finished = backgroundWork.track(
