@@ -65,10 +65,10 @@ describe.skipIf(!hasChromium)('usage across users on a phone', { timeout: 120_00
     await signInThroughPage(page, base, 'finance', 'finance-password');
     await page.goto(`${base}/admin/usage`);
 
-    expect(await cellsOf(page, 'tbody', 7)).toEqual({ cells: 3, outside: [], labels: ['"Cost"'] });
+    expect(await cellsOf(page, 'tbody', 7)).toEqual({ cells: 3, outside: [], labels: ['"Cost (THB)"'] });
     expect(await cellsOf(page, 'tbody', 8)).toEqual({ cells: 3, outside: [], labels: ['"Of which billed"'] });
     // The foot's Total spans User and Tier, so its Cost is its 6th cell.
-    expect(await cellsOf(page, 'tfoot', 6)).toEqual({ cells: 1, outside: [], labels: ['"Cost"'] });
+    expect(await cellsOf(page, 'tfoot', 6)).toEqual({ cells: 1, outside: [], labels: ['"Cost (THB)"'] });
     expect(await cellsOf(page, 'tfoot', 7)).toEqual({ cells: 1, outside: [], labels: ['"Of which billed"'] });
     const scrollsBy = await page.evaluate(
       `(() => { const wrap = document.querySelector('main .table-wrap'); return wrap.scrollWidth - wrap.clientWidth; })()`,

@@ -84,7 +84,7 @@ describe('GET /admin/usage for a JSON client', () => {
     // The same figures as the page: its rows, then its total line.
     const page = await admin.get(path).set('Accept', 'text/html').expect(200);
     const rows = [...body.users, body.totals];
-    expect(cellsLabelled(page.text, 'Cost')).toEqual(rows.map((row: { cost: string }) => row.cost));
+    expect(cellsLabelled(page.text, 'Cost (THB)')).toEqual(rows.map((row: { cost: string }) => row.cost));
     expect(cellsLabelled(page.text, 'Of which billed')).toEqual(
       rows.map((row: { billedCost: string }) => row.billedCost),
     );

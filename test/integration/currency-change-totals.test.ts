@@ -68,7 +68,9 @@ describe('usage totals after CURRENCY changed to a currency with fewer decimals'
     expect(csv).toEqual(['1', '1', '1']);
     const page = await cfo.get(`/admin/usage?${window}`).set('Accept', 'text/html').expect(200);
     const footer = /<tfoot>([\s\S]*?)<\/tfoot>/.exec(page.text)?.[1] ?? '';
-    expect(footer).toContain('<th data-label="Cost" class="num">3</th>');
+    // A phone shows each cell with its label: the cost's names the currency, as the header does.
+    expect(footer).toContain('<th data-label="Cost (JPY)" class="num">3</th>');
+    expect(page.text).not.toContain('data-label="Cost"');
     expect(footer).toContain('<th data-label="Of which billed" class="num">3</th>');
   });
 });

@@ -202,9 +202,9 @@ describe("a billed item's cost with more decimals than the currency's minor unit
       [id],
     );
     const expected = ['1.23', '0.01'];
-    // My usage labels its cost cards with the currency ("Cost (THB)"), a receipt's items "Cost".
+    // My usage and a receipt's items both label their cost cards with the currency ("Cost (THB)").
     const costsOn = (html: string) =>
-      [...html.matchAll(/data-label="Cost(?: \(THB\))?" class="num">([^<]*)</g)].map((m) => m[1]);
+      [...html.matchAll(/data-label="Cost \(THB\)" class="num">([^<]*)</g)].map((m) => m[1]);
     const window = 'start=2025-09-08&end=2025-09-20';
     expect(costsOn((await alice.get(`/me?${window}&sort=end&dir=asc`).expect(200)).text)).toEqual(expected);
     const billed = (await alice.get(`/me?${window}&view=billed`).expect(200)).text;

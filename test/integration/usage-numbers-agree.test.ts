@@ -118,13 +118,13 @@ describe('one user and one window, read every way', () => {
     const adminPage = (await admin.get(`/admin/usage?${WINDOW}`).set('Accept', 'text/html').expect(200)).text;
     const userRow = adminPage.match(/<tr><td data-label="User"><a [^>]*>alice<\/a><\/td>(.*?)<\/tr>/)?.[1] ?? '';
     const cell = (row: string, label: string) => row.match(new RegExp(`data-label="${label}"[^>]*>([^<]*)<`))?.[1];
-    // My usage labels its cost with the currency, Admin → Usage does not.
+    // Both label the cost cards with the currency, as their headers do (a phone shows the labels).
     for (const [label, mineLabel] of [
       ['Jobs', 'Jobs'],
       ['CPU h', 'CPU h'],
       ['GPU h', 'GPU h'],
       ['Mem GB·h', 'Mem GB·h'],
-      ['Cost', 'Cost \\(THB\\)'],
+      ['Cost \\(THB\\)', 'Cost \\(THB\\)'],
     ] as const) {
       expect(cell(userRow, label), label).toBeDefined();
       expect(cell(userRow, label), label).toBe(cell(totalRow, mineLabel));
