@@ -36,7 +36,7 @@ describe("the billing page's list of receipts", () => {
     const { user, receiptId } = await paidShortAndAccepted(admin, 100);
     const row = await rowOf(receiptId, user.username);
     expect(row).toContain('10.00 THB');
-    expect(row).toContain('received, net of refunds and lost disputes: 1.00 THB');
+    expect(row).toContain('received, net of refunds and lost disputes: <span class="nowrap">1.00 THB</span>');
   });
 
   it('says what stayed of a payment the provider refunded in part, as the paid card counts it', async () => {
@@ -48,7 +48,9 @@ describe("the billing page's list of receipts", () => {
       amount_cents: 300,
       currency: 'THB',
     }).expect(200);
-    expect(await rowOf(receiptId, user.username)).toContain('received, net of refunds and lost disputes: 7.00 THB');
+    expect(await rowOf(receiptId, user.username)).toContain(
+      'received, net of refunds and lost disputes: <span class="nowrap">7.00 THB</span>',
+    );
   });
 
   it('counts a refund that failed as money that stayed, and a lost dispute as gone, as the paid card does', async () => {
@@ -79,7 +81,9 @@ describe("the billing page's list of receipts", () => {
       dispute_status: 'lost',
     }).expect(200);
     // The bank's 4.00 THB is not a refund: the row and the paid card name the lost dispute too.
-    expect(await rowOf(receiptId, user.username)).toContain('received, net of refunds and lost disputes: 6.00 THB');
+    expect(await rowOf(receiptId, user.username)).toContain(
+      'received, net of refunds and lost disputes: <span class="nowrap">6.00 THB</span>',
+    );
     const page = await admin.get(`/admin/receipts?user=${user.username}`).set('Accept', 'text/html').expect(200);
     expect(page.text).toMatch(
       /<span class="received-different">received, net of refunds and lost disputes: 6\.00 THB<\/span>\s*<\/div>/,
