@@ -134,6 +134,17 @@ export async function findRunningRunIds(tx: Client): Promise<number[]> {
   return rows.map((row) => row.id);
 }
 
+/** The newest run's id, 0 before the first. */
+export async function findNewestRunId(tx: Client): Promise<number> {
+  const newest = await tx.monthEndRun.findFirst({ orderBy: { id: 'desc' }, select: { id: true } });
+  return newest?.id ?? 0;
+}
+
+/** The newest run whose row is newer than run `id`, running or ended, if any. */
+export function findRunNewerThan(tx: Client, id: number): Promise<MonthEndRunRow | null> {
+  return tx.monthEndRun.findFirst({ where: { id: { gt: id } }, orderBy: { id: 'desc' }, select: RUN_SELECT });
+}
+
 /** The newest run that has ended, if any. */
 export function findLastFinishedRun(tx: Client): Promise<MonthEndRunRow | null> {
   return tx.monthEndRun.findFirst({

@@ -249,11 +249,14 @@ export class MonthEndInProgressError extends ConflictError {
   constructor(
     holder: { actor: string; startedAt: string } | undefined,
     readonly runId?: number,
+    isFinished = false,
   ) {
     super(
-      holder
-        ? `A month-end run is already in progress (started by ${holder.actor} at ${holder.startedAt}); wait for it to finish.`
-        : 'A month-end run is already in progress; wait for it to finish.',
+      isFinished && holder
+        ? `A month-end run started at the same moment (by ${holder.actor} at ${holder.startedAt}) has already finished; see its page.`
+        : holder
+          ? `A month-end run is already in progress (started by ${holder.actor} at ${holder.startedAt}); wait for it to finish.`
+          : 'A month-end run is already in progress; wait for it to finish.',
       {
         ...(holder ? { startedBy: holder.actor, startedAt: holder.startedAt } : {}),
         ...(runId === undefined ? {} : { runId, statusUrl: monthEndRunUrl(runId) }),
@@ -814,7 +817,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const startedAt = now();
     const held: { release?: ReleaseLock } = {};
     let inserted: number | 'busy' | undefined = 'busy';
+    const found: { meanwhile?: monthEndRunsRepository.MonthEndRunRow } = {};
     try {
+      // Rows commit under the start lock, so a run newer than this is one a start at the same moment
+      // (a double click, a second admin) made while this one waited its turn.
+      const newestAtArrival = await monthEndRunsRepository.findNewestRunId(db);
       // Starts one after the other, each until its row has committed: a start refused at the same
       // moment as another began found no row yet, and could not say which run was going. A start
       // finding the start lock taken tries again shortly, holding no connection in between (it
@@ -828,6 +835,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           // doubled the load for its minute, and reported every user the first had billed meanwhile.
           // Asked on this connection first, so a refused start never needs a second one.
           if (await receiptsRepository.isMonthEndLockHeldIn(tx)) return undefined;
+          // Such a run may have ended before this start's turn came (a run of a few users takes
+          // milliseconds): it is named, not run again, as it is while it runs. A second run would
+          // bill nothing and read as a second month-end.
+          found.meanwhile = (await monthEndRunsRepository.findRunNewerThan(tx, newestAtArrival)) ?? undefined;
+          if (found.meanwhile) return undefined;
           held.release = await receiptsRepository.tryAcquireMonthEndLock(deps.db.pool, {
             actor: actor.actor,
             startedAt,
@@ -847,6 +859,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       throw error;
     }
     const { release } = held;
+    const { meanwhile } = found;
+    if (meanwhile && meanwhile.outcome !== 'running') {
+      throw new MonthEndInProgressError(
+        { actor: meanwhile.startedBy, startedAt: formatLocalDateTime(meanwhile.startedAt, config.timeZone) },
+        meanwhile.id,
+        true,
+      );
+    }
     // Still 'busy' after every attempt (another start stuck before its commit): refused all the same.
     if (!release || typeof inserted !== 'number') throw await monthEndInProgress();
     const runId = inserted;
