@@ -121,3 +121,14 @@ export function answerCreated(req: Request, res: Response, created: Creation): v
   if (!created.isShownAtLocation) req.session.flash = { type: 'success', message: created.message };
   res.redirect(303, created.location);
 }
+
+/**
+ * A HEAD (a link checker, `curl -I`) of a page whose GET does heavy work: the status and type the GET
+ * would answer with, and none of the work (Express runs the GET handler for a HEAD and drops the body).
+ */
+export function answerHeadWithoutWork(res: Response, isJson: boolean): void {
+  res
+    .status(200)
+    .type(isJson ? 'json' : 'html')
+    .end();
+}

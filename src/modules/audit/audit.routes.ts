@@ -6,7 +6,13 @@ import { prefersJson } from '../../http/error-handler.js';
 import { fieldLabelsOf } from '../../http/field-labels.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
-import { isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import {
+  answerHeadWithoutWork,
+  isRefusedForm,
+  offerWayBack,
+  sessionUserOf,
+  typedIn,
+} from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { invalidFieldsOf, ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
@@ -248,10 +254,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     // entry: it walked the whole chain, as a CSV export's HEAD ran the export, to send nothing.
     // Only a GET gives the verdict, and its 409.
     if (req.method === 'HEAD') {
-      res
-        .status(200)
-        .type(isJson ? 'json' : 'html')
-        .end();
+      answerHeadWithoutWork(res, isJson);
       return;
     }
     const verdict = await deps.chainMonitor.verify();

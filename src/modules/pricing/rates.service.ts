@@ -674,10 +674,15 @@ export function createRatesService(deps: RatesServiceDeps) {
     }
   }
 
+  /** The tiers there are, and the sentence a refusal of an unknown tier lists them in. */
+  async function listKnownTiers(client: Db | Prisma.TransactionClient): Promise<{ names: string[]; known: string }> {
+    const names = await ratesRepository.listTierNames(client);
+    return { names, known: names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.' };
+  }
+
   /** A 400 for a tier name that names no tier, listing those that exist; `hint` says what to do instead. */
   async function unknownTierError(tx: Prisma.TransactionClient, name: string, hint = ''): Promise<InvalidFieldsError> {
-    const names = await ratesRepository.listTierNames(tx);
-    const known = names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.';
+    const { names, known } = await listKnownTiers(tx);
     const { note, renamed } = await fateOfTierName(tx, name);
     // A tier renamed is not to be added again: the hint (add it) is for a name no tier has had since.
     return new InvalidFieldsError(
@@ -1073,8 +1078,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     if (!tier || !snapshot.knownTiers.has(input.tier)) {
       const { note } = tier ? { note: '' } : await fateOfTierName(db, input.tier);
       // Which tiers there are, as every other form naming a tier says: a script had no list to pick from.
-      const names = await ratesRepository.listTierNames(db);
-      const known = names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.';
+      const { names, known } = await listKnownTiers(db);
       throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}"${note}. ${known}` }, TIER_FIELD_LABELS, {
         knownTiers: names,
       });

@@ -4,7 +4,7 @@ import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
-import { offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import { answerHeadWithoutWork, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
@@ -68,10 +68,7 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
     // without the sums: it read up to a year of every user's jobs to send nothing.
     if (req.method === 'HEAD') {
       usage.checkAdminUsageQuery(parseInput(ZAdminUsageQuery, req.query));
-      res
-        .status(200)
-        .type(prefersJson(req) ? 'json' : 'html')
-        .end();
+      answerHeadWithoutWork(res, prefersJson(req));
       return;
     }
     // A script gets the page's figures as JSON, and a refused window or filter as {error, code}.

@@ -439,7 +439,6 @@ export function createUsageService(deps: UsageServiceDeps) {
     };
   }
 
-  /** Usage across users (admin): per-user totals under the filters. */
   /**
    * What getAdminUsage refuses, checked without reading a job: for a HEAD of /admin/usage, which
    * answers the status and headers of its GET and used to sum up to a year of jobs for nothing.
@@ -448,6 +447,7 @@ export function createUsageService(deps: UsageServiceDeps) {
     resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
   }
 
+  /** Usage across users (admin): per-user totals under the filters. */
   async function getAdminUsage(query: TAdminUsageQuery) {
     const window = resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
     const filter = { from: window.from, before: window.before, ...pickFilters(query) };
