@@ -5,6 +5,7 @@ import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentPr
 import {
   AMOUNT_TOO_LARGE,
   isAmountTooLarge,
+  jsonTextOf,
   PROVIDER_CURRENCY_CODE,
   WebhookBodyError,
   WebhookSignatureError,
@@ -84,7 +85,7 @@ export function createDummyProvider(options: { webhookSecret: string }): Payment
 function readDummyEvent(rawBody: Buffer): PaymentEvent {
   let body: unknown;
   try {
-    body = JSON.parse(rawBody.toString('utf8'));
+    body = JSON.parse(jsonTextOf(rawBody));
   } catch {
     throw new WebhookBodyError('body is not JSON');
   }

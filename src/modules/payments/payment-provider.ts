@@ -117,6 +117,20 @@ export interface PaymentProvider {
   readEvent?(rawBody: Buffer): PaymentEvent;
 }
 
+const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+/**
+ * A signed webhook body as JSON text to parse: without the UTF-8 byte-order mark it may open with,
+ * which JSON.parse refuses ("body is not JSON") and RFC 8259 (8.1) lets a parser ignore. Neither
+ * provider sends one, but a body written by .NET's or PowerShell's UTF-8 encoders may carry it. Only
+ * the parsing drops it: the signature is checked over the bytes received, the mark included, and the
+ * body is recorded as it came.
+ */
+export function jsonTextOf(rawBody: Buffer): string {
+  const start = rawBody.subarray(0, UTF8_BOM.length).equals(UTF8_BOM) ? UTF8_BOM.length : 0;
+  return rawBody.subarray(start).toString('utf8');
+}
+
 export class WebhookSignatureError extends AppError {
   constructor(reason: string) {
     super(400, `Webhook rejected: ${reason}.`);

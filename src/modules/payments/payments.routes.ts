@@ -13,7 +13,13 @@ import {
   typedIn,
 } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { AppError, invalidFieldsOf, NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
+import {
+  invalidFieldsOf,
+  NotAcceptableError,
+  NotFoundError,
+  readableMessageOf,
+  UnsupportedMediaTypeError,
+} from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { MY_RECEIPTS, type ShowOwnReceipt } from '../receipts/receipts.routes.js';
 import { ZReceiptId } from '../receipts/receipts.schema.js';
@@ -24,7 +30,6 @@ import {
   ZExternalIdParam,
   ZPaymentId,
   ZPaymentsPageQuery,
-  ZProviderParam,
   ZRefusedClaimId,
   ZResolveReview,
   ZSettleRefusedClaim,
@@ -35,32 +40,94 @@ import { fromMinorUnits, type PaymentsService } from './payments.service.js';
 // Provider events are small; anything bigger is not one.
 const WEBHOOK_BODY_LIMIT = '64kb';
 
+/** The charset a Content-Type names (`charset="UTF-16"` reads utf-16), or undefined when it names none. */
+function charsetOf(contentType: string): string | undefined {
+  for (const parameter of contentType.split(';').slice(1)) {
+    const [name, ...value] = parameter.split('=');
+    if (name?.trim().toLowerCase() !== 'charset') continue;
+    return value
+      .join('=')
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .toLowerCase();
+  }
+  return undefined;
+}
+
+/**
+ * Refuses, from the address alone and before the body is read, a webhook no provider here takes
+ * (404). Nothing is verified, stored or counted.
+ */
+function refuseWebhookNotTaken(configuredProvider: string | undefined, askedProvider: string | undefined): void {
+  if (!configuredProvider) throw new NotFoundError('Online payment is not enabled here.');
+  // Provider names are lower case, as PAYMENT_PROVIDER takes them: /payments/webhook/DUMMY was a 400
+  // "provider: is not a provider name", which read as a fault in the body, where there is no such address.
+  if (askedProvider !== undefined && askedProvider !== configuredProvider) {
+    throw new NotFoundError(
+      `No such webhook endpoint: this site takes its payment provider’s webhooks at /payments/webhook/${configuredProvider} (provider names are lower case).`,
+    );
+  }
+}
+
+/**
+ * Refuses, from the headers alone and before the body is read, a body that is not UTF-8 JSON as sent
+ * (415). Nothing is verified, stored or counted.
+ */
+function refuseWebhookBodyNotTaken(req: express.Request): void {
+  if (!req.is('application/json')) throw new UnsupportedMediaTypeError('Webhooks must be sent as application/json.');
+  // JSON is UTF-8 (RFC 8259, 8.1), as both providers send it. Another charset was read as UTF-8 all
+  // the same: a UTF-16 body then failed as "not JSON" once its signature held, or worse, parsed.
+  const charset = charsetOf(req.get('content-type') ?? '');
+  if (charset !== undefined && charset !== 'utf-8') {
+    throw new UnsupportedMediaTypeError(
+      `Webhooks must be sent as application/json in UTF-8; this one says charset=${charset.slice(0, 40)}.`,
+    );
+  }
+  // The signature is over the bytes the provider sends, and neither provider compresses them: a gzip
+  // body was inflated first and its signature checked over bytes nobody signed.
+  const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
+  if (encoding !== 'identity') {
+    throw new UnsupportedMediaTypeError(
+      `Webhooks must be sent uncompressed (Content-Encoding identity): the signature is over the bytes the provider sends; this one says Content-Encoding ${encoding.slice(0, 40)}.`,
+    );
+  }
+}
+
 /**
  * Provider webhooks. Mounted before the session and CSRF middleware: a provider has no
  * session and proves itself with a signature over the raw body, which is kept as bytes.
  */
 export function paymentWebhookRoutes(deps: { payments: PaymentsService }): Router {
   const router = Router();
-  const rawBody = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT });
+  // Never inflated: a compressed body is refused above, before it is read.
+  const rawBody = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT, inflate: false });
+  const refuse =
+    (askedOf: (req: express.Request) => string | undefined): express.RequestHandler =>
+    (req, _res, next) => {
+      refuseWebhookNotTaken(deps.payments.providerName, askedOf(req));
+      refuseWebhookBodyNotTaken(req);
+      next();
+    };
   const receive =
     (providerOf: (req: express.Request) => string | undefined): express.RequestHandler =>
     async (req, res) => {
-      if (!req.is('application/json')) throw new AppError(415, 'Webhooks must be sent as application/json.');
       const providerName = providerOf(req);
-      if (!providerName) throw new AppError(404, 'Online payment is not enabled here.');
+      if (!providerName) throw new NotFoundError('Online payment is not enabled here.');
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const { outcome } = await deps.payments.handleWebhook(providerName, body, req.headers);
       res.json({ received: true, outcome });
     };
   router.post(
     '/payments/webhook',
+    refuse(() => undefined),
     rawBody,
     receive(() => deps.payments.providerName),
   );
   router.post(
     '/payments/webhook/:provider',
+    refuse((req) => String(req.params.provider)),
     rawBody,
-    receive((req) => parseInput(ZProviderParam, req.params).provider),
+    receive((req) => String(req.params.provider)),
   );
   return router;
 }

@@ -9,7 +9,6 @@ import { RECEIPT_IN_ADDRESS_LABEL } from '../receipts/receipts.schema.js';
 export const ZThanksQuery = labelFields(z.object({ rid: zWholeNumber(1, MAX_INT4) }), {
   rid: RECEIPT_IN_ADDRESS_LABEL,
 });
-export const ZProviderParam = z.object({ provider: z.string().regex(/^[a-z]{1,32}$/, 'is not a provider name') });
 export const ZExternalIdParam = z.object({
   externalId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'is not a checkout id'),
 });

@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type Stripe from 'stripe';
 import { minorUnitDigits } from '../pricing/pricing.js';
@@ -5,6 +6,7 @@ import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentPr
 import {
   AMOUNT_TOO_LARGE,
   isAmountTooLarge,
+  jsonTextOf,
   PaymentProviderError,
   PROVIDER_CURRENCY_CODE,
   WebhookBodyError,
@@ -158,7 +160,7 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
 function readStripeEvent(rawBody: Buffer): Stripe.Event {
   let body: unknown;
   try {
-    body = JSON.parse(rawBody.toString('utf8'));
+    body = JSON.parse(jsonTextOf(rawBody));
   } catch {
     throw new WebhookBodyError('body is not JSON');
   }
@@ -447,6 +449,27 @@ function signedAtOf(header: string): number | undefined {
   return Number.isFinite(seconds) ? seconds : undefined;
 }
 
+/**
+ * Whether one of the header's v1 signatures is Stripe's HMAC-SHA256 of `<t>.` and the body's bytes as
+ * received (t read as the package reads it: the last, as a whole number). The package hashes the
+ * body as text: given the Buffer, it decoded it with TextDecoder, which drops a leading byte-order mark,
+ * and either way bytes that are not UTF-8 become U+FFFD, so a mark put in front of a signed body, or
+ * such a byte in place of a signed U+FFFD, still matched.
+ */
+function isSignedOverBytes(rawBody: Buffer, header: string, secret: string): boolean {
+  const signedAt = signedAtOf(header);
+  if (signedAt === undefined) return false;
+  const expected = Buffer.from(createHmac('sha256', secret).update(`${signedAt}.`).update(rawBody).digest('hex'));
+  return header
+    .split(',')
+    .map((item) => item.split('='))
+    .filter(([key]) => key === 'v1')
+    .some(([, given]) => {
+      const candidate = Buffer.from(given ?? '');
+      return candidate.length === expected.length && timingSafeEqual(candidate, expected);
+    });
+}
+
 /** Stripe Checkout through the official SDK; webhooks verified with its own signature check. */
 export function createStripeProvider(options: StripeOptions): PaymentProvider {
   // Loaded on first use: the SDK adds ~18 MB to every worker, which sites on another
@@ -531,7 +554,12 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
         // Only the signature: what follows a valid one is counted as the body's error, not the secret's.
         const verifier = stripe.webhooks.signature;
         if (!verifier) throw new Error('the stripe package has no signature verifier');
-        verifier.verifyHeader(rawBody, signature, options.webhookSecret, options.toleranceSec);
+        // As text that keeps a leading byte-order mark (given a Buffer, the package decodes it with
+        // TextDecoder, which drops the mark before hashing); isSignedOverBytes then holds it to the bytes.
+        verifier.verifyHeader(rawBody.toString('utf8'), signature, options.webhookSecret, options.toleranceSec);
+        if (!isSignedOverBytes(rawBody, signature, options.webhookSecret)) {
+          throw new Error('No signatures found matching the expected signature for payload');
+        }
         // The package refuses only a timestamp older than the tolerance: one as far ahead (a body
         // signed for later) was taken, and stayed replayable until that time plus the tolerance.
         const signedAt = signedAtOf(signature);
