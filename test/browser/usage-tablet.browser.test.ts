@@ -1,0 +1,146 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toLocalDate } from '../../src/shared/local-date.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import { buildUser } from '../support/factories.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * My usage, Usage across users and a receipt's jobs on a tablet (640 to 1,024 px): below 640 px the
+ * rows stack as cards and above about 1,000 px the table fits, but in between My usage's Jobs table
+ * (eleven columns, hours to six decimals) scrolled sideways inside its box, its cost and Billed
+ * columns behind the scroll.
+ */
+const TIME_ZONE = 'Asia/Bangkok';
+const TABLETS = [640, 768, 820, 1024].map((width) => ({ width, height: 1000 }));
+const LONG_NAME = 'nf-NFCORE_RNASEQ_RNASEQ_PREPARE_GENOME_GUNZIP_GTF_(genes.gtf.gz)';
+const NAMES = ['relax-structure', 'md-run', LONG_NAME, 'train_resnet50_imagenet_lr0.1'];
+const LONG_USER = 'bartholomew_longname_research';
+
+describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, () => {
+  let db: TestDatabase;
+  let rig: BrowserRig;
+  let browser: Browser;
+  let base: string;
+  let receiptPath = '';
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await buildTiers(db);
+    await buildUser(db.prisma, { username: 'dora', password: 'dora-password' });
+    await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
+    const now = Date.now();
+    // A cluster's jobs as the demo's look: seven-digit ids, days of elapsed time, hours in the
+    // thousands, GPUs on some, states as long as OUT_OF_MEMORY, and a name a workflow tool wrote
+    // without a space.
+    const jobsOf = (user: string, firstId: number, hoursAgo: number) =>
+      Array.from({ length: 8 }, (_, index) => ({
+        user,
+        jobId: String(firstId + index),
+        name: NAMES[index % NAMES.length],
+        state: index % 4 === 1 ? 'OUT_OF_MEMORY' : 'COMPLETED',
+        end: new Date(now - (hoursAgo + index * 9) * 3_600_000),
+        elapsedSec: 2 * 86_400 + 3_723,
+        allocCpus: 128,
+        allocMemMb: 512_000,
+        allocGpus: index % 3 === 0 ? 8 : 0,
+        totalCpuSec: String(20_000_000 + index * 7_200),
+        account: index % 2 === 0 ? 'computational_chemistry_lab' : 'physics',
+      }));
+    await buildJobs(db, [...jobsOf('dora', 4_821_930, 30), ...jobsOf(LONG_USER, 4_822_930, 30)]);
+    rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: TIME_ZONE } }));
+    ({ browser, base } = rig);
+
+    // Half of dora's jobs on a receipt, so the Billed column holds receipts' numbers and statuses.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, 'dora', 'dora-password', /\/me$/);
+    await page.fill('#before', toLocalDate(new Date(now - 3 * 86_400_000), TIME_ZONE));
+    await Promise.all([
+      page.waitForURL(/\/me\/receipts\/\d+#receipt$/),
+      page.click('button:has-text("Create receipt")'),
+    ]);
+    receiptPath = new URL(page.url()).pathname;
+    await context.close();
+  });
+
+  afterAll(async () => {
+    await rig?.close();
+    await db?.drop();
+  });
+
+  /** How far each table's box and the page scroll sideways (0 when they do not). */
+  async function overflowOf(page: Page) {
+    return (await page.evaluate(`(() => {
+      const page = document.documentElement;
+      return {
+        tables: [...document.querySelectorAll('main .table-wrap')].map((wrap) => wrap.scrollWidth - wrap.clientWidth),
+        page: page.scrollWidth - page.clientWidth,
+      };
+    })()`)) as { tables: number[]; page: number };
+  }
+
+  it('fits every usage table within a tablet screen, without scrolling sideways', async () => {
+    const paths = {
+      dora: ['/me', '/me?view=billed', '/me?view=aggregate', receiptPath, `${receiptPath}/print`],
+      finance: ['/admin/usage'],
+    };
+    const found: Record<string, { tables: number[]; page: number }> = {};
+    for (const [user, userPaths] of Object.entries(paths)) {
+      const context = await browser.newContext({ viewport: TABLETS[0] });
+      const page = await context.newPage();
+      await signInThroughPage(page, base, user, `${user}-password`);
+      for (const viewport of TABLETS) {
+        await page.setViewportSize(viewport);
+        for (const path of userPaths) {
+          await page.goto(`${base}${path}`);
+          found[`${path} at ${viewport.width} px`] = await overflowOf(page);
+        }
+      }
+      await context.close();
+    }
+    const fitting = Object.fromEntries(Object.keys(found).map((key) => [key, { tables: [0], page: 0 }]));
+    expect(found).toEqual(fitting);
+  });
+
+  it("shows each job's figures on the screen, each on one line under its column's name, and the sort", async () => {
+    const context = await browser.newContext({ viewport: TABLETS[0] });
+    const page = await context.newPage();
+    await signInThroughPage(page, base, 'dora', 'dora-password', /\/me$/);
+    for (const viewport of TABLETS) {
+      await page.setViewportSize(viewport);
+      await page.goto(`${base}/me`);
+      const cells = (await page.evaluate(`(() => {
+        const width = document.documentElement.clientWidth;
+        return [...document.querySelectorAll('main table tbody td')].map((cell) => {
+          const range = document.createRange();
+          range.selectNodeContents(cell);
+          const box = range.getBoundingClientRect();
+          const label = getComputedStyle(cell, '::before').content;
+          return {
+            label: cell.dataset.label,
+            text: cell.textContent.trim(),
+            named: label === JSON.stringify(cell.dataset.label),
+            lines: new Set([...range.getClientRects()].filter((rect) => rect.width > 0).map((rect) => Math.round(rect.top))).size,
+            onScreen: box.left >= 0 && box.right <= width,
+          };
+        });
+      })()`)) as { label: string; text: string; named: boolean; lines: number; onScreen: boolean }[];
+      expect(cells, `${viewport.width} px`).toHaveLength(8 * 11);
+      for (const cell of cells) {
+        const where = `${cell.label} ${cell.text} at ${viewport.width} px`;
+        expect(cell.onScreen, where).toBe(true);
+        expect(cell.named, where).toBe(true);
+        // A figure, a date or a state is read whole; a job's name may wrap, and a receipt's status
+        // may go under its number.
+        if (cell.label !== 'Name' && cell.label !== 'Billed') expect(cell.lines, where).toBe(1);
+      }
+      expect(cells.filter((cell) => cell.text === LONG_NAME)).toHaveLength(2);
+      // The column headers' sort links are hidden with the header: the Sort by form stands in.
+      expect(await page.getByLabel('Sort by').isVisible(), `${viewport.width} px`).toBe(true);
+    }
+    await context.close();
+  });
+});
