@@ -716,9 +716,11 @@ export function createIngestionService(deps: IngestionDeps) {
         const readOptions: ReadOptions = { user: input.user, signal: input.signal };
         return { status: 'finished', run: await runLocked(input.trigger, window, readOptions, input.force ?? false) };
       } catch (error) {
-        // A database behind the code fails the run before it is recorded (its record is what
-        // lacks the column): counted here, or slurm_ingest_runs_total never saw it.
-        if (isMissingColumn(error)) metrics.ingestRuns.inc({ source: 'none', outcome: 'failed' });
+        // A database behind the code (a column or a table missing) may fail the run before it is
+        // recorded (its record is what lacks them), or fail it met writing its jobs (the jobs table
+        // missing): counted here, or slurm_ingest_runs_total never saw it.
+        if (isMissingColumn(error) || isMissingTable(error))
+          metrics.ingestRuns.inc({ source: 'none', outcome: 'failed' });
         throw error;
       } finally {
         await release();
