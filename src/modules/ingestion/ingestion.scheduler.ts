@@ -7,7 +7,8 @@ import {
   isReadOnlyDatabase,
 } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import type { IngestionService } from './ingestion.service.js';
+import { JobStoreError } from './ingestion.repository.js';
+import { describeStoreFailure, type IngestionService, lastLineOf } from './ingestion.service.js';
 
 export interface SchedulerDeps {
   service: IngestionService;
@@ -60,14 +61,20 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
           // older dump restored, an upgrade nobody migrated, a database never migrated), as /readyz
           // says. Logged as "crashed" with Prisma's stack and code frame it read as a bug, and a
           // missing table as "not started"; the run is counted failed (the service).
-          const message = error instanceof Error ? error.message : String(error);
           deps.logger.error(
-            { err: message.trim().split('\n').at(-1) },
+            { err: lastLineOf(error) },
             `ingestion run failed: ${DATABASE_BEHIND}; the next interval tries again`,
           );
+        } else if (error instanceof JobStoreError) {
+          // The database failed the run under way (PostgreSQL stopped, restarted or unreachable while
+          // its jobs were written): the run's failure, counted failed (the service), not the source's.
+          deps.logger.error(
+            { err: lastLineOf(error) },
+            `ingestion run failed: ${describeStoreFailure(error)}; the next interval tries again`,
+          );
         } else if (isDatabaseUnavailable(error)) {
-          // PostgreSQL stopped, restarting or out of connections: nothing crashed, and the run
-          // could not even be recorded. /readyz and AppNotReady say the rest; the pool reconnects.
+          // PostgreSQL stopped, restarting or out of connections before the run began: nothing crashed,
+          // and the run could not even be recorded. /readyz and AppNotReady say the rest; the pool reconnects.
           const cause = error instanceof Error ? error.message : String(error);
           deps.logger.warn(
             { err: cause },
