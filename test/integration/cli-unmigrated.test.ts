@@ -100,3 +100,54 @@ describe('npm run ingest on a database whose newest migrations are not applied',
     120_000,
   );
 });
+
+// The jobs table alone missing (dropped by hand, a restore of some tables only): npm run ingest must say
+// to migrate, as for a column missing, and record the run failed as the database's, no source's.
+describe('npm run ingest on a database without its jobs table', () => {
+  const dropped: TestDatabase[] = [];
+  afterAll(async () => {
+    for (const db of dropped) await db.drop();
+  });
+
+  it.each([
+    ['a backfill day', ['--from', '2026-11-23', '--to', '2026-11-23']],
+    ['an incremental run (cron)', []],
+  ])(
+    '%s says tables are missing and to run npm run db:migrate, exits 1, and records the run failed as no source failure',
+    async (_what, args) => {
+      const db = await createTestDatabase();
+      dropped.push(db);
+      await db.pool.query('DROP TABLE "slurm_jobs" CASCADE');
+      const capture = path.join(PROJECT_ROOT, 'test/fixtures/slurm/22.05/final/sacct-steps-extra.psv');
+      const tool = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts', ...args], {
+        cwd: PROJECT_ROOT,
+        env: {
+          DATABASE_URL: db.url,
+          APP_TZ: 'UTC',
+          LOG_LEVEL: 'error',
+          DEMO_SEED: 'false',
+          FALLBACK_CSV: capture,
+          // Back to the capture's jobs (November 2026), so that the incremental run has a batch to write.
+          INGEST_LOOKBACK_DAYS: '400',
+        },
+      });
+      const code = await tool.exited;
+      expect({ code, stderr: tool.stderr() }).toEqual({
+        code: 1,
+        stderr:
+          'relation "slurm_jobs" does not exist\n' +
+          'The database is missing tables this version needs: apply its migrations with npm run db:migrate first (npm start applies them itself).\n',
+      });
+      const runs = await db.pool.query('SELECT outcome, error, source_notes FROM ingestion_runs');
+      expect(runs.rows).toEqual([
+        expect.objectContaining({
+          outcome: 'failed',
+          error:
+            'the database is behind this release (migrations not applied): run npm run db:migrate: relation "slurm_jobs" does not exist',
+        }),
+      ]);
+      expect(JSON.stringify(runs.rows[0].source_notes)).not.toContain('failed');
+    },
+    120_000,
+  );
+});

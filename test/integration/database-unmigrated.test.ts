@@ -118,20 +118,24 @@ describe('a new database nobody migrated', () => {
   });
 });
 
+// It logged the warning "ingestion run not started: the database has no schema" and counted nowhere,
+// though the run had started (the lock taken) and failed: slurm_ingest_runs_total never saw it, as
+// it had not seen a database missing a column (dcb186ec).
 describe('the scheduled ingestion over a database with no schema', () => {
-  it('says the run was not started and why (a warning, no stack), not that ingestion crashed', async () => {
+  it('says in one line that the database is behind and to run npm run db:migrate, and counts the run as failed', async () => {
     const db = await createTestDatabase();
     databases.push(db);
     await emptySchema(db);
     const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
     const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
     const capture = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
+    const metrics = createMetrics();
     const service = createIngestionService({
       db,
       sources: [createSacctFileSource({ path: capture, timeZone: 'UTC', defaultCluster: 'lab' })],
       unconfigured: {},
       logger,
-      metrics: createMetrics(),
+      metrics,
       overlapSec: 900,
       initialLookbackSec: 86_400,
     });
@@ -142,11 +146,60 @@ describe('the scheduled ingestion over a database with no schema', () => {
     const runLines = lines.filter((line) => line.msg.startsWith('ingestion run '));
     expect(runLines).toEqual([
       expect.objectContaining({
-        level: 40,
-        msg: `ingestion run not started: ${NO_SCHEMA}; the next interval tries again`,
-        err: expect.stringMatching(/does not exist/),
+        level: 50,
+        msg: `ingestion run failed: ${BEHIND}; the next interval tries again`,
+        err: expect.stringMatching(/ingestion_runs.*does not exist/),
       }),
     ]);
+    expect(typeof runLines[0]?.err).toBe('string');
+    expect(lines.some((line) => line.msg.includes('crashed') || line.msg.startsWith('ingestion source'))).toBe(false);
+    expect(await metricValue(metrics, 'slurm_ingest_runs_total', { source: 'none', outcome: 'failed' })).toBe(1);
+    expect(await metricValue(metrics, 'slurm_ingest_source_failures_total', { source: 'file' })).toBe(0);
+  });
+});
+
+// The jobs table alone missing (dropped by hand, a restore of some tables only): the run was recorded
+// failed, but the scheduler said "ingestion run not started: the database has no schema", which was
+// neither, and slurm_ingest_runs_total did not count it.
+describe('the scheduled ingestion over a database without its jobs table', () => {
+  it('says the database is behind and to run npm run db:migrate, counts the run failed and no source failure', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    await db.pool.query('DROP TABLE "slurm_jobs" CASCADE');
+    const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const capture = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
+    const metrics = createMetrics();
+    const service = createIngestionService({
+      db,
+      sources: [createSacctFileSource({ path: capture, timeZone: 'UTC', defaultCluster: 'lab' })],
+      unconfigured: {},
+      logger,
+      metrics,
+      overlapSec: 900,
+      // Back to the capture's jobs (November 2026), so that the run has a batch to write.
+      initialLookbackSec: 400 * 86_400,
+    });
+    const stop = startIngestionScheduler({ service, intervalSec: 3600, logger, initialDelayMs: 0 });
+    await expect
+      .poll(() => lines.some((line) => line.msg.startsWith('ingestion run ')), { timeout: 30_000 })
+      .toBe(true);
+    await stop();
+
+    const runLines = lines.filter((line) => line.msg.startsWith('ingestion run '));
+    expect(runLines).toEqual([
+      expect.objectContaining({
+        level: 50,
+        msg: `ingestion run failed: ${BEHIND}; the next interval tries again`,
+        err: expect.stringMatching(/slurm_jobs.*does not exist/),
+      }),
+    ]);
+    expect(lines.some((line) => line.msg.startsWith('ingestion source'))).toBe(false);
+    expect(await metricValue(metrics, 'slurm_ingest_source_failures_total', { source: 'file' })).toBe(0);
+    expect(await metricValue(metrics, 'slurm_ingest_runs_total', { source: 'none', outcome: 'failed' })).toBe(1);
+    const runs = await db.pool.query('SELECT outcome, error, source_notes FROM ingestion_runs');
+    expect(runs.rows).toEqual([expect.objectContaining({ outcome: 'failed', error: expect.stringContaining(BEHIND) })]);
+    expect(JSON.stringify(runs.rows[0].source_notes)).not.toContain('failed');
   });
 });
 

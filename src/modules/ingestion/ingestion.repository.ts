@@ -50,15 +50,40 @@ export interface RunWrite {
   writtenBefore: ReadonlySet<string>;
 }
 
+/**
+ * The database failed a query made for a run under way: its jobs looked up or written, the run
+ * read or recorded. Raised here, where the store is queried, so that a run tells a failure of the
+ * database from one of its Slurm source by where it was raised, not by its words: a PostgreSQL that
+ * restarted and a slurmrestd that is down both say ECONNREFUSED. The driver's error is the `cause`,
+ * which the checks of shared/errors.ts (isDatabaseUnavailable, isMissingColumn, ...) look through.
+ */
+export class JobStoreError extends Error {
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = 'JobStoreError';
+  }
+}
+
+/** What `query` resolves to; what it throws, as a JobStoreError. */
+async function inStore<T>(query: () => Promise<T>): Promise<T> {
+  try {
+    return await query();
+  } catch (error) {
+    throw error instanceof JobStoreError ? error : new JobStoreError(error);
+  }
+}
+
 /** A job's row as the upsert finds it: its cluster and stored job id. */
 export function jobRowKey(job: Pick<NormalizedJob, 'cluster' | 'jobId'>): string {
   return `${job.cluster}\u0000${job.jobId}`;
 }
 
 /** The database's clock, to the millisecond below (RunWrite.since). */
-export async function readDatabaseClock(pool: pg.Pool): Promise<Date> {
-  const result = await pool.query<{ now: Date }>(`SELECT date_trunc('milliseconds', now()) AS now`);
-  return (result.rows[0] as { now: Date }).now;
+export function readDatabaseClock(pool: pg.Pool): Promise<Date> {
+  return inStore(async () => {
+    const result = await pool.query<{ now: Date }>(`SELECT date_trunc('milliseconds', now()) AS now`);
+    return (result.rows[0] as { now: Date }).now;
+  });
 }
 
 // Column -> its type in the batch document and a reader from the job. A batch travels as
@@ -226,12 +251,11 @@ SELECT count(pg_advisory_xact_lock_shared($2::int, k.key))::int AS held
  * committing between the snapshot and the row's update used to leave the row with new figures
  * beside an item priced from the old ones (docs/billing.md, "Receipts and ingestion").
  */
-export async function upsertJobs(
-  pool: pg.Pool,
-  jobs: NormalizedJob[],
-  source: string,
-  run: RunWrite,
-): Promise<UpsertCounts> {
+export function upsertJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string, run: RunWrite): Promise<UpsertCounts> {
+  return inStore(() => writeJobs(pool, jobs, source, run));
+}
+
+async function writeJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string, run: RunWrite): Promise<UpsertCounts> {
   if (jobs.length === 0) return { inserted: 0, updated: 0, unchanged: 0, held: [] };
   // Postgres refuses to update one row twice in a statement: the last record of a job wins.
   const unique = new Map<string, NormalizedJob>();
@@ -314,16 +338,18 @@ SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_t
 export async function findStoredIdentities(pool: pg.Pool, jobs: NormalizedJob[]): Promise<StoredJobIdentity[]> {
   if (jobs.length === 0) return [];
   const wanted = jobs.map((job) => ({ cluster: job.cluster, job_id: job.jobId, job_key: job.jobKey }));
-  const result = await pool.query<{
-    cluster: string;
-    job_id: string;
-    job_key: string;
-    submit_at: Date | null;
-    start_at: Date | null;
-    end_at: Date | null;
-    is_terminal: boolean;
-    state: string;
-  }>(STORED_IDENTITIES_SQL, [JSON.stringify(wanted)]);
+  const result = await inStore(() =>
+    pool.query<{
+      cluster: string;
+      job_id: string;
+      job_key: string;
+      submit_at: Date | null;
+      start_at: Date | null;
+      end_at: Date | null;
+      is_terminal: boolean;
+      state: string;
+    }>(STORED_IDENTITIES_SQL, [JSON.stringify(wanted)]),
+  );
   return result.rows.map((row) => ({
     cluster: row.cluster,
     jobId: row.job_id,
@@ -456,7 +482,7 @@ export async function finishRun(
     durationMs: number;
   },
 ) {
-  await db.ingestionRun.update({ where: { id }, data: result });
+  await inStore(() => db.ingestionRun.update({ where: { id }, data: result }));
 }
 
 /** Runs left `running` by a process that died; only called while holding the ingest lock. */
@@ -621,11 +647,13 @@ export async function findLastLiveRunFinish(db: Db): Promise<Date | null> {
 
 /** The newest completed run that read from `source`. */
 export async function findLastCompletedRun(db: Db, source: string): Promise<RunRecord | null> {
-  const row = await db.ingestionRun.findFirst({
-    where: { outcome: { in: ['success', 'partial'] }, source },
-    orderBy: { id: 'desc' },
-    select: RUN_SELECT,
-  });
+  const row = await inStore(() =>
+    db.ingestionRun.findFirst({
+      where: { outcome: { in: ['success', 'partial'] }, source },
+      orderBy: { id: 'desc' },
+      select: RUN_SELECT,
+    }),
+  );
   return row ? toRunRecord(row) : null;
 }
 

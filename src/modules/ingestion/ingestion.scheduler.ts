@@ -1,6 +1,5 @@
 import {
   DATABASE_BEHIND,
-  DATABASE_HAS_NO_SCHEMA,
   DATABASE_READ_ONLY,
   isDatabaseUnavailable,
   isMissingColumn,
@@ -8,7 +7,8 @@ import {
   isReadOnlyDatabase,
 } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import type { IngestionService } from './ingestion.service.js';
+import { JobStoreError } from './ingestion.repository.js';
+import { describeStoreFailure, type IngestionService, lastLineOf } from './ingestion.service.js';
 
 export interface SchedulerDeps {
   service: IngestionService;
@@ -56,21 +56,29 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
         }
       })
       .catch((error) => {
-        if (isDatabaseUnavailable(error)) {
-          // PostgreSQL stopped, restarting or out of connections: nothing crashed, and the run
-          // could not even be recorded. /readyz and AppNotReady say the rest; the pool reconnects.
+        if (isMissingColumn(error) || isMissingTable(error)) {
+          // A column or table this release uses is missing: the database is behind the code (an
+          // older dump restored, an upgrade nobody migrated, a database never migrated), as /readyz
+          // says. Logged as "crashed" with Prisma's stack and code frame it read as a bug, and a
+          // missing table as "not started"; the run is counted failed (the service).
+          deps.logger.error(
+            { err: lastLineOf(error) },
+            `ingestion run failed: ${DATABASE_BEHIND}; the next interval tries again`,
+          );
+        } else if (error instanceof JobStoreError) {
+          // The database failed the run under way (PostgreSQL stopped, restarted or unreachable while
+          // its jobs were written): the run's failure, counted failed (the service), not the source's.
+          deps.logger.error(
+            { err: lastLineOf(error) },
+            `ingestion run failed: ${describeStoreFailure(error)}; the next interval tries again`,
+          );
+        } else if (isDatabaseUnavailable(error)) {
+          // PostgreSQL stopped, restarting or out of connections before the run began: nothing crashed,
+          // and the run could not even be recorded. /readyz and AppNotReady say the rest; the pool reconnects.
           const cause = error instanceof Error ? error.message : String(error);
           deps.logger.warn(
             { err: cause },
             'ingestion run not started: the database is unavailable; the next interval tries again',
-          );
-        } else if (isMissingTable(error)) {
-          // A database restored empty or never migrated: nothing crashed either, and there is no
-          // ingestion_runs table to record the run in. /readyz and AppNotReady say so too.
-          const cause = error instanceof Error ? error.message : String(error);
-          deps.logger.warn(
-            { err: cause },
-            `ingestion run not started: ${DATABASE_HAS_NO_SCHEMA}; the next interval tries again`,
           );
         } else if (isReadOnlyDatabase(error)) {
           // A standby or a database set read-only: nothing could be written, the run included.
@@ -79,15 +87,6 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
           deps.logger.warn(
             { err: cause },
             `ingestion run not started: ${DATABASE_READ_ONLY}; the next interval tries again`,
-          );
-        } else if (isMissingColumn(error)) {
-          // A column this release writes is missing: the database is behind the code (an older
-          // dump restored, an upgrade nobody migrated), as /readyz says. Logged as "crashed" with
-          // Prisma's stack and code frame, it read as a bug; the run is counted failed (the service).
-          const message = error instanceof Error ? error.message : String(error);
-          deps.logger.error(
-            { err: message.trim().split('\n').at(-1) },
-            `ingestion run failed: ${DATABASE_BEHIND}; the next interval tries again`,
           );
         } else deps.logger.error({ err: error }, 'ingestion run crashed');
       })

@@ -1,5 +1,12 @@
 import type { Database } from '../../db/database.js';
-import { DATABASE_BEHIND, isMissingColumn, isMissingTable } from '../../shared/errors.js';
+import {
+  DATABASE_BEHIND,
+  DATABASE_READ_ONLY,
+  isDatabaseUnavailable,
+  isMissingColumn,
+  isMissingTable,
+  isReadOnlyDatabase,
+} from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import * as ingestionRepository from './ingestion.repository.js';
@@ -70,6 +77,26 @@ export interface RunSummary {
 }
 
 export type RunResult = { status: 'finished'; run: RunSummary } | { status: 'skipped'; reason: 'locked' | 'recent' };
+
+/** What a run that met the database unavailable (stopped, restarting, unreachable) says of it. */
+export const DATABASE_UNAVAILABLE_FOR_RUN = 'the database is unavailable';
+
+/**
+ * Why the database failed a run, in the words its record and the scheduler's log line give
+ * (the driver's own error follows them): behind the code, unavailable, only reading, or else.
+ */
+export function describeStoreFailure(error: unknown): string {
+  if (isMissingColumn(error) || isMissingTable(error)) return DATABASE_BEHIND;
+  if (isDatabaseUnavailable(error)) return DATABASE_UNAVAILABLE_FOR_RUN;
+  if (isReadOnlyDatabase(error)) return DATABASE_READ_ONLY;
+  return 'the database failed a query of the run';
+}
+
+/** The last line of an error's message: PostgreSQL's words, without Prisma's call site and code frame before them. */
+export function lastLineOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.trim().split('\n').at(-1) ?? '';
+}
 
 const DEFAULT_BATCH_SIZE = 2000;
 /** The state of a job record whose run was requeued: a newer record of the same job id replaces it. */
@@ -172,17 +199,17 @@ export function createIngestionService(deps: IngestionDeps) {
   }
 
   /**
-   * Records a run that met the database behind the code as failed, saying so, rather than leaving
-   * it running until the next run marks it abandoned. Its own write may meet the same missing
-   * column (ingestion_runs behind too): the run's error, thrown by the caller, says the same.
+   * Records a run the database failed (behind the code, unavailable) as failed, saying why, rather
+   * than leaving it running until the next run marks it abandoned. Its own write may meet the same
+   * failure (ingestion_runs behind too, the database still away): the run's error, thrown by the
+   * caller, says the same, and the next run marks it abandoned.
    */
-  async function failRunForSchema(
+  async function failRunForStore(
     runId: number,
     error: unknown,
     so: { notes: Record<string, string>; seen: number; inserted: number; updated: number },
     durationMs: number,
   ) {
-    const message = error instanceof Error ? error.message : String(error);
     await ingestionRepository
       .finishRun(db.prisma, runId, {
         source: null,
@@ -192,7 +219,7 @@ export function createIngestionService(deps: IngestionDeps) {
         updated: so.updated,
         skipped: 0,
         outcome: 'failed',
-        error: `${DATABASE_BEHIND}: ${message.trim().split('\n').at(-1)}`,
+        error: `${describeStoreFailure(error)}: ${lastLineOf(error)}`,
         finishedAt: new Date(),
         durationMs,
       })
@@ -411,8 +438,10 @@ export function createIngestionService(deps: IngestionDeps) {
     // Let in-flight batches finish (or fail) before the run is recorded; the first failure is thrown.
     const results = await Promise.allSettled(inFlight.map((entry) => entry.done));
     inFlight.length = 0;
-    if (readFailure) throw readFailure.error;
     const failure = results.find((result) => result.status === 'rejected');
+    // The database failing a batch fails the run whatever the source did meanwhile: thrown first.
+    if (failure?.reason instanceof ingestionRepository.JobStoreError) throw failure.reason;
+    if (readFailure) throw readFailure.error;
     if (failure) throw failure.reason;
     // The first skip of a job that is still not stored; past MAX_LOGGED_SKIPS named ones that all were
     // stored later (rare), the notes can only count the rest.
@@ -484,8 +513,11 @@ export function createIngestionService(deps: IngestionDeps) {
     // source), and an sacct fallback missing on this host must not hide slurmrestd's reason.
     const failures: string[] = [];
     let isEveryFailureSetup = true;
-    /** The database behind the code (a column or table of this release missing), met writing a source's jobs. */
-    let schemaBehind: unknown;
+    /**
+     * The database's failure met reading or writing a source's jobs (a column or table of this
+     * release missing, PostgreSQL stopped or restarted): the run's, not the source's.
+     */
+    let storeFailure: ingestionRepository.JobStoreError | undefined;
     for (const source of deps.sources) {
       const counts: SourceCounts = {
         skipped: 0,
@@ -516,11 +548,11 @@ export function createIngestionService(deps: IngestionDeps) {
         }
         answered = { source: source.name, counts };
       } catch (error) {
-        if (isMissingColumn(error) || isMissingTable(error)) {
-          // Met writing the jobs: the database is behind the code, not the source failing. Counted as
-          // the source's failure, IngestionSourceFailing paged about a healthy Slurm; another source
-          // would meet the same table.
-          schemaBehind = error;
+        if (error instanceof ingestionRepository.JobStoreError) {
+          // Raised by the store (ingestion.repository.ts), not the source: the database is behind the
+          // code or went away mid-run. Counted as the source's failure, IngestionSourceFailing paged
+          // about a healthy Slurm; another source would meet the same database.
+          storeFailure = error;
           break;
         }
         const message = error instanceof Error ? error.message : String(error);
@@ -546,11 +578,14 @@ export function createIngestionService(deps: IngestionDeps) {
       // A stopped run tries no other source: the process is going away.
       if (answered || readOptions.signal?.aborted) break;
     }
-    if (schemaBehind !== undefined) {
-      await failRunForSchema(runId, schemaBehind, { notes, seen: runJobs.seen, ...totals }, Date.now() - startedAt);
-      // Thrown as a database behind the code is wherever it is met: the scheduler's and the CLI's
-      // "run npm run db:migrate", and the run counted failed (runOnce).
-      throw schemaBehind;
+    if (storeFailure !== undefined) {
+      delete notes.fileFingerprint;
+      await failRunForStore(runId, storeFailure, { notes, seen: runJobs.seen, ...totals }, Date.now() - startedAt);
+      // Thrown, as the database's failure is wherever it is met: the scheduler's "ingestion run failed:
+      // …" line and the CLI's message (run npm run db:migrate, the database cannot be reached), and
+      // the run counted failed (runOnce). The batches written before it are each whole (one
+      // transaction each); the window does not move, so the next run reads them again.
+      throw storeFailure;
     }
     if (!answered) delete notes.fileFingerprint;
     else await noteBrokenFallbacks(answered.source, notes);
@@ -716,9 +751,12 @@ export function createIngestionService(deps: IngestionDeps) {
         const readOptions: ReadOptions = { user: input.user, signal: input.signal };
         return { status: 'finished', run: await runLocked(input.trigger, window, readOptions, input.force ?? false) };
       } catch (error) {
-        // A database behind the code fails the run before it is recorded (its record is what
-        // lacks the column): counted here, or slurm_ingest_runs_total never saw it.
-        if (isMissingColumn(error)) metrics.ingestRuns.inc({ source: 'none', outcome: 'failed' });
+        // A database behind the code (a column or a table missing) may fail the run before it is
+        // recorded (its record is what lacks them), and one that goes away mid-run fails it before
+        // its end is recorded: counted here, or slurm_ingest_runs_total never saw them.
+        if (isMissingColumn(error) || isMissingTable(error) || error instanceof ingestionRepository.JobStoreError) {
+          metrics.ingestRuns.inc({ source: 'none', outcome: 'failed' });
+        }
         throw error;
       } finally {
         await release();
