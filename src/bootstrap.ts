@@ -18,6 +18,7 @@ export interface PreparedDatabase {
   isEmbedded: boolean;
   /** What the demo seed did on this start, when the demo applies. */
   demo: DemoSeedResult | undefined;
+  /** Stops the embedded PostgreSQL (and waits until it has), if there is one; again, the same wait. */
   stop(): Promise<void>;
 }
 
@@ -79,5 +80,11 @@ export async function prepareDatabase(
     await embedded?.stop();
     throw error;
   }
-  return { databaseUrl, isEmbedded: Boolean(embedded), demo, stop: async () => embedded?.stop() };
+  // Once, however many ask: a start that fails as a signal arrives is stopped by both.
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= embedded ? embedded.stop() : Promise.resolve();
+    return stopping;
+  };
+  return { databaseUrl, isEmbedded: Boolean(embedded), demo, stop };
 }

@@ -119,10 +119,19 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     // once someone opens its page.
     void interruptAbandonedMonthEndRuns({ db, logger, now });
   };
-  // One process per instance runs them: this one when it is the only one, else the worker the primary names.
+  // One process per instance runs them: this one when it is the only one (once it listens), else
+  // the worker the primary names (once that one listens).
   if (cluster.isWorker) onPeriodicTasksAssigned(startPeriodicTasks);
-  else startPeriodicTasks();
-  const server = await listen(app, config.port, config.host, config.http);
+  let server: Awaited<ReturnType<typeof listen>>;
+  try {
+    server = await listen(app, config.port, config.host, config.http);
+  } catch (error) {
+    // Nothing is served (the port was taken after the start-up checked it, say): the pool and the
+    // hashing threads close before the caller stops the embedded PostgreSQL under them.
+    await Promise.all([db.close(), closePasswordHashing()]);
+    throw error;
+  }
+  if (!cluster.isWorker) startPeriodicTasks();
   // Every worker schedules; the advisory lock lets one run at a time through, and a run that
   // finds another finished this interval does nothing.
   const stopIngestion = config.ingestion.isEnabled
@@ -372,7 +381,16 @@ async function start(config: AppConfig, logger: Logger) {
       },
       () => void starting.then((worker) => worker.hurry()),
     );
-    await starting;
+    try {
+      await starting;
+    } catch (error) {
+      // It cannot serve (the port taken since checkCanListen, as by a second start at the same
+      // moment): the embedded PostgreSQL is stopped, and its shutdown waited for, before main
+      // reports the failure and exits. It was left to the 'exit' hook's SIGINT, so the process was
+      // gone while PostgreSQL still shut down, and DATA_DIR still named the dead process its owner.
+      await database.stop();
+      throw error;
+    }
     // Stopping already: "is listening" would be the line after "shutting down".
     if (!isStopping) announce(config, database, logger);
     return;

@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { RequestListener } from 'node:http';
-import { createServer, maxHeaderSize, OutgoingMessage, STATUS_CODES } from 'node:http';
+import { createServer, maxHeaderSize, OutgoingMessage, Server, STATUS_CODES } from 'node:http';
 import net, { type Socket } from 'node:net';
 import type { HttpTimeouts } from '../config/config.js';
 import { DEFAULT_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS } from '../config/config.schema.js';
@@ -35,6 +35,7 @@ export function listen(
     // Behind a load balancer, idle sockets must outlive its own idle timeout. The time a
     // keep-alive connection waits for its next request does not count toward headersTimeout.
     server.keepAliveTimeout = 65_000;
+    server.closeIdleConnections = () => closeIdleConnectionsKeepingAnswers(server);
     server.on('clientError', answerClientError);
     const sockets = new Set<Socket>();
     openSockets.set(server, sockets);
@@ -117,6 +118,32 @@ function explainListenError(error: NodeJS.ErrnoException, port: number, host: st
   }[error.code ?? ''];
   if (!explanation) return error;
   return Object.assign(new Error(explanation, { cause: error }), { code: error.code });
+}
+
+/**
+ * Node's closeIdleConnections, which server.close() also calls, but leaving alone a connection whose
+ * answer is still going out. Node's takes a connection whose request is in and whose answer has
+ * been ended for idle: `finished` is set at end(), not once the bytes are out. A download whose
+ * last part waited for a slow reader (a CSV export, a large page) was cut the moment a shutdown
+ * began, its client left with a truncated file, instead of being let finish within
+ * SHUTDOWN_TIMEOUT_MS. Node lets go of the answer (`_httpMessage`) once it has gone out ('finish');
+ * the connection is idle then, and the shutdown's sweep closes it.
+ */
+function closeIdleConnectionsKeepingAnswers(server: http.Server): void {
+  // Node's list of the connections whose parser waits for a request (none of it arrived yet).
+  const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'http.server.connections');
+  const connections = key
+    ? (server as unknown as Record<symbol, { idle(): { socket: Socket }[] } | undefined>)[key]
+    : undefined;
+  if (!connections) {
+    // Not listening yet, or a Node whose internals differ: its own rule.
+    Server.prototype.closeIdleConnections.call(server);
+    return;
+  }
+  for (const { socket } of connections.idle()) {
+    if ((socket as Socket & { _httpMessage?: unknown })._httpMessage) continue;
+    socket.destroy();
+  }
 }
 
 /** The connections of each server `listen` started, so a shutdown can reach the answers in flight. */

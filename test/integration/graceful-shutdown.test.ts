@@ -1,3 +1,4 @@
+import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import express from 'express';
 import { pino } from 'pino';
@@ -52,6 +53,47 @@ describe('closeGracefully', () => {
     expect(response.headers.get('retry-after')).toBe('5');
     expect(response.headers.get('connection')).toBe('close');
     expect(await response.json()).toEqual({ error: 'The server is restarting. Try again in a moment.', code: 503 });
+  });
+
+  // Node's own sweep of idle connections (server.close() runs it too) took a connection whose
+  // answer had been ended, its bytes still waiting for a slow reader, for idle and cut it at once:
+  // the client got the first few MB of a download and a truncated file. More than the sockets'
+  // buffers take while the client does not read, so most of it is still in the server's memory.
+  it('lets an answer already ended go out whole to a client that reads slowly, then closes', async () => {
+    const size = 32 * 1024 * 1024;
+    let hasEnded: () => void = () => undefined;
+    const ended = new Promise<void>((resolve) => {
+      hasEnded = resolve;
+    });
+    const app = express();
+    app.get('/large', (_req, res) => {
+      res.type('text/csv').end(Buffer.alloc(size, 'a'));
+      hasEnded();
+    });
+    const server = await listen(app, 0, '127.0.0.1');
+    const { port } = server.address() as AddressInfo;
+    const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port, path: '/large', agent: false }, resolve).once('error', reject);
+    });
+    response.pause();
+    await ended;
+
+    const closing = closeGracefully(server, 60_000);
+    // A few sweeps go by before the client reads on.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    let received = 0;
+    const outcome = new Promise<string>((resolve) => {
+      response.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+      });
+      response.once('end', () => resolve('end'));
+      response.once('aborted', () => resolve('aborted'));
+      response.once('error', (error) => resolve(`error: ${error.message}`));
+    });
+    response.resume();
+    expect(await outcome).toBe('end');
+    expect(received).toBe(size);
+    expect(await closing).toBe(true);
   });
 
   it('answers a page its 503 in HTML', async () => {
