@@ -14,7 +14,8 @@ function readFlag(value: string, ctx: z.RefinementCtx): boolean {
   const word = value.trim().toLowerCase();
   if (TRUE_WORDS.has(word)) return true;
   if (FALSE_WORDS.has(word)) return false;
-  ctx.addIssue({ code: 'custom', message: `expected 1/0, true/false, yes/no or on/off, got "${value}"` });
+  // In the words of the other settings' refusals ("must be ... (got ...)"), the value quoted as they quote it.
+  ctx.addIssue({ code: 'custom', message: `must be 1/0, true/false, yes/no or on/off (got ${JSON.stringify(value)})` });
   return z.NEVER;
 }
 

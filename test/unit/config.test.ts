@@ -51,7 +51,7 @@ describe('loadConfig', () => {
       ['APP_TZ', 'CURRENCY', 'DATABASE_URL', 'LOG_LEVEL', 'METRICS_ENABLED', 'PORT', 'WEB_CONCURRENCY'].sort(),
     );
     expect(problems.find((problem) => problem.startsWith('APP_TZ'))).toContain('IANA time zone');
-    expect(problems.find((problem) => problem.startsWith('METRICS_ENABLED'))).toContain('"maybe"');
+    expect(problems).toContain('METRICS_ENABLED: must be 1/0, true/false, yes/no or on/off (got "maybe")');
     expect(problems).toContain('PORT: must be a whole number from 0 to 65535, in plain digits (got "eighty")');
     expect(problems).toContain('WEB_CONCURRENCY: must be from 1 to 64 (got "0")');
   });
@@ -588,9 +588,23 @@ describe('loadConfig', () => {
 
   it('refuses a REQUIRE_HTTPS that is not a flag, rather than guessing', () => {
     expect(problemsOf({ REQUIRE_HTTPS: 'maybe' })).toEqual([
-      'REQUIRE_HTTPS: expected 1/0, true/false, yes/no or on/off, got "maybe"',
+      'REQUIRE_HTTPS: must be 1/0, true/false, yes/no or on/off (got "maybe")',
     ]);
   });
+
+  // Every on/off setting, in the words of the rest of the list ("must be ... (got ...)"): the flags
+  // alone said 'expected 1/0, true/false, yes/no or on/off, got "maybe"', the value unescaped.
+  it.each(['METRICS_ENABLED', 'METRICS_PROCESS', 'INGEST_ENABLED', 'DEMO_SEED', 'REQUIRE_HTTPS'])(
+    'refuses %s=maybe in the words every setting uses',
+    (name) => {
+      expect(problemsOf({ [name]: 'maybe' })).toEqual([
+        `${name}: must be 1/0, true/false, yes/no or on/off (got "maybe")`,
+      ]);
+      expect(problemsOf({ [name]: 'y"es' })).toEqual([
+        `${name}: must be 1/0, true/false, yes/no or on/off (got "y\\"es")`,
+      ]);
+    },
+  );
 
   it.each([
     ['0', false],
