@@ -427,6 +427,20 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('takes an ADMIN_USERNAME of only spaces as unset, as the other settings that take empty as unset do', () => {
+    // It was refused as "must be a lowercase login name", where AUDIT_CHAIN_KEY, TRUST_PROXY and
+    // every flag, number and choice read a line of spaces as left blank.
+    expect(loadConfig({ ADMIN_USERNAME: '   ' }).auth.bootstrapAdmin).toBeUndefined();
+    expect(loadConfig({ ADMIN_USERNAME: ' \t ', ADMIN_PASSWORD: '' }).auth.bootstrapAdmin).toBeUndefined();
+    // Unset with a password given, it is the pair's one problem, as an empty one is.
+    expect(problemsOf({ ADMIN_USERNAME: '   ', ADMIN_PASSWORD: 'twelve-chars' })).toEqual([
+      'ADMIN_PASSWORD: ADMIN_USERNAME and ADMIN_PASSWORD go together',
+    ]);
+    expect(problemsOf({ ADMIN_USERNAME: 'Ops Admin', ADMIN_PASSWORD: 'twelve-chars' })).toEqual([
+      'ADMIN_USERNAME: must be a lowercase login name',
+    ]);
+  });
+
   it('refuses a PRICING_TIER_RULES tier no tier can be called, naming the rule and the format', () => {
     // A tier's name is lowercase letters, digits, - or _, at most 32 characters: a rule naming "Gov",
     // "gov tier" or a 33-character name could never match a tier, and its users silently stayed on the default.
