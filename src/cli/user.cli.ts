@@ -136,8 +136,16 @@ async function main() {
     console.log(USAGE);
     return;
   }
-  const username = ZUsername.safeParse(values.username ?? '');
+  // Sign-in reads a typed username in lower case (normalizedUsernameOf), so BOB can only mean bob:
+  // read here as it is there, and said, rather than refused as if it were some other name.
+  const typedUsername = (values.username ?? '').trim();
+  const username = ZUsername.safeParse(typedUsername.toLowerCase());
   if (!username.success) throw new UsageError(`--username ${username.error.issues[0]?.message}\n\n${USAGE}`);
+  if (username.data !== typedUsername) {
+    console.log(
+      `--username ${typedUsername} read as ${username.data}: usernames are lower case, as sign-in reads them.`,
+    );
+  }
   const role = ZRole.safeParse(values.role);
   if (!role.success) throw new UsageError('--role must be admin or user.');
   const config = loadConfig();

@@ -14,7 +14,8 @@ function readFlag(value: string, ctx: z.RefinementCtx): boolean {
   const word = value.trim().toLowerCase();
   if (TRUE_WORDS.has(word)) return true;
   if (FALSE_WORDS.has(word)) return false;
-  ctx.addIssue({ code: 'custom', message: `expected 1/0, true/false, yes/no or on/off, got "${value}"` });
+  // In the words of the other settings' refusals ("must be ... (got ...)"), the value quoted as they quote it.
+  ctx.addIssue({ code: 'custom', message: `must be 1/0, true/false, yes/no or on/off (got ${JSON.stringify(value)})` });
   return z.NEVER;
 }
 
@@ -471,9 +472,10 @@ export const ZEnv = z
     SESSION_IDLE_SEC: zInt(3600, 60, 30 * 86_400),
     SESSION_PRUNE_INTERVAL_SEC: zInt(900, 1, 86_400),
     SESSION_ABSOLUTE_SEC: zInt(43_200, 300, 90 * 86_400),
-    // Empty is unset, as in an .env template with the two lines left blank.
+    // Empty is unset, as in an .env template with the two lines left blank; a username of only
+    // spaces too, as AUDIT_CHAIN_KEY's and every flag's (it was refused as no login name).
     ADMIN_USERNAME: z.preprocess(
-      emptyToUndefined,
+      (value) => (isBlank(value) ? undefined : value),
       z
         .string()
         .regex(/^[a-z_][a-z0-9._-]{0,63}$/, 'must be a lowercase login name')
@@ -629,7 +631,7 @@ export function crossSettingProblems(
   env: Record<string, string | undefined>,
 ): Array<{ path: string; message: string }> {
   const problems: Array<{ path: string; message: string }> = [];
-  if (Boolean(env.ADMIN_USERNAME) !== Boolean(env.ADMIN_PASSWORD)) {
+  if (Boolean(env.ADMIN_USERNAME?.trim()) !== Boolean(env.ADMIN_PASSWORD)) {
     problems.push({ path: 'ADMIN_PASSWORD', message: 'ADMIN_USERNAME and ADMIN_PASSWORD go together' });
   }
   // Only spaces is empty, refused as such by SLURMRESTD_URL itself: no slurmrestd to need a user for.

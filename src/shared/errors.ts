@@ -43,11 +43,17 @@ export class InvalidFieldsError extends BadRequestError {
 
   constructor(
     readonly fields: Readonly<Record<string, string>>,
-    labels: Readonly<Record<string, string>> = {},
+    private readonly labels: Readonly<Record<string, string>> = {},
     details: Record<string, unknown> = {},
   ) {
     super(joinFieldReasons(fields), { ...details, fields });
     this.readableMessage = joinFieldReasons(fields, labels);
+  }
+
+  /** The readable message without `field`'s reason, for a page that words that field's refusal itself. */
+  readableMessageWithout(field: string): string {
+    const { [field]: _, ...others } = this.fields;
+    return joinFieldReasons(others, this.labels);
   }
 }
 

@@ -23,6 +23,10 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
+/** A rates form's refusal on the page when its hidden based_on came back as no rates of its tier. */
+const ALTERED_BASED_ON =
+  'This form came back with its record of the rates it was opened on altered, so whether someone changed them since could not be checked. It keeps the rates you typed: submit it again to set them, or reload the page to see the rates in force.';
+
 /** The hidden fields of a tier's rates form as the page rendered them. */
 async function openRatesForm(agent: Agent, tier: string) {
   const page = (await agent.get('/admin/rates').set('Accept', 'text/html').expect(200)).text;
@@ -143,13 +147,55 @@ describe('a rates form opened before another admin changed the rates', () => {
       csrf_token: govForm.csrf,
     });
     expect(page.status).toBe(400);
-    expect(page.text).toContain(`Rates of mu not changed. based_on: ${govForm.basedOn} names no rates of mu`);
+    expect(page.text).toContain(`Rates of mu not changed. ${ALTERED_BASED_ON}`);
+    expect(page.text).not.toContain('based_on:');
     // The form now starts from mu's rates in force, so sending it again is not refused the same way.
     const muRates = await openRatesForm(ops, 'mu');
     const refusedCard = /<section class="card" id="tier-mu">.*?<\/form>/s.exec(page.text)?.[0] ?? '';
     expect(refusedCard).toContain(`name="based_on" value="${muRates.basedOn}"`);
     expect(refusedCard).toContain('id="cpu-mu" name="cpu" inputmode="decimal" required value="0.7"');
     expect(await db.prisma.pricingRate.count()).toBe(rows);
+  });
+
+  it('tells an admin whose form came back with its hidden based_on altered what that means, not the key', async () => {
+    // The page showed "Rates of gov not changed. based_on: must be a whole number", naming a hidden
+    // field the admin never saw (an extension, a proxy or a hand-edited form had changed it).
+    const form = await openRatesForm(ops, 'gov');
+    const govBefore = await ratesInForce('gov');
+    const rows = await db.prisma.pricingRate.count();
+    const entries = await db.prisma.auditLog.count();
+    for (const basedOn of ['latest', '0', '2000000']) {
+      const page = await ops.post('/admin/rates').set('Accept', 'text/html').type('form').send({
+        type: 'gov',
+        cpu: '0.95',
+        gpu: govBefore.gpu,
+        mem: govBefore.mem,
+        based_on: basedOn,
+        csrf_token: form.csrf,
+      });
+      expect(page.status, basedOn).toBe(400);
+      const card = /<section class="card" id="tier-gov">.*?<\/form>/s.exec(page.text)?.[0] ?? '';
+      expect(card, basedOn).toContain(`Rates of gov not changed. ${ALTERED_BASED_ON}`);
+      expect(page.text, basedOn).not.toContain('based_on:');
+      // What was typed stays; the form now starts from the rates in force.
+      expect(card).toContain('id="cpu-gov" name="cpu" inputmode="decimal" required value="0.95"');
+      expect(card).toContain(`name="based_on" value="${form.basedOn}"`);
+    }
+    // With a rate refused as well, both are told, the rate by its label.
+    const both = await ops.post('/admin/rates').set('Accept', 'text/html').type('form').send({
+      type: 'gov',
+      cpu: 'lots',
+      gpu: govBefore.gpu,
+      mem: govBefore.mem,
+      based_on: 'latest',
+      csrf_token: form.csrf,
+    });
+    expect(both.status).toBe(400);
+    expect(both.text).toMatch(/Rates of gov not changed\. CPU core-hour: [^<]*\. This form came back with its record/);
+    expect(both.text).not.toContain('based_on:');
+    expect(await ratesInForce('gov')).toEqual(govBefore);
+    expect(await db.prisma.pricingRate.count()).toBe(rows);
+    expect(await db.prisma.auditLog.count()).toBe(entries);
   });
 
   it('refuses a based_on that is not a rate id', async () => {

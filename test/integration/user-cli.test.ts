@@ -132,6 +132,40 @@ describe('npm run user:*', () => {
   }, 60_000);
 });
 
+describe('npm run user:* with a username in capitals', () => {
+  // Eight runs of the tool through tsx: on a machine busy with other tests, more than a minute.
+  it('reads it in lower case, as sign-in does, and says so; a name that is bad in lower case too is still refused', async () => {
+    // Sign-in reads a typed username in lower case (docs/security.md), so BOB and bob are one
+    // account there; the tools refused BOB with "must start with a lowercase letter", as if it
+    // could be some other account's name.
+    const note = '--username BOB read as bob: usernames are lower case, as sign-in reads them.\n';
+    const created = await runUserCli(['create', '--username', 'BOB', '--password-stdin'], 'bob-password-123\n');
+    expect(created).toEqual({ code: 0, output: `${note}Created user bob.\n` });
+    expect(await db.prisma.user.count({ where: { username: { in: ['BOB', 'Bob'] } } })).toBe(0);
+    const app = buildTestApp(db);
+    await signInAs(app, 'BOB', 'bob-password-123');
+
+    const changed = await runUserCli(['passwd', '--username', 'BOB', '--password-stdin'], 'bob-password-456\n');
+    expect(changed).toEqual({ code: 0, output: `${note}Password of bob changed.\n` });
+    await signInAs(app, 'bob', 'bob-password-456');
+    const unlocked = await runUserCli(['unlock', '--username', 'BOB'], '');
+    expect(unlocked).toEqual({ code: 0, output: `${note}Sign-in of bob was not locked.\n` });
+    const disabled = await runUserCli(['disable', '--username', 'BOB'], '');
+    expect(disabled).toEqual({ code: 0, output: `${note}bob is disabled.\n` });
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { username: 'bob' } })).isDisabled).toBe(true);
+
+    // A second BOB is the same bob, refused as taken, and nothing changes.
+    const again = await runUserCli(['create', '--username', 'Bob'], '');
+    expect(again.code).toBe(1);
+    expect(again.output).toMatch(/^--username Bob read as bob: .*\n.*bob/);
+    expect(await db.prisma.user.count({ where: { username: 'bob' } })).toBe(1);
+    const badName = await runUserCli(['create', '--username', 'BAD NAME'], '');
+    expect(badName.code).toBe(64);
+    expect(badName.output).toMatch(/^--username must start with a lowercase letter/);
+    expect(await db.prisma.user.count({ where: { username: { in: ['bad name', 'BAD NAME'] } } })).toBe(0);
+  }, 180_000);
+});
+
 describe('npm run user:* command lines', () => {
   it('prints the usage for --help after the command, as `npm run user:create -- --help` passes it', async () => {
     for (const command of ['create', 'passwd', 'disable', 'unlock']) {

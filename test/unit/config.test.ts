@@ -51,7 +51,7 @@ describe('loadConfig', () => {
       ['APP_TZ', 'CURRENCY', 'DATABASE_URL', 'LOG_LEVEL', 'METRICS_ENABLED', 'PORT', 'WEB_CONCURRENCY'].sort(),
     );
     expect(problems.find((problem) => problem.startsWith('APP_TZ'))).toContain('IANA time zone');
-    expect(problems.find((problem) => problem.startsWith('METRICS_ENABLED'))).toContain('"maybe"');
+    expect(problems).toContain('METRICS_ENABLED: must be 1/0, true/false, yes/no or on/off (got "maybe")');
     expect(problems).toContain('PORT: must be a whole number from 0 to 65535, in plain digits (got "eighty")');
     expect(problems).toContain('WEB_CONCURRENCY: must be from 1 to 64 (got "0")');
   });
@@ -427,6 +427,20 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('takes an ADMIN_USERNAME of only spaces as unset, as the other settings that take empty as unset do', () => {
+    // It was refused as "must be a lowercase login name", where AUDIT_CHAIN_KEY, TRUST_PROXY and
+    // every flag, number and choice read a line of spaces as left blank.
+    expect(loadConfig({ ADMIN_USERNAME: '   ' }).auth.bootstrapAdmin).toBeUndefined();
+    expect(loadConfig({ ADMIN_USERNAME: ' \t ', ADMIN_PASSWORD: '' }).auth.bootstrapAdmin).toBeUndefined();
+    // Unset with a password given, it is the pair's one problem, as an empty one is.
+    expect(problemsOf({ ADMIN_USERNAME: '   ', ADMIN_PASSWORD: 'twelve-chars' })).toEqual([
+      'ADMIN_PASSWORD: ADMIN_USERNAME and ADMIN_PASSWORD go together',
+    ]);
+    expect(problemsOf({ ADMIN_USERNAME: 'Ops Admin', ADMIN_PASSWORD: 'twelve-chars' })).toEqual([
+      'ADMIN_USERNAME: must be a lowercase login name',
+    ]);
+  });
+
   it('refuses a PRICING_TIER_RULES tier no tier can be called, naming the rule and the format', () => {
     // A tier's name is lowercase letters, digits, - or _, at most 32 characters: a rule naming "Gov",
     // "gov tier" or a 33-character name could never match a tier, and its users silently stayed on the default.
@@ -588,9 +602,23 @@ describe('loadConfig', () => {
 
   it('refuses a REQUIRE_HTTPS that is not a flag, rather than guessing', () => {
     expect(problemsOf({ REQUIRE_HTTPS: 'maybe' })).toEqual([
-      'REQUIRE_HTTPS: expected 1/0, true/false, yes/no or on/off, got "maybe"',
+      'REQUIRE_HTTPS: must be 1/0, true/false, yes/no or on/off (got "maybe")',
     ]);
   });
+
+  // Every on/off setting, in the words of the rest of the list ("must be ... (got ...)"): the flags
+  // alone said 'expected 1/0, true/false, yes/no or on/off, got "maybe"', the value unescaped.
+  it.each(['METRICS_ENABLED', 'METRICS_PROCESS', 'INGEST_ENABLED', 'DEMO_SEED', 'REQUIRE_HTTPS'])(
+    'refuses %s=maybe in the words every setting uses',
+    (name) => {
+      expect(problemsOf({ [name]: 'maybe' })).toEqual([
+        `${name}: must be 1/0, true/false, yes/no or on/off (got "maybe")`,
+      ]);
+      expect(problemsOf({ [name]: 'y"es' })).toEqual([
+        `${name}: must be 1/0, true/false, yes/no or on/off (got "y\\"es")`,
+      ]);
+    },
+  );
 
   it.each([
     ['0', false],

@@ -109,6 +109,22 @@ interface TypedRates {
   invalid?: string[];
 }
 
+/**
+ * A rates form's refusal as its page shows it. The form's hidden `based_on` (the rates it was opened
+ * on) refused, as not a rate id or not one of the tier's rates, means the form came back altered (an
+ * extension, a proxy, a hand-edited page): the admin never saw that field, and "based_on: must be a
+ * whole number" told him nothing he could act on.
+ */
+function ratesRefusalOnPage(error: AppError): string {
+  if (!(error instanceof InvalidFieldsError) || !('based_on' in error.fields)) return readableMessageOf(error);
+  const others = error.readableMessageWithout('based_on');
+  return (
+    `${others ? `${others}. ` : ''}This form came back with its record of the rates it was opened on altered, so whether ` +
+    'someone changed them since could not be checked. It keeps the rates you typed: submit it again to set them, or ' +
+    'reload the page to see the rates in force.'
+  );
+}
+
 /** What was typed into the add-a-tier form, and why it was refused. */
 interface TypedNewTier {
   name: string;
@@ -304,7 +320,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           // Every tier's form has the same three fields: "CPU core-hour: must be a plain decimal ..." alone does not say whose.
           // A stale form's refusal says so itself (JSON clients get it too).
           error:
-            shown || renamed ? readableMessageOf(error) : `Rates of ${type} not changed. ${readableMessageOf(error)}`,
+            shown || renamed ? readableMessageOf(error) : `Rates of ${type} not changed. ${ratesRefusalOnPage(error)}`,
           invalid: invalidFieldsOf(error),
         },
       });

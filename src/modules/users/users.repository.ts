@@ -58,12 +58,13 @@ export function findWithPasswordHashByUsername(
 export async function listPage(
   db: Client,
   options: { search?: string; offset: number; limit: number },
-): Promise<{ rows: UserRecord[]; count: number }> {
+): Promise<{ rows: Array<UserRecord & { passwordChangedAt: Date | null }>; count: number }> {
   const { search, offset, limit } = options;
   const { where, exactFirst } = usernameSearchOf(search);
   const [rows, counts] = await Promise.all([
-    db.$queryRaw<UserRecord[]>(Prisma.sql`
-      SELECT id, username, role::text AS role, is_disabled AS "isDisabled", created_at AS "createdAt"
+    db.$queryRaw<Array<UserRecord & { passwordChangedAt: Date | null }>>(Prisma.sql`
+      SELECT id, username, role::text AS role, is_disabled AS "isDisabled", created_at AS "createdAt",
+             password_changed_at AS "passwordChangedAt"
       FROM users ${where} ORDER BY ${exactFirst} username OFFSET ${offset} LIMIT ${limit}`),
     db.$queryRaw<{ count: number }[]>(Prisma.sql`SELECT count(*)::int AS count FROM users ${where}`),
   ]);
@@ -75,6 +76,30 @@ export function insert(
   data: { username: string; passwordHash: string; role: 'admin' | 'user' },
 ): Promise<UserRecord> {
   return db.user.create({ data: { ...data, passwordChangedAt: new Date() }, select: SELECT_USER });
+}
+
+/**
+ * When the user's password was last set (null: before the stamp was stored), with the row locked
+ * until the transaction ends, so that a reset compares it with what its page showed and writes
+ * before another reset can; undefined when there is no such user.
+ */
+export async function lockPasswordStamp(db: Client, id: number): Promise<Date | null | undefined> {
+  const rows = await db.$queryRaw<{ passwordChangedAt: Date | null }[]>`
+    SELECT password_changed_at AS "passwordChangedAt" FROM users WHERE id = ${id} FOR UPDATE`;
+  return rows[0] === undefined ? undefined : rows[0].passwordChangedAt;
+}
+
+/** Who last set `username`'s password and how (an admin's reset, their own change), as the audit log has it. */
+export async function findLastPasswordSet(
+  db: Client,
+  username: string,
+): Promise<{ actor: string; action: string; at: Date } | undefined> {
+  const rows = await db.$queryRaw<{ actor: string; action: string; at: Date }[]>`
+    SELECT actor, action, ts AS at FROM audit_log
+     WHERE target = ${`user:${username}`} AND status = 'ok'
+       AND action IN ('user.password_reset', 'user.password_change', 'user.create')
+     ORDER BY id DESC LIMIT 1`;
+  return rows[0];
 }
 
 /**

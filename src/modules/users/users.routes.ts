@@ -13,8 +13,15 @@ import {
   typedIn,
 } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
+import type { ViewFormatters } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
-import { InvalidFieldsError, invalidFieldsOf, readableMessageOf, TooManyRequestsError } from '../../shared/errors.js';
+import {
+  AppError,
+  InvalidFieldsError,
+  invalidFieldsOf,
+  readableMessageOf,
+  TooManyRequestsError,
+} from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { AuthServiceDeps } from '../auth/auth.service.js';
 import { type createPassport, signInOnNewSession } from '../auth/passport.js';
@@ -188,13 +195,13 @@ export function usersRoutes(deps: {
    * saying why, not an error page. The last active admin can only be the one asking, so the list
    * is searched for them, as after a change that worked; JSON clients get {error, code}.
    */
-  async function refuseUserChange(req: Request, res: Response, error: unknown): Promise<boolean> {
+  async function refuseUserChange(req: Request, res: Response, error: unknown, search?: string): Promise<boolean> {
     if (!isRefusedForm(req, error, [409])) return false;
     res.status(error.status);
     await renderUsers(
       res,
       { refusedChange: `Not changed. ${readableMessageOf(error)}` },
-      { search: sessionUserOf(req).username, page: 1 },
+      { search: search ?? sessionUserOf(req).username, page: 1 },
     );
     return true;
   }
@@ -267,13 +274,23 @@ export function usersRoutes(deps: {
     // others, it sent the admin to the sign-in form unexplained, the confirmation (or the
     // generated password's page) the last page they saw signed in.
     const isOwn = id === admin.id;
-    const { user, generatedPassword, passwordChangedAt, lockedUntil, endedLocks } = await usersService.resetPassword(
-      db,
-      id,
-      form.password || undefined,
-      auditContextOf(req),
-      { keepSessionId: isOwn ? req.sessionID : undefined, now: auth.now() },
-    );
+    const basedOn = form.based_on_password_changed_at;
+    let reset: Awaited<ReturnType<typeof usersService.resetPassword>>;
+    try {
+      reset = await usersService.resetPassword(db, id, form.password || undefined, auditContextOf(req), {
+        keepSessionId: isOwn ? req.sessionID : undefined,
+        now: auth.now(),
+        basedOnPasswordChangedAt: basedOn === undefined ? undefined : basedOn === '' ? null : Number(basedOn),
+        formatTime: (req.app.locals.fmt as ViewFormatters).dateTime,
+      });
+    } catch (error) {
+      // Set again since the page was opened: the page again at that user, whose form now starts from
+      // the password set since, so the admin can still reset it, knowingly.
+      const username = error instanceof AppError ? error.details?.username : undefined;
+      if (await refuseUserChange(req, res, error, typeof username === 'string' ? username : undefined)) return;
+      throw error;
+    }
+    const { user, generatedPassword, passwordChangedAt, lockedUntil, endedLocks } = reset;
     // Ended by hand, as an unlock's: the pruner will never count them.
     auth.metrics.authLockoutEnd.inc(endedLocks);
     const unlockedNote = lockedUntil ? ' Their sign-in lock was lifted.' : '';

@@ -43,7 +43,16 @@ export const ZCreateUserForm = strictBody(
 );
 
 export const ZResetPasswordForm = strictBody(
-  { password: z.union([z.literal(''), ZNewPassword]).optional() },
+  {
+    password: z.union([z.literal(''), ZNewPassword]).optional(),
+    // When the password was set as the Users page showed it (ms since 1970; empty: never stamped),
+    // the page's hidden field: a reset of a password set since is refused (409). Left out (a script),
+    // nothing is compared.
+    based_on_password_changed_at: z
+      .string()
+      .regex(/^\d{0,15}$/, 'must be the whole number of milliseconds the Users page gave, or empty')
+      .optional(),
+  },
   { password: 'New password' },
 );
 export const ZChangeRoleForm = strictBody({ role: ZRole }, { role: 'Role' });

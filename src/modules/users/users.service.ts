@@ -136,13 +136,31 @@ export async function resetPassword(
   id: number,
   password: string | undefined,
   context: AuditContext,
-  options: { keepSessionId?: string; now?: Date } = {},
+  options: {
+    keepSessionId?: string;
+    now?: Date;
+    /**
+     * When the password was set as the admin's page showed it (ms; null: never stamped): a reset
+     * of a password set since (another admin's reset, the user's own change) is refused. Left
+     * out (a script), nothing is compared.
+     */
+    basedOnPasswordChangedAt?: number | null;
+    /** How the refusal writes the time of that change (the pages' time zone). */
+    formatTime?: (at: Date) => string;
+  } = {},
 ) {
   const user = await requireUser(db, id);
   const generatedPassword = password ? undefined : generatePassword();
   const passwordHash = await hashPassword(password || (generatedPassword as string));
   const now = options.now ?? new Date();
   const { passwordChangedAt, unlocked } = await db.$transaction(async (tx) => {
+    const stamp = await usersRepository.lockPasswordStamp(tx, id);
+    if (stamp === undefined) throw notFoundById('User', id);
+    const basedOn = options.basedOnPasswordChangedAt;
+    if (basedOn !== undefined && (stamp?.getTime() ?? null) !== basedOn) {
+      const last = await usersRepository.findLastPasswordSet(tx, user.username);
+      throw passwordSetMeanwhileError(user.username, last, stamp, options.formatTime);
+    }
     const updated = await usersRepository.updatePasswordHash(tx, id, passwordHash);
     await usersRepository.signOutOtherSessionsOf(tx, id, 'password_reset', {
       exceptSessionId: options.keepSessionId,
@@ -164,6 +182,32 @@ export async function resetPassword(
     lockedUntil: unlocked.lockedUntil,
     endedLocks: unlocked.endedLocks,
   };
+}
+
+/**
+ * The 409 for a reset from a page opened before the password was set again: the admin who set it
+ * first was shown the new one (or chose it), and overwriting it left that admin handing the user a
+ * password that no longer worked, while both pages said "changed".
+ */
+function passwordSetMeanwhileError(
+  username: string,
+  last: { actor: string; action: string; at: Date } | undefined,
+  stamp: Date | null,
+  formatTime: (at: Date) => string = (at) => at.toISOString(),
+) {
+  const at = last?.at ?? stamp;
+  const when = at ? ` at ${formatTime(at)}` : '';
+  const how = !last
+    ? `was changed${when}, after this page was opened`
+    : last.action === 'user.password_reset'
+      ? `was reset by ${last.actor}${when}, after this page was opened, and ${last.actor} has the new one`
+      : last.action === 'user.create'
+        ? `was set by ${last.actor}${when}, after this page was opened`
+        : `was changed by ${last.actor}${when}, after this page was opened`;
+  return new ConflictError(
+    `The password of ${username} ${how}; yours was not set. Reload the page to reset it again, only if it still needs a new password.`,
+    { username },
+  );
 }
 
 /**
