@@ -6,6 +6,7 @@ import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
 import {
   answerChange,
+  answerHeadWithoutWork,
   type BackLink,
   isRefusedForm,
   offerWayBack,
@@ -361,6 +362,12 @@ export function paymentRoutes(deps: {
   router.get('/admin/payments', guards.requireAdmin, async (req, res) => {
     // A refused cursor (older= and newer= together, edited by hand) leads back to the first page.
     offerWayBack(res, PAYMENTS);
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, the cursor checked (400, 404), no list read.
+    if (req.method === 'HEAD') {
+      await payments.checkAdminPage(parseInput(ZPaymentsPageQuery, req.query));
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     // A script gets the page's lists as JSON; a bad cursor is {error, code}, as it already was.
     if (prefersJson(req)) {
       res.json(adminPaymentsJson(await payments.listForAdmin(parseInput(ZPaymentsPageQuery, req.query))));

@@ -1065,13 +1065,32 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       offset: (page - 1) * MONTH_END_RUNS_PAGE_SIZE,
       limit: MONTH_END_RUNS_PAGE_SIZE,
     });
-    const pageCount = pageCountOrNotFound(
+    const pageCount = monthEndRunsPageCountOf(count, page);
+    return { runs: rows.map(monthEndRunViewOf), page, pageCount, count };
+  }
+
+  /** How many pages `count` month-end runs fill; a page past the last is a 404 saying how many runs there are. */
+  function monthEndRunsPageCountOf(count: number, page: number): number {
+    return pageCountOrNotFound(
       count,
       MONTH_END_RUNS_PAGE_SIZE,
       page,
       (pages) => `There ${count === 1 ? 'is' : 'are'} ${counted(count, 'month-end run')} on ${counted(pages, 'page')}`,
     );
-    return { runs: rows.map(monthEndRunViewOf), page, pageCount, count };
+  }
+
+  /**
+   * What /admin/month-end?page= refuses (a page past the last, 404), for a HEAD: the runs counted,
+   * none read or settled. Page 1 is always there (with no run, it says so) and needs no query.
+   */
+  async function checkMonthEndRunsPage(page: number): Promise<void> {
+    if (page === 1) return;
+    monthEndRunsPageCountOf(await monthEndRunsRepository.countRuns(db), page);
+  }
+
+  /** Nothing when month-end run `id` is there, else its 404: for a HEAD of its page, which reads no more. */
+  async function assertMonthEndRunFound(id: number): Promise<void> {
+    if (!(await monthEndRunsRepository.findRun(db, id))) throw notFoundById('Month-end run', id);
   }
 
   /** The run under way, if any, and the newest run that has ended (the billing page). */
@@ -1481,18 +1500,34 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return receipt;
   }
 
+  /** How many pages a receipt's items fill; a page past the last is a 404 saying how many there are. */
+  function itemPageCountOf(receipt: FoundReceipt, page: number): number {
+    const count = receipt._count.items;
+    return pageCountOrNotFound(
+      count,
+      RECEIPT_ITEMS_PAGE_SIZE,
+      page,
+      (pages) => `Receipt #${receipt.id} lists ${counted(count, 'job')} on ${counted(pages, 'page')}`,
+    );
+  }
+
+  /**
+   * What the page of receipt `id` refuses (`username`'s only when given, as getForUser): a receipt
+   * not there for the asker, or a page past its items' last (404), found from the receipt's row and
+   * its count of items alone. For a HEAD (a link checker, `curl -I`), which answers the status and
+   * headers of its GET and used to read the page's items, payments and refunds for nothing.
+   */
+  async function checkReceiptPage(id: number, page: number, username?: string): Promise<void> {
+    itemPageCountOf(await findOrFail(id, username), page);
+  }
+
   /**
    * A receipt with one page of its items (RECEIPT_ITEMS_PAGE_SIZE), whether a payment of it is
    * held, and the online payment that paid it; a page past the last is a 404.
    */
   async function withItemsPage(receipt: FoundReceipt, page: number) {
     const count = receipt._count.items;
-    const pageCount = pageCountOrNotFound(
-      count,
-      RECEIPT_ITEMS_PAGE_SIZE,
-      page,
-      (pages) => `Receipt #${receipt.id} lists ${counted(count, 'job')} on ${counted(pages, 'page')}`,
-    );
+    const pageCount = itemPageCountOf(receipt, page);
     const offset = (page - 1) * RECEIPT_ITEMS_PAGE_SIZE;
     const [items, isPaymentHeld, paidOnline, paidWith, openPayments, refunded] = await Promise.all([
       receiptsRepository.listItems(db, receipt.id, { offset, limit: RECEIPT_ITEMS_PAGE_SIZE }),
@@ -1632,15 +1667,15 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     }
   }
 
-  /**
-   * A receipt with every one of its items, for printing it whole, `username`'s only when given
-   * (as getForUser). The items come in batches as the page is written, never all at once.
-   */
   /** Nothing when the receipt is there for the asker (a user's own; any, for an admin), else its 404. */
   async function assertFound(id: number, username?: string): Promise<void> {
     await findOrFail(id, username);
   }
 
+  /**
+   * A receipt with every one of its items, for printing it whole, `username`'s only when given
+   * (as getForUser). The items come in batches as the page is written, never all at once.
+   */
   async function getPrintable(id: number, username?: string) {
     const receipt = await findOrFail(id, username);
     // On paper too: the receipt's page says a payment is being checked, or was refunded, but only on screen.
@@ -1839,7 +1874,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     startMonthEnd,
     runMonthEnd,
     getMonthEndRun,
+    assertMonthEndRunFound,
     listMonthEndRuns,
+    checkMonthEndRunsPage,
     findMonthEndRuns,
     markPaid,
     voidReceipt,
@@ -1848,6 +1885,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     findHeldPaymentsOf,
     getById,
     assertFound,
+    checkReceiptPage,
     getPrintable,
     streamItemsCsv,
     listForAdmin,
