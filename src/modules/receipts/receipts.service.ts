@@ -334,7 +334,8 @@ const MONTH_END_CONCURRENCY = 2;
 
 /**
  * A month-end start finding another start between its lock and its commit (milliseconds, as a
- * rule) tries again every 50 ms for up to 10 s, then is refused without the other run's id.
+ * rule) tries again every 50 ms for up to 10 s, then is refused naming the run whose row has
+ * committed meanwhile, if any (startMonthEnd).
  */
 const MONTH_END_START_RETRY_MS = 50;
 const MONTH_END_START_ATTEMPTS = 200;
@@ -818,10 +819,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const held: { release?: ReleaseLock } = {};
     let inserted: number | 'busy' | undefined = 'busy';
     const found: { meanwhile?: monthEndRunsRepository.MonthEndRunRow } = {};
+    // Rows commit under the start lock, so a run newer than this is one a start at the same moment
+    // (a double click, a second admin) made while this one waited its turn.
+    const newestAtArrival = await monthEndRunsRepository.findNewestRunId(db);
     try {
-      // Rows commit under the start lock, so a run newer than this is one a start at the same moment
-      // (a double click, a second admin) made while this one waited its turn.
-      const newestAtArrival = await monthEndRunsRepository.findNewestRunId(db);
       // Starts one after the other, each until its row has committed: a start refused at the same
       // moment as another began found no row yet, and could not say which run was going. A start
       // finding the start lock taken tries again shortly, holding no connection in between (it
@@ -859,7 +860,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       throw error;
     }
     const { release } = held;
-    const { meanwhile } = found;
+    // Still 'busy' after every attempt (another start stuck before its commit): refused all the same,
+    // naming a run whose row has committed since it arrived, as a start that had its turn names it. It
+    // was refused without the run's id when that run had already ended (a run of a few users takes
+    // milliseconds), where its row was there to link to.
+    const meanwhile =
+      inserted === 'busy'
+        ? ((await monthEndRunsRepository.findRunNewerThan(db, newestAtArrival)) ?? undefined)
+        : found.meanwhile;
     if (meanwhile && meanwhile.outcome !== 'running') {
       throw new MonthEndInProgressError(
         { actor: meanwhile.startedBy, startedAt: formatLocalDateTime(meanwhile.startedAt, config.timeZone) },
@@ -867,7 +875,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         true,
       );
     }
-    // Still 'busy' after every attempt (another start stuck before its commit): refused all the same.
+    // A run going on is named by monthEndInProgress (its row, once committed; a start still stuck
+    // before its commit has none to name yet, and is refused naming who started it, when known).
     if (!release || typeof inserted !== 'number') throw await monthEndInProgress();
     const runId = inserted;
     const state: MonthEndState = { outcomes: [], usersTotal: 0, usersDone: 0, isAbandoned: false };
