@@ -84,6 +84,9 @@ const PAGES: [string, () => Agent, () => string, string][] = [
   ["a researcher's printable receipt", () => alice, () => `/me/receipts/${aliceReceipt}/print`, 'payments'],
   ["the admin's receipt", () => admin, () => `/admin/receipts/${bobReceipt}`, 'payments'],
   ["the admin's printable receipt", () => admin, () => `/admin/receipts/${bobReceipt}/print`, 'payments'],
+  ['My receipts', () => alice, () => '/me/receipts', 'receipts'],
+  ["a receipt's Pay page", () => alice, () => `/payments/receipt/${aliceReceipt}/start`, 'payments'],
+  ["the admin's receipts", () => admin, () => '/admin/receipts', 'receipts'],
   ['the month-end runs', () => admin, () => '/admin/month-end', 'month_end_runs'],
   ["a month-end run's page", () => admin, () => `/admin/month-end/${runId}`, 'receipts'],
   ['/admin/payments', () => admin, () => '/admin/payments', 'payments'],
@@ -93,8 +96,8 @@ describe('HEAD of a page', () => {
   it.each(PAGES)('%s: the status and headers of its GET, without its work', async (_, agentOf, pathOf, table) => {
     const path = pathOf();
     for (const accept of ACCEPTS) {
-      // The printable pages are HTML only (406 to a JSON client, from the receipt's row alone, as before).
-      if (path.endsWith('/print') && accept === 'application/json') continue;
+      // The printable and Pay pages are HTML only (406 to a JSON client, from the receipt's row alone, as before).
+      if (/\/(print|start)$/.test(path) && accept === 'application/json') continue;
       expect(await expectHeadAsGet(agentOf(), path, accept)).toBe(200);
       await withTableAway(table, async () => {
         const head = await agentOf().head(path).set('Accept', accept);
@@ -122,6 +125,9 @@ describe('HEAD of a page', () => {
     ['a receipt that is not there', () => '/me/receipts/999999', 404],
     ['a printable receipt that is not there', () => '/me/receipts/999999/print', 404],
     ['a receipt number that is not one', () => '/me/receipts/abc', 400],
+    ['a page past the last receipt', () => '/me/receipts?page=2', 404],
+    ["another researcher's Pay page", () => `/payments/receipt/${bobReceipt}/start`, 404],
+    ['the Pay page of a receipt that is not there', () => '/payments/receipt/999999/start', 404],
     ['a page number that is not one', () => `/me/receipts/${aliceReceipt}?page=x`, 400],
   ])("a researcher's HEAD is refused as its GET is: %s", async (_, pathOf, status) => {
     for (const accept of ACCEPTS) {
@@ -133,6 +139,10 @@ describe('HEAD of a page', () => {
     ['a receipt that is not there', () => '/admin/receipts/999999', 404],
     ['a printable receipt that is not there', () => '/admin/receipts/999999/print', 404],
     ['a page past the last', () => `/admin/receipts/${bobReceipt}?page=2`, 404],
+    ['a page past the last receipt', () => '/admin/receipts?page=2', 404],
+    ['a month-end run to filter by that is not there', () => '/admin/receipts?run=999999', 404],
+    ['a window the wrong way round', () => '/admin/receipts?start=2026-02-10&end=2026-02-01', 400],
+    ['a status that is not one', () => '/admin/receipts?status=lost', 400],
     ['a month-end run that is not there', () => '/admin/month-end/999999', 404],
     ['a month-end run number that is not one', () => '/admin/month-end/abc', 400],
     ['a page past the last run', () => '/admin/month-end?page=2', 404],

@@ -207,6 +207,12 @@ export function paymentRoutes(deps: {
         { publicFields: { jsonUrl: `/me/receipts/${id}` } },
       );
     }
+    // A HEAD (a link checker, `curl -I`): the page's type once the receipt is known to be the payer's.
+    if (req.method === 'HEAD') {
+      await payments.assertOwnReceipt(sessionUserOf(req).username, id);
+      answerHeadWithoutWork(res, false);
+      return;
+    }
     const { receipt, isPaymentHeld, hasAmountDue, sameJobsHeldMessage } = await payments.getStatus(
       sessionUserOf(req).username,
       id,

@@ -323,6 +323,13 @@ export function adminBillingRoutes(deps: {
   }
 
   router.get('/admin/receipts', guards.requireAdmin, async (req, res) => {
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, refused as its GET is (a filter 400,
+    // a run not there or a page past the last 404), the receipts counted for a later page, none read or summed.
+    if (req.method === 'HEAD') {
+      await receipts.checkAdminListPage(parseInput(ZReceiptFilter, req.query));
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     // A script gets the list as JSON, and a refused filter (or run, or page) as {error, code}.
     if (prefersJson(req)) {
       const filter = parseInput(ZReceiptFilter, req.query);

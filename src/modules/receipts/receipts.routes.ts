@@ -341,6 +341,12 @@ export function receiptsRoutes(deps: {
   router.get('/me/receipts', guards.requireUser, async (req, res) => {
     offerWayBack(res, MY_RECEIPTS);
     const { page } = parseInput(ZPageQuery, req.query);
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, the receipts counted for a later page.
+    if (req.method === 'HEAD') {
+      await receipts.checkOwnListPage(sessionUserOf(req).username, page);
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     const list = await receipts.listForUser(sessionUserOf(req).username, page);
     if (prefersJson(req)) {
       res.json({

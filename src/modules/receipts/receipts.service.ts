@@ -1801,7 +1801,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
-  async function listForAdmin(filter: TReceiptFilter) {
+  /** The admin list's filter for the repository, once checked: a reversed window 400, a run not there 404. */
+  async function checkedAdminFilterOf(filter: TReceiptFilter): Promise<receiptsRepository.ReceiptFilter> {
     // Answered like the other windows (/admin/usage, /admin/paid.csv): an empty list with zero
     // totals would read as "nothing was billed" rather than "these dates are the wrong way round".
     if (filter.start && filter.end && filter.start > filter.end) {
@@ -1811,13 +1812,33 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     if (filter.run !== undefined && !(await monthEndRunsRepository.findRun(db, filter.run))) {
       throw new UnknownRunFilterError(filter.run);
     }
-    const repoFilter: receiptsRepository.ReceiptFilter = {
+    return {
       status: filter.status,
       username: filter.user || undefined,
       createdFrom: filter.start ? startOfLocalDay(filter.start, config.timeZone) : undefined,
       createdBefore: filter.end ? endOfLocalDay(filter.end, config.timeZone) : undefined,
       monthEndRunId: filter.run,
     };
+  }
+
+  /**
+   * What /admin/receipts refuses (listForAdmin's 400 and 404s), for a HEAD: the receipts matching
+   * counted for a later page, none read or summed. Page 1 is always there.
+   */
+  async function checkAdminListPage(filter: TReceiptFilter): Promise<void> {
+    const repoFilter = await checkedAdminFilterOf(filter);
+    if (filter.page === 1) return;
+    assertListPageExists('The filters match', await receiptsRepository.countReceipts(db, repoFilter), filter.page);
+  }
+
+  /** What /me/receipts?page= refuses (a page past the last, 404), for a HEAD: the user's receipts counted, none read. */
+  async function checkOwnListPage(username: string, page: number): Promise<void> {
+    if (page === 1) return;
+    assertListPageExists('You have', await receiptsRepository.countReceipts(db, { username }), page);
+  }
+
+  async function listForAdmin(filter: TReceiptFilter) {
+    const repoFilter = await checkedAdminFilterOf(filter);
     const [{ rows, count }, totals, received] = await Promise.all([
       receiptsRepository.listReceipts(db, repoFilter, { offset: (filter.page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),
       receiptsRepository.sumByStatus(db, repoFilter),
@@ -1895,6 +1916,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     getById,
     assertFound,
     checkReceiptPage,
+    checkOwnListPage,
+    checkAdminListPage,
     getPrintable,
     streamItemsCsv,
     listForAdmin,
