@@ -69,6 +69,37 @@ describe('the audit log with a refused filter', () => {
     expect(json.body).toEqual({ error: 'before: must be an entry id', code: 400 });
   });
 
+  it('reads the "older entries" cursor by the rule of its siblings: empty is left out, a padded or zero-led id refused', async () => {
+    const newest = await admin.get('/admin/audit').set('Accept', 'application/json').expect(200);
+    // Empty or blank, as a script's unset variable sends it: left out, as every other optional field
+    // of the page (a date, the actor) and the payments page's cursors read it. It was "must be an entry id".
+    for (const before of ['', '%20', '%20%20']) {
+      const page = await admin.get(`/admin/audit?before=${before}`).set('Accept', 'application/json');
+      expect(page.status, `before=${before}: ${page.text}`).toBe(200);
+      expect(page.body.entries).toEqual(newest.body.entries);
+      expect(page.body.newestPageUrl).toBeNull();
+    }
+    const first = newest.body.entries[0].id as string;
+    await admin
+      .get(`/admin/audit?before=${Number(first) + 1}`)
+      .set('Accept', 'application/json')
+      .expect(200);
+    // A whole number as the payments page's cursors and every id take one: digits alone, no leading
+    // zeros (before=007 was the page of before=7 under a second address), no padding.
+    for (const [before, reason] of [
+      [`00${first}`, 'before: must be written without leading zeros'],
+      [`%20${first}`, 'before: must be an entry id'],
+      [`${first}%20`, 'before: must be an entry id'],
+      [`+${first}`, 'before: must be an entry id'],
+    ]) {
+      const refused = await admin.get(`/admin/audit?before=${before}`).set('Accept', 'application/json');
+      expect(refused.status, `before=${before}`).toBe(400);
+      expect(refused.body).toEqual({ error: reason, code: 400 });
+    }
+    const page = await admin.get(`/admin/audit?before=00${first}`).set('Accept', 'text/html').expect(400);
+    expect(visibleTextOf(page.text)).toContain('Older than entry: must be written without leading zeros');
+  });
+
   it('still says "No entries match." when a valid filter finds nothing', async () => {
     const page = await admin.get('/admin/audit?action=receipt.void').set('Accept', 'text/html').expect(200);
     expect(visibleTextOf(page.text)).toContain('No entries match.');

@@ -309,6 +309,58 @@ describe('a month-end run in the background', () => {
     }
   });
 
+  it('names the run made meanwhile when its start is still refused after its 10 s of tries, as the other 409s do', async () => {
+    await buildUnbilledUsage();
+    const token = await csrfTokenOf(admin, '/admin/receipts');
+    // Another start holds the start lock longer than this one tries for it (50 ms at a time for 10 s):
+    // one stuck before its commit, while a run started beside it has its row in and has ended.
+    const other = await db.pool.connect();
+    try {
+      await other.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.monthEndStart]);
+      const second = admin
+        .post('/admin/month-end')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', token)
+        .type('form')
+        .send({ before: '2025-08-31' })
+        .then((answer) => answer);
+      await expect
+        .poll(
+          async () =>
+            (
+              await other.query(
+                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_try_advisory_xact_lock%' AND pid <> pg_backend_pid()",
+              )
+            ).rows[0].n,
+          { timeout: 10_000, interval: 20 },
+        )
+        .toBeGreaterThanOrEqual(1);
+      const ran = await db.prisma.monthEndRun.create({
+        data: {
+          billedThrough: new Date('2025-08-31T00:00:00Z'),
+          startedBy: 'boss',
+          startedAt: now(),
+          finishedAt: now(),
+          outcome: 'succeeded',
+          usersTotal: 4,
+          usersDone: 4,
+        },
+      });
+      // The lock stays taken until the start has given up: it answered 409 without the run's id.
+      const answer = await second;
+      expect(answer.status, answer.text.slice(0, 300)).toBe(409);
+      expect(answer.body).toMatchObject({ code: 409, runId: ran.id, statusUrl: `/admin/month-end/${ran.id}` });
+      expect(answer.body.error).toMatch(
+        /^A month-end run started at the same moment \(by boss at .+\) has already finished; see its page\.$/,
+      );
+      expect(await db.prisma.monthEndRun.count()).toBe(1);
+      expect(await db.prisma.receipt.count()).toBe(0);
+    } finally {
+      await other.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
+      other.release();
+    }
+  });
+
   it('answers a JSON client with 202, the run id and its status URL', async () => {
     await buildUnbilledUsage();
     const started = await startAsJson('2025-08-31');

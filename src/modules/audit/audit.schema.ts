@@ -18,6 +18,22 @@ const ZOtherWindowKey = refusedField(
   'is not read here: the audit log reads its window as from and to; start and end are read by the other pages',
 );
 
+/**
+ * The "older entries" cursor, read as the payments page's cursors and every id are: empty or blank
+ * (a script's unset variable) is left out, as every optional field is (it was "must be an entry id");
+ * an id is digits alone without leading zeros (`before=007` was the page of `before=7` under a
+ * second address). A bigint: audit_log's ids outgrow an integer.
+ */
+const ZEntryCursor = z.preprocess(
+  (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+  z
+    .string()
+    .regex(/^\d{1,18}$/, 'must be an entry id')
+    .refine((value) => !/^0\d+$/.test(value), 'must be written without leading zeros')
+    .optional()
+    .transform((value) => (value === undefined ? undefined : BigInt(value))),
+);
+
 export const ZAuditQuery = labelFields(
   z.object({
     actor: optionalText(64),
@@ -34,11 +50,7 @@ export const ZAuditQuery = labelFields(
     to: ZOptionalLocalDate,
     start: ZOtherWindowKey,
     end: ZOtherWindowKey,
-    before: z
-      .string()
-      .regex(/^\d{1,18}$/, 'must be an entry id')
-      .optional()
-      .transform((value) => (value ? BigInt(value) : undefined)),
+    before: ZEntryCursor,
   }),
   // The audit log's filter labels; `before` is the "older entries" link's cursor.
   { actor: 'Actor', action: 'Action', target: 'Target', from: 'From', to: 'To', before: 'Older than entry' },

@@ -23,18 +23,29 @@ export interface Guards {
   requireAdmin: RequestHandler;
 }
 
+/**
+ * A browser's visit to a page: a GET, or its HEAD (a link checker, `curl -I`), which is answered as
+ * its GET is. A HEAD was taken for a script's request: 401 or 403 where its GET is sent on with 302.
+ */
+function isPageVisit(req: Request): boolean {
+  return (req.method === 'GET' || req.method === 'HEAD') && !prefersJson(req);
+}
+
 function sendToLogin(req: Request, res: Response, next: NextFunction) {
   const isDisabled = req.session?.isAccountDisabled === true;
   const passwordSignOut = passwordSignOutOf(req.session);
-  if (req.method !== 'GET' || prefersJson(req)) {
+  if (!isPageVisit(req)) {
     if (isDisabled) return next(new AccountDisabledError());
     // A script never opens the sign-in page the flash waits on: its 401 says why, until it signs in.
     return next(new UnauthorizedError(passwordSignOut ? PASSWORD_SIGN_OUTS[passwordSignOut].notice : undefined));
   }
-  // Said again on every page that needs a user: the first message may have gone to another page.
-  if (isDisabled) req.session.flash = { type: 'error', message: ACCOUNT_DISABLED_MESSAGE };
-  else if (passwordSignOut)
-    req.session.flash = { type: 'warning', message: PASSWORD_SIGN_OUTS[passwordSignOut].notice };
+  // Said again on every page that needs a user: the first message may have gone to another page. Not
+  // for a HEAD, which loads no page: the flash would show on the next page, which it is not about.
+  if (req.method !== 'HEAD') {
+    if (isDisabled) req.session.flash = { type: 'error', message: ACCOUNT_DISABLED_MESSAGE };
+    else if (passwordSignOut)
+      req.session.flash = { type: 'warning', message: PASSWORD_SIGN_OUTS[passwordSignOut].notice };
+  }
   // A CSV download comes back to the page its link was on: sent on to the CSV itself, a browser
   // signed in again downloaded it and stayed on the sign-in form.
   const isDownload = req.path.endsWith('.csv');
@@ -82,13 +93,16 @@ export function createGuards(deps: {
           details: { method: req.method },
         });
       }
-      if (req.method !== 'GET' || prefersJson(req)) return next(new ForbiddenError('Only admins can do this.'));
+      if (!isPageVisit(req)) return next(new ForbiddenError('Only admins can do this.'));
       // Sent on without a word, a researcher who followed a link to an admin page (from the billing
-      // office, a bookmark, a sign-in's `next`) took My usage for the page the link was to.
-      req.session.flash = {
-        type: 'warning',
-        message: `The page ${shortPathOf(req.originalUrl)} is for administrators only, and ${req.user.username} is not one: here is My usage instead.`,
-      };
+      // office, a bookmark, a sign-in's `next`) took My usage for the page the link was to. A HEAD
+      // gets the redirect alone: it loads no page, and My usage would say so about a page never opened.
+      if (req.method !== 'HEAD') {
+        req.session.flash = {
+          type: 'warning',
+          message: `The page ${shortPathOf(req.originalUrl)} is for administrators only, and ${req.user.username} is not one: here is My usage instead.`,
+        };
+      }
       res.redirect(302, '/me');
     },
   };

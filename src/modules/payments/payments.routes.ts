@@ -6,6 +6,7 @@ import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
 import {
   answerChange,
+  answerHeadWithoutWork,
   type BackLink,
   isRefusedForm,
   offerWayBack,
@@ -273,6 +274,12 @@ export function paymentRoutes(deps: {
         { publicFields: { jsonUrl: `/me/receipts/${id}` } },
       );
     }
+    // A HEAD (a link checker, `curl -I`): the page's type once the receipt is known to be the payer's.
+    if (req.method === 'HEAD') {
+      await payments.assertOwnReceipt(sessionUserOf(req).username, id);
+      answerHeadWithoutWork(res, false);
+      return;
+    }
     const { receipt, isPaymentHeld, hasAmountDue, sameJobsHeldMessage } = await payments.getStatus(
       sessionUserOf(req).username,
       id,
@@ -428,6 +435,12 @@ export function paymentRoutes(deps: {
   router.get('/admin/payments', guards.requireAdmin, async (req, res) => {
     // A refused cursor (older= and newer= together, edited by hand) leads back to the first page.
     offerWayBack(res, PAYMENTS);
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, the cursor checked (400, 404), no list read.
+    if (req.method === 'HEAD') {
+      await payments.checkAdminPage(parseInput(ZPaymentsPageQuery, req.query));
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     // A script gets the page's lists as JSON; a bad cursor is {error, code}, as it already was.
     if (prefersJson(req)) {
       res.json(adminPaymentsJson(await payments.listForAdmin(parseInput(ZPaymentsPageQuery, req.query))));

@@ -1826,11 +1826,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
-   * /admin/payments: the payments held for review, one page of every payment (newest first,
-   * `older` or `newer` than a payment's place: keyset paging on created_at, id) and the latest
-   * webhook deliveries.
+   * What /admin/payments refuses in its cursor, a 400 for both at once and a 404 for a payment that
+   * is not there, and the place it pages from. Alone, for a HEAD (a link checker, `curl -I`), which
+   * answers the status and headers of its GET and used to read every list of the page for nothing.
    */
-  async function listForAdmin(from: TPaymentsPageQuery = {}) {
+  async function checkAdminPage(from: TPaymentsPageQuery = {}) {
     if (from.older !== undefined && from.newer !== undefined) {
       throw new BadRequestError('Give older or newer, not both.');
     }
@@ -1843,6 +1843,16 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (fromPayment && !(await paymentsRepository.paymentExists(prisma, fromPayment.paymentId))) {
       throw new NotFoundError(`There is no payment #${fromPayment.paymentId} to page from.`);
     }
+    return fromPayment;
+  }
+
+  /**
+   * /admin/payments: the payments held for review, one page of every payment (newest first,
+   * `older` or `newer` than a payment's place: keyset paging on created_at, id) and the latest
+   * webhook deliveries.
+   */
+  async function listForAdmin(from: TPaymentsPageQuery = {}) {
+    const fromPayment = await checkAdminPage(from);
     // One more than a page says whether there is a page beyond it.
     let rows = await paymentsRepository.listPaymentsPageForAdmin(prisma, fromPayment, ADMIN_LIST_LIMIT + 1);
     let hasOlder: boolean;
@@ -2168,6 +2178,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     getDummyCheckout,
     completeDummyCheckout,
     listForAdmin,
+    checkAdminPage,
     resolveReview,
     settleRefusedClaim,
   };

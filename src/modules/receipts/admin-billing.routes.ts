@@ -7,6 +7,7 @@ import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import {
   answerChange,
+  answerHeadWithoutWork,
   type BackLink,
   isRefusedForm,
   offerWayBack,
@@ -322,6 +323,13 @@ export function adminBillingRoutes(deps: {
   }
 
   router.get('/admin/receipts', guards.requireAdmin, async (req, res) => {
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, refused as its GET is (a filter 400,
+    // a run not there or a page past the last 404), the receipts counted for a later page, none read or summed.
+    if (req.method === 'HEAD') {
+      await receipts.checkAdminListPage(parseInput(ZReceiptFilter, req.query));
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     // A script gets the list as JSON, and a refused filter (or run, or page) as {error, code}.
     if (prefersJson(req)) {
       const filter = parseInput(ZReceiptFilter, req.query);
@@ -405,6 +413,12 @@ export function adminBillingRoutes(deps: {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
+    // A HEAD (a link checker, `curl -I`): the status and type of its GET from the receipt's row alone.
+    if (req.method === 'HEAD') {
+      await receipts.checkReceiptPage(id, page);
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     if (page > 1) {
       // A page past the last (an old link) leads to the receipt's page 1, once the receipt is known to be there.
       await receipts.assertFound(id);
@@ -423,6 +437,11 @@ export function adminBillingRoutes(deps: {
     if (prefersJson(req)) {
       await receipts.assertFound(id);
       throw printableHasNoJson(id, `/admin/receipts/${id}`);
+    }
+    if (req.method === 'HEAD') {
+      await receipts.assertFound(id);
+      answerHeadWithoutWork(res, false);
+      return;
     }
     await sendPrintableReceipt(res, await receipts.getPrintable(id), `/admin/receipts/${id}`);
   });
@@ -589,6 +608,13 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/month-end', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, MONTH_END_RUNS);
     const { page } = parseInput(ZPageQuery, req.query);
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, the runs counted for a later page
+    // (404 past the last) but none read or settled.
+    if (req.method === 'HEAD') {
+      await receipts.checkMonthEndRunsPage(page);
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     const list = await receipts.listMonthEndRuns(page);
     if (prefersJson(req)) {
       const fmt = req.app.locals.fmt as ViewFormatters;
@@ -601,6 +627,12 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/month-end/:id', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, MONTH_END_RUNS);
     const id = parseInput(ZMonthEndRunId, req.params.id, 'month-end run id');
+    // A HEAD (a link checker; the run's page refreshes itself): the run looked up, not settled or summed up.
+    if (req.method === 'HEAD') {
+      await receipts.assertMonthEndRunFound(id);
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     const run = await receipts.getMonthEndRun(id);
     const fmt = req.app.locals.fmt as ViewFormatters;
     if (prefersJson(req)) {

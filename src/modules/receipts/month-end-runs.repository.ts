@@ -119,6 +119,11 @@ export async function listRuns(
   return { rows, count };
 }
 
+/** How many month-end runs there are. */
+export function countRuns(db: Client): Promise<number> {
+  return db.monthEndRun.count();
+}
+
 /** The run that is running, if any. */
 export function findRunningRun(tx: Client): Promise<MonthEndRunRow | null> {
   return tx.monthEndRun.findFirst({ where: { outcome: 'running' }, select: RUN_SELECT });

@@ -452,6 +452,11 @@ function whereOf(filter: ReceiptFilter): Prisma.ReceiptWhereInput {
   };
 }
 
+/** How many receipts match, without reading one. */
+export function countReceipts(db: Client, filter: ReceiptFilter): Promise<number> {
+  return db.receipt.count({ where: whereOf(filter) });
+}
+
 /** Receipts newest first, one page of them, with the number matching. */
 export async function listReceipts(db: Client, filter: ReceiptFilter, page: { offset: number; limit: number }) {
   const where = whereOf(filter);

@@ -7,6 +7,7 @@ import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import {
   answerCreated,
+  answerHeadWithoutWork,
   type BackLink,
   isRefusedForm,
   offerWayBack,
@@ -340,6 +341,12 @@ export function receiptsRoutes(deps: {
   router.get('/me/receipts', guards.requireUser, async (req, res) => {
     offerWayBack(res, MY_RECEIPTS);
     const { page } = parseInput(ZPageQuery, req.query);
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, the receipts counted for a later page.
+    if (req.method === 'HEAD') {
+      await receipts.checkOwnListPage(sessionUserOf(req).username, page);
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     const list = await receipts.listForUser(sessionUserOf(req).username, page);
     if (prefersJson(req)) {
       res.json({
@@ -361,6 +368,13 @@ export function receiptsRoutes(deps: {
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const { page } = parseInput(ZPageQuery, req.query);
     const username = sessionUserOf(req).username;
+    // A HEAD (a link checker, `curl -I`): the status and type of its GET (another user's receipt, or a
+    // page past the last, 404) from the receipt's row alone, without its items, payments or refunds.
+    if (req.method === 'HEAD') {
+      await receipts.checkReceiptPage(id, page, username);
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     if (page > 1) {
       // A page past the last (an old link) leads to the receipt's page 1, once the receipt is known to be
       // there: another user's receipt keeps My receipts as its way back.
@@ -380,6 +394,12 @@ export function receiptsRoutes(deps: {
     if (prefersJson(req)) {
       await receipts.assertFound(id, sessionUserOf(req).username);
       throw printableHasNoJson(id, `/me/receipts/${id}`);
+    }
+    // A HEAD: the page's type once the receipt is known to be there, without a batch of its items.
+    if (req.method === 'HEAD') {
+      await receipts.assertFound(id, sessionUserOf(req).username);
+      answerHeadWithoutWork(res, false);
+      return;
     }
     const printable = await receipts.getPrintable(id, sessionUserOf(req).username);
     await sendPrintableReceipt(res, printable, `/me/receipts/${id}`);

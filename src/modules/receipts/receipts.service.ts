@@ -334,7 +334,8 @@ const MONTH_END_CONCURRENCY = 2;
 
 /**
  * A month-end start finding another start between its lock and its commit (milliseconds, as a
- * rule) tries again every 50 ms for up to 10 s, then is refused without the other run's id.
+ * rule) tries again every 50 ms for up to 10 s, then is refused naming the run whose row has
+ * committed meanwhile, if any (startMonthEnd).
  */
 const MONTH_END_START_RETRY_MS = 50;
 const MONTH_END_START_ATTEMPTS = 200;
@@ -818,10 +819,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const held: { release?: ReleaseLock } = {};
     let inserted: number | 'busy' | undefined = 'busy';
     const found: { meanwhile?: monthEndRunsRepository.MonthEndRunRow } = {};
+    // Rows commit under the start lock, so a run newer than this is one a start at the same moment
+    // (a double click, a second admin) made while this one waited its turn.
+    const newestAtArrival = await monthEndRunsRepository.findNewestRunId(db);
     try {
-      // Rows commit under the start lock, so a run newer than this is one a start at the same moment
-      // (a double click, a second admin) made while this one waited its turn.
-      const newestAtArrival = await monthEndRunsRepository.findNewestRunId(db);
       // Starts one after the other, each until its row has committed: a start refused at the same
       // moment as another began found no row yet, and could not say which run was going. A start
       // finding the start lock taken tries again shortly, holding no connection in between (it
@@ -859,7 +860,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       throw error;
     }
     const { release } = held;
-    const { meanwhile } = found;
+    // Still 'busy' after every attempt (another start stuck before its commit): refused all the same,
+    // naming a run whose row has committed since it arrived, as a start that had its turn names it. It
+    // was refused without the run's id when that run had already ended (a run of a few users takes
+    // milliseconds), where its row was there to link to.
+    const meanwhile =
+      inserted === 'busy'
+        ? ((await monthEndRunsRepository.findRunNewerThan(db, newestAtArrival)) ?? undefined)
+        : found.meanwhile;
     if (meanwhile && meanwhile.outcome !== 'running') {
       throw new MonthEndInProgressError(
         { actor: meanwhile.startedBy, startedAt: formatLocalDateTime(meanwhile.startedAt, config.timeZone) },
@@ -867,7 +875,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         true,
       );
     }
-    // Still 'busy' after every attempt (another start stuck before its commit): refused all the same.
+    // A run going on is named by monthEndInProgress (its row, once committed; a start still stuck
+    // before its commit has none to name yet, and is refused naming who started it, when known).
     if (!release || typeof inserted !== 'number') throw await monthEndInProgress();
     const runId = inserted;
     const state: MonthEndState = { outcomes: [], usersTotal: 0, usersDone: 0, isAbandoned: false };
@@ -1065,13 +1074,32 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       offset: (page - 1) * MONTH_END_RUNS_PAGE_SIZE,
       limit: MONTH_END_RUNS_PAGE_SIZE,
     });
-    const pageCount = pageCountOrNotFound(
+    const pageCount = monthEndRunsPageCountOf(count, page);
+    return { runs: rows.map(monthEndRunViewOf), page, pageCount, count };
+  }
+
+  /** How many pages `count` month-end runs fill; a page past the last is a 404 saying how many runs there are. */
+  function monthEndRunsPageCountOf(count: number, page: number): number {
+    return pageCountOrNotFound(
       count,
       MONTH_END_RUNS_PAGE_SIZE,
       page,
       (pages) => `There ${count === 1 ? 'is' : 'are'} ${counted(count, 'month-end run')} on ${counted(pages, 'page')}`,
     );
-    return { runs: rows.map(monthEndRunViewOf), page, pageCount, count };
+  }
+
+  /**
+   * What /admin/month-end?page= refuses (a page past the last, 404), for a HEAD: the runs counted,
+   * none read or settled. Page 1 is always there (with no run, it says so) and needs no query.
+   */
+  async function checkMonthEndRunsPage(page: number): Promise<void> {
+    if (page === 1) return;
+    monthEndRunsPageCountOf(await monthEndRunsRepository.countRuns(db), page);
+  }
+
+  /** Nothing when month-end run `id` is there, else its 404: for a HEAD of its page, which reads no more. */
+  async function assertMonthEndRunFound(id: number): Promise<void> {
+    if (!(await monthEndRunsRepository.findRun(db, id))) throw notFoundById('Month-end run', id);
   }
 
   /** The run under way, if any, and the newest run that has ended (the billing page). */
@@ -1481,18 +1509,34 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return receipt;
   }
 
+  /** How many pages a receipt's items fill; a page past the last is a 404 saying how many there are. */
+  function itemPageCountOf(receipt: FoundReceipt, page: number): number {
+    const count = receipt._count.items;
+    return pageCountOrNotFound(
+      count,
+      RECEIPT_ITEMS_PAGE_SIZE,
+      page,
+      (pages) => `Receipt #${receipt.id} lists ${counted(count, 'job')} on ${counted(pages, 'page')}`,
+    );
+  }
+
+  /**
+   * What the page of receipt `id` refuses (`username`'s only when given, as getForUser): a receipt
+   * not there for the asker, or a page past its items' last (404), found from the receipt's row and
+   * its count of items alone. For a HEAD (a link checker, `curl -I`), which answers the status and
+   * headers of its GET and used to read the page's items, payments and refunds for nothing.
+   */
+  async function checkReceiptPage(id: number, page: number, username?: string): Promise<void> {
+    itemPageCountOf(await findOrFail(id, username), page);
+  }
+
   /**
    * A receipt with one page of its items (RECEIPT_ITEMS_PAGE_SIZE), whether a payment of it is
    * held, and the online payment that paid it; a page past the last is a 404.
    */
   async function withItemsPage(receipt: FoundReceipt, page: number) {
     const count = receipt._count.items;
-    const pageCount = pageCountOrNotFound(
-      count,
-      RECEIPT_ITEMS_PAGE_SIZE,
-      page,
-      (pages) => `Receipt #${receipt.id} lists ${counted(count, 'job')} on ${counted(pages, 'page')}`,
-    );
+    const pageCount = itemPageCountOf(receipt, page);
     const offset = (page - 1) * RECEIPT_ITEMS_PAGE_SIZE;
     const [items, isPaymentHeld, paidOnline, paidWith, openPayments, refunded] = await Promise.all([
       receiptsRepository.listItems(db, receipt.id, { offset, limit: RECEIPT_ITEMS_PAGE_SIZE }),
@@ -1632,15 +1676,15 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     }
   }
 
-  /**
-   * A receipt with every one of its items, for printing it whole, `username`'s only when given
-   * (as getForUser). The items come in batches as the page is written, never all at once.
-   */
   /** Nothing when the receipt is there for the asker (a user's own; any, for an admin), else its 404. */
   async function assertFound(id: number, username?: string): Promise<void> {
     await findOrFail(id, username);
   }
 
+  /**
+   * A receipt with every one of its items, for printing it whole, `username`'s only when given
+   * (as getForUser). The items come in batches as the page is written, never all at once.
+   */
   async function getPrintable(id: number, username?: string) {
     const receipt = await findOrFail(id, username);
     // On paper too: the receipt's page says a payment is being checked, or was refunded, but only on screen.
@@ -1757,7 +1801,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
-  async function listForAdmin(filter: TReceiptFilter) {
+  /** The admin list's filter for the repository, once checked: a reversed window 400, a run not there 404. */
+  async function checkedAdminFilterOf(filter: TReceiptFilter): Promise<receiptsRepository.ReceiptFilter> {
     // Answered like the other windows (/admin/usage, /admin/paid.csv): an empty list with zero
     // totals would read as "nothing was billed" rather than "these dates are the wrong way round".
     if (filter.start && filter.end && filter.start > filter.end) {
@@ -1767,13 +1812,33 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     if (filter.run !== undefined && !(await monthEndRunsRepository.findRun(db, filter.run))) {
       throw new UnknownRunFilterError(filter.run);
     }
-    const repoFilter: receiptsRepository.ReceiptFilter = {
+    return {
       status: filter.status,
       username: filter.user || undefined,
       createdFrom: filter.start ? startOfLocalDay(filter.start, config.timeZone) : undefined,
       createdBefore: filter.end ? endOfLocalDay(filter.end, config.timeZone) : undefined,
       monthEndRunId: filter.run,
     };
+  }
+
+  /**
+   * What /admin/receipts refuses (listForAdmin's 400 and 404s), for a HEAD: the receipts matching
+   * counted for a later page, none read or summed. Page 1 is always there.
+   */
+  async function checkAdminListPage(filter: TReceiptFilter): Promise<void> {
+    const repoFilter = await checkedAdminFilterOf(filter);
+    if (filter.page === 1) return;
+    assertListPageExists('The filters match', await receiptsRepository.countReceipts(db, repoFilter), filter.page);
+  }
+
+  /** What /me/receipts?page= refuses (a page past the last, 404), for a HEAD: the user's receipts counted, none read. */
+  async function checkOwnListPage(username: string, page: number): Promise<void> {
+    if (page === 1) return;
+    assertListPageExists('You have', await receiptsRepository.countReceipts(db, { username }), page);
+  }
+
+  async function listForAdmin(filter: TReceiptFilter) {
+    const repoFilter = await checkedAdminFilterOf(filter);
     const [{ rows, count }, totals, received] = await Promise.all([
       receiptsRepository.listReceipts(db, repoFilter, { offset: (filter.page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),
       receiptsRepository.sumByStatus(db, repoFilter),
@@ -1839,7 +1904,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     startMonthEnd,
     runMonthEnd,
     getMonthEndRun,
+    assertMonthEndRunFound,
     listMonthEndRuns,
+    checkMonthEndRunsPage,
     findMonthEndRuns,
     markPaid,
     voidReceipt,
@@ -1848,6 +1915,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     findHeldPaymentsOf,
     getById,
     assertFound,
+    checkReceiptPage,
+    checkOwnListPage,
+    checkAdminListPage,
     getPrintable,
     streamItemsCsv,
     listForAdmin,

@@ -231,7 +231,7 @@ function countJobsSql(filter: JobFilter): Prisma.Sql {
 }
 
 /** How many jobs are in the window (a prepared statement, like findJobsPage). */
-async function countJobs(pool: pg.Pool, filter: JobFilter): Promise<number> {
+export async function countJobs(pool: pg.Pool, filter: JobFilter): Promise<number> {
   const rows = await queryPrepared<{ count: string }>(pool, countJobsSql(filter));
   return Number(rows[0]?.count ?? 0);
 }
@@ -351,14 +351,7 @@ export async function findBilledPage(
   page: { offset: number; limit: number },
   minorDigits: number,
 ): Promise<{ rows: BilledRow[]; count: number; cost: Prisma.Decimal }> {
-  const from = Prisma.sql`FROM slurm_jobs j
-      JOIN LATERAL (
-             SELECT ri.cost, rc.id AS receipt_id, rc.status, rc.created_at
-               FROM receipt_items ri
-               JOIN receipts rc ON rc.id = ri.receipt_id
-              WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
-              LIMIT 1) b ON true
-     WHERE ${whereOf(filter)}`;
+  const from = billedJobsFromSql(filter);
   const [rows, counted] = await Promise.all([
     db.$queryRaw<BilledRow[]>(Prisma.sql`
       SELECT b.receipt_id AS "receiptId", b.status::text AS "receiptStatus", b.created_at AS "receiptCreatedAt",
@@ -377,6 +370,33 @@ export async function findBilledPage(
     count: Number(counted[0]?.count ?? 0),
     cost: new Prisma.Decimal(counted[0]?.cost ?? 0),
   };
+}
+
+function billedJobsFromSql(filter: JobFilter): Prisma.Sql {
+  return Prisma.sql`FROM slurm_jobs j
+      JOIN LATERAL (
+             SELECT ri.cost, rc.id AS receipt_id, rc.status, rc.created_at
+               FROM receipt_items ri
+               JOIN receipts rc ON rc.id = ri.receipt_id
+              WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
+              LIMIT 1) b ON true
+     WHERE ${whereOf(filter)}`;
+}
+
+/** How many jobs of the window are on a live receipt (findBilledPage's count), without a row of them. */
+export async function countBilledJobs(db: Db, filter: JobFilter): Promise<number> {
+  const rows = await db.$queryRaw<{ count: bigint }[]>(
+    Prisma.sql`SELECT count(*) AS count ${billedJobsFromSql(filter)}`,
+  );
+  return Number(rows[0]?.count ?? 0);
+}
+
+/** When the window's last job ended, or null for a window without one. */
+export async function findLastJobEnd(db: Db, filter: JobFilter): Promise<Date | null> {
+  const rows = await db.$queryRaw<{ last: Date | null }[]>(
+    Prisma.sql`SELECT max(j.end_at) AS last FROM slurm_jobs j WHERE ${whereOf(filter)}`,
+  );
+  return rows[0]?.last ?? null;
 }
 
 /** Columns of a usage CSV row, in the order streamCsvLines writes them. */

@@ -4,7 +4,13 @@ import type { CsvExports } from '../../http/csv-exports.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
-import { type BackLink, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import {
+  answerHeadWithoutWork,
+  type BackLink,
+  offerWayBack,
+  sessionUserOf,
+  typedIn,
+} from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
@@ -272,6 +278,13 @@ export function usageRoutes(deps: {
   const router = express.Router();
 
   router.get('/me', guards.requireUser, async (req, res) => {
+    // A HEAD (a link checker, `curl -I`) gets the status and type of its GET, refused as the GET is
+    // (a bad window 400, a page past the last 404), without the jobs, their sums or the held payments.
+    if (req.method === 'HEAD') {
+      await usage.checkUserUsagePage(sessionUserOf(req).username, parseInput(ZUsageQuery, req.query));
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     // A script gets the page's data as JSON, and a refused window or page as {error, code}.
     if (prefersJson(req)) {
       const page = await usage.getUserUsage(sessionUserOf(req).username, parseInput(ZUsageQuery, req.query));

@@ -440,6 +440,38 @@ export function createUsageService(deps: UsageServiceDeps) {
   }
 
   /**
+   * What the /me page of `query` refuses, for a HEAD (a link checker, `curl -I`), which answers the
+   * status and headers of its GET: the window and view (400) as getUserUsage checks them, and a page
+   * past the last (404) by counting what it lists, without reading, pricing or summing a job. Page 1
+   * is always there (an empty window says so), and is checked without a query.
+   */
+  async function checkUserUsagePage(username: string, query: TUsageQuery): Promise<void> {
+    const window = resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
+    if (query.page === 1) return;
+    const filter = { from: window.from, before: window.before, user: username };
+    if (query.view === 'billed') {
+      assertPageExists(window, 'billed', query.page, await usageRepository.countBilledJobs(db, filter));
+      return;
+    }
+    if (query.view === 'detail') {
+      assertPageExists(window, 'detail', query.page, await usageRepository.countJobs(deps.db.pool, filter));
+      return;
+    }
+    // Per day lists the window's days up to today, and after it up to its last day with a job (getUserUsage).
+    const today = toLocalDate(now(), config.timeZone);
+    let lastListed: string | undefined = window.end <= today ? window.end : window.start <= today ? today : undefined;
+    if (window.end > today) {
+      const afterToday = startOfLocalDay(addLocalDays(today, 1), config.timeZone);
+      const from = afterToday > window.from ? afterToday : window.from;
+      const lastEnd = await usageRepository.findLastJobEnd(db, { ...filter, from });
+      if (lastEnd) lastListed = toLocalDate(lastEnd, config.timeZone);
+    }
+    const listed = lastListed === undefined ? 0 : daysBetween(window.start, lastListed) + 1;
+    const isAnyToCome = listed < daysBetween(window.start, window.end) + 1;
+    assertPageExists(window, 'aggregate', query.page, listed, isAnyToCome ? today : undefined);
+  }
+
+  /**
    * What getAdminUsage refuses, checked without reading a job: for a HEAD of /admin/usage, which
    * answers the status and headers of its GET and used to sum up to a year of jobs for nothing.
    */
@@ -524,6 +556,7 @@ export function createUsageService(deps: UsageServiceDeps) {
   return {
     resolveWindow,
     getUserUsage,
+    checkUserUsagePage,
     checkAdminUsageQuery,
     getAdminUsage,
     streamUserCsv,
