@@ -139,6 +139,28 @@ describe('malformed sacct lines', () => {
     expect(jobsOf(items).size).toBe(2);
   });
 
+  // A line whose JobID is the damaged field: the skip has no job id to name (the run then says "a record
+  // (line N)" and counts each such line), never an empty one ("job  (line N)", all counted as one).
+  it.each([
+    [
+      'an empty JobID',
+      '|8|ann|COMPLETED|00:01:00|00:30.000|cpu=1|||2025-01-01T00:00:00|2025-01-01T00:01:00',
+      /^not a Slurm job id: ""$/,
+    ],
+    [
+      'a JobID of spaces',
+      '  |8|ann|COMPLETED|00:01:00|00:30.000|cpu=1|||2025-01-01T00:00:00|2025-01-01T00:01:00',
+      /^not a Slurm job id: " {2}"$/,
+    ],
+    ['an empty JobID and too few fields', '|8|ann|COMPLETED', /^expected 11 fields, found 4$/],
+  ])('a line with %s is skipped without a job id, by its line number', (_label, line, reason) => {
+    const items = parseSacctText([header, good, goodStep, line, good.replaceAll('7', '5')].join('\n'), options);
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([
+      { kind: 'skip', line: 4, jobId: null, reason: expect.stringMatching(reason) },
+    ]);
+    expect([...jobsOf(items).keys()].sort()).toEqual(['5', '7']);
+  });
+
   it('skips a whole job when one of its steps is malformed (its sums would be wrong)', () => {
     const badStep = goodStep.replace('1024K', '12Q');
     const items = parseSacctText([header, good, badStep, goodStep.replace('batch', '0')].join('\n'), options);

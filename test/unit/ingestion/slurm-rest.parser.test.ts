@@ -340,6 +340,9 @@ describe('malformed records', () => {
       /^job_id is not a positive integer: \{"set":false/,
     ],
     ['a negative number', -1, '-1', /^job_id is not a positive integer: -1$/],
+    // No id to name: the run says "a record (record N)", not "job  (record N)".
+    ['an empty string', '', null, /^job_id is not a positive integer: ""$/],
+    ['a string of spaces', '   ', null, /^job_id is not a positive integer: " {3}"$/],
   ])('a record whose job_id is %s is skipped with that id cut short', (_label, jobId, logged, reason) => {
     const record = structuredClone(
       (readJson('22.05/final/rest-dbv0.0.38-jobs.json') as { jobs: Record<string, unknown>[] }).jobs[0],
