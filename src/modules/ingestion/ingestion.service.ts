@@ -464,6 +464,26 @@ export function createIngestionService(deps: IngestionDeps) {
     }
   }
 
+  /** Access warnings already logged, by source: each is logged once in the process, and noted on every run. */
+  const loggedAccessWarnings = new Map<string, string>();
+
+  /**
+   * The source that answered may have read only some users' jobs (its account no operator, where
+   * PrivateData=jobs hides the others): said in the run's notes, and in the log the first time.
+   */
+  async function noteAccessWarning(answeredSource: string, notes: Record<string, string>, runId: number) {
+    const source = deps.sources.find((candidate) => candidate.name === answeredSource);
+    const warning = await source?.findAccessWarning?.().catch(() => null);
+    if (!warning) {
+      loggedAccessWarnings.delete(answeredSource);
+      return;
+    }
+    notes.access = warning;
+    if (loggedAccessWarnings.get(answeredSource) === warning) return;
+    loggedAccessWarnings.set(answeredSource, warning);
+    logger.warn({ runId, source: answeredSource, warning }, "ingestion may read only some users' jobs");
+  }
+
   async function runLocked(
     trigger: TTrigger,
     window: IngestWindow,
@@ -553,7 +573,10 @@ export function createIngestionService(deps: IngestionDeps) {
       throw schemaBehind;
     }
     if (!answered) delete notes.fileFingerprint;
-    else await noteBrokenFallbacks(answered.source, notes);
+    else {
+      await noteBrokenFallbacks(answered.source, notes);
+      await noteAccessWarning(answered.source, notes, runId);
+    }
     if (answered && answered.counts.warned > 0) {
       notes.warnings = `${answered.counts.warned} job(s) stored with End before Start (billed by elapsed time), first: ${answered.counts.firstWarning}`;
     }
