@@ -132,8 +132,9 @@ function jobKeyOf(job: Pick<NormalizedJob, 'cluster' | 'jobId'>): string {
 }
 
 /** Where a record came from, as the notes name it: a line of sacct output, a record of a JSON answer. */
-function lineLabel(source: JobSource, line: number): string {
-  return source.name === 'slurmrestd' ? `record ${line}` : `line ${line}`;
+function lineLabel(source: JobSource, line: number, output?: string): string {
+  const label = source.name === 'slurmrestd' ? `record ${line}` : `line ${line}`;
+  return output === undefined ? label : `${label} of ${output}`;
 }
 
 /** Ingestion runs: one at a time cluster-wide, sources tried in order, writes batched. */
@@ -358,7 +359,7 @@ export function createIngestionService(deps: IngestionDeps) {
           const isLogged = countSkip(
             skipKeyOf(item),
             () =>
-              `${item.jobId === null ? 'a record' : `job ${truncate(item.jobId, MAX_LOGGED_JOB_ID)}`} (${lineLabel(source, item.line)}): ${truncate(item.reason, 300)}`,
+              `${item.jobId === null ? 'a record' : `job ${truncate(item.jobId, MAX_LOGGED_JOB_ID)}`} (${lineLabel(source, item.line, item.output)}): ${truncate(item.reason, 300)}`,
           );
           if (isLogged) {
             // The parsers cut these short already; a log line stays bounded whatever the source.
@@ -366,6 +367,7 @@ export function createIngestionService(deps: IngestionDeps) {
               {
                 source: source.name,
                 line: item.line,
+                ...(item.output === undefined ? {} : { output: item.output }),
                 jobId: item.jobId === null ? null : truncate(item.jobId, MAX_LOGGED_JOB_ID),
                 reason: truncate(item.reason, 300),
               },

@@ -174,7 +174,13 @@ async function* readInSlices(
     const length = end.getTime() - start.getTime();
     try {
       // sacct prints its header and nothing else before slurmdbd's refusal: no job comes twice.
-      yield* runSacct(options, { start, end }, readOptions, checkCluster);
+      const slice = runSacct(options, { start, end }, readOptions, checkCluster);
+      if (start.getTime() === window.start.getTime() && end.getTime() === window.end.getTime()) yield* slice;
+      else {
+        // One output of several, each numbered from its own header: a skip says which its line is in.
+        const output = `sacct's output for ${isoSeconds(start)} .. ${isoSeconds(end)}`;
+        for await (const item of slice) yield item.kind === 'skip' ? { ...item, output } : item;
+      }
     } catch (error) {
       if (!(error instanceof QueryTooWideError)) throw error;
       if (length <= MIN_SLICE_MS) {
@@ -187,6 +193,11 @@ async function* readInSlices(
     }
     start = end;
   } while (start < window.end);
+}
+
+/** `2026-11-22T16:00:00Z`: an instant as a skip's note names a slice's edges. */
+function isoSeconds(date: Date): string {
+  return `${date.toISOString().slice(0, 19)}Z`;
 }
 
 /**

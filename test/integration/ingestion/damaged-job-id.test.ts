@@ -4,12 +4,13 @@
  * a job id. An empty JobID used to be named as a job ("job  (line 3)") and every line of it counted as
  * one skip, so a run that left out three records said it had skipped one.
  */
-import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
+import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
@@ -62,6 +63,53 @@ describe('a line whose JobID is the damaged field', () => {
       { line: 3, jobId: null },
       { line: 5, jobId: null },
       { line: 6, jobId: null },
+    ]);
+  });
+});
+
+/**
+ * A window longer than a day is read by one sacct per day (docs/ingestion.md), and each sacct's output is
+ * numbered from its own header: "line 2" alone did not say which day's output to look in.
+ */
+describe('a damaged line in one of the sacct outputs a long window is read in', () => {
+  it('names the line with the window of the sacct output it is in', async () => {
+    const header = 'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES';
+    const script = path.join(dir, 'sacct-damaged');
+    // A stand-in sacct printing, for every window, its header and a line without a JobID.
+    writeFileSync(script, `#!/bin/sh\nprintf '%s\\n' '${header}' '${row('', 'bob')}'\n`);
+    chmodSync(script, 0o755);
+    const window = { start: new Date('2026-11-21T16:00:00Z'), end: new Date('2026-11-23T16:00:00Z') };
+    const logged: string[] = [];
+    const result = await createIngestionService({
+      db,
+      sources: [
+        createSacctSource({
+          sacctPath: script,
+          timeZone: 'UTC',
+          cluster: undefined,
+          defaultCluster: 'lab',
+          inheritedEnvironment: process.env,
+          timeoutMs: 5000,
+          runAs: null,
+        }),
+      ],
+      unconfigured: {},
+      logger: pino({ level: 'warn' }, { write: (line: string) => logged.push(line) }),
+      metrics: createMetrics(),
+      overlapSec: 0,
+      initialLookbackSec: 3600,
+      now: () => window.end,
+    }).runOnce({ trigger: 'manual', window, force: true });
+    if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
+    expect(result.run).toMatchObject({ outcome: 'partial', seen: 0, skipped: 2 });
+    expect(result.run.sourceNotes.skipped).toBe(
+      "2 job(s) skipped, first: a record (line 2 of sacct's output for 2026-11-21T16:00:00Z .. 2026-11-22T16:00:00Z): " +
+        'not a Slurm job id: ""',
+    );
+    const skips = logged.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'skipped a malformed record');
+    expect(skips.map(({ line, output }) => ({ line, output }))).toEqual([
+      { line: 2, output: "sacct's output for 2026-11-21T16:00:00Z .. 2026-11-22T16:00:00Z" },
+      { line: 2, output: "sacct's output for 2026-11-22T16:00:00Z .. 2026-11-23T16:00:00Z" },
     ]);
   });
 });
