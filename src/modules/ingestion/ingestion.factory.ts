@@ -27,6 +27,8 @@ export function buildSources(config: AppConfig): { sources: JobSource[]; unconfi
         cluster: ingestion.cluster,
         maxAttempts: 3,
         retryBaseMs: 500,
+        // Warn when SLURMRESTD_USER is no operator: under PrivateData=jobs it reads its own jobs alone.
+        checksUserLevel: true,
       }),
     );
   } else unconfigured.slurmrestd = 'not configured (SLURMRESTD_URL unset)';

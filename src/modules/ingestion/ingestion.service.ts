@@ -159,8 +159,9 @@ function jobKeyOf(job: Pick<NormalizedJob, 'cluster' | 'jobId'>): string {
 }
 
 /** Where a record came from, as the notes name it: a line of sacct output, a record of a JSON answer. */
-function lineLabel(source: JobSource, line: number): string {
-  return source.name === 'slurmrestd' ? `record ${line}` : `line ${line}`;
+function lineLabel(source: JobSource, line: number, output?: string): string {
+  const label = source.name === 'slurmrestd' ? `record ${line}` : `line ${line}`;
+  return output === undefined ? label : `${label} of ${output}`;
 }
 
 /** Ingestion runs: one at a time cluster-wide, sources tried in order, writes batched. */
@@ -385,7 +386,7 @@ export function createIngestionService(deps: IngestionDeps) {
           const isLogged = countSkip(
             skipKeyOf(item),
             () =>
-              `${item.jobId === null ? 'a record' : `job ${truncate(item.jobId, MAX_LOGGED_JOB_ID)}`} (${lineLabel(source, item.line)}): ${truncate(item.reason, 300)}`,
+              `${item.jobId === null ? 'a record' : `job ${truncate(item.jobId, MAX_LOGGED_JOB_ID)}`} (${lineLabel(source, item.line, item.output)}): ${truncate(item.reason, 300)}`,
           );
           if (isLogged) {
             // The parsers cut these short already; a log line stays bounded whatever the source.
@@ -393,6 +394,7 @@ export function createIngestionService(deps: IngestionDeps) {
               {
                 source: source.name,
                 line: item.line,
+                ...(item.output === undefined ? {} : { output: item.output }),
                 jobId: item.jobId === null ? null : truncate(item.jobId, MAX_LOGGED_JOB_ID),
                 reason: truncate(item.reason, 300),
               },
@@ -493,6 +495,26 @@ export function createIngestionService(deps: IngestionDeps) {
     }
   }
 
+  /** Access warnings already logged, by source: each is logged once in the process, and noted on every run. */
+  const loggedAccessWarnings = new Map<string, string>();
+
+  /**
+   * The source that answered may have read only some users' jobs (its account no operator, where
+   * PrivateData=jobs hides the others): said in the run's notes, and in the log the first time.
+   */
+  async function noteAccessWarning(answeredSource: string, notes: Record<string, string>, runId: number) {
+    const source = deps.sources.find((candidate) => candidate.name === answeredSource);
+    const warning = await source?.findAccessWarning?.().catch(() => null);
+    if (!warning) {
+      loggedAccessWarnings.delete(answeredSource);
+      return;
+    }
+    notes.access = warning;
+    if (loggedAccessWarnings.get(answeredSource) === warning) return;
+    loggedAccessWarnings.set(answeredSource, warning);
+    logger.warn({ runId, source: answeredSource, warning }, "ingestion may read only some users' jobs");
+  }
+
   async function runLocked(
     trigger: TTrigger,
     window: IngestWindow,
@@ -588,7 +610,10 @@ export function createIngestionService(deps: IngestionDeps) {
       throw storeFailure;
     }
     if (!answered) delete notes.fileFingerprint;
-    else await noteBrokenFallbacks(answered.source, notes);
+    else {
+      await noteBrokenFallbacks(answered.source, notes);
+      await noteAccessWarning(answered.source, notes, runId);
+    }
     if (answered && answered.counts.warned > 0) {
       notes.warnings = `${answered.counts.warned} job(s) stored with End before Start (billed by elapsed time), first: ${answered.counts.firstWarning}`;
     }

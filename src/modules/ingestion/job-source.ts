@@ -28,6 +28,12 @@ export interface JobSource {
    * one is seen before the outage it is there for.
    */
   findSetupProblem?(): Promise<string | null>;
+  /**
+   * Why this source, though it answered, may be reading only some users' jobs (a slurmrestd user who is
+   * no operator, where PrivateData=jobs would hide the others), or null. Asked after it answered; the
+   * run's notes and the log say it.
+   */
+  findAccessWarning?(): Promise<string | null>;
   /** For file sources: changes whenever the file does, so an unchanged file can be skipped. */
   fingerprint?(): Promise<{ value: string; modifiedAt: Date }>;
 }

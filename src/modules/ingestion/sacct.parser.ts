@@ -604,12 +604,17 @@ const PIPE_FREE_COLUMNS = new Set([
   'Reason',
 ]);
 
-/** A skip as the run logs it: the JobID column's value and the reason, both cut short. */
+/**
+ * A skip as the run logs it: the JobID column's value and the reason, both cut short. A JobID that is
+ * empty or blank (the damaged field itself) names no job: the run then names the record by its line
+ * ("a record (line 4)") and counts each such line. Passed on as `''`, it was named "job  (line 4)", and
+ * every record without a JobID counted as one skip under that one empty name.
+ */
 function skipItem(line: number, jobId: string | null, reason: string, job?: SkippedJob): SourceItem {
   return {
     kind: 'skip',
     line,
-    jobId: jobId === null ? null : shortId(jobId),
+    jobId: jobId === null || jobId.trim() === '' ? null : shortId(jobId),
     reason: truncate(reason, 300),
     ...(job ? { job: { cluster: job.cluster, jobId: job.jobId } } : {}),
   };

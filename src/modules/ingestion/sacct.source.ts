@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { access, constants, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { CpuBasis } from '../pricing/pricing.js';
 import { type AllocationsOnly, StepRowWatch } from './allocations-only.js';
@@ -19,6 +20,14 @@ import {
 } from './job-source.js';
 import { readLineChunks } from './line-reader.js';
 import { SACCT_FORMAT, SacctParser } from './sacct.parser.js';
+import {
+  isJobsPrivate,
+  isPrivilegedLevel,
+  privateJobsSacctMessage,
+  readDbdPrivateData,
+  readSacctmgrAdminLevel,
+  readSlurmUserId,
+} from './slurm-access.js';
 import type { SourceItem } from './slurm-job.model.js';
 import { formatSacctWindowEdge, SACCT_TERMINAL_STATE_LIST, truncate } from './slurm-time.parser.js';
 
@@ -34,6 +43,11 @@ export interface SacctSourceOptions {
    * (SACCTMGR_PATH); default: `sacctmgr` beside `sacctPath`.
    */
   sacctmgrPath?: string;
+  /**
+   * The user sacct runs as (this process's), whose right to read every job is checked before the first
+   * read (createAccessCheck); default: os.userInfo(). Null: not known, not checked.
+   */
+  runAs?: { uid: number; name: string } | null;
   /** The environment sacct and sacctmgr inherit (the app's, from configuration); see sacctEnvironment. */
   inheritedEnvironment: Readonly<Record<string, string | undefined>>;
   /**
@@ -74,9 +88,13 @@ export function createSacctSource(options: SacctSourceOptions): JobSource {
   // A cluster sacctmgr listed once stays known: deleting a cluster from slurmdbd is rare and
   // deliberate, and a quiet window then costs no sacctmgr call.
   const cluster = options.cluster ? createClusterCheck(options, options.cluster) : undefined;
+  const checkAccess = createAccessCheck(options);
   return {
     name: 'sacct',
-    read: (window, readOptions) => readInSlices(options, window, readOptions, cluster),
+    async *read(window, readOptions) {
+      await checkAccess(readOptions?.signal);
+      yield* readInSlices(options, window, readOptions, cluster);
+    },
     async findSetupProblem() {
       // A bare name is looked up on the PATH sacct is run with, as spawn does.
       if (!options.sacctPath.includes('/')) {
@@ -156,7 +174,13 @@ async function* readInSlices(
     const length = end.getTime() - start.getTime();
     try {
       // sacct prints its header and nothing else before slurmdbd's refusal: no job comes twice.
-      yield* runSacct(options, { start, end }, readOptions, checkCluster);
+      const slice = runSacct(options, { start, end }, readOptions, checkCluster);
+      if (start.getTime() === window.start.getTime() && end.getTime() === window.end.getTime()) yield* slice;
+      else {
+        // One output of several, each numbered from its own header: a skip says which its line is in.
+        const output = `sacct's output for ${isoSeconds(start)} .. ${isoSeconds(end)}`;
+        for await (const item of slice) yield item.kind === 'skip' ? { ...item, output } : item;
+      }
     } catch (error) {
       if (!(error instanceof QueryTooWideError)) throw error;
       if (length <= MIN_SLICE_MS) {
@@ -169,6 +193,11 @@ async function* readInSlices(
     }
     start = end;
   } while (start < window.end);
+}
+
+/** `2026-11-22T16:00:00Z`: an instant as a skip's note names a slice's edges. */
+function isoSeconds(date: Date): string {
+  return `${date.toISOString().slice(0, 19)}Z`;
 }
 
 /**
@@ -212,6 +241,86 @@ function createClusterCheck(
         'Set SLURM_CLUSTER to one of those, or unset it',
     );
   };
+}
+
+/** The user this process runs as, which sacct runs as; null when the system cannot say. */
+function currentUser(): { uid: number; name: string } | null {
+  try {
+    const { uid, username } = os.userInfo();
+    return uid >= 0 && username ? { uid, name: username } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * With PrivateData=jobs in slurmdbd.conf, sacct run by a user who is not an operator or administrator
+ * (nor root, nor the SlurmUser) prints that user's jobs alone, exit 0 and no error (seen on the lab),
+ * and every other user's jobs went unread, and unbilled, for good: the run succeeded and moved its window
+ * on. Before the first read the source asks sacctmgr for slurmdbd's PrivateData (`show configuration`)
+ * and, where it names jobs, the user's administrator level; a user who may read only their own jobs fails
+ * the attempt as a setting to fix (nothing read, the window does not move). Root needs no asking. A
+ * user found able to read every job is not asked about again in this process; sacctmgr failing is not
+ * taken for a refusal (the read goes on, and the next read asks again).
+ */
+function createAccessCheck(options: SacctSourceOptions): (signal: AbortSignal | undefined) => Promise<void> {
+  const runAs = options.runAs === undefined ? currentUser() : options.runAs;
+  let isKnownAble = runAs === null || runAs.uid === 0;
+  return async (signal) => {
+    if (isKnownAble || runAs === null) return;
+    const sacctmgrPath = options.sacctmgrPath ?? defaultSacctmgrPath(options.sacctPath);
+    const env = sacctEnvironment(options.inheritedEnvironment, options.timeZone);
+    let configuration: string;
+    try {
+      configuration = await runSacctmgr(sacctmgrPath, ['show', 'configuration'], options.timeoutMs, env, signal);
+    } catch {
+      throwIfStopped(signal);
+      return;
+    }
+    const privateData = readDbdPrivateData(configuration);
+    if (privateData === null) return;
+    if (!isJobsPrivate(privateData) || readSlurmUserId(configuration) === runAs.uid) {
+      isKnownAble = true;
+      return;
+    }
+    let users: string;
+    try {
+      users = await runSacctmgr(
+        sacctmgrPath,
+        ['--noheader', '--parsable2', 'show', 'user', runAs.name, 'format=user,adminlevel'],
+        options.timeoutMs,
+        env,
+        signal,
+      );
+    } catch {
+      throwIfStopped(signal);
+      return;
+    }
+    const level = readSacctmgrAdminLevel(users, runAs.name);
+    if (level !== null && isPrivilegedLevel(level)) {
+      isKnownAble = true;
+      return;
+    }
+    throw new SourceConfigError(privateJobsSacctMessage(runAs.name, level));
+  };
+}
+
+/** sacctmgr's stdout for `args`; rejects when it cannot be run, fails, or takes longer than `timeoutMs`. */
+function runSacctmgr(
+  sacctmgrPath: string,
+  args: string[],
+  timeoutMs: number,
+  env: NodeJS.ProcessEnv,
+  signal: AbortSignal | undefined,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      sacctmgrPath,
+      args,
+      { shell: false, env, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024, signal },
+      (error, stdout) => (error ? reject(error) : resolve(stdout)),
+    );
+  });
 }
 
 /** The cluster names slurmdbd knows: `sacctmgr -n -P show cluster format=cluster`, one a line. */

@@ -76,7 +76,18 @@ export interface NormalizedJob {
  */
 export type SourceItem =
   | { kind: 'job'; job: NormalizedJob; line: number }
-  | { kind: 'skip'; line: number; jobId: string | null; reason: string; job?: SkippedJob };
+  | {
+      kind: 'skip';
+      line: number;
+      jobId: string | null;
+      reason: string;
+      job?: SkippedJob;
+      /**
+       * Which output `line` counts in, where a read is several (sacct's one a day over a long window,
+       * each numbered from its own header): "sacct's output for <start> .. <end>".
+       */
+      output?: string;
+    };
 
 /** The cluster and JobIDRaw of a skipped record's job, as its row would have them. */
 export interface SkippedJob {

@@ -458,8 +458,9 @@ export function parseSlurmRestJobsResponse(body: unknown, options: SlurmRestPars
       return { kind: 'job', job: parseSlurmRestJob(record, options), line: index + 1 };
     } catch (error) {
       const rawId = isObject(record) ? record.job_id : undefined;
+      // A blank job_id names no job: the run names the record by its place, as one without a job_id.
       const jobId =
-        rawId === undefined || rawId === null
+        rawId === undefined || rawId === null || (typeof rawId === 'string' && rawId.trim() === '')
           ? null
           : typeof rawId === 'string'
             ? truncate(rawId, MAX_LOGGED_JOB_ID)

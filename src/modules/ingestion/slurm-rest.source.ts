@@ -12,6 +12,7 @@ import {
   SourceConfigError,
   SourceUnavailableError,
 } from './job-source.js';
+import { isPrivilegedLevel, readRestAdminLevel, restUserWarning } from './slurm-access.js';
 import type { SourceItem } from './slurm-job.model.js';
 import {
   isAuthenticationError,
@@ -49,6 +50,11 @@ export interface SlurmRestSourceOptions {
   maxBodyBytes?: number;
   /** The clock the window is written against up to v0.0.39 (relative times, below); tests fix it. */
   now?: () => Date;
+  /**
+   * Ask slurmrestd for SLURMRESTD_USER's administrator level (findAccessWarning); set from configuration
+   * (buildSources). Off, the source never asks.
+   */
+  checksUserLevel?: boolean;
 }
 
 /**
@@ -311,9 +317,36 @@ export function createSlurmRestSource(
     );
   };
 
+  // Whether SLURMRESTD_USER may read every job: once found an operator, not asked again in this process.
+  let isUserKnownAble = false;
+  /**
+   * Under PrivateData=jobs in slurmdbd.conf, slurmrestd answers a user who is not an operator or
+   * administrator with that user's own jobs alone, HTTP 200 and no error (seen on the lab), so every other
+   * user's went unread and unbilled. slurmrestd cannot say whether PrivateData is set, but it says the
+   * user's administrator level (`/slurmdb/v0.0.NN/user/{name}`): a user who is neither gets a warning.
+   * No answer, or one without the level, warns of nothing (the next run asks again).
+   */
+  const findAccessWarning = async (): Promise<string | null> => {
+    if (!options.checksUserLevel || isUserKnownAble || options.user === 'root') return null;
+    try {
+      const version = await detectVersion();
+      const body = await get(`slurmdb/${version}/user/${encodeURIComponent(options.user)}`);
+      const level = readRestAdminLevel(body, options.user);
+      if (level === null) return null;
+      if (isPrivilegedLevel(level)) {
+        isUserKnownAble = true;
+        return null;
+      }
+      return restUserWarning(options.user, level);
+    } catch {
+      return null;
+    }
+  };
+
   return {
     name: 'slurmrestd',
     detectVersion,
+    findAccessWarning,
     async *read(window: IngestWindow, readOptions?: ReadOptions): AsyncGenerator<SourceItem> {
       // A long window (the first run's INGEST_LOOKBACK_DAYS, a catch-up after an outage) of a busy
       // cluster is more than one answer can hold: slurmrestd pretty-prints some 13 kB a job, so 40,000

@@ -33,6 +33,8 @@ const options = (sacctPath: string, overrides: Partial<SacctSourceOptions> = {})
   // Read when the source runs, so a test's change to the environment reaches sacct as a restart would.
   inheritedEnvironment: process.env,
   timeoutMs: 5000,
+  // Whoever runs the tests: no PrivateData check (private-data-jobs.test.ts), so sacctmgr is asked only as these tests say.
+  runAs: null,
   ...overrides,
 });
 

@@ -4,10 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { CUT_LINE_MARK } from '../../../src/modules/ingestion/line-reader.js';
 import { findKeyColumnProblem, parseSacctText, SacctHeaderError } from '../../../src/modules/ingestion/sacct.parser.js';
 import {
+  findStorageProblem,
   findTimeProblem,
   type NormalizedJob,
   type SourceItem,
 } from '../../../src/modules/ingestion/slurm-job.model.js';
+import { computeResourceHours } from '../../../src/modules/pricing/pricing.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05');
 const read = (name: string) => readFileSync(path.join(FIXTURES, name), 'utf8');
@@ -137,6 +139,28 @@ describe('malformed sacct lines', () => {
     const skips = items.filter((item) => item.kind === 'skip');
     expect(skips).toEqual([expect.objectContaining({ line: 4, reason: expect.stringMatching(reason) })]);
     expect(jobsOf(items).size).toBe(2);
+  });
+
+  // A line whose JobID is the damaged field: the skip has no job id to name (the run then says "a record
+  // (line N)" and counts each such line), never an empty one ("job  (line N)", all counted as one).
+  it.each([
+    [
+      'an empty JobID',
+      '|8|ann|COMPLETED|00:01:00|00:30.000|cpu=1|||2025-01-01T00:00:00|2025-01-01T00:01:00',
+      /^not a Slurm job id: ""$/,
+    ],
+    [
+      'a JobID of spaces',
+      '  |8|ann|COMPLETED|00:01:00|00:30.000|cpu=1|||2025-01-01T00:00:00|2025-01-01T00:01:00',
+      /^not a Slurm job id: " {2}"$/,
+    ],
+    ['an empty JobID and too few fields', '|8|ann|COMPLETED', /^expected 11 fields, found 4$/],
+  ])('a line with %s is skipped without a job id, by its line number', (_label, line, reason) => {
+    const items = parseSacctText([header, good, goodStep, line, good.replaceAll('7', '5')].join('\n'), options);
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([
+      { kind: 'skip', line: 4, jobId: null, reason: expect.stringMatching(reason) },
+    ]);
+    expect([...jobsOf(items).keys()].sort()).toEqual(['5', '7']);
   });
 
   it('skips a whole job when one of its steps is malformed (its sums would be wrong)', () => {
@@ -706,5 +730,61 @@ describe('the job a skipped record is of, as its row would be keyed (cluster and
   it('without a JobIDRaw column, the job key, as readJob stores it', () => {
     const [skip] = parseSacctText(['JobID|User|State|ElapsedRaw', '6_1|ann|COMPLETED|x'].join('\n'), options);
     expect(skip).toMatchObject({ kind: 'skip', job: { cluster: 'fallback', jobId: '6_1' } });
+  });
+});
+
+// Job 1 of the lab (22.05/held-cancelled, recorded 2026-12-05): `sbatch -H`, then scancel while held,
+// never eligible nor started. With the sacct source's own arguments (`--state=...CA...`) sacct prints it
+// in the window it was cancelled in, Start = End = the cancel, Elapsed 0, no AllocTRES; other Slurm
+// builds and SLURM_TIME_FORMATs print `Unknown` or `None` for a time never set. Whatever the shape, it is
+// read (not skipped) as a CANCELLED job that holds nothing, and the pricing core bills it nothing.
+describe('a job held and then cancelled before it ran (22.05/held-cancelled)', () => {
+  const capture = read('held-cancelled/sacct.psv');
+  const [header = '', held = ''] = capture.split('\n');
+  const start = '2026-12-05T19:01:40';
+  it.each([
+    ['as sacct 22.05 printed it (Start = End)', held, new Date('2026-12-05T19:01:40Z'), true],
+    ['with Start Unknown', held.replace(`|${start}|${start}|`, `|Unknown|${start}|`), null, true],
+    ['with Start None', held.replace(`|${start}|${start}|`, `|None|${start}|`), null, true],
+    // No End: never taken as finished, so never billed (stored as not terminal).
+    ['with Start and End Unknown', held.replace(`|${start}|${start}|`, '|Unknown|Unknown|'), null, false],
+    ['with Elapsed instead of ElapsedRaw', held, new Date('2026-12-05T19:01:40Z'), true],
+  ])('%s: read as a CANCELLED job that holds nothing, billed nothing', (label, line, startAt, isTerminal) => {
+    const head = label.includes('ElapsedRaw') ? header.replace('|ElapsedRaw|', '|ElapsedRawX|') : header;
+    expect(line).not.toBe('');
+    const items = parseSacctText(`${head}\n${line}\n`, options);
+    expect(items.map((item) => item.kind)).toEqual(['job']);
+    const job = (items[0] as Extract<SourceItem, { kind: 'job' }>).job;
+    expect(job).toMatchObject({
+      jobId: '1',
+      user: 'alice',
+      state: 'CANCELLED',
+      isTerminal,
+      startAt,
+      elapsedSec: 0,
+      allocCpus: 0,
+      allocMemMb: 0,
+      allocGpus: 0,
+      allocTres: '',
+      totalCpuSec: 0,
+      stepCount: 0,
+      reqCpus: 1,
+    });
+    expect(findStorageProblem(job)).toBeNull();
+    expect(findTimeProblem(job)).toBeNull();
+    for (const basis of ['used', 'allocated'] as const) {
+      const hours = computeResourceHours(job, basis);
+      expect([hours.cpuHours, hours.gpuHours, hours.memGbHours].map((value) => value.toFixed())).toEqual([
+        '0',
+        '0',
+        '0',
+      ]);
+    }
+  });
+
+  it('is read beside the job that ran in the same window, which keeps its figures', () => {
+    const jobs = jobsOf(parseSacctText(capture, options));
+    expect([...jobs.keys()]).toEqual(['1', '2']);
+    expect(jobs.get('2')).toMatchObject({ state: 'COMPLETED', elapsedSec: 2, allocCpus: 1, stepCount: 1 });
   });
 });

@@ -340,6 +340,9 @@ describe('malformed records', () => {
       /^job_id is not a positive integer: \{"set":false/,
     ],
     ['a negative number', -1, '-1', /^job_id is not a positive integer: -1$/],
+    // No id to name: the run says "a record (record N)", not "job  (record N)".
+    ['an empty string', '', null, /^job_id is not a positive integer: ""$/],
+    ['a string of spaces', '   ', null, /^job_id is not a positive integer: " {3}"$/],
   ])('a record whose job_id is %s is skipped with that id cut short', (_label, jobId, logged, reason) => {
     const record = structuredClone(
       (readJson('22.05/final/rest-dbv0.0.38-jobs.json') as { jobs: Record<string, unknown>[] }).jobs[0],
@@ -410,4 +413,45 @@ describe('the cluster, as Slurm names it', () => {
       expect.objectContaining({ kind: 'job', job: expect.objectContaining({ cluster: stored }) }),
     ]);
   });
+});
+
+// A job held (`sbatch -H`) and cancelled before it ran, as slurmrestd 22.05 gives it by its id
+// (`/slurmdb/v0.0.NN/job/{id}`): v0.0.36/37 with `time.start` 0, v0.0.38 with the cancel time there
+// (22.05/held-cancelled, recorded 2026-12-05) or null (final/, job 8, recorded 2026-11-23); `eligible` 0,
+// `tres.allocated` []. (The window queries the source asks never return it: it was never eligible. sacct
+// with the source's `--state` does; sacct.parser.test.ts.) Read as a CANCELLED job that holds nothing.
+describe('a job held and then cancelled before it ran', () => {
+  it.each([
+    ['v0.0.36', '22.05/held-cancelled/rest-dbv0.0.36-job-1.json', '1', null],
+    ['v0.0.37', '22.05/held-cancelled/rest-dbv0.0.37-job-1.json', '1', null],
+    ['v0.0.38', '22.05/held-cancelled/rest-dbv0.0.38-job-1.json', '1', new Date('2026-12-05T19:01:40Z')],
+    ['v0.0.38', '22.05/final/rest-dbv0.0.38-job-8.json', '8', null],
+  ])('%s (%s): a CANCELLED job that holds nothing', (version, file, jobId, startAt) => {
+    const { items, errors } = parseSlurmRestJobsResponse(readJson(file), options(version));
+    expect(errors).toEqual([]);
+    expect(items.map((item) => item.kind)).toEqual(['job']);
+    expect(jobsOf(items).get(jobId)).toMatchObject({
+      state: 'CANCELLED',
+      isTerminal: true,
+      startAt,
+      elapsedSec: 0,
+      allocCpus: 0,
+      allocMemMb: 0,
+      allocGpus: 0,
+      allocTres: '',
+      stepCount: 0,
+      totalCpuSec: 0,
+    });
+  });
+
+  it.each(['v0.0.36', 'v0.0.37', 'v0.0.38'])(
+    '%s: the window it was cancelled in returns only the job that ran',
+    (version) => {
+      const { items } = parseSlurmRestJobsResponse(
+        readJson(`22.05/held-cancelled/rest-db${version}-jobs.json`),
+        options(version),
+      );
+      expect([...jobsOf(items).keys()]).toEqual(['2']);
+    },
+  );
 });

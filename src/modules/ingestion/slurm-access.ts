@@ -1,0 +1,102 @@
+/**
+ * Whether the account ingestion reads Slurm's accounting as may read every user's jobs. With
+ * `PrivateData=jobs` in slurmdbd.conf, slurmdbd gives a user who is not an operator or administrator
+ * (nor root, nor the SlurmUser) their own jobs alone: `sacct --allusers` and slurmrestd's
+ * `/slurmdb/.../jobs` then answer with that user's jobs, with no error and exit 0 (seen on the lab,
+ * test/fixtures/slurm/22.05/private-data-jobs), and every other user's jobs go unread and unbilled.
+ * Pure: reads what sacctmgr printed and what slurmrestd answered.
+ */
+
+/** The administrator levels that may read every job whatever PrivateData says. */
+const PRIVILEGED_LEVELS = new Set(['operator', 'administrator']);
+
+/**
+ * slurmdbd's PrivateData, from `sacctmgr show configuration` (its "SlurmDBD configuration:" part: the
+ * first part is slurm.conf's, which slurmctld applies, not slurmdbd), lower-cased, `[]` for `none`;
+ * null when the text does not say.
+ */
+export function readDbdPrivateData(configuration: string): string[] | null {
+  const dbdPart = configuration.split(/^SlurmDBD configuration:\s*$/m)[1];
+  if (dbdPart === undefined) return null;
+  const match = /^PrivateData\s*=\s*(.*)$/m.exec(dbdPart);
+  if (!match) return null;
+  const value = (match[1] ?? '').trim().toLowerCase();
+  return value === '' || value === 'none' || value === '(null)'
+    ? []
+    : value
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean);
+}
+
+/** The SlurmUser's uid, from `sacctmgr show configuration` (`SlurmUserId = slurm(64030)`), or null. */
+export function readSlurmUserId(configuration: string): number | null {
+  const match = /^SlurmUserId\s*=\s*[^(\n]*\((\d+)\)\s*$/m.exec(configuration);
+  return match ? Number(match[1]) : null;
+}
+
+/** Whether slurmdbd keeps jobs private (PrivateData names `jobs`). */
+export function isJobsPrivate(privateData: readonly string[]): boolean {
+  return privateData.includes('jobs');
+}
+
+/**
+ * A user's administrator level from `sacctmgr --noheader --parsable2 show user NAME format=user,adminlevel`
+ * (`alice|None`), or null when the user is not listed (not in the accounting database at all).
+ */
+export function readSacctmgrAdminLevel(output: string, user: string): string | null {
+  for (const line of output.split('\n')) {
+    const [name, level] = line.split('|');
+    if (name?.trim() === user && level !== undefined) return level.trim();
+  }
+  return null;
+}
+
+/**
+ * A user's administrator level from slurmrestd's `/slurmdb/v0.0.NN/user/{name}` answer: a string
+ * in 22.05 (`"administrator_level": "None"`, seen on the lab for v0.0.36-38), a list of them in the
+ * later versions' schema; null when the answer has no such user or field.
+ */
+export function readRestAdminLevel(body: unknown, user: string): string | null {
+  const users = (body as { users?: unknown } | null)?.users;
+  if (!Array.isArray(users)) return null;
+  const entry = users.find((candidate) => (candidate as { name?: unknown })?.name === user) as
+    | { administrator_level?: unknown }
+    | undefined;
+  const level = entry?.administrator_level;
+  if (typeof level === 'string') return level;
+  if (Array.isArray(level) && level.every((part) => typeof part === 'string')) {
+    return level.find((part) => PRIVILEGED_LEVELS.has(part.toLowerCase())) ?? level[0] ?? null;
+  }
+  return null;
+}
+
+/** Whether an administrator level may read every user's jobs (Operator, Administrator). */
+export function isPrivilegedLevel(level: string): boolean {
+  return PRIVILEGED_LEVELS.has(level.trim().toLowerCase());
+}
+
+/** How to give `user` the right to read every job, as an admin types it. */
+export function operatorCommand(user: string): string {
+  return `sacctmgr modify user ${user} set adminlevel=Operator`;
+}
+
+/** Why sacct, run as `user` under PrivateData=jobs, would read `user`'s jobs alone. */
+export function privateJobsSacctMessage(user: string, level: string | null): string {
+  const standing =
+    level === null ? `${user} is not a user of Slurm's accounting` : `${user}'s administrator level is ${level}`;
+  return (
+    `sacct runs as ${user}, who may read only their own jobs: slurmdbd.conf sets PrivateData=jobs and ${standing}, ` +
+    `so sacct --allusers prints ${user}'s jobs alone (exit 0, no error) and every other user's would go unread and ` +
+    `unbilled. Nothing was read. As root: ${operatorCommand(user)} (or run the app as root or such a user)`
+  );
+}
+
+/** The warning for a slurmrestd user who is no operator: slurmrestd cannot say whether PrivateData is set. */
+export function restUserWarning(user: string, level: string): string {
+  return (
+    `SLURMRESTD_USER ${user} has administrator level ${level} in Slurm's accounting: where slurmdbd.conf sets ` +
+    `PrivateData=jobs (sacctmgr show configuration says; slurmrestd cannot tell), slurmrestd answers ${user}'s ` +
+    `own jobs alone, with no error, and every other user's go unread and unbilled. As root: ${operatorCommand(user)}`
+  );
+}
