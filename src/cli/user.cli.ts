@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
-import { ZRole, ZUsername } from '../modules/users/users.schema.js';
+import { usernameReadAsNoteOf, ZRole, ZUsername } from '../modules/users/users.schema.js';
 import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
 import { createToolLogger } from '../shared/logger.js';
@@ -136,16 +136,12 @@ async function main() {
     console.log(USAGE);
     return;
   }
-  // Sign-in reads a typed username in lower case (normalizedUsernameOf), so BOB can only mean bob:
-  // read here as it is there, and said, rather than refused as if it were some other name.
-  const typedUsername = (values.username ?? '').trim();
-  const username = ZUsername.safeParse(typedUsername.toLowerCase());
+  // ZUsername reads BOB as bob, as sign-in does: said, rather than refused as if it were some other name.
+  const typedUsername = values.username ?? '';
+  const username = ZUsername.safeParse(typedUsername);
   if (!username.success) throw new UsageError(`--username ${username.error.issues[0]?.message}\n\n${USAGE}`);
-  if (username.data !== typedUsername) {
-    console.log(
-      `--username ${typedUsername} read as ${username.data}: usernames are lower case, as sign-in reads them.`,
-    );
-  }
+  const readAs = usernameReadAsNoteOf(typedUsername, username.data);
+  if (readAs) console.log(`--username ${readAs}`);
   const role = ZRole.safeParse(values.role);
   if (!role.success) throw new UsageError('--role must be admin or user.');
   const config = loadConfig();

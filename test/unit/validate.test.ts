@@ -107,8 +107,9 @@ describe('parseInput says what is wrong in words people read', () => {
       'username: must be at most 64 characters',
     ],
     [
-      'a username with a capital',
-      () => parseInput(ZCreateUserForm, { username: 'Alice' }),
+      // Capitals are read in lower case (Alice is alice); a space is bad in any case.
+      'a username with a space',
+      () => parseInput(ZCreateUserForm, { username: 'Al ice' }),
       'username: must start with a lowercase letter or _',
     ],
     [

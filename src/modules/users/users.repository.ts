@@ -115,13 +115,6 @@ export function updatePasswordHash(db: Client, id: number, passwordHash: string)
 }
 
 /**
- * Stores the same password under a current hash (an imported or outdated one, at sign-in). Not a
- * change of password: the sessions it signed in stay, so `passwordChangedAt` is left as it is.
- * Only while the stored hash is still `checkedHash`, the one the sign-in verified: a change or
- * reset committed since (the row is read again once it commits) keeps its new password, where an
- * unconditional write put the old one back. Returns whether it stored it.
- */
-/**
  * Sets a new password in place of the one a user proved (`checkedHash`), as updatePasswordHash
  * does; null, changing nothing, when the stored hash is another by now: a change or reset
  * committed since the proof (the row is read again once it commits). Returns the new stamp.
@@ -135,6 +128,13 @@ export async function replaceProvedPassword(db: Client, id: number, checkedHash:
   return count === 1 ? passwordChangedAt : null;
 }
 
+/**
+ * Stores the same password under a current hash (an imported or outdated one, at sign-in). Not a
+ * change of password: the sessions it signed in stay, so `passwordChangedAt` is left as it is.
+ * Only while the stored hash is still `checkedHash`, the one the sign-in verified: a change or
+ * reset committed since (the row is read again once it commits) keeps its new password, where an
+ * unconditional write put the old one back. Returns whether it stored it.
+ */
 export async function rehashPassword(db: Client, id: number, checkedHash: string, passwordHash: string) {
   const { count } = await db.user.updateMany({ where: { id, passwordHash: checkedHash }, data: { passwordHash } });
   return count === 1;

@@ -26,6 +26,7 @@ import type { Guards } from '../auth/auth.guards.js';
 import type { AuthServiceDeps } from '../auth/auth.service.js';
 import { type createPassport, signInOnNewSession } from '../auth/passport.js';
 import {
+  usernameReadAsNoteOf,
   ZChangeOwnPasswordForm,
   ZChangeRoleForm,
   ZCreateUserForm,
@@ -65,6 +66,8 @@ interface GeneratedPassword {
   isNewUser: boolean;
   /** A sentence said after it (a reset that lifted a sign-in lock says so). */
   note?: string;
+  /** A new user's name as typed, when it was read in lower case (`note` says so): JSON answers carry both. */
+  usernameAsTyped?: string;
 }
 
 /**
@@ -154,7 +157,8 @@ export function usersRoutes(deps: {
    */
   async function showUsersWithSecret(req: Request, res: Response, status: number, generated: GeneratedPassword) {
     if (prefersJson(req)) {
-      res.status(status).json({ username: generated.username, password: generated.password });
+      const { username, password, usernameAsTyped, note } = generated;
+      res.status(status).json({ username, password, ...(usernameAsTyped ? { usernameAsTyped, note } : {}) });
       return;
     }
     res.status(status);
@@ -221,8 +225,13 @@ export function usersRoutes(deps: {
 
   router.post('/admin/users', guards.requireAdmin, async (req, res) => {
     let created: Awaited<ReturnType<typeof usersService.createUser>>;
+    // BOB is read as bob (ZUsername), as sign-in reads it, and the answer says so.
+    let readAs: { usernameAsTyped: string; note: string } | undefined;
     try {
       const form = parseInput(ZCreateUserForm, req.body);
+      const typed = typedIn(req.body, 'username') ?? form.username;
+      const note = usernameReadAsNoteOf(typed, form.username);
+      readAs = note ? { usernameAsTyped: typed.trim(), note: `Username ${note}` } : undefined;
       created = await usersService.createUser(
         db,
         { username: form.username, role: form.role, password: form.password || undefined },
@@ -255,12 +264,13 @@ export function usersRoutes(deps: {
         username: user.username,
         password: generatedPassword,
         isNewUser: true,
+        ...readAs,
       });
     }
     answerCreated(req, res, {
       // Never the password the client chose: it has it, and answers are printed and logged more than requests.
-      json: { user: userAnswerOf(user) },
-      message: `Created ${user.username}.`,
+      json: { user: userAnswerOf(user), ...(readAs ? { usernameAsTyped: readAs.usernameAsTyped } : {}) },
+      message: readAs ? `Created ${user.username}. ${readAs.note}` : `Created ${user.username}.`,
       location: usersPageOf(user.username),
     });
   });

@@ -6,10 +6,15 @@ import { MAX_INT4, ZPageNumber, zWholeNumber } from '../../shared/whole-number.j
 
 const MAX_USERNAME_LENGTH = 64;
 
-/** POSIX-style login names, as Slurm and the cluster's accounts use them. */
+/**
+ * POSIX-style login names, as Slurm and the cluster's accounts use them. Read as sign-in reads a typed
+ * username (normalizedUsernameOf): trimmed and in lower case, so BOB is bob, on /admin/users and in
+ * `npm run user:*` alike; refusing it said BOB could be an account other than bob, which sign-in never lets it be.
+ */
 export const ZUsername = z
   .string()
   .trim()
+  .toLowerCase()
   .superRefine((name, context) => {
     const problem = usernameProblem(name);
     if (problem) context.addIssue({ code: 'custom', message: problem });
@@ -23,6 +28,16 @@ function usernameProblem(name: string): string | undefined {
     return 'must start with a lowercase letter or _, then lowercase letters, digits, . _ or -';
   }
   return undefined;
+}
+
+/**
+ * What to tell whoever typed `typed` when it was read as `username` in lower case (`BOB read as bob:
+ * …`), to follow the field's name; undefined when it was typed so (spaces around it aside).
+ */
+export function usernameReadAsNoteOf(typed: string, username: string): string | undefined {
+  const trimmed = typed.trim();
+  if (trimmed === username) return undefined;
+  return `${trimmed} read as ${username}: usernames are lower case, as sign-in reads them.`;
 }
 
 export const ZRole = z.enum(['admin', 'user']);

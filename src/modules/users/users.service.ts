@@ -394,7 +394,8 @@ export async function withTakenUsername(
   error: InvalidFieldsError,
   username: string | undefined,
 ): Promise<InvalidFieldsError> {
-  const name = username?.trim();
+  // As the form reads it (ZUsername): BOB is taken when bob is.
+  const name = username?.trim().toLowerCase();
   if (!name || 'username' in error.fields || !(await usersRepository.findByUsername(db, name))) return error;
   return new InvalidFieldsError(
     { username: `a user named "${name}" already exists`, ...error.fields },
