@@ -123,8 +123,8 @@ export function answerCreated(req: Request, res: Response, created: Creation): v
 }
 
 /**
- * A HEAD (a link checker, `curl -I`) of a page whose GET does heavy work: the status and type the GET
- * would answer with, and none of the work (Express runs the GET handler for a HEAD and drops the body).
+ * A HEAD (a link checker, `curl -I`) of a page: the status and type its GET would answer with, and none
+ * of its work, the reading and the rendering (Express runs the GET handler for a HEAD and drops the body).
  */
 export function answerHeadWithoutWork(res: Response, isJson: boolean): void {
   res

@@ -1,6 +1,7 @@
 import type express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VIEWS_DIR } from '../../src/app.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { researcherWithReceiptOf } from '../support/receipt-steps.js';
@@ -9,12 +10,14 @@ import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 /**
- * HEAD of /me, a receipt's page (and its printable page), the month-end runs and a run's page, and
- * /admin/payments (a link checker, `curl -I`) did all of its GET's work: the jobs summed, the items,
- * payments and refunds read, the page rendered and sent to nothing. HEAD now answers its GET's status
+ * HEAD of /me, a receipt's page (and its printable page), the month-end runs and a run's page,
+ * /admin/payments, /admin, /admin/users, /admin/rates, /admin/ingestion, /account and /rates (a link
+ * checker, `curl -I`) did all of its GET's work: the jobs summed, the items, payments and refunds, the
+ * users, rates or ingestion runs read, the page rendered and sent to nothing. HEAD now answers its GET's status
  * and headers, refusing what the GET refuses (400, 401, 403, 404 for another user's receipt or a page
  * past the last), from an existence check at most. Shown on the database itself, as the CSV exports'
- * HEAD is (csv-head): with a table the page reads renamed away, its GET fails while its HEAD still answers.
+ * HEAD is (csv-head): with a table the page reads renamed away (or the views, for a page that reads none),
+ * its GET fails while its HEAD still answers.
  */
 let db: TestDatabase;
 let app: express.Express;
@@ -28,7 +31,8 @@ const now = () => new Date('2026-02-15T05:00:00Z');
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  app = buildTestApp(db, { now });
+  // The rates are read from the database on every page, not from a cache kept fresh by the fixed clock.
+  app = buildTestApp(db, { now, env: { PRICING_CACHE_CHECK_MS: '0' } });
   await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
   admin = await signInAs(app, 'boss', 'boss-password');
   const a = await researcherWithReceiptOf(app, db, 'alice', 2);
@@ -90,14 +94,22 @@ const PAGES: [string, () => Agent, () => string, string][] = [
   ['the month-end runs', () => admin, () => '/admin/month-end', 'month_end_runs'],
   ["a month-end run's page", () => admin, () => `/admin/month-end/${runId}`, 'receipts'],
   ['/admin/payments', () => admin, () => '/admin/payments', 'payments'],
+  ['/admin/users', () => admin, () => '/admin/users', 'auth_throttle'],
+  ['/admin/users, searched', () => admin, () => '/admin/users?q=ali', 'auth_throttle'],
+  ['/admin/rates', () => admin, () => '/admin/rates', 'pricing_versions'],
+  ['/admin/ingestion', () => admin, () => '/admin/ingestion', 'ingestion_runs'],
+  ['/rates', () => alice, () => '/rates', 'pricing_versions'],
 ];
+
+/** HTML only: /rates answers a JSON client 406 (/formula is its JSON), as the printable and Pay pages do. */
+const isHtmlOnly = (path: string) => /\/(print|start)$/.test(path) || path === '/rates';
 
 describe('HEAD of a page', () => {
   it.each(PAGES)('%s: the status and headers of its GET, without its work', async (_, agentOf, pathOf, table) => {
     const path = pathOf();
     for (const accept of ACCEPTS) {
       // The printable and Pay pages are HTML only (406 to a JSON client, from the receipt's row alone, as before).
-      if (/\/(print|start)$/.test(path) && accept === 'application/json') continue;
+      if (isHtmlOnly(path) && accept === 'application/json') continue;
       expect(await expectHeadAsGet(agentOf(), path, accept)).toBe(200);
       await withTableAway(table, async () => {
         const head = await agentOf().head(path).set('Accept', accept);
@@ -107,6 +119,34 @@ describe('HEAD of a page', () => {
         expect(failed.status, `GET ${path} (${accept}) with ${table} away`).not.toBe(200);
       });
     }
+  });
+
+  it.each([
+    ['/admin', () => admin, '/admin'],
+    ['/account', () => alice, '/account'],
+  ])('%s: the status and headers of its GET, without rendering the page', async (_, agentOf, path) => {
+    for (const accept of ACCEPTS) expect(await expectHeadAsGet(agentOf(), path, accept)).toBe(200);
+    // These pages read no table: their work is the page, shown by taking the views away.
+    app.set('views', '/nonexistent-views');
+    try {
+      const head = await agentOf().head(path).set('Accept', 'text/html');
+      expect(head.status, `HEAD ${path} with the views away`).toBe(200);
+      expect(head.headers['content-type']).toBe('text/html; charset=utf-8');
+      // The control: its GET does render the page.
+      const failed = await agentOf().get(path).set('Accept', 'text/html');
+      expect(failed.status, `GET ${path} with the views away`).not.toBe(200);
+    } finally {
+      app.set('views', VIEWS_DIR);
+    }
+  });
+
+  it('/rates: a JSON client is refused as its GET is (406), signed in or out', async () => {
+    expect(await expectHeadAsGet(alice, '/rates', 'application/json')).toBe(406);
+    expect(await expectHeadAsGet(request.agent(app), '/rates', 'application/json')).toBe(406);
+    expect(await expectHeadAsGet(request.agent(app), '/rates', 'text/html')).toBe(200);
+    // It reads no query: one is ignored by its HEAD as by its GET.
+    expect(await expectHeadAsGet(alice, '/rates?type=nope&page=x', 'text/html')).toBe(200);
+    expect(await expectHeadAsGet(alice, '/rates?type=nope&page=x', 'application/json')).toBe(406);
   });
 
   it.each([
@@ -129,6 +169,8 @@ describe('HEAD of a page', () => {
     ["another researcher's Pay page", () => `/payments/receipt/${bobReceipt}/start`, 404],
     ['the Pay page of a receipt that is not there', () => '/payments/receipt/999999/start', 404],
     ['a page number that is not one', () => `/me/receipts/${aliceReceipt}?page=x`, 400],
+    // Pages that read no query answer it as their GET does, ignored.
+    ['/account with a query', () => '/account?page=0', 200],
   ])("a researcher's HEAD is refused as its GET is: %s", async (_, pathOf, status) => {
     for (const accept of ACCEPTS) {
       expect(await expectHeadAsGet(alice, pathOf(), accept)).toBe(status);
@@ -150,6 +192,15 @@ describe('HEAD of a page', () => {
     ['a payment to page from that is not there', () => '/admin/payments?older=999999', 404],
     ['both cursors', () => '/admin/payments?older=1&newer=1', 400],
     ['a cursor that is not a number', () => '/admin/payments?older=abc', 400],
+    ['a page past the last user', () => '/admin/users?page=2', 404],
+    ['a page past the last user found', () => '/admin/users?q=ali&page=2', 404],
+    ['a search that finds no one', () => '/admin/users?q=nobody-here', 200],
+    ['a page number that is not one', () => '/admin/users?page=0', 400],
+    ['a page that is not a number', () => '/admin/users?page=x', 400],
+    ['a search longer than a username', () => `/admin/users?q=${'a'.repeat(200)}`, 400],
+    ['/admin with a query', () => '/admin?page=x', 200],
+    ['/admin/rates with a query', () => '/admin/rates?page=x', 200],
+    ['/admin/ingestion with a query', () => '/admin/ingestion?page=x&limit=-1', 200],
   ])("an admin's HEAD is refused as its GET is: %s", async (_, pathOf, status) => {
     for (const accept of ACCEPTS) {
       expect(await expectHeadAsGet(admin, pathOf(), accept)).toBe(status);
@@ -160,6 +211,10 @@ describe('HEAD of a page', () => {
     ['/admin/payments', () => '/admin/payments'],
     ['/admin/receipts/:id', () => `/admin/receipts/${aliceReceipt}`],
     ['/admin/month-end/:id', () => `/admin/month-end/${runId}`],
+    ['/admin', () => '/admin'],
+    ['/admin/users', () => '/admin/users'],
+    ['/admin/rates', () => '/admin/rates'],
+    ['/admin/ingestion', () => '/admin/ingestion'],
   ])("a researcher's HEAD of an admin page, %s, is answered as its GET is, leaving no flash", async (_, pathOf) => {
     // A browser is sent to My usage (302), a JSON client refused (403): a HEAD was 403 to both.
     expect(await expectHeadAsGet(alice, pathOf(), 'text/html')).toBe(302);
@@ -181,6 +236,12 @@ describe('HEAD of a page', () => {
     '/admin/month-end',
     '/admin/month-end/1',
     '/admin/payments',
+    '/admin',
+    '/admin/users',
+    '/admin/users?page=0',
+    '/admin/rates',
+    '/admin/ingestion',
+    '/account',
   ])('signed out, HEAD %s is answered as its GET is', async (path) => {
     const signedOut = request.agent(app);
     // A browser is sent to sign in (302 to /login?next=…), a JSON client refused (401): a HEAD was 401 to both.

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { prefersJson } from '../../http/error-handler.js';
+import { answerHeadWithoutWork } from '../../http/route-helpers.js';
 import type { Guards } from '../auth/auth.guards.js';
 
 export interface AdminSection {
@@ -12,6 +13,11 @@ export interface AdminSection {
 export function adminRoutes(deps: { guards: Guards; sections: AdminSection[] }): Router {
   const router = Router();
   router.get('/admin', deps.guards.requireAdmin, (req, res) => {
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, the page not rendered.
+    if (req.method === 'HEAD') {
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     // A script finds the admin sections here as a browser does; it got the HTML page.
     if (prefersJson(req)) {
       res.json({ sections: deps.sections.map(({ href, title, description }) => ({ href, title, description })) });

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
-import { answerChange, answerRefused } from '../../http/route-helpers.js';
+import { answerChange, answerHeadWithoutWork, answerRefused } from '../../http/route-helpers.js';
 import { counted, formatCount } from '../../shared/counted.js';
 import { formatLocalDateTime } from '../../shared/local-date.js';
 import { recordAudit } from '../audit/audit.service.js';
@@ -69,6 +69,11 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
   const router = Router();
 
   router.get('/admin/ingestion', guards.requireAdmin, async (req, res) => {
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, no run or job read.
+    if (req.method === 'HEAD') {
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     const overview = await getIngestionOverview(db, deps.now());
     // A script gets the page's figures, as Run now and the other admin pages answer it.
     if (prefersJson(req)) {

@@ -6,7 +6,14 @@ import { isEtagMatched, takeFastPathFailure } from '../../http/hot-routes.js';
 import { rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
-import { answerChange, type ChangeMade, isRefusedForm, offerWayBack, typedIn } from '../../http/route-helpers.js';
+import {
+  answerChange,
+  answerHeadWithoutWork,
+  type ChangeMade,
+  isRefusedForm,
+  offerWayBack,
+  typedIn,
+} from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import {
@@ -82,6 +89,11 @@ export function ratesPageRoutes(deps: { rates: RatesService }) {
         '/rates is the price list for people, HTML only. Programs read the rates as JSON from /formula?type=<tier>.',
         { publicFields: { jsonUrl: '/formula' } },
       );
+    }
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, no rate read.
+    if (req.method === 'HEAD') {
+      answerHeadWithoutWork(res, false);
+      return;
     }
     const priceList = await deps.rates.getPriceList();
     res.render('pricing/rates', { title: 'Rates', ...priceList, noTiersMessage: NO_TIERS_MESSAGE });
@@ -270,6 +282,11 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
   }
 
   router.get('/admin/rates', guards.requireAdmin, async (req, res) => {
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, no tier or rate read.
+    if (req.method === 'HEAD') {
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     // A script gets the tiers as JSON, as the page's changes and the other admin pages answer it;
     // before the first tier, an empty list (this is where the first tier is added, not a 404).
     if (prefersJson(req)) {

@@ -61,14 +61,21 @@ export async function listPage(
 ): Promise<{ rows: Array<UserRecord & { passwordChangedAt: Date | null }>; count: number }> {
   const { search, offset, limit } = options;
   const { where, exactFirst } = usernameSearchOf(search);
-  const [rows, counts] = await Promise.all([
+  const [rows, count] = await Promise.all([
     db.$queryRaw<Array<UserRecord & { passwordChangedAt: Date | null }>>(Prisma.sql`
       SELECT id, username, role::text AS role, is_disabled AS "isDisabled", created_at AS "createdAt",
              password_changed_at AS "passwordChangedAt"
       FROM users ${where} ORDER BY ${exactFirst} username OFFSET ${offset} LIMIT ${limit}`),
-    db.$queryRaw<{ count: number }[]>(Prisma.sql`SELECT count(*)::int AS count FROM users ${where}`),
+    countUsers(db, search),
   ]);
-  return { rows, count: counts[0]?.count ?? 0 };
+  return { rows, count };
+}
+
+/** How many users' names contain `search` (everyone without one): listPage's count, without a row. */
+export async function countUsers(db: Client, search?: string): Promise<number> {
+  const { where } = usernameSearchOf(search);
+  const counts = await db.$queryRaw<{ count: number }[]>(Prisma.sql`SELECT count(*)::int AS count FROM users ${where}`);
+  return counts[0]?.count ?? 0;
 }
 
 export function insert(

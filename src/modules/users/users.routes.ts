@@ -6,6 +6,7 @@ import { linkTo } from '../../http/page-links.js';
 import {
   answerChange,
   answerCreated,
+  answerHeadWithoutWork,
   type BackLink,
   isRefusedForm,
   offerWayBack,
@@ -102,6 +103,11 @@ export function usersRoutes(deps: {
   const router = Router();
 
   router.get('/account', guards.requireUser, (req, res) => {
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, the page not rendered.
+    if (req.method === 'HEAD') {
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     // A script asks who it is signed in as; /me's JSON is usage, not the account.
     if (prefersJson(req)) {
       const { username, role } = sessionUserOf(req);
@@ -215,6 +221,13 @@ export function usersRoutes(deps: {
     offerWayBack(res, USERS);
     const { q, page } = parseInput(ZUserListQuery, req.query);
     if (q) offerWayBack(res, { href: `/admin/users?q=${encodeURIComponent(q)}`, text: 'Go to page 1' });
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, the query checked (400) and the
+    // users found counted for a later page (404 past the last), none read, nor their sign-in locks.
+    if (req.method === 'HEAD') {
+      await usersService.checkUserListPage(db, { search: q, page });
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     // A script gets the list as JSON, as the other admin lists answer it; refusals were already {error, code}.
     if (prefersJson(req)) {
       res.json(usersListJson(q, await usersService.listUsers(db, { search: q, page }, auth.now())));

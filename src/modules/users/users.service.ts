@@ -66,6 +66,17 @@ export function userListPageCount(count: number, query: { search?: string; page:
 }
 
 /**
+ * What /admin/users refuses in its page, a page past the last (404), for a HEAD (a link checker,
+ * `curl -I`), which answers the status and headers of its GET and used to read the page's users and
+ * their sign-in locks for nothing: the users found counted, none read. Page 1 is always there (with
+ * no one found, it says so) and needs no query.
+ */
+export async function checkUserListPage(db: Db, query: { search?: string; page: number }): Promise<void> {
+  if (query.page === 1) return;
+  userListPageCount(await usersRepository.countUsers(db, query.search), query);
+}
+
+/**
  * A page of /admin/users: the users whose name contains `search` (everyone without one), each
  * with the end of its running sign-in lock (`lockedUntil`, null when it has none) at `now`.
  */
