@@ -56,6 +56,33 @@ async function emptySchema(db: TestDatabase) {
   await db.pool.query('CREATE SCHEMA public');
 }
 
+const CAPTURE = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
+
+/**
+ * One scheduled ingestion run over `db` from the lab's capture, as the app's scheduler makes it: what
+ * it logged, its "ingestion run …" lines, and its metrics. `initialLookbackSec` far enough back
+ * (400 days) reaches the capture's jobs (November 2026), so that the run has a batch to write.
+ */
+async function runScheduledIngestionOnce(db: TestDatabase, initialLookbackSec: number) {
+  const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const metrics = createMetrics();
+  const service = createIngestionService({
+    db,
+    sources: [createSacctFileSource({ path: CAPTURE, timeZone: 'UTC', defaultCluster: 'lab' })],
+    unconfigured: {},
+    logger,
+    metrics,
+    overlapSec: 900,
+    initialLookbackSec,
+  });
+  const stop = startIngestionScheduler({ service, intervalSec: 3600, logger, initialDelayMs: 0 });
+  await expect.poll(() => lines.some((line) => line.msg.startsWith('ingestion run ')), { timeout: 30_000 }).toBe(true);
+  await stop();
+  const runLines = lines.filter((line) => line.msg.startsWith('ingestion run '));
+  return { lines, runLines, metrics };
+}
+
 async function expectNotReadyForNoSchema(served: ReturnType<typeof appOver>) {
   const answer = await request(served.app).get('/readyz').expect(503);
   expect(answer.headers['cache-control']).toBe('no-store');
@@ -126,24 +153,8 @@ describe('the scheduled ingestion over a database with no schema', () => {
     const db = await createTestDatabase();
     databases.push(db);
     await emptySchema(db);
-    const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
-    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-    const capture = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
-    const metrics = createMetrics();
-    const service = createIngestionService({
-      db,
-      sources: [createSacctFileSource({ path: capture, timeZone: 'UTC', defaultCluster: 'lab' })],
-      unconfigured: {},
-      logger,
-      metrics,
-      overlapSec: 900,
-      initialLookbackSec: 86_400,
-    });
-    const stop = startIngestionScheduler({ service, intervalSec: 3600, logger, initialDelayMs: 0 });
-    await expect.poll(() => lines.some((line) => line.msg.startsWith('ingestion run '))).toBe(true);
-    await stop();
+    const { lines, runLines, metrics } = await runScheduledIngestionOnce(db, 86_400);
 
-    const runLines = lines.filter((line) => line.msg.startsWith('ingestion run '));
     expect(runLines).toEqual([
       expect.objectContaining({
         level: 50,
@@ -166,27 +177,8 @@ describe('the scheduled ingestion over a database without its jobs table', () =>
     const db = await createTestDatabase();
     databases.push(db);
     await db.pool.query('DROP TABLE "slurm_jobs" CASCADE');
-    const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
-    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-    const capture = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
-    const metrics = createMetrics();
-    const service = createIngestionService({
-      db,
-      sources: [createSacctFileSource({ path: capture, timeZone: 'UTC', defaultCluster: 'lab' })],
-      unconfigured: {},
-      logger,
-      metrics,
-      overlapSec: 900,
-      // Back to the capture's jobs (November 2026), so that the run has a batch to write.
-      initialLookbackSec: 400 * 86_400,
-    });
-    const stop = startIngestionScheduler({ service, intervalSec: 3600, logger, initialDelayMs: 0 });
-    await expect
-      .poll(() => lines.some((line) => line.msg.startsWith('ingestion run ')), { timeout: 30_000 })
-      .toBe(true);
-    await stop();
+    const { lines, runLines, metrics } = await runScheduledIngestionOnce(db, 400 * 86_400);
 
-    const runLines = lines.filter((line) => line.msg.startsWith('ingestion run '));
     expect(runLines).toEqual([
       expect.objectContaining({
         level: 50,
@@ -209,26 +201,8 @@ describe('the scheduled ingestion over a database missing a column (behind the c
     databases.push(db);
     // A column this release writes at the end of every run, as an older dump restored lacks a newer one.
     await db.pool.query('ALTER TABLE "ingestion_runs" DROP COLUMN "duration_ms"');
-    const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
-    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-    const capture = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
-    const metrics = createMetrics();
-    const service = createIngestionService({
-      db,
-      sources: [createSacctFileSource({ path: capture, timeZone: 'UTC', defaultCluster: 'lab' })],
-      unconfigured: {},
-      logger,
-      metrics,
-      overlapSec: 900,
-      initialLookbackSec: 86_400,
-    });
-    const stop = startIngestionScheduler({ service, intervalSec: 3600, logger, initialDelayMs: 0 });
-    await expect
-      .poll(() => lines.some((line) => line.msg.startsWith('ingestion run ')), { timeout: 30_000 })
-      .toBe(true);
-    await stop();
+    const { lines, runLines, metrics } = await runScheduledIngestionOnce(db, 86_400);
 
-    const runLines = lines.filter((line) => line.msg.startsWith('ingestion run '));
     expect(runLines).toEqual([
       expect.objectContaining({
         level: 50,
@@ -251,27 +225,8 @@ describe('the scheduled ingestion over a jobs table missing a column (behind the
     const db = await createTestDatabase();
     databases.push(db);
     await db.pool.query('ALTER TABLE "slurm_jobs" DROP COLUMN "node_list"');
-    const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
-    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-    const capture = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
-    const metrics = createMetrics();
-    const service = createIngestionService({
-      db,
-      sources: [createSacctFileSource({ path: capture, timeZone: 'UTC', defaultCluster: 'lab' })],
-      unconfigured: {},
-      logger,
-      metrics,
-      overlapSec: 900,
-      // Back to the capture's jobs (November 2026), so that the run has a batch to write.
-      initialLookbackSec: 400 * 86_400,
-    });
-    const stop = startIngestionScheduler({ service, intervalSec: 3600, logger, initialDelayMs: 0 });
-    await expect
-      .poll(() => lines.some((line) => line.msg.startsWith('ingestion run ')), { timeout: 30_000 })
-      .toBe(true);
-    await stop();
+    const { lines, runLines, metrics } = await runScheduledIngestionOnce(db, 400 * 86_400);
 
-    const runLines = lines.filter((line) => line.msg.startsWith('ingestion run '));
     expect(runLines).toEqual([
       expect.objectContaining({
         level: 50,
