@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { Prisma } from '@prisma/client';
+import type { PoolClient } from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
@@ -70,6 +71,47 @@ async function startAsJson(before: string) {
     .set('Accept', 'application/json')
     .set('X-CSRFToken', await csrfTokenOf(admin, '/admin/receipts'))
     .send({ before });
+}
+
+/** A month-end start (JSON), made while another session holds the start lock. */
+function startBehindTheStartLock(token: string) {
+  return admin
+    .post('/admin/month-end')
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', token)
+    .type('form')
+    .send({ before: '2025-08-31' })
+    .then((answer) => answer);
+}
+
+/** Once the start has made its first try for the lock (the pool's connection keeps its last query's text). */
+async function hasTriedForTheStartLock(other: PoolClient) {
+  await expect
+    .poll(
+      async () =>
+        (
+          await other.query(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_try_advisory_xact_lock%' AND pid <> pg_backend_pid()",
+          )
+        ).rows[0].n,
+      { timeout: 10_000, interval: 20 },
+    )
+    .toBeGreaterThanOrEqual(1);
+}
+
+/** The run of a start at the same moment: a few users, so its row is in and it has ended in milliseconds. */
+function recordRunFinishedMeanwhile() {
+  return db.prisma.monthEndRun.create({
+    data: {
+      billedThrough: new Date('2025-08-31T00:00:00Z'),
+      startedBy: 'boss',
+      startedAt: now(),
+      finishedAt: now(),
+      outcome: 'succeeded',
+      usersTotal: 4,
+      usersDone: 4,
+    },
+  });
 }
 
 /** A running run's row left by a process that died: nothing holds the month-end lock. */
@@ -263,37 +305,10 @@ describe('a month-end run in the background', () => {
     const other = await db.pool.connect();
     try {
       await other.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.monthEndStart]);
-      const second = admin
-        .post('/admin/month-end')
-        .set('Accept', 'application/json')
-        .set('X-CSRFToken', token)
-        .type('form')
-        .send({ before: '2025-08-31' })
-        .then((answer) => answer);
-      // Its first try for the lock has been made (the pool's connection keeps its last query's text).
-      await expect
-        .poll(
-          async () =>
-            (
-              await other.query(
-                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_try_advisory_xact_lock%' AND pid <> pg_backend_pid()",
-              )
-            ).rows[0].n,
-          { timeout: 10_000, interval: 20 },
-        )
-        .toBeGreaterThanOrEqual(1);
+      const second = startBehindTheStartLock(token);
+      await hasTriedForTheStartLock(other);
       // The other start's run, of a few users, ends in milliseconds: its row is in before the lock is free.
-      const ran = await db.prisma.monthEndRun.create({
-        data: {
-          billedThrough: new Date('2025-08-31T00:00:00Z'),
-          startedBy: 'boss',
-          startedAt: now(),
-          finishedAt: now(),
-          outcome: 'succeeded',
-          usersTotal: 4,
-          usersDone: 4,
-        },
-      });
+      const ran = await recordRunFinishedMeanwhile();
       await other.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK_KEYS.monthEndStart]);
       const answer = await second;
       expect(answer.status, answer.text.slice(0, 300)).toBe(409);
@@ -317,35 +332,9 @@ describe('a month-end run in the background', () => {
     const other = await db.pool.connect();
     try {
       await other.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.monthEndStart]);
-      const second = admin
-        .post('/admin/month-end')
-        .set('Accept', 'application/json')
-        .set('X-CSRFToken', token)
-        .type('form')
-        .send({ before: '2025-08-31' })
-        .then((answer) => answer);
-      await expect
-        .poll(
-          async () =>
-            (
-              await other.query(
-                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_try_advisory_xact_lock%' AND pid <> pg_backend_pid()",
-              )
-            ).rows[0].n,
-          { timeout: 10_000, interval: 20 },
-        )
-        .toBeGreaterThanOrEqual(1);
-      const ran = await db.prisma.monthEndRun.create({
-        data: {
-          billedThrough: new Date('2025-08-31T00:00:00Z'),
-          startedBy: 'boss',
-          startedAt: now(),
-          finishedAt: now(),
-          outcome: 'succeeded',
-          usersTotal: 4,
-          usersDone: 4,
-        },
-      });
+      const second = startBehindTheStartLock(token);
+      await hasTriedForTheStartLock(other);
+      const ran = await recordRunFinishedMeanwhile();
       // The lock stays taken until the start has given up: it answered 409 without the run's id.
       const answer = await second;
       expect(answer.status, answer.text.slice(0, 300)).toBe(409);
