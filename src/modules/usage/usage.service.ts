@@ -10,6 +10,7 @@ import { fromMinorUnits, lostDisputeMinorOf, pricedDigitsOf, returnedMinorOf } f
 import { minorUnitDigits, sumCosts } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
+import { hasDaysAfterToday, listPerDayDays } from './per-day-listing.js';
 import * as usageRepository from './usage.repository.js';
 import { type TAdminUsageQuery, type TUsageQuery, type TWindowQuery, WINDOW_FIELD_LABELS } from './usage.schema.js';
 import { type Bar, renderBarChart } from './usage-chart.js';
@@ -362,14 +363,11 @@ export function createUsageService(deps: UsageServiceDeps) {
       // The table (and its JSON) lists the days newest first, as Jobs lists its jobs by Ended:
       // oldest first, page 1 of a year's window was its oldest 50 days, a year ago. The charts
       // below stay a time axis, oldest on the left, and the CSV stays in the order the jobs ended.
-      // Days after today without a job are charted but not listed: a window to the end of the
-      // month put a column of zero days still to come above the days a researcher came to check,
-      // and a window months ahead a whole first page of them.
+      // Days after today without a job are charted but not listed (listPerDayDays, which HEAD asks too).
       const today = toLocalDate(now(), config.timeZone);
-      const newestFirst = days.toReversed();
-      const firstListed = newestFirst.findIndex((day) => day.day <= today || day.jobs > 0);
-      const listed = firstListed < 0 ? [] : newestFirst.slice(firstListed);
-      const toCome = listed.length < days.length ? { start: addLocalDays(today, 1), end: window.end } : null;
+      const { lastListed, hasDaysToCome } = listPerDayDays(window, today, days.findLast((day) => day.jobs > 0)?.day);
+      const listed = lastListed === undefined ? [] : days.filter((day) => day.day <= lastListed).toReversed();
+      const toCome = hasDaysToCome ? { start: addLocalDays(today, 1), end: window.end } : null;
       const pageCount = assertPageExists(window, 'aggregate', query.page, listed.length, toCome ? today : undefined);
       const totals = { ...sumHours(days), cost: sumCosts(days.map((day) => day.cost)) };
       const charts = [
@@ -457,18 +455,15 @@ export function createUsageService(deps: UsageServiceDeps) {
       assertPageExists(window, 'detail', query.page, await usageRepository.countJobs(deps.db.pool, filter));
       return;
     }
-    // Per day lists the window's days up to today, and after it up to its last day with a job (getUserUsage).
+    // Per day's days listed, by the rule getUserUsage lists them by; a window up to today needs no job for it.
     const today = toLocalDate(now(), config.timeZone);
-    let lastListed: string | undefined = window.end <= today ? window.end : window.start <= today ? today : undefined;
-    if (window.end > today) {
-      const afterToday = startOfLocalDay(addLocalDays(today, 1), config.timeZone);
-      const from = afterToday > window.from ? afterToday : window.from;
-      const lastEnd = await usageRepository.findLastJobEnd(db, { ...filter, from });
-      if (lastEnd) lastListed = toLocalDate(lastEnd, config.timeZone);
-    }
-    const listed = lastListed === undefined ? 0 : daysBetween(window.start, lastListed) + 1;
-    const isAnyToCome = listed < daysBetween(window.start, window.end) + 1;
-    assertPageExists(window, 'aggregate', query.page, listed, isAnyToCome ? today : undefined);
+    const lastEnd = hasDaysAfterToday(window, today) ? await usageRepository.findLastJobEnd(db, filter) : null;
+    const { count, hasDaysToCome } = listPerDayDays(
+      window,
+      today,
+      lastEnd ? toLocalDate(lastEnd, config.timeZone) : undefined,
+    );
+    assertPageExists(window, 'aggregate', query.page, count, hasDaysToCome ? today : undefined);
   }
 
   /**
