@@ -5,6 +5,7 @@ import {
   isMissingColumn,
   isMissingTable,
   isReadOnlyDatabase,
+  sqlStateOf,
 } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { JobStoreError } from './ingestion.repository.js';
@@ -67,9 +68,11 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
           );
         } else if (error instanceof JobStoreError) {
           // The database failed the run under way (PostgreSQL stopped, restarted or unreachable while
-          // its jobs were written): the run's failure, counted failed (the service), not the source's.
+          // its jobs were written, or a query it refused): the run's failure, counted failed (the
+          // service), not the source's. The driver's error itself, with its code and stack: a refused
+          // query (a constraint, a bug in the SQL) needs them to be found, and its last line alone hid them.
           deps.logger.error(
-            { err: lastLineOf(error) },
+            { err: error.cause ?? error, sqlState: sqlStateOf(error) },
             `ingestion run failed: ${describeStoreFailure(error)}; the next interval tries again`,
           );
         } else if (isDatabaseUnavailable(error)) {

@@ -6,6 +6,7 @@ import {
   isMissingColumn,
   isMissingTable,
   isReadOnlyDatabase,
+  sqlStateOf,
 } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -83,13 +84,19 @@ export const DATABASE_UNAVAILABLE_FOR_RUN = 'the database is unavailable';
 
 /**
  * Why the database failed a run, in the words its record and the scheduler's log line give
- * (the driver's own error follows them): behind the code, unavailable, only reading, or else.
+ * (the driver's own error follows them): behind the code, unavailable (the connection lost or
+ * refused: class 08, 57P01-57P03, a socket reset or closed), only reading, or a query it refused
+ * with another SQLSTATE (a constraint, a bug in the SQL), named, so that a refusal that will
+ * recur on every run is not read as a database that went away for a moment.
  */
 export function describeStoreFailure(error: unknown): string {
   if (isMissingColumn(error) || isMissingTable(error)) return DATABASE_BEHIND;
   if (isDatabaseUnavailable(error)) return DATABASE_UNAVAILABLE_FOR_RUN;
   if (isReadOnlyDatabase(error)) return DATABASE_READ_ONLY;
-  return 'the database failed a query of the run';
+  const state = sqlStateOf(error);
+  return state === undefined
+    ? 'a query of the run failed, with no SQLSTATE from the database'
+    : `the database refused a query of the run (SQLSTATE ${state})`;
 }
 
 /** The last line of an error's message: PostgreSQL's words, without Prisma's call site and code frame before them. */

@@ -26,6 +26,7 @@ import {
   privateJobsSacctMessage,
   readDbdPrivateData,
   readSacctmgrAdminLevel,
+  readSacctmgrCoordinatedAccounts,
   readSlurmUserId,
 } from './slurm-access.js';
 import type { SourceItem } from './slurm-job.model.js';
@@ -44,7 +45,7 @@ export interface SacctSourceOptions {
    */
   sacctmgrPath?: string;
   /**
-   * The user sacct runs as (this process's), whose right to read every job is checked before the first
+   * The user sacct runs as (this process's), whose right to read every job is checked before each
    * read (createAccessCheck); default: os.userInfo(). Null: not known, not checked.
    */
   runAs?: { uid: number; name: string } | null;
@@ -256,52 +257,62 @@ function currentUser(): { uid: number; name: string } | null {
 /**
  * With PrivateData=jobs in slurmdbd.conf, sacct run by a user who is not an operator or administrator
  * (nor root, nor the SlurmUser) prints that user's jobs alone, exit 0 and no error (seen on the lab),
- * and every other user's jobs went unread, and unbilled, for good: the run succeeded and moved its window
- * on. Before the first read the source asks sacctmgr for slurmdbd's PrivateData (`show configuration`)
- * and, where it names jobs, the user's administrator level; a user who may read only their own jobs fails
- * the attempt as a setting to fix (nothing read, the window does not move). Root needs no asking. A
- * user found able to read every job is not asked about again in this process; sacctmgr failing is not
- * taken for a refusal (the read goes on, and the next read asks again).
+ * or, for a coordinator, those of the accounts it coordinates too (slurmdbd.conf(5)), and every other
+ * user's jobs went unread, and unbilled, for good: the run succeeded and moved its window on. Before each
+ * read the source asks sacctmgr: slurmdbd's PrivateData (`show configuration`) and, where it names jobs,
+ * the user's administrator level and the accounts it coordinates (`show user ... withcoord`); a user who
+ * may read only some users' jobs fails the attempt as a setting to fix (nothing read, the window does
+ * not move). Root needs no asking; sacctmgr failing is not taken for a refusal (the read goes on).
+ *
+ * Asked on every read, not once a process: an admin may lower a level, or set PrivateData, while the
+ * app runs. One sacctmgr call a read: the configuration is remembered, and a read asks only the
+ * level where it kept jobs private, only the configuration where it did not; the first read under
+ * PrivateData asks both, and so does a refusal, which reads the configuration again lest it refuse
+ * by a PrivateData taken out since.
  */
 function createAccessCheck(options: SacctSourceOptions): (signal: AbortSignal | undefined) => Promise<void> {
   const runAs = options.runAs === undefined ? currentUser() : options.runAs;
-  let isKnownAble = runAs === null || runAs.uid === 0;
+  /** Whether slurmdbd, as last read, keeps other users' jobs from `runAs`; null: not read (or not said). */
+  let isPrivateForUser: boolean | null = null;
   return async (signal) => {
-    if (isKnownAble || runAs === null) return;
+    if (runAs === null || runAs.uid === 0) return;
     const sacctmgrPath = options.sacctmgrPath ?? defaultSacctmgrPath(options.sacctPath);
     const env = sacctEnvironment(options.inheritedEnvironment, options.timeZone);
-    let configuration: string;
-    try {
-      configuration = await runSacctmgr(sacctmgrPath, ['show', 'configuration'], options.timeoutMs, env, signal);
-    } catch {
-      throwIfStopped(signal);
-      return;
-    }
-    const privateData = readDbdPrivateData(configuration);
-    if (privateData === null) return;
-    if (!isJobsPrivate(privateData) || readSlurmUserId(configuration) === runAs.uid) {
-      isKnownAble = true;
-      return;
-    }
-    let users: string;
-    try {
-      users = await runSacctmgr(
-        sacctmgrPath,
-        ['--noheader', '--parsable2', 'show', 'user', runAs.name, 'format=user,adminlevel'],
-        options.timeoutMs,
-        env,
-        signal,
-      );
-    } catch {
-      throwIfStopped(signal);
-      return;
-    }
+    const ask = async (args: string[]): Promise<string | null> => {
+      try {
+        return await runSacctmgr(sacctmgrPath, args, options.timeoutMs, env, signal);
+      } catch {
+        throwIfStopped(signal);
+        return null;
+      }
+    };
+    const readConfiguration = async (): Promise<boolean | null> => {
+      const configuration = await ask(['show', 'configuration']);
+      const privateData = configuration === null ? null : readDbdPrivateData(configuration);
+      isPrivateForUser =
+        configuration === null || privateData === null
+          ? null
+          : isJobsPrivate(privateData) && readSlurmUserId(configuration) !== runAs.uid;
+      return isPrivateForUser;
+    };
+    const isConfigurationFresh = isPrivateForUser !== true;
+    if (isConfigurationFresh && (await readConfiguration()) !== true) return;
+    const users = await ask([
+      '--noheader',
+      '--parsable2',
+      'show',
+      'user',
+      runAs.name,
+      'withcoord',
+      'format=user,adminlevel,coordinators',
+    ]);
+    if (users === null) return;
     const level = readSacctmgrAdminLevel(users, runAs.name);
-    if (level !== null && isPrivilegedLevel(level)) {
-      isKnownAble = true;
-      return;
-    }
-    throw new SourceConfigError(privateJobsSacctMessage(runAs.name, level));
+    if (level !== null && isPrivilegedLevel(level)) return;
+    if (!isConfigurationFresh && (await readConfiguration()) !== true) return;
+    throw new SourceConfigError(
+      privateJobsSacctMessage(runAs.name, level, readSacctmgrCoordinatedAccounts(users, runAs.name)),
+    );
   };
 }
 

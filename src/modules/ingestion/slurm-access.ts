@@ -53,6 +53,23 @@ export function readSacctmgrAdminLevel(output: string, user: string): string | n
 }
 
 /**
+ * The accounts a user coordinates, from `sacctmgr --noheader --parsable2 show user NAME withcoord
+ * format=user,adminlevel,coordinators` (`alice|None|physics,chem`); empty when none or not listed.
+ */
+export function readSacctmgrCoordinatedAccounts(output: string, user: string): string[] {
+  for (const line of output.split('\n')) {
+    const [name, , accounts] = line.split('|');
+    if (name?.trim() === user) {
+      return (accounts ?? '')
+        .split(',')
+        .map((account) => account.trim())
+        .filter(Boolean);
+    }
+  }
+  return [];
+}
+
+/**
  * A user's administrator level from slurmrestd's `/slurmdb/v0.0.NN/user/{name}` answer: a string
  * in 22.05 (`"administrator_level": "None"`, seen on the lab for v0.0.36-38), a list of them in the
  * later versions' schema; null when the answer has no such user or field.
@@ -81,13 +98,27 @@ export function operatorCommand(user: string): string {
   return `sacctmgr modify user ${user} set adminlevel=Operator`;
 }
 
-/** Why sacct, run as `user` under PrivateData=jobs, would read `user`'s jobs alone. */
-export function privateJobsSacctMessage(user: string, level: string | null): string {
+/**
+ * Why sacct, run as `user` under PrivateData=jobs, would read `user`'s jobs alone, or, for a
+ * coordinator, those of the accounts it coordinates too: slurmdbd.conf(5) says PrivateData=jobs hides
+ * other users' jobs "unless they are coordinators of the account running the job", so a coordinator's
+ * `sacct --allusers` is as partial as anyone's, only less visibly.
+ */
+export function privateJobsSacctMessage(
+  user: string,
+  level: string | null,
+  coordinatedAccounts: readonly string[] = [],
+): string {
   const standing =
     level === null ? `${user} is not a user of Slurm's accounting` : `${user}'s administrator level is ${level}`;
+  const isCoordinator = coordinatedAccounts.length > 0;
+  const seen = isCoordinator
+    ? `; ${user} coordinates the accounts ${coordinatedAccounts.join(', ')}, and a coordinator reads only the jobs of ` +
+      'those accounts (and their sub-accounts) and its own, so sacct --allusers prints those alone'
+    : `, so sacct --allusers prints ${user}'s jobs alone`;
   return (
-    `sacct runs as ${user}, who may read only their own jobs: slurmdbd.conf sets PrivateData=jobs and ${standing}, ` +
-    `so sacct --allusers prints ${user}'s jobs alone (exit 0, no error) and every other user's would go unread and ` +
+    `sacct runs as ${user}, who may read only ${isCoordinator ? "some users'" : 'their own'} jobs: slurmdbd.conf sets ` +
+    `PrivateData=jobs and ${standing}${seen} (exit 0, no error) and every other user's would go unread and ` +
     `unbilled. Nothing was read. As root: ${operatorCommand(user)} (or run the app as root or such a user)`
   );
 }

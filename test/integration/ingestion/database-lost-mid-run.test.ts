@@ -147,7 +147,12 @@ describe('a scheduled run whose database connections PostgreSQL terminates mid-w
       expect.objectContaining({
         level: 50,
         msg: UNAVAILABLE_LINE,
-        err: 'terminating connection due to administrator command',
+        // The driver's error itself, with its SQLSTATE and stack, not its last line alone.
+        err: expect.objectContaining({
+          message: expect.stringContaining('terminating connection due to administrator command'),
+          code: '57P01',
+          stack: expect.any(String),
+        }),
       }),
     ]);
     expect(under.lines.some((line) => line.msg.startsWith('ingestion source'))).toBe(false);
@@ -232,7 +237,10 @@ describe('a scheduled run whose database stops answering mid-write (its port clo
       expect.objectContaining({
         level: 50,
         msg: UNAVAILABLE_LINE,
-        err: expect.stringMatching(/^Connection terminated/),
+        err: expect.objectContaining({
+          message: expect.stringMatching(/Connection terminated/),
+          stack: expect.any(String),
+        }),
       }),
     ]);
     expect(under.lines.some((line) => line.msg.startsWith('ingestion source'))).toBe(false);
@@ -259,6 +267,59 @@ describe('a scheduled run whose database stops answering mid-write (its port clo
       await opened.splice(0).reduce((closing, database) => closing.then(() => database.close()), Promise.resolve());
       await relay.close();
     }
+  });
+});
+
+describe('a scheduled run whose query the database refuses (a constraint the batch breaks)', () => {
+  it('fails naming the SQLSTATE and the message, logs the error with its code and stack, and moves no window', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    const under = serviceOver(db.url);
+    await completeRunBefore(db, under.service);
+    // Not a lost connection: PostgreSQL answers, and refuses the batch's insert (23514), as it would a
+    // query with a bug in it.
+    await db.pool.query(`ALTER TABLE slurm_jobs ADD CONSTRAINT no_alice CHECK ("user" <> 'alice')`);
+    const stop = startIngestionScheduler({
+      service: under.service,
+      intervalSec: 3600,
+      logger: under.logger,
+      initialDelayMs: 0,
+    });
+    const runLines = await runLinesOnce(under.lines);
+    await stop();
+
+    const refusal = 'new row for relation "slurm_jobs" violates check constraint "no_alice"';
+    expect(runLines).toEqual([
+      expect.objectContaining({
+        level: 50,
+        msg: 'ingestion run failed: the database refused a query of the run (SQLSTATE 23514); the next interval tries again',
+        err: expect.objectContaining({
+          message: expect.stringContaining(refusal),
+          code: '23514',
+          stack: expect.any(String),
+        }),
+      }),
+    ]);
+    expect(under.lines.some((line) => line.msg.startsWith('ingestion source'))).toBe(false);
+    expect(await metricValue(under.metrics, 'slurm_ingest_source_failures_total', { source: 'file' })).toBe(0);
+    expect(await metricValue(under.metrics, 'slurm_ingest_runs_total', { source: 'none', outcome: 'failed' })).toBe(1);
+
+    const after = await stored(db);
+    expect(after.jobs).toBe(0);
+    expect(after.runs).toEqual([
+      expect.objectContaining({ outcome: 'success' }),
+      expect.objectContaining({
+        outcome: 'failed',
+        error: `the database refused a query of the run (SQLSTATE 23514): ${refusal}`,
+      }),
+    ]);
+    expect(JSON.stringify(after.runs[1].source_notes)).not.toContain('failed');
+
+    // The window did not move: with the constraint gone, the next run reads it again from the same start.
+    await db.pool.query('ALTER TABLE slurm_jobs DROP CONSTRAINT no_alice');
+    const next = await under.service.runOnce({ trigger: 'schedule' });
+    expect(next).toMatchObject({ status: 'finished', run: { outcome: 'success', inserted: CAPTURED_JOBS } });
+    expect(next.status === 'finished' && next.run.window.start).toEqual(after.runs[1].window_start);
   });
 });
 

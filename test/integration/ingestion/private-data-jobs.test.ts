@@ -4,7 +4,7 @@
  * billed a fraction of the cluster and moved its window past the rest. The sacct source now asks
  * sacctmgr first, and such a user fails the attempt as a setting to fix, naming the command that fixes it.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -79,7 +79,17 @@ async function collect(iterable: AsyncIterable<SourceItem>): Promise<SourceItem[
 }
 
 const CONFIGURATION = ['show', 'configuration'];
-const USER = (name: string) => ['--noheader', '--parsable2', 'show', 'user', name, 'format=user,adminlevel'];
+const USER = (name: string) => [
+  '--noheader',
+  '--parsable2',
+  'show',
+  'user',
+  name,
+  'withcoord',
+  'format=user,adminlevel,coordinators',
+];
+/** Sets the level (and the accounts coordinated) the fake sacctmgr at `link` gives from now on. */
+const setUser = (link: string, levelAndAccounts: string) => writeFileSync(`${link}.user`, levelAndAccounts);
 
 describe('the sacct source under PrivateData=jobs', () => {
   it('refuses to read as a user who may read only their own jobs, and runs no sacct', async () => {
@@ -90,25 +100,53 @@ describe('the sacct source under PrivateData=jobs', () => {
     await expect(read).rejects.toThrow(SourceConfigError);
     await expect(read).rejects.toThrow(MESSAGE);
     expect(argsOf(sacctPath)).toEqual([]);
-    // Asked again on the next read: the fix needs no restart.
+    // Asked again on the next read: the fix needs no restart. The refusal reads slurmdbd's
+    // configuration again too, in case PrivateData was taken out since.
     await expect(collect(source.read(WINDOW))).rejects.toThrow(MESSAGE);
-    expect(argsOf(sacctmgr)).toEqual([CONFIGURATION, USER('alice'), CONFIGURATION, USER('alice')]);
+    expect(argsOf(sacctmgr)).toEqual([CONFIGURATION, USER('alice'), USER('alice'), CONFIGURATION]);
+    // Made an operator while the app runs: the next read reads.
+    setUser(sacctmgr, 'Operator|');
+    expect((await collect(source.read(WINDOW))).filter((item) => item.kind === 'job')).toHaveLength(1);
   });
 
-  it('reads as an operator, and asks sacctmgr only once in the process', async () => {
+  it('refuses a coordinator, who reads only the jobs of the accounts it coordinates, naming them', async () => {
+    const sacctmgr = fake('sacctmgr-private-data-jobs');
+    setUser(sacctmgr, 'None|physics,chem');
+    const sacctPath = fake('private-data-jobs');
+    const source = createSacctSource(options({ sacctPath, sacctmgrPath: sacctmgr, runAs: ALICE }));
+    const read = collect(source.read(WINDOW));
+    await expect(read).rejects.toThrow(SourceConfigError);
+    await expect(read).rejects.toThrow(
+      "sacct runs as alice, who may read only some users' jobs: slurmdbd.conf sets PrivateData=jobs and " +
+        "alice's administrator level is None; alice coordinates the accounts physics, chem, and a coordinator " +
+        'reads only the jobs of those accounts (and their sub-accounts) and its own, so sacct --allusers prints those ' +
+        "alone (exit 0, no error) and every other user's would go unread and unbilled. Nothing was read. " +
+        'As root: sacctmgr modify user alice set adminlevel=Operator (or run the app as root or such a user)',
+    );
+    expect(argsOf(sacctPath)).toEqual([]);
+  });
+
+  it("asks for the user's level on every read, once a read, and refuses once it is lowered", async () => {
     const sacctmgr = fake('sacctmgr-private-data-jobs-operator');
     const source = createSacctSource(options({ sacctmgrPath: sacctmgr, runAs: { uid: 1003, name: 'billing' } }));
     expect((await collect(source.read(WINDOW))).filter((item) => item.kind === 'job')).toHaveLength(1);
     await collect(source.read(WINDOW));
-    expect(argsOf(sacctmgr)).toEqual([CONFIGURATION, USER('billing')]);
+    await collect(source.read(WINDOW));
+    expect(argsOf(sacctmgr)).toEqual([CONFIGURATION, USER('billing'), USER('billing'), USER('billing')]);
+    // An admin lowers the level while the app runs (sacctmgr modify user billing set adminlevel=None).
+    setUser(sacctmgr, 'None|');
+    await expect(collect(source.read(WINDOW))).rejects.toThrow(
+      "sacct runs as billing, who may read only their own jobs: slurmdbd.conf sets PrivateData=jobs and billing's " +
+        'administrator level is None',
+    );
   });
 
-  it('reads where slurmdbd keeps no jobs private, without asking for the user', async () => {
+  it('reads where slurmdbd keeps no jobs private, asking only for the configuration, once a read', async () => {
     const sacctmgr = fake('sacctmgr-ok');
     const source = createSacctSource(options({ sacctmgrPath: sacctmgr, runAs: ALICE }));
     await collect(source.read(WINDOW));
     await collect(source.read(WINDOW));
-    expect(argsOf(sacctmgr)).toEqual([CONFIGURATION]);
+    expect(argsOf(sacctmgr)).toEqual([CONFIGURATION, CONFIGURATION]);
   });
 
   it('reads as root or as the SlurmUser (which may read every job) without asking', async () => {

@@ -7,6 +7,7 @@ import {
   readDbdPrivateData,
   readRestAdminLevel,
   readSacctmgrAdminLevel,
+  readSacctmgrCoordinatedAccounts,
   readSlurmUserId,
 } from '../../../src/modules/ingestion/slurm-access.js';
 
@@ -43,6 +44,15 @@ describe('the administrator level', () => {
     expect(readSacctmgrAdminLevel(read(file), user)).toBe(level);
     expect(isPrivilegedLevel(level)).toBe(isPrivileged);
     expect(readSacctmgrAdminLevel(read(file), 'nobody')).toBeNull();
+  });
+
+  it('the accounts a user coordinates (show user NAME withcoord format=user,adminlevel,coordinators)', () => {
+    expect(readSacctmgrCoordinatedAccounts('alice|None|physics,chem\n', 'alice')).toEqual(['physics', 'chem']);
+    expect(readSacctmgrAdminLevel('alice|None|physics,chem\n', 'alice')).toBe('None');
+    expect(readSacctmgrCoordinatedAccounts('billing|Operator|\n', 'billing')).toEqual([]);
+    // The lab's capture, without the column.
+    expect(readSacctmgrCoordinatedAccounts(read('sacctmgr-show-user-alice.txt'), 'alice')).toEqual([]);
+    expect(readSacctmgrCoordinatedAccounts('alice|None|physics\n', 'nobody')).toEqual([]);
   });
 
   it.each(['v0.0.36', 'v0.0.37', 'v0.0.38'])('slurmrestd %s /slurmdb/.../user/{name}', (version) => {
