@@ -50,9 +50,9 @@ export class InvalidFieldsError extends BadRequestError {
     this.readableMessage = joinFieldReasons(fields, labels);
   }
 
-  /** The readable message without `field`'s reason, for a page that words that field's refusal itself. */
-  readableMessageWithout(field: string): string {
-    const { [field]: _, ...others } = this.fields;
+  /** The readable message without the reasons of `fields`, for a page that words their refusal itself. */
+  readableMessageWithout(...fields: string[]): string {
+    const others = Object.fromEntries(Object.entries(this.fields).filter(([field]) => !fields.includes(field)));
     return joinFieldReasons(others, this.labels);
   }
 }

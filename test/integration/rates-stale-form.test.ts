@@ -198,6 +198,66 @@ describe('a rates form opened before another admin changed the rates', () => {
     expect(await db.prisma.auditLog.count()).toBe(entries);
   });
 
+  it('tells an admin whose altered form names a tier not on the page that in words, keeping the typed rates', async () => {
+    // The page showed "based_on: must be a whole number": the key of a hidden field, over a tier no card has.
+    const form = await openRatesForm(ops, 'gov');
+    const rows = await db.prisma.pricingRate.count();
+    const entries = await db.prisma.auditLog.count();
+    const altered =
+      'This form came back altered: it names a tier that is not one of the current tiers (mu, gov, private), and ' +
+      'its record of the rates it was opened on was changed too.';
+    const typedRates =
+      'The rates you typed were CPU core-hour 0.95, GPU-hour 18, Memory GB-hour 0.08: reload the ' +
+      'page and set them in the form of the tier you meant.';
+    for (const [type, basedOn] of [
+      ['gold', 'latest'],
+      ['gold', '0'],
+      ['<b>gold</b>', 'latest'],
+      ['', 'latest'],
+      ['g'.repeat(40), 'latest'],
+    ] as const) {
+      const page = await ops.post('/admin/rates').set('Accept', 'text/html').type('form').send({
+        type,
+        cpu: '0.95',
+        gpu: '18',
+        mem: '0.08',
+        based_on: basedOn,
+        csrf_token: form.csrf,
+      });
+      const label = `${type} ${basedOn}`;
+      expect(page.status, label).toBe(400);
+      const [alert, ...others] = page.text.match(/<div class="alert error"[^>]*>[^<]*<\/div>/g) ?? [];
+      expect(others, label).toEqual([]);
+      expect(alert, label).toBe(
+        `<div class="alert error" role="alert" tabindex="-1" autofocus>Rates not changed. ${altered} ${typedRates}</div>`,
+      );
+      // Neither hidden field's key nor what came back in them is echoed, escaped or not.
+      expect(page.text, label).not.toContain('based_on:');
+      expect(page.text, label).not.toContain('gold');
+      expect(page.text, label).not.toContain('ggg');
+    }
+    // A typed rate is echoed escaped, after its own reason by its label; a direction control as its escape.
+    const markup = await ops.post('/admin/rates').set('Accept', 'text/html').type('form').send({
+      type: 'gold',
+      cpu: '<img src=x onerror=alert(1)>',
+      gpu: '18\u202e',
+      mem: '0.08',
+      based_on: 'latest',
+      csrf_token: form.csrf,
+    });
+    expect(markup.status).toBe(400);
+    expect(markup.text).not.toContain('<img src=x');
+    expect(markup.text).not.toContain('\u202e');
+    expect(markup.text).toMatch(
+      new RegExp(
+        `>Rates not changed\\. CPU core-hour: [^<]*\\. ${altered.replace(/[().]/g, '\\$&')} The rates you typed were ` +
+          'CPU core-hour &lt;img src=x onerror=alert\\(1\\)&gt;, GPU-hour 18\\\\u202e, Memory GB-hour 0\\.08: ',
+      ),
+    );
+    expect(await db.prisma.pricingRate.count()).toBe(rows);
+    expect(await db.prisma.auditLog.count()).toBe(entries);
+  });
+
   it('refuses a based_on that is not a rate id', async () => {
     const token = await csrfTokenOf(ops);
     const response = await ops

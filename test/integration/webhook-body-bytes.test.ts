@@ -6,7 +6,7 @@ import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
 import { createPayingResearchers, DUMMY_WEBHOOK_SECRET, setUpDummyPayments } from '../support/dummy-payments.js';
 import { buildStripeCheckoutPaid } from '../support/fake-stripe.js';
 import { useStripeApp } from '../support/stripe-webhooks.js';
-import type { buildTestApp } from '../support/test-app.js';
+import { type buildTestApp, metricValue } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
 /**
@@ -15,7 +15,9 @@ import type { TestDatabase } from '../support/test-database.js';
  * hashing, took one added to a body signed without it); `charset=utf-16` was taken and read as
  * UTF-8; a gzip body was decompressed and its signature checked over what it inflated to, which no
  * provider signed; and /payments/webhook/DUMMY was a 400 "is not a provider name" where the address
- * is simply not an endpoint.
+ * is simply not an endpoint. A body whose bytes are not UTF-8 was taken by the dummy provider, that text
+ * stored as U+FFFD; from Stripe, signed over those very bytes, it was refused as "does not match",
+ * which sent Stripe's operator to the secret.
  */
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
@@ -179,6 +181,87 @@ describe('a webhook address of no provider here', () => {
   );
 });
 
+/** The refusal of a signed body that is not UTF-8, naming the first byte that is not. */
+function notUtf8(byte: number, offset: number) {
+  const hex = byte.toString(16).toUpperCase().padStart(2, '0');
+  return {
+    error: `Webhook rejected: body is not valid UTF-8: byte 0x${hex} at offset ${offset} (counting from 0) begins no valid UTF-8 character; JSON is sent as UTF-8 (RFC 8259, 8.1).`,
+    code: 400,
+  };
+}
+
+/**
+ * `json` with `bad` in place of the X in its text, and the offset of `bad`'s first byte. Characters
+ * of two, three and four bytes come before it, so the offset counts bytes, not characters.
+ */
+function withBytesInText(json: string, bad: number[]) {
+  const [head, tail] = json.replace('X', 'é€😀X').split('X') as [string, string];
+  return {
+    bytes: Buffer.concat([Buffer.from(head), Buffer.from(bad), Buffer.from(tail)]),
+    offset: Buffer.byteLength(head),
+  };
+}
+
+/** A dummy success event carrying a `note` (a field the provider does not read) of `note`. */
+function succeededBodyWithNote(payment: { externalPaymentId: string | null }, eventId: string, note: string) {
+  return JSON.stringify({ ...JSON.parse(succeededBody(payment, eventId)), note });
+}
+
+describe('a body that is not UTF-8, from the dummy provider', () => {
+  it.each([
+    ['a byte no UTF-8 has (FE)', [0xfe]],
+    ['a continuation byte alone (80)', [0x80]],
+    ['a character cut short (E2 82, then the closing quote)', [0xe2, 0x82]],
+    ['an overlong "/" (C0 AF)', [0xc0, 0xaf]],
+    ['a UTF-16 surrogate written as UTF-8 (ED A0 80)', [0xed, 0xa0, 0x80]],
+  ])(
+    '%s, signed over those bytes, is refused with 400 naming its offset, and nothing is written',
+    async (_label, bad) => {
+      const payment = await pendingPayment();
+      const eventId = `evt-not-utf8-${payment.id}`;
+      const { bytes, offset } = withBytesInText(succeededBodyWithNote(payment, eventId, 'X'), bad);
+      const before = await everythingWritten();
+      const answer = await deliverDummyBytes(bytes);
+      expect(answer.status, answer.text).toBe(400);
+      expect(answer.body).toEqual(notUtf8(bad[0] as number, offset));
+      expect(await everythingWritten()).toEqual(before);
+      expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe('pending');
+    },
+  );
+
+  it('is refused when it ends in a character cut short, naming where that character begins', async () => {
+    const payment = await pendingPayment();
+    const json = Buffer.from(succeededBody(payment, `evt-cut-short-${payment.id}`));
+    const before = await everythingWritten();
+    const answer = await deliverDummyBytes(Buffer.concat([json, Buffer.from([0xf0, 0x9f, 0x98])]));
+    expect(answer.status, answer.text).toBe(400);
+    expect(answer.body).toEqual(notUtf8(0xf0, json.length));
+    expect(await everythingWritten()).toEqual(before);
+  });
+
+  it('is refused for its signature first when the signature is over other bytes', async () => {
+    const payment = await pendingPayment();
+    const json = succeededBodyWithNote(payment, `evt-not-utf8-unsigned-${payment.id}`, 'X');
+    const { bytes } = withBytesInText(json, [0xfe]);
+    const before = await everythingWritten();
+    const answer = await deliverDummyBytes(bytes, { signedBytes: withBytesInText(json, []).bytes });
+    expect(answer.status).toBe(400);
+    expect(answer.body).toEqual({ error: 'Webhook rejected: signature does not match.', code: 400 });
+    expect(await everythingWritten()).toEqual(before);
+  });
+
+  it('takes a U+FFFD written as UTF-8 (EF BF BD), with other characters of several bytes, and records it as sent', async () => {
+    const payment = await pendingPayment();
+    const eventId = `evt-replacement-char-${payment.id}`;
+    const body = Buffer.from(succeededBodyWithNote(payment, eventId, 'é€😀\ufffd'));
+    const answer = await deliverDummyBytes(body);
+    expect(answer.status, answer.text).toBe(200);
+    expect(answer.body).toEqual({ received: true, outcome: 'ok' });
+    const stored = await db.prisma.paymentEvent.findFirstOrThrow({ where: { externalEventId: eventId } });
+    expect(Buffer.from(stored.rawPayload, 'utf8').equals(body)).toBe(true);
+  });
+});
+
 describe('Stripe (SDK against a local fake of the API)', () => {
   const WEBHOOK_SECRET = 'whsec_bodybytessecretfortests';
   const { stripe } = useStripeApp(() => db, {
@@ -187,17 +270,20 @@ describe('Stripe (SDK against a local fake of the API)', () => {
   });
 
   /** A Stripe-Signature over exactly `bytes`, as Stripe computes it (HMAC-SHA256 of "t." and the payload). */
-  function stripeSignatureOver(bytes: Buffer) {
-    const t = Math.floor(Date.now() / 1000);
-    const v1 = createHmac('sha256', WEBHOOK_SECRET).update(`${t}.`).update(bytes).digest('hex');
+  function stripeSignatureOver(bytes: Buffer, options: { secondsAgo?: number; secret?: string } = {}) {
+    const t = Math.floor(Date.now() / 1000) - (options.secondsAgo ?? 0);
+    const v1 = createHmac('sha256', options.secret ?? WEBHOOK_SECRET)
+      .update(`${t}.`)
+      .update(bytes)
+      .digest('hex');
     return `t=${t},v1=${v1}`;
   }
 
-  const deliverStripeBytes = (bytes: Buffer, signedBytes = bytes) => {
+  const deliverStripeBytes = (bytes: Buffer, signedBytes = bytes, signature = stripeSignatureOver(signedBytes)) => {
     const call = request(stripe.app)
       .post('/payments/webhook/stripe')
       .set('Content-Type', 'application/json; charset=utf-8')
-      .set('Stripe-Signature', stripeSignatureOver(signedBytes));
+      .set('Stripe-Signature', signature);
     return sendAsIs(call, bytes);
   };
 
@@ -237,6 +323,59 @@ describe('Stripe (SDK against a local fake of the API)', () => {
     expect(answer.body.error).toBe(
       'Webhook rejected: the Stripe-Signature header does not match this body signed with the webhook secret.',
     );
+    expect(await everythingWritten()).toEqual(before);
+  });
+  /** payments_webhook_events_total of Stripe deliveries refused before their event was read. */
+  const refusedCounts = async () => ({
+    badSignature: await metricValue(stripe.metrics, 'payments_webhook_events_total', {
+      provider: 'stripe',
+      event: 'other',
+      outcome: 'bad_signature',
+    }),
+    error: await metricValue(stripe.metrics, 'payments_webhook_events_total', {
+      provider: 'stripe',
+      event: 'other',
+      outcome: 'error',
+    }),
+  });
+
+  /** A checkout.session.completed for `payment` whose text has the bytes `bad` in it, and their offset. */
+  async function stripeBodyWithBytes(bad: number[], ids: string) {
+    const payment = await pendingPayment(stripe.app);
+    const event = buildStripeCheckoutPaid(payment.externalPaymentId, `pi_${ids}`, `evt_${ids}`);
+    return { payment, ...withBytesInText(JSON.stringify({ ...event, note: 'X' }), bad) };
+  }
+
+  it('refuses a body signed over bytes that are not UTF-8 as not UTF-8, naming the offset, not as a bad signature', async () => {
+    const { payment, bytes, offset } = await stripeBodyWithBytes([0xfe], 'signed_not_utf8');
+    const before = await everythingWritten();
+    const counted = await refusedCounts();
+    const answer = await deliverStripeBytes(bytes);
+    expect(answer.status, answer.text).toBe(400);
+    expect(answer.body).toEqual(notUtf8(0xfe, offset));
+    expect(await everythingWritten()).toEqual(before);
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe('pending');
+    // The secret is right: an alert on bad signatures must not send anyone to rotate it.
+    expect(await refusedCounts()).toEqual({ badSignature: counted.badSignature, error: counted.error + 1 });
+  });
+
+  it.each([
+    [
+      'another secret',
+      { secret: 'whsec_anothersecret' },
+      'Webhook rejected: the Stripe-Signature header does not match this body signed with the webhook secret.',
+    ],
+    [
+      'a timestamp past the tolerance',
+      { secondsAgo: 1_000 },
+      'Webhook rejected: the Stripe-Signature timestamp is more than 300 s from now.',
+    ],
+  ])('refuses a body that is not UTF-8 signed with %s for its signature first', async (_label, signing, message) => {
+    const { bytes } = await stripeBodyWithBytes([0xe2, 0x82], 'not_utf8_badly_signed');
+    const before = await everythingWritten();
+    const answer = await deliverStripeBytes(bytes, bytes, stripeSignatureOver(bytes, signing));
+    expect(answer.status).toBe(400);
+    expect(answer.body).toEqual({ error: message, code: 400 });
     expect(await everythingWritten()).toEqual(before);
   });
 });

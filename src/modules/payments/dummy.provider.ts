@@ -7,6 +7,7 @@ import {
   isAmountTooLarge,
   jsonTextOf,
   PROVIDER_CURRENCY_CODE,
+  refuseBodyNotUtf8,
   WebhookBodyError,
   WebhookSignatureError,
 } from './payment-provider.js';
@@ -75,6 +76,7 @@ export function createDummyProvider(options: { webhookSecret: string }): Payment
       const expected = Buffer.from(signDummyWebhook(rawBody, options.webhookSecret), 'hex');
       if (!timingSafeEqual(expected, Buffer.from(given, 'hex')))
         throw new WebhookSignatureError('signature does not match');
+      refuseBodyNotUtf8(rawBody);
       return readDummyEvent(rawBody);
     },
     readEvent: readDummyEvent,

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type Stripe from 'stripe';
 import { minorUnitDigits } from '../pricing/pricing.js';
@@ -9,6 +9,7 @@ import {
   jsonTextOf,
   PaymentProviderError,
   PROVIDER_CURRENCY_CODE,
+  refuseBodyNotUtf8,
   WebhookBodyError,
   WebhookSignatureError,
 } from './payment-provider.js';
@@ -454,7 +455,8 @@ function signedAtOf(header: string): number | undefined {
  * received (t read as the package reads it: the last, as a whole number). The package hashes the
  * body as text: given the Buffer, it decoded it with TextDecoder, which drops a leading byte-order mark,
  * and either way bytes that are not UTF-8 become U+FFFD, so a mark put in front of a signed body, or
- * such a byte in place of a signed U+FFFD, still matched.
+ * such a byte in place of a signed U+FFFD, still matched. The package now hashes with signerOverBytes;
+ * this check stays so that the bytes' signature does not rest on how the package uses it.
  */
 function isSignedOverBytes(rawBody: Buffer, header: string, secret: string): boolean {
   const signedAt = signedAtOf(header);
@@ -468,6 +470,26 @@ function isSignedOverBytes(rawBody: Buffer, header: string, secret: string): boo
       const candidate = Buffer.from(given ?? '');
       return candidate.length === expected.length && timingSafeEqual(candidate, expected);
     });
+}
+
+/**
+ * What the package's signature check hashes with: HMAC-SHA256 of `<t>.` and the body's bytes as
+ * received, where the package would hash `<t>.` and the body decoded to text. Bytes that are not
+ * UTF-8 become U+FFFD in that text, so a body Stripe signed over such bytes was refused as "does not
+ * match", which sends Stripe's operator to the secret; the package still reads the header and checks
+ * the timestamp's age, and refuseBodyNotUtf8 then says what is wrong with the body.
+ */
+function signerOverBytes(rawBody: Buffer): Stripe.CryptoProvider {
+  const hmacOf = (content: string, secret: string) => {
+    // The package asks for "<t>.<body as text>"; t is a whole number, so its first dot ends it.
+    const signedAt = content.slice(0, content.indexOf('.') + 1);
+    return createHmac('sha256', secret).update(signedAt).update(rawBody).digest('hex');
+  };
+  return {
+    computeHMACSignature: hmacOf,
+    computeHMACSignatureAsync: async (content, secret) => hmacOf(content, secret),
+    computeSHA256Async: async (data) => new Uint8Array(createHash('sha256').update(data).digest()),
+  };
 }
 
 /** Stripe Checkout through the official SDK; webhooks verified with its own signature check. */
@@ -554,9 +576,15 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
         // Only the signature: what follows a valid one is counted as the body's error, not the secret's.
         const verifier = stripe.webhooks.signature;
         if (!verifier) throw new Error('the stripe package has no signature verifier');
-        // As text that keeps a leading byte-order mark (given a Buffer, the package decodes it with
-        // TextDecoder, which drops the mark before hashing); isSignedOverBytes then holds it to the bytes.
-        verifier.verifyHeader(rawBody.toString('utf8'), signature, options.webhookSecret, options.toleranceSec);
+        // Hashed over the bytes (signerOverBytes): given a Buffer, the package decodes it with TextDecoder,
+        // which drops a leading byte-order mark, and any text turns bytes that are not UTF-8 into U+FFFD.
+        verifier.verifyHeader(
+          rawBody.toString('utf8'),
+          signature,
+          options.webhookSecret,
+          options.toleranceSec,
+          signerOverBytes(rawBody),
+        );
         if (!isSignedOverBytes(rawBody, signature, options.webhookSecret)) {
           throw new Error('No signatures found matching the expected signature for payload');
         }
@@ -569,6 +597,8 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
       } catch (error) {
         throw new WebhookSignatureError(signatureRefusalOf(error, options.toleranceSec));
       }
+      // After the signature, which proves who sent the bytes: they are Stripe's, and are no text.
+      refuseBodyNotUtf8(rawBody);
       return toPaymentEvent(readStripeEvent(rawBody), rawBody.toString('utf8'));
     },
     readEvent(rawBody: Buffer): PaymentEvent {

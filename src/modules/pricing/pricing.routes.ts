@@ -23,9 +23,11 @@ import {
   NotAcceptableError,
   readableMessageOf,
 } from '../../shared/errors.js';
+import { revealBidiControls } from '../../shared/visible-text.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TUserListQuery, ZUserListQuery } from '../users/users.schema.js';
 import {
+  TIER_FIELD_LABELS,
   ZCreateTier,
   ZDeleteTier,
   ZEditTier,
@@ -134,6 +136,38 @@ function ratesRefusalOnPage(error: AppError): string {
     `${others ? `${others}. ` : ''}This form came back with its record of the rates it was opened on altered, so whether ` +
     'someone changed them since could not be checked. It keeps the rates you typed: submit it again to set them, or ' +
     'reload the page to see the rates in force.'
+  );
+}
+
+/** A typed rate as a message quotes it: cut short past 40 characters, its direction controls shown, not applied. */
+function quotedRate(typed: string | undefined): string {
+  if (!typed) return '(empty)';
+  const characters = [...typed];
+  return revealBidiControls(characters.length > 40 ? `${characters.slice(0, 40).join('')}…` : typed);
+}
+
+/**
+ * A rates form's refusal where the tier it names has no card on the page, so no form to keep the
+ * rates typed in. Its hidden based_on refused as well means the form came back altered (both hidden
+ * fields): the page showed "based_on: must be a whole number", the key of a field the admin never
+ * saw. It now says so in words, without echoing the tier it came back naming (no card has it, and
+ * the admin never typed it), and quotes the rates typed, which are lost with the form otherwise.
+ */
+function ratesRefusalWithoutCard(error: AppError, typed: (name: string) => string, tiers: string[]): string {
+  if (!(error instanceof InvalidFieldsError) || !('based_on' in error.fields)) return readableMessageOf(error);
+  // The tier's own reason (none given, too long) is what the sentence below says.
+  const others = error.readableMessageWithout('based_on', 'type');
+  const names =
+    tiers.length > 0
+      ? `it names a tier that is not one of the current tiers (${tiers.join(', ')})`
+      : 'it names a tier, and there are none yet';
+  const rates = (['cpu', 'gpu', 'mem'] as const)
+    .map((field) => `${TIER_FIELD_LABELS[field]} ${quotedRate(typed(field))}`)
+    .join(', ');
+  return (
+    `Rates not changed. ${others ? `${others}. ` : ''}This form came back altered: ${names}, and its record of ` +
+    `the rates it was opened on was changed too. The rates you typed were ${rates}: ` +
+    'reload the page and set them in the form of the tier you meant.'
   );
 }
 
@@ -317,8 +351,9 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       const type = renamed ? error.tier : typed('type');
       res.status(error.status);
       // A tier that is not on the page has no card to show it in.
-      if (!(await rates.getSnapshot()).tiers.has(type)) {
-        await renderRates(res, { error: readableMessageOf(error) });
+      const { tiers } = await rates.getSnapshot();
+      if (!tiers.has(type)) {
+        await renderRates(res, { error: ratesRefusalWithoutCard(error, typed, [...tiers.keys()]) });
         return;
       }
       // Over a stale page, the rates the admin did not change show as they are now.
