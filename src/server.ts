@@ -333,17 +333,30 @@ async function prepareWithStopSignals(config: AppConfig, logger: Logger): Promis
   }
 }
 
+/**
+ * The worker `starting` resolves to, for the shutdown signal's handlers, or, when the start fails,
+ * a promise that never settles: the failure is the start-up's to report (main: "HPC Billing failed
+ * to start", exit 1), and a signal meanwhile has nothing left to stop. Chained on `starting`
+ * itself, one failed listen (the port taken since checkCanListen) also rejected the stop, logged as
+ * "shutdown failed" beside the start's own line, and a second signal's hurry, whose promise nothing
+ * handled: "unhandled promise rejection".
+ */
+function startedOrNever(starting: Promise<WorkerShutdown>): Promise<WorkerShutdown> {
+  return starting.catch(() => new Promise<never>(() => undefined));
+}
+
 async function start(config: AppConfig, logger: Logger) {
   if (cluster.isWorker) {
     // The primary prepared the database and passed its URL in DATABASE_URL.
     const starting = runWorker(config, config.databaseUrl as string, logger);
+    const started = startedOrNever(starting);
     // Handlers before listening, as for one worker below: the primary says "is listening" once every
     // worker has listened, and a Ctrl-C to the process group can then reach a worker that has not
     // yet set them, which then took Node's default action: it died instead of draining.
     onShutdownSignal(
       logger,
-      async () => (await starting).stop(),
-      () => void starting.then((worker) => worker.hurry()),
+      async () => (await started).stop(),
+      () => void started.then((worker) => worker.hurry()),
     );
     const worker = await starting;
     // The primary is gone, and with it the listening socket: nothing new can come to drain for.
@@ -364,6 +377,7 @@ async function start(config: AppConfig, logger: Logger) {
   warnIfDemoLoginsExposed(logger, config, database.demo);
   if (config.webConcurrency === 1) {
     const starting = runWorker(config, database.databaseUrl, logger);
+    const started = startedOrNever(starting);
     // Handlers before runWorker sets up hashing, opens the pool and listens, as in a cluster worker
     // above: the start-up's own went with prepareWithStopSignals, and a SIGTERM in between took
     // Node's default action, an exit by signal with no log line and the embedded PostgreSQL left
@@ -374,12 +388,12 @@ async function start(config: AppConfig, logger: Logger) {
       async () => {
         isStopping = true;
         try {
-          await (await starting).stop();
+          await (await started).stop();
         } finally {
           await database.stop();
         }
       },
-      () => void starting.then((worker) => worker.hurry()),
+      () => void started.then((worker) => worker.hurry()),
     );
     try {
       await starting;

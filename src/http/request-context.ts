@@ -97,7 +97,8 @@ export type RequestEnd = 'finished' | 'client_closed' | 'cut_by_shutdown';
  * for it, though its handler keeps running and changing data. 'close' does fire then, with
  * `writableFinished` false; it also fires after 'finish' on every normal request, hence the guard.
  * A request a shutdown cut (SHUTDOWN_TIMEOUT_MS ran out) is not the client's doing: its status is
- * what was sent (a download cut midway: 200), or 503 when nothing was, never 499.
+ * what was sent (a download cut midway: 200), or 503 when nothing was (a body still arriving too),
+ * never 499.
  */
 export function onRequestEnd(
   res: Response,
@@ -109,10 +110,14 @@ export function onRequestEnd(
   const end = (isUnfinished: boolean) => {
     if (ended) return;
     ended = true;
-    if (!isUnfinished) done(res.statusCode, false, 'finished');
-    else if (server && serversCuttingConnections.has(server)) {
-      done(res.headersSent ? res.statusCode : 503, false, 'cut_by_shutdown');
-    } else done(CLIENT_CLOSED_REQUEST, true, 'client_closed');
+    const isCut = server !== undefined && serversCuttingConnections.has(server);
+    // A body still arriving (a slow upload) when the shutdown cut its connection: the body parser
+    // takes the cut for an aborted request, and the error handler's 400 'finishes' into the closed
+    // socket. Not a byte of it reached the client, and the client sent nothing wrong.
+    if (isCut && !res.req.complete) done(503, false, 'cut_by_shutdown');
+    else if (!isUnfinished) done(res.statusCode, false, 'finished');
+    else if (isCut) done(res.headersSent ? res.statusCode : 503, false, 'cut_by_shutdown');
+    else done(CLIENT_CLOSED_REQUEST, true, 'client_closed');
   };
   res.once('finish', () => end(false));
   res.once('close', () => end(!res.writableFinished));

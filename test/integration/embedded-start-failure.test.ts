@@ -6,11 +6,15 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { REPEATED_SIGNAL_MS } from '../../src/shared/distinct-signals.js';
 import { spawnCollecting } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
+import { createTestDatabase } from '../support/test-database.js';
 
 const directories: string[] = [];
+const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
+  for (const cleanup of cleanups) await cleanup();
   for (const directory of directories) await rm(directory, { recursive: true, force: true });
 });
 
@@ -83,6 +87,119 @@ it('on a port taken as it starts listening, stops its embedded PostgreSQL before
     expect(hasPidFile, 'postmaster.pid still there: PostgreSQL had not finished shutting down').toBe(false);
     expect(hasOwnerFile, 'DATA_DIR still names the exited process the owner of its PostgreSQL').toBe(false);
     expect(state, 'pg_control does not say the cluster was shut down cleanly').toBe(1);
+  } finally {
+    start.child.kill('SIGKILL');
+    await new Promise((resolve) => squatter.close(resolve));
+  }
+}, 150_000);
+
+// The same start, stopped meanwhile by an operator's Ctrl-C and then a second signal (a supervisor's
+// SIGTERM): the second signal's "end the drain delay" waited on a start that then failed, and that
+// rejection, handled nowhere, was logged as "unhandled promise rejection", which reads as a bug.
+it('signalled twice while it waits to listen, then finding the port taken, exits 1 naming PORT with no unhandled rejection', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hb-embedded-start-failure-'));
+  directories.push(dataDir);
+  const databaseDir = path.join(dataDir, 'postgres');
+  const listenNow = path.join(dataDir, 'listen-now');
+  const port = await findFreePort();
+  const preload = pathToFileURL(path.join(PROJECT_ROOT, 'test/support/listen-when-told.mjs')).href;
+  const start = spawnCollecting(process.execPath, ['--import', 'tsx', '--import', preload, 'src/server.ts'], {
+    cwd: PROJECT_ROOT,
+    env: {
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      DEMO_SEED: '0',
+      INGEST_ENABLED: '0',
+      WEB_CONCURRENCY: '1',
+      LOG_LEVEL: 'info',
+      LISTEN_WHEN_TOLD_BY: listenNow,
+    },
+  });
+  const squatter = net.createServer();
+  try {
+    const poll = { timeout: 110_000, interval: 100 };
+    await expect.poll(() => start.stderr().includes('about to listen'), poll).toBe(true);
+    start.child.kill('SIGINT');
+    await expect.poll(() => start.output().includes('shutting down'), poll).toBe(true);
+    // Past the window in which a signal counts as the first delivered again.
+    await new Promise((resolve) => setTimeout(resolve, REPEATED_SIGNAL_MS * 3));
+    start.child.kill('SIGTERM');
+    await expect.poll(() => start.output().includes('second signal'), poll).toBe(true);
+    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+    await writeFile(listenNow, '');
+
+    const code = await start.exited;
+    const left = await processesServing(databaseDir);
+    const hasPidFile = existsSync(path.join(databaseDir, 'postmaster.pid'));
+
+    expect(start.output()).not.toMatch(/unhandled|shutdown failed/i);
+    expect(code, start.output()).toBe(1);
+    expect(
+      start
+        .stderr()
+        .split('\n')
+        .filter((line) => line.startsWith('HPC Billing failed to start')),
+      start.output(),
+    ).toEqual([
+      `HPC Billing failed to start: port ${port} of 127.0.0.1 is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
+    ]);
+    expect(left, start.output()).toEqual([]);
+    expect(hasPidFile, 'postmaster.pid still there: PostgreSQL had not finished shutting down').toBe(false);
+  } finally {
+    start.child.kill('SIGKILL');
+    await new Promise((resolve) => squatter.close(resolve));
+  }
+}, 150_000);
+
+// Production (JSON lines), one SIGTERM (a deploy) while the start waits to listen, then the port
+// taken: the stop waited on the failed start and failed with it, so the one failure was told twice,
+// the start's fatal line and an error "shutdown failed", which reads as a second fault.
+it('in production, a SIGTERM before a listen that finds the port taken leaves one fatal line and exits 1', async () => {
+  const db = await createTestDatabase();
+  cleanups.push(() => db.drop());
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hb-embedded-start-failure-'));
+  directories.push(dataDir);
+  const listenNow = path.join(dataDir, 'listen-now');
+  const port = await findFreePort();
+  const preload = pathToFileURL(path.join(PROJECT_ROOT, 'test/support/listen-when-told.mjs')).href;
+  const start = spawnCollecting(process.execPath, ['--import', 'tsx', '--import', preload, 'src/server.ts'], {
+    cwd: PROJECT_ROOT,
+    env: {
+      APP_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      SESSION_SECRET: 's'.repeat(40),
+      AUDIT_CHAIN_KEY: 'k'.repeat(40),
+      INGEST_ENABLED: '0',
+      WEB_CONCURRENCY: '1',
+      LISTEN_WHEN_TOLD_BY: listenNow,
+    },
+  });
+  const squatter = net.createServer();
+  try {
+    const poll = { timeout: 110_000, interval: 100 };
+    await expect.poll(() => start.stderr().includes('about to listen'), poll).toBe(true);
+    start.child.kill('SIGTERM');
+    await expect.poll(() => start.output().includes('"msg":"shutting down"'), poll).toBe(true);
+    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+    await writeFile(listenNow, '');
+
+    const code = await start.exited;
+    const lines = start
+      .stdout()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { level: number; msg: string });
+
+    expect(code, start.output()).toBe(1);
+    expect(
+      lines.filter((line) => line.level >= 50).map((line) => line.msg),
+      start.output(),
+    ).toEqual([
+      `HPC Billing failed to start: port ${port} of 127.0.0.1 is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
+    ]);
   } finally {
     start.child.kill('SIGKILL');
     await new Promise((resolve) => squatter.close(resolve));

@@ -281,6 +281,85 @@ describe('the server process on SIGTERM', () => {
     },
     SPAWNED_TEST_TIMEOUT_MS,
   );
+
+  // A slow upload (POST /login sent a byte at a time) still arriving when SHUTDOWN_TIMEOUT_MS runs
+  // out: there is no request yet to answer, so its connection is closed with nothing on it, and the
+  // process goes on to exit 0 as after any timed-out close. `Expect: 100-continue` makes the
+  // server say when it has taken the request (its "100 Continue"), so the signal comes only then.
+  it(
+    'cuts a request whose body is still arriving when SHUTDOWN_TIMEOUT_MS runs out, closing its connection, and exits 0',
+    async () => {
+      const port = await findFreePort();
+      const server = await spawnServer({
+        DATABASE_URL: db.url,
+        PORT: String(port),
+        WEB_CONCURRENCY: '1',
+        DEMO_SEED: '0',
+        INGEST_ENABLED: '0',
+        LOG_LEVEL: 'info',
+        SHUTDOWN_TIMEOUT_MS: '1000',
+      });
+      const socket = net.connect(port, '127.0.0.1');
+      let isTrickling = true;
+      try {
+        await new Promise((resolve) => socket.once('connect', resolve));
+        let received = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (chunk: string) => {
+          received += chunk;
+        });
+        socket.on('error', () => {});
+        const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+        closed.then(() => {
+          isTrickling = false;
+        });
+        const body = `username=alice&password=${'x'.repeat(5_000)}&csrf_token=none`;
+        socket.write(
+          'POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n' +
+            `Content-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+        );
+        await expect.poll(() => received, { timeout: 30_000 }).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n/);
+        // A byte every 50 ms: the whole body would take minutes, far past the timeout.
+        void (async () => {
+          for (let offset = 0; isTrickling && offset < body.length; offset++) {
+            socket.write(body.slice(offset, offset + 1));
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        })();
+
+        server.process.kill('SIGTERM');
+        await closed;
+        expect(await server.exited, server.output()).toBe(0);
+
+        // Nothing after the "100 Continue": no answer to a request not yet whole.
+        expect(received).toBe('HTTP/1.1 100 Continue\r\n\r\n');
+        const lines = server
+          .stdout()
+          .split('\n')
+          .filter((line) => line.startsWith('{'))
+          .map((line) => JSON.parse(line) as { level: number; msg: string });
+        expect(lines.map((line) => line.msg)).toContain('shutdown timed out; open connections were cut');
+        expect(
+          lines.filter((line) => line.level >= 50),
+          server.output(),
+        ).toEqual([]);
+        // Logged as the shutdown's cut (nothing was sent: 503, as for any cut request that had no
+        // answer yet), not as the client's bad request (400) the body parser made of the cut.
+        expect(
+          lines.filter((line) => line.msg === 'request'),
+          server.output(),
+        ).toEqual([
+          expect.objectContaining({ method: 'POST', route: 'before_route', status: 503, cutByShutdown: true }),
+        ]);
+        expect(lines.at(-1)).toMatchObject({ msg: 'stopped', signal: 'SIGTERM' });
+      } finally {
+        isTrickling = false;
+        socket.destroy();
+        server.process.kill('SIGKILL');
+      }
+    },
+    SPAWNED_TEST_TIMEOUT_MS,
+  );
 });
 
 const NO_ANSWER_MS = 20_000;
