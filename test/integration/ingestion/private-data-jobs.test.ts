@@ -111,14 +111,20 @@ describe('the sacct source under PrivateData=jobs', () => {
 
   it('refuses a coordinator, who reads only the jobs of the accounts it coordinates, naming them', async () => {
     const sacctmgr = fake('sacctmgr-private-data-jobs');
-    setUser(sacctmgr, 'None|physics,chem');
+    // As the lab's sacctmgr printed a coordinator of two accounts (22.05/coordinators), name and all.
+    setUser(
+      sacctmgr,
+      readFileSync(path.resolve(FAKE_SACCT, '../22.05/coordinators/sacctmgr-show-user-two-accounts.txt'), 'utf8')
+        .trim()
+        .replace(/^carol\|/, ''),
+    );
     const sacctPath = fake('private-data-jobs');
     const source = createSacctSource(options({ sacctPath, sacctmgrPath: sacctmgr, runAs: ALICE }));
     const read = collect(source.read(WINDOW));
     await expect(read).rejects.toThrow(SourceConfigError);
     await expect(read).rejects.toThrow(
       "sacct runs as alice, who may read only some users' jobs: slurmdbd.conf sets PrivateData=jobs and " +
-        "alice's administrator level is None; alice coordinates the accounts physics, chem, and a coordinator " +
+        "alice's administrator level is None; alice coordinates the accounts chemistry, physics, and a coordinator " +
         'reads only the jobs of those accounts (and their sub-accounts) and its own, so sacct --allusers prints those ' +
         "alone (exit 0, no error) and every other user's would go unread and unbilled. Nothing was read. " +
         'As root: sacctmgr modify user alice set adminlevel=Operator (or run the app as root or such a user)',
