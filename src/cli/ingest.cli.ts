@@ -3,10 +3,16 @@ import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
 import * as ingestionRepository from '../modules/ingestion/ingestion.repository.js';
-import type { IngestionService, RunSummary } from '../modules/ingestion/ingestion.service.js';
+import {
+  describeStoreFailure,
+  type IngestionService,
+  lastLineOf,
+  type RunSummary,
+} from '../modules/ingestion/ingestion.service.js';
 import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser.js';
 import { createMetrics } from '../modules/metrics/metrics.js';
 import { onDistinctSignals } from '../shared/distinct-signals.js';
+import { isDatabaseUnavailable, isMissingColumn, isMissingTable } from '../shared/errors.js';
 import { addLocalDays } from '../shared/local-date.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
@@ -247,4 +253,26 @@ function unknownStatesText(run: RunSummary): string {
   return run.unknownStateJobs > 0 ? `, ${run.unknownStateJobs} in a state it does not know (unbilled)` : '';
 }
 
-runTool(main);
+/**
+ * A database failure the run met, in the words of the run's record (`the database refused a query of
+ * the run (SQLSTATE 23514): …`): PostgreSQL's message alone read like any error of the tool, not a
+ * refusal that fails every run until the query or the data is fixed. A lost connection and a database
+ * behind the code keep runTool's own words, which say what to do.
+ */
+function inRunWords(error: unknown): unknown {
+  if (
+    !(error instanceof ingestionRepository.JobStoreError) ||
+    isDatabaseUnavailable(error) ||
+    isMissingColumn(error) ||
+    isMissingTable(error)
+  ) {
+    return error;
+  }
+  return new Error(`${describeStoreFailure(error)}: ${lastLineOf(error)}`, { cause: error });
+}
+
+runTool(() =>
+  main().catch((error: unknown) => {
+    throw inRunWords(error);
+  }),
+);

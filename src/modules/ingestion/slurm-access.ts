@@ -54,7 +54,9 @@ export function readSacctmgrAdminLevel(output: string, user: string): string | n
 
 /**
  * The accounts a user coordinates, from `sacctmgr --noheader --parsable2 show user NAME withcoord
- * format=user,adminlevel,coordinators` (`alice|None|physics,chem`); empty when none or not listed.
+ * format=user,adminlevel,coordinators` (`carol|None|chemistry,physics`, `billing|Operator|`): as the lab's
+ * 22.05 printed them (test/fixtures/slurm/22.05/coordinators), comma-separated in name order, accounts
+ * made under a coordinated one since included; empty when none or not listed.
  */
 export function readSacctmgrCoordinatedAccounts(output: string, user: string): string[] {
   for (const line of output.split('\n')) {

@@ -317,26 +317,24 @@ export function createSlurmRestSource(
     );
   };
 
-  // Whether SLURMRESTD_USER may read every job: once found an operator, not asked again in this process.
-  let isUserKnownAble = false;
   /**
    * Under PrivateData=jobs in slurmdbd.conf, slurmrestd answers a user who is not an operator or
    * administrator with that user's own jobs alone, HTTP 200 and no error (seen on the lab), so every other
    * user's went unread and unbilled. slurmrestd cannot say whether PrivateData is set, but it says the
    * user's administrator level (`/slurmdb/v0.0.NN/user/{name}`): a user who is neither gets a warning.
    * No answer, or one without the level, warns of nothing (the next run asks again).
+   *
+   * Asked after every run it answered, one request a run (the version is detected once), as the sacct
+   * source asks sacctmgr: an operator once was never asked about again in the process, so an admin
+   * lowering its level while the app ran left every later run reading one user's jobs without a warning.
    */
   const findAccessWarning = async (): Promise<string | null> => {
-    if (!options.checksUserLevel || isUserKnownAble || options.user === 'root') return null;
+    if (!options.checksUserLevel || options.user === 'root') return null;
     try {
       const version = await detectVersion();
       const body = await get(`slurmdb/${version}/user/${encodeURIComponent(options.user)}`);
       const level = readRestAdminLevel(body, options.user);
-      if (level === null) return null;
-      if (isPrivilegedLevel(level)) {
-        isUserKnownAble = true;
-        return null;
-      }
+      if (level === null || isPrivilegedLevel(level)) return null;
       return restUserWarning(options.user, level);
     } catch {
       return null;

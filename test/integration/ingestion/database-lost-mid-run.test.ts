@@ -368,3 +368,32 @@ describe('npm run ingest whose database connections PostgreSQL terminates mid-wr
     expect(JSON.stringify(after.runs[0].source_notes)).not.toContain('failed');
   }, 120_000);
 });
+
+describe('npm run ingest whose query the database refuses (a constraint the batch breaks)', () => {
+  it("prints the run's own words, the SQLSTATE and PostgreSQL's message, exits 1, and records the day failed so", async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    await db.pool.query(`ALTER TABLE slurm_jobs ADD CONSTRAINT no_alice CHECK ("user" <> 'alice')`);
+    const tool = spawnCollecting(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-11-23', '--to', '2026-11-23'],
+      {
+        cwd: PROJECT_ROOT,
+        env: { DATABASE_URL: db.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', FALLBACK_CSV: CAPTURE },
+      },
+    );
+    const code = await tool.exited;
+
+    // As the run's record says it: PostgreSQL's message alone read like any error of the tool's.
+    const error =
+      'the database refused a query of the run (SQLSTATE 23514): new row for relation "slurm_jobs" violates check constraint "no_alice"';
+    expect({ code, stdout: tool.stdout(), stderr: tool.stderr() }).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `${error}\n`,
+    });
+    const after = await stored(db);
+    expect(after.jobs).toBe(0);
+    expect(after.runs).toEqual([expect.objectContaining({ outcome: 'failed', error })]);
+  }, 120_000);
+});

@@ -111,14 +111,20 @@ describe('the sacct source under PrivateData=jobs', () => {
 
   it('refuses a coordinator, who reads only the jobs of the accounts it coordinates, naming them', async () => {
     const sacctmgr = fake('sacctmgr-private-data-jobs');
-    setUser(sacctmgr, 'None|physics,chem');
+    // As the lab's sacctmgr printed a coordinator of two accounts (22.05/coordinators), name and all.
+    setUser(
+      sacctmgr,
+      readFileSync(path.resolve(FAKE_SACCT, '../22.05/coordinators/sacctmgr-show-user-two-accounts.txt'), 'utf8')
+        .trim()
+        .replace(/^carol\|/, ''),
+    );
     const sacctPath = fake('private-data-jobs');
     const source = createSacctSource(options({ sacctPath, sacctmgrPath: sacctmgr, runAs: ALICE }));
     const read = collect(source.read(WINDOW));
     await expect(read).rejects.toThrow(SourceConfigError);
     await expect(read).rejects.toThrow(
       "sacct runs as alice, who may read only some users' jobs: slurmdbd.conf sets PrivateData=jobs and " +
-        "alice's administrator level is None; alice coordinates the accounts physics, chem, and a coordinator " +
+        "alice's administrator level is None; alice coordinates the accounts chemistry, physics, and a coordinator " +
         'reads only the jobs of those accounts (and their sub-accounts) and its own, so sacct --allusers prints those ' +
         "alone (exit 0, no error) and every other user's would go unread and unbilled. Nothing was read. " +
         'As root: sacctmgr modify user alice set adminlevel=Operator (or run the app as root or such a user)',
@@ -195,6 +201,8 @@ describe('the sacct source under PrivateData=jobs', () => {
 describe('slurmrestd read as a user who is no operator', () => {
   const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05');
   const requests: string[] = [];
+  /** A level an admin gave a user since the capture (`sacctmgr modify user ... set adminlevel=`), by name. */
+  const levels = new Map<string, string>();
   let server: http.Server;
   let url: string;
   beforeAll(async () => {
@@ -207,8 +215,11 @@ describe('slurmrestd read as a user who is no operator', () => {
         : user === 'alice' || user === 'billing'
           ? `private-data-jobs/rest-dbv0.0.38-user-${user}.json`
           : null;
+      let body = file ? readFileSync(path.join(FIXTURES, file), 'utf8') : '{}';
+      const level = user === undefined ? undefined : levels.get(user);
+      if (level !== undefined) body = body.replace(/"administrator_level": "\w+"/, `"administrator_level": "${level}"`);
       res.writeHead(file ? 200 : 404, { 'content-type': 'application/json' });
-      res.end(file ? readFileSync(path.join(FIXTURES, file)) : '{}');
+      res.end(body);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -266,12 +277,26 @@ describe('slurmrestd read as a user who is no operator', () => {
     ]);
   });
 
-  it('says nothing of an operator, and asks about it once in the process', async () => {
-    const service = restService('billing', []);
+  it('says nothing of an operator, asks again on every run (one request a run), and warns once the level is lowered', async () => {
+    const logged: string[] = [];
+    const service = restService('billing', logged);
     requests.length = 0;
     expect((await run(service)).sourceNotes.access).toBeUndefined();
     expect((await run(service)).sourceNotes.access).toBeUndefined();
-    expect(requests.filter((asked) => asked.includes('/user/'))).toEqual(['/slurmdb/v0.0.38/user/billing']);
+    expect(requests.filter((asked) => asked.includes('/user/'))).toEqual([
+      '/slurmdb/v0.0.38/user/billing',
+      '/slurmdb/v0.0.38/user/billing',
+    ]);
+    // Lowered while the app runs (sacctmgr modify user billing set adminlevel=None): the next run says so.
+    levels.set('billing', 'None');
+    try {
+      expect((await run(service)).sourceNotes.access).toBe(WARNING.replaceAll('alice', 'billing'));
+    } finally {
+      levels.delete('billing');
+    }
+    expect(logged.map((line) => JSON.parse(line)).filter((entry) => entry.warning !== undefined)).toHaveLength(1);
+    // Raised again: the warning goes from the next run's notes.
+    expect((await run(service)).sourceNotes.access).toBeUndefined();
   });
 
   it('asks nothing when not set to (sources built by hand in tests)', async () => {

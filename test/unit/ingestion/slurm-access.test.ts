@@ -14,6 +14,10 @@ import {
 // Recorded on the lab (Slurm 22.05.8) with and without PrivateData=jobs in slurm.conf and slurmdbd.conf.
 const DIR = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/private-data-jobs');
 const read = (name: string) => readFileSync(path.join(DIR, name), 'utf8');
+// `sacctmgr --noheader --parsable2 show user NAME withcoord format=user,adminlevel,coordinators`, as the
+// sacct source runs it, recorded on the lab for a user coordinating no, one and two accounts, and at each level.
+const COORDINATORS = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/coordinators');
+const readCoordinators = (name: string) => readFileSync(path.join(COORDINATORS, name), 'utf8');
 
 describe("sacctmgr show configuration: slurmdbd's PrivateData and the SlurmUser", () => {
   it.each([
@@ -46,13 +50,26 @@ describe('the administrator level', () => {
     expect(readSacctmgrAdminLevel(read(file), 'nobody')).toBeNull();
   });
 
-  it('the accounts a user coordinates (show user NAME withcoord format=user,adminlevel,coordinators)', () => {
-    expect(readSacctmgrCoordinatedAccounts('alice|None|physics,chem\n', 'alice')).toEqual(['physics', 'chem']);
-    expect(readSacctmgrAdminLevel('alice|None|physics,chem\n', 'alice')).toBe('None');
-    expect(readSacctmgrCoordinatedAccounts('billing|Operator|\n', 'billing')).toEqual([]);
-    // The lab's capture, without the column.
+  // Recorded: the accounts comma-separated, in name order (chemistry was made coordinated after physics),
+  // an account made under a coordinated one since listed too (astro, under physics), the field empty for none.
+  it.each([
+    ['sacctmgr-show-user-none.txt', 'carol', 'None', []],
+    ['sacctmgr-show-user-one-account.txt', 'carol', 'None', ['physics']],
+    ['sacctmgr-show-user-two-accounts.txt', 'carol', 'None', ['chemistry', 'physics']],
+    ['sacctmgr-show-user-sub-account.txt', 'carol', 'None', ['astro', 'chemistry', 'physics']],
+    ['sacctmgr-show-user-operator.txt', 'carol', 'Operator', ['chemistry', 'physics']],
+    ['sacctmgr-show-user-administrator.txt', 'carol', 'Administrator', ['chemistry', 'physics']],
+    ['sacctmgr-show-user-billing.txt', 'billing', 'Operator', []],
+  ])('the level and the accounts coordinated, recorded: %s', (file, user, level, accounts) => {
+    const text = readCoordinators(file);
+    expect(readSacctmgrAdminLevel(text, user)).toBe(level);
+    expect(readSacctmgrCoordinatedAccounts(text, user)).toEqual(accounts);
+    expect(readSacctmgrAdminLevel(text, 'nobody')).toBeNull();
+    expect(readSacctmgrCoordinatedAccounts(text, 'nobody')).toEqual([]);
+  });
+
+  it('the accounts coordinated, from a capture without the column (format=user,adminlevel)', () => {
     expect(readSacctmgrCoordinatedAccounts(read('sacctmgr-show-user-alice.txt'), 'alice')).toEqual([]);
-    expect(readSacctmgrCoordinatedAccounts('alice|None|physics\n', 'nobody')).toEqual([]);
   });
 
   it.each(['v0.0.36', 'v0.0.37', 'v0.0.38'])('slurmrestd %s /slurmdb/.../user/{name}', (version) => {
@@ -61,6 +78,15 @@ describe('the administrator level', () => {
     expect(readRestAdminLevel(alice, 'alice')).toBe('None');
     expect(readRestAdminLevel(billing, 'billing')).toBe('Operator');
     expect(readRestAdminLevel(alice, 'billing')).toBeNull();
+  });
+
+  it("slurmrestd v0.0.38 /slurmdb/.../user/{name} of a coordinator (level None, its accounts in 'coordinators')", () => {
+    const carol = JSON.parse(readCoordinators('rest-dbv0.0.38-user-carol.json'));
+    expect(readRestAdminLevel(carol, 'carol')).toBe('None');
+    expect(carol.users[0].coordinators).toEqual([
+      { name: 'physics', direct: 1 },
+      { name: 'astro', direct: 0 },
+    ]);
   });
 
   it.each([
