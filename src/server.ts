@@ -12,6 +12,7 @@ import {
   closeConnectionsAfterAnswers,
   closeGracefully,
   createDrain,
+  ListenError,
   listen,
 } from './http/lifecycle.js';
 import { warnAboutPlainHttp } from './http/plain-http.js';
@@ -202,7 +203,7 @@ async function reportStartFailure(config: AppConfig, logger: Logger, error: unkn
       ? "; this is the URL of the demo's embedded PostgreSQL of an earlier npm start (its banner's line for another shell), whose port changes on every start: unset DATABASE_URL, and npm start starts the embedded PostgreSQL of its own under DATA_DIR"
       : '';
   const reason =
-    config.databaseUrl !== undefined && isDatabaseUnavailable(error)
+    config.databaseUrl !== undefined && !(error instanceof ListenError) && isDatabaseUnavailable(error)
       ? `the database cannot be reached (DATABASE_URL): ${message}${demoHint}`
       : // A standby (a failover that left DATABASE_URL on the old primary): PostgreSQL's words alone
         // ("cannot execute CREATE TABLE in a read-only transaction") named nothing to change.
