@@ -12,6 +12,7 @@ import {
   closeConnectionsAfterAnswers,
   closeGracefully,
   createDrain,
+  ListenError,
   listen,
 } from './http/lifecycle.js';
 import { warnAboutPlainHttp } from './http/plain-http.js';
@@ -202,7 +203,7 @@ async function reportStartFailure(config: AppConfig, logger: Logger, error: unkn
       ? "; this is the URL of the demo's embedded PostgreSQL of an earlier npm start (its banner's line for another shell), whose port changes on every start: unset DATABASE_URL, and npm start starts the embedded PostgreSQL of its own under DATA_DIR"
       : '';
   const reason =
-    config.databaseUrl !== undefined && isDatabaseUnavailable(error)
+    config.databaseUrl !== undefined && !(error instanceof ListenError) && isDatabaseUnavailable(error)
       ? `the database cannot be reached (DATABASE_URL): ${message}${demoHint}`
       : // A standby (a failover that left DATABASE_URL on the old primary): PostgreSQL's words alone
         // ("cannot execute CREATE TABLE in a read-only transaction") named nothing to change.
@@ -220,7 +221,15 @@ async function reportStartFailure(config: AppConfig, logger: Logger, error: unkn
 }
 
 /**
- * Runs `stop` once on the first SIGTERM or SIGINT, then exits. A second signal calls `hurry`:
+ * The signals that stop the app. SIGHUP is what a closed terminal or SSH session sends to the app
+ * started in it, and what a reload sends (`docker kill -s HUP`, `kill -HUP`): without a handler it
+ * took Node's default action, and the process died on the spot, requests in flight cut, with no log
+ * line. It stops as SIGTERM does; a supervisor that restarts the app makes it a reload.
+ */
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+
+/**
+ * Runs `stop` once on the first SIGTERM, SIGINT or SIGHUP, then exits. A second signal calls `hurry`:
  * whoever sends it (an operator's second Ctrl-C, a supervisor) does not want to wait out the
  * drain delay; the graceful close still runs, within SHUTDOWN_TIMEOUT_MS. The first one delivered
  * again (onDistinctSignals) is no second signal.
@@ -249,7 +258,7 @@ function onShutdownSignal(logger: Logger, stop: () => Promise<void>, hurry: () =
         process.exit(1);
       });
   };
-  onDistinctSignals(['SIGTERM', 'SIGINT'], handle);
+  onDistinctSignals(STOP_SIGNALS, handle);
 }
 
 async function main() {
@@ -293,7 +302,7 @@ async function waitForConfiguredDatabase(config: AppConfig, logger: Logger): Pro
   if (!config.databaseUrl || isEmbeddedDatabaseUrl(config.databaseUrl)) return;
   const stopping = new AbortController();
   const stop = (signal: NodeJS.Signals) => stopping.abort(signal);
-  const signals = ['SIGTERM', 'SIGINT'] as const;
+  const signals = STOP_SIGNALS;
   for (const signal of signals) process.on(signal, stop);
   try {
     await waitForDatabase(config.databaseUrl, {
@@ -324,7 +333,7 @@ async function prepareWithStopSignals(config: AppConfig, logger: Logger): Promis
     );
     stopping.abort(signal);
   };
-  const signals = ['SIGTERM', 'SIGINT'] as const;
+  const signals = STOP_SIGNALS;
   for (const signal of signals) process.on(signal, stop);
   try {
     return await prepareDatabase(config, logger, stopping.signal);

@@ -518,15 +518,21 @@ export const ZEnv = z
         .optional(),
     ),
     STRIPE_WEBHOOK_TOLERANCE_SEC: zInt(300, 10, 3600),
+    // Payers' return addresses are built on it (`${PUBLIC_BASE_URL}/payments/thanks?rid=…`): a query or a
+    // fragment passed and made them nonsense, and the trailing slash people type was refused as a path.
     PUBLIC_BASE_URL: text(
       'the site address without a path, e.g. https://billing.example.edu',
       'for http://localhost:PORT (production with Stripe requires it)',
       z
         .string()
-        .regex(
-          /^https?:\/\/[^\s/]+(:\d+)?$/,
-          'must be the site address without a path, e.g. https://billing.example.edu',
-        )
+        .superRefine((url, ctx) => {
+          if (!/^https?:\/\/[^\s/?#]+\/?$/.test(url))
+            ctx.addIssue({
+              code: 'custom',
+              message: `must be the site's http:// or https:// address alone, without a path, query or fragment, e.g. https://billing.example.edu (got ${JSON.stringify(url)})`,
+            });
+        })
+        .transform((url) => url.replace(/\/$/, ''))
         .optional(),
     ),
     SLURMRESTD_URL: text(

@@ -106,18 +106,36 @@ export function checkCanListen(port: number, host: string): Promise<void> {
 }
 
 /**
+ * A listen that failed for PORT or HOST, explained. A class of its own so that the start's report
+ * does not take its code for the database's: a HOST that resolves to nothing fails with
+ * getaddrinfo's ENOTFOUND, a code a database host that does not resolve fails with too.
+ */
+export class ListenError extends Error {
+  readonly code: string;
+  constructor(message: string, cause: NodeJS.ErrnoException) {
+    super(message, { cause });
+    this.name = 'ListenError';
+    this.code = cause.code ?? '';
+  }
+}
+
+/**
  * Node's listen errors ("listen EADDRINUSE: address already in use 127.0.0.1:8000") name no setting.
  * The start fails with this message (one line on stderr, or the fatal log line), so it says which
  * setting to change; the code stays on the error.
  */
 function explainListenError(error: NodeJS.ErrnoException, port: number, host: string): Error {
+  const unresolved = `HOST ${host} does not resolve to an address (${error.code}): set HOST to an address of this machine, a name that resolves to one, or 0.0.0.0 for every interface`;
   const explanation = {
     EADDRINUSE: `port ${port} of ${host} is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
     EADDRNOTAVAIL: `HOST ${host} is not an address of this machine (EADDRNOTAVAIL): set HOST to one of its addresses, or to 0.0.0.0 for every interface`,
     EACCES: `port ${port} needs privileges this user does not have (EACCES; ports below 1024 do): set PORT to 1024 or above`,
+    // A host name HOST takes is looked up before the listen: a typo, or a name only another machine knows.
+    ENOTFOUND: unresolved,
+    EAI_AGAIN: unresolved,
   }[error.code ?? ''];
   if (!explanation) return error;
-  return Object.assign(new Error(explanation, { cause: error }), { code: error.code });
+  return new ListenError(explanation, error);
 }
 
 /**

@@ -96,4 +96,23 @@ describe('a production server writes only JSON lines to stdout', () => {
     });
     expect(result.stdout + result.stderr).not.toContain('not-this-password');
   }, 120_000);
+
+  // The port check comes before the database, but a HOST that resolves to nothing failed with
+  // getaddrinfo's ENOTFOUND, which the start took for the database's: the fatal line named
+  // DATABASE_URL, a setting that was right, and not HOST.
+  it('reports a HOST that does not resolve as HOST, not as the database', async () => {
+    const result = await runServerToExit({
+      ...PRODUCTION,
+      HOST: 'no-such-host.invalid',
+      DATABASE_URL: db.url,
+      PORT: String(await findFreePort()),
+    });
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    const fatal = jsonLinesOf(result.stdout).find((line) => line.level === 60);
+    expect(fatal).toMatchObject({
+      level: 60,
+      msg: 'HPC Billing failed to start: HOST no-such-host.invalid does not resolve to an address (ENOTFOUND): set HOST to an address of this machine, a name that resolves to one, or 0.0.0.0 for every interface',
+    });
+    expect(String(fatal?.msg)).not.toContain('DATABASE_URL');
+  }, 120_000);
 });

@@ -710,6 +710,34 @@ describe('loadConfig', () => {
   );
 });
 
+// PUBLIC_BASE_URL is where Stripe sends payers back (`${PUBLIC_BASE_URL}/payments/thanks?rid=…`). A query
+// or a fragment passed the check and made those addresses nonsense (https://billing.example.edu?x=1/payments/…),
+// found only when a payer came back to a page that is not there; the common trailing slash was refused
+// as "a path", a message naming something the address did not have.
+describe('PUBLIC_BASE_URL', () => {
+  it.each([
+    'billing.example.edu',
+    'ftp://billing.example.edu',
+    'https://billing.example.edu/billing',
+    'https://billing.example.edu?from=stripe',
+    'https://billing.example.edu/?from=stripe',
+    'https://billing.example.edu#top',
+    'https://billing.example.edu:8443/#top',
+  ])('refuses %s, quoting it and saying what it needs', (value) => {
+    expect(problemsOf({ PUBLIC_BASE_URL: value })).toEqual([
+      `PUBLIC_BASE_URL: must be the site's http:// or https:// address alone, without a path, query or fragment, e.g. https://billing.example.edu (got "${value}")`,
+    ]);
+  });
+
+  it.each([
+    ['https://billing.example.edu', 'https://billing.example.edu'],
+    ['https://billing.example.edu/', 'https://billing.example.edu'],
+    ['http://billing.example.edu:8443/', 'http://billing.example.edu:8443'],
+  ])('takes %s as %s, so the addresses built on it have one slash', (value, publicBaseUrl) => {
+    expect(loadConfig({ PUBLIC_BASE_URL: value }).payments.publicBaseUrl).toBe(publicBaseUrl);
+  });
+});
+
 describe('a setting given as an empty string', () => {
   it.each([
     [

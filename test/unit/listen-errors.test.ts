@@ -40,4 +40,19 @@ describe('a server that cannot listen', () => {
     );
     expect(failure?.code).toBe('EADDRNOTAVAIL');
   });
+
+  // A HOST name that resolves to nothing (a typo, a name only another machine's /etc/hosts has) failed
+  // with Node's "getaddrinfo ENOTFOUND name", naming no setting, which the start then took for the
+  // database's failure: "the database cannot be reached (DATABASE_URL): getaddrinfo ENOTFOUND name".
+  it('on a host name that does not resolve says so and names HOST', async () => {
+    // .invalid never resolves (RFC 2606).
+    const failure = await listen(answer, await findFreePort(), 'no-such-host.invalid').then(
+      () => undefined,
+      (error: NodeJS.ErrnoException) => error,
+    );
+    expect(failure?.message).toBe(
+      'HOST no-such-host.invalid does not resolve to an address (ENOTFOUND): set HOST to an address of this machine, a name that resolves to one, or 0.0.0.0 for every interface',
+    );
+    expect(failure?.code).toBe('ENOTFOUND');
+  });
 });
