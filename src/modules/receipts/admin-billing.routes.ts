@@ -23,6 +23,7 @@ import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import {
   backToReceipt,
   billedAgainJson,
+  describePaidByHand,
   printableHasNoJson,
   receiptFactsJson,
   receiptWithItemsJson,
@@ -45,7 +46,6 @@ import {
   MonthEndInProgressError,
   type MonthEndRunView,
   monthEndRunUrl,
-  type PaidByHand,
   RECEIPT_ITEMS_CSV_COLUMNS,
   type ReceiptsService,
   UnknownRunFilterError,
@@ -78,12 +78,6 @@ function describeCanceledCheckouts(paymentIds: number[]): string {
     ` Its open online checkout (payment ${payments}) was canceled; money paid there from now on is held for review ` +
     'on the payments page.'
   );
-}
-
-/** "0.50 THB by bank transfer, ref KBANK-77, on 2026-01-10": the money an admin recorded paying a receipt by hand. */
-function describePaidByHand(paid: PaidByHand, fmt: ViewFormatters): string {
-  const ref = paid.txRef ? `, ref ${paid.txRef}` : '';
-  return `${fmt.money(paid.amount, paid.currency)} ${paid.currency} by ${fmt.paymentMethod(paid.method)}${ref}, on ${paid.paidOn}`;
 }
 
 /**
