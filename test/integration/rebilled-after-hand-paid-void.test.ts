@@ -86,7 +86,7 @@ describe('a receipt that bills again the jobs of a receipt voided after it was p
     const notice = visibleTextOf(elementById(page, 'same-jobs-voided-paid-by-hand') ?? '');
     expect(notice).toMatch(
       new RegExp(
-        `^Receipt #${voidedId}, which billed some of these jobs, was voided after it was paid by hand: 1\\.50 THB by bank transfer, ref BT-0043, on \\d{4}-\\d{2}-\\d{2}\\. Unless that money was returned to you, it may pay for this receipt: ask your billing office before you pay it again\\.$`,
+        `^Receipt #${voidedId}, which billed some of these jobs, was voided after it was paid by hand: 1\\.50 THB by bank transfer, ref BT-0043, on \\d{4}-\\d{2}-\\d{2}\\. Unless that money was returned to you, it may pay for this receipt: ask your billing office before you pay for these jobs again\\.$`,
       ),
     );
     expect(page).toContain(`<a href="/me/receipts/${voidedId}">#${voidedId}</a>`);
