@@ -93,6 +93,18 @@ describe('a receipt that bills again the jobs of a receipt voided after it was p
     expect(page.indexOf('id="same-jobs-voided-paid-by-hand"')).toBeLessThan(
       page.indexOf(`action="/payments/receipt/${againId}/start"`),
     );
+    const json = (await agent.get(`/me/receipts/${againId}`).set('Accept', 'application/json').expect(200)).body;
+    expect(json.receipt.sameJobsVoidedPaidByHand).toEqual([
+      expect.objectContaining({
+        receiptId: voidedId,
+        paidByHand: expect.objectContaining({
+          method: 'bank_transfer',
+          txRef: 'BT-0043',
+          amount: '1.50',
+          currency: 'THB',
+        }),
+      }),
+    ]);
   });
 
   it('says nothing of a receipt voided while pending, or of one whose jobs are not billed again', async () => {
@@ -104,6 +116,8 @@ describe('a receipt that bills again the jobs of a receipt voided after it was p
     expect(elementById(page, 'same-jobs-voided-paid-by-hand')).toBeUndefined();
     const own = (await agent.get(`/me/receipts/${againId}`).set('Accept', 'text/html').expect(200)).text;
     expect(elementById(own, 'same-jobs-voided-paid-by-hand')).toBeUndefined();
+    const ownJson = (await agent.get(`/me/receipts/${againId}`).set('Accept', 'application/json').expect(200)).body;
+    expect(ownJson.receipt.sameJobsVoidedPaidByHand).toEqual([]);
     const json = (await admin.get(`/admin/receipts/${againId}`).set('Accept', 'application/json').expect(200)).body;
     expect(json.receipt.sameJobsVoidedPaidByHand).toEqual([]);
     expect(json.receipt.billedAgainOn).toEqual([]);

@@ -28,6 +28,7 @@ import {
   receiptFactsJson,
   receiptWithItemsJson,
   sendPrintableReceipt,
+  voidedPaidByHandJson,
 } from './receipts.routes.js';
 import {
   PAYMENT_METHODS,
@@ -254,14 +255,7 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
         provider: payment.provider,
         createdAt: payment.createdAt.toISOString(),
       })),
-      sameJobsVoidedPaidByHand: shown.sameJobsVoidedPaidByHand.map((voided) => ({
-        receiptId: voided.receiptId,
-        voidedAt: voided.voidedAt.toISOString(),
-        paidByHand: {
-          ...voided.paidByHand,
-          amount: moneyJson(voided.paidByHand.amount, voided.paidByHand.currency),
-        },
-      })),
+      sameJobsVoidedPaidByHand: voidedPaidByHandJson(shown.sameJobsVoidedPaidByHand),
       billedAgainOn: billedAgainJson(shown.billedAgainOn, '/admin/receipts'),
     },
     ...itemsPage,

@@ -179,6 +179,15 @@ export function describePaidByHand(paid: PaidByHand, fmt: ViewFormatters): strin
   return `${fmt.money(paid.amount, paid.currency)} ${paid.currency} by ${fmt.paymentMethod(paid.method)}${ref}, on ${paid.paidOn}`;
 }
 
+/** The receipts voided after they were paid by hand that billed some of a pending receipt's jobs, as JSON. */
+export function voidedPaidByHandJson(voided: ShownReceipt['sameJobsVoidedPaidByHand']) {
+  return voided.map((receipt) => ({
+    receiptId: receipt.receiptId,
+    voidedAt: receipt.voidedAt.toISOString(),
+    paidByHand: { ...receipt.paidByHand, amount: moneyJson(receipt.paidByHand.amount, receipt.paidByHand.currency) },
+  }));
+}
+
 /** The receipts that bill a void receipt's jobs now, as JSON, with their addresses under `base`. */
 export function billedAgainJson(
   billedAgainOn: ShownReceipt['billedAgainOn'],
@@ -201,6 +210,7 @@ function ownReceiptJson(shown: ShownReceipt) {
       ...receipt,
       heldPayment: heldPaymentJsonOf(shown.heldPayment),
       billedAgainOn: billedAgainJson(shown.billedAgainOn, '/me/receipts'),
+      sameJobsVoidedPaidByHand: voidedPaidByHandJson(shown.sameJobsVoidedPaidByHand),
       url: `/me/receipts/${receipt.id}`,
       itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
     },
