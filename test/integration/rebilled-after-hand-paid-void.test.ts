@@ -74,6 +74,39 @@ describe('a receipt that bills again the jobs of a receipt voided after it was p
     ]);
   });
 
+  it("tells the researcher on the new receipt's page, before Pay online, that the money may already pay for it", async () => {
+    // The researcher who paid by bank transfer saw a new bill for the same jobs and a Pay button:
+    // only the admin's page said the transfer may pay for it, so the researcher paid a second time.
+    const { agent, receiptId: voidedId } = await researcherWithReceiptOf(app, db, 'paysagain', 3);
+    await markPaidByHand(voidedId, 'BT-0043');
+    await voidReceiptAsJson(admin, voidedId, 'billed on the wrong tier');
+    const againId = await billJobs(agent);
+
+    const page = (await agent.get(`/me/receipts/${againId}`).set('Accept', 'text/html').expect(200)).text;
+    const notice = visibleTextOf(elementById(page, 'same-jobs-voided-paid-by-hand') ?? '');
+    expect(notice).toMatch(
+      new RegExp(
+        `^Receipt #${voidedId}, which billed some of these jobs, was voided after it was paid by hand: 1\\.50 THB by bank transfer, ref BT-0043, on \\d{4}-\\d{2}-\\d{2}\\. Unless that money was returned to you, it may pay for this receipt: ask your billing office before you pay for these jobs again\\.$`,
+      ),
+    );
+    expect(page).toContain(`<a href="/me/receipts/${voidedId}">#${voidedId}</a>`);
+    expect(page.indexOf('id="same-jobs-voided-paid-by-hand"')).toBeLessThan(
+      page.indexOf(`action="/payments/receipt/${againId}/start"`),
+    );
+    const json = (await agent.get(`/me/receipts/${againId}`).set('Accept', 'application/json').expect(200)).body;
+    expect(json.receipt.sameJobsVoidedPaidByHand).toEqual([
+      expect.objectContaining({
+        receiptId: voidedId,
+        paidByHand: expect.objectContaining({
+          method: 'bank_transfer',
+          txRef: 'BT-0043',
+          amount: '1.50',
+          currency: 'THB',
+        }),
+      }),
+    ]);
+  });
+
   it('says nothing of a receipt voided while pending, or of one whose jobs are not billed again', async () => {
     const { agent, receiptId: voidedId } = await researcherWithReceiptOf(app, db, 'neverpaid', 2);
     await voidReceiptAsJson(admin, voidedId);
@@ -81,6 +114,10 @@ describe('a receipt that bills again the jobs of a receipt voided after it was p
 
     const page = (await admin.get(`/admin/receipts/${againId}`).set('Accept', 'text/html').expect(200)).text;
     expect(elementById(page, 'same-jobs-voided-paid-by-hand')).toBeUndefined();
+    const own = (await agent.get(`/me/receipts/${againId}`).set('Accept', 'text/html').expect(200)).text;
+    expect(elementById(own, 'same-jobs-voided-paid-by-hand')).toBeUndefined();
+    const ownJson = (await agent.get(`/me/receipts/${againId}`).set('Accept', 'application/json').expect(200)).body;
+    expect(ownJson.receipt.sameJobsVoidedPaidByHand).toEqual([]);
     const json = (await admin.get(`/admin/receipts/${againId}`).set('Accept', 'application/json').expect(200)).body;
     expect(json.receipt.sameJobsVoidedPaidByHand).toEqual([]);
     expect(json.receipt.billedAgainOn).toEqual([]);

@@ -23,10 +23,12 @@ import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import {
   backToReceipt,
   billedAgainJson,
+  describePaidByHand,
   printableHasNoJson,
   receiptFactsJson,
   receiptWithItemsJson,
   sendPrintableReceipt,
+  voidedPaidByHandJson,
 } from './receipts.routes.js';
 import {
   PAYMENT_METHODS,
@@ -45,7 +47,6 @@ import {
   MonthEndInProgressError,
   type MonthEndRunView,
   monthEndRunUrl,
-  type PaidByHand,
   RECEIPT_ITEMS_CSV_COLUMNS,
   type ReceiptsService,
   UnknownRunFilterError,
@@ -78,12 +79,6 @@ function describeCanceledCheckouts(paymentIds: number[]): string {
     ` Its open online checkout (payment ${payments}) was canceled; money paid there from now on is held for review ` +
     'on the payments page.'
   );
-}
-
-/** "0.50 THB by bank transfer, ref KBANK-77, on 2026-01-10": the money an admin recorded paying a receipt by hand. */
-function describePaidByHand(paid: PaidByHand, fmt: ViewFormatters): string {
-  const ref = paid.txRef ? `, ref ${paid.txRef}` : '';
-  return `${fmt.money(paid.amount, paid.currency)} ${paid.currency} by ${fmt.paymentMethod(paid.method)}${ref}, on ${paid.paidOn}`;
 }
 
 /**
@@ -260,14 +255,7 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
         provider: payment.provider,
         createdAt: payment.createdAt.toISOString(),
       })),
-      sameJobsVoidedPaidByHand: shown.sameJobsVoidedPaidByHand.map((voided) => ({
-        receiptId: voided.receiptId,
-        voidedAt: voided.voidedAt.toISOString(),
-        paidByHand: {
-          ...voided.paidByHand,
-          amount: moneyJson(voided.paidByHand.amount, voided.paidByHand.currency),
-        },
-      })),
+      sameJobsVoidedPaidByHand: voidedPaidByHandJson(shown.sameJobsVoidedPaidByHand),
       billedAgainOn: billedAgainJson(shown.billedAgainOn, '/admin/receipts'),
     },
     ...itemsPage,

@@ -26,6 +26,7 @@ import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
 import {
   BilledMeanwhileError,
   NothingToBillError,
+  type PaidByHand,
   RECEIPT_ITEMS_CSV_COLUMNS,
   type ReceiptsService,
 } from './receipts.service.js';
@@ -172,6 +173,21 @@ export function receiptWithItemsJson(shown: ReceiptWithItems) {
   };
 }
 
+/** "0.50 THB by bank transfer, ref KBANK-77, on 2026-01-10": the money an admin recorded paying a receipt by hand. */
+export function describePaidByHand(paid: PaidByHand, fmt: ViewFormatters): string {
+  const ref = paid.txRef ? `, ref ${paid.txRef}` : '';
+  return `${fmt.money(paid.amount, paid.currency)} ${paid.currency} by ${fmt.paymentMethod(paid.method)}${ref}, on ${paid.paidOn}`;
+}
+
+/** The receipts voided after they were paid by hand that billed some of a pending receipt's jobs, as JSON. */
+export function voidedPaidByHandJson(voided: ShownReceipt['sameJobsVoidedPaidByHand']) {
+  return voided.map((receipt) => ({
+    receiptId: receipt.receiptId,
+    voidedAt: receipt.voidedAt.toISOString(),
+    paidByHand: { ...receipt.paidByHand, amount: moneyJson(receipt.paidByHand.amount, receipt.paidByHand.currency) },
+  }));
+}
+
 /** The receipts that bill a void receipt's jobs now, as JSON, with their addresses under `base`. */
 export function billedAgainJson(
   billedAgainOn: ShownReceipt['billedAgainOn'],
@@ -194,6 +210,7 @@ function ownReceiptJson(shown: ShownReceipt) {
       ...receipt,
       heldPayment: heldPaymentJsonOf(shown.heldPayment),
       billedAgainOn: billedAgainJson(shown.billedAgainOn, '/me/receipts'),
+      sameJobsVoidedPaidByHand: voidedPaidByHandJson(shown.sameJobsVoidedPaidByHand),
       url: `/me/receipts/${receipt.id}`,
       itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
     },
@@ -204,10 +221,15 @@ function ownReceiptJson(shown: ShownReceipt) {
 /** The printable page of a researcher's own receipt, /me/receipts/:id. */
 export function createOwnReceiptPage(receipts: ReceiptsService): ShowOwnReceipt {
   return async (res, { username, id, page, error }) => {
-    const shown = await receipts.getForUser(username, id, page);
+    const { sameJobsVoidedPaidByHand, ...shown } = await receipts.getForUser(username, id, page);
+    const fmt = res.app.locals.fmt as ViewFormatters;
     res.render('receipts/show', {
       title: `Receipt #${id}`,
       ...shown,
+      sameJobsVoidedPaidByHand: sameJobsVoidedPaidByHand.map((voided) => ({
+        receiptId: voided.receiptId,
+        paidByHandText: describePaidByHand(voided.paidByHand, fmt),
+      })),
       isAdminView: false,
       link: (changes: Record<string, unknown>) => linkTo(`/me/receipts/${id}`, {}, changes),
       itemsCsvLink: `/me/receipts/${id}/items.csv`,

@@ -1717,13 +1717,16 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    */
   async function getForUser(username: string, id: number, page = 1) {
     const receipt = await findOrFail(id, username);
-    const [shown, held, heldForSameJobs, billedAgainOn] = await Promise.all([
+    const [shown, held, heldForSameJobs, billedAgainOn, voidedPaidByHand] = await Promise.all([
       withItemsPage(receipt, page),
       findHeldPaymentsOf(username),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
       // A void receipt's jobs are billed again (or will be): where, as the admin's page says it. The
       // researcher's page said only "void" above the jobs a new receipt lists again.
       receipt.status === 'void' ? receiptsRepository.findReceiptsBillingJobsAgain(db, id) : [],
+      // Money the researcher paid by hand for some of these jobs, on a receipt voided since: only the
+      // admin's page said it may pay for this one, and the researcher, offered Pay online, paid twice.
+      receipt.status === 'pending' ? receiptsRepository.findVoidedPaidReceiptsOfSameJobs(db, id, HAND_METHODS) : [],
     ]);
     const heldHere = held.find((payment) => payment.receiptId === id);
     const sameJobs = heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs);
@@ -1735,12 +1738,22 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       heldPayment: heldPaymentOfReceipt(receipt, heldHere, sameJobs),
       /** For a void receipt, the receipts that bill its jobs now (empty while none does, and for any other receipt). */
       billedAgainOn,
+      /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
+      sameJobsVoidedPaidByHand: voidedPaidByHandOf(voidedPaidByHand),
     };
   }
 
   /** The user's payments held for review, with the money each stands for, oldest first. */
   async function findHeldPaymentsOf(username: string) {
     return (await paymentsRepository.findHeldPaymentsOfUser(deps.db.pool, username)).map(heldPaymentOf);
+  }
+
+  /** Each voided receipt with the money recorded by hand on it (those without any left out). */
+  function voidedPaidByHandOf(voided: Awaited<ReturnType<typeof receiptsRepository.findVoidedPaidReceiptsOfSameJobs>>) {
+    return voided.flatMap((receipt) => {
+      const money = paidByHandOf(receipt);
+      return money ? [{ receiptId: receipt.id, voidedAt: receipt.voidedAt, paidByHand: money }] : [];
+    });
   }
 
   /** Any receipt with one page of its items (admin). */
@@ -1764,10 +1777,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       sameJobsHeldPayment: heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs),
       paidByHand,
       dismissedPayments: dismissed.map(dismissedPaymentOf),
-      sameJobsVoidedPaidByHand: voidedPaidByHand.flatMap((voided) => {
-        const money = paidByHandOf(voided);
-        return money ? [{ receiptId: voided.id, voidedAt: voided.voidedAt, paidByHand: money }] : [];
-      }),
+      sameJobsVoidedPaidByHand: voidedPaidByHandOf(voidedPaidByHand),
       billedAgainOn,
     };
   }
