@@ -51,6 +51,14 @@ function readConfigOrExit(): AppConfig {
   }
 }
 
+/**
+ * How long a shutdown waits for the pool to close, after SHUTDOWN_TIMEOUT_MS, before it destroys
+ * the connections left: a silent database kept a query in flight (and idle connections' goodbyes)
+ * for the whole DB_QUERY_TIMEOUT_MS, 30 s by default, and the orchestrator's grace period (30 s
+ * in Kubernetes and the compose file) ended with a SIGKILL mid-shutdown.
+ */
+const POOL_CLOSE_GRACE_MS = 3_000;
+
 /** How a running worker is stopped: `stop` drains and closes; `hurry` ends the drain's delay now. */
 interface WorkerShutdown {
   stop: () => Promise<void>;
@@ -175,7 +183,7 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
         `shutdown timed out waiting for ${abandoned.join(', ')}; recorded as interrupted, its work in flight rolled back`,
       );
     }
-    await Promise.all([db.close(), closePasswordHashing()]);
+    await Promise.all([db.close({ graceMs: POOL_CLOSE_GRACE_MS }), closePasswordHashing()]);
   };
   return { stop, hurry: drain.hurry };
 }

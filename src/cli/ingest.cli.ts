@@ -29,9 +29,33 @@ function progressBar(done: number, total: number): string {
 // reports, and cron's next run tries again.
 const INCREMENTAL_LOCK_WAIT_MS = 60_000;
 
-/** A command stopped by SIGINT exits 128 + 2, as a shell reports one the signal killed. */
-const EXIT_INTERRUPTED = 130;
-const INTERRUPTED = 'interrupted with Ctrl-C';
+/**
+ * The signals that interrupt a run. SIGHUP is what closing the terminal or the SSH session a
+ * backfill runs in sends: it took Node's default action, the process died mid-day, and that day's
+ * run stayed `running` until the next run relabelled it. It is taken as a Ctrl-C is.
+ */
+const INTERRUPT_SIGNALS = ['SIGINT', 'SIGHUP'] as const;
+type InterruptSignal = (typeof INTERRUPT_SIGNALS)[number];
+
+/** How each interruption is named in what the CLI says and records, and its exit code (128 + the signal's number, as a shell reports one the signal killed). */
+const INTERRUPTIONS: Record<InterruptSignal, { label: string; reason: string; exitCode: number }> = {
+  SIGINT: { label: 'Ctrl-C', reason: 'interrupted with Ctrl-C', exitCode: 130 },
+  SIGHUP: {
+    label: 'SIGHUP: the terminal or SSH session closed',
+    reason: 'interrupted by SIGHUP (the terminal or SSH session closed)',
+    exitCode: 129,
+  },
+};
+
+/**
+ * Once the terminal is gone, writing to it fails (EIO; EPIPE for a pipe), and an unhandled write
+ * error crashed the process mid-run, leaving the run `running` all the same. What is written from
+ * then on is lost instead; the runs are recorded in the database.
+ */
+function ignoreLostTerminal(signal: InterruptSignal) {
+  if (signal !== 'SIGHUP') return;
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+}
 
 /**
  * `npm run ingest`: one incremental run (no dates), or a backfill over whole days, one ingestion
@@ -75,15 +99,18 @@ async function main() {
   // sacct killed, its run recorded failed, the day not done); a third exits without waiting. The
   // same Ctrl-C delivered twice (by the terminal, and by npm to its script) is one.
   let interrupts = 0;
+  let interruption = INTERRUPTIONS.SIGINT;
   const stopping = new AbortController();
-  onDistinctSignals(['SIGINT'], () => {
+  onDistinctSignals(INTERRUPT_SIGNALS, (signal) => {
+    ignoreLostTerminal(signal);
     interrupts += 1;
     if (interrupts === 1) {
+      interruption = INTERRUPTIONS[signal];
       process.stderr.write('\nStopping after the current day (Ctrl-C again to stop now).\n');
     } else if (interrupts === 2) {
       process.stderr.write('\nStopping now: the current day is left not done.\n');
-      stopping.abort(new Error(INTERRUPTED));
-    } else process.exit(EXIT_INTERRUPTED);
+      stopping.abort(new Error(INTERRUPTIONS[signal].reason));
+    } else process.exit(interruption.exitCode);
   });
   const isStopping = () => interrupts > 0;
 
@@ -151,7 +178,7 @@ async function main() {
   // Stopped before its last day: a Ctrl-C during the last day, which that day's end answers, is not.
   const isInterrupted = daysLeft > 0 && setupProblemDay === undefined;
   const interrupted = isInterrupted
-    ? ` Interrupted (Ctrl-C)${stoppedDay ? `: ${stoppedDay} was stopped part way and is not done` : ''}; run the same command again to continue.`
+    ? ` Interrupted (${interruption.label})${stoppedDay ? `: ${stoppedDay} was stopped part way and is not done` : ''}; run the same command again to continue.`
     : '';
   const stopped =
     setupProblemDay !== undefined && daysLeft > 0
@@ -169,7 +196,7 @@ async function main() {
       stopped,
   );
   // An interrupted backfill did not do what it was asked: cron and scripts must not take it for done.
-  if (isInterrupted) process.exitCode = EXIT_INTERRUPTED;
+  if (isInterrupted) process.exitCode = interruption.exitCode;
   else if (totals.failedDays > 0) process.exitCode = 1;
 }
 
@@ -181,9 +208,12 @@ async function runIncremental(service: IngestionService, force: boolean) {
   const stopping = new AbortController();
   // The same Ctrl-C delivered twice (by the terminal, and by npm to its script) is one: taken for a
   // second, it exited at once and left the run `running`.
-  onDistinctSignals(['SIGINT'], () => {
-    if (stopping.signal.aborted) process.exit(EXIT_INTERRUPTED);
-    stopping.abort(new Error(INTERRUPTED));
+  let interruption = INTERRUPTIONS.SIGINT;
+  onDistinctSignals(INTERRUPT_SIGNALS, (signal) => {
+    ignoreLostTerminal(signal);
+    if (stopping.signal.aborted) process.exit(interruption.exitCode);
+    interruption = INTERRUPTIONS[signal];
+    stopping.abort(new Error(interruption.reason));
   });
   const result = await service.runOnce({
     trigger: 'schedule',
@@ -206,9 +236,9 @@ async function runIncremental(service: IngestionService, force: boolean) {
   const tail = `; window ${run.window.start.toISOString()} .. ${run.window.end.toISOString()}, in ${(run.durationMs / 1000).toFixed(1)} s.`;
   if (run.outcome === 'failed' && stopping.signal.aborted) {
     console.log(
-      `Ingestion run #${run.runId} interrupted (Ctrl-C): recorded failed, so the next run reads its window again${tail}`,
+      `Ingestion run #${run.runId} interrupted (${interruption.label}): recorded failed, so the next run reads its window again${tail}`,
     );
-    process.exitCode = EXIT_INTERRUPTED;
+    process.exitCode = interruption.exitCode;
     return;
   }
   if (run.outcome === 'failed') {

@@ -107,6 +107,18 @@ const text = <T extends z.ZodType>(need: string, whenLeftOut: string, schema: T)
   }, schema);
 
 /**
+ * What an empty SESSION_SECRET or DATABASE_URL says when APP_ENV=production: text()'s "or leave it
+ * out for a development-only secret / to start the embedded PostgreSQL" is development's advice,
+ * and production refuses either left out, so following it led to the next refusal.
+ */
+export const EMPTY_IN_PRODUCTION: Readonly<Record<string, string>> = {
+  SESSION_SECRET:
+    'is empty; set it to at least 32 characters (openssl rand -hex 32): it is required when APP_ENV=production',
+  DATABASE_URL:
+    'is empty; set it to a postgres:// or postgresql:// URL: it is required when APP_ENV=production (the embedded database is for demos)',
+};
+
+/**
  * Why DATA_DIR can never be the directory the embedded PostgreSQL and the demo write to: it, or a
  * folder on its way, is a file. The start otherwise got as far as creating it and failed with
  * Node's "EEXIST: file already exists, mkdir …", which names no setting. A path that does not
@@ -352,6 +364,13 @@ export const ZEnv = z
             ctx.addIssue({
               code: 'custom',
               message: `must be an address or a host name without spaces or quotes, e.g. 0.0.0.0 (got ${JSON.stringify(host)})`,
+            });
+          // "[::1]", as a URL writes it, was refused as no address alone, which did not say that
+          // only the brackets were wrong.
+          else if (/^\[.*\]$/.test(host) && isIP(host.slice(1, -1)) === 6)
+            ctx.addIssue({
+              code: 'custom',
+              message: `is an IPv6 address in brackets, as a URL writes it; give it without them: HOST=${host.slice(1, -1)} (got ${JSON.stringify(host)})`,
             });
           // "0.0.0.0:8000" or "http://0.0.0.0" passed, and the start failed only after the database
           // was started and migrated, with "getaddrinfo ENOTFOUND" and exit 1 instead of this list.

@@ -25,7 +25,29 @@ export interface Database {
    * whose connection ends, so none is left half-applied. How many were closed.
    */
   closeConnectionsInUse(): number;
-  close(): Promise<void>;
+  /**
+   * Ends every connection. With `graceMs`, a database that has not let them end by then (a silent
+   * one: a query in flight waits out DB_QUERY_TIMEOUT_MS, an idle connection's goodbye as long)
+   * has every connection still open destroyed, which is logged: a shutdown must not outlast the
+   * orchestrator's grace period waiting for a database that does not answer.
+   */
+  close(options?: { graceMs?: number }): Promise<void>;
+}
+
+/** How long close() waits for the connections it destroyed to be dropped before it returns anyway. */
+const DESTROYED_DROP_WAIT_MS = 1_000;
+
+/** Resolves with whether `promise` settled within `ms`, leaving no timer behind. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 type ConnectCallback = Parameters<pg.Pool['connect']>[0];
@@ -109,10 +131,15 @@ export function openDatabase(
   // saying goodbye, each logged as lost. 'remove' comes once a connection has ended.
   let openConnections = 0;
   let onAllEnded: (() => void) | undefined;
-  pool.on('connect', () => {
+  // Every connection the pool opened and has not dropped yet, checked out or idle: the ones a
+  // close that stopped waiting destroys.
+  const connections = new Set<pg.PoolClient>();
+  pool.on('connect', (client) => {
     openConnections += 1;
+    connections.add(client);
   });
-  pool.on('remove', () => {
+  pool.on('remove', (client) => {
+    connections.delete(client);
     openConnections -= 1;
     if (openConnections === 0) onAllEnded?.();
   });
@@ -136,13 +163,28 @@ export function openDatabase(
       for (const client of inUse) client.release(new Error('closed by a shutdown that stopped waiting for it'));
       return inUse.length;
     },
-    async close() {
+    async close(closeOptions = {}) {
       if (isClosed) return;
       isClosed = true;
       isStopping = true;
-      await prisma.$disconnect();
-      await pool.end();
-      await allEnded();
+      const closing = (async () => {
+        await prisma.$disconnect();
+        await pool.end();
+        await allEnded();
+      })();
+      if (closeOptions.graceMs === undefined) return closing;
+      if (await settlesWithin(closing, closeOptions.graceMs)) return;
+      // Their queries fail at once and the pool drops them; PostgreSQL rolls back a transaction
+      // whose connection is gone, once it notices.
+      const abandoned = [...connections];
+      for (const client of abandoned) {
+        (client as unknown as pg.Client).connection.stream.destroy();
+      }
+      options.logger.warn(
+        { graceMs: closeOptions.graceMs, destroyedConnections: abandoned.length },
+        `the database did not let its connections close within ${closeOptions.graceMs} ms: destroyed ${abandoned.length} database connection(s), their queries in flight abandoned (an open transaction rolls back)`,
+      );
+      await settlesWithin(closing, DESTROYED_DROP_WAIT_MS);
     },
   };
 }

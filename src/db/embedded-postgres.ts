@@ -220,12 +220,45 @@ function spawnServer(binary: string, args: string[], ids: object, logger: Logger
   });
 }
 
-/** Fast shutdown (SIGINT): open transactions are rolled back, connections ended, then it exits. */
-async function stopServer(child: ChildProcess): Promise<void> {
+/** How long the fast shutdown gets before the immediate one, and that one before SIGKILL. */
+export const EMBEDDED_STOP_GRACE_MS = 5_000;
+const EMBEDDED_QUIT_GRACE_MS = 2_000;
+
+/**
+ * Fast shutdown (SIGINT): open transactions are rolled back, connections ended, then it exits.
+ * A server that does not exit within EMBEDDED_STOP_GRACE_MS (stopped, on a disk that hangs in its
+ * checkpoint) kept the app's shutdown waiting past the orchestrator's grace period, and the app was
+ * SIGKILLed with it still running: it gets an immediate shutdown (SIGQUIT: no checkpoint, the next
+ * start recovers from the WAL, nothing committed is lost), then SIGKILL.
+ */
+async function stopServer(child: ChildProcess, logger: Logger): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exitsWithin = async (ms: number) => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    try {
+      return await Promise.race([exited.then(() => true), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   child.kill('SIGINT');
-  await exited;
+  if (await exitsWithin(EMBEDDED_STOP_GRACE_MS)) return;
+  logger.warn(
+    { pid: child.pid, graceMs: EMBEDDED_STOP_GRACE_MS },
+    `the embedded PostgreSQL did not stop within ${EMBEDDED_STOP_GRACE_MS} ms: immediate shutdown (its next start recovers from its log; nothing committed is lost)`,
+  );
+  child.kill('SIGQUIT');
+  if (await exitsWithin(EMBEDDED_QUIT_GRACE_MS)) return;
+  logger.warn(
+    { pid: child.pid },
+    'the embedded PostgreSQL did not stop after an immediate shutdown either: killed (SIGKILL)',
+  );
+  child.kill('SIGKILL');
+  await exitsWithin(EMBEDDED_QUIT_GRACE_MS);
 }
 
 /**
@@ -322,7 +355,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
       isStopping = true;
       process.removeListener('exit', stopOnExit);
       await restarting;
-      await stopServer(server);
+      await stopServer(server, logger);
       await rm(path.join(dataDir, OWNER_FILE), { force: true });
     },
   };

@@ -10,9 +10,9 @@ export const REPEATED_SIGNAL_MS = 500;
  * Calls `handle` on each of `signals`, except one that arrives within REPEATED_SIGNAL_MS of the
  * last it was called for. A listener replaces Node's default exit for each of them.
  */
-export function onDistinctSignals(
-  signals: readonly NodeJS.Signals[],
-  handle: (signal: NodeJS.Signals) => void,
+export function onDistinctSignals<S extends NodeJS.Signals>(
+  signals: readonly S[],
+  handle: (signal: S) => void,
   now: () => number = () => performance.now(),
 ): void {
   let lastHandledAt = Number.NEGATIVE_INFINITY;

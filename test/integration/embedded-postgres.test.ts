@@ -79,3 +79,45 @@ it('starts its embedded PostgreSQL again on the same address when the server die
   expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
   expect(lines.filter((line) => line.msg === 'embedded PostgreSQL restarted')).toHaveLength(1);
 }, 120_000);
+
+// A server that does not stop (frozen here; a disk that hangs in its checkpoint does the same) kept
+// the app's shutdown waiting for ever, past the orchestrator's grace period: it SIGKILLed the app
+// with PostgreSQL still running. The fast shutdown gets a few seconds, then the immediate one, then SIGKILL.
+it('stops its embedded PostgreSQL within a bound when it does not answer the fast shutdown', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hb-embedded-frozen-'));
+  directories.push(dataDir);
+  const lines: { msg: string; level: number }[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const embedded = await startEmbeddedPostgres(dataDir, logger);
+  const pidFile = path.join(dataDir, 'postgres', 'postmaster.pid');
+  const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
+  process.kill(pid, 'SIGSTOP');
+  const isAlive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const startedAt = performance.now();
+    const stopped = await Promise.race([
+      embedded.stop().then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), 20_000);
+      }),
+    ]);
+    expect(stopped, 'stop() still waiting after 20 s').toBe(true);
+    expect(performance.now() - startedAt).toBeLessThan(15_000);
+    expect(isAlive()).toBe(false);
+    expect(lines.some((line) => line.level === 40 && /did not stop within/.test(line.msg))).toBe(true);
+  } finally {
+    clearTimeout(timer);
+    if (isAlive()) {
+      process.kill(pid, 'SIGCONT');
+      await embedded.stop();
+    }
+  }
+}, 120_000);

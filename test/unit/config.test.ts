@@ -187,7 +187,7 @@ describe('loadConfig', () => {
 
   // They passed the check and the start failed later, after the database was started and migrated,
   // with "getaddrinfo ENOTFOUND 0.0.0.0:8000" and exit 1 instead of the list of problems (exit 78).
-  it.each(['0.0.0.0:8000', 'http://0.0.0.0', '127.0.0.1/32', 'app..internal', '[::]', '-app'])(
+  it.each(['0.0.0.0:8000', 'http://0.0.0.0', '127.0.0.1/32', 'app..internal', '-app'])(
     'refuses HOST %j, which is no address or host name alone',
     (host) => {
       expect(problemsOf({ HOST: host })).toEqual([
@@ -195,6 +195,18 @@ describe('loadConfig', () => {
       ]);
     },
   );
+
+  // An IPv6 address as a URL writes it: refused as "no address or host name alone", which did not
+  // say that the address itself was right and only its brackets were not.
+  it.each([
+    ['[::1]', '::1'],
+    ['[::]', '::'],
+    ['[fe80::1]', 'fe80::1'],
+  ])('refuses HOST %j, saying to give it without the brackets', (host, bare) => {
+    expect(problemsOf({ HOST: host })).toEqual([
+      `HOST: is an IPv6 address in brackets, as a URL writes it; give it without them: HOST=${bare} (got ${JSON.stringify(host)})`,
+    ]);
+  });
 
   it.each(['0.0.0.0', '::', '127.0.0.1', 'localhost', 'app.internal', 'fe80::1', 'hpc_billing_app'])(
     'listens on HOST %s',
@@ -347,6 +359,28 @@ describe('loadConfig', () => {
     );
     expect(loadConfig({ NODE_ENV: 'production', APP_ENV: 'development' }).isProduction).toBe(false);
     expect(loadConfig({ NODE_ENV: 'test' }).isProduction).toBe(false);
+  });
+
+  // "Leave it out" is the development advice: production refuses either left out, so following it
+  // led to the next refusal.
+  it.each([
+    [
+      'SESSION_SECRET',
+      'SESSION_SECRET: is empty; set it to at least 32 characters (openssl rand -hex 32): it is required when APP_ENV=production',
+    ],
+    [
+      'DATABASE_URL',
+      'DATABASE_URL: is empty; set it to a postgres:// or postgresql:// URL: it is required when APP_ENV=production (the embedded database is for demos)',
+    ],
+  ])('%s= in production says to set it, not to leave it out', (name, line) => {
+    const env = {
+      APP_ENV: 'production',
+      SESSION_SECRET: 'x'.repeat(40),
+      AUDIT_CHAIN_KEY: 'k'.repeat(40),
+      DATABASE_URL: 'postgresql://db/billing',
+    };
+    expect(problemsOf({ ...env, [name]: '' })).toEqual([line]);
+    expect(problemsOf({ ...env, [name]: '  ' })).toEqual([line]);
   });
 
   it('requires a session secret, an audit key and a real database in production, and never seeds the demo there', () => {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -443,6 +443,47 @@ describe('npm run ingest stopped with one Ctrl-C', () => {
     expect(run).toMatchObject({ outcome: 'failed', error: 'sacct: stopped: interrupted with Ctrl-C' });
     // The next incremental run reads the window again: it is not the high-water mark.
     await db.prisma.ingestionRun.deleteMany({ where: { trigger: 'schedule' } });
+  });
+});
+
+describe('npm run ingest whose SSH session closes (SIGHUP)', () => {
+  it('a backfill finishes the current day, leaving no run `running`, then exits 129', { timeout: 60_000 }, async () => {
+    const link = path.join(dir, 'hangup', 'sacct-slow-per-day');
+    mkdirSync(path.dirname(link), { recursive: true });
+    symlinkSync(FAKE_SACCT, link);
+    const before = await lastRunId();
+    // SIGHUP took Node's default action: the process died mid-day, and that day's run stayed
+    // `running` until the next run relabelled it.
+    const cli = spawnCollecting(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-09-01', '--to', '2026-09-10', '--force'],
+      {
+        cwd: PROJECT_ROOT,
+        env: {
+          DATABASE_URL: db.url,
+          APP_TZ: 'UTC',
+          LOG_LEVEL: 'error',
+          DEMO_SEED: 'false',
+          SACCT_PATH: link,
+          SACCT_TIMEOUT_MS: '60000',
+        },
+      },
+    );
+    try {
+      expect(await waitFor(() => cli.output().includes('2026-09-01 success'), 30_000), cli.output()).toBe(true);
+      // The terminal is gone with the session: what the CLI writes from now on has nowhere to go.
+      cli.child.stdout.destroy();
+      cli.child.stderr.destroy();
+      process.kill(cli.child.pid as number, 'SIGHUP');
+      await withHangGuard(cli.exited, 30_000, 'the backfill after its SIGHUP');
+      expect(cli.child.exitCode, `signal ${cli.child.signalCode}: ${cli.output()}`).toBe(129);
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+    const runs = await db.prisma.ingestionRun.findMany({ where: { id: { gt: before } }, orderBy: { id: 'asc' } });
+    expect(runs.length).toBeGreaterThan(1);
+    expect(runs.length).toBeLessThan(10);
+    expect(runs.map((run) => run.outcome)).toEqual(runs.map(() => 'success'));
   });
 });
 
