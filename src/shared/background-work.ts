@@ -5,6 +5,8 @@
  * the shutdown timeout: a work still going then is abandoned (it records that it was), and the
  * process closes the connections it still uses, which rolls back its uncommitted transactions.
  */
+import { settlesWithin } from './settles-within.js';
+
 export interface BackgroundWork {
   /**
    * Runs `work`, which should end early once `shouldStop` says so, and returns its promise: the
@@ -59,12 +61,7 @@ export function createBackgroundWork(): BackgroundWork {
         await allEnded;
         return [];
       }
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<false>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
-      });
-      const hasEnded = await Promise.race([allEnded, timedOut]);
-      clearTimeout(timer);
+      const hasEnded = await settlesWithin(allEnded, timeoutMs);
       if (hasEnded) return [];
       const abandoned = [...running.values()];
       await Promise.all(abandoned.map((work) => work.abandon().catch(() => undefined)));
