@@ -35,7 +35,15 @@ const INCREMENTAL_LOCK_WAIT_MS = 60_000;
  * run stayed `running` until the next run relabelled it. It is taken as a Ctrl-C is.
  */
 const INTERRUPT_SIGNALS = ['SIGINT', 'SIGHUP'] as const;
-type InterruptSignal = (typeof INTERRUPT_SIGNALS)[number];
+/**
+ * What systemctl stop, docker stop, Kubernetes or a timeout (`timeout`, a scheduler's limit) send,
+ * with a SIGKILL a few seconds later (docker stop: 10 s): too soon to finish a backfill's day, so it
+ * stops now, as a second Ctrl-C does. It took Node's default action too: the process died mid-write
+ * and its run stayed `running` (and as a container's PID 1, which has no default action, it was
+ * ignored until the SIGKILL).
+ */
+const STOP_SIGNAL = 'SIGTERM';
+type InterruptSignal = (typeof INTERRUPT_SIGNALS)[number] | typeof STOP_SIGNAL;
 
 /** How each interruption is named in what the CLI says and records, and its exit code (128 + the signal's number, as a shell reports one the signal killed). */
 const INTERRUPTIONS: Record<InterruptSignal, { label: string; reason: string; exitCode: number }> = {
@@ -44,6 +52,11 @@ const INTERRUPTIONS: Record<InterruptSignal, { label: string; reason: string; ex
     label: 'SIGHUP: the terminal or SSH session closed',
     reason: 'interrupted by SIGHUP (the terminal or SSH session closed)',
     exitCode: 129,
+  },
+  SIGTERM: {
+    label: 'SIGTERM',
+    reason: 'interrupted by SIGTERM (a service manager, container runtime or timeout stopped the process)',
+    exitCode: 143,
   },
 };
 
@@ -111,6 +124,16 @@ async function main() {
       process.stderr.write('\nStopping now: the current day is left not done.\n');
       stopping.abort(new Error(INTERRUPTIONS[signal].reason));
     } else process.exit(interruption.exitCode);
+  });
+  // SIGTERM stops now, as a second Ctrl-C: the SIGKILL after it would not wait for the day. Watched
+  // apart from Ctrl-C, so that one arriving just after a Ctrl-C is not taken for that Ctrl-C again;
+  // a SIGTERM delivered twice (to the process group, and by npm to its script) is still one.
+  onDistinctSignals([STOP_SIGNAL], (signal) => {
+    if (stopping.signal.aborted) process.exit(interruption.exitCode);
+    interrupts = Math.max(interrupts, 2);
+    interruption = INTERRUPTIONS[signal];
+    process.stderr.write('\nSIGTERM: stopping now, the current day is left not done.\n');
+    stopping.abort(new Error(interruption.reason));
   });
   const isStopping = () => interrupts > 0;
 
@@ -209,7 +232,8 @@ async function runIncremental(service: IngestionService, force: boolean) {
   // The same Ctrl-C delivered twice (by the terminal, and by npm to its script) is one: taken for a
   // second, it exited at once and left the run `running`.
   let interruption = INTERRUPTIONS.SIGINT;
-  onDistinctSignals(INTERRUPT_SIGNALS, (signal) => {
+  // SIGTERM (systemctl stop, a cron job's timeout) is one more: each of them stops the run at once.
+  onDistinctSignals([...INTERRUPT_SIGNALS, STOP_SIGNAL], (signal) => {
     ignoreLostTerminal(signal);
     if (stopping.signal.aborted) process.exit(interruption.exitCode);
     interruption = INTERRUPTIONS[signal];

@@ -1,5 +1,16 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -442,6 +453,139 @@ describe('npm run ingest stopped with one Ctrl-C', () => {
     const run = await db.prisma.ingestionRun.findFirst({ where: { trigger: 'schedule' }, orderBy: { id: 'desc' } });
     expect(run).toMatchObject({ outcome: 'failed', error: 'sacct: stopped: interrupted with Ctrl-C' });
     // The next incremental run reads the window again: it is not the high-water mark.
+    await db.prisma.ingestionRun.deleteMany({ where: { trigger: 'schedule' } });
+  });
+});
+
+describe('npm run ingest stopped with SIGTERM (systemctl stop, docker stop, Kubernetes, a timeout)', () => {
+  /**
+   * An sacct that answers 2026-08-01 and 2026-08-02 at once, each with one job of its own (job id
+   * the day's digits), and hangs on any later day, as a busy cluster's sacct may for longer than the
+   * SIGKILL that follows a SIGTERM waits. Each call appends its day, and its pid, to `<script>.calls`.
+   */
+  const writePerDaySacct = (script: string) => {
+    mkdirSync(path.dirname(script), { recursive: true });
+    writeFileSync(
+      script,
+      `#!/usr/bin/env node
+const { appendFileSync } = require('node:fs');
+const day = process.argv.find((arg) => arg.startsWith('--starttime=')).slice('--starttime='.length, '--starttime='.length + 10);
+appendFileSync(${JSON.stringify(`${script}.calls`)}, \`\${day} \${process.pid}\\n\`);
+if (day > '2026-08-02') setInterval(() => {}, 60_000);
+else {
+  const id = day.replaceAll('-', '');
+  process.stdout.write('JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\\n' +
+    \`\${id}|\${id}|ann|COMPLETED|600|\${day}T10:00:00|\${day}T10:10:00|cpu=1,mem=1G,node=1\\n\`);
+}
+`,
+    );
+    chmodSync(script, 0o755);
+    return {
+      path: script,
+      calls: () => (existsSync(`${script}.calls`) ? readFileSync(`${script}.calls`, 'utf8') : ''),
+    };
+  };
+
+  it('a backfill stops now: the day under way is recorded failed and stores nothing, the days before it stay, exit 143', {
+    timeout: 60_000,
+  }, async () => {
+    const sacct = writePerDaySacct(path.join(dir, 'sigterm', 'sacct-per-day.cjs'));
+    const before = await lastRunId();
+    // SIGTERM took Node's default action: the process died mid-day, the day's run stayed `running`
+    // until the next run relabelled it (and as a container's PID 1 it ignored SIGTERM until SIGKILL).
+    const cli = spawnCollecting(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-08-01', '--to', '2026-08-05', '--force'],
+      {
+        cwd: PROJECT_ROOT,
+        env: {
+          DATABASE_URL: db.url,
+          APP_TZ: 'UTC',
+          LOG_LEVEL: 'error',
+          DEMO_SEED: 'false',
+          SACCT_PATH: sacct.path,
+          SACCT_TIMEOUT_MS: '600000',
+        },
+      },
+    );
+    const closed = new Promise((resolve) => cli.child.once('close', resolve));
+    let sacctPid: number | undefined;
+    let stoppedInMs = Number.POSITIVE_INFINITY;
+    try {
+      expect(await waitFor(() => sacct.calls().includes('2026-08-03 '), 30_000), cli.output()).toBe(true);
+      sacctPid = Number(/^2026-08-03 (\d+)$/m.exec(sacct.calls())?.[1]);
+      const signalledAt = Date.now();
+      process.kill(cli.child.pid as number, 'SIGTERM');
+      const code = await withHangGuard(cli.exited, 30_000, 'the backfill after its SIGTERM');
+      stoppedInMs = Date.now() - signalledAt;
+      expect(code, `signal ${cli.child.signalCode}: ${cli.output()}`).toBe(143);
+      await closed;
+    } finally {
+      cli.child.kill('SIGKILL');
+      if (sacctPid && isRunning(sacctPid)) process.kill(sacctPid, 'SIGKILL');
+    }
+    // Well within the seconds before a SIGKILL (docker stop: 10 s): it did not wait for the day.
+    expect(stoppedInMs).toBeLessThan(10_000);
+    expect(await waitFor(() => !isRunning(sacctPid as number), 10_000), `sacct ${sacctPid} is still running`).toBe(
+      true,
+    );
+    const runs = await db.prisma.ingestionRun.findMany({ where: { id: { gt: before } }, orderBy: { id: 'asc' } });
+    expect(runs.map((run) => [run.windowStart.toISOString().slice(0, 10), run.outcome, run.error])).toEqual([
+      ['2026-08-01', 'success', null],
+      ['2026-08-02', 'success', null],
+      [
+        '2026-08-03',
+        'failed',
+        'sacct: stopped: interrupted by SIGTERM (a service manager, container runtime or timeout stopped the process)',
+      ],
+    ]);
+    const jobs = await db.prisma.slurmJob.findMany({
+      where: { jobId: { startsWith: '202608' } },
+      orderBy: { jobId: 'asc' },
+    });
+    expect(jobs.map((job) => job.jobId)).toEqual(['20260801', '20260802']);
+    expect(cli.stdout()).toMatch(
+      /^Backfill 2026-08-01 \.\. 2026-08-05 interrupted: 2 day\(s\) read, .* Interrupted \(SIGTERM\): 2026-08-03 was stopped part way and is not done; run the same command again to continue\.\n$/,
+    );
+    await db.prisma.slurmJob.deleteMany({ where: { jobId: { startsWith: '202608' } } });
+    await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: before } } });
+  });
+
+  it('an incremental run (cron under a timeout, a systemd timer) is recorded failed and exits 143', {
+    timeout: 60_000,
+  }, async () => {
+    const wrapper = writeHangingSacctWrapper(path.join(dir, 'sacct-wrapper-sigterm'));
+    const cli = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts'], {
+      cwd: PROJECT_ROOT,
+      env: {
+        DATABASE_URL: db.url,
+        APP_TZ: 'UTC',
+        LOG_LEVEL: 'error',
+        DEMO_SEED: 'false',
+        SACCT_PATH: wrapper.path,
+        SACCT_TIMEOUT_MS: '600000',
+      },
+    });
+    try {
+      expect(await waitFor(() => readSleepPid(wrapper.sleepPidFile) !== undefined, 30_000), cli.output()).toBe(true);
+      const sleepPid = readSleepPid(wrapper.sleepPidFile) as number;
+      process.kill(cli.child.pid as number, 'SIGTERM');
+      const code = await withHangGuard(cli.exited, 30_000, 'the incremental run after its SIGTERM');
+      expect(code, `signal ${cli.child.signalCode}: ${cli.output()}`).toBe(143);
+      expect(await waitFor(() => !isRunning(sleepPid), 10_000), `sleep ${sleepPid} is still running`).toBe(true);
+    } finally {
+      cli.child.kill('SIGKILL');
+      killLeftoverSleep(wrapper.sleepPidFile);
+    }
+    expect(cli.stdout()).toMatch(
+      /^Ingestion run #\d+ interrupted \(SIGTERM\): recorded failed, so the next run reads its window again; /,
+    );
+    const run = await db.prisma.ingestionRun.findFirst({ where: { trigger: 'schedule' }, orderBy: { id: 'desc' } });
+    expect(run).toMatchObject({
+      outcome: 'failed',
+      error:
+        'sacct: stopped: interrupted by SIGTERM (a service manager, container runtime or timeout stopped the process)',
+    });
     await db.prisma.ingestionRun.deleteMany({ where: { trigger: 'schedule' } });
   });
 });
