@@ -203,7 +203,8 @@ describe('a field the account password form does not have', () => {
   it("takes every field the page's own form sends, the CSRF token among them", async () => {
     const { user, agent, hashOf, hashBefore } = await ownAccount('own-form-fields');
     const page = (await agent.get('/account').set('Accept', 'text/html').expect(200)).text;
-    const form = /<form method="post" action="\/account\/password">([\s\S]*?)<\/form>/.exec(page)?.[1] ?? '';
+    const form =
+      /<form method="post" action="\/account\/password" data-submit-once>([\s\S]*?)<\/form>/.exec(page)?.[1] ?? '';
     const names = [...form.matchAll(/<input[^>]*\bname="([^"]+)"/g)].map((match) => match[1] as string);
     expect(names.sort()).toEqual(['confirm', 'csrf_token', 'current', 'password']);
     const typed: Record<string, string> = {

@@ -322,7 +322,9 @@ describe('settling a refused claim', () => {
     const { claim } = await refusedRefund('settle_form');
     const admin = await signInAdmin();
     const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
-    expect(page.text).toContain(`<form method="post" action="/admin/payments/refused-claims/${claim.id}/settle">`);
+    expect(page.text).toContain(
+      `<form method="post" action="/admin/payments/refused-claims/${claim.id}/settle" data-submit-once>`,
+    );
     const short = await admin
       .post(`/admin/payments/refused-claims/${claim.id}/settle`)
       .set('Accept', 'text/html')
