@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
-import { spawnServer } from '../support/spawn-server.js';
+import { PRODUCTION_ENV, spawnServer } from '../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
@@ -8,15 +8,6 @@ beforeAll(async () => {
   db = await createTestDatabase();
 });
 afterAll(() => db?.drop());
-
-const PRODUCTION = {
-  APP_ENV: 'production',
-  HOST: '127.0.0.1',
-  SESSION_SECRET: 's'.repeat(40),
-  AUDIT_CHAIN_KEY: 'k'.repeat(40),
-  LOG_LEVEL: 'info',
-  INGEST_ENABLED: '0',
-};
 
 const messagesOf = (stdout: string) =>
   stdout
@@ -34,7 +25,7 @@ describe('a hangup (SIGHUP)', () => {
     async (workers) => {
       const port = await findFreePort();
       const server = await spawnServer(
-        { ...PRODUCTION, DATABASE_URL: db.url, PORT: String(port), WEB_CONCURRENCY: String(workers) },
+        { ...PRODUCTION_ENV, DATABASE_URL: db.url, PORT: String(port), WEB_CONCURRENCY: String(workers) },
         90_000,
         { hasOwnProcessGroup: true },
       );

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
-import { PROJECT_ROOT, spawnServer } from '../support/spawn-server.js';
+import { PRODUCTION_ENV, PROJECT_ROOT, spawnServer } from '../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
@@ -9,15 +9,6 @@ beforeAll(async () => {
   db = await createTestDatabase();
 });
 afterAll(() => db?.drop());
-
-const PRODUCTION = {
-  APP_ENV: 'production',
-  HOST: '127.0.0.1',
-  SESSION_SECRET: 's'.repeat(40),
-  AUDIT_CHAIN_KEY: 'k'.repeat(40),
-  LOG_LEVEL: 'info',
-  INGEST_ENABLED: '0',
-};
 
 /** Every line of `text` as the JSON object it must be; a line that is not fails with itself quoted. */
 function jsonLinesOf(text: string): Record<string, unknown>[] {
@@ -56,7 +47,7 @@ function runServerToExit(
 describe('a production server writes only JSON lines to stdout', () => {
   it('announces that it listens as one log line with the facts as fields', async () => {
     const port = await findFreePort();
-    const server = await spawnServer({ ...PRODUCTION, DATABASE_URL: db.url, PORT: String(port) });
+    const server = await spawnServer({ ...PRODUCTION_ENV, DATABASE_URL: db.url, PORT: String(port) });
     try {
       expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
     } finally {
@@ -81,7 +72,7 @@ describe('a production server writes only JSON lines to stdout', () => {
   it('reports a database it cannot reach as a JSON error line, with its address and not its password', async () => {
     const port = await findFreePort();
     const result = await runServerToExit({
-      ...PRODUCTION,
+      ...PRODUCTION_ENV,
       DATABASE_URL: `postgresql://billing:not-this-password@127.0.0.1:${port}/billing`,
       PORT: String(await findFreePort()),
       // At once, as an operator who wants no wait sets it (start-waits-for-database.test.ts waits).
@@ -102,7 +93,7 @@ describe('a production server writes only JSON lines to stdout', () => {
   // DATABASE_URL, a setting that was right, and not HOST.
   it('reports a HOST that does not resolve as HOST, not as the database', async () => {
     const result = await runServerToExit({
-      ...PRODUCTION,
+      ...PRODUCTION_ENV,
       HOST: 'no-such-host.invalid',
       DATABASE_URL: db.url,
       PORT: String(await findFreePort()),

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
-import { PROJECT_ROOT } from '../support/spawn-server.js';
+import { PRODUCTION_ENV, PROJECT_ROOT } from '../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 // A production start with PostgreSQL down exited 1 at once. Under docker-compose without the
@@ -16,15 +16,6 @@ beforeAll(async () => {
   db = await createTestDatabase();
 });
 afterAll(() => db?.drop());
-
-const PRODUCTION = {
-  APP_ENV: 'production',
-  HOST: '127.0.0.1',
-  SESSION_SECRET: 's'.repeat(40),
-  AUDIT_CHAIN_KEY: 'k'.repeat(40),
-  LOG_LEVEL: 'info',
-  INGEST_ENABLED: '0',
-};
 
 interface Started {
   lines: Record<string, unknown>[];
@@ -75,7 +66,7 @@ describe('a production start with its database not up yet', () => {
   it('tries again for DB_START_WAIT_SEC, a line per attempt, then fails saying how long it tried', async () => {
     const port = await findFreePort();
     const server = startServer({
-      ...PRODUCTION,
+      ...PRODUCTION_ENV,
       DATABASE_URL: `postgresql://billing:not-this-password@127.0.0.1:${port}/billing`,
       PORT: String(await findFreePort()),
       DB_START_WAIT_SEC: '2',
@@ -104,7 +95,11 @@ describe('a production start with its database not up yet', () => {
   it('fails at once, without waiting, for a server that answers but refuses the database', async () => {
     const missing = new URL(db.url);
     missing.pathname = '/no_such_database_here';
-    const server = startServer({ ...PRODUCTION, DATABASE_URL: missing.toString(), PORT: String(await findFreePort()) });
+    const server = startServer({
+      ...PRODUCTION_ENV,
+      DATABASE_URL: missing.toString(),
+      PORT: String(await findFreePort()),
+    });
     expect(await server.exited).toBe(1);
     expect(server.lines.filter(isWaiting)).toEqual([]);
     expect(server.lines.find((line) => line.level === 60)).toMatchObject({
@@ -116,7 +111,7 @@ describe('a production start with its database not up yet', () => {
   // handler during the wait, `docker stop` waited out its grace period and killed it.
   it('stops at once on SIGTERM while it waits, saying so', async () => {
     const server = startServer({
-      ...PRODUCTION,
+      ...PRODUCTION_ENV,
       DATABASE_URL: `postgresql://billing:secret@127.0.0.1:${await findFreePort()}/billing`,
       PORT: String(await findFreePort()),
     });
@@ -135,7 +130,7 @@ describe('a production start with its database not up yet', () => {
     const readOnly = await createTestDatabase();
     try {
       await readOnly.pool.query(`ALTER DATABASE ${readOnly.name} SET default_transaction_read_only = on`);
-      const server = startServer({ ...PRODUCTION, DATABASE_URL: readOnly.url, PORT: String(await findFreePort()) });
+      const server = startServer({ ...PRODUCTION_ENV, DATABASE_URL: readOnly.url, PORT: String(await findFreePort()) });
       expect(await server.exited).toBe(1);
       expect(server.lines.filter(isWaiting)).toEqual([]);
       expect(server.lines.find((line) => line.level === 60)).toMatchObject({
@@ -154,7 +149,7 @@ describe('a production start with its database not up yet', () => {
     const late = new URL(db.url);
     late.port = String(port);
     const appPort = await findFreePort();
-    const server = startServer({ ...PRODUCTION, DATABASE_URL: late.toString(), PORT: String(appPort) });
+    const server = startServer({ ...PRODUCTION_ENV, DATABASE_URL: late.toString(), PORT: String(appPort) });
     // Nothing listens on `port` yet: the database is "down". Once the app says it waits, it comes up
     // there (a TCP proxy to the test PostgreSQL, opened late).
     await server.logged(isWaiting);

@@ -3,6 +3,16 @@ import path from 'node:path';
 
 export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..');
 
+/** A production start's settings for a spawned server (add PORT and DATABASE_URL), with info logs and no ingestion. */
+export const PRODUCTION_ENV = {
+  APP_ENV: 'production',
+  HOST: '127.0.0.1',
+  SESSION_SECRET: 's'.repeat(40),
+  AUDIT_CHAIN_KEY: 'k'.repeat(40),
+  LOG_LEVEL: 'info',
+  INGEST_ENABLED: '0',
+};
+
 export interface RunningServer {
   process: ChildProcess;
   output(): string;
