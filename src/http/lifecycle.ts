@@ -4,6 +4,7 @@ import { createServer, maxHeaderSize, OutgoingMessage, Server, STATUS_CODES } fr
 import net, { type Socket } from 'node:net';
 import type { HttpTimeouts } from '../config/config.js';
 import { DEFAULT_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS } from '../config/config.schema.js';
+import { settlesWithin } from '../shared/settles-within.js';
 import { markConnectionsCutByShutdown } from './request-context.js';
 
 /**
@@ -249,18 +250,38 @@ export function closeGracefully(server: http.Server, timeoutMs: number): Promise
       clearTimeout(timer);
       resolve(isClean);
     };
+    let hasTimedOut = false;
     const timer = setTimeout(() => {
+      hasTimedOut = true;
       // Their requests are logged as cut by the shutdown, not as closed by their clients (499).
       markConnectionsCutByShutdown(server);
-      for (const socket of openSockets.get(server) ?? []) {
+      const cut = [...(openSockets.get(server) ?? [])];
+      for (const socket of cut) {
         if (!answerCutRequest(socket)) socket.destroy();
       }
-      finish(false);
+      // A cut request is logged when its socket closes, a few ticks after the cut: resolving at once
+      // let the shutdown log "stopped" and exit first, and the request's line came after it or not
+      // at all. Waited for briefly (a client that reads no 503 must not hold the exit).
+      void settlesWithin(Promise.all(cut.map(hasClosed)), CUT_SOCKETS_CLOSE_WAIT_MS).finally(() =>
+        setImmediate(() => finish(false)),
+      );
     }, timeoutMs);
     timer.unref();
-    server.close(() => finish(true));
+    // Once timed out, the cut connections' closing also ends close(): still not clean.
+    server.close(() => {
+      if (!hasTimedOut) finish(true);
+    });
     server.closeIdleConnections();
   });
+}
+
+/** How long a shutdown past its timeout waits for the connections it cut to close (and their requests to be logged). */
+const CUT_SOCKETS_CLOSE_WAIT_MS = 1_000;
+
+/** Resolves once `socket` has closed ('close' emitted). */
+function hasClosed(socket: Socket): Promise<void> {
+  if (socket.closed) return Promise.resolve();
+  return new Promise((resolve) => socket.once('close', () => resolve()));
 }
 
 const CUT_MESSAGE = 'The server is restarting. Try again in a moment.';
