@@ -864,10 +864,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // naming a run whose row has committed since it arrived, as a start that had its turn names it. It
     // was refused without the run's id when that run had already ended (a run of a few users takes
     // milliseconds), where its row was there to link to.
+    // Asked again after any refusal, not only after the tries ran out: a start refused because a
+    // run held the month-end lock found that run ended by the time it asked who held it (a run of a
+    // few users takes milliseconds), and was refused with neither its starter nor a link.
     const meanwhile =
-      inserted === 'busy'
-        ? ((await monthEndRunsRepository.findRunNewerThan(db, newestAtArrival)) ?? undefined)
-        : found.meanwhile;
+      typeof inserted === 'number'
+        ? undefined
+        : (found.meanwhile ?? (await monthEndRunsRepository.findRunNewerThan(db, newestAtArrival)) ?? undefined);
     if (meanwhile && meanwhile.outcome !== 'running') {
       throw new MonthEndInProgressError(
         { actor: meanwhile.startedBy, startedAt: formatLocalDateTime(meanwhile.startedAt, config.timeZone) },
@@ -877,7 +880,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     }
     // A run going on is named by monthEndInProgress (its row, once committed; a start still stuck
     // before its commit has none to name yet, and is refused naming who started it, when known).
-    if (!release || typeof inserted !== 'number') throw await monthEndInProgress();
+    if (!release || typeof inserted !== 'number') throw await monthEndInProgress(meanwhile);
     const runId = inserted;
     const state: MonthEndState = { outcomes: [], usersTotal: 0, usersDone: 0, isAbandoned: false };
     const finished = backgroundWork.track(
@@ -913,12 +916,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     }
   }
 
-  /** The refusal of a second run: who started the running one and when, and its id for a link to its page. */
-  async function monthEndInProgress(): Promise<MonthEndInProgressError> {
-    const [holder, running] = await Promise.all([
+  /**
+   * The refusal of a second run: who started the running one and when, and its id for a link to its
+   * page. `seenRunning`, the run this start saw running, stands in for one that has ended since.
+   */
+  async function monthEndInProgress(
+    seenRunning?: monthEndRunsRepository.MonthEndRunRow,
+  ): Promise<MonthEndInProgressError> {
+    const [holder, runningNow] = await Promise.all([
       receiptsRepository.findMonthEndLockHolder(deps.db.pool),
       monthEndRunsRepository.findRunningRun(db),
     ]);
+    const running = runningNow ?? seenRunning;
     const startedBy = holder ?? (running ? { actor: running.startedBy, startedAt: running.startedAt } : undefined);
     return new MonthEndInProgressError(
       startedBy && { actor: startedBy.actor, startedAt: formatLocalDateTime(startedBy.startedAt, config.timeZone) },
