@@ -45,11 +45,22 @@ async function lastRunId(): Promise<number> {
   return (await db.prisma.ingestionRun.aggregate({ _max: { id: true } }))._max.id ?? 0;
 }
 
+const ingestCliOptions = (env: Record<string, string>) => ({
+  cwd: PROJECT_ROOT,
+  env: { DATABASE_URL: db.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', ...env },
+});
+
 function runIngestCli(args: string[], env: Record<string, string> = {}) {
-  return runToExit(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts', ...args], {
-    cwd: PROJECT_ROOT,
-    env: { DATABASE_URL: db.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', ...env },
-  });
+  return runToExit(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts', ...args], ingestCliOptions(env));
+}
+
+/** The CLI running, its output collected, for a test that signals it or reads it as it goes. */
+function spawnIngestCli(args: string[], env: Record<string, string> = {}) {
+  return spawnCollecting(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/ingest.cli.ts', ...args],
+    ingestCliOptions(env),
+  );
 }
 
 describe('npm run ingest over an sacct file', () => {
@@ -93,14 +104,7 @@ describe('npm run ingest over an sacct file', () => {
       'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
         '51|51|ann|COMPLETED|600|2026-11-15T10:00:00|2026-11-15T10:10:00|cpu=1,mem=1G,node=1\n',
     );
-    const cli = spawnCollecting(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-11-15', '--to', '2026-11-15'],
-      {
-        cwd: PROJECT_ROOT,
-        env: { DATABASE_URL: db.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', FALLBACK_CSV: file },
-      },
-    );
+    const cli = spawnIngestCli(['--from', '2026-11-15', '--to', '2026-11-15'], { FALLBACK_CSV: file });
     const closed = new Promise((resolve) => cli.child.once('close', resolve));
     expect(await cli.exited, cli.output()).toBe(0);
     await closed;
@@ -375,21 +379,10 @@ describe('npm run ingest stopped with one Ctrl-C', () => {
   }, async () => {
     // sacct takes 400 ms a day. Cron, or a script (`npm run ingest -- --from ... && next-step`), took
     // an interrupted backfill for a finished one: it exited 0.
-    const cli = spawnCollecting(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-10-01', '--to', '2026-10-10', '--force'],
-      {
-        cwd: PROJECT_ROOT,
-        env: {
-          DATABASE_URL: db.url,
-          APP_TZ: 'UTC',
-          LOG_LEVEL: 'error',
-          DEMO_SEED: 'false',
-          SACCT_PATH: slowSacct(),
-          SACCT_TIMEOUT_MS: '60000',
-        },
-      },
-    );
+    const cli = spawnIngestCli(['--from', '2026-10-01', '--to', '2026-10-10', '--force'], {
+      SACCT_PATH: slowSacct(),
+      SACCT_TIMEOUT_MS: '60000',
+    });
     const closed = new Promise((resolve) => cli.child.once('close', resolve));
     try {
       expect(await waitFor(() => cli.output().includes('2026-10-01 success'), 30_000), cli.output()).toBe(true);
@@ -493,21 +486,10 @@ else {
     const before = await lastRunId();
     // SIGTERM took Node's default action: the process died mid-day, the day's run stayed `running`
     // until the next run relabelled it (and as a container's PID 1 it ignored SIGTERM until SIGKILL).
-    const cli = spawnCollecting(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-08-01', '--to', '2026-08-05', '--force'],
-      {
-        cwd: PROJECT_ROOT,
-        env: {
-          DATABASE_URL: db.url,
-          APP_TZ: 'UTC',
-          LOG_LEVEL: 'error',
-          DEMO_SEED: 'false',
-          SACCT_PATH: sacct.path,
-          SACCT_TIMEOUT_MS: '600000',
-        },
-      },
-    );
+    const cli = spawnIngestCli(['--from', '2026-08-01', '--to', '2026-08-05', '--force'], {
+      SACCT_PATH: sacct.path,
+      SACCT_TIMEOUT_MS: '600000',
+    });
     const closed = new Promise((resolve) => cli.child.once('close', resolve));
     let sacctPid: number | undefined;
     let stoppedInMs = Number.POSITIVE_INFINITY;
@@ -555,17 +537,7 @@ else {
     timeout: 60_000,
   }, async () => {
     const wrapper = writeHangingSacctWrapper(path.join(dir, 'sacct-wrapper-sigterm'));
-    const cli = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts'], {
-      cwd: PROJECT_ROOT,
-      env: {
-        DATABASE_URL: db.url,
-        APP_TZ: 'UTC',
-        LOG_LEVEL: 'error',
-        DEMO_SEED: 'false',
-        SACCT_PATH: wrapper.path,
-        SACCT_TIMEOUT_MS: '600000',
-      },
-    });
+    const cli = spawnIngestCli([], { SACCT_PATH: wrapper.path, SACCT_TIMEOUT_MS: '600000' });
     try {
       expect(await waitFor(() => readSleepPid(wrapper.sleepPidFile) !== undefined, 30_000), cli.output()).toBe(true);
       const sleepPid = readSleepPid(wrapper.sleepPidFile) as number;
@@ -598,21 +570,10 @@ describe('npm run ingest whose SSH session closes (SIGHUP)', () => {
     const before = await lastRunId();
     // SIGHUP took Node's default action: the process died mid-day, and that day's run stayed
     // `running` until the next run relabelled it.
-    const cli = spawnCollecting(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-09-01', '--to', '2026-09-10', '--force'],
-      {
-        cwd: PROJECT_ROOT,
-        env: {
-          DATABASE_URL: db.url,
-          APP_TZ: 'UTC',
-          LOG_LEVEL: 'error',
-          DEMO_SEED: 'false',
-          SACCT_PATH: link,
-          SACCT_TIMEOUT_MS: '60000',
-        },
-      },
-    );
+    const cli = spawnIngestCli(['--from', '2026-09-01', '--to', '2026-09-10', '--force'], {
+      SACCT_PATH: link,
+      SACCT_TIMEOUT_MS: '60000',
+    });
     try {
       expect(await waitFor(() => cli.output().includes('2026-09-01 success'), 30_000), cli.output()).toBe(true);
       // The terminal is gone with the session: what the CLI writes from now on has nowhere to go.
