@@ -146,4 +146,29 @@ describe('Per day of a window that runs past today', () => {
     expect(cellsLabelled(week, 'Day')).toHaveLength(7);
     expect(week).not.toContain('not listed');
   });
+
+  it('names only days of the window as not listed when the whole window is after today', async () => {
+    // A To typed alone a week ahead (2025-10-07: the 7 days 2025-10-01 to 2025-10-07) said "The days
+    // after today (2025-09-21 to 2025-10-07) are not listed", ten days before the window it showed.
+    const ahead = (await html('/me?start=2025-10-01&end=2025-10-07&view=aggregate').expect(200)).text;
+    expect(cellsLabelled(ahead, 'Day')).toEqual([]);
+    expect(ahead).toContain(
+      '<p class="muted">The days after today (<span class="nowrap">2025-10-01</span> to <span class="nowrap">2025-10-07</span>) are not listed: no job has ended on them yet.</p>',
+    );
+    expect(ahead).not.toContain('2025-09-21');
+  });
+
+  it('names as not listed only the days after the last one listed, when a job ended after today', async () => {
+    // A clock running behind the cluster's: a job of tomorrow is listed with the days up to it, and
+    // the days said not to be listed start after it (they started at tomorrow, a day that is listed).
+    await buildUser(db.prisma, { username: 'carol', password: 'carol-password' });
+    await buildJobs(db, [{ user: 'carol', jobId: '41', end: '2025-09-22T05:00:00Z', totalCpuSec: '3600' }]);
+    const carol = await signInAs(buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' }, now }), 'carol', 'carol-password');
+    const page = (await carol.get('/me?start=2025-09-14&end=2025-09-30&view=aggregate').set('Accept', 'text/html'))
+      .text;
+    expect(cellsLabelled(page, 'Day')[0]).toBe('2025-09-22');
+    expect(page).toContain(
+      '<p class="muted">The days after today (<span class="nowrap">2025-09-23</span> to <span class="nowrap">2025-09-30</span>) are not listed: no job has ended on them yet.</p>',
+    );
+  });
 });

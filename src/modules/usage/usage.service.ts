@@ -367,7 +367,12 @@ export function createUsageService(deps: UsageServiceDeps) {
       const today = toLocalDate(now(), config.timeZone);
       const { lastListed, hasDaysToCome } = listPerDayDays(window, today, days.findLast((day) => day.jobs > 0)?.day);
       const listed = lastListed === undefined ? [] : days.filter((day) => day.day <= lastListed).toReversed();
-      const toCome = hasDaysToCome ? { start: addLocalDays(today, 1), end: window.end } : null;
+      // The days left out are those after the last one listed (after today, or after a job's day past
+      // it), or the whole window when it lists none: today + 1 named days before a window ahead, and
+      // a day listed for its job.
+      const toCome = hasDaysToCome
+        ? { start: lastListed === undefined ? window.start : addLocalDays(lastListed, 1), end: window.end }
+        : null;
       const pageCount = assertPageExists(window, 'aggregate', query.page, listed.length, toCome ? today : undefined);
       const totals = { ...sumHours(days), cost: sumCosts(days.map((day) => day.cost)) };
       const charts = [
