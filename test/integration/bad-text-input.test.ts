@@ -68,6 +68,20 @@ describe('dates beyond any job', () => {
     expect(response.text).toContain('From (2999-12-31) is after today');
   });
 
+  it('starts a window given only its end near the first date it accepts at that date, so its links work', async () => {
+    // To alone is the 7 days up to it: To 1900-01-01 showed 1899-12-26 to 1900-01-01, and its Show,
+    // tabs and Download CSV all sent that From back, each refused as outside the range.
+    const page = await alice.get('/me?end=1900-01-03').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('<input id="start" name="start" type="date" value="1900-01-01"');
+    expect(page.text).toContain('href="/me.csv?start=1900-01-01&amp;end=1900-01-03"');
+    expect(page.text).not.toContain('1899-');
+    const json = await alice.get('/me?end=1900-01-01').set('Accept', 'application/json').expect(200);
+    expect(json.body.window).toMatchObject({ start: '1900-01-01', end: '1900-01-01' });
+    const csv = await alice.get('/me.csv?end=1900-01-02').expect(200);
+    expect(csv.headers['content-disposition']).toContain('usage-alice-1900-01-01-1900-01-02.csv');
+    await admin.get('/admin/usage?end=1900-01-01').set('Accept', 'text/html').expect(200);
+  });
+
   it('still serves the widest window the range allows', async () => {
     const response = await alice.get('/me.csv?start=1900-01-01&end=2999-12-31').expect(200);
     expect(response.text).toContain('4242');

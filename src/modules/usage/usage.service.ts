@@ -5,7 +5,14 @@ import { escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
 import { BadRequestError, NotFoundError, ReversedWindowError } from '../../shared/errors.js';
-import { addLocalDays, daysBetween, endOfLocalDay, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
+import {
+  addLocalDays,
+  daysBetween,
+  EARLIEST_LOCAL_DATE,
+  endOfLocalDay,
+  startOfLocalDay,
+  toLocalDate,
+} from '../../shared/local-date.js';
 import { fromMinorUnits, lostDisputeMinorOf, pricedDigitsOf, returnedMinorOf } from '../payments/payment-money.js';
 import { minorUnitDigits, sumCosts } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
@@ -304,7 +311,10 @@ export function createUsageService(deps: UsageServiceDeps) {
       throw new StartAfterTodayError(query.start, today);
     }
     const end = query.end ?? today;
-    const start = query.start ?? addLocalDays(end, -(DEFAULT_DAYS - 1));
+    // To alone is the 7 days up to it, but none before the first date a query takes: To 1900-01-01 was
+    // 1899-12-26 to 1900-01-01, a From that its page's form, tabs and CSV link then sent and were refused.
+    const weekBefore = addLocalDays(end, -(DEFAULT_DAYS - 1));
+    const start = query.start ?? (weekBefore < EARLIEST_LOCAL_DATE ? EARLIEST_LOCAL_DATE : weekBefore);
     if (start > end) {
       throw new ReversedWindowError(start, end, { labels: WINDOW_FIELD_LABELS });
     }
