@@ -156,6 +156,12 @@ describe('Per day of a window that runs past today', () => {
       '<p class="muted">The days after today (<span class="nowrap">2025-10-01</span> to <span class="nowrap">2025-10-07</span>) are not listed: no job has ended on them yet.</p>',
     );
     expect(ahead).not.toContain('2025-09-21');
+
+    // Its page 2 said the window "has 0 days up to today (2025-09-20)", a today before the window.
+    const past = await json('/me?start=2025-10-01&end=2025-10-07&view=aggregate&page=2').expect(404);
+    expect(past.body.error).toBe(
+      'This window (2025-10-01 to 2025-10-07) is after today (2025-09-20), so none of its days is listed yet; there is no page 2.',
+    );
   });
 
   it('names as not listed only the days after the last one listed, when a job ended after today', async () => {

@@ -104,7 +104,10 @@ export class UsagePageNotFoundError extends NotFoundError {
     const jobs = counted(count, 'job');
     const pages = `on ${counted(pageCount, 'page')}`;
     let found: string;
-    if (view === 'aggregate') {
+    if (view === 'aggregate' && count === 0 && listedToDay) {
+      // A window wholly after today lists none of its days: "has 0 days up to today" named a today before it.
+      found = `This window (${window.start} to ${window.end}) is after today (${listedToDay}), so none of its days is listed yet`;
+    } else if (view === 'aggregate') {
       const upTo = listedToDay ? ` up to today (${listedToDay})` : '';
       found = `This window (${window.start} to ${window.end}) has ${counted(count, 'day')}${upTo}, ${pages}`;
     } else if (view === 'billed') {
