@@ -91,6 +91,11 @@ const zChoice = <const T extends readonly [string, ...string[]]>(choices: T, fal
 const zOptionalChoice = <const T extends readonly [string, ...string[]]>(choices: T) =>
   z.preprocess((value) => (isBlank(value) ? undefined : value), choiceOf(choices).optional());
 
+const isEmptyText = (value: unknown) => typeof value === 'string' && value.trim() === '';
+
+const emptyMessage = (need: string, whenLeftOut: string) =>
+  `is empty; set it to ${need}, or leave it out ${whenLeftOut}`;
+
 /**
  * A text setting: given as an empty string (or only spaces), as an `.env` line `SLURM_CLUSTER=` or
  * `export SESSION_SECRET=` with nothing after it, it is refused with one readable line, saying it is
@@ -99,24 +104,41 @@ const zOptionalChoice = <const T extends readonly [string, ...string[]]>(choices
  */
 const text = <T extends z.ZodType>(need: string, whenLeftOut: string, schema: T) =>
   z.preprocess((value, ctx) => {
-    if (typeof value === 'string' && value.trim() === '') {
-      ctx.addIssue({ code: 'custom', message: `is empty; set it to ${need}, or leave it out ${whenLeftOut}` });
+    if (isEmptyText(value)) {
+      ctx.addIssue({ code: 'custom', message: emptyMessage(need, whenLeftOut) });
       return z.NEVER;
     }
     return value;
   }, schema);
 
 /**
- * What an empty SESSION_SECRET or DATABASE_URL says when APP_ENV=production: text()'s "or leave it
- * out for a development-only secret / to start the embedded PostgreSQL" is development's advice,
- * and production refuses either left out, so following it led to the next refusal.
+ * The settings whose empty refusal depends on APP_ENV: text()'s "or leave it out for a
+ * development-only secret / to start the embedded PostgreSQL" is development's advice, and
+ * production refuses either left out, so following it led to the next refusal. A setting alone
+ * cannot see APP_ENV, so crossSettingProblems refuses them empty; in DATABASE_URL's then
+ * SESSION_SECRET's order, as ZEnv's shape lists them.
  */
-export const EMPTY_IN_PRODUCTION: Readonly<Record<string, string>> = {
-  SESSION_SECRET:
-    'is empty; set it to at least 32 characters (openssl rand -hex 32): it is required when APP_ENV=production',
-  DATABASE_URL:
-    'is empty; set it to a postgres:// or postgresql:// URL: it is required when APP_ENV=production (the embedded database is for demos)',
-};
+const EMPTY_BY_MODE = {
+  DATABASE_URL: {
+    need: 'a postgres:// or postgresql:// URL',
+    whenLeftOut: 'to start the embedded PostgreSQL (development only)',
+    inProduction:
+      'is empty; set it to a postgres:// or postgresql:// URL: it is required when APP_ENV=production (the embedded database is for demos)',
+  },
+  SESSION_SECRET: {
+    need: 'at least 32 characters (openssl rand -hex 32)',
+    whenLeftOut: 'for a development-only secret (production requires one)',
+    inProduction:
+      'is empty; set it to at least 32 characters (openssl rand -hex 32): it is required when APP_ENV=production',
+  },
+} as const;
+
+/**
+ * As text() for a setting of EMPTY_BY_MODE: empty (or only spaces) passes here as '', for
+ * crossSettingProblems to refuse with the advice of the APP_ENV it sees.
+ */
+const textEmptyByMode = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((value) => (isEmptyText(value) ? '' : value), z.union([z.literal(''), schema]));
 
 /**
  * Why DATA_DIR can never be the directory the embedded PostgreSQL and the demo write to: it, or a
@@ -382,9 +404,7 @@ export const ZEnv = z
         })
         .optional(),
     ),
-    DATABASE_URL: text(
-      'a postgres:// or postgresql:// URL',
-      'to start the embedded PostgreSQL (development only)',
+    DATABASE_URL: textEmptyByMode(
       z
         .string()
         .regex(POSTGRES_URL_SCHEME, 'must be a postgres:// or postgresql:// URL')
@@ -412,11 +432,7 @@ export const ZEnv = z
           if (problem) ctx.addIssue({ code: 'custom', message: problem });
         }),
     ),
-    SESSION_SECRET: text(
-      'at least 32 characters (openssl rand -hex 32)',
-      'for a development-only secret (production requires one)',
-      z.string().min(32, 'must be at least 32 characters').optional(),
-    ),
+    SESSION_SECRET: textEmptyByMode(z.string().min(32, 'must be at least 32 characters').optional()),
     AUDIT_CHAIN_KEY: z
       .string()
       .trim()
@@ -656,6 +672,13 @@ export function crossSettingProblems(
   env: Record<string, string | undefined>,
 ): Array<{ path: string; message: string }> {
   const problems: Array<{ path: string; message: string }> = [];
+  for (const [name, empty] of Object.entries(EMPTY_BY_MODE)) {
+    if (!isEmptyText(env[name])) continue;
+    problems.push({
+      path: name,
+      message: env.APP_ENV === 'production' ? empty.inProduction : emptyMessage(empty.need, empty.whenLeftOut),
+    });
+  }
   if (Boolean(env.ADMIN_USERNAME?.trim()) !== Boolean(env.ADMIN_PASSWORD)) {
     problems.push({ path: 'ADMIN_PASSWORD', message: 'ADMIN_USERNAME and ADMIN_PASSWORD go together' });
   }
@@ -699,7 +722,8 @@ export function crossSettingProblems(
       message: 'is required when APP_ENV=production and PAYMENT_PROVIDER=stripe (where payers come back to)',
     });
   }
-  if (!env.SESSION_SECRET) {
+  // Empty is refused above, with production's advice.
+  if (env.SESSION_SECRET === undefined) {
     problems.push({ path: 'SESSION_SECRET', message: 'is required when APP_ENV=production' });
   }
   if (!env.AUDIT_CHAIN_KEY?.trim()) {
@@ -709,7 +733,7 @@ export function crossSettingProblems(
       message: 'is required when APP_ENV=production (it seals the audit log; docs/security.md)',
     });
   }
-  if (!env.DATABASE_URL) {
+  if (env.DATABASE_URL === undefined) {
     problems.push({
       path: 'DATABASE_URL',
       message: 'is required when APP_ENV=production (the embedded database is for demos)',

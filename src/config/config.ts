@@ -2,7 +2,7 @@ import path from 'node:path';
 import { demoSacctFilePath } from '../modules/demo/demo-jobs.js';
 import { normalizeClusterName } from '../modules/ingestion/slurm-time.parser.js';
 import type { CpuBasis, TierRule } from '../modules/pricing/pricing.js';
-import { crossSettingProblems, EMPTY_IN_PRODUCTION, type TEnv, ZEnv } from './config.schema.js';
+import { crossSettingProblems, type TEnv, ZEnv } from './config.schema.js';
 
 /** Settings the rest of the code reads; built once from the environment at start-up. */
 export interface AppConfig {
@@ -174,14 +174,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     // zod runs the rules across settings only when every setting parsed; run them on the raw
     // text too, so a production start does not reveal a missing DATABASE_URL one fix later.
     const malformed = new Set(parsed.error.issues.map((issue) => issue.path.join('.')));
-    const isProduction = ZEnv.shape.APP_ENV.safeParse(source.APP_ENV).data === 'production';
-    const messageOf = (issue: (typeof parsed.error.issues)[number]) => {
-      const inProduction = EMPTY_IN_PRODUCTION[issue.path.join('.')];
-      return isProduction && inProduction && issue.message.startsWith('is empty;') ? inProduction : issue.message;
-    };
     const problems = [
-      ...parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${messageOf(issue)}`),
-      // A setting already named as malformed (DATABASE_URL= empty) is not named again as missing.
+      ...parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),
+      // A setting already named as malformed is not named again by the rules across settings.
       ...crossSettingProblems(source)
         .filter((problem) => !malformed.has(problem.path))
         .map((problem) => `${problem.path}: ${problem.message}`),

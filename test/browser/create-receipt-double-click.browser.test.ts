@@ -1,7 +1,15 @@
 import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  answerFormsLate,
+  type BrowserRig,
+  doubleClickButton,
+  formsSentTo,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -38,25 +46,21 @@ describe.skipIf(!hasChromium)('Create receipt clicked twice', { timeout: 120_000
     await db?.drop();
   });
 
-  it('shows the receipt the click made, not "No receipt created"', async () => {
+  /** `username`'s own page (/me), signed in, in a new desktop-sized browser. */
+  const openMyPage = async (username: string) => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    onTestFinished(() => context.close());
     const page = await context.newPage();
-    const posts: string[] = [];
-    page.on('request', (request) => {
-      if (request.method() === 'POST' && request.url().includes('/me/receipt')) posts.push(request.url());
-    });
-    await signInThroughPage(page, base, 'alice', 'alice-password');
+    await signInThroughPage(page, base, username, `${username}-password`);
     await page.goto(`${base}/me`);
-    // The first answer is slow to come, as a receipt of many jobs is: the second click lands on
-    // the same page, as a person's double click does.
-    await page.route('**/me/receipt', async (route) => {
-      const response = await route.fetch({ maxRedirects: 0 });
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      await route.fulfill({ response }).catch(() => undefined);
-    });
-    const box = await page.getByRole('button', { name: 'Create receipt' }).boundingBox();
-    if (!box) throw new Error('no Create receipt button on the page');
-    await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2, { delay: 100 });
+    return page;
+  };
+
+  it('shows the receipt the click made, not "No receipt created"', async () => {
+    const page = await openMyPage('alice');
+    const posts = formsSentTo(page, '/me/receipt');
+    await answerFormsLate(page, '**/me/receipt');
+    await doubleClickButton(page, 'Create receipt');
     await page.waitForURL(/\/me\/receipts\/\d+#receipt$/);
     await page.waitForLoadState('load');
 
@@ -65,14 +69,10 @@ describe.skipIf(!hasChromium)('Create receipt clicked twice', { timeout: 120_000
     expect(posts).toHaveLength(1);
     const receipts = await db.pool.query("SELECT count(*)::int AS n FROM receipts WHERE username = 'alice'");
     expect(receipts.rows[0].n).toBe(1);
-    await context.close();
   });
 
   it('can send the form again after coming back to the page', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'bob', 'bob-password');
-    await page.goto(`${base}/me`);
+    const page = await openMyPage('bob');
     await page.getByRole('button', { name: 'Create receipt' }).click();
     await page.waitForURL(/\/me\/receipts\/\d+#receipt$/);
     await page.goBack();
@@ -81,6 +81,5 @@ describe.skipIf(!hasChromium)('Create receipt clicked twice', { timeout: 120_000
     await page.getByRole('button', { name: 'Create receipt' }).click();
     await page.waitForURL(/\/me\/receipt#create-receipt$/);
     expect(await page.locator('#receipt-error').innerText()).toMatch(/^No receipt created\. Nothing to bill/);
-    await context.close();
   });
 });

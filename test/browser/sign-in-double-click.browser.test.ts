@@ -1,6 +1,13 @@
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BrowserRig, hasChromium, startBrowserRig } from '../support/browser.js';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import {
+  answerFormsLate,
+  type BrowserRig,
+  doubleClickButton,
+  hasChromium,
+  sendAndSettle,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -29,23 +36,17 @@ describe.skipIf(!hasChromium)('Sign in clicked twice', { timeout: 120_000 }, () 
     await db?.drop();
   });
 
-  const doubleClickSignIn = async (page: Page, password: string) => {
+  /** In a new browser, alice's password typed and Sign in double-clicked, its first answer late: the page it ends on. */
+  const doubleClickSignIn = async (password: string) => {
+    const context = await browser.newContext();
+    onTestFinished(() => context.close());
+    const page = await context.newPage();
     await page.goto(`${base}/login`);
     await page.fill('#username', 'alice');
     await page.fill('#password', password);
-    await page.route('**/login', async (route) => {
-      if (route.request().method() !== 'POST') return route.continue();
-      const response = await route.fetch({ maxRedirects: 0 });
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      await route.fulfill({ response }).catch(() => undefined);
-    });
-    const box = await page.getByRole('button', { name: 'Sign in' }).boundingBox();
-    if (!box) throw new Error('no Sign in');
-    const loaded = page.waitForEvent('load');
-    await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2, { delay: 100 });
-    await loaded;
-    await page.waitForTimeout(1_000);
-    await page.waitForLoadState('load');
+    await answerFormsLate(page, '**/login');
+    await sendAndSettle(page, () => doubleClickButton(page, 'Sign in'));
+    return page;
   };
 
   const auditCounts = async () => {
@@ -56,9 +57,7 @@ describe.skipIf(!hasChromium)('Sign in clicked twice', { timeout: 120_000 }, () 
   };
 
   it('with a wrong password counts one failure toward the lock, not two', async () => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    await doubleClickSignIn(page, 'wrong-password');
+    const page = await doubleClickSignIn('wrong-password');
     expect(page.url()).toBe(`${base}/login`);
     expect(await page.getByText('Wrong username or password.').count()).toBe(1);
     const { rows } = await db.pool.query(
@@ -69,19 +68,15 @@ describe.skipIf(!hasChromium)('Sign in clicked twice', { timeout: 120_000 }, () 
       { ip: '127.0.0.1', failure_count: 1 },
     ]);
     expect(await auditCounts()).toEqual({ 'login.failure': 1 });
-    await context.close();
   });
 
   it('with the right password signs in, without "already signed in" or a failure', async () => {
     await db.pool.query('DELETE FROM auth_throttle');
     const before = await auditCounts();
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    await doubleClickSignIn(page, 'alice-password');
+    const page = await doubleClickSignIn('alice-password');
     expect(page.url()).toBe(`${base}/me`);
     expect(await page.getByText('already signed in').count()).toBe(0);
     // The audit log is append-only: what this sign-in added is counted.
     expect(await auditCounts()).toEqual({ ...before, 'login.success': 1 });
-    await context.close();
   });
 });

@@ -1,7 +1,16 @@
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { buildReceiptRow, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  answerFormsLate,
+  type BrowserRig,
+  doubleClickButton,
+  formsSentTo,
+  hasChromium,
+  sendAndSettle,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -35,36 +44,13 @@ describe.skipIf(!hasChromium)('Void and Mark paid clicked twice', { timeout: 120
   /** The admin's page, signed in; every POST it sends is counted, and its first answer comes late. */
   const openReceipt = async (receiptId: number) => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    onTestFinished(() => context.close());
     const page = await context.newPage();
-    const posts: string[] = [];
-    page.on('request', (request) => {
-      if (request.method() === 'POST' && request.url().includes('/admin/receipts/')) posts.push(request.url());
-    });
+    const posts = formsSentTo(page, '/admin/receipts/');
     await signInThroughPage(page, base, 'boss', 'boss-password');
     await page.goto(`${base}/admin/receipts/${receiptId}`);
-    // The first answer is slow to come, as a receipt of many jobs is: the second click lands on the
-    // same page, as a person's double click does.
-    await page.route(`**/admin/receipts/${receiptId}/*`, async (route) => {
-      const response = await route.fetch({ maxRedirects: 0 });
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      await route.fulfill({ response }).catch(() => undefined);
-    });
-    return { context, page, posts };
-  };
-
-  const doubleClick = async (page: Page, name: string) => {
-    const box = await page.getByRole('button', { name, exact: true }).boundingBox();
-    if (!box) throw new Error(`no ${name} button on the page`);
-    await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2, { delay: 100 });
-  };
-
-  /** Waits for the page an action sends the browser to, and a moment more for a second answer to replace it. */
-  const sendAndWait = async (page: Page, act: () => Promise<void>) => {
-    const loaded = page.waitForEvent('load', { timeout: 15_000 });
-    await act();
-    await loaded;
-    await page.waitForTimeout(1_000);
-    await page.waitForLoadState('load');
+    await answerFormsLate(page, `**/admin/receipts/${receiptId}/*`);
+    return { page, posts };
   };
 
   const auditCount = async (action: string, receiptId: number) => {
@@ -77,28 +63,27 @@ describe.skipIf(!hasChromium)('Void and Mark paid clicked twice', { timeout: 120
 
   it('Mark paid: shows the receipt marked paid, not "Not marked paid"', async () => {
     const receipt = await buildReceiptRow(db, 'alice');
-    const { context, page, posts } = await openReceipt(receipt.id);
+    const { page, posts } = await openReceipt(receipt.id);
     await page.getByLabel('Amount received (THB)').fill('0.50');
-    await sendAndWait(page, () => doubleClick(page, 'Mark paid'));
+    await sendAndSettle(page, () => doubleClickButton(page, 'Mark paid'));
 
     expect(await page.getByText('Not marked paid').count()).toBe(0);
     expect(await page.locator('.alert.error').count()).toBe(0);
     expect((await page.locator('.badge.big').innerText()).trim()).toBe('paid');
     expect(posts).toHaveLength(1);
     expect(await auditCount('receipt.mark_paid', receipt.id)).toBe(1);
-    await context.close();
   });
 
   it('Void, its question accepted: shows the receipt voided, not "Not voided"', async () => {
     const receipt = await buildReceiptRow(db, 'alice');
-    const { context, page, posts } = await openReceipt(receipt.id);
+    const { page, posts } = await openReceipt(receipt.id);
     const questions: string[] = [];
     page.on('dialog', (dialog) => {
       questions.push(dialog.message());
       void dialog.accept();
     });
     await page.getByLabel('Reason to void').fill('wrong tier');
-    await sendAndWait(page, () => doubleClick(page, 'Void receipt'));
+    await sendAndSettle(page, () => doubleClickButton(page, 'Void receipt'));
 
     expect(await page.getByText('Not voided').count()).toBe(0);
     expect(await page.locator('.alert.error').count()).toBe(0);
@@ -107,12 +92,11 @@ describe.skipIf(!hasChromium)('Void and Mark paid clicked twice', { timeout: 120
     // Asked once: the second click of the double click is not asked about a send that will not happen.
     expect(questions).toHaveLength(1);
     expect(await auditCount('receipt.void', receipt.id)).toBe(1);
-    await context.close();
   });
 
   it('Void: a question answered no leaves the next click free to send', async () => {
     const receipt = await buildReceiptRow(db, 'alice');
-    const { context, page, posts } = await openReceipt(receipt.id);
+    const { page, posts } = await openReceipt(receipt.id);
     await page.getByLabel('Reason to void').fill('wrong tier');
     page.once('dialog', (dialog) => void dialog.dismiss());
     await page.getByRole('button', { name: 'Void receipt', exact: true }).click();
@@ -121,10 +105,9 @@ describe.skipIf(!hasChromium)('Void and Mark paid clicked twice', { timeout: 120
 
     // At once, well inside the 10 s a sent form waits: the send told no was never sent.
     page.once('dialog', (dialog) => void dialog.accept());
-    await sendAndWait(page, () => page.getByRole('button', { name: 'Void receipt', exact: true }).click());
+    await sendAndSettle(page, () => page.getByRole('button', { name: 'Void receipt', exact: true }).click());
     expect((await page.locator('.badge.big').innerText()).trim()).toBe('void');
     expect(posts).toHaveLength(1);
     expect(await auditCount('receipt.void', receipt.id)).toBe(1);
-    await context.close();
   });
 });

@@ -65,6 +65,48 @@ export async function signInThroughPage(
 }
 
 /**
+ * Makes the app's answer to each form sent (POST) to `url`, a Playwright glob, come 500 ms late, as
+ * a receipt of many jobs does: the second click of a double click then lands on the same page, as
+ * a person's does.
+ */
+export async function answerFormsLate(page: Page, url: string): Promise<void> {
+  await page.route(url, async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    const response = await route.fetch({ maxRedirects: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await route.fulfill({ response }).catch(() => undefined);
+  });
+}
+
+/** The URLs of the forms (POSTs) the page sends to a URL containing `urlPart`, added as they are sent. */
+export function formsSentTo(page: Page, urlPart: string): string[] {
+  const sent: string[] = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().includes(urlPart)) sent.push(request.url());
+  });
+  return sent;
+}
+
+/** Double-clicks the button named `name` as a person does, in its middle. */
+export async function doubleClickButton(page: Page, name: string): Promise<void> {
+  const box = await page.getByRole('button', { name, exact: true }).boundingBox();
+  if (!box) throw new Error(`no ${name} button on the page`);
+  await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2, { delay: 100 });
+}
+
+/**
+ * Runs `act` (a click that sends a form), waits for the page the browser is sent to, and a moment
+ * more for a second answer to replace it.
+ */
+export async function sendAndSettle(page: Page, act: () => Promise<void>): Promise<void> {
+  const loaded = page.waitForEvent('load', { timeout: 15_000 });
+  await act();
+  await loaded;
+  await page.waitForTimeout(1_000);
+  await page.waitForLoadState('load');
+}
+
+/**
  * The dates (2026-12-04) in `selector` that the page draws across two lines, each with its text:
  * Chromium breaks a line after a date's hyphen, and "2026-12-" above "04" reads as no date at all.
  * (A string, run in the page: the tests are type-checked without the DOM's types.)

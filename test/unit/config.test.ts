@@ -383,6 +383,45 @@ describe('loadConfig', () => {
     expect(problemsOf({ ...env, [name]: '  ' })).toEqual([line]);
   });
 
+  // Each empty setting names itself with its own production advice, whichever else is empty or
+  // malformed beside it: the schema chooses the advice, knowing APP_ENV.
+  describe('SESSION_SECRET= and DATABASE_URL= in production', () => {
+    const production = {
+      APP_ENV: 'production',
+      SESSION_SECRET: 'x'.repeat(40),
+      AUDIT_CHAIN_KEY: 'k'.repeat(40),
+      DATABASE_URL: 'postgresql://db/billing',
+    };
+    const emptySecret =
+      'SESSION_SECRET: is empty; set it to at least 32 characters (openssl rand -hex 32): it is required when APP_ENV=production';
+    const emptyUrl =
+      'DATABASE_URL: is empty; set it to a postgres:// or postgresql:// URL: it is required when APP_ENV=production (the embedded database is for demos)';
+
+    it.each([
+      ['SESSION_SECRET alone', { SESSION_SECRET: '' }, [emptySecret]],
+      ['DATABASE_URL alone', { DATABASE_URL: '' }, [emptyUrl]],
+      ['both', { SESSION_SECRET: '', DATABASE_URL: '' }, [emptyUrl, emptySecret]],
+      ['both, as spaces', { SESSION_SECRET: ' ', DATABASE_URL: '\t' }, [emptyUrl, emptySecret]],
+    ])('%s empty: each line names its own setting with its own advice', (_, empty, lines) => {
+      expect(problemsOf({ ...production, ...empty })).toEqual(lines);
+    });
+
+    it('both empty beside a malformed setting: the same two lines, once each, with the malformed one', () => {
+      expect(problemsOf({ ...production, SESSION_SECRET: '', DATABASE_URL: '', PORT: 'x' })).toEqual([
+        'PORT: must be a whole number from 0 to 65535, in plain digits (got "x")',
+        emptyUrl,
+        emptySecret,
+      ]);
+    });
+
+    it('the schema itself gives the production advice, not only loadConfig', () => {
+      const parsed = ZEnv.safeParse({ ...production, SESSION_SECRET: '', DATABASE_URL: '' });
+      expect(parsed.success).toBe(false);
+      const lines = parsed.error?.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+      expect(lines).toEqual([emptyUrl, emptySecret]);
+    });
+  });
+
   it('requires a session secret, an audit key and a real database in production, and never seeds the demo there', () => {
     expect(problemsOf({ APP_ENV: 'production' })).toEqual([
       expect.stringMatching(/^SESSION_SECRET: is required when APP_ENV=production/),
