@@ -23,7 +23,7 @@ import { nearestPageOf, routeMissOf } from './method-not-allowed.js';
 import { linkTo } from './page-links.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from './plain-http.js';
 import { referringPageOf } from './referring-page.js';
-import { methodLabelOf, routeTemplateOf } from './request-context.js';
+import { isLoggedAsCutByShutdown, methodLabelOf, routeTemplateOf } from './request-context.js';
 import { hasSessionEndedOn } from './session.js';
 
 /** Browsers ask for HTML explicitly; API clients, curl and fetch get JSON. */
@@ -289,7 +289,12 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
     // The route template, as the request's own line has it: a raw path no route took can carry
     // anything (a token, a name) into the logs.
     const route = routeTemplateOf(req, status);
-    if (!isExpected) {
+    // A request the shutdown cut while it waited on a frozen database: its line says
+    // "cutByShutdown":true, and the shutdown then destroys the pool's connections under its query.
+    // Logged again as 'database unavailable', at error level, it had two causes in the log (and
+    // paged someone over a deploy). A bug's 'unhandled error' is still logged.
+    const isCutDatabaseError = status === 503 && isLoggedAsCutByShutdown(req);
+    if (!isExpected && !isCutDatabaseError) {
       const summary = described.logSummary ?? (status === 503 ? 'database unavailable' : 'unhandled error');
       logger.error({ err: error, reqId: req.id, method: methodLabelOf(req.method), route }, summary);
     } else if (isPoolClosedByShutdown(error)) {

@@ -88,6 +88,18 @@ export function markConnectionsCutByShutdown(server: object): void {
   serversCuttingConnections.add(server);
 }
 
+/** Requests whose line requestContext logged as cut by a shutdown (`"cutByShutdown":true`). */
+const requestsLoggedAsCut = new WeakSet<Request>();
+
+/**
+ * Whether `req`'s line was logged as cut by a shutdown: its line names the cause, and a database
+ * error its handler meets afterwards (the shutdown destroying the pool's connections under it) is
+ * that same shutdown, not a second cause. False when no request line is written (LOG_LEVEL=warn).
+ */
+export function isLoggedAsCutByShutdown(req: Request): boolean {
+  return requestsLoggedAsCut.has(req);
+}
+
 /** How an exchange ended: answered whole, its client gone first, or cut by a shutdown. */
 export type RequestEnd = 'finished' | 'client_closed' | 'cut_by_shutdown';
 
@@ -140,6 +152,7 @@ export function requestContext(logger: Logger) {
     const startedAt = process.hrtime.bigint();
     onRequestEnd(res, (status, clientClosed, end) => {
       const latencyMs = Number(process.hrtime.bigint() - startedAt) / 1e6;
+      if (end === 'cut_by_shutdown') requestsLoggedAsCut.add(req);
       // Method, template and status only: query strings may carry tokens.
       logger.info(
         {

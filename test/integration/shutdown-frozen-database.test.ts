@@ -1,5 +1,13 @@
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/db/database.js';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { errorHandler } from '../../src/http/error-handler.js';
+import { closeGracefully, listen } from '../../src/http/lifecycle.js';
+import { requestContext } from '../../src/http/request-context.js';
+import { isDatabaseUnavailable } from '../../src/shared/errors.js';
 import { buildUser } from '../support/factories.js';
 import { signInOverHttp } from '../support/sign-in.js';
 import { spawnServer } from '../support/spawn-server.js';
@@ -70,10 +78,132 @@ describe('SIGTERM while the database is frozen with a request in flight', () => 
       expect(tookMs, server.output()).toBeLessThan(SHUTDOWN_TIMEOUT_MS + 10_000);
       expect(server.output()).toMatch(/database connections? .*destroyed|destroyed .*database connection/i);
       expect(server.output()).toMatch(/stopped/);
+      // The request it cut is logged as cut ("cutByShutdown":true), not a second time as the database unavailable.
+      expect(server.output()).toMatch(/"status":503,"cutByShutdown":true/);
+      expect(server.output()).not.toMatch(/"msg":"database unavailable"/);
       await inFlight;
     } finally {
       proxy.thaw();
       server.process.kill('SIGKILL');
     }
   }, 90_000);
+
+  // The request cut by the shutdown logged its cut line, then, as the pool's destroyed connections
+  // failed its query, "database unavailable" at error level: two causes for one request, the second
+  // one an alert paging someone over a deploy. In process, with the server's own pieces (the pool
+  // through the frozen proxy, closeGracefully, the pool's close with a grace), to be quick.
+  it('logs the request it cut as one line that says it was cut by the shutdown', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const database = openDatabase(proxyUrl, { poolMax: 2, queryTimeoutMs: QUERY_TIMEOUT_MS, logger });
+    let errorHandled: (error: unknown) => void = () => undefined;
+    const handledError = new Promise<unknown>((resolve) => {
+      errorHandled = resolve;
+    });
+    const app = express();
+    app.use(requestContext(logger));
+    app.get('/account', async (_req, res) => {
+      res.json((await database.pool.query('SELECT 1 AS one')).rows);
+    });
+    const handleError = errorHandler(logger);
+    app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
+      handleError(error, req, res, next);
+      errorHandled(error);
+    });
+    const server = await listen(app, 0, '127.0.0.1');
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      // A request answered before the freeze: its line stays as it was.
+      const before = await fetch(`${base}/account`, { headers: { 'x-request-id': 'before-the-freeze' } });
+      expect(before.status).toBe(200);
+      proxy.freeze();
+      const inFlight = fetch(`${base}/account`, {
+        headers: { accept: 'application/json', 'x-request-id': 'cut-by-shutdown' },
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await closeGracefully(server, 200)).toBe(false);
+      expect((await inFlight).status).toBe(503);
+      database.markStopping();
+      await database.close({ graceMs: 200 });
+      // The handler's query failed as the database being unreachable does, after its cut line.
+      const error = await handledError;
+      expect(isDatabaseUnavailable(error), String(error)).toBe(true);
+
+      expect(lines.filter((line) => line.reqId === 'cut-by-shutdown')).toEqual([
+        expect.objectContaining({ level: 30, msg: 'request', route: '/account', status: 503, cutByShutdown: true }),
+      ]);
+      expect(lines.filter((line) => line.reqId === 'before-the-freeze')).toEqual([
+        expect.objectContaining({ level: 30, msg: 'request', route: '/account', status: 200 }),
+      ]);
+      // The pool's own line is still there.
+      expect(lines).toContainEqual(
+        expect.objectContaining({ level: 40, msg: expect.stringMatching(/destroyed \d+ database connection/) }),
+      );
+    } finally {
+      proxy.thaw();
+      server.close();
+    }
+  });
+});
+
+describe('the error lines kept', () => {
+  it('still logs a bug a request the shutdown cut meets afterwards, as an unhandled error', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    let fail: () => void = () => undefined;
+    const failing = new Promise<void>((resolve) => {
+      fail = resolve;
+    });
+    let errorHandled: () => void = () => undefined;
+    const handled = new Promise<void>((resolve) => {
+      errorHandled = resolve;
+    });
+    const app = express();
+    app.use(requestContext(logger));
+    app.get('/slow', async () => {
+      await failing;
+      throw new Error('a bug');
+    });
+    const handleError = errorHandler(logger);
+    app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
+      handleError(error, req, res, next);
+      errorHandled();
+    });
+    const server = await listen(app, 0, '127.0.0.1');
+    const { port } = server.address() as AddressInfo;
+    const inFlight = fetch(`http://127.0.0.1:${port}/slow`, { headers: { 'x-request-id': 'cut-then-bug' } });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await closeGracefully(server, 100)).toBe(false);
+    expect((await inFlight).status).toBe(503);
+    fail();
+    await handled;
+    expect(lines.filter((line) => line.reqId === 'cut-then-bug').map((line) => [line.level, line.msg])).toEqual([
+      [30, 'request'],
+      [50, 'unhandled error'],
+    ]);
+  });
+
+  it('still logs a database error of a request no shutdown cut', async () => {
+    // The control: the same error, met while the server is serving, is the database being unreachable.
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const app = express();
+    app.use(requestContext(logger));
+    app.get('/account', () => {
+      throw new Error('Connection terminated unexpectedly');
+    });
+    app.use(errorHandler(logger));
+    const server = await listen(app, 0, '127.0.0.1');
+    try {
+      const { port } = server.address() as AddressInfo;
+      const response = await fetch(`http://127.0.0.1:${port}/account`, { headers: { 'x-request-id': 'serving' } });
+      expect(response.status).toBe(503);
+      expect(lines.filter((line) => line.reqId === 'serving').map((line) => [line.level, line.msg])).toEqual([
+        [50, 'database unavailable'],
+        [30, 'request'],
+      ]);
+    } finally {
+      server.close();
+    }
+  });
 });

@@ -14,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  */
 let db: TestDatabase;
 let alice: Agent;
+let bob: Agent;
 // 2025-09-20 12:00 in Bangkok.
 const now = () => new Date('2025-09-20T05:00:00Z');
 const YEAR = 'start=2024-09-20&end=2025-09-20';
@@ -29,7 +30,15 @@ beforeAll(async () => {
     { user: 'alice', jobId: '2', end: '2025-03-01T05:00:00Z', totalCpuSec: '3600' },
     { user: 'alice', jobId: '3', end: '2025-09-20T04:00:00Z', totalCpuSec: '3600' },
   ]);
-  alice = await signInAs(buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' }, now }), 'alice', 'alice-password');
+  // Bob's last job ends after today, 2025-09-25 (a cluster whose clock runs ahead of the app's).
+  await buildUser(db.prisma, { username: 'bob', password: 'bob-password' });
+  await buildJobs(db, [
+    { user: 'bob', jobId: '11', end: '2025-09-10T05:00:00Z', totalCpuSec: '3600' },
+    { user: 'bob', jobId: '12', end: '2025-09-25T05:00:00Z', totalCpuSec: '3600' },
+  ]);
+  const app = buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' }, now });
+  alice = await signInAs(app, 'alice', 'alice-password');
+  bob = await signInAs(app, 'bob', 'bob-password');
 });
 afterAll(() => db?.drop());
 
@@ -114,7 +123,7 @@ describe('Per day of a window that runs past today', () => {
     expect(days[0]).toBe('2025-09-20');
     expect(days).toHaveLength(20);
     expect(month).toContain(
-      '<p class="muted">The days after today (<span class="nowrap">2025-09-21</span> to <span class="nowrap">2025-09-30</span>) are not listed: no job has ended on them yet.</p>',
+      '<p class="muted">The days <span class="nowrap">2025-09-21</span> to <span class="nowrap">2025-09-30</span> are not listed: they are after today, and no job has ended on them yet.</p>',
     );
     expect(totalRowOf(month)).toContain('<th data-label="Jobs" class="num">1</th>');
 
@@ -130,7 +139,7 @@ describe('Per day of a window that runs past today', () => {
 
     const tomorrow = (await html('/me?start=2025-09-14&end=2025-09-21&view=aggregate').expect(200)).text;
     expect(tomorrow).toContain(
-      'The day after today (<span class="nowrap">2025-09-21</span>) is not listed: no job has ended on it yet.',
+      'The day <span class="nowrap">2025-09-21</span> is not listed: it is after today, and no job has ended on it yet.',
     );
   });
 
@@ -153,7 +162,7 @@ describe('Per day of a window that runs past today', () => {
     const ahead = (await html('/me?start=2025-10-01&end=2025-10-07&view=aggregate').expect(200)).text;
     expect(cellsLabelled(ahead, 'Day')).toEqual([]);
     expect(ahead).toContain(
-      '<p class="muted">The days after today (<span class="nowrap">2025-10-01</span> to <span class="nowrap">2025-10-07</span>) are not listed: no job has ended on them yet.</p>',
+      '<p class="muted">The days <span class="nowrap">2025-10-01</span> to <span class="nowrap">2025-10-07</span> are not listed: they are after today, and no job has ended on them yet.</p>',
     );
     expect(ahead).not.toContain('2025-09-21');
 
@@ -174,7 +183,60 @@ describe('Per day of a window that runs past today', () => {
       .text;
     expect(cellsLabelled(page, 'Day')[0]).toBe('2025-09-22');
     expect(page).toContain(
-      '<p class="muted">The days after today (<span class="nowrap">2025-09-23</span> to <span class="nowrap">2025-09-30</span>) are not listed: no job has ended on them yet.</p>',
+      '<p class="muted">The days <span class="nowrap">2025-09-23</span> to <span class="nowrap">2025-09-30</span> are not listed: they are after today, and no job has ended on them yet.</p>',
+    );
+  });
+});
+
+describe('Per day of a window with a job that ends after today', () => {
+  // A cluster's clock ahead of the app's, or end times in the future in the data: the days up to
+  // that job are listed, and the note said the days from tomorrow on were not listed, no job having
+  // ended on them, above a table that listed them, the job's day among them.
+  const NOTE = /<p class="muted">[^<]*(?:<span class="nowrap">[^<]*<\/span>[^<]*)*not listed[^<]*<\/p>/;
+  const noteOf = (page: string) => NOTE.exec(page)?.[0] ?? '';
+
+  it('lists the days up to that job, and says only the days after it are not listed', async () => {
+    const month = (await bob.get('/me?start=2025-09-01&end=2025-09-30&view=aggregate').expect(200)).text;
+    const days = cellsLabelled(month, 'Day');
+    expect(days[0]).toBe('2025-09-25');
+    expect(days).toHaveLength(25);
+    expect(noteOf(month)).toBe(
+      '<p class="muted">The days <span class="nowrap">2025-09-26</span> to <span class="nowrap">2025-09-30</span> are not listed: they are after today, and no job has ended on them yet.</p>',
+    );
+
+    const oneLeft = (await bob.get('/me?start=2025-09-01&end=2025-09-26&view=aggregate').expect(200)).text;
+    expect(noteOf(oneLeft)).toBe(
+      '<p class="muted">The day <span class="nowrap">2025-09-26</span> is not listed: it is after today, and no job has ended on it yet.</p>',
+    );
+
+    // Up to the job's day, every day is listed: no note.
+    const toTheJob = (await bob.get('/me?start=2025-09-01&end=2025-09-25&view=aggregate').expect(200)).text;
+    expect(cellsLabelled(toTheJob, 'Day')).toHaveLength(25);
+    expect(toTheJob).not.toContain('not listed');
+  });
+
+  it('names only days of the window when it starts after today', async () => {
+    const october = (await bob.get('/me?start=2025-10-01&end=2025-10-31&view=aggregate').expect(200)).text;
+    expect(cellsLabelled(october, 'Day')).toEqual([]);
+    expect(noteOf(october)).toBe(
+      '<p class="muted">The days <span class="nowrap">2025-10-01</span> to <span class="nowrap">2025-10-31</span> are not listed: they are after today, and no job has ended on them yet.</p>',
+    );
+  });
+
+  it('pages to that job on the page, its JSON and its HEAD alike, and a page past the last names the day listed to', async () => {
+    // 2025-08-05 to 2025-09-20 is 47 days, one page; to the job's day, 52 days, two.
+    const window = 'start=2025-08-05&end=2025-12-31&view=aggregate';
+    const second = (await bob.get(`/me?${window}&page=2`).expect(200)).text;
+    expect(cellsLabelled(second, 'Day')).toEqual(['2025-08-06', '2025-08-05']);
+    const body = (await bob.get(`/me?${window}`).set('Accept', 'application/json').expect(200)).body;
+    expect(body).toMatchObject({ page: 1, pageCount: 2, count: 52 });
+    expect(body.days[0].day).toBe('2025-09-25');
+    expect((await bob.head(`/me?${window}&page=2`)).status).toBe(200);
+    expect((await bob.head(`/me?${window}&page=3`)).status).toBe(404);
+
+    const past = await bob.get(`/me?${window}&page=3`).set('Accept', 'application/json').expect(404);
+    expect(past.body.error).toBe(
+      'This window (2025-08-05 to 2025-12-31) has 52 days up to 2025-09-25, its last day with a job, on 2 pages; there is no page 3.',
     );
   });
 });

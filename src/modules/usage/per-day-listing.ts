@@ -1,4 +1,4 @@
-import { daysBetween } from '../../shared/local-date.js';
+import { addLocalDays, daysBetween } from '../../shared/local-date.js';
 
 /** A window's first and last local dates, both included. */
 interface DayWindow {
@@ -11,8 +11,12 @@ export interface PerDayListing {
   lastListed: string | undefined;
   /** How many days it lists, which its pages are counted from. */
   count: number;
-  /** Whether days at the window's end, after today and without a job, are left out (charted, not listed). */
-  hasDaysToCome: boolean;
+  /**
+   * The days at the window's end left out (charted, not listed): after today and after its last day
+   * with a job, from the day after the last listed (the window's start when none is) to its end;
+   * none when every day is listed.
+   */
+  notListed: DayWindow | undefined;
 }
 
 /**
@@ -29,7 +33,13 @@ export function listPerDayDays(window: DayWindow, today: string, lastJobDay?: st
   const lastListed =
     isJobDayInWindow && (lastBeforeJobs === undefined || lastJobDay > lastBeforeJobs) ? lastJobDay : lastBeforeJobs;
   const count = lastListed === undefined ? 0 : daysBetween(window.start, lastListed) + 1;
-  return { lastListed, count, hasDaysToCome: count < daysBetween(window.start, window.end) + 1 };
+  // Not "the days after today": a job after today (a cluster clock ahead of the app's) lists the
+  // days up to it, and a window that starts after today has none of the days from tomorrow to it.
+  const notListed =
+    lastListed === window.end
+      ? undefined
+      : { start: lastListed === undefined ? window.start : addLocalDays(lastListed, 1), end: window.end };
+  return { lastListed, count, notListed };
 }
 
 /** Whether the window runs past today: only then can its last day with a job change what Per day lists. */

@@ -85,12 +85,19 @@ export class StartAfterTodayError extends BadRequestError {
   }
 }
 
+/** For a Per day window some of whose days are not listed: the last day it lists (none: it lists none) and today. */
+interface PerDayListedTo {
+  lastListed: string | undefined;
+  today: string;
+}
+
 /**
  * A page of /me past the last one (as a receipt's items answer it: a 404 saying how many
  * there are); it carries the window and view so the answer can link to their first page.
  * `count` is the view's jobs, or for Per day (aggregate) the window's days listed: up to
- * `listedToDay` (today) when the days after it, with no job yet, are not.
+ * `listing.lastListed` (today, or a later day with a job) when the days after it are not.
  */
+
 export class UsagePageNotFoundError extends NotFoundError {
   constructor(
     readonly window: UsageWindow,
@@ -98,17 +105,22 @@ export class UsagePageNotFoundError extends NotFoundError {
     page: number,
     pageCount: number,
     count: number,
-    listedToDay?: string,
+    listing?: PerDayListedTo,
   ) {
     const span = `this window (${window.start} to ${window.end})`;
     const jobs = counted(count, 'job');
     const pages = `on ${counted(pageCount, 'page')}`;
     let found: string;
-    if (view === 'aggregate' && count === 0 && listedToDay) {
+    if (view === 'aggregate' && count === 0 && listing) {
       // A window wholly after today lists none of its days: "has 0 days up to today" named a today before it.
-      found = `This window (${window.start} to ${window.end}) is after today (${listedToDay}), so none of its days is listed yet`;
+      found = `This window (${window.start} to ${window.end}) is after today (${listing.today}), so none of its days is listed yet`;
     } else if (view === 'aggregate') {
-      const upTo = listedToDay ? ` up to today (${listedToDay})` : '';
+      // A day after today is listed to only for a job on it (a cluster clock ahead of the app's).
+      const upTo = !listing
+        ? ''
+        : listing.lastListed !== undefined && listing.lastListed > listing.today
+          ? ` up to ${listing.lastListed}, its last day with a job`
+          : ` up to today (${listing.today})`;
       found = `This window (${window.start} to ${window.end}) has ${counted(count, 'day')}${upTo}, ${pages}`;
     } else if (view === 'billed') {
       found =
@@ -376,17 +388,19 @@ export function createUsageService(deps: UsageServiceDeps) {
       // The table (and its JSON) lists the days newest first, as Jobs lists its jobs by Ended:
       // oldest first, page 1 of a year's window was its oldest 50 days, a year ago. The charts
       // below stay a time axis, oldest on the left, and the CSV stays in the order the jobs ended.
-      // Days after today without a job are charted but not listed (listPerDayDays, which HEAD asks too).
+      // Days after today and after the last day with a job are charted but not listed
+      // (listPerDayDays, which HEAD asks too); the page says which.
       const today = toLocalDate(now(), config.timeZone);
-      const { lastListed, hasDaysToCome } = listPerDayDays(window, today, days.findLast((day) => day.jobs > 0)?.day);
+      const { lastListed, notListed } = listPerDayDays(window, today, days.findLast((day) => day.jobs > 0)?.day);
       const listed = lastListed === undefined ? [] : days.filter((day) => day.day <= lastListed).toReversed();
-      // The days left out are those after the last one listed (after today, or after a job's day past
-      // it), or the whole window when it lists none: today + 1 named days before a window ahead, and
-      // a day listed for its job.
-      const toCome = hasDaysToCome
-        ? { start: lastListed === undefined ? window.start : addLocalDays(lastListed, 1), end: window.end }
-        : null;
-      const pageCount = assertPageExists(window, 'aggregate', query.page, listed.length, toCome ? today : undefined);
+      const toCome = notListed ?? null;
+      const pageCount = assertPageExists(
+        window,
+        'aggregate',
+        query.page,
+        listed.length,
+        notListed ? { lastListed, today } : undefined,
+      );
       const totals = { ...sumHours(days), cost: sumCosts(days.map((day) => day.cost)) };
       const charts = [
         {
@@ -476,12 +490,12 @@ export function createUsageService(deps: UsageServiceDeps) {
     // Per day's days listed, by the rule getUserUsage lists them by; a window up to today needs no job for it.
     const today = toLocalDate(now(), config.timeZone);
     const lastEnd = hasDaysAfterToday(window, today) ? await usageRepository.findLastJobEnd(db, filter) : null;
-    const { count, hasDaysToCome } = listPerDayDays(
+    const { lastListed, count, notListed } = listPerDayDays(
       window,
       today,
       lastEnd ? toLocalDate(lastEnd, config.timeZone) : undefined,
     );
-    assertPageExists(window, 'aggregate', query.page, count, hasDaysToCome ? today : undefined);
+    assertPageExists(window, 'aggregate', query.page, count, notListed ? { lastListed, today } : undefined);
   }
 
   /**
@@ -587,10 +601,10 @@ function assertPageExists(
   view: UsagePageNotFoundError['view'],
   page: number,
   count: number,
-  listedToDay?: string,
+  listing?: PerDayListedTo,
 ): number {
   const pageCount = Math.max(1, Math.ceil(count / PAGE_SIZE));
-  if (page > pageCount) throw new UsagePageNotFoundError(window, view, page, pageCount, count, listedToDay);
+  if (page > pageCount) throw new UsagePageNotFoundError(window, view, page, pageCount, count, listing);
   return pageCount;
 }
 
