@@ -1,11 +1,16 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setUpBillingApp } from '../support/billing-app.js';
-import { amountDueOf, buildJobs } from '../support/billing-factories.js';
+import { buildJobs } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { elementById, visibleTextOf } from '../support/html.js';
-import { billJobs, researcherWithReceiptOf, voidReceiptAsJson } from '../support/receipt-steps.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import {
+  billJobs,
+  markPaidByHandAsJson,
+  researcherWithReceiptOf,
+  voidReceiptAsJson,
+} from '../support/receipt-steps.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -25,14 +30,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-async function markPaidByHand(receiptId: number, txRef: string) {
-  const marked = await admin
-    .post(`/admin/receipts/${receiptId}/paid`)
-    .set('Accept', 'application/json')
-    .set('X-CSRFToken', await csrfTokenOf(admin))
-    .send({ method: 'bank_transfer', amount_received: await amountDueOf(db, receiptId), tx_ref: txRef });
-  expect(marked.status, marked.text).toBe(200);
-}
+/** The admin marks the receipt paid by a bank transfer of its amount due, ref `txRef`. */
+const markPaidByHand = (receiptId: number, txRef: string) => markPaidByHandAsJson(admin, db, receiptId, txRef);
 
 /** The row of receipt `id` on a page of My receipts ('' when it is not listed). */
 function rowOf(page: string, id: number): string {
