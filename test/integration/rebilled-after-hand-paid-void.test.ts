@@ -1,9 +1,16 @@
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setUpBillingApp } from '../support/billing-app.js';
-import { amountDueOf } from '../support/billing-factories.js';
+import { buildJobs } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
 import { elementById, visibleTextOf } from '../support/html.js';
-import { billJobs, researcherWithReceiptOf, voidReceiptAsJson } from '../support/receipt-steps.js';
-import { type Agent, csrfTokenOf } from '../support/sign-in.js';
+import {
+  billJobs,
+  markPaidByHandAsJson,
+  researcherWithReceiptOf,
+  voidReceiptAsJson,
+} from '../support/receipt-steps.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -23,13 +30,45 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-async function markPaidByHand(receiptId: number, txRef: string) {
-  const marked = await admin
-    .post(`/admin/receipts/${receiptId}/paid`)
-    .set('Accept', 'application/json')
-    .set('X-CSRFToken', await csrfTokenOf(admin))
-    .send({ method: 'bank_transfer', amount_received: await amountDueOf(db, receiptId), tx_ref: txRef });
-  expect(marked.status, marked.text).toBe(200);
+/** The admin marks the receipt paid by a bank transfer of its amount due, ref `txRef`. */
+const markPaidByHand = (receiptId: number, txRef: string) => markPaidByHandAsJson(admin, db, receiptId, txRef);
+
+/** The row of receipt `id` on a page of My receipts ('' when it is not listed). */
+function rowOf(page: string, id: number): string {
+  return page.split('<tr>').find((row) => row.includes(`<a href="/me/receipts/${id}">#${id}</a>`)) ?? '';
+}
+
+/** The text of the row's marker of money paid by hand on a voided receipt, linking to the receipt's notice; undefined when it has none. */
+function voidedPaidByHandMarkerOf(row: string, id: number): string | undefined {
+  const link = new RegExp(`<a href="/me/receipts/${id}#same-jobs-voided-paid-by-hand">([\\s\\S]*?)</a>`).exec(row);
+  return link ? visibleTextOf(link[1] ?? '') : undefined;
+}
+
+/**
+ * Counts the SQL statements sent through `pool` (Prisma's and the session store's) while `work`
+ * runs: every connection checked out meanwhile has its query counted.
+ */
+async function countQueriesDuring(pool: pg.Pool, work: () => Promise<unknown>): Promise<number> {
+  let count = 0;
+  let isCounting = true;
+  const counting = new WeakSet<object>();
+  const onAcquire = (client: pg.PoolClient) => {
+    if (counting.has(client)) return;
+    counting.add(client);
+    const query = client.query;
+    client.query = ((...args: unknown[]) => {
+      if (isCounting) count += 1;
+      return (query as (...rest: unknown[]) => unknown).apply(client, args);
+    }) as typeof client.query;
+  };
+  pool.on('acquire', onAcquire);
+  try {
+    await work();
+  } finally {
+    isCounting = false;
+    pool.off('acquire', onAcquire);
+  }
+  return count;
 }
 
 describe('a receipt that bills again the jobs of a receipt voided after it was paid by hand', () => {
@@ -107,6 +146,99 @@ describe('a receipt that bills again the jobs of a receipt voided after it was p
     ]);
   });
 
+  it('marks the new receipt on My receipts and prints the notice on its printable receipt, in the words of its page', async () => {
+    // Only the receipt's own page said it: a researcher who read My receipts, or printed the receipt
+    // for their finance office, saw a pending bill of jobs they had already paid for by bank transfer.
+    const { agent, receiptId: voidedId } = await researcherWithReceiptOf(app, db, 'printsagain', 3);
+    await markPaidByHand(voidedId, 'BT-0044');
+    await voidReceiptAsJson(admin, voidedId, 'billed on the wrong tier');
+    const againId = await billJobs(agent);
+    const page = (await agent.get(`/me/receipts/${againId}`).set('Accept', 'text/html').expect(200)).text;
+    const notice = visibleTextOf(elementById(page, 'same-jobs-voided-paid-by-hand') ?? '');
+    expect(notice).toContain('ask your billing office before you pay for these jobs again.');
+
+    const list = (await agent.get('/me/receipts').set('Accept', 'text/html').expect(200)).text;
+    expect(voidedPaidByHandMarkerOf(rowOf(list, againId), againId)).toBe(
+      `money paid by hand on receipt #${voidedId}, voided since, may pay for this receipt: ask your billing office before you pay for these jobs again`,
+    );
+    expect(rowOf(list, voidedId)).not.toBe('');
+    expect(rowOf(list, voidedId)).not.toContain('same-jobs-voided-paid-by-hand');
+    expect(rowOf(list, voidedId)).not.toContain('paid by hand');
+    const listJson = (await agent.get('/me/receipts').set('Accept', 'application/json').expect(200)).body;
+    const listed = (id: number) => listJson.receipts.find((receipt: { id: number }) => receipt.id === id);
+    expect(listed(againId).sameJobsVoidedPaidByHand).toEqual([
+      expect.objectContaining({
+        receiptId: voidedId,
+        paidByHand: expect.objectContaining({ method: 'bank_transfer', txRef: 'BT-0044', amount: '1.50' }),
+      }),
+    ]);
+    expect(listed(voidedId).sameJobsVoidedPaidByHand).toEqual([]);
+
+    // On paper: inside the printed receipt, not the on-screen banner, in the words of the receipt's page.
+    const printable = (await agent.get(`/me/receipts/${againId}/print`).set('Accept', 'text/html').expect(200)).text;
+    const printed = elementById(printable, 'same-jobs-voided-paid-by-hand') ?? '';
+    expect(visibleTextOf(printed)).toBe(notice);
+    expect(printed).toContain(`<a href="/me/receipts/${voidedId}">#${voidedId}</a>`);
+    expect(elementById(printable, 'receipt')).toContain('id="same-jobs-voided-paid-by-hand"');
+
+    // The admin's printable receipt says what the admin's page says.
+    const adminPage = (await admin.get(`/admin/receipts/${againId}`).set('Accept', 'text/html').expect(200)).text;
+    const adminPrintable = (await admin.get(`/admin/receipts/${againId}/print`).set('Accept', 'text/html').expect(200))
+      .text;
+    const adminPrinted = elementById(adminPrintable, 'same-jobs-voided-paid-by-hand') ?? '';
+    expect(visibleTextOf(adminPrinted)).toBe(
+      visibleTextOf(elementById(adminPage, 'same-jobs-voided-paid-by-hand') ?? ''),
+    );
+    expect(adminPrinted).toContain(`<a href="/admin/receipts/${voidedId}">#${voidedId}</a>`);
+  });
+
+  it('marks each such receipt on a page of My receipts with one query for all of them', async () => {
+    // Three receipts, each billing again the job of its own receipt voided after a bank transfer,
+    // and a pending receipt of a job never billed before: only the three are marked, each naming its own.
+    const user = await buildUser(db.prisma, { username: 'manyagain' });
+    await buildJobs(db, [
+      { user: 'manyagain', end: '2026-01-05T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' },
+      { user: 'manyagain', end: '2026-01-10T10:00:00Z', totalCpuSec: '7200', stepMemGbHours: '0' },
+      { user: 'manyagain', end: '2026-01-15T10:00:00Z', totalCpuSec: '10800', stepMemGbHours: '0' },
+      { user: 'manyagain', end: '2026-01-20T10:00:00Z', totalCpuSec: '14400', stepMemGbHours: '0' },
+    ]);
+    const agent = await signInAs(app, user.username, user.password);
+    const pairs: { voidedId: number; againId: number }[] = [];
+    for (const [index, before] of ['2026-01-06', '2026-01-11', '2026-01-16'].entries()) {
+      const voidedId = await billJobs(agent, before);
+      await markPaidByHand(voidedId, `BT-M${index}`);
+      await voidReceiptAsJson(admin, voidedId);
+      pairs.push({ voidedId, againId: await billJobs(agent, before) });
+    }
+    const plainId = await billJobs(agent, '2026-01-21');
+
+    const listOf = async (who: Agent) => (await who.get('/me/receipts').set('Accept', 'text/html').expect(200)).text;
+    let list = '';
+    const queries = await countQueriesDuring(db.pool, async () => {
+      list = await listOf(agent);
+    });
+    for (const { voidedId, againId } of pairs) {
+      expect(voidedPaidByHandMarkerOf(rowOf(list, againId), againId)).toContain(
+        `money paid by hand on receipt #${voidedId}, voided since,`,
+      );
+      expect(rowOf(list, voidedId)).not.toContain('same-jobs-voided-paid-by-hand');
+    }
+    expect(rowOf(list, plainId)).not.toBe('');
+    expect(rowOf(list, plainId)).not.toContain('same-jobs-voided-paid-by-hand');
+
+    // As many queries as for a researcher with one such receipt: not one more for each row.
+    const { agent: single, receiptId: singleVoided } = await researcherWithReceiptOf(app, db, 'oneagain', 3);
+    await markPaidByHand(singleVoided, 'BT-ONE');
+    await voidReceiptAsJson(admin, singleVoided);
+    const singleAgain = await billJobs(single);
+    let singleList = '';
+    const singleQueries = await countQueriesDuring(db.pool, async () => {
+      singleList = await listOf(single);
+    });
+    expect(voidedPaidByHandMarkerOf(rowOf(singleList, singleAgain), singleAgain)).toBeDefined();
+    expect(queries).toBe(singleQueries);
+  });
+
   it('says nothing of a receipt voided while pending, or of one whose jobs are not billed again', async () => {
     const { agent, receiptId: voidedId } = await researcherWithReceiptOf(app, db, 'neverpaid', 2);
     await voidReceiptAsJson(admin, voidedId);
@@ -118,6 +250,20 @@ describe('a receipt that bills again the jobs of a receipt voided after it was p
     expect(elementById(own, 'same-jobs-voided-paid-by-hand')).toBeUndefined();
     const ownJson = (await agent.get(`/me/receipts/${againId}`).set('Accept', 'application/json').expect(200)).body;
     expect(ownJson.receipt.sameJobsVoidedPaidByHand).toEqual([]);
+    // Nor do My receipts and the printable receipt.
+    const list = (await agent.get('/me/receipts').set('Accept', 'text/html').expect(200)).text;
+    expect(rowOf(list, againId)).not.toBe('');
+    expect(list).not.toContain('same-jobs-voided-paid-by-hand');
+    expect(list).not.toContain('paid by hand');
+    const listJson = (await agent.get('/me/receipts').set('Accept', 'application/json').expect(200)).body;
+    expect(
+      listJson.receipts.map((receipt: { sameJobsVoidedPaidByHand: unknown }) => receipt.sameJobsVoidedPaidByHand),
+    ).toEqual([[], []]);
+    const printable = (await agent.get(`/me/receipts/${againId}/print`).set('Accept', 'text/html').expect(200)).text;
+    expect(elementById(printable, 'same-jobs-voided-paid-by-hand')).toBeUndefined();
+    const adminPrintable = (await admin.get(`/admin/receipts/${againId}/print`).set('Accept', 'text/html').expect(200))
+      .text;
+    expect(elementById(adminPrintable, 'same-jobs-voided-paid-by-hand')).toBeUndefined();
     const json = (await admin.get(`/admin/receipts/${againId}`).set('Accept', 'application/json').expect(200)).body;
     expect(json.receipt.sameJobsVoidedPaidByHand).toEqual([]);
     expect(json.receipt.billedAgainOn).toEqual([]);

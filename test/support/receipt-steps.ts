@@ -1,6 +1,6 @@
 import type express from 'express';
 import { expect } from 'vitest';
-import { buildJobs } from './billing-factories.js';
+import { amountDueOf, buildJobs } from './billing-factories.js';
 import { buildUser } from './factories.js';
 import { type Agent, csrfTokenOf, signInAs } from './sign-in.js';
 import type { TestDatabase } from './test-database.js';
@@ -24,6 +24,22 @@ export async function voidReceiptAsJson(admin: Agent, receiptId: number, reason 
     .send({ reason });
   expect(voided.status, voided.text).toBe(200);
   return voided;
+}
+
+/** `admin` marks the receipt paid by hand (a bank transfer of the amount due, ref `txRef`) as a JSON client; fails the test unless it is paid. */
+export async function markPaidByHandAsJson(
+  admin: Agent,
+  db: Pick<TestDatabase, 'prisma'>,
+  receiptId: number,
+  txRef: string,
+) {
+  const marked = await admin
+    .post(`/admin/receipts/${receiptId}/paid`)
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(admin))
+    .send({ method: 'bank_transfer', amount_received: await amountDueOf(db, receiptId), tx_ref: txRef });
+  expect(marked.status, marked.text).toBe(200);
+  return marked;
 }
 
 /**

@@ -29,6 +29,7 @@ import {
   receiptWithItemsJson,
   sendPrintableReceipt,
   voidedPaidByHandJson,
+  voidedPaidByHandView,
 } from './receipts.routes.js';
 import {
   PAYMENT_METHODS,
@@ -378,10 +379,7 @@ export function adminBillingRoutes(deps: {
     res.render('receipts/show', {
       title: `Receipt #${id}`,
       ...shown,
-      sameJobsVoidedPaidByHand: sameJobsVoidedPaidByHand.map((voided) => ({
-        receiptId: voided.receiptId,
-        paidByHandText: describePaidByHand(voided.paidByHand, fmt),
-      })),
+      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt),
       paidByHandText: paidByHand && describePaidByHand(paidByHand, fmt),
       dismissedPaymentsText: describeDismissedPayments(dismissedPayments, fmt),
       isAdminView: true,
@@ -431,7 +429,7 @@ export function adminBillingRoutes(deps: {
       answerHeadWithoutWork(res, false);
       return;
     }
-    await sendPrintableReceipt(res, await receipts.getPrintable(id), `/admin/receipts/${id}`);
+    await sendPrintableReceipt(res, await receipts.getPrintable(id), `/admin/receipts/${id}`, true);
   });
 
   router.get('/admin/receipts/:id/items.csv', guards.requireAdmin, async (req, res) => {

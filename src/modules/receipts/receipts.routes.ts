@@ -179,6 +179,17 @@ export function describePaidByHand(paid: PaidByHand, fmt: ViewFormatters): strin
   return `${fmt.money(paid.amount, paid.currency)} ${paid.currency} by ${fmt.paymentMethod(paid.method)}${ref}, on ${paid.paidOn}`;
 }
 
+/**
+ * The receipts voided after they were paid by hand that billed some of a pending receipt's jobs, as a
+ * receipt's page and its printable receipt name them (views/receipts/voided-paid-by-hand.ejs).
+ */
+export function voidedPaidByHandView(voided: ShownReceipt['sameJobsVoidedPaidByHand'], fmt: ViewFormatters) {
+  return voided.map((receipt) => ({
+    receiptId: receipt.receiptId,
+    paidByHandText: describePaidByHand(receipt.paidByHand, fmt),
+  }));
+}
+
 /** The receipts voided after they were paid by hand that billed some of a pending receipt's jobs, as JSON. */
 export function voidedPaidByHandJson(voided: ShownReceipt['sameJobsVoidedPaidByHand']) {
   return voided.map((receipt) => ({
@@ -226,10 +237,7 @@ export function createOwnReceiptPage(receipts: ReceiptsService): ShowOwnReceipt 
     res.render('receipts/show', {
       title: `Receipt #${id}`,
       ...shown,
-      sameJobsVoidedPaidByHand: sameJobsVoidedPaidByHand.map((voided) => ({
-        receiptId: voided.receiptId,
-        paidByHandText: describePaidByHand(voided.paidByHand, fmt),
-      })),
+      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt),
       isAdminView: false,
       link: (changes: Record<string, unknown>) => linkTo(`/me/receipts/${id}`, {}, changes),
       itemsCsvLink: `/me/receipts/${id}/items.csv`,
@@ -259,8 +267,11 @@ export async function sendPrintableReceipt(
   res: express.Response,
   printable: Awaited<ReturnType<ReceiptsService['getPrintable']>>,
   receiptLink: string,
+  isAdminView: boolean,
 ): Promise<void> {
-  const { receipt, paidWith, heldPayment, paidOnline, refundedPayments, itemBatches } = printable;
+  const { receipt, paidWith, heldPayment, paidOnline, refundedPayments, sameJobsVoidedPaidByHand, itemBatches } =
+    printable;
+  const fmt = res.app.locals.fmt as ViewFormatters;
   async function* rows() {
     for await (const items of itemBatches) yield await renderView(res, 'receipts/item-rows', { receipt, items });
   }
@@ -274,6 +285,9 @@ export async function sendPrintableReceipt(
       heldPayment,
       paidOnline,
       refundedPayments,
+      // In the words of the receipt's page, the admin's or the researcher's, with links to their own pages.
+      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt),
+      isAdminView,
       receiptLink,
     },
     rows(),
@@ -378,6 +392,8 @@ export function receiptsRoutes(deps: {
         receipts: list.receipts.map((receipt) => ({
           ...receiptJson(receipt, receipt.heldPayment),
           refunds: receipt.refunds.map(refundJson),
+          // As the row's marker says it, and as the receipt's own JSON has it.
+          sameJobsVoidedPaidByHand: voidedPaidByHandJson(receipt.sameJobsVoidedPaidByHand),
         })),
       });
       return;
@@ -424,7 +440,7 @@ export function receiptsRoutes(deps: {
       return;
     }
     const printable = await receipts.getPrintable(id, sessionUserOf(req).username);
-    await sendPrintableReceipt(res, printable, `/me/receipts/${id}`);
+    await sendPrintableReceipt(res, printable, `/me/receipts/${id}`, false);
   });
 
   router.get('/me/receipts/:id/items.csv', guards.requireUser, async (req, res) => {

@@ -1459,13 +1459,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // A pending receipt that bills again jobs of a receipt whose payment is held (one voided and billed
     // again) cannot be paid online either (startPayment refuses it): held payments are rare, so this
     // reads anything only when there is one.
-    const blocked = await paymentsRepository.findReceiptsBillingJobsOf(
-      db,
-      heldReceiptIds,
-      rows
-        .filter((receipt) => receipt.status === 'pending' && !heldReceiptIds.includes(receipt.id))
-        .map((receipt) => receipt.id),
-    );
+    // Money paid by hand on a receipt voided since that billed some of a pending receipt's jobs, as its
+    // page says it: one query for the page's receipts (none when none is pending).
+    const [blocked, voidedPaidByHand] = await Promise.all([
+      paymentsRepository.findReceiptsBillingJobsOf(
+        db,
+        heldReceiptIds,
+        rows
+          .filter((receipt) => receipt.status === 'pending' && !heldReceiptIds.includes(receipt.id))
+          .map((receipt) => receipt.id),
+      ),
+      findVoidedPaidByHandOfSameJobs(rows),
+    ]);
     return {
       // Each with the held payment that concerns it, as its own page and JSON name it (heldPaymentOfReceipt).
       receipts: rows.map((receipt) => {
@@ -1477,6 +1482,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           ...receipt,
           heldPayment: heldPaymentOfReceipt(receipt, own, sameJobs),
           refunds: refunded.filter((row) => row.receiptId === receipt.id).map((row) => row.refund),
+          /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
+          sameJobsVoidedPaidByHand: voidedPaidByHand.get(receipt.id) ?? [],
         };
       }),
       page,
@@ -1697,12 +1704,15 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   async function getPrintable(id: number, username?: string) {
     const receipt = await findOrFail(id, username);
     // On paper too: the receipt's page says a payment is being checked, or was refunded, but only on screen.
-    const [paidWith, heldHere, heldForSameJobs, paidOnline, refunded] = await Promise.all([
+    // And money paid by hand on a receipt voided since that billed some of its jobs: printed for a finance
+    // office, a receipt the researcher may have paid already read as a bill to pay.
+    const [paidWith, heldHere, heldForSameJobs, paidOnline, refunded, voidedPaidByHand] = await Promise.all([
       findPaidWith(receipt),
       paymentsRepository.findHeldPaymentsOfReceipt(db, receipt.id),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
       receipt.status === 'paid' ? paymentsRepository.findPaymentThatPaid(db, receipt.id) : null,
       paymentsRepository.findRefundedPayments(db, receipt.id),
+      findVoidedPaidByHandOfSameJobs([receipt]),
     ]);
     const own = heldHere[0];
     return {
@@ -1710,6 +1720,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       paidWith,
       paidOnline,
       refundedPayments: refunded.map(refundOf),
+      /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
+      sameJobsVoidedPaidByHand: voidedPaidByHand.get(id) ?? [],
       heldPayment: heldPaymentOfReceipt(
         receipt,
         own === undefined ? undefined : heldPaymentOf(own),
@@ -1735,7 +1747,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       receipt.status === 'void' ? receiptsRepository.findReceiptsBillingJobsAgain(db, id) : [],
       // Money the researcher paid by hand for some of these jobs, on a receipt voided since: only the
       // admin's page said it may pay for this one, and the researcher, offered Pay online, paid twice.
-      receipt.status === 'pending' ? receiptsRepository.findVoidedPaidReceiptsOfSameJobs(db, id, HAND_METHODS) : [],
+      findVoidedPaidByHandOfSameJobs([receipt]),
     ]);
     const heldHere = held.find((payment) => payment.receiptId === id);
     const sameJobs = heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs);
@@ -1748,7 +1760,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       /** For a void receipt, the receipts that bill its jobs now (empty while none does, and for any other receipt). */
       billedAgainOn,
       /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
-      sameJobsVoidedPaidByHand: voidedPaidByHandOf(voidedPaidByHand),
+      sameJobsVoidedPaidByHand: voidedPaidByHand.get(id) ?? [],
     };
   }
 
@@ -1757,12 +1769,23 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return (await paymentsRepository.findHeldPaymentsOfUser(deps.db.pool, username)).map(heldPaymentOf);
   }
 
-  /** Each voided receipt with the money recorded by hand on it (those without any left out). */
-  function voidedPaidByHandOf(voided: Awaited<ReturnType<typeof receiptsRepository.findVoidedPaidReceiptsOfSameJobs>>) {
-    return voided.flatMap((receipt) => {
-      const money = paidByHandOf(receipt);
-      return money ? [{ receiptId: receipt.id, voidedAt: receipt.voidedAt, paidByHand: money }] : [];
-    });
+  /**
+   * For each pending receipt of `receipts`, the receipts voided after they were paid by hand that billed
+   * some of its jobs, with the money recorded on each (oldest first): what the receipt's page, My receipts,
+   * the printable receipt and the JSON say of it. Absent for any other receipt. One query for them all.
+   */
+  async function findVoidedPaidByHandOfSameJobs(receipts: ReadonlyArray<{ id: number; status: string }>) {
+    const pendingIds = receipts.filter((receipt) => receipt.status === 'pending').map((receipt) => receipt.id);
+    const rows = await receiptsRepository.findVoidedPaidReceiptsOfSameJobs(db, pendingIds, HAND_METHODS);
+    const byReceipt = new Map<number, Array<{ receiptId: number; voidedAt: Date; paidByHand: PaidByHand }>>();
+    for (const row of rows) {
+      const money = paidByHandOf(row);
+      if (!money) continue;
+      const shown = byReceipt.get(row.forReceiptId) ?? [];
+      shown.push({ receiptId: row.id, voidedAt: row.voidedAt, paidByHand: money });
+      byReceipt.set(row.forReceiptId, shown);
+    }
+    return byReceipt;
   }
 
   /** Any receipt with one page of its items (admin). */
@@ -1774,7 +1797,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       withItemsPage(receipt, page),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
       paidByHand ? paymentsRepository.findDismissedPayments(db, id) : [],
-      receipt.status === 'pending' ? receiptsRepository.findVoidedPaidReceiptsOfSameJobs(db, id, HAND_METHODS) : [],
+      findVoidedPaidByHandOfSameJobs([receipt]),
       receipt.status === 'void' ? receiptsRepository.findReceiptsBillingJobsAgain(db, id) : [],
     ]);
     // Money for some of these jobs may already be held on a voided receipt that billed them: the
@@ -1786,7 +1809,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       sameJobsHeldPayment: heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs),
       paidByHand,
       dismissedPayments: dismissed.map(dismissedPaymentOf),
-      sameJobsVoidedPaidByHand: voidedPaidByHandOf(voidedPaidByHand),
+      sameJobsVoidedPaidByHand: voidedPaidByHand.get(id) ?? [],
       billedAgainOn,
     };
   }
