@@ -982,6 +982,17 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       );
     }
     if (payment.externalDisputeId === event.dispute.id) return { outcome: 'ignored', paymentId: payment.id };
+    if (payment.externalDisputeId !== null) {
+      // The payment's columns hold one dispute: another one written over it replaced the first's id,
+      // amount and time but kept its outcome, so a lost 4.00 read as a lost 2.00 and 2.00 refunded.
+      // Refused and listed for finance, as a claim that does not fit its payment is.
+      throw new ClaimBackRefusedError(
+        `payment #${payment.id} already has dispute ${payment.externalDisputeId} (${payment.disputeStatus ?? 'open'}), ` +
+          `and a payment records one dispute here, so dispute ${event.dispute.id} ` +
+          `(${describeMinorUnits(disputed.amountMinor, disputed.currency)}) was not recorded: check it at ${providerName}`,
+        { payment, claimed: disputed },
+      );
+    }
     refuseClaimBeyondReceived(payment, disputed, 'dispute');
     const at = now();
     await paymentsRepository.recordDispute(

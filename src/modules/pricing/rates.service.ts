@@ -680,6 +680,25 @@ export function createRatesService(deps: RatesServiceDeps) {
     return { names, known: names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.' };
   }
 
+  /**
+   * Why a tier without rates in force cannot take a user: when its first scheduled rates take over,
+   * or that it has none, with the tiers that can be chosen instead.
+   */
+  function noRatesInForceReason(tier: TierView, snapshot: RatesSnapshot): string {
+    const first = tier.history.reduce<Date | undefined>(
+      (earliest, rate) => (earliest === undefined || rate.effectiveFrom < earliest ? rate.effectiveFrom : earliest),
+      undefined,
+    );
+    const others =
+      snapshot.knownTiers.size > 0
+        ? ` Tiers with rates in force: ${[...snapshot.knownTiers].join(', ')}.`
+        : ' No tier has rates in force yet.';
+    return first
+      ? `${tier.name} has no rates in force yet (its first rates take effect at ${formatLocalDateTime(first, config.timeZone)}), ` +
+          `so no user can be placed on it before then.${others}`
+      : `${tier.name} has no rates yet, so no user can be placed on it; set its rates on the Rates page (/admin/rates) first.${others}`;
+  }
+
   /** A 400 for a tier name that names no tier, listing those that exist; `hint` says what to do instead. */
   async function unknownTierError(tx: Prisma.TransactionClient, name: string, hint = ''): Promise<InvalidFieldsError> {
     const { names, known } = await listKnownTiers(tx);
@@ -1075,8 +1094,15 @@ export function createRatesService(deps: RatesServiceDeps) {
   async function setOverride(actor: AuditContext, input: TSetOverride) {
     const snapshot = await getSnapshot();
     const tier = snapshot.tiers.get(input.tier);
-    if (!tier || !snapshot.knownTiers.has(input.tier)) {
-      const { note } = tier ? { note: '' } : await fateOfTierName(db, input.tier);
+    if (tier && !snapshot.knownTiers.has(input.tier)) {
+      // A tier that exists but cannot price anyone yet (its rates scheduled by SQL, or none): it was
+      // refused as an "unknown tier" in a sentence that listed it among the known ones.
+      throw new InvalidFieldsError({ tier: noRatesInForceReason(tier, snapshot) }, TIER_FIELD_LABELS, {
+        knownTiers: [...snapshot.knownTiers],
+      });
+    }
+    if (!tier) {
+      const { note } = await fateOfTierName(db, input.tier);
       // Which tiers there are, as every other form naming a tier says: a script had no list to pick from.
       const { names, known } = await listKnownTiers(db);
       throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}"${note}. ${known}` }, TIER_FIELD_LABELS, {
