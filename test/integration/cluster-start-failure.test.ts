@@ -1,10 +1,10 @@
-import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { runToExit } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
+import { startFailedOnTakenPort, takePort } from '../support/taken-port.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
@@ -56,8 +56,7 @@ describe('a cluster whose workers cannot start', () => {
 
   it('on a port another process holds stops before it starts any worker, naming PORT', async () => {
     const port = await findFreePort();
-    const squatter = net.createServer();
-    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+    const taken = await takePort(port);
     try {
       const result = await runToExit(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
         cwd: PROJECT_ROOT,
@@ -66,12 +65,10 @@ describe('a cluster whose workers cannot start', () => {
       });
       expect(result.hasExitedItself).toBe(true);
       expect(result.code).toBe(1);
-      expect(fatalMessages(result.output)).toEqual([
-        `HPC Billing failed to start: port ${port} of 127.0.0.1 is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
-      ]);
+      expect(fatalMessages(result.output)).toEqual([startFailedOnTakenPort(port)]);
       expect(result.output).not.toContain('worker');
     } finally {
-      await new Promise((resolve) => squatter.close(resolve));
+      await taken.release();
     }
   }, 120_000);
 });

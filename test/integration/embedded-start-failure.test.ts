@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -9,6 +8,7 @@ import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { REPEATED_SIGNAL_MS } from '../../src/shared/distinct-signals.js';
 import { type CollectingChild, spawnCollecting } from '../support/run-to-exit.js';
 import { PRODUCTION_ENV, PROJECT_ROOT } from '../support/spawn-server.js';
+import { startFailedOnTakenPort, type TakenPort, takePort } from '../support/taken-port.js';
 import { createTestDatabase } from '../support/test-database.js';
 
 const directories: string[] = [];
@@ -70,10 +70,10 @@ async function startHeldBeforeListen(hold: keyof typeof HOLDS, env: Record<strin
     ['--import', 'tsx', '--import', pathToFileURL(path.join(PROJECT_ROOT, preload)).href, 'src/server.ts'],
     { cwd: PROJECT_ROOT, env: { PORT: String(port), DATA_DIR: dataDir, ...env, [setting]: letListen } },
   );
-  const squatter = net.createServer();
+  let taken: TakenPort | undefined;
   onTestFinished(async () => {
     start.child.kill('SIGKILL');
-    await new Promise((resolve) => squatter.close(resolve));
+    await taken?.release();
   });
   await expect.poll(() => start.stderr().includes('about to listen'), POLL).toBe(true);
   return {
@@ -81,7 +81,7 @@ async function startHeldBeforeListen(hold: keyof typeof HOLDS, env: Record<strin
     dataDir,
     port,
     async takePortAndLetListen() {
-      await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+      taken = await takePort(port);
       await writeFile(letListen, '');
     },
   };
@@ -114,9 +114,7 @@ it('on a port taken as it starts listening, stops its embedded PostgreSQL before
       .stderr()
       .split('\n')
       .filter((line) => line.startsWith('HPC Billing failed to start')),
-  ).toEqual([
-    `HPC Billing failed to start: port ${port} of 127.0.0.1 is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
-  ]);
+  ).toEqual([startFailedOnTakenPort(port)]);
   expect(left, start.output()).toEqual([]);
   expect(hasPidFile, 'postmaster.pid still there: PostgreSQL had not finished shutting down').toBe(false);
   expect(hasOwnerFile, 'DATA_DIR still names the exited process the owner of its PostgreSQL').toBe(false);
@@ -154,9 +152,7 @@ it('signalled twice while it waits to listen, then finding the port taken, exits
       .split('\n')
       .filter((line) => line.startsWith('HPC Billing failed to start')),
     start.output(),
-  ).toEqual([
-    `HPC Billing failed to start: port ${port} of 127.0.0.1 is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
-  ]);
+  ).toEqual([startFailedOnTakenPort(port)]);
   expect(left, start.output()).toEqual([]);
   expect(hasPidFile, 'postmaster.pid still there: PostgreSQL had not finished shutting down').toBe(false);
 }, 150_000);
@@ -187,7 +183,5 @@ it('in production, a SIGTERM before a listen that finds the port taken leaves on
   expect(
     lines.filter((line) => line.level >= 50).map((line) => line.msg),
     start.output(),
-  ).toEqual([
-    `HPC Billing failed to start: port ${port} of 127.0.0.1 is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
-  ]);
+  ).toEqual([startFailedOnTakenPort(port)]);
 }, 150_000);

@@ -10,6 +10,8 @@ import { requestContext } from '../../src/http/request-context.js';
 import { createViewEngine } from '../../src/http/view-engine.js';
 import { ConflictError, NotFoundError } from '../../src/shared/errors.js';
 import { createLogger } from '../../src/shared/logger.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -172,6 +174,50 @@ describe('the one error path', () => {
     });
     const page = await request(realApp).get('/no/such/page').set('Accept', 'text/html').expect(404);
     expect(page.text).toContain('Page not found.');
+  });
+
+  // The refusals made before routing (a NUL, a malformed %-escape, a body too large or of a type
+  // not read) go through this one path as a page not found does, so each answers in the form a 404
+  // does: the page only to a client that asks for text/html (a browser), JSON to curl's */*, to a
+  // client that sends no Accept and to one asking for JSON, signed in or not.
+  it('answers the refusals before routing in the form it answers a page not found, signed in or not', async () => {
+    const realApp = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'refused-before-routing' });
+    const clients = {
+      'signed out': request(realApp),
+      'signed in': await signInAs(realApp, user.username, user.password),
+    };
+    const refusals: Array<[string, number, (client: Agent) => request.Test]> = [
+      ['a NUL in the query', 400, (client) => client.get('/me?start=%00')],
+      ['a malformed %-escape in the path', 400, (client) => client.get('/me/receipts/%E0%A4%A')],
+      [
+        'a form body too large',
+        413,
+        (client) =>
+          client
+            .post('/me/receipt')
+            .type('form')
+            .send(`before=${'9'.repeat(200_000)}`),
+      ],
+      [
+        'a body of a type not read',
+        415,
+        (client) => client.post('/me/receipt').type('text/plain').send('before=2026-12-01'),
+      ],
+    ];
+    for (const accept of ['*/*', undefined, 'text/html', 'application/json']) {
+      const withAccept = (call: request.Test) => (accept === undefined ? call : call.set('Accept', accept));
+      const notFound = await withAccept(request(realApp).get('/no/such/page')).expect(404);
+      const form = notFound.headers['content-type'];
+      for (const [clientName, client] of Object.entries(clients)) {
+        for (const [name, status, send] of refusals) {
+          const response = await withAccept(send(client as Agent));
+          const label = `${name}, ${clientName}, Accept: ${accept ?? '(none)'}`;
+          expect(response.status, label).toBe(status);
+          expect(response.headers['content-type'], label).toBe(form);
+        }
+      }
+    }
   });
 });
 

@@ -1,12 +1,12 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { runToExit } from '../support/run-to-exit.js';
 import { PROJECT_ROOT, spawnServer } from '../support/spawn-server.js';
+import { startFailedOnTakenPort, takePort } from '../support/taken-port.js';
 
 // Starts the real server with no DATABASE_URL, as `npm start` on a fresh machine.
 describe('zero-configuration start', () => {
@@ -72,9 +72,8 @@ describe('zero-configuration start', () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hpc-billing-zero-config-'));
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
     const port = await findFreePort();
-    const squatter = net.createServer();
-    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise((resolve) => squatter.close(resolve)));
+    const taken = await takePort(port);
+    cleanups.push(() => taken.release());
 
     const result = await runToExit(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
       cwd: PROJECT_ROOT,
@@ -83,9 +82,7 @@ describe('zero-configuration start', () => {
     });
     expect(result.hasExitedItself, result.output).toBe(true);
     expect(result.code, result.output).toBe(1);
-    expect(result.output).toContain(
-      `HPC Billing failed to start: port ${port} of 127.0.0.1 is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
-    );
+    expect(result.output).toContain(startFailedOnTakenPort(port));
     expect(result.output).not.toContain('embedded PostgreSQL');
     expect(readdirSync(dataDir)).toEqual([]);
   }, 90_000);

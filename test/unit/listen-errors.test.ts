@@ -1,11 +1,11 @@
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { listen } from '../../src/http/lifecycle.js';
+import { portInUseMessage, type TakenPort, takePort } from '../support/taken-port.js';
 
-const squatters: net.Server[] = [];
+const taken: TakenPort[] = [];
 afterEach(async () => {
-  await Promise.all(squatters.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+  await Promise.all(taken.splice(0).map((port) => port.release()));
 });
 
 const answer = () => undefined;
@@ -15,17 +15,13 @@ const answer = () => undefined;
 describe('a server that cannot listen', () => {
   it('on a port another process holds says so and names PORT', async () => {
     const port = await findFreePort();
-    const squatter = net.createServer();
-    squatters.push(squatter);
-    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+    taken.push(await takePort(port));
 
     const failure = await listen(answer, port, '127.0.0.1').then(
       () => undefined,
       (error: NodeJS.ErrnoException) => error,
     );
-    expect(failure?.message).toBe(
-      `port ${port} of 127.0.0.1 is already in use by another process (EADDRINUSE), another instance of the app perhaps: stop it, or set PORT to a free port`,
-    );
+    expect(failure?.message).toBe(portInUseMessage(port));
     expect(failure?.code).toBe('EADDRINUSE');
   });
 
