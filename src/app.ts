@@ -235,6 +235,8 @@ export function createApp(deps: AppDeps): express.Express {
         'script-src': ["'self'"],
         'style-src': ["'self'"],
         'img-src': ["'self'", 'data:'],
+        // Helmet's default is `'self' https: data:`: fonts from any https origin, where no page uses a web font.
+        'font-src': ["'self'"],
         'frame-ancestors': ["'none'"],
         // Paying online submits a form that redirects to the provider's hosted checkout.
         'form-action': ["'self'", ...checkoutOrigins(config.payments)],

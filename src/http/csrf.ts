@@ -48,11 +48,14 @@ export function createCsrfProtection(options: { secret: string; isSecureCookie: 
 /**
  * Gives a session that is being signed in a CSRF secret of its own, before its one save; the
  * visitor's cookie secret ends with the visit. csurf keeps a session's secret under
- * `csrfSecret`, 18 random bytes in base64url as here.
+ * `csrfSecret`, 18 random bytes in base64url as here. The cookie is cleared with the flags it
+ * was set with: a bare `hb.csrf=; Path=/` was the one Set-Cookie of a production sign-in without
+ * Secure, HttpOnly and SameSite, which cookie audits flag. Secure as the cookie is set: on a
+ * request that came over https (with REQUIRE_HTTPS on, a sign-in over plain HTTP is refused first).
  */
 export function giveSessionCsrfSecret(req: Request, res: Response): void {
   req.session.csrfSecret = randomBytes(18).toString('base64url');
-  res.clearCookie(CSRF_COOKIE, { path: '/' });
+  res.clearCookie(CSRF_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: req.secure });
 }
 
 /** True for the error csurf raises on a missing or wrong token. */

@@ -232,6 +232,15 @@ describe('security headers', () => {
     expect(response.headers['x-powered-by']).toBeUndefined();
   });
 
+  it('takes no resource from any https origin: fonts too come from this site only', async () => {
+    // Helmet's default font-src was kept, `'self' https: data:`: the one directive that let a page
+    // load from any https origin, where no page uses a web font.
+    const response = await request(buildTestApp(db)).get('/login').set('Accept', 'text/html').expect(200);
+    const policy = response.headers['content-security-policy'] ?? '';
+    expect(policy).toContain("font-src 'self'");
+    expect(policy).not.toMatch(/(^|[\s;])https:(?=[\s;]|$)/);
+  });
+
   it('turns off the browser features no page uses (camera, microphone, geolocation, payment...)', async () => {
     // Without a Permissions-Policy, a script that got past the CSP (or a page that framed
     // ours, were framing ever allowed) could ask for the camera in this origin's name.

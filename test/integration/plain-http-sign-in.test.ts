@@ -158,6 +158,20 @@ describe('production behind a TLS proxy named in TRUST_PROXY', () => {
     expect(admin.status).toBe(200);
     expect(await countRows()).toMatchObject({ sessions: 1 });
   });
+
+  // The visitor's CSRF cookie ends at sign-in. It was cleared with a bare `hb.csrf=; Path=/; Expires=…`:
+  // a cookie audit (ZAP, a pen-tester's proxy) of a production sign-in flagged that Set-Cookie as lacking
+  // Secure, HttpOnly and SameSite, the only one of the app's cookies without them.
+  it("clears the visitor's CSRF cookie at sign-in with the flags it was set with", async () => {
+    const app = buildTestApp(db, { env: { ...PRODUCTION, TRUST_PROXY: 'loopback' } });
+    const { response } = await signIn(app, { 'X-Forwarded-Proto': 'https' });
+    expect(response.status).toBe(302);
+    const cleared = setCookieOf(response, 'hb.csrf');
+    expect(cleared).toMatch(/^hb\.csrf=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
+    expect(cleared).toMatch(/; HttpOnly/);
+    expect(cleared).toMatch(/; Secure/);
+    expect(cleared).toMatch(/; SameSite=Lax/);
+  });
 });
 
 describe('production with REQUIRE_HTTPS=0 (a trial over plain HTTP)', () => {
@@ -187,6 +201,17 @@ describe('production with REQUIRE_HTTPS=0 (a trial over plain HTTP)', () => {
     expect(setCookieOf(form, 'hb.csrf')).toMatch(/; Secure/);
     expect(response.status).toBe(302);
     expect(setCookieOf(response, 'hb.sid')).toMatch(/; Secure/);
+  });
+
+  it("clears the visitor's CSRF cookie over plain HTTP as it was set there: HttpOnly and SameSite, not Secure", async () => {
+    const app = buildTestApp(db, { env: { ...PRODUCTION, REQUIRE_HTTPS: '0' } });
+    const { response } = await signIn(app);
+    expect(response.status).toBe(302);
+    const cleared = setCookieOf(response, 'hb.csrf');
+    expect(cleared).toMatch(/^hb\.csrf=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
+    expect(cleared).toMatch(/; HttpOnly/);
+    expect(cleared).toMatch(/; SameSite=Lax/);
+    expect(cleared).not.toMatch(/; Secure/);
   });
 
   it('keeps HSTS and upgrade-insecure-requests by default in production', async () => {
