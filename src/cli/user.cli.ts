@@ -183,8 +183,12 @@ async function main() {
         const { lockedUntil } = await usersService.unlockSignIn(db.prisma, user.id, CLI_CONTEXT, new Date());
         console.log(`Sign-in of ${user.username} ${lockedUntil ? 'unlocked' : 'was not locked'}.`);
       } else {
-        await usersService.setDisabled(db.prisma, user.id, !values.enable, CLI_CONTEXT);
-        console.log(`${user.username} is ${values.enable ? 'enabled' : 'disabled'}.`);
+        const { isChanged } = await usersService.setDisabled(db.prisma, user.id, !values.enable, CLI_CONTEXT);
+        const state = values.enable ? 'enabled' : 'disabled';
+        // As the users page says it: a run that found the account so already changed nothing and audited nothing.
+        console.log(
+          isChanged ? `${user.username} is ${state}.` : `${user.username} is already ${state}; nothing was changed.`,
+        );
       }
     }
   } finally {

@@ -134,6 +134,22 @@ describe('GET /admin/receipts for a JSON client', () => {
     expect(await db.prisma.receipt.findMany({ orderBy: { id: 'asc' } })).toEqual(before);
   });
 
+  it("refuses the audit log's from and to by name, on the page too, instead of listing every receipt", async () => {
+    // The audit log, another admin page, reads its window as from/to; ignored here as unknown fields,
+    // /admin/receipts?from=2026-11-01&to=2026-11-30 answered 200 with every receipt and all-time totals.
+    const NOT_READ_HERE =
+      'is not read here: the billing page reads its creation window from start and end; from and to are read by the audit log only';
+    const refused = await getJson('/admin/receipts?from=2026-11-01&to=2026-11-30').expect(400);
+    expect(refused.body).toEqual({ error: `from: ${NOT_READ_HERE}; to: ${NOT_READ_HERE}`, code: 400 });
+    const page = await admin.get('/admin/receipts?status=paid&to=2026-11-30').set('Accept', 'text/html').expect(400);
+    expect(page.text).toContain(`to: ${NOT_READ_HERE}`);
+    // The filters typed that are read stay in the form.
+    expect(page.text).toMatch(/<option value="paid" selected>/);
+    await admin.head('/admin/receipts?from=2026-11-01').expect(400);
+    // start and end still filter.
+    expect((await getJson('/admin/receipts?start=2000-01-01&end=2000-01-31').expect(200)).body.count).toBe(0);
+  });
+
   it('still gives a browser the page, and a researcher asking for JSON no one else’s receipts', async () => {
     await expectPageForBrowsersAndNoJsonForResearchers(admin, pending.agent, '/admin/receipts');
   });

@@ -247,6 +247,32 @@ describe('npm run user:unlock', () => {
   }, 60_000);
 });
 
+describe('npm run user:disable on an account already in that state', () => {
+  it('says nothing was changed, as the users page does, and audits nothing', async () => {
+    await runUserCli(['create', '--username', 'twicedisabled', '--password-stdin'], 'twicedisabled-pw\n');
+    const entries = () => db.prisma.auditLog.count({ where: { target: 'user:twicedisabled', actor: 'cli' } });
+    expect(await runUserCli(['disable', '--username', 'twicedisabled'], '')).toEqual({
+      code: 0,
+      output: 'twicedisabled is disabled.\n',
+    });
+    const afterDisable = await entries();
+    // It said "twicedisabled is disabled." again, as if this run had disabled it.
+    expect(await runUserCli(['disable', '--username', 'twicedisabled'], '')).toEqual({
+      code: 0,
+      output: 'twicedisabled is already disabled; nothing was changed.\n',
+    });
+    expect(await runUserCli(['disable', '--username', 'twicedisabled', '--enable'], '')).toEqual({
+      code: 0,
+      output: 'twicedisabled is enabled.\n',
+    });
+    expect(await runUserCli(['disable', '--username', 'twicedisabled', '--enable'], '')).toEqual({
+      code: 0,
+      output: 'twicedisabled is already enabled; nothing was changed.\n',
+    });
+    expect(await entries()).toBe(afterDisable + 1);
+  }, 60_000);
+});
+
 describe('npm run user:disable and the last active admin', () => {
   const LAST_ADMIN = { code: 1, output: 'This is the last active admin; make another admin first.\n' };
 

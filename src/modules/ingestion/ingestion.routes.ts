@@ -141,6 +141,9 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
         seen: run.seen,
         inserted: run.inserted,
         updated: run.updated,
+        // Why it failed, as the run recorded it: the page lists the last 25 runs only, and with a
+        // scheduled run every few minutes a failed Run now soon left it; the entry said "failed" alone.
+        ...(run.error ? { error: run.error } : {}),
       },
     });
     if (run.outcome === 'failed') {

@@ -1,6 +1,6 @@
 import { Prisma } from '@prisma/client';
 import { z } from 'zod';
-import { labelFields } from '../../http/field-labels.js';
+import { labelFields, refusedField } from '../../http/field-labels.js';
 import { JsonNumberText } from '../../http/lossless-json.js';
 import { strictBody } from '../../http/strict-body.js';
 import { ZLocalDate, ZOptionalLocalDate } from '../../shared/local-date.js';
@@ -133,9 +133,20 @@ export const ZMonthEndRunId = labelFields(zWholeNumber(1, MAX_INT4), {
   'month-end run id': 'Month-end run number in the address',
 });
 
+/**
+ * The audit log's names for a window, which the billing list does not read: refused by name. Ignored
+ * as unknown fields, /admin/receipts?from=2026-11-01&to=2026-11-30 listed every receipt, with all-time
+ * totals, as the exports did before they refused them (usage.schema.ts).
+ */
+const ZAuditWindowKey = refusedField(
+  'is not read here: the billing page reads its creation window from start and end; from and to are read by the audit log only',
+);
+
 /** Admin billing list filters. */
 export const ZReceiptFilter = labelFields(
   z.object({
+    from: ZAuditWindowKey,
+    to: ZAuditWindowKey,
     status: z
       .enum(['pending', 'paid', 'void'])
       .optional()

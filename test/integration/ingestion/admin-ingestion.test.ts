@@ -163,6 +163,10 @@ describe('/admin/ingestion', () => {
       where: { action: 'ingestion.run_now', actor: admin.username },
     });
     expect(audit).toMatchObject({ status: 'failed', target: `ingestion_run:${run.id}` });
+    // Why it failed, as the run recorded it: the page lists the last 25 runs only, and with a run
+    // every few minutes the failed one soon left it, leaving an entry that said "failed" and not why.
+    expect(run.error).toMatch(/no-such-sacct-file\.psv/);
+    expect(audit.details).toMatchObject({ outcome: 'failed', error: run.error });
 
     const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
     await agent
