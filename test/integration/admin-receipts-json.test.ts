@@ -101,7 +101,9 @@ describe('GET /admin/receipts for a JSON client', () => {
   it('writes each receipt as /me/receipts writes it', async () => {
     const listed = (await getJson(`/admin/receipts?user=${short.user.username}`).expect(200)).body.receipts[0];
     const own = (await short.agent.get('/me/receipts').set('Accept', 'application/json').expect(200)).body.receipts[0];
-    const { heldPayment, url, refunds, ...facts } = own;
+    // The researcher's notes (a held payment, money paid by hand on a voided receipt of the same jobs)
+    // are on the admin's receipt page and its JSON, not on the admin's list.
+    const { heldPayment, sameJobsVoidedPaidByHand, url, refunds, ...facts } = own;
     expect(listed).toMatchObject(facts);
   });
 
