@@ -77,7 +77,9 @@ export interface RunSummary {
   sourceNotes: Record<string, string>;
 }
 
-export type RunResult = { status: 'finished'; run: RunSummary } | { status: 'skipped'; reason: 'locked' | 'recent' };
+export type RunResult =
+  | { status: 'finished'; run: RunSummary }
+  | { status: 'skipped'; reason: 'locked' | 'recent' | 'not-started' };
 
 /** What a run that met the database unavailable (stopped, restarting, unreachable) says of it. */
 export const DATABASE_UNAVAILABLE_FOR_RUN = 'the database is unavailable';
@@ -759,6 +761,12 @@ export function createIngestionService(deps: IngestionDeps) {
        * backfill, so no new job was read for hours.
        */
       waitForLockMs?: number;
+      /**
+       * Asked just before the run is recorded, the lock held: false records none and skips the run
+       * (`not-started`). The CLI stopped while starting (a signal as it waited for the database or
+       * the lock) must leave no run behind.
+       */
+      startsRun?: () => boolean;
     }): Promise<RunResult> {
       const release = input.waitForLockMs
         ? await ingestionRepository.acquireIngestLockWaiting(db.pool, {
@@ -781,6 +789,7 @@ export function createIngestionService(deps: IngestionDeps) {
         const window = input.window ?? (await defaultWindow());
         if (!(window.start < window.end)) throw new RangeError('the ingestion window must start before it ends');
         const readOptions: ReadOptions = { user: input.user, signal: input.signal };
+        if (input.startsRun && !input.startsRun()) return { status: 'skipped', reason: 'not-started' };
         return { status: 'finished', run: await runLocked(input.trigger, window, readOptions, input.force ?? false) };
       } catch (error) {
         // A database behind the code (a column or a table missing) may fail the run before it is

@@ -90,6 +90,26 @@ export function readRestAdminLevel(body: unknown, user: string): string | null {
   return null;
 }
 
+/**
+ * The accounts a user coordinates, from slurmrestd's `/slurmdb/v0.0.NN/user/{name}` answer: its
+ * `coordinators` (`[{ "name": "physics", "direct": 1 }, { "name": "astro", "direct": 0 }]`, recorded on
+ * the lab's 22.05 for v0.0.38, test/fixtures/slurm/22.05/coordinators; `direct` 0 is an account under a
+ * coordinated one), every one of them, in name order as sacctmgr lists them; empty when none, or when
+ * the answer has no such user or field.
+ */
+export function readRestCoordinatedAccounts(body: unknown, user: string): string[] {
+  const users = (body as { users?: unknown } | null)?.users;
+  if (!Array.isArray(users)) return [];
+  const entry = users.find((candidate) => (candidate as { name?: unknown })?.name === user) as
+    | { coordinators?: unknown }
+    | undefined;
+  if (!Array.isArray(entry?.coordinators)) return [];
+  const names = entry.coordinators
+    .map((coordinator) => (coordinator as { name?: unknown } | null)?.name)
+    .filter((name): name is string => typeof name === 'string' && name !== '');
+  return [...new Set(names)].sort();
+}
+
 /** Whether an administrator level may read every user's jobs (Operator, Administrator). */
 export function isPrivilegedLevel(level: string): boolean {
   return PRIVILEGED_LEVELS.has(level.trim().toLowerCase());
@@ -115,8 +135,7 @@ export function privateJobsSacctMessage(
     level === null ? `${user} is not a user of Slurm's accounting` : `${user}'s administrator level is ${level}`;
   const isCoordinator = coordinatedAccounts.length > 0;
   const seen = isCoordinator
-    ? `; ${user} coordinates the accounts ${coordinatedAccounts.join(', ')}, and a coordinator reads only the jobs of ` +
-      'those accounts (and their sub-accounts) and its own, so sacct --allusers prints those alone'
+    ? `; ${coordinatorReach(user, coordinatedAccounts)}, so sacct --allusers prints those alone`
     : `, so sacct --allusers prints ${user}'s jobs alone`;
   return (
     `sacct runs as ${user}, who may read only ${isCoordinator ? "some users'" : 'their own'} jobs: slurmdbd.conf sets ` +
@@ -125,11 +144,28 @@ export function privateJobsSacctMessage(
   );
 }
 
-/** The warning for a slurmrestd user who is no operator: slurmrestd cannot say whether PrivateData is set. */
-export function restUserWarning(user: string, level: string): string {
+/** What a coordinator may read under PrivateData=jobs, in the words both sources' warnings use. */
+function coordinatorReach(user: string, coordinatedAccounts: readonly string[]): string {
   return (
-    `SLURMRESTD_USER ${user} has administrator level ${level} in Slurm's accounting: where slurmdbd.conf sets ` +
-    `PrivateData=jobs (sacctmgr show configuration says; slurmrestd cannot tell), slurmrestd answers ${user}'s ` +
-    `own jobs alone, with no error, and every other user's go unread and unbilled. As root: ${operatorCommand(user)}`
+    `${user} coordinates the accounts ${coordinatedAccounts.join(', ')}, and a coordinator reads only the jobs of ` +
+    'those accounts (and their sub-accounts) and its own'
+  );
+}
+
+/**
+ * The warning for a slurmrestd user who is no operator: slurmrestd cannot say whether PrivateData is
+ * set. A coordinator's names the accounts it coordinates, as sacct's does: its answer holds their jobs
+ * too, so "own jobs alone" misled the admin who checked it against the jobs read.
+ */
+export function restUserWarning(user: string, level: string, coordinatedAccounts: readonly string[] = []): string {
+  const answered =
+    coordinatedAccounts.length > 0
+      ? `; ${coordinatorReach(user, coordinatedAccounts)}: where slurmdbd.conf sets PrivateData=jobs (sacctmgr show ` +
+        'configuration says; slurmrestd cannot tell), slurmrestd answers those alone'
+      : ': where slurmdbd.conf sets PrivateData=jobs (sacctmgr show configuration says; slurmrestd cannot tell), ' +
+        `slurmrestd answers ${user}'s own jobs alone`;
+  return (
+    `SLURMRESTD_USER ${user} has administrator level ${level} in Slurm's accounting${answered}, with no error, ` +
+    `and every other user's go unread and unbilled. As root: ${operatorCommand(user)}`
   );
 }

@@ -12,7 +12,7 @@ import {
   SourceConfigError,
   SourceUnavailableError,
 } from './job-source.js';
-import { isPrivilegedLevel, readRestAdminLevel, restUserWarning } from './slurm-access.js';
+import { isPrivilegedLevel, readRestAdminLevel, readRestCoordinatedAccounts, restUserWarning } from './slurm-access.js';
 import type { SourceItem } from './slurm-job.model.js';
 import {
   isAuthenticationError,
@@ -321,7 +321,8 @@ export function createSlurmRestSource(
    * Under PrivateData=jobs in slurmdbd.conf, slurmrestd answers a user who is not an operator or
    * administrator with that user's own jobs alone, HTTP 200 and no error (seen on the lab), so every other
    * user's went unread and unbilled. slurmrestd cannot say whether PrivateData is set, but it says the
-   * user's administrator level (`/slurmdb/v0.0.NN/user/{name}`): a user who is neither gets a warning.
+   * user's administrator level (`/slurmdb/v0.0.NN/user/{name}`): a user who is neither gets a warning,
+   * naming the accounts it coordinates when it is a coordinator (the same answer's `coordinators`).
    * No answer, or one without the level, warns of nothing (the next run asks again).
    *
    * Asked after every run it answered, one request a run (the version is detected once), as the sacct
@@ -335,7 +336,8 @@ export function createSlurmRestSource(
       const body = await get(`slurmdb/${version}/user/${encodeURIComponent(options.user)}`);
       const level = readRestAdminLevel(body, options.user);
       if (level === null || isPrivilegedLevel(level)) return null;
-      return restUserWarning(options.user, level);
+      // A coordinator reads the jobs of the accounts it coordinates too: the warning names them.
+      return restUserWarning(options.user, level, readRestCoordinatedAccounts(body, options.user));
     } catch {
       return null;
     }

@@ -11,9 +11,11 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCK_KEYS } from '../../../src/db/advisory-locks.js';
 import { REPEATED_SIGNAL_MS } from '../../../src/shared/distinct-signals.js';
 import {
   isRunning,
@@ -589,6 +591,116 @@ describe('npm run ingest whose SSH session closes (SIGHUP)', () => {
     expect(runs.length).toBeGreaterThan(1);
     expect(runs.length).toBeLessThan(10);
     expect(runs.map((run) => run.outcome)).toEqual(runs.map(() => 'success'));
+  });
+});
+
+describe('npm run ingest stopped while it starts, before any run exists', () => {
+  /** A database that takes connections and never answers them, as one that hangs does; each socket it holds, and whether its peer closed it. */
+  async function listenSilently() {
+    const sockets: { isClosed: boolean }[] = [];
+    const server = net.createServer((socket) => {
+      const seen = { isClosed: false };
+      sockets.push(seen);
+      socket.on('error', () => undefined);
+      // Read and dropped, so that its end is seen.
+      socket.resume();
+      socket.on('close', () => {
+        seen.isClosed = true;
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    return {
+      url: `postgresql://postgres@127.0.0.1:${port}/ingest`,
+      sockets,
+      close: () => new Promise((resolve) => server.close(resolve)),
+    };
+  }
+
+  it.each([
+    ['SIGTERM', 'an incremental run', [], 'SIGTERM', 143],
+    ['SIGINT', 'an incremental run', [], 'Ctrl-C', 130],
+    ['SIGHUP', 'an incremental run', [], 'SIGHUP: the terminal or SSH session closed', 129],
+    ['SIGTERM', 'a backfill', ['--from', '2026-07-01', '--to', '2026-07-03'], 'SIGTERM', 143],
+    ['SIGINT', 'a backfill', ['--from', '2026-07-01', '--to', '2026-07-03'], 'Ctrl-C', 130],
+  ] as const)(
+    '%s while %s waits for a database that does not answer stops it at once, saying so',
+    {
+      timeout: 60_000,
+    },
+    async (signal, _what, args, label, exitCode) => {
+      // It waited out DB_CONNECT_TIMEOUT_MS, then exited 1 saying the database cannot be reached: no
+      // word that it was stopped, and a SIGKILL (docker stop's, 10 s on) came first.
+      const database = await listenSilently();
+      const cli = spawnIngestCli([...args], {
+        DATABASE_URL: database.url,
+        DB_CONNECT_TIMEOUT_MS: '15000',
+        SACCT_PATH: '/bin/false',
+      });
+      let stoppedInMs = Number.POSITIVE_INFINITY;
+      try {
+        expect(await waitFor(() => database.sockets.length > 0, 30_000), cli.output()).toBe(true);
+        const signalledAt = Date.now();
+        process.kill(cli.child.pid as number, signal);
+        const code = await withHangGuard(cli.exited, 30_000, `the start-up after its ${signal}`);
+        stoppedInMs = Date.now() - signalledAt;
+        expect(code, `signal ${cli.child.signalCode}: ${cli.output()}`).toBe(exitCode);
+      } finally {
+        cli.child.kill('SIGKILL');
+        await database.close();
+      }
+      expect(stoppedInMs).toBeLessThan(5_000);
+      expect(cli.stdout()).toBe(`Stopped (${label}) before any ingestion run started: nothing was read or recorded.\n`);
+      // Its connection to the database was not left open.
+      expect(database.sockets.every((socket) => socket.isClosed)).toBe(true);
+    },
+  );
+
+  it('SIGTERM while an incremental run waits for the lock exits 143, leaving no run and no lock behind', {
+    timeout: 60_000,
+  }, async () => {
+    // A backfill (or a server's run) holds the ingestion lock. The SIGTERM ended the wait as if the
+    // lock had stayed taken: "No ingestion run: another run ... held the lock for 60 s", exit 75.
+    const holder = await db.pool.connect();
+    const before = await lastRunId();
+    const lockSessions = async () => {
+      const { rows } = await db.pool.query<{ pid: number; granted: boolean }>(
+        `SELECT l.pid, l.granted FROM pg_locks l
+          WHERE l.locktype = 'advisory' AND l.objid = $1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+        [ADVISORY_LOCK_KEYS.ingestion],
+      );
+      return rows;
+    };
+    const until = async (check: () => Promise<boolean>, guardMs: number) => {
+      for (const deadline = Date.now() + guardMs; Date.now() < deadline; ) {
+        if (await check()) return true;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return false;
+    };
+    let cli: ReturnType<typeof spawnIngestCli> | undefined;
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.ingestion]);
+      cli = spawnIngestCli([], { SACCT_PATH: '/bin/false' });
+      const child = cli;
+      expect(
+        await until(async () => (await lockSessions()).some((lock) => !lock.granted), 30_000),
+        child.output(),
+      ).toBe(true);
+      process.kill(child.child.pid as number, 'SIGTERM');
+      const code = await withHangGuard(child.exited, 30_000, 'the incremental run after its SIGTERM');
+      expect(code, `signal ${child.child.signalCode}: ${child.output()}`).toBe(143);
+      expect(child.stdout()).toBe(
+        'Stopped (SIGTERM) before any ingestion run started: nothing was read or recorded.\n',
+      );
+      // Its session, waiting for the lock, is gone with it: the lock is the holder's alone.
+      expect(await until(async () => (await lockSessions()).length === 1, 10_000)).toBe(true);
+    } finally {
+      cli?.child.kill('SIGKILL');
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+    }
+    expect(await lastRunId()).toBe(before);
   });
 });
 

@@ -214,7 +214,9 @@ describe('slurmrestd read as a user who is no operator', () => {
         ? 'private-data-jobs/rest-dbv0.0.38-jobs-as-alice.json'
         : user === 'alice' || user === 'billing'
           ? `private-data-jobs/rest-dbv0.0.38-user-${user}.json`
-          : null;
+          : user === 'carol'
+            ? 'coordinators/rest-dbv0.0.38-user-carol.json'
+            : null;
       let body = file ? readFileSync(path.join(FIXTURES, file), 'utf8') : '{}';
       const level = user === undefined ? undefined : levels.get(user);
       if (level !== undefined) body = body.replace(/"administrator_level": "\w+"/, `"administrator_level": "${level}"`);
@@ -275,6 +277,19 @@ describe('slurmrestd read as a user who is no operator', () => {
     expect(warnings.map(({ msg, warning }) => ({ msg, warning }))).toEqual([
       { msg: "ingestion may read only some users' jobs", warning: WARNING },
     ]);
+  });
+
+  it("names the accounts a coordinator coordinates, from slurmrestd's recorded answer, in the words of sacct's warning", async () => {
+    // carol (level None) coordinates physics, and astro under it: the warning said "carol's own jobs
+    // alone", though a coordinator's answer holds those accounts' jobs too.
+    const first = await run(restService('carol', []));
+    expect(first.sourceNotes.access).toBe(
+      "SLURMRESTD_USER carol has administrator level None in Slurm's accounting; carol coordinates the accounts " +
+        'astro, physics, and a coordinator reads only the jobs of those accounts (and their sub-accounts) and its own: ' +
+        'where slurmdbd.conf sets PrivateData=jobs (sacctmgr show configuration says; slurmrestd cannot tell), ' +
+        "slurmrestd answers those alone, with no error, and every other user's go unread and unbilled. As root: " +
+        'sacctmgr modify user carol set adminlevel=Operator',
+    );
   });
 
   it('says nothing of an operator, asks again on every run (one request a run), and warns once the level is lowered', async () => {

@@ -4,11 +4,14 @@ import { describe, expect, it } from 'vitest';
 import {
   isJobsPrivate,
   isPrivilegedLevel,
+  privateJobsSacctMessage,
   readDbdPrivateData,
   readRestAdminLevel,
+  readRestCoordinatedAccounts,
   readSacctmgrAdminLevel,
   readSacctmgrCoordinatedAccounts,
   readSlurmUserId,
+  restUserWarning,
 } from '../../../src/modules/ingestion/slurm-access.js';
 
 // Recorded on the lab (Slurm 22.05.8) with and without PrivateData=jobs in slurm.conf and slurmdbd.conf.
@@ -87,6 +90,39 @@ describe('the administrator level', () => {
       { name: 'physics', direct: 1 },
       { name: 'astro', direct: 0 },
     ]);
+  });
+
+  it("the accounts a coordinator coordinates, from slurmrestd v0.0.38's 'coordinators' (inherited ones too, in name order as sacctmgr lists them)", () => {
+    const carol = JSON.parse(readCoordinators('rest-dbv0.0.38-user-carol.json'));
+    expect(readRestCoordinatedAccounts(carol, 'carol')).toEqual(['astro', 'physics']);
+    expect(readRestCoordinatedAccounts(carol, 'alice')).toEqual([]);
+    expect(readRestCoordinatedAccounts({ users: [{ name: 'carol', coordinators: 'physics' }] }, 'carol')).toEqual([]);
+    expect(readRestCoordinatedAccounts(null, 'carol')).toEqual([]);
+  });
+
+  it.each(['v0.0.36', 'v0.0.37', 'v0.0.38'])(
+    'slurmrestd %s: a user who coordinates nothing (coordinators: [])',
+    (version) => {
+      const alice = JSON.parse(read(`rest-db${version}-user-alice.json`));
+      expect(readRestCoordinatedAccounts(alice, 'alice')).toEqual([]);
+    },
+  );
+
+  it("slurmrestd's warning names a coordinator's accounts in the words of sacct's", () => {
+    const carol = JSON.parse(readCoordinators('rest-dbv0.0.38-user-carol.json'));
+    const accounts = readRestCoordinatedAccounts(carol, 'carol');
+    const warning = restUserWarning('carol', readRestAdminLevel(carol, 'carol') as string, accounts);
+    const words =
+      'carol coordinates the accounts astro, physics, and a coordinator reads only the jobs of those accounts ' +
+      '(and their sub-accounts) and its own';
+    expect(privateJobsSacctMessage('carol', 'None', accounts)).toContain(`; ${words}, so sacct --allusers`);
+    expect(warning).toBe(
+      `SLURMRESTD_USER carol has administrator level None in Slurm's accounting; ${words}: where slurmdbd.conf sets ` +
+        'PrivateData=jobs (sacctmgr show configuration says; slurmrestd cannot tell), slurmrestd answers those alone, ' +
+        "with no error, and every other user's go unread and unbilled. As root: sacctmgr modify user carol set adminlevel=Operator",
+    );
+    // One who coordinates nothing is warned as before: its own jobs alone.
+    expect(restUserWarning('alice', 'None', [])).toContain("slurmrestd answers alice's own jobs alone, with no error");
   });
 
   it.each([
