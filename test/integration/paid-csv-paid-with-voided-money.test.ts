@@ -19,7 +19,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['alice', 'bob', 'carol']) {
+  for (const username of ['alice', 'bob', 'carol', 'dave']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -217,6 +217,33 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
       expect(refused.body.error).toBe(error);
     }
     expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: pending } })).toMatchObject({
+      status: 'pending',
+      paidWithReceiptId: null,
+    });
+    expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+  });
+
+  it('refuses the money of a voided receipt whose payment was refunded, and changes nothing', async () => {
+    await buildJobs(db, [{ user: 'dave', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const dave = await signIn('dave');
+    const first = await billEverything(dave);
+    const payment = await payOnline(dave, first);
+    const admin = await signIn('finance');
+    await voidAsJson(admin, first);
+    await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'refunded', note: 'refunded at the provider' })
+      .expect(200);
+    const again = await billEverything(dave);
+    const auditsBefore = await db.prisma.auditLog.count();
+    const refused = await markPaid(admin, again, { paid_with_receipt: first });
+    expect(refused.status, refused.text).toBe(409);
+    expect(refused.body.error).toBe(
+      `The money of receipt #${first} went back to the payer: payment #${payment.id} was refunded, so it cannot pay receipt #${again}. Nothing was changed.`,
+    );
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: again } })).toMatchObject({
       status: 'pending',
       paidWithReceiptId: null,
     });

@@ -928,7 +928,14 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
       paidReceipt: { select: { id: true } },
       payments: {
         where: { externalPaymentId: { not: null } },
-        select: { id: true, provider: true, externalPaymentId: true },
+        select: {
+          id: true,
+          provider: true,
+          externalPaymentId: true,
+          reviewOutcome: true,
+          receivedMinor: true,
+          refundedMinor: true,
+        },
       },
     },
   });
@@ -937,5 +944,16 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
   const paidWith = payments.find(
     (payment) => payment.provider === receipt.paymentMethod && payment.externalPaymentId === receipt.txRef,
   );
-  return { ...receipt, alreadyPaidReceiptId: paidReceipt?.id ?? null, paymentId: paidWith?.id ?? null };
+  return {
+    ...receipt,
+    alreadyPaidReceiptId: paidReceipt?.id ?? null,
+    paymentId: paidWith?.id ?? null,
+    // Its money went back: an admin resolved the payment as refunded, or the provider refunded all it received.
+    isPaymentRefunded:
+      paidWith !== undefined &&
+      (paidWith.reviewOutcome === 'refunded' ||
+        (paidWith.refundedMinor !== null &&
+          paidWith.receivedMinor !== null &&
+          paidWith.refundedMinor >= paidWith.receivedMinor)),
+  };
 }

@@ -95,6 +95,11 @@ async function moneyOfVoidedReceiptIn(
       `The money of receipt #${sourceId} already paid receipt #${source.alreadyPaidReceiptId}; it cannot pay receipt #${receipt.id} too. Nothing was changed.`,
     );
   }
+  if (source.isPaymentRefunded) {
+    throw new ConflictError(
+      `The money of receipt #${sourceId} went back to the payer: payment #${source.paymentId} was refunded, so it cannot pay receipt #${receipt.id}. Nothing was changed.`,
+    );
+  }
   return { receiptId: source.id, paymentId: source.paymentId };
 }
 
