@@ -466,6 +466,7 @@ export function adminBillingRoutes(deps: {
           amount_received: typedIn(req.body, 'amount_received'),
           tx_ref: typedIn(req.body, 'tx_ref'),
           paid_on: typedIn(req.body, 'paid_on'),
+          paid_with_receipt: typedIn(req.body, 'paid_with_receipt'),
         },
         invalid: invalidFieldsOf(error),
       });
@@ -497,7 +498,11 @@ export function adminBillingRoutes(deps: {
         message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}), ${fmt.money(
           amountReceived,
           result.currency,
-        )} ${result.currency} received.${describeCanceledCheckouts(
+        )} ${result.currency} ${
+          result.paidWithReceiptId === null
+            ? 'received.'
+            : `paid with the money of receipt #${result.paidWithReceiptId}, voided: no new money, so paid.csv counts that money once, on receipt #${result.paidWithReceiptId}'s line.`
+        }${describeCanceledCheckouts(
           result.canceledPaymentIds,
         )}${held}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
       },

@@ -598,7 +598,7 @@ export async function transitionReceipt(
   tx: Prisma.TransactionClient,
   id: number,
   from: ReceiptStatus[],
-  data: Prisma.ReceiptUpdateManyMutationInput,
+  data: Prisma.ReceiptUncheckedUpdateManyInput,
 ): Promise<boolean> {
   const result = await tx.receipt.updateMany({ where: { id, status: { in: from } }, data });
   return result.count === 1;
@@ -679,6 +679,8 @@ async function findPaidReceipts(
       createdAt: true,
       voidedAt: true,
       voidReason: true,
+      // Paid with a voided receipt's money: its line carries none (that receipt's line has it).
+      paidWithReceiptId: true,
       // Every payment that reached the provider, to pick the one the receipt records (a receipt has a few at most).
       payments: {
         where: { externalPaymentId: { not: null } },
@@ -897,4 +899,61 @@ export async function findReceiptsBillingJobsAgain(
                      WHERE voided.receipt_id = ${receiptId} AND here.receipt_id <> ${receiptId} AND NOT here.is_voided)
      ORDER BY r.id`;
   return rows.map((row) => ({ ...row, total: new Prisma.Decimal(row.total) }));
+}
+
+/**
+ * Locks a receipt whose money a mark paid is about to spend (FOR NO KEY UPDATE, as a payment's
+ * receipt is locked), so two receipts marked paid with the same voided receipt's money at once take
+ * turns and the second finds the first. The unique index on paid_with_receipt_id backs it.
+ */
+export async function lockReceiptWhoseMoneyPays(tx: Prisma.TransactionClient, receiptId: number): Promise<void> {
+  await tx.$queryRaw`SELECT id FROM receipts WHERE id = ${receiptId} FOR NO KEY UPDATE`;
+}
+
+/**
+ * A receipt whose money may pay another, as a mark paid "with that money" judges it: its user and
+ * status, whether it was paid (a void keeps paid_at), the receipt its money already paid, and the
+ * online payment its method and reference name (as paid.csv finds it), if it was paid online.
+ */
+export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: number) {
+  const source = await tx.receipt.findUnique({
+    where: { id: receiptId },
+    select: {
+      id: true,
+      username: true,
+      status: true,
+      paidAt: true,
+      paymentMethod: true,
+      txRef: true,
+      paidReceipt: { select: { id: true } },
+      payments: {
+        where: { externalPaymentId: { not: null } },
+        select: {
+          id: true,
+          provider: true,
+          externalPaymentId: true,
+          reviewOutcome: true,
+          receivedMinor: true,
+          refundedMinor: true,
+        },
+      },
+    },
+  });
+  if (!source) return null;
+  const { payments, paidReceipt, ...receipt } = source;
+  const paidWith = payments.find(
+    (payment) => payment.provider === receipt.paymentMethod && payment.externalPaymentId === receipt.txRef,
+  );
+  return {
+    ...receipt,
+    alreadyPaidReceiptId: paidReceipt?.id ?? null,
+    paymentId: paidWith?.id ?? null,
+    // Its money went back: an admin resolved the payment as refunded, or the provider refunded all it received.
+    isPaymentRefunded:
+      paidWith !== undefined &&
+      (paidWith.reviewOutcome === 'refunded' ||
+        (paidWith.refundedMinor !== null &&
+          paidWith.receivedMinor !== null &&
+          paidWith.refundedMinor >= paidWith.receivedMinor)),
+  };
 }

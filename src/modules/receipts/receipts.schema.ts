@@ -17,6 +17,7 @@ export const RECEIPT_FIELD_LABELS = {
   tx_ref: 'Reference',
   paid_on: 'Paid on',
   amount_received: 'Amount received',
+  paid_with_receipt: 'Paid with the money of',
   reason: 'Reason to void',
   based_on_status: 'Status the page showed',
   status: 'Status',
@@ -92,6 +93,20 @@ export const ZMarkPaid = strictBody(
       .transform((value) => (value ? value : undefined)),
     /** The local day (APP_TZ) the money was paid; today when left out or empty. */
     paid_on: ZOptionalLocalDate,
+    /**
+     * The receipt, voided after it was paid, whose money pays this one (its jobs billed again here);
+     * left out or empty for new money. Recorded, so paid.csv counts that money once.
+     */
+    paid_with_receipt: z.preprocess(
+      // A JSON number arrives as its text (this route keeps numbers' text, as amount_received needs).
+      (value) =>
+        value instanceof JsonNumberText
+          ? value.text
+          : typeof value === 'string' && value.trim() === ''
+            ? undefined
+            : value,
+      zWholeNumber(1, MAX_INT4).optional(),
+    ),
   },
   RECEIPT_FIELD_LABELS,
 );

@@ -60,7 +60,48 @@ export class UnknownRunFilterError extends NotFoundError {
 type MarkPaidInput = Pick<TMarkPaid, 'method' | 'amount_received'> & {
   tx_ref?: string | undefined;
   paid_on?: string | undefined;
+  paid_with_receipt?: number | undefined;
 };
+
+/**
+ * The money of a receipt voided after it was paid, judged for paying `receipt` (whose jobs it billed
+ * before they were billed again): a receipt of the same user, void, paid before the void, whose money
+ * paid no other receipt yet. Its row is locked first, so two marks spending it at once take turns. A
+ * refusal names the field (400), or the receipt the money already paid (409); nothing is changed.
+ */
+async function moneyOfVoidedReceiptIn(
+  tx: Prisma.TransactionClient,
+  receipt: { id: number; username: string },
+  sourceId: number,
+) {
+  const refuse = (why: string) => new InvalidFieldsError({ paid_with_receipt: why }, RECEIPT_FIELD_LABELS);
+  if (sourceId === receipt.id) throw refuse(`receipt #${sourceId} is this receipt`);
+  await receiptsRepository.lockReceiptWhoseMoneyPays(tx, sourceId);
+  const source = await receiptsRepository.findMoneySource(tx, sourceId);
+  if (!source) throw refuse(`there is no receipt #${sourceId}`);
+  if (source.username !== receipt.username) {
+    throw refuse(
+      `receipt #${sourceId} bills ${source.username}, not ${receipt.username}; its money cannot pay ${receipt.username}'s receipt`,
+    );
+  }
+  if (source.status !== 'void') {
+    throw refuse(
+      `receipt #${sourceId} is ${source.status}, not void; only the money of a receipt voided after it was paid can pay another`,
+    );
+  }
+  if (source.paidAt === null) throw refuse(`receipt #${sourceId} was voided before it was paid; it took no money`);
+  if (source.alreadyPaidReceiptId !== null) {
+    throw new ConflictError(
+      `The money of receipt #${sourceId} already paid receipt #${source.alreadyPaidReceiptId}; it cannot pay receipt #${receipt.id} too. Nothing was changed.`,
+    );
+  }
+  if (source.isPaymentRefunded) {
+    throw new ConflictError(
+      `The money of receipt #${sourceId} went back to the payer: payment #${source.paymentId} was refunded, so it cannot pay receipt #${receipt.id}. Nothing was changed.`,
+    );
+  }
+  return { receiptId: source.id, paymentId: source.paymentId };
+}
 
 /**
  * An admin recorded an amount received that is not the receipt's total. Marked paid, the receipt
@@ -479,6 +520,8 @@ export async function markReceiptPaidIn(
     /** When it is recorded (the caller's clock): the audit entry's time. */
     recordedAt: Date;
     details?: Record<string, unknown>;
+    /** The voided receipt whose money pays it (a mark paid "with that money"); none for new money. */
+    paidWithReceiptId?: number;
   },
 ) {
   const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending'], {
@@ -486,6 +529,7 @@ export async function markReceiptPaidIn(
     paidAt: paid.paidAt,
     paymentMethod: paid.method,
     txRef: paid.txRef,
+    ...(paid.paidWithReceiptId === undefined ? {} : { paidWithReceiptId: paid.paidWithReceiptId }),
   });
   if (!isMoved) {
     const receipt = await requireReceiptIn(tx, id);
@@ -1185,6 +1229,21 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       if (isPending && !input.amount_received.equals(receipt.total)) {
         throw new AmountNotTotalError(id, input.amount_received, receipt.total, receipt.currency);
       }
+      // Paid with the money of a receipt voided after it was paid: that receipt is the reference, so
+      // paid.csv's line of this one names it and carries no new money (its money is on that line).
+      if (isPending && input.paid_with_receipt !== undefined && input.tx_ref !== undefined) {
+        throw new InvalidFieldsError(
+          {
+            tx_ref: `leave it empty when the receipt is paid with the money of receipt #${input.paid_with_receipt}: that receipt is the reference recorded`,
+          },
+          RECEIPT_FIELD_LABELS,
+        );
+      }
+      const paidWith =
+        isPending && input.paid_with_receipt !== undefined
+          ? await moneyOfVoidedReceiptIn(tx, receipt, input.paid_with_receipt)
+          : null;
+      const txRef = paidWith ? `receipt #${paidWith.receiptId}` : (input.tx_ref ?? null);
       const amountReceived = input.amount_received.toFixed(digits);
       const startOfDay = startOfLocalDay(paidOn, config.timeZone);
       const paidAt =
@@ -1205,14 +1264,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       const held = await paymentsRepository.findHeldPaymentsOfReceipt(tx, id);
       const paid = await markReceiptPaidIn(tx, actor, id, {
         method: input.method,
-        txRef: input.tx_ref ?? null,
+        txRef,
         paidAt,
         paidOn,
         recordedAt,
+        ...(paidWith ? { paidWithReceiptId: paidWith.receiptId } : {}),
         details: {
           // What the admin typed as received, beside the total markReceiptPaidIn records: equal, or
           // it would have been refused above.
           amountReceived,
+          // Whose money it was (and the online payment that took it): no new money came in.
+          ...(paidWith ? { paidWithReceipt: paidWith } : {}),
           ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
           ...(held.length === 0
             ? {}
@@ -1239,7 +1301,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       return {
         ...paid,
         // The reference as stored (trimmed, null when none), as the receipt's JSON has it.
-        txRef: input.tx_ref ?? null,
+        txRef,
+        paidWithReceiptId: paidWith?.receiptId ?? null,
         amountReceived: input.amount_received,
         currency: receipt.currency,
         canceledPaymentIds,

@@ -175,11 +175,15 @@ const ZERO = new Prisma.Decimal(0);
  * What a paid receipt brought in, for paid.csv: what its online payment received (which an
  * admin may have accepted short or over), or its total when it was marked paid by hand (the
  * admin recorded it paid in full). Empty when the provider did not say what it received. A
- * receipt voided since says what it brought in when it was paid, as its line did then.
+ * receipt voided since says what it brought in when it was paid, as its line did then. A receipt
+ * marked paid with the money of a receipt voided after it was paid brought in nothing new: 0, as
+ * that money is on the voided receipt's line (its tx_ref names that receipt), so the file's sum of
+ * amount_received counts it once.
  */
 function receivedColumns(receipt: {
   total: Prisma.Decimal;
   currency: string;
+  paidWithReceiptId?: number | null;
   paidWith: {
     id: number;
     receivedMinor: bigint | null;
@@ -196,8 +200,9 @@ function receivedColumns(receipt: {
 }) {
   const payment = receipt.paidWith;
   if (!payment) {
+    const received = receipt.paidWithReceiptId == null ? receipt.total : ZERO;
     return {
-      amount_received: receipt.total.toFixed(minorUnitDigits(receipt.currency)),
+      amount_received: received.toFixed(minorUnitDigits(receipt.currency)),
       received_currency: receipt.currency,
       payment_id: '',
       amount_refunded: '',

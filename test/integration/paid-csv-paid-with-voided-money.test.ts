@@ -1,0 +1,252 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
+import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { createPaidCsvStory } from '../support/paid-csv-story.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// A finance reviewer found paid.csv counting the same money twice: a receipt paid (online, or by
+// hand), voided (a wrong tier), its jobs billed again on a new receipt, and that receipt marked paid
+// "with that money" as its admin page advises. Both lines carried the amount, so the file's
+// amount_received added up to twice what came in. The mark paid now records whose money paid the new
+// receipt, and its line carries no new money and names the voided receipt whose line has it.
+let db: TestDatabase;
+const clock = new Date('2025-09-05T03:00:00Z');
+let app: ReturnType<typeof buildTestApp>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  for (const username of ['alice', 'bob', 'carol', 'dave']) {
+    await buildUser(db.prisma, { username, password: `${username}-password` });
+  }
+  await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
+  app = buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok', ...DUMMY_PAYMENTS_ENV }, now: () => clock });
+});
+afterAll(() => db?.drop());
+
+const signIn = (username: string) => signInAs(app, username, `${username}-password`);
+const { billEverything, payOnline, paidCsv } = createPaidCsvStory(() => db);
+const september = 'start=2025-09-01&end=2025-09-30';
+
+/** The researcher's user is put on the gov tier (the tier the voided receipt should have had). */
+async function putOnGov(username: string) {
+  const gov = await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: 'gov' } });
+  await db.prisma.tierOverride.create({ data: { username, tierId: gov.id, createdBy: 'finance' } });
+}
+
+async function voidAsJson(admin: Agent, receiptId: number) {
+  const voided = await admin
+    .post(`/admin/receipts/${receiptId}/void`)
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(admin))
+    .send({ reason: 'billed at the wrong tier' });
+  expect(voided.status, voided.text).toBe(200);
+}
+
+async function markPaid(admin: Agent, receiptId: number, fields: Record<string, unknown>) {
+  return admin
+    .post(`/admin/receipts/${receiptId}/paid`)
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(admin))
+    .send({ method: 'internal_transfer', amount_received: await amountDueOf(db, receiptId), ...fields });
+}
+
+/** The sum of a file's amount_received, in minor units (THB has two decimals). */
+function receivedSum(rows: Record<string, string | undefined>[]) {
+  return rows.reduce((sum, row) => sum + Math.round(Number(row.amount_received || '0') * 100), 0);
+}
+
+describe('paid.csv when a voided receipt’s money pays the receipt that bills its jobs again', () => {
+  it('counts money paid online once: the new line carries none and names the voided receipt', async () => {
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-01T03:00:00Z', totalCpuSec: '7200', stepMemGbHours: '0' }]);
+    const alice = await signIn('alice');
+    const first = await billEverything(alice);
+    const payment = await payOnline(alice, first);
+    const admin = await signIn('finance');
+    await voidAsJson(admin, first);
+    await putOnGov('alice');
+    const again = await billEverything(alice);
+
+    const marked = await markPaid(admin, again, { paid_with_receipt: String(first) });
+    expect(marked.status, marked.text).toBe(200);
+    expect(marked.body.receipt).toMatchObject({ paidWithReceiptId: first, txRef: `receipt #${first}` });
+    expect(marked.body.message).toBe(
+      `Receipt #${again} marked paid on 2025-09-05 (internal transfer), 1.60 THB paid with the money of receipt #${first}, ` +
+        `voided: no new money, so paid.csv counts that money once, on receipt #${first}'s line.`,
+    );
+    // As the page says: the held payment is dismissed, its money being what paid the new receipt.
+    await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'dismissed', note: `its money paid receipt #${again}` })
+      .expect(200);
+
+    const { rows } = await paidCsv(admin, september);
+    expect(rows).toEqual([
+      expect.objectContaining({
+        receipt_id: String(first),
+        method: 'dummy',
+        total: '1.00',
+        amount_received: '1.00',
+        payment_id: String(payment.id),
+        void_reason: 'billed at the wrong tier',
+      }),
+      expect.objectContaining({
+        receipt_id: String(again),
+        method: 'internal_transfer',
+        tx_ref: `receipt #${first}`,
+        total: '1.60',
+        tier: 'gov',
+        amount_received: '0.00',
+        received_currency: 'THB',
+        payment_id: '',
+        voided_at: '',
+      }),
+    ]);
+    // One payment of 1.00 THB came in.
+    expect(receivedSum(rows)).toBe(100);
+
+    const stored = await db.prisma.receipt.findUniqueOrThrow({ where: { id: again } });
+    expect(stored).toMatchObject({ status: 'paid', paidWithReceiptId: first, txRef: `receipt #${first}` });
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'receipt.mark_paid', target: `receipt:${again}` },
+    });
+    expect(audit.details).toMatchObject({ paidWithReceipt: { receiptId: first, paymentId: payment.id } });
+  });
+
+  it('counts money paid by hand once, and refuses to spend the same money twice', async () => {
+    await buildJobs(db, [{ user: 'bob', end: '2025-09-02T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const bob = await signIn('bob');
+    const first = await billEverything(bob);
+    const admin = await signIn('finance');
+    const byHand = await markPaid(admin, first, { method: 'bank_transfer', tx_ref: 'BT-11' });
+    expect(byHand.status, byHand.text).toBe(200);
+    await voidAsJson(admin, first);
+    await putOnGov('bob');
+    const again = await billEverything(bob);
+    // The new receipt's page offers that money in its mark-paid form, as its notice says.
+    const page = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(page).toContain(
+      `it may pay for this receipt: mark this receipt paid with it (Paid with the money of: receipt #${first}); ` +
+        'marking this receipt paid with other money bills the researcher twice for the same jobs.',
+    );
+    expect(page).toContain(`<option value="${first}">receipt #${first}, voided (paid by hand)</option>`);
+    // Sent as the form sends it.
+    await admin
+      .post(`/admin/receipts/${again}/paid`)
+      .type('form')
+      .send({
+        method: 'internal_transfer',
+        amount_received: await amountDueOf(db, again),
+        tx_ref: '',
+        paid_on: '2025-09-05',
+        paid_with_receipt: String(first),
+        csrf_token: await csrfTokenOf(admin),
+      })
+      .expect(303);
+
+    const { rows } = await paidCsv(admin, september);
+    const bobs = rows.filter((row) => row.user === 'bob');
+    expect(bobs).toEqual([
+      expect.objectContaining({ receipt_id: String(first), tx_ref: 'BT-11', amount_received: '0.50' }),
+      expect.objectContaining({
+        receipt_id: String(again),
+        tx_ref: `receipt #${first}`,
+        total: '0.80',
+        amount_received: '0.00',
+        payment_id: '',
+      }),
+    ]);
+    expect(receivedSum(bobs)).toBe(50);
+
+    // The same money cannot pay a second receipt: bob's next one is refused, and nothing changes.
+    await buildJobs(db, [{ user: 'bob', end: '2025-09-03T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const next = await billEverything(bob);
+    const auditsBefore = await db.prisma.auditLog.count();
+    const twice = await markPaid(admin, next, { paid_with_receipt: first });
+    expect(twice.status, twice.text).toBe(409);
+    expect(twice.body.error).toBe(
+      `The money of receipt #${first} already paid receipt #${again}; it cannot pay receipt #${next} too. Nothing was changed.`,
+    );
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: next } })).toMatchObject({
+      status: 'pending',
+      paidAt: null,
+      paidWithReceiptId: null,
+    });
+    expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+  });
+
+  it('refuses money that is not a voided paid receipt of the same user, naming why, and changes nothing', async () => {
+    await buildJobs(db, [{ user: 'carol', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const carol = await signIn('carol');
+    const admin = await signIn('finance');
+    const carolsPaid = await billEverything(carol);
+    expect((await markPaid(admin, carolsPaid, { tx_ref: 'IT-1' })).status).toBe(200);
+    await buildJobs(db, [{ user: 'carol', end: '2025-09-02T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const pending = await billEverything(carol);
+    const alicesVoided = (await db.prisma.receipt.findFirstOrThrow({ where: { username: 'alice', status: 'void' } }))
+      .id;
+    const auditsBefore = await db.prisma.auditLog.count();
+    const cases: [Record<string, unknown>, number, string][] = [
+      [{ paid_with_receipt: '999999' }, 400, 'paid_with_receipt: there is no receipt #999999'],
+      [{ paid_with_receipt: 'abc' }, 400, 'paid_with_receipt: must be a whole number'],
+      [
+        { paid_with_receipt: alicesVoided },
+        400,
+        `paid_with_receipt: receipt #${alicesVoided} bills alice, not carol; its money cannot pay carol's receipt`,
+      ],
+      [{ paid_with_receipt: pending }, 400, `paid_with_receipt: receipt #${pending} is this receipt`],
+      [
+        { paid_with_receipt: carolsPaid },
+        400,
+        `paid_with_receipt: receipt #${carolsPaid} is paid, not void; only the money of a receipt voided after it was paid can pay another`,
+      ],
+      [
+        { paid_with_receipt: alicesVoided, tx_ref: 'payment #6' },
+        400,
+        `tx_ref: leave it empty when the receipt is paid with the money of receipt #${alicesVoided}: that receipt is the reference recorded`,
+      ],
+    ];
+    for (const [fields, status, error] of cases) {
+      const refused = await markPaid(admin, pending, fields);
+      expect(refused.status, refused.text).toBe(status);
+      expect(refused.body.error).toBe(error);
+    }
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: pending } })).toMatchObject({
+      status: 'pending',
+      paidWithReceiptId: null,
+    });
+    expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+  });
+
+  it('refuses the money of a voided receipt whose payment was refunded, and changes nothing', async () => {
+    await buildJobs(db, [{ user: 'dave', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const dave = await signIn('dave');
+    const first = await billEverything(dave);
+    const payment = await payOnline(dave, first);
+    const admin = await signIn('finance');
+    await voidAsJson(admin, first);
+    await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'refunded', note: 'refunded at the provider' })
+      .expect(200);
+    const again = await billEverything(dave);
+    const auditsBefore = await db.prisma.auditLog.count();
+    const refused = await markPaid(admin, again, { paid_with_receipt: first });
+    expect(refused.status, refused.text).toBe(409);
+    expect(refused.body.error).toBe(
+      `The money of receipt #${first} went back to the payer: payment #${payment.id} was refunded, so it cannot pay receipt #${again}. Nothing was changed.`,
+    );
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: again } })).toMatchObject({
+      status: 'pending',
+      paidWithReceiptId: null,
+    });
+    expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+  });
+});
