@@ -166,8 +166,9 @@ describe('production behind a TLS proxy named in TRUST_PROXY', () => {
     const app = buildTestApp(db, { env: { ...PRODUCTION, TRUST_PROXY: 'loopback' } });
     const { response } = await signIn(app, { 'X-Forwarded-Proto': 'https' });
     expect(response.status).toBe(302);
-    const cleared = setCookieOf(response, 'hb.csrf');
-    expect(cleared).toMatch(/^hb\.csrf=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
+    // Over https it is `__Host-hb.csrf` (docs/security.md), cleared under that name.
+    const cleared = setCookieOf(response, '__Host-hb.csrf');
+    expect(cleared).toMatch(/^__Host-hb\.csrf=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
     expect(cleared).toMatch(/; HttpOnly/);
     expect(cleared).toMatch(/; Secure/);
     expect(cleared).toMatch(/; SameSite=Lax/);
@@ -198,7 +199,8 @@ describe('production with REQUIRE_HTTPS=0 (a trial over plain HTTP)', () => {
   it('still marks both cookies Secure on a request that came over https through a trusted proxy', async () => {
     const app = buildTestApp(db, { env: { ...PRODUCTION, REQUIRE_HTTPS: '0', TRUST_PROXY: 'loopback' } });
     const { form, response } = await signIn(app, { 'X-Forwarded-Proto': 'https' });
-    expect(setCookieOf(form, 'hb.csrf')).toMatch(/; Secure/);
+    expect(setCookieOf(form, '__Host-hb.csrf')).toMatch(/; Secure/);
+    expect(setCookieOf(form, 'hb.csrf')).toBeUndefined();
     expect(response.status).toBe(302);
     expect(setCookieOf(response, 'hb.sid')).toMatch(/; Secure/);
   });
