@@ -109,13 +109,51 @@ describe('production behind https: the visitor CSRF cookie is __Host-hb.csrf', (
   });
 });
 
-describe('plain-HTTP development keeps hb.csrf', () => {
-  it('sets and clears hb.csrf, not Secure, and signs in with it', async () => {
+// The same sibling can plant a session cookie instead: the attacker's own, signed in, copied from
+// their own sign-in. Regenerating the session id at sign-in defeats a planted id that waits to be
+// signed in (fixation), not one that already is, and with it the victim needs no form at all.
+describe('production behind https: the session cookie is __Host-hb.sid', () => {
+  const app = () => buildTestApp(db, { env: PRODUCTION });
+
+  it('is set at sign-in with Secure, Path=/ and no Domain, and no hb.sid beside it', async () => {
+    const { response } = await signIn(app(), HTTPS);
+    expect(response.status).toBe(302);
+    expect(setCookieOf(response, '__Host-hb.sid')).toMatch(
+      /^__Host-hb\.sid=s%3A[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax$/,
+    );
+    expect(setCookieOf(response, 'hb.sid')).toBeUndefined();
+  });
+
+  it("does not take a planted hb.sid, the attacker's signed-in session, as anyone's session", async () => {
+    const application = app();
+    const { response } = await signIn(application, HTTPS);
+    const attackersSession = valueSetFor(response, ['__Host-hb.sid', 'hb.sid']);
+    const planted = await request(application)
+      .get('/admin')
+      .set('Accept', 'text/html')
+      .set(HTTPS)
+      .set('Cookie', `hb.sid=${attackersSession}`);
+    expect(planted.status).toBe(302);
+    expect(planted.headers.location).toBe('/login?next=%2Fadmin');
+    // The host's own cookie still opens the session.
+    await request(application)
+      .get('/admin')
+      .set('Accept', 'text/html')
+      .set(HTTPS)
+      .set('Cookie', `__Host-hb.sid=${attackersSession}`)
+      .expect(200);
+  });
+});
+
+describe('plain-HTTP development keeps hb.csrf and hb.sid', () => {
+  it('sets and clears hb.csrf, not Secure, and signs in with it into an hb.sid session', async () => {
     const app = buildTestApp(db);
     const { form, response } = await signIn(app, {});
     expect(setCookieOf(form, 'hb.csrf')).toMatch(/^hb\.csrf=s%3A[^;]+; Path=\/; HttpOnly; SameSite=Lax$/);
     expect(setCookieOf(form, '__Host-hb.csrf')).toBeUndefined();
     expect(response.status).toBe(302);
     expect(setCookieOf(response, 'hb.csrf')).toMatch(/^hb\.csrf=; Path=\/; Expires=[^;]+; HttpOnly; SameSite=Lax$/);
+    expect(setCookieOf(response, 'hb.sid')).toMatch(/^hb\.sid=s%3A[^;]+; Path=\/; HttpOnly; SameSite=Lax$/);
+    expect(setCookieOf(response, '__Host-hb.sid')).toBeUndefined();
   });
 });
