@@ -3,8 +3,27 @@ import cookieParser from 'cookie-parser';
 import csurf from 'csurf';
 import type { Request, RequestHandler, Response } from 'express';
 
-/** The signed cookie that holds a visitor's CSRF secret until they sign in. */
+/** The signed cookie that holds a visitor's CSRF secret until they sign in, where it is not Secure. */
 export const CSRF_COOKIE = 'hb.csrf';
+
+/**
+ * Its name where it is Secure. A browser takes a `__Host-` cookie only from the host itself, over
+ * https, with Secure, Path=/ and no Domain, so a page on a sibling subdomain (a campus web host)
+ * cannot plant one for the parent domain, as it could `hb.csrf` with its own secret and token,
+ * and sign the victim into the attacker's account (a same-site form post carries Lax cookies).
+ */
+export const SECURE_CSRF_COOKIE = '__Host-hb.csrf';
+
+/** The visitor cookie of a request, as the CSRF check named and flagged it; read again to clear it. */
+interface VisitorCookie {
+  name: string;
+  secure: boolean;
+}
+const visitorCookieOf = new WeakMap<Request, VisitorCookie>();
+const visitorCookieFor = (secure: boolean): VisitorCookie => ({
+  name: secure ? SECURE_CSRF_COOKIE : CSRF_COOKIE,
+  secure,
+});
 
 /** The CSRF token a request carries: its form's `csrf_token`, or a header; '' when it has none. */
 export function sentCsrfTokenOf(req: Request): string {
@@ -27,35 +46,40 @@ export function sentCsrfTokenOf(req: Request): string {
 export function createCsrfProtection(options: { secret: string; isSecureCookie: boolean }): RequestHandler {
   const value = sentCsrfTokenOf;
   const forSignedIn = csurf({ value });
-  const visitorCsrf = (secure: boolean) =>
-    csurf({
+  // Each reads only the cookie it sets: a Secure request never takes `hb.csrf`, which anyone on a
+  // sibling subdomain can set. No Domain, so the cookie is the host's alone either way.
+  const visitorCsrf = (cookie: VisitorCookie) => ({
+    cookie,
+    check: csurf({
       value,
-      cookie: { key: CSRF_COOKIE, signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/' },
-    });
-  const forSecureVisitor = visitorCsrf(true);
+      cookie: { key: cookie.name, signed: true, httpOnly: true, sameSite: 'lax', secure: cookie.secure, path: '/' },
+    }),
+  });
+  const forSecureVisitor = visitorCsrf(visitorCookieFor(true));
   // Only with REQUIRE_HTTPS off, and only for a request that did not come over https: csurf sets
   // its cookie with fixed options, and one set over TLS must never go back over plain HTTP.
-  const forPlainVisitor = options.isSecureCookie ? forSecureVisitor : visitorCsrf(false);
+  const forPlainVisitor = options.isSecureCookie ? forSecureVisitor : visitorCsrf(visitorCookieFor(false));
   // csurf signs and reads the visitor cookie through cookie-parser's req.secret and req.signedCookies.
   const parseCookies = cookieParser(options.secret);
   return (req, res, next) => {
     if (req.user) return forSignedIn(req, res, next);
     const forVisitor = req.secure ? forSecureVisitor : forPlainVisitor;
-    parseCookies(req, res, (error?: unknown) => (error ? next(error) : forVisitor(req, res, next)));
+    visitorCookieOf.set(req, forVisitor.cookie);
+    parseCookies(req, res, (error?: unknown) => (error ? next(error) : forVisitor.check(req, res, next)));
   };
 }
 
 /**
  * Gives a session that is being signed in a CSRF secret of its own, before its one save; the
  * visitor's cookie secret ends with the visit. csurf keeps a session's secret under
- * `csrfSecret`, 18 random bytes in base64url as here. The cookie is cleared with the flags it
- * was set with: a bare `hb.csrf=; Path=/` was the one Set-Cookie of a production sign-in without
- * Secure, HttpOnly and SameSite, which cookie audits flag. Secure as the cookie is set: on a
- * request that came over https (with REQUIRE_HTTPS on, a sign-in over plain HTTP is refused first).
+ * `csrfSecret`, 18 random bytes in base64url as here. The cookie is cleared under the name and
+ * with the flags the CSRF check of this request gave it: a bare `hb.csrf=; Path=/` was the one
+ * Set-Cookie of a production sign-in without Secure, HttpOnly and SameSite, which cookie audits flag.
  */
 export function giveSessionCsrfSecret(req: Request, res: Response): void {
   req.session.csrfSecret = randomBytes(18).toString('base64url');
-  res.clearCookie(CSRF_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: req.secure });
+  const cookie = visitorCookieOf.get(req) ?? visitorCookieFor(req.secure);
+  res.clearCookie(cookie.name, { path: '/', httpOnly: true, sameSite: 'lax', secure: cookie.secure });
 }
 
 /** True for the error csurf raises on a missing or wrong token. */

@@ -50,7 +50,17 @@ export interface SessionSettings {
   now: () => Date;
 }
 
+/** The session cookie where it is not Secure: plain-HTTP development, a REQUIRE_HTTPS=0 trial. */
 export const SESSION_COOKIE = 'hb.sid';
+
+/**
+ * Its name where it is Secure. A page on a sibling subdomain (a campus web host) could set `hb.sid`
+ * for the parent domain, holding the attacker's own signed-in session, and the victim was signed in
+ * as the attacker with no form at all: regenerating the id at sign-in stops a planted id that waits
+ * to be signed in, not one that already is. Browsers take a `__Host-` cookie only from the host
+ * itself, over https, with Secure, Path=/ and no Domain (docs/security.md, "Sessions").
+ */
+export const SECURE_SESSION_COOKIE = '__Host-hb.sid';
 
 // Writing lastSeenAt on every request would turn each page view into a session
 // UPDATE; it is written when it is this far behind: a minute, or a tenth of a short
@@ -71,26 +81,34 @@ export function hasSessionEndedOn(req: Request): boolean {
 
 /** Sessions in Postgres (shared by workers and replicas, kept across restarts). */
 export function createSessionMiddleware(pool: pg.Pool, settings: SessionSettings): RequestHandler {
-  return session({
-    name: SESSION_COOKIE,
-    secret: settings.secret,
-    // The row outlives its last write by the absolute limit, as it did while the cookie carried it;
-    // enforceSessionLifetime ends the session by both limits whatever the row's expiry.
-    store: new PostgresSessionStore(pool, { ttlSec: settings.absoluteSec }),
-    resave: false,
-    saveUninitialized: false,
-    rolling: false,
-    cookie: {
-      httpOnly: true,
-      sameSite: 'lax',
-      // 'auto': Secure whenever Express sees the request as https (req.secure), even with
-      // REQUIRE_HTTPS off, so a cookie set over TLS is never sent again over plain HTTP.
-      secure: settings.isSecureCookie ? true : 'auto',
-      // No maxAge: a browser-session cookie, gone when the browser closes. With an expiry, a
-      // session on a shared lab or library computer survived closing the browser, and the next
-      // person to open it was signed in. The server's limits (idle, absolute) hold either way.
-    },
-  });
+  // express-session reads and sets one cookie name, with one Secure flag: one for each, each
+  // reading only the cookie it sets. A store each: express-session gives its store the cookie
+  // options a regenerated session (every sign-in) gets, and a shared one took the last instance's.
+  const sessionWith = (name: string, secure: boolean) =>
+    session({
+      name,
+      secret: settings.secret,
+      // The row outlives its last write by the absolute limit, as it did while the cookie carried it;
+      // enforceSessionLifetime ends the session by both limits whatever the row's expiry.
+      store: new PostgresSessionStore(pool, { ttlSec: settings.absoluteSec }),
+      resave: false,
+      saveUninitialized: false,
+      rolling: false,
+      cookie: {
+        httpOnly: true,
+        sameSite: 'lax',
+        path: '/',
+        secure,
+        // No maxAge: a browser-session cookie, gone when the browser closes. With an expiry, a
+        // session on a shared lab or library computer survived closing the browser, and the next
+        // person to open it was signed in. The server's limits (idle, absolute) hold either way.
+      },
+    });
+  const forSecure = sessionWith(SECURE_SESSION_COOKIE, true);
+  // Only with REQUIRE_HTTPS off, and only for a request Express does not see as https (as
+  // express-session's secure: 'auto' decided): a cookie set over TLS must never go back over plain HTTP.
+  const forPlain = settings.isSecureCookie ? forSecure : sessionWith(SESSION_COOKIE, false);
+  return (req, res, next) => (req.secure ? forSecure : forPlain)(req, res, next);
 }
 
 /**

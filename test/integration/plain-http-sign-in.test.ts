@@ -75,6 +75,7 @@ describe('production over plain HTTP', () => {
     expect(response.status).toBe(403);
     expect(response.text).toContain(PLAIN_HTTP_WORDS);
     expect(response.text).toContain('value="ops"');
+    expect(setCookieOf(response, '__Host-hb.sid')).toBeUndefined();
     expect(setCookieOf(response, 'hb.sid')).toBeUndefined();
 
     // Nothing half-happened: no session row, no sign-in audited, not counted as a failure.
@@ -139,7 +140,7 @@ describe('production behind a TLS proxy named in TRUST_PROXY', () => {
     expect(form.text).not.toContain(PLAIN_HTTP_WORDS);
     expect(response.status).toBe(302);
     expect(response.headers.location).toBe('/admin');
-    expect(setCookieOf(response, 'hb.sid')).toMatch(/; Secure/);
+    expect(setCookieOf(response, '__Host-hb.sid')).toMatch(/; Secure/);
   });
 
   it('signs in over X-Forwarded-Proto: https with a Secure session cookie that opens /admin', async () => {
@@ -149,7 +150,7 @@ describe('production behind a TLS proxy named in TRUST_PROXY', () => {
     expect(form.text).not.toContain(PLAIN_HTTP_WORDS);
     expect(response.status).toBe(302);
     expect(response.headers.location).toBe('/admin');
-    expect(setCookieOf(response, 'hb.sid')).toMatch(/; Secure/);
+    expect(setCookieOf(response, '__Host-hb.sid')).toMatch(/; Secure/);
     const admin = await request(app)
       .get('/admin')
       .set('Accept', 'text/html')
@@ -166,8 +167,9 @@ describe('production behind a TLS proxy named in TRUST_PROXY', () => {
     const app = buildTestApp(db, { env: { ...PRODUCTION, TRUST_PROXY: 'loopback' } });
     const { response } = await signIn(app, { 'X-Forwarded-Proto': 'https' });
     expect(response.status).toBe(302);
-    const cleared = setCookieOf(response, 'hb.csrf');
-    expect(cleared).toMatch(/^hb\.csrf=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
+    // Over https it is `__Host-hb.csrf` (docs/security.md), cleared under that name.
+    const cleared = setCookieOf(response, '__Host-hb.csrf');
+    expect(cleared).toMatch(/^__Host-hb\.csrf=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
     expect(cleared).toMatch(/; HttpOnly/);
     expect(cleared).toMatch(/; Secure/);
     expect(cleared).toMatch(/; SameSite=Lax/);
@@ -193,14 +195,17 @@ describe('production with REQUIRE_HTTPS=0 (a trial over plain HTTP)', () => {
   });
 
   // REQUIRE_HTTPS=0 left in .env from the trial once a TLS proxy is in front: a request Express sees
-  // as https still gets Secure cookies, or the browser would send them over any plain-HTTP request
-  // to the host (the proxy's own redirect to https included), where anyone on the path reads them.
+  // as https still gets Secure cookies (named __Host-, docs/security.md), or the browser would send
+  // them over any plain-HTTP request to the host (the proxy's own redirect to https included), where
+  // anyone on the path reads them.
   it('still marks both cookies Secure on a request that came over https through a trusted proxy', async () => {
     const app = buildTestApp(db, { env: { ...PRODUCTION, REQUIRE_HTTPS: '0', TRUST_PROXY: 'loopback' } });
     const { form, response } = await signIn(app, { 'X-Forwarded-Proto': 'https' });
-    expect(setCookieOf(form, 'hb.csrf')).toMatch(/; Secure/);
+    expect(setCookieOf(form, '__Host-hb.csrf')).toMatch(/; Secure/);
+    expect(setCookieOf(form, 'hb.csrf')).toBeUndefined();
     expect(response.status).toBe(302);
-    expect(setCookieOf(response, 'hb.sid')).toMatch(/; Secure/);
+    expect(setCookieOf(response, '__Host-hb.sid')).toMatch(/; Secure/);
+    expect(setCookieOf(response, 'hb.sid')).toBeUndefined();
   });
 
   it("clears the visitor's CSRF cookie over plain HTTP as it was set there: HttpOnly and SameSite, not Secure", async () => {
