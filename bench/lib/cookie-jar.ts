@@ -1,8 +1,8 @@
 /**
  * The smallest cookie jar a virtual user needs: one origin, name -> value. It ignores
- * Secure, Domain and Path on purpose: the app in production marks `hb.sid` Secure while
- * the harness talks plain HTTP to loopback, and a browser behind the TLS proxy would
- * send it.
+ * Secure, Domain and Path on purpose: the app in production marks its session cookie
+ * (`__Host-hb.sid`) Secure while the harness talks plain HTTP to loopback, and a browser
+ * behind the TLS proxy would send it.
  */
 export class CookieJar {
   private readonly cookies = new Map<string, string>();
