@@ -41,7 +41,7 @@ export async function prepareDatabase(
   let demo: DemoSeedResult | undefined;
   try {
     throwIfStoppedDuringStartup(stopSignal);
-    await applyMigrations(databaseUrl, logger, { stopSignal });
+    await applyMigrations(databaseUrl, logger, { stopSignal, connectTimeoutMs: config.dbConnectTimeoutMs });
     throwIfStoppedDuringStartup(stopSignal);
     const db = openDatabase(databaseUrl, {
       poolMax: 2,

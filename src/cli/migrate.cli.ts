@@ -10,7 +10,7 @@ async function main() {
   if (!config.databaseUrl) throw missingDatabaseUrl('to run migrations');
   // The summary below is the result; a JSON line per migration (info) would only repeat it.
   const logger = createToolLogger(resultToolLogLevel(config.logLevel));
-  const applied = await applyMigrations(config.databaseUrl, logger);
+  const applied = await applyMigrations(config.databaseUrl, logger, { connectTimeoutMs: config.dbConnectTimeoutMs });
   console.log(
     applied.length === 0 ? 'Database is up to date.' : `Applied ${applied.length} migration(s): ${applied.join(', ')}`,
   );

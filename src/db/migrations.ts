@@ -4,6 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { DEFAULT_DB_CONNECT_TIMEOUT_MS } from '../config/config.schema.js';
 import type { Logger } from '../shared/logger.js';
 import { PROJECT_ROOT } from '../shared/paths.js';
 import { ADVISORY_LOCK_KEYS } from './advisory-locks.js';
@@ -22,6 +23,11 @@ export interface MigrationOptions {
   retryDelayMs?: number;
   /** How long in all a migration keeps trying for its locks before it fails. */
   maxWaitMs?: number;
+  /**
+   * How long opening a connection may take (DB_CONNECT_TIMEOUT_MS): without it, a host that takes
+   * the connection and never answers hung `db:migrate` for as long as the socket stayed open.
+   */
+  connectTimeoutMs?: number;
   /**
    * Aborted when the process is told to stop (SIGTERM, Ctrl-C): a migration that is applying
    * finishes (its transaction commits whole), one waiting for a lock rolls back, and no later one
@@ -68,9 +74,10 @@ export async function applyMigrations(
     lockTimeoutMs = 2_000,
     retryDelayMs = 1_000,
     maxWaitMs = 600_000,
+    connectTimeoutMs = DEFAULT_DB_CONNECT_TIMEOUT_MS,
     stopSignal,
   } = options;
-  const client = new pg.Client({ connectionString: databaseUrl });
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: connectTimeoutMs });
   await client.connect();
   try {
     // A statement_timeout set for the app's role or database (docs/operations.md) is sized for
@@ -80,7 +87,7 @@ export async function applyMigrations(
     await client.query('SET statement_timeout = 0');
     await client.query('SET lock_timeout = 0');
     // Several workers or replicas may start at once; one migrates, the rest wait.
-    await waitForMigrationLock(client, databaseUrl, stopSignal);
+    await waitForMigrationLock(client, databaseUrl, connectTimeoutMs, stopSignal);
     await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
       "id" VARCHAR(36) PRIMARY KEY,
       "checksum" VARCHAR(64) NOT NULL,
@@ -160,10 +167,15 @@ export async function applyMigrations(
  * the wait is cancelled (pg_cancel_backend, from a connection of its own: PostgreSQL does not notice
  * a client gone while it waits for a lock, and would hand the lock to it) and StoppedDuringStartup thrown.
  */
-async function waitForMigrationLock(client: pg.Client, databaseUrl: string, stopSignal: AbortSignal | undefined) {
+async function waitForMigrationLock(
+  client: pg.Client,
+  databaseUrl: string,
+  connectTimeoutMs: number,
+  stopSignal: AbortSignal | undefined,
+) {
   throwIfStoppedDuringStartup(stopSignal);
   const cancel = async () => {
-    const canceller = new pg.Client({ connectionString: databaseUrl });
+    const canceller = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: connectTimeoutMs });
     try {
       await canceller.connect();
       await canceller.query('SELECT pg_cancel_backend($1)', [(client as unknown as { processID: number }).processID]);

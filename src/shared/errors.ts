@@ -402,7 +402,9 @@ export function isPoolClosedByShutdown(error: unknown, depth = 0): boolean {
 
 // Errors that mean "the database cannot be reached right now", not "this request is wrong":
 // the socket (pg), PostgreSQL refusing connections (SQLSTATE class 08, 57P01-57P03, 53300),
-// no answer in time (DatabaseTimeoutError), and Prisma's and its pg adapter's names for the same.
+// no answer in time (DatabaseTimeoutError, and pg.Client's "timeout expired" for a connection its
+// connectionTimeoutMillis gave up on: a host that took it and never answered, as the start's wait
+// for the database meets it), and Prisma's and its pg adapter's names for the same.
 // So is a connection PostgreSQL refuses for DATABASE_URL itself: its database does not exist
 // (3D000: dropped, restored under another name, misspelt) or its role or password is refused
 // (class 28). Only opening a connection raises them; they were each request's "unhandled error"
@@ -426,7 +428,7 @@ const UNREACHABLE_ADAPTER_KINDS = new Set([
   'TooManyConnections',
 ]);
 const UNREACHABLE_MESSAGES =
-  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+  /^(Connection terminated|timeout exceeded when trying to connect|timeout expired$|Client has encountered a connection error)/;
 
 /** The database is down, restarting or out of connections; the request may work in a moment. */
 export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -23,7 +24,10 @@ async function withAdmin(work: (client: pg.Client) => Promise<unknown>): Promise
 beforeAll(() => withAdmin((client) => client.query(`CREATE DATABASE ${name}`)));
 afterAll(() => withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)));
 
-function runMigrate(args: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runMigrate(
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/migrate.cli.ts', ...args], {
     cwd: PROJECT_ROOT,
     env: {
@@ -33,8 +37,11 @@ function runMigrate(args: string[] = []): Promise<{ code: number | null; stdout:
       DATABASE_URL: withDatabase(inject('adminUrl'), name),
       SESSION_SECRET: 's'.repeat(40),
       AUDIT_CHAIN_KEY: 'k'.repeat(40),
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // A run that hangs is killed (code null) rather than left behind the test.
+    timeout: 30_000,
   });
   let stdout = '';
   let stderr = '';
@@ -75,4 +82,32 @@ describe('npm run db:migrate', () => {
     const again = await runMigrate();
     expect(again).toEqual({ code: 0, stdout: 'Database is up to date.\n', stderr: '' });
   }, 120_000);
+
+  // A host that takes the connection and never answers (a firewall dropping the handshake, a frozen
+  // PostgreSQL, another service on the port): db:migrate opened its connection with no timeout and
+  // hung for as long as the socket stayed open (minutes, in an upgrade's script), where every other
+  // tool gives up after DB_CONNECT_TIMEOUT_MS saying the database cannot be reached.
+  it('gives up on a database that never answers after DB_CONNECT_TIMEOUT_MS, saying so (exit 1)', async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    try {
+      const result = await runMigrate([], {
+        DATABASE_URL: `postgresql://billing:secret@127.0.0.1:${port}/billing`,
+        DB_CONNECT_TIMEOUT_MS: '500',
+      });
+      expect(result).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: 'The database cannot be reached (DATABASE_URL): timeout expired\n',
+      });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  }, 60_000);
 });

@@ -92,6 +92,41 @@ describe('a production start with its database not up yet', () => {
     expect(JSON.stringify(server.lines)).not.toContain('not-this-password');
   }, 120_000);
 
+  // A host that takes the connection and never answers (a firewall that drops the handshake, a
+  // PostgreSQL frozen mid-start, another service on the port) fails each attempt after
+  // DB_CONNECT_TIMEOUT_MS with pg's "timeout expired". That start used to fail at once, with
+  // "HPC Billing failed to start: timeout expired" alone: no wait, and no word of the database.
+  it('waits for a database that takes the connection and never answers, naming DATABASE_URL', async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    try {
+      const server = startServer({
+        ...PRODUCTION_ENV,
+        DATABASE_URL: `postgresql://billing:secret@127.0.0.1:${port}/billing`,
+        PORT: String(await findFreePort()),
+        DB_START_WAIT_SEC: '2',
+        DB_CONNECT_TIMEOUT_MS: '300',
+      });
+      expect(await server.exited).toBe(1);
+      const waits = server.lines.filter(isWaiting);
+      expect(waits.length).toBeGreaterThanOrEqual(1);
+      expect(waits[0]).toMatchObject({ level: 40, attempt: 1, err: 'timeout expired' });
+      expect(server.lines.find((line) => line.level === 60)).toMatchObject({
+        msg:
+          'HPC Billing failed to start: the database cannot be reached (DATABASE_URL): timeout expired' +
+          `, still after ${waits.length + 1} attempts in DB_START_WAIT_SEC (2 s)`,
+      });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  }, 120_000);
+
   it('fails at once, without waiting, for a server that answers but refuses the database', async () => {
     const missing = new URL(db.url);
     missing.pathname = '/no_such_database_here';

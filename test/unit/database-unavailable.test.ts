@@ -11,6 +11,9 @@ describe('isDatabaseUnavailable', () => {
     ],
     ['a connection cut mid-query (pg)', new Error('Connection terminated unexpectedly')],
     ['the pool waiting too long for a connection (pg)', new Error('timeout exceeded when trying to connect')],
+    // pg.Client's own connectionTimeoutMillis (a host that accepts and never answers, or drops the
+    // handshake): the start's wait for the database took it for a fault of another kind.
+    ['a connection that did not open within its timeout (pg.Client)', new Error('timeout expired')],
     ['PostgreSQL shutting down (57P01)', { code: '57P01', severity: 'FATAL' }],
     ['PostgreSQL starting up (57P03)', { code: '57P03', severity: 'FATAL' }],
     ['too many connections (53300)', { code: '53300', severity: 'FATAL' }],

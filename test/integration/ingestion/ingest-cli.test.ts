@@ -535,6 +535,48 @@ else {
     await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: before } } });
   });
 
+  // A service manager or a container that runs `npm run ingest` sends SIGTERM to npm alone (docker
+  // stop and Kubernetes signal PID 1; `kill` an operator types names one pid). npm passes it on to the
+  // shell that runs the script, and that shell, which had not exec'd node, died and left the backfill
+  // running on, orphaned: no result line, its sacct still running, the lock still held.
+  it('through npm: SIGTERM to npm stops the backfill itself, which says so, leaving nothing running', {
+    timeout: 90_000,
+  }, async () => {
+    const sacct = writePerDaySacct(path.join(dir, 'sigterm-npm', 'sacct-per-day.cjs'));
+    const before = await lastRunId();
+    const npm = spawnCollecting(
+      'npm',
+      ['run', '--silent', 'ingest', '--', '--from', '2026-08-01', '--to', '2026-08-05', '--force'],
+      ingestCliOptions({ SACCT_PATH: sacct.path, SACCT_TIMEOUT_MS: '600000' }),
+    );
+    let sacctPid: number | undefined;
+    let ingestPid: number | undefined;
+    try {
+      expect(await waitFor(() => sacct.calls().includes('2026-08-03 '), 60_000), npm.output()).toBe(true);
+      sacctPid = Number(/^2026-08-03 (\d+)$/m.exec(sacct.calls())?.[1]);
+      // sacct's parent is the CLI's node process, whatever runs it.
+      ingestPid = Number(readFileSync(`/proc/${sacctPid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
+      process.kill(npm.child.pid as number, 'SIGTERM');
+      await withHangGuard(npm.exited, 30_000, 'npm after its SIGTERM');
+      expect(await waitFor(() => !isRunning(ingestPid as number), 10_000), `ingest ${ingestPid} is still running`).toBe(
+        true,
+      );
+      expect(await waitFor(() => !isRunning(sacctPid as number), 10_000), `sacct ${sacctPid} is still running`).toBe(
+        true,
+      );
+    } finally {
+      npm.child.kill('SIGKILL');
+      for (const pid of [ingestPid, sacctPid]) if (pid && isRunning(pid)) process.kill(pid, 'SIGKILL');
+    }
+    expect(npm.stdout()).toMatch(
+      /^Backfill 2026-08-01 \.\. 2026-08-05 interrupted: .* Interrupted \(SIGTERM\): 2026-08-03 was stopped part way and is not done; run the same command again to continue\.\n$/,
+    );
+    const runs = await db.prisma.ingestionRun.findMany({ where: { id: { gt: before } }, orderBy: { id: 'asc' } });
+    expect(runs.map((run) => run.outcome)).toEqual(['success', 'success', 'failed']);
+    await db.prisma.slurmJob.deleteMany({ where: { jobId: { startsWith: '202608' } } });
+    await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: before } } });
+  });
+
   it('an incremental run (cron under a timeout, a systemd timer) is recorded failed and exits 143', {
     timeout: 60_000,
   }, async () => {
