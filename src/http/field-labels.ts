@@ -26,3 +26,16 @@ export function fieldLabelsOf(schema: z.ZodType): FieldLabels {
 export function refusedField(reason: string) {
   return z.undefined({ error: reason }).optional();
 }
+
+/**
+ * The audit log's names for a window, `from` and `to`, refused by name where `reader` (what reads
+ * its window from start and end: "this export reads its window") does not read them. Ignored as
+ * unknown fields, they showed or exported another window (the last 7 days, or every receipt) as the
+ * one asked for. One sentence for every page and export that refuses them, so they say it alike.
+ */
+export function refusedAuditWindow(reader: string) {
+  const refused = refusedField(
+    `is not read here: ${reader} from start and end; from and to are read by the audit log only`,
+  );
+  return { from: refused, to: refused };
+}

@@ -102,6 +102,20 @@ export class ReversedWindowError extends BadRequestError {
   }
 }
 
+/**
+ * A From alone after today: From up to today would be a reversed window, and the From to the
+ * future an empty one that reads as "no usage" (or "no receipts") when none can have happened yet.
+ * `label` is the From as the form names it ("Created from" on the billing page's receipt filters).
+ */
+export class StartAfterTodayError extends BadRequestError {
+  constructor(start: string, today: string, label = 'From') {
+    super(
+      `${label} (${start}) is after today (${today}), so nothing has happened since then yet. Pick a ${label} on or before today.`,
+      { field: 'start' },
+    );
+  }
+}
+
 export class UnauthorizedError extends AppError {
   constructor(message = 'Sign in to continue.') {
     super(401, message);

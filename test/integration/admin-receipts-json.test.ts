@@ -152,6 +152,29 @@ describe('GET /admin/receipts for a JSON client', () => {
     expect((await getJson('/admin/receipts?start=2000-01-01&end=2000-01-31').expect(200)).body.count).toBe(0);
   });
 
+  it('refuses a Created from alone after today, as paid.csv refuses a From after today, instead of "No receipts match."', async () => {
+    // From alone reads up to today; after today it listed nothing, which read as "nothing was billed".
+    const paidCsv = await getJson('/admin/paid.csv?start=2999-12-31').expect(400);
+    const today = /is after today \((\d{4}-\d{2}-\d{2})\)/.exec(paidCsv.body.error)?.[1] ?? '';
+    expect(paidCsv.body.error).toBe(
+      `From (2999-12-31) is after today (${today}), so nothing has happened since then yet. Pick a From on or before today.`,
+    );
+    const said = paidCsv.body.error.replaceAll('From', 'Created from');
+    const refused = await getJson('/admin/receipts?start=2999-12-31').expect(400);
+    expect(refused.body).toEqual({ error: said, code: 400 });
+    const page = await admin.get('/admin/receipts?status=paid&start=2999-12-31').set('Accept', 'text/html').expect(400);
+    expect(page.text).toContain(said);
+    expect(page.text).not.toContain('No receipts match.');
+    // The filters typed stay in the form.
+    expect(page.text).toMatch(/<option value="paid" selected>/);
+    for (const accept of ['text/html', 'application/json']) {
+      await admin.head('/admin/receipts?start=2999-12-31').set('Accept', accept).expect(400);
+    }
+    // Today, or a window with both ends (as paid.csv takes one), is still listed.
+    expect((await getJson(`/admin/receipts?start=${today}`).expect(200)).body.count).toBeGreaterThanOrEqual(0);
+    expect((await getJson('/admin/receipts?start=2999-12-01&end=2999-12-31').expect(200)).body.count).toBe(0);
+  });
+
   it('still gives a browser the page, and a researcher asking for JSON no one else’s receipts', async () => {
     await expectPageForBrowsersAndNoJsonForResearchers(admin, pending.agent, '/admin/receipts');
   });

@@ -931,6 +931,41 @@ describe('resolving a payment held for review', () => {
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: second.receiptId } })).status).toBe('paid');
   });
 
+  it('tells an admin resolving an already resolved payment so (409) before judging the form, and changes nothing', async () => {
+    // The note was checked first: a second admin's short note, or no outcome, was answered 400 about
+    // the form, and a corrected form then 409. The payment's state is the real reason, so it comes first.
+    const admin = await signInAdmin(app);
+    const { receiptId, payment } = await heldPayment();
+    await resolve(admin, payment.id, { outcome: 'dismissed', note: 'Settled by bank transfer outside the app.' }).then(
+      (response) => expect(response.status).toBe(303),
+    );
+    const resolvedOnce = await snapshotOf(receiptId);
+    for (const body of [{ outcome: 'refunded', note: 'ok' }, { note: 'x'.repeat(1001) }, {}]) {
+      const page = await resolve(admin, payment.id, body);
+      expect(page.status, JSON.stringify(body)).toBe(409);
+      expect(page.text).toContain(
+        `<div class="alert error" role="alert">Payment #${payment.id} was already resolved (dismissed)`,
+      );
+      expect(page.text).not.toContain('Note: must');
+    }
+    const json = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRF-Token', await csrfTokenOf(admin))
+      .send({ outcome: 'refunded', note: 'ok' });
+    expect(json.status).toBe(409);
+    expect(json.body.error).toMatch(new RegExp(`^Payment #${payment.id} was already resolved \\(dismissed\\) by `));
+    expect(await snapshotOf(receiptId)).toEqual(resolvedOnce);
+
+    // A payment held for review is still told about its note first, and left held.
+    const held = await heldPayment();
+    const before = await snapshotOf(held.receiptId);
+    const short = await resolve(admin, held.payment.id, { outcome: 'refunded', note: 'ok' });
+    expect(short.status).toBe(400);
+    expect(short.text).toContain('Note: must say what was done');
+    expect(await snapshotOf(held.receiptId)).toEqual(before);
+  });
+
   /** The ids of `field`'s controls in payment `id`'s form: the note, or each outcome's radio button. */
   const controlsOf = (id: number, field: 'note' | 'outcome') =>
     field === 'note'

@@ -769,6 +769,11 @@ export async function findReceiptIdOf(db: Client, id: number): Promise<number | 
   return payment?.receiptId ?? null;
 }
 
+/** The payment, read without a lock (what a form about it is checked against first); null when there is none. */
+export function findById(db: Client, id: number): Promise<PaymentRow | null> {
+  return db.payment.findUnique({ where: { id }, select: SELECT_PAYMENT });
+}
+
 /** Locks the payment row for the rest of the transaction, so one admin at a time resolves it. */
 export async function lockById(tx: Tx, id: number): Promise<PaymentRow | null> {
   const rows = await tx.$queryRaw<Array<{ id: number }>>`SELECT id FROM payments WHERE id = ${id} FOR UPDATE`;

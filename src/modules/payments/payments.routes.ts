@@ -454,6 +454,8 @@ export function paymentRoutes(deps: {
     const id = parseInput(ZPaymentId, req.params.id, 'payment id');
     let result: Awaited<ReturnType<typeof payments.resolveReview>>;
     try {
+      // The payment's state first (resolved already, not held, not there), then the form.
+      await payments.checkResolvable(id);
       const input = parseInput(ZResolveReview, req.body);
       result = await payments.resolveReview(auditContextOf(req), id, input);
     } catch (error) {

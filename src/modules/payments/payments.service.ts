@@ -1912,6 +1912,38 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * Refuses a resolution that the payment's state decides, whatever the form says: no such payment
+   * (404), resolved already or never held (409).
+   */
+  function refuseUnlessHeld(
+    paymentId: number,
+    payment: paymentsRepository.PaymentRow | null,
+  ): asserts payment is paymentsRepository.PaymentRow {
+    if (!payment) throw notFoundById('Payment', paymentId);
+    if (payment.status === 'resolved') {
+      throw new ConflictError(
+        `Payment #${paymentId} was already resolved (${payment.reviewOutcome}) by ${payment.reviewedBy} on ` +
+          `${payment.reviewedAt ? formatLocalDateTime(payment.reviewedAt, deps.timeZone) : 'an unknown date'}; ` +
+          'nothing was changed.',
+      );
+    }
+    if (payment.status !== 'needs_review') {
+      throw new ConflictError(
+        `Payment #${paymentId} is ${payment.status}, not held for review; there is nothing to resolve.`,
+      );
+    }
+  }
+
+  /**
+   * Before its form is read: a payment resolved already (a second admin, another tab) is told so
+   * (409), not that the note is too short, which led the admin to correct a note for a 409. Read
+   * without a lock; resolveReview checks again under it.
+   */
+  async function checkResolvable(paymentId: number): Promise<void> {
+    refuseUnlessHeld(paymentId, await paymentsRepository.findById(prisma, paymentId));
+  }
+
+  /**
    * Closes a review: the admin says what was done with the money (accepted for the receipt,
    * refunded at the provider, or handled otherwise) and why. The payment row is locked, so a
    * double submit or a second admin waits and then finds it resolved (409, nothing written).
@@ -1931,19 +1963,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         if (receiptId !== null) await paymentsRepository.lockHeldPayments(tx, receiptId);
       }
       const payment = await paymentsRepository.lockById(tx, paymentId);
-      if (!payment) throw notFoundById('Payment', paymentId);
-      if (payment.status === 'resolved') {
-        throw new ConflictError(
-          `Payment #${paymentId} was already resolved (${payment.reviewOutcome}) by ${payment.reviewedBy} on ` +
-            `${payment.reviewedAt ? formatLocalDateTime(payment.reviewedAt, deps.timeZone) : 'an unknown date'}; ` +
-            'nothing was changed.',
-        );
-      }
-      if (payment.status !== 'needs_review') {
-        throw new ConflictError(
-          `Payment #${paymentId} is ${payment.status}, not held for review; there is nothing to resolve.`,
-        );
-      }
+      refuseUnlessHeld(paymentId, payment);
       if (payment.holdsPaidReceipt && input.outcome !== 'accepted') {
         // Its receipt is paid from it: any other outcome would leave a paid receipt that no money pays.
         const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);
@@ -2190,6 +2210,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     completeDummyCheckout,
     listForAdmin,
     checkAdminPage,
+    checkResolvable,
     resolveReview,
     settleRefusedClaim,
   };

@@ -1,6 +1,6 @@
 import { Prisma } from '@prisma/client';
 import { z } from 'zod';
-import { labelFields, refusedField } from '../../http/field-labels.js';
+import { labelFields, refusedAuditWindow } from '../../http/field-labels.js';
 import { JsonNumberText } from '../../http/lossless-json.js';
 import { strictBody } from '../../http/strict-body.js';
 import { ZLocalDate, ZOptionalLocalDate } from '../../shared/local-date.js';
@@ -153,15 +153,12 @@ export const ZMonthEndRunId = labelFields(zWholeNumber(1, MAX_INT4), {
  * as unknown fields, /admin/receipts?from=2026-11-01&to=2026-11-30 listed every receipt, with all-time
  * totals, as the exports did before they refused them (usage.schema.ts).
  */
-const ZAuditWindowKey = refusedField(
-  'is not read here: the billing page reads its creation window from start and end; from and to are read by the audit log only',
-);
+const AUDIT_WINDOW_KEYS = refusedAuditWindow('the billing page reads its creation window');
 
 /** Admin billing list filters. */
 export const ZReceiptFilter = labelFields(
   z.object({
-    from: ZAuditWindowKey,
-    to: ZAuditWindowKey,
+    ...AUDIT_WINDOW_KEYS,
     status: z
       .enum(['pending', 'paid', 'void'])
       .optional()

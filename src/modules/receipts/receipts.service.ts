@@ -14,6 +14,7 @@ import {
   notFoundById,
   ReversedWindowError,
   ServiceUnavailableError,
+  StartAfterTodayError,
 } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
@@ -1912,6 +1913,12 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // totals would read as "nothing was billed" rather than "these dates are the wrong way round".
     if (filter.start && filter.end && filter.start > filter.end) {
       throw new ReversedWindowError(filter.start, filter.end, { labels: RECEIPT_FIELD_LABELS });
+    }
+    // Created from alone reads up to today, as paid.csv's From does: after today it listed no receipt,
+    // "No receipts match." where paid.csv says why.
+    const today = toLocalDate(now(), config.timeZone);
+    if (filter.start && !filter.end && filter.start > today) {
+      throw new StartAfterTodayError(filter.start, today, RECEIPT_FIELD_LABELS.start);
     }
     // A run that does not exist is a 404, not an empty list that reads as "it made no receipts".
     if (filter.run !== undefined && !(await monthEndRunsRepository.findRun(db, filter.run))) {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { labelFields, refusedField } from '../../http/field-labels.js';
+import { labelFields, refusedAuditWindow } from '../../http/field-labels.js';
 import { ZOptionalLocalDate } from '../../shared/local-date.js';
 import { ZPageNumber } from '../../shared/whole-number.js';
 import { SORT_COLUMNS, type SortColumn } from './usage.repository.js';
@@ -23,14 +23,17 @@ export const ZWindowQuery = labelFields(
 export type TWindowQuery = z.infer<typeof ZWindowQuery>;
 
 /**
- * The audit log's names for a window, which the other exports do not read: refused by name. Ignored
- * as any unknown query field is, paid.csv?from=2026-03-01&to=2026-03-31 exported the last 7 days, and
+ * The audit log's names for a window, which the exports do not read: refused by name. Ignored as any
+ * unknown query field is, paid.csv?from=2026-03-01&to=2026-03-31 exported the last 7 days, and
  * finance reconciled a period against the bank from another period's lines.
  */
-const ZAuditWindowKey = refusedField(
-  'is not read here: this export reads its window from start and end; from and to are read by the audit log only',
-);
-const AUDIT_WINDOW_KEYS = { from: ZAuditWindowKey, to: ZAuditWindowKey };
+const AUDIT_WINDOW_KEYS = refusedAuditWindow('this export reads its window');
+
+/**
+ * The same names on the usage pages (My usage, Usage across users), refused in the same words:
+ * /admin/usage?from=2026-12-01&to=2026-12-02 showed the last 7 days as if they were those two.
+ */
+const PAGE_AUDIT_WINDOW_KEYS = refusedAuditWindow('this page reads its window');
 
 /** GET /me.csv, /admin/my.csv and /admin/paid.csv: the window (their `bom` is read by csvExports). */
 export const ZWindowExportQuery = labelFields(ZWindowQuery.extend(AUDIT_WINDOW_KEYS), WINDOW_FIELD_LABELS);
@@ -54,6 +57,7 @@ const USAGE_VIEWS = Object.keys(USAGE_VIEW_TABS) as [keyof typeof USAGE_VIEW_TAB
 /** GET /me. */
 export const ZUsageQuery = labelFields(
   ZWindowQuery.extend({
+    ...PAGE_AUDIT_WINDOW_KEYS,
     // A tab's name typed in (view=Per day) was told "one of detail, aggregate, billed", words the page never shows.
     view: z
       .enum(USAGE_VIEWS, {
@@ -74,9 +78,10 @@ export const ZUsageQuery = labelFields(
 );
 export type TUsageQuery = z.infer<typeof ZUsageQuery>;
 
-/** GET /admin/usage and /admin/usage.csv. */
+/** GET /admin/usage (its export extends it with the exports' words for from and to). */
 export const ZAdminUsageQuery = labelFields(
   ZWindowQuery.extend({
+    ...PAGE_AUDIT_WINDOW_KEYS,
     user: optionalText(64),
     account: optionalText(64),
     partition: optionalText(64),

@@ -4,7 +4,7 @@ import type { Database } from '../../db/database.js';
 import { escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
-import { BadRequestError, NotFoundError, ReversedWindowError } from '../../shared/errors.js';
+import { BadRequestError, NotFoundError, ReversedWindowError, StartAfterTodayError } from '../../shared/errors.js';
 import {
   addLocalDays,
   daysBetween,
@@ -69,19 +69,6 @@ export class WindowTooLongForPageError extends BadRequestError {
       { field: options.toToday ? 'start' : 'end' },
     );
     this.typed = options.toToday ? { start: window.start } : window;
-  }
-}
-
-/**
- * A From alone after today: From up to today would be a reversed window, and the From to the
- * future an empty one that reads as "no usage" when none can have happened yet.
- */
-export class StartAfterTodayError extends BadRequestError {
-  constructor(start: string, today: string) {
-    super(
-      `From (${start}) is after today (${today}), so nothing has happened since then yet. Pick a From on or before today.`,
-      { field: 'start' },
-    );
   }
 }
 
