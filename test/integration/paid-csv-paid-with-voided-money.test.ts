@@ -19,7 +19,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['alice', 'bob', 'carol', 'dave']) {
+  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gus', 'hal']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -163,8 +163,9 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
     ]);
     expect(receivedSum(bobs)).toBe(50);
 
-    // The same money cannot pay a second receipt: bob's next one is refused, and nothing changes.
-    await buildJobs(db, [{ user: 'bob', end: '2025-09-03T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    // The same money cannot pay a second receipt: voided in turn, the receipt it paid has its jobs
+    // billed a third time, and that receipt is refused the first one's money; nothing changes.
+    await voidAsJson(admin, again);
     const next = await billEverything(bob);
     const auditsBefore = await db.prisma.auditLog.count();
     const twice = await markPaid(admin, next, { paid_with_receipt: first });
@@ -247,6 +248,36 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
       status: 'pending',
       paidWithReceiptId: null,
     });
+    expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+  });
+
+  it('refuses the money of a voided receipt that billed none of this receipt’s jobs, and changes nothing', async () => {
+    // erin's first job: billed, paid by hand, voided, billed again and paid with new money.
+    await buildJobs(db, [{ user: 'erin', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const erin = await signIn('erin');
+    const admin = await signIn('finance');
+    const first = await billEverything(erin);
+    expect((await markPaid(admin, first, { method: 'bank_transfer', tx_ref: 'BT-21' })).status).toBe(200);
+    await voidAsJson(admin, first);
+    const again = await billEverything(erin);
+    expect((await markPaid(admin, again, { tx_ref: 'IT-21' })).status).toBe(200);
+    // Her next job is on a receipt of its own: the voided receipt's money never paid for it.
+    await buildJobs(db, [{ user: 'erin', end: '2025-09-02T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const other = await billEverything(erin);
+    const auditsBefore = await db.prisma.auditLog.count();
+    const refused = await markPaid(admin, other, { paid_with_receipt: first });
+    expect(refused.status, refused.text).toBe(400);
+    expect(refused.body.error).toBe(
+      `paid_with_receipt: receipt #${first} billed none of this receipt's jobs; only the money of a voided receipt ` +
+        'that billed some of them (its notice above names it) can pay it',
+    );
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: other } })).toMatchObject({
+      status: 'pending',
+      paidAt: null,
+      txRef: null,
+      paidWithReceiptId: null,
+    });
+    expect(await db.prisma.receipt.count({ where: { paidWithReceiptId: first } })).toBe(0);
     expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
   });
 });

@@ -911,6 +911,21 @@ export async function lockReceiptWhoseMoneyPays(tx: Prisma.TransactionClient, re
 }
 
 /**
+ * Whether (void) receipt `voidedId` billed some of the jobs receipt `receiptId` bills (live): the
+ * receipts a pending receipt's notices name as money that may already pay for its jobs
+ * (findVoidedPaidReceiptsOfSameJobs, findHeldPaymentForSameJobs) are those.
+ */
+export async function billsJobsOf(tx: Prisma.TransactionClient, receiptId: number, voidedId: number): Promise<boolean> {
+  const rows = await tx.$queryRaw<Array<{ found: number }>>`
+    SELECT 1 AS found
+      FROM receipt_items voided
+      JOIN receipt_items here ON here.cluster = voided.cluster AND here.job_key = voided.job_key
+     WHERE voided.receipt_id = ${voidedId} AND here.receipt_id = ${receiptId} AND NOT here.is_voided
+     LIMIT 1`;
+  return rows.length > 0;
+}
+
+/**
  * A receipt whose money may pay another, as a mark paid "with that money" judges it: its user and
  * status, whether it was paid (a void keeps paid_at), the receipt its money already paid, and the
  * online payment its method and reference name (as paid.csv finds it), if it was paid online.
