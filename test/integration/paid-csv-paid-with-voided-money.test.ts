@@ -280,4 +280,43 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
     expect(await db.prisma.receipt.count({ where: { paidWithReceiptId: first } })).toBe(0);
     expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
   });
+
+  it('refuses to resolve as refunded the payment whose money paid the receipt billing its jobs again, and changes nothing', async () => {
+    await buildJobs(db, [{ user: 'fay', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const fay = await signIn('fay');
+    const first = await billEverything(fay);
+    const payment = await payOnline(fay, first);
+    const admin = await signIn('finance');
+    await voidAsJson(admin, first);
+    const again = await billEverything(fay);
+    expect((await markPaid(admin, again, { paid_with_receipt: first })).status).toBe(200);
+    const resolveAs = async (outcome: string) =>
+      admin
+        .post(`/admin/payments/${payment.id}/resolve`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(admin))
+        .send({ outcome, note: 'refunded at the provider' });
+
+    const auditsBefore = await db.prisma.auditLog.count();
+    const refused = await resolveAs('refunded');
+    expect(refused.status, refused.text).toBe(409);
+    expect(refused.body.error).toBe(
+      `The money of payment #${payment.id} (receipt #${first}, voided) paid receipt #${again}: it was marked paid ` +
+        `with it. To refund it, void receipt #${again} first; nothing was changed.`,
+    );
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      reviewOutcome: null,
+    });
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: again } })).toMatchObject({
+      status: 'paid',
+      paidWithReceiptId: first,
+    });
+    expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+
+    // Done as it says: with that receipt voided, the money pays nothing and can go back.
+    await voidAsJson(admin, again);
+    const refunded = await resolveAs('refunded');
+    expect(refunded.status, refunded.text).toBe(200);
+  });
 });

@@ -926,6 +926,27 @@ export async function billsJobsOf(tx: Prisma.TransactionClient, receiptId: numbe
 }
 
 /**
+ * The receipts the money of (void) receipt `receiptId` paid since, in the order it passed on: the one
+ * marked paid with it, then, if that one was voided in turn, the one marked paid with its money, and
+ * so on. Empty when its money paid no receipt. The last one is where the money is now (spent, unless
+ * it is void too).
+ */
+export async function findReceiptsPaidWithMoneyOf(
+  tx: Prisma.TransactionClient,
+  receiptId: number,
+): Promise<Array<{ id: number; status: ReceiptStatus }>> {
+  return tx.$queryRaw<Array<{ id: number; status: ReceiptStatus }>>`
+    WITH RECURSIVE chain AS (
+      SELECT r.id, r.status, 1 AS depth FROM receipts r WHERE r.paid_with_receipt_id = ${receiptId}
+      UNION ALL
+      SELECT r.id, r.status, chain.depth + 1
+        FROM receipts r JOIN chain ON r.paid_with_receipt_id = chain.id
+       WHERE chain.status = 'void' AND chain.depth < 100
+    )
+    SELECT id, status::text AS status FROM chain ORDER BY depth`;
+}
+
+/**
  * A receipt whose money may pay another, as a mark paid "with that money" judges it: its user and
  * status, whether it was paid (a void keeps paid_at), the receipt its money already paid, and the
  * online payment its method and reference name (as paid.csv finds it), if it was paid online.
