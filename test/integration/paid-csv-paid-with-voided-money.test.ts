@@ -319,4 +319,40 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
     const refunded = await resolveAs('refunded');
     expect(refunded.status, refunded.text).toBe(200);
   });
+
+  it('shows the admin and the researcher whose money paid the receipt, on its page and in its JSON', async () => {
+    await buildJobs(db, [{ user: 'gus', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const gus = await signIn('gus');
+    const admin = await signIn('finance');
+    const first = await billEverything(gus);
+    expect((await markPaid(admin, first, { method: 'bank_transfer', tx_ref: 'BT-31' })).status).toBe(200);
+    await voidAsJson(admin, first);
+    const again = await billEverything(gus);
+    expect((await markPaid(admin, again, { paid_with_receipt: first })).status).toBe(200);
+
+    const adminJson = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'application/json').expect(200)).body;
+    expect(adminJson.receipt).toMatchObject({
+      txRef: `receipt #${first}`,
+      paidWithReceipt: { id: first, url: `/admin/receipts/${first}` },
+    });
+    const ownJson = (await gus.get(`/me/receipts/${again}`).set('Accept', 'application/json').expect(200)).body;
+    expect(ownJson.receipt.paidWithReceipt).toEqual({ id: first, url: `/me/receipts/${first}` });
+    // New money: none.
+    const firstJson = (await gus.get(`/me/receipts/${first}`).set('Accept', 'application/json').expect(200)).body;
+    expect(firstJson.receipt.paidWithReceipt).toBeNull();
+
+    const paidLine = (html: string) => /<dt>Paid on<\/dt><dd>(.*?)<\/dd>/.exec(html)?.[1];
+    const ownPage = (await gus.get(`/me/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(paidLine(ownPage)).toBe(
+      `<span class="nowrap">2025-09-05</span> · internal transfer · with the money of receipt <a href="/me/receipts/${first}">#${first}</a> (voided)`,
+    );
+    const adminPage = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(paidLine(adminPage)).toBe(
+      `<span class="nowrap">2025-09-05</span> · internal transfer · with the money of receipt <a href="/admin/receipts/${first}">#${first}</a> (voided)`,
+    );
+    // A receipt paid with new money keeps its reference.
+    expect(paidLine((await gus.get(`/me/receipts/${first}`).set('Accept', 'text/html').expect(200)).text)).toBe(
+      '<span class="nowrap">2025-09-05</span> · bank transfer · ref BT-31',
+    );
+  });
 });

@@ -327,6 +327,8 @@ const RECEIPT_SELECT = {
   voidedAt: true,
   voidedBy: true,
   createdAt: true,
+  // The voided receipt whose money paid it, when an admin marked it paid so: its page and JSON name it.
+  paidWithReceiptId: true,
 } as const satisfies Prisma.ReceiptSelect;
 
 export type ReceiptRow = Prisma.ReceiptGetPayload<{ select: typeof RECEIPT_SELECT }> & {
