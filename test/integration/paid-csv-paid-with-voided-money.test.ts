@@ -19,7 +19,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gus', 'hal']) {
+  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gus', 'hal', 'ian', 'jon']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -354,5 +354,114 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
     expect(paidLine((await gus.get(`/me/receipts/${first}`).set('Accept', 'text/html').expect(200)).text)).toBe(
       '<span class="nowrap">2025-09-05</span> · bank transfer · ref BT-31',
     );
+  });
+
+  describe('when the receipt paid with that money is voided in turn and the jobs billed a third time', () => {
+    const resolvePayment = async (admin: Agent, paymentId: number, outcome: string, note: string) =>
+      admin
+        .post(`/admin/payments/${paymentId}/resolve`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(admin))
+        .send({ outcome, note });
+
+    it('lets the third receipt be paid with the second’s money, and paid.csv still counts the money once', async () => {
+      await buildJobs(db, [{ user: 'hal', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+      const hal = await signIn('hal');
+      const admin = await signIn('finance');
+      const first = await billEverything(hal);
+      const payment = await payOnline(hal, first);
+      await voidAsJson(admin, first);
+      const second = await billEverything(hal);
+      expect((await markPaid(admin, second, { paid_with_receipt: first })).status).toBe(200);
+      expect((await resolvePayment(admin, payment.id, 'dismissed', `its money paid receipt #${second}`)).status).toBe(
+        200,
+      );
+      await voidAsJson(admin, second);
+      const third = await billEverything(hal);
+      const page = (await admin.get(`/admin/receipts/${third}`).set('Accept', 'text/html').expect(200)).text;
+      expect(page).toContain(`<option value="${second}">receipt #${second}, voided (paid by hand)</option>`);
+      const marked = await markPaid(admin, third, { paid_with_receipt: second });
+      expect(marked.status, marked.text).toBe(200);
+      expect(marked.body.receipt).toMatchObject({ paidWithReceiptId: second, txRef: `receipt #${second}` });
+      // The money is still the first receipt's online payment.
+      const audit = await db.prisma.auditLog.findFirstOrThrow({
+        where: { action: 'receipt.mark_paid', target: `receipt:${third}` },
+      });
+      expect(audit.details).toMatchObject({ paidWithReceipt: { receiptId: second, paymentId: payment.id } });
+
+      const { rows } = await paidCsv(admin, september);
+      const hals = rows.filter((row) => row.user === 'hal');
+      expect(hals).toEqual([
+        expect.objectContaining({ receipt_id: String(first), amount_received: '0.50', payment_id: String(payment.id) }),
+        expect.objectContaining({
+          receipt_id: String(second),
+          tx_ref: `receipt #${first}`,
+          amount_received: '0.00',
+          void_reason: 'billed at the wrong tier',
+        }),
+        expect.objectContaining({
+          receipt_id: String(third),
+          tx_ref: `receipt #${second}`,
+          amount_received: '0.00',
+          voided_at: '',
+        }),
+      ]);
+      // One payment of 0.50 THB came in.
+      expect(receivedSum(hals)).toBe(50);
+      // And it cannot be refunded while the third receipt is paid with it.
+      const auditsBefore = await db.prisma.auditLog.count();
+      expect((await resolvePayment(admin, payment.id, 'refunded', 'refunded at the provider')).status).toBe(409);
+      expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+    });
+
+    it('refuses the second receipt’s money once the first receipt’s payment went back, and changes nothing', async () => {
+      await buildJobs(db, [{ user: 'ian', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+      const ian = await signIn('ian');
+      const admin = await signIn('finance');
+      const first = await billEverything(ian);
+      const payment = await payOnline(ian, first);
+      await voidAsJson(admin, first);
+      const second = await billEverything(ian);
+      expect((await markPaid(admin, second, { paid_with_receipt: first })).status).toBe(200);
+      await voidAsJson(admin, second);
+      // Paying nothing now, the money goes back to the payer.
+      expect((await resolvePayment(admin, payment.id, 'refunded', 'refunded at the provider')).status).toBe(200);
+      const third = await billEverything(ian);
+      const auditsBefore = await db.prisma.auditLog.count();
+      const refused = await markPaid(admin, third, { paid_with_receipt: second });
+      expect(refused.status, refused.text).toBe(409);
+      expect(refused.body.error).toBe(
+        `The money of receipt #${second} went back to the payer: payment #${payment.id} was refunded, so it cannot pay receipt #${third}. Nothing was changed.`,
+      );
+      expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: third } })).toMatchObject({
+        status: 'pending',
+        paidWithReceiptId: null,
+      });
+      expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+    });
+
+    it('names, on the third receipt’s page, the second receipt’s money and not the first’s, spent', async () => {
+      await buildJobs(db, [{ user: 'jon', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+      const jon = await signIn('jon');
+      const admin = await signIn('finance');
+      const first = await billEverything(jon);
+      expect((await markPaid(admin, first, { method: 'bank_transfer', tx_ref: 'BT-41' })).status).toBe(200);
+      await voidAsJson(admin, first);
+      const second = await billEverything(jon);
+      expect((await markPaid(admin, second, { paid_with_receipt: first })).status).toBe(200);
+      await voidAsJson(admin, second);
+      const third = await billEverything(jon);
+      const json = (await admin.get(`/admin/receipts/${third}`).set('Accept', 'application/json').expect(200)).body;
+      expect(json.receipt.sameJobsVoidedPaidByHand.map((voided: { receiptId: number }) => voided.receiptId)).toEqual([
+        second,
+      ]);
+      const page = (await admin.get(`/admin/receipts/${third}`).set('Accept', 'text/html').expect(200)).text;
+      expect(page).toContain(`<option value="${second}">receipt #${second}, voided (paid by hand)</option>`);
+      expect(page).not.toContain(`<option value="${first}">`);
+      const own = (await jon.get(`/me/receipts/${third}`).set('Accept', 'application/json').expect(200)).body;
+      expect(own.receipt.sameJobsVoidedPaidByHand.map((voided: { receiptId: number }) => voided.receiptId)).toEqual([
+        second,
+      ]);
+    });
   });
 });

@@ -860,7 +860,8 @@ export interface VoidedPaidReceiptRow {
 /**
  * For each of `receiptIds`, the void receipts other than it, paid with one of `methods` before they
  * were voided, that billed some of the jobs it bills (live): money for those jobs may already have
- * been paid there. `forReceiptId` is the receipt of `receiptIds` each row is about; in its order,
+ * been paid there. One whose money paid a receipt since (paid_with_receipt_id) is left out: that money
+ * is spent, or passed on to that receipt, which names it if it was voided in turn. `forReceiptId` is the receipt of `receiptIds` each row is about; in its order,
  * then oldest first. One query for a receipt or a page of them (My receipts), driven by the paid void
  * receipts (their items by receipt, then the live-item index); the ids only filter the live items met,
  * so 25 ids cost about what one does (400 paid void receipts of 20 items: 7 ms for one id, 14 ms for 25).
@@ -881,6 +882,8 @@ export async function findVoidedPaidReceiptsOfSameJobs(
      WHERE v.status = 'void'
        AND v.paid_at IS NOT NULL
        AND v.payment_method = ANY(${methods as string[]}::text[])
+       -- Its money paid a receipt already (marked paid with it): spent, or passed on to that receipt.
+       AND NOT EXISTS (SELECT 1 FROM receipts spent WHERE spent.paid_with_receipt_id = v.id)
        AND here.receipt_id = ANY(${receiptIds as number[]}::int[])
        AND here.receipt_id <> v.id
      ORDER BY "forReceiptId", v.id`;
@@ -954,37 +957,47 @@ export async function findReceiptsPaidWithMoneyOf(
  * online payment its method and reference name (as paid.csv finds it), if it was paid online.
  */
 export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: number) {
-  const source = await tx.receipt.findUnique({
-    where: { id: receiptId },
-    select: {
-      id: true,
-      username: true,
-      status: true,
-      paidAt: true,
-      paymentMethod: true,
-      txRef: true,
-      paidReceipt: { select: { id: true } },
-      payments: {
-        where: { externalPaymentId: { not: null } },
-        select: {
-          id: true,
-          provider: true,
-          externalPaymentId: true,
-          reviewOutcome: true,
-          receivedMinor: true,
-          refundedMinor: true,
-        },
+  const select = {
+    id: true,
+    username: true,
+    status: true,
+    paidAt: true,
+    paymentMethod: true,
+    txRef: true,
+    paidWithReceiptId: true,
+    paidReceipt: { select: { id: true } },
+    payments: {
+      where: { externalPaymentId: { not: null } },
+      select: {
+        id: true,
+        provider: true,
+        externalPaymentId: true,
+        reviewOutcome: true,
+        receivedMinor: true,
+        refundedMinor: true,
       },
     },
-  });
+  } as const satisfies Prisma.ReceiptSelect;
+  const source = await tx.receipt.findUnique({ where: { id: receiptId }, select });
   if (!source) return null;
-  const { payments, paidReceipt, ...receipt } = source;
-  const paidWith = payments.find(
-    (payment) => payment.provider === receipt.paymentMethod && payment.externalPaymentId === receipt.txRef,
+  // A receipt paid with the money of a receipt voided before it holds that receipt's money: the
+  // money came in where the chain of such receipts starts (a receipt voided, its jobs billed again and
+  // paid with its money, that one voided in turn, ...). Each was void before the next was paid, so
+  // the chain has no loop; it is short.
+  let origin = source;
+  for (let step = 0; origin.paidWithReceiptId !== null && step < 100; step += 1) {
+    const before = await tx.receipt.findUnique({ where: { id: origin.paidWithReceiptId }, select });
+    if (!before) break;
+    origin = before;
+  }
+  const { payments, paidReceipt, paidWithReceiptId: _paidWith, ...receipt } = source;
+  const paidWith = origin.payments.find(
+    (payment) => payment.provider === origin.paymentMethod && payment.externalPaymentId === origin.txRef,
   );
   return {
     ...receipt,
     alreadyPaidReceiptId: paidReceipt?.id ?? null,
+    // The online payment the money came in by (the chain's first receipt's), if it came in online.
     paymentId: paidWith?.id ?? null,
     // Its money went back: an admin resolved the payment as refunded, or the provider refunded all it received.
     isPaymentRefunded:
