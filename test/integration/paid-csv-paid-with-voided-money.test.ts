@@ -19,7 +19,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['alice', 'bob', 'carol', 'dave']) {
+  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gus', 'hal', 'ian', 'jon']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -163,8 +163,9 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
     ]);
     expect(receivedSum(bobs)).toBe(50);
 
-    // The same money cannot pay a second receipt: bob's next one is refused, and nothing changes.
-    await buildJobs(db, [{ user: 'bob', end: '2025-09-03T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    // The same money cannot pay a second receipt: voided in turn, the receipt it paid has its jobs
+    // billed a third time, and that receipt is refused the first one's money; nothing changes.
+    await voidAsJson(admin, again);
     const next = await billEverything(bob);
     const auditsBefore = await db.prisma.auditLog.count();
     const twice = await markPaid(admin, next, { paid_with_receipt: first });
@@ -248,5 +249,219 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
       paidWithReceiptId: null,
     });
     expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+  });
+
+  it('refuses the money of a voided receipt that billed none of this receipt’s jobs, and changes nothing', async () => {
+    // erin's first job: billed, paid by hand, voided, billed again and paid with new money.
+    await buildJobs(db, [{ user: 'erin', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const erin = await signIn('erin');
+    const admin = await signIn('finance');
+    const first = await billEverything(erin);
+    expect((await markPaid(admin, first, { method: 'bank_transfer', tx_ref: 'BT-21' })).status).toBe(200);
+    await voidAsJson(admin, first);
+    const again = await billEverything(erin);
+    expect((await markPaid(admin, again, { tx_ref: 'IT-21' })).status).toBe(200);
+    // Her next job is on a receipt of its own: the voided receipt's money never paid for it.
+    await buildJobs(db, [{ user: 'erin', end: '2025-09-02T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const other = await billEverything(erin);
+    const auditsBefore = await db.prisma.auditLog.count();
+    const refused = await markPaid(admin, other, { paid_with_receipt: first });
+    expect(refused.status, refused.text).toBe(400);
+    expect(refused.body.error).toBe(
+      `paid_with_receipt: receipt #${first} billed none of this receipt's jobs; only the money of a voided receipt ` +
+        'that billed some of them (its notice above names it) can pay it',
+    );
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: other } })).toMatchObject({
+      status: 'pending',
+      paidAt: null,
+      txRef: null,
+      paidWithReceiptId: null,
+    });
+    expect(await db.prisma.receipt.count({ where: { paidWithReceiptId: first } })).toBe(0);
+    expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+  });
+
+  it('refuses to resolve as refunded the payment whose money paid the receipt billing its jobs again, and changes nothing', async () => {
+    await buildJobs(db, [{ user: 'fay', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const fay = await signIn('fay');
+    const first = await billEverything(fay);
+    const payment = await payOnline(fay, first);
+    const admin = await signIn('finance');
+    await voidAsJson(admin, first);
+    const again = await billEverything(fay);
+    expect((await markPaid(admin, again, { paid_with_receipt: first })).status).toBe(200);
+    const resolveAs = async (outcome: string) =>
+      admin
+        .post(`/admin/payments/${payment.id}/resolve`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(admin))
+        .send({ outcome, note: 'refunded at the provider' });
+
+    const auditsBefore = await db.prisma.auditLog.count();
+    const refused = await resolveAs('refunded');
+    expect(refused.status, refused.text).toBe(409);
+    expect(refused.body.error).toBe(
+      `The money of payment #${payment.id} (receipt #${first}, voided) paid receipt #${again}: it was marked paid ` +
+        `with it. To refund it, void receipt #${again} first; nothing was changed.`,
+    );
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      reviewOutcome: null,
+    });
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: again } })).toMatchObject({
+      status: 'paid',
+      paidWithReceiptId: first,
+    });
+    expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+
+    // Done as it says: with that receipt voided, the money pays nothing and can go back.
+    await voidAsJson(admin, again);
+    const refunded = await resolveAs('refunded');
+    expect(refunded.status, refunded.text).toBe(200);
+  });
+
+  it('shows the admin and the researcher whose money paid the receipt, on its page and in its JSON', async () => {
+    await buildJobs(db, [{ user: 'gus', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const gus = await signIn('gus');
+    const admin = await signIn('finance');
+    const first = await billEverything(gus);
+    expect((await markPaid(admin, first, { method: 'bank_transfer', tx_ref: 'BT-31' })).status).toBe(200);
+    await voidAsJson(admin, first);
+    const again = await billEverything(gus);
+    expect((await markPaid(admin, again, { paid_with_receipt: first })).status).toBe(200);
+
+    const adminJson = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'application/json').expect(200)).body;
+    expect(adminJson.receipt).toMatchObject({
+      txRef: `receipt #${first}`,
+      paidWithReceipt: { id: first, url: `/admin/receipts/${first}` },
+    });
+    const ownJson = (await gus.get(`/me/receipts/${again}`).set('Accept', 'application/json').expect(200)).body;
+    expect(ownJson.receipt.paidWithReceipt).toEqual({ id: first, url: `/me/receipts/${first}` });
+    // New money: none.
+    const firstJson = (await gus.get(`/me/receipts/${first}`).set('Accept', 'application/json').expect(200)).body;
+    expect(firstJson.receipt.paidWithReceipt).toBeNull();
+
+    const paidLine = (html: string) => /<dt>Paid on<\/dt><dd>(.*?)<\/dd>/.exec(html)?.[1];
+    const ownPage = (await gus.get(`/me/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(paidLine(ownPage)).toBe(
+      `<span class="nowrap">2025-09-05</span> · internal transfer · with the money of receipt <a href="/me/receipts/${first}">#${first}</a> (voided)`,
+    );
+    const adminPage = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(paidLine(adminPage)).toBe(
+      `<span class="nowrap">2025-09-05</span> · internal transfer · with the money of receipt <a href="/admin/receipts/${first}">#${first}</a> (voided)`,
+    );
+    // A receipt paid with new money keeps its reference.
+    expect(paidLine((await gus.get(`/me/receipts/${first}`).set('Accept', 'text/html').expect(200)).text)).toBe(
+      '<span class="nowrap">2025-09-05</span> · bank transfer · ref BT-31',
+    );
+  });
+
+  describe('when the receipt paid with that money is voided in turn and the jobs billed a third time', () => {
+    const resolvePayment = async (admin: Agent, paymentId: number, outcome: string, note: string) =>
+      admin
+        .post(`/admin/payments/${paymentId}/resolve`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(admin))
+        .send({ outcome, note });
+
+    it('lets the third receipt be paid with the second’s money, and paid.csv still counts the money once', async () => {
+      await buildJobs(db, [{ user: 'hal', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+      const hal = await signIn('hal');
+      const admin = await signIn('finance');
+      const first = await billEverything(hal);
+      const payment = await payOnline(hal, first);
+      await voidAsJson(admin, first);
+      const second = await billEverything(hal);
+      expect((await markPaid(admin, second, { paid_with_receipt: first })).status).toBe(200);
+      expect((await resolvePayment(admin, payment.id, 'dismissed', `its money paid receipt #${second}`)).status).toBe(
+        200,
+      );
+      await voidAsJson(admin, second);
+      const third = await billEverything(hal);
+      const page = (await admin.get(`/admin/receipts/${third}`).set('Accept', 'text/html').expect(200)).text;
+      expect(page).toContain(`<option value="${second}">receipt #${second}, voided (paid by hand)</option>`);
+      const marked = await markPaid(admin, third, { paid_with_receipt: second });
+      expect(marked.status, marked.text).toBe(200);
+      expect(marked.body.receipt).toMatchObject({ paidWithReceiptId: second, txRef: `receipt #${second}` });
+      // The money is still the first receipt's online payment.
+      const audit = await db.prisma.auditLog.findFirstOrThrow({
+        where: { action: 'receipt.mark_paid', target: `receipt:${third}` },
+      });
+      expect(audit.details).toMatchObject({ paidWithReceipt: { receiptId: second, paymentId: payment.id } });
+
+      const { rows } = await paidCsv(admin, september);
+      const hals = rows.filter((row) => row.user === 'hal');
+      expect(hals).toEqual([
+        expect.objectContaining({ receipt_id: String(first), amount_received: '0.50', payment_id: String(payment.id) }),
+        expect.objectContaining({
+          receipt_id: String(second),
+          tx_ref: `receipt #${first}`,
+          amount_received: '0.00',
+          void_reason: 'billed at the wrong tier',
+        }),
+        expect.objectContaining({
+          receipt_id: String(third),
+          tx_ref: `receipt #${second}`,
+          amount_received: '0.00',
+          voided_at: '',
+        }),
+      ]);
+      // One payment of 0.50 THB came in.
+      expect(receivedSum(hals)).toBe(50);
+      // And it cannot be refunded while the third receipt is paid with it.
+      const auditsBefore = await db.prisma.auditLog.count();
+      expect((await resolvePayment(admin, payment.id, 'refunded', 'refunded at the provider')).status).toBe(409);
+      expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+    });
+
+    it('refuses the second receipt’s money once the first receipt’s payment went back, and changes nothing', async () => {
+      await buildJobs(db, [{ user: 'ian', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+      const ian = await signIn('ian');
+      const admin = await signIn('finance');
+      const first = await billEverything(ian);
+      const payment = await payOnline(ian, first);
+      await voidAsJson(admin, first);
+      const second = await billEverything(ian);
+      expect((await markPaid(admin, second, { paid_with_receipt: first })).status).toBe(200);
+      await voidAsJson(admin, second);
+      // Paying nothing now, the money goes back to the payer.
+      expect((await resolvePayment(admin, payment.id, 'refunded', 'refunded at the provider')).status).toBe(200);
+      const third = await billEverything(ian);
+      const auditsBefore = await db.prisma.auditLog.count();
+      const refused = await markPaid(admin, third, { paid_with_receipt: second });
+      expect(refused.status, refused.text).toBe(409);
+      expect(refused.body.error).toBe(
+        `The money of receipt #${second} went back to the payer: payment #${payment.id} was refunded, so it cannot pay receipt #${third}. Nothing was changed.`,
+      );
+      expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: third } })).toMatchObject({
+        status: 'pending',
+        paidWithReceiptId: null,
+      });
+      expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+    });
+
+    it('names, on the third receipt’s page, the second receipt’s money and not the first’s, spent', async () => {
+      await buildJobs(db, [{ user: 'jon', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+      const jon = await signIn('jon');
+      const admin = await signIn('finance');
+      const first = await billEverything(jon);
+      expect((await markPaid(admin, first, { method: 'bank_transfer', tx_ref: 'BT-41' })).status).toBe(200);
+      await voidAsJson(admin, first);
+      const second = await billEverything(jon);
+      expect((await markPaid(admin, second, { paid_with_receipt: first })).status).toBe(200);
+      await voidAsJson(admin, second);
+      const third = await billEverything(jon);
+      const json = (await admin.get(`/admin/receipts/${third}`).set('Accept', 'application/json').expect(200)).body;
+      expect(json.receipt.sameJobsVoidedPaidByHand.map((voided: { receiptId: number }) => voided.receiptId)).toEqual([
+        second,
+      ]);
+      const page = (await admin.get(`/admin/receipts/${third}`).set('Accept', 'text/html').expect(200)).text;
+      expect(page).toContain(`<option value="${second}">receipt #${second}, voided (paid by hand)</option>`);
+      expect(page).not.toContain(`<option value="${first}">`);
+      const own = (await jon.get(`/me/receipts/${third}`).set('Accept', 'application/json').expect(200)).body;
+      expect(own.receipt.sameJobsVoidedPaidByHand.map((voided: { receiptId: number }) => voided.receiptId)).toEqual([
+        second,
+      ]);
+    });
   });
 });

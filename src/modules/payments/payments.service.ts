@@ -1944,6 +1944,38 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
+   * A payment that paid its receipt before the receipt was voided, whose money then paid the receipt
+   * billing its jobs again (marked paid "with the money of" it, docs/billing.md): resolved as refunded,
+   * that receipt would read as paid with money the payer has back. Refused (409, nothing changed)
+   * while the money pays a receipt that is not void; voiding that receipt first frees it. The voided
+   * receipt is locked as a mark paid spending its money locks it, so the two take turns.
+   */
+  async function refuseRefundOfMoneyPayingAReceipt(
+    tx: Prisma.TransactionClient,
+    payment: { id: number; receiptId: number; provider: string; externalPaymentId: string | null },
+  ) {
+    await receiptsRepository.lockReceiptWhoseMoneyPays(tx, payment.receiptId);
+    const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
+    const isMoneyOfReceipt =
+      receipt !== undefined &&
+      receipt.status === 'void' &&
+      receipt.paymentMethod === payment.provider &&
+      payment.externalPaymentId !== null &&
+      receipt.txRef === payment.externalPaymentId;
+    if (!isMoneyOfReceipt) return;
+    const chain = await receiptsRepository.findReceiptsPaidWithMoneyOf(tx, payment.receiptId);
+    const now = chain.at(-1);
+    if (now === undefined || now.status === 'void') return;
+    const through = chain.slice(0, -1).map((voided) => `receipt #${voided.id}`);
+    throw new ConflictError(
+      `The money of payment #${payment.id} (receipt #${payment.receiptId}, voided) paid receipt #${now.id}` +
+        `${through.length === 0 ? '' : ` (through ${through.join(', ')}, voided since)`}: it was marked paid with it. ` +
+        `To refund it, void receipt #${now.id} first; nothing was changed.`,
+      { field: 'outcome' },
+    );
+  }
+
+  /**
    * Closes a review: the admin says what was done with the money (accepted for the receipt,
    * refunded at the provider, or handled otherwise) and why. The payment row is locked, so a
    * double submit or a second admin waits and then finds it resolved (409, nothing written).
@@ -1964,6 +1996,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       }
       const payment = await paymentsRepository.lockById(tx, paymentId);
       refuseUnlessHeld(paymentId, payment);
+      if (input.outcome === 'refunded') await refuseRefundOfMoneyPayingAReceipt(tx, payment);
       if (payment.holdsPaidReceipt && input.outcome !== 'accepted') {
         // Its receipt is paid from it: any other outcome would leave a paid receipt that no money pays.
         const failedMinor = await paymentsRepository.sumFailedRefundMinor(tx, payment.id);

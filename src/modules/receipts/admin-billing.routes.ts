@@ -24,6 +24,7 @@ import {
   backToReceipt,
   billedAgainJson,
   describePaidByHand,
+  paidWithReceiptJson,
   printableHasNoJson,
   receiptFactsJson,
   receiptWithItemsJson,
@@ -258,6 +259,7 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
       })),
       sameJobsVoidedPaidByHand: voidedPaidByHandJson(shown.sameJobsVoidedPaidByHand),
       billedAgainOn: billedAgainJson(shown.billedAgainOn, '/admin/receipts'),
+      paidWithReceipt: paidWithReceiptJson(shown.receipt, '/admin/receipts'),
     },
     ...itemsPage,
   };

@@ -327,6 +327,8 @@ const RECEIPT_SELECT = {
   voidedAt: true,
   voidedBy: true,
   createdAt: true,
+  // The voided receipt whose money paid it, when an admin marked it paid so: its page and JSON name it.
+  paidWithReceiptId: true,
 } as const satisfies Prisma.ReceiptSelect;
 
 export type ReceiptRow = Prisma.ReceiptGetPayload<{ select: typeof RECEIPT_SELECT }> & {
@@ -858,7 +860,8 @@ export interface VoidedPaidReceiptRow {
 /**
  * For each of `receiptIds`, the void receipts other than it, paid with one of `methods` before they
  * were voided, that billed some of the jobs it bills (live): money for those jobs may already have
- * been paid there. `forReceiptId` is the receipt of `receiptIds` each row is about; in its order,
+ * been paid there. One whose money paid a receipt since (paid_with_receipt_id) is left out: that money
+ * is spent, or passed on to that receipt, which names it if it was voided in turn. `forReceiptId` is the receipt of `receiptIds` each row is about; in its order,
  * then oldest first. One query for a receipt or a page of them (My receipts), driven by the paid void
  * receipts (their items by receipt, then the live-item index); the ids only filter the live items met,
  * so 25 ids cost about what one does (400 paid void receipts of 20 items: 7 ms for one id, 14 ms for 25).
@@ -879,6 +882,8 @@ export async function findVoidedPaidReceiptsOfSameJobs(
      WHERE v.status = 'void'
        AND v.paid_at IS NOT NULL
        AND v.payment_method = ANY(${methods as string[]}::text[])
+       -- Its money paid a receipt already (marked paid with it): spent, or passed on to that receipt.
+       AND NOT EXISTS (SELECT 1 FROM receipts spent WHERE spent.paid_with_receipt_id = v.id)
        AND here.receipt_id = ANY(${receiptIds as number[]}::int[])
        AND here.receipt_id <> v.id
      ORDER BY "forReceiptId", v.id`;
@@ -911,42 +916,88 @@ export async function lockReceiptWhoseMoneyPays(tx: Prisma.TransactionClient, re
 }
 
 /**
+ * Whether (void) receipt `voidedId` billed some of the jobs receipt `receiptId` bills (live): the
+ * receipts a pending receipt's notices name as money that may already pay for its jobs
+ * (findVoidedPaidReceiptsOfSameJobs, findHeldPaymentForSameJobs) are those.
+ */
+export async function billsJobsOf(tx: Prisma.TransactionClient, receiptId: number, voidedId: number): Promise<boolean> {
+  const rows = await tx.$queryRaw<Array<{ found: number }>>`
+    SELECT 1 AS found
+      FROM receipt_items voided
+      JOIN receipt_items here ON here.cluster = voided.cluster AND here.job_key = voided.job_key
+     WHERE voided.receipt_id = ${voidedId} AND here.receipt_id = ${receiptId} AND NOT here.is_voided
+     LIMIT 1`;
+  return rows.length > 0;
+}
+
+/**
+ * The receipts the money of (void) receipt `receiptId` paid since, in the order it passed on: the one
+ * marked paid with it, then, if that one was voided in turn, the one marked paid with its money, and
+ * so on. Empty when its money paid no receipt. The last one is where the money is now (spent, unless
+ * it is void too).
+ */
+export async function findReceiptsPaidWithMoneyOf(
+  tx: Prisma.TransactionClient,
+  receiptId: number,
+): Promise<Array<{ id: number; status: ReceiptStatus }>> {
+  return tx.$queryRaw<Array<{ id: number; status: ReceiptStatus }>>`
+    WITH RECURSIVE chain AS (
+      SELECT r.id, r.status, 1 AS depth FROM receipts r WHERE r.paid_with_receipt_id = ${receiptId}
+      UNION ALL
+      SELECT r.id, r.status, chain.depth + 1
+        FROM receipts r JOIN chain ON r.paid_with_receipt_id = chain.id
+       WHERE chain.status = 'void' AND chain.depth < 100
+    )
+    SELECT id, status::text AS status FROM chain ORDER BY depth`;
+}
+
+/**
  * A receipt whose money may pay another, as a mark paid "with that money" judges it: its user and
  * status, whether it was paid (a void keeps paid_at), the receipt its money already paid, and the
  * online payment its method and reference name (as paid.csv finds it), if it was paid online.
  */
 export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: number) {
-  const source = await tx.receipt.findUnique({
-    where: { id: receiptId },
-    select: {
-      id: true,
-      username: true,
-      status: true,
-      paidAt: true,
-      paymentMethod: true,
-      txRef: true,
-      paidReceipt: { select: { id: true } },
-      payments: {
-        where: { externalPaymentId: { not: null } },
-        select: {
-          id: true,
-          provider: true,
-          externalPaymentId: true,
-          reviewOutcome: true,
-          receivedMinor: true,
-          refundedMinor: true,
-        },
+  const select = {
+    id: true,
+    username: true,
+    status: true,
+    paidAt: true,
+    paymentMethod: true,
+    txRef: true,
+    paidWithReceiptId: true,
+    paidReceipt: { select: { id: true } },
+    payments: {
+      where: { externalPaymentId: { not: null } },
+      select: {
+        id: true,
+        provider: true,
+        externalPaymentId: true,
+        reviewOutcome: true,
+        receivedMinor: true,
+        refundedMinor: true,
       },
     },
-  });
+  } as const satisfies Prisma.ReceiptSelect;
+  const source = await tx.receipt.findUnique({ where: { id: receiptId }, select });
   if (!source) return null;
-  const { payments, paidReceipt, ...receipt } = source;
-  const paidWith = payments.find(
-    (payment) => payment.provider === receipt.paymentMethod && payment.externalPaymentId === receipt.txRef,
+  // A receipt paid with the money of a receipt voided before it holds that receipt's money: the
+  // money came in where the chain of such receipts starts (a receipt voided, its jobs billed again and
+  // paid with its money, that one voided in turn, ...). Each was void before the next was paid, so
+  // the chain has no loop; it is short.
+  let origin = source;
+  for (let step = 0; origin.paidWithReceiptId !== null && step < 100; step += 1) {
+    const before = await tx.receipt.findUnique({ where: { id: origin.paidWithReceiptId }, select });
+    if (!before) break;
+    origin = before;
+  }
+  const { payments, paidReceipt, paidWithReceiptId: _paidWith, ...receipt } = source;
+  const paidWith = origin.payments.find(
+    (payment) => payment.provider === origin.paymentMethod && payment.externalPaymentId === origin.txRef,
   );
   return {
     ...receipt,
     alreadyPaidReceiptId: paidReceipt?.id ?? null,
+    // The online payment the money came in by (the chain's first receipt's), if it came in online.
     paymentId: paidWith?.id ?? null,
     // Its money went back: an admin resolved the payment as refunded, or the provider refunded all it received.
     isPaymentRefunded:

@@ -213,6 +213,18 @@ export function billedAgainJson(
   }));
 }
 
+/**
+ * The voided receipt whose money paid this one (an admin marked it paid "with the money of" it), as
+ * JSON with its address under `base`; null for a receipt paid with new money, or not paid.
+ */
+export function paidWithReceiptJson(
+  receipt: { paidWithReceiptId: number | null },
+  base: '/me/receipts' | '/admin/receipts',
+) {
+  const id = receipt.paidWithReceiptId;
+  return id === null ? null : { id, url: `${base}/${id}` };
+}
+
 /** A researcher's receipt as JSON: with the held payment that concerns it, and its own addresses. */
 function ownReceiptJson(shown: ShownReceipt) {
   const { receipt, ...itemsPage } = receiptWithItemsJson(shown);
@@ -222,6 +234,7 @@ function ownReceiptJson(shown: ShownReceipt) {
       heldPayment: heldPaymentJsonOf(shown.heldPayment),
       billedAgainOn: billedAgainJson(shown.billedAgainOn, '/me/receipts'),
       sameJobsVoidedPaidByHand: voidedPaidByHandJson(shown.sameJobsVoidedPaidByHand),
+      paidWithReceipt: paidWithReceiptJson(shown.receipt, '/me/receipts'),
       url: `/me/receipts/${receipt.id}`,
       itemsCsvUrl: `/me/receipts/${receipt.id}/items.csv`,
     },

@@ -66,9 +66,10 @@ type MarkPaidInput = Pick<TMarkPaid, 'method' | 'amount_received'> & {
 
 /**
  * The money of a receipt voided after it was paid, judged for paying `receipt` (whose jobs it billed
- * before they were billed again): a receipt of the same user, void, paid before the void, whose money
- * paid no other receipt yet. Its row is locked first, so two marks spending it at once take turns. A
- * refusal names the field (400), or the receipt the money already paid (409); nothing is changed.
+ * before they were billed again): a receipt of the same user, void, paid before the void, that billed
+ * some of this receipt's jobs (as the page's notices name it), whose money paid no other receipt yet.
+ * Its row is locked first, so two marks spending it at once take turns. A refusal names the field
+ * (400), or the receipt the money already paid (409); nothing is changed.
  */
 async function moneyOfVoidedReceiptIn(
   tx: Prisma.TransactionClient,
@@ -91,6 +92,13 @@ async function moneyOfVoidedReceiptIn(
     );
   }
   if (source.paidAt === null) throw refuse(`receipt #${sourceId} was voided before it was paid; it took no money`);
+  // The money of the jobs billed again here, as the page's notices name it: a voided receipt of other
+  // jobs was paid for those, and its money spent here would leave them unpaid.
+  if (!(await receiptsRepository.billsJobsOf(tx, receipt.id, sourceId))) {
+    throw refuse(
+      `receipt #${sourceId} billed none of this receipt's jobs; only the money of a voided receipt that billed some of them (its notice above names it) can pay it`,
+    );
+  }
   if (source.alreadyPaidReceiptId !== null) {
     throw new ConflictError(
       `The money of receipt #${sourceId} already paid receipt #${source.alreadyPaidReceiptId}; it cannot pay receipt #${receipt.id} too. Nothing was changed.`,
