@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
+import { createViewFormatters } from '../http/view-format.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { usernameReadAsNoteOf, ZRole, ZUsername } from '../modules/users/users.schema.js';
 import * as usersService from '../modules/users/users.service.js';
@@ -183,12 +184,28 @@ async function main() {
         const { lockedUntil } = await usersService.unlockSignIn(db.prisma, user.id, CLI_CONTEXT, new Date());
         console.log(`Sign-in of ${user.username} ${lockedUntil ? 'unlocked' : 'was not locked'}.`);
       } else {
-        const { isChanged } = await usersService.setDisabled(db.prisma, user.id, !values.enable, CLI_CONTEXT);
+        const { isChanged, pendingReceipts } = await usersService.setDisabled(
+          db.prisma,
+          user.id,
+          !values.enable,
+          CLI_CONTEXT,
+        );
         const state = values.enable ? 'enabled' : 'disabled';
         // As the users page says it: a run that found the account so already changed nothing and audited nothing.
         console.log(
           isChanged ? `${user.username} is ${state}.` : `${user.username} is already ${state}; nothing was changed.`,
         );
+        if (pendingReceipts) {
+          // As the users page says it, with the address of the list an admin opens to void or mark them paid.
+          const money = createViewFormatters({ timeZone: config.timeZone, currency: config.currency }).money;
+          const path = usersService.pendingReceiptsPathOf(user.username);
+          console.log(usersService.describePendingReceipts(user.username, pendingReceipts, money));
+          console.log(
+            config.publicBaseUrl
+              ? `They are listed at ${config.publicBaseUrl}${path}`
+              : `They are listed on the site at ${path}`,
+          );
+        }
       }
     }
   } finally {

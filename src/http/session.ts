@@ -38,6 +38,8 @@ declare module 'express-session' {
        * any other page shows it at the top.
        */
       at?: string;
+      /** A link shown after the message: where to act on what it says (a disabled user's pending receipts). */
+      link?: { href: string; text: string };
     };
   }
 }

@@ -535,6 +535,25 @@ export async function sumByStatus(db: Client, filter: ReceiptFilter) {
 }
 
 /**
+ * A user's pending receipts, counted and summed by currency (in currency order): what disabling
+ * them leaves waiting, which they can no longer sign in to see or pay.
+ */
+export async function sumPendingOf(db: Client, username: string) {
+  const groups = await db.receipt.groupBy({
+    by: ['currency'],
+    where: { username, status: 'pending' },
+    orderBy: { currency: 'asc' },
+    _sum: { total: true },
+    _count: { _all: true },
+  });
+  return groups.map((group) => ({
+    currency: group.currency,
+    total: group._sum.total ?? new Prisma.Decimal(0),
+    count: group._count._all,
+  }));
+}
+
+/**
  * What the paid receipts under a filter (the status part of it ignored) brought in: the totals,
  * by currency, of those marked paid by hand (the admin recorded the receipt as paid in full),
  * and the sums, by received currency, of what the online payments that paid the others

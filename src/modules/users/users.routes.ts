@@ -2,6 +2,7 @@ import { type Request, type Response, Router } from 'express';
 import type { Db } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import {
   answerChange,
@@ -36,6 +37,9 @@ import {
   ZUserListQuery,
 } from './users.schema.js';
 import * as usersService from './users.service.js';
+
+/** The pages' formatters (money as the pages write it: 1,500.75). */
+const fmtOf = (req: Request) => req.app.locals.fmt as ViewFormatters;
 
 /** A user as JSON answers show them: what a script needs to find and change them again. */
 function userAnswerOf(user: usersService.UserRecord) {
@@ -396,8 +400,9 @@ export function usersRoutes(deps: {
       const id = parseInput(ZUserId, req.params.id, 'user id');
       let user: usersService.UserRecord;
       let isChanged: boolean;
+      let pendingReceipts: usersService.PendingReceipts | null;
       try {
-        ({ user, isChanged } = await usersService.setDisabled(
+        ({ user, isChanged, pendingReceipts } = await usersService.setDisabled(
           db,
           id,
           isDisabled,
@@ -408,10 +413,37 @@ export function usersRoutes(deps: {
         if (await refuseUserChange(req, res, error)) return;
         throw error;
       }
+      const done = `${user.username} is ${isDisabled ? 'disabled' : 'enabled'}.`;
+      // Pending receipts the user can no longer see or pay: said after the confirmation, with the list of them.
+      const pending = pendingReceipts && {
+        message: usersService.describePendingReceipts(user.username, pendingReceipts, fmtOf(req).money),
+        url: usersService.pendingReceiptsPathOf(user.username),
+      };
       answerChange(req, res, {
-        json: { user: userAnswerOf(user), isChanged },
+        json: {
+          user: userAnswerOf(user),
+          isChanged,
+          ...(pendingReceipts && pending
+            ? {
+                pendingReceipts: {
+                  count: pendingReceipts.count,
+                  totals: pendingReceipts.totals.map(({ currency, total }) => ({
+                    currency,
+                    total: moneyJson(total, currency),
+                  })),
+                  url: pending.url,
+                },
+              }
+            : {}),
+        },
         flash: isChanged
-          ? { type: 'success', message: `${user.username} is ${isDisabled ? 'disabled' : 'enabled'}.` }
+          ? {
+              type: 'success',
+              message: pending ? `${done} ${pending.message}` : done,
+              ...(pending
+                ? { link: { href: pending.url, text: `Open the pending receipts of ${user.username}` } }
+                : {}),
+            }
           : {
               type: 'warning',
               message: `${user.username} is already ${isDisabled ? 'disabled' : 'enabled'}; nothing was changed.`,

@@ -23,6 +23,7 @@ import {
   secondsLeft,
 } from '../auth/auth.service.js';
 import * as throttleRepository from '../auth/auth-throttle.repository.js';
+import * as receiptsRepository from '../receipts/receipts.repository.js';
 import { hashPassword, verifyPassword } from './password.js';
 import * as usersRepository from './users.repository.js';
 import { CREATE_USER_FIELD_LABELS } from './users.schema.js';
@@ -375,7 +376,7 @@ export async function setDisabled(
 ) {
   return db.$transaction(async (tx) => {
     const { user, isLastActiveAdmin } = await lockForAdminChange(tx, id);
-    if (user.isDisabled === isDisabled) return { user, isChanged: false };
+    if (user.isDisabled === isDisabled) return { user, isChanged: false, pendingReceipts: null };
     if (isDisabled) {
       if (isLastActiveAdmin) throw lastAdminError();
       // It signed its own session out mid-click: the page came back as "Your account has been
@@ -391,8 +392,46 @@ export async function setDisabled(
       target: userTarget(user.username),
       status: 'ok',
     });
-    return { user: updated, isChanged: true };
+    // Kept, as every receipt is, but left pending: the user can no longer sign in to see or pay
+    // them, and nothing said so, so they waited unnoticed. The disable still goes ahead; the admin decides.
+    const pendingReceipts = isDisabled
+      ? pendingReceiptsOf(await receiptsRepository.sumPendingOf(tx, user.username))
+      : null;
+    return { user: updated, isChanged: true, pendingReceipts };
   });
+}
+
+/** A disabled user's pending receipts: how many, and their total in each currency (null when none). */
+export interface PendingReceipts {
+  count: number;
+  totals: { currency: string; total: Prisma.Decimal }[];
+}
+
+function pendingReceiptsOf(
+  groups: { currency: string; total: Prisma.Decimal; count: number }[],
+): PendingReceipts | null {
+  const count = groups.reduce((sum, group) => sum + group.count, 0);
+  if (count === 0) return null;
+  return { count, totals: groups.map(({ currency, total }) => ({ currency, total })) };
+}
+
+/** The billing list filtered to a user's pending receipts (/admin/receipts?status=pending&user=NAME). */
+export function pendingReceiptsPathOf(username: string): string {
+  return `/admin/receipts?${new URLSearchParams({ status: 'pending', user: username })}`;
+}
+
+/**
+ * The sentence said after "NAME is disabled." (the users page, its JSON and `npm run user:disable`)
+ * when the user has pending receipts; `money` writes an amount as the pages do (1,500.75).
+ */
+export function describePendingReceipts(
+  username: string,
+  pending: PendingReceipts,
+  money: (total: Prisma.Decimal, currency: string) => string,
+): string {
+  const totals = pending.totals.map((total) => `${money(total.total, total.currency)} ${total.currency}`).join(', ');
+  const them = pending.count === 1 ? 'it' : 'them';
+  return `${username} has ${counted(pending.count, 'pending receipt')} (${totals}), which they can no longer sign in to see or pay: void ${them}, or mark ${them} paid when finance settles ${them}.`;
 }
 
 /**
