@@ -45,6 +45,18 @@ describe('layering', () => {
     expect(offenders).toEqual([]);
   });
 
+  // The pg pool's direct users docs/development.md names: the session store (and the migrations and
+  // the CSV exports' COPY, which live in src/db/ and a repository). Every other module queries in a repository.
+  it('no module file but a repository (or the session store) sends SQL itself', () => {
+    const offenders = sourceFiles(path.join(SRC, 'modules'))
+      .filter((file) => !file.endsWith('.repository.ts') && !file.endsWith(`${path.sep}session.store.ts`))
+      .filter((file) =>
+        /\b(queryWithin|queryPrepared)(<[^>]*>)?\(|\.query(<[^>]*>)?\(/.test(readFileSync(file, 'utf8')),
+      )
+      .map((file) => path.relative(SRC, file));
+    expect(offenders).toEqual([]);
+  });
+
   it('sees a value import of a repository, and lets a type-only one through', () => {
     expect(repositoryValueImportsOf("import { findOldestOpenCheckouts } from './x/payments.repository.js';")).toEqual([
       './x/payments.repository.js',
