@@ -55,9 +55,13 @@ import type { Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { createCheckoutCloser } from './modules/payments/checkout-closer.js';
 import { pricedStepOf } from './modules/payments/payment-money.js';
-import { findOldestOpenCheckouts } from './modules/payments/payments.repository.js';
 import { paymentRoutes, paymentWebhookRoutes } from './modules/payments/payments.routes.js';
-import { buildPaymentProvider, checkoutOrigins, createPaymentsService } from './modules/payments/payments.service.js';
+import {
+  buildPaymentProvider,
+  checkoutOrigins,
+  createPaymentsService,
+  findOldestOpenCheckouts,
+} from './modules/payments/payments.service.js';
 import {
   formulaRoutes,
   pricingAdminRoutes,
@@ -225,7 +229,7 @@ export function createApp(deps: AppDeps): express.Express {
   if (deps.isDraining) deps.metrics.observeDrain(deps.isDraining);
   deps.metrics.observeIngestionFreshness(() => findLastIngestionSuccess(db, scrapeReadTimeoutMs));
   if (payments.providerName) {
-    deps.metrics.observeOpenCheckouts(() => findOldestOpenCheckouts(db.pool, scrapeReadTimeoutMs));
+    deps.metrics.observeOpenCheckouts(() => findOldestOpenCheckouts(db, scrapeReadTimeoutMs));
   }
   const helmetHeaders = helmet({
     contentSecurityPolicy: {

@@ -2,10 +2,11 @@ import { loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
-import * as ingestionRepository from '../modules/ingestion/ingestion.repository.js';
+import { JobStoreError } from '../modules/ingestion/ingestion.repository.js';
 import {
   describeStoreFailure,
   type IngestionService,
+  isBackfillWindowDone,
   lastLineOf,
   type RunSummary,
 } from '../modules/ingestion/ingestion.service.js';
@@ -119,7 +120,7 @@ async function main(startUp: StartUp) {
         start: toUtc(`${day}T00:00:00`) as Date,
         end: toUtc(`${addLocalDays(day, 1)}T00:00:00`) as Date,
       };
-      if (!args.force && (await startUp.guard(ingestionRepository.isBackfillWindowDone(db.prisma, window)))) {
+      if (!args.force && (await startUp.guard(isBackfillWindowDone(db, window)))) {
         totals.skippedDays += 1;
         daysLeft -= 1;
         writeProgress(`${progressBar(index + 1, days.length)} ${day} already done${isTerminal ? '          ' : ''}`);
@@ -293,7 +294,7 @@ function unknownStatesText(run: RunSummary): string {
  */
 function inRunWords(error: unknown): unknown {
   if (
-    !(error instanceof ingestionRepository.JobStoreError) ||
+    !(error instanceof JobStoreError) ||
     isDatabaseUnavailable(error) ||
     isMissingColumn(error) ||
     isMissingTable(error)

@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { queryWithin } from '../../db/query-timeout.js';
 import { DATABASE_BEHIND, DATABASE_HAS_NO_SCHEMA, DATABASE_READ_ONLY, isMissingTable } from '../../shared/errors.js';
+import * as healthRepository from './health.repository.js';
 
 /**
  * What a readiness check saw. `error` is for the log (it names the database's host and port);
@@ -64,30 +64,9 @@ export async function checkReadiness(
   timeoutMs: number,
   expectedMigrations: readonly string[],
 ): Promise<Readiness> {
-  let state: { hasSchema: boolean; isReadOnly: boolean; pending: string[]; failed: string[]; unknown: string[] };
+  let state: healthRepository.ReadinessState;
   try {
-    const { rows } = await queryWithin<typeof state>(
-      pool,
-      {
-        text: `SELECT to_regclass('users') IS NOT NULL AS "hasSchema",
-          current_setting('transaction_read_only') = 'on' AS "isReadOnly",
-          ARRAY(SELECT shipped FROM unnest($1::text[]) AS shipped WHERE NOT EXISTS (
-            SELECT 1 FROM "_prisma_migrations" m
-            WHERE m.migration_name = shipped AND m.finished_at IS NOT NULL AND m.rolled_back_at IS NULL
-          ) ORDER BY shipped) AS "pending",
-          ARRAY(SELECT DISTINCT m.migration_name FROM "_prisma_migrations" m
-            WHERE m.finished_at IS NULL AND m.rolled_back_at IS NULL AND NOT EXISTS (
-              SELECT 1 FROM "_prisma_migrations" done WHERE done.migration_name = m.migration_name
-                AND done.finished_at IS NOT NULL AND done.rolled_back_at IS NULL
-            ) ORDER BY 1) AS "failed",
-          ARRAY(SELECT DISTINCT m.migration_name FROM "_prisma_migrations" m
-            WHERE m.finished_at IS NOT NULL AND m.rolled_back_at IS NULL
-              AND m.migration_name <> ALL($1::text[]) ORDER BY 1) AS "unknown"`,
-        values: [expectedMigrations],
-      },
-      timeoutMs,
-    );
-    state = rows[0] as typeof state;
+    state = await healthRepository.readReadinessState(pool, timeoutMs, expectedMigrations);
   } catch (error) {
     // No _prisma_migrations: a database emptied or never migrated, as a rule (a second query, on
     // this broken path only, says whether the users table is missing too).
@@ -147,12 +126,7 @@ export async function checkReadiness(
 async function withoutMigrationHistory(pool: pg.Pool, timeoutMs: number): Promise<Readiness> {
   let hasUsers: boolean;
   try {
-    const { rows } = await queryWithin<{ hasUsers: boolean }>(
-      pool,
-      { text: `SELECT to_regclass('users') IS NOT NULL AS "hasUsers"` },
-      timeoutMs,
-    );
-    hasUsers = rows[0]?.hasUsers === true;
+    hasUsers = await healthRepository.hasUsersTable(pool, timeoutMs);
   } catch (error) {
     return {
       isReady: false,

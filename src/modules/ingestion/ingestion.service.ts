@@ -839,6 +839,14 @@ export async function getIngestionOverview(db: Database, now: Date, limit = 25):
 }
 
 /**
+ * Whether a backfill already read this whole window after it had ended (`npm run ingest --from`
+ * skips such a day as `already done` unless `--force`): ingestion.repository.ts says which runs count.
+ */
+export function isBackfillWindowDone(db: Database, window: IngestWindow): Promise<boolean> {
+  return ingestionRepository.isBackfillWindowDone(db.prisma, window);
+}
+
+/**
  * When the newest completed ingestion run finished, whichever process ran it, for the freshness
  * gauge at each scrape; null before the first. Gives up after `timeoutMs`.
  */

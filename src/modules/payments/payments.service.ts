@@ -331,6 +331,17 @@ function whatWentBackFrom(
 export const PAYMENT_IN_REVIEW_MESSAGE =
   'A payment for this receipt is being checked by the billing team, so it cannot be paid again now; they will be in touch.';
 
+/**
+ * When the oldest checkout still open was opened, per provider, for the NoWebhooks alert at each
+ * scrape (the metrics' open-checkouts gauge); gives up after `timeoutMs`.
+ */
+export function findOldestOpenCheckouts(
+  db: Database,
+  timeoutMs: number,
+): Promise<{ provider: string; openedAt: Date }[]> {
+  return paymentsRepository.findOldestOpenCheckouts(db.pool, timeoutMs);
+}
+
 export function createPaymentsService(deps: PaymentsServiceDeps) {
   const { db, metrics, logger, now } = deps;
   const provider = deps.provider ?? buildPaymentProvider(deps.config);
