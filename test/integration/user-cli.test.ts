@@ -85,6 +85,38 @@ describe('npm run user:*', () => {
     ]);
   }, 60_000);
 
+  it('records whether a password was generated or chosen and the sessions ended, never the password', async () => {
+    await runUserCli(['create', '--username', 'clidetails', '--password-stdin'], 'first-password\n');
+    const app = buildTestApp(db);
+    await signInAs(app, 'clidetails', 'first-password');
+    await signInAs(app, 'clidetails', 'first-password');
+    expect((await runUserCli(['passwd', '--username', 'clidetails', '--password-stdin'], 'chosen-at-cli\n')).code).toBe(
+      0,
+    );
+    // No terminal and no --password-stdin: one is generated and printed once.
+    const generated = await runUserCli(['passwd', '--username', 'clidetails'], '');
+    const password = /New password: (\S+)\n$/.exec(generated.output)?.[1] ?? '';
+    expect(password).not.toBe('');
+    await signInAs(app, 'clidetails', password);
+    expect((await runUserCli(['disable', '--username', 'clidetails'], '')).code).toBe(0);
+    expect((await runUserCli(['disable', '--username', 'clidetails', '--enable'], '')).code).toBe(0);
+    const entries = await db.prisma.auditLog.findMany({
+      where: { target: 'user:clidetails', action: { in: ['user.password_reset', 'user.disable', 'user.enable'] } },
+      orderBy: { id: 'asc' },
+      select: { action: true, details: true },
+    });
+    expect(entries).toMatchObject([
+      { action: 'user.password_reset', details: { isPasswordGenerated: false, endedSessions: 2 } },
+      { action: 'user.password_reset', details: { isPasswordGenerated: true, endedSessions: 0 } },
+      { action: 'user.disable', details: { endedSessions: 1 } },
+      { action: 'user.enable', details: { endedSessions: 0 } },
+    ]);
+    const recorded = JSON.stringify(entries);
+    expect(recorded).not.toContain('chosen-at-cli');
+    expect(recorded).not.toContain(password);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true });
+  }, 60_000);
+
   it('takes a password of exactly 12 characters, the shortest the rule allows', async () => {
     const created = await runUserCli(['create', '--username', 'exactly12', '--password-stdin'], 'twelve-chars\n');
     expect(created).toEqual({ code: 0, output: 'Created user exactly12.\n' });
