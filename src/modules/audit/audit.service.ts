@@ -10,7 +10,8 @@ import { type AuditRecord, GENESIS_HASH, hashAuditRecord } from './audit-hash.js
 export interface AuditEntry {
   actor: string;
   action: string;
-  status: 'ok' | 'failed' | 'denied';
+  /** `partial`: a run that wrote some of what it read and left some out (an ingestion Run now). */
+  status: 'ok' | 'partial' | 'failed' | 'denied';
   target?: string | null;
   ip?: string | null;
   userAgent?: string | null;
