@@ -9,6 +9,7 @@ import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
 import { createToolLogger } from '../shared/logger.js';
 import { ZNewPassword } from '../shared/password-policy.js';
+import { cliAuditContext } from './cli-audit-context.js';
 import { missingDatabaseUrl, runTool, USAGE_EXIT_CODE } from './run-tool.js';
 
 const USAGE = `Usage:
@@ -23,7 +24,7 @@ Compiled (npm run build; the Docker image has no tsx): npm run user:create:prod 
 Without --password-stdin you are asked for a password, twice, on a terminal (empty: generate one);
 with no terminal a password is generated and printed once.`;
 
-const CLI_CONTEXT = { actor: 'cli', ip: null, userAgent: 'user.cli' };
+const CLI_CONTEXT = cliAuditContext('user.cli');
 
 /**
  * A mistake in how the tool was called, or in the password it was given: its message, then exit 64

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import os from 'node:os';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareDatabase } from '../../src/bootstrap.js';
@@ -83,6 +84,83 @@ describe('npm run user:*', () => {
       { action: 'user.create', target: 'user:spare' },
       { action: 'user.disable', target: 'user:opsadmin' },
     ]);
+  }, 60_000);
+
+  it('records whether a password was generated or chosen and the sessions ended, never the password', async () => {
+    await runUserCli(['create', '--username', 'clidetails', '--password-stdin'], 'first-password\n');
+    const app = buildTestApp(db);
+    await signInAs(app, 'clidetails', 'first-password');
+    await signInAs(app, 'clidetails', 'first-password');
+    expect((await runUserCli(['passwd', '--username', 'clidetails', '--password-stdin'], 'chosen-at-cli\n')).code).toBe(
+      0,
+    );
+    // No terminal and no --password-stdin: one is generated and printed once.
+    const generated = await runUserCli(['passwd', '--username', 'clidetails'], '');
+    const password = /New password: (\S+)\n$/.exec(generated.output)?.[1] ?? '';
+    expect(password).not.toBe('');
+    await signInAs(app, 'clidetails', password);
+    expect((await runUserCli(['disable', '--username', 'clidetails'], '')).code).toBe(0);
+    expect((await runUserCli(['disable', '--username', 'clidetails', '--enable'], '')).code).toBe(0);
+    const entries = await db.prisma.auditLog.findMany({
+      where: { target: 'user:clidetails', action: { in: ['user.password_reset', 'user.disable', 'user.enable'] } },
+      orderBy: { id: 'asc' },
+      select: { action: true, details: true },
+    });
+    expect(entries).toMatchObject([
+      { action: 'user.password_reset', details: { isPasswordGenerated: false, endedSessions: 2 } },
+      { action: 'user.password_reset', details: { isPasswordGenerated: true, endedSessions: 0 } },
+      { action: 'user.disable', details: { endedSessions: 1 } },
+      { action: 'user.enable', details: { endedSessions: 0 } },
+    ]);
+    const recorded = JSON.stringify(entries);
+    expect(recorded).not.toContain('chosen-at-cli');
+    expect(recorded).not.toContain(password);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true });
+  }, 60_000);
+
+  it('records the OS user who ran the tool with each entry, the actor staying cli', async () => {
+    const before = await db.prisma.auditLog.count();
+    await runUserCli(['create', '--username', 'whoran', '--password-stdin'], 'first-password\n');
+    await runUserCli(['passwd', '--username', 'whoran', '--password-stdin'], 'second-password\n');
+    await runUserCli(['disable', '--username', 'whoran'], '');
+    await runUserCli(['disable', '--username', 'whoran', '--enable'], '');
+    const entries = await db.prisma.auditLog.findMany({
+      where: { target: 'user:whoran' },
+      orderBy: { id: 'asc' },
+      select: { actor: true, action: true, details: true },
+    });
+    const osUser = os.userInfo().username;
+    expect(entries).toEqual([
+      { actor: 'cli', action: 'user.create', details: { role: 'user', osUser } },
+      {
+        actor: 'cli',
+        action: 'user.password_reset',
+        details: { isPasswordGenerated: false, endedSessions: 0, osUser },
+      },
+      { actor: 'cli', action: 'user.disable', details: { endedSessions: 0, osUser } },
+      { actor: 'cli', action: 'user.enable', details: { endedSessions: 0, osUser } },
+    ]);
+    // Entries written before are left as they were: the chain verifies, old and new alike.
+    expect(await db.prisma.auditLog.count()).toBe(before + 4);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true });
+
+    // The audit page and audit.csv show who ran it, and filtering by the actor cli still finds it.
+    await buildUser(db.prisma, { username: 'osuserchief', role: 'admin', password: 'osuserchief-password' });
+    const admin = await signInAs(buildTestApp(db), 'osuserchief', 'osuserchief-password');
+    const page = await admin
+      .get('/admin/audit?actor=cli&target=user:whoran&action=user.disable')
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(page.text.replace(/<wbr>/g, '').replace(/&#34;/g, '"')).toContain(
+      // As jsonb keeps the keys: the shorter first.
+      `{"osUser":"${osUser}","endedSessions":0}`,
+    );
+    const csv = await admin.get('/admin/audit.csv?actor=cli&target=user:whoran').expect(200);
+    expect(csv.text).toContain(
+      `,cli,,user.cli,user.create,user:whoran,ok,"{""role"":""user"",""osUser"":""${osUser}""}",`,
+    );
+    const verdict = await admin.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
+    expect(verdict.body.status).toBe('ok');
   }, 60_000);
 
   it('takes a password of exactly 12 characters, the shortest the rule allows', async () => {

@@ -195,7 +195,11 @@ describe('an admin resetting the password of a locked-out account', () => {
     const entry = await db.prisma.auditLog.findFirstOrThrow({
       where: { action: 'user.password_reset', target: 'user:forgetful' },
     });
-    expect(entry.details).toEqual({ lockedUntil: '2026-06-01T08:15:00.000Z' });
+    expect(entry.details).toEqual({
+      isPasswordGenerated: false,
+      endedSessions: 0,
+      lockedUntil: '2026-06-01T08:15:00.000Z',
+    });
     expect((await verifyAuditChain(db.prisma)).isIntact).toBe(true);
   });
 

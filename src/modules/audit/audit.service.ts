@@ -10,18 +10,23 @@ import { type AuditRecord, GENESIS_HASH, hashAuditRecord } from './audit-hash.js
 export interface AuditEntry {
   actor: string;
   action: string;
-  status: 'ok' | 'failed' | 'denied';
+  /** `partial`: a run that wrote some of what it read and left some out (an ingestion Run now). */
+  status: 'ok' | 'partial' | 'failed' | 'denied';
   target?: string | null;
   ip?: string | null;
   userAgent?: string | null;
   details?: Record<string, unknown> | null;
+  /** More of who acted than the actor says, written into the details: a CLI's OS user (`osUser`). */
+  actorDetails?: Record<string, unknown>;
 }
 
-/** Who did something and from where, as routes know it. */
+/** Who did something and from where, as routes (and the CLIs) know it. */
 export interface AuditContext {
   actor: string;
   ip: string | null;
   userAgent: string | null;
+  /** More of who acted, for every entry made with this context: a CLI's OS user (src/cli/cli-audit-context.ts). */
+  actorDetails?: Record<string, unknown>;
 }
 
 /**
@@ -55,7 +60,7 @@ function toAuditRecord(entry: AuditEntry, now: Date): AuditRecord {
     action: entry.action,
     target: fittedTarget(entry.target),
     status: entry.status,
-    details: entry.details ?? null,
+    details: entry.actorDetails ? { ...entry.details, ...entry.actorDetails } : (entry.details ?? null),
   };
 }
 

@@ -174,7 +174,7 @@ export async function resetPassword(
       throw passwordSetMeanwhileError(user.username, last, stamp, options.formatTime);
     }
     const updated = await usersRepository.updatePasswordHash(tx, id, passwordHash);
-    await usersRepository.signOutOtherSessionsOf(tx, id, 'password_reset', {
+    const endedSessions = await usersRepository.signOutOtherSessionsOf(tx, id, 'password_reset', {
       exceptSessionId: options.keepSessionId,
     });
     const lifted = await throttleRepository.unlockAccount(tx, user.username, now);
@@ -183,7 +183,13 @@ export async function resetPassword(
       action: 'user.password_reset',
       target: userTarget(user.username),
       status: 'ok',
-      ...(lifted.lockedUntil ? { details: { lockedUntil: lifted.lockedUntil.toISOString() } } : {}),
+      // Whether the password was generated or chosen (never the password), and the user's sessions
+      // it ended: the entry said neither, so whoever read it could not tell who knew the password.
+      details: {
+        isPasswordGenerated: generatedPassword !== undefined,
+        endedSessions,
+        ...(lifted.lockedUntil ? { lockedUntil: lifted.lockedUntil.toISOString() } : {}),
+      },
     });
     return { passwordChangedAt: updated.passwordChangedAt, unlocked: lifted };
   });
@@ -377,13 +383,18 @@ export async function setDisabled(
   return db.$transaction(async (tx) => {
     const { user, isLastActiveAdmin } = await lockForAdminChange(tx, id);
     if (user.isDisabled === isDisabled) return { user, isChanged: false, pendingReceipts: null };
+    // An enable ends none: said as 0, so that each of the two entries says what became of the sessions.
+    let endedSessions = 0;
     if (isDisabled) {
       if (isLastActiveAdmin) throw lastAdminError();
       // It signed its own session out mid-click: the page came back as "Your account has been
       // disabled", pointing at the users page the admin could no longer open. Another admin (or
       // `npm run user:disable`) can still do it.
       if (user.id === actingUserId) throw selfDisableError();
-      await usersRepository.signOutSessionsOf(tx, user, { type: 'error', message: ACCOUNT_DISABLED_MESSAGE });
+      endedSessions = await usersRepository.signOutSessionsOf(tx, user, {
+        type: 'error',
+        message: ACCOUNT_DISABLED_MESSAGE,
+      });
     }
     const updated = await usersRepository.updateDisabled(tx, id, isDisabled);
     await appendAudit(tx, {
@@ -391,6 +402,7 @@ export async function setDisabled(
       action: isDisabled ? 'user.disable' : 'user.enable',
       target: userTarget(user.username),
       status: 'ok',
+      details: { endedSessions },
     });
     // Kept, as every receipt is, but left pending: the user can no longer sign in to see or pay
     // them, and nothing said so, so they waited unnoticed. The disable still goes ahead; the admin decides.

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -178,6 +178,55 @@ describe('/admin/ingestion', () => {
     const after = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
     expect(after.text).toMatch(/<div class="alert error"[^>]*>\s*The run failed: /);
     expect(await db.prisma.slurmJob.count()).toBe(jobsBefore);
+  });
+
+  it('audits a partial "run now" (a record left out, the rest written) as partial, on the audit page and in audit.csv', async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'partial-run-now-'));
+    try {
+      const file = path.join(dir, 'sacct.psv');
+      const row = (jobId: string) =>
+        `${jobId}|${jobId || '0'}|lab|ann|COMPLETED|60|2026-11-23T15:49:00|2026-11-23T15:50:00|cpu=1,mem=1G,node=1`;
+      // Line 3 has no JobID: it is left out, the job around it written.
+      writeFileSync(
+        file,
+        ['JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES', row('770001'), row(''), ''].join('\n'),
+      );
+      utimesSync(file, NOW, NOW);
+      const partial = buildTestApp(db, {
+        env: { FALLBACK_CSV: file, INGEST_LOOKBACK_DAYS: '1', APP_TZ: 'UTC' },
+        now: () => NOW,
+        metrics: createMetrics(),
+      });
+      const agent = await signInAs(partial, admin.username, admin.password);
+      const response = await agent
+        .post('/admin/ingestion/run')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(agent))
+        .send({});
+      expect(response.status, response.text.slice(0, 300)).toBe(200);
+      expect(response.body.run).toMatchObject({ outcome: 'partial', inserted: 1, skipped: 1 });
+      const runId = response.body.run.runId;
+
+      const audit = await db.prisma.auditLog.findFirstOrThrow({
+        where: { action: 'ingestion.run_now', actor: admin.username },
+      });
+      // It was `ok`, as a run that wrote every job is: the entry hid that one was left out.
+      expect(audit).toMatchObject({
+        status: 'partial',
+        target: `ingestion_run:${runId}`,
+        details: { outcome: 'partial', seen: 1, inserted: 1, skipped: 1 },
+      });
+
+      const page = await agent.get(`/admin/audit?target=ingestion_run:${runId}`).set('Accept', 'text/html').expect(200);
+      expect(page.text).toContain('<td data-label="Status"><span class="badge partial">partial</span></td>');
+      const csv = await agent.get(`/admin/audit.csv?target=ingestion_run:${runId}`).expect(200);
+      expect(csv.text).toContain(`,ingestion.run_now,ingestion_run:${runId},partial,`);
+      const verdict = await agent.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
+      expect(verdict.body.status).toBe('ok');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('shows why a "run now" over an sacct -X file was refused: no step rows, CPU-hours 0 under the used basis', async () => {
