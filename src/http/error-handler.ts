@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import {
   AppError,
@@ -334,6 +335,8 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
       res.render('error', {
         title: `Error ${status}`,
         status,
+        // The heading names the status in words: a bare "404" said nothing to whoever does not know HTTP's codes.
+        statusText: STATUS_CODES[status] ?? 'Error',
         message: shown,
         requestId: isExpected ? undefined : req.id,
       });

@@ -123,6 +123,7 @@ export const VIEW_LOCALS = [
   'search',
   'sections',
   'status',
+  'statusText',
   'streamedRows',
   'tierEdit',
   'tierNames',

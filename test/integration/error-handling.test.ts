@@ -78,7 +78,7 @@ describe('the one error path', () => {
     const response = await request(app).get('/missing').set('Accept', 'text/html').expect(404);
     expect(response.headers['content-type']).toMatch(/text\/html/);
     expect(response.text).toContain('No such receipt.');
-    expect(response.text).toContain('<h1>404</h1>');
+    expect(response.text).toContain('<h1>Not Found (404)</h1>');
   });
 
   it('hides unknown errors behind a generic 500 that carries the request id', async () => {

@@ -100,7 +100,7 @@ describe("a receipt's page", () => {
       // Escaped, as text from Slurm always is; ended 2025-09-10 03:04 UTC is 10:04 in Bangkok.
       expect(rowOf(html, '9201')?.slice(1), path).toEqual(['&lt;b&gt;md-run&lt;/b&gt;', '2025-09-10 10:04']);
       expect(rowOf(html, '9202')?.slice(1), path).toEqual(['align', '2025-09-12 06:59']);
-      expect(html).toContain('<th colspan="7">Total (2 jobs)</th>');
+      expect(html).toContain('<th colspan="7" scope="row">Total (2 jobs)</th>');
     }
   });
 });

@@ -114,7 +114,7 @@ describe('one user and one window, read every way', () => {
 
   it("Admin → Usage's row for the user is the user's own Per day totals", async () => {
     const mine = (await alice.get(`/me?view=aggregate&${WINDOW}`).set('Accept', 'text/html').expect(200)).text;
-    const totalRow = mine.match(/<tfoot><tr class="labelled"><th>Total<\/th>(.*?)<\/tr>/)?.[1] ?? '';
+    const totalRow = mine.match(/<tfoot><tr class="labelled"><th scope="row">Total<\/th>(.*?)<\/tr>/)?.[1] ?? '';
     const adminPage = (await admin.get(`/admin/usage?${WINDOW}`).set('Accept', 'text/html').expect(200)).text;
     const userRow = adminPage.match(/<tr><td data-label="User"><a [^>]*>alice<\/a><\/td>(.*?)<\/tr>/)?.[1] ?? '';
     const cell = (row: string, label: string) => row.match(new RegExp(`data-label="${label}"[^>]*>([^<]*)<`))?.[1];

@@ -1,0 +1,82 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import { buildUser } from '../support/factories.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * The totals row under the usage and receipt tables, as a screen reader reads it: each total was
+ * a header cell (th) of its own, so the accessibility tree had "1,200" and "8,574.25 THB" as
+ * column headers, and a screen reader read a total without the column it totals ("CPU h" or
+ * "GPU h"?), nor as the Total row's (WCAG 1.3.1; found by the accessibility review). Now "Total"
+ * heads its row and each total is a cell of its column.
+ */
+describe.skipIf(!hasChromium)("the tables' totals row, read by a screen reader", { timeout: 120_000 }, () => {
+  let db: TestDatabase;
+  let rig: BrowserRig;
+  let browser: Browser;
+  let base: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await buildTiers(db);
+    await buildUser(db.prisma, { username: 'kim', password: 'kim-password' });
+    await buildUser(db.prisma, { username: 'root', role: 'admin', password: 'root-password' });
+    const now = Date.now();
+    await buildJobs(
+      db,
+      Array.from({ length: 3 }, (_, index) => ({
+        user: 'kim',
+        jobId: String(7_300 + index),
+        end: new Date(now - (index + 1) * 3_600_000),
+        elapsedSec: 3_600,
+        allocCpus: 4,
+        allocMemMb: 8_000,
+      })),
+    );
+    rig = await startBrowserRig(buildTestApp(db));
+    ({ browser, base } = rig);
+  });
+
+  afterAll(async () => {
+    await rig?.close();
+    await db?.drop();
+  });
+
+  /** The roles of the main table's footer cells, as the accessibility tree has them. */
+  async function footRoles(page: Page): Promise<{ rowheaders: string[]; columnheaders: number; cells: number }> {
+    const foot = page.locator('main table tfoot').first();
+    return {
+      rowheaders: (await foot.getByRole('rowheader').allTextContents()).map((text) => text.trim()),
+      columnheaders: await foot.getByRole('columnheader').count(),
+      cells: await foot.getByRole('cell').count(),
+    };
+  }
+
+  it("My usage's Per day and Billed totals and a receipt's total are cells of their columns, in a Total row", async () => {
+    const page = await (await browser.newContext()).newPage();
+    await signInThroughPage(page, base, 'kim', 'kim-password');
+    await page.goto(`${base}/me?view=aggregate`);
+    expect(await footRoles(page)).toEqual({ rowheaders: ['Total'], columnheaders: 0, cells: 5 });
+
+    // A receipt of the three jobs, then its page and the Billed view.
+    await page.goto(`${base}/me`);
+    await Promise.all([page.waitForURL(/\/me\/receipts\/\d+/), page.click('button:has-text("Create receipt")')]);
+    expect(await footRoles(page)).toEqual({ rowheaders: ['Total (3 jobs)'], columnheaders: 0, cells: 1 });
+    await page.goto(`${page.url().replace(/#.*$/, '')}/print`);
+    expect(await footRoles(page)).toEqual({ rowheaders: ['Total (3 jobs)'], columnheaders: 0, cells: 1 });
+    await page.goto(`${base}/me?view=billed`);
+    expect(await footRoles(page)).toEqual({ rowheaders: ['Total (3 jobs)'], columnheaders: 0, cells: 1 });
+    await page.context().close();
+  });
+
+  it("the admin's Usage across users totals are cells of their columns, in a Total row", async () => {
+    const page = await (await browser.newContext()).newPage();
+    await signInThroughPage(page, base, 'root', 'root-password');
+    await page.goto(`${base}/admin/usage`);
+    expect(await footRoles(page)).toEqual({ rowheaders: ['Total'], columnheaders: 0, cells: 6 });
+    await page.context().close();
+  });
+});
