@@ -63,6 +63,8 @@ const POOL_CLOSE_GRACE_MS = 3_000;
 interface WorkerShutdown {
   stop: () => Promise<void>;
   hurry: () => void;
+  /** The port it listens on: PORT, or with PORT=0 the one the system gave. */
+  port: number;
 }
 
 /** One worker: opens its pool, serves, and on SIGTERM/SIGINT drains and closes. */
@@ -185,14 +187,17 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     }
     await Promise.all([db.close({ graceMs: POOL_CLOSE_GRACE_MS }), closePasswordHashing()]);
   };
-  return { stop, hurry: drain.hurry };
+  const address = server.address();
+  return { stop, hurry: drain.hurry, port: typeof address === 'object' && address ? address.port : config.port };
 }
 
 /**
  * Says the app serves. In production stdout carries only JSON lines for the log pipeline, so the
  * banner's facts are one log line; in development a person reads the banner in their terminal.
  */
-function announce(config: AppConfig, database: PreparedDatabase, logger: Logger) {
+function announce(configured: AppConfig, port: number, database: PreparedDatabase, logger: Logger) {
+  // The port it listens on: with PORT=0 the system's pick, where the line said ":0".
+  const config = { ...configured, port };
   if (config.isProduction) {
     const { fields, message } = startupLogLine(config, database);
     logger.info(fields, message);
@@ -412,8 +417,9 @@ async function start(config: AppConfig, logger: Logger) {
       },
       () => void started.then((worker) => worker.hurry()),
     );
+    let port: number;
     try {
-      await starting;
+      ({ port } = await starting);
     } catch (error) {
       // It cannot serve (the port taken since checkCanListen, as by a second start at the same
       // moment): the embedded PostgreSQL is stopped, and its shutdown waited for, before main
@@ -423,7 +429,7 @@ async function start(config: AppConfig, logger: Logger) {
       throw error;
     }
     // Stopping already: "is listening" would be the line after "shutting down".
-    if (!isStopping) announce(config, database, logger);
+    if (!isStopping) announce(config, port, database, logger);
     return;
   }
 
@@ -433,10 +439,11 @@ async function start(config: AppConfig, logger: Logger) {
   for (let index = 0; index < config.webConcurrency; index++) fork();
   let listening = 0;
   const assignPruners = periodicTaskAssigner();
-  cluster.on('listening', (worker) => {
+  cluster.on('listening', (worker, address) => {
     assignPruners(worker);
     listening += 1;
-    if (listening === config.webConcurrency) announce(config, database, logger);
+    // The workers share one port; with PORT=0 the one the system gave the first of them.
+    if (listening === config.webConcurrency) announce(config, address.port, database, logger);
   });
   const stopWorkers = async () => {
     const workers = Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined);

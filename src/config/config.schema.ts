@@ -703,6 +703,16 @@ export function crossSettingProblems(
       message: `must not be longer than HTTP_REQUEST_TIMEOUT_MS (${headersTimeoutMs} > ${requestTimeoutMs})`,
     });
   }
+  // PORT parsed (a number) as the other whole-number settings above are read here.
+  if (msSetting(env.PORT, 8000) === 0 && !env.PUBLIC_BASE_URL) {
+    // The system picks the port when the app listens, after this is read once: the default address,
+    // http://localhost:PORT, was http://localhost:0, where Stripe sent payers back.
+    problems.push({
+      path: 'PUBLIC_BASE_URL',
+      message:
+        'is required when PORT=0 (the port is picked when the app listens, so http://localhost:PORT, where payers come back to, is not known yet); set it to the address the app is reached at, or set PORT',
+    });
+  }
   if (env.PAYMENT_PROVIDER === 'stripe') {
     for (const key of ['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET'] as const) {
       if (!env[key]) problems.push({ path: key, message: 'is required when PAYMENT_PROVIDER=stripe' });

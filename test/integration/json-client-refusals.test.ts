@@ -7,12 +7,52 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 
 let db: TestDatabase;
 let admin: Agent;
+/** A payment held for review and a refused claim not settled yet: the payments forms read the record before the form. */
+let heldPaymentId: number;
+let refusedClaimId: number;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
   const app = buildTestApp(db);
   admin = await signInNewAdmin(app, db, 'wrongtypes-admin');
+  const receipt = await db.prisma.receipt.create({
+    data: {
+      username: 'wrongtypes-payer',
+      billedThrough: new Date('2026-01-31'),
+      total: '10.00',
+      currency: 'THB',
+      tierName: 'mu',
+      ratesSnapshot: {},
+      ratesLockedAt: new Date(),
+      createdBy: 'wrongtypes-admin',
+    },
+  });
+  const payment = await db.prisma.payment.create({
+    data: {
+      receiptId: receipt.id,
+      provider: 'dummy',
+      status: 'needs_review',
+      amountMinor: 1000n,
+      currency: 'THB',
+      idempotencyKey: 'wrongtypes-held',
+      reviewReason: 'held for the test',
+    },
+  });
+  heldPaymentId = payment.id;
+  const claim = await db.prisma.paymentRefusedClaim.create({
+    data: {
+      provider: 'dummy',
+      externalEventId: 'wrongtypes-claim',
+      eventType: 'payment.refunded',
+      paymentId: payment.id,
+      reason: 'refused for the test',
+      rawPayload: '{}',
+      firstReceivedAt: new Date(),
+      lastReceivedAt: new Date(),
+    },
+  });
+  refusedClaimId = claim.id;
 });
 afterAll(() => db?.drop());
 
@@ -32,16 +72,16 @@ describe('a JSON client sending a text field as another type', () => {
     ['true', true],
     ['an object', { text: 'refunded at the bank' }],
   ];
-  const routes: [string, Record<string, unknown>][] = [
-    ['/admin/payments/999/resolve', { outcome: 'dismissed' }],
-    ['/admin/payments/refused-claims/999/settle', {}],
+  const routes: [string, () => string, Record<string, unknown>][] = [
+    ['/admin/payments/:id/resolve', () => `/admin/payments/${heldPaymentId}/resolve`, { outcome: 'dismissed' }],
+    ['/admin/payments/refused-claims/:id/settle', () => `/admin/payments/refused-claims/${refusedClaimId}/settle`, {}],
   ];
-  for (const [path, rest] of routes) {
+  for (const [name, path, rest] of routes) {
     it.each(wrongValues)(
-      `${path}: a note sent as %s is told it must be text, and nothing is written`,
+      `${name}: a note sent as %s is told it must be text, and nothing is written`,
       async (_name, note) => {
         const auditBefore = await db.prisma.auditLog.count();
-        const response = await postJson(path, { ...rest, note });
+        const response = await postJson(path(), { ...rest, note });
         expect(response.status, response.text).toBe(400);
         expect(response.body).toEqual({ error: 'note: must be text', code: 400 });
         expect(await db.prisma.auditLog.count()).toBe(auditBefore);
@@ -50,7 +90,7 @@ describe('a JSON client sending a text field as another type', () => {
   }
 
   it('a note left out is still "is required"', async () => {
-    const response = await postJson('/admin/payments/refused-claims/999/settle', {});
+    const response = await postJson(`/admin/payments/refused-claims/${refusedClaimId}/settle`, {});
     expect(response.body).toEqual({ error: 'note: is required', code: 400 });
   });
 });
@@ -99,11 +139,19 @@ describe('a JSON body nested deeper than 64 levels on the exact-number routes', 
 // for another reason. Every other body that changes money names such a field.
 describe('a field the payments review forms do not have', () => {
   it.each([
-    ['/admin/payments/999/resolve', { outcome: 'accepted', note: 'settled at the bank today', acceptMismatch: true }],
-    ['/admin/payments/refused-claims/999/settle', { note: 'reversed by the provider', refund_id: 're_1' }],
-  ])('%s refuses it by name, changing nothing', async (path, body) => {
+    [
+      '/admin/payments/:id/resolve',
+      () => `/admin/payments/${heldPaymentId}/resolve`,
+      { outcome: 'accepted', note: 'settled at the bank today', acceptMismatch: true },
+    ],
+    [
+      '/admin/payments/refused-claims/:id/settle',
+      () => `/admin/payments/refused-claims/${refusedClaimId}/settle`,
+      { note: 'reversed by the provider', refund_id: 're_1' },
+    ],
+  ])('%s refuses it by name, changing nothing', async (_name, path, body) => {
     const auditBefore = await db.prisma.auditLog.count();
-    const response = await postJson(path, body);
+    const response = await postJson(path(), body);
     const [extra] = Object.keys(body).filter((key) => !['outcome', 'note'].includes(key));
     expect(response.body).toEqual({ error: `input: has an unknown field: ${extra}`, code: 400 });
     expect(await db.prisma.auditLog.count()).toBe(auditBefore);

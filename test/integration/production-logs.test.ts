@@ -69,6 +69,36 @@ describe('a production server writes only JSON lines to stdout', () => {
     expect(lines.at(-1)).toMatchObject({ level: 30, signal: 'SIGTERM', durationMs: expect.any(Number) });
   }, 120_000);
 
+  // PORT=0 lets the system pick a free port: the line said "http://127.0.0.1:0", which is no address
+  // anyone can open, in one process and in a cluster (whose workers share the primary's port).
+  it.each(['1', '2'])(
+    'with PORT=0 and WEB_CONCURRENCY=%s names the port it was given',
+    async (workers) => {
+      const server = await spawnServer({
+        ...PRODUCTION_ENV,
+        DATABASE_URL: db.url,
+        PORT: '0',
+        PUBLIC_BASE_URL: 'https://billing.example.edu',
+        WEB_CONCURRENCY: workers,
+      });
+      let line: Record<string, unknown> | undefined;
+      try {
+        line = jsonLinesOf(server.stdout()).find((entry) => String(entry.msg).includes('is listening'));
+        const port = Number(line?.port);
+        expect(port).toBeGreaterThan(0);
+        expect(line).toMatchObject({
+          msg: `HPC Billing is listening on http://127.0.0.1:${port}`,
+          workers: Number(workers),
+          publicBaseUrl: 'https://billing.example.edu',
+        });
+        expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+    },
+    120_000,
+  );
+
   it('reports a database it cannot reach as a JSON error line, with its address and not its password', async () => {
     const port = await findFreePort();
     const result = await runServerToExit({

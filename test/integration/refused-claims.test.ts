@@ -287,6 +287,39 @@ describe('settling a refused claim', () => {
     expect(await db.prisma.paymentRefusedClaim.findUniqueOrThrow({ where: { id: claim.id } })).toEqual(retried);
   });
 
+  // The note was read before the claim: an admin settling a claim settled meanwhile (another
+  // admin, another tab) with a short note was told the note was too short, corrected it, and only
+  // then was told 409 "already settled". The claim's state is answered first, as for a payment.
+  it('tells an admin settling an already settled claim so (409), whatever the note, changing nothing', async () => {
+    const { claim } = await refusedRefund('settle_twice_short');
+    const admin = await signInAdmin();
+    expect((await settle(admin, claim.id, { note: 'Checked with the provider today.' })).status).toBe(200);
+    const settled = await db.prisma.paymentRefusedClaim.findUniqueOrThrow({ where: { id: claim.id } });
+    const auditBefore = await db.prisma.auditLog.count();
+    for (const body of [{ note: 'ok' }, {}, { note: 'Checked again.', refund_id: 're_1' }]) {
+      const again = await settle(admin, claim.id, body);
+      expect(again.status, again.text).toBe(409);
+      expect(again.body.error).toMatch(
+        new RegExp(
+          `^Refused claim #${claim.id} was already settled by claimreviewer\\d+ on .+; nothing was changed\\.$`,
+        ),
+      );
+    }
+    const page = await admin
+      .post(`/admin/payments/refused-claims/${claim.id}/settle`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ note: 'short', csrf_token: await csrfTokenOf(admin) });
+    expect(page.status).toBe(409);
+    expect(page.text).toMatch(
+      new RegExp(
+        `<div class="alert error" role="alert">Refused claim #${claim.id} was already settled by claimreviewer\\d+ on `,
+      ),
+    );
+    expect(await db.prisma.paymentRefusedClaim.findUniqueOrThrow({ where: { id: claim.id } })).toEqual(settled);
+    expect(await db.prisma.auditLog.count()).toBe(auditBefore);
+  });
+
   it('refuses a missing or short note (400), an unknown entry (404) and a researcher (403), changing nothing', async () => {
     const { claim, receiptId } = await refusedRefund('settle_refused');
     const admin = await signInAdmin();
@@ -297,6 +330,10 @@ describe('settling a refused claim', () => {
     expect(missing.status).toBe(400);
     const unknown = await settle(admin, 999999, { note: 'Checked with the provider.' });
     expect(unknown.status).toBe(404);
+    // An unknown entry is not there whatever the note says, as an unknown payment is.
+    const unknownShort = await settle(admin, 999999, { note: 'ok' });
+    expect(unknownShort.status).toBe(404);
+    expect(unknownShort.body.error).toBe('Refused claim #999999 was not found.');
     const notANumber = await settle(admin, 'abc', { note: 'Checked with the provider.' });
     expect(notANumber.status).toBe(400);
     const researcher = (await researcherWithReceipt()).agent;

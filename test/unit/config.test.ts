@@ -811,6 +811,22 @@ describe('PUBLIC_BASE_URL', () => {
   });
 });
 
+// PORT=0 lets the system pick the port when the app listens, after the configuration is read: the
+// default PUBLIC_BASE_URL was http://localhost:0, so Stripe sent payers back to port 0.
+describe('PORT=0', () => {
+  it('is refused without PUBLIC_BASE_URL, saying why and what to set', () => {
+    expect(problemsOf({ PORT: '0' })).toEqual([
+      'PUBLIC_BASE_URL: is required when PORT=0 (the port is picked when the app listens, so http://localhost:PORT, where payers come back to, is not known yet); set it to the address the app is reached at, or set PORT',
+    ]);
+  });
+
+  it('is taken with PUBLIC_BASE_URL, which payers come back to', () => {
+    const config = loadConfig({ PORT: '0', PUBLIC_BASE_URL: 'https://billing.example.edu' });
+    expect(config.port).toBe(0);
+    expect(config.payments.publicBaseUrl).toBe('https://billing.example.edu');
+  });
+});
+
 describe('a setting given as an empty string', () => {
   it.each([
     [

@@ -43,6 +43,20 @@ function shownNotesOf(run: RunRecord): [string, string][] {
   return Object.entries(run.sourceNotes ?? {}).filter(([key]) => key !== 'fileFingerprint');
 }
 
+/**
+ * The notes the page shows under a run's error: a source whose failure the error gives already
+ * ("file: … cannot be read", noted as "failed: … cannot be read") is not said again after it.
+ */
+function notesBesideErrorOf(run: RunRecord): [string, string][] {
+  const notes = shownNotesOf(run);
+  if (!run.error) return notes;
+  const error = run.error;
+  return notes.filter(([key, value]) => {
+    const reason = value.replace(/^(failed|configuration error): /, '');
+    return !error.includes(`${key}: ${reason}`);
+  });
+}
+
 /** A run of /admin/ingestion as JSON, named as Run now's answer names its run (`runId`, `window`). */
 function runJson(run: RunRecord) {
   return {
@@ -101,7 +115,8 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
         // The demo's seed reads its whole file, from the epoch: 1970, shifted into the local zone, read as a date.
         windowStartText: run.windowStart.getTime() === 0 ? 'the start' : when(run.windowStart),
         windowEndText: when(run.windowEnd),
-        notesText: shownNotesOf(run)
+        // The error (in bold) gives each failed source's reason; the notes say the rest once.
+        notesText: notesBesideErrorOf(run)
           .map(([key, value]) => `${key}: ${value}`)
           .join('; '),
       })),

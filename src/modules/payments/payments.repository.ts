@@ -945,28 +945,32 @@ export function countRefusedClaims(db: Client): Promise<number> {
   return db.paymentRefusedClaim.count({ where: { settledAt: null } });
 }
 
+const SELECT_REFUSED_CLAIM = {
+  id: true,
+  provider: true,
+  externalEventId: true,
+  eventType: true,
+  paymentId: true,
+  claimedMinor: true,
+  claimedCurrency: true,
+  reason: true,
+  settledBy: true,
+  settledAt: true,
+  payment: { select: { receiptId: true } },
+} satisfies Prisma.PaymentRefusedClaimSelect;
+
+/** A refused claim, read without a lock (what a form about it is checked against first); null when there is none. */
+export function findRefusedClaim(db: Client, id: number) {
+  return db.paymentRefusedClaim.findUnique({ where: { id }, select: SELECT_REFUSED_CLAIM });
+}
+
 /** Locks a refused claim's row for the rest of the transaction, so one admin at a time settles it. */
 export async function lockRefusedClaim(tx: Tx, id: number) {
   const rows = await tx.$queryRaw<
     Array<{ id: number }>
   >`SELECT id FROM payment_refused_claims WHERE id = ${id} FOR UPDATE`;
   if (rows.length === 0) return null;
-  return tx.paymentRefusedClaim.findUnique({
-    where: { id },
-    select: {
-      id: true,
-      provider: true,
-      externalEventId: true,
-      eventType: true,
-      paymentId: true,
-      claimedMinor: true,
-      claimedCurrency: true,
-      reason: true,
-      settledBy: true,
-      settledAt: true,
-      payment: { select: { receiptId: true } },
-    },
-  });
+  return tx.paymentRefusedClaim.findUnique({ where: { id }, select: SELECT_REFUSED_CLAIM });
 }
 
 /** Marks a refused claim settled; false when it was settled already. */

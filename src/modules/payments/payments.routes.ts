@@ -495,6 +495,8 @@ export function paymentRoutes(deps: {
     const id = parseInput(ZRefusedClaimId, req.params.id, 'refused claim id');
     let settled: Awaited<ReturnType<typeof payments.settleRefusedClaim>>;
     try {
+      // The claim's state first (settled already, not there), then the form.
+      await payments.checkSettleable(id);
       settled = await payments.settleRefusedClaim(auditContextOf(req), id, parseInput(ZSettleRefusedClaim, req.body));
     } catch (error) {
       // The page again with the reason beside that entry and the note as typed.

@@ -2183,17 +2183,37 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
    * list on /admin/payments, and the row and a `payment.claim_refusal_settle` audit entry keep it.
    * The row is locked, so a double submit waits and then finds it settled (409, nothing written).
    */
+  /**
+   * Refuses a settlement that the claim's state decides, whatever the form says: no such claim
+   * (404), settled already (409).
+   */
+  function refuseUnlessUnsettled<T extends { settledAt: Date | null; settledBy: string | null }>(
+    id: number,
+    claim: T | null,
+  ): asserts claim is T {
+    if (!claim) throw notFoundById('Refused claim', id);
+    if (claim.settledAt !== null) {
+      throw new ConflictError(
+        `Refused claim #${id} was already settled by ${claim.settledBy} on ` +
+          `${formatLocalDateTime(claim.settledAt, deps.timeZone)}; nothing was changed.`,
+      );
+    }
+  }
+
+  /**
+   * Before its form is read: a claim settled already (a second admin, another tab) is told so
+   * (409), and one not there 404, not that the note is too short, which led the admin to correct
+   * a note for a 409. Read without a lock; settleRefusedClaim checks again under it.
+   */
+  async function checkSettleable(id: number): Promise<void> {
+    refuseUnlessUnsettled(id, await paymentsRepository.findRefusedClaim(prisma, id));
+  }
+
   async function settleRefusedClaim(actor: AuditContext, id: number, input: TSettleRefusedClaim) {
     const settledAt = now();
     return prisma.$transaction(async (tx) => {
       const claim = await paymentsRepository.lockRefusedClaim(tx, id);
-      if (!claim) throw notFoundById('Refused claim', id);
-      if (claim.settledAt !== null) {
-        throw new ConflictError(
-          `Refused claim #${id} was already settled by ${claim.settledBy} on ` +
-            `${formatLocalDateTime(claim.settledAt, deps.timeZone)}; nothing was changed.`,
-        );
-      }
+      refuseUnlessUnsettled(id, claim);
       if (
         !(await paymentsRepository.settleRefusedClaim(tx, id, { settledBy: actor.actor, settledAt, note: input.note }))
       )
@@ -2256,6 +2276,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     checkAdminPage,
     checkResolvable,
     resolveReview,
+    checkSettleable,
     settleRefusedClaim,
   };
 }

@@ -178,6 +178,16 @@ describe('/admin/ingestion', () => {
     const after = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
     expect(after.text).toMatch(/<div class="alert error"[^>]*>\s*The run failed: /);
     expect(await db.prisma.slurmJob.count()).toBe(jobsBefore);
+
+    // Under the failed run, its reason once, as its error (in bold): the source's note said the same
+    // again after it ("file: …psv …; file: failed: …psv …").
+    const notes = [...after.text.matchAll(/<div class="run-notes-text">(.*?)<\/div>/gs)].map((match) => match[1] ?? '');
+    const failedRunNotes = notes.find((text) => text.includes('no-such-sacct-file.psv'));
+    expect(failedRunNotes).toMatch(/^<strong class="run-error">file: [^<]*no-such-sacct-file\.psv[^<]*<\/strong>/);
+    expect(failedRunNotes?.split('no-such-sacct-file.psv')).toHaveLength(2);
+    expect(failedRunNotes).not.toContain('file: failed:');
+    // What the other sources said is still there, once.
+    expect(failedRunNotes).toContain('; sacct: not configured (SACCT_PATH unset)');
   });
 
   it('audits a partial "run now" (a record left out, the rest written) as partial, on the audit page and in audit.csv', async () => {
