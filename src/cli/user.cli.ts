@@ -24,8 +24,6 @@ Compiled (npm run build; the Docker image has no tsx): npm run user:create:prod 
 Without --password-stdin you are asked for a password, twice, on a terminal (empty: generate one);
 with no terminal a password is generated and printed once.`;
 
-const CLI_CONTEXT = cliAuditContext('user.cli');
-
 /**
  * A mistake in how the tool was called, or in the password it was given: its message, then exit 64
  * (EX_USAGE) before anything is changed, as `npm run ingest`, `db:migrate` and `audit:verify` exit
@@ -148,6 +146,8 @@ async function main() {
   if (!role.success) throw new UsageError('--role must be admin or user.');
   const config = loadConfig();
   configureAuditChain(config.audit);
+  // Who ran it, for each entry's details: the OS user, and under sudo who invoked it (config.sudoUser).
+  const cliContext = cliAuditContext('user.cli', { sudoUser: config.sudoUser });
   if (!config.databaseUrl) throw missingDatabaseUrl('(the user tools work on a configured database)');
   const db = openDatabase(config.databaseUrl, {
     poolMax: 2,
@@ -161,7 +161,7 @@ async function main() {
       const { generatedPassword } = await usersService.createUser(
         db.prisma,
         { username: username.data, role: role.data, password },
-        CLI_CONTEXT,
+        cliContext,
       );
       console.log(
         `Created ${role.data} ${username.data}.${generatedPassword ? ` Password: ${generatedPassword}` : ''}`,
@@ -175,21 +175,21 @@ async function main() {
           db.prisma,
           user.id,
           password,
-          CLI_CONTEXT,
+          cliContext,
         );
         const unlocked = lockedUntil ? ' Its sign-in lock was lifted.' : '';
         console.log(
           `Password of ${user.username} changed.${unlocked}${generatedPassword ? ` New password: ${generatedPassword}` : ''}`,
         );
       } else if (command === 'unlock') {
-        const { lockedUntil } = await usersService.unlockSignIn(db.prisma, user.id, CLI_CONTEXT, new Date());
+        const { lockedUntil } = await usersService.unlockSignIn(db.prisma, user.id, cliContext, new Date());
         console.log(`Sign-in of ${user.username} ${lockedUntil ? 'unlocked' : 'was not locked'}.`);
       } else {
         const { isChanged, pendingReceipts } = await usersService.setDisabled(
           db.prisma,
           user.id,
           !values.enable,
-          CLI_CONTEXT,
+          cliContext,
         );
         const state = values.enable ? 'enabled' : 'disabled';
         // As the users page says it: a run that found the account so already changed nothing and audited nothing.

@@ -56,6 +56,12 @@ export interface AppConfig {
   publicBaseUrl: string | undefined;
   /** Seed demo users and jobs into an empty database; never in production. */
   shouldSeedDemo: boolean;
+  /**
+   * SUDO_USER as sudo sets it: who typed `sudo` (undefined when unset or blank). Not a setting, and
+   * not proof (whoever is root can set it): the command-line tools record it in their audit entries
+   * beside the OS user, which under sudo is root (src/cli/cli-audit-context.ts).
+   */
+  sudoUser: string | undefined;
   auth: {
     perAddress: { maxFailures: number; windowSec: number; lockSec: number };
     perUser: { maxFailures: number; windowSec: number; lockSec: number };
@@ -218,6 +224,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     http: { headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS },
     publicBaseUrl: env.PUBLIC_BASE_URL,
     shouldSeedDemo: env.DEMO_SEED && !isProduction,
+    sudoUser: source.SUDO_USER?.trim() || undefined,
     auth: {
       perAddress: { maxFailures: env.AUTH_MAX_FAILS, windowSec: env.AUTH_WINDOW_SEC, lockSec: env.AUTH_LOCK_SEC },
       perUser: {

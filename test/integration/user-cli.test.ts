@@ -163,6 +163,26 @@ describe('npm run user:*', () => {
     expect(verdict.body.status).toBe('ok');
   }, 60_000);
 
+  it('under sudo (SUDO_USER set, running as root) records the user who invoked it beside the OS user', async () => {
+    // sudo sets SUDO_USER to who typed it; the OS user is then root, which alone says nothing of who that was.
+    const isRoot = process.geteuid?.() === 0;
+    const ran = await runCli(FROM_SOURCE, ['create', '--username', 'viasudo', '--password-stdin'], 'first-password\n', {
+      SUDO_USER: 'alice',
+    });
+    expect(ran).toEqual({ code: 0, output: 'Created user viasudo.\n' });
+    const entry = await db.prisma.auditLog.findFirstOrThrow({
+      where: { target: 'user:viasudo', action: 'user.create' },
+      select: { actor: true, details: true },
+    });
+    const osUser = os.userInfo().username;
+    // Not root, SUDO_USER is one left in the environment (sudo -u, su without -), not who ran this as root.
+    expect(entry).toEqual({
+      actor: 'cli',
+      details: isRoot ? { role: 'user', osUser, sudoUser: 'alice' } : { role: 'user', osUser },
+    });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true });
+  }, 60_000);
+
   it('takes a password of exactly 12 characters, the shortest the rule allows', async () => {
     const created = await runUserCli(['create', '--username', 'exactly12', '--password-stdin'], 'twelve-chars\n');
     expect(created).toEqual({ code: 0, output: 'Created user exactly12.\n' });
