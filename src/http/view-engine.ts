@@ -75,6 +75,7 @@ export const VIEW_LOCALS = [
   'listedAt',
   'message',
   'monthEnd',
+  'moneyPaidReceipt',
   'myCsvLink',
   'needsReview',
   'newTier',

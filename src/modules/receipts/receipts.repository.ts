@@ -971,6 +971,18 @@ export async function findReceiptsPaidWithMoneyOf(
 }
 
 /**
+ * The receipt marked paid with the money of (void) receipt `receiptId` (paid_with_receipt_id, unique),
+ * with its status; null when its money paid none. The voided receipt's page names it, rather than
+ * saying to return that money to the payer.
+ */
+export async function findReceiptPaidWithMoneyOf(
+  db: Client,
+  receiptId: number,
+): Promise<{ id: number; status: ReceiptStatus } | null> {
+  return db.receipt.findUnique({ where: { paidWithReceiptId: receiptId }, select: { id: true, status: true } });
+}
+
+/**
  * A receipt whose money may pay another, as a mark paid "with that money" judges it: its user and
  * status, whether it was paid (a void keeps paid_at), the receipt its money already paid, and the
  * online payment its method and reference name (as paid.csv finds it), if it was paid online.

@@ -1865,12 +1865,15 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const receipt = await findOrFail(id);
     // An admin about to void a receipt paid by hand, or reading one voided since, is told what money it concerns.
     const paidByHand = paidByHandOf(receipt);
-    const [shown, heldForSameJobs, dismissed, voidedPaidByHand, billedAgainOn] = await Promise.all([
+    const [shown, heldForSameJobs, dismissed, voidedPaidByHand, billedAgainOn, moneyPaidReceipt] = await Promise.all([
       withItemsPage(receipt, page),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
       paidByHand ? paymentsRepository.findDismissedPayments(db, id) : [],
       findVoidedPaidByHandOfSameJobs([receipt]),
       receipt.status === 'void' ? receiptsRepository.findReceiptsBillingJobsAgain(db, id) : [],
+      // A void receipt paid by hand whose money paid the receipt billing its jobs again: its page names
+      // that receipt, where it said to return the money to the payer.
+      receipt.status === 'void' && paidByHand ? receiptsRepository.findReceiptPaidWithMoneyOf(db, id) : null,
     ]);
     // Money for some of these jobs may already be held on a voided receipt that billed them: the
     // researcher is told not to pay again, and the admin, about to mark this one paid, is told too.
@@ -1883,6 +1886,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       dismissedPayments: dismissed.map(dismissedPaymentOf),
       sameJobsVoidedPaidByHand: voidedPaidByHand.get(id) ?? [],
       billedAgainOn,
+      /** For a void receipt paid by hand, the receipt marked paid with its money since; null while none is. */
+      moneyPaidReceipt,
     };
   }
 

@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { createPaidCsvStory } from '../support/paid-csv-story.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// A receipt paid by hand and voided says on its page that the app holds none of its money: "return it
+// to the payer or apply it elsewhere". Once an admin marked the receipt billing its jobs again paid
+// "with the money of" it, the page still said so, and an admin reading it could return money that
+// had paid another receipt. It now names the receipt its money paid.
+let db: TestDatabase;
+const clock = new Date('2025-09-05T03:00:00Z');
+let app: ReturnType<typeof buildTestApp>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'kim', password: 'kim-password' });
+  await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
+  app = buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' }, now: () => clock });
+});
+afterAll(() => db?.drop());
+
+const signIn = (username: string) => signInAs(app, username, `${username}-password`);
+const { billEverything } = createPaidCsvStory(() => db);
+
+async function voidAsJson(admin: Agent, receiptId: number) {
+  const voided = await admin
+    .post(`/admin/receipts/${receiptId}/void`)
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(admin))
+    .send({ reason: 'billed at the wrong tier' });
+  expect(voided.status, voided.text).toBe(200);
+}
+
+async function markPaid(admin: Agent, receiptId: number, fields: Record<string, unknown>) {
+  const marked = await admin
+    .post(`/admin/receipts/${receiptId}/paid`)
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(admin))
+    .send({ method: 'internal_transfer', amount_received: await amountDueOf(db, receiptId), ...fields });
+  expect(marked.status, marked.text).toBe(200);
+}
+
+const notice = (html: string) =>
+  /<div class="alert warning" role="status" id="void-paid-by-hand">(.*?)<\/div>/.exec(html)?.[1];
+
+describe('the page of a receipt voided after it was paid by hand', () => {
+  it('names the receipt its money paid, rather than saying to return it to the payer', async () => {
+    await buildJobs(db, [{ user: 'kim', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const kim = await signIn('kim');
+    const admin = await signIn('finance');
+    const first = await billEverything(kim);
+    await markPaid(admin, first, { method: 'bank_transfer', tx_ref: 'BT-51' });
+    await voidAsJson(admin, first);
+    const again = await billEverything(kim);
+    const adminPage = async () =>
+      (await admin.get(`/admin/receipts/${first}`).set('Accept', 'text/html').expect(200)).text;
+
+    // Its money paid nothing yet: the advice stands.
+    expect(notice(await adminPage())).toBe(
+      'Voided after it was paid by hand: 0.50 THB by bank transfer, ref BT-51, on 2025-09-05. ' +
+        'The app holds none of this money: return it to the payer or apply it elsewhere.',
+    );
+
+    await markPaid(admin, again, { paid_with_receipt: first });
+    const paidPage = await adminPage();
+    expect(notice(paidPage)).toBe(
+      'Voided after it was paid by hand: 0.50 THB by bank transfer, ref BT-51, on 2025-09-05. ' +
+        `Its money paid receipt <a href="/admin/receipts/${again}">#${again}</a>.`,
+    );
+    expect(paidPage).not.toContain('return it to the payer');
+    // The researcher's page of it gives no such advice, before or after.
+    const ownPage = (await kim.get(`/me/receipts/${first}`).set('Accept', 'text/html').expect(200)).text;
+    expect(ownPage).not.toContain('return it to the payer');
+
+    // Voided in turn, that receipt's page says where the money is now.
+    await voidAsJson(admin, again);
+    expect(notice(await adminPage())).toBe(
+      'Voided after it was paid by hand: 0.50 THB by bank transfer, ref BT-51, on 2025-09-05. ' +
+        `Its money paid receipt <a href="/admin/receipts/${again}">#${again}</a>, voided since: its page says where the money is now.`,
+    );
+  });
+});
