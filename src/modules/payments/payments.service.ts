@@ -2178,12 +2178,6 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
-   * Marks a refused refund or dispute settled: finance checked it with the provider and says what
-   * was done. Nothing about money changes (the claim was refused); it leaves the banner and the
-   * list on /admin/payments, and the row and a `payment.claim_refusal_settle` audit entry keep it.
-   * The row is locked, so a double submit waits and then finds it settled (409, nothing written).
-   */
-  /**
    * Refuses a settlement that the claim's state decides, whatever the form says: no such claim
    * (404), settled already (409).
    */
@@ -2209,6 +2203,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     refuseUnlessUnsettled(id, await paymentsRepository.findRefusedClaim(prisma, id));
   }
 
+  /**
+   * Marks a refused refund or dispute settled: finance checked it with the provider and says what
+   * was done. Nothing about money changes (the claim was refused); it leaves the banner and the
+   * list on /admin/payments, and the row and a `payment.claim_refusal_settle` audit entry keep it.
+   * The row is locked, so a double submit waits and then finds it settled (409, nothing written).
+   */
   async function settleRefusedClaim(actor: AuditContext, id: number, input: TSettleRefusedClaim) {
     const settledAt = now();
     return prisma.$transaction(async (tx) => {
