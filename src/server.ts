@@ -34,7 +34,7 @@ import { closePasswordHashing, configurePasswordHashing } from './modules/users/
 import { createBackgroundWork } from './shared/background-work.js';
 import { onDistinctSignals } from './shared/distinct-signals.js';
 import { DATABASE_READ_ONLY, isDatabaseUnavailable, isReadOnlyDatabase } from './shared/errors.js';
-import { createLogger, type Logger } from './shared/logger.js';
+import { createLogger, flushLogs, type Logger } from './shared/logger.js';
 import { onPeriodicTasksAssigned, periodicTaskAssigner } from './shared/periodic-task.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
 import { formatStartupBanner, startupLogLine } from './startup-banner.js';
@@ -230,7 +230,7 @@ async function reportStartFailure(config: AppConfig, logger: Logger, error: unkn
   logger.fatal({ err: error }, `HPC Billing failed to start: ${reason}`);
   // pino writes asynchronously: an exit now could write this line before the warnings still
   // on their way, or lose it.
-  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  await flushLogs(logger);
 }
 
 /**
@@ -263,7 +263,7 @@ function onShutdownSignal(logger: Logger, stop: () => Promise<void>, hurry: () =
         // The last line says the stop finished cleanly, not only that it began: an operator reading
         // a log that ends at "shutting down" cannot tell a clean stop from a process killed mid-way.
         logger.info({ signal, durationMs: Date.now() - startedAt }, 'stopped');
-        await new Promise<void>((resolve) => logger.flush(() => resolve()));
+        await flushLogs(logger);
         process.exit(0);
       })
       .catch((error) => {
@@ -289,12 +289,12 @@ async function main() {
     if (error instanceof StoppedDuringStartup) {
       // Asked to stop, which it did: not a failed start, so 0 as after a stop while serving.
       logger.info({ signal: error.signal }, 'stopped during start-up: nothing was served');
-      await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      await flushLogs(logger);
       process.exit(0);
     }
     if (error instanceof StoppedWhileWaiting) {
       logger.info({ signal: error.signal }, 'stopped while waiting for the database');
-      await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      await flushLogs(logger);
       process.exit(0);
     }
     await reportStartFailure(config, logger, error);
@@ -384,7 +384,10 @@ async function start(config: AppConfig, logger: Logger) {
     // The primary is gone, and with it the listening socket: nothing new can come to drain for.
     process.on('disconnect', () => {
       worker.hurry();
-      void worker.stop().then(() => process.exit(0));
+      void worker
+        .stop()
+        .then(() => flushLogs(logger))
+        .then(() => process.exit(0));
     });
     return;
   }
