@@ -288,6 +288,28 @@ describe('the audit pages', () => {
     await request(app).get('/admin/audit.csv').expect(302);
   });
 
+  it('writes the header and an entry as exact bytes: quoted, escaped, empty where null', async () => {
+    const app = buildTestApp(db);
+    await buildUser(db.prisma, { username: 'csvbytes', role: 'admin', password: 'csvbytes-password' });
+    const agent = await signInAs(app, 'csvbytes', 'csvbytes-password');
+    await recordAudit(db, {
+      actor: '-csv "pin"',
+      ip: null,
+      userAgent: '=ua, with a comma',
+      action: 'test.csv_bytes',
+      target: 'user:\u202ecsv',
+      status: 'denied',
+      details: { note: 'a "quote", a comma', n: 1 },
+    });
+    const stored = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'test.csv_bytes' } });
+    const csv = await agent.get('/admin/audit.csv?action=test.csv_bytes').expect(200);
+    expect(csv.text).toBe(
+      'id,ts,actor,ip,user_agent,action,target,status,details,prev_hash,hash\n' +
+        `${stored.id},${stored.ts.toISOString()},"'-csv ""pin""",,"'=ua, with a comma",test.csv_bytes,` +
+        `user:\\u202ecsv,denied,"{""n"":1,""note"":""a \\""quote\\"", a comma""}",${stored.prevHash},${stored.hash}\n`,
+    );
+  });
+
   it('neutralises what a client sent that a spreadsheet would run as a formula', async () => {
     const app = buildTestApp(db);
     await buildUser(db.prisma, { username: 'csvadmin', role: 'admin', password: 'csvadmin-password' });

@@ -76,7 +76,21 @@ describe('/admin/ingestion', () => {
     );
     expect(await db.prisma.slurmJob.count()).toBe(12);
     const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: 'ingestion.run_now' } });
-    expect(audit).toMatchObject({ actor: admin.username, status: 'ok', target: 'ingestion_run:1' });
+    // The whole entry, who and from where included: the service records it, as the route once did.
+    expect(audit).toMatchObject({
+      actor: admin.username,
+      ip: expect.stringMatching(/127\.0\.0\.1$/),
+      status: 'ok',
+      target: 'ingestion_run:1',
+    });
+    expect(audit.details).toEqual({
+      outcome: 'success',
+      source: 'file',
+      seen: 12,
+      inserted: 12,
+      updated: 0,
+      skipped: 0,
+    });
   });
 
   it('answers "run now" from a JSON client with the run as JSON, audited, leaving no flash for the next page', async () => {
@@ -130,7 +144,8 @@ describe('/admin/ingestion', () => {
     const audit = await db.prisma.auditLog.findFirstOrThrow({
       where: { action: 'ingestion.run_now', actor: admin.username },
     });
-    expect(audit).toMatchObject({ status: 'failed', details: { reason: 'another run was in progress' } });
+    expect(audit).toMatchObject({ status: 'failed', target: null });
+    expect(audit.details).toEqual({ reason: 'another run was in progress' });
   });
 
   it('answers a "run now" whose sources all failed with 502 and the failed run to a JSON client, and an error flash to a browser', async () => {
@@ -166,7 +181,15 @@ describe('/admin/ingestion', () => {
     // Why it failed, as the run recorded it: the page lists the last 25 runs only, and with a run
     // every few minutes the failed one soon left it, leaving an entry that said "failed" and not why.
     expect(run.error).toMatch(/no-such-sacct-file\.psv/);
-    expect(audit.details).toMatchObject({ outcome: 'failed', error: run.error });
+    expect(audit.details).toEqual({
+      outcome: 'failed',
+      source: null,
+      seen: 0,
+      inserted: 0,
+      updated: 0,
+      skipped: 0,
+      error: run.error,
+    });
 
     const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
     await agent
