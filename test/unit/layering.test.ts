@@ -32,6 +32,43 @@ function repositoryValueImportsOf(source: string): string[] {
     .map(([, , , from = '']) => from);
 }
 
+/** One import of a file: where from, whether `import type`, and the functions and values it names. */
+interface ImportOf {
+  from: string;
+  isTypeOnly: boolean;
+  /** `import * as x` or a default import: everything the module exports is in reach. */
+  isWhole: boolean;
+  /** The names of a `{ ... }` import that are not `type` ones, as exported (before any `as`). */
+  valueNames: string[];
+}
+
+function importsOf(source: string): ImportOf[] {
+  return [...source.matchAll(/^import\s+(type\s+)?([^;]*?)\s+from\s+'([^']+)';/gms)].map(
+    ([, isTypeOnly, clause = '', from = '']) => {
+      const named = /^\{([^}]*)\}$/s.exec(clause.trim());
+      const valueNames = (named?.[1] ?? '')
+        .split(',')
+        .map((name) => name.trim())
+        .filter((name) => name !== '' && !name.startsWith('type '))
+        .map((name) => name.split(/\s+as\s+/)[0] ?? name);
+      return { from, isTypeOnly: Boolean(isTypeOnly), isWhole: !named, valueNames: isTypeOnly ? [] : valueNames };
+    },
+  );
+}
+
+/** The functions that append to the audit log (audit.service.ts): a service records its own entries. */
+const AUDIT_WRITERS = new Set(['recordAudit', 'appendAudit']);
+
+/** A route's imports that write the audit log: a writer by name, or the whole audit service or repository. */
+function auditWriterImportsOf(source: string): string[] {
+  return importsOf(source)
+    .filter(({ from, isTypeOnly, isWhole, valueNames }) => {
+      if (isTypeOnly || !/(^|\/)audit\.(service|repository)\.js$/.test(from)) return false;
+      return isWhole || from.endsWith('audit.repository.js') || valueNames.some((name) => AUDIT_WRITERS.has(name));
+    })
+    .map(({ from }) => from);
+}
+
 // docs/development.md, "Architecture": routes call a service, and services hand repositories their
 // transaction. The app's wiring (src/app.ts), the server and the command-line tools are the outside
 // of that too: they reach the database through a service, not by calling a repository themselves.
@@ -70,5 +107,31 @@ describe('layering', () => {
     expect(repositoryValueImportsOf("import { JobStoreError, countJobs } from './ingestion.repository.js';")).toEqual([
       './ingestion.repository.js',
     ]);
+  });
+
+  it('no route writes the audit log itself: the service it calls records the entry', () => {
+    const offenders = sourceFiles(SRC)
+      .filter((file) => file.endsWith('.routes.ts'))
+      .flatMap((file) =>
+        auditWriterImportsOf(readFileSync(file, 'utf8')).map((from) => `${path.relative(SRC, file)} -> ${from}`),
+      );
+    expect(offenders).toEqual([]);
+  });
+
+  it('sees an audit writer imported by name or whole, and lets a reader or a type through', () => {
+    expect(auditWriterImportsOf("import { recordAudit } from '../audit/audit.service.js';")).toEqual([
+      '../audit/audit.service.js',
+    ]);
+    expect(auditWriterImportsOf("import { appendAudit as append, findAuditPage } from './audit.service.js';")).toEqual([
+      './audit.service.js',
+    ]);
+    expect(auditWriterImportsOf("import * as audit from '../audit/audit.service.js';")).toEqual([
+      '../audit/audit.service.js',
+    ]);
+    expect(auditWriterImportsOf("import { insertEntries } from '../audit/audit.repository.js';")).toEqual([
+      '../audit/audit.repository.js',
+    ]);
+    expect(auditWriterImportsOf("import { findAuditPage, type AuditContext } from './audit.service.js';")).toEqual([]);
+    expect(auditWriterImportsOf("import type { AuditFilter } from './audit.repository.js';")).toEqual([]);
   });
 });

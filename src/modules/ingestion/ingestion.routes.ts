@@ -5,7 +5,6 @@ import { prefersJson } from '../../http/error-handler.js';
 import { answerChange, answerHeadWithoutWork, answerRefused } from '../../http/route-helpers.js';
 import { counted, formatCount } from '../../shared/counted.js';
 import { formatLocalDateTime } from '../../shared/local-date.js';
-import { recordAudit } from '../audit/audit.service.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { RunRecord } from './ingestion.repository.js';
 import { getIngestionOverview, type IngestionService } from './ingestion.service.js';
@@ -124,16 +123,10 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
   });
 
   router.post('/admin/ingestion/run', guards.requireAdmin, async (req, res) => {
-    const result = await deps.service.runOnce({ trigger: 'manual' });
-    const context = auditContextOf(req);
+    // The service records the audit entry, a skipped run's too.
+    const result = await deps.service.runNow(auditContextOf(req));
     const location = '/admin/ingestion';
     if (result.status === 'skipped') {
-      await recordAudit(db, {
-        ...context,
-        action: 'ingestion.run_now',
-        status: 'failed',
-        details: { reason: 'another run was in progress' },
-      });
       const message = 'A run is already in progress; it was not started twice.';
       answerRefused(req, res, {
         status: 409,
@@ -145,25 +138,6 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
       return;
     }
     const { run } = result;
-    await recordAudit(db, {
-      ...context,
-      action: 'ingestion.run_now',
-      target: `ingestion_run:${run.runId}`,
-      // A partial run (records left out, the rest written) was `ok`, as if it had written every job.
-      status: run.outcome === 'success' ? 'ok' : run.outcome,
-      details: {
-        outcome: run.outcome,
-        source: run.source,
-        seen: run.seen,
-        inserted: run.inserted,
-        updated: run.updated,
-        // How many records the run left out: what makes it partial.
-        skipped: run.skipped,
-        // Why it failed, as the run recorded it: the page lists the last 25 runs only, and with a
-        // scheduled run every few minutes a failed Run now soon left it; the entry said "failed" alone.
-        ...(run.error ? { error: run.error } : {}),
-      },
-    });
     if (run.outcome === 'failed') {
       // No source answered: a Slurm the app depends on failed, hence 502. The run was still made
       // and recorded, so `run` says how it ended, as the runs table does.
