@@ -69,6 +69,20 @@ function auditWriterImportsOf(source: string): string[] {
     .map(({ from }) => from);
 }
 
+/**
+ * A route's imports that build CSV text: csv-stringify (any entry point) or the project's own writer
+ * (src/http/csv-format.ts) for anything but its types. A service (or a presenter beside it) builds the rows.
+ */
+function csvBuilderImportsOf(source: string): string[] {
+  return importsOf(source)
+    .filter(({ from, isTypeOnly, isWhole, valueNames }) => {
+      if (isTypeOnly) return false;
+      if (from === 'csv-stringify' || from.startsWith('csv-stringify/')) return true;
+      return /(^|\/)csv-format\.js$/.test(from) && (isWhole || valueNames.length > 0);
+    })
+    .map(({ from }) => from);
+}
+
 // docs/development.md, "Architecture": routes call a service, and services hand repositories their
 // transaction. The app's wiring (src/app.ts), the server and the command-line tools are the outside
 // of that too: they reach the database through a service, not by calling a repository themselves.
@@ -118,6 +132,15 @@ describe('layering', () => {
     expect(offenders).toEqual([]);
   });
 
+  it('no route builds CSV text itself: it sends what a service streams', () => {
+    const offenders = sourceFiles(SRC)
+      .filter((file) => file.endsWith('.routes.ts'))
+      .flatMap((file) =>
+        csvBuilderImportsOf(readFileSync(file, 'utf8')).map((from) => `${path.relative(SRC, file)} -> ${from}`),
+      );
+    expect(offenders).toEqual([]);
+  });
+
   it('sees an audit writer imported by name or whole, and lets a reader or a type through', () => {
     expect(auditWriterImportsOf("import { recordAudit } from '../audit/audit.service.js';")).toEqual([
       '../audit/audit.service.js',
@@ -133,5 +156,15 @@ describe('layering', () => {
     ]);
     expect(auditWriterImportsOf("import { findAuditPage, type AuditContext } from './audit.service.js';")).toEqual([]);
     expect(auditWriterImportsOf("import type { AuditFilter } from './audit.repository.js';")).toEqual([]);
+  });
+
+  it('sees csv-stringify or the CSV writer imported, and lets their types through', () => {
+    expect(csvBuilderImportsOf("import { stringify } from 'csv-stringify/sync';")).toEqual(['csv-stringify/sync']);
+    expect(csvBuilderImportsOf("import { stringify } from 'csv-stringify';")).toEqual(['csv-stringify']);
+    expect(csvBuilderImportsOf("import { formatCsvLines } from '../../http/csv-format.js';")).toEqual([
+      '../../http/csv-format.js',
+    ]);
+    expect(csvBuilderImportsOf("import type { CsvRecord } from '../../http/csv-format.js';")).toEqual([]);
+    expect(csvBuilderImportsOf("import type { CsvExports } from '../../http/csv-exports.js';")).toEqual([]);
   });
 });

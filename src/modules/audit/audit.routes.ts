@@ -1,7 +1,6 @@
 import { Router } from 'express';
 import type { Db } from '../../db/database.js';
 import type { CsvExports } from '../../http/csv-exports.js';
-import { escapeCsvFormula, escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { fieldLabelsOf } from '../../http/field-labels.js';
 import { moneyJson } from '../../http/json-money.js';
@@ -20,15 +19,16 @@ import type { Guards } from '../auth/auth.guards.js';
 import type { AuditFilter, StoredAuditEntry } from './audit.repository.js';
 import { type TAuditCsvQuery, type TAuditQuery, ZAuditCsvQuery, ZAuditQuery } from './audit.schema.js';
 import {
+  AUDIT_CSV_COLUMNS,
   describeAuditAmounts,
   describeChainSeal,
   findAuditAmounts,
   findAuditPage,
   hasChainKey,
-  iterateAuditEntries,
   listDistinctActions,
   splitAuditActor,
   splitAuditDetails,
+  streamAuditCsv,
   tierNameSpans,
 } from './audit.service.js';
 import type { AuditChainMonitor } from './audit-chain.monitor.js';
@@ -50,43 +50,6 @@ function csvLinkOf(
 
 /** The page's filters, in the order of its form and its links. */
 const FILTER_NAMES = ['actor', 'action', 'target', 'from', 'to'] as const;
-
-const AUDIT_CSV_COLUMNS = [
-  'id',
-  'ts',
-  'actor',
-  'ip',
-  'user_agent',
-  'action',
-  'target',
-  'status',
-  'details',
-  'prev_hash',
-  'hash',
-] as const;
-
-/**
- * One audit entry as a CSV record. The actor of a failed sign-in, the user agent and what a
- * target or the details name come from outside (escapeCsvText: inert for a spreadsheet, and
- * their bidirectional controls written as escapes, as the audit page writes them); the action and
- * status are the application's own.
- */
-function auditCsvRecord(entry: StoredAuditEntry): string[] {
-  return [
-    String(entry.id),
-    entry.ts.toISOString(),
-    escapeCsvText(entry.actor),
-    escapeCsvFormula(entry.ip ?? ''),
-    escapeCsvText(entry.userAgent ?? ''),
-    entry.action,
-    escapeCsvText(entry.target ?? ''),
-    entry.status,
-    // A bidirectional control is only inside a JSON string there, where its escape is the same text.
-    escapeCsvText(entry.details ? JSON.stringify(entry.details) : ''),
-    entry.prevHash,
-    entry.hash,
-  ];
-}
 
 /**
  * An entry as /admin/audit's JSON writes it: the columns of the page, the details as recorded (the
@@ -234,17 +197,12 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     const typed = Object.fromEntries(FILTER_NAMES.map((name) => [name, typedIn(req.query, name)]));
     offerWayBack(res, { href: linkTo('/admin/audit', typed, {}), text: 'Back to the audit log' });
     const filter = await filterOf(parseCsvQuery(req.query));
-    async function* chunks() {
-      for await (const batch of iterateAuditEntries(db, 'asc', 1000, filter)) {
-        yield formatCsvLines(batch.map(auditCsvRecord), AUDIT_CSV_COLUMNS);
-      }
-    }
     await deps.csvExports.send(req, res, {
       kind: 'audit',
       username: sessionUserOf(req).username,
       filename: 'audit-log.csv',
       columns: AUDIT_CSV_COLUMNS,
-      open: async () => chunks(),
+      open: async () => streamAuditCsv(db, filter),
     });
   });
 
