@@ -83,6 +83,13 @@ function csvBuilderImportsOf(source: string): string[] {
     .map(({ from }) => from);
 }
 
+/** A schema's imports of a repository, types included: a zod schema does not depend on the data layer. */
+function repositoryImportsOf(source: string): string[] {
+  return importsOf(source)
+    .filter(({ from }) => /\.repository\.js$/.test(from))
+    .map(({ from }) => from);
+}
+
 // docs/development.md, "Architecture": routes call a service, and services hand repositories their
 // transaction. The app's wiring (src/app.ts), the server and the command-line tools are the outside
 // of that too: they reach the database through a service, not by calling a repository themselves.
@@ -141,6 +148,15 @@ describe('layering', () => {
     expect(offenders).toEqual([]);
   });
 
+  it('no schema imports a repository, not even its types', () => {
+    const offenders = sourceFiles(SRC)
+      .filter((file) => file.endsWith('.schema.ts'))
+      .flatMap((file) =>
+        repositoryImportsOf(readFileSync(file, 'utf8')).map((from) => `${path.relative(SRC, file)} -> ${from}`),
+      );
+    expect(offenders).toEqual([]);
+  });
+
   it('sees an audit writer imported by name or whole, and lets a reader or a type through', () => {
     expect(auditWriterImportsOf("import { recordAudit } from '../audit/audit.service.js';")).toEqual([
       '../audit/audit.service.js',
@@ -166,5 +182,15 @@ describe('layering', () => {
     ]);
     expect(csvBuilderImportsOf("import type { CsvRecord } from '../../http/csv-format.js';")).toEqual([]);
     expect(csvBuilderImportsOf("import type { CsvExports } from '../../http/csv-exports.js';")).toEqual([]);
+  });
+
+  it("sees a schema's import of a repository, a type-only one too", () => {
+    expect(repositoryImportsOf("import { SORT_COLUMNS, type SortColumn } from './usage.repository.js';")).toEqual([
+      './usage.repository.js',
+    ]);
+    expect(repositoryImportsOf("import type { SortColumn } from './usage.repository.js';")).toEqual([
+      './usage.repository.js',
+    ]);
+    expect(repositoryImportsOf("import { ZPageNumber } from '../../shared/whole-number.js';")).toEqual([]);
   });
 });

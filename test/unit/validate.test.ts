@@ -281,3 +281,18 @@ describe('a refusal names fields by key for API clients and by label on a page',
     expect(readableMessageOf(new AppError(409, 'Already paid.'))).toBe('Already paid.');
   });
 });
+
+// The sorts are the schema's own list (the repository maps each to its SQL): the refusal names them all, in order.
+describe("My usage's sort", () => {
+  const SORTS = ['end', 'job', 'name', 'state', 'elapsed', 'cpu', 'gpu', 'mem', 'cost'];
+
+  it('refuses a column it does not sort by, naming every one it does', () => {
+    expect(messageOf(() => parseInput(ZUsageQuery, { sort: 'password' }))).toBe(
+      `sort: must be one of ${SORTS.join(', ')}`,
+    );
+  });
+
+  it.each(SORTS)('takes sort=%s', (sort) => {
+    expect(parseInput(ZUsageQuery, { sort }).sort).toBe(sort);
+  });
+});

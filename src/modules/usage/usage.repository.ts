@@ -17,6 +17,7 @@ import {
   rateTableSql,
 } from '../pricing/pricing.sql.js';
 import type { RateTableRow } from '../pricing/rates.service.js';
+import type { TUsageSort } from './usage.schema.js';
 
 /** Which jobs: ended in [from, before), optionally narrowed by owner, account and partition. */
 export interface JobFilter {
@@ -138,8 +139,13 @@ const JOB_LISTING_COLUMNS = Prisma.raw(
   ].join(', '),
 );
 
-/** Columns a listing may be sorted by; anything else is refused before it reaches SQL. */
-export const SORT_COLUMNS = {
+type SortColumn = TUsageSort;
+
+/**
+ * What each sort a listing may have (USAGE_SORTS, usage.schema.ts) orders by; anything else is
+ * refused before it reaches SQL. A sort added there and not here does not compile.
+ */
+const SORT_COLUMNS: Readonly<Record<SortColumn, string>> = {
   end: 'j.end_at',
   // The Slurm job id the page shows (an array task's `6_1`: its array's id), as a number (9 before
   // 10). Sorting by the row id listed the jobs in the order they were ingested, which is not the
@@ -152,8 +158,7 @@ export const SORT_COLUMNS = {
   gpu: '"gpuHours"',
   mem: '"memGbHours"',
   cost: 'cost',
-} as const;
-export type SortColumn = keyof typeof SORT_COLUMNS;
+};
 
 /**
  * Sort columns that can be NULL and so need NULLS LAST. The others never are in a window

@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { labelFields, refusedAuditWindow } from '../../http/field-labels.js';
 import { ZOptionalLocalDate } from '../../shared/local-date.js';
 import { ZPageNumber } from '../../shared/whole-number.js';
-import { SORT_COLUMNS, type SortColumn } from './usage.repository.js';
 
 const optionalText = (max: number) =>
   z
@@ -50,6 +49,13 @@ const USAGE_FIELD_LABELS = {
   partition: 'Partition',
 } as const;
 
+/**
+ * The columns My usage's jobs may be sorted by, as `sort=` names them and its refusal lists them.
+ * The list is the query's, so it lives here; the repository maps each to the SQL it orders by.
+ */
+export const USAGE_SORTS = ['end', 'job', 'name', 'state', 'elapsed', 'cpu', 'gpu', 'mem', 'cost'] as const;
+export type TUsageSort = (typeof USAGE_SORTS)[number];
+
 /** My usage's views, each with the tab that shows it. */
 const USAGE_VIEW_TABS = { detail: 'Jobs', aggregate: 'Per day', billed: 'Billed' } as const;
 const USAGE_VIEWS = Object.keys(USAGE_VIEW_TABS) as [keyof typeof USAGE_VIEW_TABS, ...(keyof typeof USAGE_VIEW_TABS)[]];
@@ -66,11 +72,7 @@ export const ZUsageQuery = labelFields(
           .join(', ')}`,
       })
       .default('detail'),
-    sort: z
-      .enum(Object.keys(SORT_COLUMNS) as [SortColumn, ...SortColumn[]], {
-        error: `must be one of ${Object.keys(SORT_COLUMNS).join(', ')}`,
-      })
-      .default('end'),
+    sort: z.enum(USAGE_SORTS, { error: `must be one of ${USAGE_SORTS.join(', ')}` }).default('end'),
     dir: z.enum(['asc', 'desc']).default('desc'),
     page: ZPageNumber,
   }),
