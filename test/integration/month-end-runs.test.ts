@@ -159,6 +159,7 @@ describe('a month-end run in the background', () => {
         receiptsUrl: `/admin/receipts?run=${runId}`,
         totals: [],
         skipped: [],
+        disabledUsersBilled: [],
         error: null,
         message: null,
       });

@@ -18,6 +18,15 @@ export interface MonthEndRunJson {
   receiptsUrl: string;
   totals: { currency: string; total: string }[];
   skipped: { username: string; kind: string; reason: string }[];
+  /** The disabled users it billed, each with the receipt it made them. */
+  disabledUsersBilled: {
+    username: string;
+    receiptId: number;
+    receiptUrl: string;
+    total: string;
+    currency: string;
+    status: 'pending' | 'paid';
+  }[];
   error: string | null;
   message: string | null;
 }

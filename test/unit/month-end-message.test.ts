@@ -1,19 +1,32 @@
 import { Prisma } from '@prisma/client';
 import { describe, expect, it } from 'vitest';
-import { describeMonthEndRun, type MonthEndSkip } from '../../src/modules/receipts/receipts.service.js';
+import {
+  describeMonthEndRun,
+  type MonthEndDisabledUserBilled,
+  type MonthEndSkip,
+} from '../../src/modules/receipts/receipts.service.js';
 
 const money = (total: Prisma.Decimal) => total.toFixed(2);
 const users = (count: number, prefix = 'bench') =>
   Array.from({ length: count }, (_, index) => `${prefix}${String(index + 100).padStart(3, '0')}`);
 const skips = (names: string[], kind: MonthEndSkip['kind'], reason = 'r'): MonthEndSkip[] =>
   names.map((username) => ({ username, kind, reason }));
-const run = (skipped: MonthEndSkip[], receiptCount = 271) => ({
+const run = (skipped: MonthEndSkip[], receiptCount = 271, disabledUsersBilled: MonthEndDisabledUserBilled[] = []) => ({
   before: '2026-11-30',
   receiptCount,
   noChargeCount: 0,
   totals: receiptCount > 0 ? [{ currency: 'THB', total: new Prisma.Decimal('1234.5') }] : [],
   skipped,
+  disabledUsersBilled,
 });
+const billed = (names: string[], total = '10', currency = 'THB'): MonthEndDisabledUserBilled[] =>
+  names.map((username, index) => ({
+    username,
+    receiptId: 500 + index,
+    total: new Prisma.Decimal(total),
+    currency,
+    status: 'pending',
+  }));
 
 describe('the month-end message', () => {
   it.each([
@@ -43,6 +56,33 @@ describe('the month-end message', () => {
     ],
   ])('%s', (_label, skipped, expected) => {
     expect(describeMonthEndRun(run(skipped), money)).toBe(expected);
+  });
+
+  it.each([
+    [
+      'one disabled user billed',
+      billed(['bob'], '7.1'),
+      'Month-end run up to 2026-11-30: 271 receipts created, total 1234.50 THB. 1 of them went to a disabled user ' +
+        '(total 7.10 THB): bob. Nobody can sign in to see or pay it: chase it by other means and mark it paid when ' +
+        'finance settles it.',
+    ],
+    [
+      'two in two currencies: a total in each',
+      [...billed(['bob'], '7.1', 'EUR'), ...billed(['carol'], '1500.75')],
+      'Month-end run up to 2026-11-30: 271 receipts created, total 1234.50 THB. 2 of them went to disabled users ' +
+        '(total 7.10 EUR, 1500.75 THB): bob, carol. Nobody can sign in to see or pay them: chase them by other means ' +
+        'and mark each paid when finance settles it.',
+    ],
+    [
+      'twelve: ten names and a count',
+      billed(users(12), '1'),
+      'Month-end run up to 2026-11-30: 271 receipts created, total 1234.50 THB. 12 of them went to disabled users ' +
+        '(total 12.00 THB): bench100, bench101, bench102, bench103, bench104, bench105, bench106, bench107, bench108, ' +
+        'bench109 and 2 more. Nobody can sign in to see or pay them: chase them by other means and mark each paid ' +
+        'when finance settles it.',
+    ],
+  ])('%s', (_label, disabledUsersBilled, expected) => {
+    expect(describeMonthEndRun(run([], 271, disabledUsersBilled), money)).toBe(expected);
   });
 
   it('stays short with thousands of users of every kind', () => {

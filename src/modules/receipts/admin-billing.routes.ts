@@ -164,6 +164,14 @@ function monthEndRunJson(run: MonthEndRunView, fmt: ViewFormatters) {
     receiptsUrl: run.receiptsUrl,
     totals: run.totals.map((total) => ({ currency: total.currency, total: moneyJson(total.total, total.currency) })),
     skipped: run.skipped,
+    disabledUsersBilled: run.disabledUsersBilled.map((billed) => ({
+      username: billed.username,
+      receiptId: billed.receiptId,
+      receiptUrl: `/admin/receipts/${billed.receiptId}`,
+      total: moneyJson(billed.total, billed.currency),
+      currency: billed.currency,
+      status: billed.status,
+    })),
     error: run.error,
     message: summaryOf(run, fmt),
   };

@@ -11,6 +11,8 @@ export interface MonthEndProgress {
   /** Each total as the decimal's text. */
   totals: { currency: string; total: string }[];
   skipped: { username: string; kind: string; reason: string }[];
+  /** The receipts it made users whose account was disabled, each total as the decimal's text. */
+  disabledUsersBilled: { username: string; receiptId: number; total: string; currency: string; status: string }[];
 }
 
 const RUN_SELECT = {
@@ -26,6 +28,7 @@ const RUN_SELECT = {
   noChargeCount: true,
   totals: true,
   skipped: true,
+  disabledUsersBilled: true,
   error: true,
 } as const;
 

@@ -291,17 +291,23 @@ async function findMonthEndLockSession(pool: pg.Pool): Promise<{ applicationName
   return row ? { applicationName: row.application_name ?? '' } : undefined;
 }
 
-/** Users who have finished, unbilled jobs that ended before `cutoff` (month-end run). */
-export async function findUsersWithUnbilledJobs(tx: Client, cutoff: Date): Promise<string[]> {
-  const rows = await tx.$queryRaw<{ user: string }[]>`
-    SELECT DISTINCT j."user"
-      FROM unbilled_jobs u
-      JOIN slurm_jobs j ON j.id = u.job_id
-     WHERE u.end_at < ${cutoff}
-       AND j.is_terminal
-       AND ${IS_ON_NO_LIVE_RECEIPT}
-     ORDER BY j."user"`;
-  return rows.map((row) => row.user);
+/** Users who have finished, unbilled jobs that ended before `cutoff`, in name order, and whether each account is disabled (month-end run). */
+export async function findUsersWithUnbilledJobs(
+  tx: Client,
+  cutoff: Date,
+): Promise<{ username: string; isDisabled: boolean }[]> {
+  // A job's user need not have an account here (ingestion stores whatever user Slurm reports), hence the LEFT JOIN.
+  const rows = await tx.$queryRaw<{ user: string; isDisabled: boolean }[]>`
+    SELECT billable."user", coalesce(a.is_disabled, false) AS "isDisabled"
+      FROM (SELECT DISTINCT j."user"
+              FROM unbilled_jobs u
+              JOIN slurm_jobs j ON j.id = u.job_id
+             WHERE u.end_at < ${cutoff}
+               AND j.is_terminal
+               AND ${IS_ON_NO_LIVE_RECEIPT}) billable
+      LEFT JOIN users a ON a.username = billable."user"
+     ORDER BY billable."user"`;
+  return rows.map((row) => ({ username: row.user, isDisabled: row.isDisabled }));
 }
 
 const RECEIPT_SELECT = {

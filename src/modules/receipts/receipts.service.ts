@@ -202,6 +202,19 @@ function skipOf(error: NothingToBillError | ConflictError, username: string): Mo
   return { username, kind: 'conflict', reason: error.message };
 }
 
+/**
+ * A receipt the month-end run made a user whose account was disabled when the run listed its users:
+ * nobody can sign in to see or pay it (docs/security.md, "Offboarding a user").
+ */
+export interface MonthEndDisabledUserBilled {
+  username: string;
+  receiptId: number;
+  total: Prisma.Decimal;
+  currency: string;
+  /** As the run made it: paid only when settled as no charge. */
+  status: 'pending' | 'paid';
+}
+
 /** Names listed in one sentence of the month-end message; the rest are counted. */
 export const MONTH_END_NAMES_LISTED = 10;
 
@@ -224,6 +237,7 @@ export function describeMonthEndRun(
     noChargeCount: number;
     totals: { currency: string; total: Prisma.Decimal }[];
     skipped: MonthEndSkip[];
+    disabledUsersBilled: MonthEndDisabledUserBilled[];
   },
   money: (total: Prisma.Decimal, currency: string) => string,
 ): string {
@@ -237,6 +251,22 @@ export function describeMonthEndRun(
   if (result.noChargeCount > 0) {
     sentences.push(
       `${formatCount(result.noChargeCount)} of them total 0 and ${result.noChargeCount === 1 ? 'is' : 'are'} settled as no charge.`,
+    );
+  }
+  // Billed as anyone is (docs/security.md, "Offboarding a user"), but nobody will see these receipts
+  // unless the admin reading the run is told whom to chase.
+  const disabled = result.disabledUsersBilled;
+  if (disabled.length > 0) {
+    const isOne = disabled.length === 1;
+    const totals = totalsByCurrency(disabled)
+      .map((total) => `${money(total.total, total.currency)} ${total.currency}`)
+      .join(', ');
+    sentences.push(
+      `${formatCount(disabled.length)} of them went to ${isOne ? 'a disabled user' : 'disabled users'} (total ${totals}): ` +
+        `${listedNames(disabled.map((billed) => billed.username))}. ` +
+        (isOne
+          ? 'Nobody can sign in to see or pay it: chase it by other means and mark it paid when finance settles it.'
+          : 'Nobody can sign in to see or pay them: chase them by other means and mark each paid when finance settles it.'),
     );
   }
   const namesOf = (kind: MonthEndSkipKind, reason?: string) =>
@@ -397,6 +427,8 @@ interface MonthEndReceipt {
   total: Prisma.Decimal;
   currency: string;
   status: 'pending' | 'paid';
+  /** The user's account was disabled when the run listed its users. */
+  isUserDisabled: boolean;
 }
 
 /** What the month-end run did for one user. */
@@ -425,23 +457,38 @@ export interface MonthEndResult {
   totals: { currency: string; total: Prisma.Decimal }[];
   receipts: MonthEndReceipt[];
   skipped: MonthEndSkip[];
+  disabledUsersBilled: MonthEndDisabledUserBilled[];
+}
+
+/** The sum of `receipts` in each currency, in the order the currencies first appear. */
+function totalsByCurrency(receipts: { total: Prisma.Decimal; currency: string }[]) {
+  const totals = new Map<string, Prisma.Decimal>();
+  for (const receipt of receipts) {
+    totals.set(receipt.currency, (totals.get(receipt.currency) ?? new Prisma.Decimal(0)).plus(receipt.total));
+  }
+  return [...totals].map(([currency, total]) => ({ currency, total }));
 }
 
 /** The receipts, totals and skipped users of the outcomes so far, in name order. */
 function summarizeMonthEnd(before: string, outcomes: MonthEndUserOutcome[]) {
   const created = outcomes.flatMap((outcome) => ('created' in outcome ? [outcome.created] : []));
   const skipped = outcomes.flatMap((outcome) => ('skipped' in outcome ? [outcome.skipped] : []));
-  const totals = new Map<string, Prisma.Decimal>();
-  for (const receipt of created) {
-    totals.set(receipt.currency, (totals.get(receipt.currency) ?? new Prisma.Decimal(0)).plus(receipt.total));
-  }
   return {
     before,
     receiptCount: created.length,
     noChargeCount: created.filter((receipt) => receipt.status === 'paid').length,
-    totals: [...totals].map(([currency, total]) => ({ currency, total })),
+    totals: totalsByCurrency(created),
     receipts: created,
     skipped,
+    disabledUsersBilled: created
+      .filter((receipt) => receipt.isUserDisabled)
+      .map((receipt) => ({
+        username: receipt.username,
+        receiptId: receipt.id,
+        total: receipt.total,
+        currency: receipt.currency,
+        status: receipt.status,
+      })),
   };
 }
 
@@ -474,6 +521,7 @@ function progressOf(
     noChargeCount: summary.noChargeCount,
     totals: summary.totals.map((total) => ({ currency: total.currency, total: total.total.toFixed() })),
     skipped: summary.skipped,
+    disabledUsersBilled: summary.disabledUsersBilled.map((billed) => ({ ...billed, total: billed.total.toFixed() })),
   };
 }
 
@@ -497,6 +545,10 @@ function monthEndRunViewOf(row: monthEndRunsRepository.MonthEndRunRow) {
     noChargeCount: row.noChargeCount,
     totals: totals.map((total) => ({ currency: total.currency, total: new Prisma.Decimal(total.total) })),
     skipped: row.skipped as unknown as MonthEndSkip[],
+    /** Empty for a run made before runs recorded them (migration 20261206050000). */
+    disabledUsersBilled: (
+      row.disabledUsersBilled as unknown as (Omit<MonthEndDisabledUserBilled, 'total'> & { total: string })[]
+    ).map((billed) => ({ ...billed, total: new Prisma.Decimal(billed.total) })),
     error: row.error,
   };
 }
@@ -1062,17 +1114,19 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // Committed before the first receipt of the run: it holds receipt_items against every write.
     // Its lock waits for the receipts in flight (up to their own 60 s), then reads every job.
     await db.$transaction((tx) => receiptsRepository.repairBillingQueue(tx), { timeout: 120_000, maxWait: 10_000 });
-    const usernames = await receiptsRepository.findUsersWithUnbilledJobs(db, cutoff);
-    state.usersTotal = usernames.length;
-    if (!state.isAbandoned) await monthEndRunsRepository.recordUsersTotal(db, runId, usernames.length);
+    // Whether each account is disabled is read here, once: a disable during the run is not told apart.
+    const users = await receiptsRepository.findUsersWithUnbilledJobs(db, cutoff);
+    state.usersTotal = users.length;
+    if (!state.isAbandoned) await monthEndRunsRepository.recordUsersTotal(db, runId, users.length);
     let failure: { error: unknown } | undefined;
     let nextIndex = 0;
     const billOneAfterAnother = async () => {
-      while (failure === undefined && !shouldStop() && nextIndex < usernames.length) {
+      while (failure === undefined && !shouldStop() && nextIndex < users.length) {
         const index = nextIndex++;
-        const username = usernames[index] as string;
+        const { username, isDisabled } = users[index] as (typeof users)[number];
         try {
-          state.outcomes[index] = { created: await createReceipt(username, before, 'admin', actor, runId) };
+          const created = await createReceipt(username, before, 'admin', actor, runId);
+          state.outcomes[index] = { created: { ...created, isUserDisabled: isDisabled } };
         } catch (error) {
           // Someone billed this user between the listing and now: that is the outcome we wanted.
           if (error instanceof NothingToBillError || error instanceof ConflictError) {
@@ -1095,7 +1149,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     };
     await Promise.all(Array.from({ length: MONTH_END_CONCURRENCY }, billOneAfterAnother));
     if (failure) throw failure.error;
-    return nextIndex === usernames.length;
+    return nextIndex === users.length;
   }
 
   /**
