@@ -83,4 +83,42 @@ describe('the page of a receipt voided after it was paid by hand', () => {
         `Its money paid receipt <a href="/admin/receipts/${again}">#${again}</a>, voided since: its page says where the money is now.`,
     );
   });
+
+  it('its admin JSON names that receipt too: moneyPaidReceipt, null while its money paid none', async () => {
+    await buildJobs(db, [{ user: 'kim', end: '2025-09-02T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const kim = await signIn('kim');
+    const admin = await signIn('finance');
+    const first = await billEverything(kim);
+    const json = async (id: number) =>
+      (await admin.get(`/admin/receipts/${id}`).set('Accept', 'application/json').expect(200)).body.receipt;
+
+    // Pending, and paid by hand before the void: none.
+    expect((await json(first)).moneyPaidReceipt).toBeNull();
+    await markPaid(admin, first, { method: 'bank_transfer', tx_ref: 'BT-52' });
+    expect((await json(first)).moneyPaidReceipt).toBeNull();
+    await voidAsJson(admin, first);
+    const again = await billEverything(kim);
+    expect((await json(first)).moneyPaidReceipt).toBeNull();
+
+    await markPaid(admin, again, { paid_with_receipt: first });
+    const voided = await json(first);
+    expect(voided.moneyPaidReceipt).toEqual({ id: again, status: 'paid', url: `/admin/receipts/${again}` });
+    // What it was paid with is unchanged beside it.
+    expect(voided.paidByHand).toMatchObject({ method: 'bank_transfer', txRef: 'BT-52' });
+    // The receipt it paid names it the other way round, and names none of its own.
+    const paid = await json(again);
+    expect(paid.paidWithReceipt).toEqual({ id: first, url: `/admin/receipts/${first}` });
+    expect(paid.moneyPaidReceipt).toBeNull();
+
+    // Voided in turn: its status says so, as the page's "voided since" does.
+    await voidAsJson(admin, again);
+    expect((await json(first)).moneyPaidReceipt).toEqual({
+      id: again,
+      status: 'void',
+      url: `/admin/receipts/${again}`,
+    });
+    // The researcher's JSON carries no such field: their page gives no such advice.
+    const own = (await kim.get(`/me/receipts/${first}`).set('Accept', 'application/json').expect(200)).body.receipt;
+    expect(own).not.toHaveProperty('moneyPaidReceipt');
+  });
 });

@@ -224,7 +224,8 @@ function adminReceiptsJson(filter: TReceiptFilter, list: AdminReceiptList) {
  * The admin's receipt page as JSON: the receipt as the researcher's JSON writes it, with what only
  * the admin's page says: who it bills and who made it, its online payment held for review (its own,
  * or one of a receipt that billed some of its jobs), the payment that paid it online or the money
- * recorded by hand (and the online payments dismissed meanwhile), and its open checkouts.
+ * recorded by hand (and the online payments dismissed meanwhile, and the receipt that money paid
+ * once it was voided), and its open checkouts.
  */
 function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>) {
   const { receipt, ...itemsPage } = receiptWithItemsJson(shown);
@@ -268,6 +269,13 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
       sameJobsVoidedPaidByHand: voidedPaidByHandJson(shown.sameJobsVoidedPaidByHand),
       billedAgainOn: billedAgainJson(shown.billedAgainOn, '/admin/receipts'),
       paidWithReceipt: paidWithReceiptJson(shown.receipt, '/admin/receipts'),
+      // The page's "Its money paid receipt #N" (", voided since" by its status): without it a script
+      // read paidByHand alone and could return to the payer money that had paid those jobs again.
+      moneyPaidReceipt: shown.moneyPaidReceipt && {
+        id: shown.moneyPaidReceipt.id,
+        status: shown.moneyPaidReceipt.status,
+        url: `/admin/receipts/${shown.moneyPaidReceipt.id}`,
+      },
     },
     ...itemsPage,
   };

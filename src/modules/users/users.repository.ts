@@ -176,40 +176,58 @@ export function lockWithActiveAdmins(tx: Tx, id: number): Promise<UserRecord[]> 
        FOR NO KEY UPDATE`);
 }
 
+/*
+ * How many of the rows an UPDATE ... RETURNING expire signed out were live at `at`: a session
+ * whose row expired and waits for the prune (session.pruner.ts) was over already, and counting it
+ * told the user, and the audit entry, that a device was signed out that no longer was signed in.
+ * Live as the session store serves a row (session.store.ts GET_SESSION: `expire >= to_timestamp`
+ * of the app's clock). The expired rows are signed out all the same: a row is one write, and a
+ * replica whose clock runs behind this one's would still have served it.
+ */
+async function countLiveSignedOut(db: Client, signOut: Prisma.Sql, at: Date): Promise<number> {
+  const [row] = await db.$queryRaw<{ ended: number }[]>`WITH signed_out AS (${signOut} RETURNING expire)
+    SELECT count(*)::int AS ended FROM signed_out WHERE expire >= to_timestamp(${at.getTime() / 1000})`;
+  return row?.ended ?? 0;
+}
+
 /**
  * Signs every session of a user out, keeping only the cookie settings and, for whoever holds the
  * session, `flash`, the mark `isAccountDisabled` and the `disabledUsername` (src/http/session.ts);
- * returns how many.
+ * returns how many of them were live (not expired) at `at`.
  */
 export function signOutSessionsOf(
   db: Client,
   user: { id: number; username: string },
   flash: { type: 'error'; message: string },
-) {
-  return db.$executeRaw`UPDATE "session"
+  at: Date = new Date(),
+): Promise<number> {
+  const signOut = Prisma.sql`UPDATE "session"
      SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', ${JSON.stringify(flash)}::jsonb,
                                    'isAccountDisabled', true, 'disabledUsername', ${user.username}::text)
    WHERE sess -> 'passport' ->> 'user' = ${String(user.id)}`;
+  return countLiveSignedOut(db, signOut, at);
 }
 
 /**
  * Signs every session of a user out but the one named `exceptSessionId`, keeping only the cookie
  * settings, the reason `signedOutBy` and its notice as a flash, so that whoever holds one learns why
  * on the sign-in page it is sent to (and a script, or a form sent from it, at its next request);
- * returns how many. Deleted, such a session was no session at all: the researcher at their
- * other computer was sent to the sign-in form with no word why, as if nothing had happened.
+ * returns how many of them were live (not expired) at `at`. Deleted, such a session was no session
+ * at all: the researcher at their other computer was sent to the sign-in form with no word why, as
+ * if nothing had happened.
  */
 export function signOutOtherSessionsOf(
   db: Client,
   userId: number,
   reason: PasswordSignOut,
-  options: { exceptSessionId?: string } = {},
-) {
+  options: { exceptSessionId?: string; at?: Date } = {},
+): Promise<number> {
   const except =
     options.exceptSessionId === undefined ? Prisma.empty : Prisma.sql`AND sid <> ${options.exceptSessionId}`;
   const flash = { type: 'warning', message: PASSWORD_SIGN_OUTS[reason].notice };
-  return db.$executeRaw`UPDATE "session"
+  const signOut = Prisma.sql`UPDATE "session"
      SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', ${JSON.stringify(flash)}::jsonb,
                                    'signedOutBy', ${reason}::text)
    WHERE sess -> 'passport' ->> 'user' = ${String(userId)} ${except}`;
+  return countLiveSignedOut(db, signOut, options.at ?? new Date());
 }
