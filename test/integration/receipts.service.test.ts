@@ -718,8 +718,11 @@ describe('month-end run and the billing queue', () => {
       ownReceipt = receipts.createForUser({ username: 'alice' }, '2025-08-31', as('alice'));
       expect(await sessionsWaitingForLocks(db.pool)).toBe(1);
       const { rows } = await db.pool.query<{ writers: number }>(
+        // pg_locks is the whole server's, and every test database is a copy of one template, so
+        // another database's receipt_items has the same oid: only this database's locks count.
         `SELECT count(*)::int AS writers FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-          WHERE c.relname = 'receipt_items' AND l.mode = 'RowExclusiveLock' AND l.granted`,
+          WHERE c.relname = 'receipt_items' AND l.mode = 'RowExclusiveLock' AND l.granted
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
       );
       expect(rows[0]?.writers, 'the receipt has written its items').toBe(1);
 
