@@ -167,7 +167,7 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     await draining;
     db.markStopping();
     const [isClean, , abandoned] = await Promise.all([
-      closeGracefully(server, config.shutdownTimeoutMs),
+      closeGracefully(server, config.shutdownTimeoutMs, logger),
       stopIngestion(),
       // A month-end run ends once its users in flight are billed and records itself interrupted.
       // Each user may take up to a receipt's 60 s, longer than an orchestrator waits before it

@@ -4,8 +4,9 @@ import { createServer, maxHeaderSize, OutgoingMessage, Server, STATUS_CODES } fr
 import net, { type Socket } from 'node:net';
 import type { HttpTimeouts } from '../config/config.js';
 import { DEFAULT_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS } from '../config/config.schema.js';
+import type { Logger } from '../shared/logger.js';
 import { settlesWithin } from '../shared/settles-within.js';
-import { markConnectionsCutByShutdown } from './request-context.js';
+import { logRequestCutByShutdown, markConnectionsCutByShutdown } from './request-context.js';
 
 /**
  * Starts an HTTP server and resolves once it listens. A client gets `headersTimeoutMs` to send
@@ -280,9 +281,10 @@ export type Drain = ReturnType<typeof createDrain>;
 
 /**
  * Stops accepting connections, lets in-flight requests finish, and after `timeoutMs`
- * cuts whatever is left. Resolves true when everything finished in time.
+ * cuts whatever is left. Resolves true when everything finished in time. With `logger`, each
+ * request cut is logged at warn where requestContext logs no request line (LOG_LEVEL=warn).
  */
-export function closeGracefully(server: http.Server, timeoutMs: number): Promise<boolean> {
+export function closeGracefully(server: http.Server, timeoutMs: number, logger?: Logger): Promise<boolean> {
   // Every answer from now on says `Connection: close`: one that said keep-alive invited the client
   // (a reverse proxy keeping connections to the app) to send its next request on a connection the
   // sweep below closes a moment later, and that request failed (nginx: 502) on every deploy.
@@ -306,6 +308,9 @@ export function closeGracefully(server: http.Server, timeoutMs: number): Promise
       markConnectionsCutByShutdown(server);
       const cut = [...(openSockets.get(server) ?? [])];
       for (const socket of cut) {
+        // Logged here, as it is cut: at LOG_LEVEL=warn no listener waits for its end (requestContext).
+        const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+        if (logger && answer instanceof OutgoingMessage) logRequestCutByShutdown(logger, answer as http.ServerResponse);
         if (!answerCutRequest(socket)) socket.destroy();
       }
       // A cut request is logged when its socket closes, a few ticks after the cut: resolving at once
