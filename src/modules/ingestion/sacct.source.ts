@@ -115,6 +115,10 @@ export async function findSacctPathProblem(
     return { code: 'ENOENT', message: cannotRun(options.sacctPath, 'ENOENT', env.PATH) };
   }
   try {
+    // A directory passes the X_OK check (it may be entered), and spawn fails on it with EACCES.
+    if ((await stat(options.sacctPath)).isDirectory()) {
+      return { code: 'EISDIR', message: cannotRun(options.sacctPath, 'EISDIR', undefined) };
+    }
     await access(options.sacctPath, constants.X_OK);
     return null;
   } catch (error) {

@@ -53,6 +53,11 @@ describe('warnAboutUnusableSourcePaths, at start-up', () => {
     expect(warnings[0]?.message).toContain(`SACCT_PATH ${file} cannot be run (EACCES)`);
   });
 
+  it('warns when SACCT_PATH is a directory (the bin directory, not sacct in it)', async () => {
+    const warnings = await warningsFor({ SACCT_PATH: dir });
+    expect(warnings.map((warning) => warning.fields)).toEqual([{ setting: 'SACCT_PATH', path: dir, code: 'EISDIR' }]);
+  });
+
   it('warns once, naming FALLBACK_CSV and its path, when there is no such file', async () => {
     const missing = path.join(dir, 'mnt', 'sacct-jobs.txt');
     const warnings = await warningsFor({ FALLBACK_CSV: missing });
