@@ -18,6 +18,7 @@ import { answerOptions } from './http/method-not-allowed.js';
 import { lowerCaseForwardedProto } from './http/plain-http.js';
 import { describeRefusedForm } from './http/refused-form.js';
 import { rejectUnstorableText } from './http/reject-unstorable-text.js';
+import { expireRenamedCookies } from './http/renamed-cookies.js';
 import { requestContext } from './http/request-context.js';
 import {
   createSessionMiddleware,
@@ -318,6 +319,7 @@ export function createApp(deps: AppDeps): express.Express {
   };
   const authDeps = { db, metrics, lockout: config.auth, now, auditedLocks: new FirstRefusals() };
   const passport = createPassport(authDeps);
+  app.use(expireRenamedCookies({ isSecureCookie: config.isHttpsRequired }));
   app.use(createSessionMiddleware(db.pool, sessionSettings));
   app.use(saveSessionBeforeResponding);
   app.use(enforceSessionLifetime(sessionSettings));

@@ -26,6 +26,7 @@ import { createSessionPruner } from './modules/auth/session.pruner.js';
 import { warnIfDemoLoginsExposed } from './modules/demo/demo-exposure.js';
 import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
 import { startIngestionScheduler } from './modules/ingestion/ingestion.scheduler.js';
+import { warnAboutUnusableSourcePaths } from './modules/ingestion/source-paths.js';
 import { createMetrics } from './modules/metrics/metrics.js';
 import { joinClusterMetrics, serveClusterMetrics } from './modules/metrics/metrics-cluster.js';
 import { warnIfMetricsPublic } from './modules/metrics/metrics-exposure.js';
@@ -167,7 +168,7 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     await draining;
     db.markStopping();
     const [isClean, , abandoned] = await Promise.all([
-      closeGracefully(server, config.shutdownTimeoutMs),
+      closeGracefully(server, config.shutdownTimeoutMs, logger),
       stopIngestion(),
       // A month-end run ends once its users in flight are billed and records itself interrupted.
       // Each user may take up to a receipt's 60 s, longer than an orchestrator waits before it
@@ -400,6 +401,8 @@ async function start(config: AppConfig, logger: Logger) {
   await waitForConfiguredDatabase(config, logger);
   const database = await prepareWithStopSignals(config, logger);
   warnIfDemoLoginsExposed(logger, config, database.demo);
+  // After the demo's seed, which writes the demo's file; once per instance, not once per worker.
+  await warnAboutUnusableSourcePaths(logger, config);
   if (config.webConcurrency === 1) {
     const starting = runWorker(config, database.databaseUrl, logger);
     const started = startedOrNever(starting);

@@ -4,8 +4,9 @@ import { createServer, maxHeaderSize, OutgoingMessage, Server, STATUS_CODES } fr
 import net, { type Socket } from 'node:net';
 import type { HttpTimeouts } from '../config/config.js';
 import { DEFAULT_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS } from '../config/config.schema.js';
+import type { Logger } from '../shared/logger.js';
 import { settlesWithin } from '../shared/settles-within.js';
-import { markConnectionsCutByShutdown } from './request-context.js';
+import { logRequestCutByShutdown, markConnectionsCutByShutdown } from './request-context.js';
 
 /**
  * Starts an HTTP server and resolves once it listens. A client gets `headersTimeoutMs` to send
@@ -73,21 +74,70 @@ function clientErrorOf(code: string | undefined): { status: number; message: str
 /**
  * Answers a request Node refused before the app saw it (headers past 16 KB, a long query string
  * being the usual cause; a malformed request; one too slow to arrive) as Node does, with the same
- * status, and closes the connection, but with an `{error, code}` body: Node's own answer was the
- * status line alone, the one refusal a script got without a reason. Nothing is written over a
- * response already under way on the connection, as Node itself refrains.
+ * status, and closes the connection, but with a body: Node's own answer was the status line alone,
+ * the one refusal a script got without a reason. A browser gets a page like the app's error page
+ * (it was shown the JSON), a script `{error, code}`. Nothing is written over a response already
+ * under way on the connection, as Node itself refrains.
  */
-function answerClientError(error: NodeJS.ErrnoException, socket: net.Socket): void {
+function answerClientError(error: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: net.Socket): void {
   const inFlight = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
     socket.destroy();
     return;
   }
   const { status, message } = clientErrorOf(error.code);
-  const body = JSON.stringify({ error: message, code: status });
+  const isPage = isFromBrowser(error.rawPacket);
+  const body = isPage ? clientErrorPage(status, message) : JSON.stringify({ error: message, code: status });
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+      `Content-Type: ${isPage ? 'text/html' : 'application/json'}; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** An Accept header that asks for HTML, at the start of a line of the request's head. */
+const ACCEPTS_HTML = /\r?\naccept[ \t]*:[^\r\n]*\btext\/html\b/i;
+
+/**
+ * Whether the refused request asked for HTML, as the error handler's wantsHtml decides. Node's
+ * parser has not handed over any header: what there is to read is the part of the request that
+ * was being parsed (`rawPacket`, the bytes of the read that failed). A browser's request line and
+ * headers come in one read on any usual network, and Accept comes before Cookie; a request whose
+ * Accept arrived in an earlier read than the overflow is answered in JSON, as before.
+ */
+function isFromBrowser(rawPacket: unknown): boolean {
+  if (!Buffer.isBuffer(rawPacket)) return false;
+  // latin1: one character per byte, and a header name is ASCII; a 64 KB read at most.
+  return ACCEPTS_HTML.test(rawPacket.toString('latin1'));
+}
+
+/** The name the app's pages carry (app.locals.appName). */
+const APP_NAME = 'HPC Billing';
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' };
+
+/** What EJS's `<%=` writes for the same text (view-format's, whose imports the lifecycle has no need of). */
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (char) => HTML_ESCAPES[char] ?? char);
+}
+
+/**
+ * The app's error page (views/error.ejs in its layout), written without Express or the views: the
+ * app never saw the request. Its stylesheet link is the app's; when the request's cookies were
+ * what made it too large, the stylesheet's request carries them too and is refused in turn, and
+ * the page shows unstyled, still readable. No navigation: who is signed in is not known.
+ */
+function clientErrorPage(status: number, message: string): string {
+  const statusText = escapeHtml(STATUS_CODES[status] ?? 'Error');
+  return (
+    '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n' +
+    '<meta name="viewport" content="width=device-width, initial-scale=1">\n' +
+    `<title>Error ${status} · ${APP_NAME}</title>\n` +
+    '<link rel="stylesheet" href="/static/css/app.css">\n</head>\n<body>\n' +
+    `<header class="topbar"><a class="brand" href="/">${APP_NAME}</a></header>\n` +
+    '<main class="content" id="main">\n<section class="card narrow">\n' +
+    `<h1>${statusText} (${status})</h1>\n<p class="lead">${escapeHtml(message)}</p>\n` +
+    '<p><a href="/">Back to the start page</a></p>\n</section>\n</main>\n</body>\n</html>\n'
   );
 }
 
@@ -231,9 +281,10 @@ export type Drain = ReturnType<typeof createDrain>;
 
 /**
  * Stops accepting connections, lets in-flight requests finish, and after `timeoutMs`
- * cuts whatever is left. Resolves true when everything finished in time.
+ * cuts whatever is left. Resolves true when everything finished in time. With `logger`, each
+ * request cut is logged at warn where requestContext logs no request line (LOG_LEVEL=warn).
  */
-export function closeGracefully(server: http.Server, timeoutMs: number): Promise<boolean> {
+export function closeGracefully(server: http.Server, timeoutMs: number, logger?: Logger): Promise<boolean> {
   // Every answer from now on says `Connection: close`: one that said keep-alive invited the client
   // (a reverse proxy keeping connections to the app) to send its next request on a connection the
   // sweep below closes a moment later, and that request failed (nginx: 502) on every deploy.
@@ -257,6 +308,9 @@ export function closeGracefully(server: http.Server, timeoutMs: number): Promise
       markConnectionsCutByShutdown(server);
       const cut = [...(openSockets.get(server) ?? [])];
       for (const socket of cut) {
+        // Logged here, as it is cut: at LOG_LEVEL=warn no listener waits for its end (requestContext).
+        const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+        if (logger && answer instanceof OutgoingMessage) logRequestCutByShutdown(logger, answer as http.ServerResponse);
         if (!answerCutRequest(socket)) socket.destroy();
       }
       // A cut request is logged when its socket closes, a few ticks after the cut: resolving at once

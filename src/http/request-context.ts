@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../shared/logger.js';
 
@@ -94,7 +95,8 @@ const requestsLoggedAsCut = new WeakSet<Request>();
 /**
  * Whether `req`'s line was logged as cut by a shutdown: its line names the cause, and a database
  * error its handler meets afterwards (the shutdown destroying the pool's connections under it) is
- * that same shutdown, not a second cause. False when no request line is written (LOG_LEVEL=warn).
+ * that same shutdown, not a second cause. At LOG_LEVEL=warn too, where the shutdown's cut logs it
+ * (logRequestCutByShutdown); false for a shutdown given no logger.
  */
 export function isLoggedAsCutByShutdown(req: Request): boolean {
   return requestsLoggedAsCut.has(req);
@@ -136,10 +138,19 @@ export function onRequestEnd(
 }
 
 /**
+ * When a request began, kept on it only where requestContext adds no listener (LOG_LEVEL=warn): a
+ * shutdown that cuts it logs its line (logRequestCutByShutdown), and its latency with it.
+ */
+const STARTED_AT = Symbol('startedAt');
+
+type TimedRequest = Request & { [STARTED_AT]?: bigint };
+
+/**
  * Gives each request an id (a caller's X-Request-Id when it is safe) and logs one line when it
  * ends, also when its client left before the answer: status 499 and `clientClosed: true`, logged
  * as the connection closes (the handler may still be running); or when a shutdown cut it:
- * `cutByShutdown: true` (see onRequestEnd).
+ * `cutByShutdown: true` (see onRequestEnd), at warn, so that it is logged at LOG_LEVEL=warn too
+ * (there by the shutdown's cut itself, logRequestCutByShutdown).
  */
 export function requestContext(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
@@ -147,26 +158,55 @@ export function requestContext(logger: Logger) {
     const incoming = req.get('x-request-id');
     req.id = incoming && isSafeRequestId(incoming) ? incoming : randomUUID();
     res.setHeader('X-Request-Id', req.id);
-    // Production runs at LOG_LEVEL=warn: no line would be written, so skip the listener.
-    if (!logger.isLevelEnabled('info')) return next();
     const startedAt = process.hrtime.bigint();
-    onRequestEnd(res, (status, clientClosed, end) => {
-      const latencyMs = Number(process.hrtime.bigint() - startedAt) / 1e6;
-      if (end === 'cut_by_shutdown') requestsLoggedAsCut.add(req);
-      // Method, template and status only: query strings may carry tokens.
-      logger.info(
-        {
-          reqId: req.id,
-          method: methodLabelOf(req.method),
-          route: routeTemplateOf(req, status),
-          status,
-          ...(clientClosed && { clientClosed: true }),
-          ...(end === 'cut_by_shutdown' && { cutByShutdown: true }),
-          latencyMs: Math.round(latencyMs * 100) / 100,
-        },
-        'request',
-      );
-    });
+    // Production runs at LOG_LEVEL=warn: no line would be written but a cut one, so skip the
+    // listener (a closure and two listeners on every request); the shutdown's cut, which goes
+    // through the connections it cuts anyway, logs those.
+    if (!logger.isLevelEnabled('info')) {
+      (req as TimedRequest)[STARTED_AT] = startedAt;
+      return next();
+    }
+    onRequestEnd(res, (status, clientClosed, end) => logRequestLine(logger, req, startedAt, status, end, clientClosed));
     next();
   };
+}
+
+/** The request's line: at info, but for one a shutdown cut, which is at warn. */
+function logRequestLine(
+  logger: Logger,
+  req: Request,
+  startedAt: bigint,
+  status: number,
+  end: RequestEnd,
+  clientClosed = false,
+): void {
+  const latencyMs = Number(process.hrtime.bigint() - startedAt) / 1e6;
+  const isCut = end === 'cut_by_shutdown';
+  if (isCut) requestsLoggedAsCut.add(req);
+  // Method, template and status only: query strings may carry tokens.
+  const fields = {
+    reqId: req.id,
+    method: methodLabelOf(req.method),
+    route: routeTemplateOf(req, status),
+    status,
+    ...(clientClosed && { clientClosed: true }),
+    ...(isCut && { cutByShutdown: true }),
+    latencyMs: Math.round(latencyMs * 100) / 100,
+  };
+  if (isCut) logger.warn(fields, 'request');
+  else logger.info(fields, 'request');
+}
+
+/**
+ * Logs the line of a request that a shutdown is cutting (closeGracefully, as it cuts it), where
+ * requestContext added no listener to log it as it ends (LOG_LEVEL=warn). Its status is the one
+ * the listener would give: what was sent (a download cut midway), else 503, also for a body still
+ * arriving. Does nothing for a request requestContext logs itself, or never saw.
+ */
+export function logRequestCutByShutdown(logger: Logger, answer: ServerResponse): void {
+  const req = answer.req as TimedRequest | undefined;
+  const startedAt = req?.[STARTED_AT];
+  if (req === undefined || startedAt === undefined || requestsLoggedAsCut.has(req)) return;
+  const status = req.complete && answer.headersSent ? answer.statusCode : 503;
+  logRequestLine(logger, req, startedAt, status, 'cut_by_shutdown');
 }

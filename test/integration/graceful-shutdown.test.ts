@@ -193,6 +193,54 @@ describe('the request log of a shutdown that cuts what is left', () => {
     expect(logged['/export.csv']).toMatchObject({ msg: 'request', status: 200, cutByShutdown: true });
     expect(logged['/slow']).toMatchObject({ msg: 'request', status: 503, cutByShutdown: true });
     for (const line of lines) expect(line).not.toHaveProperty('clientClosed');
+    // At warn, as at LOG_LEVEL=warn where they are the only request lines.
+    for (const line of lines) expect(line).toMatchObject({ level: 40 });
+  });
+
+  // Production runs at LOG_LEVEL=warn, where request lines (info) are not written: the requests a
+  // shutdown cut left no line at all, and an operator could not tell which they were.
+  it("at LOG_LEVEL=warn logs each request it cuts, once, at warn, with the request line's fields", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const app = express();
+    app.use(requestContext(logger));
+    app.get('/export.csv', (_req, res) => {
+      res.type('text/csv').write('job_id,cost\n');
+    });
+    app.get('/slow/:id', () => undefined);
+    app.get('/quick', (_req, res) => {
+      res.json({ finished: true });
+    });
+    app.use(errorHandler(logger));
+    const server = await listen(app, 0, '127.0.0.1');
+    const { port } = server.address() as AddressInfo;
+    expect((await fetch(`http://127.0.0.1:${port}/quick`)).status).toBe(200);
+    const download = fetch(`http://127.0.0.1:${port}/export.csv`).then((response) =>
+      response.text().catch((error: Error) => error),
+    );
+    const page = fetch(`http://127.0.0.1:${port}/slow/7`, { headers: { 'X-Request-Id': 'cut-page-1' } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    expect(await closeGracefully(server, 200, logger)).toBe(false);
+    expect((await page).status).toBe(503);
+    await download;
+    await new Promise((resolve) => setImmediate(resolve));
+    const logged = Object.fromEntries(lines.map((line) => [line.route, line]));
+    expect(lines).toHaveLength(2);
+    expect(logged['/slow/:id']).toEqual({
+      level: 40,
+      time: expect.any(Number),
+      pid: expect.any(Number),
+      hostname: expect.any(String),
+      msg: 'request',
+      reqId: 'cut-page-1',
+      method: 'GET',
+      route: '/slow/:id',
+      status: 503,
+      cutByShutdown: true,
+      latencyMs: expect.any(Number),
+    });
+    expect(logged['/export.csv']).toMatchObject({ level: 40, msg: 'request', status: 200, cutByShutdown: true });
   });
 
   it('logs a handler that answers after the shutdown answered 503 for it once, as cut, with no error', async () => {
@@ -286,9 +334,10 @@ describe('the server process on SIGTERM', () => {
   // out: there is no request yet to answer, so its connection is closed with nothing on it, and the
   // process goes on to exit 0 as after any timed-out close. `Expect: 100-continue` makes the
   // server say when it has taken the request (its "100 Continue"), so the signal comes only then.
-  it(
-    'cuts a request whose body is still arriving when SHUTDOWN_TIMEOUT_MS runs out, closing its connection, and exits 0',
-    async () => {
+  // At LOG_LEVEL=warn, production's, the cut request's line is written too (by the shutdown's cut).
+  it.each(['info', 'warn'] as const)(
+    'at LOG_LEVEL=%s cuts a request whose body is still arriving when SHUTDOWN_TIMEOUT_MS runs out, closing its connection, logs it, and exits 0',
+    async (logLevel) => {
       const port = await findFreePort();
       const server = await spawnServer({
         DATABASE_URL: db.url,
@@ -296,7 +345,7 @@ describe('the server process on SIGTERM', () => {
         WEB_CONCURRENCY: '1',
         DEMO_SEED: '0',
         INGEST_ENABLED: '0',
-        LOG_LEVEL: 'info',
+        LOG_LEVEL: logLevel,
         SHUTDOWN_TIMEOUT_MS: '1000',
       });
       const socket = net.connect(port, '127.0.0.1');
@@ -349,9 +398,15 @@ describe('the server process on SIGTERM', () => {
           lines.filter((line) => line.msg === 'request'),
           server.output(),
         ).toEqual([
-          expect.objectContaining({ method: 'POST', route: 'before_route', status: 503, cutByShutdown: true }),
+          expect.objectContaining({
+            level: 40,
+            method: 'POST',
+            route: 'before_route',
+            status: 503,
+            cutByShutdown: true,
+          }),
         ]);
-        expect(lines.at(-1)).toMatchObject({ msg: 'stopped', signal: 'SIGTERM' });
+        if (logLevel === 'info') expect(lines.at(-1)).toMatchObject({ msg: 'stopped', signal: 'SIGTERM' });
       } finally {
         isTrickling = false;
         socket.destroy();

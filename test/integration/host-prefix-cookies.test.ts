@@ -145,6 +145,58 @@ describe('production behind https: the session cookie is __Host-hb.sid', () => {
   });
 });
 
+// After the rename, browsers kept the hb.sid and hb.csrf set before it until they expired (hb.sid
+// when the browser closes, which a browser restoring its tabs never does), sent with every request
+// beside the new cookies. Where the __Host- names are in use, a request carrying an old one is
+// answered with a Set-Cookie that expires it, with the path and flags it was set with.
+describe('production behind https: a cookie of the names before the rename is expired', () => {
+  const app = () => buildTestApp(db, { env: PRODUCTION });
+  const EXPIRED = (name: string) =>
+    new RegExp(
+      `^${name.replace('.', '\\.')}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax$`,
+    );
+
+  it('expires hb.sid and hb.csrf a request carries, beside the __Host- cookies', async () => {
+    const response = await request(app())
+      .get('/login')
+      .set('Accept', 'text/html')
+      .set(HTTPS)
+      .set('Cookie', 'hb.sid=s%3Aold-session.sig; hb.csrf=s%3Aold-secret.sig; __Host-hb.csrf=s%3Anew.sig')
+      .expect(200);
+    expect(setCookieOf(response, 'hb.sid')).toMatch(EXPIRED('hb.sid'));
+    expect(setCookieOf(response, 'hb.csrf')).toMatch(EXPIRED('hb.csrf'));
+    expect(setCookiesOf(response).join('\n')).not.toMatch(/^__Host-hb\.csrf=;/m);
+  });
+
+  it('expires an old hb.sid on a signed-in page, whose session stays open', async () => {
+    const application = app();
+    const { response: signedIn } = await signIn(application, HTTPS);
+    const session = valueSetFor(signedIn, ['__Host-hb.sid']);
+    const page = await request(application)
+      .get('/admin')
+      .set('Accept', 'text/html')
+      .set(HTTPS)
+      .set('Cookie', `hb.sid=s%3Aold-session.sig; __Host-hb.sid=${session}`)
+      .expect(200);
+    expect(setCookiesOf(page)).toEqual([expect.stringMatching(EXPIRED('hb.sid'))]);
+  });
+
+  it('sets no such cookie for a request that carries none', async () => {
+    const response = await request(app()).get('/login').set('Accept', 'text/html').set(HTTPS).expect(200);
+    expect(setCookieOf(response, 'hb.sid')).toBeUndefined();
+    expect(setCookieOf(response, 'hb.csrf')).toBeUndefined();
+  });
+
+  it('leaves hb.sid and hb.csrf alone where they are the names in use (plain-HTTP development)', async () => {
+    const response = await request(buildTestApp(db))
+      .get('/login')
+      .set('Accept', 'text/html')
+      .set('Cookie', 'hb.sid=s%3Asome-session.sig')
+      .expect(200);
+    expect(setCookieOf(response, 'hb.sid')).toBeUndefined();
+  });
+});
+
 describe('plain-HTTP development keeps hb.csrf and hb.sid', () => {
   it('sets and clears hb.csrf, not Secure, and signs in with it into an hb.sid session', async () => {
     const app = buildTestApp(db);

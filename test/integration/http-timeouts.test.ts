@@ -190,6 +190,38 @@ describe('a request Node refuses before the app sees it', () => {
     });
   });
 
+  // A browser opening an address whose query string (or whose cookies) made the headers too large
+  // was shown the JSON meant for scripts: it gets a page of its own, as for the app's other errors.
+  it('is answered 431 with an HTML page when a browser (Accept: text/html) sent it', async () => {
+    const client = connect();
+    client.socket.write(
+      `GET /me?q=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n\r\n',
+    );
+    await client.closed;
+    const received = client.received();
+    expect(received).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    expect(received).toMatch(/\r\nContent-Type: text\/html; charset=utf-8\r\n/);
+    const page = received.slice(received.indexOf('\r\n\r\n') + 4);
+    expect(page).toMatch(/^<!doctype html>/);
+    expect(page).toContain('<h1>Request Header Fields Too Large (431)</h1>');
+    expect(page).toContain(
+      'The request&#39;s headers are too large: its address with the query string, and its cookies, may take at most 16 KB together.',
+    );
+    expect(page).toContain('<a href="/">Back to the start page</a>');
+    expect(Number(/\r\nContent-Length: (\d+)\r\n/.exec(received)?.[1])).toBe(Buffer.byteLength(page, 'latin1'));
+  });
+
+  it('is answered 431 with {error, code} when the client asks for JSON', async () => {
+    const client = connect();
+    client.socket.write(
+      `GET /me?q=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n`,
+    );
+    await client.closed;
+    expect(client.received()).toMatch(/\r\nContent-Type: application\/json; charset=utf-8\r\n/);
+    expect(bodyOf(client.received())).toMatchObject({ code: 431 });
+  });
+
   it('is answered 400 with {error, code} when it is not HTTP', async () => {
     const client = connect();
     client.socket.write('GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nBroken header line\r\n\r\n');

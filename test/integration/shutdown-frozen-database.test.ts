@@ -92,58 +92,65 @@ describe('SIGTERM while the database is frozen with a request in flight', () => 
   // failed its query, "database unavailable" at error level: two causes for one request, the second
   // one an alert paging someone over a deploy. In process, with the server's own pieces (the pool
   // through the frozen proxy, closeGracefully, the pool's close with a grace), to be quick.
-  it('logs the request it cut as one line that says it was cut by the shutdown', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-    const database = openDatabase(proxyUrl, { poolMax: 2, queryTimeoutMs: QUERY_TIMEOUT_MS, logger });
-    let errorHandled: (error: unknown) => void = () => undefined;
-    const handledError = new Promise<unknown>((resolve) => {
-      errorHandled = resolve;
-    });
-    const app = express();
-    app.use(requestContext(logger));
-    app.get('/account', async (_req, res) => {
-      res.json((await database.pool.query('SELECT 1 AS one')).rows);
-    });
-    const handleError = errorHandler(logger);
-    app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
-      handleError(error, req, res, next);
-      errorHandled(error);
-    });
-    const server = await listen(app, 0, '127.0.0.1');
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    try {
-      // A request answered before the freeze: its line stays as it was.
-      const before = await fetch(`${base}/account`, { headers: { 'x-request-id': 'before-the-freeze' } });
-      expect(before.status).toBe(200);
-      proxy.freeze();
-      const inFlight = fetch(`${base}/account`, {
-        headers: { accept: 'application/json', 'x-request-id': 'cut-by-shutdown' },
+  // At LOG_LEVEL=warn (production's) the cut request had no line at all, and its query's failure was
+  // logged as `database unavailable`: the shutdown's cut now writes its line, at warn.
+  it.each(['info', 'warn'] as const)(
+    'at LOG_LEVEL=%s logs the request it cut as one line that says it was cut by the shutdown',
+    async (level) => {
+      const lines: Record<string, unknown>[] = [];
+      const logger = pino({ level }, { write: (line: string) => lines.push(JSON.parse(line)) });
+      const database = openDatabase(proxyUrl, { poolMax: 2, queryTimeoutMs: QUERY_TIMEOUT_MS, logger });
+      let errorHandled: (error: unknown) => void = () => undefined;
+      const handledError = new Promise<unknown>((resolve) => {
+        errorHandled = resolve;
       });
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      expect(await closeGracefully(server, 200)).toBe(false);
-      expect((await inFlight).status).toBe(503);
-      database.markStopping();
-      await database.close({ graceMs: 200 });
-      // The handler's query failed as the database being unreachable does, after its cut line.
-      const error = await handledError;
-      expect(isDatabaseUnavailable(error), String(error)).toBe(true);
+      const app = express();
+      app.use(requestContext(logger));
+      app.get('/account', async (_req, res) => {
+        res.json((await database.pool.query('SELECT 1 AS one')).rows);
+      });
+      const handleError = errorHandler(logger);
+      app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
+        handleError(error, req, res, next);
+        errorHandled(error);
+      });
+      const server = await listen(app, 0, '127.0.0.1');
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      try {
+        // A request answered before the freeze: its line stays as it was.
+        const before = await fetch(`${base}/account`, { headers: { 'x-request-id': 'before-the-freeze' } });
+        expect(before.status).toBe(200);
+        proxy.freeze();
+        const inFlight = fetch(`${base}/account`, {
+          headers: { accept: 'application/json', 'x-request-id': 'cut-by-shutdown' },
+        });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(await closeGracefully(server, 200, logger)).toBe(false);
+        expect((await inFlight).status).toBe(503);
+        database.markStopping();
+        await database.close({ graceMs: 200 });
+        // The handler's query failed as the database being unreachable does, after its cut line.
+        const error = await handledError;
+        expect(isDatabaseUnavailable(error), String(error)).toBe(true);
 
-      expect(lines.filter((line) => line.reqId === 'cut-by-shutdown')).toEqual([
-        expect.objectContaining({ level: 30, msg: 'request', route: '/account', status: 503, cutByShutdown: true }),
-      ]);
-      expect(lines.filter((line) => line.reqId === 'before-the-freeze')).toEqual([
-        expect.objectContaining({ level: 30, msg: 'request', route: '/account', status: 200 }),
-      ]);
-      // The pool's own line is still there.
-      expect(lines).toContainEqual(
-        expect.objectContaining({ level: 40, msg: expect.stringMatching(/destroyed \d+ database connection/) }),
-      );
-    } finally {
-      proxy.thaw();
-      server.close();
-    }
-  });
+        expect(lines.filter((line) => line.reqId === 'cut-by-shutdown')).toEqual([
+          expect.objectContaining({ level: 40, msg: 'request', route: '/account', status: 503, cutByShutdown: true }),
+        ]);
+        expect(lines.filter((line) => line.reqId === 'before-the-freeze')).toEqual(
+          level === 'info'
+            ? [expect.objectContaining({ level: 30, msg: 'request', route: '/account', status: 200 })]
+            : [],
+        );
+        // The pool's own line is still there.
+        expect(lines).toContainEqual(
+          expect.objectContaining({ level: 40, msg: expect.stringMatching(/destroyed \d+ database connection/) }),
+        );
+      } finally {
+        proxy.thaw();
+        server.close();
+      }
+    },
+  );
 });
 
 describe('the error lines kept', () => {
@@ -178,7 +185,7 @@ describe('the error lines kept', () => {
     fail();
     await handled;
     expect(lines.filter((line) => line.reqId === 'cut-then-bug').map((line) => [line.level, line.msg])).toEqual([
-      [30, 'request'],
+      [40, 'request'],
       [50, 'unhandled error'],
     ]);
   });

@@ -97,19 +97,34 @@ export function createSacctSource(options: SacctSourceOptions): JobSource {
       yield* readInSlices(options, window, readOptions, cluster);
     },
     async findSetupProblem() {
-      // A bare name is looked up on the PATH sacct is run with, as spawn does.
-      if (!options.sacctPath.includes('/')) {
-        const env = sacctEnvironment(options.inheritedEnvironment, options.timeZone);
-        return (await isOnPath(options.sacctPath, env.PATH)) ? null : cannotRun(options.sacctPath, 'ENOENT', env.PATH);
-      }
-      try {
-        await access(options.sacctPath, constants.X_OK);
-        return null;
-      } catch (error) {
-        return cannotRun(options.sacctPath, (error as NodeJS.ErrnoException).code ?? 'error', undefined);
-      }
+      return (await findSacctPathProblem(options))?.message ?? null;
     },
   };
+}
+
+/**
+ * Why SACCT_PATH cannot be run, as a run would meet it (`SACCT_PATH … cannot be run (ENOENT)`), with
+ * the error's code; null when it can. A bare name is looked up on the PATH sacct is run with, as spawn does.
+ */
+export async function findSacctPathProblem(
+  options: Pick<SacctSourceOptions, 'sacctPath' | 'inheritedEnvironment' | 'timeZone'>,
+): Promise<{ code: string; message: string } | null> {
+  if (!options.sacctPath.includes('/')) {
+    const env = sacctEnvironment(options.inheritedEnvironment, options.timeZone);
+    if (await isOnPath(options.sacctPath, env.PATH)) return null;
+    return { code: 'ENOENT', message: cannotRun(options.sacctPath, 'ENOENT', env.PATH) };
+  }
+  try {
+    // A directory passes the X_OK check (it may be entered), and spawn fails on it with EACCES.
+    if ((await stat(options.sacctPath)).isDirectory()) {
+      return { code: 'EISDIR', message: cannotRun(options.sacctPath, 'EISDIR', undefined) };
+    }
+    await access(options.sacctPath, constants.X_OK);
+    return null;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    return { code, message: cannotRun(options.sacctPath, code, undefined) };
+  }
 }
 
 /** Where a command without a `/` is looked for when PATH is unset (libuv's default, as execvp's). */

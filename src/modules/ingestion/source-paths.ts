@@ -1,0 +1,73 @@
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import type { AppConfig } from '../../config/config.js';
+import type { Logger } from '../../shared/logger.js';
+import { findSacctPathProblem } from './sacct.source.js';
+
+/** A source's file that cannot be used as set: its setting, its path, and why (a code and a sentence). */
+interface PathProblem {
+  setting: 'SACCT_PATH' | 'FALLBACK_CSV';
+  path: string;
+  code: string;
+  message: string;
+}
+
+/**
+ * Says at start-up, one warning line each, that SACCT_PATH cannot be run or FALLBACK_CSV cannot be
+ * read: a typo, or a mount not up, showed only later as ingestion runs failing with a configuration
+ * error, read by whoever opened the ingestion page. The start goes on (the mount may come later,
+ * and every run checks again). Returns how many it warned of.
+ */
+export async function warnAboutUnusableSourcePaths(
+  logger: Pick<Logger, 'warn'>,
+  config: Pick<AppConfig, 'ingestion' | 'timeZone'>,
+): Promise<number> {
+  const problems = await findUnusableSourcePaths(config);
+  for (const { setting, path, code, message } of problems) {
+    const source = setting === 'SACCT_PATH' ? 'sacct' : 'the file';
+    logger.warn(
+      { setting, path, code },
+      `${message}: every ingestion run that reaches ${source} will fail there with a configuration error ` +
+        `(the run tries the next source, if there is one) until it ${setting === 'SACCT_PATH' ? 'can be run' : 'can be read'}; ` +
+        'the app starts all the same, as it may be on a mount not there yet (each run checks again)',
+    );
+  }
+  return problems.length;
+}
+
+async function findUnusableSourcePaths(config: Pick<AppConfig, 'ingestion' | 'timeZone'>): Promise<PathProblem[]> {
+  const problems: PathProblem[] = [];
+  const { sacct, fallbackCsv } = config.ingestion;
+  if (sacct) {
+    const problem = await findSacctPathProblem({
+      sacctPath: sacct.path,
+      inheritedEnvironment: sacct.inheritedEnvironment,
+      timeZone: config.timeZone,
+    });
+    if (problem) problems.push({ setting: 'SACCT_PATH', path: sacct.path, ...problem });
+  }
+  if (fallbackCsv) {
+    const code = await findUnreadableFileCode(fallbackCsv);
+    if (code) {
+      problems.push({
+        setting: 'FALLBACK_CSV',
+        path: fallbackCsv,
+        code,
+        // As a run says it (sacct-file.source.ts).
+        message: `FALLBACK_CSV ${fallbackCsv} cannot be read (${code})`,
+      });
+    }
+  }
+  return problems;
+}
+
+/** The error code that reading `path` as a file fails with (EISDIR for a directory); null when it can be read. */
+async function findUnreadableFileCode(path: string): Promise<string | null> {
+  try {
+    if ((await stat(path)).isDirectory()) return 'EISDIR';
+    await access(path, constants.R_OK);
+    return null;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? 'error';
+  }
+}
