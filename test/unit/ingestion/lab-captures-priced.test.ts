@@ -41,23 +41,25 @@ function sourcesOf(dir: 'final' | 'live'): [string, Map<string, NormalizedJob>][
   ];
 }
 
-// key, state, billable, CPU core-hours (used), CPU core-hours (allocated), memory GB-hours, GPU-hours.
+// key, state, CPUs, memory MB and GPUs held (AllocTRES: job 2's --mem-per-cpu=300M on 2 CPUs holds 600 MB,
+// job 5's gres/gpu:fake:1 one GPU), billable, CPU core-hours (used), CPU core-hours (allocated),
+// memory GB-hours, GPU-hours. Job 9 hit its one-minute limit and is billed the 87 s it held its CPU.
 // Memory: AveRSS x elapsed summed over the steps sampled; a job none of whose steps was sampled (job 3 ran
 // 3 s, under JobAcctGatherFrequency=task=5: sacct prints AveRSS empty, slurmrestd no mem) is priced
 // from its allocation, 100 MB for 3 s.
-const FINAL: [string, string, boolean, string, string, string, string][] = [
-  ['1', 'COMPLETED', true, '0.000001', '0.005556', '0.000018', '0.000000'],
-  ['2', 'COMPLETED', true, '0.001581', '0.008889', '0.000482', '0.000000'],
-  ['3', 'FAILED', true, '0.000001', '0.000833', '0.000081', '0.000000'],
-  ['4', 'COMPLETED', true, '0.002852', '0.006667', '0.000025', '0.000000'],
-  ['5', 'COMPLETED', true, '0.000001', '0.002778', '0.000009', '0.002778'],
-  ['7', 'CANCELLED', true, '0.000001', '0.002500', '0.000008', '0.000000'],
-  ['9', 'TIMEOUT', true, '0.000001', '0.024167', '0.000071', '0.000000'],
-  ['6_1', 'COMPLETED', true, '0.000001', '0.001389', '0.000004', '0.000000'],
-  ['6_2', 'COMPLETED', true, '0.000001', '0.001389', '0.000004', '0.000000'],
-  ['6_3', 'COMPLETED', true, '0.000001', '0.001389', '0.000004', '0.000000'],
-  ['12', 'CANCELLED', true, '0.000001', '0.022778', '0.000071', '0.000000'],
-  ['13', 'COMPLETED', true, '0.000001', '0.033333', '0.000052', '0.000000'],
+const FINAL: [string, string, number, number, number, boolean, string, string, string, string][] = [
+  ['1', 'COMPLETED', 1, 200, 0, true, '0.000001', '0.005556', '0.000018', '0.000000'],
+  ['2', 'COMPLETED', 2, 600, 0, true, '0.001581', '0.008889', '0.000482', '0.000000'],
+  ['3', 'FAILED', 1, 100, 0, true, '0.000001', '0.000833', '0.000081', '0.000000'],
+  ['4', 'COMPLETED', 2, 1024, 0, true, '0.002852', '0.006667', '0.000025', '0.000000'],
+  ['5', 'COMPLETED', 1, 256, 1, true, '0.000001', '0.002778', '0.000009', '0.002778'],
+  ['7', 'CANCELLED', 1, 100, 0, true, '0.000001', '0.002500', '0.000008', '0.000000'],
+  ['9', 'TIMEOUT', 1, 100, 0, true, '0.000001', '0.024167', '0.000071', '0.000000'],
+  ['6_1', 'COMPLETED', 1, 100, 0, true, '0.000001', '0.001389', '0.000004', '0.000000'],
+  ['6_2', 'COMPLETED', 1, 100, 0, true, '0.000001', '0.001389', '0.000004', '0.000000'],
+  ['6_3', 'COMPLETED', 1, 100, 0, true, '0.000001', '0.001389', '0.000004', '0.000000'],
+  ['12', 'CANCELLED', 1, 300, 0, true, '0.000001', '0.022778', '0.000071', '0.000000'],
+  ['13', 'COMPLETED', 2, 500, 0, true, '0.000001', '0.033333', '0.000052', '0.000000'],
 ];
 
 function priced(job: NormalizedJob) {
@@ -65,6 +67,9 @@ function priced(job: NormalizedJob) {
   const allocated = computeResourceHours(job, 'allocated');
   return [
     job.state,
+    job.allocCpus,
+    job.allocMemMb,
+    job.allocGpus,
     job.isTerminal,
     used.cpuHours.toFixed(6),
     allocated.cpuHours.toFixed(6),
