@@ -133,6 +133,12 @@ function wholeNumber(value: number, what: string, unit: string): bigint {
 /**
  * Fills the step sums of a job from its steps: total CPU, AveRSS GB x elapsed hours,
  * peak RSS and energy. A job without steps keeps what its own row said.
+ *
+ * A job none of whose steps has an AveRSS has no memory figure (null), which pricing reads from the
+ * allocation (docs/pricing.md), not a sum of nothing: Slurm samples memory every
+ * JobAcctGatherFrequency (30 s by default), so a step that ends before its first sample has none (the
+ * lab's 3 s job 3: sacct AveRSS empty, slurmrestd no mem), and under jobacct_gather/none no step has one.
+ * Summed to 0, every such job was billed no memory at all.
  */
 export function foldSteps(job: NormalizedJob, steps: NormalizedStep[]): NormalizedJob {
   if (steps.length === 0) return job;
@@ -147,7 +153,7 @@ export function foldSteps(job: NormalizedJob, steps: NormalizedStep[]): Normaliz
   return {
     ...job,
     totalCpuSec: roundTo(totalCpuSec, 3),
-    stepMemGbHours: sumStepMemGbHours(steps),
+    stepMemGbHours: steps.some((step) => step.aveRssBytes !== null) ? sumStepMemGbHours(steps) : null,
     maxRssBytes: maxRss,
     energyJoules: job.energyJoules ?? energy,
     stepCount: steps.length,

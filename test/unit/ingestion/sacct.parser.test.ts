@@ -522,7 +522,10 @@ describe('memory from a file without AllocTRES or AveRSS', () => {
 
   it.each([
     ['without an AveRSS column, no step memory: priced from the allocation', header, '', null],
-    ['with an AveRSS column, the steps sum what they show', `${header}|AveRSS`, '|', '0.000000'],
+    // A step that ended before its first sample (or any step under jobacct_gather/none) has AveRSS empty:
+    // no figure either, not a measured 0 (it was summed to 0, and the job billed no memory).
+    ['with an AveRSS column but no step sampled, no step memory either', `${header}|AveRSS`, '|', null],
+    ['with an AveRSS column, the steps sum what they show', `${header}|AveRSS`, '|0', '0.000000'],
   ])('%s', (_label, head, empty, stepMem) => {
     const lines = [
       head,

@@ -157,6 +157,25 @@ describe('foldSteps: memory GB-hours summed exactly', () => {
     expect(computeResourceHours(folded, 'used').memGbHours.toFixed(6)).toBe(expected);
   });
 
+  // Slurm samples memory every JobAcctGatherFrequency: a step that ends before its first sample has no
+  // AveRSS (the lab's 3 s job 3, final/sacct-steps-extra.psv), nor has any under jobacct_gather/none. A job
+  // with no sampled step has no memory figure, and is priced from its allocation: it was summed to 0 and
+  // billed no memory at all.
+  it.each([
+    ['no step sampled (the lab job 3: one 3 s batch step)', [step('batch', '', 3)], null, '0.000814'],
+    ['no step of several sampled', [step('batch', '', 3), step('0', '', 2)], null, '0.000814'],
+    [
+      'one step of two sampled, at 0: a measured 0',
+      [step('batch', '', 3), step('extern', '0', 3)],
+      '0.000000',
+      '0.000000',
+    ],
+  ])('%s', (_case, steps, stored, memGbHours) => {
+    const folded = foldSteps(job({ elapsedSec: 3, allocMemMb: 1000 }), steps);
+    expect(folded.stepMemGbHours).toBe(stored);
+    expect(computeResourceHours(folded, 'used').memGbHours.toFixed(6)).toBe(memGbHours);
+  });
+
   it('prices the half millionth that floats lost', () => {
     const folded = foldSteps(job({ elapsedSec: 60 }), [step('batch', '3637248K', 60)]);
     const rates = { cpu: D('0'), gpu: D('0'), mem: D('100000'), currency: 'THB' };
