@@ -311,29 +311,33 @@ async function writeJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string, r
 // The rows that share a cluster and JobIDRaw or job key with a record of the batch, with or without
 // the `@<submit>` of a job that reused an id (reused-job-id.ts): `4242` and `4242@...`, the range
 // between `4242@` and `4242A` in the byte order of the "C" collation these columns use. Four probes
-// of the (cluster, job_id) and (cluster, job_key) indexes per record.
+// of the (cluster, job_id) and (cluster, job_key) indexes per record. The rows found by JobIDRaw bring
+// their steps, which a later read of the same run keeps (keepStepsOfEarlierReads): read here, in the
+// batch's one lookup, not in a query of their own.
+const IDENTITY_COLUMNS = 'j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal, j.state';
 const STORED_IDENTITIES_SQL = `
 WITH wanted AS MATERIALIZED (
   SELECT DISTINCT * FROM json_to_recordset($1::json)
     AS w(cluster varchar COLLATE "C", job_id varchar COLLATE "C", job_key varchar COLLATE "C")
 )
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal, j.state
+SELECT ${IDENTITY_COLUMNS}, j.steps
   FROM wanted w JOIN slurm_jobs j ON j.cluster = w.cluster AND j.job_id = w.job_id
 UNION ALL
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal, j.state
+SELECT ${IDENTITY_COLUMNS}, j.steps
   FROM wanted w JOIN slurm_jobs j
     ON j.cluster = w.cluster AND j.job_id > w.job_id || '@' AND j.job_id < w.job_id || 'A'
 UNION ALL
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal, j.state
+SELECT ${IDENTITY_COLUMNS}, NULL::jsonb
   FROM wanted w JOIN slurm_jobs j ON j.cluster = w.cluster AND j.job_key = w.job_key
 UNION ALL
-SELECT j.cluster, j.job_id, j.job_key, j.submit_at, j.start_at, j.end_at, j.is_terminal, j.state
+SELECT ${IDENTITY_COLUMNS}, NULL::jsonb
   FROM wanted w JOIN slurm_jobs j
     ON j.cluster = w.cluster AND j.job_key > w.job_key || '@' AND j.job_key < w.job_key || 'A'`;
 
 /**
  * The stored rows a batch's records may be, or may collide with: the same cluster and JobIDRaw or
- * job key, also as a later job that reused the id stored them (`4242@20261204T030510Z`).
+ * job key, also as a later job that reused the id stored them (`4242@20261204T030510Z`); those of the
+ * same JobIDRaw with their stored steps.
  */
 export async function findStoredIdentities(pool: pg.Pool, jobs: NormalizedJob[]): Promise<StoredJobIdentity[]> {
   if (jobs.length === 0) return [];
@@ -348,6 +352,7 @@ export async function findStoredIdentities(pool: pg.Pool, jobs: NormalizedJob[])
       end_at: Date | null;
       is_terminal: boolean;
       state: string;
+      steps: unknown;
     }>(STORED_IDENTITIES_SQL, [JSON.stringify(wanted)]),
   );
   return result.rows.map((row) => ({
@@ -359,6 +364,8 @@ export async function findStoredIdentities(pool: pg.Pool, jobs: NormalizedJob[])
     endAt: row.end_at,
     isTerminal: row.is_terminal,
     state: row.state,
+    // Null from the rows found by key only; steps are kept by JobIDRaw (keepStepsOfEarlierReads).
+    ...(row.steps === null ? {} : { steps: row.steps }),
   }));
 }
 

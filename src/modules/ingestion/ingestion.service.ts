@@ -20,8 +20,14 @@ import {
   SourceConfigError,
   throwIfStopped,
 } from './job-source.js';
-import { assignStoredIds } from './reused-job-id.js';
-import { findStorageProblem, findTimeProblem, type NormalizedJob, type SourceItem } from './slurm-job.model.js';
+import { assignStoredIds, isSameRun } from './reused-job-id.js';
+import {
+  findStorageProblem,
+  findTimeProblem,
+  keepStepsOfEarlierReads,
+  type NormalizedJob,
+  type SourceItem,
+} from './slurm-job.model.js';
 import { isKnownState, MAX_LOGGED_JOB_ID, truncate } from './slurm-time.parser.js';
 
 export type TTrigger = 'schedule' | 'manual' | 'backfill' | 'seed';
@@ -319,7 +325,9 @@ export function createIngestionService(deps: IngestionDeps) {
       const stored = await ingestionRepository.findStoredIdentities(db.pool, records);
       // The record of each job that is written (its last in the batch, as the upsert writes it).
       const written = new Map<string, number>();
-      const assigned = assignStoredIds(records, stored);
+      // A read holds only the steps that overlap its window: those earlier reads of the same run stored
+      // are kept, and the job's step figures folded from them all (keepStepsOfEarlierReads).
+      const assigned = keepStepsOfEarlierReads(assignStoredIds(records, stored), stored, isSameRun);
       assigned.forEach((job, index) => {
         const record = records[index] as NormalizedJob;
         const problem = job === record ? null : findStorageProblem(job);

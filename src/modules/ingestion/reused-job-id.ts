@@ -26,6 +26,8 @@ export interface StoredJobIdentity {
   isTerminal: boolean;
   /** The normalized Slurm state (RESIZING: the part of a resized job before its resize). */
   state?: string;
+  /** The row's steps as stored (jsonb), which a later read of the same run keeps (keepStepsOfEarlierReads). */
+  steps?: unknown;
 }
 
 const SEPARATOR = '@';
@@ -111,6 +113,25 @@ export function isSameJob(
   if (apart === 0 || SOURCE_SHIFTS_MS.includes(Math.abs(apart))) return true;
   if (isZoneShifted(stored, record)) return true;
   return !stored.isTerminal && apart > 0;
+}
+
+/**
+ * Whether a stored row (or an earlier record) holds the same run of a record's job, whose steps the
+ * record may keep (keepStepsOfEarlierReads): the same job by its submit time, as isSameJob tells it,
+ * but not a requeued job's next run, which has a submit time of its own; the steps of the run before
+ * it are not billed (docs/ingestion.md, Requeued jobs). Without a submit time on either side the run
+ * cannot be told, and nothing is kept.
+ */
+export function isSameRun(
+  stored: Pick<StoredJobIdentity, 'submitAt' | 'startAt' | 'endAt' | 'state'>,
+  record: Pick<NormalizedJob, 'submitAt' | 'startAt' | 'endAt' | 'state'>,
+): boolean {
+  if (!stored.submitAt || record.submitAt === null) return false;
+  if (isResizedPair({ ...stored, submitAt: stored.submitAt }, record)) return false;
+  const apart = Math.abs(record.submitAt.getTime() - stored.submitAt.getTime());
+  return (
+    apart === 0 || SOURCE_SHIFTS_MS.includes(apart) || isZoneShifted({ ...stored, submitAt: stored.submitAt }, record)
+  );
 }
 
 /**

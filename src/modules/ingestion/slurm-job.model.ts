@@ -161,6 +161,94 @@ export function foldSteps(job: NormalizedJob, steps: NormalizedStep[]): Normaliz
   };
 }
 
+/**
+ * The job as read, with the steps an earlier read of the same run of it stored that this read lacks,
+ * its step figures folded from the merged set. slurmdbd returns with a job only the steps that overlap
+ * the window asked (`as_mysql_jobacct_process.c`: `time_start <= end && (time_end >= start || still
+ * running)`, for sacct's -S/-E and slurmrestd's start_time/end_time alike), and a read used to replace
+ * a job's steps: the first `srun` of a long job, ended before the window of the job's end, was in no
+ * read of it then, and its CPU time and memory were never billed. Steps are matched by id; the read's
+ * version wins for the steps it has (a step read running is read again once it ends, its window
+ * overlapping the next). A read that has every earlier step is returned as it is.
+ *
+ * The job's own energy is kept as read: Slurm's job record gives it whole, and it is not billed.
+ */
+export function keepEarlierSteps(job: NormalizedJob, earlier: readonly NormalizedStep[]): NormalizedJob {
+  const read = new Map(job.steps.map((step) => [step.id, step]));
+  if (earlier.every((step) => read.has(step.id))) return job;
+  const known = new Set(earlier.map((step) => step.id));
+  // The earlier order first (Slurm's: batch, extern, 0, 1, ...), then the steps new to this read.
+  const merged = [
+    ...earlier.map((step) => read.get(step.id) ?? step),
+    ...job.steps.filter((step) => !known.has(step.id)),
+  ];
+  return foldSteps(job, merged);
+}
+
+/**
+ * The steps of a stored row (its `steps` jsonb, NormalizedStep as written), or null when they are not
+ * in that shape (then nothing is merged: the read is stored as it is, as before).
+ */
+export function readStoredSteps(value: unknown): NormalizedStep[] | null {
+  if (!Array.isArray(value)) return null;
+  const isCount = (field: unknown) => field === null || (typeof field === 'number' && Number.isFinite(field));
+  for (const step of value) {
+    if (typeof step !== 'object' || step === null) return null;
+    const s = step as Record<string, unknown>;
+    if (typeof s.id !== 'string' || typeof s.name !== 'string' || typeof s.state !== 'string') return null;
+    if (typeof s.elapsedSec !== 'number' || typeof s.totalCpuSec !== 'number') return null;
+    if (!isCount(s.aveRssBytes) || !isCount(s.maxRssBytes) || !isCount(s.energyJoules)) return null;
+  }
+  return (value as NormalizedStep[]).map((step) => ({
+    id: step.id,
+    name: step.name,
+    state: step.state,
+    elapsedSec: step.elapsedSec,
+    totalCpuSec: step.totalCpuSec,
+    aveRssBytes: step.aveRssBytes,
+    maxRssBytes: step.maxRssBytes,
+    energyJoules: step.energyJoules,
+  }));
+}
+
+/** A stored row as the step merge needs it: which job and run it holds, and its steps. */
+export interface StoredRun {
+  cluster: string;
+  jobId: string;
+  submitAt: Date | null;
+  startAt?: Date | null;
+  endAt?: Date | null;
+  state?: string;
+  steps?: unknown;
+}
+
+/**
+ * Each record of a batch (already under the id it is stored as, assignStoredIds) with the steps
+ * earlier reads of the same run saw (keepEarlierSteps): the stored row's, and those of the batch's
+ * earlier records of the job (a job that overlaps two slices of a window comes in both, each with its
+ * own steps, and the upsert writes the last). A requeued job's new run is not its earlier run
+ * (isSameRun): its row's steps are the run that is not billed, and are dropped as before.
+ */
+export function keepStepsOfEarlierReads(
+  jobs: readonly NormalizedJob[],
+  stored: readonly StoredRun[],
+  isSameRun: (earlier: StoredRun, record: NormalizedJob) => boolean,
+): NormalizedJob[] {
+  const latest = new Map<string, { run: StoredRun; steps: readonly NormalizedStep[] | null }>();
+  for (const row of stored) {
+    // A row found by its key alone comes without steps (findStoredIdentities); the same row by JobIDRaw has them.
+    if (row.steps !== undefined)
+      latest.set(`${row.cluster}\u0000${row.jobId}`, { run: row, steps: readStoredSteps(row.steps) });
+  }
+  return jobs.map((job) => {
+    const key = `${job.cluster}\u0000${job.jobId}`;
+    const earlier = latest.get(key);
+    const merged = earlier?.steps && isSameRun(earlier.run, job) ? keepEarlierSteps(job, earlier.steps) : job;
+    latest.set(key, { run: job, steps: merged.steps });
+    return merged;
+  });
+}
+
 /** Rounds half away from zero to `digits` decimals (what numeric(18,digits) stores). */
 export function roundTo(value: number, digits: number): number {
   const factor = 10 ** digits;
