@@ -139,4 +139,42 @@ describe('a step that ended before the window of its job\'s end (the lab\'s job 
       expect(item.rows).toEqual([{ cpu_hours: '0.002380', mem_gb_hours: '0.000518', cost: '2.9000' }]);
     },
   );
+
+  // A requeued job's next run is a record of its own, submitted when it was requeued (the lab's job 21,
+  // fixtures 22.05/requeue); the run before it is not billed, nor are its steps.
+  it("a requeued job's next run does not keep the steps of the run before it", async () => {
+    await ingest(restSource('rest-dbv0.0.38-jobs-running.json'), RUNNING_WINDOW);
+    const nextRun: JobSource = {
+      name: 'slurmrestd',
+      async *read() {
+        const body = JSON.parse(readFileSync(path.join(CAPTURES, 'rest-dbv0.0.38-jobs.json'), 'utf8')) as {
+          jobs: { job_id: number; time: { submission: number } }[];
+        };
+        for (const job of body.jobs) {
+          // Requeued at 04:48:09, when step 0 ended: the next run's submit time.
+          if (job.job_id === 2) job.time.submission = Date.parse('2026-12-06T04:48:09Z') / 1000;
+        }
+        yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
+      },
+    };
+    expect(await ingest(nextRun, LAST_WINDOW)).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
+    expect(await job2()).toEqual({
+      state: 'COMPLETED',
+      step_count: 2,
+      steps: ['batch', '1'],
+      total_cpu_sec: '0.022',
+      step_mem_gb_hours: '0.000489',
+      max_rss_bytes: '10956800',
+    });
+    const rows = await db.pool.query(`SELECT job_id FROM slurm_jobs WHERE job_id LIKE '2%' ORDER BY job_id`);
+    expect(rows.rows).toEqual([{ job_id: '2' }]);
+  });
+
+  it('the same window read again changes nothing', async () => {
+    await ingest(restSource('rest-dbv0.0.38-jobs-running.json'), RUNNING_WINDOW);
+    await ingest(restSource('rest-dbv0.0.38-jobs.json'), LAST_WINDOW);
+    const again = await ingest(restSource('rest-dbv0.0.38-jobs.json'), LAST_WINDOW);
+    expect(again).toMatchObject({ status: 'finished', run: { inserted: 0, updated: 0 } });
+    expect(await job2()).toMatchObject({ step_count: 3, total_cpu_sec: '8.569' });
+  });
 });
