@@ -139,6 +139,17 @@ describe('the title of a page showing a refused form', () => {
     expect(titleOf(resolved.text)).toBe('Error: Payments · HPC Billing');
   });
 
+  it('an error told after a redirect: the sign-in page of a user whose account was disabled', async () => {
+    const lee = await buildUser(db.prisma, { username: 'lee', password: 'lee-password' });
+    const agent = await signInAs(app, 'lee', 'lee-password');
+    expect((await sendForm(ops, '/admin/users', `/admin/users/${lee.id}/disable`, {})).status).toBe(303);
+    // Lee's next page: the session ended, and the sign-in page says why.
+    const next = await getHtml(agent, '/me');
+    const signIn = await getHtml(agent, next.headers.location ?? '/login').expect(200);
+    expect(signIn.text).toContain('<div class="alert error" role="status">');
+    expect(titleOf(signIn.text)).toBe('Error: Sign in · HPC Billing');
+  });
+
   it('says nothing of an error on the same pages before a form is sent', async () => {
     for (const [path, title] of [
       ['/admin/rates', 'Edit rates'],
