@@ -142,6 +142,7 @@ export const VIEW_LOCALS = [
   'searchPath',
   'heldPayments',
   'isFlashInPage',
+  'hasFormError',
 ] as const;
 
 // What Express itself adds to the data of every render.

@@ -64,7 +64,7 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
       const hidden = [];
       for (const wrap of wraps) {
         const right = wrap.getBoundingClientRect().right;
-        const cells = wrap.querySelectorAll('td[data-label^="Cost"], tfoot th:last-child');
+        const cells = wrap.querySelectorAll('td[data-label^="Cost"], tfoot :is(th, td):last-child');
         for (const cell of cells) {
           if (cell.getBoundingClientRect().right > Math.min(right, window.innerWidth) + 0.5) hidden.push(cell.textContent.trim());
         }

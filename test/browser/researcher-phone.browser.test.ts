@@ -90,7 +90,7 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
     // The totals under Per day keep their labels when stacked, each figure on a line of its own.
     await page.goto(`${base}/me?view=aggregate`);
     const footLabels = await page.evaluate(
-      `[...document.querySelectorAll('tfoot th')].map((cell) => getComputedStyle(cell, '::before').content)`,
+      `[...document.querySelectorAll('tfoot :is(th, td)')].map((cell) => getComputedStyle(cell, '::before').content)`,
     );
     expect(footLabels).toEqual(['none', '"Jobs"', '"CPU h"', '"GPU h"', '"Mem GB·h"', '"Cost (THB)"']);
     expect((await page.locator('tfoot').innerText()).split('\n')).toHaveLength(6);

@@ -108,7 +108,7 @@ describe.skipIf(!hasChromium)("a researcher's jobs beside their receipt's status
         return { fontSize: style.fontSize, color: style.color, textTransform: style.textTransform };
       };
       return {
-        total: pick(document.querySelector('main table tfoot th.num')),
+        total: pick(document.querySelector('main table tfoot td.num')),
         row: pick(document.querySelector('main table tbody td.num')),
       };
     })()`)) as { total: Record<string, string>; row: Record<string, string> };

@@ -253,7 +253,9 @@ describe('the audit pages', () => {
       .expect(400);
     // Only the whole log's links (its CSV for Excel has bom=1 alone), no filtered one.
     expect(refused.text).not.toMatch(/href="\/admin\/audit\.csv\?(?!bom=1")/);
-    expect(refused.text).toContain('<a href="/admin/audit.csv?bom=1">CSV for Excel</a>');
+    expect(refused.text).toContain(
+      '<a href="/admin/audit.csv?bom=1" aria-label="CSV for Excel of the whole log">CSV for Excel</a>',
+    );
     expect(refused.text).toContain('Download these entries (CSV): needs valid filters');
     expect(refused.text).toContain('<a href="/admin/audit.csv">the whole log (CSV)</a>');
   });

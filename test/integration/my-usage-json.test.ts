@@ -83,7 +83,7 @@ describe('GET /me for a JSON client', () => {
     expect(days.totals.cost).toMatch(MONEY);
     expect(days.days.at(-1).cost).toBe('0.00');
     const page = await html('/me?view=aggregate&start=2025-09-17&end=2025-09-19').expect(200);
-    expect(page.text).toContain(`<th data-label="Cost (THB)" class="num" role="cell">${days.totals.cost}</th>`);
+    expect(page.text).toContain(`<td data-label="Cost (THB)" class="num">${days.totals.cost}</td>`);
 
     const billed = (await json('/me?view=billed&start=2025-09-14&end=2025-09-20').expect(200)).body;
     expect(billed).toMatchObject({ view: 'billed', page: 1, pageCount: 1, count: 1 });

@@ -56,7 +56,7 @@ describe('Per day over a year', () => {
     expect(first).toContain('<nav class="pagination" aria-label="Pages">');
     expect(first).toContain('<span>Page 1 of 8</span>');
     expect(first).toContain(`href="/me?${YEAR_HTML}&amp;view=aggregate&amp;page=2" rel="next"`);
-    expect(totalRowOf(first)).toContain('<th data-label="Jobs" class="num" role="cell">3</th>');
+    expect(totalRowOf(first)).toContain('<td data-label="Jobs" class="num">3</td>');
     expect(first).toContain(
       "<p>Days 2025-09-20 back to 2025-08-02, newest first (page 1 of 8, 50 days a page). The total under them is the whole window's 366 days.</p>",
     );
@@ -125,7 +125,7 @@ describe('Per day of a window that runs past today', () => {
     expect(month).toContain(
       '<p class="muted">The days <span class="nowrap">2025-09-21</span> to <span class="nowrap">2025-09-30</span> are not listed: they are after today, and no job has ended on them yet.</p>',
     );
-    expect(totalRowOf(month)).toContain('<th data-label="Jobs" class="num" role="cell">1</th>');
+    expect(totalRowOf(month)).toContain('<td data-label="Jobs" class="num">1</td>');
 
     const ahead = (await html('/me?start=2025-08-01&end=2025-12-31&view=aggregate').expect(200)).text;
     expect(cellsLabelled(ahead, 'Day')[0]).toBe('2025-09-20');

@@ -66,6 +66,18 @@ describe('view engine', () => {
     }
   });
 
+  it("tells the header whether it shows a refused form's reason, in every view that can (its title starts with Error:)", () => {
+    // A month-end run's page shows a failed run, which is no form of the page.
+    const notAForm = new Set(['admin/month-end-run.ejs']);
+    const showingRefusals = listViews(VIEWS_DIR)
+      .map((file) => ({ view: path.relative(VIEWS_DIR, file), source: readFileSync(file, 'utf8') }))
+      .filter(({ view, source }) => /class="alert error[^"]*" role="alert"/.test(source) && !notAForm.has(view));
+    expect(showingRefusals.length).toBeGreaterThanOrEqual(12);
+    for (const { view, source } of showingRefusals) {
+      expect(source, view).toMatch(/include\('\/partials\/header', \{[^}]*hasFormError/);
+    }
+  });
+
   it('refuses render data it does not declare, naming it', async () => {
     await expect(render(false, path.join(VIEWS_DIR, 'error.ejs'), { status: 500, secretThing: 1 })).rejects.toThrow(
       'View data secretThing is not declared: add it to VIEW_LOCALS in view-engine.ts.',

@@ -200,6 +200,8 @@ describe('/admin/ingestion', () => {
       .expect('Location', '/admin/ingestion');
     const after = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
     expect(after.text).toMatch(/<div class="alert error"[^>]*>\s*The run failed: /);
+    // Its title says so first, as a refused form's page does (a screen reader announces the title).
+    expect(after.text).toContain('<title>Error: Ingestion · HPC Billing</title>');
     expect(await db.prisma.slurmJob.count()).toBe(jobsBefore);
 
     // Under the failed run, its reason once, as its error (in bold): the source's note said the same
