@@ -59,3 +59,15 @@ describe("README's settings tables and the configuration schema", () => {
     expect(differing).toEqual([]);
   });
 });
+
+describe("README's production example", () => {
+  it('makes neither SESSION_SECRET nor AUDIT_CHAIN_KEY anew where it sets them', () => {
+    // `export AUDIT_CHAIN_KEY=$(openssl rand -hex 32)`, pasted into a start script, sealed each start's
+    // entries with a new key: the next start read the audit log as broken (AuditChainBroken, checked on
+    // a production start), and a new SESSION_SECRET each time signed everyone out.
+    const readme = readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
+    const example = /^## Running in production\n+```sh\n([\s\S]*?)```/m.exec(readme)?.[1] ?? '';
+    expect(example).toContain('AUDIT_CHAIN_KEY=');
+    expect(example).not.toMatch(/\b(SESSION_SECRET|AUDIT_CHAIN_KEY)=\$\(/);
+  });
+});
