@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import path from 'node:path';
 import { createApp } from './app.js';
 import { type PreparedDatabase, prepareDatabase } from './bootstrap.js';
 import { type AppConfig, CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from './config/config.js';
@@ -36,7 +37,9 @@ import { createBackgroundWork } from './shared/background-work.js';
 import { onDistinctSignals } from './shared/distinct-signals.js';
 import { DATABASE_READ_ONLY, isDatabaseUnavailable, isReadOnlyDatabase } from './shared/errors.js';
 import { createLogger, flushLogs, type Logger } from './shared/logger.js';
+import { PROJECT_ROOT } from './shared/paths.js';
 import { onPeriodicTasksAssigned, periodicTaskAssigner } from './shared/periodic-task.js';
+import { warnIfBuildIsStale } from './shared/stale-build.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
 import { formatStartupBanner, startupLogLine } from './startup-banner.js';
 
@@ -396,6 +399,7 @@ async function start(config: AppConfig, logger: Logger) {
   // Before the database: a port that is taken fails the start in a moment, with nothing written.
   await checkCanListen(config.port, config.host);
   warnIfTransparentHugePagesOff(logger, await readTransparentHugePagesMode());
+  warnIfBuildIsStale(logger, import.meta.filename, path.join(PROJECT_ROOT, 'src'));
   warnIfMetricsPublic(logger, config);
   warnAboutPlainHttp(logger, config);
   await waitForConfiguredDatabase(config, logger);
