@@ -29,7 +29,9 @@ function newestSource(root: string, directory = root): { file: string; changedAt
  * for an image, which ships no src/, and when the files cannot be read.
  */
 export function findSourceNewerThanBuild(builtFile: string, sourceDirectory: string): StaleBuild | undefined {
-  if (!builtFile.split(path.sep).includes('dist')) return undefined;
+  // The project's own dist/, beside src/: a folder named dist above the checkout is not the build.
+  const relative = path.relative(path.join(path.dirname(sourceDirectory), 'dist'), builtFile);
+  if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) return undefined;
   try {
     const builtAt = statSync(builtFile).mtime;
     const newest = newestSource(sourceDirectory);

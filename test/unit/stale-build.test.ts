@@ -59,6 +59,25 @@ describe('a compiled start beside newer source', () => {
     expect(findSourceNewerThanBuild(path.join(root, 'src/server.ts'), path.join(root, 'src'))).toBeUndefined();
   });
 
+  it('is not asked of the source run through tsx from a checkout inside a folder named dist', () => {
+    // A dist/ above the project (a checkout under /srv/dist/, say) is not the build's dist/: the
+    // running src/server.ts was compared with the source beside it, and an edit to any other file
+    // warned of a stale build under `npm run dev`, where nothing compiled runs.
+    const parent = mkdtempSync(path.join(os.tmpdir(), 'stale-build-parent-'));
+    roots.push(parent);
+    const root = path.join(parent, 'dist', 'hpc-billing');
+    for (const [file, changedAt] of Object.entries({
+      'server.ts': new Date('2026-11-30T10:00:00Z'),
+      'app.ts': new Date('2026-12-05T09:00:00Z'),
+    })) {
+      const full = path.join(root, 'src', file);
+      mkdirSync(path.dirname(full), { recursive: true });
+      writeFileSync(full, '');
+      utimesSync(full, changedAt, changedAt);
+    }
+    expect(findSourceNewerThanBuild(path.join(root, 'src/server.ts'), path.join(root, 'src'))).toBeUndefined();
+  });
+
   it('logs a warning that says to run npm run build', () => {
     const { root, built: file } = checkout(built, { 'app.ts': new Date('2026-12-05T09:00:00Z') });
     roots.push(root);
