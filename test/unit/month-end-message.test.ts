@@ -85,6 +85,24 @@ describe('the month-end message', () => {
     expect(describeMonthEndRun(run([], 271, disabledUsersBilled), money)).toBe(expected);
   });
 
+  it("asks nobody to chase a disabled user's receipt settled as no charge", () => {
+    // A receipt of 0.00 is made paid (settled as no charge): the run told the admin to chase it by other
+    // means and mark it paid, which it already was.
+    const settled = (names: string[]) => billed(names, '0').map((receipt) => ({ ...receipt, status: 'paid' as const }));
+    expect(describeMonthEndRun(run([], 271, settled(['bob'])), money)).toBe(
+      'Month-end run up to 2026-11-30: 271 receipts created, total 1234.50 THB. 1 of them went to a disabled user ' +
+        '(total 0.00 THB): bob. It is settled as no charge: there is nothing to chase.',
+    );
+    expect(describeMonthEndRun(run([], 271, settled(['bob', 'carol'])), money)).toBe(
+      'Month-end run up to 2026-11-30: 271 receipts created, total 1234.50 THB. 2 of them went to disabled users ' +
+        '(total 0.00 THB): bob, carol. Each is settled as no charge: there is nothing to chase.',
+    );
+    // One still to pay among them: the sentence asks for that one to be chased, as before.
+    expect(describeMonthEndRun(run([], 271, [...settled(['bob']), ...billed(['carol'], '7.1')]), money)).toContain(
+      'Nobody can sign in to see or pay them: chase them by other means',
+    );
+  });
+
   it('stays short with thousands of users of every kind', () => {
     const skipped = [
       ...skips(users(3000, 'a'), 'nothing_left'),

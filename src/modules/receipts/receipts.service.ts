@@ -264,9 +264,12 @@ export function describeMonthEndRun(
     sentences.push(
       `${formatCount(disabled.length)} of them went to ${isOne ? 'a disabled user' : 'disabled users'} (total ${totals}): ` +
         `${listedNames(disabled.map((billed) => billed.username))}. ` +
-        (isOne
-          ? 'Nobody can sign in to see or pay it: chase it by other means and mark it paid when finance settles it.'
-          : 'Nobody can sign in to see or pay them: chase them by other means and mark each paid when finance settles it.'),
+        // A receipt of 0.00 is made paid, settled as no charge: there is nothing to chase or mark paid.
+        (disabled.every((billed) => billed.status === 'paid')
+          ? `${isOne ? 'It is' : 'Each is'} settled as no charge: there is nothing to chase.`
+          : isOne
+            ? 'Nobody can sign in to see or pay it: chase it by other means and mark it paid when finance settles it.'
+            : 'Nobody can sign in to see or pay them: chase them by other means and mark each paid when finance settles it.'),
     );
   }
   const namesOf = (kind: MonthEndSkipKind, reason?: string) =>
