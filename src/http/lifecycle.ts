@@ -88,12 +88,27 @@ function answerClientError(error: NodeJS.ErrnoException & { rawPacket?: unknown 
   const { status, message } = clientErrorOf(error.code);
   const isPage = isFromBrowser(error.rawPacket);
   const body = isPage ? clientErrorPage(status, message) : JSON.stringify({ error: message, code: status });
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
-      `Content-Type: ${isPage ? 'text/html' : 'application/json'}; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
+    `Content-Type: ${isPage ? 'text/html' : 'application/json'}; charset=utf-8`,
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...SOCKET_ANSWER_HEADERS,
+    'Connection: close',
+  ];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }
+
+/**
+ * What the app's own answers carry (helmet's headers, app.ts), for the answers written on the socket
+ * past Express: without them such a page could be framed, or sniffed as another type. The policy
+ * allows what these pages use, the app's stylesheet, and nothing else.
+ */
+const SOCKET_ANSWER_HEADERS = [
+  "Content-Security-Policy: default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'X-Content-Type-Options: nosniff',
+  'X-Frame-Options: DENY',
+  'Cache-Control: no-store',
+];
 
 /** An Accept header that asks for HTML, at the start of a line of the request's head. */
 const ACCEPTS_HTML = /\r?\naccept[ \t]*:[^\r\n]*\btext\/html\b/i;
@@ -366,8 +381,7 @@ function answerCutRequest(socket: Socket): boolean {
     `Content-Type: ${isPage ? 'text/html' : 'application/json'}; charset=utf-8`,
     `Content-Length: ${Buffer.byteLength(body)}`,
     'Retry-After: 5',
-    'Cache-Control: no-store',
-    'X-Content-Type-Options: nosniff',
+    ...SOCKET_ANSWER_HEADERS,
     ...(typeof requestId === 'string' ? [`X-Request-Id: ${requestId}`] : []),
     'Connection: close',
   ];

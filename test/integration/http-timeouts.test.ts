@@ -210,6 +210,15 @@ describe('a request Node refuses before the app sees it', () => {
     );
     expect(page).toContain('<a href="/">Back to the start page</a>');
     expect(Number(/\r\nContent-Length: (\d+)\r\n/.exec(received)?.[1])).toBe(Buffer.byteLength(page, 'latin1'));
+    // The headers the app's own pages carry (helmet's, app.ts): the page is written on the socket,
+    // past them, and without them it could be framed or sniffed as another type.
+    const head = received.slice(0, received.indexOf('\r\n\r\n'));
+    expect(head).toMatch(
+      /\r\nContent-Security-Policy: default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'(\r\n|$)/,
+    );
+    expect(head).toMatch(/\r\nX-Content-Type-Options: nosniff(\r\n|$)/);
+    expect(head).toMatch(/\r\nX-Frame-Options: DENY(\r\n|$)/);
+    expect(head).toMatch(/\r\nCache-Control: no-store(\r\n|$)/);
   });
 
   it('is answered 431 with {error, code} when the client asks for JSON', async () => {
@@ -219,6 +228,7 @@ describe('a request Node refuses before the app sees it', () => {
     );
     await client.closed;
     expect(client.received()).toMatch(/\r\nContent-Type: application\/json; charset=utf-8\r\n/);
+    expect(client.received()).toMatch(/\r\nX-Content-Type-Options: nosniff\r\n/);
     expect(bodyOf(client.received())).toMatchObject({ code: 431 });
   });
 
