@@ -450,16 +450,6 @@ export async function reopenResolvedReview(tx: Tx, id: number, reviewReason: str
 }
 
 /**
- * Rewrites the reason of a payment held for review, leaving it held: something reported about its
- * money since it was held (a refund in full of money that paid another receipt) is for the admin to
- * read before deciding. False when the payment is no longer held.
- */
-export async function setReviewReason(tx: Tx, id: number, reviewReason: string): Promise<boolean> {
-  const result = await tx.payment.updateMany({ where: { id, status: 'needs_review' }, data: { reviewReason } });
-  return result.count === 1;
-}
-
-/**
  * Holds for review a payment refunded in full whose dispute is still open: its receipt was unpaid by
  * the refund, but the bank may take the money back as well. Cleared of any resolution, as every hold.
  */

@@ -923,7 +923,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const isHeldRefundedInFull = isHeldGoneInFull && moneyPaid === null;
     let heldOutcome = outcome;
     if (moneyPaid !== null) {
-      await paymentsRepository.setReviewReason(
+      await paymentsRepository.addToHoldReason(
         tx,
         payment.id,
         `${payment.reviewReason ?? 'held for review'}; refunded in full at ${providerName} (${refundedText}` +
