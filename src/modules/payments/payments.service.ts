@@ -1015,6 +1015,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       );
     }
     if (payment.externalDisputeId === event.dispute.id) return { outcome: 'ignored', paymentId: payment.id };
+    // A dispute of nothing claims nothing back, as a refund total of nothing adds nothing. Recorded, it
+    // held the payment (no online payment for its jobs meanwhile) and took the payment's one dispute, so
+    // the payer's real dispute after it was refused as a second one. Its outcome then finds no dispute
+    // of its id and is ignored too (applyDisputeClosed).
+    if (disputed.amountMinor === 0n) return { outcome: 'ignored', paymentId: payment.id };
     if (payment.externalDisputeId !== null) {
       // The payment's columns hold one dispute: another one written over it replaced the first's id,
       // amount and time but kept its outcome, so a lost 4.00 read as a lost 2.00 and 2.00 refunded.
