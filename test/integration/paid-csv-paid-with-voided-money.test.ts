@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
+import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { createPaidCsvStory } from '../support/paid-csv-story.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
@@ -19,7 +19,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gus', 'hal', 'ian', 'jon']) {
+  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gus', 'hal', 'ian', 'jon', 'kai']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -318,6 +318,70 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
     await voidAsJson(admin, again);
     const refunded = await resolveAs('refunded');
     expect(refunded.status, refunded.text).toBe(200);
+  });
+
+  it('keeps held, naming the receipt it paid, a payment the provider refunds in full whose money paid the receipt billing its jobs again', async () => {
+    // The admin cannot resolve that payment as refunded while the receipt it paid stands (above); the
+    // provider's refund in full did it unasked, and the receipt stayed paid with money the payer has back,
+    // with nothing left on /admin/payments to say so.
+    await buildJobs(db, [{ user: 'kai', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const kai = await signIn('kai');
+    const first = await billEverything(kai);
+    const payment = await payOnline(kai, first);
+    const admin = await signIn('finance');
+    await voidAsJson(admin, first);
+    const again = await billEverything(kai);
+    expect((await markPaid(admin, again, { paid_with_receipt: first })).status).toBe(200);
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+
+    const refund = await deliverDummy(app, {
+      event_id: `kai_refund_${payment.id}`,
+      event_type: 'payment.refunded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: Number(payment.amountMinor),
+      currency: 'THB',
+    });
+    expect(refund.status, refund.text).toBe(200);
+    expect(refund.body.outcome).toBe('review');
+    const after = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(after).toMatchObject({
+      status: 'needs_review',
+      reviewOutcome: null,
+      reviewedBy: null,
+      refundedMinor: payment.amountMinor,
+      refundedCurrency: 'THB',
+    });
+    expect(after.reviewReason).toBe(
+      `${held.reviewReason}; refunded in full at dummy (0.50 THB); its money paid receipt #${again} (marked paid ` +
+        `with the money of receipt #${first}), which stays paid with money that went back to the payer: collect ` +
+        `receipt #${again} again or void it, then resolve this`,
+    );
+    // The receipt it paid is left as it is, for the admin; the refund is audited with why it stays held.
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: again } })).toMatchObject({
+      status: 'paid',
+      paidWithReceiptId: first,
+    });
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.refund' },
+      orderBy: { id: 'desc' },
+    });
+    expect(audit.details).toMatchObject({ paymentId: payment.id, receipt: 'none', moneyPaidReceiptId: again });
+    // paid.csv: the money is on the voided receipt's line, refunded in full; the receipt it paid carries none.
+    const { rows } = await paidCsv(admin, september);
+    expect(rows.find((row) => row.receipt_id === String(first))).toMatchObject({
+      amount_received: '0.50',
+      amount_refunded: '0.50',
+    });
+    expect(rows.find((row) => row.receipt_id === String(again))).toMatchObject({ amount_received: '0.00' });
+
+    // Once that receipt is voided, the money pays nothing: the admin resolves it as refunded.
+    await voidAsJson(admin, again);
+    const resolved = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'refunded', note: 'refunded at the provider, receipt voided' });
+    expect(resolved.status, resolved.text).toBe(200);
   });
 
   it('shows the admin and the researcher whose money paid the receipt, on its page and in its JSON', async () => {

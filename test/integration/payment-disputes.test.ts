@@ -114,6 +114,47 @@ describe('a dispute that does not fit the payment is refused and changes nothing
   });
 });
 
+// A dispute of 0.00 claims nothing back. It held the payment as a real dispute would (no online payment
+// for the receipt's jobs meanwhile, amount_disputed 0.00 in paid.csv) and took the payment's one dispute
+// slot, so the payer's real dispute after it was refused as a second dispute. As a refund total of
+// nothing adds nothing, it is now recorded as an event and ignored.
+describe('a dispute of 0.00', () => {
+  it('is ignored and changes nothing, and a real dispute after it holds the payment as any does', async () => {
+    const { receiptId, payment } = await paidOnline();
+    const before = await snapshotOf(receiptId);
+    const ignoredBefore = await disputeMetric('ignored');
+
+    const zero = await deliverDummy(
+      app,
+      disputeEvent(payment.externalPaymentId, `evt_zero_${payment.id}`, { amount_cents: 0 }),
+    );
+    expect(zero.status, zero.text).toBe(200);
+    expect(zero.body).toEqual({ received: true, outcome: 'ignored' });
+    expect(await snapshotOf(receiptId)).toEqual(before);
+    expect(await db.prisma.paymentEvent.count({ where: { externalEventId: `evt_zero_${payment.id}` } })).toBe(1);
+    expect(await disputeMetric('ignored')).toBe(ignoredBefore + 1);
+    // Its outcome, told later, is ignored too: there is no dispute of it to close.
+    const closed = await deliverDummy(
+      app,
+      closedEvent(payment.externalPaymentId, `evt_zero_closed_${payment.id}`, `dp_evt_zero_${payment.id}`, 'lost', {
+        amount_cents: 0,
+      }),
+    );
+    expect(closed.status, closed.text).toBe(200);
+    expect(closed.body.outcome).toBe('ignored');
+    expect(await snapshotOf(receiptId)).toEqual(before);
+
+    const real = await deliverDummy(app, disputeEvent(payment.externalPaymentId, `evt_real_${payment.id}`));
+    expect(real.status, real.text).toBe(200);
+    expect(real.body).toEqual({ received: true, outcome: 'review' });
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      status: 'needs_review',
+      externalDisputeId: `dp_evt_real_${payment.id}`,
+      disputedMinor: 1000n,
+    });
+  });
+});
+
 describe('a dispute of the payment that paid a receipt', () => {
   it('holds the payment for review with the disputed amount and reason, audited once; the receipt stays paid', async () => {
     const { receiptId, payment } = await paidOnline();

@@ -909,11 +909,32 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // finance to accept or apply, which is what the hold waited for. Left held, it kept the receipt,
     // and every receipt billing its jobs, from being paid online until an admin typed in what the
     // provider had already said. An open dispute keeps it held: the bank may take the money again.
-    const isHeldRefundedInFull =
+    const isHeldGoneInFull =
       receiptChange === 'none' &&
       payment.status === 'needs_review' &&
       !isDisputeOpen &&
       returned + lostMinor === received.amountMinor;
+    // Unless its money paid another receipt since (its receipt voided, the receipt billing its jobs
+    // again marked paid with that money): that receipt stays paid with money the payer now has back.
+    // Resolved as refunded, nothing on /admin/payments said so, though an admin's own `refunded` is
+    // refused for it (refuseRefundOfMoneyPayingAReceipt); held, it waits for finance to collect that
+    // receipt again or void it.
+    const moneyPaid = isHeldGoneInFull ? await receiptPaidWithMoneyOf(tx, payment) : null;
+    const isHeldRefundedInFull = isHeldGoneInFull && moneyPaid === null;
+    let heldOutcome = outcome;
+    if (moneyPaid !== null) {
+      await paymentsRepository.addToHoldReason(
+        tx,
+        payment.id,
+        `${payment.reviewReason ?? 'held for review'}; refunded in full at ${providerName} (${refundedText}` +
+          `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); its money paid receipt ` +
+          `#${moneyPaid.id} (marked paid with the money of receipt #${payment.receiptId}` +
+          `${moneyPaid.through.length === 0 ? '' : `, through ${moneyPaid.through.join(', ')}, voided since`}), which ` +
+          `stays paid with money that went back to the payer: collect receipt #${moneyPaid.id} again or void it, ` +
+          'then resolve this',
+      );
+      heldOutcome = 'review';
+    }
     if (isHeldRefundedInFull) {
       await paymentsRepository.resolveAsRefundedByProvider(tx, payment.id, {
         reviewReason:
@@ -928,7 +949,6 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // decision counted on this money, which has now gone back to the payer. A payment resolved
     // `refunded` was refunded as the admin said, and this is the provider confirming it.
     const isReopened = payment.status === 'resolved' && payment.reviewOutcome === 'dismissed';
-    let heldOutcome = outcome;
     if (isReopened) {
       await reopenAfterResolution(
         tx,
@@ -963,6 +983,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             : {}),
           // Held for review before, and resolved as refunded by this refund.
           ...(isHeldRefundedInFull ? { previousStatus: 'needs_review' } : {}),
+          // Refunded in full but held: its money paid this receipt, which stays paid.
+          ...(moneyPaid === null ? {} : { moneyPaidReceiptId: moneyPaid.id }),
           // Unpaid by this refund, but held: its dispute is still open.
           ...(receiptChange === 'unpaid' && isDisputeOpen ? { isDisputeOpen: true } : {}),
           receipt: receiptChange,
@@ -993,6 +1015,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       );
     }
     if (payment.externalDisputeId === event.dispute.id) return { outcome: 'ignored', paymentId: payment.id };
+    // A dispute of nothing claims nothing back, as a refund total of nothing adds nothing. Recorded, it
+    // held the payment (no online payment for its jobs meanwhile) and took the payment's one dispute, so
+    // the payer's real dispute after it was refused as a second one. Its outcome then finds no dispute
+    // of its id and is ignored too (applyDisputeClosed).
+    if (disputed.amountMinor === 0n) return { outcome: 'ignored', paymentId: payment.id };
     if (payment.externalDisputeId !== null) {
       // The payment's columns hold one dispute: another one written over it replaced the first's id,
       // amount and time but kept its outcome, so a lost 4.00 read as a lost 2.00 and 2.00 refunded.
@@ -1965,6 +1992,27 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     tx: Prisma.TransactionClient,
     payment: { id: number; receiptId: number; provider: string; externalPaymentId: string | null },
   ) {
+    const paid = await receiptPaidWithMoneyOf(tx, payment);
+    if (paid === null) return;
+    throw new ConflictError(
+      `The money of payment #${payment.id} (receipt #${payment.receiptId}, voided) paid receipt #${paid.id}` +
+        `${paid.through.length === 0 ? '' : ` (through ${paid.through.join(', ')}, voided since)`}: it was marked paid with it. ` +
+        `To refund it, void receipt #${paid.id} first; nothing was changed.`,
+      { field: 'outcome' },
+    );
+  }
+
+  /**
+   * The receipt, not void, that the money of this payment pays now: its own receipt voided since and
+   * the receipt billing its jobs again marked paid with that money (receipts.paid_with_receipt_id),
+   * or, that one voided in turn, the next down the chain (`through` names the voided ones between).
+   * Null when its money pays no receipt. The voided receipt is locked as a mark paid spending its money
+   * locks it, so the two take turns.
+   */
+  async function receiptPaidWithMoneyOf(
+    tx: Prisma.TransactionClient,
+    payment: { receiptId: number; provider: string; externalPaymentId: string | null },
+  ): Promise<{ id: number; through: string[] } | null> {
     await receiptsRepository.lockReceiptWhoseMoneyPays(tx, payment.receiptId);
     const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
     const isMoneyOfReceipt =
@@ -1973,17 +2021,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       receipt.paymentMethod === payment.provider &&
       payment.externalPaymentId !== null &&
       receipt.txRef === payment.externalPaymentId;
-    if (!isMoneyOfReceipt) return;
+    if (!isMoneyOfReceipt) return null;
     const chain = await receiptsRepository.findReceiptsPaidWithMoneyOf(tx, payment.receiptId);
     const now = chain.at(-1);
-    if (now === undefined || now.status === 'void') return;
-    const through = chain.slice(0, -1).map((voided) => `receipt #${voided.id}`);
-    throw new ConflictError(
-      `The money of payment #${payment.id} (receipt #${payment.receiptId}, voided) paid receipt #${now.id}` +
-        `${through.length === 0 ? '' : ` (through ${through.join(', ')}, voided since)`}: it was marked paid with it. ` +
-        `To refund it, void receipt #${now.id} first; nothing was changed.`,
-      { field: 'outcome' },
-    );
+    if (now === undefined || now.status === 'void') return null;
+    return { id: now.id, through: chain.slice(0, -1).map((voided) => `receipt #${voided.id}`) };
   }
 
   /**

@@ -726,6 +726,10 @@ async function findPaidReceipts(
           disputedAt: true,
           // Refunds that failed at the provider went nowhere: paid.csv counts only what was returned.
           failedRefunds: { select: { amountMinor: true, isInReportedTotal: true } },
+          // Resolved as refunded by the billing team: all it received went back (billingTeamRefundOf).
+          status: true,
+          reviewOutcome: true,
+          reviewedBy: true,
         },
       },
     },
@@ -753,6 +757,10 @@ async function findPaidReceipts(
               disputedMinor: paidWith.disputedMinor,
               disputedCurrency: paidWith.disputedCurrency,
               disputedAt: paidWith.disputedAt,
+              isRefundedByBillingTeam:
+                paidWith.status === 'resolved' &&
+                paidWith.reviewOutcome === 'refunded' &&
+                !(paidWith.reviewedBy ?? '').startsWith('provider:'),
             }
           : null,
       },

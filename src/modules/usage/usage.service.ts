@@ -183,6 +183,7 @@ function receivedColumns(receipt: {
     disputedMinor: bigint | null;
     disputedCurrency: string | null;
     disputedAt: Date | null;
+    isRefundedByBillingTeam?: boolean;
   } | null;
 }) {
   const payment = receipt.paidWith;
@@ -228,7 +229,9 @@ function receivedColumns(receipt: {
  * together are what went back, as the pages count it.
  */
 function returnedColumns(payment: {
+  receivedMinor?: bigint | null;
   receivedCurrency: string | null;
+  isRefundedByBillingTeam?: boolean;
   refundedMinor: bigint | null;
   refundedCurrency: string | null;
   failedRefundMinor: bigint | null;
@@ -244,6 +247,18 @@ function returnedColumns(payment: {
     lostMinor,
     payment.uncountedFailedRefundMinor,
   );
+  // Resolved as refunded by the billing team (its receipt voided, the money returned at the provider or
+  // outside it): all it received went back, as the receipt's page and JSON say, whether or not the
+  // provider has reported it yet (a refund made outside the provider it never will). Of that, what a
+  // lost dispute took is no refund.
+  const { receivedMinor, receivedCurrency } = payment;
+  if (payment.isRefundedByBillingTeam && receivedMinor != null && receivedCurrency !== null) {
+    const text = (minor: bigint) => fromMinorUnits(minor, receivedCurrency).toFixed(minorUnitDigits(receivedCurrency));
+    return {
+      amount_refunded: receivedMinor - lostMinor > 0n ? text(receivedMinor - lostMinor) : '',
+      amount_disputed_lost: lostMinor > 0n ? text(lostMinor) : '',
+    };
+  }
   if (returnedMinor === null || currency === null) return { amount_refunded: '', amount_disputed_lost: '' };
   const text = (minor: bigint) => fromMinorUnits(minor, currency).toFixed(minorUnitDigits(currency));
   // The provider's refunded total counts the lost dispute too: without it, had any refund been reported?
