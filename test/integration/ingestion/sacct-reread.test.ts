@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
-import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
+import { createSacctSource, SACCT_REREAD_CHUNK } from '../../../src/modules/ingestion/sacct.source.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { createRatesService } from '../../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../../src/modules/receipts/receipts.service.js';
@@ -21,6 +21,7 @@ import { buildTestConfig } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 const CAPTURE = 'steps-before-window';
+const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05', CAPTURE);
 const FAKE_SACCT = path.resolve(import.meta.dirname, '../../fixtures/slurm/fake-sacct.mjs');
 /** After job 1's step 0 ended (05:01:41); both jobs ended in it. */
 const WINDOW = { start: new Date('2026-12-06T05:02:00Z'), end: new Date('2026-12-06T05:04:00Z') };
@@ -201,5 +202,38 @@ describe('sacct: a job that started before the window is read again by id, with 
     expect(hung).toMatchObject({ run: { outcome: 'failed' } });
     expect(JSON.stringify(hung)).toContain('did not finish within 1500 ms');
     expect(await stored()).toEqual([]);
+  });
+
+  it('reads them again SACCT_REREAD_CHUNK ids at a time', async () => {
+    // 450 jobs (ids 101..550) that started before the window and ended in it, each read in the window with
+    // its batch step alone and again by id with a step 0 of 1 s of CPU too: the lab's rows, renumbered.
+    const header = readFileSync(path.join(FIXTURES, 'sacct.psv'), 'utf8').split('\n')[0];
+    const [jobRow, batchRow] = readFileSync(path.join(FIXTURES, 'sacct.psv'), 'utf8').split('\n').slice(1, 3);
+    const stepRow = readFileSync(path.join(FIXTURES, 'sacct-jobs.psv'), 'utf8').split('\n')[3] ?? '';
+    const rowsOf = (id: string, withStep: boolean) =>
+      [jobRow, batchRow, ...(withStep ? [stepRow.replace('|00:12.885|', '|00:01.000|')] : [])]
+        .map((row) => (row as string).replace(/^1(\.[a-z0-9]+)?\|1(\.[a-z0-9]+)?\|/, `${id}$1|${id}$2|`))
+        .join('\n');
+    const ids = Array.from({ length: 450 }, (_, index) => String(101 + index));
+    writeFileSync(path.join(dir, 'window.psv'), `${header}\n${ids.map((id) => rowsOf(id, false)).join('\n')}\n`);
+    for (const id of ids) writeFileSync(path.join(dir, `job-${id}.psv`), `${rowsOf(id, true)}\n`);
+    const script = path.join(dir, 'sacct-many');
+    writeFileSync(
+      script,
+      `#!/bin/bash\nprintf '%s\\n' "$*" >> '${script}.args'\n` +
+        `for arg in "$@"; do case "$arg" in --jobs=*) echo '${header}'; ` +
+        `for id in $(echo "\${arg#--jobs=}" | tr , ' '); do cat '${dir}'/job-$id.psv; done; exit 0;; esac; done\n` +
+        `cat '${dir}/window.psv'\n`,
+    );
+    chmodSync(script, 0o755);
+
+    const run = await ingest(script);
+    expect(run).toMatchObject({ status: 'finished', run: { outcome: 'success', inserted: 450 } });
+    const totals = await db.pool.query(`SELECT count(*)::int AS jobs, sum(total_cpu_sec)::text AS cpu FROM slurm_jobs`);
+    // Each job's batch (0.020 s) and step 0 (1 s).
+    expect(totals.rows).toEqual([{ jobs: 450, cpu: '459.000' }]);
+    const calls = readFileSync(`${script}.args`, 'utf8').trim().split('\n');
+    const chunks = calls.slice(1).map((call) => (call.match(/--jobs=(\S+)/)?.[1] ?? '').split(',').length);
+    expect(chunks).toEqual([SACCT_REREAD_CHUNK, SACCT_REREAD_CHUNK, 450 - 2 * SACCT_REREAD_CHUNK]);
   });
 });
