@@ -251,7 +251,7 @@ export const SACCT_REREAD_CHUNK = 200;
  * with a job only the steps that overlap the window asked, and sacct's terminal `--state` list reads a
  * job only in the window it ends in, never while it runs: the steps that ended before that window (the
  * first `srun` of a long job) were in no read, and their CPU time and memory were never billed (seen on
- * the lab, test/fixtures/slurm/22.05/sacct-reread/). Only a job that started before the slice can have
+ * the lab, test/fixtures/slurm/22.05/steps-before-window/). Only a job that started before the slice can have
  * such a step. Each job's record from the re-read (the same cluster, id and submit time: `--duplicates`
  * also prints a reused id's other jobs and a requeued job's earlier runs, which are dropped) replaces
  * the slice's; a job the re-read lacks, or a chunk slurmdbd refuses as too wide (a job older than its
