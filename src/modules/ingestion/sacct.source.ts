@@ -254,8 +254,9 @@ export const SACCT_REREAD_CHUNK = 200;
  * the lab, test/fixtures/slurm/22.05/steps-before-window/). Only a job that started before the slice can have
  * such a step. Each job's record from the re-read (the same cluster, id and submit time: `--duplicates`
  * also prints a reused id's other jobs and a requeued job's earlier runs, which are dropped) replaces
- * the slice's; a job the re-read lacks, or a chunk slurmdbd refuses as too wide (a job older than its
- * MaxQueryTimeRange), keeps the slice's record, as read before, so the window still completes.
+ * the slice's. A job the re-read lacks keeps the slice's record, and so does a job slurmdbd refuses to
+ * read as too wide (one that ran longer than MaxQueryTimeRange; a refused chunk is read again in halves
+ * first), as read before, so the window still completes.
  */
 async function* readEarlierSteps(
   options: SacctSourceOptions,
@@ -263,30 +264,46 @@ async function* readEarlierSteps(
   end: Date,
   readOptions: ReadOptions | undefined,
 ): AsyncGenerator<SourceItem> {
-  const runKey = (job: NormalizedJob) => `${job.cluster}\u0000${job.jobId}\u0000${job.submitAt?.getTime() ?? ''}`;
-  for (let first = 0; first < jobs.length; first += SACCT_REREAD_CHUNK) {
-    const chunk = jobs.slice(first, first + SACCT_REREAD_CHUNK);
-    const wanted = new Map(chunk.map((item) => [runKey(item.job), item]));
-    const ids = [...new Set(chunk.map((item) => item.job.jobId))];
-    const start = new Date(Math.min(...chunk.map((item) => (item.job.startAt as Date).getTime())));
-    const output = `sacct's re-read of ${ids.length} job(s) by id (${truncate(ids.join(','), 60)})`;
-    const reread: SourceItem[] = [];
-    try {
-      const args = buildSacctRereadArgs(options, ids, { start, end }, readOptions);
-      for await (const item of runSacct(options, args, readOptions, undefined)) {
-        if (item.kind === 'skip') reread.push({ ...item, output });
-        else if (wanted.delete(runKey(item.job))) reread.push(item);
-      }
-    } catch (error) {
-      if (!(error instanceof QueryTooWideError)) throw error;
-      wanted.clear();
-      for (const item of chunk) wanted.set(runKey(item.job), item);
-      reread.length = 0;
-    }
-    yield* reread;
-    // Not in the re-read: the record the slice read.
-    yield* wanted.values();
+  // In order of start, so a chunk slurmdbd refuses, split in halves, parts the long-running jobs from the rest.
+  const byStart = [...jobs].sort((a, b) => (a.job.startAt?.getTime() ?? 0) - (b.job.startAt?.getTime() ?? 0));
+  for (let first = 0; first < byStart.length; first += SACCT_REREAD_CHUNK) {
+    yield* rereadChunk(options, byStart.slice(first, first + SACCT_REREAD_CHUNK), end, readOptions);
   }
+}
+
+/** One `sacct --jobs` of readEarlierSteps; refused as too wide, its halves, down to one job. */
+async function* rereadChunk(
+  options: SacctSourceOptions,
+  chunk: readonly JobItem[],
+  end: Date,
+  readOptions: ReadOptions | undefined,
+): AsyncGenerator<SourceItem> {
+  const runKey = (job: NormalizedJob) => `${job.cluster}\u0000${job.jobId}\u0000${job.submitAt?.getTime() ?? ''}`;
+  const wanted = new Map(chunk.map((item) => [runKey(item.job), item]));
+  const ids = [...new Set(chunk.map((item) => item.job.jobId))];
+  const start = new Date(Math.min(...chunk.map((item) => item.job.startAt?.getTime() ?? end.getTime())));
+  const output = `sacct's re-read of ${ids.length} job(s) by id (${truncate(ids.join(','), 60)})`;
+  const reread: SourceItem[] = [];
+  try {
+    const args = buildSacctRereadArgs(options, ids, { start, end }, readOptions);
+    for await (const item of runSacct(options, args, readOptions, undefined)) {
+      if (item.kind === 'skip') reread.push({ ...item, output });
+      else if (wanted.delete(runKey(item.job))) reread.push(item);
+    }
+  } catch (error) {
+    if (!(error instanceof QueryTooWideError)) throw error;
+    if (chunk.length === 1) {
+      yield* chunk;
+      return;
+    }
+    const half = Math.ceil(chunk.length / 2);
+    yield* rereadChunk(options, chunk.slice(0, half), end, readOptions);
+    yield* rereadChunk(options, chunk.slice(half), end, readOptions);
+    return;
+  }
+  yield* reread;
+  // Not in the re-read: the record the slice read.
+  yield* wanted.values();
 }
 
 /** `2026-11-22T16:00:00Z`: an instant as a skip's note names a slice's edges. */

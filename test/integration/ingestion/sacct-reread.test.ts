@@ -236,4 +236,41 @@ describe('sacct: a job that started before the window is read again by id, with 
     const chunks = calls.slice(1).map((call) => (call.match(/--jobs=(\S+)/)?.[1] ?? '').split(',').length);
     expect(chunks).toEqual([SACCT_REREAD_CHUNK, SACCT_REREAD_CHUNK, 450 - 2 * SACCT_REREAD_CHUNK]);
   });
+
+  it("reads a refused chunk again in halves: a job older than MaxQueryTimeRange keeps the window's record, the others are read", async () => {
+    // Job 9 started two days before the window; slurmdbd here refuses a range over an hour (MaxQueryTimeRange=01:00:00).
+    const capture = readFileSync(path.join(FIXTURES, 'sacct.psv'), 'utf8').trimEnd().split('\n');
+    const old = capture.slice(1, 3).map((row) =>
+      row
+        .replace(/^1(\.batch)?\|1(\.batch)?\|/, '9$1|9$2|')
+        .replace('2026-12-06T05:01:04|2026-12-06T05:01:05|', '2026-12-04T05:01:04|2026-12-04T05:01:05|')
+        .replace('|2026-12-06T05:01:05|2026-12-06T05:01:05|', '|2026-12-04T05:01:05|2026-12-04T05:01:05|'),
+    );
+    writeFileSync(path.join(dir, 'window.psv'), `${[...capture, ...old].join('\n')}\n`);
+    const script = path.join(dir, 'sacct-max-range');
+    writeFileSync(
+      script,
+      `#!/bin/bash\nprintf '%s\\n' "$*" >> '${script}.args'\n` +
+        `for arg in "$@"; do case "$arg" in --starttime=*) from=\${arg#*=};; --endtime=*) to=\${arg#*=};; --jobs=*) ids=\${arg#*=};; esac; done\n` +
+        `if [ -z "$ids" ]; then cat '${dir}/window.psv'; exit 0; fi\n` +
+        `if [ $(( $(date -ud "$to" +%s) - $(date -ud "$from" +%s) )) -gt 3600 ]; then\n` +
+        `  head -1 '${dir}/window.psv'; echo 'sacct: error: Too wide of a date range in query' >&2; exit 95; fi\n` +
+        `cat '${path.join(FIXTURES, 'sacct-jobs.psv')}'\n`,
+    );
+    chmodSync(script, 0o755);
+
+    const run = await ingest(script);
+    expect(run).toMatchObject({ status: 'finished', run: { outcome: 'success', inserted: 3 } });
+    expect((await stored()).map((row) => [row.job_id, row.step_count, row.total_cpu_sec])).toEqual([
+      ['1', 3, '12.906'],
+      ['2', 1, '0.000'],
+      ['9', 1, '0.020'],
+    ]);
+    const rereads = readFileSync(`${script}.args`, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((call) => call.match(/--jobs=(\S+)/)?.[1]);
+    expect(rereads).toEqual(['9,1', '9', '1']);
+  });
 });
