@@ -29,7 +29,7 @@ import {
   readSacctmgrCoordinatedAccounts,
   readSlurmUserId,
 } from './slurm-access.js';
-import type { SourceItem } from './slurm-job.model.js';
+import type { NormalizedJob, SourceItem } from './slurm-job.model.js';
 import { formatSacctWindowEdge, SACCT_TERMINAL_STATE_LIST, truncate } from './slurm-time.parser.js';
 
 export interface SacctSourceOptions {
@@ -77,6 +77,33 @@ export function buildSacctArgs(options: SacctSourceOptions, window: IngestWindow
     // No reading of an edge in the hour repeated when summer time ends may narrow the window.
     `--starttime=${formatSacctWindowEdge(window.start, options.timeZone, 'start')}`,
     `--endtime=${formatSacctWindowEdge(window.end, options.timeZone, 'end')}`,
+  ];
+  if (readOptions?.user !== undefined) args.push(`--user=${validateUsername(readOptions.user)}`);
+  else args.push('--allusers');
+  if (options.cluster) args.push(`--clusters=${options.cluster}`);
+  return args;
+}
+
+/**
+ * The arguments sacct gets to read jobs again by id (readEarlierSteps): the window's columns, no
+ * `--state` (a job is read with its steps in any state), and `--starttime` at the earliest start among
+ * them rather than `-j`'s default of Epoch 0, so slurmdbd's MaxQueryTimeRange is measured against the
+ * jobs' own lives; every step of a job started at or after its start, so none is left out.
+ */
+export function buildSacctRereadArgs(
+  options: SacctSourceOptions,
+  jobIds: readonly string[],
+  range: IngestWindow,
+  readOptions?: ReadOptions,
+): string[] {
+  const args = [
+    '--parsable2',
+    '--noconvert',
+    `--format=${SACCT_FORMAT.join(',')}`,
+    '--duplicates',
+    `--jobs=${jobIds.join(',')}`,
+    `--starttime=${formatSacctWindowEdge(range.start, options.timeZone, 'start')}`,
+    `--endtime=${formatSacctWindowEdge(range.end, options.timeZone, 'end')}`,
   ];
   if (readOptions?.user !== undefined) args.push(`--user=${validateUsername(readOptions.user)}`);
   else args.push('--allusers');
@@ -190,13 +217,16 @@ async function* readInSlices(
     const length = end.getTime() - start.getTime();
     try {
       // sacct prints its header and nothing else before slurmdbd's refusal: no job comes twice.
-      const slice = runSacct(options, { start, end }, readOptions, checkCluster);
-      if (start.getTime() === window.start.getTime() && end.getTime() === window.end.getTime()) yield* slice;
-      else {
-        // One output of several, each numbered from its own header: a skip says which its line is in.
-        const output = `sacct's output for ${isoSeconds(start)} .. ${isoSeconds(end)}`;
-        for await (const item of slice) yield item.kind === 'skip' ? { ...item, output } : item;
+      const slice = runSacct(options, buildSacctArgs(options, { start, end }, readOptions), readOptions, checkCluster);
+      const isWhole = start.getTime() === window.start.getTime() && end.getTime() === window.end.getTime();
+      // One output of several, each numbered from its own header: a skip says which its line is in.
+      const output = isWhole ? undefined : `sacct's output for ${isoSeconds(start)} .. ${isoSeconds(end)}`;
+      const startedBefore: JobItem[] = [];
+      for await (const item of slice) {
+        if (item.kind === 'job' && item.job.startAt !== null && item.job.startAt < start) startedBefore.push(item);
+        else yield item.kind === 'skip' && output ? { ...item, output } : item;
       }
+      yield* readEarlierSteps(options, startedBefore, end, readOptions);
     } catch (error) {
       if (!(error instanceof QueryTooWideError)) throw error;
       if (length <= MIN_SLICE_MS) {
@@ -209,6 +239,71 @@ async function* readInSlices(
     }
     start = end;
   } while (start < window.end);
+}
+
+type JobItem = Extract<SourceItem, { kind: 'job' }>;
+
+/** How many job ids one `sacct --jobs` of readEarlierSteps names (a command line of a few kB). */
+export const SACCT_REREAD_CHUNK = 200;
+
+/**
+ * The jobs of a slice that started before it, read again by id with all their steps. slurmdbd returns
+ * with a job only the steps that overlap the window asked, and sacct's terminal `--state` list reads a
+ * job only in the window it ends in, never while it runs: the steps that ended before that window (the
+ * first `srun` of a long job) were in no read, and their CPU time and memory were never billed (seen on
+ * the lab, test/fixtures/slurm/22.05/steps-before-window/). Only a job that started before the slice can have
+ * such a step. Each job's record from the re-read (the same cluster, id and submit time: `--duplicates`
+ * also prints a reused id's other jobs and a requeued job's earlier runs, which are dropped) replaces
+ * the slice's. A job the re-read lacks keeps the slice's record, and so does a job slurmdbd refuses to
+ * read as too wide (one that ran longer than MaxQueryTimeRange; a refused chunk is read again in halves
+ * first), as read before, so the window still completes.
+ */
+async function* readEarlierSteps(
+  options: SacctSourceOptions,
+  jobs: readonly JobItem[],
+  end: Date,
+  readOptions: ReadOptions | undefined,
+): AsyncGenerator<SourceItem> {
+  // In order of start, so a chunk slurmdbd refuses, split in halves, parts the long-running jobs from the rest.
+  const byStart = [...jobs].sort((a, b) => (a.job.startAt?.getTime() ?? 0) - (b.job.startAt?.getTime() ?? 0));
+  for (let first = 0; first < byStart.length; first += SACCT_REREAD_CHUNK) {
+    yield* rereadChunk(options, byStart.slice(first, first + SACCT_REREAD_CHUNK), end, readOptions);
+  }
+}
+
+/** One `sacct --jobs` of readEarlierSteps; refused as too wide, its halves, down to one job. */
+async function* rereadChunk(
+  options: SacctSourceOptions,
+  chunk: readonly JobItem[],
+  end: Date,
+  readOptions: ReadOptions | undefined,
+): AsyncGenerator<SourceItem> {
+  const runKey = (job: NormalizedJob) => `${job.cluster}\u0000${job.jobId}\u0000${job.submitAt?.getTime() ?? ''}`;
+  const wanted = new Map(chunk.map((item) => [runKey(item.job), item]));
+  const ids = [...new Set(chunk.map((item) => item.job.jobId))];
+  const start = new Date(Math.min(...chunk.map((item) => item.job.startAt?.getTime() ?? end.getTime())));
+  const output = `sacct's re-read of ${ids.length} job(s) by id (${truncate(ids.join(','), 60)})`;
+  const reread: SourceItem[] = [];
+  try {
+    const args = buildSacctRereadArgs(options, ids, { start, end }, readOptions);
+    for await (const item of runSacct(options, args, readOptions, undefined)) {
+      if (item.kind === 'skip') reread.push({ ...item, output });
+      else if (wanted.delete(runKey(item.job))) reread.push(item);
+    }
+  } catch (error) {
+    if (!(error instanceof QueryTooWideError)) throw error;
+    if (chunk.length === 1) {
+      yield* chunk;
+      return;
+    }
+    const half = Math.ceil(chunk.length / 2);
+    yield* rereadChunk(options, chunk.slice(0, half), end, readOptions);
+    yield* rereadChunk(options, chunk.slice(half), end, readOptions);
+    return;
+  }
+  yield* reread;
+  // Not in the re-read: the record the slice read.
+  yield* wanted.values();
 }
 
 /** `2026-11-22T16:00:00Z`: an instant as a skip's note names a slice's edges. */
@@ -462,11 +557,10 @@ interface SacctExit {
 
 async function* runSacct(
   options: SacctSourceOptions,
-  window: IngestWindow,
+  args: string[],
   readOptions: ReadOptions | undefined,
   checkCluster: ((signal: AbortSignal | undefined) => Promise<void>) | undefined,
 ): AsyncGenerator<SourceItem> {
-  const args = buildSacctArgs(options, window, readOptions);
   const stopSignal = readOptions?.signal;
   throwIfStopped(stopSignal);
   // spawn rather than execFile: execFile buffers all of stdout (maxBuffer) before its
