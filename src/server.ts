@@ -250,8 +250,9 @@ const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
  */
 function onShutdownSignal(logger: Logger, stop: (signal: string) => Promise<void>, hurry: () => void) {
   let isStopping = false;
-  const begin = (signal: string): boolean => {
-    if (isStopping) return false;
+  let hasHadSignal = false;
+  const begin = (signal: string) => {
+    if (isStopping) return;
     isStopping = true;
     const startedAt = Date.now();
     logger.info({ signal }, 'shutting down');
@@ -267,10 +268,15 @@ function onShutdownSignal(logger: Logger, stop: (signal: string) => Promise<void
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
       });
-    return true;
   };
   onDistinctSignals(STOP_SIGNALS, (signal) => {
-    if (begin(signal)) return;
+    // Second by its own signals, not by the stop: a worker's first one can come after its primary's
+    // word to stop (the same Ctrl-C reached both, and the message was read first).
+    if (!hasHadSignal) {
+      hasHadSignal = true;
+      begin(signal);
+      return;
+    }
     logger.info({ signal }, 'second signal: ending the drain delay now');
     hurry();
   });
