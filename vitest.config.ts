@@ -8,6 +8,10 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 120_000,
+    // expect.poll waits for a state (a log line, a status, a row); its default of 1 s gave up on a
+    // loaded machine before a scheduled run or a signal's handler had come round (database-read-only's
+    // ingestion warning, in a run beside 7 other suites). Only a state that never comes waits this long.
+    expect: { poll: { timeout: 30_000 } },
     // Each file gets its own database, so files run in parallel safely.
     fileParallelism: true,
     // Vitest's default (one fewer than the cores) ran the files one at a time on a 2-core machine,

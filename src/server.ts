@@ -1,4 +1,4 @@
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { createApp } from './app.js';
@@ -249,20 +249,18 @@ const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
  * Runs `stop` once on the first SIGTERM, SIGINT or SIGHUP, then exits. A second signal calls `hurry`:
  * whoever sends it (an operator's second Ctrl-C, a supervisor) does not want to wait out the
  * drain delay; the graceful close still runs, within SHUTDOWN_TIMEOUT_MS. The first one delivered
- * again (onDistinctSignals) is no second signal.
+ * again (onDistinctSignals) is no second signal. `begin` starts the same stop for a reason other
+ * than a signal to this process (a cluster worker told by its primary); while stopping, it does nothing.
  */
-function onShutdownSignal(logger: Logger, stop: () => Promise<void>, hurry: () => void) {
+function onShutdownSignal(logger: Logger, stop: (signal: string) => Promise<void>, hurry: () => void) {
   let isStopping = false;
-  const handle = (signal: string) => {
-    if (isStopping) {
-      logger.info({ signal }, 'second signal: ending the drain delay now');
-      hurry();
-      return;
-    }
+  let hasHadSignal = false;
+  const begin = (signal: string) => {
+    if (isStopping) return;
     isStopping = true;
     const startedAt = Date.now();
     logger.info({ signal }, 'shutting down');
-    stop()
+    stop(signal)
       .then(async () => {
         // The last line says the stop finished cleanly, not only that it began: an operator reading
         // a log that ends at "shutting down" cannot tell a clean stop from a process killed mid-way.
@@ -275,7 +273,32 @@ function onShutdownSignal(logger: Logger, stop: () => Promise<void>, hurry: () =
         process.exit(1);
       });
   };
-  onDistinctSignals(STOP_SIGNALS, handle);
+  onDistinctSignals(STOP_SIGNALS, (signal) => {
+    // Second by its own signals, not by the stop: a worker's first one can come after its primary's
+    // word to stop (the same Ctrl-C reached both, and the message was read first).
+    if (!hasHadSignal) {
+      hasHadSignal = true;
+      begin(signal);
+      return;
+    }
+    logger.info({ signal }, 'second signal: ending the drain delay now');
+    hurry();
+  });
+  return { begin };
+}
+
+/**
+ * What a cluster primary tells its workers when a signal stops it: `stop` as their own first
+ * signal would (`signal` is the primary's, for their log lines), `hurry` as a second one would.
+ * By message, not by passing the signal on: a terminal's Ctrl-C reaches the workers too, and the
+ * primary's SIGTERM that followed it was a second signal to them whenever it came more than
+ * REPEATED_SIGNAL_MS later, as on a loaded machine, which ended their drain delay on the first Ctrl-C.
+ */
+type PrimaryOrder = { type: 'hpc:stop'; signal: string } | { type: 'hpc:hurry' };
+
+function isPrimaryOrder(message: unknown): message is PrimaryOrder {
+  const type = (message as { type?: unknown } | null)?.type;
+  return type === 'hpc:stop' || type === 'hpc:hurry';
 }
 
 async function main() {
@@ -379,11 +402,15 @@ async function start(config: AppConfig, logger: Logger) {
     // Handlers before listening, as for one worker below: the primary says "is listening" once every
     // worker has listened, and a Ctrl-C to the process group can then reach a worker that has not
     // yet set them, which then took Node's default action: it died instead of draining.
-    onShutdownSignal(
-      logger,
-      async () => (await started).stop(),
-      () => void started.then((worker) => worker.hurry()),
-    );
+    const hurry = () => void started.then((worker) => worker.hurry());
+    const shutdown = onShutdownSignal(logger, async () => (await started).stop(), hurry);
+    // Set with the signals' handlers: the primary sends its orders only to a worker that has listened.
+    process.on('message', (message: unknown) => {
+      if (!isPrimaryOrder(message)) return;
+      // A stop under way already (this worker's own Ctrl-C) is the same stop, however late the word comes.
+      if (message.type === 'hpc:stop') shutdown.begin(message.signal);
+      else hurry();
+    });
     const worker = await starting;
     // The primary is gone, and with it the listening socket: nothing new can come to drain for.
     process.on('disconnect', () => {
@@ -448,14 +475,22 @@ async function start(config: AppConfig, logger: Logger) {
   const fork = () => cluster.fork({ DATABASE_URL: database.databaseUrl });
   for (let index = 0; index < config.webConcurrency; index++) fork();
   let listening = 0;
+  const hasListened = new Set<number>();
   const assignPruners = periodicTaskAssigner();
   cluster.on('listening', (worker, address) => {
+    hasListened.add(worker.id);
     assignPruners(worker);
     listening += 1;
     // The workers share one port; with PORT=0 the one the system gave the first of them.
     if (listening === config.webConcurrency) announce(config, address.port, database, logger);
   });
-  const stopWorkers = async () => {
+  // A worker that has listened has its handlers and takes the order by message (PrimaryOrder); one
+  // still starting may not have them yet, and gets SIGTERM, which then ends it at once.
+  const tell = (worker: Worker, order: PrimaryOrder) => {
+    if (hasListened.has(worker.id) && worker.isConnected()) worker.send(order);
+    else worker.process.kill('SIGTERM');
+  };
+  const stopWorkers = async (signal: string) => {
     const workers = Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined);
     await Promise.all(
       workers.map(
@@ -463,7 +498,7 @@ async function start(config: AppConfig, logger: Logger) {
           new Promise<void>((resolve) => {
             if (worker.isDead()) return resolve();
             worker.once('exit', () => resolve());
-            worker.process.kill('SIGTERM');
+            tell(worker, { type: 'hpc:stop', signal });
           }),
       ),
     );
@@ -478,7 +513,8 @@ async function start(config: AppConfig, logger: Logger) {
         `a worker exited (${signal ? `signal ${signal}` : `code ${code}`}) before it listened; its error is logged above`,
       );
       void (async () => {
-        await stopWorkers();
+        // What they got before the orders went by message, and so log.
+        await stopWorkers('SIGTERM');
         await reportStartFailure(config, logger, failure);
         await database.stop();
         process.exit(1);
@@ -490,15 +526,15 @@ async function start(config: AppConfig, logger: Logger) {
   });
   onShutdownSignal(
     logger,
-    async () => {
+    async (signal) => {
       isStopping = true;
-      await stopWorkers();
+      await stopWorkers(signal);
       await database.stop();
     },
-    // The workers drain; a second SIGTERM is their second signal, which ends their delay.
+    // The workers drain; the primary's second signal is theirs, which ends their delay.
     () => {
       for (const worker of Object.values(cluster.workers ?? {})) {
-        if (worker && !worker.isDead()) worker.process.kill('SIGTERM');
+        if (worker && !worker.isDead()) tell(worker, { type: 'hpc:hurry' });
       }
     },
   );

@@ -1,8 +1,8 @@
 /**
  * A signal this soon after the last one acted on is that one delivered again, not a person's second
  * Ctrl-C: a terminal's Ctrl-C reaches every process of the foreground group, and npm passes it on to
- * the script it runs as well, so the app gets one keypress twice within milliseconds. In a cluster
- * the primary's SIGTERM follows the same Ctrl-C to the workers.
+ * the script it runs as well, so the app gets one keypress twice within milliseconds. (A cluster
+ * primary tells its workers by message, not by a signal, which a loaded machine could deliver later.)
  */
 export const REPEATED_SIGNAL_MS = 500;
 

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createApp } from '../../src/app.js';
 import { type Database, openDatabase } from '../../src/db/database.js';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { withQueryTimeout } from '../../src/db/query-timeout.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { isDatabaseUnavailable } from '../../src/shared/errors.js';
 import { createLogger } from '../../src/shared/logger.js';
@@ -133,9 +134,17 @@ async function eventually(check: () => boolean | Promise<boolean>, what: string,
 /** Connections of the app's pool in use right now. */
 const checkedOut = () => served().database.pool.totalCount - served().database.pool.idleCount;
 
+/**
+ * A query that keeps its connection busy a moment, so `count` of them at once open that many. With a
+ * limit of its own: under the pools' TIMEOUT_MS, a loaded machine failed the set-up (opening the
+ * connections through the proxy and the 50 ms sleep took more than 300 ms) before the freeze the
+ * tests are about; the warm-up's time is not what they check.
+ */
+const WARM_UP = withQueryTimeout({ text: 'SELECT pg_sleep(0.05)' }, 30_000);
+
 /** Opens `count` connections in the app's pool and leaves them idle, so a freeze finds them there. */
 async function warmPool(count = POOL_MAX) {
-  await Promise.all(Array.from({ length: count }, () => served().database.pool.query('SELECT pg_sleep(0.05)')));
+  await Promise.all(Array.from({ length: count }, () => served().database.pool.query(WARM_UP)));
   expect(served().database.pool.idleCount).toBe(count);
 }
 
@@ -268,7 +277,7 @@ describe('every way of calling pg query()', () => {
 describe('stopping', () => {
   it('closes the pool promptly while the database is silent', async () => {
     const database = openDatabase(proxyUrl, { poolMax: 3, queryTimeoutMs: TIMEOUT_MS, logger: createLogger('silent') });
-    await Promise.all([1, 2, 3].map(() => database.pool.query('SELECT pg_sleep(0.05)')));
+    await Promise.all([1, 2, 3].map(() => database.pool.query(WARM_UP)));
     proxy.freeze();
     const error = await within(
       database.pool.query('SELECT 1').catch((caught: unknown) => caught),
@@ -288,6 +297,7 @@ describe('stopping', () => {
     const script = `
       import { createApp } from './src/app.ts';
       import { openDatabase } from './src/db/database.ts';
+      import { withQueryTimeout } from './src/db/query-timeout.ts';
       import { createMetrics } from './src/modules/metrics/metrics.ts';
       import { createLogger } from './src/shared/logger.ts';
       import { startTcpProxy } from './test/support/tcp-proxy.ts';
@@ -315,7 +325,8 @@ describe('stopping', () => {
       const csv = await fetch(base + '/me.csv?${YEAR}', { headers: { cookie: session } });
       const rows = (await csv.text()).trimEnd().split('\\n').length - 1;
       const short = openDatabase(url.toString(), { poolMax: 1, queryTimeoutMs: ${TIMEOUT_MS}, logger });
-      await short.pool.query('SELECT 1');
+      // Its connection opened with a limit of its own: the set-up took more than ${TIMEOUT_MS} ms on a loaded machine.
+      await short.pool.query(withQueryTimeout({ text: 'SELECT 1' }, 30000));
       proxy.freeze();
       const timedOut = await short.pool.query('SELECT 1').then(() => 'answered', (error) => error.message);
       proxy.thaw();
@@ -368,9 +379,13 @@ describe('stopping', () => {
     });
     try {
       const base = `http://127.0.0.1:${port}`;
-      expect((await fetch(`${base}/readyz`)).status).toBe(200);
+      // Ready, and the page served, before the freeze: with a query limit of 300 ms (the readiness
+      // check's shorter still) a loaded machine answered 503 to the set-up itself, so it is asked again.
+      const statusOf = async (path: string, headers: Record<string, string> = {}) =>
+        (await fetch(`${base}${path}`, { headers })).status;
+      await expect.poll(() => statusOf('/readyz'), { timeout: 30_000 }).toBe(200);
       const alice = await signInBeforeTheFreeze(base);
-      expect((await fetch(`${base}/account`, { headers: { cookie: alice } })).status).toBe(200);
+      await expect.poll(() => statusOf('/account', { cookie: alice }), { timeout: 30_000 }).toBe(200);
       proxy.freeze();
       const inFlight = fetch(`${base}/account`, { headers: { cookie: alice, accept: 'application/json' } });
       await sleep(50);
