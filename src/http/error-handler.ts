@@ -10,6 +10,7 @@ import {
   isMissingTable,
   isPoolClosedByShutdown,
   isReadOnlyDatabase,
+  isTransactionTimedOut,
   isUniqueViolation,
   isUnstorableText,
   MethodNotAllowedError,
@@ -243,6 +244,17 @@ function describe(
       status: 503,
       message: 'The database is unavailable right now. Try again in a moment.',
       isExpected: false,
+    };
+  }
+  if (isTransactionTimedOut(error)) {
+    // A lock held elsewhere, or a database too busy: it was a bare 500 "Something went wrong",
+    // logged as an unhandled error, though the transaction was rolled back whole. Still logged, as
+    // an error: transactions running out of time again and again need someone to look at why.
+    return {
+      status: 503,
+      message: 'The database was too busy to finish this in time, and nothing was changed. Try again in a moment.',
+      isExpected: false,
+      logSummary: 'transaction ran out of time and was rolled back',
     };
   }
   if (isMissingTable(error)) {

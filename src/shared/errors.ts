@@ -444,6 +444,20 @@ const UNREACHABLE_ADAPTER_KINDS = new Set([
 const UNREACHABLE_MESSAGES =
   /^(Connection terminated|timeout exceeded when trying to connect|timeout expired$|Client has encountered a connection error)/;
 
+/**
+ * Prisma's P2028: an interactive transaction that ran out of its time (`timeout`, 5 s unless the
+ * call says otherwise) or could not start within `maxWait`. PostgreSQL rolled it back whole, so
+ * nothing of it is stored and the request may work when tried again.
+ */
+export function isTransactionTimedOut(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  if ((error as { code?: unknown }).code === 'P2028') return true;
+  return (
+    searchWrappedErrors(error, depth, (inner, innerDepth) => isTransactionTimedOut(inner, innerDepth) || undefined) ??
+    false
+  );
+}
+
 /** The database is down, restarting or out of connections; the request may work in a moment. */
 export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   if (typeof error !== 'object' || error === null || depth > 5) return false;

@@ -53,6 +53,19 @@ function buildFailingApp() {
     await db.prisma.user.create({ data: { username: 'twice', passwordHash: 'x' } });
   });
   app.post('/echo', (req, res) => res.json(req.body));
+  // A transaction that outlives its time limit (Prisma's default is 5 s; here 200 ms): PostgreSQL
+  // rolled it back, and Prisma's next query in it fails with P2028.
+  app.post('/slow-transaction', async (_req, res) => {
+    await db.prisma.$transaction(
+      async (tx) => {
+        await tx.user.create({ data: { username: 'slow-transaction', passwordHash: 'x' } });
+        await new Promise((resolve) => setTimeout(resolve, 600));
+        await tx.user.create({ data: { username: 'slow-transaction-2', passwordHash: 'x' } });
+      },
+      { timeout: 200 },
+    );
+    res.json({ ok: true });
+  });
   app.use(notFoundHandler);
   app.use(errorHandler(createLogger('silent')));
   return app;
@@ -72,6 +85,22 @@ describe('the one error path', () => {
     const page = await request(app).get('/conflict-with-link').set('Accept', 'text/html').expect(409);
     expect(page.text).toContain('Run #7 is already running.');
     expect(page.text).not.toContain('internal detail');
+  });
+
+  // A transaction that ran out of time (a lock held elsewhere, a database too busy) was a bare 500
+  // "Something went wrong on our side.", logged as an unhandled error: a month-end start under load
+  // answered so. Prisma rolled it back whole, so the honest answer is a retry.
+  it('answers 503 to a transaction that ran out of time, and nothing of it is stored', async () => {
+    const response = await request(app).post('/slow-transaction').expect(503);
+    expect(response.body).toEqual({
+      error: 'The database was too busy to finish this in time, and nothing was changed. Try again in a moment.',
+      code: 503,
+      // Logged as an error, so the answer names the request's line for whoever reports it.
+      requestId: expect.any(String),
+    });
+    expect(response.headers['retry-after']).toBe('5');
+    const { rows } = await db.pool.query("SELECT 1 FROM users WHERE username LIKE 'slow-transaction%'");
+    expect(rows).toEqual([]);
   });
 
   it('renders an HTML page for browsers', async () => {
