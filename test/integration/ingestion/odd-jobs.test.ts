@@ -14,7 +14,7 @@ import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { createRatesService } from '../../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../../src/modules/receipts/receipts.service.js';
 import { buildTiers } from '../../support/billing-factories.js';
-import { ingestWindow } from '../../support/ingest-window.js';
+import { ingestWindow, labFileSource, labRestSource } from '../../support/ingest-window.js';
 import { RESIZED_SACCT, RESIZED_WINDOW, resizedRestAnswer } from '../../support/resized-job.js';
 import { buildTestConfig } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
@@ -147,13 +147,7 @@ describe('a requeued job (scontrol requeue), whose runs slurmrestd returns as tw
   // Job 21 of the lab: run 1 22:45:14-22:45:21, requeued (its record turns REQUEUED), eligible again
   // at 22:47:22 (Slurm's requeue delay), run 2 22:47:47-22:48:12 COMPLETED. Captured for two windows:
   // 22:45:15-22:45:30 holds the REQUEUED record alone (run 2 was not eligible yet), 22:47-22:49 run 2.
-  const restSource = (file: string): JobSource => ({
-    name: 'slurmrestd',
-    async *read() {
-      const body = JSON.parse(readFileSync(path.join(CAPTURES, 'requeue', file), 'utf8'));
-      yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
-    },
-  });
+  const restSource = (file: string) => labRestSource(path.join(CAPTURES, 'requeue', file));
   const job21 = async () =>
     (
       await db.pool.query(
@@ -232,14 +226,8 @@ describe('an array cancelled while its tasks were pending (scancel before any ra
   // slurmrestd 22.05 gives the tasks as a hex bitmap (array.task "0x3E") without a task id.
   const window = { start: new Date('2026-12-03T23:16:10Z'), end: new Date('2026-12-03T23:16:51Z') };
   const dir = path.join(CAPTURES, 'array-cancelled-pending');
-  const rest: JobSource = {
-    name: 'slurmrestd',
-    async *read() {
-      const body = JSON.parse(readFileSync(path.join(dir, 'rest-dbv0.0.38-jobs.json'), 'utf8'));
-      yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
-    },
-  };
-  const sacct = createSacctFileSource({ path: path.join(dir, 'sacct.psv'), timeZone: 'UTC', defaultCluster: 'lab' });
+  const rest = labRestSource(path.join(dir, 'rest-dbv0.0.38-jobs.json'));
+  const sacct = labFileSource(path.join(dir, 'sacct.psv'));
   const arrays = async () =>
     (
       await db.pool.query(
@@ -297,13 +285,7 @@ describe("a job id Slurm gave again (slurmctld's state lost), whose two jobs slu
     job('2', 'alice', 'reuse-first-alice', 2, FIRST, false),
     job('2@20261204T031430Z', 'bob', 'reuse-later-bob', 2, LATER, true),
   ];
-  const restSourceOf = (capture: string): JobSource => ({
-    name: 'slurmrestd',
-    async *read() {
-      const body = JSON.parse(readFileSync(path.join(CAPTURES, capture, 'rest-dbv0.0.38-jobs.json'), 'utf8'));
-      yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
-    },
-  });
+  const restSourceOf = (capture: string) => labRestSource(path.join(CAPTURES, capture, 'rest-dbv0.0.38-jobs.json'));
   const sourcesOf = (capture: string): [string, () => JobSource][] => [
     ['slurmrestd', () => restSourceOf(capture)],
     ...sacctSourcesOf(capture),
@@ -399,7 +381,7 @@ describe('a job resized while it ran (scontrol update JobId=2 NumNodes=1), whose
   const fileSource = (): JobSource => {
     const file = path.join(dir, 'resized.psv');
     writeFileSync(file, RESIZED_SACCT);
-    return createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    return labFileSource(file);
   };
   const rows = async () =>
     (
@@ -478,7 +460,7 @@ describe('a resized job stored before resizes were read apart (only the part aft
   const file = (name: string, text: string): JobSource => {
     const at = path.join(dir, name);
     writeFileSync(at, text);
-    return createSacctFileSource({ path: at, timeZone: 'UTC', defaultCluster: 'lab' });
+    return labFileSource(at);
   };
   const rest = (): JobSource => ({
     name: 'slurmrestd',

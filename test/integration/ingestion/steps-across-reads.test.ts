@@ -17,7 +17,7 @@ import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { createRatesService } from '../../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../../src/modules/receipts/receipts.service.js';
 import { buildTiers } from '../../support/billing-factories.js';
-import { ingestWindow } from '../../support/ingest-window.js';
+import { ingestWindow, labRestSource } from '../../support/ingest-window.js';
 import { buildTestConfig } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
@@ -47,13 +47,7 @@ beforeEach(async () => {
   await db.pool.query('TRUNCATE receipt_items, receipts, slurm_jobs, ingestion_runs RESTART IDENTITY CASCADE');
 });
 
-const restSource = (file: string): JobSource => ({
-  name: 'slurmrestd',
-  async *read() {
-    const body = JSON.parse(readFileSync(path.join(CAPTURES, file), 'utf8'));
-    yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
-  },
-});
+const restSource = (file: string) => labRestSource(path.join(CAPTURES, file));
 
 /** The sacct source over what the lab's sacct printed for the last window (fake-sacct.mjs, `sacct-<case>`). */
 function sacctSource(): JobSource {
