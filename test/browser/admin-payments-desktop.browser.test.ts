@@ -5,7 +5,13 @@ import type { Browser, Locator } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
 import { buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
@@ -44,10 +50,7 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
     ({ browser, base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('shows why each payment was held and how it was resolved on screen, without scrolling sideways', async () => {
     // Held: 3.00 of its 10.00 THB refunded at the provider while its receipt stays paid.

@@ -1,7 +1,13 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -32,10 +38,7 @@ describe.skipIf(!hasChromium)(
       ({ browser, base } = rig);
     });
 
-    afterAll(async () => {
-      await rig?.close();
-      await db?.drop();
-    });
+    afterAll(() => closeRigAndDatabase(rig, db));
 
     /** The accessible names of the buttons in the main table's rows, as the accessibility tree has them. */
     async function rowButtonNames(page: Page): Promise<string[]> {

@@ -1,7 +1,13 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -40,10 +46,7 @@ describe.skipIf(!hasChromium)('usage across users on a phone', { timeout: 120_00
     ({ browser, base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   /** The cells of `column` (1-based) that are not wholly on the screen, and what labels them on it. */
   async function cellsOf(page: Page, section: 'tbody' | 'tfoot', column: number) {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit } from '../../src/modules/audit/audit.service.js';
 import {
   type BrowserRig,
+  closeRigAndDatabase,
   datesSplitAcrossLines,
   hasChromium,
   signInThroughPage,
@@ -77,10 +78,7 @@ describe.skipIf(!hasChromium)("the audit log's details", { timeout: 120_000 }, (
     ({ browser, base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('wrap between fields, in a column wide enough to read, without a sideways scroll', async () => {
     await db.prisma.$transaction(async (tx) => {

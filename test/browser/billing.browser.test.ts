@@ -4,7 +4,13 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -58,10 +64,7 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     ({ browser, base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   const shot = (page: Page, name: string) =>
     page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });

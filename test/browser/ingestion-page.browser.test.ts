@@ -4,6 +4,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type BrowserRig,
+  closeRigAndDatabase,
   datesSplitAcrossLines,
   hasChromium,
   signInThroughPage,
@@ -115,10 +116,7 @@ describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 1
     ({ browser, base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it.each([
     ['desktop', 1280, 900],

@@ -2,7 +2,13 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -43,10 +49,7 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
     ({ browser, base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   /** The cells labelled `label` that are not within the phone's width, and how far the table scrolls sideways. */
   async function offScreen(page: Page, label: string) {

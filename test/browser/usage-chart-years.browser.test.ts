@@ -3,7 +3,13 @@ import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -59,10 +65,7 @@ describe.skipIf(!hasChromium)('per-day charts over a window across years', { tim
     ({ browser, base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it.each([
     ['phone', 390, 844, '2025-12-28', '2026-01-03', ['12-28 2025', '12-30', '01-01 2026', '01-03']],

@@ -2,7 +2,13 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -66,10 +72,7 @@ describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, 
     await context.close();
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   /** How far each table's box and the page scroll sideways (0 when they do not). */
   async function overflowOf(page: Page) {

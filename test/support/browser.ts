@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type express from 'express';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import type { TestDatabase } from './test-database.js';
 
 /** Debian's chromium (apt-get install -y chromium); browser tests skip without it. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -48,6 +49,15 @@ export async function startBrowserRig(app: express.Express): Promise<BrowserRig>
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * A browser test file's teardown: the rig closed, then the test database dropped, each only if the
+ * file's beforeAll got as far as making it. The rig first: the app it serves holds the database's pool.
+ */
+export async function closeRigAndDatabase(rig: BrowserRig | undefined, db: TestDatabase | undefined): Promise<void> {
+  await rig?.close();
+  await db?.drop();
 }
 
 /** Signs in through the login form as a person would, and waits for the landing page. */
