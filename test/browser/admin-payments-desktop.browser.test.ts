@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type express from 'express';
-import type { Browser, Locator } from 'playwright-core';
+import type { Locator } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
 import { buildTiers } from '../support/billing-factories.js';
@@ -9,7 +9,7 @@ import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
-  signInThroughPage,
+  signedInPage,
   startBrowserRig,
 } from '../support/browser.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
@@ -30,7 +30,6 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
   let db: TestDatabase;
   let app: express.Express;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
   const { paidOnline, researcherWithReceipt, startCheckout, latestPaymentOf } = createPayingResearchers(
     () => ({ db, app }),
@@ -47,7 +46,7 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
     app = buildTestApp(db, { env: { ...DUMMY_PAYMENTS_ENV, APP_TZ: 'Asia/Bangkok' } });
     await mkdir(ARTIFACTS, { recursive: true });
     rig = await startBrowserRig(app);
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
   afterAll(() => closeRigAndDatabase(rig, db));
@@ -82,9 +81,7 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
       .expect(303);
 
     for (const width of [1280, 390]) {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, 'boss', 'boss-password');
+      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
       await page.goto(`${base}/admin/payments`);
       const list = page.locator('.table-wrap:has(caption:text-is("All payments"))');
       const [scrollWidth, clientWidth] = (await list.evaluate((element) => [
@@ -150,9 +147,7 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
     expect(named.map(({ user }) => user.username.length)).toEqual([34, 34, 34, 34]);
 
     for (const width of [1280, 375]) {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, 'boss', 'boss-password');
+      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
       await page.goto(`${base}/admin/payments`);
       const list = page.locator('.table-wrap:has(caption:text-is("All payments"))');
       const [scrollWidth, clientWidth] = (await list.evaluate((element) => [

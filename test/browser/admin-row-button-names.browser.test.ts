@@ -1,11 +1,11 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
-  signInThroughPage,
+  signedInPage,
   startBrowserRig,
 } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
@@ -25,7 +25,6 @@ describe.skipIf(!hasChromium)(
   () => {
     let db: TestDatabase;
     let rig: BrowserRig;
-    let browser: Browser;
     let base: string;
 
     beforeAll(async () => {
@@ -35,7 +34,7 @@ describe.skipIf(!hasChromium)(
       await buildUser(db.prisma, { username: 'kim', password: 'kim-password' });
       await buildUser(db.prisma, { username: 'lee', password: 'lee-password' });
       rig = await startBrowserRig(buildTestApp(db));
-      ({ browser, base } = rig);
+      ({ base } = rig);
     });
 
     afterAll(() => closeRigAndDatabase(rig, db));
@@ -61,8 +60,7 @@ describe.skipIf(!hasChromium)(
     }
 
     it("names each user's buttons on the users page with the user, and shows the same words as before", async () => {
-      const page = await (await browser.newContext()).newPage();
-      await signInThroughPage(page, base, 'root', 'root-password');
+      const { page } = await signedInPage(rig, 'root', 'root-password');
       await page.goto(`${base}/admin/users`);
       for (const name of ['Make admin kim', 'Disable kim', 'Reset password of kim', 'Make admin lee', 'Disable lee']) {
         expect(await page.getByRole('button', { name, exact: true }).count(), name).toBe(1);
@@ -79,8 +77,7 @@ describe.skipIf(!hasChromium)(
     });
 
     it("names each row's Save on the tier overrides page with its user", async () => {
-      const page = await (await browser.newContext()).newPage();
-      await signInThroughPage(page, base, 'root', 'root-password');
+      const { page } = await signedInPage(rig, 'root', 'root-password');
       await page.goto(`${base}/admin/tiers`);
       for (const username of ['kim', 'lee', 'root']) {
         const name = `Save tier of ${username}`;

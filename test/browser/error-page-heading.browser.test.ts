@@ -3,7 +3,7 @@ import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
-  signInThroughPage,
+  signedInPage,
   startBrowserRig,
 } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
@@ -28,8 +28,7 @@ describe.skipIf(!hasChromium)("the error page's heading", { timeout: 120_000 }, 
   afterAll(() => closeRigAndDatabase(rig, db));
 
   it('says in words what went wrong, with the code, in the only h1', async () => {
-    const page = await (await rig.browser.newContext()).newPage();
-    await signInThroughPage(page, rig.base, 'kim', 'kim-password');
+    const { page } = await signedInPage(rig, 'kim', 'kim-password');
     const missing = await page.goto(`${rig.base}/me/receipts/999999`);
     expect(missing?.status()).toBe(404);
     expect(await page.getByRole('heading', { level: 1 }).allInnerTexts()).toEqual(['Not Found (404)']);

@@ -5,7 +5,7 @@ import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
-  signInThroughPage,
+  signedInPage,
   startBrowserRig,
 } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
@@ -43,8 +43,7 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
   afterAll(() => closeRigAndDatabase(rig, db));
 
   async function signedIn(username: string): Promise<Page> {
-    const page = await (await browser.newContext()).newPage();
-    await signInThroughPage(page, base, username, `${username}-password`);
+    const { page } = await signedInPage(rig, username, `${username}-password`);
     return page;
   }
 

@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
@@ -8,7 +7,7 @@ import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
-  signInThroughPage,
+  signedInPage,
   startBrowserRig,
 } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
@@ -28,7 +27,6 @@ const LONG_NAME = 'srinivasaraghavan_venkatanarayanan';
 describe.skipIf(!hasChromium)('a long tier name', { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
@@ -52,7 +50,7 @@ describe.skipIf(!hasChromium)('a long tier name', { timeout: 120_000 }, () => {
     );
     await mkdir(ARTIFACTS, { recursive: true });
     rig = await startBrowserRig(buildTestApp(db));
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
   afterAll(() => closeRigAndDatabase(rig, db));
@@ -63,9 +61,7 @@ describe.skipIf(!hasChromium)('a long tier name', { timeout: 120_000 }, () => {
       ['boss', 'boss-password', '/admin/usage'],
       ['boss', 'boss-password', '/admin/tiers'],
     ] as const) {
-      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, who, password);
+      const { context, page } = await signedInPage(rig, who, password, { viewport: { width: 1280, height: 900 } });
       await page.goto(`${base}${listPath}`);
       await page.screenshot({
         path: path.join(ARTIFACTS, `long-tier${listPath.replaceAll('/', '-')}.png`),
@@ -82,9 +78,9 @@ describe.skipIf(!hasChromium)('a long tier name', { timeout: 120_000 }, () => {
   });
 
   it('keeps the pages that name it within a phone screen', async () => {
-    const context = await browser.newContext({ viewport: { width: 375, height: 800 } });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'boss', 'boss-password');
+    const { context, page } = await signedInPage(rig, 'boss', 'boss-password', {
+      viewport: { width: 375, height: 800 },
+    });
     const wide: string[] = [];
     for (const pagePath of ['/admin/rates', '/rates', '/admin/tiers', '/admin/usage']) {
       await page.goto(`${base}${pagePath}`);

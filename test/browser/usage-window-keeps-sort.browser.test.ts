@@ -5,7 +5,7 @@ import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
-  signInThroughPage,
+  signedInPage,
   startBrowserRig,
 } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
@@ -22,7 +22,6 @@ const TIME_ZONE = 'UTC';
 describe.skipIf(!hasChromium)("My usage's date window and the sort", { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let base: string;
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -40,15 +39,15 @@ describe.skipIf(!hasChromium)("My usage's date window and the sort", { timeout: 
       })),
     );
     rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: TIME_ZONE } }));
-    ({ base } = rig);
   });
 
   afterAll(() => closeRigAndDatabase(rig, db));
 
   it('keeps the sort when the window changes', async () => {
-    const context = await rig.browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'sorter', 'sorter-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, 'sorter', 'sorter-password', {
+      viewport: { width: 1280, height: 800 },
+      landing: /\/me$/,
+    });
     await page.click('th a:has-text("Cost")');
     await page.waitForURL(/sort=cost&dir=desc/);
 
