@@ -1,11 +1,17 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type express from 'express';
-import type { Browser, Locator } from 'playwright-core';
+import type { Locator } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
 import { buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
@@ -24,7 +30,6 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
   let db: TestDatabase;
   let app: express.Express;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
   const { paidOnline, researcherWithReceipt, startCheckout, latestPaymentOf } = createPayingResearchers(
     () => ({ db, app }),
@@ -41,13 +46,10 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
     app = buildTestApp(db, { env: { ...DUMMY_PAYMENTS_ENV, APP_TZ: 'Asia/Bangkok' } });
     await mkdir(ARTIFACTS, { recursive: true });
     rig = await startBrowserRig(app);
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('shows why each payment was held and how it was resolved on screen, without scrolling sideways', async () => {
     // Held: 3.00 of its 10.00 THB refunded at the provider while its receipt stays paid.
@@ -79,9 +81,7 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
       .expect(303);
 
     for (const width of [1280, 390]) {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, 'boss', 'boss-password');
+      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
       await page.goto(`${base}/admin/payments`);
       const list = page.locator('.table-wrap:has(caption:text-is("All payments"))');
       const [scrollWidth, clientWidth] = (await list.evaluate((element) => [
@@ -147,9 +147,7 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
     expect(named.map(({ user }) => user.username.length)).toEqual([34, 34, 34, 34]);
 
     for (const width of [1280, 375]) {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, 'boss', 'boss-password');
+      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
       await page.goto(`${base}/admin/payments`);
       const list = page.locator('.table-wrap:has(caption:text-is("All payments"))');
       const [scrollWidth, clientWidth] = (await list.evaluate((element) => [

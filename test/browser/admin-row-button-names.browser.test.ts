@@ -1,7 +1,13 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -19,7 +25,6 @@ describe.skipIf(!hasChromium)(
   () => {
     let db: TestDatabase;
     let rig: BrowserRig;
-    let browser: Browser;
     let base: string;
 
     beforeAll(async () => {
@@ -29,13 +34,10 @@ describe.skipIf(!hasChromium)(
       await buildUser(db.prisma, { username: 'kim', password: 'kim-password' });
       await buildUser(db.prisma, { username: 'lee', password: 'lee-password' });
       rig = await startBrowserRig(buildTestApp(db));
-      ({ browser, base } = rig);
+      ({ base } = rig);
     });
 
-    afterAll(async () => {
-      await rig?.close();
-      await db?.drop();
-    });
+    afterAll(() => closeRigAndDatabase(rig, db));
 
     /** The accessible names of the buttons in the main table's rows, as the accessibility tree has them. */
     async function rowButtonNames(page: Page): Promise<string[]> {
@@ -58,8 +60,7 @@ describe.skipIf(!hasChromium)(
     }
 
     it("names each user's buttons on the users page with the user, and shows the same words as before", async () => {
-      const page = await (await browser.newContext()).newPage();
-      await signInThroughPage(page, base, 'root', 'root-password');
+      const { page } = await signedInPage(rig, 'root', 'root-password');
       await page.goto(`${base}/admin/users`);
       for (const name of ['Make admin kim', 'Disable kim', 'Reset password of kim', 'Make admin lee', 'Disable lee']) {
         expect(await page.getByRole('button', { name, exact: true }).count(), name).toBe(1);
@@ -76,8 +77,7 @@ describe.skipIf(!hasChromium)(
     });
 
     it("names each row's Save on the tier overrides page with its user", async () => {
-      const page = await (await browser.newContext()).newPage();
-      await signInThroughPage(page, base, 'root', 'root-password');
+      const { page } = await signedInPage(rig, 'root', 'root-password');
       await page.goto(`${base}/admin/tiers`);
       for (const username of ['kim', 'lee', 'root']) {
         const name = `Save tier of ${username}`;

@@ -1,7 +1,13 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -17,7 +23,6 @@ const PHONE = { width: 390, height: 844 };
 describe.skipIf(!hasChromium)('usage across users on a phone', { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
@@ -37,13 +42,10 @@ describe.skipIf(!hasChromium)('usage across users on a phone', { timeout: 120_00
       ),
     );
     rig = await startBrowserRig(buildTestApp(db));
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   /** The cells of `column` (1-based) that are not wholly on the screen, and what labels them on it. */
   async function cellsOf(page: Page, section: 'tbody' | 'tfoot', column: number) {
@@ -60,9 +62,7 @@ describe.skipIf(!hasChromium)('usage across users on a phone', { timeout: 120_00
   }
 
   it("shows each user's cost and what of it was billed, and the totals, on the screen and named", async () => {
-    const context = await browser.newContext({ viewport: PHONE });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'finance', 'finance-password');
+    const { context, page } = await signedInPage(rig, 'finance', 'finance-password', { viewport: PHONE });
     await page.goto(`${base}/admin/usage`);
 
     expect(await cellsOf(page, 'tbody', 7)).toEqual({ cells: 3, outside: [], labels: ['"Cost (THB)"'] });
@@ -78,9 +78,7 @@ describe.skipIf(!hasChromium)('usage across users on a phone', { timeout: 120_00
   });
 
   it('shows the whole reason an empty answer gives', async () => {
-    const context = await browser.newContext({ viewport: PHONE });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'finance', 'finance-password');
+    const { context, page } = await signedInPage(rig, 'finance', 'finance-password', { viewport: PHONE });
     await page.goto(`${base}/admin/usage?user=ali`);
     const reason = page.locator('main table tbody td', { hasText: 'No jobs match.' });
     expect(await reason.innerText()).toContain('The User filter matches a whole username');
@@ -94,9 +92,9 @@ describe.skipIf(!hasChromium)('usage across users on a phone', { timeout: 120_00
   });
 
   it('keeps the table, with its column headers, on a desktop screen', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'finance', 'finance-password');
+    const { context, page } = await signedInPage(rig, 'finance', 'finance-password', {
+      viewport: { width: 1280, height: 800 },
+    });
     await page.goto(`${base}/admin/usage`);
     expect(await page.locator('main table thead').isVisible()).toBe(true);
     expect(await page.locator('main table thead th').allInnerTexts()).toEqual([

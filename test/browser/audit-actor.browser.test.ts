@@ -1,7 +1,13 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit } from '../../src/modules/audit/audit.service.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -63,7 +69,6 @@ async function cutActors(page: Page): Promise<string[]> {
 describe.skipIf(!hasChromium)("the audit log's actors", { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
@@ -88,20 +93,17 @@ describe.skipIf(!hasChromium)("the audit log's actors", { timeout: 120_000 }, ()
       }
     });
     rig = await startBrowserRig(buildTestApp(db));
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it.each([1280, 390])(
     'break only after "provider:" or a separator, never mid-word, at %d px, without a sideways scroll',
     async (width) => {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, 'auditor', 'auditor-password');
+      const { context, page } = await signedInPage(rig, 'auditor', 'auditor-password', {
+        viewport: { width, height: 900 },
+      });
       await page.goto(`${base}/admin/audit`);
       const shown = await page.locator('tbody td[data-label="Actor"]').allTextContents();
       expect(shown.map((text) => text.trim())).toEqual(expect.arrayContaining(ACTORS));

@@ -1,11 +1,12 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit } from '../../src/modules/audit/audit.service.js';
 import {
   type BrowserRig,
+  closeRigAndDatabase,
   datesSplitAcrossLines,
   hasChromium,
-  signInThroughPage,
+  signedInPage,
   startBrowserRig,
 } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
@@ -67,20 +68,16 @@ async function layoutOfDetails(page: Page, entryId: number, members: string[]) {
 describe.skipIf(!hasChromium)("the audit log's details", { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
     db = await createTestDatabase();
     await buildUser(db.prisma, { username: 'auditor', role: 'admin', password: 'auditor-password' });
     rig = await startBrowserRig(buildTestApp(db));
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('wrap between fields, in a column wide enough to read, without a sideways scroll', async () => {
     await db.prisma.$transaction(async (tx) => {
@@ -115,9 +112,9 @@ describe.skipIf(!hasChromium)("the audit log's details", { timeout: 120_000 }, (
     );
 
     for (const width of [1280, 390]) {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, 'auditor', 'auditor-password');
+      const { context, page } = await signedInPage(rig, 'auditor', 'auditor-password', {
+        viewport: { width, height: 900 },
+      });
       await page.goto(`${base}/admin/audit`);
       const layout = await layoutOfDetails(page, Number(receiptEntry.id), members);
       expect(layout.cut, `fields cut across two lines at ${width} px`).toEqual([]);
@@ -157,9 +154,9 @@ describe.skipIf(!hasChromium)("the audit log's details", { timeout: 120_000 }, (
         },
       });
     });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'auditor', 'auditor-password');
+    const { context, page } = await signedInPage(rig, 'auditor', 'auditor-password', {
+      viewport: { width: 1280, height: 900 },
+    });
     await page.goto(`${base}/admin/audit`);
     const split: string[] = [];
     for (const width of [

@@ -4,7 +4,14 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -58,10 +65,7 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     ({ browser, base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   const shot = (page: Page, name: string) =>
     page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
@@ -142,9 +146,9 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     expect(pageErrors).toEqual([]);
     await alice.close();
 
-    const bossContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const boss = await bossContext.newPage();
-    await signIn(boss, 'boss', 'boss-password');
+    const { context: bossContext, page: boss } = await signedInPage(rig, 'boss', 'boss-password', {
+      viewport: { width: 1280, height: 900 },
+    });
     await boss.goto(`${base}/admin/receipts/${receiptUrl.split('/').pop()}`);
     await boss.selectOption('#method', 'bank_transfer');
     // What the bank statement shows: the whole total arrived.
@@ -205,9 +209,9 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
   });
 
   it('opens a refused form far down a page at its reason, on a phone', async () => {
-    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
-    const page = await context.newPage();
-    await signIn(page, 'boss', 'boss-password');
+    const { context, page } = await signedInPage(rig, 'boss', 'boss-password', {
+      viewport: { width: 390, height: 844 },
+    });
     /** The alert is on screen, and the page was scrolled to bring it there. */
     const expectAlertInView = async (selector: string) => {
       const box = await page.locator(selector).boundingBox();
@@ -269,9 +273,7 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
   it("shows each receipt's total and status on the billing page on a phone, without scrolling sideways", async () => {
     await buildUser(db.prisma, { username: 'gina', password: 'gina-password' });
     await buildJobs(db, [{ user: 'gina', end: new Date(Date.now() - 86_400_000), totalCpuSec: '36000' }]);
-    const ginaContext = await browser.newContext();
-    const gina = await ginaContext.newPage();
-    await signIn(gina, 'gina', 'gina-password');
+    const { context: ginaContext, page: gina } = await signedInPage(rig, 'gina', 'gina-password');
     const token = await gina.locator('input[name="csrf_token"]').first().inputValue();
     const created = await gina.request.post(`${base}/me/receipt`, {
       headers: { Accept: 'application/json', 'X-CSRFToken': token },
@@ -282,9 +284,7 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     await ginaContext.close();
 
     for (const width of [390, 1280]) {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signIn(page, 'boss', 'boss-password');
+      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
       await page.goto(`${base}/admin/receipts?user=gina`);
       const [scrollWidth, clientWidth] = (await page.evaluate(
         '[document.querySelector(".table-wrap").scrollWidth, document.querySelector(".table-wrap").clientWidth]',
@@ -311,9 +311,7 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
   it("shows each payment's status and amounts on the payments page on a phone, without scrolling sideways", async () => {
     await buildUser(db.prisma, { username: 'ivan', password: 'ivan-password' });
     await buildJobs(db, [{ user: 'ivan', end: new Date(Date.now() - 86_400_000), totalCpuSec: '36000' }]);
-    const ivanContext = await browser.newContext();
-    const ivan = await ivanContext.newPage();
-    await signIn(ivan, 'ivan', 'ivan-password');
+    const { context: ivanContext, page: ivan } = await signedInPage(rig, 'ivan', 'ivan-password');
     const headers = {
       Accept: 'application/json',
       'X-CSRFToken': await ivan.locator('input[name="csrf_token"]').first().inputValue(),
@@ -329,9 +327,7 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
 
     for (const width of [390, 1280]) {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signIn(page, 'boss', 'boss-password');
+      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
       await page.goto(`${base}/admin/payments`);
       const overflows = (await page.evaluate(
         '[...document.querySelectorAll(".table-wrap")].map((wrap) => wrap.scrollWidth - wrap.clientWidth)',
@@ -378,9 +374,7 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
       },
     });
     for (const width of [390, 1280]) {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signIn(page, 'boss', 'boss-password');
+      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
       for (const [path, controls] of [
         [
           '/admin/users?q=hanna',
@@ -440,9 +434,9 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
   it("leaves room between My usage's pages and the receipt form under them", async () => {
     // The pager sat flush on the Create a receipt card, as if it were part of the form.
     for (const width of [1280, 390]) {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signIn(page, 'frank', 'frank-password');
+      const { context, page } = await signedInPage(rig, 'frank', 'frank-password', {
+        viewport: { width, height: 900 },
+      });
       const pager = await page.locator('main nav.pagination').boundingBox();
       const form = await page.locator('#create-receipt').boundingBox();
       if (!pager || !form) throw new Error('no pager or no receipt form on /me');
@@ -454,9 +448,9 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
   it('draws the Per day charts with axis text at least 11 px tall, three to a row or one', async () => {
     // 1280: three charts a row; 940: three at about their narrowest; 390: a phone, one a row.
     for (const width of [1280, 940, 390]) {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signIn(page, 'alice', 'alice-password');
+      const { context, page } = await signedInPage(rig, 'alice', 'alice-password', {
+        viewport: { width, height: 900 },
+      });
       await page.goto(`${base}/me?view=aggregate`);
       // The font size as drawn: the attribute in the chart's units times the chart's scale.
       const sizes = await page.locator('svg.chart text').evaluateAll((texts) =>

@@ -4,6 +4,7 @@ import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import {
   answerFormsLate,
   type BrowserRig,
+  closeRigAndDatabase,
   doubleClickButton,
   formsSentTo,
   hasChromium,
@@ -41,10 +42,7 @@ describe.skipIf(!hasChromium)('Create receipt clicked twice', { timeout: 120_000
     ({ browser, base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   /** `username`'s own page (/me), signed in, in a new desktop-sized browser. */
   const openMyPage = async (username: string) => {

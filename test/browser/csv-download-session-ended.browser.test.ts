@@ -2,7 +2,13 @@ import { readFile } from 'node:fs/promises';
 import type { Download } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -30,10 +36,7 @@ describe.skipIf(!hasChromium)('Download CSV after the session ended', { timeout:
     rig = await startBrowserRig(buildTestApp(db, { now: () => clock, env: { SESSION_IDLE_SEC: '600' } }));
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('opens the sign-in page, not a file of it, and signing in comes back to the window', async () => {
     const context = await rig.browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
 import { researcherWithReceiptOf, startCheckout } from '../support/receipt-steps.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -23,10 +29,7 @@ describe.skipIf(!hasChromium)("the demo provider's checkout buttons", { timeout:
     rig = await startBrowserRig(app);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it.each([
     ['desktop', { width: 1280, height: 900 }],

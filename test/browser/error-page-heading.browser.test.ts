@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -19,14 +25,10 @@ describe.skipIf(!hasChromium)("the error page's heading", { timeout: 120_000 }, 
     rig = await startBrowserRig(buildTestApp(db));
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('says in words what went wrong, with the code, in the only h1', async () => {
-    const page = await (await rig.browser.newContext()).newPage();
-    await signInThroughPage(page, rig.base, 'kim', 'kim-password');
+    const { page } = await signedInPage(rig, 'kim', 'kim-password');
     const missing = await page.goto(`${rig.base}/me/receipts/999999`);
     expect(missing?.status()).toBe(404);
     expect(await page.getByRole('heading', { level: 1 }).allInnerTexts()).toEqual(['Not Found (404)']);

@@ -1,12 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type BrowserRig,
+  closeRigAndDatabase,
   datesSplitAcrossLines,
   hasChromium,
-  signInThroughPage,
+  signedInPage,
   startBrowserRig,
 } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
@@ -84,7 +84,6 @@ const MEASURE_RUNS = `(() => {
 describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
@@ -112,21 +111,19 @@ describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 1
     }
     await mkdir(ARTIFACTS, { recursive: true });
     rig = await startBrowserRig(buildTestApp(db));
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it.each([
     ['desktop', 1280, 900],
     ['phone', 390, 844],
   ])('on a %s, each run reads in a few lines and its reason is on the screen', async (name, width, height) => {
-    const context = await browser.newContext({ viewport: { width, height } });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'ops', 'ops-password-1', /\/admin$/);
+    const { context, page } = await signedInPage(rig, 'ops', 'ops-password-1', {
+      viewport: { width, height },
+      landing: /\/admin$/,
+    });
     await page.goto(`${base}/admin/ingestion`);
     await page.screenshot({ path: path.join(ARTIFACTS, `ingestion-${name}.png`), fullPage: true });
 
@@ -184,9 +181,10 @@ describe.skipIf(!hasChromium)('/admin/ingestion in a real browser', { timeout: 1
   });
 
   it('never breaks the day the data is complete through across two lines, on any phone', async () => {
-    const context = await browser.newContext({ viewport: { width: 320, height: 700 } });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'ops', 'ops-password-1', /\/admin$/);
+    const { context, page } = await signedInPage(rig, 'ops', 'ops-password-1', {
+      viewport: { width: 320, height: 700 },
+      landing: /\/admin$/,
+    });
     await page.goto(`${base}/admin/ingestion`);
     // On a 375 px phone "2026-12-" ended one line and "04 03:17" began the next.
     const daySplitAt: number[] = [];

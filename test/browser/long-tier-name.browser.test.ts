@@ -1,10 +1,15 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -22,7 +27,6 @@ const LONG_NAME = 'srinivasaraghavan_venkatanarayanan';
 describe.skipIf(!hasChromium)('a long tier name', { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
@@ -46,13 +50,10 @@ describe.skipIf(!hasChromium)('a long tier name', { timeout: 120_000 }, () => {
     );
     await mkdir(ARTIFACTS, { recursive: true });
     rig = await startBrowserRig(buildTestApp(db));
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('keeps every column of the lists that name it on a 1280 px screen, the name whole', async () => {
     for (const [who, password, listPath] of [
@@ -60,9 +61,7 @@ describe.skipIf(!hasChromium)('a long tier name', { timeout: 120_000 }, () => {
       ['boss', 'boss-password', '/admin/usage'],
       ['boss', 'boss-password', '/admin/tiers'],
     ] as const) {
-      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, who, password);
+      const { context, page } = await signedInPage(rig, who, password, { viewport: { width: 1280, height: 900 } });
       await page.goto(`${base}${listPath}`);
       await page.screenshot({
         path: path.join(ARTIFACTS, `long-tier${listPath.replaceAll('/', '-')}.png`),
@@ -79,9 +78,9 @@ describe.skipIf(!hasChromium)('a long tier name', { timeout: 120_000 }, () => {
   });
 
   it('keeps the pages that name it within a phone screen', async () => {
-    const context = await browser.newContext({ viewport: { width: 375, height: 800 } });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'boss', 'boss-password');
+    const { context, page } = await signedInPage(rig, 'boss', 'boss-password', {
+      viewport: { width: 375, height: 800 },
+    });
     const wide: string[] = [];
     for (const pagePath of ['/admin/rates', '/rates', '/admin/tiers', '/admin/usage']) {
       await page.goto(`${base}${pagePath}`);

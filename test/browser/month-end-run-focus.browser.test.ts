@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { monthEndRunPathOf } from '../support/month-end.js';
@@ -33,10 +39,7 @@ describe.skipIf(!hasChromium)("a running month-end run's page", { timeout: 120_0
     rig = await startBrowserRig(app);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('keeps the focus where the admin put it while the run goes on, then shows its summary', async () => {
     // Holds the run at its first users' tiers, after it has listed the users to bill.

@@ -1,10 +1,15 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
 import { buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -20,7 +25,6 @@ const LONG_NAME = 'srinivasaraghavan_venkatanarayanan';
 describe.skipIf(!hasChromium)("a month-end run's skipped users", { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
   let runId: number;
 
@@ -51,19 +55,14 @@ describe.skipIf(!hasChromium)("a month-end run's skipped users", { timeout: 120_
     runId = run.id;
     await mkdir(ARTIFACTS, { recursive: true });
     rig = await startBrowserRig(buildTestApp(db));
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('shows each user and the whole reason on the screen, without scrolling sideways', async () => {
     for (const width of [1280, 375]) {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, 'boss', 'boss-password');
+      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
       await page.goto(`${base}/admin/month-end/${runId}`);
       await page.screenshot({ path: path.join(ARTIFACTS, `month-end-skips-${width}.png`), fullPage: true });
       // Nor does the page: the run's summary above the list names the skipped users too.

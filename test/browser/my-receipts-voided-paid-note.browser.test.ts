@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import {
   billJobs,
   markPaidByHandAsJson,
@@ -31,10 +37,7 @@ describe.skipIf(!hasChromium)('the voided-paid-by-hand marker on My receipts', {
     rig = await startBrowserRig(app);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   let made = 0;
   /** A researcher whose receipt was paid by bank transfer, voided, and billed again: the new receipt pending. */

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signInThroughPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { researcherWithReceiptOf, startCheckout } from '../support/receipt-steps.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -25,10 +31,7 @@ describe.skipIf(!hasChromium)('the payment status page while it waits', { timeou
     rig = await startBrowserRig(app);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('keeps the focus on a link while it waits, and moves on once the provider confirms', async () => {
     const { user, agent, receiptId } = await researcherWithReceiptOf(app, db, 'waitfocus', 20);

@@ -1,11 +1,16 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Prisma } from '@prisma/client';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
 import { buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -20,7 +25,6 @@ const ARTIFACTS = path.join(PROJECT_ROOT, 'test-artifacts', 'browser');
 describe.skipIf(!hasChromium)("the Rates page's rate history on a phone", { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
@@ -47,19 +51,14 @@ describe.skipIf(!hasChromium)("the Rates page's rate history on a phone", { time
     }
     await mkdir(ARTIFACTS, { recursive: true });
     rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok' } }));
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('shows every rate and who set it on screen, each rate a card, without scrolling sideways', async () => {
     for (const width of [390, 1280]) {
-      const context = await browser.newContext({ viewport: { width, height: 900 } });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, 'boss', 'boss-password');
+      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
       await page.goto(`${base}/admin/rates`);
       const history = page.locator('section#tier-mu details:has(summary:text-is("History (3)"))');
       expect(await history.getAttribute('open')).not.toBeNull();

@@ -4,6 +4,7 @@ import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import {
   type BrowserRig,
+  closeRigAndDatabase,
   datesSplitAcrossLines,
   hasChromium,
   signInThroughPage,
@@ -49,10 +50,7 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
     ({ browser, base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   /**
    * How far each table's content reaches past what its wrapper shows, and whether each cost cell

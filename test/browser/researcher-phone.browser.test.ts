@@ -1,8 +1,14 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -19,7 +25,6 @@ const LONG_NAME = 'firstname_lastname_computational_structural_bio';
 describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
@@ -40,13 +45,10 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
     // 48 letters with no hyphen: "_" and "." do not break a line.
     await buildUser(db.prisma, { username: LONG_NAME, password: 'long-name-password' });
     rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: TIME_ZONE } }));
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   /** The cells labelled `label` that are not within the phone's width, and how far the table scrolls sideways. */
   async function offScreen(page: Page, label: string) {
@@ -64,9 +66,7 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
   }
 
   it('shows the cost of each day and of each billed job, and the total and status of each receipt', async () => {
-    const context = await browser.newContext({ viewport: PHONE });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'pia', 'pia-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, 'pia', 'pia-password', { viewport: PHONE, landing: /\/me$/ });
     await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
     await Promise.all([
       page.waitForURL(/\/me\/receipts\/\d+#receipt$/),
@@ -99,9 +99,7 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
 
   it("labels each card's cost with its currency, as the desktop header does", async () => {
     // The header said "Cost (THB)", the cards on a phone only "Cost".
-    const context = await browser.newContext({ viewport: PHONE });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'pia', 'pia-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, 'pia', 'pia-password', { viewport: PHONE, landing: /\/me$/ });
     for (const path of ['/me', '/me?view=billed', '/me?view=aggregate']) {
       await page.goto(`${base}${path}`);
       const labels = (await page.evaluate(
@@ -117,9 +115,7 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
 
   it("puts a billed job's receipt number beside its status, at the right of the card", async () => {
     // Spread across the card, the number sat alone in the middle of the line, away from its status.
-    const context = await browser.newContext({ viewport: PHONE });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'pia', 'pia-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, 'pia', 'pia-password', { viewport: PHONE, landing: /\/me$/ });
     const cell = page.locator('main td[data-label="Billed"]').first();
     const number = await cell.locator('a').boundingBox();
     const status = await cell.locator('.badge').boundingBox();
@@ -133,9 +129,7 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
   it("rules off a receipt's total, and Billed's, across the whole card", async () => {
     // The total and its label sat on one line as two boxes, each with its own rule above and below
     // as wide as its text: the rule over the figure most read on the page was broken in the middle.
-    const context = await browser.newContext({ viewport: PHONE });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'pia', 'pia-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, 'pia', 'pia-password', { viewport: PHONE, landing: /\/me$/ });
     await page.goto(`${base}/me/receipts`);
     const receipt = await page.locator('main a[href^="/me/receipts/"]').first().getAttribute('href');
     for (const path of [receipt, '/me?view=billed']) {
@@ -158,9 +152,10 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
   });
 
   it("keeps a long login name within the screen: the header's Sign out and the Account page", async () => {
-    const context = await browser.newContext({ viewport: PHONE });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, LONG_NAME, 'long-name-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, LONG_NAME, 'long-name-password', {
+      viewport: PHONE,
+      landing: /\/me$/,
+    });
     for (const path of ['/me', '/account']) {
       await page.goto(`${base}${path}`);
       // In one piece the name ran past the right edge, and the whole page scrolled sideways.

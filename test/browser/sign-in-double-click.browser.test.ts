@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import {
   answerFormsLate,
   type BrowserRig,
+  closeRigAndDatabase,
   doubleClickButton,
   hasChromium,
   sendAndSettle,
@@ -31,10 +32,7 @@ describe.skipIf(!hasChromium)('Sign in clicked twice', { timeout: 120_000 }, () 
     ({ browser, base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   /** In a new browser, alice's password typed and Sign in double-clicked, its first answer late: the page it ends on. */
   const doubleClickSignIn = async (password: string) => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, startBrowserRig } from '../support/browser.js';
+import { type BrowserRig, closeRigAndDatabase, hasChromium, startBrowserRig } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -20,10 +20,7 @@ describe.skipIf(!hasChromium)('the sign-in page a protected page sent a browser 
     rig = await startBrowserRig(buildTestApp(db));
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('says why as its notice, and signing in opens the page asked for', async () => {
     const context = await rig.browser.newContext({ viewport: { width: 1280, height: 800 } });

@@ -1,7 +1,13 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -17,7 +23,6 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 describe.skipIf(!hasChromium)("the tables' totals row, read by a screen reader", { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
@@ -38,13 +43,10 @@ describe.skipIf(!hasChromium)("the tables' totals row, read by a screen reader",
       })),
     );
     rig = await startBrowserRig(buildTestApp(db));
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   /**
    * The roles of the main table's footer cells, as the accessibility tree has them, and its elements:
@@ -82,8 +84,7 @@ describe.skipIf(!hasChromium)("the tables' totals row, read by a screen reader",
   });
 
   it("My usage's Per day and Billed totals and a receipt's total are cells of their columns, in a Total row", async () => {
-    const page = await (await browser.newContext()).newPage();
-    await signInThroughPage(page, base, 'kim', 'kim-password');
+    const { page } = await signedInPage(rig, 'kim', 'kim-password');
     await page.goto(`${base}/me?view=aggregate`);
     expect(await footRoles(page)).toEqual(totalsRow('Total', 5));
 
@@ -99,8 +100,7 @@ describe.skipIf(!hasChromium)("the tables' totals row, read by a screen reader",
   });
 
   it("the admin's Usage across users totals are cells of their columns, in a Total row", async () => {
-    const page = await (await browser.newContext()).newPage();
-    await signInThroughPage(page, base, 'root', 'root-password');
+    const { page } = await signedInPage(rig, 'root', 'root-password');
     await page.goto(`${base}/admin/usage`);
     expect(await footRoles(page)).toEqual(totalsRow('Total', 6));
     await page.context().close();

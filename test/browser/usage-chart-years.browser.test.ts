@@ -1,9 +1,14 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -40,7 +45,6 @@ const MEASURE_AXES = `(() => [...document.querySelectorAll('svg.chart')].map((sv
 describe.skipIf(!hasChromium)('per-day charts over a window across years', { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
@@ -56,13 +60,10 @@ describe.skipIf(!hasChromium)('per-day charts over a window across years', { tim
     );
     await mkdir(ARTIFACTS, { recursive: true });
     rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: 'UTC' } }));
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it.each([
     ['phone', 390, 844, '2025-12-28', '2026-01-03', ['12-28 2025', '12-30', '01-01 2026', '01-03']],
@@ -75,9 +76,10 @@ describe.skipIf(!hasChromium)('per-day charts over a window across years', { tim
   ])(
     'on a %s (%d by %d px) from %s to %s names the years on the axis: %j',
     async (name, width, height, start, end, labels) => {
-      const context = await browser.newContext({ viewport: { width, height } });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, 'yuki', 'yuki-password', /\/me$/);
+      const { context, page } = await signedInPage(rig, 'yuki', 'yuki-password', {
+        viewport: { width, height },
+        landing: /\/me$/,
+      });
       await page.goto(`${base}/me?view=aggregate&start=${start}&end=${end}`);
       await page
         .locator('.charts')

@@ -1,8 +1,14 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -19,7 +25,6 @@ const NAMES = ['relax-structure', 'md-run', 'nf-NFCORE_RNASEQ_RNASEQ_PREPARE_GEN
 describe.skipIf(!hasChromium)("a researcher's jobs beside their receipt's status", { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
@@ -44,13 +49,10 @@ describe.skipIf(!hasChromium)("a researcher's jobs beside their receipt's status
       })),
     );
     rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: TIME_ZONE } }));
-    ({ browser, base } = rig);
+    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   /** Each billed row's Ended cell: its text, on how many lines, and whether it is within the window. */
   async function endedCells(page: Page) {
@@ -72,9 +74,7 @@ describe.skipIf(!hasChromium)("a researcher's jobs beside their receipt's status
   }
 
   it('keeps each Ended date on one line at 1280 px, every column on the screen, and on a phone', async () => {
-    const context = await browser.newContext({ viewport: DESKTOP });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'dora', 'dora-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, 'dora', 'dora-password', { viewport: DESKTOP, landing: /\/me$/ });
     await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
     await Promise.all([
       page.waitForURL(/\/me\/receipts\/\d+#receipt$/),
@@ -98,9 +98,7 @@ describe.skipIf(!hasChromium)("a researcher's jobs beside their receipt's status
     await context.close();
   });
   it("shows the window's totals as figures to read, not in the small grey capitals of a column heading", async () => {
-    const context = await browser.newContext({ viewport: DESKTOP });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'dora', 'dora-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, 'dora', 'dora-password', { viewport: DESKTOP, landing: /\/me$/ });
     await page.goto(`${base}/me?view=aggregate`);
     const styles = (await page.evaluate(`(() => {
       const pick = (element) => {

@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addLocalDays, toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -39,15 +45,13 @@ describe.skipIf(!hasChromium)("sorting My usage's jobs on a phone", { timeout: 1
     ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('offers a visible sort control that sorts by cost, keeping the window', async () => {
-    const context = await rig.browser.newContext({ viewport: PHONE });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'phoebe', 'phoebe-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, 'phoebe', 'phoebe-password', {
+      viewport: PHONE,
+      landing: /\/me$/,
+    });
     const today = toLocalDate(new Date(), 'UTC');
     const window = { start: addLocalDays(today, -10), end: today };
     await page.goto(`${base}/me?start=${window.start}&end=${window.end}`);
@@ -79,9 +83,10 @@ describe.skipIf(!hasChromium)("sorting My usage's jobs on a phone", { timeout: 1
   });
 
   it('is not shown on a wide screen, where the column headers sort', async () => {
-    const context = await rig.browser.newContext({ viewport: DESKTOP });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'phoebe', 'phoebe-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, 'phoebe', 'phoebe-password', {
+      viewport: DESKTOP,
+      landing: /\/me$/,
+    });
     expect(await page.getByLabel('Sort by').isVisible()).toBe(false);
     expect(await page.locator('th a:has-text("Cost")').isVisible()).toBe(true);
     await context.close();

@@ -1,8 +1,14 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -22,7 +28,6 @@ const LONG_USER = 'bartholomew_longname_research';
 describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let browser: Browser;
   let base: string;
   let receiptPath = '';
 
@@ -51,12 +56,13 @@ describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, 
       }));
     await buildJobs(db, [...jobsOf('dora', 4_821_930, 30), ...jobsOf(LONG_USER, 4_822_930, 30)]);
     rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: TIME_ZONE } }));
-    ({ browser, base } = rig);
+    ({ base } = rig);
 
     // Half of dora's jobs on a receipt, so the Billed column holds receipts' numbers and statuses.
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'dora', 'dora-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, 'dora', 'dora-password', {
+      viewport: { width: 1280, height: 800 },
+      landing: /\/me$/,
+    });
     await page.fill('#before', toLocalDate(new Date(now - 3 * 86_400_000), TIME_ZONE));
     await Promise.all([
       page.waitForURL(/\/me\/receipts\/\d+#receipt$/),
@@ -66,10 +72,7 @@ describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, 
     await context.close();
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   /** How far each table's box and the page scroll sideways (0 when they do not). */
   async function overflowOf(page: Page) {
@@ -89,9 +92,7 @@ describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, 
     };
     const found: Record<string, { tables: number[]; page: number }> = {};
     for (const [user, userPaths] of Object.entries(paths)) {
-      const context = await browser.newContext({ viewport: TABLETS[0] });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, user, `${user}-password`);
+      const { context, page } = await signedInPage(rig, user, `${user}-password`, { viewport: TABLETS[0] });
       for (const viewport of TABLETS) {
         await page.setViewportSize(viewport);
         for (const path of userPaths) {
@@ -134,9 +135,9 @@ describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, 
     const found: Record<string, unknown> = {};
     const expected: Record<string, unknown> = {};
     for (const [user, userPaths] of Object.entries(paths)) {
-      const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-      const page = await context.newPage();
-      await signInThroughPage(page, base, user, `${user}-password`);
+      const { context, page } = await signedInPage(rig, user, `${user}-password`, {
+        viewport: { width: 1280, height: 1000 },
+      });
       const desktop: Record<string, string[]> = {};
       for (const path of Object.keys(userPaths)) {
         await page.goto(`${base}${path}`);
@@ -160,9 +161,10 @@ describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, 
   });
 
   it("shows each job's figures on the screen, each on one line under its column's name, and the sort", async () => {
-    const context = await browser.newContext({ viewport: TABLETS[0] });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'dora', 'dora-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, 'dora', 'dora-password', {
+      viewport: TABLETS[0],
+      landing: /\/me$/,
+    });
     for (const viewport of TABLETS) {
       await page.setViewportSize(viewport);
       await page.goto(`${base}/me`);

@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addLocalDays, toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { type BrowserRig, hasChromium, signInThroughPage, startBrowserRig } from '../support/browser.js';
+import {
+  type BrowserRig,
+  closeRigAndDatabase,
+  hasChromium,
+  signedInPage,
+  startBrowserRig,
+} from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -16,7 +22,6 @@ const TIME_ZONE = 'UTC';
 describe.skipIf(!hasChromium)("My usage's date window and the sort", { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let rig: BrowserRig;
-  let base: string;
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -34,18 +39,15 @@ describe.skipIf(!hasChromium)("My usage's date window and the sort", { timeout: 
       })),
     );
     rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: TIME_ZONE } }));
-    ({ base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   it('keeps the sort when the window changes', async () => {
-    const context = await rig.browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    await signInThroughPage(page, base, 'sorter', 'sorter-password', /\/me$/);
+    const { context, page } = await signedInPage(rig, 'sorter', 'sorter-password', {
+      viewport: { width: 1280, height: 800 },
+      landing: /\/me$/,
+    });
     await page.click('th a:has-text("Cost")');
     await page.waitForURL(/sort=cost&dir=desc/);
 

@@ -4,6 +4,7 @@ import { buildReceiptRow, buildTiers } from '../support/billing-factories.js';
 import {
   answerFormsLate,
   type BrowserRig,
+  closeRigAndDatabase,
   doubleClickButton,
   formsSentTo,
   hasChromium,
@@ -36,10 +37,7 @@ describe.skipIf(!hasChromium)('Void and Mark paid clicked twice', { timeout: 120
     ({ browser, base } = rig);
   });
 
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeRigAndDatabase(rig, db));
 
   /** The admin's page, signed in; every POST it sends is counted, and its first answer comes late. */
   const openReceipt = async (receiptId: number) => {

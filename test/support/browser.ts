@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type express from 'express';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
+import type { TestDatabase } from './test-database.js';
 
 /** Debian's chromium (apt-get install -y chromium); browser tests skip without it. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -50,6 +51,15 @@ export async function startBrowserRig(app: express.Express): Promise<BrowserRig>
   };
 }
 
+/**
+ * A browser test file's teardown: the rig closed, then the test database dropped, each only if the
+ * file's beforeAll got as far as making it. The rig first: the app it serves holds the database's pool.
+ */
+export async function closeRigAndDatabase(rig: BrowserRig | undefined, db: TestDatabase | undefined): Promise<void> {
+  await rig?.close();
+  await db?.drop();
+}
+
 /** Signs in through the login form as a person would, and waits for the landing page. */
 export async function signInThroughPage(
   page: Page,
@@ -62,6 +72,22 @@ export async function signInThroughPage(
   await page.fill('#username', username);
   await page.fill('#password', password);
   await Promise.all([page.waitForURL(landing), page.click('button[type=submit]')]);
+}
+
+/**
+ * A new browser context (cookies of its own) made with `options`, and a page in it signed in through
+ * the login form (signInThroughPage, waiting for `landing`). The caller closes the context.
+ */
+export async function signedInPage(
+  rig: Pick<BrowserRig, 'browser' | 'base'>,
+  username: string,
+  password: string,
+  { landing, ...options }: BrowserContextOptions & { landing?: RegExp } = {},
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await rig.browser.newContext(options);
+  const page = await context.newPage();
+  await signInThroughPage(page, rig.base, username, password, landing);
+  return { context, page };
 }
 
 /**

@@ -9,10 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
 import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
-import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
-import { createMetrics } from '../../../src/modules/metrics/metrics.js';
+import { ingestWindow, labFileSource } from '../../support/ingest-window.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 const WINDOW = { start: new Date('2026-11-23T15:00:00Z'), end: new Date('2026-11-23T16:00:00Z') };
@@ -45,16 +43,7 @@ describe('a line whose JobID is the damaged field', () => {
     utimesSync(file, NOW, NOW);
     const logged: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(line) });
-    const result = await createIngestionService({
-      db,
-      sources: [createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' })],
-      unconfigured: {},
-      logger,
-      metrics: createMetrics(),
-      overlapSec: 0,
-      initialLookbackSec: 3600,
-      now: () => NOW,
-    }).runOnce({ trigger: 'manual', window: WINDOW });
+    const result = await ingestWindow(db, labFileSource(file), WINDOW, { logger, now: () => NOW });
     if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
     expect(result.run).toMatchObject({ outcome: 'partial', seen: 2, inserted: 2, skipped: 3 });
     expect(result.run.sourceNotes.skipped).toBe('3 job(s) skipped, first: a record (line 3): not a Slurm job id: ""');
@@ -80,9 +69,9 @@ describe('a damaged line in one of the sacct outputs a long window is read in', 
     chmodSync(script, 0o755);
     const window = { start: new Date('2026-11-21T16:00:00Z'), end: new Date('2026-11-23T16:00:00Z') };
     const logged: string[] = [];
-    const result = await createIngestionService({
+    const result = await ingestWindow(
       db,
-      sources: [
+      [
         createSacctSource({
           sacctPath: script,
           timeZone: 'UTC',
@@ -93,13 +82,13 @@ describe('a damaged line in one of the sacct outputs a long window is read in', 
           runAs: null,
         }),
       ],
-      unconfigured: {},
-      logger: pino({ level: 'warn' }, { write: (line: string) => logged.push(line) }),
-      metrics: createMetrics(),
-      overlapSec: 0,
-      initialLookbackSec: 3600,
-      now: () => window.end,
-    }).runOnce({ trigger: 'manual', window, force: true });
+      window,
+      {
+        logger: pino({ level: 'warn' }, { write: (line: string) => logged.push(line) }),
+        now: () => window.end,
+        force: true,
+      },
+    );
     if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
     expect(result.run).toMatchObject({ outcome: 'partial', seen: 0, skipped: 2 });
     expect(result.run.sourceNotes.skipped).toBe(

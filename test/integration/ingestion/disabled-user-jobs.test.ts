@@ -9,15 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
-import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { createRatesService } from '../../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../../src/modules/receipts/receipts.service.js';
 import { setDisabled } from '../../../src/modules/users/users.service.js';
-import { createLogger } from '../../../src/shared/logger.js';
 import { buildTiers } from '../../support/billing-factories.js';
 import { buildUser } from '../../support/factories.js';
+import { ingestWindow, labFileSource } from '../../support/ingest-window.js';
 import { buildTestConfig } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
@@ -55,16 +53,7 @@ describe("a disabled user's jobs ingested after they left", () => {
     // The disable kept the override.
     expect(await db.prisma.tierOverride.count({ where: { username: 'alice' } })).toBe(1);
 
-    const run = await createIngestionService({
-      db,
-      sources: [createSacctFileSource({ path: CAPTURE, timeZone: 'UTC', defaultCluster: 'lab' })],
-      unconfigured: {},
-      logger: createLogger('silent'),
-      metrics: createMetrics(),
-      overlapSec: 0,
-      initialLookbackSec: 3600,
-      now: () => NOW,
-    }).runOnce({ trigger: 'manual', window: WINDOW, force: true });
+    const run = await ingestWindow(db, labFileSource(CAPTURE), WINDOW, { now: () => NOW, force: true });
     expect(run.status).toBe('finished');
     expect(await db.prisma.slurmJob.count({ where: { user: 'alice' } })).toBeGreaterThan(0);
 

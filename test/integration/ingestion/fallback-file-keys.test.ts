@@ -9,9 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildSources } from '../../../src/modules/ingestion/ingestion.factory.js';
-import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
-import { createMetrics } from '../../../src/modules/metrics/metrics.js';
-import { createLogger } from '../../../src/shared/logger.js';
+import { ingestWindowFinished } from '../../support/ingest-window.js';
 import { buildTestConfig } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
@@ -33,17 +31,7 @@ function fakeSacct(mode: string): string {
 
 async function run(env: Record<string, string>) {
   const { sources, unconfigured } = buildSources(buildTestConfig(db.url, { APP_TZ: 'UTC', ...env }));
-  const result = await createIngestionService({
-    db,
-    sources,
-    unconfigured,
-    logger: createLogger('silent'),
-    metrics: createMetrics(),
-    overlapSec: 0,
-    initialLookbackSec: 3600,
-  }).runOnce({ trigger: 'manual', window: WINDOW, force: true });
-  if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
-  return result.run;
+  return ingestWindowFinished(db, sources, WINDOW, { unconfigured, force: true });
 }
 
 async function storedKeys() {

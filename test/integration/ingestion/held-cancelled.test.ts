@@ -8,13 +8,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
-import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { createRatesService } from '../../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../../src/modules/receipts/receipts.service.js';
-import { createLogger } from '../../../src/shared/logger.js';
 import { buildTiers } from '../../support/billing-factories.js';
+import { ingestWindowFinished, labFileSource } from '../../support/ingest-window.js';
 import { buildTestConfig } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
@@ -40,18 +38,7 @@ afterAll(async () => {
 async function ingest(text: string) {
   const file = path.join(dir, 'sacct.psv');
   writeFileSync(file, text);
-  const result = await createIngestionService({
-    db,
-    sources: [createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' })],
-    unconfigured: {},
-    logger: createLogger('silent'),
-    metrics: createMetrics(),
-    overlapSec: 0,
-    initialLookbackSec: 3600,
-    now: () => NOW,
-  }).runOnce({ trigger: 'manual', window: WINDOW, force: true });
-  if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
-  return result.run;
+  return ingestWindowFinished(db, labFileSource(file), WINDOW, { now: () => NOW, force: true });
 }
 
 function receipts() {

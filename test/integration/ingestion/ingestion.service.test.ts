@@ -23,7 +23,6 @@ import {
 import { type JobSource, SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
 import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
-import { parseSlurmRestJobsResponse } from '../../../src/modules/ingestion/slurm-rest.parser.js';
 import { createMetrics, type Metrics } from '../../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../../src/shared/logger.js';
 import {
@@ -34,6 +33,7 @@ import {
   withHangGuard,
   writeHangingSacctWrapper,
 } from '../../support/hung-sacct.js';
+import { labFileSource, labRestSource } from '../../support/ingest-window.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 const CAPTURES = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05');
@@ -63,7 +63,7 @@ beforeEach(async () => {
 function fileSource(captureName: string, fileName = 'sacct.psv'): { source: JobSource; file: string } {
   const file = path.join(dir, fileName);
   copyFileSync(path.join(CAPTURES, captureName), file);
-  return { source: createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' }), file };
+  return { source: labFileSource(file), file };
 }
 
 function service(sources: JobSource[], overrides: Partial<IngestionDeps> = {}) {
@@ -132,7 +132,7 @@ describe('ingestion runs through the file source', () => {
     const lines = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').split('\n');
     lines[3] = lines[3]?.replace('|16|00:05.694|', '|x16|00:05.694|') ?? '';
     writeFileSync(file, lines.join('\n'));
-    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const source = labFileSource(file);
     const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ outcome: 'partial', seen: 11, inserted: 11, skipped: 1 });
     expect(await jobRow('2')).toBeUndefined();
@@ -153,7 +153,7 @@ describe('ingestion runs through the file source', () => {
     writeFileSync(file, lines.join('\n'));
     const logged: Record<string, unknown>[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line)) });
-    const damaged = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const damaged = labFileSource(file);
 
     const run = await finishedRun(service([damaged], { logger }).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ outcome: 'partial', seen: 11, inserted: 11, skipped: 1 });
@@ -182,7 +182,7 @@ describe('ingestion runs through the file source', () => {
     writeFileSync(file, [capture, 'x'.repeat(4_000_000), longRaw.join('|'), ''].join('\n'));
     const logged: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(line) });
-    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const source = labFileSource(file);
 
     const run = await finishedRun(service([source], { logger }).runOnce({ trigger: 'manual', window: WINDOW }));
     // The huge line does not reach the JobID column: it may have been a step of job 13 before it, skipped too.
@@ -210,7 +210,7 @@ describe('ingestion runs through the file source', () => {
     const half = records.findIndex((line) => line.startsWith('bob|3|'));
     const file = path.join(dir, 'joined.psv');
     writeFileSync(file, [header, ...records.slice(0, half), header, ...records.slice(half), ''].join('\n'));
-    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const source = labFileSource(file);
     const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, skipped: 0 });
     expect(run.sourceNotes.skipped).toBeUndefined();
@@ -227,7 +227,7 @@ describe('ingestion runs through the file source', () => {
       file,
       [header, ...records.slice(0, half), reversed(header), ...records.slice(half).map(reversed), ''].join('\n'),
     );
-    const joined = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const joined = labFileSource(file);
     const run = await finishedRun(service([joined]).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, skipped: 0 });
     // The same jobs as the capture read whole: a re-read of it changes none.
@@ -248,7 +248,7 @@ describe('ingestion runs through the file source', () => {
         '',
       ].join('\n'),
     );
-    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const source = labFileSource(file);
     const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ outcome: 'success', seen: 2, inserted: 2, skipped: 0, warned: 1 });
     expect(run.sourceNotes.warnings).toBe(
@@ -281,7 +281,7 @@ describe('ingestion runs through the file source', () => {
     );
     const logged: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(line) });
-    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const source = labFileSource(file);
     const run = await finishedRun(service([source], { logger }).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ outcome: 'success', seen: 5, inserted: 5, skipped: 0, unknownStateJobs: 3 });
     expect(run.sourceNotes.unknownStates).toBe(
@@ -339,7 +339,7 @@ describe('ingestion runs through the file source', () => {
     lines.push(row(1, 'COMPLETED', '2026-11-23T15:11:00'));
     const file = path.join(dir, 'twice.psv');
     writeFileSync(file, `${lines.join('\n')}\n`);
-    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const source = labFileSource(file);
     const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ outcome: 'success', seen: 12, inserted: 12, updated: 0, unchanged: 0 });
     expect(await jobRow('1')).toMatchObject({ state: 'COMPLETED', is_terminal: true });
@@ -416,7 +416,7 @@ describe('ingestion runs through the file source', () => {
     const lines = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').split('\n');
     lines[3] = lines[3]?.replace('|16|00:05.694|', '|x16|00:05.694|') ?? '';
     writeFileSync(file, lines.join('\n'));
-    const damaged = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const damaged = labFileSource(file);
     const run = await finishedRun(
       service([slices(damaged, damaged, damaged)]).runOnce({ trigger: 'manual', window: WINDOW }),
     );
@@ -436,7 +436,7 @@ describe('ingestion runs through the file source', () => {
       const lines = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').split('\n');
       lines[3] = lines[3]?.replace('|16|00:05.694|', '|x16|00:05.694|') ?? '';
       writeFileSync(file, lines.join('\n'));
-      const damaged = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+      const damaged = labFileSource(file);
       const { source: whole } = fileSource('final/sacct-steps-extra.psv');
       const parts = damagedFirst ? [damaged, whole] : [whole, damaged];
       const run = await finishedRun(service([slices(...parts)]).runOnce({ trigger: 'manual', window: WINDOW }));
@@ -453,13 +453,13 @@ describe('ingestion runs through the file source', () => {
       `7|7|${cluster}|ann|COMPLETED|${elapsed}|2026-11-23T15:10:00|2026-11-23T15:11:00|cpu=1,mem=1G,node=1`;
     const file = path.join(dir, 'two-clusters.psv');
     writeFileSync(file, [header, row('lab', 'x'), row('other', 'y'), ''].join('\n'));
-    const bad = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const bad = labFileSource(file);
     const run = await finishedRun(service([slices(bad, bad)]).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ outcome: 'partial', seen: 0, skipped: 2 });
     // Job 7 of lab read whole in a later slice is stored: the other cluster's is the one the notes name.
     const good = path.join(dir, 'lab-whole.psv');
     writeFileSync(good, [header, row('lab', '60'), ''].join('\n'));
-    const whole = createSacctFileSource({ path: good, timeZone: 'UTC', defaultCluster: 'lab' });
+    const whole = labFileSource(good);
     const later = await finishedRun(service([slices(bad, whole)]).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(later).toMatchObject({ outcome: 'partial', seen: 1, inserted: 1, skipped: 1 });
     expect(later.sourceNotes.skipped).toBe('1 job(s) skipped, first: job 7 (line 3): not a count: "y"');
@@ -477,7 +477,7 @@ describe('ingestion runs through the file source', () => {
         '',
       ].join('\n'),
     );
-    const odd = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const odd = labFileSource(file);
     const run = await finishedRun(service([slices(odd, odd, odd)]).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ seen: 2, inserted: 2, unknownStateJobs: 1, warned: 1 });
     expect(run.sourceNotes.unknownStates).toMatch(
@@ -497,7 +497,7 @@ describe('ingestion runs through the file source', () => {
     writeFileSync(earlier, [header, row('COMPLETED', '2026-11-20'), ''].join('\n'));
     const later = path.join(dir, 'later.psv');
     writeFileSync(later, [header, row('COMPLETD', '2026-11-23'), ''].join('\n'));
-    const read = (file: string) => createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const read = (file: string) => labFileSource(file);
     const earlierWindow = { start: new Date('2026-11-20T15:00:00Z'), end: new Date('2026-11-20T16:00:00Z') };
     await finishedRun(service([read(earlier)]).runOnce({ trigger: 'manual', window: earlierWindow }));
     const run = await finishedRun(service([read(later)]).runOnce({ trigger: 'manual', window: WINDOW }));
@@ -539,7 +539,7 @@ describe('ingestion runs through the file source', () => {
     lines[3] = lines[3]?.replace('|16|00:05.694|', '|x16|00:05.694|') ?? '';
     writeFileSync(file, lines.join('\n'));
     utimesSync(file, WRITTEN, WRITTEN);
-    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const source = labFileSource(file);
     await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
     const later = { start: new Date('2026-11-23T15:30:00Z'), end: NOW };
     const run = await finishedRun(service([source]).runOnce({ trigger: 'schedule', window: later }));
@@ -591,7 +591,7 @@ describe('memory GB-hours of the steps, as stored and as billed', () => {
         '',
       ].join('\n'),
     );
-    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const source = labFileSource(file);
     await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
     const stored = await db.pool.query('SELECT step_mem_gb_hours::text AS mem FROM slurm_jobs WHERE job_id = $1', [
       '61',
@@ -614,7 +614,7 @@ describe('a file cut short (copied or read while still being written)', () => {
     const file = path.join(dir, 'cut-short.psv');
     // Cut inside the last AveRSS: the line still has all its fields, with 76 bytes where 7605964K were.
     writeFileSync(file, `${lines.join('\n')}\n`.slice(0, -8));
-    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const source = labFileSource(file);
 
     const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ outcome: 'failed', seen: 0, inserted: 0 });
@@ -826,15 +826,8 @@ describe('switching the source', () => {
   // The same window of the real 22.05 lab, through the sacct source's arguments and through v0.0.38.
   const switchDir = path.join(CAPTURES, 'switch');
   const window = { start: new Date('2026-12-03T04:42:00Z'), end: new Date('2026-12-03T04:48:30Z') };
-  const switchSacct = () =>
-    createSacctFileSource({ path: path.join(switchDir, 'sacct.psv'), timeZone: 'UTC', defaultCluster: 'lab' });
-  const switchRest = (): JobSource => ({
-    name: 'slurmrestd',
-    async *read() {
-      const body = JSON.parse(readFileSync(path.join(switchDir, 'rest-dbv0.0.38-jobs.json'), 'utf8'));
-      yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
-    },
-  });
+  const switchSacct = () => labFileSource(path.join(switchDir, 'sacct.psv'));
+  const switchRest = () => labRestSource(path.join(switchDir, 'rest-dbv0.0.38-jobs.json'));
 
   it('between slurmrestd and sacct rewrites no job: both read the same jobs as the same record', async () => {
     const sacct = switchSacct();
@@ -872,7 +865,7 @@ describe('jobs sacct stored in the server zone, not APP_TZ (before sacct ran wit
     const file = path.join(dir, 'sacct.psv');
     copyFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), file);
     const shifted = createSacctFileSource({ path: file, timeZone: 'Asia/Bangkok', defaultCluster: 'lab' });
-    const right = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const right = labFileSource(file);
     expect(await finishedRun(service([shifted]).runOnce({ trigger: 'manual', window: wide }))).toMatchObject({
       inserted: 12,
     });
@@ -897,7 +890,7 @@ describe('the high-water mark', () => {
     );
     const written = new Date('2026-11-21T10:05:00Z');
     utimesSync(file, written, written);
-    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const source = labFileSource(file);
     const T0 = new Date('2026-11-20T12:00:00Z');
     await finishedRun(service([source], { now: () => T0 }).runOnce({ trigger: 'schedule' }));
     // The operator backfills the last two days, today (NOW's day) included.
@@ -922,7 +915,7 @@ describe('after an outage (failed runs)', () => {
     const early = '910|910|ann|COMPLETED|600|2026-11-23T13:50:00|2026-11-23T14:00:00|cpu=1,mem=1G,node=1\n';
     const late = '911|911|ann|COMPLETED|600|2026-11-23T15:10:00|2026-11-23T15:20:00|cpu=1,mem=1G,node=1\n';
     writeFileSync(file, header + early);
-    const fileSource = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const fileSource = labFileSource(file);
     const down: JobSource = {
       name: 'sacct',
       // biome-ignore lint/correctness/useYield: a source that fails before yielding anything
@@ -1317,7 +1310,7 @@ describe('a job whose billing is more than its column holds', () => {
     utimesSync(file, WRITTEN, WRITTEN);
     const logged: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(line) });
-    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const source = labFileSource(file);
 
     const run = await finishedRun(service([source], { logger }).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ outcome: 'partial', seen: 1, skipped: 1, error: null });
@@ -1352,7 +1345,7 @@ describe('a job past a billion hours of a resource', () => {
     utimesSync(file, WRITTEN, WRITTEN);
     const logged: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(line) });
-    const source = createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    const source = labFileSource(file);
 
     const run = await finishedRun(service([source], { logger }).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ outcome: 'partial', seen: 1, skipped: 2 });

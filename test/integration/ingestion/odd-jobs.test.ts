@@ -6,7 +6,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
 import type { JobSource } from '../../../src/modules/ingestion/job-source.js';
 import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
@@ -14,8 +13,8 @@ import { parseSlurmRestJobsResponse } from '../../../src/modules/ingestion/slurm
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { createRatesService } from '../../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../../src/modules/receipts/receipts.service.js';
-import { createLogger } from '../../../src/shared/logger.js';
 import { buildTiers } from '../../support/billing-factories.js';
+import { ingestWindow, labFileSource, labRestSource } from '../../support/ingest-window.js';
 import { RESIZED_SACCT, RESIZED_WINDOW, resizedRestAnswer } from '../../support/resized-job.js';
 import { buildTestConfig } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
@@ -37,18 +36,6 @@ afterAll(async () => {
 beforeEach(async () => {
   await db.pool.query('TRUNCATE slurm_jobs, ingestion_runs RESTART IDENTITY');
 });
-
-function ingest(source: JobSource, window: { start: Date; end: Date }) {
-  return createIngestionService({
-    db,
-    sources: [source],
-    unconfigured: {},
-    logger: createLogger('silent'),
-    metrics: createMetrics(),
-    overlapSec: 0,
-    initialLookbackSec: 3600,
-  }).runOnce({ trigger: 'manual', window });
-}
 
 /** The fake sacct under a name that picks its behaviour (see the script's header). */
 function fakeSacct(mode: string): string {
@@ -146,7 +133,7 @@ describe.each([
   it.each(sacctSourcesOf(capture))(
     'through %s it is stored, billable, as slurmrestd gives it (it used to be skipped, never billed)',
     async (source, build) => {
-      const result = await ingest(build(), window);
+      const result = await ingestWindow(db, build(), window);
       expect(result).toMatchObject({
         status: 'finished',
         run: { outcome: 'success', source, seen: 1, skipped: 0 },
@@ -160,13 +147,7 @@ describe('a requeued job (scontrol requeue), whose runs slurmrestd returns as tw
   // Job 21 of the lab: run 1 22:45:14-22:45:21, requeued (its record turns REQUEUED), eligible again
   // at 22:47:22 (Slurm's requeue delay), run 2 22:47:47-22:48:12 COMPLETED. Captured for two windows:
   // 22:45:15-22:45:30 holds the REQUEUED record alone (run 2 was not eligible yet), 22:47-22:49 run 2.
-  const restSource = (file: string): JobSource => ({
-    name: 'slurmrestd',
-    async *read() {
-      const body = JSON.parse(readFileSync(path.join(CAPTURES, 'requeue', file), 'utf8'));
-      yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
-    },
-  });
+  const restSource = (file: string) => labRestSource(path.join(CAPTURES, 'requeue', file));
   const job21 = async () =>
     (
       await db.pool.query(
@@ -176,7 +157,7 @@ describe('a requeued job (scontrol requeue), whose runs slurmrestd returns as tw
     ).rows;
 
   it('reading the earlier window again (a backfill day) keeps the job as its last run ended, billable', async () => {
-    const live = await ingest(restSource('rest-dbv0.0.38-jobs-2247.json'), {
+    const live = await ingestWindow(db, restSource('rest-dbv0.0.38-jobs-2247.json'), {
       start: new Date('2026-12-03T22:47:00Z'),
       end: new Date('2026-12-03T22:49:00Z'),
     });
@@ -184,7 +165,7 @@ describe('a requeued job (scontrol requeue), whose runs slurmrestd returns as tw
     const completed = { state: 'COMPLETED', is_terminal: true, elapsed_sec: 25, is_unbilled: true };
     expect(await job21()).toEqual([completed]);
 
-    const again = await ingest(restSource('rest-dbv0.0.38-jobs-2245.json'), {
+    const again = await ingestWindow(db, restSource('rest-dbv0.0.38-jobs-2245.json'), {
       start: new Date('2026-12-03T22:45:15Z'),
       end: new Date('2026-12-03T22:45:30Z'),
     });
@@ -211,11 +192,11 @@ describe('a requeued job (scontrol requeue), whose runs slurmrestd returns as tw
   });
 
   it('v0.0.39+: the earlier window read again adds no second, pending, job 21 beside the billed run', async () => {
-    await ingest(asStateArrays('rest-dbv0.0.38-jobs-2247.json'), {
+    await ingestWindow(db, asStateArrays('rest-dbv0.0.38-jobs-2247.json'), {
       start: new Date('2026-12-03T22:47:00Z'),
       end: new Date('2026-12-03T22:49:00Z'),
     });
-    const again = await ingest(asStateArrays('rest-dbv0.0.38-jobs-2245.json'), {
+    const again = await ingestWindow(db, asStateArrays('rest-dbv0.0.38-jobs-2245.json'), {
       start: new Date('2026-12-03T22:45:15Z'),
       end: new Date('2026-12-03T22:45:30Z'),
     });
@@ -229,7 +210,7 @@ describe('a requeued job (scontrol requeue), whose runs slurmrestd returns as tw
   });
 
   it('the earlier window alone stores neither superseded run, as sacct reads none', async () => {
-    await ingest(restSource('rest-dbv0.0.38-jobs-2245.json'), {
+    await ingestWindow(db, restSource('rest-dbv0.0.38-jobs-2245.json'), {
       start: new Date('2026-12-03T22:45:15Z'),
       end: new Date('2026-12-03T22:45:30Z'),
     });
@@ -245,14 +226,8 @@ describe('an array cancelled while its tasks were pending (scancel before any ra
   // slurmrestd 22.05 gives the tasks as a hex bitmap (array.task "0x3E") without a task id.
   const window = { start: new Date('2026-12-03T23:16:10Z'), end: new Date('2026-12-03T23:16:51Z') };
   const dir = path.join(CAPTURES, 'array-cancelled-pending');
-  const rest: JobSource = {
-    name: 'slurmrestd',
-    async *read() {
-      const body = JSON.parse(readFileSync(path.join(dir, 'rest-dbv0.0.38-jobs.json'), 'utf8'));
-      yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
-    },
-  };
-  const sacct = createSacctFileSource({ path: path.join(dir, 'sacct.psv'), timeZone: 'UTC', defaultCluster: 'lab' });
+  const rest = labRestSource(path.join(dir, 'rest-dbv0.0.38-jobs.json'));
+  const sacct = labFileSource(path.join(dir, 'sacct.psv'));
   const arrays = async () =>
     (
       await db.pool.query(
@@ -271,11 +246,11 @@ describe('an array cancelled while its tasks were pending (scancel before any ra
   ];
 
   it('has the same job key through slurmrestd as through sacct, so switching the source keeps its key', async () => {
-    expect(await ingest(rest, window)).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
+    expect(await ingestWindow(db, rest, window)).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
     // It used to be stored as 68 and 70 through slurmrestd: receipts know a job by its key, and a
     // switch to sacct gave a job already on a receipt a new key, unbilled.
     expect(await arrays()).toEqual(expected);
-    const switched = await ingest(sacct, window);
+    const switched = await ingestWindow(db, sacct, window);
     expect(switched).toMatchObject({ status: 'finished', run: { outcome: 'success', source: 'file' } });
     expect(await arrays()).toEqual(expected);
   });
@@ -310,13 +285,7 @@ describe("a job id Slurm gave again (slurmctld's state lost), whose two jobs slu
     job('2', 'alice', 'reuse-first-alice', 2, FIRST, false),
     job('2@20261204T031430Z', 'bob', 'reuse-later-bob', 2, LATER, true),
   ];
-  const restSourceOf = (capture: string): JobSource => ({
-    name: 'slurmrestd',
-    async *read() {
-      const body = JSON.parse(readFileSync(path.join(CAPTURES, capture, 'rest-dbv0.0.38-jobs.json'), 'utf8'));
-      yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
-    },
-  });
+  const restSourceOf = (capture: string) => labRestSource(path.join(CAPTURES, capture, 'rest-dbv0.0.38-jobs.json'));
   const sourcesOf = (capture: string): [string, () => JobSource][] => [
     ['slurmrestd', () => restSourceOf(capture)],
     ...sacctSourcesOf(capture),
@@ -350,11 +319,14 @@ describe("a job id Slurm gave again (slurmctld's state lost), whose two jobs slu
     'through %s the later jobs are stored and billed beside the earlier ones, billed already, which keep their keys and usage',
     async (_source, readBefore, readAfter) => {
       if (!readAfter) throw new Error('no source for the later window');
-      expect(await ingest(readBefore(), WINDOW)).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
+      expect(await ingestWindow(db, readBefore(), WINDOW)).toMatchObject({
+        status: 'finished',
+        run: { outcome: 'success' },
+      });
       expect(await jobs()).toEqual(FIRST_JOBS);
       for (const user of ['alice', 'bob']) await receipts().createForUser({ username: user }, BILL_DAY, actor(user));
 
-      const later = await ingest(readAfter(), WINDOW);
+      const later = await ingestWindow(db, readAfter(), WINDOW);
       expect(later).toMatchObject({ status: 'finished', run: { outcome: 'success', seen: 4, inserted: 2 } });
       // The later jobs used to overwrite the earlier rows: the first jobs' usage gone, the later jobs on
       // the first jobs' receipts, never billed themselves.
@@ -371,7 +343,7 @@ describe("a job id Slurm gave again (slurmctld's state lost), whose two jobs slu
       ]);
 
       // Read again: nothing changes.
-      const again = await ingest(readAfter(), WINDOW);
+      const again = await ingestWindow(db, readAfter(), WINDOW);
       expect(again).toMatchObject({ status: 'finished', run: { inserted: 0, updated: 0 } });
       expect((await jobs()).map((job) => job.job_key)).toEqual(ALL_JOBS.map((job) => job.job_key));
     },
@@ -379,7 +351,7 @@ describe("a job id Slurm gave again (slurmctld's state lost), whose two jobs slu
 
   it('every source gives both jobs the same keys, so a switch of source bills nothing again', async () => {
     for (const [name, build] of sourcesOf(AFTER)) {
-      const run = await ingest(build(), WINDOW);
+      const run = await ingestWindow(db, build(), WINDOW);
       expect(run, name).toMatchObject({ status: 'finished', run: { outcome: 'success', seen: 4 } });
       expect(
         (await jobs()).map(({ job_id, job_key, user }) => ({ job_id, job_key, user })),
@@ -409,7 +381,7 @@ describe('a job resized while it ran (scontrol update JobId=2 NumNodes=1), whose
   const fileSource = (): JobSource => {
     const file = path.join(dir, 'resized.psv');
     writeFileSync(file, RESIZED_SACCT);
-    return createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' });
+    return labFileSource(file);
   };
   const rows = async () =>
     (
@@ -439,7 +411,7 @@ describe('a job resized while it ran (scontrol update JobId=2 NumNodes=1), whose
     ['slurmrestd v0.0.38', () => restSource(false)],
     ['slurmrestd v0.0.42', () => restSource(true)],
   ])('through %s both parts are stored, and billed, once each', async (_name, source) => {
-    const run = await ingest(source(), RESIZED_WINDOW);
+    const run = await ingestWindow(db, source(), RESIZED_WINDOW);
     expect(run).toMatchObject({ status: 'finished', run: { outcome: 'success', seen: 2, inserted: 2 } });
     // The part after the resize used to overwrite the RESIZING record, not billable itself: the usage
     // before the resize was never billed.
@@ -466,7 +438,7 @@ describe('a job resized while it ran (scontrol update JobId=2 NumNodes=1), whose
     expect(items.rows).toEqual([{ job_key: '2' }, { job_key: '2@20261204T031353Z' }]);
 
     // Read again (the next run's overlap, a backfill day): nothing changes, nothing is billed twice.
-    const again = await ingest(source(), RESIZED_WINDOW);
+    const again = await ingestWindow(db, source(), RESIZED_WINDOW);
     expect(again).toMatchObject({ status: 'finished', run: { inserted: 0, updated: 0 } });
     expect((await rows()).map(({ job_key, is_unbilled }) => ({ job_key, is_unbilled }))).toEqual([
       { job_key: '2', is_unbilled: false },
@@ -488,7 +460,7 @@ describe('a resized job stored before resizes were read apart (only the part aft
   const file = (name: string, text: string): JobSource => {
     const at = path.join(dir, name);
     writeFileSync(at, text);
-    return createSacctFileSource({ path: at, timeZone: 'UTC', defaultCluster: 'lab' });
+    return labFileSource(at);
   };
   const rest = (): JobSource => ({
     name: 'slurmrestd',
@@ -526,10 +498,10 @@ describe('a resized job stored before resizes were read apart (only the part aft
   ])(
     'reading its window again through %s adds the part before the resize beside it, billable',
     async (_name, source) => {
-      await ingest(file('old.psv', afterOnly), RESIZED_WINDOW);
+      await ingestWindow(db, file('old.psv', afterOnly), RESIZED_WINDOW);
       expect(await rows()).toEqual([{ ...after, cpu_time_sec: '1', is_unbilled: true }]);
 
-      const run = await ingest(source(), RESIZED_WINDOW);
+      const run = await ingestWindow(db, source(), RESIZED_WINDOW);
       expect(run).toMatchObject({ status: 'finished', run: { outcome: 'success', seen: 2, inserted: 1 } });
       // The stored row keeps its id and key (a receipt may name it); the part before the resize, the one
       // not stored, is the one placed beside it, under its own submit time.
@@ -537,16 +509,16 @@ describe('a resized job stored before resizes were read apart (only the part aft
         { ...before, cpu_time_sec: '2', is_unbilled: true },
         { ...after, cpu_time_sec: '1', is_unbilled: true },
       ]);
-      const again = await ingest(source(), RESIZED_WINDOW);
+      const again = await ingestWindow(db, source(), RESIZED_WINDOW);
       expect(again).toMatchObject({ status: 'finished', run: { inserted: 0, updated: 0 } });
     },
   );
 
   it('a billed old row stays as billed; the part before the resize is added and billed on its own', async () => {
-    await ingest(file('old.psv', afterOnly), RESIZED_WINDOW);
+    await ingestWindow(db, file('old.psv', afterOnly), RESIZED_WINDOW);
     const request = { actor: 'alice', ip: '127.0.0.1', userAgent: 'test' };
     await receipts().createForUser({ username: 'alice' }, '2026-12-04', request);
-    await ingest(file('again.psv', RESIZED_SACCT), RESIZED_WINDOW);
+    await ingestWindow(db, file('again.psv', RESIZED_SACCT), RESIZED_WINDOW);
     expect(await rows()).toEqual([
       { ...before, cpu_time_sec: '2', is_unbilled: true },
       { ...after, cpu_time_sec: '1', is_unbilled: false },

@@ -11,13 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
 import { SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
 import { createSacctSource, type SacctSourceOptions } from '../../../src/modules/ingestion/sacct.source.js';
 import type { SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
 import { createSlurmRestSource } from '../../../src/modules/ingestion/slurm-rest.source.js';
-import { createMetrics } from '../../../src/modules/metrics/metrics.js';
-import { createLogger } from '../../../src/shared/logger.js';
+import { ingestionService, ingestWindow } from '../../support/ingest-window.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 const FAKE_SACCT = path.resolve(import.meta.dirname, '../../fixtures/slurm/fake-sacct.mjs');
@@ -175,16 +173,7 @@ describe('the sacct source under PrivateData=jobs', () => {
 
   it('fails the run with the fix in its error and stores nothing', async () => {
     const source = createSacctSource(options({ sacctmgrPath: fake('sacctmgr-private-data-jobs'), runAs: ALICE }));
-    const result = await createIngestionService({
-      db,
-      sources: [source],
-      unconfigured: {},
-      logger: createLogger('silent'),
-      metrics: createMetrics(),
-      overlapSec: 0,
-      initialLookbackSec: 3600,
-      now: () => WINDOW.end,
-    }).runOnce({ trigger: 'manual', window: WINDOW });
+    const result = await ingestWindow(db, source, WINDOW, { now: () => WINDOW.end });
     if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
     expect(result.run).toMatchObject({ outcome: 'failed', error: `sacct: ${MESSAGE}` });
     expect(result.run.sourceNotes.sacct).toBe(`configuration error: ${MESSAGE}`);
@@ -229,9 +218,9 @@ describe('slurmrestd read as a user who is no operator', () => {
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   const restService = (user: string, logged: string[], checksUserLevel = true) =>
-    createIngestionService({
+    ingestionService(
       db,
-      sources: [
+      [
         createSlurmRestSource({
           url,
           user,
@@ -247,13 +236,11 @@ describe('slurmrestd read as a user who is no operator', () => {
           checksUserLevel,
         }),
       ],
-      unconfigured: {},
-      logger: pino({ level: 'warn' }, { write: (line: string) => logged.push(line) }),
-      metrics: createMetrics(),
-      overlapSec: 0,
-      initialLookbackSec: 3600,
-      now: () => WINDOW.end,
-    });
+      {
+        logger: pino({ level: 'warn' }, { write: (line: string) => logged.push(line) }),
+        now: () => WINDOW.end,
+      },
+    );
   const run = async (service: ReturnType<typeof restService>) => {
     const result = await service.runOnce({ trigger: 'manual', window: WINDOW, force: true });
     if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);

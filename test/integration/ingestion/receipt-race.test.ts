@@ -11,14 +11,12 @@ import path from 'node:path';
 import { Prisma } from '@prisma/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_KEYS } from '../../../src/db/advisory-locks.js';
-import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
-import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL } from '../../../src/modules/pricing/pricing.sql.js';
 import { createRatesService } from '../../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../../src/modules/receipts/receipts.service.js';
-import { createLogger } from '../../../src/shared/logger.js';
 import { buildTiers } from '../../support/billing-factories.js';
+import { ingestWindowFinished, labFileSource } from '../../support/ingest-window.js';
 import { sessionsWaitingForLocks } from '../../support/lock-waits.js';
 import { buildTestConfig } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
@@ -51,18 +49,7 @@ let files = 0;
 async function ingestText(text: string) {
   const file = path.join(dir, `read-${++files}.psv`);
   writeFileSync(file, text);
-  const result = await createIngestionService({
-    db,
-    sources: [createSacctFileSource({ path: file, timeZone: 'UTC', defaultCluster: 'lab' })],
-    unconfigured: {},
-    logger: createLogger('silent'),
-    metrics: createMetrics(),
-    overlapSec: 0,
-    initialLookbackSec: 3600,
-    now: () => NOW,
-  }).runOnce({ trigger: 'manual', window: WINDOW, force: true });
-  if (result.status !== 'finished') throw new Error(`expected a finished run, got ${result.status}`);
-  return result.run;
+  return ingestWindowFinished(db, labFileSource(file), WINDOW, { now: () => NOW, force: true });
 }
 
 function billAlice() {

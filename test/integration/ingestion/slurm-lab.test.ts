@@ -10,14 +10,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
 import type { IngestWindow, JobSource } from '../../../src/modules/ingestion/job-source.js';
 import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import type { NormalizedJob, SourceItem } from '../../../src/modules/ingestion/slurm-job.model.js';
 import { createSlurmRestSource } from '../../../src/modules/ingestion/slurm-rest.source.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { computeResourceHours } from '../../../src/modules/pricing/pricing.js';
-import { createLogger } from '../../../src/shared/logger.js';
+import { ingestWindow } from '../../support/ingest-window.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 const LAB_SCRIPT = path.resolve(import.meta.dirname, '../../../scripts/slurm-lab.sh');
@@ -264,16 +263,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     const ingestInto = async (source: JobSource) => {
       const db = await createTestDatabase();
       databases.push(db);
-      const service = createIngestionService({
-        db,
-        sources: [source],
-        unconfigured: {},
-        logger: createLogger('silent'),
-        metrics: createMetrics(),
-        overlapSec: 0,
-        initialLookbackSec: 3600,
-      });
-      const result = await service.runOnce({ trigger: 'manual', window });
+      const result = await ingestWindow(db, source, window);
       expect(result).toMatchObject({ status: 'finished', run: { outcome: 'success', source: source.name } });
       return readBilledHours(db, jobIds);
     };
@@ -370,15 +360,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     databases.push(db);
     const { rest, sacct } = sources();
     const ingest = (source: JobSource) =>
-      createIngestionService({
-        db,
-        sources: [source],
-        unconfigured: {},
-        logger: createLogger('silent'),
-        metrics: createMetrics(),
-        overlapSec: 0,
-        initialLookbackSec: 3600,
-      }).runOnce({ trigger: 'manual', window: { start: begin, end: new Date(Date.now() + 60_000) } });
+      ingestWindow(db, source, { start: begin, end: new Date(Date.now() + 60_000) });
     const stored = async () =>
       (
         await db.pool.query<{
@@ -461,15 +443,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     databases.push(db);
     const metrics = createMetrics();
     const ingest = (cluster: string, source: 'sacct' | 'rest' = 'sacct') =>
-      createIngestionService({
-        db,
-        sources: [sources(cluster)[source]],
-        unconfigured: {},
-        logger: createLogger('silent'),
-        metrics,
-        overlapSec: 0,
-        initialLookbackSec: 3600,
-      }).runOnce({ trigger: 'manual', window });
+      ingestWindow(db, sources(cluster)[source], window, { metrics });
     const misspelt = await ingest('lba');
     expect(misspelt).toMatchObject({
       status: 'finished',

@@ -10,15 +10,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
 import type { JobSource } from '../../../src/modules/ingestion/job-source.js';
 import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { parseSlurmRestJobsResponse } from '../../../src/modules/ingestion/slurm-rest.parser.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { createRatesService } from '../../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../../src/modules/receipts/receipts.service.js';
-import { createLogger } from '../../../src/shared/logger.js';
 import { buildTiers } from '../../support/billing-factories.js';
+import { ingestWindow, labRestSource } from '../../support/ingest-window.js';
 import { buildTestConfig } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
@@ -48,25 +47,7 @@ beforeEach(async () => {
   await db.pool.query('TRUNCATE receipt_items, receipts, slurm_jobs, ingestion_runs RESTART IDENTITY CASCADE');
 });
 
-function ingest(source: JobSource, window: { start: Date; end: Date }) {
-  return createIngestionService({
-    db,
-    sources: [source],
-    unconfigured: {},
-    logger: createLogger('silent'),
-    metrics: createMetrics(),
-    overlapSec: 0,
-    initialLookbackSec: 3600,
-  }).runOnce({ trigger: 'manual', window });
-}
-
-const restSource = (file: string): JobSource => ({
-  name: 'slurmrestd',
-  async *read() {
-    const body = JSON.parse(readFileSync(path.join(CAPTURES, file), 'utf8'));
-    yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
-  },
-});
+const restSource = (file: string) => labRestSource(path.join(CAPTURES, file));
 
 /** The sacct source over what the lab's sacct printed for the last window (fake-sacct.mjs, `sacct-<case>`). */
 function sacctSource(): JobSource {
@@ -100,7 +81,7 @@ const receipts = () => {
 
 describe('a step that ended before the window of its job\'s end (the lab\'s job 2: "srun <35 s of CPU>; srun sleep 120")', () => {
   it('read running, it has all three steps', async () => {
-    const running = await ingest(restSource('rest-dbv0.0.38-jobs-running.json'), RUNNING_WINDOW);
+    const running = await ingestWindow(db, restSource('rest-dbv0.0.38-jobs-running.json'), RUNNING_WINDOW);
     expect(running).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
     expect(await job2()).toMatchObject({ state: 'RUNNING', step_count: 3, steps: ['batch', '0', '1'] });
   });
@@ -111,8 +92,8 @@ describe('a step that ended before the window of its job\'s end (the lab\'s job 
   ])(
     'read again completed through %s without it, keeps it: its CPU time and memory stored and billed',
     async (_source, last) => {
-      await ingest(restSource('rest-dbv0.0.38-jobs-running.json'), RUNNING_WINDOW);
-      const completed = await ingest(last(), LAST_WINDOW);
+      await ingestWindow(db, restSource('rest-dbv0.0.38-jobs-running.json'), RUNNING_WINDOW);
+      const completed = await ingestWindow(db, last(), LAST_WINDOW);
       expect(completed).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
       const stored = await job2();
       // Step 2.0's 8.547 s and 3172K x 35 s; the last window alone holds batch (0.021 s) and 2.1 (0.001 s).
@@ -143,7 +124,7 @@ describe('a step that ended before the window of its job\'s end (the lab\'s job 
   // A requeued job's next run is a record of its own, submitted when it was requeued (the lab's job 21,
   // fixtures 22.05/requeue); the run before it is not billed, nor are its steps.
   it("a requeued job's next run does not keep the steps of the run before it", async () => {
-    await ingest(restSource('rest-dbv0.0.38-jobs-running.json'), RUNNING_WINDOW);
+    await ingestWindow(db, restSource('rest-dbv0.0.38-jobs-running.json'), RUNNING_WINDOW);
     const nextRun: JobSource = {
       name: 'slurmrestd',
       async *read() {
@@ -157,7 +138,10 @@ describe('a step that ended before the window of its job\'s end (the lab\'s job 
         yield* parseSlurmRestJobsResponse(body, { version: 'v0.0.38', defaultCluster: 'lab' }).items;
       },
     };
-    expect(await ingest(nextRun, LAST_WINDOW)).toMatchObject({ status: 'finished', run: { outcome: 'success' } });
+    expect(await ingestWindow(db, nextRun, LAST_WINDOW)).toMatchObject({
+      status: 'finished',
+      run: { outcome: 'success' },
+    });
     expect(await job2()).toEqual({
       state: 'COMPLETED',
       step_count: 2,
@@ -171,9 +155,9 @@ describe('a step that ended before the window of its job\'s end (the lab\'s job 
   });
 
   it('the same window read again changes nothing', async () => {
-    await ingest(restSource('rest-dbv0.0.38-jobs-running.json'), RUNNING_WINDOW);
-    await ingest(restSource('rest-dbv0.0.38-jobs.json'), LAST_WINDOW);
-    const again = await ingest(restSource('rest-dbv0.0.38-jobs.json'), LAST_WINDOW);
+    await ingestWindow(db, restSource('rest-dbv0.0.38-jobs-running.json'), RUNNING_WINDOW);
+    await ingestWindow(db, restSource('rest-dbv0.0.38-jobs.json'), LAST_WINDOW);
+    const again = await ingestWindow(db, restSource('rest-dbv0.0.38-jobs.json'), LAST_WINDOW);
     expect(again).toMatchObject({ status: 'finished', run: { inserted: 0, updated: 0 } });
     expect(await job2()).toMatchObject({ step_count: 3, total_cpu_sec: '8.569' });
   });
