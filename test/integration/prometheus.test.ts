@@ -34,15 +34,22 @@ const dashboard = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'grafana/dashb
   panels: DashboardPanel[];
 };
 
-/** A dashboard query as Grafana would send it, with its interval variables filled in. */
-function dashboardQueries(title: string): string[] {
+/**
+ * A dashboard query as Grafana would send it, with its interval variables filled in and the
+ * instance variable as picked: `.*` is its "All".
+ */
+function dashboardQueries(title: string, instance = '.*'): string[] {
   const panel = dashboard.panels.find((candidate) => candidate.title === title);
   if (!panel?.targets) throw new Error(`no panel "${title}" in the dashboard`);
-  return panel.targets.map((target) => withGrafanaVariables(target.expr));
+  return panel.targets.map((target) => withGrafanaVariables(target.expr, instance));
 }
 
-function withGrafanaVariables(expression: string): string {
-  return expression.replaceAll('$__rate_interval', '1m').replaceAll('$__interval', '1m').replaceAll('$__range', '1m');
+function withGrafanaVariables(expression: string, instance = '.*'): string {
+  return expression
+    .replaceAll('$__rate_interval', '1m')
+    .replaceAll('$__interval', '1m')
+    .replaceAll('$__range', '1m')
+    .replaceAll('$instance', instance);
 }
 
 async function waitFor<T>(what: string, attempt: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
@@ -233,6 +240,38 @@ describe.skipIf(!hasPrometheus)('the real Prometheus scraping the app', () => {
     await seriesOf('slurm_ingest_last_success_timestamp_seconds == 0');
     const [freshness] = dashboardQueries('Ingestion freshness');
     expect(await query(freshness as string)).toEqual([]);
+  }, 40_000);
+
+  it("lists the scraped instance in the dashboard's Instance variable, as Grafana asks for label_values()", async () => {
+    const variable = (
+      dashboard as unknown as { templating: { list: { name: string; query: string }[] } }
+    ).templating.list.find((candidate) => candidate.name === 'instance');
+    const match = /^label_values\((.+), instance\)$/.exec(variable?.query ?? '')?.[1] as string;
+    const instances = await waitFor('instance values', async () => {
+      const response = await fetch(
+        `${prometheusUrl}/api/v1/label/instance/values?match[]=${encodeURIComponent(match)}`,
+      );
+      const body = (await response.json()) as { status: string; data: string[] };
+      return body.status === 'success' && body.data.length > 0 ? body.data : undefined;
+    });
+    expect(instances).toEqual([new URL(appUrl).host]);
+  }, 40_000);
+
+  it('draws readiness per instance, and narrows the panels to the instance picked', async () => {
+    // With several replicas min(hpc_ready) said that one was not ready, not which.
+    const instance = new URL(appUrl).host;
+    const [ready] = dashboardQueries('Readiness and audit chain');
+    const series = await seriesOf(ready as string);
+    expect(series.map((one) => one.metric.instance)).toEqual([instance]);
+    // Grafana escapes a picked value for the regex matcher (a backslash, doubled in the PromQL string).
+    const picked = instance.replaceAll('.', '\\\\.');
+    const [requests] = dashboardQueries('Requests by method and status', picked);
+    expect((await seriesOf(requests as string)).length).toBeGreaterThan(0);
+    for (const title of ['Requests by method and status', 'Readiness and audit chain', 'Database pool']) {
+      for (const expression of dashboardQueries(title, '10\\\\.0\\\\.0\\\\.9:3000')) {
+        expect(await query(expression), `${title}: ${expression}`).toEqual([]);
+      }
+    }
   }, 40_000);
 
   it('evaluates every dashboard query without an error', async () => {

@@ -513,3 +513,94 @@ describe('the alert rules and the code agree', () => {
     );
   });
 });
+
+describe("the dashboard's instance filter", () => {
+  // With several replicas "Readiness" drew min(hpc_ready): a 0 said some instance was not ready,
+  // not which one (AppNotReady's page names it), and no panel could be narrowed to one replica.
+  // A variable `instance` (every instance by default) now filters the panels.
+  const dashboard = readDashboard() as unknown as {
+    panels: { title: string; targets?: { expr: string; legendFormat?: string }[] }[];
+    templating?: {
+      list?: {
+        name: string;
+        type: string;
+        query?: unknown;
+        definition?: string;
+        multi?: boolean;
+        includeAll?: boolean;
+        allValue?: string | null;
+        current?: { value?: unknown };
+        datasource?: { uid?: string };
+      }[];
+    };
+  };
+  const FILTER = 'instance=~"$instance"';
+  // The same on every instance, whichever one is picked: the newest successful run in the
+  // database (read at every scrape), as IngestionStale reads it over all instances.
+  const WHOLE_SERVICE_ONLY = new Set(['Ingestion freshness']);
+  // Panels of instance-level values: one series per instance, named in the legend.
+  const PER_INSTANCE = new Set(['Readiness and audit chain', 'Database pool']);
+
+  it('is a multi-select of the instances exporting hpc_ready, "All" by default', async () => {
+    const variable = dashboard.templating?.list?.find((candidate) => candidate.name === 'instance');
+    expect(variable).toBeDefined();
+    expect(variable?.type).toBe('query');
+    expect(variable?.multi).toBe(true);
+    expect(variable?.includeAll).toBe(true);
+    // "All" matches every instance, also one that started after the list was read.
+    expect(variable?.allValue).toBe('.*');
+    expect(variable?.current?.value).toEqual(['$__all']);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a JavaScript template
+    expect(variable?.datasource?.uid).toBe('${datasource}');
+    const query = typeof variable?.query === 'string' ? variable.query : (variable?.query as { query?: string })?.query;
+    expect(variable?.definition).toBe(query);
+    const metric = /^label_values\(([a-z_]+)\{job="hpc-billing"\}, instance\)$/.exec(query ?? '')?.[1];
+    // Every instance exports it, whatever its settings (no series appears only after an event).
+    expect(metric).toBe('hpc_ready');
+    expect(await exposedNames()).toContain(metric);
+  });
+
+  it('filters every selector of every panel but those that mean the whole database', () => {
+    expect(
+      [...WHOLE_SERVICE_ONLY, ...PER_INSTANCE].every((title) => dashboard.panels.some((p) => p.title === title)),
+    ).toBe(true);
+    const unfiltered = dashboard.panels
+      .filter((panel) => !WHOLE_SERVICE_ONLY.has(panel.title))
+      .flatMap((panel) =>
+        (panel.targets ?? []).flatMap((target) =>
+          metricSelectorsIn(target.expr)
+            .filter(({ matchers }) => !matchers.includes(FILTER))
+            .map(({ selector }) => `${panel.title}: ${selector}`),
+        ),
+      );
+    expect(unfiltered).toEqual([]);
+    const filtered = dashboard.panels
+      .filter((panel) => WHOLE_SERVICE_ONLY.has(panel.title))
+      .flatMap((panel) => (panel.targets ?? []).filter((target) => target.expr.includes('$instance')))
+      .map((target) => target.expr);
+    expect(filtered).toEqual([]);
+  });
+
+  it('draws one series per instance, named in the legend, on the instance-level panels, and sums the others', () => {
+    const problems = dashboard.panels.flatMap((panel) =>
+      (panel.targets ?? []).flatMap((target) => {
+        const legend = target.legendFormat ?? '';
+        const groupings = [...target.expr.matchAll(/\b(sum|min|max|avg|count)\s*(?:by\s*\(([^)]*)\)\s*)?\(/g)].map(
+          ([, , labels = '']) => labels.split(',').map((label) => label.trim()),
+        );
+        const keepsInstance = groupings.every((labels) => labels.includes('instance'));
+        if (PER_INSTANCE.has(panel.title)) {
+          return [
+            ...(legend.includes('{{instance}}') ? [] : [`${panel.title}: legend "${legend}" names no instance`]),
+            ...(keepsInstance ? [] : [`${panel.title}: ${target.expr} aggregates the instances away`]),
+          ];
+        }
+        // A service-level panel sums the instances picked, as its alert sums all of them.
+        return legend.includes('{{instance}}') || groupings.some((labels) => labels.includes('instance'))
+          ? [`${panel.title}: ${target.expr} splits by instance`]
+          : [];
+      }),
+    );
+    expect(problems).toEqual([]);
+  });
+});
