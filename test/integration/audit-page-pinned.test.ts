@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordAudit } from '../../src/modules/audit/audit.service.js';
+import { auditLogPage, recordAudit } from '../../src/modules/audit/audit.service.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -108,4 +108,40 @@ describe('/admin/audit, pinned whole', () => {
       await expect(await jsonOf(path, status)).toMatchFileSnapshot(`./__snapshots__/audit-page.${name}.json`);
     });
   }
+});
+
+describe('auditLogPage, the one service call behind /admin/audit', () => {
+  it("returns a query's rows, a renamed tier's earlier targets and the page's links", async () => {
+    const page = await auditLogPage(
+      db.prisma,
+      { query: { actor: undefined, action: undefined, target: 'tier:lab2', before: undefined } },
+      'Asia/Bangkok',
+    );
+    expect(page.entries.map((entry) => [String(entry.id), entry.action, entry.when])).toEqual([
+      ['4', 'pricing.rates.set', '2024-03-05 17:02'],
+      ['3', 'pricing.tier.update', '2024-03-05 17:01'],
+      ['2', 'pricing.tier.create', '2024-03-05 17:00'],
+    ]);
+    expect(page.earlierTargets).toEqual([{ target: 'tier:lab', fromId: '2', upToId: '3' }]);
+    expect(page.filters).toEqual({ target: 'tier:lab2' });
+    expect(page.actions).toEqual(expect.arrayContaining(['pricing.tier.update', 'test.money', 'test.paged']));
+    expect([page.nextPageUrl, page.newestPageUrl, page.olderThan]).toEqual([undefined, undefined, undefined]);
+    expect(page.csvLink).toBe('/admin/audit.csv?target=tier%3Alab2');
+  });
+
+  it('searches nothing for refused filters: the form gets them as typed, with the actions', async () => {
+    const typed = { actor: 'x', action: undefined, target: undefined, from: '2024-02-30', to: undefined };
+    const page = await auditLogPage(db.prisma, { typed }, 'Asia/Bangkok');
+    expect(page).toEqual({
+      query: typed,
+      filters: {},
+      actions: expect.arrayContaining(['test.paged']),
+      entries: [],
+      earlierTargets: [],
+      nextPageUrl: undefined,
+      newestPageUrl: undefined,
+      olderThan: undefined,
+      csvLink: undefined,
+    });
+  });
 });
