@@ -1,12 +1,17 @@
 import type { Prisma } from '@prisma/client';
 import type { Database, Db } from '../../db/database.js';
 import { escapeCsvFormula, escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
+import { moneyJson } from '../../http/json-money.js';
+import { linkTo } from '../../http/page-links.js';
 import { formatDecimalText } from '../../http/view-format.js';
+import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
 import { revealBidiControls } from '../../shared/visible-text.js';
 import { fromMinorUnits } from '../payments/payment-money.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import * as auditRepository from './audit.repository.js';
+import type { TAuditCsvQuery, TAuditQuery } from './audit.schema.js';
 import { type AuditRecord, GENESIS_HASH, hashAuditRecord } from './audit-hash.js';
+import { targetsMatching } from './audit-target.js';
 
 export interface AuditEntry {
   actor: string;
@@ -342,11 +347,6 @@ function checkpointGone(count: number, checkpoint: ChainCheckpoint, lastIntactId
   };
 }
 
-export {
-  findPage as findAuditPage,
-  listDistinctActions,
-} from './audit.repository.js';
-
 /** The columns of /admin/audit.csv, in order: its header. */
 export const AUDIT_CSV_COLUMNS = [
   'id',
@@ -486,4 +486,138 @@ export function splitAuditActor(actor: string): { text: string; isKeptWhole: boo
   return revealBidiControls(actor)
     .split(/(?<=[:_.@-])/)
     .map((text) => ({ text, isKeptWhole: text.length <= LONGEST_LOGIN_NAME }));
+}
+
+/** The filters of /admin/audit and its CSV (a `tier:` target followed through its renames), from/to as local days. */
+export async function auditFilterOf(
+  db: Db,
+  query: TAuditCsvQuery,
+  timeZone: string,
+): Promise<auditRepository.AuditFilter> {
+  return {
+    actor: query.actor,
+    action: query.action,
+    targets: query.target ? targetsMatching(query.target) : undefined,
+    targetSpans: query.target ? await tierNameSpans(db, query.target) : undefined,
+    from: query.from ? startOfLocalDay(query.from, timeZone) : undefined,
+    to: query.to ? endOfLocalDay(query.to, timeZone) : undefined,
+  };
+}
+
+const AUDIT_PAGE_SIZE = 50;
+
+/** The page's filters, in the order of its form and its links. */
+export const AUDIT_FILTER_NAMES = ['actor', 'action', 'target', 'from', 'to'] as const;
+export type AuditFilterName = (typeof AUDIT_FILTER_NAMES)[number];
+
+/**
+ * The CSV of the entries a page lists: its filters, not its "older entries" cursor. Without a
+ * filter it is the whole log; refused filters (undefined) get none, since the export refuses them too.
+ */
+function csvLinkOf(query: TAuditCsvQuery | undefined) {
+  if (!query) return undefined;
+  const { actor, action, target, from, to } = query;
+  return linkTo('/admin/audit.csv', { actor, action, target, from, to }, {});
+}
+
+/**
+ * One entry of /admin/audit: as stored, with what the page shows of it (its time in the zone, the
+ * actor, details and IP in the pieces a line may break between, the amounts as money) and the
+ * amounts as its JSON writes them (money at the currency's scale).
+ */
+export interface AuditLogRow extends auditRepository.StoredAuditEntry {
+  when: string;
+  actorParts: { text: string; isKeptWhole: boolean }[];
+  detailsParts: string[];
+  ipParts: string[];
+  detailsAmounts: string[];
+  amounts: { field: string; minor: string; amount: string; currency: string }[];
+}
+
+/** Everything /admin/audit shows, for its page and its JSON alike (auditLogPage). */
+export interface AuditLogPage {
+  /** What the form shows: the query, or the filters as typed when they were refused. */
+  query: TAuditQuery | Record<AuditFilterName, string | undefined>;
+  /** The filters given (none empty), as the JSON names them. */
+  filters: Partial<Record<AuditFilterName, string>>;
+  actions: string[];
+  entries: AuditLogRow[];
+  /** Said on the page: entries under other targets than the one typed would otherwise puzzle. */
+  earlierTargets: { target: string; fromId: string | null; upToId: string | null }[];
+  nextPageUrl: string | undefined;
+  newestPageUrl: string | undefined;
+  olderThan: string | undefined;
+  csvLink: string | undefined;
+}
+
+function auditLogRow(entry: auditRepository.StoredAuditEntry, timeZone: string): AuditLogRow {
+  return {
+    ...entry,
+    when: formatLocalDateTime(entry.ts, timeZone),
+    actorParts: splitAuditActor(entry.actor),
+    detailsParts: splitAuditDetails(entry.details),
+    // An IPv6 address, 39 characters on one line, left the details a third of the table.
+    ipParts: entry.ip ? entry.ip.split(/(?<=:)/) : [],
+    detailsAmounts: describeAuditAmounts(entry.details),
+    amounts: findAuditAmounts(entry.details).map((found) => ({
+      field: found.field,
+      minor: found.minor,
+      amount: moneyJson(found.amount, found.currency),
+      currency: found.currency,
+    })),
+  };
+}
+
+/**
+ * /admin/audit's view: a page of the entries under `query` (50, newest first, older than its
+ * cursor), the actions to filter by, and its links. Refused filters (`typed`: as they were typed)
+ * search nothing: the page then shows them in its form, with the actions, and no entries.
+ */
+export async function auditLogPage(
+  db: Db,
+  asked: { query: TAuditQuery } | { typed: Record<AuditFilterName, string | undefined> },
+  timeZone: string,
+): Promise<AuditLogPage> {
+  if (!('query' in asked)) {
+    return {
+      query: asked.typed,
+      filters: {},
+      actions: await auditRepository.listDistinctActions(db),
+      entries: [],
+      earlierTargets: [],
+      nextPageUrl: undefined,
+      newestPageUrl: undefined,
+      olderThan: undefined,
+      csvLink: csvLinkOf(undefined),
+    };
+  }
+  const { query } = asked;
+  const filter = await auditFilterOf(db, query, timeZone);
+  const entries = await auditRepository.findPage(db, filter, AUDIT_PAGE_SIZE + 1, query.before);
+  const hasMore = entries.length > AUDIT_PAGE_SIZE;
+  const shown = entries.slice(0, AUDIT_PAGE_SIZE);
+  const filters = Object.fromEntries(AUDIT_FILTER_NAMES.flatMap((name) => (query[name] ? [[name, query[name]]] : [])));
+  const nextQuery = new URLSearchParams({
+    ...filters,
+    ...(hasMore ? { before: String(shown[shown.length - 1]?.id) } : {}),
+  });
+  return {
+    query,
+    filters,
+    actions: await auditRepository.listDistinctActions(db),
+    entries: shown.map((entry) => auditLogRow(entry, timeZone)),
+    earlierTargets: (filter.targetSpans ?? []).map((span) => ({
+      target: span.target,
+      fromId: span.fromId === undefined ? null : String(span.fromId),
+      upToId: span.upToId === undefined ? null : String(span.upToId),
+    })),
+    nextPageUrl: hasMore ? `/admin/audit?${nextQuery}` : undefined,
+    // An older page (the last one, or one past it) leads back to the newest entries under the same
+    // filters: the Filter button was its only way there, and past the oldest it said "No entries match".
+    newestPageUrl: query.before
+      ? linkTo('/admin/audit', Object.fromEntries(AUDIT_FILTER_NAMES.map((name) => [name, query[name]])), {})
+      : undefined,
+    olderThan: query.before === undefined ? undefined : String(query.before),
+    csvLink: csvLinkOf(query),
+  };
 }
