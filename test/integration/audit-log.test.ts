@@ -258,6 +258,14 @@ describe('the audit pages', () => {
     );
     expect(refused.text).toContain('Download these entries (CSV): needs valid filters');
     expect(refused.text).toContain('<a href="/admin/audit.csv">the whole log (CSV)</a>');
+    // Read as a sentence, not "needs valid filters or the whole log": the whole log is downloadable now.
+    const line = refused.text
+      .replace(/<[^>]+>/g, '')
+      .replace(/\s+/g, ' ')
+      .match(/Download these entries[^|]*?CSV for Excel\)/)?.[0];
+    expect(line).toBe(
+      'Download these entries (CSV): needs valid filters. Download the whole log (CSV) (CSV for Excel)',
+    );
   });
 
   it('offers every recorded action once, in order, in the action filter', async () => {
