@@ -97,9 +97,20 @@ describe('the month-end message', () => {
       'Month-end run up to 2026-11-30: 271 receipts created, total 1234.50 THB. 2 of them went to disabled users ' +
         '(total 0.00 THB): bob, carol. Each is settled as no charge: there is nothing to chase.',
     );
-    // One still to pay among them: the sentence asks for that one to be chased, as before.
-    expect(describeMonthEndRun(run([], 271, [...settled(['bob']), ...billed(['carol'], '7.1')]), money)).toContain(
-      'Nobody can sign in to see or pay them: chase them by other means',
+    // Some to pay among them: only those are to be chased, by name; asking to chase "them" all named
+    // receipts that were already settled.
+    expect(describeMonthEndRun(run([], 271, [...settled(['bob']), ...billed(['carol'], '7.1')]), money)).toBe(
+      'Month-end run up to 2026-11-30: 271 receipts created, total 1234.50 THB. 2 of them went to disabled users ' +
+        '(total 7.10 THB): bob, carol. Nobody can sign in to see or pay the one still to pay (carol): chase it by ' +
+        'other means and mark it paid when finance settles it; the other is settled as no charge.',
+    );
+    expect(
+      describeMonthEndRun(run([], 271, [...settled(['bob', 'dave']), ...billed(['carol', 'erin'], '7.1')]), money),
+    ).toBe(
+      'Month-end run up to 2026-11-30: 271 receipts created, total 1234.50 THB. 4 of them went to disabled users ' +
+        '(total 14.20 THB): bob, dave, carol, erin. Nobody can sign in to see or pay the 2 still to pay (carol, ' +
+        'erin): chase them by other means and mark each paid when finance settles it; the others are settled as no ' +
+        'charge.',
     );
   });
 

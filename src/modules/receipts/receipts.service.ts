@@ -226,6 +226,30 @@ function listedNames(usernames: string[]): string {
 }
 
 /**
+ * What the admin is to do about the disabled users' receipts of a run. A receipt of 0.00 is made paid,
+ * settled as no charge: there is nothing to chase or mark paid. When some are and some are not, only
+ * those still to pay are named: "chase them" over all of them named receipts already settled.
+ */
+function chaseSentenceOf(disabled: MonthEndDisabledUserBilled[], isOne: boolean): string {
+  const toPay = disabled.filter((billed) => billed.status !== 'paid');
+  if (toPay.length === 0) return `${isOne ? 'It is' : 'Each is'} settled as no charge: there is nothing to chase.`;
+  const chase = (isOneToPay: boolean) =>
+    isOneToPay
+      ? 'chase it by other means and mark it paid when finance settles it'
+      : 'chase them by other means and mark each paid when finance settles it';
+  if (toPay.length === disabled.length) {
+    return `Nobody can sign in to see or pay ${isOne ? 'it' : 'them'}: ${chase(isOne)}.`;
+  }
+  const settledCount = disabled.length - toPay.length;
+  const isOneToPay = toPay.length === 1;
+  return (
+    `Nobody can sign in to see or pay the ${isOneToPay ? 'one' : formatCount(toPay.length)} still to pay ` +
+    `(${listedNames(toPay.map((billed) => billed.username))}): ${chase(isOneToPay)}; ` +
+    `${settledCount === 1 ? 'the other is' : 'the others are'} settled as no charge.`
+  );
+}
+
+/**
  * The month-end run's result for the admin, on its status page. One sentence a kind of
  * skip, with a count and at most MONTH_END_NAMES_LISTED names: a sentence for each user made a
  * 40 KB banner at 465 users. The billing page's user filter finds any one of them.
@@ -264,12 +288,7 @@ export function describeMonthEndRun(
     sentences.push(
       `${formatCount(disabled.length)} of them went to ${isOne ? 'a disabled user' : 'disabled users'} (total ${totals}): ` +
         `${listedNames(disabled.map((billed) => billed.username))}. ` +
-        // A receipt of 0.00 is made paid, settled as no charge: there is nothing to chase or mark paid.
-        (disabled.every((billed) => billed.status === 'paid')
-          ? `${isOne ? 'It is' : 'Each is'} settled as no charge: there is nothing to chase.`
-          : isOne
-            ? 'Nobody can sign in to see or pay it: chase it by other means and mark it paid when finance settles it.'
-            : 'Nobody can sign in to see or pay them: chase them by other means and mark each paid when finance settles it.'),
+        chaseSentenceOf(disabled, isOne),
     );
   }
   const namesOf = (kind: MonthEndSkipKind, reason?: string) =>
