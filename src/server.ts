@@ -474,15 +474,13 @@ async function start(config: AppConfig, logger: Logger) {
   serveClusterMetrics(logger);
   const fork = () => cluster.fork({ DATABASE_URL: database.databaseUrl });
   for (let index = 0; index < config.webConcurrency; index++) fork();
-  let listening = 0;
   const hasListened = new Set<number>();
   const assignPruners = periodicTaskAssigner();
   cluster.on('listening', (worker, address) => {
     hasListened.add(worker.id);
     assignPruners(worker);
-    listening += 1;
     // The workers share one port; with PORT=0 the one the system gave the first of them.
-    if (listening === config.webConcurrency) announce(config, address.port, database, logger);
+    if (hasListened.size === config.webConcurrency) announce(config, address.port, database, logger);
   });
   // A worker that has listened has its handlers and takes the order by message (PrimaryOrder); one
   // still starting may not have them yet, and gets SIGTERM, which then ends it at once.
@@ -505,7 +503,7 @@ async function start(config: AppConfig, logger: Logger) {
   };
   cluster.on('exit', (worker, code, signal) => {
     if (isStopping) return;
-    if (listening < config.webConcurrency) {
+    if (hasListened.size < config.webConcurrency) {
       // A worker that fails while the instance starts (the port taken, a bad HOST) fails the same
       // way again: starting another for ever would keep a process up that serves nothing.
       isStopping = true;

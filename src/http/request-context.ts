@@ -128,9 +128,8 @@ export function onRequestEnd(
     // A body still arriving (a slow upload) when the shutdown cut its connection: the body parser
     // takes the cut for an aborted request, and the error handler's 400 'finishes' into the closed
     // socket. Not a byte of it reached the client, and the client sent nothing wrong.
-    if (isCut && !res.req.complete) done(503, false, 'cut_by_shutdown');
+    if (isCut && (isUnfinished || !res.req.complete)) done(cutStatusOf(res), false, 'cut_by_shutdown');
     else if (!isUnfinished) done(res.statusCode, false, 'finished');
-    else if (isCut) done(res.headersSent ? res.statusCode : 503, false, 'cut_by_shutdown');
     else done(CLIENT_CLOSED_REQUEST, true, 'client_closed');
   };
   res.once('finish', () => end(false));
@@ -207,6 +206,13 @@ export function logRequestCutByShutdown(logger: Logger, answer: ServerResponse):
   const req = answer.req as TimedRequest | undefined;
   const startedAt = req?.[STARTED_AT];
   if (req === undefined || startedAt === undefined || requestsLoggedAsCut.has(req)) return;
-  const status = req.complete && answer.headersSent ? answer.statusCode : 503;
-  logRequestLine(logger, req, startedAt, status, 'cut_by_shutdown');
+  logRequestLine(logger, req, startedAt, cutStatusOf(answer), 'cut_by_shutdown');
+}
+
+/**
+ * The status a request a shutdown cut is logged with: what was sent (a download cut midway), else
+ * 503, also for a body still arriving, whatever its handler went on to answer into the closed socket.
+ */
+function cutStatusOf(answer: Pick<ServerResponse, 'req' | 'headersSent' | 'statusCode'>): number {
+  return answer.req.complete && answer.headersSent ? answer.statusCode : 503;
 }

@@ -109,10 +109,21 @@ export function isSameJob(
 ): boolean {
   if (stored.submitAt === null || record.submitAt === null) return true;
   if (isResizedPair(stored, record)) return false;
-  const apart = record.submitAt.getTime() - stored.submitAt.getTime();
-  if (apart === 0 || SOURCE_SHIFTS_MS.includes(Math.abs(apart))) return true;
-  if (isZoneShifted(stored, record)) return true;
-  return !stored.isTerminal && apart > 0;
+  if (isSubmittedAlike(stored, record)) return true;
+  return !stored.isTerminal && record.submitAt > stored.submitAt;
+}
+
+/**
+ * Whether the two submit times are one job's as two sources may print it: the same instant, one of
+ * the sources' shifts apart, or shifted by a zone as the start and end are (isZoneShifted).
+ */
+function isSubmittedAlike(
+  stored: Pick<StoredJobIdentity, 'submitAt' | 'startAt' | 'endAt'>,
+  record: Pick<NormalizedJob, 'submitAt' | 'startAt' | 'endAt'>,
+): boolean {
+  if (!stored.submitAt || !record.submitAt) return false;
+  const apart = Math.abs(record.submitAt.getTime() - stored.submitAt.getTime());
+  return apart === 0 || SOURCE_SHIFTS_MS.includes(apart) || isZoneShifted(stored, record);
 }
 
 /**
@@ -127,11 +138,7 @@ export function isSameRun(
   record: Pick<NormalizedJob, 'submitAt' | 'startAt' | 'endAt' | 'state'>,
 ): boolean {
   if (!stored.submitAt || record.submitAt === null) return false;
-  if (isResizedPair({ ...stored, submitAt: stored.submitAt }, record)) return false;
-  const apart = Math.abs(record.submitAt.getTime() - stored.submitAt.getTime());
-  return (
-    apart === 0 || SOURCE_SHIFTS_MS.includes(apart) || isZoneShifted({ ...stored, submitAt: stored.submitAt }, record)
-  );
+  return !isResizedPair(stored, record) && isSubmittedAlike(stored, record);
 }
 
 /**
