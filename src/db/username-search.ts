@@ -5,6 +5,11 @@ function likeLiteral(text: string): string {
   return text.replace(/[\\%_]/g, (character) => `\\${character}`);
 }
 
+/** The ILIKE pattern of a username containing `search` in any case, its % and _ plain characters. */
+export function usernameContainingPattern(search: string): string {
+  return `%${likeLiteral(search)}%`;
+}
+
 /**
  * The WHERE clause and the first ORDER BY key of a list of usernames (a `username` column)
  * searched for `search`: names containing it in any case, everyone without one; the exact name
@@ -14,7 +19,7 @@ function likeLiteral(text: string): string {
 export function usernameSearchOf(search: string | undefined): { where: Prisma.Sql; exactFirst: Prisma.Sql } {
   if (!search) return { where: Prisma.empty, exactFirst: Prisma.empty };
   return {
-    where: Prisma.sql`WHERE username ILIKE ${`%${likeLiteral(search)}%`}`,
+    where: Prisma.sql`WHERE username ILIKE ${usernameContainingPattern(search)}`,
     exactFirst: Prisma.sql`lower(username) = ${search.toLowerCase()} DESC,`,
   };
 }

@@ -2015,7 +2015,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     }
     return {
       status: filter.status,
-      username: filter.user || undefined,
+      // Part of a name in any case: "ali" or "Alice" for alice, where a whole name found nothing.
+      usernames: filter.user ? await receiptsRepository.findReceiptUsernamesContaining(db, filter.user) : undefined,
       createdFrom: filter.start ? startOfLocalDay(filter.start, config.timeZone) : undefined,
       createdBefore: filter.end ? endOfLocalDay(filter.end, config.timeZone) : undefined,
       monthEndRunId: filter.run,
@@ -2077,7 +2078,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         heldPayment,
       };
     });
-    return { receipts, totals, received: receivedTotals(totals, received), page: filter.page, pageCount, count };
+    return {
+      receipts,
+      totals,
+      received: receivedTotals(totals, received),
+      page: filter.page,
+      pageCount,
+      count,
+      // The usernames a User filter matched, which the page names when there are several: a link to
+      // one user's receipts (?user=bob, from /admin/usage or a month-end run) lists bobby's too.
+      matchedUsers: repoFilter.usernames ?? null,
+    };
   }
 
   /** Today, the local day (APP_TZ) now. */

@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildReceiptRow, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * The billing page's User filter matched a whole username, case and all: an admin who typed "ali" or
+ * "Alice" for alice was told "No receipts match.". It now finds every username containing the text, in
+ * any case; a _ or % in it is a plain character, not a wildcard.
+ */
+let db: TestDatabase;
+let admin: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
+  admin = await signInAs(buildTestApp(db), 'finance', 'finance-password');
+  // 26 of alice's (a second page), one each of malice, bob, a_b and axb; none need an account here.
+  for (let day = 1; day <= 26; day += 1) {
+    await buildReceiptRow(db, 'alice', { createdAt: new Date(`2026-02-${String(day).padStart(2, '0')}T12:00:00Z`) });
+  }
+  await buildReceiptRow(db, 'malice', { createdAt: new Date('2026-03-01T12:00:00Z'), total: '2.00' });
+  await buildReceiptRow(db, 'bob', { createdAt: new Date('2026-03-02T12:00:00Z') });
+  await buildReceiptRow(db, 'a_b', { createdAt: new Date('2026-03-03T12:00:00Z') });
+  await buildReceiptRow(db, 'axb', { createdAt: new Date('2026-03-04T12:00:00Z') });
+});
+afterAll(() => db?.drop());
+
+const html = async (path: string) => (await admin.get(path).set('Accept', 'text/html').expect(200)).text;
+/** The User cell of each receipt listed, as text (a login name is split into spans to break between). */
+const usersListed = (page: string) =>
+  [...page.matchAll(/<td data-label="User" class="login-name">(.*?)<\/td>/g)].map((match) =>
+    (match[1] as string).replace(/<[^>]*>/g, ''),
+  );
+const json = async (path: string) => (await admin.get(path).set('Accept', 'application/json').expect(200)).body;
+
+describe('the billing page’s User filter', () => {
+  it('lists the receipts of every username containing the text, in any case, with their totals', async () => {
+    const page = await html('/admin/receipts?user=ALI');
+    const users = usersListed(page);
+    expect(users).toHaveLength(25);
+    expect(users).toEqual(['malice', ...Array(24).fill('alice')]);
+    // 26 × 0.50 + 2.00: the pending card sums what the filter found.
+    expect(page).toContain('15.00 THB');
+    expect(page).toContain('27 receipts');
+    // The next page keeps the filter as typed.
+    expect(page).toContain('href="/admin/receipts?user=ALI&amp;page=2" rel="next"');
+    const second = usersListed(await html('/admin/receipts?user=ALI&page=2'));
+    expect(second).toEqual(['alice', 'alice']);
+  });
+
+  it('says on the page that it matches part of a name in any case', async () => {
+    const page = await html('/admin/receipts');
+    expect(page).toContain('<label for="user">User <span class="muted">(part of a name, any case)</span></label>');
+    expect(await html('/admin/receipts?user=zed')).toContain(
+      'No receipts match. No receipt is for a username containing “zed” (in any case).',
+    );
+  });
+
+  it('names the users it matched when there are several, as a link for one user may match others', async () => {
+    // /admin/usage and a month-end run link a user to ?user=<name>: alice's link lists malice's receipts too.
+    expect(await html('/admin/receipts?user=alice')).toContain(
+      '<p class="muted" id="user-matches">“alice” is part of 2 usernames: alice, malice.</p>',
+    );
+    expect(await html('/admin/receipts?user=bob')).not.toContain('id="user-matches"');
+    expect((await json('/admin/receipts?user=alice')).matchedUsers).toEqual(['alice', 'malice']);
+    expect((await json('/admin/receipts?user=bob')).matchedUsers).toEqual(['bob']);
+    expect((await json('/admin/receipts')).matchedUsers).toBeNull();
+  });
+
+  it('reads _ and % as themselves', async () => {
+    expect(usersListed(await html('/admin/receipts?user=a_b'))).toEqual(['a_b']);
+    expect(await html('/admin/receipts?user=%25')).toContain('No receipts match.');
+  });
+
+  it('answers a JSON client alike, its filters as typed', async () => {
+    const body = await json('/admin/receipts?user=Alice');
+    expect(body).toMatchObject({ filters: { user: 'Alice' }, page: 1, pageCount: 2, count: 27 });
+    expect(new Set(body.receipts.map((receipt: { username: string }) => receipt.username))).toEqual(
+      new Set(['alice', 'malice']),
+    );
+    expect((await json('/admin/receipts?user=B')).receipts.map((r: { username: string }) => r.username)).toEqual([
+      'axb',
+      'a_b',
+      'bob',
+    ]);
+  });
+
+  it('checks a later page of a HEAD against the same matches', async () => {
+    await admin.head('/admin/receipts?user=ali&page=2').expect(200);
+    await admin.head('/admin/receipts?user=ali&page=3').expect(404);
+  });
+});
