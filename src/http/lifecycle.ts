@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type http from 'node:http';
 import type { RequestListener } from 'node:http';
 import { createServer, maxHeaderSize, OutgoingMessage, Server, STATUS_CODES } from 'node:http';
@@ -92,22 +93,111 @@ function answerClientError(error: NodeJS.ErrnoException & { rawPacket?: unknown 
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
     `Content-Type: ${isPage ? 'text/html' : 'application/json'}; charset=utf-8`,
     `Content-Length: ${Buffer.byteLength(body)}`,
-    ...SOCKET_ANSWER_HEADERS,
+    ...(isPage ? CLIENT_ERROR_PAGE_HEADERS : SOCKET_ANSWER_HEADERS),
     'Connection: close',
   ];
   socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }
 
+/** Of what the app's own answers carry (helmet's headers, app.ts), those besides the policy. */
+const SECURITY_HEADERS = ['X-Content-Type-Options: nosniff', 'X-Frame-Options: DENY', 'Cache-Control: no-store'];
+
+/** A Content-Security-Policy that allows `styleSource` alone, and no base, form or frame. */
+function policyAllowingStyle(styleSource: string): string {
+  return `Content-Security-Policy: default-src 'none'; style-src ${styleSource}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
+}
+
 /**
- * What the app's own answers carry (helmet's headers, app.ts), for the answers written on the socket
- * past Express: without them such a page could be framed, or sniffed as another type. The policy
- * allows what these pages use, the app's stylesheet, and nothing else.
+ * For the answers written on the socket past Express: without these such a page could be framed, or
+ * sniffed as another type. The policy allows the app's stylesheet and nothing else.
  */
-const SOCKET_ANSWER_HEADERS = [
-  "Content-Security-Policy: default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  'X-Content-Type-Options: nosniff',
-  'X-Frame-Options: DENY',
-  'Cache-Control: no-store',
+const SOCKET_ANSWER_HEADERS = [policyAllowingStyle("'self'"), ...SECURITY_HEADERS];
+
+/**
+ * The rules of public/css/app.css that the error page uses, copied as they are there (a unit test,
+ * socket-error-page-style, checks each is): the page cannot link the stylesheet. A request refused
+ * for its headers' size is most often refused for its cookies, and the browser sends the same
+ * cookies with the stylesheet's request, which is refused in turn: the page showed as bare HTML.
+ */
+export const CLIENT_ERROR_PAGE_CSS = `:root {
+  --fg: #1d2433;
+  --muted: #5b6578;
+  --bg: #f6f7f9;
+  --card: #ffffff;
+  --line: #dde1e8;
+  --accent: #1f5fbf;
+  --accent-fg: #ffffff;
+  --bad: #b42318;
+  --good: #067647;
+  --warn: #b54708;
+  font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+  color: var(--fg);
+  background: var(--bg);
+}
+* {
+  box-sizing: border-box;
+}
+body {
+  margin: 0;
+  min-height: 100vh;
+  display: flex;
+  flex-direction: column;
+}
+a {
+  color: var(--accent);
+}
+:focus-visible,
+input[type="date"]:focus-within {
+  outline: 2px solid var(--accent);
+  outline-offset: 2px;
+}
+.topbar {
+  display: flex;
+  flex-wrap: wrap;
+  align-items: center;
+  justify-content: space-between;
+  gap: 0.5rem 1.5rem;
+  padding: 0.75rem 1.25rem;
+  background: var(--card);
+  border-bottom: 1px solid var(--line);
+}
+.brand {
+  font-weight: 700;
+  text-decoration: none;
+  color: var(--fg);
+}
+.content {
+  flex: 1;
+  width: 100%;
+  max-width: 72rem;
+  margin: 0 auto;
+  padding: 1.5rem 1.25rem;
+}
+.card {
+  background: var(--card);
+  border: 1px solid var(--line);
+  border-radius: 8px;
+  padding: 1.25rem;
+  margin-bottom: 1.25rem;
+}
+.narrow {
+  max-width: 28rem;
+  margin-left: auto;
+  margin-right: auto;
+}
+.lead {
+  font-size: 1.125rem;
+  color: var(--muted);
+}
+`;
+
+/**
+ * The socket's headers for the error page: its policy allows its one <style> element by the hash of
+ * its text (the browser checks it), where 'self' allowed the stylesheet it could not load.
+ */
+const CLIENT_ERROR_PAGE_HEADERS = [
+  policyAllowingStyle(`'sha256-${createHash('sha256').update(CLIENT_ERROR_PAGE_CSS).digest('base64')}'`),
+  ...SECURITY_HEADERS,
 ];
 
 /** An Accept header that asks for HTML, at the start of a line of the request's head. */
@@ -138,9 +228,9 @@ function escapeHtml(text: string): string {
 
 /**
  * The app's error page (views/error.ejs in its layout), written without Express or the views: the
- * app never saw the request. Its stylesheet link is the app's; when the request's cookies were
- * what made it too large, the stylesheet's request carries them too and is refused in turn, and
- * the page shows unstyled, still readable. No navigation: who is signed in is not known.
+ * app never saw the request. Its style is in the page (CLIENT_ERROR_PAGE_CSS), so it looks like the
+ * app's error pages when the cookies that made the request too large would have had the
+ * stylesheet's request refused too. No navigation: who is signed in is not known.
  */
 function clientErrorPage(status: number, message: string): string {
   const statusText = escapeHtml(STATUS_CODES[status] ?? 'Error');
@@ -148,7 +238,7 @@ function clientErrorPage(status: number, message: string): string {
     '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n' +
     '<meta name="viewport" content="width=device-width, initial-scale=1">\n' +
     `<title>Error ${status} · ${APP_NAME}</title>\n` +
-    '<link rel="stylesheet" href="/static/css/app.css">\n</head>\n<body>\n' +
+    `<style>${CLIENT_ERROR_PAGE_CSS}</style>\n</head>\n<body>\n` +
     `<header class="topbar"><a class="brand" href="/">${APP_NAME}</a></header>\n` +
     '<main class="content" id="main">\n<section class="card narrow">\n' +
     `<h1>${statusText} (${status})</h1>\n<p class="lead">${escapeHtml(message)}</p>\n` +

@@ -12,9 +12,9 @@ if (!hasChromium) {
   console.warn(`browser tests skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
 }
 
-// Without the background-networking flags chromium keeps dialling Google's hosts, which this
+// Its flags. Without the background-networking flags chromium keeps dialling Google's hosts, which this
 // machine's closed network refuses, many connections at a time.
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
