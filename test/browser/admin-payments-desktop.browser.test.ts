@@ -4,19 +4,16 @@ import type express from 'express';
 import type { Locator } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
-import { buildTiers } from '../support/billing-factories.js';
 import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
   signedInPage,
-  startBrowserRig,
+  startDummyPaymentsRig,
 } from '../support/browser.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
+import { createPayingResearchers, deliverDummy } from '../support/dummy-payments.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 /**
  * The payments page's list of every payment, on a 1280 px desktop: twelve columns, with what was
@@ -40,12 +37,8 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
   const longWorded = createPayingResearchers(() => ({ db, app }), 'x_abcdefghijklmnopqrstuvwxyzabcde');
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    await buildTiers(db);
-    await buildUser(db.prisma, { username: 'boss', role: 'admin', password: 'boss-password' });
-    app = buildTestApp(db, { env: { ...DUMMY_PAYMENTS_ENV, APP_TZ: 'Asia/Bangkok' } });
     await mkdir(ARTIFACTS, { recursive: true });
-    rig = await startBrowserRig(app);
+    ({ db, app, rig } = await startDummyPaymentsRig({ env: { APP_TZ: 'Asia/Bangkok' }, admin: 'boss' }));
     ({ base } = rig);
   });
 

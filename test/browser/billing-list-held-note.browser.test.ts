@@ -1,18 +1,17 @@
+import type express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
 import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
   signInThroughPage,
-  startBrowserRig,
+  startDummyPaymentsRig,
 } from '../support/browser.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { createPayingResearchers, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { voidAndBillAgain } from '../support/receipt-steps.js';
 import { signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 /**
  * The billing list says under a receipt's status which payment is held for review. On one line it
@@ -20,14 +19,11 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  */
 describe.skipIf(!hasChromium)('the held-payment note on the billing list', { timeout: 120_000 }, () => {
   let db: TestDatabase;
-  let app: ReturnType<typeof buildTestApp>;
+  let app: express.Express;
   let rig: BrowserRig;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    await buildTiers(db);
-    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-    rig = await startBrowserRig(app);
+    ({ db, app, rig } = await startDummyPaymentsRig());
   });
 
   afterAll(() => closeRigAndDatabase(rig, db));

@@ -1,16 +1,14 @@
+import type express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
 import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
   signInThroughPage,
-  startBrowserRig,
+  startDummyPaymentsRig,
 } from '../support/browser.js';
-import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
 import { researcherWithReceiptOf, startCheckout } from '../support/receipt-steps.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 /**
  * The demo provider's checkout offers Pay, Fail and Cancel. Each button took a share of the card's
@@ -19,14 +17,11 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  */
 describe.skipIf(!hasChromium)("the demo provider's checkout buttons", { timeout: 120_000 }, () => {
   let db: TestDatabase;
-  let app: ReturnType<typeof buildTestApp>;
+  let app: express.Express;
   let rig: BrowserRig;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    await buildTiers(db);
-    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-    rig = await startBrowserRig(app);
+    ({ db, app, rig } = await startDummyPaymentsRig());
   });
 
   afterAll(() => closeRigAndDatabase(rig, db));

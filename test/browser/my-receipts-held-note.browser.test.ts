@@ -1,15 +1,14 @@
+import type express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
 import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
   signInThroughPage,
-  startBrowserRig,
+  startDummyPaymentsRig,
 } from '../support/browser.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { createPayingResearchers, deliverDummy } from '../support/dummy-payments.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 /**
  * My receipts says under a receipt's status that its payment is held for review. On one line (the
@@ -18,14 +17,11 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  */
 describe.skipIf(!hasChromium)('the held-payment note on My receipts', { timeout: 120_000 }, () => {
   let db: TestDatabase;
-  let app: ReturnType<typeof buildTestApp>;
+  let app: express.Express;
   let rig: BrowserRig;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    await buildTiers(db);
-    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-    rig = await startBrowserRig(app);
+    ({ db, app, rig } = await startDummyPaymentsRig());
   });
 
   afterAll(() => closeRigAndDatabase(rig, db));

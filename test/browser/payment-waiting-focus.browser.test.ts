@@ -1,16 +1,15 @@
+import type express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
 import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
   signInThroughPage,
-  startBrowserRig,
+  startDummyPaymentsRig,
 } from '../support/browser.js';
-import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { deliverDummy } from '../support/dummy-payments.js';
 import { researcherWithReceiptOf, startCheckout } from '../support/receipt-steps.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 /**
  * The payment status page waits for the provider's confirmation. It reloaded itself every 2 s (a
@@ -21,14 +20,11 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  */
 describe.skipIf(!hasChromium)('the payment status page while it waits', { timeout: 120_000 }, () => {
   let db: TestDatabase;
-  let app: ReturnType<typeof buildTestApp>;
+  let app: express.Express;
   let rig: BrowserRig;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    await buildTiers(db);
-    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-    rig = await startBrowserRig(app);
+    ({ db, app, rig } = await startDummyPaymentsRig());
   });
 
   afterAll(() => closeRigAndDatabase(rig, db));

@@ -1,16 +1,14 @@
+import type express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTiers } from '../support/billing-factories.js';
 import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
   signInThroughPage,
-  startBrowserRig,
+  startDummyPaymentsRig,
 } from '../support/browser.js';
-import { createPayingResearchers, DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
-import { buildUser } from '../support/factories.js';
-import { buildTestApp } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { createPayingResearchers, deliverDummy } from '../support/dummy-payments.js';
+import type { TestDatabase } from '../support/test-database.js';
 
 /**
  * A receipt's own page printed with the browser (Ctrl+P): the notices that state what happened to
@@ -20,15 +18,11 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  */
 describe.skipIf(!hasChromium)("a receipt's page printed by the browser", { timeout: 120_000 }, () => {
   let db: TestDatabase;
-  let app: ReturnType<typeof buildTestApp>;
+  let app: express.Express;
   let rig: BrowserRig;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    await buildTiers(db);
-    await buildUser(db.prisma, { username: 'printboss', role: 'admin', password: 'printboss-password' });
-    app = buildTestApp(db, { env: DUMMY_PAYMENTS_ENV });
-    rig = await startBrowserRig(app);
+    ({ db, app, rig } = await startDummyPaymentsRig({ admin: 'printboss' }));
   });
 
   afterAll(() => closeRigAndDatabase(rig, db));

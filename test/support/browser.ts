@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type express from 'express';
 import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
+import { setUpDummyPayments } from './dummy-payments.js';
+import { buildUser } from './factories.js';
 import type { TestDatabase } from './test-database.js';
 
 /** Debian's chromium (apt-get install -y chromium); browser tests skip without it. */
@@ -49,6 +51,25 @@ export async function startBrowserRig(app: express.Express): Promise<BrowserRig>
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * A payments browser test file's set-up, for its beforeAll: setUpDummyPayments (a new database with
+ * buildTiers' rates, the app on the dummy provider, with `env` besides), admin `admin` (password
+ * `<admin>-password`) when named, and a rig serving the app. Its afterAll passes `rig` and `db` to
+ * closeRigAndDatabase. The database is dropped here when a later step fails: the file never gets it.
+ */
+export async function startDummyPaymentsRig(
+  options: { env?: Record<string, string>; admin?: string } = {},
+): Promise<{ db: TestDatabase; app: express.Express; rig: BrowserRig }> {
+  const { db, app } = await setUpDummyPayments({ env: options.env });
+  try {
+    if (options.admin) await buildUser(db.prisma, { username: options.admin, role: 'admin' });
+    return { db, app, rig: await startBrowserRig(app) };
+  } catch (error) {
+    await db.drop();
+    throw error;
+  }
 }
 
 /**

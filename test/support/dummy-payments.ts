@@ -22,13 +22,13 @@ export const DUMMY_PAYMENTS_ENV = {
 type DummyAppOptions = Omit<TestAppOptions, 'env'>;
 
 /**
- * A new database with buildTiers' rates and the app on the dummy provider: the set-up of a
- * payments test file, for its beforeAll (the file drops `db` in its afterAll).
+ * A new database with buildTiers' rates and the app on the dummy provider (with `env` besides, e.g. an
+ * APP_TZ): the set-up of a payments test file, for its beforeAll (the file drops `db` in its afterAll).
  */
-export async function setUpDummyPayments(options: DummyAppOptions = {}) {
+export async function setUpDummyPayments(options: DummyAppOptions & { env?: Record<string, string> } = {}) {
   const db = await createTestDatabase();
   await buildTiers(db);
-  const app = buildTestApp(db, { ...options, env: DUMMY_PAYMENTS_ENV });
+  const app = buildTestApp(db, { ...options, env: { ...DUMMY_PAYMENTS_ENV, ...options.env } });
   return { db, app };
 }
 
