@@ -8,7 +8,8 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 /**
  * The billing page's User filter matched a whole username, case and all: an admin who typed "ali" or
  * "Alice" for alice was told "No receipts match.". It now finds every username containing the text, in
- * any case; a _ or % in it is a plain character, not a wildcard.
+ * any case; a _ or % in it is a plain character, not a wildcard. A whole name (in any case) is that
+ * user alone: links from /admin/usage and month-end runs name one user.
  */
 let db: TestDatabase;
 let admin: Agent;
@@ -60,15 +61,31 @@ describe('the billing page’s User filter', () => {
     );
   });
 
-  it('names the users it matched when there are several, as a link for one user may match others', async () => {
-    // /admin/usage and a month-end run link a user to ?user=<name>: alice's link lists malice's receipts too.
-    expect(await html('/admin/receipts?user=alice')).toContain(
-      '<p class="muted" id="user-matches">“alice” is part of 2 usernames: alice, malice.</p>',
+  it('lists a whole name alone, as links to one user mean, and offers the names containing it', async () => {
+    // /admin/usage and a month-end run link a user to ?user=<name>: alice's link summed malice's 2.00 in.
+    const page = await html('/admin/receipts?user=Alice');
+    expect(new Set(usersListed(page))).toEqual(new Set(['alice']));
+    expect(page).toContain('13.00 THB');
+    expect(page).toContain('26 receipts');
+    expect(page).toContain(
+      '<p class="muted" id="user-also">Only alice. Usernames also containing “Alice”: <a href="/admin/receipts?user=malice">malice</a>.</p>',
     );
-    expect(await html('/admin/receipts?user=bob')).not.toContain('id="user-matches"');
-    expect((await json('/admin/receipts?user=alice')).matchedUsers).toEqual(['alice', 'malice']);
-    expect((await json('/admin/receipts?user=bob')).matchedUsers).toEqual(['bob']);
-    expect((await json('/admin/receipts')).matchedUsers).toBeNull();
+    expect(page).not.toContain('id="user-matches"');
+    expect(await json('/admin/receipts?user=alice')).toMatchObject({
+      count: 26,
+      matchedUsers: ['alice'],
+      alsoContaining: ['malice'],
+    });
+    expect(await html('/admin/receipts?user=bob')).not.toContain('id="user-also"');
+    expect(await json('/admin/receipts?user=bob')).toMatchObject({ matchedUsers: ['bob'], alsoContaining: [] });
+    expect(await json('/admin/receipts')).toMatchObject({ matchedUsers: null, alsoContaining: [] });
+  });
+
+  it('names the users it matched when part of a name matches several', async () => {
+    expect(await html('/admin/receipts?user=lic')).toContain(
+      '<p class="muted" id="user-matches">“lic” is part of 2 usernames: alice, malice.</p>',
+    );
+    expect((await json('/admin/receipts?user=lic')).matchedUsers).toEqual(['alice', 'malice']);
   });
 
   it('reads _ and % as themselves', async () => {
@@ -77,8 +94,8 @@ describe('the billing page’s User filter', () => {
   });
 
   it('answers a JSON client alike, its filters as typed', async () => {
-    const body = await json('/admin/receipts?user=Alice');
-    expect(body).toMatchObject({ filters: { user: 'Alice' }, page: 1, pageCount: 2, count: 27 });
+    const body = await json('/admin/receipts?user=Ali');
+    expect(body).toMatchObject({ filters: { user: 'Ali' }, page: 1, pageCount: 2, count: 27 });
     expect(new Set(body.receipts.map((receipt: { username: string }) => receipt.username))).toEqual(
       new Set(['alice', 'malice']),
     );

@@ -183,7 +183,8 @@ type AdminReceiptList = Awaited<ReturnType<ReceiptsService['listForAdmin']>>;
  * The billing page's list as JSON: the filters applied, the page of receipts (each written as
  * /me/receipts writes it, with its user, how it was paid and, when that differs from its total,
  * what it brought in net of refunds and lost disputes, as receivedNetOfRefunds), the paging, the
- * usernames a User filter matched (null without one), and the cards' totals under the filters.
+ * usernames a User filter matched (null without one) and the others containing a whole name it
+ * matched, and the cards' totals under the filters.
  */
 function adminReceiptsJson(filter: TReceiptFilter, list: AdminReceiptList) {
   const { page: _page, ...filters } = filter;
@@ -193,6 +194,7 @@ function adminReceiptsJson(filter: TReceiptFilter, list: AdminReceiptList) {
     pageCount: list.pageCount,
     count: list.count,
     matchedUsers: list.matchedUsers,
+    alsoContaining: list.alsoContaining,
     totals: list.totals.map((total) => ({
       status: total.status,
       currency: total.currency,

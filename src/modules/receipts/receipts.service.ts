@@ -1996,8 +1996,23 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
+  /**
+   * The usernames the billing page's User filter means: a whole name (in any case) alone, so a link to
+   * bob's receipts from /admin/usage or a month-end run sums bob's and not bobby's; otherwise every
+   * name containing the text in any case ("ali" or "Alice" for alice, where a whole name found
+   * nothing). The other names containing a whole name are offered, not summed.
+   */
+  async function usernamesMatching(search: string): Promise<{ usernames: string[]; alsoContaining: string[] }> {
+    const containing = await receiptsRepository.findReceiptUsernamesContaining(db, search);
+    const whole = containing.filter((username) => username.toLowerCase() === search.toLowerCase());
+    if (whole.length === 0) return { usernames: containing, alsoContaining: [] };
+    return { usernames: whole, alsoContaining: containing.filter((username) => !whole.includes(username)) };
+  }
+
   /** The admin list's filter for the repository, once checked: a reversed window 400, a run not there 404. */
-  async function checkedAdminFilterOf(filter: TReceiptFilter): Promise<receiptsRepository.ReceiptFilter> {
+  async function checkedAdminFilterOf(
+    filter: TReceiptFilter,
+  ): Promise<{ repoFilter: receiptsRepository.ReceiptFilter; alsoContaining: string[] }> {
     // Answered like the other windows (/admin/usage, /admin/paid.csv): an empty list with zero
     // totals would read as "nothing was billed" rather than "these dates are the wrong way round".
     if (filter.start && filter.end && filter.start > filter.end) {
@@ -2013,14 +2028,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     if (filter.run !== undefined && !(await monthEndRunsRepository.findRun(db, filter.run))) {
       throw new UnknownRunFilterError(filter.run);
     }
-    return {
+    const { usernames, alsoContaining } = filter.user
+      ? await usernamesMatching(filter.user)
+      : { usernames: undefined, alsoContaining: [] };
+    const repoFilter = {
       status: filter.status,
-      // Part of a name in any case: "ali" or "Alice" for alice, where a whole name found nothing.
-      usernames: filter.user ? await receiptsRepository.findReceiptUsernamesContaining(db, filter.user) : undefined,
+      usernames,
       createdFrom: filter.start ? startOfLocalDay(filter.start, config.timeZone) : undefined,
       createdBefore: filter.end ? endOfLocalDay(filter.end, config.timeZone) : undefined,
       monthEndRunId: filter.run,
     };
+    return { repoFilter, alsoContaining };
   }
 
   /**
@@ -2028,7 +2046,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * counted for a later page, none read or summed. Page 1 is always there.
    */
   async function checkAdminListPage(filter: TReceiptFilter): Promise<void> {
-    const repoFilter = await checkedAdminFilterOf(filter);
+    const { repoFilter } = await checkedAdminFilterOf(filter);
     if (filter.page === 1) return;
     assertListPageExists('The filters match', await receiptsRepository.countReceipts(db, repoFilter), filter.page);
   }
@@ -2040,7 +2058,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   async function listForAdmin(filter: TReceiptFilter) {
-    const repoFilter = await checkedAdminFilterOf(filter);
+    const { repoFilter, alsoContaining } = await checkedAdminFilterOf(filter);
     const [{ rows, count }, totals, received] = await Promise.all([
       receiptsRepository.listReceipts(db, repoFilter, { offset: (filter.page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),
       receiptsRepository.sumByStatus(db, repoFilter),
@@ -2085,9 +2103,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       page: filter.page,
       pageCount,
       count,
-      // The usernames a User filter matched, which the page names when there are several: a link to
-      // one user's receipts (?user=bob, from /admin/usage or a month-end run) lists bobby's too.
+      // The usernames a User filter matched, which the page names when there are several, and the
+      // other names containing a whole name matched, offered as links (bobby's beside bob's).
       matchedUsers: repoFilter.usernames ?? null,
+      alsoContaining,
     };
   }
 
