@@ -135,15 +135,41 @@ function isSameEvent(a: PaymentEvent, b: PaymentEvent): boolean {
   );
 }
 
-/** An event in a few words: "payment.refunded of 8,574.25 THB for dummy_1_ab12cd34". */
-function describeEvent(event: PaymentEvent): string {
+/**
+ * An event in a few words: "payment.refunded of 8,574.25 THB for dummy_1_ab12cd34". `details` (what
+ * the few words leave out, such as "dispute won") follow its refund's or dispute's id in brackets.
+ */
+function describeEvent(event: PaymentEvent, details: string[] = []): string {
   const amount =
     event.amountMinor === null || event.currency === null
       ? ''
       : ` of ${describeMinorUnits(event.amountMinor, event.currency)}`;
   const about = event.externalPaymentId ?? event.externalIntentId;
   const id = event.refund?.id ?? event.dispute?.id;
-  return `${event.type}${amount}${about ? ` for ${about}` : ''}${id && id !== event.id ? ` (${id})` : ''}`;
+  const bracketed = [...(id && id !== event.id ? [id] : []), ...details].join('; ');
+  return `${event.type}${amount}${about ? ` for ${about}` : ''}${bracketed ? ` (${bracketed})` : ''}`;
+}
+
+/** What isSameEvent compares that describeEvent leaves out, each in the few words that say it. */
+function detailsOf(event: PaymentEvent): string[] {
+  return [
+    event.externalPaymentId ? `PaymentIntent ${event.externalIntentId ?? 'none'}` : '',
+    event.dispute ? `dispute ${event.dispute.status ?? 'open'}` : '',
+    event.dispute ? `reason ${event.dispute.reason ?? 'none given'}` : '',
+    event.refund ? `refund ${event.refund.status}` : '',
+    event.refund ? `failure reason ${event.refund.failureReason ?? 'none given'}` : '',
+  ];
+}
+
+/**
+ * Two events under one event id, as a refusal says them: in a few words, and when those read the
+ * same (a dispute told won, then lost), with what differs, so the sender sees what it changed.
+ */
+function describeTwoEvents(first: PaymentEvent, second: PaymentEvent): [string, string] {
+  if (describeEvent(first) !== describeEvent(second)) return [describeEvent(first), describeEvent(second)];
+  const [a, b] = [detailsOf(first), detailsOf(second)];
+  const differs = (_: string, at: number) => a[at] !== b[at];
+  return [describeEvent(first, a.filter(differs)), describeEvent(second, b.filter(differs))];
 }
 
 /**
@@ -1624,9 +1650,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       return;
     }
     if (isSameEvent(stored, event)) return;
+    const [was, says] = describeTwoEvents(stored, event);
     throw new ConflictError(
-      `Webhook rejected: event ${event.id} was already received as ${describeEvent(stored)}, and this delivery ` +
-        `says ${describeEvent(event)}; an event id names one event, so this one was not applied. ` +
+      `Webhook rejected: event ${event.id} was already received as ${was}, and this delivery ` +
+        `says ${says}; an event id names one event, so this one was not applied. ` +
         'Send it with an event id of its own; nothing was changed.',
     );
   }
