@@ -1742,7 +1742,17 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (result.outcome === 'ok' && event.type === 'payment.succeeded')
         metrics.receiptMarkedPaid.inc({ actor_type: 'provider' });
       if (result.outcome === 'mismatch' || result.outcome === 'review') {
-        logger.warn({ provider: providerName, eventId: event.id, outcome: result.outcome }, 'payment needs review');
+        // Which payment waits on /admin/payments: the provider's event id alone had to be looked up.
+        logger.warn(
+          {
+            provider: providerName,
+            eventId: event.id,
+            eventType: event.type,
+            outcome: result.outcome,
+            paymentId: result.paymentId,
+          },
+          'payment needs review',
+        );
       }
       if (event.type === 'payment.refunded' && (result.outcome === 'unknown_payment' || result.outcome === 'ignored')) {
         // Money went back to a payer for something that paid no receipt here: finance may want to know.
