@@ -1442,11 +1442,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         : null;
     // Not recorded on any payment, but the provider says which of its checkouts took that money:
     // the payment of that checkout, if this app opened it, whose success has not been applied yet
-    // (one that recorded other money is not this money's).
+    // (one that recorded other money is not this money's). Its success may have been applied while
+    // this waited for the payment's lock, recording this very money: that is still its payment. It
+    // was read as other money, and the refund or dispute answered 200 `unknown_payment`, never sent again.
     let isFoundByCheckout = false;
     if (!payment && checkoutOfIntent !== null) {
       const ofCheckout = await paymentsRepository.lockByExternalId(tx, providerName, checkoutOfIntent);
-      isFoundByCheckout = ofCheckout !== null && ofCheckout.externalIntentId === null;
+      isFoundByCheckout =
+        ofCheckout !== null &&
+        (ofCheckout.externalIntentId === null || ofCheckout.externalIntentId === event.externalIntentId);
       if (isFoundByCheckout) payment = ofCheckout;
     }
     if (!payment) return { outcome: 'unknown_payment', paymentId: null };
