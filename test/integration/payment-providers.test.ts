@@ -217,6 +217,23 @@ describe('stripe provider', () => {
       'Webhook rejected: the Stripe-Signature timestamp is more than 300 s from now.',
     );
   });
+
+  // A proxy or a hand-written client may send the header with nothing in it: that is no signature,
+  // said as a missing one is. It was answered in the package's words, "No stripe-signature header
+  // value was provided.", which docs/payments.md does not list and reads as Stripe's own error.
+  it.each([[''], ['   ']])('refuses a Stripe-Signature header of %j as missing, in the same words', async (value) => {
+    const payload = JSON.stringify(
+      buildStripeEvent('checkout.session.completed', { id: 'cs_test_empty_header', payment_status: 'paid' }),
+    );
+    const refused = await provider()
+      .parseWebhook(Buffer.from(payload), { 'stripe-signature': value })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(refused).toBeInstanceOf(WebhookSignatureError);
+    expect((refused as Error).message).toBe('Webhook rejected: missing Stripe-Signature.');
+  });
 });
 
 describe('dummy provider', () => {

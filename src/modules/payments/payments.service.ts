@@ -135,15 +135,41 @@ function isSameEvent(a: PaymentEvent, b: PaymentEvent): boolean {
   );
 }
 
-/** An event in a few words: "payment.refunded of 8,574.25 THB for dummy_1_ab12cd34". */
-function describeEvent(event: PaymentEvent): string {
+/**
+ * An event in a few words: "payment.refunded of 8,574.25 THB for dummy_1_ab12cd34". `details` (what
+ * the few words leave out, such as "dispute won") follow its refund's or dispute's id in brackets.
+ */
+function describeEvent(event: PaymentEvent, details: string[] = []): string {
   const amount =
     event.amountMinor === null || event.currency === null
       ? ''
       : ` of ${describeMinorUnits(event.amountMinor, event.currency)}`;
   const about = event.externalPaymentId ?? event.externalIntentId;
   const id = event.refund?.id ?? event.dispute?.id;
-  return `${event.type}${amount}${about ? ` for ${about}` : ''}${id && id !== event.id ? ` (${id})` : ''}`;
+  const bracketed = [...(id && id !== event.id ? [id] : []), ...details].join('; ');
+  return `${event.type}${amount}${about ? ` for ${about}` : ''}${bracketed ? ` (${bracketed})` : ''}`;
+}
+
+/** What isSameEvent compares that describeEvent leaves out, each in the few words that say it. */
+function detailsOf(event: PaymentEvent): string[] {
+  return [
+    event.externalPaymentId ? `PaymentIntent ${event.externalIntentId ?? 'none'}` : '',
+    event.dispute ? `dispute ${event.dispute.status ?? 'open'}` : '',
+    event.dispute ? `reason ${event.dispute.reason ?? 'none given'}` : '',
+    event.refund ? `refund ${event.refund.status}` : '',
+    event.refund ? `failure reason ${event.refund.failureReason ?? 'none given'}` : '',
+  ];
+}
+
+/**
+ * Two events under one event id, as a refusal says them: in a few words, and when those read the
+ * same (a dispute told won, then lost), with what differs, so the sender sees what it changed.
+ */
+function describeTwoEvents(first: PaymentEvent, second: PaymentEvent): [string, string] {
+  if (describeEvent(first) !== describeEvent(second)) return [describeEvent(first), describeEvent(second)];
+  const [a, b] = [detailsOf(first), detailsOf(second)];
+  const differs = (_: string, at: number) => a[at] !== b[at];
+  return [describeEvent(first, a.filter(differs)), describeEvent(second, b.filter(differs))];
 }
 
 /**
@@ -1416,11 +1442,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         : null;
     // Not recorded on any payment, but the provider says which of its checkouts took that money:
     // the payment of that checkout, if this app opened it, whose success has not been applied yet
-    // (one that recorded other money is not this money's).
+    // (one that recorded other money is not this money's). Its success may have been applied while
+    // this waited for the payment's lock, recording this very money: that is still its payment. It
+    // was read as other money, and the refund or dispute answered 200 `unknown_payment`, never sent again.
     let isFoundByCheckout = false;
     if (!payment && checkoutOfIntent !== null) {
       const ofCheckout = await paymentsRepository.lockByExternalId(tx, providerName, checkoutOfIntent);
-      isFoundByCheckout = ofCheckout !== null && ofCheckout.externalIntentId === null;
+      isFoundByCheckout =
+        ofCheckout !== null &&
+        (ofCheckout.externalIntentId === null || ofCheckout.externalIntentId === event.externalIntentId);
       if (isFoundByCheckout) payment = ofCheckout;
     }
     if (!payment) return { outcome: 'unknown_payment', paymentId: null };
@@ -1624,9 +1654,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       return;
     }
     if (isSameEvent(stored, event)) return;
+    const [was, says] = describeTwoEvents(stored, event);
     throw new ConflictError(
-      `Webhook rejected: event ${event.id} was already received as ${describeEvent(stored)}, and this delivery ` +
-        `says ${describeEvent(event)}; an event id names one event, so this one was not applied. ` +
+      `Webhook rejected: event ${event.id} was already received as ${was}, and this delivery ` +
+        `says ${says}; an event id names one event, so this one was not applied. ` +
         'Send it with an event id of its own; nothing was changed.',
     );
   }
@@ -1715,7 +1746,17 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (result.outcome === 'ok' && event.type === 'payment.succeeded')
         metrics.receiptMarkedPaid.inc({ actor_type: 'provider' });
       if (result.outcome === 'mismatch' || result.outcome === 'review') {
-        logger.warn({ provider: providerName, eventId: event.id, outcome: result.outcome }, 'payment needs review');
+        // Which payment waits on /admin/payments: the provider's event id alone had to be looked up.
+        logger.warn(
+          {
+            provider: providerName,
+            eventId: event.id,
+            eventType: event.type,
+            outcome: result.outcome,
+            paymentId: result.paymentId,
+          },
+          'payment needs review',
+        );
       }
       if (event.type === 'payment.refunded' && (result.outcome === 'unknown_payment' || result.outcome === 'ignored')) {
         // Money went back to a payer for something that paid no receipt here: finance may want to know.

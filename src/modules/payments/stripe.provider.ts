@@ -570,7 +570,10 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
     },
     async parseWebhook(rawBody: Buffer, headers: IncomingHttpHeaders): Promise<PaymentEvent> {
       const signature = headers['stripe-signature'];
-      if (typeof signature !== 'string') throw new WebhookSignatureError('missing Stripe-Signature');
+      // An empty header is no signature either: the package's own words for it ("No stripe-signature
+      // header value was provided.") read as Stripe's error, not as the missing header it is.
+      if (typeof signature !== 'string' || signature.trim() === '')
+        throw new WebhookSignatureError('missing Stripe-Signature');
       const stripe = await getStripe();
       try {
         // Only the signature: what follows a valid one is counted as the body's error, not the secret's.
