@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { AuditContext } from '../modules/audit/audit.service.js';
+import { CLI_ACTOR } from '../modules/audit/audit-actors.js';
 
 /**
  * The OS user running this process, as its audit entries name it: the login name, or `uid:<uid>`
@@ -56,7 +57,7 @@ export function cliAuditContext(
   }: Partial<CliInvoker> & Pick<CliInvoker, 'sudoUser'>,
 ): AuditContext {
   return {
-    actor: 'cli',
+    actor: CLI_ACTOR,
     ip: null,
     userAgent: tool,
     actorDetails: cliActorDetailsOf({ osUser, sudoUser, effectiveUid }),

@@ -4,7 +4,7 @@ import { loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { createViewFormatters } from '../http/view-format.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
-import { usernameReadAsNoteOf, ZRole, ZUsername } from '../modules/users/users.schema.js';
+import { usernameReadAsNoteOf, ZNewUsername, ZRole, ZUsername } from '../modules/users/users.schema.js';
 import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
 import { createToolLogger } from '../shared/logger.js';
@@ -138,7 +138,8 @@ async function main() {
   }
   // ZUsername reads BOB as bob, as sign-in does: said, rather than refused as if it were some other name.
   const typedUsername = values.username ?? '';
-  const username = ZUsername.safeParse(typedUsername);
+  // A new user's name may not be an actor of the log's own (cli, system); an existing account's is found as it is.
+  const username = (command === 'create' ? ZNewUsername : ZUsername).safeParse(typedUsername);
   if (!username.success) throw new UsageError(`--username ${username.error.issues[0]?.message}\n\n${USAGE}`);
   const readAs = usernameReadAsNoteOf(typedUsername, username.data);
   if (readAs) console.log(`--username ${readAs}`);

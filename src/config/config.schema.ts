@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import { reservedActorProblemOf } from '../modules/audit/audit-actors.js';
 import { parseTierRules } from '../modules/pricing/pricing.js';
 import { MAX_TIER_NAME_LENGTH, ZNewTierName } from '../modules/pricing/pricing.schema.js';
 import { ZNewPassword } from '../shared/password-policy.js';
@@ -514,6 +515,11 @@ export const ZEnv = z
       z
         .string()
         .regex(/^[a-z_][a-z0-9._-]{0,63}$/, 'must be a lowercase login name')
+        // Not `system`, the actor of the entry that creates it, nor `cli`: the audit log gives them its own entries.
+        .superRefine((name, context) => {
+          const problem = reservedActorProblemOf(name);
+          if (problem) context.addIssue({ code: 'custom', message: problem });
+        })
         .optional(),
     ),
     ADMIN_PASSWORD: z.preprocess(emptyToUndefined, ZNewPassword.optional()),

@@ -3,6 +3,7 @@ import { labelFields } from '../../http/field-labels.js';
 import { strictBody } from '../../http/strict-body.js';
 import { ZNewPassword } from '../../shared/password-policy.js';
 import { MAX_INT4, ZPageNumber, zWholeNumber } from '../../shared/whole-number.js';
+import { reservedActorProblemOf } from '../audit/audit-actors.js';
 
 const MAX_USERNAME_LENGTH = 64;
 
@@ -19,6 +20,16 @@ export const ZUsername = z
     const problem = usernameProblem(name);
     if (problem) context.addIssue({ code: 'custom', message: problem });
   });
+
+/**
+ * The name of a user being created: a ZUsername that is not an actor the audit log gives the
+ * application's own entries (`cli`, `system`: reservedActorProblemOf). Only where a user is created:
+ * the tools still find an account of such a name made before, to reset or disable it.
+ */
+export const ZNewUsername = ZUsername.superRefine((name, context) => {
+  const problem = reservedActorProblemOf(name);
+  if (problem) context.addIssue({ code: 'custom', message: problem });
+});
 
 /** One reason, the one to act on: a name of 70 valid letters is too long, not badly formed. */
 function usernameProblem(name: string): string | undefined {
@@ -49,7 +60,7 @@ export const CREATE_USER_FIELD_LABELS = { username: 'Username', role: 'Role', pa
 // a reset's misspelt `new_password` gave the user a generated password in place of the chosen one.
 export const ZCreateUserForm = strictBody(
   {
-    username: ZUsername,
+    username: ZNewUsername,
     role: ZRole.default('user'),
     // Empty: generate one and show it once.
     password: z.union([z.literal(''), ZNewPassword]).optional(),

@@ -14,6 +14,7 @@ import {
 } from '../../shared/errors.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
 import { type AuditContext, appendAudit, recordAudit } from '../audit/audit.service.js';
+import { SYSTEM_ACTOR } from '../audit/audit-actors.js';
 import { userTarget } from '../audit/audit-target.js';
 import {
   type AuthServiceDeps,
@@ -468,7 +469,7 @@ export async function withTakenUsername(
 /** Creates or promotes the bootstrap admin from ADMIN_USERNAME/ADMIN_PASSWORD when it does not exist yet. */
 export async function ensureBootstrapAdmin(db: Db, username: string, password: string): Promise<boolean> {
   if (await usersRepository.findByUsername(db, username)) return false;
-  await createUser(db, { username, role: 'admin', password }, { actor: 'system', ip: null, userAgent: null });
+  await createUser(db, { username, role: 'admin', password }, { actor: SYSTEM_ACTOR, ip: null, userAgent: null });
   return true;
 }
 
