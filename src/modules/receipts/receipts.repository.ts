@@ -7,7 +7,7 @@ import {
   tryAcquireSessionLock,
 } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
-import { lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
+import { fromMinorUnits, lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
 import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import { costOfHoursSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL } from '../pricing/pricing.sql.js';
@@ -1009,6 +1009,8 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     paidAt: true,
     paymentMethod: true,
     txRef: true,
+    total: true,
+    currency: true,
     paidWithReceiptId: true,
     paidReceipt: { select: { id: true } },
     payments: {
@@ -1019,6 +1021,7 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
         externalPaymentId: true,
         reviewOutcome: true,
         receivedMinor: true,
+        receivedCurrency: true,
         refundedMinor: true,
       },
     },
@@ -1035,7 +1038,14 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     if (!before) break;
     origin = before;
   }
-  const { payments, paidReceipt, paidWithReceiptId: _paidWith, ...receipt } = source;
+  const {
+    payments,
+    paidReceipt,
+    paidWithReceiptId: _paidWith,
+    total: _total,
+    currency: _currency,
+    ...receipt
+  } = source;
   const paidWith = origin.payments.find(
     (payment) => payment.provider === origin.paymentMethod && payment.externalPaymentId === origin.txRef,
   );
@@ -1044,6 +1054,17 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     alreadyPaidReceiptId: paidReceipt?.id ?? null,
     // The online payment the money came in by (the chain's first receipt's), if it came in online.
     paymentId: paidWith?.id ?? null,
+    // What that money was: what the payment received (null when the provider did not say), or, paid
+    // by hand, the first receipt's total (a mark paid accepts only the total as the amount received).
+    money:
+      paidWith === undefined
+        ? { amount: origin.total, currency: origin.currency }
+        : paidWith.receivedMinor === null || paidWith.receivedCurrency === null
+          ? null
+          : {
+              amount: fromMinorUnits(paidWith.receivedMinor, paidWith.receivedCurrency),
+              currency: paidWith.receivedCurrency,
+            },
     // Its money went back: an admin resolved the payment as refunded, or the provider refunded all it received.
     isPaymentRefunded:
       paidWith !== undefined &&
