@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
+import { visibleTextOf } from '../support/html.js';
 import { createPaidCsvStory } from '../support/paid-csv-story.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -81,6 +82,18 @@ async function expectStillPending(receiptId: number) {
 describe('paying a receipt with the money of a voided receipt that is not its total', () => {
   it('refuses money short of the total, naming both amounts, and changes nothing', async () => {
     const { admin, first, again } = await billedAgainAfterHandPaidVoid('alice', 'mu', 'gov');
+    // The receipt's page says so above the form, rather than offering that money to pay it.
+    const notice = visibleTextOf(
+      /id="same-jobs-voided-paid-by-hand">([\s\S]*?)<\/div>/.exec(
+        (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text,
+      )?.[1] ?? '',
+    );
+    expect(notice).toBe(
+      `Receipt #${first}, which billed some of these jobs, was voided after it was paid by hand: 0.50 THB by bank ` +
+        "transfer, ref BT-alice, on 2025-09-05. Its money is 0.30 THB short of this receipt's total, 0.80 THB, so it " +
+        'cannot pay it alone: collect the remaining 0.30 THB, then mark this receipt paid as new money with the whole ' +
+        '0.80 THB, its reference naming both payments.',
+    );
     const marked = await post(admin, `/admin/receipts/${again}/paid`, {
       method: 'internal_transfer',
       amount_received: '0.80',
@@ -145,6 +158,11 @@ describe('paying a receipt with the money of a voided receipt that is not its to
 
   it('still pays a receipt whose total that money is', async () => {
     const { admin, first, again } = await billedAgainAfterHandPaidVoid('dave', 'mu', 'mu');
+    const page = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(visibleTextOf(page)).toContain(
+      `it may pay for this receipt: mark this receipt paid with it (Paid with the money of: receipt #${first})`,
+    );
+    expect(visibleTextOf(page)).not.toContain('Its money is');
     const marked = await post(admin, `/admin/receipts/${again}/paid`, {
       method: 'internal_transfer',
       amount_received: '0.50',
