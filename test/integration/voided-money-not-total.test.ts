@@ -146,6 +146,18 @@ describe('paying a receipt with the money of a voided receipt that is not its to
     );
     await putOn('carol', 'gov');
     const again = await billEverything(carol);
+    const held = await db.prisma.payment.findFirstOrThrow({ where: { receiptId: first } });
+    const notice = visibleTextOf(
+      /id="same-jobs-held">([\s\S]*?)<\/div>/.exec(
+        (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text,
+      )?.[1] ?? '',
+    );
+    expect(notice).toBe(
+      `Payment #${held.id} of 0.50 THB for receipt #${first}, which billed some of these jobs, is held for review. ` +
+        "Its money is 0.30 THB short of this receipt's total, 0.80 THB, so it cannot pay it alone: collect the " +
+        'remaining 0.30 THB, then mark this receipt paid as new money with the whole 0.80 THB, its reference naming ' +
+        'both payments.',
+    );
     const marked = await post(admin, `/admin/receipts/${again}/paid`, {
       method: 'internal_transfer',
       amount_received: '0.80',

@@ -23,6 +23,7 @@ import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import {
   backToReceipt,
   billedAgainJson,
+  describeMoneyNotTotal,
   describePaidByHand,
   paidWithReceiptJson,
   printableHasNoJson,
@@ -398,6 +399,8 @@ export function adminBillingRoutes(deps: {
       title: `Receipt #${id}`,
       ...shown,
       sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, shown.receipt),
+      sameJobsHeldMoneyNote:
+        shown.sameJobsHeldPayment && describeMoneyNotTotal(shown.sameJobsHeldPayment, shown.receipt, fmt),
       paidByHandText: paidByHand && describePaidByHand(paidByHand, fmt),
       dismissedPaymentsText: describeDismissedPayments(dismissedPayments, fmt),
       isAdminView: true,

@@ -200,7 +200,7 @@ export function voidedPaidByHandView(
  * rate cost another total), and what to do instead; null when it is this receipt's total. A mark paid
  * with it is refused then (VoidedMoneyNotTotalError), so the admin's notice must not offer it.
  */
-function describeMoneyNotTotal(
+export function describeMoneyNotTotal(
   money: { amount: Prisma.Decimal; currency: string },
   billed: { total: Prisma.Decimal; currency: string },
   fmt: ViewFormatters,
