@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
+import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { visibleTextOf } from '../support/html.js';
 import { createPaidCsvStory } from '../support/paid-csv-story.js';
@@ -20,7 +20,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['alice', 'bob', 'carol', 'dave']) {
+  for (const username of ['alice', 'bob', 'carol', 'dave', 'eve']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -165,6 +165,35 @@ describe('paying a receipt with the money of a voided receipt that is not its to
     });
     expect(marked.status, marked.text).toBe(422);
     expect(marked.body).toMatchObject({ field: 'paid_with_receipt', money: '0.50', total: '0.80' });
+    await expectStillPending(again);
+  });
+
+  it('counts the money of a payment online less what the provider refunded of it', async () => {
+    await buildJobs(db, [{ user: 'eve', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const eve = await signIn('eve');
+    const first = await billEverything(eve);
+    const payment = await payOnline(eve, first);
+    const admin = await signIn('finance');
+    expect((await post(admin, `/admin/receipts/${first}/void`, { reason: 'billed to the wrong project' })).status).toBe(
+      200,
+    );
+    // 0.20 THB of the 0.50 THB went back to the payer: 0.30 THB of that money is left.
+    const refund = await deliverDummy(app, {
+      event_id: `eve_refund_${payment.id}`,
+      event_type: 'payment.refunded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 20,
+      currency: 'THB',
+    });
+    expect(refund.status, refund.text).toBe(200);
+    const again = await billEverything(eve);
+    const marked = await post(admin, `/admin/receipts/${again}/paid`, {
+      method: 'internal_transfer',
+      amount_received: '0.50',
+      paid_with_receipt: String(first),
+    });
+    expect(marked.status, marked.text).toBe(422);
+    expect(marked.body).toMatchObject({ field: 'paid_with_receipt', money: '0.30', total: '0.50' });
     await expectStillPending(again);
   });
 

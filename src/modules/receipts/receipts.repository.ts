@@ -1023,6 +1023,9 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
         receivedMinor: true,
         receivedCurrency: true,
         refundedMinor: true,
+        disputeStatus: true,
+        disputedMinor: true,
+        failedRefunds: { select: { amountMinor: true, isInReportedTotal: true } },
       },
     },
   } as const satisfies Prisma.ReceiptSelect;
@@ -1054,15 +1057,25 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     alreadyPaidReceiptId: paidReceipt?.id ?? null,
     // The online payment the money came in by (the chain's first receipt's), if it came in online.
     paymentId: paidWith?.id ?? null,
-    // What that money was: what the payment received (null when the provider did not say), or, paid
-    // by hand, the first receipt's total (a mark paid accepts only the total as the amount received).
+    // What is left of that money: what the payment received less what went back of it (refunds that
+    // did not fail, a lost dispute: as the billing page counts it), null when the provider did not say
+    // what it received; or, paid by hand, the first receipt's total (a mark paid accepts only the total).
     money:
       paidWith === undefined
         ? { amount: origin.total, currency: origin.currency }
         : paidWith.receivedMinor === null || paidWith.receivedCurrency === null
           ? null
           : {
-              amount: fromMinorUnits(paidWith.receivedMinor, paidWith.receivedCurrency),
+              amount: fromMinorUnits(
+                paidWith.receivedMinor -
+                  (returnedMinorOf(
+                    paidWith.refundedMinor,
+                    paidWith.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n),
+                    lostDisputeMinorOf(paidWith),
+                    uncountedOf(paidWith),
+                  ) ?? 0n),
+                paidWith.receivedCurrency,
+              ),
               currency: paidWith.receivedCurrency,
             },
     // Its money went back: an admin resolved the payment as refunded, or the provider refunded all it received.
