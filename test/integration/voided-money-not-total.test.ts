@@ -83,11 +83,9 @@ describe('paying a receipt with the money of a voided receipt that is not its to
   it('refuses money short of the total, naming both amounts, and changes nothing', async () => {
     const { admin, first, again } = await billedAgainAfterHandPaidVoid('alice', 'mu', 'gov');
     // The receipt's page says so above the form, rather than offering that money to pay it.
-    const notice = visibleTextOf(
-      /id="same-jobs-voided-paid-by-hand">([\s\S]*?)<\/div>/.exec(
-        (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text,
-      )?.[1] ?? '',
-    );
+    const page = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(page).not.toContain('name="paid_with_receipt"');
+    const notice = visibleTextOf(/id="same-jobs-voided-paid-by-hand">([\s\S]*?)<\/div>/.exec(page)?.[1] ?? '');
     expect(notice).toBe(
       `Receipt #${first}, which billed some of these jobs, was voided after it was paid by hand: 0.50 THB by bank ` +
         "transfer, ref BT-alice, on 2025-09-05. Its money is 0.30 THB short of this receipt's total, 0.80 THB, so it " +
@@ -204,6 +202,7 @@ describe('paying a receipt with the money of a voided receipt that is not its to
       `it may pay for this receipt: mark this receipt paid with it (Paid with the money of: receipt #${first})`,
     );
     expect(visibleTextOf(page)).not.toContain('Its money is');
+    expect(page).toContain(`<option value="${first}">receipt #${first}, voided (paid by hand)</option>`);
     const marked = await post(admin, `/admin/receipts/${again}/paid`, {
       method: 'internal_transfer',
       amount_received: '0.50',
