@@ -185,6 +185,12 @@ describe('paying a receipt with the money of a voided receipt that is not its to
     });
     expect(refund.status, refund.text).toBe(200);
     const again = await billEverything(eve);
+    // Its page counts the money as the mark paid does: it does not offer 0.50 THB that is 0.30 THB now.
+    const page = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(page).not.toContain('name="paid_with_receipt"');
+    expect(visibleTextOf(/id="same-jobs-held">([\s\S]*?)<\/div>/.exec(page)?.[1] ?? '')).toContain(
+      "Its money is 0.20 THB short of this receipt's total, 0.50 THB, so it cannot pay it alone",
+    );
     const marked = await post(admin, `/admin/receipts/${again}/paid`, {
       method: 'internal_transfer',
       amount_received: '0.50',

@@ -393,14 +393,16 @@ export function adminBillingRoutes(deps: {
     page: number,
     refused?: { error: string; form: Record<string, string | undefined>; invalid?: string[] },
   ) {
-    const { paidByHand, dismissedPayments, sameJobsVoidedPaidByHand, ...shown } = await receipts.getById(id, page);
+    const { paidByHand, dismissedPayments, sameJobsVoidedPaidByHand, moneyOfSources, ...shown } =
+      await receipts.getById(id, page);
     const fmt = res.app.locals.fmt as ViewFormatters;
     res.render('receipts/show', {
       title: `Receipt #${id}`,
       ...shown,
-      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, shown.receipt),
+      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, shown.receipt, moneyOfSources),
       sameJobsHeldMoneyNote:
-        shown.sameJobsHeldPayment && describeMoneyNotTotal(shown.sameJobsHeldPayment, shown.receipt, fmt),
+        shown.sameJobsHeldPayment &&
+        describeMoneyNotTotal(moneyOfSources.get(shown.sameJobsHeldPayment.receiptId) ?? null, shown.receipt, fmt),
       paidByHandText: paidByHand && describePaidByHand(paidByHand, fmt),
       dismissedPaymentsText: describeDismissedPayments(dismissedPayments, fmt),
       isAdminView: true,

@@ -187,11 +187,17 @@ export function voidedPaidByHandView(
   voided: ShownReceipt['sameJobsVoidedPaidByHand'],
   fmt: ViewFormatters,
   billed: { total: Prisma.Decimal; currency: string },
+  /** What is left of each one's money as a mark paid judges it, when known; else what it was paid. */
+  moneyOf?: ReadonlyMap<number, { amount: Prisma.Decimal; currency: string } | null>,
 ) {
   return voided.map((receipt) => ({
     receiptId: receipt.receiptId,
     paidByHandText: describePaidByHand(receipt.paidByHand, fmt),
-    moneyNote: describeMoneyNotTotal(receipt.paidByHand, billed, fmt),
+    moneyNote: describeMoneyNotTotal(
+      moneyOf?.has(receipt.receiptId) ? (moneyOf.get(receipt.receiptId) ?? null) : receipt.paidByHand,
+      billed,
+      fmt,
+    ),
   }));
 }
 
@@ -201,10 +207,12 @@ export function voidedPaidByHandView(
  * with it is refused then (VoidedMoneyNotTotalError), so the admin's notice must not offer it.
  */
 export function describeMoneyNotTotal(
-  money: { amount: Prisma.Decimal; currency: string },
+  money: { amount: Prisma.Decimal; currency: string } | null,
   billed: { total: Prisma.Decimal; currency: string },
   fmt: ViewFormatters,
 ): string | null {
+  // Money whose amount the provider did not report is not judged by a mark paid either.
+  if (money === null) return null;
   const total = `${fmt.money(billed.total, billed.currency)} ${billed.currency}`;
   if (money.currency !== billed.currency) {
     return `Its money is in ${money.currency}, not in ${billed.currency} as this receipt's total, ${total}, so it cannot pay this receipt.`;

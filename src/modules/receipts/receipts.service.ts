@@ -2002,6 +2002,20 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // that receipt, where it said to return the money to the payer.
       receipt.status === 'void' && paidByHand ? receiptsRepository.findReceiptPaidWithMoneyOf(db, id) : null,
     ]);
+    // What is left of the money each of those voided receipts could pay this one with, as a mark paid
+    // judges it (moneyOfVoidedReceiptIn): the page offers only money that is this receipt's total.
+    const sourceIds = [
+      ...(heldForSameJobs === null ? [] : [heldForSameJobs.receiptId]),
+      ...(voidedPaidByHand.get(id) ?? []).map((voided) => voided.receiptId),
+    ];
+    const moneyOfSources = new Map(
+      await Promise.all(
+        sourceIds.map(
+          async (sourceId) =>
+            [sourceId, (await receiptsRepository.findMoneySource(db, sourceId))?.money ?? null] as const,
+        ),
+      ),
+    );
     // Money for some of these jobs may already be held on a voided receipt that billed them: the
     // researcher is told not to pay again, and the admin, about to mark this one paid, is told too.
     // Money recorded by hand on a receipt voided since is not held by the app, but may be what pays
@@ -2015,6 +2029,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       billedAgainOn,
       /** For a void receipt paid by hand, the receipt marked paid with its money since; null while none is. */
       moneyPaidReceipt,
+      /** What is left of the money of each voided receipt named above, by its id; null when unknown. */
+      moneyOfSources,
     };
   }
 
