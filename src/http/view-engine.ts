@@ -120,6 +120,7 @@ export const VIEW_LOCALS = [
   'runs',
   'sameJobsHeldMessage',
   'sameJobsHeldPayment',
+  'sameJobsHeldMoneyNote',
   'sameJobsVoidedPaidByHand',
   'search',
   'sections',

@@ -8,7 +8,7 @@ import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 // A finance reviewer found paid.csv counting the same money twice: a receipt paid (online, or by
-// hand), voided (a wrong tier), its jobs billed again on a new receipt, and that receipt marked paid
+// hand), voided (billed to the wrong project), its jobs billed again on a new receipt, and that receipt marked paid
 // "with that money" as its admin page advises. Both lines carried the amount, so the file's
 // amount_received added up to twice what came in. The mark paid now records whose money paid the new
 // receipt, and its line carries no new money and names the voided receipt whose line has it.
@@ -31,18 +31,14 @@ const signIn = (username: string) => signInAs(app, username, `${username}-passwo
 const { billEverything, payOnline, paidCsv } = createPaidCsvStory(() => db);
 const september = 'start=2025-09-01&end=2025-09-30';
 
-/** The researcher's user is put on the gov tier (the tier the voided receipt should have had). */
-async function putOnGov(username: string) {
-  const gov = await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: 'gov' } });
-  await db.prisma.tierOverride.create({ data: { username, tierId: gov.id, createdBy: 'finance' } });
-}
-
+// The jobs are billed again at the same tier, so the voided receipt's money is the new total: money
+// that is not is refused (voided-money-not-total.test.ts).
 async function voidAsJson(admin: Agent, receiptId: number) {
   const voided = await admin
     .post(`/admin/receipts/${receiptId}/void`)
     .set('Accept', 'application/json')
     .set('X-CSRFToken', await csrfTokenOf(admin))
-    .send({ reason: 'billed at the wrong tier' });
+    .send({ reason: 'billed to the wrong project' });
   expect(voided.status, voided.text).toBe(200);
 }
 
@@ -67,14 +63,13 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
     const payment = await payOnline(alice, first);
     const admin = await signIn('finance');
     await voidAsJson(admin, first);
-    await putOnGov('alice');
     const again = await billEverything(alice);
 
     const marked = await markPaid(admin, again, { paid_with_receipt: String(first) });
     expect(marked.status, marked.text).toBe(200);
     expect(marked.body.receipt).toMatchObject({ paidWithReceiptId: first, txRef: `receipt #${first}` });
     expect(marked.body.message).toBe(
-      `Receipt #${again} marked paid on 2025-09-05 (internal transfer), 1.60 THB paid with the money of receipt #${first}, ` +
+      `Receipt #${again} marked paid on 2025-09-05 (internal transfer), 1.00 THB paid with the money of receipt #${first}, ` +
         `voided: no new money, so paid.csv counts that money once, on receipt #${first}'s line.`,
     );
     // As the page says: the held payment is dismissed, its money being what paid the new receipt.
@@ -93,14 +88,14 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
         total: '1.00',
         amount_received: '1.00',
         payment_id: String(payment.id),
-        void_reason: 'billed at the wrong tier',
+        void_reason: 'billed to the wrong project',
       }),
       expect.objectContaining({
         receipt_id: String(again),
         method: 'internal_transfer',
         tx_ref: `receipt #${first}`,
-        total: '1.60',
-        tier: 'gov',
+        total: '1.00',
+        tier: 'mu',
         amount_received: '0.00',
         received_currency: 'THB',
         payment_id: '',
@@ -126,7 +121,6 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
     const byHand = await markPaid(admin, first, { method: 'bank_transfer', tx_ref: 'BT-11' });
     expect(byHand.status, byHand.text).toBe(200);
     await voidAsJson(admin, first);
-    await putOnGov('bob');
     const again = await billEverything(bob);
     // The new receipt's page offers that money in its mark-paid form, as its notice says.
     const page = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
@@ -156,7 +150,7 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
       expect.objectContaining({
         receipt_id: String(again),
         tx_ref: `receipt #${first}`,
-        total: '0.80',
+        total: '0.50',
         amount_received: '0.00',
         payment_id: '',
       }),
@@ -461,7 +455,7 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
           receipt_id: String(second),
           tx_ref: `receipt #${first}`,
           amount_received: '0.00',
-          void_reason: 'billed at the wrong tier',
+          void_reason: 'billed to the wrong project',
         }),
         expect.objectContaining({
           receipt_id: String(third),

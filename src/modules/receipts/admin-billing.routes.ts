@@ -23,6 +23,7 @@ import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import {
   backToReceipt,
   billedAgainJson,
+  describeMoneyNotTotal,
   describePaidByHand,
   paidWithReceiptJson,
   printableHasNoJson,
@@ -395,12 +396,16 @@ export function adminBillingRoutes(deps: {
     page: number,
     refused?: { error: string; form: Record<string, string | undefined>; invalid?: string[] },
   ) {
-    const { paidByHand, dismissedPayments, sameJobsVoidedPaidByHand, ...shown } = await receipts.getById(id, page);
+    const { paidByHand, dismissedPayments, sameJobsVoidedPaidByHand, moneyOfSources, ...shown } =
+      await receipts.getById(id, page);
     const fmt = res.app.locals.fmt as ViewFormatters;
     res.render('receipts/show', {
       title: `Receipt #${id}`,
       ...shown,
-      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt),
+      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, shown.receipt, moneyOfSources),
+      sameJobsHeldMoneyNote:
+        shown.sameJobsHeldPayment &&
+        describeMoneyNotTotal(moneyOfSources.get(shown.sameJobsHeldPayment.receiptId) ?? null, shown.receipt, fmt),
       paidByHandText: paidByHand && describePaidByHand(paidByHand, fmt),
       dismissedPaymentsText: describeDismissedPayments(dismissedPayments, fmt),
       isAdminView: true,

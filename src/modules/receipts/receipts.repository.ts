@@ -8,7 +8,7 @@ import {
 } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { usernameContainingPattern } from '../../db/username-search.js';
-import { lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
+import { fromMinorUnits, lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
 import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import { costOfHoursSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL } from '../pricing/pricing.sql.js';
@@ -1034,6 +1034,8 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     paidAt: true,
     paymentMethod: true,
     txRef: true,
+    total: true,
+    currency: true,
     paidWithReceiptId: true,
     paidReceipt: { select: { id: true } },
     payments: {
@@ -1044,7 +1046,11 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
         externalPaymentId: true,
         reviewOutcome: true,
         receivedMinor: true,
+        receivedCurrency: true,
         refundedMinor: true,
+        disputeStatus: true,
+        disputedMinor: true,
+        failedRefunds: { select: { amountMinor: true, isInReportedTotal: true } },
       },
     },
   } as const satisfies Prisma.ReceiptSelect;
@@ -1060,7 +1066,14 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     if (!before) break;
     origin = before;
   }
-  const { payments, paidReceipt, paidWithReceiptId: _paidWith, ...receipt } = source;
+  const {
+    payments,
+    paidReceipt,
+    paidWithReceiptId: _paidWith,
+    total: _total,
+    currency: _currency,
+    ...receipt
+  } = source;
   const paidWith = origin.payments.find(
     (payment) => payment.provider === origin.paymentMethod && payment.externalPaymentId === origin.txRef,
   );
@@ -1069,6 +1082,27 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     alreadyPaidReceiptId: paidReceipt?.id ?? null,
     // The online payment the money came in by (the chain's first receipt's), if it came in online.
     paymentId: paidWith?.id ?? null,
+    // What is left of that money: what the payment received less what went back of it (refunds that
+    // did not fail, a lost dispute: as the billing page counts it), null when the provider did not say
+    // what it received; or, paid by hand, the first receipt's total (a mark paid accepts only the total).
+    money:
+      paidWith === undefined
+        ? { amount: origin.total, currency: origin.currency }
+        : paidWith.receivedMinor === null || paidWith.receivedCurrency === null
+          ? null
+          : {
+              amount: fromMinorUnits(
+                paidWith.receivedMinor -
+                  (returnedMinorOf(
+                    paidWith.refundedMinor,
+                    paidWith.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n),
+                    lostDisputeMinorOf(paidWith),
+                    uncountedOf(paidWith),
+                  ) ?? 0n),
+                paidWith.receivedCurrency,
+              ),
+              currency: paidWith.receivedCurrency,
+            },
     // Its money went back: an admin resolved the payment as refunded, or the provider refunded all it received.
     isPaymentRefunded:
       paidWith !== undefined &&

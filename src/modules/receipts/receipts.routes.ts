@@ -183,11 +183,45 @@ export function describePaidByHand(paid: PaidByHand, fmt: ViewFormatters): strin
  * The receipts voided after they were paid by hand that billed some of a pending receipt's jobs, as a
  * receipt's page and its printable receipt name them (views/receipts/voided-paid-by-hand.ejs).
  */
-export function voidedPaidByHandView(voided: ShownReceipt['sameJobsVoidedPaidByHand'], fmt: ViewFormatters) {
+export function voidedPaidByHandView(
+  voided: ShownReceipt['sameJobsVoidedPaidByHand'],
+  fmt: ViewFormatters,
+  billed: { total: Prisma.Decimal; currency: string },
+  /** What is left of each one's money as a mark paid judges it, when known; else what it was paid. */
+  moneyOf?: ReadonlyMap<number, { amount: Prisma.Decimal; currency: string } | null>,
+) {
   return voided.map((receipt) => ({
     receiptId: receipt.receiptId,
     paidByHandText: describePaidByHand(receipt.paidByHand, fmt),
+    moneyNote: describeMoneyNotTotal(
+      moneyOf?.has(receipt.receiptId) ? (moneyOf.get(receipt.receiptId) ?? null) : receipt.paidByHand,
+      billed,
+      fmt,
+    ),
   }));
+}
+
+/**
+ * Why the money of a voided receipt cannot pay this one alone (its jobs billed again at another tier or
+ * rate cost another total), and what to do instead; null when it is this receipt's total. A mark paid
+ * with it is refused then (VoidedMoneyNotTotalError), so the admin's notice must not offer it.
+ */
+export function describeMoneyNotTotal(
+  money: { amount: Prisma.Decimal; currency: string } | null,
+  billed: { total: Prisma.Decimal; currency: string },
+  fmt: ViewFormatters,
+): string | null {
+  // Money whose amount the provider did not report is not judged by a mark paid either.
+  if (money === null) return null;
+  const total = `${fmt.money(billed.total, billed.currency)} ${billed.currency}`;
+  if (money.currency !== billed.currency) {
+    return `Its money is in ${money.currency}, not in ${billed.currency} as this receipt's total, ${total}, so it cannot pay this receipt.`;
+  }
+  if (money.amount.equals(billed.total)) return null;
+  const difference = `${fmt.money(money.amount.minus(billed.total).abs(), billed.currency)} ${billed.currency}`;
+  return money.amount.lessThan(billed.total)
+    ? `Its money is ${difference} short of this receipt's total, ${total}, so it cannot pay it alone: collect the remaining ${difference}, then mark this receipt paid as new money with the whole ${total}, its reference naming both payments.`
+    : `Its money is ${difference} more than this receipt's total, ${total}, so it cannot pay it as it is: return the excess ${difference} to the payer (or apply it elsewhere), then mark this receipt paid as new money with ${total}, its reference naming that payment.`;
 }
 
 /** The receipts voided after they were paid by hand that billed some of a pending receipt's jobs, as JSON. */
@@ -250,7 +284,7 @@ export function createOwnReceiptPage(receipts: ReceiptsService): ShowOwnReceipt 
     res.render('receipts/show', {
       title: `Receipt #${id}`,
       ...shown,
-      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt),
+      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, shown.receipt),
       isAdminView: false,
       link: (changes: Record<string, unknown>) => linkTo(`/me/receipts/${id}`, {}, changes),
       itemsCsvLink: `/me/receipts/${id}/items.csv`,
@@ -299,7 +333,7 @@ export async function sendPrintableReceipt(
       paidOnline,
       refundedPayments,
       // In the words of the receipt's page, the admin's or the researcher's, with links to their own pages.
-      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt),
+      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, receipt),
       isAdminView,
       receiptLink,
     },

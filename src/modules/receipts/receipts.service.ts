@@ -73,7 +73,7 @@ type MarkPaidInput = Pick<TMarkPaid, 'method' | 'amount_received'> & {
  */
 async function moneyOfVoidedReceiptIn(
   tx: Prisma.TransactionClient,
-  receipt: { id: number; username: string },
+  receipt: { id: number; username: string; total: Prisma.Decimal; currency: string },
   sourceId: number,
 ) {
   const refuse = (why: string) => new InvalidFieldsError({ paid_with_receipt: why }, RECEIPT_FIELD_LABELS);
@@ -109,7 +109,58 @@ async function moneyOfVoidedReceiptIn(
       `The money of receipt #${sourceId} went back to the payer: payment #${source.paymentId} was refunded, so it cannot pay receipt #${receipt.id}. Nothing was changed.`,
     );
   }
+  // A receipt is paid in full or not at all, with this money as with new money: the jobs billed again
+  // (at another tier, most often) cost another total, and the voided receipt's money marked the new
+  // one paid in full while the difference was never collected (or the payer's excess never returned).
+  const money = source.money;
+  if (money !== null && (money.currency !== receipt.currency || !money.amount.equals(receipt.total))) {
+    throw new VoidedMoneyNotTotalError(sourceId, money, receipt);
+  }
   return { receiptId: source.id, paymentId: source.paymentId };
+}
+
+/**
+ * The money of a voided receipt offered to pay another is not that receipt's total: the new receipt
+ * would read as settled in full with money missing (or an excess owed to the payer). Refused (422)
+ * with both amounts and what to do; nothing changes.
+ */
+export class VoidedMoneyNotTotalError extends AppError {
+  constructor(
+    sourceId: number,
+    money: { amount: Prisma.Decimal; currency: string },
+    receipt: { id: number; total: Prisma.Decimal; currency: string },
+  ) {
+    const { total, currency } = receipt;
+    const totalText = describeMoney(total, currency);
+    const head = `The money of receipt #${sourceId}, ${describeMoney(money.amount, money.currency)}`;
+    let comparison: string;
+    let whatToDo: string;
+    if (money.currency !== currency) {
+      comparison = `is in ${money.currency}, not in ${currency} as the total of receipt #${receipt.id}, ${totalText}`;
+      whatToDo = `Mark receipt #${receipt.id} paid as new money once ${totalText} has arrived.`;
+    } else {
+      const difference = describeMoney(money.amount.minus(total).abs(), currency);
+      const isShort = money.amount.lessThan(total);
+      comparison = `is ${difference} ${isShort ? 'short of' : 'more than'} the total of receipt #${receipt.id}, ${totalText}`;
+      whatToDo = isShort
+        ? `Collect the remaining ${difference}, then mark receipt #${receipt.id} paid as new money with the whole ${totalText} once it has all arrived, its reference naming both payments.`
+        : `Return the excess ${difference} to the payer (or apply it elsewhere), then mark receipt #${receipt.id} paid as new money with ${totalText}, its reference naming the payment of receipt #${sourceId}.`;
+    }
+    super(
+      422,
+      `${head}, ${comparison}, so it cannot pay it in full; nothing was changed. A receipt is paid in full or not at all. ${whatToDo}`,
+      { field: 'paid_with_receipt' },
+      {
+        publicFields: {
+          field: 'paid_with_receipt',
+          money: money.amount.toFixed(minorUnitDigits(money.currency)),
+          moneyCurrency: money.currency,
+          total: total.toFixed(minorUnitDigits(currency)),
+          currency,
+        },
+      },
+    );
+  }
 }
 
 /**
@@ -1951,6 +2002,20 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // that receipt, where it said to return the money to the payer.
       receipt.status === 'void' && paidByHand ? receiptsRepository.findReceiptPaidWithMoneyOf(db, id) : null,
     ]);
+    // What is left of the money each of those voided receipts could pay this one with, as a mark paid
+    // judges it (moneyOfVoidedReceiptIn): the page offers only money that is this receipt's total.
+    const sourceIds = [
+      ...(heldForSameJobs === null ? [] : [heldForSameJobs.receiptId]),
+      ...(voidedPaidByHand.get(id) ?? []).map((voided) => voided.receiptId),
+    ];
+    const moneyOfSources = new Map(
+      await Promise.all(
+        sourceIds.map(
+          async (sourceId) =>
+            [sourceId, (await receiptsRepository.findMoneySource(db, sourceId))?.money ?? null] as const,
+        ),
+      ),
+    );
     // Money for some of these jobs may already be held on a voided receipt that billed them: the
     // researcher is told not to pay again, and the admin, about to mark this one paid, is told too.
     // Money recorded by hand on a receipt voided since is not held by the app, but may be what pays
@@ -1964,6 +2029,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       billedAgainOn,
       /** For a void receipt paid by hand, the receipt marked paid with its money since; null while none is. */
       moneyPaidReceipt,
+      /** What is left of the money of each voided receipt named above, by its id; null when unknown. */
+      moneyOfSources,
     };
   }
 
