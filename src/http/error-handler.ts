@@ -116,7 +116,7 @@ export interface ErrorHandlerOptions {
 }
 
 /** The warning logged, once, for a request that got no database connection in time. */
-export const POOL_WAIT_TIMED_OUT_SUMMARY =
+const POOL_WAIT_TIMED_OUT_SUMMARY =
   'database busy: no free connection in the pool within DB_CONNECT_TIMEOUT_MS (all DB_POOL_MAX in use); answered 503';
 
 /** A form sent by a browser that is no longer signed in. */
@@ -253,8 +253,8 @@ function describe(
   }
   if (isPoolWaitTimedOut(error)) {
     // Every DB_POOL_MAX connection was busy for DB_CONNECT_TIMEOUT_MS (a burst: ~300 webhooks at
-    // once answered 112 of these): the request never reached the database and its client, a
-    // provider or a browser, may try again. It was logged as 'database unavailable' at error with
+    // once answered 112 of these): the query that waited never reached the database (a webhook's
+    // transaction never began) and the client, a provider or a browser, may try again. It was logged as 'database unavailable' at error with
     // a stack per request, a flood that hid the one line saying why; a warning each, and
     // db_pool_wait_timeouts_total, tell an operator the pool is too small for the load.
     return {
