@@ -448,6 +448,11 @@ export function createApp(deps: AppDeps): express.Express {
   );
 
   app.use(notFoundHandler);
-  app.use(errorHandler(logger, { isHttpsRequired: config.isHttpsRequired }));
+  app.use(
+    errorHandler(logger, {
+      isHttpsRequired: config.isHttpsRequired,
+      onPoolWaitTimedOut: () => deps.metrics.dbPoolWaitTimeouts.inc(),
+    }),
+  );
   return app;
 }

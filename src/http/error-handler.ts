@@ -9,6 +9,7 @@ import {
   isMissingColumn,
   isMissingTable,
   isPoolClosedByShutdown,
+  isPoolWaitTimedOut,
   isReadOnlyDatabase,
   isTransactionTimedOut,
   isUniqueViolation,
@@ -110,7 +111,13 @@ function unreadableBodyMessage(error: BodyParserError, req: Request): string {
 export interface ErrorHandlerOptions {
   /** REQUIRE_HTTPS: a form refused over plain HTTP is then explained as that. */
   isHttpsRequired?: boolean;
+  /** Told of each request answered 503 because no pool connection came free in time (a metric counts them). */
+  onPoolWaitTimedOut?: () => void;
 }
+
+/** The warning logged, once, for a request that got no database connection in time. */
+const POOL_WAIT_TIMED_OUT_SUMMARY =
+  'database busy: no free connection in the pool within DB_CONNECT_TIMEOUT_MS (all DB_POOL_MAX in use); answered 503';
 
 /** A form sent by a browser that is no longer signed in. */
 export const SIGNED_OUT_FORM_MESSAGE =
@@ -140,6 +147,13 @@ function describe(
   allowedMethods?: readonly string[];
   /** The log line's message for an unexpected error, when it says more than its status. */
   logSummary?: string;
+  /**
+   * Logged as a one-line warning with no error or stack: a load the server sheds on purpose, not
+   * a fault anyone has to trace.
+   */
+  isLoggedAsWarning?: boolean;
+  /** No pool connection came free in time (counted by onPoolWaitTimedOut). */
+  isPoolWaitTimeout?: boolean;
 } {
   if (error instanceof AppError) return { status: error.status, message: error.message, isExpected: true };
   // A form sent where no route takes it (POST /nope, POST to a page that only shows) is refused by
@@ -237,6 +251,21 @@ function describe(
     // cut a request sent operators looking for a bug that is not there.
     return { status: 503, message: 'The server is restarting. Try again in a moment.', isExpected: true };
   }
+  if (isPoolWaitTimedOut(error)) {
+    // Every DB_POOL_MAX connection was busy for DB_CONNECT_TIMEOUT_MS (a burst: ~300 webhooks at
+    // once answered 112 of these): the query that waited never reached the database (a webhook's
+    // transaction never began) and the client, a provider or a browser, may try again. It was logged as 'database unavailable' at error with
+    // a stack per request, a flood that hid the one line saying why; a warning each, and
+    // db_pool_wait_timeouts_total, tell an operator the pool is too small for the load.
+    return {
+      status: 503,
+      message: 'The server is busy right now. Try again in a moment.',
+      isExpected: false,
+      logSummary: POOL_WAIT_TIMED_OUT_SUMMARY,
+      isLoggedAsWarning: true,
+      isPoolWaitTimeout: true,
+    };
+  }
   if (isDatabaseUnavailable(error)) {
     // Not the request's fault and usually over in moments (a restart, a failover): 503 tells
     // clients and load balancers to retry; it is still logged, since someone may need to act.
@@ -307,9 +336,12 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
     // Logged again as 'database unavailable', at error level, it had two causes in the log (and
     // paged someone over a deploy). A bug's 'unhandled error' is still logged.
     const isCutDatabaseError = status === 503 && isLoggedAsCutByShutdown(req);
+    if (described.isPoolWaitTimeout) options.onPoolWaitTimedOut?.();
     if (!isExpected && !isCutDatabaseError) {
       const summary = described.logSummary ?? (status === 503 ? 'database unavailable' : 'unhandled error');
-      logger.error({ err: error, reqId: req.id, method: methodLabelOf(req.method), route }, summary);
+      const fields = { reqId: req.id, method: methodLabelOf(req.method), route };
+      if (described.isLoggedAsWarning) logger.warn(fields, summary);
+      else logger.error({ err: error, ...fields }, summary);
     } else if (isPoolClosedByShutdown(error)) {
       logger.warn(
         { reqId: req.id, method: methodLabelOf(req.method), route },

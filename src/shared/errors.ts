@@ -458,6 +458,26 @@ export function isTransactionTimedOut(error: unknown, depth = 0): boolean {
   );
 }
 
+/** pg-pool's refusal of a checkout no connection came free for within its `connectionTimeoutMillis`. */
+const POOL_WAIT_TIMED_OUT_MESSAGE = 'timeout exceeded when trying to connect';
+
+/**
+ * No free connection in the pool within DB_CONNECT_TIMEOUT_MS: every DB_POOL_MAX connection was
+ * busy (a burst of requests, a slow query holding them), so this one never reached the database.
+ * pg-pool's "timeout exceeded when trying to connect", raw under Prisma's pg adapter, or Prisma's
+ * own P2024. Not a database that cannot be reached: opening a connection that took too long is
+ * "Connection terminated due to connection timeout" (isDatabaseUnavailable alone).
+ */
+export function isPoolWaitTimedOut(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (code === 'P2024' || message === POOL_WAIT_TIMED_OUT_MESSAGE) return true;
+  return (
+    searchWrappedErrors(error, depth, (inner, innerDepth) => isPoolWaitTimedOut(inner, innerDepth) || undefined) ??
+    false
+  );
+}
+
 /** The database is down, restarting or out of connections; the request may work in a moment. */
 export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   if (typeof error !== 'object' || error === null || depth > 5) return false;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DatabaseTimeoutError, isDatabaseUnavailable } from '../../src/shared/errors.js';
+import { DatabaseTimeoutError, isDatabaseUnavailable, isPoolWaitTimedOut } from '../../src/shared/errors.js';
 
 const prismaError = (code: string, extra: object = {}) => ({ code, clientVersion: '6.19.3', ...extra });
 
@@ -46,5 +46,37 @@ describe('isDatabaseUnavailable', () => {
     ['nothing', undefined],
   ])('is false for %s', (_case, error) => {
     expect(isDatabaseUnavailable(error)).toBe(false);
+  });
+});
+
+describe('isPoolWaitTimedOut', () => {
+  it.each([
+    [
+      "pg-pool's wait for a free connection, as the pg adapter passes it on",
+      new Error('timeout exceeded when trying to connect'),
+    ],
+    ["Prisma's pool timeout (P2024)", prismaError('P2024')],
+    [
+      'the pool timeout as the cause',
+      { message: 'query failed', cause: new Error('timeout exceeded when trying to connect') },
+    ],
+  ])('is true for %s', (_case, error) => {
+    expect(isPoolWaitTimedOut(error)).toBe(true);
+    expect(isDatabaseUnavailable(error)).toBe(true);
+  });
+
+  it.each([
+    // Opening a connection took too long: the database host, not a busy pool.
+    [
+      'a new connection that did not open in time (pg-pool)',
+      new Error('Connection terminated due to connection timeout'),
+    ],
+    ['a connection that did not open within its timeout (pg.Client)', new Error('timeout expired')],
+    ['a refused connection', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })],
+    ['too many connections (53300)', { code: '53300', severity: 'FATAL' }],
+    ['a plain error', new Error('boom')],
+    ['nothing', undefined],
+  ])('is false for %s', (_case, error) => {
+    expect(isPoolWaitTimedOut(error)).toBe(false);
   });
 });

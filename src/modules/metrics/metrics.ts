@@ -196,6 +196,13 @@ export function createMetrics(options: MetricsOptions = {}) {
         if (pool) this.set(pool.waitingCount);
       },
     }),
+    // Counted where the request is answered 503 (the error handler), not in the pool: the
+    // operator's question is how many requests the load turned away.
+    dbPoolWaitTimeouts: new Counter({
+      name: 'db_pool_wait_timeouts_total',
+      help: 'Requests answered 503 because no database connection came free within DB_CONNECT_TIMEOUT_MS.',
+      registers,
+    }),
     ready: new Gauge({
       name: 'hpc_ready',
       help: '1 when the last readiness check saw the database usable (reachable, migrated for this release, writable), else 0; 0 from the start of a shutdown drain, as /readyz says.',
