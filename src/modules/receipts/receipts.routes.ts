@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { offeredOn, receiptPageOf } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
@@ -456,24 +457,29 @@ export function receiptsRoutes(deps: {
     await sendPrintableReceipt(res, printable, `/me/receipts/${id}`, false);
   });
 
-  router.get('/me/receipts/:id/items.csv', guards.requireUser, async (req, res) => {
-    offerWayBack(res, MY_RECEIPTS);
-    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const { username } = sessionUserOf(req);
-    // Found first: another user's receipt stays a 404 whatever the query, and a refusal of the
-    // export itself can then lead back to the receipt's page, which is there.
-    await receipts.assertFound(id, username);
-    offerWayBack(res, backToReceipt(`/me/receipts/${id}`, id));
-    await csvExports.send(req, res, {
-      kind: 'receipt_items',
-      username,
-      filename: `receipt-${id}-items.csv`,
-      columns: RECEIPT_ITEMS_CSV_COLUMNS,
-      async open() {
-        return (await receipts.streamItemsCsv(id, username)).chunks;
-      },
-    });
-  });
+  router.get(
+    '/me/receipts/:id/items.csv',
+    offeredOn((req) => receiptPageOf('/me/receipts', req.params.id)),
+    guards.requireUser,
+    async (req, res) => {
+      offerWayBack(res, MY_RECEIPTS);
+      const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+      const { username } = sessionUserOf(req);
+      // Found first: another user's receipt stays a 404 whatever the query, and a refusal of the
+      // export itself can then lead back to the receipt's page, which is there.
+      await receipts.assertFound(id, username);
+      offerWayBack(res, backToReceipt(`/me/receipts/${id}`, id));
+      await csvExports.send(req, res, {
+        kind: 'receipt_items',
+        username,
+        filename: `receipt-${id}-items.csv`,
+        columns: RECEIPT_ITEMS_CSV_COLUMNS,
+        async open() {
+          return (await receipts.streamItemsCsv(id, username)).chunks;
+        },
+      });
+    },
+  );
 
   return router;
 }
