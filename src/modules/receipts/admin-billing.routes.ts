@@ -28,6 +28,7 @@ import {
   paidWithReceiptJson,
   printableHasNoJson,
   receiptFactsJson,
+  receiptPageAsked,
   receiptWithItemsJson,
   sendPrintableReceipt,
   voidedPaidByHandJson,
@@ -417,7 +418,7 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/receipts/:id', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const { page } = parseInput(ZPageQuery, req.query);
+    const page = await receiptPageAsked(req, res, `/admin/receipts/${id}`, () => receipts.assertFound(id));
     // A HEAD (a link checker, `curl -I`): the status and type of its GET from the receipt's row alone.
     if (req.method === 'HEAD') {
       await receipts.checkReceiptPage(id, page);

@@ -322,6 +322,27 @@ export function backToReceipt(receiptUrl: string, id: number): BackLink {
   return { href: receiptUrl, text: `Back to receipt #${id}` };
 }
 
+/**
+ * The page of a receipt's jobs its address asks for. Refused (`?page=abc`, `?page=0`, an address
+ * edited by hand), it leads to the receipt's page 1 as a page past the last does, once the receipt
+ * is known to be there (`assertFound`): it led to the list of receipts, away from the receipt the
+ * address named. Another user's receipt keeps the list as its way back.
+ */
+export async function receiptPageAsked(
+  req: express.Request,
+  res: express.Response,
+  receiptUrl: string,
+  assertFound: () => Promise<void>,
+): Promise<number> {
+  try {
+    return parseInput(ZPageQuery, req.query).page;
+  } catch (error) {
+    await assertFound();
+    offerWayBack(res, { href: receiptUrl, text: 'Go to page 1' });
+    throw error;
+  }
+}
+
 /** A researcher's receipts: create one, list them, open one (printable). */
 export function receiptsRoutes(deps: {
   receipts: ReceiptsService;
@@ -418,8 +439,8 @@ export function receiptsRoutes(deps: {
   router.get('/me/receipts/:id', guards.requireUser, async (req, res) => {
     offerWayBack(res, MY_RECEIPTS);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const { page } = parseInput(ZPageQuery, req.query);
     const username = sessionUserOf(req).username;
+    const page = await receiptPageAsked(req, res, `/me/receipts/${id}`, () => receipts.assertFound(id, username));
     // A HEAD (a link checker, `curl -I`): the status and type of its GET (another user's receipt, or a
     // page past the last, 404) from the receipt's row alone, without its items, payments or refunds.
     if (req.method === 'HEAD') {
