@@ -116,10 +116,9 @@ describe('a receipt page that cannot be shown', () => {
         expect(page.text, `${path}?${query}`).toContain(`<a href="${path}">Go to page 1</a>`);
       }
     }
-    // Another user's receipt is not there for bob, whatever the page: no link to it.
+    // Another user's receipt is not there for bob: the page is refused as it is, with no link to it.
     const bobs = await bob.get(`/me/receipts/${id}?page=abc`).set('Accept', BROWSER_ACCEPT);
-    expect(bobs.status).toBe(404);
-    expect(bobs.text).toContain(`Receipt #${id} was not found.`);
+    expect(bobs.status).toBe(400);
     expect(bobs.text).toContain('<a href="/me/receipts">Open My receipts</a>');
     expect(bobs.text).not.toContain(`/me/receipts/${id}"`);
   });

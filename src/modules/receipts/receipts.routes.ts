@@ -19,7 +19,7 @@ import { renderView, sendStreamedPage } from '../../http/streamed-page.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
-import { NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
+import { AppError, NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type HeldPaymentNote, heldPaymentJsonOf } from '../payments/payment-money.js';
 import type { ShowMyUsage } from '../usage/usage.routes.js';
@@ -326,7 +326,8 @@ export function backToReceipt(receiptUrl: string, id: number): BackLink {
  * The page of a receipt's jobs its address asks for. Refused (`?page=abc`, `?page=0`, an address
  * edited by hand), it leads to the receipt's page 1 as a page past the last does, once the receipt
  * is known to be there (`assertFound`): it led to the list of receipts, away from the receipt the
- * address named. Another user's receipt keeps the list as its way back.
+ * address named. The refusal stays the page's (400), there or not: another user's receipt, or one
+ * that is not there, keeps the list as its way back.
  */
 export async function receiptPageAsked(
   req: express.Request,
@@ -337,8 +338,14 @@ export async function receiptPageAsked(
   try {
     return parseInput(ZPageQuery, req.query).page;
   } catch (error) {
-    await assertFound();
-    offerWayBack(res, { href: receiptUrl, text: 'Go to page 1' });
+    const isFound = await assertFound().then(
+      () => true,
+      (notFound: unknown) => {
+        if (notFound instanceof AppError && notFound.status === 404) return false;
+        throw notFound;
+      },
+    );
+    if (isFound) offerWayBack(res, { href: receiptUrl, text: 'Go to page 1' });
     throw error;
   }
 }
