@@ -43,6 +43,9 @@ function quotedTyping(text: string): string {
 function localDateProblem(text: string): string | undefined {
   // An empty form field is a date not given, not a date in the wrong format.
   if (text === '') return 'is required';
+  // A year of five or six digits is a browser date field's (Chromium's holds years up to 275760): a
+  // fifth digit typed into the year of a date picked in it was told the date was in the wrong format.
+  if (/^\d{5,6}-\d{2}-\d{2}$/.test(text)) return `must be between ${EARLIEST_LOCAL_DATE} and ${LATEST_LOCAL_DATE}`;
   // Quoted back, as an impossible day is named below: on a CSV's error page or to a script the reason
   // named no date, and the reader had to find which of those sent was wrong.
   if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return notADateReason(quotedTyping(text));

@@ -64,6 +64,30 @@ describe.skipIf(!hasChromium)('Download CSV after the session ended', { timeout:
     await context.close();
   });
 
+  it('a CSV link opened signed out from no page (a bookmark, an e-mail) signs in to the page offering it', async () => {
+    // Sent on to the CSV itself, the browser downloaded it and stayed on the sign-in form, which
+    // read as a sign-in that had not worked.
+    const context = await rig.browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+    const page = await context.newPage();
+    const downloads: Download[] = [];
+    page.on('download', (download) => downloads.push(download));
+    await page.goto(`${rig.base}/me.csv?start=2026-11-01&end=2026-11-30&bom=1`);
+    expect(await page.locator('main').innerText()).toContain(
+      'Sign in to see /me: you will be taken there once signed in.',
+    );
+
+    await page.fill('#username', 'desk');
+    await page.fill('#password', 'desk-password');
+    await Promise.all([page.waitForURL(/\/me\?/), page.click('button[type=submit]')]);
+    expect(new URL(page.url()).search).toBe(new URL(`${rig.base}${WINDOW}`).search);
+    expect(await page.locator('h1').innerText()).toBe('My usage');
+    expect(downloads).toEqual([]);
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('a:has-text("Download CSV")')]);
+    expect(download.suggestedFilename()).toBe('usage-desk-2026-11-01-2026-11-30.csv');
+    await context.close();
+  });
+
   it("does the same for the admin's CSV across users", async () => {
     const context = await rig.browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
     const page = await context.newPage();

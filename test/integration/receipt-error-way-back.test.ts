@@ -100,4 +100,26 @@ describe('a receipt page that cannot be shown', () => {
     expect(bobs.text).toContain('<a href="/me/receipts">Open My receipts</a>');
     expect(bobs.text).not.toContain(`/me/receipts/${id}"`);
   });
+
+  it("leads a refused page of a receipt (a hand-edited address) to the receipt's page 1, as a page past the last", async () => {
+    // It led to My receipts (Billing), away from the receipt the address named.
+    await buildJobs(db, [{ user: 'alice', jobId: '4343', end: '2026-02-10T10:00:00Z' }]);
+    const id = await billJobs(alice, '2026-02-28');
+    for (const [agent, path] of [
+      [alice, `/me/receipts/${id}`],
+      [boss, `/admin/receipts/${id}`],
+    ] as const) {
+      for (const query of ['page=abc', 'page=0', 'page=1&page=2']) {
+        const page = await agent.get(`${path}?${query}`).set('Accept', BROWSER_ACCEPT);
+        expect(page.status, `${path}?${query}`).toBe(400);
+        expect(page.text, `${path}?${query}`).toContain('Page: ');
+        expect(page.text, `${path}?${query}`).toContain(`<a href="${path}">Go to page 1</a>`);
+      }
+    }
+    // Another user's receipt is not there for bob: the page is refused as it is, with no link to it.
+    const bobs = await bob.get(`/me/receipts/${id}?page=abc`).set('Accept', BROWSER_ACCEPT);
+    expect(bobs.status).toBe(400);
+    expect(bobs.text).toContain('<a href="/me/receipts">Open My receipts</a>');
+    expect(bobs.text).not.toContain(`/me/receipts/${id}"`);
+  });
 });

@@ -65,6 +65,12 @@ describe('local days', () => {
     ['2026/09/01', 'must be a date as YYYY-MM-DD (got "2026/09/01")'],
     [' 01-09-2026 ', 'must be a date as YYYY-MM-DD (got "01-09-2026")'],
     ['2026-02-30', 'is not a real calendar date (2026-02-30)'],
+    // A fifth digit typed into a browser's date field's year: Chromium's holds years up to 275760 and
+    // sends them as typed, and "must be a date as YYYY-MM-DD" told a date picked in a picker it was
+    // in the wrong format.
+    ['20266-01-01', 'must be between 1900-01-01 and 2999-12-31'],
+    ['275760-09-13', 'must be between 1900-01-01 and 2999-12-31'],
+    ['0266-01-01', 'must be between 1900-01-01 and 2999-12-31'],
     // Quoted as JSON writes a string: a quote, a backslash or a control character cannot end the
     // quote early or break the line, and a bidirectional control is written out, not obeyed.
     ['say "when"', 'must be a date as YYYY-MM-DD (got "say \\"when\\"")'],

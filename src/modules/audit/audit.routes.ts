@@ -1,6 +1,7 @@
 import { type Response, Router } from 'express';
 import type { Db } from '../../db/database.js';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { offeredOn } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { fieldLabelsOf } from '../../http/field-labels.js';
 import { linkTo } from '../../http/page-links.js';
@@ -124,18 +125,23 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     renderPage(res, page);
   });
 
-  router.get('/admin/audit.csv', guards.requireAdmin, async (req, res) => {
-    // Refused, back to the log filtered as typed, which says the same beside the filters to correct.
-    offerWayBack(res, { href: linkTo('/admin/audit', typedFilters(req.query), {}), text: 'Back to the audit log' });
-    const filter = await auditFilterOf(db, parseCsvQuery(req.query), timeZone);
-    await deps.csvExports.send(req, res, {
-      kind: 'audit',
-      username: sessionUserOf(req).username,
-      filename: 'audit-log.csv',
-      columns: AUDIT_CSV_COLUMNS,
-      open: async () => streamAuditCsv(db, filter),
-    });
-  });
+  router.get(
+    '/admin/audit.csv',
+    offeredOn((req) => linkTo('/admin/audit', typedFilters(req.query), {})),
+    guards.requireAdmin,
+    async (req, res) => {
+      // Refused, back to the log filtered as typed, which says the same beside the filters to correct.
+      offerWayBack(res, { href: linkTo('/admin/audit', typedFilters(req.query), {}), text: 'Back to the audit log' });
+      const filter = await auditFilterOf(db, parseCsvQuery(req.query), timeZone);
+      await deps.csvExports.send(req, res, {
+        kind: 'audit',
+        username: sessionUserOf(req).username,
+        filename: 'audit-log.csv',
+        columns: AUDIT_CSV_COLUMNS,
+        open: async () => streamAuditCsv(db, filter),
+      });
+    },
+  );
 
   router.get('/admin/audit/verify', guards.requireAdmin, async (req, res) => {
     const isJson = req.accepts(['html', 'json']) === 'json';

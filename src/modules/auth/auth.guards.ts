@@ -1,6 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
+import { downloadPageOf } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { referringPageOf } from '../../http/referring-page.js';
 import {
@@ -46,10 +47,12 @@ function sendToLogin(req: Request, res: Response, next: NextFunction) {
     else if (passwordSignOut)
       req.session.flash = { type: 'warning', message: PASSWORD_SIGN_OUTS[passwordSignOut].notice };
   }
-  // A CSV download comes back to the page its link was on: sent on to the CSV itself, a browser
-  // signed in again downloaded it and stayed on the sign-in form.
+  // A CSV download comes back to the page its link was on, or without a Referer (a bookmark, an
+  // e-mail) to the page that offers it: sent on to the CSV itself, a browser signed in again
+  // downloaded it and stayed on the sign-in form.
   const isDownload = req.path.endsWith('.csv');
-  const nextPath = (isDownload ? referringPageOf(req) : undefined) ?? toSafeNextPath(req.originalUrl);
+  const pageOfDownload = isDownload ? (referringPageOf(req) ?? toSafeNextPath(downloadPageOf(req))) : undefined;
+  const nextPath = pageOfDownload ?? toSafeNextPath(req.originalUrl);
   res.redirect(302, nextPath ? `/login?next=${encodeURIComponent(nextPath)}` : '/login');
 }
 

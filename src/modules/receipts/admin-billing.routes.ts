@@ -2,6 +2,7 @@ import type { Prisma } from '@prisma/client';
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { type CsvExports, ZCsvExportQuery } from '../../http/csv-exports.js';
+import { offeredOn, receiptPageOf } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
@@ -28,6 +29,7 @@ import {
   paidWithReceiptJson,
   printableHasNoJson,
   receiptFactsJson,
+  receiptPageAsked,
   receiptWithItemsJson,
   sendPrintableReceipt,
   voidedPaidByHandJson,
@@ -424,7 +426,7 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/receipts/:id', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const { page } = parseInput(ZPageQuery, req.query);
+    const page = await receiptPageAsked(req, res, `/admin/receipts/${id}`, () => receipts.assertFound(id));
     // A HEAD (a link checker, `curl -I`): the status and type of its GET from the receipt's row alone.
     if (req.method === 'HEAD') {
       await receipts.checkReceiptPage(id, page);
@@ -458,22 +460,27 @@ export function adminBillingRoutes(deps: {
     await sendPrintableReceipt(res, await receipts.getPrintable(id), `/admin/receipts/${id}`, true);
   });
 
-  router.get('/admin/receipts/:id/items.csv', guards.requireAdmin, async (req, res) => {
-    offerWayBack(res, BILLING);
-    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    // Found first, so that a refusal of the export itself leads back to the receipt, which is there.
-    await receipts.assertFound(id);
-    offerWayBack(res, backToReceipt(`/admin/receipts/${id}`, id));
-    await csvExports.send(req, res, {
-      kind: 'receipt_items',
-      username: sessionUserOf(req).username,
-      filename: `receipt-${id}-items.csv`,
-      columns: RECEIPT_ITEMS_CSV_COLUMNS,
-      async open() {
-        return (await receipts.streamItemsCsv(id)).chunks;
-      },
-    });
-  });
+  router.get(
+    '/admin/receipts/:id/items.csv',
+    offeredOn((req) => receiptPageOf('/admin/receipts', req.params.id)),
+    guards.requireAdmin,
+    async (req, res) => {
+      offerWayBack(res, BILLING);
+      const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+      // Found first, so that a refusal of the export itself leads back to the receipt, which is there.
+      await receipts.assertFound(id);
+      offerWayBack(res, backToReceipt(`/admin/receipts/${id}`, id));
+      await csvExports.send(req, res, {
+        kind: 'receipt_items',
+        username: sessionUserOf(req).username,
+        filename: `receipt-${id}-items.csv`,
+        columns: RECEIPT_ITEMS_CSV_COLUMNS,
+        async open() {
+          return (await receipts.streamItemsCsv(id)).chunks;
+        },
+      });
+    },
+  );
 
   router.post(MARK_PAID_PATH, guards.requireAdmin, async (req, res) => {
     offerWayBack(res, BILLING);
@@ -667,42 +674,47 @@ export function adminBillingRoutes(deps: {
     });
   });
 
-  router.get('/admin/paid.csv', guards.requireAdmin, async (req, res) => {
-    let query: TWindowQuery;
-    let window: { start: string; end: string };
-    try {
-      query = parseInput(ZWindowExportQuery, req.query);
-      // Checked here as the export will, so that a browser gets its form back rather than an error page:
-      // the window, and the form's CSV for Excel (`bom`), which csvExports.send reads again.
-      window = usage.resolveWindow(query);
-      parseInput(ZCsvExportQuery, req.query);
-    } catch (error) {
-      // The billing page's form, with the reason in it and the dates as picked; scripts get the JSON 400.
-      if (!isRefusedForm(req, error, [400])) throw error;
-      res.status(error.status);
-      await renderBilling(res, {
-        filter: {},
-        result: await receipts.listForAdmin({ page: 1 }),
-        paidExport: {
-          error: `Paid receipts not exported. ${readableMessageOf(error)}`,
-          start: typedIn(req.query, 'start') ?? '',
-          end: typedIn(req.query, 'end') ?? '',
-          invalid: invalidFieldsOf(error),
+  router.get(
+    '/admin/paid.csv',
+    offeredOn(() => BILLING.href),
+    guards.requireAdmin,
+    async (req, res) => {
+      let query: TWindowQuery;
+      let window: { start: string; end: string };
+      try {
+        query = parseInput(ZWindowExportQuery, req.query);
+        // Checked here as the export will, so that a browser gets its form back rather than an error page:
+        // the window, and the form's CSV for Excel (`bom`), which csvExports.send reads again.
+        window = usage.resolveWindow(query);
+        parseInput(ZCsvExportQuery, req.query);
+      } catch (error) {
+        // The billing page's form, with the reason in it and the dates as picked; scripts get the JSON 400.
+        if (!isRefusedForm(req, error, [400])) throw error;
+        res.status(error.status);
+        await renderBilling(res, {
+          filter: {},
+          result: await receipts.listForAdmin({ page: 1 }),
+          paidExport: {
+            error: `Paid receipts not exported. ${readableMessageOf(error)}`,
+            start: typedIn(req.query, 'start') ?? '',
+            end: typedIn(req.query, 'end') ?? '',
+            invalid: invalidFieldsOf(error),
+          },
+        });
+        return;
+      }
+      await csvExports.send(req, res, {
+        kind: 'admin_paid',
+        username: sessionUserOf(req).username,
+        filename: `paid-${window.start}-${window.end}.csv`,
+        columns: PAID_CSV_COLUMNS,
+        async open() {
+          // The dates the file is named for, as resolved above.
+          return (await usage.streamPaidCsv({ ...query, start: window.start, end: window.end })).chunks;
         },
       });
-      return;
-    }
-    await csvExports.send(req, res, {
-      kind: 'admin_paid',
-      username: sessionUserOf(req).username,
-      filename: `paid-${window.start}-${window.end}.csv`,
-      columns: PAID_CSV_COLUMNS,
-      async open() {
-        // The dates the file is named for, as resolved above.
-        return (await usage.streamPaidCsv({ ...query, start: window.start, end: window.end })).chunks;
-      },
-    });
-  });
+    },
+  );
 
   return router;
 }

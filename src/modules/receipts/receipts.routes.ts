@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { offeredOn, receiptPageOf } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
@@ -18,7 +19,7 @@ import { renderView, sendStreamedPage } from '../../http/streamed-page.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
-import { NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
+import { AppError, NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type HeldPaymentNote, heldPaymentJsonOf } from '../payments/payment-money.js';
 import type { ShowMyUsage } from '../usage/usage.routes.js';
@@ -355,6 +356,34 @@ export function backToReceipt(receiptUrl: string, id: number): BackLink {
   return { href: receiptUrl, text: `Back to receipt #${id}` };
 }
 
+/**
+ * The page of a receipt's jobs its address asks for. Refused (`?page=abc`, `?page=0`, an address
+ * edited by hand), it leads to the receipt's page 1 as a page past the last does, once the receipt
+ * is known to be there (`assertFound`): it led to the list of receipts, away from the receipt the
+ * address named. The refusal stays the page's (400), there or not: another user's receipt, or one
+ * that is not there, keeps the list as its way back.
+ */
+export async function receiptPageAsked(
+  req: express.Request,
+  res: express.Response,
+  receiptUrl: string,
+  assertFound: () => Promise<void>,
+): Promise<number> {
+  try {
+    return parseInput(ZPageQuery, req.query).page;
+  } catch (error) {
+    const isFound = await assertFound().then(
+      () => true,
+      (notFound: unknown) => {
+        if (notFound instanceof AppError && notFound.status === 404) return false;
+        throw notFound;
+      },
+    );
+    if (isFound) offerWayBack(res, { href: receiptUrl, text: 'Go to page 1' });
+    throw error;
+  }
+}
+
 /** A researcher's receipts: create one, list them, open one (printable). */
 export function receiptsRoutes(deps: {
   receipts: ReceiptsService;
@@ -451,8 +480,8 @@ export function receiptsRoutes(deps: {
   router.get('/me/receipts/:id', guards.requireUser, async (req, res) => {
     offerWayBack(res, MY_RECEIPTS);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const { page } = parseInput(ZPageQuery, req.query);
     const username = sessionUserOf(req).username;
+    const page = await receiptPageAsked(req, res, `/me/receipts/${id}`, () => receipts.assertFound(id, username));
     // A HEAD (a link checker, `curl -I`): the status and type of its GET (another user's receipt, or a
     // page past the last, 404) from the receipt's row alone, without its items, payments or refunds.
     if (req.method === 'HEAD') {
@@ -490,24 +519,29 @@ export function receiptsRoutes(deps: {
     await sendPrintableReceipt(res, printable, `/me/receipts/${id}`, false);
   });
 
-  router.get('/me/receipts/:id/items.csv', guards.requireUser, async (req, res) => {
-    offerWayBack(res, MY_RECEIPTS);
-    const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
-    const { username } = sessionUserOf(req);
-    // Found first: another user's receipt stays a 404 whatever the query, and a refusal of the
-    // export itself can then lead back to the receipt's page, which is there.
-    await receipts.assertFound(id, username);
-    offerWayBack(res, backToReceipt(`/me/receipts/${id}`, id));
-    await csvExports.send(req, res, {
-      kind: 'receipt_items',
-      username,
-      filename: `receipt-${id}-items.csv`,
-      columns: RECEIPT_ITEMS_CSV_COLUMNS,
-      async open() {
-        return (await receipts.streamItemsCsv(id, username)).chunks;
-      },
-    });
-  });
+  router.get(
+    '/me/receipts/:id/items.csv',
+    offeredOn((req) => receiptPageOf('/me/receipts', req.params.id)),
+    guards.requireUser,
+    async (req, res) => {
+      offerWayBack(res, MY_RECEIPTS);
+      const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+      const { username } = sessionUserOf(req);
+      // Found first: another user's receipt stays a 404 whatever the query, and a refusal of the
+      // export itself can then lead back to the receipt's page, which is there.
+      await receipts.assertFound(id, username);
+      offerWayBack(res, backToReceipt(`/me/receipts/${id}`, id));
+      await csvExports.send(req, res, {
+        kind: 'receipt_items',
+        username,
+        filename: `receipt-${id}-items.csv`,
+        columns: RECEIPT_ITEMS_CSV_COLUMNS,
+        async open() {
+          return (await receipts.streamItemsCsv(id, username)).chunks;
+        },
+      });
+    },
+  );
 
   return router;
 }

@@ -1,6 +1,7 @@
 import { Prisma } from '@prisma/client';
 import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { offeredOn } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
@@ -9,7 +10,7 @@ import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { exportLinkOf, sendOwnUsageCsv } from './usage.routes.js';
+import { exportLinkOf, sendOwnUsageCsv, typedWindowOf } from './usage.routes.js';
 import { ZAdminUsageCsvQuery, ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';
 import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
 
@@ -118,26 +119,36 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
     }
   });
 
-  router.get('/admin/usage.csv', guards.requireAdmin, async (req, res) => {
-    // Refused, back to the page at the window and filters typed, which says the same beside a form to correct them.
-    const typed = Object.fromEntries(USAGE_FILTERS.map((name) => [name, typedIn(req.query, name)]));
-    offerWayBack(res, { href: linkTo('/admin/usage', typed, {}), text: 'Back to Usage across users' });
-    const query = parseInput(ZAdminUsageCsvQuery, req.query);
-    // Resolved here, for the file's name a HEAD answers with too; the export reads the same dates.
-    const { start, end } = usage.resolveWindow(query);
-    await csvExports.send(req, res, {
-      kind: 'user_usage',
-      username: sessionUserOf(req).username,
-      filename: `usage-all-${start}-${end}.csv`,
-      columns: USAGE_CSV_COLUMNS,
-      async open() {
-        return (await usage.streamAdminCsv({ ...query, start, end })).chunks;
-      },
-    });
-  });
+  const typedFiltersOf = (query: unknown) =>
+    Object.fromEntries(USAGE_FILTERS.map((name) => [name, typedIn(query, name)]));
+  router.get(
+    '/admin/usage.csv',
+    offeredOn((req) => linkTo('/admin/usage', typedFiltersOf(req.query), {})),
+    guards.requireAdmin,
+    async (req, res) => {
+      // Refused, back to the page at the window and filters typed, which says the same beside a form to correct them.
+      offerWayBack(res, {
+        href: linkTo('/admin/usage', typedFiltersOf(req.query), {}),
+        text: 'Back to Usage across users',
+      });
+      const query = parseInput(ZAdminUsageCsvQuery, req.query);
+      // Resolved here, for the file's name a HEAD answers with too; the export reads the same dates.
+      const { start, end } = usage.resolveWindow(query);
+      await csvExports.send(req, res, {
+        kind: 'user_usage',
+        username: sessionUserOf(req).username,
+        filename: `usage-all-${start}-${end}.csv`,
+        columns: USAGE_CSV_COLUMNS,
+        async open() {
+          return (await usage.streamAdminCsv({ ...query, start, end })).chunks;
+        },
+      });
+    },
+  );
 
   router.get(
     '/admin/my.csv',
+    offeredOn((req) => linkTo('/admin/usage', typedWindowOf(req.query), {})),
     guards.requireAdmin,
     sendOwnUsageCsv({ usage, csvExports, backTo: { href: '/admin/usage', text: 'Back to Usage across users' } }),
   );

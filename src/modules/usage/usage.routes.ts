@@ -1,6 +1,7 @@
 import { Prisma } from '@prisma/client';
 import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
+import { offeredOn } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
@@ -294,12 +295,22 @@ export function usageRoutes(deps: {
     await showMyUsage(req, res, { query: req.query });
   });
 
-  router.get('/me.csv', guards.requireUser, sendOwnUsageCsv({ usage, csvExports, backTo: ME_BACK }));
+  router.get(
+    '/me.csv',
+    offeredOn((req) => linkTo('/me', typedWindowOf(req.query), {})),
+    guards.requireUser,
+    sendOwnUsageCsv({ usage, csvExports, backTo: ME_BACK }),
+  );
 
   return router;
 }
 
 const ME_BACK: BackLink = { href: '/me', text: 'Back to My usage' };
+
+/** The window an export's address asks for, as typed. */
+export function typedWindowOf(query: unknown): { start?: string; end?: string } {
+  return { start: typedIn(query, 'start'), end: typedIn(query, 'end') };
+}
 
 /**
  * The signed-in user's own jobs in a window as CSV: /me.csv, and /admin/my.csv for an admin. A
@@ -312,8 +323,7 @@ export function sendOwnUsageCsv(deps: {
   backTo: BackLink;
 }): express.RequestHandler {
   return async (req, res) => {
-    const typedWindow = { start: typedIn(req.query, 'start'), end: typedIn(req.query, 'end') };
-    offerWayBack(res, { href: linkTo(deps.backTo.href, typedWindow, {}), text: deps.backTo.text });
+    offerWayBack(res, { href: linkTo(deps.backTo.href, typedWindowOf(req.query), {}), text: deps.backTo.text });
     const user = sessionUserOf(req);
     const query = parseInput(ZWindowExportQuery, req.query);
     // Resolved here, for the file's name a HEAD answers with too; the export reads the same dates.
