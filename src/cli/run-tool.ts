@@ -1,6 +1,7 @@
 import { CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from '../config/config.js';
 import { isEmbeddedDatabaseUrl } from '../db/embedded-postgres.js';
 import { isDatabaseUnavailable, isMissingColumn, isMissingTable } from '../shared/errors.js';
+import { TOOL_COMMANDS } from '../shared/tool-commands.js';
 
 /**
  * Runs a command-line tool's main. Whatever it throws ends the process with the message alone on
@@ -62,12 +63,12 @@ export function describeToolError(error: unknown, databaseUrl?: string): string 
   // A new DATABASE_URL before `npm run db:migrate` (db:seed first, say) said only that a table does not
   // exist, which read like a bug rather than a step left out.
   if (isMissingTable(error)) {
-    return `${message}\nThe database is missing tables this version needs: apply its migrations with npm run db:migrate first (npm start applies them itself).`;
+    return `${message}\nThe database is missing tables this version needs: apply its migrations with ${TOOL_COMMANDS.migrate} first (${TOOL_COMMANDS.start} applies them itself).`;
   }
   // An older dump restored, an upgrade nobody migrated: the tables are there, this release's columns
   // are not, and PostgreSQL's "column … does not exist" alone read like a bug too.
   return isMissingColumn(error)
-    ? `${message}\nThe database is behind this version (migrations not applied): apply them with npm run db:migrate first (npm start applies them itself).`
+    ? `${message}\nThe database is behind this version (migrations not applied): apply them with ${TOOL_COMMANDS.migrate} first (${TOOL_COMMANDS.start} applies them itself).`
     : message;
 }
 
