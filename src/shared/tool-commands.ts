@@ -2,24 +2,45 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { PROJECT_ROOT } from './paths.js';
 
-export interface ToolCommands {
-  /** What applies the migrations, as this copy of the app is run. */
-  migrate: string;
-  /** What starts the app (which applies them too). */
-  start: string;
+/** How this copy of the app runs: its TypeScript source (tsx), a build in a checkout, or the image. */
+export type Runs = 'source' | 'checkout' | 'image';
+
+export function howItRuns(moduleFile: string, projectRoot: string): Runs {
+  if (moduleFile.endsWith('.ts')) return 'source';
+  return existsSync(path.join(projectRoot, 'src')) ? 'checkout' : 'image';
 }
+
+export const RUNS = howItRuns(import.meta.filename, PROJECT_ROOT);
+
+/** The compiled file (and command) behind each npm script of a tool. */
+const COMPILED = {
+  'db:migrate': 'migrate.cli.js',
+  'user:create': 'user.cli.js create',
+  'user:passwd': 'user.cli.js passwd',
+  'user:disable': 'user.cli.js disable',
+  'user:unlock': 'user.cli.js unlock',
+  ingest: 'ingest.cli.js',
+  'audit:verify': 'audit-verify.cli.js',
+} as const;
+
+export type Tool = keyof typeof COMPILED;
 
 /**
- * The commands an error message tells the operator to run, for the way this code runs: the
- * TypeScript source through tsx (`npm run db:migrate`), a build in a checkout (the `:prod` scripts),
- * or the image, which has neither tsx nor scripts/ nor src/, so that `npm run db:migrate` there fails
- * with Node's ERR_MODULE_NOT_FOUND and a stack. Every message said `npm run db:migrate`, whichever.
+ * The command line an error message or warning tells the operator to run, for the way this code
+ * runs: `npm run db:migrate` from the source, the `:prod` script from a build in a checkout, the
+ * compiled tool itself in the image, which has neither tsx nor scripts/ nor src/, so that
+ * `npm run db:migrate` there fails with Node's ERR_MODULE_NOT_FOUND and a stack. Every message
+ * named the tsx script, whichever.
  */
-export function toolCommandsFor(moduleFile: string, projectRoot: string): ToolCommands {
-  if (moduleFile.endsWith('.ts')) return { migrate: 'npm run db:migrate', start: 'npm start' };
-  return existsSync(path.join(projectRoot, 'src'))
-    ? { migrate: 'npm run db:migrate:prod', start: 'npm run start:prod' }
-    : { migrate: 'node dist/src/cli/migrate.cli.js', start: 'node dist/src/server.js' };
+export function toolCommand(tool: Tool, args = '', runs: Runs = RUNS): string {
+  if (runs === 'image') return `node dist/src/cli/${COMPILED[tool]}${args ? ` ${args}` : ''}`;
+  const script = runs === 'checkout' ? `npm run ${tool}:prod` : `npm run ${tool}`;
+  return args ? `${script} -- ${args}` : script;
 }
 
-export const TOOL_COMMANDS = toolCommandsFor(import.meta.filename, PROJECT_ROOT);
+/** What starts the app (which applies the migrations too), as this copy runs. */
+export function startCommand(runs: Runs = RUNS): string {
+  return runs === 'source' ? 'npm start' : runs === 'checkout' ? 'npm run start:prod' : 'node dist/src/server.js';
+}
+
+export const TOOL_COMMANDS = { migrate: toolCommand('db:migrate'), start: startCommand() };

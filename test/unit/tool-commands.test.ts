@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TOOL_COMMANDS, toolCommandsFor } from '../../src/shared/tool-commands.js';
+import { howItRuns, RUNS, startCommand, TOOL_COMMANDS, toolCommand } from '../../src/shared/tool-commands.js';
 
 const roots: string[] = [];
 afterEach(() => {
@@ -18,34 +18,38 @@ function copyOfTheApp(withSource: boolean): string {
   return root;
 }
 
-describe('the migrate command a message names', () => {
+describe('how this copy of the app runs', () => {
+  it('from the TypeScript source (tsx), from a build in a checkout, or in the image (no src/)', () => {
+    const checkout = copyOfTheApp(true);
+    expect(howItRuns(path.join(checkout, 'src/shared/tool-commands.ts'), checkout)).toBe('source');
+    expect(howItRuns(path.join(checkout, 'dist/src/shared/tool-commands.js'), checkout)).toBe('checkout');
+    const image = copyOfTheApp(false);
+    expect(howItRuns(path.join(image, 'dist/src/shared/tool-commands.js'), image)).toBe('image');
+  });
+
+  it('is the source for the tests', () => {
+    expect(RUNS).toBe('source');
+    expect(TOOL_COMMANDS).toEqual({ migrate: 'npm run db:migrate', start: 'npm start' });
+  });
+});
+
+describe('the command a message names', () => {
   // In the image every "run npm run db:migrate" sent the operator to a script that needs tsx and
   // scripts/require-tsx.mjs, neither of which the image has: Node's ERR_MODULE_NOT_FOUND and a stack.
-  it('is the npm script from the TypeScript source (tsx)', () => {
-    const root = copyOfTheApp(true);
-    expect(toolCommandsFor(path.join(root, 'src/shared/tool-commands.ts'), root)).toEqual({
-      migrate: 'npm run db:migrate',
-      start: 'npm start',
-    });
+  it.each([
+    ['source', 'npm run db:migrate', 'npm start'],
+    ['checkout', 'npm run db:migrate:prod', 'npm run start:prod'],
+    ['image', 'node dist/src/cli/migrate.cli.js', 'node dist/src/server.js'],
+  ] as const)('migrating and starting, %s', (runs, migrate, start) => {
+    expect(toolCommand('db:migrate', '', runs)).toBe(migrate);
+    expect(startCommand(runs)).toBe(start);
   });
 
-  it('is the :prod script from a build in a checkout', () => {
-    const root = copyOfTheApp(true);
-    expect(toolCommandsFor(path.join(root, 'dist/src/shared/tool-commands.js'), root)).toEqual({
-      migrate: 'npm run db:migrate:prod',
-      start: 'npm run start:prod',
-    });
-  });
-
-  it('is the compiled tool itself in the image, which ships no src/ and no tsx', () => {
-    const root = copyOfTheApp(false);
-    expect(toolCommandsFor(path.join(root, 'dist/src/shared/tool-commands.js'), root)).toEqual({
-      migrate: 'node dist/src/cli/migrate.cli.js',
-      start: 'node dist/src/server.js',
-    });
-  });
-
-  it('is the npm script for the tests, which run the source', () => {
-    expect(TOOL_COMMANDS.migrate).toBe('npm run db:migrate');
+  it.each([
+    ['source', 'npm run user:disable -- --username ops --enable'],
+    ['checkout', 'npm run user:disable:prod -- --username ops --enable'],
+    ['image', 'node dist/src/cli/user.cli.js disable --username ops --enable'],
+  ] as const)('a user tool with its options, %s', (runs, command) => {
+    expect(toolCommand('user:disable', '--username ops --enable', runs)).toBe(command);
   });
 });
