@@ -39,6 +39,12 @@ export const USAGE_EXIT_CODE = 64;
  */
 export function refuseArguments(command: string, whatItDoes: string, args = process.argv.slice(2)): void {
   if (args.length === 0) return;
+  // Asked for help, as an operator does first, it is no usage error: it said "takes no arguments
+  // (got '--help')" and exited 64, so `db:migrate -- --help && ...` stopped a script.
+  if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
+    console.log(`Usage: ${command}\n  Takes no arguments: ${whatItDoes}`);
+    process.exit(0);
+  }
   console.error(`${command} takes no arguments (got '${args.join(' ')}'): ${whatItDoes}`);
   process.exit(USAGE_EXIT_CODE);
 }
