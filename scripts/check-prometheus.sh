@@ -25,7 +25,28 @@ require_mounted_files() {
       echo "check-prometheus: $(basename "$config") reads $mounted, which compose mounts from $local_file: it does not exist; $hint" >&2
       exit 1
     fi
+    # The containers run as nobody (uid 65534, group nogroup 65534) and see the file with its mode and
+    # owner on this host: a chmod 600 file of the operator's passed this check and then failed every
+    # scrape (401, AppDown) or every notification.
+    if ! readable_by_nobody "$local_file"; then
+      echo "check-prometheus: $local_file is not readable by the container's user nobody (uid 65534), as compose mounts it (mode $(stat -c %a "$local_file"), owner uid $(stat -c %u "$local_file")): chmod 644 $local_file, or chown 65534 $local_file and chmod 400 $local_file" >&2
+      exit 1
+    fi
   done
+}
+
+# readable_by_nobody FILE: whether uid 65534 (group 65534) may read FILE, by its mode bits.
+readable_by_nobody() {
+  local mode uid gid
+  read -r mode uid gid < <(stat -c '%a %u %g' "$1")
+  mode=$((8#$mode))
+  if [ "$uid" = 65534 ]; then
+    (((mode & 8#400) != 0))
+  elif [ "$gid" = 65534 ]; then
+    (((mode & 8#040) != 0))
+  else
+    (((mode & 8#004) != 0))
+  fi
 }
 
 tmp=$(mktemp -d)

@@ -7,6 +7,7 @@ import {
   verifyAuditChain,
 } from '../modules/audit/audit.service.js';
 import { createToolLogger } from '../shared/logger.js';
+import { toolCommand } from '../shared/tool-commands.js';
 import { missingDatabaseUrl, refuseArguments, runTool } from './run-tool.js';
 
 /** The exit code of a chain that failed verification: apart from 1, a run that could not verify. */
@@ -36,7 +37,7 @@ function describeVerdict(verdict: ChainVerdict): string {
  */
 async function main() {
   refuseArguments(
-    'npm run audit:verify',
+    toolCommand('audit:verify'),
     'it verifies the whole audit log in DATABASE_URL with AUDIT_CHAIN_KEY, AUDIT_CHAIN_OLD_KEYS and AUDIT_CHAIN_UNSEALED_UNTIL from the environment.',
   );
   const config = loadConfig();

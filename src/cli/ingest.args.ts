@@ -1,11 +1,13 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { EARLIEST_LOCAL_DATE, isCalendarDate, LATEST_LOCAL_DATE } from '../shared/local-date.js';
+import { RUNS, toolCommand } from '../shared/tool-commands.js';
 
-export const INGEST_USAGE = `Usage: npm run ingest [-- --force]
+// Named as this copy runs it (the :prod script compiled, node dist/src/cli/ingest.cli.js in the image).
+export const INGEST_USAGE = `Usage: ${RUNS === 'image' ? toolCommand('ingest', '[--force]') : `${toolCommand('ingest')} [-- --force]`}
   One incremental run, as the server's scheduler does (for cron with INGEST_ENABLED=false):
   reads from where the last run ended (less INGEST_OVERLAP_SEC) up to now.
-Usage: npm run ingest -- --from 2025-01-01 --to 2025-03-31 [--force]
+Usage: ${toolCommand('ingest', '--from 2025-01-01 --to 2025-03-31 [--force]')}
   The backfill: reads Slurm accounting day by day (days in APP_TZ, both ends included) into the
   database. Days a previous backfill already finished are skipped unless --force is given; stopping
   (Ctrl-C) finishes the current day first, so the command can simply be run again.`;

@@ -4,11 +4,15 @@ import { applyMigrations } from '../db/migrations.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { PROJECT_ROOT } from '../shared/paths.js';
 import { warnIfBuildIsStale } from '../shared/stale-build.js';
+import { toolCommand } from '../shared/tool-commands.js';
 import { missingDatabaseUrl, refuseArguments, runTool } from './run-tool.js';
 
 /** `npm run db:migrate`: applies pending migrations to DATABASE_URL. */
 async function main() {
-  refuseArguments('npm run db:migrate', 'it applies every pending migration in prisma/migrations to DATABASE_URL.');
+  refuseArguments(
+    toolCommand('db:migrate'),
+    'it applies every pending migration in prisma/migrations to DATABASE_URL.',
+  );
   const config = loadConfig();
   if (!config.databaseUrl) throw missingDatabaseUrl('to run migrations');
   // The summary below is the result; a JSON line per migration (info) would only repeat it.

@@ -1,6 +1,7 @@
 import { CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from '../config/config.js';
 import { isEmbeddedDatabaseUrl } from '../db/embedded-postgres.js';
 import { isDatabaseUnavailable, isMissingColumn, isMissingTable } from '../shared/errors.js';
+import { TOOL_COMMANDS } from '../shared/tool-commands.js';
 
 /**
  * Runs a command-line tool's main. Whatever it throws ends the process with the message alone on
@@ -38,6 +39,12 @@ export const USAGE_EXIT_CODE = 64;
  */
 export function refuseArguments(command: string, whatItDoes: string, args = process.argv.slice(2)): void {
   if (args.length === 0) return;
+  // Asked for help, as an operator does first, it is no usage error: it said "takes no arguments
+  // (got '--help')" and exited 64, so `db:migrate -- --help && ...` stopped a script.
+  if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
+    console.log(`Usage: ${command}\n  Takes no arguments: ${whatItDoes}`);
+    process.exit(0);
+  }
   console.error(`${command} takes no arguments (got '${args.join(' ')}'): ${whatItDoes}`);
   process.exit(USAGE_EXIT_CODE);
 }
@@ -62,12 +69,12 @@ export function describeToolError(error: unknown, databaseUrl?: string): string 
   // A new DATABASE_URL before `npm run db:migrate` (db:seed first, say) said only that a table does not
   // exist, which read like a bug rather than a step left out.
   if (isMissingTable(error)) {
-    return `${message}\nThe database is missing tables this version needs: apply its migrations with npm run db:migrate first (npm start applies them itself).`;
+    return `${message}\nThe database is missing tables this version needs: apply its migrations with ${TOOL_COMMANDS.migrate} first (${TOOL_COMMANDS.start} applies them itself).`;
   }
   // An older dump restored, an upgrade nobody migrated: the tables are there, this release's columns
   // are not, and PostgreSQL's "column … does not exist" alone read like a bug too.
   return isMissingColumn(error)
-    ? `${message}\nThe database is behind this version (migrations not applied): apply them with npm run db:migrate first (npm start applies them itself).`
+    ? `${message}\nThe database is behind this version (migrations not applied): apply them with ${TOOL_COMMANDS.migrate} first (${TOOL_COMMANDS.start} applies them itself).`
     : message;
 }
 

@@ -158,9 +158,9 @@ export function requestContext(logger: Logger) {
     req.id = incoming && isSafeRequestId(incoming) ? incoming : randomUUID();
     res.setHeader('X-Request-Id', req.id);
     const startedAt = process.hrtime.bigint();
-    // Production runs at LOG_LEVEL=warn: no line would be written but a cut one, so skip the
-    // listener (a closure and two listeners on every request); the shutdown's cut, which goes
-    // through the connections it cuts anyway, logs those.
+    // At LOG_LEVEL=warn (a quiet production's; the default is info) no line would be written but a
+    // cut one, so skip the listener (a closure and two listeners on every request); the shutdown's
+    // cut, which goes through the connections it cuts anyway, logs those.
     if (!logger.isLevelEnabled('info')) {
       (req as TimedRequest)[STARTED_AT] = startedAt;
       return next();

@@ -1,3 +1,5 @@
+import { TOOL_COMMANDS } from './tool-commands.js';
+
 /**
  * Errors the application throws on purpose. Their message is safe to show to the
  * person who made the request; the error middleware turns them into a page or JSON.
@@ -341,7 +343,7 @@ export function sqlStateOf(error: unknown, depth = 0): string | undefined {
 }
 
 /** What /readyz says, and the log of a request that met it, of a database with none of the app's tables. */
-export const DATABASE_HAS_NO_SCHEMA = 'the database has no schema: run npm run db:migrate';
+export const DATABASE_HAS_NO_SCHEMA = `the database has no schema: run ${TOOL_COMMANDS.migrate}`;
 
 /**
  * Prisma's "table does not exist" (P2021), or PostgreSQL's undefined_table (42P01) from a query of
@@ -373,7 +375,7 @@ export function isReadOnlyDatabase(error: unknown, depth = 0): boolean {
 }
 
 /** What /readyz says, and the log of a request that met it, of a database whose migrations are behind the code. */
-export const DATABASE_BEHIND = 'the database is behind this release (migrations not applied): run npm run db:migrate';
+export const DATABASE_BEHIND = `the database is behind this release (migrations not applied): run ${TOOL_COMMANDS.migrate}`;
 
 /**
  * Prisma's "column does not exist" (P2022), or PostgreSQL's undefined_column (42703): a database

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -64,6 +64,21 @@ describe.skipIf(!hasPromtool)('npm run check:prometheus with the metrics token b
     },
     PROMTOOL_RUN_TIMEOUT_MS,
   );
+
+  it("refuses a token file the container's nobody cannot read, saying how to fix it", async () => {
+    // Prometheus runs as nobody (uid 65534) in its container and reads the file with this host's mode:
+    // a chmod 600 file of the operator's passed the check, then every scrape answered 401 (AppDown).
+    const checkout = withTokenBlockUncommented();
+    const token = path.join(checkout, 'prometheus/metrics-token');
+    writeFileSync(token, 'a'.repeat(64), { mode: 0o600 });
+    chmodSync(token, 0o600);
+    const result = await checkPrometheus(checkout);
+    expect(result.code).toBe(1);
+    expect(result.output).toContain(
+      "check-prometheus: prometheus/metrics-token is not readable by the container's user nobody (uid 65534), as compose mounts it (mode 600",
+    );
+    expect(result.output).toContain('chmod 644 prometheus/metrics-token');
+  }, 60_000);
 
   it('says which file to write when the token file is missing', async () => {
     const checkout = withTokenBlockUncommented();

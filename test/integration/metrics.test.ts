@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { METRICS_CONTENT_TYPE } from '../../src/modules/metrics/metrics.routes.js';
+import { METRICS_CONTENT_TYPE, METRICS_THROUGH_PROXY } from '../../src/modules/metrics/metrics.routes.js';
 import { buildReceiptRow } from '../support/billing-factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -238,6 +238,38 @@ describe('GET /metrics', () => {
     const app = buildTestApp(db, { env: { METRICS_ENABLED: '0' } });
     const response = await request(app).get('/metrics').expect(404);
     expect(response.text).not.toContain('http_requests_total');
+  });
+
+  describe('without METRICS_TOKEN, through a proxy', () => {
+    // The production set-up of docs/operations.md (HOST=127.0.0.1, nginx's `location /` in front,
+    // no token) kept the port off the network and served every visitor of the site its metrics
+    // through the proxy: request volumes, sign-in failures, receipts and payments.
+    it.each([
+      ['X-Forwarded-For', '203.0.113.7'],
+      ['Forwarded', 'for=203.0.113.7;proto=https'],
+      ['X-Forwarded-Proto', 'https'],
+      ['X-Real-IP', '203.0.113.7'],
+    ])('refuses a request relayed with %s, saying why and what to do', async (header, value) => {
+      const response = await request(buildTestApp(db)).get('/metrics').set(header, value).expect(403);
+      expect(response.text).not.toContain('http_requests_total');
+      expect(response.body).toEqual({ error: METRICS_THROUGH_PROXY, code: 403 });
+      expect(METRICS_THROUGH_PROXY).toContain('set METRICS_TOKEN');
+    });
+
+    it('still answers Prometheus scraping the app directly', async () => {
+      expect((await request(buildTestApp(db)).get('/metrics').expect(200)).text).toContain('http_requests_total');
+    });
+
+    it('serves a relayed scrape that brings the token, once METRICS_TOKEN is set', async () => {
+      const token = 'scrape-token-0123456789abcdef';
+      const app = buildTestApp(db, { env: { METRICS_TOKEN: token } });
+      const response = await request(app)
+        .get('/metrics')
+        .set('X-Forwarded-For', '10.0.0.5')
+        .set('Authorization', `Bearer ${token}`)
+        .expect(200);
+      expect(response.text).toContain('http_requests_total');
+    });
   });
 
   describe('with METRICS_TOKEN', () => {

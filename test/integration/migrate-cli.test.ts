@@ -66,6 +66,15 @@ describe('npm run db:migrate', () => {
     });
   }, 60_000);
 
+  it('answers --help with what it does, exit 0, applying nothing', async () => {
+    expect(await runMigrate(['--help'])).toEqual({
+      code: 0,
+      stdout:
+        'Usage: npm run db:migrate\n  Takes no arguments: it applies every pending migration in prisma/migrations to DATABASE_URL.\n',
+      stderr: '',
+    });
+  }, 60_000);
+
   it('says what it applied in one line, without a JSON log line per migration', async () => {
     const migrations = readdirSync(path.join(PROJECT_ROOT, 'prisma/migrations'), { withFileTypes: true })
       .filter((entry) => entry.isDirectory())

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { DATABASE_BEHIND, DATABASE_HAS_NO_SCHEMA, DATABASE_READ_ONLY, isMissingTable } from '../../shared/errors.js';
+import { TOOL_COMMANDS } from '../../shared/tool-commands.js';
 import * as healthRepository from './health.repository.js';
 
 /**
@@ -18,7 +19,7 @@ export interface DatabaseAhead {
   unknownMigrations: string[];
 }
 
-export const MIGRATION_FAILED = 'a migration of this release failed: fix its cause, then run npm run db:migrate';
+export const MIGRATION_FAILED = `a migration of this release failed: fix its cause, then run ${TOOL_COMMANDS.migrate}`;
 export const DATABASE_AHEAD = 'the database was migrated by a newer release';
 
 /** What /readyz says of a database it cannot reach; the cause goes to the log only. */
@@ -92,14 +93,14 @@ export async function checkReadiness(
   if (state.failed.length > 0) {
     return {
       isReady: false,
-      error: `database at ${databaseAddressOf(pool)} has a failed migration (${listed(state.failed)}, recorded in _prisma_migrations): fix its cause, then run npm run db:migrate`,
+      error: `database at ${databaseAddressOf(pool)} has a failed migration (${listed(state.failed)}, recorded in _prisma_migrations): fix its cause, then run ${TOOL_COMMANDS.migrate}`,
       publicError: MIGRATION_FAILED,
     };
   }
   if (state.pending.length > 0) {
     return {
       isReady: false,
-      error: `database at ${databaseAddressOf(pool)} is behind this release: ${state.pending.length} migration(s) not applied (${listed(state.pending)}): run npm run db:migrate`,
+      error: `database at ${databaseAddressOf(pool)} is behind this release: ${state.pending.length} migration(s) not applied (${listed(state.pending)}): run ${TOOL_COMMANDS.migrate}`,
       publicError: DATABASE_BEHIND,
     };
   }
@@ -138,7 +139,7 @@ async function withoutMigrationHistory(pool: pg.Pool, timeoutMs: number): Promis
   return {
     isReady: false,
     error:
-      `database at ${databaseAddressOf(pool)} has tables but no _prisma_migrations (made without npm run db:migrate, ` +
+      `database at ${databaseAddressOf(pool)} has tables but no _prisma_migrations (made without ${TOOL_COMMANDS.migrate}, ` +
       'or restored in part): restore a whole dump, or migrate a new database',
     publicError: DATABASE_HAS_NO_SCHEMA,
   };
@@ -147,7 +148,7 @@ async function withoutMigrationHistory(pool: pg.Pool, timeoutMs: number): Promis
 function hasNoSchema(pool: pg.Pool): Readiness {
   return {
     isReady: false,
-    error: `database at ${databaseAddressOf(pool)} has no schema (no users table): run npm run db:migrate`,
+    error: `database at ${databaseAddressOf(pool)} has no schema (no users table): run ${TOOL_COMMANDS.migrate}`,
     publicError: DATABASE_HAS_NO_SCHEMA,
   };
 }

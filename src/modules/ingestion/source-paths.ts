@@ -6,17 +6,19 @@ import { findSacctPathProblem } from './sacct.source.js';
 
 /** A source's file that cannot be used as set: its setting, its path, and why (a code and a sentence). */
 interface PathProblem {
-  setting: 'SACCT_PATH' | 'FALLBACK_CSV';
+  setting: 'SACCT_PATH' | 'FALLBACK_CSV' | 'SLURMRESTD_TOKEN_FILE' | 'SLURMRESTD_CA_FILE';
   path: string;
   code: string;
   message: string;
 }
 
 /**
- * Says at start-up, one warning line each, that SACCT_PATH cannot be run or FALLBACK_CSV cannot be
- * read: a typo, or a mount not up, showed only later as ingestion runs failing with a configuration
- * error, read by whoever opened the ingestion page. The start goes on (the mount may come later,
- * and every run checks again). Returns how many it warned of.
+ * Says at start-up, one warning line each, that SACCT_PATH cannot be run or FALLBACK_CSV,
+ * SLURMRESTD_TOKEN_FILE or SLURMRESTD_CA_FILE cannot be read: a typo, or a mount not up, showed only
+ * later as ingestion runs failing with a configuration error, read by whoever opened the ingestion
+ * page (the two slurmrestd files were not checked at start at all, though a compose mount of root's
+ * chmod 600 token file is the likeliest of these). The start goes on (the mount may come later, and
+ * every run checks again). Returns how many it warned of.
  */
 export async function warnAboutUnusableSourcePaths(
   logger: Pick<Logger, 'warn'>,
@@ -24,11 +26,11 @@ export async function warnAboutUnusableSourcePaths(
 ): Promise<number> {
   const problems = await findUnusableSourcePaths(config);
   for (const { setting, path, code, message } of problems) {
-    const source = setting === 'SACCT_PATH' ? 'sacct' : 'the file';
+    const source = setting === 'SACCT_PATH' ? 'sacct' : setting === 'FALLBACK_CSV' ? 'the file' : 'slurmrestd';
     logger.warn(
       { setting, path, code },
       `${message}: every ingestion run that reaches ${source} will fail there with a configuration error ` +
-        `(the run tries the next source, if there is one) until it ${setting === 'SACCT_PATH' ? 'can be run' : 'can be read'}; ` +
+        `(the run tries the next source, if there is one) until ${setting === 'SACCT_PATH' ? 'it can be run' : setting === 'FALLBACK_CSV' ? 'it can be read' : 'the file can be read'}; ` +
         'the app starts all the same, as it may be on a mount not there yet (each run checks again)',
     );
   }
@@ -37,7 +39,18 @@ export async function warnAboutUnusableSourcePaths(
 
 async function findUnusableSourcePaths(config: Pick<AppConfig, 'ingestion' | 'timeZone'>): Promise<PathProblem[]> {
   const problems: PathProblem[] = [];
-  const { sacct, fallbackCsv } = config.ingestion;
+  const { sacct, fallbackCsv, slurmrestd } = config.ingestion;
+  // As the runs read them (slurm-rest.source.ts): the token file only when SLURMRESTD_TOKEN is unset.
+  const restFiles = [
+    ['SLURMRESTD_TOKEN_FILE', slurmrestd?.token ? undefined : slurmrestd?.tokenFile],
+    ['SLURMRESTD_CA_FILE', slurmrestd?.caFile],
+  ] as const;
+  for (const [setting, file] of restFiles) {
+    const code = file ? await findUnreadableFileCode(file) : null;
+    // As a run says it (slurm-rest.source.ts).
+    if (file && code)
+      problems.push({ setting, path: file, code, message: `${setting} ${file} cannot be read (${code})` });
+  }
   if (sacct) {
     const problem = await findSacctPathProblem({
       sacctPath: sacct.path,

@@ -13,6 +13,7 @@ import {
   TooManyRequestsError,
 } from '../../shared/errors.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
+import { toolCommand } from '../../shared/tool-commands.js';
 import { type AuditContext, appendAudit, recordAudit } from '../audit/audit.service.js';
 import { SYSTEM_ACTOR } from '../audit/audit-actors.js';
 import { userTarget } from '../audit/audit-target.js';
@@ -502,10 +503,10 @@ export async function describeExistingBootstrapAdmin(
     return `ADMIN_USERNAME ${username} exists already and is not an admin: it was left as it is, so no admin was created (${ONLY_CREATES}). Choose another ADMIN_USERNAME, or have an admin change its role on /admin/users`;
   }
   if (user.isDisabled) {
-    return `ADMIN_USERNAME ${username} exists already and is disabled: it was left as it is, so it cannot sign in (${ONLY_CREATES}). Enable it with npm run user:disable -- --username ${username} --enable, or choose another ADMIN_USERNAME`;
+    return `ADMIN_USERNAME ${username} exists already and is disabled: it was left as it is, so it cannot sign in (${ONLY_CREATES}). Enable it with ${toolCommand('user:disable', `--username ${username} --enable`)}, or choose another ADMIN_USERNAME`;
   }
   if (!(await verifyPassword(user.passwordHash, password))) {
-    return `ADMIN_USERNAME ${username} exists already and ADMIN_PASSWORD is not its password: it was left as it is (${ONLY_CREATES}). Sign in with its own password, or set one with npm run user:passwd -- --username ${username}; then remove ADMIN_PASSWORD from the settings`;
+    return `ADMIN_USERNAME ${username} exists already and ADMIN_PASSWORD is not its password: it was left as it is (${ONLY_CREATES}). Sign in with its own password, or set one with ${toolCommand('user:passwd', `--username ${username}`)}; then remove ADMIN_PASSWORD from the settings`;
   }
   return undefined;
 }

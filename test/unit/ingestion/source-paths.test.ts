@@ -85,3 +85,41 @@ describe('warnAboutUnusableSourcePaths, at start-up', () => {
     expect(await warningsFor({})).toEqual([]);
   });
 });
+
+describe('warnAboutUnusableSourcePaths, the files slurmrestd reads', () => {
+  // SLURMRESTD_TOKEN_FILE and SLURMRESTD_CA_FILE were not checked at start at all: a typo, a mount
+  // missing, or a token file of root's mode 600 mounted into the image (its user node, uid 1000,
+  // cannot read it) showed only as every run failing, on the ingestion page.
+  const rest = { SLURMRESTD_URL: 'http://slurm-head:6820', SLURMRESTD_USER: 'billing' };
+
+  it('warns once, naming SLURMRESTD_TOKEN_FILE and its path, when there is no such file', async () => {
+    const missing = path.join(dir, 'secrets', 'slurm-jwt');
+    const warnings = await warningsFor({ ...rest, SLURMRESTD_TOKEN_FILE: missing });
+    expect(warnings).toEqual([
+      {
+        fields: { setting: 'SLURMRESTD_TOKEN_FILE', path: missing, code: 'ENOENT' },
+        message: expect.stringContaining(`SLURMRESTD_TOKEN_FILE ${missing} cannot be read (ENOENT)`),
+      },
+    ]);
+    expect(warnings[0]?.message).toMatch(/every ingestion run that reaches slurmrestd will fail there/);
+    expect(warnings[0]?.message).toMatch(/starts all the same/);
+  });
+
+  it('warns when SLURMRESTD_CA_FILE is a directory, and says nothing of files that can be read', async () => {
+    const token = path.join(dir, 'jobs.txt');
+    expect(await warningsFor({ ...rest, SLURMRESTD_TOKEN_FILE: token, SLURMRESTD_CA_FILE: token })).toEqual([]);
+    const warnings = await warningsFor({ ...rest, SLURMRESTD_TOKEN_FILE: token, SLURMRESTD_CA_FILE: dir });
+    expect(warnings.map((warning) => warning.fields)).toEqual([
+      { setting: 'SLURMRESTD_CA_FILE', path: dir, code: 'EISDIR' },
+    ]);
+  });
+
+  it('leaves the token file alone when SLURMRESTD_TOKEN is set, as the runs do', async () => {
+    const warnings = await warningsFor({
+      ...rest,
+      SLURMRESTD_TOKEN: 'eyJhbGciOiJIUzI1NiJ9.e30.c2ln',
+      SLURMRESTD_TOKEN_FILE: path.join(dir, 'no-such-token'),
+    });
+    expect(warnings).toEqual([]);
+  });
+});
