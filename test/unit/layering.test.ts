@@ -83,6 +83,45 @@ function csvBuilderImportsOf(source: string): string[] {
     .map(({ from }) => from);
 }
 
+/** The functions a file imports by name from a service module (`*.service.js`), as the file calls them. */
+function serviceFunctionNamesOf(source: string): Set<string> {
+  const named = [...source.matchAll(/^import\s+\{([^}]*)\}\s+from\s+'[^']+\.service\.js';/gms)];
+  return new Set(
+    named.flatMap(([, clause = '']) =>
+      clause
+        .split(',')
+        .map((name) => name.trim())
+        .filter((name) => name !== '' && !name.startsWith('type '))
+        .map((name) => name.split(/\s+as\s+/).pop() ?? name),
+    ),
+  );
+}
+
+/**
+ * A route's service calls that take what another service call returned (`const filter = await
+ * auditFilterOf(...)`, then `streamAuditCsv(db, filter)`): the route is then running the service's
+ * steps itself. A service call is a function imported by name from a service, or a method of the
+ * object the first call was made on (`receipts.find`, then `receipts.send`).
+ */
+function chainedServiceCallsOf(source: string): string[] {
+  const services = serviceFunctionNamesOf(source);
+  const receiverOf = (callee: string) => (callee.includes('.') ? callee.slice(0, callee.lastIndexOf('.')) : undefined);
+  const isServiceCall = (callee: string, first: string) => {
+    const receiver = receiverOf(callee);
+    if (receiver === undefined) return services.has(callee) && services.has(first);
+    return receiver === receiverOf(first) && !['res', 'req'].includes(receiver);
+  };
+  return [...source.matchAll(/\bconst\s+(\w+)\s*=\s*await\s+((?:\w+\.)*\w+)\(/g)].flatMap(
+    ({ 0: match, 1: name = '', 2: first = '', index = 0 }) => {
+      const after = source.slice(index + match.length);
+      return [...after.matchAll(/\b((?:\w+\.)*\w+)\(([^()]*)\)/g)]
+        .filter(([, callee = '', args = '']) => callee !== first && new RegExp(`\\b${name}\\b`).test(args))
+        .filter(([, callee = '']) => isServiceCall(callee, first))
+        .map(([, callee]) => `${first} -> ${callee}`);
+    },
+  );
+}
+
 /** A schema's imports of a repository, types included: a zod schema does not depend on the data layer. */
 function repositoryImportsOf(source: string): string[] {
   return importsOf(source)
@@ -148,6 +187,17 @@ describe('layering', () => {
     expect(offenders).toEqual([]);
   });
 
+  // docs/development.md, "Architecture": a route calls one service. A handler's branches may each call
+  // their own; what is checked is one service call fed by another, the service's steps run by the route.
+  it("no route hands one service call's result to another service call", () => {
+    const offenders = sourceFiles(SRC)
+      .filter((file) => file.endsWith('.routes.ts'))
+      .flatMap((file) =>
+        chainedServiceCallsOf(readFileSync(file, 'utf8')).map((calls) => `${path.relative(SRC, file)}: ${calls}`),
+      );
+    expect(offenders).toEqual([]);
+  });
+
   it('no schema imports a repository, not even its types', () => {
     const offenders = sourceFiles(SRC)
       .filter((file) => file.endsWith('.schema.ts'))
@@ -182,6 +232,25 @@ describe('layering', () => {
     ]);
     expect(csvBuilderImportsOf("import type { CsvRecord } from '../../http/csv-format.js';")).toEqual([]);
     expect(csvBuilderImportsOf("import type { CsvExports } from '../../http/csv-exports.js';")).toEqual([]);
+  });
+
+  it('sees a service call fed by another, and lets a helper or a branch of its own through', () => {
+    const imports = "import { auditFilterOf, auditLogPage, streamAuditCsv } from './audit.service.js';\n";
+    expect(
+      chainedServiceCallsOf(
+        `${imports}const filter = await auditFilterOf(db, query, tz);\nopen: async () => streamAuditCsv(db, filter),`,
+      ),
+    ).toEqual(['auditFilterOf -> streamAuditCsv']);
+    expect(chainedServiceCallsOf('const run = await receipts.findRun(id);\nawait receipts.sendRun(res, run);')).toEqual(
+      ['receipts.findRun -> receipts.sendRun'],
+    );
+    expect(
+      chainedServiceCallsOf(`${imports}const page = await auditLogPage(db, q, tz);\nrenderPage(res, page);`),
+    ).toEqual([]);
+    expect(chainedServiceCallsOf('const list = await receipts.listRuns();\nres.render("runs", list);')).toEqual([]);
+    expect(
+      chainedServiceCallsOf(`${imports}const page = await auditLogPage(db, q, tz);\nauditLogPage(db, other, tz);`),
+    ).toEqual([]);
   });
 
   it("sees a schema's import of a repository, a type-only one too", () => {
