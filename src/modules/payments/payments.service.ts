@@ -1603,10 +1603,6 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
-   * A webhook delivery: verified (bad signatures store nothing), recorded once per event id
-   * (duplicates answer 200 and change nothing), then applied, all in one transaction.
-   */
-  /**
    * A redelivery carries the event its id was first received with. Another event under that id (a
    * refund of another amount, another payment) is not applied, since the id has been used, and
    * must not be answered as a duplicate either: "duplicate" told its sender that it was taken.
@@ -1662,6 +1658,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     }
   }
 
+  /**
+   * A webhook delivery: verified (bad signatures store nothing), recorded once per event id
+   * (duplicates answer 200 and change nothing), then applied, all in one transaction.
+   */
   async function handleWebhook(
     providerName: string,
     rawBody: Buffer,

@@ -1995,7 +1995,6 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return { receipt, chunks: chunks() };
   }
 
-  /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
   /** The admin list's filter for the repository, once checked: a reversed window 400, a run not there 404. */
   async function checkedAdminFilterOf(filter: TReceiptFilter): Promise<receiptsRepository.ReceiptFilter> {
     // Answered like the other windows (/admin/usage, /admin/paid.csv): an empty list with zero
@@ -2038,6 +2037,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     assertListPageExists('You have', await receiptsRepository.countReceipts(db, { username }), page);
   }
 
+  /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
   async function listForAdmin(filter: TReceiptFilter) {
     const repoFilter = await checkedAdminFilterOf(filter);
     const [{ rows, count }, totals, received] = await Promise.all([
