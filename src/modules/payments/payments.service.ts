@@ -1433,8 +1433,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // session found by its PaymentIntent): the provider says that checkout took money, so its
     // success is due and will be held for review. Answered `ignored`, a refund of it was never sent
     // again, and the held payment showed no refund: finance refunded the money a second time.
-    const namesItsCheckout = isFoundByCheckout || event.externalPaymentId !== null;
-    const isAwaitingSuccess = payment.status === 'pending' || (namesItsCheckout && !hasTakenMoney(payment));
+    const isCheckoutNamed = isFoundByCheckout || event.externalPaymentId !== null;
+    const isAwaitingSuccess = payment.status === 'pending' || (isCheckoutNamed && !hasTakenMoney(payment));
     if (isAwaitingSuccess && CLAIM_BACK_EVENTS[event.type] !== undefined) {
       throw new ConflictError(
         `Webhook rejected: payment #${payment.id} has not been reported paid yet, so ${CLAIM_BACK_EVENTS[event.type]} ` +

@@ -57,18 +57,18 @@ export class WindowTooLongForPageError extends BadRequestError {
   constructor(
     readonly window: { start: string; end: string },
     maxDays: number,
-    options: { toToday?: boolean } = {},
+    options: { isUpToToday?: boolean } = {},
   ) {
     const days = counted(daysBetween(window.start, window.end) + 1, 'day');
     // From alone: From is what the user chose, so the message says which From a page can show.
     super(
-      options.toToday
+      options.isUpToToday
         ? `From ${window.start} up to today (${window.end}) is ${days}; a page shows at most ${counted(maxDays, 'day')}. ` +
             `Pick a From on or after ${addLocalDays(window.end, -(maxDays - 1))}, or a To as well (the CSV export has no limit).`
         : `The window is ${days} long; pick at most ${counted(maxDays, 'day')} (the CSV export has no limit).`,
-      { field: options.toToday ? 'start' : 'end' },
+      { field: options.isUpToToday ? 'start' : 'end' },
     );
-    this.typed = options.toToday ? { start: window.start } : window;
+    this.typed = options.isUpToToday ? { start: window.start } : window;
   }
 }
 
@@ -328,8 +328,8 @@ export function createUsageService(deps: UsageServiceDeps) {
   function resolveWindow(query: TWindowQuery, options: { maxDays?: number } = {}): UsageWindow {
     const today = toLocalDate(now(), config.timeZone);
     // From alone means "since From": it used to show the 7 days from it, silently leaving out the rest.
-    const toToday = query.start !== undefined && query.end === undefined;
-    if (toToday && query.start !== undefined && query.start > today) {
+    const isUpToToday = query.start !== undefined && query.end === undefined;
+    if (isUpToToday && query.start !== undefined && query.start > today) {
       throw new StartAfterTodayError(query.start, today);
     }
     const end = query.end ?? today;
@@ -341,7 +341,7 @@ export function createUsageService(deps: UsageServiceDeps) {
       throw new ReversedWindowError(start, end, { labels: WINDOW_FIELD_LABELS });
     }
     if (options.maxDays !== undefined && daysBetween(start, end) + 1 > options.maxDays) {
-      throw new WindowTooLongForPageError({ start, end }, options.maxDays, { toToday });
+      throw new WindowTooLongForPageError({ start, end }, options.maxDays, { isUpToToday });
     }
     return {
       start,
