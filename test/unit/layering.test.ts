@@ -122,6 +122,14 @@ function chainedServiceCallsOf(source: string): string[] {
   );
 }
 
+/** Whether a file reads the environment itself: `process.env`, `process['env']`, or `env` from node:process. */
+function readsEnvironment(source: string): boolean {
+  return (
+    /\bprocess\s*(\.\s*env\b|\[\s*['"`]env['"`]\s*\])/.test(source) ||
+    /import\s+\{[^}]*\benv\b[^}]*\}\s+from\s+'(node:)?process'/.test(source)
+  );
+}
+
 /** A schema's imports of a repository, types included: a zod schema does not depend on the data layer. */
 function repositoryImportsOf(source: string): string[] {
   return importsOf(source)
@@ -197,6 +205,23 @@ describe('layering', () => {
         chainedServiceCallsOf(readFileSync(file, 'utf8')).map((calls) => `${path.relative(SRC, file)}: ${calls}`),
       );
     expect(offenders).toEqual([]);
+  });
+
+  // The style's "read configuration once, in one module, at start-up": src/config/ reads and checks it.
+  it('no file outside src/config/ reads the environment', () => {
+    const offenders = sourceFiles(SRC)
+      .filter((file) => !file.startsWith(path.join(SRC, 'config') + path.sep))
+      .filter((file) => readsEnvironment(readFileSync(file, 'utf8')))
+      .map((file) => path.relative(SRC, file));
+    expect(offenders).toEqual([]);
+  });
+
+  it('sees the environment read through process.env, process["env"] or node:process', () => {
+    expect(readsEnvironment('const port = process.env.PORT;')).toBe(true);
+    expect(readsEnvironment("const { PORT } = process['env'];")).toBe(true);
+    expect(readsEnvironment("import { env } from 'node:process';")).toBe(true);
+    expect(readsEnvironment('const port = config.port; process.exitCode = 1;')).toBe(false);
+    expect(readsEnvironment("import { argv } from 'node:process';")).toBe(false);
   });
 
   it('no schema imports a repository, not even its types', () => {
