@@ -322,6 +322,17 @@ export function createUsageService(deps: UsageServiceDeps) {
   const pricedDigits = pricedDigitsOf(config.currency, config.payments);
 
   /**
+   * The dates of My usage's receipt form under a window ending `windowEnd` (undefined: the default
+   * window): today in the cluster's zone, its latest day, and the day it offers to bill up to. A
+   * window that ended before today offers its last day: today billed more than the researcher had
+   * been reading.
+   */
+  function receiptFormDatesFor(windowEnd: string | undefined): { today: string; receiptBefore: string } {
+    const today = toLocalDate(now(), config.timeZone);
+    return { today, receiptBefore: windowEnd !== undefined && windowEnd < today ? windowEnd : today };
+  }
+
+  /**
    * The window asked for: both dates as given, From alone up to today, To alone the 7 days up to
    * it, neither the last 7 local days; a clear 400 when it makes no sense.
    */
@@ -589,6 +600,7 @@ export function createUsageService(deps: UsageServiceDeps) {
 
   return {
     resolveWindow,
+    receiptFormDatesFor,
     getUserUsage,
     checkUserUsagePage,
     checkAdminUsageQuery,
