@@ -399,7 +399,7 @@ export function findFailedRefundsInReportedTotal(tx: Tx, paymentId: number) {
  * Marks the payment's failed refunds as counted by its recorded refunded total: a refund report
  * was just recorded, and the provider's reports after it leave them out.
  */
-export function countFailedRefundsInReportedTotal(tx: Tx, paymentId: number) {
+export function markFailedRefundsInReportedTotal(tx: Tx, paymentId: number) {
   return tx.paymentFailedRefund.updateMany({
     where: { paymentId, isInReportedTotal: false },
     data: { isInReportedTotal: true },

@@ -903,7 +903,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       returned + lostMinor,
     );
     // A failure told before this report is counted by it; the provider's next totals leave it out.
-    if (failedFirst.length > 0) await paymentsRepository.countFailedRefundsInReportedTotal(tx, payment.id);
+    if (failedFirst.length > 0) await paymentsRepository.markFailedRefundsInReportedTotal(tx, payment.id);
     // Held without paying its receipt (paid short, after a cancel, its receipt voided or paid
     // otherwise), and now all of its money went back to the payer: there is nothing left for
     // finance to accept or apply, which is what the hold waited for. Left held, it kept the receipt,
