@@ -79,7 +79,7 @@ export function createMyUsagePage(deps: {
       res.render('usage/me', {
         title: 'My usage',
         page,
-        ...usage.receiptFormDatesFor(page.window.end),
+        ...page.receiptForm,
         error: undefined,
         refusedReceipt,
         heldPayments,

@@ -397,7 +397,14 @@ export function createUsageService(deps: UsageServiceDeps) {
       pricedDigits,
       rates: [{ username, tier: tier.tier, cpu: tier.rates.cpu, gpu: tier.rates.gpu, mem: tier.rates.mem }],
     };
-    const base = { window, tier, currency: config.currency, view: query.view };
+    // The receipt form under the page: the day it offers to bill up to, for this window.
+    const base = {
+      window,
+      tier,
+      currency: config.currency,
+      view: query.view,
+      receiptForm: receiptFormDatesFor(window.end),
+    };
 
     if (query.view === 'aggregate') {
       // Every day of the window for its totals and charts; the table lists a page of them, as
