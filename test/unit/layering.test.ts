@@ -120,6 +120,32 @@ function readsEnvironment(source: string): boolean {
   );
 }
 
+/** The pure cores docs/development.md names: pricing and Slurm parsing. */
+const PURE_CORES = [
+  'modules/pricing/pricing.ts',
+  'modules/ingestion/sacct.parser.ts',
+  'modules/ingestion/slurm-rest.parser.ts',
+  'modules/ingestion/slurm-time.parser.ts',
+  'modules/ingestion/slurm-job.model.ts',
+];
+
+/**
+ * What makes a module impure, in its source: an import of a repository, a service, the database,
+ * the configuration, the logger or the HTTP layer, or a read of the clock, the environment or the filesystem.
+ */
+function impuritiesOf(source: string): string[] {
+  const imports = importsOf(source)
+    .filter(({ isTypeOnly }) => !isTypeOnly)
+    .map(({ from }) => from)
+    .filter((from) =>
+      /\.(repository|service)\.js$|\/(db|config|http)\/|\/logger\.js$|^node:(fs|fs\/promises|child_process|net|http|https)$|^pg$/.test(
+        from,
+      ),
+    );
+  const reads = [...source.matchAll(/\bnew Date\(\)|\bDate\.now\(\)|\bprocess\.\w+/g)].map(([read]) => read);
+  return [...imports, ...reads];
+}
+
 /** A schema's imports of a repository, types included: a zod schema does not depend on the data layer. */
 function repositoryImportsOf(source: string): string[] {
   return importsOf(source)
@@ -212,6 +238,23 @@ describe('layering', () => {
     expect(readsEnvironment("import { env } from 'node:process';")).toBe(true);
     expect(readsEnvironment('const port = config.port; process.exitCode = 1;')).toBe(false);
     expect(readsEnvironment("import { argv } from 'node:process';")).toBe(false);
+  });
+
+  // Pure cores take plain data and return plain data: table-tested without a database or a clock.
+  it('the pure cores import no data, configuration or HTTP layer and read no clock or environment', () => {
+    const offenders = PURE_CORES.flatMap((file) =>
+      impuritiesOf(readFileSync(path.join(SRC, file), 'utf8')).map((what) => `${file}: ${what}`),
+    );
+    expect(offenders).toEqual([]);
+  });
+
+  it('sees a pure core reaching the database, the configuration or the clock, and lets its own helpers through', () => {
+    expect(impuritiesOf("import { findRates } from './rates.repository.js';")).toEqual(['./rates.repository.js']);
+    expect(impuritiesOf("import { loadConfig } from '../../config/config.js';")).toEqual(['../../config/config.js']);
+    expect(impuritiesOf('const at = new Date();')).toEqual(['new Date()']);
+    expect(impuritiesOf("const zone = process.env.TZ ?? 'UTC';")).toEqual(['process.env']);
+    expect(impuritiesOf("import type { Logger } from '../../shared/logger.js';")).toEqual([]);
+    expect(impuritiesOf("import { truncate } from './slurm-time.parser.js';\nconst end = new Date(text);")).toEqual([]);
   });
 
   it('no schema imports a repository, not even its types', () => {
