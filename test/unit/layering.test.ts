@@ -146,6 +146,17 @@ function impuritiesOf(source: string): string[] {
   return [...imports, ...reads];
 }
 
+/** The code lines of a file that query through Prisma: a model's query method, or raw SQL through the client. */
+function prismaQueriesOf(source: string): string[] {
+  const query =
+    /\b(tx|prisma)\.(\w+\.)?(findMany|findUnique|findUniqueOrThrow|findFirst|findFirstOrThrow|create|createMany|update|updateMany|upsert|delete|deleteMany|count|aggregate|groupBy)\(|\$(queryRaw|executeRaw)(Unsafe)?[(`]/;
+  return source
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => !line.startsWith('*') && !line.startsWith('//') && !line.startsWith('/*'))
+    .filter((line) => query.test(line));
+}
+
 /** A schema's imports of a repository, types included: a zod schema does not depend on the data layer. */
 function repositoryImportsOf(source: string): string[] {
   return importsOf(source)
@@ -176,6 +187,27 @@ describe('layering', () => {
       )
       .map((file) => path.relative(SRC, file));
     expect(offenders).toEqual([]);
+  });
+
+  // docs/development.md: repositories are the only files that query through Prisma (src/db/ holds the
+  // client's own plumbing); a service opens the transaction and hands it to them.
+  it('no file but a repository (or src/db/) queries through Prisma', () => {
+    const offenders = sourceFiles(SRC)
+      .filter((file) => !file.endsWith('.repository.ts') && !file.startsWith(path.join(SRC, 'db') + path.sep))
+      .flatMap((file) =>
+        prismaQueriesOf(readFileSync(file, 'utf8')).map((line) => `${path.relative(SRC, file)}: ${line}`),
+      );
+    expect(offenders).toEqual([]);
+  });
+
+  it('sees a Prisma query in code, and lets a comment or another aggregate through', () => {
+    expect(prismaQueriesOf('const n = await tx.receipt.count({ where });')).toEqual([
+      'const n = await tx.receipt.count({ where });',
+    ]);
+    expect(prismaQueriesOf('await db.prisma.user.findUnique({ where: { id } });')).toHaveLength(1);
+    expect(prismaQueriesOf('const rows = await tx.$queryRaw`SELECT 1`;')).toHaveLength(1);
+    expect(prismaQueriesOf(' * "Invalid `prisma.$queryRaw()` invocation:" Prisma puts first.')).toEqual([]);
+    expect(prismaQueriesOf('AggregatorRegistry.aggregate([earlier, dead]);')).toEqual([]);
   });
 
   it('sees a value import of a repository, and lets a type-only one through', () => {
