@@ -61,6 +61,7 @@ function pageKeyOf(req: Request, userId: number): string {
   return `user ${userId} ${req.method} ${typeof route === 'string' ? route : req.path}`;
 }
 
+/** The guards routes put before their handlers: signed-in users only, admins only. */
 export function createGuards(deps: {
   db: Database;
   metrics: Metrics;

@@ -338,6 +338,7 @@ export async function findSessionUser(db: Database['prisma'], id: number): Promi
   return toSessionUser(user);
 }
 
+/** What a session keeps of a user (id, username, role), whatever else the record given carries. */
 export function toSessionUser(user: SessionUser): SessionUser {
   return { id: user.id, username: user.username, role: user.role };
 }

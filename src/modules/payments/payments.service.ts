@@ -342,6 +342,7 @@ export function findOldestOpenCheckouts(
   return paymentsRepository.findOldestOpenCheckouts(db.pool, timeoutMs);
 }
 
+/** The payments service: starting checkouts, webhooks, and the admin's review of held payments. */
 export function createPaymentsService(deps: PaymentsServiceDeps) {
   const { db, metrics, logger, now } = deps;
   const provider = deps.provider ?? buildPaymentProvider(deps.config);
