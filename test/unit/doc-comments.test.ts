@@ -16,12 +16,45 @@ function strandedDocCommentsOf(source: string): number[] {
   });
 }
 
+/**
+ * The lines (1-based) of exported functions with no doc comment above them. An overload's later
+ * signatures and its body share the first signature's comment.
+ */
+function undocumentedExportsOf(source: string): number[] {
+  const lines = source.split('\n');
+  const isExportedFunction = (line: string | undefined) => /^export (async )?function\*? /.test(line ?? '');
+  return lines.flatMap((line, index) => {
+    if (!isExportedFunction(line)) return [];
+    const above = lines[index - 1] ?? '';
+    const isOverload = isExportedFunction(above) && above.trimEnd().endsWith(';');
+    return above.trim().endsWith('*/') || isOverload ? [] : [index + 1];
+  });
+}
+
 describe('doc comments', () => {
   it('no doc comment stands right above another, stranded from the item it describes', () => {
     const offenders = sourceFiles(SRC).flatMap((file) =>
       strandedDocCommentsOf(readFileSync(file, 'utf8')).map((line) => `${path.relative(SRC, file)}:${line}`),
     );
     expect(offenders).toEqual([]);
+  });
+
+  it('every exported function has a doc comment (the style: one line at least)', () => {
+    const offenders = sourceFiles(SRC).flatMap((file) =>
+      undocumentedExportsOf(readFileSync(file, 'utf8')).map((line) => `${path.relative(SRC, file)}:${line}`),
+    );
+    expect(offenders).toEqual([]);
+  });
+
+  it("sees an exported function without a doc comment, and lets an overload share its first signature's", () => {
+    expect(undocumentedExportsOf('const a = 1;\nexport function run() {}')).toEqual([2]);
+    expect(undocumentedExportsOf('// why\nexport async function run() {}')).toEqual([2]);
+    expect(undocumentedExportsOf('/** Runs. */\nexport function run() {}')).toEqual([]);
+    expect(
+      undocumentedExportsOf(
+        '/** Runs. */\nexport function run(a: string): string;\nexport function run(a?: string): string | undefined {}',
+      ),
+    ).toEqual([]);
   });
 
   it('sees a one-line or a block doc comment stranded above another, and lets a comment above its item through', () => {
