@@ -1229,6 +1229,24 @@ describe('what a payment received, when it is not the amount due', () => {
     );
   });
 
+  it('exports empty received columns for a payment whose provider did not say what it received', async () => {
+    const admin = await signInAdmin(app);
+    const online = await researcherWithReceipt(app);
+    const checkoutPath = await startCheckout(online.agent, online.receiptId);
+    await online.agent
+      .post(checkoutPath)
+      .type('form')
+      .send({ choice: 'pay', csrf_token: await csrfTokenOf(online.agent) })
+      .expect(303);
+    const payment = await paymentOf(online.receiptId);
+    // As a payment recorded before received amounts were kept reads (the backfill leaves these unknown).
+    await db.pool.query('UPDATE payments SET received_minor = NULL, received_currency = NULL WHERE id = $1', [
+      payment.id,
+    ]);
+    const exported = (await paidCsvRows(admin)).find((line) => line.receipt_id === String(online.receiptId));
+    expect(exported).toMatchObject({ amount_received: '', received_currency: '', payment_id: String(payment.id) });
+  });
+
   it('records what an exact payment received and shows no difference; a receipt paid by hand exports its total', async () => {
     const admin = await signInAdmin(app);
     const online = await researcherWithReceipt(app);

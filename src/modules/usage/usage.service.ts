@@ -200,19 +200,12 @@ function receivedColumns(receipt: {
   }
   const { receivedMinor, receivedCurrency } = payment;
   const returned = returnedColumns(payment);
-  if (receivedMinor === null || receivedCurrency === null) {
-    return {
-      amount_received: '',
-      received_currency: '',
-      payment_id: payment.id,
-      amount_refunded: returned.amount_refunded,
-      ...openDisputeColumns(payment),
-      amount_disputed_lost: returned.amount_disputed_lost,
-    };
-  }
+  const isReceivedKnown = receivedMinor !== null && receivedCurrency !== null;
   return {
-    amount_received: fromMinorUnits(receivedMinor, receivedCurrency).toFixed(minorUnitDigits(receivedCurrency)),
-    received_currency: receivedCurrency,
+    amount_received: isReceivedKnown
+      ? fromMinorUnits(receivedMinor, receivedCurrency).toFixed(minorUnitDigits(receivedCurrency))
+      : '',
+    received_currency: isReceivedKnown ? receivedCurrency : '',
     payment_id: payment.id,
     amount_refunded: returned.amount_refunded,
     ...openDisputeColumns(payment),
