@@ -380,8 +380,6 @@ export function createApp(deps: AppDeps): express.Express {
   const showMyUsage = createMyUsagePage({
     usage,
     findHeldPayments: receipts.findHeldPaymentsOf,
-    timeZone: config.timeZone,
-    now,
   });
   const showOwnReceipt = createOwnReceiptPage(receipts);
   app.use(usageRoutes({ usage, csvExports, guards, showMyUsage }));

@@ -1,5 +1,4 @@
 import { loadConfig } from '../config/config.js';
-import { openDatabase } from '../db/database.js';
 import {
   type ChainVerdict,
   configureAuditChain,
@@ -9,6 +8,7 @@ import {
 import { createToolLogger } from '../shared/logger.js';
 import { toolCommand } from '../shared/tool-commands.js';
 import { missingDatabaseUrl, refuseArguments, runTool } from './run-tool.js';
+import { openToolDatabase } from './tool-database.js';
 
 /** The exit code of a chain that failed verification: apart from 1, a run that could not verify. */
 const AUDIT_CHAIN_BROKEN_EXIT_CODE = 2;
@@ -44,12 +44,7 @@ async function main() {
   configureAuditChain(config.audit);
   if (!config.databaseUrl) throw missingDatabaseUrl('to verify the audit log');
   const logger = createToolLogger(config.logLevel);
-  const db = openDatabase(config.databaseUrl, {
-    poolMax: 1,
-    queryTimeoutMs: config.dbQueryTimeoutMs,
-    connectTimeoutMs: config.dbConnectTimeoutMs,
-    logger,
-  });
+  const db = openToolDatabase(config.databaseUrl, config, { poolMax: 1, logger });
   try {
     const verdict = await verifyAuditChain(db.prisma);
     console.log(describeVerdict(verdict));

@@ -1,5 +1,4 @@
 import { loadConfig } from '../config/config.js';
-import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
 import { JobStoreError } from '../modules/ingestion/ingestion.repository.js';
@@ -19,6 +18,7 @@ import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
 import { INTERRUPT_SIGNALS, INTERRUPTIONS, ignoreLostTerminal, STOP_SIGNAL, type StartUp } from './ingest.signals.js';
 import { missingDatabaseUrl, runTool } from './run-tool.js';
+import { openToolDatabase } from './tool-database.js';
 
 function progressBar(done: number, total: number): string {
   const width = 24;
@@ -49,12 +49,7 @@ async function main(startUp: StartUp) {
   configureAuditChain(config.audit);
   if (!config.databaseUrl) throw missingDatabaseUrl('to ingest');
   const logger = createToolLogger(resultToolLogLevel(config.logLevel));
-  const db = openDatabase(config.databaseUrl, {
-    poolMax: 4,
-    queryTimeoutMs: config.dbQueryTimeoutMs,
-    connectTimeoutMs: config.dbConnectTimeoutMs,
-    logger,
-  });
+  const db = openToolDatabase(config.databaseUrl, config, { poolMax: 4, logger });
   startUp.closeOnStop(() => db.close());
   const service = buildIngestionService({ config, db, logger, metrics: createMetrics() });
   if (parsed.kind === 'incremental') {

@@ -1,9 +1,9 @@
 import { ConfigError, loadConfig } from '../config/config.js';
-import { openDatabase } from '../db/database.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { seedDemoIfEmpty } from '../modules/demo/demo.service.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { missingDatabaseUrl, refuseArguments, runTool } from './run-tool.js';
+import { openToolDatabase } from './tool-database.js';
 
 /** `npm run db:seed`: the demo data into an empty DATABASE_URL (refused in production). */
 async function main() {
@@ -17,12 +17,7 @@ async function main() {
   if (config.isProduction) throw new ConfigError(['APP_ENV: demo data is never seeded in production']);
   // The line below is the result; the seeding's ingestion run and `demo data seeded` (info) repeat it.
   const logger = createToolLogger(resultToolLogLevel(config.logLevel));
-  const db = openDatabase(config.databaseUrl, {
-    poolMax: 2,
-    queryTimeoutMs: config.dbQueryTimeoutMs,
-    connectTimeoutMs: config.dbConnectTimeoutMs,
-    logger,
-  });
+  const db = openToolDatabase(config.databaseUrl, config, { poolMax: 2, logger });
   try {
     const result = await seedDemoIfEmpty(db, {
       dataDir: config.dataDir,

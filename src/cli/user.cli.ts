@@ -1,7 +1,6 @@
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/config.js';
-import { openDatabase } from '../db/database.js';
 import { createViewFormatters } from '../http/view-format.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { usernameReadAsNoteOf, ZNewUsername, ZRole, ZUsername } from '../modules/users/users.schema.js';
@@ -11,6 +10,7 @@ import { createToolLogger } from '../shared/logger.js';
 import { ZNewPassword } from '../shared/password-policy.js';
 import { cliAuditContext } from './cli-audit-context.js';
 import { missingDatabaseUrl, runTool, USAGE_EXIT_CODE } from './run-tool.js';
+import { openToolDatabase } from './tool-database.js';
 
 const USAGE = `Usage:
   npm run user:create -- --username NAME [--role admin|user] [--password-stdin]
@@ -150,12 +150,7 @@ async function main() {
   // Who ran it, for each entry's details: the OS user, and under sudo who invoked it (config.sudoUser).
   const cliContext = cliAuditContext('user.cli', { sudoUser: config.sudoUser });
   if (!config.databaseUrl) throw missingDatabaseUrl('(the user tools work on a configured database)');
-  const db = openDatabase(config.databaseUrl, {
-    poolMax: 2,
-    queryTimeoutMs: config.dbQueryTimeoutMs,
-    connectTimeoutMs: config.dbConnectTimeoutMs,
-    logger: createToolLogger('warn'),
-  });
+  const db = openToolDatabase(config.databaseUrl, config, { poolMax: 2, logger: createToolLogger('warn') });
   try {
     if (command === 'create') {
       const password = await readPassword(values['password-stdin'] ?? false);

@@ -156,7 +156,6 @@ export class ConfigError extends Error {
 // Only for development: sessions signed with it survive restarts of the demo.
 const DEVELOPMENT_SESSION_SECRET = 'development-only-session-secret-not-for-production';
 
-/** Parses the environment once; throws ConfigError listing every problem. */
 /**
  * NODE_ENV=production (a service unit's, an image's, a shell profile's) with APP_ENV left out ran the
  * development mode on the production database: demo logins (admin/admin) seeded into an empty one,
@@ -172,6 +171,7 @@ function unsetModeProblems(source: NodeJS.ProcessEnv): string[] {
   ];
 }
 
+/** Parses the environment once; throws ConfigError listing every problem. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = ZEnv.safeParse(source);
   const modeProblems = unsetModeProblems(source);

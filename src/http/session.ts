@@ -77,6 +77,7 @@ export const SESSION_ENDED_MESSAGE = 'Your session ended. Please sign in again.'
 // check (the token belonged to the old session), and the error should say why.
 const requestsWithEndedSession = new WeakSet<Request>();
 
+/** Whether enforceSessionLifetime ended this request's session (its form's CSRF failure then says so). */
 export function hasSessionEndedOn(req: Request): boolean {
   return requestsWithEndedSession.has(req);
 }

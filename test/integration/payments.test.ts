@@ -43,6 +43,16 @@ async function researcherWithReceipt(app: ReturnType<typeof buildTestApp>, total
   return { user, agent, receiptId: await billJobs(agent) };
 }
 
+/** Pays the receipt at the dummy provider's checkout as its researcher does: the payment succeeds. */
+async function payAtDummyCheckout(online: { agent: Agent; receiptId: number }) {
+  const checkoutPath = await startCheckout(online.agent, online.receiptId);
+  await online.agent
+    .post(checkoutPath)
+    .type('form')
+    .send({ choice: 'pay', csrf_token: await csrfTokenOf(online.agent) })
+    .expect(303);
+}
+
 /** A researcher who started paying a receipt online and canceled that attempt at the checkout. */
 async function researcherWhoCanceledAnAttempt(app: ReturnType<typeof buildTestApp>) {
   const { agent, receiptId } = await researcherWithReceipt(app);
@@ -1229,15 +1239,23 @@ describe('what a payment received, when it is not the amount due', () => {
     );
   });
 
+  it('exports empty received columns for a payment whose provider did not say what it received', async () => {
+    const admin = await signInAdmin(app);
+    const online = await researcherWithReceipt(app);
+    await payAtDummyCheckout(online);
+    const payment = await paymentOf(online.receiptId);
+    // As a payment recorded before received amounts were kept reads (the backfill leaves these unknown).
+    await db.pool.query('UPDATE payments SET received_minor = NULL, received_currency = NULL WHERE id = $1', [
+      payment.id,
+    ]);
+    const exported = (await paidCsvRows(admin)).find((line) => line.receipt_id === String(online.receiptId));
+    expect(exported).toMatchObject({ amount_received: '', received_currency: '', payment_id: String(payment.id) });
+  });
+
   it('records what an exact payment received and shows no difference; a receipt paid by hand exports its total', async () => {
     const admin = await signInAdmin(app);
     const online = await researcherWithReceipt(app);
-    const checkoutPath = await startCheckout(online.agent, online.receiptId);
-    await online.agent
-      .post(checkoutPath)
-      .type('form')
-      .send({ choice: 'pay', csrf_token: await csrfTokenOf(online.agent) })
-      .expect(303);
+    await payAtDummyCheckout(online);
     const payment = await paymentOf(online.receiptId);
     expect(payment).toMatchObject({ status: 'succeeded', receivedMinor: 50n, receivedCurrency: 'THB' });
     const page = await online.agent.get(`/me/receipts/${online.receiptId}`).set('Accept', 'text/html').expect(200);

@@ -1,17 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/shared/paths.js';
-
-const SRC = path.join(PROJECT_ROOT, 'src');
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(full);
-    return entry.name.endsWith('.ts') ? [full] : [];
-  });
-}
+import { SRC, sourceFiles } from '../support/source-files.js';
 
 /**
  * The repository modules a file imports functions from: a namespace import, or a named one that is
@@ -83,6 +73,90 @@ function csvBuilderImportsOf(source: string): string[] {
     .map(({ from }) => from);
 }
 
+/** The functions a file imports by name from a service module (`*.service.js`), as the file calls them. */
+function serviceFunctionNamesOf(source: string): Set<string> {
+  const named = [...source.matchAll(/^import\s+\{([^}]*)\}\s+from\s+'[^']+\.service\.js';/gms)];
+  return new Set(
+    named.flatMap(([, clause = '']) =>
+      clause
+        .split(',')
+        .map((name) => name.trim())
+        .filter((name) => name !== '' && !name.startsWith('type '))
+        .map((name) => name.split(/\s+as\s+/).pop() ?? name),
+    ),
+  );
+}
+
+/**
+ * A route's service calls that take what another service call returned (`const filter = await
+ * auditFilterOf(...)`, then `streamAuditCsv(db, filter)`): the route is then running the service's
+ * steps itself. A service call is a function imported by name from a service, or a method of the
+ * object the first call was made on (`receipts.find`, then `receipts.send`).
+ */
+function chainedServiceCallsOf(source: string): string[] {
+  const services = serviceFunctionNamesOf(source);
+  const receiverOf = (callee: string) => (callee.includes('.') ? callee.slice(0, callee.lastIndexOf('.')) : undefined);
+  const isServiceCall = (callee: string, first: string) => {
+    const receiver = receiverOf(callee);
+    if (receiver === undefined) return services.has(callee) && services.has(first);
+    return receiver === receiverOf(first) && !['res', 'req'].includes(receiver);
+  };
+  return [...source.matchAll(/\bconst\s+(\w+)\s*=\s*await\s+((?:\w+\.)*\w+)\(/g)].flatMap(
+    ({ 0: match, 1: name = '', 2: first = '', index = 0 }) => {
+      const after = source.slice(index + match.length);
+      return [...after.matchAll(/\b((?:\w+\.)*\w+)\(([^()]*)\)/g)]
+        .filter(([, callee = '', args = '']) => callee !== first && new RegExp(`\\b${name}\\b`).test(args))
+        .filter(([, callee = '']) => isServiceCall(callee, first))
+        .map(([, callee]) => `${first} -> ${callee}`);
+    },
+  );
+}
+
+/** Whether a file reads the environment itself: `process.env`, `process['env']`, or `env` from node:process. */
+function readsEnvironment(source: string): boolean {
+  return (
+    /\bprocess\s*(\.\s*env\b|\[\s*['"`]env['"`]\s*\])/.test(source) ||
+    /import\s+\{[^}]*\benv\b[^}]*\}\s+from\s+'(node:)?process'/.test(source)
+  );
+}
+
+/** The pure cores docs/development.md names: pricing and Slurm parsing. */
+const PURE_CORES = [
+  'modules/pricing/pricing.ts',
+  'modules/ingestion/sacct.parser.ts',
+  'modules/ingestion/slurm-rest.parser.ts',
+  'modules/ingestion/slurm-time.parser.ts',
+  'modules/ingestion/slurm-job.model.ts',
+];
+
+/**
+ * What makes a module impure, in its source: an import of a repository, a service, the database,
+ * the configuration, the logger or the HTTP layer, or a read of the clock, the environment or the filesystem.
+ */
+function impuritiesOf(source: string): string[] {
+  const imports = importsOf(source)
+    .filter(({ isTypeOnly }) => !isTypeOnly)
+    .map(({ from }) => from)
+    .filter((from) =>
+      /\.(repository|service)\.js$|\/(db|config|http)\/|\/logger\.js$|^node:(fs|fs\/promises|child_process|net|http|https)$|^pg$/.test(
+        from,
+      ),
+    );
+  const reads = [...source.matchAll(/\bnew Date\(\)|\bDate\.now\(\)|\bprocess\.\w+/g)].map(([read]) => read);
+  return [...imports, ...reads];
+}
+
+/** The code lines of a file that query through Prisma: a model's query method, or raw SQL through the client. */
+function prismaQueriesOf(source: string): string[] {
+  const query =
+    /\b(tx|prisma)\.(\w+\.)?(findMany|findUnique|findUniqueOrThrow|findFirst|findFirstOrThrow|create|createMany|update|updateMany|upsert|delete|deleteMany|count|aggregate|groupBy)\(|\$(queryRaw|executeRaw)(Unsafe)?[(`]/;
+  return source
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => !line.startsWith('*') && !line.startsWith('//') && !line.startsWith('/*'))
+    .filter((line) => query.test(line));
+}
+
 /** A schema's imports of a repository, types included: a zod schema does not depend on the data layer. */
 function repositoryImportsOf(source: string): string[] {
   return importsOf(source)
@@ -115,6 +189,27 @@ describe('layering', () => {
     expect(offenders).toEqual([]);
   });
 
+  // docs/development.md: repositories are the only files that query through Prisma (src/db/ holds the
+  // client's own plumbing); a service opens the transaction and hands it to them.
+  it('no file but a repository (or src/db/) queries through Prisma', () => {
+    const offenders = sourceFiles(SRC)
+      .filter((file) => !file.endsWith('.repository.ts') && !file.startsWith(path.join(SRC, 'db') + path.sep))
+      .flatMap((file) =>
+        prismaQueriesOf(readFileSync(file, 'utf8')).map((line) => `${path.relative(SRC, file)}: ${line}`),
+      );
+    expect(offenders).toEqual([]);
+  });
+
+  it('sees a Prisma query in code, and lets a comment or another aggregate through', () => {
+    expect(prismaQueriesOf('const n = await tx.receipt.count({ where });')).toEqual([
+      'const n = await tx.receipt.count({ where });',
+    ]);
+    expect(prismaQueriesOf('await db.prisma.user.findUnique({ where: { id } });')).toHaveLength(1);
+    expect(prismaQueriesOf('const rows = await tx.$queryRaw`SELECT 1`;')).toHaveLength(1);
+    expect(prismaQueriesOf(' * "Invalid `prisma.$queryRaw()` invocation:" Prisma puts first.')).toEqual([]);
+    expect(prismaQueriesOf('AggregatorRegistry.aggregate([earlier, dead]);')).toEqual([]);
+  });
+
   it('sees a value import of a repository, and lets a type-only one through', () => {
     expect(repositoryValueImportsOf("import { findOldestOpenCheckouts } from './x/payments.repository.js';")).toEqual([
       './x/payments.repository.js',
@@ -130,9 +225,10 @@ describe('layering', () => {
     ]);
   });
 
-  it('no route writes the audit log itself: the service it calls records the entry', () => {
+  // A guard (auth.guards.ts) is a route's first step: it wrote admin.forbidden entries itself.
+  it('no route, guard or other file but a service writes the audit log: the service it calls records the entry', () => {
     const offenders = sourceFiles(SRC)
-      .filter((file) => file.endsWith('.routes.ts'))
+      .filter((file) => !file.endsWith('.service.ts') && !file.endsWith(`${path.sep}audit.repository.ts`))
       .flatMap((file) =>
         auditWriterImportsOf(readFileSync(file, 'utf8')).map((from) => `${path.relative(SRC, file)} -> ${from}`),
       );
@@ -146,6 +242,51 @@ describe('layering', () => {
         csvBuilderImportsOf(readFileSync(file, 'utf8')).map((from) => `${path.relative(SRC, file)} -> ${from}`),
       );
     expect(offenders).toEqual([]);
+  });
+
+  // docs/development.md, "Architecture": a route calls one service. A handler's branches may each call
+  // their own; what is checked is one service call fed by another, the service's steps run by the route.
+  it("no route hands one service call's result to another service call", () => {
+    const offenders = sourceFiles(SRC)
+      .filter((file) => file.endsWith('.routes.ts'))
+      .flatMap((file) =>
+        chainedServiceCallsOf(readFileSync(file, 'utf8')).map((calls) => `${path.relative(SRC, file)}: ${calls}`),
+      );
+    expect(offenders).toEqual([]);
+  });
+
+  // The style's "read configuration once, in one module, at start-up": src/config/ reads and checks it.
+  it('no file outside src/config/ reads the environment', () => {
+    const offenders = sourceFiles(SRC)
+      .filter((file) => !file.startsWith(path.join(SRC, 'config') + path.sep))
+      .filter((file) => readsEnvironment(readFileSync(file, 'utf8')))
+      .map((file) => path.relative(SRC, file));
+    expect(offenders).toEqual([]);
+  });
+
+  it('sees the environment read through process.env, process["env"] or node:process', () => {
+    expect(readsEnvironment('const port = process.env.PORT;')).toBe(true);
+    expect(readsEnvironment("const { PORT } = process['env'];")).toBe(true);
+    expect(readsEnvironment("import { env } from 'node:process';")).toBe(true);
+    expect(readsEnvironment('const port = config.port; process.exitCode = 1;')).toBe(false);
+    expect(readsEnvironment("import { argv } from 'node:process';")).toBe(false);
+  });
+
+  // Pure cores take plain data and return plain data: table-tested without a database or a clock.
+  it('the pure cores import no data, configuration or HTTP layer and read no clock or environment', () => {
+    const offenders = PURE_CORES.flatMap((file) =>
+      impuritiesOf(readFileSync(path.join(SRC, file), 'utf8')).map((what) => `${file}: ${what}`),
+    );
+    expect(offenders).toEqual([]);
+  });
+
+  it('sees a pure core reaching the database, the configuration or the clock, and lets its own helpers through', () => {
+    expect(impuritiesOf("import { findRates } from './rates.repository.js';")).toEqual(['./rates.repository.js']);
+    expect(impuritiesOf("import { loadConfig } from '../../config/config.js';")).toEqual(['../../config/config.js']);
+    expect(impuritiesOf('const at = new Date();')).toEqual(['new Date()']);
+    expect(impuritiesOf("const zone = process.env.TZ ?? 'UTC';")).toEqual(['process.env']);
+    expect(impuritiesOf("import type { Logger } from '../../shared/logger.js';")).toEqual([]);
+    expect(impuritiesOf("import { truncate } from './slurm-time.parser.js';\nconst end = new Date(text);")).toEqual([]);
   });
 
   it('no schema imports a repository, not even its types', () => {
@@ -182,6 +323,25 @@ describe('layering', () => {
     ]);
     expect(csvBuilderImportsOf("import type { CsvRecord } from '../../http/csv-format.js';")).toEqual([]);
     expect(csvBuilderImportsOf("import type { CsvExports } from '../../http/csv-exports.js';")).toEqual([]);
+  });
+
+  it('sees a service call fed by another, and lets a helper or a branch of its own through', () => {
+    const imports = "import { auditFilterOf, auditLogPage, streamAuditCsv } from './audit.service.js';\n";
+    expect(
+      chainedServiceCallsOf(
+        `${imports}const filter = await auditFilterOf(db, query, tz);\nopen: async () => streamAuditCsv(db, filter),`,
+      ),
+    ).toEqual(['auditFilterOf -> streamAuditCsv']);
+    expect(chainedServiceCallsOf('const run = await receipts.findRun(id);\nawait receipts.sendRun(res, run);')).toEqual(
+      ['receipts.findRun -> receipts.sendRun'],
+    );
+    expect(
+      chainedServiceCallsOf(`${imports}const page = await auditLogPage(db, q, tz);\nrenderPage(res, page);`),
+    ).toEqual([]);
+    expect(chainedServiceCallsOf('const list = await receipts.listRuns();\nres.render("runs", list);')).toEqual([]);
+    expect(
+      chainedServiceCallsOf(`${imports}const page = await auditLogPage(db, q, tz);\nauditLogPage(db, other, tz);`),
+    ).toEqual([]);
   });
 
   it("sees a schema's import of a repository, a type-only one too", () => {

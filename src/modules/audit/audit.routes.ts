@@ -22,11 +22,10 @@ import {
   type AuditFilterName,
   type AuditLogPage,
   type AuditLogRow,
-  auditFilterOf,
   auditLogPage,
   describeChainSeal,
   hasChainKey,
-  streamAuditCsv,
+  openAuditCsv,
 } from './audit.service.js';
 import type { AuditChainMonitor } from './audit-chain.monitor.js';
 
@@ -132,13 +131,13 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     async (req, res) => {
       // Refused, back to the log filtered as typed, which says the same beside the filters to correct.
       offerWayBack(res, { href: linkTo('/admin/audit', typedFilters(req.query), {}), text: 'Back to the audit log' });
-      const filter = await auditFilterOf(db, parseCsvQuery(req.query), timeZone);
+      const query = parseCsvQuery(req.query);
       await deps.csvExports.send(req, res, {
         kind: 'audit',
         username: sessionUserOf(req).username,
         filename: 'audit-log.csv',
         columns: AUDIT_CSV_COLUMNS,
-        open: async () => streamAuditCsv(db, filter),
+        open: () => openAuditCsv(db, query, timeZone),
       });
     },
   );

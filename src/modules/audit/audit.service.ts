@@ -385,8 +385,8 @@ function auditCsvRecord(entry: auditRepository.StoredAuditEntry): string[] {
   ];
 }
 
-/** The entries under `filter`, oldest first, as CSV text (no header) in batches: /admin/audit.csv. */
-export async function* streamAuditCsv(db: Db, filter: auditRepository.AuditFilter): AsyncGenerator<string> {
+/** The entries under `filter`, oldest first, as CSV text (no header) in batches. */
+async function* streamAuditCsv(db: Db, filter: auditRepository.AuditFilter): AsyncGenerator<string> {
   for await (const batch of auditRepository.iterateEntries(db, 'asc', 1000, filter)) {
     yield formatCsvLines(batch.map(auditCsvRecord), AUDIT_CSV_COLUMNS);
   }
@@ -489,11 +489,7 @@ export function splitAuditActor(actor: string): { text: string; isKeptWhole: boo
 }
 
 /** The filters of /admin/audit and its CSV (a `tier:` target followed through its renames), from/to as local days. */
-export async function auditFilterOf(
-  db: Db,
-  query: TAuditCsvQuery,
-  timeZone: string,
-): Promise<auditRepository.AuditFilter> {
+async function auditFilterOf(db: Db, query: TAuditCsvQuery, timeZone: string): Promise<auditRepository.AuditFilter> {
   return {
     actor: query.actor,
     action: query.action,
@@ -502,6 +498,15 @@ export async function auditFilterOf(
     from: query.from ? startOfLocalDay(query.from, timeZone) : undefined,
     to: query.to ? endOfLocalDay(query.to, timeZone) : undefined,
   };
+}
+
+/**
+ * /admin/audit.csv's rows: the entries under the query's filters, oldest first, as CSV text (no
+ * header) in batches. The filters' own reads (a `tier:` target's renames) are done before it
+ * returns, so that their failure is an error answer, not a download cut short.
+ */
+export async function openAuditCsv(db: Db, query: TAuditCsvQuery, timeZone: string): Promise<AsyncIterable<string>> {
+  return streamAuditCsv(db, await auditFilterOf(db, query, timeZone));
 }
 
 const AUDIT_PAGE_SIZE = 50;

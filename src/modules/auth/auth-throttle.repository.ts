@@ -76,7 +76,10 @@ export type Reservation = {
  * when the count reaches `max`; a row whose lock is running is left alone and returns nothing.
  * `$3` is now; the others name the statement's parameters for this counter's rule.
  */
-function countFailureIn(conflict: string, rule: { max: string; windowStart: string; lockUntil: string }): string {
+function failureCounterUpsertSql(
+  conflict: string,
+  rule: { max: string; windowStart: string; lockUntil: string },
+): string {
   const isNewWindow = `t.locked_until <= $3::timestamptz OR t.window_start < ${rule.windowStart}::timestamptz`;
   return `ON CONFLICT (${conflict}) DO UPDATE SET
     failure_count = CASE WHEN ${isNewWindow} THEN 1 ELSE t.failure_count + 1 END,
@@ -132,17 +135,17 @@ per_network AS (
   INSERT INTO auth_network_throttle AS t (network, window_start, failure_count, locked_until)
   SELECT $10::text, $3::timestamptz, 1, CASE WHEN 1 >= $11::int THEN $13::timestamptz END
    WHERE $10::text IS NOT NULL AND (SELECT until FROM running) IS NULL
-${countFailureIn('network', { max: '$11', windowStart: '$12', lockUntil: '$13' })}),
+${failureCounterUpsertSql('network', { max: '$11', windowStart: '$12', lockUntil: '$13' })}),
 per_address AS (
   INSERT INTO auth_throttle AS t (username, ip, window_start, failure_count, locked_until)
   SELECT $1::text, $2::text, $3::timestamptz, 1, CASE WHEN 1 >= $4::int THEN $6::timestamptz END
    WHERE (SELECT until FROM running) IS NULL AND ($10::text IS NULL OR EXISTS (SELECT 1 FROM per_network))
-${countFailureIn('username, ip', { max: '$4', windowStart: '$5', lockUntil: '$6' })}),
+${failureCounterUpsertSql('username, ip', { max: '$4', windowStart: '$5', lockUntil: '$6' })}),
 per_user AS (
   INSERT INTO auth_throttle AS t (username, ip, window_start, failure_count, locked_until)
   SELECT $1::text, '*', $3::timestamptz, 1, CASE WHEN 1 >= $7::int THEN $9::timestamptz END
    WHERE EXISTS (SELECT 1 FROM per_address)
-${countFailureIn('username, ip', { max: '$7', windowStart: '$8', lockUntil: '$9' })})
+${failureCounterUpsertSql('username, ip', { max: '$7', windowStart: '$8', lockUntil: '$9' })})
 SELECT (SELECT until FROM running) AS running_until,
        ((SELECT count(*) FROM ended) + (SELECT count(*) FROM ended_network))::int AS ended_refused,
        (SELECT locked_until FROM prior_network) AS prior_network_locked_until,

@@ -12,10 +12,9 @@ import {
   passwordSignOutOf,
   UnauthorizedError,
 } from '../../shared/errors.js';
-import { recordAudit } from '../audit/audit.service.js';
 import { FirstRefusals } from '../audit/first-refusals.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { shortPathOf, toSafeNextPath } from './auth.service.js';
+import { recordAdminPageRefusal, shortPathOf, toSafeNextPath } from './auth.service.js';
 
 export interface Guards {
   /** Signed-in users only; visitors go to /login?next=... (API clients get 401). */
@@ -56,9 +55,6 @@ function sendToLogin(req: Request, res: Response, next: NextFunction) {
   res.redirect(302, nextPath ? `/login?next=${encodeURIComponent(nextPath)}` : '/login');
 }
 
-/** How long a user's refusal at an admin page stands for their next ones there in the audit log. */
-export const FORBIDDEN_AUDIT_WINDOW_MS = 60 * 60 * 1000;
-
 /**
  * The admin page a request was refused: its route (`/admin/receipts/:id`), so that walking the ids
  * is one page, by method (a form posted is another attempt than reading the page).
@@ -68,6 +64,7 @@ function pageKeyOf(req: Request, userId: number): string {
   return `user ${userId} ${req.method} ${typeof route === 'string' ? route : req.path}`;
 }
 
+/** The guards routes put before their handlers: signed-in users only, admins only. */
 export function createGuards(deps: {
   db: Database;
   metrics: Metrics;
@@ -82,20 +79,13 @@ export function createGuards(deps: {
     requireAdmin: async (req, res, next) => {
       if (!req.user) return sendToLogin(req, res, next);
       if (req.user.role === 'admin') return next();
-      // Every refusal is counted; the first of each user at each admin page in an hour is audited:
-      // each one an entry, a researcher's script could append to the log as fast as it could send.
+      // Every refusal is counted; only the first at each page in an hour is audited (recordAdminPageRefusal).
       deps.metrics.authForbiddenRedirect.inc();
-      const at = now();
-      const until = new Date(at.getTime() + FORBIDDEN_AUDIT_WINDOW_MS);
-      if (forbiddenRefusals.isFirst([pageKeyOf(req, req.user.id)], until, at)) {
-        await recordAudit(deps.db, {
-          ...auditContextOf(req),
-          action: 'admin.forbidden',
-          target: req.path,
-          status: 'denied',
-          details: { method: req.method },
-        });
-      }
+      await recordAdminPageRefusal(
+        { db: deps.db, refusals: forbiddenRefusals },
+        { pageKey: pageKeyOf(req, req.user.id), path: req.path, method: req.method, context: auditContextOf(req) },
+        now(),
+      );
       if (!isPageVisit(req)) return next(new ForbiddenError('Only admins can do this.'));
       // Sent on without a word, a researcher who followed a link to an admin page (from the billing
       // office, a bookmark, a sign-in's `next`) took My usage for the page the link was to. A HEAD

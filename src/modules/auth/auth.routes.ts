@@ -141,6 +141,7 @@ export function signInFormOnExpiredToken(options: { isHttpsRequired: boolean }):
   };
 }
 
+/** Signing in and out: the sign-in form and its POST, and the sign-out (GET asks, POST signs out). */
 export function authRoutes(deps: {
   db: Database;
   passport: ReturnType<typeof createPassport>;

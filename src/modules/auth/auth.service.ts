@@ -338,6 +338,7 @@ export async function findSessionUser(db: Database['prisma'], id: number): Promi
   return toSessionUser(user);
 }
 
+/** What a session keeps of a user (id, username, role), whatever else the record given carries. */
 export function toSessionUser(user: SessionUser): SessionUser {
   return { id: user.id, username: user.username, role: user.role };
 }
@@ -345,6 +346,30 @@ export function toSessionUser(user: SessionUser): SessionUser {
 /** Audits a sign-out of `user`, targeting their account as their sign-in's entry does. */
 export async function recordSignOut(db: Database, user: SessionUser, context: AuditContext) {
   await recordAudit(db, { ...context, action: 'logout', target: userTarget(user.username), status: 'ok' });
+}
+
+/** How long a user's refusal at an admin page stands for their next ones there in the audit log. */
+export const FORBIDDEN_AUDIT_WINDOW_MS = 60 * 60 * 1000;
+
+/**
+ * Audits a signed-in user's refusal at an admin page, the first at that page (`pageKey`) in
+ * FORBIDDEN_AUDIT_WINDOW_MS: each one an entry, a researcher's script could append to the log as fast
+ * as it could send. The caller counts every refusal in its metric.
+ */
+export async function recordAdminPageRefusal(
+  deps: { db: Database; refusals: FirstRefusals },
+  refusal: { pageKey: string; path: string; method: string; context: AuditContext },
+  now: Date,
+): Promise<void> {
+  const until = new Date(now.getTime() + FORBIDDEN_AUDIT_WINDOW_MS);
+  if (!deps.refusals.isFirst([refusal.pageKey], until, now)) return;
+  await recordAudit(deps.db, {
+    ...refusal.context,
+    action: 'admin.forbidden',
+    target: refusal.path,
+    status: 'denied',
+    details: { method: refusal.method },
+  });
 }
 
 /** The path of a URL on this site, without its query, cut short enough to fit in a sentence. */

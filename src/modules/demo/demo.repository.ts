@@ -20,6 +20,7 @@ export interface DemoUser {
 // Any constant works; it keeps two processes from seeding the same empty database.
 const SEED_LOCK_KEY = ADVISORY_LOCK_KEYS.demoSeed;
 
+/** How many accounts the database has: the demo is seeded only into one with none. */
 export async function countUsers(db: Db): Promise<number> {
   return db.user.count();
 }
@@ -41,6 +42,7 @@ export async function withEmptyDatabase<T>(db: Db, work: (tx: Tx) => Promise<T>)
   );
 }
 
+/** The demo's pricing tiers, each with its rates in force from `effectiveFrom`. */
 export async function insertTiers(tx: Tx, tiers: DemoTier[], currency: string, effectiveFrom: Date) {
   for (const tier of tiers) {
     await tx.pricingTier.create({
@@ -63,10 +65,12 @@ export async function insertTiers(tx: Tx, tiers: DemoTier[], currency: string, e
   }
 }
 
+/** The demo's accounts. */
 export async function insertUsers(tx: Tx, users: DemoUser[]) {
   await tx.user.createMany({ data: users });
 }
 
+/** Places `username` on the tier named `tierName`, as an admin's override would. */
 export async function insertTierOverride(tx: Tx, username: string, tierName: string) {
   const tier = await tx.pricingTier.findUniqueOrThrow({ where: { name: tierName }, select: { id: true } });
   await tx.tierOverride.create({ data: { username, tierId: tier.id, createdBy: 'demo-seed' } });

@@ -193,14 +193,14 @@ export function createIngestionService(deps: IngestionDeps) {
   }
   metrics.ingestRuns.inc({ source: 'none', outcome: 'failed' }, 0);
 
-  const readsFile = deps.sources.some((source) => source.name === 'file');
+  const hasFileSource = deps.sources.some((source) => source.name === 'file');
 
   async function defaultWindow(): Promise<IngestWindow> {
     const end = now();
     // The demo's seed read the demo's file up to when it ran, which says nothing about a Slurm
     // this server reads instead: counted, it made the first slurmrestd or sacct run read only
     // INGEST_OVERLAP_SEC back, not INGEST_LOOKBACK_DAYS, and the week before was never read.
-    const highWater = await ingestionRepository.findLiveHighWaterMark(db.prisma, { withSeed: readsFile });
+    const highWater = await ingestionRepository.findLiveHighWaterMark(db.prisma, { withSeed: hasFileSource });
     if (!highWater) return { start: new Date(end.getTime() - deps.initialLookbackSec * 1000), end };
     const start = new Date(Math.min(highWater.getTime(), end.getTime()) - deps.overlapSec * 1000);
     // After an outage (failed runs), slurmctld sends slurmdbd the records of the jobs that ended

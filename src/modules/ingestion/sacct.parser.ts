@@ -107,8 +107,8 @@ function headerNamesIn(text: string): string[] | null {
   if (!text.includes('JobID')) return null;
   const names = text.split('|').map((name) => name.trim());
   if (HEADER_COLUMNS.every((name) => names.includes(name))) return names;
-  const namesJob = names.includes('JobID') || names.includes('JobIDRaw');
-  return namesJob && names.every((name) => COLUMN_NAME.test(name)) ? names : null;
+  const hasJobIdColumn = names.includes('JobID') || names.includes('JobIDRaw');
+  return hasJobIdColumn && names.every((name) => COLUMN_NAME.test(name)) ? names : null;
 }
 
 /** The key columns a file read beside slurmrestd and sacct must have (findKeyColumnProblem). */

@@ -310,14 +310,14 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
   const tres = isObject(record.tres) ? record.tres : {};
   const allocatedList = readTresList(tres.allocated);
   // Cancelled while pending: nothing was allocated and no step ran.
-  const neverStarted = allocatedList.length === 0 && rawSteps.length === 0;
+  const hasNeverStarted = allocatedList.length === 0 && rawSteps.length === 0;
   if (minor <= 37) {
     // dbv0.0.36/37 in Slurm 22.05 report the eligible time as `start` (seen in the captures);
     // the real start is end - elapsed, or the first step's start while still running. A job that
     // never started (cancelled while pending: nothing allocated, no step) has none, as sacct
     // (`None`) and v0.0.38 (null) say; it used to be given its end as its start.
     const suspended = readNoValNumber(time.suspended) ?? 0;
-    if (neverStarted) startAt = null;
+    if (hasNeverStarted) startAt = null;
     else if (endAt) startAt = new Date(endAt.getTime() - (elapsedSec + suspended) * 1000);
     else {
       const stepStarts = rawSteps
@@ -368,7 +368,7 @@ export function parseSlurmRestJob(record: unknown, options: SlurmRestParseOption
     maxRssBytes: null,
     // sacct prints 0 for a job that never started, and it used none: null made every switch of
     // source rewrite such jobs.
-    energyJoules: energyEntry?.count ?? (neverStarted && endAt !== null ? 0 : null),
+    energyJoules: energyEntry?.count ?? (hasNeverStarted && endAt !== null ? 0 : null),
     stepCount: 0,
     steps: [],
     nodeList: nodes === 'None assigned' ? '' : nodes,

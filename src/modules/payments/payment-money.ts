@@ -89,6 +89,7 @@ export function lostDisputeMinorOf(payment: { disputeStatus?: string | null; dis
   return payment.disputeStatus === 'lost' && payment.disputedMinor ? payment.disputedMinor : 0n;
 }
 
+/** A payment's money as the pages show it: due, received, refunded, failed to refund, taken back by a dispute. */
 export function paymentMoneyOf(payment: {
   amountMinor: bigint;
   currency: string;
@@ -235,6 +236,7 @@ export interface HeldPayment {
   currency: string;
 }
 
+/** A held payment as the researcher is told of it: the money received, or the amount due when none was reported. */
 export function heldPaymentOf(payment: {
   id: number;
   receiptId: number;

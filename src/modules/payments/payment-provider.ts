@@ -199,15 +199,15 @@ export function refuseBodyNotUtf8(rawBody: Buffer): void {
 }
 
 /**
- * A webhook amount too large to hold as a whole number exactly (JSON numbers are doubles): said as
- * such, since "must be a whole number, 0 or more" misled the sender of 1e20, which is both.
- */
-/**
  * A currency code as a provider writes it (ISO 4217, three letters, either case): what both
  * providers accept in a webhook body, and what the char(3) currency columns can hold.
  */
 export const PROVIDER_CURRENCY_CODE = /^[A-Za-z]{3}$/;
 
+/**
+ * A webhook amount too large to hold as a whole number exactly (JSON numbers are doubles): said as
+ * such, since "must be a whole number, 0 or more" misled the sender of 1e20, which is both.
+ */
 export const AMOUNT_TOO_LARGE = `is too large: at most ${Number.MAX_SAFE_INTEGER} minor units`;
 
 /** True for a JSON number above the largest whole number of minor units a webhook may carry. */

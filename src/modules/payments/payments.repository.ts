@@ -83,6 +83,7 @@ const SELECT_PAYMENT = {
   updatedAt: true,
 } as const;
 
+/** The receipt's newest payment at `provider` still pending, if any. */
 export function findOpenPayment(db: Client, receiptId: number, provider: string): Promise<PaymentRow | null> {
   return db.payment.findFirst({
     where: { receiptId, provider, status: 'pending' },
@@ -96,10 +97,12 @@ export function countEndedPayments(db: Client, receiptId: number, provider: stri
   return db.payment.count({ where: { receiptId, provider, NOT: { status: 'pending' } } });
 }
 
+/** The payment started under `idempotencyKey`, if any: a start sent twice finds the first. */
 export function findByIdempotencyKey(db: Client, idempotencyKey: string): Promise<PaymentRow | null> {
   return db.payment.findUnique({ where: { idempotencyKey }, select: SELECT_PAYMENT });
 }
 
+/** Records a payment as it starts at a provider (pending, the column's default), before its checkout is opened. */
 export function insertPayment(
   db: Client,
   data: {
@@ -196,6 +199,7 @@ export function keepPaidAtIfUnset(tx: Tx, id: number, paidAt: Date) {
   return tx.payment.updateMany({ where: { id, paidAt: null }, data: { paidAt } });
 }
 
+/** Sets a payment's status, and its review reason when one is given. */
 export function setStatus(db: Client, id: number, status: PaymentStatus, reviewReason?: string) {
   return db.payment.update({ where: { id }, data: { status, ...(reviewReason ? { reviewReason } : {}) } });
 }
@@ -399,7 +403,7 @@ export function findFailedRefundsInReportedTotal(tx: Tx, paymentId: number) {
  * Marks the payment's failed refunds as counted by its recorded refunded total: a refund report
  * was just recorded, and the provider's reports after it leave them out.
  */
-export function countFailedRefundsInReportedTotal(tx: Tx, paymentId: number) {
+export function markFailedRefundsInReportedTotal(tx: Tx, paymentId: number) {
   return tx.paymentFailedRefund.updateMany({
     where: { paymentId, isInReportedTotal: false },
     data: { isInReportedTotal: true },
@@ -827,6 +831,7 @@ export async function lockByExternalIntentId(
   return id === undefined ? null : tx.payment.findUnique({ where: { id }, select: SELECT_PAYMENT });
 }
 
+/** The payment a provider knows by `externalPaymentId`, if any. */
 export function findByExternalId(db: Client, provider: string, externalPaymentId: string): Promise<PaymentRow | null> {
   return db.payment.findUnique({
     where: { provider_externalPaymentId: { provider, externalPaymentId } },
@@ -877,6 +882,7 @@ export async function findEventBody(tx: Tx, provider: string, externalEventId: s
   return row?.rawPayload ?? null;
 }
 
+/** Records what applying a webhook event did, and to which payment. */
 export function finishEvent(tx: Tx, id: bigint, outcome: string, paymentId: number | null) {
   return tx.paymentEvent.update({ where: { id }, data: { outcome, paymentId } });
 }
@@ -1046,10 +1052,12 @@ export function listPaymentsPageForAdmin(
         ORDER BY p.created_at ASC, p.id ASC LIMIT ${limit}`;
 }
 
+/** Whether a payment with this id exists. */
 export async function paymentExists(db: Client, id: number): Promise<boolean> {
   return (await db.payment.count({ where: { id } })) > 0;
 }
 
+/** The newest `limit` webhook events received, for the admin's payments page. */
 export function listEventsForAdmin(db: Client, limit: number) {
   return db.paymentEvent.findMany({
     orderBy: { receivedAt: 'desc' },
@@ -1066,6 +1074,7 @@ export function listEventsForAdmin(db: Client, limit: number) {
   });
 }
 
+/** The receipt's newest payment, whatever its provider or status, if any. */
 export function latestPaymentOf(db: Client, receiptId: number) {
   return db.payment.findFirst({ where: { receiptId }, orderBy: { id: 'desc' }, select: SELECT_PAYMENT });
 }

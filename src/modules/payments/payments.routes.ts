@@ -232,7 +232,6 @@ function receiptStatusAt(receiptId: number): string {
 /** Where a payment or refused claim that cannot be shown or resolved (a bad cursor, a form posted to one not there) sends the admin. */
 const PAYMENTS: BackLink = { href: '/admin/payments', text: 'Open Payments' };
 
-/** The payer's side (start, dummy checkout, status) and the admin's payments page with its review actions. */
 /** A resolution the service refused, as the admin filled it in. */
 interface RefusedResolution {
   paymentId: number;
@@ -251,6 +250,7 @@ interface RefusedSettle {
   note: string;
 }
 
+/** The payer's side (start, dummy checkout, status) and the admin's payments page with its review actions. */
 export function paymentRoutes(deps: {
   payments: PaymentsService;
   guards: Guards;

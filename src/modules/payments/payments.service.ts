@@ -368,6 +368,7 @@ export function findOldestOpenCheckouts(
   return paymentsRepository.findOldestOpenCheckouts(db.pool, timeoutMs);
 }
 
+/** The payments service: starting checkouts, webhooks, and the admin's review of held payments. */
 export function createPaymentsService(deps: PaymentsServiceDeps) {
   const { db, metrics, logger, now } = deps;
   const provider = deps.provider ?? buildPaymentProvider(deps.config);
@@ -929,7 +930,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       returned + lostMinor,
     );
     // A failure told before this report is counted by it; the provider's next totals leave it out.
-    if (failedFirst.length > 0) await paymentsRepository.countFailedRefundsInReportedTotal(tx, payment.id);
+    if (failedFirst.length > 0) await paymentsRepository.markFailedRefundsInReportedTotal(tx, payment.id);
     // Held without paying its receipt (paid short, after a cancel, its receipt voided or paid
     // otherwise), and now all of its money went back to the payer: there is nothing left for
     // finance to accept or apply, which is what the hold waited for. Left held, it kept the receipt,
@@ -1463,8 +1464,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // session found by its PaymentIntent): the provider says that checkout took money, so its
     // success is due and will be held for review. Answered `ignored`, a refund of it was never sent
     // again, and the held payment showed no refund: finance refunded the money a second time.
-    const namesItsCheckout = isFoundByCheckout || event.externalPaymentId !== null;
-    const isAwaitingSuccess = payment.status === 'pending' || (namesItsCheckout && !hasTakenMoney(payment));
+    const isCheckoutNamed = isFoundByCheckout || event.externalPaymentId !== null;
+    const isAwaitingSuccess = payment.status === 'pending' || (isCheckoutNamed && !hasTakenMoney(payment));
     if (isAwaitingSuccess && CLAIM_BACK_EVENTS[event.type] !== undefined) {
       throw new ConflictError(
         `Webhook rejected: payment #${payment.id} has not been reported paid yet, so ${CLAIM_BACK_EVENTS[event.type]} ` +
@@ -1633,10 +1634,6 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   }
 
   /**
-   * A webhook delivery: verified (bad signatures store nothing), recorded once per event id
-   * (duplicates answer 200 and change nothing), then applied, all in one transaction.
-   */
-  /**
    * A redelivery carries the event its id was first received with. Another event under that id (a
    * refund of another amount, another payment) is not applied, since the id has been used, and
    * must not be answered as a duplicate either: "duplicate" told its sender that it was taken.
@@ -1693,6 +1690,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     }
   }
 
+  /**
+   * A webhook delivery: verified (bad signatures store nothing), recorded once per event id
+   * (duplicates answer 200 and change nothing), then applied, all in one transaction.
+   */
   async function handleWebhook(
     providerName: string,
     rawBody: Buffer,

@@ -365,6 +365,7 @@ export class StaleOverrideError extends ConflictError {
   }
 }
 
+/** The rates service: tiers, their rates and user overrides, and the cached pricing every request reads. */
 export function createRatesService(deps: RatesServiceDeps) {
   const { config } = deps;
   const db = deps.db.prisma;

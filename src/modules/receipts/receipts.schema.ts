@@ -9,7 +9,6 @@ import { MAX_INT4, ZPageNumber, zWholeNumber } from '../../shared/whole-number.j
 
 export { ZLocalDate };
 
-/** POST /me/receipt and the month-end run. */
 /** The labels the receipt forms show their fields under, which a refusal on a page names them by. */
 export const RECEIPT_FIELD_LABELS = {
   before: 'Jobs ended up to and including',
@@ -28,6 +27,7 @@ export const RECEIPT_FIELD_LABELS = {
   page: 'Page',
 } as const;
 
+/** POST /me/receipt and the month-end run. */
 export const ZCreateReceipt = strictBody({ before: ZLocalDate }, RECEIPT_FIELD_LABELS);
 export type TCreateReceipt = z.infer<typeof ZCreateReceipt>;
 

@@ -2062,7 +2062,6 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return { receipt, chunks: chunks() };
   }
 
-  /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
   /**
    * The usernames the billing page's User filter means: a whole name (in any case) alone, so a link to
    * bob's receipts from /admin/usage or a month-end run sums bob's and not bobby's; otherwise every
@@ -2124,6 +2123,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     assertListPageExists('You have', await receiptsRepository.countReceipts(db, { username }), page);
   }
 
+  /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
   async function listForAdmin(filter: TReceiptFilter) {
     const { repoFilter, alsoContaining } = await checkedAdminFilterOf(filter);
     const [{ rows, count }, totals, received] = await Promise.all([

@@ -121,12 +121,12 @@ export function dayAxis(days: readonly string[]): DayTick[] {
     if (before > 0 && dayLabelX(last, days.length) - dayLabelX(before, days.length) < DAY_LABEL_SLOT) indexes.pop();
     indexes.push(last);
   }
-  const spansYears = yearOf(days[0] as string) !== yearOf(days[last] as string);
+  const isSpanningYears = yearOf(days[0] as string) !== yearOf(days[last] as string);
   let labelledYear: string | null = null;
   return indexes.map((index) => {
     const day = days[index] as string;
     const year = yearOf(day);
-    const tick = { index, monthDay: day.slice(5), year: spansYears && year !== labelledYear ? year : null };
+    const tick = { index, monthDay: day.slice(5), year: isSpanningYears && year !== labelledYear ? year : null };
     labelledYear = year;
     return tick;
   });

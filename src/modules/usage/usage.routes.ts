@@ -15,7 +15,6 @@ import {
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
-import { toLocalDate } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { HeldPayment } from '../payments/payment-money.js';
 import { type TUsageQuery, ZUsageQuery, ZWindowExportQuery, ZWindowQuery } from './usage.schema.js';
@@ -68,15 +67,11 @@ export function createMyUsagePage(deps: {
   usage: UsageService;
   /** The user's payments held for review: /me tells them, so that they do not pay those jobs twice. */
   findHeldPayments: (username: string) => Promise<HeldPayment[]>;
-  timeZone: string;
-  now?: () => Date;
 }): ShowMyUsage {
   const { usage } = deps;
-  const now = deps.now ?? (() => new Date());
   return async (req, res, { query, refusedReceipt }) => {
     const user = sessionUserOf(req);
     const raw = (query ?? {}) as Record<string, string | undefined>;
-    const today = toLocalDate(now(), deps.timeZone);
     const heldPayments = await deps.findHeldPayments(user.username);
     try {
       const parsed = parseInput(ZUsageQuery, query);
@@ -85,10 +80,7 @@ export function createMyUsagePage(deps: {
       res.render('usage/me', {
         title: 'My usage',
         page,
-        today,
-        // The receipt form under a window that ended before today bills up to its last day: it
-        // billed up to today, more than the researcher had been reading, whatever the window.
-        receiptBefore: page.window.end < today ? page.window.end : today,
+        ...page.receiptForm,
         error: undefined,
         refusedReceipt,
         heldPayments,
@@ -112,8 +104,7 @@ export function createMyUsagePage(deps: {
         res.status(404).render('usage/me', {
           title: 'My usage',
           page: undefined,
-          today,
-          receiptBefore: window.end < today ? window.end : today,
+          ...usage.receiptFormDatesFor(window.end),
           error: readableMessageOf(error),
           refusedReceipt,
           heldPayments,
@@ -134,8 +125,7 @@ export function createMyUsagePage(deps: {
       res.status(400).render('usage/me', {
         title: 'My usage',
         page: undefined,
-        today,
-        receiptBefore: keptWindow.end !== undefined && keptWindow.end < today ? keptWindow.end : today,
+        ...usage.receiptFormDatesFor(keptWindow.end),
         error: readableMessageOf(error),
         invalidFields: invalidFieldsOf(error),
         refusedReceipt,

@@ -57,18 +57,18 @@ export class WindowTooLongForPageError extends BadRequestError {
   constructor(
     readonly window: { start: string; end: string },
     maxDays: number,
-    options: { toToday?: boolean } = {},
+    options: { isUpToToday?: boolean } = {},
   ) {
     const days = counted(daysBetween(window.start, window.end) + 1, 'day');
     // From alone: From is what the user chose, so the message says which From a page can show.
     super(
-      options.toToday
+      options.isUpToToday
         ? `From ${window.start} up to today (${window.end}) is ${days}; a page shows at most ${counted(maxDays, 'day')}. ` +
             `Pick a From on or after ${addLocalDays(window.end, -(maxDays - 1))}, or a To as well (the CSV export has no limit).`
         : `The window is ${days} long; pick at most ${counted(maxDays, 'day')} (the CSV export has no limit).`,
-      { field: options.toToday ? 'start' : 'end' },
+      { field: options.isUpToToday ? 'start' : 'end' },
     );
-    this.typed = options.toToday ? { start: window.start } : window;
+    this.typed = options.isUpToToday ? { start: window.start } : window;
   }
 }
 
@@ -200,19 +200,12 @@ function receivedColumns(receipt: {
   }
   const { receivedMinor, receivedCurrency } = payment;
   const returned = returnedColumns(payment);
-  if (receivedMinor === null || receivedCurrency === null) {
-    return {
-      amount_received: '',
-      received_currency: '',
-      payment_id: payment.id,
-      amount_refunded: returned.amount_refunded,
-      ...openDisputeColumns(payment),
-      amount_disputed_lost: returned.amount_disputed_lost,
-    };
-  }
+  const isReceivedKnown = receivedMinor !== null && receivedCurrency !== null;
   return {
-    amount_received: fromMinorUnits(receivedMinor, receivedCurrency).toFixed(minorUnitDigits(receivedCurrency)),
-    received_currency: receivedCurrency,
+    amount_received: isReceivedKnown
+      ? fromMinorUnits(receivedMinor, receivedCurrency).toFixed(minorUnitDigits(receivedCurrency))
+      : '',
+    received_currency: isReceivedKnown ? receivedCurrency : '',
     payment_id: payment.id,
     amount_refunded: returned.amount_refunded,
     ...openDisputeColumns(payment),
@@ -322,14 +315,25 @@ export function createUsageService(deps: UsageServiceDeps) {
   const pricedDigits = pricedDigitsOf(config.currency, config.payments);
 
   /**
+   * The dates of My usage's receipt form under a window ending `windowEnd` (undefined: the default
+   * window): today in the cluster's zone, its latest day, and the day it offers to bill up to. A
+   * window that ended before today offers its last day: today billed more than the researcher had
+   * been reading.
+   */
+  function receiptFormDatesFor(windowEnd: string | undefined): { today: string; receiptBefore: string } {
+    const today = toLocalDate(now(), config.timeZone);
+    return { today, receiptBefore: windowEnd !== undefined && windowEnd < today ? windowEnd : today };
+  }
+
+  /**
    * The window asked for: both dates as given, From alone up to today, To alone the 7 days up to
    * it, neither the last 7 local days; a clear 400 when it makes no sense.
    */
   function resolveWindow(query: TWindowQuery, options: { maxDays?: number } = {}): UsageWindow {
     const today = toLocalDate(now(), config.timeZone);
     // From alone means "since From": it used to show the 7 days from it, silently leaving out the rest.
-    const toToday = query.start !== undefined && query.end === undefined;
-    if (toToday && query.start !== undefined && query.start > today) {
+    const isUpToToday = query.start !== undefined && query.end === undefined;
+    if (isUpToToday && query.start !== undefined && query.start > today) {
       throw new StartAfterTodayError(query.start, today);
     }
     const end = query.end ?? today;
@@ -341,7 +345,7 @@ export function createUsageService(deps: UsageServiceDeps) {
       throw new ReversedWindowError(start, end, { labels: WINDOW_FIELD_LABELS });
     }
     if (options.maxDays !== undefined && daysBetween(start, end) + 1 > options.maxDays) {
-      throw new WindowTooLongForPageError({ start, end }, options.maxDays, { toToday });
+      throw new WindowTooLongForPageError({ start, end }, options.maxDays, { isUpToToday });
     }
     return {
       start,
@@ -386,7 +390,14 @@ export function createUsageService(deps: UsageServiceDeps) {
       pricedDigits,
       rates: [{ username, tier: tier.tier, cpu: tier.rates.cpu, gpu: tier.rates.gpu, mem: tier.rates.mem }],
     };
-    const base = { window, tier, currency: config.currency, view: query.view };
+    // The receipt form under the page: the day it offers to bill up to, for this window.
+    const base = {
+      window,
+      tier,
+      currency: config.currency,
+      view: query.view,
+      receiptForm: receiptFormDatesFor(window.end),
+    };
 
     if (query.view === 'aggregate') {
       // Every day of the window for its totals and charts; the table lists a page of them, as
@@ -589,6 +600,7 @@ export function createUsageService(deps: UsageServiceDeps) {
 
   return {
     resolveWindow,
+    receiptFormDatesFor,
     getUserUsage,
     checkUserUsagePage,
     checkAdminUsageQuery,

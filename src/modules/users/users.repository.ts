@@ -16,6 +16,7 @@ export interface UserRecord {
 
 const SELECT_USER = { id: true, username: true, role: true, isDisabled: true, createdAt: true } as const;
 
+/** The user with this id, if any. */
 export function findById(db: Client, id: number): Promise<UserRecord | null> {
   return db.user.findUnique({ where: { id }, select: SELECT_USER });
 }
@@ -33,6 +34,7 @@ export async function findSessionUserById(
   return rows[0] ?? null;
 }
 
+/** The user with this username, if any. */
 export function findByUsername(db: Client, username: string): Promise<UserRecord | null> {
   return db.user.findUnique({ where: { username }, select: SELECT_USER });
 }
@@ -78,6 +80,7 @@ export async function countUsers(db: Client, search?: string): Promise<number> {
   return counts[0]?.count ?? 0;
 }
 
+/** Records a new user. */
 export function insert(
   db: Client,
   data: { username: string; passwordHash: string; role: 'admin' | 'user' },
@@ -147,6 +150,7 @@ export async function rehashPassword(db: Client, id: number, checkedHash: string
   return count === 1;
 }
 
+/** Sets a user's role; returns the user as updated. */
 export function updateRole(db: Client, id: number, role: 'admin' | 'user') {
   return db.user.update({ where: { id }, data: { role }, select: SELECT_USER });
 }

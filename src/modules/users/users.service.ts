@@ -48,6 +48,7 @@ export function generatePassword(): string {
   ).join('');
 }
 
+/** The user with this username, if any. */
 export function findUserByUsername(db: Db, username: string) {
   return usersRepository.findByUsername(db, username);
 }
