@@ -5,6 +5,7 @@ import { PROJECT_ROOT } from './paths.js';
 /** How this copy of the app runs: its TypeScript source (tsx), a build in a checkout, or the image. */
 export type Runs = 'source' | 'checkout' | 'image';
 
+/** Whether `moduleFile` runs from source (tsx), from a build beside its src/, or from the image (no src/). */
 export function howItRuns(moduleFile: string, projectRoot: string): Runs {
   if (moduleFile.endsWith('.ts')) return 'source';
   return existsSync(path.join(projectRoot, 'src')) ? 'checkout' : 'image';
