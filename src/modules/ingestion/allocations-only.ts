@@ -49,6 +49,7 @@ export function withoutTotalCpu(item: SourceItem): SourceItem {
 export class StepRowWatch {
   private isDecided = false;
   private isAllocationsOnly = false;
+  private hasSeenStepRow = false;
   private held: SourceItem[] = [];
   private found: AllocationsOnly = { ranWithoutSteps: 0, firstJob: '', isCountCut: false };
 
@@ -64,6 +65,7 @@ export class StepRowWatch {
       if (item.kind !== 'job') continue;
       if (item.job.stepCount > 0) {
         this.isDecided = true;
+        this.hasSeenStepRow = true;
         const out = this.held.length > 0 ? [...this.held, ...items] : items;
         this.held = [];
         return out;
@@ -98,6 +100,25 @@ export class StepRowWatch {
       return out;
     }
     return this.decideAllocationsOnly();
+  }
+
+  /**
+   * The watch for reading this output's jobs again by id (sacct.source.ts, readEarlierSteps), once this
+   * output has ended: none when it had step rows, as the re-read is run with the same SACCT_PATH and the
+   * same columns, so it is not -X's either, and its jobs may all be without a step (an `salloc` in which
+   * nothing ran, started before the window: read again alone, it was refused as -X output under the used
+   * basis, and as the re-read is of the jobs that started before the window, which a failed run does not
+   * move, every run after it was refused too). One that is decided as -X's when this output was (its jobs
+   * are passed on without their TotalCPU, under the allocated basis), a new one otherwise.
+   */
+  forReread(): StepRowWatch | undefined {
+    if (this.hasSeenStepRow) return undefined;
+    const watch = new StepRowWatch(this.cpuBasis, this.refuse);
+    if (this.isAllocationsOnly) {
+      watch.isDecided = true;
+      watch.isAllocationsOnly = true;
+    }
+    return watch;
   }
 
   private decideAllocationsOnly(): SourceItem[] {

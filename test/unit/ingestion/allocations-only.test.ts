@@ -63,3 +63,44 @@ describe('StepRowWatch over the lab real sacct output', () => {
     expect(watch.end()).toEqual([]);
   });
 });
+
+/**
+ * The sacct source reads a window's jobs that started before it again by id (readEarlierSteps), and that
+ * output may hold jobs without a step alone: recorded on the lab (22.05/salloc-before-window), job 20 is an
+ * `salloc ... sleep 50` in which nothing ran (no step), read again by id after a window whose read had
+ * job 21's batch step. The re-read is watched as its window's output decided.
+ */
+describe('StepRowWatch.forReread: the watch of a re-read by id', () => {
+  const CASE = 'salloc-before-window';
+
+  it.each(['used', 'allocated'] as const)(
+    'passes on a re-read of a job without steps alone when its window had step rows (%s basis)',
+    (basis) => {
+      const window = new StepRowWatch(basis, refuse);
+      watched(itemsOf(`${CASE}/sacct.psv`), window);
+      const reread = itemsOf(`${CASE}/sacct-jobs.psv`);
+      const watch = window.forReread();
+      // Watched as an output of its own, job 20 alone was refused as -X's under the used basis, and every
+      // run after it too (a failed run does not move the window, so job 20 was read again alone each time).
+      const out = watch ? watched(reread, watch) : reread;
+      expect(out).toEqual(reread);
+      expect(totalCpuOf(out)).toEqual([0]);
+    },
+  );
+
+  it('keeps the re-read of an -X window without TotalCPU under the allocated basis', () => {
+    const window = new StepRowWatch('allocated', refuse);
+    watched(itemsOf('final/sacct-X.psv'), window);
+    const watch = window.forReread();
+    expect(watch).toBeDefined();
+    const out = watched(itemsOf('final/sacct-X.psv').slice(0, 2), watch as StepRowWatch);
+    expect(totalCpuOf(out)).toEqual([null, null]);
+  });
+
+  it('watches the re-read anew when no job of its window ran', () => {
+    const window = new StepRowWatch('used', refuse);
+    watched([], window);
+    const watch = window.forReread();
+    expect(() => watched(itemsOf(`${CASE}/sacct-jobs.psv`), watch as StepRowWatch)).toThrow('refused');
+  });
+});
