@@ -526,7 +526,9 @@ function allocationsOnlyError(sacctPath: string, found: AllocationsOnly): Source
       `TotalCPU 0 for every job then, so under PRICING_CPU_BASIS=used its ${count} job(s) that ran (first: job ` +
       `${found.firstJob}) would be billed 0 CPU-hours. None of them was stored. Have SACCT_PATH run sacct ` +
       'with the arguments it is given and without -X (they ask for each job with its steps), ' +
-      'or bill allocated CPU time (PRICING_CPU_BASIS=allocated)',
+      'or bill allocated CPU time (PRICING_CPU_BASIS=allocated). If it already does, the jobs that ended in ' +
+      'this window are allocations in which nothing ran (salloc without srun), which print no step row either ' +
+      '(docs/ingestion.md, Sources)',
   );
 }
 
