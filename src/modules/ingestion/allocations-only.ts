@@ -50,6 +50,10 @@ export class StepRowWatch {
   private isDecided = false;
   private isAllocationsOnly = false;
   private hasSeenStepRow = false;
+  /** Read as it is although it has no step row: SACCT_PATH prints step rows (endAsRead). */
+  private isReadAsIs = false;
+  /** The first job that ran without a step row, which the sacct source asks sacct about (firstRanWithoutSteps). */
+  private firstRan: NormalizedJob | null = null;
   private held: SourceItem[] = [];
   private found: AllocationsOnly = { ranWithoutSteps: 0, firstJob: '', isCountCut: false };
 
@@ -73,6 +77,7 @@ export class StepRowWatch {
       if (ranWithoutSteps(item.job)) {
         this.found.ranWithoutSteps += 1;
         this.found.firstJob ||= item.job.jobKey;
+        this.firstRan ??= item.job;
       }
     }
     for (const item of items) this.held.push(item);
@@ -112,13 +117,33 @@ export class StepRowWatch {
    * are passed on without their TotalCPU, under the allocated basis), a new one otherwise.
    */
   forReread(): StepRowWatch | undefined {
-    if (this.hasSeenStepRow) return undefined;
+    if (this.hasSeenStepRow || this.isReadAsIs) return undefined;
     const watch = new StepRowWatch(this.cpuBasis, this.refuse);
     if (this.isAllocationsOnly) {
       watch.isDecided = true;
       watch.isAllocationsOnly = true;
     }
     return watch;
+  }
+
+  /**
+   * Once the output has ended, before `end`: the first job that ran without a step row when the output
+   * ends as -X's would (jobs that ran, not one step row), else null. Such an output is -X's, or one whose
+   * jobs that ran are all allocations in which nothing ran (an `salloc` without srun): sacct prints them
+   * alike, so the sacct source asks sacct about this job (sacct.source.ts, printsAllocationRows) and then
+   * calls `end` (-X's) or `endAsRead` (not).
+   */
+  firstRanWithoutSteps(): NormalizedJob | null {
+    return this.isDecided || this.found.ranWithoutSteps === 0 || this.found.isCountCut ? null : this.firstRan;
+  }
+
+  /** Once the output has ended: the records held back, as read (its jobs have no step row: not -X's). */
+  endAsRead(): SourceItem[] {
+    this.isDecided = true;
+    this.isReadAsIs = true;
+    const out = this.held;
+    this.held = [];
+    return out;
   }
 
   private decideAllocationsOnly(): SourceItem[] {

@@ -526,9 +526,7 @@ function allocationsOnlyError(sacctPath: string, found: AllocationsOnly): Source
       `TotalCPU 0 for every job then, so under PRICING_CPU_BASIS=used its ${count} job(s) that ran (first: job ` +
       `${found.firstJob}) would be billed 0 CPU-hours. None of them was stored. Have SACCT_PATH run sacct ` +
       'with the arguments it is given and without -X (they ask for each job with its steps), ' +
-      'or bill allocated CPU time (PRICING_CPU_BASIS=allocated). If it already does, the jobs that ended in ' +
-      'this window are allocations in which nothing ran (salloc without srun), which print no step row either ' +
-      '(docs/ingestion.md, Sources)',
+      'or bill allocated CPU time (PRICING_CPU_BASIS=allocated)',
   );
 }
 
@@ -571,6 +569,28 @@ function newStepRowWatch(options: SacctSourceOptions): StepRowWatch | undefined 
   return options.cpuBasis
     ? new StepRowWatch(options.cpuBasis, (found) => allocationsOnlyError(options.sacctPath, found))
     : undefined;
+}
+
+/**
+ * Whether SACCT_PATH prints job rows where steps are asked for, as `sacct -X` does: asked for the batch
+ * step of a job that ran (`--jobs=20.batch`, the re-read's arguments), sacct prints that step's row, or
+ * nothing when the job has none (an `salloc`), and with -X the job's own row (seen on the lab, 22.05/salloc-alone).
+ * An output without step rows is -X's only then: a window whose jobs that ran are all allocations in
+ * which nothing ran prints none either, and was refused as -X's on every run (a backfill day, or any
+ * day of a long window, on which only such allocations ended, for good).
+ */
+async function printsAllocationRows(
+  options: SacctSourceOptions,
+  job: NormalizedJob,
+  readOptions: ReadOptions | undefined,
+): Promise<boolean> {
+  const start = job.startAt ?? new Date();
+  const end = job.endAt !== null && job.endAt > start ? job.endAt : new Date(start.getTime() + 1000);
+  const args = buildSacctRereadArgs(options, [`${job.jobId}.batch`], { start, end }, readOptions);
+  for await (const item of runSacct(options, args, readOptions, undefined, undefined)) {
+    if (item.kind === 'job') return true;
+  }
+  return false;
 }
 
 async function* runSacct(
@@ -672,7 +692,14 @@ async function* runSacct(
     }
     if (dataLines === 0 && checkCluster) await checkCluster(stopSignal);
     const last = parser.end();
-    yield* watch ? [...watch.pass(last), ...watch.end()] : last;
+    if (!watch) {
+      yield* last;
+      return;
+    }
+    const passed = watch.pass(last);
+    const firstRan = watch.firstRanWithoutSteps();
+    const isReal = firstRan !== null && !(await printsAllocationRows(options, firstRan, readOptions));
+    yield* [...passed, ...(isReal ? watch.endAsRead() : watch.end())];
   } finally {
     clearTimeout(timer);
     stopSignal?.removeEventListener('abort', onAbort);

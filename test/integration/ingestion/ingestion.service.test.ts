@@ -774,9 +774,7 @@ describe('sacct run with -X (a SACCT_PATH wrapper that adds it), as the fallback
     `sacct: SACCT_PATH ${sacctPath} printed no step rows (does it run sacct with -X / --allocations?): sacct prints ` +
     'TotalCPU 0 for every job then, so under PRICING_CPU_BASIS=used its 12 job(s) that ran (first: job 1) would be ' +
     'billed 0 CPU-hours. None of them was stored. Have SACCT_PATH run sacct with the arguments it is given and ' +
-    'without -X (they ask for each job with its steps), or bill allocated CPU time (PRICING_CPU_BASIS=allocated). ' +
-    'If it already does, the jobs that ended in this window are allocations in which nothing ran (salloc without ' +
-    'srun), which print no step row either (docs/ingestion.md, Sources)';
+    'without -X (they ask for each job with its steps), or bill allocated CPU time (PRICING_CPU_BASIS=allocated)';
 
   it.each([
     ['the first run (INGEST_LOOKBACK_DAYS back)', false],

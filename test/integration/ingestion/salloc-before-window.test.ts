@@ -5,7 +5,7 @@
  * an `salloc` in which nothing ran (its command ran on the login node, no srun), started before the window.
  * Recorded on the lab (test/fixtures/slurm/22.05/salloc-before-window/window.txt).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -36,12 +36,16 @@ beforeEach(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'salloc-before-window-'));
 });
 
-function ingest(cpuBasis: 'used' | 'allocated') {
-  const link = path.join(dir, `sacct-${CAPTURE}`);
+function ingest(cpuBasis: 'used' | 'allocated', capture = CAPTURE, window = WINDOW, addsX = false) {
+  const link = path.join(dir, `sacct-${capture}`);
   if (!existsSync(link)) symlinkSync(FAKE_SACCT, link);
+  // A SACCT_PATH wrapper that adds -X (`exec sacct -X "$@"`).
+  const wrapper = path.join(dir, 'sacct-adding-x');
+  writeFileSync(wrapper, `#!/bin/sh\nexec '${link}' -X "$@"\n`);
+  chmodSync(wrapper, 0o755);
   const source = createSacctSource({
     inheritedEnvironment: process.env,
-    sacctPath: link,
+    sacctPath: addsX ? wrapper : link,
     timeZone: 'UTC',
     cluster: undefined,
     defaultCluster: 'lab',
@@ -59,7 +63,7 @@ function ingest(cpuBasis: 'used' | 'allocated') {
     initialLookbackSec: 3600,
   });
   return {
-    run: () => service.runOnce({ trigger: 'manual', window: WINDOW }),
+    run: () => service.runOnce({ trigger: 'manual', window }),
     calls: () =>
       readFileSync(`${link}.args`, 'utf8')
         .trim()
@@ -106,5 +110,47 @@ describe('sacct: an salloc without steps that started before the window is read 
     expect(window).toContain('--starttime=2026-12-06T07:27:45');
     expect(reread).toEqual(expect.arrayContaining(['--jobs=20', '--starttime=2026-12-06T07:27:42']));
     expect(more).toEqual([]);
+  });
+});
+
+/**
+ * A window whose only job that ran is such an salloc (recorded on the lab, 22.05/salloc-alone: job 20 alone in
+ * 07:28:00 .. 07:28:40) prints no step row, as -X output does. sacct tells them apart when asked for the job's
+ * batch step (`--jobs=20.batch`): nothing (it has none), where sacct -X prints the job's own row.
+ */
+describe('sacct: a window whose only job that ran is an salloc without steps', () => {
+  const ALONE = { start: new Date('2026-12-06T07:28:00Z'), end: new Date('2026-12-06T07:28:40Z') };
+
+  it('is read (it was refused as -X output, and a day of a backfill so for good)', async () => {
+    const { run, calls } = ingest('used', 'salloc-alone', ALONE);
+    const result = await run();
+    expect(result).toMatchObject({ status: 'finished', run: { outcome: 'success', inserted: 1, error: null } });
+    expect(await stored()).toEqual([
+      {
+        job_id: '20',
+        name: 'salloc-idle',
+        state: 'COMPLETED',
+        step_count: 0,
+        total_cpu_sec: '0.000',
+        cpu_time_sec: '50',
+      },
+    ]);
+    // The window's read, then the check: job 20's batch step, by id, over its run; then job 20 again by id, as
+    // it started before the window (sacct-reread.test.ts).
+    const [window, check, reread, ...more] = calls();
+    expect(reread).toEqual(expect.arrayContaining(['--jobs=20', '--starttime=2026-12-06T07:27:42']));
+    expect(window).toContain('--starttime=2026-12-06T07:28:00');
+    expect(check).toEqual(
+      expect.arrayContaining(['--jobs=20.batch', '--starttime=2026-12-06T07:27:42', '--endtime=2026-12-06T07:28:32']),
+    );
+    expect(more).toEqual([]);
+  });
+
+  it('is still refused when SACCT_PATH adds -X, which prints the job row for its batch step', async () => {
+    const { run } = ingest('used', 'salloc-alone', ALONE, true);
+    const result = await run();
+    expect(result).toMatchObject({ run: { outcome: 'failed' } });
+    expect(JSON.stringify(result)).toContain('printed no step rows (does it run sacct with -X / --allocations?)');
+    expect(await stored()).toEqual([]);
   });
 });

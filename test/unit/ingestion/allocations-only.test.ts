@@ -104,3 +104,28 @@ describe('StepRowWatch.forReread: the watch of a re-read by id', () => {
     expect(() => watched(itemsOf(`${CASE}/sacct-jobs.psv`), watch as StepRowWatch)).toThrow('refused');
   });
 });
+
+/**
+ * An output whose only job that ran has no step (22.05/salloc-alone: job 20, an salloc without srun, alone in
+ * its window) is printed as -X output is: the watch names that job, for the sacct source to ask sacct about
+ * its batch step, and passes the records on as read when sacct prints no job row for it.
+ */
+describe('StepRowWatch.firstRanWithoutSteps and endAsRead', () => {
+  it('name the job to ask about, and pass the records on as read, TotalCPU 0 kept', () => {
+    const items = itemsOf('salloc-alone/sacct.psv');
+    const watch = new StepRowWatch('used', refuse);
+    expect(items.flatMap((item) => watch.pass([item]))).toEqual([]);
+    expect(watch.firstRanWithoutSteps()).toMatchObject({ jobId: '20', stepCount: 0, totalCpuSec: 0 });
+    expect(watch.endAsRead()).toEqual(items);
+    expect(watch.forReread()).toBeUndefined();
+  });
+
+  it.each([
+    ['output with step rows', 'final/sacct-steps-extra.psv'],
+    ['output whose jobs never ran', 'held-cancelled/sacct-j1.psv'],
+  ])('name no job for %s', (_label, file) => {
+    const watch = new StepRowWatch('used', refuse);
+    for (const item of itemsOf(file)) watch.pass([item]);
+    expect(watch.firstRanWithoutSteps()).toBeNull();
+  });
+});
