@@ -114,3 +114,36 @@ describe('lab shapes: what each is read and billed as', () => {
     expect(viaSacct.get('11')?.submitAt?.toISOString()).toBe('2026-12-06T07:22:20.000Z');
   });
 });
+
+/**
+ * `scontrol requeue` of a job that had completed (22.05/requeue-after-completion/window.txt): slurmdbd rewrites the
+ * finished run's record as REQUEUED with End the requeue time (job 21: 3 s that ran, 26 min 19 s as printed), and
+ * the next run is a record of its own. Both sources read the REQUEUED record as not finished, never billed as it
+ * stands (the run drops it: ingestion.service.ts, SUPERSEDED_RUN_STATE), and the next run as a job of its own.
+ */
+describe('lab shapes: a job requeued after it completed', () => {
+  const AFTER = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/requeue-after-completion');
+  const runs = (items: SourceItem[]) =>
+    items.flatMap((item) =>
+      item.kind === 'job' && item.job.jobId === '21'
+        ? [[item.job.state, item.job.isTerminal, item.job.elapsedSec, item.job.submitAt?.toISOString()]]
+        : [],
+    );
+  const expected = [
+    ['REQUEUED', false, 1579, '2026-12-06T07:27:49.000Z'],
+    ['COMPLETED', true, 3, '2026-12-06T07:54:08.000Z'],
+  ];
+
+  it('by id through sacct and from slurmrestd: the rewritten run not finished, the next run finished', () => {
+    const sacct = parseSacctText(readFileSync(path.join(AFTER, 'sacct-jobs.psv'), 'utf8'), {
+      timeZone: 'UTC',
+      defaultCluster: 'x',
+    });
+    expect(runs(sacct)).toEqual(expected);
+    const rest = parseSlurmRestJobsResponse(
+      JSON.parse(readFileSync(path.join(AFTER, 'rest-dbv0.0.38-jobs.json'), 'utf8')),
+      { version: 'v0.0.38', defaultCluster: 'x' },
+    ).items;
+    expect(runs(rest)).toEqual(expected);
+  });
+});
