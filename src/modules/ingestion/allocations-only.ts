@@ -49,6 +49,11 @@ export function withoutTotalCpu(item: SourceItem): SourceItem {
 export class StepRowWatch {
   private isDecided = false;
   private isAllocationsOnly = false;
+  private hasSeenStepRow = false;
+  /** Read as it is although it has no step row: SACCT_PATH prints step rows (endAsRead). */
+  private isReadAsIs = false;
+  /** The first job that ran without a step row, which the sacct source asks sacct about (firstRanWithoutSteps). */
+  private firstRan: NormalizedJob | null = null;
   private held: SourceItem[] = [];
   private found: AllocationsOnly = { ranWithoutSteps: 0, firstJob: '', isCountCut: false };
 
@@ -64,6 +69,7 @@ export class StepRowWatch {
       if (item.kind !== 'job') continue;
       if (item.job.stepCount > 0) {
         this.isDecided = true;
+        this.hasSeenStepRow = true;
         const out = this.held.length > 0 ? [...this.held, ...items] : items;
         this.held = [];
         return out;
@@ -71,6 +77,7 @@ export class StepRowWatch {
       if (ranWithoutSteps(item.job)) {
         this.found.ranWithoutSteps += 1;
         this.found.firstJob ||= item.job.jobKey;
+        this.firstRan ??= item.job;
       }
     }
     for (const item of items) this.held.push(item);
@@ -98,6 +105,45 @@ export class StepRowWatch {
       return out;
     }
     return this.decideAllocationsOnly();
+  }
+
+  /**
+   * The watch for reading this output's jobs again by id (sacct.source.ts, readEarlierSteps), once this
+   * output has ended: none when it had step rows, as the re-read is run with the same SACCT_PATH and the
+   * same columns, so it is not -X's either, and its jobs may all be without a step (an `salloc` in which
+   * nothing ran, started before the window: read again alone, it was refused as -X output under the used
+   * basis, and as the re-read is of the jobs that started before the window, which a failed run does not
+   * move, every run after it was refused too). One that is decided as -X's when this output was (its jobs
+   * are passed on without their TotalCPU, under the allocated basis), a new one otherwise.
+   */
+  forReread(): StepRowWatch | undefined {
+    if (this.hasSeenStepRow || this.isReadAsIs) return undefined;
+    const watch = new StepRowWatch(this.cpuBasis, this.refuse);
+    if (this.isAllocationsOnly) {
+      watch.isDecided = true;
+      watch.isAllocationsOnly = true;
+    }
+    return watch;
+  }
+
+  /**
+   * Once the output has ended, before `end`: the first job that ran without a step row when the output
+   * ends as -X's would (jobs that ran, not one step row), else null. Such an output is -X's, or one whose
+   * jobs that ran are all allocations in which nothing ran (an `salloc` without srun): sacct prints them
+   * alike, so the sacct source asks sacct about this job (sacct.source.ts, printsAllocationRows) and then
+   * calls `end` (-X's) or `endAsRead` (not).
+   */
+  firstRanWithoutSteps(): NormalizedJob | null {
+    return this.isDecided || this.found.ranWithoutSteps === 0 || this.found.isCountCut ? null : this.firstRan;
+  }
+
+  /** Once the output has ended: the records held back, as read (its jobs have no step row: not -X's). */
+  endAsRead(): SourceItem[] {
+    this.isDecided = true;
+    this.isReadAsIs = true;
+    const out = this.held;
+    this.held = [];
+    return out;
   }
 
   private decideAllocationsOnly(): SourceItem[] {

@@ -217,7 +217,9 @@ async function* readInSlices(
     const length = end.getTime() - start.getTime();
     try {
       // sacct prints its header and nothing else before slurmdbd's refusal: no job comes twice.
-      const slice = runSacct(options, buildSacctArgs(options, { start, end }, readOptions), readOptions, checkCluster);
+      const watch = newStepRowWatch(options);
+      const args = buildSacctArgs(options, { start, end }, readOptions);
+      const slice = runSacct(options, args, readOptions, checkCluster, watch);
       const isWhole = start.getTime() === window.start.getTime() && end.getTime() === window.end.getTime();
       // One output of several, each numbered from its own header: a skip says which its line is in.
       const output = isWhole ? undefined : `sacct's output for ${isoSeconds(start)} .. ${isoSeconds(end)}`;
@@ -226,7 +228,8 @@ async function* readInSlices(
         if (item.kind === 'job' && item.job.startAt !== null && item.job.startAt < start) startedBefore.push(item);
         else yield item.kind === 'skip' && output ? { ...item, output } : item;
       }
-      yield* readEarlierSteps(options, startedBefore, end, readOptions);
+      // The slice has ended, so its watch has decided whether its output has step rows.
+      yield* readEarlierSteps(options, startedBefore, end, readOptions, () => watch?.forReread());
     } catch (error) {
       if (!(error instanceof QueryTooWideError)) throw error;
       if (length <= MIN_SLICE_MS) {
@@ -263,11 +266,12 @@ async function* readEarlierSteps(
   jobs: readonly JobItem[],
   end: Date,
   readOptions: ReadOptions | undefined,
+  rereadWatch: () => StepRowWatch | undefined,
 ): AsyncGenerator<SourceItem> {
   // In order of start, so a chunk slurmdbd refuses, split in halves, parts the long-running jobs from the rest.
   const byStart = [...jobs].sort((a, b) => (a.job.startAt?.getTime() ?? 0) - (b.job.startAt?.getTime() ?? 0));
   for (let first = 0; first < byStart.length; first += SACCT_REREAD_CHUNK) {
-    yield* rereadChunk(options, byStart.slice(first, first + SACCT_REREAD_CHUNK), end, readOptions);
+    yield* rereadChunk(options, byStart.slice(first, first + SACCT_REREAD_CHUNK), end, readOptions, rereadWatch);
   }
 }
 
@@ -277,6 +281,7 @@ async function* rereadChunk(
   chunk: readonly JobItem[],
   end: Date,
   readOptions: ReadOptions | undefined,
+  rereadWatch: () => StepRowWatch | undefined,
 ): AsyncGenerator<SourceItem> {
   const runKey = (job: NormalizedJob) => `${job.cluster}\u0000${job.jobId}\u0000${job.submitAt?.getTime() ?? ''}`;
   const wanted = new Map(chunk.map((item) => [runKey(item.job), item]));
@@ -286,7 +291,7 @@ async function* rereadChunk(
   const reread: SourceItem[] = [];
   try {
     const args = buildSacctRereadArgs(options, ids, { start, end }, readOptions);
-    for await (const item of runSacct(options, args, readOptions, undefined)) {
+    for await (const item of runSacct(options, args, readOptions, undefined, rereadWatch())) {
       if (item.kind === 'skip') reread.push({ ...item, output });
       else if (wanted.delete(runKey(item.job))) reread.push(item);
     }
@@ -297,8 +302,8 @@ async function* rereadChunk(
       return;
     }
     const half = Math.ceil(chunk.length / 2);
-    yield* rereadChunk(options, chunk.slice(0, half), end, readOptions);
-    yield* rereadChunk(options, chunk.slice(half), end, readOptions);
+    yield* rereadChunk(options, chunk.slice(0, half), end, readOptions, rereadWatch);
+    yield* rereadChunk(options, chunk.slice(half), end, readOptions, rereadWatch);
     return;
   }
   yield* reread;
@@ -555,11 +560,45 @@ interface SacctExit {
   error?: Error;
 }
 
+/**
+ * The watch of one sacct output for step rows (allocations-only.ts), under PRICING_CPU_BASIS; none when
+ * the basis is not given. Every slice is watched, not only a run's first: each slice and each run is its
+ * own output. A re-read by id is watched as its slice decides (StepRowWatch.forReread).
+ */
+function newStepRowWatch(options: SacctSourceOptions): StepRowWatch | undefined {
+  return options.cpuBasis
+    ? new StepRowWatch(options.cpuBasis, (found) => allocationsOnlyError(options.sacctPath, found))
+    : undefined;
+}
+
+/**
+ * Whether SACCT_PATH prints job rows where steps are asked for, as `sacct -X` does: asked for the batch
+ * step of a job that ran (`--jobs=20.batch`, the re-read's arguments), sacct prints that step's row, or
+ * nothing when the job has none (an `salloc`), and with -X the job's own row (seen on the lab, 22.05/salloc-alone).
+ * An output without step rows is -X's only then: a window whose jobs that ran are all allocations in
+ * which nothing ran prints none either, and was refused as -X's on every run (a backfill day, or any
+ * day of a long window, on which only such allocations ended, for good).
+ */
+async function printsAllocationRows(
+  options: SacctSourceOptions,
+  job: NormalizedJob,
+  readOptions: ReadOptions | undefined,
+): Promise<boolean> {
+  const start = job.startAt ?? new Date();
+  const end = job.endAt !== null && job.endAt > start ? job.endAt : new Date(start.getTime() + 1000);
+  const args = buildSacctRereadArgs(options, [`${job.jobId}.batch`], { start, end }, readOptions);
+  for await (const item of runSacct(options, args, readOptions, undefined, undefined)) {
+    if (item.kind === 'job') return true;
+  }
+  return false;
+}
+
 async function* runSacct(
   options: SacctSourceOptions,
   args: string[],
   readOptions: ReadOptions | undefined,
   checkCluster: ((signal: AbortSignal | undefined) => Promise<void>) | undefined,
+  watch: StepRowWatch | undefined,
 ): AsyncGenerator<SourceItem> {
   const stopSignal = readOptions?.signal;
   throwIfStopped(stopSignal);
@@ -615,10 +654,6 @@ async function* runSacct(
   };
   stopSignal?.addEventListener('abort', onAbort, { once: true });
   const parser = new SacctParser({ timeZone: options.timeZone, defaultCluster: options.defaultCluster });
-  // Every sacct call is watched, not only a run's first: each slice and each run is its own output.
-  const watch = options.cpuBasis
-    ? new StepRowWatch(options.cpuBasis, (found) => allocationsOnlyError(options.sacctPath, found))
-    : undefined;
   let lineNumber = 0;
   let dataLines = 0;
   try {
@@ -657,7 +692,14 @@ async function* runSacct(
     }
     if (dataLines === 0 && checkCluster) await checkCluster(stopSignal);
     const last = parser.end();
-    yield* watch ? [...watch.pass(last), ...watch.end()] : last;
+    if (!watch) {
+      yield* last;
+      return;
+    }
+    const passed = watch.pass(last);
+    const firstRan = watch.firstRanWithoutSteps();
+    const isReal = firstRan !== null && !(await printsAllocationRows(options, firstRan, readOptions));
+    yield* [...passed, ...(isReal ? watch.endAsRead() : watch.end())];
   } finally {
     clearTimeout(timer);
     stopSignal?.removeEventListener('abort', onAbort);

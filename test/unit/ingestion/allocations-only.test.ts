@@ -63,3 +63,69 @@ describe('StepRowWatch over the lab real sacct output', () => {
     expect(watch.end()).toEqual([]);
   });
 });
+
+/**
+ * The sacct source reads a window's jobs that started before it again by id (readEarlierSteps), and that
+ * output may hold jobs without a step alone: recorded on the lab (22.05/salloc-before-window), job 20 is an
+ * `salloc ... sleep 50` in which nothing ran (no step), read again by id after a window whose read had
+ * job 21's batch step. The re-read is watched as its window's output decided.
+ */
+describe('StepRowWatch.forReread: the watch of a re-read by id', () => {
+  const CASE = 'salloc-before-window';
+
+  it.each(['used', 'allocated'] as const)(
+    'passes on a re-read of a job without steps alone when its window had step rows (%s basis)',
+    (basis) => {
+      const window = new StepRowWatch(basis, refuse);
+      watched(itemsOf(`${CASE}/sacct.psv`), window);
+      const reread = itemsOf(`${CASE}/sacct-jobs.psv`);
+      const watch = window.forReread();
+      // Watched as an output of its own, job 20 alone was refused as -X's under the used basis, and every
+      // run after it too (a failed run does not move the window, so job 20 was read again alone each time).
+      const out = watch ? watched(reread, watch) : reread;
+      expect(out).toEqual(reread);
+      expect(totalCpuOf(out)).toEqual([0]);
+    },
+  );
+
+  it('keeps the re-read of an -X window without TotalCPU under the allocated basis', () => {
+    const window = new StepRowWatch('allocated', refuse);
+    watched(itemsOf('final/sacct-X.psv'), window);
+    const watch = window.forReread();
+    expect(watch).toBeDefined();
+    const out = watched(itemsOf('final/sacct-X.psv').slice(0, 2), watch as StepRowWatch);
+    expect(totalCpuOf(out)).toEqual([null, null]);
+  });
+
+  it('watches the re-read anew when no job of its window ran', () => {
+    const window = new StepRowWatch('used', refuse);
+    watched([], window);
+    const watch = window.forReread();
+    expect(() => watched(itemsOf(`${CASE}/sacct-jobs.psv`), watch as StepRowWatch)).toThrow('refused');
+  });
+});
+
+/**
+ * An output whose only job that ran has no step (22.05/salloc-alone: job 20, an salloc without srun, alone in
+ * its window) is printed as -X output is: the watch names that job, for the sacct source to ask sacct about
+ * its batch step, and passes the records on as read when sacct prints no job row for it.
+ */
+describe('StepRowWatch.firstRanWithoutSteps and endAsRead', () => {
+  it('name the job to ask about, and pass the records on as read, TotalCPU 0 kept', () => {
+    const items = itemsOf('salloc-alone/sacct.psv');
+    const watch = new StepRowWatch('used', refuse);
+    expect(items.flatMap((item) => watch.pass([item]))).toEqual([]);
+    expect(watch.firstRanWithoutSteps()).toMatchObject({ jobId: '20', stepCount: 0, totalCpuSec: 0 });
+    expect(watch.endAsRead()).toEqual(items);
+    expect(watch.forReread()).toBeUndefined();
+  });
+
+  it.each([
+    ['output with step rows', 'final/sacct-steps-extra.psv'],
+    ['output whose jobs never ran', 'held-cancelled/sacct-j1.psv'],
+  ])('name no job for %s', (_label, file) => {
+    const watch = new StepRowWatch('used', refuse);
+    for (const item of itemsOf(file)) watch.pass([item]);
+    expect(watch.firstRanWithoutSteps()).toBeNull();
+  });
+});
