@@ -2,6 +2,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { servedPagePathOf } from '../../http/method-not-allowed.js';
 import { referringPageOf } from '../../http/referring-page.js';
 import {
   ACCOUNT_DISABLED_MESSAGE,
@@ -14,7 +15,7 @@ import {
 import { recordAudit } from '../audit/audit.service.js';
 import { FirstRefusals } from '../audit/first-refusals.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { shortPathOf, toSafeNextPath } from './auth.service.js';
+import { toSafeNextPath } from './auth.service.js';
 
 export interface Guards {
   /** Signed-in users only; visitors go to /login?next=... (API clients get 401). */
@@ -51,6 +52,12 @@ function sendToLogin(req: Request, res: Response, next: NextFunction) {
   const isDownload = req.path.endsWith('.csv');
   const nextPath = (isDownload ? referringPageOf(req) : undefined) ?? toSafeNextPath(req.originalUrl);
   res.redirect(302, nextPath ? `/login?next=${encodeURIComponent(nextPath)}` : '/login');
+}
+
+/** "The page /admin/receipts/7" when a page is at the address asked for, else "The page you opened". */
+function pageNameOf(req: Request): string {
+  const path = servedPagePathOf(req, req.originalUrl);
+  return path ? `The page ${path}` : 'The page you opened';
 }
 
 /** How long a user's refusal at an admin page stands for their next ones there in the audit log. */
@@ -100,7 +107,8 @@ export function createGuards(deps: {
       if (req.method !== 'HEAD') {
         req.session.flash = {
           type: 'warning',
-          message: `The page ${shortPathOf(req.originalUrl)} is for administrators only, and ${req.user.username} is not one: here is My usage instead.`,
+          // Named only when a page is there: /admin/receipts/<any text> reaches this guard too.
+          message: `${pageNameOf(req)} is for administrators only, and ${req.user.username} is not one: here is My usage instead.`,
         };
       }
       res.redirect(302, '/me');

@@ -347,12 +347,6 @@ export async function recordSignOut(db: Database, user: SessionUser, context: Au
   await recordAudit(db, { ...context, action: 'logout', target: userTarget(user.username), status: 'ok' });
 }
 
-/** The path of a URL on this site, without its query, cut short enough to fit in a sentence. */
-export function shortPathOf(url: string): string {
-  const path = new URL(url, 'http://local.invalid').pathname;
-  return path.length > 80 ? `${path.slice(0, 80)}…` : path;
-}
-
 /** A `next` path that stays on this site, or undefined. */
 export function toSafeNextPath(next: unknown): string | undefined {
   if (typeof next !== 'string' || !isLocalPath(next)) return undefined;
