@@ -5,6 +5,12 @@ import type { CpuBasis, TierRule } from '../modules/pricing/pricing.js';
 import { crossSettingProblems, type TEnv, ZEnv } from './config.schema.js';
 
 /** Settings the rest of the code reads; built once from the environment at start-up. */
+/**
+ * The dummy provider's webhook secret when PAYMENT_WEBHOOK_SECRET is unset (development only: production
+ * refuses the dummy provider). It is published (docs/payments.md), so anyone can sign with it.
+ */
+export const DEV_DUMMY_WEBHOOK_SECRET = 'development-only-dummy-webhook-secret';
+
 export interface AppConfig {
   env: TEnv['APP_ENV'];
   isProduction: boolean;
@@ -256,7 +262,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
     payments: {
       provider: env.PAYMENT_PROVIDER ?? (isProduction ? 'none' : 'dummy'),
       // Development only (production refuses the dummy provider): the signature is still checked.
-      webhookSecret: env.PAYMENT_WEBHOOK_SECRET ?? 'development-only-dummy-webhook-secret',
+      webhookSecret: env.PAYMENT_WEBHOOK_SECRET ?? DEV_DUMMY_WEBHOOK_SECRET,
       stripe:
         env.STRIPE_SECRET_KEY && env.STRIPE_WEBHOOK_SECRET
           ? {

@@ -3,7 +3,7 @@ import { type AppError, BadRequestError, MethodNotAllowedError, NotFoundError } 
 
 /** The parts of Express 5's router (the `router` package) that routeMissOf reads. */
 interface RouterLayer {
-  match(path: string): { path: string } | false;
+  match(path: string): { path: string; params?: Record<string, unknown> } | false;
   route?: { _methods(includeAll?: boolean): string[] };
   handle?: { stack?: RouterLayer[] };
 }
@@ -131,4 +131,40 @@ function collectMethods(stack: readonly RouterLayer[], path: string, into: Set<s
       collectMethods(layer.handle.stack, path.slice(match.path.length) || '/', into);
     }
   }
+}
+
+/** An id as the pages' addresses take one (/me/receipts/3): digits, at most a bigint's 19. */
+const PAGE_ID = /^\d{1,19}$/;
+
+/**
+ * The path of `url` (no query) when a page of the app is there: a route answers GET at it and each
+ * of its parameters is an id. Undefined otherwise. For sentences that name a page from an address
+ * anyone can write in a link (/login?next=..., an admin page a researcher opened): they printed up to
+ * 80 characters of the sender's own text ("/Your-account-is-locked.-Call-...") in the site's words.
+ */
+export function servedPagePathOf(req: Request, url: string): string | undefined {
+  let path: string;
+  try {
+    path = new URL(url, 'http://local.invalid').pathname;
+  } catch {
+    return undefined;
+  }
+  const stack = (req.app as unknown as { router?: { stack?: RouterLayer[] } }).router?.stack ?? [];
+  return servesPage(stack, path) ? path : undefined;
+}
+
+function servesPage(stack: readonly RouterLayer[], path: string): boolean {
+  for (const layer of stack) {
+    const match = layer.match(path);
+    if (!match) continue;
+    const params = Object.values(match.params ?? {});
+    if (layer.route) {
+      if (layer.route._methods(true).includes('GET') && params.every((value) => PAGE_ID.test(String(value)))) {
+        return true;
+      }
+    } else if (Array.isArray(layer.handle?.stack)) {
+      if (servesPage(layer.handle.stack, path.slice(match.path.length) || '/')) return true;
+    }
+  }
+  return false;
 }

@@ -136,6 +136,7 @@ export const VIEW_LOCALS = [
   'username',
   'users',
   'verdict',
+  'verifiedAt',
   // include data (views/partials/pager.ejs, views/payments/held-notice.ejs, views/partials/header.ejs,
   // views/partials/user-search.ejs)
   'pager',

@@ -13,6 +13,7 @@ import {
 } from '../../src/modules/audit/audit-chain.monitor.js';
 import { hashAuditRecord } from '../../src/modules/audit/audit-hash.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { postAuditVerify } from '../support/audit-verify.js';
 import { buildUser } from '../support/factories.js';
 import { signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
@@ -364,9 +365,9 @@ describe('/admin/audit/verify', () => {
     await buildUser(db.prisma, { username: 'sealer', role: 'admin', password: 'sealer-password' });
     const unsealedApp = buildTestApp(db);
     const unsealed = await signInAs(unsealedApp, 'sealer', 'sealer-password');
-    const warned = await unsealed.get('/admin/audit/verify').set('Accept', 'text/html').expect(200);
+    const warned = await postAuditVerify(unsealed, 'text/html');
     expect(warned.text).toContain('AUDIT_CHAIN_KEY is not set');
-    const json = await unsealed.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
+    const json = await postAuditVerify(unsealed, 'application/json');
     expect(json.body).toMatchObject({ status: 'ok', isSealed: false });
 
     // The same log once the key is set: the entries so far were written before it.
@@ -375,7 +376,7 @@ describe('/admin/audit/verify', () => {
       env: { AUDIT_CHAIN_KEY: KEY, AUDIT_CHAIN_UNSEALED_UNTIL: String(lastUnsealed) },
     });
     const sealed = await signInAs(sealedApp, 'sealer', 'sealer-password');
-    const page = await sealed.get('/admin/audit/verify').set('Accept', 'text/html').expect(200);
+    const page = await postAuditVerify(sealed, 'text/html');
     expect(page.text).toContain('entries are intact and chained');
     expect(page.text).not.toContain('AUDIT_CHAIN_KEY is not set');
   });
@@ -389,12 +390,12 @@ describe('/admin/audit/verify', () => {
     const lastUnsealed = (await entries()).at(-1)?.id ?? 0n;
     // The restarted process with its first key, before it writes anything (viewing the page writes nothing).
     configureAuditChain({ chainKeys: [KEY], unsealedUntil: lastUnsealed });
-    const firstKey = await before.get('/admin/audit/verify').set('Accept', 'text/html').expect(200);
+    const firstKey = await postAuditVerify(before, 'text/html');
     const predating =
       'The newest entries were written before AUDIT_CHAIN_KEY was set (AUDIT_CHAIN_UNSEALED_UNTIL) and are not sealed; the entries written from now on are.';
     expect(firstKey.text).toContain(predating);
     expect(firstKey.text).not.toContain('AUDIT_CHAIN_KEY is not set');
-    const firstKeyJson = await before.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
+    const firstKeyJson = await postAuditVerify(before, 'application/json');
     expect(firstKeyJson.body).toMatchObject({
       status: 'ok',
       isSealed: false,
@@ -408,11 +409,11 @@ describe('/admin/audit/verify', () => {
     });
     const sealedOld = await signInAs(oldKeyApp, 'keyless', 'keyless-password');
     configureAuditChain({ chainKeys: [KEY, OLD_KEY], unsealedUntil: lastUnsealed });
-    const changed = await sealedOld.get('/admin/audit/verify').set('Accept', 'text/html').expect(200);
+    const changed = await postAuditVerify(sealedOld, 'text/html');
     const oldKey =
       'The newest entry is sealed with a key of AUDIT_CHAIN_OLD_KEYS; the entries written from now on are sealed with AUDIT_CHAIN_KEY.';
     expect(changed.text).toContain(oldKey);
-    const changedJson = await sealedOld.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
+    const changedJson = await postAuditVerify(sealedOld, 'application/json');
     expect(changedJson.body).toMatchObject({ status: 'ok', isSealed: true, isSealedWithOldKey: true, seal: oldKey });
   });
 });

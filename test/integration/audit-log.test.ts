@@ -4,6 +4,7 @@ import { openDatabase } from '../../src/db/database.js';
 import { recordAudit, verifyAuditChain } from '../../src/modules/audit/audit.service.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { createLogger } from '../../src/shared/logger.js';
+import { postAuditVerify } from '../support/audit-verify.js';
 import { buildUser } from '../support/factories.js';
 import { elementById, refusedFormStateOf } from '../support/html.js';
 import { postLogin, signInAs } from '../support/sign-in.js';
@@ -117,7 +118,7 @@ describe('the audit chain', () => {
     const metrics = createMetrics();
     const app = buildTestApp(db, { metrics });
     const agent = await signInAs(app, 'auditor', 'auditor-password');
-    const ok = await agent.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
+    const ok = await postAuditVerify(agent, 'application/json');
     expect(ok.body.status).toBe('ok');
 
     const victim = await db.prisma.auditLog.findFirstOrThrow({
@@ -137,9 +138,9 @@ describe('the audit chain', () => {
     const verdict = await verifyAuditChain(db.prisma);
     expect(verdict).toMatchObject({ isIntact: false, brokenAt: victim.id });
 
-    const broken = await agent.get('/admin/audit/verify').set('Accept', 'application/json').expect(409);
+    const broken = await postAuditVerify(agent, 'application/json', 409);
     expect(broken.body).toMatchObject({ status: 'broken', brokenAt: String(victim.id) });
-    const page = await agent.get('/admin/audit/verify').set('Accept', 'text/html').expect(409);
+    const page = await postAuditVerify(agent, 'text/html', 409);
     expect(page.text).toContain(`Broken at entry #${victim.id}`);
     expect(await metricValue(metrics, 'audit_chain_ok')).toBe(0);
   });

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildUser } from '../support/factories.js';
-import { type Agent, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 /**
  * HEAD /admin/audit/verify (a link checker, `curl -I`) walked and verified the whole audit chain,
- * as its GET does (Express answers a HEAD with the GET's route), and sent the verdict to nothing. It
- * now answers the headers without reading the log, as a CSV export's HEAD does: with the table
- * renamed away its GET fails, while its HEAD still answers.
+ * as its GET did (Express answers a HEAD with the GET's route), and sent the verdict to nothing. It
+ * now answers the headers without reading the log, as its GET does (the walk is a POST,
+ * audit-verify-post.test.ts): with the table renamed away the POST fails, while the HEAD still answers.
  */
 let db: TestDatabase;
 let admin: Agent;
@@ -39,14 +39,15 @@ describe('HEAD /admin/audit/verify', () => {
     ['application/json', 'application/json; charset=utf-8'],
   ])('Accept %s: the type its GET answers, without walking the chain', async (accept, type) => {
     const got = await admin.get('/admin/audit/verify').set('Accept', accept).expect(200);
+    const token = await csrfTokenOf(admin);
     expect(got.headers['content-type']).toBe(type);
     await withoutAuditLog(async () => {
       const head = await admin.head('/admin/audit/verify').set('Accept', accept);
       expect(head.status).toBe(200);
       expect(head.headers['content-type']).toBe(type);
       expect(head.text ?? '').toBe('');
-      // The control: its GET does read the log.
-      const failed = await admin.get('/admin/audit/verify').set('Accept', accept);
+      // The control: the POST that verifies does read the log.
+      const failed = await admin.post('/admin/audit/verify').set('Accept', accept).set('X-CSRFToken', token);
       expect(failed.status).not.toBe(200);
     });
   });

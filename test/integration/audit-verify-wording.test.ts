@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { postAuditVerify } from '../support/audit-verify.js';
 import { buildUser } from '../support/factories.js';
 import { signInAs } from '../support/sign-in.js';
 import { buildTestApp, buildTestConfig } from '../support/test-app.js';
@@ -35,16 +36,16 @@ describe('/admin/audit/verify on a broken chain', () => {
     const [first, second] = entries as [{ id: bigint }, { id: bigint }];
 
     await tamperWith(second.id);
-    const later = await agent.get('/admin/audit/verify').set('Accept', 'text/html').expect(409);
+    const later = await postAuditVerify(agent, 'text/html', 409);
     expect(later.text).toContain(`Broken at entry #${second.id}: `);
     expect(later.text).toContain(`Entries before #${second.id} are intact.`);
 
     await tamperWith(first.id);
-    const page = await agent.get('/admin/audit/verify').set('Accept', 'text/html').expect(409);
+    const page = await postAuditVerify(agent, 'text/html', 409);
     expect(page.text).toContain(`Broken at entry #${first.id}, the first entry: `);
     expect(page.text).not.toContain('are intact');
     expect(page.text).toContain('Keep a copy of the database as it is');
-    const json = await agent.get('/admin/audit/verify').set('Accept', 'application/json').expect(409);
+    const json = await postAuditVerify(agent, 'application/json', 409);
     expect(json.body).toMatchObject({ status: 'broken', brokenAt: String(first.id), entries: 1 });
   });
 });
@@ -61,7 +62,7 @@ describe("a break found by an admin's verification", () => {
     const newest = await db.prisma.auditLog.findFirstOrThrow({ orderBy: { id: 'desc' }, select: { id: true } });
     await tamperWith(newest.id);
 
-    const json = await agent.get('/admin/audit/verify').set('Accept', 'application/json').expect(409);
+    const json = await postAuditVerify(agent, 'application/json', 409);
     expect(lines).toContainEqual(
       expect.objectContaining({
         level: 50,
@@ -81,7 +82,7 @@ describe('/admin/audit/verify on a log of one entry', () => {
       // The sign-in is the log's first and only entry, as on a new demo after one sign-in.
       const agent = await signInAs(buildTestApp(own), 'auditor', 'auditor-password');
       expect(await own.prisma.auditLog.count()).toBe(1);
-      const page = await agent.get('/admin/audit/verify').set('Accept', 'text/html').expect(200);
+      const page = await postAuditVerify(agent, 'text/html');
       expect(page.text).toContain('OK: the one entry is intact.');
       expect(page.text).not.toContain('all 1 entries');
     } finally {

@@ -46,4 +46,20 @@ describe('a researcher opening an admin page', () => {
       'The page /admin/usage is for administrators only, and bookmarker is not one: here is My usage instead.',
     ]);
   });
+
+  // Only a page the app serves is named: /admin/receipts/<text> printed up to 80 characters of a link
+  // sender's text in the warning (content spoofing); the redirect to My usage is as before.
+  it.each([
+    '/admin/receipts/Your-account-is-locked.-Call-the-helpdesk-at-555-0100',
+    `/admin/receipts/${'7'.repeat(60)}`,
+  ])('is not told text of the link at %s, only that the page is for administrators', async (path) => {
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma);
+    const agent = await signInAs(app, user.username, user.password);
+    await agent.get(path).set('Accept', 'text/html').expect(302).expect('Location', '/me');
+    const me = await agent.get('/me').set('Accept', 'text/html').expect(200);
+    expect(alertsIn(me.text)).toEqual([
+      `The page you opened is for administrators only, and ${user.username} is not one: here is My usage instead.`,
+    ]);
+  });
 });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareDatabase } from '../../src/bootstrap.js';
 import { configureAuditChain, verifyAuditChain } from '../../src/modules/audit/audit.service.js';
 import { createLogger } from '../../src/shared/logger.js';
+import { postAuditVerify } from '../support/audit-verify.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { runToExit } from '../support/run-to-exit.js';
@@ -159,7 +160,7 @@ describe('npm run user:*', () => {
     expect(csv.text).toContain(
       `,cli,,user.cli,user.create,user:whoran,ok,"{""role"":""user"",""osUser"":""${osUser}""}",`,
     );
-    const verdict = await admin.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
+    const verdict = await postAuditVerify(admin, 'application/json');
     expect(verdict.body.status).toBe('ok');
   }, 60_000);
 

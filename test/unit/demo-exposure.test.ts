@@ -1,13 +1,19 @@
 import { describe, expect, it } from 'vitest';
+import { DEV_DUMMY_WEBHOOK_SECRET } from '../../src/config/config.js';
 import type { DemoSeedResult } from '../../src/modules/demo/demo.service.js';
 import { warnIfDemoLoginsExposed } from '../../src/modules/demo/demo-exposure.js';
 
 describe('warnIfDemoLoginsExposed', () => {
-  const run = (host: string, demo: DemoSeedResult | undefined) => {
+  const defaultDummy = { provider: 'dummy', webhookSecret: DEV_DUMMY_WEBHOOK_SECRET } as const;
+  const run = (
+    host: string,
+    demo: DemoSeedResult | undefined,
+    payments: { provider: 'none' | 'dummy' | 'stripe'; webhookSecret: string } = defaultDummy,
+  ) => {
     const warnings: string[] = [];
     const hasWarned = warnIfDemoLoginsExposed(
       { warn: (message: string) => warnings.push(message) } as never,
-      { host, port: 3102 },
+      { host, port: 3102, payments },
       demo,
     );
     expect(warnings).toHaveLength(hasWarned ? 1 : 0);
@@ -28,6 +34,23 @@ describe('warnIfDemoLoginsExposed', () => {
   it('names every interface for 0.0.0.0 and ::', () => {
     expect(run('0.0.0.0', seeded)).toContain('every interface');
     expect(run('::', seeded)).toContain('every interface');
+  });
+
+  // The dummy provider signs with a secret printed in the README and docs/payments.md: anyone who
+  // reached the demo could post a webhook that marks a receipt paid, and the warning named only the logins.
+  it('names the default webhook secret of the dummy provider, which anyone can sign a webhook with', () => {
+    const warning = run('0.0.0.0', seeded);
+    expect(warning).toContain('PAYMENT_WEBHOOK_SECRET');
+    expect(warning).toContain(DEV_DUMMY_WEBHOOK_SECRET);
+  });
+
+  it.each([
+    ['a secret of its own', { provider: 'dummy', webhookSecret: 'a-secret-of-this-machine-only' }],
+    ['no payment provider', { provider: 'none', webhookSecret: DEV_DUMMY_WEBHOOK_SECRET }],
+  ] as const)('says nothing of webhooks with %s', (_case, payments) => {
+    const warning = run('0.0.0.0', seeded, payments);
+    expect(warning).toContain('admin/admin');
+    expect(warning).not.toContain('PAYMENT_WEBHOOK_SECRET');
   });
 
   it('warns too for a demo seeded on an earlier start, whose logins are still there', () => {

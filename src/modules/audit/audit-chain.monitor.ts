@@ -8,6 +8,14 @@ import { type ChainCheckpoint, type ChainVerdict, verifyAuditChain } from './aud
 export interface AuditChainMonitor {
   /** Walks the whole chain; the newest entry an earlier call found intact must still be there. */
   verify(): Promise<ChainVerdict>;
+  /** The verdict of this process's last verification (an admin's or the periodic check's), if any; reads nothing. */
+  lastVerdict(): LastChainVerdict | undefined;
+}
+
+/** A verdict and when it was reached. */
+export interface LastChainVerdict {
+  verdict: ChainVerdict;
+  verifiedAt: Date;
 }
 
 export interface AuditChainMonitorDeps {
@@ -16,6 +24,7 @@ export interface AuditChainMonitorDeps {
   onVerdict?: (verdict: ChainVerdict) => void;
   /** Where a break is logged, whichever verification found it (the periodic one or an admin's). */
   logger?: Pick<Logger, 'error'>;
+  now?: () => Date;
 }
 
 /**
@@ -25,10 +34,14 @@ export interface AuditChainMonitorDeps {
  */
 export function createAuditChainMonitor(deps: AuditChainMonitorDeps): AuditChainMonitor {
   let checkpoint: ChainCheckpoint | undefined;
+  let last: LastChainVerdict | undefined;
+  const now = deps.now ?? (() => new Date());
   return {
+    lastVerdict: () => last,
     async verify() {
       const verdict = await verifyAuditChain(deps.db, checkpoint);
       if (verdict.isIntact && verdict.head) checkpoint = verdict.head;
+      last = { verdict, verifiedAt: now() };
       deps.onVerdict?.(verdict);
       if (!verdict.isIntact) {
         // Here, not only in the periodic check: an admin's verification sets the gauge too, and

@@ -5,13 +5,7 @@ import { offeredOn } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { fieldLabelsOf } from '../../http/field-labels.js';
 import { linkTo } from '../../http/page-links.js';
-import {
-  answerHeadWithoutWork,
-  isRefusedForm,
-  offerWayBack,
-  sessionUserOf,
-  typedIn,
-} from '../../http/route-helpers.js';
+import { isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { type AppError, invalidFieldsOf, ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -23,6 +17,7 @@ import {
   type AuditLogPage,
   type AuditLogRow,
   auditLogPage,
+  type ChainVerdict,
   describeChainSeal,
   hasChainKey,
   openAuditCsv,
@@ -142,18 +137,9 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     },
   );
 
-  router.get('/admin/audit/verify', guards.requireAdmin, async (req, res) => {
-    const isJson = req.accepts(['html', 'json']) === 'json';
-    // A HEAD (a link checker, `curl -I`) is answered with the type its GET would have and reads no
-    // entry: it walked the whole chain, as a CSV export's HEAD ran the export, to send nothing.
-    // Only a GET gives the verdict, and its 409.
-    if (req.method === 'HEAD') {
-      answerHeadWithoutWork(res, isJson);
-      return;
-    }
-    const verdict = await deps.chainMonitor.verify();
-    // The seal in the words of `npm run audit:verify` (null for an empty log).
-    const body = verdict.isIntact
+  /** A verdict as the page and its JSON say it; the seal in the words of `npm run audit:verify` (null for an empty log). */
+  const verdictBodyOf = (verdict: ChainVerdict) =>
+    verdict.isIntact
       ? {
           status: 'ok',
           entries: verdict.count,
@@ -162,16 +148,39 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
           seal: describeChainSeal(verdict) ?? null,
         }
       : { status: 'broken', entries: verdict.count, brokenAt: String(verdict.brokenAt), reason: verdict.reason };
-    if (isJson) {
-      res.status(verdict.isIntact ? 200 : 409).json(body);
-      return;
-    }
-    res.status(verdict.isIntact ? 200 : 409).render('audit/audit-verify', {
+  /** The page: a verdict just reached (no time), the last one (with its time), or none yet. */
+  const renderVerdict = (res: Response, verdict: ChainVerdict | undefined, verifiedAt?: Date) =>
+    res.render('audit/audit-verify', {
       title: 'Audit chain',
-      verdict: body,
+      verdict: verdict === undefined ? undefined : verdictBodyOf(verdict),
+      verifiedAt,
       // Only an unkeyed log is a risk to warn of; entries before a first key are sealed by the next one.
       isUnkeyed: !hasChainKey(),
     });
+
+  // The walk reads every entry: a GET, which a cross-site link an admin clicks or a browser's prefetch
+  // sends, set it off. A GET shows the last verdict of this process and the button; the POST walks.
+  router.get('/admin/audit/verify', guards.requireAdmin, (req, res) => {
+    const last = deps.chainMonitor.lastVerdict();
+    if (req.accepts(['html', 'json']) === 'json') {
+      res.json(
+        last === undefined
+          ? { status: 'unverified' }
+          : { ...verdictBodyOf(last.verdict), verifiedAt: last.verifiedAt.toISOString() },
+      );
+      return;
+    }
+    renderVerdict(res, last?.verdict, last?.verifiedAt);
+  });
+
+  router.post('/admin/audit/verify', guards.requireAdmin, async (req, res) => {
+    const verdict = await deps.chainMonitor.verify();
+    const status = verdict.isIntact ? 200 : 409;
+    if (req.accepts(['html', 'json']) === 'json') {
+      res.status(status).json(verdictBodyOf(verdict));
+      return;
+    }
+    renderVerdict(res.status(status), verdict);
   });
 
   return router;

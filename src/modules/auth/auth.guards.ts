@@ -3,6 +3,7 @@ import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { downloadPageOf } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { servedPagePathOf } from '../../http/method-not-allowed.js';
 import { referringPageOf } from '../../http/referring-page.js';
 import {
   ACCOUNT_DISABLED_MESSAGE,
@@ -14,7 +15,7 @@ import {
 } from '../../shared/errors.js';
 import { FirstRefusals } from '../audit/first-refusals.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { recordAdminPageRefusal, shortPathOf, toSafeNextPath } from './auth.service.js';
+import { recordAdminPageRefusal, toSafeNextPath } from './auth.service.js';
 
 export interface Guards {
   /** Signed-in users only; visitors go to /login?next=... (API clients get 401). */
@@ -55,6 +56,12 @@ function sendToLogin(req: Request, res: Response, next: NextFunction) {
   res.redirect(302, nextPath ? `/login?next=${encodeURIComponent(nextPath)}` : '/login');
 }
 
+/** "The page /admin/receipts/7" when a page is at the address asked for, else "The page you opened". */
+function pageNameOf(req: Request): string {
+  const path = servedPagePathOf(req, req.originalUrl);
+  return path ? `The page ${path}` : 'The page you opened';
+}
+
 /**
  * The admin page a request was refused: its route (`/admin/receipts/:id`), so that walking the ids
  * is one page, by method (a form posted is another attempt than reading the page).
@@ -93,7 +100,8 @@ export function createGuards(deps: {
       if (req.method !== 'HEAD') {
         req.session.flash = {
           type: 'warning',
-          message: `The page ${shortPathOf(req.originalUrl)} is for administrators only, and ${req.user.username} is not one: here is My usage instead.`,
+          // Named only when a page is there: /admin/receipts/<any text> reaches this guard too.
+          message: `${pageNameOf(req)} is for administrators only, and ${req.user.username} is not one: here is My usage instead.`,
         };
       }
       res.redirect(302, '/me');

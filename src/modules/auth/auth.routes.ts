@@ -3,6 +3,7 @@ import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { isCsrfError } from '../../http/csrf.js';
 import { prefersJson } from '../../http/error-handler.js';
+import { servedPagePathOf } from '../../http/method-not-allowed.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from '../../http/plain-http.js';
 import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
@@ -15,7 +16,6 @@ import {
   type SessionUser,
   type SignInResult,
   secondsLeft,
-  shortPathOf,
   toSafeNextPath,
 } from './auth.service.js';
 import { type createPassport, signInOnNewSession } from './passport.js';
@@ -73,7 +73,10 @@ function signInNoticeOf(req: Request, isHttpsRequired: boolean): string | undefi
   if (req.session?.isAccountDisabled === true) return undefined;
   // Only a `next` the sign-in will follow is named: any other is dropped from the form as well.
   const nextPath = toSafeNextPath(req.query.next);
-  return nextPath ? `Sign in to see ${shortPathOf(nextPath)}: you will be taken there once signed in.` : undefined;
+  if (!nextPath) return undefined;
+  // Named only when a page is there: the address is anyone's text (a link sent to the user).
+  const page = servedPagePathOf(req, nextPath) ?? 'the page you opened';
+  return `Sign in to see ${page}: you will be taken there once signed in.`;
 }
 
 /**

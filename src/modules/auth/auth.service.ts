@@ -372,12 +372,6 @@ export async function recordAdminPageRefusal(
   });
 }
 
-/** The path of a URL on this site, without its query, cut short enough to fit in a sentence. */
-export function shortPathOf(url: string): string {
-  const path = new URL(url, 'http://local.invalid').pathname;
-  return path.length > 80 ? `${path.slice(0, 80)}…` : path;
-}
-
 /** A `next` path that stays on this site, or undefined. */
 export function toSafeNextPath(next: unknown): string | undefined {
   if (typeof next !== 'string' || !isLocalPath(next)) return undefined;

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tryAcquireIngestLock } from '../../../src/modules/ingestion/ingestion.repository.js';
 import { noCompletedRunText } from '../../../src/modules/ingestion/ingestion.routes.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
+import { postAuditVerify } from '../../support/audit-verify.js';
 import { buildJobs } from '../../support/billing-factories.js';
 import { buildUser } from '../../support/factories.js';
 import { visibleTextOf } from '../../support/html.js';
@@ -257,7 +258,7 @@ describe('/admin/ingestion', () => {
       expect(page.text).toContain('<td data-label="Status"><span class="badge partial">partial</span></td>');
       const csv = await agent.get(`/admin/audit.csv?target=ingestion_run:${runId}`).expect(200);
       expect(csv.text).toContain(`,ingestion.run_now,ingestion_run:${runId},partial,`);
-      const verdict = await agent.get('/admin/audit/verify').set('Accept', 'application/json').expect(200);
+      const verdict = await postAuditVerify(agent, 'application/json');
       expect(verdict.body.status).toBe('ok');
     } finally {
       rmSync(dir, { recursive: true, force: true });
