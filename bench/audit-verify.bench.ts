@@ -1,5 +1,5 @@
 /**
- * How long the audit log's chain verification takes (GET /admin/audit/verify and the periodic
+ * How long the audit log's chain verification takes (POST /admin/audit/verify, its button on /admin/audit, and the periodic
  * check, AUDIT_VERIFY_INTERVAL_SEC) as the log grows: a scratch database is filled with
  * `--entries` sealed entries shaped like the app's (sign-ins, receipts, payments), then
  * verifyAuditChain walks them, `--runs` times. Prints entries per second and the peak RSS.
