@@ -24,7 +24,7 @@ import {
 } from './modules/audit/audit-chain.monitor.js';
 import { createThrottlePruner } from './modules/auth/auth-throttle.pruner.js';
 import { createSessionPruner } from './modules/auth/session.pruner.js';
-import { warnIfDemoLoginsExposed } from './modules/demo/demo-exposure.js';
+import { warnIfDemoSecretsExposed } from './modules/demo/demo-exposure.js';
 import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
 import { startIngestionScheduler } from './modules/ingestion/ingestion.scheduler.js';
 import { warnAboutUnusableSourcePaths } from './modules/ingestion/source-paths.js';
@@ -431,7 +431,7 @@ async function start(config: AppConfig, logger: Logger) {
   warnAboutPlainHttp(logger, config);
   await waitForConfiguredDatabase(config, logger);
   const database = await prepareWithStopSignals(config, logger);
-  warnIfDemoLoginsExposed(logger, config, database.demo);
+  warnIfDemoSecretsExposed(logger, config, database.demo);
   // After the demo's seed, which writes the demo's file; once per instance, not once per worker.
   await warnAboutUnusableSourcePaths(logger, config);
   if (config.webConcurrency === 1) {

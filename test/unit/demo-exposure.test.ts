@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { DEV_DUMMY_WEBHOOK_SECRET } from '../../src/config/config.js';
 import type { DemoSeedResult } from '../../src/modules/demo/demo.service.js';
-import { warnIfDemoLoginsExposed } from '../../src/modules/demo/demo-exposure.js';
+import { warnIfDemoSecretsExposed } from '../../src/modules/demo/demo-exposure.js';
 
-describe('warnIfDemoLoginsExposed', () => {
+describe('warnIfDemoSecretsExposed', () => {
   const defaultDummy = { provider: 'dummy', webhookSecret: DEV_DUMMY_WEBHOOK_SECRET } as const;
   const run = (
     host: string,
@@ -11,7 +11,7 @@ describe('warnIfDemoLoginsExposed', () => {
     payments: { provider: 'none' | 'dummy' | 'stripe'; webhookSecret: string } = defaultDummy,
   ) => {
     const warnings: string[] = [];
-    const hasWarned = warnIfDemoLoginsExposed(
+    const hasWarned = warnIfDemoSecretsExposed(
       { warn: (message: string) => warnings.push(message) } as never,
       { host, port: 3102, payments },
       demo,
@@ -63,7 +63,24 @@ describe('warnIfDemoLoginsExposed', () => {
     ['localhost', 'localhost', seeded],
     ['no demo (production, DEMO_SEED=0)', '0.0.0.0', undefined],
     ["a database of someone else's users, no demo login", '0.0.0.0', { isSeeded: false, hasDemoLogins: false }],
-  ] as const)('is quiet for %s', (_case, host, demo) => {
-    expect(run(host, demo)).toBe('');
+  ] as const)('is quiet for %s, webhooks signed with a secret of its own', (_case, host, demo) => {
+    expect(run(host, demo, { provider: 'dummy', webhookSecret: 'a-secret-of-this-machine-only' })).toBe('');
+    expect(run(host, demo, { provider: 'none', webhookSecret: DEV_DUMMY_WEBHOOK_SECRET })).toBe('');
+  });
+
+  // Development with DEMO_SEED=0 on HOST=0.0.0.0: no demo login to warn of, and the dummy provider still
+  // took webhooks signed with the published secret without a word.
+  it.each([
+    ['no demo (DEMO_SEED=0)', undefined],
+    ["a database of someone else's users", { isSeeded: false, hasDemoLogins: false }],
+  ] as const)('names the published webhook secret alone with %s', (_case, demo) => {
+    const warning = run('0.0.0.0', demo);
+    expect(warning).toContain(
+      `the dummy payment provider signs with the default PAYMENT_WEBHOOK_SECRET (${DEV_DUMMY_WEBHOOK_SECRET}`,
+    );
+    expect(warning).toContain('HOST=0.0.0.0, every interface of this machine');
+    expect(warning).toContain('Set PAYMENT_WEBHOOK_SECRET to a secret of your own');
+    expect(warning).not.toContain('admin/admin');
+    expect(run('127.0.0.1', demo)).toBe('');
   });
 });
