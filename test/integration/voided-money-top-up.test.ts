@@ -21,7 +21,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay']) {
+  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gil']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -320,6 +320,57 @@ describe("marking a receipt paid with a voided receipt's money plus new money fo
       [String(third), '0.00', `receipt #${again}`],
     ]);
     expect(receivedSum(lines)).toBe(80);
+  });
+
+  it('lets the same money top up only one of two receipts billing its jobs again, marked at once', async () => {
+    // Two jobs on one receipt at mu (1.00 THB), paid by hand and voided; billed again at private on two
+    // receipts (1.50 THB each, the first job's and the second's), each marked paid with that money at once.
+    await buildJobs(db, [
+      { user: 'gil', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' },
+      { user: 'gil', end: '2025-09-03T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' },
+    ]);
+    await putOn('gil', 'mu');
+    const gil = await signIn('gil');
+    const first = await billEverything(gil);
+    const admin = await signIn('finance');
+    const paid = await post(admin, `/admin/receipts/${first}/paid`, {
+      method: 'bank_transfer',
+      amount_received: '1.00',
+      tx_ref: 'BT-gil',
+    });
+    expect(paid.status, paid.text).toBe(200);
+    expect((await post(admin, `/admin/receipts/${first}/void`, { reason: 'billed at the wrong tier' })).status).toBe(
+      200,
+    );
+    await putOn('gil', 'private');
+    const billBefore = async (before: string) => {
+      const created = await gil
+        .post('/me/receipt')
+        .type('form')
+        .send({ before, csrf_token: await csrfTokenOf(gil, '/me') });
+      expect(created.status, created.text.slice(0, 200)).toBe(303);
+      return Number(/^\/me\/receipts\/(\d+)#receipt$/.exec(created.headers.location ?? '')?.[1]);
+    };
+    const receipts = [await billBefore('2025-09-02'), await billBefore('2025-09-04')];
+    for (const receipt of receipts) expect(await amountDueOf(db, receipt)).toBe('1.50');
+    const answers = await Promise.all(
+      receipts.map((receipt) =>
+        post(admin, `/admin/receipts/${receipt}/paid`, {
+          method: 'bank_transfer',
+          amount_received: '1.50',
+          paid_with_receipt: String(first),
+          new_money: '0.50',
+          tx_ref: `BT-gil-${receipt}`,
+        }),
+      ),
+    );
+    expect(answers.map((answer) => answer.status).sort()).toEqual([200, 409]);
+    const refused = answers.find((answer) => answer.status === 409);
+    expect(refused?.body.error).toMatch(new RegExp(`^The money of receipt #${first} already paid receipt #\\d+`));
+    const stored = await db.prisma.receipt.findMany({ where: { id: { in: receipts } }, orderBy: { id: 'asc' } });
+    expect(stored.map((receipt) => receipt.status).sort()).toEqual(['paid', 'pending']);
+    const pending = stored.find((receipt) => receipt.status === 'pending');
+    expect(pending).toMatchObject({ paidWithReceiptId: null, newMoneyReceived: null, txRef: null });
   });
 
   it('lets only one of two top-ups of the receipt at once through, recorded once', async () => {
