@@ -213,6 +213,21 @@ describe('paying a receipt with the money of a voided receipt that is not its to
     );
     expect(visibleTextOf(page)).not.toContain('Its money is');
     expect(page).toContain(`<option value="${first}">receipt #${first}, voided (paid by hand)</option>`);
+    // New money beside it would be more than the total (voided-money-top-up.test.ts).
+    const withNewMoney = await post(admin, `/admin/receipts/${again}/paid`, {
+      method: 'internal_transfer',
+      amount_received: '0.50',
+      paid_with_receipt: String(first),
+      new_money: '0.10',
+      tx_ref: 'BT-extra',
+    });
+    expect(withNewMoney.status, withNewMoney.text).toBe(422);
+    expect(withNewMoney.body.error).toContain(
+      `add up to 0.60 THB, 0.10 THB more than the total of receipt #${again}, 0.50 THB; nothing was changed. A ` +
+        `receipt is paid in full or not at all: the money of receipt #${first} alone is the total: leave New money ` +
+        'received now empty.',
+    );
+    await expectStillPending(again);
     const marked = await post(admin, `/admin/receipts/${again}/paid`, {
       method: 'internal_transfer',
       amount_received: '0.50',
