@@ -147,6 +147,24 @@ async function moneyOfVoidedReceiptIn(
 }
 
 /**
+ * Why the new money typed beside a voided receipt's money (`new_money`) cannot be taken as it is,
+ * before that money is judged; null when it can. New money alone is the amount received, so the field
+ * goes only with `paid_with_receipt`.
+ */
+function newMoneyRefusalOf(newMoney: Prisma.Decimal, isWithVoidedMoney: boolean, currency: string, id: number) {
+  const digits = minorUnitDigits(currency);
+  if (!isWithVoidedMoney) {
+    return 'only with the money of a voided receipt (Paid with the money of), for the rest of the total; new money alone is the amount received: leave it empty';
+  }
+  if (newMoney.isZero())
+    return 'must be more than 0: leave it empty when the money of the voided receipt is the whole total';
+  if (newMoney.decimalPlaces() <= digits) return null;
+  return digits === 0
+    ? `must be a whole number of ${currency}, the currency of receipt #${id}`
+    : `must have at most ${digits} decimal places in ${currency}, the currency of receipt #${id}`;
+}
+
+/**
  * The money of a voided receipt and the new money received now do not add up to the receipt's total:
  * refused (422) with the figures, and nothing changes.
  */
@@ -1436,19 +1454,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       }
       const newMoney = isPending ? input.new_money : undefined;
       if (newMoney !== undefined) {
-        // New money alone is the amount received: this part is the rest beside a voided receipt's money.
-        const why =
-          input.paid_with_receipt === undefined
-            ? 'only with the money of a voided receipt (Paid with the money of), for the rest of the total; new money alone is the amount received: leave it empty'
-            : newMoney.isZero()
-              ? 'must be more than 0: leave it empty when the money of the voided receipt is the whole total'
-              : newMoney.decimalPlaces() > digits
-                ? digits === 0
-                  ? `must be a whole number of ${receipt.currency}, the currency of receipt #${id}`
-                  : `must have at most ${digits} decimal places in ${receipt.currency}, the currency of receipt #${id}`
-                : null;
+        const why = newMoneyRefusalOf(newMoney, input.paid_with_receipt !== undefined, receipt.currency, id);
         if (why !== null) throw new InvalidFieldsError({ new_money: why }, RECEIPT_FIELD_LABELS);
-        // As for any new money: its line in paid.csv is matched to the bank statement by it.
+        // Required here, where new money alone may go without: this line of paid.csv carries part of
+        // the total, and names the voided receipt beside this reference, by which the bank statement
+        // line of that part is found.
         if (input.tx_ref === undefined) {
           throw new InvalidFieldsError(
             {
