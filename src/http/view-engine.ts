@@ -121,6 +121,7 @@ export const VIEW_LOCALS = [
   'sameJobsHeldMessage',
   'sameJobsHeldPayment',
   'sameJobsHeldMoneyNote',
+  'sameJobsHeldCanTopUp',
   'sameJobsVoidedPaidByHand',
   'search',
   'sections',

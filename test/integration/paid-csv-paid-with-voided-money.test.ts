@@ -394,7 +394,12 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
       paidWithReceipt: { id: first, url: `/admin/receipts/${first}` },
     });
     const ownJson = (await gus.get(`/me/receipts/${again}`).set('Accept', 'application/json').expect(200)).body;
-    expect(ownJson.receipt.paidWithReceipt).toEqual({ id: first, url: `/me/receipts/${first}` });
+    expect(ownJson.receipt.paidWithReceipt).toEqual({
+      id: first,
+      url: `/me/receipts/${first}`,
+      money: await amountDueOf(db, again),
+      newMoney: null,
+    });
     // New money: none.
     const firstJson = (await gus.get(`/me/receipts/${first}`).set('Accept', 'application/json').expect(200)).body;
     expect(firstJson.receipt.paidWithReceipt).toBeNull();

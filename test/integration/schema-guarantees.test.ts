@@ -31,6 +31,28 @@ describe('the database itself', () => {
     await expect(insertReceiptWithItems(['4242'])).resolves.toBeTypeOf('number');
   });
 
+  it('keeps new money received only beside a voided receipt’s money, and more than nothing', async () => {
+    // paid.csv reads new_money_received as the line's money only for a receipt paid with a voided
+    // receipt's money (migration 20261206080000): alone, it would hide the rest of the total.
+    const source = await insertReceiptWithItems(['5151'], { username: 'nina' });
+    const paid = await insertReceiptWithItems(['5152'], { username: 'nina' });
+    await expect(
+      db.pool.query('UPDATE receipts SET new_money_received = 0.30 WHERE id = $1', [paid]),
+    ).rejects.toMatchObject({ code: '23514' });
+    await expect(
+      db.pool.query('UPDATE receipts SET paid_with_receipt_id = $2, new_money_received = 0 WHERE id = $1', [
+        paid,
+        source,
+      ]),
+    ).rejects.toMatchObject({ code: '23514' });
+    await expect(
+      db.pool.query('UPDATE receipts SET paid_with_receipt_id = $2, new_money_received = 0.30 WHERE id = $1', [
+        paid,
+        source,
+      ]),
+    ).resolves.toMatchObject({ rowCount: 1 });
+  });
+
   it('compares the job keys byte by byte (collation C)', async () => {
     // Every job and receipt-item lookup compares these columns many times; under the
     // database's C.UTF-8 they went through strcoll (migration 20261201190000).

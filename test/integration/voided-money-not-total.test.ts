@@ -82,15 +82,15 @@ async function expectStillPending(receiptId: number) {
 describe('paying a receipt with the money of a voided receipt that is not its total', () => {
   it('refuses money short of the total, naming both amounts, and changes nothing', async () => {
     const { admin, first, again } = await billedAgainAfterHandPaidVoid('alice', 'mu', 'gov');
-    // The receipt's page says so above the form, rather than offering that money to pay it.
+    // The receipt's page says so above the form, and offers that money with new money for the rest
+    // (voided-money-top-up.test.ts), rather than alone.
     const page = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
-    expect(page).not.toContain('name="paid_with_receipt"');
     const notice = visibleTextOf(/id="same-jobs-voided-paid-by-hand">([\s\S]*?)<\/div>/.exec(page)?.[1] ?? '');
     expect(notice).toBe(
       `Receipt #${first}, which billed some of these jobs, was voided after it was paid by hand: 0.50 THB by bank ` +
         "transfer, ref BT-alice, on 2025-09-05. Its money is 0.30 THB short of this receipt's total, 0.80 THB, so it " +
-        'cannot pay it alone: collect the remaining 0.30 THB, then mark this receipt paid as new money with the whole ' +
-        '0.80 THB, its reference naming both payments.',
+        'cannot pay it alone: once the remaining 0.30 THB has arrived, mark this receipt paid with it (Paid with the ' +
+        `money of: receipt #${first}) and 0.30 THB as New money received now, with the reference of that payment.`,
     );
     const marked = await post(admin, `/admin/receipts/${again}/paid`, {
       method: 'internal_transfer',
@@ -101,9 +101,9 @@ describe('paying a receipt with the money of a voided receipt that is not its to
     expect(marked.body).toMatchObject({
       error:
         `The money of receipt #${first}, 0.50 THB, is 0.30 THB short of the total of receipt #${again}, 0.80 THB, ` +
-        'so it cannot pay it in full; nothing was changed. A receipt is paid in full or not at all. Collect the ' +
-        `remaining 0.30 THB, then mark receipt #${again} paid as new money with the whole 0.80 THB once it has all ` +
-        'arrived, its reference naming both payments.',
+        'so it cannot pay it in full; nothing was changed. A receipt is paid in full or not at all. Once the ' +
+        `remaining 0.30 THB has arrived, mark receipt #${again} paid with the money of receipt #${first} and 0.30 THB ` +
+        'as new money received now, with the reference of that payment.',
       field: 'paid_with_receipt',
       money: '0.50',
       moneyCurrency: 'THB',
@@ -115,6 +115,10 @@ describe('paying a receipt with the money of a voided receipt that is not its to
 
   it('refuses money more than the total, and the page shows why beside the form', async () => {
     const { admin, first, again } = await billedAgainAfterHandPaidVoid('bob', 'private', 'mu');
+    // Money over the total is not offered, not even with new money (which only makes up a shortfall).
+    const page = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(page).not.toContain('name="paid_with_receipt"');
+    expect(page).not.toContain('name="new_money"');
     const marked = await admin
       .post(`/admin/receipts/${again}/paid`)
       .type('form')
@@ -152,9 +156,10 @@ describe('paying a receipt with the money of a voided receipt that is not its to
     );
     expect(notice).toBe(
       `Payment #${held.id} of 0.50 THB for receipt #${first}, which billed some of these jobs, is held for review. ` +
-        "Its money is 0.30 THB short of this receipt's total, 0.80 THB, so it cannot pay it alone: collect the " +
-        'remaining 0.30 THB, then mark this receipt paid as new money with the whole 0.80 THB, its reference naming ' +
-        'both payments.',
+        "Its money is 0.30 THB short of this receipt's total, 0.80 THB, so it cannot pay it alone: once the remaining " +
+        `0.30 THB has arrived, mark this receipt paid with it (Paid with the money of: receipt #${first}) and 0.30 THB ` +
+        `as New money received now, with the reference of that payment. Then resolve payment #${held.id} as dismissed ` +
+        'on the payments page.',
     );
     const marked = await post(admin, `/admin/receipts/${again}/paid`, {
       method: 'internal_transfer',
@@ -185,9 +190,8 @@ describe('paying a receipt with the money of a voided receipt that is not its to
     });
     expect(refund.status, refund.text).toBe(200);
     const again = await billEverything(eve);
-    // Its page counts the money as the mark paid does: it does not offer 0.50 THB that is 0.30 THB now.
+    // Its page counts the money as the mark paid does: 0.50 THB that is 0.30 THB now.
     const page = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
-    expect(page).not.toContain('name="paid_with_receipt"');
     expect(visibleTextOf(/id="same-jobs-held">([\s\S]*?)<\/div>/.exec(page)?.[1] ?? '')).toContain(
       "Its money is 0.20 THB short of this receipt's total, 0.50 THB, so it cannot pay it alone",
     );
@@ -209,6 +213,21 @@ describe('paying a receipt with the money of a voided receipt that is not its to
     );
     expect(visibleTextOf(page)).not.toContain('Its money is');
     expect(page).toContain(`<option value="${first}">receipt #${first}, voided (paid by hand)</option>`);
+    // New money beside it would be more than the total (voided-money-top-up.test.ts).
+    const withNewMoney = await post(admin, `/admin/receipts/${again}/paid`, {
+      method: 'internal_transfer',
+      amount_received: '0.50',
+      paid_with_receipt: String(first),
+      new_money: '0.10',
+      tx_ref: 'BT-extra',
+    });
+    expect(withNewMoney.status, withNewMoney.text).toBe(422);
+    expect(withNewMoney.body.error).toContain(
+      `add up to 0.60 THB, 0.10 THB more than the total of receipt #${again}, 0.50 THB; nothing was changed. A ` +
+        `receipt is paid in full or not at all: the money of receipt #${first} alone is the total: leave New money ` +
+        'received now empty.',
+    );
+    await expectStillPending(again);
     const marked = await post(admin, `/admin/receipts/${again}/paid`, {
       method: 'internal_transfer',
       amount_received: '0.50',

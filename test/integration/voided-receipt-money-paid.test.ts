@@ -107,7 +107,13 @@ describe('the page of a receipt voided after it was paid by hand', () => {
     expect(voided.paidByHand).toMatchObject({ method: 'bank_transfer', txRef: 'BT-52' });
     // The receipt it paid names it the other way round, and names none of its own.
     const paid = await json(again);
-    expect(paid.paidWithReceipt).toEqual({ id: first, url: `/admin/receipts/${first}` });
+    // All of its total was that money: no new money beside it.
+    expect(paid.paidWithReceipt).toEqual({
+      id: first,
+      url: `/admin/receipts/${first}`,
+      money: await amountDueOf(db, again),
+      newMoney: null,
+    });
     expect(paid.moneyPaidReceipt).toBeNull();
 
     // Voided in turn: its status says so, as the page's "voided since" does.

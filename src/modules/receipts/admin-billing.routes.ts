@@ -26,6 +26,7 @@ import {
   billedAgainJson,
   describeMoneyNotTotal,
   describePaidByHand,
+  isShortOfTotal,
   paidWithReceiptJson,
   printableHasNoJson,
   receiptFactsJson,
@@ -407,7 +408,15 @@ export function adminBillingRoutes(deps: {
       sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, shown.receipt, moneyOfSources),
       sameJobsHeldMoneyNote:
         shown.sameJobsHeldPayment &&
-        describeMoneyNotTotal(moneyOfSources.get(shown.sameJobsHeldPayment.receiptId) ?? null, shown.receipt, fmt),
+        describeMoneyNotTotal(
+          moneyOfSources.get(shown.sameJobsHeldPayment.receiptId) ?? null,
+          shown.receipt,
+          fmt,
+          shown.sameJobsHeldPayment.receiptId,
+        ),
+      sameJobsHeldCanTopUp:
+        shown.sameJobsHeldPayment !== null &&
+        isShortOfTotal(moneyOfSources.get(shown.sameJobsHeldPayment.receiptId) ?? null, shown.receipt),
       paidByHandText: paidByHand && describePaidByHand(paidByHand, fmt),
       dismissedPaymentsText: describeDismissedPayments(dismissedPayments, fmt),
       isAdminView: true,
@@ -500,12 +509,13 @@ export function adminBillingRoutes(deps: {
           tx_ref: typedIn(req.body, 'tx_ref'),
           paid_on: typedIn(req.body, 'paid_on'),
           paid_with_receipt: typedIn(req.body, 'paid_with_receipt'),
+          new_money: typedIn(req.body, 'new_money'),
         },
         invalid: invalidFieldsOf(error),
       });
       return;
     }
-    const { heldPayments, amountReceived, ...marked } = result;
+    const { heldPayments, amountReceived, paidWithReceiptMoney, newMoney, ...marked } = result;
     const fmt = req.app.locals.fmt as ViewFormatters;
     const held = heldPayments
       .map(
@@ -523,6 +533,9 @@ export function adminBillingRoutes(deps: {
           // Named as every receipt JSON names it; `method` stays for scripts written against this answer before.
           paymentMethod: marked.method,
           amountReceived: moneyJson(amountReceived, marked.currency),
+          // The part of the total the voided receipt's money paid, and the new money received for the rest.
+          paidWithReceiptMoney: paidWithReceiptMoney && moneyJson(paidWithReceiptMoney, marked.currency),
+          newMoney: newMoney && moneyJson(newMoney, marked.currency),
           heldPaymentIds: heldPayments.map((payment) => payment.id),
         },
       },
@@ -531,17 +544,37 @@ export function adminBillingRoutes(deps: {
         message: `Receipt #${id} marked paid on ${result.paidOn} (${fmt.paymentMethod(result.method)}), ${fmt.money(
           amountReceived,
           result.currency,
-        )} ${result.currency} ${
-          result.paidWithReceiptId === null
-            ? 'received.'
-            : `paid with the money of receipt #${result.paidWithReceiptId}, voided: no new money, so paid.csv counts that money once, on receipt #${result.paidWithReceiptId}'s line.`
-        }${describeCanceledCheckouts(
+        )} ${result.currency}${describeMoneyOfMarkPaid(result, fmt)}${describeCanceledCheckouts(
           result.canceledPaymentIds,
         )}${held}${result.checkoutNotice ? ` ${result.checkoutNotice}` : ''}`,
       },
       location: `/admin/receipts/${id}`,
     });
   });
+
+  /** The flash's words for where the money came from, after the amount: new, a voided receipt's, or both. */
+  function describeMoneyOfMarkPaid(
+    result: {
+      paidWithReceiptId: number | null;
+      paidWithReceiptMoney: Prisma.Decimal | null;
+      newMoney: Prisma.Decimal | null;
+      currency: string;
+      txRef: string | null;
+    },
+    fmt: ViewFormatters,
+  ): string {
+    const source = result.paidWithReceiptId;
+    if (source === null) return ' received.';
+    if (result.newMoney === null || result.paidWithReceiptMoney === null) {
+      return ` paid with the money of receipt #${source}, voided: no new money, so paid.csv counts that money once, on receipt #${source}'s line.`;
+    }
+    const newMoney = `${fmt.money(result.newMoney, result.currency)} ${result.currency}`;
+    const theirs = `${fmt.money(result.paidWithReceiptMoney, result.currency)} ${result.currency}`;
+    return (
+      `: ${theirs} the money of receipt #${source}, voided, and ${newMoney} new money received (ref ${result.txRef}); ` +
+      `paid.csv counts only the new ${newMoney} on this receipt's line, the rest on receipt #${source}'s.`
+    );
+  }
 
   router.post('/admin/receipts/:id/void', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, BILLING);

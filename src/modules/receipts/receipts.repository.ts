@@ -334,8 +334,10 @@ const RECEIPT_SELECT = {
   voidedAt: true,
   voidedBy: true,
   createdAt: true,
-  // The voided receipt whose money paid it, when an admin marked it paid so: its page and JSON name it.
+  // The voided receipt whose money paid it, when an admin marked it paid so: its page and JSON name it,
+  // with the new money received beside it for the rest of the total (a top-up).
   paidWithReceiptId: true,
+  newMoneyReceived: true,
 } as const satisfies Prisma.ReceiptSelect;
 
 export type ReceiptRow = Prisma.ReceiptGetPayload<{ select: typeof RECEIPT_SELECT }> & {
@@ -731,8 +733,10 @@ async function findPaidReceipts(
       createdAt: true,
       voidedAt: true,
       voidReason: true,
-      // Paid with a voided receipt's money: its line carries none (that receipt's line has it).
+      // Paid with a voided receipt's money: its line carries none (that receipt's line has it), only the
+      // new money received beside it for the rest of the total.
       paidWithReceiptId: true,
+      newMoneyReceived: true,
       // Every payment that reached the provider, to pick the one the receipt records (a receipt has a few at most).
       payments: {
         where: { externalPaymentId: { not: null } },
@@ -1037,6 +1041,7 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     total: true,
     currency: true,
     paidWithReceiptId: true,
+    newMoneyReceived: true,
     paidReceipt: { select: { id: true } },
     payments: {
       where: { externalPaymentId: { not: null } },
@@ -1060,8 +1065,12 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
   // money came in where the chain of such receipts starts (a receipt voided, its jobs billed again and
   // paid with its money, that one voided in turn, ...). Each was void before the next was paid, so
   // the chain has no loop; it is short.
+  // New money received with it along the way (a receipt of the chain topped up for the rest of its
+  // total) is money of the chain too, in that receipt's currency, which its mark paid made the same.
   let origin = source;
+  let newMoney = new Prisma.Decimal(0);
   for (let step = 0; origin.paidWithReceiptId !== null && step < 100; step += 1) {
+    newMoney = newMoney.plus(origin.newMoneyReceived ?? 0);
     const before = await tx.receipt.findUnique({ where: { id: origin.paidWithReceiptId }, select });
     if (!before) break;
     origin = before;
@@ -1070,6 +1079,7 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     payments,
     paidReceipt,
     paidWithReceiptId: _paidWith,
+    newMoneyReceived: _newMoney,
     total: _total,
     currency: _currency,
     ...receipt
@@ -1085,21 +1095,24 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     // What is left of that money: what the payment received less what went back of it (refunds that
     // did not fail, a lost dispute: as the billing page counts it), null when the provider did not say
     // what it received; or, paid by hand, the first receipt's total (a mark paid accepts only the total).
+    // Plus the new money received along the chain.
     money:
       paidWith === undefined
-        ? { amount: origin.total, currency: origin.currency }
+        ? { amount: origin.total.plus(newMoney), currency: origin.currency }
         : paidWith.receivedMinor === null || paidWith.receivedCurrency === null
           ? null
           : {
-              amount: fromMinorUnits(
-                paidWith.receivedMinor -
-                  (returnedMinorOf(
-                    paidWith.refundedMinor,
-                    paidWith.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n),
-                    lostDisputeMinorOf(paidWith),
-                    uncountedOf(paidWith),
-                  ) ?? 0n),
-                paidWith.receivedCurrency,
+              amount: newMoney.plus(
+                fromMinorUnits(
+                  paidWith.receivedMinor -
+                    (returnedMinorOf(
+                      paidWith.refundedMinor,
+                      paidWith.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n),
+                      lostDisputeMinorOf(paidWith),
+                      uncountedOf(paidWith),
+                    ) ?? 0n),
+                  paidWith.receivedCurrency,
+                ),
               ),
               currency: paidWith.receivedCurrency,
             },

@@ -191,26 +191,40 @@ export function voidedPaidByHandView(
   /** What is left of each one's money as a mark paid judges it, when known; else what it was paid. */
   moneyOf?: ReadonlyMap<number, { amount: Prisma.Decimal; currency: string } | null>,
 ) {
-  return voided.map((receipt) => ({
-    receiptId: receipt.receiptId,
-    paidByHandText: describePaidByHand(receipt.paidByHand, fmt),
-    moneyNote: describeMoneyNotTotal(
-      moneyOf?.has(receipt.receiptId) ? (moneyOf.get(receipt.receiptId) ?? null) : receipt.paidByHand,
-      billed,
-      fmt,
-    ),
-  }));
+  return voided.map((receipt) => {
+    const money = moneyOf?.has(receipt.receiptId) ? (moneyOf.get(receipt.receiptId) ?? null) : receipt.paidByHand;
+    return {
+      receiptId: receipt.receiptId,
+      paidByHandText: describePaidByHand(receipt.paidByHand, fmt),
+      moneyNote: describeMoneyNotTotal(money, billed, fmt, receipt.receiptId),
+      // Short of the total, it still pays the receipt with new money for the rest: the form offers it.
+      canTopUp: isShortOfTotal(money, billed),
+    };
+  });
 }
 
 /**
- * Why the money of a voided receipt cannot pay this one alone (its jobs billed again at another tier or
- * rate cost another total), and what to do instead; null when it is this receipt's total. A mark paid
- * with it is refused then (VoidedMoneyNotTotalError), so the admin's notice must not offer it.
+ * The money of a voided receipt is short of this receipt's total, in its currency: it pays the receipt
+ * with new money received for the rest (New money received now), as one mark paid.
+ */
+export function isShortOfTotal(
+  money: { amount: Prisma.Decimal; currency: string } | null,
+  billed: { total: Prisma.Decimal; currency: string },
+): boolean {
+  return money !== null && money.currency === billed.currency && money.amount.lessThan(billed.total);
+}
+
+/**
+ * Why the money of a voided receipt (`sourceId`) cannot pay this one alone (its jobs billed again at
+ * another tier or rate cost another total), and what to do instead; null when it is this receipt's
+ * total. A mark paid with it alone is refused then (VoidedMoneyNotTotalError): short of the total, it
+ * pays with new money for the rest (one mark paid, each part recorded, so paid.csv counts each once).
  */
 export function describeMoneyNotTotal(
   money: { amount: Prisma.Decimal; currency: string } | null,
   billed: { total: Prisma.Decimal; currency: string },
   fmt: ViewFormatters,
+  sourceId: number,
 ): string | null {
   // Money whose amount the provider did not report is not judged by a mark paid either.
   if (money === null) return null;
@@ -221,7 +235,7 @@ export function describeMoneyNotTotal(
   if (money.amount.equals(billed.total)) return null;
   const difference = `${fmt.money(money.amount.minus(billed.total).abs(), billed.currency)} ${billed.currency}`;
   return money.amount.lessThan(billed.total)
-    ? `Its money is ${difference} short of this receipt's total, ${total}, so it cannot pay it alone: collect the remaining ${difference}, then mark this receipt paid as new money with the whole ${total}, its reference naming both payments.`
+    ? `Its money is ${difference} short of this receipt's total, ${total}, so it cannot pay it alone: once the remaining ${difference} has arrived, mark this receipt paid with it (Paid with the money of: receipt #${sourceId}) and ${difference} as New money received now, with the reference of that payment.`
     : `Its money is ${difference} more than this receipt's total, ${total}, so it cannot pay it as it is: return the excess ${difference} to the payer (or apply it elsewhere), then mark this receipt paid as new money with ${total}, its reference naming that payment.`;
 }
 
@@ -250,14 +264,28 @@ export function billedAgainJson(
 
 /**
  * The voided receipt whose money paid this one (an admin marked it paid "with the money of" it), as
- * JSON with its address under `base`; null for a receipt paid with new money, or not paid.
+ * JSON with its address under `base`, the part of the total that money paid (`money`) and the new
+ * money received beside it for the rest (`newMoney`, null when that money paid it all); null for a
+ * receipt paid with new money alone, or not paid.
  */
 export function paidWithReceiptJson(
-  receipt: { paidWithReceiptId: number | null },
+  receipt: {
+    paidWithReceiptId: number | null;
+    newMoneyReceived: Prisma.Decimal | null;
+    total: Prisma.Decimal;
+    currency: string;
+  },
   base: '/me/receipts' | '/admin/receipts',
 ) {
   const id = receipt.paidWithReceiptId;
-  return id === null ? null : { id, url: `${base}/${id}` };
+  if (id === null) return null;
+  const newMoney = receipt.newMoneyReceived;
+  return {
+    id,
+    url: `${base}/${id}`,
+    money: moneyJson(receipt.total.minus(newMoney ?? 0), receipt.currency),
+    newMoney: newMoney === null ? null : moneyJson(newMoney, receipt.currency),
+  };
 }
 
 /** A researcher's receipt as JSON: with the held payment that concerns it, and its own addresses. */

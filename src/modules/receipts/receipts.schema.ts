@@ -17,6 +17,7 @@ export const RECEIPT_FIELD_LABELS = {
   paid_on: 'Paid on',
   amount_received: 'Amount received',
   paid_with_receipt: 'Paid with the money of',
+  new_money: 'New money received now',
   reason: 'Reason to void',
   based_on_status: 'Status the page showed',
   status: 'Status',
@@ -78,6 +79,15 @@ export const ZAmountReceived = z.unknown().transform((input, ctx) => {
   return new Prisma.Decimal(text);
 });
 
+/** An amount of money as ZAmountReceived reads it, or undefined when left out, null or empty. */
+const ZOptionalAmount = z.unknown().transform((input, ctx) => {
+  if (input === undefined || input === null || (typeof input === 'string' && input.trim() === '')) return undefined;
+  const parsed = ZAmountReceived.safeParse(input);
+  if (parsed.success) return parsed.data;
+  ctx.addIssue({ code: 'custom', message: parsed.error.issues[0]?.message ?? AMOUNT_RECEIVED_RULE });
+  return z.NEVER;
+});
+
 /** POST /admin/receipts/:id/paid. */
 export const ZMarkPaid = strictBody(
   {
@@ -107,6 +117,12 @@ export const ZMarkPaid = strictBody(
             : value,
       zWholeNumber(1, MAX_INT4).optional(),
     ),
+    /**
+     * With `paid_with_receipt` only: the new money received now for the rest of the total, when the
+     * voided receipt's money is short of it (its jobs billed again at another tier); left out or
+     * empty when that money is the whole total. paid.csv's line carries only this as received.
+     */
+    new_money: ZOptionalAmount.optional(),
   },
   RECEIPT_FIELD_LABELS,
 );

@@ -62,6 +62,7 @@ type MarkPaidInput = Pick<TMarkPaid, 'method' | 'amount_received'> & {
   tx_ref?: string | undefined;
   paid_on?: string | undefined;
   paid_with_receipt?: number | undefined;
+  new_money?: Prisma.Decimal | undefined;
 };
 
 /**
@@ -69,12 +70,14 @@ type MarkPaidInput = Pick<TMarkPaid, 'method' | 'amount_received'> & {
  * before they were billed again): a receipt of the same user, void, paid before the void, that billed
  * some of this receipt's jobs (as the page's notices name it), whose money paid no other receipt yet.
  * Its row is locked first, so two marks spending it at once take turns. A refusal names the field
- * (400), or the receipt the money already paid (409); nothing is changed.
+ * (400), or the receipt the money already paid (409); nothing is changed. `newMoney`: the new money
+ * received now for the rest of the total, when that money is short of it (a top-up).
  */
 async function moneyOfVoidedReceiptIn(
   tx: Prisma.TransactionClient,
   receipt: { id: number; username: string; total: Prisma.Decimal; currency: string },
   sourceId: number,
+  newMoney?: Prisma.Decimal,
 ) {
   const refuse = (why: string) => new InvalidFieldsError({ paid_with_receipt: why }, RECEIPT_FIELD_LABELS);
   if (sourceId === receipt.id) throw refuse(`receipt #${sourceId} is this receipt`);
@@ -112,11 +115,92 @@ async function moneyOfVoidedReceiptIn(
   // A receipt is paid in full or not at all, with this money as with new money: the jobs billed again
   // (at another tier, most often) cost another total, and the voided receipt's money marked the new
   // one paid in full while the difference was never collected (or the payer's excess never returned).
+  // Short of it, new money received now may make up the rest (one mark paid, both parts recorded, so
+  // paid.csv counts each once); over it, or in another currency, it stays refused.
   const money = source.money;
-  if (money !== null && (money.currency !== receipt.currency || !money.amount.equals(receipt.total))) {
-    throw new VoidedMoneyNotTotalError(sourceId, money, receipt);
+  if (money === null && newMoney !== undefined) {
+    throw new InvalidFieldsError(
+      {
+        new_money: `the provider did not report what the payment of receipt #${sourceId} received, so the rest of the total cannot be known; leave it empty`,
+      },
+      RECEIPT_FIELD_LABELS,
+    );
   }
-  return { receiptId: source.id, paymentId: source.paymentId };
+  if (money !== null) {
+    if (
+      money.currency !== receipt.currency ||
+      money.amount.greaterThan(receipt.total) ||
+      (newMoney === undefined && !money.amount.equals(receipt.total))
+    ) {
+      throw new VoidedMoneyNotTotalError(sourceId, money, receipt);
+    }
+    if (newMoney !== undefined && !money.amount.plus(newMoney).equals(receipt.total)) {
+      throw new TopUpNotTotalError(sourceId, money.amount, newMoney, receipt);
+    }
+  }
+  return {
+    receiptId: source.id,
+    paymentId: source.paymentId,
+    // The part of the total that money pays: the whole of it, or all but the new money.
+    money: receipt.total.minus(newMoney ?? 0),
+  };
+}
+
+/**
+ * Why the new money typed beside a voided receipt's money (`new_money`) cannot be taken as it is,
+ * before that money is judged; null when it can. New money alone is the amount received, so the field
+ * goes only with `paid_with_receipt`.
+ */
+function newMoneyRefusalOf(newMoney: Prisma.Decimal, isWithVoidedMoney: boolean, currency: string, id: number) {
+  const digits = minorUnitDigits(currency);
+  if (!isWithVoidedMoney) {
+    return 'only with the money of a voided receipt (Paid with the money of), for the rest of the total; new money alone is the amount received: leave it empty';
+  }
+  if (newMoney.isZero())
+    return 'must be more than 0: leave it empty when the money of the voided receipt is the whole total';
+  if (newMoney.decimalPlaces() <= digits) return null;
+  return digits === 0
+    ? `must be a whole number of ${currency}, the currency of receipt #${id}`
+    : `must have at most ${digits} decimal places in ${currency}, the currency of receipt #${id}`;
+}
+
+/**
+ * The money of a voided receipt and the new money received now do not add up to the receipt's total:
+ * refused (422) with the figures, and nothing changes.
+ */
+export class TopUpNotTotalError extends AppError {
+  constructor(
+    sourceId: number,
+    money: Prisma.Decimal,
+    newMoney: Prisma.Decimal,
+    receipt: { id: number; total: Prisma.Decimal; currency: string },
+  ) {
+    const { total, currency } = receipt;
+    const sum = money.plus(newMoney);
+    const difference = describeMoney(sum.minus(total).abs(), currency);
+    const remaining = total.minus(money);
+    const whatToDo = remaining.isZero()
+      ? `the money of receipt #${sourceId} alone is the total: leave New money received now empty.`
+      : `the new money must be the remaining ${describeMoney(remaining, currency)}.`;
+    super(
+      422,
+      `The money of receipt #${sourceId}, ${describeMoney(money, currency)}, and the new money received, ` +
+        `${describeMoney(newMoney, currency)}, add up to ${describeMoney(sum, currency)}, ${difference} ` +
+        `${sum.lessThan(total) ? 'short of' : 'more than'} the total of receipt #${receipt.id}, ${describeMoney(total, currency)}; ` +
+        `nothing was changed. A receipt is paid in full or not at all: ${whatToDo}`,
+      { field: 'new_money' },
+      {
+        publicFields: {
+          field: 'new_money',
+          money: money.toFixed(minorUnitDigits(currency)),
+          moneyCurrency: currency,
+          newMoney: newMoney.toFixed(minorUnitDigits(currency)),
+          total: total.toFixed(minorUnitDigits(currency)),
+          currency,
+        },
+      },
+    );
+  }
 }
 
 /**
@@ -143,7 +227,7 @@ export class VoidedMoneyNotTotalError extends AppError {
       const isShort = money.amount.lessThan(total);
       comparison = `is ${difference} ${isShort ? 'short of' : 'more than'} the total of receipt #${receipt.id}, ${totalText}`;
       whatToDo = isShort
-        ? `Collect the remaining ${difference}, then mark receipt #${receipt.id} paid as new money with the whole ${totalText} once it has all arrived, its reference naming both payments.`
+        ? `Once the remaining ${difference} has arrived, mark receipt #${receipt.id} paid with the money of receipt #${sourceId} and ${difference} as new money received now, with the reference of that payment.`
         : `Return the excess ${difference} to the payer (or apply it elsewhere), then mark receipt #${receipt.id} paid as new money with ${totalText}, its reference naming the payment of receipt #${sourceId}.`;
     }
     super(
@@ -656,6 +740,8 @@ export async function markReceiptPaidIn(
     details?: Record<string, unknown>;
     /** The voided receipt whose money pays it (a mark paid "with that money"); none for new money. */
     paidWithReceiptId?: number;
+    /** With it, the new money received for the rest of the total (a top-up); none when it paid all. */
+    newMoneyReceived?: Prisma.Decimal;
   },
 ) {
   const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending'], {
@@ -664,6 +750,7 @@ export async function markReceiptPaidIn(
     paymentMethod: paid.method,
     txRef: paid.txRef,
     ...(paid.paidWithReceiptId === undefined ? {} : { paidWithReceiptId: paid.paidWithReceiptId }),
+    ...(paid.newMoneyReceived === undefined ? {} : { newMoneyReceived: paid.newMoneyReceived }),
   });
   if (!isMoved) {
     const receipt = await requireReceiptIn(tx, id);
@@ -1365,9 +1452,25 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       if (isPending && !input.amount_received.equals(receipt.total)) {
         throw new AmountNotTotalError(id, input.amount_received, receipt.total, receipt.currency);
       }
-      // Paid with the money of a receipt voided after it was paid: that receipt is the reference, so
-      // paid.csv's line of this one names it and carries no new money (its money is on that line).
-      if (isPending && input.paid_with_receipt !== undefined && input.tx_ref !== undefined) {
+      const newMoney = isPending ? input.new_money : undefined;
+      if (newMoney !== undefined) {
+        const why = newMoneyRefusalOf(newMoney, input.paid_with_receipt !== undefined, receipt.currency, id);
+        if (why !== null) throw new InvalidFieldsError({ new_money: why }, RECEIPT_FIELD_LABELS);
+        // Required here, where new money alone may go without: this line of paid.csv carries part of
+        // the total, and names the voided receipt beside this reference, by which the bank statement
+        // line of that part is found.
+        if (input.tx_ref === undefined) {
+          throw new InvalidFieldsError(
+            {
+              tx_ref: `is required with new money received now: the reference of the payment of ${describeMoney(newMoney, receipt.currency)}, as the bank statement (or the receipt for cash) shows it`,
+            },
+            RECEIPT_FIELD_LABELS,
+          );
+        }
+      }
+      // Paid with the money of a receipt voided after it was paid, alone: that receipt is the reference,
+      // so paid.csv's line of this one names it and carries no new money (its money is on that line).
+      if (isPending && input.paid_with_receipt !== undefined && input.tx_ref !== undefined && newMoney === undefined) {
         throw new InvalidFieldsError(
           {
             tx_ref: `leave it empty when the receipt is paid with the money of receipt #${input.paid_with_receipt}: that receipt is the reference recorded`,
@@ -1377,9 +1480,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       }
       const paidWith =
         isPending && input.paid_with_receipt !== undefined
-          ? await moneyOfVoidedReceiptIn(tx, receipt, input.paid_with_receipt)
+          ? await moneyOfVoidedReceiptIn(tx, receipt, input.paid_with_receipt, newMoney)
           : null;
-      const txRef = paidWith ? `receipt #${paidWith.receiptId}` : (input.tx_ref ?? null);
+      // With new money, its own reference (paid.csv's line names the voided receipt beside it).
+      const txRef = paidWith && newMoney === undefined ? `receipt #${paidWith.receiptId}` : (input.tx_ref ?? null);
       const amountReceived = input.amount_received.toFixed(digits);
       const startOfDay = startOfLocalDay(paidOn, config.timeZone);
       const paidAt =
@@ -1405,12 +1509,23 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         paidOn,
         recordedAt,
         ...(paidWith ? { paidWithReceiptId: paidWith.receiptId } : {}),
+        ...(paidWith && newMoney !== undefined ? { newMoneyReceived: newMoney } : {}),
         details: {
           // What the admin typed as received, beside the total markReceiptPaidIn records: equal, or
           // it would have been refused above.
           amountReceived,
-          // Whose money it was (and the online payment that took it): no new money came in.
-          ...(paidWith ? { paidWithReceipt: paidWith } : {}),
+          // Whose money it was (and the online payment that took it), and how much of the total it paid;
+          // any new money received with it for the rest (the only money that came in now).
+          ...(paidWith
+            ? {
+                paidWithReceipt: {
+                  receiptId: paidWith.receiptId,
+                  paymentId: paidWith.paymentId,
+                  money: paidWith.money.toFixed(digits),
+                },
+              }
+            : {}),
+          ...(paidWith && newMoney !== undefined ? { newMoney: newMoney.toFixed(digits) } : {}),
           ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
           ...(held.length === 0
             ? {}
@@ -1439,6 +1554,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         // The reference as stored (trimmed, null when none), as the receipt's JSON has it.
         txRef,
         paidWithReceiptId: paidWith?.receiptId ?? null,
+        paidWithReceiptMoney: paidWith?.money ?? null,
+        newMoney: paidWith ? (newMoney ?? null) : null,
         amountReceived: input.amount_received,
         currency: receipt.currency,
         canceledPaymentIds,

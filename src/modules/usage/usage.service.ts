@@ -159,18 +159,33 @@ export const PAID_CSV_COLUMNS = [
 const ZERO = new Prisma.Decimal(0);
 
 /**
+ * paid.csv's tx_ref: the reference recorded; for a receipt paid with a voided receipt's money and new
+ * money for the rest (a top-up), `receipt #N + ` that reference, naming both payments as its
+ * amount_received (the new money) and the voided receipt's line (the rest) carry them.
+ */
+function paidCsvTxRefOf(receipt: {
+  txRef: string | null;
+  paidWithReceiptId?: number | null;
+  newMoneyReceived?: Prisma.Decimal | null;
+}): string {
+  if (receipt.paidWithReceiptId == null || receipt.newMoneyReceived == null) return receipt.txRef ?? '';
+  return `receipt #${receipt.paidWithReceiptId} + ${receipt.txRef ?? ''}`;
+}
+
+/**
  * What a paid receipt brought in, for paid.csv: what its online payment received (which an
  * admin may have accepted short or over), or its total when it was marked paid by hand (the
  * admin recorded it paid in full). Empty when the provider did not say what it received. A
  * receipt voided since says what it brought in when it was paid, as its line did then. A receipt
  * marked paid with the money of a receipt voided after it was paid brought in nothing new: 0, as
  * that money is on the voided receipt's line (its tx_ref names that receipt), so the file's sum of
- * amount_received counts it once.
+ * amount_received counts it once; with new money received for the rest of its total, that alone.
  */
 function receivedColumns(receipt: {
   total: Prisma.Decimal;
   currency: string;
   paidWithReceiptId?: number | null;
+  newMoneyReceived?: Prisma.Decimal | null;
   paidWith: {
     id: number;
     receivedMinor: bigint | null;
@@ -188,7 +203,7 @@ function receivedColumns(receipt: {
 }) {
   const payment = receipt.paidWith;
   if (!payment) {
-    const received = receipt.paidWithReceiptId == null ? receipt.total : ZERO;
+    const received = receipt.paidWithReceiptId == null ? receipt.total : (receipt.newMoneyReceived ?? ZERO);
     return {
       amount_received: received.toFixed(minorUnitDigits(receipt.currency)),
       received_currency: receipt.currency,
@@ -577,7 +592,7 @@ export function createUsageService(deps: UsageServiceDeps) {
           user: escapeCsvText(receipt.username),
           paid_at: receipt.paidAt.toISOString(),
           method: receipt.paymentMethod ?? '',
-          tx_ref: escapeCsvText(receipt.txRef ?? ''),
+          tx_ref: escapeCsvText(paidCsvTxRefOf(receipt)),
           total: receipt.total.toFixed(minorUnitDigits(receipt.currency)),
           currency: receipt.currency,
           tier: escapeCsvText(receipt.tierName),
