@@ -182,7 +182,7 @@ export function createApp(deps: AppDeps): express.Express {
     backgroundWork: deps.backgroundWork,
     logger,
   });
-  const usage = createUsageService({ db, config, rates, now });
+  const usage = createUsageService({ db, config, rates, receipts, now });
   const payments = createPaymentsService({
     db,
     config: config.payments,
@@ -377,10 +377,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(ratesPageRoutes({ rates }));
   app.use(pricingAdminRoutes({ rates, guards }));
   // /me and a receipt's page are also where their refused forms come back to.
-  const showMyUsage = createMyUsagePage({
-    usage,
-    findHeldPayments: receipts.findHeldPaymentsOf,
-  });
+  const showMyUsage = createMyUsagePage({ usage });
   const showOwnReceipt = createOwnReceiptPage(receipts);
   app.use(usageRoutes({ usage, csvExports, guards, showMyUsage }));
   app.use(receiptsRoutes({ receipts, csvExports, guards, showMyUsage, showOwnReceipt }));

@@ -61,7 +61,7 @@ function buildServices() {
     metrics: createMetrics(),
     backgroundWork: createBackgroundWork(),
   });
-  const usage = createUsageService({ db, config, rates: ratesService });
+  const usage = createUsageService({ db, config, rates: ratesService, receipts });
   return { rates: ratesService, receipts, usage };
 }
 

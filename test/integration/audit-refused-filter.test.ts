@@ -33,6 +33,8 @@ describe('the audit log with a refused filter', () => {
     // auditor's sign-in is in the log: the filter would have found it.
     expect(await db.prisma.auditLog.count({ where: { actor: 'auditor' } })).toBeGreaterThan(0);
     const page = await admin.get(url).set('Accept', 'text/html').expect(400);
+    // Its HEAD (a link checker) is refused as the GET is.
+    await admin.head(url).set('Accept', 'text/html').expect(400);
     const text = visibleTextOf(page.text);
     expect(text).toContain(reason);
     expect(text).not.toContain('No entries match');

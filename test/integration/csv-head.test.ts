@@ -133,6 +133,7 @@ describe('HEAD of a CSV export', () => {
     ['a paid window the wrong way round', () => admin, '/admin/paid.csv?start=2025-09-20&end=2025-09-14', 400],
     ['a receipt that is not there', () => admin, '/admin/receipts/999999/items.csv', 404],
     ['an unknown audit filter date', () => admin, '/admin/audit.csv?from=yesterday', 400],
+    ['an audit window the wrong way round', () => admin, '/admin/audit.csv?from=2026-03-05&to=2026-03-01', 400],
   ] as const)('is refused as its GET is: %s', async (_, agent, path, status) => {
     const got = await agent().get(path).set('Accept', 'application/json');
     expect(got.status).toBe(status);

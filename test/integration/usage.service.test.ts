@@ -80,7 +80,7 @@ function buildServices(env: Record<string, string> = {}) {
   const now = () => NOW;
   const rates = createRatesService({ db, config, now });
   const receipts = createReceiptsService({ db, config, rates, metrics: createMetrics(), now });
-  const usage = createUsageService({ db, config, rates, now });
+  const usage = createUsageService({ db, config, rates, receipts, now });
   return { rates, receipts, usage };
 }
 
@@ -447,6 +447,44 @@ describe('usage of one user', () => {
     const attempt = usage.getUserUsage('alice', { view: 'detail', sort: 'end', dir: 'desc', page: 1, ...window });
     await expect(attempt).rejects.toThrow(BadRequestError);
     await expect(attempt).rejects.toThrow(message);
+  });
+
+  // /me renders what this gives it: the page, or a refusal with the window its tabs, receipt form and CSV keep.
+  it("gives My usage's whole view from one call: the page, a page past the last, or a refused window", async () => {
+    const { usage } = buildServices();
+    const query = { view: 'detail' as const, sort: 'end' as const, dir: 'desc' as const, page: 1 };
+    const shown = await usage.myUsagePage('bob', { query: { ...query, start: '2025-09-14', end: '2025-09-20' } });
+    expect(shown).toMatchObject({ kind: 'page', heldPayments: [], page: { view: 'detail', count: 0 } });
+
+    const past = await usage.myUsagePage('bob', {
+      query: { ...query, page: 2, start: '2025-09-01', end: '2025-09-10' },
+    });
+    expect(past).toMatchObject({
+      kind: 'pageNotFound',
+      receiptForm: { today: '2025-09-20', receiptBefore: '2025-09-10' },
+    });
+
+    // Too long for a page: the tabs keep it as typed, and the CSV, which has no limit, exports it.
+    const long = await usage.myUsagePage('bob', { query: { ...query, start: '2023-01-01', end: '2025-09-01' } });
+    expect(long).toMatchObject({
+      kind: 'refused',
+      shownWindow: { start: '2023-01-01', end: '2025-09-01' },
+      exportWindow: { start: '2023-01-01', end: '2025-09-01' },
+      receiptForm: { receiptBefore: '2025-09-01' },
+    });
+    // Reversed: refused by the page and the CSV alike, so the tabs and the form fall back to the default window.
+    const reversed = await usage.myUsagePage('bob', { query: { ...query, start: '2025-09-10', end: '2025-09-01' } });
+    expect(reversed).toMatchObject({ kind: 'refused', shownWindow: {}, exportWindow: undefined });
+    expect(reversed.kind === 'refused' && reversed.error.message).toMatch(/start \(2025-09-10\) is after end/);
+    // Refused by its parse (a bad view): the window typed is kept.
+    const refused = new BadRequestError('view: must be one of detail');
+    const typed = await usage.myUsagePage('bob', { refused, typedWindow: { start: '2025-09-01', end: '2025-09-05' } });
+    expect(typed).toMatchObject({
+      kind: 'refused',
+      error: refused,
+      shownWindow: { start: '2025-09-01', end: '2025-09-05' },
+      exportWindow: { start: '2025-09-01', end: '2025-09-05' },
+    });
   });
 });
 

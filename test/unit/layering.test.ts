@@ -112,6 +112,15 @@ function chainedServiceCallsOf(source: string): string[] {
   );
 }
 
+/**
+ * The errors of a window's rules (From after To, From after today) a file imports to throw: in a
+ * route, the rule itself is in the route, where a service checks the window (resolveWindow, auditLogPage).
+ */
+const WINDOW_RULE_ERRORS = new Set(['ReversedWindowError', 'StartAfterTodayError']);
+function windowRuleErrorsOf(source: string): string[] {
+  return importsOf(source).flatMap(({ valueNames }) => valueNames.filter((name) => WINDOW_RULE_ERRORS.has(name)));
+}
+
 /** Whether a file reads the environment itself: `process.env`, `process['env']`, or `env` from node:process. */
 function readsEnvironment(source: string): boolean {
   return (
@@ -253,6 +262,25 @@ describe('layering', () => {
         chainedServiceCallsOf(readFileSync(file, 'utf8')).map((calls) => `${path.relative(SRC, file)}: ${calls}`),
       );
     expect(offenders).toEqual([]);
+  });
+
+  // docs/development.md, "Architecture": services hold the rules. audit.routes refused a From after To itself,
+  // so the page and its CSV each ran the rule before calling the service.
+  it("no route checks a window's dates itself: the service it calls refuses a From after To", () => {
+    const offenders = sourceFiles(SRC)
+      .filter((file) => file.endsWith('.routes.ts'))
+      .flatMap((file) =>
+        windowRuleErrorsOf(readFileSync(file, 'utf8')).map((name) => `${path.relative(SRC, file)} -> ${name}`),
+      );
+    expect(offenders).toEqual([]);
+  });
+
+  it('sees a window rule error imported to throw, and lets a type or another error through', () => {
+    expect(windowRuleErrorsOf("import { type AppError, ReversedWindowError } from '../../shared/errors.js';")).toEqual([
+      'ReversedWindowError',
+    ]);
+    expect(windowRuleErrorsOf("import { type ReversedWindowError } from '../../shared/errors.js';")).toEqual([]);
+    expect(windowRuleErrorsOf("import { AppError, NotFoundError } from '../../shared/errors.js';")).toEqual([]);
   });
 
   // The style's "read configuration once, in one module, at start-up": src/config/ reads and checks it.

@@ -3,24 +3,22 @@ import type { Db } from '../../db/database.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { offeredOn } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
-import { fieldLabelsOf } from '../../http/field-labels.js';
 import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { type AppError, invalidFieldsOf, ReversedWindowError, readableMessageOf } from '../../shared/errors.js';
+import { type AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { type TAuditCsvQuery, type TAuditQuery, ZAuditCsvQuery, ZAuditQuery } from './audit.schema.js';
+import { ZAuditCsvQuery, ZAuditQuery } from './audit.schema.js';
 import {
-  AUDIT_CSV_COLUMNS,
   AUDIT_FILTER_NAMES,
   type AuditFilterName,
   type AuditLogPage,
   type AuditLogRow,
+  auditCsvExport,
   auditLogPage,
   type ChainVerdict,
   describeChainSeal,
   hasChainKey,
-  openAuditCsv,
 } from './audit.service.js';
 import type { AuditChainMonitor } from './audit-chain.monitor.js';
 
@@ -57,19 +55,6 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   const { db, guards, timeZone } = deps;
   const router = Router();
 
-  const checkWindow = <Q extends TAuditCsvQuery>(query: Q): Q => {
-    if (query.from && query.to && query.from > query.to) {
-      throw new ReversedWindowError(query.from, query.to, {
-        fields: ['from', 'to'],
-        labels: fieldLabelsOf(ZAuditQuery),
-      });
-    }
-    return query;
-  };
-  /** The page's query: its filters and its "older entries" cursor. */
-  const parseQuery = (input: unknown): TAuditQuery => checkWindow(parseInput(ZAuditQuery, input));
-  /** The CSV's: the filters alone (ZAuditCsvQuery). */
-  const parseCsvQuery = (input: unknown): TAuditCsvQuery => checkWindow(parseInput(ZAuditCsvQuery, input));
   /** The filters as typed, for the form of a refused page and the way back from a refused CSV. */
   const typedFilters = (input: unknown) =>
     Object.fromEntries(AUDIT_FILTER_NAMES.map((name) => [name, typedIn(input, name)])) as Record<
@@ -93,16 +78,16 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     });
 
   router.get('/admin/audit', guards.requireAdmin, async (req, res) => {
-    let query: TAuditQuery;
+    let page: AuditLogPage;
     try {
-      query = parseQuery(req.query);
+      // The query is its filters and its "older entries" cursor; the service refuses a From after To.
+      page = await auditLogPage(db, { query: parseInput(ZAuditQuery, req.query) }, timeZone);
     } catch (error) {
       // A bad filter comes back as the page with the message and what was typed, not as an error page.
       if (!isRefusedForm(req, error, [400])) throw error;
       renderPage(res.status(400), await auditLogPage(db, { typed: typedFilters(req.query) }, timeZone), error);
       return;
     }
-    const page = await auditLogPage(db, { query }, timeZone);
     if (prefersJson(req)) {
       res.json({
         filters: page.filters,
@@ -126,13 +111,13 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     async (req, res) => {
       // Refused, back to the log filtered as typed, which says the same beside the filters to correct.
       offerWayBack(res, { href: linkTo('/admin/audit', typedFilters(req.query), {}), text: 'Back to the audit log' });
-      const query = parseCsvQuery(req.query);
+      // The filters alone (not the page's cursor); a From after To is refused before the export starts, a HEAD's too.
+      const exported = auditCsvExport(db, parseInput(ZAuditCsvQuery, req.query), timeZone);
       await deps.csvExports.send(req, res, {
         kind: 'audit',
         username: sessionUserOf(req).username,
         filename: 'audit-log.csv',
-        columns: AUDIT_CSV_COLUMNS,
-        open: () => openAuditCsv(db, query, timeZone),
+        ...exported,
       });
     },
   );

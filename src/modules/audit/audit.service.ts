@@ -1,15 +1,17 @@
 import type { Prisma } from '@prisma/client';
 import type { Database, Db } from '../../db/database.js';
 import { escapeCsvFormula, escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
+import { fieldLabelsOf } from '../../http/field-labels.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { formatDecimalText } from '../../http/view-format.js';
+import { ReversedWindowError } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
 import { revealBidiControls } from '../../shared/visible-text.js';
 import { fromMinorUnits } from '../payments/payment-money.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import * as auditRepository from './audit.repository.js';
-import type { TAuditCsvQuery, TAuditQuery } from './audit.schema.js';
+import { type TAuditCsvQuery, type TAuditQuery, ZAuditQuery } from './audit.schema.js';
 import { type AuditRecord, GENESIS_HASH, hashAuditRecord } from './audit-hash.js';
 import { targetsMatching } from './audit-target.js';
 
@@ -500,13 +502,30 @@ async function auditFilterOf(db: Db, query: TAuditCsvQuery, timeZone: string): P
   };
 }
 
+/** Refuses (400) a From after To, named by the page's labels (by the keys to a script), as usage and receipts word it. */
+function refuseReversedWindow(query: TAuditCsvQuery): void {
+  if (query.from && query.to && query.from > query.to) {
+    throw new ReversedWindowError(query.from, query.to, { fields: ['from', 'to'], labels: fieldLabelsOf(ZAuditQuery) });
+  }
+}
+
 /**
- * /admin/audit.csv's rows: the entries under the query's filters, oldest first, as CSV text (no
- * header) in batches. The filters' own reads (a `tier:` target's renames) are done before it
- * returns, so that their failure is an error answer, not a download cut short.
+ * /admin/audit.csv's export of `query`: its columns, and `open` for its rows, the entries under the
+ * query's filters, oldest first, as CSV text (no header) in batches. A From after To is refused here,
+ * when the export is asked for: before it takes a slot, and for its HEAD too. The filters' own reads
+ * (a `tier:` target's renames) are done before `open` returns, so that their failure is an error
+ * answer, not a download cut short.
  */
-export async function openAuditCsv(db: Db, query: TAuditCsvQuery, timeZone: string): Promise<AsyncIterable<string>> {
-  return streamAuditCsv(db, await auditFilterOf(db, query, timeZone));
+export function auditCsvExport(
+  db: Db,
+  query: TAuditCsvQuery,
+  timeZone: string,
+): { columns: readonly string[]; open: () => Promise<AsyncIterable<string>> } {
+  refuseReversedWindow(query);
+  return {
+    columns: AUDIT_CSV_COLUMNS,
+    open: async () => streamAuditCsv(db, await auditFilterOf(db, query, timeZone)),
+  };
 }
 
 const AUDIT_PAGE_SIZE = 50;
@@ -575,8 +594,9 @@ function auditLogRow(entry: auditRepository.StoredAuditEntry, timeZone: string):
 
 /**
  * /admin/audit's view: a page of the entries under `query` (50, newest first, older than its
- * cursor), the actions to filter by, and its links. Refused filters (`typed`: as they were typed)
- * search nothing: the page then shows them in its form, with the actions, and no entries.
+ * cursor), the actions to filter by, and its links; a From after To is refused (400). Refused
+ * filters (`typed`: as they were typed) search nothing: the page then shows them in its form, with
+ * the actions, and no entries.
  */
 export async function auditLogPage(
   db: Db,
@@ -597,6 +617,7 @@ export async function auditLogPage(
     };
   }
   const { query } = asked;
+  refuseReversedWindow(query);
   const filter = await auditFilterOf(db, query, timeZone);
   const entries = await auditRepository.findPage(db, filter, AUDIT_PAGE_SIZE + 1, query.before);
   const hasMore = entries.length > AUDIT_PAGE_SIZE;

@@ -16,15 +16,8 @@ import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import type { HeldPayment } from '../payments/payment-money.js';
-import { type TUsageQuery, ZUsageQuery, ZWindowExportQuery, ZWindowQuery } from './usage.schema.js';
-import {
-  MAX_PAGE_WINDOW_DAYS,
-  USAGE_CSV_COLUMNS,
-  UsagePageNotFoundError,
-  type UsageService,
-  WindowTooLongForPageError,
-} from './usage.service.js';
+import { type TUsageQuery, type TWindowQuery, ZUsageQuery, ZWindowExportQuery, ZWindowQuery } from './usage.schema.js';
+import { type MyUsageAsk, USAGE_CSV_COLUMNS, type UsageService, type UserUsagePage } from './usage.service.js';
 
 /**
  * The address of a CSV export of what a refused page was asked for (`exported` resolves it,
@@ -63,19 +56,22 @@ export type ShowMyUsage = (
  * last comes back as the page with the message and the form. A status the caller set (a
  * refused receipt's) is kept unless the window itself is refused.
  */
-export function createMyUsagePage(deps: {
-  usage: UsageService;
-  /** The user's payments held for review: /me tells them, so that they do not pay those jobs twice. */
-  findHeldPayments: (username: string) => Promise<HeldPayment[]>;
-}): ShowMyUsage {
+export function createMyUsagePage(deps: { usage: UsageService }): ShowMyUsage {
   const { usage } = deps;
   return async (req, res, { query, refusedReceipt }) => {
-    const user = sessionUserOf(req);
     const raw = (query ?? {}) as Record<string, string | undefined>;
-    const heldPayments = await deps.findHeldPayments(user.username);
+    let asked: MyUsageAsk;
     try {
-      const parsed = parseInput(ZUsageQuery, query);
-      const page = await usage.getUserUsage(user.username, parsed);
+      asked = { query: parseInput(ZUsageQuery, query) };
+    } catch (error) {
+      // Bad dates come back as the page with the message and the form, not as an error page.
+      if (!(error instanceof AppError) || error.status !== 400) throw error;
+      asked = { refused: error, typedWindow: typedWindowQueryOf(raw) };
+    }
+    const shown = await usage.myUsagePage(sessionUserOf(req).username, asked);
+    const { heldPayments } = shown;
+    if (shown.kind === 'page') {
+      const { page } = shown;
       const current = { start: page.window.start, end: page.window.end, view: page.view };
       res.render('usage/me', {
         title: 'My usage',
@@ -96,73 +92,62 @@ export function createMyUsagePage(deps: {
           {},
         ),
       });
-    } catch (error) {
-      if (error instanceof UsagePageNotFoundError) {
-        // The form, the tabs and a way back to the first page of the same window and sort.
-        const { window, view } = error;
-        const current = { start: window.start, end: window.end, view, sort: raw.sort, dir: raw.dir };
-        res.status(404).render('usage/me', {
-          title: 'My usage',
-          page: undefined,
-          ...usage.receiptFormDatesFor(window.end),
-          error: readableMessageOf(error),
-          refusedReceipt,
-          heldPayments,
-          form: { start: window.start, end: window.end, view },
-          keptSort: { sort: raw.sort, dir: raw.dir },
-          link: (changes: Record<string, unknown>) => linkTo('/me', current, changes),
-          csvLink: linkTo('/me.csv', { start: window.start, end: window.end }, {}),
-          firstPageLink: linkTo('/me', current, {}),
-          // Under a refused page too, a refused receipt comes back to this window (it came back to the last 7 days).
-          receiptAction: linkTo('/me/receipt', current, {}),
-        });
-        return;
-      }
-      // Bad dates come back as the page with the message and the form, not as an error page.
-      if (!(error instanceof AppError) || error.status !== 400) throw error;
-      const keptWindow = shownWindowOf(raw);
-      const keptView = isUsageView(raw.view) ? raw.view : undefined;
-      res.status(400).render('usage/me', {
+      return;
+    }
+    if (shown.kind === 'pageNotFound') {
+      // The form, the tabs and a way back to the first page of the same window and sort.
+      const { window, view } = shown.error;
+      const current = { start: window.start, end: window.end, view, sort: raw.sort, dir: raw.dir };
+      res.status(404).render('usage/me', {
         title: 'My usage',
         page: undefined,
-        ...usage.receiptFormDatesFor(keptWindow.end),
-        error: readableMessageOf(error),
-        invalidFields: invalidFieldsOf(error),
+        ...shown.receiptForm,
+        error: readableMessageOf(shown.error),
         refusedReceipt,
         heldPayments,
-        // The window form sends the view back: a refused one (view=Per day) was refused again at every Show.
-        form: { start: raw.start ?? '', end: raw.end ?? '', view: isUsageView(raw.view) ? raw.view : 'detail' },
-        // The tabs keep the window of the form when a page can show it (a refused view, sort or page
-        // sent them to the last 7 days, another window than the form's and the CSV's), or a too-long
-        // one as typed (a From alone stays alone).
-        link: (changes: Record<string, unknown>) => linkTo('/me', keptWindow, changes),
-        // A refused receipt comes back to the window the tabs keep, in a view that is one, without
-        // what was refused (it came back to the last 7 days).
-        receiptAction: linkTo('/me/receipt', { ...keptWindow, view: keptView }, {}),
-        // The CSV exports the window typed (a too-long one is what the message sends it to),
-        // and is not offered for a window it would refuse.
-        csvLink: exportLinkOf('/me.csv', () => {
-          const window = usage.resolveWindow(parseInput(ZWindowQuery, { start: raw.start, end: raw.end }));
-          return { start: window.start, end: window.end };
-        }),
+        form: { start: window.start, end: window.end, view },
+        keptSort: { sort: raw.sort, dir: raw.dir },
+        link: (changes: Record<string, unknown>) => linkTo('/me', current, changes),
+        csvLink: linkTo('/me.csv', { start: window.start, end: window.end }, {}),
+        firstPageLink: linkTo('/me', current, {}),
+        // Under a refused page too, a refused receipt comes back to this window (it came back to the last 7 days).
+        receiptAction: linkTo('/me/receipt', current, {}),
       });
+      return;
     }
+    const { shownWindow, exportWindow } = shown;
+    const keptView = isUsageView(raw.view) ? raw.view : undefined;
+    res.status(400).render('usage/me', {
+      title: 'My usage',
+      page: undefined,
+      ...shown.receiptForm,
+      error: readableMessageOf(shown.error),
+      invalidFields: invalidFieldsOf(shown.error),
+      refusedReceipt,
+      heldPayments,
+      // The window form sends the view back: a refused one (view=Per day) was refused again at every Show.
+      form: { start: raw.start ?? '', end: raw.end ?? '', view: keptView ?? 'detail' },
+      // The tabs keep the window of the form when a page can show it (a refused view, sort or page
+      // sent them to the last 7 days, another window than the form's and the CSV's), or a too-long
+      // one as typed (a From alone stays alone).
+      link: (changes: Record<string, unknown>) => linkTo('/me', shownWindow, changes),
+      // A refused receipt comes back to the window the tabs keep, in a view that is one, without
+      // what was refused (it came back to the last 7 days).
+      receiptAction: linkTo('/me/receipt', { ...shownWindow, view: keptView }, {}),
+      // The CSV exports the window typed (a too-long one is what the message sends it to),
+      // and is not offered for a window it would refuse.
+      csvLink: exportWindow && linkTo('/me.csv', exportWindow, {}),
+    });
   };
+}
 
-  /**
-   * The window typed, as parsed, when a page can show it (the refusal is about something else); no
-   * window (the default one) when the window itself is refused.
-   */
-  function shownWindowOf(raw: Record<string, unknown>): { start?: string; end?: string } {
-    try {
-      const typed = parseInput(ZWindowQuery, { start: raw.start, end: raw.end });
-      usage.resolveWindow(typed, { maxDays: MAX_PAGE_WINDOW_DAYS });
-      return { start: typed.start, end: typed.end };
-    } catch (error) {
-      if (error instanceof WindowTooLongForPageError) return { ...error.typed };
-      if (error instanceof AppError && error.status === 400) return {};
-      throw error;
-    }
+/** The window of a refused query as typed, parsed alone; undefined when its dates are refused too. */
+function typedWindowQueryOf(raw: Record<string, unknown>): TWindowQuery | undefined {
+  try {
+    return parseInput(ZWindowQuery, { start: raw.start, end: raw.end });
+  } catch (error) {
+    if (error instanceof AppError && error.status === 400) return undefined;
+    throw error;
   }
 }
 
@@ -170,14 +155,12 @@ const USAGE_VIEWS: readonly string[] = ZUsageQuery.shape.view.unwrap().options;
 const isUsageView = (view: unknown): view is TUsageQuery['view'] =>
   typeof view === 'string' && USAGE_VIEWS.includes(view);
 
-type MyUsagePage = Awaited<ReturnType<UsageService['getUserUsage']>>;
-
 /**
  * /me as JSON: what the page shows in its view, under the same window, sort and page. Money is
  * decimal text at the currency's scale (THB "12.50", JPY "13"), rounded as the page rounds it, and
  * hours are the six decimals they are priced at: never floats, whose sums drift from the receipt.
  */
-export function myUsageJson(page: MyUsagePage, timeZone: string) {
+export function myUsageJson(page: UserUsagePage, timeZone: string) {
   const money = (value: Prisma.Decimal | null) =>
     value === null ? null : moneyJson(new Prisma.Decimal(value), page.currency);
   const { rates } = page.tier;

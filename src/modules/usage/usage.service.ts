@@ -4,7 +4,13 @@ import type { Database } from '../../db/database.js';
 import { escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
-import { BadRequestError, NotFoundError, ReversedWindowError, StartAfterTodayError } from '../../shared/errors.js';
+import {
+  AppError,
+  BadRequestError,
+  NotFoundError,
+  ReversedWindowError,
+  StartAfterTodayError,
+} from '../../shared/errors.js';
 import {
   addLocalDays,
   daysBetween,
@@ -13,10 +19,17 @@ import {
   startOfLocalDay,
   toLocalDate,
 } from '../../shared/local-date.js';
-import { fromMinorUnits, lostDisputeMinorOf, pricedDigitsOf, returnedMinorOf } from '../payments/payment-money.js';
+import {
+  fromMinorUnits,
+  type HeldPayment,
+  lostDisputeMinorOf,
+  pricedDigitsOf,
+  returnedMinorOf,
+} from '../payments/payment-money.js';
 import { minorUnitDigits, sumCosts } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
+import type { ReceiptsService } from '../receipts/receipts.service.js';
 import { hasDaysAfterToday, listPerDayDays } from './per-day-listing.js';
 import * as usageRepository from './usage.repository.js';
 import { type TAdminUsageQuery, type TUsageQuery, type TWindowQuery, WINDOW_FIELD_LABELS } from './usage.schema.js';
@@ -35,6 +48,8 @@ export interface UsageServiceDeps {
   db: Database;
   config: Pick<AppConfig, 'timeZone' | 'currency' | 'pricing' | 'payments'>;
   rates: RatesService;
+  /** The user's payments held for review, which My usage tells them of so that they do not pay those jobs twice. */
+  receipts: Pick<ReceiptsService, 'findHeldPaymentsOf'>;
   now?: () => Date;
 }
 
@@ -120,6 +135,45 @@ export class UsagePageNotFoundError extends NotFoundError {
     super(`${found}; there is no page ${page}.`);
   }
 }
+
+/**
+ * What /me was asked for (myUsagePage): the query as parsed, or its refusal with the window as typed,
+ * parsed alone (undefined when its dates are refused too).
+ */
+export type MyUsageAsk = { query: TUsageQuery } | { refused: AppError; typedWindow: TWindowQuery | undefined };
+
+/** Everything /me shows (myUsagePage), besides what was typed: the page, or a refusal beside the form. */
+export type MyUsageView = { heldPayments: HeldPayment[] } & (
+  | { kind: 'page'; page: UserUsagePage }
+  | {
+      /** A page past the last (404): the form, the tabs and a way back to the first page of the window. */
+      kind: 'pageNotFound';
+      error: UsagePageNotFoundError;
+      receiptForm: ReceiptFormDates;
+    }
+  | {
+      /** A refused window, view, sort or page (400). */
+      kind: 'refused';
+      error: AppError;
+      receiptForm: ReceiptFormDates;
+      /**
+       * The window the tabs keep: the one typed when a page can show it (the refusal is about something
+       * else), a too-long one as typed (a From alone stays alone), none (the default) when it is refused.
+       */
+      shownWindow: { start?: string; end?: string };
+      /** The window the CSV exports (a too-long one is what the message sends it to); none when it refuses it. */
+      exportWindow: { start: string; end: string } | undefined;
+    }
+);
+
+/** My usage's receipt form: today in the cluster's zone, and the day it offers to bill up to. */
+export interface ReceiptFormDates {
+  today: string;
+  receiptBefore: string;
+}
+
+/** The /me page of a query, in one of its three views (getUserUsage). */
+export type UserUsagePage = Awaited<ReturnType<ReturnType<typeof createUsageService>['getUserUsage']>>;
 
 const DEFAULT_DAYS = 7;
 /** Pages over a longer window would draw an unreadable chart and sort too many rows; CSV has no limit. */
@@ -335,7 +389,7 @@ export function createUsageService(deps: UsageServiceDeps) {
    * window that ended before today offers its last day: today billed more than the researcher had
    * been reading.
    */
-  function receiptFormDatesFor(windowEnd: string | undefined): { today: string; receiptBefore: string } {
+  function receiptFormDatesFor(windowEnd: string | undefined): ReceiptFormDates {
     const today = toLocalDate(now(), config.timeZone);
     return { today, receiptBefore: windowEnd !== undefined && windowEnd < today ? windowEnd : today };
   }
@@ -503,6 +557,66 @@ export function createUsageService(deps: UsageServiceDeps) {
   }
 
   /**
+   * Everything /me shows for what was asked: the page with the user's held payments, or, for a page
+   * past the last or a refused window, view, sort or page, what the page shows beside the refusal.
+   */
+  async function myUsagePage(username: string, asked: MyUsageAsk): Promise<MyUsageView> {
+    const heldPayments = await deps.receipts.findHeldPaymentsOf(username);
+    let refusal: AppError;
+    let typedWindow: TWindowQuery | undefined;
+    if ('query' in asked) {
+      try {
+        return { kind: 'page', page: await getUserUsage(username, asked.query), heldPayments };
+      } catch (error) {
+        if (error instanceof UsagePageNotFoundError) {
+          return { kind: 'pageNotFound', error, receiptForm: receiptFormDatesFor(error.window.end), heldPayments };
+        }
+        // Bad dates come back as the page with the message and the form, not as an error page.
+        if (!(error instanceof AppError) || error.status !== 400) throw error;
+        refusal = error;
+        typedWindow = { start: asked.query.start, end: asked.query.end };
+      }
+    } else {
+      refusal = asked.refused;
+      typedWindow = asked.typedWindow;
+    }
+    const shownWindow = shownWindowOf(typedWindow);
+    return {
+      kind: 'refused',
+      error: refusal,
+      receiptForm: receiptFormDatesFor(shownWindow.end),
+      shownWindow,
+      exportWindow: exportWindowOf(typedWindow),
+      heldPayments,
+    };
+  }
+
+  /** The window typed, when a page can show it; a too-long one as typed; none when the window is refused. */
+  function shownWindowOf(typed: TWindowQuery | undefined): { start?: string; end?: string } {
+    if (typed === undefined) return {};
+    try {
+      resolveWindow(typed, { maxDays: MAX_PAGE_WINDOW_DAYS });
+      return { start: typed.start, end: typed.end };
+    } catch (error) {
+      if (error instanceof WindowTooLongForPageError) return { ...error.typed };
+      if (error instanceof AppError && error.status === 400) return {};
+      throw error;
+    }
+  }
+
+  /** The window a CSV export of the window typed reads (of any length), or none when the export refuses it. */
+  function exportWindowOf(typed: TWindowQuery | undefined): { start: string; end: string } | undefined {
+    if (typed === undefined) return undefined;
+    try {
+      const { start, end } = resolveWindow(typed);
+      return { start, end };
+    } catch (error) {
+      if (error instanceof AppError && error.status === 400) return undefined;
+      throw error;
+    }
+  }
+
+  /**
    * What the /me page of `query` refuses, for a HEAD (a link checker, `curl -I`), which answers the
    * status and headers of its GET: the window and view (400) as getUserUsage checks them, and a page
    * past the last (404) by counting what it lists, without reading, pricing or summing a job. Page 1
@@ -617,6 +731,7 @@ export function createUsageService(deps: UsageServiceDeps) {
     resolveWindow,
     receiptFormDatesFor,
     getUserUsage,
+    myUsagePage,
     checkUserUsagePage,
     checkAdminUsageQuery,
     getAdminUsage,
