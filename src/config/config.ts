@@ -4,13 +4,13 @@ import { normalizeClusterName } from '../modules/ingestion/slurm-time.parser.js'
 import type { CpuBasis, TierRule } from '../modules/pricing/pricing.js';
 import { crossSettingProblems, type TEnv, ZEnv } from './config.schema.js';
 
-/** Settings the rest of the code reads; built once from the environment at start-up. */
 /**
  * The dummy provider's webhook secret when PAYMENT_WEBHOOK_SECRET is unset (development only: production
  * refuses the dummy provider). It is published (docs/payments.md), so anyone can sign with it.
  */
 export const DEV_DUMMY_WEBHOOK_SECRET = 'development-only-dummy-webhook-secret';
 
+/** Settings the rest of the code reads; built once from the environment at start-up. */
 export interface AppConfig {
   env: TEnv['APP_ENV'];
   isProduction: boolean;
