@@ -941,6 +941,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       payment.status === 'needs_review' &&
       !isDisputeOpen &&
       returned + lostMinor === received.amountMinor;
+    // Held without paying its receipt and with its dispute still open, all of its money went back:
+    // it stays held for the dispute, and its reason says the payer was refunded. It used to be
+    // recorded and answered `ok` with the reason unchanged, so the admin reviewing it did not see
+    // that the money had gone back, and might refund it again.
+    const isHeldWithDisputeGoneInFull =
+      receiptChange === 'none' &&
+      payment.status === 'needs_review' &&
+      isDisputeOpen &&
+      returned + lostMinor === received.amountMinor;
     // Unless its money paid another receipt since (its receipt voided, the receipt billing its jobs
     // again marked paid with that money): that receipt stays paid with money the payer now has back.
     // Resolved as refunded, nothing on /admin/payments said so, though an admin's own `refunded` is
@@ -949,6 +958,17 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const moneyPaid = isHeldGoneInFull ? await receiptPaidWithMoneyOf(tx, payment) : null;
     const isHeldRefundedInFull = isHeldGoneInFull && moneyPaid === null;
     let heldOutcome = outcome;
+    if (isHeldWithDisputeGoneInFull) {
+      await paymentsRepository.addToHoldReason(
+        tx,
+        payment.id,
+        `${payment.reviewReason ?? 'held for review'}; refunded in full at ${providerName} (${refundedText}` +
+          `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); the dispute is still ` +
+          `open, so the bank may take the money back as well: answer it at ${providerName} (the payer was ` +
+          'refunded) and resolve this once it is settled',
+      );
+      heldOutcome = 'review';
+    }
     if (moneyPaid !== null) {
       await paymentsRepository.addToHoldReason(
         tx,
@@ -1012,8 +1032,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           ...(isHeldRefundedInFull ? { previousStatus: 'needs_review' } : {}),
           // Refunded in full but held: its money paid this receipt, which stays paid.
           ...(moneyPaid === null ? {} : { moneyPaidReceiptId: moneyPaid.id }),
-          // Unpaid by this refund, but held: its dispute is still open.
-          ...(receiptChange === 'unpaid' && isDisputeOpen ? { isDisputeOpen: true } : {}),
+          // Refunded in full (unpaid by it, or held without paying it), but held: its dispute is still open.
+          ...((receiptChange === 'unpaid' && isDisputeOpen) || isHeldWithDisputeGoneInFull
+            ? { isDisputeOpen: true }
+            : {}),
           receipt: receiptChange,
         },
       },
