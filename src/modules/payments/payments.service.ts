@@ -899,8 +899,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
             `${describeMinorUnits(failedInTotalMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
             `receipt #${payment.receiptId} stays paid until this is resolved`) + decisionNoteOf(payment);
+    // Held after a refund that failed, what the admin decided on so far is kept before the refund in
+    // full, as a part refund keeps it: the failure's words were dropped from the reason /admin/payments
+    // shows (still recorded apart), and only "refunded in full …" was left.
     const fullReason =
-      `${heldForDispute}refunded in full at ${providerName} (${refundedText}` +
+      `${failedMinor === 0n ? heldForDispute : heldBefore}refunded in full at ${providerName} (${refundedText}` +
       `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); ` +
       `receipt #${payment.receiptId} is unpaid again`;
     // A dispute still open: the bank may yet take the money back from the centre, though it went back
