@@ -255,6 +255,22 @@ export class ClaimBackRefusedError extends ConflictError {
   }
 }
 
+/**
+ * A choice at the dummy checkout for a payment that has ended (a page left open in another tab):
+ * 409, and nothing is sent or changed. Not a provider's delivery, so not counted as a webhook error.
+ */
+class CheckoutChoiceRefusedError extends ConflictError {}
+
+/** Refuses a dummy checkout choice unless its payment is still open (`status`, read or locked). */
+function refuseChoiceOnEndedPayment(status: string): void {
+  const ended = describeEndedPayment(status);
+  if (ended !== undefined) {
+    throw new CheckoutChoiceRefusedError(
+      `This payment ${ended}, so its checkout takes no other choice; nothing was changed.`,
+    );
+  }
+}
+
 /** Events that claim money back from a payment, as a refusal names them. */
 const CLAIM_BACK_EVENTS: Readonly<Record<string, string>> = {
   'payment.refunded': 'its refund',
@@ -899,8 +915,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
             `${describeMinorUnits(failedInTotalMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
             `receipt #${payment.receiptId} stays paid until this is resolved`) + decisionNoteOf(payment);
+    // Held after a refund that failed, what the admin decided on so far is kept before the refund in
+    // full, as a part refund keeps it: the failure's words were dropped from the reason /admin/payments
+    // shows (still recorded apart), and only "refunded in full …" was left.
     const fullReason =
-      `${heldForDispute}refunded in full at ${providerName} (${refundedText}` +
+      `${failedMinor === 0n ? heldForDispute : heldBefore}refunded in full at ${providerName} (${refundedText}` +
       `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); ` +
       `receipt #${payment.receiptId} is unpaid again`;
     // A dispute still open: the bank may yet take the money back from the centre, though it went back
@@ -941,6 +960,15 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       payment.status === 'needs_review' &&
       !isDisputeOpen &&
       returned + lostMinor === received.amountMinor;
+    // Held without paying its receipt and with its dispute still open, all of its money went back:
+    // it stays held for the dispute, and its reason says the payer was refunded. It used to be
+    // recorded and answered `ok` with the reason unchanged, so the admin reviewing it did not see
+    // that the money had gone back, and might refund it again.
+    const isHeldWithDisputeGoneInFull =
+      receiptChange === 'none' &&
+      payment.status === 'needs_review' &&
+      isDisputeOpen &&
+      returned + lostMinor === received.amountMinor;
     // Unless its money paid another receipt since (its receipt voided, the receipt billing its jobs
     // again marked paid with that money): that receipt stays paid with money the payer now has back.
     // Resolved as refunded, nothing on /admin/payments said so, though an admin's own `refunded` is
@@ -949,6 +977,17 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const moneyPaid = isHeldGoneInFull ? await receiptPaidWithMoneyOf(tx, payment) : null;
     const isHeldRefundedInFull = isHeldGoneInFull && moneyPaid === null;
     let heldOutcome = outcome;
+    if (isHeldWithDisputeGoneInFull) {
+      await paymentsRepository.addToHoldReason(
+        tx,
+        payment.id,
+        `${payment.reviewReason ?? 'held for review'}; refunded in full at ${providerName} (${refundedText}` +
+          `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); the dispute is still ` +
+          `open, so the bank may take the money back as well: answer it at ${providerName} (the payer was ` +
+          'refunded) and resolve this once it is settled',
+      );
+      heldOutcome = 'review';
+    }
     if (moneyPaid !== null) {
       await paymentsRepository.addToHoldReason(
         tx,
@@ -1012,8 +1051,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           ...(isHeldRefundedInFull ? { previousStatus: 'needs_review' } : {}),
           // Refunded in full but held: its money paid this receipt, which stays paid.
           ...(moneyPaid === null ? {} : { moneyPaidReceiptId: moneyPaid.id }),
-          // Unpaid by this refund, but held: its dispute is still open.
-          ...(receiptChange === 'unpaid' && isDisputeOpen ? { isDisputeOpen: true } : {}),
+          // Refunded in full (unpaid by it, or held without paying it), but held: its dispute is still open.
+          ...((receiptChange === 'unpaid' && isDisputeOpen) || isHeldWithDisputeGoneInFull
+            ? { isDisputeOpen: true }
+            : {}),
           receipt: receiptChange,
         },
       },
@@ -1433,6 +1474,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     providerName: string,
     event: PaymentEvent,
     checkoutOfIntent: string | null,
+    isCheckoutChoice = false,
   ): Promise<{ outcome: WebhookOutcome; paymentId: number | null }> {
     if (!(KNOWN_EVENT_TYPES as readonly string[]).includes(event.type)) return { outcome: 'ignored', paymentId: null };
     // A refund may name only the money taken (Stripe's charge names its PaymentIntent).
@@ -1455,6 +1497,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       if (isFoundByCheckout) payment = ofCheckout;
     }
     if (!payment) return { outcome: 'unknown_payment', paymentId: null };
+    // The payer's choice at the dummy checkout, under the payment's lock: another tab's may have ended it.
+    if (isCheckoutChoice) refuseChoiceOnEndedPayment(payment.status);
     const audit = providerAuditOf(providerName, payment);
     // Providers do not promise the order of their events: a refund or dispute of a payment whose
     // success has not arrived yet was answered `ignored` (200, so never sent again), and the success
@@ -1693,11 +1737,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
   /**
    * A webhook delivery: verified (bad signatures store nothing), recorded once per event id
    * (duplicates answer 200 and change nothing), then applied, all in one transaction.
+   * `isCheckoutChoice`: the dummy checkout's own event for the payer's choice, refused (409, nothing
+   * stored) if the payment has ended by the time the event holds its row.
    */
   async function handleWebhook(
     providerName: string,
     rawBody: Buffer,
     headers: IncomingHttpHeaders,
+    options: { isCheckoutChoice?: boolean } = {},
   ): Promise<{ outcome: WebhookOutcome }> {
     const activeProvider = requireProvider();
     if (providerName !== activeProvider.name)
@@ -1739,7 +1786,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           await refuseOtherEventUnderSameId(tx, activeProvider, event);
           return { outcome: 'duplicate' as const, paymentId: null };
         }
-        const applied = await applyEvent(tx, providerName, event, checkoutOfIntent);
+        const applied = await applyEvent(tx, providerName, event, checkoutOfIntent, options.isCheckoutChoice);
         await paymentsRepository.finishEvent(tx, eventRowId, applied.outcome, applied.paymentId);
         return applied;
       });
@@ -1779,7 +1826,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       }
       return { outcome: result.outcome };
     } catch (error) {
-      count(providerName, event.type, 'error');
+      if (!(error instanceof CheckoutChoiceRefusedError)) count(providerName, event.type, 'error');
       if (error instanceof ClaimBackRefusedError) {
         const what = event.type.startsWith('payment.dispute') ? 'dispute refused' : 'refund refused';
         logger.warn({ provider: providerName, eventId: event.id, reason: error.message }, what);
@@ -1896,10 +1943,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // A hosted checkout takes one choice. A page left open (a second tab, Back) must not send
     // another event: Pay on a canceled or held payment would be money taken after it ended.
     // Late events from the provider itself still go through the webhook, which holds them.
-    const ended = describeEndedPayment(payment.status);
-    if (ended !== undefined) {
-      throw new ConflictError(`This payment ${ended}, so its checkout takes no other choice; nothing was changed.`);
-    }
+    refuseChoiceOnEndedPayment(payment.status);
     const eventType = { pay: 'payment.succeeded', fail: 'payment.failed', cancel: 'payment.canceled' }[choice];
     const body = JSON.stringify({
       event_id: `dummy_evt_${payment.id}_${choice}_${now().getTime()}`,
@@ -1908,10 +1952,18 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       amount_cents: Number(payment.amountMinor),
       currency: payment.currency,
     });
-    const { outcome } = await handleWebhook('dummy', Buffer.from(body), {
-      'content-type': 'application/json',
-      'x-dummy-signature': signDummyWebhook(body, deps.config.webhookSecret),
-    });
+    // Checked again once the event holds the payment's row: Cancel and Pay pressed in two tabs at
+    // once both passed the check above, and the second choice's event was held for review as a
+    // provider's late success is, where one after the first committed is refused.
+    const { outcome } = await handleWebhook(
+      'dummy',
+      Buffer.from(body),
+      {
+        'content-type': 'application/json',
+        'x-dummy-signature': signDummyWebhook(body, deps.config.webhookSecret),
+      },
+      { isCheckoutChoice: true },
+    );
     if (outcome === 'error') throw new BadRequestError('The payment could not be recorded.');
     return { receiptId: payment.receiptId, outcome };
   }
