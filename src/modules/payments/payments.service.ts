@@ -816,7 +816,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
    * received, is refused (ClaimBackRefusedError: the transaction, event row included, rolls back).
    * Otherwise the refund is recorded on the payment and audited, and when the payment paid its
    * receipt: refunded in full, the receipt is unpaid again and the payment resolved as refunded
-   * by the provider; in part, the receipt stays paid and the payment is held for an admin.
+   * by the provider; in part, the receipt stays paid and the payment is held for an admin. A held
+   * payment that did not pay its receipt has a refund in part added to its reason, with what is left.
    */
   async function applyRefund(
     tx: Prisma.TransactionClient,
@@ -974,6 +975,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // Resolved as refunded, nothing on /admin/payments said so, though an admin's own `refunded` is
     // refused for it (refuseRefundOfMoneyPayingAReceipt); held, it waits for finance to collect that
     // receipt again or void it.
+    // Held without paying its receipt (its receipt voided, paid short, after a cancel), and part of its
+    // money went back: still held, as it was (`ok`), but the reason the admin reads on /admin/payments
+    // said nothing of the refund, so finance, told to refund the payment or apply it, saw the Refunded
+    // column but not what is left to settle. Each total is added as a total ("so far"): the provider
+    // reports what it has refunded in all, and a later one is read after the earlier.
+    const isHeldGoneInPart =
+      receiptChange === 'none' && payment.status === 'needs_review' && returned + lostMinor < received.amountMinor;
     const moneyPaid = isHeldGoneInFull ? await receiptPaidWithMoneyOf(tx, payment) : null;
     const isHeldRefundedInFull = isHeldGoneInFull && moneyPaid === null;
     let heldOutcome = outcome;
@@ -987,6 +995,20 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           'refunded) and resolve this once it is settled',
       );
       heldOutcome = 'review';
+    }
+    if (isHeldGoneInPart) {
+      const stillText = describeMinorUnits(received.amountMinor - returned - lostMinor, refunded.currency);
+      const refundWords =
+        failedInTotalMinor === 0n
+          ? `${refundedText} of the ${receivedText} received has been refunded at ${providerName} so far` +
+            `${lostMinor === 0n ? '' : `, on top of the ${lostText} taken back by the lost dispute`}`
+          : `${providerName} reported ${refundedText} of the ${receivedText} received refunded so far, of which ` +
+            `${describeMinorUnits(failedInTotalMinor, refunded.currency)} had failed already, so ${returnedText} went back`;
+      await paymentsRepository.addToHoldReason(
+        tx,
+        payment.id,
+        `${payment.reviewReason ?? 'held for review'}; ${refundWords}; ${stillText} is still held`,
+      );
     }
     if (moneyPaid !== null) {
       await paymentsRepository.addToHoldReason(

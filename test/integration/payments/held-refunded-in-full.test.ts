@@ -134,7 +134,10 @@ describe('a payment held for review, refunded in full at the provider', () => {
     expect(await latestPaymentOf(receiptId)).toMatchObject({
       status: 'needs_review',
       refundedMinor: 40n,
-      reviewReason: 'paid 1.00 THB but 10.00 THB was due',
+      // The refund and what is left are added to why it was held (they were not: held-refunded-in-part).
+      reviewReason:
+        'paid 1.00 THB but 10.00 THB was due; 0.40 THB of the 1.00 THB received has been refunded at dummy so far; ' +
+        '0.60 THB is still held',
     });
   });
 

@@ -1,0 +1,117 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../../support/dummy-payments.js';
+import { type Agent, csrfTokenOf } from '../../support/sign-in.js';
+import type { buildTestApp } from '../../support/test-app.js';
+import type { TestDatabase } from '../../support/test-database.js';
+
+// A payment held for review without paying its receipt (its receipt voided after it was paid), then
+// refunded in part at the provider: the refund was recorded (the Refunded column showed it) and
+// answered `ok`, but the held payment's reason was left as it was, so the admin reviewing it on
+// /admin/payments, told to refund the payment or apply it elsewhere, did not read that part of the
+// money had gone back already, nor how much was still held.
+let db: TestDatabase;
+let app: ReturnType<typeof buildTestApp>;
+let admin: Agent;
+
+beforeAll(async () => {
+  ({ db, app, admin } = await setUpDummyPaymentsApp('heldpartadmin'));
+});
+afterAll(() => db?.drop());
+
+const { paidOnline } = createPayingResearchers(() => ({ db, app }), 'heldpart');
+
+function refundEvent(externalPaymentId: string | null, eventId: string, amountCents: number) {
+  return {
+    event_id: eventId,
+    event_type: 'payment.refunded',
+    external_payment_id: externalPaymentId,
+    amount_cents: amountCents,
+    currency: 'THB',
+  };
+}
+
+describe('a refund in part of a payment held without paying its receipt', () => {
+  it('adds the refund and what is still held to the reason the admin reads, and answers ok', async () => {
+    const { receiptId, payment } = await paidOnline();
+    await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    const heldBefore = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(heldBefore.status).toBe('needs_review');
+    expect(heldBefore.reviewReason).toContain(`receipt #${receiptId} was voided after it was paid online`);
+
+    // Still held: the payment was held before and is held as it was (the documented `ok`).
+    const first = await deliverDummy(app, refundEvent(payment.externalPaymentId, `part_${payment.id}`, 300));
+    expect(first.status, first.text).toBe(200);
+    expect(first.body).toEqual({ received: true, outcome: 'ok' });
+
+    const firstWords = '3.00 THB of the 10.00 THB received has been refunded at dummy so far; 7.00 THB is still held';
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({
+      status: 'needs_review',
+      reviewOutcome: null,
+      refundedMinor: 300n,
+      reviewReason: `${heldBefore.reviewReason}; ${firstWords}`,
+    });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('void');
+
+    // The provider's next total (5.00 THB in all) is added as a total, after the first.
+    const second = await deliverDummy(app, refundEvent(payment.externalPaymentId, `more_${payment.id}`, 500));
+    expect(second.body).toEqual({ received: true, outcome: 'ok' });
+    const secondWords = '5.00 THB of the 10.00 THB received has been refunded at dummy so far; 5.00 THB is still held';
+    const heldAgain = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(heldAgain).toMatchObject({
+      status: 'needs_review',
+      refundedMinor: 500n,
+      reviewReason: `${heldBefore.reviewReason}; ${firstWords}; ${secondWords}`,
+    });
+
+    // Where the admin reads it: the held card's "Why:" on /admin/payments, and the page's JSON.
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    const card = page.text.slice(page.text.indexOf(`id="review-${payment.id}"`));
+    expect(card).toContain(`receipt #${receiptId} was voided after it was paid online`);
+    expect(card).toContain(secondWords);
+    const json = await admin.get('/admin/payments').set('Accept', 'application/json').expect(200);
+    const listed = json.body.heldForReview.find((row: { id: number }) => row.id === payment.id);
+    expect(listed).toMatchObject({
+      status: 'needs_review',
+      reviewReason: heldAgain.reviewReason,
+      refunded: expect.objectContaining({ amount: '5.00', currency: 'THB' }),
+    });
+  });
+
+  it('says how much went back when the provider total counts a refund that failed already', async () => {
+    const { receiptId, payment } = await paidOnline();
+    await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    // The failure arrives before the report that counts it (providers do not promise order).
+    const failed = await deliverDummy(app, {
+      ...refundEvent(payment.externalPaymentId, `failed_${payment.id}`, 300),
+      event_type: 'payment.refund_failed',
+      refund_id: `re_${payment.id}`,
+      failure_reason: 'expired_or_canceled_card',
+    });
+    expect(failed.status, failed.text).toBe(200);
+    const heldBefore = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+
+    const answer = await deliverDummy(app, refundEvent(payment.externalPaymentId, `total_${payment.id}`, 500));
+    expect(answer.body).toEqual({ received: true, outcome: 'ok' });
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({
+      status: 'needs_review',
+      reviewReason:
+        `${heldBefore.reviewReason}; dummy reported 5.00 THB of the 10.00 THB received refunded so far, of which ` +
+        '3.00 THB had failed already, so 2.00 THB went back; 8.00 THB is still held',
+    });
+    const json = await admin.get('/admin/payments').set('Accept', 'application/json').expect(200);
+    const listed = json.body.heldForReview.find((row: { id: number }) => row.id === payment.id);
+    expect(listed).toMatchObject({ reviewReason: held.reviewReason });
+  });
+});
