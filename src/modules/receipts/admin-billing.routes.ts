@@ -462,7 +462,7 @@ export function adminBillingRoutes(deps: {
 
   router.get(
     '/admin/receipts/:id/items.csv',
-    offeredOn((req) => receiptPageOf('/admin/receipts', req.params.id)),
+    offeredOn('/admin/receipts/:id/items.csv', (address) => receiptPageOf('/admin/receipts', address.params.id)),
     guards.requireAdmin,
     async (req, res) => {
       offerWayBack(res, BILLING);
@@ -676,7 +676,7 @@ export function adminBillingRoutes(deps: {
 
   router.get(
     '/admin/paid.csv',
-    offeredOn(() => BILLING.href),
+    offeredOn('/admin/paid.csv', () => BILLING.href),
     guards.requireAdmin,
     async (req, res) => {
       let query: TWindowQuery;

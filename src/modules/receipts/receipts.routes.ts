@@ -521,7 +521,7 @@ export function receiptsRoutes(deps: {
 
   router.get(
     '/me/receipts/:id/items.csv',
-    offeredOn((req) => receiptPageOf('/me/receipts', req.params.id)),
+    offeredOn('/me/receipts/:id/items.csv', (address) => receiptPageOf('/me/receipts', address.params.id)),
     guards.requireUser,
     async (req, res) => {
       offerWayBack(res, MY_RECEIPTS);
