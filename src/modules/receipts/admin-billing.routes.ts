@@ -24,6 +24,7 @@ import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import {
   backToReceipt,
   billedAgainJson,
+  checkPrintPageAsked,
   describeMoneyNotTotal,
   describePaidByHand,
   paidWithReceiptJson,
@@ -448,6 +449,10 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/receipts/:id/print', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    await checkPrintPageAsked(req, res, `/admin/receipts/${id}`, {
+      assertFound: () => receipts.assertFound(id),
+      checkPage: (page) => receipts.checkReceiptPage(id, page),
+    });
     if (prefersJson(req)) {
       await receipts.assertFound(id);
       throw printableHasNoJson(id, `/admin/receipts/${id}`);
