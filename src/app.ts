@@ -78,6 +78,7 @@ import { createMyUsagePage, usageRoutes } from './modules/usage/usage.routes.js'
 import { createUsageService } from './modules/usage/usage.service.js';
 import { usersRoutes } from './modules/users/users.routes.js';
 import type { BackgroundWork } from './shared/background-work.js';
+import { EARLIEST_LOCAL_DATE, LATEST_LOCAL_DATE } from './shared/local-date.js';
 import type { Logger } from './shared/logger.js';
 import { MIN_PASSWORD_LENGTH } from './shared/password-policy.js';
 import { PROJECT_ROOT } from './shared/paths.js';
@@ -165,6 +166,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.locals.currency = config.currency;
   app.locals.fmt = createViewFormatters(config);
   app.locals.minPasswordLength = MIN_PASSWORD_LENGTH;
+  // The dates the app reads, as the From/To fields' min and max: the browser says an out-of-range
+  // date at the field instead of sending it to be refused.
+  app.locals.dateRange = { min: EARLIEST_LOCAL_DATE, max: LATEST_LOCAL_DATE };
   // Every page that links a CSV for people links its "CSV for Excel" (bom=1) beside it.
   app.locals.excelCsvLink = excelCsvLinkOf;
 

@@ -23,6 +23,7 @@ export const VIEW_LOCALS = [
   'findUnpayableStep',
   'costStep',
   'minPasswordLength',
+  'dateRange',
   'excelCsvLink',
   'csrfToken',
   'currentUser',

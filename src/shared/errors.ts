@@ -78,6 +78,8 @@ export function readableMessageOf(error: AppError): string {
  */
 export function invalidFieldsOf(error: AppError): string[] {
   if (error instanceof InvalidFieldsError) return Object.keys(error.fields);
+  // Both dates: either may be the one to correct, and a screen reader on To heard nothing wrong with it.
+  if (error instanceof ReversedWindowError) return [...error.windowFields];
   const field = error.details?.field;
   return typeof field === 'string' ? [field] : [];
 }
@@ -91,6 +93,8 @@ export function invalidFieldsOf(error: AppError): string[] {
  */
 export class ReversedWindowError extends BadRequestError {
   readonly readableMessage: string;
+  /** The From and To fields, by their keys: a page marks both. */
+  readonly windowFields: readonly [string, string];
 
   constructor(
     start: string,
@@ -101,6 +105,7 @@ export class ReversedWindowError extends BadRequestError {
     const labels = options.labels ?? {};
     super(`${startField} (${start}) is after ${endField} (${end}).`, { field: startField });
     this.readableMessage = `${labels[startField] ?? startField} (${start}) is after ${labels[endField] ?? endField} (${end}).`;
+    this.windowFields = [startField, endField];
   }
 }
 

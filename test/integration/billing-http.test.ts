@@ -499,14 +499,20 @@ describe('/me', () => {
     expect(longUser.text).toContain('href="/admin/my.csv?start=2025-09-01&amp;end=2025-09-03">My own usage');
 
     // Each refusal marks the filter to fix, described by the reason and focused, keeping what was typed.
-    const expectTied = (page: string, field: string, message: string) => {
+    // A reversed window marks both dates (either may be the one to fix), the focus on the first.
+    const expectTied = (page: string, fields: string | string[], message: string) => {
+      const marked = typeof fields === 'string' ? [fields] : fields;
       const state = refusedFormStateOf(page);
-      expect(state.invalid).toEqual([field]);
-      expect(elementById(page, state.describedBy[field] ?? '')).toMatch(/^<div class="alert error" role="alert"[^>]*>/);
-      expect(elementById(page, state.describedBy[field] ?? '')).toContain(message);
-      expect(state.autofocus).toEqual([field]);
+      expect(state.invalid).toEqual(marked);
+      for (const field of marked) {
+        expect(elementById(page, state.describedBy[field] ?? '')).toMatch(
+          /^<div class="alert error" role="alert"[^>]*>/,
+        );
+        expect(elementById(page, state.describedBy[field] ?? '')).toContain(message);
+      }
+      expect(state.autofocus).toEqual([marked[0]]);
     };
-    expectTied(adminReversed.text, 'start', 'From (2026-11-30) is after To (2026-11-01).');
+    expectTied(adminReversed.text, ['start', 'end'], 'From (2026-11-30) is after To (2026-11-01).');
     expect(adminReversed.text).toMatch(/id="start" name="start" type="date" value="2026-11-30"/);
     expectTied(longUser.text, 'user', 'User: must be at most 64 characters');
     const tooLong = await html(admin, '/admin/usage?start=2024-01-01&end=2025-09-20').expect(400);
@@ -2038,10 +2044,11 @@ describe('admin pages', () => {
     expect(page.text).toContain('<option value="paid" selected>');
     expect(page.text).not.toContain('No receipts match');
     expect(page.text).toContain('Month-end run');
-    // The date to fix is marked, described by the reason and focused.
+    // Both dates are marked (either may be the one to fix), described by the reason; From is focused.
     const state = refusedFormStateOf(page.text);
-    expect(state).toMatchObject({ invalid: ['start'], autofocus: ['start'] });
+    expect(state).toMatchObject({ invalid: ['start', 'end'], autofocus: ['start'] });
     expect(elementById(page.text, state.describedBy.start ?? '')).toContain(message);
+    expect(state.describedBy.end).toBe(state.describedBy.start);
     const api = await json(admin, '/admin/receipts?start=2026-12-03&end=2026-12-01');
     expect(api.status).toBe(400);
     expect(api.body).toEqual({ error: 'start (2026-12-03) is after end (2026-12-01).', code: 400 });

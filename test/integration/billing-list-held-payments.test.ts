@@ -39,9 +39,10 @@ describe('the billing list', () => {
 
     const page = (await admin.get('/admin/receipts').set('Accept', 'text/html').expect(200)).text;
     const rowOf = (receiptId: number) =>
-      new RegExp(`<tr>\\s*<td data-label="Receipt"><a href="/admin/receipts/${receiptId}">.*?</tr>`, 's').exec(
-        page,
-      )?.[0] ?? '';
+      new RegExp(
+        `<tr>\\s*<td data-label="Receipt"><a href="/admin/receipts/${receiptId}" aria-label="Receipt #${receiptId}">.*?</tr>`,
+        's',
+      ).exec(page)?.[0] ?? '';
     const statusOf = (receiptId: number) =>
       visibleTextOf(/<td data-label="Status".*?<\/td>/s.exec(rowOf(receiptId))?.[0] ?? '');
     expect(statusOf(disputed.receiptId)).toContain(`paid payment #${disputed.payment.id} held for review`);

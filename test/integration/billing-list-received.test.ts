@@ -26,7 +26,7 @@ afterAll(() => db?.drop());
 /** The list's row of a receipt. */
 async function rowOf(receiptId: number, username: string) {
   const page = await admin.get(`/admin/receipts?user=${username}`).set('Accept', 'text/html').expect(200);
-  const start = page.text.indexOf(`<a href="/admin/receipts/${receiptId}">`);
+  const start = page.text.indexOf(`<a href="/admin/receipts/${receiptId}" aria-label="Receipt #${receiptId}">`);
   expect(start).toBeGreaterThan(0);
   return page.text.slice(start, page.text.indexOf('</tr>', start));
 }

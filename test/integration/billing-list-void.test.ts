@@ -62,7 +62,7 @@ async function voidReceipt(receiptId: number) {
 /** The text of the receipt's Paid cell in the billing list, as a reader sees it. */
 async function paidCellOf(receiptId: number, username: string): Promise<string> {
   const page = await admin.get(`/admin/receipts?user=${username}`).set('Accept', 'text/html').expect(200);
-  const start = page.text.indexOf(`<a href="/admin/receipts/${receiptId}">`);
+  const start = page.text.indexOf(`<a href="/admin/receipts/${receiptId}" aria-label="Receipt #${receiptId}">`);
   expect(start).toBeGreaterThan(0);
   const row = page.text.slice(start, page.text.indexOf('</tr>', start));
   const cell = /<td data-label="Paid">([\s\S]*?)<\/td>/.exec(row)?.[1];

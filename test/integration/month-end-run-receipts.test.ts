@@ -28,7 +28,7 @@ const html = (path: string) => admin.get(path).set('Accept', 'text/html');
 
 /** The receipt ids listed on a billing page, in order. */
 function listedReceiptIds(page: string): number[] {
-  return [...page.matchAll(/<td data-label="Receipt"><a href="\/admin\/receipts\/(\d+)">/g)].map((match) =>
+  return [...page.matchAll(/<td data-label="Receipt"><a href="\/admin\/receipts\/(\d+)"[^>]*>/g)].map((match) =>
     Number(match[1]),
   );
 }

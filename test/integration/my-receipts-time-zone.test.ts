@@ -29,4 +29,20 @@ describe('My receipts', () => {
     const page = await agent.get('/me/receipts').set('Accept', 'text/html').expect(200);
     expect(page.text).toContain('Times are in Pacific/Honolulu.');
   });
+
+  it('a receipt page and its print say the zone of its Created time', async () => {
+    // The receipt's "Jobs ended up to" named the zone; its Created time, a line above, did not.
+    const app = buildTestApp(db, { env: { APP_TZ: 'Pacific/Honolulu' } });
+    const user = await buildUser(db.prisma, { username: 'lani' });
+    await buildJobs(db, [{ user: 'lani', end: new Date('2026-01-10T10:00:00Z') }]);
+    const agent = await signInAs(app, 'lani', user.password);
+    const receiptPath = `/me/receipts/${await billJobs(agent, '2026-01-31')}`;
+    for (const path of [receiptPath, `${receiptPath}/print`]) {
+      const page = await agent.get(path).set('Accept', 'text/html').expect(200);
+      const created = /<dt>Created<\/dt><dd>(.*?)<\/dd>/s.exec(page.text)?.[1] ?? '';
+      expect(created.replace(/<[^>]+>/g, ''), path).toMatch(
+        /^\d{4}-\d{2}-\d{2} \d{2}:\d{2} Pacific\/Honolulu by lani$/,
+      );
+    }
+  });
 });

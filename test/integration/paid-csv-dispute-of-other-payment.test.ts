@@ -85,9 +85,10 @@ async function paidCsvText() {
 async function billingStatusOf(receiptId: number) {
   const page = (await admin.get('/admin/receipts').set('Accept', 'text/html').expect(200)).text;
   const row =
-    new RegExp(`<tr>\\s*<td data-label="Receipt"><a href="/admin/receipts/${receiptId}">.*?</tr>`, 's').exec(
-      page,
-    )?.[0] ?? '';
+    new RegExp(
+      `<tr>\\s*<td data-label="Receipt"><a href="/admin/receipts/${receiptId}" aria-label="Receipt #${receiptId}">.*?</tr>`,
+      's',
+    ).exec(page)?.[0] ?? '';
   return visibleTextOf(/<td data-label="Status".*?<\/td>/s.exec(row)?.[0] ?? '');
 }
 

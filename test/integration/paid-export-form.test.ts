@@ -33,9 +33,11 @@ describe('the paid receipts export form, refused', () => {
     expect(form).toContain('Paid receipts not exported. From (2026-03-05) is after To (2026-03-01).');
     expect(form).toContain('id="paid-start" name="start" type="date" value="2026-03-05"');
     expect(form).toContain('id="paid-end" name="end" type="date" value="2026-03-01"');
-    // The date to fix is marked, described by the reason and focused once the page opens at #paid-export.
+    // Both dates are marked (either may be the one to fix), described by the reason; From is focused
+    // once the page opens at #paid-export.
     const state = refusedFormStateOf(refused.text);
-    expect(state).toMatchObject({ invalid: ['paid-start'], autofocus: ['paid-start'] });
+    expect(state).toMatchObject({ invalid: ['paid-start', 'paid-end'], autofocus: ['paid-start'] });
+    expect(state.describedBy['paid-end']).toBe(state.describedBy['paid-start']);
     expect(elementById(refused.text, state.describedBy['paid-start'] ?? '')).toContain('Paid receipts not exported.');
     expect(refused.text).toContain('<script src="/static/js/autofocus.js" defer></script>');
 

@@ -35,7 +35,9 @@ const markPaidByHand = (receiptId: number, txRef: string) => markPaidByHandAsJso
 
 /** The row of receipt `id` on a page of My receipts ('' when it is not listed). */
 function rowOf(page: string, id: number): string {
-  return page.split('<tr>').find((row) => row.includes(`<a href="/me/receipts/${id}">#${id}</a>`)) ?? '';
+  return (
+    page.split('<tr>').find((row) => row.includes(`<a href="/me/receipts/${id}" aria-label="Receipt #${id}">`)) ?? ''
+  );
 }
 
 /** The text of the row's marker of money paid by hand on a voided receipt, linking to the receipt's notice; undefined when it has none. */

@@ -32,7 +32,7 @@ afterAll(() => db?.drop());
 
 /** The receipt ids a receipts list page shows, in order. */
 const listedIds = (html: string) =>
-  [...html.matchAll(/<td data-label="Receipt"><a href="\/(?:me|admin)\/receipts\/(\d+)">/g)].map((match) =>
+  [...html.matchAll(/<td data-label="Receipt"><a href="\/(?:me|admin)\/receipts\/(\d+)"[^>]*>/g)].map((match) =>
     Number(match[1]),
   );
 const htmlIds = async (agent: Agent, path: string) =>

@@ -56,6 +56,8 @@ describe("a receipt's status badge", () => {
     // The job of the receipt voided above, billed again.
     const again = await billJobs(alice, '2025-09-18');
     const page = await html(alice, '/me?start=2025-09-14&end=2025-09-20');
-    expect(page).toContain(`<a href="/me/receipts/${again}">#${again}</a> ${badgeOf('pending')}`);
+    expect(page).toContain(
+      `<a href="/me/receipts/${again}" aria-label="Receipt #${again}">#${again}</a> ${badgeOf('pending')}`,
+    );
   });
 });

@@ -106,7 +106,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
 
   router.get(
     '/admin/audit.csv',
-    offeredOn((req) => linkTo('/admin/audit', typedFilters(req.query), {})),
+    offeredOn('/admin/audit.csv', (address) => linkTo('/admin/audit', typedFilters(address.query), {})),
     guards.requireAdmin,
     async (req, res) => {
       // Refused, back to the log filtered as typed, which says the same beside the filters to correct.

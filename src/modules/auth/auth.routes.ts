@@ -2,6 +2,7 @@ import { type ErrorRequestHandler, type Request, type RequestHandler, type Respo
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { isCsrfError } from '../../http/csrf.js';
+import { pageOfDownloadAt } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { servedPagePathOf } from '../../http/method-not-allowed.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from '../../http/plain-http.js';
@@ -24,6 +25,18 @@ const FAILED_MESSAGE = 'Wrong username or password.';
 
 function homeOf(user: SessionUser): string {
   return user.role === 'admin' ? '/admin' : '/me';
+}
+
+/**
+ * Where signing in goes on to: the `next` asked for, when it stays on this site; for a browser, a
+ * download's page rather than the download (`/me.csv` typed by hand, an old address). Sent on to
+ * the download itself, the browser saved the file and stayed on the sign-in form, which read as a
+ * sign-in that had not worked. A script asked for the download, and gets it.
+ */
+function destinationOf(req: Request): string | undefined {
+  const nextPath = toSafeNextPath(req.body?.next ?? req.query.next);
+  if (!nextPath || prefersJson(req)) return nextPath;
+  return pageOfDownloadAt(nextPath) ?? nextPath;
 }
 
 /** The username a sign-in form carried, to show it back (at most a username's 64 characters). */
@@ -91,7 +104,7 @@ export const redirectSignedInFromSignIn: RequestHandler = (req, res, next) => {
   if (!prefersJson(req)) {
     req.session.flash = { type: 'warning', message: `You are already signed in as ${req.user.username}.` };
   }
-  res.redirect(303, toSafeNextPath(req.body?.next ?? req.query.next) ?? homeOf(req.user));
+  res.redirect(303, destinationOf(req) ?? homeOf(req.user));
 };
 
 /**
@@ -155,7 +168,7 @@ export function authRoutes(deps: {
   const router = Router();
 
   router.get('/login', (req, res) => {
-    if (req.user) return res.redirect(302, toSafeNextPath(req.query.next) ?? homeOf(req.user));
+    if (req.user) return res.redirect(302, destinationOf(req) ?? homeOf(req.user));
     renderLogin(req, res, { notice: signInNoticeOf(req, deps.isHttpsRequired) });
   });
 
@@ -199,7 +212,7 @@ export function authRoutes(deps: {
         res.status(401);
         return renderLogin(req, res, { error: refusalOf(req, username), username });
       }
-      const nextPath = toSafeNextPath(req.body?.next ?? req.query.next);
+      const nextPath = destinationOf(req);
       const signedIn = {
         at: deps.now().getTime(),
         passwordChangedAt: info?.outcome === 'ok' ? info.passwordChangedAt : null,

@@ -24,6 +24,7 @@ import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import {
   backToReceipt,
   billedAgainJson,
+  checkPrintPageAsked,
   describeMoneyNotTotal,
   describePaidByHand,
   isShortOfTotal,
@@ -457,6 +458,10 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/receipts/:id/print', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    await checkPrintPageAsked(req, res, `/admin/receipts/${id}`, {
+      assertFound: () => receipts.assertFound(id),
+      checkPage: (page) => receipts.checkReceiptPage(id, page),
+    });
     if (prefersJson(req)) {
       await receipts.assertFound(id);
       throw printableHasNoJson(id, `/admin/receipts/${id}`);
@@ -471,7 +476,7 @@ export function adminBillingRoutes(deps: {
 
   router.get(
     '/admin/receipts/:id/items.csv',
-    offeredOn((req) => receiptPageOf('/admin/receipts', req.params.id)),
+    offeredOn('/admin/receipts/:id/items.csv', (address) => receiptPageOf('/admin/receipts', address.params.id)),
     guards.requireAdmin,
     async (req, res) => {
       offerWayBack(res, BILLING);
@@ -709,7 +714,7 @@ export function adminBillingRoutes(deps: {
 
   router.get(
     '/admin/paid.csv',
-    offeredOn(() => BILLING.href),
+    offeredOn('/admin/paid.csv', () => BILLING.href),
     guards.requireAdmin,
     async (req, res) => {
       let query: TWindowQuery;

@@ -412,6 +412,26 @@ export async function receiptPageAsked(
   }
 }
 
+/**
+ * Checks a `page` in a printable receipt's address as the receipt's page checks it: malformed is a
+ * 400, a page past the last a 404, each with a way to the receipt's page 1. The printable receipt
+ * has no pages of its own: it lists every job, so every page the receipt has is in it, and a page it
+ * has is otherwise ignored. Ignored outright, `/print?page=2` of a one-page receipt printed where the
+ * receipt's page said there is no page 2, and `?page=abc` printed too.
+ */
+export async function checkPrintPageAsked(
+  req: express.Request,
+  res: express.Response,
+  receiptUrl: string,
+  receipt: { assertFound: () => Promise<void>; checkPage: (page: number) => Promise<void> },
+): Promise<void> {
+  const page = await receiptPageAsked(req, res, receiptUrl, receipt.assertFound);
+  if (page === 1) return;
+  await receipt.assertFound();
+  offerWayBack(res, { href: receiptUrl, text: 'Go to page 1' });
+  await receipt.checkPage(page);
+}
+
 /** A researcher's receipts: create one, list them, open one (printable). */
 export function receiptsRoutes(deps: {
   receipts: ReceiptsService;
@@ -533,23 +553,28 @@ export function receiptsRoutes(deps: {
   router.get('/me/receipts/:id/print', guards.requireUser, async (req, res) => {
     offerWayBack(res, MY_RECEIPTS);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    const username = sessionUserOf(req).username;
+    await checkPrintPageAsked(req, res, `/me/receipts/${id}`, {
+      assertFound: () => receipts.assertFound(id, username),
+      checkPage: (page) => receipts.checkReceiptPage(id, page, username),
+    });
     if (prefersJson(req)) {
-      await receipts.assertFound(id, sessionUserOf(req).username);
+      await receipts.assertFound(id, username);
       throw printableHasNoJson(id, `/me/receipts/${id}`);
     }
     // A HEAD: the page's type once the receipt is known to be there, without a batch of its items.
     if (req.method === 'HEAD') {
-      await receipts.assertFound(id, sessionUserOf(req).username);
+      await receipts.assertFound(id, username);
       answerHeadWithoutWork(res, false);
       return;
     }
-    const printable = await receipts.getPrintable(id, sessionUserOf(req).username);
+    const printable = await receipts.getPrintable(id, username);
     await sendPrintableReceipt(res, printable, `/me/receipts/${id}`, false);
   });
 
   router.get(
     '/me/receipts/:id/items.csv',
-    offeredOn((req) => receiptPageOf('/me/receipts', req.params.id)),
+    offeredOn('/me/receipts/:id/items.csv', (address) => receiptPageOf('/me/receipts', address.params.id)),
     guards.requireUser,
     async (req, res) => {
       offerWayBack(res, MY_RECEIPTS);

@@ -123,7 +123,7 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
     Object.fromEntries(USAGE_FILTERS.map((name) => [name, typedIn(query, name)]));
   router.get(
     '/admin/usage.csv',
-    offeredOn((req) => linkTo('/admin/usage', typedFiltersOf(req.query), {})),
+    offeredOn('/admin/usage.csv', (address) => linkTo('/admin/usage', typedFiltersOf(address.query), {})),
     guards.requireAdmin,
     async (req, res) => {
       // Refused, back to the page at the window and filters typed, which says the same beside a form to correct them.
@@ -148,7 +148,7 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
 
   router.get(
     '/admin/my.csv',
-    offeredOn((req) => linkTo('/admin/usage', typedWindowOf(req.query), {})),
+    offeredOn('/admin/my.csv', (address) => linkTo('/admin/usage', typedWindowOf(address.query), {})),
     guards.requireAdmin,
     sendOwnUsageCsv({ usage, csvExports, backTo: { href: '/admin/usage', text: 'Back to Usage across users' } }),
   );

@@ -270,7 +270,7 @@ export function usageRoutes(deps: {
 
   router.get(
     '/me.csv',
-    offeredOn((req) => linkTo('/me', typedWindowOf(req.query), {})),
+    offeredOn('/me.csv', (address) => linkTo('/me', typedWindowOf(address.query), {})),
     guards.requireUser,
     sendOwnUsageCsv({ usage, csvExports, backTo: ME_BACK }),
   );
