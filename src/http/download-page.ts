@@ -1,4 +1,4 @@
-import type { Request, RequestHandler } from 'express';
+import type { Request, RequestHandler, Router } from 'express';
 import { parseQueryFields } from './list-shaped-fields.js';
 
 // Kept beside the request, not in res.locals: every view's data is declared (view-engine.ts), and
@@ -26,12 +26,20 @@ function patternOf(route: string): RegExp {
  * the browser saved the file and stayed on the sign-in form, which read as a sign-in that had not
  * worked.
  */
-export function offeredOn(route: string, pageOf: PageOf): RequestHandler {
+function offeredOn(route: string, pageOf: PageOf): RequestHandler {
   downloadRoutes.set(route, { pattern: patternOf(route), pageOf });
   return (req, _res, next) => {
     pagesOfDownloads.set(req, pageOf(req));
     next();
   };
+}
+
+/**
+ * `router.get(route, ...handlers)` for a download whose page `pageOf` names (offeredOn), the route
+ * written once: the route Express matches and the one a sign-in's `next` is matched against.
+ */
+export function getDownload(router: Router, route: string, pageOf: PageOf, ...handlers: RequestHandler[]): void {
+  router.get(route, offeredOn(route, pageOf), ...handlers);
 }
 
 /** The page `offeredOn` named for this request's download, or undefined. */

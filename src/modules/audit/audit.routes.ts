@@ -1,7 +1,7 @@
 import { type Response, Router } from 'express';
 import type { Db } from '../../db/database.js';
 import type { CsvExports } from '../../http/csv-exports.js';
-import { offeredOn } from '../../http/download-page.js';
+import { getDownload } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { linkTo } from '../../http/page-links.js';
 import { isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
@@ -104,9 +104,10 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     renderPage(res, page);
   });
 
-  router.get(
+  getDownload(
+    router,
     '/admin/audit.csv',
-    offeredOn('/admin/audit.csv', (address) => linkTo('/admin/audit', typedFilters(address.query), {})),
+    (address) => linkTo('/admin/audit', typedFilters(address.query), {}),
     guards.requireAdmin,
     async (req, res) => {
       // Refused, back to the log filtered as typed, which says the same beside the filters to correct.

@@ -2,7 +2,7 @@ import type { Prisma } from '@prisma/client';
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import { type CsvExports, ZCsvExportQuery } from '../../http/csv-exports.js';
-import { offeredOn, receiptPageOf } from '../../http/download-page.js';
+import { getDownload, receiptPageOf } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
@@ -474,9 +474,10 @@ export function adminBillingRoutes(deps: {
     await sendPrintableReceipt(res, await receipts.getPrintable(id), `/admin/receipts/${id}`, true);
   });
 
-  router.get(
+  getDownload(
+    router,
     '/admin/receipts/:id/items.csv',
-    offeredOn('/admin/receipts/:id/items.csv', (address) => receiptPageOf('/admin/receipts', address.params.id)),
+    (address) => receiptPageOf('/admin/receipts', address.params.id),
     guards.requireAdmin,
     async (req, res) => {
       offerWayBack(res, BILLING);
@@ -712,9 +713,10 @@ export function adminBillingRoutes(deps: {
     });
   });
 
-  router.get(
+  getDownload(
+    router,
     '/admin/paid.csv',
-    offeredOn('/admin/paid.csv', () => BILLING.href),
+    () => BILLING.href,
     guards.requireAdmin,
     async (req, res) => {
       let query: TWindowQuery;

@@ -2,7 +2,7 @@ import { Prisma } from '@prisma/client';
 import express from 'express';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
-import { offeredOn, receiptPageOf } from '../../http/download-page.js';
+import { getDownload, receiptPageOf } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
@@ -572,9 +572,10 @@ export function receiptsRoutes(deps: {
     await sendPrintableReceipt(res, printable, `/me/receipts/${id}`, false);
   });
 
-  router.get(
+  getDownload(
+    router,
     '/me/receipts/:id/items.csv',
-    offeredOn('/me/receipts/:id/items.csv', (address) => receiptPageOf('/me/receipts', address.params.id)),
+    (address) => receiptPageOf('/me/receipts', address.params.id),
     guards.requireUser,
     async (req, res) => {
       offerWayBack(res, MY_RECEIPTS);

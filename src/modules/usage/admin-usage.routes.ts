@@ -1,7 +1,7 @@
 import { Prisma } from '@prisma/client';
 import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
-import { offeredOn } from '../../http/download-page.js';
+import { getDownload } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
@@ -121,9 +121,10 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
 
   const typedFiltersOf = (query: unknown) =>
     Object.fromEntries(USAGE_FILTERS.map((name) => [name, typedIn(query, name)]));
-  router.get(
+  getDownload(
+    router,
     '/admin/usage.csv',
-    offeredOn('/admin/usage.csv', (address) => linkTo('/admin/usage', typedFiltersOf(address.query), {})),
+    (address) => linkTo('/admin/usage', typedFiltersOf(address.query), {}),
     guards.requireAdmin,
     async (req, res) => {
       // Refused, back to the page at the window and filters typed, which says the same beside a form to correct them.
@@ -146,9 +147,10 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
     },
   );
 
-  router.get(
+  getDownload(
+    router,
     '/admin/my.csv',
-    offeredOn('/admin/my.csv', (address) => linkTo('/admin/usage', typedWindowOf(address.query), {})),
+    (address) => linkTo('/admin/usage', typedWindowOf(address.query), {}),
     guards.requireAdmin,
     sendOwnUsageCsv({ usage, csvExports, backTo: { href: '/admin/usage', text: 'Back to Usage across users' } }),
   );

@@ -1,7 +1,7 @@
 import { Prisma } from '@prisma/client';
 import express from 'express';
 import type { CsvExports } from '../../http/csv-exports.js';
-import { offeredOn } from '../../http/download-page.js';
+import { getDownload } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
@@ -268,9 +268,10 @@ export function usageRoutes(deps: {
     await showMyUsage(req, res, { query: req.query });
   });
 
-  router.get(
+  getDownload(
+    router,
     '/me.csv',
-    offeredOn('/me.csv', (address) => linkTo('/me', typedWindowOf(address.query), {})),
+    (address) => linkTo('/me', typedWindowOf(address.query), {}),
     guards.requireUser,
     sendOwnUsageCsv({ usage, csvExports, backTo: ME_BACK }),
   );
