@@ -345,8 +345,16 @@ export async function sendPrintableReceipt(
   receiptLink: string,
   isAdminView: boolean,
 ): Promise<void> {
-  const { receipt, paidWith, heldPayment, paidOnline, refundedPayments, sameJobsVoidedPaidByHand, itemBatches } =
-    printable;
+  const {
+    receipt,
+    paidWith,
+    heldPayment,
+    paidOnline,
+    refundedPayments,
+    sameJobsVoidedPaidByHand,
+    moneyOfSources,
+    itemBatches,
+  } = printable;
   const fmt = res.app.locals.fmt as ViewFormatters;
   async function* rows() {
     for await (const items of itemBatches) yield await renderView(res, 'receipts/item-rows', { receipt, items });
@@ -361,8 +369,10 @@ export async function sendPrintableReceipt(
       heldPayment,
       paidOnline,
       refundedPayments,
-      // In the words of the receipt's page, the admin's or the researcher's, with links to their own pages.
-      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, receipt),
+      // In the words of the receipt's page, the admin's or the researcher's, with links to their own pages,
+      // and with the money it judges: what is left of it (the whole paid, before, said it may pay a receipt
+      // the page said it could not pay alone).
+      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, receipt, moneyOfSources),
       isAdminView,
       receiptLink,
     },

@@ -2031,13 +2031,16 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       findVoidedPaidByHandOfSameJobs([receipt]),
     ]);
     const own = heldHere[0];
+    const sameJobsVoidedPaidByHand = voidedPaidByHand.get(id) ?? [];
     return {
       receipt,
       paidWith,
       paidOnline,
       refundedPayments: refunded.map(refundOf),
       /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
-      sameJobsVoidedPaidByHand: voidedPaidByHand.get(id) ?? [],
+      sameJobsVoidedPaidByHand,
+      /** What is left of the money of each of those, as the receipt's page judges it. */
+      moneyOfSources: await findMoneyOfSources(sameJobsVoidedPaidByHand.map((voided) => voided.receiptId)),
       heldPayment: heldPaymentOfReceipt(
         receipt,
         own === undefined ? undefined : heldPaymentOf(own),
@@ -2104,6 +2107,22 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return byReceipt;
   }
 
+  /**
+   * What is left of the money of each voided receipt of `sourceIds`, by its id, as a mark paid judges it
+   * (less what went back of it, plus new money received along its chain); null when the provider did not
+   * report it. The admin's page, the printable receipt and the researcher's page judge it alike.
+   */
+  async function findMoneyOfSources(sourceIds: readonly number[]) {
+    return new Map(
+      await Promise.all(
+        sourceIds.map(
+          async (sourceId) =>
+            [sourceId, (await receiptsRepository.findMoneySource(db, sourceId))?.money ?? null] as const,
+        ),
+      ),
+    );
+  }
+
   /** Any receipt with one page of its items (admin). */
   async function getById(id: number, page = 1) {
     const receipt = await findOrFail(id);
@@ -2121,18 +2140,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     ]);
     // What is left of the money each of those voided receipts could pay this one with, as a mark paid
     // judges it (moneyOfVoidedReceiptIn): the page offers only money that is this receipt's total.
-    const sourceIds = [
+    const moneyOfSources = await findMoneyOfSources([
       ...(heldForSameJobs === null ? [] : [heldForSameJobs.receiptId]),
       ...(voidedPaidByHand.get(id) ?? []).map((voided) => voided.receiptId),
-    ];
-    const moneyOfSources = new Map(
-      await Promise.all(
-        sourceIds.map(
-          async (sourceId) =>
-            [sourceId, (await receiptsRepository.findMoneySource(db, sourceId))?.money ?? null] as const,
-        ),
-      ),
-    );
+    ]);
     // Money for some of these jobs may already be held on a voided receipt that billed them: the
     // researcher is told not to pay again, and the admin, about to mark this one paid, is told too.
     // Money recorded by hand on a receipt voided since is not held by the app, but may be what pays

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
+import { buildUser } from '../support/factories.js';
+import { visibleTextOf } from '../support/html.js';
+import { createPaidCsvStory } from '../support/paid-csv-story.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// What the pages say of the money of a voided receipt that billed some of a receipt's jobs, after a
+// finance review: the printable receipt judged that money otherwise than the page, the researcher was
+// told it "may pay" a receipt it could not pay alone, and a voided receipt topped up with new money was
+// described as paid by hand in full with the new reference.
+let db: TestDatabase;
+const clock = new Date('2025-09-05T03:00:00Z');
+let app: ReturnType<typeof buildTestApp>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  for (const username of ['alice', 'bob', 'carol', 'dave']) {
+    await buildUser(db.prisma, { username, password: `${username}-password` });
+  }
+  await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
+  app = buildTestApp(db, { env: { APP_TZ: 'Asia/Bangkok', ...DUMMY_PAYMENTS_ENV }, now: () => clock });
+});
+afterAll(() => db?.drop());
+
+const signIn = (username: string) => signInAs(app, username, `${username}-password`);
+const { billEverything, payOnline } = createPaidCsvStory(() => db);
+
+async function putOn(username: string, tierName: string) {
+  const tier = await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: tierName } });
+  await db.prisma.tierOverride.upsert({
+    where: { username },
+    create: { username, tierId: tier.id, createdBy: 'finance' },
+    update: { tierId: tier.id },
+  });
+}
+
+async function post(admin: Agent, path: string, body: Record<string, unknown>) {
+  return admin
+    .post(path)
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(admin))
+    .send(body);
+}
+
+function noticeOf(html: string, id: string): string {
+  return visibleTextOf(new RegExp(`id="${id}">([\\s\\S]*?)</div>`).exec(html)?.[1] ?? '');
+}
+
+describe('the printable receipt and the money of a voided receipt', () => {
+  it('judges that money as the page does: less what went back of it', async () => {
+    // 0.50 THB paid online, voided; the receipt billing the jobs again (0.80 THB) paid with it and 0.30 THB
+    // new money, voided in turn; then 0.20 THB of the online payment went back: 0.60 THB is left.
+    await buildJobs(db, [{ user: 'alice', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const alice = await signIn('alice');
+    const first = await billEverything(alice);
+    const payment = await payOnline(alice, first);
+    const admin = await signIn('finance');
+    expect((await post(admin, `/admin/receipts/${first}/void`, { reason: 'billed at the wrong tier' })).status).toBe(
+      200,
+    );
+    await putOn('alice', 'gov');
+    const second = await billEverything(alice);
+    const marked = await post(admin, `/admin/receipts/${second}/paid`, {
+      method: 'bank_transfer',
+      amount_received: '0.80',
+      paid_with_receipt: String(first),
+      new_money: '0.30',
+      tx_ref: 'BT-ALICE',
+    });
+    expect(marked.status, marked.text).toBe(200);
+    expect((await post(admin, `/admin/receipts/${second}/void`, { reason: 'wrong project' })).status).toBe(200);
+    const refund = await deliverDummy(app, {
+      event_id: `alice_refund_${payment.id}`,
+      event_type: 'payment.refunded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 20,
+      currency: 'THB',
+    });
+    expect(refund.status, refund.text).toBe(200);
+    const third = await billEverything(alice);
+
+    const page = (await admin.get(`/admin/receipts/${third}`).set('Accept', 'text/html').expect(200)).text;
+    const shown = noticeOf(page, 'same-jobs-voided-paid-by-hand');
+    expect(shown).toContain(
+      "Its money is 0.20 THB short of this receipt's total, 0.80 THB, so it cannot pay it alone: once the remaining " +
+        `0.20 THB has arrived, mark this receipt paid with it (Paid with the money of: receipt #${second})`,
+    );
+    const printed = await admin.get(`/admin/receipts/${third}/print`).set('Accept', 'text/html');
+    expect(printed.status).toBe(200);
+    // The printout says what the page says, in the same words: before, it read 0.80 THB, the whole money
+    // paid, as this receipt's total, and said it may pay this receipt.
+    expect(noticeOf(printed.text, 'same-jobs-voided-paid-by-hand')).toBe(shown);
+  });
+});
