@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { visibleTextOf } from '../support/html.js';
@@ -51,6 +51,25 @@ function noticeOf(html: string, id: string): string {
   return visibleTextOf(new RegExp(`id="${id}">([\\s\\S]*?)</div>`).exec(html)?.[1] ?? '');
 }
 
+/** A receipt of one hour of CPU, paid by hand at `firstTier`, voided, and billed again at `againTier`. */
+async function billedAgainAfterHandPaidVoid(username: string, firstTier: string, againTier: string) {
+  await buildJobs(db, [{ user: username, end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+  await putOn(username, firstTier);
+  const researcher = await signIn(username);
+  const first = await billEverything(researcher);
+  const admin = await signIn('finance');
+  const paid = await post(admin, `/admin/receipts/${first}/paid`, {
+    method: 'bank_transfer',
+    amount_received: await amountDueOf(db, first),
+    tx_ref: `BT-${username}`,
+  });
+  expect(paid.status, paid.text).toBe(200);
+  expect((await post(admin, `/admin/receipts/${first}/void`, { reason: 'billed at the wrong tier' })).status).toBe(200);
+  await putOn(username, againTier);
+  const again = await billEverything(researcher);
+  return { admin, researcher, first, again };
+}
+
 describe('the printable receipt and the money of a voided receipt', () => {
   it('judges that money as the page does: less what went back of it', async () => {
     // 0.50 THB paid online, voided; the receipt billing the jobs again (0.80 THB) paid with it and 0.30 THB
@@ -95,5 +114,45 @@ describe('the printable receipt and the money of a voided receipt', () => {
     // The printout says what the page says, in the same words: before, it read 0.80 THB, the whole money
     // paid, as this receipt's total, and said it may pay this receipt.
     expect(noticeOf(printed.text, 'same-jobs-voided-paid-by-hand')).toBe(shown);
+  });
+});
+
+describe("the researcher's notice of the money of a voided receipt", () => {
+  it('says how much of this receipt that money covers when it cannot pay it alone', async () => {
+    // Paid 0.50 THB by hand at mu, voided, billed again at gov: 0.80 THB.
+    const { researcher, first, again } = await billedAgainAfterHandPaidVoid('bob', 'mu', 'gov');
+    const expected =
+      `Receipt #${first}, which billed some of these jobs, was voided after it was paid by hand: 0.50 THB by bank ` +
+      "transfer, ref BT-bob, on 2025-09-05. Its money covers 0.50 THB of this receipt's total, 0.80 THB, " +
+      'so it cannot pay it alone: unless that money was returned to you, your billing office will ask you for the ' +
+      'remaining 0.30 THB, not for the whole total. Ask your billing office before you pay for these jobs again.';
+    const page = (await researcher.get(`/me/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    // Before: "Unless that money was returned to you, it may pay for this receipt", which it cannot.
+    expect(noticeOf(page, 'same-jobs-voided-paid-by-hand')).toBe(expected);
+    const printed = await researcher.get(`/me/receipts/${again}/print`).set('Accept', 'text/html').expect(200);
+    expect(noticeOf(printed.text, 'same-jobs-voided-paid-by-hand')).toBe(expected);
+  });
+
+  it('says the excess goes back when that money is more than this receipt', async () => {
+    // Paid 1.50 THB by hand at private, voided, billed again at mu: 0.50 THB.
+    const { researcher, first, again } = await billedAgainAfterHandPaidVoid('carol', 'private', 'mu');
+    const page = (await researcher.get(`/me/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(noticeOf(page, 'same-jobs-voided-paid-by-hand')).toBe(
+      `Receipt #${first}, which billed some of these jobs, was voided after it was paid by hand: 1.50 THB by bank ` +
+        "transfer, ref BT-carol, on 2025-09-05. Its money, 1.50 THB, is 1.00 THB more than this receipt's total, " +
+        '0.50 THB: unless that money was returned to you, your billing office will return the excess 1.00 THB to ' +
+        'you (or apply it elsewhere) and count the rest toward this receipt. Ask your billing office before you pay ' +
+        'for these jobs again.',
+    );
+  });
+
+  it('still says that money may pay this receipt when it is its total', async () => {
+    const { researcher, first, again } = await billedAgainAfterHandPaidVoid('dave', 'mu', 'mu');
+    const page = (await researcher.get(`/me/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(noticeOf(page, 'same-jobs-voided-paid-by-hand')).toBe(
+      `Receipt #${first}, which billed some of these jobs, was voided after it was paid by hand: 0.50 THB by bank ` +
+        'transfer, ref BT-dave, on 2025-09-05. Unless that money was returned to you, it may pay for this receipt: ' +
+        'ask your billing office before you pay for these jobs again.',
+    );
   });
 });

@@ -197,6 +197,8 @@ export function voidedPaidByHandView(
       receiptId: receipt.receiptId,
       paidByHandText: describePaidByHand(receipt.paidByHand, fmt),
       moneyNote: describeMoneyNotTotal(money, billed, fmt, receipt.receiptId),
+      // The researcher's words for the same: what that money covers, and what the billing office will do.
+      payerNote: describeMoneyNotTotalToPayer(money, billed, fmt),
       // Short of the total, it still pays the receipt with new money for the rest: the form offers it.
       canTopUp: isShortOfTotal(money, billed),
     };
@@ -237,6 +239,29 @@ export function describeMoneyNotTotal(
   return money.amount.lessThan(billed.total)
     ? `Its money is ${difference} short of this receipt's total, ${total}, so it cannot pay it alone: once the remaining ${difference} has arrived, mark this receipt paid with it (Paid with the money of: receipt #${sourceId}) and ${difference} as New money received now, with the reference of that payment.`
     : `Its money is ${difference} more than this receipt's total, ${total}, so it cannot pay it as it is: return the excess ${difference} to the payer (or apply it elsewhere), then mark this receipt paid as new money with ${total}, its reference naming that payment.`;
+}
+
+/**
+ * describeMoneyNotTotal for the researcher: the money of a voided receipt that is not this receipt's
+ * total cannot pay it alone, so "it may pay for this receipt" was untrue; it says what that money covers
+ * and what the billing office will do with it, as the admin is advised (null when it is the total).
+ */
+export function describeMoneyNotTotalToPayer(
+  money: { amount: Prisma.Decimal; currency: string } | null,
+  billed: { total: Prisma.Decimal; currency: string },
+  fmt: ViewFormatters,
+): string | null {
+  if (money === null) return null;
+  const total = `${fmt.money(billed.total, billed.currency)} ${billed.currency}`;
+  if (money.currency !== billed.currency) {
+    return `Its money is in ${money.currency}, not in ${billed.currency} as this receipt's total, ${total}, so it cannot pay this receipt as it is.`;
+  }
+  if (money.amount.equals(billed.total)) return null;
+  const amount = `${fmt.money(money.amount, money.currency)} ${money.currency}`;
+  const difference = `${fmt.money(money.amount.minus(billed.total).abs(), billed.currency)} ${billed.currency}`;
+  return money.amount.lessThan(billed.total)
+    ? `Its money covers ${amount} of this receipt's total, ${total}, so it cannot pay it alone: unless that money was returned to you, your billing office will ask you for the remaining ${difference}, not for the whole total.`
+    : `Its money, ${amount}, is ${difference} more than this receipt's total, ${total}: unless that money was returned to you, your billing office will return the excess ${difference} to you (or apply it elsewhere) and count the rest toward this receipt.`;
 }
 
 /** The receipts voided after they were paid by hand that billed some of a pending receipt's jobs, as JSON. */
@@ -308,12 +333,12 @@ function ownReceiptJson(shown: ShownReceipt) {
 /** The printable page of a researcher's own receipt, /me/receipts/:id. */
 export function createOwnReceiptPage(receipts: ReceiptsService): ShowOwnReceipt {
   return async (res, { username, id, page, error }) => {
-    const { sameJobsVoidedPaidByHand, ...shown } = await receipts.getForUser(username, id, page);
+    const { sameJobsVoidedPaidByHand, moneyOfSources, ...shown } = await receipts.getForUser(username, id, page);
     const fmt = res.app.locals.fmt as ViewFormatters;
     res.render('receipts/show', {
       title: `Receipt #${id}`,
       ...shown,
-      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, shown.receipt),
+      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, shown.receipt, moneyOfSources),
       isAdminView: false,
       link: (changes: Record<string, unknown>) => linkTo(`/me/receipts/${id}`, {}, changes),
       itemsCsvLink: `/me/receipts/${id}/items.csv`,

@@ -2070,6 +2070,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     ]);
     const heldHere = held.find((payment) => payment.receiptId === id);
     const sameJobs = heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs);
+    const sameJobsVoidedPaidByHand = voidedPaidByHand.get(id) ?? [];
     return {
       ...shown,
       heldHere: heldHere ?? null,
@@ -2079,7 +2080,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       /** For a void receipt, the receipts that bill its jobs now (empty while none does, and for any other receipt). */
       billedAgainOn,
       /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
-      sameJobsVoidedPaidByHand: voidedPaidByHand.get(id) ?? [],
+      sameJobsVoidedPaidByHand,
+      /** What is left of the money of each of those, as the admin's page judges it: the notice says what it covers. */
+      moneyOfSources: await findMoneyOfSources(sameJobsVoidedPaidByHand.map((voided) => voided.receiptId)),
     };
   }
 
