@@ -19,7 +19,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['alice', 'bob', 'carol', 'dave']) {
+  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -154,5 +154,58 @@ describe("the researcher's notice of the money of a voided receipt", () => {
         'transfer, ref BT-dave, on 2025-09-05. Unless that money was returned to you, it may pay for this receipt: ' +
         'ask your billing office before you pay for these jobs again.',
     );
+  });
+});
+
+describe('voiding a receipt paid with the money of a voided receipt and new money', () => {
+  it('names both parts wherever its payment is described', async () => {
+    // 0.50 THB paid by hand at mu, voided; billed again at gov, 0.80 THB, paid with that money and 0.30 THB
+    // new money (BT-ERIN-2); voided in turn and billed a third time.
+    const { admin, researcher, first, again } = await billedAgainAfterHandPaidVoid('erin', 'mu', 'gov');
+    const marked = await post(admin, `/admin/receipts/${again}/paid`, {
+      method: 'bank_transfer',
+      amount_received: '0.80',
+      paid_with_receipt: String(first),
+      new_money: '0.30',
+      tx_ref: 'BT-ERIN-2',
+    });
+    expect(marked.status, marked.text).toBe(200);
+    // Before: "0.80 THB by bank transfer, ref BT-ERIN-2, on 2025-09-05", as if all of it came in by BT-ERIN-2.
+    const described =
+      `0.80 THB, 0.50 THB of it the money of receipt #${first} (voided) and 0.30 THB new money by bank transfer, ` +
+      'ref BT-ERIN-2, on 2025-09-05';
+    const parts = {
+      method: 'bank_transfer',
+      txRef: 'BT-ERIN-2',
+      paidOn: '2025-09-05',
+      amount: '0.80',
+      currency: 'THB',
+      paidWithReceipt: { receiptId: first, money: '0.50' },
+      newMoney: '0.30',
+    };
+    const before = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(noticeOf(before, 'paid-by-hand')).toContain(`Paid by hand: ${described}.`);
+
+    const voided = await post(admin, `/admin/receipts/${again}/void`, { reason: 'wrong project' });
+    expect(voided.status, voided.text).toBe(200);
+    expect(voided.body.message).toContain(`It was paid by hand: ${described}.`);
+    expect(voided.body.receipt.paidByHand).toEqual(parts);
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'receipt.void', target: `receipt:${again}` },
+    });
+    expect(audit.details).toMatchObject({ paidByHand: parts });
+    const page = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(noticeOf(page, 'void-paid-by-hand')).toContain(`Voided after it was paid by hand: ${described}.`);
+
+    const third = await billEverything(researcher);
+    const notice = `Receipt #${again}, which billed some of these jobs, was voided after it was paid by hand: ${described}.`;
+    const thirdPage = (await admin.get(`/admin/receipts/${third}`).set('Accept', 'text/html').expect(200)).text;
+    expect(noticeOf(thirdPage, 'same-jobs-voided-paid-by-hand')).toContain(notice);
+    const own = (await researcher.get(`/me/receipts/${third}`).set('Accept', 'text/html').expect(200)).text;
+    expect(noticeOf(own, 'same-jobs-voided-paid-by-hand')).toContain(notice);
+    const json = await admin.get(`/admin/receipts/${third}`).set('Accept', 'application/json').expect(200);
+    expect(json.body.receipt.sameJobsVoidedPaidByHand).toEqual([
+      expect.objectContaining({ receiptId: again, paidByHand: parts }),
+    ]);
   });
 });

@@ -28,6 +28,7 @@ import {
   BilledMeanwhileError,
   NothingToBillError,
   type PaidByHand,
+  paidByHandRecord,
   RECEIPT_ITEMS_CSV_COLUMNS,
   type ReceiptsService,
 } from './receipts.service.js';
@@ -174,10 +175,19 @@ export function receiptWithItemsJson(shown: ReceiptWithItems) {
   };
 }
 
-/** "0.50 THB by bank transfer, ref KBANK-77, on 2026-01-10": the money an admin recorded paying a receipt by hand. */
+/**
+ * "0.50 THB by bank transfer, ref KBANK-77, on 2026-01-10": the money an admin recorded paying a receipt by
+ * hand. Topped up ("0.80 THB, 0.50 THB of it the money of receipt #5 (voided) and 0.30 THB new money by bank
+ * transfer, ref BT-99, on …"), both parts: only the new money came in by that method and reference.
+ */
 export function describePaidByHand(paid: PaidByHand, fmt: ViewFormatters): string {
   const ref = paid.txRef ? `, ref ${paid.txRef}` : '';
-  return `${fmt.money(paid.amount, paid.currency)} ${paid.currency} by ${fmt.paymentMethod(paid.method)}${ref}, on ${paid.paidOn}`;
+  const money = (amount: Prisma.Decimal) => `${fmt.money(amount, paid.currency)} ${paid.currency}`;
+  const parts =
+    paid.paidWithReceipt && paid.newMoney
+      ? `, ${money(paid.paidWithReceipt.money)} of it the money of receipt #${paid.paidWithReceipt.receiptId} (voided) and ${money(paid.newMoney)} new money`
+      : '';
+  return `${money(paid.amount)}${parts} by ${fmt.paymentMethod(paid.method)}${ref}, on ${paid.paidOn}`;
 }
 
 /**
@@ -269,7 +279,7 @@ export function voidedPaidByHandJson(voided: ShownReceipt['sameJobsVoidedPaidByH
   return voided.map((receipt) => ({
     receiptId: receipt.receiptId,
     voidedAt: receipt.voidedAt.toISOString(),
-    paidByHand: { ...receipt.paidByHand, amount: moneyJson(receipt.paidByHand.amount, receipt.paidByHand.currency) },
+    paidByHand: paidByHandRecord(receipt.paidByHand),
   }));
 }
 

@@ -859,6 +859,36 @@ export interface PaidByHand {
   paidOn: string;
   amount: Prisma.Decimal;
   currency: string;
+  /**
+   * Marked paid with the money of a voided receipt: that receipt and the part of `amount` its money paid;
+   * `newMoney` is the rest, received by `txRef` (null when that money paid it all). Absent otherwise.
+   */
+  paidWithReceipt?: { receiptId: number; money: Prisma.Decimal };
+  newMoney?: Prisma.Decimal | null;
+}
+
+/**
+ * PaidByHand as the JSON answers and the audit entries record it, amounts to the currency's minor unit:
+ * a receipt topped up with new money beside a voided receipt's money names both parts.
+ */
+export function paidByHandRecord(paid: PaidByHand) {
+  const digits = minorUnitDigits(paid.currency);
+  return {
+    method: paid.method,
+    txRef: paid.txRef,
+    paidOn: paid.paidOn,
+    amount: paid.amount.toFixed(digits),
+    currency: paid.currency,
+    ...(paid.paidWithReceipt === undefined
+      ? {}
+      : {
+          paidWithReceipt: {
+            receiptId: paid.paidWithReceipt.receiptId,
+            money: paid.paidWithReceipt.money.toFixed(digits),
+          },
+          newMoney: paid.newMoney ? paid.newMoney.toFixed(digits) : null,
+        }),
+  };
 }
 
 /** An online payment of a receipt that an admin dismissed, with what it received (null: not reported). */
@@ -894,14 +924,28 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     txRef: string | null;
     total: Prisma.Decimal;
     currency: string;
+    paidWithReceiptId: number | null;
+    newMoneyReceived: Prisma.Decimal | null;
   }): PaidByHand | null {
     if (!receipt.paidAt || !receipt.paymentMethod || !HAND_METHODS.includes(receipt.paymentMethod)) return null;
+    // Paid with a voided receipt's money (and new money for the rest): only the new money came in by this
+    // method and reference, so both parts are named; the whole total read as new money received by it.
+    const newMoney = receipt.newMoneyReceived;
     return {
       method: receipt.paymentMethod,
       txRef: receipt.txRef,
       paidOn: toLocalDate(receipt.paidAt, config.timeZone),
       amount: receipt.total,
       currency: receipt.currency,
+      ...(receipt.paidWithReceiptId === null
+        ? {}
+        : {
+            paidWithReceipt: {
+              receiptId: receipt.paidWithReceiptId,
+              money: newMoney === null ? receipt.total : receipt.total.minus(newMoney),
+            },
+            newMoney,
+          }),
     };
   }
 
@@ -1717,13 +1761,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
             ...(paidByHand === null
               ? {}
               : {
-                  paidByHand: {
-                    method: paidByHand.method,
-                    txRef: paidByHand.txRef,
-                    paidOn: paidByHand.paidOn,
-                    amount: paidByHand.amount.toFixed(minorUnitDigits(paidByHand.currency)),
-                    currency: paidByHand.currency,
-                  },
+                  paidByHand: paidByHandRecord(paidByHand),
                 }),
             ...(dismissedPaymentIds.length === 0 ? {} : { dismissedPaymentIds }),
             ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
