@@ -185,6 +185,11 @@ describe('voiding a receipt paid with the money of a voided receipt and new mone
     };
     const before = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
     expect(noticeOf(before, 'paid-by-hand')).toContain(`Paid by hand: ${described}.`);
+    // The void's confirmation too: it said "the 0.80 THB paid by hand is for you to return".
+    expect(before).toContain(
+      `can then be billed again; the money that paid it (${described.replace(/'/g, '&#39;')}) is for you to return ` +
+        'or apply elsewhere. This cannot be undone."',
+    );
 
     const voided = await post(admin, `/admin/receipts/${again}/void`, { reason: 'wrong project' });
     expect(voided.status, voided.text).toBe(200);
