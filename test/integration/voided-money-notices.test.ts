@@ -131,6 +131,13 @@ describe("the researcher's notice of the money of a voided receipt", () => {
     expect(noticeOf(page, 'same-jobs-voided-paid-by-hand')).toBe(expected);
     const printed = await researcher.get(`/me/receipts/${again}/print`).set('Accept', 'text/html').expect(200);
     expect(noticeOf(printed.text, 'same-jobs-voided-paid-by-hand')).toBe(expected);
+    // My receipts marks the row in the same sense: it said that money "may pay for this receipt".
+    const list = visibleTextOf((await researcher.get('/me/receipts').set('Accept', 'text/html').expect(200)).text);
+    expect(list).toContain(
+      `money paid by hand on receipt #${first}, voided since, is not this receipt's total: ask your billing office ` +
+        'what is left to pay before you pay for these jobs again',
+    );
+    expect(list).not.toContain('may pay for this receipt');
   });
 
   it('says the excess goes back when that money is more than this receipt', async () => {
@@ -153,6 +160,11 @@ describe("the researcher's notice of the money of a voided receipt", () => {
       `Receipt #${first}, which billed some of these jobs, was voided after it was paid by hand: 0.50 THB by bank ` +
         'transfer, ref BT-dave, on 2025-09-05. Unless that money was returned to you, it may pay for this receipt: ' +
         'ask your billing office before you pay for these jobs again.',
+    );
+    const list = visibleTextOf((await researcher.get('/me/receipts').set('Accept', 'text/html').expect(200)).text);
+    expect(list).toContain(
+      `money paid by hand on receipt #${first}, voided since, may pay for this receipt: ask your billing office ` +
+        'before you pay for these jobs again',
     );
   });
 });

@@ -1825,6 +1825,16 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       ),
       findVoidedPaidByHandOfSameJobs(rows),
     ]);
+    // What is left of each of that money, as the receipt's page judges it: the row says it "may pay" the
+    // receipt only when some of it is the receipt's total (else its page says what it covers).
+    const moneyOfSources = await findMoneyOfSources([
+      ...new Set([...voidedPaidByHand.values()].flat().map((voided) => voided.receiptId)),
+    ]);
+    const isTotalOf = (receipt: { total: Prisma.Decimal; currency: string }, sourceId: number) => {
+      const money = moneyOfSources.get(sourceId) ?? null;
+      // Money whose amount the provider did not report is not judged, as on the page.
+      return money === null || (money.currency === receipt.currency && money.amount.equals(receipt.total));
+    };
     return {
       // Each with the held payment that concerns it, as its own page and JSON name it (heldPaymentOfReceipt).
       receipts: rows.map((receipt) => {
@@ -1838,6 +1848,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           refunds: refunded.filter((row) => row.receiptId === receipt.id).map((row) => row.refund),
           /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
           sameJobsVoidedPaidByHand: voidedPaidByHand.get(receipt.id) ?? [],
+          /** Whether the money of one of those may pay this receipt alone: it is its total. */
+          sameJobsVoidedMayPay: (voidedPaidByHand.get(receipt.id) ?? []).some((voided) =>
+            isTotalOf(receipt, voided.receiptId),
+          ),
         };
       }),
       page,
