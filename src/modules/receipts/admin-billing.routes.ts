@@ -54,6 +54,7 @@ import {
   MonthEndInProgressError,
   type MonthEndRunView,
   monthEndRunUrl,
+  paidByHandRecord,
   RECEIPT_ITEMS_CSV_COLUMNS,
   type ReceiptsService,
   UnknownRunFilterError,
@@ -259,7 +260,7 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
         provider: paidOnline.provider,
         externalPaymentId: paidOnline.externalPaymentId,
       },
-      paidByHand: paidByHand && { ...paidByHand, amount: moneyJson(paidByHand.amount, paidByHand.currency) },
+      paidByHand: paidByHand && paidByHandRecord(paidByHand),
       dismissedPayments: shown.dismissedPayments.map((payment) => ({
         paymentId: payment.id,
         received: payment.received && {
@@ -613,7 +614,7 @@ export function adminBillingRoutes(deps: {
         receipt: {
           ...voided,
           alreadyHeldPaymentIds: alreadyHeldPayments.map((payment) => payment.id),
-          paidByHand: paidByHand && { ...paidByHand, amount: moneyJson(paidByHand.amount, paidByHand.currency) },
+          paidByHand: paidByHand && paidByHandRecord(paidByHand),
           dismissedPaymentIds: dismissedPayments.map((payment) => payment.id),
         },
       },

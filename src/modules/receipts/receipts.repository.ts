@@ -917,6 +917,8 @@ export interface VoidedPaidReceiptRow {
   total: Prisma.Decimal;
   currency: string;
   voidedAt: Date;
+  paidWithReceiptId: number | null;
+  newMoneyReceived: Prisma.Decimal | null;
 }
 
 /**
@@ -934,10 +936,19 @@ export async function findVoidedPaidReceiptsOfSameJobs(
   methods: readonly string[],
 ): Promise<Array<VoidedPaidReceiptRow & { forReceiptId: number }>> {
   if (receiptIds.length === 0) return [];
-  const rows = await db.$queryRaw<Array<Omit<VoidedPaidReceiptRow, 'total'> & { total: string; forReceiptId: number }>>`
+  const rows = await db.$queryRaw<
+    Array<
+      Omit<VoidedPaidReceiptRow, 'total' | 'newMoneyReceived'> & {
+        total: string;
+        newMoneyReceived: string | null;
+        forReceiptId: number;
+      }
+    >
+  >`
     SELECT DISTINCT here.receipt_id AS "forReceiptId",
            v.id, v.paid_at AS "paidAt", v.payment_method AS "paymentMethod", v.tx_ref AS "txRef",
-           v.total::text AS total, v.currency, v.voided_at AS "voidedAt"
+           v.total::text AS total, v.currency, v.voided_at AS "voidedAt",
+           v.paid_with_receipt_id AS "paidWithReceiptId", v.new_money_received::text AS "newMoneyReceived"
       FROM receipts v
       JOIN receipt_items voided ON voided.receipt_id = v.id
       JOIN receipt_items here ON here.cluster = voided.cluster AND here.job_key = voided.job_key AND NOT here.is_voided
@@ -949,7 +960,11 @@ export async function findVoidedPaidReceiptsOfSameJobs(
        AND here.receipt_id = ANY(${receiptIds as number[]}::int[])
        AND here.receipt_id <> v.id
      ORDER BY "forReceiptId", v.id`;
-  return rows.map((row) => ({ ...row, total: new Prisma.Decimal(row.total) }));
+  return rows.map((row) => ({
+    ...row,
+    total: new Prisma.Decimal(row.total),
+    newMoneyReceived: row.newMoneyReceived === null ? null : new Prisma.Decimal(row.newMoneyReceived),
+  }));
 }
 
 /** The live receipts that bill some of the jobs of (void) receipt `receiptId` again, oldest first. */

@@ -28,6 +28,7 @@ import {
   BilledMeanwhileError,
   NothingToBillError,
   type PaidByHand,
+  paidByHandRecord,
   RECEIPT_ITEMS_CSV_COLUMNS,
   type ReceiptsService,
 } from './receipts.service.js';
@@ -174,10 +175,19 @@ export function receiptWithItemsJson(shown: ReceiptWithItems) {
   };
 }
 
-/** "0.50 THB by bank transfer, ref KBANK-77, on 2026-01-10": the money an admin recorded paying a receipt by hand. */
+/**
+ * "0.50 THB by bank transfer, ref KBANK-77, on 2026-01-10": the money an admin recorded paying a receipt by
+ * hand. Topped up ("0.80 THB, 0.50 THB of it the money of receipt #5 (voided) and 0.30 THB new money by bank
+ * transfer, ref BT-99, on …"), both parts: only the new money came in by that method and reference.
+ */
 export function describePaidByHand(paid: PaidByHand, fmt: ViewFormatters): string {
   const ref = paid.txRef ? `, ref ${paid.txRef}` : '';
-  return `${fmt.money(paid.amount, paid.currency)} ${paid.currency} by ${fmt.paymentMethod(paid.method)}${ref}, on ${paid.paidOn}`;
+  const money = (amount: Prisma.Decimal) => `${fmt.money(amount, paid.currency)} ${paid.currency}`;
+  const parts =
+    paid.paidWithReceipt && paid.newMoney
+      ? `, ${money(paid.paidWithReceipt.money)} of it the money of receipt #${paid.paidWithReceipt.receiptId} (voided) and ${money(paid.newMoney)} new money`
+      : '';
+  return `${money(paid.amount)}${parts} by ${fmt.paymentMethod(paid.method)}${ref}, on ${paid.paidOn}`;
 }
 
 /**
@@ -197,6 +207,8 @@ export function voidedPaidByHandView(
       receiptId: receipt.receiptId,
       paidByHandText: describePaidByHand(receipt.paidByHand, fmt),
       moneyNote: describeMoneyNotTotal(money, billed, fmt, receipt.receiptId),
+      // The researcher's words for the same: what that money covers, and what the billing office will do.
+      payerNote: describeMoneyNotTotalToPayer(money, billed, fmt),
       // Short of the total, it still pays the receipt with new money for the rest: the form offers it.
       canTopUp: isShortOfTotal(money, billed),
     };
@@ -239,12 +251,35 @@ export function describeMoneyNotTotal(
     : `Its money is ${difference} more than this receipt's total, ${total}, so it cannot pay it as it is: return the excess ${difference} to the payer (or apply it elsewhere), then mark this receipt paid as new money with ${total}, its reference naming that payment.`;
 }
 
+/**
+ * describeMoneyNotTotal for the researcher: the money of a voided receipt that is not this receipt's
+ * total cannot pay it alone, so "it may pay for this receipt" was untrue; it says what that money covers
+ * and what the billing office will do with it, as the admin is advised (null when it is the total).
+ */
+export function describeMoneyNotTotalToPayer(
+  money: { amount: Prisma.Decimal; currency: string } | null,
+  billed: { total: Prisma.Decimal; currency: string },
+  fmt: ViewFormatters,
+): string | null {
+  if (money === null) return null;
+  const total = `${fmt.money(billed.total, billed.currency)} ${billed.currency}`;
+  if (money.currency !== billed.currency) {
+    return `Its money is in ${money.currency}, not in ${billed.currency} as this receipt's total, ${total}, so it cannot pay this receipt as it is.`;
+  }
+  if (money.amount.equals(billed.total)) return null;
+  const amount = `${fmt.money(money.amount, money.currency)} ${money.currency}`;
+  const difference = `${fmt.money(money.amount.minus(billed.total).abs(), billed.currency)} ${billed.currency}`;
+  return money.amount.lessThan(billed.total)
+    ? `Its money covers ${amount} of this receipt's total, ${total}, so it cannot pay it alone: unless that money was returned to you, your billing office will ask you for the remaining ${difference}, not for the whole total.`
+    : `Its money, ${amount}, is ${difference} more than this receipt's total, ${total}: unless that money was returned to you, your billing office will return the excess ${difference} to you (or apply it elsewhere) and count the rest toward this receipt.`;
+}
+
 /** The receipts voided after they were paid by hand that billed some of a pending receipt's jobs, as JSON. */
 export function voidedPaidByHandJson(voided: ShownReceipt['sameJobsVoidedPaidByHand']) {
   return voided.map((receipt) => ({
     receiptId: receipt.receiptId,
     voidedAt: receipt.voidedAt.toISOString(),
-    paidByHand: { ...receipt.paidByHand, amount: moneyJson(receipt.paidByHand.amount, receipt.paidByHand.currency) },
+    paidByHand: paidByHandRecord(receipt.paidByHand),
   }));
 }
 
@@ -308,12 +343,12 @@ function ownReceiptJson(shown: ShownReceipt) {
 /** The printable page of a researcher's own receipt, /me/receipts/:id. */
 export function createOwnReceiptPage(receipts: ReceiptsService): ShowOwnReceipt {
   return async (res, { username, id, page, error }) => {
-    const { sameJobsVoidedPaidByHand, ...shown } = await receipts.getForUser(username, id, page);
+    const { sameJobsVoidedPaidByHand, moneyOfSources, ...shown } = await receipts.getForUser(username, id, page);
     const fmt = res.app.locals.fmt as ViewFormatters;
     res.render('receipts/show', {
       title: `Receipt #${id}`,
       ...shown,
-      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, shown.receipt),
+      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, shown.receipt, moneyOfSources),
       isAdminView: false,
       link: (changes: Record<string, unknown>) => linkTo(`/me/receipts/${id}`, {}, changes),
       itemsCsvLink: `/me/receipts/${id}/items.csv`,
@@ -345,8 +380,16 @@ export async function sendPrintableReceipt(
   receiptLink: string,
   isAdminView: boolean,
 ): Promise<void> {
-  const { receipt, paidWith, heldPayment, paidOnline, refundedPayments, sameJobsVoidedPaidByHand, itemBatches } =
-    printable;
+  const {
+    receipt,
+    paidWith,
+    heldPayment,
+    paidOnline,
+    refundedPayments,
+    sameJobsVoidedPaidByHand,
+    moneyOfSources,
+    itemBatches,
+  } = printable;
   const fmt = res.app.locals.fmt as ViewFormatters;
   async function* rows() {
     for await (const items of itemBatches) yield await renderView(res, 'receipts/item-rows', { receipt, items });
@@ -361,8 +404,10 @@ export async function sendPrintableReceipt(
       heldPayment,
       paidOnline,
       refundedPayments,
-      // In the words of the receipt's page, the admin's or the researcher's, with links to their own pages.
-      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, receipt),
+      // In the words of the receipt's page, the admin's or the researcher's, with links to their own pages,
+      // and with the money it judges: what is left of it (the whole paid, before, said it may pay a receipt
+      // the page said it could not pay alone).
+      sameJobsVoidedPaidByHand: voidedPaidByHandView(sameJobsVoidedPaidByHand, fmt, receipt, moneyOfSources),
       isAdminView,
       receiptLink,
     },

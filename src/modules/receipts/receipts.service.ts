@@ -859,6 +859,36 @@ export interface PaidByHand {
   paidOn: string;
   amount: Prisma.Decimal;
   currency: string;
+  /**
+   * Marked paid with the money of a voided receipt: that receipt and the part of `amount` its money paid;
+   * `newMoney` is the rest, received by `txRef` (null when that money paid it all). Absent otherwise.
+   */
+  paidWithReceipt?: { receiptId: number; money: Prisma.Decimal };
+  newMoney?: Prisma.Decimal | null;
+}
+
+/**
+ * PaidByHand as the JSON answers and the audit entries record it, amounts to the currency's minor unit:
+ * a receipt topped up with new money beside a voided receipt's money names both parts.
+ */
+export function paidByHandRecord(paid: PaidByHand) {
+  const digits = minorUnitDigits(paid.currency);
+  return {
+    method: paid.method,
+    txRef: paid.txRef,
+    paidOn: paid.paidOn,
+    amount: paid.amount.toFixed(digits),
+    currency: paid.currency,
+    ...(paid.paidWithReceipt === undefined
+      ? {}
+      : {
+          paidWithReceipt: {
+            receiptId: paid.paidWithReceipt.receiptId,
+            money: paid.paidWithReceipt.money.toFixed(digits),
+          },
+          newMoney: paid.newMoney ? paid.newMoney.toFixed(digits) : null,
+        }),
+  };
 }
 
 /** An online payment of a receipt that an admin dismissed, with what it received (null: not reported). */
@@ -894,14 +924,28 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     txRef: string | null;
     total: Prisma.Decimal;
     currency: string;
+    paidWithReceiptId: number | null;
+    newMoneyReceived: Prisma.Decimal | null;
   }): PaidByHand | null {
     if (!receipt.paidAt || !receipt.paymentMethod || !HAND_METHODS.includes(receipt.paymentMethod)) return null;
+    // Paid with a voided receipt's money (and new money for the rest): only the new money came in by this
+    // method and reference, so both parts are named; the whole total read as new money received by it.
+    const newMoney = receipt.newMoneyReceived;
     return {
       method: receipt.paymentMethod,
       txRef: receipt.txRef,
       paidOn: toLocalDate(receipt.paidAt, config.timeZone),
       amount: receipt.total,
       currency: receipt.currency,
+      ...(receipt.paidWithReceiptId === null
+        ? {}
+        : {
+            paidWithReceipt: {
+              receiptId: receipt.paidWithReceiptId,
+              money: newMoney === null ? receipt.total : receipt.total.minus(newMoney),
+            },
+            newMoney,
+          }),
     };
   }
 
@@ -1717,13 +1761,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
             ...(paidByHand === null
               ? {}
               : {
-                  paidByHand: {
-                    method: paidByHand.method,
-                    txRef: paidByHand.txRef,
-                    paidOn: paidByHand.paidOn,
-                    amount: paidByHand.amount.toFixed(minorUnitDigits(paidByHand.currency)),
-                    currency: paidByHand.currency,
-                  },
+                  paidByHand: paidByHandRecord(paidByHand),
                 }),
             ...(dismissedPaymentIds.length === 0 ? {} : { dismissedPaymentIds }),
             ...(canceledPaymentIds.length === 0 ? {} : { canceledPaymentIds }),
@@ -1787,6 +1825,16 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       ),
       findVoidedPaidByHandOfSameJobs(rows),
     ]);
+    // What is left of each of that money, as the receipt's page judges it: the row says it "may pay" the
+    // receipt only when some of it is the receipt's total (else its page says what it covers).
+    const moneyOfSources = await findMoneyOfSources([
+      ...new Set([...voidedPaidByHand.values()].flat().map((voided) => voided.receiptId)),
+    ]);
+    const isTotalOf = (receipt: { total: Prisma.Decimal; currency: string }, sourceId: number) => {
+      const money = moneyOfSources.get(sourceId) ?? null;
+      // Money whose amount the provider did not report is not judged, as on the page.
+      return money === null || (money.currency === receipt.currency && money.amount.equals(receipt.total));
+    };
     return {
       // Each with the held payment that concerns it, as its own page and JSON name it (heldPaymentOfReceipt).
       receipts: rows.map((receipt) => {
@@ -1800,6 +1848,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           refunds: refunded.filter((row) => row.receiptId === receipt.id).map((row) => row.refund),
           /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
           sameJobsVoidedPaidByHand: voidedPaidByHand.get(receipt.id) ?? [],
+          /** Whether the money of one of those may pay this receipt alone: it is its total. */
+          sameJobsVoidedMayPay: (voidedPaidByHand.get(receipt.id) ?? []).some((voided) =>
+            isTotalOf(receipt, voided.receiptId),
+          ),
         };
       }),
       page,
@@ -2031,13 +2083,16 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       findVoidedPaidByHandOfSameJobs([receipt]),
     ]);
     const own = heldHere[0];
+    const sameJobsVoidedPaidByHand = voidedPaidByHand.get(id) ?? [];
     return {
       receipt,
       paidWith,
       paidOnline,
       refundedPayments: refunded.map(refundOf),
       /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
-      sameJobsVoidedPaidByHand: voidedPaidByHand.get(id) ?? [],
+      sameJobsVoidedPaidByHand,
+      /** What is left of the money of each of those, as the receipt's page judges it. */
+      moneyOfSources: await findMoneyOfSources(sameJobsVoidedPaidByHand.map((voided) => voided.receiptId)),
       heldPayment: heldPaymentOfReceipt(
         receipt,
         own === undefined ? undefined : heldPaymentOf(own),
@@ -2067,6 +2122,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     ]);
     const heldHere = held.find((payment) => payment.receiptId === id);
     const sameJobs = heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs);
+    const sameJobsVoidedPaidByHand = voidedPaidByHand.get(id) ?? [];
     return {
       ...shown,
       heldHere: heldHere ?? null,
@@ -2076,7 +2132,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       /** For a void receipt, the receipts that bill its jobs now (empty while none does, and for any other receipt). */
       billedAgainOn,
       /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
-      sameJobsVoidedPaidByHand: voidedPaidByHand.get(id) ?? [],
+      sameJobsVoidedPaidByHand,
+      /** What is left of the money of each of those, as the admin's page judges it: the notice says what it covers. */
+      moneyOfSources: await findMoneyOfSources(sameJobsVoidedPaidByHand.map((voided) => voided.receiptId)),
     };
   }
 
@@ -2104,6 +2162,22 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return byReceipt;
   }
 
+  /**
+   * What is left of the money of each voided receipt of `sourceIds`, by its id, as a mark paid judges it
+   * (less what went back of it, plus new money received along its chain); null when the provider did not
+   * report it. The admin's page, the printable receipt and the researcher's page judge it alike.
+   */
+  async function findMoneyOfSources(sourceIds: readonly number[]) {
+    return new Map(
+      await Promise.all(
+        sourceIds.map(
+          async (sourceId) =>
+            [sourceId, (await receiptsRepository.findMoneySource(db, sourceId))?.money ?? null] as const,
+        ),
+      ),
+    );
+  }
+
   /** Any receipt with one page of its items (admin). */
   async function getById(id: number, page = 1) {
     const receipt = await findOrFail(id);
@@ -2121,18 +2195,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     ]);
     // What is left of the money each of those voided receipts could pay this one with, as a mark paid
     // judges it (moneyOfVoidedReceiptIn): the page offers only money that is this receipt's total.
-    const sourceIds = [
+    const moneyOfSources = await findMoneyOfSources([
       ...(heldForSameJobs === null ? [] : [heldForSameJobs.receiptId]),
       ...(voidedPaidByHand.get(id) ?? []).map((voided) => voided.receiptId),
-    ];
-    const moneyOfSources = new Map(
-      await Promise.all(
-        sourceIds.map(
-          async (sourceId) =>
-            [sourceId, (await receiptsRepository.findMoneySource(db, sourceId))?.money ?? null] as const,
-        ),
-      ),
-    );
+    ]);
     // Money for some of these jobs may already be held on a voided receipt that billed them: the
     // researcher is told not to pay again, and the admin, about to mark this one paid, is told too.
     // Money recorded by hand on a receipt voided since is not held by the app, but may be what pays
