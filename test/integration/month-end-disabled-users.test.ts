@@ -94,8 +94,10 @@ describe('a month-end run that bills disabled users', () => {
     // Each named with a link to their receipts on the billing list, and their receipt with its total.
     expect(page.text).toContain('<a href="/admin/receipts?user=bob">');
     expect(page.text).toContain('<a href="/admin/receipts?user=carol">');
-    expect(page.text).toContain(`<a href="/admin/receipts/${bob.id}">#${bob.id}</a>`);
-    expect(page.text).toContain(`<a href="/admin/receipts/${carol.id}">#${carol.id}</a>`);
+    expect(page.text).toContain(`<a href="/admin/receipts/${bob.id}" aria-label="Receipt #${bob.id}">#${bob.id}</a>`);
+    expect(page.text).toContain(
+      `<a href="/admin/receipts/${carol.id}" aria-label="Receipt #${carol.id}">#${carol.id}</a>`,
+    );
     expect(text).toContain(
       `bob #${bob.id} ${bob.total.toFixed(2)} THB carol #${carol.id} ${carol.total.toFixed(2)} THB`,
     );

@@ -218,7 +218,9 @@ describe('a month-end run in the background', () => {
     expect(done.text).toContain(`<div class="alert success" role="status">${ran.message}</div>`);
     const billing = await html('/admin/receipts').expect(200);
     expect(billing.text).not.toContain('id="month-end-running"');
-    expect(billing.text).toContain(`Last run: <a href="${runPath}">#${ran.id}</a> up to 2025-08-31 by boss,`);
+    expect(billing.text).toContain(
+      `Last run: <a href="${runPath}" aria-label="Month-end run #${ran.id}">#${ran.id}</a> up to 2025-08-31 by boss,`,
+    );
     expect(billing.text).toContain('4 receipts created.');
     // Each receipt is audited as before, as made by the admin who started the run.
     expect(
@@ -385,7 +387,9 @@ describe('a month-end run in the background', () => {
     expect(page.text).toContain('<div class="alert warning" role="status">Interrupted: the process running it stopped');
     const billing = await html('/admin/receipts').expect(200);
     expect(billing.text).not.toContain('id="month-end-running"');
-    expect(billing.text).toContain(`Last run: <a href="/admin/month-end/${id}">#${id}</a>`);
+    expect(billing.text).toContain(
+      `Last run: <a href="/admin/month-end/${id}" aria-label="Month-end run #${id}">#${id}</a>`,
+    );
   });
 
   it('marks a run left running by a dead process as interrupted when the next run starts, and bills', async () => {
@@ -440,8 +444,12 @@ describe('the list of month-end runs', () => {
 
     const page = await html('/admin/month-end').expect(200);
     expect(page.text).toContain('<h1>Month-end runs</h1>');
-    const augustAt = page.text.indexOf(`<a href="/admin/month-end/${august}">#${august}</a>`);
-    const julyAt = page.text.indexOf(`<a href="/admin/month-end/${july}">#${july}</a>`);
+    const augustAt = page.text.indexOf(
+      `<a href="/admin/month-end/${august}" aria-label="Month-end run #${august}">#${august}</a>`,
+    );
+    const julyAt = page.text.indexOf(
+      `<a href="/admin/month-end/${july}" aria-label="Month-end run #${july}">#${july}</a>`,
+    );
     expect(augustAt).toBeGreaterThan(0);
     expect(julyAt).toBeGreaterThan(augustAt);
     expect(page.text).toContain('1,234.50 THB');

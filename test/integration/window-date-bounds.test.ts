@@ -49,4 +49,17 @@ describe('the From and To fields take only the dates the app reads', () => {
     const audit = await admin.get('/admin/audit').set('Accept', 'text/html').expect(200);
     expectBounded(dateInputsNamed(audit.text, ['from', 'to']), 2);
   });
+
+  it('the "Jobs ended up to" fields of a receipt and a month-end run, up to today, from the first date', async () => {
+    const user = await buildUser(db.prisma, {});
+    const agent = await signInAs(app, user.username, user.password);
+    const me = await agent.get('/me').set('Accept', 'text/html').expect(200);
+    const billing = await admin.get('/admin/receipts').set('Accept', 'text/html').expect(200);
+    for (const page of [me.text, billing.text]) {
+      const [before, ...others] = dateInputsNamed(page, ['before']);
+      expect(others).toEqual([]);
+      expect(before).toContain('min="1900-01-01"');
+      expect(before).toMatch(/ max="\d{4}-\d{2}-\d{2}"/);
+    }
+  });
 });
