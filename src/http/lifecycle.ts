@@ -462,16 +462,16 @@ function answerCutRequest(socket: Socket): boolean {
   const request = (answer as http.ServerResponse).req;
   if (!request?.complete) return false;
   const isPage = /\btext\/html\b/i.test(request.headers.accept ?? '');
-  const body = isPage
-    ? `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error 503</title></head><body><h1>Error 503</h1><p>${CUT_MESSAGE}</p></body></html>`
-    : JSON.stringify({ error: CUT_MESSAGE, code: 503 });
+  // The app's error page, styled in itself as the 431's is: it was bare HTML, and the stylesheet it
+  // would load is served by the process that is stopping.
+  const body = isPage ? clientErrorPage(503, CUT_MESSAGE) : JSON.stringify({ error: CUT_MESSAGE, code: 503 });
   const requestId = answer.getHeader('X-Request-Id');
   const head = [
     'HTTP/1.1 503 Service Unavailable',
     `Content-Type: ${isPage ? 'text/html' : 'application/json'}; charset=utf-8`,
     `Content-Length: ${Buffer.byteLength(body)}`,
     'Retry-After: 5',
-    ...SOCKET_ANSWER_HEADERS,
+    ...(isPage ? CLIENT_ERROR_PAGE_HEADERS : SOCKET_ANSWER_HEADERS),
     ...(typeof requestId === 'string' ? [`X-Request-Id: ${requestId}`] : []),
     'Connection: close',
   ];

@@ -121,7 +121,12 @@ describe('closeGracefully', () => {
     const response = await inFlight;
     expect(response.status).toBe(503);
     expect(response.headers.get('content-type')).toMatch(/^text\/html/);
-    expect(await response.text()).toContain('The server is restarting. Try again in a moment.');
+    const page = await response.text();
+    expect(page).toContain('<p class="lead">The server is restarting. Try again in a moment.</p>');
+    // The app's error page with its style in it (it was bare HTML), which the policy allows by its hash.
+    expect(page).toContain('<h1>Service Unavailable (503)</h1>');
+    expect(page).toMatch(/<style>:root \{/);
+    expect(response.headers.get('content-security-policy')).toMatch(/style-src 'sha256-[A-Za-z0-9+/=]+'/);
   });
 });
 
