@@ -227,8 +227,8 @@ export function createIngestionService(deps: IngestionDeps) {
     so: { notes: Record<string, string>; seen: number; inserted: number; updated: number },
     durationMs: number,
   ) {
-    await ingestionRepository
-      .finishRun(db.prisma, runId, {
+    const finish = () =>
+      ingestionRepository.finishRun(db.prisma, runId, {
         source: null,
         sourceNotes: so.notes,
         seen: so.seen,
@@ -239,7 +239,12 @@ export function createIngestionService(deps: IngestionDeps) {
         error: `${describeStoreFailure(error)}: ${lastLineOf(error)}`,
         finishedAt: new Date(),
         durationMs,
-      })
+      });
+    // A PostgreSQL that just dropped every connection (a restart) may leave one in the pool that the
+    // pool has not yet seen die: the write failed on it under load and the run read "running" until the
+    // next run called it abandoned. Once more, on a new connection; a database still down stays so.
+    await finish()
+      .catch((first: unknown) => (isDatabaseUnavailable(first) ? finish() : undefined))
       .catch(() => undefined);
   }
 
