@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV, deliverDummy } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { visibleTextOf } from '../support/html.js';
 import { createPaidCsvStory } from '../support/paid-csv-story.js';
-import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { createVoidedMoneyStory } from '../support/voided-money-story.js';
 
 // What the pages say of the money of a voided receipt that billed some of a receipt's jobs, after a
 // finance review: the printable receipt judged that money otherwise than the page, the researcher was
@@ -29,45 +30,10 @@ afterAll(() => db?.drop());
 
 const signIn = (username: string) => signInAs(app, username, `${username}-password`);
 const { billEverything, payOnline } = createPaidCsvStory(() => db);
-
-async function putOn(username: string, tierName: string) {
-  const tier = await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: tierName } });
-  await db.prisma.tierOverride.upsert({
-    where: { username },
-    create: { username, tierId: tier.id, createdBy: 'finance' },
-    update: { tierId: tier.id },
-  });
-}
-
-async function post(admin: Agent, path: string, body: Record<string, unknown>) {
-  return admin
-    .post(path)
-    .set('Accept', 'application/json')
-    .set('X-CSRFToken', await csrfTokenOf(admin))
-    .send(body);
-}
+const { putOn, post, billedAgainAfterHandPaidVoid } = createVoidedMoneyStory(() => db, signIn);
 
 function noticeOf(html: string, id: string): string {
   return visibleTextOf(new RegExp(`id="${id}">([\\s\\S]*?)</div>`).exec(html)?.[1] ?? '');
-}
-
-/** A receipt of one hour of CPU, paid by hand at `firstTier`, voided, and billed again at `againTier`. */
-async function billedAgainAfterHandPaidVoid(username: string, firstTier: string, againTier: string) {
-  await buildJobs(db, [{ user: username, end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
-  await putOn(username, firstTier);
-  const researcher = await signIn(username);
-  const first = await billEverything(researcher);
-  const admin = await signIn('finance');
-  const paid = await post(admin, `/admin/receipts/${first}/paid`, {
-    method: 'bank_transfer',
-    amount_received: await amountDueOf(db, first),
-    tx_ref: `BT-${username}`,
-  });
-  expect(paid.status, paid.text).toBe(200);
-  expect((await post(admin, `/admin/receipts/${first}/void`, { reason: 'billed at the wrong tier' })).status).toBe(200);
-  await putOn(username, againTier);
-  const again = await billEverything(researcher);
-  return { admin, researcher, first, again };
 }
 
 describe('the printable receipt and the money of a voided receipt', () => {
