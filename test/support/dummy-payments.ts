@@ -106,3 +106,19 @@ export function createPayingResearchers(context: () => { db: TestDatabase; app: 
 
   return { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted };
 }
+
+/** The dummy provider's refund event: `amountCents` refunded in all so far, as providers report it. */
+export function dummyRefundEvent(
+  externalPaymentId: string | null,
+  eventId: string,
+  amountCents: number,
+  currency = 'THB',
+) {
+  return {
+    event_id: eventId,
+    event_type: 'payment.refunded',
+    external_payment_id: externalPaymentId,
+    amount_cents: amountCents,
+    currency,
+  };
+}

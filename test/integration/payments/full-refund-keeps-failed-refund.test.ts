@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../../support/dummy-payments.js';
+import {
+  createPayingResearchers,
+  deliverDummy,
+  dummyRefundEvent,
+  setUpDummyPaymentsApp,
+} from '../../support/dummy-payments.js';
 import type { Agent } from '../../support/sign-in.js';
 import type { buildTestApp } from '../../support/test-app.js';
 import type { TestDatabase } from '../../support/test-database.js';
@@ -19,22 +24,12 @@ afterAll(() => db?.drop());
 
 const { paidOnline } = createPayingResearchers(() => ({ db, app }), 'failedfull');
 
-function refundEvent(externalPaymentId: string | null, eventId: string, amountCents: number) {
-  return {
-    event_id: eventId,
-    event_type: 'payment.refunded',
-    external_payment_id: externalPaymentId,
-    amount_cents: amountCents,
-    currency: 'THB',
-  };
-}
-
 describe('a refund in full of a payment held after a failed refund', () => {
   it('keeps why it was held, the failed refund, before the refund in full in its reason', async () => {
     const { receiptId, payment } = await paidOnline();
-    await deliverDummy(app, refundEvent(payment.externalPaymentId, `part_${payment.id}`, 300)).expect(200);
+    await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `part_${payment.id}`, 300)).expect(200);
     const failed = await deliverDummy(app, {
-      ...refundEvent(payment.externalPaymentId, `part_failed_${payment.id}`, 300),
+      ...dummyRefundEvent(payment.externalPaymentId, `part_failed_${payment.id}`, 300),
       event_type: 'payment.refund_failed',
       refund_id: `re_part_${payment.id}`,
       failure_reason: 'expired_or_canceled_card',
@@ -44,7 +39,7 @@ describe('a refund in full of a payment held after a failed refund', () => {
     const failureWords = `the refund re_part_${payment.id} of 3.00 THB failed at dummy (expired_or_canceled_card)`;
     expect(held.reviewReason).toContain(failureWords);
 
-    const full = await deliverDummy(app, refundEvent(payment.externalPaymentId, `full_${payment.id}`, 1000));
+    const full = await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `full_${payment.id}`, 1000));
     expect(full.status, full.text).toBe(200);
     expect(full.body).toEqual({ received: true, outcome: 'ok' });
 

@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../../support/dummy-payments.js';
+import {
+  createPayingResearchers,
+  deliverDummy,
+  dummyRefundEvent,
+  setUpDummyPaymentsApp,
+} from '../../support/dummy-payments.js';
 import { type Agent, csrfTokenOf } from '../../support/sign-in.js';
 import type { buildTestApp } from '../../support/test-app.js';
 import type { TestDatabase } from '../../support/test-database.js';
@@ -20,16 +25,6 @@ afterAll(() => db?.drop());
 
 const { paidOnline } = createPayingResearchers(() => ({ db, app }), 'heldpart');
 
-function refundEvent(externalPaymentId: string | null, eventId: string, amountCents: number) {
-  return {
-    event_id: eventId,
-    event_type: 'payment.refunded',
-    external_payment_id: externalPaymentId,
-    amount_cents: amountCents,
-    currency: 'THB',
-  };
-}
-
 describe('a refund in part of a payment held without paying its receipt', () => {
   it('adds the refund and what is still held to the reason the admin reads, and answers ok', async () => {
     const { receiptId, payment } = await paidOnline();
@@ -44,7 +39,7 @@ describe('a refund in part of a payment held without paying its receipt', () => 
     expect(heldBefore.reviewReason).toContain(`receipt #${receiptId} was voided after it was paid online`);
 
     // Still held: the payment was held before and is held as it was (the documented `ok`).
-    const first = await deliverDummy(app, refundEvent(payment.externalPaymentId, `part_${payment.id}`, 300));
+    const first = await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `part_${payment.id}`, 300));
     expect(first.status, first.text).toBe(200);
     expect(first.body).toEqual({ received: true, outcome: 'ok' });
 
@@ -59,7 +54,7 @@ describe('a refund in part of a payment held without paying its receipt', () => 
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('void');
 
     // The provider's next total (5.00 THB in all) is added as a total, after the first.
-    const second = await deliverDummy(app, refundEvent(payment.externalPaymentId, `more_${payment.id}`, 500));
+    const second = await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `more_${payment.id}`, 500));
     expect(second.body).toEqual({ received: true, outcome: 'ok' });
     const secondWords = '5.00 THB of the 10.00 THB received has been refunded at dummy so far; 5.00 THB is still held';
     const heldAgain = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
@@ -93,7 +88,7 @@ describe('a refund in part of a payment held without paying its receipt', () => 
       .expect(200);
     // The failure arrives before the report that counts it (providers do not promise order).
     const failed = await deliverDummy(app, {
-      ...refundEvent(payment.externalPaymentId, `failed_${payment.id}`, 300),
+      ...dummyRefundEvent(payment.externalPaymentId, `failed_${payment.id}`, 300),
       event_type: 'payment.refund_failed',
       refund_id: `re_${payment.id}`,
       failure_reason: 'expired_or_canceled_card',
@@ -101,7 +96,7 @@ describe('a refund in part of a payment held without paying its receipt', () => 
     expect(failed.status, failed.text).toBe(200);
     const heldBefore = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
 
-    const answer = await deliverDummy(app, refundEvent(payment.externalPaymentId, `total_${payment.id}`, 500));
+    const answer = await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `total_${payment.id}`, 500));
     expect(answer.body).toEqual({ received: true, outcome: 'ok' });
     const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
     expect(held).toMatchObject({
