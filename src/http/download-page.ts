@@ -3,7 +3,9 @@ import { parseQueryFields } from './list-shaped-fields.js';
 
 // Kept beside the request, not in res.locals: every view's data is declared (view-engine.ts), and
 // this is no view's.
-const pagesOfDownloads = new WeakMap<Request, string>();
+// The function, not the page: the page is worked out only for a request sent to sign in, not for
+// every download served (/me.csv is on the busiest path).
+const pagesOfDownloads = new WeakMap<Request, PageOf>();
 
 /** What a download's address asks for: its route's parameters and its query, as Express parses them. */
 type DownloadAddress = { params: Record<string, unknown>; query: unknown };
@@ -29,7 +31,7 @@ function patternOf(route: string): RegExp {
 function offeredOn(route: string, pageOf: PageOf): RequestHandler {
   downloadRoutes.set(route, { pattern: patternOf(route), pageOf });
   return (req, _res, next) => {
-    pagesOfDownloads.set(req, pageOf(req));
+    pagesOfDownloads.set(req, pageOf);
     next();
   };
 }
@@ -44,7 +46,7 @@ export function getDownload(router: Router, route: string, pageOf: PageOf, ...ha
 
 /** The page `offeredOn` named for this request's download, or undefined. */
 export function downloadPageOf(req: Request): string | undefined {
-  return pagesOfDownloads.get(req);
+  return pagesOfDownloads.get(req)?.(req);
 }
 
 /** A receipt's page for the receipt number in a download's address, or `list` when it is none. */
