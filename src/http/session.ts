@@ -21,10 +21,10 @@ declare module 'express-session' {
      */
     disabledUsername?: string;
     /**
-     * Set, with a flash saying so, on every session a password change or reset signed out
-     * (users.repository.ts signOutOtherSessionsOf): a JSON client's 401 and a refused form say why
-     * (PASSWORD_SIGN_OUTS), not only the one sign-in page the flash shows on. Gone at the next
-     * sign-in, which makes a new session.
+     * Set, with a flash saying so, on every session a password change or reset, or a Sign out of all
+     * other sessions, signed out (users.repository.ts signOutOtherSessionsOf): a JSON client's 401 and
+     * a refused form say why (PASSWORD_SIGN_OUTS), not only the one sign-in page the flash shows on.
+     * Gone at the next sign-in, which makes a new session.
      */
     signedOutBy?: PasswordSignOut;
     /** csurf's secret for a signed-in session (src/http/csrf.ts). */

@@ -133,10 +133,11 @@ export class UnauthorizedError extends AppError {
 export const ACCOUNT_DISABLED_MESSAGE = 'Your account has been disabled. Ask an administrator.';
 
 /**
- * Why a password change or reset signed a session out (SessionData.signedOutBy), as whoever holds
- * that session is told: on the sign-in page it is sent to (`notice`), as a JSON client's 401 until it
- * signs in again, and when a form it sends is refused (`formRefused`). It was told only "Sign in to
- * continue." or that it was not signed in, as if it had signed out or timed out.
+ * Why another session's action signed a session out (SessionData.signedOutBy): a password change or
+ * reset, or Sign out of all other sessions (the user's own, or an admin's for the user), as whoever
+ * holds that session is told: on the sign-in page it is sent to (`notice`), as a JSON client's 401
+ * until it signs in again, and when a form it sends is refused (`formRefused`). It was told only "Sign
+ * in to continue." or that it was not signed in, as if it had signed out or timed out.
  */
 export const PASSWORD_SIGN_OUTS = {
   password_change: {
@@ -150,6 +151,19 @@ export const PASSWORD_SIGN_OUTS = {
     formRefused:
       'An administrator reset your password, so you were signed out and this form was not sent. ' +
       'Sign in with the new password, then send it again.',
+  },
+  sessions_end: {
+    notice:
+      'Every other session of your account was signed out from another session, so this one was signed out. Sign in again.',
+    formRefused:
+      'Every other session of your account was signed out from another session, so this one was signed out and this ' +
+      'form was not sent. Sign in again, then send it again.',
+  },
+  sessions_end_by_admin: {
+    notice: 'An administrator signed out every session of your account, so this one was signed out. Sign in again.',
+    formRefused:
+      'An administrator signed out every session of your account, so this one was signed out and this form was not ' +
+      'sent. Sign in again, then send it again.',
   },
 } as const;
 export type PasswordSignOut = keyof typeof PASSWORD_SIGN_OUTS;

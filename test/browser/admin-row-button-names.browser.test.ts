@@ -62,7 +62,14 @@ describe.skipIf(!hasChromium)(
     it("names each user's buttons on the users page with the user, and shows the same words as before", async () => {
       const { page } = await signedInPage(rig, 'root', 'root-password');
       await page.goto(`${base}/admin/users`);
-      for (const name of ['Make admin kim', 'Disable kim', 'Reset password of kim', 'Make admin lee', 'Disable lee']) {
+      for (const name of [
+        'Make admin kim',
+        'Disable kim',
+        'Reset password of kim',
+        'Sign out all sessions of kim',
+        'Make admin lee',
+        'Disable lee',
+      ]) {
         expect(await page.getByRole('button', { name, exact: true }).count(), name).toBe(1);
       }
       // Your own row names you as the confirmation does.
@@ -73,6 +80,7 @@ describe.skipIf(!hasChromium)(
       // To the eye the buttons read as they did.
       expect(await shownWords(page, 'Disable kim')).toBe('Disable');
       expect(await shownWords(page, 'Reset password of kim')).toBe('Reset password');
+      expect(await shownWords(page, 'Sign out all sessions of kim')).toBe('Sign out all sessions');
       await page.context().close();
     });
 

@@ -51,6 +51,7 @@ describe('a form posted to a record that is not there', () => {
     ['/admin/users/999999/password', { password: 'a-long-enough-password' }, 'User #999999 was not found.', USERS],
     ['/admin/users/999999/role', { role: 'admin' }, 'User #999999 was not found.', USERS],
     ['/admin/users/999999/unlock', {}, 'User #999999 was not found.', USERS],
+    ['/admin/users/999999/sign-out-all', {}, 'User #999999 was not found.', USERS],
     ['/admin/users/999999/disable', {}, 'User #999999 was not found.', USERS],
     ['/admin/users/999999/enable', {}, 'User #999999 was not found.', USERS],
   ])('%s gets 404, the reason and a link back to its list', async (path, fields, reason, [href, text]) => {

@@ -132,10 +132,12 @@ describe('opening an address that only takes a form', () => {
   it.each([
     ['/me/receipt', '/me'],
     ['/account/password', '/account'],
+    ['/account/sign-out-others', '/account'],
     ['/admin/receipts/12/paid', '/admin/receipts/12'],
     ['/admin/receipts/12/void', '/admin/receipts/12'],
     ['/admin/ingestion/run', '/admin/ingestion'],
     ['/admin/users/3/unlock', '/admin/users'],
+    ['/admin/users/3/sign-out-all', '/admin/users'],
     ['/admin/rates/tiers/edit', '/admin/rates'],
   ])('a browser opening %s is sent to %s, the page its form is on', async (path, page) => {
     // With the query, which a form's action carries for its page (below); a page ignores a field it does not take.

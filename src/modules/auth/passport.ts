@@ -60,9 +60,10 @@ export function signInOnNewSession(
     at: number;
     /**
      * When the password it proved was set (epoch ms, or null): the session is served only while
-     * the user's password is still that one (session.store.ts).
+     * the user's password is still that one (session.store.ts). Undefined for a session kept on a
+     * new id that was signed in before the stamp was stored: it stays unchecked, as it was.
      */
-    passwordChangedAt: number | null;
+    passwordChangedAt: number | null | undefined;
     /**
      * The account's session epoch, read with its enabled flag by the check that signs it in: the
      * session is served only while a disable has not raised it since (session.store.ts).

@@ -96,6 +96,47 @@ function describePasswordChange(endedSessions: number): string {
   return `Your password was changed. ${counted(endedSessions, 'other session')} ${verb} signed out.`;
 }
 
+/** What Sign out of all other sessions did, said to the user who did it (an admin's own too). */
+function describeOwnSessionsEnd(endedSessions: number): string {
+  if (endedSessions === 0) return 'No other session of yours was signed in. This one stays signed in.';
+  const verb = endedSessions === 1 ? 'was' : 'were';
+  return `${counted(endedSessions, 'other session')} ${verb} signed out. This one stays signed in.`;
+}
+
+/** What an admin's Sign out all sessions did to another user. */
+function describeSessionsEndOf(username: string, endedSessions: number): string {
+  if (endedSessions === 0) return `No session of ${username} was signed in, so none was signed out.`;
+  const verb = endedSessions === 1 ? 'was' : 'were';
+  return `${counted(endedSessions, 'session')} of ${username} ${verb} signed out.`;
+}
+
+/**
+ * Keeps the session of a request that ended the user's other sessions signed in, under a new id and
+ * CSRF secret, as a sign-in does: whoever holds a copy of the old id is out with the others. Its
+ * lifetime still counts from its sign-in (a reset or a sign-out proves no password), and it stays
+ * checked against the password it was signed in with, or `passwordChangedAt`, the one just set.
+ */
+function keepSignedInOnNewId(
+  passport: ReturnType<typeof createPassport>,
+  req: Request,
+  res: Response,
+  options: { now: Date; passwordChangedAt?: number | null },
+): Promise<void> {
+  const signedIn = {
+    at: req.session.signedInAt ?? options.now.getTime(),
+    passwordChangedAt: 'passwordChangedAt' in options ? options.passwordChangedAt : req.session.passwordChangedAt,
+    sessionEpoch: req.session.sessionEpoch,
+  };
+  return new Promise<void>((resolve, reject) =>
+    signInOnNewSession(passport, req, res, sessionUserOf(req), signedIn, (error) => {
+      if (error) return reject(error);
+      // Seen now, not at its sign-in: the idle limit would end a session signed in long ago at once.
+      req.session.lastSeenAt = options.now.getTime();
+      resolve();
+    }),
+  );
+}
+
 /** Admin user management (/admin/users) and the signed-in user's own account page (/account). */
 export function usersRoutes(deps: {
   db: Db;
@@ -157,6 +198,23 @@ export function usersRoutes(deps: {
         flash: { type: 'success', message: describePasswordChange(endedSessions) },
         location: '/account',
       });
+    });
+  });
+
+  // Sign out everywhere else (a lab computer left signed in): the others end, this one goes on under a new id.
+  router.post('/account/sign-out-others', guards.requireUser, async (req, res) => {
+    const user = sessionUserOf(req);
+    const now = auth.now();
+    const { endedSessions } = await usersService.endSessions(db, user.id, auditContextOf(req), {
+      userId: user.id,
+      sessionId: req.sessionID,
+      now,
+    });
+    await keepSignedInOnNewId(passport, req, res, { now });
+    answerChange(req, res, {
+      json: { endedSessions },
+      flash: { type: 'success', message: describeOwnSessionsEnd(endedSessions) },
+      location: '/account',
     });
   });
 
@@ -321,18 +379,7 @@ export function usersRoutes(deps: {
     // Ended by hand, as an unlock's: the pruner will never count them.
     auth.metrics.authLockoutEnd.inc(endedLocks);
     const unlockedNote = lockedUntil ? ' Their sign-in lock was lifted.' : '';
-    if (isOwn) {
-      // A reset proves no password: the session's lifetime still counts from its sign-in.
-      const signedIn = {
-        at: req.session.signedInAt ?? auth.now().getTime(),
-        passwordChangedAt,
-        sessionEpoch: req.session.sessionEpoch,
-      };
-      await new Promise<void>((resolve, reject) =>
-        signInOnNewSession(passport, req, res, admin, signedIn, (error) => (error ? reject(error) : resolve())),
-      );
-      req.session.lastSeenAt = auth.now().getTime();
-    }
+    if (isOwn) await keepSignedInOnNewId(passport, req, res, { now: auth.now(), passwordChangedAt });
     if (generatedPassword) {
       return showUsersWithSecret(req, res, 200, {
         username: user.username,
@@ -372,6 +419,27 @@ export function usersRoutes(deps: {
             message: `${user.username} is already ${role === 'admin' ? 'an admin' : 'a user'}; nothing was changed.`,
           },
       location: isNoLongerAdmin ? '/me' : usersPageOf(user.username),
+    });
+  });
+
+  // Every session of the user ends; an admin's own account keeps the session asking, as on /account.
+  router.post('/admin/users/:id/sign-out-all', guards.requireAdmin, async (req, res) => {
+    offerWayBack(res, USERS);
+    const id = parseInput(ZUserId, req.params.id, 'user id');
+    const now = auth.now();
+    const { user, endedSessions, isOwn } = await usersService.endSessions(db, id, auditContextOf(req), {
+      userId: sessionUserOf(req).id,
+      sessionId: req.sessionID,
+      now,
+    });
+    if (isOwn) await keepSignedInOnNewId(passport, req, res, { now });
+    answerChange(req, res, {
+      json: { user: userAnswerOf(user), endedSessions },
+      flash: {
+        type: 'success',
+        message: isOwn ? describeOwnSessionsEnd(endedSessions) : describeSessionsEndOf(user.username, endedSessions),
+      },
+      location: usersPageOf(user.username),
     });
   });
 

@@ -303,6 +303,46 @@ export async function changeOwnPassword(
 }
 
 /**
+ * Sign out everywhere: signs out every session of user `id` (a lab computer left signed in, say),
+ * which until then only a change of password did. Done by the user themselves (`acting.userId` is
+ * `id`: the user's own from /account, or an admin's of their own account) it keeps the session
+ * making it, `acting.sessionId`, which the caller signs in again on a new id; done by an admin to
+ * someone else it ends them all. Whoever holds an ended session is told which of the two it was
+ * (`signedOutBy`). Audited as `user.sessions_end` with how many live sessions it ended, counted
+ * as a password change counts them; a disabled user, whose sessions the disable ended, has 0.
+ */
+export async function endSessions(
+  db: Db,
+  id: number,
+  context: AuditContext,
+  acting: { userId: number; sessionId: string; now: Date },
+): Promise<{ user: usersRepository.UserRecord; endedSessions: number; isOwn: boolean }> {
+  const isOwn = id === acting.userId;
+  return db.$transaction(async (tx) => {
+    const user = await usersRepository.findById(tx, id);
+    if (!user) throw notFoundById('User', id);
+    const endedSessions = await usersRepository.signOutOtherSessionsOf(
+      tx,
+      id,
+      isOwn ? 'sessions_end' : 'sessions_end_by_admin',
+      { exceptSessionId: isOwn ? acting.sessionId : undefined, at: acting.now },
+    );
+    await appendAudit(
+      tx,
+      {
+        ...context,
+        action: 'user.sessions_end',
+        target: userTarget(user.username),
+        status: 'ok',
+        details: { endedSessions },
+      },
+      acting.now,
+    );
+    return { user, endedSessions, isOwn };
+  });
+}
+
+/**
  * Lifts a user's sign-in lockout before it ends (an admin on /admin/users, or `npm run
  * user:unlock`): their failure counts and locks go, from every address, in the transaction of
  * the audit entry naming who lifted whose (`user.unlock_sign_in`, with the end of the lock that
