@@ -87,8 +87,10 @@ export function buildSacctArgs(options: SacctSourceOptions, window: IngestWindow
 /**
  * The arguments sacct gets to read jobs again by id (readEarlierSteps): the window's columns, no
  * `--state` (a job is read with its steps in any state), and `--starttime` at the earliest start among
- * them rather than `-j`'s default of Epoch 0, so slurmdbd's MaxQueryTimeRange is measured against the
- * jobs' own lives; every step of a job started at or after its start, so none is left out.
+ * them rather than `-j`'s default of Epoch 0 (which would print every earlier job of a reused id); every
+ * step of a job started at or after its start, so none is left out. slurmdbd never measures a query that
+ * names jobs against MaxQueryTimeRange (proc_req.c, _get_jobs_cond; seen on the lab with a range of 2
+ * minutes: 22.05/max-query-time-range), so a job that ran longer than that range is read whole.
  */
 export function buildSacctRereadArgs(
   options: SacctSourceOptions,
@@ -257,9 +259,9 @@ export const SACCT_REREAD_CHUNK = 200;
  * the lab, test/fixtures/slurm/22.05/steps-before-window/). Only a job that started before the slice can have
  * such a step. Each job's record from the re-read (the same cluster, id and submit time: `--duplicates`
  * also prints a reused id's other jobs and a requeued job's earlier runs, which are dropped) replaces
- * the slice's. A job the re-read lacks keeps the slice's record, and so does a job slurmdbd refuses to
- * read as too wide (one that ran longer than MaxQueryTimeRange; a refused chunk is read again in halves
- * first), as read before, so the window still completes.
+ * the slice's. A job the re-read lacks keeps the slice's record, and so does a job whose re-read is refused
+ * as too wide (a refused chunk is read again in halves first), as read before, so the window still
+ * completes: slurmdbd itself does not refuse a read by id (buildSacctRereadArgs), but a SACCT_PATH wrapper may.
  */
 async function* readEarlierSteps(
   options: SacctSourceOptions,

@@ -76,7 +76,7 @@ function wrapper(byId: string): string {
   return script;
 }
 
-function ingest(sacctPath: string, timeoutMs = 10_000) {
+function ingest(sacctPath: string, timeoutMs = 10_000, window = WINDOW) {
   const source = createSacctSource({
     inheritedEnvironment: process.env,
     sacctPath,
@@ -94,7 +94,7 @@ function ingest(sacctPath: string, timeoutMs = 10_000) {
     metrics: createMetrics(),
     overlapSec: 0,
     initialLookbackSec: 3600,
-  }).runOnce({ trigger: 'manual', window: WINDOW });
+  }).runOnce({ trigger: 'manual', window });
 }
 
 const stored = async () =>
@@ -185,7 +185,7 @@ describe('sacct: a job that started before the window is read again by id, with 
     ]);
   });
 
-  it("keeps the window's record when slurmdbd refuses the re-read as too wide (a job older than MaxQueryTimeRange)", async () => {
+  it("keeps the window's record when the re-read is refused as too wide (by a SACCT_PATH wrapper: slurmdbd does not)", async () => {
     const sacct = wrapper(`echo 'sacct: error: Too wide of a date range in query' >&2; exit 95`);
     const run = await ingest(sacct);
     expect(run).toMatchObject({ status: 'finished', run: { outcome: 'success', inserted: 2 } });
@@ -238,7 +238,8 @@ describe('sacct: a job that started before the window is read again by id, with 
   });
 
   it("reads a refused chunk again in halves: a job older than MaxQueryTimeRange keeps the window's record, the others are read", async () => {
-    // Job 9 started two days before the window; slurmdbd here refuses a range over an hour (MaxQueryTimeRange=01:00:00).
+    // Job 9 started two days before the window; this SACCT_PATH refuses a read by id over an hour, as no slurmdbd does
+    // (it measures only a query without job ids against MaxQueryTimeRange: 22.05/max-query-time-range).
     const capture = readFileSync(path.join(FIXTURES, 'sacct.psv'), 'utf8').trimEnd().split('\n');
     const old = capture.slice(1, 3).map((row) =>
       row
@@ -272,5 +273,57 @@ describe('sacct: a job that started before the window is read again by id, with 
       .slice(1)
       .map((call) => call.match(/--jobs=(\S+)/)?.[1]);
     expect(rereads).toEqual(['9,1', '9', '1']);
+  });
+});
+
+/**
+ * Recorded on the lab with MaxQueryTimeRange=00:02:00 (test/fixtures/slurm/22.05/max-query-time-range/window.txt),
+ * sacct run as alice (root and SlurmUser are exempt): job 1 ran 10:47:15 .. 10:50:55, its step 0 ended at
+ * 10:47:30. The window 10:46 .. 10:52 was refused as too wide and read in slices of 1 min 30 s; the last
+ * holds job 1 without step 0. The re-read by id, 4 min 45 s from its start, was not refused: slurmdbd
+ * measures only a query that names no job (proc_req.c, _get_jobs_cond). The fake answers as that slurmdbd did.
+ */
+describe('sacct under MaxQueryTimeRange: a job longer than the range keeps the steps of the slices before its end', () => {
+  const LAB = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/max-query-time-range');
+  const LONG_WINDOW = { start: new Date('2026-12-06T10:46:00Z'), end: new Date('2026-12-06T10:52:00Z') };
+
+  function labSacct(): { sacctPath: string; calls: () => string[] } {
+    const script = path.join(dir, 'sacct-max-query-time-range');
+    writeFileSync(
+      script,
+      `#!/bin/bash\nprintf '%s\\n' "$*" >> '${script}.args'\n` +
+        `for arg in "$@"; do case "$arg" in --starttime=*) from=\${arg#*=};; --endtime=*) to=\${arg#*=};; --jobs=*) ids=\${arg#*=};; esac; done\n` +
+        // A read by id is never measured against the range.
+        `if [ -n "$ids" ]; then cat '${LAB}/sacct-jobs.psv'; exit 0; fi\n` +
+        `if [ $(( $(date -ud "$to" +%s) - $(date -ud "$from" +%s) )) -gt 120 ]; then\n` +
+        `  cat '${LAB}/sacct-too-wide.psv'; cat '${LAB}/sacct-too-wide.stderr' >&2; exit 95; fi\n` +
+        // Job 1 is printed by the slice its end (10:50:55) is in; the others printed the header alone.
+        `if [[ "$from" < 2026-12-06T10:50:55 && ! "$to" < 2026-12-06T10:50:55 ]]; then cat '${LAB}/sacct.psv'; ` +
+        `else cat '${LAB}/sacct-too-wide.psv'; fi\n`,
+    );
+    chmodSync(script, 0o755);
+    return { sacctPath: script, calls: () => readFileSync(`${script}.args`, 'utf8').trim().split('\n') };
+  }
+
+  it('stores job 1 with its three steps and 4.789 s of CPU, step 0 (4.667 s) from the read by id', async () => {
+    const { sacctPath, calls } = labSacct();
+    const run = await ingest(sacctPath, 10_000, LONG_WINDOW);
+    expect(run).toMatchObject({ status: 'finished', run: { outcome: 'success', inserted: 1 } });
+    // The window's read alone has batch and step 1: 0.122 s.
+    expect(await stored()).toEqual([
+      expect.objectContaining({ job_id: '1', step_count: 3, steps: ['batch', '0', '1'], total_cpu_sec: '4.789' }),
+    ]);
+    const windows = calls().map((call) => [call.match(/--starttime=(\S+)/)?.[1], call.match(/--endtime=(\S+)/)?.[1]]);
+    expect(windows).toEqual([
+      ['2026-12-06T10:46:00', '2026-12-06T10:52:00'],
+      ['2026-12-06T10:46:00', '2026-12-06T10:49:00'],
+      ['2026-12-06T10:46:00', '2026-12-06T10:47:30'],
+      ['2026-12-06T10:47:30', '2026-12-06T10:49:00'],
+      ['2026-12-06T10:49:00', '2026-12-06T10:50:30'],
+      ['2026-12-06T10:50:30', '2026-12-06T10:52:00'],
+      // The read by id, from the job's start, longer than the range.
+      ['2026-12-06T10:47:15', '2026-12-06T10:52:00'],
+    ]);
+    expect(calls()[6]).toContain('--jobs=1');
   });
 });
