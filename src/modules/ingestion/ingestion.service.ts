@@ -1,4 +1,5 @@
 import type { Database } from '../../db/database.js';
+import { retryOnStaleConnection } from '../../db/stale-connections.js';
 import {
   DATABASE_BEHIND,
   DATABASE_READ_ONLY,
@@ -227,7 +228,11 @@ export function createIngestionService(deps: IngestionDeps) {
     so: { notes: Record<string, string>; seen: number; inserted: number; updated: number },
     durationMs: number,
   ) {
-    const finish = () =>
+    // A PostgreSQL that just dropped every connection (a restart) may leave some in the pool that the
+    // pool has not yet seen die: the write failed on them under load and the run read "running" until the
+    // next run called it abandoned. Tried again while it meets such a connection; a database still down
+    // stays so.
+    await retryOnStaleConnection(db.pool, () =>
       ingestionRepository.finishRun(db.prisma, runId, {
         source: null,
         sourceNotes: so.notes,
@@ -239,13 +244,8 @@ export function createIngestionService(deps: IngestionDeps) {
         error: `${describeStoreFailure(error)}: ${lastLineOf(error)}`,
         finishedAt: new Date(),
         durationMs,
-      });
-    // A PostgreSQL that just dropped every connection (a restart) may leave one in the pool that the
-    // pool has not yet seen die: the write failed on it under load and the run read "running" until the
-    // next run called it abandoned. Once more, on a new connection; a database still down stays so.
-    await finish()
-      .catch((first: unknown) => (isDatabaseUnavailable(first) ? finish() : undefined))
-      .catch(() => undefined);
+      }),
+    ).catch(() => undefined);
   }
 
   /** Reads one source for the window and writes what it yields; throws when the source fails. */

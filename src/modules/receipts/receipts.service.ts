@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { ReleaseLock } from '../../db/advisory-locks.js';
 import type { Database } from '../../db/database.js';
+import { retryOnStaleConnection } from '../../db/stale-connections.js';
 import { escapeCsvText, formatCsvLines, formatCsvUtcTime } from '../../http/csv-format.js';
 import { type BackgroundWork, createBackgroundWork } from '../../shared/background-work.js';
 import { counted, formatCount } from '../../shared/counted.js';
@@ -1292,12 +1293,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     }
     const result = { runId, outcome, ...summarizeMonthEnd(before, state.outcomes) };
     try {
-      await monthEndRunsRepository.finishRun(db, runId, {
-        ...progressOf(result, state.usersDone),
-        outcome,
-        finishedAt: now(),
-        error: errorText,
-      });
+      // After PostgreSQL dropped every connection (a restart), the pool may hand this write idle ones it
+      // has not yet seen die: it failed on one, and the run read running, then interrupted as if its
+      // process had died. Tried again past them (retryOnStaleConnection).
+      await retryOnStaleConnection(deps.db.pool, () =>
+        monthEndRunsRepository.finishRun(db, runId, {
+          ...progressOf(result, state.usersDone),
+          outcome,
+          finishedAt: now(),
+          error: errorText,
+        }),
+      );
     } catch (writeError) {
       // The row stays running until someone looks at it with the lock released: it then reads interrupted.
       deps.logger?.error({ err: writeError, runId }, 'month-end run ended but its outcome could not be recorded');

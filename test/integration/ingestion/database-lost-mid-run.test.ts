@@ -11,6 +11,7 @@ import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { spawnCollecting } from '../../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../../support/spawn-server.js';
+import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
 import { metricValue } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
@@ -31,9 +32,11 @@ const SERVICE_APP = 'ingest_lost_mid_run';
 const databases: TestDatabase[] = [];
 const opened: Database[] = [];
 const holders: pg.Client[] = [];
+const proxies: TcpProxy[] = [];
 afterEach(async () => {
   await Promise.all(holders.splice(0).map((client) => client.end().catch(() => undefined)));
   await Promise.all(opened.splice(0).map((database) => database.close()));
+  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
 });
 afterAll(async () => {
   await Promise.all(databases.splice(0).map((database) => database.drop()));
@@ -59,7 +62,7 @@ function serviceOver(url: string) {
     overlapSec: 900,
     initialLookbackSec: 86_400,
   });
-  return { service, lines, metrics, logger };
+  return { service, lines, metrics, logger, database };
 }
 
 /**
@@ -178,6 +181,63 @@ describe('a scheduled run whose database connections PostgreSQL terminates mid-w
     expect(next.status === 'finished' && next.run.window.start).toEqual(after.runs[1].window_start);
     expect((await stored(db)).jobs).toBe(CAPTURED_JOBS);
   });
+});
+
+/**
+ * A run over a proxy whose batch PostgreSQL ends (57P01, as a restart does) while the pool holds `idle`
+ * idle connections that PostgreSQL has ended too, unseen by the pool (a restart under load, a failover):
+ * it hands them out as if alive, and the run's failure is written first on one of them. What the run
+ * threw and what the database holds then.
+ */
+async function failRunWithIdleEndedUnseen(idle: number) {
+  const db = await createTestDatabase();
+  databases.push(db);
+  const target = new URL(db.url);
+  const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+  proxies.push(proxy);
+  const viaProxy = new URL(db.url);
+  viaProxy.host = `127.0.0.1:${proxy.port}`;
+  const under = serviceOver(viaProxy.toString());
+  await completeRunBefore(db, under.service);
+  // The run holds two connections (its lock's, its batch's): the pool (of 4) keeps `idle` more, opened together.
+  const { pool } = under.database;
+  await Promise.all(Array.from({ length: idle + 2 }, () => pool.query('SELECT pg_sleep(0.05)')));
+  const alice = await holdAlicesJobs(db);
+  const run = under.service.runOnce({ trigger: 'schedule' }).catch((error: unknown) => error);
+  await expect.poll(() => isBatchWaiting(db), { timeout: 30_000 }).toBe(true);
+  expect(pool.idleCount).toBe(idle);
+  const backends = await db.pool.query<{ pid: number; client_port: number; wait_event: string | null }>(
+    `SELECT pid, client_port, wait_event FROM pg_stat_activity WHERE datname = $1 AND application_name = $2`,
+    [db.name, SERVICE_APP],
+  );
+  const [batch, ...more] = backends.rows.filter((backend) => backend.wait_event === 'advisory');
+  expect(batch && more).toEqual([]);
+  const others = backends.rows.filter((backend) => backend !== batch);
+  expect(proxy.endUnseen(others.map((backend) => backend.client_port))).toBe(idle + 1);
+  await db.pool.query('SELECT pg_terminate_backend($1)', [batch?.pid]);
+  const error = await run;
+  await alice.release();
+  return { error, after: await stored(db) };
+}
+
+describe('a run whose failure is written on a pooled connection PostgreSQL ended unseen (a restart under load)', () => {
+  for (const idle of [1, 2]) {
+    it(`records the run failed as the database unavailable, on a new connection (${idle} such idle connection(s))`, async () => {
+      const { error, after } = await failRunWithIdleEndedUnseen(idle);
+
+      expect(error).toMatchObject({
+        message: expect.stringContaining('terminating connection due to administrator command'),
+      });
+      expect(after.jobs).toBe(0);
+      expect(after.runs).toEqual([
+        expect.objectContaining({ outcome: 'success' }),
+        expect.objectContaining({
+          outcome: 'failed',
+          error: 'the database is unavailable: terminating connection due to administrator command',
+        }),
+      ]);
+    });
+  }
 });
 
 /**
