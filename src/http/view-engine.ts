@@ -140,13 +140,17 @@ export const VIEW_LOCALS = [
   'verdict',
   'verifiedAt',
   // include data (views/partials/pager.ejs, views/payments/held-notice.ejs, views/partials/header.ejs,
-  // views/partials/user-search.ejs)
+  // views/partials/user-search.ejs, views/partials/user-filter-matches.ejs)
   'pager',
   'at',
   'searchPath',
   'heldPayments',
   'isFlashInPage',
   'hasFormError',
+  'typedName',
+  'userFilterMatch',
+  'nameKind',
+  'linkToName',
 ] as const;
 
 // What Express itself adds to the data of every render.

@@ -19,6 +19,7 @@ import {
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
+import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import * as ingestionRepository from '../ingestion/ingestion.repository.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -2245,17 +2246,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return { receipt, chunks: chunks() };
   }
 
-  /**
-   * The usernames the billing page's User filter means: a whole name (in any case) alone, so a link to
-   * bob's receipts from /admin/usage or a month-end run sums bob's and not bobby's; otherwise every
-   * name containing the text in any case ("ali" or "Alice" for alice, where a whole name found
-   * nothing). The other names containing a whole name are offered, not summed.
-   */
-  async function usernamesMatching(search: string): Promise<{ usernames: string[]; alsoContaining: string[] }> {
-    const containing = await receiptsRepository.findReceiptUsernamesContaining(db, search);
-    const whole = containing.filter((username) => username.toLowerCase() === search.toLowerCase());
-    if (whole.length === 0) return { usernames: containing, alsoContaining: [] };
-    return { usernames: whole, alsoContaining: containing.filter((username) => !whole.includes(username)) };
+  /** The usernames the billing page's User filter means among the receipts' (userFilterMatchOf's rule). */
+  async function usernamesMatching(search: string): Promise<UserFilterMatch> {
+    return userFilterMatchOf(search, await receiptsRepository.findReceiptUsernamesContaining(db, search));
   }
 
   /** The admin list's filter for the repository, once checked: a reversed window 400, a run not there 404. */
