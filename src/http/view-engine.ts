@@ -16,6 +16,7 @@ export const VIEW_LOCALS = [
   'appName',
   'currency',
   'earlierTargets',
+  'actorMatch',
   'fmt',
   'refusedForm',
   'onlinePayment',
