@@ -42,6 +42,7 @@ import * as paymentsRepository from '../payments/payments.repository.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import * as ratesRepository from '../pricing/rates.repository.js';
 import type { RatesService } from '../pricing/rates.service.js';
+import * as usersRepository from '../users/users.repository.js';
 import * as monthEndRunsRepository from './month-end-runs.repository.js';
 import * as receiptsRepository from './receipts.repository.js';
 import {
@@ -2246,9 +2247,19 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return { receipt, chunks: chunks() };
   }
 
-  /** The usernames the billing page's User filter means among the receipts' (userFilterMatchOf's rule). */
+  /**
+   * The usernames the billing page's User filter means among the receipts' (userFilterMatchOf's rule), an
+   * account's whole name included when it has no receipt: /admin/usage links each user to ?user=<name>, and
+   * dan's link, dan with no receipt yet, listed and summed danny's as if they were dan's.
+   */
   async function usernamesMatching(search: string): Promise<UserFilterMatch> {
-    return userFilterMatchOf(search, await receiptsRepository.findReceiptUsernamesContaining(db, search));
+    const [containing, account] = await Promise.all([
+      receiptsRepository.findReceiptUsernamesContaining(db, search),
+      // Accounts are named in lower case (users.schema.ts): the unique index answers any case typed.
+      usersRepository.findByUsername(db, search.toLowerCase()),
+    ]);
+    const isAccountMissing = account !== null && !containing.includes(account.username);
+    return userFilterMatchOf(search, isAccountMissing ? [...containing, account.username] : containing);
   }
 
   /** The admin list's filter for the repository, once checked: a reversed window 400, a run not there 404. */
