@@ -16,6 +16,7 @@ export const VIEW_LOCALS = [
   'appName',
   'currency',
   'earlierTargets',
+  'actorMatch',
   'fmt',
   'refusedForm',
   'onlinePayment',
@@ -140,13 +141,17 @@ export const VIEW_LOCALS = [
   'verdict',
   'verifiedAt',
   // include data (views/partials/pager.ejs, views/payments/held-notice.ejs, views/partials/header.ejs,
-  // views/partials/user-search.ejs)
+  // views/partials/user-search.ejs, views/partials/user-filter-matches.ejs)
   'pager',
   'at',
   'searchPath',
   'heldPayments',
   'isFlashInPage',
   'hasFormError',
+  'typedName',
+  'userFilterMatch',
+  'nameKind',
+  'linkToName',
 ] as const;
 
 // What Express itself adds to the data of every render.

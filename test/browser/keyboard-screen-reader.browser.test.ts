@@ -374,7 +374,7 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     await page.goto(`${base}/admin/usage?start=2026-03-10&end=2026-03-01&user=kim`);
     const from = page.getByLabel('From', { exact: true });
     expect(await from.getAttribute('aria-invalid')).toBe('true');
-    expect(await page.getByLabel('User', { exact: true }).inputValue()).toBe('kim');
+    expect(await page.getByLabel('User (part of a name, any case)', { exact: true }).inputValue()).toBe('kim');
     expect(await page.locator(`#${await from.getAttribute('aria-describedby')}`).textContent()).toContain(
       'From (2026-03-10) is after To (2026-03-01).',
     );

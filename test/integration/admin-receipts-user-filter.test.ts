@@ -81,6 +81,30 @@ describe('the billing page’s User filter', () => {
     expect(await json('/admin/receipts')).toMatchObject({ matchedUsers: null, alsoContaining: [] });
   });
 
+  it('keeps a whole name exact for an account with no receipt, as a link from /admin/usage to it means', async () => {
+    // dan has usage and an account but no receipt yet; danny has one. Usage links dan's row to ?user=dan.
+    await buildUser(db.prisma, { username: 'dan' });
+    await buildReceiptRow(db, 'danny', { createdAt: new Date('2026-03-05T12:00:00Z'), total: '7.00' });
+    const page = await html('/admin/receipts?user=dan');
+    expect(usersListed(page)).toEqual([]);
+    expect(page).not.toContain('7.00 THB');
+    expect(page).toContain('No receipts match. dan has no receipt under these filters.');
+    expect(page).toContain(
+      'Only dan. Usernames also containing “dan”: <a href="/admin/receipts?user=danny">danny</a>.',
+    );
+    expect(await json('/admin/receipts?user=DAN')).toMatchObject({
+      count: 0,
+      matchedUsers: ['dan'],
+      alsoContaining: ['danny'],
+    });
+    // Part of a name still finds the receipts of every name containing it.
+    expect(usersListed(await html('/admin/receipts?user=da'))).toEqual(['danny']);
+    // A whole name under another filter that leaves nothing says so, not that no username contains it.
+    expect(await html('/admin/receipts?user=bob&status=void')).toContain(
+      'No receipts match. bob has no receipt under these filters.',
+    );
+  });
+
   it('names the users it matched when part of a name matches several', async () => {
     expect(await html('/admin/receipts?user=lic')).toContain(
       '<p class="muted" id="user-matches">“lic” is part of 2 usernames: alice, malice.</p>',

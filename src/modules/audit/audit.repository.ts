@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import type pg from 'pg';
 import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
+import { namesContainingSql } from '../../db/username-search.js';
 import type { AuditRecord } from './audit-hash.js';
 
 export type Tx = Prisma.TransactionClient;
@@ -140,7 +141,8 @@ export interface TargetSpan {
 }
 
 export interface AuditFilter {
-  actor?: string;
+  /** Any of these actors (what the Actor filter matched, findActorsContaining's); none matches an empty list. */
+  actors?: string[];
   action?: string;
   /** Any of these targets (`targetsMatching`): a user's entries are written in two forms. */
   targets?: string[];
@@ -169,7 +171,7 @@ function targetWhereOf(filter: AuditFilter): Prisma.AuditLogWhereInput {
 
 function whereOf(filter: AuditFilter, beforeId?: bigint): Prisma.AuditLogWhereInput {
   return {
-    ...(filter.actor ? { actor: filter.actor } : {}),
+    ...(filter.actors ? { actor: { in: filter.actors } } : {}),
     ...(filter.action ? { action: filter.action } : {}),
     ...targetWhereOf(filter),
     ...(filter.from || filter.to
@@ -220,6 +222,16 @@ export async function* iterateEntries(
 export async function findEntryIdByHash(db: Db, hash: string): Promise<bigint | undefined> {
   const entry = await db.auditLog.findUnique({ where: { hash }, select: { id: true } });
   return entry?.id;
+}
+
+/**
+ * The actors of the log that contain `search` in any case (the page's Actor filter), in order: one
+ * probe of the (actor, ts) index per actor, as listDistinctActions reads the actions. The entries of
+ * those actors are then read with actor IN (...).
+ */
+export async function findActorsContaining(db: Db, search: string): Promise<string[]> {
+  const rows = await db.$queryRaw<{ name: string }[]>(namesContainingSql('audit_log', 'actor', search));
+  return rows.map((row) => row.name);
 }
 
 /**

@@ -72,6 +72,10 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       olderThan: page.olderThan,
       csvLink: page.csvLink,
       earlierTargets: page.earlierTargets,
+      actorMatch: page.actorMatch,
+      // The page under other filters (the actors containing a whole one are offered so), from its newest entry.
+      link: (changes: Record<string, unknown>) =>
+        linkTo('/admin/audit', Object.fromEntries(AUDIT_FILTER_NAMES.map((name) => [name, page.query[name]])), changes),
       timeZone,
       error: error === undefined ? undefined : readableMessageOf(error),
       invalidFields: error === undefined ? [] : invalidFieldsOf(error),
@@ -91,6 +95,9 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     if (prefersJson(req)) {
       res.json({
         filters: page.filters,
+        // The actors an Actor filter matched (null without one) and the others containing a whole one, as billing's matchedUsers.
+        matchedActors: page.actorMatch?.usernames ?? null,
+        alsoContaining: page.actorMatch?.alsoContaining ?? [],
         timeZone,
         actions: page.actions,
         entries: page.entries.map(auditEntryJson),

@@ -7,6 +7,7 @@ import { linkTo } from '../../http/page-links.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { ReversedWindowError } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
+import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
 import { revealBidiControls } from '../../shared/visible-text.js';
 import { fromMinorUnits } from '../payments/payment-money.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
@@ -490,10 +491,29 @@ export function splitAuditActor(actor: string): { text: string; isKeptWhole: boo
     .map((text) => ({ text, isKeptWhole: text.length <= LONGEST_LOGIN_NAME }));
 }
 
-/** The filters of /admin/audit and its CSV (a `tier:` target followed through its renames), from/to as local days. */
-async function auditFilterOf(db: Db, query: TAuditCsvQuery, timeZone: string): Promise<auditRepository.AuditFilter> {
+/**
+ * The actors the Actor filter means among the log's, by the billing page's rule (userFilterMatchOf):
+ * part of a name in any case is every actor containing it ("ali" for alice, "provider" for
+ * provider:stripe); a whole one, in any case, that actor alone: `cli` is the user tools' entries, not
+ * clive's, which are offered. Undefined without a filter.
+ */
+async function actorMatchOf(db: Db, actor: string | undefined): Promise<UserFilterMatch | undefined> {
+  if (!actor) return undefined;
+  return userFilterMatchOf(actor, await auditRepository.findActorsContaining(db, actor));
+}
+
+/**
+ * The filters of /admin/audit and its CSV (an actor as actorMatchOf matched it, a `tier:` target followed
+ * through its renames), from/to as local days.
+ */
+async function auditFilterOf(
+  db: Db,
+  query: TAuditCsvQuery,
+  timeZone: string,
+  actorMatch: UserFilterMatch | undefined,
+): Promise<auditRepository.AuditFilter> {
   return {
-    actor: query.actor,
+    actors: actorMatch?.usernames,
     action: query.action,
     targets: query.target ? targetsMatching(query.target) : undefined,
     targetSpans: query.target ? await tierNameSpans(db, query.target) : undefined,
@@ -524,7 +544,7 @@ export function auditCsvExport(
   refuseReversedWindow(query);
   return {
     columns: AUDIT_CSV_COLUMNS,
-    open: async () => streamAuditCsv(db, await auditFilterOf(db, query, timeZone)),
+    open: async () => streamAuditCsv(db, await auditFilterOf(db, query, timeZone, await actorMatchOf(db, query.actor))),
   };
 }
 
@@ -566,6 +586,8 @@ export interface AuditLogPage {
   filters: Partial<Record<AuditFilterName, string>>;
   actions: string[];
   entries: AuditLogRow[];
+  /** What the Actor filter matched (userFilterMatchOf's rule), undefined without one: the page names them. */
+  actorMatch: UserFilterMatch | undefined;
   /** Said on the page: entries under other targets than the one typed would otherwise puzzle. */
   earlierTargets: { target: string; fromId: string | null; upToId: string | null }[];
   nextPageUrl: string | undefined;
@@ -607,6 +629,7 @@ export async function auditLogPage(
     return {
       query: asked.typed,
       filters: {},
+      actorMatch: undefined,
       actions: await auditRepository.listDistinctActions(db),
       entries: [],
       earlierTargets: [],
@@ -618,7 +641,8 @@ export async function auditLogPage(
   }
   const { query } = asked;
   refuseReversedWindow(query);
-  const filter = await auditFilterOf(db, query, timeZone);
+  const actorMatch = await actorMatchOf(db, query.actor);
+  const filter = await auditFilterOf(db, query, timeZone, actorMatch);
   const entries = await auditRepository.findPage(db, filter, AUDIT_PAGE_SIZE + 1, query.before);
   const hasMore = entries.length > AUDIT_PAGE_SIZE;
   const shown = entries.slice(0, AUDIT_PAGE_SIZE);
@@ -630,6 +654,7 @@ export async function auditLogPage(
   return {
     query,
     filters,
+    actorMatch,
     actions: await auditRepository.listDistinctActions(db),
     entries: shown.map((entry) => auditLogRow(entry, timeZone)),
     earlierTargets: (filter.targetSpans ?? []).map((span) => ({

@@ -7,7 +7,7 @@ import {
   tryAcquireSessionLock,
 } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
-import { usernameContainingPattern } from '../../db/username-search.js';
+import { namesContainingSql } from '../../db/username-search.js';
 import { fromMinorUnits, lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
 import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
 import type { CpuBasis } from '../pricing/pricing.js';
@@ -473,18 +473,8 @@ function whereOf(filter: ReceiptFilter): Prisma.ReceiptWhereInput {
  * receipts of those names through the same index, as a whole name did.
  */
 export async function findReceiptUsernamesContaining(db: Client, search: string): Promise<string[]> {
-  const rows = await db.$queryRaw<{ username: string }[]>`
-    WITH RECURSIVE names AS (
-      (SELECT username FROM receipts ORDER BY username LIMIT 1)
-      UNION ALL
-      SELECT (SELECT r.username FROM receipts r WHERE r.username > names.username ORDER BY r.username LIMIT 1)
-        FROM names
-       WHERE names.username IS NOT NULL
-    )
-    SELECT username FROM names
-     WHERE username ILIKE ${usernameContainingPattern(search)}
-     ORDER BY username`;
-  return rows.map((row) => row.username);
+  const rows = await db.$queryRaw<{ name: string }[]>(namesContainingSql('receipts', 'username', search));
+  return rows.map((row) => row.name);
 }
 
 /** How many receipts match, without reading one. */

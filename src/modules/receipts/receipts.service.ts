@@ -20,6 +20,7 @@ import {
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
+import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import * as ingestionRepository from '../ingestion/ingestion.repository.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -42,6 +43,7 @@ import * as paymentsRepository from '../payments/payments.repository.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import * as ratesRepository from '../pricing/rates.repository.js';
 import type { RatesService } from '../pricing/rates.service.js';
+import * as usersRepository from '../users/users.repository.js';
 import * as monthEndRunsRepository from './month-end-runs.repository.js';
 import * as receiptsRepository from './receipts.repository.js';
 import {
@@ -2252,16 +2254,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /**
-   * The usernames the billing page's User filter means: a whole name (in any case) alone, so a link to
-   * bob's receipts from /admin/usage or a month-end run sums bob's and not bobby's; otherwise every
-   * name containing the text in any case ("ali" or "Alice" for alice, where a whole name found
-   * nothing). The other names containing a whole name are offered, not summed.
+   * The usernames the billing page's User filter means among the receipts' (userFilterMatchOf's rule), an
+   * account's whole name included when it has no receipt: /admin/usage links each user to ?user=<name>, and
+   * dan's link, dan with no receipt yet, listed and summed danny's as if they were dan's.
    */
-  async function usernamesMatching(search: string): Promise<{ usernames: string[]; alsoContaining: string[] }> {
-    const containing = await receiptsRepository.findReceiptUsernamesContaining(db, search);
-    const whole = containing.filter((username) => username.toLowerCase() === search.toLowerCase());
-    if (whole.length === 0) return { usernames: containing, alsoContaining: [] };
-    return { usernames: whole, alsoContaining: containing.filter((username) => !whole.includes(username)) };
+  async function usernamesMatching(search: string): Promise<UserFilterMatch> {
+    const [containing, account] = await Promise.all([
+      receiptsRepository.findReceiptUsernamesContaining(db, search),
+      // Accounts are named in lower case (users.schema.ts): the unique index answers any case typed.
+      usersRepository.findByUsername(db, search.toLowerCase()),
+    ]);
+    const isAccountMissing = account !== null && !containing.includes(account.username);
+    return userFilterMatchOf(search, isAccountMissing ? [...containing, account.username] : containing);
   }
 
   /** The admin list's filter for the repository, once checked: a reversed window 400, a run not there 404. */

@@ -30,7 +30,8 @@ type AdminUsage = Awaited<ReturnType<UsageService['getAdminUsage']>>;
 
 /**
  * /admin/usage as JSON: the page's per-user totals and their total under the same window and
- * filters. Money is decimal text at the currency's scale and hours the six decimals they are
+ * filters, the usernames a User filter matched (null without one) and the others containing a whole
+ * name it matched. Money is decimal text at the currency's scale and hours the six decimals they are
  * priced at, as /me's JSON writes them: never floats, whose sums drift from the receipts.
  */
 export function adminUsageJson(result: AdminUsage, timeZone: string) {
@@ -45,6 +46,8 @@ export function adminUsageJson(result: AdminUsage, timeZone: string) {
   return {
     window: { start: result.window.start, end: result.window.end, timeZone },
     filters: result.filters,
+    matchedUsers: result.matchedUsers,
+    alsoContaining: result.alsoContaining,
     currency: result.currency,
     users: result.users.map((row) => ({
       username: row.username,
@@ -91,6 +94,8 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
         error: undefined,
         invalidFields: [],
         form: current,
+        // The page under other filters: the names containing a whole username are offered so.
+        link: (changes: Record<string, unknown>) => linkTo('/admin/usage', current, changes),
         csvLink: linkTo('/admin/usage.csv', current, {}),
         csvLabel: csvLabelFor(result.filters),
         myCsvLink: linkTo('/admin/my.csv', window, {}),

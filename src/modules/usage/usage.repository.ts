@@ -5,6 +5,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { Database, Db } from '../../db/database.js';
 import { queryPrepared } from '../../db/prepared-query.js';
 import { readWithinTimeout } from '../../db/query-timeout.js';
+import { namesContainingSql } from '../../db/username-search.js';
 import { CSV_FORMULA_TRIGGERS } from '../../http/csv-format.js';
 import { BIDI_CONTROL_RANGES } from '../../shared/visible-text.js';
 import type { CpuBasis } from '../pricing/pricing.js';
@@ -24,6 +25,8 @@ export interface JobFilter {
   from: Date;
   before: Date;
   user?: string | undefined;
+  /** Or any of these owners (what the admin's User filter matched, findJobOwnersContaining's); none matches an empty list. */
+  users?: string[] | undefined;
   account?: string | undefined;
   partition?: string | undefined;
 }
@@ -53,6 +56,7 @@ export interface CsvPricingContext extends PricingContext {
 function whereOf(filter: JobFilter): Prisma.Sql {
   const parts = [Prisma.sql`j.end_at >= ${filter.from}`, Prisma.sql`j.end_at < ${filter.before}`];
   if (filter.user) parts.push(Prisma.sql`j."user" = ${filter.user}`);
+  if (filter.users) parts.push(Prisma.sql`j."user" = ANY (${filter.users}::text[])`);
   if (filter.account) parts.push(Prisma.sql`j.account = ${filter.account}`);
   if (filter.partition) parts.push(Prisma.sql`j.partition = ${filter.partition}`);
   return Prisma.join(parts, ' AND ');
@@ -281,6 +285,16 @@ const JOB_OWNERS_SQL = Prisma.sql`
   SELECT "user" FROM owners WHERE "user" IS NOT NULL`;
 
 /**
+ * The job owners whose username contains `search` in any case (the admin usage User filter's), in name
+ * order, whenever their jobs ended: one probe of the (user, end_at, id) index per owner, as
+ * JOB_OWNERS_SQL. The page's sums then read those owners' windows through the same index.
+ */
+export async function findJobOwnersContaining(db: Db, search: string): Promise<string[]> {
+  const rows = await db.$queryRaw<{ name: string }[]>(namesContainingSql('slurm_jobs', '"user"', search));
+  return rows.map((row) => row.name);
+}
+
+/**
  * Windows of up to 31 local days (an hour more where the clocks go back) are read owner by
  * owner (see sumByUser); longer ones in one pass over the whole index, which PostgreSQL
  * splits among its parallel workers. Both give the same figures; this only picks the faster.
@@ -300,7 +314,7 @@ const CSV_OWNER_BY_OWNER_MAX_MS = (14 * 24 + 1) * 3600 * 1000;
  * owner, or nothing.
  */
 function ownersConditionOf(filter: JobFilter, maxMs: number): Prisma.Sql {
-  const isOwnerByOwner = !filter.user && filter.before.getTime() - filter.from.getTime() <= maxMs;
+  const isOwnerByOwner = !filter.user && !filter.users && filter.before.getTime() - filter.from.getTime() <= maxMs;
   return isOwnerByOwner ? Prisma.sql`j."user" = ANY (ARRAY(${JOB_OWNERS_SQL})) AND` : Prisma.empty;
 }
 

@@ -19,6 +19,7 @@ import {
   startOfLocalDay,
   toLocalDate,
 } from '../../shared/local-date.js';
+import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
 import {
   fromMinorUnits,
   type HeldPayment,
@@ -653,11 +654,29 @@ export function createUsageService(deps: UsageServiceDeps) {
     resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
   }
 
+  /**
+   * The jobs /admin/usage and its CSV read under `query` in `window`, and what its User filter matched
+   * among the job owners, by the billing page's rule (userFilterMatchOf): part of a name in any case is
+   * every owner containing it, a whole name that owner alone (a link to one user's usage). One owner is
+   * the filter's `user`, as /me's is, so that the one-user plans of the CSV apply; several are `users`.
+   */
+  async function adminJobFilterOf(
+    query: TAdminUsageQuery,
+    window: UsageWindow,
+  ): Promise<{ filter: usageRepository.JobFilter; match: UserFilterMatch | undefined }> {
+    const base = { from: window.from, before: window.before, account: query.account, partition: query.partition };
+    if (!query.user) return { filter: base, match: undefined };
+    const match = userFilterMatchOf(query.user, await usageRepository.findJobOwnersContaining(db, query.user));
+    const [only, ...others] = match.usernames;
+    const owners = only !== undefined && others.length === 0 ? { user: only } : { users: match.usernames };
+    return { filter: { ...base, ...owners }, match };
+  }
+
   /** Usage across users (admin): per-user totals under the filters. */
   async function getAdminUsage(query: TAdminUsageQuery) {
     const window = resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
-    const filter = { from: window.from, before: window.before, ...pickFilters(query) };
-    const pricing = await pricingFor(query.user ? [query.user] : undefined);
+    const { filter, match } = await adminJobFilterOf(query, window);
+    const pricing = await pricingFor(match?.usernames);
     const tierOf = new Map(pricing.rates.map((row) => [row.username, row.tier]));
     const users = sharesToUsers(await usageRepository.sumByUser(db, filter, pricing), tierOf);
     const totals = {
@@ -666,7 +685,17 @@ export function createUsageService(deps: UsageServiceDeps) {
       cost: sumCosts(users.map((row) => row.cost ?? ZERO)),
       billedCost: sumCosts(users.map((row) => row.billedCost ?? ZERO)),
     };
-    return { window, users, totals, filters: pickFilters(query), currency: config.currency };
+    return {
+      window,
+      users,
+      totals,
+      filters: pickFilters(query),
+      currency: config.currency,
+      // The owners the User filter matched (null without one), which the page names when there are
+      // several, and the others containing a whole name matched, offered as links (bobby's beside bob's).
+      matchedUsers: match?.usernames ?? null,
+      alsoContaining: match?.alsoContaining ?? [],
+    };
   }
 
   /** Every job of one user in the window as CSV text (no header), in chunks. */
@@ -683,8 +712,8 @@ export function createUsageService(deps: UsageServiceDeps) {
   /** Every job of every user (under the filters) in the window as CSV text (no header), in chunks. */
   async function streamAdminCsv(query: TAdminUsageQuery) {
     const window = resolveWindow(query);
-    const pricing = { ...(await pricingFor(query.user ? [query.user] : undefined)), currency: config.currency };
-    const filter = { from: window.from, before: window.before, ...pickFilters(query) };
+    const { filter, match } = await adminJobFilterOf(query, window);
+    const pricing = { ...(await pricingFor(match?.usernames)), currency: config.currency };
     return {
       window,
       chunks: usageRepository.streamCsvLines(deps.db, filter, pricing),
