@@ -1564,6 +1564,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (payment.status === 'failed' || payment.status === 'canceled') {
       // The provider took money we had given up on: the receipt is left as it is (pending, or
       // paid by a later attempt), and an admin checks with the provider before marking or refunding.
+      // Its status is read under its lock (payment, then receipt, as every webhook takes them), which
+      // holding takes anyway: read before it, a mark paid or void committing meanwhile was missed, and
+      // the reason did not say the receipt was paid or void already.
+      await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
       const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
       const receiptNote =
         receipt?.status === 'pending'
