@@ -2217,7 +2217,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           );
         }
         // Payment, then the receipt's open payments, then the receipt: the order a webhook and a void take.
+        // The receipt before reading it or its other held payments, as a mark paid by hand takes it: a
+        // late success being held at this moment holds the receipt, and read before it, that payment
+        // was missed, left held without saying it can no longer be accepted for the receipt paid here.
         await paymentsRepository.lockOpenPayments(tx, payment.receiptId);
+        await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
         const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
         if (receipt && receipt.status !== 'pending') {
           throw new ConflictError(
