@@ -1564,6 +1564,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (payment.status === 'failed' || payment.status === 'canceled') {
       // The provider took money we had given up on: the receipt is left as it is (pending, or
       // paid by a later attempt), and an admin checks with the provider before marking or refunding.
+      // Its status is read under its lock (payment, then receipt, as every webhook takes them), which
+      // holding takes anyway: read before it, a mark paid or void committing meanwhile was missed, and
+      // the reason did not say the receipt was paid or void already.
+      await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
       const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
       const receiptNote =
         receipt?.status === 'pending'
@@ -2213,7 +2217,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           );
         }
         // Payment, then the receipt's open payments, then the receipt: the order a webhook and a void take.
+        // The receipt before reading it or its other held payments, as a mark paid by hand takes it: a
+        // late success being held at this moment holds the receipt, and read before it, that payment
+        // was missed, left held without saying it can no longer be accepted for the receipt paid here.
         await paymentsRepository.lockOpenPayments(tx, payment.receiptId);
+        await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
         const receipt = await receiptsRepository.findReceipt(tx, payment.receiptId);
         if (receipt && receipt.status !== 'pending') {
           throw new ConflictError(

@@ -1467,6 +1467,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // is a 409) or waits for this.
       await paymentsRepository.lockHeldPayments(tx, id);
       await paymentsRepository.lockOpenPayments(tx, id);
+      // Then the receipt, as a void does, before reading its status or its open payments: a payment
+      // start holds it from its check of the status to its commit, and the open payment it inserts
+      // was not there to find above. Without this, the mark paid waited for that start only at its
+      // own update, then committed with the start's checkout left open to take the money again.
+      await paymentsRepository.lockReceiptForPayments(tx, id);
       const receipt = await requireReceipt(tx, id);
       const createdOn = toLocalDate(receipt.createdAt, config.timeZone);
       // A paid or void receipt is answered by the mark-paid rule (409), whatever the day or the
