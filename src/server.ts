@@ -475,12 +475,20 @@ async function start(config: AppConfig, logger: Logger) {
   const fork = () => cluster.fork({ DATABASE_URL: database.databaseUrl });
   for (let index = 0; index < config.webConcurrency; index++) fork();
   const hasListened = new Set<number>();
+  // Once every worker has listened: from then on a worker that dies is replaced, whatever it did.
+  let hasStarted = false;
   const assignPruners = periodicTaskAssigner();
   cluster.on('listening', (worker, address) => {
     hasListened.add(worker.id);
     assignPruners(worker);
+    const listening = Object.values(cluster.workers ?? {}).filter(
+      (live) => live !== undefined && !live.isDead() && hasListened.has(live.id),
+    ).length;
+    // Stopping already (a worker failed to start): "is listening" would be the line after it.
+    if (hasStarted || isStopping || listening < config.webConcurrency) return;
+    hasStarted = true;
     // The workers share one port; with PORT=0 the one the system gave the first of them.
-    if (hasListened.size === config.webConcurrency) announce(config, address.port, database, logger);
+    announce(config, address.port, database, logger);
   });
   // A worker that has listened has its handlers and takes the order by message (PrimaryOrder); one
   // still starting may not have them yet, and gets SIGTERM, which then ends it at once.
@@ -503,9 +511,11 @@ async function start(config: AppConfig, logger: Logger) {
   };
   cluster.on('exit', (worker, code, signal) => {
     if (isStopping) return;
-    if (hasListened.size < config.webConcurrency) {
+    if (!hasStarted && !hasListened.has(worker.id)) {
       // A worker that fails while the instance starts (the port taken, a bad HOST) fails the same
-      // way again: starting another for ever would keep a process up that serves nothing.
+      // way again: starting another for ever would keep a process up that serves nothing. One that
+      // had listened and died while another still started (the OOM killer, a kill -9) is replaced
+      // below: it used to stop the instance, saying it had died "before it listened".
       isStopping = true;
       const failure = new Error(
         `a worker exited (${signal ? `signal ${signal}` : `code ${code}`}) before it listened; its error is logged above`,

@@ -442,8 +442,11 @@ export function isPoolClosedByShutdown(error: unknown, depth = 0): boolean {
 // for the database meets it), and Prisma's and its pg adapter's names for the same.
 // So is a connection PostgreSQL refuses for DATABASE_URL itself: its database does not exist
 // (3D000: dropped, restored under another name, misspelt) or its role or password is refused
-// (class 28). Only opening a connection raises them; they were each request's "unhandled error"
-// and 500, and each scheduled ingestion's "crashed", while /readyz said "database unavailable".
+// (class 28), or it takes no connections (55000 "database … is not currently accepting
+// connections": ALLOW_CONNECTIONS false, a DBA's maintenance; 55000 alone is also a query's own
+// mistake, such as currval before nextval, so the message decides). Only opening a connection raises
+// them; they were each request's "unhandled error" and 500, and each scheduled ingestion's
+// "crashed", while /readyz said "database unavailable".
 const UNREACHABLE_SOCKET_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -462,6 +465,7 @@ const UNREACHABLE_ADAPTER_KINDS = new Set([
   'SocketTimeout',
   'TooManyConnections',
 ]);
+const NOT_ACCEPTING_CONNECTIONS = /is not currently accepting connections/;
 const UNREACHABLE_MESSAGES =
   /^(Connection terminated|timeout exceeded when trying to connect|timeout expired$|Client has encountered a connection error)/;
 
@@ -506,6 +510,7 @@ export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   const { code, kind, message } = error as { code?: unknown; kind?: unknown; message?: unknown };
   const state = sqlStateOf(error);
   if (state !== undefined && (/^(08|28)/.test(state) || UNREACHABLE_SQL_STATES.has(state))) return true;
+  if (state === '55000' && typeof message === 'string' && NOT_ACCEPTING_CONNECTIONS.test(message)) return true;
   if (typeof code === 'string' && (UNREACHABLE_SOCKET_CODES.has(code) || UNREACHABLE_PRISMA_CODES.has(code))) {
     return true;
   }

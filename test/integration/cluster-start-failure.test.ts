@@ -2,7 +2,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
-import { runToExit } from '../support/run-to-exit.js';
+import { runToExit, spawnCollecting } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { startFailedOnTakenPort, takePort } from '../support/taken-port.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -71,4 +71,33 @@ describe('a cluster whose workers cannot start', () => {
       await taken.release();
     }
   }, 120_000);
+});
+
+// A worker that dies after it listened, while another is still starting (the OOM killer, a kill -9),
+// is a worker that died, not a start that failed: it used to take the whole instance down, exit 1,
+// with "a worker exited (signal SIGKILL) before it listened; its error is logged above", neither of
+// which was so, and the start-up banner was logged while it stopped.
+describe('a cluster worker that dies after it listened, while another still starts', () => {
+  it('is replaced as any worker that dies, and the instance starts and serves', async () => {
+    const dieAfterListening = path.join(PROJECT_ROOT, 'test/support/first-worker-dies-after-listening.mjs');
+    const port = await findFreePort();
+    const running = spawnCollecting(
+      process.execPath,
+      ['--import', 'tsx', '--import', pathToFileURL(dieAfterListening).href, 'src/server.ts'],
+      { cwd: PROJECT_ROOT, env: { ...productionEnv(port), LOG_LEVEL: 'info' } },
+    );
+    try {
+      await expect
+        .poll(() => running.output(), { timeout: 90_000, interval: 200 })
+        .toMatch(/"msg":"HPC Billing is listening on /);
+      expect(running.output()).toContain('the first worker listened and is killed on purpose');
+      expect(running.output()).toMatch(/"signal":"SIGKILL","msg":"worker died; starting another"/);
+      expect(fatalMessages(running.output())).toEqual([]);
+      const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+      expect(health.status).toBe(200);
+    } finally {
+      running.child.kill('SIGTERM');
+      await running.exited;
+    }
+  }, 150_000);
 });

@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
+import pg from 'pg';
 import { pino } from 'pino';
 import request from 'supertest';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { describeToolError } from '../../src/cli/run-tool.js';
 import { type Database, openDatabase } from '../../src/db/database.js';
@@ -115,6 +116,43 @@ describe('a role PostgreSQL refuses', () => {
   });
 });
 
+/** Runs `sql` as the suite's administrator (the role that created the test databases). */
+async function asAdmin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: inject('adminUrl') });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('a database that takes no connections (ALLOW_CONNECTIONS false, as for maintenance)', () => {
+  // PostgreSQL refuses the connection with 55000, "database … is not currently accepting
+  // connections": a DBA's maintenance or a restore that closes the database first. Each request
+  // was an "unhandled error" with a stack and a 500, while /readyz already said "database unavailable".
+  it('is unavailable (503, "database unavailable"), as /readyz says, not an unhandled error', async () => {
+    const closed = await createTestDatabase();
+    databases.push(closed);
+    const app = appOver(closed.url);
+    await request(app.app).get('/readyz').expect(200);
+
+    await asAdmin(`ALTER DATABASE ${closed.name} ALLOW_CONNECTIONS false`);
+    await asAdmin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${closed.name}'`);
+    try {
+      for (const error of await errorsOf(app.database)) {
+        expect(isDatabaseUnavailable(error)).toBe(true);
+        expect(describeToolError(error as Error)).toMatch(
+          /^The database cannot be reached \(DATABASE_URL\): .*is not currently accepting connections/,
+        );
+      }
+      await expectServedAsUnavailable(app, /is not currently accepting connections/);
+    } finally {
+      await asAdmin(`ALTER DATABASE ${closed.name} ALLOW_CONNECTIONS true`);
+    }
+  });
+});
+
 describe('a database that answers', () => {
   it('is not unavailable: a query it refuses stays the error it is', async () => {
     const db = await createTestDatabase();
@@ -123,5 +161,10 @@ describe('a database that answers', () => {
     opened.push(database);
     const error = await database.pool.query('SELECT * FROM no_such_table').catch((caught: unknown) => caught);
     expect(isDatabaseUnavailable(error)).toBe(false);
+    // The SQLSTATE of a database that takes no connections (55000) is also a query's mistake.
+    await database.pool.query('CREATE SEQUENCE never_used');
+    const misuse = await database.pool.query("SELECT currval('never_used')").catch((caught: unknown) => caught);
+    expect(misuse).toMatchObject({ code: '55000' });
+    expect(isDatabaseUnavailable(misuse)).toBe(false);
   });
 });

@@ -195,6 +195,45 @@ describe('keep-alive connections during a shutdown', () => {
   });
 });
 
+describe('a request sent on a keep-alive connection as a shutdown begins, not yet read', () => {
+  // On a busy server a request can wait in the socket's buffer, sent but not yet read, while its
+  // keep-alive connection reads as idle (no request on it). The shutdown's sweep of idle connections
+  // cut those: under load (30 clients, one worker) a SIGTERM reset a third of the clients' requests
+  // (ECONNRESET; behind nginx, 502s). Here the request is written and the close begins in the same
+  // tick, before the server reads it.
+  it('answers one sent on a keep-alive connection, with Connection: close', async () => {
+    const app = express();
+    app.get('/fast', (_req, res) => {
+      res.json({ fast: true });
+    });
+    const server = await listen(app, 0, '127.0.0.1');
+    const { port } = server.address() as AddressInfo;
+    const proxy = keepAliveConnection(port);
+    expect(await proxy.get('/fast')).toMatch(/^HTTP\/1\.1 200[\s\S]*Connection: keep-alive/i);
+
+    const next = proxy.get('/fast');
+    const closing = closeGracefully(server, 5_000);
+    expect(await next).toMatch(/^HTTP\/1\.1 200[\s\S]*Connection: close/i);
+    expect(await closing).toBe(true);
+    await proxy.closed;
+  });
+
+  it('still closes a keep-alive connection that stays idle, well within the timeout', async () => {
+    const app = express();
+    app.get('/fast', (_req, res) => {
+      res.json({ fast: true });
+    });
+    const server = await listen(app, 0, '127.0.0.1');
+    const { port } = server.address() as AddressInfo;
+    const idle = keepAliveConnection(port);
+    expect(await idle.get('/fast')).toMatch(/^HTTP\/1\.1 200/);
+    const startedAt = Date.now();
+    expect(await closeGracefully(server, 5_000)).toBe(true);
+    await idle.closed;
+    expect(Date.now() - startedAt).toBeLessThan(2_000);
+  });
+});
+
 describe('the request log of a shutdown that cuts what is left', () => {
   it('says the shutdown cut a download midway (its status as sent), not that the client closed it', async () => {
     const lines: Array<Record<string, unknown>> = [];

@@ -170,6 +170,21 @@ describe.skipIf(!hasPrometheus)('the real Prometheus scraping the app', () => {
     expect(slowest.map((series) => series.metric.endpoint)).toEqual(expect.arrayContaining(['/healthz']));
   }, 40_000);
 
+  // An endpoint with no request within the panel's range has a p95 of NaN (0/0), and topk ranks NaN
+  // last but still among the five while fewer than five endpoints had requests: a quiet range drew
+  // "NaN" bars named after routes nobody used. Here the range is 5 s, and /formula is asked once.
+  it('leaves out of "Top 5 slow endpoints by p95" an endpoint with no request in the range', async () => {
+    await fetch(`${appUrl}/formula`);
+    const [expression] = dashboardQueries('Top 5 slow endpoints by p95');
+    const overFiveSeconds = (expression as string).replaceAll('[1m]', '[5s]');
+    await seriesOf('http_requests_total{job="hpc-billing",endpoint="/formula"}');
+    // Its one request is in the range at first, then out of it.
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    const slowest = await seriesOf(overFiveSeconds);
+    expect(slowest.map((series) => series.metric.endpoint)).not.toContain('/formula');
+    for (const series of slowest) expect(Number.isNaN(Number(series.value[1]))).toBe(false);
+  }, 40_000);
+
   it('answers the dashboard login-failure query with the pre-warmed reasons', async () => {
     const [failures] = dashboardQueries('Login failures and lockouts');
     const result = await seriesOf(failures as string);
