@@ -151,6 +151,27 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
     await context.close();
   });
 
+  it("makes the header's links and Sign out at least 24 px tall, as they wrap onto lines of their own on a phone", async () => {
+    const { context, page } = await signedInPage(rig, 'pia', 'pia-password', {
+      viewport: { width: 375, height: 740 },
+      landing: /\/me$/,
+    });
+    await page.goto(`${base}/me`);
+    const targets =
+      (await page.evaluate(`[...document.querySelectorAll('nav[aria-label="Main"] a, nav[aria-label="Main"] button')]
+      .map((target) => { const box = target.getBoundingClientRect(); return { name: target.textContent.trim(), top: Math.round(box.top), height: box.height }; })`)) as {
+        name: string;
+        top: number;
+        height: number;
+      }[];
+    // They do wrap: Sign out has a line of its own, under My usage.
+    expect(new Set(targets.map((target) => target.top)).size).toBeGreaterThan(1);
+    // 19 px tall on lines 23 px apart: a thumb aiming at My usage could land on Sign out below it
+    // (WCAG 2.2's least target size is 24 by 24 px, or that much room around a smaller one).
+    expect(targets.filter((target) => target.height < 24).map((target) => target.name)).toEqual([]);
+    await context.close();
+  });
+
   it("keeps a long login name within the screen: the header's Sign out and the Account page", async () => {
     const { context, page } = await signedInPage(rig, LONG_NAME, 'long-name-password', {
       viewport: PHONE,
