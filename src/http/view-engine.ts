@@ -68,6 +68,7 @@ export const VIEW_LOCALS = [
   'isReceivedAllReturned',
   'isRunning',
   'isStartAbandoned',
+  'isTypedWrong',
   'isUnkeyed',
   'itemPager',
   'items',

@@ -167,6 +167,25 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     await page.context().close();
   });
 
+  it('names the pages links by where they lead, "Previous page" and "Next page", without reading out their arrows', async () => {
+    const page = await signedIn('kim');
+    // 90 days a day a row, 50 days a page: two pages.
+    await page.goto(`${base}/me?view=aggregate&start=2026-01-01&end=2026-03-31`);
+    const pages = page.getByRole('navigation', { name: 'Pages' });
+    /** Where the links of the pages nav lead, by their rel. */
+    const pageLinks = () =>
+      pages.getByRole('link').evaluateAll((links) => links.map((link) => link.getAttribute('rel')));
+    expect(await pageLinks()).toEqual(['next']);
+    // "Next →" was read "Next right arrow", and "Next" alone in a links list says not next what.
+    expect(await pages.getByRole('link', { name: 'Next page', exact: true }).count()).toBe(1);
+    await Promise.all([page.waitForURL(/page=2/), pages.getByRole('link', { name: 'Next page' }).press('Enter')]);
+    expect(await pageLinks()).toEqual(['prev']);
+    expect(await pages.getByRole('link', { name: 'Previous page', exact: true }).count()).toBe(1);
+    // The arrows are still drawn.
+    expect(await pages.getByRole('link').textContent()).toBe('← Previous page');
+    await page.context().close();
+  });
+
   it("names every table and scopes its column headers, on a researcher's and an admin's pages", async () => {
     /** Each table of the page: its accessible name, and its column headers without a scope. */
     const tablesOf = (page: Page) =>

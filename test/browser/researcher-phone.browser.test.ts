@@ -42,6 +42,17 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
         totalCpuSec: String(36_000 + index * 7_200),
       })),
     );
+    // A receipt in the millions: three jobs of 64 GPUs for 20,000 hours each.
+    await buildUser(db.prisma, { username: 'ula', password: 'ula-password' });
+    await buildJobs(
+      db,
+      Array.from({ length: 3 }, (_, index) => ({
+        user: 'ula',
+        end: new Date(now - (index + 1) * 3_600_000),
+        elapsedSec: 72_000_000,
+        allocGpus: 64,
+      })),
+    );
     // 48 letters with no hyphen: "_" and "." do not break a line.
     await buildUser(db.prisma, { username: LONG_NAME, password: 'long-name-password' });
     rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: TIME_ZONE } }));
@@ -148,6 +159,55 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
         ['0px', '0px'],
       ]);
     }
+    await context.close();
+  });
+
+  it('keeps a receipt\'s total in the millions on a 375 px screen, under its "Total (3 jobs)"', async () => {
+    const { context, page } = await signedInPage(rig, 'ula', 'ula-password', {
+      viewport: { width: 375, height: 740 },
+      landing: /\/me$/,
+    });
+    await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
+    await Promise.all([
+      page.waitForURL(/\/me\/receipts\/\d+#receipt$/),
+      page.click('button:has-text("Create receipt")'),
+    ]);
+    const foot = (await page.evaluate(`(() => {
+      const wrap = document.querySelector('main .table-wrap');
+      return {
+        cells: [...document.querySelectorAll('main tfoot :is(th, td)')].map((cell) => cell.textContent.trim()),
+        right: Math.max(...[...document.querySelectorAll('main tfoot :is(th, td)')].map((cell) => cell.getBoundingClientRect().right)),
+        wrapRight: wrap.getBoundingClientRect().right,
+        scrollsBy: wrap.scrollWidth - wrap.clientWidth,
+      };
+    })()`)) as { cells: string[]; right: number; wrapRight: number; scrollsBy: number };
+    expect(foot.cells[0]).toBe('Total (3 jobs)');
+    expect(foot.cells[1]).toMatch(/^\d{2},\d{3},\d{3}\.\d\d THB$/);
+    // On one line with its label the figure was wider than the card: the jobs' cards scrolled sideways
+    // and the total was cut at the screen's edge.
+    expect(foot.scrollsBy).toBe(0);
+    expect(foot.right).toBeLessThanOrEqual(foot.wrapRight);
+    await context.close();
+  });
+
+  it("makes the header's links and Sign out at least 24 px tall, as they wrap onto lines of their own on a phone", async () => {
+    const { context, page } = await signedInPage(rig, 'pia', 'pia-password', {
+      viewport: { width: 375, height: 740 },
+      landing: /\/me$/,
+    });
+    await page.goto(`${base}/me`);
+    const targets =
+      (await page.evaluate(`[...document.querySelectorAll('nav[aria-label="Main"] a, nav[aria-label="Main"] button')]
+      .map((target) => { const box = target.getBoundingClientRect(); return { name: target.textContent.trim(), top: Math.round(box.top), height: box.height }; })`)) as {
+        name: string;
+        top: number;
+        height: number;
+      }[];
+    // They do wrap: Sign out has a line of its own, under My usage.
+    expect(new Set(targets.map((target) => target.top)).size).toBeGreaterThan(1);
+    // 19 px tall on lines 23 px apart: a thumb aiming at My usage could land on Sign out below it
+    // (WCAG 2.2's least target size is 24 by 24 px, or that much room around a smaller one).
+    expect(targets.filter((target) => target.height < 24).map((target) => target.name)).toEqual([]);
     await context.close();
   });
 

@@ -44,7 +44,15 @@ function typedUsernameOf(req: Request): string {
   return typedIn(req.body, 'username')?.slice(0, 64) ?? '';
 }
 
-function renderLogin(req: Request, res: Response, view: { error?: string; notice?: string; username?: string }) {
+/**
+ * The sign-in page, or a refused sign-in's JSON answer. `isTypedWrong`: the refusal is about what was
+ * typed (a wrong username or password), so the fields are marked invalid; a lock or an expired form is not.
+ */
+function renderLogin(
+  req: Request,
+  res: Response,
+  view: { error?: string; notice?: string; username?: string; isTypedWrong?: boolean },
+) {
   res.set('Cache-Control', 'no-store');
   // A script signing in reads why it was refused as every JSON answer says it, not from a form page.
   if (view.error && prefersJson(req)) {
@@ -54,6 +62,7 @@ function renderLogin(req: Request, res: Response, view: { error?: string; notice
   res.render('auth/login', {
     title: 'Sign in',
     error: view.error,
+    isTypedWrong: view.isTypedWrong === true,
     notice: view.notice,
     username: view.username ?? '',
     next: toSafeNextPath(req.body?.next ?? req.query.next) ?? '',
@@ -210,7 +219,8 @@ export function authRoutes(deps: {
           return renderLogin(req, res, { error: message, username });
         }
         res.status(401);
-        return renderLogin(req, res, { error: refusalOf(req, username), username });
+        const refusal = refusalOf(req, username);
+        return renderLogin(req, res, { error: refusal, username, isTypedWrong: refusal === FAILED_MESSAGE });
       }
       const nextPath = destinationOf(req);
       const signedIn = {
