@@ -865,6 +865,27 @@ export interface PaidByHand {
    */
   paidWithReceipt?: { receiptId: number; money: Prisma.Decimal };
   newMoney?: Prisma.Decimal | null;
+  /**
+   * That voided receipt's money came in online (where its chain starts): the payment, which the
+   * provider holds, not the billing team, so "the app holds none of this money" is not said of it.
+   * Absent when it came in by hand; set only where a void is about to be or has been done (the
+   * admin's receipt page and JSON, the void's answer and audit entry).
+   */
+  onlinePayment?: OnlineMoneyPayment;
+}
+
+/**
+ * The online payment a voided receipt's money came in by, as the void of a receipt paid with that money
+ * names it: `held` while it waits for an admin's review (needs_review), `refunded` once all of it went
+ * back to the payer, `settled` otherwise (resolved as accepted or dismissed: the provider has the money).
+ */
+export interface OnlineMoneyPayment {
+  paymentId: number;
+  /** The receipt the payment was for (the first of the chain of voided receipts). */
+  receiptId: number;
+  status: 'held' | 'settled' | 'refunded';
+  reviewOutcome: string | null;
+  reviewedBy: string | null;
 }
 
 /**
@@ -887,6 +908,16 @@ export function paidByHandRecord(paid: PaidByHand) {
             money: paid.paidWithReceipt.money.toFixed(digits),
           },
           newMoney: paid.newMoney ? paid.newMoney.toFixed(digits) : null,
+        }),
+    ...(paid.onlinePayment === undefined
+      ? {}
+      : {
+          onlinePayment: {
+            paymentId: paid.onlinePayment.paymentId,
+            receiptId: paid.onlinePayment.receiptId,
+            status: paid.onlinePayment.status,
+            reviewOutcome: paid.onlinePayment.reviewOutcome,
+          },
         }),
   };
 }
@@ -946,6 +977,33 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
             },
             newMoney,
           }),
+    };
+  }
+
+  /**
+   * `paid` with the online payment the voided receipt's money that paid it came in by (onlinePayment),
+   * when it came in online: where that money is now, for an admin voiding the receipt. As it was otherwise.
+   */
+  async function withOnlineMoney(
+    client: Prisma.TransactionClient,
+    paid: PaidByHand | null,
+    receipt: { paidWithReceiptId: number | null },
+  ): Promise<PaidByHand | null> {
+    if (paid === null || receipt.paidWithReceiptId === null) return paid;
+    const source = await receiptsRepository.findMoneySource(client, receipt.paidWithReceiptId);
+    if (!source || source.paymentId === null) return paid;
+    const payment = await paymentsRepository.findById(client, source.paymentId);
+    if (!payment) return paid;
+    const status = source.isPaymentRefunded ? 'refunded' : payment.status === 'needs_review' ? 'held' : 'settled';
+    return {
+      ...paid,
+      onlinePayment: {
+        paymentId: payment.id,
+        receiptId: payment.receiptId,
+        status,
+        reviewOutcome: payment.reviewOutcome,
+        reviewedBy: payment.reviewedBy,
+      },
     };
   }
 
@@ -1721,7 +1779,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       }));
       // Paid by hand, the money is outside the app and nothing can be held: the answer and the audit
       // entry say what it was, and which dismissed online payments of the receipt took money too.
-      const paidByHand = before.status === 'paid' && heldPaymentId === null ? paidByHandOf(before) : null;
+      const paidByHand =
+        before.status === 'paid' && heldPaymentId === null
+          ? await withOnlineMoney(tx, paidByHandOf(before), before)
+          : null;
       const dismissedPayments = paidByHand
         ? (await paymentsRepository.findDismissedPayments(tx, id)).map(dismissedPaymentOf)
         : [];
@@ -2181,8 +2242,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   /** Any receipt with one page of its items (admin). */
   async function getById(id: number, page = 1) {
     const receipt = await findOrFail(id);
-    // An admin about to void a receipt paid by hand, or reading one voided since, is told what money it concerns.
-    const paidByHand = paidByHandOf(receipt);
+    // An admin about to void a receipt paid by hand, or reading one voided since, is told what money it
+    // concerns, and where the part of it that came in online is.
+    const paidByHand = await withOnlineMoney(db, paidByHandOf(receipt), receipt);
     const [shown, heldForSameJobs, dismissed, voidedPaidByHand, billedAgainOn, moneyPaidReceipt] = await Promise.all([
       withItemsPage(receipt, page),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
