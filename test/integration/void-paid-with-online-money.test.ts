@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
+import { DUMMY_PAYMENTS_ENV, deliverDummy, dummyRefundEvent } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
 import { visibleTextOf } from '../support/html.js';
 import { createPaidCsvStory } from '../support/paid-csv-story.js';
@@ -20,7 +20,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['hana', 'ivan', 'jun']) {
+  for (const username of ['hana', 'ivan', 'jun', 'kim']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -135,5 +135,33 @@ describe("voiding a receipt paid with a voided receipt's online money", () => {
       status: 'settled',
       reviewOutcome: 'dismissed',
     });
+  });
+});
+
+describe('a held payment whose money paid the receipt billing its jobs again, refunded in part', () => {
+  it('names that receipt in its reason, linked on the payments page', async () => {
+    const { admin, first, again, payment } = await paidWithHeldOnlineMoney('kim');
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    const refund = await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `kim_part_${payment.id}`, 20));
+    expect(refund.status, refund.text).toBe(200);
+    const after = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(after).toMatchObject({ status: 'needs_review', refundedMinor: 20n });
+    // It said the refund and what is still held, and nothing of receipt #again, paid with that money.
+    expect(after.reviewReason).toBe(
+      `${held.reviewReason}; 0.20 THB of the 0.50 THB received has been refunded at dummy so far; 0.30 THB is ` +
+        `still held; its money paid receipt #${again} (marked paid with the money of receipt #${first}), which ` +
+        `stays paid though 0.20 THB of that money went back to the payer: collect 0.20 THB for receipt #${again} ` +
+        'or void it, then resolve this',
+    );
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'payment.refund' },
+      orderBy: { id: 'desc' },
+    });
+    expect(audit.details).toMatchObject({ paymentId: payment.id, moneyPaidReceiptId: again });
+    const page = (await admin.get('/admin/payments').set('Accept', 'text/html').expect(200)).text;
+    const card = /<section class="card review" id="review-(\d+)">[\s\S]*?<\/section>/g;
+    const ours = [...page.matchAll(card)].find((match) => match[1] === String(payment.id))?.[0] ?? '';
+    expect(ours).toContain(`its money paid receipt <a href="/admin/receipts/${again}">#${again}</a>`);
+    expect(visibleTextOf(ours)).toContain(`collect 0.20 THB for receipt #${again} or void it, then resolve this`);
   });
 });
