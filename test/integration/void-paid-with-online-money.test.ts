@@ -163,5 +163,11 @@ describe('a held payment whose money paid the receipt billing its jobs again, re
     const ours = [...page.matchAll(card)].find((match) => match[1] === String(payment.id))?.[0] ?? '';
     expect(ours).toContain(`its money paid receipt <a href="/admin/receipts/${again}">#${again}</a>`);
     expect(visibleTextOf(ours)).toContain(`collect 0.20 THB for receipt #${again} or void it, then resolve this`);
+    // The receipt it paid says what of that money the provider still holds: not the whole 0.50 THB.
+    expect(noticeOf(await adminPage(admin, again), 'paid-by-hand')).toContain(
+      `Its money, the 0.50 THB of receipt #${first}, came in by its online payment #${payment.id}, which is held ` +
+        'for review; 0.20 THB of it has been refunded, and the provider holds the rest, so refund it there or apply ' +
+        `it elsewhere, then resolve payment #${payment.id} on the payments page.`,
+    );
   });
 });

@@ -209,12 +209,17 @@ export function describeHandMoneyOnline(paid: PaidByHand, fmt: ViewFormatters, y
     online.receiptId === sourceId
       ? `by its online payment #${online.paymentId}`
       : `by online payment #${online.paymentId} of receipt #${online.receiptId}`;
+  // Refunded in part, the provider holds only the rest: "holds that money" said it held all of it.
+  const refunded = online.refunded;
+  const holds = refunded
+    ? `; ${fmt.money(refunded.amount, refunded.currency)} ${refunded.currency} of it has been refunded, and the provider holds the rest, so refund it there or apply it elsewhere`
+    : ': the provider holds that money, so refund it there or apply it elsewhere';
   const where =
     online.status === 'held'
-      ? `, which is held for review: the provider holds that money, so refund it there or apply it elsewhere, then resolve payment #${online.paymentId} on the payments page.`
+      ? `, which is held for review${holds}, then resolve payment #${online.paymentId} on the payments page.`
       : online.status === 'refunded'
         ? ', which has been refunded: that money went back to the payer, so none of it is left to return.'
-        : `, resolved as ${online.reviewOutcome ?? 'paid'}${online.reviewedBy ? ` by ${online.reviewedBy}` : ''}: the provider holds that money, so refund it there or apply it elsewhere.`;
+        : `, resolved as ${online.reviewOutcome ?? 'paid'}${online.reviewedBy ? ` by ${online.reviewedBy}` : ''}${holds}.`;
   const rest = paid.newMoney
     ? ` The app holds none of the ${money(paid.newMoney)} new money: return it to the payer or apply it elsewhere${yourself ? ' yourself' : ''}.`
     : '';

@@ -886,6 +886,8 @@ export interface OnlineMoneyPayment {
   status: 'held' | 'settled' | 'refunded';
   reviewOutcome: string | null;
   reviewedBy: string | null;
+  /** What of it went back to the payer so far (refunds less those that failed), null when nothing did. */
+  refunded: { amount: Prisma.Decimal; currency: string } | null;
 }
 
 /**
@@ -992,8 +994,15 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     if (paid === null || receipt.paidWithReceiptId === null) return paid;
     const source = await receiptsRepository.findMoneySource(client, receipt.paidWithReceiptId);
     if (!source || source.paymentId === null) return paid;
-    const payment = await paymentsRepository.findById(client, source.paymentId);
-    if (!payment) return paid;
+    const found = await paymentsRepository.findById(client, source.paymentId);
+    if (!found) return paid;
+    // With its refunds that failed, so that a refund that failed never reads as money gone back.
+    const payment =
+      found.refundedMinor === null
+        ? found
+        : ((await paymentsRepository.findRefundedPaymentsOfReceipts(client, [found.receiptId])).find(
+            (row) => row.id === found.id,
+          ) ?? found);
     const status = source.isPaymentRefunded ? 'refunded' : payment.status === 'needs_review' ? 'held' : 'settled';
     return {
       ...paid,
@@ -1003,6 +1012,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         status,
         reviewOutcome: payment.reviewOutcome,
         reviewedBy: payment.reviewedBy,
+        refunded: paymentMoneyOf(payment).refunded,
       },
     };
   }
