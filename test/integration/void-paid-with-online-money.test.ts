@@ -104,6 +104,12 @@ describe("voiding a receipt paid with a voided receipt's online money", () => {
 
   it('says so of the money alone, without new money', async () => {
     const { admin, first, again, payment } = await paidWithHeldOnlineMoney('ivan');
+    // The held payment's reason, on /admin/payments, said to refund it or apply it elsewhere: it is applied.
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).reviewReason).toBe(
+      `receipt #${first} was voided after it was paid online: refund the payment or apply it elsewhere; its money ` +
+        `paid receipt #${again} (marked paid with the money of receipt #${first}), which stays paid from it: resolve ` +
+        `this as dismissed, not refunded, unless receipt #${again} is voided first`,
+    );
     const notice = noticeOf(await adminPage(admin, again), 'paid-by-hand');
     expect(notice).toContain(
       `Voiding this receipt puts its job back to be billed again. Its money, the 0.50 THB of receipt #${first}, came ` +

@@ -1527,6 +1527,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // is a 409) or waits for this.
       await paymentsRepository.lockHeldPayments(tx, id);
       await paymentsRepository.lockOpenPayments(tx, id);
+      // The voided receipt's payment held for review, whose reason this changes below: before the
+      // receipts, in the order a refund of it takes them (the payment, then that receipt).
+      if (input.paid_with_receipt !== undefined) await paymentsRepository.lockHeldPayments(tx, input.paid_with_receipt);
       const receipt = await requireReceipt(tx, id);
       const createdOn = toLocalDate(receipt.createdAt, config.timeZone);
       // A paid or void receipt is answered by the mark-paid rule (409), whatever the day or the
@@ -1658,6 +1661,20 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           `${payment.reviewReason ?? 'held for review'}; receipt #${id} was marked paid by hand while this payment was ` +
             'held, so it cannot be accepted for it: resolve it as dismissed if its money is what paid the receipt, ' +
             'otherwise refund it',
+        );
+      }
+      // The voided receipt's money came in by a payment still held for review, whose reason said to
+      // "refund the payment or apply it elsewhere": it is applied now, and refunding it would leave this
+      // receipt paid with money gone back to the payer (an admin's `refunded` is refused for it).
+      const sourcePayment =
+        paidWith?.paymentId == null ? null : await paymentsRepository.findById(tx, paidWith.paymentId);
+      if (paidWith && sourcePayment?.status === 'needs_review') {
+        await paymentsRepository.addToHoldReason(
+          tx,
+          sourcePayment.id,
+          `${sourcePayment.reviewReason ?? 'held for review'}; its money paid receipt #${id} (marked paid with the ` +
+            `money of receipt #${paidWith.receiptId}${newMoney === undefined ? '' : ' and new money for the rest'}), ` +
+            `which stays paid from it: resolve this as dismissed, not refunded, unless receipt #${id} is voided first`,
         );
       }
       const heldPayments = held.map((payment) => ({ id: payment.id, received: paymentMoneyOf(payment).received }));
