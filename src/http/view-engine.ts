@@ -124,6 +124,7 @@ export const VIEW_LOCALS = [
   'runs',
   'sameJobsHeldMessage',
   'sameJobsHeldPayment',
+  'sameJobsHeldMoneyPaid',
   'sameJobsHeldMoneyNote',
   'sameJobsHeldCanTopUp',
   'sameJobsVoidedPaidByHand',

@@ -20,7 +20,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['hana', 'ivan', 'jun', 'kim']) {
+  for (const username of ['hana', 'ivan', 'jun', 'kim', 'lea']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -175,5 +175,30 @@ describe('a held payment whose money paid the receipt billing its jobs again, re
         'for review; 0.20 THB of it has been refunded, and the provider holds the rest, so refund it there or apply ' +
         `it elsewhere, then resolve payment #${payment.id} on the payments page.`,
     );
+  });
+});
+
+describe('a receipt billing again the jobs of a held payment whose money paid a receipt voided since', () => {
+  it('is not told to mark it paid with that spent money, nor offered it, but the receipt it paid', async () => {
+    const { admin, first, again, payment } = await paidWithHeldOnlineMoney('lea');
+    expect((await post(admin, `/admin/receipts/${again}/void`, { reason: 'wrong project' })).status).toBe(200);
+    const third = await billEverything(await signIn('lea'));
+    const page = await adminPage(admin, third);
+    const notice = noticeOf(page, 'same-jobs-held');
+    // A mark paid with receipt #first's money is refused (409): it already paid receipt #again.
+    expect(notice).toBe(
+      `Payment #${payment.id} of 0.50 THB for receipt #${first}, which billed some of these jobs, is held for ` +
+        `review. Its money paid receipt #${again} since (marked paid with the money of receipt #${first}), voided ` +
+        `in turn: that receipt's money is what may pay this one (Paid with the money of: receipt #${again}), not ` +
+        `receipt #${first}'s. Once it does, resolve payment #${payment.id} as dismissed on the payments page.`,
+    );
+    expect(page).not.toContain(`<option value="${first}">`);
+    expect(page).toContain(`<option value="${again}">receipt #${again}, voided (paid by hand)</option>`);
+    const marked = await post(admin, `/admin/receipts/${third}/paid`, {
+      method: 'bank_transfer',
+      amount_received: '0.50',
+      paid_with_receipt: String(again),
+    });
+    expect(marked.status, marked.text).toBe(200);
   });
 });

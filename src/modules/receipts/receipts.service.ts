@@ -2292,9 +2292,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // researcher is told not to pay again, and the admin, about to mark this one paid, is told too.
     // Money recorded by hand on a receipt voided since is not held by the app, but may be what pays
     // for them: the admin is told of it here too, and a void receipt names the receipts that bill its jobs now.
+    // That held payment's money may have paid a receipt since (marked paid with it, voided in turn, its
+    // jobs billed again here): a mark paid with it is refused, and that receipt's money is what may pay this.
+    const sameJobsHeldMoneyPaid =
+      heldForSameJobs === null
+        ? null
+        : await receiptsRepository.findReceiptPaidWithMoneyOf(db, heldForSameJobs.receiptId);
     return {
       ...shown,
       sameJobsHeldPayment: heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs),
+      /** The receipt the held payment's money paid since (voided in turn), or null while it paid none. */
+      sameJobsHeldMoneyPaid,
       paidByHand,
       dismissedPayments: dismissed.map(dismissedPaymentOf),
       sameJobsVoidedPaidByHand: voidedPaidByHand.get(id) ?? [],
