@@ -20,7 +20,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['hana', 'ivan', 'jun', 'kim', 'lea']) {
+  for (const username of ['hana', 'ivan', 'jun', 'kim', 'lea', 'max']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -200,5 +200,26 @@ describe('a receipt billing again the jobs of a held payment whose money paid a 
       paid_with_receipt: String(again),
     });
     expect(marked.status, marked.text).toBe(200);
+  });
+});
+
+describe('a receipt paid with the money of a voided receipt that was itself topped up with new money', () => {
+  it('says only the online part came in online, and the new money along the way by hand', async () => {
+    const { admin, first, again, payment } = await paidWithHeldOnlineMoney('max', '0.30');
+    expect((await post(admin, `/admin/receipts/${again}/void`, { reason: 'wrong project' })).status).toBe(200);
+    const third = await billEverything(await signIn('max'));
+    const marked = await post(admin, `/admin/receipts/${third}/paid`, {
+      method: 'bank_transfer',
+      amount_received: '0.80',
+      paid_with_receipt: String(again),
+    });
+    expect(marked.status, marked.text).toBe(200);
+    // It said the whole 0.80 THB of receipt #again came in by the online payment of 0.50 THB.
+    expect(noticeOf(await adminPage(admin, third), 'paid-by-hand')).toContain(
+      `Voiding this receipt puts its job back to be billed again. The 0.80 THB of receipt #${again} came in by ` +
+        `online payment #${payment.id} of receipt #${first} and, along the way, 0.30 THB new money paid by hand, ` +
+        `which the app holds none of. Payment #${payment.id} is held for review: the provider holds that money, so ` +
+        `refund it there or apply it elsewhere, then resolve payment #${payment.id} on the payments page.`,
+    );
   });
 });

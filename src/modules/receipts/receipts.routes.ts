@@ -220,6 +220,24 @@ export function describeHandMoneyOnline(paid: PaidByHand, fmt: ViewFormatters, y
       : online.status === 'refunded'
         ? ', which has been refunded: that money went back to the payer, so none of it is left to return.'
         : `, resolved as ${online.reviewOutcome ?? 'paid'}${online.reviewedBy ? ` by ${online.reviewedBy}` : ''}${holds}.`;
+  // A voided receipt itself topped up: its money is that payment's and the new money paid by hand along
+  // the way; said as one payment's, it read as if all of it came in online.
+  if (online.handMoneyAlong && online.receiptId !== sourceId) {
+    const state =
+      online.status === 'held'
+        ? `is held for review${holds}, then resolve payment #${online.paymentId} on the payments page.`
+        : online.status === 'refunded'
+          ? 'has been refunded: that money went back to the payer, so none of it is left to return.'
+          : `was resolved as ${online.reviewOutcome ?? 'paid'}${online.reviewedBy ? ` by ${online.reviewedBy}` : ''}${holds}.`;
+    const newHere = paid.newMoney
+      ? ` The app holds none of the ${money(paid.newMoney)} new money: return it to the payer or apply it elsewhere${yourself ? ' yourself' : ''}.`
+      : '';
+    return (
+      `The ${money(paid.paidWithReceipt.money)} of receipt #${sourceId} came in by online payment #${online.paymentId} ` +
+      `of receipt #${online.receiptId} and, along the way, ${money(online.handMoneyAlong)} new money paid by hand, ` +
+      `which the app holds none of. Payment #${online.paymentId} ${state}${newHere}`
+    );
+  }
   const rest = paid.newMoney
     ? ` The app holds none of the ${money(paid.newMoney)} new money: return it to the payer or apply it elsewhere${yourself ? ' yourself' : ''}.`
     : '';

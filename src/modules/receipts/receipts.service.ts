@@ -888,6 +888,11 @@ export interface OnlineMoneyPayment {
   reviewedBy: string | null;
   /** What of it went back to the payer so far (refunds less those that failed), null when nothing did. */
   refunded: { amount: Prisma.Decimal; currency: string } | null;
+  /**
+   * New money paid by hand along the chain of voided receipts (one of them topped up): part of the
+   * voided receipt's money that did not come in by this payment. Null when none.
+   */
+  handMoneyAlong: Prisma.Decimal | null;
 }
 
 /**
@@ -1013,6 +1018,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         reviewOutcome: payment.reviewOutcome,
         reviewedBy: payment.reviewedBy,
         refunded: paymentMoneyOf(payment).refunded,
+        handMoneyAlong: source.newMoneyAlong.isZero() ? null : source.newMoneyAlong,
       },
     };
   }
