@@ -132,6 +132,16 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
      * around, figures included.
      */
     visibleText: (text: string | null | undefined) => revealBidiControls(text ?? ''),
+    /**
+     * A held payment's reason (visibleText) as HTML for /admin/payments, the receipt its money paid since
+     * ("its money paid receipt #12") a link to that receipt's page: the receipt finance must collect again
+     * or void is one click away, not a number to type into the billing page's filter.
+     */
+    reviewReasonHtml: (text: string | null | undefined) =>
+      escapeHtml(revealBidiControls(text ?? '')).replace(
+        /its money paid receipt #(\d+)/g,
+        'its money paid receipt <a href="/admin/receipts/$1">#$1</a>',
+      ),
     /** succeeded -> has already succeeded: how a payment ended, after "This payment"; undefined while pending. */
     endedPayment: describeEndedPayment,
     /** A login name's pieces, to break between (loginNameHtml). */

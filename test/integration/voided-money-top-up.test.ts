@@ -117,9 +117,19 @@ describe("marking a receipt paid with a voided receipt's money plus new money fo
       `bank transfer · with the money of receipt #${first} (voided), 0.50 THB, and 0.30 THB new money, ref BT-TOPUP`,
     );
 
-    // As the researcher's page and the printable receipt do.
+    // As the researcher's page, JSON and printable receipt do, with the admin's figures.
     const researcher = await signIn('alice');
     expect(visibleTextOf((await researcher.get(`/me/receipts/${again}`).set('Accept', 'text/html')).text)).toContain(
+      `with the money of receipt #${first} (voided), 0.50 THB, and 0.30 THB new money, ref BT-TOPUP`,
+    );
+    const own = await researcher.get(`/me/receipts/${again}`).set('Accept', 'application/json').expect(200);
+    expect(own.body.receipt).toMatchObject({
+      total: '0.80',
+      txRef: 'BT-TOPUP',
+      paidWithReceipt: { id: first, url: `/me/receipts/${first}`, money: '0.50', newMoney: '0.30' },
+    });
+    const ownPrinted = await researcher.get(`/me/receipts/${again}/print`).set('Accept', 'text/html');
+    expect(visibleTextOf(ownPrinted.text)).toContain(
       `with the money of receipt #${first} (voided), 0.50 THB, and 0.30 THB new money, ref BT-TOPUP`,
     );
     const printed = await admin.get(`/admin/receipts/${again}/print`).set('Accept', 'text/html');

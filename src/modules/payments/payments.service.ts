@@ -982,7 +982,9 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // reports what it has refunded in all, and a later one is read after the earlier.
     const isHeldGoneInPart =
       receiptChange === 'none' && payment.status === 'needs_review' && returned + lostMinor < received.amountMinor;
-    const moneyPaid = isHeldGoneInFull ? await receiptPaidWithMoneyOf(tx, payment) : null;
+    // Its money paid another receipt (its receipt voided, the receipt billing its jobs again marked paid
+    // with that money): a refund in full or in part is money that receipt stays paid with, gone back.
+    const moneyPaid = isHeldGoneInFull || isHeldGoneInPart ? await receiptPaidWithMoneyOf(tx, payment) : null;
     const isHeldRefundedInFull = isHeldGoneInFull && moneyPaid === null;
     let heldOutcome = outcome;
     if (isHeldWithDisputeGoneInFull) {
@@ -1004,13 +1006,23 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             `${lostMinor === 0n ? '' : `, on top of the ${lostText} taken back by the lost dispute`}`
           : `${providerName} reported ${refundedText} of the ${receivedText} received refunded so far, of which ` +
             `${describeMinorUnits(failedInTotalMinor, refunded.currency)} had failed already, so ${returnedText} went back`;
+      // In part: the reason named only what is still held, and finance, told to refund the rest or apply it,
+      // did not see that a receipt stays paid with the money that went back.
+      const goneText = describeMinorUnits(returned + lostMinor, refunded.currency);
+      const paidWords =
+        moneyPaid === null
+          ? ''
+          : `; its money paid receipt #${moneyPaid.id} (marked paid with the money of receipt #${payment.receiptId}` +
+            `${moneyPaid.through.length === 0 ? '' : `, through ${moneyPaid.through.join(', ')}, voided since`}), ` +
+            `which stays paid though ${goneText} of that money went back to the payer: collect ${goneText} for ` +
+            `receipt #${moneyPaid.id} or void it, then resolve this`;
       await paymentsRepository.addToHoldReason(
         tx,
         payment.id,
-        `${payment.reviewReason ?? 'held for review'}; ${refundWords}; ${stillText} is still held`,
+        `${payment.reviewReason ?? 'held for review'}; ${refundWords}; ${stillText} is still held${paidWords}`,
       );
     }
-    if (moneyPaid !== null) {
+    if (moneyPaid !== null && isHeldGoneInFull) {
       await paymentsRepository.addToHoldReason(
         tx,
         payment.id,
@@ -1071,7 +1083,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             : {}),
           // Held for review before, and resolved as refunded by this refund.
           ...(isHeldRefundedInFull ? { previousStatus: 'needs_review' } : {}),
-          // Refunded in full but held: its money paid this receipt, which stays paid.
+          // Refunded in full or in part but held: its money paid this receipt, which stays paid.
           ...(moneyPaid === null ? {} : { moneyPaidReceiptId: moneyPaid.id }),
           // Refunded in full (unpaid by it, or held without paying it), but held: its dispute is still open.
           ...((receiptChange === 'unpaid' && isDisputeOpen) || isHeldWithDisputeGoneInFull

@@ -25,6 +25,7 @@ import {
   backToReceipt,
   billedAgainJson,
   checkPrintPageAsked,
+  describeHandMoneyOnline,
   describeMoneyNotTotal,
   describePaidByHand,
   isShortOfTotal,
@@ -420,6 +421,10 @@ export function adminBillingRoutes(deps: {
         shown.sameJobsHeldPayment !== null &&
         isShortOfTotal(moneyOfSources.get(shown.sameJobsHeldPayment.receiptId) ?? null, shown.receipt),
       paidByHandText: paidByHand && describePaidByHand(paidByHand, fmt),
+      // Where the part of it that came in online is; null when none did (the app then holds none of it).
+      handMoneyOnlineText: paidByHand && describeHandMoneyOnline(paidByHand, fmt, true),
+      handMoneyOnlineVoidText: paidByHand && describeHandMoneyOnline(paidByHand, fmt),
+      handMoneyOnline: paidByHand?.onlinePayment ?? null,
       dismissedPaymentsText: describeDismissedPayments(dismissedPayments, fmt),
       isAdminView: true,
       paymentMethods: PAYMENT_METHODS,
@@ -604,9 +609,11 @@ export function adminBillingRoutes(deps: {
     const fmt = req.app.locals.fmt as ViewFormatters;
     const jobs = result.releasedJobs === 1 ? 'its job' : `its ${result.releasedJobs} jobs`;
     // Paid by hand, nothing is held: the admin is told what money the void concerns, not left to assume none.
+    // Part or all of it a voided receipt's money that came in online: that payment is named, not "none".
+    const online = paidByHand && describeHandMoneyOnline(paidByHand, fmt);
     const byHand = paidByHand
-      ? ` It was paid by hand: ${describePaidByHand(paidByHand, fmt)}. The app holds none of this money: return it ` +
-        `to the payer or apply it elsewhere.${dismissedPayments.length > 0 ? ` ${describeDismissedPayments(dismissedPayments, fmt)}` : ''}`
+      ? ` It was paid by hand: ${describePaidByHand(paidByHand, fmt)}. ${online ?? 'The app holds none of this money: return it to the payer or apply it elsewhere.'}` +
+        `${dismissedPayments.length > 0 ? ` ${describeDismissedPayments(dismissedPayments, fmt)}` : ''}`
       : '';
     // A JSON client gets the flash's sentence as `message`, as every other change's answer has it.
     answerChange(req, res, {

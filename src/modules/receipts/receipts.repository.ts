@@ -1097,6 +1097,8 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     alreadyPaidReceiptId: paidReceipt?.id ?? null,
     // The online payment the money came in by (the chain's first receipt's), if it came in online.
     paymentId: paidWith?.id ?? null,
+    // The new money received by hand along the chain (receipts of it topped up), part of `money`.
+    newMoneyAlong: newMoney,
     // What is left of that money: what the payment received less what went back of it (refunds that
     // did not fail, a lost dispute: as the billing page counts it), null when the provider did not say
     // what it received; or, paid by hand, the first receipt's total (a mark paid accepts only the total).

@@ -191,6 +191,60 @@ export function describePaidByHand(paid: PaidByHand, fmt: ViewFormatters): strin
 }
 
 /**
+ * Where the money recorded paying a receipt by hand is, when part or all of it is a voided receipt's money
+ * that came in online (PaidByHand.onlinePayment): that payment, held for review, settled or refunded, is
+ * named, and only the new money beside it is said to be outside the app ("the app holds none of this
+ * money" was said of it all). `yourself` ends that sentence as the receipt's page does. Null when none of
+ * it came in online: the callers' own "the app holds none of this money" is then true.
+ */
+export function describeHandMoneyOnline(paid: PaidByHand, fmt: ViewFormatters, yourself = false): string | null {
+  const online = paid.onlinePayment;
+  if (!online || !paid.paidWithReceipt) return null;
+  const money = (amount: Prisma.Decimal) => `${fmt.money(amount, paid.currency)} ${paid.currency}`;
+  const sourceId = paid.paidWithReceipt.receiptId;
+  const part = paid.newMoney
+    ? `The ${money(paid.paidWithReceipt.money)} of receipt #${sourceId}`
+    : `Its money, the ${money(paid.paidWithReceipt.money)} of receipt #${sourceId},`;
+  const by =
+    online.receiptId === sourceId
+      ? `by its online payment #${online.paymentId}`
+      : `by online payment #${online.paymentId} of receipt #${online.receiptId}`;
+  // Refunded in part, the provider holds only the rest: "holds that money" said it held all of it.
+  const refunded = online.refunded;
+  const holds = refunded
+    ? `; ${fmt.money(refunded.amount, refunded.currency)} ${refunded.currency} of it has been refunded, and the provider holds the rest, so refund it there or apply it elsewhere`
+    : ': the provider holds that money, so refund it there or apply it elsewhere';
+  const where =
+    online.status === 'held'
+      ? `, which is held for review${holds}, then resolve payment #${online.paymentId} on the payments page.`
+      : online.status === 'refunded'
+        ? ', which has been refunded: that money went back to the payer, so none of it is left to return.'
+        : `, resolved as ${online.reviewOutcome ?? 'paid'}${online.reviewedBy ? ` by ${online.reviewedBy}` : ''}${holds}.`;
+  // A voided receipt itself topped up: its money is that payment's and the new money paid by hand along
+  // the way; said as one payment's, it read as if all of it came in online.
+  if (online.handMoneyAlong && online.receiptId !== sourceId) {
+    const state =
+      online.status === 'held'
+        ? `is held for review${holds}, then resolve payment #${online.paymentId} on the payments page.`
+        : online.status === 'refunded'
+          ? 'has been refunded: that money went back to the payer, so none of it is left to return.'
+          : `was resolved as ${online.reviewOutcome ?? 'paid'}${online.reviewedBy ? ` by ${online.reviewedBy}` : ''}${holds}.`;
+    const newHere = paid.newMoney
+      ? ` The app holds none of the ${money(paid.newMoney)} new money: return it to the payer or apply it elsewhere${yourself ? ' yourself' : ''}.`
+      : '';
+    return (
+      `The ${money(paid.paidWithReceipt.money)} of receipt #${sourceId} came in by online payment #${online.paymentId} ` +
+      `of receipt #${online.receiptId} and, along the way, ${money(online.handMoneyAlong)} new money paid by hand, ` +
+      `which the app holds none of. Payment #${online.paymentId} ${state}${newHere}`
+    );
+  }
+  const rest = paid.newMoney
+    ? ` The app holds none of the ${money(paid.newMoney)} new money: return it to the payer or apply it elsewhere${yourself ? ' yourself' : ''}.`
+    : '';
+  return `${part} came in ${by}${where}${rest}`;
+}
+
+/**
  * The receipts voided after they were paid by hand that billed some of a pending receipt's jobs, as a
  * receipt's page and its printable receipt name them (views/receipts/voided-paid-by-hand.ejs).
  */

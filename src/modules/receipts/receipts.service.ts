@@ -868,6 +868,34 @@ export interface PaidByHand {
    */
   paidWithReceipt?: { receiptId: number; money: Prisma.Decimal };
   newMoney?: Prisma.Decimal | null;
+  /**
+   * That voided receipt's money came in online (where its chain starts): the payment, which the
+   * provider holds, not the billing team, so "the app holds none of this money" is not said of it.
+   * Absent when it came in by hand; set only where a void is about to be or has been done (the
+   * admin's receipt page and JSON, the void's answer and audit entry).
+   */
+  onlinePayment?: OnlineMoneyPayment;
+}
+
+/**
+ * The online payment a voided receipt's money came in by, as the void of a receipt paid with that money
+ * names it: `held` while it waits for an admin's review (needs_review), `refunded` once all of it went
+ * back to the payer, `settled` otherwise (resolved as accepted or dismissed: the provider has the money).
+ */
+export interface OnlineMoneyPayment {
+  paymentId: number;
+  /** The receipt the payment was for (the first of the chain of voided receipts). */
+  receiptId: number;
+  status: 'held' | 'settled' | 'refunded';
+  reviewOutcome: string | null;
+  reviewedBy: string | null;
+  /** What of it went back to the payer so far (refunds less those that failed), null when nothing did. */
+  refunded: { amount: Prisma.Decimal; currency: string } | null;
+  /**
+   * New money paid by hand along the chain of voided receipts (one of them topped up): part of the
+   * voided receipt's money that did not come in by this payment. Null when none.
+   */
+  handMoneyAlong: Prisma.Decimal | null;
 }
 
 /**
@@ -890,6 +918,16 @@ export function paidByHandRecord(paid: PaidByHand) {
             money: paid.paidWithReceipt.money.toFixed(digits),
           },
           newMoney: paid.newMoney ? paid.newMoney.toFixed(digits) : null,
+        }),
+    ...(paid.onlinePayment === undefined
+      ? {}
+      : {
+          onlinePayment: {
+            paymentId: paid.onlinePayment.paymentId,
+            receiptId: paid.onlinePayment.receiptId,
+            status: paid.onlinePayment.status,
+            reviewOutcome: paid.onlinePayment.reviewOutcome,
+          },
         }),
   };
 }
@@ -949,6 +987,42 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
             },
             newMoney,
           }),
+    };
+  }
+
+  /**
+   * `paid` with the online payment the voided receipt's money that paid it came in by (onlinePayment),
+   * when it came in online: where that money is now, for an admin voiding the receipt. As it was otherwise.
+   */
+  async function withOnlineMoney(
+    client: Prisma.TransactionClient,
+    paid: PaidByHand | null,
+    receipt: { paidWithReceiptId: number | null },
+  ): Promise<PaidByHand | null> {
+    if (paid === null || receipt.paidWithReceiptId === null) return paid;
+    const source = await receiptsRepository.findMoneySource(client, receipt.paidWithReceiptId);
+    if (!source || source.paymentId === null) return paid;
+    const found = await paymentsRepository.findById(client, source.paymentId);
+    if (!found) return paid;
+    // With its refunds that failed, so that a refund that failed never reads as money gone back.
+    const payment =
+      found.refundedMinor === null
+        ? found
+        : ((await paymentsRepository.findRefundedPaymentsOfReceipts(client, [found.receiptId])).find(
+            (row) => row.id === found.id,
+          ) ?? found);
+    const status = source.isPaymentRefunded ? 'refunded' : payment.status === 'needs_review' ? 'held' : 'settled';
+    return {
+      ...paid,
+      onlinePayment: {
+        paymentId: payment.id,
+        receiptId: payment.receiptId,
+        status,
+        reviewOutcome: payment.reviewOutcome,
+        reviewedBy: payment.reviewedBy,
+        refunded: paymentMoneyOf(payment).refunded,
+        handMoneyAlong: source.newMoneyAlong.isZero() ? null : source.newMoneyAlong,
+      },
     };
   }
 
@@ -1467,6 +1541,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // is a 409) or waits for this.
       await paymentsRepository.lockHeldPayments(tx, id);
       await paymentsRepository.lockOpenPayments(tx, id);
+      // The voided receipt's payment held for review, whose reason this changes below: before the
+      // receipts, in the order a refund of it takes them (the payment, then that receipt).
+      if (input.paid_with_receipt !== undefined) await paymentsRepository.lockHeldPayments(tx, input.paid_with_receipt);
       // Then the receipt, as a void does, before reading its status or its open payments: a payment
       // start holds it from its check of the status to its commit, and the open payment it inserts
       // was not there to find above. Without this, the mark paid waited for that start only at its
@@ -1605,6 +1682,20 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
             'otherwise refund it',
         );
       }
+      // The voided receipt's money came in by a payment still held for review, whose reason said to
+      // "refund the payment or apply it elsewhere": it is applied now, and refunding it would leave this
+      // receipt paid with money gone back to the payer (an admin's `refunded` is refused for it).
+      const sourcePayment =
+        paidWith?.paymentId == null ? null : await paymentsRepository.findById(tx, paidWith.paymentId);
+      if (paidWith && sourcePayment?.status === 'needs_review') {
+        await paymentsRepository.addToHoldReason(
+          tx,
+          sourcePayment.id,
+          `${sourcePayment.reviewReason ?? 'held for review'}; its money paid receipt #${id} (marked paid with the ` +
+            `money of receipt #${paidWith.receiptId}${newMoney === undefined ? '' : ' and new money for the rest'}), ` +
+            `which stays paid from it: resolve this as dismissed, not refunded, unless receipt #${id} is voided first`,
+        );
+      }
       const heldPayments = held.map((payment) => ({ id: payment.id, received: paymentMoneyOf(payment).received }));
       return {
         ...paid,
@@ -1734,7 +1825,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       }));
       // Paid by hand, the money is outside the app and nothing can be held: the answer and the audit
       // entry say what it was, and which dismissed online payments of the receipt took money too.
-      const paidByHand = before.status === 'paid' && heldPaymentId === null ? paidByHandOf(before) : null;
+      const paidByHand =
+        before.status === 'paid' && heldPaymentId === null
+          ? await withOnlineMoney(tx, paidByHandOf(before), before)
+          : null;
       const dismissedPayments = paidByHand
         ? (await paymentsRepository.findDismissedPayments(tx, id)).map(dismissedPaymentOf)
         : [];
@@ -2194,8 +2288,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   /** Any receipt with one page of its items (admin). */
   async function getById(id: number, page = 1) {
     const receipt = await findOrFail(id);
-    // An admin about to void a receipt paid by hand, or reading one voided since, is told what money it concerns.
-    const paidByHand = paidByHandOf(receipt);
+    // An admin about to void a receipt paid by hand, or reading one voided since, is told what money it
+    // concerns, and where the part of it that came in online is.
+    const paidByHand = await withOnlineMoney(db, paidByHandOf(receipt), receipt);
     const [shown, heldForSameJobs, dismissed, voidedPaidByHand, billedAgainOn, moneyPaidReceipt] = await Promise.all([
       withItemsPage(receipt, page),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
@@ -2216,9 +2311,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // researcher is told not to pay again, and the admin, about to mark this one paid, is told too.
     // Money recorded by hand on a receipt voided since is not held by the app, but may be what pays
     // for them: the admin is told of it here too, and a void receipt names the receipts that bill its jobs now.
+    // That held payment's money may have paid a receipt since (marked paid with it, voided in turn, its
+    // jobs billed again here): a mark paid with it is refused, and that receipt's money is what may pay this.
+    const sameJobsHeldMoneyPaid =
+      heldForSameJobs === null
+        ? null
+        : await receiptsRepository.findReceiptPaidWithMoneyOf(db, heldForSameJobs.receiptId);
     return {
       ...shown,
       sameJobsHeldPayment: heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs),
+      /** The receipt the held payment's money paid since (voided in turn), or null while it paid none. */
+      sameJobsHeldMoneyPaid,
       paidByHand,
       dismissedPayments: dismissed.map(dismissedPaymentOf),
       sameJobsVoidedPaidByHand: voidedPaidByHand.get(id) ?? [],
