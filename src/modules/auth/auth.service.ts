@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../../db/database.js';
 import { type AuditContext, type AuditEntry, recordAudit } from '../audit/audit.service.js';
+import { signInActorOf } from '../audit/audit-actors.js';
 import { userTarget } from '../audit/audit-target.js';
 import { FirstRefusals } from '../audit/first-refusals.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -151,9 +152,11 @@ export async function signIn(
   // Each entry targets the account it is about (user:<name>), so the user's History lists their
   // sign-ins, failures and locks. A name no account has gets no target: its actor already keeps it
   // as typed, and a target would file a stranger's typing (often a password) under a name that an
-  // account created later would inherit in its History.
+  // account created later would inherit in its History. Typed as one of the log's own actors (cli,
+  // system, provider:…), it is written as `(reserved name)` with the name in its details.
+  const signInActor = signInActorOf(username, reservation.credentials !== null);
   const audit = {
-    actor: username || '(empty)',
+    actor: signInActor.actor,
     ip: attempt.ip,
     userAgent: attempt.userAgent,
     target: reservation.credentials ? userTarget(reservation.credentials.username) : null,
@@ -171,7 +174,7 @@ export async function signIn(
           ...audit,
           action: 'login.failure',
           status: 'denied',
-          details: { reason: 'locked', scope: reservation.scopes },
+          details: { reason: 'locked', scope: reservation.scopes, ...signInActor.details },
         },
         now,
       );
@@ -191,12 +194,13 @@ export async function signIn(
       await verifyPassword(await getDummyHash(), attempt.password);
     const reason = credentials && isPasswordRight ? 'disabled' : 'bad_credentials';
     metrics.authLoginFailure.inc({ reason });
-    const lock = await recordCountedFailure(deps, reservation, now, {
-      ...audit,
-      action: 'login.failure',
-      status: 'failed',
-      details: { reason },
-    });
+    const lock = await recordCountedFailure(
+      deps,
+      reservation,
+      now,
+      { ...audit, action: 'login.failure', status: 'failed', details: { reason, ...signInActor.details } },
+      signInActor.details,
+    );
     return lock ? { outcome: 'locked', ...lock } : { outcome: 'failed' };
   }
 
