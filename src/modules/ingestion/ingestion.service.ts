@@ -698,18 +698,24 @@ export function createIngestionService(deps: IngestionDeps) {
       durationMs,
       sourceNotes: notes,
     };
-    await ingestionRepository.finishRun(db.prisma, runId, {
-      source: summary.source,
-      sourceNotes: notes,
-      seen: summary.seen,
-      inserted: summary.inserted,
-      updated: summary.updated,
-      skipped: summary.skipped,
-      outcome,
-      error: summary.error,
-      finishedAt: new Date(),
-      durationMs,
-    });
+    // A PostgreSQL that restarted after the run's last batch committed may leave the pool idle connections
+    // it has not yet seen die: this write failed on one, the run threw as the database's failure and read
+    // "running" until the next run called it abandoned, though its jobs were stored. Tried again past
+    // them; a database still down fails the run as before.
+    await retryOnStaleConnection(db.pool, () =>
+      ingestionRepository.finishRun(db.prisma, runId, {
+        source: summary.source,
+        sourceNotes: notes,
+        seen: summary.seen,
+        inserted: summary.inserted,
+        updated: summary.updated,
+        skipped: summary.skipped,
+        outcome,
+        error: summary.error,
+        finishedAt: new Date(),
+        durationMs,
+      }),
+    );
     metrics.ingestRuns.inc({ source: summary.source ?? 'none', outcome });
     metrics.ingestJobs.inc({ result: 'inserted' }, summary.inserted);
     metrics.ingestJobs.inc({ result: 'updated' }, summary.updated);

@@ -1289,13 +1289,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         ? `after ${state.usersDone} of ${state.usersTotal} users`
         : 'before it had listed the users to bill';
     try {
-      await monthEndRunsRepository.interruptRunWithProgress(db, runId, {
-        ...progressOf(summarizeMonthEnd(before, state.outcomes), state.usersDone),
-        finishedAt: now(),
-        error:
-          `Interrupted: the app was stopped during the run, ${done}; the users still in flight when its ` +
-          `shutdown timeout ran out were left unbilled. ${RERUN_IS_SAFE}`,
-      });
+      // After PostgreSQL dropped every connection (a restart), the pool may hand this write idle ones it
+      // has not yet seen die: it failed on one, and the run read running, then interrupted as if its
+      // process had died, with no word of its progress. Tried again past them (retryOnStaleConnection).
+      await retryOnStaleConnection(deps.db.pool, () =>
+        monthEndRunsRepository.interruptRunWithProgress(db, runId, {
+          ...progressOf(summarizeMonthEnd(before, state.outcomes), state.usersDone),
+          finishedAt: now(),
+          error:
+            `Interrupted: the app was stopped during the run, ${done}; the users still in flight when its ` +
+            `shutdown timeout ran out were left unbilled. ${RERUN_IS_SAFE}`,
+        }),
+      );
     } catch (error) {
       // Its row stays running until someone looks at it once the lock is released: it then reads interrupted.
       deps.logger?.error({ err: error, runId }, 'month-end run was abandoned but could not be recorded interrupted');

@@ -20,7 +20,9 @@ import { createTestDatabase, type TestDatabase } from '../../support/test-databa
 // logged "ingestion source failed" and counted slurm_ingest_source_failures_total, so
 // IngestionSourceFailing could fire against a healthy Slurm, and the scheduler said the run was
 // "not started". The store's failure is now told from the source's where it is raised
-// (JobStoreError, ingestion.repository.ts): the run fails as the database's.
+// (JobStoreError, ingestion.repository.ts): the run fails as the database's. A run that succeeded met
+// the same restart just before its end was written: that write failed on an idle connection PostgreSQL had
+// ended unseen, and the run threw and read running, its batch committed; it is now tried again past them.
 
 const CAPTURE = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
 /** The capture's jobs, as a run stores them once the database is back. */
@@ -238,6 +240,61 @@ describe('a run whose failure is written on a pooled connection PostgreSQL ended
       ]);
     });
   }
+});
+
+describe('a run that succeeded whose end is written on pooled connections PostgreSQL ended unseen (a restart)', () => {
+  it('is recorded a success on a new connection, not thrown and left running with its batch committed', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    const target = new URL(db.url);
+    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+    proxies.push(proxy);
+    const viaProxy = new URL(db.url);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    viaProxy.searchParams.set('application_name', SERVICE_APP);
+    const logger = pino({ level: 'silent' });
+    const database = openDatabase(viaProxy.toString(), { poolMax: 4, queryTimeoutMs: 30_000, logger });
+    opened.push(database);
+    const file = createSacctFileSource({ path: CAPTURE, timeZone: 'UTC', defaultCluster: 'lab' });
+    let ended = 0;
+    const service = createIngestionService({
+      db: database,
+      sources: [
+        {
+          ...file,
+          // Asked once the source answered and its batches committed, just before the run's end is
+          // written: PostgreSQL restarts then, ending every connection of the service unseen by the pool.
+          async findAccessWarning() {
+            const { rows } = await db.pool.query<{ client_port: number }>(
+              'SELECT client_port FROM pg_stat_activity WHERE datname = $1 AND application_name = $2',
+              [db.name, SERVICE_APP],
+            );
+            ended = proxy.endUnseen(rows.map((row) => row.client_port));
+            return null;
+          },
+        },
+      ],
+      unconfigured: {},
+      logger,
+      metrics: createMetrics(),
+      overlapSec: 900,
+      initialLookbackSec: 86_400,
+    });
+    // The pool keeps idle connections besides the run's lock's.
+    await Promise.all(Array.from({ length: 4 }, () => database.pool.query('SELECT pg_sleep(0.05)')));
+
+    const result = await service.runOnce({
+      trigger: 'schedule',
+      window: { start: new Date('2026-11-01T00:00:00Z'), end: new Date('2026-12-01T00:00:00Z') },
+    });
+
+    // The idle ones and the lock's: the run's end was written past the idle ones, on a new connection.
+    expect(ended).toBe(4);
+    expect(result).toMatchObject({ status: 'finished', run: { outcome: 'success', inserted: CAPTURED_JOBS } });
+    const after = await stored(db);
+    expect(after.jobs).toBe(CAPTURED_JOBS);
+    expect(after.runs).toEqual([expect.objectContaining({ outcome: 'success', error: null })]);
+  });
 });
 
 /**
