@@ -529,8 +529,13 @@ async function start(config: AppConfig, logger: Logger) {
       })();
       return;
     }
-    logger.error({ workerPid: worker.process.pid, code, signal }, 'worker died; starting another');
-    fork();
+    // `worker` is its number, the `worker` of its own lines (its pid alone matched none of them),
+    // and `replacement` the number of the one started in its place.
+    const replacement = fork();
+    logger.error(
+      { worker: worker.id, workerPid: worker.process.pid, code, signal, replacement: replacement.id },
+      'worker died; starting another',
+    );
   });
   onShutdownSignal(
     logger,

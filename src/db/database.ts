@@ -17,7 +17,8 @@ export interface Database {
   /**
    * Says the process is stopping: from now on PostgreSQL ending a connection is expected (a
    * database shutting down at the same moment, such as a compose stack stopped together) and
-   * is not logged as a warning.
+   * is not logged as a warning. Idle connections lost before it, in a burst whose one warning
+   * waits for its window to pass, are warned about at once.
    */
   markStopping(): void;
   /**
@@ -34,6 +35,12 @@ export interface Database {
    */
   close(options?: { graceMs?: number }): Promise<void>;
 }
+
+/**
+ * How long after an idle connection is lost the others lost are counted into its one warning: a
+ * database restart ends every connection of the pool at once, which was one warning each.
+ */
+const LOST_CONNECTIONS_WINDOW_MS = 2_000;
 
 /** How long close() waits for the connections it destroyed to be dropped before it returns anyway. */
 const DESTROYED_DROP_WAIT_MS = 1_000;
@@ -108,11 +115,28 @@ export function openDatabase(
     idleTimeoutMillis: 30_000,
   });
   let isStopping = false;
+  // The idle connections lost since the first of a burst, warned about once its window has passed
+  // (or the process stops): one line a burst, saying how many, the first one's error.
+  let lostBurst: { lostConnections: number; err: string; timer: NodeJS.Timeout } | undefined;
+  const warnLostBurst = () => {
+    if (!lostBurst) return;
+    const { lostConnections, err, timer } = lostBurst;
+    lostBurst = undefined;
+    clearTimeout(timer);
+    options.logger.warn({ err, lostConnections }, 'idle database connection lost');
+  };
   // An idle connection dying (database restart, network blip) must not crash
   // the process; the pool drops it and opens a new one on the next query.
   pool.on('error', (error) => {
-    if (isStopping) options.logger.info({ err: error.message }, 'database connection ended while stopping');
-    else options.logger.warn({ err: error.message }, 'idle database connection lost');
+    if (isStopping) {
+      options.logger.info({ err: error.message }, 'database connection ended while stopping');
+    } else if (lostBurst) {
+      lostBurst.lostConnections += 1;
+    } else {
+      const timer = setTimeout(warnLostBurst, LOST_CONNECTIONS_WINDOW_MS);
+      timer.unref();
+      lostBurst = { lostConnections: 1, err: error.message, timer };
+    }
   });
   // pool.end() resolves once it has asked every connection to close, not once they have: a
   // database stopped right after it (the embedded one, stopped last) ended connections still
@@ -144,6 +168,8 @@ export function openDatabase(
     queryTimeoutMs: options.queryTimeoutMs,
     markStopping() {
       isStopping = true;
+      // Lost while serving: written now, as the stopping process may exit before the window ends.
+      warnLostBurst();
     },
     closeConnectionsInUse() {
       const inUse = [...pool.inUse];
@@ -155,6 +181,7 @@ export function openDatabase(
       if (isClosed) return;
       isClosed = true;
       isStopping = true;
+      warnLostBurst();
       const closing = (async () => {
         await prisma.$disconnect();
         await pool.end();

@@ -24,12 +24,17 @@ const productionEnv = (port: number) => ({
   WEB_CONCURRENCY: '2',
 });
 
-/** The fatal lines of a production start's output (JSON lines). */
-function fatalMessages(output: string): string[] {
+/** The JSON lines of a production start's output. */
+function logLines(output: string): { level: number; msg: string; pid: number; [field: string]: unknown }[] {
   return output
     .split('\n')
     .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as { level: number; msg: string })
+    .map((line) => JSON.parse(line));
+}
+
+/** The fatal lines of a production start's output (JSON lines). */
+function fatalMessages(output: string): string[] {
+  return logLines(output)
     .filter((line) => line.level === 60 && line.msg.startsWith('HPC Billing failed to start'))
     .map((line) => line.msg);
 }
@@ -90,8 +95,13 @@ describe('a cluster worker that dies after it listened, while another still star
       await expect
         .poll(() => running.output(), { timeout: 90_000, interval: 200 })
         .toMatch(/"msg":"HPC Billing is listening on /);
-      expect(running.output()).toContain('the first worker listened and is killed on purpose');
-      expect(running.output()).toMatch(/"signal":"SIGKILL","msg":"worker died; starting another"/);
+      const killedPid = Number(running.output().match(/killed on purpose \(pid (\d+)\)/)?.[1]);
+      expect(killedPid).toBeGreaterThan(0);
+      // Named by its number (cluster.worker.id, the `worker` of its own lines: the fixture kills
+      // worker 1) as well as its pid, which no line of its own carried; and its replacement's number.
+      expect(logLines(running.output()).filter((line) => line.msg === 'worker died; starting another')).toEqual([
+        expect.objectContaining({ worker: 1, workerPid: killedPid, signal: 'SIGKILL', replacement: 3 }),
+      ]);
       expect(fatalMessages(running.output())).toEqual([]);
       const health = await fetch(`http://127.0.0.1:${port}/healthz`);
       expect(health.status).toBe(200);

@@ -9,24 +9,29 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 interface LogLine {
   level: number;
   msg: string;
+  lostConnections?: number;
 }
 
 let testDb: TestDatabase;
 let db: Database;
 const lines: LogLine[] = [];
 
-beforeAll(async () => {
-  testDb = await createTestDatabase();
-  const sink = new Writable({
+/** A stream that parses each log line it is given into `into`. */
+function sinkInto(into: LogLine[]) {
+  return new Writable({
     write(chunk, _encoding, done) {
-      lines.push(JSON.parse(String(chunk)) as LogLine);
+      into.push(JSON.parse(String(chunk)) as LogLine);
       done();
     },
   });
+}
+
+beforeAll(async () => {
+  testDb = await createTestDatabase();
   db = openDatabase(testDb.url, {
     poolMax: 2,
     queryTimeoutMs: testDb.queryTimeoutMs,
-    logger: pino({ level: 'info' }, sink),
+    logger: pino({ level: 'info' }, sinkInto(lines)),
   });
 });
 afterAll(async () => {
@@ -50,7 +55,8 @@ async function terminatePoolConnections() {
 }
 
 async function nextLogLine(after: number): Promise<LogLine> {
-  for (let attempt = 0; attempt < 100 && lines.length <= after; attempt++) {
+  // Up to 10 s: a loss is logged once its burst's window has passed.
+  for (let attempt = 0; attempt < 500 && lines.length <= after; attempt++) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const line = lines[after];
@@ -91,6 +97,54 @@ describe('an idle connection ended by PostgreSQL', () => {
     expect(await terminatePoolConnections()).toBeGreaterThan(0);
     expect(await nextLogLine(before)).toMatchObject({ level: 40, msg: 'idle database connection lost' });
     expect((await db.pool.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+  });
+
+  // A PostgreSQL restart ends every connection of the pool at once: it wrote one warning per
+  // connection (up to DB_POOL_MAX a worker), noise that hid the one event.
+  it('lost together with others, is one warning saying how many', async () => {
+    // Lines of its own: terminatePoolConnections ends the other pool's connections too.
+    const wideLines: LogLine[] = [];
+    const wide = openDatabase(testDb.url, {
+      poolMax: 5,
+      queryTimeoutMs: testDb.queryTimeoutMs,
+      logger: pino({ level: 'info' }, sinkInto(wideLines)),
+    });
+    try {
+      // Five at once: the pool holds five idle connections after.
+      await Promise.all(Array.from({ length: 5 }, () => wide.pool.query('SELECT pg_sleep(0.2)')));
+      expect(wide.pool.idleCount).toBe(5);
+      expect(await terminatePoolConnections()).toBeGreaterThanOrEqual(5);
+      await expect.poll(() => wide.pool.totalCount, { timeout: 10_000 }).toBe(0);
+      const lost = () => wideLines.filter((line) => line.msg === 'idle database connection lost');
+      await expect.poll(() => lost().length, { timeout: 10_000 }).toBeGreaterThan(0);
+      expect(lost()).toEqual([expect.objectContaining({ level: 40, lostConnections: 5 })]);
+      expect((await wide.pool.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+    } finally {
+      await wide.close();
+    }
+  });
+
+  // A worker stopping within the window exits before its timer: the count must not go with it.
+  it('lost just before the process stops, is warned about as it stops', async () => {
+    const ownLines: LogLine[] = [];
+    const own = openDatabase(testDb.url, {
+      poolMax: 3,
+      queryTimeoutMs: testDb.queryTimeoutMs,
+      logger: pino({ level: 'info' }, sinkInto(ownLines)),
+    });
+    try {
+      await Promise.all(Array.from({ length: 3 }, () => own.pool.query('SELECT pg_sleep(0.2)')));
+      expect(await terminatePoolConnections()).toBeGreaterThanOrEqual(3);
+      // The pool drops a lost idle connection, then reports it: all three are reported by now.
+      await expect.poll(() => own.pool.totalCount, { timeout: 10_000 }).toBe(0);
+      own.markStopping();
+      // Written as it stops, not when the window would have passed.
+      expect(ownLines.filter((line) => line.msg === 'idle database connection lost')).toEqual([
+        expect.objectContaining({ level: 40, lostConnections: 3 }),
+      ]);
+    } finally {
+      await own.close();
+    }
   });
 
   it('is only information once the process is stopping', async () => {

@@ -10,7 +10,7 @@ if (cluster.isWorker && cluster.worker.id === 1) {
   const listen = net.Server.prototype.listen;
   net.Server.prototype.listen = function listenThenDie(...args) {
     this.once('listening', () => {
-      console.error('the first worker listened and is killed on purpose');
+      console.error(`the first worker listened and is killed on purpose (pid ${process.pid})`);
       setTimeout(() => process.kill(process.pid, 'SIGKILL'), 200);
     });
     return listen.apply(this, args);
