@@ -27,6 +27,12 @@ declare module 'express-session' {
      * Gone at the next sign-in, which makes a new session.
      */
     signedOutBy?: PasswordSignOut;
+    /**
+     * Whose session it was (the passport's user, as text), beside `signedOutBy`: a disable of that
+     * user later finds the session by it and says the account is disabled instead, the later and
+     * weightier reason (users.repository.ts signOutSessionsOf). Gone at the next sign-in.
+     */
+    signedOutUserId?: string;
     /** csurf's secret for a signed-in session (src/http/csrf.ts). */
     csrfSecret?: string;
     flash?: {

@@ -274,3 +274,88 @@ describe('Sign out all sessions of a user, on /admin/users', () => {
     expect(await entriesOf('user:soa-chief')).toEqual([]);
   });
 });
+
+// An admin signs a user out everywhere (or resets their password), then disables them: the browsers
+// signed out first were told only the first reason, since the sign-out took the user's id off their
+// rows and the disable found none of them. The later, weightier reason wins.
+describe('A disable after the sessions were signed out', () => {
+  const DISABLED = { error: 'Your account has been disabled. Ask an administrator.', code: 401 };
+
+  async function disable(userId: number) {
+    return admin
+      .post(`/admin/users/${userId}/disable`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .expect(200);
+  }
+
+  it('after Sign out all sessions: each signed-out session is told the account is disabled', async () => {
+    const { user, office, lab } = await twoSessionsOf('soa-then-disabled');
+    await admin
+      .post(`/admin/users/${user.id}/sign-out-all`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .expect(200);
+    for (const agent of [office, lab]) {
+      expect(await whoIs(agent)).toEqual({ status: 401, body: { error: ADMIN_NOTICE, code: 401 } });
+    }
+
+    const disabled = await disable(user.id);
+    // Counted as sign-outs are, live signed-in sessions only: these two were signed out already.
+    expect(disabled.body).toMatchObject({ ok: true, user: { isDisabled: true } });
+    const entry = await db.prisma.auditLog.findFirstOrThrow({
+      where: { target: 'user:soa-then-disabled', action: 'user.disable' },
+      select: { details: true },
+    });
+    expect(entry.details).toEqual({ endedSessions: 0 });
+    for (const agent of [office, lab]) expect(await whoIs(agent)).toEqual({ status: 401, body: DISABLED });
+    // The sign-in page says so, and a sign-in for that username from the session is told the same.
+    const signIn = await office.get('/login').set('Accept', 'text/html');
+    expect(signIn.text).toContain('Your account has been disabled. Ask an administrator.');
+    expect(signIn.text).not.toContain('An administrator signed out every session');
+    const { response: retry } = await postLogin(app, 'soa-then-disabled', user.password, { agent: lab });
+    expect(retry.status).toBe(401);
+    expect(retry.text).toContain('Your account has been disabled. Ask an administrator.');
+
+    // Enabled again, such a session is no session at all, as every session a disable signed out.
+    await admin
+      .post(`/admin/users/${user.id}/enable`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .expect(200);
+    for (const agent of [office, lab]) {
+      const answer = await whoIs(agent);
+      expect(answer.status).toBe(401);
+      expect(answer.body).not.toEqual(DISABLED);
+      expect(answer.body).not.toEqual({ error: ADMIN_NOTICE, code: 401 });
+    }
+  });
+
+  it('after a password reset: the session it signed out is told the account is disabled', async () => {
+    const { user, office, lab } = await twoSessionsOf('soa-reset-then-disabled');
+    await admin
+      .post(`/admin/users/${user.id}/password`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ password: 'a-new-long-enough-password' })
+      .expect(200);
+    expect((await whoIs(office)).body).toMatchObject({ error: expect.stringContaining('reset your password') });
+
+    await disable(user.id);
+    for (const agent of [office, lab]) expect(await whoIs(agent)).toEqual({ status: 401, body: DISABLED });
+  });
+
+  it('another user signed out the same way keeps their own reason', async () => {
+    const { user } = await twoSessionsOf('soa-disabled-alone');
+    const { user: bystander, office } = await twoSessionsOf('soa-bystander');
+    for (const id of [user.id, bystander.id]) {
+      await admin
+        .post(`/admin/users/${id}/sign-out-all`)
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(admin))
+        .expect(200);
+    }
+    await disable(user.id);
+    expect(await whoIs(office)).toEqual({ status: 401, body: { error: ADMIN_NOTICE, code: 401 } });
+  });
+});

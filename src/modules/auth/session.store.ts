@@ -170,6 +170,7 @@ export class PostgresSessionStore extends session.Store {
           cookie: data.cookie,
           flash: { type: 'warning', message: PASSWORD_SIGN_OUTS[reason].notice },
           signedOutBy: reason,
+          signedOutUserId: String(row.user_id),
         };
         this.pool
           .query({ ...SIGN_OUT_STALE_PASSWORD, values: [sid, signedOut, signedInUserOf(data)] })

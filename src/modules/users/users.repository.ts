@@ -197,25 +197,33 @@ async function countLiveSignedOut(db: Client, signOut: Prisma.Sql, at: Date): Pr
 /**
  * Signs every session of a user out, keeping only the cookie settings and, for whoever holds the
  * session, `flash`, the mark `isAccountDisabled` and the `disabledUsername` (src/http/session.ts);
- * returns how many of them were live (not expired) at `at`.
+ * returns how many of them were live (not expired) at `at`. A session another action signed out
+ * already (a Sign out all sessions, a password change or reset: signOutOtherSessionsOf), found by
+ * the `signedOutUserId` it kept, is given the same message, uncounted (it was not signed in): its
+ * holder was told only the earlier reason, and tried to sign in again into a disabled account.
  */
-export function signOutSessionsOf(
+export async function signOutSessionsOf(
   db: Client,
   user: { id: number; username: string },
   flash: { type: 'error'; message: string },
   at: Date = new Date(),
 ): Promise<number> {
-  const signOut = Prisma.sql`UPDATE "session"
-     SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', ${JSON.stringify(flash)}::jsonb,
-                                   'isAccountDisabled', true, 'disabledUsername', ${user.username}::text)
+  const disabledSess = Prisma.sql`jsonb_build_object('cookie', sess -> 'cookie',
+       'flash', ${JSON.stringify(flash)}::jsonb,
+       'isAccountDisabled', true, 'disabledUsername', ${user.username}::text)`;
+  const signOut = Prisma.sql`UPDATE "session" SET sess = ${disabledSess}
    WHERE sess -> 'passport' ->> 'user' = ${String(user.id)}`;
-  return countLiveSignedOut(db, signOut, at);
+  const ended = await countLiveSignedOut(db, signOut, at);
+  await db.$executeRaw`UPDATE "session" SET sess = ${disabledSess}
+   WHERE sess ->> 'signedOutUserId' = ${String(user.id)}`;
+  return ended;
 }
 
 /**
  * Signs every session of a user out but the one named `exceptSessionId`, keeping only the cookie
  * settings, the reason `signedOutBy` and its notice as a flash, so that whoever holds one learns why
- * on the sign-in page it is sent to (and a script, or a form sent from it, at its next request);
+ * on the sign-in page it is sent to (and a script, or a form sent from it, at its next request), and
+ * the user's id as `signedOutUserId`, by which a later disable finds it (signOutSessionsOf);
  * returns how many of them were live (not expired) at `at`. Deleted, such a session was no session
  * at all: the researcher at their other computer was sent to the sign-in form with no word why, as
  * if nothing had happened.
@@ -231,7 +239,7 @@ export function signOutOtherSessionsOf(
   const flash = { type: 'warning', message: PASSWORD_SIGN_OUTS[reason].notice };
   const signOut = Prisma.sql`UPDATE "session"
      SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', ${JSON.stringify(flash)}::jsonb,
-                                   'signedOutBy', ${reason}::text)
+                                   'signedOutBy', ${reason}::text, 'signedOutUserId', ${String(userId)}::text)
    WHERE sess -> 'passport' ->> 'user' = ${String(userId)} ${except}`;
   return countLiveSignedOut(db, signOut, options.at ?? new Date());
 }
