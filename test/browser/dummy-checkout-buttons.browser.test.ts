@@ -11,7 +11,7 @@ import { researcherWithReceiptOf, startCheckout } from '../support/receipt-steps
 import type { TestDatabase } from '../support/test-database.js';
 
 /**
- * The demo provider's checkout offers Pay, Fail and Cancel. Each button took a share of the card's
+ * The demo provider's checkout offers Pay, Fail the payment and Cancel. Each button took a share of the card's
  * width as a form field does: at 1280 px Pay sat at the left, Fail near the middle and Cancel alone
  * on a second line, and on a phone each had a line of its own. They are one row of buttons.
  */
@@ -29,7 +29,7 @@ describe.skipIf(!hasChromium)("the demo provider's checkout buttons", { timeout:
   it.each([
     ['desktop', { width: 1280, height: 900 }],
     ['phone', { width: 390, height: 844 }],
-  ])('puts Pay, Fail and Cancel side by side on one line (%s)', async (label, viewport) => {
+  ])('puts Pay, Fail the payment and Cancel side by side on one line (%s)', async (label, viewport) => {
     const { user, agent, receiptId } = await researcherWithReceiptOf(app, db, `checkout_${label}`, 4);
     const checkout = await startCheckout(agent, receiptId);
     const context = await rig.browser.newContext({ viewport });
@@ -50,6 +50,11 @@ describe.skipIf(!hasChromium)("the demo provider's checkout buttons", { timeout:
       expect(cancel.x - (fail.x + fail.width)).toBeLessThan(24);
       expect(fail.x).toBeGreaterThan(pay.x + pay.width);
       expect(cancel.x).toBeGreaterThan(fail.x + fail.width);
+      // Each name on one line (as tall as Pay's), and the row within its card: "Fail the payment" wrapped
+      // onto two lines inside its button at 390 px.
+      expect([fail.height, cancel.height]).toEqual([pay.height, pay.height]);
+      const card = await page.locator('main section.card').boundingBox();
+      expect(cancel.x + cancel.width).toBeLessThanOrEqual((card?.x ?? 0) + (card?.width ?? 0));
     } finally {
       await context.close();
     }

@@ -463,7 +463,7 @@ describe('/me', () => {
       const page = await html(alice, `/me?${query}`).expect(400);
       expect(page.text, query).not.toContain('href="/me.csv');
       expect(page.text, query).toContain(
-        '<span class="tab disabled" aria-disabled="true">Download CSV (needs a valid window)</span>',
+        '<span class="tab disabled"><span class="visually-hidden">Not available: </span>Download CSV (needs a valid window)</span>',
       );
       // The form keeps what was typed, and the CSV of that window answers the same refusal.
       await alice.get(`/me.csv?${query}`).expect(400);
