@@ -221,7 +221,7 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
       // In one piece the name ran past the right edge, and the whole page scrolled sideways.
       const scrollsBy = await page.evaluate('document.documentElement.scrollWidth - window.innerWidth');
       expect(scrollsBy, path).toBe(0);
-      const signOut = await page.locator('button:has-text("Sign out")').boundingBox();
+      const signOut = await page.locator('.nav button:has-text("Sign out")').boundingBox();
       expect((signOut?.x ?? Number.POSITIVE_INFINITY) + (signOut?.width ?? 0), path).toBeLessThanOrEqual(PHONE.width);
     }
     await context.close();
