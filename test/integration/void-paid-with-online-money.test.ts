@@ -238,6 +238,14 @@ describe("a researcher's voided receipt whose held payment's money paid the rece
     expect(json.receipt.heldPayment).toMatchObject({ paymentId: payment.id, receiptId: first, message: said });
     const printed = (await researcher.get(`/me/receipts/${first}/print`).set('Accept', 'text/html').expect(200)).text;
     expect(visibleTextOf(/id="payment-held">([\s\S]*?)<\/p>/.exec(printed)?.[1] ?? '')).toBe(said);
+    // My receipts says it too, in its row and its JSON: it said "payment being checked by the billing team".
+    const list = (await researcher.get('/me/receipts').set('Accept', 'text/html').expect(200)).text;
+    expect(list).toContain(
+      `payment held for review; its money paid receipt <a href="/me/receipts/${again}">#${again}</a></span>`,
+    );
+    expect(list).not.toContain('payment being checked by the billing team');
+    const listed = (await researcher.get('/me/receipts').set('Accept', 'application/json').expect(200)).body;
+    expect(listed.receipts.find((row: { id: number }) => row.id === first).heldPayment.message).toBe(said);
     // Voided in turn, it says so: that receipt's money is what may pay the jobs now.
     const admin = await signIn('finance');
     expect((await post(admin, `/admin/receipts/${again}/void`, { reason: 'wrong project' })).status).toBe(200);
@@ -246,6 +254,9 @@ describe("a researcher's voided receipt whose held payment's money paid the rece
       `A payment of 0.50 THB for this receipt is held for review by the billing team; its money paid receipt ` +
         `#${again} since (marked paid with the money of this receipt), voided in turn: they will be in touch. ` +
         'Please do not pay again for these jobs meanwhile.',
+    );
+    expect((await researcher.get('/me/receipts').set('Accept', 'text/html').expect(200)).text).toContain(
+      `its money paid receipt <a href="/me/receipts/${again}">#${again}</a>, voided in turn</span>`,
     );
   });
 });

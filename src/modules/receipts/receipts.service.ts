@@ -1948,6 +1948,15 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // Money whose amount the provider did not report is not judged, as on the page.
       return money === null || (money.currency === receipt.currency && money.amount.equals(receipt.total));
     };
+    // A void receipt's held payment whose money paid another receipt since, as its page says it: read only
+    // for void receipts with a held payment of their own (rare), one each.
+    const moneyPaidOf = new Map(
+      await Promise.all(
+        rows
+          .filter((receipt) => receipt.status === 'void' && heldReceiptIds.includes(receipt.id))
+          .map(async (receipt) => [receipt.id, await findMoneyPaidByHeld(receipt, true, username)] as const),
+      ),
+    );
     return {
       // Each with the held payment that concerns it, as its own page and JSON name it (heldPaymentOfReceipt).
       receipts: rows.map((receipt) => {
@@ -1957,7 +1966,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         const sameJobs = held.find((payment) => sameJobsOf.includes(payment.receiptId)) ?? null;
         return {
           ...receipt,
-          heldPayment: heldPaymentOfReceipt(receipt, own, sameJobs),
+          heldPayment: heldPaymentOfReceipt(receipt, own, sameJobs, moneyPaidOf.get(receipt.id) ?? null),
           refunds: refunded.filter((row) => row.receiptId === receipt.id).map((row) => row.refund),
           /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
           sameJobsVoidedPaidByHand: voidedPaidByHand.get(receipt.id) ?? [],
