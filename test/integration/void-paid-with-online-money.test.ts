@@ -192,6 +192,15 @@ describe('a receipt billing again the jobs of a held payment whose money paid a 
         `in turn: that receipt's money is what may pay this one (Paid with the money of: receipt #${again}), not ` +
         `receipt #${first}'s. Once it does, resolve payment #${payment.id} as dismissed on the payments page.`,
     );
+    // The JSON says it too: sameJobsHeldPayment carried only the payment, not the receipt its money paid.
+    const json = (await admin.get(`/admin/receipts/${third}`).set('Accept', 'application/json').expect(200)).body;
+    expect(json.receipt.sameJobsHeldPayment).toEqual({
+      paymentId: payment.id,
+      receiptId: first,
+      amount: '0.50',
+      currency: 'THB',
+      moneyPaidReceipt: { id: again, status: 'void', url: `/admin/receipts/${again}` },
+    });
     expect(page).not.toContain(`<option value="${first}">`);
     expect(page).toContain(`<option value="${again}">receipt #${again}, voided (paid by hand)</option>`);
     const marked = await post(admin, `/admin/receipts/${third}/paid`, {
