@@ -20,7 +20,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['hana', 'ivan', 'jun', 'kim', 'lea', 'max']) {
+  for (const username of ['hana', 'ivan', 'jun', 'kim', 'lea', 'max', 'noa']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -192,6 +192,15 @@ describe('a receipt billing again the jobs of a held payment whose money paid a 
         `in turn: that receipt's money is what may pay this one (Paid with the money of: receipt #${again}), not ` +
         `receipt #${first}'s. Once it does, resolve payment #${payment.id} as dismissed on the payments page.`,
     );
+    // The JSON says it too: sameJobsHeldPayment carried only the payment, not the receipt its money paid.
+    const json = (await admin.get(`/admin/receipts/${third}`).set('Accept', 'application/json').expect(200)).body;
+    expect(json.receipt.sameJobsHeldPayment).toEqual({
+      paymentId: payment.id,
+      receiptId: first,
+      amount: '0.50',
+      currency: 'THB',
+      moneyPaidReceipt: { id: again, status: 'void', url: `/admin/receipts/${again}` },
+    });
     expect(page).not.toContain(`<option value="${first}">`);
     expect(page).toContain(`<option value="${again}">receipt #${again}, voided (paid by hand)</option>`);
     const marked = await post(admin, `/admin/receipts/${third}/paid`, {
@@ -220,6 +229,43 @@ describe('a receipt paid with the money of a voided receipt that was itself topp
         `online payment #${payment.id} of receipt #${first} and, along the way, 0.30 THB new money paid by hand, ` +
         `which the app holds none of. Payment #${payment.id} is held for review: the provider holds that money, so ` +
         `refund it there or apply it elsewhere, then resolve payment #${payment.id} on the payments page.`,
+    );
+  });
+});
+
+describe("a researcher's voided receipt whose held payment's money paid the receipt billing its jobs again", () => {
+  it('says its money paid that receipt, linked, not that it is being checked', async () => {
+    const { first, again, payment } = await paidWithHeldOnlineMoney('noa');
+    const researcher = await signIn('noa');
+    const said =
+      `A payment of 0.50 THB for this receipt is held for review by the billing team; its money paid receipt ` +
+      `#${again} since (marked paid with the money of this receipt), which stays paid from it.`;
+    const page = (await researcher.get(`/me/receipts/${first}`).set('Accept', 'text/html').expect(200)).text;
+    expect(noticeOf(page, 'payment-held')).toBe(said);
+    expect(page).toContain(`its money paid receipt <a href="/me/receipts/${again}">#${again}</a>`);
+    const json = (await researcher.get(`/me/receipts/${first}`).set('Accept', 'application/json').expect(200)).body;
+    expect(json.receipt.heldPayment).toMatchObject({ paymentId: payment.id, receiptId: first, message: said });
+    const printed = (await researcher.get(`/me/receipts/${first}/print`).set('Accept', 'text/html').expect(200)).text;
+    expect(visibleTextOf(/id="payment-held">([\s\S]*?)<\/p>/.exec(printed)?.[1] ?? '')).toBe(said);
+    // My receipts says it too, in its row and its JSON: it said "payment being checked by the billing team".
+    const list = (await researcher.get('/me/receipts').set('Accept', 'text/html').expect(200)).text;
+    expect(list).toContain(
+      `payment held for review; its money paid receipt <a href="/me/receipts/${again}">#${again}</a></span>`,
+    );
+    expect(list).not.toContain('payment being checked by the billing team');
+    const listed = (await researcher.get('/me/receipts').set('Accept', 'application/json').expect(200)).body;
+    expect(listed.receipts.find((row: { id: number }) => row.id === first).heldPayment.message).toBe(said);
+    // Voided in turn, it says so: that receipt's money is what may pay the jobs now.
+    const admin = await signIn('finance');
+    expect((await post(admin, `/admin/receipts/${again}/void`, { reason: 'wrong project' })).status).toBe(200);
+    const after = (await researcher.get(`/me/receipts/${first}`).set('Accept', 'text/html').expect(200)).text;
+    expect(noticeOf(after, 'payment-held')).toBe(
+      `A payment of 0.50 THB for this receipt is held for review by the billing team; its money paid receipt ` +
+        `#${again} since (marked paid with the money of this receipt), voided in turn: they will be in touch. ` +
+        'Please do not pay again for these jobs meanwhile.',
+    );
+    expect((await researcher.get('/me/receipts').set('Accept', 'text/html').expect(200)).text).toContain(
+      `its money paid receipt <a href="/me/receipts/${again}">#${again}</a>, voided in turn</span>`,
     );
   });
 });

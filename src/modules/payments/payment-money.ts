@@ -278,21 +278,45 @@ export function heldForSameJobsMessage(held: HeldPayment): string {
 export interface HeldPaymentNote extends HeldPayment {
   /** The sentence the receipt's page, My receipts, the printable receipt and the JSON answer all say. */
   message: string;
+  /** The receipt marked paid with this voided receipt's money since (its own held payment's), or null. */
+  moneyPaidReceipt: MoneyPaidReceipt | null;
+}
+
+/** A receipt marked paid "with the money of" a voided receipt: its id, its status now, and whether it is the asker's. */
+export interface MoneyPaidReceipt {
+  id: number;
+  status: string;
+  /** Whether the researcher told of it owns it (their page links it); false for anyone else's. */
+  isOwn: boolean;
 }
 
 /**
  * What the researcher is told of a payment held for review that concerns `receipt`: one of its own
  * (whatever its status), or one of another receipt that billed some of its jobs (a receipt voided and
  * billed again), which stops this one being paid online until the billing team has decided.
+ * `moneyPaid` is the receipt a voided `receipt`'s money paid since (marked paid with it): its own held
+ * payment is then no longer only "being checked", and the researcher is told where the money went.
  */
-export function heldPaymentNoteOf(held: HeldPayment, receipt: { id: number; status: string }): HeldPaymentNote {
+export function heldPaymentNoteOf(
+  held: HeldPayment,
+  receipt: { id: number; status: string },
+  moneyPaid: MoneyPaidReceipt | null = null,
+): HeldPaymentNote {
+  const own = held.receiptId === receipt.id;
+  const paid = own ? moneyPaid : null;
   const message =
-    held.receiptId === receipt.id
-      ? `A payment of ${describeHeldAmount(held)} for this receipt is being checked by the billing team; they will ` +
-        'be in touch. Please do not pay again for these jobs meanwhile' +
-        `${receipt.status === 'pending' ? ': this receipt cannot be paid online until they have decided' : ''}.`
-      : heldForSameJobsMessage(held);
-  return { ...held, message };
+    paid !== null
+      ? `A payment of ${describeHeldAmount(held)} for this receipt is held for review by the billing team; its money ` +
+        `paid receipt #${paid.id} since (marked paid with the money of this receipt), ` +
+        (paid.status === 'void'
+          ? 'voided in turn: they will be in touch. Please do not pay again for these jobs meanwhile.'
+          : 'which stays paid from it.')
+      : own
+        ? `A payment of ${describeHeldAmount(held)} for this receipt is being checked by the billing team; they will ` +
+          'be in touch. Please do not pay again for these jobs meanwhile' +
+          `${receipt.status === 'pending' ? ': this receipt cannot be paid online until they have decided' : ''}.`
+        : heldForSameJobsMessage(held);
+  return { ...held, message, moneyPaidReceipt: paid };
 }
 
 /**

@@ -255,6 +255,13 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
         receiptId: sameJobs.receiptId,
         amount: moneyJson(sameJobs.amount, sameJobs.currency),
         currency: sameJobs.currency,
+        // The page's "Its money paid receipt #N" of that held payment (a mark paid with it is then refused):
+        // only the page said it, so a script offered to mark this receipt paid with spent money.
+        moneyPaidReceipt: shown.sameJobsHeldMoneyPaid && {
+          id: shown.sameJobsHeldMoneyPaid.id,
+          status: shown.sameJobsHeldMoneyPaid.status,
+          url: `/admin/receipts/${shown.sameJobsHeldMoneyPaid.id}`,
+        },
       },
       paidOnline: paidOnline && {
         paymentId: paidOnline.id,

@@ -1026,8 +1026,11 @@ export async function findReceiptsPaidWithMoneyOf(
 export async function findReceiptPaidWithMoneyOf(
   db: Client,
   receiptId: number,
-): Promise<{ id: number; status: ReceiptStatus } | null> {
-  return db.receipt.findUnique({ where: { paidWithReceiptId: receiptId }, select: { id: true, status: true } });
+): Promise<{ id: number; status: ReceiptStatus; username: string } | null> {
+  return db.receipt.findUnique({
+    where: { paidWithReceiptId: receiptId },
+    select: { id: true, status: true, username: true },
+  });
 }
 
 /**

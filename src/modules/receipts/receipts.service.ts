@@ -34,6 +34,7 @@ import {
   hasAmountDue,
   heldPaymentNoteOf,
   heldPaymentOf,
+  type MoneyPaidReceipt,
   type PaymentMoney,
   paymentMoneyOf,
   pricedDigitsOf,
@@ -1947,6 +1948,15 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // Money whose amount the provider did not report is not judged, as on the page.
       return money === null || (money.currency === receipt.currency && money.amount.equals(receipt.total));
     };
+    // A void receipt's held payment whose money paid another receipt since, as its page says it: read only
+    // for void receipts with a held payment of their own (rare), one each.
+    const moneyPaidOf = new Map(
+      await Promise.all(
+        rows
+          .filter((receipt) => receipt.status === 'void' && heldReceiptIds.includes(receipt.id))
+          .map(async (receipt) => [receipt.id, await findMoneyPaidByHeld(receipt, true, username)] as const),
+      ),
+    );
     return {
       // Each with the held payment that concerns it, as its own page and JSON name it (heldPaymentOfReceipt).
       receipts: rows.map((receipt) => {
@@ -1956,7 +1966,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         const sameJobs = held.find((payment) => sameJobsOf.includes(payment.receiptId)) ?? null;
         return {
           ...receipt,
-          heldPayment: heldPaymentOfReceipt(receipt, own, sameJobs),
+          heldPayment: heldPaymentOfReceipt(receipt, own, sameJobs, moneyPaidOf.get(receipt.id) ?? null),
           refunds: refunded.filter((row) => row.receiptId === receipt.id).map((row) => row.refund),
           /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
           sameJobsVoidedPaidByHand: voidedPaidByHand.get(receipt.id) ?? [],
@@ -1981,9 +1991,25 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     receipt: { id: number; status: string },
     own: HeldPayment | undefined,
     sameJobs: HeldPayment | null,
+    moneyPaid: MoneyPaidReceipt | null = null,
   ): HeldPaymentNote | null {
     const held = own ?? (receipt.status === 'pending' ? sameJobs : null);
-    return held ? heldPaymentNoteOf(held, receipt) : null;
+    return held ? heldPaymentNoteOf(held, receipt, moneyPaid) : null;
+  }
+
+  /**
+   * For a void receipt with a payment of its own held for review, the receipt marked paid with its money
+   * since (null while none is, and for any other receipt): the researcher is told where that money went,
+   * not that it is still only being checked. `isOwn` says whether it is `username`'s, to link it.
+   */
+  async function findMoneyPaidByHeld(
+    receipt: { id: number; status: string },
+    hasOwnHeld: boolean,
+    username: string,
+  ): Promise<MoneyPaidReceipt | null> {
+    if (receipt.status !== 'void' || !hasOwnHeld) return null;
+    const paid = await receiptsRepository.findReceiptPaidWithMoneyOf(db, receipt.id);
+    return paid && { id: paid.id, status: paid.status, isOwn: paid.username === username };
   }
 
   /** The pages of a list of `count` receipts, refusing a page past the last as a receipt's items do. */
@@ -2196,6 +2222,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     ]);
     const own = heldHere[0];
     const sameJobsVoidedPaidByHand = voidedPaidByHand.get(id) ?? [];
+    const moneyPaid = await findMoneyPaidByHeld(receipt, own !== undefined, receipt.username);
     return {
       receipt,
       paidWith,
@@ -2209,6 +2236,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         receipt,
         own === undefined ? undefined : heldPaymentOf(own),
         heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs),
+        moneyPaid,
       ),
       itemBatches: itemBatchesOf(receipt.id, ITEMS_PRINT_BATCH),
     };
@@ -2235,12 +2263,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const heldHere = held.find((payment) => payment.receiptId === id);
     const sameJobs = heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs);
     const sameJobsVoidedPaidByHand = voidedPaidByHand.get(id) ?? [];
+    const moneyPaid = await findMoneyPaidByHeld(receipt, heldHere !== undefined, username);
     return {
       ...shown,
       heldHere: heldHere ?? null,
       heldElsewhere: held.filter((payment) => payment.receiptId !== id && payment.id !== heldForSameJobs?.id),
       /** What the page, My receipts, the printable receipt and the JSON say of a held payment concerning it. */
-      heldPayment: heldPaymentOfReceipt(receipt, heldHere, sameJobs),
+      heldPayment: heldPaymentOfReceipt(receipt, heldHere, sameJobs, moneyPaid),
       /** For a void receipt, the receipts that bill its jobs now (empty while none does, and for any other receipt). */
       billedAgainOn,
       /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
