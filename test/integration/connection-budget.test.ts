@@ -15,6 +15,8 @@ let keptFromPlainRole: number;
 let isSuperuser: boolean;
 /** A role without SUPERUSER (nor pg_use_reserved_connections), made for these tests: roles are the server's. */
 const PLAIN_ROLE = `budget_plain_${process.pid}_${Date.now()}`;
+/** Its password: the embedded PostgreSQL `npm test` starts without DATABASE_URL asks every role for one. */
+const PLAIN_ROLE_PASSWORD = `pw-${process.pid}-${Date.now()}`;
 beforeAll(async () => {
   db = await createTestDatabase();
   // An admin, so that the start's only warning is the one under test.
@@ -28,7 +30,7 @@ beforeAll(async () => {
   maxConnections = rows[0]?.max ?? 0;
   keptFromPlainRole = rows[0]?.reserved ?? 0;
   isSuperuser = rows[0]?.superuser ?? false;
-  await db.pool.query(`CREATE ROLE ${PLAIN_ROLE} LOGIN`);
+  await db.pool.query(`CREATE ROLE ${PLAIN_ROLE} LOGIN PASSWORD '${PLAIN_ROLE_PASSWORD}'`);
 });
 afterAll(async () => {
   await db?.pool.query(`DROP ROLE IF EXISTS ${PLAIN_ROLE}`);
@@ -85,7 +87,7 @@ describe('WEB_CONCURRENCY x DB_POOL_MAX against PostgreSQL max_connections, for 
   async function overflowForPlainRole(workers: number, poolMax: number) {
     const url = new URL(db.url);
     url.username = PLAIN_ROLE;
-    url.password = '';
+    url.password = PLAIN_ROLE_PASSWORD;
     const pool = new pg.Pool({ connectionString: url.toString(), max: 1 });
     try {
       return await describeConnectionOverflow(pool, { workers, poolMax });
