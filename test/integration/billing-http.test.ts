@@ -2084,7 +2084,9 @@ describe('counts of a thousand and more', () => {
     );
 
     const perDay = (await html(alice, `/me?${window}&view=aggregate`).expect(200)).text;
-    expect(perDay).toContain('<tr><th scope="row" data-label="Day">2025-09-15</th><td data-label="Jobs" class="num">1,200</td>');
+    expect(perDay).toContain(
+      '<tr><th scope="row" data-label="Day">2025-09-15</th><td data-label="Jobs" class="num">1,200</td>',
+    );
     expect(perDay).toContain(
       '<tfoot><tr class="labelled"><th scope="row">Total</th><td data-label="Jobs" class="num">1,200</td>',
     );
