@@ -214,34 +214,28 @@ export function describeHandMoneyOnline(paid: PaidByHand, fmt: ViewFormatters, y
   const holds = refunded
     ? `; ${fmt.money(refunded.amount, refunded.currency)} ${refunded.currency} of it has been refunded, and the provider holds the rest, so refund it there or apply it elsewhere`
     : ': the provider holds that money, so refund it there or apply it elsewhere';
-  const where =
+  // One state, said after "which" in the one-payment sentence and after "Payment #N" in the chain's.
+  const resolved = `resolved as ${online.reviewOutcome ?? 'paid'}${online.reviewedBy ? ` by ${online.reviewedBy}` : ''}${holds}.`;
+  const state =
     online.status === 'held'
-      ? `, which is held for review${holds}, then resolve payment #${online.paymentId} on the payments page.`
+      ? `is held for review${holds}, then resolve payment #${online.paymentId} on the payments page.`
       : online.status === 'refunded'
-        ? ', which has been refunded: that money went back to the payer, so none of it is left to return.'
-        : `, resolved as ${online.reviewOutcome ?? 'paid'}${online.reviewedBy ? ` by ${online.reviewedBy}` : ''}${holds}.`;
+        ? 'has been refunded: that money went back to the payer, so none of it is left to return.'
+        : null;
+  const newMoney = paid.newMoney
+    ? ` The app holds none of the ${money(paid.newMoney)} new money: return it to the payer or apply it elsewhere${yourself ? ' yourself' : ''}.`
+    : '';
   // A voided receipt itself topped up: its money is that payment's and the new money paid by hand along
   // the way; said as one payment's, it read as if all of it came in online.
   if (online.handMoneyAlong && online.receiptId !== sourceId) {
-    const state =
-      online.status === 'held'
-        ? `is held for review${holds}, then resolve payment #${online.paymentId} on the payments page.`
-        : online.status === 'refunded'
-          ? 'has been refunded: that money went back to the payer, so none of it is left to return.'
-          : `was resolved as ${online.reviewOutcome ?? 'paid'}${online.reviewedBy ? ` by ${online.reviewedBy}` : ''}${holds}.`;
-    const newHere = paid.newMoney
-      ? ` The app holds none of the ${money(paid.newMoney)} new money: return it to the payer or apply it elsewhere${yourself ? ' yourself' : ''}.`
-      : '';
     return (
       `The ${money(paid.paidWithReceipt.money)} of receipt #${sourceId} came in by online payment #${online.paymentId} ` +
       `of receipt #${online.receiptId} and, along the way, ${money(online.handMoneyAlong)} new money paid by hand, ` +
-      `which the app holds none of. Payment #${online.paymentId} ${state}${newHere}`
+      `which the app holds none of. Payment #${online.paymentId} ${state ?? `was ${resolved}`}${newMoney}`
     );
   }
-  const rest = paid.newMoney
-    ? ` The app holds none of the ${money(paid.newMoney)} new money: return it to the payer or apply it elsewhere${yourself ? ' yourself' : ''}.`
-    : '';
-  return `${part} came in ${by}${where}${rest}`;
+  const where = state ? `, which ${state}` : `, ${resolved}`;
+  return `${part} came in ${by}${where}${newMoney}`;
 }
 
 /**
