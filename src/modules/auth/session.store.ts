@@ -67,16 +67,22 @@ const SET_SESSION: Omit<pg.QueryConfig, 'values'> = {
  * sign-out in another tab, the prune), the request that loaded it before must not bring it back.
  * An upsert did: a slow request of a signed-out session that wrote its last-seen time as it
  * answered put the signed-in row back, and its cookie worked again. And only while the row is
- * signed in as the request found it ($4, the passport's user, or null): an admin disabling the
+ * signed in, or signed out, as the request found it ($4, sessionStateOf): an admin disabling the
  * user, or a change or reset of the password, signs the row out meanwhile (users.repository.ts
  * signOutSessionsOf, signOutOtherSessionsOf), and writing the request's copy over it signed it in
- * again. A request never signs a stored session in or out itself: signing in makes a new session,
- * and signing out deletes the row.
+ * again. A disable also rewrites the rows such a sign-out left, saying the account is disabled; a
+ * request of one of those, read before the disable (the sign-in page, /rates, taking the earlier
+ * message), wrote the earlier reason back over it, and its holder was sent to sign in to a disabled
+ * account. The check and the write are one statement, so nothing can end the row between them. A
+ * request never signs a stored session in or out itself: signing in makes a new session, and
+ * signing out deletes the row.
  */
 const UPDATE_SESSION: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-update',
   text: `UPDATE "session" SET sess = $1, expire = to_timestamp($2)
-          WHERE sid = $3 AND sess #>> '{passport,user}' IS NOT DISTINCT FROM $4::text`,
+          WHERE sid = $3
+            AND jsonb_build_array(sess #>> '{passport,user}', sess -> 'signedOutBy',
+                                  sess -> 'isAccountDisabled', sess -> 'disabledUsername') = $4::jsonb`,
 };
 
 /*
@@ -123,9 +129,9 @@ export class PostgresSessionStore extends session.Store {
   private readonly ttlSec: number;
   /**
    * Sessions read from or written to the table by this process (only these can have a row), with
-   * the user their row was signed in as then (the passport's user, or null).
+   * how their row was signed in or out then (sessionStateOf).
    */
-  private readonly storedSessions = new WeakMap<object, string | null>();
+  private readonly storedSessions = new WeakMap<object, string>();
 
   constructor(pool: pg.Pool, options: { ttlSec?: number } = {}) {
     super();
@@ -135,7 +141,7 @@ export class PostgresSessionStore extends session.Store {
 
   override createSession(req: Request, data: session.SessionData): session.Session & session.SessionData {
     const loaded = super.createSession(req, data);
-    this.storedSessions.set(loaded, signedInUserOf(data));
+    this.storedSessions.set(loaded, sessionStateOf(data));
     return loaded;
   }
 
@@ -222,8 +228,8 @@ export class PostgresSessionStore extends session.Store {
     const query =
       storedAs === undefined ? { ...SET_SESSION, values } : { ...UPDATE_SESSION, values: [...values, storedAs] };
     this.pool.query(query).then((result) => {
-      // What the row holds now: this session's user if it was written, else what it held.
-      if (storedAs === undefined || result.rowCount === 1) this.storedSessions.set(data, signedInUserOf(data));
+      // What the row holds now: this session's state if it was written, else what it held.
+      if (storedAs === undefined || result.rowCount === 1) this.storedSessions.set(data, sessionStateOf(data));
       callback?.();
     }, callback);
   }
@@ -261,6 +267,21 @@ export async function deleteExpiredSessions(pool: pg.Pool, before: Date, limit: 
 function signedInUserOf(data: session.SessionData): string | null {
   const user = data.passport?.user;
   return user === undefined || user === null ? null : String(user);
+}
+
+/**
+ * Whether and how a session is signed in or signed out, in the form UPDATE_SESSION reads its row's:
+ * the passport's user, the reason a sign-out elsewhere left (`signedOutBy`) and a disable's mark
+ * (`isAccountDisabled`, `disabledUsername`). A row whose state is not the one its request read was
+ * signed out (or out again, by a disable) meanwhile, and is not written over.
+ */
+function sessionStateOf(data: session.SessionData): string {
+  return JSON.stringify([
+    signedInUserOf(data),
+    data.signedOutBy ?? null,
+    data.isAccountDisabled ?? null,
+    data.disabledUsername ?? null,
+  ]);
 }
 
 function isSignedInWithOtherPassword(data: session.SessionData, passwordChangedAt: Date | null): boolean {
