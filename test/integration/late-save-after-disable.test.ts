@@ -26,8 +26,8 @@ afterAll(() => db?.drop());
  * A fresh app (its rates not read yet: /rates reads the pricing version, which a test can hold),
  * an admin signed in to it, and `username` signed in to it.
  */
-async function signedInWithAdmin(username: string) {
-  const app = buildTestApp(db);
+async function signedInWithAdmin(username: string, now?: () => Date) {
+  const app = buildTestApp(db, now ? { now } : {});
   await buildUser(db.prisma, { username: `${username}-admin`, role: 'admin', password: `${username}-admin-pw` });
   const admin = await signInAs(app, `${username}-admin`, `${username}-admin-pw`);
   const user = await buildUser(db.prisma, { username });
@@ -101,5 +101,74 @@ describe('a request of a signed-out session that answers after the user is disab
     const { response: retry } = await postLogin(app, 'lsd-leaver', user.password, { agent: lab });
     expect(retry.status).toBe(401);
     expect(retry.text).toContain(DISABLED);
+  });
+});
+
+describe('a request of a signed-in session that answers after Sign out all sessions', () => {
+  it('does not sign the session in again with its last-seen time, and a disable after it still says so', async () => {
+    let clock = new Date();
+    const { user, agent: lab, adminPost } = await signedInWithAdmin('lsd-busy', () => clock);
+    // A minute on, the next request of the session writes its last-seen time as it answers.
+    clock = new Date(clock.getTime() + 61_000);
+    const rates = await answeringAfter(lab, () => adminPost(`/admin/users/${user.id}/sign-out-all`));
+    expect(rates.status).toBe(200);
+
+    const [row, ...others] = await signedOutRowsOf(user);
+    expect(others).toEqual([]);
+    expect(row).toMatchObject({ signedOutBy: 'sessions_end_by_admin', signedOutUserId: String(user.id) });
+    expect(row).not.toHaveProperty('passport');
+    const account = await lab.get('/account').set('Accept', 'application/json');
+    expect(account.body).toEqual({ error: ADMIN_SIGN_OUT, code: 401 });
+
+    await adminPost(`/admin/users/${user.id}/disable`);
+    const afterDisable = await lab.get('/account').set('Accept', 'application/json');
+    expect(afterDisable.body).toEqual({ error: DISABLED, code: 401 });
+  });
+});
+
+describe('a session signed out before the sign-out kept its user id (signedOutUserId, bf5f925b)', () => {
+  it('keeps its own reason through a disable, shown once, and signs in again once enabled', async () => {
+    const { app, user, agent: office, adminPost } = await signedInWithAdmin('lsd-legacy');
+    // The row as Sign out all sessions left it before the user id was kept: nothing says whose it was.
+    const flash = { type: 'warning', message: ADMIN_SIGN_OUT };
+    const legacy = await db.pool.query<{ sid: string }>(
+      `UPDATE "session"
+          SET sess = jsonb_build_object('cookie', sess -> 'cookie', 'flash', $2::jsonb,
+                                        'signedOutBy', 'sessions_end_by_admin')
+        WHERE sess #>> '{passport,user}' = $1
+        RETURNING sid`,
+      [String(user.id), JSON.stringify(flash)],
+    );
+    expect(legacy.rowCount).toBe(1);
+
+    // The disable cannot find it: it keeps the reason it was given, which is still true, and
+    // nothing fails for the missing id.
+    await adminPost(`/admin/users/${user.id}/disable`);
+    const { rows } = await db.pool.query<{ sess: Record<string, unknown> }>(
+      `SELECT sess FROM "session" WHERE sid = $1`,
+      [legacy.rows[0]?.sid],
+    );
+    expect(rows.map((row) => row.sess)).toEqual([
+      expect.objectContaining({ flash, signedOutBy: 'sessions_end_by_admin' }),
+    ]);
+    const account = await office.get('/account').set('Accept', 'application/json');
+    expect(account.body).toEqual({ error: ADMIN_SIGN_OUT, code: 401 });
+
+    // Its message is taken once as a session signed out since is (the write of its row is not refused).
+    const signInPage = await office.get('/login').set('Accept', 'text/html');
+    expect(signInPage.text).toContain(ADMIN_SIGN_OUT);
+    const again = await office.get('/login').set('Accept', 'text/html');
+    expect(again.text).not.toContain(ADMIN_SIGN_OUT);
+    expect(again.text).not.toContain(DISABLED);
+
+    // Nothing ties the session to the account, so its sign-in is answered as anyone's would be.
+    const { response: refused } = await postLogin(app, 'lsd-legacy', user.password, { agent: office });
+    expect(refused.status).toBe(401);
+    expect(refused.text).toContain('Wrong username or password.');
+    expect(refused.text).not.toContain(DISABLED);
+
+    await adminPost(`/admin/users/${user.id}/enable`);
+    const { response: signedIn } = await postLogin(app, 'lsd-legacy', user.password, { agent: office });
+    expect(signedIn.status).toBe(302);
   });
 });
