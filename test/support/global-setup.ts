@@ -26,7 +26,8 @@ export default async function setup(project: TestProject) {
   let adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hpc-billing-test-'));
-    const embedded = await startEmbeddedPostgres(dataDir, logger);
+    // Thrown away at the end: no flushing to disk (each test file's DROP DATABASE waited for it).
+    const embedded = await startEmbeddedPostgres(dataDir, logger, { isDisposable: true });
     adminUrl = embedded.url;
     stopEmbedded = async () => {
       await embedded.stop();
