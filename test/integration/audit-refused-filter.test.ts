@@ -93,6 +93,9 @@ describe('the audit log with a refused filter', () => {
       [`%20${first}`, 'before: must be an entry id'],
       [`${first}%20`, 'before: must be an entry id'],
       [`+${first}`, 'before: must be an entry id'],
+      // No entry is #0: it listed nothing, said "No entries older than #0 match." and, 0 being
+      // falsy, offered no way back to the newest entries. The payments page's cursors refuse it so.
+      ['0', 'before: must be at least 1'],
     ]) {
       const refused = await admin.get(`/admin/audit?before=${before}`).set('Accept', 'application/json');
       expect(refused.status, `before=${before}`).toBe(400);

@@ -19,7 +19,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gus', 'hal', 'ian', 'jon', 'kai']) {
+  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gus', 'hal', 'ian', 'jon', 'kai', 'lea']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -273,6 +273,50 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
     });
     expect(await db.prisma.receipt.count({ where: { paidWithReceiptId: first } })).toBe(0);
     expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+  });
+
+  it('refuses the "money" of a voided receipt settled at no charge, which took none, and changes nothing', async () => {
+    // lea's job was billed at a tier priced 0 (a 0.00 receipt is settled as it is made), that receipt
+    // voided and the job billed again at mu. The page never offers the voided receipt as money, but a
+    // mark paid naming it was taken: receipt #N read "with the money of receipt #M (voided), 0.00 THB",
+    // and paid.csv's reference pointed finance at a payment that never happened.
+    await buildTiers(db, [{ name: 'free', cpu: '0', gpu: '0', mem: '0' }]);
+    const free = await db.prisma.pricingTier.findUniqueOrThrow({ where: { name: 'free' } });
+    await db.prisma.tierOverride.create({ data: { username: 'lea', tierId: free.id, createdBy: 'finance' } });
+    await buildJobs(db, [{ user: 'lea', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const lea = await signIn('lea');
+    const admin = await signIn('finance');
+    const noCharge = await billEverything(lea);
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: noCharge } })).toMatchObject({
+      status: 'paid',
+      paymentMethod: 'no_charge',
+    });
+    await voidAsJson(admin, noCharge);
+    await db.prisma.tierOverride.delete({ where: { username: 'lea' } });
+    const again = await billEverything(lea);
+    const page = (await admin.get(`/admin/receipts/${again}`).set('Accept', 'text/html').expect(200)).text;
+    expect(page).not.toContain(`<option value="${noCharge}">`);
+    const auditsBefore = await db.prisma.auditLog.count();
+    for (const fields of [
+      { paid_with_receipt: noCharge },
+      { paid_with_receipt: noCharge, new_money: await amountDueOf(db, again), tx_ref: 'BT-LEA' },
+    ]) {
+      const refused = await markPaid(admin, again, fields);
+      expect(refused.status, refused.text).toBe(400);
+      expect(refused.body.error).toBe(
+        `paid_with_receipt: receipt #${noCharge} was settled at no charge (its total was 0): it took no money to pay another`,
+      );
+    }
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: again } })).toMatchObject({
+      status: 'pending',
+      paidAt: null,
+      txRef: null,
+      paidWithReceiptId: null,
+      newMoneyReceived: null,
+    });
+    expect(await db.prisma.auditLog.count()).toBe(auditsBefore);
+    // Marked paid with the money that came in, as any receipt is.
+    expect((await markPaid(admin, again, { tx_ref: 'BT-LEA' })).status).toBe(200);
   });
 
   it('refuses to resolve as refunded the payment whose money paid the receipt billing its jobs again, and changes nothing', async () => {

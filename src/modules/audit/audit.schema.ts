@@ -30,6 +30,8 @@ const ZEntryCursor = z.preprocess(
     .string()
     .regex(/^\d{1,18}$/, 'must be an entry id')
     .refine((value) => !/^0\d+$/.test(value), 'must be written without leading zeros')
+    // No entry is #0 (ids start at 1): it listed nothing and, 0n being falsy, lost the page's way back.
+    .refine((value) => value !== '0', 'must be at least 1')
     .optional()
     .transform((value) => (value === undefined ? undefined : BigInt(value))),
 );

@@ -99,6 +99,12 @@ async function moneyOfVoidedReceiptIn(
     );
   }
   if (source.paidAt === null) throw refuse(`receipt #${sourceId} was voided before it was paid; it took no money`);
+  // A 0.00 receipt is settled as it is made, no money taken: named as money, it read "paid with the
+  // money of receipt #N (voided), 0.00", and paid.csv's reference sent finance after a payment that
+  // never happened. The page never offers it; a mark paid naming it is refused as well.
+  if (source.paymentMethod === NO_CHARGE_METHOD) {
+    throw refuse(`receipt #${sourceId} was settled at no charge (its total was 0): it took no money to pay another`);
+  }
   // The money of the jobs billed again here, as the page's notices name it: a voided receipt of other
   // jobs was paid for those, and its money spent here would leave them unpaid.
   if (!(await receiptsRepository.billsJobsOf(tx, receipt.id, sourceId))) {
