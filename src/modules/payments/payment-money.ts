@@ -227,6 +227,48 @@ function refundedMoneyOf(
   };
 }
 
+/** Money as describeMoney writes it ("1,234.50 THB", "500 JPY"), for matching the app's own reason words. */
+const MONEY_TEXT = String.raw`\d[\d,]*(?:\.\d+)? [A-Z]{3}`;
+
+function escapeForPattern(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * The words a refund in part leaves at the end of a held payment's reason, as a pattern anchored there:
+ * what the provider has refunded so far and what is still held (with the receipt its money paid, when it
+ * did), or, for a payment still paying its receipt, what was refunded and that the receipt stays paid.
+ */
+function refundSoFarAtEnd(receivedText: string, providerName: string): RegExp {
+  const received = escapeForPattern(receivedText);
+  const provider = escapeForPattern(providerName);
+  const lost = `(?:, on top of the ${MONEY_TEXT} taken back by the lost dispute)?`;
+  const withFailed =
+    `${provider} reported ${MONEY_TEXT} of the ${received} received refunded(?: so far)?, of which ${MONEY_TEXT} ` +
+    `had failed already, so (?:nothing|${MONEY_TEXT}) went back`;
+  const heldApart =
+    `(?:${MONEY_TEXT} of the ${received} received has been refunded at ${provider} so far${lost}|${withFailed})` +
+    `; ${MONEY_TEXT} is still held` +
+    `(?:; its money paid receipt #\\d+ \\(marked paid with the money of receipt #\\d+(?:, through [^)]*, voided since)?\\), ` +
+    `which stays paid though ${MONEY_TEXT} of that money went back to the payer: collect ${MONEY_TEXT} for ` +
+    `receipt #\\d+ or void it, then resolve this)?`;
+  const stillPaying =
+    `(?:${MONEY_TEXT} of the ${received} received was refunded at ${provider}${lost}|${withFailed})` +
+    `; receipt #\\d+ stays paid until this is resolved`;
+  return new RegExp(`(?:^|; )(?:${heldApart}|${stillPaying})$`);
+}
+
+/**
+ * A held payment's reason without the refund-so-far words an earlier refund in part left at its end
+ * (refundSoFarAtEnd), for the new total's words to take their place: each provider total is the whole
+ * refund so far, and adding each after the last, three refunds read as three totals. Only words at the
+ * very end are taken, the ones the last refund wrote; words something else wrote after them (a failed
+ * refund, a dispute) keep them, and the new total is added after those as before.
+ */
+export function withoutEarlierRefundSoFar(reason: string, receivedText: string, providerName: string): string {
+  return reason.replace(refundSoFarAtEnd(receivedText, providerName), '');
+}
+
 /** A payment held for review as the researcher is told of it: its receipt and the money it stands for. */
 export interface HeldPayment {
   id: number;
