@@ -412,7 +412,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     client: Prisma.TransactionClient | typeof prisma,
     receipt: { id: number; status: string },
   ) {
-    const [held] = await paymentsRepository.findHeldPaymentsOfReceipt(client, receipt.id);
+    const [held] = await paymentsRepository.findHeldPaymentRowsOfReceipt(client, receipt.id);
     if (held) {
       throw new ConflictError(
         PAYMENT_IN_REVIEW_MESSAGE,
