@@ -159,3 +159,40 @@ describe('a refund in part of a payment held without paying its receipt', () => 
     expect(listed).toMatchObject({ reviewReason: held.reviewReason });
   });
 });
+
+describe('refunds in part of a disputed payment that still pays its receipt', () => {
+  it('keep the dispute in the reason and say the latest refund once', async () => {
+    const { receiptId, payment } = await paidOnline();
+    const disputed = await deliverDummy(app, {
+      event_id: `dispute_${payment.id}`,
+      event_type: 'payment.disputed',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 400,
+      currency: 'THB',
+      dispute_reason: 'fraudulent',
+    });
+    expect(disputed.status, disputed.text).toBe(200);
+    const heldForDispute = (await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).reviewReason;
+    for (const [key, total] of [
+      ['d1', 100],
+      ['d2', 250],
+      ['d3', 300],
+    ] as const) {
+      const answer = await deliverDummy(
+        app,
+        dummyRefundEvent(payment.externalPaymentId, `${key}_${payment.id}`, total),
+      );
+      expect(answer.status, answer.text).toBe(200);
+    }
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    // It read "<dispute>; 1.00 THB … was refunded at dummy; receipt #N stays paid …; 2.50 THB … ; 3.00 THB …".
+    expect(held).toMatchObject({
+      status: 'needs_review',
+      refundedMinor: 300n,
+      reviewReason:
+        `${heldForDispute}; 3.00 THB of the 10.00 THB received was refunded at dummy; receipt #${receiptId} stays ` +
+        'paid until this is resolved',
+    });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+  });
+});
