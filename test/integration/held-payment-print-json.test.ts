@@ -55,7 +55,17 @@ describe('a held payment on the printable receipt and in the JSON answers', () =
     const views = await viewsOf(agent, receiptId);
     expect(views.pageText).toContain(said);
     expect(views.printLine).toBe(said);
-    const held = { paymentId: payment.id, receiptId, amount: '1.00', currency: 'THB', message: said };
+    const held = {
+      paymentId: payment.id,
+      receiptId,
+      status: 'needs_review',
+      state: 'being_checked',
+      amount: '1.00',
+      currency: 'THB',
+      refunded: null,
+      moneyPaidReceipt: null,
+      message: said,
+    };
     expect(views.json).toEqual(held);
     expect(views.listed).toEqual(held);
   });
@@ -77,7 +87,17 @@ describe('a held payment on the printable receipt and in the JSON answers', () =
     const views = await viewsOf(agent, receiptId);
     expect(views.pageText).toContain(said);
     expect(views.printLine).toBe(said);
-    expect(views.json).toEqual({ paymentId: payment.id, receiptId, amount: '10.00', currency: 'THB', message: said });
+    expect(views.json).toEqual({
+      paymentId: payment.id,
+      receiptId,
+      status: 'needs_review',
+      state: 'being_checked',
+      amount: '10.00',
+      currency: 'THB',
+      refunded: null,
+      moneyPaidReceipt: null,
+      message: said,
+    });
     expect(views.listed).toEqual(views.json);
   });
 
@@ -95,8 +115,12 @@ describe('a held payment on the printable receipt and in the JSON answers', () =
     expect(views.json).toEqual({
       paymentId: payment.id,
       receiptId: voided,
+      status: 'needs_review',
+      state: 'held_for_same_jobs',
       amount: '10.00',
       currency: 'THB',
+      refunded: null,
+      moneyPaidReceipt: null,
       message: said,
     });
     expect(views.listed).toEqual(views.json);

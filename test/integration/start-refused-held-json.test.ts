@@ -48,8 +48,12 @@ describe('a refused start of a receipt whose payment is held', () => {
       heldPayment: {
         paymentId: payment.id,
         receiptId,
+        status: 'needs_review',
+        state: 'being_checked',
         amount: '1.00',
         currency: 'THB',
+        refunded: null,
+        moneyPaidReceipt: null,
         message: receipt.heldPayment.message,
       },
     });

@@ -20,7 +20,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['hana', 'ivan', 'jun', 'kim', 'lea', 'max', 'noa']) {
+  for (const username of ['hana', 'ivan', 'jun', 'kim', 'lea', 'max', 'noa', 'oto', 'pia']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -267,5 +267,108 @@ describe("a researcher's voided receipt whose held payment's money paid the rece
     expect((await researcher.get('/me/receipts').set('Accept', 'text/html').expect(200)).text).toContain(
       `its money paid receipt <a href="/me/receipts/${again}">#${again}</a>, voided in turn</span>`,
     );
+  });
+});
+
+describe("a researcher's voided receipt whose held payment's money paid another receipt, refunded in part", () => {
+  it('says what went back to them and what still pays that receipt, on its page, My receipts and the JSON', async () => {
+    const { first, again, payment } = await paidWithHeldOnlineMoney('oto');
+    const refund = await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `oto_part_${payment.id}`, 20));
+    expect(refund.status, refund.text).toBe(200);
+    const researcher = await signIn('oto');
+    // It still said the receipt "stays paid from it", all 0.50 THB, though 0.20 THB of it was theirs again.
+    const said =
+      `A payment of 0.50 THB for this receipt is held for review by the billing team; its money paid receipt ` +
+      `#${again} since (marked paid with the money of this receipt); 0.20 THB of it went back to you since, so ` +
+      `0.30 THB of it still pays receipt #${again}, which stays paid for now: the billing team will be in touch ` +
+      'about the 0.20 THB it is short.';
+    const page = (await researcher.get(`/me/receipts/${first}`).set('Accept', 'text/html').expect(200)).text;
+    expect(noticeOf(page, 'payment-held')).toBe(said);
+    expect(page).toContain(`its money paid receipt <a href="/me/receipts/${again}">#${again}</a>`);
+    const printed = (await researcher.get(`/me/receipts/${first}/print`).set('Accept', 'text/html').expect(200)).text;
+    expect(visibleTextOf(/id="payment-held">([\s\S]*?)<\/p>/.exec(printed)?.[1] ?? '')).toBe(said);
+    const list = (await researcher.get('/me/receipts').set('Accept', 'text/html').expect(200)).text;
+    expect(list).toContain(
+      `payment held for review; its money paid receipt <a href="/me/receipts/${again}">#${again}</a>; 0.20 THB of ` +
+        'it went back to you, 0.30 THB still pays it</span>',
+    );
+    // The JSON has it as fields beside the sentence, not only in it.
+    const heldJson = {
+      paymentId: payment.id,
+      receiptId: first,
+      status: 'needs_review',
+      state: 'money_paid_receipt',
+      amount: '0.50',
+      currency: 'THB',
+      refunded: { amount: '0.20', currency: 'THB' },
+      moneyPaidReceipt: { id: again, status: 'paid', url: `/me/receipts/${again}`, stillApplied: '0.30' },
+      message: said,
+    };
+    const json = (await researcher.get(`/me/receipts/${first}`).set('Accept', 'application/json').expect(200)).body;
+    expect(json.receipt.heldPayment).toEqual(heldJson);
+    const listed = (await researcher.get('/me/receipts').set('Accept', 'application/json').expect(200)).body;
+    expect(listed.receipts.find((row: { id: number }) => row.id === first).heldPayment).toEqual(heldJson);
+
+    // The rest goes back too: none of it pays that receipt any more, which stays paid for now.
+    const rest = await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `oto_rest_${payment.id}`, 50));
+    expect(rest.status, rest.text).toBe(200);
+    const after = (await researcher.get(`/me/receipts/${first}`).set('Accept', 'application/json').expect(200)).body;
+    expect(after.receipt.heldPayment).toMatchObject({
+      refunded: { amount: '0.50', currency: 'THB' },
+      moneyPaidReceipt: { id: again, status: 'paid', stillApplied: '0.00' },
+      message:
+        `A payment of 0.50 THB for this receipt is held for review by the billing team; its money paid receipt ` +
+        `#${again} since (marked paid with the money of this receipt); all of it went back to you since, so none ` +
+        `of it pays receipt #${again} any more, though that receipt stays paid for now: the billing team will be in ` +
+        'touch about it.',
+    });
+    expect((await researcher.get('/me/receipts').set('Accept', 'text/html').expect(200)).text).toContain(
+      `its money paid receipt <a href="/me/receipts/${again}">#${again}</a>; all of it went back to you</span>`,
+    );
+  });
+});
+
+describe("the researcher's JSON of a held payment", () => {
+  it('names its status, what the sentence says, and what went back, for its own receipt and one billing its jobs', async () => {
+    await buildJobs(db, [{ user: 'pia', end: '2025-09-01T03:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' }]);
+    const researcher = await signIn('pia');
+    const first = await billEverything(researcher);
+    const payment = await payOnline(researcher, first);
+    const admin = await signIn('finance');
+    expect((await post(admin, `/admin/receipts/${first}/void`, { reason: 'billed at the wrong tier' })).status).toBe(
+      200,
+    );
+    const again = await billEverything(researcher);
+    const held = (await researcher.get(`/me/receipts/${first}`).set('Accept', 'application/json').expect(200)).body;
+    expect(held.receipt.heldPayment).toEqual({
+      paymentId: payment.id,
+      receiptId: first,
+      status: 'needs_review',
+      state: 'being_checked',
+      amount: '0.50',
+      currency: 'THB',
+      refunded: null,
+      moneyPaidReceipt: null,
+      message: expect.stringContaining('is being checked by the billing team'),
+    });
+    // Refunded in part, held still: what went back is a field, not only the Refunds list.
+    const refund = await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `pia_part_${payment.id}`, 10));
+    expect(refund.status, refund.text).toBe(200);
+    const list = (await researcher.get('/me/receipts').set('Accept', 'application/json').expect(200)).body;
+    const row = (id: number) => list.receipts.find((receipt: { id: number }) => receipt.id === id);
+    expect(row(first).heldPayment).toMatchObject({
+      state: 'being_checked',
+      refunded: { amount: '0.10', currency: 'THB' },
+      moneyPaidReceipt: null,
+    });
+    // The receipt billing its jobs again is told of that payment as another receipt's.
+    expect(row(again).heldPayment).toMatchObject({
+      paymentId: payment.id,
+      receiptId: first,
+      status: 'needs_review',
+      state: 'held_for_same_jobs',
+      refunded: { amount: '0.10', currency: 'THB' },
+      moneyPaidReceipt: null,
+    });
   });
 });

@@ -227,6 +227,48 @@ function refundedMoneyOf(
   };
 }
 
+/** Money as describeMoney writes it ("1,234.50 THB", "500 JPY"), for matching the app's own reason words. */
+const MONEY_TEXT = String.raw`\d[\d,]*(?:\.\d+)? [A-Z]{3}`;
+
+function escapeForPattern(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * The words a refund in part leaves at the end of a held payment's reason, as a pattern anchored there:
+ * what the provider has refunded so far and what is still held (with the receipt its money paid, when it
+ * did), or, for a payment still paying its receipt, what was refunded and that the receipt stays paid.
+ */
+function refundSoFarAtEnd(receivedText: string, providerName: string): RegExp {
+  const received = escapeForPattern(receivedText);
+  const provider = escapeForPattern(providerName);
+  const lost = `(?:, on top of the ${MONEY_TEXT} taken back by the lost dispute)?`;
+  const withFailed =
+    `${provider} reported ${MONEY_TEXT} of the ${received} received refunded(?: so far)?, of which ${MONEY_TEXT} ` +
+    `had failed already, so (?:nothing|${MONEY_TEXT}) went back`;
+  const heldApart =
+    `(?:${MONEY_TEXT} of the ${received} received has been refunded at ${provider} so far${lost}|${withFailed})` +
+    `; ${MONEY_TEXT} is still held` +
+    `(?:; its money paid receipt #\\d+ \\(marked paid with the money of receipt #\\d+(?:, through [^)]*, voided since)?\\), ` +
+    `which stays paid though ${MONEY_TEXT} of that money went back to the payer: collect ${MONEY_TEXT} for ` +
+    `receipt #\\d+ or void it, then resolve this)?`;
+  const stillPaying =
+    `(?:${MONEY_TEXT} of the ${received} received was refunded at ${provider}${lost}|${withFailed})` +
+    `; receipt #\\d+ stays paid until this is resolved`;
+  return new RegExp(`(?:^|; )(?:${heldApart}|${stillPaying})$`);
+}
+
+/**
+ * A held payment's reason without the refund-so-far words an earlier refund in part left at its end
+ * (refundSoFarAtEnd), for the new total's words to take their place: each provider total is the whole
+ * refund so far, and adding each after the last, three refunds read as three totals. Only words at the
+ * very end are taken, the ones the last refund wrote; words something else wrote after them (a failed
+ * refund, a dispute) keep them, and the new total is added after those as before.
+ */
+export function withoutEarlierRefundSoFar(reason: string, receivedText: string, providerName: string): string {
+  return reason.replace(refundSoFarAtEnd(receivedText, providerName), '');
+}
+
 /** A payment held for review as the researcher is told of it: its receipt and the money it stands for. */
 export interface HeldPayment {
   id: number;
@@ -234,20 +276,26 @@ export interface HeldPayment {
   /** What the provider reported receiving, or the amount due when it did not say. */
   amount: Prisma.Decimal;
   currency: string;
+  /**
+   * What of it went back to the payer since (refunds, less those that failed; what a lost dispute took
+   * back), or null when nothing did: held, a payment refunded in part stays held.
+   */
+  refunded: { amount: Prisma.Decimal; currency: string } | null;
 }
 
 /** A held payment as the researcher is told of it: the money received, or the amount due when none was reported. */
-export function heldPaymentOf(payment: {
-  id: number;
-  receiptId: number;
-  amountMinor: bigint;
-  currency: string;
-  receivedMinor: bigint | null;
-  receivedCurrency: string | null;
-}): HeldPayment {
+export function heldPaymentOf(
+  payment: Parameters<typeof paymentMoneyOf>[0] & { id: number; receiptId: number },
+): HeldPayment {
   const money = paymentMoneyOf(payment);
   const shown = money.received ?? { amount: money.amount, currency: money.currency };
-  return { id: payment.id, receiptId: payment.receiptId, amount: shown.amount, currency: shown.currency };
+  return {
+    id: payment.id,
+    receiptId: payment.receiptId,
+    amount: shown.amount,
+    currency: shown.currency,
+    refunded: money.refunded?.amount.greaterThan(0) ? money.refunded : null,
+  };
 }
 
 /** Money in a sentence, as the pages write it: "1,234.50 THB", to the currency's minor unit. */
@@ -274,12 +322,25 @@ export function heldForSameJobsMessage(held: HeldPayment): string {
   );
 }
 
+/** What a held payment's note says of it (HeldPaymentNote.state), for a script reading the JSON. */
+export type HeldPaymentState = 'being_checked' | 'money_paid_receipt' | 'held_for_same_jobs';
+
 /** A held payment that concerns a receipt, with what its researcher is told of it. */
 export interface HeldPaymentNote extends HeldPayment {
   /** The sentence the receipt's page, My receipts, the printable receipt and the JSON answer all say. */
   message: string;
+  /**
+   * Which of them it is: the receipt's own payment being checked, its own payment whose money paid another
+   * receipt since, or another receipt's payment for some of the same jobs.
+   */
+  state: HeldPaymentState;
   /** The receipt marked paid with this voided receipt's money since (its own held payment's), or null. */
   moneyPaidReceipt: MoneyPaidReceipt | null;
+  /**
+   * Of the held money, what still pays `moneyPaidReceipt` (what went back to the payer since is no longer
+   * there); null when there is no such receipt.
+   */
+  stillApplied: { amount: Prisma.Decimal; currency: string } | null;
 }
 
 /** A receipt marked paid "with the money of" a voided receipt: its id, its status now, and whether it is the asker's. */
@@ -291,11 +352,30 @@ export interface MoneyPaidReceipt {
 }
 
 /**
+ * What went back to the payer of a held payment whose money paid another receipt, and what is left paying
+ * it: the researcher was told only that the receipt "stays paid from it", though part or all of that money
+ * was theirs again. Empty when nothing went back.
+ */
+function moneyBackWords(held: HeldPayment, paid: MoneyPaidReceipt): string {
+  const back = held.refunded;
+  if (back === null) return '';
+  const left = held.amount.minus(back.amount);
+  if (paid.status === 'void') return `; ${describeMoney(back.amount, back.currency)} of it went back to you since`;
+  return left.lessThanOrEqualTo(0)
+    ? `; all of it went back to you since, so none of it pays receipt #${paid.id} any more, though that receipt ` +
+        'stays paid for now: the billing team will be in touch about it.'
+    : `; ${describeMoney(back.amount, back.currency)} of it went back to you since, so ` +
+        `${describeMoney(left, held.currency)} of it still pays receipt #${paid.id}, which stays paid for now: the ` +
+        `billing team will be in touch about the ${describeMoney(back.amount, back.currency)} it is short.`;
+}
+
+/**
  * What the researcher is told of a payment held for review that concerns `receipt`: one of its own
  * (whatever its status), or one of another receipt that billed some of its jobs (a receipt voided and
  * billed again), which stops this one being paid online until the billing team has decided.
  * `moneyPaid` is the receipt a voided `receipt`'s money paid since (marked paid with it): its own held
- * payment is then no longer only "being checked", and the researcher is told where the money went.
+ * payment is then no longer only "being checked", and the researcher is told where the money went,
+ * and what of it went back to them since.
  */
 export function heldPaymentNoteOf(
   held: HeldPayment,
@@ -304,34 +384,64 @@ export function heldPaymentNoteOf(
 ): HeldPaymentNote {
   const own = held.receiptId === receipt.id;
   const paid = own ? moneyPaid : null;
+  const back = paid === null ? '' : moneyBackWords(held, paid);
+  const paidIntro =
+    paid === null
+      ? ''
+      : `A payment of ${describeHeldAmount(held)} for this receipt is held for review by the billing team; its money ` +
+        `paid receipt #${paid.id} since (marked paid with the money of this receipt)`;
   const message =
     paid !== null
-      ? `A payment of ${describeHeldAmount(held)} for this receipt is held for review by the billing team; its money ` +
-        `paid receipt #${paid.id} since (marked paid with the money of this receipt), ` +
-        (paid.status === 'void'
-          ? 'voided in turn: they will be in touch. Please do not pay again for these jobs meanwhile.'
-          : 'which stays paid from it.')
+      ? paid.status === 'void'
+        ? `${paidIntro}, voided in turn${back}: they will be in touch. Please do not pay again for these jobs meanwhile.`
+        : back === ''
+          ? `${paidIntro}, which stays paid from it.`
+          : `${paidIntro}${back}`
       : own
         ? `A payment of ${describeHeldAmount(held)} for this receipt is being checked by the billing team; they will ` +
           'be in touch. Please do not pay again for these jobs meanwhile' +
           `${receipt.status === 'pending' ? ': this receipt cannot be paid online until they have decided' : ''}.`
         : heldForSameJobsMessage(held);
-  return { ...held, message, moneyPaidReceipt: paid };
+  const left = paid === null ? null : held.amount.minus(held.refunded?.amount ?? 0);
+  return {
+    ...held,
+    message,
+    state: paid !== null ? 'money_paid_receipt' : own ? 'being_checked' : 'held_for_same_jobs',
+    moneyPaidReceipt: paid,
+    stillApplied:
+      left === null ? null : { amount: left.greaterThan(0) ? left : new Prisma.Decimal(0), currency: held.currency },
+  };
 }
 
 /**
  * A held payment that concerns a receipt as the JSON answers write it (the receipts' `heldPayment`,
- * and a refused start's): which payment, of which receipt, the money it stands for and the sentence
- * the pages say; null when none.
+ * and a refused start's): which payment, of which receipt, its status and what the sentence says of it
+ * (`state`), the money it stands for and what of it went back, the receipt its money paid since with
+ * what of it still pays that one, and the sentence the pages say; null when none. A script had only
+ * the sentence to read the last three from.
  */
 export function heldPaymentJsonOf(held: HeldPaymentNote | null) {
-  return held === null
-    ? null
-    : {
-        paymentId: held.id,
-        receiptId: held.receiptId,
-        amount: moneyJson(held.amount, held.currency),
-        currency: held.currency,
-        message: held.message,
-      };
+  if (held === null) return null;
+  const paid = held.moneyPaidReceipt;
+  return {
+    paymentId: held.id,
+    receiptId: held.receiptId,
+    // Held for review is the payment's status (as /admin/payments names it) for as long as it is told of.
+    status: 'needs_review' as const,
+    state: held.state,
+    amount: moneyJson(held.amount, held.currency),
+    currency: held.currency,
+    refunded: held.refunded && {
+      amount: moneyJson(held.refunded.amount, held.refunded.currency),
+      currency: held.refunded.currency,
+    },
+    moneyPaidReceipt: paid && {
+      id: paid.id,
+      status: paid.status,
+      // Linked only for the researcher's own receipt, as the page links it.
+      url: paid.isOwn ? `/me/receipts/${paid.id}` : null,
+      stillApplied: held.stillApplied && moneyJson(held.stillApplied.amount, held.stillApplied.currency),
+    },
+    message: held.message,
+  };
 }

@@ -593,11 +593,51 @@ export function findOpenPayments(db: Client, receiptId: number): Promise<Payment
   });
 }
 
-/** A payment held for review, with the receipt it was for, as the researcher is told of it. */
+/**
+ * A payment held for review, with the receipt it was for, as the researcher is told of it: the money it
+ * stands for and what of it went back (refunds, less those that failed; a lost dispute).
+ */
 export type HeldPaymentRow = Pick<
   PaymentRow,
-  'id' | 'receiptId' | 'amountMinor' | 'currency' | 'receivedMinor' | 'receivedCurrency'
->;
+  | 'id'
+  | 'receiptId'
+  | 'amountMinor'
+  | 'currency'
+  | 'receivedMinor'
+  | 'receivedCurrency'
+  | 'refundedMinor'
+  | 'refundedCurrency'
+  | 'disputeStatus'
+  | 'disputedMinor'
+> & { failedRefundMinor: bigint | null; uncountedFailedRefundMinor: bigint | null };
+
+/** The columns of a HeldPaymentRow, from `payments p`, each as text where it is money (the pool's rows). */
+const HELD_PAYMENT_COLUMNS = `p.id, p.receipt_id AS "receiptId", p.amount_minor::text AS "amountMinor", p.currency,
+       p.received_minor::text AS "receivedMinor", p.received_currency AS "receivedCurrency",
+       p.refunded_minor::text AS "refundedMinor", p.refunded_currency AS "refundedCurrency",
+       p.dispute_status::text AS "disputeStatus", p.disputed_minor::text AS "disputedMinor",
+       -- The refunds the provider reported failed went nowhere (docs/payments.md, "A refund that failed").
+       (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f WHERE f.payment_id = p.id)::text
+         AS "failedRefundMinor",
+       (SELECT SUM(f.amount_minor) FROM payment_failed_refunds f
+         WHERE f.payment_id = p.id AND NOT f.is_in_reported_total)::text AS "uncountedFailedRefundMinor"`;
+
+type HeldPaymentText = {
+  [K in keyof HeldPaymentRow]: HeldPaymentRow[K] extends bigint | null ? string | null : HeldPaymentRow[K];
+};
+
+function heldPaymentRowOf(row: HeldPaymentText): HeldPaymentRow {
+  const minor = (text: string | null) => (text === null ? null : BigInt(text));
+  return {
+    ...row,
+    amountMinor: BigInt(row.amountMinor ?? '0'),
+    receivedMinor: minor(row.receivedMinor),
+    refundedMinor: minor(row.refundedMinor),
+    disputedMinor: minor(row.disputedMinor),
+    failedRefundMinor: minor(row.failedRefundMinor),
+    uncountedFailedRefundMinor: minor(row.uncountedFailedRefundMinor),
+  };
+}
 
 /**
  * The user's payments held for review and not yet resolved, on any of their receipts, oldest first.
@@ -606,28 +646,26 @@ export type HeldPaymentRow = Pick<
  * to 200 requests/s).
  */
 export async function findHeldPaymentsOfUser(pool: pg.Pool, username: string): Promise<HeldPaymentRow[]> {
-  const result = await pool.query<{
-    id: number;
-    receiptId: number;
-    amountMinor: string;
-    currency: string;
-    receivedMinor: string | null;
-    receivedCurrency: string | null;
-  }>({
+  const result = await pool.query<HeldPaymentText>({
     name: 'held-payments-of-user',
     // Through the (status, created_at) index: held payments are few.
-    text: `SELECT p.id, p.receipt_id AS "receiptId", p.amount_minor::text AS "amountMinor", p.currency,
-                  p.received_minor::text AS "receivedMinor", p.received_currency AS "receivedCurrency"
+    text: `SELECT ${HELD_PAYMENT_COLUMNS}
              FROM payments p JOIN receipts r ON r.id = p.receipt_id
             WHERE p.status = 'needs_review' AND r.username = $1
             ORDER BY p.id`,
     values: [username],
   });
-  return result.rows.map((row) => ({
-    ...row,
-    amountMinor: BigInt(row.amountMinor),
-    receivedMinor: row.receivedMinor === null ? null : BigInt(row.receivedMinor),
-  }));
+  return result.rows.map(heldPaymentRowOf);
+}
+
+/** The receipt's payments held for review, oldest first, as the researcher is told of them (HeldPaymentRow). */
+export async function findHeldPaymentRowsOfReceipt(db: Client, receiptId: number): Promise<HeldPaymentRow[]> {
+  const rows = await db.$queryRaw<HeldPaymentText[]>`
+    SELECT ${Prisma.raw(HELD_PAYMENT_COLUMNS)}
+      FROM payments p
+     WHERE p.receipt_id = ${receiptId} AND p.status = 'needs_review'
+     ORDER BY p.id`;
+  return rows.map(heldPaymentRowOf);
 }
 
 /**
@@ -635,9 +673,8 @@ export async function findHeldPaymentsOfUser(pool: pg.Pool, username: string): P
  * voided and billed again): its money may already pay for these jobs. Null when there is none.
  */
 export async function findHeldPaymentForSameJobs(db: Client, receiptId: number): Promise<HeldPaymentRow | null> {
-  const rows = await db.$queryRaw<HeldPaymentRow[]>`
-    SELECT p.id, p.receipt_id AS "receiptId", p.amount_minor AS "amountMinor", p.currency,
-           p.received_minor AS "receivedMinor", p.received_currency AS "receivedCurrency"
+  const rows = await db.$queryRaw<HeldPaymentText[]>`
+    SELECT ${Prisma.raw(HELD_PAYMENT_COLUMNS)}
       FROM payments p
      WHERE p.status = 'needs_review'
        AND p.receipt_id <> ${receiptId}
@@ -647,7 +684,7 @@ export async function findHeldPaymentForSameJobs(db: Client, receiptId: number):
                     WHERE held.receipt_id = p.receipt_id AND here.receipt_id = ${receiptId} AND NOT here.is_voided)
      ORDER BY p.id
      LIMIT 1`;
-  return rows[0] ?? null;
+  return rows[0] === undefined ? null : heldPaymentRowOf(rows[0]);
 }
 
 /**

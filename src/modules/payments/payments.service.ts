@@ -36,6 +36,7 @@ import {
   type PaymentMoney,
   paymentMoneyOf,
   returnedMinorOf,
+  withoutEarlierRefundSoFar,
 } from './payment-money.js';
 import {
   type Checkout,
@@ -411,7 +412,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     client: Prisma.TransactionClient | typeof prisma,
     receipt: { id: number; status: string },
   ) {
-    const [held] = await paymentsRepository.findHeldPaymentsOfReceipt(client, receipt.id);
+    const [held] = await paymentsRepository.findHeldPaymentRowsOfReceipt(client, receipt.id);
     if (held) {
       throw new ConflictError(
         PAYMENT_IN_REVIEW_MESSAGE,
@@ -896,23 +897,26 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const lostText = describeMinorUnits(lostMinor, refunded.currency);
     // Held already for a dispute: the bank may take more than this refund, so the dispute stays in
     // what the admin decides on (the refund's own words replace an earlier refund's).
-    const heldForDispute =
-      payment.status === 'needs_review' && payment.externalDisputeId !== null && payment.reviewReason
-        ? `${payment.reviewReason}; `
+    // What it is held for so far, less the words of an earlier refund in part: this total says the refund
+    // so far in their place (each refund's words were added after the last, so the reason repeated itself).
+    const heldReason =
+      payment.status === 'needs_review' && payment.reviewReason
+        ? withoutEarlierRefundSoFar(payment.reviewReason, receivedText, providerName)
         : '';
+    const heldForDispute = payment.externalDisputeId !== null && heldReason !== '' ? `${heldReason}; ` : '';
     // Held already, by a refund that failed before this total: what the admin decides on so far is kept.
-    const heldBefore = payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : '';
+    const heldBefore = heldReason === '' ? '' : `${heldReason}; `;
     const partReason =
       (failedInTotalMinor === 0n && lostMinor === 0n
         ? `${failedMinor === 0n ? heldForDispute : heldBefore}${refundedText} of the ${receivedText} received was ` +
           `refunded at ${providerName}; receipt #${payment.receiptId} stays paid until this is resolved`
         : failedInTotalMinor === 0n
           ? // Held already by the lost dispute: what the admin decides on so far is kept.
-            `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
+            `${heldBefore}` +
             `${refundedText} of the ${receivedText} received was refunded at ${providerName}, on top of the ` +
             `${lostText} taken back by the lost dispute; receipt #${payment.receiptId} stays paid until this is resolved`
           : // Held already by the failure told first: what the admin decides on so far is kept.
-            `${payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : ''}` +
+            `${heldBefore}` +
             `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
             `${describeMinorUnits(failedInTotalMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
             `receipt #${payment.receiptId} stays paid until this is resolved`) + decisionNoteOf(payment);
@@ -991,7 +995,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       await paymentsRepository.addToHoldReason(
         tx,
         payment.id,
-        `${payment.reviewReason ?? 'held for review'}; refunded in full at ${providerName} (${refundedText}` +
+        `${heldReason || 'held for review'}; refunded in full at ${providerName} (${refundedText}` +
           `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); the dispute is still ` +
           `open, so the bank may take the money back as well: answer it at ${providerName} (the payer was ` +
           'refunded) and resolve this once it is settled',
@@ -1019,14 +1023,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       await paymentsRepository.addToHoldReason(
         tx,
         payment.id,
-        `${payment.reviewReason ?? 'held for review'}; ${refundWords}; ${stillText} is still held${paidWords}`,
+        `${heldReason || 'held for review'}; ${refundWords}; ${stillText} is still held${paidWords}`,
       );
     }
     if (moneyPaid !== null && isHeldGoneInFull) {
       await paymentsRepository.addToHoldReason(
         tx,
         payment.id,
-        `${payment.reviewReason ?? 'held for review'}; refunded in full at ${providerName} (${refundedText}` +
+        `${heldReason || 'held for review'}; refunded in full at ${providerName} (${refundedText}` +
           `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); its money paid receipt ` +
           `#${moneyPaid.id} (marked paid with the money of receipt #${payment.receiptId}` +
           `${moneyPaid.through.length === 0 ? '' : `, through ${moneyPaid.through.join(', ')}, voided since`}), which ` +
@@ -1038,7 +1042,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (isHeldRefundedInFull) {
       await paymentsRepository.resolveAsRefundedByProvider(tx, payment.id, {
         reviewReason:
-          `${payment.reviewReason ?? 'held for review'}; refunded in full at ${providerName} (${refundedText}` +
+          `${heldReason || 'held for review'}; refunded in full at ${providerName} (${refundedText}` +
           `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`})`,
         note: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
         reviewedBy: `provider:${providerName}`,

@@ -2220,7 +2220,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // office, a receipt the researcher may have paid already read as a bill to pay.
     const [paidWith, heldHere, heldForSameJobs, paidOnline, refunded, voidedPaidByHand] = await Promise.all([
       findPaidWith(receipt),
-      paymentsRepository.findHeldPaymentsOfReceipt(db, receipt.id),
+      paymentsRepository.findHeldPaymentRowsOfReceipt(db, receipt.id),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
       receipt.status === 'paid' ? paymentsRepository.findPaymentThatPaid(db, receipt.id) : null,
       paymentsRepository.findRefundedPayments(db, receipt.id),
