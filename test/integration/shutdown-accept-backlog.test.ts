@@ -12,7 +12,9 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 
 // A spawned server may take up to spawnServer's 90 s to start on a loaded machine.
 const SPAWNED_TEST_TIMEOUT_MS = 150_000;
-const CLIENTS = 8;
+// Few: with 2 workers the primary hands them out one per round trip, and 8 failed once in 5 runs on a
+// machine at load 20 (the 250 ms the listener waits for the next one is a bound, not a guarantee).
+const CLIENTS = 4;
 
 let db: TestDatabase;
 beforeAll(async () => {
