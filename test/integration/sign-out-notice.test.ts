@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildUser } from '../support/factories.js';
-import { csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { csrfTokenIn, csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -36,6 +36,55 @@ describe('signing out', () => {
     // Said once: the next visit of the page is the plain form.
     const again = await agent.get('/login').set('Accept', 'text/html').expect(200);
     expect(again.text).not.toContain('You are signed out.');
+  });
+
+  it('says so too when Sign out is pressed in a tab left open after signing out in another', async () => {
+    const user = await buildUser(db.prisma, { username: 'gwen' });
+    const agent = await signInAs(buildTestApp(db), 'gwen', user.password);
+    const labTab = await agent.get('/me/receipts').set('Accept', 'text/html').expect(200);
+    await agent
+      .post('/logout')
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(agent) })
+      .expect(302);
+    // The other tab's sign-in page has shown its notice; the tab left open knows nothing of it.
+    await agent.get('/login').set('Accept', 'text/html').expect(200);
+    await agent
+      .post('/logout')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: csrfTokenIn(labTab.text) })
+      .expect(302)
+      .expect('Location', '/login');
+    // It used to land on the bare form, the page before signing in, at a shared computer's last tab.
+    const page = await agent.get('/login').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('You are signed out.');
+    const again = await agent.get('/login').set('Accept', 'text/html').expect(200);
+    expect(again.text).not.toContain('You are signed out.');
+  });
+
+  it('keeps the reason a session was ended for when Sign out is pressed after it', async () => {
+    const app = buildTestApp(db);
+    const admin = await signInNewAdmin(app, db, 'hana-admin');
+    const user = await buildUser(db.prisma, { username: 'hana' });
+    const agent = await signInAs(app, 'hana', user.password);
+    const token = await csrfTokenOf(agent);
+    await admin
+      .post(`/admin/users/${user.id}/disable`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin, '/admin/users'))
+      .send({})
+      .expect(200);
+    await agent
+      .post('/logout')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: token })
+      .expect(302)
+      .expect('Location', '/login');
+    const page = await agent.get('/login').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('Your account has been disabled. Ask an administrator.');
+    expect(page.text).not.toContain('You are signed out.');
   });
 
   it('a sign-out posted without its token changes nothing and keeps the session', async () => {

@@ -64,6 +64,25 @@ describe('My usage refusing the view, sort or page of a window it can show', () 
     expect(billed.text).toContain('<input type="hidden" name="view" value="billed">');
   });
 
+  it('keeps a sort the page takes when the window is refused, so Show after correcting the dates sorts as before', async () => {
+    // Sorted by cost, then From typed after To: the page's form, tabs and Create receipt dropped the
+    // sort, and the corrected window came back by Ended, as a new window did before it kept the sort.
+    const page = await html('/me?start=2025-09-10&end=2025-09-01&sort=cost&dir=asc').expect(400);
+    expect(page.text).toContain('From (2025-09-10) is after To (2025-09-01).');
+    expect(page.text).toContain('<input type="hidden" name="sort" value="cost">');
+    expect(page.text).toContain('<input type="hidden" name="dir" value="asc">');
+    expect(tabLinksOf(page.text)).toEqual([
+      '/me?view=detail&sort=cost&dir=asc',
+      '/me?view=aggregate&sort=cost&dir=asc',
+      '/me?view=billed&sort=cost&dir=asc',
+    ]);
+    expect(page.text).toContain('action="/me/receipt?sort=cost&amp;dir=asc#create-receipt"');
+    // A refused sort is left out; the direction beside it, which the page takes, is kept.
+    const refusedSort = await html('/me?start=2025-09-01&end=2025-09-10&sort=elapsed_sec&dir=asc').expect(400);
+    expect(refusedSort.text).not.toContain('name="sort" value=');
+    expect(refusedSort.text).toContain('<input type="hidden" name="dir" value="asc">');
+  });
+
   it('keeps the tabs to the default window when the window itself is refused', async () => {
     for (const query of [
       'start=2025-09-10&end=2025-09-01',

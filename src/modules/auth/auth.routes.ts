@@ -116,20 +116,24 @@ export const redirectSignedInFromSignIn: RequestHandler = (req, res, next) => {
   res.redirect(303, destinationOf(req) ?? homeOf(req.user));
 };
 
+const SIGNED_OUT_MESSAGE = 'You are signed out.';
+
 /**
  * A sign-out posted by someone no longer signed in comes from a tab left open after signing out in
  * another (which ended the session its token belonged to) or after the session ended: they are
  * signed out already, so they get the sign-in page a sign-out leads to instead of a 403 for the
  * stale token, whose reload would post it again. Mounted before the CSRF check; there is no
- * session to end, so a forged sign-out can do nothing here.
+ * session to end, so a forged sign-out can do nothing here but have the sign-in page say so.
  */
 export const redirectSignedOutFromSignOut: RequestHandler = (req, res, next) => {
   if (req.user) return next();
   if (prefersJson(req)) return answerSignedOut(res);
+  // The bare form left the person at a shared computer's last open tab as unsure as a sign-out
+  // without the notice did. A session ended with a reason (a disable, a password changed
+  // elsewhere) carries that reason, which says more, so it stays.
+  if (!req.session.flash) req.session.flash = { type: 'success', message: SIGNED_OUT_MESSAGE };
   res.redirect(302, '/login');
 };
-
-const SIGNED_OUT_MESSAGE = 'You are signed out.';
 
 /** What a JSON client asking GET /logout is told (406). */
 const GET_LOGOUT_REFUSAL =

@@ -117,6 +117,7 @@ export function createMyUsagePage(deps: { usage: UsageService }): ShowMyUsage {
     }
     const { shownWindow, exportWindow } = shown;
     const keptView = isUsageView(raw.view) ? raw.view : undefined;
+    const keptSort = keptSortOf(raw);
     res.status(400).render('usage/me', {
       title: 'My usage',
       page: undefined,
@@ -127,13 +128,16 @@ export function createMyUsagePage(deps: { usage: UsageService }): ShowMyUsage {
       heldPayments,
       // The window form sends the view back: a refused one (view=Per day) was refused again at every Show.
       form: { start: raw.start ?? '', end: raw.end ?? '', view: keptView ?? 'detail' },
+      // And the sort, when the page takes it: after a refused window, Show listed the jobs by Ended again.
+      keptSort,
       // The tabs keep the window of the form when a page can show it (a refused view, sort or page
       // sent them to the last 7 days, another window than the form's and the CSV's), or a too-long
       // one as typed (a From alone stays alone).
-      link: (changes: Record<string, unknown>) => linkTo('/me', shownWindow, changes),
-      // A refused receipt comes back to the window the tabs keep, in a view that is one, without
-      // what was refused (it came back to the last 7 days).
-      receiptAction: linkTo('/me/receipt', { ...shownWindow, view: keptView }, {}),
+      link: (changes: Record<string, unknown>) =>
+        linkTo('/me', { ...shownWindow, view: undefined, ...keptSort }, changes),
+      // A refused receipt comes back to the window the tabs keep, in a view and sort that are ones,
+      // without what was refused (it came back to the last 7 days).
+      receiptAction: linkTo('/me/receipt', { ...shownWindow, view: keptView, ...keptSort }, {}),
       // The CSV exports the window typed (a too-long one is what the message sends it to),
       // and is not offered for a window it would refuse.
       csvLink: exportWindow && linkTo('/me.csv', exportWindow, {}),
@@ -154,6 +158,16 @@ function typedWindowQueryOf(raw: Record<string, unknown>): TWindowQuery | undefi
 const USAGE_VIEWS: readonly string[] = ZUsageQuery.shape.view.unwrap().options;
 const isUsageView = (view: unknown): view is TUsageQuery['view'] =>
   typeof view === 'string' && USAGE_VIEWS.includes(view);
+
+/** The sort and direction of a refused query that the page takes; one the page refuses is left out. */
+function keptSortOf(raw: Record<string, unknown>): { sort?: string; dir?: string } {
+  const taken = (value: unknown, options: readonly string[]) =>
+    typeof value === 'string' && options.includes(value) ? value : undefined;
+  return {
+    sort: taken(raw.sort, ZUsageQuery.shape.sort.unwrap().options),
+    dir: taken(raw.dir, ZUsageQuery.shape.dir.unwrap().options),
+  };
+}
 
 /**
  * /me as JSON: what the page shows in its view, under the same window, sort and page. Money is
