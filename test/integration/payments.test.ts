@@ -914,7 +914,7 @@ describe('resolving a payment held for review', () => {
     });
     expect(again.status).toBe(409);
     expect(again.text).toContain(
-      `<div class="alert error" role="alert">Payment #${first.payment.id} was already resolved (refunded)`,
+      `<div class="alert error" role="alert" id="review-error" tabindex="-1" autofocus>Payment #${first.payment.id} was already resolved (refunded)`,
     );
     // When, as the pages write it (APP_TZ), not a raw ISO instant.
     expect(again.text).toMatch(/ on \d{4}-\d{2}-\d{2} \d{2}:\d{2}; nothing was changed\./);
@@ -954,7 +954,7 @@ describe('resolving a payment held for review', () => {
       const page = await resolve(admin, payment.id, body);
       expect(page.status, JSON.stringify(body)).toBe(409);
       expect(page.text).toContain(
-        `<div class="alert error" role="alert">Payment #${payment.id} was already resolved (dismissed)`,
+        `<div class="alert error" role="alert" id="review-error" tabindex="-1" autofocus>Payment #${payment.id} was already resolved (dismissed)`,
       );
       expect(page.text).not.toContain('Note: must');
     }

@@ -313,7 +313,7 @@ describe('settling a refused claim', () => {
     expect(page.status).toBe(409);
     expect(page.text).toMatch(
       new RegExp(
-        `<div class="alert error" role="alert">Refused claim #${claim.id} was already settled by claimreviewer\\d+ on `,
+        `<div class="alert error" role="alert" id="refused-claim-error" tabindex="-1" autofocus>Refused claim #${claim.id} was already settled by claimreviewer\\d+ on `,
       ),
     );
     expect(await db.prisma.paymentRefusedClaim.findUniqueOrThrow({ where: { id: claim.id } })).toEqual(settled);
@@ -389,7 +389,7 @@ describe('settling a refused claim', () => {
     expect(again.status).toBe(409);
     expect(again.text).toMatch(
       new RegExp(
-        `<div class="alert error" role="alert">Refused claim #${claim.id} was already settled by claimreviewer\\d+ on `,
+        `<div class="alert error" role="alert" id="refused-claim-error" tabindex="-1" autofocus>Refused claim #${claim.id} was already settled by claimreviewer\\d+ on `,
       ),
     );
   });
