@@ -88,6 +88,18 @@ describe('the dummy provider', () => {
     ).toBe(errorsBefore + 1);
   });
 
+  it('refuses a body nested deeper than the check reads, which hid a key given twice after it', async () => {
+    const payment = await pendingPayment();
+    const before = await everythingWritten();
+    const deep = `${'['.repeat(100)}${']'.repeat(100)}`;
+    const answer = await deliverDummyText(
+      `{"event_id":"evt-dup-deep-${payment.id}","padding":${deep},"event_type":"payment.failed","event_type":"payment.succeeded","external_payment_id":"${payment.externalPaymentId}","amount_cents":1000,"currency":"THB"}`,
+    );
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toBe('Webhook rejected: body is nested deeper than 64 levels, which no event is.');
+    expect(await everythingWritten()).toEqual(before);
+  });
+
   it('still takes the same event with each key once', async () => {
     const payment = await pendingPayment();
     const answer = await deliverDummyText(

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { JsonDuplicateKeyError, parseJsonKeepingNumberText } from '../../http/lossless-json.js';
+import { JsonDuplicateKeyError, JsonTooDeepError, parseJsonKeepingNumberText } from '../../http/lossless-json.js';
 import { AppError } from '../../shared/errors.js';
 
 /** What every provider's webhook boils down to. */
@@ -143,12 +143,17 @@ export function parseWebhookJson(rawBody: Buffer): unknown {
   try {
     parseJsonKeepingNumberText(text);
   } catch (error) {
-    // Anything else it cannot read (not JSON, nested too deeply) is left to JSON.parse below.
     if (error instanceof JsonDuplicateKeyError) {
       throw new WebhookBodyError(
         `body gives ${error.key} more than once; an event gives each field once, so which value it means cannot be told`,
       );
     }
+    // The reader stops there, so a key given twice after it would go unseen; no provider's event
+    // comes near this depth (Stripe's are a few levels deep).
+    if (error instanceof JsonTooDeepError) {
+      throw new WebhookBodyError(`body is nested deeper than ${error.maxDepth} levels, which no event is`);
+    }
+    // Anything else it cannot read (not JSON) is left to JSON.parse below.
   }
   try {
     return JSON.parse(text);
