@@ -5,8 +5,8 @@ import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentPr
 import {
   AMOUNT_TOO_LARGE,
   isAmountTooLarge,
-  jsonTextOf,
   PROVIDER_CURRENCY_CODE,
+  parseWebhookJson,
   refuseBodyNotUtf8,
   WebhookBodyError,
   WebhookSignatureError,
@@ -85,12 +85,7 @@ export function createDummyProvider(options: { webhookSecret: string }): Payment
 
 /** A dummy event's body, once its signature holds; throws WebhookBodyError saying what is wrong. */
 function readDummyEvent(rawBody: Buffer): PaymentEvent {
-  let body: unknown;
-  try {
-    body = JSON.parse(jsonTextOf(rawBody));
-  } catch {
-    throw new WebhookBodyError('body is not JSON');
-  }
+  const body = parseWebhookJson(rawBody);
   const parsed = ZDummyEvent.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { JsonDuplicateKeyError, JsonTooDeepError, parseJsonKeepingNumberText } from '../../http/lossless-json.js';
 import { AppError } from '../../shared/errors.js';
 
 /** What every provider's webhook boils down to. */
@@ -129,6 +130,36 @@ const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 export function jsonTextOf(rawBody: Buffer): string {
   const start = rawBody.subarray(0, UTF8_BOM.length).equals(UTF8_BOM) ? UTF8_BOM.length : 0;
   return rawBody.subarray(start).toString('utf8');
+}
+
+/**
+ * A signed webhook body parsed as JSON: WebhookBodyError when it is not JSON, or when an object in it
+ * gives a key twice. JSON.parse keeps the last value unseen (`"event_type":"payment.failed",
+ * "event_type":"payment.succeeded"` paid a receipt), where another reader of the same signed bytes
+ * (the provider's log, a proxy) may take the first; the app's other JSON bodies are refused alike.
+ */
+export function parseWebhookJson(rawBody: Buffer): unknown {
+  const text = jsonTextOf(rawBody);
+  try {
+    parseJsonKeepingNumberText(text);
+  } catch (error) {
+    if (error instanceof JsonDuplicateKeyError) {
+      throw new WebhookBodyError(
+        `body gives ${error.key} more than once; an event gives each field once, so which value it means cannot be told`,
+      );
+    }
+    // The reader stops there, so a key given twice after it would go unseen; no provider's event
+    // comes near this depth (Stripe's are a few levels deep).
+    if (error instanceof JsonTooDeepError) {
+      throw new WebhookBodyError(`body is nested deeper than ${error.maxDepth} levels, which no event is`);
+    }
+    // Anything else it cannot read (not JSON) is left to JSON.parse below.
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new WebhookBodyError('body is not JSON');
+  }
 }
 
 export class WebhookSignatureError extends AppError {

@@ -6,9 +6,9 @@ import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentPr
 import {
   AMOUNT_TOO_LARGE,
   isAmountTooLarge,
-  jsonTextOf,
   PaymentProviderError,
   PROVIDER_CURRENCY_CODE,
+  parseWebhookJson,
   refuseBodyNotUtf8,
   WebhookBodyError,
   WebhookSignatureError,
@@ -159,12 +159,7 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
  * sent the bytes, and a body that is no event is the sender's mistake, not a wrong secret.
  */
 function readStripeEvent(rawBody: Buffer): Stripe.Event {
-  let body: unknown;
-  try {
-    body = JSON.parse(jsonTextOf(rawBody));
-  } catch {
-    throw new WebhookBodyError('body is not JSON');
-  }
+  const body = parseWebhookJson(rawBody);
   if (
     !isRecord(body) ||
     typeof body.id !== 'string' ||
