@@ -192,13 +192,17 @@ export function enforceSessionLifetime(settings: SessionSettings): RequestHandle
     const lastSeenAt = current.lastSeenAt ?? now;
     const isIdle = now - lastSeenAt > settings.idleSec * 1000 + precisionMs;
     if (isIdle || now - signedInAt > settings.absoluteSec * 1000) {
-      req.session.regenerate((error) => {
-        if (!error) {
+      const ended = (error?: unknown, isReplaced = true) => {
+        // Not replaced: a disable (or a change of the password) signed the row out after this request
+        // read it, and the session now says so; "Your session ended" would hide why.
+        if (!error && isReplaced) {
           req.session.flash = { type: 'warning', message: SESSION_ENDED_MESSAGE };
           requestsWithEndedSession.add(req);
         }
         next(error);
-      });
+      };
+      if (req.sessionStore instanceof PostgresSessionStore) req.sessionStore.endSession(req, ended);
+      else req.session.regenerate(ended);
       return;
     }
     if (now - lastSeenAt >= precisionMs) current.lastSeenAt = now;

@@ -97,6 +97,21 @@ const SIGN_OUT_STALE_PASSWORD: Omit<pg.QueryConfig, 'values'> = {
           WHERE sid = $1 AND sess #>> '{passport,user}' IS NOT DISTINCT FROM $3::text`,
 };
 
+/*
+ * Deletes a session's row only while it is signed in, or signed out, as its request found it
+ * ($2, sessionStateOf), as UPDATE_SESSION writes it: a disable of the user (or a change of the
+ * password) that signed the row out after the request read it wrote why, and deleting that row
+ * told its holder only "Your session ended". One statement, so nothing can sign the row out
+ * between the check and the delete.
+ */
+const DESTROY_SESSION_AS_READ: Omit<pg.QueryConfig, 'values'> = {
+  name: 'session-destroy-as-read',
+  text: `DELETE FROM "session"
+          WHERE sid = $1
+            AND jsonb_build_array(sess #>> '{passport,user}', sess -> 'signedOutBy',
+                                  sess -> 'isAccountDisabled', sess -> 'disabledUsername') = $2::jsonb`,
+};
+
 /* Whether the account a disable signed a session out of is still disabled (only such sessions ask). */
 const IS_USER_DISABLED: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-marked-user-disabled',
@@ -160,6 +175,38 @@ export class PostgresSessionStore extends session.Store {
     callback();
   }
 
+  /**
+   * Ends a signed-in session the idle or absolute limit ended (src/http/session.ts), as regenerate
+   * does, unless its row was signed out since the request read it: a disable of the user (or a
+   * change of the password) committed meanwhile. Then the row is kept, the request goes on with the
+   * session it now holds (saying why it was signed out), and `isReplaced` is false.
+   */
+  endSession(req: Request, callback: (error?: unknown, isReplaced?: boolean) => void): void {
+    const storedAs = this.storedSessions.get(req.session);
+    if (storedAs === undefined) {
+      req.session.regenerate((error) => callback(error, true));
+      return;
+    }
+    const sid = req.sessionID;
+    this.pool.query({ ...DESTROY_SESSION_AS_READ, values: [sid, storedAs] }).then(({ rowCount }) => {
+      if (rowCount === 1) return this.generateFor(req, callback);
+      this.get(sid, (error, data) => {
+        if (error) return callback(error);
+        // Gone (signed out elsewhere, or a disable's mark of a user enabled again): ended as before.
+        if (!data) return this.generateFor(req, callback);
+        // Still signed in (written in a form the check does not read alike): ended whatever it holds.
+        if (signedInUserOf(data) !== null) return req.session.regenerate((failed) => callback(failed, true));
+        this.createSession(req, data);
+        callback(undefined, false);
+      });
+    }, callback);
+  }
+
+  private generateFor(req: Request, callback: (error?: unknown, isReplaced?: boolean) => void): void {
+    (this as unknown as { generate(req: Request): void }).generate(req);
+    callback(undefined, true);
+  }
+
   override get(sid: string, callback: (error: unknown, data?: session.SessionData | null) => void): void {
     this.pool.query<SessionRow>({ ...GET_SESSION, values: [sid, Date.now() / 1000] }).then(({ rows }) => {
       const row = rows[0];
@@ -178,9 +225,10 @@ export class PostgresSessionStore extends session.Store {
           signedOutBy: reason,
           signedOutUserId: String(row.user_id),
         };
+        // Signed out meanwhile (a disable of the user wrote why): answered with what the row says now.
         this.pool
           .query({ ...SIGN_OUT_STALE_PASSWORD, values: [sid, signedOut, signedInUserOf(data)] })
-          .then(() => callback(null, signedOut), callback);
+          .then(({ rowCount }) => (rowCount === 1 ? callback(null, signedOut) : this.get(sid, callback)), callback);
         return;
       }
       // Signed in racing a disable (its check read the account before the disable committed): it
