@@ -62,6 +62,10 @@ const SET_SESSION: Omit<pg.QueryConfig, 'values'> = {
          ON CONFLICT (sid) DO UPDATE SET sess = $1, expire = to_timestamp($2)`,
 };
 
+/** A row's sign-in state, in the form sessionStateOf gives a request's copy of it. */
+const SESSION_STATE_OF_ROW = `jsonb_build_array(sess #>> '{passport,user}', sess -> 'signedOutBy',
+                                  sess -> 'isAccountDisabled', sess -> 'disabledUsername')`;
+
 /*
  * A session read from the table is written back only over its own row: if the row is gone (a
  * sign-out in another tab, the prune), the request that loaded it before must not bring it back.
@@ -81,8 +85,7 @@ const UPDATE_SESSION: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-update',
   text: `UPDATE "session" SET sess = $1, expire = to_timestamp($2)
           WHERE sid = $3
-            AND jsonb_build_array(sess #>> '{passport,user}', sess -> 'signedOutBy',
-                                  sess -> 'isAccountDisabled', sess -> 'disabledUsername') = $4::jsonb`,
+            AND ${SESSION_STATE_OF_ROW} = $4::jsonb`,
 };
 
 /*
@@ -108,8 +111,7 @@ const DESTROY_SESSION_AS_READ: Omit<pg.QueryConfig, 'values'> = {
   name: 'session-destroy-as-read',
   text: `DELETE FROM "session"
           WHERE sid = $1
-            AND jsonb_build_array(sess #>> '{passport,user}', sess -> 'signedOutBy',
-                                  sess -> 'isAccountDisabled', sess -> 'disabledUsername') = $2::jsonb`,
+            AND ${SESSION_STATE_OF_ROW} = $2::jsonb`,
 };
 
 /* Whether the account a disable signed a session out of is still disabled (only such sessions ask). */
