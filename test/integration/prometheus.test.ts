@@ -177,9 +177,10 @@ describe.skipIf(!hasPrometheus)('the real Prometheus scraping the app', () => {
     await fetch(`${appUrl}/formula`);
     const [expression] = dashboardQueries('Top 5 slow endpoints by p95');
     const overFiveSeconds = (expression as string).replaceAll('[1m]', '[5s]');
-    await seriesOf('http_requests_total{job="hpc-billing",endpoint="/formula"}');
-    // Its one request is in the range at first, then out of it.
-    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    // Waits until the range holds scrapes of /formula's histogram (two, or rate() has nothing to
+    // give a NaN from) and none of them counts a new request: its zero rates are those that gave
+    // the NaN bars. A fixed 7 s wait got there too, seconds later.
+    await seriesOf('increase(http_request_duration_seconds_count{job="hpc-billing",endpoint="/formula"}[5s]) == 0');
     const slowest = await seriesOf(overFiveSeconds);
     expect(slowest.map((series) => series.metric.endpoint)).not.toContain('/formula');
     for (const series of slowest) expect(Number.isNaN(Number(series.value[1]))).toBe(false);
