@@ -237,6 +237,18 @@ describe('HEAD of a page', () => {
   });
 
   it.each([
+    ['a page past the last', '/me?page=9'],
+    ['a receipt that is not there', '/me/receipts/999999'],
+  ])("a researcher's HEAD of a refused page, %s, leaves the flash for the next page opened", async (_, path) => {
+    // A researcher sent on from an admin page has the flash waiting for My usage.
+    await alice.get('/admin').set('Accept', 'text/html').expect(302);
+    // A HEAD is refused with the page its GET shows, which no one sees: it took the flash with it.
+    await alice.head(path).set('Accept', 'text/html').expect(404);
+    const me = await alice.get('/me').set('Accept', 'text/html').expect(200);
+    expect(me.text).toContain('is for administrators only');
+  });
+
+  it.each([
     '/me',
     '/me?start=2026-02-30',
     `/me/receipts/${1}`,
