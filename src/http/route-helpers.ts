@@ -132,3 +132,26 @@ export function answerHeadWithoutWork(res: Response, isJson: boolean): void {
     .type(isJson ? 'json' : 'html')
     .end();
 }
+
+/** The refusals a page's GET shows itself: the page with the reason and its form, or the error page with a way back of its own. */
+const REFUSALS_THE_PAGE_SHOWS: readonly number[] = [400, 404];
+
+/**
+ * Answers a HEAD (a link checker, `curl -I`) of a page without its GET's work once `check` passes, and
+ * says whether it did. A refusal a browser or `curl -I` gets as a page is left to the GET's code (false):
+ * the error page the HEAD answered with was not its GET's (the page with the reason and the form, or
+ * another way back), so its Content-Length was not the GET's, which a HEAD must not send (RFC 9110 8.6),
+ * and `curl -I` was told JSON where its GET sends HTML. A JSON client's refusal is the same `{error, code}`
+ * either way and is thrown.
+ */
+export async function answeredHeadWithoutWork(req: Request, res: Response, check: () => unknown): Promise<boolean> {
+  if (req.method !== 'HEAD') return false;
+  try {
+    await check();
+  } catch (error) {
+    if (error instanceof AppError && REFUSALS_THE_PAGE_SHOWS.includes(error.status) && !prefersJson(req)) return false;
+    throw error;
+  }
+  answerHeadWithoutWork(res, prefersJson(req));
+  return true;
+}

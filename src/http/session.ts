@@ -213,14 +213,16 @@ export function enforceSessionLifetime(settings: SessionSettings): RequestHandle
 /**
  * Moves a one-time message from the session to the next page rendered. Taken at render time,
  * not here: a request that only redirects (an ended session sent to /login) leaves the
- * message for the page it leads to.
+ * message for the page it leads to, as a HEAD's page does.
  */
 export const exposeFlash: RequestHandler = (req, res, next) => {
   const render = res.render;
   res.render = function renderWithFlash(this: Response, ...args: Parameters<Response['render']>) {
     if (req.session?.flash) {
       res.locals.flash = req.session.flash;
-      delete req.session.flash;
+      // A HEAD's page is seen by no one: the message waits for the page the browser opens next, and
+      // the HEAD still renders it, so that its Content-Length is the one its GET would send.
+      if (req.method !== 'HEAD') delete req.session.flash;
     }
     return render.apply(this, args);
   } as Response['render'];

@@ -59,11 +59,14 @@ describe('HEAD /admin/usage', () => {
     ['a start after the end', '/admin/usage?start=2025-09-20&end=2025-09-01'],
     ['a date that is not one', '/admin/usage?start=2025-02-30'],
   ])('is refused as its GET is: %s', async (_, path) => {
-    for (const accept of ['application/json', 'text/html']) {
+    for (const accept of ['application/json', 'text/html', '*/*']) {
       const got = await admin.get(path).set('Accept', accept);
       expect(got.status).toBe(400);
       const head = await admin.head(path).set('Accept', accept);
       expect(head.status).toBe(400);
+      // The page with the reason and the filters, as its GET shows it: it was the error page's type and length.
+      expect(head.headers['content-type'], accept).toBe(got.headers['content-type']);
+      expect(head.headers['content-length'], accept).toBe(got.headers['content-length']);
     }
   });
 });

@@ -66,6 +66,8 @@ async function withTableAway<T>(table: string, body: () => Promise<T>): Promise<
 }
 
 const ACCEPTS = ['text/html', 'application/json'];
+/** And `curl -I`'s, which asks for anything: the pages answer it with HTML, their refusals too. */
+const ACCEPTS_WITH_ANY = [...ACCEPTS, '*/*'];
 
 /** HEAD answers `path` with the status, Content-Type and Cache-Control of its GET, and no body; the GET's status. */
 async function expectHeadAsGet(agent: Agent | request.Agent, path: string, accept: string): Promise<number> {
@@ -76,6 +78,11 @@ async function expectHeadAsGet(agent: Agent | request.Agent, path: string, accep
   expect(head.headers['content-type'], label).toBe(got.headers['content-type']);
   expect(head.headers['cache-control'], label).toBe(got.headers['cache-control']);
   expect(head.headers.location, label).toBe(got.headers.location);
+  // A HEAD that did none of its GET's work sends no Content-Length; one it sends is its GET's (RFC 9110
+  // 8.6): a refusal's was the length of the error page while its GET showed the page with the reason.
+  if (head.headers['content-length'] !== undefined) {
+    expect(head.headers['content-length'], label).toBe(got.headers['content-length']);
+  }
   expect(head.text ?? '').toBe('');
   return got.status;
 }
@@ -154,6 +161,7 @@ describe('HEAD of a page', () => {
     ['a date that is not one', () => '/me?start=2026-02-30', 400],
     ['a view that is not one', () => '/me?view=weekly', 400],
     ['a page past the last job', () => '/me?start=2026-01-01&end=2026-01-31&page=2', 404],
+    ['a page past the last job of the default window', () => '/me?page=9', 404],
     ['a page past the last billed job', () => '/me?start=2026-01-01&end=2026-01-31&view=billed&page=2', 404],
     ['a later page of days', () => '/me?start=2025-11-01&end=2026-01-31&view=aggregate&page=2', 200],
     ['a page past the last day', () => '/me?start=2025-11-01&end=2026-01-31&view=aggregate&page=3', 404],
@@ -172,7 +180,7 @@ describe('HEAD of a page', () => {
     // Pages that read no query answer it as their GET does, ignored.
     ['/account with a query', () => '/account?page=0', 200],
   ])("a researcher's HEAD is refused as its GET is: %s", async (_, pathOf, status) => {
-    for (const accept of ACCEPTS) {
+    for (const accept of ACCEPTS_WITH_ANY) {
       expect(await expectHeadAsGet(alice, pathOf(), accept)).toBe(status);
     }
   });
@@ -182,6 +190,7 @@ describe('HEAD of a page', () => {
     ['a printable receipt that is not there', () => '/admin/receipts/999999/print', 404],
     ['a page past the last', () => `/admin/receipts/${bobReceipt}?page=2`, 404],
     ['a page past the last receipt', () => '/admin/receipts?page=2', 404],
+    ['a page past the last of a receipt', () => `/admin/receipts/${bobReceipt}/print?page=2`, 404],
     ['a month-end run to filter by that is not there', () => '/admin/receipts?run=999999', 404],
     ['a window the wrong way round', () => '/admin/receipts?start=2026-02-10&end=2026-02-01', 400],
     ['a status that is not one', () => '/admin/receipts?status=lost', 400],
@@ -202,7 +211,7 @@ describe('HEAD of a page', () => {
     ['/admin/rates with a query', () => '/admin/rates?page=x', 200],
     ['/admin/ingestion with a query', () => '/admin/ingestion?page=x&limit=-1', 200],
   ])("an admin's HEAD is refused as its GET is: %s", async (_, pathOf, status) => {
-    for (const accept of ACCEPTS) {
+    for (const accept of ACCEPTS_WITH_ANY) {
       expect(await expectHeadAsGet(admin, pathOf(), accept)).toBe(status);
     }
   });
@@ -225,6 +234,18 @@ describe('HEAD of a page', () => {
     await alice.head(pathOf()).set('Accept', 'text/html').expect(302);
     const me = await alice.get('/me').set('Accept', 'text/html').expect(200);
     expect(me.text).not.toContain('is for administrators only');
+  });
+
+  it.each([
+    ['a page past the last', '/me?page=9'],
+    ['a receipt that is not there', '/me/receipts/999999'],
+  ])("a researcher's HEAD of a refused page, %s, leaves the flash for the next page opened", async (_, path) => {
+    // A researcher sent on from an admin page has the flash waiting for My usage.
+    await alice.get('/admin').set('Accept', 'text/html').expect(302);
+    // A HEAD is refused with the page its GET shows, which no one sees: it took the flash with it.
+    await alice.head(path).set('Accept', 'text/html').expect(404);
+    const me = await alice.get('/me').set('Accept', 'text/html').expect(200);
+    expect(me.text).toContain('is for administrators only');
   });
 
   it.each([

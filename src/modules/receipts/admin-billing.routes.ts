@@ -8,6 +8,7 @@ import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import {
   answerChange,
+  answeredHeadWithoutWork,
   answerHeadWithoutWork,
   type BackLink,
   isRefusedForm,
@@ -349,11 +350,11 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/receipts', guards.requireAdmin, async (req, res) => {
     // A HEAD (a link checker, `curl -I`): its GET's status and type, refused as its GET is (a filter 400,
     // a run not there or a page past the last 404), the receipts counted for a later page, none read or summed.
-    if (req.method === 'HEAD') {
-      await receipts.checkAdminListPage(parseInput(ZReceiptFilter, req.query));
-      answerHeadWithoutWork(res, prefersJson(req));
-      return;
-    }
+    // Refused, it gets the page its GET shows.
+    const isHeadAnswered = await answeredHeadWithoutWork(req, res, () =>
+      receipts.checkAdminListPage(parseInput(ZReceiptFilter, req.query)),
+    );
+    if (isHeadAnswered) return;
     // A script gets the list as JSON, and a refused filter (or run, or page) as {error, code}.
     if (prefersJson(req)) {
       const filter = parseInput(ZReceiptFilter, req.query);
@@ -450,12 +451,10 @@ export function adminBillingRoutes(deps: {
     offerWayBack(res, BILLING);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
     const page = await receiptPageAsked(req, res, `/admin/receipts/${id}`, () => receipts.assertFound(id));
-    // A HEAD (a link checker, `curl -I`): the status and type of its GET from the receipt's row alone.
-    if (req.method === 'HEAD') {
-      await receipts.checkReceiptPage(id, page);
-      answerHeadWithoutWork(res, prefersJson(req));
-      return;
-    }
+    // A HEAD (a link checker, `curl -I`): the status and type of its GET from the receipt's row alone;
+    // refused, the error page its GET shows, with its way back.
+    const isHeadAnswered = await answeredHeadWithoutWork(req, res, () => receipts.checkReceiptPage(id, page));
+    if (isHeadAnswered) return;
     if (page > 1) {
       // A page past the last (an old link) leads to the receipt's page 1, once the receipt is known to be there.
       await receipts.assertFound(id);

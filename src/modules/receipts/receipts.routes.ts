@@ -8,6 +8,7 @@ import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import {
   answerCreated,
+  answeredHeadWithoutWork,
   answerHeadWithoutWork,
   type BackLink,
   isRefusedForm,
@@ -624,12 +625,10 @@ export function receiptsRoutes(deps: {
     const username = sessionUserOf(req).username;
     const page = await receiptPageAsked(req, res, `/me/receipts/${id}`, () => receipts.assertFound(id, username));
     // A HEAD (a link checker, `curl -I`): the status and type of its GET (another user's receipt, or a
-    // page past the last, 404) from the receipt's row alone, without its items, payments or refunds.
-    if (req.method === 'HEAD') {
-      await receipts.checkReceiptPage(id, page, username);
-      answerHeadWithoutWork(res, prefersJson(req));
-      return;
-    }
+    // page past the last, 404) from the receipt's row alone, without its items, payments or refunds;
+    // refused, the error page its GET shows, with its way back.
+    const isHeadAnswered = await answeredHeadWithoutWork(req, res, () => receipts.checkReceiptPage(id, page, username));
+    if (isHeadAnswered) return;
     if (page > 1) {
       // A page past the last (an old link) leads to the receipt's page 1, once the receipt is known to be
       // there: another user's receipt keeps My receipts as its way back.

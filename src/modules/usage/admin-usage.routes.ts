@@ -5,7 +5,7 @@ import { getDownload } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
-import { answerHeadWithoutWork, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import { answeredHeadWithoutWork, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
@@ -68,13 +68,12 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
   const router = express.Router();
 
   router.get('/admin/usage', guards.requireAdmin, async (req, res) => {
-    // A HEAD (a link checker, `curl -I`) gets the status and type of its GET, refused as the GET is,
-    // without the sums: it read up to a year of every user's jobs to send nothing.
-    if (req.method === 'HEAD') {
-      usage.checkAdminUsageQuery(parseInput(ZAdminUsageQuery, req.query));
-      answerHeadWithoutWork(res, prefersJson(req));
-      return;
-    }
+    // A HEAD (a link checker, `curl -I`) gets the status and type of its GET without the sums: it read
+    // up to a year of every user's jobs to send nothing. Refused, it gets the page its GET shows.
+    const isHeadAnswered = await answeredHeadWithoutWork(req, res, () =>
+      usage.checkAdminUsageQuery(parseInput(ZAdminUsageQuery, req.query)),
+    );
+    if (isHeadAnswered) return;
     // A script gets the page's figures as JSON, and a refused window or filter as {error, code}.
     if (prefersJson(req)) {
       const result = await usage.getAdminUsage(parseInput(ZAdminUsageQuery, req.query));

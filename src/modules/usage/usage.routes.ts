@@ -6,7 +6,7 @@ import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import {
-  answerHeadWithoutWork,
+  answeredHeadWithoutWork,
   type BackLink,
   offerWayBack,
   sessionUserOf,
@@ -266,13 +266,12 @@ export function usageRoutes(deps: {
   const router = express.Router();
 
   router.get('/me', guards.requireUser, async (req, res) => {
-    // A HEAD (a link checker, `curl -I`) gets the status and type of its GET, refused as the GET is
-    // (a bad window 400, a page past the last 404), without the jobs, their sums or the held payments.
-    if (req.method === 'HEAD') {
-      await usage.checkUserUsagePage(sessionUserOf(req).username, parseInput(ZUsageQuery, req.query));
-      answerHeadWithoutWork(res, prefersJson(req));
-      return;
-    }
+    // A HEAD (a link checker, `curl -I`) gets the status and type of its GET without the jobs, their sums
+    // or the held payments; refused (a bad window 400, a page past the last 404), the page its GET shows.
+    const isHeadAnswered = await answeredHeadWithoutWork(req, res, () =>
+      usage.checkUserUsagePage(sessionUserOf(req).username, parseInput(ZUsageQuery, req.query)),
+    );
+    if (isHeadAnswered) return;
     // A script gets the page's data as JSON, and a refused window or page as {error, code}.
     if (prefersJson(req)) {
       const page = await usage.getUserUsage(sessionUserOf(req).username, parseInput(ZUsageQuery, req.query));
