@@ -42,3 +42,21 @@ describe('/admin/receipts', () => {
     }
   });
 });
+
+describe('/admin/payments', () => {
+  // listPaymentsPageForAdmin's statements: the newest page, and the pages older and newer than a payment.
+  const page = 'SELECT p.*, r.username FROM payments p JOIN receipts r ON r.id = p.receipt_id';
+  const key = '(SELECT k.created_at, k.id FROM payments k WHERE k.id = 10000)';
+
+  it('reads the newest page, and those older and newer than a payment, from an index in the list order', async () => {
+    for (const statement of [
+      `${page} ORDER BY p.created_at DESC, p.id DESC LIMIT 201`,
+      `${page} WHERE (p.created_at, p.id) < ${key} ORDER BY p.created_at DESC, p.id DESC LIMIT 201`,
+      `${page} WHERE (p.created_at, p.id) > ${key} ORDER BY p.created_at ASC, p.id ASC LIMIT 201`,
+    ]) {
+      const plan = await planOf(statement);
+      expect(plan).toMatch(/Index Scan( Backward)? using payments_created_at_id_idx on payments p/);
+      expect(plan).not.toMatch(/Seq Scan|Sort/);
+    }
+  });
+});
