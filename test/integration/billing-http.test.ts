@@ -2035,7 +2035,7 @@ describe('admin pages', () => {
   });
 
   it('refuses a window that ends before it starts, as the other windows do, keeping what was typed', async () => {
-    // Each page names the dates by its own labels (Created from … to here); a script reads the keys it sent.
+    // Each page names the dates by its own labels (Created from … Created to here); a script reads the keys it sent.
     const message = 'Created from (2026-12-03) is after Created to (2026-12-01).';
     const page = await html(admin, '/admin/receipts?start=2026-12-03&end=2026-12-01&user=alice&status=paid');
     expect(page.status).toBe(400);

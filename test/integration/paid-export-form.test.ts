@@ -108,3 +108,22 @@ describe('the paid receipts export form, refused', () => {
     );
   });
 });
+
+describe("the billing page's date fields", () => {
+  /** The text of the label for the field `id`, tags dropped, as a screen reader names the field. */
+  const labelOf = (html: string, id: string) =>
+    new RegExp(`<label for="${id}">(.*?)</label>`, 's')
+      .exec(html)?.[1]
+      ?.replace(/<[^>]*>/g, '')
+      .replace(/\s+/g, ' ')
+      .trim();
+
+  it('name each end date by its own label, not a bare "to" that says nothing heard on its own', async () => {
+    // A screen reader moving from field to field (or listing them) heard "to, date": to what, of which
+    // of the page's two windows, it did not say.
+    const page = await admin.get('/admin/receipts').set('Accept', 'text/html').expect(200);
+    expect([labelOf(page.text, 'paid-start'), labelOf(page.text, 'paid-end')]).toEqual(['Paid from', 'Paid to']);
+    // The receipt filters' window, named as its refusal names it ("Created from (…) is after Created to (…).").
+    expect([labelOf(page.text, 'start'), labelOf(page.text, 'end')]).toEqual(['Created from', 'Created to']);
+  });
+});
