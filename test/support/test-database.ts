@@ -29,7 +29,10 @@ async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T>
  */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `hb_test_${randomBytes(6).toString('hex')}`;
-  await withAdmin((client) => client.query(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDatabase')}`));
+  const strategy = inject('isFileCopyClone') ? ' STRATEGY FILE_COPY' : '';
+  await withAdmin((client) =>
+    client.query(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDatabase')}${strategy}`),
+  );
   const url = withDatabase(inject('adminUrl'), name);
   const database = openDatabase(url, {
     poolMax: 10,
