@@ -149,6 +149,32 @@ describe('/admin/ingestion', () => {
     expect(audit.details).toEqual({ reason: 'another run was in progress' });
   });
 
+  // A browser's Run now refused because another run holds the lock came back with the warning at the top
+  // of the page, a polite status, the focus nowhere; a failed run's reason is an alert beside the button
+  // that takes the focus (run-now-failed-focus), and a refusal is told the same way.
+  it('tells a browser a "run now" refused during another run beside the button, as an alert that takes the focus', async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const agent = await signInAs(app(), admin.username, admin.password);
+    const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    const release = await tryAcquireIngestLock(db.pool);
+    try {
+      await agent
+        .post('/admin/ingestion/run')
+        .type('form')
+        .send({ csrf_token: csrfTokenIn(page.text) })
+        .expect(303)
+        .expect('Location', '/admin/ingestion');
+    } finally {
+      await release?.();
+    }
+    const after = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    expect(after.text).toMatch(
+      /<div class="alert error" role="alert" id="run-now-error" tabindex="-1" autofocus>A run is already in progress; it was not started twice\.<\/div>\s*<form method="post" action="\/admin\/ingestion\/run"/,
+    );
+    expect(after.text).not.toMatch(/role="status"[^>]*>\s*A run is already in progress/);
+    expect(after.text).toContain('<title>Error: Ingestion · HPC Billing</title>');
+  });
+
   it('answers a "run now" whose sources all failed with 502 and the failed run to a JSON client, and an error flash to a browser', async () => {
     const admin = await buildUser(db.prisma, { role: 'admin' });
     const missing = path.join(import.meta.dirname, 'no-such-sacct-file.psv');
