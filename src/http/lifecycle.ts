@@ -493,7 +493,6 @@ export function closeGracefully(server: http.Server, timeoutMs: number, logger?:
 const ACCEPT_QUIET_MS = 250;
 /** The longest a shutdown goes on taking connections while clients keep connecting. */
 const ACCEPT_QUIET_MAX_MS = 1_000;
-const ACCEPT_LOOK_MS = 10;
 
 /**
  * Resolves once `server` has taken no connection for ACCEPT_QUIET_MS, or after ACCEPT_QUIET_MAX_MS.
@@ -505,23 +504,20 @@ const ACCEPT_LOOK_MS = 10;
  * before its SIGTERM, 6 of 10 with 2 workers. Taken, they are answered with `Connection: close`.
  */
 function acceptQueueEmptied(server: http.Server): Promise<void> {
-  const startedAt = performance.now();
-  let lastConnectionAt = startedAt;
-  const onConnection = () => {
-    lastConnectionAt = performance.now();
-  };
-  server.on('connection', onConnection);
   return new Promise((resolve) => {
-    const look = () => {
-      const now = performance.now();
-      if (now - lastConnectionAt < ACCEPT_QUIET_MS && now - startedAt < ACCEPT_QUIET_MAX_MS) {
-        setTimeout(look, ACCEPT_LOOK_MS);
-        return;
-      }
-      server.off('connection', onConnection);
+    const done = () => {
+      clearTimeout(quiet);
+      clearTimeout(longest);
+      server.off('connection', waitAgain);
       resolve();
     };
-    setTimeout(look, ACCEPT_LOOK_MS);
+    let quiet = setTimeout(done, ACCEPT_QUIET_MS);
+    const longest = setTimeout(done, ACCEPT_QUIET_MAX_MS);
+    function waitAgain() {
+      clearTimeout(quiet);
+      quiet = setTimeout(done, ACCEPT_QUIET_MS);
+    }
+    server.on('connection', waitAgain);
   });
 }
 

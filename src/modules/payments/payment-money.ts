@@ -356,12 +356,11 @@ export interface MoneyPaidReceipt {
  * it: the researcher was told only that the receipt "stays paid from it", though part or all of that money
  * was theirs again. Empty when nothing went back.
  */
-function moneyBackWords(held: HeldPayment, paid: MoneyPaidReceipt): string {
+function moneyBackWords(held: HeldPayment, paid: MoneyPaidReceipt, left: Prisma.Decimal): string {
   const back = held.refunded;
   if (back === null) return '';
-  const left = held.amount.minus(back.amount);
   if (paid.status === 'void') return `; ${describeMoney(back.amount, back.currency)} of it went back to you since`;
-  return left.lessThanOrEqualTo(0)
+  return left.isZero()
     ? `; all of it went back to you since, so none of it pays receipt #${paid.id} any more, though that receipt ` +
         'stays paid for now: the billing team will be in touch about it.'
     : `; ${describeMoney(back.amount, back.currency)} of it went back to you since, so ` +
@@ -384,7 +383,9 @@ export function heldPaymentNoteOf(
 ): HeldPaymentNote {
   const own = held.receiptId === receipt.id;
   const paid = own ? moneyPaid : null;
-  const back = paid === null ? '' : moneyBackWords(held, paid);
+  // What of the held money still pays `paid`: none once refunds (or a lost dispute) took it all back.
+  const left = Prisma.Decimal.max(held.amount.minus(held.refunded?.amount ?? 0), 0);
+  const back = paid === null ? '' : moneyBackWords(held, paid, left);
   const paidIntro =
     paid === null
       ? ''
@@ -402,14 +403,12 @@ export function heldPaymentNoteOf(
           'be in touch. Please do not pay again for these jobs meanwhile' +
           `${receipt.status === 'pending' ? ': this receipt cannot be paid online until they have decided' : ''}.`
         : heldForSameJobsMessage(held);
-  const left = paid === null ? null : held.amount.minus(held.refunded?.amount ?? 0);
   return {
     ...held,
     message,
     state: paid !== null ? 'money_paid_receipt' : own ? 'being_checked' : 'held_for_same_jobs',
     moneyPaidReceipt: paid,
-    stillApplied:
-      left === null ? null : { amount: left.greaterThan(0) ? left : new Prisma.Decimal(0), currency: held.currency },
+    stillApplied: paid === null ? null : { amount: left, currency: held.currency },
   };
 }
 

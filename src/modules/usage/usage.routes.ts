@@ -16,7 +16,7 @@ import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { type TUsageQuery, type TWindowQuery, ZUsageQuery, ZWindowExportQuery, ZWindowQuery } from './usage.schema.js';
+import { type TWindowQuery, ZUsageQuery, ZWindowExportQuery, ZWindowQuery } from './usage.schema.js';
 import { type MyUsageAsk, USAGE_CSV_COLUMNS, type UsageService, type UserUsagePage } from './usage.service.js';
 
 /**
@@ -116,7 +116,7 @@ export function createMyUsagePage(deps: { usage: UsageService }): ShowMyUsage {
       return;
     }
     const { shownWindow, exportWindow } = shown;
-    const keptView = isUsageView(raw.view) ? raw.view : undefined;
+    const keptView = takenOption(raw.view, ZUsageQuery.shape.view.unwrap().options);
     const keptSort = keptSortOf(raw);
     res.status(400).render('usage/me', {
       title: 'My usage',
@@ -155,17 +155,16 @@ function typedWindowQueryOf(raw: Record<string, unknown>): TWindowQuery | undefi
   }
 }
 
-const USAGE_VIEWS: readonly string[] = ZUsageQuery.shape.view.unwrap().options;
-const isUsageView = (view: unknown): view is TUsageQuery['view'] =>
-  typeof view === 'string' && USAGE_VIEWS.includes(view);
+/** A refused query's value when it is one of the page's options (a view, a sort, a direction), else undefined. */
+function takenOption<T extends string>(value: unknown, options: readonly T[]): T | undefined {
+  return options.find((option) => option === value);
+}
 
 /** The sort and direction of a refused query that the page takes; one the page refuses is left out. */
 function keptSortOf(raw: Record<string, unknown>): { sort?: string; dir?: string } {
-  const taken = (value: unknown, options: readonly string[]) =>
-    typeof value === 'string' && options.includes(value) ? value : undefined;
   return {
-    sort: taken(raw.sort, ZUsageQuery.shape.sort.unwrap().options),
-    dir: taken(raw.dir, ZUsageQuery.shape.dir.unwrap().options),
+    sort: takenOption(raw.sort, ZUsageQuery.shape.sort.unwrap().options),
+    dir: takenOption(raw.dir, ZUsageQuery.shape.dir.unwrap().options),
   };
 }
 
