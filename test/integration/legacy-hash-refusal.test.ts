@@ -7,7 +7,11 @@ import { postLogin } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
-// The hashing function is watched at its module's boundary; the database stays real.
+// The hashing function is watched at its module's boundary; the database stays real. A worker keeps
+// modules between test files (vitest.config.ts, isolate: false), so the app an earlier file loaded
+// would keep the real function: the modules are loaded afresh for this file, and again after it, so
+// that no later file gets the watched one.
+vi.hoisted(() => vi.resetModules());
 vi.mock('../../src/modules/users/password.js', async (importOriginal) => {
   const actual = await importOriginal<typeof import('../../src/modules/users/password.js')>();
   return { ...actual, verifyPassword: vi.fn(actual.verifyPassword) };
@@ -18,7 +22,11 @@ let db: TestDatabase;
 beforeAll(async () => {
   db = await createTestDatabase();
 });
-afterAll(() => db?.drop());
+afterAll(async () => {
+  await db?.drop();
+  vi.doUnmock('../../src/modules/users/password.js');
+  vi.resetModules();
+});
 beforeEach(() => verifyPassword.mockClear());
 
 /** The hashes a sign-in verified against, in order. */
