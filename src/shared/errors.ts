@@ -109,6 +109,11 @@ export class ReversedWindowError extends BadRequestError {
   }
 }
 
+/** A field's label after "a" or "an", as it is said: "a Created from", "an Ended from". */
+export function withArticle(label: string): string {
+  return `${/^[aeiou]/i.test(label) ? 'an' : 'a'} ${label}`;
+}
+
 /**
  * A From alone after today: From up to today would be a reversed window, and the From to the
  * future an empty one that reads as "no usage" (or "no receipts") when none can have happened yet.
@@ -117,7 +122,7 @@ export class ReversedWindowError extends BadRequestError {
 export class StartAfterTodayError extends BadRequestError {
   constructor(start: string, today: string, label = 'From') {
     super(
-      `${label} (${start}) is after today (${today}), so nothing has happened since then yet. Pick a ${label} on or before today.`,
+      `${label} (${start}) is after today (${today}), so nothing has happened since then yet. Pick ${withArticle(label)} on or before today.`,
       { field: 'start' },
     );
   }

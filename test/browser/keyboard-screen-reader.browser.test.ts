@@ -122,13 +122,13 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
     // A window the wrong way round: the reason is about both dates (either may be the one to fix),
     // and the focus goes to From.
     await page.goto(`${base}/me?start=2026-03-10&end=2026-03-01`);
-    const from = page.getByLabel('From', { exact: true });
+    const from = page.getByLabel('Ended from', { exact: true });
     expect(await from.getAttribute('aria-invalid')).toBe('true');
-    const to = page.getByLabel('To', { exact: true });
+    const to = page.getByLabel('Ended to', { exact: true });
     expect(await to.getAttribute('aria-invalid')).toBe('true');
     expect(await to.getAttribute('aria-describedby')).toBe(await from.getAttribute('aria-describedby'));
     expect(await page.locator(`#${await from.getAttribute('aria-describedby')}`).textContent()).toContain(
-      'From (2026-03-10) is after To (2026-03-01).',
+      'Ended from (2026-03-10) is after Ended to (2026-03-01).',
     );
     expect(await focused(page)).toBe('input#start ');
 
@@ -391,16 +391,16 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
   it('the filters of Usage across users and the audit log mark the date to fix, tied to the reason, and focus it', async () => {
     const page = await signedIn('root');
     await page.goto(`${base}/admin/usage?start=2026-03-10&end=2026-03-01&user=kim`);
-    const from = page.getByLabel('From', { exact: true });
+    const from = page.getByLabel('Ended from', { exact: true });
     expect(await from.getAttribute('aria-invalid')).toBe('true');
     expect(await page.getByLabel('User (part of a name, any case)', { exact: true }).inputValue()).toBe('kim');
     expect(await page.locator(`#${await from.getAttribute('aria-describedby')}`).textContent()).toContain(
-      'From (2026-03-10) is after To (2026-03-01).',
+      'Ended from (2026-03-10) is after Ended to (2026-03-01).',
     );
     expect(await focused(page)).toBe('input#start ');
 
     await page.goto(`${base}/admin/audit?from=2026-03-10&to=2026-03-01`);
-    expect(await page.getByLabel('From', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+    expect(await page.getByLabel('Logged from', { exact: true }).getAttribute('aria-invalid')).toBe('true');
     expect(await focused(page)).toBe('input#from ');
     await page.context().close();
   });

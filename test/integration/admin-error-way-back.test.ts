@@ -31,14 +31,14 @@ describe('an admin finance page that cannot be shown', () => {
     [
       '/admin/usage.csv?start=2026-02-30&user=alice',
       400,
-      'From: is not a real calendar date',
+      'Ended from: is not a real calendar date',
       '/admin/usage?start=2026-02-30&amp;user=alice',
       'Back to Usage across users',
     ],
     [
       '/admin/audit.csv?from=2026-12-05&to=2026-12-01&action=receipt.void',
       400,
-      'From (2026-12-05) is after To (2026-12-01).',
+      'Logged from (2026-12-05) is after Logged to (2026-12-01).',
       '/admin/audit?action=receipt.void&amp;from=2026-12-05&amp;to=2026-12-01',
       'Back to the audit log',
     ],

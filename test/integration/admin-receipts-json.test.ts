@@ -152,14 +152,14 @@ describe('GET /admin/receipts for a JSON client', () => {
     expect((await getJson('/admin/receipts?start=2000-01-01&end=2000-01-31').expect(200)).body.count).toBe(0);
   });
 
-  it('refuses a Created from alone after today, as paid.csv refuses a From after today, instead of "No receipts match."', async () => {
+  it('refuses a Created from alone after today, as paid.csv refuses a Paid from after today, instead of "No receipts match."', async () => {
     // From alone reads up to today; after today it listed nothing, which read as "nothing was billed".
     const paidCsv = await getJson('/admin/paid.csv?start=2999-12-31').expect(400);
     const today = /is after today \((\d{4}-\d{2}-\d{2})\)/.exec(paidCsv.body.error)?.[1] ?? '';
     expect(paidCsv.body.error).toBe(
-      `From (2999-12-31) is after today (${today}), so nothing has happened since then yet. Pick a From on or before today.`,
+      `Paid from (2999-12-31) is after today (${today}), so nothing has happened since then yet. Pick a Paid from on or before today.`,
     );
-    const said = paidCsv.body.error.replaceAll('From', 'Created from');
+    const said = paidCsv.body.error.replaceAll('Paid from', 'Created from');
     const refused = await getJson('/admin/receipts?start=2999-12-31').expect(400);
     expect(refused.body).toEqual({ error: said, code: 400 });
     const page = await admin.get('/admin/receipts?status=paid&start=2999-12-31').set('Accept', 'text/html').expect(400);

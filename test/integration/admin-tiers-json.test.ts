@@ -86,6 +86,19 @@ describe('GET /admin/tiers for a JSON client', () => {
       const answer = await getJson(chief, '/admin/tiers').expect(404);
       expect(answer.body).toMatchObject({ code: 404, reason: 'no_pricing_tiers' });
       expect((await chief.get('/admin/tiers').set('Accept', 'text/html')).status).toBe(200);
+      // Its HEAD (a link checker, `curl -I`) is answered as its GET is: the 404 to a script, the page
+      // saying where to add a tier to a browser (no one to list, so no page is past the last).
+      for (const [path, accept, status] of [
+        ['/admin/tiers', 'application/json', 404],
+        ['/admin/tiers', 'text/html', 200],
+        ['/admin/tiers?page=2', 'text/html', 200],
+        ['/admin/tiers?page=2', 'application/json', 404],
+      ] as const) {
+        const got = await chief.get(path).set('Accept', accept);
+        const head = await chief.head(path).set('Accept', accept);
+        expect([got.status, head.status], `${path} (${accept})`).toEqual([status, status]);
+        expect(head.headers['content-type'], `${path} (${accept})`).toBe(got.headers['content-type']);
+      }
     } finally {
       await empty.drop();
     }

@@ -187,7 +187,7 @@ describe('the audit pages', () => {
       .set('Accept', 'text/html')
       .expect(400);
     // Worded as usage, receipts and paid.csv word it: by the labels on the page, by the keys to a script.
-    expect(backwards.text).toContain('From (2026-03-05) is after To (2026-03-01).');
+    expect(backwards.text).toContain('Logged from (2026-03-05) is after Logged to (2026-03-01).');
     const csvBackwards = await agent
       .get('/admin/audit.csv?from=2026-03-05&to=2026-03-01')
       .set('Accept', 'application/json')
@@ -208,9 +208,9 @@ describe('the audit pages', () => {
       }
       expect(state.autofocus).toEqual([fields[0]]);
     };
-    expectTied(backwards.text, ['from', 'to'], 'From (2026-03-05) is after To (2026-03-01).');
+    expectTied(backwards.text, ['from', 'to'], 'Logged from (2026-03-05) is after Logged to (2026-03-01).');
     const badTo = await agent.get('/admin/audit?from=2026-03-01&to=2026-02-30').set('Accept', 'text/html').expect(400);
-    expectTied(badTo.text, ['to'], 'To: ');
+    expectTied(badTo.text, ['to'], 'Logged to: ');
     expect(badTo.text).toContain('name="to" type="date" value="2026-02-30"');
   });
 

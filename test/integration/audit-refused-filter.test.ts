@@ -23,11 +23,15 @@ afterAll(() => db?.drop());
 
 describe('the audit log with a refused filter', () => {
   it.each([
-    ['a date that is not one', '/admin/audit?actor=auditor&from=2026-02-30', 'From: is not a real calendar date'],
+    [
+      'a date that is not one',
+      '/admin/audit?actor=auditor&from=2026-02-30',
+      'Logged from: is not a real calendar date',
+    ],
     [
       'a start after the end',
       '/admin/audit?actor=auditor&from=2026-03-05&to=2026-03-01',
-      'From (2026-03-05) is after To (2026-03-01).',
+      'Logged from (2026-03-05) is after Logged to (2026-03-01).',
     ],
   ])('shows the reason and no entries table, not "No entries match." (%s)', async (_case, url, reason) => {
     // auditor's sign-in is in the log: the filter would have found it.

@@ -40,10 +40,10 @@ async function countWrites() {
 describe('dates beyond any job', () => {
   // 9999-12-31 is what people type for "forever"; the day after it is in the year 10000.
   it.each([
-    ['/me.csv?start=2000-01-01&end=9999-12-31', 'To: must be between 1900-01-01 and 2999-12-31'],
-    ['/me?start=9999-12-01&end=9999-12-31&view=aggregate', 'From: must be between 1900-01-01 and 2999-12-31'],
-    ['/me?start=9999-12-28', 'From: must be between 1900-01-01 and 2999-12-31'],
-    ['/me?start=1899-12-31', 'From: must be between 1900-01-01 and 2999-12-31'],
+    ['/me.csv?start=2000-01-01&end=9999-12-31', 'Ended to: must be between 1900-01-01 and 2999-12-31'],
+    ['/me?start=9999-12-01&end=9999-12-31&view=aggregate', 'Ended from: must be between 1900-01-01 and 2999-12-31'],
+    ['/me?start=9999-12-28', 'Ended from: must be between 1900-01-01 and 2999-12-31'],
+    ['/me?start=1899-12-31', 'Ended from: must be between 1900-01-01 and 2999-12-31'],
   ])('a researcher asking for %s gets a 400 naming the range', async (path, message) => {
     const response = await alice.get(path).set('Accept', 'text/html');
     expect(response.status, response.text.slice(0, 300)).toBe(400);
@@ -65,7 +65,7 @@ describe('dates beyond any job', () => {
   it('refuses a window given only its start at the last date it accepts, which is after today, saying so', async () => {
     // From alone runs up to today: it used to end at From + 6 days, which had to be kept within the range.
     const response = await alice.get('/me?start=2999-12-31').set('Accept', 'text/html').expect(400);
-    expect(response.text).toContain('From (2999-12-31) is after today');
+    expect(response.text).toContain('Ended from (2999-12-31) is after today');
   });
 
   it('starts a window given only its end near the first date it accepts at that date, so its links work', async () => {

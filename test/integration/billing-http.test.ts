@@ -387,9 +387,9 @@ describe('/me', () => {
     await html(alice, '/me?view=billed').expect(200);
 
     const backwards = await html(alice, '/me?start=2025-09-19&end=2025-09-01').expect(400);
-    expect(backwards.text).toContain('From (2025-09-19) is after To (2025-09-01).');
+    expect(backwards.text).toContain('Ended from (2025-09-19) is after Ended to (2025-09-01).');
     const nonsense = await html(alice, '/me?start=2025-02-30').expect(400);
-    expect(nonsense.text).toContain('From: is not a real calendar date');
+    expect(nonsense.text).toContain('Ended from: is not a real calendar date');
     const badSort = await html(alice, '/me?sort=password').expect(400);
     expect(badSort.text).toContain('Sort: must be one of');
   });
@@ -469,7 +469,7 @@ describe('/me', () => {
       await alice.get(`/me.csv?${query}`).expect(400);
     }
     const reversed = await html(alice, '/me?start=2026-11-30&end=2026-11-01').expect(400);
-    expect(reversed.text).toContain('From (2026-11-30) is after To (2026-11-01).');
+    expect(reversed.text).toContain('Ended from (2026-11-30) is after Ended to (2026-11-01).');
     expect(reversed.text).toContain('id="start" name="start" type="date" value="2026-11-30"');
     expect((await alice.get('/me.csv?start=2026-11-30&end=2026-11-01').expect(400)).body).toEqual({
       error: 'start (2026-11-30) is after end (2026-11-01).',
@@ -485,7 +485,7 @@ describe('/me', () => {
 
     // The admin usage page: neither export of a reversed window is offered.
     const adminReversed = await html(admin, '/admin/usage?start=2026-11-30&end=2026-11-01&user=alice').expect(400);
-    expect(adminReversed.text).toContain('From (2026-11-30) is after To (2026-11-01).');
+    expect(adminReversed.text).toContain('Ended from (2026-11-30) is after Ended to (2026-11-01).');
     expect(adminReversed.text).not.toContain('href="/admin/usage.csv');
     expect(adminReversed.text).not.toContain('href="/admin/my.csv');
     expect(adminReversed.text).toContain('Download these jobs (CSV): needs a valid window and filters');
@@ -512,13 +512,13 @@ describe('/me', () => {
       }
       expect(state.autofocus).toEqual([marked[0]]);
     };
-    expectTied(adminReversed.text, ['start', 'end'], 'From (2026-11-30) is after To (2026-11-01).');
+    expectTied(adminReversed.text, ['start', 'end'], 'Ended from (2026-11-30) is after Ended to (2026-11-01).');
     expect(adminReversed.text).toMatch(/id="start" name="start" type="date" value="2026-11-30"/);
     expectTied(longUser.text, 'user', 'User: must be at most 64 characters');
     const tooLong = await html(admin, '/admin/usage?start=2024-01-01&end=2025-09-20').expect(400);
     expectTied(tooLong.text, 'end', 'pick at most 366 days');
     const badDate = await html(admin, '/admin/usage?start=2025-09-01&end=2025-09-31').expect(400);
-    expectTied(badDate.text, 'end', 'To: ');
+    expectTied(badDate.text, 'end', 'Ended to: ');
   });
 
   it('says what the admin usage filters looked for when they match nothing', async () => {
@@ -2055,7 +2055,7 @@ describe('admin pages', () => {
     expect(api.body).toEqual({ error: 'start (2026-12-03) is after end (2026-12-01).', code: 400 });
     expect((await json(admin, '/admin/paid.csv?start=2026-12-03&end=2026-12-01')).body).toEqual(api.body);
     expect((await html(admin, '/admin/usage?start=2026-12-03&end=2026-12-01').expect(400)).text).toContain(
-      'From (2026-12-03) is after To (2026-12-01).',
+      'Ended from (2026-12-03) is after Ended to (2026-12-01).',
     );
     await html(admin, '/admin/receipts?start=2026-12-01&end=2026-12-01').expect(200);
   });

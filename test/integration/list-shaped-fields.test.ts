@@ -32,22 +32,22 @@ const agentOf = (who: Who) => (who === 'admin' ? admin : who === 'researcher' ? 
 
 // [who, address, the field's key (JSON), its label (page)]
 const LIST_SHAPED_QUERIES: [Who, string, string, string][] = [
-  ['researcher', '/me?start[]=2025-09-01', 'start', 'From'],
-  ['researcher', '/me?start=2025-09-01&start=2025-09-02', 'start', 'From'],
-  ['researcher', '/me?end[0]=2025-09-10&start=2025-09-01', 'end', 'To'],
+  ['researcher', '/me?start[]=2025-09-01', 'start', 'Ended from'],
+  ['researcher', '/me?start=2025-09-01&start=2025-09-02', 'start', 'Ended from'],
+  ['researcher', '/me?end[0]=2025-09-10&start=2025-09-01', 'end', 'Ended to'],
   ['researcher', '/me?page[a]=1', 'page', 'Page'],
   ['researcher', '/me?sort[]=end', 'sort', 'Sort'],
   ['researcher', '/me?view=billed&view[]=detail', 'view', 'View'],
-  ['researcher', '/me.csv?start[]=2025-09-01', 'start', 'From'],
+  ['researcher', '/me.csv?start[]=2025-09-01', 'start', 'Ended from'],
   ['researcher', '/me/receipts?page[]=1', 'page', 'Page'],
   ['researcher', '/me/receipts/RECEIPT?page[]=1', 'page', 'Page'],
   ['admin', '/admin/usage?user[]=lister1', 'user', 'User'],
-  ['admin', '/admin/usage.csv?start[]=2025-09-01', 'start', 'From'],
-  ['admin', '/admin/my.csv?end[]=2025-09-01', 'end', 'To'],
+  ['admin', '/admin/usage.csv?start[]=2025-09-01', 'start', 'Ended from'],
+  ['admin', '/admin/my.csv?end[]=2025-09-01', 'end', 'Ended to'],
   ['admin', '/admin/receipts?status[]=paid', 'status', 'Status'],
   ['admin', '/admin/receipts?page[x]=2', 'page', 'Page'],
-  ['admin', '/admin/paid.csv?start[]=2025-09-01', 'start', 'From'],
-  ['admin', '/admin/audit?from[]=2025-09-01', 'from', 'From'],
+  ['admin', '/admin/paid.csv?start[]=2025-09-01', 'start', 'Paid from'],
+  ['admin', '/admin/audit?from[]=2025-09-01', 'from', 'Logged from'],
   ['admin', '/admin/audit.csv?actor[]=lists', 'actor', 'Actor'],
   ['admin', '/admin/users?q[]=lister', 'q', 'Search'],
   ['admin', '/admin/tiers?page[]=1', 'page', 'Page'],
@@ -79,7 +79,7 @@ describe('a query field given as a list or an object', () => {
     '%s offers no CSV of another window than the one refused',
     async (path) => {
       // The page read the window it re-shows from the query: without `start` (the key was `start[]`)
-      // it offered the default window's CSV beside "From: must be given once".
+      // it offered the default window's CSV beside "Ended from: must be given once".
       const page = await researcher.get(path).set('Accept', 'text/html').expect(400);
       expect(visibleTextOf(page.text)).toContain('Download CSV (needs a valid window)');
       expect(page.text).not.toContain('href="/me.csv');

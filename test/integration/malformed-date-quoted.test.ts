@@ -35,25 +35,25 @@ const MALFORMED: [Who, string, string, string][] = [
     'researcher',
     '/me?start=2026/09/01',
     'start: must be a date as YYYY-MM-DD (got "2026/09/01")',
-    'From: must be a date as YYYY-MM-DD (got "2026/09/01")',
+    'Ended from: must be a date as YYYY-MM-DD (got "2026/09/01")',
   ],
   [
     'researcher',
     '/me.csv?end=01-09-2026',
     'end: must be a date as YYYY-MM-DD (got "01-09-2026")',
-    'To: must be a date as YYYY-MM-DD (got "01-09-2026")',
+    'Ended to: must be a date as YYYY-MM-DD (got "01-09-2026")',
   ],
   [
     'admin',
     '/admin/usage?start=tomorrow',
     'start: must be a date as YYYY-MM-DD (got "tomorrow")',
-    'From: must be a date as YYYY-MM-DD (got "tomorrow")',
+    'Ended from: must be a date as YYYY-MM-DD (got "tomorrow")',
   ],
   [
     'admin',
     '/admin/paid.csv?start=2026.09.01',
     'start: must be a date as YYYY-MM-DD (got "2026.09.01")',
-    'From: must be a date as YYYY-MM-DD (got "2026.09.01")',
+    'Paid from: must be a date as YYYY-MM-DD (got "2026.09.01")',
   ],
   [
     'admin',
@@ -65,7 +65,7 @@ const MALFORMED: [Who, string, string, string][] = [
     'admin',
     '/admin/audit?to=yesterday',
     'to: must be a date as YYYY-MM-DD (got "yesterday")',
-    'To: must be a date as YYYY-MM-DD (got "yesterday")',
+    'Logged to: must be a date as YYYY-MM-DD (got "yesterday")',
   ],
 ];
 
@@ -101,7 +101,7 @@ describe('a date in the wrong format', () => {
     expect(page.status).toBe(400);
     expect(page.text).not.toContain('<img src=x');
     expect(shownOn(page.text)).toContain(
-      `From: must be a date as YYYY-MM-DD (got "<img src=x onerror=alert(1)>${'9'.repeat(4)}…")`,
+      `Ended from: must be a date as YYYY-MM-DD (got "<img src=x onerror=alert(1)>${'9'.repeat(4)}…")`,
     );
     const json = await researcher.get(`/me?start=${encodeURIComponent(typed)}`).set('Accept', 'application/json');
     expect(json.body.error).toBe(

@@ -11,9 +11,9 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 
 /**
  * HEAD of /me, a receipt's page (and its printable page), the month-end runs and a run's page,
- * /admin/payments, /admin, /admin/users, /admin/rates, /admin/ingestion, /account and /rates (a link
- * checker, `curl -I`) did all of its GET's work: the jobs summed, the items, payments and refunds, the
- * users, rates or ingestion runs read, the page rendered and sent to nothing. HEAD now answers its GET's status
+ * /admin/payments, /admin, /admin/users, /admin/rates, /admin/ingestion, /admin/audit, /admin/tiers,
+ * /account and /rates (a link checker, `curl -I`) did all of its GET's work: the jobs summed, the items,
+ * payments and refunds, the users, rates, audit entries or ingestion runs read, the page rendered and sent to nothing. HEAD now answers its GET's status
  * and headers, refusing what the GET refuses (400, 401, 403, 404 for another user's receipt or a page
  * past the last), from an existence check at most. Shown on the database itself, as the CSV exports'
  * HEAD is (csv-head): with a table the page reads renamed away (or the views, for a page that reads none),
@@ -105,6 +105,11 @@ const PAGES: [string, () => Agent, () => string, string][] = [
   ['/admin/users, searched', () => admin, () => '/admin/users?q=ali', 'auth_throttle'],
   ['/admin/rates', () => admin, () => '/admin/rates', 'pricing_versions'],
   ['/admin/ingestion', () => admin, () => '/admin/ingestion', 'ingestion_runs'],
+  ['/admin/audit', () => admin, () => '/admin/audit', 'audit_log'],
+  ['/admin/audit, filtered', () => admin, () => '/admin/audit?actor=boss&from=2026-01-01&to=2026-02-15', 'audit_log'],
+  // Its list is of the users and the jobs' owners; the tiers are the rates' snapshot, which a JSON client's HEAD checks.
+  ['/admin/tiers', () => admin, () => '/admin/tiers', 'slurm_jobs'],
+  ['/admin/tiers, searched', () => admin, () => '/admin/tiers?q=ali', 'slurm_jobs'],
   ['/rates', () => alice, () => '/rates', 'pricing_versions'],
 ];
 
@@ -210,6 +215,15 @@ describe('HEAD of a page', () => {
     ['/admin with a query', () => '/admin?page=x', 200],
     ['/admin/rates with a query', () => '/admin/rates?page=x', 200],
     ['/admin/ingestion with a query', () => '/admin/ingestion?page=x&limit=-1', 200],
+    ['an audit window the wrong way round', () => '/admin/audit?from=2026-02-10&to=2026-02-01', 400],
+    ['an audit date that is not one', () => '/admin/audit?from=2026-02-30', 400],
+    ['an audit cursor that is not an entry id', () => '/admin/audit?before=abc', 400],
+    ["the other pages' window names on the audit log", () => '/admin/audit?start=2026-01-01', 400],
+    ['older audit entries than the first', () => '/admin/audit?before=1', 200],
+    ['a page past the last user of the tiers', () => '/admin/tiers?page=2', 404],
+    ['a page past the last user found of the tiers', () => '/admin/tiers?q=ali&page=2', 404],
+    ['a tiers search that finds no one', () => '/admin/tiers?q=nobody-here', 200],
+    ['a tiers page number that is not one', () => '/admin/tiers?page=0', 400],
   ])("an admin's HEAD is refused as its GET is: %s", async (_, pathOf, status) => {
     for (const accept of ACCEPTS_WITH_ANY) {
       expect(await expectHeadAsGet(admin, pathOf(), accept)).toBe(status);
@@ -224,6 +238,8 @@ describe('HEAD of a page', () => {
     ['/admin/users', () => '/admin/users'],
     ['/admin/rates', () => '/admin/rates'],
     ['/admin/ingestion', () => '/admin/ingestion'],
+    ['/admin/audit', () => '/admin/audit'],
+    ['/admin/tiers', () => '/admin/tiers'],
   ])("a researcher's HEAD of an admin page, %s, is answered as its GET is, leaving no flash", async (_, pathOf) => {
     // A browser is sent to My usage (302), a JSON client refused (403): a HEAD was 403 to both.
     expect(await expectHeadAsGet(alice, pathOf(), 'text/html')).toBe(302);
@@ -262,6 +278,8 @@ describe('HEAD of a page', () => {
     '/admin/users?page=0',
     '/admin/rates',
     '/admin/ingestion',
+    '/admin/audit',
+    '/admin/tiers',
     '/account',
   ])('signed out, HEAD %s is answered as its GET is', async (path) => {
     const signedOut = request.agent(app);

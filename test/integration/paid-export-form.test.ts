@@ -30,7 +30,7 @@ describe('the paid receipts export form, refused', () => {
     expect(refused.headers['content-type']).toMatch(/^text\/html/);
     expect(refused.text).toContain('<h1>Billing</h1>');
     const form = /<section class="card" id="paid-export">.*?<\/section>/s.exec(refused.text)?.[0] ?? '';
-    expect(form).toContain('Paid receipts not exported. From (2026-03-05) is after To (2026-03-01).');
+    expect(form).toContain('Paid receipts not exported. Paid from (2026-03-05) is after Paid to (2026-03-01).');
     expect(form).toContain('id="paid-start" name="start" type="date" value="2026-03-05"');
     expect(form).toContain('id="paid-end" name="end" type="date" value="2026-03-01"');
     // Both dates are marked (either may be the one to fix), described by the reason; From is focused
@@ -43,7 +43,7 @@ describe('the paid receipts export form, refused', () => {
 
     const typo = await admin.get('/admin/paid.csv?start=2026-02-30').set('Accept', 'text/html');
     expect(typo.status).toBe(400);
-    expect(typo.text).toContain('Paid receipts not exported. From: is not a real calendar date');
+    expect(typo.text).toContain('Paid receipts not exported. Paid from: is not a real calendar date');
   });
 
   it('refuses a bom typed by hand the same way: the billing page, the reason in the form, the dates kept', async () => {

@@ -46,3 +46,26 @@ describe('a From after its To marks both dates', () => {
     expect(answer.body).toEqual({ error: 'start (2026-11-10) is after end (2026-11-01).', code: 400 });
   });
 });
+
+describe("each window's dates are named by what they are", () => {
+  /** The text of the label for the field `id`, tags dropped, as a screen reader names the field. */
+  const labelOf = (html: string, id: string) =>
+    new RegExp(`<label for="${id}">(.*?)</label>`, 's')
+      .exec(html)?.[1]
+      ?.replace(/<[^>]*>/g, '')
+      .replace(/\s+/g, ' ')
+      .trim();
+
+  it.each([
+    ['researcher', '/me?start=2026-11-10&end=2026-11-01', ['start', 'end'], ['Ended from', 'Ended to']],
+    ['admin', '/admin/usage?start=2026-11-10&end=2026-11-01', ['start', 'end'], ['Ended from', 'Ended to']],
+    ['admin', '/admin/audit?from=2026-11-10&to=2026-11-01', ['from', 'to'], ['Logged from', 'Logged to']],
+    ['admin', '/admin/paid.csv?start=2026-11-10&end=2026-11-01', ['paid-start', 'paid-end'], ['Paid from', 'Paid to']],
+  ])('as a %s on %s: the labels, and the refusal in their words', async (who, path, ids, labels) => {
+    // A bare "To" (the start "From") was heard moving from field to field as "To, date": to what, it did not say.
+    const agent = who === 'admin' ? admin : researcher;
+    const page = await agent.get(path).set('Accept', 'text/html').expect(400);
+    expect(ids.map((id) => labelOf(page.text, id))).toEqual(labels);
+    expect(page.text).toContain(`${labels[0]} (2026-11-10) is after ${labels[1]} (2026-11-01).`);
+  });
+});

@@ -34,17 +34,17 @@ describe('a refused export of my own usage', () => {
   it.each([
     [
       'start=2026-11-30&end=2026-11-01',
-      'From (2026-11-30) is after To (2026-11-01).',
+      'Ended from (2026-11-30) is after Ended to (2026-11-01).',
       'start (2026-11-30) is after end (2026-11-01).',
     ],
     [
       'start=2025-02-30',
-      'From: is not a real calendar date (2025-02-30)',
+      'Ended from: is not a real calendar date (2025-02-30)',
       'start: is not a real calendar date (2025-02-30)',
     ],
     [
       'start=tomorrow&end=2025-09-01',
-      'From: must be a date as YYYY-MM-DD (got &#34;tomorrow&#34;)',
+      'Ended from: must be a date as YYYY-MM-DD (got &#34;tomorrow&#34;)',
       'start: must be a date as YYYY-MM-DD (got "tomorrow")',
     ],
   ])('/me.csv?%s: the error page to a browser, {error, code} to a script, both 400', async (query, shown, sent) => {

@@ -92,8 +92,8 @@ describe('a From date and no To', () => {
       end: '2025-09-20',
     });
     const message =
-      'From 2024-09-19 up to today (2025-09-20) is 367 days; a page shows at most 366 days. ' +
-      'Pick a From on or after 2024-09-20, or a To as well (the CSV export has no limit).';
+      'Ended from 2024-09-19 up to today (2025-09-20) is 367 days; a page shows at most 366 days. ' +
+      'Pick an Ended from on or after 2024-09-20, or an Ended to as well (the CSV export has no limit).';
     const page = await htmlOf(alice, '/me?start=2024-09-19').expect(400);
     expect(visibleTextOf(page.text)).toContain(message);
     // The From typed is kept, marked as the field to change, and To stays empty as it was typed.
@@ -116,7 +116,7 @@ describe('a From date and no To', () => {
 
   it('refuses a From after today, saying why, on the pages and in every export', async () => {
     const message =
-      'From (2025-09-21) is after today (2025-09-20), so nothing has happened since then yet. Pick a From on or before today.';
+      'Ended from (2025-09-21) is after today (2025-09-20), so nothing has happened since then yet. Pick an Ended from on or before today.';
     const page = await htmlOf(alice, '/me?start=2025-09-21').expect(400);
     expect(visibleTextOf(page.text)).toContain(message);
     expect(refusedFormStateOf(page.text).invalid).toEqual(['start']);
@@ -132,7 +132,10 @@ describe('a From date and no To', () => {
     });
     // The paid receipts export's form comes back with the reason, as for a reversed window.
     const paid = await htmlOf(boss, '/admin/paid.csv?start=2025-09-21').expect(400);
-    expect(paid.text).toContain(`Paid receipts not exported. ${message}`);
+    // Named by that form's labels, Paid from and Paid to.
+    expect(paid.text).toContain(
+      'Paid receipts not exported. Paid from (2025-09-21) is after today (2025-09-20), so nothing has happened since then yet. Pick a Paid from on or before today.',
+    );
     expect(paid.text).toContain('id="paid-start" name="start" type="date" value="2025-09-21"');
   });
 

@@ -68,7 +68,7 @@ describe('My usage refusing the view, sort or page of a window it can show', () 
     // Sorted by cost, then From typed after To: the page's form, tabs and Create receipt dropped the
     // sort, and the corrected window came back by Ended, as a new window did before it kept the sort.
     const page = await html('/me?start=2025-09-10&end=2025-09-01&sort=cost&dir=asc').expect(400);
-    expect(page.text).toContain('From (2025-09-10) is after To (2025-09-01).');
+    expect(page.text).toContain('Ended from (2025-09-10) is after Ended to (2025-09-01).');
     expect(page.text).toContain('<input type="hidden" name="sort" value="cost">');
     expect(page.text).toContain('<input type="hidden" name="dir" value="asc">');
     expect(tabLinksOf(page.text)).toEqual([

@@ -27,7 +27,7 @@ describe('a day that does not exist', () => {
   it('is named in the reason My usage gives', async () => {
     const page = await alice.get('/me?start=2025-02-30&end=2025-03-05').set('Accept', 'text/html').expect(400);
     expect(visibleTextOf(elementById(page.text, 'window-error') ?? '')).toBe(
-      'From: is not a real calendar date (2025-02-30)',
+      'Ended from: is not a real calendar date (2025-02-30)',
     );
   });
 
@@ -35,6 +35,6 @@ describe('a day that does not exist', () => {
     const json = await alice.get('/me?end=2025-04-31').set('Accept', 'application/json').expect(400);
     expect(json.body.error).toBe('end: is not a real calendar date (2025-04-31)');
     const csv = await alice.get('/me.csv?start=2025-13-01').set('Accept', 'text/html').expect(400);
-    expect(visibleTextOf(csv.text)).toContain('From: is not a real calendar date (2025-13-01)');
+    expect(visibleTextOf(csv.text)).toContain('Ended from: is not a real calendar date (2025-13-01)');
   });
 });

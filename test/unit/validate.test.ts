@@ -261,7 +261,7 @@ describe('a refusal names fields by key for API clients and by label on a page',
       'a window',
       () => parseInput(ZUsageQuery, { start: '2025-13-01' }),
       'start: is not a real calendar date (2025-13-01)',
-      'From: is not a real calendar date (2025-13-01)',
+      'Ended from: is not a real calendar date (2025-13-01)',
     ],
   ])('%s', (_what, run, message, readable) => {
     const refusal = refusalOf(run);

@@ -4,7 +4,13 @@ import type { CsvExports } from '../../http/csv-exports.js';
 import { getDownload } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { linkTo } from '../../http/page-links.js';
-import { isRefusedForm, offerWayBack, sessionUserOf, typedIn } from '../../http/route-helpers.js';
+import {
+  answeredHeadWithoutWork,
+  isRefusedForm,
+  offerWayBack,
+  sessionUserOf,
+  typedIn,
+} from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { type AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
@@ -17,6 +23,7 @@ import {
   auditCsvExport,
   auditLogPage,
   type ChainVerdict,
+  checkAuditLogQuery,
   describeChainSeal,
   hasChainKey,
 } from './audit.service.js';
@@ -82,6 +89,12 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     });
 
   router.get('/admin/audit', guards.requireAdmin, async (req, res) => {
+    // A HEAD (a link checker, `curl -I`) gets the status and type of its GET without reading an entry
+    // or rendering the page; refused (a bad filter or cursor, a From after To: 400), the page its GET shows.
+    const isHeadAnswered = await answeredHeadWithoutWork(req, res, () =>
+      checkAuditLogQuery(parseInput(ZAuditQuery, req.query)),
+    );
+    if (isHeadAnswered) return;
     let page: AuditLogPage;
     try {
       // The query is its filters and its "older entries" cursor; the service refuses a From after To.

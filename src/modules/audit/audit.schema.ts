@@ -55,7 +55,14 @@ export const ZAuditQuery = labelFields(
     before: ZEntryCursor,
   }),
   // The audit log's filter labels; `before` is the "older entries" link's cursor.
-  { actor: 'Actor', action: 'Action', target: 'Target', from: 'From', to: 'To', before: 'Older than entry' },
+  {
+    actor: 'Actor',
+    action: 'Action',
+    target: 'Target',
+    from: 'Logged from',
+    to: 'Logged to',
+    before: 'Older than entry',
+  },
 );
 
 export type TAuditQuery = z.infer<typeof ZAuditQuery>;

@@ -530,6 +530,15 @@ function refuseReversedWindow(query: TAuditCsvQuery): void {
 }
 
 /**
+ * What /admin/audit refuses in a query its schema passed, a From after To (400), for a HEAD (a link
+ * checker, `curl -I`): it read and rendered a page of entries, the actions and the targets' renames
+ * to send nothing. Reads nothing; a cursor older than the first entry is a page of none, not refused.
+ */
+export function checkAuditLogQuery(query: TAuditQuery): void {
+  refuseReversedWindow(query);
+}
+
+/**
  * /admin/audit.csv's export of `query`: its columns, and `open` for its rows, the entries under the
  * query's filters, oldest first, as CSV text (no header) in batches. A From after To is refused here,
  * when the export is asked for: before it takes a slot, and for its HEAD too. The filters' own reads

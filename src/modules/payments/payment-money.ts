@@ -235,11 +235,13 @@ function escapeForPattern(text: string): string {
 }
 
 /**
- * The words a refund in part leaves at the end of a held payment's reason, as a pattern anchored there:
- * what the provider has refunded so far and what is still held (with the receipt its money paid, when it
- * did), or, for a payment still paying its receipt, what was refunded and that the receipt stays paid.
+ * The sentence a refund in part leaves in a held payment's reason, as a pattern of one whole sentence
+ * of it (the reason's sentences are joined by "; "): what the provider has refunded so far and what is
+ * still held (with the receipt its money paid, when it did), or, for a payment still paying its receipt,
+ * what was refunded and that the receipt stays paid. At the start it takes the "; " after it, elsewhere
+ * the one before, so the sentences around it are joined as they were.
  */
-function refundSoFarAtEnd(receivedText: string, providerName: string): RegExp {
+function refundSoFarSentence(receivedText: string, providerName: string): RegExp {
   const received = escapeForPattern(receivedText);
   const provider = escapeForPattern(providerName);
   const lost = `(?:, on top of the ${MONEY_TEXT} taken back by the lost dispute)?`;
@@ -255,18 +257,21 @@ function refundSoFarAtEnd(receivedText: string, providerName: string): RegExp {
   const stillPaying =
     `(?:${MONEY_TEXT} of the ${received} received was refunded at ${provider}${lost}|${withFailed})` +
     `; receipt #\\d+ stays paid until this is resolved`;
-  return new RegExp(`(?:^|; )(?:${heldApart}|${stillPaying})$`);
+  const sentence = `(?:${heldApart}|${stillPaying})`;
+  return new RegExp(`^${sentence}(?:; |$)|; ${sentence}(?=; |$)`);
 }
 
 /**
- * A held payment's reason without the refund-so-far words an earlier refund in part left at its end
- * (refundSoFarAtEnd), for the new total's words to take their place: each provider total is the whole
- * refund so far, and adding each after the last, three refunds read as three totals. Only words at the
- * very end are taken, the ones the last refund wrote; words something else wrote after them (a failed
- * refund, a dispute) keep them, and the new total is added after those as before.
+ * A held payment's reason without the refund-so-far sentence an earlier refund in part left in it
+ * (refundSoFarSentence), for the new total's words to take their place: each provider total is the whole
+ * refund so far, and adding each after the last, three refunds read as three totals. The sentence is
+ * taken wherever it is, words something else wrote after it (a failed refund, a dispute, an earlier
+ * decision) staying where they are: it used to be taken only at the very end, so after those words the
+ * old total stayed and the new one was added too. Only the first is taken: the reason's own comes before
+ * an earlier decision's reason quoted after it ("…, after it was held for review: …"), which is left as it was.
  */
 export function withoutEarlierRefundSoFar(reason: string, receivedText: string, providerName: string): string {
-  return reason.replace(refundSoFarAtEnd(receivedText, providerName), '');
+  return reason.replace(refundSoFarSentence(receivedText, providerName), '');
 }
 
 /** A payment held for review as the researcher is told of it: its receipt and the money it stands for. */

@@ -558,6 +558,18 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     offerWayBack(res, { href: '/admin/tiers', text: 'Open Tier overrides' });
     const listed = parseInput(ZUserListQuery, req.query);
     if (listed.q) offerWayBack(res, { href: `/admin/tiers?q=${encodeURIComponent(listed.q)}`, text: 'Go to page 1' });
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, the tiers checked (before the first,
+    // a script's 404; a browser's page says where to add one) and the users found counted for a later
+    // page (404 past the last), none read, nor their overrides, and the page not rendered.
+    if (req.method === 'HEAD') {
+      try {
+        await rates.checkUserTiersPage({ search: listed.q, page: listed.page });
+      } catch (error) {
+        if (!(error instanceof NoTiersError) || prefersJson(req)) throw error;
+      }
+      answerHeadWithoutWork(res, prefersJson(req));
+      return;
+    }
     if (prefersJson(req)) {
       // A script gets the list as JSON, as the page's changes and the other admin lists answer it.
       // Before the first tier no one can be on one: the 404 /formula and /me give, with its reason.

@@ -475,6 +475,15 @@ export async function listKnownUsernamesPage(
   return { usernames: rows[0]?.usernames ?? [], count: rows[0]?.count ?? 0 };
 }
 
+/** How many known usernames (accounts and jobs' owners) contain `search` (all of them without one). */
+export async function countKnownUsernames(db: Client, search: string | undefined): Promise<number> {
+  const { where } = usernameSearchOf(search);
+  const rows = await db.$queryRaw<{ count: number }[]>(Prisma.sql`
+    ${WITH_KNOWN_USERNAMES}
+    SELECT count(*)::int AS count FROM known ${where}`);
+  return rows[0]?.count ?? 0;
+}
+
 /** Whether a username is an account or owns jobs. */
 export async function isKnownUsername(db: Client, username: string): Promise<boolean> {
   const rows = await db.$queryRaw<{ known: boolean }[]>`

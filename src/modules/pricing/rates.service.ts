@@ -1065,6 +1065,18 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
+   * What /admin/tiers refuses, for a HEAD (a link checker, `curl -I`), which read and rendered a page of
+   * users and their overrides to send nothing: no tier yet (NoTiersError, 404: its JSON's refusal; its
+   * page then says where to add one), then a page past the last (404), the users found counted, none
+   * read. Page 1 is always there and needs no count.
+   */
+  async function checkUserTiersPage(query: { search?: string; page: number }): Promise<void> {
+    if ((await getSnapshot()).knownTiers.size === 0) throw new NoTiersError();
+    if (query.page === 1) return;
+    userListPageCount(await ratesRepository.countKnownUsernames(db, query.search), query);
+  }
+
+  /**
    * A page of the overrides page: the known users whose name contains `search` (everyone without
    * one) with natural, override and effective tier, paged and refused as /admin/users is.
    */
@@ -1193,6 +1205,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     editTier,
     deleteTier,
     setDefaultTier,
+    checkUserTiersPage,
     listUserTiers,
     setOverride,
     invalidate,

@@ -20,7 +20,7 @@ import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { type TWindowQuery, ZWindowExportQuery } from '../usage/usage.schema.js';
+import { PAID_WINDOW_FIELD_LABELS, type TWindowQuery, ZPaidExportQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import {
   backToReceipt,
@@ -736,10 +736,10 @@ export function adminBillingRoutes(deps: {
       let query: TWindowQuery;
       let window: { start: string; end: string };
       try {
-        query = parseInput(ZWindowExportQuery, req.query);
+        query = parseInput(ZPaidExportQuery, req.query);
         // Checked here as the export will, so that a browser gets its form back rather than an error page:
-        // the window, and the form's CSV for Excel (`bom`), which csvExports.send reads again.
-        window = usage.resolveWindow(query);
+        // the window (named by the form's labels), and the form's CSV for Excel (`bom`), which csvExports.send reads again.
+        window = usage.resolveWindow(query, { labels: PAID_WINDOW_FIELD_LABELS });
         parseInput(ZCsvExportQuery, req.query);
       } catch (error) {
         // The billing page's form, with the reason in it and the dates as picked; scripts get the JSON 400.

@@ -11,8 +11,17 @@ const optionalText = (max: number) =>
     .optional()
     .transform((value) => (value ? value : undefined));
 
-/** The labels of a window's dates on every form that sends one (My usage, Usage across users, paid.csv). */
-export const WINDOW_FIELD_LABELS = { start: 'From', end: 'To' } as const;
+/**
+ * The labels of the usage pages' window dates (My usage, Usage across users, and their exports): the
+ * jobs that ended in it. A bare "To" (the start "From") told a screen reader moving from field to field nothing.
+ */
+export const WINDOW_FIELD_LABELS = { start: 'Ended from', end: 'Ended to' } as const;
+
+/** The labels of the billing page's Paid receipts export's dates (/admin/paid.csv): the receipts paid in it. */
+export const PAID_WINDOW_FIELD_LABELS = { start: 'Paid from', end: 'Paid to' } as const;
+
+/** A window's dates as its form labels them, which its refusals name them by. */
+export type WindowFieldLabels = { start: string; end: string };
 
 /** A date window; both ends optional (From alone: up to today; To alone or neither: 7 days, in APP_TZ). */
 export const ZWindowQuery = labelFields(
@@ -34,8 +43,11 @@ const AUDIT_WINDOW_KEYS = refusedAuditWindow('this export reads its window');
  */
 const PAGE_AUDIT_WINDOW_KEYS = refusedAuditWindow('this page reads its window');
 
-/** GET /me.csv, /admin/my.csv and /admin/paid.csv: the window (their `bom` is read by csvExports). */
+/** GET /me.csv and /admin/my.csv: the window (their `bom` is read by csvExports). */
 export const ZWindowExportQuery = labelFields(ZWindowQuery.extend(AUDIT_WINDOW_KEYS), WINDOW_FIELD_LABELS);
+
+/** GET /admin/paid.csv: the same, its dates named by the billing page's Paid receipts export form. */
+export const ZPaidExportQuery = labelFields(ZWindowQuery.extend(AUDIT_WINDOW_KEYS), PAID_WINDOW_FIELD_LABELS);
 
 /** The usage pages' labels of their fields, which a refusal on a page names them by. */
 const USAGE_FIELD_LABELS = {

@@ -10,6 +10,7 @@ import {
   NotFoundError,
   ReversedWindowError,
   StartAfterTodayError,
+  withArticle,
 } from '../../shared/errors.js';
 import {
   addLocalDays,
@@ -33,7 +34,13 @@ import * as receiptsRepository from '../receipts/receipts.repository.js';
 import type { ReceiptsService } from '../receipts/receipts.service.js';
 import { hasDaysAfterToday, listPerDayDays } from './per-day-listing.js';
 import * as usageRepository from './usage.repository.js';
-import { type TAdminUsageQuery, type TUsageQuery, type TWindowQuery, WINDOW_FIELD_LABELS } from './usage.schema.js';
+import {
+  type TAdminUsageQuery,
+  type TUsageQuery,
+  type TWindowQuery,
+  WINDOW_FIELD_LABELS,
+  type WindowFieldLabels,
+} from './usage.schema.js';
 import { type Bar, renderBarChart } from './usage-chart.js';
 
 /**
@@ -73,14 +80,15 @@ export class WindowTooLongForPageError extends BadRequestError {
   constructor(
     readonly window: { start: string; end: string },
     maxDays: number,
-    options: { isUpToToday?: boolean } = {},
+    options: { isUpToToday?: boolean; labels?: WindowFieldLabels } = {},
   ) {
     const days = counted(daysBetween(window.start, window.end) + 1, 'day');
+    const { start: from, end: to } = options.labels ?? WINDOW_FIELD_LABELS;
     // From alone: From is what the user chose, so the message says which From a page can show.
     super(
       options.isUpToToday
-        ? `From ${window.start} up to today (${window.end}) is ${days}; a page shows at most ${counted(maxDays, 'day')}. ` +
-            `Pick a From on or after ${addLocalDays(window.end, -(maxDays - 1))}, or a To as well (the CSV export has no limit).`
+        ? `${from} ${window.start} up to today (${window.end}) is ${days}; a page shows at most ${counted(maxDays, 'day')}. ` +
+            `Pick ${withArticle(from)} on or after ${addLocalDays(window.end, -(maxDays - 1))}, or ${withArticle(to)} as well (the CSV export has no limit).`
         : `The window is ${days} long; pick at most ${counted(maxDays, 'day')} (the CSV export has no limit).`,
       { field: options.isUpToToday ? 'start' : 'end' },
     );
@@ -399,12 +407,16 @@ export function createUsageService(deps: UsageServiceDeps) {
    * The window asked for: both dates as given, From alone up to today, To alone the 7 days up to
    * it, neither the last 7 local days; a clear 400 when it makes no sense.
    */
-  function resolveWindow(query: TWindowQuery, options: { maxDays?: number } = {}): UsageWindow {
+  function resolveWindow(
+    query: TWindowQuery,
+    options: { maxDays?: number; labels?: WindowFieldLabels } = {},
+  ): UsageWindow {
+    const labels = options.labels ?? WINDOW_FIELD_LABELS;
     const today = toLocalDate(now(), config.timeZone);
     // From alone means "since From": it used to show the 7 days from it, silently leaving out the rest.
     const isUpToToday = query.start !== undefined && query.end === undefined;
     if (isUpToToday && query.start !== undefined && query.start > today) {
-      throw new StartAfterTodayError(query.start, today);
+      throw new StartAfterTodayError(query.start, today, labels.start);
     }
     const end = query.end ?? today;
     // To alone is the 7 days up to it, but none before the first date a query takes: To 1900-01-01 was
@@ -412,10 +424,10 @@ export function createUsageService(deps: UsageServiceDeps) {
     const weekBefore = addLocalDays(end, -(DEFAULT_DAYS - 1));
     const start = query.start ?? (weekBefore < EARLIEST_LOCAL_DATE ? EARLIEST_LOCAL_DATE : weekBefore);
     if (start > end) {
-      throw new ReversedWindowError(start, end, { labels: WINDOW_FIELD_LABELS });
+      throw new ReversedWindowError(start, end, { labels });
     }
     if (options.maxDays !== undefined && daysBetween(start, end) + 1 > options.maxDays) {
-      throw new WindowTooLongForPageError({ start, end }, options.maxDays, { isUpToToday });
+      throw new WindowTooLongForPageError({ start, end }, options.maxDays, { isUpToToday, labels });
     }
     return {
       start,

@@ -127,6 +127,47 @@ describe('a refund in part of a payment held without paying its receipt', () => 
     ]);
   });
 
+  it('takes the earlier total from the reason also when something was added after it (a dispute)', async () => {
+    const { receiptId, payment } = await paidOnline();
+    await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'billed to the wrong project' })
+      .expect(200);
+    const voided = (await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).reviewReason;
+    await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `after1_${payment.id}`, 300)).expect(200);
+    const refunded = (await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).reviewReason ?? '';
+    expect(refunded).toBe(
+      `${voided}; 3.00 THB of the 10.00 THB received has been refunded at dummy so far; 7.00 THB is still held`,
+    );
+    // The dispute's words go after the refund's.
+    const disputed = await deliverDummy(app, {
+      event_id: `after_dispute_${payment.id}`,
+      event_type: 'payment.disputed',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 200,
+      currency: 'THB',
+      dispute_reason: 'fraudulent',
+    });
+    expect(disputed.status, disputed.text).toBe(200);
+    const withDispute = (await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).reviewReason ?? '';
+    expect(withDispute.startsWith(`${refunded}; `)).toBe(true);
+    const disputeWords = withDispute.slice(refunded.length + 2);
+    // The next total takes the first's place: it read "…; 3.00 THB … so far; 7.00 THB is still held; <dispute>;
+    // 5.00 THB … so far; 5.00 THB is still held", two totals, the first no longer true.
+    await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `after2_${payment.id}`, 500)).expect(200);
+    const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    expect(held).toMatchObject({
+      status: 'needs_review',
+      refundedMinor: 500n,
+      reviewReason:
+        `${voided}; ${disputeWords}; 5.00 THB of the 10.00 THB received has been refunded at dummy so far; ` +
+        '5.00 THB is still held',
+    });
+    expect(held.reviewReason?.match(/so far/g)).toHaveLength(1);
+  });
+
   it('says how much went back when the provider total counts a refund that failed already', async () => {
     const { receiptId, payment } = await paidOnline();
     await admin
