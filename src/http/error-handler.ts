@@ -29,15 +29,20 @@ import { referringPageOf } from './referring-page.js';
 import { isLoggedAsCutByShutdown, methodLabelOf, routeTemplateOf } from './request-context.js';
 import { hasSessionEndedOn } from './session.js';
 
+/** The Accept header in lower case: media types are case-insensitive (RFC 9110), `APPLICATION/JSON` too. */
+function acceptOf(req: Request): string {
+  return (req.get('accept') ?? '').toLowerCase();
+}
+
 /** Browsers ask for HTML explicitly; API clients, curl and fetch get JSON. */
 export function wantsHtml(req: Request): boolean {
-  const accept = req.get('accept') ?? '';
+  const accept = acceptOf(req);
   return accept.includes('text/html') && !req.is('application/json');
 }
 
 /** A client that asked for JSON: guards answer it with a status instead of a redirect. */
 export function prefersJson(req: Request): boolean {
-  const accept = req.get('accept') ?? '';
+  const accept = acceptOf(req);
   return Boolean(req.is('application/json')) || (accept.includes('application/json') && !accept.includes('text/html'));
 }
 

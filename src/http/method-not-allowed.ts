@@ -21,7 +21,7 @@ export function routeMissOf(req: Request): AppError | undefined {
   if (methods.has('*') || methods.has(req.method) || (req.method === 'OPTIONS' && methods.size > 0)) return undefined;
   if (methods.size === 0) return new NotFoundError('Page not found.');
   const takes = WEBHOOK_ADDRESS.test(req.path) ? 'the signed webhooks a payment provider posts' : undefined;
-  return new MethodNotAllowedError(req.path, req.method, [...methods], takes);
+  return new MethodNotAllowedError(req.path, req.method, [...methods].sort(byUsualOrder), takes);
 }
 
 /**
@@ -55,7 +55,7 @@ export function answerOptions(req: Request, res: Response, next: NextFunction): 
     return;
   }
   res
-    .set('Allow', [...methods].join(', '))
+    .set('Allow', [...methods].sort(byUsualOrder).join(', '))
     .status(204)
     .end();
 }
@@ -87,6 +87,7 @@ function answerAsterisk(req: Request, res: Response, next: NextFunction): void {
     .end();
 }
 
+/** The order an address's methods are listed in (Allow, a 405's sentence), whatever order its routes were registered in. */
 const USUAL_ORDER = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
 function byUsualOrder(a: string, b: string): number {
   const rank = (method: string) => (USUAL_ORDER.includes(method) ? USUAL_ORDER.indexOf(method) : USUAL_ORDER.length);

@@ -44,6 +44,12 @@ export interface ChangeMade {
   json: Record<string, unknown>;
   flash: NonNullable<SessionData['flash']>;
   location: string;
+  /**
+   * The address of something new the change made (a tier: its `/formula?type=`): a JSON client gets
+   * 201 Created with it as Location, as answerCreated answers, where a browser's flash still shows
+   * at `location`'s fragment.
+   */
+  createdUrl?: string;
 }
 
 /**
@@ -54,6 +60,7 @@ export interface ChangeMade {
  */
 export function answerChange(req: Request, res: Response, change: ChangeMade): void {
   if (prefersJson(req)) {
+    if (change.createdUrl) res.status(201).location(change.createdUrl);
     res.json({ ok: true, ...change.json, message: change.flash.message });
     return;
   }

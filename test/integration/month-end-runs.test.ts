@@ -145,6 +145,7 @@ describe('a month-end run in the background', () => {
 
       const running = await json(runPath).expect(200);
       expect(running.body).toEqual({
+        timeZone: 'Asia/Bangkok',
         id: runId,
         url: runPath,
         outcome: 'running',

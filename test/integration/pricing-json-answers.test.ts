@@ -70,7 +70,7 @@ describe('changes sent as JSON', () => {
     expect(flashOf(await nextPage('/admin/rates'))).toBeUndefined();
   });
 
-  it('POST /admin/rates/tiers answers 200 with the tier added', async () => {
+  it('POST /admin/rates/tiers answers 201 with the tier added and its /formula as Location, as every creation does', async () => {
     const response = await sendJson('/admin/rates/tiers', {
       name: 'lab',
       description: 'Lab',
@@ -78,7 +78,9 @@ describe('changes sent as JSON', () => {
       gpu: '7',
       mem: '0.01',
     });
-    expect(response.status, response.text.slice(0, 300)).toBe(200);
+    // It was 200, where a new receipt and a new user are 201 (answerCreated).
+    expect(response.status, response.text.slice(0, 300)).toBe(201);
+    expect(response.headers.location).toBe('/formula?type=lab');
     expect(response.body).toEqual({
       ok: true,
       tier: { name: 'lab', isDefault: false, rulePatterns: [] },

@@ -349,7 +349,7 @@ describe('adding tiers on the rates page', () => {
       'cpu: must be a plain decimal from 0 to 1000000 with at most 6 decimal places, such as 0.25',
     );
     expect(await pricingRows()).toEqual(before);
-    expect((await send('{"name":"jsontier","cpu":1.25,"gpu":10,"mem":0.123456}')).status).toBe(200);
+    expect((await send('{"name":"jsontier","cpu":1.25,"gpu":10,"mem":0.123456}')).status).toBe(201);
     const rate = await db.prisma.pricingRate.findFirstOrThrow({ where: { tier: { name: 'jsontier' } } });
     expect([rate.cpuPerHour.toFixed(), rate.gpuPerHour.toFixed(), rate.memPerHour.toFixed()]).toEqual([
       '1.25',
@@ -376,7 +376,7 @@ describe('adding tiers on the rates page', () => {
           .send({ name: 'private', ...rates }),
       ),
     );
-    expect(responses.map((response) => response.status).sort()).toEqual([200, 409]);
+    expect(responses.map((response) => response.status).sort()).toEqual([201, 409]);
     expect(responses.find((response) => response.status === 409)?.body.error).toMatch(
       /^A tier named "private" already exists/,
     );
@@ -473,7 +473,7 @@ describe('two first tiers added at once', () => {
             .send({ name, cpu: '1', gpu: '1', mem: '1' }),
         ),
       );
-      expect(responses.map((response) => response.status)).toEqual([200, 200, 200]);
+      expect(responses.map((response) => response.status)).toEqual([201, 201, 201]);
       const tiers = await empty.prisma.pricingTier.findMany({ orderBy: { id: 'asc' } });
       expect(tiers).toHaveLength(3);
       expect(tiers.filter((tier) => tier.isDefault)).toEqual([tiers[0]]);

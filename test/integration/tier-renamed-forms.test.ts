@@ -122,7 +122,7 @@ describe('a Tier overrides page opened before the tier a user is on was renamed'
     const opsToken = await csrfTokenOf(ops);
     const json = (path: string, body: Record<string, string>) =>
       ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', opsToken).send(body);
-    await json('/admin/rates/tiers', { name: 'lab', cpu: '1', gpu: '2', mem: '0.1' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'lab', cpu: '1', gpu: '2', mem: '0.1' }).expect(201);
     await json('/admin/tiers', { username: 'zed', tier: 'lab' }).expect(200);
     // carol's page shows zed on lab (the form's based_on_override); ops then renames lab.
     await json('/admin/rates/tiers/edit', { type: 'lab', name: 'lab2' }).expect(200);
@@ -155,7 +155,7 @@ describe('a tier form opened before another admin deleted the tier', () => {
     const opsToken = await csrfTokenOf(ops);
     const json = (path: string, body: Record<string, string>) =>
       ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', opsToken).send(body);
-    await json('/admin/rates/tiers', { name: 'tmp', cpu: '1', gpu: '2', mem: '0.1' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'tmp', cpu: '1', gpu: '2', mem: '0.1' }).expect(201);
     await json('/admin/rates/tiers/delete', { type: 'tmp' }).expect(200);
     const DELETED = /unknown tier &#34;tmp&#34;: it was deleted by ops at \d{4}-\d\d-\d\d \d\d:\d\d\./;
     const forms = [
@@ -172,7 +172,7 @@ describe('a tier form opened before another admin deleted the tier', () => {
     const deleteAgain = await json('/admin/rates/tiers/delete', { type: 'tmp' }).expect(200);
     expect(deleteAgain.body.tier).toMatchObject({ name: 'tmp', isChanged: false, deletedBefore: { by: 'ops' } });
     // Added again under that name, its forms work as any tier's.
-    await json('/admin/rates/tiers', { name: 'tmp', cpu: '1', gpu: '2', mem: '0.1' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'tmp', cpu: '1', gpu: '2', mem: '0.1' }).expect(201);
     await post('/admin/rates/default', { type: 'tmp' }).expect(303);
   });
 });

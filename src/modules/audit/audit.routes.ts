@@ -168,7 +168,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   // sends, set it off. A GET shows the last verdict of this process and the button; the POST walks.
   router.get('/admin/audit/verify', guards.requireAdmin, (req, res) => {
     const last = deps.chainMonitor.lastVerdict();
-    if (req.accepts(['html', 'json']) === 'json') {
+    if (prefersJson(req)) {
       res.json(
         last === undefined
           ? { status: 'unverified' }
@@ -182,7 +182,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   router.post('/admin/audit/verify', guards.requireAdmin, async (req, res) => {
     const verdict = await deps.chainMonitor.verify();
     const status = verdict.isIntact ? 200 : 409;
-    if (req.accepts(['html', 'json']) === 'json') {
+    if (prefersJson(req)) {
       res.status(status).json(verdictBodyOf(verdict));
       return;
     }

@@ -396,6 +396,8 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
         json: { tier: created },
         flash: { type: 'success', message: notes.join(' ') },
         location: `/admin/rates#tier-${encodeURIComponent(created.name)}`,
+        // Something new, as a receipt or a user is: 201, at the address programs read its rates from.
+        createdUrl: `/formula?type=${encodeURIComponent(created.name)}`,
       });
     } catch (caught) {
       // A name another tier has is said with the other reasons, not once they are fixed.

@@ -358,7 +358,10 @@ export function adminBillingRoutes(deps: {
     // A script gets the list as JSON, and a refused filter (or run, or page) as {error, code}.
     if (prefersJson(req)) {
       const filter = parseInput(ZReceiptFilter, req.query);
-      res.json(adminReceiptsJson(filter, await receipts.listForAdmin(filter)));
+      res.json({
+        timeZone: (req.app.locals.fmt as ViewFormatters).timeZone,
+        ...adminReceiptsJson(filter, await receipts.listForAdmin(filter)),
+      });
       return;
     }
     const typedFilter = Object.fromEntries(
@@ -461,7 +464,10 @@ export function adminBillingRoutes(deps: {
       offerWayBack(res, { href: `/admin/receipts/${id}`, text: 'Go to page 1' });
     }
     if (prefersJson(req)) {
-      res.json(adminReceiptJson(await receipts.getById(id, page)));
+      res.json({
+        timeZone: (req.app.locals.fmt as ViewFormatters).timeZone,
+        ...adminReceiptJson(await receipts.getById(id, page)),
+      });
       return;
     }
     await renderReceipt(res, id, page);
@@ -695,7 +701,7 @@ export function adminBillingRoutes(deps: {
     const list = await receipts.listMonthEndRuns(page);
     if (prefersJson(req)) {
       const fmt = req.app.locals.fmt as ViewFormatters;
-      res.json({ ...list, runs: list.runs.map((run) => monthEndRunJson(run, fmt)) });
+      res.json({ timeZone: fmt.timeZone, ...list, runs: list.runs.map((run) => monthEndRunJson(run, fmt)) });
       return;
     }
     res.render('admin/month-end-runs', { title: 'Month-end runs', list });
@@ -713,7 +719,7 @@ export function adminBillingRoutes(deps: {
     const run = await receipts.getMonthEndRun(id);
     const fmt = req.app.locals.fmt as ViewFormatters;
     if (prefersJson(req)) {
-      res.json(monthEndRunJson(run, fmt));
+      res.json({ timeZone: fmt.timeZone, ...monthEndRunJson(run, fmt) });
       return;
     }
     res.render('admin/month-end-run', {

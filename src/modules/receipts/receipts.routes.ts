@@ -604,6 +604,7 @@ export function receiptsRoutes(deps: {
     const list = await receipts.listForUser(sessionUserOf(req).username, page);
     if (prefersJson(req)) {
       res.json({
+        timeZone: (req.app.locals.fmt as ViewFormatters).timeZone,
         page: list.page,
         pageCount: list.pageCount,
         count: list.count,
@@ -636,7 +637,10 @@ export function receiptsRoutes(deps: {
       offerWayBack(res, { href: `/me/receipts/${id}`, text: 'Go to page 1' });
     }
     if (prefersJson(req)) {
-      res.json(ownReceiptJson(await receipts.getForUser(username, id, page)));
+      res.json({
+        timeZone: (req.app.locals.fmt as ViewFormatters).timeZone,
+        ...ownReceiptJson(await receipts.getForUser(username, id, page)),
+      });
       return;
     }
     await showOwnReceipt(res, { username, id, page });
