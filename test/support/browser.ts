@@ -36,6 +36,9 @@ export interface BrowserRig {
 
 /** Serves the app on a free loopback port and starts headless chromium to drive it. */
 export async function startBrowserRig(app: express.Express): Promise<BrowserRig> {
+  // The views do not change while a file runs: each is compiled once, as in production, not again on
+  // every page the browser loads (about 7 ms of CPU a page; compileDebug stays on, as in development).
+  app.set('view cache', true);
   const server = await new Promise<Server>((resolve) => {
     const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
   });
