@@ -115,6 +115,33 @@ export async function signedInPage(
 }
 
 /**
+ * A file's sign-ins, one a user, for tests where signing in is not what they check: each call gives a
+ * new browser context made with `options` and a page in it, signed in as `username`. The first call for
+ * a user signs in through the login form (signedInPage: its page is on `landing`); later ones
+ * start the context with that session's cookies (Playwright's storageState) and their page is blank,
+ * which saves two page loads of each test. The session is shared: a test that ends it (Sign out, a
+ * password changed) or leaves a flash unread in it signs in on its own with signedInPage.
+ */
+export function keptSignIns(rig: Pick<BrowserRig, 'browser' | 'base'>) {
+  const states = new Map<string, Awaited<ReturnType<BrowserContext['storageState']>>>();
+  return async (
+    username: string,
+    password: string,
+    options: BrowserContextOptions & { landing?: RegExp } = {},
+  ): Promise<{ context: BrowserContext; page: Page }> => {
+    const storageState = states.get(username);
+    if (storageState) {
+      const { landing: _landing, ...contextOptions } = options;
+      const context = await rig.browser.newContext({ ...contextOptions, storageState });
+      return { context, page: await context.newPage() };
+    }
+    const signedIn = await signedInPage(rig, username, password, options);
+    states.set(username, await signedIn.context.storageState());
+    return signedIn;
+  };
+}
+
+/**
  * Makes the app's answer to each form sent (POST) to `url`, a Playwright glob, come 500 ms late, as
  * a receipt of many jobs does: the second click of a double click then lands on the same page, as
  * a person's does.
