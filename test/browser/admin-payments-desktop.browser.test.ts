@@ -73,8 +73,11 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
       .send({ outcome: 'refunded', note, csrf_token: await csrfTokenOf(admin) })
       .expect(303);
 
+    const { context, page } = await signedInPage(rig, 'boss', 'boss-password', {
+      viewport: { width: 1280, height: 900 },
+    });
     for (const width of [1280, 390]) {
-      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
+      await page.setViewportSize({ width, height: 900 });
       await page.goto(`${base}/admin/payments`);
       const list = page.locator('.table-wrap:has(caption:text-is("All payments"))');
       const [scrollWidth, clientWidth] = (await list.evaluate((element) => [
@@ -100,8 +103,8 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
         );
       }
       await page.screenshot({ path: path.join(ARTIFACTS, `admin-payments-desktop-${width}.png`), fullPage: true });
-      await context.close();
     }
+    await context.close();
   });
 
   /** How many lines the day (2026-12-04) of a cell's date and time takes on the screen. */
@@ -139,8 +142,11 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
     named.push(refunded);
     expect(named.map(({ user }) => user.username.length)).toEqual([34, 34, 34, 34]);
 
+    const { context, page } = await signedInPage(rig, 'boss', 'boss-password', {
+      viewport: { width: 1280, height: 900 },
+    });
     for (const width of [1280, 375]) {
-      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
+      await page.setViewportSize({ width, height: 900 });
       await page.goto(`${base}/admin/payments`);
       const list = page.locator('.table-wrap:has(caption:text-is("All payments"))');
       const [scrollWidth, clientWidth] = (await list.evaluate((element) => [
@@ -183,7 +189,7 @@ describe.skipIf(!hasChromium)('the payments page on a desktop', { timeout: 120_0
       );
       expect(await linesOfDay(refundedCell), `the day refunded at ${width} px`).toBe(1);
       await page.screenshot({ path: path.join(ARTIFACTS, `admin-payments-long-names-${width}.png`), fullPage: true });
-      await context.close();
     }
+    await context.close();
   });
 });

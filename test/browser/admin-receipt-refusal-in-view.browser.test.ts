@@ -45,11 +45,12 @@ describe.skipIf(!hasChromium)("a refused action on an admin's receipt page", { t
     })()`)) as { focused: string; reason: string | null; isFieldOnScreen: boolean; isReasonOnScreen: boolean };
 
   it('shows the reason on the screen beside the field that has the focus, at 1280 and 375 px', async () => {
+    const { context, page } = await signedInPage(rig, 'finance', 'finance-password', {
+      viewport: { width: 1280, height: 800 },
+    });
+    page.on('dialog', (dialog) => dialog.accept());
     for (const width of [1280, 375]) {
-      const { context, page } = await signedInPage(rig, 'finance', 'finance-password', {
-        viewport: { width, height: 800 },
-      });
-      page.on('dialog', (dialog) => dialog.accept());
+      await page.setViewportSize({ width, height: 800 });
       await page.goto(`${rig.base}/admin/receipts/${receiptId}`);
       await page.focus('#amount_received');
       await page.keyboard.type('1234');
@@ -74,8 +75,8 @@ describe.skipIf(!hasChromium)("a refused action on an admin's receipt page", { t
         isFieldOnScreen: true,
         isReasonOnScreen: true,
       });
-      await context.close();
     }
+    await context.close();
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
   });
 });

@@ -31,11 +31,12 @@ describe.skipIf(!hasChromium)("the users page's refused change", { timeout: 120_
   afterAll(() => closeRigAndDatabase(rig, db));
 
   it('moves the focus to the reason after the last admin tries to become a user, by keyboard', async () => {
+    const { context, page } = await signedInPage(rig, 'onlyadmin', 'onlyadmin-password', {
+      viewport: { width: 1280, height: 800 },
+    });
+    page.on('dialog', (dialog) => dialog.accept());
     for (const width of [1280, 375]) {
-      const { context, page } = await signedInPage(rig, 'onlyadmin', 'onlyadmin-password', {
-        viewport: { width, height: 800 },
-      });
-      page.on('dialog', (dialog) => dialog.accept());
+      await page.setViewportSize({ width, height: 800 });
       await page.goto(`${rig.base}/admin/users`);
       await page.getByRole('button', { name: 'Make user your own account' }).focus();
       await Promise.all([page.waitForEvent('load'), page.keyboard.press('Enter')]);
@@ -53,8 +54,8 @@ describe.skipIf(!hasChromium)("the users page's refused change", { timeout: 120_
       // The next Tab goes on from the reason into the page, not back to the header.
       await page.keyboard.press('Tab');
       expect(await page.evaluate('document.activeElement.id')).toBe('new-username');
-      await context.close();
     }
+    await context.close();
     expect((await db.prisma.user.findUniqueOrThrow({ where: { username: 'onlyadmin' } })).role).toBe('admin');
   });
 });

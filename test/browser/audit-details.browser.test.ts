@@ -111,10 +111,11 @@ describe.skipIf(!hasChromium)("the audit log's details", { timeout: 120_000 }, (
       ([key, value]) => `${JSON.stringify(key)}:${JSON.stringify(value)}`,
     );
 
+    const { context, page } = await signedInPage(rig, 'auditor', 'auditor-password', {
+      viewport: { width: 1280, height: 900 },
+    });
     for (const width of [1280, 390]) {
-      const { context, page } = await signedInPage(rig, 'auditor', 'auditor-password', {
-        viewport: { width, height: 900 },
-      });
+      await page.setViewportSize({ width, height: 900 });
       await page.goto(`${base}/admin/audit`);
       const layout = await layoutOfDetails(page, Number(receiptEntry.id), members);
       expect(layout.cut, `fields cut across two lines at ${width} px`).toEqual([]);
@@ -125,8 +126,8 @@ describe.skipIf(!hasChromium)("the audit log's details", { timeout: 120_000 }, (
         table: Math.max(...[...document.querySelectorAll('.table-wrap')].map((wrap) => wrap.scrollWidth - wrap.clientWidth)),
       }))()`);
       expect(overflow, `sideways scroll at ${width} px`).toEqual({ page: 0, table: 0 });
-      await context.close();
     }
+    await context.close();
   });
 
   it('keep each date whole, at any width', async () => {

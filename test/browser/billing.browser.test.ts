@@ -251,10 +251,11 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
           'Long-running projects of the partner institutes, billed at cost under the 2024 agreement. '.repeat(2),
       },
     });
+    const context = await browser.newContext({ viewport: { width: 390, height: 900 } });
     try {
+      const page = await context.newPage();
       for (const width of [390, 1280]) {
-        const context = await browser.newContext({ viewport: { width, height: 900 } });
-        const page = await context.newPage();
+        await page.setViewportSize({ width, height: 900 });
         await page.goto(`${base}/rates`);
         // Nothing to scroll sideways to: every column is on screen.
         const [scrollWidth, clientWidth] = (await page.evaluate(
@@ -262,9 +263,9 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
         )) as number[];
         expect(scrollWidth, `${width} px`).toBeLessThanOrEqual(clientWidth ?? 0);
         await shot(page, `14-price-list-${width}`);
-        await context.close();
       }
     } finally {
+      await context.close();
       await db.prisma.pricingRate.deleteMany({ where: { tier: { name: 'partner-institutes' } } });
       await db.prisma.pricingTier.delete({ where: { name: 'partner-institutes' } });
     }
@@ -283,8 +284,11 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     const receipt = (await created.json()).receipt as { id: number; total: string };
     await ginaContext.close();
 
+    const { context, page } = await signedInPage(rig, 'boss', 'boss-password', {
+      viewport: { width: 390, height: 900 },
+    });
     for (const width of [390, 1280]) {
-      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
+      await page.setViewportSize({ width, height: 900 });
       await page.goto(`${base}/admin/receipts?user=gina`);
       const [scrollWidth, clientWidth] = (await page.evaluate(
         '[document.querySelector(".table-wrap").scrollWidth, document.querySelector(".table-wrap").clientWidth]',
@@ -304,8 +308,8 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
         );
       }
       await shot(page, `15-admin-billing-${width}`);
-      await context.close();
     }
+    await context.close();
   });
 
   it("shows each payment's status and amounts on the payments page on a phone, without scrolling sideways", async () => {
@@ -326,8 +330,11 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
     await ivanContext.close();
     const payment = await db.prisma.payment.findFirstOrThrow({ where: { receiptId } });
 
+    const { context, page } = await signedInPage(rig, 'boss', 'boss-password', {
+      viewport: { width: 390, height: 900 },
+    });
     for (const width of [390, 1280]) {
-      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
+      await page.setViewportSize({ width, height: 900 });
       await page.goto(`${base}/admin/payments`);
       const overflows = (await page.evaluate(
         '[...document.querySelectorAll(".table-wrap")].map((wrap) => wrap.scrollWidth - wrap.clientWidth)',
@@ -347,8 +354,8 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
         );
       }
       await shot(page, `17-admin-payments-${width}`);
-      await context.close();
     }
+    await context.close();
   });
 
   it("puts a user's actions and tier form on screen on a phone, without scrolling sideways", async () => {
@@ -373,8 +380,11 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
         paymentMethod: 'internal_transfer',
       },
     });
+    const { context, page } = await signedInPage(rig, 'boss', 'boss-password', {
+      viewport: { width: 390, height: 900 },
+    });
     for (const width of [390, 1280]) {
-      const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
+      await page.setViewportSize({ width, height: 900 });
       for (const [path, controls] of [
         [
           '/admin/users?q=hanna',
@@ -427,30 +437,33 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
       const action = await page.locator('td[data-label="Action"]').first().boundingBox();
       expect((action?.x ?? Number.POSITIVE_INFINITY) + (action?.width ?? 0)).toBeLessThanOrEqual(width);
       await shot(page, `16-admin-audit-${width}`);
-      await context.close();
     }
+    await context.close();
   });
 
   it("leaves room between My usage's pages and the receipt form under them", async () => {
     // The pager sat flush on the Create a receipt card, as if it were part of the form.
+    const { context, page } = await signedInPage(rig, 'frank', 'frank-password', {
+      viewport: { width: 1280, height: 900 },
+    });
     for (const width of [1280, 390]) {
-      const { context, page } = await signedInPage(rig, 'frank', 'frank-password', {
-        viewport: { width, height: 900 },
-      });
+      await page.setViewportSize({ width, height: 900 });
+      await page.goto(`${base}/me`);
       const pager = await page.locator('main nav.pagination').boundingBox();
       const form = await page.locator('#create-receipt').boundingBox();
       if (!pager || !form) throw new Error('no pager or no receipt form on /me');
       expect(form.y - (pager.y + pager.height), `${width}`).toBeGreaterThanOrEqual(16);
-      await context.close();
     }
+    await context.close();
   });
 
   it('draws the Per day charts with axis text at least 11 px tall, three to a row or one', async () => {
     // 1280: three charts a row; 940: three at about their narrowest; 390: a phone, one a row.
+    const { context, page } = await signedInPage(rig, 'alice', 'alice-password', {
+      viewport: { width: 1280, height: 900 },
+    });
     for (const width of [1280, 940, 390]) {
-      const { context, page } = await signedInPage(rig, 'alice', 'alice-password', {
-        viewport: { width, height: 900 },
-      });
+      await page.setViewportSize({ width, height: 900 });
       await page.goto(`${base}/me?view=aggregate`);
       // The font size as drawn: the attribute in the chart's units times the chart's scale.
       const sizes = await page.locator('svg.chart text').evaluateAll((texts) =>
@@ -463,8 +476,8 @@ describe.skipIf(!hasChromium)('in a real browser', { timeout: 120_000 }, () => {
       expect(sizes.length, `${width}`).toBeGreaterThan(3);
       expect(Math.min(...sizes), `${width}`).toBeGreaterThanOrEqual(10.9);
       await shot(page, `13-charts-${width}`);
-      await context.close();
     }
+    await context.close();
   });
 
   it('carol pays a receipt online through the dummy provider and sees it paid', async () => {

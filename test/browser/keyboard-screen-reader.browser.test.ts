@@ -1,13 +1,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import {
-  type BrowserRig,
-  closeRigAndDatabase,
-  hasChromium,
-  signedInPage,
-  startBrowserRig,
-} from '../support/browser.js';
+import { type BrowserRig, closeRigAndDatabase, hasChromium, keptSignIns, startBrowserRig } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -42,8 +36,12 @@ describe.skipIf(!hasChromium)('the app with a keyboard and a screen reader', { t
 
   afterAll(() => closeRigAndDatabase(rig, db));
 
+  // Each test opens the page it checks, and none checks signing in (the refused sign-in's test goes
+  // through the form on its own): each user signs in once, and later tests start with that session.
+  let signedInContext: ReturnType<typeof keptSignIns>;
   async function signedIn(username: string): Promise<Page> {
-    const { page } = await signedInPage(rig, username, `${username}-password`);
+    signedInContext ??= keptSignIns(rig);
+    const { page } = await signedInContext(username, `${username}-password`);
     return page;
   }
 

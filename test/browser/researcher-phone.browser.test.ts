@@ -1,4 +1,4 @@
-import type { Page } from 'playwright-core';
+import type { BrowserContextOptions, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
@@ -6,6 +6,7 @@ import {
   type BrowserRig,
   closeRigAndDatabase,
   hasChromium,
+  keptSignIns,
   signedInPage,
   startBrowserRig,
 } from '../support/browser.js';
@@ -26,6 +27,12 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
   let db: TestDatabase;
   let rig: BrowserRig;
   let base: string;
+  // pia signs in through the form once; her later tests start with that session (none checks signing in).
+  let piaSignIns: ReturnType<typeof keptSignIns> | undefined;
+  const signedInAsPia = (options: BrowserContextOptions) => {
+    piaSignIns ??= keptSignIns(rig);
+    return piaSignIns('pia', 'pia-password', options);
+  };
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -77,7 +84,8 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
   }
 
   it('shows the cost of each day and of each billed job, and the total and status of each receipt', async () => {
-    const { context, page } = await signedInPage(rig, 'pia', 'pia-password', { viewport: PHONE, landing: /\/me$/ });
+    const { context, page } = await signedInAsPia({ viewport: PHONE });
+    await page.goto(`${base}/me`);
     await page.fill('#before', toLocalDate(new Date(), TIME_ZONE));
     await Promise.all([
       page.waitForURL(/\/me\/receipts\/\d+#receipt$/),
@@ -110,7 +118,7 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
 
   it("labels each card's cost with its currency, as the desktop header does", async () => {
     // The header said "Cost (THB)", the cards on a phone only "Cost".
-    const { context, page } = await signedInPage(rig, 'pia', 'pia-password', { viewport: PHONE, landing: /\/me$/ });
+    const { context, page } = await signedInAsPia({ viewport: PHONE });
     for (const path of ['/me', '/me?view=billed', '/me?view=aggregate']) {
       await page.goto(`${base}${path}`);
       const labels = (await page.evaluate(
@@ -126,7 +134,8 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
 
   it("puts a billed job's receipt number beside its status, at the right of the card", async () => {
     // Spread across the card, the number sat alone in the middle of the line, away from its status.
-    const { context, page } = await signedInPage(rig, 'pia', 'pia-password', { viewport: PHONE, landing: /\/me$/ });
+    const { context, page } = await signedInAsPia({ viewport: PHONE });
+    await page.goto(`${base}/me`);
     const cell = page.locator('main td[data-label="Billed"]').first();
     const number = await cell.locator('a').boundingBox();
     const status = await cell.locator('.badge').boundingBox();
@@ -140,7 +149,7 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
   it("rules off a receipt's total, and Billed's, across the whole card", async () => {
     // The total and its label sat on one line as two boxes, each with its own rule above and below
     // as wide as its text: the rule over the figure most read on the page was broken in the middle.
-    const { context, page } = await signedInPage(rig, 'pia', 'pia-password', { viewport: PHONE, landing: /\/me$/ });
+    const { context, page } = await signedInAsPia({ viewport: PHONE });
     await page.goto(`${base}/me/receipts`);
     const receipt = await page.locator('main a[href^="/me/receipts/"]').first().getAttribute('href');
     for (const path of [receipt, '/me?view=billed']) {
@@ -191,10 +200,7 @@ describe.skipIf(!hasChromium)("a researcher's lists on a phone", { timeout: 120_
   });
 
   it("makes the header's links and Sign out at least 24 px tall, as they wrap onto lines of their own on a phone", async () => {
-    const { context, page } = await signedInPage(rig, 'pia', 'pia-password', {
-      viewport: { width: 375, height: 740 },
-      landing: /\/me$/,
-    });
+    const { context, page } = await signedInAsPia({ viewport: { width: 375, height: 740 } });
     await page.goto(`${base}/me`);
     const targets =
       (await page.evaluate(`[...document.querySelectorAll('nav[aria-label="Main"] a, nav[aria-label="Main"] button')]

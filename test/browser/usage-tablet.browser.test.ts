@@ -2,13 +2,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toLocalDate } from '../../src/shared/local-date.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
-import {
-  type BrowserRig,
-  closeRigAndDatabase,
-  hasChromium,
-  signedInPage,
-  startBrowserRig,
-} from '../support/browser.js';
+import { type BrowserRig, closeRigAndDatabase, hasChromium, keptSignIns, startBrowserRig } from '../support/browser.js';
 import { buildUser } from '../support/factories.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -30,6 +24,9 @@ describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, 
   let rig: BrowserRig;
   let base: string;
   let receiptPath = '';
+  // Each user signs in through the form once (dora in beforeAll); each test's context of its own starts
+  // with that session, and none checks signing in.
+  let signedInContext: ReturnType<typeof keptSignIns>;
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -58,8 +55,9 @@ describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, 
     rig = await startBrowserRig(buildTestApp(db, { env: { APP_TZ: TIME_ZONE } }));
     ({ base } = rig);
 
+    signedInContext = keptSignIns(rig);
     // Half of dora's jobs on a receipt, so the Billed column holds receipts' numbers and statuses.
-    const { context, page } = await signedInPage(rig, 'dora', 'dora-password', {
+    const { context, page } = await signedInContext('dora', 'dora-password', {
       viewport: { width: 1280, height: 800 },
       landing: /\/me$/,
     });
@@ -92,7 +90,7 @@ describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, 
     };
     const found: Record<string, { tables: number[]; page: number }> = {};
     for (const [user, userPaths] of Object.entries(paths)) {
-      const { context, page } = await signedInPage(rig, user, `${user}-password`, { viewport: TABLETS[0] });
+      const { context, page } = await signedInContext(user, `${user}-password`, { viewport: TABLETS[0] });
       for (const viewport of TABLETS) {
         await page.setViewportSize(viewport);
         for (const path of userPaths) {
@@ -135,7 +133,7 @@ describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, 
     const found: Record<string, unknown> = {};
     const expected: Record<string, unknown> = {};
     for (const [user, userPaths] of Object.entries(paths)) {
-      const { context, page } = await signedInPage(rig, user, `${user}-password`, {
+      const { context, page } = await signedInContext(user, `${user}-password`, {
         viewport: { width: 1280, height: 1000 },
       });
       const desktop: Record<string, string[]> = {};
@@ -161,10 +159,7 @@ describe.skipIf(!hasChromium)('usage tables on a tablet', { timeout: 180_000 }, 
   });
 
   it("shows each job's figures on the screen, each on one line under its column's name, and the sort", async () => {
-    const { context, page } = await signedInPage(rig, 'dora', 'dora-password', {
-      viewport: TABLETS[0],
-      landing: /\/me$/,
-    });
+    const { context, page } = await signedInContext('dora', 'dora-password', { viewport: TABLETS[0] });
     for (const viewport of TABLETS) {
       await page.setViewportSize(viewport);
       await page.goto(`${base}/me`);
