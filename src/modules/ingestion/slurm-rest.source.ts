@@ -146,19 +146,20 @@ export function createSlurmRestSource(
 
   const token = async (): Promise<string> => {
     if (options.token) {
-      if (!TOKEN_TEXT.test(options.token)) {
+      // scontrol token prints `SLURM_JWT=eyJ...`, which admins paste whole, as the file may hold it.
+      // Sent as it was, slurmrestd refused it (error 1007) and the run said to check the token.
+      const value = tokenIn(options.token);
+      if (!TOKEN_TEXT.test(value)) {
         throw new SourceConfigError(
           'SLURMRESTD_TOKEN is not a token: it has spaces, line breaks or other characters a JWT never has',
         );
       }
-      return options.token;
+      return value;
     }
     if (!options.tokenFile) throw new SourceConfigError('set SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE');
     try {
       const text = (await readFile(options.tokenFile, 'utf8')).trim();
-      // token.env style files hold `SLURM_JWT=...`; plain files hold the token alone.
-      const assignment = /^(?:export\s+)?SLURM_JWT=(.+)$/m.exec(text);
-      const value = (assignment?.[1] ?? text).trim().replace(/^["']|["']$/g, '');
+      const value = tokenIn(text);
       if (!value) throw new SourceConfigError(`SLURMRESTD_TOKEN_FILE ${options.tokenFile} is empty`);
       // Sent as it is, a file of other lines made Node refuse the header ("Invalid character in
       // header content") without a word about the file.
@@ -489,6 +490,15 @@ export function rejectedTokenAdvice(jwt: string | undefined, now: Date, user?: s
     // Not a JWT we can read: the general advice.
   }
   return 'check SLURMRESTD_USER and the token';
+}
+
+/**
+ * The JWT in a token setting's text: scontrol token's `SLURM_JWT=...` line (as token.env style files
+ * and the command's output hold it, possibly `export`ed or quoted), else the text itself.
+ */
+function tokenIn(text: string): string {
+  const assignment = /^(?:export\s+)?SLURM_JWT=(.+)$/m.exec(text);
+  return (assignment?.[1] ?? text).trim().replace(/^["']|["']$/g, '');
 }
 
 /** What a JWT is made of (base64url parts and dots), with room for padding and base64. */

@@ -482,3 +482,61 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     expect(correctedRest).toMatchObject({ status: 'finished', run: { outcome: 'success', source: 'slurmrestd' } });
   }, 120_000);
 });
+
+/**
+ * What an admin setting slurmrestd up against the lab for the first time meets: settings written as
+ * Slurm's own tools print them, and addresses of the lab's other daemons. Needs no job of its own.
+ */
+describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd settings as an admin writes them', () => {
+  let wasRunning = false;
+  beforeAll(() => {
+    wasRunning = lab('status').status === 0;
+    const started = lab('start', 300_000);
+    if (started.status !== 0) {
+      throw new Error(`the Slurm lab did not start: ${started.stderr.trim().split('\n').slice(-8).join('\n')}`);
+    }
+  }, 320_000);
+  afterAll(() => {
+    if (!wasRunning) lab('stop', 150_000);
+  }, 180_000);
+
+  const labToken = () => {
+    const lines = new Map(
+      readFileSync(TOKEN_FILE, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => line.split(/=(.*)/s) as [string, string]),
+    );
+    return {
+      url: lines.get('SLURM_REST_URL') ?? '',
+      user: lines.get('SLURM_USER_NAME') ?? '',
+      jwt: lines.get('SLURM_JWT') ?? '',
+    };
+  };
+  const restSource = (settings: { url?: string; token: string }) =>
+    createSlurmRestSource({
+      url: settings.url ?? labToken().url,
+      user: labToken().user,
+      token: settings.token,
+      tokenFile: undefined,
+      apiVersion: undefined,
+      caFile: undefined,
+      timeZone: TIME_ZONE,
+      defaultCluster: 'lab',
+      cluster: undefined,
+      timeoutMs: 20_000,
+      maxAttempts: 3,
+      retryBaseMs: 100,
+    });
+  const lastHour: IngestWindow = { start: new Date(Date.now() - 3_600_000), end: new Date() };
+
+  it('takes SLURMRESTD_TOKEN as scontrol token prints it (SLURM_JWT=...), as SLURMRESTD_TOKEN_FILE does', async () => {
+    // `scontrol token username=billing` prints `SLURM_JWT=eyJ...`, which an admin pastes whole into the
+    // setting. Sent as it was, slurmrestd refused it (error 1007), and the run said to check the token.
+    const printed = execFileSync('scontrol', ['token', `username=${labToken().user}`, 'lifespan=600'], {
+      encoding: 'utf8',
+    }).trim();
+    expect(printed).toMatch(/^SLURM_JWT=eyJ[\w.-]+$/);
+    await expect(collect(restSource({ token: printed }).read(lastHour))).resolves.toBeInstanceOf(Array);
+  }, 60_000);
+});

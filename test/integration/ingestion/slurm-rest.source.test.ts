@@ -222,6 +222,17 @@ describe('slurmrestd source against a replay of real answers', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it("sends the JWT alone when SLURMRESTD_TOKEN is scontrol token's output (SLURM_JWT=...), as from a file", async () => {
+    // Pasted whole into the setting, it used to be sent as it was: slurmrestd refused it (error 1007,
+    // seen on the lab) and the run said to check SLURMRESTD_USER and the token.
+    replayServer.setPlan(replay);
+    await collect(createSlurmRestSource(sourceOptions({ token: 'SLURM_JWT=abc.def.ghi' })).read(WINDOW));
+    await collect(createSlurmRestSource(sourceOptions({ token: 'export SLURM_JWT="abc.def.ghi"' })).read(WINDOW));
+    expect(new Set(replayServer.requests.map((request) => request.headers['x-slurm-user-token']))).toEqual(
+      new Set(['abc.def.ghi']),
+    );
+  });
+
   it('says SLURMRESTD_TOKEN_FILE holds no token when it is some other file, without asking slurmrestd', async () => {
     // The lab's token.env without its SLURM_JWT line (the file of another tool, a cut copy).
     const dir = mkdtempSync(path.join(os.tmpdir(), 'slurm-token-'));
