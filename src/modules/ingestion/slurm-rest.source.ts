@@ -628,7 +628,7 @@ function request(
         reject(
           new SourceConfigError(
             `${url.origin} does not answer HTTP: SLURMRESTD_URL names another service than slurmrestd ` +
-              '(slurmctld listens on 6817 and slurmdbd on 6819 by default; slurmrestd on the address it is started with, often 6820); ' +
+              '(slurmctld listens on 6817, slurmd on 6818 and slurmdbd on 6819 by default; slurmrestd on the address it is started with, often 6820); ' +
               "set it to slurmrestd's http(s)://host:port",
           ),
         );
@@ -640,7 +640,7 @@ function request(
           new RetryableError(
             `slurmrestd connection failed: ${error.message}: ${url.origin} closed the connection without an HTTP answer; ` +
               "check that slurmrestd runs there and that SLURMRESTD_URL is its address, not another Slurm daemon's " +
-              '(slurmctld listens on 6817, slurmdbd on 6819)',
+              '(slurmctld listens on 6817, slurmd on 6818, slurmdbd on 6819)',
           ),
         );
       } else reject(new RetryableError(`slurmrestd connection failed: ${error.message}`));

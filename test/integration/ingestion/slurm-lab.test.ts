@@ -539,4 +539,18 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd settings as an ad
     expect(printed).toMatch(/^SLURM_JWT=eyJ[\w.-]+$/);
     await expect(collect(restSource({ token: printed }).read(lastHour))).resolves.toBeInstanceOf(Array);
   }, 60_000);
+
+  it("names slurmd's port, not only slurmctld's and slurmdbd's, when SLURMRESTD_URL is slurmd's address", async () => {
+    // The lab's slurmd (6818, between slurmctld's 6817 and slurmdbd's 6819) closes an HTTP request
+    // without an answer, as they do; the message named the other two daemons' ports alone.
+    const error = await collect(
+      restSource({ url: 'http://127.0.0.1:6818', token: labToken().jwt }).read(lastHour),
+    ).catch((caught: Error) => caught);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toBe(
+      'slurmrestd connection failed: read ECONNRESET: http://127.0.0.1:6818 closed the connection without an HTTP answer; ' +
+        "check that slurmrestd runs there and that SLURMRESTD_URL is its address, not another Slurm daemon's " +
+        '(slurmctld listens on 6817, slurmd on 6818, slurmdbd on 6819) (after 3 attempts)',
+    );
+  }, 60_000);
 });

@@ -435,7 +435,7 @@ describe('slurmrestd source against a replay of real answers', () => {
       expect(error).toBeInstanceOf(SourceConfigError);
       expect((error as Error).message).toBe(
         `http://127.0.0.1:${port} does not answer HTTP: SLURMRESTD_URL names another service than slurmrestd ` +
-          '(slurmctld listens on 6817 and slurmdbd on 6819 by default; slurmrestd on the address it is started with, often 6820); ' +
+          '(slurmctld listens on 6817, slurmd on 6818 and slurmdbd on 6819 by default; slurmrestd on the address it is started with, often 6820); ' +
           "set it to slurmrestd's http(s)://host:port",
       );
     } finally {
@@ -461,7 +461,7 @@ describe('slurmrestd source against a replay of real answers', () => {
       expect((error as Error).message).toBe(
         `slurmrestd connection failed: read ECONNRESET: http://127.0.0.1:${port} closed the connection without an HTTP answer; ` +
           "check that slurmrestd runs there and that SLURMRESTD_URL is its address, not another Slurm daemon's " +
-          '(slurmctld listens on 6817, slurmdbd on 6819) (after 3 attempts)',
+          '(slurmctld listens on 6817, slurmd on 6818, slurmdbd on 6819) (after 3 attempts)',
       );
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
