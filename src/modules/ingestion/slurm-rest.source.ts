@@ -12,7 +12,13 @@ import {
   SourceConfigError,
   SourceUnavailableError,
 } from './job-source.js';
-import { isPrivilegedLevel, readRestAdminLevel, readRestCoordinatedAccounts, restUserWarning } from './slurm-access.js';
+import {
+  isPrivilegedLevel,
+  isRestUserMissing,
+  readRestAdminLevel,
+  readRestCoordinatedAccounts,
+  restUserWarning,
+} from './slurm-access.js';
 import type { SourceItem } from './slurm-job.model.js';
 import {
   isAuthenticationError,
@@ -180,7 +186,10 @@ export function createSlurmRestSource(
    * `path` may be a function, called for each attempt: a query relative to now (22.05) must be written
    * again when it is asked again, as slurmrestd reads "now" when the request reaches it.
    */
-  const get = async (path: string | (() => string), getOptions: { isSplittable?: boolean } = {}): Promise<unknown> => {
+  const get = async (
+    path: string | (() => string),
+    getOptions: { isSplittable?: boolean; isNothingFoundAnAnswer?: boolean } = {},
+  ): Promise<unknown> => {
     const headers = {
       'X-SLURM-USER-NAME': options.user,
       'X-SLURM-USER-TOKEN': await token(),
@@ -200,6 +209,11 @@ export function createSlurmRestSource(
         // again, so it is not retried but read in shorter slices (read()).
         if (answer.status !== 200 && bodySaysQueryTooWide(answer.body)) {
           throw new QueryTooWideError(answeredHttp(answer.status, answer.body));
+        }
+        // 22.05 answers a user it does not know with HTTP 500 and error 9003 "Nothing found" (seen on
+        // the lab): an answer, not a failure to retry.
+        if (getOptions.isNothingFoundAnAnswer && answer.status === 500 && bodySaysNothingFound(answer.body)) {
+          return JSON.parse(answer.body);
         }
         if (answer.status >= 500 || answer.status === 429) {
           throw new RetryableError(answeredHttp(answer.status, answer.body));
@@ -334,7 +348,11 @@ export function createSlurmRestSource(
     if (!options.checksUserLevel || options.user === 'root') return null;
     try {
       const version = await detectVersion();
-      const body = await get(`slurmdb/${version}/user/${encodeURIComponent(options.user)}`);
+      const body = await get(`slurmdb/${version}/user/${encodeURIComponent(options.user)}`, {
+        isNothingFoundAnAnswer: true,
+      });
+      // A user the accounting does not know (error 9003, no user): a token is issued for any name.
+      if (isRestUserMissing(body, options.user)) return restUserWarning(options.user, null);
       const level = readRestAdminLevel(body, options.user);
       if (level === null || isPrivilegedLevel(level)) return null;
       // A coordinator reads the jobs of the accounts it coordinates too: the warning names them.
@@ -521,6 +539,19 @@ function readJobsResponse(body: unknown, options: SlurmRestParseOptions): SlurmR
       throw new SourceUnavailableError(`slurmrestd answered malformed output: ${error.message}`);
     }
     throw error;
+  }
+}
+
+/** A JSON answer whose errors include 9003 "Nothing found" (and nothing that is not JSON). */
+function bodySaysNothingFound(body: string): boolean {
+  try {
+    const errors = (JSON.parse(body) as { errors?: unknown } | null)?.errors;
+    return (
+      Array.isArray(errors) &&
+      errors.some((error) => (error as { error_number?: unknown } | null)?.error_number === NOTHING_FOUND)
+    );
+  } catch {
+    return false;
   }
 }
 

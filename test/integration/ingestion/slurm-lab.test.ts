@@ -540,6 +540,38 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd settings as an ad
     await expect(collect(restSource({ token: printed }).read(lastHour))).resolves.toBeInstanceOf(Array);
   }, 60_000);
 
+  it("warns when SLURMRESTD_USER is no user of Slurm's accounting, and says how to add it as an operator", async () => {
+    // A token can be issued for any name (scontrol token username=...), and slurmrestd accepts it; but
+    // the docs' `sacctmgr modify user billing set adminlevel=Operator` only says "Nothing modified" for a
+    // user sacctmgr does not know, and slurmrestd answers such a user's level with error 9003 "Nothing
+    // found". That warned of nothing: under PrivateData=jobs every run would read no job, successfully.
+    const user = 'billing-not-in-accounting';
+    const token = execFileSync('scontrol', ['token', `username=${user}`, 'lifespan=600'], { encoding: 'utf8' }).trim();
+    const unknown = spawnSync('sacctmgr', ['-n', '-P', 'show', 'user', user], { encoding: 'utf8' });
+    expect(unknown.stdout.trim()).toBe('');
+    const source = createSlurmRestSource({
+      url: labToken().url,
+      user,
+      token,
+      tokenFile: undefined,
+      apiVersion: undefined,
+      caFile: undefined,
+      timeZone: TIME_ZONE,
+      defaultCluster: 'lab',
+      cluster: undefined,
+      timeoutMs: 20_000,
+      maxAttempts: 3,
+      retryBaseMs: 100,
+      checksUserLevel: true,
+    });
+    expect(await source.findAccessWarning?.()).toBe(
+      `SLURMRESTD_USER ${user} is not a user of Slurm's accounting (sacctmgr show user ${user} lists no one): where ` +
+        'slurmdbd.conf sets PrivateData=jobs (sacctmgr show configuration says; slurmrestd cannot tell), slurmrestd ' +
+        `answers ${user}'s own jobs alone (none), with no error, and every other user's go unread and unbilled. ` +
+        `As root: sacctmgr add user ${user} account=root adminlevel=Operator`,
+    );
+  }, 60_000);
+
   it("names slurmd's port, not only slurmctld's and slurmdbd's, when SLURMRESTD_URL is slurmd's address", async () => {
     // The lab's slurmd (6818, between slurmctld's 6817 and slurmdbd's 6819) closes an HTTP request
     // without an answer, as they do; the message named the other two daemons' ports alone.
