@@ -504,6 +504,16 @@ export function rejectedTokenAdvice(jwt: string | undefined, now: Date, user?: s
     if (user !== undefined && typeof owner === 'string' && owner !== user && USER_NAME.test(owner)) {
       return `the token was issued for user "${owner}", but SLURMRESTD_USER is "${user}": set SLURMRESTD_USER=${owner}, or issue a token for ${user} (scontrol token username=${user})`;
     }
+    // Its user and expiry are right, so what slurmrestd refused is its signature: a token issued on another
+    // cluster, or before jwt_key changed (seen on the lab). It used to get the general advice below.
+    if (user !== undefined && owner === user && typeof payload.exp === 'number') {
+      const expiresAt = new Date(payload.exp * 1000).toISOString();
+      return (
+        `the token is ${user}'s, as SLURMRESTD_USER says, and has not expired (it expires at ${expiresAt}), so ` +
+        `slurmrestd refused its signature: was it issued on another cluster, or before this one's jwt_key changed? ` +
+        `Issue a new one on this cluster (scontrol token username=${user})`
+      );
+    }
   } catch {
     // Not a JWT we can read: the general advice.
   }

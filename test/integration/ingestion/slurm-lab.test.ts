@@ -572,6 +572,23 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd settings as an ad
     );
   }, 60_000);
 
+  it("says a token of SLURMRESTD_USER's that has not expired was refused for its signature (another cluster's key)", async () => {
+    // A token issued on another cluster, or before jwt_key changed: its claims are right, its signature is
+    // not this slurmrestd's. The lab answers it with error 1007, and the run said only to check the user and token.
+    const { user, jwt } = labToken();
+    const [header, claims] = jwt.split('.');
+    const foreign = `${header}.${claims}.${Buffer.alloc(32, 7).toString('base64url')}`;
+    const error = await collect(restSource({ token: foreign }).read(lastHour)).catch((caught: Error) => caught);
+    expect((error as Error).message).toMatch(
+      new RegExp(
+        `^slurmrestd rejected the token \\(error 1007: Protocol authentication error\\); the token is ${user}'s, ` +
+          'as SLURMRESTD_USER says, and has not expired \\(it expires at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\), so slurmrestd refused ' +
+          `its signature: was it issued on another cluster, or before this one's jwt_key changed\\? Issue a new one on ` +
+          `this cluster \\(scontrol token username=${user}\\)$`,
+      ),
+    );
+  }, 60_000);
+
   it("names slurmd's port, not only slurmctld's and slurmdbd's, when SLURMRESTD_URL is slurmd's address", async () => {
     // The lab's slurmd (6818, between slurmctld's 6817 and slurmdbd's 6819) closes an HTTP request
     // without an answer, as they do; the message named the other two daemons' ports alone.

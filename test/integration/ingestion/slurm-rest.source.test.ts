@@ -301,14 +301,22 @@ describe('slurmrestd source against a replay of real answers', () => {
     await expect(collect(createSlurmRestSource(sourceOptions({ token: expired })).read(WINDOW))).rejects.toThrow(
       /^slurmrestd refused the credentials \(HTTP 401\); the token expired at 2025-11-24T16:00:00.000Z/,
     );
-    // A token that has not expired (or is not a JWT at all) keeps the general advice.
+    // SLURMRESTD_USER's token that has not expired was refused for its signature (another cluster's
+    // jwt_key, seen on the lab); it used to get the general advice, which a token not a JWT at all keeps.
     const current = jwt({ exp: 4_102_444_800, sun: 'billing' });
-    for (const token of [current, 'not-a-jwt']) {
-      replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
-      await expect(collect(createSlurmRestSource(sourceOptions({ token })).read(WINDOW))).rejects.toThrow(
-        /\(error 1007: Protocol authentication error\); check SLURMRESTD_USER and the token$/,
-      );
-    }
+    replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+    await expect(collect(createSlurmRestSource(sourceOptions({ token: current })).read(WINDOW))).rejects.toThrow(
+      new SourceConfigError(
+        "slurmrestd rejected the token (error 1007: Protocol authentication error); the token is billing's, as " +
+          'SLURMRESTD_USER says, and has not expired (it expires at 2100-01-01T00:00:00.000Z), so slurmrestd refused ' +
+          "its signature: was it issued on another cluster, or before this one's jwt_key changed? Issue a new one on " +
+          'this cluster (scontrol token username=billing)',
+      ),
+    );
+    replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+    await expect(collect(createSlurmRestSource(sourceOptions({ token: 'not-a-jwt' })).read(WINDOW))).rejects.toThrow(
+      /\(error 1007: Protocol authentication error\); check SLURMRESTD_USER and the token$/,
+    );
   });
 
   it('names both users when the token was issued for another user than SLURMRESTD_USER', async () => {
