@@ -115,9 +115,26 @@ export function isPrivilegedLevel(level: string): boolean {
   return PRIVILEGED_LEVELS.has(level.trim().toLowerCase());
 }
 
-/** How to give `user` the right to read every job, as an admin types it. */
-export function operatorCommand(user: string): string {
-  return `sacctmgr modify user ${user} set adminlevel=Operator`;
+/**
+ * How to give `user` the right to read every job, as an admin types it. A user Slurm's accounting does
+ * not know cannot be modified (sacctmgr says "Nothing modified", seen on the lab) and is added with an
+ * account (without one sacctmgr says "Need name of account to add user to."): root, which every
+ * accounting database has, as the lab's billing user is.
+ */
+export function operatorCommand(user: string, isInAccounting = true): string {
+  return isInAccounting
+    ? `sacctmgr modify user ${user} set adminlevel=Operator`
+    : `sacctmgr add user ${user} account=root adminlevel=Operator`;
+}
+
+/**
+ * Whether slurmrestd's `/slurmdb/v0.0.NN/user/{name}` answer says Slurm's accounting has no such user:
+ * a `users` list without it (22.05 answers error 9003 "Nothing found" and `users: []`, seen on the lab),
+ * not an answer without a `users` list at all.
+ */
+export function isRestUserMissing(body: unknown, user: string): boolean {
+  const users = (body as { users?: unknown } | null)?.users;
+  return Array.isArray(users) && !users.some((candidate) => (candidate as { name?: unknown })?.name === user);
 }
 
 /**
@@ -140,7 +157,7 @@ export function privateJobsSacctMessage(
   return (
     `sacct runs as ${user}, who may read only ${isCoordinator ? "some users'" : 'their own'} jobs: slurmdbd.conf sets ` +
     `PrivateData=jobs and ${standing}${seen} (exit 0, no error) and every other user's would go unread and ` +
-    `unbilled. Nothing was read. As root: ${operatorCommand(user)} (or run the app as root or such a user)`
+    `unbilled. Nothing was read. As root: ${operatorCommand(user, level !== null)} (or run the app as root or such a user)`
   );
 }
 
@@ -157,7 +174,20 @@ function coordinatorReach(user: string, coordinatedAccounts: readonly string[]):
  * set. A coordinator's names the accounts it coordinates, as sacct's does: its answer holds their jobs
  * too, so "own jobs alone" misled the admin who checked it against the jobs read.
  */
-export function restUserWarning(user: string, level: string, coordinatedAccounts: readonly string[] = []): string {
+export function restUserWarning(
+  user: string,
+  level: string | null,
+  coordinatedAccounts: readonly string[] = [],
+): string {
+  if (level === null) {
+    // No user of the accounting: it has no job of its own, so under PrivateData=jobs it reads none.
+    return (
+      `SLURMRESTD_USER ${user} is not a user of Slurm's accounting (sacctmgr show user ${user} lists no one): where ` +
+      'slurmdbd.conf sets PrivateData=jobs (sacctmgr show configuration says; slurmrestd cannot tell), slurmrestd ' +
+      `answers ${user}'s own jobs alone (none), with no error, and every other user's go unread and unbilled. ` +
+      `As root: ${operatorCommand(user, false)}`
+    );
+  }
   const answered =
     coordinatedAccounts.length > 0
       ? `; ${coordinatorReach(user, coordinatedAccounts)}: where slurmdbd.conf sets PrivateData=jobs (sacctmgr show ` +

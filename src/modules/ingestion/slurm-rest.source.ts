@@ -12,7 +12,13 @@ import {
   SourceConfigError,
   SourceUnavailableError,
 } from './job-source.js';
-import { isPrivilegedLevel, readRestAdminLevel, readRestCoordinatedAccounts, restUserWarning } from './slurm-access.js';
+import {
+  isPrivilegedLevel,
+  isRestUserMissing,
+  readRestAdminLevel,
+  readRestCoordinatedAccounts,
+  restUserWarning,
+} from './slurm-access.js';
 import type { SourceItem } from './slurm-job.model.js';
 import {
   isAuthenticationError,
@@ -146,19 +152,20 @@ export function createSlurmRestSource(
 
   const token = async (): Promise<string> => {
     if (options.token) {
-      if (!TOKEN_TEXT.test(options.token)) {
+      // scontrol token prints `SLURM_JWT=eyJ...`, which admins paste whole, as the file may hold it.
+      // Sent as it was, slurmrestd refused it (error 1007) and the run said to check the token.
+      const value = tokenIn(options.token);
+      if (!TOKEN_TEXT.test(value)) {
         throw new SourceConfigError(
           'SLURMRESTD_TOKEN is not a token: it has spaces, line breaks or other characters a JWT never has',
         );
       }
-      return options.token;
+      return value;
     }
     if (!options.tokenFile) throw new SourceConfigError('set SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE');
     try {
       const text = (await readFile(options.tokenFile, 'utf8')).trim();
-      // token.env style files hold `SLURM_JWT=...`; plain files hold the token alone.
-      const assignment = /^(?:export\s+)?SLURM_JWT=(.+)$/m.exec(text);
-      const value = (assignment?.[1] ?? text).trim().replace(/^["']|["']$/g, '');
+      const value = tokenIn(text);
       if (!value) throw new SourceConfigError(`SLURMRESTD_TOKEN_FILE ${options.tokenFile} is empty`);
       // Sent as it is, a file of other lines made Node refuse the header ("Invalid character in
       // header content") without a word about the file.
@@ -179,7 +186,10 @@ export function createSlurmRestSource(
    * `path` may be a function, called for each attempt: a query relative to now (22.05) must be written
    * again when it is asked again, as slurmrestd reads "now" when the request reaches it.
    */
-  const get = async (path: string | (() => string), getOptions: { isSplittable?: boolean } = {}): Promise<unknown> => {
+  const get = async (
+    path: string | (() => string),
+    getOptions: { isSplittable?: boolean; isNothingFoundAnAnswer?: boolean } = {},
+  ): Promise<unknown> => {
     const headers = {
       'X-SLURM-USER-NAME': options.user,
       'X-SLURM-USER-TOKEN': await token(),
@@ -199,6 +209,11 @@ export function createSlurmRestSource(
         // again, so it is not retried but read in shorter slices (read()).
         if (answer.status !== 200 && bodySaysQueryTooWide(answer.body)) {
           throw new QueryTooWideError(answeredHttp(answer.status, answer.body));
+        }
+        // 22.05 answers a user it does not know with HTTP 500 and error 9003 "Nothing found" (seen on
+        // the lab): an answer, not a failure to retry.
+        if (getOptions.isNothingFoundAnAnswer && answer.status === 500 && bodySaysNothingFound(answer.body)) {
+          return JSON.parse(answer.body);
         }
         if (answer.status >= 500 || answer.status === 429) {
           throw new RetryableError(answeredHttp(answer.status, answer.body));
@@ -333,7 +348,11 @@ export function createSlurmRestSource(
     if (!options.checksUserLevel || options.user === 'root') return null;
     try {
       const version = await detectVersion();
-      const body = await get(`slurmdb/${version}/user/${encodeURIComponent(options.user)}`);
+      const body = await get(`slurmdb/${version}/user/${encodeURIComponent(options.user)}`, {
+        isNothingFoundAnAnswer: true,
+      });
+      // A user the accounting does not know (error 9003, no user): a token is issued for any name.
+      if (isRestUserMissing(body, options.user)) return restUserWarning(options.user, null);
       const level = readRestAdminLevel(body, options.user);
       if (level === null || isPrivilegedLevel(level)) return null;
       // A coordinator reads the jobs of the accounts it coordinates too: the warning names them.
@@ -485,10 +504,29 @@ export function rejectedTokenAdvice(jwt: string | undefined, now: Date, user?: s
     if (user !== undefined && typeof owner === 'string' && owner !== user && USER_NAME.test(owner)) {
       return `the token was issued for user "${owner}", but SLURMRESTD_USER is "${user}": set SLURMRESTD_USER=${owner}, or issue a token for ${user} (scontrol token username=${user})`;
     }
+    // Its user and expiry are right, so what slurmrestd refused is its signature: a token issued on another
+    // cluster, or before jwt_key changed (seen on the lab). It used to get the general advice below.
+    if (user !== undefined && owner === user && typeof payload.exp === 'number') {
+      const expiresAt = new Date(payload.exp * 1000).toISOString();
+      return (
+        `the token is ${user}'s, as SLURMRESTD_USER says, and has not expired (it expires at ${expiresAt}), so ` +
+        `slurmrestd refused its signature: was it issued on another cluster, or before this one's jwt_key changed? ` +
+        `Issue a new one on this cluster (scontrol token username=${user})`
+      );
+    }
   } catch {
     // Not a JWT we can read: the general advice.
   }
   return 'check SLURMRESTD_USER and the token';
+}
+
+/**
+ * The JWT in a token setting's text: scontrol token's `SLURM_JWT=...` line (as token.env style files
+ * and the command's output hold it, possibly `export`ed or quoted), else the text itself.
+ */
+function tokenIn(text: string): string {
+  const assignment = /^(?:export\s+)?SLURM_JWT=(.+)$/m.exec(text);
+  return (assignment?.[1] ?? text).trim().replace(/^["']|["']$/g, '');
 }
 
 /** What a JWT is made of (base64url parts and dots), with room for padding and base64. */
@@ -511,6 +549,19 @@ function readJobsResponse(body: unknown, options: SlurmRestParseOptions): SlurmR
       throw new SourceUnavailableError(`slurmrestd answered malformed output: ${error.message}`);
     }
     throw error;
+  }
+}
+
+/** A JSON answer whose errors include 9003 "Nothing found" (and nothing that is not JSON). */
+function bodySaysNothingFound(body: string): boolean {
+  try {
+    const errors = (JSON.parse(body) as { errors?: unknown } | null)?.errors;
+    return (
+      Array.isArray(errors) &&
+      errors.some((error) => (error as { error_number?: unknown } | null)?.error_number === NOTHING_FOUND)
+    );
+  } catch {
+    return false;
   }
 }
 
@@ -618,7 +669,7 @@ function request(
         reject(
           new SourceConfigError(
             `${url.origin} does not answer HTTP: SLURMRESTD_URL names another service than slurmrestd ` +
-              '(slurmctld listens on 6817 and slurmdbd on 6819 by default; slurmrestd on the address it is started with, often 6820); ' +
+              '(slurmctld listens on 6817, slurmd on 6818 and slurmdbd on 6819 by default; slurmrestd on the address it is started with, often 6820); ' +
               "set it to slurmrestd's http(s)://host:port",
           ),
         );
@@ -630,7 +681,7 @@ function request(
           new RetryableError(
             `slurmrestd connection failed: ${error.message}: ${url.origin} closed the connection without an HTTP answer; ` +
               "check that slurmrestd runs there and that SLURMRESTD_URL is its address, not another Slurm daemon's " +
-              '(slurmctld listens on 6817, slurmdbd on 6819)',
+              '(slurmctld listens on 6817, slurmd on 6818, slurmdbd on 6819)',
           ),
         );
       } else reject(new RetryableError(`slurmrestd connection failed: ${error.message}`));

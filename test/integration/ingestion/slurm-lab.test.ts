@@ -482,3 +482,124 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd and sacct agree',
     expect(correctedRest).toMatchObject({ status: 'finished', run: { outcome: 'success', source: 'slurmrestd' } });
   }, 120_000);
 });
+
+/**
+ * What an admin setting slurmrestd up against the lab for the first time meets: settings written as
+ * Slurm's own tools print them, and addresses of the lab's other daemons. Needs no job of its own.
+ */
+describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd settings as an admin writes them', () => {
+  let wasRunning = false;
+  beforeAll(() => {
+    wasRunning = lab('status').status === 0;
+    const started = lab('start', 300_000);
+    if (started.status !== 0) {
+      throw new Error(`the Slurm lab did not start: ${started.stderr.trim().split('\n').slice(-8).join('\n')}`);
+    }
+  }, 320_000);
+  afterAll(() => {
+    if (!wasRunning) lab('stop', 150_000);
+  }, 180_000);
+
+  const labToken = () => {
+    const lines = new Map(
+      readFileSync(TOKEN_FILE, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => line.split(/=(.*)/s) as [string, string]),
+    );
+    return {
+      url: lines.get('SLURM_REST_URL') ?? '',
+      user: lines.get('SLURM_USER_NAME') ?? '',
+      jwt: lines.get('SLURM_JWT') ?? '',
+    };
+  };
+  const restSource = (settings: { url?: string; token: string }) =>
+    createSlurmRestSource({
+      url: settings.url ?? labToken().url,
+      user: labToken().user,
+      token: settings.token,
+      tokenFile: undefined,
+      apiVersion: undefined,
+      caFile: undefined,
+      timeZone: TIME_ZONE,
+      defaultCluster: 'lab',
+      cluster: undefined,
+      timeoutMs: 20_000,
+      maxAttempts: 3,
+      retryBaseMs: 100,
+    });
+  const lastHour: IngestWindow = { start: new Date(Date.now() - 3_600_000), end: new Date() };
+
+  it('takes SLURMRESTD_TOKEN as scontrol token prints it (SLURM_JWT=...), as SLURMRESTD_TOKEN_FILE does', async () => {
+    // `scontrol token username=billing` prints `SLURM_JWT=eyJ...`, which an admin pastes whole into the
+    // setting. Sent as it was, slurmrestd refused it (error 1007), and the run said to check the token.
+    const printed = execFileSync('scontrol', ['token', `username=${labToken().user}`, 'lifespan=600'], {
+      encoding: 'utf8',
+    }).trim();
+    expect(printed).toMatch(/^SLURM_JWT=eyJ[\w.-]+$/);
+    await expect(collect(restSource({ token: printed }).read(lastHour))).resolves.toBeInstanceOf(Array);
+  }, 60_000);
+
+  it("warns when SLURMRESTD_USER is no user of Slurm's accounting, and says how to add it as an operator", async () => {
+    // A token can be issued for any name (scontrol token username=...), and slurmrestd accepts it; but
+    // the docs' `sacctmgr modify user billing set adminlevel=Operator` only says "Nothing modified" for a
+    // user sacctmgr does not know, and slurmrestd answers such a user's level with error 9003 "Nothing
+    // found". That warned of nothing: under PrivateData=jobs every run would read no job, successfully.
+    const user = 'billing-not-in-accounting';
+    const token = execFileSync('scontrol', ['token', `username=${user}`, 'lifespan=600'], { encoding: 'utf8' }).trim();
+    const unknown = spawnSync('sacctmgr', ['-n', '-P', 'show', 'user', user], { encoding: 'utf8' });
+    expect(unknown.stdout.trim()).toBe('');
+    const source = createSlurmRestSource({
+      url: labToken().url,
+      user,
+      token,
+      tokenFile: undefined,
+      apiVersion: undefined,
+      caFile: undefined,
+      timeZone: TIME_ZONE,
+      defaultCluster: 'lab',
+      cluster: undefined,
+      timeoutMs: 20_000,
+      maxAttempts: 3,
+      retryBaseMs: 100,
+      checksUserLevel: true,
+    });
+    expect(await source.findAccessWarning?.()).toBe(
+      `SLURMRESTD_USER ${user} is not a user of Slurm's accounting (sacctmgr show user ${user} lists no one): where ` +
+        'slurmdbd.conf sets PrivateData=jobs (sacctmgr show configuration says; slurmrestd cannot tell), slurmrestd ' +
+        `answers ${user}'s own jobs alone (none), with no error, and every other user's go unread and unbilled. ` +
+        `As root: sacctmgr add user ${user} account=root adminlevel=Operator`,
+    );
+  }, 60_000);
+
+  it("says a token of SLURMRESTD_USER's that has not expired was refused for its signature (another cluster's key)", async () => {
+    // A token issued on another cluster, or before jwt_key changed: its claims are right, its signature is
+    // not this slurmrestd's. The lab answers it with error 1007, and the run said only to check the user and token.
+    const { user, jwt } = labToken();
+    const [header, claims] = jwt.split('.');
+    const foreign = `${header}.${claims}.${Buffer.alloc(32, 7).toString('base64url')}`;
+    const error = await collect(restSource({ token: foreign }).read(lastHour)).catch((caught: Error) => caught);
+    expect((error as Error).message).toMatch(
+      new RegExp(
+        `^slurmrestd rejected the token \\(error 1007: Protocol authentication error\\); the token is ${user}'s, ` +
+          'as SLURMRESTD_USER says, and has not expired \\(it expires at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\), so slurmrestd refused ' +
+          `its signature: was it issued on another cluster, or before this one's jwt_key changed\\? Issue a new one on ` +
+          `this cluster \\(scontrol token username=${user}\\)$`,
+      ),
+    );
+  }, 60_000);
+
+  it("names slurmd's port, not only slurmctld's and slurmdbd's, when SLURMRESTD_URL is slurmd's address", async () => {
+    // The lab's slurmd (6818, between slurmctld's 6817 and slurmdbd's 6819) closes an HTTP request
+    // without an answer, as they do; the message named the other two daemons' ports alone.
+    const error = await collect(
+      restSource({ url: 'http://127.0.0.1:6818', token: labToken().jwt }).read(lastHour),
+    ).catch((caught: Error) => caught);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toBe(
+      'slurmrestd connection failed: read ECONNRESET: http://127.0.0.1:6818 closed the connection without an HTTP answer; ' +
+        "check that slurmrestd runs there and that SLURMRESTD_URL is its address, not another Slurm daemon's " +
+        '(slurmctld listens on 6817, slurmd on 6818, slurmdbd on 6819) (after 3 attempts)',
+    );
+  }, 60_000);
+});

@@ -222,6 +222,17 @@ describe('slurmrestd source against a replay of real answers', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it("sends the JWT alone when SLURMRESTD_TOKEN is scontrol token's output (SLURM_JWT=...), as from a file", async () => {
+    // Pasted whole into the setting, it used to be sent as it was: slurmrestd refused it (error 1007,
+    // seen on the lab) and the run said to check SLURMRESTD_USER and the token.
+    replayServer.setPlan(replay);
+    await collect(createSlurmRestSource(sourceOptions({ token: 'SLURM_JWT=abc.def.ghi' })).read(WINDOW));
+    await collect(createSlurmRestSource(sourceOptions({ token: 'export SLURM_JWT="abc.def.ghi"' })).read(WINDOW));
+    expect(new Set(replayServer.requests.map((request) => request.headers['x-slurm-user-token']))).toEqual(
+      new Set(['abc.def.ghi']),
+    );
+  });
+
   it('says SLURMRESTD_TOKEN_FILE holds no token when it is some other file, without asking slurmrestd', async () => {
     // The lab's token.env without its SLURM_JWT line (the file of another tool, a cut copy).
     const dir = mkdtempSync(path.join(os.tmpdir(), 'slurm-token-'));
@@ -290,14 +301,22 @@ describe('slurmrestd source against a replay of real answers', () => {
     await expect(collect(createSlurmRestSource(sourceOptions({ token: expired })).read(WINDOW))).rejects.toThrow(
       /^slurmrestd refused the credentials \(HTTP 401\); the token expired at 2025-11-24T16:00:00.000Z/,
     );
-    // A token that has not expired (or is not a JWT at all) keeps the general advice.
+    // SLURMRESTD_USER's token that has not expired was refused for its signature (another cluster's
+    // jwt_key, seen on the lab); it used to get the general advice, which a token not a JWT at all keeps.
     const current = jwt({ exp: 4_102_444_800, sun: 'billing' });
-    for (const token of [current, 'not-a-jwt']) {
-      replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
-      await expect(collect(createSlurmRestSource(sourceOptions({ token })).read(WINDOW))).rejects.toThrow(
-        /\(error 1007: Protocol authentication error\); check SLURMRESTD_USER and the token$/,
-      );
-    }
+    replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+    await expect(collect(createSlurmRestSource(sourceOptions({ token: current })).read(WINDOW))).rejects.toThrow(
+      new SourceConfigError(
+        "slurmrestd rejected the token (error 1007: Protocol authentication error); the token is billing's, as " +
+          'SLURMRESTD_USER says, and has not expired (it expires at 2100-01-01T00:00:00.000Z), so slurmrestd refused ' +
+          "its signature: was it issued on another cluster, or before this one's jwt_key changed? Issue a new one on " +
+          'this cluster (scontrol token username=billing)',
+      ),
+    );
+    replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+    await expect(collect(createSlurmRestSource(sourceOptions({ token: 'not-a-jwt' })).read(WINDOW))).rejects.toThrow(
+      /\(error 1007: Protocol authentication error\); check SLURMRESTD_USER and the token$/,
+    );
   });
 
   it('names both users when the token was issued for another user than SLURMRESTD_USER', async () => {
@@ -424,7 +443,7 @@ describe('slurmrestd source against a replay of real answers', () => {
       expect(error).toBeInstanceOf(SourceConfigError);
       expect((error as Error).message).toBe(
         `http://127.0.0.1:${port} does not answer HTTP: SLURMRESTD_URL names another service than slurmrestd ` +
-          '(slurmctld listens on 6817 and slurmdbd on 6819 by default; slurmrestd on the address it is started with, often 6820); ' +
+          '(slurmctld listens on 6817, slurmd on 6818 and slurmdbd on 6819 by default; slurmrestd on the address it is started with, often 6820); ' +
           "set it to slurmrestd's http(s)://host:port",
       );
     } finally {
@@ -450,7 +469,7 @@ describe('slurmrestd source against a replay of real answers', () => {
       expect((error as Error).message).toBe(
         `slurmrestd connection failed: read ECONNRESET: http://127.0.0.1:${port} closed the connection without an HTTP answer; ` +
           "check that slurmrestd runs there and that SLURMRESTD_URL is its address, not another Slurm daemon's " +
-          '(slurmctld listens on 6817, slurmdbd on 6819) (after 3 attempts)',
+          '(slurmctld listens on 6817, slurmd on 6818, slurmdbd on 6819) (after 3 attempts)',
       );
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));

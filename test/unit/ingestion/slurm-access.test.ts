@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   isJobsPrivate,
   isPrivilegedLevel,
+  isRestUserMissing,
   privateJobsSacctMessage,
   readDbdPrivateData,
   readRestAdminLevel,
@@ -123,6 +124,28 @@ describe('the administrator level', () => {
     );
     // One who coordinates nothing is warned as before: its own jobs alone.
     expect(restUserWarning('alice', 'None', [])).toContain("slurmrestd answers alice's own jobs alone, with no error");
+  });
+
+  it("a user Slurm's accounting does not know (22.05: HTTP 500, error 9003, users: []) is told to be added, not modified", () => {
+    // Recorded on the lab for a name scontrol token was given but sacctmgr does not know. `sacctmgr modify
+    // user ... set adminlevel=Operator` only says "Nothing modified" for it, and `add user` needs an account.
+    const unknown = JSON.parse(read('rest-dbv0.0.38-user-not-in-accounting-http500.json'));
+    const billing = JSON.parse(read('rest-dbv0.0.38-user-billing.json'));
+    expect(isRestUserMissing(unknown, 'billing-not-in-accounting')).toBe(true);
+    expect(isRestUserMissing(billing, 'billing')).toBe(false);
+    expect(isRestUserMissing(null, 'billing')).toBe(false);
+    expect(restUserWarning('svc', null)).toBe(
+      "SLURMRESTD_USER svc is not a user of Slurm's accounting (sacctmgr show user svc lists no one): where " +
+        'slurmdbd.conf sets PrivateData=jobs (sacctmgr show configuration says; slurmrestd cannot tell), slurmrestd ' +
+        "answers svc's own jobs alone (none), with no error, and every other user's go unread and unbilled. " +
+        'As root: sacctmgr add user svc account=root adminlevel=Operator',
+    );
+    expect(privateJobsSacctMessage('svc', null)).toContain(
+      'As root: sacctmgr add user svc account=root adminlevel=Operator (or run the app as root or such a user)',
+    );
+    expect(privateJobsSacctMessage('alice', 'None')).toContain(
+      'As root: sacctmgr modify user alice set adminlevel=Operator',
+    );
   });
 
   it.each([
