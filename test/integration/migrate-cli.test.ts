@@ -5,6 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { builtFile } from '../support/built-app.js';
 import { withDatabase } from '../support/global-setup.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 
@@ -24,11 +25,17 @@ async function withAdmin(work: (client: pg.Client) => Promise<unknown>): Promise
 beforeAll(() => withAdmin((client) => client.query(`CREATE DATABASE ${name}`)));
 afterAll(() => withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)));
 
+/**
+ * Runs the tool compiled once for the run (test/support/built-app.ts), or, `isFromSource`, as
+ * `npm run db:migrate` does: the TypeScript source through tsx.
+ */
 function runMigrate(
   args: string[] = [],
   env: Record<string, string> = {},
+  isFromSource = false,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/migrate.cli.ts', ...args], {
+  const entry = isFromSource ? ['--import', 'tsx', 'src/cli/migrate.cli.ts'] : [builtFile('src/cli/migrate.cli.ts')];
+  const child = spawn(process.execPath, [...entry, ...args], {
     cwd: PROJECT_ROOT,
     env: {
       PATH: process.env.PATH ?? '',
@@ -75,13 +82,13 @@ describe('npm run db:migrate', () => {
     });
   }, 60_000);
 
-  it('says what it applied in one line, without a JSON log line per migration', async () => {
+  it('says what it applied in one line, without a JSON log line per migration (from source, through tsx)', async () => {
     const migrations = readdirSync(path.join(PROJECT_ROOT, 'prisma/migrations'), { withFileTypes: true })
       .filter((entry) => entry.isDirectory())
       .map((entry) => entry.name)
       .sort();
 
-    const first = await runMigrate();
+    const first = await runMigrate([], {}, true);
     expect(first).toEqual({
       code: 0,
       stdout: `Applied ${migrations.length} migration(s): ${migrations.join(', ')}\n`,
