@@ -56,7 +56,7 @@ async function buildApp(): Promise<{ directory: string; remove: () => Promise<vo
   const directory = path.join(BUILDS, `run-${process.pid}`);
   await rm(directory, { recursive: true, force: true });
   const tsc = path.join(PROJECT_ROOT, 'node_modules/typescript/bin/tsc');
-  await new Promise<void>((resolve, reject) => {
+  const built = new Promise<void>((resolve, reject) => {
     execFile(
       process.execPath,
       [tsc, '-p', 'tsconfig.build.json', '--outDir', directory],
@@ -71,7 +71,13 @@ async function buildApp(): Promise<{ directory: string; remove: () => Promise<vo
       },
     );
   });
-  return { directory, remove: () => rm(directory, { recursive: true, force: true }) };
+  const remove = () => rm(directory, { recursive: true, force: true });
+  // tsc writes what it can even when it fails: nothing of a failed build is left behind.
+  await built.catch(async (error) => {
+    await remove();
+    throw error;
+  });
+  return { directory, remove };
 }
 
 /**
