@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { builtFile } from '../support/built-app.js';
 import { withDatabase } from '../support/global-setup.js';
 import { spawnCollecting } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
@@ -13,8 +12,6 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 // A newcomer who points DATABASE_URL at a new database and runs `npm run db:seed` (or any tool)
 // before `npm run db:migrate` was told only Prisma's "The table `public.users` does not exist in
 // the current database.", with nothing saying what to do about it.
-// Each tool runs compiled once for the run (test/support/built-app.ts): its words are the point here, the
-// same from the build; `npm run <tool>` from source is tested beside each tool and in tsx-missing.
 const name = `cli_unmigrated_${randomBytes(4).toString('hex')}`;
 let dataDir: string;
 
@@ -46,7 +43,7 @@ describe('the command-line tools on a database whose migrations are not applied'
   ])(
     'npm run %s says to run npm run db:migrate first, and exits 1',
     async (_script, file, args, table) => {
-      const tool = spawnCollecting(process.execPath, [builtFile(`src/cli/${file}`), ...args], {
+      const tool = spawnCollecting(process.execPath, ['--import', 'tsx', `src/cli/${file}`, ...args], {
         cwd: PROJECT_ROOT,
         env: { DATABASE_URL: withDatabase(inject('adminUrl'), name), DATA_DIR: dataDir, LOG_LEVEL: 'error' },
       });
@@ -83,7 +80,7 @@ describe('npm run ingest on a database whose newest migrations are not applied',
       const capture = path.join(PROJECT_ROOT, 'test/fixtures/slurm/22.05/final/sacct-steps-extra.psv');
       const tool = spawnCollecting(
         process.execPath,
-        [builtFile('src/cli/ingest.cli.ts'), '--from', '2026-11-23', '--to', '2026-11-23'],
+        ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-11-23', '--to', '2026-11-23'],
         {
           cwd: PROJECT_ROOT,
           env: { DATABASE_URL: db.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', FALLBACK_CSV: capture },
@@ -122,7 +119,7 @@ describe('npm run ingest on a database without its jobs table', () => {
       dropped.push(db);
       await db.pool.query('DROP TABLE "slurm_jobs" CASCADE');
       const capture = path.join(PROJECT_ROOT, 'test/fixtures/slurm/22.05/final/sacct-steps-extra.psv');
-      const tool = spawnCollecting(process.execPath, [builtFile('src/cli/ingest.cli.ts'), ...args], {
+      const tool = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts', ...args], {
         cwd: PROJECT_ROOT,
         env: {
           DATABASE_URL: db.url,

@@ -27,7 +27,8 @@ afterAll(() => withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${nam
 
 /**
  * Runs the tool compiled once for the run (test/support/built-app.ts), or, `isFromSource`, as
- * `npm run db:migrate` does: the TypeScript source through tsx.
+ * `npm run db:migrate` does: the TypeScript source through tsx. A test of words that name a command
+ * runs the source: a build names the :prod scripts (src/shared/tool-commands.ts).
  */
 function runMigrate(
   args: string[] = [],
@@ -65,7 +66,7 @@ describe('npm run db:migrate', () => {
   // It takes no arguments: `db:migrate -- --dry-run` applied every migration and exited 0. Run first,
   // so the next test's "Applied every migration" shows it applied none.
   it('refuses an argument as a usage error (exit 64), applying nothing', async () => {
-    expect(await runMigrate(['--dry-run'])).toEqual({
+    expect(await runMigrate(['--dry-run'], {}, true)).toEqual({
       code: 64,
       stdout: '',
       stderr:
@@ -74,7 +75,7 @@ describe('npm run db:migrate', () => {
   }, 60_000);
 
   it('answers --help with what it does, exit 0, applying nothing', async () => {
-    expect(await runMigrate(['--help'])).toEqual({
+    expect(await runMigrate(['--help'], {}, true)).toEqual({
       code: 0,
       stdout:
         'Usage: npm run db:migrate\n  Takes no arguments: it applies every pending migration in prisma/migrations to DATABASE_URL.\n',

@@ -881,7 +881,9 @@ describe('npm run ingest with bad arguments', () => {
     [['--from', '2026-03-01', '--to', '2026-03-01', '--force=yes'], "Option '--force' does not take an argument"],
     [['--form', '2026-03-01', '--to', '2026-03-01'], "Unknown option '--form'"],
   ])('%j exits 64 with the problem and the usage', async (args, message) => {
-    const result = await runIngestCli(args);
+    // From source: the usage names the command as this copy runs (src/shared/tool-commands.ts), and a
+    // build names the :prod script.
+    const result = await runIngestCliFromSource(args);
     expect(result.code).toBe(64);
     expect(result.output).toContain(message);
     expect(result.output).toContain('Usage: npm run ingest --');
