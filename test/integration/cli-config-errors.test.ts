@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { builtFile } from '../support/built-app.js';
 import { runToExit } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 
@@ -12,6 +13,11 @@ const VALID_ARGUMENTS: Record<string, string[]> = {
   'seed.cli.ts': [],
   'user.cli.ts': ['create', '--username', 'ops', '--password-stdin'],
 };
+
+// Each tool compiled once for the run (test/support/built-app.ts): these are the tools' words and exit
+// codes, the same from the build; that `npm run <tool>` runs from source through tsx is tested beside each
+// tool (user-cli, ingest-cli, migrate-cli, seed-cli, audit-verify-cli) and in tsx-missing.
+const compiled = (tool: string) => builtFile(`src/cli/${tool}`);
 
 const tools = readdirSync(path.join(PROJECT_ROOT, 'src/cli')).filter((file) => file.endsWith('.cli.ts'));
 
@@ -30,11 +36,10 @@ describe('every command-line tool, given a bad setting', () => {
   });
 
   it.each(tools)('%s exits 78 (EX_CONFIG) with the list of every problem, as the server does', async (tool) => {
-    const result = await runToExit(
-      process.execPath,
-      ['--import', 'tsx', `src/cli/${tool}`, ...(VALID_ARGUMENTS[tool] ?? [])],
-      { cwd: PROJECT_ROOT, env: BAD_SETTINGS },
-    );
+    const result = await runToExit(process.execPath, [compiled(tool), ...(VALID_ARGUMENTS[tool] ?? [])], {
+      cwd: PROJECT_ROOT,
+      env: BAD_SETTINGS,
+    });
     expect(result).toEqual({ code: 78, output: PROBLEM_LIST });
   });
 
@@ -50,11 +55,10 @@ describe('every command-line tool, given a bad setting', () => {
     ['seed.cli.ts', `DATABASE_URL: is required to seed${DEMO_HINT}`],
     ['user.cli.ts', `DATABASE_URL: is required (the user tools work on a configured database)${DEMO_HINT}`],
   ])('%s exits 78 without the DATABASE_URL it needs, saying where the demo prints its own', async (tool, problem) => {
-    const result = await runToExit(
-      process.execPath,
-      ['--import', 'tsx', `src/cli/${tool}`, ...(VALID_ARGUMENTS[tool] ?? [])],
-      { cwd: PROJECT_ROOT, env: {} },
-    );
+    const result = await runToExit(process.execPath, [compiled(tool), ...(VALID_ARGUMENTS[tool] ?? [])], {
+      cwd: PROJECT_ROOT,
+      env: {},
+    });
     expect(result).toEqual({ code: 78, output: `Invalid configuration:\n  - ${problem}\n` });
   });
 });
@@ -69,11 +73,10 @@ describe('every command-line tool, given a database it cannot reach', () => {
   };
 
   it.each(tools)('%s says in one line that the database cannot be reached, and where', async (tool) => {
-    const result = await runToExit(
-      process.execPath,
-      ['--import', 'tsx', `src/cli/${tool}`, ...(REACHING_THE_DATABASE[tool] ?? [])],
-      { cwd: PROJECT_ROOT, env: UNREACHABLE },
-    );
+    const result = await runToExit(process.execPath, [compiled(tool), ...(REACHING_THE_DATABASE[tool] ?? [])], {
+      cwd: PROJECT_ROOT,
+      env: UNREACHABLE,
+    });
     expect(result.code).toBe(1);
     // Not Prisma's call site and code frame ("Invalid `db.user.findUnique()` invocation in
     // /app/src/...: 36:18", numbered source lines): the operator gets the reason alone.
@@ -94,11 +97,10 @@ describe("every command-line tool, given the demo's DATABASE_URL from an earlier
   };
 
   it.each(tools)('%s says, on the same line, to paste the running demo banner line again', async (tool) => {
-    const result = await runToExit(
-      process.execPath,
-      ['--import', 'tsx', `src/cli/${tool}`, ...(REACHING_THE_DATABASE[tool] ?? [])],
-      { cwd: PROJECT_ROOT, env: STALE_DEMO_URL },
-    );
+    const result = await runToExit(process.execPath, [compiled(tool), ...(REACHING_THE_DATABASE[tool] ?? [])], {
+      cwd: PROJECT_ROOT,
+      env: STALE_DEMO_URL,
+    });
     expect(result.code).toBe(1);
     const lines = result.output.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -110,7 +112,7 @@ describe("every command-line tool, given the demo's DATABASE_URL from an earlier
   });
 
   it('a database of its own on that port is not taken for the demo', async () => {
-    const result = await runToExit(process.execPath, ['--import', 'tsx', 'src/cli/migrate.cli.ts'], {
+    const result = await runToExit(process.execPath, [compiled('migrate.cli.ts')], {
       cwd: PROJECT_ROOT,
       env: { DATABASE_URL: 'postgresql://billing:secret@127.0.0.1:1/hpc_billing' },
     });

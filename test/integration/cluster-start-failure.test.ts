@@ -2,6 +2,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { builtFile } from '../support/built-app.js';
 import { runToExit, spawnCollecting } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { startFailedOnTakenPort, takePort } from '../support/taken-port.js';
@@ -48,7 +49,7 @@ describe('a cluster whose workers cannot start', () => {
     const failInWorker = path.join(PROJECT_ROOT, 'test/support/fail-in-cluster-worker.mjs');
     const result = await runToExit(
       process.execPath,
-      ['--import', 'tsx', '--import', pathToFileURL(failInWorker).href, 'src/server.ts'],
+      ['--import', pathToFileURL(failInWorker).href, builtFile('src/server.ts')],
       { cwd: PROJECT_ROOT, giveUpMs: 60_000, env: productionEnv(await findFreePort()) },
     );
     expect(result.hasExitedItself).toBe(true);
@@ -63,7 +64,7 @@ describe('a cluster whose workers cannot start', () => {
     const port = await findFreePort();
     const taken = await takePort(port);
     try {
-      const result = await runToExit(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      const result = await runToExit(process.execPath, [builtFile('src/server.ts')], {
         cwd: PROJECT_ROOT,
         giveUpMs: 60_000,
         env: productionEnv(port),
@@ -88,7 +89,7 @@ describe('a cluster worker that dies after it listened, while another still star
     const port = await findFreePort();
     const running = spawnCollecting(
       process.execPath,
-      ['--import', 'tsx', '--import', pathToFileURL(dieAfterListening).href, 'src/server.ts'],
+      ['--import', pathToFileURL(dieAfterListening).href, builtFile('src/server.ts')],
       { cwd: PROJECT_ROOT, env: { ...productionEnv(port), LOG_LEVEL: 'info' } },
     );
     try {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildReceiptRow } from '../support/billing-factories.js';
+import { builtFile } from '../support/built-app.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
@@ -53,20 +54,16 @@ async function flashAfter(response: { status: number; headers: Record<string, st
 
 function runDisableCli(username: string, env: Record<string, string> = {}) {
   return new Promise<{ code: number | null; output: string }>((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/user.cli.ts', 'disable', '--username', username],
-      {
-        cwd: PROJECT_ROOT,
-        env: {
-          PATH: process.env.PATH ?? '',
-          HOME: process.env.HOME ?? '',
-          DATABASE_URL: db.url,
-          LOG_LEVEL: 'warn',
-          ...env,
-        },
+    const child = spawn(process.execPath, [builtFile('src/cli/user.cli.ts'), 'disable', '--username', username], {
+      cwd: PROJECT_ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        DATABASE_URL: db.url,
+        LOG_LEVEL: 'warn',
+        ...env,
       },
-    );
+    });
     let output = '';
     child.stdout.on('data', (chunk) => {
       output += chunk;

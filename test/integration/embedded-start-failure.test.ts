@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, expect, it, onTestFinished } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { REPEATED_SIGNAL_MS } from '../../src/shared/distinct-signals.js';
+import { builtFile } from '../support/built-app.js';
 import { type CollectingChild, spawnCollecting } from '../support/run-to-exit.js';
 import { PRODUCTION_ENV, PROJECT_ROOT } from '../support/spawn-server.js';
 import { startFailedOnTakenPort, type TakenPort, takePort } from '../support/taken-port.js';
@@ -67,7 +68,7 @@ async function startHeldBeforeListen(hold: keyof typeof HOLDS, env: Record<strin
   const { preload, setting } = HOLDS[hold];
   const start = spawnCollecting(
     process.execPath,
-    ['--import', 'tsx', '--import', pathToFileURL(path.join(PROJECT_ROOT, preload)).href, 'src/server.ts'],
+    ['--import', pathToFileURL(path.join(PROJECT_ROOT, preload)).href, builtFile('src/server.ts')],
     { cwd: PROJECT_ROOT, env: { PORT: String(port), DATA_DIR: dataDir, ...env, [setting]: letListen } },
   );
   let taken: TakenPort | undefined;

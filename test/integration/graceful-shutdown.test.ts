@@ -662,7 +662,8 @@ describe('the server process on SIGTERM with SHUTDOWN_DRAIN_DELAY_MS', () => {
           encoding: 'utf8',
         })
           .split('\n')
-          .filter((line) => line.includes('src/server.ts'))
+          // src/server.js of the run's build (spawnServer), src/server.ts through tsx.
+          .filter((line) => /src\/server\.[jt]s\b/.test(line))
           .map((line) => Number.parseInt(line, 10));
         expect(workerPids).toHaveLength(2);
         const toWorkers = () => {

@@ -3,6 +3,7 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
+import { builtFile } from '../support/built-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 const REQUESTS = 12;
@@ -35,7 +36,7 @@ function sampleOf(text: string, series: string): number | undefined {
 beforeAll(async () => {
   db = await createTestDatabase();
   port = await findFreePort();
-  server = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  server = spawn(process.execPath, [builtFile('src/server.ts')], {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,

@@ -5,6 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { builtFile } from '../support/built-app.js';
 import { withDatabase } from '../support/global-setup.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 
@@ -24,11 +25,18 @@ async function withAdmin(work: (client: pg.Client) => Promise<unknown>): Promise
 beforeAll(() => withAdmin((client) => client.query(`CREATE DATABASE ${name}`)));
 afterAll(() => withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)));
 
+/**
+ * Runs the tool compiled once for the run (test/support/built-app.ts), or, `isFromSource`, as
+ * `npm run db:migrate` does: the TypeScript source through tsx. A test of words that name a command
+ * runs the source: a build names the :prod scripts (src/shared/tool-commands.ts).
+ */
 function runMigrate(
   args: string[] = [],
   env: Record<string, string> = {},
+  isFromSource = false,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/migrate.cli.ts', ...args], {
+  const entry = isFromSource ? ['--import', 'tsx', 'src/cli/migrate.cli.ts'] : [builtFile('src/cli/migrate.cli.ts')];
+  const child = spawn(process.execPath, [...entry, ...args], {
     cwd: PROJECT_ROOT,
     env: {
       PATH: process.env.PATH ?? '',
@@ -58,7 +66,7 @@ describe('npm run db:migrate', () => {
   // It takes no arguments: `db:migrate -- --dry-run` applied every migration and exited 0. Run first,
   // so the next test's "Applied every migration" shows it applied none.
   it('refuses an argument as a usage error (exit 64), applying nothing', async () => {
-    expect(await runMigrate(['--dry-run'])).toEqual({
+    expect(await runMigrate(['--dry-run'], {}, true)).toEqual({
       code: 64,
       stdout: '',
       stderr:
@@ -67,7 +75,7 @@ describe('npm run db:migrate', () => {
   }, 60_000);
 
   it('answers --help with what it does, exit 0, applying nothing', async () => {
-    expect(await runMigrate(['--help'])).toEqual({
+    expect(await runMigrate(['--help'], {}, true)).toEqual({
       code: 0,
       stdout:
         'Usage: npm run db:migrate\n  Takes no arguments: it applies every pending migration in prisma/migrations to DATABASE_URL.\n',
@@ -75,13 +83,13 @@ describe('npm run db:migrate', () => {
     });
   }, 60_000);
 
-  it('says what it applied in one line, without a JSON log line per migration', async () => {
+  it('says what it applied in one line, without a JSON log line per migration (from source, through tsx)', async () => {
     const migrations = readdirSync(path.join(PROJECT_ROOT, 'prisma/migrations'), { withFileTypes: true })
       .filter((entry) => entry.isDirectory())
       .map((entry) => entry.name)
       .sort();
 
-    const first = await runMigrate();
+    const first = await runMigrate([], {}, true);
     expect(first).toEqual({
       code: 0,
       stdout: `Applied ${migrations.length} migration(s): ${migrations.join(', ')}\n`,

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { embeddedDatabaseUrl, findFreePort } from '../../src/db/embedded-postgres.js';
+import { builtFile } from '../support/built-app.js';
 import { runToExit } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 
@@ -21,7 +22,7 @@ describe('npm start with DATABASE_URL left from the demo banner of an earlier st
     dataDirs.push(dataDir);
     // A port nothing listens on, as the stopped demo's.
     const deadPort = await findFreePort();
-    const result = await runToExit(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    const result = await runToExit(process.execPath, [builtFile('src/server.ts')], {
       cwd: PROJECT_ROOT,
       env: {
         DATABASE_URL: embeddedDatabaseUrl(deadPort),

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { builtFile } from '../support/built-app.js';
 import { spawnCollecting } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -50,7 +51,7 @@ describe('SIGTERM while the start-up migrations run', () => {
 
       const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hb-startup-interrupt-'));
       cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-      const server = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      const server = spawnCollecting(process.execPath, [builtFile('src/server.ts')], {
         cwd: PROJECT_ROOT,
         env: {
           DATABASE_URL: db.url,
@@ -101,7 +102,7 @@ describe('SIGTERM while the start-up migrations run', () => {
 
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hb-startup-interrupt-'));
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-    const server = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    const server = spawnCollecting(process.execPath, [builtFile('src/server.ts')], {
       cwd: PROJECT_ROOT,
       env: {
         DATABASE_URL: db.url,
@@ -146,7 +147,7 @@ describe('SIGTERM after the database is prepared, before the server listens (one
       const signalBeforeListen = path.join(PROJECT_ROOT, 'test/support/signal-before-listen.mjs');
       const server = spawnCollecting(
         process.execPath,
-        ['--import', 'tsx', '--import', pathToFileURL(signalBeforeListen).href, 'src/server.ts'],
+        ['--import', pathToFileURL(signalBeforeListen).href, builtFile('src/server.ts')],
         {
           cwd: PROJECT_ROOT,
           env: {

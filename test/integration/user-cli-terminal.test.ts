@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { builtFile } from '../support/built-app.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -15,9 +16,9 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-/** Runs `npm run user:* -- args` on a terminal, typing `typed[i]` when the i-th prompt shows. */
+/** Runs `npm run user:* -- args` on a terminal (the tool compiled once for the run, test/support/built-app.ts), typing `typed[i]` when the i-th prompt shows. */
 function runOnTerminal(args: string[], typed: string[]): Promise<{ code: number | null; output: string }> {
-  const command = [process.execPath, '--import', 'tsx', 'src/cli/user.cli.ts', ...args].join(' ');
+  const command = [process.execPath, builtFile('src/cli/user.cli.ts'), ...args].join(' ');
   const child = spawn(SCRIPT, ['-qec', command, '/dev/null'], {
     cwd: PROJECT_ROOT,
     env: {

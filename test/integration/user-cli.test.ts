@@ -6,6 +6,7 @@ import { prepareDatabase } from '../../src/bootstrap.js';
 import { configureAuditChain, verifyAuditChain } from '../../src/modules/audit/audit.service.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { postAuditVerify } from '../support/audit-verify.js';
+import { builtFile } from '../support/built-app.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { runToExit } from '../support/run-to-exit.js';
@@ -20,10 +21,15 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-/** The user CLI from source, as `npm run user:*` runs it (through tsx). */
 const IMAGE_AUDIT_KEY = 'image-audit-key-image-audit-key-0001';
 const BOOTSTRAP_AUDIT_KEY = 'k'.repeat(40);
+/** The user CLI from source, as `npm run user:*` runs it (through tsx): the first test's path. */
 const FROM_SOURCE = [process.execPath, '--import', 'tsx', 'src/cli/user.cli.ts'];
+/**
+ * The same CLI compiled once for the run (test/support/built-app.ts), which the other tests run:
+ * it starts in half the CPU, and what they check is the tool's behaviour, not how it is loaded.
+ */
+const COMPILED = () => [process.execPath, builtFile('src/cli/user.cli.ts')];
 
 function runCli(
   command: string[],
@@ -55,11 +61,12 @@ function runCli(
   });
 }
 
-const runUserCli = (args: string[], stdin: string) => runCli(FROM_SOURCE, args, stdin);
+const runUserCli = (args: string[], stdin: string) => runCli(COMPILED(), args, stdin);
+const runFromSource = (args: string[], stdin: string) => runCli(FROM_SOURCE, args, stdin);
 
 describe('npm run user:*', () => {
-  it('creates an admin from a password on stdin, changes it, and disables the account', async () => {
-    const created = await runUserCli(
+  it('from source through tsx, creates an admin from a password on stdin, changes it, and disables the account', async () => {
+    const created = await runFromSource(
       ['create', '--username', 'opsadmin', '--role', 'admin', '--password-stdin'],
       'first-password\n',
     );
@@ -67,12 +74,12 @@ describe('npm run user:*', () => {
     const app = buildTestApp(db);
     await signInAs(app, 'opsadmin', 'first-password');
 
-    const changed = await runUserCli(['passwd', '--username', 'opsadmin', '--password-stdin'], 'second-password\n');
+    const changed = await runFromSource(['passwd', '--username', 'opsadmin', '--password-stdin'], 'second-password\n');
     expect(changed.code).toBe(0);
     await signInAs(app, 'opsadmin', 'second-password');
 
-    await runUserCli(['create', '--username', 'spare', '--role', 'admin', '--password-stdin'], 'spare-password\n');
-    const disabled = await runUserCli(['disable', '--username', 'opsadmin'], '');
+    await runFromSource(['create', '--username', 'spare', '--role', 'admin', '--password-stdin'], 'spare-password\n');
+    const disabled = await runFromSource(['disable', '--username', 'opsadmin'], '');
     expect(disabled).toEqual({ code: 0, output: 'opsadmin is disabled.\n' });
     const actions = await db.prisma.auditLog.findMany({
       where: { actor: 'cli' },
@@ -167,7 +174,7 @@ describe('npm run user:*', () => {
   it('under sudo (SUDO_USER set, running as root) records the user who invoked it beside the OS user', async () => {
     // sudo sets SUDO_USER to who typed it; the OS user is then root, which alone says nothing of who that was.
     const isRoot = process.geteuid?.() === 0;
-    const ran = await runCli(FROM_SOURCE, ['create', '--username', 'viasudo', '--password-stdin'], 'first-password\n', {
+    const ran = await runCli(COMPILED(), ['create', '--username', 'viasudo', '--password-stdin'], 'first-password\n', {
       SUDO_USER: 'alice',
     });
     expect(ran).toEqual({ code: 0, output: 'Created user viasudo.\n' });
@@ -232,7 +239,7 @@ describe('npm run user:*', () => {
 });
 
 describe('npm run user:* with a username in capitals', () => {
-  // Eight runs of the tool through tsx: on a machine busy with other tests, more than a minute.
+  // Eight runs of the tool: on a machine busy with other tests, through tsx, more than a minute.
   it('reads it in lower case, as sign-in does, and says so; a name that is bad in lower case too is still refused', async () => {
     // Sign-in reads a typed username in lower case (docs/security.md), so BOB and bob are one
     // account there; the tools refused BOB with "must start with a lowercase letter", as if it

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
+import { builtFile } from '../support/built-app.js';
 import { buildUser } from '../support/factories.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
@@ -45,7 +46,7 @@ describe('usernames the audit log gives its own actors', () => {
     const run = await new Promise<{ code: number | null; output: string }>((resolve) => {
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', 'src/cli/user.cli.ts', 'create', '--username', 'cli', '--password-stdin'],
+        [builtFile('src/cli/user.cli.ts'), 'create', '--username', 'cli', '--password-stdin'],
         {
           cwd: PROJECT_ROOT,
           env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: db.url, LOG_LEVEL: 'warn' },
@@ -77,14 +78,10 @@ describe('usernames the audit log gives its own actors', () => {
       await buildUser(db.prisma, { username: 'system', role: 'user', password: 'old-system-password' });
     }
     const run = await new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', 'src/cli/user.cli.ts', 'disable', '--username', 'system'],
-        {
-          cwd: PROJECT_ROOT,
-          env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: db.url, LOG_LEVEL: 'warn' },
-        },
-      );
+      const child = spawn(process.execPath, [builtFile('src/cli/user.cli.ts'), 'disable', '--username', 'system'], {
+        cwd: PROJECT_ROOT,
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: db.url, LOG_LEVEL: 'warn' },
+      });
       let output = '';
       child.stdout.on('data', (chunk) => {
         output += chunk;

@@ -52,7 +52,7 @@ async function waitFor(condition: () => boolean, timeoutMs = 20_000) {
 async function startInItsOwnGroup(dataDir: string): Promise<{ server: RunningServer; port: number }> {
   const port = await findFreePort();
   const env = { DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'info' };
-  const server = await spawnServer(env, 90_000, { hasOwnProcessGroup: true });
+  const server = await spawnServer(env, 90_000, { hasOwnProcessGroup: true, isFromSource: true });
   cleanups.push(async () => {
     if (server.process.exitCode === null && server.process.signalCode === null) {
       process.kill(-(server.process.pid as number), 'SIGKILL');

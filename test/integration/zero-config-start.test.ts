@@ -8,7 +8,8 @@ import { runToExit } from '../support/run-to-exit.js';
 import { PROJECT_ROOT, spawnServer } from '../support/spawn-server.js';
 import { startFailedOnTakenPort, takePort } from '../support/taken-port.js';
 
-// Starts the real server with no DATABASE_URL, as `npm start` on a fresh machine.
+// Starts the real server with no DATABASE_URL, as `npm start` on a fresh machine: from source, through
+// tsx, as README's first command runs it (not the build the other tests spawn).
 describe('zero-configuration start', () => {
   const cleanups: Array<() => Promise<unknown>> = [];
   afterAll(async () => {
@@ -21,7 +22,7 @@ describe('zero-configuration start', () => {
     const port = await findFreePort();
     const env = { DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'info' };
 
-    const first = await spawnServer(env);
+    const first = await spawnServer(env, 90_000, { isFromSource: true });
     cleanups.push(() => first.stop());
     expect(first.output()).toContain(`HPC Billing is listening on http://127.0.0.1:${port}`);
     expect(first.output()).toContain('demo logins: admin/admin, alice/alice, bob/bob');
@@ -53,7 +54,7 @@ describe('zero-configuration start', () => {
     expect(existsSync(path.join(dataDir, 'demo', 'sacct-demo.psv'))).toBe(true);
 
     // HOST=0.0.0.0 (copied from a production env file) served admin/admin on every interface without a word.
-    const second = await spawnServer({ ...env, HOST: '0.0.0.0' });
+    const second = await spawnServer({ ...env, HOST: '0.0.0.0' }, 90_000, { isFromSource: true });
     cleanups.push(() => second.stop());
     expect(second.output()).toContain(
       `the demo's logins (admin/admin, alice/alice, bob/bob) are served on HOST=0.0.0.0, every interface of this machine: anyone who can reach port ${port} can sign in as admin`,
@@ -88,7 +89,7 @@ describe('zero-configuration start', () => {
   }, 90_000);
 
   it('refuses to start with a readable list when the configuration is bad', async () => {
-    const bad = spawnServer({ PORT: 'eighty', APP_TZ: 'Nowhere/Town' }, 30_000);
+    const bad = spawnServer({ PORT: 'eighty', APP_TZ: 'Nowhere/Town' }, 30_000, { isFromSource: true });
     const error = await bad.then(
       () => new Error('started'),
       (failure: Error) => failure,

@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -6,6 +7,7 @@ import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { applyMigrations } from '../../src/db/migrations.js';
 import { createLogger } from '../../src/shared/logger.js';
+import { PROJECT_ROOT } from '../../src/shared/paths.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,7 +17,67 @@ declare module 'vitest' {
     templateDatabase: string;
     /** Whether a test file's database is cloned with STRATEGY FILE_COPY (else the server's default). */
     isFileCopyClone: boolean;
+    /**
+     * The app compiled once for this run (`tsc -p tsconfig.build.json`): its src/server.js and
+     * src/cli/*.js are what the tests spawn, unless a test is about the tsx path (docs/development.md).
+     */
+    builtApp: string;
   }
+}
+
+/**
+ * The suite's own build, beside none of dist/ (`npm run build` and `npm run start:prod` own that):
+ * under node_modules/.cache, where no package.json stands between it and the checkout's, so
+ * src/shared/paths.ts finds the checkout's views/, public/ and prisma/, and the packages (the Prisma
+ * client among them) resolve from the checkout's node_modules. One folder per run, so two runs
+ * in one checkout never read each other's half-written files.
+ */
+const BUILDS = path.join(PROJECT_ROOT, 'node_modules/.cache/hpc-billing-test-build');
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Compiles the app into a folder of this run's; a build that fails stops the run with tsc's words. */
+async function buildApp(): Promise<{ directory: string; remove: () => Promise<void> }> {
+  // A run that was killed left its folder behind: gone once its process is.
+  const left = await readdir(BUILDS).catch(() => []);
+  for (const name of left) {
+    const pid = Number(/^run-(\d+)$/.exec(name)?.[1]);
+    if (pid && pid !== process.pid && !isRunning(pid)) {
+      await rm(path.join(BUILDS, name), { recursive: true, force: true });
+    }
+  }
+  const directory = path.join(BUILDS, `run-${process.pid}`);
+  await rm(directory, { recursive: true, force: true });
+  const tsc = path.join(PROJECT_ROOT, 'node_modules/typescript/bin/tsc');
+  const built = new Promise<void>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [tsc, '-p', 'tsconfig.build.json', '--outDir', directory],
+      { cwd: PROJECT_ROOT, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (!error) return resolve();
+        reject(
+          new Error(
+            `The tests run the compiled app, and \`tsc -p tsconfig.build.json --outDir ${path.relative(PROJECT_ROOT, directory)}\` failed (${error.code ?? error.signal}):\n${stdout}${stderr}`,
+          ),
+        );
+      },
+    );
+  });
+  const remove = () => rm(directory, { recursive: true, force: true });
+  // tsc writes what it can even when it fails: nothing of a failed build is left behind.
+  await built.catch(async (error) => {
+    await remove();
+    throw error;
+  });
+  return { directory, remove };
 }
 
 /**
@@ -24,6 +86,9 @@ declare module 'vitest' {
  */
 export default async function setup(project: TestProject) {
   const logger = createLogger('warn');
+  // Compiled while PostgreSQL starts and the template is migrated.
+  const building = buildApp();
+  building.catch(() => {});
   let stopEmbedded: (() => Promise<void>) | undefined;
   let adminUrl = process.env.DATABASE_URL;
   // PostgreSQL's default copies the template block by block through the WAL. Without fsync the
@@ -49,11 +114,19 @@ export default async function setup(project: TestProject) {
   project.provide('adminUrl', adminUrl);
   project.provide('templateDatabase', templateDatabase);
   project.provide('isFileCopyClone', isFileCopyClone);
+  const build = await building.catch(async (error) => {
+    await admin.query(`DROP DATABASE IF EXISTS ${templateDatabase} WITH (FORCE)`);
+    await admin.end();
+    await stopEmbedded?.();
+    throw error;
+  });
+  project.provide('builtApp', build.directory);
 
   return async () => {
     await admin.query(`DROP DATABASE IF EXISTS ${templateDatabase} WITH (FORCE)`);
     await admin.end();
     await stopEmbedded?.();
+    await build.remove();
   };
 }
 

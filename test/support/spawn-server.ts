@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { builtFile } from './built-app.js';
 
 export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -30,18 +31,25 @@ export interface SpawnOptions {
    * foreground command: `process.kill(-pid, 'SIGINT')` is then what Ctrl-C in its terminal sends.
    */
   hasOwnProcessGroup?: boolean;
+  /**
+   * Runs src/server.ts through tsx, as `npm start` does, in place of the build compiled once for
+   * the run: for the tests that are about that path (a fresh checkout's `npm start`).
+   */
+  isFromSource?: boolean;
 }
 
 /**
- * Starts `src/server.ts` as `npm start` does, in a child process with exactly the given
- * environment (plus PATH and HOME), and waits for its "listening" line.
+ * Starts the server (compiled, `node src/server.js` of the run's build, unless `isFromSource`) in a
+ * child process with exactly the given environment (plus PATH and HOME), and waits for its
+ * "listening" line.
  */
 export async function spawnServer(
   env: Record<string, string>,
   timeoutMs = 90_000,
   options: SpawnOptions = {},
 ): Promise<RunningServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const entry = options.isFromSource ? ['--import', 'tsx', 'src/server.ts'] : [builtFile('src/server.ts')];
+  const child = spawn(process.execPath, entry, {
     cwd: PROJECT_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -9,6 +9,7 @@ import { startIngestionScheduler } from '../../../src/modules/ingestion/ingestio
 import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
+import { builtFile } from '../../support/built-app.js';
 import { spawnCollecting } from '../../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../../support/spawn-server.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
@@ -449,7 +450,7 @@ describe('npm run ingest whose database connections PostgreSQL terminates mid-wr
     withName.searchParams.set('application_name', SERVICE_APP);
     const tool = spawnCollecting(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-11-23', '--to', '2026-11-23'],
+      [builtFile('src/cli/ingest.cli.ts'), '--from', '2026-11-23', '--to', '2026-11-23'],
       {
         cwd: PROJECT_ROOT,
         env: {
@@ -493,7 +494,7 @@ describe('npm run ingest whose query the database refuses (a constraint the batc
     await db.pool.query(`ALTER TABLE slurm_jobs ADD CONSTRAINT no_alice CHECK ("user" <> 'alice')`);
     const tool = spawnCollecting(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/ingest.cli.ts', '--from', '2026-11-23', '--to', '2026-11-23'],
+      [builtFile('src/cli/ingest.cli.ts'), '--from', '2026-11-23', '--to', '2026-11-23'],
       {
         cwd: PROJECT_ROOT,
         env: { DATABASE_URL: db.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', FALLBACK_CSV: CAPTURE },

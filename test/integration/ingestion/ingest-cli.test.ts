@@ -17,6 +17,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_KEYS } from '../../../src/db/advisory-locks.js';
 import { REPEATED_SIGNAL_MS } from '../../../src/shared/distinct-signals.js';
+import { builtFile } from '../../support/built-app.js';
 import {
   isRunning,
   killLeftoverSleep,
@@ -52,21 +53,28 @@ const ingestCliOptions = (env: Record<string, string>) => ({
   env: { DATABASE_URL: db.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', ...env },
 });
 
+/**
+ * The CLI compiled once for the run (test/support/built-app.ts): what these tests check is the tool's
+ * behaviour, and it starts in half the CPU of tsx. The first test runs the source, as `npm run ingest` does.
+ */
+const compiledIngestCli = () => builtFile('src/cli/ingest.cli.ts');
+
 function runIngestCli(args: string[], env: Record<string, string> = {}) {
+  return runToExit(process.execPath, [compiledIngestCli(), ...args], ingestCliOptions(env));
+}
+
+/** `npm run ingest`'s way: the TypeScript source through tsx. */
+function runIngestCliFromSource(args: string[], env: Record<string, string> = {}) {
   return runToExit(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts', ...args], ingestCliOptions(env));
 }
 
 /** The CLI running, its output collected, for a test that signals it or reads it as it goes. */
 function spawnIngestCli(args: string[], env: Record<string, string> = {}) {
-  return spawnCollecting(
-    process.execPath,
-    ['--import', 'tsx', 'src/cli/ingest.cli.ts', ...args],
-    ingestCliOptions(env),
-  );
+  return spawnCollecting(process.execPath, [compiledIngestCli(), ...args], ingestCliOptions(env));
 }
 
 describe('npm run ingest over an sacct file', () => {
-  it('--force reads a day again from a file unchanged since the first backfill', async () => {
+  it('--force reads a day again from a file unchanged since the first backfill (from source, through tsx)', async () => {
     const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES';
     const good = (id: number) =>
       `${id}|${id}|ann|COMPLETED|600|2026-11-20T10:00:00|2026-11-20T10:10:00|cpu=1,mem=1G,node=1`;
@@ -80,14 +88,14 @@ describe('npm run ingest over an sacct file', () => {
     const env = { FALLBACK_CSV: file };
     const day = ['--from', '2026-11-20', '--to', '2026-11-20'];
 
-    const first = await runIngestCli(day, env);
+    const first = await runIngestCliFromSource(day, env);
     expect(first.code).toBe(0);
     expect(first.output).toContain('2026-11-20 partial via file: 4 jobs, 4 new, 0 updated, 7 skipped');
 
-    const again = await runIngestCli(day, env);
+    const again = await runIngestCliFromSource(day, env);
     expect(again.output).toContain('2026-11-20 already done');
 
-    const forced = await runIngestCli([...day, '--force'], env);
+    const forced = await runIngestCliFromSource([...day, '--force'], env);
     expect(forced.code).toBe(0);
     expect(forced.output).toContain('2026-11-20 partial via file: 4 jobs, 0 new, 0 updated, 7 skipped');
     const runs = await db.prisma.ingestionRun.findMany({ orderBy: { id: 'asc' } });
@@ -793,7 +801,7 @@ describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=fals
         `41|41|ann|COMPLETED|600|${local(start)}|${local(end)}|cpu=1,mem=1G,node=1\n` +
         `42|42|ann|COMPLETED|ten minutes|${local(start)}|${local(end)}|\n`,
     );
-    const cli = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts'], {
+    const cli = spawnCollecting(process.execPath, [compiledIngestCli()], {
       cwd: PROJECT_ROOT,
       // LOG_LEVEL's default, info, which the tools take as warn.
       env: { DATABASE_URL: db.url, APP_TZ: 'UTC', DEMO_SEED: 'false', FALLBACK_CSV: file, INGEST_OVERLAP_SEC: '900' },
@@ -841,7 +849,7 @@ describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=fals
   it('exits 1 with the reason when no source answers, its result line on stdout as a successful run has it', async () => {
     // A failed run printed its line on stderr, in another form (`(window …)`), so `>result 2>>log`
     // or a wrapper reading stdout got nothing for it, and a log read for result lines missed it.
-    const cli = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/cli/ingest.cli.ts'], {
+    const cli = spawnCollecting(process.execPath, [compiledIngestCli()], {
       cwd: PROJECT_ROOT,
       env: {
         DATABASE_URL: db.url,
@@ -873,7 +881,9 @@ describe('npm run ingest with bad arguments', () => {
     [['--from', '2026-03-01', '--to', '2026-03-01', '--force=yes'], "Option '--force' does not take an argument"],
     [['--form', '2026-03-01', '--to', '2026-03-01'], "Unknown option '--form'"],
   ])('%j exits 64 with the problem and the usage', async (args, message) => {
-    const result = await runIngestCli(args);
+    // From source: the usage names the command as this copy runs (src/shared/tool-commands.ts), and a
+    // build names the :prod script.
+    const result = await runIngestCliFromSource(args);
     expect(result.code).toBe(64);
     expect(result.output).toContain(message);
     expect(result.output).toContain('Usage: npm run ingest --');
