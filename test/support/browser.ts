@@ -50,9 +50,13 @@ export async function startBrowserRig(app: express.Express): Promise<BrowserRig>
     browser,
     base: `http://127.0.0.1:${port}`,
     async close() {
-      // The browser stays for the worker's next file; what this file opened in it goes.
+      // The browser stays for the worker's next file; what this file opened in it goes, and so do its
+      // connections to the app, which ending the browser used to cut: a page still waiting on an answer
+      // (month-end-run-focus's running run) kept server.close waiting past the hook's timeout.
       await Promise.all(browser.contexts().map((context) => context.close()));
-      await new Promise((resolve) => server.close(resolve));
+      const closed = new Promise((resolve) => server.close(resolve));
+      server.closeAllConnections();
+      await closed;
     },
   };
 }
