@@ -923,8 +923,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // Held after a refund that failed, what the admin decided on so far is kept before the refund in
     // full, as a part refund keeps it: the failure's words were dropped from the reason /admin/payments
     // shows (still recorded apart), and only "refunded in full …" was left.
+    // Whole, the refund in part the failure's words name among it: a failed refund is about that refund.
+    const heldWhole = payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : '';
     const fullReason =
-      `${failedMinor === 0n ? heldForDispute : heldBefore}refunded in full at ${providerName} (${refundedText}` +
+      `${failedMinor === 0n ? heldForDispute : heldWhole}refunded in full at ${providerName} (${refundedText}` +
       `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); ` +
       `receipt #${payment.receiptId} is unpaid again`;
     // A dispute still open: the bank may yet take the money back from the centre, though it went back
