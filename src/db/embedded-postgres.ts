@@ -140,7 +140,8 @@ async function readPid(file: string): Promise<number | undefined> {
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
-function isRunning(pid: number): boolean {
+/** Whether a process `pid` exists (one of another user's too: EPERM). */
+export function isProcessRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -176,9 +177,9 @@ async function waitUntil(condition: () => Promise<boolean>, timeoutMs: number): 
 async function takeDataDirectory(dataDir: string, databaseDir: string, logger: Logger): Promise<void> {
   const pidFile = path.join(databaseDir, 'postmaster.pid');
   const pid = await readPid(pidFile);
-  if (pid === undefined || !isRunning(pid) || !(await isPostmasterOf(pid, databaseDir))) return;
+  if (pid === undefined || !isProcessRunning(pid) || !(await isPostmasterOf(pid, databaseDir))) return;
   const owner = await readPid(path.join(dataDir, OWNER_FILE));
-  if (owner === undefined || owner === process.pid || isRunning(owner)) {
+  if (owner === undefined || owner === process.pid || isProcessRunning(owner)) {
     throw new Error(
       `the embedded PostgreSQL in ${databaseDir} is already running (process ${pid}` +
         `${owner !== undefined && owner !== process.pid ? `, started by process ${owner}` : ''}): another instance of ` +

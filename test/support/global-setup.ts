@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+import { isProcessRunning, startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { applyMigrations } from '../../src/db/migrations.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
@@ -34,22 +34,13 @@ declare module 'vitest' {
  */
 const BUILDS = path.join(PROJECT_ROOT, 'node_modules/.cache/hpc-billing-test-build');
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Compiles the app into a folder of this run's; a build that fails stops the run with tsc's words. */
 async function buildApp(): Promise<{ directory: string; remove: () => Promise<void> }> {
   // A run that was killed left its folder behind: gone once its process is.
   const left = await readdir(BUILDS).catch(() => []);
   for (const name of left) {
     const pid = Number(/^run-(\d+)$/.exec(name)?.[1]);
-    if (pid && pid !== process.pid && !isRunning(pid)) {
+    if (pid && pid !== process.pid && !isProcessRunning(pid)) {
       await rm(path.join(BUILDS, name), { recursive: true, force: true });
     }
   }
