@@ -749,9 +749,13 @@ describe('an HTTP-200 answer without `jobs`', () => {
         slurmrestd: 'answered',
         sacct: `not tried (slurmrestd answered), but would fail: SACCT_PATH ${missing} cannot be run (ENOENT)`,
       });
-      // A fallback that can be run is not mentioned: it was simply not needed.
+      // One that can be run is said to be so: it used to go unmentioned, beside "file: not configured",
+      // and the notes did not tell a checked, working fallback from one that was not there.
       const fine = await run([rest, sacctAt(process.execPath)], WINDOW);
-      expect(fine.sourceNotes).not.toHaveProperty('sacct');
+      expect(fine.sourceNotes).toMatchObject({
+        slurmrestd: 'answered',
+        sacct: 'not tried (slurmrestd answered), set-up checked: no problem found',
+      });
     });
 
     it("when every source fails, the run's error gives each source's reason, slurmrestd's first", async () => {
