@@ -508,13 +508,25 @@ export function createIngestionService(deps: IngestionDeps) {
 
   /**
    * The fallbacks after the source that answered were not tried: a set-up mistake in one (an
-   * SACCT_PATH that cannot be run) would otherwise show only in the outage it is there for.
+   * SACCT_PATH that cannot be run) would otherwise show only in the outage it is there for. One whose
+   * set-up was checked and found right is noted too, and one that could not be checked says so: a
+   * working sacct fallback was left out of the notes, which said "file: not configured" and nothing of it.
    */
-  async function noteBrokenFallbacks(answeredSource: string, notes: Record<string, string>) {
+  async function noteFallbacks(answeredSource: string, notes: Record<string, string>) {
     const untried = deps.sources.slice(deps.sources.findIndex((source) => source.name === answeredSource) + 1);
     for (const source of untried) {
-      const problem = await source.findSetupProblem?.().catch(() => null);
-      if (problem) notes[source.name] = `not tried (${answeredSource} answered), but would fail: ${problem}`;
+      notes[source.name] = `not tried (${answeredSource} answered)${await fallbackSetupText(source)}`;
+    }
+  }
+
+  /** What a fallback's set-up check found, after "not tried (… answered)". */
+  async function fallbackSetupText(source: JobSource): Promise<string> {
+    if (!source.findSetupProblem) return ', set-up not checked';
+    try {
+      const problem = await source.findSetupProblem();
+      return problem ? `, but would fail: ${problem}` : ', set-up checked: no problem found';
+    } catch (error) {
+      return `, set-up not checked: ${error instanceof Error ? error.message : String(error)}`;
     }
   }
 
@@ -634,7 +646,7 @@ export function createIngestionService(deps: IngestionDeps) {
     }
     if (!answered) delete notes.fileFingerprint;
     else {
-      await noteBrokenFallbacks(answered.source, notes);
+      await noteFallbacks(answered.source, notes);
       await noteAccessWarning(answered.source, notes, runId);
     }
     if (answered && answered.counts.warned > 0) {

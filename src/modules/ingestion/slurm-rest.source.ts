@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
+import { formatLocalDateTime } from '../../shared/local-date.js';
 import {
   halfSlice,
   type IngestWindow,
@@ -202,7 +203,7 @@ export function createSlurmRestSource(
         const answer = await request(target, headers, await ca(), options);
         if (answer.status === 401 || answer.status === 403) {
           throw new SourceConfigError(
-            `slurmrestd refused the credentials (HTTP ${answer.status}); ${rejectedTokenAdvice(headers['X-SLURM-USER-TOKEN'], new Date(), options.user)}`,
+            `slurmrestd refused the credentials (HTTP ${answer.status}); ${rejectedTokenAdvice(headers['X-SLURM-USER-TOKEN'], new Date(), options.timeZone, options.user)}`,
           );
         }
         // slurmdbd refused the window as longer than its MaxQueryTimeRange: asked again it refuses
@@ -459,7 +460,7 @@ export function createSlurmRestSource(
     const authError = response.errors.find(isAuthenticationError);
     if (authError) {
       throw new SourceConfigError(
-        `slurmrestd rejected the token (error ${authError.errorNumber ?? '?'}: ${authError.description || authError.error}); ${rejectedTokenAdvice(await token().catch(() => undefined), new Date(), options.user)}`,
+        `slurmrestd rejected the token (error ${authError.errorNumber ?? '?'}: ${authError.description || authError.error}); ${rejectedTokenAdvice(await token().catch(() => undefined), new Date(), options.timeZone, options.user)}`,
       );
     }
     // Slurm 22.05 answers a window without jobs with `jobs: []` and the error 9003 "Nothing found"
@@ -487,17 +488,18 @@ export function createSlurmRestSource(
  * verified): when `exp` is past, that it expired and when, since `scontrol token` tokens last 30
  * minutes by default; when `sun` (the user `scontrol token username=` issued it for) is not
  * `user`, both names, since slurmrestd answers that mismatch with the same error 1007 as a forged
- * token; otherwise the general advice.
+ * token; otherwise the general advice. Its expiry is given in `timeZone` (APP_TZ), named, as every page and
+ * message gives a time: it was given in UTC (`2026-12-05T08:48:47.000Z`), which an admin in another zone
+ * had to convert to compare with the clock or the runs on /admin/ingestion.
  */
-export function rejectedTokenAdvice(jwt: string | undefined, now: Date, user?: string): string {
+export function rejectedTokenAdvice(jwt: string | undefined, now: Date, timeZone: string, user?: string): string {
   try {
     const payload = JSON.parse(Buffer.from(jwt?.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
       exp?: unknown;
       sun?: unknown;
     };
     if (typeof payload.exp === 'number' && payload.exp * 1000 <= now.getTime()) {
-      const expiredAt = new Date(payload.exp * 1000).toISOString();
-      return `the token expired at ${expiredAt}: issue a new one (docs/ingestion.md, "A JWT for slurmrestd")`;
+      return `the token expired at ${expiryText(payload.exp, timeZone)}: issue a new one (docs/ingestion.md, "A JWT for slurmrestd")`;
     }
     const owner = payload.sun;
     // Only a plain user name is quoted back: the claim is not verified.
@@ -507,9 +509,8 @@ export function rejectedTokenAdvice(jwt: string | undefined, now: Date, user?: s
     // Its user and expiry are right, so what slurmrestd refused is its signature: a token issued on another
     // cluster, or before jwt_key changed (seen on the lab). It used to get the general advice below.
     if (user !== undefined && owner === user && typeof payload.exp === 'number') {
-      const expiresAt = new Date(payload.exp * 1000).toISOString();
       return (
-        `the token is ${user}'s, as SLURMRESTD_USER says, and has not expired (it expires at ${expiresAt}), so ` +
+        `the token is ${user}'s, as SLURMRESTD_USER says, and has not expired (it expires at ${expiryText(payload.exp, timeZone)}), so ` +
         `slurmrestd refused its signature: was it issued on another cluster, or before this one's jwt_key changed? ` +
         `Issue a new one on this cluster (scontrol token username=${user})`
       );
@@ -518,6 +519,11 @@ export function rejectedTokenAdvice(jwt: string | undefined, now: Date, user?: s
     // Not a JWT we can read: the general advice.
   }
   return 'check SLURMRESTD_USER and the token';
+}
+
+/** A JWT's `exp` (Unix seconds) as pages write a time: `2026-12-05 15:48 (Asia/Bangkok)`. */
+function expiryText(exp: number, timeZone: string): string {
+  return `${formatLocalDateTime(new Date(exp * 1000), timeZone)} (${timeZone})`;
 }
 
 /**

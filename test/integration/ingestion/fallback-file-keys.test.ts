@@ -92,7 +92,8 @@ describe('a fallback file without JobIDRaw or Cluster', () => {
     expect(fromFile.sourceNotes?.file).toBe('answered');
     const fromSacct = await run({ SACCT_PATH: fakeSacct('ok'), FALLBACK_CSV: FULL_FILE });
     expect(fromSacct).toMatchObject({ outcome: 'success', source: 'sacct', inserted: 0 });
-    expect(fromSacct.sourceNotes?.file).toBeUndefined();
+    // Checked, and fit to stand in: said so (it used to go unmentioned).
+    expect(fromSacct.sourceNotes?.file).toBe('not tried (sacct answered), set-up checked: no problem found');
     expect(await storedKeys()).toHaveLength(12);
   });
 

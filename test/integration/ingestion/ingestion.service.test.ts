@@ -977,6 +977,41 @@ describe('sources in order, and failures', () => {
     });
   });
 
+  it('notes each fallback a run did not need: whether its set-up was checked, and what the check found', async () => {
+    // A working sacct fallback used to go unmentioned (the notes said "file: not configured" and nothing
+    // of sacct); only one that would fail was named.
+    const { source: file } = fileSource('final/sacct-steps-extra.psv');
+    const answering: JobSource = { name: 'slurmrestd', read: (window) => file.read(window) };
+    const sacct = (findSetupProblem?: () => Promise<string | null>): JobSource => ({
+      name: 'sacct',
+      // biome-ignore lint/correctness/useYield: a fallback that is never read
+      async *read() {
+        throw new Error('a fallback after the source that answered is not read');
+      },
+      ...(findSetupProblem ? { findSetupProblem } : {}),
+    });
+    const notesWith = async (fallback: JobSource) => {
+      const run = await finishedRun(service([answering, fallback]).runOnce({ trigger: 'manual', window: WINDOW }));
+      expect(run).toMatchObject({ outcome: 'success', source: 'slurmrestd' });
+      return run.sourceNotes;
+    };
+    expect(await notesWith(sacct(async () => null))).toEqual({
+      slurmrestd: 'answered',
+      sacct: 'not tried (slurmrestd answered), set-up checked: no problem found',
+    });
+    expect((await notesWith(sacct(async () => 'SACCT_PATH /x cannot be run (ENOENT)'))).sacct).toBe(
+      'not tried (slurmrestd answered), but would fail: SACCT_PATH /x cannot be run (ENOENT)',
+    );
+    // A check that could not be made is not taken for one that found nothing.
+    expect((await notesWith(sacct())).sacct).toBe('not tried (slurmrestd answered), set-up not checked');
+    const unchecked = sacct(async () => {
+      throw new Error('EMFILE: too many open files');
+    });
+    expect((await notesWith(unchecked)).sacct).toBe(
+      'not tried (slurmrestd answered), set-up not checked: EMFILE: too many open files',
+    );
+  });
+
   it('records a failed run when every source fails and leaves stored jobs alone', async () => {
     const { source } = fileSource('final/sacct-steps-extra.psv');
     await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));

@@ -582,7 +582,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd settings as an ad
     expect((error as Error).message).toMatch(
       new RegExp(
         `^slurmrestd rejected the token \\(error 1007: Protocol authentication error\\); the token is ${user}'s, ` +
-          'as SLURMRESTD_USER says, and has not expired \\(it expires at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\), so slurmrestd refused ' +
+          `as SLURMRESTD_USER says, and has not expired \\(it expires at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d \\(${TIME_ZONE.replace(/[+]/g, '\\+')}\\)\\), so slurmrestd refused ` +
           `its signature: was it issued on another cluster, or before this one's jwt_key changed\\? Issue a new one on ` +
           `this cluster \\(scontrol token username=${user}\\)$`,
       ),

@@ -285,30 +285,42 @@ describe('slurmrestd source against a replay of real answers', () => {
     );
   });
 
-  it('says when a rejected token had expired, read from its exp claim', async () => {
-    // scontrol token's default lifespan is 30 minutes: an expired token is the likely cause.
+  it('says when a rejected token had expired, read from its exp claim, in APP_TZ as pages give times', async () => {
+    // scontrol token's default lifespan is 30 minutes: an expired token is the likely cause. Its expiry
+    // was given in UTC (2025-11-24T16:00:00.000Z), every page's times in APP_TZ.
     const jwt = (claims: object) =>
       `eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2ln`;
+    const inBangkok = { timeZone: 'Asia/Bangkok' };
     replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
     const expired = jwt({ exp: 1_764_000_000, iat: 1_763_998_200, sun: 'billing' });
-    await expect(collect(createSlurmRestSource(sourceOptions({ token: expired })).read(WINDOW))).rejects.toThrow(
+    await expect(
+      collect(createSlurmRestSource(sourceOptions({ token: expired, ...inBangkok })).read(WINDOW)),
+    ).rejects.toThrow(
       new SourceConfigError(
         'slurmrestd rejected the token (error 1007: Protocol authentication error); the token expired at ' +
-          '2025-11-24T16:00:00.000Z: issue a new one (docs/ingestion.md, "A JWT for slurmrestd")',
+          '2025-11-24 23:00 (Asia/Bangkok): issue a new one (docs/ingestion.md, "A JWT for slurmrestd")',
       ),
     );
     replayServer.setPlan(() => ({ status: 401, body: 'Authentication failure' }));
+    await expect(
+      collect(createSlurmRestSource(sourceOptions({ token: expired, ...inBangkok })).read(WINDOW)),
+    ).rejects.toThrow(
+      /^slurmrestd refused the credentials \(HTTP 401\); the token expired at 2025-11-24 23:00 \(Asia\/Bangkok\):/,
+    );
+    // In UTC, named as such.
     await expect(collect(createSlurmRestSource(sourceOptions({ token: expired })).read(WINDOW))).rejects.toThrow(
-      /^slurmrestd refused the credentials \(HTTP 401\); the token expired at 2025-11-24T16:00:00.000Z/,
+      /; the token expired at 2025-11-24 16:00 \(UTC\): issue a new one/,
     );
     // SLURMRESTD_USER's token that has not expired was refused for its signature (another cluster's
     // jwt_key, seen on the lab); it used to get the general advice, which a token not a JWT at all keeps.
     const current = jwt({ exp: 4_102_444_800, sun: 'billing' });
     replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
-    await expect(collect(createSlurmRestSource(sourceOptions({ token: current })).read(WINDOW))).rejects.toThrow(
+    await expect(
+      collect(createSlurmRestSource(sourceOptions({ token: current, ...inBangkok })).read(WINDOW)),
+    ).rejects.toThrow(
       new SourceConfigError(
         "slurmrestd rejected the token (error 1007: Protocol authentication error); the token is billing's, as " +
-          'SLURMRESTD_USER says, and has not expired (it expires at 2100-01-01T00:00:00.000Z), so slurmrestd refused ' +
+          'SLURMRESTD_USER says, and has not expired (it expires at 2100-01-01 07:00 (Asia/Bangkok)), so slurmrestd refused ' +
           "its signature: was it issued on another cluster, or before this one's jwt_key changed? Issue a new one on " +
           'this cluster (scontrol token username=billing)',
       ),
@@ -737,9 +749,13 @@ describe('an HTTP-200 answer without `jobs`', () => {
         slurmrestd: 'answered',
         sacct: `not tried (slurmrestd answered), but would fail: SACCT_PATH ${missing} cannot be run (ENOENT)`,
       });
-      // A fallback that can be run is not mentioned: it was simply not needed.
+      // One that can be run is said to be so: it used to go unmentioned, beside "file: not configured",
+      // and the notes did not tell a checked, working fallback from one that was not there.
       const fine = await run([rest, sacctAt(process.execPath)], WINDOW);
-      expect(fine.sourceNotes).not.toHaveProperty('sacct');
+      expect(fine.sourceNotes).toMatchObject({
+        slurmrestd: 'answered',
+        sacct: 'not tried (slurmrestd answered), set-up checked: no problem found',
+      });
     });
 
     it("when every source fails, the run's error gives each source's reason, slurmrestd's first", async () => {
