@@ -899,10 +899,8 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     // what the admin decides on (the refund's own words replace an earlier refund's).
     // What it is held for so far, less the words of an earlier refund in part: this total says the refund
     // so far in their place (each refund's words were added after the last, so the reason repeated itself).
-    const heldReason =
-      payment.status === 'needs_review' && payment.reviewReason
-        ? withoutEarlierRefundSoFar(payment.reviewReason, receivedText, providerName)
-        : '';
+    const heldAsIs = payment.status === 'needs_review' && payment.reviewReason ? payment.reviewReason : '';
+    const heldReason = heldAsIs && withoutEarlierRefundSoFar(heldAsIs, receivedText, providerName);
     const heldForDispute = payment.externalDisputeId !== null && heldReason !== '' ? `${heldReason}; ` : '';
     // Held already, by a refund that failed before this total: what the admin decides on so far is kept.
     const heldBefore = heldReason === '' ? '' : `${heldReason}; `;
@@ -920,13 +918,11 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             `${providerName} reported ${refundedText} of the ${receivedText} received refunded, of which ` +
             `${describeMinorUnits(failedInTotalMinor, refunded.currency)} had failed already, so ${returnedText} went back; ` +
             `receipt #${payment.receiptId} stays paid until this is resolved`) + decisionNoteOf(payment);
-    // Held after a refund that failed, what the admin decided on so far is kept before the refund in
-    // full, as a part refund keeps it: the failure's words were dropped from the reason /admin/payments
-    // shows (still recorded apart), and only "refunded in full …" was left.
-    // Whole, the refund in part the failure's words name among it: a failed refund is about that refund.
-    const heldWhole = payment.status === 'needs_review' && payment.reviewReason ? `${payment.reviewReason}; ` : '';
+    // Held after a refund that failed, what the admin decided on so far is kept whole before the refund in
+    // full: the failure's words were dropped from the reason /admin/payments shows (still recorded apart),
+    // and only "refunded in full …" was left. Whole, since the failure's words name the refund in part.
     const fullReason =
-      `${failedMinor === 0n ? heldForDispute : heldWhole}refunded in full at ${providerName} (${refundedText}` +
+      `${failedMinor === 0n ? heldForDispute : heldAsIs && `${heldAsIs}; `}refunded in full at ${providerName} (${refundedText}` +
       `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`}); ` +
       `receipt #${payment.receiptId} is unpaid again`;
     // A dispute still open: the bank may yet take the money back from the centre, though it went back
