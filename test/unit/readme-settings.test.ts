@@ -66,7 +66,7 @@ describe("README's production example", () => {
     // entries with a new key: the next start read the audit log as broken (AuditChainBroken, checked on
     // a production start), and a new SESSION_SECRET each time signed everyone out.
     const readme = readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
-    const example = /^## Running in production\n+```sh\n([\s\S]*?)```/m.exec(readme)?.[1] ?? '';
+    const example = /^## Running in production\n[^#]*?```sh\n([\s\S]*?)```/m.exec(readme)?.[1] ?? '';
     expect(example).toContain('AUDIT_CHAIN_KEY=');
     expect(example).not.toMatch(/\b(SESSION_SECRET|AUDIT_CHAIN_KEY)=\$\(/);
   });
