@@ -258,6 +258,39 @@ export class VoidedMoneyNotTotalError extends AppError {
 }
 
 /**
+ * Of a receipt's payments held for review, those all of whose money has gone back to the payer
+ * already (refunded in full at the provider, or taken back by a lost dispute, less refunds that
+ * failed), with what they received. Such a payment can stay held (a dispute still open): when the
+ * receipt is then paid by hand or voided, there is nothing of it to refund or apply elsewhere.
+ */
+async function heldMoneyAllGone(
+  tx: Prisma.TransactionClient,
+  receiptId: number,
+  held: readonly { id: number }[],
+): Promise<Map<number, { amount: Prisma.Decimal; currency: string }>> {
+  const gone = new Map<number, { amount: Prisma.Decimal; currency: string }>();
+  if (held.length === 0) return gone;
+  const heldIds = new Set(held.map((payment) => payment.id));
+  for (const payment of await paymentsRepository.findRefundedPayments(tx, receiptId)) {
+    if (!heldIds.has(payment.id)) continue;
+    const { received, refunded } = paymentMoneyOf(payment);
+    if (received && refunded && refunded.currency === received.currency && refunded.amount.gte(received.amount)) {
+      gone.set(payment.id, received);
+    }
+  }
+  return gone;
+}
+
+/** A held payment's reason, after its receipt was paid by hand or voided, when all its money went back. */
+function allGoneAdvice(received: { amount: Prisma.Decimal; currency: string }): string {
+  return (
+    `all of the ${describeMoney(received.amount, received.currency)} it received has gone back to the payer ` +
+    'already, so none of it paid the receipt and none of it is left to refund or apply elsewhere: do not refund ' +
+    'it again; resolve it as refunded once the provider has nothing more open on it'
+  );
+}
+
+/**
  * An admin recorded an amount received that is not the receipt's total. Marked paid, the receipt
  * read as settled in full while money was missing (or the payer was owed an excess) and nobody
  * noticed; refused, the admin is told both amounts, the difference and what to do, and nothing changes.
@@ -1685,13 +1718,19 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               }),
         },
       });
+      // All of a held payment's money gone back already (refunded in full while a dispute keeps it held):
+      // "otherwise refund it" asked finance to refund the payer a second time.
+      const allGone = await heldMoneyAllGone(tx, id, held);
       for (const payment of held) {
+        const gone = allGone.get(payment.id);
         await paymentsRepository.addToHoldReason(
           tx,
           payment.id,
           `${payment.reviewReason ?? 'held for review'}; receipt #${id} was marked paid by hand while this payment was ` +
-            'held, so it cannot be accepted for it: resolve it as dismissed if its money is what paid the receipt, ' +
-            'otherwise refund it',
+            (gone
+              ? `held, so it cannot be accepted for it; ${allGoneAdvice(gone)}`
+              : 'held, so it cannot be accepted for it: resolve it as dismissed if its money is what paid the receipt, ' +
+                'otherwise refund it'),
         );
       }
       // The voided receipt's money came in by a payment still held for review, whose reason said to
@@ -1708,7 +1747,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
             `which stays paid from it: resolve this as dismissed, not refunded, unless receipt #${id} is voided first`,
         );
       }
-      const heldPayments = held.map((payment) => ({ id: payment.id, received: paymentMoneyOf(payment).received }));
+      const heldPayments = held.map((payment) => ({
+        id: payment.id,
+        received: paymentMoneyOf(payment).received,
+        isAllGone: allGone.has(payment.id),
+      }));
       return {
         ...paid,
         // The reference as stored (trimmed, null when none), as the receipt's JSON has it.
@@ -1823,17 +1866,23 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       const alreadyHeld = (await paymentsRepository.findHeldPaymentsOfReceipt(tx, id)).filter(
         (payment) => payment.id !== heldPaymentId,
       );
+      // All of its money gone back already: "refund the payment" asked for a second refund.
+      const allGone = await heldMoneyAllGone(tx, id, alreadyHeld);
       for (const payment of alreadyHeld) {
+        const gone = allGone.get(payment.id);
         await paymentsRepository.addToHoldReason(
           tx,
           payment.id,
           `${payment.reviewReason ?? 'held for review'}; receipt #${id} was voided while this payment was held, so ` +
-            'it cannot be accepted for it: refund the payment or apply it elsewhere',
+            (gone
+              ? `it cannot be accepted for it; ${allGoneAdvice(gone)}`
+              : 'it cannot be accepted for it: refund the payment or apply it elsewhere'),
         );
       }
       const alreadyHeldPayments = alreadyHeld.map((payment) => ({
         id: payment.id,
         received: paymentMoneyOf(payment).received,
+        isAllGone: allGone.has(payment.id),
       }));
       // Paid by hand, the money is outside the app and nothing can be held: the answer and the audit
       // entry say what it was, and which dismissed online payments of the receipt took money too.
