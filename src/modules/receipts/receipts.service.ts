@@ -871,11 +871,16 @@ export async function cancelOpenPaymentsIn(
 function receivedTotals(
   totals: Awaited<ReturnType<typeof receiptsRepository.sumByStatus>>,
   received: Awaited<ReturnType<typeof receiptsRepository.sumReceivedOfPaid>>,
+  /** Receipts paid with a voided receipt's money, counted at their total above, and what stays of it now. */
+  paidWithVoidedMoney: readonly { total: Prisma.Decimal; stays: { amount: Prisma.Decimal; currency: string } }[] = [],
 ) {
   const sums = new Map<string, Prisma.Decimal>();
   const add = (currency: string, amount: Prisma.Decimal) =>
     sums.set(currency, (sums.get(currency) ?? new Prisma.Decimal(0)).plus(amount));
   for (const group of received.byHand) add(group.currency, group.total);
+  // Part of that money went back to the payer since (a refund or lost dispute of the voided receipt's
+  // payment): it was counted whole, as if marked paid with new money.
+  for (const paid of paidWithVoidedMoney) add(paid.stays.currency, paid.stays.amount.minus(paid.total));
   let unknownCount = 0;
   for (const group of received.online) {
     if (group.currency === null) unknownCount += group.count;
@@ -2374,6 +2379,28 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     );
   }
 
+  /**
+   * Of receipts paid with a voided receipt's money, those whose money stands now at another amount than
+   * their total (part of it refunded or taken back by a lost dispute since they were marked paid), with
+   * what stays: that money as a mark paid judges it now, plus the new money received with it. Money whose
+   * provider did not report it, or in another currency, is left at the total, as before.
+   */
+  async function stayingOfVoidedMoney(
+    paid: Awaited<ReturnType<typeof receiptsRepository.findPaidWithVoidedMoney>>,
+  ): Promise<{ id: number; total: Prisma.Decimal; stays: { amount: Prisma.Decimal; currency: string } }[]> {
+    const judged = await Promise.all(
+      paid.map(async (receipt) => {
+        if (receipt.paidWithReceiptId === null) return null;
+        const money = (await receiptsRepository.findMoneySource(db, receipt.paidWithReceiptId))?.money;
+        if (!money || money.currency !== receipt.currency) return null;
+        const amount = money.amount.plus(receipt.newMoneyReceived ?? 0);
+        if (amount.equals(receipt.total)) return null;
+        return { id: receipt.id, total: receipt.total, stays: { amount, currency: receipt.currency } };
+      }),
+    );
+    return judged.filter((receipt) => receipt !== null);
+  }
+
   /** Any receipt with one page of its items (admin). */
   async function getById(id: number, page = 1) {
     const receipt = await findOrFail(id);
@@ -2516,12 +2543,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
   async function listForAdmin(filter: TReceiptFilter) {
     const { repoFilter, alsoContaining } = await checkedAdminFilterOf(filter);
-    const [{ rows, count }, totals, received] = await Promise.all([
+    const [{ rows, count }, totals, received, paidWithVoided] = await Promise.all([
       receiptsRepository.listReceipts(db, repoFilter, { offset: (filter.page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),
       receiptsRepository.sumByStatus(db, repoFilter),
       receiptsRepository.sumReceivedOfPaid(db, repoFilter),
+      receiptsRepository.findPaidWithVoidedMoney(db, repoFilter),
     ]);
     const pageCount = assertListPageExists('The filters match', count, filter.page);
+    // A receipt paid with a voided receipt's money brought in that money as it stands now (less what a
+    // refund or lost dispute of it took back since) and any new money received with it: counted at its
+    // total, the card and its row read 10.00 THB received after 3.00 THB of it went back to the payer.
+    const paidWithVoidedMoney = await stayingOfVoidedMoney(paidWithVoided);
+    const stays = new Map(paidWithVoidedMoney.map((paid) => [paid.id, paid.stays]));
     // A receipt paid short or over (an accepted held payment, or one partly refunded since) says
     // what it brought in beside its total, as the paid card sums it: without it, a paid card of
     // "received 24,165.02 THB" beside 24,087.61 THB could not be traced to its receipts.
@@ -2547,16 +2580,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         paidWith !== undefined &&
         amount !== undefined &&
         (paidWith.currency !== receipt.currency || !amount.equals(receipt.total));
+      const voidedMoney = receipt.status === 'paid' ? stays.get(receipt.id) : undefined;
       return {
         ...receipt,
-        receivedDifferent: isDifferent ? { amount, currency: paidWith.currency } : null,
+        receivedDifferent: isDifferent ? { amount, currency: paidWith.currency } : (voidedMoney ?? null),
         heldPayment,
       };
     });
     return {
       receipts,
       totals,
-      received: receivedTotals(totals, received),
+      received: receivedTotals(totals, received, paidWithVoidedMoney),
       page: filter.page,
       pageCount,
       count,
