@@ -895,6 +895,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       'in all, with its lost dispute',
     );
     const lostText = describeMinorUnits(lostMinor, refunded.currency);
+    // What the provider refunded, when a lost dispute took the rest: "the whole" amount read as refunded,
+    // and finance matching the provider's refunds looked for money the provider never returned.
+    const fullRefundNote =
+      lostMinor === 0n
+        ? `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`
+        : `${providerName} reported ${refundedText} refunded, the rest of the ${receivedText} received after the ` +
+          `${lostText} taken back by the lost dispute (event ${event.id})`;
     // Held already for a dispute: the bank may take more than this refund, so the dispute stays in
     // what the admin decides on (the refund's own words replace an earlier refund's).
     // What it is held for so far, less the words of an earlier refund in part: this total says the refund
@@ -938,7 +945,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       at,
       {
         fullReason: `${fullReason}${decisionNoteOf(payment)}`,
-        fullNote: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
+        fullNote: fullRefundNote,
         partReason,
         ...(isDisputeOpen
           ? {
@@ -1042,7 +1049,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         reviewReason:
           `${heldReason || 'held for review'}; refunded in full at ${providerName} (${refundedText}` +
           `${lostMinor === 0n ? '' : `, with ${lostText} taken back by the lost dispute`})`,
-        note: `${providerName} reported the whole ${receivedText} refunded (event ${event.id})`,
+        note: fullRefundNote,
         reviewedBy: `provider:${providerName}`,
         reviewedAt: at,
       });

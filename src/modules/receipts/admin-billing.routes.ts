@@ -113,11 +113,13 @@ function describeDismissedPayments(payments: DismissedPayment[], fmt: ViewFormat
 
 /** " (1.00 THB received)": what a held payment received, when the provider said. */
 function describeReceived(
-  payment: { received: { amount: Prisma.Decimal; currency: string } | null },
+  payment: { received: { amount: Prisma.Decimal; currency: string } | null; isAllGone?: boolean },
   fmt: ViewFormatters,
 ): string {
   return payment.received
-    ? ` (${fmt.money(payment.received.amount, payment.received.currency)} ${payment.received.currency} received)`
+    ? ` (${fmt.money(payment.received.amount, payment.received.currency)} ${payment.received.currency} received${
+        payment.isAllGone ? ', all of it gone back to the payer since' : ''
+      })`
     : '';
 }
 
@@ -126,15 +128,18 @@ function describeReceived(
  * longer be accepted for it, and its jobs are billed again, so the admin must settle it.
  */
 function describeAlreadyHeld(
-  payments: { id: number; received: { amount: Prisma.Decimal; currency: string } | null }[],
+  payments: { id: number; received: { amount: Prisma.Decimal; currency: string } | null; isAllGone: boolean }[],
   fmt: ViewFormatters,
 ): string {
   return payments
     .map((payment) => {
-      return (
-        ` Payment #${payment.id}${describeReceived(payment, fmt)} was held for review and can no longer be accepted for this receipt: ` +
-        'refund it or apply it elsewhere, then resolve it on the payments page.'
-      );
+      // All of its money gone back already (refunded in full, a dispute keeping it held): no second refund.
+      return payment.isAllGone
+        ? ` Payment #${payment.id}${describeReceived(payment, fmt)} was held for review and can no longer be accepted for this receipt; ` +
+            'none of its money is left to refund or apply elsewhere: do not refund it again, and resolve it on the payments ' +
+            'page once the provider has nothing more open on it.'
+        : ` Payment #${payment.id}${describeReceived(payment, fmt)} was held for review and can no longer be accepted for this receipt: ` +
+            'refund it or apply it elsewhere, then resolve it on the payments page.';
     })
     .join('');
 }
@@ -542,11 +547,15 @@ export function adminBillingRoutes(deps: {
     const { heldPayments, amountReceived, paidWithReceiptMoney, newMoney, ...marked } = result;
     const fmt = req.app.locals.fmt as ViewFormatters;
     const held = heldPayments
-      .map(
-        (payment) =>
-          ` Payment #${payment.id}${describeReceived(payment, fmt)} of this receipt is held for review and can no ` +
-          'longer be accepted for it: resolve it as dismissed on the payments page if its money is what paid this ' +
-          'receipt, otherwise refund it.',
+      .map((payment) =>
+        payment.isAllGone
+          ? // All of its money gone back already (refunded in full, a dispute keeping it held): no second refund.
+            ` Payment #${payment.id}${describeReceived(payment, fmt)} of this receipt is held for review and can no ` +
+            'longer be accepted for it; none of its money is left to refund: do not refund it again, and resolve it ' +
+            'on the payments page once the provider has nothing more open on it.'
+          : ` Payment #${payment.id}${describeReceived(payment, fmt)} of this receipt is held for review and can no ` +
+            'longer be accepted for it: resolve it as dismissed on the payments page if its money is what paid this ' +
+            'receipt, otherwise refund it.',
       )
       .join('');
     // A JSON client gets the flash's sentence as `message`, as every other change's answer has it.

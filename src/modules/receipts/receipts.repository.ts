@@ -541,6 +541,18 @@ export async function findReceivedOfPaid(db: Client, receiptIds: number[]) {
   return received;
 }
 
+/**
+ * The paid receipts under a filter (the status part of it ignored) marked paid with the money of a
+ * voided receipt (paid_with_receipt_id), with any new money received with it: what they brought in is
+ * that money as it stands now, which a refund or lost dispute of it since leaves short of their total.
+ */
+export function findPaidWithVoidedMoney(db: Client, filter: ReceiptFilter) {
+  return db.receipt.findMany({
+    where: { ...whereOf({ ...filter, status: undefined }), status: 'paid', paidWithReceiptId: { not: null } },
+    select: { id: true, total: true, currency: true, paidWithReceiptId: true, newMoneyReceived: true },
+  });
+}
+
 /** Sum and count of receipts by status under a filter (the status part of it ignored). */
 export async function sumByStatus(db: Client, filter: ReceiptFilter) {
   const groups = await db.receipt.groupBy({

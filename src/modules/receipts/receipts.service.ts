@@ -258,6 +258,39 @@ export class VoidedMoneyNotTotalError extends AppError {
 }
 
 /**
+ * Of a receipt's payments held for review, those all of whose money has gone back to the payer
+ * already (refunded in full at the provider, or taken back by a lost dispute, less refunds that
+ * failed), with what they received. Such a payment can stay held (a dispute still open): when the
+ * receipt is then paid by hand or voided, there is nothing of it to refund or apply elsewhere.
+ */
+async function heldMoneyAllGone(
+  tx: Prisma.TransactionClient,
+  receiptId: number,
+  held: readonly { id: number }[],
+): Promise<Map<number, { amount: Prisma.Decimal; currency: string }>> {
+  const gone = new Map<number, { amount: Prisma.Decimal; currency: string }>();
+  if (held.length === 0) return gone;
+  const heldIds = new Set(held.map((payment) => payment.id));
+  for (const payment of await paymentsRepository.findRefundedPayments(tx, receiptId)) {
+    if (!heldIds.has(payment.id)) continue;
+    const { received, refunded } = paymentMoneyOf(payment);
+    if (received && refunded && refunded.currency === received.currency && refunded.amount.gte(received.amount)) {
+      gone.set(payment.id, received);
+    }
+  }
+  return gone;
+}
+
+/** A held payment's reason, after its receipt was paid by hand or voided, when all its money went back. */
+function allGoneAdvice(received: { amount: Prisma.Decimal; currency: string }): string {
+  return (
+    `all of the ${describeMoney(received.amount, received.currency)} it received has gone back to the payer ` +
+    'already, so none of it paid the receipt and none of it is left to refund or apply elsewhere: do not refund ' +
+    'it again; resolve it as refunded once the provider has nothing more open on it'
+  );
+}
+
+/**
  * An admin recorded an amount received that is not the receipt's total. Marked paid, the receipt
  * read as settled in full while money was missing (or the payer was owed an excess) and nobody
  * noticed; refused, the admin is told both amounts, the difference and what to do, and nothing changes.
@@ -838,11 +871,16 @@ export async function cancelOpenPaymentsIn(
 function receivedTotals(
   totals: Awaited<ReturnType<typeof receiptsRepository.sumByStatus>>,
   received: Awaited<ReturnType<typeof receiptsRepository.sumReceivedOfPaid>>,
+  /** Receipts paid with a voided receipt's money, counted at their total above, and what stays of it now. */
+  paidWithVoidedMoney: readonly { total: Prisma.Decimal; stays: { amount: Prisma.Decimal; currency: string } }[] = [],
 ) {
   const sums = new Map<string, Prisma.Decimal>();
   const add = (currency: string, amount: Prisma.Decimal) =>
     sums.set(currency, (sums.get(currency) ?? new Prisma.Decimal(0)).plus(amount));
   for (const group of received.byHand) add(group.currency, group.total);
+  // Part of that money went back to the payer since (a refund or lost dispute of the voided receipt's
+  // payment): it was counted whole, as if marked paid with new money.
+  for (const paid of paidWithVoidedMoney) add(paid.stays.currency, paid.stays.amount.minus(paid.total));
   let unknownCount = 0;
   for (const group of received.online) {
     if (group.currency === null) unknownCount += group.count;
@@ -1685,13 +1723,19 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               }),
         },
       });
+      // All of a held payment's money gone back already (refunded in full while a dispute keeps it held):
+      // "otherwise refund it" asked finance to refund the payer a second time.
+      const allGone = await heldMoneyAllGone(tx, id, held);
       for (const payment of held) {
+        const gone = allGone.get(payment.id);
         await paymentsRepository.addToHoldReason(
           tx,
           payment.id,
           `${payment.reviewReason ?? 'held for review'}; receipt #${id} was marked paid by hand while this payment was ` +
-            'held, so it cannot be accepted for it: resolve it as dismissed if its money is what paid the receipt, ' +
-            'otherwise refund it',
+            (gone
+              ? `held, so it cannot be accepted for it; ${allGoneAdvice(gone)}`
+              : 'held, so it cannot be accepted for it: resolve it as dismissed if its money is what paid the receipt, ' +
+                'otherwise refund it'),
         );
       }
       // The voided receipt's money came in by a payment still held for review, whose reason said to
@@ -1708,7 +1752,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
             `which stays paid from it: resolve this as dismissed, not refunded, unless receipt #${id} is voided first`,
         );
       }
-      const heldPayments = held.map((payment) => ({ id: payment.id, received: paymentMoneyOf(payment).received }));
+      const heldPayments = held.map((payment) => ({
+        id: payment.id,
+        received: paymentMoneyOf(payment).received,
+        isAllGone: allGone.has(payment.id),
+      }));
       return {
         ...paid,
         // The reference as stored (trimmed, null when none), as the receipt's JSON has it.
@@ -1823,17 +1871,23 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       const alreadyHeld = (await paymentsRepository.findHeldPaymentsOfReceipt(tx, id)).filter(
         (payment) => payment.id !== heldPaymentId,
       );
+      // All of its money gone back already: "refund the payment" asked for a second refund.
+      const allGone = await heldMoneyAllGone(tx, id, alreadyHeld);
       for (const payment of alreadyHeld) {
+        const gone = allGone.get(payment.id);
         await paymentsRepository.addToHoldReason(
           tx,
           payment.id,
           `${payment.reviewReason ?? 'held for review'}; receipt #${id} was voided while this payment was held, so ` +
-            'it cannot be accepted for it: refund the payment or apply it elsewhere',
+            (gone
+              ? `it cannot be accepted for it; ${allGoneAdvice(gone)}`
+              : 'it cannot be accepted for it: refund the payment or apply it elsewhere'),
         );
       }
       const alreadyHeldPayments = alreadyHeld.map((payment) => ({
         id: payment.id,
         received: paymentMoneyOf(payment).received,
+        isAllGone: allGone.has(payment.id),
       }));
       // Paid by hand, the money is outside the app and nothing can be held: the answer and the audit
       // entry say what it was, and which dismissed online payments of the receipt took money too.
@@ -2325,6 +2379,28 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     );
   }
 
+  /**
+   * Of receipts paid with a voided receipt's money, those whose money stands now at another amount than
+   * their total (part of it refunded or taken back by a lost dispute since they were marked paid), with
+   * what stays: that money as a mark paid judges it now, plus the new money received with it. Money whose
+   * provider did not report it, or in another currency, is left at the total, as before.
+   */
+  async function stayingOfVoidedMoney(
+    paid: Awaited<ReturnType<typeof receiptsRepository.findPaidWithVoidedMoney>>,
+  ): Promise<{ id: number; total: Prisma.Decimal; stays: { amount: Prisma.Decimal; currency: string } }[]> {
+    const judged = await Promise.all(
+      paid.map(async (receipt) => {
+        if (receipt.paidWithReceiptId === null) return null;
+        const money = (await receiptsRepository.findMoneySource(db, receipt.paidWithReceiptId))?.money;
+        if (!money || money.currency !== receipt.currency) return null;
+        const amount = money.amount.plus(receipt.newMoneyReceived ?? 0);
+        if (amount.equals(receipt.total)) return null;
+        return { id: receipt.id, total: receipt.total, stays: { amount, currency: receipt.currency } };
+      }),
+    );
+    return judged.filter((receipt) => receipt !== null);
+  }
+
   /** Any receipt with one page of its items (admin). */
   async function getById(id: number, page = 1) {
     const receipt = await findOrFail(id);
@@ -2467,12 +2543,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
   async function listForAdmin(filter: TReceiptFilter) {
     const { repoFilter, alsoContaining } = await checkedAdminFilterOf(filter);
-    const [{ rows, count }, totals, received] = await Promise.all([
+    const [{ rows, count }, totals, received, paidWithVoided] = await Promise.all([
       receiptsRepository.listReceipts(db, repoFilter, { offset: (filter.page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),
       receiptsRepository.sumByStatus(db, repoFilter),
       receiptsRepository.sumReceivedOfPaid(db, repoFilter),
+      receiptsRepository.findPaidWithVoidedMoney(db, repoFilter),
     ]);
     const pageCount = assertListPageExists('The filters match', count, filter.page);
+    // A receipt paid with a voided receipt's money brought in that money as it stands now (less what a
+    // refund or lost dispute of it took back since) and any new money received with it: counted at its
+    // total, the card and its row read 10.00 THB received after 3.00 THB of it went back to the payer.
+    const paidWithVoidedMoney = await stayingOfVoidedMoney(paidWithVoided);
+    const stays = new Map(paidWithVoidedMoney.map((paid) => [paid.id, paid.stays]));
     // A receipt paid short or over (an accepted held payment, or one partly refunded since) says
     // what it brought in beside its total, as the paid card sums it: without it, a paid card of
     // "received 24,165.02 THB" beside 24,087.61 THB could not be traced to its receipts.
@@ -2498,16 +2580,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         paidWith !== undefined &&
         amount !== undefined &&
         (paidWith.currency !== receipt.currency || !amount.equals(receipt.total));
+      const voidedMoney = receipt.status === 'paid' ? stays.get(receipt.id) : undefined;
       return {
         ...receipt,
-        receivedDifferent: isDifferent ? { amount, currency: paidWith.currency } : null,
+        receivedDifferent: isDifferent ? { amount, currency: paidWith.currency } : (voidedMoney ?? null),
         heldPayment,
       };
     });
     return {
       receipts,
       totals,
-      received: receivedTotals(totals, received),
+      received: receivedTotals(totals, received, paidWithVoidedMoney),
       page: filter.page,
       pageCount,
       count,
