@@ -141,6 +141,40 @@ describe('Sign out of all other sessions, on /account', () => {
     expect((await whoIs(alone)).status).toBe(200);
   });
 
+  it('audits one that ended none once an hour: a script repeating it appended an entry each time', async () => {
+    // It needs no password and has no rate limit, and the audit log keeps every entry for good: a
+    // researcher's loop of it (about 20 a second with curl) wrote that many entries nobody may delete.
+    const user = await buildUser(db.prisma, { username: 'soa-repeat' });
+    const alone = await signInAs(app, 'soa-repeat', user.password);
+    for (let press = 0; press < 5; press += 1) {
+      const response = await alone
+        .post('/account/sign-out-others')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(alone))
+        .expect(200);
+      expect(response.body).toMatchObject({ ok: true, endedSessions: 0 });
+    }
+    expect(await entriesOf('user:soa-repeat')).toEqual([
+      { actor: 'soa-repeat', status: 'ok', details: { endedSessions: 0 } },
+    ]);
+    // One that ends a session is audited whenever it comes.
+    const lab = await signInAs(app, 'soa-repeat', user.password);
+    await alone
+      .post('/account/sign-out-others')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(alone))
+      .expect(200, {
+        ok: true,
+        endedSessions: 1,
+        message: '1 other session was signed out. This one stays signed in.',
+      });
+    expect((await whoIs(lab)).status).toBe(401);
+    expect(await entriesOf('user:soa-repeat')).toEqual([
+      { actor: 'soa-repeat', status: 'ok', details: { endedSessions: 0 } },
+      { actor: 'soa-repeat', status: 'ok', details: { endedSessions: 1 } },
+    ]);
+  });
+
   it.each([
     ['no CSRF token', undefined],
     ['a CSRF token of another session', 'other'],

@@ -1,3 +1,4 @@
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildUser } from '../support/factories.js';
 import { csrfTokenIn, csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
@@ -61,6 +62,37 @@ describe('signing out', () => {
     expect(page.text).toContain('You are signed out.');
     const again = await agent.get('/login').set('Accept', 'text/html').expect(200);
     expect(again.text).not.toContain('You are signed out.');
+  });
+
+  it('stores nothing for a sign-out posted with no session: a flood of them cannot fill the session table', async () => {
+    // POST /logout is answered before the CSRF check, so anyone could send it: each one with no
+    // session (no cookie, or one whose row is gone) stored a new session row for "You are signed
+    // out.", kept SESSION_ABSOLUTE_SEC, at the rate the requests came in.
+    const app = buildTestApp(db);
+    const rows = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM "session"`)).rows[0].n as number;
+    const before = await rows();
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      const answer = await request(app).post('/logout').set('Accept', 'text/html').type('form').send({});
+      expect(answer.status).toBe(302);
+      expect(answer.headers.location).toBe('/login');
+      expect(answer.headers['set-cookie'] ?? []).toEqual([]);
+    }
+    // A cookie of a session whose row has gone (pruned, or a script's JSON sign-out) is no session either.
+    const user = await buildUser(db.prisma, { username: 'ivor' });
+    const agent = await signInAs(app, 'ivor', user.password);
+    await agent
+      .post('/logout')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({});
+    await agent
+      .post('/logout')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({})
+      .expect(302)
+      .expect('Location', '/login');
+    expect(await rows()).toBe(before);
   });
 
   it('keeps the reason a session was ended for when Sign out is pressed after it', async () => {

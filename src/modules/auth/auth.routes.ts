@@ -20,6 +20,7 @@ import {
   toSafeNextPath,
 } from './auth.service.js';
 import { type createPassport, signInOnNewSession } from './passport.js';
+import { hasStoredSession } from './session.store.js';
 
 const FAILED_MESSAGE = 'Wrong username or password.';
 
@@ -130,7 +131,11 @@ export const redirectSignedOutFromSignOut: RequestHandler = (req, res, next) => 
   if (prefersJson(req)) return answerSignedOut(res);
   // The bare form left the person at a shared computer's last open tab as unsure as a sign-out
   // without the notice did. A session ended with a reason (a disable, a password changed
-  // elsewhere) carries that reason, which says more, so it stays.
+  // elsewhere) carries that reason, which says more, so it stays. The notice goes only into a
+  // session that has a row already (that tab's browser holds the signed-out session the other
+  // tab's sign-out made): answered before the CSRF check, a sign-out with no session is anyone's to
+  // send, and each stored a new row for the notice, so a flood of them filled the session table.
+  if (!hasStoredSession(req)) return res.redirect(302, '/login');
   if (!req.session.flash) req.session.flash = { type: 'success', message: SIGNED_OUT_MESSAGE };
   res.redirect(302, '/login');
 };

@@ -162,6 +162,11 @@ export class PostgresSessionStore extends session.Store {
     return loaded;
   }
 
+  /** Whether `data` was read from the table or written to it by this process: only such a session has a row. */
+  isStored(data: object): boolean {
+    return this.storedSessions.has(data);
+  }
+
   /**
    * A visitor's session is made for the request and never stored (the sign-in form keeps its
    * CSRF secret in a cookie), so at sign-in there is no row to delete: the DELETE is skipped,
@@ -306,6 +311,16 @@ const DELETE_EXPIRED_SESSIONS = `DELETE FROM "session"
                 LIMIT $2
                   FOR UPDATE SKIP LOCKED)
    AND expire < to_timestamp($1)`;
+
+/**
+ * Whether the request's session has a row: one its cookie named and the store found. A request with
+ * no cookie, or one whose row is gone, gets a session made for it, which is stored only if something
+ * is put in it. Another store (none in the app) is taken to hold it.
+ */
+export function hasStoredSession(req: Request): boolean {
+  const store: unknown = req.sessionStore;
+  return !(store instanceof PostgresSessionStore) || (req.session !== undefined && store.isStored(req.session));
+}
 
 /** Deletes up to `limit` sessions that expired before `before`; returns how many it deleted. */
 export async function deleteExpiredSessions(pool: pg.Pool, before: Date, limit: number): Promise<number> {

@@ -17,6 +17,7 @@ import { toolCommand } from '../../shared/tool-commands.js';
 import { type AuditContext, appendAudit, recordAudit } from '../audit/audit.service.js';
 import { SYSTEM_ACTOR } from '../audit/audit-actors.js';
 import { userTarget } from '../audit/audit-target.js';
+import { FirstRefusals } from '../audit/first-refusals.js';
 import {
   type AuthServiceDeps,
   checkPasswordForChange,
@@ -302,6 +303,16 @@ export async function changeOwnPassword(
   return changed;
 }
 
+/** How long a user's own sign-out of other sessions that ended none stands for their next ones in the audit log. */
+export const QUIET_SIGN_OUT_AUDIT_WINDOW_MS = 60 * 60 * 1000;
+
+/**
+ * The users whose own sign-out of other sessions that ended none this process has audited
+ * (FirstRefusals): it needs no password and has no rate limit, so each one audited let a
+ * researcher's loop append to the log, which nothing may delete, as fast as it could send.
+ */
+const processQuietSignOuts = new FirstRefusals();
+
 /**
  * Sign out everywhere: signs out every session of user `id` (a lab computer left signed in, say),
  * which until then only a change of password did. Done by the user themselves (`acting.userId` is
@@ -309,7 +320,8 @@ export async function changeOwnPassword(
  * making it, `acting.sessionId`, which the caller signs in again on a new id; done by an admin to
  * someone else it ends them all. Whoever holds an ended session is told which of the two it was
  * (`signedOutBy`). Audited as `user.sessions_end` with how many live sessions it ended, counted
- * as a password change counts them; a disabled user, whose sessions the disable ended, has 0.
+ * as a password change counts them; a disabled user, whose sessions the disable ended, has 0. One
+ * of their own that ended none is audited the first time in QUIET_SIGN_OUT_AUDIT_WINDOW_MS only.
  */
 export async function endSessions(
   db: Db,
@@ -327,6 +339,10 @@ export async function endSessions(
       isOwn ? 'sessions_end' : 'sessions_end_by_admin',
       { exceptSessionId: isOwn ? acting.sessionId : undefined, at: acting.now },
     );
+    const until = new Date(acting.now.getTime() + QUIET_SIGN_OUT_AUDIT_WINDOW_MS);
+    const isQuietRepeat =
+      isOwn && endedSessions === 0 && !processQuietSignOuts.isFirst([`user ${id}`], until, acting.now);
+    if (isQuietRepeat) return { user, endedSessions, isOwn };
     await appendAudit(
       tx,
       {
