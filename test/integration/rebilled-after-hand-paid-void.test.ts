@@ -1,7 +1,7 @@
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setUpBillingApp } from '../support/billing-app.js';
 import { buildJobs } from '../support/billing-factories.js';
+import { countQueriesDuring } from '../support/count-queries.js';
 import { buildUser } from '../support/factories.js';
 import { elementById, visibleTextOf } from '../support/html.js';
 import {
@@ -44,33 +44,6 @@ function rowOf(page: string, id: number): string {
 function voidedPaidByHandMarkerOf(row: string, id: number): string | undefined {
   const link = new RegExp(`<a href="/me/receipts/${id}#same-jobs-voided-paid-by-hand">([\\s\\S]*?)</a>`).exec(row);
   return link ? visibleTextOf(link[1] ?? '') : undefined;
-}
-
-/**
- * Counts the SQL statements sent through `pool` (Prisma's and the session store's) while `work`
- * runs: every connection checked out meanwhile has its query counted.
- */
-async function countQueriesDuring(pool: pg.Pool, work: () => Promise<unknown>): Promise<number> {
-  let count = 0;
-  let isCounting = true;
-  const counting = new WeakSet<object>();
-  const onAcquire = (client: pg.PoolClient) => {
-    if (counting.has(client)) return;
-    counting.add(client);
-    const query = client.query;
-    client.query = ((...args: unknown[]) => {
-      if (isCounting) count += 1;
-      return (query as (...rest: unknown[]) => unknown).apply(client, args);
-    }) as typeof client.query;
-  };
-  pool.on('acquire', onAcquire);
-  try {
-    await work();
-  } finally {
-    isCounting = false;
-    pool.off('acquire', onAcquire);
-  }
-  return count;
 }
 
 describe('a receipt that bills again the jobs of a receipt voided after it was paid by hand', () => {

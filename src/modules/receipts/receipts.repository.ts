@@ -553,11 +553,16 @@ export function findPaidWithVoidedMoney(db: Client, filter: ReceiptFilter) {
   });
 }
 
-/** Sum and count of receipts by status under a filter (the status part of it ignored). */
+/**
+ * Sum and count of receipts by status under a filter (the status part of it ignored), in the billing
+ * page's card order: status as the enum declares it (pending, paid, void), then currency. Without the
+ * ORDER BY, the JSON's totals came back in whatever order the hash aggregate gave, call to call.
+ */
 export async function sumByStatus(db: Client, filter: ReceiptFilter) {
   const groups = await db.receipt.groupBy({
     by: ['status', 'currency'],
     where: whereOf({ ...filter, status: undefined }),
+    orderBy: [{ status: 'asc' }, { currency: 'asc' }],
     _sum: { total: true },
     _count: { _all: true },
   });

@@ -2388,6 +2388,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   async function stayingOfVoidedMoney(
     paid: Awaited<ReturnType<typeof receiptsRepository.findPaidWithVoidedMoney>>,
   ): Promise<{ id: number; total: Prisma.Decimal; stays: { amount: Prisma.Decimal; currency: string } }[]> {
+    // One findMoneySource each, all started together: Prisma batches findUnique calls of one shape made
+    // in the same tick into one query (per step of the chains), so a page of 5 such receipts sends what a
+    // page of 1 does (billing-list-voided-money-queries.test.ts). Awaiting them one by one, or reading the
+    // source with findFirst, would send a few statements per receipt.
     const judged = await Promise.all(
       paid.map(async (receipt) => {
         if (receipt.paidWithReceiptId === null) return null;

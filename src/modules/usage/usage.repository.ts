@@ -53,8 +53,23 @@ export interface CsvPricingContext extends PricingContext {
   currency: string;
 }
 
+/**
+ * Leaves out a requeued job's superseded run stored as REQUEUED (by a version before ingestion passed
+ * such records over, docs/ingestion.md, Requeued jobs) unless a live receipt bills it: the job bills its
+ * last run, and a receipt never bills that record (it is not finished), so /me listed it as "not yet"
+ * billed at an estimate and counted it in totals and the CSV that the receipt did not bill. Bound values
+ * none, so the per-user CSV function's body can hold it; the probe runs for REQUEUED rows alone.
+ */
+const IS_NOT_UNBILLED_REQUEUED_RUN = Prisma.sql`(j.state <> 'REQUEUED' OR EXISTS (
+             SELECT 1 FROM receipt_items lri
+              WHERE lri.cluster = j.cluster AND lri.job_key = j.job_key AND NOT lri.is_voided))`;
+
 function whereOf(filter: JobFilter): Prisma.Sql {
-  const parts = [Prisma.sql`j.end_at >= ${filter.from}`, Prisma.sql`j.end_at < ${filter.before}`];
+  const parts = [
+    Prisma.sql`j.end_at >= ${filter.from}`,
+    Prisma.sql`j.end_at < ${filter.before}`,
+    IS_NOT_UNBILLED_REQUEUED_RUN,
+  ];
   if (filter.user) parts.push(Prisma.sql`j."user" = ${filter.user}`);
   if (filter.users) parts.push(Prisma.sql`j."user" = ANY (${filter.users}::text[])`);
   if (filter.account) parts.push(Prisma.sql`j.account = ${filter.account}`);
@@ -700,7 +715,7 @@ function userCsvFunctionOf(pricing: Pick<PricingContext, 'minorDigits' | 'priced
   let found = userCsvFunctions.get(key);
   if (!found) {
     const query = usageCsvQuery(
-      Prisma.sql`j."user" = p_user AND j.end_at >= p_from AND j.end_at < p_before`,
+      Prisma.sql`j."user" = p_user AND j.end_at >= p_from AND j.end_at < p_before AND ${IS_NOT_UNBILLED_REQUEUED_RUN}`,
       {
         cte: Prisma.empty,
         join: Prisma.sql`CROSS JOIN (SELECT p_tier AS tier, p_cpu AS cpu, p_gpu AS gpu, p_mem AS mem) r`,
