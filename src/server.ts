@@ -39,6 +39,7 @@ import { DATABASE_READ_ONLY, isDatabaseUnavailable, isReadOnlyDatabase } from '.
 import { createLogger, flushLogs, type Logger } from './shared/logger.js';
 import { PROJECT_ROOT } from './shared/paths.js';
 import { onPeriodicTasksAssigned, periodicTaskAssigner } from './shared/periodic-task.js';
+import { settlesWithin } from './shared/settles-within.js';
 import { warnIfBuildIsStale } from './shared/stale-build.js';
 import { readTransparentHugePagesMode, warnIfTransparentHugePagesOff } from './shared/transparent-huge-pages.js';
 import { formatStartupBanner, startupLogLine } from './startup-banner.js';
@@ -170,17 +171,26 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
     }
     await draining;
     db.markStopping();
-    const [isClean, , abandoned] = await Promise.all([
+    const [isClean, isIngestionStopped, abandoned, ...areTasksStopped] = await Promise.all([
       closeGracefully(server, config.shutdownTimeoutMs, logger),
-      stopIngestion(),
+      // A run (or a periodic task) waiting on a database that stopped answering ends only at
+      // DB_QUERY_TIMEOUT_MS (30 s): awaited, it held the pool's close, and the process's exit, that
+      // long past SHUTDOWN_TIMEOUT_MS. Past it, the pool's close below ends their queries.
+      settlesWithin(stopIngestion(), config.shutdownTimeoutMs),
       // A month-end run ends once its users in flight are billed and records itself interrupted.
       // Each user may take up to a receipt's 60 s, longer than an orchestrator waits before it
       // kills the process, leaving the run's row running: past the same timeout, the run is
       // recorded interrupted from what has committed, and its users in flight are cut off.
       backgroundWork.stop(config.shutdownTimeoutMs),
-      ...periodicTasks.map((task) => task.stop()),
+      ...periodicTasks.map((task) => settlesWithin(task.stop(), config.shutdownTimeoutMs)),
     ]);
     if (!isClean) logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; open connections were cut');
+    if (!isIngestionStopped || areTasksStopped.includes(false)) {
+      logger.warn(
+        { timeoutMs: config.shutdownTimeoutMs },
+        `shutdown timed out waiting for ${isIngestionStopped ? 'a periodic task' : 'the ingestion run'} on the database; closing the pool ends its queries (an ingestion run left running is marked failed by the next run)`,
+      );
+    }
     if (abandoned.length > 0) {
       // Their uncommitted transactions roll back as their connections close, so nothing is half-applied.
       const closed = db.closeConnectionsInUse();

@@ -358,6 +358,38 @@ describe('the periodic verification', () => {
       await verifier.stop();
     }
   });
+
+  // A superuser who set an entry's ts beyond the dates JavaScript holds (year 275760) made every
+  // verification throw (RangeError: Invalid time value): the periodic check only logged the warning
+  // "could not verify the audit log hash chain", audit_chain_ok stayed 1 and AuditChainBroken never fired.
+  it('reports an entry changed to a time no hash can be computed of as a break, not a failure to verify', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(3);
+    const metrics = createMetrics();
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const monitor = createAuditChainMonitor({ db: db.prisma, onVerdict: reportChainVerdictTo(metrics), logger });
+    const verifier = createAuditChainVerifier({ monitor, logger, intervalSec: 3600 });
+    try {
+      await verifier.runOnce();
+      expect(await metricValue(metrics, 'audit_chain_ok')).toBe(1);
+      const victim = (await entries())[1];
+      if (!victim) throw new Error('no second entry');
+      await asSuperuser(`UPDATE audit_log SET ts = '290000-01-01' WHERE id = $1`, [victim.id]);
+      await verifier.runOnce();
+      expect(lines.at(-1)).toMatchObject({ msg: 'the audit log hash chain is broken', brokenAt: String(victim.id) });
+      expect(await metricValue(metrics, 'audit_chain_ok')).toBe(0);
+      expect(await verifyAuditChain(db.prisma)).toMatchObject({
+        isIntact: false,
+        brokenAt: victim.id,
+        reason: expect.stringMatching(
+          /^the entry was changed after it was written: it holds a value no hash can be computed of/,
+        ),
+      });
+    } finally {
+      await verifier.stop();
+    }
+  });
 });
 
 describe('/admin/audit/verify', () => {

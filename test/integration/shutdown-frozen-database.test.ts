@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import { errorHandler } from '../../src/http/error-handler.js';
 import { closeGracefully, listen } from '../../src/http/lifecycle.js';
 import { requestContext } from '../../src/http/request-context.js';
 import { isDatabaseUnavailable } from '../../src/shared/errors.js';
+import { PROJECT_ROOT } from '../../src/shared/paths.js';
 import { buildUser } from '../support/factories.js';
 import { signInOverHttp } from '../support/sign-in.js';
 import { spawnServer } from '../support/spawn-server.js';
@@ -82,6 +84,49 @@ describe('SIGTERM while the database is frozen with a request in flight', () => 
       expect(server.output()).toMatch(/"status":503,"cutByShutdown":true/);
       expect(server.output()).not.toMatch(/"msg":"database unavailable"/);
       await inFlight;
+    } finally {
+      proxy.thaw();
+      server.process.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  // A scheduled ingestion run waiting on the frozen database: the stop awaited it, so the pool (and its
+  // 3 s grace) was closed only once the run's query had met DB_QUERY_TIMEOUT_MS. Seen live with
+  // WEB_CONCURRENCY=2: the worker running ingestion stopped 28 s after SIGTERM with
+  // SHUTDOWN_TIMEOUT_MS=10000, past Kubernetes' default 30 s grace once a drain delay is added.
+  it('does not wait out the query timeout for a scheduled ingestion run stuck on the database', async () => {
+    const port = await findFreePort();
+    const server = await spawnServer({
+      DATABASE_URL: proxyUrl,
+      PORT: String(port),
+      WEB_CONCURRENCY: '1',
+      DEMO_SEED: '0',
+      INGEST_ENABLED: '1',
+      INGEST_INTERVAL_SEC: '5',
+      FALLBACK_CSV: path.join(PROJECT_ROOT, 'test/fixtures/slurm/22.05/shapes/sacct.psv'),
+      LOG_LEVEL: 'info',
+      DB_QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS),
+      SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+    });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const alice = await signInOverHttp(base, 'alice');
+      // Connections left idle in the pool, which the next run takes and meets the freeze on (a new
+      // connection would fail at once, after DB_CONNECT_TIMEOUT_MS).
+      await Promise.all(
+        [1, 2, 3, 4].map(() => fetch(`${base}/account`, { headers: { cookie: alice } }).then((r) => r.text())),
+      );
+      proxy.freeze();
+      // Past the next tick (every 5 s): a run is waiting on the frozen database now.
+      await new Promise((resolve) => setTimeout(resolve, 6_500));
+      const stoppedAt = performance.now();
+      server.process.kill('SIGTERM');
+      const code = await server.exited;
+      const tookMs = performance.now() - stoppedAt;
+      expect(code, server.output()).toBe(0);
+      expect(tookMs, server.output()).toBeLessThan(SHUTDOWN_TIMEOUT_MS + 10_000);
+      expect(server.output()).toMatch(/shutdown timed out waiting for the ingestion run on the database/);
+      expect(server.output()).toMatch(/"msg":"stopped"/);
     } finally {
       proxy.thaw();
       server.process.kill('SIGKILL');

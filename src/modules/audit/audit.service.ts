@@ -260,7 +260,22 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
         }
         hasMetCheckpoint = true;
       }
-      const seal = sealOf(entry, keys);
+      let seal: ReturnType<typeof sealOf>;
+      try {
+        seal = sealOf(entry, keys);
+      } catch (error) {
+        // A value the app never writes (a ts past the year 275760, beyond JavaScript's dates) that
+        // the hash cannot be computed of: the entry was changed. Thrown, it failed every
+        // verification, and the periodic one only warned it "could not verify" while audit_chain_ok
+        // stayed 1 and AuditChainBroken silent.
+        const cause = error instanceof Error ? error.message : String(error);
+        return {
+          isIntact: false,
+          count,
+          brokenAt: entry.id,
+          reason: `${CHANGED}: it holds a value no hash can be computed of (${cause})`,
+        };
+      }
       const sealProblem = sealProblemOf(seal, entry.id, keys, unsealedUntil);
       if (entry.prevHash !== expectedPrev) {
         // An entry that still matches its own hash was not changed: what it was chained to is missing.
