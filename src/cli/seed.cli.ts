@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from '../config/config.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
-import { seedDemoIfEmpty } from '../modules/demo/demo.service.js';
+import { DEMO_LOGINS, seedDemoIfEmpty } from '../modules/demo/demo.service.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { missingDatabaseUrl, refuseArguments, runTool } from './run-tool.js';
 import { openToolDatabase } from './tool-database.js';
@@ -25,8 +25,14 @@ async function main() {
       timeZone: config.timeZone,
       logger,
     });
+    // What comes next, as npm start's banner says it: who can sign in, and the sacct file a later
+    // `npm run ingest` reads only with this DATA_DIR.
+    const logins = DEMO_LOGINS.map((login) => `${login.username}/${login.password}`).join(', ');
     console.log(
-      result.isSeeded ? `Seeded ${result.jobCount} demo jobs.` : 'The database already has users; nothing seeded.',
+      result.isSeeded
+        ? `Seeded ${result.jobCount} demo jobs (their sacct file: ${result.sacctFile}, which npm run ingest reads ` +
+            `with this DATA_DIR). Demo logins: ${logins}.`
+        : 'The database already has users; nothing seeded.',
     );
   } finally {
     await db.close();

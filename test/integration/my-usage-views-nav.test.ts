@@ -48,6 +48,18 @@ describe("My usage's views and downloads", () => {
     expect(visibleTextOf(downloads)).toBe('Download CSV CSV for Excel');
   });
 
+  // The downloads are the same on every tab: every job of the window. Under Billed, whose total is of the
+  // billed jobs alone, "Download CSV" gave a file whose costs added up to another sum, unbilled estimates
+  // included, and nothing on the page said so.
+  it('says under Billed that the CSV holds every job of the window, billed or not', async () => {
+    const html = await page('/me?start=2025-09-14&end=2025-09-20&view=billed', 200);
+    expect(visibleTextOf(html)).toContain(
+      'The CSV downloads above hold every job of the window, billed or not: their receipt_id and ' +
+        'receipt_status columns tell the billed ones apart.',
+    );
+    expect(html).toContain('href="/me.csv?start=2025-09-14&amp;end=2025-09-20">Download CSV</a>');
+  });
+
   it('says in words that the CSV is not available while the window is refused, without aria-disabled', async () => {
     const html = await page('/me?start=2025-09-20&end=2025-09-01', 400);
     expect(html).not.toContain('href="/me.csv');

@@ -47,9 +47,14 @@ describe('npm run db:seed', () => {
       env: { DATABASE_URL: db.url, DATA_DIR: dataDir, LOG_LEVEL: 'info' },
     });
     const code = await tool.exited;
+    // It says what a newcomer needs next, as npm start's banner does: the logins it made and the sacct
+    // file it wrote, which a later \`npm run ingest\` finds only with this DATA_DIR. It said only
+    // "Seeded 3000 demo jobs.", so who could sign in, and as what, was left to README.
     expect({ code, stdout: tool.stdout(), stderr: tool.stderr() }).toEqual({
       code: 0,
-      stdout: expect.stringMatching(/^Seeded \d+ demo jobs\.\n$/),
+      stdout:
+        `Seeded 3000 demo jobs (their sacct file: ${path.join(dataDir, 'demo', 'sacct-demo.psv')}, ` +
+        'which npm run ingest reads with this DATA_DIR). Demo logins: admin/admin, alice/alice, bob/bob.\n',
       stderr: '',
     });
     expect(await db.prisma.user.count()).toBeGreaterThan(0);
