@@ -60,6 +60,11 @@ export function refundJson(refund: ShownRefund) {
     refundedAt: refund.refundedAt?.toISOString() ?? null,
     isFull: refund.isFull,
     isByBillingTeam: refund.isByBillingTeam,
+    // Whose each part was, as the page says it: what the provider reported refunded and what the billing
+    // team returned (the rest, when it resolved the payment as refunded), each with when. `amount` is the
+    // two together; /admin/payments shows the same parts (`refundedAtProvider`, `refundedByBillingTeam`).
+    atProvider: refundPartJson(...providerPartOf(refund)),
+    byBillingTeam: refundPartJson(...billingTeamPartOf(refund)),
     failedAmount: refund.refundFailed ? moneyJson(refund.refundFailed.amount, refund.refundFailed.currency) : null,
     failedAt: refund.failedAt?.toISOString() ?? null,
     // What of `amount` the payer's bank took back by a dispute the centre lost (no refund), or null.
@@ -67,6 +72,23 @@ export function refundJson(refund: ShownRefund) {
       ? moneyJson(refund.takenBackByDispute.amount, refund.takenBackByDispute.currency)
       : null,
   };
+}
+
+/** A part of a refund as `{amount, refundedAt}`, or null when there is none. */
+function refundPartJson(money: { amount: Prisma.Decimal; currency: string } | null, at: Date | null) {
+  return money && { amount: moneyJson(money.amount, money.currency), refundedAt: at?.toISOString() ?? null };
+}
+
+/** What the provider refunded of it, with when: all of a refund of its own, the part before the team's, or none. */
+function providerPartOf(refund: ShownRefund): [{ amount: Prisma.Decimal; currency: string } | null, Date | null] {
+  if (!refund.isByBillingTeam) return [refund.refunded, refund.refundedAt];
+  return refund.partByProvider ? [refund.partByProvider, refund.partByProvider.at] : [null, null];
+}
+
+/** What the billing team returned of it (the rest after the provider's part, or all), with when; none for the provider's. */
+function billingTeamPartOf(refund: ShownRefund): [{ amount: Prisma.Decimal; currency: string } | null, Date | null] {
+  if (!refund.isByBillingTeam) return [null, null];
+  return [refund.partByBillingTeam ?? refund.refunded, refund.refundedAt];
 }
 
 type ReceiptFacts = Pick<
