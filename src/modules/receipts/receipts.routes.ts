@@ -32,6 +32,7 @@ import {
   paidByHandRecord,
   RECEIPT_ITEMS_CSV_COLUMNS,
   type ReceiptsService,
+  unfinishedJobsSentence,
 } from './receipts.service.js';
 
 /** Renders a user's own receipt; `error` says why a payment of it was not started. */
@@ -600,17 +601,20 @@ export function receiptsRoutes(deps: {
           total: moneyJson(receipt.total, receipt.currency),
           currency: receipt.currency,
           jobCount: receipt.itemCount,
+          // Jobs of the window left out because they have not finished (shown on /me at an estimate).
+          unfinishedJobCount: receipt.unfinishedJobCount,
           url,
         },
       },
       message: `Receipt #${receipt.id} created: ${counted(receipt.itemCount, 'job')}, total ${money}${
         receipt.status === 'paid' ? ', settled as no charge' : ''
-      }.`,
+      }.${receipt.unfinishedJobCount > 0 ? ` ${unfinishedJobsSentence(receipt.unfinishedJobCount, before)}` : ''}`,
       // A Location without a fragment would keep the form action's #create-receipt (RFC 7231 7.1.2),
       // an id the receipt page does not have: name the receipt itself, so the page opens at its top.
       location: `${url}#receipt`,
       url,
-      isShownAtLocation: true,
+      // The page says the receipt was made, but not which jobs of the window it left out: a flash says that.
+      isShownAtLocation: receipt.unfinishedJobCount === 0,
     });
   });
 
