@@ -1135,6 +1135,7 @@ describe('receipts over HTTP', () => {
         total: stored.total.toFixed(2),
         currency: 'THB',
         jobCount: 2,
+        unfinishedJobCount: 0,
         url,
       },
       message: `Receipt #${stored.id} created: 2 jobs, total ${stored.total.toFixed(2)} THB.`,
@@ -1166,7 +1167,11 @@ describe('receipts over HTTP', () => {
       .set('X-CSRFToken', token)
       .send({ before: '2025-09-15' });
     expect(nothing.status).toBe(422);
-    expect(nothing.body).toEqual({ error: expect.stringMatching(/^Nothing to bill/), code: 422 });
+    expect(nothing.body).toEqual({
+      error: expect.stringMatching(/^Nothing to bill/),
+      code: 422,
+      unfinishedJobCount: 0,
+    });
 
     // A browser's form still goes to the receipt, which is its own confirmation.
     await buildJobs(db, [{ user: 'alice', end: '2025-09-13T03:00:00Z' }]);

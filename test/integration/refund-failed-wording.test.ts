@@ -113,6 +113,8 @@ describe('a refund in full that failed', () => {
         refundedAt: expect.any(String),
         isFull: false,
         isByBillingTeam: false,
+        atProvider: { amount: '0.00', refundedAt: expect.any(String) },
+        byBillingTeam: null,
         failedAmount: '10.00',
         failedAt: expect.any(String),
         takenBackByDispute: null,

@@ -141,11 +141,21 @@ function moneyOrNull(money: { amount: Prisma.Decimal; currency: string } | null)
   return money && { amount: moneyJson(money.amount, money.currency), currency: money.currency };
 }
 
+/** A part of a payment's refund, `{amount, currency, refundedAt}`. */
+function refundPartJson(money: { amount: Prisma.Decimal; currency: string }, at: Date | null) {
+  return {
+    amount: moneyJson(money.amount, money.currency),
+    currency: money.currency,
+    refundedAt: at?.toISOString() ?? null,
+  };
+}
+
 /**
  * A payment as /admin/payments shows it: due, received (before refunds) and what went back, why it
  * was held and how it was resolved, and the receipt and user it is for.
  */
 function adminPaymentJson(payment: AdminPayment) {
+  const team = payment.billingTeamRefund;
   return {
     id: payment.id,
     receiptId: payment.receiptId,
@@ -158,9 +168,16 @@ function adminPaymentJson(payment: AdminPayment) {
     received: moneyOrNull(payment.received),
     isReceivedDifferent: payment.isReceivedDifferent,
     hasAmountMismatch: payment.hasAmountMismatch,
-    refunded: moneyOrNull(payment.refunded),
-    refundedAt: payment.refundedAt?.toISOString() ?? null,
-    refundFailed: moneyOrNull(payment.refundFailed),
+    // What went back in all, as the receipt's JSON and paid.csv count it: with a refund by the billing
+    // team, all the payment received (its parts below), else what the provider reported.
+    refunded: moneyOrNull(team ?? payment.refunded),
+    refundedAt: (team ? team.at : payment.refundedAt)?.toISOString() ?? null,
+    refundedAtProvider: team
+      ? team.byProvider && refundPartJson(team.byProvider, team.byProvider.at)
+      : payment.refunded && refundPartJson(payment.refunded, payment.refundedAt),
+    refundedByBillingTeam: team && refundPartJson(team.byBillingTeam, team.at),
+    // A refund the team made after one that failed at the provider: none of that money stayed.
+    refundFailed: team ? null : moneyOrNull(payment.refundFailed),
     // What of `refunded` the payer's bank took back by a dispute the centre lost (no refund), or null.
     takenBackByDispute: moneyOrNull(payment.takenBackByDispute),
     holdsPaidReceipt: payment.holdsPaidReceipt,

@@ -2066,7 +2066,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       paymentsRepository.listRefusedClaimsForAdmin(prisma, ADMIN_LIST_LIMIT),
       paymentsRepository.countRefusedClaims(prisma),
     ]);
-    const withMoney = (payment: paymentsRepository.AdminPaymentRow) => ({ ...payment, ...paymentMoneyOf(payment) });
+    const withMoney = (payment: paymentsRepository.AdminPaymentRow) => ({
+      ...payment,
+      ...paymentMoneyOf(payment),
+      // Resolved as refunded by the billing team: all it received went back, part of it perhaps at the
+      // provider first. The list showed only the provider's part (or nothing), where the receipt's
+      // page, its JSON and paid.csv count all of it, so one payment read as two refunds.
+      billingTeamRefund: billingTeamRefundOf(payment),
+    });
     return {
       heldForReview: held.map(withMoney),
       payments: rows.map(withMoney),

@@ -52,6 +52,24 @@ export async function hasUnbilledJobs(tx: Client, username: string, cutoff: Date
 }
 
 /**
+ * How many of the user's jobs that ended before `cutoff` a receipt leaves out because they have not
+ * finished (`is_terminal` false: REQUEUE_HOLD, SPECIAL_EXIT, a state ingestion did not know) and no live
+ * receipt bills: /me shows them at an estimate, so a receipt's answer says they were left out. A
+ * requeued job's superseded REQUEUED run, which /me leaves out too, is not counted.
+ */
+export async function countUnfinishedUnbilledJobs(tx: Client, username: string, cutoff: Date): Promise<number> {
+  const rows = await tx.$queryRaw<{ count: bigint }[]>`
+    SELECT count(*) AS count
+      FROM slurm_jobs j
+     WHERE j."user" = ${username}
+       AND j.end_at < ${cutoff}
+       AND NOT j.is_terminal
+       AND j.state <> 'REQUEUED'
+       AND ${IS_ON_NO_LIVE_RECEIPT}`;
+  return Number(rows[0]?.count ?? 0);
+}
+
+/**
  * Holds `username`'s jobs against ingestion until the transaction ends: waits for the ingestion
  * batches writing any of them to commit, and keeps new ones from writing them meanwhile. The
  * statements after it read the job rows as no ingestion can change them before this commits, so

@@ -32,6 +32,7 @@ import {
   paidByHandRecord,
   RECEIPT_ITEMS_CSV_COLUMNS,
   type ReceiptsService,
+  unfinishedJobsSentence,
 } from './receipts.service.js';
 
 /** Renders a user's own receipt; `error` says why a payment of it was not started. */
@@ -60,6 +61,11 @@ export function refundJson(refund: ShownRefund) {
     refundedAt: refund.refundedAt?.toISOString() ?? null,
     isFull: refund.isFull,
     isByBillingTeam: refund.isByBillingTeam,
+    // Whose each part was, as the page says it: what the provider reported refunded and what the billing
+    // team returned (the rest, when it resolved the payment as refunded), each with when. `amount` is the
+    // two together; /admin/payments shows the same parts (`refundedAtProvider`, `refundedByBillingTeam`).
+    atProvider: refundPartJson(...providerPartOf(refund)),
+    byBillingTeam: refundPartJson(...billingTeamPartOf(refund)),
     failedAmount: refund.refundFailed ? moneyJson(refund.refundFailed.amount, refund.refundFailed.currency) : null,
     failedAt: refund.failedAt?.toISOString() ?? null,
     // What of `amount` the payer's bank took back by a dispute the centre lost (no refund), or null.
@@ -67,6 +73,23 @@ export function refundJson(refund: ShownRefund) {
       ? moneyJson(refund.takenBackByDispute.amount, refund.takenBackByDispute.currency)
       : null,
   };
+}
+
+/** A part of a refund as `{amount, refundedAt}`, or null when there is none. */
+function refundPartJson(money: { amount: Prisma.Decimal; currency: string } | null, at: Date | null) {
+  return money && { amount: moneyJson(money.amount, money.currency), refundedAt: at?.toISOString() ?? null };
+}
+
+/** What the provider refunded of it, with when: all of a refund of its own, the part before the team's, or none. */
+function providerPartOf(refund: ShownRefund): [{ amount: Prisma.Decimal; currency: string } | null, Date | null] {
+  if (!refund.isByBillingTeam) return [refund.refunded, refund.refundedAt];
+  return refund.partByProvider ? [refund.partByProvider, refund.partByProvider.at] : [null, null];
+}
+
+/** What the billing team returned of it (the rest after the provider's part, or all), with when; none for the provider's. */
+function billingTeamPartOf(refund: ShownRefund): [{ amount: Prisma.Decimal; currency: string } | null, Date | null] {
+  if (!refund.isByBillingTeam) return [null, null];
+  return [refund.partByBillingTeam ?? refund.refunded, refund.refundedAt];
 }
 
 type ReceiptFacts = Pick<
@@ -578,17 +601,20 @@ export function receiptsRoutes(deps: {
           total: moneyJson(receipt.total, receipt.currency),
           currency: receipt.currency,
           jobCount: receipt.itemCount,
+          // Jobs of the window left out because they have not finished (shown on /me at an estimate).
+          unfinishedJobCount: receipt.unfinishedJobCount,
           url,
         },
       },
       message: `Receipt #${receipt.id} created: ${counted(receipt.itemCount, 'job')}, total ${money}${
         receipt.status === 'paid' ? ', settled as no charge' : ''
-      }.`,
+      }.${receipt.unfinishedJobCount > 0 ? ` ${unfinishedJobsSentence(receipt.unfinishedJobCount, before)}` : ''}`,
       // A Location without a fragment would keep the form action's #create-receipt (RFC 7231 7.1.2),
       // an id the receipt page does not have: name the receipt itself, so the page opens at its top.
       location: `${url}#receipt`,
       url,
-      isShownAtLocation: true,
+      // The page says the receipt was made, but not which jobs of the window it left out: a flash says that.
+      isShownAtLocation: receipt.unfinishedJobCount === 0,
     });
   });
 

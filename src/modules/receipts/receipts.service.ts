@@ -320,6 +320,19 @@ export class AmountNotTotalError extends AppError {
   }
 }
 
+/**
+ * Why a receipt left out jobs /me shows at an estimate: they have an end time but have not finished
+ * (REQUEUE_HOLD, SPECIAL_EXIT, a state ingestion did not know), and a receipt bills finished jobs only.
+ */
+export function unfinishedJobsSentence(count: number, before: string): string {
+  const jobs = count === 1 ? '1 job that ended by' : `${formatCount(count)} jobs that ended by`;
+  return (
+    `${jobs} ${before} ${count === 1 ? 'was' : 'were'} left out because ${count === 1 ? 'it has' : 'they have'} ` +
+    'not finished (REQUEUE_HOLD, SPECIAL_EXIT or another state that is not an end); each is billed by a receipt ' +
+    'made once it finishes.'
+  );
+}
+
 /** Asked for a receipt with no finished, unbilled job in its window: no empty receipt is made. */
 export class NothingToBillError extends AppError {
   /**
@@ -333,6 +346,7 @@ export class NothingToBillError extends AppError {
     readonly before: string,
     readonly billedOn: number | null = null,
     madeOnThatDay?: { at: string; isToday: boolean },
+    readonly unfinishedJobCount = 0,
   ) {
     let billedBy = '';
     if (billedOn !== null && madeOnThatDay?.isToday) {
@@ -342,7 +356,13 @@ export class NothingToBillError extends AppError {
     } else if (billedOn !== null) {
       billedBy = ` Receipt #${billedOn} already bills your jobs up to that day.`;
     }
-    super(422, `Nothing to bill: no finished, unbilled jobs ended on or before ${before}.${billedBy}`, { before });
+    const unfinished = unfinishedJobCount > 0 ? ` ${unfinishedJobsSentence(unfinishedJobCount, before)}` : '';
+    super(
+      422,
+      `Nothing to bill: no finished, unbilled jobs ended on or before ${before}.${billedBy}${unfinished}`,
+      { before },
+      { publicFields: { unfinishedJobCount } },
+    );
   }
 }
 
@@ -1216,11 +1236,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   /** A receipt for the signed-in user's own unbilled jobs up to the end of local day `before`. */
   async function createForUser(user: { username: string }, before: string, actor: AuditContext) {
     assertNotFuture(before);
+    const cutoff = endOfLocalDay(before, config.timeZone);
+    // Jobs /me shows at an estimate that no receipt bills until they finish: the answer says how many.
+    const unfinishedOf = () => receiptsRepository.countUnfinishedUnbilledJobs(db, user.username, cutoff);
     try {
-      return await createReceipt(user.username, before, 'user', actor);
+      const receipt = await createReceipt(user.username, before, 'user', actor);
+      return { ...receipt, unfinishedJobCount: await unfinishedOf() };
     } catch (error) {
       if (!(error instanceof NothingToBillError)) throw error;
-      const cutoff = endOfLocalDay(before, config.timeZone);
       const billedOn = await receiptsRepository.findNewestReceiptBillingThrough(db, user.username, before, cutoff);
       const madeOnThatDay =
         billedOn && billedOn.createdAt < cutoff
@@ -1229,7 +1252,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               isToday: before === toLocalDate(now(), config.timeZone),
             }
           : undefined;
-      throw new NothingToBillError(before, billedOn?.id ?? null, madeOnThatDay);
+      throw new NothingToBillError(before, billedOn?.id ?? null, madeOnThatDay, await unfinishedOf());
     }
   }
 

@@ -417,6 +417,20 @@ function billedJobsFromSql(filter: JobFilter): Prisma.Sql {
      WHERE ${whereOf(filter)}`;
 }
 
+/**
+ * Of the jobs `ids`, those that have not finished (`is_terminal` false, though they have an end time:
+ * REQUEUE_HOLD, SPECIAL_EXIT, a state ingestion did not know): no receipt bills them until they do.
+ * Asked apart from the page's query, for its unbilled rows alone, so the page keeps reading the
+ * (user, end_at, id) index only, whose INCLUDE does not hold is_terminal.
+ */
+export async function findUnfinishedJobIds(db: Db, ids: bigint[]): Promise<Set<bigint>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db.$queryRaw<{ id: bigint }[]>(
+    Prisma.sql`SELECT j.id FROM slurm_jobs j WHERE j.id = ANY (${ids}::bigint[]) AND NOT j.is_terminal`,
+  );
+  return new Set(rows.map((row) => BigInt(row.id)));
+}
+
 /** How many jobs of the window are on a live receipt (findBilledPage's count), without a row of them. */
 export async function countBilledJobs(db: Db, filter: JobFilter): Promise<number> {
   const rows = await db.$queryRaw<{ count: bigint }[]>(

@@ -557,10 +557,16 @@ export function createUsageService(deps: UsageServiceDeps) {
       limit: PAGE_SIZE,
     });
     const pageCount = assertPageExists(window, 'detail', query.page, count);
+    // A job with an end time that has not finished is shown at an estimate, but no receipt bills it
+    // until it finishes: its row says so, where "not yet" promised a bill the receipt never made.
+    const unfinished = await usageRepository.findUnfinishedJobIds(
+      db,
+      rows.filter((row) => row.receiptId === null).map((row) => row.id),
+    );
     return {
       ...base,
       view: 'detail' as const,
-      rows,
+      rows: rows.map((row) => ({ ...row, isFinished: !unfinished.has(BigInt(row.id)) })),
       page: query.page,
       pageCount,
       count,
