@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { countQueriesDuring } from '../support/count-queries.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -110,5 +111,28 @@ describe('jobs with an end time that have not finished', () => {
     expect(created.status, created.text).toBe(201);
     expect(created.body.message).not.toContain('left out');
     expect(created.body.receipt.unfinishedJobCount).toBe(0);
+  });
+
+  it('are looked up only for a page that lists a job in a state that is not an end', async () => {
+    // /me is the page signed-in people load most: the question "finished?" is asked of the database
+    // only for rows whose state could mean not finished, so a page of finished jobs costs what it did.
+    const app = buildTestApp(db, { env: { APP_TZ: 'UTC' }, now: () => new Date('2025-10-02T03:00:00Z') });
+    const queriesOfMe = async (username: string) => {
+      await buildUser(db.prisma, { username, password: `${username}-password` });
+      const agent = await signInAs(app, username, `${username}-password`);
+      await agent.get(`/me?${WINDOW}`).set('Accept', 'application/json').expect(200);
+      return countQueriesDuring(db.pool, () =>
+        agent.get(`/me?${WINDOW}`).set('Accept', 'application/json').expect(200),
+      );
+    };
+    await buildJobs(db, [
+      { user: 'carol', jobId: '300', end: '2025-09-10T10:00:00Z' },
+      { user: 'carol', jobId: '301', end: '2025-09-11T10:00:00Z' },
+      { user: 'dave', jobId: '400', end: '2025-09-10T10:00:00Z' },
+      { user: 'dave', jobId: '401', state: 'SPECIAL_EXIT', isTerminal: false, end: '2025-09-11T10:00:00Z' },
+    ]);
+    const finishedOnly = await queriesOfMe('carol');
+    const withUnfinished = await queriesOfMe('dave');
+    expect(withUnfinished).toBe(finishedOnly + 1);
   });
 });

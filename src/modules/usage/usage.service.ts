@@ -21,6 +21,7 @@ import {
   toLocalDate,
 } from '../../shared/local-date.js';
 import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
+import { isTerminalState } from '../ingestion/slurm-time.parser.js';
 import {
   fromMinorUnits,
   type HeldPayment,
@@ -559,9 +560,12 @@ export function createUsageService(deps: UsageServiceDeps) {
     const pageCount = assertPageExists(window, 'detail', query.page, count);
     // A job with an end time that has not finished is shown at an estimate, but no receipt bills it
     // until it finishes: its row says so, where "not yet" promised a bill the receipt never made.
+    // Only a row whose state is not a final one can be such a job (ingestion stores is_terminal from
+    // the state, isTerminalState): asked about those alone, the usual page, all of it finished, sends
+    // no query more than before.
     const unfinished = await usageRepository.findUnfinishedJobIds(
       db,
-      rows.filter((row) => row.receiptId === null).map((row) => row.id),
+      rows.filter((row) => row.receiptId === null && !isTerminalState(row.state)).map((row) => row.id),
     );
     return {
       ...base,
