@@ -227,7 +227,7 @@ async function reportStartFailure(config: AppConfig, logger: Logger, error: unkn
   // A demo banner's URL exported in this shell for the tools outlives that demo: its port is gone.
   const demoHint =
     config.databaseUrl !== undefined && isEmbeddedDatabaseUrl(config.databaseUrl)
-      ? "; this is the URL of the demo's embedded PostgreSQL of an earlier npm start (its banner's line for another shell), whose port changes on every start: unset DATABASE_URL, and npm start starts the embedded PostgreSQL of its own under DATA_DIR"
+      ? "; this is the URL of the demo's embedded PostgreSQL of an earlier npm start (its banner's line for another shell), whose port can change from one start to the next: unset DATABASE_URL, and npm start starts the embedded PostgreSQL of its own under DATA_DIR"
       : '';
   const reason =
     config.databaseUrl !== undefined && !(error instanceof ListenError) && isDatabaseUnavailable(error)

@@ -1,6 +1,7 @@
 import type { PreparedDatabase } from './bootstrap.js';
 import type { AppConfig } from './config/config.js';
 import { DEMO_LOGINS } from './modules/demo/demo.service.js';
+import { DEMO_EXPORT_LINE_FOR } from './shared/tool-commands.js';
 
 /** The banner's first line: where the app listens. */
 function listeningLine(config: Pick<AppConfig, 'host' | 'port'>): string {
@@ -68,14 +69,14 @@ export function formatStartupBanner(
   }
   if (database.isEmbedded) {
     lines.push(`  database: embedded PostgreSQL under ${config.dataDir}`);
-    // The port is new on every start and the password lives in the code, so the CLIs that
-    // need DATABASE_URL (npm run ingest, npm run user:*) could not reach the demo otherwise.
+    // The port can change from one start to the next and the password lives in the code, so the CLIs that
+    // need DATABASE_URL (npm run ingest, user:*, audit:verify, db:*) could not reach the demo otherwise.
     // The cluster listens on loopback only; a configured DATABASE_URL is never printed.
     // DATA_DIR too, absolute: pasted for another checkout, or after `DATA_DIR=... npm start`, the
     // backfill looked for the demo's sacct file under that shell's ./.data and failed (ENOENT).
     if (!config.isProduction) {
       lines.push(
-        `  for npm run ingest / user:* in another shell (new port each start): export DATABASE_URL=${database.databaseUrl} DATA_DIR=${quoteForShell(config.dataDir)}`,
+        `  ${DEMO_EXPORT_LINE_FOR} (same port at each start while free): export DATABASE_URL=${database.databaseUrl} DATA_DIR=${quoteForShell(config.dataDir)}`,
       );
     }
   }

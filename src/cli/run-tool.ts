@@ -1,7 +1,7 @@
 import { CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from '../config/config.js';
 import { isEmbeddedDatabaseUrl } from '../db/embedded-postgres.js';
 import { isDatabaseUnavailable, isMissingColumn, isMissingTable } from '../shared/errors.js';
-import { TOOL_COMMANDS } from '../shared/tool-commands.js';
+import { DEMO_EXPORT_LINE_FOR, TOOL_COMMANDS } from '../shared/tool-commands.js';
 
 /**
  * Runs a command-line tool's main. Whatever it throws ends the process with the message alone on
@@ -21,11 +21,11 @@ export function runTool(
 
 /**
  * The problem a tool reports when it needs DATABASE_URL and has none, saying where the demo's is:
- * the embedded PostgreSQL's port is new on every start, and only `npm start`'s banner prints it.
+ * the embedded PostgreSQL's port can change from one start to the next, and only `npm start`'s banner prints it.
  */
 export function missingDatabaseUrl(need: string): ConfigError {
   return new ConfigError([
-    `DATABASE_URL: is required ${need}; for the demo that npm start runs, paste the export line its start-up banner prints 'for npm run ingest / user:* in another shell' (the embedded PostgreSQL's port changes on every start)`,
+    `DATABASE_URL: is required ${need}; for the demo that npm start runs, paste the export line its start-up banner prints '${DEMO_EXPORT_LINE_FOR}' (the embedded PostgreSQL's port can change from one start to the next)`,
   ]);
 }
 
@@ -62,7 +62,7 @@ export function describeToolError(error: unknown, databaseUrl?: string): string 
     // The demo's URL, pasted from the banner of a start before the last, names a port nothing listens on now.
     const demoHint =
       databaseUrl !== undefined && isEmbeddedDatabaseUrl(databaseUrl)
-        ? "; this is the URL of the demo's embedded PostgreSQL, whose port changes on every start of the app: while it runs, paste the export line its start-up banner prints 'for npm run ingest / user:* in another shell' again"
+        ? `; this is the URL of the demo's embedded PostgreSQL, whose port can change from one start of the app to the next: while it runs, paste the export line its start-up banner prints '${DEMO_EXPORT_LINE_FOR}' again`
         : '';
     return `The database cannot be reached (DATABASE_URL): ${message}${demoHint}`;
   }

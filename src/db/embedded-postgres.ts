@@ -39,13 +39,13 @@ export function isEmbeddedDatabaseUrl(url: string): boolean {
   }
 }
 
-/** A free TCP port on loopback, chosen by the kernel. */
-export async function findFreePort(): Promise<number> {
+/** A free TCP port on loopback: `port` itself when nothing listens there, else one chosen by the kernel. */
+export async function findFreePort(port = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.on('error', (error) => (port === 0 ? reject(error) : resolve(findFreePort())));
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
       server.close(() =>
         typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
@@ -112,6 +112,21 @@ export async function loadEmbeddedPostgres(
 
 /** Names the process that started the server in the data directory last. */
 const OWNER_FILE = 'postgres.owner';
+
+/**
+ * Names the port the server in the data directory listened on last. `npm run dev` (node --watch)
+ * restarts the app, and the server with it, on every save: a new port each time sent the banner's
+ * export line, pasted into another shell, stale at every save. A start takes that port again when
+ * it is free, another when not (something else took it since, or the file is unreadable).
+ */
+const PORT_FILE = 'postgres.port';
+
+/** The port the last start in `dataDir` used, when the file names one (0 when not: the kernel picks). */
+async function lastPort(dataDir: string): Promise<number> {
+  const text = await readFile(path.join(dataDir, PORT_FILE), 'utf8').catch(() => '');
+  const port = /^\s*(\d{1,5})\s*$/.test(text) ? Number(text) : 0;
+  return port >= 1024 && port <= 65535 ? port : 0;
+}
 
 /** How long a server left running by a killed start gets to shut down before the start gives up. */
 const LEFTOVER_STOP_TIMEOUT_MS = 30_000;
@@ -281,7 +296,9 @@ export async function startEmbeddedPostgres(
   const isRoot = process.getuid?.() === 0;
   // As root the cluster runs as a `postgres` system user, which must be able to enter the folder.
   if (isRoot) await chmod(dataDir, 0o755);
-  const port = await findFreePort();
+  // A server a killed start left running stops first, so that its port, the last start's, is free again.
+  await takeDataDirectory(dataDir, databaseDir, logger);
+  const port = await findFreePort(await lastPort(dataDir));
   const EmbeddedPostgresClass = await loadEmbeddedPostgres();
   const cluster = new EmbeddedPostgresClass({
     databaseDir,
@@ -300,7 +317,6 @@ export async function startEmbeddedPostgres(
     logger.info({ databaseDir }, 'creating the embedded PostgreSQL cluster (first start only)');
     await cluster.initialise();
   }
-  await takeDataDirectory(dataDir, databaseDir, logger);
   await writeFile(path.join(dataDir, OWNER_FILE), `${process.pid}\n`);
   const args = ['-D', databaseDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'];
   if (options.isDisposable) args.push(...DISPOSABLE_SERVER_SETTINGS);
@@ -357,6 +373,7 @@ export async function startEmbeddedPostgres(
   const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE_NAME]);
   if (exists.rowCount === 0) await client.query(`CREATE DATABASE ${DATABASE_NAME}`);
   await client.end();
+  await writeFile(path.join(dataDir, PORT_FILE), `${port}\n`);
   logger.info({ port, databaseDir }, 'embedded PostgreSQL started');
   return {
     url: embeddedDatabaseUrl(port),

@@ -45,3 +45,10 @@ export function startCommand(runs: Runs = RUNS): string {
 }
 
 export const TOOL_COMMANDS = { migrate: toolCommand('db:migrate'), start: startCommand() };
+
+/**
+ * What the demo's start-up banner says its export line (DATABASE_URL, DATA_DIR) is for, and what the
+ * tools quote when they need it: every tool that takes DATABASE_URL. It named ingest and user:* only,
+ * and README's audit:verify and db:* users took the line for not theirs.
+ */
+export const DEMO_EXPORT_LINE_FOR = 'for npm run ingest / user:* / audit:verify / db:* in another shell';

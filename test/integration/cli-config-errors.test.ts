@@ -44,9 +44,9 @@ describe('every command-line tool, given a bad setting', () => {
   });
 
   // A newcomer who runs a tool beside the demo is told where the demo's DATABASE_URL is: it said only
-  // that one is required, and the embedded database's port is new on every start.
+  // that one is required, and the embedded database's port can change from one start to the next.
   const DEMO_HINT =
-    "; for the demo that npm start runs, paste the export line its start-up banner prints 'for npm run ingest / user:* in another shell' (the embedded PostgreSQL's port changes on every start)";
+    "; for the demo that npm start runs, paste the export line its start-up banner prints 'for npm run ingest / user:* / audit:verify / db:* in another shell' (the embedded PostgreSQL's port can change from one start to the next)";
 
   it.each([
     ['audit-verify.cli.ts', `DATABASE_URL: is required to verify the audit log${DEMO_HINT}`],
@@ -106,8 +106,8 @@ describe("every command-line tool, given the demo's DATABASE_URL from an earlier
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^The database cannot be reached \(DATABASE_URL\): .*127\.0\.0\.1:1\b/);
     expect(lines[0]).toContain(
-      "; this is the URL of the demo's embedded PostgreSQL, whose port changes on every start of the app: " +
-        "while it runs, paste the export line its start-up banner prints 'for npm run ingest / user:* in another shell' again",
+      "; this is the URL of the demo's embedded PostgreSQL, whose port can change from one start of the app to the next: " +
+        "while it runs, paste the export line its start-up banner prints 'for npm run ingest / user:* / audit:verify / db:* in another shell' again",
     );
   });
 

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -151,3 +152,69 @@ it('flushes to disk unless the server is started as disposable', async () => {
     synchronous_commit: 'off',
   });
 }, 120_000);
+
+/** What the embedded PostgreSQL at `url` answers, or the error it gives. */
+async function answerOf(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  try {
+    await client.connect();
+    return (await client.query<{ answer: string }>(`SELECT 'here' AS answer`)).rows[0]?.answer ?? 'no row';
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+// `npm run dev` (node --watch) restarts the app on every save, and the app stops its embedded
+// PostgreSQL and starts it again with it: the port was the kernel's pick at each start, so the
+// banner's export line pasted into another shell went stale on every save.
+it('starts its embedded PostgreSQL on the port of the last start of the same DATA_DIR', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hb-embedded-port-'));
+  directories.push(dataDir);
+  const first = await startEmbeddedPostgres(dataDir, createLogger('silent'));
+  await first.stop();
+  const second = await startEmbeddedPostgres(dataDir, createLogger('silent'));
+  try {
+    expect(second.url).toBe(first.url);
+    expect(await answerOf(second.url)).toBe('here');
+  } finally {
+    await second.stop();
+  }
+}, 120_000);
+
+// The last start's port taken by something else since, or the remembered port unreadable: the start
+// takes a free port as before, rather than failing or reaching another program.
+it('takes another free port when the last one is in use or not readable', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hb-embedded-port-taken-'));
+  directories.push(dataDir);
+  const first = await startEmbeddedPostgres(dataDir, createLogger('silent'));
+  await first.stop();
+  const lastPort = Number(new URL(first.url).port);
+  const squatter = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    squatter.once('error', reject);
+    squatter.listen(lastPort, '127.0.0.1', () => resolve());
+  });
+  try {
+    const second = await startEmbeddedPostgres(dataDir, createLogger('silent'));
+    try {
+      expect(second.url).not.toBe(first.url);
+      expect(await answerOf(second.url)).toBe('here');
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    await new Promise((resolve) => squatter.close(resolve));
+  }
+  for (const content of ['not a port\n', '0\n', '70000\n', '']) {
+    await writeFile(path.join(dataDir, 'postgres.port'), content);
+    const again = await startEmbeddedPostgres(dataDir, createLogger('silent'));
+    try {
+      expect(Number(new URL(again.url).port)).toBeGreaterThan(0);
+      expect(await answerOf(again.url)).toBe('here');
+    } finally {
+      await again.stop();
+    }
+  }
+}, 180_000);

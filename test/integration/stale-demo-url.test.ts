@@ -35,7 +35,7 @@ describe('npm start with DATABASE_URL left from the demo banner of an earlier st
     expect(result.output).toContain(
       `HPC Billing failed to start: the database cannot be reached (DATABASE_URL): connect ECONNREFUSED 127.0.0.1:${deadPort}; ` +
         "this is the URL of the demo's embedded PostgreSQL of an earlier npm start (its banner's line for another shell), " +
-        'whose port changes on every start: unset DATABASE_URL, and npm start starts the embedded PostgreSQL of its own under DATA_DIR',
+        'whose port can change from one start to the next: unset DATABASE_URL, and npm start starts the embedded PostgreSQL of its own under DATA_DIR',
     );
   }, 120_000);
 });

@@ -24,7 +24,7 @@ describe('start-up banner', () => {
       'HPC Billing is listening on http://127.0.0.1:8000',
       '  workers: 1 process (WEB_CONCURRENCY)',
       '  database: embedded PostgreSQL under /srv/app/.data',
-      `  for npm run ingest / user:* in another shell (new port each start): export DATABASE_URL=${EMBEDDED_URL} DATA_DIR=/srv/app/.data`,
+      `  for npm run ingest / user:* / audit:verify / db:* in another shell (same port at each start while free): export DATABASE_URL=${EMBEDDED_URL} DATA_DIR=/srv/app/.data`,
       '  demo data: seeded now (3000 Slurm jobs from /srv/app/.data/demo/sacct-demo.psv)',
       '  demo logins: admin/admin, alice/alice, bob/bob',
     ]);
@@ -42,7 +42,7 @@ describe('start-up banner', () => {
       { databaseUrl: EMBEDDED_URL, isEmbedded: true, demo: seeded },
     );
     expect(banner.split('\n')[3]).toBe(
-      `  for npm run ingest / user:* in another shell (new port each start): export DATABASE_URL=${EMBEDDED_URL} ${assignment}`,
+      `  for npm run ingest / user:* / audit:verify / db:* in another shell (same port at each start while free): export DATABASE_URL=${EMBEDDED_URL} ${assignment}`,
     );
   });
 
