@@ -3,7 +3,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Metrics } from '../modules/metrics/metrics.js';
 import type { RatesService } from '../modules/pricing/rates.service.js';
 import type { Logger } from '../shared/logger.js';
-import { CLIENT_CLOSED_REQUEST, isSafeRequestId, methodLabelOf } from './request-context.js';
+import {
+  beginHotRequest,
+  CLIENT_CLOSED_REQUEST,
+  isHotRequestLoggedAsCut,
+  isSafeRequestId,
+  methodLabelOf,
+} from './request-context.js';
 
 type NodeMiddleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
 
@@ -131,11 +137,15 @@ export function createHotRoutes(deps: HotRoutesDeps) {
     startedAt: bigint,
     fallback: (req: IncomingMessage) => void,
   ) {
+    // The only await of a hot route: a shutdown that cuts it meanwhile logs its line from these.
+    const id = requestIdOf(req);
+    beginHotRequest(req, id, '/formula', startedAt);
     rates.getFormula(undefined).then(
       (formula) => {
-        // The only await of a hot route: its client may have closed the connection meanwhile.
+        // Cut by a shutdown meanwhile: answered (503) and logged as cut already.
+        if (isHotRequestLoggedAsCut(req)) return;
+        // Its client may have closed the connection meanwhile.
         const clientClosed = req.socket.destroyed;
-        const id = requestIdOf(req);
         const headers = [...formulaHeaders, 'ETag', formula.etag, 'X-Request-Id', id];
         if (isEtagMatched(req.headers['if-none-match'], formula.etag)) {
           res.writeHead(304, headers);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../shared/logger.js';
 
@@ -153,17 +153,28 @@ type TimedRequest = Request & { [STARTED_AT]?: bigint };
  */
 export function requestContext(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
-    trackRouteTemplate(req);
-    const incoming = req.get('x-request-id');
-    req.id = incoming && isSafeRequestId(incoming) ? incoming : randomUUID();
+    // A plain GET /formula its fast path handed over (hot-routes.ts: an error) keeps the id, route
+    // and start it was given there (beginHotRequest).
+    const hotStartedAt = (req as TimedRequest)[STARTED_AT];
+    if (hotStartedAt === undefined) {
+      trackRouteTemplate(req);
+      const incoming = req.get('x-request-id');
+      req.id = incoming && isSafeRequestId(incoming) ? incoming : randomUUID();
+    }
     res.setHeader('X-Request-Id', req.id);
-    const startedAt = process.hrtime.bigint();
+    const startedAt = hotStartedAt ?? process.hrtime.bigint();
     // At LOG_LEVEL=warn (a quiet production's; the default is info) no line would be written but a
     // cut one, so skip the listener (a closure and two listeners on every request); the shutdown's
     // cut, which goes through the connections it cuts anyway, logs those.
     if (!logger.isLevelEnabled('info')) {
       (req as TimedRequest)[STARTED_AT] = startedAt;
       return next();
+    }
+    if (hotStartedAt !== undefined) {
+      // Cut by the shutdown while the fast path waited: its line is written, its connection gone.
+      if (requestsLoggedAsCut.has(req)) return next();
+      // From here its end is logged by the listener below, not by the shutdown's cut as well.
+      delete (req as TimedRequest)[STARTED_AT];
     }
     onRequestEnd(res, (status, clientClosed, end) => logRequestLine(logger, req, startedAt, status, end, clientClosed));
     next();
@@ -194,6 +205,25 @@ function logRequestLine(
   };
   if (isCut) logger.warn(fields, 'request');
   else logger.info(fields, 'request');
+}
+
+/**
+ * Gives a request a hot route serves on Node's own request, before Express (hot-routes.ts), what
+ * requestContext would: its id, route template and start. A shutdown that cuts it while it waits
+ * (a GET /formula on a frozen database) then logs its line as cut (logRequestCutByShutdown), at
+ * every LOG_LEVEL, as no listener waits for its end; it had no line at all, and its query's failure,
+ * handed to Express once the pool was closed, was logged as "database unavailable" at error level.
+ */
+export function beginHotRequest(req: IncomingMessage, id: string, route: string, startedAt: bigint): void {
+  const hot = req as unknown as TimedRequest & TrackedRequest;
+  hot.id = id;
+  hot[ROUTE_TEMPLATE] = route;
+  hot[STARTED_AT] = startedAt;
+}
+
+/** Whether a request a hot route began (beginHotRequest) was logged as cut by a shutdown. */
+export function isHotRequestLoggedAsCut(req: IncomingMessage): boolean {
+  return requestsLoggedAsCut.has(req as Request);
 }
 
 /**

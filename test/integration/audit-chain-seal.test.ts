@@ -390,6 +390,37 @@ describe('the periodic verification', () => {
       await verifier.stop();
     }
   });
+  // A verification that throws (here: the table is gone; in life a lock, a timeout, an error of the
+  // database) has no verdict: audit_chain_ok keeps its last value, and the timestamp must stay where
+  // the last finished verification left it, so that AuditChainUnverified (prometheus/alerts.yml),
+  // which reads it, fires once those failures have lasted 3 hours.
+  it('leaves audit_chain_ok and its timestamp as they were when a verification fails, and warns why', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(2);
+    const metrics = createMetrics();
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const monitor = createAuditChainMonitor({ db: db.prisma, onVerdict: reportChainVerdictTo(metrics), logger });
+    const verifier = createAuditChainVerifier({ monitor, logger, intervalSec: 3600 });
+    try {
+      await verifier.runOnce();
+      const verifiedAt = await metricValue(metrics, 'audit_chain_last_verified_timestamp_seconds');
+      expect(verifiedAt).toBeGreaterThan(0);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await asSuperuser('ALTER TABLE audit_log RENAME TO audit_log_away');
+      try {
+        await verifier.runOnce();
+      } finally {
+        await asSuperuser('ALTER TABLE audit_log_away RENAME TO audit_log');
+      }
+      expect(lines.at(-1)).toMatchObject({ msg: 'could not verify the audit log hash chain', level: 40 });
+      expect(await metricValue(metrics, 'audit_chain_last_verified_timestamp_seconds')).toBe(verifiedAt);
+      expect(await metricValue(metrics, 'audit_chain_ok')).toBe(1);
+      expect(monitor.lastVerdict()?.verdict).toMatchObject({ isIntact: true, count: 2 });
+    } finally {
+      await verifier.stop();
+    }
+  });
 });
 
 describe('/admin/audit/verify', () => {

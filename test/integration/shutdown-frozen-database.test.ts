@@ -6,10 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { errorHandler } from '../../src/http/error-handler.js';
+import { createHotRoutes, takeFastPathFailure } from '../../src/http/hot-routes.js';
 import { closeGracefully, listen } from '../../src/http/lifecycle.js';
 import { requestContext } from '../../src/http/request-context.js';
+import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import type { RatesService } from '../../src/modules/pricing/rates.service.js';
 import { isDatabaseUnavailable } from '../../src/shared/errors.js';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
+import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { signInOverHttp } from '../support/sign-in.js';
 import { spawnServer } from '../support/spawn-server.js';
@@ -33,6 +37,7 @@ let proxyUrl: string;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildUser(db.prisma, { username: 'alice', password: 'alice-password' });
+  await buildTiers(db);
   const target = new URL(db.url);
   proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
   const viaProxy = new URL(db.url);
@@ -89,6 +94,67 @@ describe('SIGTERM while the database is frozen with a request in flight', () => 
       server.process.kill('SIGKILL');
     }
   }, 90_000);
+
+  // With WEB_CONCURRENCY=2, 4 requests to /formula in flight on the frozen database and SIGTERM to the
+  // primary: no line said "cutByShutdown":true, and "database unavailable" (level 50) came after
+  // "stopped", what the guide promises not to (docs/operations.md, "cutByShutdown"). Not the cluster's
+  // doing (one worker failed alike): plain /formula is served before Express (hot-routes.ts), where
+  // requestContext never saw it, so the shutdown's cut had nothing to log it from.
+  it.each(['info', 'warn'] as const)(
+    'with two workers at LOG_LEVEL=%s, logs each /formula request it cut as cut, and none as the database unavailable',
+    async (level) => {
+      const port = await findFreePort();
+      const server = await spawnServer({
+        DATABASE_URL: proxyUrl,
+        PORT: String(port),
+        WEB_CONCURRENCY: '2',
+        DEMO_SEED: '0',
+        INGEST_ENABLED: '0',
+        LOG_LEVEL: level,
+        // Every /formula asks the database whether the rates changed.
+        PRICING_CACHE_CHECK_MS: '0',
+        DB_QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS),
+        SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+      });
+      try {
+        const base = `http://127.0.0.1:${port}`;
+        const json = { accept: 'application/json' };
+        // Connections open in both workers' pools (the primary deals connections to them in turn).
+        for (let round = 0; round < 3; round++) {
+          const statuses = await Promise.all(
+            [1, 2, 3, 4].map(() => fetch(`${base}/formula`, { headers: json }).then((r) => r.status)),
+          );
+          expect(statuses).toEqual([200, 200, 200, 200]);
+        }
+        proxy.freeze();
+        const inFlight = [1, 2, 3, 4].map((index) =>
+          fetch(`${base}/formula`, { headers: { ...json, 'x-request-id': `cut-${index}` } })
+            .then((response) => response.status)
+            .catch((error: unknown) => String(error)),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        server.process.kill('SIGTERM');
+        const code = await server.exited;
+        const output = server.output();
+        expect(code, output).toBe(0);
+        const lines = output
+          .split('\n')
+          .filter((line) => line.startsWith('{'))
+          .map((line) => JSON.parse(line) as Record<string, unknown>);
+        const cut = lines.filter((line) => String(line.reqId).startsWith('cut-'));
+        expect(
+          cut.map((line) => [line.reqId, line.level, line.msg, line.route, line.status, line.cutByShutdown]).sort(),
+          output,
+        ).toEqual([1, 2, 3, 4].map((index) => [`cut-${index}`, 40, 'request', '/formula', 503, true]));
+        expect(output).not.toMatch(/"msg":"database unavailable"/);
+        expect(await Promise.all(inFlight)).toEqual([503, 503, 503, 503]);
+      } finally {
+        proxy.thaw();
+        server.process.kill('SIGKILL');
+      }
+    },
+    90_000,
+  );
 
   // A scheduled ingestion run waiting on the frozen database: the stop awaited it, so the pool (and its
   // 3 s grace) was closed only once the run's query had met DB_QUERY_TIMEOUT_MS. Seen live with
@@ -196,6 +262,81 @@ describe('SIGTERM while the database is frozen with a request in flight', () => 
       }
     },
   );
+});
+
+describe('a plain GET /formula (served before Express) cut while it waits on the frozen database', () => {
+  // Its fast path (hot-routes.ts) logs its own line when it answers, and none when a shutdown cut it:
+  // the cut had no line at all, and once the pool's connections were destroyed the query's failure,
+  // handed to Express, was logged as "database unavailable" at error level, after "stopped".
+  it.each(['info', 'warn'] as const)('at LOG_LEVEL=%s is logged once, as cut by the shutdown', async (level) => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const database = openDatabase(proxyUrl, { poolMax: 2, queryTimeoutMs: QUERY_TIMEOUT_MS, logger });
+    let errorHandled: (error: unknown) => void = () => undefined;
+    const handledError = new Promise<unknown>((resolve) => {
+      errorHandled = resolve;
+    });
+    const app = express();
+    app.use(requestContext(logger));
+    app.get('/formula', (req) => {
+      throw takeFastPathFailure(req);
+    });
+    const handleError = errorHandler(logger);
+    app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
+      handleError(error, req, res, next);
+      errorHandled(error);
+    });
+    const serveHotRoute = createHotRoutes({
+      securityHeaders: [],
+      rates: {
+        // The rates' check, a query on the pool as the rates service makes it.
+        getFormula: async () => {
+          await database.pool.query('SELECT 1 AS one');
+          return { etag: '"1"', body: '{}', tier: 'mu' } as Awaited<ReturnType<RatesService['getFormula']>>;
+        },
+      },
+      metrics: createMetrics(),
+      logger,
+    });
+    const server = await listen(
+      (req, res) => {
+        if (!serveHotRoute(req, res, (again) => app(again as Request, res as Response)))
+          app(req as Request, res as Response);
+      },
+      0,
+      '127.0.0.1',
+    );
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const before = await fetch(`${base}/formula`, { headers: { 'x-request-id': 'before-the-freeze' } });
+      expect(before.status).toBe(200);
+      proxy.freeze();
+      const inFlight = fetch(`${base}/formula`, {
+        headers: { accept: 'application/json', 'x-request-id': 'cut-by-shutdown' },
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await closeGracefully(server, 200, logger)).toBe(false);
+      expect((await inFlight).status).toBe(503);
+      database.markStopping();
+      await database.close({ graceMs: 200 });
+      // The query failed as the database being unreachable does, and went to Express's error handler.
+      const error = await handledError;
+      expect(isDatabaseUnavailable(error), String(error)).toBe(true);
+
+      expect(lines.filter((line) => line.reqId === 'cut-by-shutdown')).toEqual([
+        expect.objectContaining({ level: 40, msg: 'request', route: '/formula', status: 503, cutByShutdown: true }),
+      ]);
+      expect(lines.filter((line) => line.msg === 'database unavailable')).toEqual([]);
+      expect(lines.filter((line) => line.reqId === 'before-the-freeze')).toEqual(
+        level === 'info'
+          ? [expect.objectContaining({ level: 30, msg: 'request', route: '/formula', status: 200 })]
+          : [],
+      );
+    } finally {
+      proxy.thaw();
+      server.close();
+    }
+  });
 });
 
 describe('the error lines kept', () => {
