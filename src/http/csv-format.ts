@@ -17,15 +17,46 @@ export const CSV_FORMULA_TRIGGERS = ['=', '+', '-', '@', '\t', '\r'] as const;
 const FORMULA_START = new Set<string>(CSV_FORMULA_TRIGGERS);
 
 /**
+ * The separators other than a comma that a spreadsheet may split a line on: `;` (Excel's list
+ * separator in many European locales, which it uses to split a .csv there) and a tab. Each starts
+ * a cell there, so a trigger after one starts a formula. The SQL twin (csvTextSql) is built from
+ * this list too.
+ */
+export const CSV_OTHER_SEPARATORS = [';', '\t'] as const;
+
+/**
+ * A bracket expression of `characters` that JavaScript and PostgreSQL read alike: no escapes, a
+ * `-` last (where both read it as itself).
+ */
+function bracketOf(characters: readonly string[]): string {
+  if (characters.some((character) => ']^\\'.includes(character))) throw new Error('no ], ^ or \\ in a CSV class');
+  return `[${characters.filter((c) => c !== '-').join('')}${characters.includes('-') ? '-' : ''}]`;
+}
+
+/**
+ * The pattern of a separator followed by a trigger, read alike by JavaScript and PostgreSQL
+ * (an ARE): the separator captured, the trigger only looked at, so `\t\t=1` escapes both tabs.
+ */
+export const CSV_SEPARATED_FORMULA_PATTERN = `(${bracketOf(CSV_OTHER_SEPARATORS)})(?=${bracketOf(CSV_FORMULA_TRIGGERS)})`;
+
+const SEPARATED_FORMULA = new RegExp(CSV_SEPARATED_FORMULA_PATTERN, 'g');
+
+/**
  * A text cell from outside (a job, user, account or partition name, a payment reference, a
  * user agent) made inert for a spreadsheet: one that would start a formula gets a leading
- * `'`, which spreadsheets read as "this is text" and do not show. For text columns only: a
+ * `'`, which spreadsheets read as "this is text" and do not show. So does every cell a
+ * spreadsheet splitting the line on `;` or a tab would see (CSV_OTHER_SEPARATORS): such a
+ * separator followed by a trigger gets a `'` after it (`x;=1+1;y` is written `x;'=1+1;y`), as a
+ * quote around the field would not help there (a spreadsheet honours one only at a field's start).
+ * A `;` or tab followed by anything else (`a;b`) is left as it is. For text columns only: a
  * number column keeps its minus sign (-1.50 is a number, not a formula).
  */
 export function escapeCsvFormula(text: string): string;
 export function escapeCsvFormula(text: string | null | undefined): string | null | undefined;
 export function escapeCsvFormula(text: string | null | undefined): string | null | undefined {
-  return text && FORMULA_START.has(text.charAt(0)) ? `'${text}` : text;
+  if (!text) return text;
+  const inner = text.includes(';') || text.includes('\t') ? text.replace(SEPARATED_FORMULA, "$1'") : text;
+  return FORMULA_START.has(inner.charAt(0)) ? `'${inner}` : inner;
 }
 
 /**

@@ -67,6 +67,13 @@ const TRICKY_TEXTS: string[] = [
   '😀\u202e😀',
   // Neighbours that are not embeddings, overrides or isolates stay.
   '\u2029\u202f\u2065\u206a\u200e\u200f\u061c',
+  // With a formula after a `;` or a tab (escaped there too), a control before or after either.
+  'x;\u202e=1',
+  '\u202e;=1',
+  ';=\u202e1',
+  '=\u202e;+1',
+  '\t\u2066@x;-1',
+  'a\u202e;b',
   'plain',
   '',
 ];
@@ -90,6 +97,7 @@ describe('bidirectional controls in the CSVs written by PostgreSQL', () => {
       }
       expect(rest).toBe('');
       expect(written).not.toMatch(BIDI);
+      expect(written).not.toMatch(/[;\t][=+\-@]/);
     } finally {
       client.release();
     }

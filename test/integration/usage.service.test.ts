@@ -604,6 +604,25 @@ describe('CSV rows', () => {
       ',',
       'back\\slash',
       null,
+      // After a `;` or a tab, where a spreadsheet splitting on them starts a cell.
+      'x;=1+1;y',
+      'x\t=1+1\ty',
+      'a;+1;-2;@x',
+      '=a;=b',
+      ';=1',
+      ';;-1',
+      '\t\t=1',
+      'a;\t=1',
+      'a;\r=1',
+      'x;=a,b',
+      'x;=HYPERLINK("y")',
+      "a;'=1",
+      'a;b',
+      'a; =1',
+      'a;',
+      'a\tb',
+      'ünï;=cødé',
+      '😀;@1',
     );
     const client = await db.pool.connect();
     try {
@@ -622,6 +641,8 @@ describe('CSV rows', () => {
         ),
       );
       expect(written.split('\n').slice(0, 4)).toEqual(['"\'=HYPERLINK(""http://x"")"', "'+1", "'-rf", "'@SUM(1)"]);
+      expect(written).toContain("\nx;'=1+1;y\nx\t'=1+1\ty\n");
+      expect(written).not.toMatch(/[;\t][=+\-@]/);
     } finally {
       client.release();
     }

@@ -1,6 +1,7 @@
 import { stringify } from 'csv-stringify/sync';
 import { describe, expect, it } from 'vitest';
-import { escapeCsvFormula, formatCsvField, formatCsvLines } from '../../src/http/csv-format.js';
+import { escapeCsvFormula, escapeCsvText, formatCsvField, formatCsvLines } from '../../src/http/csv-format.js';
+import { revealBidiControls } from '../../src/shared/visible-text.js';
 
 describe('CSV fields', () => {
   it.each([
@@ -54,7 +55,8 @@ describe('formula escaping of text cells (OWASP CSV injection)', () => {
     ['+1+2', "'+1+2"],
     ['-rf', "'-rf"],
     ['@SUM(1)', "'@SUM(1)"],
-    ['\t=1', "'\t=1"],
+    // The leading `'` makes the cell text, and a spreadsheet splitting on the tab sees `=1` after it.
+    ['\t=1', "'\t'=1"],
     ['\r=1', '"\'\r=1"'],
     ['=a,b', '"\'=a,b"'],
     ["'=already", "'=already"],
@@ -64,6 +66,24 @@ describe('formula escaping of text cells (OWASP CSV injection)', () => {
     ['', ''],
     [null, ''],
     [undefined, ''],
+    // A spreadsheet splitting the line on `;` or a tab starts a cell after each: escaped there too.
+    ['x;=1+1;y', "x;'=1+1;y"],
+    ['x\t=1+1\ty', "x\t'=1+1\ty"],
+    ['a;+1;-2;@x', "a;'+1;'-2;'@x"],
+    ['=a;=b', "'=a;'=b"],
+    [';=1', ";'=1"],
+    [';;-1', ";;'-1"],
+    ['\t\t=1', "'\t'\t'=1"],
+    ['a;\t=1', "a;'\t'=1"],
+    ['a;\r=1', '"a;\'\r=1"'],
+    ['x;=a,b', '"x;\'=a,b"'],
+    ['x;=HYPERLINK("y")', '"x;\'=HYPERLINK(""y"")"'],
+    ["a;'=1", "a;'=1"],
+    ['a;b', 'a;b'],
+    ['a; =1', 'a; =1'],
+    ['a;', 'a;'],
+    ['a\tb', 'a\tb'],
+    ['train;2=x', 'train;2=x'],
   ])('the text %j is written as %j', (text, written) => {
     expect(formatCsvField(escapeCsvFormula(text))).toBe(written);
   });
@@ -73,5 +93,16 @@ describe('formula escaping of text cells (OWASP CSV injection)', () => {
     const line = formatCsvLines([[escapeCsvFormula('-refund'), '-1.50']], columns);
     expect(line).toBe("'-refund,-1.50\n");
     expect(formatCsvLines([[escapeCsvFormula('x'), -1.5]], columns)).toBe('x,-1.5\n');
+    expect(formatCsvLines([[escapeCsvFormula('a;-1'), -1.5]], columns)).toBe("a;'-1,-1.5\n");
+  });
+
+  it('escapes a formula after a separator alike whether bidirectional controls are revealed first or not', () => {
+    for (const text of ['x;\u202e=1', '\u202e;=1', ';=\u202e1', '=\u202e;+1', '\t\u2066@x;-1']) {
+      const written = escapeCsvText(text);
+      expect(written, JSON.stringify(text)).toBe(revealBidiControls(escapeCsvFormula(text)));
+      expect(written).not.toMatch(/[;\t][=+\-@]/);
+    }
+    expect(escapeCsvText('x;\u202e=1')).toBe('x;\\u202e=1');
+    expect(escapeCsvText('\u202e;=1')).toBe("\\u202e;'=1");
   });
 });

@@ -6,7 +6,7 @@ import type { Database, Db } from '../../db/database.js';
 import { queryPrepared } from '../../db/prepared-query.js';
 import { readWithinTimeout } from '../../db/query-timeout.js';
 import { namesContainingSql } from '../../db/username-search.js';
-import { CSV_FORMULA_TRIGGERS } from '../../http/csv-format.js';
+import { CSV_FORMULA_TRIGGERS, CSV_OTHER_SEPARATORS, CSV_SEPARATED_FORMULA_PATTERN } from '../../http/csv-format.js';
 import { BIDI_CONTROL_RANGES } from '../../shared/visible-text.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import {
@@ -544,18 +544,41 @@ function csvWordSql(value: Prisma.Sql): Prisma.Sql {
 }
 
 /**
+ * `value` with a `'` after each `;` or tab followed by a formula's first character, as
+ * escapeCsvFormula puts it there in Node (CSV_SEPARATED_FORMULA_PATTERN, one pattern for both).
+ */
+function escapeSeparatedFormulasSql(value: Prisma.Sql): Prisma.Sql {
+  // In a replacement \\1 is the separator matched.
+  return Prisma.sql`regexp_replace(${value}, ${escapeStringLiteral(CSV_SEPARATED_FORMULA_PATTERN)}, ${escapeStringLiteral("\\1'")}, 'g')`;
+}
+
+/** Whether `value` holds a `;` or a tab (CSV_OTHER_SEPARATORS), by strpos: far cheaper than a regular expression. */
+function holdsOtherSeparatorSql(value: Prisma.Sql): Prisma.Sql {
+  return Prisma.join(
+    CSV_OTHER_SEPARATORS.map((separator) => Prisma.sql`strpos(${value}, ${escapeStringLiteral(separator)}) > 0`),
+    ' OR ',
+  );
+}
+
+/**
  * A name people type (a job's, a user's, an account's, a partition's, a cluster's) as csvWordSql
- * writes a word, and with each bidirectional control written as its escape (\u202e): as
- * formatCsvField(escapeCsvText(text)) writes it in Node. Controls are looked for only in text
- * that is not all ASCII (more bytes than characters), and there with a regular expression: on
- * every cell it cost about ten times the length test. Escaping a control never changes whether
- * the text starts a formula (neither a control nor the backslash replacing it is a trigger), so
- * the two are independent.
+ * writes a word, with each bidirectional control written as its escape (\u202e), and with a `'`
+ * after each `;` or tab followed by a formula's first character (a spreadsheet splitting on `;`
+ * or tabs starts a cell there): as formatCsvField(escapeCsvText(text)) writes it in Node. Controls
+ * are looked for only in text that is not all ASCII (more bytes than characters), and there with
+ * a regular expression: on every cell it cost about ten times the length test. Separators are
+ * looked for by strpos, and their regular expression runs only on a text holding one: an
+ * ordinary name pays two strpos. Escaping a control never changes whether the text starts a
+ * formula or has a separator before one (neither a control nor the backslash and hex digits
+ * replacing it is a trigger or a separator), nor does a `'` put after a separator or before the
+ * text (it is neither), so the three are independent and their order does not matter.
  */
 export function csvTextSql(value: Prisma.Sql): Prisma.Sql {
+  const escaped = escapeSeparatedFormulasSql(revealBidiControlsSql(value));
   return Prisma.sql`CASE WHEN ascii(${value}) < ${FORMULA_TRIGGER_BELOW} AND ascii(${value}) IN (${FORMULA_TRIGGER_LIST})
-    THEN '''' || ${revealBidiControlsSql(value)}
-    WHEN octet_length(${value}) <> length(${value}) AND ${value} ~ ${BIDI_CONTROL_CLASS} THEN ${revealBidiControlsSql(value)}
+    THEN '''' || ${escaped}
+    WHEN ${holdsOtherSeparatorSql(value)} OR (octet_length(${value}) <> length(${value}) AND ${value} ~ ${BIDI_CONTROL_CLASS})
+    THEN ${escaped}
     ELSE nullif(${value}, '') END`;
 }
 
