@@ -6,7 +6,8 @@ import type { Logger } from '../shared/logger.js';
 import {
   beginHotRequest,
   CLIENT_CLOSED_REQUEST,
-  isHotRequestLoggedAsCut,
+  handOverHotRequest,
+  isHotRequestCut,
   isSafeRequestId,
   methodLabelOf,
 } from './request-context.js';
@@ -98,6 +99,14 @@ export function createHotRoutes(deps: HotRoutesDeps) {
     return typeof incoming === 'string' && isSafeRequestId(incoming) ? incoming : randomUUID();
   }
 
+  function count(endpoint: string, status: number, seconds: number) {
+    metrics.httpRequests.inc({ method: 'GET', endpoint, status: String(status) });
+    metrics.httpRequestDuration.observe({ endpoint, method: 'GET' }, seconds);
+  }
+
+  /** A /formula a shutdown cut while it waited (countHotRequestCutByShutdown): 503, as Express's. */
+  const countFormulaCut = (status: number, seconds: number) => count('/formula', status, seconds);
+
   /** `clientClosed`: the client left before the answer was written; 499 as Express's requests get. */
   function finish(
     req: IncomingMessage,
@@ -109,8 +118,7 @@ export function createHotRoutes(deps: HotRoutesDeps) {
   ) {
     const latencyNs = Number(process.hrtime.bigint() - startedAt);
     const status = clientClosed ? CLIENT_CLOSED_REQUEST : res.statusCode;
-    metrics.httpRequests.inc({ method: 'GET', endpoint, status: String(status) });
-    metrics.httpRequestDuration.observe({ endpoint, method: 'GET' }, latencyNs / 1e9);
+    count(endpoint, status, latencyNs / 1e9);
     logger.info(
       {
         reqId: id,
@@ -137,13 +145,13 @@ export function createHotRoutes(deps: HotRoutesDeps) {
     startedAt: bigint,
     fallback: (req: IncomingMessage) => void,
   ) {
-    // The only await of a hot route: a shutdown that cuts it meanwhile logs its line from these.
+    // The only await of a hot route: a shutdown that cuts it meanwhile logs and counts it from these.
     const id = requestIdOf(req);
-    beginHotRequest(req, id, '/formula', startedAt);
+    beginHotRequest(req, id, '/formula', startedAt, countFormulaCut);
     rates.getFormula(undefined).then(
       (formula) => {
-        // Cut by a shutdown meanwhile: answered (503) and logged as cut already.
-        if (isHotRequestLoggedAsCut(req)) return;
+        // Cut by a shutdown meanwhile: answered (503), counted and logged as cut already.
+        if (isHotRequestCut(req)) return;
         // Its client may have closed the connection meanwhile.
         const clientClosed = req.socket.destroyed;
         const headers = [...formulaHeaders, 'ETag', formula.etag, 'X-Request-Id', id];
@@ -161,6 +169,8 @@ export function createHotRoutes(deps: HotRoutesDeps) {
       // No rates yet, the database is down...: Express answers with its error page or JSON,
       // from this error; asking again would make a silent database cost its timeout twice.
       (error: unknown) => {
+        // Counted by Express's httpMetrics from here, a cut included (unless cut already).
+        handOverHotRequest(req);
         failuresOfFastPath.set(req, error);
         fallback(req);
       },

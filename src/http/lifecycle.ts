@@ -7,7 +7,11 @@ import type { HttpTimeouts } from '../config/config.js';
 import { DEFAULT_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS } from '../config/config.schema.js';
 import type { Logger } from '../shared/logger.js';
 import { settlesWithin } from '../shared/settles-within.js';
-import { logRequestCutByShutdown, markConnectionsCutByShutdown } from './request-context.js';
+import {
+  countHotRequestCutByShutdown,
+  logRequestCutByShutdown,
+  markConnectionsCutByShutdown,
+} from './request-context.js';
 
 /**
  * Starts an HTTP server and resolves once it listens. A client gets `headersTimeoutMs` to send
@@ -434,7 +438,9 @@ export type Drain = ReturnType<typeof createDrain>;
 /**
  * Stops accepting connections, lets in-flight requests finish, and after `timeoutMs`
  * cuts whatever is left. Resolves true when everything finished in time. With `logger`, each
- * request cut is logged at warn where requestContext logs no request line (LOG_LEVEL=warn).
+ * request cut is logged at warn where requestContext logs no request line (LOG_LEVEL=warn). A hot
+ * route's request cut (hot-routes.ts: served before Express, so httpMetrics never saw it) is counted
+ * here, as 503, in the http metrics.
  */
 export function closeGracefully(server: http.Server, timeoutMs: number, logger?: Logger): Promise<boolean> {
   // Every answer from now on says `Connection: close`: one that said keep-alive invited the client
@@ -474,7 +480,11 @@ export function closeGracefully(server: http.Server, timeoutMs: number, logger?:
       for (const socket of cut) {
         // Logged here, as it is cut: at LOG_LEVEL=warn no listener waits for its end (requestContext).
         const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
-        if (logger && answer instanceof OutgoingMessage) logRequestCutByShutdown(logger, answer as http.ServerResponse);
+        if (answer instanceof OutgoingMessage) {
+          if (logger) logRequestCutByShutdown(logger, answer as http.ServerResponse);
+          // A hot route's request (hot-routes.ts): no httpMetrics listener counts it as it ends.
+          countHotRequestCutByShutdown(answer as http.ServerResponse);
+        }
         if (!answerCutRequest(socket)) socket.destroy();
       }
       // A cut request is logged when its socket closes, a few ticks after the cut: resolving at once

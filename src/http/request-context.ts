@@ -208,22 +208,73 @@ function logRequestLine(
 }
 
 /**
- * Gives a request a hot route serves on Node's own request, before Express (hot-routes.ts), what
- * requestContext would: its id, route template and start. A shutdown that cuts it while it waits
- * (a GET /formula on a frozen database) then logs its line as cut (logRequestCutByShutdown), at
- * every LOG_LEVEL, as no listener waits for its end; it had no line at all, and its query's failure,
- * handed to Express once the pool was closed, was logged as "database unavailable" at error level.
+ * Counts a request a hot route began (beginHotRequest) in the http metrics, as httpMetrics counts
+ * one of Express's: its status (503 for a cut one) and how long it took, in seconds.
  */
-export function beginHotRequest(req: IncomingMessage, id: string, route: string, startedAt: bigint): void {
-  const hot = req as unknown as TimedRequest & TrackedRequest;
+export type CountHotRequest = (status: number, seconds: number) => void;
+
+/** How a request a hot route serves is counted should a shutdown cut it (beginHotRequest). */
+const COUNT_IF_CUT = Symbol('countIfCut');
+
+type HotRequest = TimedRequest & TrackedRequest & { [COUNT_IF_CUT]?: CountHotRequest };
+
+/** Requests a hot route began that a shutdown cut while they waited: counted, logged, answered 503. */
+const hotRequestsCut = new WeakSet<IncomingMessage>();
+
+/**
+ * Gives a request a hot route serves on Node's own request, before Express (hot-routes.ts), what
+ * requestContext and httpMetrics would: its id, route template and start, and how to count it. A
+ * shutdown that cuts it while it waits (a GET /formula on a frozen database) then logs its line as
+ * cut (logRequestCutByShutdown), at every LOG_LEVEL, and counts it (countHotRequestCutByShutdown),
+ * as no listener waits for its end; it had no line at all, and its query's failure, handed to
+ * Express once the pool was closed, was logged as "database unavailable" at error level. Four stores
+ * (`countIfCut` made once per app), and nothing more for a request no shutdown cuts.
+ */
+export function beginHotRequest(
+  req: IncomingMessage,
+  id: string,
+  route: string,
+  startedAt: bigint,
+  countIfCut: CountHotRequest,
+): void {
+  const hot = req as unknown as HotRequest;
   hot.id = id;
   hot[ROUTE_TEMPLATE] = route;
   hot[STARTED_AT] = startedAt;
+  hot[COUNT_IF_CUT] = countIfCut;
 }
 
-/** Whether a request a hot route began (beginHotRequest) was logged as cut by a shutdown. */
-export function isHotRequestLoggedAsCut(req: IncomingMessage): boolean {
-  return requestsLoggedAsCut.has(req as Request);
+/**
+ * Hands a request a hot route began over to Express (its fast path failed): from here httpMetrics
+ * counts it, also when a shutdown cuts it, so the cut must not count it as well.
+ */
+export function handOverHotRequest(req: IncomingMessage): void {
+  (req as unknown as HotRequest)[COUNT_IF_CUT] = undefined;
+}
+
+/**
+ * Whether a request a hot route began (beginHotRequest) was cut by a shutdown: answered (503),
+ * counted and logged as cut already, so its fast path must neither answer nor count it again.
+ */
+export function isHotRequestCut(req: IncomingMessage): boolean {
+  return hotRequestsCut.has(req);
+}
+
+/**
+ * Counts a request a hot route began, and that a shutdown is cutting (closeGracefully, as it cuts
+ * it), in http_requests_total and the latency histogram as httpMetrics counts a cut request of
+ * Express's: status 503, the route its template. Uncounted, a hot route's cut had a 503 in the log
+ * and none in the metrics. Once; does nothing for one its hot route answered already (its answer
+ * ended: counted as it was), nor for any other request (httpMetrics counts those).
+ */
+export function countHotRequestCutByShutdown(answer: ServerResponse): void {
+  const req = answer.req as (IncomingMessage & HotRequest) | undefined;
+  const count = req?.[COUNT_IF_CUT];
+  if (req === undefined || count === undefined || answer.writableEnded || hotRequestsCut.has(req)) return;
+  hotRequestsCut.add(req);
+  const startedAt = req[STARTED_AT];
+  const seconds = startedAt === undefined ? 0 : Number(process.hrtime.bigint() - startedAt) / 1e9;
+  count(cutStatusOf(answer), seconds);
 }
 
 /**

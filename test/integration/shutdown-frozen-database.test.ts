@@ -7,6 +7,7 @@ import { openDatabase } from '../../src/db/database.js';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { errorHandler } from '../../src/http/error-handler.js';
 import { createHotRoutes, takeFastPathFailure } from '../../src/http/hot-routes.js';
+import { httpMetrics } from '../../src/http/http-metrics.js';
 import { closeGracefully, listen } from '../../src/http/lifecycle.js';
 import { requestContext } from '../../src/http/request-context.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
@@ -276,8 +277,10 @@ describe('a plain GET /formula (served before Express) cut while it waits on the
     const handledError = new Promise<unknown>((resolve) => {
       errorHandled = resolve;
     });
+    const metrics = createMetrics();
     const app = express();
     app.use(requestContext(logger));
+    app.use(httpMetrics(metrics));
     app.get('/formula', (req) => {
       throw takeFastPathFailure(req);
     });
@@ -295,7 +298,7 @@ describe('a plain GET /formula (served before Express) cut while it waits on the
           return { etag: '"1"', body: '{}', tier: 'mu' } as Awaited<ReturnType<RatesService['getFormula']>>;
         },
       },
-      metrics: createMetrics(),
+      metrics,
       logger,
     });
     const server = await listen(
@@ -327,6 +330,23 @@ describe('a plain GET /formula (served before Express) cut while it waits on the
         expect.objectContaining({ level: 40, msg: 'request', route: '/formula', status: 503, cutByShutdown: true }),
       ]);
       expect(lines.filter((line) => line.msg === 'database unavailable')).toEqual([]);
+      // Counted as an Express request cut is (http-metrics.ts), once: its line said 503 while
+      // http_requests_total had no 503 for /formula (nor its latency a second observation).
+      const [counted] = (await metrics.registry.getMetricsAsJSON()).filter(
+        (metric) => metric.name === 'http_requests_total',
+      );
+      expect(
+        (counted?.values ?? [])
+          .filter((value) => value.labels.endpoint === '/formula')
+          .map((value) => [value.labels.method, value.labels.status, value.value])
+          .sort(),
+      ).toEqual([
+        ['GET', '200', 1],
+        ['GET', '503', 1],
+      ]);
+      expect(await metrics.registry.metrics()).toContain(
+        'http_request_duration_seconds_count{endpoint="/formula",method="GET"} 2',
+      );
       expect(lines.filter((line) => line.reqId === 'before-the-freeze')).toEqual(
         level === 'info'
           ? [expect.objectContaining({ level: 30, msg: 'request', route: '/formula', status: 200 })]
@@ -334,6 +354,127 @@ describe('a plain GET /formula (served before Express) cut while it waits on the
       );
     } finally {
       proxy.thaw();
+      server.close();
+    }
+  });
+});
+
+describe('a plain GET /formula cut by a shutdown is counted once', () => {
+  /** The app's hot routes and Express as app.ts joins them, on rates answered when the test says. */
+  async function serveFormula(rates: Pick<RatesService, 'getFormula'>, expressFormula: () => Promise<void>) {
+    const logger = pino({ level: 'silent' });
+    const metrics = createMetrics();
+    const app = express();
+    app.use(requestContext(logger));
+    app.use(httpMetrics(metrics));
+    app.get('/formula', async (req, res) => {
+      const failure = takeFastPathFailure(req);
+      await expressFormula();
+      res.status(500).json({ error: String(failure) });
+    });
+    const serveHotRoute = createHotRoutes({ securityHeaders: [], rates, metrics, logger });
+    const server = await listen(
+      (req, res) => {
+        if (!serveHotRoute(req, res, (again) => app(again as Request, res as Response)))
+          app(req as Request, res as Response);
+      },
+      0,
+      '127.0.0.1',
+    );
+    const countsOfFormula = async () => {
+      const [counted] = (await metrics.registry.getMetricsAsJSON()).filter(
+        (metric) => metric.name === 'http_requests_total',
+      );
+      return (counted?.values ?? [])
+        .filter((value) => value.labels.endpoint === '/formula')
+        .map((value) => [value.labels.method, value.labels.status, value.value])
+        .sort();
+    };
+    const observedOfFormula = async () =>
+      /http_request_duration_seconds_count\{endpoint="\/formula",method="GET"\} (\d+)/.exec(
+        await metrics.registry.metrics(),
+      )?.[1];
+    return {
+      server,
+      base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      countsOfFormula,
+      observedOfFormula,
+    };
+  }
+
+  const FORMULA = { etag: '"1"', body: '{}', tier: 'mu' } as Awaited<ReturnType<RatesService['getFormula']>>;
+
+  // The rates answering after the cut (the database thawed): the fast path's success path must
+  // neither answer nor count it again (as 200, or 499 for the socket the cut closed).
+  it.each([
+    ['with', pino({ level: 'silent' })],
+    ['without', undefined],
+  ] as const)('as 503, %s a logger for the shutdown, when the rates answer after the cut', async (_, logger) => {
+    let answerRates: () => void = () => undefined;
+    const ratesAnswered = new Promise<void>((resolve) => {
+      answerRates = resolve;
+    });
+    let asked = 0;
+    const { server, base, countsOfFormula, observedOfFormula } = await serveFormula(
+      {
+        getFormula: async () => {
+          asked++;
+          await ratesAnswered;
+          return FORMULA;
+        },
+      },
+      async () => undefined,
+    );
+    try {
+      const inFlight = fetch(`${base}/formula`, { headers: { accept: 'application/json' } });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(asked).toBe(1);
+      expect(await closeGracefully(server, 100, logger)).toBe(false);
+      expect((await inFlight).status).toBe(503);
+      expect(await countsOfFormula()).toEqual([['GET', '503', 1]]);
+      answerRates();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await countsOfFormula()).toEqual([['GET', '503', 1]]);
+      expect(await observedOfFormula()).toBe('1');
+    } finally {
+      answerRates();
+      server.close();
+    }
+  });
+
+  // Its fast path failed and handed it to Express, which a shutdown then cut: httpMetrics counts it.
+  it('as 503 once, by Express, when the cut comes after the fast path handed it over', async () => {
+    let endExpress: () => void = () => undefined;
+    const expressEnded = new Promise<void>((resolve) => {
+      endExpress = resolve;
+    });
+    let handedOver: () => void = () => undefined;
+    const inExpress = new Promise<void>((resolve) => {
+      handedOver = resolve;
+    });
+    const { server, base, countsOfFormula, observedOfFormula } = await serveFormula(
+      {
+        getFormula: async () => {
+          throw new Error('no rates yet');
+        },
+      },
+      () => {
+        handedOver();
+        return expressEnded;
+      },
+    );
+    try {
+      const inFlight = fetch(`${base}/formula`, { headers: { accept: 'application/json' } });
+      await inExpress;
+      expect(await closeGracefully(server, 100, pino({ level: 'silent' }))).toBe(false);
+      expect((await inFlight).status).toBe(503);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      endExpress();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await countsOfFormula()).toEqual([['GET', '503', 1]]);
+      expect(await observedOfFormula()).toBe('1');
+    } finally {
+      endExpress();
       server.close();
     }
   });
