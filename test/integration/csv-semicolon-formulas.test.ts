@@ -18,6 +18,10 @@ const PLANTED = 'x;=1+1;y';
 const PLANTED_ESCAPED = "x;'=1+1;y";
 const TABBED = 'x\t=1+1\ty';
 const TABBED_ESCAPED = "x\t'=1+1\ty";
+const STATE = 'X;=1+1\u202e';
+const STATE_ESCAPED = "X;'=1+1\\u202e";
+const ARRAY_KEY = '7005_[1;=1+1\u202e]';
+const ARRAY_KEY_ESCAPED = "7005_[1;'=1+1\\u202e]";
 
 let db: TestDatabase;
 let app: ReturnType<typeof buildTestApp>;
@@ -39,9 +43,18 @@ beforeAll(async () => {
     { user: 'alice', jobId: '7001', name: PLANTED, account: '-acct;@x', end: new Date('2025-09-15T01:00:00Z') },
     { user: 'alice', jobId: '7002', name: TABBED, partition: 'gpu\t+1', end: new Date('2025-09-15T02:00:00Z') },
     { user: 'alice', jobId: '7003', name: 'a;b', account: 'phys;ics', end: new Date('2025-09-15T03:00:00Z') },
+    // A hand-made sacct file (FALLBACK_CSV): ingestion keeps a state's first word, upper-cased, and
+    // stores one it does not know as not terminal; a pending array's id keeps what its [] holds.
+    { user: 'alice', jobId: '7004', state: STATE, isTerminal: false, end: new Date('2025-09-15T04:00:00Z') },
+    { user: 'alice', jobId: ARRAY_KEY, end: new Date('2025-09-15T05:00:00Z') },
   ]);
 });
 afterAll(() => db?.drop());
+
+/** `text` matched literally in a RegExp. */
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 /** The line of a CSV holding `needle`. */
 function lineWith(csv: string, needle: string): string {
@@ -63,7 +76,10 @@ describe('a formula after a ; or a tab inside a text cell', () => {
       expect(lineWith(csv, '7002,'), path).toContain(`,${TABBED_ESCAPED},alice,`);
       expect(lineWith(csv, '7002,'), path).toContain(",gpu\t'+1,COMPLETED,");
       expect(lineWith(csv, '7003,'), path).toContain(',a;b,alice,phys;ics,');
+      expect(lineWith(csv, '7004,'), path).toContain(`,compute,${STATE_ESCAPED},`);
+      expect(csv, path).toMatch(new RegExp(`^${escapeRegExp(ARRAY_KEY_ESCAPED)},test,job,`, 'm'));
       expect(csv, path).not.toMatch(/[;\t][=+\-@]/);
+      expect(csv, path).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/);
     }
   });
 
@@ -84,7 +100,9 @@ describe('a formula after a ; or a tab inside a text cell', () => {
       expect(lineWith(csv, ',7001,'), path).toContain(`,${PLANTED_ESCAPED},`);
       expect(lineWith(csv, ',7002,'), path).toContain(`,${TABBED_ESCAPED},`);
       expect(lineWith(csv, ',7003,'), path).toContain(',a;b,');
+      expect(csv, path).toContain(`,${ARRAY_KEY_ESCAPED},test,`);
       expect(csv, path).not.toMatch(/[;\t][=+\-@]/);
+      expect(csv, path).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/);
     }
 
     // paid.csv: a payment reference typed by an admin.

@@ -4,12 +4,13 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.js';
-import { escapeCsvFormula, formatCsvField, formatCsvLines } from '../../src/http/csv-format.js';
+import { escapeCsvFormula, escapeCsvText, formatCsvField, formatCsvLines } from '../../src/http/csv-format.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { type CpuBasis, minorUnitDigits, priceJob } from '../../src/modules/pricing/pricing.js';
 import { createRatesService } from '../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../src/modules/receipts/receipts.service.js';
 import {
+  csvJobKeySql,
   csvTextSql,
   findJobsPage,
   type JobFilter,
@@ -643,6 +644,30 @@ describe('CSV rows', () => {
       expect(written.split('\n').slice(0, 4)).toEqual(['"\'=HYPERLINK(""http://x"")"', "'+1", "'-rf", "'@SUM(1)"]);
       expect(written).toContain("\nx;'=1+1;y\nx\t'=1+1\ty\n");
       expect(written).not.toMatch(/[;\t][=+\-@]/);
+    } finally {
+      client.release();
+    }
+  });
+
+  it("writes a job key as a receipt's items.csv does: a pending array's [] escaped like a name", async () => {
+    // A hand-made sacct file's pending array keeps whatever its [] holds; any other key is digits, _ and +.
+    const keys: (string | null)[] = ['7001', '7001_4', '7001+0', '7001_[1-3]', '7001_[1;=1+1]', '7001_[1\t@x;-2]'];
+    keys.push('7001_[\u202e1]', '7001_[;=1\u2066]', '7001_[a,b]', '7001_["x"]', '7001_[]', '', null);
+    const client = await db.pool.connect();
+    try {
+      const rows = keys.map((key, index) => `(${index}, ${key === null ? 'NULL::text' : client.escapeLiteral(key)})`);
+      const parts: Buffer[] = [];
+      const copy = `COPY (SELECT ${csvJobKeySql(Prisma.sql`t.key`).text} FROM (VALUES ${rows.join(', ')}) t(n, key)
+        ORDER BY t.n) TO STDOUT WITH (FORMAT csv)`;
+      for await (const chunk of client.query(copyTo(copy))) parts.push(chunk as Buffer);
+      const written = Buffer.concat(parts).toString('utf8');
+      expect(written).toBe(
+        formatCsvLines(
+          keys.map((key) => [key === null ? null : escapeCsvText(key)]),
+          ['key'],
+        ),
+      );
+      expect(written).toContain("\n7001_[1;'=1+1]\n7001_[1\t'@x;'-2]\n7001_[\\u202e1]\n");
     } finally {
       client.release();
     }

@@ -2488,7 +2488,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       for await (const batch of itemBatchesOf(receipt.id, ITEMS_CSV_BATCH)) {
         const records = batch.map((item) => [
           receipt.id,
-          item.displayJobId,
+          // A pending array's id keeps what its [] holds (csvJobKeySql writes it alike in the usage CSVs).
+          escapeCsvText(item.displayJobId),
           escapeCsvText(item.cluster),
           item.cpuHours.toFixed(6),
           item.gpuHours.toFixed(6),

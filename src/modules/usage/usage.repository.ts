@@ -533,10 +533,11 @@ function revealBidiControlsSql(value: Prisma.Sql): Prisma.Sql {
  * spreadsheet formula gets a leading `'`, and empty text is NULL (see csvCodeSql). The test is
  * ascii() (the first code point, 0 for '') against integers, which most text (starting with a
  * letter) leaves after one comparison; comparing left(text, 1) as text took about twice as long
- * (docs/performance.md). For words whose spelling Slurm or the application fixes (a Slurm state,
- * a tier name: lowercase letters, digits, - and _), which hold no bidirectional control; names
- * people type go through csvTextSql. `value` is read several times, so it must be a column, not
- * a bound value.
+ * (docs/performance.md). For a word whose spelling the application fixes: a tier name, which only
+ * an admin gives (a new or renamed tier is lowercase letters, digits, - and _; ZNewTierName), and
+ * so holds no `;`, tab or bidirectional control from outside. Text from outside goes through
+ * csvTextSql, a Slurm state too (a hand-made sacct file's state is any first word, such as
+ * `X;=1+1`). `value` is read several times, so it must be a column, not a bound value.
  */
 function csvWordSql(value: Prisma.Sql): Prisma.Sql {
   return Prisma.sql`CASE WHEN ascii(${value}) < ${FORMULA_TRIGGER_BELOW} AND ascii(${value}) IN (${FORMULA_TRIGGER_LIST})
@@ -583,13 +584,24 @@ export function csvTextSql(value: Prisma.Sql): Prisma.Sql {
 }
 
 /**
- * A text column whose values the application constrains (a Slurm job id, which ingestion
- * takes only starting with a digit; a receipt status) for PostgreSQL's CSV writer. It quotes
- * exactly where csv-stringify does (a comma, a quote, CR or LF; quotes doubled) but writes a
- * non-NULL empty string as `""` to tell it from NULL; csv-stringify writes both as nothing,
- * so empty becomes NULL. No formula check: it cannot start one, and each check on every line
- * costs (escaping these two as well tipped PostgreSQL's plan for a large one-user export to a
- * slower parallel scan and sort; docs/performance.md).
+ * A Slurm job key for PostgreSQL's CSV writer, as formatCsvField(escapeCsvText(key)) writes it in
+ * Node (a receipt's items.csv). Ingestion takes one only starting with a digit (parseJobId), so it
+ * never starts a formula, and holds only digits, `_` and `+`, except a pending array's `[...]`,
+ * which keeps whatever the record says (`7005_[1;=1+1]` from a hand-made sacct file): a key with a
+ * `[` is written as csvTextSql writes a name; any other pays one strpos and is csvCodeSql's.
+ */
+export function csvJobKeySql(value: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`CASE WHEN strpos(${value}, '[') > 0 THEN ${csvTextSql(value)} ELSE ${csvCodeSql(value)} END`;
+}
+
+/**
+ * A text column whose values the application constrains (a receipt status, a job key without a
+ * `[`) for PostgreSQL's CSV writer. It quotes exactly where csv-stringify does (a comma, a quote,
+ * CR or LF; quotes doubled) but writes a non-NULL empty string as `""` to tell it from NULL;
+ * csv-stringify writes both as nothing, so empty becomes NULL. No formula check: it cannot start
+ * one, and each check on every line costs (escaping the job key and the status in full tipped
+ * PostgreSQL's plan for a large one-user export to a slower parallel scan and sort;
+ * docs/performance.md).
  */
 function csvCodeSql(value: Prisma.Sql): Prisma.Sql {
   return Prisma.sql`nullif(${value}, '')`;
@@ -675,13 +687,13 @@ function usageCsvQuery(
   // folding it into the outer query and computing them again inside the cost): 15-25%
   // less query time than repeating the formulas (docs/performance-history.md).
   const fields = [
-    csvCodeSql(Prisma.sql`p.job_key`),
+    csvJobKeySql(Prisma.sql`p.job_key`),
     csvTextSql(Prisma.sql`p.cluster`),
     csvTextSql(Prisma.sql`p.name`),
     csvTextSql(Prisma.sql`p."user"`),
     csvTextSql(Prisma.sql`p.account`),
     csvTextSql(Prisma.sql`p.partition`),
-    csvWordSql(Prisma.sql`p.state`),
+    csvTextSql(Prisma.sql`p.state`),
     Prisma.sql`to_char(p.start_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`,
     Prisma.sql`to_char(p.end_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`,
     Prisma.sql`p.elapsed_sec`,
