@@ -261,9 +261,10 @@ export class VoidedMoneyNotTotalError extends AppError {
  * Of a receipt's payments held for review, those all of whose money has gone back to the payer
  * already (refunded in full at the provider, or taken back by a lost dispute, less refunds that
  * failed), with what they received. Such a payment can stay held (a dispute still open): when the
- * receipt is then paid by hand or voided, there is nothing of it to refund or apply elsewhere.
+ * receipt is then paid by hand, paid from another payment accepted, or voided, there is nothing of it
+ * to refund or apply elsewhere.
  */
-async function heldMoneyAllGone(
+export async function heldMoneyAllGone(
   tx: Prisma.TransactionClient,
   receiptId: number,
   held: readonly { id: number }[],
@@ -281,8 +282,11 @@ async function heldMoneyAllGone(
   return gone;
 }
 
-/** A held payment's reason, after its receipt was paid by hand or voided, when all its money went back. */
-function allGoneAdvice(received: { amount: Prisma.Decimal; currency: string }): string {
+/**
+ * A held payment's reason, after its receipt was paid by hand, paid from another payment accepted, or
+ * voided, when all its money went back.
+ */
+export function allGoneAdvice(received: { amount: Prisma.Decimal; currency: string }): string {
   return (
     `all of the ${describeMoney(received.amount, received.currency)} it received has gone back to the payer ` +
     'already, so none of it paid the receipt and none of it is left to refund or apply elsewhere: do not refund ' +
