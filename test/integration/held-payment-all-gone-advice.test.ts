@@ -25,11 +25,17 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { paidOnline } = createPayingResearchers(() => ({ db, app }), 'allgonepayer');
+const { paidOnline, researcherWithReceipt, startCheckout, latestPaymentOf } = createPayingResearchers(
+  () => ({ db, app }),
+  'allgonepayer',
+);
 
 /** A receipt of 10.00 THB paid online, 1.00 THB of it disputed (still open), then refunded in full. */
-async function refundedInFullWithDisputeOpen() {
-  const { receiptId, payment } = await paidOnline();
+async function refundedInFullWithDisputeOpen(paid?: {
+  receiptId: number;
+  payment: { id: number; externalPaymentId: string | null };
+}) {
+  const { receiptId, payment } = paid ?? (await paidOnline());
   const ext = payment.externalPaymentId;
   await deliverDummy(app, {
     event_id: `allgone_dispute_${payment.id}`,
@@ -96,5 +102,55 @@ describe('a held payment all of whose money went back, when its receipt is settl
         'can no longer be accepted for this receipt; none of its money is left to refund or apply elsewhere: do not ' +
         'refund it again, and resolve it on the payments page once the provider has nothing more open on it.',
     );
+  });
+});
+
+// Accepting another held payment of the receipt marks it paid from that one: the all-gone payment's reason
+// still gained "refund it, or apply it elsewhere and resolve it as dismissed", though its money was back.
+describe('a held payment all of whose money went back, when another held payment of its receipt is accepted', () => {
+  it("the payment's reason does not ask for a second refund", async () => {
+    // A first checkout failed; a second paid, disputed and refunded in full (held for its dispute).
+    const researcher = await researcherWithReceipt();
+    const firstPath = await startCheckout(researcher.agent, researcher.receiptId);
+    const first = await latestPaymentOf(researcher.receiptId);
+    await researcher.agent
+      .post(firstPath)
+      .type('form')
+      .send({ choice: 'fail', csrf_token: await csrfTokenOf(researcher.agent) })
+      .expect(303);
+    const secondPath = await startCheckout(researcher.agent, researcher.receiptId);
+    await researcher.agent
+      .post(secondPath)
+      .type('form')
+      .send({ choice: 'pay', csrf_token: await csrfTokenOf(researcher.agent) })
+      .expect(303);
+    const second = await latestPaymentOf(researcher.receiptId);
+    expect(second.status).toBe('succeeded');
+    const { receiptId, paymentId } = await refundedInFullWithDisputeOpen({
+      receiptId: researcher.receiptId,
+      payment: second,
+    });
+    // Then the first checkout's late success, held for review, accepted: the receipt is paid from it.
+    await deliverDummy(app, {
+      event_id: `allgone_late_${first.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: first.externalPaymentId,
+      amount_cents: 1000,
+      currency: 'THB',
+    }).expect(200);
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: first.id } })).status).toBe('needs_review');
+    const accepted = await admin
+      .post(`/admin/payments/${first.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'Checked at the provider: this money pays it.' });
+    expect(accepted.status, accepted.text).toBe(200);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
+    const reason = (await db.prisma.payment.findUniqueOrThrow({ where: { id: paymentId } })).reviewReason ?? '';
+    expect(reason).toContain(
+      `; receipt #${receiptId} was marked paid from payment #${first.id}, accepted by allgone, while this payment ` +
+        `was held, so it cannot be accepted for it; ${ALL_GONE}`,
+    );
+    expect(reason).not.toContain('refund it, or apply it elsewhere');
   });
 });

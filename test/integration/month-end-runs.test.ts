@@ -161,6 +161,9 @@ describe('a month-end run in the background', () => {
         totals: [],
         skipped: [],
         disabledUsersBilled: [],
+        // Counted as it listed its users: none of theirs is left out for not having finished.
+        unfinishedJobCount: 0,
+        unfinishedJobsByUser: [],
         error: null,
         message: null,
       });

@@ -27,6 +27,9 @@ export interface MonthEndRunJson {
     currency: string;
     status: 'pending' | 'paid';
   }[];
+  /** Jobs ended by `before` it left out because they have not finished; null for a run that did not count them. */
+  unfinishedJobCount: number | null;
+  unfinishedJobsByUser: { username: string; unfinishedJobCount: number }[] | null;
   error: string | null;
   message: string | null;
 }

@@ -13,7 +13,12 @@ import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
-import { cancelOpenPaymentsIn, markReceiptPaidIn } from '../receipts/receipts.service.js';
+import {
+  allGoneAdvice,
+  cancelOpenPaymentsIn,
+  heldMoneyAllGone,
+  markReceiptPaidIn,
+} from '../receipts/receipts.service.js';
 import {
   type CanceledCheckout,
   type CheckoutEndedBy,
@@ -2306,13 +2311,20 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
                 }),
           },
         });
+        // All of a held payment's money gone back already (refunded in full while a dispute keeps it
+        // held): "refund it" asked finance to refund the payer a second time. The rule and wording of
+        // marking paid by hand and voiding.
+        const allGone = await heldMoneyAllGone(tx, payment.receiptId, otherHeld);
         for (const held of otherHeld) {
+          const gone = allGone.get(held.id);
           await paymentsRepository.addToHoldReason(
             tx,
             held.id,
             `${held.reviewReason ?? 'held for review'}; receipt #${payment.receiptId} was marked paid from payment ` +
               `#${paymentId}, accepted by ${actor.actor}, while this payment was held, so it cannot be accepted for ` +
-              'it: refund it, or apply it elsewhere and resolve it as dismissed',
+              (gone
+                ? `it; ${allGoneAdvice(gone)}`
+                : 'it: refund it, or apply it elsewhere and resolve it as dismissed'),
           );
         }
         if (keptPaidAt === null) await paymentsRepository.recordPaidAt(tx, paymentId, reviewedAt);

@@ -185,6 +185,14 @@ function monthEndRunJson(run: MonthEndRunView, fmt: ViewFormatters) {
       currency: billed.currency,
       status: billed.status,
     })),
+    // Jobs ended by `before` that it left out because they have not finished (billed once they do), in all
+    // and by user; null for a run made before runs counted them, or stopped before listing its users.
+    unfinishedJobCount:
+      run.unfinishedJobs === null ? null : run.unfinishedJobs.reduce((sum, user) => sum + user.count, 0),
+    unfinishedJobsByUser:
+      run.unfinishedJobs === null
+        ? null
+        : run.unfinishedJobs.map((user) => ({ username: user.username, unfinishedJobCount: user.count })),
     error: run.error,
     message: summaryOf(run, fmt),
   };

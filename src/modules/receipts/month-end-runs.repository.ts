@@ -29,6 +29,7 @@ const RUN_SELECT = {
   totals: true,
   skipped: true,
   disabledUsersBilled: true,
+  unfinishedJobs: true,
   error: true,
 } as const;
 
@@ -80,9 +81,17 @@ export async function insertRun(
   return created.id;
 }
 
-/** How many users the run found to bill, once it has listed them. */
-export async function recordUsersTotal(tx: Client, id: number, usersTotal: number): Promise<void> {
-  await tx.monthEndRun.update({ where: { id }, data: { usersTotal } });
+/**
+ * How many users the run found to bill, once it has listed them, and the jobs it leaves out because
+ * they have not finished, by user (each `{username, count}`).
+ */
+export async function recordUsersTotal(
+  tx: Client,
+  id: number,
+  usersTotal: number,
+  unfinishedJobs: { username: string; count: number }[],
+): Promise<void> {
+  await tx.monthEndRun.update({ where: { id }, data: { usersTotal, unfinishedJobs } });
 }
 
 /**

@@ -52,6 +52,17 @@ export async function hasUnbilledJobs(tx: Client, username: string, cutoff: Date
 }
 
 /**
+ * A job `j` that ended before `cutoff` but has not finished, on no live receipt, that a receipt leaves
+ * out (countUnfinishedUnbilledJobs): one rule for Create receipt's count and the month-end run's.
+ */
+function isUnfinishedUnbilledBefore(cutoff: Date): Prisma.Sql {
+  return Prisma.sql`j.end_at < ${cutoff}
+       AND NOT j.is_terminal
+       AND j.state <> 'REQUEUED'
+       AND ${IS_ON_NO_LIVE_RECEIPT}`;
+}
+
+/**
  * How many of the user's jobs that ended before `cutoff` a receipt leaves out because they have not
  * finished (`is_terminal` false: REQUEUE_HOLD, SPECIAL_EXIT, a state ingestion did not know) and no live
  * receipt bills: /me shows them at an estimate, so a receipt's answer says they were left out. A
@@ -62,11 +73,26 @@ export async function countUnfinishedUnbilledJobs(tx: Client, username: string, 
     SELECT count(*) AS count
       FROM slurm_jobs j
      WHERE j."user" = ${username}
-       AND j.end_at < ${cutoff}
-       AND NOT j.is_terminal
-       AND j.state <> 'REQUEUED'
-       AND ${IS_ON_NO_LIVE_RECEIPT}`;
+       AND ${isUnfinishedUnbilledBefore(cutoff)}`;
   return Number(rows[0]?.count ?? 0);
+}
+
+/**
+ * countUnfinishedUnbilledJobs for every user at once, for the month-end run: one grouped query, not one
+ * a user. Only users with such a job, in name order. Such jobs are not in the billing queue (it holds
+ * finished jobs), so this reads slurm_jobs for the jobs ended before `cutoff`, once a run.
+ */
+export async function countUnfinishedUnbilledJobsByUser(
+  tx: Client,
+  cutoff: Date,
+): Promise<{ username: string; count: number }[]> {
+  const rows = await tx.$queryRaw<{ user: string; count: bigint }[]>`
+    SELECT j."user", count(*) AS count
+      FROM slurm_jobs j
+     WHERE ${isUnfinishedUnbilledBefore(cutoff)}
+     GROUP BY j."user"
+     ORDER BY j."user"`;
+  return rows.map((row) => ({ username: row.user, count: Number(row.count) }));
 }
 
 /**

@@ -261,9 +261,10 @@ export class VoidedMoneyNotTotalError extends AppError {
  * Of a receipt's payments held for review, those all of whose money has gone back to the payer
  * already (refunded in full at the provider, or taken back by a lost dispute, less refunds that
  * failed), with what they received. Such a payment can stay held (a dispute still open): when the
- * receipt is then paid by hand or voided, there is nothing of it to refund or apply elsewhere.
+ * receipt is then paid by hand, paid from another payment accepted, or voided, there is nothing of it
+ * to refund or apply elsewhere.
  */
-async function heldMoneyAllGone(
+export async function heldMoneyAllGone(
   tx: Prisma.TransactionClient,
   receiptId: number,
   held: readonly { id: number }[],
@@ -281,8 +282,11 @@ async function heldMoneyAllGone(
   return gone;
 }
 
-/** A held payment's reason, after its receipt was paid by hand or voided, when all its money went back. */
-function allGoneAdvice(received: { amount: Prisma.Decimal; currency: string }): string {
+/**
+ * A held payment's reason, after its receipt was paid by hand, paid from another payment accepted, or
+ * voided, when all its money went back.
+ */
+export function allGoneAdvice(received: { amount: Prisma.Decimal; currency: string }): string {
   return (
     `all of the ${describeMoney(received.amount, received.currency)} it received has gone back to the payer ` +
     'already, so none of it paid the receipt and none of it is left to refund or apply elsewhere: do not refund ' +
@@ -413,6 +417,12 @@ export interface MonthEndDisabledUserBilled {
   status: 'pending' | 'paid';
 }
 
+/** A user's jobs that a month-end run left out because they have not finished. */
+export interface MonthEndUnfinishedJobs {
+  username: string;
+  count: number;
+}
+
 /** Names listed in one sentence of the month-end message; the rest are counted. */
 export const MONTH_END_NAMES_LISTED = 10;
 
@@ -460,6 +470,8 @@ export function describeMonthEndRun(
     totals: { currency: string; total: Prisma.Decimal }[];
     skipped: MonthEndSkip[];
     disabledUsersBilled: MonthEndDisabledUserBilled[];
+    /** Null (or absent): a run that did not count them, which says nothing of them. */
+    unfinishedJobs?: MonthEndUnfinishedJobs[] | null;
   },
   money: (total: Prisma.Decimal, currency: string) => string,
 ): string {
@@ -487,6 +499,15 @@ export function describeMonthEndRun(
       `${formatCount(disabled.length)} of them went to ${isOne ? 'a disabled user' : 'disabled users'} (total ${totals}): ` +
         `${listedNames(disabled.map((billed) => billed.username))}. ` +
         chaseSentenceOf(disabled, isOne),
+    );
+  }
+  // Jobs of the window no receipt bills until they finish, as Create receipt says of its own.
+  const unfinished = result.unfinishedJobs ?? [];
+  const unfinishedCount = unfinished.reduce((sum, user) => sum + user.count, 0);
+  if (unfinishedCount > 0) {
+    sentences.push(
+      `${unfinishedJobsSentence(unfinishedCount, result.before)} By user: ` +
+        `${listedNames(unfinished.map((user) => `${user.username} (${formatCount(user.count)})`))}.`,
     );
   }
   const namesOf = (kind: MonthEndSkipKind, reason?: string) =>
@@ -659,6 +680,8 @@ interface MonthEndState {
   outcomes: MonthEndUserOutcome[];
   usersTotal: number;
   usersDone: number;
+  /** The jobs it leaves out because they have not finished, by user: null until it has listed its users. */
+  unfinishedJobs: MonthEndUnfinishedJobs[] | null;
   /**
    * The shutdown stopped waiting for the run and recorded it interrupted: the run writes nothing
    * more, as its connections are being closed under it.
@@ -678,6 +701,8 @@ export interface MonthEndResult {
   receipts: MonthEndReceipt[];
   skipped: MonthEndSkip[];
   disabledUsersBilled: MonthEndDisabledUserBilled[];
+  /** The jobs it left out because they have not finished, by user; null when it stopped before listing its users. */
+  unfinishedJobs: MonthEndUnfinishedJobs[] | null;
 }
 
 /** The sum of `receipts` in each currency, in the order the currencies first appear. */
@@ -769,6 +794,8 @@ function monthEndRunViewOf(row: monthEndRunsRepository.MonthEndRunRow) {
     disabledUsersBilled: (
       row.disabledUsersBilled as unknown as (Omit<MonthEndDisabledUserBilled, 'total'> & { total: string })[]
     ).map((billed) => ({ ...billed, total: new Prisma.Decimal(billed.total) })),
+    /** Null for a run made before runs counted them (migration 20261206130000), or stopped before listing its users. */
+    unfinishedJobs: row.unfinishedJobs as unknown as MonthEndUnfinishedJobs[] | null,
     error: row.error,
   };
 }
@@ -1336,7 +1363,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // before its commit has none to name yet, and is refused naming who started it, when known).
     if (!release || typeof inserted !== 'number') throw await monthEndInProgress(meanwhile);
     const runId = inserted;
-    const state: MonthEndState = { outcomes: [], usersTotal: 0, usersDone: 0, isAbandoned: false };
+    const state: MonthEndState = {
+      outcomes: [],
+      usersTotal: 0,
+      usersDone: 0,
+      unfinishedJobs: null,
+      isAbandoned: false,
+    };
     const finished = backgroundWork.track(
       (shouldStop) => billMonthEnd(actor, before, runId, shouldStop, state).finally(() => release()),
       { name: `month-end run #${runId}`, abandon: () => abandonMonthEnd(before, runId, state) },
@@ -1438,9 +1471,21 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     }
     if (state.isAbandoned) {
       // Its row was written as it was abandoned, from the users committed by then.
-      return { result: { runId, outcome: 'interrupted', ...summarizeMonthEnd(before, state.outcomes) } };
+      return {
+        result: {
+          runId,
+          outcome: 'interrupted',
+          ...summarizeMonthEnd(before, state.outcomes),
+          unfinishedJobs: state.unfinishedJobs,
+        },
+      };
     }
-    const result = { runId, outcome, ...summarizeMonthEnd(before, state.outcomes) };
+    const result = {
+      runId,
+      outcome,
+      ...summarizeMonthEnd(before, state.outcomes),
+      unfinishedJobs: state.unfinishedJobs,
+    };
     try {
       // After PostgreSQL dropped every connection (a restart), the pool may hand this write idle ones it
       // has not yet seen die: it failed on one, and the run read running, then interrupted as if its
@@ -1476,7 +1521,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // Whether each account is disabled is read here, once: a disable during the run is not told apart.
     const users = await receiptsRepository.findUsersWithUnbilledJobs(db, cutoff);
     state.usersTotal = users.length;
-    if (!state.isAbandoned) await monthEndRunsRepository.recordUsersTotal(db, runId, users.length);
+    // The jobs of the window no receipt of this run bills because they have not finished (shown on /me at
+    // an estimate), as Create receipt counts them, for every user in one grouped query.
+    const unfinishedJobs = await receiptsRepository.countUnfinishedUnbilledJobsByUser(db, cutoff);
+    state.unfinishedJobs = unfinishedJobs;
+    if (!state.isAbandoned) {
+      await monthEndRunsRepository.recordUsersTotal(db, runId, users.length, unfinishedJobs);
+    }
     let failure: { error: unknown } | undefined;
     let nextIndex = 0;
     const billOneAfterAnother = async () => {
