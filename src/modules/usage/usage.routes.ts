@@ -251,7 +251,7 @@ export function myUsageJson(page: UserUsagePage, timeZone: string) {
       cost: money(row.cost),
       receipt: row.receiptId === null ? null : { id: row.receiptId, status: row.receiptStatus },
       // False for a job with an end time that has not finished: shown at an estimate, billed by no receipt until it does.
-      isFinished: row.isFinished,
+      isFinished: row.isFinished !== false,
     })),
   };
 }
