@@ -136,6 +136,9 @@ describe.skipIf(!hasChromium)("a running month-end run's page", { timeout: 120_0
       await page.waitForEvent('load');
       expect(page.url()).toBe(`${rig.base}${runPath}`);
       await stall.query('COMMIT');
+      // The run ends before the file does: left billing in the background, it held a connection of the
+      // app's pool while afterAll closed it, and under CI's load the hook timed out (120 s) waiting.
+      await page.waitForSelector('.badge:has-text("succeeded")', { timeout: 60_000 });
     } finally {
       await stall.query('ROLLBACK').catch(() => undefined);
       stall.release();
