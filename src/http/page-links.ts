@@ -7,3 +7,18 @@ export function linkTo(path: string, current: Record<string, unknown>, changes: 
   const text = params.toString();
   return text ? `${path}?${text}` : path;
 }
+
+/**
+ * Where a list's Older and Newer links lead (null: no such rows), at the filters `current`: the
+ * place each carries (list-place.ts), the first page when Newer reaches the top.
+ */
+export function olderNewerLinks(
+  path: string,
+  current: Record<string, unknown>,
+  page: { older: { older: string } | null; newer: { newer?: string } | null },
+): { olderUrl: string | null; newerUrl: string | null } {
+  return {
+    olderUrl: page.older && linkTo(path, current, page.older),
+    newerUrl: page.newer && linkTo(path, current, page.newer),
+  };
+}

@@ -493,7 +493,11 @@ describe('the list of month-end runs', () => {
     expect(first.body.runs).toHaveLength(50);
     const second = await json('/admin/month-end?page=2').expect(200);
     expect(second.body.runs.map((run: { before: string }) => run.before)).toEqual(['2020-01-31']);
-    expect((await html('/admin/month-end').expect(200)).text).toContain('href="/admin/month-end?page=2"');
+    // The page links the runs older than its last by that run's place (a run started meanwhile moves no row).
+    expect((await html('/admin/month-end').expect(200)).text).toMatch(
+      /<a href="\/admin\/month-end\?older=[A-Za-z0-9_-]+" rel="next">Older<span class="visually-hidden"> runs<\/span>/,
+    );
+    expect(first.body.olderUrl).toMatch(/^\/admin\/month-end\?older=[A-Za-z0-9_-]+$/);
 
     expect((await json('/admin/month-end?page=3')).body).toEqual({
       error: 'There are 51 month-end runs on 2 pages; there is no page 3.',

@@ -354,11 +354,11 @@ describe('listing receipts', () => {
       bob: 3,
       carol: 1,
     });
-    const bobs = await receipts.listForUser('bob', 1);
+    const bobs = await receipts.listForUser('bob', { page: 1 });
     expect(bobs.receipts.map((receipt) => receipt._count.items)).toEqual([3]);
     expect((await receipts.getById(made.get('alice') as number)).receipt._count.items).toBe(2);
     expect((await receipts.getForUser('carol', made.get('carol') as number)).receipt._count.items).toBe(1);
-    expect((await receipts.listForUser('nobody', 1)).receipts).toEqual([]);
+    expect((await receipts.listForUser('nobody', { page: 1 })).receipts).toEqual([]);
   });
 });
 

@@ -5,7 +5,7 @@ import { type CsvExports, ZCsvExportQuery } from '../../http/csv-exports.js';
 import { getDownload, receiptPageOf } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
-import { linkTo } from '../../http/page-links.js';
+import { linkTo, olderNewerLinks } from '../../http/page-links.js';
 import {
   answerChange,
   answeredHeadWithoutWork,
@@ -45,7 +45,7 @@ import {
   ZCreateReceipt,
   ZMarkPaid,
   ZMonthEndRunId,
-  ZPageQuery,
+  ZMonthEndRunsQuery,
   ZReceiptFilter,
   ZReceiptId,
   ZVoidReceipt,
@@ -200,6 +200,11 @@ function monthEndRunJson(run: MonthEndRunView, fmt: ViewFormatters) {
 
 type AdminReceiptList = Awaited<ReturnType<ReceiptsService['listForAdmin']>>;
 
+/** The filters of the billing list's query, without where its page starts: what its links keep. */
+function filtersOf(filter: TReceiptFilter) {
+  return { status: filter.status, user: filter.user, start: filter.start, end: filter.end, run: filter.run };
+}
+
 /**
  * The billing page's list as JSON: the filters applied, the page of receipts (each written as
  * /me/receipts writes it, with its user, how it was paid and, when that differs from its total,
@@ -208,12 +213,15 @@ type AdminReceiptList = Awaited<ReturnType<ReceiptsService['listForAdmin']>>;
  * matched, and the cards' totals under the filters.
  */
 function adminReceiptsJson(filter: TReceiptFilter, list: AdminReceiptList) {
-  const { page: _page, ...filters } = filter;
+  const { page: _page, older: _older, newer: _newer, ...filters } = filter;
   return {
     filters: Object.fromEntries(Object.entries(filters).filter(([, value]) => value !== undefined && value !== '')),
     page: list.page,
     pageCount: list.pageCount,
     count: list.count,
+    firstRow: list.firstRow,
+    lastRow: list.lastRow,
+    ...olderNewerLinks('/admin/receipts', filtersOf(filter), list),
     matchedUsers: list.matchedUsers,
     alsoContaining: list.alsoContaining,
     totals: list.totals.map((total) => ({
@@ -325,6 +333,8 @@ export function adminBillingRoutes(deps: {
   type BillingPage = {
     filter: Partial<Record<'status' | 'user' | 'start' | 'end' | 'run', string | number>>;
     result?: Awaited<ReturnType<typeof receipts.listForAdmin>>;
+    /** The list's filters as applied (parsed), which its Older and Newer links keep. */
+    applied?: TReceiptFilter;
     error?: string;
     /** A link after the error: the running month-end run's page, when a second one is refused. */
     errorLink?: { href: string; text: string };
@@ -351,6 +361,10 @@ export function adminBillingRoutes(deps: {
       // The month-end form's latest day, as on /me's receipt form: a later one is refused.
       today: receipts.today(),
       ingested: await receipts.findIngestedThrough(),
+      pager: result && {
+        ...result,
+        ...olderNewerLinks('/admin/receipts', filtersOf(page.applied ?? { page: 1 }), result),
+      },
       link: (changes: Record<string, unknown>) =>
         linkTo(
           '/admin/receipts',
@@ -416,7 +430,7 @@ export function adminBillingRoutes(deps: {
       await renderBilling(res, { filter, error: readableMessageOf(error), invalid: invalidFieldsOf(error) });
       return;
     }
-    await renderBilling(res, { filter, result });
+    await renderBilling(res, { filter, result, applied: filter });
   });
 
   /** The admin's receipt page; after a refused mark-paid or void, with the reason and what was typed. */
@@ -707,21 +721,22 @@ export function adminBillingRoutes(deps: {
   // Every run, newest first: the billing page links only the last one, and a run's receipts are found from its page.
   router.get('/admin/month-end', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, MONTH_END_RUNS);
-    const { page } = parseInput(ZPageQuery, req.query);
+    const query = parseInput(ZMonthEndRunsQuery, req.query);
     // A HEAD (a link checker, `curl -I`): its GET's status and type, the runs counted for a later page
-    // (404 past the last) but none read or settled.
+    // (404 past the last), or the run an Older or Newer link names looked up, but none read or settled.
     if (req.method === 'HEAD') {
-      await receipts.checkMonthEndRunsPage(page);
+      await receipts.checkMonthEndRunsPage(query);
       answerHeadWithoutWork(res, prefersJson(req));
       return;
     }
-    const list = await receipts.listMonthEndRuns(page);
+    const { older, newer, ...list } = await receipts.listMonthEndRuns(query);
+    const links = olderNewerLinks('/admin/month-end', {}, { older, newer });
     if (prefersJson(req)) {
       const fmt = req.app.locals.fmt as ViewFormatters;
-      res.json({ timeZone: fmt.timeZone, ...list, runs: list.runs.map((run) => monthEndRunJson(run, fmt)) });
+      res.json({ timeZone: fmt.timeZone, ...list, ...links, runs: list.runs.map((run) => monthEndRunJson(run, fmt)) });
       return;
     }
-    res.render('admin/month-end-runs', { title: 'Month-end runs', list });
+    res.render('admin/month-end-runs', { title: 'Month-end runs', list, pager: { ...list, ...links } });
   });
 
   router.get('/admin/month-end/:id', guards.requireAdmin, async (req, res) => {

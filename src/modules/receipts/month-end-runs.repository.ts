@@ -1,5 +1,6 @@
 import type { MonthEndOutcome, Prisma } from '@prisma/client';
 import type { Db } from '../../db/database.js';
+import { type ListPage, type ListPlace, type ListSlice, pageOf } from '../../shared/list-place.js';
 
 type Client = Db | Prisma.TransactionClient;
 
@@ -119,16 +120,46 @@ export function findRun(tx: Client, id: number): Promise<MonthEndRunRow | null> 
   return tx.monthEndRun.findUnique({ where: { id }, select: RUN_SELECT });
 }
 
-/** One page of the runs, newest first, and how many there are. */
-export async function listRuns(
-  db: Client,
-  page: { offset: number; limit: number },
-): Promise<{ rows: MonthEndRunRow[]; count: number }> {
-  const [rows, count] = await Promise.all([
-    db.monthEndRun.findMany({ orderBy: { id: 'desc' }, skip: page.offset, take: page.limit, select: RUN_SELECT }),
+/**
+ * One page of the runs, newest first (by id), `limit` of them: from an offset (`?page=`), or after or
+ * before a run (keyset: a run started meanwhile moves no row of it), with how many there are and the
+ * places of its links.
+ */
+export async function listRuns(db: Client, slice: ListSlice, limit: number): Promise<ListPage<MonthEndRunRow>> {
+  const placeOf = (run: { id: number }): ListPlace => ({ id: run.id });
+  if ('newer' in slice) {
+    const newer = await db.monthEndRun.findMany({
+      where: { id: { gt: slice.newer.id } },
+      orderBy: { id: 'asc' },
+      take: limit + 1,
+      select: RUN_SELECT,
+    });
+    const rows = newer.slice(0, limit).reverse();
+    const top = rows[0];
+    // No more than a page newer: the first page, full, rather than a short page at the top.
+    if (newer.length > limit && top) {
+      const [count, newerCount] = await Promise.all([
+        db.monthEndRun.count(),
+        db.monthEndRun.count({ where: { id: { gt: top.id } } }),
+      ]);
+      return pageOf({ rows, count, newerCount, hasOlder: count > newerCount + rows.length }, limit, placeOf);
+    }
+  }
+  const older = 'older' in slice ? slice.older.id : undefined;
+  const [rows, count, newerCount] = await Promise.all([
+    db.monthEndRun.findMany({
+      where: older === undefined ? {} : { id: { lt: older } },
+      orderBy: { id: 'desc' },
+      skip: 'offset' in slice ? slice.offset : 0,
+      take: limit + 1,
+      select: RUN_SELECT,
+    }),
     db.monthEndRun.count(),
+    older === undefined
+      ? Promise.resolve('offset' in slice ? slice.offset : 0)
+      : db.monthEndRun.count({ where: { id: { gte: older } } }),
   ]);
-  return { rows, count };
+  return pageOf({ rows: rows.slice(0, limit), count, newerCount, hasOlder: rows.length > limit }, limit, placeOf);
 }
 
 /** How many month-end runs there are. */

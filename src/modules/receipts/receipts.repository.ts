@@ -8,6 +8,7 @@ import {
 } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { namesContainingSql } from '../../db/username-search.js';
+import { type ListPage, type ListPlace, type ListSlice, pageOf } from '../../shared/list-place.js';
 import { fromMinorUnits, lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
 import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
 import type { CpuBasis } from '../pricing/pricing.js';
@@ -526,20 +527,107 @@ export function countReceipts(db: Client, filter: ReceiptFilter): Promise<number
   return db.receipt.count({ where: whereOf(filter) });
 }
 
-/** Receipts newest first, one page of them, with the number matching. */
-export async function listReceipts(db: Client, filter: ReceiptFilter, page: { offset: number; limit: number }) {
+/**
+ * The receipts after (`lt`) or before (`gt`) `place` in the list's order (created_at, id), or at it
+ * too (`lte`, `gte`): (created_at, id) < (at, id) and its kin. Written with the bound on created_at
+ * alone beside the pair, which Prisma cannot compare as a row: that bound is what an index on
+ * created_at (all receipts, a user's, a status's, a run's) starts its scan at, so a page deep in the
+ * list reads its own rows, not every row before them as OFFSET did; the pair decides only among
+ * receipts of the same millisecond.
+ */
+function placeWhere(place: ListPlace & { at: Date }, op: 'lt' | 'lte' | 'gt' | 'gte'): Prisma.ReceiptWhereInput {
+  const outer = op === 'lt' || op === 'lte' ? 'lt' : 'gt';
+  return {
+    AND: [
+      { createdAt: { [outer === 'lt' ? 'lte' : 'gte']: place.at } },
+      { OR: [{ createdAt: { [outer]: place.at } }, { createdAt: place.at, id: { [op]: place.id } }] },
+    ],
+  };
+}
+
+/** A receipt's place in the lists (the page links' older= and newer=). */
+export function placeOfReceipt(receipt: { createdAt: Date; id: number }): ListPlace & { at: Date } {
+  return { at: receipt.createdAt, id: receipt.id };
+}
+
+/**
+ * Whether a receipt (of `username`, when given) is at `place`: a place a page link carries names a
+ * receipt the list showed, which stays there (receipts are voided, never deleted) whatever its
+ * status now, so one that names none was edited by hand.
+ */
+export async function isReceiptPlace(db: Client, place: ListPlace, username?: string): Promise<boolean> {
+  if (place.at === undefined) return false;
+  const found = await db.receipt.findFirst({
+    where: { id: place.id, createdAt: place.at, ...(username === undefined ? {} : { username }) },
+    select: { id: true },
+  });
+  return found !== null;
+}
+
+/**
+ * One page of the receipts matching, newest first (created_at, then id), `limit` of them: from an
+ * offset (`?page=`), or after or before a place in the list (keyset: receipts made or voided out of
+ * the filter meanwhile move no row of it), with the number matching and the places of its links.
+ */
+export async function listReceipts(
+  db: Client,
+  filter: ReceiptFilter,
+  slice: ListSlice,
+  limit: number,
+): Promise<ListPage<ReceiptRow>> {
   const where = whereOf(filter);
-  const [receipts, count] = await Promise.all([
+  const newestFirst = [{ createdAt: 'desc' }, { id: 'desc' }] as const;
+  const countWhere = (extra: Prisma.ReceiptWhereInput) => db.receipt.count({ where: { AND: [where, extra] } });
+  const read = async (extra: Prisma.ReceiptWhereInput, skip: number) =>
     db.receipt.findMany({
-      where,
-      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      skip: page.offset,
-      take: page.limit,
+      where: { AND: [where, extra] },
+      orderBy: [...newestFirst],
+      skip,
+      take: limit + 1,
       select: RECEIPT_SELECT,
-    }),
+    });
+  if ('newer' in slice) {
+    const place = { at: slice.newer.at ?? new Date(0), id: slice.newer.id };
+    const newer = await db.receipt.findMany({
+      where: { AND: [where, placeWhere(place, 'gt')] },
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+      take: limit + 1,
+      select: RECEIPT_SELECT,
+    });
+    // No more than a page newer: the first page, full, rather than a short page at the top.
+    const rows = newer.slice(0, limit).reverse();
+    const top = rows[0];
+    if (newer.length > limit && top) {
+      const [count, newerCount] = await Promise.all([
+        db.receipt.count({ where }),
+        countWhere(placeWhere(placeOfReceipt(top), 'gt')),
+      ]);
+      return pageOf(
+        { rows: await withItemCounts(db, rows), count, newerCount, hasOlder: count > newerCount + rows.length },
+        limit,
+        placeOfReceipt,
+      );
+    }
+  }
+  const [rows, count, newerCount] = await Promise.all([
+    'older' in slice
+      ? read(placeWhere({ at: slice.older.at ?? new Date(0), id: slice.older.id }, 'lt'), 0)
+      : read({}, 'offset' in slice ? slice.offset : 0),
     db.receipt.count({ where }),
+    'older' in slice
+      ? countWhere(placeWhere({ at: slice.older.at ?? new Date(0), id: slice.older.id }, 'gte'))
+      : Promise.resolve('offset' in slice ? slice.offset : 0),
   ]);
-  return { rows: await withItemCounts(db, receipts), count };
+  return pageOf(
+    {
+      rows: await withItemCounts(db, rows.slice(0, limit)),
+      count,
+      newerCount,
+      hasOlder: rows.length > limit,
+    },
+    limit,
+    placeOfReceipt,
+  );
 }
 
 /**

@@ -5,7 +5,7 @@ import type { CsvExports } from '../../http/csv-exports.js';
 import { getDownload, receiptPageOf } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { hoursJson, moneyJson, rateJson } from '../../http/json-money.js';
-import { linkTo } from '../../http/page-links.js';
+import { linkTo, olderNewerLinks } from '../../http/page-links.js';
 import {
   answerCreated,
   answeredHeadWithoutWork,
@@ -24,7 +24,7 @@ import { AppError, NotAcceptableError, readableMessageOf } from '../../shared/er
 import type { Guards } from '../auth/auth.guards.js';
 import { type HeldPaymentNote, heldPaymentJsonOf } from '../payments/payment-money.js';
 import type { ShowMyUsage } from '../usage/usage.routes.js';
-import { ZCreateReceipt, ZPageQuery, ZReceiptId } from './receipts.schema.js';
+import { ZCreateReceipt, ZPageQuery, ZReceiptId, ZReceiptListQuery } from './receipts.schema.js';
 import {
   BilledMeanwhileError,
   NothingToBillError,
@@ -620,20 +620,25 @@ export function receiptsRoutes(deps: {
 
   router.get('/me/receipts', guards.requireUser, async (req, res) => {
     offerWayBack(res, MY_RECEIPTS);
-    const { page } = parseInput(ZPageQuery, req.query);
-    // A HEAD (a link checker, `curl -I`): its GET's status and type, the receipts counted for a later page.
+    const query = parseInput(ZReceiptListQuery, req.query);
+    // A HEAD (a link checker, `curl -I`): its GET's status and type, the receipts counted for a later page
+    // (or the receipt an Older or Newer link names looked up).
     if (req.method === 'HEAD') {
-      await receipts.checkOwnListPage(sessionUserOf(req).username, page);
+      await receipts.checkOwnListPage(sessionUserOf(req).username, query);
       answerHeadWithoutWork(res, prefersJson(req));
       return;
     }
-    const list = await receipts.listForUser(sessionUserOf(req).username, page);
+    const list = await receipts.listForUser(sessionUserOf(req).username, query);
+    const links = olderNewerLinks('/me/receipts', {}, list);
     if (prefersJson(req)) {
       res.json({
         timeZone: (req.app.locals.fmt as ViewFormatters).timeZone,
         page: list.page,
         pageCount: list.pageCount,
         count: list.count,
+        firstRow: list.firstRow,
+        lastRow: list.lastRow,
+        ...links,
         receipts: list.receipts.map((receipt) => ({
           ...receiptJson(receipt, receipt.heldPayment),
           refunds: receipt.refunds.map(refundJson),
@@ -643,7 +648,7 @@ export function receiptsRoutes(deps: {
       });
       return;
     }
-    res.render('receipts/list', { title: 'My receipts', list });
+    res.render('receipts/list', { title: 'My receipts', list, pager: { ...list, ...links } });
   });
 
   router.get('/me/receipts/:id', guards.requireUser, async (req, res) => {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { labelFields, refusedAuditWindow } from '../../http/field-labels.js';
 import { JsonNumberText } from '../../http/lossless-json.js';
 import { strictBody } from '../../http/strict-body.js';
+import { refuseTwoPlaces, zListPlace } from '../../shared/list-place.js';
 import { ZLocalDate, ZOptionalLocalDate } from '../../shared/local-date.js';
 import { countVisibleCharacters, ONE_LINE_RULE, ONE_LINE_TEXT } from '../../shared/visible-text.js';
 import { MAX_INT4, ZPageNumber, zWholeNumber } from '../../shared/whole-number.js';
@@ -25,6 +26,8 @@ export const RECEIPT_FIELD_LABELS = {
   start: 'Created from',
   end: 'Created to',
   run: 'Month-end run',
+  older: 'Older',
+  newer: 'Newer',
   page: 'Page',
 } as const;
 
@@ -173,25 +176,42 @@ const AUDIT_WINDOW_KEYS = refusedAuditWindow('the billing page reads its creatio
 
 /** Admin billing list filters. */
 export const ZReceiptFilter = labelFields(
-  z.object({
-    ...AUDIT_WINDOW_KEYS,
-    status: z
-      .enum(['pending', 'paid', 'void'])
-      .optional()
-      .or(z.literal('').transform(() => undefined)),
-    user: z.string().trim().max(64).optional(),
-    start: ZOptionalLocalDate,
-    end: ZOptionalLocalDate,
-    // The month-end run that made the receipts (a run's page links here); empty reads as left out.
-    run: z.preprocess(
-      (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
-      zWholeNumber(1, MAX_INT4).optional(),
-    ),
-    page: ZPageNumber,
-  }),
+  z
+    .object({
+      ...AUDIT_WINDOW_KEYS,
+      status: z
+        .enum(['pending', 'paid', 'void'])
+        .optional()
+        .or(z.literal('').transform(() => undefined)),
+      user: z.string().trim().max(64).optional(),
+      start: ZOptionalLocalDate,
+      end: ZOptionalLocalDate,
+      // The month-end run that made the receipts (a run's page links here); empty reads as left out.
+      run: z.preprocess(
+        (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+        zWholeNumber(1, MAX_INT4).optional(),
+      ),
+      page: ZPageNumber,
+      // The Older and Newer links' place in the list (a receipt's creation time and id), as they wrote it.
+      older: zListPlace(true),
+      newer: zListPlace(true),
+    })
+    .superRefine(refuseTwoPlaces),
   RECEIPT_FIELD_LABELS,
 );
 export type TReceiptFilter = z.infer<typeof ZReceiptFilter>;
 
 /** ?page= of a listing; a page shows a refusal as "Page: ...", as every other list does. */
 export const ZPageQuery = labelFields(z.object({ page: ZPageNumber }), RECEIPT_FIELD_LABELS);
+
+/** My receipts' ?page=, or the place its Older and Newer links carry (a receipt's creation time and id). */
+export const ZReceiptListQuery = labelFields(
+  z.object({ page: ZPageNumber, older: zListPlace(true), newer: zListPlace(true) }).superRefine(refuseTwoPlaces),
+  RECEIPT_FIELD_LABELS,
+);
+
+/** The month-end runs' ?page=, or the place its Older and Newer links carry (a run's id). */
+export const ZMonthEndRunsQuery = labelFields(
+  z.object({ page: ZPageNumber, older: zListPlace(false), newer: zListPlace(false) }).superRefine(refuseTwoPlaces),
+  RECEIPT_FIELD_LABELS,
+);

@@ -17,6 +17,7 @@ import {
   ServiceUnavailableError,
   StartAfterTodayError,
 } from '../../shared/errors.js';
+import { type ListPlace, NOT_A_PLACE_REASON, sliceOf } from '../../shared/list-place.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
@@ -612,6 +613,27 @@ export interface ReceiptsServiceDeps {
 }
 
 const PAGE_SIZE = 25;
+
+/** A list's ?page=, or the place its Older or Newer link carries (list-place.ts). */
+type ListQuery = { page: number; older?: ListPlace | undefined; newer?: ListPlace | undefined };
+
+/** Which of older= and newer= a query gives, with its place; [field, undefined] when neither. */
+function placeAsked(query: ListQuery): ['older' | 'newer', ListPlace | undefined] {
+  return query.newer ? ['newer', query.newer] : ['older', query.older];
+}
+
+/** The 400 for a place in a list that names no row of it, worded as a malformed one is. */
+function notAPlace(field: 'older' | 'newer'): InvalidFieldsError {
+  return new InvalidFieldsError({ [field]: NOT_A_PLACE_REASON }, RECEIPT_FIELD_LABELS);
+}
+
+/**
+ * The page number and count a list answers: `?page=`'s own, or for a page reached by a place (an
+ * Older or Newer link) no number (null), since rows made since move where its pages start.
+ */
+function pagedAs(query: ListQuery, pageCount: number): { page: number | null; pageCount: number } {
+  return { page: query.older || query.newer ? null : query.page, pageCount };
+}
 /**
  * Items shown on one page of a receipt. Most receipts fit on one page and print whole; a
  * month-end receipt of a busy user (10,000 jobs and more) rendered every row, 0.45 s and
@@ -1591,17 +1613,27 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /**
-   * One page of the month-end runs, newest first (MONTH_END_RUNS_PAGE_SIZE a page); a run whose
-   * process died is settled first, as its own page would, so the list shows it interrupted.
+   * One page of the month-end runs, newest first (MONTH_END_RUNS_PAGE_SIZE a page): page `query.page`,
+   * or the runs after or before the run its Older or Newer link names; a run whose process died is
+   * settled first, as its own page would, so the list shows it interrupted.
    */
-  async function listMonthEndRuns(page: number) {
+  async function listMonthEndRuns(query: ListQuery) {
+    await assertMonthEndRunPlace(query);
     await settleRunningMonthEndRun();
-    const { rows, count } = await monthEndRunsRepository.listRuns(db, {
-      offset: (page - 1) * MONTH_END_RUNS_PAGE_SIZE,
-      limit: MONTH_END_RUNS_PAGE_SIZE,
-    });
-    const pageCount = monthEndRunsPageCountOf(count, page);
-    return { runs: rows.map(monthEndRunViewOf), page, pageCount, count };
+    const listed = await monthEndRunsRepository.listRuns(
+      db,
+      sliceOf(query, MONTH_END_RUNS_PAGE_SIZE),
+      MONTH_END_RUNS_PAGE_SIZE,
+    );
+    const pageCount = monthEndRunsPageCountOf(listed.count, query.page);
+    const { rows, ...paging } = listed;
+    return { runs: rows.map(monthEndRunViewOf), ...pagedAs(query, pageCount), ...paging };
+  }
+
+  /** A 400 for an Older or Newer link's run that is not there: the link was edited (runs are never deleted). */
+  async function assertMonthEndRunPlace(query: ListQuery): Promise<void> {
+    const [field, place] = placeAsked(query);
+    if (place && !(await monthEndRunsRepository.findRun(db, place.id))) throw notAPlace(field);
   }
 
   /** How many pages `count` month-end runs fill; a page past the last is a 404 saying how many runs there are. */
@@ -1618,9 +1650,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * What /admin/month-end?page= refuses (a page past the last, 404), for a HEAD: the runs counted,
    * none read or settled. Page 1 is always there (with no run, it says so) and needs no query.
    */
-  async function checkMonthEndRunsPage(page: number): Promise<void> {
-    if (page === 1) return;
-    monthEndRunsPageCountOf(await monthEndRunsRepository.countRuns(db), page);
+  async function checkMonthEndRunsPage(query: ListQuery): Promise<void> {
+    await assertMonthEndRunPlace(query);
+    if (query.page === 1) return;
+    monthEndRunsPageCountOf(await monthEndRunsRepository.countRuns(db), query.page);
   }
 
   /** Nothing when month-end run `id` is there, else its 404: for a HEAD of its page, which reads no more. */
@@ -2042,12 +2075,13 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * The user's receipts, newest first, and which of them have a payment held for review (a dispute,
    * a short payment): the list says so, as each receipt's page does. A page past the last is a 404.
    */
-  async function listForUser(username: string, page: number) {
-    const [{ rows, count }, held] = await Promise.all([
-      receiptsRepository.listReceipts(db, { username }, { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),
+  async function listForUser(username: string, query: ListQuery) {
+    await assertReceiptPlace(query, username);
+    const [{ rows, ...paging }, held] = await Promise.all([
+      receiptsRepository.listReceipts(db, { username }, sliceOf(query, PAGE_SIZE), PAGE_SIZE),
       findHeldPaymentsOf(username),
     ]);
-    const pageCount = assertListPageExists('You have', count, page);
+    const pageCount = assertListPageExists('You have', paging.count, query.page);
     // Money that went back to the payer, as each receipt's page says it: a voided receipt whose payment
     // the billing team refunded read as paid and void, nothing more.
     const refunded = (
@@ -2110,9 +2144,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           ),
         };
       }),
-      page,
-      pageCount,
-      count,
+      ...pagedAs(query, pageCount),
+      ...paging,
     };
   }
 
@@ -2609,26 +2642,39 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    */
   async function checkAdminListPage(filter: TReceiptFilter): Promise<void> {
     const { repoFilter } = await checkedAdminFilterOf(filter);
+    await assertReceiptPlace(filter);
     if (filter.page === 1) return;
     assertListPageExists('The filters match', await receiptsRepository.countReceipts(db, repoFilter), filter.page);
   }
 
   /** What /me/receipts?page= refuses (a page past the last, 404), for a HEAD: the user's receipts counted, none read. */
-  async function checkOwnListPage(username: string, page: number): Promise<void> {
-    if (page === 1) return;
-    assertListPageExists('You have', await receiptsRepository.countReceipts(db, { username }), page);
+  async function checkOwnListPage(username: string, query: ListQuery): Promise<void> {
+    await assertReceiptPlace(query, username);
+    if (query.page === 1) return;
+    assertListPageExists('You have', await receiptsRepository.countReceipts(db, { username }), query.page);
+  }
+
+  /**
+   * A 400 for an Older or Newer link's place that names no receipt (of `username`, for My receipts):
+   * the link was edited. Any receipt's will do whatever its status now: one voided out of a status
+   * filter since the page that linked it still marks where the next page starts.
+   */
+  async function assertReceiptPlace(query: ListQuery, username?: string): Promise<void> {
+    const [field, place] = placeAsked(query);
+    if (place && !(await receiptsRepository.isReceiptPlace(db, place, username))) throw notAPlace(field);
   }
 
   /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
   async function listForAdmin(filter: TReceiptFilter) {
     const { repoFilter, alsoContaining } = await checkedAdminFilterOf(filter);
-    const [{ rows, count }, totals, received, paidWithVoided] = await Promise.all([
-      receiptsRepository.listReceipts(db, repoFilter, { offset: (filter.page - 1) * PAGE_SIZE, limit: PAGE_SIZE }),
+    await assertReceiptPlace(filter);
+    const [{ rows, ...paging }, totals, received, paidWithVoided] = await Promise.all([
+      receiptsRepository.listReceipts(db, repoFilter, sliceOf(filter, PAGE_SIZE), PAGE_SIZE),
       receiptsRepository.sumByStatus(db, repoFilter),
       receiptsRepository.sumReceivedOfPaid(db, repoFilter),
       receiptsRepository.findPaidWithVoidedMoney(db, repoFilter),
     ]);
-    const pageCount = assertListPageExists('The filters match', count, filter.page);
+    const pageCount = assertListPageExists('The filters match', paging.count, filter.page);
     // A receipt paid with a voided receipt's money brought in that money as it stands now (less what a
     // refund or lost dispute of it took back since) and any new money received with it: counted at its
     // total, the card and its row read 10.00 THB received after 3.00 THB of it went back to the payer.
@@ -2670,9 +2716,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       receipts,
       totals,
       received: receivedTotals(totals, received, paidWithVoidedMoney),
-      page: filter.page,
-      pageCount,
-      count,
+      ...pagedAs(filter, pageCount),
+      ...paging,
       // The usernames a User filter matched, which the page names when there are several, and the
       // other names containing a whole name matched, offered as links (bobby's beside bob's).
       matchedUsers: repoFilter.usernames ?? null,
