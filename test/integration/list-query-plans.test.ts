@@ -41,6 +41,34 @@ describe('/admin/receipts', () => {
       expect(plan).not.toMatch(/Seq Scan|Sort/);
     }
   });
+
+  // listReceipts' pages after and before a receipt (its Older and Newer links): the bound on created_at
+  // alone is where the index scan starts, so a page deep in the list reads its own rows, not every row
+  // before it as OFFSET did; the pair decides among receipts of the same millisecond.
+  const at = "TIMESTAMPTZ '2026-03-01 10:00'";
+  const older = `created_at <= ${at} AND (created_at < ${at} OR (created_at = ${at} AND id < 9000))`;
+  const newer = `created_at >= ${at} AND (created_at > ${at} OR (created_at = ${at} AND id > 9000))`;
+  it.each([
+    ['every receipt, older', `WHERE ${older} ORDER BY created_at DESC, id DESC`, /receipts_created_at_id_idx/],
+    ['every receipt, newer', `WHERE ${newer} ORDER BY created_at ASC, id ASC`, /receipts_created_at_id_idx/],
+    [
+      "a user's, older",
+      `WHERE username = 'user7' AND ${older} ORDER BY created_at DESC, id DESC`,
+      /receipts_username_created_at_idx/,
+    ],
+    [
+      'a status, older',
+      `WHERE status = 'paid' AND ${older} ORDER BY created_at DESC, id DESC`,
+      /receipts_(status_created_at|created_at_id)_idx/,
+    ],
+  ])('reads the page of %s than a receipt from the index, starting at its place', async (_, rest, index) => {
+    const plan = await planOf(`${page} ${rest} LIMIT 26`);
+    expect(plan).toMatch(new RegExp(`Index Scan( Backward)? using ${index.source} on receipts`));
+    expect(plan).toMatch(/Index Cond: .*created_at (<=|>=)/);
+    // A user's or a status's index has no id: an Incremental Sort orders the receipts of one
+    // millisecond by id as the index hands them over, never the whole list.
+    expect(plan).not.toMatch(/Seq Scan|(^|->)\s*Sort\s+\(/m);
+  });
 });
 
 describe('/admin/payments', () => {
