@@ -145,10 +145,9 @@ export const VIEW_LOCALS = [
   'users',
   'verdict',
   'verifiedAt',
-  // include data (views/partials/pager.ejs, views/partials/keyset-pager.ejs, views/payments/held-notice.ejs,
-  // views/partials/header.ejs, views/partials/user-search.ejs, views/partials/user-filter-matches.ejs)
+  // include data (views/partials/pager.ejs, views/payments/held-notice.ejs, views/partials/header.ejs,
+  // views/partials/user-search.ejs, views/partials/user-filter-matches.ejs)
   'pager',
-  'noun',
   'at',
   'searchPath',
   'heldPayments',
