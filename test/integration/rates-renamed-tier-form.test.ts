@@ -102,6 +102,100 @@ describe('a rates form opened before another admin renamed its tier', () => {
     expect(await ratesOf('uni')).toEqual({ cpu: '0.7', gpu: '12', mem: '0.05' });
   });
 
+  it('says so when another tier has taken the old name since, rather than offer to set that tier', async () => {
+    // A tier renamed, then a new tier added under its old name: the stale form's based_on is no rate of
+    // the new tier. It was refused as "came back altered ... submit it again to set them", in the new
+    // tier's card, and sending it again set the new tier's three rates to those typed for the old one.
+    const token = await csrfTokenOf(ops);
+    const json = (path: string, body: object) =>
+      ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    await json('/admin/rates/tiers', { name: 'lab', cpu: '1', gpu: '10', mem: '0.1' }).expect(201);
+    const carolForm = await openRatesForm(carol, 'lab');
+    await json('/admin/rates/tiers/edit', { type: 'lab', name: 'lab2' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'lab', cpu: '5', gpu: '50', mem: '0.5' }).expect(201);
+    const entries = await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } });
+
+    const refused = await carol.post('/admin/rates').set('Accept', 'text/html').type('form').send({
+      type: 'lab',
+      cpu: '1.2',
+      gpu: '10',
+      mem: '0.1',
+      based_on: carolForm.basedOn,
+      csrf_token: carolForm.csrf,
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.text).toMatch(
+      /Rates of lab not changed\. Tier lab was renamed to lab2 by ops at \d{4}-\d\d-\d\d \d\d:\d\d after this page was opened\. The form of lab2 keeps the rates you typed; check them and submit again\./,
+    );
+    expect(refused.text).not.toContain('came back with its record');
+    const card = ratesFormIn(refused.text, 'lab2');
+    expect(card.card).toContain('id="cpu-lab2" name="cpu" inputmode="decimal" required value="1.2"');
+    expect(card.basedOn).toBe(carolForm.basedOn);
+    // The new lab's form is as it is: nothing typed for the old lab waits in it to be sent.
+    expect(ratesFormIn(refused.text, 'lab').card).toContain(
+      'id="cpu-lab" name="cpu" inputmode="decimal" required value="5"',
+    );
+    expect(await ratesOf('lab')).toEqual({ cpu: '5', gpu: '50', mem: '0.5' });
+    expect(await ratesOf('lab2')).toEqual({ cpu: '1', gpu: '10', mem: '0.1' });
+    expect(await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } })).toBe(entries);
+
+    const api = await json('/formula', {
+      type: 'lab',
+      cpu: '1.2',
+      gpu: '10',
+      mem: '0.1',
+      based_on: Number(carolForm.basedOn),
+    });
+    expect(api.status).toBe(409);
+    expect(api.body).toMatchObject({ code: 409, tier: 'lab2' });
+    expect(await ratesOf('lab')).toEqual({ cpu: '5', gpu: '50', mem: '0.5' });
+  });
+
+  it('says so when the tier was deleted and another added under its name, keeping only what was changed', async () => {
+    const token = await csrfTokenOf(ops);
+    const json = (path: string, body: object) =>
+      ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    await json('/admin/rates/tiers', { name: 'spare', cpu: '1', gpu: '10', mem: '0.1' }).expect(201);
+    const carolForm = await openRatesForm(carol, 'spare');
+    await json('/admin/rates/tiers/delete', { type: 'spare' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'spare', cpu: '5', gpu: '50', mem: '0.5' }).expect(201);
+    const entries = await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } });
+
+    // carol changed the CPU rate of the spare she saw; GPU and memory are still that tier's.
+    const refused = await carol.post('/admin/rates').set('Accept', 'text/html').type('form').send({
+      type: 'spare',
+      cpu: '1.2',
+      gpu: '10',
+      mem: '0.1',
+      based_on: carolForm.basedOn,
+      csrf_token: carolForm.csrf,
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.text).toMatch(
+      /Rates of spare not changed\. The tier spare this page showed was deleted by ops at \d{4}-\d\d-\d\d \d\d:\d\d after it was opened, and the spare there is now is another tier, added since: its rates are CPU core-hour 5, GPU-hour 50, Memory GB-hour 0\.5\. The form keeps the rates you changed and shows the others as they are now; check it and submit again\./,
+    );
+    expect(refused.text).not.toContain('came back with its record');
+    const card = ratesFormIn(refused.text, 'spare');
+    expect(card.card).toContain('id="cpu-spare" name="cpu" inputmode="decimal" required value="1.2"');
+    expect(card.card).toContain('id="gpu-spare" name="gpu" inputmode="decimal" required value="50"');
+    expect(card.card).toContain('id="mem-spare" name="mem" inputmode="decimal" required value="0.5"');
+    expect(await ratesOf('spare')).toEqual({ cpu: '5', gpu: '50', mem: '0.5' });
+    expect(await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } })).toBe(entries);
+
+    const api = await json('/formula', {
+      type: 'spare',
+      cpu: '1.2',
+      gpu: '10',
+      mem: '0.1',
+      based_on: Number(carolForm.basedOn),
+    });
+    expect(api.status).toBe(409);
+    expect(api.body.error).toMatch(
+      /^Rates of spare not changed\. The tier spare this page showed was deleted by ops at /,
+    );
+    expect(await ratesOf('spare')).toEqual({ cpu: '5', gpu: '50', mem: '0.5' });
+  });
+
   it('still refuses a tier that never had that name as unknown, whatever rates it names', async () => {
     const token = await csrfTokenOf(ops);
     const gov = await openRatesForm(ops, 'gov');

@@ -261,24 +261,34 @@ type InForce = Omit<ratesRepository.RateRow, 'createdAt'>;
 export class StaleRatesError extends ConflictError {
   readonly formRates: RateFields;
 
+  /**
+   * `deleted`: the tier the page showed was deleted (who, when) and the one of that name now is
+   * another, added since; `basedOn` is then the deleted tier's rates, as its audit entry kept them.
+   */
   constructor(
     tier: string,
     current: InForce | undefined,
-    basedOn: InForce | undefined,
+    basedOn: Pick<InForce, 'cpu' | 'gpu' | 'mem'> | undefined,
     typed: Pick<TSetRates, 'cpu' | 'gpu' | 'mem'>,
     timeZone: string,
+    deleted?: { actor: string; at: Date },
   ) {
     const fields = ['cpu', 'gpu', 'mem'] as const;
-    const text = (rate: InForce, field: (typeof fields)[number]) => rate[field].toFixed();
+    const text = (rate: Pick<InForce, 'cpu' | 'gpu' | 'mem'>, field: (typeof fields)[number]) => rate[field].toFixed();
+    const ratesNow = (rate: InForce) =>
+      `CPU core-hour ${text(rate, 'cpu')}, GPU-hour ${text(rate, 'gpu')}, Memory GB-hour ${text(rate, 'mem')}`;
+    const keeps =
+      'The form keeps the rates you changed and shows the others as they are now; check it and submit again.';
     // Whose rates, in the message itself: a JSON client gets it without the page's heading.
     super(
       `Rates of ${tier} not changed. ` +
-        (current
-          ? `They were changed${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)} ` +
-            `after this page was opened: now CPU core-hour ${text(current, 'cpu')}, GPU-hour ${text(current, 'gpu')}, ` +
-            `Memory GB-hour ${text(current, 'mem')}. The form keeps the rates you changed and shows the others as ` +
-            'they are now; check it and submit again.'
-          : 'They were changed after this page was opened. Reload it and try again.'),
+        (current && deleted
+          ? `The tier ${tier} this page showed was deleted by ${deleted.actor} at ${formatLocalDateTime(deleted.at, timeZone)} ` +
+            `after it was opened, and the ${tier} there is now is another tier, added since: its rates are ${ratesNow(current)}. ${keeps}`
+          : current
+            ? `They were changed${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)} ` +
+              `after this page was opened: now ${ratesNow(current)}. ${keeps}`
+            : 'They were changed after this page was opened. Reload it and try again.'),
     );
     const isTouched = (field: (typeof fields)[number]) => !basedOn?.[field].equals(typed[field]);
     this.formRates = Object.fromEntries(
@@ -580,6 +590,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           previous.mem.equals(input.mem);
         if (!isUnchanged && input.based_on !== undefined && previous?.id !== input.based_on) {
           const basedOn = await ratesRepository.findTierRate(tx, tierId, input.based_on);
+          if (!basedOn) await refuseRatesOfTierReplaced(tx, input, input.based_on, previous);
           // Rates of another tier (a script's mix-up) or none: a stale page it is not, and the 409's
           // "changed by demo-seed at 2020-01-01 after this page was opened" named a change no one made.
           if (!basedOn) {
@@ -673,6 +684,26 @@ export function createRatesService(deps: RatesServiceDeps) {
     } finally {
       invalidate();
     }
+  }
+
+  /**
+   * Throws when `based_on`, no rates of the tier named `type` now, is rates of the tier that had that
+   * name when the page was opened: renamed since (RenamedTierError, its card keeps the rates typed) or
+   * deleted (StaleRatesError), another tier given the name after it. Both were refused as a form that
+   * "came back altered", shown in the new tier's card with "submit it again to set them": sent again,
+   * the rates typed for the old tier replaced all three of the new one's.
+   */
+  async function refuseRatesOfTierReplaced(
+    tx: Prisma.TransactionClient,
+    input: TSetRates,
+    basedOnId: number,
+    current: InForce | undefined,
+  ): Promise<void> {
+    const tier = await ratesRepository.findTierOfRate(tx, basedOnId);
+    const rename = tier && (await ratesRepository.findRenameChange(tx, tier.id, input.type));
+    if (tier && rename) throw new RenamedTierError(input.type, tier.name, rename, config.timeZone);
+    const deleted = tier ? undefined : await ratesRepository.findDeletedTierRate(tx, input.type, basedOnId);
+    if (deleted) throw new StaleRatesError(input.type, current, deleted, input, config.timeZone, deleted);
   }
 
   /** The tiers there are, and the sentence a refusal of an unknown tier lists them in. */
