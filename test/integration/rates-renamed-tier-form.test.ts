@@ -196,6 +196,60 @@ describe('a rates form opened before another admin renamed its tier', () => {
     expect(await ratesOf('spare')).toEqual({ cpu: '5', gpu: '50', mem: '0.5' });
   });
 
+  it('a Delete button opened before its tier was replaced by another of that name deletes nothing', async () => {
+    // The button sent the name alone: from a second tab, after another admin had deleted the tier (or
+    // renamed it) and added a new one under that name, it deleted the new tier and its rate history.
+    const token = await csrfTokenOf(ops);
+    const json = (path: string, body: object) =>
+      ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    const deleteFormIn = (page: string, tier: string) => {
+      const card = new RegExp(`<section class="card" id="tier-${tier}">.*?</section>`, 's').exec(page)?.[0] ?? '';
+      const form = /<form method="post" action="\/admin\/rates\/tiers\/delete".*?<\/form>/s.exec(card)?.[0] ?? '';
+      const fields = Object.fromEntries(
+        [...form.matchAll(/<input type="hidden" name="([a-z_]+)" value="([^"]*)">/g)].map((m) => [m[1], m[2]]),
+      );
+      return fields as Record<string, string>;
+    };
+    await json('/admin/rates/tiers', { name: 'old', cpu: '1', gpu: '10', mem: '0.1' }).expect(201);
+    await json('/admin/rates/tiers', { name: 'moved', cpu: '1', gpu: '10', mem: '0.1' }).expect(201);
+    const page = (await carol.get('/admin/rates').set('Accept', 'text/html').expect(200)).text;
+    const deleteOld = deleteFormIn(page, 'old');
+    const deleteMoved = deleteFormIn(page, 'moved');
+    expect(deleteOld).toMatchObject({ type: 'old' });
+    await json('/admin/rates/tiers/delete', { type: 'old' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'old', cpu: '5', gpu: '50', mem: '0.5' }).expect(201);
+    await json('/admin/rates/tiers/edit', { type: 'moved', name: 'moved2' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'moved', cpu: '6', gpu: '60', mem: '0.6' }).expect(201);
+    const deletions = await db.prisma.auditLog.count({ where: { action: 'pricing.tier.delete' } });
+
+    const deleted = await carol
+      .post('/admin/rates/tiers/delete')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send(deleteOld);
+    expect(deleted.status).toBe(409);
+    expect(deleted.text).toMatch(
+      /Tier old was not deleted: the old this page showed was deleted by ops at \d{4}-\d\d-\d\d \d\d:\d\d after it was opened, and the old there is now is another tier, added since; delete it from its own card if you mean to\./,
+    );
+    const renamed = await carol
+      .post('/admin/rates/tiers/delete')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', deleteMoved.csrf_token ?? '')
+      .send({ type: 'moved', based_on: Number(deleteMoved.based_on) });
+    expect(renamed.status).toBe(409);
+    expect(renamed.body.error).toMatch(
+      /^Tier moved was not deleted: the moved this page showed was renamed to moved2 by ops at \d{4}-\d\d-\d\d \d\d:\d\d after it was opened, and the moved there is now is another tier, added since; delete it from its own card if you mean to\.$/,
+    );
+    expect(await ratesOf('old')).toEqual({ cpu: '5', gpu: '50', mem: '0.5' });
+    expect(await ratesOf('moved')).toEqual({ cpu: '6', gpu: '60', mem: '0.6' });
+    expect(await db.prisma.auditLog.count({ where: { action: 'pricing.tier.delete' } })).toBe(deletions);
+
+    // From a page showing the tier as it is, the button deletes it.
+    const fresh = deleteFormIn((await carol.get('/admin/rates').set('Accept', 'text/html').expect(200)).text, 'old');
+    await carol.post('/admin/rates/tiers/delete').type('form').send(fresh).expect(303);
+    expect(await db.prisma.pricingTier.count({ where: { name: 'old' } })).toBe(0);
+  });
+
   it('still refuses a tier that never had that name as unknown, whatever rates it names', async () => {
     const token = await csrfTokenOf(ops);
     const gov = await openRatesForm(ops, 'gov');

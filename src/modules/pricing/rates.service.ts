@@ -706,6 +706,35 @@ export function createRatesService(deps: RatesServiceDeps) {
     if (deleted) throw new StaleRatesError(input.type, current, deleted, input, config.timeZone, deleted);
   }
 
+  /**
+   * Refuses a deletion whose `based_on` (the rates its page showed) is no rates of the tier named `type`
+   * now: the tier the page showed was renamed or deleted since, and another tier given its name. The
+   * button sent the name alone, and deleted that other tier with its rate history. A `based_on` of no
+   * tier that had the name is a 400, as the rates form's is.
+   */
+  async function refuseDeletionOfTierReplaced(
+    tx: Prisma.TransactionClient,
+    type: string,
+    basedOnId: number,
+  ): Promise<never> {
+    const tier = await ratesRepository.findTierOfRate(tx, basedOnId);
+    const rename = tier && (await ratesRepository.findRenameChange(tx, tier.id, type));
+    const deleted = tier ? undefined : await ratesRepository.findDeletedTierRate(tx, type, basedOnId);
+    const change = rename ?? deleted;
+    if (change) {
+      const what = rename && tier ? `renamed to ${tier.name}` : 'deleted';
+      throw new ConflictError(
+        `Tier ${type} was not deleted: the ${type} this page showed was ${what} by ${change.actor} at ` +
+          `${formatLocalDateTime(change.at, config.timeZone)} after it was opened, and the ${type} there is now is ` +
+          'another tier, added since; delete it from its own card if you mean to.',
+      );
+    }
+    throw new InvalidFieldsError(
+      { based_on: `${basedOnId} names no rates of ${type}: send the rateId of its rates, or leave it out` },
+      TIER_FIELD_LABELS,
+    );
+  }
+
   /** The tiers there are, and the sentence a refusal of an unknown tier lists them in. */
   async function listKnownTiers(client: Db | Prisma.TransactionClient): Promise<{ names: string[]; known: string }> {
     const names = await ratesRepository.listTierNames(client);
@@ -999,6 +1028,9 @@ export function createRatesService(deps: RatesServiceDeps) {
             };
           }
           throw await unknownTierError(tx, input.type);
+        }
+        if (input.based_on !== undefined && !(await ratesRepository.findTierRate(tx, tier.id, input.based_on))) {
+          await refuseDeletionOfTierReplaced(tx, input.type, input.based_on);
         }
         const tiers = await ratesRepository.listTiersWithRates(tx);
         const users = await ratesRepository.listOverrideUsernamesOfTier(tx, tier.id);
