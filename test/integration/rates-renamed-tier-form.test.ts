@@ -250,6 +250,48 @@ describe('a rates form opened before another admin renamed its tier', () => {
     expect(await db.prisma.pricingTier.count({ where: { name: 'old' } })).toBe(0);
   });
 
+  it('a Make-default button opened before its tier was replaced by another of that name changes nothing', async () => {
+    // Sent by name alone, it made the new tier the default: every user on the default tier priced at
+    // the rates of a tier the admin had never seen.
+    const token = await csrfTokenOf(ops);
+    const json = (path: string, body: object) =>
+      ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    const defaultFormIn = (page: string, tier: string) => {
+      const card = new RegExp(`<section class="card" id="tier-${tier}">.*?</section>`, 's').exec(page)?.[0] ?? '';
+      const form = /<form method="post" action="\/admin\/rates\/default".*?<\/form>/s.exec(card)?.[0] ?? '';
+      return Object.fromEntries(
+        [...form.matchAll(/<input type="hidden" name="([a-z_]+)" value="([^"]*)">/g)].map((m) => [m[1], m[2]]),
+      ) as Record<string, string>;
+    };
+    await json('/admin/rates/tiers', { name: 'cheap', cpu: '0.1', gpu: '1', mem: '0.01' }).expect(201);
+    const makeDefault = defaultFormIn(
+      (await carol.get('/admin/rates').set('Accept', 'text/html').expect(200)).text,
+      'cheap',
+    );
+    expect(makeDefault).toMatchObject({ type: 'cheap' });
+    await json('/admin/rates/tiers/delete', { type: 'cheap' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'cheap', cpu: '9', gpu: '90', mem: '0.9' }).expect(201);
+    const before = await db.prisma.pricingTier.findFirstOrThrow({ where: { isDefault: true }, select: { name: true } });
+
+    const refused = await carol.post('/admin/rates/default').set('Accept', 'text/html').type('form').send(makeDefault);
+    expect(refused.status).toBe(409);
+    expect(refused.text).toMatch(
+      /cheap was not made the default tier: the cheap this page showed was deleted by ops at \d{4}-\d\d-\d\d \d\d:\d\d after it was opened, and the cheap there is now is another tier, added since; make it the default from its own card if you mean to\./,
+    );
+    expect(
+      await db.prisma.pricingTier.findFirstOrThrow({ where: { isDefault: true }, select: { name: true } }),
+    ).toEqual(before);
+
+    const fresh = defaultFormIn((await carol.get('/admin/rates').set('Accept', 'text/html').expect(200)).text, 'cheap');
+    await carol.post('/admin/rates/default').type('form').send(fresh).expect(303);
+    expect(
+      await db.prisma.pricingTier.findFirstOrThrow({ where: { isDefault: true }, select: { name: true } }),
+    ).toEqual({
+      name: 'cheap',
+    });
+    await json('/admin/rates/default', { type: before.name }).expect(200);
+  });
+
   it('still refuses a tier that never had that name as unknown, whatever rates it names', async () => {
     const token = await csrfTokenOf(ops);
     const gov = await openRatesForm(ops, 'gov');

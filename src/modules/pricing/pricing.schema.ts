@@ -143,8 +143,8 @@ export type TEditTier = z.infer<typeof ZEditTier>;
 export const ZDeleteTier = strictBody({ type: ZTierName, based_on: ZBasedOnRate }, TIER_FIELD_LABELS);
 export type TDeleteTier = z.infer<typeof ZDeleteTier>;
 
-/** The rates page's button that makes a tier the default tier. */
-export const ZSetDefaultTier = strictBody({ type: ZTierName }, TIER_FIELD_LABELS);
+/** The rates page's button that makes a tier the default tier; `based_on` as ZDeleteTier's. */
+export const ZSetDefaultTier = strictBody({ type: ZTierName, based_on: ZBasedOnRate }, TIER_FIELD_LABELS);
 export type TSetDefaultTier = z.infer<typeof ZSetDefaultTier>;
 
 /**

@@ -707,15 +707,17 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
-   * Refuses a deletion whose `based_on` (the rates its page showed) is no rates of the tier named `type`
-   * now: the tier the page showed was renamed or deleted since, and another tier given its name. The
-   * button sent the name alone, and deleted that other tier with its rate history. A `based_on` of no
-   * tier that had the name is a 400, as the rates form's is.
+   * Refuses a deletion or a change of the default whose `based_on` (the rates its page showed) is no
+   * rates of the tier named `type` now: the tier the page showed was renamed or deleted since, and
+   * another tier given its name. The buttons sent the name alone, and deleted that other tier with its
+   * rate history, or priced every user of the default tier with it. A `based_on` of no tier that had
+   * the name is a 400, as the rates form's is.
    */
-  async function refuseDeletionOfTierReplaced(
+  async function refuseTierReplaced(
     tx: Prisma.TransactionClient,
     type: string,
     basedOnId: number,
+    action: 'delete' | 'default',
   ): Promise<never> {
     const tier = await ratesRepository.findTierOfRate(tx, basedOnId);
     const rename = tier && (await ratesRepository.findRenameChange(tx, tier.id, type));
@@ -723,10 +725,14 @@ export function createRatesService(deps: RatesServiceDeps) {
     const change = rename ?? deleted;
     if (change) {
       const what = rename && tier ? `renamed to ${tier.name}` : 'deleted';
+      const [refused, instead] =
+        action === 'delete'
+          ? [`Tier ${type} was not deleted`, 'delete it']
+          : [`${type} was not made the default tier`, 'make it the default'];
       throw new ConflictError(
-        `Tier ${type} was not deleted: the ${type} this page showed was ${what} by ${change.actor} at ` +
+        `${refused}: the ${type} this page showed was ${what} by ${change.actor} at ` +
           `${formatLocalDateTime(change.at, config.timeZone)} after it was opened, and the ${type} there is now is ` +
-          'another tier, added since; delete it from its own card if you mean to.',
+          `another tier, added since; ${instead} from its own card if you mean to.`,
       );
     }
     throw new InvalidFieldsError(
@@ -1030,7 +1036,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           throw await unknownTierError(tx, input.type);
         }
         if (input.based_on !== undefined && !(await ratesRepository.findTierRate(tx, tier.id, input.based_on))) {
-          await refuseDeletionOfTierReplaced(tx, input.type, input.based_on);
+          await refuseTierReplaced(tx, input.type, input.based_on, 'delete');
         }
         const tiers = await ratesRepository.listTiersWithRates(tx);
         const users = await ratesRepository.listOverrideUsernamesOfTier(tx, tier.id);
@@ -1095,6 +1101,9 @@ export function createRatesService(deps: RatesServiceDeps) {
         await ratesRepository.lockTiersForChange(tx);
         const tier = await ratesRepository.findTierByName(tx, input.type);
         if (!tier) throw await unknownTierError(tx, input.type);
+        if (input.based_on !== undefined && !(await ratesRepository.findTierRate(tx, tier.id, input.based_on))) {
+          await refuseTierReplaced(tx, input.type, input.based_on, 'default');
+        }
         if (tier.isDefault) return { name: tier.name, previous: tier.name, isChanged: false };
         if (!(await ratesRepository.findRateInForce(tx, tier.id, at))) {
           // buildSnapshot would pass over it and keep pricing with another tier: say so instead.
