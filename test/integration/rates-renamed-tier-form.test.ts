@@ -102,6 +102,196 @@ describe('a rates form opened before another admin renamed its tier', () => {
     expect(await ratesOf('uni')).toEqual({ cpu: '0.7', gpu: '12', mem: '0.05' });
   });
 
+  it('says so when another tier has taken the old name since, rather than offer to set that tier', async () => {
+    // A tier renamed, then a new tier added under its old name: the stale form's based_on is no rate of
+    // the new tier. It was refused as "came back altered ... submit it again to set them", in the new
+    // tier's card, and sending it again set the new tier's three rates to those typed for the old one.
+    const token = await csrfTokenOf(ops);
+    const json = (path: string, body: object) =>
+      ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    await json('/admin/rates/tiers', { name: 'lab', cpu: '1', gpu: '10', mem: '0.1' }).expect(201);
+    const carolForm = await openRatesForm(carol, 'lab');
+    await json('/admin/rates/tiers/edit', { type: 'lab', name: 'lab2' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'lab', cpu: '5', gpu: '50', mem: '0.5' }).expect(201);
+    const entries = await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } });
+
+    const refused = await carol.post('/admin/rates').set('Accept', 'text/html').type('form').send({
+      type: 'lab',
+      cpu: '1.2',
+      gpu: '10',
+      mem: '0.1',
+      based_on: carolForm.basedOn,
+      csrf_token: carolForm.csrf,
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.text).toMatch(
+      /Rates of lab not changed\. Tier lab was renamed to lab2 by ops at \d{4}-\d\d-\d\d \d\d:\d\d after this page was opened\. The form of lab2 keeps the rates you typed; check them and submit again\./,
+    );
+    expect(refused.text).not.toContain('came back with its record');
+    const card = ratesFormIn(refused.text, 'lab2');
+    expect(card.card).toContain('id="cpu-lab2" name="cpu" inputmode="decimal" required value="1.2"');
+    expect(card.basedOn).toBe(carolForm.basedOn);
+    // The new lab's form is as it is: nothing typed for the old lab waits in it to be sent.
+    expect(ratesFormIn(refused.text, 'lab').card).toContain(
+      'id="cpu-lab" name="cpu" inputmode="decimal" required value="5"',
+    );
+    expect(await ratesOf('lab')).toEqual({ cpu: '5', gpu: '50', mem: '0.5' });
+    expect(await ratesOf('lab2')).toEqual({ cpu: '1', gpu: '10', mem: '0.1' });
+    expect(await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } })).toBe(entries);
+
+    const api = await json('/formula', {
+      type: 'lab',
+      cpu: '1.2',
+      gpu: '10',
+      mem: '0.1',
+      based_on: Number(carolForm.basedOn),
+    });
+    expect(api.status).toBe(409);
+    expect(api.body).toMatchObject({ code: 409, tier: 'lab2' });
+    expect(await ratesOf('lab')).toEqual({ cpu: '5', gpu: '50', mem: '0.5' });
+  });
+
+  it('says so when the tier was deleted and another added under its name, keeping only what was changed', async () => {
+    const token = await csrfTokenOf(ops);
+    const json = (path: string, body: object) =>
+      ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    await json('/admin/rates/tiers', { name: 'spare', cpu: '1', gpu: '10', mem: '0.1' }).expect(201);
+    const carolForm = await openRatesForm(carol, 'spare');
+    await json('/admin/rates/tiers/delete', { type: 'spare' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'spare', cpu: '5', gpu: '50', mem: '0.5' }).expect(201);
+    const entries = await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } });
+
+    // carol changed the CPU rate of the spare she saw; GPU and memory are still that tier's.
+    const refused = await carol.post('/admin/rates').set('Accept', 'text/html').type('form').send({
+      type: 'spare',
+      cpu: '1.2',
+      gpu: '10',
+      mem: '0.1',
+      based_on: carolForm.basedOn,
+      csrf_token: carolForm.csrf,
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.text).toMatch(
+      /Rates of spare not changed\. The tier spare this page showed was deleted by ops at \d{4}-\d\d-\d\d \d\d:\d\d after it was opened, and the spare there is now is another tier, added since: its rates are CPU core-hour 5, GPU-hour 50, Memory GB-hour 0\.5\. The form keeps the rates you changed and shows the others as they are now; check it and submit again\./,
+    );
+    expect(refused.text).not.toContain('came back with its record');
+    const card = ratesFormIn(refused.text, 'spare');
+    expect(card.card).toContain('id="cpu-spare" name="cpu" inputmode="decimal" required value="1.2"');
+    expect(card.card).toContain('id="gpu-spare" name="gpu" inputmode="decimal" required value="50"');
+    expect(card.card).toContain('id="mem-spare" name="mem" inputmode="decimal" required value="0.5"');
+    expect(await ratesOf('spare')).toEqual({ cpu: '5', gpu: '50', mem: '0.5' });
+    expect(await db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } })).toBe(entries);
+
+    const api = await json('/formula', {
+      type: 'spare',
+      cpu: '1.2',
+      gpu: '10',
+      mem: '0.1',
+      based_on: Number(carolForm.basedOn),
+    });
+    expect(api.status).toBe(409);
+    expect(api.body.error).toMatch(
+      /^Rates of spare not changed\. The tier spare this page showed was deleted by ops at /,
+    );
+    expect(await ratesOf('spare')).toEqual({ cpu: '5', gpu: '50', mem: '0.5' });
+  });
+
+  it('a Delete button opened before its tier was replaced by another of that name deletes nothing', async () => {
+    // The button sent the name alone: from a second tab, after another admin had deleted the tier (or
+    // renamed it) and added a new one under that name, it deleted the new tier and its rate history.
+    const token = await csrfTokenOf(ops);
+    const json = (path: string, body: object) =>
+      ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    const deleteFormIn = (page: string, tier: string) => {
+      const card = new RegExp(`<section class="card" id="tier-${tier}">.*?</section>`, 's').exec(page)?.[0] ?? '';
+      const form = /<form method="post" action="\/admin\/rates\/tiers\/delete".*?<\/form>/s.exec(card)?.[0] ?? '';
+      const fields = Object.fromEntries(
+        [...form.matchAll(/<input type="hidden" name="([a-z_]+)" value="([^"]*)">/g)].map((m) => [m[1], m[2]]),
+      );
+      return fields as Record<string, string>;
+    };
+    await json('/admin/rates/tiers', { name: 'old', cpu: '1', gpu: '10', mem: '0.1' }).expect(201);
+    await json('/admin/rates/tiers', { name: 'moved', cpu: '1', gpu: '10', mem: '0.1' }).expect(201);
+    const page = (await carol.get('/admin/rates').set('Accept', 'text/html').expect(200)).text;
+    const deleteOld = deleteFormIn(page, 'old');
+    const deleteMoved = deleteFormIn(page, 'moved');
+    expect(deleteOld).toMatchObject({ type: 'old' });
+    await json('/admin/rates/tiers/delete', { type: 'old' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'old', cpu: '5', gpu: '50', mem: '0.5' }).expect(201);
+    await json('/admin/rates/tiers/edit', { type: 'moved', name: 'moved2' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'moved', cpu: '6', gpu: '60', mem: '0.6' }).expect(201);
+    const deletions = await db.prisma.auditLog.count({ where: { action: 'pricing.tier.delete' } });
+
+    const deleted = await carol
+      .post('/admin/rates/tiers/delete')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send(deleteOld);
+    expect(deleted.status).toBe(409);
+    expect(deleted.text).toMatch(
+      /Tier old was not deleted: the old this page showed was deleted by ops at \d{4}-\d\d-\d\d \d\d:\d\d after it was opened, and the old there is now is another tier, added since; delete it from its own card if you mean to\./,
+    );
+    const renamed = await carol
+      .post('/admin/rates/tiers/delete')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', deleteMoved.csrf_token ?? '')
+      .send({ type: 'moved', based_on: Number(deleteMoved.based_on) });
+    expect(renamed.status).toBe(409);
+    expect(renamed.body.error).toMatch(
+      /^Tier moved was not deleted: the moved this page showed was renamed to moved2 by ops at \d{4}-\d\d-\d\d \d\d:\d\d after it was opened, and the moved there is now is another tier, added since; delete it from its own card if you mean to\.$/,
+    );
+    expect(await ratesOf('old')).toEqual({ cpu: '5', gpu: '50', mem: '0.5' });
+    expect(await ratesOf('moved')).toEqual({ cpu: '6', gpu: '60', mem: '0.6' });
+    expect(await db.prisma.auditLog.count({ where: { action: 'pricing.tier.delete' } })).toBe(deletions);
+
+    // From a page showing the tier as it is, the button deletes it.
+    const fresh = deleteFormIn((await carol.get('/admin/rates').set('Accept', 'text/html').expect(200)).text, 'old');
+    await carol.post('/admin/rates/tiers/delete').type('form').send(fresh).expect(303);
+    expect(await db.prisma.pricingTier.count({ where: { name: 'old' } })).toBe(0);
+  });
+
+  it('a Make-default button opened before its tier was replaced by another of that name changes nothing', async () => {
+    // Sent by name alone, it made the new tier the default: every user on the default tier priced at
+    // the rates of a tier the admin had never seen.
+    const token = await csrfTokenOf(ops);
+    const json = (path: string, body: object) =>
+      ops.post(path).set('Accept', 'application/json').set('X-CSRFToken', token).send(body);
+    const defaultFormIn = (page: string, tier: string) => {
+      const card = new RegExp(`<section class="card" id="tier-${tier}">.*?</section>`, 's').exec(page)?.[0] ?? '';
+      const form = /<form method="post" action="\/admin\/rates\/default".*?<\/form>/s.exec(card)?.[0] ?? '';
+      return Object.fromEntries(
+        [...form.matchAll(/<input type="hidden" name="([a-z_]+)" value="([^"]*)">/g)].map((m) => [m[1], m[2]]),
+      ) as Record<string, string>;
+    };
+    await json('/admin/rates/tiers', { name: 'cheap', cpu: '0.1', gpu: '1', mem: '0.01' }).expect(201);
+    const makeDefault = defaultFormIn(
+      (await carol.get('/admin/rates').set('Accept', 'text/html').expect(200)).text,
+      'cheap',
+    );
+    expect(makeDefault).toMatchObject({ type: 'cheap' });
+    await json('/admin/rates/tiers/delete', { type: 'cheap' }).expect(200);
+    await json('/admin/rates/tiers', { name: 'cheap', cpu: '9', gpu: '90', mem: '0.9' }).expect(201);
+    const before = await db.prisma.pricingTier.findFirstOrThrow({ where: { isDefault: true }, select: { name: true } });
+
+    const refused = await carol.post('/admin/rates/default').set('Accept', 'text/html').type('form').send(makeDefault);
+    expect(refused.status).toBe(409);
+    expect(refused.text).toMatch(
+      /cheap was not made the default tier: the cheap this page showed was deleted by ops at \d{4}-\d\d-\d\d \d\d:\d\d after it was opened, and the cheap there is now is another tier, added since; make it the default from its own card if you mean to\./,
+    );
+    expect(
+      await db.prisma.pricingTier.findFirstOrThrow({ where: { isDefault: true }, select: { name: true } }),
+    ).toEqual(before);
+
+    const fresh = defaultFormIn((await carol.get('/admin/rates').set('Accept', 'text/html').expect(200)).text, 'cheap');
+    await carol.post('/admin/rates/default').type('form').send(fresh).expect(303);
+    expect(
+      await db.prisma.pricingTier.findFirstOrThrow({ where: { isDefault: true }, select: { name: true } }),
+    ).toEqual({
+      name: 'cheap',
+    });
+    await json('/admin/rates/default', { type: before.name }).expect(200);
+  });
+
   it('still refuses a tier that never had that name as unknown, whatever rates it names', async () => {
     const token = await csrfTokenOf(ops);
     const gov = await openRatesForm(ops, 'gov');

@@ -135,12 +135,16 @@ export const ZEditTier = strictBody(
 );
 export type TEditTier = z.infer<typeof ZEditTier>;
 
-/** The rates page's button that deletes a tier nothing depends on. */
-export const ZDeleteTier = strictBody({ type: ZTierName }, TIER_FIELD_LABELS);
+/**
+ * The rates page's button that deletes a tier nothing depends on. `based_on`, the rates in force when
+ * the page was opened (its hidden field), tells the tier the page showed from another given its name
+ * since; left out (a script), the tier of that name is deleted.
+ */
+export const ZDeleteTier = strictBody({ type: ZTierName, based_on: ZBasedOnRate }, TIER_FIELD_LABELS);
 export type TDeleteTier = z.infer<typeof ZDeleteTier>;
 
-/** The rates page's button that makes a tier the default tier. */
-export const ZSetDefaultTier = strictBody({ type: ZTierName }, TIER_FIELD_LABELS);
+/** The rates page's button that makes a tier the default tier; `based_on` as ZDeleteTier's. */
+export const ZSetDefaultTier = strictBody({ type: ZTierName, based_on: ZBasedOnRate }, TIER_FIELD_LABELS);
 export type TSetDefaultTier = z.infer<typeof ZSetDefaultTier>;
 
 /**

@@ -258,6 +258,33 @@ export async function findTierDeletion(
   return rows[0];
 }
 
+/**
+ * The rates `rateId` of a tier called `name` that was deleted, as its `pricing.tier.delete` audit entry
+ * kept them, with who deleted it and when; undefined when no such entry holds them.
+ */
+export async function findDeletedTierRate(
+  db: Client,
+  name: string,
+  rateId: number,
+): Promise<{ actor: string; at: Date; cpu: Prisma.Decimal; gpu: Prisma.Decimal; mem: Prisma.Decimal } | undefined> {
+  // audit_log_target_id_idx: the tier's entries, not the whole log.
+  const rows = await db.$queryRaw<{ actor: string; at: Date; cpu: string; gpu: string; mem: string }[]>`
+    SELECT a.actor, a.ts AS at, r ->> 'cpu' AS cpu, r ->> 'gpu' AS gpu, r ->> 'mem' AS mem
+      FROM audit_log a CROSS JOIN LATERAL jsonb_array_elements(a.details -> 'rates') r
+     WHERE a.target = ${`tier:${name}`} AND a.action = 'pricing.tier.delete'
+       AND jsonb_typeof(a.details -> 'rates') = 'array' AND r ->> 'rateId' = ${String(rateId)}
+     ORDER BY a.id DESC LIMIT 1`;
+  const row = rows[0];
+  if (!row) return undefined;
+  return {
+    actor: row.actor,
+    at: row.at,
+    cpu: new Prisma.Decimal(row.cpu),
+    gpu: new Prisma.Decimal(row.gpu),
+    mem: new Prisma.Decimal(row.mem),
+  };
+}
+
 /** Renames a tier or changes its description; a name that is taken fails with P2002 (pricing_tiers_name_key). */
 export async function updateTier(
   tx: Prisma.TransactionClient,

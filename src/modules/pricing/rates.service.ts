@@ -261,24 +261,34 @@ type InForce = Omit<ratesRepository.RateRow, 'createdAt'>;
 export class StaleRatesError extends ConflictError {
   readonly formRates: RateFields;
 
+  /**
+   * `deleted`: the tier the page showed was deleted (who, when) and the one of that name now is
+   * another, added since; `basedOn` is then the deleted tier's rates, as its audit entry kept them.
+   */
   constructor(
     tier: string,
     current: InForce | undefined,
-    basedOn: InForce | undefined,
+    basedOn: Pick<InForce, 'cpu' | 'gpu' | 'mem'> | undefined,
     typed: Pick<TSetRates, 'cpu' | 'gpu' | 'mem'>,
     timeZone: string,
+    deleted?: { actor: string; at: Date },
   ) {
     const fields = ['cpu', 'gpu', 'mem'] as const;
-    const text = (rate: InForce, field: (typeof fields)[number]) => rate[field].toFixed();
+    const text = (rate: Pick<InForce, 'cpu' | 'gpu' | 'mem'>, field: (typeof fields)[number]) => rate[field].toFixed();
+    const ratesNow = (rate: InForce) =>
+      `CPU core-hour ${text(rate, 'cpu')}, GPU-hour ${text(rate, 'gpu')}, Memory GB-hour ${text(rate, 'mem')}`;
+    const keeps =
+      'The form keeps the rates you changed and shows the others as they are now; check it and submit again.';
     // Whose rates, in the message itself: a JSON client gets it without the page's heading.
     super(
       `Rates of ${tier} not changed. ` +
-        (current
-          ? `They were changed${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)} ` +
-            `after this page was opened: now CPU core-hour ${text(current, 'cpu')}, GPU-hour ${text(current, 'gpu')}, ` +
-            `Memory GB-hour ${text(current, 'mem')}. The form keeps the rates you changed and shows the others as ` +
-            'they are now; check it and submit again.'
-          : 'They were changed after this page was opened. Reload it and try again.'),
+        (current && deleted
+          ? `The tier ${tier} this page showed was deleted by ${deleted.actor} at ${formatLocalDateTime(deleted.at, timeZone)} ` +
+            `after it was opened, and the ${tier} there is now is another tier, added since: its rates are ${ratesNow(current)}. ${keeps}`
+          : current
+            ? `They were changed${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)} ` +
+              `after this page was opened: now ${ratesNow(current)}. ${keeps}`
+            : 'They were changed after this page was opened. Reload it and try again.'),
     );
     const isTouched = (field: (typeof fields)[number]) => !basedOn?.[field].equals(typed[field]);
     this.formRates = Object.fromEntries(
@@ -580,6 +590,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           previous.mem.equals(input.mem);
         if (!isUnchanged && input.based_on !== undefined && previous?.id !== input.based_on) {
           const basedOn = await ratesRepository.findTierRate(tx, tierId, input.based_on);
+          if (!basedOn) await refuseRatesOfTierReplaced(tx, input, input.based_on, previous);
           // Rates of another tier (a script's mix-up) or none: a stale page it is not, and the 409's
           // "changed by demo-seed at 2020-01-01 after this page was opened" named a change no one made.
           if (!basedOn) {
@@ -673,6 +684,61 @@ export function createRatesService(deps: RatesServiceDeps) {
     } finally {
       invalidate();
     }
+  }
+
+  /**
+   * Throws when `based_on`, no rates of the tier named `type` now, is rates of the tier that had that
+   * name when the page was opened: renamed since (RenamedTierError, its card keeps the rates typed) or
+   * deleted (StaleRatesError), another tier given the name after it. Both were refused as a form that
+   * "came back altered", shown in the new tier's card with "submit it again to set them": sent again,
+   * the rates typed for the old tier replaced all three of the new one's.
+   */
+  async function refuseRatesOfTierReplaced(
+    tx: Prisma.TransactionClient,
+    input: TSetRates,
+    basedOnId: number,
+    current: InForce | undefined,
+  ): Promise<void> {
+    const tier = await ratesRepository.findTierOfRate(tx, basedOnId);
+    const rename = tier && (await ratesRepository.findRenameChange(tx, tier.id, input.type));
+    if (tier && rename) throw new RenamedTierError(input.type, tier.name, rename, config.timeZone);
+    const deleted = tier ? undefined : await ratesRepository.findDeletedTierRate(tx, input.type, basedOnId);
+    if (deleted) throw new StaleRatesError(input.type, current, deleted, input, config.timeZone, deleted);
+  }
+
+  /**
+   * Refuses a deletion or a change of the default whose `based_on` (the rates its page showed) is no
+   * rates of the tier named `type` now: the tier the page showed was renamed or deleted since, and
+   * another tier given its name. The buttons sent the name alone, and deleted that other tier with its
+   * rate history, or priced every user of the default tier with it. A `based_on` of no tier that had
+   * the name is a 400, as the rates form's is.
+   */
+  async function refuseTierReplaced(
+    tx: Prisma.TransactionClient,
+    type: string,
+    basedOnId: number,
+    action: 'delete' | 'default',
+  ): Promise<never> {
+    const tier = await ratesRepository.findTierOfRate(tx, basedOnId);
+    const rename = tier && (await ratesRepository.findRenameChange(tx, tier.id, type));
+    const deleted = tier ? undefined : await ratesRepository.findDeletedTierRate(tx, type, basedOnId);
+    const change = rename ?? deleted;
+    if (change) {
+      const what = rename && tier ? `renamed to ${tier.name}` : 'deleted';
+      const [refused, instead] =
+        action === 'delete'
+          ? [`Tier ${type} was not deleted`, 'delete it']
+          : [`${type} was not made the default tier`, 'make it the default'];
+      throw new ConflictError(
+        `${refused}: the ${type} this page showed was ${what} by ${change.actor} at ` +
+          `${formatLocalDateTime(change.at, config.timeZone)} after it was opened, and the ${type} there is now is ` +
+          `another tier, added since; ${instead} from its own card if you mean to.`,
+      );
+    }
+    throw new InvalidFieldsError(
+      { based_on: `${basedOnId} names no rates of ${type}: send the rateId of its rates, or leave it out` },
+      TIER_FIELD_LABELS,
+    );
   }
 
   /** The tiers there are, and the sentence a refusal of an unknown tier lists them in. */
@@ -969,6 +1035,9 @@ export function createRatesService(deps: RatesServiceDeps) {
           }
           throw await unknownTierError(tx, input.type);
         }
+        if (input.based_on !== undefined && !(await ratesRepository.findTierRate(tx, tier.id, input.based_on))) {
+          await refuseTierReplaced(tx, input.type, input.based_on, 'delete');
+        }
         const tiers = await ratesRepository.listTiersWithRates(tx);
         const users = await ratesRepository.listOverrideUsernamesOfTier(tx, tier.id);
         const reasons = deletionBlockersOf({
@@ -1032,6 +1101,9 @@ export function createRatesService(deps: RatesServiceDeps) {
         await ratesRepository.lockTiersForChange(tx);
         const tier = await ratesRepository.findTierByName(tx, input.type);
         if (!tier) throw await unknownTierError(tx, input.type);
+        if (input.based_on !== undefined && !(await ratesRepository.findTierRate(tx, tier.id, input.based_on))) {
+          await refuseTierReplaced(tx, input.type, input.based_on, 'default');
+        }
         if (tier.isDefault) return { name: tier.name, previous: tier.name, isChanged: false };
         if (!(await ratesRepository.findRateInForce(tx, tier.id, at))) {
           // buildSnapshot would pass over it and keep pricing with another tier: say so instead.
