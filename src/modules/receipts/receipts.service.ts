@@ -157,6 +157,25 @@ async function moneyOfVoidedReceiptIn(
 }
 
 /**
+ * For the advice of an amount received short of the total (AmountNotTotalError): the money of the
+ * voided receipt the mark paid named, when it could pay part of this receipt with new money for the
+ * rest (the user's, void after it was paid, in the receipt's currency, short of its total); null
+ * otherwise, the mark paid's own checks then saying why. Read only; nothing is locked or changed.
+ */
+async function voidedMoneyShortOf(
+  tx: Prisma.TransactionClient,
+  receipt: { id: number; username: string; total: Prisma.Decimal; currency: string },
+  sourceId: number,
+) {
+  if (sourceId === receipt.id) return null;
+  const source = await receiptsRepository.findMoneySource(tx, sourceId);
+  const money = source?.money;
+  if (!source || !money || source.username !== receipt.username || source.status !== 'void') return null;
+  if (source.paidAt === null || money.currency !== receipt.currency) return null;
+  return money.amount.greaterThan(0) && money.amount.lessThan(receipt.total) ? money.amount : null;
+}
+
+/**
  * Why the new money typed beside a voided receipt's money (`new_money`) cannot be taken as it is,
  * before that money is judged; null when it can. New money alone is the amount received, so the field
  * goes only with `paid_with_receipt`.
@@ -300,12 +319,39 @@ export function allGoneAdvice(received: { amount: Prisma.Decimal; currency: stri
  * noticed; refused, the admin is told both amounts, the difference and what to do, and nothing changes.
  */
 export class AmountNotTotalError extends AppError {
-  constructor(id: number, received: Prisma.Decimal, total: Prisma.Decimal, currency: string) {
+  /**
+   * `voided`: the voided receipt whose money the mark paid named (`paid_with_receipt`), with that money
+   * when it is short of the total in its currency. Short then, the admin had typed that money (or the new
+   * money alone) as the amount received: "collect the rest and mark it paid with the whole total" sent
+   * them after the total as new money, when the rest goes in New money received now beside that money.
+   */
+  constructor(
+    id: number,
+    received: Prisma.Decimal,
+    total: Prisma.Decimal,
+    currency: string,
+    voided?: { sourceId: number; shortMoney: Prisma.Decimal | null },
+  ) {
     const difference = describeMoney(received.minus(total).abs(), currency);
     const isShort = received.lessThan(total);
-    const whatToDo = isShort
-      ? `Collect the remaining ${difference}, then mark it paid with the whole ${describeMoney(total, currency)} once it has all arrived.`
-      : `Return the excess ${difference} to the payer (or apply it elsewhere), then mark it paid with ${describeMoney(total, currency)}.`;
+    const totalText = describeMoney(total, currency);
+    let whatToDo = isShort
+      ? `Collect the remaining ${difference}, then mark it paid with the whole ${totalText} once it has all arrived.`
+      : `Return the excess ${difference} to the payer (or apply it elsewhere), then mark it paid with ${totalText}.`;
+    if (isShort && voided?.shortMoney) {
+      const { sourceId, shortMoney } = voided;
+      const rest = describeMoney(total.minus(shortMoney), currency);
+      whatToDo =
+        `Amount received is the whole total even when the money of receipt #${sourceId}, ` +
+        `${describeMoney(shortMoney, currency)}, pays part of it: once the remaining ${rest} has arrived, mark it ` +
+        `paid with ${totalText} as Amount received, receipt #${sourceId} as Paid with the money of, and ${rest} as ` +
+        'New money received now (new_money), with the reference of that payment.';
+    } else if (isShort && voided) {
+      whatToDo =
+        `Amount received is the whole total, ${totalText}, even when the money of receipt #${voided.sourceId} ` +
+        'pays part or all of it: type the total there, and any part of it that arrives now besides that money as ' +
+        'New money received now (new_money), with the reference of that payment.';
+    }
     super(
       422,
       `The amount received, ${describeMoney(received, currency)}, is ${difference} ${isShort ? 'short of' : 'more than'} ` +
@@ -1708,7 +1754,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         );
       }
       if (isPending && !input.amount_received.equals(receipt.total)) {
-        throw new AmountNotTotalError(id, input.amount_received, receipt.total, receipt.currency);
+        const voided =
+          input.paid_with_receipt === undefined
+            ? undefined
+            : {
+                sourceId: input.paid_with_receipt,
+                shortMoney: await voidedMoneyShortOf(tx, receipt, input.paid_with_receipt),
+              };
+        throw new AmountNotTotalError(id, input.amount_received, receipt.total, receipt.currency, voided);
       }
       const newMoney = isPending ? input.new_money : undefined;
       if (newMoney !== undefined) {
