@@ -54,6 +54,9 @@ export async function hasUnbilledJobs(tx: Client, username: string, cutoff: Date
 /**
  * A job `j` that ended before `cutoff` but has not finished, on no live receipt, that a receipt leaves
  * out (countUnfinishedUnbilledJobs): one rule for Create receipt's count and the month-end run's.
+ * `NOT j.is_terminal AND j.state <> 'REQUEUED'` is the WHERE of the partial index
+ * slurm_jobs_unfinished_user_end_at_idx (migration 20261207000000), written the same so that the
+ * planner can use it: change one, change the other, or both counts read every job ended by `cutoff`.
  */
 function isUnfinishedUnbilledBefore(cutoff: Date): Prisma.Sql {
   return Prisma.sql`j.end_at < ${cutoff}
@@ -86,13 +89,18 @@ export async function countUnfinishedUnbilledJobsByUser(
   tx: Client,
   cutoff: Date,
 ): Promise<{ username: string; count: number }[]> {
-  const rows = await tx.$queryRaw<{ user: string; count: bigint }[]>`
+  const rows = await tx.$queryRaw<{ user: string; count: bigint }[]>(unfinishedUnbilledJobsByUserSql(cutoff));
+  return rows.map((row) => ({ username: row.user, count: Number(row.count) }));
+}
+
+/** countUnfinishedUnbilledJobsByUser's query (a test reads its plan: that it uses the partial index). */
+export function unfinishedUnbilledJobsByUserSql(cutoff: Date): Prisma.Sql {
+  return Prisma.sql`
     SELECT j."user", count(*) AS count
       FROM slurm_jobs j
      WHERE ${isUnfinishedUnbilledBefore(cutoff)}
      GROUP BY j."user"
      ORDER BY j."user"`;
-  return rows.map((row) => ({ username: row.user, count: Number(row.count) }));
 }
 
 /**
