@@ -22,7 +22,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gil', 'hal', 'ida', 'jan']) {
+  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gil', 'hal', 'ida', 'jan', 'kim']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -376,6 +376,13 @@ describe("marking a receipt paid with a voided receipt's money plus new money fo
       paid_with_receipt: String(again),
     });
     expect(thirdPaid.status, thirdPaid.text).toBe(200);
+    // Its money came in on two lines of paid.csv (the payment online on the first receipt's, the new money
+    // on the second's); the answer said "on receipt #<second>'s line", which carries only the 0.30 THB.
+    expect(thirdPaid.body.message).toBe(
+      `Receipt #${third} marked paid on 2025-09-05 (internal transfer), 0.80 THB paid with the money of receipt ` +
+        `#${again}, voided: no new money, so paid.csv counts that money once, where it came in: on the lines of ` +
+        `receipts #${first} and #${again}.`,
+    );
     const { rows } = await paidCsv(admin, september);
     const lines = rows.filter((row) => [first, again, third].map(String).includes(row.receipt_id ?? ''));
     expect(lines.map((row) => [row.receipt_id, row.amount_received, row.tx_ref])).toEqual([
@@ -384,6 +391,39 @@ describe("marking a receipt paid with a voided receipt's money plus new money fo
       [String(third), '0.00', `receipt #${again}`],
     ]);
     expect(receivedSum(lines)).toBe(80);
+  });
+
+  it('names every line the money came in on when a topped-up receipt is voided and its money tops up another', async () => {
+    const { admin, researcher, first, again } = await billedAgainAfterHandPaidVoid('kim', 'mu', 'gov');
+    const topUp = { method: 'bank_transfer', amount_received: '0.80', paid_with_receipt: String(first) };
+    expect(
+      (await post(admin, `/admin/receipts/${again}/paid`, { ...topUp, new_money: '0.30', tx_ref: 'BT-K2' })).status,
+    ).toBe(200);
+    expect((await post(admin, `/admin/receipts/${again}/void`, { reason: 'billed at the wrong tier' })).status).toBe(
+      200,
+    );
+    await putOn('kim', 'private');
+    const third = await billEverything(researcher);
+    const marked = await post(admin, `/admin/receipts/${third}/paid`, {
+      method: 'bank_transfer',
+      amount_received: '1.50',
+      paid_with_receipt: String(again),
+      new_money: '0.70',
+      tx_ref: 'BT-K3',
+    });
+    expect(marked.status, marked.text).toBe(200);
+    expect(marked.body.message).toBe(
+      `Receipt #${third} marked paid on 2025-09-05 (bank transfer), 1.50 THB: 0.80 THB the money of receipt #${again}, ` +
+        'voided, and 0.70 THB new money received (ref BT-K3); paid.csv counts only the new 0.70 THB on this ' +
+        `receipt's line, the rest on the lines of receipts #${first} and #${again}.`,
+    );
+    const { rows } = await paidCsv(admin, september);
+    const lines = rows.filter((row) => [first, again, third].map(String).includes(row.receipt_id ?? ''));
+    expect(lines.map((row) => [row.receipt_id, row.amount_received])).toEqual([
+      [String(first), '0.50'],
+      [String(again), '0.30'],
+      [String(third), '0.70'],
+    ]);
   });
 
   it('lets the same money top up only one of two receipts billing its jobs again, marked at once', async () => {

@@ -1146,12 +1146,16 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
   // total) is money of the chain too, in that receipt's currency, which its mark paid made the same.
   let origin = source;
   let newMoney = new Prisma.Decimal(0);
+  // The receipts of the chain whose paid.csv lines carry its money (each topped up, then the first).
+  const cameInOn: number[] = [];
   for (let step = 0; origin.paidWithReceiptId !== null && step < 100; step += 1) {
     newMoney = newMoney.plus(origin.newMoneyReceived ?? 0);
+    if (origin.newMoneyReceived?.greaterThan(0)) cameInOn.push(origin.id);
     const before = await tx.receipt.findUnique({ where: { id: origin.paidWithReceiptId }, select });
     if (!before) break;
     origin = before;
   }
+  if (origin.paidWithReceiptId === null) cameInOn.push(origin.id);
   const {
     payments,
     paidReceipt,
@@ -1171,6 +1175,10 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     paymentId: paidWith?.id ?? null,
     // The new money received by hand along the chain (receipts of it topped up), part of `money`.
     newMoneyAlong: newMoney,
+    // The receipts whose lines of paid.csv count that money, oldest first: where it came in (the chain's
+    // first receipt, and each receipt of it topped up). For a receipt paid by money that came in on it alone,
+    // that receipt.
+    cameInOn: cameInOn.reverse(),
     // What is left of that money: what the payment received less what went back of it (refunds that
     // did not fail, a lost dispute: as the billing page counts it), null when the provider did not say
     // what it received; or, paid by hand, the first receipt's total (a mark paid accepts only the total).

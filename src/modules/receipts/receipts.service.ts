@@ -153,6 +153,7 @@ async function moneyOfVoidedReceiptIn(
     paymentId: source.paymentId,
     // The part of the total that money pays: the whole of it, or all but the new money.
     money: receipt.total.minus(newMoney ?? 0),
+    cameInOn: source.cameInOn,
   };
 }
 
@@ -1890,6 +1891,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         txRef,
         paidWithReceiptId: paidWith?.receiptId ?? null,
         paidWithReceiptMoney: paidWith?.money ?? null,
+        // The receipts whose paid.csv lines count that money: the flash names them.
+        paidWithMoneyCameInOn: paidWith?.cameInOn ?? [],
         newMoney: paidWith ? (newMoney ?? null) : null,
         amountReceived: input.amount_received,
         currency: receipt.currency,
