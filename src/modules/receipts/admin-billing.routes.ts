@@ -276,6 +276,8 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
           status: shown.sameJobsHeldMoneyPaid.status,
           url: `/admin/receipts/${shown.sameJobsHeldMoneyPaid.id}`,
         },
+        // That receipt was voided before it was paid: its money cannot be named as Paid with the money of.
+        isReceiptVoidedUnpaid: shown.sameJobsHeldVoidedUnpaid !== null,
       },
       paidOnline: paidOnline && {
         paymentId: paidOnline.id,

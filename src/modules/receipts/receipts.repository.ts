@@ -1088,6 +1088,24 @@ export async function findReceiptsPaidWithMoneyOf(
 }
 
 /**
+ * Of a payment held for review on another receipt, whether that receipt was voided before it was ever paid
+ * (the payment succeeded after its checkout was canceled by the void, or was paid short and the receipt
+ * voided meanwhile), with the payment's provider id. Such a receipt's money cannot pay another (a mark paid
+ * refuses it: it has no line in paid.csv to count it on), so its page must not offer it.
+ */
+export async function findHeldPaymentOfUnpaidVoid(
+  db: Client,
+  paymentId: number,
+): Promise<{ externalPaymentId: string | null } | null> {
+  const rows = await db.$queryRaw<{ externalPaymentId: string | null }[]>`
+    SELECT p.external_payment_id AS "externalPaymentId"
+      FROM payments p
+      JOIN receipts r ON r.id = p.receipt_id
+     WHERE p.id = ${paymentId} AND r.status = 'void' AND r.paid_at IS NULL`;
+  return rows[0] ?? null;
+}
+
+/**
  * The receipt marked paid with the money of (void) receipt `receiptId` (paid_with_receipt_id, unique),
  * with its status; null when its money paid none. The voided receipt's page names it, rather than
  * saying to return that money to the payer.

@@ -2563,15 +2563,24 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // for them: the admin is told of it here too, and a void receipt names the receipts that bill its jobs now.
     // That held payment's money may have paid a receipt since (marked paid with it, voided in turn, its
     // jobs billed again here): a mark paid with it is refused, and that receipt's money is what may pay this.
-    const sameJobsHeldMoneyPaid =
+    const [sameJobsHeldMoneyPaid, sameJobsHeldVoidedUnpaid] =
       heldForSameJobs === null
-        ? null
-        : await receiptsRepository.findReceiptPaidWithMoneyOf(db, heldForSameJobs.receiptId);
+        ? [null, null]
+        : await Promise.all([
+            receiptsRepository.findReceiptPaidWithMoneyOf(db, heldForSameJobs.receiptId),
+            receiptsRepository.findHeldPaymentOfUnpaidVoid(db, heldForSameJobs.id),
+          ]);
     return {
       ...shown,
       sameJobsHeldPayment: heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs),
       /** The receipt the held payment's money paid since (voided in turn), or null while it paid none. */
       sameJobsHeldMoneyPaid,
+      /**
+       * When the held payment's receipt was voided before it was paid: its money came in after the void (or
+       * short, the receipt voided meanwhile) and cannot be named as that receipt's money (a mark paid refuses
+       * it), with the payment's provider id for the reference of a mark paid as new money. Null otherwise.
+       */
+      sameJobsHeldVoidedUnpaid,
       paidByHand,
       dismissedPayments: dismissed.map(dismissedPaymentOf),
       sameJobsVoidedPaidByHand: voidedPaidByHand.get(id) ?? [],
