@@ -129,6 +129,7 @@ export const VIEW_LOCALS = [
   'sameJobsHeldMoneyPaid',
   'sameJobsHeldMoneyNote',
   'sameJobsHeldCanTopUp',
+  'sameJobsHeldVoidedUnpaid',
   'sameJobsVoidedPaidByHand',
   'search',
   'sections',

@@ -200,6 +200,7 @@ describe('a receipt billing again the jobs of a held payment whose money paid a 
       amount: '0.50',
       currency: 'THB',
       moneyPaidReceipt: { id: again, status: 'void', url: `/admin/receipts/${again}` },
+      isReceiptVoidedUnpaid: false,
     });
     expect(page).not.toContain(`<option value="${first}">`);
     expect(page).toContain(`<option value="${again}">receipt #${again}, voided (paid by hand)</option>`);

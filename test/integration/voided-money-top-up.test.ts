@@ -22,7 +22,7 @@ let app: ReturnType<typeof buildTestApp>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gil']) {
+  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay', 'gil', 'hal', 'ida', 'jan', 'kim']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -205,6 +205,94 @@ describe("marking a receipt paid with a voided receipt's money plus new money fo
     expect(marked.status, marked.text).toBe(200);
   });
 
+  // The admin typed the voided receipt's money as the amount received: refused as short of the total, the
+  // advice was to collect the rest and mark the receipt paid with the whole total, which said nothing of
+  // New money received now, the field that takes the rest beside that money.
+  it("names New money received now when the amount received typed is only the voided receipt's money", async () => {
+    const { admin, first, again } = await billedAgainAfterHandPaidVoid('hal', 'mu', 'gov');
+    const refused = await post(admin, `/admin/receipts/${again}/paid`, {
+      method: 'bank_transfer',
+      amount_received: '0.50',
+      paid_with_receipt: String(first),
+    });
+    expect(refused.status, refused.text).toBe(422);
+    expect(refused.body).toMatchObject({ field: 'amount_received', amountReceived: '0.50', total: '0.80' });
+    expect(refused.body.error).toBe(
+      `The amount received, 0.50 THB, is 0.30 THB short of the total of receipt #${again}, 0.80 THB; nothing was ` +
+        `changed. Amount received is the whole total even when the money of receipt #${first}, 0.50 THB, pays part ` +
+        `of it: once the remaining 0.30 THB has arrived, mark it paid with 0.80 THB as Amount received, receipt ` +
+        `#${first} as Paid with the money of, and 0.30 THB as New money received now (new_money), with the ` +
+        'reference of that payment. If the total itself is wrong (a wrong tier or rate), void the receipt so that ' +
+        'its jobs are billed again.',
+    );
+    expect(refused.body.error).not.toContain('Collect the remaining');
+    await expectStillPending(again);
+    // The same from the receipt page's form.
+    const form = await admin
+      .post(`/admin/receipts/${again}/paid`)
+      .type('form')
+      .set('Accept', 'text/html')
+      .send({
+        method: 'bank_transfer',
+        amount_received: '0.50',
+        paid_with_receipt: String(first),
+        new_money: '',
+        tx_ref: '',
+        paid_on: '',
+        csrf_token: await csrfTokenOf(admin),
+      });
+    expect(form.status).toBe(422);
+    const shown = visibleTextOf(form.text);
+    expect(shown).toContain('Not marked paid. The amount received, 0.50 THB, is 0.30 THB short of the total');
+    expect(shown).toContain('and 0.30 THB as New money received now (new_money), with the reference of that payment.');
+    expect(shown).not.toContain('Collect the remaining');
+    await expectStillPending(again);
+    // Done as it says, the receipt is paid.
+    const marked = await post(admin, `/admin/receipts/${again}/paid`, {
+      method: 'bank_transfer',
+      amount_received: '0.80',
+      paid_with_receipt: String(first),
+      new_money: '0.30',
+      tx_ref: 'BT-HAL',
+    });
+    expect(marked.status, marked.text).toBe(200);
+  });
+
+  it('says Amount received is the whole total when the new money alone was typed as it, with new money', async () => {
+    const { admin, first, again } = await billedAgainAfterHandPaidVoid('ida', 'mu', 'gov');
+    const refused = await post(admin, `/admin/receipts/${again}/paid`, {
+      method: 'bank_transfer',
+      amount_received: '0.30',
+      paid_with_receipt: String(first),
+      new_money: '0.30',
+      tx_ref: 'BT-IDA',
+    });
+    expect(refused.status, refused.text).toBe(422);
+    expect(refused.body.error).toContain(
+      `is 0.50 THB short of the total of receipt #${again}, 0.80 THB; nothing was changed. Amount received is the ` +
+        `whole total even when the money of receipt #${first}, 0.50 THB, pays part of it: once the remaining 0.30 ` +
+        'THB has arrived, mark it paid with 0.80 THB as Amount received',
+    );
+    await expectStillPending(again);
+  });
+
+  it('says Amount received is the total when the voided money is all of it, typed short', async () => {
+    // Billed again at the same tier: that money is the whole total, and no new money is needed.
+    const { admin, first, again } = await billedAgainAfterHandPaidVoid('jan', 'mu', 'mu');
+    const refused = await post(admin, `/admin/receipts/${again}/paid`, {
+      method: 'bank_transfer',
+      amount_received: '0.05',
+      paid_with_receipt: String(first),
+    });
+    expect(refused.status, refused.text).toBe(422);
+    expect(refused.body.error).toContain(
+      `nothing was changed. Amount received is the whole total, 0.50 THB, even when the money of receipt #${first} ` +
+        'pays part or all of it: type the total there, and any part of it that arrives now besides that money as ' +
+        'New money received now (new_money), with the reference of that payment.',
+    );
+    await expectStillPending(again);
+  });
+
   it('takes both parts from the receipt page, which keeps what was typed when they do not add up', async () => {
     const { admin, first, again } = await billedAgainAfterHandPaidVoid('fay', 'mu', 'gov');
     const form = {
@@ -288,6 +376,13 @@ describe("marking a receipt paid with a voided receipt's money plus new money fo
       paid_with_receipt: String(again),
     });
     expect(thirdPaid.status, thirdPaid.text).toBe(200);
+    // Its money came in on two lines of paid.csv (the payment online on the first receipt's, the new money
+    // on the second's); the answer said "on receipt #<second>'s line", which carries only the 0.30 THB.
+    expect(thirdPaid.body.message).toBe(
+      `Receipt #${third} marked paid on 2025-09-05 (internal transfer), 0.80 THB paid with the money of receipt ` +
+        `#${again}, voided: no new money, so paid.csv counts that money once, where it came in: on the lines of ` +
+        `receipts #${first} and #${again}.`,
+    );
     const { rows } = await paidCsv(admin, september);
     const lines = rows.filter((row) => [first, again, third].map(String).includes(row.receipt_id ?? ''));
     expect(lines.map((row) => [row.receipt_id, row.amount_received, row.tx_ref])).toEqual([
@@ -296,6 +391,39 @@ describe("marking a receipt paid with a voided receipt's money plus new money fo
       [String(third), '0.00', `receipt #${again}`],
     ]);
     expect(receivedSum(lines)).toBe(80);
+  });
+
+  it('names every line the money came in on when a topped-up receipt is voided and its money tops up another', async () => {
+    const { admin, researcher, first, again } = await billedAgainAfterHandPaidVoid('kim', 'mu', 'gov');
+    const topUp = { method: 'bank_transfer', amount_received: '0.80', paid_with_receipt: String(first) };
+    expect(
+      (await post(admin, `/admin/receipts/${again}/paid`, { ...topUp, new_money: '0.30', tx_ref: 'BT-K2' })).status,
+    ).toBe(200);
+    expect((await post(admin, `/admin/receipts/${again}/void`, { reason: 'billed at the wrong tier' })).status).toBe(
+      200,
+    );
+    await putOn('kim', 'private');
+    const third = await billEverything(researcher);
+    const marked = await post(admin, `/admin/receipts/${third}/paid`, {
+      method: 'bank_transfer',
+      amount_received: '1.50',
+      paid_with_receipt: String(again),
+      new_money: '0.70',
+      tx_ref: 'BT-K3',
+    });
+    expect(marked.status, marked.text).toBe(200);
+    expect(marked.body.message).toBe(
+      `Receipt #${third} marked paid on 2025-09-05 (bank transfer), 1.50 THB: 0.80 THB the money of receipt #${again}, ` +
+        'voided, and 0.70 THB new money received (ref BT-K3); paid.csv counts only the new 0.70 THB on this ' +
+        `receipt's line, the rest on the lines of receipts #${first} and #${again}.`,
+    );
+    const { rows } = await paidCsv(admin, september);
+    const lines = rows.filter((row) => [first, again, third].map(String).includes(row.receipt_id ?? ''));
+    expect(lines.map((row) => [row.receipt_id, row.amount_received])).toEqual([
+      [String(first), '0.50'],
+      [String(again), '0.30'],
+      [String(third), '0.70'],
+    ]);
   });
 
   it('lets the same money top up only one of two receipts billing its jobs again, marked at once', async () => {

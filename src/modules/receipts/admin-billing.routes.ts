@@ -284,6 +284,8 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
           status: shown.sameJobsHeldMoneyPaid.status,
           url: `/admin/receipts/${shown.sameJobsHeldMoneyPaid.id}`,
         },
+        // That receipt was voided before it was paid: its money cannot be named as Paid with the money of.
+        isReceiptVoidedUnpaid: shown.sameJobsHeldVoidedUnpaid !== null,
       },
       paidOnline: paidOnline && {
         paymentId: paidOnline.id,
@@ -566,7 +568,14 @@ export function adminBillingRoutes(deps: {
       });
       return;
     }
-    const { heldPayments, amountReceived, paidWithReceiptMoney, newMoney, ...marked } = result;
+    const {
+      heldPayments,
+      amountReceived,
+      paidWithReceiptMoney,
+      paidWithMoneyCameInOn: _lines,
+      newMoney,
+      ...marked
+    } = result;
     const fmt = req.app.locals.fmt as ViewFormatters;
     const held = heldPayments
       .map((payment) =>
@@ -612,6 +621,7 @@ export function adminBillingRoutes(deps: {
     result: {
       paidWithReceiptId: number | null;
       paidWithReceiptMoney: Prisma.Decimal | null;
+      paidWithMoneyCameInOn: readonly number[];
       newMoney: Prisma.Decimal | null;
       currency: string;
       txRef: string | null;
@@ -620,15 +630,30 @@ export function adminBillingRoutes(deps: {
   ): string {
     const source = result.paidWithReceiptId;
     if (source === null) return ' received.';
+    // That money is on the paid.csv lines of the receipts it came in on: the voided receipt's alone, or,
+    // when that one was itself paid with a voided receipt's money, the first receipt's and each topped up.
+    // "on receipt #N's line" sent finance to a line carrying only N's new money.
+    const lines = result.paidWithMoneyCameInOn;
+    const isOwnLine = lines.length <= 1 && (lines[0] ?? source) === source;
+    const where = isOwnLine ? null : `the lines of receipts ${listReceipts(lines)}`;
     if (result.newMoney === null || result.paidWithReceiptMoney === null) {
-      return ` paid with the money of receipt #${source}, voided: no new money, so paid.csv counts that money once, on receipt #${source}'s line.`;
+      return (
+        ` paid with the money of receipt #${source}, voided: no new money, so paid.csv counts that money once, ` +
+        `${where === null ? `on receipt #${source}'s line` : `where it came in: on ${where}`}.`
+      );
     }
     const newMoney = `${fmt.money(result.newMoney, result.currency)} ${result.currency}`;
     const theirs = `${fmt.money(result.paidWithReceiptMoney, result.currency)} ${result.currency}`;
     return (
       `: ${theirs} the money of receipt #${source}, voided, and ${newMoney} new money received (ref ${result.txRef}); ` +
-      `paid.csv counts only the new ${newMoney} on this receipt's line, the rest on receipt #${source}'s.`
+      `paid.csv counts only the new ${newMoney} on this receipt's line, the rest on ${where ?? `receipt #${source}'s`}.`
     );
+  }
+
+  /** `#3 and #4`, `#2, #3 and #4`. */
+  function listReceipts(ids: readonly number[]): string {
+    const named = ids.map((id) => `#${id}`);
+    return named.length <= 1 ? named.join('') : `${named.slice(0, -1).join(', ')} and ${named.at(-1)}`;
   }
 
   router.post('/admin/receipts/:id/void', guards.requireAdmin, async (req, res) => {

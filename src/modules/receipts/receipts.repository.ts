@@ -55,6 +55,9 @@ export async function hasUnbilledJobs(tx: Client, username: string, cutoff: Date
 /**
  * A job `j` that ended before `cutoff` but has not finished, on no live receipt, that a receipt leaves
  * out (countUnfinishedUnbilledJobs): one rule for Create receipt's count and the month-end run's.
+ * `NOT j.is_terminal AND j.state <> 'REQUEUED'` is the WHERE of the partial index
+ * slurm_jobs_unfinished_user_end_at_idx (migration 20261207000000), written the same so that the
+ * planner can use it: change one, change the other, or both counts read every job ended by `cutoff`.
  */
 function isUnfinishedUnbilledBefore(cutoff: Date): Prisma.Sql {
   return Prisma.sql`j.end_at < ${cutoff}
@@ -87,13 +90,18 @@ export async function countUnfinishedUnbilledJobsByUser(
   tx: Client,
   cutoff: Date,
 ): Promise<{ username: string; count: number }[]> {
-  const rows = await tx.$queryRaw<{ user: string; count: bigint }[]>`
+  const rows = await tx.$queryRaw<{ user: string; count: bigint }[]>(unfinishedUnbilledJobsByUserSql(cutoff));
+  return rows.map((row) => ({ username: row.user, count: Number(row.count) }));
+}
+
+/** countUnfinishedUnbilledJobsByUser's query (a test reads its plan: that it uses the partial index). */
+export function unfinishedUnbilledJobsByUserSql(cutoff: Date): Prisma.Sql {
+  return Prisma.sql`
     SELECT j."user", count(*) AS count
       FROM slurm_jobs j
      WHERE ${isUnfinishedUnbilledBefore(cutoff)}
      GROUP BY j."user"
      ORDER BY j."user"`;
-  return rows.map((row) => ({ username: row.user, count: Number(row.count) }));
 }
 
 /**
@@ -1168,6 +1176,24 @@ export async function findReceiptsPaidWithMoneyOf(
 }
 
 /**
+ * Of a payment held for review on another receipt, whether that receipt was voided before it was ever paid
+ * (the payment succeeded after its checkout was canceled by the void, or was paid short and the receipt
+ * voided meanwhile), with the payment's provider id. Such a receipt's money cannot pay another (a mark paid
+ * refuses it: it has no line in paid.csv to count it on), so its page must not offer it.
+ */
+export async function findHeldPaymentOfUnpaidVoid(
+  db: Client,
+  paymentId: number,
+): Promise<{ externalPaymentId: string | null } | null> {
+  const rows = await db.$queryRaw<{ externalPaymentId: string | null }[]>`
+    SELECT p.external_payment_id AS "externalPaymentId"
+      FROM payments p
+      JOIN receipts r ON r.id = p.receipt_id
+     WHERE p.id = ${paymentId} AND r.status = 'void' AND r.paid_at IS NULL`;
+  return rows[0] ?? null;
+}
+
+/**
  * The receipt marked paid with the money of (void) receipt `receiptId` (paid_with_receipt_id, unique),
  * with its status; null when its money paid none. The voided receipt's page names it, rather than
  * saying to return that money to the payer.
@@ -1226,12 +1252,16 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
   // total) is money of the chain too, in that receipt's currency, which its mark paid made the same.
   let origin = source;
   let newMoney = new Prisma.Decimal(0);
+  // The receipts of the chain whose paid.csv lines carry its money (each topped up, then the first).
+  const cameInOn: number[] = [];
   for (let step = 0; origin.paidWithReceiptId !== null && step < 100; step += 1) {
     newMoney = newMoney.plus(origin.newMoneyReceived ?? 0);
+    if (origin.newMoneyReceived?.greaterThan(0)) cameInOn.push(origin.id);
     const before = await tx.receipt.findUnique({ where: { id: origin.paidWithReceiptId }, select });
     if (!before) break;
     origin = before;
   }
+  if (origin.paidWithReceiptId === null) cameInOn.push(origin.id);
   const {
     payments,
     paidReceipt,
@@ -1251,6 +1281,10 @@ export async function findMoneySource(tx: Prisma.TransactionClient, receiptId: n
     paymentId: paidWith?.id ?? null,
     // The new money received by hand along the chain (receipts of it topped up), part of `money`.
     newMoneyAlong: newMoney,
+    // The receipts whose lines of paid.csv count that money, oldest first: where it came in (the chain's
+    // first receipt, and each receipt of it topped up). For a receipt paid by money that came in on it alone,
+    // that receipt.
+    cameInOn: cameInOn.reverse(),
     // What is left of that money: what the payment received less what went back of it (refunds that
     // did not fail, a lost dispute: as the billing page counts it), null when the provider did not say
     // what it received; or, paid by hand, the first receipt's total (a mark paid accepts only the total).

@@ -154,7 +154,27 @@ async function moneyOfVoidedReceiptIn(
     paymentId: source.paymentId,
     // The part of the total that money pays: the whole of it, or all but the new money.
     money: receipt.total.minus(newMoney ?? 0),
+    cameInOn: source.cameInOn,
   };
+}
+
+/**
+ * For the advice of an amount received short of the total (AmountNotTotalError): the money of the
+ * voided receipt the mark paid named, when it could pay part of this receipt with new money for the
+ * rest (the user's, void after it was paid, in the receipt's currency, short of its total); null
+ * otherwise, the mark paid's own checks then saying why. Read only; nothing is locked or changed.
+ */
+async function voidedMoneyShortOf(
+  tx: Prisma.TransactionClient,
+  receipt: { id: number; username: string; total: Prisma.Decimal; currency: string },
+  sourceId: number,
+) {
+  if (sourceId === receipt.id) return null;
+  const source = await receiptsRepository.findMoneySource(tx, sourceId);
+  const money = source?.money;
+  if (!source || !money || source.username !== receipt.username || source.status !== 'void') return null;
+  if (source.paidAt === null || money.currency !== receipt.currency) return null;
+  return money.amount.greaterThan(0) && money.amount.lessThan(receipt.total) ? money.amount : null;
 }
 
 /**
@@ -301,12 +321,39 @@ export function allGoneAdvice(received: { amount: Prisma.Decimal; currency: stri
  * noticed; refused, the admin is told both amounts, the difference and what to do, and nothing changes.
  */
 export class AmountNotTotalError extends AppError {
-  constructor(id: number, received: Prisma.Decimal, total: Prisma.Decimal, currency: string) {
+  /**
+   * `voided`: the voided receipt whose money the mark paid named (`paid_with_receipt`), with that money
+   * when it is short of the total in its currency. Short then, the admin had typed that money (or the new
+   * money alone) as the amount received: "collect the rest and mark it paid with the whole total" sent
+   * them after the total as new money, when the rest goes in New money received now beside that money.
+   */
+  constructor(
+    id: number,
+    received: Prisma.Decimal,
+    total: Prisma.Decimal,
+    currency: string,
+    voided?: { sourceId: number; shortMoney: Prisma.Decimal | null },
+  ) {
     const difference = describeMoney(received.minus(total).abs(), currency);
     const isShort = received.lessThan(total);
-    const whatToDo = isShort
-      ? `Collect the remaining ${difference}, then mark it paid with the whole ${describeMoney(total, currency)} once it has all arrived.`
-      : `Return the excess ${difference} to the payer (or apply it elsewhere), then mark it paid with ${describeMoney(total, currency)}.`;
+    const totalText = describeMoney(total, currency);
+    let whatToDo = isShort
+      ? `Collect the remaining ${difference}, then mark it paid with the whole ${totalText} once it has all arrived.`
+      : `Return the excess ${difference} to the payer (or apply it elsewhere), then mark it paid with ${totalText}.`;
+    if (isShort && voided?.shortMoney) {
+      const { sourceId, shortMoney } = voided;
+      const rest = describeMoney(total.minus(shortMoney), currency);
+      whatToDo =
+        `Amount received is the whole total even when the money of receipt #${sourceId}, ` +
+        `${describeMoney(shortMoney, currency)}, pays part of it: once the remaining ${rest} has arrived, mark it ` +
+        `paid with ${totalText} as Amount received, receipt #${sourceId} as Paid with the money of, and ${rest} as ` +
+        'New money received now (new_money), with the reference of that payment.';
+    } else if (isShort && voided) {
+      whatToDo =
+        `Amount received is the whole total, ${totalText}, even when the money of receipt #${voided.sourceId} ` +
+        'pays part or all of it: type the total there, and any part of it that arrives now besides that money as ' +
+        'New money received now (new_money), with the reference of that payment.';
+    }
     super(
       422,
       `The amount received, ${describeMoney(received, currency)}, is ${difference} ${isShort ? 'short of' : 'more than'} ` +
@@ -1741,7 +1788,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         );
       }
       if (isPending && !input.amount_received.equals(receipt.total)) {
-        throw new AmountNotTotalError(id, input.amount_received, receipt.total, receipt.currency);
+        const voided =
+          input.paid_with_receipt === undefined
+            ? undefined
+            : {
+                sourceId: input.paid_with_receipt,
+                shortMoney: await voidedMoneyShortOf(tx, receipt, input.paid_with_receipt),
+              };
+        throw new AmountNotTotalError(id, input.amount_received, receipt.total, receipt.currency, voided);
       }
       const newMoney = isPending ? input.new_money : undefined;
       if (newMoney !== undefined) {
@@ -1870,6 +1924,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         txRef,
         paidWithReceiptId: paidWith?.receiptId ?? null,
         paidWithReceiptMoney: paidWith?.money ?? null,
+        // The receipts whose paid.csv lines count that money: the flash names them.
+        paidWithMoneyCameInOn: paidWith?.cameInOn ?? [],
         newMoney: paidWith ? (newMoney ?? null) : null,
         amountReceived: input.amount_received,
         currency: receipt.currency,
@@ -2540,15 +2596,24 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // for them: the admin is told of it here too, and a void receipt names the receipts that bill its jobs now.
     // That held payment's money may have paid a receipt since (marked paid with it, voided in turn, its
     // jobs billed again here): a mark paid with it is refused, and that receipt's money is what may pay this.
-    const sameJobsHeldMoneyPaid =
+    const [sameJobsHeldMoneyPaid, sameJobsHeldVoidedUnpaid] =
       heldForSameJobs === null
-        ? null
-        : await receiptsRepository.findReceiptPaidWithMoneyOf(db, heldForSameJobs.receiptId);
+        ? [null, null]
+        : await Promise.all([
+            receiptsRepository.findReceiptPaidWithMoneyOf(db, heldForSameJobs.receiptId),
+            receiptsRepository.findHeldPaymentOfUnpaidVoid(db, heldForSameJobs.id),
+          ]);
     return {
       ...shown,
       sameJobsHeldPayment: heldForSameJobs === null ? null : heldPaymentOf(heldForSameJobs),
       /** The receipt the held payment's money paid since (voided in turn), or null while it paid none. */
       sameJobsHeldMoneyPaid,
+      /**
+       * When the held payment's receipt was voided before it was paid: its money came in after the void (or
+       * short, the receipt voided meanwhile) and cannot be named as that receipt's money (a mark paid refuses
+       * it), with the payment's provider id for the reference of a mark paid as new money. Null otherwise.
+       */
+      sameJobsHeldVoidedUnpaid,
       paidByHand,
       dismissedPayments: dismissed.map(dismissedPaymentOf),
       sameJobsVoidedPaidByHand: voidedPaidByHand.get(id) ?? [],
