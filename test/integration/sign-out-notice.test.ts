@@ -74,7 +74,8 @@ describe('signing out', () => {
     for (let attempt = 0; attempt < 5; attempt += 1) {
       const answer = await request(app).post('/logout').set('Accept', 'text/html').type('form').send({});
       expect(answer.status).toBe(302);
-      expect(answer.headers.location).toBe('/login');
+      // The notice goes in the address, not in a session.
+      expect(answer.headers.location).toBe('/login?signed_out=1');
       expect(answer.headers['set-cookie'] ?? []).toEqual([]);
     }
     // A cookie of a session whose row has gone (pruned, or a script's JSON sign-out) is no session either.
@@ -91,7 +92,34 @@ describe('signing out', () => {
       .type('form')
       .send({})
       .expect(302)
-      .expect('Location', '/login');
+      .expect('Location', '/login?signed_out=1');
+    expect(await rows()).toBe(before);
+  });
+
+  it('says so too when Sign out is pressed in a tab whose session row was pruned meanwhile, storing nothing', async () => {
+    // The prune deletes a session's row once it has expired; the tab left open still posts its
+    // cookie. It landed on the bare form, the page before signing in, unlike every other sign-out.
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'jude' });
+    const agent = await signInAs(app, 'jude', user.password);
+    const token = await csrfTokenOf(agent);
+    const pruned = await db.pool.query(`DELETE FROM "session" WHERE sess #>> '{passport,user}' = $1`, [
+      String(user.id),
+    ]);
+    expect(pruned.rowCount).toBe(1);
+    const rows = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM "session"`)).rows[0].n as number;
+    const before = await rows();
+    const answer = await agent
+      .post('/logout')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: token })
+      .expect(302);
+    expect(answer.headers['set-cookie'] ?? []).toEqual([]);
+    const page = await agent.get(String(answer.headers.location)).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('You are signed out.');
+    expect(page.text).toContain('name="username"');
+    // Still nothing stored for it: a flood of row-less sign-outs cannot fill the session table.
     expect(await rows()).toBe(before);
   });
 

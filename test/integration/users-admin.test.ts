@@ -815,6 +815,34 @@ describe('your own account', () => {
     await signInAs(app, 'samesame', user.password);
   });
 
+  it('says a wrong current password is wrong, also when the new password repeats it', async () => {
+    // Refused before the current password was checked, "must differ from the current password" named
+    // what was typed as the current password, wrong as it was: the researcher went on to sign in with it.
+    const app = buildTestApp(db);
+    const user = await buildUser(db.prisma, { username: 'misremembered' });
+    const agent = await signInAs(app, 'misremembered', user.password);
+    const hash = await hashOf('misremembered');
+    const typedTwice = await changePassword(agent, {
+      current: 'what-i-thought-it-was',
+      password: 'what-i-thought-it-was',
+    });
+    expect(typedTwice.status).toBe(400);
+    expect(errorOf(typedTwice.text)).toBe('The current password is not right.');
+    expect(await hashOf('misremembered')).toBe(hash);
+    // A wrong current password counts toward the lockout, however the new one is written.
+    expect(await db.prisma.authThrottle.count({ where: { username: 'misremembered' } })).toBeGreaterThan(0);
+    // With the right current password, the repeat is still refused, in a script's words too, and forgotten.
+    const same = await agent
+      .post('/account/password')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({ current: user.password, password: user.password, confirm: user.password });
+    expect(same.status).toBe(400);
+    expect(same.body.error).toBe('password: must differ from the current password');
+    expect(await hashOf('misremembered')).toBe(hash);
+    expect(await db.prisma.authThrottle.count({ where: { username: 'misremembered' } })).toBe(0);
+  });
+
   describe('wrong current passwords', () => {
     let clock: Date;
     let metrics: Metrics;

@@ -120,6 +120,12 @@ export const redirectSignedInFromSignIn: RequestHandler = (req, res, next) => {
 const SIGNED_OUT_MESSAGE = 'You are signed out.';
 
 /**
+ * The sign-in page saying "You are signed out." without a session to carry it. True whoever opens
+ * it: a signed-in visitor is sent on from /login, so only someone signed out ever reads it.
+ */
+const SIGNED_OUT_PAGE = '/login?signed_out=1';
+
+/**
  * A sign-out posted by someone no longer signed in comes from a tab left open after signing out in
  * another (which ended the session its token belonged to) or after the session ended: they are
  * signed out already, so they get the sign-in page a sign-out leads to instead of a 403 for the
@@ -135,7 +141,9 @@ export const redirectSignedOutFromSignOut: RequestHandler = (req, res, next) => 
   // session that has a row already (that tab's browser holds the signed-out session the other
   // tab's sign-out made): answered before the CSRF check, a sign-out with no session is anyone's to
   // send, and each stored a new row for the notice, so a flood of them filled the session table.
-  if (!hasStoredSession(req)) return res.redirect(302, '/login');
+  // One without a row (its cookie outlived it: the prune) is told in the address instead, which
+  // stores nothing; the bare form it got left that tab's person as unsure as the others were.
+  if (!hasStoredSession(req)) return res.redirect(302, SIGNED_OUT_PAGE);
   if (!req.session.flash) req.session.flash = { type: 'success', message: SIGNED_OUT_MESSAGE };
   res.redirect(302, '/login');
 };
@@ -187,6 +195,10 @@ export function authRoutes(deps: {
 
   router.get('/login', (req, res) => {
     if (req.user) return res.redirect(302, destinationOf(req) ?? homeOf(req.user));
+    // A notice kept in the session (a reason the session ended) says more, and takes its place.
+    if (req.query.signed_out === '1' && !req.session?.flash) {
+      res.locals.flash = { type: 'success', message: SIGNED_OUT_MESSAGE };
+    }
     renderLogin(req, res, { notice: signInNoticeOf(req, deps.isHttpsRequired) });
   });
 

@@ -105,13 +105,12 @@ export type TUserListQuery = z.infer<typeof ZUserListQuery>;
 export const ZUserId = labelFields(zWholeNumber(1, MAX_INT4), { 'user id': 'User number in the address' });
 
 // Strict, as the admin's reset: a misspelt field (`new_pasword`) beside the right ones was ignored,
-// and a script could not tell a field it meant from one it had not sent.
+// and a script could not tell a field it meant from one it had not sent. A new password equal to the
+// current one is refused by the service, once the current one is proven (changeOwnPassword).
 export const ZChangeOwnPasswordForm = labelFields(
-  strictBody({ current: z.string().min(1, 'is required'), password: ZNewPassword, confirm: z.string() })
-    .refine((form) => form.password === form.confirm, { path: ['confirm'], message: 'does not match the new password' })
-    .refine((form) => form.password !== form.current, {
-      path: ['password'],
-      message: 'must differ from the current password',
-    }),
+  strictBody({ current: z.string().min(1, 'is required'), password: ZNewPassword, confirm: z.string() }).refine(
+    (form) => form.password === form.confirm,
+    { path: ['confirm'], message: 'does not match the new password' },
+  ),
   { current: 'Current password', password: 'New password', confirm: 'New password again' },
 );

@@ -258,6 +258,14 @@ export async function changeOwnPassword(
   }
   if (check.outcome === 'failed') throw new BadRequestError('The current password is not right.', { field: 'current' });
   if (check.outcome === 'disabled') throw new AccountDisabledError();
+  // Only now that the current password is proven: refused before the check, a wrong current password
+  // typed as the new one too was told it "must differ from the current password", naming the wrong
+  // one as current (the researcher then signed in with it), and the attempt was not counted.
+  if (change.password === change.current) {
+    // The check counted this attempt before the password was known right: forget it, as a change does.
+    await throttleRepository.reset(auth.db.prisma, user.username);
+    throw new InvalidFieldsError({ password: 'must differ from the current password' }, { password: 'New password' });
+  }
   const passwordHash = await hashPassword(change.password);
   const now = auth.now();
   const changed = await auth.db.prisma.$transaction(async (tx) => {
