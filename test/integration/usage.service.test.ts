@@ -475,11 +475,21 @@ describe('usage of one user', () => {
     });
     // Reversed: refused by the page and the CSV alike, so the tabs and the form fall back to the default window.
     const reversed = await usage.myUsagePage('bob', { query: { ...query, start: '2025-09-10', end: '2025-09-01' } });
-    expect(reversed).toMatchObject({ kind: 'refused', shownWindow: {}, exportWindow: undefined });
+    // The receipt form keeps its To, a day before today: never more than was typed.
+    expect(reversed).toMatchObject({
+      kind: 'refused',
+      shownWindow: {},
+      exportWindow: undefined,
+      receiptForm: { receiptBefore: '2025-09-01' },
+    });
     expect(reversed.kind === 'refused' && reversed.error.message).toMatch(/start \(2025-09-10\) is after end/);
     // Refused by its parse (a bad view): the window typed is kept.
     const refused = new BadRequestError('view: must be one of detail');
-    const typed = await usage.myUsagePage('bob', { refused, typedWindow: { start: '2025-09-01', end: '2025-09-05' } });
+    const typed = await usage.myUsagePage('bob', {
+      refused,
+      typedWindow: { start: '2025-09-01', end: '2025-09-05' },
+      typedEnd: '2025-09-05',
+    });
     expect(typed).toMatchObject({
       kind: 'refused',
       error: refused,

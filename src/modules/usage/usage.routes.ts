@@ -66,7 +66,7 @@ export function createMyUsagePage(deps: { usage: UsageService }): ShowMyUsage {
     } catch (error) {
       // Bad dates come back as the page with the message and the form, not as an error page.
       if (!(error instanceof AppError) || error.status !== 400) throw error;
-      asked = { refused: error, typedWindow: typedWindowQueryOf(raw) };
+      asked = { refused: error, typedWindow: typedWindowQueryOf(raw), typedEnd: typedEndOf(raw) };
     }
     const shown = await usage.myUsagePage(sessionUserOf(req).username, asked);
     const { heldPayments } = shown;
@@ -149,6 +149,19 @@ export function createMyUsagePage(deps: { usage: UsageService }): ShowMyUsage {
 function typedWindowQueryOf(raw: Record<string, unknown>): TWindowQuery | undefined {
   try {
     return parseInput(ZWindowQuery, { start: raw.start, end: raw.end });
+  } catch (error) {
+    if (error instanceof AppError && error.status === 400) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The To of a refused query as typed, parsed alone (a From that is not a date leaves it one); undefined
+ * when it is not a date. The receipt form bills up to it when it is before today.
+ */
+function typedEndOf(raw: Record<string, unknown>): string | undefined {
+  try {
+    return parseInput(ZWindowQuery, { end: raw.end }).end;
   } catch (error) {
     if (error instanceof AppError && error.status === 400) return undefined;
     throw error;

@@ -151,7 +151,15 @@ export class UsagePageNotFoundError extends NotFoundError {
  * What /me was asked for (myUsagePage): the query as parsed, or its refusal with the window as typed,
  * parsed alone (undefined when its dates are refused too).
  */
-export type MyUsageAsk = { query: TUsageQuery } | { refused: AppError; typedWindow: TWindowQuery | undefined };
+export type MyUsageAsk =
+  | { query: TUsageQuery }
+  | {
+      refused: AppError;
+      /** The window typed, parsed whole; undefined when either date is not one. */
+      typedWindow: TWindowQuery | undefined;
+      /** The To typed, parsed alone; undefined when it is not a date. */
+      typedEnd: string | undefined;
+    };
 
 /** Everything /me shows (myUsagePage), besides what was typed: the page, or a refusal beside the form. */
 export type MyUsageView = { heldPayments: HeldPayment[] } & (
@@ -396,9 +404,9 @@ export function createUsageService(deps: UsageServiceDeps) {
 
   /**
    * The dates of My usage's receipt form under a window ending `windowEnd` (undefined: the default
-   * window): today in the cluster's zone, its latest day, and the day it offers to bill up to. A
-   * window that ended before today offers its last day: today billed more than the researcher had
-   * been reading.
+   * window, or a To that is not a date): today in the cluster's zone, its latest day, and the day it
+   * offers to bill up to. A window that ended before today offers its last day, also when the window
+   * is refused: today billed more than the researcher had been reading.
    */
   function receiptFormDatesFor(windowEnd: string | undefined): ReceiptFormDates {
     const today = toLocalDate(now(), config.timeZone);
@@ -595,6 +603,7 @@ export function createUsageService(deps: UsageServiceDeps) {
     const heldPayments = await deps.receipts.findHeldPaymentsOf(username);
     let refusal: AppError;
     let typedWindow: TWindowQuery | undefined;
+    let typedEnd: string | undefined;
     if ('query' in asked) {
       try {
         return { kind: 'page', page: await getUserUsage(username, asked.query), heldPayments };
@@ -606,16 +615,20 @@ export function createUsageService(deps: UsageServiceDeps) {
         if (!(error instanceof AppError) || error.status !== 400) throw error;
         refusal = error;
         typedWindow = { start: asked.query.start, end: asked.query.end };
+        typedEnd = asked.query.end;
       }
     } else {
       refusal = asked.refused;
       typedWindow = asked.typedWindow;
+      typedEnd = asked.typedEnd;
     }
     const shownWindow = shownWindowOf(typedWindow);
     return {
       kind: 'refused',
       error: refusal,
-      receiptForm: receiptFormDatesFor(shownWindow.end),
+      // The To typed, even of a window refused (reversed, or a From that is not a date): today
+      // billed more than the researcher had typed (reading November, Create receipt billed December).
+      receiptForm: receiptFormDatesFor(typedEnd),
       shownWindow,
       exportWindow: exportWindowOf(typedWindow),
       heldPayments,
