@@ -376,7 +376,17 @@ export async function recordAdminPageRefusal(
   });
 }
 
-/** A `next` path that stays on this site, or undefined. */
+/**
+ * The sign-in and sign-out pages, which no one signs in to land on: `/login?next=/logout` led, once
+ * signed in, to the Sign out page (a sign-in that looked as if it had not worked, one click from
+ * signing out). Lower case, as the router matches paths whatever their case.
+ */
+const SIGN_IN_OUT_PATHS = new Set(['/login', '/logout']);
+
+/**
+ * A `next` path that stays on this site and is not the sign-in or sign-out page, or undefined. A
+ * string check only: POST /login reads it.
+ */
 export function toSafeNextPath(next: unknown): string | undefined {
   if (typeof next !== 'string' || !isLocalPath(next)) return undefined;
   try {
@@ -386,7 +396,9 @@ export function toSafeNextPath(next: unknown): string | undefined {
     const path = `${url.pathname}${url.search}`;
     // Parsing removes dot segments, tabs and newlines: /.//evil.example and /%2e//evil.example
     // come out as //evil.example, which a browser follows off-site. What is returned is checked.
-    return isLocalPath(path) ? path : undefined;
+    if (!isLocalPath(path)) return undefined;
+    // The router takes /logout/ and /LogOut for /logout too.
+    return SIGN_IN_OUT_PATHS.has(url.pathname.toLowerCase().replace(/\/+$/, '')) ? undefined : path;
   } catch {
     return undefined;
   }
