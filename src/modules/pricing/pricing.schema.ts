@@ -130,6 +130,9 @@ export const ZEditTier = strictBody(
     // The description the form was opened with (the Rates page's hidden field): a description
     // changed since is not overwritten (409). Left out (a script), nothing is compared.
     based_on_description: z.string().max(1000).optional(),
+    // The rates in force when the page was opened, as ZDeleteTier's: tells the tier the page showed
+    // from another given its name since (409). Left out (a script), the tier of that name is changed.
+    based_on: ZBasedOnRate,
   },
   TIER_FIELD_LABELS,
 );

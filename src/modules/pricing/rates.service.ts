@@ -707,17 +707,19 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
-   * Refuses a deletion or a change of the default whose `based_on` (the rates its page showed) is no
-   * rates of the tier named `type` now: the tier the page showed was renamed or deleted since, and
-   * another tier given its name. The buttons sent the name alone, and deleted that other tier with its
-   * rate history, or priced every user of the default tier with it. A `based_on` of no tier that had
-   * the name is a 400, as the rates form's is.
+   * Refuses a deletion, a change of the default, or a rename or description, whose `based_on` (the
+   * rates its page showed) is no rates of the tier named `type` now: the tier the page showed was
+   * renamed or deleted since, and another tier given its name. The forms sent the name alone, and
+   * deleted that other tier with its rate history, priced every user of the default tier with it, or
+   * renamed or described it. A `based_on` of no tier that had the name is a 400, as the rates form's
+   * is. The 409's `details` say `tierReplaced`: the Rates page shows it at its top, not in the card of
+   * the other tier.
    */
   async function refuseTierReplaced(
     tx: Prisma.TransactionClient,
     type: string,
     basedOnId: number,
-    action: 'delete' | 'default',
+    action: 'delete' | 'default' | 'edit',
   ): Promise<never> {
     const tier = await ratesRepository.findTierOfRate(tx, basedOnId);
     const rename = tier && (await ratesRepository.findRenameChange(tx, tier.id, type));
@@ -727,12 +729,15 @@ export function createRatesService(deps: RatesServiceDeps) {
       const what = rename && tier ? `renamed to ${tier.name}` : 'deleted';
       const [refused, instead] =
         action === 'delete'
-          ? [`Tier ${type} was not deleted`, 'delete it']
-          : [`${type} was not made the default tier`, 'make it the default'];
+          ? [`Tier ${type} was not deleted`, 'delete it from its own card']
+          : action === 'default'
+            ? [`${type} was not made the default tier`, 'make it the default from its own card']
+            : [`Tier ${type} was not renamed or described`, 'rename or describe it from its own card'];
       throw new ConflictError(
         `${refused}: the ${type} this page showed was ${what} by ${change.actor} at ` +
           `${formatLocalDateTime(change.at, config.timeZone)} after it was opened, and the ${type} there is now is ` +
-          `another tier, added since; ${instead} from its own card if you mean to.`,
+          `another tier, added since; ${instead} if you mean to.`,
+        { tierReplaced: true },
       );
     }
     throw new InvalidFieldsError(
@@ -942,6 +947,10 @@ export function createRatesService(deps: RatesServiceDeps) {
             };
           }
           throw await unknownTierError(tx, input.type);
+        }
+        // A page opened before the tier it showed was renamed or deleted and another given its name.
+        if (input.based_on !== undefined && !(await ratesRepository.findTierRate(tx, tier.id, input.based_on))) {
+          await refuseTierReplaced(tx, input.type, input.based_on, 'edit');
         }
         const next = { name: input.name, description: input.description ?? tier.description };
         const basedOn = input.based_on_description;
