@@ -55,6 +55,13 @@ async function openEditForm(tier: string) {
   return formFields(card, '/admin/rates/tiers/edit');
 }
 
+/** zed's form on carol's Tier overrides page, as rendered. */
+async function openOverrideForm(username: string) {
+  const page = (await carol.get('/admin/tiers').set('Accept', 'text/html').expect(200)).text;
+  const row = new RegExp(`<tbody id="user-${username}">.*?</tbody>`, 's').exec(page)?.[0] ?? '';
+  return formFields(row, '/admin/tiers');
+}
+
 const auditCount = (action: string) => db.prisma.auditLog.count({ where: { action } });
 const tierNamed = (name: string) =>
   db.prisma.pricingTier.findUnique({ where: { name }, select: { id: true, name: true, description: true } });
@@ -148,3 +155,104 @@ describe('Rename or describe, from a page opened before its tier was replaced by
     expect((await tierNamed('mu'))?.description).toBe(mu.description);
   });
 });
+
+describe('Tier overrides, from a page opened before the tier chosen was replaced by another of that name', () => {
+  it('moves no one to the new tier (HTML and JSON); scripts leaving based_on out still move', async () => {
+    await asOps('/admin/rates/tiers', { name: 'night', cpu: '0.1', gpu: '1', mem: '0.01' });
+    await asOps('/admin/rates/tiers', { name: 'day', cpu: '0.2', gpu: '2', mem: '0.02' });
+    const form = await openOverrideForm('zed');
+    expect(form).toMatchObject({ username: 'zed', based_on_override: '' });
+    await asOps('/admin/rates/tiers/delete', { type: 'night' });
+    await asOps('/admin/rates/tiers', { name: 'night', cpu: '9', gpu: '90', mem: '0.9' });
+    await asOps('/admin/rates/tiers/edit', { type: 'day', name: 'day2' });
+    await asOps('/admin/rates/tiers', { name: 'day', cpu: '8', gpu: '80', mem: '0.8' });
+    const moves = await auditCount('pricing.override.set');
+
+    const refused = await carol
+      .post('/admin/tiers')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ ...form, tier: 'night' });
+    expect(refused.status).toBe(409);
+    expect(refused.text).toMatch(
+      /zed not moved to night: the night this page showed was deleted by ops at \d{4}-\d\d-\d\d \d\d:\d\d after it was opened, and the night there is now is another tier, added since; choose it again from the list as it is now if you mean to\./,
+    );
+    // In zed's row, beside the tier focused, as a move refused for someone else's move is.
+    const row = /<tbody id="user-zed">.*?<\/tbody>/s.exec(refused.text)?.[0] ?? '';
+    expect(row).toContain('zed not moved to night: the night this page showed was deleted');
+    expect(row).toContain('aria-invalid="true"');
+    const renamed = await carol
+      .post('/admin/tiers')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ ...form, tier: 'day' });
+    expect(renamed.status).toBe(409);
+    expect(renamed.text).toMatch(
+      /zed not moved to day: the day this page showed was renamed to day2 by ops at \d{4}-\d\d-\d\d \d\d:\d\d after it was opened/,
+    );
+    expect(await db.prisma.tierOverride.count({ where: { username: 'zed' } })).toBe(0);
+    expect(await auditCount('pricing.override.set')).toBe(moves);
+
+    // A JSON client sends the rates in force of the tier it chose (as GET /admin/rates lists them).
+    const night = formRateOf(form, 'night');
+    const json = await carol
+      .post('/admin/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(carol))
+      .send({ username: 'zed', tier: 'night', based_on: night });
+    expect(json.status).toBe(409);
+    expect(json.body).toEqual({
+      code: 409,
+      error: expect.stringMatching(/^zed not moved to night: the night this page showed was deleted by ops at /),
+    });
+    expect(await db.prisma.tierOverride.count({ where: { username: 'zed' } })).toBe(0);
+    expect(await auditCount('pricing.override.set')).toBe(moves);
+
+    // From the page as it is now, the move is made; and so it is for a script sending no based_on.
+    const fresh = await openOverrideForm('zed');
+    await carol
+      .post('/admin/tiers')
+      .type('form')
+      .send({ ...fresh, tier: 'night' })
+      .expect(303);
+    expect(await overrideOf('zed')).toBe('night');
+    await asOps('/admin/tiers', { username: 'zed', tier: 'day' }).then((r) => expect(r.status).toBe(200));
+    expect(await overrideOf('zed')).toBe('day');
+  });
+
+  it('refuses a based_on that is no rates of a tier that had the name (400), changing nothing', async () => {
+    const gov = await openEditForm('gov');
+    const moves = await auditCount('pricing.override.set');
+    const response = await carol
+      .post('/admin/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(carol))
+      .send({ username: 'zed', tier: 'mu', based_on: Number(gov.based_on) });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatch(/^based_on: \d+ names no rates of mu/);
+    // The form's hidden list, altered by hand: said so, nothing moved.
+    const altered = await carol
+      .post('/admin/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(carol))
+      .send({ username: 'zed', tier: 'mu', based_on_rates: 'mu=3;gov' });
+    expect(altered.status).toBe(400);
+    expect(altered.body.error).toMatch(/based_on_rates: is not a list of tier:rates pairs/);
+    expect(await overrideOf('zed')).toBe('day');
+    expect(await auditCount('pricing.override.set')).toBe(moves);
+  });
+});
+
+async function overrideOf(username: string) {
+  const row = await db.prisma.tierOverride.findUnique({
+    where: { username },
+    select: { tier: { select: { name: true } } },
+  });
+  return row?.tier.name;
+}
+
+/** The rates id the overrides form holds for `tier` (its hidden based_on_rates, "name:id" pairs). */
+function formRateOf(form: Record<string, string>, tier: string): number {
+  const pair = (form.based_on_rates ?? '').split(' ').find((entry) => entry.startsWith(`${tier}:`));
+  return Number(pair?.slice(tier.length + 1));
+}

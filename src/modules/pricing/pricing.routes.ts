@@ -558,6 +558,14 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       link: (changes: Record<string, unknown>) => linkTo('/admin/tiers', { q: query.q }, changes),
       listedAt: tiersPageOf(query),
       tierNames: [...snapshot.knownTiers],
+      // The rates in force of each tier offered ("mu:3 gov:7"), the forms' hidden based_on_rates: a
+      // tier replaced by another of its name after the page was opened is not chosen in its place.
+      tierRates: [...snapshot.knownTiers]
+        .flatMap((name) => {
+          const current = snapshot.tiers.get(name)?.current;
+          return current ? [`${name}:${current.id}`] : [];
+        })
+        .join(' '),
       refusedUser: undefined,
       invalidFields: [],
       ...extra,
