@@ -138,6 +138,7 @@ export const VIEW_LOCALS = [
   'streamedRows',
   'tierEdit',
   'tierNames',
+  'tierRates',
   'tiers',
   'timeZone',
   'title',

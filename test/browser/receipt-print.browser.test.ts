@@ -182,7 +182,7 @@ describe.skipIf(!hasChromium)('a receipt printed on paper', { timeout: 120_000 }
       page.click('button:has-text("Create receipt")'),
     ]);
     const receiptPath = new URL(page.url()).pathname;
-    // "(in force since 2020-01-01, locked 2026-12-04 10:28)": at 375 px "2026-12-" ended a line.
+    // "(in force since 2020-01-01 07:00, locked 2026-12-04 10:28)": at 375 px "2026-12-" ended a line.
     const split: string[] = [];
     for (const path of [receiptPath, `${receiptPath}/print`]) {
       await page.goto(`${base}${path}`);

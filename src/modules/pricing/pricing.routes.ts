@@ -190,6 +190,8 @@ interface TypedTierEdit {
   description: string;
   /** The description the typed one was written over; undefined once the form is to start from the one now. */
   basedOnDescription: string | undefined;
+  /** The rates id the form was opened on (`based_on`), kept so a form sent again is still checked against it. */
+  basedOn: string | undefined;
   error: string;
   /** The fields the error is about (name, description), marked invalid on the form. */
   invalid: string[];
@@ -450,7 +452,13 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       // keeping what was typed (a name left as the page showed it becomes the name now).
       const renamedTo = typeof error.details?.renamedTo === 'string' ? error.details.renamedTo : undefined;
       const type = renamedTo ?? typed('type');
-      // The refusal goes back into the tier's own form; a tier that is not on the page has none.
+      // The refusal goes back into the tier's own form; a tier that is not on the page has none. Nor
+      // has a tier replaced by another of its name since the page was opened: in that other tier's
+      // card, the name and description typed for the old one would be one click from being saved on it.
+      if (error.details?.tierReplaced === true) {
+        await renderRates(res, { error: readableMessageOf(error) });
+        return;
+      }
       if (!(await rates.getSnapshot()).tiers.has(type)) {
         await renderRates(res, { error: `Tier not changed. ${readableMessageOf(error)}` });
         return;
@@ -464,6 +472,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
           name: renamedTo && typed('name') === typed('type') ? renamedTo : typed('name'),
           description: isStale ? error.formDescription : typed('description'),
           basedOnDescription: isStale ? undefined : typedIn(req.body, 'based_on_description'),
+          basedOn: invalidFieldsOf(error).includes('based_on') ? undefined : typedIn(req.body, 'based_on'),
           // A 409 already says what was not done; a 400 names only the field.
           error:
             error.status === 400
@@ -549,6 +558,14 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
       link: (changes: Record<string, unknown>) => linkTo('/admin/tiers', { q: query.q }, changes),
       listedAt: tiersPageOf(query),
       tierNames: [...snapshot.knownTiers],
+      // The rates in force of each tier offered ("mu:3 gov:7"), the forms' hidden based_on_rates: a
+      // tier replaced by another of its name after the page was opened is not chosen in its place.
+      tierRates: [...snapshot.knownTiers]
+        .flatMap((name) => {
+          const current = snapshot.tiers.get(name)?.current;
+          return current ? [`${name}:${current.id}`] : [];
+        })
+        .join(' '),
       refusedUser: undefined,
       invalidFields: [],
       ...extra,

@@ -130,6 +130,9 @@ export const ZEditTier = strictBody(
     // The description the form was opened with (the Rates page's hidden field): a description
     // changed since is not overwritten (409). Left out (a script), nothing is compared.
     based_on_description: z.string().max(1000).optional(),
+    // The rates in force when the page was opened, as ZDeleteTier's: tells the tier the page showed
+    // from another given its name since (409). Left out (a script), the tier of that name is changed.
+    based_on: ZBasedOnRate,
   },
   TIER_FIELD_LABELS,
 );
@@ -170,12 +173,39 @@ const ZUsername = z
   .regex(/^[A-Za-z0-9._@-]+$/, 'is not a username');
 
 /**
+ * The rates in force of each tier a Tier overrides form offered, as its hidden field holds them:
+ * `name:rateId` pairs separated by spaces ("mu:3 gov:7"), read into a map by name.
+ */
+const ZBasedOnRates = z
+  .string()
+  .trim()
+  .max(100_000)
+  .regex(/^(?:[a-z0-9][a-z0-9_-]*:\d{1,10}(?: +|$))*$/, 'is not a list of tier:rates pairs')
+  .transform((text) => {
+    const pairs = text.split(/ +/).filter(Boolean);
+    return new Map(
+      pairs.map((pair) => [pair.slice(0, pair.lastIndexOf(':')), Number(pair.slice(pair.lastIndexOf(':') + 1))]),
+    );
+  })
+  .optional();
+
+/**
  * The tier overrides form: choosing the natural tier removes the override. `based_on_override` is
  * the override the form was opened on (the page's hidden field; empty for none): a user moved by
  * someone else since is not moved back over them (409). Left out (a script), nothing is compared.
+ * `based_on` is the rates in force of the tier chosen when the list was read (a JSON client's), and
+ * `based_on_rates` those of every tier the page's list offered (its hidden field; the chosen tier's
+ * counts): a tier replaced since by another of its name is not chosen in its place (409). Both left
+ * out (a script), the tier of that name is chosen.
  */
 export const ZSetOverride = strictBody(
-  { username: ZUsername, tier: ZTierName, based_on_override: z.string().max(MAX_TIER_NAME_LENGTH).optional() },
+  {
+    username: ZUsername,
+    tier: ZTierName,
+    based_on_override: z.string().max(MAX_TIER_NAME_LENGTH).optional(),
+    based_on: ZBasedOnRate,
+    based_on_rates: ZBasedOnRates,
+  },
   TIER_FIELD_LABELS,
 );
 export type TSetOverride = z.infer<typeof ZSetOverride>;

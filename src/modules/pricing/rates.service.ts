@@ -707,17 +707,20 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
-   * Refuses a deletion or a change of the default whose `based_on` (the rates its page showed) is no
-   * rates of the tier named `type` now: the tier the page showed was renamed or deleted since, and
-   * another tier given its name. The buttons sent the name alone, and deleted that other tier with its
-   * rate history, or priced every user of the default tier with it. A `based_on` of no tier that had
-   * the name is a 400, as the rates form's is.
+   * Refuses a deletion, a change of the default, a rename or description, or a move of user `move`
+   * on Tier overrides, whose `based_on` (the rates its page showed) is no rates of the tier named
+   * `type` now: the tier the page showed was renamed or deleted since, and another tier given its
+   * name. The forms sent the name alone, and deleted that other tier with its rate history, priced
+   * every user of the default tier with it, renamed or described it, or put a user on it. A
+   * `based_on` of no tier that had the name is a 400, as the rates form's is. The 409's `details`
+   * say `tierReplaced` (the Rates page shows it at its top, not in the other tier's card) and, for a
+   * move, the field it is about (`tier`, the user's row).
    */
   async function refuseTierReplaced(
     tx: Prisma.TransactionClient,
     type: string,
     basedOnId: number,
-    action: 'delete' | 'default',
+    action: 'delete' | 'default' | 'edit' | { move: string },
   ): Promise<never> {
     const tier = await ratesRepository.findTierOfRate(tx, basedOnId);
     const rename = tier && (await ratesRepository.findRenameChange(tx, tier.id, type));
@@ -727,12 +730,17 @@ export function createRatesService(deps: RatesServiceDeps) {
       const what = rename && tier ? `renamed to ${tier.name}` : 'deleted';
       const [refused, instead] =
         action === 'delete'
-          ? [`Tier ${type} was not deleted`, 'delete it']
-          : [`${type} was not made the default tier`, 'make it the default'];
+          ? [`Tier ${type} was not deleted`, 'delete it from its own card']
+          : action === 'default'
+            ? [`${type} was not made the default tier`, 'make it the default from its own card']
+            : action === 'edit'
+              ? [`Tier ${type} was not renamed or described`, 'rename or describe it from its own card']
+              : [`${action.move} not moved to ${type}`, 'choose it again from the list as it is now'];
       throw new ConflictError(
         `${refused}: the ${type} this page showed was ${what} by ${change.actor} at ` +
           `${formatLocalDateTime(change.at, config.timeZone)} after it was opened, and the ${type} there is now is ` +
-          `another tier, added since; ${instead} from its own card if you mean to.`,
+          `another tier, added since; ${instead} if you mean to.`,
+        typeof action === 'object' ? { tierReplaced: true, field: 'tier' } : { tierReplaced: true },
       );
     }
     throw new InvalidFieldsError(
@@ -942,6 +950,10 @@ export function createRatesService(deps: RatesServiceDeps) {
             };
           }
           throw await unknownTierError(tx, input.type);
+        }
+        // A page opened before the tier it showed was renamed or deleted and another given its name.
+        if (input.based_on !== undefined && !(await ratesRepository.findTierRate(tx, tier.id, input.based_on))) {
+          await refuseTierReplaced(tx, input.type, input.based_on, 'edit');
         }
         const next = { name: input.name, description: input.description ?? tier.description };
         const basedOn = input.based_on_description;
@@ -1214,6 +1226,17 @@ export function createRatesService(deps: RatesServiceDeps) {
           now().getTime(),
         );
         const natural = tierOf(tiersNow, input.username, undefined).naturalTier;
+        // The tier the page offered under this name, replaced since by another of that name: the rates
+        // it showed are no rates of the tier of that name now (read here, not from the cache).
+        const chosenNow = tiersNow.tiers.get(input.tier);
+        const basedOnRate = input.based_on ?? input.based_on_rates?.get(input.tier);
+        if (
+          chosenNow &&
+          basedOnRate !== undefined &&
+          !(await ratesRepository.findTierRate(tx, chosenNow.id, basedOnRate))
+        ) {
+          await refuseTierReplaced(tx, input.tier, basedOnRate, { move: input.username });
+        }
         const isRemoval = tiersNow.tiers.get(natural)?.id === tier.id;
         const next = isRemoval ? undefined : input.tier;
         const unchanged = { override: next, isChanged: false };
