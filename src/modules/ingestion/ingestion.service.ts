@@ -22,6 +22,7 @@ import {
   throwIfStopped,
 } from './job-source.js';
 import { assignStoredIds, isSameRun } from './reused-job-id.js';
+import { fileModifiedAtOf } from './sacct-file.source.js';
 import {
   findStorageProblem,
   findTimeProblem,
@@ -918,10 +919,27 @@ export function isBackfillWindowDone(db: Database, window: IngestWindow): Promis
   return ingestionRepository.isBackfillWindowDone(db.prisma, window);
 }
 
+/** What the freshness gauges read at each scrape (findLastIngestionSuccess). */
+export interface IngestionFreshness {
+  /** When the newest completed run reading up to now finished. */
+  finishedAt: Date;
+  /**
+   * When FALLBACK_CSV was last written, as that run read it, when the file answered it; else null. Each
+   * run of a file nothing refreshes succeeds, nothing new in it, so finishedAt stays fresh for ever.
+   */
+  fileModifiedAt: Date | null;
+}
+
 /**
- * When the newest completed ingestion run finished, whichever process ran it, for the freshness
- * gauge at each scrape; null before the first. Gives up after `timeoutMs`.
+ * When the newest completed ingestion run finished, whichever process ran it, and when the file it
+ * read was written if the file answered it, for the freshness gauges at each scrape; null before the
+ * first. One query; gives up after `timeoutMs`.
  */
-export function findLastIngestionSuccess(db: Database, timeoutMs: number): Promise<Date | null> {
-  return ingestionRepository.findLastSuccessfulFinishWithin(db.pool, timeoutMs);
+export async function findLastIngestionSuccess(db: Database, timeoutMs: number): Promise<IngestionFreshness | null> {
+  const last = await ingestionRepository.findLastSuccessfulFinishWithin(db.pool, timeoutMs);
+  if (!last) return null;
+  return {
+    finishedAt: last.finishedAt,
+    fileModifiedAt: last.source === 'file' ? fileModifiedAtOf(last.fileFingerprint) : null,
+  };
 }

@@ -515,6 +515,18 @@ describe('ingestion runs through the file source', () => {
     expect(run.sourceNotes.file).toBe('answered: file unchanged since run #1, nothing new');
   });
 
+  it('says when the file that answered the newest run was written, also when that run found it unchanged', async () => {
+    // Every run of a file nothing refreshes succeeds: the file's age is what tells jobs stopped coming.
+    const { source, file } = fileSource('final/sacct-steps-extra.psv');
+    utimesSync(file, WRITTEN, WRITTEN);
+    await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(await findLastIngestionSuccess(db, 5000)).toMatchObject({ fileModifiedAt: WRITTEN });
+    const later = { start: new Date('2026-11-23T15:30:00Z'), end: NOW };
+    const unchanged = await finishedRun(service([source]).runOnce({ trigger: 'schedule', window: later }));
+    expect(unchanged.sourceNotes.file).toBe('answered: file unchanged since run #1, nothing new');
+    expect(await findLastIngestionSuccess(db, 5000)).toMatchObject({ fileModifiedAt: WRITTEN });
+  });
+
   it('reads an unchanged file again when the run that covered the window ended before the file was written', async () => {
     // The file's modification time is now, after WINDOW: only the docs' rule may skip it.
     const { source } = fileSource('final/sacct-steps-extra.psv');
@@ -1147,7 +1159,7 @@ describe('one run at a time', () => {
         },
       ],
     });
-    expect(await findLastIngestionSuccess(db, 5000)).toEqual(lastLive);
+    expect(await findLastIngestionSuccess(db, 5000)).toEqual({ finishedAt: lastLive, fileModifiedAt: null });
     const restarted = createMetrics();
     await service([], { metrics: restarted }).restoreFreshnessGauge();
     expect((await restarted.ingestLastSuccess.get()).values[0]?.value).toBe(lastLive.getTime() / 1000);
@@ -1164,7 +1176,7 @@ describe('one run at a time', () => {
         finishedAt: today,
       },
     });
-    expect(await findLastIngestionSuccess(db, 5000)).toEqual(today);
+    expect(await findLastIngestionSuccess(db, 5000)).toEqual({ finishedAt: today, fileModifiedAt: null });
   });
 
   it('runs once per interval however many processes schedule it', async () => {
