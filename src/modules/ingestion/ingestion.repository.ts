@@ -487,6 +487,8 @@ export async function finishRun(
     error: string | null;
     finishedAt: Date;
     durationMs: number;
+    /** Set when the run read less than its window: a file written before the window's end. */
+    windowEnd?: Date;
   },
 ) {
   await inStore(() => db.ingestionRun.update({ where: { id }, data: result }));

@@ -527,6 +527,36 @@ describe('ingestion runs through the file source', () => {
     expect(await findLastIngestionSuccess(db, 5000)).toMatchObject({ fileModifiedAt: WRITTEN });
   });
 
+  it('reads the jobs a file written again adds, though the runs that found it unchanged went on past them', async () => {
+    // A file exported now and then (cron: sacct > file): between two exports each run finds it unchanged
+    // and succeeds. Those runs moved the window on to when they ran, so once the file was written again,
+    // the next run read only INGEST_OVERLAP_SEC before the last one: a job that ended after the first
+    // export and more than that before the last run was in no window read, never stored nor billed.
+    const lines = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').split('\n');
+    const job13 = lines.findIndex((line) => line.split('|')[1] === '13');
+    expect(job13).toBeGreaterThan(1);
+    const file = path.join(dir, 'export.psv');
+    // Exported at 15:45:30, before job 13 ended (15:45:59).
+    writeFileSync(file, `${lines.slice(0, job13).join('\n')}\n`);
+    const firstExport = new Date('2026-11-23T15:45:30Z');
+    utimesSync(file, firstExport, firstExport);
+    let clock = new Date('2026-11-23T15:46:00Z');
+    const chain = service([labFileSource(file)], { now: () => clock });
+    expect(await finishedRun(chain.runOnce({ trigger: 'schedule' }))).toMatchObject({ outcome: 'success', seen: 11 });
+    for (const at of ['2026-11-23T16:00:00Z', '2026-11-23T16:20:00Z']) {
+      clock = new Date(at);
+      const run = await finishedRun(chain.runOnce({ trigger: 'schedule' }));
+      expect(run.sourceNotes.file).toMatch(/^answered: file unchanged since run #\d+, nothing new$/);
+    }
+    // Exported again at 16:30:30, job 13 in it now.
+    writeFileSync(file, lines.join('\n'));
+    const secondExport = new Date('2026-11-23T16:30:30Z');
+    utimesSync(file, secondExport, secondExport);
+    clock = new Date('2026-11-23T16:31:00Z');
+    await finishedRun(chain.runOnce({ trigger: 'schedule' }));
+    expect(await jobRow('13')).toMatchObject({ state: 'COMPLETED', source: 'file' });
+  });
+
   it('reads an unchanged file again when the run that covered the window ended before the file was written', async () => {
     // The file's modification time is now, after WINDOW: only the docs' rule may skip it.
     const { source } = fileSource('final/sacct-steps-extra.psv');
@@ -911,7 +941,8 @@ describe('the high-water mark', () => {
       await finishedRun(service([source]).runOnce({ trigger: 'backfill', window }));
     }
     const next = await finishedRun(service([source]).runOnce({ trigger: 'schedule' }));
-    expect(next.window).toEqual({ start: new Date(T0.getTime() - 600_000), end: NOW });
+    // Read up to when the file was written (it holds no job that ended later), from the last scheduled run.
+    expect(next.window).toEqual({ start: new Date(T0.getTime() - 600_000), end: written });
     expect(await jobRow('901')).toMatchObject({ state: 'COMPLETED', end_at: new Date('2026-11-21T10:00:00Z') });
   });
 });
