@@ -20,7 +20,7 @@ import {
   findLastIngestionSuccess,
   type IngestionDeps,
 } from '../../../src/modules/ingestion/ingestion.service.js';
-import { type JobSource, SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
+import { type IngestWindow, type JobSource, SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
 import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics, type Metrics } from '../../../src/modules/metrics/metrics.js';
@@ -1002,6 +1002,36 @@ describe('sources in order, and failures', () => {
     async *read() {
       throw error;
     },
+  });
+
+  it('a stale fallback file that answers an outage does not move the window past the jobs it does not hold', async () => {
+    // slurmrestd answers until 16:00, is down until 16:30, and FALLBACK_CSV (written at 15:50) answers
+    // meanwhile. Those runs moved the mark to 16:20, so slurmrestd, back, read from 16:10 on (overlap 10
+    // min): the jobs that ended between 16:00 and 16:10 were never read. Now it reads from 15:50.
+    const { source: file, file: filePath } = fileSource('final/sacct-steps-extra.psv');
+    utimesSync(filePath, WRITTEN, WRITTEN);
+    let isDown = false;
+    const windows: IngestWindow[] = [];
+    const rest: JobSource = {
+      name: 'slurmrestd',
+      // biome-ignore lint/correctness/useYield: answers with no job, or fails, and records what it was asked
+      async *read(window) {
+        if (isDown) throw new Error('slurmrestd cannot be reached');
+        windows.push(window);
+      },
+    };
+    let clock = NOW;
+    const chain = service([rest, file], { now: () => clock });
+    await finishedRun(chain.runOnce({ trigger: 'schedule' }));
+    isDown = true;
+    for (const at of ['2026-11-23T16:10:00Z', '2026-11-23T16:20:00Z']) {
+      clock = new Date(at);
+      expect(await finishedRun(chain.runOnce({ trigger: 'schedule' }))).toMatchObject({ source: 'file' });
+    }
+    isDown = false;
+    clock = new Date('2026-11-23T16:30:00Z');
+    expect(await finishedRun(chain.runOnce({ trigger: 'schedule' }))).toMatchObject({ source: 'slurmrestd' });
+    expect(windows.at(-1)?.start).toEqual(new Date('2026-11-23T15:50:00Z'));
   });
 
   it('falls back to the next source and records why the first did not answer', async () => {
