@@ -196,6 +196,42 @@ describe('GET /metrics', () => {
     expect(await scrape()).toBe(Date.parse('2026-12-03T01:15:00Z') / 1000);
   });
 
+  it('exports when the file that answered the newest run was last written, and no series once another source answers', async () => {
+    // A FALLBACK_CSV that nothing refreshes "succeeds" every run (nothing new in it), so the last
+    // success stays fresh and IngestionStale never fires: the file's age is what says jobs stopped coming.
+    await db.pool.query('TRUNCATE ingestion_runs RESTART IDENTITY');
+    const app = buildTestApp(db, { env: { INGEST_ENABLED: 'false' } });
+    const series = 'slurm_ingest_file_modified_timestamp_seconds{source="file"}';
+    const scrape = async () => sampleOf((await request(app).get('/metrics').expect(200)).text, series);
+    expect(await scrape()).toBeUndefined();
+    const run = (source: string, finishedAt: string, notes: Record<string, string>) =>
+      db.prisma.ingestionRun.create({
+        data: {
+          trigger: 'schedule',
+          outcome: 'success',
+          source,
+          sourceNotes: notes,
+          windowStart: new Date('2026-12-02T00:00:00Z'),
+          windowEnd: new Date(finishedAt),
+          startedAt: new Date(finishedAt),
+          finishedAt: new Date(finishedAt),
+        },
+      });
+    const writtenAt = Date.parse('2026-12-02T06:00:00Z');
+    await run('file', '2026-12-03T01:00:00Z', {
+      file: 'answered: file unchanged since run #1, nothing new',
+      fileFingerprint: `4096:${writtenAt}`,
+    });
+    expect(await scrape()).toBe(writtenAt / 1000);
+    // slurmrestd answers again: the file (a fallback now idle) says nothing of how fresh the jobs are.
+    await run('slurmrestd', '2026-12-03T01:01:00Z', {
+      slurmrestd: 'answered',
+      file: 'not tried (slurmrestd answered)',
+    });
+    const text = (await request(app).get('/metrics').expect(200)).text;
+    expect(text).not.toMatch(/^slurm_ingest_file_modified_timestamp_seconds/m);
+  });
+
   it('labels requests by route template, puts every unknown path under one value, and does not count itself', async () => {
     const app = buildTestApp(db);
     await request(app).get('/healthz').expect(200);

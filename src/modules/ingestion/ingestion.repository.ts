@@ -487,6 +487,8 @@ export async function finishRun(
     error: string | null;
     finishedAt: Date;
     durationMs: number;
+    /** Set when the run read less than its window: a file written before the window's end. */
+    windowEnd?: Date;
   },
 ) {
   await inStore(() => db.ingestionRun.update({ where: { id }, data: result }));
@@ -621,22 +623,27 @@ export async function findLastSuccessfulFinish(db: Db): Promise<Date | null> {
 }
 
 /**
- * As findLastSuccessfulFinish, for the freshness gauge at each scrape: the newest by id (runs
+ * As findLastSuccessfulFinish, with the run's source and file fingerprint, for the freshness gauges at each scrape: the newest by id (runs
  * hold the ingestion lock, so ids follow finishes), found at the primary key's end however many
  * runs the table holds, and given up after `timeoutMs` (its connection closed, as /readyz does)
  * so that a silent database cannot make the scrape time out.
  */
-export async function findLastSuccessfulFinishWithin(pool: pg.Pool, timeoutMs: number): Promise<Date | null> {
-  const { rows } = await queryWithin<{ finished_at: Date }>(
+export async function findLastSuccessfulFinishWithin(
+  pool: pg.Pool,
+  timeoutMs: number,
+): Promise<{ finishedAt: Date; source: string | null; fileFingerprint: string | null } | null> {
+  const { rows } = await queryWithin<{ finished_at: Date; source: string | null; file_fingerprint: string | null }>(
     pool,
     {
-      text: `SELECT finished_at FROM ingestion_runs
+      // The same row says which source answered it and, for the file, the fingerprint it read.
+      text: `SELECT finished_at, source, source_notes->>'fileFingerprint' AS file_fingerprint FROM ingestion_runs
              WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL AND ${READ_UP_TO_ITS_START_SQL}
              ORDER BY id DESC LIMIT 1`,
     },
     timeoutMs,
   );
-  return rows[0]?.finished_at ?? null;
+  const row = rows[0];
+  return row ? { finishedAt: row.finished_at, source: row.source, fileFingerprint: row.file_fingerprint } : null;
 }
 
 /**

@@ -22,6 +22,7 @@ import {
   throwIfStopped,
 } from './job-source.js';
 import { assignStoredIds, isSameRun } from './reused-job-id.js';
+import { fileModifiedAtOf } from './sacct-file.source.js';
 import {
   findStorageProblem,
   findTimeProblem,
@@ -492,7 +493,7 @@ export function createIngestionService(deps: IngestionDeps) {
   async function findUnchangedFileRun(
     source: JobSource,
     window: IngestWindow,
-  ): Promise<{ fingerprint?: string; covering?: { runId: number; skipped: number } }> {
+  ): Promise<{ fingerprint?: string; modifiedAt?: Date; covering?: { runId: number; skipped: number } }> {
     if (!source.fingerprint) return {};
     const { value, modifiedAt } = await source.fingerprint();
     const last = await ingestionRepository.findLastCompletedRun(db.prisma, source.name);
@@ -502,8 +503,23 @@ export function createIngestionService(deps: IngestionDeps) {
       last.windowStart <= window.start &&
       last.windowEnd >= modifiedAt;
     return isCovered
-      ? { fingerprint: value, covering: { runId: last.id, skipped: last.skipped } }
-      : { fingerprint: value };
+      ? { fingerprint: value, modifiedAt, covering: { runId: last.id, skipped: last.skipped } }
+      : { fingerprint: value, modifiedAt };
+  }
+
+  /**
+   * The window a run answered by a file may record: up to when the file was last written, when that is
+   * before the window's end. The file holds no job that ended later, so a window recorded to its end
+   * moved the high-water mark past jobs never read: between two exports of a file (a cron writing
+   * sacct's output), each run found it unchanged and moved the mark on, and once the file was written
+   * again the next run read only INGEST_OVERLAP_SEC before the last one; the jobs that ended before that,
+   * after the earlier export, were in no window read, never stored nor billed. (Behind slurmrestd or
+   * sacct, a file answering their outage moved the mark the same way past the outage's jobs.) The mark is
+   * the newest end recorded, so a file older than the window's start cannot move it back.
+   */
+  function readThrough(window: IngestWindow, modifiedAt: Date | undefined): IngestWindow {
+    if (modifiedAt === undefined || modifiedAt >= window.end) return window;
+    return { start: window.start, end: modifiedAt > window.start ? modifiedAt : window.start };
   }
 
   /**
@@ -565,7 +581,7 @@ export function createIngestionService(deps: IngestionDeps) {
     };
     const notes: Record<string, string> = { ...deps.unconfigured };
     const totals = { inserted: 0, updated: 0, unchanged: 0 };
-    let answered: { source: string; counts: SourceCounts } | undefined;
+    let answered: { source: string; counts: SourceCounts; modifiedAt?: Date } | undefined;
     // Every source's failure, in order: the first is the one that matters most (the preferred
     // source), and an sacct fallback missing on this host must not hide slurmrestd's reason.
     const failures: string[] = [];
@@ -603,7 +619,11 @@ export function createIngestionService(deps: IngestionDeps) {
           await ingestFrom(source, window, counts, readOptions, runJobs);
           notes[source.name] = 'answered';
         }
-        answered = { source: source.name, counts };
+        answered = {
+          source: source.name,
+          counts,
+          ...(unchanged.modifiedAt ? { modifiedAt: unchanged.modifiedAt } : {}),
+        };
       } catch (error) {
         if (error instanceof ingestionRepository.JobStoreError) {
           // Raised by the store (ingestion.repository.ts), not the source: the database is behind the
@@ -687,6 +707,13 @@ export function createIngestionService(deps: IngestionDeps) {
         'billed jobs read with other figures were kept as billed',
       );
     }
+    // A file read up to when it was last written: the run's window is recorded so (readThrough).
+    const recorded = answered ? readThrough(window, answered.modifiedAt) : window;
+    if (recorded.end < window.end) {
+      notes.window =
+        `read up to ${recorded.end.toISOString()}, when the file was last written (it holds no job that ended later): ` +
+        'the next run reads from there';
+    }
     const runError =
       deps.sources.length === 0
         ? 'no source is configured (SLURMRESTD_URL, SACCT_PATH, FALLBACK_CSV)'
@@ -696,7 +723,7 @@ export function createIngestionService(deps: IngestionDeps) {
     const summary: RunSummary = {
       runId,
       source: answered?.source ?? null,
-      window,
+      window: recorded,
       seen: runJobs.seen,
       inserted: totals.inserted,
       updated: totals.updated,
@@ -726,6 +753,7 @@ export function createIngestionService(deps: IngestionDeps) {
         error: summary.error,
         finishedAt: new Date(),
         durationMs,
+        ...(recorded.end < window.end ? { windowEnd: recorded.end } : {}),
       }),
     );
     metrics.ingestRuns.inc({ source: summary.source ?? 'none', outcome });
@@ -741,7 +769,7 @@ export function createIngestionService(deps: IngestionDeps) {
         runId,
         trigger,
         source: summary.source,
-        window: { start: window.start.toISOString(), end: window.end.toISOString() },
+        window: { start: recorded.start.toISOString(), end: recorded.end.toISOString() },
         seen: summary.seen,
         inserted: summary.inserted,
         updated: summary.updated,
@@ -918,10 +946,27 @@ export function isBackfillWindowDone(db: Database, window: IngestWindow): Promis
   return ingestionRepository.isBackfillWindowDone(db.prisma, window);
 }
 
+/** What the freshness gauges read at each scrape (findLastIngestionSuccess). */
+export interface IngestionFreshness {
+  /** When the newest completed run reading up to now finished. */
+  finishedAt: Date;
+  /**
+   * When FALLBACK_CSV was last written, as that run read it, when the file answered it; else null. Each
+   * run of a file nothing refreshes succeeds, nothing new in it, so finishedAt stays fresh for ever.
+   */
+  fileModifiedAt: Date | null;
+}
+
 /**
- * When the newest completed ingestion run finished, whichever process ran it, for the freshness
- * gauge at each scrape; null before the first. Gives up after `timeoutMs`.
+ * When the newest completed ingestion run finished, whichever process ran it, and when the file it
+ * read was written if the file answered it, for the freshness gauges at each scrape; null before the
+ * first. One query; gives up after `timeoutMs`.
  */
-export function findLastIngestionSuccess(db: Database, timeoutMs: number): Promise<Date | null> {
-  return ingestionRepository.findLastSuccessfulFinishWithin(db.pool, timeoutMs);
+export async function findLastIngestionSuccess(db: Database, timeoutMs: number): Promise<IngestionFreshness | null> {
+  const last = await ingestionRepository.findLastSuccessfulFinishWithin(db.pool, timeoutMs);
+  if (!last) return null;
+  return {
+    finishedAt: last.finishedAt,
+    fileModifiedAt: last.source === 'file' ? fileModifiedAtOf(last.fileFingerprint) : null,
+  };
 }

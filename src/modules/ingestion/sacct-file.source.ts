@@ -32,6 +32,16 @@ export interface SacctFileSourceOptions {
   cpuBasis?: CpuBasis;
 }
 
+/**
+ * When the file was last written, as its fingerprint (`<size>:<mtime in ms>`, recorded in a run's notes)
+ * says; null for a value that is not one. A file nothing refreshes answers every run, each a success
+ * with nothing new: its age is what says that no job has come in since (slurm_ingest_file_modified_timestamp_seconds).
+ */
+export function fileModifiedAtOf(fingerprint: unknown): Date | null {
+  const match = typeof fingerprint === 'string' ? /^\d+:(\d+)$/.exec(fingerprint) : null;
+  return match ? new Date(Number(match[1])) : null;
+}
+
 /** The most of a file read to find its header row (findSetupProblem). */
 const HEADER_PEEK_BYTES = 64 * 1024;
 

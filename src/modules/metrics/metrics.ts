@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { CsvExportKind } from '../../http/csv-exports.js';
+import type { IngestionFreshness } from '../ingestion/ingestion.service.js';
 import { KNOWN_EVENT_TYPES } from '../payments/payment-provider.js';
 import type { WebhookOutcome } from '../payments/payments.service.js';
 
@@ -68,8 +69,23 @@ export function createMetrics(options: MetricsOptions = {}) {
   let pool: PoolStats | undefined;
   let probeReadiness: (() => Promise<boolean>) | undefined;
   let isDraining: (() => boolean) | undefined;
-  let readLastIngestSuccess: (() => Promise<Date | null>) | undefined;
-  let pendingIngestRead: Promise<void> | undefined;
+  let readLastIngestSuccess: (() => Promise<IngestionFreshness | null>) | undefined;
+  let pendingIngestRead: Promise<IngestionFreshness | null | undefined> | undefined;
+  /**
+   * The newest completed run, as the two ingestion gauges read it at a scrape: one read at a time, which
+   * a scrape's two collects (run together) share, and scrapes of a frozen database do not pile up
+   * queries on the pool. Undefined when it cannot be read: a scrape must not fail with the database,
+   * the gauges keep their last values, and hpc_ready says why.
+   */
+  const readIngestFreshness = (): Promise<IngestionFreshness | null | undefined> => {
+    if (!readLastIngestSuccess) return Promise.resolve(undefined);
+    pendingIngestRead ??= readLastIngestSuccess()
+      .catch(() => undefined)
+      .finally(() => {
+        pendingIngestRead = undefined;
+      });
+    return pendingIngestRead;
+  };
   let readOpenCheckouts: (() => Promise<{ provider: string; openedAt: Date }[]>) | undefined;
   let pendingCheckoutRead: Promise<void> | undefined;
 
@@ -245,18 +261,27 @@ export function createMetrics(options: MetricsOptions = {}) {
         // Read from the database at each scrape: the run may be another process's (the ingestion
         // leader, another replica, `npm run ingest` from cron with INGEST_ENABLED=false). Set only
         // by the runs of this process, the gauge stayed 0 there and IngestionStale fired forever.
-        if (!readLastIngestSuccess) return;
-        // One read at a time: scrapes of a frozen database do not pile up queries on the pool.
-        pendingIngestRead ??= readLastIngestSuccess()
-          .then((finishedAt) => {
-            if (finishedAt) this.set(finishedAt.getTime() / 1000);
-          })
-          // A scrape must not fail with the database: the last value stays, hpc_ready says why.
-          .catch(() => undefined)
-          .finally(() => {
-            pendingIngestRead = undefined;
-          });
-        await pendingIngestRead;
+        const last = await readIngestFreshness();
+        if (last) this.set(last.finishedAt.getTime() / 1000);
+      },
+    }),
+    // From the same read as ingestLastSuccess at each scrape (the same row). A FALLBACK_CSV nothing refreshes
+    // answers every run, a success with nothing new, so the last success stayed fresh and IngestionStale
+    // never fired: the file's own age says no job has come in since (IngestionFileNotRefreshed).
+    ingestFileModified: new Gauge({
+      name: 'slurm_ingest_file_modified_timestamp_seconds',
+      help: 'When FALLBACK_CSV was last modified (Unix seconds), as the newest successful (or partial) run reading up to now read it, when the file answered that run; no series when another source answered it, or before any.',
+      // A label, so that a reset leaves no series (an unlabelled gauge reads 0 after one, as if 1970).
+      labelNames: ['source'] as const,
+      // Every process reads the same run; a read that failed keeps the older value: the later wins.
+      aggregator: 'max',
+      registers,
+      async collect() {
+        const last = await readIngestFreshness();
+        // The read failed: the last value stays, as slurm_ingest_last_success_timestamp_seconds's does.
+        if (last === undefined) return;
+        this.reset();
+        if (last?.fileModifiedAt) this.set({ source: 'file' }, last.fileModifiedAt.getTime() / 1000);
       },
     }),
     oldestOpenCheckout: new Gauge({
@@ -378,10 +403,11 @@ export function createMetrics(options: MetricsOptions = {}) {
       isDraining = draining;
     },
     /**
-     * Reads when the newest completed ingestion run finished, at each scrape, for
-     * slurm_ingest_last_success_timestamp_seconds. `read` must give up within a scrape's time.
+     * Reads when the newest completed ingestion run finished (and when the file that answered it was
+     * written), at each scrape, for slurm_ingest_last_success_timestamp_seconds and
+     * slurm_ingest_file_modified_timestamp_seconds. `read` must give up within a scrape's time.
      */
-    observeIngestionFreshness(read: () => Promise<Date | null>) {
+    observeIngestionFreshness(read: () => Promise<IngestionFreshness | null>) {
       readLastIngestSuccess = read;
     },
   };

@@ -20,7 +20,7 @@ import {
   findLastIngestionSuccess,
   type IngestionDeps,
 } from '../../../src/modules/ingestion/ingestion.service.js';
-import { type JobSource, SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
+import { type IngestWindow, type JobSource, SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
 import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics, type Metrics } from '../../../src/modules/metrics/metrics.js';
@@ -515,6 +515,48 @@ describe('ingestion runs through the file source', () => {
     expect(run.sourceNotes.file).toBe('answered: file unchanged since run #1, nothing new');
   });
 
+  it('says when the file that answered the newest run was written, also when that run found it unchanged', async () => {
+    // Every run of a file nothing refreshes succeeds: the file's age is what tells jobs stopped coming.
+    const { source, file } = fileSource('final/sacct-steps-extra.psv');
+    utimesSync(file, WRITTEN, WRITTEN);
+    await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    expect(await findLastIngestionSuccess(db, 5000)).toMatchObject({ fileModifiedAt: WRITTEN });
+    const later = { start: new Date('2026-11-23T15:30:00Z'), end: NOW };
+    const unchanged = await finishedRun(service([source]).runOnce({ trigger: 'schedule', window: later }));
+    expect(unchanged.sourceNotes.file).toBe('answered: file unchanged since run #1, nothing new');
+    expect(await findLastIngestionSuccess(db, 5000)).toMatchObject({ fileModifiedAt: WRITTEN });
+  });
+
+  it('reads the jobs a file written again adds, though the runs that found it unchanged went on past them', async () => {
+    // A file exported now and then (cron: sacct > file): between two exports each run finds it unchanged
+    // and succeeds. Those runs moved the window on to when they ran, so once the file was written again,
+    // the next run read only INGEST_OVERLAP_SEC before the last one: a job that ended after the first
+    // export and more than that before the last run was in no window read, never stored nor billed.
+    const lines = readFileSync(path.join(CAPTURES, 'final/sacct-steps-extra.psv'), 'utf8').split('\n');
+    const job13 = lines.findIndex((line) => line.split('|')[1] === '13');
+    expect(job13).toBeGreaterThan(1);
+    const file = path.join(dir, 'export.psv');
+    // Exported at 15:45:30, before job 13 ended (15:45:59).
+    writeFileSync(file, `${lines.slice(0, job13).join('\n')}\n`);
+    const firstExport = new Date('2026-11-23T15:45:30Z');
+    utimesSync(file, firstExport, firstExport);
+    let clock = new Date('2026-11-23T15:46:00Z');
+    const chain = service([labFileSource(file)], { now: () => clock });
+    expect(await finishedRun(chain.runOnce({ trigger: 'schedule' }))).toMatchObject({ outcome: 'success', seen: 11 });
+    for (const at of ['2026-11-23T16:00:00Z', '2026-11-23T16:20:00Z']) {
+      clock = new Date(at);
+      const run = await finishedRun(chain.runOnce({ trigger: 'schedule' }));
+      expect(run.sourceNotes.file).toMatch(/^answered: file unchanged since run #\d+, nothing new$/);
+    }
+    // Exported again at 16:30:30, job 13 in it now.
+    writeFileSync(file, lines.join('\n'));
+    const secondExport = new Date('2026-11-23T16:30:30Z');
+    utimesSync(file, secondExport, secondExport);
+    clock = new Date('2026-11-23T16:31:00Z');
+    await finishedRun(chain.runOnce({ trigger: 'schedule' }));
+    expect(await jobRow('13')).toMatchObject({ state: 'COMPLETED', source: 'file' });
+  });
+
   it('reads an unchanged file again when the run that covered the window ended before the file was written', async () => {
     // The file's modification time is now, after WINDOW: only the docs' rule may skip it.
     const { source } = fileSource('final/sacct-steps-extra.psv');
@@ -899,7 +941,8 @@ describe('the high-water mark', () => {
       await finishedRun(service([source]).runOnce({ trigger: 'backfill', window }));
     }
     const next = await finishedRun(service([source]).runOnce({ trigger: 'schedule' }));
-    expect(next.window).toEqual({ start: new Date(T0.getTime() - 600_000), end: NOW });
+    // Read up to when the file was written (it holds no job that ended later), from the last scheduled run.
+    expect(next.window).toEqual({ start: new Date(T0.getTime() - 600_000), end: written });
     expect(await jobRow('901')).toMatchObject({ state: 'COMPLETED', end_at: new Date('2026-11-21T10:00:00Z') });
   });
 });
@@ -959,6 +1002,36 @@ describe('sources in order, and failures', () => {
     async *read() {
       throw error;
     },
+  });
+
+  it('a stale fallback file that answers an outage does not move the window past the jobs it does not hold', async () => {
+    // slurmrestd answers until 16:00, is down until 16:30, and FALLBACK_CSV (written at 15:50) answers
+    // meanwhile. Those runs moved the mark to 16:20, so slurmrestd, back, read from 16:10 on (overlap 10
+    // min): the jobs that ended between 16:00 and 16:10 were never read. Now it reads from 15:50.
+    const { source: file, file: filePath } = fileSource('final/sacct-steps-extra.psv');
+    utimesSync(filePath, WRITTEN, WRITTEN);
+    let isDown = false;
+    const windows: IngestWindow[] = [];
+    const rest: JobSource = {
+      name: 'slurmrestd',
+      // biome-ignore lint/correctness/useYield: answers with no job, or fails, and records what it was asked
+      async *read(window) {
+        if (isDown) throw new Error('slurmrestd cannot be reached');
+        windows.push(window);
+      },
+    };
+    let clock = NOW;
+    const chain = service([rest, file], { now: () => clock });
+    await finishedRun(chain.runOnce({ trigger: 'schedule' }));
+    isDown = true;
+    for (const at of ['2026-11-23T16:10:00Z', '2026-11-23T16:20:00Z']) {
+      clock = new Date(at);
+      expect(await finishedRun(chain.runOnce({ trigger: 'schedule' }))).toMatchObject({ source: 'file' });
+    }
+    isDown = false;
+    clock = new Date('2026-11-23T16:30:00Z');
+    expect(await finishedRun(chain.runOnce({ trigger: 'schedule' }))).toMatchObject({ source: 'slurmrestd' });
+    expect(windows.at(-1)?.start).toEqual(new Date('2026-11-23T15:50:00Z'));
   });
 
   it('falls back to the next source and records why the first did not answer', async () => {
@@ -1147,7 +1220,7 @@ describe('one run at a time', () => {
         },
       ],
     });
-    expect(await findLastIngestionSuccess(db, 5000)).toEqual(lastLive);
+    expect(await findLastIngestionSuccess(db, 5000)).toEqual({ finishedAt: lastLive, fileModifiedAt: null });
     const restarted = createMetrics();
     await service([], { metrics: restarted }).restoreFreshnessGauge();
     expect((await restarted.ingestLastSuccess.get()).values[0]?.value).toBe(lastLive.getTime() / 1000);
@@ -1164,7 +1237,7 @@ describe('one run at a time', () => {
         finishedAt: today,
       },
     });
-    expect(await findLastIngestionSuccess(db, 5000)).toEqual(today);
+    expect(await findLastIngestionSuccess(db, 5000)).toEqual({ finishedAt: today, fileModifiedAt: null });
   });
 
   it('runs once per interval however many processes schedule it', async () => {
