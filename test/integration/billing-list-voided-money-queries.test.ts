@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { countQueriesDuring } from '../support/count-queries.js';
 import { buildUser } from '../support/factories.js';
+import { visibleTextOf } from '../support/html.js';
 import { createPaidCsvStory } from '../support/paid-csv-story.js';
 import { signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -73,5 +74,40 @@ describe('/admin/receipts with receipts paid with the money of voided receipts',
     expect(one.paid).toBe(1);
     expect(five.paid).toBe(5);
     expect(five.queries).toBe(one.queries);
+  });
+});
+
+// The row of a receipt paid with a voided receipt's money said only "bank transfer", as if new money had
+// come in; its page names that receipt ("with the money of receipt #N (voided)"). The row names it too,
+// from the row's own column: no query more, however many such rows (the test above counts them).
+describe('the /admin/receipts row of a receipt paid with the money of a voided receipt', () => {
+  it('names that voided receipt, as its page does', async () => {
+    const admin = await signIn('finance');
+    const rowsOf = async (user: string) =>
+      (await admin.get(`/admin/receipts?user=${user}`).set('Accept', 'text/html').expect(200)).text.split('<tr');
+    const paidCell = (rows: string[], receiptId: number) =>
+      visibleTextOf(
+        /<td data-label="Paid">([\s\S]*?)<\/td>/.exec(
+          rows.find((row) => row.includes(`aria-label="Receipt #${receiptId}"`)) ?? '',
+        )?.[1] ?? '',
+      );
+    const [third, again] = await db.prisma.receipt.findMany({
+      where: { username: 'solo', paidWithReceiptId: { not: null } },
+      orderBy: { id: 'desc' },
+    });
+    if (!third || !again) throw new Error('the story of solo has two receipts paid with voided money');
+    const rows = await rowsOf('solo');
+    // Paid, and voided after it was paid: each names the receipt whose money paid it.
+    expect(paidCell(rows, third.id)).toMatch(
+      new RegExp(`^[\\d-]+ · bank transfer · with the money of receipt #${again.id} \\(voided\\)$`),
+    );
+    expect(paidCell(rows, again.id)).toMatch(
+      new RegExp(
+        `^voided [\\d-]+ was paid [\\d-]+ · bank transfer · with the money of receipt #${again.paidWithReceiptId} \\(voided\\)$`,
+      ),
+    );
+    expect(rows.find((row) => row.includes(`aria-label="Receipt #${third.id}"`))).toContain(
+      `<a href="/admin/receipts/${again.id}">#${again.id}</a>`,
+    );
   });
 });

@@ -113,7 +113,7 @@ describe('a refund in full that failed', () => {
         refundedAt: expect.any(String),
         isFull: false,
         isByBillingTeam: false,
-        atProvider: { amount: '0.00', refundedAt: expect.any(String) },
+        atProvider: { amount: '0.00', refundedAt: expect.any(String), refundedApart: '0.00', takenBackByDispute: null },
         byBillingTeam: null,
         failedAmount: '10.00',
         failedAt: expect.any(String),

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Checkout, CheckoutExpiry, CheckoutRequest, PaymentEvent, PaymentProvider } from './payment-provider.js';
 import {
   AMOUNT_TOO_LARGE,
+  DisputeOutcomeAsDisputedError,
   isAmountTooLarge,
   PROVIDER_CURRENCY_CODE,
   parseWebhookJson,
@@ -99,6 +100,13 @@ function readDummyEvent(rawBody: Buffer): PaymentEvent {
     throw new WebhookBodyError(`body's ${field} ${issue?.message}`);
   }
   const isDisputeClosed = parsed.data.event_type === 'payment.dispute_closed';
+  if (parsed.data.event_type === 'payment.disputed' && parsed.data.dispute_status !== undefined) {
+    throw new DisputeOutcomeAsDisputedError(
+      `body gives dispute_status "${parsed.data.dispute_status}", the outcome of a dispute, which a payment.disputed ` +
+        'event does not carry: send it as a payment.dispute_closed event with the same dispute_id ' +
+        `(${parsed.data.dispute_id ?? parsed.data.event_id}); nothing was stored`,
+    );
+  }
   if (isDisputeClosed && parsed.data.dispute_status === undefined) {
     throw new WebhookBodyError('body has no dispute_status; a payment.dispute_closed event needs "won" or "lost"');
   }

@@ -178,6 +178,14 @@ export class WebhookBodyError extends AppError {
   }
 }
 
+/**
+ * A dispute's outcome (`dispute_status`) sent under the dispute's own event type: a body of another event,
+ * refused as one missing its fields is, and logged with its reason, since its sender (a person sending the
+ * dummy provider's events by hand) must resend it as `payment.dispute_closed`. It was answered 200 `ignored`
+ * (the dispute recorded already) or recorded as a dispute still open, the loss dropped without a word.
+ */
+export class DisputeOutcomeAsDisputedError extends WebhookBodyError {}
+
 /** A decoder that throws at bytes that are not UTF-8 and keeps a byte-order mark as text, so that text and bytes count alike. */
 const strictUtf8 = () => new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 

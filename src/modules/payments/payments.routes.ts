@@ -151,6 +151,31 @@ function refundPartJson(money: { amount: Prisma.Decimal; currency: string }, at:
 }
 
 /**
+ * The provider's part of what went back of a payment, split as paid.csv splits it: what the provider refunded
+ * apart from a lost dispute (`refundedApart`, its `amount_refunded`) and what the bank took back by it
+ * (`takenBackByDispute` with when, its `amount_disputed_lost`). It read 1,500.00 refunded at the provider of
+ * 1,000.00 refunded and 500.00 lost, with nothing saying so.
+ */
+function providerPartJson(payment: AdminPayment, money: { amount: Prisma.Decimal; currency: string }, at: Date | null) {
+  const takenBack = payment.takenBackByDispute;
+  if (!takenBack || takenBack.currency !== money.currency) {
+    return {
+      ...refundPartJson(money, at),
+      refundedApart: moneyJson(money.amount, money.currency),
+      takenBackByDispute: null,
+    };
+  }
+  return {
+    ...refundPartJson(money, at),
+    refundedApart: moneyJson(money.amount.minus(takenBack.amount), money.currency),
+    takenBackByDispute: {
+      amount: moneyJson(takenBack.amount, takenBack.currency),
+      takenBackAt: payment.disputeClosedAt?.toISOString() ?? null,
+    },
+  };
+}
+
+/**
  * A payment as /admin/payments shows it: due, received (before refunds) and what went back, why it
  * was held and how it was resolved, and the receipt and user it is for.
  */
@@ -172,9 +197,10 @@ function adminPaymentJson(payment: AdminPayment) {
     // team, all the payment received (its parts below), else what the provider reported.
     refunded: moneyOrNull(team ?? payment.refunded),
     refundedAt: (team ? team.at : payment.refundedAt)?.toISOString() ?? null,
+    // The provider's figure, with what of it a lost dispute took back labelled as the receipt's JSON does it.
     refundedAtProvider: team
-      ? team.byProvider && refundPartJson(team.byProvider, team.byProvider.at)
-      : payment.refunded && refundPartJson(payment.refunded, payment.refundedAt),
+      ? team.byProvider && providerPartJson(payment, team.byProvider, team.byProvider.at)
+      : payment.refunded && providerPartJson(payment, payment.refunded, payment.refundedAt),
     refundedByBillingTeam: team && refundPartJson(team.byBillingTeam, team.at),
     // A refund the team made after one that failed at the provider: none of that money stayed.
     refundFailed: team ? null : moneyOrNull(payment.refundFailed),

@@ -45,6 +45,7 @@ import {
 } from './payment-money.js';
 import {
   type Checkout,
+  DisputeOutcomeAsDisputedError,
   KNOWN_EVENT_TYPES,
   type PaymentEvent,
   type PaymentProvider,
@@ -1807,6 +1808,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     } catch (error) {
       if (error instanceof WebhookSignatureError) count(providerName, 'unknown', 'bad_signature');
       if (error instanceof WebhookBodyError) count(providerName, 'unknown', 'error');
+      if (error instanceof DisputeOutcomeAsDisputedError) {
+        // Its sender must resend it as another event: the answer says so, and so does the log.
+        logger.warn(
+          { provider: providerName, reason: error.message },
+          'webhook refused: a dispute outcome sent as payment.disputed',
+        );
+      }
       throw error;
     }
     try {

@@ -1176,6 +1176,27 @@ export async function findReceiptsPaidWithMoneyOf(
 }
 
 /**
+ * The payments held for review on receipt `receiptId` that took money (a success paid short of its total,
+ * or arriving after the receipt's void had canceled its checkout), oldest first, with what they received
+ * and the provider's id of each. Read only when a mark paid names the money of such a receipt, voided
+ * before it was paid: its refusal says where that money is, rather than that it took none.
+ */
+export async function findHeldMoneyOfReceipt(tx: Prisma.TransactionClient, receiptId: number) {
+  return tx.payment.findMany({
+    where: { receiptId, status: 'needs_review', receivedMinor: { not: null } },
+    select: {
+      id: true,
+      externalPaymentId: true,
+      amountMinor: true,
+      currency: true,
+      receivedMinor: true,
+      receivedCurrency: true,
+    },
+    orderBy: { id: 'asc' },
+  });
+}
+
+/**
  * Of a payment held for review on another receipt, whether that receipt was voided before it was ever paid
  * (the payment succeeded after its checkout was canceled by the void, or was paid short and the receipt
  * voided meanwhile), with the payment's provider id. Such a receipt's money cannot pay another (a mark paid

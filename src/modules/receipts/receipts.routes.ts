@@ -64,7 +64,10 @@ export function refundJson(refund: ShownRefund) {
     // Whose each part was, as the page says it: what the provider reported refunded and what the billing
     // team returned (the rest, when it resolved the payment as refunded), each with when. `amount` is the
     // two together; /admin/payments shows the same parts (`refundedAtProvider`, `refundedByBillingTeam`).
-    atProvider: refundPartJson(...providerPartOf(refund)),
+    // The provider's figure may hold what the bank took back by a lost dispute (no refund, docs/payments.md):
+    // its two parts are labelled, `refundedApart` being what paid.csv counts as `amount_refunded` and
+    // `takenBackByDispute` its `amount_disputed_lost`, with when the bank took it.
+    atProvider: providerPartJson(refund),
     byBillingTeam: refundPartJson(...billingTeamPartOf(refund)),
     failedAmount: refund.refundFailed ? moneyJson(refund.refundFailed.amount, refund.refundFailed.currency) : null,
     failedAt: refund.failedAt?.toISOString() ?? null,
@@ -78,6 +81,27 @@ export function refundJson(refund: ShownRefund) {
 /** A part of a refund as `{amount, refundedAt}`, or null when there is none. */
 function refundPartJson(money: { amount: Prisma.Decimal; currency: string } | null, at: Date | null) {
   return money && { amount: moneyJson(money.amount, money.currency), refundedAt: at?.toISOString() ?? null };
+}
+
+/**
+ * The provider's part of a refund as JSON, with what of it a lost dispute took back (the bank's, no refund)
+ * and what the provider refunded apart from it: it read 1,500.00 where paid.csv's `amount_refunded` reads
+ * 1,000.00 and its `amount_disputed_lost` 500.00, with nothing in it saying so. Null when there is none.
+ */
+function providerPartJson(refund: ShownRefund) {
+  const [money, at] = providerPartOf(refund);
+  const part = refundPartJson(money, at);
+  if (!part || !money) return null;
+  const takenBack = refund.takenBackByDispute;
+  if (!takenBack || !refund.refundedApart) return { ...part, refundedApart: part.amount, takenBackByDispute: null };
+  return {
+    ...part,
+    refundedApart: moneyJson(refund.refundedApart.amount, refund.refundedApart.currency),
+    takenBackByDispute: {
+      amount: moneyJson(takenBack.amount, takenBack.currency),
+      takenBackAt: refund.takenBackAt?.toISOString() ?? null,
+    },
+  };
 }
 
 /** What the provider refunded of it, with when: all of a refund of its own, the part before the team's, or none. */

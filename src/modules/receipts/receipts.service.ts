@@ -99,7 +99,7 @@ async function moneyOfVoidedReceiptIn(
       `receipt #${sourceId} is ${source.status}, not void; only the money of a receipt voided after it was paid can pay another`,
     );
   }
-  if (source.paidAt === null) throw refuse(`receipt #${sourceId} was voided before it was paid; it took no money`);
+  if (source.paidAt === null) throw refuse(await unpaidVoidRefusalOf(tx, sourceId));
   // A 0.00 receipt is settled as it is made, no money taken: named as money, it read "paid with the
   // money of receipt #N (voided), 0.00", and paid.csv's reference sent finance after a payment that
   // never happened. The page never offers it; a mark paid naming it is refused as well.
@@ -156,6 +156,33 @@ async function moneyOfVoidedReceiptIn(
     money: receipt.total.minus(newMoney ?? 0),
     cameInOn: source.cameInOn,
   };
+}
+
+/**
+ * Why the money of receipt `sourceId`, voided before it was paid, cannot be named as Paid with the money of:
+ * it has no paid.csv line to count that money on. A payment held on it may still have taken money (paid
+ * short of its total, or succeeding after the void canceled its checkout): the refusal said "it took no
+ * money" of it too. It now says where that money is and how it can pay, as the receipt page's notice does.
+ */
+async function unpaidVoidRefusalOf(tx: Prisma.TransactionClient, sourceId: number): Promise<string> {
+  const held = await receiptsRepository.findHeldMoneyOfReceipt(tx, sourceId);
+  if (held.length === 0) return `receipt #${sourceId} was voided before it was paid; it took no money`;
+  const took = held.map((payment) => {
+    const currency = payment.receivedCurrency ?? payment.currency;
+    const received = fromMinorUnits(payment.receivedMinor ?? 0n, currency);
+    const due = fromMinorUnits(payment.amountMinor, payment.currency);
+    const isShort = currency === payment.currency && received.lessThan(due);
+    return `payment #${payment.id} took ${describeMoney(received, currency)} for it${isShort ? ` (of its ${describeMoney(due, payment.currency)} total)` : ''}`;
+  });
+  const references = held.map((payment) => payment.externalPaymentId ?? `payment #${payment.id}`);
+  const ids = held.map((payment) => `#${payment.id}`);
+  const isOne = held.length === 1;
+  return (
+    `receipt #${sourceId} was voided before it was paid, so it has no line in paid.csv to count money on; ` +
+    `${took.join(', and ')} and ${isOne ? 'is' : 'are'} held for review on the payments page. ` +
+    `If that money pays for this receipt, mark it paid as new money, its reference ${isOne ? "that payment's" : "those payments'"} ` +
+    `(${references.join(', ')}), and resolve payment ${ids.join(' and ')} as dismissed`
+  );
 }
 
 /**
