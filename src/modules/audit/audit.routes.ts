@@ -22,6 +22,7 @@ import {
   type AuditLogRow,
   auditCsvExport,
   auditLogPage,
+  auditTimeIso,
   type ChainVerdict,
   checkAuditLogQuery,
   describeChainSeal,
@@ -37,7 +38,8 @@ import type { AuditChainMonitor } from './audit-chain.monitor.js';
 function auditEntryJson(entry: AuditLogRow) {
   return {
     id: String(entry.id),
-    ts: entry.ts.toISOString(),
+    // null for a time no date can hold: changed by SQL (the verification names the entry).
+    ts: auditTimeIso(entry.ts) ?? null,
     actor: entry.actor,
     action: entry.action,
     target: entry.target ?? null,

@@ -231,6 +231,19 @@ function sealOf(entry: auditRepository.StoredAuditEntry, keys: readonly string[]
 const CHANGED = 'the entry was changed after it was written';
 
 /**
+ * What the log's page and CSV write for an entry's time that JavaScript cannot hold ('infinity', a
+ * year past 275760): only a change behind the app's back makes one, and the verification names it.
+ * Formatted, it threw "Invalid time value" and the page, its JSON and the CSV answered 500, so the
+ * log could not be read while it held such an entry.
+ */
+export const NOT_A_VALID_TIME = 'not a valid time';
+
+/** An entry's time as ISO 8601, or undefined when it is no valid time (NOT_A_VALID_TIME). */
+export function auditTimeIso(ts: Date): string | undefined {
+  return Number.isNaN(ts.getTime()) ? undefined : ts.toISOString();
+}
+
+/**
  * Walks the whole chain in id order and reports the first entry that does not fit. With keys,
  * every entry after AUDIT_CHAIN_UNSEALED_UNTIL must be sealed with one of them: whoever rewrites
  * the table without the key can only write unsealed hashes. `checkpoint`, the head an earlier
@@ -389,7 +402,7 @@ export const AUDIT_CSV_COLUMNS = [
 function auditCsvRecord(entry: auditRepository.StoredAuditEntry): string[] {
   return [
     String(entry.id),
-    entry.ts.toISOString(),
+    auditTimeIso(entry.ts) ?? NOT_A_VALID_TIME,
     escapeCsvText(entry.actor),
     escapeCsvFormula(entry.ip ?? ''),
     escapeCsvText(entry.userAgent ?? ''),
@@ -623,7 +636,7 @@ export interface AuditLogPage {
 function auditLogRow(entry: auditRepository.StoredAuditEntry, timeZone: string): AuditLogRow {
   return {
     ...entry,
-    when: formatLocalDateTime(entry.ts, timeZone),
+    when: auditTimeIso(entry.ts) === undefined ? NOT_A_VALID_TIME : formatLocalDateTime(entry.ts, timeZone),
     actorParts: splitAuditActor(entry.actor),
     detailsParts: splitAuditDetails(entry.details),
     // An IPv6 address, 39 characters on one line, left the details a third of the table.
