@@ -27,6 +27,7 @@ import {
   checkAuditLogQuery,
   describeChainSeal,
   hasChainKey,
+  intactBeforeOf,
 } from './audit.service.js';
 import type { AuditChainMonitor } from './audit-chain.monitor.js';
 
@@ -146,16 +147,26 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   );
 
   /** A verdict as the page and its JSON say it; the seal in the words of `npm run audit:verify` (null for an empty log). */
-  const verdictBodyOf = (verdict: ChainVerdict) =>
-    verdict.isIntact
-      ? {
-          status: 'ok',
-          entries: verdict.count,
-          isSealed: verdict.isSealed,
-          isSealedWithOldKey: verdict.isSealedWithOldKey,
-          seal: describeChainSeal(verdict) ?? null,
-        }
-      : { status: 'broken', entries: verdict.count, brokenAt: String(verdict.brokenAt), reason: verdict.reason };
+  const verdictBodyOf = (verdict: ChainVerdict) => {
+    if (verdict.isIntact) {
+      return {
+        status: 'ok',
+        entries: verdict.count,
+        isSealed: verdict.isSealed,
+        isSealedWithOldKey: verdict.isSealedWithOldKey,
+        seal: describeChainSeal(verdict) ?? null,
+      };
+    }
+    // The entries before it are intact (null: none is): brokenAt, or the entry before it named as replaced.
+    const intactBefore = intactBeforeOf(verdict);
+    return {
+      status: 'broken',
+      entries: verdict.count,
+      brokenAt: String(verdict.brokenAt),
+      reason: verdict.reason,
+      intactBefore: intactBefore === undefined ? null : String(intactBefore),
+    };
+  };
   /** The page: a verdict just reached (no time), the last one (with its time), or none yet. */
   const renderVerdict = (res: Response, verdict: ChainVerdict | undefined, verifiedAt?: Date) =>
     res.render('audit/audit-verify', {

@@ -189,7 +189,17 @@ export type ChainVerdict =
        */
       isSealedWithOldKey: boolean;
     }
-  | { isIntact: false; count: number; brokenAt: bigint; reason: string };
+  | {
+      isIntact: false;
+      count: number;
+      brokenAt: bigint;
+      reason: string;
+      /**
+       * The entry before `brokenAt` that the reason names as replaced (rewritten with its hash
+       * recomputed: no key, or before AUDIT_CHAIN_UNSEALED_UNTIL): not intact either.
+       */
+      replacedId?: bigint;
+    };
 
 /**
  * How the newest entry of an intact chain is sealed, in the words of `npm run audit:verify` and
@@ -209,6 +219,17 @@ export function describeChainSeal(verdict: Extract<ChainVerdict, { isIntact: tru
     return 'The newest entries were written before AUDIT_CHAIN_KEY was set (AUDIT_CHAIN_UNSEALED_UNTIL) and are not sealed; the entries written from now on are.';
   }
   return 'The newest entries are not sealed with a key (AUDIT_CHAIN_KEY is not set): whoever can write to the database could rewrite the log so that it still verifies.';
+}
+
+/**
+ * The entry before which every entry of a broken chain is intact, in the words "Entries before #N
+ * are intact." of /admin/audit/verify and `npm run audit:verify`: the broken one, or the one before
+ * it that the reason names as replaced (it was said intact, though the sentence before said it was
+ * replaced). Undefined when no entry before it is left to call intact.
+ */
+export function intactBeforeOf(verdict: Extract<ChainVerdict, { isIntact: false }>): bigint | undefined {
+  const intactCount = verdict.count - (verdict.replacedId === undefined ? 1 : 2);
+  return intactCount > 0 ? (verdict.replacedId ?? verdict.brokenAt) : undefined;
 }
 
 /** Whether this process seals new entries (AUDIT_CHAIN_KEY is set). */
@@ -292,10 +313,19 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
       const sealProblem = sealProblemOf(seal, entry.id, keys, unsealedUntil);
       if (entry.prevHash !== expectedPrev) {
         // An entry that still matches its own hash was not changed: what it was chained to is missing.
-        const reason =
-          sealProblem ??
-          describeMissingLink(entry.id, head?.id, await auditRepository.findEntryIdByHash(db, entry.prevHash));
-        return { isIntact: false, count, brokenAt: entry.id, reason };
+        if (sealProblem !== undefined) return { isIntact: false, count, brokenAt: entry.id, reason: sealProblem };
+        const followedId = await auditRepository.findEntryIdByHash(db, entry.prevHash);
+        const reason = describeMissingLink(entry.id, head?.id, followedId);
+        // The entry right before it matches its own hash, yet is not the one this entry followed:
+        // it was rewritten with its hash recomputed, so it is not intact either.
+        const replacedId = followedId === undefined && head?.id === entry.id - 1n ? head.id : undefined;
+        return {
+          isIntact: false,
+          count,
+          brokenAt: entry.id,
+          reason,
+          ...(replacedId === undefined ? {} : { replacedId }),
+        };
       }
       if (sealProblem !== undefined) return { isIntact: false, count, brokenAt: entry.id, reason: sealProblem };
       expectedPrev = entry.hash;
