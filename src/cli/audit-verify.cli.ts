@@ -3,6 +3,7 @@ import {
   type ChainVerdict,
   configureAuditChain,
   describeChainSeal,
+  intactBeforeOf,
   verifyAuditChain,
 } from '../modules/audit/audit.service.js';
 import { createToolLogger } from '../shared/logger.js';
@@ -23,7 +24,8 @@ function describeVerdict(verdict: ChainVerdict): string {
     return `OK: all ${verdict.count} entries of the audit log are intact and chained.${sealed}`;
   }
   const first = verdict.count <= 1 ? ', the first entry' : '';
-  const intact = verdict.count <= 1 ? '' : ` Entries before #${verdict.brokenAt} are intact.`;
+  const intactBefore = intactBeforeOf(verdict);
+  const intact = intactBefore === undefined ? '' : ` Entries before #${intactBefore} are intact.`;
   return (
     `The audit log's hash chain is broken at entry #${verdict.brokenAt}${first}: ${verdict.reason}.${intact} ` +
     'Keep a copy of the database as it is and investigate who changed it (docs/operations.md, AuditChainBroken).'

@@ -22,10 +22,12 @@ import {
   type AuditLogRow,
   auditCsvExport,
   auditLogPage,
+  auditTimeIso,
   type ChainVerdict,
   checkAuditLogQuery,
   describeChainSeal,
   hasChainKey,
+  intactBeforeOf,
 } from './audit.service.js';
 import type { AuditChainMonitor } from './audit-chain.monitor.js';
 
@@ -37,7 +39,8 @@ import type { AuditChainMonitor } from './audit-chain.monitor.js';
 function auditEntryJson(entry: AuditLogRow) {
   return {
     id: String(entry.id),
-    ts: entry.ts.toISOString(),
+    // null for a time no date can hold: changed by SQL (the verification names the entry).
+    ts: auditTimeIso(entry.ts) ?? null,
     actor: entry.actor,
     action: entry.action,
     target: entry.target ?? null,
@@ -144,16 +147,26 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
   );
 
   /** A verdict as the page and its JSON say it; the seal in the words of `npm run audit:verify` (null for an empty log). */
-  const verdictBodyOf = (verdict: ChainVerdict) =>
-    verdict.isIntact
-      ? {
-          status: 'ok',
-          entries: verdict.count,
-          isSealed: verdict.isSealed,
-          isSealedWithOldKey: verdict.isSealedWithOldKey,
-          seal: describeChainSeal(verdict) ?? null,
-        }
-      : { status: 'broken', entries: verdict.count, brokenAt: String(verdict.brokenAt), reason: verdict.reason };
+  const verdictBodyOf = (verdict: ChainVerdict) => {
+    if (verdict.isIntact) {
+      return {
+        status: 'ok',
+        entries: verdict.count,
+        isSealed: verdict.isSealed,
+        isSealedWithOldKey: verdict.isSealedWithOldKey,
+        seal: describeChainSeal(verdict) ?? null,
+      };
+    }
+    // The entries before it are intact (null: none is): brokenAt, or the entry before it named as replaced.
+    const intactBefore = intactBeforeOf(verdict);
+    return {
+      status: 'broken',
+      entries: verdict.count,
+      brokenAt: String(verdict.brokenAt),
+      reason: verdict.reason,
+      intactBefore: intactBefore === undefined ? null : String(intactBefore),
+    };
+  };
   /** The page: a verdict just reached (no time), the last one (with its time), or none yet. */
   const renderVerdict = (res: Response, verdict: ChainVerdict | undefined, verifiedAt?: Date) =>
     res.render('audit/audit-verify', {

@@ -189,7 +189,17 @@ export type ChainVerdict =
        */
       isSealedWithOldKey: boolean;
     }
-  | { isIntact: false; count: number; brokenAt: bigint; reason: string };
+  | {
+      isIntact: false;
+      count: number;
+      brokenAt: bigint;
+      reason: string;
+      /**
+       * The entry before `brokenAt` that the reason names as replaced (rewritten with its hash
+       * recomputed: no key, or before AUDIT_CHAIN_UNSEALED_UNTIL): not intact either.
+       */
+      replacedId?: bigint;
+    };
 
 /**
  * How the newest entry of an intact chain is sealed, in the words of `npm run audit:verify` and
@@ -211,6 +221,17 @@ export function describeChainSeal(verdict: Extract<ChainVerdict, { isIntact: tru
   return 'The newest entries are not sealed with a key (AUDIT_CHAIN_KEY is not set): whoever can write to the database could rewrite the log so that it still verifies.';
 }
 
+/**
+ * The entry before which every entry of a broken chain is intact, in the words "Entries before #N
+ * are intact." of /admin/audit/verify and `npm run audit:verify`: the broken one, or the one before
+ * it that the reason names as replaced (it was said intact, though the sentence before said it was
+ * replaced). Undefined when no entry before it is left to call intact.
+ */
+export function intactBeforeOf(verdict: Extract<ChainVerdict, { isIntact: false }>): bigint | undefined {
+  const intactCount = verdict.count - (verdict.replacedId === undefined ? 1 : 2);
+  return intactCount > 0 ? (verdict.replacedId ?? verdict.brokenAt) : undefined;
+}
+
 /** Whether this process seals new entries (AUDIT_CHAIN_KEY is set). */
 export function hasChainKey(): boolean {
   return chainSettings.chainKeys.length > 0;
@@ -229,6 +250,19 @@ function sealOf(entry: auditRepository.StoredAuditEntry, keys: readonly string[]
 }
 
 const CHANGED = 'the entry was changed after it was written';
+
+/**
+ * What the log's page and CSV write for an entry's time that JavaScript cannot hold ('infinity', a
+ * year past 275760): only a change behind the app's back makes one, and the verification names it.
+ * Formatted, it threw "Invalid time value" and the page, its JSON and the CSV answered 500, so the
+ * log could not be read while it held such an entry.
+ */
+export const NOT_A_VALID_TIME = 'not a valid time';
+
+/** An entry's time as ISO 8601, or undefined when it is no valid time (NOT_A_VALID_TIME). */
+export function auditTimeIso(ts: Date): string | undefined {
+  return Number.isNaN(ts.getTime()) ? undefined : ts.toISOString();
+}
 
 /**
  * Walks the whole chain in id order and reports the first entry that does not fit. With keys,
@@ -279,10 +313,19 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
       const sealProblem = sealProblemOf(seal, entry.id, keys, unsealedUntil);
       if (entry.prevHash !== expectedPrev) {
         // An entry that still matches its own hash was not changed: what it was chained to is missing.
-        const reason =
-          sealProblem ??
-          describeMissingLink(entry.id, head?.id, await auditRepository.findEntryIdByHash(db, entry.prevHash));
-        return { isIntact: false, count, brokenAt: entry.id, reason };
+        if (sealProblem !== undefined) return { isIntact: false, count, brokenAt: entry.id, reason: sealProblem };
+        const followedId = await auditRepository.findEntryIdByHash(db, entry.prevHash);
+        const reason = describeMissingLink(entry.id, head?.id, followedId);
+        // The entry right before it matches its own hash, yet is not the one this entry followed:
+        // it was rewritten with its hash recomputed, so it is not intact either.
+        const replacedId = followedId === undefined && head?.id === entry.id - 1n ? head.id : undefined;
+        return {
+          isIntact: false,
+          count,
+          brokenAt: entry.id,
+          reason,
+          ...(replacedId === undefined ? {} : { replacedId }),
+        };
       }
       if (sealProblem !== undefined) return { isIntact: false, count, brokenAt: entry.id, reason: sealProblem };
       expectedPrev = entry.hash;
@@ -389,7 +432,7 @@ export const AUDIT_CSV_COLUMNS = [
 function auditCsvRecord(entry: auditRepository.StoredAuditEntry): string[] {
   return [
     String(entry.id),
-    entry.ts.toISOString(),
+    auditTimeIso(entry.ts) ?? NOT_A_VALID_TIME,
     escapeCsvText(entry.actor),
     escapeCsvFormula(entry.ip ?? ''),
     escapeCsvText(entry.userAgent ?? ''),
@@ -623,7 +666,7 @@ export interface AuditLogPage {
 function auditLogRow(entry: auditRepository.StoredAuditEntry, timeZone: string): AuditLogRow {
   return {
     ...entry,
-    when: formatLocalDateTime(entry.ts, timeZone),
+    when: auditTimeIso(entry.ts) === undefined ? NOT_A_VALID_TIME : formatLocalDateTime(entry.ts, timeZone),
     actorParts: splitAuditActor(entry.actor),
     detailsParts: splitAuditDetails(entry.details),
     // An IPv6 address, 39 characters on one line, left the details a third of the table.
