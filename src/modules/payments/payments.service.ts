@@ -189,6 +189,19 @@ function receivedOf(event: PaymentEvent): paymentsRepository.Received | null {
   return { amountMinor: event.amountMinor, currency: event.currency };
 }
 
+/** The ISO 4217 codes Intl knows, as CURRENCY is checked (config.schema.ts). */
+const KNOWN_CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
+
+/**
+ * What a success says was received, to record on its payment: only in a currency (docs/payments.md,
+ * Webhooks 3, "a code that is no currency is kept only in the reason"). Three letters no currency
+ * has ("XYZ") were recorded as money received, and a refund claimed in them then matched it.
+ */
+function receivedMoneyOf(event: PaymentEvent): paymentsRepository.Received | null {
+  const received = receivedOf(event);
+  return received !== null && KNOWN_CURRENCIES.has(received.currency) ? received : null;
+}
+
 /** Why a success's money is not the payment's, or undefined when it is. */
 function describeMismatch(event: PaymentEvent, payment: paymentsRepository.PaymentRow): string | undefined {
   if (event.amountMinor === payment.amountMinor && event.currency === payment.currency) return undefined;
@@ -667,7 +680,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     hasAmountMismatch: boolean,
   ) {
     await paymentsRepository.lockReceiptForPayments(tx, payment.receiptId);
-    const received = receivedOf(event);
+    const received = receivedMoneyOf(event);
     await paymentsRepository.holdForReview(
       tx,
       payment.id,
@@ -1662,7 +1675,13 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       await holdForReview(tx, payment, event, 'payment.review', reason, false);
       return { outcome: 'review', paymentId: payment.id };
     }
-    await paymentsRepository.markSucceeded(tx, payment.id, receivedOf(event), event.externalIntentId ?? null, paidAt);
+    await paymentsRepository.markSucceeded(
+      tx,
+      payment.id,
+      receivedMoneyOf(event),
+      event.externalIntentId ?? null,
+      paidAt,
+    );
     await appendAudit(
       tx,
       {

@@ -183,8 +183,14 @@ function readStripeEvent(rawBody: Buffer): Stripe.Event {
     requireObjectOf(body.type, object, 'checkout.session', 'a Checkout Session');
     if (isAmountTooLarge(object.amount_total))
       throw new WebhookBodyError(`body's Checkout Session amount_total ${AMOUNT_TOO_LARGE}`);
-    if (object.amount_total !== null && !Number.isSafeInteger(object.amount_total)) {
-      throw new WebhookBodyError(`body's Checkout Session amount_total must be a whole number of minor units or null`);
+    // Below 0 too, as every other amount of either provider: taken, it held the payment as "paid -0.05 THB".
+    if (
+      object.amount_total !== null &&
+      (!Number.isSafeInteger(object.amount_total) || (object.amount_total as number) < 0)
+    ) {
+      throw new WebhookBodyError(
+        `body's Checkout Session amount_total must be a whole number of minor units, 0 or more, or null`,
+      );
     }
     if (object.currency !== null && typeof object.currency !== 'string') {
       throw new WebhookBodyError(`body's Checkout Session currency must be a currency code or null`);
