@@ -17,5 +17,16 @@ export default defineConfig({
   // `migrate diff` connects through this adapter too (it reads nothing), so it
   // needs a reachable DATABASE_URL (docs/development.md); applying migrations
   // goes through src/cli/migrate.cli.ts, which requires the URL.
-  adapter: async () => new PrismaPg({ connectionString: process.env.DATABASE_URL }),
+  // Without it, it used to try the placeholder above and fail with "User was denied access on the
+  // database `(not available)`", naming neither the setting nor the fix.
+  adapter: async () => {
+    if (!connectionString) {
+      throw new Error(
+        'This prisma command needs DATABASE_URL: it connects to a PostgreSQL, even migrate diff comparing ' +
+          "two schema files (it reads nothing). Set it to one you can sign in to: the line npm start's banner prints " +
+          'for another shell, while the demo runs (docs/development.md, "Database and migrations").',
+      );
+    }
+    return new PrismaPg({ connectionString });
+  },
 });
