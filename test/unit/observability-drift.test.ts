@@ -508,6 +508,7 @@ describe('the alert rules and the code agree', () => {
         'SchemaAheadOfCode',
         'AppNotScraped',
         'AuditChainUnverified',
+        'SlurmrestdTokenExpiring',
       ]),
     );
   });
