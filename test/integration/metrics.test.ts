@@ -235,6 +235,52 @@ describe('GET /metrics', () => {
     expect(text).not.toMatch(/^slurm_ingest_file_modified_timestamp_seconds/m);
   });
 
+  it('exports whether the fallbacks the newest run did not need would work, as its notes say; no series where unchecked', async () => {
+    // While slurmrestd answered, an sacct fallback that would fail (an SACCT_PATH that cannot be run) showed
+    // only in the runs' notes, and was found in the outage it was there for.
+    await db.pool.query('TRUNCATE ingestion_runs RESTART IDENTITY');
+    const app = buildTestApp(db, { env: { INGEST_ENABLED: 'false' } });
+    const scrape = async () => (await request(app).get('/metrics').expect(200)).text;
+    expect(await scrape()).not.toMatch(/^slurm_ingest_fallback_setup_ok/m);
+    const run = (notes: Record<string, string>, finishedAt: string) =>
+      db.prisma.ingestionRun.create({
+        data: {
+          trigger: 'schedule',
+          outcome: 'success',
+          source: 'slurmrestd',
+          sourceNotes: { slurmrestd: 'answered', ...notes },
+          windowStart: new Date('2026-12-02T00:00:00Z'),
+          windowEnd: new Date(finishedAt),
+          startedAt: new Date(finishedAt),
+          finishedAt: new Date(finishedAt),
+        },
+      });
+    await run(
+      {
+        sacct: 'not tried (slurmrestd answered), but would fail: SACCT_PATH /usr/bin/sacctt cannot be run (ENOENT)',
+        file: 'not tried (slurmrestd answered), set-up checked: no problem found',
+      },
+      '2026-12-03T01:00:00Z',
+    );
+    const broken = await scrape();
+    expect(sampleOf(broken, 'slurm_ingest_fallback_setup_ok{source="sacct"}')).toBe(0);
+    expect(sampleOf(broken, 'slurm_ingest_fallback_setup_ok{source="file"}')).toBe(1);
+    // Fixed, and a file no longer configured: sacct 1, no file series.
+    await run(
+      {
+        sacct: 'not tried (slurmrestd answered), set-up checked: no problem found',
+        file: 'not configured (FALLBACK_CSV unset)',
+      },
+      '2026-12-03T01:15:00Z',
+    );
+    const fixed = await scrape();
+    expect(sampleOf(fixed, 'slurm_ingest_fallback_setup_ok{source="sacct"}')).toBe(1);
+    expect(fixed).not.toMatch(/^slurm_ingest_fallback_setup_ok\{source="file"\}/m);
+    // A check that could not be made says nothing either way.
+    await run({ sacct: 'not tried (slurmrestd answered), set-up not checked: EMFILE' }, '2026-12-03T01:30:00Z');
+    expect(await scrape()).not.toMatch(/^slurm_ingest_fallback_setup_ok/m);
+  });
+
   it("exports when slurmrestd's JWT expires, read from SLURMRESTD_TOKEN or the token file at start; no series for a token that is no JWT or has no exp", async () => {
     // Nothing warned before the token expired: ingestion then failed (error 1007) and IngestionStale paged.
     const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');

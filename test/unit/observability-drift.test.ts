@@ -509,6 +509,7 @@ describe('the alert rules and the code agree', () => {
         'AppNotScraped',
         'AuditChainUnverified',
         'SlurmrestdTokenExpiring',
+        'IngestionFallbackBroken',
       ]),
     );
   });

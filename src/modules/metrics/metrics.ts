@@ -284,6 +284,24 @@ export function createMetrics(options: MetricsOptions = {}) {
         if (last?.fileModifiedAt) this.set({ source: 'file' }, last.fileModifiedAt.getTime() / 1000);
       },
     }),
+    // From the same read as ingestLastSuccess at each scrape (the same row's notes). While slurmrestd answered,
+    // a fallback that would fail (an SACCT_PATH that cannot be run) showed only in the runs' notes, and was
+    // found in the outage it is there for (IngestionFallbackBroken).
+    ingestFallbackSetup: new Gauge({
+      name: 'slurm_ingest_fallback_setup_ok',
+      help: '1 when the newest successful (or partial) run reading up to now checked the set-up of a fallback it did not need (sacct, file) and found no problem, 0 when it found the fallback would fail; no series for a fallback it tried, did not check, or that is not configured.',
+      labelNames: ['source'] as const,
+      // Every process reads the same run; 0 from any is a fallback that would fail.
+      aggregator: 'min',
+      registers,
+      async collect() {
+        const last = await readIngestFreshness();
+        // The read failed: the last values stay, as slurm_ingest_last_success_timestamp_seconds's does.
+        if (last === undefined) return;
+        this.reset();
+        for (const { source, isOk } of last?.fallbackSetup ?? []) this.set({ source }, isOk ? 1 : 0);
+      },
+    }),
     // Set when the token is read (at start, and each time a run re-reads SLURMRESTD_TOKEN_FILE), never at a
     // scrape: nothing warned before slurmrestd's JWT expired, and then every run failed (SlurmrestdTokenExpiring).
     ingestTokenExpiry: new Gauge({
